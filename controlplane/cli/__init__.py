@@ -1,0 +1,1 @@
+"""``canaryctl`` / ``kubectl-canary``: one module per verb, thin; rendering separate."""

@@ -1,0 +1,102 @@
+"""The one exception tree of the product.
+
+Every error the product raises on purpose derives from :class:`ControlPlaneError`, so a shell
+(CLI, API, controller) can catch exactly one type and turn it into an exit code, a 4xx or a
+status condition — never a traceback::
+
+    ControlPlaneError
+    ├── SpecError                 a canary.yml is invalid; carries every Problem found
+    ├── ProfileError              the GPU / quantization catalogue is malformed or lacks an entry
+    ├── ProviderError             a metric source failed
+    │   ├── ProviderUnavailable   unreachable, timed out, 5xx: counts towards errorLimit
+    │   ├── ProviderQueryError    the source rejected the query (bad PromQL): a spec problem
+    │   └── NoData                the query ran but returned nothing usable (inconclusive)
+    ├── RouterError               a router cannot apply or verify the requested weights
+    ├── KubeError                 the Kubernetes adapter failed
+    │   ├── NotFound
+    │   └── Conflict              resourceVersion mismatch (409): re-read and retry
+    └── UsageError                bad command-line arguments (exit code 2)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ControlPlaneError(Exception):
+    """Base of every error the product raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One validation problem: where it is and what is wrong.
+
+    ``path`` is the dotted field path (``spec.steps[1].weight``); ``line`` is the 1-based YAML
+    line when known; ``file`` is the source file name when known.
+    """
+
+    path: str
+    message: str
+    line: int | None = None
+    file: str | None = None
+
+    def format(self) -> str:
+        """Render as ``FILE:LINE: path: message`` (parts that are unknown are left out)."""
+        where = ""
+        if self.file is not None:
+            where = f"{self.file}:{self.line}: " if self.line is not None else f"{self.file}: "
+        elif self.line is not None:
+            where = f"line {self.line}: "
+        path = f"{self.path}: " if self.path else ""
+        return f"{where}{path}{self.message}"
+
+    def to_json(self) -> dict[str, object]:
+        return {"file": self.file, "line": self.line, "path": self.path, "message": self.message}
+
+
+class SpecError(ControlPlaneError):
+    """A spec is invalid. ``problems`` lists every problem found, not only the first."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(p.format() for p in problems) or "invalid spec")
+
+
+class ProfileError(ControlPlaneError):
+    """The GPU or quantization catalogue is malformed, or an entry is missing."""
+
+
+class ProviderError(ControlPlaneError):
+    """A metric provider failed to produce a value."""
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider could not be reached or answered with a server error (transient)."""
+
+
+class ProviderQueryError(ProviderError):
+    """The provider rejected the query itself (e.g. PromQL parse error)."""
+
+
+class NoData(ProviderError):
+    """The query ran but returned no usable value (empty, NaN, +Inf)."""
+
+
+class RouterError(ControlPlaneError):
+    """A router could not apply, read back or verify traffic weights."""
+
+
+class KubeError(ControlPlaneError):
+    """The Kubernetes adapter failed."""
+
+
+class NotFound(KubeError):
+    """The object does not exist."""
+
+
+class Conflict(KubeError):
+    """The object changed since it was read (resourceVersion mismatch, HTTP 409)."""
+
+
+class UsageError(ControlPlaneError):
+    """Bad command-line arguments."""

@@ -1,0 +1,1 @@
+"""The rollout core: state, observations, actions and the pure state machine."""

@@ -1,0 +1,305 @@
+"""The ``ModelCanary`` resource as typed, immutable pydantic models.
+
+Owns the shape of a canary.yml (names, types, defaults) exactly as ``canary-spec.md`` states it.
+Every default lives here and nowhere else. Cross-field rules (weights increasing, metrics defined,
+router capabilities, GPU fit, ...) are not here: they live in :mod:`controlplane.spec.validate`,
+which returns every problem with its path. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+)
+from pydantic.alias_generators import to_camel
+
+from controlplane.spec.units import (
+    DURATION_PATTERN,
+    Duration,
+    Quantity,
+    parse_duration,
+    parse_quantity,
+)
+
+API_GROUP = "canary.controlplane.dev"
+API_VERSION = f"{API_GROUP}/v1alpha1"
+KIND = "ModelCanary"
+PLURAL = "modelcanaries"
+SHORT_NAME = "mcanary"
+LABEL_CANARY = f"{API_GROUP}/canary"
+LABEL_VARIANT = f"{API_GROUP}/variant"
+
+DurationField = Annotated[
+    Duration,
+    BeforeValidator(parse_duration),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": DURATION_PATTERN,
+            "description": "Duration like 30s, 5m, 4h, 7d or 1h30m",
+        }
+    ),
+]
+QuantityField = Annotated[
+    Quantity,
+    BeforeValidator(parse_quantity),
+    PlainSerializer(lambda q: q.text or q.value, return_type=Any),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "number"}, {"type": "string"}],
+            "description": "Threshold: 200ms / 1.5s (latency, seconds), 0.1% / 5% (fraction), "
+            "or a plain number",
+        }
+    ),
+]
+DNSLabel = Annotated[
+    str,
+    Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
+]
+DNSSubdomain = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+    ),
+]
+
+Quantization = Literal["none", "fp8", "awq", "gptq", "bitsandbytes-nf4", "bitsandbytes-int8"]
+RouterName = Literal["gateway-api", "istio", "kserve", "kserve-knative", "llmisvc"]
+Builtin = Literal[
+    "e2e-latency",
+    "ttft",
+    "inter-token-latency",
+    "error-rate",
+    "request-rate",
+    "tokens-per-second",
+    "kv-cache-usage",
+]
+MetricUnit = Literal["seconds", "ratio", "number"]
+Judge = Literal["threshold", "sequential"]
+AlertEvent = Literal["rollback", "promotion", "pause", "throttle", "step"]
+
+DEFAULT_INTERVAL = "1m"
+DEFAULT_WINDOW = "5m"
+DEFAULT_ERROR_LIMIT = 5
+DEFAULT_MIN_SAMPLES = 100
+DEFAULT_QUANTILE = 0.95
+DEFAULT_ALPHA = 0.01
+
+
+class _Model(BaseModel):
+    """Base: camelCase aliases, unknown fields rejected, no silent type coercion, immutable."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        strict=True,
+        frozen=True,
+        validate_default=False,
+    )
+
+
+class ObjectMeta(BaseModel):
+    """The Kubernetes metadata we read. Server-set fields (uid, resourceVersion...) are kept."""
+
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+    name: DNSSubdomain
+    namespace: DNSLabel = "default"
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class ModelArchitecture(_Model):
+    """Shape of the transformer, for the KV-cache part of the memory-fit check."""
+
+    layers: int = Field(gt=0, le=1000)
+    kv_heads: int = Field(gt=0, le=1024)
+    head_dim: int = Field(gt=0, le=4096)
+
+
+class ModelSpec(_Model):
+    """The served model: the name clients send, the runtime, and its size."""
+
+    name: DNSLabel
+    runtime: Literal["vllm"] = "vllm"
+    max_model_len: int = Field(default=4096, gt=0, le=10_000_000)
+    parameters: float | None = Field(default=None, gt=0, le=1e14)
+    architecture: ModelArchitecture | None = None
+    fit_concurrency: int = Field(
+        default=1,
+        ge=1,
+        le=100_000,
+        description="Full-length sequences whose KV cache must fit at once (memory-fit check)",
+    )
+
+
+class VariantSpec(_Model):
+    """One deployable variant of the model (the stable one or the candidate)."""
+
+    name: DNSLabel
+    storage_uri: str = Field(min_length=1, max_length=2048)
+    quantization: Quantization = "none"
+    gpu: str = Field(min_length=1, max_length=128)
+    gpu_count: int = Field(default=1, ge=1, le=64)
+    replicas: int = Field(default=1, ge=0, le=1000)
+    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
+    system_prompt: str | None = Field(default=None, max_length=100_000)
+    args: list[str] = Field(default_factory=list, max_length=200)
+
+
+class GatewayRef(_Model):
+    """A Gateway API parentRef (the Gateway the HTTPRoute attaches to)."""
+
+    name: DNSSubdomain
+    namespace: DNSLabel | None = None
+    section_name: str | None = None
+
+
+class CohortSpec(_Model):
+    """Only requests whose ``header`` has one of ``values`` may reach the candidate."""
+
+    header: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+    values: list[str] = Field(min_length=1, max_length=1000)
+
+
+class TrafficSpec(_Model):
+    """How user traffic reaches the variants."""
+
+    router: RouterName = "gateway-api"
+    cohort: CohortSpec | None = None
+    gateway: GatewayRef | None = None
+    hosts: list[str] = Field(default_factory=list, max_length=100)
+
+
+class MetricSpec(_Model):
+    """A named metric: a built-in of the preset, or a custom PromQL ``query``."""
+
+    name: DNSLabel
+    builtin: Builtin | None = None
+    quantile: float | None = Field(default=None, gt=0, lt=1)
+    query: str | None = Field(default=None, min_length=1, max_length=20_000)
+    unit: MetricUnit | None = None
+
+
+class AnalysisSpec(_Model):
+    """When and against what the checks are evaluated."""
+
+    interval: DurationField = Field(default_factory=lambda: parse_duration(DEFAULT_INTERVAL))
+    window: DurationField = Field(default_factory=lambda: parse_duration(DEFAULT_WINDOW))
+    prometheus: str | None = Field(default=None, max_length=2048, pattern=r"^https?://\S+$")
+    error_limit: int = Field(default=DEFAULT_ERROR_LIMIT, ge=1, le=1000)
+    preset: Literal["vllm"] = "vllm"
+    selector: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="Label matchers for one variant, with placeholders; default "
+        'namespace="{{namespace}}",canary="{{canary}}",variant="{{variant}}"',
+    )
+    metrics: list[MetricSpec] = Field(default_factory=list, max_length=200)
+
+
+class CheckSpec(_Model):
+    """A condition on a metric (``rollbackOn`` / ``promoteOn``)."""
+
+    metric: DNSLabel
+    above: QuantityField | None = None
+    below: QuantityField | None = None
+    window: DurationField | None = None
+    for_: DurationField = Field(default_factory=lambda: parse_duration("0"), alias="for")
+    compare: Literal["baseline"] | None = None
+    min_samples: int | None = Field(default=None, ge=0, le=10**12)
+    judge: Judge = "threshold"
+    alpha: float = Field(default=DEFAULT_ALPHA, gt=0, lt=0.5)
+
+
+class StepSpec(_Model):
+    """One traffic step: a weight held for a duration while its checks pass."""
+
+    weight: int = Field(ge=0, le=100)
+    duration: DurationField | None = None
+    rollback_on: list[CheckSpec] = Field(default_factory=list, max_length=100)
+
+
+class ShadowSpec(_Model):
+    """A mirrored-traffic phase before the steps, promoted on ``promoteOn``."""
+
+    duration: DurationField
+    promote_on: CheckSpec
+    rollback_on: list[CheckSpec] = Field(default_factory=list, max_length=100)
+
+
+class BudgetSpec(_Model):
+    """Daily spend limit on the candidate; over it the weight drops to ``throttleWeight``."""
+
+    daily_limit: float = Field(gt=0, le=1e9)
+    throttle_weight: int = Field(default=1, ge=0, le=100)
+    cost_query: str | None = Field(default=None, min_length=1, max_length=20_000)
+
+
+class SecretKeyRef(_Model):
+    """A key of a Kubernetes Secret in the canary's namespace."""
+
+    name: DNSSubdomain
+    key: str = Field(min_length=1, max_length=253)
+
+
+class SlackAlert(_Model):
+    webhook_secret_ref: SecretKeyRef
+    channel: str | None = None
+
+
+class WebhookAlert(_Model):
+    url: str = Field(max_length=2048, pattern=r"^https?://\S+$")
+    hmac_secret_ref: SecretKeyRef | None = None
+
+
+class AlertmanagerAlert(_Model):
+    url: str = Field(max_length=2048, pattern=r"^https?://\S+$")
+
+
+class AlertSpec(_Model):
+    """One alert channel (exactly one of slack/webhook/alertmanager) and what it is told."""
+
+    slack: SlackAlert | None = None
+    webhook: WebhookAlert | None = None
+    alertmanager: AlertmanagerAlert | None = None
+    on: list[AlertEvent] = Field(default_factory=lambda: ["rollback"], max_length=5)
+
+
+class ModelCanarySpec(_Model):
+    """``spec`` of a ModelCanary."""
+
+    model: ModelSpec
+    stable: VariantSpec
+    candidate: VariantSpec
+    traffic: TrafficSpec = Field(default_factory=TrafficSpec)
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
+    steps: list[StepSpec] = Field(min_length=1, max_length=100)
+    shadow: ShadowSpec | None = None
+    budget: BudgetSpec | None = None
+    alerts: list[AlertSpec] = Field(default_factory=list, max_length=20)
+
+
+class ModelCanary(_Model):
+    """The whole resource as users commit it. ``status`` is the controller's and is not validated."""
+
+    api_version: Literal["canary.controlplane.dev/v1alpha1"] = Field(alias="apiVersion")
+    kind: Literal["ModelCanary"]
+    metadata: ObjectMeta
+    spec: ModelCanarySpec
+    status: dict[str, Any] | None = None
+
+    def metric(self, name: str) -> MetricSpec | None:
+        """The metric called ``name``, or None."""
+        return next((m for m in self.spec.analysis.metrics if m.name == name), None)

@@ -1,0 +1,151 @@
+"""Units of the spec: durations and thresholds, parsed once into typed values.
+
+Owns the grammar of ``30s`` / ``1h30m`` / ``7d`` durations and of ``200ms`` / ``0.1%`` / ``1.5``
+thresholds (see the contract's *Units*). Pure; called by the spec models' validators.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+_DURATION_UNITS: dict[str, float] = {
+    "ms": 0.001,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+    "w": 7 * 86400.0,
+}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_DURATION_FULL = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w))+$")
+DURATION_PATTERN = r"^(0|(\d+(\.\d+)?(ms|s|m|h|d|w))+)$"
+
+
+@dataclass(frozen=True, order=True)
+class Duration:
+    """A span of time. ``seconds`` is what the core computes with; ``text`` is what the user wrote."""
+
+    seconds: float
+    text: str = ""
+
+    def __str__(self) -> str:
+        return self.text or format_duration(self.seconds)
+
+    @classmethod
+    def of(cls, seconds: float) -> Duration:
+        return cls(float(seconds), format_duration(seconds))
+
+
+def parse_duration(raw: object) -> Duration:
+    """Parse ``30s``, ``5m``, ``4h``, ``2d``, ``1h30m``, ``500ms`` or ``0``.
+
+    Raises ``ValueError`` with a readable message on anything else (numbers without a unit too:
+    ``5`` is ambiguous, so it is rejected — except ``0``).
+    """
+    if isinstance(raw, Duration):
+        return raw
+    if isinstance(raw, bool) or raw is None:
+        raise ValueError(f"expected a duration like 30s, 5m, 4h or 7d, got {raw!r}")
+    if isinstance(raw, int | float):
+        if raw == 0:
+            return Duration(0.0, "0")
+        raise ValueError(f"a duration needs a unit (ms, s, m, h, d, w): got {raw!r}, try '{raw}s'")
+    if not isinstance(raw, str):
+        raise ValueError(f"expected a duration like 30s, 5m, 4h or 7d, got {type(raw).__name__}")
+    text = raw.strip()
+    if text == "0":
+        return Duration(0.0, "0")
+    if len(text) > 64 or not _DURATION_FULL.match(text):
+        raise ValueError(f"invalid duration {raw!r}: expected e.g. 30s, 5m, 4h, 2d, 1h30m")
+    total = 0.0
+    for number, unit in _DURATION_PART.findall(text):
+        total += float(number) * _DURATION_UNITS[unit]
+    if not math.isfinite(total):
+        raise ValueError(f"invalid duration {raw!r}: too large")
+    return Duration(total, text)
+
+
+def format_duration(seconds: float) -> str:
+    """Shortest Go-style rendering of ``seconds`` (``90`` -> ``1m30s``, ``0.2`` -> ``200ms``)."""
+    if seconds == 0:
+        return "0"
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    out = []
+    rest = round(seconds, 3)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if rest >= size:
+            n = int(rest // size)
+            out.append(f"{n}{unit}")
+            rest -= n * size
+    if rest:
+        out.append(f"{rest:g}s")
+    return "".join(out)
+
+
+class Unit(StrEnum):
+    """What a threshold's number means."""
+
+    SECONDS = "seconds"  # written 200ms, 1.5s, 2m: compared in seconds
+    RATIO = "ratio"  # written 0.1%, 5%: stored as the fraction (5% -> 0.05)
+    NUMBER = "number"  # a plain number, compared as it is
+
+
+_THRESHOLD = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*(ms|s|m|h|%)?$")
+_TIME_FACTORS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A threshold: a number in base units plus the unit the user wrote it in."""
+
+    value: float
+    unit: Unit
+    text: str = ""
+
+    def __str__(self) -> str:
+        return self.text or f"{self.value:g}"
+
+    def display(self, value: float) -> str:
+        """Render another ``value`` in this quantity's unit (for messages)."""
+        return display_value(value, self.unit)
+
+
+def display_value(value: float, unit: Unit) -> str:
+    """Human rendering of ``value`` in ``unit``: ``0.2314`` seconds -> ``231.4ms``."""
+    if math.isnan(value):
+        return "NaN"
+    if unit is Unit.SECONDS:
+        return f"{value * 1000:.1f}ms" if abs(value) < 10 else f"{value:.2f}s"
+    if unit is Unit.RATIO:
+        return f"{value * 100:.3g}%"
+    return f"{value:.4g}"
+
+
+def parse_quantity(raw: object) -> Quantity:
+    """Parse a threshold: ``200ms``, ``1.5s``, ``0.1%``, ``-5%``, ``3``, ``0.25``."""
+    if isinstance(raw, Quantity):
+        return raw
+    if isinstance(raw, bool) or raw is None:
+        raise ValueError(f"expected a threshold like 200ms, 0.1% or 3, got {raw!r}")
+    if isinstance(raw, int | float):
+        if not math.isfinite(raw):
+            raise ValueError("a threshold must be a finite number")
+        return Quantity(float(raw), Unit.NUMBER, f"{raw}")
+    if not isinstance(raw, str):
+        raise ValueError(f"expected a threshold like 200ms, 0.1% or 3, got {type(raw).__name__}")
+    text = raw.strip()
+    match = _THRESHOLD.match(text) if len(text) <= 64 else None
+    if not match:
+        raise ValueError(f"invalid threshold {raw!r}: expected e.g. 200ms, 1.5s, 0.1%, 5% or 3")
+    number, suffix = float(match.group(1)), match.group(2)
+    if not math.isfinite(number):
+        raise ValueError(f"invalid threshold {raw!r}: not a finite number")
+    if suffix is None:
+        return Quantity(number, Unit.NUMBER, text)
+    if suffix == "%":
+        return Quantity(number / 100.0, Unit.RATIO, text)
+    return Quantity(number * _TIME_FACTORS[suffix], Unit.SECONDS, text)
