@@ -268,13 +268,17 @@ class AlertmanagerAlert(_Model):
     url: str = Field(max_length=2048, pattern=r"^https?://\S+$")
 
 
+def _default_alert_events() -> list[AlertEvent]:
+    return ["rollback"]
+
+
 class AlertSpec(_Model):
     """One alert channel (exactly one of slack/webhook/alertmanager) and what it is told."""
 
     slack: SlackAlert | None = None
     webhook: WebhookAlert | None = None
     alertmanager: AlertmanagerAlert | None = None
-    on: list[AlertEvent] = Field(default_factory=lambda: ["rollback"], max_length=5)
+    on: list[AlertEvent] = Field(default_factory=_default_alert_events, max_length=5)
 
 
 class ModelCanarySpec(_Model):
