@@ -1,0 +1,92 @@
+"""``canaryctl render FILE``: print every object the controller would apply at one point.
+
+Owns the verb's arguments and output only: loading and validating the spec, choosing the rollout
+point (``--step N``, ``--shadow``, ``--promoted``, ``--rolled-back``; by default the start, with
+the candidate deployed at weight 0) and printing the objects from
+:func:`controlplane.routing.objects.desired_objects` as a multi-document YAML stream (pipe it
+to ``kubectl apply -f -``) or, with ``-o json``, a ``v1`` ``List``. Nothing is applied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import yaml
+
+from controlplane.errors import UsageError
+from controlplane.kube.client import Obj
+from controlplane.profiles.catalog import load_catalog
+from controlplane.routing.base import Outcome
+from controlplane.routing.objects import desired_objects
+from controlplane.spec.models import ModelCanary
+from controlplane.spec.validate import validated_file
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "render",
+        help="print the objects the controller would apply",
+        description="Print every object the controller would apply for the canaries in FILE at "
+        "one point of the rollout (default: the start, candidate deployed at weight 0).",
+    )
+    p.add_argument("file", metavar="FILE", help="a canary.yml")
+    point = p.add_mutually_exclusive_group()
+    point.add_argument("--step", type=int, metavar="N", help="at step N (1-based) of spec.steps")
+    point.add_argument("--shadow", action="store_true", help="during the shadow phase")
+    point.add_argument("--promoted", action="store_true", help="after promotion")
+    point.add_argument("--rolled-back", action="store_true", help="after a rollback")
+    p.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+    p.add_argument("--catalog", metavar="PATH", help="GPU catalogue (gpus.yaml or its directory)")
+
+
+def point_of(canary: ModelCanary, args: argparse.Namespace) -> tuple[int, bool, Outcome | None]:
+    """(candidate weight, mirror, outcome) that the arguments name for ``canary``."""
+    if args.promoted:
+        return 0, False, "promoted"
+    if args.rolled_back:
+        return 0, False, "rolled_back"
+    if args.shadow:
+        if canary.spec.shadow is None:
+            raise UsageError(f"{canary.metadata.name}: --shadow, but the spec has no shadow phase")
+        return 0, True, None
+    if args.step is not None:
+        steps = canary.spec.steps
+        if not 1 <= args.step <= len(steps):
+            raise UsageError(
+                f"{canary.metadata.name}: --step must be within 1..{len(steps)}, got {args.step}"
+            )
+        return steps[args.step - 1].weight, False, None
+    return 0, False, None
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style (``|``) for multi-line strings, so chat templates stay readable."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value and not any(c in value for c in "\t\r") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def dump(objs: list[Obj], output: str) -> str:
+    """``objs`` as a YAML stream or a JSON ``v1`` ``List``."""
+    if output == "json":
+        listing: dict[str, Any] = {"apiVersion": "v1", "kind": "List", "items": objs}
+        return json.dumps(listing, indent=2) + "\n"
+    return yaml.dump_all(objs, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    catalog = load_catalog(args.catalog)
+    objs: list[Obj] = []
+    for canary in validated_file(args.file, catalog):
+        weight, mirror, outcome = point_of(canary, args)
+        objs += desired_objects(canary, catalog, weight, mirror, outcome)
+    sys.stdout.write(dump(objs, args.output))
+    return 0

@@ -1,0 +1,166 @@
+"""The one protocol every router implements, its value types and the capability table.
+
+Owns what "a router" means to the controller: ``set_weights`` / ``get_weights`` / ``verify`` /
+``finalize`` (Argo Rollouts' ``TrafficRoutingReconciler`` shape, with ``verify`` reading the
+applied weights back before the controller advances), and :data:`CAPABILITIES`, which says what
+each router can express. Spec validation consumes the table so that a spec asking for what its
+router cannot do (a cohort on ``kserve-knative``, a mirror on ``kserve``) is a validation error
+naming the router and the field (:func:`capability_problems`), never a surprise at rollout time.
+
+Each router module has a PURE ``build_*`` function (canary, weight, mirror, outcome -> objects)
+and a thin class applying it through :class:`controlplane.kube.client.KubeClient`. Called by the
+controller, ``canaryctl render`` and the local stack (:mod:`controlplane.routing.memory`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from controlplane.errors import Problem, RouterError
+from controlplane.spec.models import ModelCanary, RouterName
+
+Outcome = Literal["promoted", "rolled_back"]
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Where user traffic goes: ``candidate`` percent to the candidate, the rest to stable.
+
+    ``mirror`` is True while the candidate receives a mirrored copy of the traffic (shadow).
+    """
+
+    candidate: int
+    mirror: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.candidate <= 100:
+            raise RouterError(f"candidate weight must be within 0..100, got {self.candidate}")
+
+    @property
+    def stable(self) -> int:
+        return 100 - self.candidate
+
+    def __str__(self) -> str:
+        mirror = ", mirrored" if self.mirror else ""
+        return f"stable {self.stable}% / candidate {self.candidate}%{mirror}"
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a router can express.
+
+    ``cohort``: route only requests with a header value to the candidate. ``mirror``: copy
+    traffic to the candidate (shadow). ``mirror_percent``: mirror a fraction rather than all.
+    ``needs_gateway`` / ``needs_hosts``: ``spec.traffic.gateway`` / ``spec.traffic.hosts`` must be
+    set. ``single_service``: both variants live in one InferenceService (KServe's own canary).
+    """
+
+    cohort: bool
+    mirror: bool
+    mirror_percent: bool
+    needs_gateway: bool = False
+    needs_hosts: bool = False
+    single_service: bool = False
+    requires: str = ""
+
+
+CAPABILITIES: dict[RouterName, Capabilities] = {
+    "gateway-api": Capabilities(
+        cohort=True,
+        mirror=True,
+        mirror_percent=True,
+        needs_gateway=True,
+        requires="Gateway API CRDs (v1.2+ for mirror percent) and a Gateway implementation",
+    ),
+    "istio": Capabilities(
+        cohort=True,
+        mirror=True,
+        mirror_percent=True,
+        needs_hosts=True,
+        requires="Istio (networking.istio.io/v1 VirtualService)",
+    ),
+    "kserve": Capabilities(
+        cohort=False,
+        mirror=False,
+        mirror_percent=False,
+        single_service=True,
+        requires="KServe 0.20+ in Standard mode (spec.canary[].trafficPercent)",
+    ),
+    "kserve-knative": Capabilities(
+        cohort=False,
+        mirror=False,
+        mirror_percent=False,
+        single_service=True,
+        requires="KServe in Knative (Serverless) mode (canaryTrafficPercent)",
+    ),
+    "llmisvc": Capabilities(
+        cohort=False,
+        mirror=False,
+        mirror_percent=False,
+        requires="KServe LLMInferenceService (v1alpha2) with llm-d",
+    ),
+}
+
+
+def capability_problems(canary: ModelCanary) -> list[Problem]:
+    """Every feature the spec asks of its router that the router cannot provide."""
+    traffic = canary.spec.traffic
+    router = traffic.router
+    caps = CAPABILITIES[router]
+    problems = []
+    if traffic.cohort is not None and not caps.cohort:
+        problems.append(
+            Problem(
+                "spec.traffic.cohort",
+                f"router {router!r} cannot route by header (cohort); use gateway-api or istio",
+            )
+        )
+    if canary.spec.shadow is not None and not caps.mirror:
+        problems.append(
+            Problem(
+                "spec.shadow",
+                f"router {router!r} cannot mirror traffic (shadow); use gateway-api or istio",
+            )
+        )
+    if caps.needs_gateway and traffic.gateway is None:
+        problems.append(
+            Problem("spec.traffic.gateway", f"router {router!r} needs the Gateway to attach to")
+        )
+    if caps.needs_hosts and not traffic.hosts:
+        problems.append(Problem("spec.traffic.hosts", f"router {router!r} needs at least one host"))
+    return problems
+
+
+def check_request(canary: ModelCanary, weights: Weights) -> None:
+    """RouterError when ``weights`` asks the canary's router for what it cannot do."""
+    router = canary.spec.traffic.router
+    if weights.mirror and not CAPABILITIES[router].mirror:
+        raise RouterError(f"router {router!r} cannot mirror traffic (spec.shadow)")
+
+
+class Router(Protocol):
+    """Moves user traffic between a canary's stable and candidate variants."""
+
+    def set_weights(self, canary: ModelCanary, candidate_weight: int, mirror: bool) -> None:
+        """Send ``candidate_weight`` percent to the candidate (only the cohort, if one is set),
+        and mirror traffic to it when ``mirror``."""
+        ...
+
+    def get_weights(self, canary: ModelCanary) -> Weights:
+        """The weights currently applied, read back from the cluster."""
+        ...
+
+    def verify(self, canary: ModelCanary, expected: Weights) -> None:
+        """Raise RouterError unless the read-back weights are ``expected``."""
+        ...
+
+    def finalize(self, canary: ModelCanary, outcome: Outcome) -> None:
+        """Leave traffic in its final state: all on the candidate, or all on stable."""
+        ...
+
+
+def verify_weights(router_name: str, actual: Weights, expected: Weights) -> None:
+    """Shared ``verify``: RouterError naming both sides when they differ."""
+    if actual != expected:
+        raise RouterError(f"{router_name}: applied weights are {actual}, expected {expected}")

@@ -1,0 +1,145 @@
+"""The ``gateway-api`` router: one HTTPRoute splitting traffic between the predictor Services.
+
+Owns the HTTPRoute (``gateway.networking.k8s.io/v1``) of a canary. Without a cohort it has one
+rule: weighted ``backendRefs`` to ``<model>-<stable>-predictor`` and
+``<model>-<candidate>-predictor``. With a cohort, rule 1 matches the cohort header's values and
+splits by weight, and rule 2 (everything else) goes to stable only, so rule 1 is the ONLY way to
+the candidate. Shadow adds a ``RequestMirror`` filter with ``percent: 100`` (Gateway API v1.2+)
+to the rule(s) that may reach the candidate. :func:`build_httproute` is pure; the
+:class:`GatewayApiRouter` applies it and reads it back. Called by the controller and
+``canaryctl render``.
+"""
+
+from __future__ import annotations
+
+from controlplane.errors import RouterError
+from controlplane.kube.client import KubeClient, Obj, Ref
+from controlplane.routing._common import apply_all, dig, percent, read, target_weights
+from controlplane.routing.base import Outcome, Weights, check_request, verify_weights
+from controlplane.serving import names
+from controlplane.serving.render import canary_labels, isvc_name
+from controlplane.spec.models import ModelCanary
+
+API_VERSION = "gateway.networking.k8s.io/v1"
+KIND = "HTTPRoute"
+PORT = 80
+ROUTER = "gateway-api"
+
+
+def _backend(name: str, weight: int | None = None) -> Obj:
+    ref: Obj = {"group": "", "kind": "Service", "name": name, "port": PORT}
+    if weight is not None:
+        ref["weight"] = weight
+    return ref
+
+
+def _services(canary: ModelCanary) -> tuple[str, str]:
+    return (
+        names.predictor_service(isvc_name(canary, "stable")),
+        names.predictor_service(isvc_name(canary, "candidate")),
+    )
+
+
+def _parent_refs(canary: ModelCanary) -> list[Obj]:
+    gateway = canary.spec.traffic.gateway
+    if gateway is None:
+        raise RouterError(f"{ROUTER}: spec.traffic.gateway is required (the Gateway to attach to)")
+    ref: Obj = {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gateway.name}
+    if gateway.namespace is not None:
+        ref["namespace"] = gateway.namespace
+    if gateway.section_name is not None:
+        ref["sectionName"] = gateway.section_name
+    return [ref]
+
+
+def build_httproute(
+    canary: ModelCanary, weight: int, mirror: bool, outcome: Outcome | None = None
+) -> Obj:
+    """The whole HTTPRoute at a rollout point (pure)."""
+    target = target_weights(weight, mirror, outcome)
+    check_request(canary, target)
+    stable, candidate = _services(canary)
+    split = [_backend(stable, target.stable), _backend(candidate, target.candidate)]
+    filters: list[Obj] = []
+    if target.mirror:
+        filters.append(
+            {
+                "type": "RequestMirror",
+                "requestMirror": {"backendRef": _backend(candidate), "percent": 100},
+            }
+        )
+    cohort = canary.spec.traffic.cohort
+    rules: list[Obj]
+    if cohort is None or outcome is not None:
+        rule: Obj = {"backendRefs": split}
+        if filters:
+            rule["filters"] = filters
+        rules = [rule]
+    else:
+        matches = [
+            {"headers": [{"type": "Exact", "name": cohort.header, "value": value}]}
+            for value in cohort.values
+        ]
+        cohort_rule: Obj = {"matches": matches, "backendRefs": split}
+        if filters:
+            cohort_rule["filters"] = filters
+        rules = [cohort_rule, {"backendRefs": [_backend(stable, 100)]}]
+    spec: Obj = {"parentRefs": _parent_refs(canary)}
+    if canary.spec.traffic.hosts:
+        spec["hostnames"] = list(canary.spec.traffic.hosts)
+    spec["rules"] = rules
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {
+            "name": names.route_name(canary.metadata.name),
+            "namespace": canary.metadata.namespace,
+            "labels": canary_labels(canary),
+        },
+        "spec": spec,
+    }
+
+
+def weights_of(canary: ModelCanary, route: Obj) -> Weights:
+    """The weights an HTTPRoute expresses (pure): those of the rule that reaches the candidate."""
+    stable, candidate = _services(canary)
+    rules = dig(route, "spec", "rules") or []
+    for rule in rules:
+        refs = {ref.get("name"): ref.get("weight", 1) for ref in rule.get("backendRefs") or []}
+        mirror = any(
+            f.get("type") == "RequestMirror"
+            and dig(f, "requestMirror", "backendRef", "name") == candidate
+            for f in rule.get("filters") or []
+        )
+        if candidate in refs or mirror:
+            total = refs.get(stable, 0) + refs.get(candidate, 0)
+            return Weights(percent(refs.get(candidate, 0), total), mirror)
+    if any(stable in {r.get("name") for r in rule.get("backendRefs") or []} for rule in rules):
+        return Weights(0)
+    raise RouterError(f"{ROUTER}: HTTPRoute routes to neither {stable} nor {candidate}")
+
+
+class GatewayApiRouter:
+    """Applies :func:`build_httproute` through the Kubernetes adapter and reads it back."""
+
+    name = ROUTER
+
+    def __init__(self, kube: KubeClient) -> None:
+        self.kube = kube
+
+    def _ref(self, canary: ModelCanary) -> Ref:
+        return Ref(
+            API_VERSION, KIND, canary.metadata.namespace, names.route_name(canary.metadata.name)
+        )
+
+    def set_weights(self, canary: ModelCanary, candidate_weight: int, mirror: bool) -> None:
+        apply_all(self.kube, [build_httproute(canary, candidate_weight, mirror)])
+
+    def get_weights(self, canary: ModelCanary) -> Weights:
+        return weights_of(canary, read(self.kube, self._ref(canary), ROUTER))
+
+    def verify(self, canary: ModelCanary, expected: Weights) -> None:
+        verify_weights(ROUTER, self.get_weights(canary), expected)
+
+    def finalize(self, canary: ModelCanary, outcome: Outcome) -> None:
+        apply_all(self.kube, [build_httproute(canary, 0, False, outcome)])

@@ -1,0 +1,124 @@
+"""The ``istio`` router: one VirtualService splitting traffic between the predictor Services.
+
+Owns the VirtualService (``networking.istio.io/v1``) of a canary, for ``spec.traffic.hosts``
+(and ``spec.traffic.gateway`` as an Istio Gateway when given). Without a cohort one HTTP route
+carries weighted destinations; with a cohort the first route ``match``es the cohort header's
+values and splits by weight, and the second sends everything else to stable, so the first route
+is the only way to the candidate. Shadow sets ``mirror`` + ``mirrorPercentage: 100`` on the
+route(s) that may reach the candidate. :func:`build_virtualservice` is pure; the
+:class:`IstioRouter` applies it and reads it back. Called by the controller and ``canaryctl
+render``.
+"""
+
+from __future__ import annotations
+
+from controlplane.errors import RouterError
+from controlplane.kube.client import KubeClient, Obj, Ref
+from controlplane.routing._common import apply_all, dig, percent, read, target_weights
+from controlplane.routing.base import Outcome, Weights, check_request, verify_weights
+from controlplane.serving import names
+from controlplane.serving.render import Role, canary_labels, isvc_name
+from controlplane.spec.models import ModelCanary
+
+API_VERSION = "networking.istio.io/v1"
+KIND = "VirtualService"
+PORT = 80
+ROUTER = "istio"
+
+
+def _host(canary: ModelCanary, role: Role) -> str:
+    service = names.predictor_service(isvc_name(canary, role))
+    return f"{service}.{canary.metadata.namespace}.svc.cluster.local"
+
+
+def _hosts(canary: ModelCanary) -> tuple[str, str]:
+    return _host(canary, "stable"), _host(canary, "candidate")
+
+
+def _destination(host: str, weight: int) -> Obj:
+    return {"destination": {"host": host, "port": {"number": PORT}}, "weight": weight}
+
+
+def build_virtualservice(
+    canary: ModelCanary, weight: int, mirror: bool, outcome: Outcome | None = None
+) -> Obj:
+    """The whole VirtualService at a rollout point (pure)."""
+    target = target_weights(weight, mirror, outcome)
+    check_request(canary, target)
+    traffic = canary.spec.traffic
+    if not traffic.hosts:
+        raise RouterError(f"{ROUTER}: spec.traffic.hosts is required (the VirtualService hosts)")
+    stable, candidate = _hosts(canary)
+    split: Obj = {
+        "route": [_destination(stable, target.stable), _destination(candidate, target.candidate)]
+    }
+    if target.mirror:
+        split["mirror"] = {"host": candidate, "port": {"number": PORT}}
+        split["mirrorPercentage"] = {"value": 100.0}
+    http: list[Obj]
+    if traffic.cohort is None or outcome is not None:
+        http = [{"name": "split", **split}]
+    else:
+        match = [{"headers": {traffic.cohort.header: {"exact": v}}} for v in traffic.cohort.values]
+        http = [
+            {"name": "cohort", "match": match, **split},
+            {"name": "default", "route": [_destination(stable, 100)]},
+        ]
+    spec: Obj = {"hosts": list(traffic.hosts)}
+    if traffic.gateway is not None:
+        gw = traffic.gateway
+        spec["gateways"] = [f"{gw.namespace}/{gw.name}" if gw.namespace else gw.name]
+    spec["http"] = http
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {
+            "name": names.route_name(canary.metadata.name),
+            "namespace": canary.metadata.namespace,
+            "labels": canary_labels(canary),
+        },
+        "spec": spec,
+    }
+
+
+def weights_of(canary: ModelCanary, vs: Obj) -> Weights:
+    """The weights a VirtualService expresses (pure): those of the route reaching the candidate."""
+    stable, candidate = _hosts(canary)
+    routes = dig(vs, "spec", "http") or []
+    for route in routes:
+        dests = {
+            dig(d, "destination", "host"): d.get("weight", 100) for d in route.get("route") or []
+        }
+        mirror = dig(route, "mirror", "host") == candidate
+        if candidate in dests or mirror:
+            total = dests.get(stable, 0) + dests.get(candidate, 0)
+            return Weights(percent(dests.get(candidate, 0), total), mirror)
+    if any(stable in {dig(d, "destination", "host") for d in r.get("route") or []} for r in routes):
+        return Weights(0)
+    raise RouterError(f"{ROUTER}: VirtualService routes to neither {stable} nor {candidate}")
+
+
+class IstioRouter:
+    """Applies :func:`build_virtualservice` through the Kubernetes adapter and reads it back."""
+
+    name = ROUTER
+
+    def __init__(self, kube: KubeClient) -> None:
+        self.kube = kube
+
+    def _ref(self, canary: ModelCanary) -> Ref:
+        return Ref(
+            API_VERSION, KIND, canary.metadata.namespace, names.route_name(canary.metadata.name)
+        )
+
+    def set_weights(self, canary: ModelCanary, candidate_weight: int, mirror: bool) -> None:
+        apply_all(self.kube, [build_virtualservice(canary, candidate_weight, mirror)])
+
+    def get_weights(self, canary: ModelCanary) -> Weights:
+        return weights_of(canary, read(self.kube, self._ref(canary), ROUTER))
+
+    def verify(self, canary: ModelCanary, expected: Weights) -> None:
+        verify_weights(ROUTER, self.get_weights(canary), expected)
+
+    def finalize(self, canary: ModelCanary, outcome: Outcome) -> None:
+        apply_all(self.kube, [build_virtualservice(canary, 0, False, outcome)])

@@ -1,0 +1,82 @@
+"""The ``kserve-knative`` router: ``canaryTrafficPercent`` on one InferenceService (Knative mode).
+
+Owns the one InferenceService (named after ``spec.model.name``, deployment mode ``Serverless``).
+Knative splits between the previous rolled-out revision and the latest one, so during a rollout
+``spec.predictor`` is the candidate's and ``canaryTrafficPercent`` is the candidate's weight
+(the previous revision, stable, takes the rest). Promotion removes the field (the latest revision
+takes everything); rollback sets it to 0. Before a rollout the predictor is stable's
+(:func:`build_baseline`), which is what makes stable the previous revision. Only two revisions:
+no cohorts, no mirroring. :func:`build_inferenceservice` is pure; :class:`KnativeRouter` applies
+it and reads it back.
+"""
+
+from __future__ import annotations
+
+from controlplane.errors import RouterError
+from controlplane.kube.client import KubeClient, Obj
+from controlplane.profiles.catalog import Catalog
+from controlplane.routing._common import apply_all, dig, read, target_weights
+from controlplane.routing.base import Outcome, Weights, check_request, verify_weights
+from controlplane.routing.kserve import single_isvc, single_ref
+from controlplane.serving.render import predictor_spec
+from controlplane.spec.models import LABEL_VARIANT, ModelCanary
+
+ROUTER = "kserve-knative"
+MODE = "Serverless"
+
+
+def build_baseline(canary: ModelCanary, catalog: Catalog) -> Obj:
+    """The InferenceService before a rollout: stable only (pure)."""
+    return single_isvc(canary, predictor_spec(canary, "stable", catalog), MODE)
+
+
+def build_inferenceservice(
+    canary: ModelCanary,
+    catalog: Catalog,
+    weight: int,
+    mirror: bool,
+    outcome: Outcome | None = None,
+) -> Obj:
+    """The whole InferenceService at a rollout point (pure)."""
+    target = target_weights(weight, mirror, outcome)
+    check_request(canary, target)
+    predictor = predictor_spec(canary, "candidate", catalog)
+    if outcome != "promoted":
+        predictor["canaryTrafficPercent"] = target.candidate
+    return single_isvc(canary, predictor, MODE)
+
+
+def weights_of(canary: ModelCanary, isvc: Obj) -> Weights:
+    """The weights an InferenceService expresses (pure)."""
+    predictor = dig(isvc, "spec", "predictor") or {}
+    serving = dig(predictor, "labels", LABEL_VARIANT)
+    if serving == canary.spec.candidate.name:
+        percent = predictor.get("canaryTrafficPercent")
+        return Weights(100 if percent is None else int(percent))
+    if serving == canary.spec.stable.name:
+        return Weights(0)
+    raise RouterError(f"{ROUTER}: the InferenceService serves neither variant (found {serving!r})")
+
+
+class KnativeRouter:
+    """Applies :func:`build_inferenceservice` through the Kubernetes adapter and reads it back."""
+
+    name = ROUTER
+
+    def __init__(self, kube: KubeClient, catalog: Catalog) -> None:
+        self.kube = kube
+        self.catalog = catalog
+
+    def set_weights(self, canary: ModelCanary, candidate_weight: int, mirror: bool) -> None:
+        apply_all(
+            self.kube, [build_inferenceservice(canary, self.catalog, candidate_weight, mirror)]
+        )
+
+    def get_weights(self, canary: ModelCanary) -> Weights:
+        return weights_of(canary, read(self.kube, single_ref(canary), ROUTER))
+
+    def verify(self, canary: ModelCanary, expected: Weights) -> None:
+        verify_weights(ROUTER, self.get_weights(canary), expected)
+
+    def finalize(self, canary: ModelCanary, outcome: Outcome) -> None:
+        apply_all(self.kube, [build_inferenceservice(canary, self.catalog, 0, False, outcome)])

@@ -1,0 +1,111 @@
+"""System-prompt variants: a vLLM chat template that injects a default system message (pure).
+
+vLLM has no server-side "system prompt" flag. What it has is ``--chat-template``, which replaces
+the model's own template. So a variant with ``systemPrompt`` gets a template made of
+
+1. a prefix that, when the request carries no system message, prepends
+   ``{"role": "system", "content": <systemPrompt>}`` to ``messages`` (a request that brings its
+   own system message keeps it: the variant's prompt is a default, not an override), then
+2. the model family's chat template, which formats ``messages`` as the model was trained to see.
+
+A template replaces the model's own one, so the family must be known: it is taken from the
+``storageUri`` (see :data:`FAMILIES`). An unknown family is a SpecError at ``systemPrompt``
+rather than a guess, because a wrong template silently ruins answer quality, which is exactly
+what the canary measures. Called by :mod:`controlplane.serving.render`, which puts the template
+in a ConfigMap and mounts it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from controlplane.errors import Problem, SpecError
+
+LLAMA3 = (
+    "{{- bos_token }}\n"
+    "{%- for message in messages %}\n"
+    "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'"
+    " + message['content'] | trim + '<|eot_id|>' }}\n"
+    "{%- endfor %}\n"
+    "{%- if add_generation_prompt %}\n"
+    "{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}\n"
+    "{%- endif %}\n"
+)
+
+CHATML = (
+    "{%- for message in messages %}\n"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}\n"
+    "{%- endfor %}\n"
+    "{%- if add_generation_prompt %}\n"
+    "{{- '<|im_start|>assistant\\n' }}\n"
+    "{%- endif %}\n"
+)
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    markers: tuple[str, ...]
+    template: str
+
+
+# Matched in order against the lower-cased storageUri.
+FAMILIES: tuple[Family, ...] = (
+    Family("llama3", ("llama-3", "llama3", "meta-llama-3"), LLAMA3),
+    Family("chatml", ("qwen", "chatml", "yi-", "hermes"), CHATML),
+)
+
+
+def family_of(storage_uri: str) -> Family | None:
+    """The chat-template family of the checkpoint at ``storage_uri``, or None if unknown."""
+    uri = storage_uri.lower()
+    return next((f for f in FAMILIES if any(m in uri for m in f.markers)), None)
+
+
+_PLAIN = frozenset(" .,;:!?-_()/@+=*'")
+
+
+def jinja_string(text: str) -> str:
+    """``text`` as a double-quoted Jinja string literal.
+
+    Jinja decodes string literals with Python's ``unicode-escape``; everything but ASCII letters,
+    digits, spaces and harmless punctuation is written as ``\\uXXXX`` / ``\\UXXXXXXXX``, so
+    quotes, backslashes, braces, ``{%``, newlines and characters outside the BMP all survive.
+    """
+    out = []
+    for ch in text:
+        if ch.isascii() and (ch.isalnum() or ch in _PLAIN):
+            out.append(ch)
+        elif ord(ch) <= 0xFFFF:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return '"' + "".join(out) + '"'
+
+
+def system_prompt_prefix(system_prompt: str) -> str:
+    """Jinja that prepends the system message when the conversation has none."""
+    literal = jinja_string(system_prompt)
+    return (
+        "{%- if messages | length == 0 or messages[0]['role'] != 'system' %}\n"
+        f"{{%- set messages = [{{'role': 'system', 'content': {literal}}}] + messages %}}\n"
+        "{%- endif %}\n"
+    )
+
+
+def chat_template(system_prompt: str, storage_uri: str, *, path: str) -> str:
+    """The whole template for a variant; SpecError at ``path`` if the family is unknown."""
+    family = family_of(storage_uri)
+    if family is None:
+        known = ", ".join(f"{f.name} ({'/'.join(f.markers)})" for f in FAMILIES)
+        raise SpecError(
+            [
+                Problem(
+                    path,
+                    f"cannot tell the chat template family of {storage_uri!r}, which a "
+                    f"systemPrompt needs (vLLM has no system-prompt flag; the controller "
+                    f"injects it through --chat-template); known families: {known}",
+                )
+            ]
+        )
+    return system_prompt_prefix(system_prompt) + family.template

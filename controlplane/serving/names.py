@@ -1,0 +1,75 @@
+"""Names of the objects the controller deploys, derived from the spec (pure).
+
+Owns how a variant's InferenceService, its predictor Service, its chat-template ConfigMap and the
+router objects are named, so that the renderer, every router and ``canaryctl render`` agree.
+Kubernetes object names used as Service names must be DNS-1035 labels: at most 63 characters of
+``[a-z0-9-]``, starting with a letter and ending alphanumeric. A name that would be longer is cut
+and given a stable 8-hex-digit hash of the full name, so two long names never collide silently.
+Called by :mod:`controlplane.serving.render` and :mod:`controlplane.routing`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+MAX_NAME = 63
+_HASH_LEN = 8
+_INVALID = re.compile(r"[^a-z0-9-]+")
+_DASHES = re.compile(r"-{2,}")
+
+# KServe names the predictor's Service ``<isvc>-predictor``; reserve room for the suffix so the
+# Service name itself stays a valid label.
+PREDICTOR_SUFFIX = "-predictor"
+CHAT_TEMPLATE_SUFFIX = "-chat-template"
+
+
+def dns_name(*parts: str, max_len: int = MAX_NAME) -> str:
+    """Join ``parts`` with ``-`` into a DNS-1035 label of at most ``max_len`` characters.
+
+    Characters outside ``[a-z0-9-]`` become ``-`` (upper case is lowered); a name that does not
+    start with a letter gets an ``x`` prefix. If the result is too long it is cut and suffixed with
+    ``-`` and a hash of the untruncated name, so the output is stable and unique per input.
+    """
+    if max_len < _HASH_LEN + 2:
+        raise ValueError(f"max_len must be at least {_HASH_LEN + 2}")
+    raw = "-".join(p for p in parts if p)
+    name = _DASHES.sub("-", _INVALID.sub("-", raw.lower())).strip("-")
+    if not name:
+        name = "x"
+    if not name[0].isalpha():
+        name = f"x{name}"
+    if len(name) <= max_len:
+        return name
+    digest = hashlib.sha256(raw.encode()).hexdigest()[:_HASH_LEN]
+    head = name[: max_len - _HASH_LEN - 1].rstrip("-")
+    return f"{head}-{digest}"
+
+
+def variant_service_name(model_name: str, variant_name: str) -> str:
+    """The InferenceService (or LLMInferenceService) of one variant: ``<model>-<variant>``.
+
+    Short enough that ``<name>-predictor`` (the Service KServe creates) is a valid label too.
+    """
+    return dns_name(model_name, variant_name, max_len=MAX_NAME - len(PREDICTOR_SUFFIX))
+
+
+def single_service_name(model_name: str) -> str:
+    """The one InferenceService holding both variants (the ``kserve`` and ``kserve-knative``
+    routers): the model's name, so clients address it as before."""
+    return dns_name(model_name, max_len=MAX_NAME - len(PREDICTOR_SUFFIX))
+
+
+def predictor_service(isvc_name: str) -> str:
+    """The Kubernetes Service KServe creates for an InferenceService's predictor."""
+    return f"{isvc_name}{PREDICTOR_SUFFIX}"
+
+
+def chat_template_configmap(isvc_name: str) -> str:
+    """The ConfigMap that carries a variant's chat template (system-prompt variants)."""
+    return dns_name(isvc_name, "chat-template")
+
+
+def route_name(canary_name: str) -> str:
+    """The HTTPRoute / VirtualService a router owns for one canary."""
+    return dns_name(canary_name)

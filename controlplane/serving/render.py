@@ -1,0 +1,251 @@
+"""Render a variant of a ModelCanary as KServe objects (pure).
+
+Owns the shape of what serves one variant: a ``serving.kserve.io/v1beta1`` InferenceService on the
+Hugging Face runtime with the vLLM backend (``modelFormat: huggingface``, runtime
+``kserve-huggingfaceserver``), or a ``serving.kserve.io/v1alpha2`` LLMInferenceService for the
+``llmisvc`` router, plus the ConfigMap holding the chat template of a system-prompt variant.
+Objects are plain camelCase dicts, as the Kubernetes adapter applies them (the KServe SDK's own
+create/patch are broken with kubernetes 37; tests check every InferenceService deserializes into
+the SDK models). Routers (:mod:`controlplane.routing`) add the traffic fields; the controller and
+``canaryctl render`` call this. No I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from controlplane.profiles.catalog import Catalog, GpuProfile
+from controlplane.serving import names
+from controlplane.serving.chat_template import chat_template
+from controlplane.serving.vllm_args import kserve_args, resolve_gpu, vllm_flags
+from controlplane.spec.models import (
+    API_GROUP,
+    LABEL_CANARY,
+    LABEL_VARIANT,
+    ModelCanary,
+    VariantSpec,
+)
+
+Obj = dict[str, Any]
+Role = Literal["stable", "candidate"]
+ROLES: tuple[Role, Role] = ("stable", "candidate")
+DeploymentMode = Literal["Standard", "Serverless"]
+
+ISVC_API_VERSION = "serving.kserve.io/v1beta1"
+LLMISVC_API_VERSION = "serving.kserve.io/v1alpha2"
+RUNTIME = "kserve-huggingfaceserver"
+MODEL_FORMAT = "huggingface"
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+METRICS_PORT = 8080
+MANAGED_BY = {"app.kubernetes.io/managed-by": "controlplane"}
+LABEL_ROLE = f"{API_GROUP}/role"
+CHAT_TEMPLATE_DIR = "/etc/controlplane/chat-template"
+CHAT_TEMPLATE_FILE = "chat-template.jinja"
+CHAT_TEMPLATE_VOLUME = "chat-template"
+DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
+
+
+def variant_of(canary: ModelCanary, role: Role) -> VariantSpec:
+    return canary.spec.stable if role == "stable" else canary.spec.candidate
+
+
+def isvc_name(canary: ModelCanary, role: Role) -> str:
+    """Name of the InferenceService / LLMInferenceService serving ``role`` alone."""
+    return names.variant_service_name(canary.spec.model.name, variant_of(canary, role).name)
+
+
+def canary_labels(canary: ModelCanary) -> dict[str, str]:
+    """Labels on objects that belong to the canary as a whole (routes)."""
+    return {LABEL_CANARY: canary.metadata.name, **MANAGED_BY}
+
+
+def object_labels(canary: ModelCanary, role: Role) -> dict[str, str]:
+    """Labels on the objects (and pods) of a variant: the contract's two, plus role and owner."""
+    return {
+        LABEL_CANARY: canary.metadata.name,
+        LABEL_VARIANT: variant_of(canary, role).name,
+        LABEL_ROLE: role,
+        **MANAGED_BY,
+    }
+
+
+def scrape_annotations() -> dict[str, str]:
+    """Prometheus scrape annotations: vLLM metrics are served by the runtime on its HTTP port."""
+    return {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(METRICS_PORT),
+        "prometheus.io/path": "/metrics",
+    }
+
+
+def _meta(canary: ModelCanary, name: str, labels: dict[str, str]) -> Obj:
+    return {"name": name, "namespace": canary.metadata.namespace, "labels": labels}
+
+
+def _gpu_resources(variant: VariantSpec) -> Obj:
+    count = str(variant.gpu_count)
+    return {"requests": {GPU_RESOURCE: count}, "limits": {GPU_RESOURCE: count}}
+
+
+def _scheduling(variant: VariantSpec, profile: GpuProfile) -> Obj:
+    return {
+        "nodeSelector": {GPU_PRODUCT_LABEL: profile.product_label},
+        "tolerations": [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}],
+    }
+
+
+def chat_template_configmap(canary: ModelCanary, role: Role) -> Obj | None:
+    """The ConfigMap with the variant's chat template, or None without a ``systemPrompt``.
+
+    Named after the variant (``<model>-<variant>-chat-template``) whichever object mounts it, so
+    both variants of one InferenceService (the ``kserve`` routers) keep their own template.
+    """
+    variant = variant_of(canary, role)
+    if variant.system_prompt is None:
+        return None
+    template = chat_template(
+        variant.system_prompt, variant.storage_uri, path=f"spec.{role}.systemPrompt"
+    )
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(
+            canary,
+            names.chat_template_configmap(isvc_name(canary, role)),
+            object_labels(canary, role),
+        ),
+        "data": {CHAT_TEMPLATE_FILE: template},
+    }
+
+
+def _template_path(variant: VariantSpec) -> str | None:
+    if variant.system_prompt is None:
+        return None
+    return f"{CHAT_TEMPLATE_DIR}/{CHAT_TEMPLATE_FILE}"
+
+
+def _template_volume(canary: ModelCanary, role: Role) -> Obj:
+    return {
+        "name": CHAT_TEMPLATE_VOLUME,
+        "configMap": {"name": names.chat_template_configmap(isvc_name(canary, role))},
+    }
+
+
+def _template_mount() -> Obj:
+    return {"name": CHAT_TEMPLATE_VOLUME, "mountPath": CHAT_TEMPLATE_DIR, "readOnly": True}
+
+
+def predictor_spec(
+    canary: ModelCanary,
+    role: Role,
+    catalog: Catalog,
+    *,
+    autoscaling: bool = True,
+) -> Obj:
+    """``spec.predictor`` serving ``role``.
+
+    ``autoscaling=False`` leaves out min/maxReplicas, which KServe forbids on ``spec.canary[]``
+    entries.
+    """
+    variant = variant_of(canary, role)
+    profile = resolve_gpu(variant, catalog, f"spec.{role}")
+    template = _template_path(variant)
+    model: Obj = {
+        "modelFormat": {"name": MODEL_FORMAT},
+        "runtime": RUNTIME,
+        "storageUri": variant.storage_uri,
+        "args": kserve_args(
+            canary.spec.model, variant, catalog, chat_template=template, path=f"spec.{role}"
+        ),
+        "resources": _gpu_resources(variant),
+    }
+    predictor: Obj = {}
+    if autoscaling:
+        predictor["minReplicas"] = variant.replicas
+        predictor["maxReplicas"] = max(variant.replicas, 1)
+    predictor["labels"] = object_labels(canary, role)
+    predictor["annotations"] = scrape_annotations()
+    predictor.update(_scheduling(variant, profile))
+    if template is not None:
+        model["volumeMounts"] = [_template_mount()]
+        predictor["volumes"] = [_template_volume(canary, role)]
+    predictor["model"] = model
+    return predictor
+
+
+def inference_service(
+    canary: ModelCanary,
+    role: Role,
+    catalog: Catalog,
+    *,
+    mode: DeploymentMode = "Standard",
+) -> Obj:
+    """The InferenceService serving ``role`` alone, named ``<model.name>-<variant.name>``."""
+    name = isvc_name(canary, role)
+    return {
+        "apiVersion": ISVC_API_VERSION,
+        "kind": "InferenceService",
+        "metadata": {
+            **_meta(canary, name, object_labels(canary, role)),
+            "annotations": {DEPLOYMENT_MODE_ANNOTATION: mode, **scrape_annotations()},
+        },
+        "spec": {"predictor": predictor_spec(canary, role, catalog)},
+    }
+
+
+def llm_inference_service(canary: ModelCanary, role: Role, catalog: Catalog) -> Obj:
+    """The LLMInferenceService serving ``role`` (the ``llmisvc`` router adds ``spec.router``).
+
+    vLLM flags go in the ``main`` container's args; the model name clients send is
+    ``spec.model.name``; tensor parallelism is ``spec.parallelism.tensor``.
+    """
+    variant = variant_of(canary, role)
+    profile = resolve_gpu(variant, catalog, f"spec.{role}")
+    name = isvc_name(canary, role)
+    template = _template_path(variant)
+    main: Obj = {
+        "name": "main",
+        "args": vllm_flags(
+            canary.spec.model, variant, catalog, chat_template=template, path=f"spec.{role}"
+        ),
+        "resources": _gpu_resources(variant),
+    }
+    pod: Obj = {**_scheduling(variant, profile), "containers": [main]}
+    if template is not None:
+        main["volumeMounts"] = [_template_mount()]
+        pod["volumes"] = [_template_volume(canary, role)]
+    spec: Obj = {
+        "model": {"uri": variant.storage_uri, "name": canary.spec.model.name},
+        "replicas": variant.replicas,
+    }
+    if variant.gpu_count > 1:
+        spec["parallelism"] = {"tensor": variant.gpu_count}
+    spec["labels"] = object_labels(canary, role)
+    spec["annotations"] = scrape_annotations()
+    spec["template"] = pod
+    return {
+        "apiVersion": LLMISVC_API_VERSION,
+        "kind": "LLMInferenceService",
+        "metadata": {**_meta(canary, name, object_labels(canary, role))},
+        "spec": spec,
+    }
+
+
+def variant_objects(
+    canary: ModelCanary,
+    role: Role,
+    catalog: Catalog,
+    *,
+    kind: Literal["InferenceService", "LLMInferenceService"] = "InferenceService",
+) -> list[Obj]:
+    """Everything that serves ``role`` on its own: its ConfigMap (if any), then the service."""
+    objs: list[Obj] = []
+    configmap = chat_template_configmap(canary, role)
+    if configmap is not None:
+        objs.append(configmap)
+    if kind == "InferenceService":
+        objs.append(inference_service(canary, role, catalog))
+    else:
+        objs.append(llm_inference_service(canary, role, catalog))
+    return objs

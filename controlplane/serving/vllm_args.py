@@ -1,0 +1,126 @@
+"""The vLLM command-line flags of one variant (pure).
+
+Owns the translation of a variant's quantization, memory and parallelism settings into
+``vllm serve`` flags, which the KServe Hugging Face runtime (``kserve-huggingfaceserver``, vLLM
+backend) accepts verbatim in ``args`` (it builds its parser with vLLM's own ``make_arg_parser``),
+and which the ``main`` container of an LLMInferenceService runs. Called by
+:mod:`controlplane.serving.render`; spec validation may call :func:`variant_problems` so that
+``canaryctl validate`` reports the same errors.
+
+The quantization flags themselves are data, in ``profiles/quantization.yaml`` (``vllmArgs``), read
+through :mod:`controlplane.profiles.catalog`, which also says where a method cannot run
+(``bitsandbytes-int8``: vLLM quantizes in flight to 4-bit only). See ``docs/serving.md``.
+"""
+
+from __future__ import annotations
+
+from controlplane.errors import Problem, ProfileError, SpecError
+from controlplane.profiles.catalog import Catalog, GpuProfile
+from controlplane.spec.models import ModelSpec, VariantSpec
+
+# Flags the renderer owns: a user arg repeating one of them would silently fight the rendering.
+OWNED_FLAGS = (
+    "--model_name",
+    "--model-name",
+    "--served-model-name",
+    "--max-model-len",
+    "--max_model_len",
+    "--gpu-memory-utilization",
+    "--tensor-parallel-size",
+    "--quantization",
+    "--chat-template",
+)
+
+
+def _flag_name(arg: str) -> str:
+    return arg.split("=", 1)[0]
+
+
+def variant_problems(variant: VariantSpec, catalog: Catalog, path: str) -> list[Problem]:
+    """Every serving problem of one variant (``path`` is e.g. ``spec.candidate``).
+
+    An unknown GPU, a quantization the GPU (or vLLM) cannot run, and user ``args`` that repeat a
+    flag the controller sets from the spec.
+    """
+    problems = []
+    gpu = catalog.gpu(variant.gpu)
+    if gpu is None:
+        problems.append(
+            Problem(
+                f"{path}.gpu",
+                f"unknown GPU {variant.gpu!r}; known: {', '.join(catalog.gpu_names())}",
+            )
+        )
+    else:
+        try:
+            catalog.support(variant.quantization, variant.gpu)
+        except ProfileError as exc:
+            problems.append(Problem(f"{path}.quantization", str(exc)))
+    for i, arg in enumerate(variant.args):
+        name = _flag_name(arg)
+        if name in OWNED_FLAGS:
+            problems.append(
+                Problem(
+                    f"{path}.args[{i}]",
+                    f"{name} is set by the controller from the spec; remove it from args",
+                )
+            )
+    return problems
+
+
+def resolve_gpu(variant: VariantSpec, catalog: Catalog, path: str) -> GpuProfile:
+    """The variant's GPU profile after checking the variant; SpecError with every problem."""
+    problems = variant_problems(variant, catalog, path)
+    if problems:
+        raise SpecError(problems)
+    return catalog.require_gpu(variant.gpu)
+
+
+def vllm_flags(
+    model: ModelSpec,
+    variant: VariantSpec,
+    catalog: Catalog,
+    *,
+    chat_template: str | None = None,
+    path: str = "spec.variant",
+) -> list[str]:
+    """The vLLM flags of ``variant``, user ``args`` last (without the model location/name).
+
+    ``chat_template`` is the in-pod path of a chat template file (system-prompt variants).
+    Raises SpecError (paths under ``path``) when the variant cannot be served.
+    """
+    resolve_gpu(variant, catalog, path)
+    flags = [
+        f"--max-model-len={model.max_model_len}",
+        f"--gpu-memory-utilization={variant.gpu_memory_utilization:g}",
+    ]
+    if variant.gpu_count > 1:
+        flags.append(f"--tensor-parallel-size={variant.gpu_count}")
+    flags += catalog.quant(variant.quantization).vllm_args
+    if chat_template is not None:
+        flags.append(f"--chat-template={chat_template}")
+    flags += variant.args
+    return flags
+
+
+def kserve_args(
+    model: ModelSpec,
+    variant: VariantSpec,
+    catalog: Catalog,
+    *,
+    chat_template: str | None = None,
+    path: str = "spec.variant",
+) -> list[str]:
+    """``args`` of the KServe Hugging Face runtime: the model name clients send, then vLLM flags.
+
+    ``--model_name`` is the runtime's own flag (the name KServe registers and routes on; the
+    runtime's default is the InferenceService name, which differs per variant, and a later flag
+    wins); ``--served-model-name`` is vLLM's (the ``model`` of OpenAI responses and the
+    ``model_name`` label of vLLM's metrics). Both are ``spec.model.name``, so clients and
+    dashboards see one model whichever variant answers.
+    """
+    return [
+        f"--model_name={model.name}",
+        f"--served-model-name={model.name}",
+        *vllm_flags(model, variant, catalog, chat_template=chat_template, path=path),
+    ]

@@ -1,0 +1,358 @@
+"""Routers: golden files of every router x rollout point, read-back and verify through the fake
+API server, capabilities, the in-memory router and ``canaryctl render``.
+
+Golden files live in ``tests/golden/<router>/<case>.yaml``; after an intended change regenerate
+them with ``UPDATE_GOLDEN=1 pytest tests/unit/test_routing.py`` and review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from support.canaries import example_dict
+
+from controlplane.cli.main import main
+from controlplane.errors import Problem, RouterError
+from controlplane.kube.client import Ref
+from controlplane.kube.fake import FakeKube
+from controlplane.profiles.catalog import load_catalog
+from controlplane.routing import gateway_api, istio, kserve, kserve_knative, llmisvc
+from controlplane.routing.base import CAPABILITIES, Weights, capability_problems
+from controlplane.routing.memory import MemoryRouter
+from controlplane.routing.objects import desired_objects, make_router
+from controlplane.serving.render import ROLES, llm_inference_service
+from controlplane.spec.models import ModelCanary
+
+CATALOG = load_catalog()
+GOLDEN = Path(__file__).resolve().parent.parent / "golden"
+LLAMA = "hf://meta-llama/Llama-3.1-8B-Instruct"
+
+
+def canary(
+    router: str, *, cohort: bool = False, shadow: bool = True, **candidate: Any
+) -> ModelCanary:
+    data = example_dict()
+    traffic: dict[str, Any] = {"router": router}
+    if router == "gateway-api":
+        traffic["gateway"] = {"name": "inference-gateway", "namespace": "gateways"}
+        traffic["hosts"] = ["llm.example.com"]
+    if router == "istio":
+        traffic["hosts"] = ["llm.example.com"]
+        traffic["gateway"] = {"name": "public", "namespace": "istio-system"}
+    if cohort:
+        traffic["cohort"] = {"header": "x-customer-tier", "values": ["tier_1", "tier_2"]}
+    data["spec"]["traffic"] = traffic
+    if not shadow:
+        del data["spec"]["shadow"]
+    data["spec"]["candidate"].update(candidate)
+    return ModelCanary.model_validate(data)
+
+
+def router_objects(c: ModelCanary, weight: int, mirror: bool, outcome: Any) -> list[Any]:
+    router = c.spec.traffic.router
+    if router == "gateway-api":
+        return [gateway_api.build_httproute(c, weight, mirror, outcome)]
+    if router == "istio":
+        return [istio.build_virtualservice(c, weight, mirror, outcome)]
+    if router == "kserve":
+        return [kserve.build_inferenceservice(c, CATALOG, weight, mirror, outcome)]
+    if router == "kserve-knative":
+        return [kserve_knative.build_inferenceservice(c, CATALOG, weight, mirror, outcome)]
+    return llmisvc.build_llminferenceservices(c, CATALOG, weight, mirror, outcome)
+
+
+def check_golden(path: Path, text: str) -> None:
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return
+    assert path.exists(), f"missing golden file {path}: run with UPDATE_GOLDEN=1 and review it"
+    assert text == path.read_text(encoding="utf-8"), (
+        f"{path} drifted: if intended, regenerate with UPDATE_GOLDEN=1 and review the diff"
+    )
+
+
+def dump(objs: list[Any]) -> str:
+    return yaml.safe_dump_all(objs, sort_keys=False)
+
+
+# (case, cohort, weight, mirror, outcome)
+CASES = {
+    "step": (False, 25, False, None),
+    "cohort": (True, 25, False, None),
+    "shadow": (False, 0, True, None),
+    "shadow-cohort": (True, 0, True, None),
+    "promotion": (False, 0, False, "promoted"),
+    "rollback": (False, 0, False, "rolled_back"),
+}
+ROUTERS = list(CAPABILITIES)
+
+
+def supported(router: str, case: str) -> bool:
+    caps = CAPABILITIES[router]  # type: ignore[index]
+    cohort, _, mirror, _ = CASES[case]
+    return (caps.cohort or not cohort) and (caps.mirror or not mirror)
+
+
+GOLDEN_CASES = [(r, c) for r in ROUTERS for c in CASES if supported(r, c)]
+
+
+@pytest.mark.parametrize(
+    ("router", "case"), GOLDEN_CASES, ids=[f"{r}-{c}" for r, c in GOLDEN_CASES]
+)
+def test_router_golden(router: str, case: str) -> None:
+    cohort, weight, mirror, outcome = CASES[case]
+    c = canary(router, cohort=cohort)
+    check_golden(GOLDEN / router / f"{case}.yaml", dump(router_objects(c, weight, mirror, outcome)))
+
+
+@pytest.mark.parametrize(
+    "quantization", ["none", "fp8", "awq", "gptq", "bitsandbytes-nf4"], ids=str
+)
+def test_vllm_args_golden(quantization: str) -> None:
+    c = canary("llmisvc", quantization=quantization, gpuCount=2, args=["--enable-prefix-caching"])
+    isvc = llm_inference_service(c, "candidate", CATALOG)
+    args = isvc["spec"]["template"]["containers"][0]["args"]
+    check_golden(GOLDEN / "vllm" / f"{quantization}.yaml", yaml.safe_dump({"args": args}))
+
+
+def test_full_render_golden(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = example_dict()
+    data["spec"]["traffic"] = {
+        "router": "gateway-api",
+        "gateway": {"name": "inference-gateway", "namespace": "gateways"},
+        "cohort": {"header": "x-customer-tier", "values": ["tier_1"]},
+    }
+    data["spec"]["candidate"].update(
+        storageUri=LLAMA, systemPrompt="You are a meticulous assistant. Cite sources."
+    )
+    data["spec"]["stable"]["storageUri"] = LLAMA
+    spec = tmp_path / "canary.yml"
+    spec.write_text(yaml.safe_dump(data), encoding="utf-8")
+    assert main(["render", str(spec), "--step", "2"]) == 0
+    out = capsys.readouterr().out
+    check_golden(GOLDEN / "render" / "gateway-api-step-2.yaml", out)
+    kinds = [d["kind"] for d in yaml.safe_load_all(out)]
+    assert kinds == ["ConfigMap", "InferenceService", "InferenceService", "HTTPRoute"]
+
+
+# ----------------------------------------------------------------------------- semantics
+
+
+def test_cohort_rule_is_the_only_path_to_the_candidate() -> None:
+    route = gateway_api.build_httproute(canary("gateway-api", cohort=True), 25, False)
+    cohort_rule, default_rule = route["spec"]["rules"]
+    assert [m["headers"][0]["value"] for m in cohort_rule["matches"]] == ["tier_1", "tier_2"]
+    assert "matches" not in default_rule
+    assert [b["name"] for b in default_rule["backendRefs"]] == ["support-triage-llm-bf16-predictor"]
+
+
+def test_istio_cohort_route_comes_first_and_default_is_stable_only() -> None:
+    vs = istio.build_virtualservice(canary("istio", cohort=True), 25, True)
+    first, second = vs["spec"]["http"]
+    assert first["match"][0] == {"headers": {"x-customer-tier": {"exact": "tier_1"}}}
+    assert first["mirrorPercentage"] == {"value": 100.0}
+    assert "mirror" not in second
+    assert vs["spec"]["gateways"] == ["istio-system/public"]
+
+
+@pytest.mark.parametrize("router", ROUTERS)
+@pytest.mark.parametrize("weight", [0, 1, 5, 33, 50, 99, 100])
+def test_weights_read_back_from_built_objects(router: str, weight: int) -> None:
+    c = canary(router)
+    objs = router_objects(c, weight, False, None)
+    module = {
+        "gateway-api": gateway_api,
+        "istio": istio,
+        "kserve": kserve,
+        "kserve-knative": kserve_knative,
+    }.get(router)
+    got = llmisvc.weights_of(c, *objs) if module is None else module.weights_of(c, objs[0])
+    assert got == Weights(weight)
+
+
+@pytest.mark.parametrize(
+    ("router", "fields"),
+    [
+        ("kserve", ["spec.traffic.cohort", "spec.shadow"]),
+        ("kserve-knative", ["spec.traffic.cohort", "spec.shadow"]),
+        ("llmisvc", ["spec.traffic.cohort", "spec.shadow"]),
+        ("gateway-api", []),
+        ("istio", []),
+    ],
+)
+def test_capability_problems_name_router_and_field(router: str, fields: list[str]) -> None:
+    problems = capability_problems(canary(router, cohort=True))
+    assert [p.path for p in problems] == fields
+    assert all(router in p.message for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("router", "field"), [("gateway-api", "spec.traffic.gateway"), ("istio", "spec.traffic.hosts")]
+)
+def test_required_traffic_fields(router: str, field: str) -> None:
+    data = example_dict()
+    data["spec"]["traffic"] = {"router": router}
+    problems = capability_problems(ModelCanary.model_validate(data))
+    assert field in [p.path for p in problems]
+    assert all(isinstance(p, Problem) for p in problems)
+
+
+@pytest.mark.parametrize("router", ["kserve", "kserve-knative", "llmisvc"])
+def test_mirror_on_a_router_without_mirroring_is_a_router_error(router: str) -> None:
+    with pytest.raises(RouterError, match=router):
+        router_objects(canary(router), 0, True, None)
+
+
+def test_kserve_canary_entry_has_no_autoscaling_fields() -> None:
+    isvc = kserve.build_inferenceservice(canary("kserve"), CATALOG, 5, False)
+    [entry] = isvc["spec"]["canary"]
+    assert entry["trafficPercent"] == 5
+    assert entry["predictor"]["name"] == "nf4"
+    assert not {"minReplicas", "maxReplicas"} & set(entry["predictor"])
+
+
+# ----------------------------------------------------------------------------- apply + verify
+
+
+def seeded(router: str) -> tuple[FakeKube, ModelCanary]:
+    kube = FakeKube(now=lambda: 1_700_000_000.0)
+    c = canary(router)
+    if router == "llmisvc":
+        for role in ROLES:
+            kube.create(llm_inference_service(c, role, CATALOG))
+    return kube, c
+
+
+@pytest.mark.parametrize("router", ROUTERS)
+def test_apply_read_back_verify_and_finalize(router: str) -> None:
+    kube, c = seeded(router)
+    r = make_router(router, kube, CATALOG)  # type: ignore[arg-type]
+    for weight in (0, 5, 25, 75, 100):
+        r.set_weights(c, weight, False)
+        assert r.get_weights(c) == Weights(weight)
+        r.verify(c, Weights(weight))
+    with pytest.raises(RouterError, match="expected"):
+        r.verify(c, Weights(50))
+    r.set_weights(c, 25, False)
+    r.finalize(c, "promoted")
+    assert r.get_weights(c) == Weights(100)
+    r.finalize(c, "rolled_back")
+    assert r.get_weights(c) == Weights(0)
+
+
+@pytest.mark.parametrize("router", ["gateway-api", "istio"])
+def test_mirror_is_read_back(router: str) -> None:
+    kube, c = seeded(router)
+    r = make_router(router, kube, CATALOG)  # type: ignore[arg-type]
+    r.set_weights(c, 0, True)
+    r.verify(c, Weights(0, mirror=True))
+    r.set_weights(c, 5, False)
+    with pytest.raises(RouterError):
+        r.verify(c, Weights(5, mirror=True))
+
+
+def test_promotion_removes_knative_percent_and_kserve_canary_entry() -> None:
+    for router, ref_kind in (
+        ("kserve-knative", "InferenceService"),
+        ("kserve", "InferenceService"),
+    ):
+        kube, c = seeded(router)
+        r = make_router(router, kube, CATALOG)  # type: ignore[arg-type]
+        r.set_weights(c, 25, False)
+        r.finalize(c, "promoted")
+        stored = kube.get(
+            Ref("serving.kserve.io/v1beta1", ref_kind, "ml-serving", "support-triage-llm")
+        )
+        assert "canary" not in stored["spec"]
+        assert "canaryTrafficPercent" not in stored["spec"]["predictor"]
+
+
+def test_verify_sees_a_route_changed_behind_its_back() -> None:
+    kube, c = seeded("gateway-api")
+    r = make_router("gateway-api", kube, CATALOG)
+    r.set_weights(c, 5, False)
+    ref = Ref(gateway_api.API_VERSION, "HTTPRoute", "ml-serving", "support-triage")
+    route = kube.get(ref)
+    route["spec"]["rules"][0]["backendRefs"][1]["weight"] = 50
+    kube.replace(route)
+    with pytest.raises(RouterError, match="candidate 34%"):
+        r.verify(c, Weights(5))
+
+
+@pytest.mark.parametrize("router", ROUTERS)
+def test_reading_before_applying_is_a_router_error(router: str) -> None:
+    kube = FakeKube()
+    with pytest.raises(RouterError, match="does not exist"):
+        make_router(router, kube, CATALOG).get_weights(canary(router))  # type: ignore[arg-type]
+
+
+def test_memory_router_records_history_and_checks_capabilities() -> None:
+    r = MemoryRouter()
+    c = canary("gateway-api")
+    r.set_weights(c, 5, False)
+    r.verify(c, Weights(5))
+    r.finalize(c, "promoted")
+    assert r.get_weights(c) == Weights(100)
+    assert [h for _, h in r.history] == [Weights(5), "promoted"]
+    with pytest.raises(RouterError):
+        r.set_weights(canary("kserve"), 0, True)
+    with pytest.raises(RouterError):
+        MemoryRouter().get_weights(c)
+
+
+# ----------------------------------------------------------------------------- canaryctl render
+
+
+def write_spec(tmp_path: Path, **traffic: Any) -> Path:
+    data = example_dict()
+    data["spec"]["traffic"] = traffic or {"router": "kserve"}
+    if data["spec"]["traffic"]["router"] != "gateway-api":
+        del data["spec"]["shadow"]
+    path = tmp_path / "canary.yml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("flags", "percent"),
+    [([], 0), (["--step", "1"], 5), (["--step", "4"], 100), (["--rolled-back"], None)],
+    ids=["start", "step-1", "step-4", "rolled-back"],
+)
+def test_render_json_list(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], percent: int | None
+) -> None:
+    assert main(["render", str(write_spec(tmp_path)), "-o", "json", *flags]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert listing["kind"] == "List"
+    [isvc] = listing["items"]
+    entries = isvc["spec"].get("canary", [])
+    assert [e["trafficPercent"] for e in entries] == ([] if percent is None else [percent])
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [(["--step", "9"], "--step must be within 1..4"), (["--shadow"], "no shadow phase")],
+    ids=["step-out-of-range", "shadow-without-shadow"],
+)
+def test_render_bad_arguments_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str
+) -> None:
+    assert main(["render", str(write_spec(tmp_path)), *flags]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_render_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["render", str(tmp_path / "nope.yml")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_desired_objects_order() -> None:
+    c = canary("gateway-api", systemPrompt="Be brief.", storageUri=LLAMA)
+    kinds = [o["kind"] for o in desired_objects(c, CATALOG, 5)]
+    assert kinds == ["ConfigMap", "InferenceService", "InferenceService", "HTTPRoute"]
