@@ -1,0 +1,146 @@
+"""One evaluation: query the provider for every due check and judge the answers.
+
+Owns the mapping from provider outcomes to check results: a value is judged by
+:mod:`controlplane.analysis.verdict`; :class:`~controlplane.errors.NoData` is inconclusive (not a
+provider error); any other :class:`~controlplane.errors.ProviderError` (unreachable, timeout,
+rejected query) — and a query that cannot be rendered from the spec — is inconclusive with
+``provider_error=True``, which counts towards ``analysis.errorLimit``. It never raises for provider
+problems. Within one evaluation the same query at the same time is asked once.
+
+A thin shell around the pure queries/verdict: called by the controller every ``analysis.interval``
+and by ``canaryctl simulate`` (with the replay provider) for each simulated tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from controlplane.analysis import queries, verdict
+from controlplane.analysis.providers.base import MetricProvider
+from controlplane.errors import NoData, ProviderError, SpecError
+from controlplane.rollout.observations import CheckResult, DueCheck, Observations
+from controlplane.spec.models import CheckSpec, ModelCanary
+
+
+class _Failed:
+    """A failed lookup, cached like a value."""
+
+    def __init__(self, error: ProviderError) -> None:
+        self.error = error
+
+
+class _Once:
+    """Asks ``provider`` each distinct query once; remembers values and failures."""
+
+    def __init__(self, provider: MetricProvider, at: float) -> None:
+        self._provider = provider
+        self._at = at
+        self._seen: dict[str, float | _Failed] = {}
+
+    def get(self, query: str) -> float:
+        if query not in self._seen:
+            try:
+                self._seen[query] = self._provider.instant(query, self._at)
+            except ProviderError as exc:
+                self._seen[query] = _Failed(exc)
+        found = self._seen[query]
+        if isinstance(found, _Failed):
+            raise found.error
+        return found
+
+
+_PLANS: dict[tuple[int, int], tuple[ModelCanary, CheckSpec, queries.CheckQueries | SpecError]] = {}
+_PLANS_MAX = 4096
+
+
+def _plan(canary: ModelCanary, check: CheckSpec) -> queries.CheckQueries:
+    """``queries.check_queries`` memoised by object identity (specs are immutable).
+
+    A replay evaluates the same checks ~40,000 times; rendering their PromQL each time would
+    dominate its run time. Entries hold their objects, so an id is never reused while cached.
+    """
+    key = (id(canary), id(check))
+    hit = _PLANS.get(key)
+    if hit is None or hit[0] is not canary or hit[1] is not check:
+        if len(_PLANS) >= _PLANS_MAX:
+            _PLANS.clear()
+        try:
+            planned: queries.CheckQueries | SpecError = queries.check_queries(canary, check)
+        except SpecError as exc:
+            planned = exc
+        hit = (canary, check, planned)
+        _PLANS[key] = hit
+    if isinstance(hit[2], SpecError):
+        raise hit[2]
+    return hit[2]
+
+
+def _error_result(key: str, metric: str, why: str, *, provider_error: bool) -> CheckResult:
+    return CheckResult(
+        key=key,
+        metric=metric,
+        verdict="inconclusive",
+        provider_error=provider_error,
+        message=f"{metric}: {why}",
+    )
+
+
+def evaluate_check(canary: ModelCanary, due: DueCheck, ask: _Once) -> CheckResult:
+    """Judge one due check, turning every provider problem into an inconclusive result."""
+    name = due.check.metric
+    try:
+        plan = _plan(canary, due.check)
+    except SpecError as exc:
+        return _error_result(due.key, name, f"cannot build the query: {exc}", provider_error=True)
+
+    values: dict[str, float | None] = {}
+    for role, query in (
+        ("candidate", plan.candidate),
+        ("stable", plan.stable),
+        ("samples", plan.samples),
+    ):
+        if query is None:
+            values[role] = None
+            continue
+        try:
+            values[role] = ask.get(query)
+        except NoData:
+            # No requests finished in the window: the count is zero, not unknown.
+            values[role] = 0.0 if role == "samples" else None
+        except ProviderError as exc:
+            return _error_result(due.key, name, str(exc), provider_error=True)
+
+    return verdict.judge(
+        due.key,
+        due.check,
+        candidate=values["candidate"],
+        stable=values["stable"],
+        samples=values["samples"],
+        min_samples=verdict.min_samples_for(plan.metric, due.check),
+    )
+
+
+def evaluate(
+    canary: ModelCanary,
+    due: Sequence[DueCheck],
+    provider: MetricProvider,
+    now: float,
+) -> Observations:
+    """Observations at ``now`` for the ``due`` checks, plus the candidate's daily spend."""
+    ask = _Once(provider, now)
+    checks = {d.key: evaluate_check(canary, d, ask) for d in due}
+
+    spend: float | None = None
+    spend_error = False
+    try:
+        cost = queries.cost_query(canary)
+    except SpecError:
+        cost, spend_error = None, True
+    if cost is not None:
+        try:
+            spend = ask.get(cost)
+        except NoData:
+            spend = None
+        except ProviderError:
+            spend_error = True
+    return Observations(checks=checks, spend=spend, spend_error=spend_error)

@@ -1,0 +1,183 @@
+"""Unit tests of controlplane.analysis.evaluator and .replay against the static fake provider."""
+
+from __future__ import annotations
+
+import pytest
+from support.canaries import example_canary
+
+from controlplane.analysis import queries
+from controlplane.analysis.evaluator import evaluate
+from controlplane.analysis.providers.static import Answer, StaticProvider
+from controlplane.analysis.replay import ReplayProvider, chunks, replay_queries
+from controlplane.errors import NoData, ProviderQueryError, ProviderUnavailable
+from controlplane.rollout.observations import DueCheck
+
+CANARY = example_canary()
+NOW = 1_800_000_000.0
+DUE = [DueCheck(k, c) for k, c in queries.all_checks(CANARY)]
+PLANS = {k: queries.check_queries(CANARY, c) for k, c in queries.all_checks(CANARY)}
+LATENCY = PLANS["steps[0].rollbackOn[0]"]
+KPI = PLANS["steps[1].rollbackOn[0]"]
+COST = queries.cost_query(CANARY)
+assert LATENCY.samples is not None
+assert KPI.stable is not None
+assert COST is not None
+
+
+def due(key: str) -> list[DueCheck]:
+    return [d for d in DUE if d.key == key]
+
+
+@pytest.mark.parametrize(
+    ("answers", "verdict", "provider_error", "fragment"),
+    [
+        pytest.param({LATENCY.candidate: 0.25, LATENCY.samples: 500}, "breach", False, "> 200ms",
+                     id="breach"),
+        pytest.param({LATENCY.candidate: 0.15, LATENCY.samples: 500}, "pass", False, "<= 200ms",
+                     id="pass"),
+        pytest.param({LATENCY.candidate: 0.25, LATENCY.samples: 50}, "inconclusive", False,
+                     "50 requests < minSamples 100", id="few-samples"),
+        pytest.param({LATENCY.candidate: 0.25}, "inconclusive", False,
+                     "0 requests < minSamples", id="samples-no-data-is-zero"),
+        pytest.param({LATENCY.samples: 500}, "inconclusive", False, "no data", id="no-data"),
+        pytest.param({LATENCY.candidate: float("nan"), LATENCY.samples: 500}, "inconclusive",
+                     False, "no data", id="nan"),
+        pytest.param({LATENCY.candidate: ProviderUnavailable("connection refused"),
+                      LATENCY.samples: 500}, "inconclusive", True, "connection refused",
+                     id="unavailable"),
+        pytest.param({LATENCY.candidate: 0.25, LATENCY.samples: ProviderUnavailable("timeout")},
+                     "inconclusive", True, "timeout", id="samples-unavailable"),
+        pytest.param({LATENCY.candidate: ProviderQueryError("parse error"),
+                      LATENCY.samples: 500}, "inconclusive", True, "parse error",
+                     id="query-error"),
+    ],
+)  # fmt: skip
+def test_latency_check(
+    answers: dict[str, Answer], verdict: str, provider_error: bool, fragment: str
+) -> None:
+    result = evaluate(CANARY, due("steps[0].rollbackOn[0]"), StaticProvider(answers), NOW).checks[
+        "steps[0].rollbackOn[0]"
+    ]
+    assert (result.verdict, result.provider_error) == (verdict, provider_error)
+    assert fragment in result.message
+
+
+def test_compare_baseline_asks_both_variants() -> None:
+    provider = StaticProvider({KPI.candidate: 0.63, KPI.stable: 0.70})
+    result = evaluate(CANARY, due("steps[1].rollbackOn[0]"), provider, NOW).checks[
+        "steps[1].rollbackOn[0]"
+    ]
+    assert result.verdict == "breach"
+    assert result.value == pytest.approx(-0.1)
+    assert (result.candidate, result.stable, result.samples) == (0.63, 0.70, None)
+    assert {q for q, _ in provider.calls} == {KPI.candidate, KPI.stable, COST}
+
+
+def test_same_query_is_asked_once_per_evaluation() -> None:
+    errors = PLANS["steps[0].rollbackOn[1]"]
+    provider = StaticProvider({errors.candidate: 0.02, LATENCY.samples: 500})
+    observations = evaluate(CANARY, DUE, provider, NOW)
+    assert len(observations.checks) == len(DUE)
+    asked = [q for q, _ in provider.calls]
+    assert len(asked) == len(set(asked))
+    assert all(at == NOW for _, at in provider.calls)
+    # errors appears twice (shadow and step 1) and shares the sample count with latency checks
+    assert observations.checks["shadow.rollbackOn[0]"].verdict == "breach"
+    assert observations.checks["steps[0].rollbackOn[1]"].verdict == "breach"
+
+
+@pytest.mark.parametrize(
+    ("answer", "spend", "spend_error"),
+    [
+        pytest.param(42.5, 42.5, False, id="value"),
+        pytest.param(None, None, False, id="no-data"),
+        pytest.param(ProviderUnavailable("down"), None, True, id="unavailable"),
+    ],
+)
+def test_spend(answer: Answer | None, spend: float | None, spend_error: bool) -> None:
+    provider = StaticProvider({} if answer is None else {COST: answer})
+    observations = evaluate(CANARY, [], provider, NOW)
+    assert (observations.spend, observations.spend_error) == (spend, spend_error)
+
+
+def test_no_budget_means_no_spend_query() -> None:
+    provider = StaticProvider()
+    observations = evaluate(example_canary(budget=None), [], provider, NOW)
+    assert observations.spend is None
+    assert provider.calls == []
+
+
+def test_unrenderable_query_is_inconclusive_not_a_crash() -> None:
+    canary = example_canary(
+        analysis={"metrics": [{"name": "latency", "query": "x{a=\"{{pod}}\"}"}]},
+        shadow=None,
+        steps=[{"weight": 5, "duration": "1d", "rollbackOn": [{"metric": "latency", "above": 1}]},
+               {"weight": 100}],
+    )  # fmt: skip
+    checks = [DueCheck(k, c) for k, c in queries.all_checks(canary)]
+    result = evaluate(canary, checks, StaticProvider(), NOW).checks["steps[0].rollbackOn[0]"]
+    assert result.verdict == "inconclusive"
+    assert result.provider_error
+    assert "{{pod}}" in result.message
+
+
+# -- replay ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "step", "max_points", "expected"),
+    [
+        pytest.param(0, 100, 10, 100, [(0, 100)], id="one-chunk"),
+        pytest.param(0, 100, 10, 5, [(0, 40), (50, 90), (100, 100)], id="three-chunks"),
+        pytest.param(0, 95, 10, 5, [(0, 40), (50, 90)], id="end-off-grid"),
+        pytest.param(7, 7, 60, 5, [(7, 7)], id="single-point"),
+    ],
+)
+def test_chunks(
+    start: float, end: float, step: float, max_points: int, expected: list[tuple[float, float]]
+) -> None:
+    assert chunks(start, end, step, max_points) == expected
+
+
+def test_four_weeks_every_minute_fits_in_five_requests_per_query() -> None:
+    spans = chunks(0, 28 * 86400, 60)
+    assert len(spans) == 5
+    assert all((e - s) / 60 + 1 <= 11_000 for s, e in spans)
+
+
+def test_replay_answers_from_memory_on_the_grid() -> None:
+    source = StaticProvider(
+        {
+            "a": lambda t: t / 60,
+            "gap": lambda t: float("nan") if t == 120 else 1.0,
+            "bad": ProviderQueryError("parse error"),
+        }
+    )
+    replay = ReplayProvider.prefetch(source, ["a", "gap", "bad", "a"], 0, 600, 60, max_points=4)
+    assert len(source.range_calls) == 3 * 3  # three distinct queries, three chunks each
+    source.calls.clear()
+    assert [replay.instant("a", t) for t in (0, 60, 540, 600)] == [0, 1, 9, 10]
+    assert replay.instant("gap", 60) == 1.0
+    with pytest.raises(NoData):
+        replay.instant("gap", 120)
+    with pytest.raises(ProviderQueryError, match="parse error"):
+        replay.instant("bad", 60)
+    assert source.calls == []
+    # off the grid, or a query that was not planned: asked from the source
+    assert replay.instant("a", 90) == 1.5
+    with pytest.raises(NoData):
+        replay.instant("unplanned", 60)
+    assert [q for q, _ in source.calls] == ["a", "unplanned"]
+
+
+def test_replay_prefetch_fails_when_the_source_is_down() -> None:
+    source = StaticProvider({"a": ProviderUnavailable("connection refused")})
+    with pytest.raises(ProviderUnavailable):
+        ReplayProvider.prefetch(source, ["a"], 0, 600, 60)
+
+
+def test_replay_plan_covers_every_query_of_the_example() -> None:
+    plan = replay_queries(CANARY)
+    wanted = {q for p in PLANS.values() for q in p.all()} | {COST}
+    assert set(plan) == wanted
+    assert len(plan) == len(set(plan)) == 8
