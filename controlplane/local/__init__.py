@@ -1,0 +1,1 @@
+"""Single-machine parts: a throwaway real Prometheus and synthetic vLLM metric history."""

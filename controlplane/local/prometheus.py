@@ -1,0 +1,174 @@
+"""A real, throwaway Prometheus: backfill a temporary TSDB, start the binary, stop it cleanly.
+
+Owns the lifecycle of the Prometheus servers the demo, the local stack and the tests start.
+:func:`start_from_scenario` writes a :class:`~controlplane.local.synthetic.Scenario` as
+OpenMetrics (one file per day), backfills it with
+``promtool tsdb create-blocks-from openmetrics --max-block-duration=24h`` and starts
+``prometheus`` on a free loopback port with a 400-day retention (older blocks would be deleted at
+once), waiting for ``/-/ready``. :meth:`PrometheusServer.stop` terminates and waits: no orphans.
+
+Used by ``canaryctl demo``, the local stack, the test fixtures and the benchmarks. A missing
+binary is an error that says how to install it, never a skip.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from controlplane.errors import ControlPlaneError
+from controlplane.local.synthetic import Scenario
+
+CONFIG = "global:\n  scrape_interval: 1m\nscrape_configs: []\n"
+
+
+class PrometheusSetupError(ControlPlaneError):
+    """The throwaway Prometheus could not be installed, backfilled or started."""
+
+
+def binary(name: str) -> str:
+    """Path of ``prometheus`` / ``promtool``, or a clear error telling how to install it."""
+    found = shutil.which(name)
+    if found is None:
+        raise PrometheusSetupError(
+            f"{name!r} is not on PATH: a real Prometheus is needed here "
+            "(Debian/Ubuntu: apt-get install -y prometheus; or run `make setup`)"
+        )
+    return found
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def backfill(files: Sequence[Path], data_dir: Path, parallel: int = 2) -> None:
+    """Turn OpenMetrics ``files`` into TSDB blocks under ``data_dir`` (``parallel`` at a time)."""
+    promtool = binary("promtool")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    pending = list(files)
+    running: list[tuple[Path, subprocess.Popen[bytes]]] = []
+    try:
+        while pending or running:
+            while pending and len(running) < parallel:
+                path = pending.pop(0)
+                cmd = [
+                    promtool,
+                    "tsdb",
+                    "create-blocks-from",
+                    "openmetrics",
+                    str(path),
+                    str(data_dir),
+                    "--max-block-duration=24h",
+                ]
+                proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                running.append((path, proc))
+            path, proc = running.pop(0)
+            _, err = proc.communicate()
+            if proc.returncode != 0:
+                detail = err.decode(errors="replace")[-2000:]
+                raise PrometheusSetupError(f"promtool could not backfill {path.name}: {detail}")
+    finally:
+        for _, proc in running:
+            proc.kill()
+            proc.wait()
+
+
+@dataclass
+class PrometheusServer:
+    """A running ``prometheus`` process on ``127.0.0.1:port``."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    data_dir: Path
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """Terminate and wait (kill after 10 s). Safe to call twice."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> PrometheusServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _wait_ready(server: PrometheusServer, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(server.url + "/-/ready", timeout=1) as response:
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)
+    return False
+
+
+def start_prometheus(
+    data_dir: Path, *, timeout: float = 60.0, attempts: int = 3
+) -> PrometheusServer:
+    """Start ``prometheus`` on ``data_dir`` (a TSDB, possibly backfilled) and wait until ready."""
+    exe = binary("prometheus")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config = data_dir.parent / f"{data_dir.name}-prometheus.yml"
+    config.write_text(CONFIG)
+    log_path = data_dir.parent / f"{data_dir.name}-prometheus.log"
+    last = ""
+    for _ in range(attempts):
+        port = free_port()
+        cmd = [
+            exe,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={data_dir}",
+            "--storage.tsdb.retention.time=400d",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ]
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        server = PrometheusServer(process, port, data_dir, log_path)
+        if _wait_ready(server, timeout):
+            return server
+        last = server.log_tail()
+        server.stop()  # the port may have been taken between free_port() and the bind: retry
+    raise PrometheusSetupError(f"prometheus did not become ready; its log ends with:\n{last}")
+
+
+def start_from_scenario(scenario: Scenario, workdir: Path) -> PrometheusServer:
+    """Backfill ``scenario`` into a fresh TSDB under ``workdir`` and start Prometheus on it."""
+    files = scenario.write(workdir / "openmetrics")
+    data_dir = workdir / "tsdb"
+    backfill(files, data_dir)
+    for path in files:
+        path.unlink()
+    return start_prometheus(data_dir)
