@@ -1,0 +1,60 @@
+"""What the state machine asks the world to do: a closed union of small, frozen records.
+
+Owns the vocabulary between :func:`controlplane.rollout.machine.step` (which returns actions) and
+the shells that execute them: the controller (routers, KServe, notifiers), ``canaryctl simulate``
+(which only records them) and the local stack. Actions are *edges*: each is returned once, by the
+call that made the transition. The level they lead to is also kept in the state
+(``RolloutState.weight`` / ``mirror``), so a shell that crashed between saving the state and
+executing the actions re-applies the weights from the state. Pure data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from controlplane.rollout.state import Event, Reason
+
+
+@dataclass(frozen=True)
+class SetWeights:
+    """Route ``candidate_weight`` % of user traffic to the candidate (the rest to stable) and
+    mirror a copy of all traffic to it when ``mirror`` is True (shadow)."""
+
+    candidate_weight: int
+    mirror: bool = False
+
+
+@dataclass(frozen=True)
+class Deploy:
+    """Create or update the serving objects of the spec's variant called ``variant``."""
+
+    variant: str
+
+
+@dataclass(frozen=True)
+class Promote:
+    """The candidate becomes the stable variant (all traffic to it, stable retired)."""
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """The candidate failed: traffic is already at 0; release the candidate, report ``reason``."""
+
+    reason: Reason
+
+
+@dataclass(frozen=True)
+class Notify:
+    """Tell the alert channels and the event log about ``event``."""
+
+    event: Event
+
+
+@dataclass(frozen=True)
+class Pause:
+    """The rollout paused (user request or provider errors); surface ``reason``."""
+
+    reason: Reason
+
+
+Action = SetWeights | Deploy | Promote | Rollback | Notify | Pause

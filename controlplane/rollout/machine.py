@@ -1,0 +1,609 @@
+"""The rollout state machine: ``step(spec, state, observations, now, intents) -> (state, actions)``.
+
+Owns every rollout decision of the contract's *Checks*, *Steps, promotion, rollback* and *Shadow
+and budget* sections: when checks are due, how ``for`` streaks and provider errors count, when a
+step advances, holds, promotes or rolls back, shadow success and failure, budget throttling, user
+intents and restarts on a spec change. ``docs/rollout.md`` states each rule and its order.
+
+Called by the controller (every ``analysis.interval``, see :func:`next_evaluation`), by
+``canaryctl simulate`` (replaying history) and by the local stack. Pure: time is an argument,
+observations come in as data, decisions go out as :mod:`~controlplane.rollout.actions`; no I/O,
+no clock. One call is one *tick*, built up in a small private accumulator, one function per rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from controlplane.rollout.actions import (
+    Action,
+    Deploy,
+    Notify,
+    Pause,
+    Promote,
+    Rollback,
+    SetWeights,
+)
+from controlplane.rollout.intents import Intent, IntentVerb
+from controlplane.rollout.observations import CheckResult, DueCheck, Observations
+from controlplane.rollout.state import (
+    HISTORY_LIMIT,
+    CheckState,
+    Event,
+    EventType,
+    PauseKind,
+    Reason,
+    RolloutState,
+    finite_or_none,
+    spec_hash,
+)
+from controlplane.spec.models import CheckSpec, ModelCanary
+from controlplane.spec.units import Unit, display_value
+
+__all__ = [
+    "PROMOTE_KEY",
+    "desired_weights",
+    "due_checks",
+    "evaluation_due",
+    "initial_state",
+    "next_evaluation",
+    "stage_checks",
+    "step",
+]
+
+PROMOTE_KEY = "shadow.promoteOn"
+_EPS = 1e-6  # seconds of slack when comparing float times (start + k * interval)
+
+
+# --------------------------------------------------------------------------- public helpers
+
+
+def initial_state(spec: ModelCanary, now: float) -> RolloutState:
+    """A fresh rollout of ``spec`` created at ``now``: pending, candidate not yet deployed."""
+    return RolloutState(
+        spec_hash=spec_hash(spec), stage="pending", started_at=now, stage_started_at=now
+    )
+
+
+def stage_checks(spec: ModelCanary, state: RolloutState) -> list[DueCheck]:
+    """Every check of the current stage (shadow: promoteOn then rollbackOn; a step: rollbackOn)."""
+    if state.stage == "shadow" and spec.spec.shadow is not None:
+        shadow = spec.spec.shadow
+        return [
+            DueCheck(PROMOTE_KEY, shadow.promote_on),
+            *(DueCheck(f"shadow.rollbackOn[{j}]", c) for j, c in enumerate(shadow.rollback_on)),
+        ]
+    if state.stage == "steps":
+        i = state.step_index
+        return [
+            DueCheck(f"steps[{i}].rollbackOn[{j}]", c)
+            for j, c in enumerate(spec.spec.steps[i].rollback_on)
+        ]
+    return []
+
+
+def evaluation_due(spec: ModelCanary, state: RolloutState, now: float) -> bool:
+    """True when an evaluation (checks, spend, readiness) is due at ``now``."""
+    if state.terminal:
+        return False
+    if state.last_evaluation is None:
+        return True
+    return now >= state.last_evaluation + spec.spec.analysis.interval.seconds - _EPS
+
+
+def due_checks(spec: ModelCanary, state: RolloutState, now: float) -> list[DueCheck]:
+    """The checks to evaluate at ``now``; empty when no evaluation is due (or none exist)."""
+    return stage_checks(spec, state) if evaluation_due(spec, state, now) else []
+
+
+def next_evaluation(spec: ModelCanary, state: RolloutState) -> float | None:
+    """When to call :func:`step` next: the last evaluation plus ``analysis.interval`` (the start
+    time before any evaluation), or the end of an unpaused shadow phase when that comes first.
+    None once the rollout is promoted or rolled back."""
+    if state.terminal:
+        return None
+    if state.last_evaluation is None:
+        return state.started_at
+    at = state.last_evaluation + spec.spec.analysis.interval.seconds
+    if state.stage == "shadow" and state.paused is None and spec.spec.shadow is not None:
+        at = min(at, state.stage_started_at + spec.spec.shadow.duration.seconds)
+    return at
+
+
+def desired_weights(spec: ModelCanary, state: RolloutState) -> tuple[int, bool]:
+    """The (candidate weight, mirror) the state calls for; throttling never raises a weight."""
+    budget = spec.spec.budget
+    if state.stage == "shadow":
+        return 0, not state.throttled
+    if state.stage == "steps":
+        weight = spec.spec.steps[state.step_index].weight
+        if state.throttled and budget is not None:
+            weight = min(weight, budget.throttle_weight)
+        return weight, False
+    if state.stage == "promoted":
+        return 100, False
+    return 0, False
+
+
+# --------------------------------------------------------------------------- the tick
+
+
+@dataclass
+class _Tick:
+    """One call of :func:`step` in progress: the state so far and the actions emitted so far."""
+
+    spec: ModelCanary
+    now: float
+    state: RolloutState
+    actions: list[Action] = field(default_factory=list)
+    obs: Observations | None = None  # set when this call evaluated observations
+    errors: list[str] = field(default_factory=list)
+
+    def update(self, **changes: Any) -> None:
+        self.state = replace(self.state, **changes)
+
+    def emit(self, kind: EventType, message: str) -> None:
+        event = Event(kind, self.now, self.state.step, self.state.weight, message)
+        self.update(history=(*self.state.history, event)[-HISTORY_LIMIT:])
+        self.actions.append(Notify(event))
+
+    def sync_weights(self) -> None:
+        weight, mirror = desired_weights(self.spec, self.state)
+        if (weight, mirror) != (self.state.weight, self.state.mirror):
+            self.update(weight=weight, mirror=mirror)
+            self.actions.append(SetWeights(weight, mirror))
+
+
+def step(
+    spec: ModelCanary,
+    state: RolloutState,
+    obs: Observations | None,
+    now: float,
+    intents: Sequence[Intent] = (),
+) -> tuple[RolloutState, list[Action]]:
+    """Advance the rollout to ``now``.
+
+    ``obs`` answers :func:`due_checks` as computed on ``state`` at ``now`` (None: nothing was
+    measured). Observations given when no evaluation is due are ignored, so repeating a call is
+    harmless. Order within a call: spec change, evaluation bookkeeping, intents, rollback,
+    provider errors, budget, progress (docs/rollout.md).
+    """
+    tick = _Tick(spec, now, state)
+    if state.spec_hash != spec_hash(spec):
+        _restart(tick, "spec changed: restarting with the new candidate")
+    elif (
+        obs is not None and state.stage in ("shadow", "steps") and evaluation_due(spec, state, now)
+    ):
+        _record(tick, obs)
+    _apply_intents(tick, intents)
+    if tick.state.terminal:
+        return tick.state, tick.actions
+    if tick.state.stage == "pending":
+        _pending(tick, obs)
+    else:
+        _decide(tick)
+    return tick.state, tick.actions
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _record(tick: _Tick, obs: Observations) -> None:
+    """Store this evaluation's results and streaks, count provider errors, note the spend."""
+    state = tick.state
+    checks = dict(state.checks)
+    errors = ["spend: cost query failed"] if obs.spend_error else []
+    for due in stage_checks(tick.spec, state):
+        result = obs.checks.get(due.key) or CheckResult(
+            key=due.key,
+            metric=due.check.metric,
+            verdict="inconclusive",
+            message=f"{due.check.metric}: no result for {due.key}",
+        )
+        if result.provider_error:
+            errors.append(result.message or f"{due.check.metric}: provider error")
+        latest = _next_check_state(due, state.checks.get(due.key), result, tick.now)
+        checks[due.key] = latest
+        if due.key != PROMOTE_KEY and latest.since == tick.now:
+            tick.emit("Breached", _breach_message(tick.spec, due, latest))
+    tick.update(
+        checks=checks,
+        last_evaluation=tick.now,
+        consecutive_errors=state.consecutive_errors + 1 if errors else 0,
+        spend=state.spend if obs.spend_error else finite_or_none(obs.spend),
+    )
+    tick.obs, tick.errors = obs, errors
+
+
+def _next_check_state(
+    due: DueCheck, prev: CheckState | None, result: CheckResult, now: float
+) -> CheckState:
+    """The check's new record. The streak goes on while the condition holds at every evaluation
+    (rollbackOn: breached; promoteOn: its threshold condition met); a pass or an inconclusive
+    result ends it."""
+    if due.key == PROMOTE_KEY:
+        condition = result.verdict == "breach"
+    else:
+        condition = result.verdict == "breach" or result.decided == "breach"
+    since = None
+    if condition:
+        since = prev.since if prev is not None and prev.since is not None else now
+    return CheckState(
+        metric=result.metric or due.check.metric,
+        verdict=result.verdict,
+        at=now,
+        since=since,
+        value=finite_or_none(result.value),
+        candidate=finite_or_none(result.candidate),
+        stable=finite_or_none(result.stable),
+        decided=result.decided,
+        message=result.message,
+    )
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+def _decide(tick: _Tick) -> None:
+    _check_rollback(tick)
+    if tick.state.terminal:
+        return
+    if tick.obs is not None:
+        _check_errors(tick)
+        _check_budget(tick, tick.obs)
+    _progress(tick)
+
+
+def _check_rollback(tick: _Tick) -> None:
+    """Roll back on the first rollbackOn check (in spec order) breached for its ``for``."""
+    for due in stage_checks(tick.spec, tick.state):
+        latest = tick.state.checks.get(due.key)
+        if due.key == PROMOTE_KEY or latest is None or latest.since is None:
+            continue
+        if latest.decided == "breach" or latest.at - latest.since >= due.check.for_.seconds - _EPS:
+            _rollback(tick, _breach_reason(tick, due, latest))
+            return
+
+
+def _check_errors(tick: _Tick) -> None:
+    """Pause after ``errorLimit`` consecutive evaluations with provider errors; resume by
+    itself at the first evaluation without one. A user pause is left alone."""
+    state = tick.state
+    if state.consecutive_errors >= tick.spec.spec.analysis.error_limit and state.paused is None:
+        detail = "; ".join(dict.fromkeys(tick.errors))
+        count = state.consecutive_errors
+        message = f"{count} consecutive evaluations with provider errors: {detail}"
+        _pause(tick, "errors", Reason("provider-errors", message, tick.now, state.step))
+    elif state.consecutive_errors == 0 and state.paused == "errors":
+        _resume(tick, "metrics are back: resuming")
+
+
+def _check_budget(tick: _Tick, obs: Observations) -> None:
+    """Throttle while the candidate's spend is over ``dailyLimit``; restore when back under."""
+    budget = tick.spec.spec.budget
+    if budget is None or obs.spend_error or tick.state.spend is None:
+        return
+    spend, over = tick.state.spend, tick.state.spend > budget.daily_limit
+    if over and not tick.state.throttled:
+        tick.update(throttled=True)
+        tick.sync_weights()
+        tick.emit("Throttled", f"spend ${spend:.2f}/day is over the ${budget.daily_limit:g} limit")
+    elif not over and tick.state.throttled:
+        tick.update(throttled=False)
+        tick.sync_weights()
+        tick.emit("Unthrottled", f"spend ${spend:.2f}/day is within the ${budget.daily_limit:g}")
+
+
+def _progress(tick: _Tick) -> None:
+    """Time- and result-driven progress; nothing moves forward while paused."""
+    if tick.state.paused is not None:
+        return
+    if tick.state.stage == "shadow":
+        _progress_shadow(tick)
+    if tick.state.stage == "steps":
+        _progress_steps(tick)
+
+
+def _progress_shadow(tick: _Tick) -> None:
+    """Pass when promoteOn held for its ``for`` by the deadline; fail when the deadline comes."""
+    shadow, state = tick.spec.spec.shadow, tick.state
+    if shadow is None:  # unreachable: a spec change restarts the rollout
+        _start_steps(tick)
+        return
+    deadline = state.stage_started_at + shadow.duration.seconds
+    held = state.checks.get(PROMOTE_KEY)
+    if (
+        held is not None
+        and held.since is not None
+        and held.at - held.since >= shadow.promote_on.for_.seconds - _EPS
+        and held.at <= deadline + _EPS
+    ):
+        tick.emit("ShadowPassed", f"{held.metric} held for {shadow.promote_on.for_}")
+        _start_steps(tick)
+    elif tick.now >= deadline - _EPS:
+        message = (
+            f"shadow ended after {shadow.duration} without {shadow.promote_on.metric} "
+            f"holding for {shadow.promote_on.for_}"
+        )
+        _rollback(
+            tick,
+            Reason(
+                "shadow-expired",
+                message,
+                tick.now,
+                0,
+                key=PROMOTE_KEY,
+                metric=shadow.promote_on.metric,
+                value=held.value if held is not None else None,
+                above=_number(shadow.promote_on.above),
+                below=_number(shadow.promote_on.below),
+                window=_window(tick.spec, shadow.promote_on),
+            ),
+        )
+
+
+def _progress_steps(tick: _Tick) -> None:
+    """Advance while the current step is finished; mark it holding when it is due but cannot."""
+    while tick.state.stage == "steps":
+        state = tick.state
+        current = tick.spec.spec.steps[state.step_index]
+        keys = [due.key for due in stage_checks(tick.spec, state)]
+        latest = [state.checks.get(key) for key in keys]
+        all_passed = all(c is not None and c.verdict == "pass" for c in latest)
+        all_decided = bool(latest) and all(c is not None and c.decided == "pass" for c in latest)
+        duration = current.duration.seconds if current.duration is not None else 0.0
+        elapsed = tick.now - state.stage_started_at >= duration - _EPS
+        if (elapsed and all_passed) or all_decided:
+            _finish_step(tick, "" if elapsed else " (sequential judge decided early)")
+            continue
+        if elapsed and not state.holding and any(c is not None for c in latest):
+            waiting = [
+                f"{key}: {c.verdict if c is not None else 'not evaluated'}"
+                for key, c in zip(keys, latest, strict=True)
+                if c is None or c.verdict != "pass"
+            ]
+            tick.update(holding=True)
+            tick.emit("Held", f"step {state.step} is due but waits for {', '.join(waiting)}")
+        return
+
+
+# --------------------------------------------------------------------------- transitions
+
+
+def _pending(tick: _Tick, obs: Observations | None) -> None:
+    """Deploy the candidate once; start (shadow or step 1) when an observation says it is ready.
+    Readiness is polled at the evaluation cadence, like the checks."""
+    if not tick.state.deployed:
+        tick.update(deployed=True)
+        tick.actions.append(Deploy(tick.spec.spec.candidate.name))
+    if obs is None or not evaluation_due(tick.spec, tick.state, tick.now):
+        return
+    tick.update(last_evaluation=tick.now)
+    if tick.state.paused is not None or not obs.candidate_ready:
+        return
+    if tick.spec.spec.shadow is not None:
+        tick.update(stage="shadow", stage_started_at=tick.now, checks={})
+        tick.sync_weights()
+        tick.emit("ShadowStarted", f"mirroring all traffic to {tick.spec.spec.candidate.name}")
+    else:
+        _start_steps(tick)
+    _progress(tick)
+
+
+def _start_steps(tick: _Tick) -> None:
+    tick.update(stage="steps", step_index=0, stage_started_at=tick.now, checks={}, holding=False)
+    tick.sync_weights()
+    tick.emit("StepStarted", f"step 1 started at weight {tick.spec.spec.steps[0].weight}%")
+
+
+def _finish_step(tick: _Tick, why: str) -> None:
+    """The current step is done: go to the next one, or promote after the last."""
+    index = tick.state.step_index
+    if index == len(tick.spec.spec.steps) - 1:
+        _promote(tick, f"last step finished{why}")
+        return
+    tick.update(step_index=index + 1, stage_started_at=tick.now, checks={}, holding=False)
+    tick.sync_weights()
+    weight = tick.spec.spec.steps[index + 1].weight
+    tick.emit("Advanced", f"step {index + 1} -> {index + 2} at weight {weight}%{why}")
+
+
+def _promote(tick: _Tick, message: str) -> None:
+    tick.update(
+        stage="promoted",
+        step_index=len(tick.spec.spec.steps) - 1,
+        paused=None,
+        paused_at=None,
+        throttled=False,
+        holding=False,
+        reason=None,
+    )
+    tick.sync_weights()
+    tick.actions.append(Promote())
+    tick.emit("Promoted", f"{tick.spec.spec.candidate.name} promoted: {message}")
+
+
+def _rollback(tick: _Tick, reason: Reason) -> None:
+    tick.update(
+        stage="rolled_back",
+        paused=None,
+        paused_at=None,
+        throttled=False,
+        holding=False,
+        reason=reason,
+    )
+    tick.sync_weights()
+    tick.actions.append(Rollback(reason))
+    tick.emit("RolledBack", reason.message)
+
+
+def _pause(tick: _Tick, kind: PauseKind, reason: Reason) -> None:
+    paused_at = tick.state.paused_at if tick.state.paused is not None else tick.now
+    tick.update(paused=kind, paused_at=paused_at, reason=reason)
+    tick.actions.append(Pause(reason))
+    tick.emit("Paused", reason.message)
+
+
+def _resume(tick: _Tick, message: str) -> None:
+    """Leave a pause; paused time does not count towards the current step or shadow."""
+    paused_for = tick.now - (tick.state.paused_at if tick.state.paused_at is not None else tick.now)
+    tick.update(
+        paused=None,
+        paused_at=None,
+        reason=None,
+        stage_started_at=tick.state.stage_started_at + max(paused_for, 0.0),
+    )
+    tick.emit("Resumed", message)
+
+
+def _restart(tick: _Tick, message: str) -> None:
+    """A new rollout of the current spec (spec change or retry); history and intents carry on.
+    Readiness of the (re)deployed candidate is first read one interval later."""
+    old = tick.state
+    tick.state = replace(
+        initial_state(tick.spec, tick.now),
+        weight=old.weight,
+        mirror=old.mirror,
+        deployed=True,
+        last_evaluation=tick.now,
+        history=old.history,
+        last_intent_at=old.last_intent_at,
+    )
+    tick.sync_weights()
+    tick.actions.append(Deploy(tick.spec.spec.candidate.name))
+    tick.emit("Restarted", message)
+
+
+# --------------------------------------------------------------------------- intents
+
+
+def _apply_intents(tick: _Tick, intents: Sequence[Intent]) -> None:
+    """Apply the intents newer than the last applied one, oldest first, each exactly once."""
+    last = tick.state.last_intent_at
+    for intent in sorted((i for i in intents if last is None or i.at > last), key=lambda i: i.at):
+        _INTENT_HANDLERS[intent.verb](tick, intent)
+        newest = tick.state.last_intent_at
+        tick.update(last_intent_at=intent.at if newest is None else max(newest, intent.at))
+
+
+def _by(intent: Intent) -> str:
+    return f"by {intent.user}" if intent.user else "by user"
+
+
+def _intent_pause(tick: _Tick, intent: Intent) -> None:
+    if not tick.state.terminal and tick.state.paused != "user":
+        reason = Reason("user-pause", f"paused {_by(intent)}", tick.now, tick.state.step)
+        _pause(tick, "user", reason)
+
+
+def _intent_resume(tick: _Tick, intent: Intent) -> None:
+    if not tick.state.terminal and tick.state.paused is not None:
+        _resume(tick, f"resumed {_by(intent)}")
+
+
+def _intent_promote(tick: _Tick, intent: Intent) -> None:
+    """Finish the current step (or the shadow phase) now, unless one of its checks is breached."""
+    if tick.state.stage not in ("shadow", "steps"):
+        return
+    breached = [
+        due.key
+        for due in stage_checks(tick.spec, tick.state)
+        if due.key != PROMOTE_KEY
+        and (latest := tick.state.checks.get(due.key)) is not None
+        and latest.since is not None
+    ]
+    if breached:
+        tick.emit("Held", f"promote refused: {', '.join(breached)} breached")
+    elif tick.state.stage == "shadow":
+        tick.emit("ShadowPassed", f"promoted {_by(intent)}")
+        _start_steps(tick)
+    else:
+        _finish_step(tick, f" (promoted {_by(intent)})")
+
+
+def _intent_promote_full(tick: _Tick, intent: Intent) -> None:
+    if tick.state.stage in ("shadow", "steps"):
+        _promote(tick, f"promoted to 100% {_by(intent)}")
+
+
+def _intent_abort(tick: _Tick, intent: Intent) -> None:
+    if not tick.state.terminal:
+        _rollback(tick, Reason("aborted", f"aborted {_by(intent)}", tick.now, tick.state.step))
+
+
+def _intent_retry(tick: _Tick, intent: Intent) -> None:
+    if tick.state.stage == "rolled_back":
+        _restart(tick, f"retry requested {_by(intent)}")
+
+
+_INTENT_HANDLERS: dict[IntentVerb, Callable[[_Tick, Intent], None]] = {
+    "pause": _intent_pause,
+    "resume": _intent_resume,
+    "promote": _intent_promote,
+    "promote-full": _intent_promote_full,
+    "abort": _intent_abort,
+    "retry": _intent_retry,
+}
+
+
+# --------------------------------------------------------------------------- reasons and messages
+
+
+def _number(quantity: Any) -> float | None:
+    return None if quantity is None else float(quantity.value)
+
+
+def _window(spec: ModelCanary, check: CheckSpec) -> str:
+    return str(check.window if check.window is not None else spec.spec.analysis.window)
+
+
+def _show(check: CheckSpec, value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    threshold = check.above if check.above is not None else check.below
+    unit = Unit.RATIO if check.compare == "baseline" or threshold is None else threshold.unit
+    return display_value(value, unit)
+
+
+def _bounds(check: CheckSpec) -> str:
+    parts = []
+    if check.above is not None:
+        parts.append(f"above {check.above}")
+    if check.below is not None:
+        parts.append(f"below {check.below}")
+    return " or ".join(parts)
+
+
+def _breach_message(spec: ModelCanary, due: DueCheck, latest: CheckState) -> str:
+    drift = " drift" if due.check.compare == "baseline" else ""
+    what = f"{latest.metric}{drift} {_show(due.check, latest.value)} is {_bounds(due.check)}"
+    if due.check.for_.seconds <= 0 or latest.decided == "breach":
+        return f"{what} ({due.key}): rolling back"
+    return f"{what} ({due.key}): rolls back if still breached after {due.check.for_}"
+
+
+def _breach_reason(tick: _Tick, due: DueCheck, latest: CheckState) -> Reason:
+    where = f"step {tick.state.step}" if tick.state.stage == "steps" else "shadow"
+    drift = " drift" if due.check.compare == "baseline" else ""
+    message = (
+        f"{latest.metric}{drift} {_show(due.check, latest.value)} {_bounds(due.check)} "
+        f"over {_window(tick.spec, due.check)} at {where}"
+    )
+    if due.check.for_.seconds > 0:
+        message += f" for {due.check.for_}"
+    return Reason(
+        "breach",
+        message,
+        tick.now,
+        tick.state.step,
+        key=due.key,
+        metric=latest.metric,
+        value=latest.value,
+        candidate=latest.candidate,
+        stable=latest.stable,
+        above=_number(due.check.above),
+        below=_number(due.check.below),
+        window=_window(tick.spec, due.check),
+    )

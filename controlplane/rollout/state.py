@@ -1,0 +1,256 @@
+"""The rollout's memory: plain, immutable data that the state machine reads and returns.
+
+Owns :class:`RolloutState` (where a canary is: stage, step, weights, check streaks, pause and
+budget flags, the bounded event history), the :class:`Event` and :class:`Reason` records it keeps,
+:func:`spec_hash`, and the exact round trip through a JSON-safe, camelCase ``status`` dict
+(:meth:`RolloutState.to_status` / :meth:`RolloutState.from_status`).
+
+Written by :mod:`controlplane.rollout.machine` only; persisted by the controller in the resource's
+``status`` and rendered by the CLI. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
+from pydantic.alias_generators import to_camel
+
+from controlplane.errors import Problem, SpecError
+from controlplane.rollout.observations import Verdict
+from controlplane.spec.models import ModelCanary
+
+HISTORY_LIMIT = 200
+"""How many events :attr:`RolloutState.history` keeps (the oldest are dropped)."""
+
+Stage = Literal["pending", "shadow", "steps", "promoted", "rolled_back"]
+"""Where the rollout is. ``paused`` / ``throttled`` / ``holding`` are overlays, see ``phase``."""
+
+Phase = Literal[
+    "pending",
+    "shadow",
+    "progressing",
+    "holding",
+    "paused",
+    "throttled",
+    "promoted",
+    "rolled_back",
+]
+"""What users see (``status.phase``), derived from the stage and the overlays."""
+
+Outcome = Literal["promoted", "rolled_back", "paused", "in_progress"]
+PauseKind = Literal["user", "errors"]
+ReasonKind = Literal["breach", "aborted", "shadow-expired", "provider-errors", "user-pause"]
+EventType = Literal[
+    "StepStarted",
+    "Advanced",
+    "Breached",
+    "RolledBack",
+    "Promoted",
+    "Held",
+    "Paused",
+    "Throttled",
+    "ShadowStarted",
+    "ShadowPassed",
+    "Resumed",
+    "Unthrottled",
+    "Restarted",
+]
+
+TERMINAL_STAGES: frozenset[Stage] = frozenset({"promoted", "rolled_back"})
+
+_CONFIG = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """``value`` when it is a finite number, else None (NaN / Inf are not JSON-safe)."""
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+@with_config(_CONFIG)
+@dataclass(frozen=True)
+class Event:
+    """Something that happened, as the contract's ``simulate`` JSON lists it.
+
+    ``time`` is unix seconds; ``step`` is 1-based (0 before step 1: pending and shadow);
+    ``weight`` is the candidate's user-facing weight after the event.
+    """
+
+    type: EventType
+    time: float
+    step: int
+    weight: int
+    message: str = ""
+
+
+@with_config(_CONFIG)
+@dataclass(frozen=True)
+class Reason:
+    """Why the rollout rolled back or paused.
+
+    For a breach: the check's ``key`` and ``metric``, the compared ``value`` (the drift for
+    ``compare: baseline``), the raw ``candidate`` / ``stable`` values when known, the thresholds as
+    numbers in base units (seconds, fractions), the query ``window``, the 1-based ``step`` (0 in
+    shadow) and the time ``at`` (unix seconds).
+    """
+
+    kind: ReasonKind
+    message: str
+    at: float
+    step: int
+    key: str | None = None
+    metric: str | None = None
+    value: float | None = None
+    candidate: float | None = None
+    stable: float | None = None
+    above: float | None = None
+    below: float | None = None
+    window: str | None = None
+
+
+@with_config(_CONFIG)
+@dataclass(frozen=True)
+class CheckState:
+    """The latest evaluation of one check in the current stage/step, plus its streak.
+
+    ``since`` is when the current streak began: the first of the consecutive evaluations at which
+    a ``rollbackOn`` check was breached, or at which the ``promoteOn`` condition held. None when the
+    latest evaluation broke (or never started) a streak. ``at`` is the latest evaluation's time.
+    """
+
+    metric: str
+    verdict: Verdict
+    at: float
+    since: float | None = None
+    value: float | None = None
+    candidate: float | None = None
+    stable: float | None = None
+    decided: Literal["pass", "breach"] | None = None
+    message: str = ""
+
+
+@with_config(_CONFIG)
+@dataclass(frozen=True)
+class RolloutState:
+    """Everything the machine remembers between two calls. Immutable; compare with ``==``.
+
+    Times are unix seconds. ``stage_started_at`` is when the current shadow phase or step began
+    (shifted forward by the length of a pause on resume: paused time does not count towards a
+    duration). ``step_index`` is 0-based, -1 before step 1 (``step`` is the 1-based view).
+    ``weight`` / ``mirror`` are the traffic settings last asked for with ``SetWeights``: a
+    restarted controller re-applies them. ``checks`` holds the current stage's checks by key
+    (``steps[0].rollbackOn[1]``).
+    """
+
+    spec_hash: str
+    stage: Stage
+    started_at: float
+    stage_started_at: float
+    step_index: int = -1
+    weight: int = 0
+    mirror: bool = False
+    last_evaluation: float | None = None
+    checks: Mapping[str, CheckState] = field(default_factory=dict)
+    consecutive_errors: int = 0
+    paused: PauseKind | None = None
+    paused_at: float | None = None
+    throttled: bool = False
+    spend: float | None = None
+    holding: bool = False
+    deployed: bool = False
+    reason: Reason | None = None
+    last_intent_at: float | None = None
+    history: tuple[Event, ...] = ()
+
+    @property
+    def step(self) -> int:
+        """1-based step number; 0 before the steps begin (pending, shadow)."""
+        return self.step_index + 1
+
+    @property
+    def terminal(self) -> bool:
+        return self.stage in TERMINAL_STAGES
+
+    @property
+    def phase(self) -> Phase:
+        if self.stage in ("promoted", "rolled_back"):
+            return self.stage
+        if self.paused is not None:
+            return "paused"
+        if self.throttled:
+            return "throttled"
+        if self.stage == "steps":
+            return "holding" if self.holding else "progressing"
+        return self.stage
+
+    @property
+    def outcome(self) -> Outcome:
+        """The contract's ``simulate`` outcome."""
+        if self.stage in ("promoted", "rolled_back"):
+            return self.stage
+        return "paused" if self.paused is not None else "in_progress"
+
+    def to_status(self) -> dict[str, Any]:
+        """JSON-safe camelCase dict; ``phase``, ``step`` and ``outcome`` are added for readers."""
+        data: dict[str, Any] = _ADAPTER.dump_python(self, mode="json", by_alias=True)
+        data["phase"] = self.phase
+        data["step"] = self.step
+        data["outcome"] = self.outcome
+        return data
+
+    @classmethod
+    def from_status(cls, status: Mapping[str, Any]) -> RolloutState:
+        """Inverse of :meth:`to_status` (derived keys are ignored).
+
+        Raises :class:`SpecError` with the field paths when ``status`` is not a rollout state.
+        """
+        try:
+            return _ADAPTER.validate_python(status)
+        except ValidationError as exc:
+            raise SpecError(
+                [
+                    Problem(
+                        path=".".join(["status", *(str(p) for p in err["loc"])]),
+                        message=err["msg"],
+                    )
+                    for err in exc.errors()
+                ]
+            ) from None
+
+
+_ADAPTER: TypeAdapter[RolloutState] = TypeAdapter(RolloutState)
+
+
+def spec_hash(canary: ModelCanary) -> str:
+    """A stable hash of what is being rolled out: ``spec`` minus ``alerts`` and
+    ``analysis.prometheus`` (where to notify and where metrics live do not change the candidate
+    or its gates, so editing them does not restart a rollout). 16 hex digits.
+
+    Memoized per (immutable) model object: the machine asks for it on every call."""
+    cached = _HASHES.get(id(canary))
+    if cached is not None and cached[0]() is canary:
+        return cached[1]
+    if len(_HASHES) >= _HASHES_MAX:
+        _HASHES.clear()
+    digest = _compute_spec_hash(canary)
+    _HASHES[id(canary)] = (weakref.ref(canary), digest)
+    return digest
+
+
+_HASHES_MAX = 64
+_HASHES: dict[int, tuple[weakref.ref[ModelCanary], str]] = {}
+
+
+def _compute_spec_hash(canary: ModelCanary) -> str:
+    data = canary.spec.model_dump(mode="json", by_alias=True, exclude={"alerts"})
+    data["analysis"].pop("prometheus", None)
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
