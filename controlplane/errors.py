@@ -14,7 +14,8 @@ status condition — never a traceback::
     ├── RouterError               a router cannot apply or verify the requested weights
     ├── KubeError                 the Kubernetes adapter failed
     │   ├── NotFound
-    │   └── Conflict              resourceVersion mismatch (409): re-read and retry
+    │   ├── Conflict              resourceVersion mismatch (409): re-read and retry
+    │   └── Expired               a watch's resourceVersion is too old (410 Gone): re-list
     └── UsageError                bad command-line arguments (exit code 2)
 """
 
@@ -96,6 +97,10 @@ class NotFound(KubeError):
 
 class Conflict(KubeError):
     """The object changed since it was read (resourceVersion mismatch, HTTP 409)."""
+
+
+class Expired(KubeError):
+    """A watch asked for a resourceVersion the server no longer has (HTTP 410 Gone)."""
 
 
 class UsageError(ControlPlaneError):

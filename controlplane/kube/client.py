@@ -12,14 +12,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
+from controlplane.errors import Expired, KubeError
+
 Obj = dict[str, Any]
+JsonPatch = list[Obj]
+"""An RFC 6902 JSON patch: a list of operations."""
 
 
 @dataclass(frozen=True)
 class Ref:
-    """Names one object: ``api_version`` (``group/version`` or ``v1``), ``kind``, namespace, name."""
+    """Names one object: ``api_version`` (``group/version`` or ``v1``), kind, namespace, name."""
 
     api_version: str
     kind: str
@@ -64,7 +69,9 @@ class KubeClient(Protocol):
         match the stored one, else Conflict."""
         ...
 
-    def patch(self, ref: Ref, patch: Obj, *, kind: Literal["merge", "json"] = "merge") -> Obj:
+    def patch(
+        self, ref: Ref, patch: Obj | JsonPatch, *, kind: Literal["merge", "json"] = "merge"
+    ) -> Obj:
         """JSON merge patch (RFC 7386) or JSON patch (RFC 6902) of the main resource."""
         ...
 
@@ -95,3 +102,83 @@ class KubeClient(Protocol):
     def event(self, involved: Obj, reason: str, message: str, type_: str = "Normal") -> None:
         """Record a Kubernetes Event about ``involved``."""
         ...
+
+
+# --- helpers shared by the implementations (fake, real, lease) -----------------------------------
+
+GONE = "410 Gone"
+"""Prefix of the :class:`~controlplane.errors.KubeError` message raised when a watch asks for a
+``resourceVersion`` the server no longer remembers (HTTP 410 ``Expired``): relist, then watch from
+the list's version. Test for it with :func:`is_expired`."""
+
+
+def expired(detail: str) -> Expired:
+    """The error a watch raises for a too-old ``resourceVersion`` (real server: 410 Expired)."""
+    return Expired(f"{GONE}: Expired: {detail}")
+
+
+def is_expired(exc: BaseException) -> bool:
+    """True for the 410 Gone / Expired error of a watch (the caller must relist)."""
+    return isinstance(exc, Expired)
+
+
+def format_time(t: float, *, micro: bool = False) -> str:
+    """A unix time as RFC 3339 UTC: ``Time`` (seconds) or, with ``micro``, ``MicroTime``."""
+    dt = datetime.fromtimestamp(t, tz=UTC)
+    if micro:
+        return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> float:
+    """An RFC 3339 timestamp (``Z`` or an offset, optional fraction) as unix seconds."""
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, AttributeError) as exc:
+        raise KubeError(f"not an RFC 3339 timestamp: {text!r}") from exc
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+def event_object(
+    involved: Mapping[str, Any],
+    reason: str,
+    message: str,
+    type_: str,
+    *,
+    now: float,
+    component: str,
+) -> Obj:
+    """A core/v1 Event about ``involved`` (what ``record.EventRecorder`` writes), unnamed.
+
+    The caller picks ``metadata.name``; the Event lives in the involved object's namespace
+    (``default`` for cluster-scoped objects).
+    """
+    if type_ not in ("Normal", "Warning"):
+        raise KubeError(f"422 Invalid: Event type must be Normal or Warning, not {type_!r}")
+    meta = involved.get("metadata", {})
+    namespace = meta.get("namespace") or "default"
+    ref: Obj = {
+        "apiVersion": involved.get("apiVersion"),
+        "kind": involved.get("kind"),
+        "name": meta.get("name"),
+        "namespace": meta.get("namespace"),
+        "uid": meta.get("uid"),
+        "resourceVersion": meta.get("resourceVersion"),
+    }
+    stamp = format_time(now)
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"namespace": namespace},
+        "involvedObject": {k: v for k, v in ref.items() if v is not None},
+        "reason": reason,
+        "message": message,
+        "type": type_,
+        "count": 1,
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "source": {"component": component},
+        "reportingComponent": component,
+    }

@@ -1,0 +1,266 @@
+"""A fake KServe controller living inside a :class:`~controlplane.kube.fake.FakeKube`.
+
+Owns :class:`FakeKServe`: it watches (through the fake's listener hook, so no API calls show up in
+the call log) every ``InferenceService`` (``serving.kserve.io/v1beta1``) and
+``LLMInferenceService`` (``serving.kserve.io/v1alpha1`` / ``v1alpha2``) write, and when a new
+``metadata.generation`` has been waiting ``ready_after_s`` on the injected clock, :meth:`tick`
+writes a plausible Ready status through the status subresource: conditions, ``url``,
+``address``, ``components.predictor`` (Knative-style revisions and traffic, honouring
+``canaryTrafficPercent``), ``canaryStatuses`` for Standard-mode ``spec.canary`` and
+``observedGeneration``. :meth:`never_ready` and :meth:`fail` script the unhappy paths.
+
+Called by controller, router and plugin tests; tick-driven, no threads: tests move the clock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from controlplane.kube.client import Obj, Ref, WatchEvent, format_time
+from controlplane.kube.fake import FakeKube
+
+GROUP = "serving.kserve.io"
+ISVC = ("serving.kserve.io/v1beta1", "InferenceService")
+LLMISVC_VERSIONS = ("serving.kserve.io/v1alpha1", "serving.kserve.io/v1alpha2")
+MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
+
+
+@dataclass
+class _Pending:
+    generation: int
+    due: float
+
+
+@dataclass
+class _History:
+    revisions: int = 0
+    rolled_out: str | None = None
+    previous: str | None = None
+
+
+def _is_served(api_version: str, kind: str) -> bool:
+    return (api_version, kind) == ISVC or (
+        kind == "LLMInferenceService" and api_version in LLMISVC_VERSIONS
+    )
+
+
+class FakeKServe:
+    """Marks InferenceServices / LLMInferenceServices Ready ``ready_after_s`` after each spec
+    change, measured on ``now``; :meth:`tick` applies what is due."""
+
+    def __init__(
+        self,
+        kube: FakeKube,
+        *,
+        now: Callable[[], float],
+        ready_after_s: float = 0.0,
+        domain: str = "example.com",
+    ) -> None:
+        self._kube = kube
+        self._now = now
+        self.ready_after_s = ready_after_s
+        self._domain = domain
+        self._lock = threading.Lock()
+        self._pending: dict[Ref, _Pending] = {}
+        self._history: dict[Ref, _History] = {}
+        self._never: set[str] = set()
+        self._failed: dict[str, tuple[str, str]] = {}
+        kube.add_listener(self._on_event)
+
+    # --- scripting -------------------------------------------------------------------------------
+
+    def never_ready(self, name: str) -> None:
+        """Objects named ``name`` (any namespace) never become Ready."""
+        with self._lock:
+            self._never.add(name)
+
+    def fail(self, name: str, reason: str, message: str = "") -> None:
+        """Objects named ``name`` report Ready False with ``reason`` now and after every change."""
+        with self._lock:
+            self._failed[name] = (reason, message or reason)
+            refs = [r for r in self._known() if r.name == name]
+        for ref in refs:
+            obj = self._kube.peek(ref)
+            if obj is not None:
+                self._kube.system_replace_status(ref, self._failed_status(obj, reason, message))
+
+    def heal(self, name: str) -> None:
+        """Undo :meth:`never_ready` / :meth:`fail`: the next due tick makes it Ready again."""
+        with self._lock:
+            self._never.discard(name)
+            self._failed.pop(name, None)
+            for ref in self._known():
+                if ref.name == name and ref not in self._pending:
+                    obj = self._kube.peek(ref)
+                    if obj is not None:
+                        self._pending[ref] = _Pending(
+                            int(obj["metadata"].get("generation", 1)),
+                            self._now() + self.ready_after_s,
+                        )
+
+    def pending(self) -> dict[Ref, float]:
+        """Objects waiting for readiness and when each is due."""
+        with self._lock:
+            return {ref: p.due for ref, p in self._pending.items()}
+
+    # --- the controller loop ---------------------------------------------------------------------
+
+    def tick(self) -> list[Ref]:
+        """Write Ready status for every object whose time has come; return their refs."""
+        now = self._now()
+        with self._lock:
+            due = [(r, p) for r, p in self._pending.items() if p.due <= now]
+            blocked = set(self._never) | set(self._failed)
+        done: list[Ref] = []
+        for ref, pending in sorted(due, key=lambda item: (item[1].due, item[0].name)):
+            obj = self._kube.peek(ref)
+            if obj is None or "deletionTimestamp" in obj["metadata"]:
+                with self._lock:
+                    self._pending.pop(ref, None)
+                continue
+            if int(obj["metadata"].get("generation", 1)) != pending.generation:
+                continue  # a newer spec arrived; its own entry is pending
+            if ref.name in blocked:
+                continue
+            status = self._ready_status(ref, obj, now)
+            with self._lock:
+                self._pending.pop(ref, None)
+            self._kube.system_replace_status(ref, status)
+            done.append(ref)
+        return done
+
+    def _on_event(self, event: WatchEvent) -> None:
+        obj = event.object
+        if not _is_served(obj.get("apiVersion", ""), obj.get("kind", "")):
+            return
+        ref = Ref.of(obj)
+        with self._lock:
+            if event.type == "DELETED":
+                self._pending.pop(ref, None)
+                self._history.pop(ref, None)
+                return
+            self._history.setdefault(ref, _History())
+            generation = int(obj["metadata"].get("generation", 1))
+            observed = obj.get("status", {}).get("observedGeneration")
+            pending = self._pending.get(ref)
+            if observed == generation or (pending and pending.generation == generation):
+                return
+            self._pending[ref] = _Pending(generation, self._now() + self.ready_after_s)
+            failed = self._failed.get(ref.name)
+        if failed is not None:
+            self._kube.system_replace_status(ref, self._failed_status(obj, *failed))
+
+    def _known(self) -> list[Ref]:
+        return list(self._history)
+
+    # --- status documents ------------------------------------------------------------------------
+
+    def _ready_status(self, ref: Ref, obj: Obj, now: float) -> Obj:
+        name, ns = ref.name, ref.namespace or "default"
+        stamp = format_time(now)
+        url = f"http://{name}-{ns}.{self._domain}"
+        generation = int(obj["metadata"].get("generation", 1))
+        conditions = [
+            {"type": t, "status": "True", "lastTransitionTime": stamp}
+            for t in ("IngressReady", "PredictorReady", "Ready")
+        ]
+        if ref.kind == "LLMInferenceService":
+            return {
+                "observedGeneration": generation,
+                "url": url,
+                "addresses": [{"url": f"http://{name}.{ns}.svc.cluster.local"}],
+                "conditions": [
+                    {"type": t, "status": "True", "lastTransitionTime": stamp}
+                    for t in ("MainWorkloadReady", "RouterReady", "Ready")
+                ],
+            }
+        annotations = obj["metadata"].get("annotations") or {}
+        mode = annotations.get(MODE_ANNOTATION, "Serverless")
+        spec: dict[str, Any] = obj.get("spec") or {}
+        predictor_url = f"http://{name}-predictor-{ns}.{self._domain}"
+        predictor: Obj = {"url": predictor_url}
+        status: Obj = {
+            "observedGeneration": generation,
+            "url": url,
+            "address": {"url": f"http://{name}-predictor.{ns}.svc.cluster.local"},
+            "conditions": conditions,
+            "deploymentMode": mode,
+            "modelStatus": {
+                "states": {"activeModelState": "Loaded", "targetModelState": "Loaded"},
+                "transitionStatus": "UpToDate",
+            },
+            "components": {"predictor": predictor},
+        }
+        if mode == "Serverless":
+            predictor.update(self._revisions(ref, spec))
+        canaries = spec.get("canary")
+        if mode != "Serverless" and isinstance(canaries, list) and canaries:
+            status["canaryStatuses"] = [
+                {
+                    "name": (c.get("predictor") or {}).get("name", f"canary-{i}"),
+                    "ready": True,
+                    "trafficPercent": int(c.get("trafficPercent", 0)),
+                    "modelStatus": {"transitionStatus": "UpToDate"},
+                }
+                for i, c in enumerate(canaries)
+                if isinstance(c, dict)
+            ]
+        return status
+
+    def _revisions(self, ref: Ref, spec: dict[str, Any]) -> Obj:
+        """Knative-style revision bookkeeping: one revision per ready generation."""
+        with self._lock:
+            history = self._history.setdefault(ref, _History())
+            history.revisions += 1
+            latest = f"{ref.name}-predictor-{history.revisions:05d}"
+            percent = (spec.get("predictor") or {}).get("canaryTrafficPercent")
+            if percent is not None and history.rolled_out is not None:
+                traffic = [
+                    {
+                        "tag": "prev",
+                        "revisionName": history.rolled_out,
+                        "percent": 100 - int(percent),
+                        "latestRevision": False,
+                    },
+                    {
+                        "tag": "latest",
+                        "revisionName": latest,
+                        "percent": int(percent),
+                        "latestRevision": True,
+                    },
+                ]
+            else:
+                history.previous, history.rolled_out = history.rolled_out, latest
+                traffic = [{"revisionName": latest, "percent": 100, "latestRevision": True}]
+            result: Obj = {
+                "latestCreatedRevision": latest,
+                "latestReadyRevision": latest,
+                "latestRolledoutRevision": history.rolled_out,
+                "traffic": traffic,
+            }
+            if history.previous is not None:
+                result["previousRolledoutRevision"] = history.previous
+            return result
+
+    def _failed_status(self, obj: Obj, reason: str, message: str) -> Obj:
+        stamp = format_time(self._now())
+        condition = {
+            "status": "False",
+            "reason": reason,
+            "message": message or reason,
+            "lastTransitionTime": stamp,
+        }
+        return {
+            "observedGeneration": int(obj["metadata"].get("generation", 1)),
+            "conditions": [
+                {"type": "PredictorReady", **condition},
+                {"type": "Ready", **condition},
+            ],
+            "modelStatus": {
+                "transitionStatus": "BlockedByFailedLoad",
+                "lastFailureInfo": {"reason": reason, "message": message or reason},
+            },
+        }
