@@ -278,7 +278,7 @@ class AlertSpec(_Model):
     slack: SlackAlert | None = None
     webhook: WebhookAlert | None = None
     alertmanager: AlertmanagerAlert | None = None
-    on: list[AlertEvent] = Field(default_factory=_default_alert_events, max_length=5)
+    events: list[AlertEvent] = Field(default_factory=_default_alert_events, max_length=5)
 
 
 class ModelCanarySpec(_Model):
@@ -296,7 +296,10 @@ class ModelCanarySpec(_Model):
 
 
 class ModelCanary(_Model):
-    """The whole resource as users commit it. ``status`` is the controller's and is not validated."""
+    """The whole resource as users commit it.
+
+    ``status`` is the controller's and is not validated here.
+    """
 
     api_version: Literal["canary.controlplane.dev/v1alpha1"] = Field(alias="apiVersion")
     kind: Literal["ModelCanary"]

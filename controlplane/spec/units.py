@@ -26,7 +26,7 @@ DURATION_PATTERN = r"^(0|(\d+(\.\d+)?(ms|s|m|h|d|w))+)$"
 
 @dataclass(frozen=True, order=True)
 class Duration:
-    """A span of time. ``seconds`` is what the core computes with; ``text`` is what the user wrote."""
+    """A span of time: ``seconds`` for the core to compute with, ``text`` as the user wrote it."""
 
     seconds: float
     text: str = ""

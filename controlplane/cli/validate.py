@@ -1,0 +1,77 @@
+"""``canaryctl validate FILE... [-o json]``: check canary.yml files, report every problem.
+
+A thin shell over :func:`controlplane.spec.validate.check_file` (the same function the controller
+and the API use). Directories stand for the ``*.yml`` / ``*.yaml`` files directly inside them.
+Prints one ``FILE:LINE: field.path: message`` line per problem (or, with ``-o json``, a JSON list of
+``{file, line, path, message}``) and exits 0 when every file is valid, 2 otherwise. Called by
+:mod:`controlplane.cli.main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from controlplane.errors import Problem
+from controlplane.profiles.catalog import load_catalog
+from controlplane.spec.validate import check_file
+
+SUFFIXES = (".yml", ".yaml")
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "validate",
+        help="check canary.yml files; report every problem",
+        description="Check ModelCanary files (YAML, field types and every cross-field rule). "
+        "Exit 0 when all are valid, 2 when any is not.",
+    )
+    parser.add_argument(
+        "files", nargs="+", metavar="FILE", help="a canary.yml, or a directory of them"
+    )
+    parser.add_argument(
+        "-o", "--output", choices=("text", "json"), default="text", help="output format"
+    )
+    parser.add_argument(
+        "--profiles",
+        metavar="PATH",
+        default=None,
+        help="GPU catalogue (a gpus.yaml or a directory); default: the packaged one",
+    )
+
+
+def expand(paths: list[str]) -> tuple[list[str], list[Problem]]:
+    """Files to check (directories expanded, in name order) and problems with the arguments."""
+    files: list[str] = []
+    problems: list[Problem] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(str(p) for p in path.iterdir() if p.suffix in SUFFIXES and p.is_file())
+            if not found:
+                problems.append(Problem(path="", message="no *.yml or *.yaml files", file=raw))
+            files.extend(found)
+        else:
+            files.append(raw)
+    return files, problems
+
+
+def run(args: argparse.Namespace) -> int:
+    catalog = load_catalog(args.profiles)
+    files, problems = expand(list(args.files))
+    for name in files:
+        problems.extend(check_file(name, catalog))
+    if args.output == "json":
+        print(json.dumps([p.to_json() for p in problems], indent=2))
+    else:
+        for problem in problems:
+            print(problem.format())
+        bad = len({p.file for p in problems})
+        if problems:
+            noun = "problem" if len(problems) == 1 else "problems"
+            print(f"{len(problems)} {noun} in {bad} of {len(files)} file(s)", file=sys.stderr)
+        else:
+            print(f"{len(files)} file(s) valid", file=sys.stderr)
+    return 2 if problems else 0

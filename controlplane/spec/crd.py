@@ -1,0 +1,168 @@
+"""The ModelCanary CustomResourceDefinition, generated from the pydantic models.
+
+Owns the translation of the models' JSON Schema (draft 2020-12, with ``$ref`` and ``anyOf``) into a
+*structural* OpenAPI v3.0 schema the Kubernetes API server accepts: references inlined, no titles or
+defaults (the API server would write defaults into stored objects; the models own defaults),
+``anyOf [X, null]`` as ``nullable``, ``const`` as a one-value ``enum``, numeric
+``exclusiveMinimum`` as the v3.0 boolean form, number-or-string thresholds as
+``x-kubernetes-preserve-unknown-fields`` (``x-kubernetes-int-or-string`` would refuse ``0.5``),
+durations as ``x-kubernetes-int-or-string`` (``for: 0`` is an integer), and ``status`` left open
+to the controller. The committed ``manifests/crd/modelcanary.yaml`` is this
+module's output (``canaryctl schema --crd``; ``scripts/gen-crd`` rewrites it; a test fails on
+drift). The API server checks shape only: ``canaryctl validate`` and the controller apply every
+rule. Called by ``controlplane.cli.schema`` and the tests. Pure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from controlplane.spec.models import API_GROUP, KIND, PLURAL, SHORT_NAME, ModelCanary
+from controlplane.spec.units import DURATION_PATTERN
+
+VERSION = "v1alpha1"
+CRD_NAME = f"{PLURAL}.{API_GROUP}"
+HEADER = (
+    "# Generated from controlplane/spec/models.py by `canaryctl schema --crd` (scripts/gen-crd).\n"
+    "# Do not edit: change the models and regenerate; tests/unit/test_crd.py fails on drift.\n"
+)
+
+_DROP = {"title", "default", "$defs", "examples"}
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a ModelCanary as users write it (camelCase names)."""
+    return ModelCanary.model_json_schema(by_alias=True, mode="validation")
+
+
+def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        target = defs[node["$ref"].rsplit("/", 1)[-1]]
+        merged = dict(target)
+        merged.update({k: v for k, v in node.items() if k != "$ref"})
+        node = merged
+    return node
+
+
+def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    node = _resolve(node, defs)
+    if "anyOf" in node:
+        branches = [b for b in node["anyOf"] if b.get("type") != "null"]
+        nullable = len(branches) < len(node["anyOf"])
+        outer = {k: v for k, v in node.items() if k != "anyOf"}
+        if len(branches) == 1:
+            inner = _resolve(branches[0], defs)
+            merged = {**inner, **{k: v for k, v in outer.items() if k not in _DROP}}
+            single = _structural(merged, defs)
+            if nullable:
+                single["nullable"] = True
+            return single
+        # several types (a threshold: number or string): any value, checked by the models
+        description = outer.get("description") or next(
+            (b["description"] for b in branches if "description" in b), None
+        )
+        loose: dict[str, Any] = {"description": description} if description else {}
+        loose["x-kubernetes-preserve-unknown-fields"] = True
+        if nullable:
+            loose["nullable"] = True
+        return loose
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _DROP:
+            continue
+        if key == "const":
+            out["enum"] = [value]
+        elif key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
+            bound = "minimum" if key == "exclusiveMinimum" else "maximum"
+            out[bound] = value
+            out[key] = True
+        elif key == "properties":
+            out["properties"] = {name: _structural(sub, defs) for name, sub in value.items()}
+        elif key == "items":
+            out["items"] = _structural(value, defs)
+        elif key == "additionalProperties":
+            if value is True:
+                out["x-kubernetes-preserve-unknown-fields"] = True
+            elif isinstance(value, dict):
+                out["additionalProperties"] = _structural(value, defs)
+            # False (unknown fields forbidden): the API server prunes them; validate reports them
+        else:
+            out[key] = value
+    if out.get("pattern") == DURATION_PATTERN and out.get("type") == "string":
+        del out["type"]  # "0" may be written unquoted: an integer or a duration string
+        out["x-kubernetes-int-or-string"] = True
+    return out
+
+
+def openapi_schema() -> dict[str, Any]:
+    """The structural ``openAPIV3Schema`` of the CRD."""
+    source = json_schema()
+    defs: dict[str, Any] = source.get("$defs", {})
+    spec = _structural(source["properties"]["spec"], defs)
+    return {
+        "description": "A metric-gated canary rollout of a served LLM variant.",
+        "type": "object",
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": spec,
+            "status": {
+                "description": "Written by the controller.",
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": True,
+            },
+        },
+    }
+
+
+def crd() -> dict[str, Any]:
+    """The whole CustomResourceDefinition object."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": CRD_NAME},
+        "spec": {
+            "group": API_GROUP,
+            "names": {
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": KIND.lower(),
+                "shortNames": [SHORT_NAME],
+                "categories": ["all"],
+            },
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": [
+                        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                        {"name": "Step", "type": "integer", "jsonPath": ".status.step"},
+                        {"name": "Weight", "type": "integer", "jsonPath": ".status.weight"},
+                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                    ],
+                    "schema": {"openAPIV3Schema": openapi_schema()},
+                }
+            ],
+        },
+    }
+
+
+class _Dumper(yaml.SafeDumper):
+    """Never writes anchors/aliases (the same enum in two places is written twice)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def crd_yaml() -> str:
+    """The CRD as the YAML committed in ``manifests/crd/modelcanary.yaml``."""
+    body = yaml.dump(crd(), Dumper=_Dumper, sort_keys=False, width=100, allow_unicode=True)
+    return HEADER + body

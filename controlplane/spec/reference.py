@@ -1,0 +1,227 @@
+"""The field reference of a ModelCanary, as Markdown generated from the pydantic models.
+
+Owns the one-line meaning of every field (``MEANINGS``) and renders, for each object of the spec,
+a table of field / type / default / meaning, with types and defaults read from the models so they
+cannot drift. ``docs/spec.md`` embeds the output between markers (``canaryctl schema --fields``,
+``scripts/gen-crd`` rewrites it); a test fails when a model field has no meaning or the doc is
+stale. Called by ``controlplane.cli.schema`` and the tests. Pure.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from controlplane.spec.models import ModelCanary
+from controlplane.spec.units import Duration, Quantity
+
+BEGIN = "<!-- BEGIN GENERATED FIELDS: canaryctl schema --fields -->"
+END = "<!-- END GENERATED FIELDS -->"
+
+MEANINGS: dict[tuple[str, str], str] = {
+    ("ModelCanary", "apiVersion"): "always `canary.controlplane.dev/v1alpha1`",
+    ("ModelCanary", "kind"): "always `ModelCanary`",
+    ("ModelCanary", "metadata"): "Kubernetes object metadata (other fields are kept as they are)",
+    ("ModelCanary", "spec"): "what to roll out and how",
+    ("ModelCanary", "status"): "written by the controller; never validated",
+    ("ObjectMeta", "name"): "the canary's name: the `canary` label of its pods and metrics",
+    ("ObjectMeta", "namespace"): "namespace of the canary and of the variants it deploys",
+    ("ObjectMeta", "labels"): "Kubernetes labels",
+    ("ObjectMeta", "annotations"): "Kubernetes annotations",
+    ("ModelCanarySpec", "model"): "the served model, shared by both variants",
+    ("ModelCanarySpec", "stable"): "the variant serving today",
+    ("ModelCanarySpec", "candidate"): "the variant to roll out",
+    ("ModelCanarySpec", "traffic"): "how user traffic reaches the variants",
+    ("ModelCanarySpec", "analysis"): "metrics and how often checks are evaluated",
+    ("ModelCanarySpec", "steps"): "the traffic schedule; weights increase, the last is 100",
+    ("ModelCanarySpec", "shadow"): "optional mirrored-traffic phase before the steps",
+    ("ModelCanarySpec", "budget"): "optional daily spend limit on the candidate",
+    ("ModelCanarySpec", "alerts"): "where outcomes are announced",
+    ("ModelSpec", "name"): "the model name clients send; base of InferenceService names",
+    ("ModelSpec", "runtime"): "serving runtime (KServe Hugging Face runtime, vLLM backend)",
+    ("ModelSpec", "maxModelLen"): "context length (`--max-model-len`); sizes the KV cache",
+    ("ModelSpec", "parameters"): "parameter count (`8.0e9`); unset skips the memory-fit check",
+    ("ModelSpec", "architecture"): "transformer shape for an exact KV-cache size (else estimated)",
+    ("ModelSpec", "fitConcurrency"): "full-length sequences whose KV cache must fit at once",
+    ("ModelArchitecture", "layers"): "number of transformer layers",
+    ("ModelArchitecture", "kvHeads"): "key/value heads per layer (GQA)",
+    ("ModelArchitecture", "headDim"): "dimension of one attention head",
+    ("VariantSpec", "name"): "variant name: the `variant` label of its pods and metrics",
+    (
+        "VariantSpec",
+        "storageUri",
+    ): "where the weights are (`hf://org/model`, `s3://...`, `pvc://...`)",
+    ("VariantSpec", "quantization"): "quantization method vLLM applies or expects",
+    ("VariantSpec", "gpu"): "a GPU name from the profile catalogue (`profiles/gpus.yaml`)",
+    ("VariantSpec", "gpuCount"): "GPUs per replica (tensor parallel)",
+    ("VariantSpec", "replicas"): "serving replicas",
+    ("VariantSpec", "gpuMemoryUtilization"): "vLLM `--gpu-memory-utilization`",
+    ("VariantSpec", "systemPrompt"): "system prompt prepended to requests (a prompt variant)",
+    ("VariantSpec", "args"): "extra `vllm serve` arguments",
+    ("TrafficSpec", "router"): "what splits the traffic (see Router capabilities)",
+    ("TrafficSpec", "cohort"): "only matching requests may reach the candidate",
+    ("TrafficSpec", "gateway"): "the Gateway the HTTPRoute attaches to (gateway-api)",
+    ("TrafficSpec", "hosts"): "host names the route serves",
+    ("CohortSpec", "header"): "HTTP request header to match",
+    ("CohortSpec", "values"): "header values that may reach the candidate",
+    ("GatewayRef", "name"): "Gateway name",
+    ("GatewayRef", "namespace"): "Gateway namespace (default: the canary's)",
+    ("GatewayRef", "sectionName"): "listener of the Gateway",
+    ("AnalysisSpec", "interval"): "how often checks are evaluated",
+    ("AnalysisSpec", "window"): "default range of each query",
+    ("AnalysisSpec", "prometheus"): "Prometheus URL (default: the controller's setting)",
+    ("AnalysisSpec", "errorLimit"): "consecutive provider errors before the canary pauses",
+    ("AnalysisSpec", "preset"): "built-in metric preset",
+    ("AnalysisSpec", "selector"): "label matchers selecting one variant; must use `{{variant}}`",
+    ("AnalysisSpec", "metrics"): "named metrics the checks refer to",
+    ("MetricSpec", "name"): "the name checks use",
+    ("MetricSpec", "builtin"): "a built-in metric of the preset (exactly one of builtin/query)",
+    ("MetricSpec", "quantile"): "quantile of a latency histogram (analysis uses 0.95 when unset)",
+    ("MetricSpec", "query"): "custom PromQL with `{{namespace}}`, `{{canary}}`, `{{variant}}`, "
+    "`{{window}}`",
+    ("MetricSpec", "unit"): "unit of a query's value; thresholds must fit it (any when unset)",
+    ("CheckSpec", "metric"): "name of a metric in `analysis.metrics`",
+    ("CheckSpec", "above"): "breached when the value is above this",
+    ("CheckSpec", "below"): "breached when the value is below this",
+    ("CheckSpec", "window"): "query range (default `analysis.window`)",
+    ("CheckSpec", "for"): "act only when breached at every evaluation for this long (0: at once)",
+    ("CheckSpec", "compare"): "`baseline`: compare `candidate / stable - 1` instead of the value",
+    ("CheckSpec", "minSamples"): "built-in metrics: fewer candidate requests is inconclusive "
+    "(analysis uses 100 when unset)",
+    ("CheckSpec", "judge"): "`threshold`, or `sequential` (anytime-valid test against stable)",
+    ("CheckSpec", "alpha"): "false-alarm rate of the sequential judge",
+    ("StepSpec", "weight"): "candidate's share of traffic, percent",
+    ("StepSpec", "duration"): "how long the step lasts (required on all but the last step)",
+    ("StepSpec", "rollbackOn"): "checks whose breach rolls back",
+    ("ShadowSpec", "duration"): "the shadow phase fails when it lasts longer than this",
+    ("ShadowSpec", "promoteOn"): "the phase passes when this holds for its `for`",
+    ("ShadowSpec", "rollbackOn"): "checks whose breach fails the shadow phase",
+    ("BudgetSpec", "dailyLimit"): "USD per day spent on the candidate",
+    ("BudgetSpec", "throttleWeight"): "weight while over the limit; below the first step's",
+    ("BudgetSpec", "costQuery"): "PromQL for the candidate's spend over the last day",
+    ("AlertSpec", "slack"): "post to Slack",
+    ("AlertSpec", "webhook"): "POST JSON to a URL",
+    ("AlertSpec", "alertmanager"): "send to an Alertmanager",
+    ("AlertSpec", "events"): "events announced on this channel",
+    ("SlackAlert", "webhookSecretRef"): "Secret key holding the Slack webhook URL",
+    ("SlackAlert", "channel"): "channel override",
+    ("WebhookAlert", "url"): "where to POST",
+    ("WebhookAlert", "hmacSecretRef"): "Secret key to sign the body with (HMAC-SHA256)",
+    ("AlertmanagerAlert", "url"): "Alertmanager base URL",
+    ("SecretKeyRef", "name"): "Secret name (in the canary's namespace)",
+    ("SecretKeyRef", "key"): "key in the Secret",
+}
+
+
+def _strip_optional(annotation: Any) -> Any:
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(args) != 1:
+                return annotation
+            annotation = args[0]
+        else:
+            return annotation
+
+
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    annotation = _strip_optional(annotation)
+    if typing.get_origin(annotation) in (list, dict):
+        return [m for arg in typing.get_args(annotation) for m in _models(arg)]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return []
+
+
+def _type(annotation: Any) -> str:
+    annotation = _strip_optional(annotation)
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return " \\| ".join(f"`{v}`" for v in typing.get_args(annotation))
+    if origin is list:
+        return f"list of {_type(typing.get_args(annotation)[0])}"
+    if origin is dict:
+        return f"map of {_type(typing.get_args(annotation)[1])}"
+    if annotation is Duration:
+        return "duration"
+    if annotation is Quantity:
+        return "threshold"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return f"[{annotation.__name__}](#{annotation.__name__.lower()})"
+    names = {str: "string", int: "integer", float: "number", bool: "boolean"}
+    if annotation is Any:
+        return "any"
+    return names.get(annotation, str(annotation))
+
+
+def _default(info: Any) -> str:
+    if info.is_required():
+        return "required"
+    value = info.default_factory() if info.default_factory is not None else info.default
+    if value is None or value is PydanticUndefined:
+        return "unset"
+    if isinstance(value, BaseModel):
+        return "see below"
+    if isinstance(value, Duration | Quantity):
+        return f"`{value}`"
+    if isinstance(value, list | dict) and not value:
+        return "empty"
+    if isinstance(value, list):
+        return "`[" + ", ".join(str(v) for v in value) + "]`"
+    return f"`{value}`"
+
+
+def sections() -> list[tuple[type[BaseModel], list[str]]]:
+    """Every model of the spec, in the order first met, with the paths where it appears."""
+    seen: dict[type[BaseModel], list[str]] = {}
+
+    def visit(model: type[BaseModel], path: str) -> None:
+        first = model not in seen
+        seen.setdefault(model, []).append(path)
+        if not first:
+            return
+        for name, info in model.model_fields.items():
+            alias = info.alias or name
+            suffix = "[]" if typing.get_origin(_strip_optional(info.annotation)) is list else ""
+            for sub in _models(info.annotation):
+                visit(sub, f"{path}.{alias}{suffix}" if path else f"{alias}{suffix}")
+
+    visit(ModelCanary, "")
+    return list(seen.items())
+
+
+def missing_meanings() -> list[str]:
+    """``Model.field`` for every model field without an entry in ``MEANINGS``."""
+    return [
+        f"{model.__name__}.{info.alias or name}"
+        for model, _paths in sections()
+        for name, info in model.model_fields.items()
+        if (model.__name__, info.alias or name) not in MEANINGS
+    ]
+
+
+def field_table() -> str:
+    """The Markdown field reference (between the markers docs/spec.md keeps it in)."""
+    out = [BEGIN, ""]
+    for model, paths in sections():
+        out.append(f"### {model.__name__}")
+        out.append("")
+        where = ", ".join(f"`{p}`" for p in paths if p) or "the whole resource"
+        out.append(f"At {where}.")
+        out.append("")
+        out.append("| field | type | default | meaning |")
+        out.append("| --- | --- | --- | --- |")
+        for name, info in model.model_fields.items():
+            alias = info.alias or name
+            meaning = MEANINGS.get((model.__name__, alias), "")
+            out.append(f"| `{alias}` | {_type(info.annotation)} | {_default(info)} | {meaning} |")
+        out.append("")
+    out.append(END)
+    return "\n".join(out) + "\n"
