@@ -567,7 +567,13 @@ def _show(check: CheckSpec, value: float | None) -> str:
     return display_value(value, unit)
 
 
-def _bounds(check: CheckSpec) -> str:
+def _bounds(check: CheckSpec, value: float | None = None) -> str:
+    """The bound ``value`` crossed (``> 200ms``), or every bound when that is unknown."""
+    if value is not None:
+        if check.above is not None and value > check.above.value:
+            return f"> {check.above}"
+        if check.below is not None and value < check.below.value:
+            return f"< {check.below}"
     parts = []
     if check.above is not None:
         parts.append(f"above {check.above}")
@@ -576,9 +582,15 @@ def _bounds(check: CheckSpec) -> str:
     return " or ".join(parts)
 
 
+def _crossed(check: CheckSpec, latest: CheckState) -> str:
+    """``latency 231.4ms > 200ms`` / ``kpi drift -5.04% < -5%``."""
+    drift = " drift" if check.compare == "baseline" else ""
+    shown = _show(check, latest.value)
+    return f"{latest.metric}{drift} {shown} {_bounds(check, latest.value)}"
+
+
 def _breach_message(spec: ModelCanary, due: DueCheck, latest: CheckState) -> str:
-    drift = " drift" if due.check.compare == "baseline" else ""
-    what = f"{latest.metric}{drift} {_show(due.check, latest.value)} is {_bounds(due.check)}"
+    what = _crossed(due.check, latest)
     if due.check.for_.seconds <= 0 or latest.decided == "breach":
         return f"{what} ({due.key}): rolling back"
     return f"{what} ({due.key}): rolls back if still breached after {due.check.for_}"
@@ -586,11 +598,7 @@ def _breach_message(spec: ModelCanary, due: DueCheck, latest: CheckState) -> str
 
 def _breach_reason(tick: _Tick, due: DueCheck, latest: CheckState) -> Reason:
     where = f"step {tick.state.step}" if tick.state.stage == "steps" else "shadow"
-    drift = " drift" if due.check.compare == "baseline" else ""
-    message = (
-        f"{latest.metric}{drift} {_show(due.check, latest.value)} {_bounds(due.check)} "
-        f"over {_window(tick.spec, due.check)} at {where}"
-    )
+    message = f"{_crossed(due.check, latest)} over {_window(tick.spec, due.check)} at {where}"
     if due.check.for_.seconds > 0:
         message += f" for {due.check.for_}"
     return Reason(

@@ -1,0 +1,175 @@
+"""Replaying a canary against metric history: the engine behind ``canaryctl simulate``.
+
+Owns the replay loop: starting from :func:`~controlplane.rollout.machine.initial_state` at
+``start``, call the pure state machine every ``analysis.interval`` with observations evaluated *at
+that historical time*, until an outcome or ``end``. Nothing is deployed; actions are only recorded.
+The provider is injected: :func:`prefetched` builds the fast one (every series fetched once with
+range queries, see :mod:`controlplane.analysis.replay`), tests may pass any
+:class:`~controlplane.analysis.providers.base.MetricProvider`.
+
+The same machine and evaluator run in the controller and the local stack, so a replay shows what
+the controller would have done.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from controlplane.analysis.evaluator import evaluate
+from controlplane.analysis.providers.base import MetricProvider
+from controlplane.analysis.replay import ReplayProvider, replay_queries
+from controlplane.errors import UsageError
+from controlplane.rollout.machine import due_checks, initial_state, step
+from controlplane.rollout.observations import Observations
+from controlplane.rollout.state import Event, Reason, RolloutState
+from controlplane.spec.models import ModelCanary
+
+MAX_EVALUATIONS = 2_000_000
+"""Refuse replays longer than this many intervals (e.g. 1s interval over a month)."""
+
+
+@dataclass(frozen=True)
+class TracePoint:
+    """One evaluation: time, the user-facing weight after it, and each evaluated check's value."""
+
+    time: float
+    weight: int
+    phase: str
+    values: dict[str, tuple[float | None, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """What a replay found. ``state`` is the machine's final state."""
+
+    canary: ModelCanary
+    start: float
+    end: float
+    state: RolloutState
+    evaluations: int
+    trace: list[TracePoint]
+
+    @property
+    def outcome(self) -> str:
+        return self.state.outcome
+
+    @property
+    def finished_at(self) -> float | None:
+        if not self.state.terminal:
+            return None
+        return self.state.history[-1].time if self.state.history else None
+
+    @property
+    def events(self) -> tuple[Event, ...]:
+        return self.state.history
+
+    @property
+    def reason(self) -> Reason | None:
+        return self.state.reason if self.outcome in ("rolled_back", "paused") else None
+
+    def to_json(self) -> dict[str, Any]:
+        """The contract's ``simulate -o json`` object."""
+        return {
+            "outcome": self.outcome,
+            "finishedAt": _iso(self.finished_at) if self.finished_at is not None else None,
+            "step": self.state.step,
+            "weight": self.state.weight,
+            "reason": _reason_json(self.reason),
+            "events": [
+                {
+                    "time": _iso(e.time),
+                    "type": e.type,
+                    "step": e.step,
+                    "weight": e.weight,
+                    "message": e.message,
+                }
+                for e in self.events
+            ],
+        }
+
+
+def _iso(t: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _reason_json(reason: Reason | None) -> dict[str, Any] | None:
+    if reason is None:
+        return None
+    return {
+        "kind": reason.kind,
+        "metric": reason.metric,
+        "value": reason.value,
+        "candidate": reason.candidate,
+        "stable": reason.stable,
+        "above": reason.above,
+        "below": reason.below,
+        "window": reason.window,
+        "step": reason.step,
+        "at": _iso(reason.at),
+        "message": reason.message,
+    }
+
+
+def prefetched(
+    canary: ModelCanary, source: MetricProvider, start: float, end: float
+) -> ReplayProvider:
+    """A provider holding every series the replay of ``canary`` over [start, end] will ask for."""
+    interval = canary.spec.analysis.interval.seconds
+    return ReplayProvider.prefetch(source, replay_queries(canary), start, end, interval)
+
+
+def simulate(
+    canary: ModelCanary,
+    provider: MetricProvider,
+    start: float,
+    end: float,
+    *,
+    on_evaluation: Callable[[TracePoint], None] | None = None,
+) -> SimulationResult:
+    """Replay ``canary`` from ``start`` to ``end`` (unix seconds) against ``provider``.
+
+    Raises :class:`UsageError` for an empty or absurdly long span. Provider failures never raise:
+    they become inconclusive checks, as in the controller.
+    """
+    interval = canary.spec.analysis.interval.seconds
+    if not (math.isfinite(start) and math.isfinite(end)) or end < start:
+        raise UsageError(f"--end must not be before --start (start={start}, end={end})")
+    count = int((end - start) // interval) + 1
+    if count > MAX_EVALUATIONS:
+        raise UsageError(
+            f"{count} evaluations (every {canary.spec.analysis.interval} from start to end) is "
+            f"more than {MAX_EVALUATIONS}: shorten the span"
+        )
+    state = initial_state(canary, start)
+    trace: list[TracePoint] = []
+    evaluations = 0
+    for k in range(count):
+        now = start + k * interval
+        due = due_checks(canary, state, now)
+        obs = evaluate(canary, due, provider, now) if due else _spend_only(canary, provider, now)
+        state, _actions = step(canary, state, obs, now)
+        evaluations += 1
+        point = TracePoint(
+            time=now,
+            weight=state.weight,
+            phase=state.phase,
+            values={key: (r.value, r.verdict) for key, r in obs.checks.items()},
+        )
+        trace.append(point)
+        if on_evaluation is not None:
+            on_evaluation(point)
+        if state.terminal:
+            break
+    return SimulationResult(canary, start, end, state, evaluations, trace)
+
+
+def _spend_only(canary: ModelCanary, provider: MetricProvider, now: float) -> Observations:
+    """Observations when no check is due: the budget still needs the spend."""
+    if canary.spec.budget is None:
+        return Observations()
+    return evaluate(canary, [], provider, now)
