@@ -32,7 +32,11 @@ def run(args: argparse.Namespace) -> int:
     from controlplane.local.demo import demo_session
 
     console = Console(stderr=args.output == "json")
-    say = console.print if args.output == "text" else (lambda _m: None)
+
+    def say(message: str) -> None:
+        if args.output == "text":
+            console.print(message)
+
     say("[bold]canaryctl demo[/] — metric history is [yellow]simulated[/]; Prometheus is real.")
     results: dict[str, object] = {}
     with demo_session(progress=lambda m: say(f"[dim]{m}[/]")) as replayed:
