@@ -24,6 +24,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "simulate": ("controlplane.cli.simulate", "replay a canary against Prometheus history"),
     "render": ("controlplane.cli.render", "print the objects the controller would apply"),
     "demo": ("controlplane.cli.demo", "run the packaged demo (no cluster needed)"),
+    "controller": ("controlplane.cli.controller", "run the controller (watches ModelCanaries)"),
 }
 
 

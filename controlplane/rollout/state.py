@@ -46,7 +46,9 @@ Phase = Literal[
 
 Outcome = Literal["promoted", "rolled_back", "paused", "in_progress"]
 PauseKind = Literal["user", "errors"]
-ReasonKind = Literal["breach", "aborted", "shadow-expired", "provider-errors", "user-pause"]
+ReasonKind = Literal[
+    "breach", "aborted", "not-ready", "shadow-expired", "provider-errors", "user-pause"
+]
 EventType = Literal[
     "StepStarted",
     "Advanced",

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import History
 from support.canaries import example_canary
+from support.history import History
 from support.prometheus import start_prometheus
 from support.scenario import (
     DAY,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import History
 from support.canaries import example_canary
+from support.history import History
 
 from controlplane.analysis import queries
 from controlplane.analysis.evaluator import evaluate

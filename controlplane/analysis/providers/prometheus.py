@@ -80,7 +80,7 @@ def _prometheus_message(text: str) -> str:
     return str(error)
 
 
-def _translate(exc: Exception, query: str) -> ProviderError | None:
+def translate_error(exc: Exception, query: str) -> ProviderError | None:
     """The product error for a failure of the client running ``query`` (None: not ours, a bug)."""
     if isinstance(exc, PrometheusApiClientException):
         text = str(exc)
@@ -128,7 +128,7 @@ class PrometheusProvider:
         try:
             result = self._client.custom_query(query, params={"time": repr(float(at))})
         except Exception as exc:  # the client raises requests' errors and its own
-            error = _translate(exc, query)
+            error = translate_error(exc, query)
             if error is None:
                 raise
             raise error from exc
@@ -164,7 +164,7 @@ class PrometheusProvider:
                 params=params,
             )
         except Exception as exc:
-            error = _translate(exc, query)
+            error = translate_error(exc, query)
             if error is None:
                 raise
             raise error from exc

@@ -1,0 +1,339 @@
+"""Batched analysis: one tick evaluates the due checks of every canary due at that tick.
+
+Owns the grouping of built-in metric queries. For N canaries the per-canary evaluator
+(:func:`controlplane.analysis.evaluator.evaluate`) would send one query per canary per metric per
+variant; here every built-in query is grouped by (metric family, window, namespace), sent ONCE
+with ``by (canary, variant)`` aggregation over ``canary=~"a|b|..."``, and its vector answer is
+distributed to the canaries. The values are the contract's per-variant values exactly: ``sum by
+(le, canary, variant)`` restricted to one (canary, variant) is ``sum by (le)`` over that variant's
+selector. Judging is :func:`controlplane.analysis.verdict.judge`, the same as the evaluator's, and
+provider failures map to results the same way (no data: inconclusive; failure: inconclusive with
+``provider_error``).
+
+Not grouped (per-canary fallback through the evaluator): custom ``query`` metrics, canaries with a
+custom ``spec.analysis.selector`` (their labels are not ``canary``/``variant``), and
+``budget.costQuery``. :class:`CountingSource` counts the queries of each tick (exposed by the
+runner as ``canary_controller_analysis_queries``).
+
+Called by :mod:`controlplane.controller.runner` once per analysis tick.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from controlplane.analysis import evaluator, queries, verdict
+from controlplane.analysis.providers.base import MetricProvider
+from controlplane.analysis.providers.prometheus import (
+    PrometheusClient,
+    PrometheusProvider,
+    translate_error,
+)
+from controlplane.errors import NoData, ProviderError, ProviderUnavailable
+from controlplane.rollout.observations import CheckResult, DueCheck, Observations
+from controlplane.spec.models import DEFAULT_QUANTILE, CheckSpec, MetricSpec, ModelCanary
+
+Labels = dict[str, str]
+Sample = tuple[Labels, float]
+GROUP_LABELS = ("canary", "variant")
+
+
+class MetricSource(MetricProvider, Protocol):
+    """A :class:`MetricProvider` that also answers a query with every series it returns."""
+
+    def vector(self, query: str, at: float) -> list[Sample]:
+        """Every series of ``query`` at ``at`` as (labels, value); values may be NaN."""
+        ...
+
+
+class PrometheusSource:
+    """:class:`MetricSource` over an injected ``PrometheusConnect`` (see
+    :func:`controlplane.analysis.providers.prometheus.from_url`)."""
+
+    def __init__(self, client: PrometheusClient) -> None:
+        self._client = client
+        self._single = PrometheusProvider(client)
+
+    def instant(self, query: str, at: float) -> float:
+        return self._single.instant(query, at)
+
+    def range(self, query: str, start: float, end: float, step: float) -> list[tuple[float, float]]:
+        return self._single.range(query, start, end, step)
+
+    def vector(self, query: str, at: float) -> list[Sample]:
+        try:
+            result = self._client.custom_query(query, params={"time": repr(float(at))})
+        except Exception as exc:  # the client raises requests' errors and its own
+            error = translate_error(exc, query)
+            if error is None:
+                raise
+            raise error from exc
+        if not isinstance(result, list):
+            raise ProviderUnavailable(f"unexpected Prometheus result for {query!r}")
+        out: list[Sample] = []
+        for series in result:
+            try:
+                labels = {str(k): str(v) for k, v in series["metric"].items()}
+                out.append((labels, float(series["value"][1])))
+            except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+                raise ProviderUnavailable(f"unexpected sample: {series!r:.200}") from exc
+        return out
+
+
+class CountingSource:
+    """Counts every query sent through it (``instant``, ``vector``, ``range``); thread-safe."""
+
+    def __init__(self, inner: MetricSource) -> None:
+        self.inner = inner
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def _tick(self) -> None:
+        with self._lock:
+            self.count += 1
+
+    def instant(self, query: str, at: float) -> float:
+        self._tick()
+        return self.inner.instant(query, at)
+
+    def range(self, query: str, start: float, end: float, step: float) -> list[tuple[float, float]]:
+        self._tick()
+        return self.inner.range(query, start, end, step)
+
+    def vector(self, query: str, at: float) -> list[Sample]:
+        self._tick()
+        return self.inner.vector(query, at)
+
+
+# --------------------------------------------------------------------------- grouped PromQL (pure)
+
+
+@dataclass(frozen=True, order=True)
+class GroupKey:
+    """One grouped query: ``family`` (``e2e-latency@0.95``, ``error-rate``, ``samples``...),
+    ``window`` in seconds (0 for gauges) and ``namespace``."""
+
+    family: str
+    window: float
+    namespace: str
+
+
+def _family(metric: MetricSpec) -> str:
+    assert metric.builtin is not None
+    if metric.builtin in ("e2e-latency", "ttft", "inter-token-latency"):
+        q = DEFAULT_QUANTILE if metric.quantile is None else metric.quantile
+        return f"{metric.builtin}@{q!r}"
+    return metric.builtin
+
+
+def group_key(metric: MetricSpec, window: float, namespace: str) -> GroupKey:
+    family = _family(metric)
+    return GroupKey(family, 0.0 if family == "kv-cache-usage" else window, namespace)
+
+
+def samples_key(window: float, namespace: str) -> GroupKey:
+    return GroupKey("samples", window, namespace)
+
+
+def group_selector(namespace: str, canaries: Sequence[str]) -> str:
+    """``namespace="ns",canary=~"a|b"``: only the canaries of the group."""
+    alternatives = "|".join(re.escape(name) for name in sorted(set(canaries)))
+    ns = queries.escape_label_value(namespace)
+    return f'namespace="{ns}",canary=~"{queries.escape_label_value(alternatives)}"'
+
+
+_HISTOGRAMS = {
+    "e2e-latency": "vllm:e2e_request_latency_seconds_bucket",
+    "ttft": "vllm:time_to_first_token_seconds_bucket",
+    "inter-token-latency": "vllm:inter_token_latency_seconds_bucket",
+}
+
+
+def grouped_query(key: GroupKey, canaries: Sequence[str]) -> str:
+    """The PromQL of ``key`` for ``canaries``, aggregated ``by (canary, variant)``."""
+    sel = group_selector(key.namespace, canaries)
+    by = "by (" + ", ".join(GROUP_LABELS) + ")"
+    family, _, quantile = key.family.partition("@")
+    if family == "kv-cache-usage":
+        return f"avg {by} (vllm:kv_cache_usage_perc{{{sel}}})"
+    w = queries.prom_duration(key.window)
+    if family in _HISTOGRAMS:
+        return (
+            f"histogram_quantile({quantile}, sum by (le, canary, variant) "
+            f"(rate({_HISTOGRAMS[family]}{{{sel}}}[{w}])))"
+        )
+    success = "vllm:request_success_total"
+    if family == "error-rate":
+        return (
+            f'sum {by} (rate({success}{{{sel},finished_reason=~"error|abort"}}[{w}]))'
+            f" / sum {by} (rate({success}{{{sel}}}[{w}]))"
+        )
+    if family == "request-rate":
+        return f"sum {by} (rate({success}{{{sel}}}[{w}]))"
+    if family == "tokens-per-second":
+        return f"sum {by} (rate(vllm:generation_tokens_total{{{sel}}}[{w}]))"
+    if family == "samples":
+        return f"sum {by} (increase({success}{{{sel}}}[{w}]))"
+    raise AssertionError(f"unhandled family {family!r}")  # pragma: no cover
+
+
+# --------------------------------------------------------------------------- one tick
+
+
+_Answer = dict[tuple[str, str], float] | ProviderError
+"""A grouped query's values by (canary, variant), or why it failed."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """A canary due at this tick: ``key`` identifies it to the caller, ``due`` its checks."""
+
+    key: Hashable
+    canary: ModelCanary
+    due: Sequence[DueCheck]
+
+
+@dataclass
+class _Planned:
+    due: DueCheck
+    metric: MetricSpec
+    candidate: GroupKey
+    stable: GroupKey | None
+    samples: GroupKey
+
+
+@dataclass
+class _Plan:
+    grouped: list[_Planned] = field(default_factory=list)
+    fallback: list[DueCheck] = field(default_factory=list)
+
+
+def groupable(canary: ModelCanary, check: CheckSpec) -> MetricSpec | None:
+    """The metric of ``check`` when its queries can be grouped, else None."""
+    metric = canary.metric(check.metric)
+    if metric is None or metric.builtin is None or canary.spec.analysis.selector is not None:
+        return None
+    return metric
+
+
+@dataclass(frozen=True)
+class TickStats:
+    canaries: int
+    grouped_queries: int
+    queries: int
+
+
+class BatchEvaluator:
+    """Evaluates many canaries at one tick through one :class:`MetricSource`."""
+
+    def __init__(self, source: MetricSource) -> None:
+        self.source = CountingSource(source)
+        self.last = TickStats(0, 0, 0)
+
+    def evaluate(self, requests: Sequence[Request], now: float) -> dict[Hashable, Observations]:
+        before = self.source.count
+        plans: dict[Hashable, _Plan] = {}
+        members: dict[GroupKey, set[str]] = {}
+        for req in requests:
+            plan = plans[req.key] = _Plan()
+            ns, name = req.canary.metadata.namespace, req.canary.metadata.name
+            for due in req.due:
+                metric = groupable(req.canary, due.check)
+                if metric is None:
+                    plan.fallback.append(due)
+                    continue
+                window = (due.check.window or req.canary.spec.analysis.window).seconds
+                planned = _Planned(
+                    due,
+                    metric,
+                    group_key(metric, window, ns),
+                    group_key(metric, window, ns) if due.check.compare == "baseline" else None,
+                    samples_key(window, ns),
+                )
+                plan.grouped.append(planned)
+                for key in (planned.candidate, planned.stable, planned.samples):
+                    if key is not None:
+                        members.setdefault(key, set()).add(name)
+        answers = {key: self._run(key, sorted(names), now) for key, names in members.items()}
+        grouped = len(answers)
+        out: dict[Hashable, Observations] = {}
+        for req in requests:
+            out[req.key] = self._observations(req, plans[req.key], answers, now)
+        self.last = TickStats(len(requests), grouped, self.source.count - before)
+        return out
+
+    def _run(self, key: GroupKey, canaries: list[str], at: float) -> _Answer:
+        query = grouped_query(key, canaries)
+        try:
+            samples = self.source.vector(query, at)
+        except ProviderError as exc:
+            return exc
+        values: dict[tuple[str, str], float] = {}
+        for labels, value in samples:
+            ident = (labels.get("canary", ""), labels.get("variant", ""))
+            values[ident] = value
+        return values
+
+    def _observations(
+        self,
+        req: Request,
+        plan: _Plan,
+        answers: dict[GroupKey, _Answer],
+        now: float,
+    ) -> Observations:
+        # The fallback also asks the budget's cost query (once per canary, not groupable).
+        base = evaluator.evaluate(req.canary, plan.fallback, self.source, now)
+        checks = dict(base.checks)
+        for planned in plan.grouped:
+            checks[planned.due.key] = self._judge(req.canary, planned, answers)
+        return Observations(checks=checks, spend=base.spend, spend_error=base.spend_error)
+
+    @staticmethod
+    def _judge(
+        canary: ModelCanary,
+        planned: _Planned,
+        answers: dict[GroupKey, _Answer],
+    ) -> CheckResult:
+        name = canary.metadata.name
+        spec = canary.spec
+        values: dict[str, float | None] = {}
+        roles: list[tuple[str, GroupKey | None, str]] = [
+            ("candidate", planned.candidate, spec.candidate.name),
+            ("stable", planned.stable, spec.stable.name),
+            ("samples", planned.samples, spec.candidate.name),
+        ]
+        for role, key, variant in roles:
+            if key is None:
+                values[role] = None
+                continue
+            found = answers[key]
+            if isinstance(found, ProviderError):
+                return CheckResult(
+                    key=planned.due.key,
+                    metric=planned.due.check.metric,
+                    verdict="inconclusive",
+                    provider_error=not isinstance(found, NoData),
+                    message=f"{planned.due.check.metric}: {found}",
+                )
+            value = found.get((name, variant))
+            if value is None or not math.isfinite(value):
+                # No requests finished in the window: the count is zero, not unknown.
+                value = 0.0 if role == "samples" else None
+            values[role] = value
+        return verdict.judge(
+            planned.due.key,
+            planned.due.check,
+            candidate=values["candidate"],
+            stable=values["stable"],
+            samples=values["samples"],
+            min_samples=verdict.min_samples_for(planned.metric, planned.due.check),
+        )
+
+
+def describe(stats: TickStats) -> dict[str, Any]:
+    return {"canaries": stats.canaries, "grouped": stats.grouped_queries, "queries": stats.queries}

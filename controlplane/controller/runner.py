@@ -1,0 +1,359 @@
+"""The controller loop: watch + work queue + timer heap + batched analysis + backoff + HA.
+
+Owns :class:`Controller`, the one long-running object of ``canaryctl controller``:
+
+- **Watch** ModelCanaries (per namespace, or all) through the KubeClient protocol; a watch that
+  expires (410 Gone) starts over with a full replay. Events whose trigger (generation,
+  annotations, finalizers, deletion) did not change — our own status writes — are ignored.
+- **Work queue**: keys are ``(namespace, name)``; a key is dirty after a relevant event, or when
+  its timer fires. Timers come from the reconciler (next evaluation, progress deadline, cleanup,
+  verify retry) and are rounded up to ``grid_s`` so that canaries with staggered starts share
+  analysis ticks.
+- **One analysis tick** per loop pass: every canary that needs observations is evaluated together
+  through :class:`~controlplane.controller.batch.BatchEvaluator` (one per Prometheus URL).
+- **Failures** of one canary never block the others: a Conflict re-reads and retries at once;
+  any other error backs the key off exponentially (``backoff_base_s`` doubling up to
+  ``backoff_cap_s``).
+- **Leader election** (optional) through :class:`~controlplane.kube.lease.LeaderElector`: a
+  replica that does not hold the lease reconciles nothing.
+
+Time comes from an injected ``clock``; tests drive :meth:`Controller.run_once` directly (no
+threads, no sleeping). :meth:`Controller.run` is the production loop around it.
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import json
+import logging
+import math
+import queue
+import threading
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from controlplane.controller.batch import BatchEvaluator, MetricSource, Request
+from controlplane.controller.reconcile import Done, Key, NeedsAnalysis, Reconciler
+from controlplane.errors import Conflict, ProviderUnavailable
+from controlplane.kube.client import KubeClient, WatchEvent, is_expired
+from controlplane.kube.lease import LeaderElector
+from controlplane.rollout.observations import Observations
+from controlplane.spec.models import API_VERSION, KIND
+
+log = logging.getLogger(__name__)
+
+CONFLICT_RETRIES = 3
+
+
+class NoPrometheus:
+    """The metric source of canaries without any Prometheus URL: every query is unavailable, so
+    the canary pauses after ``errorLimit`` evaluations and says why."""
+
+    def _fail(self) -> Any:
+        raise ProviderUnavailable(
+            "no Prometheus URL: set spec.analysis.prometheus or run the controller "
+            "with --prometheus"
+        )
+
+    def instant(self, query: str, at: float) -> float:
+        return float(self._fail())
+
+    def range(self, query: str, start: float, end: float, step: float) -> list[tuple[float, float]]:
+        return list(self._fail())
+
+    def vector(self, query: str, at: float) -> list[tuple[dict[str, str], float]]:
+        return list(self._fail())
+
+
+@dataclass
+class Stats:
+    """Counters the runner keeps (served as Prometheus metrics by ``canaryctl controller``)."""
+
+    reconciles: int = 0
+    errors: int = 0
+    conflicts: int = 0
+    ticks: int = 0
+    last_tick_canaries: int = 0
+    last_tick_queries: int = 0
+    queries_total: int = 0
+    leader: bool = False
+    per_tick: list[tuple[int, int]] = field(default_factory=list)
+
+
+class Controller:
+    """Drives a :class:`Reconciler` over every ModelCanary of ``namespaces`` (None: all)."""
+
+    def __init__(
+        self,
+        kube: KubeClient,
+        reconciler: Reconciler,
+        sources: Callable[[str], MetricSource],
+        clock: Callable[[], float],
+        *,
+        namespaces: Sequence[str | None] = (None,),
+        elector: LeaderElector | None = None,
+        grid_s: float = 0.0,
+        backoff_base_s: float = 5.0,
+        backoff_cap_s: float = 300.0,
+        default_prometheus: str | None = None,
+    ) -> None:
+        self.kube = kube
+        self.reconciler = reconciler
+        self.clock = clock
+        self.namespaces = list(namespaces) or [None]
+        self.elector = elector
+        self.grid_s = grid_s
+        self.backoff_base_s = backoff_base_s
+        self.backoff_cap_s = backoff_cap_s
+        self.default_prometheus = default_prometheus
+        self.stats = Stats()
+        self._sources = sources
+        self._evaluators: dict[str | None, BatchEvaluator] = {}
+        self._dirty: set[Key] = set()
+        self._timers: dict[Key, float] = {}
+        self._heap: list[tuple[float, Key]] = []
+        self._failures: dict[Key, int] = {}
+        self._seen: dict[Key, str] = {}
+        self._rv: dict[str | None, str | None] = dict.fromkeys(self.namespaces)
+        self._was_leader = False
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------------- watch
+
+    def poll(self, timeout_s: float = 0.0) -> int:
+        """Consume the watch events available now (waiting up to ``timeout_s`` per namespace)."""
+        count = 0
+        for ns in self.namespaces:
+            for event in self._watch(ns, timeout_s):
+                self.observe(event)
+                count += 1
+        return count
+
+    def _watch(self, ns: str | None, timeout_s: float) -> Iterable[WatchEvent]:
+        try:
+            for event in self.kube.watch(API_VERSION, KIND, ns, self._rv[ns], timeout_s):
+                rv = event.object.get("metadata", {}).get("resourceVersion")
+                if rv is not None:
+                    self._rv[ns] = _newer(self._rv[ns], str(rv))
+                yield event
+        except Exception as exc:
+            if is_expired(exc):
+                self._rv[ns] = None  # start over: the next watch replays every object
+                return
+            log.warning("watch of %s in %s failed: %s", KIND, ns or "all namespaces", exc)
+
+    def observe(self, event: WatchEvent) -> None:
+        """Mark the event's canary dirty when something other than its status changed."""
+        meta = event.object.get("metadata", {})
+        key: Key = (meta.get("namespace") or "default", meta.get("name", ""))
+        with self._lock:
+            if event.type == "DELETED":
+                self._seen.pop(key, None)
+                self._timers.pop(key, None)
+                self._failures.pop(key, None)
+                self._dirty.discard(key)
+                return
+            trigger = _trigger(event.object)
+            if event.type == "MODIFIED" and self._seen.get(key) == trigger:
+                return
+            self._seen[key] = trigger
+            self._dirty.add(key)
+
+    # ------------------------------------------------------------------------- timers
+
+    def schedule(self, key: Key, at: float | None) -> None:
+        if at is None:
+            return
+        if self.grid_s > 0:
+            at = math.ceil((at - 1e-6) / self.grid_s) * self.grid_s
+        with self._lock:
+            current = self._timers.get(key)
+            if current is not None and current <= at:
+                return
+            self._timers[key] = at
+            heapq.heappush(self._heap, (at, key))
+
+    def next_wake(self) -> float | None:
+        """When a timer fires next (None: no timer); dirty keys mean now."""
+        with self._lock:
+            if self._dirty:
+                return self.clock()
+            while self._heap and self._timers.get(self._heap[0][1]) != self._heap[0][0]:
+                heapq.heappop(self._heap)
+            return self._heap[0][0] if self._heap else None
+
+    def _take_due(self, now: float) -> set[Key]:
+        with self._lock:
+            keys = set(self._dirty)
+            self._dirty.clear()
+            while self._heap and self._heap[0][0] <= now:
+                at, key = heapq.heappop(self._heap)
+                if self._timers.get(key) == at:
+                    del self._timers[key]
+                    keys.add(key)
+            return keys
+
+    # ------------------------------------------------------------------------- one pass
+
+    def is_leader(self) -> bool:
+        if self.elector is None:
+            return True
+        leader = self.elector.try_acquire_or_renew()
+        if leader and not self._was_leader:
+            log.info("became leader as %s", self.elector.identity)
+            with self._lock:
+                self._dirty.update(self._seen)  # take over every known canary now
+        self._was_leader = leader
+        self.stats.leader = leader
+        return leader
+
+    def run_once(self) -> float | None:
+        """Reconcile every dirty or due canary at ``clock()``; the next wake time."""
+        now = self.clock()
+        if not self.is_leader():
+            return now + (self.elector.lease_duration_s / 3 if self.elector else 1.0)
+        keys = self._take_due(now)
+        waiting: list[tuple[Key, NeedsAnalysis]] = []
+        for key in sorted(keys):
+            prepared = self._guarded(key, now, functools.partial(self.reconciler.prepare, key, now))
+            if isinstance(prepared, Done):
+                self._succeeded(key, prepared.requeue_at)
+            elif isinstance(prepared, NeedsAnalysis):
+                waiting.append((key, prepared))
+        if waiting:
+            self._analyse(waiting, now)
+        return self.next_wake()
+
+    def _analyse(self, waiting: list[tuple[Key, NeedsAnalysis]], now: float) -> None:
+        by_url: dict[str | None, list[tuple[Key, NeedsAnalysis]]] = {}
+        for key, prepared in waiting:
+            url = prepared.canary.spec.analysis.prometheus or self.default_prometheus
+            by_url.setdefault(url, []).append((key, prepared))
+        canaries = queries = 0
+        for url, group in by_url.items():
+            evaluator = self._evaluator(url)
+            requests = [Request(key, p.canary, p.due) for key, p in group]
+            try:
+                found: dict[Hashable, Observations] = evaluator.evaluate(requests, now)
+            except Exception as exc:  # a bug in analysis must not stop the controller
+                log.exception("analysis tick failed for %s", url)
+                for key, _ in group:
+                    self._failed(key, now, exc)
+                continue
+            canaries += evaluator.last.canaries
+            queries += evaluator.last.queries
+            for key, prepared in group:
+                obs = found[key]
+                result = self._guarded(
+                    key,
+                    now,
+                    functools.partial(self.reconciler.finish, prepared.ctx, obs),
+                    retry=False,
+                )
+                if result is not _FAILED:
+                    self._succeeded(key, result)
+        self.stats.ticks += 1
+        self.stats.last_tick_canaries = canaries
+        self.stats.last_tick_queries = queries
+        self.stats.queries_total += queries
+        self.stats.per_tick.append((canaries, queries))
+        del self.stats.per_tick[:-100]
+
+    def _evaluator(self, url: str | None) -> BatchEvaluator:
+        if url not in self._evaluators:
+            source: MetricSource = NoPrometheus() if url is None else self._sources(url)
+            self._evaluators[url] = BatchEvaluator(source)
+        return self._evaluators[url]
+
+    def _guarded(self, key: Key, now: float, call: Callable[[], Any], retry: bool = True) -> Any:
+        """Run ``call``; Conflict re-reads (retries) at once, anything else backs the key off."""
+        attempts = CONFLICT_RETRIES if retry else 1
+        for _ in range(attempts):
+            self.stats.reconciles += 1
+            try:
+                return call()
+            except Conflict:
+                self.stats.conflicts += 1
+                continue
+            except Exception as exc:
+                self._failed(key, now, exc)
+                return _FAILED
+        with self._lock:
+            self._dirty.add(key)  # still conflicting: try again on the next pass
+        return _FAILED
+
+    def _succeeded(self, key: Key, requeue_at: float | None) -> None:
+        self._failures.pop(key, None)
+        self.schedule(key, requeue_at)
+
+    def _failed(self, key: Key, now: float, exc: BaseException) -> None:
+        self.stats.errors += 1
+        failures = self._failures.get(key, 0) + 1
+        self._failures[key] = failures
+        delay = min(self.backoff_base_s * 2 ** (failures - 1), self.backoff_cap_s)
+        log.warning("%s/%s: reconcile failed (%s); retrying in %.0fs", *key, exc, delay)
+        self.schedule(key, now + delay)
+
+    # ------------------------------------------------------------------------- production loop
+
+    def run(self, stop: threading.Event, sleep: Callable[[float], None] | None = None) -> None:
+        """Watch in background threads and reconcile until ``stop`` is set."""
+        events: queue.Queue[WatchEvent] = queue.Queue()
+
+        def watcher(ns: str | None) -> None:
+            while not stop.is_set():
+                for event in self._watch(ns, 30.0):
+                    events.put(event)
+                    if stop.is_set():
+                        return
+                stop.wait(0.5)
+
+        threads = [
+            threading.Thread(target=watcher, args=(ns,), name=f"watch-{ns}", daemon=True)
+            for ns in self.namespaces
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            while not stop.is_set():
+                wake = self.run_once()
+                now = self.clock()
+                wait = 5.0 if wake is None else min(max(wake - now, 0.0), 5.0)
+                if self.elector is not None:
+                    wait = min(wait, self.elector.lease_duration_s / 3)
+                try:
+                    self.observe(events.get(timeout=wait))
+                    while True:
+                        self.observe(events.get_nowait())
+                except queue.Empty:
+                    pass
+        finally:
+            if self.elector is not None:
+                self.elector.release()
+
+
+_FAILED = object()
+
+
+def _trigger(obj: dict[str, Any]) -> str:
+    meta = obj.get("metadata", {})
+    return json.dumps(
+        [
+            meta.get("generation"),
+            meta.get("annotations"),
+            meta.get("finalizers"),
+            meta.get("deletionTimestamp"),
+        ],
+        sort_keys=True,
+    )
+
+
+def _newer(current: str | None, seen: str) -> str:
+    if current is None:
+        return seen
+    try:
+        return seen if int(seen) > int(current) else current
+    except ValueError:
+        return seen

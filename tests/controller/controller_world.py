@@ -1,0 +1,272 @@
+"""A cluster-shaped world for controller tests: FakeKube + FakeKServe + an injected clock.
+
+``World`` builds the controller exactly as ``canaryctl controller`` does (Reconciler + Controller
+with a real Prometheus source), and :meth:`World.run_until` drives it tick by tick: the clock jumps
+to the next timer (the controller's or the fake KServe's), so weeks pass in seconds. ``crash``
+hooks kill the controller (a ``Crash`` BaseException that no ``except Exception`` swallows) and
+``restart`` builds a fresh one on the same cluster, as a new pod would.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from support.canaries import KPI_QUERY
+from support.prometheus import PrometheusServer
+from support.scenario import Scenario
+
+from controlplane.analysis.providers.prometheus import from_url
+from controlplane.controller.batch import PrometheusSource
+from controlplane.controller.reconcile import Reconciler, Settings, canary_ref
+from controlplane.controller.runner import Controller
+from controlplane.kube.client import Obj, Ref
+from controlplane.kube.fake import FakeKube
+from controlplane.kube.fake_kserve import FakeKServe
+from controlplane.kube.lease import LeaderElector
+from controlplane.profiles.catalog import load_catalog
+from controlplane.rollout.state import RolloutState
+from controlplane.routing.base import Router
+from controlplane.spec.models import ModelCanary
+
+NS = "ml-serving"
+HOUR = 3600.0
+DAY = 86400.0
+
+
+class Clock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class Crash(BaseException):
+    """The controller process dies here."""
+
+
+def canary_dict(name: str, prometheus: str, **spec: Any) -> dict[str, Any]:
+    """A four-week ModelCanary (7d at 5%, 25%, 75%, then 100%) evaluated every 2 hours."""
+    data: dict[str, Any] = {
+        "apiVersion": "canary.controlplane.dev/v1alpha1",
+        "kind": "ModelCanary",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "model": {"name": f"{name}-llm", "maxModelLen": 8192},
+            "stable": {"name": "bf16", "storageUri": "hf://m/x", "gpu": "nvidia-l40s"},
+            "candidate": {
+                "name": "nf4",
+                "storageUri": "hf://m/x",
+                "quantization": "bitsandbytes-nf4",
+                "gpu": "nvidia-l40s",
+            },
+            "traffic": {"router": "gateway-api", "gateway": {"name": "gw"}},
+            "analysis": {
+                "interval": "2h",
+                "window": "2h",
+                "prometheus": prometheus,
+                "metrics": [
+                    {"name": "latency", "builtin": "e2e-latency", "quantile": 0.95},
+                    {"name": "latency-p99", "builtin": "e2e-latency", "quantile": 0.99},
+                    {"name": "errors", "builtin": "error-rate"},
+                    {"name": "kpi", "query": KPI_QUERY},
+                ],
+            },
+            "steps": [
+                {
+                    "weight": 5,
+                    "duration": "7d",
+                    "rollbackOn": [
+                        {"metric": "latency", "above": "200ms"},
+                        {"metric": "errors", "above": "0.1%"},
+                    ],
+                },
+                {
+                    "weight": 25,
+                    "duration": "7d",
+                    "rollbackOn": [
+                        {
+                            "metric": "kpi",
+                            "compare": "baseline",
+                            "above": "5%",
+                            "below": "-5%",
+                            "window": "4h",
+                        }
+                    ],
+                },
+                {
+                    "weight": 75,
+                    "duration": "7d",
+                    "rollbackOn": [{"metric": "latency-p99", "above": "300ms"}],
+                },
+                {"weight": 100},
+            ],
+        },
+    }
+    data["spec"].update(copy.deepcopy(spec))
+    return data
+
+
+def write_combined(scenarios: Iterable[Scenario], path: Path) -> Path:
+    """One OpenMetrics file holding every scenario (families contiguous across scenarios), so a
+    single promtool run backfills them all."""
+    families: dict[str, tuple[str, list[str]]] = {}
+    for scenario in scenarios:
+        stamps = [f" {t:.0f}\n" for t in scenario.times.tolist()]
+        for family, kind, name, labels, values in scenario.series():
+            text = ",".join(f'{k}="{v}"' for k, v in labels.items())
+            prefix = f"{name}{{{text}}} "
+            pairs = zip(values.tolist(), stamps, strict=True)
+            body = "".join(prefix + repr(v) + s for v, s in pairs)
+            families.setdefault(family, (kind, []))[1].append(body)
+    with path.open("w") as out:
+        for family, (kind, bodies) in families.items():
+            out.write(f"# TYPE {family} {kind}\n")
+            out.writelines(bodies)
+        out.write("# EOF\n")
+    return path
+
+
+@dataclass
+class World:
+    """One fake cluster and the controller(s) driving it."""
+
+    start: float
+    prometheus: str
+    settings: Settings = field(default_factory=lambda: Settings(progress_deadline_s=6 * HOUR))
+    ready_after_s: float = 600.0
+    router_for: Callable[[ModelCanary], Router] | None = None
+    wrap: Callable[[FakeKube], Any] | None = None
+
+    def __post_init__(self) -> None:
+        self.clock = Clock(self.start)
+        self.kube = FakeKube(now=self.clock)
+        self.kserve = FakeKServe(self.kube, now=self.clock, ready_after_s=self.ready_after_s)
+        self.catalog = load_catalog()
+        self.restarts = 0
+        self.controller = self.new_controller()
+
+    def new_controller(self, kube: Any = None, elector: LeaderElector | None = None) -> Controller:
+        client = kube if kube is not None else (self.wrap(self.kube) if self.wrap else self.kube)
+        reconciler = Reconciler(client, self.catalog, self.settings, router_for=self.router_for)
+        return Controller(
+            client,
+            reconciler,
+            lambda url: PrometheusSource(from_url(url, timeout_s=30)),
+            self.clock,
+            namespaces=[NS],
+            elector=elector,
+        )
+
+    def restart(self) -> None:
+        """A new controller process: nothing survives but what is in the cluster."""
+        self.restarts += 1
+        self.controller = self.new_controller()
+
+    # ---------------------------------------------------------------------------- the cluster
+
+    def create(self, data: dict[str, Any]) -> Obj:
+        return self.kube.create(copy.deepcopy(data))
+
+    def get(self, name: str) -> Obj:
+        return self.kube.get(canary_ref(NS, name))
+
+    def state(self, name: str) -> RolloutState:
+        return RolloutState.from_status(self.get(name)["status"])
+
+    def step(self, name: str) -> int:
+        """The 1-based step of ``name`` (0 before any status)."""
+        return int((self.get(name).get("status") or {}).get("step", 0))
+
+    def settle(self, passes: int = 5) -> None:
+        """A few more passes at the current time (a crash restarts the controller)."""
+        for _ in range(passes):
+            try:
+                self.pass_once()
+            except Crash:
+                self.restart()
+
+    def history(self, name: str) -> list[tuple[str, float, int, int]]:
+        return [(e.type, e.time, e.step, e.weight) for e in self.state(name).history]
+
+    def objects(self, api_version: str, kind: str, name: str) -> list[Obj]:
+        return self.kube.list(api_version, kind, NS, {"canary.controlplane.dev/canary": name})
+
+    def events(self, name: str) -> list[tuple[str, str]]:
+        found = []
+        for ev in self.kube.list("v1", "Event", NS):
+            if ev["involvedObject"].get("name") == name:
+                found.extend([(ev["reason"], ev["message"])] * int(ev.get("count", 1)))
+        return found
+
+    # ---------------------------------------------------------------------------- driving
+
+    def pass_once(self, controllers: list[Controller] | None = None) -> float | None:
+        """One loop pass of every controller at the current time; the earliest wake."""
+        self.kserve.tick()
+        wakes: list[float] = []
+        for ctrl in controllers or [self.controller]:
+            ctrl.poll(0.0)
+            wake = ctrl.run_once()
+            if wake is not None:
+                wakes.append(wake)
+        pending = list(self.kserve.pending().values())
+        wakes.extend(p for p in pending if p > self.clock.t)
+        return min(wakes) if wakes else None
+
+    def run_until(
+        self,
+        done: Callable[[World], bool],
+        limit: float,
+        controllers: Callable[[], list[Controller]] | None = None,
+        on_crash: Callable[[World], None] | None = None,
+        max_passes: int = 20000,
+    ) -> None:
+        """Drive until ``done`` or the clock passes ``start + limit``."""
+        for _ in range(max_passes):
+            if done(self):
+                return
+            try:
+                wake = self.pass_once(controllers() if controllers else None)
+            except Crash:
+                (on_crash or World.restart)(self)
+                continue
+            if wake is None or self.clock.t > self.start + limit:
+                return
+            self.clock.t = max(self.clock.t, wake)
+        raise AssertionError("the controller did not settle")
+
+
+def stage_of(name: str) -> Callable[[World], str]:
+    def read(world: World) -> str:
+        status = world.get(name).get("status") or {}
+        return str(status.get("stage", "none"))
+
+    return read
+
+
+def finished(*names: str) -> Callable[[World], bool]:
+    def check(world: World) -> bool:
+        return all(stage_of(n)(world) in ("promoted", "rolled_back") for n in names)
+
+    return check
+
+
+def ref_of(obj: Obj) -> Ref:
+    return Ref.of(obj)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    server: PrometheusServer
+    t0: float
+    fleet_t0: float
+    end: float
+
+    @property
+    def url(self) -> str:
+        return self.server.url

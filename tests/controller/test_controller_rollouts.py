@@ -1,0 +1,105 @@
+"""Whole rollouts through the controller: FakeKube + fake KServe + a real, backfilled Prometheus,
+four weeks on an injected clock."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from controller_world import DAY, HOUR, Metrics, World, canary_dict, finished, stage_of
+
+from controlplane.controller.reconcile import Settings
+
+pytestmark = pytest.mark.prometheus
+
+GATEWAY = ("gateway.networking.k8s.io/v1", "HTTPRoute")
+ISVC = ("serving.kserve.io/v1beta1", "InferenceService")
+
+
+def route_weights(world: World, name: str) -> dict[str, int]:
+    (route,) = world.objects(*GATEWAY, name)
+    refs = route["spec"]["rules"][0]["backendRefs"]
+    return {ref["name"]: ref["weight"] for ref in refs}
+
+
+def test_full_promotion_four_weeks(metrics: Metrics) -> None:
+    world = World(metrics.t0, metrics.url)
+    world.create(canary_dict("good", metrics.url))
+    world.run_until(finished("good"), limit=25 * DAY)
+
+    state = world.state("good")
+    assert state.stage == "promoted"
+    kinds = [e[0] for e in world.history("good")]
+    assert kinds == ["StepStarted", "Advanced", "Advanced", "Advanced", "Promoted"]
+    starts = [e[1] for e in world.history("good")]
+    # each step lasted its 7 days (to the evaluation interval of 2 hours)
+    for before, after in itertools.pairwise(starts[:4]):
+        assert 7 * DAY <= after - before <= 7 * DAY + 2 * HOUR
+    assert world.history("good")[-1][3] == 100
+    assert route_weights(world, "good") == {
+        "good-llm-bf16-predictor": 0,
+        "good-llm-nf4-predictor": 100,
+    }
+    status = world.get("good")["status"]
+    assert (status["phase"], status["step"], status["weight"]) == ("promoted", 4, 100)
+    conditions = {c["type"]: c["status"] for c in status["conditions"]}
+    assert conditions == {"Ready": "True", "Reconciling": "False", "Stalled": "False"}
+    assert status["observedGeneration"] == world.get("good")["metadata"]["generation"]
+    reasons = [r for r, _ in world.events("good")]
+    for kind in ("StepStarted", "Advanced", "Promoted", "Deployed", "WeightsVerified"):
+        assert kind in reasons
+    # the old stable is released after the promotion cleanup delay
+    world.clock.t += Settings().promote_cleanup_s + 1
+    world.pass_once()
+    names = [o["metadata"]["name"] for o in world.objects(*ISVC, "good")]
+    assert names == ["good-llm-nf4"]
+
+
+@pytest.mark.parametrize(
+    ("name", "step", "metric"),
+    [
+        pytest.param("slow", 1, "latency", id="builtin-latency-step1"),
+        pytest.param("errors", 1, "errors", id="builtin-error-rate-step1"),
+        pytest.param("drift", 2, "kpi", id="custom-kpi-baseline-drift-step2"),
+        pytest.param("tail", 3, "latency-p99", id="builtin-p99-step3"),
+    ],
+)
+def test_rollback_on_each_kind_of_check(
+    metrics: Metrics, name: str, step: int, metric: str
+) -> None:
+    world = World(metrics.t0, metrics.url)
+    world.create(canary_dict(name, metrics.url))
+    world.run_until(finished(name), limit=25 * DAY)
+
+    state = world.state(name)
+    assert state.stage == "rolled_back"
+    assert state.reason is not None
+    assert (state.reason.kind, state.reason.metric, state.reason.step) == ("breach", metric, step)
+    assert route_weights(world, name) == {
+        f"{name}-llm-bf16-predictor": 100,
+        f"{name}-llm-nf4-predictor": 0,
+    }
+    status = world.get(name)["status"]
+    conditions = {c["type"]: c["status"] for c in status["conditions"]}
+    assert conditions == {"Ready": "False", "Reconciling": "False", "Stalled": "True"}
+    assert ("RolledBack", state.reason.message) in world.events(name)
+    # the candidate keeps running for the rollback delay, then it is released
+    assert len(world.objects(*ISVC, name)) == 2
+    world.clock.t += Settings().rollback_cleanup_s + 1
+    world.pass_once()
+    assert [o["metadata"]["name"] for o in world.objects(*ISVC, name)] == [f"{name}-llm-bf16"]
+
+
+def test_candidate_never_ready_is_rolled_back_at_the_deadline(metrics: Metrics) -> None:
+    world = World(metrics.t0, metrics.url, settings=Settings(progress_deadline_s=3 * HOUR))
+    world.kserve.never_ready("good-llm-nf4")
+    world.create(canary_dict("good", metrics.url))
+    world.run_until(finished("good"), limit=2 * DAY)
+
+    state = world.state("good")
+    assert state.stage == "rolled_back"
+    assert state.reason is not None
+    assert "progress deadline" in state.reason.message
+    assert world.clock.t == pytest.approx(metrics.t0 + 3 * HOUR)
+    assert [e[0] for e in world.history("good")] == ["RolledBack"]
+    assert stage_of("good")(world) == "rolled_back"

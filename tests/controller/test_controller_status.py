@@ -1,0 +1,175 @@
+"""The pure parts of the controller: conditions, status documents, intents, Events to emit, and
+the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+
+import pytest
+from controller_world import canary_dict
+
+from controlplane.cli import controller as cli
+from controlplane.controller import conditions
+from controlplane.controller import status as st
+from controlplane.controller.reconcile import deadline_rollback, is_ready
+from controlplane.errors import Problem, UsageError
+from controlplane.rollout.machine import initial_state
+from controlplane.rollout.state import Event, RolloutState
+from controlplane.spec.models import ModelCanary
+
+T = 1_800_000_000.0
+CANARY = ModelCanary.model_validate(canary_dict("c", "http://127.0.0.1:9090"))
+
+
+def state(**changes: object) -> RolloutState:
+    return replace(initial_state(CANARY, T), **changes)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("phase", "paused", "expected"),
+    [
+        pytest.param("promoted", None, ("True", "False", "False"), id="promoted-ready"),
+        pytest.param("rolled_back", None, ("False", "False", "True"), id="rolled-back-stalled"),
+        pytest.param("invalid", None, ("False", "False", "True"), id="invalid-stalled"),
+        pytest.param("paused", "errors", ("False", "False", "True"), id="provider-errors-stalled"),
+        pytest.param("paused", "user", ("False", "False", "False"), id="user-pause"),
+        pytest.param("progressing", None, ("False", "True", "False"), id="progressing"),
+        pytest.param("pending", None, ("False", "True", "False"), id="pending"),
+        pytest.param("holding", None, ("False", "True", "False"), id="holding"),
+    ],
+)
+def test_conditions_per_phase(phase: str, paused: str | None, expected: tuple[str, ...]) -> None:
+    got = {c.type: c.status for c in conditions.for_phase(phase, "why", paused)}
+    assert (got["Ready"], got["Reconciling"], got["Stalled"]) == expected
+
+
+def test_transition_time_moves_only_when_the_status_changes() -> None:
+    first = conditions.render(conditions.for_phase("progressing"), None, 3, T)
+    again = conditions.render(conditions.for_phase("holding"), first, 4, T + 60)
+    done = conditions.render(conditions.for_phase("promoted"), again, 4, T + 120)
+    stamps = [{c["type"]: c["lastTransitionTime"] for c in cs} for cs in (first, again, done)]
+    assert stamps[0] == stamps[1]
+    assert stamps[2]["Ready"] != stamps[1]["Ready"]
+    assert stamps[2]["Stalled"] == stamps[1]["Stalled"]
+    assert {c["observedGeneration"] for c in done} == {4}
+
+
+def test_status_round_trips_state_and_book_and_feeds_printer_columns() -> None:
+    s = state(stage="steps", step_index=1, weight=25)
+    book = st.Book(deployed_hash="abc", last_intent_id="i-1")
+    doc = st.rollout_status(s, book, 7, None, T)
+    assert (doc["phase"], doc["step"], doc["weight"], doc["observedGeneration"]) == (
+        "progressing",
+        2,
+        25,
+        7,
+    )
+    assert st.read_state(json.loads(json.dumps(doc))) == s
+    assert st.read_book(doc) == book
+
+
+def test_invalid_status_keeps_the_rollout_and_lists_every_problem() -> None:
+    previous = st.rollout_status(state(), st.Book(), 1, None, T)
+    problems = [Problem("spec.steps", "bad"), Problem("spec.analysis", "worse")]
+    doc = st.invalid_status(problems, 2, previous, T)
+    assert doc["phase"] == "invalid"
+    assert [p["path"] for p in doc["problems"]] == ["spec.steps", "spec.analysis"]
+    assert st.read_state(doc) == state()
+    assert {c["type"]: c["status"] for c in doc["conditions"]}["Stalled"] == "True"
+
+
+@pytest.mark.parametrize(
+    ("annotation", "last", "verbs", "problem"),
+    [
+        pytest.param(None, None, [], False, id="none"),
+        pytest.param('{"id": "a", "verb": "pause", "at": 1}', None, ["pause"], False, id="one"),
+        pytest.param('{"id": "a", "verb": "pause", "at": 1}', "a", [], False, id="consumed"),
+        pytest.param(
+            '[{"id": "a", "verb": "pause", "at": 1}, {"id": "b", "verb": "resume", "at": 2}]',
+            "a",
+            ["resume"],
+            False,
+            id="list-after-consumed",
+        ),
+        pytest.param('{"verb": "retry", "at": 5}', None, ["retry"], False, id="id-defaults"),
+        pytest.param('{"verb": "explode", "at": 5}', None, [], True, id="bad-verb"),
+        pytest.param("{not json", None, [], True, id="not-json"),
+    ],
+)
+def test_intents_are_read_and_consumed_once(
+    annotation: str | None, last: str | None, verbs: list[str], problem: bool
+) -> None:
+    annotations = {} if annotation is None else {st.INTENT_ANNOTATION: annotation}
+    recorded, message = st.read_intents(annotations)
+    assert bool(message) == problem
+    assert [r.intent.verb for r in st.new_intents(recorded, last)] == verbs
+
+
+def test_unnotified_events_follow_the_last_one_emitted() -> None:
+    history = tuple(Event("Advanced", T + i, i, 5 * i, f"e{i}") for i in range(4))
+    book = st.with_notified(st.Book(), history[:2])
+    assert st.unnotified(history, book.notified) == list(history[2:])
+    assert st.unnotified(history, None) == list(history)
+    assert st.unnotified(history, {"type": "gone"}) == list(history)  # dropped: emit all again
+
+
+def test_deadline_rollback_sets_weight_zero_and_records_why() -> None:
+    s = state(weight=0, deployed=True)
+    out = deadline_rollback(s, CANARY, T + 1800, 1800)
+    assert (out.stage, out.weight, out.mirror) == ("rolled_back", 0, False)
+    assert out.reason is not None
+    assert "30m" in out.reason.message
+    assert out.history[-1].type == "RolledBack"
+
+
+@pytest.mark.parametrize(
+    ("obj", "ready"),
+    [
+        pytest.param({"metadata": {"generation": 2}}, False, id="no-status"),
+        pytest.param(
+            {
+                "metadata": {"generation": 2},
+                "status": {
+                    "observedGeneration": 1,
+                    "conditions": [{"type": "Ready", "status": "True"}],
+                },
+            },
+            False,
+            id="stale-generation",
+        ),
+        pytest.param(
+            {
+                "metadata": {"generation": 2},
+                "status": {
+                    "observedGeneration": 2,
+                    "conditions": [{"type": "Ready", "status": "True"}],
+                },
+            },
+            True,
+            id="ready",
+        ),
+    ],
+)
+def test_is_ready(obj: dict[str, object], ready: bool) -> None:
+    assert is_ready(obj) is ready
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="verb")
+    cli.add_parser(sub)
+    return parser.parse_args(["controller", *argv])
+
+
+def test_cli_flags_become_settings() -> None:
+    args = parse("-n", "a", "-n", "b", "--progress-deadline", "2h", "--interval-override", "10s")
+    settings = cli.settings_from(args)
+    assert args.namespace == ["a", "b"]
+    assert (settings.progress_deadline_s, settings.interval_override_s) == (7200.0, 10.0)
+
+
+def test_cli_bad_duration_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="--progress-deadline"):
+        cli.settings_from(parse("--progress-deadline", "soon"))
