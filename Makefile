@@ -19,7 +19,10 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## create .venv with the package, test and lint tools (and Debian prometheus)
 
-demo: $(STAMP) ## run the product on its embedded default (no cluster needed)
+demo: $(STAMP) ## run a whole canary on this machine: simulated vLLM servers, router, real Prometheus
+	$(BIN)/canaryctl up canary/local-demo.yml --time-scale 60 --load 20
+
+replay: $(STAMP) ## replay the four-week canary against synthetic history (canaryctl demo)
 	$(BIN)/canaryctl demo
 
 lint: $(STAMP) ## ruff, ruff format --check, mypy --strict, import-linter layer contracts
@@ -41,4 +44,4 @@ format: $(STAMP) ## apply ruff fixes and formatting
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info
 
-.PHONY: help setup demo lint test bench format clean
+.PHONY: help setup demo replay lint test bench format clean

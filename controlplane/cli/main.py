@@ -23,7 +23,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "schema": ("controlplane.cli.schema", "print the JSON Schema of a ModelCanary"),
     "simulate": ("controlplane.cli.simulate", "replay a canary against Prometheus history"),
     "render": ("controlplane.cli.render", "print the objects the controller would apply"),
-    "demo": ("controlplane.cli.demo", "run the packaged demo (no cluster needed)"),
+    "up": ("controlplane.cli.up", "run a canary end to end on this machine (no cluster)"),
+    "demo": ("controlplane.cli.demo", "replay the packaged four-week demo (no cluster needed)"),
     "controller": ("controlplane.cli.controller", "run the controller (watches ModelCanaries)"),
 }
 

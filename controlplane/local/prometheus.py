@@ -172,3 +172,35 @@ def start_from_scenario(scenario: Scenario, workdir: Path) -> PrometheusServer:
     for path in files:
         path.unlink()
     return start_prometheus(data_dir)
+
+
+def start_prometheus_with_config(
+    data_dir: Path, config: str, *, timeout: float = 60.0, attempts: int = 3
+) -> PrometheusServer:
+    """Start ``prometheus`` with the configuration text ``config`` (e.g. live scrape jobs) on an
+    empty TSDB at ``data_dir`` and wait until ready. Used by the local stack
+    (:mod:`controlplane.local.stack`), which scrapes its model servers and router."""
+    exe = binary("prometheus")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config_path = data_dir.parent / f"{data_dir.name}-prometheus.yml"
+    config_path.write_text(config)
+    log_path = data_dir.parent / f"{data_dir.name}-prometheus.log"
+    last = ""
+    for _ in range(attempts):
+        port = free_port()
+        cmd = [
+            exe,
+            f"--config.file={config_path}",
+            f"--storage.tsdb.path={data_dir}",
+            "--storage.tsdb.retention.time=1d",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ]
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        server = PrometheusServer(process, port, data_dir, log_path)
+        if _wait_ready(server, timeout):
+            return server
+        last = server.log_tail()
+        server.stop()
+    raise PrometheusSetupError(f"prometheus did not become ready; its log ends with:\n{last}")

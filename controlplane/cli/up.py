@@ -1,0 +1,201 @@
+"""``canaryctl up FILE [--time-scale N] [--load RPS] [--inject ROLE.KIND=VALUE]...``
+
+Runs a canary end to end on this machine, no cluster: local model servers (the ``simulated``
+engine by default), a router, a real Prometheus, a load generator, and the controller's own state
+machine and analysis on the spec with every duration divided by ``--time-scale``. Prints the
+outcome with its reason at the end (``-o json``: the ``simulate`` JSON shape plus run details).
+
+Exit codes: 0 when the canary reached an outcome (promoted or rolled back: both are results),
+1 when it ended without one (``--max-time`` reached, paused) or the stack failed, 2 on an invalid
+spec or arguments, 130 when interrupted (Ctrl-C / SIGTERM; everything is shut down first).
+A thin shell over :func:`controlplane.local.stack.run_up`; called by :mod:`controlplane.cli.main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import signal
+
+from rich.console import Console
+
+from controlplane.analysis.providers.base import MetricProvider
+from controlplane.errors import UsageError
+from controlplane.local.display import Display, LiveDisplay, LogDisplay
+from controlplane.local.engines import ENGINE_KINDS
+from controlplane.local.inject import parse_injections
+from controlplane.local.stack import UpConfig, UpResult, run_up
+from controlplane.profiles.catalog import load_catalog
+from controlplane.simulation import SimulationResult
+from controlplane.spec.models import ModelCanary
+from controlplane.spec.units import format_duration, parse_duration
+from controlplane.spec.validate import validated_file
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "up",
+        help="run a canary end to end on this machine",
+        description="Run a canary end to end on this machine: local model servers, a router, "
+        "a real Prometheus and a load generator, driven by the controller's state machine. "
+        "Durations are divided by --time-scale so a four-week schedule runs in minutes.",
+    )
+    parser.add_argument("file", metavar="FILE", help="a canary.yml (one ModelCanary)")
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        metavar="N",
+        help="divide every duration of the spec by N (default 1)",
+    )
+    parser.add_argument(
+        "--load",
+        type=float,
+        default=10.0,
+        metavar="RPS",
+        help="requests per second sent through the router (default 10)",
+    )
+    parser.add_argument(
+        "--inject",
+        action="append",
+        default=[],
+        metavar="ROLE.KIND=VALUE",
+        help="fault injection, e.g. candidate.latency=+300ms or candidate.errors=2%% (repeatable)",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=ENGINE_KINDS,
+        default="simulated",
+        help="what answers requests (default: simulated, no model runs)",
+    )
+    parser.add_argument(
+        "--scrape-interval",
+        default="1s",
+        metavar="DURATION",
+        help="Prometheus scrape interval (default 1s); query windows are at least 4 of them",
+    )
+    parser.add_argument(
+        "--max-time",
+        default=None,
+        metavar="DURATION",
+        help="stop after this much wall-clock time even without an outcome (e.g. 5m)",
+    )
+    parser.add_argument("--seed", type=int, default=None, help="seed of every random draw")
+    parser.add_argument(
+        "--plot", default=None, metavar="FILE.png", help="draw weight and checked metrics"
+    )
+    parser.add_argument(
+        "--profiles", default=None, metavar="PATH", help="GPU catalogue (default: packaged)"
+    )
+    parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
+
+
+def _duration(raw: str | None, flag: str) -> float | None:
+    if raw is None:
+        return None
+    try:
+        seconds = parse_duration(raw).seconds
+    except ValueError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+    if seconds <= 0:
+        raise UsageError(f"{flag} must be positive")
+    return seconds
+
+
+def _load(path: str) -> ModelCanary:
+    canaries = validated_file(path)
+    if len(canaries) != 1:
+        raise UsageError(f"{path} holds {len(canaries)} ModelCanary documents; `up` runs one")
+    return canaries[0]
+
+
+def config_from_args(args: argparse.Namespace, canary: ModelCanary) -> UpConfig:
+    if not (math.isfinite(args.time_scale) and args.time_scale > 0):
+        raise UsageError("--time-scale must be a positive number")
+    if not (math.isfinite(args.load) and args.load >= 0):
+        raise UsageError("--load must be a non-negative number of requests per second")
+    names = {canary.spec.stable.name: "stable", canary.spec.candidate.name: "candidate"}
+    scrape = _duration(args.scrape_interval, "--scrape-interval")
+    assert scrape is not None
+    return UpConfig(
+        time_scale=args.time_scale,
+        load_rps=args.load,
+        faults=parse_injections(args.inject, names),
+        engine=args.engine,
+        scrape_interval=scrape,
+        max_time_s=_duration(args.max_time, "--max-time"),
+        seed=args.seed,
+    )
+
+
+def outcome_line(result: UpResult) -> str:
+    """The one line that says how the run ended, and why."""
+    state, spec = result.state, result.canary.spec
+    engine = f"[{result.engine} engine]"
+    took = f"{result.elapsed_s:.0f}s"
+    spent = state.history[-1].time - state.started_at if state.history else 0.0
+    spec_time = format_duration(round(spent * result.scaling.factor))
+    if result.outcome == "promoted":
+        return (
+            f"PROMOTED: {spec.candidate.name} ({spec.candidate.quantization}) replaces "
+            f"{spec.stable.name} after {len(spec.steps)} steps, in {took} "
+            f"(spec time {spec_time}) {engine}"
+        )
+    if result.outcome == "rolled_back":
+        why = state.reason.message if state.reason is not None else "no reason recorded"
+        return (
+            f"ROLLED BACK at step {state.step} (weight was "
+            f"{spec.steps[max(state.step_index, 0)].weight}%): {why} {engine}"
+        )
+    if result.outcome == "interrupted":
+        return f"INTERRUPTED at step {state.step} (weight {state.weight}%) after {took} {engine}"
+    why = f": {state.reason.message}" if state.reason is not None else ""
+    return f"NO OUTCOME after {took}: {state.phase} at step {state.step}{why} {engine}"
+
+
+async def _main(
+    args: argparse.Namespace,
+    canary: ModelCanary,
+    config: UpConfig,
+    console: Console,
+    display: Display,
+) -> UpResult:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    plot = None
+    if args.plot:
+        from controlplane.cli.plot import plot_result
+
+        path = args.plot
+
+        def plot(run: SimulationResult, provider: MetricProvider) -> object:
+            return plot_result(run, provider, path)
+
+    try:
+        return await run_up(canary, config, display, stop, load_catalog(args.profiles), plot)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def run(args: argparse.Namespace) -> int:
+    canary = _load(args.file)
+    config = config_from_args(args, canary)
+    as_json = args.output == "json"
+    console = Console(stderr=as_json)
+    display: Display = (
+        LiveDisplay(console) if console.is_terminal and not as_json else LogDisplay(console)
+    )
+    result = asyncio.run(_main(args, canary, config, console, display))
+    if as_json:
+        print(json.dumps(result.to_json(), indent=2))
+    console.print(outcome_line(result), markup=False, highlight=False, soft_wrap=True)
+    if args.plot and result.outcome != "interrupted":
+        console.print(f"plot written to {args.plot}", markup=False)
+    if result.outcome == "interrupted":
+        return 130
+    return 0 if result.outcome in ("promoted", "rolled_back") else 1

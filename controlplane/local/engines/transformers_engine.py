@@ -1,0 +1,190 @@
+"""The ``transformers`` engine: real CPU inference of a tiny model, quantized for real.
+
+Owns building a small Llama-architecture model **from a config with random weights** (nothing is
+downloaded: :data:`TINY` is ~0.5M parameters, built in well under a second) and quantizing the
+linear layers of its decoder with bitsandbytes for the ``bitsandbytes-nf4`` (``Linear4bit``,
+NF4) and ``bitsandbytes-int8`` (``Linear8bitLt``) variants, so the candidate's weights really are
+4- or 8-bit and its speed and outputs really differ from the unquantized stable. ``none`` runs in
+float32. Other methods (fp8, awq, gptq) need a GPU and a prepared checkpoint: an
+:class:`~.base.EngineError` says so.
+
+The tokenizer is byte-level (one token per UTF-8 byte, printable ASCII decoded), since a random
+model has no vocabulary worth loading. Generation is token by token with a KV cache, one request
+at a time per variant (a lock: a CPU has no batching to speak of), in a worker thread so the
+server stays responsive. The answers are gibberish: the point is real compute and real
+quantization, not text quality.
+
+Optional: needs ``torch`` (the CPU build), ``transformers`` and ``bitsandbytes``; imported only
+when this engine is chosen. Called through :func:`controlplane.local.engines.make_engine`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from controlplane.local.engines.base import Chunk, EngineError, EngineKind, Generation
+
+BNB_METHODS = {"bitsandbytes-nf4": "nf4", "bitsandbytes-int8": "int8"}
+MAX_PROMPT_TOKENS = 256
+
+
+@dataclass(frozen=True)
+class TinyConfig:
+    """Shape of the random model (a Llama: RMSNorm, rotary embeddings, grouped KV heads)."""
+
+    vocab_size: int = 256
+    hidden_size: int = 128
+    intermediate_size: int = 256
+    layers: int = 2
+    heads: int = 4
+    kv_heads: int = 2
+    max_positions: int = 1024
+
+
+TINY = TinyConfig()
+
+
+def require_stack() -> tuple[Any, Any, Any]:
+    """``(torch, transformers, bitsandbytes)`` or an EngineError saying what to install."""
+    try:
+        import bitsandbytes
+        import torch
+        import transformers
+    except ImportError as exc:
+        raise EngineError(
+            f"--engine transformers needs torch, transformers and bitsandbytes ({exc.name} is "
+            "missing): pip install torch transformers bitsandbytes (torch's CPU build is enough)"
+        ) from None
+    return torch, transformers, bitsandbytes
+
+
+def build_model(quantization: str, seed: int = 0, shape: TinyConfig = TINY) -> Any:
+    """The random tiny model, with its decoder's linear layers quantized when asked. Blocking."""
+    if quantization not in ("none", *BNB_METHODS):
+        raise EngineError(
+            f"--engine transformers runs 'none' and bitsandbytes nf4/int8 on CPU; "
+            f"{quantization!r} needs a GPU (use --engine simulated, or vllm on a GPU)"
+        )
+    torch, transformers, bnb = require_stack()
+    torch.manual_seed(seed)  # stable and candidate share the same random weights
+    config = transformers.LlamaConfig(
+        vocab_size=shape.vocab_size,
+        hidden_size=shape.hidden_size,
+        intermediate_size=shape.intermediate_size,
+        num_hidden_layers=shape.layers,
+        num_attention_heads=shape.heads,
+        num_key_value_heads=shape.kv_heads,
+        max_position_embeddings=shape.max_positions,
+    )
+    model = transformers.LlamaForCausalLM(config).eval()
+    method = BNB_METHODS.get(quantization)
+    if method is not None:
+        for layer in model.model.layers:
+            for parent in (layer.self_attn, layer.mlp):
+                for name, child in list(parent.named_children()):
+                    if isinstance(child, torch.nn.Linear):
+                        setattr(parent, name, _quantized(torch, bnb, child, method))
+    return model
+
+
+def _quantized(torch: Any, bnb: Any, linear: Any, method: str) -> Any:
+    """A bitsandbytes layer holding ``linear``'s weights; quantization happens on ``.to()``."""
+    bias = linear.bias is not None
+    weight = linear.weight.data.clone()
+    if method == "nf4":
+        layer = bnb.nn.Linear4bit(
+            linear.in_features,
+            linear.out_features,
+            bias=bias,
+            quant_type="nf4",
+            compute_dtype=torch.float32,
+        )
+        layer.weight = bnb.nn.Params4bit(weight, requires_grad=False, quant_type="nf4")
+    else:
+        layer = bnb.nn.Linear8bitLt(
+            linear.in_features, linear.out_features, bias=bias, has_fp16_weights=False
+        )
+        layer.weight = bnb.nn.Int8Params(weight, requires_grad=False, has_fp16_weights=False)
+    if bias:
+        layer.bias = linear.bias
+    return layer.to("cpu")
+
+
+def weight_bytes(model: Any) -> int:
+    """Bytes held by the model's parameters (quantized ones count their packed size)."""
+    return int(sum(p.numel() * p.element_size() for p in model.parameters()))
+
+
+class TransformersEngine:
+    """A tiny random Llama on the CPU, optionally bitsandbytes-quantized."""
+
+    kind: EngineKind = "transformers"
+
+    def __init__(self, quantization: str, seed: int = 0, shape: TinyConfig = TINY) -> None:
+        self.quantization = quantization
+        self.seed = seed
+        self.shape = shape
+        self.model: Any = None
+        self._torch: Any = None
+        self._lock = threading.Lock()
+        self._busy = 0
+
+    @property
+    def description(self) -> str:
+        size = f", {weight_bytes(self.model) / 1024:.0f} KiB of weights" if self.model else ""
+        return f"transformers (tiny random Llama on CPU, {self.quantization}{size})"
+
+    async def start(self) -> None:
+        if self.model is None:
+            self.model = await asyncio.to_thread(build_model, self.quantization, 0, self.shape)
+            self._torch = require_stack()[0]
+
+    async def stop(self) -> None:
+        self.model = None
+
+    def count_tokens(self, text: str) -> int:
+        return max(1, min(len(text.encode()), MAX_PROMPT_TOKENS))
+
+    def load(self) -> float:
+        return min(1.0, self._busy / 8)
+
+    def _encode(self, text: str) -> list[int]:
+        data = text.encode()[-MAX_PROMPT_TOKENS:] or b" "
+        return [b % self.shape.vocab_size for b in data]
+
+    def _next(self, ids: list[int], past: Any, temperature: float, gen: Any) -> tuple[int, Any]:
+        torch = self._torch
+        with self._lock, torch.inference_mode():
+            out = self.model(torch.tensor([ids]), past_key_values=past, use_cache=True)
+            logits = out.logits[0, -1]
+            if temperature <= 0:
+                token = int(torch.argmax(logits))
+            else:
+                probs = torch.softmax(logits / temperature, dim=-1)
+                token = int(torch.multinomial(probs, 1, generator=gen))
+        return token, out.past_key_values
+
+    async def generate(self, request: Generation) -> AsyncIterator[Chunk]:
+        if self.model is None:
+            raise EngineError("transformers engine is not started")
+        torch = self._torch
+        gen = torch.Generator().manual_seed(self.seed)
+        ids = self._encode(request.prompt)
+        limit = min(request.max_tokens, self.shape.max_positions - len(ids) - 1)
+        past = None
+        self._busy += 1
+        try:
+            for i in range(max(limit, 1)):
+                token, past = await asyncio.to_thread(
+                    self._next, ids, past, request.temperature, gen
+                )
+                ids = [token]
+                last = i == max(limit, 1) - 1
+                text = chr(token) if 32 <= token < 127 else " "
+                yield Chunk(text, 1, "length" if last else None)
+        finally:
+            self._busy -= 1

@@ -1,0 +1,95 @@
+"""Fault injection of the local stack: ``candidate.latency=+300ms``, ``candidate.errors=2%``.
+
+Owns the grammar of an injection (``ROLE.KIND=VALUE``) and the :class:`Faults` a model server
+applies to every request, whatever its engine:
+
+- ``ROLE`` is ``stable`` or ``candidate`` (the spec's variant names are accepted too);
+- ``latency=+300ms`` (or ``300ms``, ``+0.3s``): extra delay before the first token, so it adds to
+  the time to first token and to the end-to-end latency;
+- ``errors=2%`` (or ``0.02``): that share of requests fails with HTTP 500 and is counted as
+  ``finished_reason="error"``.
+
+Pure: parsing only. Called by ``canaryctl up`` (:mod:`controlplane.cli.up`) and applied by
+:mod:`controlplane.local.server`. Bad input raises :class:`~controlplane.errors.UsageError`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from controlplane.errors import UsageError
+from controlplane.spec.units import Unit, parse_quantity
+
+ROLES = ("stable", "candidate")
+KINDS = ("latency", "errors")
+_SYNTAX = re.compile(r"^\s*([a-z0-9-]+)\.([a-z]+)\s*=\s*(\S+)\s*$")
+USAGE = "expected ROLE.KIND=VALUE, e.g. candidate.latency=+300ms or candidate.errors=2%"
+
+
+@dataclass(frozen=True)
+class Faults:
+    """What a model server adds to every request: a delay (seconds) and an error share."""
+
+    latency_s: float = 0.0
+    error_fraction: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.latency_s > 0 or self.error_fraction > 0
+
+    def describe(self) -> str:
+        parts = []
+        if self.latency_s:
+            parts.append(f"latency +{self.latency_s * 1000:g}ms")
+        if self.error_fraction:
+            parts.append(f"errors {self.error_fraction * 100:g}%")
+        return ", ".join(parts) or "none"
+
+
+def _role(raw: str, names: dict[str, str]) -> str:
+    if raw in ROLES:
+        return raw
+    if raw in names:
+        return names[raw]
+    known = ", ".join([*ROLES, *names])
+    raise UsageError(f"--inject: unknown variant {raw!r} (known: {known})")
+
+
+def parse_injection(text: str, names: dict[str, str] | None = None) -> tuple[str, str, float]:
+    """``(role, kind, value)`` of one ``--inject`` value (value in seconds or as a fraction).
+
+    ``names`` maps the spec's variant names to their roles."""
+    match = _SYNTAX.match(text)
+    if not match:
+        raise UsageError(f"--inject {text!r}: {USAGE}")
+    role = _role(match.group(1), names or {})
+    kind, raw = match.group(2), match.group(3)
+    try:
+        quantity = parse_quantity(raw.removeprefix("+"))
+    except ValueError as exc:
+        raise UsageError(f"--inject {text!r}: {exc}") from None
+    if kind == "latency":
+        if quantity.unit is not Unit.SECONDS or quantity.value < 0:
+            raise UsageError(f"--inject {text!r}: latency takes a delay such as +300ms or +1.5s")
+        return role, kind, quantity.value
+    if kind == "errors":
+        if quantity.unit is Unit.SECONDS or not 0 <= quantity.value <= 1:
+            raise UsageError(f"--inject {text!r}: errors takes a share such as 2% or 0.02")
+        return role, kind, quantity.value
+    raise UsageError(f"--inject {text!r}: unknown kind {kind!r} (known: {', '.join(KINDS)})")
+
+
+def parse_injections(
+    texts: Iterable[str], names: dict[str, str] | None = None
+) -> dict[str, Faults]:
+    """Faults per role (``stable`` / ``candidate``); later values of the same kind win."""
+    faults = {role: Faults() for role in ROLES}
+    for text in texts:
+        role, kind, value = parse_injection(text, names)
+        if kind == "latency":
+            faults[role] = replace(faults[role], latency_s=value)
+        else:
+            faults[role] = replace(faults[role], error_fraction=value)
+    return faults

@@ -1,0 +1,242 @@
+"""The local router: an HTTP proxy splitting requests between two model servers by live weights.
+
+Owns request routing of the local stack (aiohttp, ``127.0.0.1`` only):
+
+- **weighted split**: each request reads the current weights (``weights()``, in practice
+  :meth:`controlplane.routing.memory.MemoryRouter.get_weights`) when it arrives and goes to the
+  candidate with probability ``candidate / 100``. A weight change applies to the next request;
+  requests in flight finish where they started, so changing weights never drops a request;
+- **cohort**: with ``spec.traffic.cohort``, only requests whose header holds one of the values may
+  reach (or be mirrored to) the candidate; the others always go to stable;
+- **shadow mirroring**: while ``mirror`` is set, every eligible request is also sent to the
+  candidate in the background; its answer is read and discarded, the client sees stable's;
+- **its own metrics** at ``/metrics``: ``controlplane_router_requests_total{variant, code,
+  mirrored}``, ``controlplane_router_request_duration_seconds{variant}`` and the applied
+  ``controlplane_router_candidate_weight`` / ``controlplane_router_mirror`` gauges.
+
+Responses are streamed through unchanged (server-sent events included) with an added
+``x-canary-variant`` header. Started by :mod:`controlplane.local.stack`; tested on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter as Tally
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from controlplane.local.server import HOST, VARIANT_HEADER, bind_socket
+from controlplane.routing.base import Weights
+from controlplane.spec.models import CohortSpec
+
+# Headers that belong to one hop (RFC 9110 section 7.6.1) or that aiohttp recomputes.
+_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+        "content-encoding",
+    }
+)
+DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A variant behind the router: its name and base URL."""
+
+    name: str
+    url: str
+
+
+class LocalRouter:
+    """Stable/candidate split with cohort and mirror. ``start()`` binds; ``url`` is then known."""
+
+    def __init__(
+        self,
+        canary: str,
+        namespace: str,
+        stable: Backend,
+        candidate: Backend,
+        weights: Callable[[], Weights],
+        cohort: CohortSpec | None = None,
+        seed: int | None = None,
+        upstream_timeout_s: float = 300.0,
+    ) -> None:
+        self.stable = stable
+        self.candidate = candidate
+        self.weights = weights
+        self.cohort = cohort
+        self._rng = random.Random(seed)
+        self._timeout = aiohttp.ClientTimeout(total=upstream_timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+        self._runner: web.AppRunner | None = None
+        self._mirrors: set[asyncio.Task[None]] = set()
+        self.port = 0
+        self.served: Tally[str] = Tally()
+        self.mirrored: Tally[int] = Tally()
+        r = self.registry = CollectorRegistry()
+        labels = {"namespace": namespace, "canary": canary}
+        self._labels = labels
+        self._requests = Counter(
+            "controlplane_router_requests",
+            "Requests the local router answered, by variant and status code",
+            [*labels, "variant", "code", "mirrored"],
+            registry=r,
+        )
+        self._duration = Histogram(
+            "controlplane_router_request_duration_seconds",
+            "Time from receiving a request to the end of its response",
+            [*labels, "variant"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self._weight = Gauge(
+            "controlplane_router_candidate_weight", "Candidate weight (%)", [*labels], registry=r
+        )
+        self._mirror = Gauge(
+            "controlplane_router_mirror",
+            "1 while mirroring to the candidate",
+            [*labels],
+            registry=r,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=0, force_close=False)
+        self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/health", self._health)
+        app.router.add_route("*", "/v1/{tail:.*}", self._proxy)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        sock = bind_socket()
+        self.port = sock.getsockname()[1]
+        await web.SockSite(self._runner, sock).start()
+
+    async def stop(self) -> None:
+        """Stop accepting, let requests in flight finish (aiohttp's graceful shutdown), then
+        cancel the mirrored copies still running."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        for task in list(self._mirrors):
+            task.cancel()
+        if self._mirrors:
+            await asyncio.gather(*self._mirrors, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # ----------------------------------------------------------------- decisions
+
+    def eligible(self, headers: Mapping[str, str]) -> bool:
+        """May this request reach the candidate (the cohort rule)?"""
+        return self.cohort is None or headers.get(self.cohort.header) in self.cohort.values
+
+    def choose(self, weights: Weights, eligible: bool) -> Backend:
+        """The backend of one request under ``weights``."""
+        if eligible and self._rng.random() * 100 < weights.candidate:
+            return self.candidate
+        return self.stable
+
+    # ----------------------------------------------------------------- endpoints
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        weights = self.weights()
+        self._weight.labels(**self._labels).set(weights.candidate)
+        self._mirror.labels(**self._labels).set(1 if weights.mirror else 0)
+        body = generate_latest(self.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _proxy(self, request: web.Request) -> web.StreamResponse:
+        started = time.monotonic()
+        weights = self.weights()
+        eligible = self.eligible(request.headers)
+        backend = self.choose(weights, eligible)
+        body = await request.read()
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
+        if weights.mirror and eligible and backend is self.stable:
+            self._spawn_mirror(request.method, request.path_qs, headers, body)
+        assert self._session is not None
+        code = 502
+        response: web.StreamResponse | None = None
+        try:
+            async with self._session.request(
+                request.method, backend.url + request.path_qs, headers=headers, data=body
+            ) as upstream:
+                code = upstream.status
+                out = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP}
+                out[VARIANT_HEADER] = backend.name
+                response = web.StreamResponse(status=upstream.status, headers=out)
+                await response.prepare(request)
+                async for data in upstream.content.iter_any():
+                    await response.write(data)
+                await response.write_eof()
+                return response
+        except ConnectionResetError:
+            code = 499  # the client went away (nginx's code for it); nothing left to answer
+            return response if response is not None else web.Response(status=499)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            if response is not None:  # the upstream broke mid-answer: the client sees a cut
+                code = 502
+                return response
+            return web.json_response(
+                {"error": {"message": f"{backend.name} is unreachable: {exc}", "code": 502}},
+                status=502,
+                headers={VARIANT_HEADER: backend.name},
+            )
+        finally:
+            self.served[backend.name] += 1
+            self._requests.labels(
+                **self._labels, variant=backend.name, code=str(code), mirrored="false"
+            ).inc()
+            self._duration.labels(**self._labels, variant=backend.name).observe(
+                time.monotonic() - started
+            )
+
+    def _spawn_mirror(self, method: str, path: str, headers: dict[str, str], body: bytes) -> None:
+        task = asyncio.get_running_loop().create_task(self._mirror_one(method, path, headers, body))
+        self._mirrors.add(task)
+        task.add_done_callback(self._mirrors.discard)
+
+    async def _mirror_one(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> None:
+        assert self._session is not None
+        code = 502
+        try:
+            async with self._session.request(
+                method, self.candidate.url + path, headers=headers, data=body
+            ) as upstream:
+                code = upstream.status
+                async for _ in upstream.content.iter_any():
+                    pass  # the shadow's answer is discarded
+        except (aiohttp.ClientError, TimeoutError):
+            code = 502
+        finally:
+            self.mirrored[code] += 1
+            self._requests.labels(
+                **self._labels, variant=self.candidate.name, code=str(code), mirrored="true"
+            ).inc()

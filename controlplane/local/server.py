@@ -1,0 +1,375 @@
+"""A local model server: the OpenAI-compatible API in front of one engine, with vLLM's metrics.
+
+Owns the HTTP surface of one variant in the local stack (aiohttp, ``127.0.0.1`` only):
+
+- ``POST /v1/chat/completions`` and ``POST /v1/completions``, with ``"stream": true`` answered as
+  server-sent events (``data: {chunk}`` ... ``data: [DONE]``), ``stream_options.include_usage``
+  honoured; ``GET /v1/models``; ``GET /health``; errors in OpenAI's ``{"error": {...}}`` shape
+  (a wrong ``model`` is a 404 as in vLLM);
+- ``GET /metrics``: the vLLM metric names of the contract (``vllm:e2e_request_latency_seconds``,
+  ``vllm:time_to_first_token_seconds``, ``vllm:inter_token_latency_seconds`` with vLLM's bucket
+  bounds, ``vllm:request_success_total{finished_reason}`` with ``error`` and ``abort`` present at
+  0 from the start so error-rate queries have a numerator, the token counters and the gauges),
+  labelled ``model_name`` plus ``namespace`` / ``canary`` / ``variant`` — and
+  ``controlplane_local_engine_info{engine}`` so a dashboard can tell simulated numbers apart;
+- fault injection (:class:`~controlplane.local.inject.Faults`) for any engine: the delay comes
+  before the first token; an injected error answers HTTP 500 and counts as ``error``.
+
+The variant's ``systemPrompt`` is prepended to chat requests. Every response carries the header
+``x-controlplane-engine`` (``simulated`` / ``transformers`` / ``vllm``). Started by
+:mod:`controlplane.local.stack`; the tests start it directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from controlplane.local.engines.base import Chunk, Engine, EngineError, Generation
+from controlplane.local.inject import Faults
+
+HOST = "127.0.0.1"
+ENGINE_HEADER = "x-controlplane-engine"
+VARIANT_HEADER = "x-canary-variant"
+
+# vLLM's own bucket bounds (vllm/engine/metrics.py), so quantiles are estimated the same way.
+E2E_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0)
+TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0)
+ITL_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
+FINISH_REASONS = ("stop", "length", "abort", "error")
+DEFAULT_MAX_TOKENS = 256
+
+
+def bind_socket() -> socket.socket:
+    """A listening-ready socket on a free loopback port (no race between choosing and binding)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((HOST, 0))
+    return sock
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a server is: the model name clients send and the labels of its metrics."""
+
+    model: str
+    namespace: str
+    canary: str
+    variant: str
+    system_prompt: str | None = None
+
+
+class _Metrics:
+    """The server's metric families, in a registry of its own."""
+
+    def __init__(self, who: Identity, engine: str) -> None:
+        self.registry = CollectorRegistry()
+        names = ["model_name", "namespace", "canary", "variant"]
+        values = [who.model, who.namespace, who.canary, who.variant]
+        r = self.registry
+
+        def hist(name: str, doc: str, buckets: tuple[float, ...]) -> Histogram:
+            return Histogram(name, doc, names, buckets=buckets, registry=r)
+
+        self.e2e = hist("vllm:e2e_request_latency_seconds", "End-to-end latency", E2E_BUCKETS)
+        self.ttft = hist("vllm:time_to_first_token_seconds", "Time to first token", TTFT_BUCKETS)
+        self.itl = hist("vllm:inter_token_latency_seconds", "Inter-token latency", ITL_BUCKETS)
+        self.success = Counter(
+            "vllm:request_success", "Finished requests", [*names, "finished_reason"], registry=r
+        )
+        self.prompt_tokens = Counter("vllm:prompt_tokens", "Prefill tokens", names, registry=r)
+        self.generation_tokens = Counter(
+            "vllm:generation_tokens", "Generated tokens", names, registry=r
+        )
+        self.running = Gauge("vllm:num_requests_running", "Running requests", names, registry=r)
+        self.waiting = Gauge("vllm:num_requests_waiting", "Waiting requests", names, registry=r)
+        self.kv = Gauge("vllm:kv_cache_usage_perc", "KV-cache usage (0-1)", names, registry=r)
+        info = Gauge(
+            "controlplane_local_engine_info",
+            "Engine behind this variant",
+            [*names, "engine"],
+            registry=r,
+        )
+        info.labels(*values, engine).set(1)
+        self.values = values
+        for reason in FINISH_REASONS:
+            self.success.labels(*values, reason)
+        for family in (self.e2e, self.ttft, self.itl, self.prompt_tokens, self.generation_tokens):
+            family.labels(*values)
+        self.waiting.labels(*values).set(0)
+
+    def finished(self, reason: str) -> None:
+        self.success.labels(*self.values, reason).inc()
+
+
+def _error(status: int, message: str, kind: str = "invalid_request_error") -> web.Response:
+    body = {"error": {"message": message, "type": kind, "code": status}}
+    return web.json_response(body, status=status)
+
+
+class _BadRequest(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ModelServer:
+    """One variant's OpenAI-compatible server. ``start()`` binds; ``url`` is then known."""
+
+    def __init__(
+        self, who: Identity, engine: Engine, faults: Faults | None = None, seed: int | None = None
+    ) -> None:
+        self.who = who
+        self.engine = engine
+        self.faults = faults or Faults()
+        self.metrics = _Metrics(who, engine.kind)
+        self._rng = random.Random(seed)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        self.requests = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/completions", self._completions)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/health", self._health)
+        app.router.add_get("/metrics", self._metrics)
+        return app
+
+    async def start(self) -> None:
+        await self.engine.start()
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        sock = bind_socket()
+        self.port = sock.getsockname()[1]
+        await web.SockSite(self._runner, sock).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.engine.stop()
+
+    # ----------------------------------------------------------------- endpoints
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok", headers={ENGINE_HEADER: self.engine.kind})
+
+    async def _models(self, request: web.Request) -> web.Response:
+        data = {"id": self.who.model, "object": "model", "owned_by": f"local-{self.engine.kind}"}
+        return web.json_response({"object": "list", "data": [data]})
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        labels = self.metrics.values
+        self.metrics.kv.labels(*labels).set(self.engine.load())
+        body = generate_latest(self.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, chat=True)
+
+    async def _completions(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, chat=False)
+
+    # ----------------------------------------------------------------- one request
+
+    async def _body(self, request: web.Request, chat: bool) -> tuple[dict[str, Any], str]:
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise _BadRequest(400, "the request body is not JSON") from None
+        if not isinstance(body, dict):
+            raise _BadRequest(400, "the request body must be a JSON object")
+        if body.get("model", self.who.model) != self.who.model:
+            raise _BadRequest(404, f"The model `{body.get('model')}` does not exist.")
+        if chat:
+            messages = body.get("messages")
+            if not isinstance(messages, list) or not messages:
+                raise _BadRequest(400, "'messages' must be a non-empty list")
+            parts = []
+            if self.who.system_prompt:
+                parts.append(f"system: {self.who.system_prompt}")
+            for m in messages:
+                if not isinstance(m, dict) or not isinstance(m.get("content"), str):
+                    raise _BadRequest(400, "each message needs a string 'content'")
+                parts.append(f"{m.get('role', 'user')}: {m['content']}")
+            return body, "\n".join(parts)
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str) or not prompt:
+            raise _BadRequest(400, "'prompt' must be a non-empty string")
+        return body, prompt
+
+    async def _serve(self, request: web.Request, chat: bool) -> web.StreamResponse:
+        self.requests += 1
+        try:
+            body, prompt = await self._body(request, chat)
+            max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
+            max_tokens = DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
+            if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+                raise _BadRequest(400, "'max_tokens' must be a positive integer")
+            temperature = body.get("temperature", 1.0)
+            if isinstance(temperature, bool) or not isinstance(temperature, int | float):
+                raise _BadRequest(400, "'temperature' must be a number")
+        except _BadRequest as exc:
+            return _error(exc.status, str(exc), "NotFoundError" if exc.status == 404 else "")
+        generation = Generation(
+            prompt=prompt,
+            prompt_tokens=self.engine.count_tokens(prompt),
+            max_tokens=max_tokens,
+            temperature=float(temperature),
+            chat=chat,
+        )
+        stream = bool(body.get("stream", False))
+        options = body.get("stream_options")
+        usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        return await self._run(request, generation, chat, stream, usage)
+
+    async def _run(
+        self, request: web.Request, gen: Generation, chat: bool, stream: bool, usage: bool
+    ) -> web.StreamResponse:
+        m, labels = self.metrics, self.metrics.values
+        started = time.monotonic()
+        m.running.labels(*labels).inc()
+        headers = {ENGINE_HEADER: self.engine.kind, VARIANT_HEADER: self.who.variant}
+        response: web.StreamResponse | None = None
+        reason = "abort"
+        try:
+            if self.faults.latency_s:
+                await asyncio.sleep(self.faults.latency_s)
+            if self.faults.error_fraction and self._rng.random() < self.faults.error_fraction:
+                reason = "error"
+                return web.json_response(
+                    {
+                        "error": {
+                            "message": "injected error",
+                            "type": "InternalServerError",
+                            "code": 500,
+                        }
+                    },
+                    status=500,
+                    headers=headers,
+                )
+            rid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
+            if stream:
+                response = web.StreamResponse(
+                    headers={
+                        **headers,
+                        "Content-Type": "text/event-stream",
+                        "Cache-Control": "no-cache",
+                    }
+                )
+                await response.prepare(request)
+            text: list[str] = []
+            tokens = 0
+            finish: str = "stop"
+            first: float | None = None
+            last = started
+            async for chunk in self._chunks(gen):
+                now = time.monotonic()
+                if first is None:
+                    first = now
+                    m.ttft.labels(*labels).observe(now - started)
+                elif chunk.tokens:
+                    gap = (now - last) / chunk.tokens
+                    for _ in range(chunk.tokens):
+                        m.itl.labels(*labels).observe(gap)
+                last = now
+                tokens += chunk.tokens
+                text.append(chunk.text)
+                if chunk.finish_reason is not None:
+                    finish = chunk.finish_reason
+                if response is not None:
+                    await _send(response, _chunk_body(rid, self.who.model, chat, chunk))
+            counts = {
+                "prompt_tokens": gen.prompt_tokens,
+                "completion_tokens": tokens,
+                "total_tokens": gen.prompt_tokens + tokens,
+            }
+            m.prompt_tokens.labels(*labels).inc(gen.prompt_tokens)
+            m.generation_tokens.labels(*labels).inc(tokens)
+            if response is not None:
+                if usage:
+                    tail = _chunk_body(rid, self.who.model, chat, None)
+                    tail["usage"] = counts
+                    await _send(response, tail)
+                await response.write(b"data: [DONE]\n\n")
+                await response.write_eof()
+            else:
+                response = web.json_response(
+                    _full_body(rid, self.who.model, chat, "".join(text), finish, counts),
+                    headers=headers,
+                )
+            reason = finish
+            m.e2e.labels(*labels).observe(time.monotonic() - started)
+            return response
+        except ConnectionResetError:
+            reason = "abort"  # the client went away mid-stream
+            return response if response is not None else web.Response(status=499)
+        except EngineError as exc:
+            reason = "error"
+            if response is not None:
+                return response  # already streaming: the answer ends early
+            return _error(500, str(exc), "InternalServerError")
+        finally:
+            m.running.labels(*labels).dec()
+            m.finished(reason)
+
+    async def _chunks(self, gen: Generation) -> AsyncIterator[Chunk]:
+        async for chunk in self.engine.generate(gen):
+            yield chunk
+
+
+async def _send(response: web.StreamResponse, data: dict[str, Any]) -> None:
+    await response.write(b"data: " + json.dumps(data).encode() + b"\n\n")
+
+
+def _chunk_body(rid: str, model: str, chat: bool, chunk: Chunk | None) -> dict[str, Any]:
+    choices: list[dict[str, Any]] = []
+    if chunk is not None:
+        choice: dict[str, Any] = {"index": 0, "finish_reason": chunk.finish_reason}
+        if chat:
+            choice["delta"] = {"role": "assistant", "content": chunk.text}
+        else:
+            choice["text"] = chunk.text
+        choices.append(choice)
+    return {
+        "id": rid,
+        "object": "chat.completion.chunk" if chat else "text_completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": choices,
+    }
+
+
+def _full_body(
+    rid: str, model: str, chat: bool, text: str, finish: str, usage: dict[str, int]
+) -> dict[str, Any]:
+    choice: dict[str, Any] = {"index": 0, "finish_reason": finish}
+    if chat:
+        choice["message"] = {"role": "assistant", "content": text}
+    else:
+        choice["text"] = text
+    return {
+        "id": rid,
+        "object": "chat.completion" if chat else "text_completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [choice],
+        "usage": usage,
+    }

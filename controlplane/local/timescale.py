@@ -1,0 +1,104 @@
+"""``--time-scale N``: every duration of a canary divided by N, within what Prometheus can see.
+
+Owns the rewriting of a :class:`~controlplane.spec.models.ModelCanary` for the local stack: step
+durations, ``analysis.interval``, ``analysis.window``, every check's ``window`` and ``for``, and the
+shadow phase's ``duration`` are divided by the factor, so the four-week schedule runs in minutes
+while the state machine and the analysis stay exactly the controller's.
+
+Two floors keep the analysis meaningful when a scrape happens every ``scrape_interval`` seconds:
+
+- ``interval`` is at least one scrape interval (evaluating faster only re-reads the same samples);
+- every query window is at least :data:`MIN_WINDOW_SCRAPES` scrape intervals. ``rate()`` and
+  ``increase()`` need two samples inside the window, and a window of exactly two intervals holds
+  only one sample whenever a scrape is late; four intervals is Prometheus' own advice.
+
+Every floor that applied is reported (:class:`Scaling`), so ``up`` can say so. Pure: no I/O.
+Called by :mod:`controlplane.local.stack`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from controlplane.errors import UsageError
+from controlplane.spec.models import CheckSpec, ModelCanary
+from controlplane.spec.units import Duration
+
+MIN_WINDOW_SCRAPES = 4
+"""A query window spans at least this many scrape intervals (``rate()`` needs >= 2 samples)."""
+
+
+@dataclass
+class Scaling:
+    """What scaling did: the factor, the floors, and one line per duration that hit a floor."""
+
+    factor: float
+    scrape_interval: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def min_window(self) -> float:
+        return MIN_WINDOW_SCRAPES * self.scrape_interval
+
+    def seconds(self, spec_seconds: float) -> float:
+        """Wall-clock seconds of a spec duration (no floor)."""
+        return spec_seconds / self.factor
+
+
+def _scaled(d: Duration, scaling: Scaling, floor: float, what: str) -> Duration:
+    seconds = d.seconds / scaling.factor
+    if 0 < seconds < floor:
+        scaling.notes.append(
+            f"{what} {d} / {scaling.factor:g} = {Duration.of(seconds)} is raised to "
+            f"{Duration.of(floor)} (scrape interval {Duration.of(scaling.scrape_interval)})"
+        )
+        seconds = floor
+    return Duration.of(seconds) if seconds else Duration(0.0, "0")
+
+
+def _check(check: CheckSpec, scaling: Scaling, where: str) -> CheckSpec:
+    changes: dict[str, Duration] = {"for_": _scaled(check.for_, scaling, 0.0, f"{where}.for")}
+    if check.window is not None:
+        changes["window"] = _scaled(check.window, scaling, scaling.min_window, f"{where}.window")
+    return check.model_copy(update=changes)
+
+
+def scale_canary(
+    canary: ModelCanary, factor: float, scrape_interval: float
+) -> tuple[ModelCanary, Scaling]:
+    """``canary`` with every duration divided by ``factor`` (floors applied), and the report."""
+    if not factor > 0:
+        raise UsageError(f"--time-scale must be a positive number, got {factor!r}")
+    scaling = Scaling(factor, scrape_interval)
+    spec = canary.spec
+    analysis = spec.analysis.model_copy(
+        update={
+            "interval": _scaled(spec.analysis.interval, scaling, scrape_interval, "interval"),
+            "window": _scaled(spec.analysis.window, scaling, scaling.min_window, "window"),
+        }
+    )
+    steps = []
+    for i, step in enumerate(spec.steps):
+        update: dict[str, object] = {
+            "rollback_on": [
+                _check(c, scaling, f"steps[{i}].rollbackOn[{j}]")
+                for j, c in enumerate(step.rollback_on)
+            ]
+        }
+        if step.duration is not None:
+            update["duration"] = _scaled(step.duration, scaling, 0.0, f"steps[{i}].duration")
+        steps.append(step.model_copy(update=update))
+    shadow = spec.shadow
+    if shadow is not None:
+        shadow = shadow.model_copy(
+            update={
+                "duration": _scaled(shadow.duration, scaling, 0.0, "shadow.duration"),
+                "promote_on": _check(shadow.promote_on, scaling, "shadow.promoteOn"),
+                "rollback_on": [
+                    _check(c, scaling, f"shadow.rollbackOn[{j}]")
+                    for j, c in enumerate(shadow.rollback_on)
+                ],
+            }
+        )
+    new_spec = spec.model_copy(update={"analysis": analysis, "steps": steps, "shadow": shadow})
+    return canary.model_copy(update={"spec": new_spec}), scaling

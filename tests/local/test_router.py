@@ -1,0 +1,169 @@
+"""The local router: the observed split matches the weights, cohort and mirror rules, and
+changing weights under load loses no request. Real HTTP servers on loopback on both sides."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+import pytest
+from local_support import Backend, demo
+
+from controlplane.local.router import Backend as Target
+from controlplane.local.router import LocalRouter
+from controlplane.local.server import VARIANT_HEADER
+from controlplane.routing.memory import MemoryRouter
+from controlplane.spec.models import CohortSpec
+
+CANARY = demo()
+
+
+def with_router(
+    test: Callable[[LocalRouter, MemoryRouter, Backend, Backend], Awaitable[None]],
+    *,
+    cohort: CohortSpec | None = None,
+    delay: float = 0.0,
+    chunks: int = 1,
+    seed: int = 7,
+) -> None:
+    async def main() -> None:
+        stable, candidate = Backend("bf16", delay, chunks), Backend("nf4", delay, chunks)
+        await stable.start()
+        await candidate.start()
+        memory = MemoryRouter(check_capabilities=False)
+        memory.set_weights(CANARY, 0, False)
+        router = LocalRouter(
+            "local-demo",
+            "default",
+            Target("bf16", stable.url),
+            Target("nf4", candidate.url),
+            lambda: memory.get_weights(CANARY),
+            cohort=cohort,
+            seed=seed,
+        )
+        await router.start()
+        try:
+            await test(router, memory, stable, candidate)
+        finally:
+            await router.stop()
+            await stable.stop()
+            await candidate.stop()
+
+    asyncio.run(main())
+
+
+async def send(
+    session: aiohttp.ClientSession, url: str, n: int, headers: dict[str, str] | None = None
+) -> list[tuple[int, str, str]]:
+    """``n`` requests, 50 at a time: (status, variant header, body) each."""
+    gate = asyncio.Semaphore(50)
+
+    async def one() -> tuple[int, str, str]:
+        async with (
+            gate,
+            session.post(url + "/v1/chat/completions", data=b"{}", headers=headers) as r,
+        ):
+            return r.status, r.headers.get(VARIANT_HEADER, ""), await r.text()
+
+    return await asyncio.gather(*(one() for _ in range(n)))
+
+
+@pytest.mark.parametrize("weight", [0, 5, 30, 75, 100], ids=lambda w: f"weight-{w}")
+def test_split_matches_weights(weight: int) -> None:
+    n = 600
+
+    async def check(router: LocalRouter, memory: MemoryRouter, s: Backend, c: Backend) -> None:
+        memory.set_weights(CANARY, weight, False)
+        async with aiohttp.ClientSession() as session:
+            results = await send(session, router.url, n)
+        assert all(status == 200 for status, _, _ in results)
+        to_candidate = sum(1 for _, variant, _ in results if variant == "nf4")
+        assert to_candidate == c.received
+        assert n - to_candidate == s.received
+        p = weight / 100
+        tolerance = 4.5 * math.sqrt(n * p * (1 - p))  # exact at 0 and 100
+        assert abs(to_candidate - n * p) <= tolerance
+        async with aiohttp.ClientSession() as session, session.get(router.url + "/metrics") as r:
+            text = await r.text()
+        gauge = 'controlplane_router_candidate_weight{canary="local-demo",namespace="default"}'
+        assert f"{gauge} {float(weight)}" in text
+
+    with_router(check)
+
+
+def test_cohort_only_reaches_candidate() -> None:
+    cohort = CohortSpec(header="x-customer-tier", values=["tier_1"])
+
+    async def check(router: LocalRouter, memory: MemoryRouter, s: Backend, c: Backend) -> None:
+        memory.set_weights(CANARY, 100, False)
+        async with aiohttp.ClientSession() as session:
+            outside = await send(session, router.url, 50, {"x-customer-tier": "tier_2"})
+            missing = await send(session, router.url, 50)
+            inside = await send(session, router.url, 50, {"x-customer-tier": "tier_1"})
+        assert {v for _, v, _ in outside + missing} == {"bf16"}
+        assert {v for _, v, _ in inside} == {"nf4"}
+
+    with_router(check, cohort=cohort)
+
+
+def test_shadow_mirrors_and_discards() -> None:
+    async def check(router: LocalRouter, memory: MemoryRouter, s: Backend, c: Backend) -> None:
+        memory.set_weights(CANARY, 0, True)
+        async with aiohttp.ClientSession() as session:
+            results = await send(session, router.url, 100)
+        for _ in range(100):
+            if c.received == 100:
+                break
+            await asyncio.sleep(0.02)
+        assert {(status, variant) for status, variant, _ in results} == {(200, "bf16")}
+        assert all(body.startswith("bf16:") for _, _, body in results)  # never the shadow's
+        assert s.received == 100
+        assert c.received == 100
+        assert router.mirrored[200] == 100
+
+    with_router(check)
+
+
+def test_weight_changes_under_load_lose_no_request() -> None:
+    n = 800
+
+    async def check(router: LocalRouter, memory: MemoryRouter, s: Backend, c: Backend) -> None:
+        done = asyncio.Event()
+
+        async def flip() -> int:
+            changes = 0
+            while not done.is_set():
+                memory.set_weights(CANARY, (0, 10, 50, 90, 100)[changes % 5], False)
+                changes += 1
+                await asyncio.sleep(0.005)
+            return changes
+
+        flipper = asyncio.create_task(flip())
+        async with aiohttp.ClientSession() as session:
+            results = await send(session, router.url, n)
+        done.set()
+        changes = await flipper
+        assert changes > 50
+        assert [status for status, _, _ in results] == [200] * n
+        # every answer arrived whole (3 streamed chunks) from the variant it names
+        for _, variant, body in results:
+            assert body == "".join(f"{variant}:{i};" for i in range(3))
+        assert s.received + c.received == n
+        assert s.received > 0
+        assert c.received > 0
+        assert router.served["bf16"] + router.served["nf4"] == n
+
+    with_router(check, delay=0.03, chunks=3)
+
+
+def test_unreachable_backend_is_a_502() -> None:
+    async def check(router: LocalRouter, memory: MemoryRouter, s: Backend, c: Backend) -> None:
+        await c.stop()
+        memory.set_weights(CANARY, 100, False)
+        async with aiohttp.ClientSession() as session:
+            results = await send(session, router.url, 3)
+        assert {(status, variant) for status, variant, _ in results} == {(502, "nf4")}
+
+    with_router(check)

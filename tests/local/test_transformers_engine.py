@@ -1,0 +1,91 @@
+"""The ``transformers`` engine: a tiny random Llama on the CPU, really quantized by bitsandbytes.
+
+Optional: skipped, with the reason, when torch / transformers / bitsandbytes are absent (CI runs
+it where ``.ci/run`` installs the CPU torch). Real compute, real quantization, through the real
+model server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+
+pytest.importorskip("torch", reason="torch is not installed (optional: the CPU build is enough)")
+pytest.importorskip("transformers", reason="transformers is not installed (optional)")
+pytest.importorskip("bitsandbytes", reason="bitsandbytes is not installed (optional)")
+
+import torch
+
+from controlplane.local.engines.base import EngineError
+from controlplane.local.engines.transformers_engine import (
+    TransformersEngine,
+    build_model,
+    weight_bytes,
+)
+from controlplane.local.server import Identity, ModelServer
+
+
+@pytest.fixture(scope="module")
+def models() -> dict[str, object]:
+    return {q: build_model(q) for q in ("none", "bitsandbytes-nf4", "bitsandbytes-int8")}
+
+
+@pytest.mark.parametrize(
+    ("quantization", "dtype", "max_ratio", "max_error"),
+    [("bitsandbytes-nf4", torch.uint8, 0.45, 0.5), ("bitsandbytes-int8", torch.int8, 0.6, 0.1)],
+    ids=["nf4", "int8"],
+)
+def test_quantization_is_real(
+    models: dict[str, object],
+    quantization: str,
+    dtype: torch.dtype,
+    max_ratio: float,
+    max_error: float,
+) -> None:
+    full, quantized = models["none"], models[quantization]
+    proj = quantized.model.layers[0].mlp.up_proj  # type: ignore[attr-defined]
+    assert proj.weight.dtype == dtype
+    assert weight_bytes(quantized) < max_ratio * weight_bytes(full) + 140_000  # embeddings stay
+    ids = torch.tensor([[72, 101, 108, 108, 111]])
+    with torch.inference_mode():
+        ref = full(ids).logits  # type: ignore[operator]
+        out = quantized(ids).logits  # type: ignore[operator]
+    error = float((out - ref).norm() / ref.norm())
+    assert 0 < error < max_error  # different weights, same model
+
+
+def test_unsupported_method_is_a_clear_error() -> None:
+    with pytest.raises(EngineError, match="needs a GPU"):
+        build_model("awq")
+
+
+def test_serves_chat_with_real_inference() -> None:
+    async def main() -> None:
+        who = Identity("demo-llm", "default", "local-demo", "nf4")
+        server = ModelServer(who, TransformersEngine("bitsandbytes-nf4"))
+        await server.start()
+        try:
+            body = {
+                "messages": [{"role": "user", "content": "hello"}],
+                "max_tokens": 12,
+                "temperature": 0,
+            }
+            async with aiohttp.ClientSession() as session:
+                async with session.post(server.url + "/v1/chat/completions", json=body) as r:
+                    assert r.status == 200
+                    assert r.headers["x-controlplane-engine"] == "transformers"
+                    answer = await r.json()
+                async with session.get(server.url + "/metrics") as r:
+                    text = await r.text()
+            assert answer["usage"]["completion_tokens"] == 12
+            assert len(answer["choices"][0]["message"]["content"]) == 12
+            assert 'engine="transformers"' in text
+            assert "transformers (tiny random Llama on CPU, bitsandbytes-nf4" in (
+                server.engine.description
+            )
+        finally:
+            await server.stop()
+
+    asyncio.run(main())
