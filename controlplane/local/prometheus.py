@@ -137,31 +137,12 @@ def _wait_ready(server: PrometheusServer, timeout: float) -> bool:
 def start_prometheus(
     data_dir: Path, *, timeout: float = 60.0, attempts: int = 3
 ) -> PrometheusServer:
-    """Start ``prometheus`` on ``data_dir`` (a TSDB, possibly backfilled) and wait until ready."""
-    exe = binary("prometheus")
-    data_dir.mkdir(parents=True, exist_ok=True)
-    config = data_dir.parent / f"{data_dir.name}-prometheus.yml"
-    config.write_text(CONFIG)
-    log_path = data_dir.parent / f"{data_dir.name}-prometheus.log"
-    last = ""
-    for _ in range(attempts):
-        port = free_port()
-        cmd = [
-            exe,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={data_dir}",
-            "--storage.tsdb.retention.time=400d",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ]
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-        server = PrometheusServer(process, port, data_dir, log_path)
-        if _wait_ready(server, timeout):
-            return server
-        last = server.log_tail()
-        server.stop()  # the port may have been taken between free_port() and the bind: retry
-    raise PrometheusSetupError(f"prometheus did not become ready; its log ends with:\n{last}")
+    """Start ``prometheus`` on ``data_dir`` (a TSDB, possibly backfilled) and wait until ready.
+
+    No scrape jobs; a 400-day retention so backfilled blocks are not deleted at once."""
+    return start_prometheus_with_config(
+        data_dir, CONFIG, retention="400d", timeout=timeout, attempts=attempts
+    )
 
 
 def start_from_scenario(scenario: Scenario, workdir: Path) -> PrometheusServer:
@@ -175,10 +156,15 @@ def start_from_scenario(scenario: Scenario, workdir: Path) -> PrometheusServer:
 
 
 def start_prometheus_with_config(
-    data_dir: Path, config: str, *, timeout: float = 60.0, attempts: int = 3
+    data_dir: Path,
+    config: str,
+    *,
+    retention: str = "1d",
+    timeout: float = 60.0,
+    attempts: int = 3,
 ) -> PrometheusServer:
-    """Start ``prometheus`` with the configuration text ``config`` (e.g. live scrape jobs) on an
-    empty TSDB at ``data_dir`` and wait until ready. Used by the local stack
+    """Start ``prometheus`` with the configuration text ``config`` (e.g. live scrape jobs) on the
+    TSDB at ``data_dir`` on a free loopback port, and wait until ready. Used by the local stack
     (:mod:`controlplane.local.stack`), which scrapes its model servers and router."""
     exe = binary("prometheus")
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -192,7 +178,7 @@ def start_prometheus_with_config(
             exe,
             f"--config.file={config_path}",
             f"--storage.tsdb.path={data_dir}",
-            "--storage.tsdb.retention.time=1d",
+            f"--storage.tsdb.retention.time={retention}",
             f"--web.listen-address=127.0.0.1:{port}",
             "--log.level=warn",
         ]
@@ -202,5 +188,5 @@ def start_prometheus_with_config(
         if _wait_ready(server, timeout):
             return server
         last = server.log_tail()
-        server.stop()
+        server.stop()  # the port may have been taken between free_port() and the bind: retry
     raise PrometheusSetupError(f"prometheus did not become ready; its log ends with:\n{last}")
