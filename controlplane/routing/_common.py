@@ -7,11 +7,13 @@ must express, and the one way routers write objects (server-side apply through t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from controlplane.errors import NotFound, RouterError
 from controlplane.kube.client import KubeClient, Obj, Ref
-from controlplane.routing.base import Outcome, Weights
+from controlplane.routing.base import Outcome, Weights, verify_weights
+from controlplane.spec.models import ModelCanary
 
 FIELD_MANAGER = "canary-controller"
 
@@ -58,3 +60,41 @@ def percent(part: int, total: int) -> int:
     if total <= 0:
         raise RouterError("the weights of the variants sum to 0: no traffic can be served")
     return round(100 * part / total)
+
+
+Build = Callable[[ModelCanary, int, bool, "Outcome | None"], Obj]
+"""A pure builder of a router's whole object at a rollout point (weight, mirror, outcome)."""
+
+
+class ObjectRouter:
+    """A router whose state is one object: it applies ``build``'s object and reads it back.
+
+    gateway-api (HTTPRoute), istio (VirtualService), kserve and kserve-knative (one
+    InferenceService) are all this, with their own pure ``build`` / ``weights_of`` functions.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        kube: KubeClient,
+        ref: Callable[[ModelCanary], Ref],
+        build: Build,
+        weights_of: Callable[[ModelCanary, Obj], Weights],
+    ) -> None:
+        self.name = name
+        self.kube = kube
+        self._ref = ref
+        self._build = build
+        self._weights_of = weights_of
+
+    def set_weights(self, canary: ModelCanary, candidate_weight: int, mirror: bool) -> None:
+        apply_all(self.kube, [self._build(canary, candidate_weight, mirror, None)])
+
+    def get_weights(self, canary: ModelCanary) -> Weights:
+        return self._weights_of(canary, read(self.kube, self._ref(canary), self.name))
+
+    def verify(self, canary: ModelCanary, expected: Weights) -> None:
+        verify_weights(self.name, self.get_weights(canary), expected)
+
+    def finalize(self, canary: ModelCanary, outcome: Outcome) -> None:
+        apply_all(self.kube, [self._build(canary, 0, False, outcome)])

@@ -6,7 +6,7 @@ rule: weighted ``backendRefs`` to ``<model>-<stable>-predictor`` and
 splits by weight, and rule 2 (everything else) goes to stable only, so rule 1 is the ONLY way to
 the candidate. Shadow adds a ``RequestMirror`` filter with ``percent: 100`` (Gateway API v1.2+)
 to the rule(s) that may reach the candidate. :func:`build_httproute` is pure; the
-:class:`GatewayApiRouter` applies it and reads it back. Called by the controller and
+:func:`router` applies it and reads it back. Called by the controller and
 ``canaryctl render``.
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from controlplane.errors import RouterError
 from controlplane.kube.client import KubeClient, Obj, Ref
-from controlplane.routing._common import apply_all, dig, percent, read, target_weights
-from controlplane.routing.base import Outcome, Weights, check_request, verify_weights
+from controlplane.routing._common import ObjectRouter, dig, percent, target_weights
+from controlplane.routing.base import Outcome, Weights, check_request
 from controlplane.serving import names
 from controlplane.serving.render import canary_labels, isvc_name
 from controlplane.spec.models import ModelCanary
@@ -119,27 +119,11 @@ def weights_of(canary: ModelCanary, route: Obj) -> Weights:
     raise RouterError(f"{ROUTER}: HTTPRoute routes to neither {stable} nor {candidate}")
 
 
-class GatewayApiRouter:
+def route_ref(canary: ModelCanary) -> Ref:
+    """The HTTPRoute of ``canary``."""
+    return Ref(API_VERSION, KIND, canary.metadata.namespace, names.route_name(canary.metadata.name))
+
+
+def router(kube: KubeClient) -> ObjectRouter:
     """Applies :func:`build_httproute` through the Kubernetes adapter and reads it back."""
-
-    name = ROUTER
-
-    def __init__(self, kube: KubeClient) -> None:
-        self.kube = kube
-
-    def _ref(self, canary: ModelCanary) -> Ref:
-        return Ref(
-            API_VERSION, KIND, canary.metadata.namespace, names.route_name(canary.metadata.name)
-        )
-
-    def set_weights(self, canary: ModelCanary, candidate_weight: int, mirror: bool) -> None:
-        apply_all(self.kube, [build_httproute(canary, candidate_weight, mirror)])
-
-    def get_weights(self, canary: ModelCanary) -> Weights:
-        return weights_of(canary, read(self.kube, self._ref(canary), ROUTER))
-
-    def verify(self, canary: ModelCanary, expected: Weights) -> None:
-        verify_weights(ROUTER, self.get_weights(canary), expected)
-
-    def finalize(self, canary: ModelCanary, outcome: Outcome) -> None:
-        apply_all(self.kube, [build_httproute(canary, 0, False, outcome)])
+    return ObjectRouter(ROUTER, kube, route_ref, build_httproute, weights_of)

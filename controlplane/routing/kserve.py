@@ -7,7 +7,7 @@ trafficPercent: W}]`` the candidate; KServe gives the canary its own Deployment
 retargets ``spec.predictor`` to the candidate and drops the canary entry; rollback drops the
 entry. No cohorts, no mirroring (KServe owns the HTTPRoute). Canary predictors may not set
 autoscaling fields, so the candidate's replicas are KServe's default while it is a canary.
-:func:`build_inferenceservice` is pure; :class:`KServeRouter` applies it and reads it back.
+:func:`build_inferenceservice` is pure; :func:`router` applies it and reads it back.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from __future__ import annotations
 from controlplane.errors import RouterError
 from controlplane.kube.client import KubeClient, Obj, Ref
 from controlplane.profiles.catalog import Catalog
-from controlplane.routing._common import apply_all, dig, read, target_weights
-from controlplane.routing.base import Outcome, Weights, check_request, verify_weights
+from controlplane.routing._common import ObjectRouter, dig, target_weights
+from controlplane.routing.base import Outcome, Weights, check_request
 from controlplane.serving import names
 from controlplane.serving.render import (
     DEPLOYMENT_MODE_ANNOTATION,
@@ -93,25 +93,10 @@ def weights_of(canary: ModelCanary, isvc: Obj) -> Weights:
     raise RouterError(f"{ROUTER}: the InferenceService serves neither variant (found {serving!r})")
 
 
-class KServeRouter:
+def router(kube: KubeClient, catalog: Catalog) -> ObjectRouter:
     """Applies :func:`build_inferenceservice` through the Kubernetes adapter and reads it back."""
 
-    name = ROUTER
+    def build(canary: ModelCanary, weight: int, mirror: bool, outcome: Outcome | None) -> Obj:
+        return build_inferenceservice(canary, catalog, weight, mirror, outcome)
 
-    def __init__(self, kube: KubeClient, catalog: Catalog) -> None:
-        self.kube = kube
-        self.catalog = catalog
-
-    def set_weights(self, canary: ModelCanary, candidate_weight: int, mirror: bool) -> None:
-        apply_all(
-            self.kube, [build_inferenceservice(canary, self.catalog, candidate_weight, mirror)]
-        )
-
-    def get_weights(self, canary: ModelCanary) -> Weights:
-        return weights_of(canary, read(self.kube, single_ref(canary), ROUTER))
-
-    def verify(self, canary: ModelCanary, expected: Weights) -> None:
-        verify_weights(ROUTER, self.get_weights(canary), expected)
-
-    def finalize(self, canary: ModelCanary, outcome: Outcome) -> None:
-        apply_all(self.kube, [build_inferenceservice(canary, self.catalog, 0, False, outcome)])
+    return ObjectRouter(ROUTER, kube, single_ref, build, weights_of)

@@ -6,7 +6,7 @@ Knative splits between the previous rolled-out revision and the latest one, so d
 (the previous revision, stable, takes the rest). Promotion removes the field (the latest revision
 takes everything); rollback sets it to 0. Before a rollout the predictor is stable's
 (:func:`build_baseline`), which is what makes stable the previous revision. Only two revisions:
-no cohorts, no mirroring. :func:`build_inferenceservice` is pure; :class:`KnativeRouter` applies
+no cohorts, no mirroring. :func:`build_inferenceservice` is pure; :func:`router` applies
 it and reads it back.
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 from controlplane.errors import RouterError
 from controlplane.kube.client import KubeClient, Obj
 from controlplane.profiles.catalog import Catalog
-from controlplane.routing._common import apply_all, dig, read, target_weights
-from controlplane.routing.base import Outcome, Weights, check_request, verify_weights
+from controlplane.routing._common import ObjectRouter, dig, target_weights
+from controlplane.routing.base import Outcome, Weights, check_request
 from controlplane.routing.kserve import single_isvc, single_ref
 from controlplane.serving.render import predictor_spec
 from controlplane.spec.models import LABEL_VARIANT, ModelCanary
@@ -58,25 +58,10 @@ def weights_of(canary: ModelCanary, isvc: Obj) -> Weights:
     raise RouterError(f"{ROUTER}: the InferenceService serves neither variant (found {serving!r})")
 
 
-class KnativeRouter:
+def router(kube: KubeClient, catalog: Catalog) -> ObjectRouter:
     """Applies :func:`build_inferenceservice` through the Kubernetes adapter and reads it back."""
 
-    name = ROUTER
+    def build(canary: ModelCanary, weight: int, mirror: bool, outcome: Outcome | None) -> Obj:
+        return build_inferenceservice(canary, catalog, weight, mirror, outcome)
 
-    def __init__(self, kube: KubeClient, catalog: Catalog) -> None:
-        self.kube = kube
-        self.catalog = catalog
-
-    def set_weights(self, canary: ModelCanary, candidate_weight: int, mirror: bool) -> None:
-        apply_all(
-            self.kube, [build_inferenceservice(canary, self.catalog, candidate_weight, mirror)]
-        )
-
-    def get_weights(self, canary: ModelCanary) -> Weights:
-        return weights_of(canary, read(self.kube, single_ref(canary), ROUTER))
-
-    def verify(self, canary: ModelCanary, expected: Weights) -> None:
-        verify_weights(ROUTER, self.get_weights(canary), expected)
-
-    def finalize(self, canary: ModelCanary, outcome: Outcome) -> None:
-        apply_all(self.kube, [build_inferenceservice(canary, self.catalog, 0, False, outcome)])
+    return ObjectRouter(ROUTER, kube, single_ref, build, weights_of)

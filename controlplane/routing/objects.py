@@ -53,13 +53,13 @@ def desired_objects(
 def make_router(name: RouterName, kube: KubeClient, catalog: Catalog) -> Router:
     """The router called ``name``, writing through ``kube``."""
     if name == "gateway-api":
-        return gateway_api.GatewayApiRouter(kube)
+        return gateway_api.router(kube)
     if name == "istio":
-        return istio.IstioRouter(kube)
+        return istio.router(kube)
     if name == "kserve":
-        return kserve.KServeRouter(kube, catalog)
+        return kserve.router(kube, catalog)
     if name == "kserve-knative":
-        return kserve_knative.KnativeRouter(kube, catalog)
+        return kserve_knative.router(kube, catalog)
     if name == "llmisvc":
         return llmisvc.LLMISvcRouter(kube)
     raise RouterError(f"unknown router {name!r}")  # pragma: no cover
