@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from support.canaries import KPI_QUERY
+from support.canaries import EXAMPLE, KPI_QUERY
 from support.prometheus import PrometheusServer
 from support.scenario import Scenario
 
@@ -50,7 +50,11 @@ class Crash(BaseException):
 
 
 def canary_dict(name: str, prometheus: str, **spec: Any) -> dict[str, Any]:
-    """A four-week ModelCanary (7d at 5%, 25%, 75%, then 100%) evaluated every 2 hours."""
+    """A four-week ModelCanary (7d at 5%, 25%, 75%, then 100%) evaluated every 2 hours.
+
+    The contract example's steps (tests/support/canaries.py), with P99 allowed up to 300 ms."""
+    steps = copy.deepcopy(EXAMPLE["spec"]["steps"])
+    steps[2]["rollbackOn"] = [{"metric": "latency-p99", "above": "300ms"}]
     data: dict[str, Any] = {
         "apiVersion": "canary.controlplane.dev/v1alpha1",
         "kind": "ModelCanary",
@@ -76,35 +80,7 @@ def canary_dict(name: str, prometheus: str, **spec: Any) -> dict[str, Any]:
                     {"name": "kpi", "query": KPI_QUERY},
                 ],
             },
-            "steps": [
-                {
-                    "weight": 5,
-                    "duration": "7d",
-                    "rollbackOn": [
-                        {"metric": "latency", "above": "200ms"},
-                        {"metric": "errors", "above": "0.1%"},
-                    ],
-                },
-                {
-                    "weight": 25,
-                    "duration": "7d",
-                    "rollbackOn": [
-                        {
-                            "metric": "kpi",
-                            "compare": "baseline",
-                            "above": "5%",
-                            "below": "-5%",
-                            "window": "4h",
-                        }
-                    ],
-                },
-                {
-                    "weight": 75,
-                    "duration": "7d",
-                    "rollbackOn": [{"metric": "latency-p99", "above": "300ms"}],
-                },
-                {"weight": 100},
-            ],
+            "steps": steps,
         },
     }
     data["spec"].update(copy.deepcopy(spec))

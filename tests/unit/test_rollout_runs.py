@@ -14,6 +14,8 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.canaries import EXAMPLE as CONTRACT_EXAMPLE
+from support.canaries import example_dict
 
 from controlplane.rollout.actions import Action, Notify, Rollback
 from controlplane.rollout.intents import INTENT_VERBS, Intent
@@ -30,74 +32,21 @@ from controlplane.spec.models import CheckSpec, ModelCanary
 
 T0 = 1_800_000_000.0
 MIN, HOUR, DAY = 60.0, 3600.0, 86400.0
+EXAMPLE_SPEC: dict[str, Any] = CONTRACT_EXAMPLE["spec"]
 
-EXAMPLE: dict[str, Any] = {
-    "apiVersion": "canary.controlplane.dev/v1alpha1",
-    "kind": "ModelCanary",
-    "metadata": {"name": "support-triage", "namespace": "ml-serving"},
-    "spec": {
-        "model": {"name": "support-triage-llm", "maxModelLen": 8192, "parameters": 8.0e9},
-        "stable": {
-            "name": "bf16",
-            "storageUri": "hf://meta-llama/Llama-3.1-8B-Instruct",
-            "gpu": "nvidia-l40s",
-            "replicas": 2,
-        },
-        "candidate": {
-            "name": "nf4",
-            "storageUri": "hf://meta-llama/Llama-3.1-8B-Instruct",
-            "quantization": "bitsandbytes-nf4",
-            "gpu": "nvidia-l40s",
-        },
-        "traffic": {"router": "gateway-api", "cohort": {"header": "x-tier", "values": ["t1"]}},
-        "analysis": {
-            "interval": "1m",
-            "window": "5m",
-            "metrics": [
-                {"name": "latency", "builtin": "e2e-latency", "quantile": 0.95},
-                {"name": "latency-p99", "builtin": "e2e-latency", "quantile": 0.99},
-                {"name": "errors", "builtin": "error-rate"},
-                {"name": "kpi", "query": "vector(1)"},
-                {"name": "win-rate", "query": "vector(0)"},
-            ],
-        },
-        "steps": [
-            {
-                "weight": 5,
-                "duration": "7d",
-                "rollbackOn": [
-                    {"metric": "latency", "above": "200ms"},
-                    {"metric": "errors", "above": "0.1%"},
-                ],
-            },
-            {
-                "weight": 25,
-                "duration": "7d",
-                "rollbackOn": [
-                    {
-                        "metric": "kpi",
-                        "compare": "baseline",
-                        "above": "5%",
-                        "below": "-5%",
-                        "window": "4h",
-                    }
-                ],
-            },
-            {
-                "weight": 75,
-                "duration": "7d",
-                "rollbackOn": [{"metric": "latency-p99", "above": "150ms"}],
-            },
-            {"weight": 100},
+# The contract example (tests/support/canaries.py) with metric queries the test's own judge answers
+EXAMPLE: dict[str, Any] = example_dict(
+    traffic={"router": "gateway-api", "cohort": {"header": "x-tier", "values": ["t1"]}},
+    analysis={
+        **EXAMPLE_SPEC["analysis"],
+        "metrics": [
+            *EXAMPLE_SPEC["analysis"]["metrics"][:3],
+            {"name": "kpi", "query": "vector(1)"},
+            {"name": "win-rate", "query": "vector(0)"},
         ],
-        "shadow": {
-            "duration": "14d",
-            "promoteOn": {"metric": "win-rate", "above": "3%", "window": "1d", "for": "2d"},
-            "rollbackOn": [{"metric": "errors", "above": "1%"}],
-        },
-        "budget": {"dailyLimit": 100, "throttleWeight": 1},
     },
-}
+    budget={"dailyLimit": 100, "throttleWeight": 1},
+)
 
 HEALTHY = {"latency": 0.15, "latency-p99": 0.12, "errors": 0.0004, "kpi": 0.01, "win-rate": 0.06}
 
