@@ -9,6 +9,7 @@ from typing import Any
 import kserve
 import kubernetes.client
 import pytest
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from support.canaries import example_dict
 
 from controlplane.errors import SpecError
@@ -218,8 +219,7 @@ def test_strict_deserializer_can_fail() -> None:
 
 
 def _render(template: str, messages: list[dict[str, str]]) -> str:
-    jinja2 = pytest.importorskip("jinja2.sandbox")
-    env = jinja2.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     return str(
         env.from_string(template).render(
             messages=messages, add_generation_prompt=True, bos_token="<s>"
