@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Make sure the real Prometheus binaries (prometheus, promtool) the tests and the demo use are here.
+# Make sure the real Prometheus binaries (prometheus, promtool, prometheus-alertmanager) the tests
+# and the demo use are here.
 # Installs the Debian package when they are missing and we are allowed to (root, or sudo).
 set -euo pipefail
-if command -v prometheus >/dev/null && command -v promtool >/dev/null; then
+if command -v prometheus >/dev/null && command -v promtool >/dev/null \
+  && command -v prometheus-alertmanager >/dev/null; then
   exit 0
 fi
-echo "prometheus/promtool not found: installing the Debian package 'prometheus'..." >&2
+echo "prometheus/promtool/alertmanager not found: installing the Debian packages 'prometheus' and 'prometheus-alertmanager'..." >&2
 if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; else
-  echo "error: need root to run: apt-get install -y prometheus" >&2; exit 1
+  echo "error: need root to run: apt-get install -y prometheus prometheus-alertmanager" >&2; exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager >/dev/null
 # the package starts a system service on Debian; we never use it (tests start their own instance)
-$SUDO systemctl stop prometheus >/dev/null 2>&1 || $SUDO service prometheus stop >/dev/null 2>&1 || true
-command -v prometheus >/dev/null && command -v promtool >/dev/null
+for svc in prometheus prometheus-alertmanager; do
+  $SUDO systemctl stop "$svc" >/dev/null 2>&1 || $SUDO service "$svc" stop >/dev/null 2>&1 || true
+done
+command -v prometheus >/dev/null && command -v promtool >/dev/null \
+  && command -v prometheus-alertmanager >/dev/null

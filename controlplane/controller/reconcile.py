@@ -32,7 +32,7 @@ import copy
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from controlplane.controller import status as st
 from controlplane.errors import KubeError, NotFound, Problem, RouterError, SpecError
@@ -61,6 +61,16 @@ FIELD_MANAGER = "canary-controller"
 OWNER_FIELD_MANAGER = "canary-controller-owner"
 SERVED_KINDS = frozenset({"InferenceService", "LLMInferenceService"})
 WARNING_EVENTS = frozenset({"Breached", "RolledBack", "Paused", "Throttled", "Held"})
+
+
+class Notifier(Protocol):
+    """Told of every rollout event once, after the decision is persisted (alerts, metrics).
+
+    Must not block: implementations queue the work and return (``controlplane.notify``).
+    """
+
+    def notify(self, obj: Obj, canary: ModelCanary, state: RolloutState, event: Event) -> None: ...
+
 
 Key = tuple[str, str]
 """(namespace, name) of a ModelCanary."""
@@ -139,10 +149,12 @@ class Reconciler:
         catalog: Catalog,
         settings: Settings | None = None,
         router_for: Callable[[ModelCanary], Router] | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.kube = kube
         self.catalog = catalog
         self.settings = settings or Settings()
+        self.notifier = notifier
         self._router_for = router_for or (
             lambda canary: make_router(canary.spec.traffic.router, kube, catalog)
         )
@@ -422,6 +434,8 @@ class Reconciler:
         for event in st.unnotified(history, ctx.book.notified):
             type_ = "Warning" if event.type in WARNING_EVENTS else "Normal"
             self._event(ctx.obj, event.type, event.message or event.type, type_)
+            if self.notifier is not None:
+                self.notifier.notify(ctx.obj, ctx.canary, ctx.state, event)
         ctx.book = st.with_notified(ctx.book, history)
 
     def _delete(self, obj: Obj) -> None:

@@ -281,6 +281,21 @@ class AlertSpec(_Model):
     events: list[AlertEvent] = Field(default_factory=_default_alert_events, max_length=5)
 
 
+class GitWriteBackSpec(_Model):
+    """Opt-in: after an automatic rollback, commit (or propose) a revert of the candidate in git.
+
+    ``repo`` and ``path`` name the canary.yml; when omitted they come from the source annotation
+    the git source or the GitOps tool sets on the resource.
+    """
+
+    repo: str | None = Field(default=None, max_length=2048, pattern=r"^(https?|ssh|file)://\S+$")
+    path: str | None = Field(default=None, min_length=1, max_length=1024)
+    branch: str = Field(default="main", min_length=1, max_length=255)
+    mode: Literal["commit", "pull-request"] = "commit"
+    provider: Literal["github", "gitlab"] | None = None
+    credentials_secret_ref: SecretKeyRef | None = None
+
+
 class ModelCanarySpec(_Model):
     """``spec`` of a ModelCanary."""
 
@@ -293,6 +308,7 @@ class ModelCanarySpec(_Model):
     shadow: ShadowSpec | None = None
     budget: BudgetSpec | None = None
     alerts: list[AlertSpec] = Field(default_factory=list, max_length=20)
+    git_write_back: GitWriteBackSpec | None = None
 
 
 class ModelCanary(_Model):

@@ -1,0 +1,128 @@
+"""What people do to a ModelCanary in a cluster, shared by ``kubectl canary`` and the HTTP API.
+
+Owns reading canaries through the Kubernetes adapter and recording user intents on them. A verb
+(``pause``, ``resume``, ``promote``, ``promote-full``, ``abort``, ``retry``) is recorded in the
+annotation ``canary.controlplane.dev/intent`` (a JSON list of ``{"id", "verb", "at", "user"}``)
+and the call returns: the controller consumes each intent exactly once, by id, and acts. The
+write is a compare-and-swap on ``resourceVersion``, retried on conflict, so concurrent verbs are
+never lost. Errors are :class:`~controlplane.errors.UsageError` naming the resource and what to
+do, or :class:`~controlplane.errors.NotFound`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from controlplane.controller import status as st
+from controlplane.errors import Conflict, NotFound, UsageError
+from controlplane.kube.client import KubeClient, Obj, Ref
+from controlplane.rollout.intents import INTENT_VERBS, Intent
+from controlplane.spec.models import API_VERSION, KIND
+
+MAX_RECORDED = 20
+"""Intents kept in the annotation; the oldest (long consumed) are dropped when one is added."""
+
+CONFLICT_RETRIES = 8
+
+
+def canary_ref(namespace: str, name: str) -> Ref:
+    """The reference of the ModelCanary ``namespace/name``."""
+    return Ref(API_VERSION, KIND, namespace, name)
+
+
+def get_canary(kube: KubeClient, namespace: str, name: str) -> Obj:
+    """The ModelCanary, or a NotFound that says where it was looked for."""
+    try:
+        return kube.get(canary_ref(namespace, name))
+    except NotFound:
+        raise NotFound(
+            f"modelcanary {name!r} not found in namespace {namespace!r} "
+            f"(list them with: kubectl canary list -n {namespace})"
+        ) from None
+
+
+def list_canaries(kube: KubeClient, namespace: str | None) -> list[Obj]:
+    """ModelCanaries of one namespace (all when None), sorted by namespace and name."""
+    items = kube.list(API_VERSION, KIND, namespace)
+    return sorted(items, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+
+
+def phase_of(obj: Obj) -> str:
+    """``status.phase`` ('' before the controller has seen the canary)."""
+    return str((obj.get("status") or {}).get("phase") or "")
+
+
+def check_verb(obj: Obj, verb: str) -> None:
+    """Refuse a verb that cannot mean anything in the canary's current phase, saying what to do."""
+    if verb not in INTENT_VERBS:
+        raise UsageError(f"unknown verb {verb!r}; expected one of {', '.join(INTENT_VERBS)}")
+    name = obj["metadata"]["name"]
+    phase = phase_of(obj)
+    if verb == "retry":
+        if phase and phase != "rolled_back":
+            raise UsageError(
+                f"modelcanary {name!r} is {phase}, not rolled back: retry only re-runs a "
+                "rolled-back candidate"
+            )
+        return
+    if phase in ("promoted", "rolled_back"):
+        hint = "change the spec to start a new rollout"
+        if phase == "rolled_back":
+            hint += ", or run: kubectl canary retry " + name
+        raise UsageError(f"modelcanary {name!r} is already {phase}; {hint}")
+
+
+def record_intent(
+    kube: KubeClient,
+    namespace: str,
+    name: str,
+    verb: str,
+    user: str = "",
+    *,
+    clock: Callable[[], float] = time.time,
+) -> st.RecordedIntent:
+    """Append ``verb`` to the canary's intents and return what was recorded.
+
+    Retries on resourceVersion conflicts; raises UsageError when the verb makes no sense now.
+    """
+    for _ in range(CONFLICT_RETRIES):
+        obj = get_canary(kube, namespace, name)
+        check_verb(obj, verb)
+        meta = obj["metadata"]
+        recorded, _problem = st.read_intents(meta.get("annotations"))
+        at = clock()
+        if recorded:
+            at = max(at, max(r.intent.at for r in recorded) + 1e-3)  # ``at`` orders intents
+        intent = Intent(verb=verb, at=at, user=user)  # type: ignore[arg-type]
+        entry = {"id": uuid.uuid4().hex[:12], **intent.to_dict()}
+        kept: list[dict[str, Any]] = [{"id": r.id, **r.intent.to_dict()} for r in recorded]
+        value = json.dumps([*kept[-(MAX_RECORDED - 1) :], entry], separators=(",", ":"))
+        updated = {
+            **obj,
+            "metadata": {
+                **meta,
+                "annotations": {**(meta.get("annotations") or {}), st.INTENT_ANNOTATION: value},
+            },
+        }
+        try:
+            kube.replace(updated)
+        except Conflict:
+            continue
+        return st.RecordedIntent(entry["id"], intent)
+    raise UsageError(
+        f"modelcanary {name!r} in {namespace!r} kept changing while recording {verb!r}; try again"
+    )
+
+
+def intent_consumed(obj: Obj, intent_id: str) -> bool:
+    """Whether the controller has acted on the intent ``intent_id``."""
+    recorded, _ = st.read_intents(obj["metadata"].get("annotations"))
+    last = ((obj.get("status") or {}).get("controller") or {}).get("lastIntentId")
+    ids = [r.id for r in recorded]
+    if last is None or intent_id not in ids:
+        return False
+    return last in ids and ids.index(last) >= ids.index(intent_id)
