@@ -1,0 +1,82 @@
+"""``kubectl canary get NAME [-w] [--timeout D] [-o json|yaml]``: one ModelCanary, live.
+
+Owns the ``get`` verb: the view of :mod:`controlplane.cli.live` printed once, or with ``-w`` kept
+up to date (redrawn in place on a terminal, at least every second so the clocks move, and on
+every change of the object) until Ctrl-C or ``--timeout``. ``-o json|yaml`` prints the object as
+the API server holds it; with ``-w`` one document per change (JSON lines / ``---``-separated
+YAML). Called by :mod:`controlplane.cli.main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from controlplane.cli import cluster, output
+from controlplane.cli.follow import follow
+from controlplane.cli.live import Display, render
+from controlplane.cli.snapshot import snapshot
+from controlplane.kube.client import Obj
+from controlplane.operations import get_canary
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "get",
+        help="show one ModelCanary (-w: live view)",
+        description="Show a ModelCanary: phase, step, weight, time in step and left, every "
+        "check's latest candidate and stable values against its threshold, the last events.",
+    )
+    parser.add_argument("name", metavar="NAME", help="the ModelCanary")
+    parser.add_argument(
+        "-w", "--watch", action="store_true", help="keep the view up to date until Ctrl-C"
+    )
+    parser.add_argument(
+        "--timeout", metavar="DURATION", help="with -w: stop watching after DURATION (e.g. 10m)"
+    )
+    parser.add_argument(
+        "--events", type=int, default=5, metavar="N", help="how many recent events to show"
+    )
+    cluster.add_cluster_args(parser)
+    output.add_output_arg(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    timeout = cluster.parse_timeout(args.timeout)
+    if args.events < 0:
+        from controlplane.errors import UsageError
+
+        raise UsageError("--events must be 0 or more")
+    namespace = cluster.namespace_of(args)
+    kube = cluster.connect(args)
+    runtime = cluster.runtime_of(args)
+    if not args.watch and timeout is None:
+        obj = get_canary(kube, namespace, args.name)
+        if args.output != "text":
+            output.emit(obj, args.output, sys.stdout)
+        else:
+            runtime.terminal().print(render(snapshot(obj), runtime.clock(), events=args.events))
+        return 0
+
+    if args.output != "text":
+
+        def emit(obj: Obj, changed: bool) -> None:
+            if changed:
+                output.emit(obj, args.output, sys.stdout, stream=True)
+
+        follow(kube, namespace, args.name, runtime, done=_never, timeout_s=timeout, on_update=emit)
+        return 0
+
+    with Display(runtime.terminal()) as display:
+
+        def draw(obj: Obj, changed: bool) -> None:
+            display.show(
+                render(snapshot(obj), runtime.clock(), events=args.events), changed=changed
+            )
+
+        follow(kube, namespace, args.name, runtime, done=_never, timeout_s=timeout, on_update=draw)
+    return 0
+
+
+def _never(_obj: Obj) -> bool:
+    return False

@@ -1,0 +1,146 @@
+"""``kubectl canary promote [--full] | abort | pause | resume | retry NAME [--wait]``.
+
+Owns the action verbs. Each records an intent on the ModelCanary with
+:func:`controlplane.operations.record_intent` (the annotation the controller consumes exactly
+once) and returns; with ``--wait`` it then watches until the controller has acted on it
+(:func:`~controlplane.operations.intent_consumed`) or ``--timeout`` passes (exit 3). A verb that
+cannot mean anything now is refused with a message saying why and what to do, and nothing is
+written (exit 2): on top of :func:`~controlplane.operations.check_verb` (no verb but ``retry`` on
+a finished rollout, ``retry`` only after a rollback), ``resume`` needs a pause, ``pause`` of a
+user-paused canary, ``promote`` of one that has not started and any verb on an invalid spec are
+refused. ``-o json|yaml`` prints what was recorded. Called by :mod:`controlplane.cli.main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from controlplane.cli import cluster, output
+from controlplane.cli.follow import follow
+from controlplane.cli.snapshot import human, snapshot
+from controlplane.errors import UsageError
+from controlplane.kube.client import Obj, format_time
+from controlplane.operations import check_verb, get_canary, intent_consumed, record_intent
+
+VERBS: dict[str, str] = {
+    "promote": "finish the current step (or the shadow phase) now; --full: go to 100%",
+    "abort": "roll back now: weight 0, outcome rolled_back",
+    "pause": "stop the rollout where it is (weights and the step clock stay)",
+    "resume": "go on after a pause (paused time does not count towards the step)",
+    "retry": "run a rolled-back candidate again from the start",
+}
+EXIT_TIMEOUT = 3
+DEFAULT_WAIT = "2m"
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    for verb, what in VERBS.items():
+        parser = sub.add_parser(
+            verb,
+            help=what.split(";")[0],
+            description=f"{what[0].upper()}{what[1:]}. Recorded on the ModelCanary for the "
+            "controller to act on; returns at once unless --wait.",
+        )
+        parser.add_argument("name", metavar="NAME", help="the ModelCanary")
+        if verb == "promote":
+            parser.add_argument(
+                "--full", action="store_true", help="skip the remaining steps: go to 100%%"
+            )
+        parser.add_argument(
+            "--wait", action="store_true", help="wait until the controller has acted on it"
+        )
+        parser.add_argument(
+            "--timeout",
+            metavar="DURATION",
+            help=f"with --wait: give up after DURATION (exit 3; default {DEFAULT_WAIT})",
+        )
+        cluster.add_cluster_args(parser)
+        output.add_output_arg(parser)
+
+
+def intent_verb(args: argparse.Namespace) -> str:
+    """The recorded verb: ``promote --full`` is ``promote-full``."""
+    return "promote-full" if args.verb == "promote" and args.full else str(args.verb)
+
+
+def refuse_pointless(obj: Obj, verb: str) -> None:
+    """Refuse ``verb`` when it cannot do anything in the canary's current state (UsageError)."""
+    check_verb(obj, verb)
+    snap = snapshot(obj)
+    name, pending = snap.name, [p.verb for p in snap.pending]
+    if snap.phase == "invalid":
+        raise UsageError(
+            f"modelcanary {name!r} has an invalid spec: the controller acts on nothing until it "
+            f"is fixed (see: kubectl canary get {name})"
+        )
+    if verb == "resume" and snap.phase != "paused" and "pause" not in pending:
+        raise UsageError(
+            f"modelcanary {name!r} is {snap.phase or 'not started'}, not paused: nothing to resume"
+        )
+    if verb == "pause" and snap.paused == "user" and (not pending or pending[-1] != "resume"):
+        raise UsageError(
+            f"modelcanary {name!r} is already paused; resume it with: kubectl canary resume {name}"
+        )
+    if verb in ("promote", "promote-full") and snap.stage not in ("shadow", "steps"):
+        raise UsageError(
+            f"modelcanary {name!r} has not started yet ({snap.phase or 'not picked up'}): promote "
+            f"acts on the shadow phase or a step; wait with: kubectl canary status -w {name}"
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    timeout = cluster.parse_timeout(args.timeout if args.timeout else DEFAULT_WAIT)
+    if args.timeout and not args.wait:
+        raise UsageError("--timeout only applies with --wait")
+    verb = intent_verb(args)
+    namespace = cluster.namespace_of(args)
+    kube = cluster.connect(args)
+    runtime = cluster.runtime_of(args)
+    refuse_pointless(get_canary(kube, namespace, args.name), verb)
+    recorded = record_intent(
+        kube, namespace, args.name, verb, cluster.user_of(args), clock=runtime.clock
+    )
+    label = f"modelcanary {namespace}/{args.name}"
+    result: dict[str, Any] = {
+        "namespace": namespace,
+        "name": args.name,
+        "verb": verb,
+        "id": recorded.id,
+        "at": format_time(recorded.intent.at),
+        "user": recorded.intent.user,
+        "consumed": None,
+        "phase": None,
+    }
+    text = args.output == "text"
+    if text:
+        print(f"{label}: {verb} recorded (intent {recorded.id}); the controller acts on it next")
+    code = 0
+    if args.wait:
+        followed = follow(
+            kube,
+            namespace,
+            args.name,
+            runtime,
+            done=lambda obj: intent_consumed(obj, recorded.id),
+            timeout_s=timeout,
+            on_update=lambda _obj, _changed: None,
+        )
+        snap = snapshot(followed.obj)
+        result["consumed"] = not followed.timed_out
+        result["phase"] = snap.phase or None
+        if followed.timed_out:
+            assert timeout is not None
+            code = EXIT_TIMEOUT
+            print(
+                f"error: the controller did not act on {verb} for {label} within "
+                f"{human(timeout)}; is it running? (the intent stays recorded: it will act later)",
+                file=sys.stderr,
+            )
+        elif text:
+            detail = f": {snap.events[-1].message}" if snap.events else ""
+            print(f"{label}: {verb} done, now {snap.phase or 'unknown'}{detail}")
+    if not text:
+        output.emit(result, args.output, sys.stdout)
+    return code

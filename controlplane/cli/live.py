@@ -1,0 +1,277 @@
+"""The view of ``kubectl canary get NAME [-w]``: one ModelCanary on a terminal, with rich.
+
+Owns :func:`render` (a :class:`~controlplane.cli.snapshot.Snapshot` at a given time as a rich
+renderable: phase, step and weight, variants, time in the stage and time left, pending intents,
+each check of the stage with its condition and latest candidate / stable / compared values, the
+last events) and :class:`Display`, which shows successive frames: redrawn in place with
+:class:`rich.live.Live` on a terminal, appended one after another (only when the object changed)
+anywhere else, so ``get -w | tee log`` keeps a readable record. Colours follow the phase and the
+verdicts; rich drops them when the output is not a terminal or ``NO_COLOR`` is set.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from controlplane.cli.snapshot import CheckRow, Snapshot, human
+
+EVENTS_SHOWN = 5
+
+PHASE_STYLES: dict[str, str] = {
+    "promoted": "bold green",
+    "rolled_back": "bold red",
+    "invalid": "bold red",
+    "paused": "bold yellow",
+    "holding": "yellow",
+    "throttled": "magenta",
+    "progressing": "cyan",
+    "shadow": "blue",
+    "pending": "dim",
+    "gated": "blue",
+    "awaiting_approval": "bold yellow",
+}
+VERDICT_STYLES: dict[str, str] = {
+    "pass": "green",
+    "holds": "green",
+    "breach": "bold red",
+    "inconclusive": "yellow",
+    "not yet": "yellow",
+    "running": "blue",
+    "passed": "green",
+    "failed": "bold red",
+}
+EVENT_STYLES: dict[str, str] = {
+    "RolledBack": "bold red",
+    "Breached": "red",
+    "Promoted": "bold green",
+    "ShadowPassed": "green",
+    "Advanced": "green",
+    "Paused": "yellow",
+    "Held": "yellow",
+    "Throttled": "magenta",
+    "GateFailed": "bold red",
+    "GatePassed": "green",
+    "AwaitingApproval": "yellow",
+}
+
+
+def phase_text(snap: Snapshot) -> Text:
+    label = snap.phase or "unknown"
+    return Text(label, style=PHASE_STYLES.get(snap.phase, ""))
+
+
+def _timing(snap: Snapshot, now: float) -> str:
+    if snap.phase == "invalid":
+        return "stopped until the spec is fixed"
+    if snap.terminal:
+        last = snap.events[-1].time if snap.events else None
+        return f"finished {human(now - last)} ago" if last is not None else "finished"
+    spent = snap.in_stage(now)
+    if snap.stage in (None, "pending"):
+        since = snap.started_at
+        if since is None:
+            return "not yet seen by the controller"
+        return f"waiting {human(now - since)} for the candidate to be ready"
+    where = "in shadow" if snap.stage == "shadow" else f"in step {snap.step}"
+    text = f"{human(spent)} {where}"
+    left = snap.left(now)
+    if left is not None:
+        text += f", {human(left)} left of {snap.stage_duration_text}"
+        if left <= 0:
+            text += " (due: waits for its checks)"
+    if snap.paused_at is not None:
+        text += f" (clock stopped while paused, {human(now - snap.paused_at)})"
+    return text
+
+
+def _header(snap: Snapshot, now: float) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    title = Text.assemble((f"{snap.namespace}/{snap.name}", "bold"), "  ", phase_text(snap))
+    if snap.paused:
+        why = {"user": "by a user", "gate-errors": "on gate errors"}.get(snap.paused, "")
+        title.append(f" ({why or 'on provider errors'})")
+    grid.add_row("ModelCanary", title)
+    if snap.stage == "shadow":
+        step = "shadow (mirroring all traffic, user weight 0%)"
+    else:
+        step = f"{snap.stage_label()} at weight {snap.weight}%"
+    grid.add_row("Step", step)
+    grid.add_row("Variants", f"stable {snap.stable} -> candidate {snap.candidate}")
+    grid.add_row("Time", _timing(snap, now))
+    if snap.reason:
+        grid.add_row("Reason", Text(snap.reason, style=PHASE_STYLES.get(snap.phase, "")))
+    for problem in snap.problems[:5]:
+        grid.add_row("Problem", Text(problem, style="red"))
+    if len(snap.problems) > 5:
+        grid.add_row("", f"(+{len(snap.problems) - 5} more problems)")
+    for intent in snap.pending:
+        by = f" by {intent.user}" if intent.user else ""
+        grid.add_row(
+            "Pending", f"{intent.verb}{by}, {human(now - intent.at)} ago (not acted on yet)"
+        )
+    if snap.awaiting_approval:
+        grid.add_row(
+            "Approval",
+            Text(
+                f"step {snap.step} is done and waits for: kubectl canary promote {snap.name}",
+                style="yellow",
+            ),
+        )
+    if snap.stale and snap.phase:
+        grid.add_row(
+            "Note",
+            Text(
+                f"the controller has not yet seen generation {snap.generation} "
+                f"(status is for {snap.observed_generation})",
+                style="yellow",
+            ),
+        )
+    return grid
+
+
+def _result(row: CheckRow) -> Text:
+    if row.verdict is None:
+        return Text("not evaluated", style="dim")
+    word = row.verdict
+    if row.promote:
+        word = {"breach": "holds", "pass": "not yet"}.get(word, word)
+    text = Text(word, style=VERDICT_STYLES.get(word, ""))
+    if row.decided:
+        text.append(f" (decided {row.decided})")
+    if row.since is not None and row.at is not None and row.for_seconds > 0:
+        text.append(f" {human(row.at - row.since)}/{row.for_text}")
+    return text
+
+
+def _checks(snap: Snapshot, now: float) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, expand=False)
+    for name, justify in (
+        ("CHECK", "left"),
+        ("CONDITION", "left"),
+        ("CANDIDATE", "right"),
+        ("STABLE", "right"),
+        ("VALUE", "right"),
+        ("RESULT", "left"),
+        ("EVALUATED", "right"),
+    ):
+        table.add_column(name, justify=justify, no_wrap=name != "CONDITION")  # type: ignore[arg-type]
+    for row in snap.checks:
+        action = "promote if" if row.promote else "roll back if"
+        table.add_row(
+            row.metric,
+            f"{action} {row.threshold()}",
+            row.show(row.candidate),
+            row.show(row.stable),
+            row.show(row.value, compared=True),
+            _result(row),
+            f"{human(now - row.at)} ago" if row.at is not None else "-",
+        )
+    return table
+
+
+def _events(snap: Snapshot, now: float, limit: int) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    table.add_column("AGE", justify="right", no_wrap=True)
+    table.add_column("EVENT", no_wrap=True)
+    table.add_column("STEP", justify="right", no_wrap=True)
+    table.add_column("WEIGHT", justify="right", no_wrap=True)
+    table.add_column("MESSAGE")
+    for event in snap.events[-limit:]:
+        table.add_row(
+            human(now - event.time) if event.time is not None else "-",
+            Text(event.type, style=EVENT_STYLES.get(event.type, "")),
+            str(event.step),
+            f"{event.weight}%",
+            event.message,
+        )
+    return table
+
+
+def _gates(snap: Snapshot, now: float) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for name in ("GATE", "POINT", "WORKFLOW", "PHASE", "RESULT", "SUBMITTED", "MESSAGE"):
+        table.add_column(name, no_wrap=name != "MESSAGE")
+    for gate in snap.gates:
+        submitted = gate.submitted_at
+        table.add_row(
+            gate.gate,
+            gate.point,
+            gate.workflow,
+            gate.phase,
+            Text(gate.result, style=VERDICT_STYLES.get(gate.result, "")),
+            f"{human(now - submitted)} ago" if submitted is not None else "-",
+            gate.message,
+        )
+    return table
+
+
+def render(snap: Snapshot, now: float, *, events: int = EVENTS_SHOWN) -> RenderableType:
+    """The whole view of ``snap`` at ``now``."""
+    parts: list[RenderableType] = [_header(snap, now)]
+    if snap.checks:
+        where = "shadow" if snap.stage == "shadow" else f"step {snap.stage_label()}"
+        if snap.terminal or snap.phase == "invalid":
+            where = "last evaluation"
+        parts += [Text(""), Text(f"Checks ({where})", style="bold"), _checks(snap, now)]
+    elif snap.stage in ("shadow", "steps"):
+        parts += [Text(""), Text("Checks: none in this stage", style="dim")]
+    if snap.gates:
+        parts += [Text(""), Text("Gates", style="bold"), _gates(snap, now)]
+    if snap.events:
+        shown = min(events, len(snap.events))
+        parts += [
+            Text(""),
+            Text(f"Events (last {shown} of {len(snap.events)})", style="bold"),
+            _events(snap, now, events),
+        ]
+    else:
+        parts += [Text(""), Text("Events: none yet", style="dim")]
+    return Group(*parts)
+
+
+class Display:
+    """Frames of the view on ``console``: in place on a terminal, appended otherwise."""
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+        self._live: Live | None = None
+        self._inplace = console.is_terminal and not console.is_dumb_terminal
+
+    def __enter__(self) -> Display:
+        if self._inplace:
+            self._live = Live(
+                Text(""),
+                console=self._console,
+                auto_refresh=False,
+                transient=False,
+                redirect_stdout=False,
+                redirect_stderr=False,
+                vertical_overflow="visible",
+            )
+            self._live.start()
+        return self
+
+    def show(self, frame: RenderableType, *, changed: bool) -> None:
+        """Show ``frame``; off a terminal only frames of a changed object are written."""
+        if self._live is not None:
+            self._live.update(frame, refresh=True)
+        elif changed:
+            self._console.print(frame)
+            self._console.print()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._live is not None:
+            self._live.stop()

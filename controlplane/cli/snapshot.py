@@ -1,0 +1,522 @@
+"""What ``kubectl canary`` shows about one ModelCanary: a tolerant reading of the object.
+
+Owns :func:`snapshot`, which turns a ModelCanary as the API server returns it (``spec`` plus the
+controller's ``status``) into a :class:`Snapshot`: phase, step, weight, the current stage's
+timing, every check of the current stage with its thresholds and latest values, the rollout's
+events, intents not yet consumed, and whether the status is stale (``observedGeneration`` behind
+``metadata.generation``). Nothing here raises on a malformed object: a missing or unreadable field
+shows as unknown, so the views never answer bad data with a traceback. Pure (the time is an
+argument of the functions that need it).
+
+Checks come from ``status.checks``: a map from check key (``steps[1].rollbackOn[0]``,
+``shadow.promoteOn``) to the latest evaluation (``metric``, ``verdict``, ``at``, ``since``,
+``value``, ``candidate``, ``stable``, ``decided``, ``message``), or a list of such entries each
+with its ``key``. Thresholds are read from the entry when it carries them (``above`` / ``below`` as
+numbers in base units, ``unit``, ``window``, ``for``), else from the spec at the key's path.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from controlplane.controller import status as st
+from controlplane.spec.units import Quantity, Unit, display_value, parse_duration, parse_quantity
+from controlplane.spec.validate import BUILTIN_UNITS
+
+TERMINAL_PHASES = ("promoted", "rolled_back")
+_KEY = re.compile(
+    r"^(?:steps\[(\d+)\]\.rollbackOn\[(\d+)\]|shadow\.promoteOn|shadow\.rollbackOn\[(\d+)\])$"
+)
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    """One check of the current stage: what it demands and what it saw last.
+
+    ``above`` / ``below`` are in base units (seconds, fractions); ``unit`` is the thresholds' unit,
+    ``value_unit`` the unit of the raw per-variant values. ``verdict`` is None until the check is
+    evaluated in this stage. ``value`` is what was compared: the candidate's value, or its drift
+    from stable (``candidate / stable - 1``) when ``baseline``.
+    """
+
+    key: str
+    metric: str
+    promote: bool = False
+    above: float | None = None
+    below: float | None = None
+    above_text: str | None = None
+    below_text: str | None = None
+    unit: Unit = Unit.NUMBER
+    value_unit: Unit = Unit.NUMBER
+    baseline: bool = False
+    window: str | None = None
+    for_text: str | None = None
+    for_seconds: float = 0.0
+    verdict: str | None = None
+    value: float | None = None
+    candidate: float | None = None
+    stable: float | None = None
+    at: float | None = None
+    since: float | None = None
+    decided: str | None = None
+    message: str = ""
+
+    def threshold(self) -> str:
+        """``> 200ms``, ``< -5% or > 5%`` (drift for baseline checks), ``?`` when unknown."""
+        parts = []
+        if self.below is not None:
+            parts.append(f"< {self.below_text or display_value(self.below, self.unit)}")
+        if self.above is not None:
+            parts.append(f"> {self.above_text or display_value(self.above, self.unit)}")
+        text = " or ".join(parts) or "?"
+        if self.baseline:
+            text = f"drift {text}"
+        if self.for_text and self.for_seconds > 0:
+            text += f" for {self.for_text}"
+        return text
+
+    def show(self, value: float | None, *, compared: bool = False) -> str:
+        """A value in its unit (compared drift as a signed percentage); ``-`` when unknown."""
+        if value is None:
+            return "-"
+        if compared and self.baseline:
+            return f"{value * 100:+.3g}%"
+        return display_value(value, self.unit if compared else self.value_unit)
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """One rollout event from ``status.history``."""
+
+    type: str
+    time: float | None
+    step: int
+    weight: int
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        from controlplane.kube.client import format_time
+
+        return {
+            "time": format_time(self.time) if self.time is not None else None,
+            "type": self.type,
+            "step": self.step,
+            "weight": self.weight,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class GateRow:
+    """One gate run (an Argo Workflow) of the latest gate point, from ``status.gates``."""
+
+    key: str
+    gate: str
+    point: str
+    workflow: str
+    phase: str
+    result: str
+    message: str
+    submitted_at: float | None
+
+
+@dataclass(frozen=True)
+class PendingIntent:
+    """A verb recorded on the resource that the controller has not acted on yet."""
+
+    id: str
+    verb: str
+    user: str
+    at: float
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A ModelCanary as the views show it. See :func:`snapshot`."""
+
+    namespace: str
+    name: str
+    phase: str
+    stage: str | None = None
+    step: int = 0
+    steps: int = 0
+    weight: int = 0
+    stable: str = "?"
+    candidate: str = "?"
+    paused: str | None = None
+    started_at: float | None = None
+    stage_started_at: float | None = None
+    paused_at: float | None = None
+    stage_duration: float | None = None
+    stage_duration_text: str | None = None
+    reason: str = ""
+    problems: tuple[str, ...] = ()
+    checks: tuple[CheckRow, ...] = ()
+    events: tuple[EventRow, ...] = ()
+    pending: tuple[PendingIntent, ...] = ()
+    gates: tuple[GateRow, ...] = ()
+    awaiting_approval: bool = False
+    generation: int | None = None
+    observed_generation: int | None = None
+    created_at: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def stale(self) -> bool:
+        """True when the controller has not yet seen the latest spec (or the canary at all)."""
+        if not self.phase:
+            return True
+        if self.generation is None or self.observed_generation is None:
+            return False
+        return self.observed_generation < self.generation
+
+    @property
+    def terminal(self) -> bool:
+        return self.phase in TERMINAL_PHASES
+
+    def stage_label(self) -> str:
+        if self.stage == "shadow":
+            return "shadow"
+        if self.step <= 0:
+            return "pending" if self.stage == "pending" else "-"
+        return f"{self.step}/{self.steps}" if self.steps else str(self.step)
+
+    def in_stage(self, now: float) -> float | None:
+        """Seconds spent in the current shadow phase or step; paused time does not count."""
+        if self.stage_started_at is None or self.terminal or self.phase == "invalid":
+            return None
+        end = self.paused_at if self.paused_at is not None else now
+        return max(end - self.stage_started_at, 0.0)
+
+    def left(self, now: float) -> float | None:
+        """Seconds until the stage's duration has elapsed (0 when due); None without one."""
+        spent = self.in_stage(now)
+        if spent is None or self.stage_duration is None or self.stage not in ("shadow", "steps"):
+            return None
+        return max(self.stage_duration - spent, 0.0)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def snapshot(obj: Mapping[str, Any]) -> Snapshot:
+    """Read ``obj`` (a ModelCanary as the API returns it) without ever raising on bad data."""
+    meta = _map(obj.get("metadata"))
+    spec = _map(obj.get("spec"))
+    status = _map(obj.get("status"))
+    steps = _list(spec.get("steps"))
+    stage = _str(status.get("stage"))
+    step = _int(status.get("step"))
+    if step is None:
+        index = _int(status.get("stepIndex"))
+        step = index + 1 if index is not None else 0
+    stage_duration, duration_text = _stage_duration(spec, stage, step)
+    reason = _map(status.get("reason"))
+    problems = tuple(
+        f"{p.get('path')}: {p.get('message')}" if p.get("path") else str(p.get("message"))
+        for p in (_map(x) for x in _list(status.get("problems")))
+    )
+    return Snapshot(
+        namespace=_str(meta.get("namespace")) or "default",
+        name=_str(meta.get("name")) or "?",
+        phase=_str(status.get("phase")) or "",
+        stage=stage,
+        step=step,
+        steps=len(steps),
+        weight=_int(status.get("weight")) or 0,
+        stable=_variant(spec.get("stable")),
+        candidate=_variant(spec.get("candidate")),
+        paused=_str(status.get("paused")),
+        started_at=_float(status.get("startedAt")),
+        stage_started_at=_float(status.get("stageStartedAt")),
+        paused_at=_float(status.get("pausedAt")),
+        stage_duration=stage_duration,
+        stage_duration_text=duration_text,
+        reason=_str(reason.get("message")) or "",
+        problems=problems,
+        checks=tuple(_checks(spec, status, stage, step)),
+        events=tuple(_events(status)),
+        pending=tuple(_pending(meta, status)),
+        gates=tuple(_gates(status)),
+        awaiting_approval=status.get("awaitingApproval") is True,
+        generation=_int(meta.get("generation")),
+        observed_generation=_int(status.get("observedGeneration")),
+        created_at=_timestamp(meta.get("creationTimestamp")),
+    )
+
+
+def _stage_duration(
+    spec: Mapping[str, Any], stage: str | None, step: int
+) -> tuple[float | None, str | None]:
+    if stage == "shadow":
+        raw = _map(spec.get("shadow")).get("duration")
+    elif stage == "steps":
+        steps = _list(spec.get("steps"))
+        raw = _map(steps[step - 1]).get("duration") if 0 < step <= len(steps) else None
+    else:
+        return None, None
+    if raw is None:
+        return None, None
+    try:
+        parsed = parse_duration(raw)
+    except ValueError:
+        return None, None
+    return parsed.seconds, str(parsed)
+
+
+def _variant(raw: Any) -> str:
+    variant = _map(raw)
+    name = _str(variant.get("name")) or "?"
+    quantization = _str(variant.get("quantization")) or "none"
+    return f"{name} ({quantization})"
+
+
+def _stage_keys(spec: Mapping[str, Any], stage: str | None, step: int) -> list[str]:
+    if stage == "shadow":
+        shadow = _map(spec.get("shadow"))
+        keys = ["shadow.promoteOn"] if shadow.get("promoteOn") is not None else []
+        return keys + [
+            f"shadow.rollbackOn[{j}]" for j in range(len(_list(shadow.get("rollbackOn"))))
+        ]
+    if stage == "steps":
+        steps = _list(spec.get("steps"))
+        if 0 < step <= len(steps):
+            count = len(_list(_map(steps[step - 1]).get("rollbackOn")))
+            return [f"steps[{step - 1}].rollbackOn[{j}]" for j in range(count)]
+    return []
+
+
+def _spec_check(spec: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    match = _KEY.match(key)
+    if match is None:
+        return {}
+    step, step_check, shadow_check = match.groups()
+    if step is not None:
+        steps = _list(spec.get("steps"))
+        index = int(step)
+        checks = _list(_map(steps[index]).get("rollbackOn")) if index < len(steps) else []
+        return _map(checks[int(step_check)]) if int(step_check) < len(checks) else {}
+    shadow = _map(spec.get("shadow"))
+    if shadow_check is None:
+        return _map(shadow.get("promoteOn"))
+    checks = _list(shadow.get("rollbackOn"))
+    return _map(checks[int(shadow_check)]) if int(shadow_check) < len(checks) else {}
+
+
+def _status_checks(status: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    raw = status.get("checks")
+    if isinstance(raw, Mapping):
+        return {str(k): _map(v) for k, v in raw.items()}
+    found: dict[str, Mapping[str, Any]] = {}
+    for entry in _list(raw) or _list(status.get("lastChecks")):
+        entry = _map(entry)
+        key = _str(entry.get("key"))
+        if key:
+            found[key] = entry
+    return found
+
+
+def _checks(
+    spec: Mapping[str, Any], status: Mapping[str, Any], stage: str | None, step: int
+) -> list[CheckRow]:
+    latest = _status_checks(status)
+    keys = _stage_keys(spec, stage, step)
+    keys += [k for k in latest if k not in keys]
+    return [_check_row(spec, key, latest.get(key)) for key in keys]
+
+
+def _quantity(raw: Any) -> Quantity | None:
+    if raw is None:
+        return None
+    try:
+        return parse_quantity(raw)
+    except ValueError:
+        return None
+
+
+def _unit(raw: Any) -> Unit | None:
+    try:
+        return Unit(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return None
+
+
+def _metric_unit(spec: Mapping[str, Any], metric: str) -> Unit | None:
+    for entry in _list(_map(spec.get("analysis")).get("metrics")):
+        entry = _map(entry)
+        if entry.get("name") == metric:
+            declared = _unit(entry.get("unit"))
+            if declared is not None:
+                return declared
+            builtin = entry.get("builtin")
+            return BUILTIN_UNITS.get(builtin) if isinstance(builtin, str) else None
+    return None
+
+
+def _check_row(spec: Mapping[str, Any], key: str, latest: Mapping[str, Any] | None) -> CheckRow:
+    check = _spec_check(spec, key)
+    entry = _map(latest)
+    metric = _str(entry.get("metric")) or _str(check.get("metric")) or key
+    above_q, below_q = _quantity(check.get("above")), _quantity(check.get("below"))
+    baseline = entry.get("compare", check.get("compare")) == "baseline"
+    spec_unit = next((q.unit for q in (above_q, below_q) if q is not None), None)
+    above = _float(entry["above"]) if "above" in entry else (above_q.value if above_q else None)
+    below = _float(entry["below"]) if "below" in entry else (below_q.value if below_q else None)
+    # The spec's own text (200ms, 5%) when it states the same bound the status recorded.
+    above_text = str(above_q) if above_q is not None and above == above_q.value else None
+    below_text = str(below_q) if below_q is not None and below == below_q.value else None
+    metric_unit = _unit(entry.get("unit")) or _metric_unit(spec, metric)
+    unit = Unit.RATIO if baseline else (spec_unit or metric_unit or Unit.NUMBER)
+    if not baseline and unit is Unit.NUMBER and metric_unit is not None:
+        unit = metric_unit  # a plain-number threshold is in the metric's own unit
+    value_unit = metric_unit or (Unit.NUMBER if baseline else unit)
+    for_raw = entry.get("for", check.get("for"))
+    for_text, for_seconds = None, 0.0
+    if for_raw is not None:
+        try:
+            parsed = parse_duration(for_raw)
+            for_text, for_seconds = str(parsed), parsed.seconds
+        except ValueError:
+            for_text = str(for_raw)
+    window = entry.get("window", check.get("window"))
+    if window is None:
+        window = _map(spec.get("analysis")).get("window", "5m")
+    return CheckRow(
+        key=key,
+        metric=metric,
+        promote=key == "shadow.promoteOn",
+        above=above,
+        below=below,
+        above_text=above_text,
+        below_text=below_text,
+        unit=unit,
+        value_unit=value_unit,
+        baseline=baseline,
+        window=str(window),
+        for_text=for_text,
+        for_seconds=for_seconds,
+        verdict=_str(entry.get("verdict") or entry.get("result")) if latest is not None else None,
+        value=_float(entry.get("value")),
+        candidate=_float(entry.get("candidate")),
+        stable=_float(entry.get("stable")),
+        at=_float(entry.get("at")),
+        since=_float(entry.get("since")),
+        decided=_str(entry.get("decided")),
+        message=_str(entry.get("message")) or "",
+    )
+
+
+def _events(status: Mapping[str, Any]) -> list[EventRow]:
+    rows = []
+    for raw in _list(status.get("history")):
+        event = _map(raw)
+        rows.append(
+            EventRow(
+                type=_str(event.get("type")) or "?",
+                time=_float(event.get("time")),
+                step=_int(event.get("step")) or 0,
+                weight=_int(event.get("weight")) or 0,
+                message=_str(event.get("message")) or "",
+            )
+        )
+    return rows
+
+
+def _gates(status: Mapping[str, Any]) -> list[GateRow]:
+    raw = status.get("gates")
+    if not isinstance(raw, Mapping):
+        return []
+    rows = []
+    for key, value in sorted(raw.items(), key=lambda kv: str(kv[0])):
+        gate = _map(value)
+        namespace = _str(gate.get("namespace"))
+        workflow = _str(gate.get("workflow")) or "?"
+        rows.append(
+            GateRow(
+                key=str(key),
+                gate=_str(gate.get("gate")) or str(key),
+                point=_str(gate.get("point")) or "?",
+                workflow=f"{namespace}/{workflow}" if namespace else workflow,
+                phase=_str(gate.get("phase")) or "Pending",
+                result=_str(gate.get("result")) or "running",
+                message=_str(gate.get("message")) or "",
+                submitted_at=_float(gate.get("submittedAt")),
+            )
+        )
+    return rows
+
+
+def _pending(meta: Mapping[str, Any], status: Mapping[str, Any]) -> list[PendingIntent]:
+    annotations = meta.get("annotations")
+    if not isinstance(annotations, Mapping):
+        return []
+    recorded, _problem = st.read_intents({str(k): str(v) for k, v in annotations.items()})
+    last = _str(_map(status.get(st.BOOK_KEY)).get("lastIntentId"))
+    return [
+        PendingIntent(r.id, r.intent.verb, r.intent.user, r.intent.at)
+        for r in st.new_intents(recorded, last)
+    ]
+
+
+# --------------------------------------------------------------------------- tolerant accessors
+
+
+def _map(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return int(value) if math.isfinite(value) else None
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _timestamp(value: Any) -> float | None:
+    from controlplane.errors import KubeError
+    from controlplane.kube.client import parse_time
+
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_time(value)
+    except KubeError:
+        return None
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def human(seconds: float | None) -> str:
+    """``45s``, ``12m5s``, ``4h12m``, ``3d4h`` (the two largest units); ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    total = int(max(seconds, 0.0))
+    units = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+    for index, (unit, size) in enumerate(units):
+        if total >= size or unit == "s":
+            text = f"{total // size}{unit}"
+            if index + 1 < len(units):
+                next_unit, next_size = units[index + 1]
+                rest = (total % size) // next_size
+                if rest:
+                    text += f"{rest}{next_unit}"
+            return text
+    return "0s"  # unreachable: the seconds unit always matches
