@@ -16,7 +16,10 @@ status condition — never a traceback::
     │   ├── NotFound
     │   ├── Conflict              resourceVersion mismatch (409): re-read and retry
     │   └── Expired               a watch's resourceVersion is too old (410 Gone): re-list
-    └── UsageError                bad command-line arguments (exit code 2)
+    ├── GitError                  a git repository or a git host's API could not be used
+    │   └── WriteBackError        a rollback cannot be written back (file or canary not found, ...)
+    ├── UsageError                bad command-line arguments (exit code 2)
+    └── AlertDeliveryError        an alert could not be delivered (kept inside notify/)
 """
 
 from __future__ import annotations
@@ -103,5 +106,20 @@ class Expired(KubeError):
     """A watch asked for a resourceVersion the server no longer has (HTTP 410 Gone)."""
 
 
+class GitError(ControlPlaneError):
+    """A git command or a git hosting API (GitHub, GitLab) failed; credentials never in the text."""
+
+
+class WriteBackError(GitError):
+    """A rollback cannot be written back to git: the file or the canary in it is not found, or
+    the edit could not be made without touching the rest of the file."""
+
+
 class UsageError(ControlPlaneError):
     """Bad command-line arguments."""
+
+
+class AlertDeliveryError(ControlPlaneError):
+    """An alert could not be delivered to a channel (missing Secret, refused, exhausted retries).
+
+    Raised and caught inside :mod:`controlplane.notify`'s worker; never reaches reconciliation."""

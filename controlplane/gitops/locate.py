@@ -1,0 +1,180 @@
+"""Where a ModelCanary came from in git: repository, branch and the canary.yml holding it.
+
+Owns the lookup order of write-back (docs/git.md, "How the file is found"):
+
+1. ``spec.gitWriteBack.repo`` / ``path`` / ``branch`` when the spec names a repository;
+2. the git source's annotation ``canary.controlplane.dev/source: <repo-url>#<path>@<branch>``;
+3. Argo CD's tracking annotation ``argocd.argoproj.io/tracking-id``
+   (``<app>:<group>/<kind>:<namespace>/<name>``, ``<app>`` may be ``<app-namespace>_<app>``) or
+   its older tracking label ``app.kubernetes.io/instance``: the Application
+   (``argoproj.io/v1alpha1``, read through the KubeClient adapter) gives ``repoURL``, ``path`` and
+   ``targetRevision``.
+
+A path that is a directory (Argo CD's ``path``) is searched for the one ``*.yml`` / ``*.yaml`` file
+whose document is this canary (kind, ``metadata.name`` and, when the document names one, its
+namespace): :func:`find_file`. The annotation format itself is :func:`format_source` /
+:func:`parse_source`, shared with the git source.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from controlplane.errors import KubeError, WriteBackError
+from controlplane.gitops.repo import GitRepo
+from controlplane.gitops.yamledit import find_canary
+from controlplane.kube.client import KubeClient, Ref
+from controlplane.spec.models import API_GROUP, GitWriteBackSpec
+
+SOURCE_ANNOTATION = f"{API_GROUP}/source"
+"""``<repo-url>#<path>@<branch>``: the file a resource was applied from (set by the git source)."""
+ARGOCD_TRACKING_ANNOTATION = "argocd.argoproj.io/tracking-id"
+ARGOCD_INSTANCE_LABEL = "app.kubernetes.io/instance"
+ARGOCD_API_VERSION = "argoproj.io/v1alpha1"
+DEFAULT_ARGOCD_NAMESPACE = "argocd"
+YAML_SUFFIXES = (".yml", ".yaml")
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+
+Origin = Literal["spec", "annotation", "argocd"]
+
+
+@dataclass(frozen=True)
+class Location:
+    """A repository and where in it to look. ``branch`` None: the remote's default branch.
+    ``path`` is a file, a directory to search, or None (search the whole repository)."""
+
+    repo: str
+    branch: str | None
+    path: str | None
+    origin: Origin
+
+
+def format_source(repo: str, path: str, branch: str) -> str:
+    """The value of :data:`SOURCE_ANNOTATION`."""
+    return f"{repo}#{path}@{branch}"
+
+
+def parse_source(value: str) -> tuple[str, str, str] | None:
+    """``(repo, path, branch)`` of a :data:`SOURCE_ANNOTATION` value, or None when malformed."""
+    repo, sep, rest = value.partition("#")
+    if not sep or "@" not in rest:
+        return None
+    path, _, branch = rest.rpartition("@")
+    if not repo or not path or not branch:
+        return None
+    return repo, path, branch
+
+
+def locate(
+    kube: KubeClient | None,
+    obj: Mapping[str, Any],
+    spec: GitWriteBackSpec | None,
+    *,
+    argocd_namespace: str = DEFAULT_ARGOCD_NAMESPACE,
+) -> Location:
+    """Where the canary ``obj`` lives in git (see the module docstring for the order).
+
+    Raises :class:`WriteBackError` saying what was tried when nothing names a repository.
+    """
+    meta = obj.get("metadata") or {}
+    annotations: Mapping[str, str] = meta.get("annotations") or {}
+    explicit_branch = spec.branch if spec is not None and spec.branch != "main" else None
+    if spec is not None and spec.repo:
+        return Location(spec.repo, spec.branch, spec.path, "spec")
+    source = annotations.get(SOURCE_ANNOTATION)
+    if source:
+        parsed = parse_source(source)
+        if parsed is None:
+            raise WriteBackError(
+                f"annotation {SOURCE_ANNOTATION} is not <repo-url>#<path>@<branch>: {source!r}"
+            )
+        repo, path, branch = parsed
+        return Location(
+            repo, explicit_branch or branch, spec.path if spec and spec.path else path, "annotation"
+        )
+    app = _argocd_app(meta, argocd_namespace)
+    if app is not None:
+        if kube is None:
+            raise WriteBackError("reading an Argo CD Application needs a Kubernetes client")
+        repo, path, revision = _from_application(kube, *app)
+        return Location(
+            repo, explicit_branch or revision, spec.path if spec and spec.path else path, "argocd"
+        )
+    raise WriteBackError(
+        "cannot tell which git repository holds this canary: set spec.gitWriteBack.repo (and "
+        f"path), or apply it with the git source (annotation {SOURCE_ANNOTATION}) or Argo CD "
+        f"(annotation {ARGOCD_TRACKING_ANNOTATION})"
+    )
+
+
+def _argocd_app(meta: Mapping[str, Any], default_namespace: str) -> tuple[str, str] | None:
+    """(namespace, name) of the tracking Application, or None."""
+    tracking = (meta.get("annotations") or {}).get(ARGOCD_TRACKING_ANNOTATION)
+    if tracking:
+        app = str(tracking).split(":", 1)[0]
+    else:
+        app = (meta.get("labels") or {}).get(ARGOCD_INSTANCE_LABEL) or ""
+    if not app:
+        return None
+    namespace, sep, name = app.partition("_")
+    return (namespace, name) if sep else (default_namespace, app)
+
+
+def _from_application(kube: KubeClient, namespace: str, name: str) -> tuple[str, str, str | None]:
+    try:
+        app = kube.get(Ref(ARGOCD_API_VERSION, "Application", namespace, name))
+    except KubeError as exc:
+        raise WriteBackError(f"Argo CD Application {namespace}/{name}: {exc}") from None
+    spec = app.get("spec") or {}
+    sources = [spec["source"]] if isinstance(spec.get("source"), dict) else []
+    sources += [s for s in spec.get("sources") or [] if isinstance(s, dict)]
+    git = [s for s in sources if s.get("repoURL") and not s.get("chart")]
+    if not git:
+        raise WriteBackError(f"Argo CD Application {namespace}/{name} has no git source")
+    source = git[0]
+    revision = str(source.get("targetRevision") or "").strip()
+    if _SHA.match(revision):
+        raise WriteBackError(
+            f"Argo CD Application {namespace}/{name} tracks the fixed commit {revision}: "
+            "there is no branch to write back to"
+        )
+    if revision in ("", "HEAD"):
+        revision_or_none: str | None = None
+    else:
+        revision_or_none = revision.removeprefix("refs/heads/")
+    path = str(source.get("path") or "").strip("/") or None
+    return str(source["repoURL"]), path or "", revision_or_none
+
+
+def find_file(
+    repo: GitRepo, commit: str, path: str | None, name: str, namespace: str | None
+) -> str:
+    """The file at ``commit`` that holds canary ``name``: ``path`` itself when it is such a file,
+    else the one YAML file under directory ``path`` (the whole tree when None) holding it.
+
+    Raises :class:`WriteBackError` when no file, or more than one, holds the canary.
+    """
+    where = f"{namespace}/{name}" if namespace else name
+    clean = (path or "").strip("/")
+    if clean:
+        text = repo.read(commit, clean)
+        if text is not None:
+            if find_canary(text, name, namespace) is None:
+                raise WriteBackError(f"{clean} holds no ModelCanary {where}")
+            return clean
+    candidates = [p for p in repo.files(commit, clean) if p.endswith(YAML_SUFFIXES)]
+    if clean and not candidates:
+        raise WriteBackError(f"{clean} is neither a file nor a directory with YAML files")
+    found = []
+    for file in candidates:
+        text = repo.read(commit, file)
+        if text is not None and find_canary(text, name, namespace) is not None:
+            found.append(file)
+    if not found:
+        raise WriteBackError(f"no YAML file under {clean or '/'} holds the ModelCanary {where}")
+    if len(found) > 1:
+        raise WriteBackError(f"the ModelCanary {where} is in several files: {', '.join(found)}")
+    return found[0]

@@ -1,0 +1,513 @@
+"""Git write-back: after an automatic rollback, revert the failed candidate in the canary.yml.
+
+Owns :class:`GitWriteBack`, a reconciler Notifier (``notify(obj, canary, state, event)``) that
+queues a :class:`WriteBackRequest` for every ``RolledBack`` event of a canary with
+``spec.gitWriteBack`` and handles it on its own worker thread (``notify`` never blocks), and
+:meth:`GitWriteBack.write_back`, the synchronous procedure (tests and ``recover`` call it too):
+
+1. find the repository, branch and file (:mod:`controlplane.gitops.locate`);
+2. fetch the branch; stop if it already has a commit with the trailer
+   ``Canary-Rollback: <namespace>/<name> <spec hash>`` (a restart never writes twice);
+3. stop if the file's candidate is no longer the failed one (already reverted, or replaced by a
+   newer candidate: never clobbered);
+4. walk the file's history for the newest version whose candidate differs from the failed one
+   (and is a valid variant). No such version (the file was created with the failed candidate):
+   the candidate becomes a copy of ``spec.stable`` that keeps the candidate's name;
+5. edit only the candidate mapping (:func:`controlplane.gitops.yamledit.replace_candidate`),
+   commit with a message naming the canary, the failed candidate and the reason, and push — never
+   forced. A non-fast-forward answer means the branch moved: fetch and redo 2-5 on the new tip,
+   at most ``max_attempts`` times;
+6. ``pull-request`` mode pushes to ``canary-rollback/<namespace>-<name>-<hash>`` instead and opens
+   a GitHub pull request / GitLab merge request (:mod:`controlplane.gitops.hosting`).
+
+Which rollbacks: reason kinds ``breach``, ``shadow-expired`` and ``not-ready`` (automatic). A user's
+``abort`` is written back only when the notifier is built with ``on_abort=True`` (a user who
+aborts may well want to fix forward instead). The outcome is a Kubernetes Event on the canary
+(``GitWriteBack`` or ``GitWriteBackFailed``), a log line and the optional ``on_result`` callback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from controlplane.errors import ControlPlaneError, GitError, SpecError, WriteBackError
+from controlplane.gitops.credentials import GitCredentials, from_secret, redact
+from controlplane.gitops.hosting import default_api_url, guess_provider, open_pull_request
+from controlplane.gitops.locate import DEFAULT_ARGOCD_NAMESPACE, find_file, locate
+from controlplane.gitops.repo import GitRepo, Identity
+from controlplane.gitops.yamledit import (
+    candidate_of,
+    normalized_variant,
+    replace_candidate,
+    same_variant,
+)
+from controlplane.kube.client import KubeClient, Obj
+from controlplane.rollout.state import Event, Reason, RolloutState
+from controlplane.spec.models import ModelCanary
+
+log = logging.getLogger(__name__)
+
+TRAILER_KEY = "Canary-Rollback"
+AUTOMATIC_REASONS: frozenset[str] = frozenset({"breach", "shadow-expired", "not-ready"})
+PR_BRANCH_PREFIX = "canary-rollback/"
+DEFAULT_AUTHOR = Identity()
+
+Status = Literal["committed", "pull-request", "already-written", "already-reverted", "failed"]
+
+
+@dataclass(frozen=True)
+class WriteBackRequest:
+    """One rollback to write back: which canary, which spec (hash), why, and the object."""
+
+    namespace: str
+    name: str
+    spec_hash: str
+    canary: ModelCanary
+    reason: Reason | None
+    obj: Obj = field(repr=False)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.namespace, self.name, self.spec_hash)
+
+    @property
+    def trailer(self) -> str:
+        return f"{TRAILER_KEY}: {self.namespace}/{self.name} {self.spec_hash}"
+
+
+@dataclass(frozen=True)
+class WriteBackResult:
+    """What :meth:`GitWriteBack.write_back` did."""
+
+    status: Status
+    namespace: str
+    name: str
+    message: str
+    repo: str | None = None
+    branch: str | None = None
+    path: str | None = None
+    commit: str | None = None
+    url: str | None = None
+    attempts: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"
+
+
+def rollback_reason_kind(state: RolloutState) -> str | None:
+    return state.reason.kind if state.reason is not None else None
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.6g}"
+
+
+def commit_message(
+    request: WriteBackRequest,
+    path: str,
+    restored_from: tuple[str, str] | None,
+) -> str:
+    """The commit message: subject, what happened, what was restored, and the trailer."""
+    candidate = request.canary.spec.candidate
+    reason = request.reason
+    lines = [
+        f"Roll back candidate {candidate.name} of {request.namespace}/{request.name}",
+        "",
+    ]
+    if reason is not None:
+        how = "aborted by a user" if reason.kind == "aborted" else "rolled back automatically"
+        where = f"step {reason.step}" if reason.step else "shadow"
+        lines.append(f"The canary {how} at {where}: {reason.message}")
+        lines.append("")
+    if restored_from is not None:
+        sha, subject = restored_from
+        lines.append(
+            f"This restores spec.candidate in {path} to its version of {sha[:12]} ({subject!r})."
+        )
+    else:
+        lines.append(
+            f"{path} had no earlier candidate: spec.candidate now equals spec.stable "
+            f"(keeping the name {candidate.name!r}), so nothing new is rolled out."
+        )
+    lines += [
+        "",
+        f"Failed candidate: {candidate.name} (storageUri {candidate.storage_uri}, "
+        f"quantization {candidate.quantization}, gpu {candidate.gpu})",
+    ]
+    if reason is not None:
+        parts = [f"kind {reason.kind}"]
+        if reason.metric is not None:
+            parts.append(f"metric {reason.metric}")
+        if reason.key is not None:
+            parts.append(f"check {reason.key}")
+        if reason.value is not None or reason.metric is not None:
+            parts.append(f"value {_num(reason.value)}")
+        if reason.above is not None:
+            parts.append(f"threshold above {_num(reason.above)}")
+        if reason.below is not None:
+            parts.append(f"threshold below {_num(reason.below)}")
+        if reason.window is not None:
+            parts.append(f"window {reason.window}")
+        parts.append(f"step {reason.step}")
+        lines.append("Reason: " + "; ".join(parts))
+    lines += ["", request.trailer, ""]
+    return "\n".join(lines)
+
+
+class GitWriteBack:
+    """The write-back Notifier. See the module docstring.
+
+    ``cache_dir`` holds one bare mirror per repository. ``api_urls`` maps ``github`` / ``gitlab``
+    (or a repository URL) to the REST API base URL (defaults from the host name).
+    ``before_push(attempt)`` is called right before every push (a seam for tests and metrics).
+    """
+
+    def __init__(
+        self,
+        kube: KubeClient | None,
+        cache_dir: str | os.PathLike[str],
+        *,
+        author: Identity = DEFAULT_AUTHOR,
+        api_urls: Mapping[str, str] | None = None,
+        on_abort: bool = False,
+        max_attempts: int = 5,
+        argocd_namespace: str = DEFAULT_ARGOCD_NAMESPACE,
+        queue_size: int = 100,
+        before_push: Callable[[int], None] | None = None,
+        on_result: Callable[[WriteBackResult], None] | None = None,
+        credentials: GitCredentials | None = None,
+        git_timeout_s: float = 120.0,
+        http_timeout_s: float = 30.0,
+    ) -> None:
+        self.kube = kube
+        self.cache_dir = os.fspath(cache_dir)
+        self.author = author
+        self.api_urls = dict(api_urls or {})
+        self.on_abort = on_abort
+        self.max_attempts = max(1, max_attempts)
+        self.argocd_namespace = argocd_namespace
+        self.before_push = before_push
+        self.on_result = on_result
+        self.credentials = credentials
+        self.git_timeout_s = git_timeout_s
+        self.http_timeout_s = http_timeout_s
+        self._queue: queue.Queue[WriteBackRequest | None] = queue.Queue(maxsize=queue_size)
+        self._pending: set[tuple[str, str, str]] = set()
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._busy = 0
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    # --- Notifier --------------------------------------------------------------------------------
+
+    def wants(self, canary: ModelCanary, state: RolloutState, event: Event) -> bool:
+        """True for a RolledBack event of a canary that opted in, for a reason we write back."""
+        if event.type != "RolledBack" or canary.spec.git_write_back is None:
+            return False
+        if state.stage != "rolled_back":
+            return False  # retried or changed since: nothing to revert any more
+        kind = rollback_reason_kind(state)
+        return kind in AUTOMATIC_REASONS or (self.on_abort and kind == "aborted")
+
+    def notify(self, obj: Obj, canary: ModelCanary, state: RolloutState, event: Event) -> None:
+        """Queue a write-back when :meth:`wants` says so; returns at once."""
+        if not self.wants(canary, state, event):
+            return
+        meta = obj.get("metadata") or {}
+        request = WriteBackRequest(
+            namespace=meta.get("namespace") or canary.metadata.namespace or "default",
+            name=meta.get("name") or canary.metadata.name,
+            spec_hash=state.spec_hash,
+            canary=canary,
+            reason=state.reason,
+            obj=obj,
+        )
+        self.submit(request)
+
+    def submit(self, request: WriteBackRequest) -> bool:
+        """Queue ``request`` (False when the same one is already queued or the queue is full)."""
+        with self._lock:
+            if self._closed or request.key in self._pending:
+                return False
+            try:
+                self._queue.put_nowait(request)
+            except queue.Full:
+                log.error(
+                    "git write-back queue full: dropped %s/%s", request.namespace, request.name
+                )
+                return False
+            self._pending.add(request.key)
+            self._busy += 1
+            self._start_locked()
+        return True
+
+    def recover(self, namespaces: Iterable[str | None] = (None,)) -> int:
+        """Queue every rolled-back canary that opted in (after a restart: idempotent)."""
+        if self.kube is None:
+            return 0
+        queued = 0
+        for ns in namespaces:
+            for obj in self.kube.list(
+                "canary.controlplane.dev/v1alpha1", "ModelCanary", namespace=ns
+            ):
+                status = obj.get("status") or {}
+                if status.get("phase") != "rolled_back":
+                    continue
+                try:
+                    canary = ModelCanary.model_validate(
+                        {k: v for k, v in obj.items() if k != "status"}
+                    )
+                    state = RolloutState.from_status(status)
+                except (SpecError, ValueError):
+                    continue
+                rolled = Event("RolledBack", state.last_evaluation or 0.0, state.step, 0)
+                if self.wants(canary, state, rolled):
+                    before = len(self._pending)
+                    self.notify(obj, canary, state, rolled)
+                    queued += len(self._pending) > before
+        return queued
+
+    def wait_idle(self, timeout_s: float | None = None) -> bool:
+        """Block until every queued request is handled (tests, shutdown)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._busy == 0, timeout=timeout_s)
+
+    def close(self, timeout_s: float | None = 10.0) -> None:
+        """Finish the queued work and stop the worker."""
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout_s)
+
+    def _start_locked(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._work, name="git-write-back", daemon=True)
+            self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            request = self._queue.get()
+            if request is None:
+                return
+            try:
+                self.write_back(request)
+            except Exception:  # the worker must survive anything
+                log.exception("git write-back of %s/%s crashed", request.namespace, request.name)
+            finally:
+                with self._idle:
+                    self._pending.discard(request.key)
+                    self._busy -= 1
+                    self._idle.notify_all()
+
+    # --- the procedure ---------------------------------------------------------------------------
+
+    def write_back(self, request: WriteBackRequest) -> WriteBackResult:
+        """Do the write-back now (see the module docstring); report, never raise product errors."""
+        try:
+            result = self._write_back(request)
+        except ControlPlaneError as exc:
+            creds = self.credentials
+            result = WriteBackResult(
+                "failed", request.namespace, request.name, redact(str(exc), creds)
+            )
+        self._report(request, result)
+        return result
+
+    def _credentials(self, request: WriteBackRequest) -> GitCredentials | None:
+        spec = request.canary.spec.git_write_back
+        ref = spec.credentials_secret_ref if spec is not None else None
+        if ref is None:
+            return self.credentials
+        if self.kube is None:
+            raise GitError("a credentials Secret cannot be read without a Kubernetes client")
+        return from_secret(self.kube, request.namespace, ref.name, ref.key)
+
+    def _write_back(self, request: WriteBackRequest) -> WriteBackResult:
+        spec = request.canary.spec.git_write_back
+        if spec is None:
+            raise WriteBackError("spec.gitWriteBack is not set")
+        where = locate(self.kube, request.obj, spec, argocd_namespace=self.argocd_namespace)
+        credentials = self._credentials(request)
+        repo = GitRepo(where.repo, self.cache_dir, credentials, timeout_s=self.git_timeout_s)
+        branch = where.branch or repo.default_branch()
+        failed = request.canary.spec.candidate.model_dump(mode="json", by_alias=True)
+        done = {"namespace": request.namespace, "name": request.name, "repo": repo.url}
+        for attempt in range(1, self.max_attempts + 1):
+            tip = repo.fetch(branch)
+            if tip is None:
+                raise WriteBackError(f"{repo.url} has no branch {branch!r}")
+            written = repo.find_trailer(tip, request.trailer)
+            if written is not None:
+                return WriteBackResult(
+                    "already-written",
+                    message=f"{branch} already has the write-back commit {written[:12]}",
+                    branch=branch,
+                    commit=written,
+                    attempts=attempt,
+                    **done,
+                )
+            path = find_file(repo, tip, where.path, request.name, request.namespace)
+            text = repo.read(tip, path) or ""
+            current = candidate_of(text, request.name, request.namespace)
+            if current is None or not same_variant(current, failed):
+                return WriteBackResult(
+                    "already-reverted",
+                    message=f"{path}@{branch} no longer holds the failed candidate "
+                    f"{request.canary.spec.candidate.name}: nothing to revert",
+                    branch=branch,
+                    path=path,
+                    attempts=attempt,
+                    **done,
+                )
+            previous = self._previous(repo, tip, path, request, failed)
+            edit = replace_candidate(
+                text,
+                request.name,
+                request.namespace,
+                previous[0] if previous else None,
+                filename=path,
+            )
+            restored = (previous[1], repo.subject(previous[1])) if previous else None
+            message = commit_message(request, path, restored)
+            commit = repo.commit_file(tip, path, edit.text, message, self.author)
+            if spec.mode == "pull-request":
+                return self._pull_request(
+                    repo,
+                    request,
+                    spec.provider,
+                    branch,
+                    path,
+                    commit,
+                    message,
+                    credentials,
+                    attempt,
+                    done,
+                )
+            if self.before_push is not None:
+                self.before_push(attempt)
+            if repo.push(commit, branch):
+                return WriteBackResult(
+                    "committed",
+                    message=f"pushed {commit[:12]} to {branch}: {path} reverts candidate "
+                    f"{request.canary.spec.candidate.name}",
+                    branch=branch,
+                    path=path,
+                    commit=commit,
+                    attempts=attempt,
+                    **done,
+                )
+            log.info(
+                "git write-back %s/%s: %s moved on (attempt %d), retrying on the new tip",
+                request.namespace,
+                request.name,
+                branch,
+                attempt,
+            )
+        raise WriteBackError(
+            f"{branch} of {repo.url} kept moving: gave up after {self.max_attempts} attempts"
+        )
+
+    @staticmethod
+    def _previous(
+        repo: GitRepo, tip: str, path: str, request: WriteBackRequest, failed: Mapping[str, Any]
+    ) -> tuple[str, str] | None:
+        """(text, commit) of the newest version of ``path`` whose candidate is valid and not the
+        failed one; None when the canary came into the file with the failed candidate."""
+        for sha in repo.file_history(tip, path):
+            old = repo.read(sha, path)
+            cand = candidate_of(old, request.name, request.namespace) if old else None
+            if cand is None:
+                return None  # the canary was not in this file before: it came with the failure
+            if same_variant(cand, failed) or normalized_variant(cand) is None:
+                continue  # the failed candidate, or an invalid one (never restored)
+            return old or "", sha
+        return None
+
+    def _pull_request(
+        self,
+        repo: GitRepo,
+        request: WriteBackRequest,
+        provider_name: str | None,
+        base: str,
+        path: str,
+        commit: str,
+        message: str,
+        credentials: GitCredentials | None,
+        attempt: int,
+        done: dict[str, Any],
+    ) -> WriteBackResult:
+        provider = guess_provider(repo.url, provider_name)
+        api = self.api_urls.get(repo.url) or self.api_urls.get(provider)
+        api = api or default_api_url(provider, repo.url)
+        head = f"{PR_BRANCH_PREFIX}{request.namespace}-{request.name}-{request.spec_hash}"
+        existing = repo.remote_branch(head)
+        pushed = commit
+        if existing is not None:
+            tip = repo.fetch(head)
+            if tip is not None and request.trailer in repo.message(tip):
+                pushed = tip  # pushed before a restart: open (or find) the request only
+            else:
+                raise WriteBackError(
+                    f"branch {head} exists without the write-back commit: delete it or merge it"
+                )
+        if pushed == commit:
+            if self.before_push is not None:
+                self.before_push(attempt)
+            if not repo.push(commit, head):
+                raise WriteBackError(f"branch {head} appeared while pushing: try again")
+        subject, _, body = message.partition("\n")
+        token = credentials.token if credentials is not None else None
+        pr = open_pull_request(
+            provider,
+            api,
+            repo.url,
+            token,
+            head=head,
+            base=base,
+            title=subject,
+            body=body.strip() + "\n",
+            timeout_s=self.http_timeout_s,
+        )
+        state = "opened" if pr.created else "already open"
+        return WriteBackResult(
+            "pull-request",
+            message=f"{provider} request {state} for {head} -> {base}"
+            + (f": {pr.url}" if pr.url else ""),
+            branch=head,
+            path=path,
+            commit=pushed,
+            url=pr.url,
+            attempts=attempt,
+            **done,
+        )
+
+    def _report(self, request: WriteBackRequest, result: WriteBackResult) -> None:
+        level = logging.INFO if result.ok else logging.WARNING
+        log.log(
+            level,
+            "git write-back %s/%s: %s: %s",
+            request.namespace,
+            request.name,
+            result.status,
+            result.message,
+        )
+        if self.kube is not None:
+            reason = "GitWriteBack" if result.ok else "GitWriteBackFailed"
+            try:
+                self.kube.event(
+                    request.obj, reason, result.message, "Normal" if result.ok else "Warning"
+                )
+            except ControlPlaneError as exc:
+                log.warning("cannot record the write-back event: %s", exc)
+        if self.on_result is not None:
+            self.on_result(result)
