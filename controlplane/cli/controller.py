@@ -2,9 +2,11 @@
 
 Owns the command line of the controller and the wiring of its parts: the Kubernetes adapter
 (:class:`~controlplane.kube.real.RealKube`), the reconciler and the runner
-(:mod:`controlplane.controller`), Prometheus sources, optional leader election on a Lease, and the
-``/metrics`` endpoint (``prometheus_client``) that the shipped ServiceMonitor scrapes. SIGTERM and
-SIGINT stop it cleanly (the lease is released). Called by :mod:`controlplane.cli.main`.
+(:mod:`controlplane.controller`), Prometheus sources, optional leader election on a Lease, the
+metrics (:class:`~controlplane.controller.metrics.ControllerMetrics`, also told of every rollout
+event as a notifier) and the HTTP API on one port (:mod:`controlplane.api`: ``/metrics``,
+``/healthz``, ``/readyz``, ``/api/v1/...``) served by uvicorn on a thread next to the loop.
+SIGTERM and SIGINT stop it cleanly (the lease is released). Called by :mod:`controlplane.cli.main`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from controlplane.errors import UsageError
@@ -64,8 +66,50 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--promote-cleanup-delay", default="10m", metavar="DURATION")
     p.add_argument("--rollback-cleanup-delay", default="10m", metavar="DURATION")
     p.add_argument("--tick", default="5s", metavar="DURATION", help="timers align to this grid")
-    p.add_argument("--metrics-port", type=int, default=8080, help="0 disables /metrics")
-    p.add_argument("--metrics-address", default="0.0.0.0")
+    p.add_argument(
+        "--api-port",
+        "--metrics-port",
+        dest="api_port",
+        type=int,
+        default=8080,
+        metavar="PORT",
+        help="port of the HTTP API, /metrics, /healthz and /readyz (0 disables them)",
+    )
+    p.add_argument("--api-address", "--metrics-address", dest="api_address", default="0.0.0.0")
+    p.add_argument(
+        "--api-token-file",
+        metavar="FILE",
+        help="a static bearer token that may do everything (local stack; a mounted Secret key)",
+    )
+    p.add_argument(
+        "--api-token-review",
+        choices=["on", "off"],
+        default="on",
+        help="check other bearer tokens with TokenReview and SubjectAccessReview (default on)",
+    )
+    p.add_argument(
+        "--api-auth-cache",
+        default="10s",
+        metavar="DURATION",
+        help="how long token and access reviews are remembered",
+    )
+    p.add_argument(
+        "--alert-canary-label",
+        default="canary",
+        metavar="LABEL",
+        help="alert label naming the canary (Alertmanager receiver)",
+    )
+    p.add_argument(
+        "--alert-namespace-label",
+        default="namespace",
+        metavar="LABEL",
+        help="alert label naming the canary's namespace (Alertmanager receiver)",
+    )
+    p.add_argument(
+        "--git-webhook-secret-file",
+        metavar="FILE",
+        help="GitHub webhook secret / GitLab token that push webhooks must carry",
+    )
     p.add_argument("--once", action="store_true", help="one pass over every canary, then exit")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
@@ -84,35 +128,35 @@ def settings_from(args: argparse.Namespace) -> Any:
     )
 
 
-class StatsCollector:
-    """Exposes :class:`~controlplane.controller.runner.Stats` to ``prometheus_client``."""
+class FanOut:
+    """One :class:`~controlplane.controller.reconcile.Notifier` telling several, in order; one
+    that fails is logged and does not keep the others from being told."""
 
-    def __init__(self, controller: Any) -> None:
-        self.controller = controller
+    def __init__(self, notifiers: Sequence[Any]) -> None:
+        self.notifiers = list(notifiers)
 
-    def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-        stats = self.controller.stats
-        prefix = "canary_controller"
-        yield CounterMetricFamily(f"{prefix}_reconciles", "Reconcile attempts", stats.reconciles)
-        yield CounterMetricFamily(f"{prefix}_reconcile_errors", "Failed reconciles", stats.errors)
-        yield CounterMetricFamily(f"{prefix}_conflicts", "Status write conflicts", stats.conflicts)
-        yield CounterMetricFamily(f"{prefix}_analysis_ticks", "Analysis ticks", stats.ticks)
-        yield CounterMetricFamily(
-            f"{prefix}_analysis_queries", "Metric queries sent", stats.queries_total
-        )
-        yield GaugeMetricFamily(
-            f"{prefix}_last_tick_queries", "Queries of the last tick", stats.last_tick_queries
-        )
-        yield GaugeMetricFamily(
-            f"{prefix}_last_tick_canaries", "Canaries of the last tick", stats.last_tick_canaries
-        )
-        yield GaugeMetricFamily(f"{prefix}_leader", "1 while leading", 1 if stats.leader else 0)
+    def notify(self, obj: Any, canary: Any, state: Any, event: Any) -> None:
+        for notifier in self.notifiers:
+            try:
+                notifier.notify(obj, canary, state, event)
+            except Exception:
+                logging.getLogger(__name__).exception("notifier %r failed", notifier)
 
 
-def build(args: argparse.Namespace, kube: Any, clock: Any = time.time) -> Any:
-    """The :class:`~controlplane.controller.runner.Controller` of the flags, on ``kube``."""
+def build(
+    args: argparse.Namespace,
+    kube: Any,
+    clock: Any = time.time,
+    *,
+    metrics: Any = None,
+    notifiers: Sequence[Any] = (),
+) -> Any:
+    """The :class:`~controlplane.controller.runner.Controller` of the flags, on ``kube``.
+
+    ``metrics`` (a :class:`~controlplane.controller.metrics.ControllerMetrics`) observes the
+    analysis, is told of every rollout event and is attached to the controller; ``notifiers``
+    are told of every rollout event too (alerts).
+    """
     from controlplane.analysis.providers.prometheus import from_url
     from controlplane.controller.batch import PrometheusSource
     from controlplane.controller.reconcile import Reconciler
@@ -132,15 +176,58 @@ def build(args: argparse.Namespace, kube: Any, clock: Any = time.time) -> Any:
             _seconds(args.lease_duration, "--lease-duration"),
             clock,
         )
-    return Controller(
+    told = [n for n in (metrics, *notifiers) if n is not None]
+    notifier = FanOut(told) if told else None
+    controller = Controller(
         kube,
-        Reconciler(kube, load_catalog(), settings),
+        Reconciler(kube, load_catalog(), settings, notifier=notifier),
         lambda url: PrometheusSource(from_url(url)),
         clock,
         namespaces=args.namespace or [None],
         elector=elector,
         grid_s=_seconds(args.tick, "--tick"),
         default_prometheus=args.prometheus,
+        observer=metrics,
+    )
+    if metrics is not None:
+        metrics.attach(controller)
+    return controller
+
+
+def api_app(
+    args: argparse.Namespace,
+    kube: Any,
+    controller: Any,
+    metrics: Any,
+    *,
+    on_git_push: Callable[[], None] | None = None,
+) -> Any:
+    """The HTTP API (:func:`controlplane.api.app.create_app`) of the flags, for ``controller``."""
+    from controlplane.api.alertmanager import AlertLabels
+    from controlplane.api.app import ApiConfig, create_app
+    from controlplane.api.auth import Authenticator, read_token_file
+
+    token = read_token_file(args.api_token_file) if args.api_token_file else None
+    review = args.api_token_review == "on"
+    if token is None and not review:
+        raise UsageError("--api-token-review=off needs --api-token-file (or --api-port=0)")
+    secret = read_token_file(args.git_webhook_secret_file) if args.git_webhook_secret_file else None
+    auth = Authenticator(
+        static_token=token,
+        kube=kube if review else None,
+        ttl_s=_seconds(args.api_auth_cache, "--api-auth-cache"),
+    )
+    return create_app(
+        ApiConfig(
+            kube=kube,
+            auth=auth,
+            wake=controller.wake,
+            ready=controller.ready,
+            metrics=metrics.exposition,
+            on_git_push=on_git_push,
+            git_secret=secret,
+            alert_labels=AlertLabels(args.alert_canary_label, args.alert_namespace_label),
+        )
     )
 
 
@@ -149,20 +236,28 @@ def run(args: argparse.Namespace) -> int:
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings_from(args)  # flag errors before connecting
+    _seconds(args.api_auth_cache, "--api-auth-cache")
+    from controlplane.api.auth import read_token_file
+
+    for path in (args.api_token_file, args.git_webhook_secret_file):
+        if path and args.api_port:
+            read_token_file(path)
+    from controlplane.api.server import ApiServer
+    from controlplane.controller.metrics import ControllerMetrics
     from controlplane.kube.real import RealKube
 
     kube = RealKube.connect(kubeconfig=args.kubeconfig, context=args.context)
-    controller = build(args, kube)
+    metrics = ControllerMetrics()
+    controller = build(args, kube, metrics=metrics)
     if args.once:
         controller.poll(5.0)
         controller.run_once()
         return 0
-    if args.metrics_port:
-        from prometheus_client import CollectorRegistry, start_http_server
-
-        registry = CollectorRegistry()
-        registry.register(StatsCollector(controller))
-        start_http_server(args.metrics_port, addr=args.metrics_address, registry=registry)
+    server = None
+    if args.api_port:
+        app = api_app(args, kube, controller, metrics)
+        server = ApiServer(app, args.api_address, args.api_port).start()
+        logging.getLogger(__name__).info("API, /metrics and health on %s", server.url)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -171,5 +266,9 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    controller.run(stop)
+    try:
+        controller.run(stop)
+    finally:
+        if server is not None:
+            server.stop()
     return 0

@@ -16,6 +16,12 @@ Owns :class:`Controller`, the one long-running object of ``canaryctl controller`
   ``backoff_cap_s``).
 - **Leader election** (optional) through :class:`~controlplane.kube.lease.LeaderElector`: a
   replica that does not hold the lease reconciles nothing.
+- **Wake-ups** from outside the loop (:meth:`Controller.wake`, called by the HTTP API after it
+  records an intent): the canary is reconciled at once, without waiting for its timer or the watch.
+- **What it last saw** of every canary (:meth:`Controller.snapshot`, the per-canary metrics) and
+  whether it is ready (:meth:`Controller.ready`: every namespace listed, leader state known).
+- **Observation hooks** (:class:`AnalysisObserver`, the metrics): the duration of every analysis
+  tick, and every evaluation once it is persisted (so a retried evaluation is never counted twice).
 
 Time comes from an injected ``clock``; tests drive :meth:`Controller.run_once` directly (no
 threads, no sleeping). :meth:`Controller.run` is the production loop around it.
@@ -30,14 +36,15 @@ import logging
 import math
 import queue
 import threading
+import time
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from controlplane.controller.batch import BatchEvaluator, MetricSource, Request
 from controlplane.controller.reconcile import Done, Key, NeedsAnalysis, Reconciler
 from controlplane.errors import Conflict, ProviderUnavailable
-from controlplane.kube.client import KubeClient, WatchEvent, is_expired
+from controlplane.kube.client import KubeClient, Obj, WatchEvent, is_expired
 from controlplane.kube.lease import LeaderElector
 from controlplane.rollout.observations import Observations
 from controlplane.spec.models import API_VERSION, KIND
@@ -65,6 +72,19 @@ class NoPrometheus:
 
     def vector(self, query: str, at: float) -> list[tuple[dict[str, str], float]]:
         return list(self._fail())
+
+
+class AnalysisObserver(Protocol):
+    """Told about analysis as it happens (the metrics: :mod:`controlplane.controller.metrics`).
+
+    ``tick``: once per analysis tick, its wall time and how many canaries and queries it had.
+    ``evaluated``: once per evaluation whose result was persisted in the canary's status (an
+    evaluation lost to a write conflict is evaluated again later and reported then).
+    """
+
+    def tick(self, duration_s: float, canaries: int, queries: int) -> None: ...
+
+    def evaluated(self, key: Key, prometheus: str | None, obs: Observations) -> None: ...
 
 
 @dataclass
@@ -98,6 +118,8 @@ class Controller:
         backoff_base_s: float = 5.0,
         backoff_cap_s: float = 300.0,
         default_prometheus: str | None = None,
+        observer: AnalysisObserver | None = None,
+        timer: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.kube = kube
         self.reconciler = reconciler
@@ -118,18 +140,78 @@ class Controller:
         self._seen: dict[Key, str] = {}
         self._rv: dict[str | None, str | None] = dict.fromkeys(self.namespaces)
         self._was_leader = False
+        self._leader_known = elector is None
         self._lock = threading.Lock()
+        self.observer = observer
+        self._timer = timer
+        self._objects: dict[Key, Obj] = {}
+        self._synced: set[str | None] = set()
+        self._watch_failures = 0
+        self._wakeups: queue.Queue[WatchEvent | None] | None = None
+        self.stats.leader = elector is None
 
     # ------------------------------------------------------------------------- watch
 
     def poll(self, timeout_s: float = 0.0) -> int:
-        """Consume the watch events available now (waiting up to ``timeout_s`` per namespace)."""
+        """Consume the watch events available now (waiting up to ``timeout_s`` per namespace).
+
+        A watch that started from scratch (a full replay) and ended cleanly syncs its namespace.
+        """
         count = 0
         for ns in self.namespaces:
+            replay = self._rv[ns] is None
+            failures = self._watch_failures
             for event in self._watch(ns, timeout_s):
                 self.observe(event)
                 count += 1
+            if replay and self._watch_failures == failures:
+                with self._lock:
+                    self._synced.add(ns)
         return count
+
+    def sync(self, ns: str | None) -> int:
+        """List the canaries of ``ns`` (None: all), mark them dirty and watch on from there."""
+        items = self.kube.list(API_VERSION, KIND, ns)
+        rv: str | None = None
+        for obj in items:
+            self.observe(WatchEvent("ADDED", obj))
+            seen = obj.get("metadata", {}).get("resourceVersion")
+            if seen is not None:
+                rv = _newer(rv, str(seen))
+        with self._lock:
+            self._rv[ns] = rv
+            self._synced.add(ns)
+        return len(items)
+
+    def ready(self) -> tuple[bool, str]:
+        """(ready?, why): every namespace listed once and the leader state known."""
+        with self._lock:
+            missing = [ns for ns in self.namespaces if ns not in self._synced]
+        if missing:
+            names = ", ".join(ns or "all namespaces" for ns in missing)
+            return False, f"the watch of {names} has not listed its canaries yet"
+        if not self._leader_known:
+            return False, "leader election has not run yet"
+        if self.elector is None:
+            return True, "running without leader election"
+        return True, "leading" if self.stats.leader else "standing by (another replica leads)"
+
+    def snapshot(self) -> list[Obj]:
+        """The ModelCanaries as last seen through the watch (status included), by key."""
+        with self._lock:
+            return [self._objects[key] for key in sorted(self._objects)]
+
+    def exports_canaries(self) -> bool:
+        """Whether this replica exports per-canary metrics (the leader only, or when alone)."""
+        return self.elector is None or self.stats.leader
+
+    def wake(self, namespace: str, name: str) -> None:
+        """Reconcile ``namespace/name`` now (after the API recorded an intent on it)."""
+        with self._lock:
+            self._dirty.add((namespace, name))
+            wakeups = self._wakeups
+        if wakeups is not None:
+            wakeups.put(None)  # interrupts the production loop's wait
 
     def _watch(self, ns: str | None, timeout_s: float) -> Iterable[WatchEvent]:
         try:
@@ -139,6 +221,7 @@ class Controller:
                     self._rv[ns] = _newer(self._rv[ns], str(rv))
                 yield event
         except Exception as exc:
+            self._watch_failures += 1
             if is_expired(exc):
                 self._rv[ns] = None  # start over: the next watch replays every object
                 return
@@ -149,12 +232,16 @@ class Controller:
         meta = event.object.get("metadata", {})
         key: Key = (meta.get("namespace") or "default", meta.get("name", ""))
         with self._lock:
+            if event.type == "BOOKMARK":
+                return
             if event.type == "DELETED":
+                self._objects.pop(key, None)
                 self._seen.pop(key, None)
                 self._timers.pop(key, None)
                 self._failures.pop(key, None)
                 self._dirty.discard(key)
                 return
+            self._objects[key] = event.object
             trigger = _trigger(event.object)
             if event.type == "MODIFIED" and self._seen.get(key) == trigger:
                 return
@@ -201,6 +288,7 @@ class Controller:
         if self.elector is None:
             return True
         leader = self.elector.try_acquire_or_renew()
+        self._leader_known = True
         if leader and not self._was_leader:
             log.info("became leader as %s", self.elector.identity)
             with self._lock:
@@ -227,6 +315,7 @@ class Controller:
         return self.next_wake()
 
     def _analyse(self, waiting: list[tuple[Key, NeedsAnalysis]], now: float) -> None:
+        began = self._timer()
         by_url: dict[str | None, list[tuple[Key, NeedsAnalysis]]] = {}
         for key, prepared in waiting:
             url = prepared.canary.spec.analysis.prometheus or self.default_prometheus
@@ -254,12 +343,16 @@ class Controller:
                 )
                 if result is not _FAILED:
                     self._succeeded(key, result)
+                if self.observer is not None and _persisted(prepared, now):
+                    self.observer.evaluated(key, url, obs)
         self.stats.ticks += 1
         self.stats.last_tick_canaries = canaries
         self.stats.last_tick_queries = queries
         self.stats.queries_total += queries
         self.stats.per_tick.append((canaries, queries))
         del self.stats.per_tick[:-100]
+        if self.observer is not None:
+            self.observer.tick(self._timer() - began, canaries, queries)
 
     def _evaluator(self, url: str | None) -> BatchEvaluator:
         if url not in self._evaluators:
@@ -299,10 +392,24 @@ class Controller:
     # ------------------------------------------------------------------------- production loop
 
     def run(self, stop: threading.Event, sleep: Callable[[float], None] | None = None) -> None:
-        """Watch in background threads and reconcile until ``stop`` is set."""
-        events: queue.Queue[WatchEvent] = queue.Queue()
+        """List, then watch in background threads and reconcile until ``stop`` is set.
+
+        :meth:`wake` interrupts the wait between two passes."""
+        events: queue.Queue[WatchEvent | None] = queue.Queue()
+        with self._lock:
+            self._wakeups = events
 
         def watcher(ns: str | None) -> None:
+            failures = 0
+            while ns not in self._synced and not stop.is_set():
+                try:
+                    self.sync(ns)
+                except Exception as exc:
+                    failures += 1
+                    log.warning("list of %s in %s failed: %s", KIND, ns or "all namespaces", exc)
+                    stop.wait(min(self.backoff_base_s * 2 ** (failures - 1), self.backoff_cap_s))
+                    continue
+                events.put(None)
             while not stop.is_set():
                 for event in self._watch(ns, 30.0):
                     events.put(event)
@@ -324,17 +431,29 @@ class Controller:
                 if self.elector is not None:
                     wait = min(wait, self.elector.lease_duration_s / 3)
                 try:
-                    self.observe(events.get(timeout=wait))
+                    self._take(events.get(timeout=wait))
                     while True:
-                        self.observe(events.get_nowait())
+                        self._take(events.get_nowait())
                 except queue.Empty:
                     pass
         finally:
+            with self._lock:
+                self._wakeups = None
             if self.elector is not None:
                 self.elector.release()
 
+    def _take(self, event: WatchEvent | None) -> None:
+        if event is not None:  # None: a wake-up, the key is already dirty
+            self.observe(event)
+
 
 _FAILED = object()
+
+
+def _persisted(prepared: NeedsAnalysis, now: float) -> bool:
+    """Whether the evaluation at ``now`` is in the status last written for this canary."""
+    status = prepared.ctx.obj.get("status") or {}
+    return status.get("lastEvaluation") == now
 
 
 def _trigger(obj: dict[str, Any]) -> str:

@@ -17,7 +17,10 @@ callers rely on, the way kube-apiserver does it:
 - watches from a ``resourceVersion`` over a bounded event log (``410 Gone`` when too old),
   many at once, ending on ``timeout_s`` or :meth:`FakeKube.drop_watches`;
 - core/v1 Events with client-side aggregation (``count``);
-- fault injection (:meth:`FakeKube.fail_next`) and a call log (:attr:`FakeKube.calls`).
+- fault injection (:meth:`FakeKube.fail_next`) and a call log (:attr:`FakeKube.calls`);
+- ``create`` of TokenReview and SubjectAccessReview answered like kube-apiserver: tokens
+  registered with :meth:`FakeKube.add_token`, RBAC evaluated over the stored Roles and bindings
+  (:mod:`controlplane.kube.fake_auth`; :meth:`FakeKube.grant` stores a role and its binding).
 
 Everything is deep-copied through JSON in and out, so callers can never mutate stored state and
 non-JSON values fail like they would on the wire. What it does not model: docs/kube-adapter.md.
@@ -47,6 +50,7 @@ from controlplane.kube.client import (
     expired,
     format_time,
 )
+from controlplane.kube.fake_auth import REVIEW_KINDS, Reviews, grant_objects
 
 Key = tuple[str, str, str | None, str]
 """(apiVersion, kind, namespace or None when cluster-scoped, name)."""
@@ -160,6 +164,7 @@ class FakeKube:
         self._listeners: list[Callable[[WatchEvent], None]] = []
         self.calls: list[Call] = []
         self.counts: Counter[str] = Counter()
+        self._reviews = Reviews()
 
     # --- test controls ---------------------------------------------------------------------------
 
@@ -191,6 +196,43 @@ class FakeKube:
             self._log.clear()
             self._compacted_rv = self._rv
             self._cond.notify_all()
+
+    def add_token(
+        self, token: str, username: str, *, uid: str = "", groups: Iterable[str] = ()
+    ) -> None:
+        """Make TokenReviews of ``token`` authenticate as ``username`` in ``groups``."""
+        with self._lock:
+            self._reviews.add_token(token, username, uid=uid, groups=groups)
+
+    def revoke_token(self, token: str) -> None:
+        with self._lock:
+            self._reviews.revoke_token(token)
+
+    def grant(
+        self,
+        name: str,
+        *,
+        verbs: Iterable[str],
+        resources: Iterable[str],
+        api_groups: Iterable[str] = ("",),
+        namespace: str | None = None,
+        users: Iterable[str] = (),
+        groups: Iterable[str] = (),
+        service_accounts: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        """Store a Role + RoleBinding (or, without ``namespace``, a ClusterRole + binding)
+        granting ``verbs`` on ``resources`` to the subjects; SubjectAccessReviews see them."""
+        for obj in grant_objects(
+            name,
+            verbs=list(verbs),
+            resources=list(resources),
+            api_groups=list(api_groups),
+            namespace=namespace,
+            users=list(users),
+            groups=list(groups),
+            service_accounts=list(service_accounts),
+        ):
+            self.apply(obj, field_manager="test-rbac")
 
     def reset_calls(self) -> None:
         with self._lock:
@@ -273,6 +315,10 @@ class FakeKube:
 
     def create(self, obj: Obj) -> Obj:
         self._begin("create", obj)
+        if isinstance(obj, dict) and (obj.get("apiVersion"), obj.get("kind")) in REVIEW_KINDS:
+            with self._lock:  # create-only kinds: answered, never stored, no watch event
+                review = _copy(obj)
+                return _clone(self._reviews.answer(review, list(self._objects.values())))
         fired: Fired = []
         with self._lock:
             result = self._create(obj, fired)

@@ -1,0 +1,173 @@
+"""The Alertmanager webhook receiver: a firing alert about a canary rolls it back at once.
+
+Owns the webhook payload models (Alertmanager's ``webhook_config`` JSON, ``"version": "4"``) and
+:func:`receive`, which turns each alert into one :class:`AlertResult`:
+
+- ``resolved`` alerts are ignored (a rollback is not undone when an alert clears);
+- a firing alert must carry the canary's name and namespace in the labels named by
+  :class:`AlertLabels` (``canary`` and ``namespace`` by default); otherwise ``ignored``;
+- the caller must be allowed to ``patch`` modelcanaries in that namespace (else ``forbidden``);
+- then an ``abort`` intent is recorded with :func:`controlplane.operations.record_intent` as user
+  ``alertmanager:<alertname>`` (the rollback reason reads "aborted by alertmanager:<alertname>"),
+  and the controller is woken for that canary (``aborted``). Unknown canaries are ``not-found``;
+  canaries already promoted or rolled back are ``refused`` with the reason; a canary that already
+  has an abort waiting for the controller, or that an earlier alert of the same payload aborted,
+  is ``pending`` (Alertmanager re-sends firing alerts; nothing is recorded twice).
+
+Nothing here raises for one bad alert: every alert gets a result. Called by
+:mod:`controlplane.api.app`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from controlplane import operations
+from controlplane.api.auth import Authenticator, Identity
+from controlplane.controller import status as st
+from controlplane.errors import NotFound, UsageError
+from controlplane.kube.client import KubeClient, Obj
+
+ResultKind = Literal["aborted", "pending", "ignored", "not-found", "forbidden", "refused"]
+
+
+class Alert(BaseModel):
+    """One alert of the webhook payload (fields Alertmanager sends; extra ones are kept)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    startsAt: str | None = None
+    endsAt: str | None = None
+    generatorURL: str | None = None
+    fingerprint: str | None = None
+
+
+class AlertmanagerPayload(BaseModel):
+    """Alertmanager's webhook JSON, version 4."""
+
+    model_config = ConfigDict(extra="allow")
+
+    version: Literal["4"]
+    status: Literal["firing", "resolved"]
+    alerts: list[Alert]
+    receiver: str = ""
+    groupKey: str = ""
+    truncatedAlerts: int = 0
+    groupLabels: dict[str, str] = Field(default_factory=dict)
+    commonLabels: dict[str, str] = Field(default_factory=dict)
+    commonAnnotations: dict[str, str] = Field(default_factory=dict)
+    externalURL: str = ""
+
+
+class AlertResult(BaseModel):
+    """What the receiver did with one alert."""
+
+    alertname: str
+    fingerprint: str | None
+    namespace: str | None
+    canary: str | None
+    result: ResultKind
+    detail: str
+    intent: str | None = None
+
+
+class AlertmanagerResponse(BaseModel):
+    """One result per alert, in the payload's order."""
+
+    results: list[AlertResult]
+
+
+@dataclass(frozen=True)
+class AlertLabels:
+    """Which alert labels name the canary and its namespace."""
+
+    canary: str = "canary"
+    namespace: str = "namespace"
+
+
+def receive(
+    payload: AlertmanagerPayload,
+    identity: Identity,
+    kube: KubeClient,
+    auth: Authenticator,
+    wake: Callable[[str, str], None] | None,
+    labels: AlertLabels,
+) -> AlertmanagerResponse:
+    """Handle every alert of ``payload`` for ``identity`` (module docstring)."""
+    done: dict[tuple[str, str], str] = {}
+    results = [_one(alert, identity, kube, auth, wake, labels, done) for alert in payload.alerts]
+    return AlertmanagerResponse(results=results)
+
+
+def _one(
+    alert: Alert,
+    identity: Identity,
+    kube: KubeClient,
+    auth: Authenticator,
+    wake: Callable[[str, str], None] | None,
+    labels: AlertLabels,
+    done: dict[tuple[str, str], str],
+) -> AlertResult:
+    alertname = alert.labels.get("alertname", "")
+    name = alert.labels.get(labels.canary) or None
+    namespace = alert.labels.get(labels.namespace) or None
+
+    def result(kind: ResultKind, detail: str, intent: str | None = None) -> AlertResult:
+        return AlertResult(
+            alertname=alertname,
+            fingerprint=alert.fingerprint,
+            namespace=namespace,
+            canary=name,
+            result=kind,
+            detail=detail,
+            intent=intent,
+        )
+
+    if alert.status != "firing":
+        return result("ignored", "resolved alerts change nothing")
+    if name is None or namespace is None:
+        missing = [
+            lbl for lbl, v in ((labels.canary, name), (labels.namespace, namespace)) if not v
+        ]
+        return result("ignored", f"the alert has no label {' or '.join(missing)}")
+    decision = auth.authorize(identity, "patch", namespace, name)
+    if not decision.allowed:
+        return result("forbidden", decision.reason)
+    key = (namespace, name)
+    if key in done:
+        return result("pending", "an earlier alert of this notification aborted it", done[key])
+    try:
+        obj = operations.get_canary(kube, namespace, name)
+        waiting = _waiting_abort(obj)
+        if waiting is not None:
+            done[key] = waiting
+            return result("pending", "an abort is already waiting for the controller", waiting)
+        user = f"alertmanager:{alertname or 'alert'}"
+        recorded = operations.record_intent(kube, namespace, name, "abort", user)
+    except NotFound as exc:
+        return result("not-found", str(exc))
+    except UsageError as exc:
+        return result("refused", str(exc))
+    done[key] = recorded.id
+    if wake is not None:
+        wake(namespace, name)
+    return result(
+        "aborted", f"abort recorded by {user}; the controller rolls it back now", recorded.id
+    )
+
+
+def _waiting_abort(obj: Obj) -> str | None:
+    """The id of an abort intent the controller has not consumed yet, if any."""
+    recorded, _ = st.read_intents(obj["metadata"].get("annotations"))
+    last = ((obj.get("status") or {}).get(st.BOOK_KEY) or {}).get("lastIntentId")
+    for item in st.new_intents(recorded, last):
+        if item.intent.verb == "abort":
+            return item.id
+    return None

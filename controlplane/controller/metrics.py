@@ -1,0 +1,374 @@
+"""The controller's Prometheus metrics (``prometheus_client``), served on ``/metrics``.
+
+Owns :class:`ControllerMetrics`: one :class:`~prometheus_client.CollectorRegistry` holding
+
+- **runner counters and gauges** read from :class:`~controlplane.controller.runner.Stats` at
+  scrape time (``canary_controller_reconciles_total``, ``..._reconcile_errors_total``,
+  ``..._conflicts_total``, ``..._analysis_ticks_total``, ``..._analysis_queries_total``,
+  ``..._last_tick_queries``, ``..._last_tick_canaries``, ``..._leader``);
+- **per-canary gauges** read at scrape time from the objects the controller last saw through its
+  watch (:meth:`~controlplane.controller.runner.Controller.snapshot`): ``canary_phase`` (1 for the
+  current phase, 0 for the others), ``canary_weight``, ``canary_step``,
+  ``canary_step_started_timestamp_seconds``, ``canary_check_value`` and
+  ``canary_check_threshold`` of the current stage's checks. Only the leader (or a controller
+  without leader election) exports them, so a standby replica adds no duplicate series;
+- **event counters** incremented exactly once per event: the
+  :class:`~controlplane.controller.runner.AnalysisObserver` half (called by the runner once per
+  *persisted* evaluation: ``canary_checks_total``, ``canary_controller_provider_errors_total``;
+  once per tick: ``canary_controller_analysis_tick_duration_seconds``) and the
+  :class:`~controlplane.controller.reconcile.Notifier` half (``canary_rollbacks_total``,
+  ``canary_promotions_total``, ``canary_step_duration_seconds``), which also remembers the events
+  it counted so that a re-delivered event (a status write that conflicted after the notification)
+  is not counted twice.
+
+Counters start at zero when the process starts. Other parts register their collectors on
+:attr:`ControllerMetrics.registry` (``canary_controller_alert_*`` by the notifications).
+docs/metrics.md lists every metric.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from typing import Any, Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+from controlplane.controller.reconcile import Key
+from controlplane.controller.runner import Stats
+from controlplane.errors import SpecError
+from controlplane.rollout.machine import stage_checks
+from controlplane.rollout.observations import Observations
+from controlplane.rollout.state import Event, RolloutState
+from controlplane.spec.models import ModelCanary
+
+PHASES: tuple[str, ...] = (
+    "pending",
+    "shadow",
+    "progressing",
+    "holding",
+    "paused",
+    "throttled",
+    "promoted",
+    "rolled_back",
+    "invalid",
+)
+VERDICTS: tuple[str, ...] = ("pass", "breach", "inconclusive")
+TICK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+STEP_BUCKETS = (
+    60.0,
+    300.0,
+    900.0,
+    1800.0,
+    3600.0,
+    3 * 3600.0,
+    6 * 3600.0,
+    12 * 3600.0,
+    86400.0,
+    2 * 86400.0,
+    3 * 86400.0,
+    7 * 86400.0,
+    14 * 86400.0,
+    30 * 86400.0,
+)
+REMEMBERED_EVENTS = 256
+"""Events remembered per canary to refuse counting one twice (more than the history holds)."""
+
+
+class ControllerView(Protocol):
+    """What the collectors read from :class:`~controlplane.controller.runner.Controller`."""
+
+    stats: Stats
+
+    def snapshot(self) -> list[dict[str, Any]]: ...
+
+    def exports_canaries(self) -> bool: ...
+
+
+class ControllerMetrics:
+    """Every metric of the controller on one registry (module docstring).
+
+    ``controller`` may be attached later with :meth:`attach` (the runner needs the metrics as its
+    observer before it exists). ``collectors``: more collectors to register (alert metrics).
+    ``parse``: how a ModelCanary object becomes a model for the threshold gauges (None: skip).
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        collectors: Iterable[Collector] = (),
+        parse: Callable[[dict[str, Any]], ModelCanary | None] | None = None,
+    ) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.controller: ControllerView | None = None
+        self._parse = parse or _parse
+        self._lock = threading.Lock()
+        self._counted: dict[Key, tuple[deque[Hashable], set[Hashable]]] = {}
+        self._models: dict[tuple[str, str], tuple[Hashable, ModelCanary | None]] = {}
+        self.checks = Counter(
+            "canary_checks",
+            "Check evaluations persisted, by metric and verdict",
+            ["namespace", "canary", "metric", "result"],
+            registry=self.registry,
+        )
+        self.rollbacks = Counter(
+            "canary_rollbacks", "Rollbacks decided", ["namespace", "canary"], registry=self.registry
+        )
+        self.promotions = Counter(
+            "canary_promotions",
+            "Promotions decided",
+            ["namespace", "canary"],
+            registry=self.registry,
+        )
+        self.step_duration = Histogram(
+            "canary_step_duration_seconds",
+            "How long completed steps lasted (start to advance or promotion)",
+            ["namespace", "canary"],
+            buckets=STEP_BUCKETS,
+            registry=self.registry,
+        )
+        self.tick_duration = Histogram(
+            "canary_controller_analysis_tick_duration_seconds",
+            "Wall time of one batched analysis tick (queries, judging, status writes)",
+            buckets=TICK_BUCKETS,
+            registry=self.registry,
+        )
+        self.provider_errors = Counter(
+            "canary_controller_provider_errors",
+            "Check results that were inconclusive because the metric source failed",
+            ["prometheus"],
+            registry=self.registry,
+        )
+        self.registry.register(_RunnerCollector(self))
+        self.registry.register(_CanaryCollector(self))
+        for collector in collectors:
+            self.registry.register(collector)
+
+    def attach(self, controller: ControllerView) -> None:
+        self.controller = controller
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The registry in the Prometheus text format, and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    # ----------------------------------------------------------------------- AnalysisObserver
+
+    def tick(self, duration_s: float, canaries: int, queries: int) -> None:
+        self.tick_duration.observe(duration_s)
+
+    def evaluated(self, key: Key, prometheus: str | None, obs: Observations) -> None:
+        namespace, name = key
+        for result in obs.checks.values():
+            self.checks.labels(namespace, name, result.metric, result.verdict).inc()
+            if result.provider_error:
+                self.provider_errors.labels(prometheus or "").inc()
+        if obs.spend_error:
+            self.provider_errors.labels(prometheus or "").inc()
+
+    # ----------------------------------------------------------------------- Notifier
+
+    def notify(
+        self, obj: dict[str, Any], canary: ModelCanary, state: RolloutState, event: Event
+    ) -> None:
+        meta = obj.get("metadata") or {}
+        namespace = str(meta.get("namespace") or canary.metadata.namespace)
+        name = str(meta.get("name") or canary.metadata.name)
+        identity = (meta.get("uid"), event.type, event.time, event.step, event.message)
+        if not self._first_time((namespace, name), identity):
+            return
+        if event.type == "RolledBack":
+            self.rollbacks.labels(namespace, name).inc()
+        elif event.type == "Promoted":
+            self.promotions.labels(namespace, name).inc()
+        if event.type in ("Advanced", "Promoted"):
+            started = step_started(state.history, event)
+            if started is not None:
+                self.step_duration.labels(namespace, name).observe(max(event.time - started, 0.0))
+
+    def _first_time(self, key: Key, identity: Hashable) -> bool:
+        with self._lock:
+            order, seen = self._counted.setdefault(key, (deque(), set()))
+            if identity in seen:
+                return False
+            order.append(identity)
+            seen.add(identity)
+            while len(order) > REMEMBERED_EVENTS:
+                seen.discard(order.popleft())
+            return True
+
+    # ----------------------------------------------------------------------- models
+
+    def model_of(self, obj: dict[str, Any]) -> ModelCanary | None:
+        """``obj`` as a model (cached per uid and generation); None when it does not parse."""
+        meta = obj.get("metadata") or {}
+        key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+        version = (meta.get("uid"), meta.get("generation"))
+        with self._lock:
+            cached = self._models.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        model = self._parse(obj)
+        with self._lock:
+            self._models[key] = (version, model)
+        return model
+
+
+def step_started(history: Sequence[Event], event: Event) -> float | None:
+    """When the step that ``event`` (Advanced / Promoted) completed began, from the history: the
+    latest StepStarted or Advanced before it, unless the rollout restarted or was in shadow."""
+    try:
+        index = max(i for i, e in enumerate(history) if e == event)
+    except ValueError:
+        index = len(history)
+    for previous in reversed(history[:index]):
+        if previous.type in ("StepStarted", "Advanced"):
+            return previous.time
+        if previous.type in ("Restarted", "ShadowStarted", "RolledBack", "Promoted"):
+            return None
+    return None
+
+
+def _parse(obj: dict[str, Any]) -> ModelCanary | None:
+    try:
+        return ModelCanary.model_validate({k: v for k, v in obj.items() if k != "status"})
+    except ValueError:
+        return None
+
+
+class _RunnerCollector(Collector):
+    def __init__(self, metrics: ControllerMetrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        controller = self.metrics.controller
+        if controller is None:
+            return
+        stats = controller.stats
+        prefix = "canary_controller"
+        yield CounterMetricFamily(f"{prefix}_reconciles", "Reconcile attempts", stats.reconciles)
+        yield CounterMetricFamily(
+            f"{prefix}_reconcile_errors", "Reconciles that failed (backed off)", stats.errors
+        )
+        yield CounterMetricFamily(
+            f"{prefix}_conflicts", "Status writes that met a newer resourceVersion", stats.conflicts
+        )
+        yield CounterMetricFamily(f"{prefix}_analysis_ticks", "Analysis ticks", stats.ticks)
+        yield CounterMetricFamily(
+            f"{prefix}_analysis_queries", "Metric queries sent", stats.queries_total
+        )
+        yield GaugeMetricFamily(
+            f"{prefix}_last_tick_queries", "Queries of the last tick", stats.last_tick_queries
+        )
+        yield GaugeMetricFamily(
+            f"{prefix}_last_tick_canaries", "Canaries of the last tick", stats.last_tick_canaries
+        )
+        yield GaugeMetricFamily(
+            f"{prefix}_leader", "1 while this replica leads (or runs alone)", int(stats.leader)
+        )
+
+
+class _CanaryCollector(Collector):
+    """The per-canary gauges, from the controller's last-seen objects (scrape time)."""
+
+    def __init__(self, metrics: ControllerMetrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["namespace", "canary"]
+        phase = GaugeMetricFamily(
+            "canary_phase", "1 for the canary's phase", labels=[*labels, "phase"]
+        )
+        weight = GaugeMetricFamily("canary_weight", "Candidate traffic weight (%)", labels=labels)
+        step = GaugeMetricFamily(
+            "canary_step", "Current step (1-based; 0 before step 1)", labels=labels
+        )
+        started = GaugeMetricFamily(
+            "canary_step_started_timestamp_seconds",
+            "When the current step (or shadow phase) started, unix seconds",
+            labels=labels,
+        )
+        value = GaugeMetricFamily(
+            "canary_check_value",
+            "Latest value of a check's metric per variant",
+            labels=[*labels, "metric", "variant"],
+        )
+        threshold = GaugeMetricFamily(
+            "canary_check_threshold",
+            "Threshold of a current check (base units; drift for compare: baseline)",
+            labels=[*labels, "metric", "bound"],
+        )
+        controller = self.metrics.controller
+        if controller is not None and controller.exports_canaries():
+            for obj in controller.snapshot():
+                self._one(obj, phase, weight, step, started, value, threshold)
+        yield from (phase, weight, step, started, value, threshold)
+
+    def _one(
+        self,
+        obj: dict[str, Any],
+        phase: GaugeMetricFamily,
+        weight: GaugeMetricFamily,
+        step: GaugeMetricFamily,
+        started: GaugeMetricFamily,
+        value: GaugeMetricFamily,
+        threshold: GaugeMetricFamily,
+    ) -> None:
+        meta = obj.get("metadata") or {}
+        status = obj.get("status") or {}
+        if not status:
+            return
+        ids = [str(meta.get("namespace") or ""), str(meta.get("name") or "")]
+        current = str(status.get("phase") or "")
+        for name in PHASES:
+            phase.add_metric([*ids, name], 1.0 if name == current else 0.0)
+        for family, field in ((weight, "weight"), (step, "step"), (started, "stageStartedAt")):
+            number = status.get(field)
+            if isinstance(number, int | float) and not isinstance(number, bool):
+                family.add_metric(ids, float(number))
+        latest: dict[tuple[str, str], tuple[float, float]] = {}
+        for check in (status.get("checks") or {}).values():
+            if not isinstance(check, dict):
+                continue
+            stamp = check.get("at")
+            at = float(stamp) if isinstance(stamp, int | float) else 0.0
+            for variant in ("candidate", "stable"):
+                number = check.get(variant)
+                if not isinstance(number, int | float) or isinstance(number, bool):
+                    continue
+                key = (str(check.get("metric") or ""), variant)
+                if key not in latest or latest[key][0] <= at:
+                    latest[key] = (at, float(number))
+        for (metric, variant), (_at, number) in sorted(latest.items()):
+            value.add_metric([*ids, metric, variant], number)
+        self._thresholds(obj, status, ids, threshold)
+
+    def _thresholds(
+        self,
+        obj: dict[str, Any],
+        status: dict[str, Any],
+        ids: list[str],
+        threshold: GaugeMetricFamily,
+    ) -> None:
+        if status.get("phase") in ("invalid", "promoted", "rolled_back"):
+            return
+        model = self.metrics.model_of(obj)
+        if model is None:
+            return
+        try:
+            state = RolloutState.from_status(status)
+        except SpecError:
+            return
+        seen: set[tuple[str, str]] = set()
+        for due in stage_checks(model, state):
+            for bound in ("above", "below"):
+                quantity = getattr(due.check, bound)
+                key = (due.check.metric, bound)
+                if quantity is None or key in seen:
+                    continue
+                seen.add(key)
+                threshold.add_metric([*ids, due.check.metric, bound], float(quantity.value))

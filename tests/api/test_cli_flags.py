@@ -1,0 +1,50 @@
+"""``canaryctl controller`` flags of the API: the port (``--metrics-port`` still works) and the
+authentication choices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from api_support import World, controller_args
+
+from controlplane.cli import controller as cli
+from controlplane.errors import UsageError
+
+
+def test_api_port_and_its_old_name() -> None:
+    assert controller_args().api_port == 8080
+    assert controller_args("--api-port", "9000").api_port == 9000
+    assert controller_args("--metrics-port=9001").api_port == 9001
+    assert controller_args("--metrics-address", "127.0.0.1").api_address == "127.0.0.1"
+
+
+def test_review_off_needs_a_static_token(tmp_path: Path) -> None:
+    world = World(0.0, tmp_path)
+    args = controller_args("--api-token-review", "off")
+    with pytest.raises(UsageError, match="--api-token-review=off needs --api-token-file"):
+        cli.api_app(args, world.kube, world.controller, world.metrics)
+
+
+@pytest.mark.parametrize("content", ["", "  \n"])
+def test_empty_token_file_is_a_usage_error(tmp_path: Path, content: str) -> None:
+    world = World(0.0, tmp_path)
+    token = tmp_path / "empty"
+    token.write_text(content)
+    args = controller_args("--api-token-file", str(token))
+    with pytest.raises(UsageError, match=f"--api-token-file: {token} is empty"):
+        cli.api_app(args, world.kube, world.controller, world.metrics)
+
+
+def test_missing_token_file_is_a_usage_error(tmp_path: Path) -> None:
+    world = World(0.0, tmp_path)
+    args = controller_args("--api-token-file", str(tmp_path / "nope"))
+    with pytest.raises(UsageError, match="cannot read"):
+        cli.api_app(args, world.kube, world.controller, world.metrics)
+
+
+def test_bad_cache_duration(tmp_path: Path) -> None:
+    world = World(0.0, tmp_path)
+    args = controller_args("--api-auth-cache", "soon")
+    with pytest.raises(UsageError, match="--api-auth-cache"):
+        cli.api_app(args, world.kube, world.controller, world.metrics)
