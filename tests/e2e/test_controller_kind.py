@@ -1,10 +1,14 @@
 """The controller against a real cluster (opt-in: ``pytest -m e2e``; a kind cluster is enough).
 
 Needs a kubeconfig context whose user may create CRDs and namespaces. Installs the ModelCanary CRD
-from manifests/crd/, then: an invalid canary is Stalled with an Event and nothing applied; with
+the chart ships (charts/controlplane/crds/), then runs a controller in this process: an invalid
+canary is Stalled with an Event and nothing applied; with
 KServe and Gateway API installed (skipped otherwise), a valid canary gets its finalizer, its
 serving objects with ownerReferences, and is cleaned up when deleted. Skipped by default and when
-no cluster answers, with the reason.
+no cluster answers, with the reason. A controller the chart installed in the cluster watches every
+namespace too: run this file before installing the release (scripts/kind-up.sh with
+STEPS="cluster gpus gateway certmanager kserve"), or install it with rbac.scope=namespaced;
+tests/e2e/test_chart_kind.py covers the installed release.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from controlplane.spec.models import API_VERSION, KIND
 
 pytestmark = pytest.mark.e2e
 
-CRD = Path(__file__).resolve().parents[2] / "manifests" / "crd" / "modelcanary.yaml"
+# the chart installs this file; tests/chart checks that it equals manifests/crd/
+CRD = Path(__file__).resolve().parents[2] / "charts" / "controlplane" / "crds" / "modelcanary.yaml"
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,123 @@
+{{/* Names, labels and derived settings shared by the templates. */}}
+
+{{- define "controlplane.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "controlplane.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "controlplane.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "controlplane.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: controller
+{{- end -}}
+
+{{- define "controlplane.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "controlplane.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: controlplane
+{{- end -}}
+
+{{- define "controlplane.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "controlplane.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "controlplane.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when leader election is on: forced by leaderElection.enabled, else replicas > 1. */}}
+{{- define "controlplane.leaderElect" -}}
+{{- if kindIs "bool" .Values.leaderElection.enabled -}}
+{{- .Values.leaderElection.enabled -}}
+{{- else -}}
+{{- gt (int .Values.replicas) 1 -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The namespaces the controller watches; fails in namespaced scope without any. */}}
+{{- define "controlplane.checkScope" -}}
+{{- if and (eq .Values.rbac.scope "namespaced") (empty .Values.watchNamespaces) -}}
+{{- fail "rbac.scope=namespaced needs watchNamespaces: the namespaces whose ModelCanaries the controller manages" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The namespace of a monitoring object: its own setting, else the release namespace. */}}
+{{- define "controlplane.ns" -}}
+{{- default .root.Release.Namespace .namespace -}}
+{{- end -}}
+
+{{/*
+The rules the controller needs in every namespace it manages. Each rule names the code that needs
+it; tests/chart/test_chart_rbac.py derives the kinds and verbs from the code and fails on a gap or an
+extra.
+*/}}
+{{- define "controlplane.rules" -}}
+# controller/runner.py watches, controller/reconcile.py gets and replaces (finalizer),
+# operations.py lists and replaces (intents recorded by the API)
+- apiGroups: ["canary.controlplane.dev"]
+  resources: ["modelcanaries"]
+  verbs: ["get", "list", "watch", "update"]
+# controller/reconcile.py: the rollout state lives in .status (replace_status)
+- apiGroups: ["canary.controlplane.dev"]
+  resources: ["modelcanaries/status"]
+  verbs: ["update"]
+# ownerReferences with blockOwnerDeletion on the serving objects
+- apiGroups: ["canary.controlplane.dev"]
+  resources: ["modelcanaries/finalizers"]
+  verbs: ["update"]
+# routing/ and controller/reconcile.py: server-side apply (create + patch), read back, delete
+- apiGroups: ["serving.kserve.io"]
+  resources: ["inferenceservices", "llminferenceservices"]
+  verbs: ["get", "create", "patch", "delete"]
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["httproutes"]
+  verbs: ["get", "create", "patch", "delete"]
+- apiGroups: ["networking.istio.io"]
+  resources: ["virtualservices"]
+  verbs: ["get", "create", "patch", "delete"]
+# serving/render.py: chat-template ConfigMaps of prompt variants (apply, delete);
+# notify/ledger.py: the alert dedup ledger ConfigMap (get, create, replace)
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "create", "update", "patch", "delete"]
+# kube event(): one Event per rollout history entry
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+{{- if .Values.rbac.readSecrets }}
+# notify/secrets.py: alert channels' webhookSecretRef / hmacSecretRef;
+# gitops/credentials.py: gitWriteBack.credentialsSecretRef
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+{{- end }}
+{{- end -}}
+
+{{/* gitops/locate.py: git write-back reads the Argo CD Application that tracks a canary. */}}
+{{- define "controlplane.argocdRules" -}}
+- apiGroups: ["argoproj.io"]
+  resources: ["applications"]
+  verbs: ["get"]
+{{- end -}}

@@ -1,0 +1,451 @@
+"""The chart's RBAC is exactly what the code needs.
+
+Three sources agree:
+
+1. ``NEEDS`` below: every (apiGroup, resource) the product calls through the KubeClient adapter,
+   with the verbs and the code that needs them.
+2. The code itself, read with ``ast``: every Kubernetes kind named in ``controlplane/`` (a
+   ``Ref(...)`` argument, a ``"kind":`` value, a ``*KIND``/``*KINDS`` constant) must be in
+   ``NEEDS`` or in ``NOT_CALLED`` with the reason, and every API group named must be known. Code
+   that starts to touch a new kind fails here until the chart grants it.
+3. A recorded run: the real reconciler, runner, leader elector and intent recorder drive every
+   router through promotion, rollback and deletion on FakeKube (+ FakeKServe), through a proxy
+   that records each adapter call as (verb, group, resource); every recorded call is granted.
+
+The rendered ClusterRole (cluster scope) and each Role (namespaced scope) grant ``NEEDS``, no more.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chart_support import NAMESPACE, ROOT, Doc, of_kind, render
+
+from controlplane.controller.reconcile import Reconciler, Settings
+from controlplane.controller.runner import Controller, NoPrometheus
+from controlplane.kube.client import Obj, Ref, WatchEvent
+from controlplane.kube.fake import FakeKube
+from controlplane.kube.fake_kserve import FakeKServe
+from controlplane.kube.lease import LeaderElector
+from controlplane.operations import record_intent
+from controlplane.profiles.catalog import load_catalog
+
+Rule = tuple[str, str]  # (apiGroup, resource)
+
+# What the product calls, per (group, resource): verbs, and who calls.
+NEEDS: dict[Rule, tuple[frozenset[str], str]] = {
+    ("canary.controlplane.dev", "modelcanaries"): (
+        frozenset({"get", "list", "watch", "update"}),
+        "controller/runner.py watch; reconcile.py get, replace (finalizer); operations.py list, "
+        "replace (intents)",
+    ),
+    ("canary.controlplane.dev", "modelcanaries/status"): (
+        frozenset({"update"}),
+        "controller/reconcile.py replace_status",
+    ),
+    ("canary.controlplane.dev", "modelcanaries/finalizers"): (
+        frozenset({"update"}),
+        "ownerReferences with blockOwnerDeletion (OwnerReferencesPermissionEnforcement)",
+    ),
+    ("serving.kserve.io", "inferenceservices"): (
+        frozenset({"get", "create", "patch", "delete"}),
+        "reconcile.py / routing/: server-side apply, read back, release",
+    ),
+    ("serving.kserve.io", "llminferenceservices"): (
+        frozenset({"get", "create", "patch", "delete"}),
+        "reconcile.py apply; routing/llmisvc.py patch (route weights)",
+    ),
+    ("gateway.networking.k8s.io", "httproutes"): (
+        frozenset({"get", "create", "patch", "delete"}),
+        "routing/gateway_api.py",
+    ),
+    ("networking.istio.io", "virtualservices"): (
+        frozenset({"get", "create", "patch", "delete"}),
+        "routing/istio.py",
+    ),
+    ("", "configmaps"): (
+        frozenset({"get", "create", "update", "patch", "delete"}),
+        "serving/render.py chat templates (apply, delete); notify/ledger.py (get, create, replace)",
+    ),
+    ("", "events"): (frozenset({"create"}), "KubeClient.event"),
+    ("", "secrets"): (
+        frozenset({"get"}),
+        "notify/secrets.py (alert channels), gitops/credentials.py (write-back credentials)",
+    ),
+    ("argoproj.io", "applications"): (frozenset({"get"}), "gitops/locate.py"),
+}
+# Granted in the release namespace only (--leader-elect).
+LEASE_NEEDS: dict[Rule, frozenset[str]] = {
+    ("coordination.k8s.io", "leases"): frozenset({"get", "create", "update"}),  # kube/lease.py
+}
+# Cluster-scoped, for the API's authentication (api/auth.py).
+AUTH_NEEDS: dict[Rule, frozenset[str]] = {
+    ("authentication.k8s.io", "tokenreviews"): frozenset({"create"}),
+    ("authorization.k8s.io", "subjectaccessreviews"): frozenset({"create"}),
+}
+
+# kind -> (group, resource) of every kind the product calls.
+KINDS: dict[str, Rule] = {
+    "ModelCanary": ("canary.controlplane.dev", "modelcanaries"),
+    "InferenceService": ("serving.kserve.io", "inferenceservices"),
+    "LLMInferenceService": ("serving.kserve.io", "llminferenceservices"),
+    "HTTPRoute": ("gateway.networking.k8s.io", "httproutes"),
+    "VirtualService": ("networking.istio.io", "virtualservices"),
+    "ConfigMap": ("", "configmaps"),
+    "Event": ("", "events"),
+    "Secret": ("", "secrets"),
+    "Application": ("argoproj.io", "applications"),
+    "Lease": ("coordination.k8s.io", "leases"),
+    "TokenReview": ("authentication.k8s.io", "tokenreviews"),
+    "SubjectAccessReview": ("authorization.k8s.io", "subjectaccessreviews"),
+}
+# Kinds the code names without calling the API for them, and why.
+NOT_CALLED: dict[str, str] = {
+    "Service": "a backendRef inside an HTTPRoute (routing/gateway_api.py); KServe creates it",
+    "Gateway": "a parentRef inside an HTTPRoute (routing/gateway_api.py)",
+    "List": "the wrapper of `canaryctl render -o yaml` output (cli/render.py)",
+    "CustomResourceDefinition": "`canaryctl schema --crd` prints it (spec/crd.py); the chart "
+    "installs it from crds/",
+}
+# Modules that are not the product talking to a cluster.
+SKIPPED_MODULES = {
+    "controlplane/kube/fake.py": "the in-memory API server (test double)",
+    "controlplane/kube/fake_kserve.py": "the simulated KServe controller (test double)",
+    "controlplane/kube/fake_auth.py": "the simulated RBAC authorizer (test double)",
+}
+# API groups the code names and the chart need not grant.
+GROUPS_NOT_CALLED = {"apiextensions.k8s.io": "the CRD document of spec/crd.py"}
+API_VERSION = re.compile(r"^([a-z0-9-]+(\.[a-z0-9-]+)+)/v\d+((alpha|beta)\d+)?$")
+
+
+# ----------------------------------------------------------------------------- the code, read
+
+
+def _py_files() -> Iterator[Path]:
+    for path in sorted((ROOT / "controlplane").rglob("*.py")):
+        if str(path.relative_to(ROOT)) not in SKIPPED_MODULES:
+            yield path
+
+
+def _strings(node: ast.AST) -> list[str]:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return [s for elt in node.elts for s in _strings(elt)]
+    if isinstance(node, ast.Call) and node.args:  # frozenset({...}), tuple([...])
+        return _strings(node.args[0])
+    return []
+
+
+def named_kinds() -> dict[str, set[str]]:
+    """Kind -> the modules naming it as a Kubernetes kind."""
+    found: dict[str, set[str]] = {}
+
+    def add(kind: str, where: str) -> None:
+        if re.fullmatch(r"[A-Z][A-Za-z]+", kind):
+            found.setdefault(kind, set()).add(where)
+
+    for path in _py_files():
+        where = str(path.relative_to(ROOT))
+        for node in ast.walk(ast.parse(path.read_text(), where)):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+                if name == "Ref" and len(node.args) >= 2:
+                    for kind in _strings(node.args[1]):
+                        add(kind, where)
+            elif isinstance(node, ast.Dict):
+                for key, value in zip(node.keys, node.values, strict=True):
+                    if isinstance(key, ast.Constant) and key.value == "kind" and value is not None:
+                        for kind in _strings(value):
+                            add(kind, where)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names = [t.id for t in targets if isinstance(t, ast.Name)]
+                if node.value is not None and any(re.search(r"KINDS?$", n) for n in names):
+                    for kind in _strings(node.value):
+                        add(kind, where)
+    return found
+
+
+def named_groups() -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for path in _py_files():
+        where = str(path.relative_to(ROOT))
+        for node in ast.walk(ast.parse(path.read_text(), where)):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                match = API_VERSION.match(node.value)
+                if match:
+                    found.setdefault(match.group(1), set()).add(where)
+    return found
+
+
+def test_the_code_names_the_kinds_we_know() -> None:
+    kinds = named_kinds()
+    # the reading works: the kinds of the controller, the notifier, the API and write-back
+    assert {"ModelCanary", "Lease", "Secret", "TokenReview", "Application", "HTTPRoute"} <= set(
+        kinds
+    )
+    unknown = {
+        kind: sorted(where)
+        for kind, where in kinds.items()
+        if kind not in KINDS and kind not in NOT_CALLED
+    }
+    assert not unknown, (
+        "the code names Kubernetes kinds the chart's RBAC does not know: add each to KINDS and "
+        "NEEDS here and to charts/controlplane/templates/_helpers.tpl (or to NOT_CALLED with "
+        f"the reason): {unknown}"
+    )
+
+
+def test_the_code_names_only_known_api_groups() -> None:
+    known = {group for group, _ in KINDS.values()} | set(GROUPS_NOT_CALLED)
+    unknown = {g: sorted(w) for g, w in named_groups().items() if g not in known}
+    assert not unknown, f"API groups with no RBAC decision: {unknown}"
+
+
+def test_every_needed_kind_is_still_named_by_the_code() -> None:
+    stale = set(KINDS) - set(named_kinds())
+    assert not stale, f"nothing names {sorted(stale)} any more: drop their RBAC"
+
+
+# ----------------------------------------------------------------------------- the chart
+
+
+def granted(role: Doc) -> dict[Rule, set[str]]:
+    rules: dict[Rule, set[str]] = {}
+    for rule in role["rules"]:
+        assert "*" not in rule["verbs"], rule
+        assert "*" not in rule["resources"], rule
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                rules.setdefault((group, resource), set()).update(rule["verbs"])
+    return rules
+
+
+def named(docs: list[Doc], kind: str, name: str) -> list[Doc]:
+    return [d for d in of_kind(docs, kind) if d["metadata"]["name"] == name]
+
+
+def expected() -> dict[Rule, set[str]]:
+    return {rule: set(verbs) for rule, (verbs, _why) in NEEDS.items()}
+
+
+def test_cluster_role_grants_exactly_what_the_code_needs() -> None:
+    docs = render()
+    (role,) = named(docs, "ClusterRole", "cp-controlplane")
+    assert granted(role) == expected()
+    (lease,) = named(docs, "Role", "cp-controlplane-leader-election")
+    assert lease["metadata"]["namespace"] == NAMESPACE
+    assert granted(lease) == {k: set(v) for k, v in LEASE_NEEDS.items()}
+    (auth,) = named(docs, "ClusterRole", "cp-controlplane-auth-delegator")
+    assert granted(auth) == {k: set(v) for k, v in AUTH_NEEDS.items()}
+
+
+def test_namespaced_roles_grant_exactly_what_the_code_needs() -> None:
+    docs = render({"rbac": {"scope": "namespaced"}, "watchNamespaces": ["a", "b"]})
+    roles = named(docs, "Role", "cp-controlplane")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["a", "b"]
+    argocd = ("argoproj.io", "applications")
+    for role in roles:
+        assert granted(role) == {k: v for k, v in expected().items() if k != argocd}
+    (app_role,) = named(docs, "Role", "cp-controlplane-argocd")
+    assert granted(app_role) == {argocd: set(NEEDS[argocd][0])}
+
+
+def test_switches_drop_their_rules() -> None:
+    docs = render(
+        {
+            "rbac": {"readSecrets": False, "argoCDApplications": False},
+            "api": {"kubernetesAuth": False},
+        }
+    )
+    (role,) = named(docs, "ClusterRole", "cp-controlplane")
+    assert set(granted(role)) == set(NEEDS) - {("", "secrets"), ("argoproj.io", "applications")}
+    assert not named(docs, "ClusterRole", "cp-controlplane-auth-delegator")
+    assert not [d for d in render({"rbac": {"create": False}}) if "Role" in d["kind"]]
+
+
+# ----------------------------------------------------------------------------- a recorded run
+
+NS = "ml-serving"
+
+
+@dataclass
+class Recorder:
+    """A KubeClient that records (verb, group, resource) and delegates to a FakeKube."""
+
+    kube: FakeKube
+    calls: set[tuple[str, str, str]] = field(default_factory=set)
+
+    def _note(self, verb: str, api_version: str, kind: str, sub: str = "") -> None:
+        group = api_version.rpartition("/")[0]
+        resource = KINDS.get(kind, (group, kind.lower() + "s"))[1] + (f"/{sub}" if sub else "")
+        self.calls.add((verb, group, resource))
+
+    def get(self, ref: Ref) -> Obj:
+        self._note("get", ref.api_version, ref.kind)
+        return self.kube.get(ref)
+
+    def list(self, api_version: str, kind: str, namespace: str | None = None, **kw: Any) -> Any:
+        self._note("list", api_version, kind)
+        return self.kube.list(api_version, kind, namespace, **kw)
+
+    def create(self, obj: Obj) -> Obj:
+        self._note("create", obj["apiVersion"], obj["kind"])
+        return self.kube.create(obj)
+
+    def replace(self, obj: Obj) -> Obj:
+        self._note("update", obj["apiVersion"], obj["kind"])
+        return self.kube.replace(obj)
+
+    def replace_status(self, obj: Obj) -> Obj:
+        self._note("update", obj["apiVersion"], obj["kind"], "status")
+        return self.kube.replace_status(obj)
+
+    def patch(self, ref: Ref, body: Any, kind: str = "merge") -> Obj:
+        self._note("patch", ref.api_version, ref.kind)
+        return self.kube.patch(ref, body, kind=kind)  # type: ignore[arg-type]
+
+    def apply(self, obj: Obj, field_manager: str) -> Obj:
+        # server-side apply is a PATCH, and creates the object when it is missing
+        self._note("patch", obj["apiVersion"], obj["kind"])
+        self._note("create", obj["apiVersion"], obj["kind"])
+        return self.kube.apply(obj, field_manager=field_manager)
+
+    def delete(self, ref: Ref) -> None:
+        self._note("delete", ref.api_version, ref.kind)
+        self.kube.delete(ref)
+
+    def watch(self, api_version: str, kind: str, *args: Any, **kw: Any) -> Iterator[WatchEvent]:
+        self._note("watch", api_version, kind)
+        return self.kube.watch(api_version, kind, *args, **kw)
+
+    def event(self, involved: Obj, reason: str, message: str, type_: str = "Normal") -> None:
+        self._note("create", "v1", "Event")
+        self.kube.event(involved, reason, message, type_)
+
+
+TRAFFIC: dict[str, dict[str, Any]] = {
+    "gateway-api": {"router": "gateway-api", "gateway": {"name": "gw"}},
+    "istio": {"router": "istio", "hosts": ["llm.example.com"]},
+    "kserve": {"router": "kserve"},
+    "kserve-knative": {"router": "kserve-knative"},
+    "llmisvc": {"router": "llmisvc"},
+}
+
+
+LLAMA = "hf://meta-llama/Llama-3.1-8B-Instruct"  # a known chat-template family (systemPrompt)
+CHECK = {"metric": "errors", "above": "1%"}
+
+
+def canary(name: str, traffic: dict[str, Any]) -> Obj:
+    return {
+        "apiVersion": "canary.controlplane.dev/v1alpha1",
+        "kind": "ModelCanary",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "model": {"name": f"{name}-llm", "maxModelLen": 4096},
+            "stable": {
+                "name": "bf16",
+                "storageUri": LLAMA,
+                "gpu": "nvidia-l40s",
+            },
+            "candidate": {
+                "name": "fp8",
+                "storageUri": LLAMA,
+                "quantization": "fp8",
+                "gpu": "nvidia-l40s",
+                "systemPrompt": "Be brief.",  # the chat-template ConfigMap
+            },
+            "traffic": traffic,
+            "analysis": {
+                "interval": "1m",
+                "metrics": [{"name": "errors", "builtin": "error-rate"}],
+            },
+            "steps": [
+                {
+                    "weight": 10,
+                    "duration": "1h",
+                    "rollbackOn": [{"metric": "errors", "above": "1%"}],
+                },
+                {"weight": 100},
+            ],
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def recorded() -> set[tuple[str, str, str]]:
+    clock = [1_800_000_000.0]
+    now = lambda: clock[0]  # noqa: E731
+    fake = FakeKube(now=now)
+    kserve = FakeKServe(fake, now=now, ready_after_s=60)
+    rec = Recorder(fake)
+    settings = Settings(progress_deadline_s=3600, promote_cleanup_s=0, rollback_cleanup_s=0)
+    reconciler = Reconciler(rec, load_catalog(), settings)  # type: ignore[arg-type]
+    elector = LeaderElector(rec, NAMESPACE, "canary-controller", "me", 15, now)  # type: ignore[arg-type]
+    ctrl = Controller(
+        rec,  # type: ignore[arg-type]
+        reconciler,
+        lambda url: NoPrometheus(),  # the canaries name no Prometheus: never called
+        now,
+        namespaces=[NS],
+        elector=elector,
+    )
+
+    def settle(passes: int = 6) -> None:
+        for _ in range(passes):
+            clock[0] += 70
+            kserve.tick()
+            ctrl.poll(0.0)
+            ctrl.run_once()
+
+    for router, traffic in TRAFFIC.items():
+        for verb in ("promote-full", "abort"):
+            name = f"{router}-{verb}".replace("-full", "")
+            fake.create(canary(name, traffic))
+            settle()
+            record_intent(rec, NS, name, verb, "tester", clock=now)  # type: ignore[arg-type]
+            settle()
+            phase = fake.get(Ref("canary.controlplane.dev/v1alpha1", "ModelCanary", NS, name))[
+                "status"
+            ]["phase"]
+            assert phase == ("promoted" if verb == "promote-full" else "rolled_back"), name
+            fake.delete(Ref("canary.controlplane.dev/v1alpha1", "ModelCanary", NS, name))
+            settle()
+    elector.release()
+    return rec.calls
+
+
+def test_the_recorded_run_covers_the_controller(recorded: set[tuple[str, str, str]]) -> None:
+    resources = {resource for _, _, resource in recorded}
+    assert {
+        "modelcanaries",
+        "modelcanaries/status",
+        "inferenceservices",
+        "llminferenceservices",
+        "httproutes",
+        "virtualservices",
+        "configmaps",
+        "events",
+        "leases",
+    } <= resources
+    assert ("delete", "serving.kserve.io", "inferenceservices") in recorded
+    assert ("watch", "canary.controlplane.dev", "modelcanaries") in recorded
+
+
+def test_every_recorded_call_is_granted(recorded: set[tuple[str, str, str]]) -> None:
+    docs = render()
+    rules: dict[Rule, set[str]] = {}
+    for role in [*of_kind(docs, "ClusterRole"), *of_kind(docs, "Role")]:
+        for key, verbs in granted(role).items():
+            rules.setdefault(key, set()).update(verbs)
+    missing = sorted(c for c in recorded if c[0] not in rules.get((c[1], c[2]), set()))
+    assert not missing, f"calls the chart's RBAC does not grant: {missing}"
