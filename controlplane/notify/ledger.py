@@ -1,0 +1,176 @@
+"""Which alerts were already delivered: deduplication that survives a controller restart.
+
+Owns :class:`Ledger`. A delivery is identified by :func:`delivery_key` — the event's fingerprint
+(resource uid, event type, time, step; see :func:`~controlplane.notify.alert.event_fingerprint`)
+plus the channel's identity — and remembered for ``window_s``:
+
+- in memory, claimed when queued (so the same event notified twice while the first is still
+  queued or being retried is dropped as ``deduplicated``), confirmed when delivered, released when
+  delivery finally fails (a later notification of the event may try again);
+- with a ``kube`` client, also in a ConfigMap per canary (``modelcanary-<name>-alerts`` in its
+  namespace, owned by the canary so it goes with it), written after each successful delivery.
+  A restarted controller re-notifies the history entries it had not yet marked as emitted; the
+  worker consults the ConfigMap before sending, so those do not page twice. The window between
+  a successful POST and the ConfigMap write is the only at-least-once gap left.
+
+ConfigMap failures are logged and never raised: deduplication then falls back to memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from controlplane.errors import Conflict, KubeError, NotFound
+from controlplane.kube.client import KubeClient, Ref
+
+log = logging.getLogger(__name__)
+
+LEDGER_LABEL = "canary.controlplane.dev/alert-ledger"
+MAX_ENTRIES = 500
+CONFLICT_RETRIES = 3
+
+
+def delivery_key(fingerprint: str, channel_id: str) -> str:
+    """32 hex digits naming (event, channel); a valid ConfigMap data key."""
+    return hashlib.sha256(f"{fingerprint}|{channel_id}".encode()).hexdigest()[:32]
+
+
+def ledger_name(canary: str) -> str:
+    return f"modelcanary-{canary}-alerts"[:253]
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The canary a delivery is about: where its ledger ConfigMap lives, and its owner."""
+
+    namespace: str
+    name: str
+    uid: str | None
+    api_version: str = "canary.controlplane.dev/v1alpha1"
+    kind: str = "ModelCanary"
+
+
+class Ledger:
+    """Delivered / in-flight deliveries within ``window_s`` (wall-clock seconds)."""
+
+    def __init__(
+        self,
+        window_s: float,
+        kube: KubeClient | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.window_s = window_s
+        self._kube = kube
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._claimed: dict[str, float] = {}
+
+    # ------------------------------------------------------------------- in memory (any thread)
+
+    def claim(self, key: str) -> bool:
+        """Mark ``key`` as in flight; False when it is already claimed or delivered."""
+        now = self._clock()
+        with self._lock:
+            self._prune(now)
+            if key in self._claimed:
+                return False
+            self._claimed[key] = now
+            return True
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            self._claimed.pop(key, None)
+
+    def _prune(self, now: float) -> None:
+        expired = [k for k, t in self._claimed.items() if now - t > self.window_s]
+        for k in expired:
+            del self._claimed[k]
+
+    # ------------------------------------------------------------- persisted (worker thread)
+
+    def delivered(self, owner: Owner, key: str) -> bool:
+        """True when the ConfigMap records ``key`` within the window."""
+        if self._kube is None:
+            return False
+        try:
+            cm = self._kube.get(Ref("v1", "ConfigMap", owner.namespace, ledger_name(owner.name)))
+        except NotFound:
+            return False
+        except KubeError as exc:
+            log.warning("alert ledger of %s/%s unreadable: %s", owner.namespace, owner.name, exc)
+            return False
+        stamp = (cm.get("data") or {}).get(key)
+        try:
+            return stamp is not None and self._clock() - float(stamp) <= self.window_s
+        except ValueError:
+            return False
+
+    def record(self, owner: Owner, key: str) -> None:
+        """Remember a successful delivery (memory, then the ConfigMap)."""
+        now = self._clock()
+        with self._lock:
+            self._claimed[key] = now
+        if self._kube is None:
+            return
+        for _ in range(CONFLICT_RETRIES):
+            try:
+                self._write(owner, key, now)
+                return
+            except Conflict:
+                continue
+            except KubeError as exc:
+                log.warning(
+                    "alert ledger of %s/%s not written: %s", owner.namespace, owner.name, exc
+                )
+                return
+        log.warning("alert ledger of %s/%s: too many conflicts", owner.namespace, owner.name)
+
+    def _write(self, owner: Owner, key: str, now: float) -> None:
+        assert self._kube is not None
+        ref = Ref("v1", "ConfigMap", owner.namespace, ledger_name(owner.name))
+        try:
+            cm = self._kube.get(ref)
+        except NotFound:
+            self._kube.create(self._new(owner, {key: repr(now)}))
+            return
+        data = {k: v for k, v in (cm.get("data") or {}).items() if _fresh(v, now, self.window_s)}
+        data[key] = repr(now)
+        if len(data) > MAX_ENTRIES:
+            newest = sorted(data.items(), key=lambda kv: float(kv[1]))[-MAX_ENTRIES:]
+            data = dict(newest)
+        cm["data"] = data
+        self._kube.replace(cm)
+
+    def _new(self, owner: Owner, data: dict[str, str]) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "name": ledger_name(owner.name),
+            "namespace": owner.namespace,
+            "labels": {
+                LEDGER_LABEL: owner.name,
+                "app.kubernetes.io/managed-by": "canary-controller",
+            },
+        }
+        if owner.uid:
+            meta["ownerReferences"] = [
+                {
+                    "apiVersion": owner.api_version,
+                    "kind": owner.kind,
+                    "name": owner.name,
+                    "uid": owner.uid,
+                }
+            ]
+        return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data}
+
+
+def _fresh(stamp: object, now: float, window_s: float) -> bool:
+    try:
+        return now - float(str(stamp)) <= window_s
+    except ValueError:
+        return False

@@ -1,0 +1,145 @@
+"""The notifier inside the real controller loop: a canary whose candidate is slow (standard
+history, day 2: candidate P50 400 ms) rolls back; the Slack receiver gets one message with the
+breach for both variants; a restarted controller (new process, same cluster) pages no one again."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from notify_support import NS, receiving, secret
+from support.canaries import KPI_QUERY
+from support.history import History
+from support.scenario import DAY, HOUR
+
+from controlplane.analysis.providers.prometheus import from_url
+from controlplane.controller.batch import PrometheusSource
+from controlplane.controller.reconcile import Reconciler, Settings, canary_ref
+from controlplane.controller.runner import Controller
+from controlplane.kube.fake import FakeKube
+from controlplane.kube.fake_kserve import FakeKServe
+from controlplane.notify import AlertNotifier, NotifySettings
+from controlplane.profiles.catalog import load_catalog
+
+
+class Clock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _canary(prometheus: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "canary.controlplane.dev/v1alpha1",
+        "kind": "ModelCanary",
+        "metadata": {"name": "support-triage", "namespace": NS},
+        "spec": {
+            "model": {"name": "support-triage-llm", "maxModelLen": 8192},
+            "stable": {"name": "bf16", "storageUri": "hf://m/x", "gpu": "nvidia-l40s"},
+            "candidate": {
+                "name": "nf4",
+                "storageUri": "hf://m/x",
+                "quantization": "bitsandbytes-nf4",
+                "gpu": "nvidia-l40s",
+            },
+            "traffic": {"router": "gateway-api", "gateway": {"name": "gw"}},
+            "analysis": {
+                "interval": "10m",
+                "window": "30m",
+                "prometheus": prometheus,
+                "metrics": [
+                    {"name": "latency", "builtin": "e2e-latency", "quantile": 0.95},
+                    {"name": "kpi", "query": KPI_QUERY},
+                ],
+            },
+            "steps": [
+                {
+                    "weight": 25,
+                    "duration": "2h",
+                    "rollbackOn": [{"metric": "latency", "above": "200ms"}],
+                },
+                {"weight": 100},
+            ],
+            "alerts": [{"slack": {"webhookSecretRef": {"name": "slack-hook", "key": "url"}}}],
+        },
+    }
+
+
+def _controller(kube: FakeKube, clock: Clock, notifier: AlertNotifier) -> Controller:
+    settings = Settings(progress_deadline_s=6 * HOUR)
+    reconciler = Reconciler(kube, load_catalog(), settings, notifier=notifier)
+    return Controller(
+        kube,
+        reconciler,
+        lambda url: PrometheusSource(from_url(url, timeout_s=30)),
+        clock,
+        namespaces=[NS],
+    )
+
+
+def _drive(kube: FakeKube, kserve: FakeKServe, ctrl: Controller, clock: Clock, end: float) -> None:
+    while clock.t <= end:
+        kserve.tick()
+        ctrl.poll(0.0)
+        wake = ctrl.run_once()
+        stage = (kube.get(canary_ref(NS, "support-triage")).get("status") or {}).get("stage")
+        if stage == "rolled_back":
+            return
+        wakes = [w for w in [wake, *kserve.pending().values()] if w is not None and w > clock.t]
+        if not wakes:
+            return
+        clock.t = min(wakes)
+
+
+@pytest.mark.prometheus
+def test_controller_rollback_pages_slack_once_across_a_restart(history: History) -> None:
+    clock = Clock(history.scenario.start + DAY + HOUR)
+    kube = FakeKube(now=clock)
+    kserve = FakeKServe(kube, now=clock, ready_after_s=600)
+    # the history ends hours ago and this rollout happens a day before that: no age limit
+    settings = NotifySettings(grafana_url="https://grafana.example.org", max_event_age_s=None)
+    with receiving() as slack:
+        secret(kube, "slack-hook", "url", f"{slack.url}/services/hook")
+        kube.create(_canary(history.url))
+        notifier = AlertNotifier(kube, settings)
+        try:
+            ctrl = _controller(kube, clock, notifier)
+            _drive(kube, kserve, ctrl, clock, clock.t + 6 * HOUR)
+            status = kube.get(canary_ref(NS, "support-triage"))["status"]
+            assert status["stage"] == "rolled_back"
+            assert notifier.flush(10)
+        finally:
+            notifier.close(5)
+        (message,) = slack.requests
+        # a new controller process on the same cluster, with the bookkeeping of what was
+        # emitted rolled back (as after a crash between the notification and the status write)
+        obj = kube.get(canary_ref(NS, "support-triage"))
+        obj["status"]["controller"]["notified"] = None
+        kube.replace_status(obj)
+        again = AlertNotifier(kube, settings)
+        try:
+            ctrl = _controller(kube, clock, again)
+            ctrl.poll(0.0)
+            ctrl.run_once()
+            assert again.flush(10)
+        finally:
+            again.close(5)
+        time.sleep(0.2)
+        assert len(slack.requests) == 1
+    assert again.count("slack", "deduplicated") == 1
+    body = json.loads(message.body)
+    text = json.dumps(body["blocks"])
+    assert body["text"].startswith("Rolled back: ml-serving/support-triage at step 1 (latency")
+    reason = status["reason"]
+    assert reason["metric"] == "latency"
+    assert reason["candidate"] is not None
+    assert "Candidate (nf4)" in text
+    assert "Stable (bf16)" in text
+    if reason.get("stable") is None:
+        assert "not recorded" in text
+    else:
+        assert "not recorded" not in text

@@ -1,0 +1,238 @@
+"""Delivery semantics against real local HTTP servers: retries with backoff, 429 Retry-After, a
+stuck or absent receiver never stalls ``notify()``, the queue bound, deduplication (also across a
+controller restart, through the ledger ConfigMap), clean shutdown, and the metrics."""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import time
+
+from notify_support import (
+    NS,
+    T0,
+    Reply,
+    canary_obj,
+    canary_of,
+    plain_event,
+    receiving,
+    rollback,
+)
+from prometheus_client import CollectorRegistry, generate_latest
+
+from controlplane.kube.client import Ref
+from controlplane.kube.fake import FakeKube
+from controlplane.notify import AlertNotifier, NotifySettings
+from controlplane.notify.alert import rfc3339
+from controlplane.notify.ledger import ledger_name
+
+FAST = NotifySettings(backoff_base_s=0.2, backoff_max_s=1.0, timeout_s=2.0, max_attempts=4)
+
+
+def _notify_rollback(notifier: AlertNotifier, url: str, uid: str = "uid-1") -> None:
+    obj = canary_obj([{"webhook": {"url": url}}], uid=uid)
+    canary = canary_of(obj)
+    notifier.notify(obj, canary, *rollback(canary))
+
+
+def test_retries_5xx_with_exponential_backoff_then_delivers() -> None:
+    with receiving([Reply(500), Reply(503)]) as hook:
+        notifier = AlertNotifier(None, FAST, rng=random.Random(7))
+        try:
+            _notify_rollback(notifier, hook.url)
+            first, second, third = hook.wait_for(3)
+            assert notifier.flush(5)
+        finally:
+            notifier.close(2)
+    gap1, gap2 = second.at - first.at, third.at - second.at
+    # attempt n waits base * 2**(n-1) times a jitter factor in [0.5, 1] drawn from the rng
+    draws = random.Random(7)
+    wait1, wait2 = 0.2 * draws.uniform(0.5, 1.0), 0.4 * draws.uniform(0.5, 1.0)
+    assert wait1 <= gap1 < wait1 + 0.5
+    assert wait2 <= gap2 < wait2 + 0.5
+    assert first.body == second.body == third.body
+    assert notifier.count("webhook", "delivered") == 1
+    assert notifier.count("webhook", "failed") == 0
+
+
+def test_gives_up_after_max_attempts() -> None:
+    settings = NotifySettings(backoff_base_s=0.02, backoff_max_s=0.05, max_attempts=3)
+    with receiving([Reply(500)] * 5) as hook:
+        notifier = AlertNotifier(None, settings)
+        try:
+            _notify_rollback(notifier, hook.url)
+            assert notifier.flush(5)
+        finally:
+            notifier.close(2)
+        assert len(hook.requests) == 3
+    assert notifier.count("webhook", "failed") == 1
+
+
+def test_429_retry_after_is_honoured() -> None:
+    with receiving([Reply(429, {"Retry-After": "1"})]) as hook:
+        notifier = AlertNotifier(None, FAST)
+        try:
+            _notify_rollback(notifier, hook.url)
+            first, second = hook.wait_for(2)
+        finally:
+            notifier.close(2)
+    # the backoff alone would have waited at most 0.2 s
+    assert second.at - first.at >= 0.95
+    assert notifier.count("webhook", "delivered") == 1
+
+
+def test_hanging_receiver_does_not_stall_notify_and_the_queue_stays_bounded() -> None:
+    settings = NotifySettings(queue_size=5, timeout_s=3.0, max_attempts=1)
+    with receiving([Reply(delay=2.5)]) as hook:
+        notifier = AlertNotifier(None, settings)
+        try:
+            obj = canary_obj([{"webhook": {"url": hook.url}, "events": ["rollback", "pause"]}])
+            canary = canary_of(obj)
+            notifier.notify(obj, canary, *rollback(canary))
+            hook.wait_for(1)  # the worker is now stuck in that request
+            slowest = 0.0
+            for i in range(40):
+                state, event = plain_event(canary, "Paused", T0 + 1000 + i)
+                started = time.perf_counter()
+                notifier.notify(obj, canary, state, event)
+                slowest = max(slowest, time.perf_counter() - started)
+                assert notifier.queue_depth <= 5 + 1  # queued + the one in flight
+            assert slowest < 0.05
+            assert notifier.queue_depth == 6
+            assert notifier.count("webhook", "dropped") == 40 - 5
+            assert len(hook.requests) == 1
+        finally:
+            dropped = notifier.close(0.2)
+    # what was still queued at shutdown is dropped (and counted), the worker having been stuck
+    assert dropped == 5
+    assert notifier.count("webhook", "dropped") == 40
+
+
+def test_refused_connection_is_retried_without_stalling_notify() -> None:
+    with socket.socket() as sock:  # a port that nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings = NotifySettings(backoff_base_s=0.05, backoff_max_s=0.1, max_attempts=3)
+    notifier = AlertNotifier(None, settings)
+    try:
+        started = time.perf_counter()
+        _notify_rollback(notifier, f"http://127.0.0.1:{port}/hook")
+        assert time.perf_counter() - started < 0.05
+        assert notifier.flush(5)
+    finally:
+        notifier.close(1)
+    assert notifier.count("webhook", "failed") == 1
+
+
+def test_same_event_twice_is_delivered_once_per_channel() -> None:
+    with receiving() as hook:
+        notifier = AlertNotifier(None, FAST)
+        try:
+            _notify_rollback(notifier, hook.url)
+            _notify_rollback(notifier, hook.url)  # e.g. re-emitted after a status conflict
+            assert notifier.flush(5)
+            _notify_rollback(notifier, hook.url)  # and after delivery
+            assert notifier.flush(5)
+            # a different canary (uid) with the same event is a different alert
+            _notify_rollback(notifier, hook.url, uid="uid-2")
+            assert notifier.flush(5)
+        finally:
+            notifier.close(2)
+        assert len(hook.requests) == 2
+    assert notifier.count("webhook", "delivered") == 2
+    assert notifier.count("webhook", "deduplicated") == 2
+
+
+def test_restarted_controller_does_not_page_twice() -> None:
+    kube = FakeKube()
+    with receiving() as hook:
+        first = AlertNotifier(kube, FAST)
+        try:
+            _notify_rollback(first, hook.url)
+            assert first.flush(5)
+        finally:
+            first.close(2)
+        ledger = kube.get(Ref("v1", "ConfigMap", NS, ledger_name("support-triage")))
+        assert len(ledger["data"]) == 1
+        assert ledger["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+        # a new process: empty memory, the same history entry notified again
+        second = AlertNotifier(kube, FAST)
+        try:
+            _notify_rollback(second, hook.url)
+            assert second.flush(5)
+        finally:
+            second.close(2)
+        assert len(hook.requests) == 1
+    assert second.count("webhook", "deduplicated") == 1
+    assert second.count("webhook", "delivered") == 0
+
+
+def test_without_persisted_ledger_a_restart_sends_again() -> None:
+    """The ledger is what prevents the second page above (the test can fail)."""
+    kube = FakeKube()
+    settings = NotifySettings(persist_dedup=False)
+    with receiving() as hook:
+        for _ in range(2):
+            notifier = AlertNotifier(kube, settings)
+            try:
+                _notify_rollback(notifier, hook.url)
+                assert notifier.flush(5)
+            finally:
+                notifier.close(2)
+        assert len(hook.requests) == 2
+
+
+def test_close_flushes_queued_deliveries() -> None:
+    with receiving() as hook:
+        notifier = AlertNotifier(None, FAST)
+        obj = canary_obj([{"webhook": {"url": hook.url}, "events": ["pause"]}])
+        canary = canary_of(obj)
+        for i in range(5):
+            notifier.notify(obj, canary, *plain_event(canary, "Paused", T0 + i))
+        assert notifier.close(5) == 0
+        assert len(hook.requests) == 5
+        notifier.notify(obj, canary, *plain_event(canary, "Paused", T0 + 99))  # after close
+        assert notifier.count("webhook", "dropped") == 1
+
+
+def test_metrics_are_registered_on_the_given_registry() -> None:
+    registry = CollectorRegistry()
+    with receiving() as hook:
+        notifier = AlertNotifier(None, FAST, registry=registry)
+        try:
+            _notify_rollback(notifier, hook.url)
+            assert notifier.flush(5)
+        finally:
+            notifier.close(2)
+    text = generate_latest(registry).decode()
+    assert 'canary_controller_alert_deliveries_total{channel="webhook",result="delivered"} 1.0' in (
+        text
+    )
+    assert "canary_controller_alert_queue_depth 0.0" in text
+    # a private registry by default: two notifiers do not collide
+    a, b = AlertNotifier(None), AlertNotifier(None)
+    try:
+        assert a.registry is not b.registry
+    finally:
+        a.close(1)
+        b.close(1)
+
+
+def test_events_older_than_the_age_limit_are_not_sent() -> None:
+    """A controller that lost its bookkeeping replays the whole history: old events stay quiet."""
+    with receiving() as hook:
+        notifier = AlertNotifier(None, NotifySettings(max_event_age_s=3600.0))
+        obj = canary_obj([{"webhook": {"url": hook.url}, "events": ["step"]}])
+        canary = canary_of(obj)
+        try:
+            notifier.notify(obj, canary, *plain_event(canary, "Advanced", time.time() - 7200))
+            recent = time.time() - 60
+            notifier.notify(obj, canary, *plain_event(canary, "Advanced", recent))
+            assert notifier.flush(5)
+        finally:
+            notifier.close(2)
+        (request,) = hook.requests
+    assert json.loads(request.body)["time"] == rfc3339(recent)
+    assert notifier.count("webhook", "deduplicated") == 1
+    assert notifier.count("webhook", "delivered") == 1
