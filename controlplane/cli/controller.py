@@ -110,6 +110,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="FILE",
         help="GitHub webhook secret / GitLab token that push webhooks must carry",
     )
+    p.add_argument(
+        "--grafana-url",
+        metavar="URL",
+        help="Grafana base URL: alerts link to the rollout dashboard there",
+    )
+    from controlplane.gitops.options import add_arguments as add_git_arguments
+
+    add_git_arguments(p)
     p.add_argument("--once", action="store_true", help="one pass over every canary, then exit")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
@@ -231,7 +239,9 @@ def api_app(
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, kube: Any = None) -> int:
+    """Run the controller until SIGTERM/SIGINT (or one pass with ``--once``) on ``kube``
+    (default: the cluster of ``--kubeconfig``/``--context``, or the in-cluster config)."""
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -244,18 +254,29 @@ def run(args: argparse.Namespace) -> int:
             read_token_file(path)
     from controlplane.api.server import ApiServer
     from controlplane.controller.metrics import ControllerMetrics
+    from controlplane.gitops.options import build as build_git
     from controlplane.kube.real import RealKube
+    from controlplane.notify import AlertNotifier, NotifySettings
 
-    kube = RealKube.connect(kubeconfig=args.kubeconfig, context=args.context)
+    if kube is None:
+        kube = RealKube.connect(kubeconfig=args.kubeconfig, context=args.context)
     metrics = ControllerMetrics()
-    controller = build(args, kube, metrics=metrics)
+    alerts = AlertNotifier(
+        kube, NotifySettings(grafana_url=args.grafana_url), registry=metrics.registry
+    )
+    git = build_git(args, kube)
+    controller = build(args, kube, metrics=metrics, notifiers=[alerts, git.write_back])
     if args.once:
-        controller.poll(5.0)
-        controller.run_once()
+        try:
+            controller.poll(5.0)
+            controller.run_once()
+        finally:
+            alerts.close(10.0)
+            git.close()
         return 0
     server = None
     if args.api_port:
-        app = api_app(args, kube, controller, metrics)
+        app = api_app(args, kube, controller, metrics, on_git_push=git.on_git_push)
         server = ApiServer(app, args.api_address, args.api_port).start()
         logging.getLogger(__name__).info("API, /metrics and health on %s", server.url)
     stop = threading.Event()
@@ -266,9 +287,12 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    git.start(stop, args.namespace or [None])
     try:
         controller.run(stop)
     finally:
         if server is not None:
             server.stop()
+        alerts.close(10.0)
+        git.close()
     return 0

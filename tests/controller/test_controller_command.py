@@ -1,0 +1,76 @@
+"""``canaryctl controller`` as a whole: the flags wire the metrics, the alert notifier and git
+write-back into one reconciler, and one ``--once`` pass drives a canary on the fake cluster."""
+
+from __future__ import annotations
+
+import argparse
+import threading
+from typing import Any
+
+from support.canaries import example_dict
+
+from controlplane.cli import controller as command
+from controlplane.controller.metrics import ControllerMetrics
+from controlplane.gitops.writeback import GitWriteBack
+from controlplane.kube.fake import FakeKube
+from controlplane.notify import AlertNotifier
+
+NS = "ml-serving"
+
+
+def _canary() -> dict[str, Any]:
+    obj = example_dict(traffic={"router": "gateway-api", "gateway": {"name": "gw"}})
+    obj["metadata"] = {"name": "support-triage", "namespace": NS}
+    return obj
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    command.add_parser(parser.add_subparsers())
+    return parser.parse_args(["controller", *argv])
+
+
+def test_every_notifier_is_told_of_events(tmp_path: Any) -> None:
+    kube = FakeKube()
+    kube.create(_canary())
+    told: list[str] = []
+
+    class Recorder:
+        def notify(self, obj: Any, canary: Any, state: Any, event: Any) -> None:
+            told.append(event.type)
+
+    args = _args("--api-port", "0", "--git-cache-dir", str(tmp_path))
+    metrics = ControllerMetrics()
+    controller = command.build(args, kube, metrics=metrics, notifiers=[Recorder()])
+    controller.poll(0.1)
+    controller.run_once()
+    status = kube.get(command_ref())["status"]
+    assert status["phase"] == "pending"
+    assert told
+    assert told == [e["type"] for e in status["history"]]
+
+
+def command_ref() -> Any:
+    from controlplane.operations import canary_ref
+
+    return canary_ref(NS, "support-triage")
+
+
+def test_once_runs_with_alerts_and_write_back_wired(tmp_path: Any, monkeypatch: Any) -> None:
+    kube = FakeKube()
+    kube.create(_canary())
+    built: dict[str, Any] = {}
+    real_build = command.build
+
+    def spy(args: argparse.Namespace, kube: Any, clock: Any = None, **kw: Any) -> Any:
+        built.update(kw)
+        return real_build(args, kube, **kw)
+
+    monkeypatch.setattr(command, "build", spy)
+    args = _args("--once", "--api-port", "0", "--git-cache-dir", str(tmp_path))
+    assert command.run(args, kube) == 0
+    kinds = {type(n) for n in built["notifiers"]}
+    assert kinds == {AlertNotifier, GitWriteBack}
+    assert isinstance(built["metrics"], ControllerMetrics)
+    assert kube.get(command_ref())["status"]["phase"] == "pending"
+    assert not [t for t in threading.enumerate() if t.name == "git-source"]
