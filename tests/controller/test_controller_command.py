@@ -14,6 +14,7 @@ from controlplane.controller.metrics import ControllerMetrics
 from controlplane.gitops.writeback import GitWriteBack
 from controlplane.kube.fake import FakeKube
 from controlplane.notify import AlertNotifier
+from controlplane.operations import record_intent
 
 NS = "ml-serving"
 
@@ -44,8 +45,11 @@ def test_every_notifier_is_told_of_events(tmp_path: Any) -> None:
     controller = command.build(args, kube, metrics=metrics, notifiers=[Recorder()])
     controller.poll(0.1)
     controller.run_once()
+    record_intent(kube, NS, "support-triage", "abort", "alice")
+    controller.poll(0.1)
+    controller.run_once()
     status = kube.get(command_ref())["status"]
-    assert status["phase"] == "pending"
+    assert status["phase"] == "rolled_back"
     assert told
     assert told == [e["type"] for e in status["history"]]
 
