@@ -8,7 +8,8 @@ range queries, see :mod:`controlplane.analysis.replay`), tests may pass any
 :class:`~controlplane.analysis.providers.base.MetricProvider`.
 
 The same machine and evaluator run in the controller and the local stack, so a replay shows what
-the controller would have done.
+the controller would have done. ``judge: sequential`` checks get the state's ``stage_started_at``
+(their counts run from the start of the step), as in the controller.
 """
 
 from __future__ import annotations
@@ -150,7 +151,11 @@ def simulate(
     for k in range(count):
         now = start + k * interval
         due = due_checks(canary, state, now)
-        obs = evaluate(canary, due, provider, now) if due else _spend_only(canary, provider, now)
+        obs = (
+            evaluate(canary, due, provider, now, since=state.stage_started_at)
+            if due
+            else _spend_only(canary, provider, now)
+        )
         state, _actions = step(canary, state, obs, now)
         evaluations += 1
         point = TracePoint(

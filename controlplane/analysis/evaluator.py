@@ -9,15 +9,19 @@ problems. Within one evaluation the same query at the same time is asked once.
 
 A thin shell around the pure queries/verdict: called by the controller every ``analysis.interval``
 and by ``canaryctl simulate`` (with the replay provider) for each simulated tick.
+
+``judge: sequential`` checks (see :mod:`controlplane.analysis.seqcheck`) need the time the current
+step (or shadow phase) started, ``since``: their counts are cumulative from then. Callers pass the
+state's ``stage_started_at``; without it such a check is inconclusive and says why.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from controlplane.analysis import queries, verdict
-from controlplane.analysis.providers.base import MetricProvider
-from controlplane.errors import NoData, ProviderError, SpecError
+from controlplane.analysis import queries, seqcheck, verdict
+from controlplane.analysis.providers.base import MetricProvider, Sample, VectorProvider
+from controlplane.errors import NoData, ProviderError, ProviderQueryError, SpecError
 from controlplane.rollout.observations import CheckResult, DueCheck, Observations
 from controlplane.spec.models import CheckSpec, ModelCanary
 
@@ -36,6 +40,11 @@ class _Once:
         self._provider = provider
         self._at = at
         self._seen: dict[str, float | _Failed] = {}
+        self._vectors: dict[str, list[Sample] | _Failed] = {}
+
+    @property
+    def at(self) -> float:
+        return self._at
 
     def get(self, query: str) -> float:
         if query not in self._seen:
@@ -47,6 +56,31 @@ class _Once:
         if isinstance(found, _Failed):
             raise found.error
         return found
+
+    def vector(self, query: str) -> list[Sample]:
+        if query not in self._vectors:
+            try:
+                if not isinstance(self._provider, VectorProvider):
+                    raise ProviderQueryError(
+                        "this metric source cannot answer vector queries (needed for the "
+                        f"histogram buckets of a sequential check): {query!r}"
+                    )
+                self._vectors[query] = self._provider.vector(query, self._at)
+            except ProviderError as exc:
+                self._vectors[query] = _Failed(exc)
+        found = self._vectors[query]
+        if isinstance(found, _Failed):
+            raise found.error
+        return found
+
+    def maybe(self, query: str | None) -> float | None:
+        """The value of ``query``; None for no query or no data."""
+        if query is None:
+            return None
+        try:
+            return self.get(query)
+        except NoData:
+            return None
 
 
 _PLANS: dict[tuple[int, int], tuple[ModelCanary, CheckSpec, queries.CheckQueries | SpecError]] = {}
@@ -85,9 +119,73 @@ def _error_result(key: str, metric: str, why: str, *, provider_error: bool) -> C
     )
 
 
-def evaluate_check(canary: ModelCanary, due: DueCheck, ask: _Once) -> CheckResult:
+def stage_start(due: DueCheck, since: float | None) -> float | None:
+    """The start of the current step for ``due``: ``since``, else a ``since`` the state machine
+    put on the due check itself (forward compatible), else None."""
+    if since is not None:
+        return since
+    found = getattr(due, "since", None)
+    return float(found) if isinstance(found, int | float) else None
+
+
+def evaluate_sequential(
+    canary: ModelCanary, due: DueCheck, ask: _Once, since: float | None, now: float
+) -> CheckResult:
+    """Judge one ``judge: sequential`` check on counts since ``since``."""
+    name = due.check.metric
+    if since is None:
+        return _error_result(
+            due.key,
+            name,
+            "the sequential judge needs the time the step started, and none was given",
+            provider_error=False,
+        )
+    try:
+        plan = seqcheck.plan(canary, due.check, since, now)
+    except SpecError as exc:
+        return _error_result(due.key, name, f"cannot build the query: {exc}", provider_error=True)
+    try:
+        counts = seqcheck.Counts(
+            cand_events=ask.maybe(plan.cand_events),
+            cand_total=ask.maybe(plan.cand_total),
+            stable_events=ask.maybe(plan.stable_events),
+            stable_total=ask.maybe(plan.stable_total),
+            cand_buckets=(
+                seqcheck.buckets_from(ask.vector(plan.cand_buckets)) if plan.cand_buckets else None
+            ),
+            stable_buckets=(
+                seqcheck.buckets_from(ask.vector(plan.stable_buckets))
+                if plan.stable_buckets
+                else None
+            ),
+            boundary_s=ask.maybe(plan.boundary),
+        )
+    except NoData as exc:
+        return _error_result(due.key, name, str(exc), provider_error=False)
+    except ProviderError as exc:
+        return _error_result(due.key, name, str(exc), provider_error=True)
+    return seqcheck.judge_check(
+        due.key,
+        due.check,
+        plan.metric,
+        counts,
+        min_samples=verdict.min_samples_for(plan.metric, due.check),
+    )
+
+
+def evaluate_check(
+    canary: ModelCanary,
+    due: DueCheck,
+    ask: _Once,
+    *,
+    since: float | None = None,
+    now: float | None = None,
+) -> CheckResult:
     """Judge one due check, turning every provider problem into an inconclusive result."""
     name = due.check.metric
+    if seqcheck.is_sequential(due.check):
+        at = ask.at if now is None else now
+        return evaluate_sequential(canary, due, ask, stage_start(due, since), at)
     try:
         plan = _plan(canary, due.check)
     except SpecError as exc:
@@ -125,10 +223,16 @@ def evaluate(
     due: Sequence[DueCheck],
     provider: MetricProvider,
     now: float,
+    *,
+    since: float | None = None,
 ) -> Observations:
-    """Observations at ``now`` for the ``due`` checks, plus the candidate's daily spend."""
+    """Observations at ``now`` for the ``due`` checks, plus the candidate's daily spend.
+
+    ``since``: when the current step (or shadow phase) started; ``judge: sequential`` checks
+    count from then (see :func:`stage_start`).
+    """
     ask = _Once(provider, now)
-    checks = {d.key: evaluate_check(canary, d, ask) for d in due}
+    checks = {d.key: evaluate_check(canary, d, ask, since=since, now=now) for d in due}
 
     spend: float | None = None
     spend_error = False

@@ -13,7 +13,9 @@ that time would, so the replay sees the same numbers the controller would have s
   :class:`~controlplane.errors.ProviderQueryError` at every lookup, as the live provider would.
 - An unreachable Prometheus during the prefetch raises
   :class:`~controlplane.errors.ProviderUnavailable` from :meth:`ReplayProvider.prefetch`.
-- A query that was not planned, or a time off the grid, is passed to the source provider.
+- A query that was not planned, or a time off the grid, is passed to the source provider. So are
+  the queries of ``judge: sequential`` checks: their window ("since the step started") changes at
+  every evaluation, so they cannot be prefetched on a grid; they cost one instant query each.
 
 Called by ``canaryctl simulate``; the planning helper :func:`replay_queries` is pure.
 """
@@ -28,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from controlplane.analysis import queries
-from controlplane.analysis.providers.base import MetricProvider
+from controlplane.analysis.providers.base import MetricProvider, Sample, VectorProvider
 from controlplane.errors import NoData, ProviderQueryError, SpecError
 from controlplane.spec.models import ModelCanary
 
@@ -165,6 +167,12 @@ class ReplayProvider:
 
     def range(self, query: str, start: float, end: float, step: float) -> list[tuple[float, float]]:
         return self.source.range(query, start, end, step)
+
+    def vector(self, query: str, at: float) -> list[Sample]:
+        """Vector queries (histogram buckets of sequential checks) go to the source."""
+        if not isinstance(self.source, VectorProvider):
+            raise ProviderQueryError(f"the metric source cannot answer vector queries: {query!r}")
+        return self.source.vector(query, at)
 
 
 def _fetch(

@@ -10,6 +10,14 @@ selector. Judging is :func:`controlplane.analysis.verdict.judge`, the same as th
 provider failures map to results the same way (no data: inconclusive; failure: inconclusive with
 ``provider_error``).
 
+``judge: sequential`` checks count from the start of each canary's current step, so their windows
+differ from canary to canary. They are grouped too: one query per kind of count (errors, requests,
+histogram buckets, the baseline's boundary) and namespace, the union (``or``) of one term per
+distinct window, each term ``sum by (canary, variant) (increase(...{canary=~"a|b"}[<window>]))``
+over the canaries sharing that window. The union of disjoint label sets is exact, so each canary
+gets its own counts, and the number of queries per tick does not grow with the number of canaries
+(the query text does). :class:`Request` carries ``since`` (the state's ``stage_started_at``).
+
 Not grouped (per-canary fallback through the evaluator): custom ``query`` metrics, canaries with a
 custom ``spec.analysis.selector`` (their labels are not ``canary``/``variant``), and
 ``budget.costQuery``. :class:`CountingSource` counts the queries of each tick (exposed by the
@@ -27,14 +35,10 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from controlplane.analysis import evaluator, queries, verdict
+from controlplane.analysis import evaluator, queries, seqcheck, verdict
 from controlplane.analysis.providers.base import MetricProvider
-from controlplane.analysis.providers.prometheus import (
-    PrometheusClient,
-    PrometheusProvider,
-    translate_error,
-)
-from controlplane.errors import NoData, ProviderError, ProviderUnavailable
+from controlplane.analysis.providers.prometheus import PrometheusClient, PrometheusProvider
+from controlplane.errors import NoData, ProviderError, SpecError
 from controlplane.rollout.observations import CheckResult, DueCheck, Observations
 from controlplane.spec.models import DEFAULT_QUANTILE, CheckSpec, MetricSpec, ModelCanary
 
@@ -66,23 +70,7 @@ class PrometheusSource:
         return self._single.range(query, start, end, step)
 
     def vector(self, query: str, at: float) -> list[Sample]:
-        try:
-            result = self._client.custom_query(query, params={"time": repr(float(at))})
-        except Exception as exc:  # the client raises requests' errors and its own
-            error = translate_error(exc, query)
-            if error is None:
-                raise
-            raise error from exc
-        if not isinstance(result, list):
-            raise ProviderUnavailable(f"unexpected Prometheus result for {query!r}")
-        out: list[Sample] = []
-        for series in result:
-            try:
-                labels = {str(k): str(v) for k, v in series["metric"].items()}
-                out.append((labels, float(series["value"][1])))
-            except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-                raise ProviderUnavailable(f"unexpected sample: {series!r:.200}") from exc
-        return out
+        return self._single.vector(query, at)
 
 
 class CountingSource:
@@ -182,6 +170,49 @@ def grouped_query(key: GroupKey, canaries: Sequence[str]) -> str:
     raise AssertionError(f"unhandled family {family!r}")  # pragma: no cover
 
 
+@dataclass(frozen=True, order=True)
+class SeqKey:
+    """One grouped sequential query: ``kind`` (``errors``, ``requests``, ``buckets:<builtin>``,
+    ``boundary:<builtin>@<q>@<lookback s>``) and ``namespace``; its terms are keyed by window
+    seconds (counts) or by the step start (boundaries)."""
+
+    kind: str
+    namespace: str
+
+
+def _seq_term(kind: str, param: float, sel: str) -> str:
+    by = "by (" + ", ".join(GROUP_LABELS) + ")"
+    success = seqcheck.SUCCESS
+    if kind == "errors":
+        w = queries.prom_duration(max(param, seqcheck.MIN_WINDOW_S))
+        return f"sum {by} (increase({success}{{{sel},{seqcheck.ERRORS}}}[{w}]))"
+    if kind == "requests":
+        w = queries.prom_duration(max(param, seqcheck.MIN_WINDOW_S))
+        return f"sum {by} (increase({success}{{{sel}}}[{w}]))"
+    family, _, rest = kind.partition(":")
+    if family == "buckets":
+        w = queries.prom_duration(max(param, seqcheck.MIN_WINDOW_S))
+        hist = seqcheck.HISTOGRAMS[rest]
+        return f"sum by (le, canary, variant) (increase({hist}{{{sel}}}[{w}]))"
+    if family == "boundary":
+        builtin, q, lookback = rest.split("@")
+        hist = seqcheck.HISTOGRAMS[builtin]
+        w = queries.prom_duration(float(lookback))
+        return (
+            f"histogram_quantile({q}, sum by (le, canary, variant) "
+            f"(rate({hist}{{{sel}}}[{w}] @ {param:.3f})))"
+        )
+    raise AssertionError(f"unhandled sequential kind {kind!r}")  # pragma: no cover
+
+
+def sequential_query(key: SeqKey, terms: dict[float, set[str]]) -> str:
+    """The union (``or``) of one term per window (or step start), each over its canaries."""
+    return " or ".join(
+        _seq_term(key.kind, param, group_selector(key.namespace, sorted(names)))
+        for param, names in sorted(terms.items())
+    )
+
+
 # --------------------------------------------------------------------------- one tick
 
 
@@ -191,11 +222,23 @@ _Answer = dict[tuple[str, str], float] | ProviderError
 
 @dataclass(frozen=True)
 class Request:
-    """A canary due at this tick: ``key`` identifies it to the caller, ``due`` its checks."""
+    """A canary due at this tick: ``key`` identifies it to the caller, ``due`` its checks,
+    ``since`` when its current step started (``RolloutState.stage_started_at``; needed by
+    ``judge: sequential`` checks, which are inconclusive without it)."""
 
     key: Hashable
     canary: ModelCanary
     due: Sequence[DueCheck]
+    since: float | None = None
+
+
+@dataclass
+class _SeqPlanned:
+    due: DueCheck
+    metric: MetricSpec
+    window: float
+    since: float
+    keys: dict[str, SeqKey]  # role -> grouped query (errors/requests/buckets/boundary)
 
 
 @dataclass
@@ -210,6 +253,7 @@ class _Planned:
 @dataclass
 class _Plan:
     grouped: list[_Planned] = field(default_factory=list)
+    sequential: list[_SeqPlanned] = field(default_factory=list)
     fallback: list[DueCheck] = field(default_factory=list)
 
 
@@ -239,6 +283,7 @@ class BatchEvaluator:
         before = self.source.count
         plans: dict[Hashable, _Plan] = {}
         members: dict[GroupKey, set[str]] = {}
+        seq_terms: dict[SeqKey, dict[float, set[str]]] = {}
         for req in requests:
             plan = plans[req.key] = _Plan()
             ns, name = req.canary.metadata.namespace, req.canary.metadata.name
@@ -246,6 +291,16 @@ class BatchEvaluator:
                 metric = groupable(req.canary, due.check)
                 if metric is None:
                     plan.fallback.append(due)
+                    continue
+                if seqcheck.is_sequential(due.check):
+                    seq = _plan_sequential(req, due, metric, now)
+                    if seq is None:
+                        plan.fallback.append(due)  # the evaluator says what is wrong
+                        continue
+                    plan.sequential.append(seq)
+                    for skey in seq.keys.values():
+                        param = seq.since if skey.kind.startswith("boundary:") else seq.window
+                        seq_terms.setdefault(skey, {}).setdefault(param, set()).add(name)
                     continue
                 window = (due.check.window or req.canary.spec.analysis.window).seconds
                 planned = _Planned(
@@ -260,12 +315,34 @@ class BatchEvaluator:
                     if key is not None:
                         members.setdefault(key, set()).add(name)
         answers = {key: self._run(key, sorted(names), now) for key, names in members.items()}
-        grouped = len(answers)
+        seq_answers = {key: self._run_seq(key, terms, now) for key, terms in seq_terms.items()}
+        grouped = len(answers) + len(seq_answers)
         out: dict[Hashable, Observations] = {}
         for req in requests:
-            out[req.key] = self._observations(req, plans[req.key], answers, now)
+            out[req.key] = self._observations(req, plans[req.key], answers, seq_answers, now)
         self.last = TickStats(len(requests), grouped, self.source.count - before)
         return out
+
+    def _run_seq(self, key: SeqKey, terms: dict[float, set[str]], at: float) -> _SeqAnswer:
+        query = sequential_query(key, terms)
+        try:
+            samples = self.source.vector(query, at)
+        except ProviderError as exc:
+            return exc
+        values: dict[tuple[str, str], Any] = {}
+        buckets = key.kind.startswith("buckets:")
+        try:
+            for labels, value in samples:
+                ident = (labels.get("canary", ""), labels.get("variant", ""))
+                if buckets:
+                    found = values.setdefault(ident, {})
+                    le = seqcheck.parse_le(labels.get("le", ""))
+                    found[le] = found.get(le, 0.0) + value
+                else:
+                    values[ident] = value
+        except NoData as exc:
+            return exc
+        return values
 
     def _run(self, key: GroupKey, canaries: list[str], at: float) -> _Answer:
         query = grouped_query(key, canaries)
@@ -284,13 +361,16 @@ class BatchEvaluator:
         req: Request,
         plan: _Plan,
         answers: dict[GroupKey, _Answer],
+        seq_answers: dict[SeqKey, _SeqAnswer],
         now: float,
     ) -> Observations:
         # The fallback also asks the budget's cost query (once per canary, not groupable).
-        base = evaluator.evaluate(req.canary, plan.fallback, self.source, now)
+        base = evaluator.evaluate(req.canary, plan.fallback, self.source, now, since=req.since)
         checks = dict(base.checks)
         for planned in plan.grouped:
             checks[planned.due.key] = self._judge(req.canary, planned, answers)
+        for seq in plan.sequential:
+            checks[seq.due.key] = _judge_sequential(req.canary, seq, seq_answers)
         return Observations(checks=checks, spend=base.spend, spend_error=base.spend_error)
 
     @staticmethod
@@ -332,6 +412,84 @@ class BatchEvaluator:
             stable=values["stable"],
             samples=values["samples"],
             min_samples=verdict.min_samples_for(planned.metric, planned.due.check),
+        )
+
+
+_SeqAnswer = dict[tuple[str, str], Any] | ProviderError
+"""A grouped sequential query's values (floats, or ``{le: count}``) by (canary, variant)."""
+
+
+def _plan_sequential(
+    req: Request, due: DueCheck, metric: MetricSpec, now: float
+) -> _SeqPlanned | None:
+    """The grouped queries of one sequential check; None when the evaluator must handle it (no
+    step start, or a check the sequential judge does not support)."""
+    since = evaluator.stage_start(due, req.since)
+    if since is None or seqcheck.problems(req.canary, due.check, "check"):
+        return None
+    ns = req.canary.metadata.namespace
+    window = seqcheck.window_seconds(since, now)
+    keys: dict[str, SeqKey] = {}
+    builtin = metric.builtin
+    assert builtin is not None
+    if builtin == "error-rate":
+        keys["events"] = SeqKey("errors", ns)
+        keys["total"] = SeqKey("requests", ns)
+    else:
+        keys["buckets"] = SeqKey(f"buckets:{builtin}", ns)
+        if due.check.compare == "baseline":
+            lookback = (due.check.window or req.canary.spec.analysis.window).seconds
+            q = seqcheck.quantile_of(metric)
+            keys["boundary"] = SeqKey(f"boundary:{builtin}@{q!r}@{lookback!r}", ns)
+    return _SeqPlanned(due, metric, window, since, keys)
+
+
+def _judge_sequential(
+    canary: ModelCanary, seq: _SeqPlanned, answers: dict[SeqKey, _SeqAnswer]
+) -> CheckResult:
+    name = canary.metadata.name
+    cand, stable = canary.spec.candidate.name, canary.spec.stable.name
+    baseline = seq.due.check.compare == "baseline"
+    got: dict[str, dict[tuple[str, str], Any]] = {}
+    for role, key in seq.keys.items():
+        found = answers[key]
+        if isinstance(found, ProviderError):
+            return CheckResult(
+                key=seq.due.key,
+                metric=seq.due.check.metric,
+                verdict="inconclusive",
+                provider_error=not isinstance(found, NoData),
+                message=f"{seq.due.check.metric} (sequential): {found}",
+            )
+        got[role] = found
+
+    def value(role: str, variant: str) -> Any:
+        return got[role].get((name, variant)) if role in got else None
+
+    counts = seqcheck.Counts(
+        cand_events=value("events", cand),
+        cand_total=value("total", cand),
+        stable_events=value("events", stable) if baseline else None,
+        stable_total=value("total", stable) if baseline else None,
+        cand_buckets=value("buckets", cand),
+        stable_buckets=value("buckets", stable) if baseline else None,
+        boundary_s=value("boundary", stable),
+    )
+    try:
+        return seqcheck.judge_check(
+            seq.due.key,
+            seq.due.check,
+            seq.metric,
+            counts,
+            min_samples=verdict.min_samples_for(seq.metric, seq.due.check),
+        )
+    except SpecError as exc:  # pragma: no cover - problems() ruled these out
+        return CheckResult(
+            key=seq.due.key,
+            metric=seq.due.check.metric,
+            verdict="inconclusive",
+            provider_error=True,
+            message=f"{seq.due.check.metric} (sequential): {exc}",
         )
 
 

@@ -41,12 +41,18 @@ def test_quick_run_writes_every_scenario_into_its_own_section(tmp_path: Path) ->
     assert "## Other\n\nkeep me" in text
     assert text.count("## Blast radius") == 1
     bench = text.split("## Blast radius", 1)[1]
-    for scenario in ("good (identical)", "2x error rate", "+30% P99", "+50% P99", "drift"):
+    for scenario in (
+        "good (identical)",
+        "2x error rate",
+        "+30% P99",
+        "+50% P99",
+        "drift",
+        "good, 1% base",
+        "2x error rate, 1% base",
+    ):
         for judge in ("flagger", "threshold", "sequential", "sequential-vs-stable"):
-            assert f"| {scenario}" in bench
             assert any(
-                line.startswith(f"| {scenario}") and f"| {judge} |" in line
-                for line in bench.splitlines()
+                f"| {scenario}" in line and f"| {judge} |" in line for line in bench.splitlines()
             ), (scenario, judge)
     assert "python bench/blast_radius.py --quick" in bench
     # A second run replaces the section instead of appending another one.
@@ -87,11 +93,11 @@ def _flagger_streams(module: ModuleType, fail_minutes: list[int], horizon: int) 
     """One run whose candidate fails Flagger's success-rate check exactly at fail_minutes."""
     k = len(module.BUCKETS)
     buckets = np.zeros((1, horizon, k), dtype=np.int64)
-    buckets[..., 0] = 60  # every request in the fastest bucket: the latency check passes
+    buckets[..., 0] = 30  # every request in the fastest bucket: the latency check passes
     n = buckets.sum(-1)
     err = np.zeros((1, horizon), dtype=np.int64)
     for m in fail_minutes:
-        err[0, m - 1] = 1  # 1/60 = 1.7 % errors: under 99 % success
+        err[0, m - 1] = 1  # 1/30 = 3.3 % errors: under 99 % success
     zeros = np.zeros((1, horizon), dtype=np.int64)
     return module.Streams(buckets, n, err, zeros, n * 19, zeros)
 
@@ -100,8 +106,8 @@ def _flagger_streams(module: ModuleType, fail_minutes: list[int], horizon: int) 
     ("fails", "rolled_back", "minute"),
     [
         pytest.param([3, 10, 20, 30, 40], True, 41, id="fifth-failure-rolls-back-next-tick"),
-        pytest.param([1, 2, 3, 4], False, 1444, id="four-failures-delay-promotion"),
-        pytest.param([], False, 1440, id="clean-run-promotes-after-1440"),
+        pytest.param([1, 2, 3, 4], False, 64, id="four-failures-delay-promotion"),
+        pytest.param([], False, 60, id="clean-run-promotes-after-60-iterations"),
     ],
 )
 def test_flagger_model(

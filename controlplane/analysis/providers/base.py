@@ -11,12 +11,20 @@ Owns the contract every provider honours (Prometheus, the replay cache, the stat
   series on the grid ``start + k * step`` (values may be NaN or ±Inf; an empty result is ``[]``),
   with the same errors except ``NoData``.
 
+Some providers also answer ``vector(query, at)``: every series of an instant query as
+``(labels, value)`` pairs (values may be NaN; an empty result is ``[]``), with the errors of
+``range``. The sequential judge needs it for histogram buckets (``sum by (le) (...)``); the
+evaluator checks for it with ``isinstance(provider, VectorProvider)``.
+
 Called by :mod:`controlplane.analysis.evaluator` and :mod:`controlplane.analysis.replay`.
 """
 
 from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
+
+Sample = tuple[dict[str, str], float]
+"""One series of a vector answer: its labels and its value."""
 
 
 @runtime_checkable
@@ -29,4 +37,13 @@ class MetricProvider(Protocol):
 
     def range(self, query: str, start: float, end: float, step: float) -> list[tuple[float, float]]:
         """The points of ``query`` from ``start`` to ``end`` (inclusive) every ``step`` seconds."""
+        ...
+
+
+@runtime_checkable
+class VectorProvider(MetricProvider, Protocol):
+    """A metric source that also answers a query with every series it returns."""
+
+    def vector(self, query: str, at: float) -> list[Sample]:
+        """Every series of ``query`` at ``at`` as (labels, value); values may be NaN."""
         ...

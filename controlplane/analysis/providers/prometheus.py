@@ -151,6 +151,26 @@ class PrometheusProvider:
             raise NoData(f"{query!r} is {value}")
         return value
 
+    def vector(self, query: str, at: float) -> list[tuple[dict[str, str], float]]:
+        """Every series of ``query`` at ``at`` (the ``VectorProvider`` extension)."""
+        try:
+            result = self._client.custom_query(query, params={"time": repr(float(at))})
+        except Exception as exc:  # the client raises requests' errors and its own
+            error = translate_error(exc, query)
+            if error is None:
+                raise
+            raise error from exc
+        if not isinstance(result, list):
+            raise ProviderUnavailable(f"unexpected Prometheus result for {query!r}")
+        out: list[tuple[dict[str, str], float]] = []
+        for series in result:
+            try:
+                labels = {str(k): str(v) for k, v in series["metric"].items()}
+                out.append((labels, float(series["value"][1])))
+            except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+                raise ProviderUnavailable(f"unexpected sample: {series!r:.200}") from exc
+        return out
+
     def range(self, query: str, start: float, end: float, step: float) -> list[tuple[float, float]]:
         # The library rounds start/end to whole seconds; the exact values go in params, which
         # it merges over its own, so the grid is exactly start + k * step.

@@ -1,7 +1,9 @@
 """An in-memory fake :class:`~.base.MetricProvider` for unit tests of the evaluator and replay.
 
 Maps a PromQL string to a constant, a function of time, or an exception to raise; a query it does
-not know raises :class:`~controlplane.errors.NoData`, as an empty Prometheus result would. Every
+not know raises :class:`~controlplane.errors.NoData`, as an empty Prometheus result would.
+``vectors`` maps a query to the series ``vector`` returns (a list, a function of time, or an
+exception); an unknown query is an empty vector. Every
 call is recorded in ``calls`` so tests can assert what was asked, and how often.
 """
 
@@ -13,13 +15,20 @@ from collections.abc import Callable, Mapping
 from controlplane.errors import NoData, ProviderError
 
 Answer = float | Callable[[float], float] | ProviderError
+Series = list[tuple[dict[str, str], float]]
+VectorAnswer = Series | Callable[[float], Series] | ProviderError
 
 
 class StaticProvider:
     """A provider answering from a dict ``query -> value | f(at) | exception``."""
 
-    def __init__(self, answers: Mapping[str, Answer] | None = None) -> None:
+    def __init__(
+        self,
+        answers: Mapping[str, Answer] | None = None,
+        vectors: Mapping[str, VectorAnswer] | None = None,
+    ) -> None:
         self.answers: dict[str, Answer] = dict(answers or {})
+        self.vectors: dict[str, VectorAnswer] = dict(vectors or {})
         self.calls: list[tuple[str, float]] = []
         self.range_calls: list[tuple[str, float, float, float]] = []
 
@@ -49,3 +58,12 @@ class StaticProvider:
             except NoData:
                 continue
         return points
+
+    def vector(self, query: str, at: float) -> Series:
+        self.calls.append((query, at))
+        answer = self.vectors.get(query)
+        if answer is None:
+            return []
+        if isinstance(answer, ProviderError):
+            raise answer
+        return list(answer(at) if callable(answer) else answer)

@@ -1,0 +1,350 @@
+"""``judge: sequential`` checks: the counts they need, their PromQL, and their verdicts.
+
+Owns the bridge between a spec check and the statistics of
+:mod:`controlplane.analysis.sequential`: which checks the sequential judge supports
+(:func:`problems`), the window "since the step started" (:func:`window_seconds`), the PromQL of
+the cumulative counts for one canary (:func:`plan`), and the mapping of a
+:class:`~controlplane.analysis.sequential.SequentialResult` onto the state machine's
+:class:`~controlplane.rollout.observations.CheckResult` (:func:`judge_check`).
+
+Pure: no I/O, no clock. Called by :mod:`controlplane.analysis.evaluator` (one canary) and by
+:mod:`controlplane.controller.batch` (many canaries, grouped queries). The mathematics and the
+decisions documented here are in ``docs/judges.md``.
+
+Semantics (what the state machine sees):
+
+* ``breach`` (evidence, at level ``alpha``, that the candidate is on the wrong side of the
+  check) -> verdict ``breach`` with ``decided="breach"``: the machine rolls back at once
+  (``for`` does not apply: the evidence is already cumulative).
+* ``pass`` (evidence that it is on the good side) -> verdict ``pass`` with ``decided="pass"``:
+  when every check of the step has decided ``pass`` at one evaluation, the step ends early.
+* ``continue`` (no evidence either way) -> verdict ``pass`` without ``decided`` once the
+  candidate has served ``minSamples`` requests since the step started (default 100), else
+  ``inconclusive``. "No evidence of harm" at the end of the step's ``duration`` therefore lets
+  the step finish, as a passing threshold check does: the test controls false rollbacks, the
+  step's duration (and traffic) governs its power. ``minSamples`` keeps a step without traffic
+  from passing on no evidence at all.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from controlplane.analysis import queries, sequential
+from controlplane.errors import NoData, Problem, SpecError
+from controlplane.rollout.observations import CheckResult
+from controlplane.spec.models import DEFAULT_QUANTILE, CheckSpec, MetricSpec, ModelCanary
+from controlplane.spec.units import Unit, display_value
+
+HISTOGRAMS: dict[str, str] = {
+    "e2e-latency": "vllm:e2e_request_latency_seconds_bucket",
+    "ttft": "vllm:time_to_first_token_seconds_bucket",
+    "inter-token-latency": "vllm:inter_token_latency_seconds_bucket",
+}
+"""Built-in latency metrics the sequential judge supports, with their bucket series."""
+
+SUCCESS = "vllm:request_success_total"
+ERRORS = 'finished_reason=~"error|abort"'
+SUPPORTED = frozenset({"error-rate", *HISTOGRAMS})
+"""Built-in metrics a ``judge: sequential`` check may use."""
+
+MIN_WINDOW_S = 1.0
+
+
+def is_sequential(check: CheckSpec) -> bool:
+    return check.judge == "sequential"
+
+
+def problems(canary: ModelCanary, check: CheckSpec, path: str) -> list[Problem]:
+    """What makes ``check`` unusable with ``judge: sequential`` (empty: fine).
+
+    Supported: ``error-rate`` and the latency histograms, with ``above`` only, absolute or
+    ``compare: baseline``. Spec validation may call this to reject such specs up front; the
+    evaluator reports the same problems as a provider error (the canary pauses and says why).
+    """
+    if not is_sequential(check):
+        return []
+    metric = canary.metric(check.metric)
+    found: list[Problem] = []
+    if metric is None:
+        return [Problem(f"{path}.metric", f"metric {check.metric!r} is not defined")]
+    if metric.builtin not in SUPPORTED:
+        what = metric.builtin or "a custom query"
+        found.append(
+            Problem(
+                f"{path}.judge",
+                f"judge: sequential needs counts: it supports the built-ins "
+                f"{', '.join(sorted(SUPPORTED))}, not {what}",
+            )
+        )
+    if check.below is not None or check.above is None:
+        found.append(
+            Problem(f"{path}.judge", "judge: sequential supports 'above' only (not 'below')")
+        )
+    elif check.compare != "baseline" and metric.builtin == "error-rate":
+        if not 0.0 < check.above.value < 1.0:
+            found.append(Problem(f"{path}.above", "an error-rate limit must be within (0%, 100%)"))
+    elif check.compare != "baseline" and check.above.value <= 0:
+        found.append(Problem(f"{path}.above", "a latency bound must be positive"))
+    elif check.compare == "baseline" and check.above.value <= -1.0:
+        found.append(Problem(f"{path}.above", "a relative tolerance must be above -100%"))
+    return found
+
+
+def window_seconds(since: float, now: float) -> float:
+    """Whole seconds from the step start to ``now`` (rounded down: never before the step)."""
+    return float(max(math.floor(now - since + 1e-6), 0))
+
+
+def quantile_of(metric: MetricSpec) -> float:
+    return DEFAULT_QUANTILE if metric.quantile is None else metric.quantile
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The PromQL of one sequential check of one canary at one evaluation.
+
+    Rate checks: ``cand_events`` / ``cand_total`` (and ``stable_*`` for ``compare: baseline``)
+    are scalar queries. Latency checks: ``cand_buckets`` (and ``stable_buckets``) are *vector*
+    queries, one series per ``le``; ``boundary`` is the stable's quantile over the check's window
+    just before the step started (``compare: baseline`` only), a scalar.
+    """
+
+    metric: MetricSpec
+    window: float
+    cand_events: str | None = None
+    cand_total: str | None = None
+    stable_events: str | None = None
+    stable_total: str | None = None
+    cand_buckets: str | None = None
+    stable_buckets: str | None = None
+    boundary: str | None = None
+
+
+def plan(canary: ModelCanary, check: CheckSpec, since: float, now: float) -> Plan:
+    """Queries for ``check`` over ``[since, now]``. Raises :class:`SpecError` when unsupported."""
+    found = problems(canary, check, "check")
+    if found:
+        raise SpecError(found)
+    metric = canary.metric(check.metric)
+    assert metric is not None
+    assert metric.builtin is not None
+    window = window_seconds(since, now)
+    w = queries.prom_duration(max(window, MIN_WINDOW_S))
+    cand = queries.selector(canary, canary.spec.candidate.name)
+    stable = queries.selector(canary, canary.spec.stable.name)
+    baseline = check.compare == "baseline"
+    if metric.builtin == "error-rate":
+        return Plan(
+            metric,
+            window,
+            cand_events=f"sum(increase({SUCCESS}{{{cand},{ERRORS}}}[{w}]))",
+            cand_total=f"sum(increase({SUCCESS}{{{cand}}}[{w}]))",
+            stable_events=f"sum(increase({SUCCESS}{{{stable},{ERRORS}}}[{w}]))"
+            if baseline
+            else None,
+            stable_total=f"sum(increase({SUCCESS}{{{stable}}}[{w}]))" if baseline else None,
+        )
+    hist = HISTOGRAMS[metric.builtin]
+    boundary = None
+    if baseline:
+        lookback = queries.prom_duration((check.window or canary.spec.analysis.window).seconds)
+        boundary = (
+            f"histogram_quantile({quantile_of(metric)!r}, sum by (le) "
+            f"(rate({hist}{{{stable}}}[{lookback}] @ {since:.3f})))"
+        )
+    return Plan(
+        metric,
+        window,
+        cand_buckets=f"sum by (le) (increase({hist}{{{cand}}}[{w}]))",
+        stable_buckets=f"sum by (le) (increase({hist}{{{stable}}}[{w}]))" if baseline else None,
+        boundary=boundary,
+    )
+
+
+def parse_le(value: str) -> float:
+    """A bucket's ``le`` label as a float (``+Inf`` included); broken labels are NoData."""
+    try:
+        return float(value)
+    except ValueError:
+        raise NoData(f"histogram bucket with a non-numeric le={value!r}") from None
+
+
+def buckets_from(samples: Iterable[tuple[Mapping[str, str], float]]) -> dict[float, float]:
+    """``{le: count}`` from the series of a ``sum by (le)`` query (empty result: empty dict)."""
+    out: dict[float, float] = {}
+    for labels, value in samples:
+        le = labels.get("le")
+        if le is None:
+            raise NoData("histogram series without an le label")
+        out[parse_le(le)] = out.get(parse_le(le), 0.0) + value
+    return out
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Cumulative counts since the step started, as the provider answered them.
+
+    ``None`` means "no series": for request/error counters that is zero requests (vLLM
+    initialises its counters at 0, so an absent series means nothing was served yet).
+    """
+
+    cand_events: float | None = None
+    cand_total: float | None = None
+    stable_events: float | None = None
+    stable_total: float | None = None
+    cand_buckets: Mapping[float, float] | None = None
+    stable_buckets: Mapping[float, float] | None = None
+    boundary_s: float | None = None
+
+
+def _zero(value: float | None) -> float:
+    return 0.0 if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def _unit(check: CheckSpec) -> Unit:
+    if check.compare == "baseline":
+        return Unit.RATIO
+    return check.above.unit if check.above is not None else Unit.NUMBER
+
+
+def judge_check(
+    key: str,
+    check: CheckSpec,
+    metric: MetricSpec,
+    counts: Counts,
+    *,
+    min_samples: int | None,
+) -> CheckResult:
+    """The :class:`CheckResult` of one sequential look (see the module docstring)."""
+    name = check.metric
+
+    def inconclusive(why: str, *, provider_error: bool = False) -> CheckResult:
+        return CheckResult(
+            key=key,
+            metric=name,
+            verdict="inconclusive",
+            provider_error=provider_error,
+            message=f"{name} (sequential): {why}",
+        )
+
+    assert check.above is not None
+    baseline = check.compare == "baseline"
+    quantity: float | None = None  # the candidate's value in the metric's own unit
+    stable_quantity: float | None = None
+    try:
+        if metric.builtin == "error-rate":
+            if baseline:
+                res = sequential.judge_counts(
+                    _zero(counts.cand_events),
+                    _zero(counts.cand_total),
+                    _zero(counts.stable_events),
+                    _zero(counts.stable_total),
+                    check.above.value,
+                    check.alpha,
+                )
+            else:
+                res = sequential.judge_rate(
+                    _zero(counts.cand_events),
+                    _zero(counts.cand_total),
+                    check.above.value,
+                    check.alpha,
+                )
+            served = _zero(counts.cand_total)
+            quantity = res.estimate
+        else:
+            q = quantile_of(metric)
+            cand = dict(counts.cand_buckets or {})
+            if not cand or max(cand.values()) <= 0:
+                if min_samples:
+                    return inconclusive(
+                        f"no requests since the step started (minSamples {min_samples})"
+                    )
+                return CheckResult(
+                    key=key,
+                    metric=name,
+                    verdict="pass",
+                    samples=0.0,
+                    message=f"{name} (sequential): no requests since the step started",
+                )
+            if baseline:
+                if counts.boundary_s is None or not math.isfinite(counts.boundary_s):
+                    return inconclusive(
+                        "the stable variant had no latency data just before the step started "
+                        "(the boundary of the comparison is its quantile then)"
+                    )
+                res = sequential.judge_latency(
+                    cand,
+                    counts.stable_buckets or {math.inf: 0.0},
+                    q,
+                    check.alpha,
+                    tolerance=check.above.value,
+                    stable_boundary_s=counts.boundary_s,
+                )
+                stable_quantity = counts.boundary_s
+            else:
+                res = sequential.judge_latency(
+                    cand, None, q, check.alpha, bound_s=check.above.value
+                )
+            served = max(cand.values())
+            quantity = sequential.bucket_quantile(cand, q)
+    except SpecError as exc:
+        return inconclusive(f"cannot judge: {exc}", provider_error=True)
+    except NoData as exc:
+        return inconclusive(str(exc))
+
+    value = _finite(res.estimate - 1.0 if baseline else quantity)
+    detail = f" [alpha {check.alpha:g}, {served:.0f} candidate requests since the step started]"
+    if res.decision == "breach":
+        return CheckResult(
+            key=key,
+            metric=name,
+            verdict="breach",
+            value=value,
+            candidate=_finite(quantity),
+            stable=_finite(stable_quantity),
+            samples=served,
+            message=f"{name} (sequential) breach: {res.message}{detail}",
+            decided="breach",
+        )
+    if res.decision == "pass":
+        return CheckResult(
+            key=key,
+            metric=name,
+            verdict="pass",
+            value=value,
+            candidate=_finite(quantity),
+            stable=_finite(stable_quantity),
+            samples=served,
+            message=f"{name} (sequential) passed early: {res.message}{detail}",
+            decided="pass",
+        )
+    if min_samples is not None and served < min_samples:
+        return CheckResult(
+            key=key,
+            metric=name,
+            verdict="inconclusive",
+            value=value,
+            samples=served,
+            message=(
+                f"{name} (sequential): no evidence either way yet, {served:.0f} requests since "
+                f"the step started < minSamples {min_samples}"
+            ),
+        )
+    shown = display_value(value, _unit(check)) if value is not None else "n/a"
+    return CheckResult(
+        key=key,
+        metric=name,
+        verdict="pass",
+        value=value,
+        candidate=_finite(quantity),
+        stable=_finite(stable_quantity),
+        samples=served,
+        message=(f"{name} (sequential): no evidence of a breach ({shown}; {res.message}){detail}"),
+    )
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None

@@ -1,0 +1,201 @@
+"""``judge: sequential`` end to end against a real Prometheus holding synthetic histories.
+
+Three canaries are backfilled into one TSDB: ``seq-bad`` (candidate error rate 2 %, twice the
+stable's 1 %), ``seq-good`` (the same 1 % as the stable) and ``seq-slow`` (candidate latency
+median +50 %). Each replays through ``simulate`` (the path of ``canaryctl simulate``) and through
+the controller's :class:`BatchEvaluator`; the expected outcomes follow from the data:
+
+* the sequential check rolls the 2x-error candidate back, and *earlier* than the threshold check
+  of the same spec (``compare: baseline, above: 50%`` with ``for: 10m``, the usual guard against
+  noise) would;
+* the good candidate is not rolled back and is promoted when its step ends;
+* the batched path gives the same decisions as the single-canary evaluator, with one query per
+  kind of count for all canaries whatever their step starts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controlplane.analysis.evaluator import evaluate
+from controlplane.analysis.providers.prometheus import PrometheusProvider, from_url
+from controlplane.controller.batch import BatchEvaluator, PrometheusSource, Request
+from controlplane.local.prometheus import PrometheusServer, backfill, start_prometheus
+from controlplane.local.synthetic import HOUR, Change, Scenario, Variant, history_end
+from controlplane.rollout.machine import stage_checks
+from controlplane.rollout.observations import DueCheck
+from controlplane.rollout.state import RolloutState
+from controlplane.simulation import SimulationResult, simulate
+from controlplane.spec.models import ModelCanary
+
+MINUTE = 60.0
+STABLE = Variant("bf16", latency_median_s=0.10, latency_sigma=0.3, error_fraction=0.01)
+GOOD = Variant("nf4", latency_median_s=0.10, latency_sigma=0.3, error_fraction=0.01)
+BAD = Variant("nf4", latency_median_s=0.10, latency_sigma=0.3, error_fraction=0.02)
+SPAN = 3 * HOUR
+
+
+def spec(name: str, checks: list[dict[str, Any]]) -> ModelCanary:
+    return ModelCanary.model_validate(
+        {
+            "apiVersion": "canary.controlplane.dev/v1alpha1",
+            "kind": "ModelCanary",
+            "metadata": {"name": name, "namespace": "ml-serving"},
+            "spec": {
+                "model": {"name": "m", "runtime": "vllm"},
+                "stable": {"name": "bf16", "storageUri": "hf://org/m", "gpu": "nvidia-l40s"},
+                "candidate": {"name": "nf4", "storageUri": "hf://org/m-nf4", "gpu": "nvidia-l40s"},
+                "traffic": {"router": "gateway-api"},
+                "analysis": {
+                    "interval": "1m",
+                    "window": "5m",
+                    "metrics": [
+                        {"name": "errors", "builtin": "error-rate"},
+                        {"name": "latency-p99", "builtin": "e2e-latency", "quantile": 0.99},
+                    ],
+                },
+                "steps": [{"weight": 25, "duration": "2h", "rollbackOn": checks}, {"weight": 100}],
+            },
+        }
+    )
+
+
+SEQUENTIAL = {"metric": "errors", "compare": "baseline", "above": "0%", "judge": "sequential"}
+THRESHOLD = {"metric": "errors", "compare": "baseline", "above": "50%", "for": "10m"}
+LATENCY_SEQ = {"metric": "latency-p99", "above": "200ms", "judge": "sequential"}
+
+
+@pytest.fixture(scope="module")
+def prometheus(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[PrometheusServer, float]]:
+    end = history_end(time.time())
+    start = end - SPAN
+    work: Path = tmp_path_factory.mktemp("seq")
+    files: list[Path] = []
+    slow = Change(0.0, "candidate", {"latency_median_s": 0.15})
+    for name, candidate, changes in (
+        ("seq-bad", BAD, ()),
+        ("seq-good", GOOD, ()),
+        ("seq-slow", GOOD, (slow,)),
+    ):
+        scenario = Scenario(
+            start=start,
+            duration=SPAN,
+            stable=STABLE,
+            candidate=candidate,
+            namespace="ml-serving",
+            canary=name,
+            total_rps=50.0,
+            weights=((0.0, 25.0),),
+            changes=changes,
+            families=frozenset({"e2e", "success"}),
+        )
+        files += scenario.write(work / name)
+    backfill(files, work / "tsdb")
+    server = start_prometheus(work / "tsdb")
+    try:
+        yield server, start
+    finally:
+        server.stop()
+
+
+def replay(server: PrometheusServer, start: float, canary: ModelCanary) -> SimulationResult:
+    provider = PrometheusProvider(from_url(server.url))
+    # Start after one minute of data so that the first evaluation sees the step's traffic.
+    return simulate(canary, provider, start + MINUTE, start + SPAN)
+
+
+def rollback_time(result: SimulationResult) -> float:
+    assert result.outcome == "rolled_back", result.to_json()
+    found = result.finished_at
+    assert found is not None
+    return found
+
+
+def test_sequential_rolls_back_a_2x_error_candidate_before_the_threshold_check(
+    prometheus: tuple[PrometheusServer, float],
+) -> None:
+    server, start = prometheus
+    seq = replay(server, start, spec("seq-bad", [SEQUENTIAL]))
+    thr = replay(server, start, spec("seq-bad", [THRESHOLD]))
+    t_seq, t_thr = rollback_time(seq), rollback_time(thr)
+    assert t_seq < t_thr, (t_seq - start, t_thr - start)
+    reason = seq.reason
+    assert reason is not None
+    assert reason.key == "steps[0].rollbackOn[0]"
+    assert "sequential) breach" in seq.state.checks[reason.key].message
+    # Both checks in one spec: the sequential one decides first.
+    both = replay(server, start, spec("seq-bad", [THRESHOLD, SEQUENTIAL]))
+    assert rollback_time(both) == t_seq
+    assert both.reason is not None
+    assert both.reason.key == "steps[0].rollbackOn[1]"
+
+
+def test_sequential_keeps_a_good_candidate_and_promotes_it(
+    prometheus: tuple[PrometheusServer, float],
+) -> None:
+    server, start = prometheus
+    result = replay(server, start, spec("seq-good", [SEQUENTIAL]))
+    assert result.outcome == "promoted", result.to_json()
+    finished = result.finished_at
+    assert finished is not None
+    # No evidence either way (the rates are equal): the step runs its full 2 hours.
+    assert finished - (start + MINUTE) >= 2 * HOUR
+
+
+def test_sequential_latency_passes_early_or_breaches_on_the_histogram(
+    prometheus: tuple[PrometheusServer, float],
+) -> None:
+    server, start = prometheus
+    # P99 of the good candidate: 0.10 * exp(2.326 * 0.3) ~ 0.20 s; of the slow one ~ 0.30 s.
+    slow = replay(server, start, spec("seq-slow", [LATENCY_SEQ]))
+    assert rollback_time(slow) - start < 30 * MINUTE
+    relaxed = {**LATENCY_SEQ, "above": "300ms"}
+    good = replay(server, start, spec("seq-good", [relaxed]))
+    assert good.outcome == "promoted", good.to_json()
+    finished = good.finished_at
+    assert finished is not None
+    assert finished - start < HOUR  # decided early: far below the limit
+    assert any("sequential judge decided early" in e.message for e in good.events)
+
+
+def test_batched_path_matches_the_evaluator_with_one_query_per_kind(
+    prometheus: tuple[PrometheusServer, float],
+) -> None:
+    server, start = prometheus
+    now = start + 40 * MINUTE
+    checks = [SEQUENTIAL, LATENCY_SEQ]
+    canaries = [spec(name, checks) for name in ("seq-bad", "seq-good", "seq-slow")]
+    # Different step starts per canary: different windows, still grouped.
+    starts = [start + 5 * MINUTE, start + 7 * MINUTE, start + 11 * MINUTE]
+    batch = BatchEvaluator(PrometheusSource(from_url(server.url)))
+    requests = []
+    for canary, since in zip(canaries, starts, strict=True):
+        state = RolloutState(
+            spec_hash="x", stage="steps", started_at=since, stage_started_at=since, step_index=0
+        )
+        due: list[DueCheck] = stage_checks(canary, state)
+        requests.append(Request(canary.metadata.name, canary, due, since=since))
+    found = batch.evaluate(requests, now)
+    # errors, requests, buckets: three grouped queries for three canaries
+    assert batch.last.queries == 3
+    provider = PrometheusProvider(from_url(server.url))
+    for req in requests:
+        single = evaluate(req.canary, req.due, provider, now, since=req.since)
+        for key, result in single.checks.items():
+            got = found[req.key].checks[key]
+            assert (got.verdict, got.decided) == (result.verdict, result.decided), key
+            assert got.samples == pytest.approx(result.samples)
+    bad = found["seq-bad"].checks["steps[0].rollbackOn[0]"]
+    assert bad.decided == "breach"
+    assert found["seq-slow"].checks["steps[0].rollbackOn[1]"].decided == "breach"
+    # Without the step start the check cannot be judged, and says so.
+    blind = batch.evaluate([Request("x", canaries[0], requests[0].due)], now)["x"]
+    assert blind.checks["steps[0].rollbackOn[0]"].verdict == "inconclusive"
+    assert "step started" in blind.checks["steps[0].rollbackOn[0]"].message

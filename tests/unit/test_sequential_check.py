@@ -1,0 +1,86 @@
+"""Unit tests of controlplane.analysis.seqcheck and the evaluator's sequential path (fake)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from support.canaries import example_canary
+
+from controlplane.analysis import seqcheck
+from controlplane.analysis.evaluator import evaluate
+from controlplane.analysis.providers.static import StaticProvider
+from controlplane.rollout.observations import DueCheck
+from controlplane.spec.models import CheckSpec
+
+CANARY = example_canary()
+NOW = 1_800_000_000.0
+SINCE = NOW - 600.0
+
+
+def check(**fields: object) -> CheckSpec:
+    return CheckSpec.model_validate({"judge": "sequential", **fields})
+
+
+def errors_plan(c: CheckSpec) -> seqcheck.Plan:
+    return seqcheck.plan(CANARY, c, SINCE, NOW)
+
+
+@pytest.mark.parametrize(
+    ("errors", "total", "verdict", "decided"),
+    [
+        pytest.param(40.0, 1000.0, "breach", "breach", id="4pct-over-0.1pct"),
+        pytest.param(0.0, 20000.0, "pass", "pass", id="clean-passes-early"),
+        pytest.param(1.0, 500.0, "pass", None, id="no-evidence-counts-as-pass"),
+        pytest.param(0.0, 50.0, "inconclusive", None, id="below-minSamples"),
+    ],
+)
+def test_absolute_error_rate(
+    errors: float, total: float, verdict: str, decided: str | None
+) -> None:
+    c = check(metric="errors", above="0.1%")
+    plan = errors_plan(c)
+    assert plan.cand_events is not None
+    assert plan.cand_total is not None
+    assert "[600s]" in plan.cand_total or "[10m]" in plan.cand_total
+    provider = StaticProvider({plan.cand_events: errors, plan.cand_total: total})
+    result = evaluate(CANARY, [DueCheck("k", c)], provider, NOW, since=SINCE).checks["k"]
+    assert (result.verdict, result.decided) == (verdict, decided), result.message
+    assert not result.provider_error
+
+
+def test_without_a_step_start_the_check_says_so() -> None:
+    c = check(metric="errors", above="0.1%")
+    result = evaluate(CANARY, [DueCheck("k", c)], StaticProvider(), NOW).checks["k"]
+    assert result.verdict == "inconclusive"
+    assert "step started" in result.message
+
+
+@pytest.mark.parametrize(
+    ("fields", "fragment"),
+    [
+        pytest.param({"metric": "kpi", "above": "5%"}, "not a custom query", id="custom"),
+        pytest.param({"metric": "errors", "below": "1%"}, "'above' only", id="below"),
+    ],
+)
+def test_unsupported_checks_are_provider_errors(fields: dict[str, object], fragment: str) -> None:
+    c = check(**fields)
+    assert seqcheck.problems(CANARY, c, "x")
+    result = evaluate(CANARY, [DueCheck("k", c)], StaticProvider(), NOW, since=SINCE).checks["k"]
+    assert result.verdict == "inconclusive"
+    assert result.provider_error
+    assert fragment.split()[-1] in result.message
+
+
+def test_latency_needs_vectors_and_snaps_up() -> None:
+    c = check(metric="latency", above="190ms")  # p95; next boundary up is 0.2s
+    plan = seqcheck.plan(CANARY, c, SINCE, NOW)
+    assert plan.cand_buckets is not None
+    slow = [({"le": "0.1"}, 500.0), ({"le": "0.2"}, 800.0), ({"le": "+Inf"}, 1000.0)]
+    provider = StaticProvider(vectors={plan.cand_buckets: slow})
+    result = evaluate(CANARY, [DueCheck("k", c)], provider, NOW, since=SINCE).checks["k"]
+    # 20 % of requests slower than 0.2s against 5 % allowed: a breach
+    assert result.decided == "breach"
+    assert "0.2s" in result.message
+    assert result.value is not None
+    assert math.isfinite(result.value)
