@@ -323,7 +323,10 @@ class Controller:
         canaries = queries = 0
         for url, group in by_url.items():
             evaluator = self._evaluator(url)
-            requests = [Request(key, p.canary, p.due) for key, p in group]
+            requests = [
+                Request(key, p.canary, p.due, since=p.ctx.state.stage_started_at)
+                for key, p in group
+            ]
             try:
                 found: dict[Hashable, Observations] = evaluator.evaluate(requests, now)
             except Exception as exc:  # a bug in analysis must not stop the controller
