@@ -56,12 +56,29 @@ def phase_of(obj: Obj) -> str:
     return str((obj.get("status") or {}).get("phase") or "")
 
 
+def pending_verbs(obj: Obj) -> list[str]:
+    """Verbs recorded on the canary that the controller has not consumed yet, oldest first."""
+    recorded, _ = st.read_intents(obj["metadata"].get("annotations"))
+    last = ((obj.get("status") or {}).get("controller") or {}).get("lastIntentId")
+    return [r.intent.verb for r in st.new_intents(recorded, last)]
+
+
 def check_verb(obj: Obj, verb: str) -> None:
-    """Refuse a verb that cannot mean anything in the canary's current phase, saying what to do."""
+    """Refuse a verb that cannot mean anything in the canary's current state, saying what to do.
+
+    The plugin and the API refuse the same cases, before anything is written.
+    """
     if verb not in INTENT_VERBS:
         raise UsageError(f"unknown verb {verb!r}; expected one of {', '.join(INTENT_VERBS)}")
     name = obj["metadata"]["name"]
+    status = obj.get("status") or {}
     phase = phase_of(obj)
+    pending = pending_verbs(obj)
+    if phase == "invalid":
+        raise UsageError(
+            f"modelcanary {name!r} has an invalid spec: the controller acts on nothing until it "
+            f"is fixed (see: kubectl canary get {name})"
+        )
     if verb == "retry":
         if phase and phase != "rolled_back":
             raise UsageError(
@@ -74,6 +91,19 @@ def check_verb(obj: Obj, verb: str) -> None:
         if phase == "rolled_back":
             hint += ", or run: kubectl canary retry " + name
         raise UsageError(f"modelcanary {name!r} is already {phase}; {hint}")
+    if verb == "resume" and phase != "paused" and "pause" not in pending:
+        raise UsageError(
+            f"modelcanary {name!r} is {phase or 'not started'}, not paused: nothing to resume"
+        )
+    if verb == "pause" and status.get("paused") == "user" and pending[-1:] != ["resume"]:
+        raise UsageError(
+            f"modelcanary {name!r} is already paused; resume it with: kubectl canary resume {name}"
+        )
+    if verb in ("promote", "promote-full") and status.get("stage") not in ("shadow", "steps"):
+        raise UsageError(
+            f"modelcanary {name!r} has not started yet ({phase or 'not picked up'}): promote "
+            f"acts on the shadow phase or a step; wait with: kubectl canary status -w {name}"
+        )
 
 
 def record_intent(

@@ -66,28 +66,9 @@ def intent_verb(args: argparse.Namespace) -> str:
 
 
 def refuse_pointless(obj: Obj, verb: str) -> None:
-    """Refuse ``verb`` when it cannot do anything in the canary's current state (UsageError)."""
+    """Refuse ``verb`` when it cannot do anything in the canary's current state (UsageError);
+    the rules are :func:`controlplane.operations.check_verb`, shared with the API."""
     check_verb(obj, verb)
-    snap = snapshot(obj)
-    name, pending = snap.name, [p.verb for p in snap.pending]
-    if snap.phase == "invalid":
-        raise UsageError(
-            f"modelcanary {name!r} has an invalid spec: the controller acts on nothing until it "
-            f"is fixed (see: kubectl canary get {name})"
-        )
-    if verb == "resume" and snap.phase != "paused" and "pause" not in pending:
-        raise UsageError(
-            f"modelcanary {name!r} is {snap.phase or 'not started'}, not paused: nothing to resume"
-        )
-    if verb == "pause" and snap.paused == "user" and (not pending or pending[-1] != "resume"):
-        raise UsageError(
-            f"modelcanary {name!r} is already paused; resume it with: kubectl canary resume {name}"
-        )
-    if verb in ("promote", "promote-full") and snap.stage not in ("shadow", "steps"):
-        raise UsageError(
-            f"modelcanary {name!r} has not started yet ({snap.phase or 'not picked up'}): promote "
-            f"acts on the shadow phase or a step; wait with: kubectl canary status -w {name}"
-        )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 from cli_rollouts import NAME, NS, SCENARIOS, Clock, at_step_two, scenario
-from conftest import RunCli, check_golden, colour_console, plain_console
+from cli_support import RunCli, check_golden, colour_console, plain_console
 from ruamel.yaml import YAML
 
 from controlplane.cli.live import render

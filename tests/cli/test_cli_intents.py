@@ -8,7 +8,7 @@ import time
 
 import pytest
 from cli_rollouts import NAME, NS, Clock, Rollout, scenario
-from conftest import RunCli
+from cli_support import RunCli
 from ruamel.yaml import YAML
 
 from controlplane.controller.status import read_intents

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from cli_rollouts import NAME, NS, Clock, Rollout, scenario
-from conftest import RunCli
+from cli_support import RunCli
 from ruamel.yaml import YAML
 
 from controlplane.cli.cluster import context_info, kubeconfig_paths

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 from cli_rollouts import DAY, NAME, NS, Clock, Rollout, at_step_two, scenario
-from conftest import RunCli
+from cli_support import RunCli
 from ruamel.yaml import YAML
 
 from controlplane.cli.status import (
