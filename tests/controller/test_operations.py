@@ -108,6 +108,9 @@ def test_conflicts_forever_give_a_usage_error() -> None:
         ("rolled_back", "promote", "kubectl canary retry support-triage"),
         ("progressing", "retry", "not rolled back"),
         ("progressing", "dance", "unknown verb"),
+        ("progressing", "resume", "not paused: nothing to resume"),
+        ("pending", "promote", "has not started yet"),
+        ("invalid", "abort", "invalid spec"),
     ],
 )
 def test_verbs_that_make_no_sense_are_refused_and_change_nothing(
@@ -139,3 +142,13 @@ def test_list_is_sorted_and_namespaced() -> None:
     names = [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in list_canaries(kube, None)]
     assert names == [(NS, "support-triage"), ("team-b", "another")]
     assert [o["metadata"]["name"] for o in list_canaries(kube, "team-b")] == ["another"]
+
+
+def test_pause_twice_is_refused_but_pause_after_a_pending_resume_is_not() -> None:
+    kube, obj = _cluster("paused")
+    obj["status"] = {"phase": "paused", "paused": "user", "stage": "steps"}
+    kube.replace_status(obj)
+    with pytest.raises(UsageError, match="already paused"):
+        record_intent(kube, NS, "support-triage", "pause")
+    record_intent(kube, NS, "support-triage", "resume")
+    assert record_intent(kube, NS, "support-triage", "pause").intent.verb == "pause"
