@@ -20,6 +20,12 @@ Owns the per-resource algorithm (docs/controller.md states it rule by rule):
    its effects. Actions returned by the machine are not executed as such: every effect is derived
    from the persisted state, so a controller killed between the write and the effect redoes the
    effect, never the decision.
+6. **Gates** (``spec.gates``, docs/gates.md): while the machine holds a transition for gate runs,
+   catching up submits each run's Workflow (deterministic name, recorded in
+   ``controller.gatesSubmitted``; an AlreadyExists after a crash is the same Workflow), and every
+   reconcile polls the submitted ones and hands their phases to the machine as observations,
+   requeueing at the gate runner's poll interval. A no-op rollout (candidate equal to stable)
+   touches nothing in the cluster.
 
 :class:`Reconciler` is driven by :mod:`controlplane.controller.runner` in two halves,
 :meth:`Reconciler.prepare` and :meth:`Reconciler.finish`, so that one analysis tick can serve
@@ -35,11 +41,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from controlplane.controller import status as st
+from controlplane.controller.gates import DEFAULT_POLL_S, GateRunner, variant_endpoint
 from controlplane.errors import KubeError, NotFound, Problem, RouterError, SpecError
 from controlplane.kube.client import KubeClient, Obj, Ref
 from controlplane.profiles.catalog import Catalog
 from controlplane.rollout import machine
-from controlplane.rollout.observations import DueCheck, Observations
+from controlplane.rollout.gates import pending_runs
+from controlplane.rollout.observations import DueCheck, GateObservation, Observations
 from controlplane.rollout.state import (
     HISTORY_LIMIT,
     Event,
@@ -60,7 +68,7 @@ log = logging.getLogger(__name__)
 FIELD_MANAGER = "canary-controller"
 OWNER_FIELD_MANAGER = "canary-controller-owner"
 SERVED_KINDS = frozenset({"InferenceService", "LLMInferenceService"})
-WARNING_EVENTS = frozenset({"Breached", "RolledBack", "Paused", "Throttled", "Held"})
+WARNING_EVENTS = frozenset({"Breached", "RolledBack", "Paused", "Throttled", "Held", "GateFailed"})
 
 
 class Notifier(Protocol):
@@ -108,6 +116,8 @@ class _Ctx:
     unverified: bool = False
     error: Exception | None = None
     recorded: list[st.RecordedIntent] = field(default_factory=list)
+    gate_obs: dict[str, GateObservation] = field(default_factory=dict)
+    gate_problems: dict[str, GateObservation] = field(default_factory=dict)
 
     @property
     def key(self) -> Key:
@@ -141,7 +151,9 @@ def canary_ref(namespace: str, name: str) -> Ref:
 
 
 class Reconciler:
-    """Reconciles ModelCanaries through ``kube``; ``router_for`` builds a canary's router."""
+    """Reconciles ModelCanaries through ``kube``; ``router_for`` builds a canary's router;
+    ``gates`` runs ``spec.gates`` Workflows (None: gates cannot run, so a gated canary pauses
+    after ``analysis.errorLimit`` polls and says why)."""
 
     def __init__(
         self,
@@ -150,11 +162,13 @@ class Reconciler:
         settings: Settings | None = None,
         router_for: Callable[[ModelCanary], Router] | None = None,
         notifier: Notifier | None = None,
+        gates: GateRunner | None = None,
     ) -> None:
         self.kube = kube
         self.catalog = catalog
         self.settings = settings or Settings()
         self.notifier = notifier
+        self.gates = gates
         self._router_for = router_for or (
             lambda canary: make_router(canary.spec.traffic.router, kube, catalog)
         )
@@ -204,8 +218,10 @@ class Reconciler:
             self._persist(ctx)
             self._catch_up(ctx)
             return Done(self._requeue(ctx))
+        if not spec_changed:
+            ctx.gate_obs = self._poll_gates(ctx)
         due_now = machine.evaluation_due(canary, state, now)
-        if not (spec_changed or ctx.recorded or due_now):
+        if not (spec_changed or ctx.recorded or due_now or ctx.gate_obs):
             return Done(self._requeue(ctx))
         if ctx.unverified and not (spec_changed or ctx.recorded):
             return Done(self._requeue(ctx))  # the step has not begun: nothing to evaluate yet
@@ -219,6 +235,10 @@ class Reconciler:
     def finish(self, ctx: _Ctx, obs: Observations | None) -> float | None:
         """Step the machine, persist its decision, then apply the effects. The next wake time."""
         intents = [r.intent for r in ctx.recorded]
+        if ctx.gate_obs:
+            gates = dict(ctx.gate_obs)
+            obs = replace(obs, gates=gates) if obs is not None else Observations(gates=gates)
+            ctx.gate_obs = {}
         ctx.state, _actions = machine.step(ctx.canary, ctx.state, obs, ctx.now, intents)
         if ctx.recorded:
             ctx.book = replace(ctx.book, last_intent_id=ctx.recorded[-1].id)
@@ -323,6 +343,9 @@ class Reconciler:
             self._event(ctx.obj, "Deployed", text)
         if not state.terminal:
             self._verify_weights(ctx, router)
+            self._submit_gates(ctx)
+        elif state.noop:
+            self._finalize_noop(ctx, router)
         else:
             self._finalize(ctx, router)
         self._notify(ctx)
@@ -413,6 +436,98 @@ class Reconciler:
             if released:
                 self._event(ctx.obj, "Released", f"deleted {', '.join(released)}")
 
+    def _finalize_noop(self, ctx: _Ctx, router: Router) -> None:
+        """A no-op rollout (candidate equal to stable) deploys, routes and releases nothing.
+        Only when it replaced a rollout that had sent traffic to another candidate and was never
+        finalized is all traffic given back to stable."""
+        state, book = ctx.state, ctx.book
+        tag = f"{state.spec_hash}:{state.stage}"
+        if book.finalized == tag:
+            return
+        was = book.verified
+        if (
+            was is not None
+            and was.hash != state.spec_hash
+            and not (book.finalized or "").startswith(f"{was.hash}:")
+            and (was.weight > 0 or was.mirror)
+        ):
+            try:
+                router.finalize(ctx.canary, "rolled_back")
+                router.verify(ctx.canary, Weights(0))
+            except (RouterError, KubeError) as exc:
+                ctx.unverified = True
+                ctx.error = exc
+                self._event(ctx.obj, "WeightsNotVerified", str(exc), "Warning")
+                return
+        ctx.book = replace(
+            book, finalized=tag, finished_at=ctx.now, cleaned=tag, deployed_hash=None
+        )
+
+    # ------------------------------------------------------------------------- gates
+
+    def _submit_gates(self, ctx: _Ctx) -> None:
+        """Submit the Workflow of every gate run the persisted state waits for and that the
+        Argo Server has not accepted yet (an effect of the persisted decision)."""
+        current = {run.workflow for run in ctx.state.gates.values()}
+        submitted = tuple(n for n in ctx.book.gates_submitted if n in current)
+        runs = [r for r in pending_runs(ctx.canary, ctx.state) if r.workflow not in submitted]
+        if runs and self.gates is not None:
+            endpoints = self._endpoints(ctx)
+            for run in runs:
+                problem = self.gates.submit(ctx.canary, run, endpoints, ctx.state.spec_hash)
+                if problem is not None:
+                    ctx.gate_problems[run.key] = problem
+                    continue
+                submitted = (*submitted, run.workflow)
+                text = (
+                    f"submitted workflow {run.namespace}/{run.workflow} for gate "
+                    f"{run.gate.name} ({run.point})"
+                )
+                self._event(ctx.obj, "GateSubmitted", text)
+        if submitted != ctx.book.gates_submitted:
+            ctx.book = replace(ctx.book, gates_submitted=submitted)
+
+    def _poll_gates(self, ctx: _Ctx) -> dict[str, GateObservation]:
+        """What the Argo Server says about each running gate of the persisted state."""
+        found: dict[str, GateObservation] = {}
+        for run in pending_runs(ctx.canary, ctx.state):
+            if run.key in ctx.gate_problems:
+                found[run.key] = ctx.gate_problems[run.key]
+            elif self.gates is None:
+                found[run.key] = GateObservation(
+                    run.key,
+                    run.workflow,
+                    None,
+                    error="the controller runs without gates (no --argo-server)",
+                )
+            elif run.workflow in ctx.book.gates_submitted:
+                found[run.key] = self.gates.poll(ctx.canary, run)
+        ctx.gate_problems = {}
+        return found
+
+    def _endpoints(self, ctx: _Ctx) -> dict[str, str]:
+        """In-cluster base URLs of the two variants (``{{candidate.endpoint}}``)."""
+        served = [o for o in self._objects(ctx) if o["kind"] in SERVED_KINDS]
+        single = CAPABILITIES[ctx.canary.spec.traffic.router].single_service
+        out: dict[str, str] = {}
+        for role in ("candidate", "stable"):
+            obj = next(
+                (
+                    o
+                    for o in served
+                    if single or (o["metadata"].get("labels") or {}).get(LABEL_ROLE) == role
+                ),
+                None,
+            )
+            live = None
+            if obj is not None:
+                try:
+                    live = self.kube.get(Ref.of(obj))
+                except NotFound:
+                    live = None
+            out[role] = variant_endpoint(ctx.canary, role, live)
+        return out
+
     def _release(self, ctx: _Ctx, role: str) -> list[str]:
         """Delete the serving objects of the losing ``role`` (single-service routers drop it
         themselves on finalize). Returns what was deleted."""
@@ -472,6 +587,9 @@ class Reconciler:
             times.append(nxt)
         if state.stage == "pending":
             times.append(state.started_at + self.settings.progress_deadline_s)
+        if pending_runs(canary, state):
+            poll = self.gates.poll_interval_s if self.gates is not None else DEFAULT_POLL_S
+            times.append(ctx.now + poll)
         if state.terminal and ctx.book.finished_at is not None:
             tag = f"{state.spec_hash}:{state.stage}"
             if ctx.book.cleaned != tag:

@@ -8,8 +8,9 @@ Owns three things, all pure:
   ``observedGeneration``, kstatus ``conditions`` and ``controller`` (:class:`Book`).
 - :class:`Book`: the controller's bookkeeping of *effects* (what was deployed, which weights were
   verified and when, which outcome was finalized, cleanup, the last Event emitted, the last intent
-  consumed). Decisions live in the rollout state; the book says how far the world has caught up
-  with them, so a restarted controller re-applies exactly what is missing (docs/controller.md).
+  consumed, the gate Workflows submitted). Decisions live in the rollout state; the book says how
+  far the world has caught up with them, so a restarted controller re-applies exactly what is
+  missing (docs/controller.md).
 - :func:`read_intents`: user intents recorded by the CLI in the annotation
   ``canary.controlplane.dev/intent`` and :func:`new_intents` (consumed exactly once, by id).
 
@@ -62,6 +63,8 @@ class Book:
     ``finished_at``: when that finalization was verified (the cleanup delay counts from it).
     ``cleaned``: ``"<hash>:<stage>"`` whose leftover variant was released. ``notified``: the
     last history event emitted as a Kubernetes Event. ``last_intent_id``: the last intent consumed.
+    ``gates_submitted``: names of the gate Workflows of the current gate point the Argo Server
+    accepted (a Workflow missing from the Argo Server after that was deleted: the gate fails).
     """
 
     deployed_hash: str | None = None
@@ -71,6 +74,7 @@ class Book:
     cleaned: str | None = None
     notified: dict[str, Any] | None = None
     last_intent_id: str | None = None
+    gates_submitted: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -82,6 +86,7 @@ class Book:
             "cleaned": self.cleaned,
             "notified": self.notified,
             "lastIntentId": self.last_intent_id,
+            "gatesSubmitted": list(self.gates_submitted) or None,
         }
         return {k: v for k, v in out.items() if v is not None}
 
@@ -105,6 +110,12 @@ class Book:
             except (KeyError, TypeError, ValueError):
                 verified = None
         notified = data.get("notified")
+        submitted = data.get("gatesSubmitted")
+        gates = (
+            tuple(str(name) for name in submitted if isinstance(name, str))
+            if isinstance(submitted, list)
+            else ()
+        )
         return cls(
             deployed_hash=_str_or_none(data.get("deployedHash")),
             verified=verified,
@@ -113,6 +124,7 @@ class Book:
             cleaned=_str_or_none(data.get("cleaned")),
             notified=dict(notified) if isinstance(notified, Mapping) else None,
             last_intent_id=_str_or_none(data.get("lastIntentId")),
+            gates_submitted=gates,
         )
 
 
@@ -169,7 +181,9 @@ def rollout_status(
     message = state.reason.message if state.reason is not None else ""
     if not message and state.history:
         message = state.history[-1].message
-    wanted = conditions.for_phase(state.phase, message, state.paused)
+    # an unreachable Argo Server stalls a rollout like an unreachable Prometheus does
+    paused = "errors" if state.paused == "gate-errors" else state.paused
+    wanted = conditions.for_phase(state.phase, message, paused)
     status["observedGeneration"] = generation
     status["conditions"] = conditions.render(
         wanted, (previous or {}).get("conditions"), generation, now

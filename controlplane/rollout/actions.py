@@ -57,4 +57,16 @@ class Pause:
     reason: Reason
 
 
-Action = SetWeights | Deploy | Promote | Rollback | Notify | Pause
+@dataclass(frozen=True)
+class RunGate:
+    """Submit the Argo Workflow ``workflow`` in ``namespace`` for the gate run ``key`` (its
+    template and parameters: :func:`controlplane.rollout.gates.pending_runs`) and report its
+    phase as :class:`~controlplane.rollout.observations.GateObservation` until it finishes."""
+
+    key: str
+    gate: str
+    workflow: str
+    namespace: str
+
+
+Action = SetWeights | Deploy | Promote | Rollback | Notify | Pause | RunGate

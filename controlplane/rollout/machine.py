@@ -3,7 +3,9 @@
 Owns every rollout decision of the contract's *Checks*, *Steps, promotion, rollback* and *Shadow
 and budget* sections: when checks are due, how ``for`` streaks and provider errors count, when a
 step advances, holds, promotes or rolls back, shadow success and failure, budget throttling, user
-intents and restarts on a spec change. ``docs/rollout.md`` states each rule and its order.
+intents and restarts on a spec change; and of ``spec.gates`` (a transition waits for its Argo
+Workflows, a failed one rolls back), manual approval (``approval: manual``) and no-op rollouts
+(candidate equal to stable). ``docs/rollout.md`` and ``docs/gates.md`` state each rule.
 
 Called by the controller (every ``analysis.interval``, see :func:`next_evaluation`), by
 ``canaryctl simulate`` (replaying history) and by the local stack. Pure: time is an argument,
@@ -24,7 +26,17 @@ from controlplane.rollout.actions import (
     Pause,
     Promote,
     Rollback,
+    RunGate,
     SetWeights,
+)
+from controlplane.rollout.gates import (
+    PROMOTION,
+    describe_point,
+    gates_at,
+    point_step,
+    run_key,
+    step_point,
+    workflow_name,
 )
 from controlplane.rollout.intents import Intent, IntentVerb
 from controlplane.rollout.observations import CheckResult, DueCheck, Observations
@@ -33,6 +45,7 @@ from controlplane.rollout.state import (
     CheckState,
     Event,
     EventType,
+    GateState,
     PauseKind,
     Reason,
     RolloutState,
@@ -40,9 +53,10 @@ from controlplane.rollout.state import (
     spec_hash,
 )
 from controlplane.spec.models import CheckSpec, ModelCanary
-from controlplane.spec.units import Unit, display_value
+from controlplane.spec.units import Duration, Unit, display_value
 
 __all__ = [
+    "NOOP_MESSAGE",
     "PROMOTE_KEY",
     "desired_weights",
     "due_checks",
@@ -54,6 +68,7 @@ __all__ = [
 ]
 
 PROMOTE_KEY = "shadow.promoteOn"
+NOOP_MESSAGE = "candidate is identical to stable; nothing to roll out"
 _EPS = 1e-6  # seconds of slack when comparing float times (start + k * interval)
 
 
@@ -107,8 +122,17 @@ def next_evaluation(spec: ModelCanary, state: RolloutState) -> float | None:
     if state.last_evaluation is None:
         return state.started_at
     at = state.last_evaluation + spec.spec.analysis.interval.seconds
-    if state.stage == "shadow" and state.paused is None and spec.spec.shadow is not None:
+    if (
+        state.stage == "shadow"
+        and state.paused is None
+        and state.gate_point is None
+        and spec.spec.shadow is not None
+    ):
         at = min(at, state.stage_started_at + spec.spec.shadow.duration.seconds)
+    if state.gate_point is not None and state.paused != "gate-errors":
+        for run in state.gates.values():
+            if run.result == "running" and run.point == state.gate_point:
+                at = min(at, run.submitted_at + run.timeout)
     return at
 
 
@@ -123,7 +147,7 @@ def desired_weights(spec: ModelCanary, state: RolloutState) -> tuple[int, bool]:
             weight = min(weight, budget.throttle_weight)
         return weight, False
     if state.stage == "promoted":
-        return 100, False
+        return (0, False) if state.noop else (100, False)
     return 0, False
 
 
@@ -140,6 +164,7 @@ class _Tick:
     actions: list[Action] = field(default_factory=list)
     obs: Observations | None = None  # set when this call evaluated observations
     errors: list[str] = field(default_factory=list)
+    gates_answered: bool = False  # the Argo Server answered about a running gate in this call
 
     def update(self, **changes: Any) -> None:
         self.state = replace(self.state, **changes)
@@ -167,22 +192,32 @@ def step(
 
     ``obs`` answers :func:`due_checks` as computed on ``state`` at ``now`` (None: nothing was
     measured). Observations given when no evaluation is due are ignored, so repeating a call is
-    harmless. Order within a call: spec change, evaluation bookkeeping, intents, rollback,
-    provider errors, budget, progress (docs/rollout.md).
+    harmless; gate observations (``obs.gates``) are taken whenever given. Order within a call:
+    spec change, evaluation bookkeeping, gate observations, no-op, intents, rollback, failed
+    gates, provider and gate errors, budget, progress (docs/rollout.md).
     """
     tick = _Tick(spec, now, state)
     if state.spec_hash != spec_hash(spec):
         _restart(tick, "spec changed: restarting with the new candidate")
-    elif (
-        obs is not None and state.stage in ("shadow", "steps") and evaluation_due(spec, state, now)
-    ):
-        _record(tick, obs)
+    else:
+        if (
+            obs is not None
+            and state.stage in ("shadow", "steps")
+            and evaluation_due(spec, state, now)
+        ):
+            _record(tick, obs)
+        if obs is not None and obs.gates:
+            _record_gates(tick, obs)
+    if not tick.state.terminal and spec.spec.candidate_is_stable():
+        _noop(tick)
     _apply_intents(tick, intents)
     if tick.state.terminal:
         return tick.state, tick.actions
-    if tick.state.stage == "pending":
+    if tick.state.stage == "pending" and tick.state.gate_point is None:
         _pending(tick, obs)
     else:
+        if tick.state.stage == "pending" and obs is not None and evaluation_due(spec, state, now):
+            tick.update(last_evaluation=now)  # gated before step 1: readiness is not re-read
         _decide(tick)
     return tick.state, tick.actions
 
@@ -240,7 +275,45 @@ def _next_check_state(
         stable=finite_or_none(result.stable),
         decided=result.decided,
         message=result.message,
+        above=_number(due.check.above),
+        below=_number(due.check.below),
     )
+
+
+def _record_gates(tick: _Tick, obs: Observations) -> None:
+    """Store what the Argo Server said about the running gates of the current gate point and
+    count the polls it did not answer (a later answer resets the count)."""
+    state = tick.state
+    if state.terminal or state.gate_point is None:
+        return
+    runs = dict(state.gates)
+    errors: list[str] = []
+    for key, seen in obs.gates.items():
+        run = runs.get(key)
+        if run is None or run.workflow != seen.workflow or run.result != "running":
+            continue
+        if seen.phase is None:
+            errors.append(seen.error or f"workflow {run.workflow}: Argo Server did not answer")
+            continue
+        tick.gates_answered = True
+        started = run.started_at if run.started_at is not None else seen.started_at
+        updated = replace(run, phase=seen.phase, started_at=started, message=seen.message)
+        if seen.phase == "Succeeded":
+            finished = seen.finished_at if seen.finished_at is not None else tick.now
+            updated = replace(updated, result="passed", finished_at=finished)
+        elif seen.phase in ("Failed", "Error"):
+            finished = seen.finished_at if seen.finished_at is not None else tick.now
+            updated = replace(updated, result="failed", finished_at=finished)
+        runs[key] = updated
+        if updated.result == "passed":
+            tick.update(gates=runs)
+            tick.emit(
+                "GatePassed",
+                f"gate {run.gate} passed: workflow {run.namespace}/{run.workflow} succeeded",
+            )
+    count = state.gate_errors + 1 if errors and not tick.gates_answered else 0
+    tick.update(gates=runs, gate_errors=count)
+    tick.errors.extend(errors)
 
 
 # --------------------------------------------------------------------------- decisions
@@ -250,10 +323,70 @@ def _decide(tick: _Tick) -> None:
     _check_rollback(tick)
     if tick.state.terminal:
         return
+    _check_gates(tick)
+    if tick.state.terminal:
+        return
+    _check_gate_errors(tick)
     if tick.obs is not None:
         _check_errors(tick)
         _check_budget(tick, tick.obs)
     _progress(tick)
+
+
+def _check_gates(tick: _Tick) -> None:
+    """Roll back on the first gate run (spec order) that failed or outlived its timeout. The
+    timeout is not judged while the Argo Server is unreachable (paused on gate errors): the
+    Workflow's fate is unknown then, and its first answer afterwards decides."""
+    state = tick.state
+    if state.gate_point is None:
+        return
+    for key, run in state.gates.items():
+        if run.point != state.gate_point:
+            continue
+        where = f"workflow {run.namespace}/{run.workflow}"
+        if run.result == "failed":
+            detail = f": {run.message}" if run.message else ""
+            message = f"gate {run.gate} failed before {describe_point(run.point)}: {where} "
+            message += f"{run.phase}{detail}"
+        elif (
+            run.result == "running"
+            and state.paused != "gate-errors"
+            and tick.now >= run.submitted_at + run.timeout - _EPS
+        ):
+            phase = run.phase or "not started"
+            message = (
+                f"gate {run.gate} failed before {describe_point(run.point)}: {where} did not "
+                f"succeed within its timeout {Duration.of(run.timeout)} (last phase: {phase})"
+            )
+            tick.update(
+                gates={**state.gates, key: replace(run, result="failed", finished_at=tick.now)}
+            )
+        else:
+            continue
+        tick.emit("GateFailed", message)
+        reason = Reason(
+            "gate-failed",
+            message,
+            tick.now,
+            tick.state.step,
+            key=key,
+            workflow=f"{run.namespace}/{run.workflow}",
+        )
+        _rollback(tick, reason)
+        return
+
+
+def _check_gate_errors(tick: _Tick) -> None:
+    """Pause after ``errorLimit`` consecutive polls the Argo Server did not answer; resume by
+    itself at its first answer. Never a failure: the Workflow may well be running."""
+    state = tick.state
+    limit = tick.spec.spec.analysis.error_limit
+    if state.gate_errors >= limit and state.paused is None:
+        detail = "; ".join(dict.fromkeys(tick.errors)) or "no answer"
+        message = f"{state.gate_errors} consecutive gate polls without an answer: {detail}"
+        _pause(tick, "gate-errors", Reason("gate-errors", message, tick.now, state.step))
+    elif tick.gates_answered and state.gate_errors == 0 and state.paused == "gate-errors":
+        _resume(tick, "Argo Server answers again: resuming")
 
 
 def _check_rollback(tick: _Tick) -> None:
@@ -300,6 +433,10 @@ def _progress(tick: _Tick) -> None:
     """Time- and result-driven progress; nothing moves forward while paused."""
     if tick.state.paused is not None:
         return
+    if tick.state.gate_point is not None:
+        _progress_gates(tick)
+        if tick.state.gate_point is not None or tick.state.terminal:
+            return
     if tick.state.stage == "shadow":
         _progress_shadow(tick)
     if tick.state.stage == "steps":
@@ -344,9 +481,21 @@ def _progress_shadow(tick: _Tick) -> None:
         )
 
 
+def _progress_gates(tick: _Tick) -> None:
+    """Make the held transition once every gate run of its point passed."""
+    state = tick.state
+    point = state.gate_point
+    runs = [run for run in state.gates.values() if run.point == point]
+    if point is None or not all(run.result == "passed" for run in runs):
+        return
+    tick.update(gate_point=None)
+    _transition(tick, point, f" (gates passed: {', '.join(run.gate for run in runs)})")
+
+
 def _progress_steps(tick: _Tick) -> None:
-    """Advance while the current step is finished; mark it holding when it is due but cannot."""
-    while tick.state.stage == "steps":
+    """Advance while the current step is finished; mark it holding when it is due but cannot;
+    a done ``approval: manual`` step waits for a ``promote`` intent."""
+    while tick.state.stage == "steps" and tick.state.gate_point is None:
         state = tick.state
         current = tick.spec.spec.steps[state.step_index]
         keys = [due.key for due in stage_checks(tick.spec, state)]
@@ -356,6 +505,16 @@ def _progress_steps(tick: _Tick) -> None:
         duration = current.duration.seconds if current.duration is not None else 0.0
         elapsed = tick.now - state.stage_started_at >= duration - _EPS
         if (elapsed and all_passed) or all_decided:
+            if current.approval == "manual":
+                if not state.awaiting_approval:
+                    tick.update(awaiting_approval=True, holding=False)
+                    name = tick.spec.metadata.name
+                    tick.emit(
+                        "AwaitingApproval",
+                        f"step {state.step} is done and waits for approval: "
+                        f"kubectl canary promote {name}",
+                    )
+                return
             _finish_step(tick, "" if elapsed else " (sequential judge decided early)")
             continue
         if elapsed and not state.holding and any(c is not None for c in latest):
@@ -393,21 +552,104 @@ def _pending(tick: _Tick, obs: Observations | None) -> None:
 
 
 def _start_steps(tick: _Tick) -> None:
-    tick.update(stage="steps", step_index=0, stage_started_at=tick.now, checks={}, holding=False)
+    """Begin step 1, after the gates that guard it."""
+    if _gated(tick, step_point(0)):
+        return
+    _begin_steps(tick)
+
+
+def _begin_steps(tick: _Tick, why: str = "") -> None:
+    tick.update(
+        stage="steps",
+        step_index=0,
+        stage_started_at=tick.now,
+        checks={},
+        holding=False,
+        awaiting_approval=False,
+    )
     tick.sync_weights()
-    tick.emit("StepStarted", f"step 1 started at weight {tick.spec.spec.steps[0].weight}%")
+    tick.emit("StepStarted", f"step 1 started at weight {tick.spec.spec.steps[0].weight}%{why}")
 
 
 def _finish_step(tick: _Tick, why: str) -> None:
-    """The current step is done: go to the next one, or promote after the last."""
+    """The current step is done: go to the next one, or promote after the last; either after
+    the gates that guard it."""
     index = tick.state.step_index
-    if index == len(tick.spec.spec.steps) - 1:
+    last = index == len(tick.spec.spec.steps) - 1
+    tick.update(awaiting_approval=False, holding=False)
+    point = PROMOTION if last else step_point(index + 1)
+    if _gated(tick, point, why):
+        return
+    _transition(tick, point, why)
+
+
+def _transition(tick: _Tick, point: str, why: str) -> None:
+    """Make the transition a gate point stands for: begin step 1, advance, or promote."""
+    if point == PROMOTION:
         _promote(tick, f"last step finished{why}")
         return
-    tick.update(step_index=index + 1, stage_started_at=tick.now, checks={}, holding=False)
+    index = point_step(tick.spec, point) - 1
+    if index == 0:
+        _begin_steps(tick, why)
+        return
+    tick.update(
+        step_index=index,
+        stage_started_at=tick.now,
+        checks={},
+        holding=False,
+        awaiting_approval=False,
+    )
     tick.sync_weights()
-    weight = tick.spec.spec.steps[index + 1].weight
-    tick.emit("Advanced", f"step {index + 1} -> {index + 2} at weight {weight}%{why}")
+    weight = tick.spec.spec.steps[index].weight
+    tick.emit("Advanced", f"step {index} -> {index + 1} at weight {weight}%{why}")
+
+
+def _gated(tick: _Tick, point: str, why: str = "") -> bool:
+    """Start the gate runs of ``point`` (if it has gates): the transition waits for them.
+    True when it must wait. The Workflow names are decided here, persisted with the state."""
+    gates = gates_at(tick.spec, point)
+    if not gates:
+        return False
+    namespace = tick.spec.metadata.namespace
+    runs = {
+        run_key(gate.name, point): GateState(
+            gate=gate.name,
+            point=point,
+            workflow=workflow_name(tick.spec, tick.state, gate.name, point),
+            namespace=gate.namespace or namespace,
+            submitted_at=tick.now,
+            timeout=gate.timeout.seconds,
+        )
+        for gate in gates
+    }
+    tick.update(gate_point=point, gates=runs, gate_errors=0, holding=False)
+    for key, run in runs.items():
+        tick.actions.append(RunGate(key, run.gate, run.workflow, run.namespace))
+    shown = ", ".join(
+        f"{run.gate} (workflow {run.namespace}/{run.workflow})" for run in runs.values()
+    )
+    tick.emit("GateStarted", f"before {describe_point(point)}{why}: waiting for {shown}")
+    return True
+
+
+def _noop(tick: _Tick) -> None:
+    """The candidate equals the stable variant: finished at once as promoted, nothing deployed,
+    no weight changed (a pending restart's weights are already back to 0)."""
+    tick.update(
+        stage="promoted",
+        noop=True,
+        deployed=False,
+        paused=None,
+        paused_at=None,
+        throttled=False,
+        holding=False,
+        reason=None,
+        gate_point=None,
+        gates={},
+        awaiting_approval=False,
+    )
+    tick.sync_weights()
+    tick.emit("Promoted", NOOP_MESSAGE)
 
 
 def _promote(tick: _Tick, message: str) -> None:
@@ -419,6 +661,8 @@ def _promote(tick: _Tick, message: str) -> None:
         throttled=False,
         holding=False,
         reason=None,
+        gate_point=None,
+        awaiting_approval=False,
     )
     tick.sync_weights()
     tick.actions.append(Promote())
@@ -433,6 +677,8 @@ def _rollback(tick: _Tick, reason: Reason) -> None:
         throttled=False,
         holding=False,
         reason=reason,
+        gate_point=None,
+        awaiting_approval=False,
     )
     tick.sync_weights()
     tick.actions.append(Rollback(reason))
@@ -462,17 +708,19 @@ def _restart(tick: _Tick, message: str) -> None:
     """A new rollout of the current spec (spec change or retry); history and intents carry on.
     Readiness of the (re)deployed candidate is first read one interval later."""
     old = tick.state
+    noop = tick.spec.spec.candidate_is_stable()
     tick.state = replace(
         initial_state(tick.spec, tick.now),
         weight=old.weight,
         mirror=old.mirror,
-        deployed=True,
+        deployed=not noop,
         last_evaluation=tick.now,
         history=old.history,
         last_intent_at=old.last_intent_at,
     )
     tick.sync_weights()
-    tick.actions.append(Deploy(tick.spec.spec.candidate.name))
+    if not noop:
+        tick.actions.append(Deploy(tick.spec.spec.candidate.name))
     tick.emit("Restarted", message)
 
 
@@ -504,7 +752,21 @@ def _intent_resume(tick: _Tick, intent: Intent) -> None:
 
 
 def _intent_promote(tick: _Tick, intent: Intent) -> None:
-    """Finish the current step (or the shadow phase) now, unless one of its checks is breached."""
+    """Finish the current step (or the shadow phase) now, unless one of its checks is breached;
+    this is also the approval of an ``approval: manual`` step. Workflow gates are not skipped
+    (``promote-full`` is the way past them)."""
+    if tick.state.gate_point is not None and not tick.state.terminal:
+        waiting = [
+            run.gate
+            for run in tick.state.gates.values()
+            if run.point == tick.state.gate_point and run.result == "running"
+        ]
+        tick.emit(
+            "Held",
+            f"promote refused: waiting for gate{'s' if len(waiting) != 1 else ''} "
+            f"{', '.join(waiting)}; promote --full skips gates",
+        )
+        return
     if tick.state.stage not in ("shadow", "steps"):
         return
     breached = [
@@ -520,11 +782,16 @@ def _intent_promote(tick: _Tick, intent: Intent) -> None:
         tick.emit("ShadowPassed", f"promoted {_by(intent)}")
         _start_steps(tick)
     else:
-        _finish_step(tick, f" (promoted {_by(intent)})")
+        approved = "approved" if tick.state.awaiting_approval else "promoted"
+        _finish_step(tick, f" ({approved} {_by(intent)})")
 
 
 def _intent_promote_full(tick: _Tick, intent: Intent) -> None:
-    if tick.state.stage in ("shadow", "steps"):
+    """Promote now from shadow or steps, skipping what is left: steps, approvals and gates
+    (also gates held before step 1 while still pending)."""
+    if tick.state.stage in ("shadow", "steps") or (
+        tick.state.stage == "pending" and tick.state.gate_point is not None
+    ):
         _promote(tick, f"promoted to 100% {_by(intent)}")
 
 

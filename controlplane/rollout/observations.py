@@ -1,7 +1,9 @@
-"""What the analysis tells the state machine: one result per due check, plus spend.
+"""What the analysis tells the state machine: one result per due check, plus spend and gates.
 
 Owns the seam between :mod:`controlplane.analysis` (which produces observations by querying a
-metric provider) and :mod:`controlplane.rollout.machine` (which consumes them). Pure data.
+metric provider) and :mod:`controlplane.rollout.machine` (which consumes them), and between the
+gate runner (:mod:`controlplane.controller.gates`, which polls Argo Workflows) and the machine
+(:class:`GateObservation`). Pure data.
 
 A check is identified by a stable *key* naming where it sits in the spec:
 ``steps[0].rollbackOn[1]``, ``shadow.promoteOn``, ``shadow.rollbackOn[0]``.
@@ -15,6 +17,7 @@ from typing import Literal
 from controlplane.spec.models import CheckSpec
 
 Verdict = Literal["pass", "breach", "inconclusive"]
+ArgoPhase = Literal["Pending", "Running", "Succeeded", "Failed", "Error"]
 
 
 @dataclass(frozen=True)
@@ -50,15 +53,40 @@ class CheckResult:
 
 
 @dataclass(frozen=True)
+class GateObservation:
+    """What the Argo Server said about one gate run's Workflow (``key`` as in
+    ``RolloutState.gates``, ``workflow`` its name).
+
+    ``phase`` is the Workflow's phase (an absent phase is ``Pending``); None when the Argo Server
+    could not be asked (unreachable, timed out, 5xx), with ``error`` saying why: that counts
+    towards ``analysis.errorLimit`` like a provider error and is never a failure by itself.
+    ``message`` is Argo's ``status.message``; ``started_at`` / ``finished_at`` are Argo's times
+    (unix seconds) when known.
+    """
+
+    key: str
+    workflow: str
+    phase: ArgoPhase | None
+    message: str = ""
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
 class Observations:
     """Everything measured at one evaluation time.
 
     ``spend`` is the candidate's spend over the last day in USD (None: unknown or no budget).
     ``candidate_ready`` is False while the candidate's serving objects are not ready.
     ``spend_error`` is True when the cost query failed (treated like a provider error).
+    ``gates`` holds the latest answer about each running gate by key; unlike the checks they are
+    taken whenever given (polls are more frequent than evaluations), and repeating one is
+    harmless.
     """
 
     checks: dict[str, CheckResult] = field(default_factory=dict)
+    gates: dict[str, GateObservation] = field(default_factory=dict)
     spend: float | None = None
     spend_error: bool = False
     candidate_ready: bool = True

@@ -37,6 +37,8 @@ Phase = Literal[
     "shadow",
     "progressing",
     "holding",
+    "gated",
+    "awaiting_approval",
     "paused",
     "throttled",
     "promoted",
@@ -45,10 +47,18 @@ Phase = Literal[
 """What users see (``status.phase``), derived from the stage and the overlays."""
 
 Outcome = Literal["promoted", "rolled_back", "paused", "in_progress"]
-PauseKind = Literal["user", "errors"]
+PauseKind = Literal["user", "errors", "gate-errors"]
 ReasonKind = Literal[
-    "breach", "aborted", "not-ready", "shadow-expired", "provider-errors", "user-pause"
+    "breach",
+    "aborted",
+    "not-ready",
+    "shadow-expired",
+    "provider-errors",
+    "user-pause",
+    "gate-failed",
+    "gate-errors",
 ]
+GateResult = Literal["running", "passed", "failed"]
 EventType = Literal[
     "StepStarted",
     "Advanced",
@@ -63,6 +73,10 @@ EventType = Literal[
     "Resumed",
     "Unthrottled",
     "Restarted",
+    "GateStarted",
+    "GatePassed",
+    "GateFailed",
+    "AwaitingApproval",
 ]
 
 TERMINAL_STAGES: frozenset[Stage] = frozenset({"promoted", "rolled_back"})
@@ -101,7 +115,8 @@ class Reason:
     For a breach: the check's ``key`` and ``metric``, the compared ``value`` (the drift for
     ``compare: baseline``), the raw ``candidate`` / ``stable`` values when known, the thresholds as
     numbers in base units (seconds, fractions), the query ``window``, the 1-based ``step`` (0 in
-    shadow) and the time ``at`` (unix seconds).
+    shadow) and the time ``at`` (unix seconds). For a failed gate (``gate-failed``): ``key`` is
+    the gate run (``regression@step-2``) and ``workflow`` the Argo Workflow's ``namespace/name``.
     """
 
     kind: ReasonKind
@@ -116,6 +131,7 @@ class Reason:
     above: float | None = None
     below: float | None = None
     window: str | None = None
+    workflow: str | None = None
 
 
 @with_config(_CONFIG)
@@ -137,6 +153,34 @@ class CheckState:
     stable: float | None = None
     decided: Literal["pass", "breach"] | None = None
     message: str = ""
+    above: float | None = None
+    below: float | None = None
+
+
+@with_config(_CONFIG)
+@dataclass(frozen=True)
+class GateState:
+    """One run of a gate at one gate point: the Argo Workflow the machine decided to submit.
+
+    ``workflow`` is the Workflow's name, fixed when the gate became due (deterministic, so a
+    controller that crashed after submitting finds the same Workflow again); ``submitted_at`` is
+    that decision's time, from which ``timeout`` counts. ``phase`` is the last Argo phase seen
+    (``""`` before any answer), ``started_at`` / ``finished_at`` Argo's times when known,
+    ``message`` Argo's ``status.message``. ``result`` is ``running`` until the Workflow succeeds
+    (``passed``) or fails, errors or times out (``failed``).
+    """
+
+    gate: str
+    point: str
+    workflow: str
+    namespace: str
+    submitted_at: float
+    timeout: float
+    phase: str = ""
+    started_at: float | None = None
+    finished_at: float | None = None
+    message: str = ""
+    result: GateResult = "running"
 
 
 @with_config(_CONFIG)
@@ -150,6 +194,13 @@ class RolloutState:
     ``weight`` / ``mirror`` are the traffic settings last asked for with ``SetWeights``: a
     restarted controller re-applies them. ``checks`` holds the current stage's checks by key
     (``steps[0].rollbackOn[1]``).
+
+    ``gate_point`` is the transition waiting for gates (``step-1`` ... ``step-N``, ``promotion``)
+    and ``gates`` the gate runs of the latest gate point by key (``regression@step-2``), kept
+    after it for display; ``gate_errors`` counts consecutive polls the Argo Server did not
+    answer. ``awaiting_approval``: a ``approval: manual`` step is done and waits for ``promote``.
+    ``noop``: the spec's candidate equals its stable, so the rollout finished at once and
+    deployed nothing.
     """
 
     spec_hash: str
@@ -171,6 +222,11 @@ class RolloutState:
     reason: Reason | None = None
     last_intent_at: float | None = None
     history: tuple[Event, ...] = ()
+    gate_point: str | None = None
+    gates: Mapping[str, GateState] = field(default_factory=dict)
+    gate_errors: int = 0
+    awaiting_approval: bool = False
+    noop: bool = False
 
     @property
     def step(self) -> int:
@@ -189,6 +245,10 @@ class RolloutState:
             return "paused"
         if self.throttled:
             return "throttled"
+        if self.gate_point is not None:
+            return "gated"
+        if self.awaiting_approval:
+            return "awaiting_approval"
         if self.stage == "steps":
             return "holding" if self.holding else "progressing"
         return self.stage
@@ -201,11 +261,13 @@ class RolloutState:
         return "paused" if self.paused is not None else "in_progress"
 
     def to_status(self) -> dict[str, Any]:
-        """JSON-safe camelCase dict; ``phase``, ``step`` and ``outcome`` are added for readers."""
+        """JSON-safe camelCase dict; ``phase``, ``step``, ``outcome`` and ``lastChecks`` are added
+        for readers (see :func:`last_checks`)."""
         data: dict[str, Any] = _ADAPTER.dump_python(self, mode="json", by_alias=True)
         data["phase"] = self.phase
         data["step"] = self.step
         data["outcome"] = self.outcome
+        data["lastChecks"] = last_checks(self)
         return data
 
     @classmethod
@@ -231,10 +293,36 @@ class RolloutState:
 _ADAPTER: TypeAdapter[RolloutState] = TypeAdapter(RolloutState)
 
 
+def last_checks(state: RolloutState) -> list[dict[str, Any]]:
+    """The latest result of every check of the current stage, in key order, for readers (the
+    CLI's table, dashboards): ``[{key, metric, result, value, candidate, stable, above, below,
+    at, since, message}]``. ``result`` is ``pass`` / ``breach`` / ``inconclusive``; ``value`` is
+    what was compared (the drift for ``compare: baseline``); ``candidate`` / ``stable`` the raw
+    per-variant values; ``above`` / ``below`` the bounds in base units (seconds, fractions);
+    ``at`` the evaluation's time (unix seconds); ``since`` the start of a breach streak."""
+    return [
+        {
+            "key": key,
+            "metric": check.metric,
+            "result": check.verdict,
+            "value": check.value,
+            "candidate": check.candidate,
+            "stable": check.stable,
+            "above": check.above,
+            "below": check.below,
+            "at": check.at,
+            "since": check.since,
+            "message": check.message,
+        }
+        for key, check in sorted(state.checks.items())
+    ]
+
+
 def spec_hash(canary: ModelCanary) -> str:
-    """A stable hash of what is being rolled out: ``spec`` minus ``alerts`` and
-    ``analysis.prometheus`` (where to notify and where metrics live do not change the candidate
-    or its gates, so editing them does not restart a rollout). 16 hex digits.
+    """A stable hash of what is being rolled out: ``spec`` minus ``alerts``,
+    ``analysis.prometheus`` and ``gates[].argoServer`` (where to notify, where metrics live and
+    which Argo Server to ask do not change the candidate or its gates, so editing them does not
+    restart a rollout). 16 hex digits.
 
     Memoized per (immutable) model object: the machine asks for it on every call."""
     cached = _HASHES.get(id(canary))
@@ -254,5 +342,13 @@ _HASHES: dict[int, tuple[weakref.ref[ModelCanary], str]] = {}
 def _compute_spec_hash(canary: ModelCanary) -> str:
     data = canary.spec.model_dump(mode="json", by_alias=True, exclude={"alerts"})
     data["analysis"].pop("prometheus", None)
+    for gate in data.get("gates") or []:
+        gate.pop("argoServer", None)
+    if not data.get("gates"):
+        data.pop("gates", None)  # hashes of specs written before gates existed stay the same
+    steps = data.get("steps") or []
+    for item in steps:
+        if item.get("approval") == "auto":
+            item.pop("approval")
     text = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]

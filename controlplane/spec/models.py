@@ -87,6 +87,8 @@ Builtin = Literal[
 MetricUnit = Literal["seconds", "ratio", "number"]
 Judge = Literal["threshold", "sequential"]
 AlertEvent = Literal["rollback", "promotion", "pause", "throttle", "step"]
+GateWhen = Literal["first-step", "each-step", "step", "promotion"]
+Approval = Literal["auto", "manual"]
 
 DEFAULT_INTERVAL = "1m"
 DEFAULT_WINDOW = "5m"
@@ -94,6 +96,25 @@ DEFAULT_ERROR_LIMIT = 5
 DEFAULT_MIN_SAMPLES = 100
 DEFAULT_QUANTILE = 0.95
 DEFAULT_ALPHA = 0.01
+DEFAULT_GATE_TIMEOUT = "1h"
+GATE_PLACEHOLDERS = (
+    "canary",
+    "namespace",
+    "model",
+    "step",
+    "weight",
+    "point",
+    "gate",
+    "candidate",
+    "stable",
+    "candidate.endpoint",
+    "stable.endpoint",
+    "candidate.storageUri",
+    "candidate.quantization",
+    "stable.storageUri",
+    "stable.quantization",
+)
+"""Placeholders a gate's ``parameters`` may use (``{{candidate.endpoint}}``); see docs/gates.md."""
 
 
 class _Model(BaseModel):
@@ -224,11 +245,48 @@ class CheckSpec(_Model):
 
 
 class StepSpec(_Model):
-    """One traffic step: a weight held for a duration while its checks pass."""
+    """One traffic step: a weight held for a duration while its checks pass.
+
+    ``approval: manual``: once the duration has passed and the checks pass, the step waits for a
+    ``promote`` intent (``kubectl canary promote``) before it is left.
+    """
 
     weight: int = Field(ge=0, le=100)
     duration: DurationField | None = None
     rollback_on: list[CheckSpec] = Field(default_factory=list, max_length=100)
+    approval: Approval = "auto"
+
+
+class WorkflowTemplateRef(_Model):
+    """An Argo ``WorkflowTemplate`` (in the gate's namespace) or ``ClusterWorkflowTemplate``."""
+
+    name: DNSSubdomain
+    cluster_scope: bool = False
+
+
+ParameterName = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+class GateSpec(_Model):
+    """An Argo Workflow that must succeed before the rollout goes on (``before``).
+
+    ``before``: ``first-step`` (before step 1 begins), ``each-step`` (before every step),
+    ``step`` (before the 1-based ``steps`` listed) or ``promotion`` (after the last step, before
+    the candidate is promoted). The workflow is submitted from ``workflowTemplate`` with
+    ``parameters`` (placeholders filled in) in ``namespace``; it fails the gate, and rolls back,
+    when it fails, errors or runs longer than ``timeout``.
+    """
+
+    name: DNSLabel
+    before: GateWhen
+    steps: list[Annotated[int, Field(ge=1, le=100)]] = Field(default_factory=list, max_length=100)
+    workflow_template: WorkflowTemplateRef
+    parameters: dict[ParameterName, Annotated[str, Field(max_length=10_000)]] = Field(
+        default_factory=dict, max_length=100
+    )
+    timeout: DurationField = Field(default_factory=lambda: parse_duration(DEFAULT_GATE_TIMEOUT))
+    namespace: DNSLabel | None = None
+    argo_server: str | None = Field(default=None, max_length=2048, pattern=r"^https?://\S+$")
 
 
 class ShadowSpec(_Model):
@@ -309,6 +367,14 @@ class ModelCanarySpec(_Model):
     budget: BudgetSpec | None = None
     alerts: list[AlertSpec] = Field(default_factory=list, max_length=20)
     git_write_back: GitWriteBackSpec | None = None
+    gates: list[GateSpec] = Field(default_factory=list, max_length=50)
+
+    def candidate_is_stable(self) -> bool:
+        """True when the candidate equals the stable variant in every field but ``name``: there
+        is nothing to roll out (a no-op rollout, e.g. after a git revert of a failed candidate)."""
+        return self.candidate.model_dump(exclude={"name"}) == self.stable.model_dump(
+            exclude={"name"}
+        )
 
 
 class ModelCanary(_Model):

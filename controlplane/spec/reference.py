@@ -42,6 +42,20 @@ MEANINGS: dict[tuple[str, str], str] = {
     ("ModelCanarySpec", "budget"): "optional daily spend limit on the candidate",
     ("ModelCanarySpec", "alerts"): "where outcomes are announced",
     ("ModelCanarySpec", "gitWriteBack"): "revert the candidate in git after an automatic rollback",
+    ("ModelCanarySpec", "gates"): "Argo Workflows that must succeed before steps or promotion "
+    "(docs/gates.md)",
+    ("GateSpec", "name"): "the gate's name (unique; part of the Workflow's name)",
+    ("GateSpec", "before"): "`first-step`, `each-step`, `step` (the `steps` listed) or `promotion`",
+    ("GateSpec", "steps"): "1-based step numbers the gate runs before (only with `before: step`)",
+    ("GateSpec", "workflowTemplate"): "the Argo template the Workflow is submitted from",
+    ("GateSpec", "parameters"): "Workflow arguments; values may use `{{candidate.endpoint}}`, "
+    "`{{model}}`, `{{step}}`, `{{weight}}`, `{{canary}}`, `{{namespace}}`... (docs/gates.md)",
+    ("GateSpec", "timeout"): "the gate fails when the Workflow has not succeeded this long after "
+    "its submission",
+    ("GateSpec", "namespace"): "where the Workflow runs (default: the canary's namespace)",
+    ("GateSpec", "argoServer"): "Argo Server URL (default: the controller's `--argo-server`)",
+    ("WorkflowTemplateRef", "name"): "name of the WorkflowTemplate / ClusterWorkflowTemplate",
+    ("WorkflowTemplateRef", "clusterScope"): "true: a ClusterWorkflowTemplate",
     ("ModelSpec", "name"): "the model name clients send; base of InferenceService names",
     ("ModelSpec", "runtime"): "serving runtime (KServe Hugging Face runtime, vLLM backend)",
     ("ModelSpec", "maxModelLen"): "context length (`--max-model-len`); sizes the KV cache",
@@ -104,6 +118,7 @@ MEANINGS: dict[tuple[str, str], str] = {
     ("StepSpec", "weight"): "candidate's share of traffic, percent",
     ("StepSpec", "duration"): "how long the step lasts (required on all but the last step)",
     ("StepSpec", "rollbackOn"): "checks whose breach rolls back",
+    ("StepSpec", "approval"): "`manual`: when done, the step waits for `kubectl canary promote`",
     ("ShadowSpec", "duration"): "the shadow phase fails when it lasts longer than this",
     ("ShadowSpec", "promoteOn"): "the phase passes when this holds for its `for`",
     ("ShadowSpec", "rollbackOn"): "checks whose breach fails the shadow phase",

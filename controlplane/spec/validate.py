@@ -22,7 +22,14 @@ from controlplane.profiles.fit import memory_fit
 from controlplane.routing.base import capability_problems
 from controlplane.spec.load import Document, build, parse_text, read_source
 from controlplane.spec.messages import did_you_mean
-from controlplane.spec.models import CheckSpec, MetricSpec, ModelCanary, VariantSpec
+from controlplane.spec.models import (
+    GATE_PLACEHOLDERS,
+    CheckSpec,
+    GateSpec,
+    MetricSpec,
+    ModelCanary,
+    VariantSpec,
+)
 from controlplane.spec.paths import Loc, format_path
 from controlplane.spec.units import Duration, Quantity, Unit
 
@@ -297,6 +304,12 @@ class _Rules:
     def variants(self) -> None:
         spec = self.canary.spec
         stable, candidate = spec.stable, spec.candidate
+        if spec.candidate_is_stable():
+            # A no-op rollout (e.g. git reverted a failed candidate to the stable): valid, the
+            # controller finishes it at once and deploys nothing, so the names may even be equal.
+            for role, variant in (("stable", stable), ("candidate", candidate)):
+                self.fit(variant, ("spec", role))
+            return
         if candidate.name == stable.name:
             self.add(
                 ("spec", "candidate", "name"),
@@ -306,8 +319,10 @@ class _Rules:
         if _serving_identity(candidate) == _serving_identity(stable):
             self.add(
                 ("spec", "candidate"),
-                "candidate is the same as stable (storageUri, quantization, systemPrompt, args, "
-                "gpu, gpuCount and gpuMemoryUtilization all equal): there is nothing to roll out",
+                "candidate serves the same as stable (storageUri, quantization, systemPrompt, "
+                "args, gpu, gpuCount and gpuMemoryUtilization all equal) and only its replicas "
+                "differ: that is not a canary. Make it equal to stable in every field but name "
+                "for a no-op, or change what it serves",
             )
         for role, variant in (("stable", stable), ("candidate", candidate)):
             self.fit(variant, ("spec", role))
@@ -332,6 +347,50 @@ class _Rules:
     def traffic(self) -> None:
         """What the router cannot do (cohort, mirror) or needs (gateway, hosts): its own table."""
         self.problems.extend(capability_problems(self.canary))
+
+    # ------------------------------------------------------------------ gates
+
+    def gates(self) -> None:
+        spec = self.canary.spec
+        first: dict[str, int] = {}
+        for i, gate in enumerate(spec.gates):
+            loc: Loc = ("spec", "gates", i)
+            if gate.name in first:
+                self.add(
+                    (*loc, "name"),
+                    f"duplicate gate name {gate.name!r} (also spec.gates[{first[gate.name]}])",
+                )
+            else:
+                first[gate.name] = i
+            self.gate(gate, loc, len(spec.steps))
+
+    def gate(self, gate: GateSpec, loc: Loc, steps: int) -> None:
+        if gate.before == "step" and not gate.steps:
+            self.add(
+                (*loc, "steps"),
+                "'before: step' needs 'steps': the 1-based numbers of the steps the gate runs "
+                "before, e.g. [2, 3]",
+            )
+        if gate.before != "step" and gate.steps:
+            self.add(
+                (*loc, "steps"),
+                f"'steps' applies only to 'before: step' (this gate runs before {gate.before})",
+            )
+        seen: set[int] = set()
+        for j, number in enumerate(gate.steps):
+            if number > steps:
+                self.add(
+                    (*loc, "steps", j),
+                    f"there is no step {number}: the spec has {steps} step"
+                    f"{'s' if steps != 1 else ''}",
+                )
+            if number in seen:
+                self.add((*loc, "steps", j), f"step {number} is listed twice")
+            seen.add(number)
+        if gate.timeout.seconds < MIN_INTERVAL_SECONDS:
+            self.add((*loc, "timeout"), f"must be at least 1s, got {gate.timeout}")
+        for key, value in gate.parameters.items():
+            self.placeholders(value, (*loc, "parameters", key), GATE_PLACEHOLDERS)
 
     def alerts(self) -> None:
         for i, alert in enumerate(self.canary.spec.alerts):
@@ -377,6 +436,7 @@ def validate(canary: ModelCanary, catalog: Catalog | None = None) -> list[Proble
     rules.variants()
     rules.traffic()
     rules.alerts()
+    rules.gates()
     return rules.problems
 
 

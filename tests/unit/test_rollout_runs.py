@@ -186,7 +186,7 @@ SMALL: dict[str, Any] = {
     "spec": {
         "model": {"name": "m"},
         "stable": {"name": "a", "storageUri": "hf://o/m", "gpu": "g"},
-        "candidate": {"name": "b", "storageUri": "hf://o/m", "gpu": "g"},
+        "candidate": {"name": "b", "storageUri": "hf://o/m", "gpu": "g", "quantization": "fp8"},
         "analysis": {
             "interval": "1m",
             "errorLimit": 2,

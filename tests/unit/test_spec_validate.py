@@ -414,16 +414,15 @@ INVALID: list[tuple[str, Mutation, list[tuple[str, str]]]] = [
         [("spec.stable.gpu", "the model does not fit: needs 137.0 GiB * 96.5 GiB short")],
     ),
     (
-        "candidate-identical-to-stable",
-        chain(
-            set_in("spec", "candidate", "quantization", value="none"),
-            set_in("spec", "candidate", "replicas", value=2),
-        ),
+        "candidate-differs-from-stable-only-in-replicas",
+        set_in("spec", "candidate", "quantization", value="none"),
         [
             (
                 "spec.candidate",
-                "candidate is the same as stable (storageUri, quantization, systemPrompt, args, "
-                "gpu, gpuCount and gpuMemoryUtilization all equal): there is nothing to roll out",
+                "candidate serves the same as stable (storageUri, quantization, systemPrompt, "
+                "args, gpu, gpuCount and gpuMemoryUtilization all equal) and only its replicas "
+                "differ: that is not a canary. Make it equal to stable in every field but name "
+                "for a no-op, or change what it serves",
             )
         ],
     ),
