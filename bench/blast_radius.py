@@ -78,10 +78,11 @@ P99_LIMIT_S = 0.500  # Flagger: request-duration max 500 ms (P99)
 WINDOW_MIN = 5
 MIN_SAMPLES = 100
 ALPHA = 0.01
+MAX_THRESHOLD = 60  # the largest Flagger threshold tried when matching false-rollback rates
 BUCKETS = (0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.75, 1.0, 2.5, math.inf)
 SLOW_FROM = BUCKETS.index(P99_LIMIT_S) + 1  # buckets strictly above 200 ms
 
-JUDGES = ("flagger", "threshold", "sequential", "sequential-vs-stable")
+JUDGES = ("flagger", "flagger-matched", "threshold", "sequential", "sequential-vs-stable")
 
 
 @dataclass(frozen=True)
@@ -166,23 +167,45 @@ class Outcome:
     minute: Ints  # decision minute (rollback or promotion)
 
 
-def judge_flagger(s: Streams) -> Outcome:
+def flagger_failed(s: Streams) -> npt.NDArray[np.bool_]:
+    """Per run and minute: did Flagger's interval check fail (no data counts as failed)?"""
     n, err = s.cand_n, s.cand_err
     with np.errstate(invalid="ignore", divide="ignore"):
         success = 100.0 * (1.0 - err / n)
     p99 = histogram_quantile(0.99, s.cand_buckets)
-    failed = (n == 0) | (success < 100.0 * (1.0 - ERROR_LIMIT)) | (p99 > P99_LIMIT_S)
+    failed: npt.NDArray[np.bool_] = (
+        (n == 0) | (success < 100.0 * (1.0 - ERROR_LIMIT)) | (p99 > P99_LIMIT_S)
+    )
+    return failed
+
+
+def flagger_outcome(failed: npt.NDArray[np.bool_], threshold: int) -> Outcome:
+    """Flagger's scheduler on the failed intervals ``failed`` with ``threshold``."""
     horizon = failed.shape[1]
     fails = np.cumsum(failed, 1)
     oks = np.cumsum(~failed, 1)
     never = horizon + 10
     # failedChecks reaches the threshold at minute k; the next tick (k + 1) rolls back.
-    k = np.where((fails >= FLAGGER_THRESHOLD).any(1), np.argmax(fails >= FLAGGER_THRESHOLD, 1), -1)
+    reached = fails >= threshold
+    k = np.where(reached.any(1), np.argmax(reached, 1), -1)
     rollback = np.where(k >= 0, k + 2, never)  # 1-based minute of the rollback tick
     done = oks >= STEP_MIN
     promote = np.where(done.any(1), np.argmax(done, 1) + 1, never)
     rolled = rollback <= np.minimum(promote, horizon)
     return Outcome(rolled, np.where(rolled, rollback, promote))
+
+
+def judge_flagger(s: Streams, threshold: int = FLAGGER_THRESHOLD) -> Outcome:
+    return flagger_outcome(flagger_failed(s), threshold)
+
+
+def matched_threshold(failed: npt.NDArray[np.bool_], allowed: int) -> int | None:
+    """The smallest Flagger ``threshold`` (5..MAX_THRESHOLD) that rolls back at most ``allowed``
+    of the good runs ``failed``; None when even MAX_THRESHOLD rolls back more."""
+    for threshold in range(FLAGGER_THRESHOLD, MAX_THRESHOLD + 1):
+        if int(flagger_outcome(failed, threshold).rolled_back.sum()) <= allowed:
+            return threshold
+    return None
 
 
 def judge_threshold(s: Streams) -> Outcome:
@@ -237,6 +260,7 @@ def judge_sequential(s: Streams, *, vs_stable: bool) -> Outcome:
 
 
 def run_judges(s: Streams) -> dict[str, Outcome]:
+    """Every judge but ``flagger-matched`` (which needs the good runs' calibration first)."""
     return {
         "flagger": judge_flagger(s),
         "threshold": judge_threshold(s),
@@ -255,6 +279,7 @@ class Row:
     blast: F  # candidate requests served until rollback; inf when a bad candidate is promoted
     detect_min: Ints  # rollback minutes (rolled back runs only)
     promote_min: Ints  # promotion minutes (promoted runs only)
+    threshold: int | None = None  # flagger-matched: the calibrated threshold
 
 
 def evaluate(
@@ -264,7 +289,7 @@ def evaluate(
     scenarios: tuple[Scenario, ...] = SCENARIOS,
     rates: tuple[float, ...] = RATES,
 ) -> list[Row]:
-    horizon = STEP_MIN + FLAGGER_THRESHOLD
+    horizon = STEP_MIN + MAX_THRESHOLD
     rows: list[Row] = []
     for rps in rates:
         seeds = np.random.SeedSequence([seed, int(rps * 1000)]).spawn(len(scenarios))
@@ -281,9 +306,14 @@ def _evaluate_rate(
     horizon: int,
 ) -> list[Row]:
     rows: list[Row] = []
+    # Flagger's threshold matched to the sequential judge's false-rollback level, per base error
+    # rate: calibrated on the good scenario's runs, then used unchanged on the bad ones.
+    matched: dict[float, int | None] = {}
     for scenario, ss in zip(scenarios, seeds, strict=True):
         rng = np.random.default_rng(ss)
         parts: dict[str, list[tuple[Outcome, Ints]]] = {j: [] for j in JUDGES}
+        failed_all: list[npt.NDArray[np.bool_]] = []
+        served_all: list[Ints] = []
         done = 0
         while done < runs:
             r = min(chunk, runs - done)
@@ -291,8 +321,20 @@ def _evaluate_rate(
             served = np.cumsum(streams.cand_n, 1)
             for name, out in run_judges(streams).items():
                 parts[name].append((out, served[np.arange(r), out.minute - 1]))
+            failed_all.append(flagger_failed(streams))
+            served_all.append(served)
             done += r
+        failed = np.concatenate(failed_all)
+        if not scenario.bad:
+            matched[scenario.base_error] = matched_threshold(failed, math.floor(ALPHA * runs))
+        threshold = matched.get(scenario.base_error)
+        if threshold is not None:  # else no threshold up to MAX_THRESHOLD is quiet enough
+            out = flagger_outcome(failed, threshold)
+            srv = np.concatenate(served_all)
+            parts["flagger-matched"].append((out, srv[np.arange(runs), out.minute - 1]))
         for name in JUDGES:
+            if not parts[name]:
+                continue
             rolled = np.concatenate([o.rolled_back for o, _ in parts[name]])
             minute = np.concatenate([o.minute for o, _ in parts[name]])
             served = np.concatenate([v for _, v in parts[name]]).astype(np.float64)
@@ -307,6 +349,7 @@ def _evaluate_rate(
                     blast,
                     minute[rolled],
                     minute[~rolled],
+                    threshold if name == "flagger-matched" else None,
                 )
             )
     return rows
@@ -351,49 +394,59 @@ def table(rows: list[Row]) -> str:
             detect = "—"
         promote = _dur(_q(r.promote_min, 0.5))
         rate = f"{r.rps:g} ({r.rps * WEIGHT:g})"
+        judge = r.judge if r.threshold is None else f"{r.judge} (threshold {r.threshold})"
         lines.append(
-            f"| {rate} | {r.scenario.name} | {r.judge} | {rb} | {med} | {p90} | {detect} "
+            f"| {rate} | {r.scenario.name} | {judge} | {rb} | {med} | {p90} | {detect} "
             f"| {promote} |"
         )
     return "\n".join(lines)
 
 
+def _ratio_text(name: str, x: float) -> str:
+    if math.isnan(x):
+        return f"{name}: both promote it"
+    return f"{name}: {x:.2g}x" if math.isfinite(x) else f"{name}: ∞ (only the reference catches it)"
+
+
 def verdict(rows: list[Row]) -> str:
-    """Per rate and judge: median blast radius relative to Flagger, and false rollbacks (each bad
-    scenario is compared with the good scenario of the same base error rate)."""
+    """Per rate, sequential judge and reference (faithful Flagger, Flagger with a threshold
+    matched to the sequential judge's false-rollback level): the median blast radius relative to
+    the reference on each bad scenario, the false rollbacks on the good scenario of the same base
+    error rate, whether that comparison is meaningful (the reference rolls back no more good
+    candidates than alpha allows) and whether the target (<= 0.2x at no more false rollbacks) is
+    met per scenario."""
     by = {(r.rps, r.scenario.name, r.judge): r for r in rows}
+    good_of = {s.base_error: s.name for s in SCENARIOS if not s.bad}
     out = []
     for rps in dict.fromkeys(r.rps for r in rows):
         for judge in ("sequential", "sequential-vs-stable"):
-            ratios, false_ok, falses = [], True, []
-            for good in (s for s in SCENARIOS if not s.bad):
-                if (rps, good.name, judge) not in by:
-                    continue
-                mine_f = by[(rps, good.name, judge)].rolled_back
-                theirs_f = by[(rps, good.name, "flagger")].rolled_back
-                false_ok &= mine_f <= theirs_f
-                falses.append(f"{good.name}: {mine_f} vs Flagger {theirs_f}")
-            for s in SCENARIOS:
-                if not s.bad or (rps, s.name, judge) not in by:
-                    continue
-                mine = _q(by[(rps, s.name, judge)].blast, 0.5)
-                theirs = _q(by[(rps, s.name, "flagger")].blast, 0.5)
-                if math.isinf(mine) and math.isinf(theirs):
-                    ratios.append((s.name, math.nan))  # both promote the bad candidate
-                else:
-                    ratios.append((s.name, mine / theirs if theirs > 0 else math.inf))
-            met = false_ok and all(x <= 0.2 for _, x in ratios if not math.isnan(x))
-            parts = ", ".join(
-                f"{n}: both promote"
-                if math.isnan(x)
-                else (f"{n}: {x:.2g}x" if math.isfinite(x) else f"{n}: ∞")
-                for n, x in ratios
-            )
-            out.append(
-                f"- {rps:g} req/s, `{judge}`: median blast radius relative to Flagger — {parts}; "
-                f"false rollbacks {'; '.join(falses)}. Target (≤ 0.2x on every bad scenario "
-                f"at no more false rollbacks): **{'met' if met else 'not met'}**."
-            )
+            for ref in ("flagger", "flagger-matched"):
+                parts = []
+                for s in SCENARIOS:
+                    good = good_of.get(s.base_error)
+                    keys = [(rps, s.name, judge), (rps, s.name, ref)]
+                    if not s.bad or good is None or not all(k in by for k in keys):
+                        continue
+                    if (rps, good, ref) not in by or (rps, good, judge) not in by:
+                        continue
+                    mine_f = by[(rps, good, judge)].rolled_back
+                    ref_row = by[(rps, good, ref)]
+                    theirs_f = ref_row.rolled_back
+                    meaningful = theirs_f <= math.floor(ALPHA * ref_row.runs)
+                    mine = _q(by[keys[0]].blast, 0.5)
+                    theirs = _q(by[keys[1]].blast, 0.5)
+                    if math.isinf(mine) and math.isinf(theirs):
+                        x = math.nan
+                    else:
+                        x = mine / theirs if theirs > 0 else math.inf
+                    met = (not math.isnan(x)) and x <= 0.2 and mine_f <= theirs_f
+                    tag = "" if meaningful else ", not meaningful: the reference is noise-driven"
+                    parts.append(
+                        f"{_ratio_text(s.name, x)} (false rollbacks {mine_f} vs {theirs_f}"
+                        f"{tag}) → **{'met' if met else 'not met'}**"
+                    )
+                if parts:
+                    out.append(f"- {rps:g} req/s, `{judge}` vs `{ref}`: " + "; ".join(parts) + ".")
     return "\n".join(out)
 
 
@@ -409,7 +462,13 @@ boundary. Limits for every judge are Flagger's tutorial ones: error rate 1 % (su
 ≥ 99 %) and P99 500 ms. `flagger` models Flagger's documented analysis (interval 1m over the
 last 1m, a failed interval — including one without data — adds to a never-reset
 `failedChecks`, rollback at the next interval once it reaches `threshold: 5`, promotion after
-60 successful `iterations`); `threshold` is this product's `judge: threshold` (window 5m,
+60 successful `iterations`); `flagger-matched` is the same model with the smallest
+`threshold` (5 to {MAX_THRESHOLD}) whose false-rollback count over the {runs:,} good runs of
+the same base error rate and traffic is at most alpha (1 %), i.e. what a Flagger user would do
+to make it as quiet as the sequential judge (Flagger's metric templates cannot express a
+minimum request count; `threshold` can be raised); the threshold is chosen on the good runs
+and used unchanged on the bad ones, and the row is missing where no threshold up to
+{MAX_THRESHOLD} is quiet enough. `threshold` is this product's `judge: threshold` (window 5m,
 `for: 0`, `minSamples: 100`); `sequential` is `judge: sequential` (alpha 0.01) with the same
 limits; `sequential-vs-stable` replaces the error limit with `compare: baseline, above: 0%`.
 See `docs/judges.md` for the mathematics.
@@ -428,22 +487,25 @@ limit, so only `sequential-vs-stable` counts it as a regression by its spec; +30
 
 Reading it honestly:
 
-- The target (≤ 0.2x Flagger's blast radius at no more false rollbacks) is **not met**. Where
-  Flagger and `threshold` look fast they are fast on noise: at 30 candidate requests a
-  minute, one error in an interval is a 3.3 % error rate and the P99 of 30 samples is about
-  their maximum, so the same judges roll back a third of *good* candidates within the hour at
-  10 req/s, and every good candidate with a 1 % base error rate. A judge allowed to roll
-  back that many good candidates can "detect" anything early. The sequential judges keep
-  false rollbacks under alpha (1 %) in every configuration, and pay for it with evidence:
-  +30 % P99 (1.4 % slow requests against 1 % allowed) needs thousands of requests for any
-  test with a 1 % error rate, and 2x at 0.1 % (one extra error per 1,000 requests) cannot be
-  told from noise in an hour at these rates by any valid test.
-- The drift is passed early by `sequential` (its evidence in the first minutes is that the
-  candidate is well within the limits, which was true then): an early pass ends the watch.
-  `sequential-vs-stable` cannot pass early (its error check sits exactly on its boundary for
-  a candidate as good as the stable), so it keeps watching and catches part of the drift.
-- With equal false-rollback rates the comparison would be fair; the table reports alpha
-  0.01 because that is the product's default, not Flagger's ~35 %.
+- Comparisons with `flagger` are meaningful only where it rolls back at most 1 % of the good
+  runs; elsewhere its "blast radius" is largely the time noise takes to trip it (at 30
+  candidate requests a minute one error is a 3.3 % error rate and the P99 of 30 samples is about
+  their maximum). The verdict lines mark those comparisons "not meaningful". `flagger-matched`
+  is the fair reference: same false-rollback level as the sequential judges.
+- The target (≤ 0.2x the reference's median blast radius on every bad scenario at no more
+  false rollbacks) is judged per scenario in the lines above; a scenario both judges let
+  through ("both promote it") does not meet it. Two scenarios are out of reach of any valid
+  test at these rates: 2x at a 0.1 % base rate is about 2 extra errors per hour on the
+  candidate, and +30 % P99 is 1.4 % slow requests against 1 % allowed, which needs thousands
+  of requests at a 1 % false-alarm rate.
+- Prior width: the mixture prior (Beta with mean and standard deviation equal to the boundary)
+  was compared with priors 0.25x, 0.5x, 1.5x and 2.5x as wide on the 2x-error and +30 % P99
+  scenarios (300 runs each): narrower priors lost power at 2x errors (1 % base, 10 req/s:
+  153 and 203 of 300 detected against 211), wider ones were no better (206, 198); the default
+  is kept. Any fixed prior keeps the alpha guarantee; only power changes.
+- Drift: `sequential` may pass early on the good first minutes and stop watching; a
+  drift-aware variant (restarting the test on fixed epochs, alpha split across restarts) is
+  not implemented. `sequential-vs-stable` cannot pass early on errors, so it keeps watching.
 
 - Machine: {machine_summary()}
 - Date: {today()}

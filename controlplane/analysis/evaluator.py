@@ -13,10 +13,15 @@ and by ``canaryctl simulate`` (with the replay provider) for each simulated tick
 ``judge: sequential`` checks (see :mod:`controlplane.analysis.seqcheck`) need the time the current
 step (or shadow phase) started, ``since``: their counts are cumulative from then. Callers pass the
 state's ``stage_started_at``; without it such a check is inconclusive and says why.
+
+An absolute check on a built-in metric also asks the stable variant's value, for display only
+(``CheckResult.stable``: status, alerts, dashboard); it never changes the verdict, and when it
+cannot be had it is simply left out.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from controlplane.analysis import queries, seqcheck, verdict
@@ -208,11 +213,19 @@ def evaluate_check(
         except ProviderError as exc:
             return _error_result(due.key, name, str(exc), provider_error=True)
 
+    stable = values["stable"]
+    if plan.stable_shown is not None:
+        # Display only: no data or a failure leaves the stable value unknown, never the verdict.
+        try:
+            shown = ask.get(plan.stable_shown)
+            stable = shown if math.isfinite(shown) else None
+        except ProviderError:
+            stable = None
     return verdict.judge(
         due.key,
         due.check,
         candidate=values["candidate"],
-        stable=values["stable"],
+        stable=stable,
         samples=values["samples"],
         min_samples=verdict.min_samples_for(plan.metric, due.check),
     )

@@ -176,8 +176,11 @@ def cost_query(canary: ModelCanary) -> str | None:
 class CheckQueries:
     """Everything one check needs from the metric source at one evaluation.
 
-    ``stable`` is set for ``compare: baseline``; ``samples`` (candidate request count) for built-in
-    metrics only. ``window`` is in seconds.
+    ``stable`` is set for ``compare: baseline`` (the verdict needs it); ``stable_shown`` is the same
+    metric for the stable variant of an absolute check on a built-in metric, asked for display only
+    (status, alerts, dashboard): its value never changes the verdict, and a failure to get it is
+    not an error. ``samples`` (candidate request count) is set for built-in metrics only.
+    ``window`` is in seconds.
     """
 
     metric: MetricSpec
@@ -185,10 +188,11 @@ class CheckQueries:
     candidate: str
     stable: str | None
     samples: str | None
+    stable_shown: str | None = None
 
     def all(self) -> list[str]:
         """The distinct queries, candidate first."""
-        found = [self.candidate, self.stable, self.samples]
+        found = [self.candidate, self.stable, self.samples, self.stable_shown]
         return list(dict.fromkeys(q for q in found if q is not None))
 
 
@@ -201,9 +205,10 @@ def check_queries(canary: ModelCanary, check: CheckSpec) -> CheckQueries:
         )
     window = (check.window or canary.spec.analysis.window).seconds
     candidate_name = canary.spec.candidate.name
-    stable = (
+    baseline = check.compare == "baseline"
+    stable_query = (
         metric_query(canary, metric, canary.spec.stable.name, window)
-        if check.compare == "baseline"
+        if baseline or metric.builtin is not None
         else None
     )
     samples = (
@@ -215,8 +220,9 @@ def check_queries(canary: ModelCanary, check: CheckSpec) -> CheckQueries:
         metric=metric,
         window=window,
         candidate=metric_query(canary, metric, candidate_name, window),
-        stable=stable,
+        stable=stable_query if baseline else None,
         samples=samples,
+        stable_shown=None if baseline else stable_query,
     )
 
 

@@ -54,6 +54,8 @@ def judge(
 ) -> CheckResult:
     """Judge ``check`` on the candidate's value (and the stable one for ``compare: baseline``).
 
+    For an absolute check ``stable`` is only carried into the result (for display).
+
     ``samples`` is the candidate's request count within the window; it is compared with
     ``min_samples`` (see :func:`min_samples_for`; None disables the rule).
     """

@@ -8,7 +8,8 @@ distributed to the canaries. The values are the contract's per-variant values ex
 (le, canary, variant)`` restricted to one (canary, variant) is ``sum by (le)`` over that variant's
 selector. Judging is :func:`controlplane.analysis.verdict.judge`, the same as the evaluator's, and
 provider failures map to results the same way (no data: inconclusive; failure: inconclusive with
-``provider_error``).
+``provider_error``). An absolute check's result also carries the stable variant's value for
+display, read from the same grouped answer (no extra query).
 
 ``judge: sequential`` checks count from the start of each canary's current step, so their windows
 differ from canary to canary. They are grouped too: one query per kind of count (errors, requests,
@@ -405,6 +406,14 @@ class BatchEvaluator:
                 # No requests finished in the window: the count is zero, not unknown.
                 value = 0.0 if role == "samples" else None
             values[role] = value
+        if planned.stable is None:
+            # Display only: the candidate's grouped answer is ``by (canary, variant)`` and so
+            # already holds the stable variant's value: no extra query, and no effect on the
+            # verdict of an absolute check.
+            found = answers[planned.candidate]
+            ident = (name, spec.stable.name)
+            shown = None if isinstance(found, ProviderError) else found.get(ident)
+            values["stable"] = shown if shown is not None and math.isfinite(shown) else None
         return verdict.judge(
             planned.due.key,
             planned.due.check,

@@ -180,4 +180,45 @@ def test_replay_plan_covers_every_query_of_the_example() -> None:
     plan = replay_queries(CANARY)
     wanted = {q for p in PLANS.values() for q in p.all()} | {COST}
     assert set(plan) == wanted
-    assert len(plan) == len(set(plan)) == 8
+    # 8 the verdicts need, plus the stable variant of the three absolute built-in checks (display)
+    shown = {p.stable_shown for p in PLANS.values() if p.stable_shown is not None}
+    assert len(shown) == 3
+    assert shown <= set(plan)
+    assert len(plan) == len(set(plan)) == 8 + 3
+
+
+@pytest.mark.parametrize(
+    ("shown", "expected"),
+    [
+        pytest.param(0.18, 0.18, id="answered"),
+        pytest.param(NoData("no stable traffic"), None, id="no-data"),
+        pytest.param(ProviderUnavailable("timeout"), None, id="unavailable"),
+        pytest.param(float("nan"), None, id="nan"),
+    ],
+)
+@pytest.mark.parametrize(("candidate", "verdict"), [(0.25, "breach"), (0.15, "pass")])
+def test_absolute_check_shows_the_stable_value_without_judging_it(
+    shown: Answer, expected: float | None, candidate: float, verdict: str
+) -> None:
+    assert LATENCY.stable is None  # absolute: the verdict does not use the stable variant
+    assert LATENCY.stable_shown is not None
+    assert "bf16" in LATENCY.stable_shown
+    assert "nf4" not in LATENCY.stable_shown
+    answers: dict[str, Answer] = {
+        LATENCY.candidate: candidate,
+        LATENCY.samples: 500,
+        LATENCY.stable_shown: shown,
+    }
+    result = evaluate(CANARY, due("steps[0].rollbackOn[0]"), StaticProvider(answers), NOW).checks[
+        "steps[0].rollbackOn[0]"
+    ]
+    assert (result.verdict, result.provider_error) == (verdict, False)
+    assert (result.candidate, result.stable) == (candidate, expected)
+    assert result.value == candidate
+
+
+def test_custom_absolute_metric_has_no_stable_query() -> None:
+    win_rate = PLANS["shadow.promoteOn"]
+    assert win_rate.stable is None
+    assert win_rate.stable_shown is None
+    assert KPI.stable_shown is None  # baseline checks ask the stable variant for the verdict
