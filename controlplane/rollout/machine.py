@@ -309,7 +309,8 @@ def _record_gates(tick: _Tick, obs: Observations) -> None:
             tick.update(gates=runs)
             tick.emit(
                 "GatePassed",
-                f"gate {run.gate} passed: workflow {run.namespace}/{run.workflow} succeeded",
+                f"gate {run.gate} passed: workflow {run.namespace}/{run.workflow} succeeded"
+                + (f" ({seen.message})" if seen.message else ""),
             )
     count = state.gate_errors + 1 if errors and not tick.gates_answered else 0
     tick.update(gates=runs, gate_errors=count)
