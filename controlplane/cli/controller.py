@@ -25,6 +25,7 @@ from controlplane.errors import UsageError
 from controlplane.spec.units import parse_duration
 
 LEASE_NAME = "canary-controller"
+SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 
 def _seconds(text: str, flag: str) -> float:
@@ -115,6 +116,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="URL",
         help="Grafana base URL: alerts link to the rollout dashboard there",
     )
+    p.add_argument(
+        "--argo-server",
+        metavar="URL",
+        help="Argo Server that runs the specs' gates (spec.gates[].argoServer overrides it)",
+    )
+    p.add_argument(
+        "--argo-token-file",
+        default=SERVICE_ACCOUNT_TOKEN,
+        metavar="FILE",
+        help="bearer token for the Argo Server, re-read on every call (default: the pod's "
+        "service-account token)",
+    )
     from controlplane.gitops.options import add_arguments as add_git_arguments
 
     add_git_arguments(p)
@@ -188,7 +201,7 @@ def build(
     notifier = FanOut(told) if told else None
     controller = Controller(
         kube,
-        Reconciler(kube, load_catalog(), settings, notifier=notifier),
+        Reconciler(kube, load_catalog(), settings, notifier=notifier, gates=gates_from(args)),
         lambda url: PrometheusSource(from_url(url)),
         clock,
         namespaces=args.namespace or [None],
@@ -200,6 +213,25 @@ def build(
     if metrics is not None:
         metrics.attach(controller)
     return controller
+
+
+def _token_reader(path: str) -> Callable[[], str | None]:
+    def read() -> str | None:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return handle.read().strip() or None
+        except OSError:
+            return None
+
+    return read
+
+
+def gates_from(args: argparse.Namespace) -> Any:
+    """The :class:`~controlplane.controller.gates.ArgoGates` of ``--argo-server`` (a gate's own
+    ``argoServer`` overrides it; with neither, that gated canary pauses and says why)."""
+    from controlplane.controller.gates import ArgoGates
+
+    return ArgoGates(args.argo_server or None, token=_token_reader(args.argo_token_file))
 
 
 def api_app(

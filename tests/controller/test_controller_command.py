@@ -78,3 +78,15 @@ def test_once_runs_with_alerts_and_write_back_wired(tmp_path: Any, monkeypatch: 
     assert isinstance(built["metrics"], ControllerMetrics)
     assert kube.get(command_ref())["status"]["phase"] == "pending"
     assert not [t for t in threading.enumerate() if t.name == "git-source"]
+
+
+def test_argo_flags_build_the_gate_runner(tmp_path: Any) -> None:
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    args = _args("--argo-server", "http://argo.example:2746", "--argo-token-file", str(token))
+    gates = command.gates_from(args)
+    assert gates.server == "http://argo.example:2746/"
+    assert gates.token() == "s3cret"
+    unset = command.gates_from(_args("--argo-token-file", str(tmp_path / "missing")))
+    assert unset.server is None
+    assert unset.token() is None
