@@ -185,8 +185,7 @@ def _assume_gates_pass(canary: ModelCanary, state: RolloutState, now: float) -> 
         runs = pending_runs(canary, state)
         if runs:
             passed = {
-                r.key: GateObservation(r.key, r.workflow, "Succeeded", SIMULATED_GATE)
-                for r in runs
+                r.key: GateObservation(r.key, r.workflow, "Succeeded", SIMULATED_GATE) for r in runs
             }
             state, _ = step(canary, state, Observations(gates=passed), now)
         elif state.awaiting_approval and not state.terminal:

@@ -866,9 +866,17 @@ def _breach_message(spec: ModelCanary, due: DueCheck, latest: CheckState) -> str
 
 def _breach_reason(tick: _Tick, due: DueCheck, latest: CheckState) -> Reason:
     where = f"step {tick.state.step}" if tick.state.stage == "steps" else "shadow"
-    message = f"{_crossed(due.check, latest)} over {_window(tick.spec, due.check)} at {where}"
-    if due.check.for_.seconds > 0:
-        message += f" for {due.check.for_}"
+    if latest.decided == "breach":  # judge: sequential, on counts since the stage began
+        message = (
+            f"{_crossed(due.check, latest)} since {where} began "
+            f"(sequential judge, alpha {due.check.alpha:g})"
+        )
+        if latest.message:
+            message += f": {latest.message}"
+    else:
+        message = f"{_crossed(due.check, latest)} over {_window(tick.spec, due.check)} at {where}"
+        if due.check.for_.seconds > 0:
+            message += f" for {due.check.for_}"
     return Reason(
         "breach",
         message,

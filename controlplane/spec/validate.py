@@ -16,6 +16,7 @@ import os
 import re
 from collections.abc import Mapping
 
+from controlplane.analysis import seqcheck
 from controlplane.errors import Problem, ProfileError, SpecError
 from controlplane.profiles.catalog import Catalog, load_catalog
 from controlplane.profiles.fit import memory_fit
@@ -184,6 +185,8 @@ class _Rules:
             )
         if check.window is not None:
             self.window(check.window, (*loc, "window"), "window")
+        if metric is not None:  # judge: sequential supports only some metrics and bounds
+            self.problems.extend(seqcheck.problems(self.canary, check, format_path(loc)))
         wait = check.for_
         if 0 < wait.seconds < self.interval.seconds:
             self.add(

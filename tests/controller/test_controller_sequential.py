@@ -28,6 +28,7 @@ def test_sequential_error_check_rolls_back_a_failing_candidate(metrics: Metrics)
     assert state.reason is not None
     assert (state.reason.kind, state.reason.metric, state.reason.step) == ("breach", "errors", 1)
     assert state.history[-1].type == "RolledBack"
+    assert "sequential judge, alpha 0.01" in state.reason.message
     assert state.history[-1].time <= start + DAY  # caught within the first day of a 7-day step
 
 

@@ -708,3 +708,30 @@ def test_problems_carry_the_yaml_line(old: str, new: str, anchor: str, path: str
     line = text[: text.index(anchor)].count("\n") + 1
     problems = check_text(text, "four-week.yml")
     assert [(p.file, p.line, p.path) for p in problems] == [("four-week.yml", line, path)]
+
+
+def test_sequential_judge_on_an_unsupported_check_is_a_validation_error() -> None:
+    text = """\
+apiVersion: canary.controlplane.dev/v1alpha1
+kind: ModelCanary
+metadata: {name: seq, namespace: ml}
+spec:
+  model: {name: m}
+  stable: {name: a, storageUri: "hf://o/m", gpu: nvidia-l40s}
+  candidate: {name: b, storageUri: "hf://o/m", gpu: nvidia-l40s, quantization: fp8}
+  traffic: {router: kserve}
+  analysis:
+    metrics:
+      - {name: errors, builtin: error-rate}
+      - {name: kpi, query: "sum(rate(x{canary=\\"{{canary}}\\",variant=\\"{{variant}}\\"}[{{window}}]))"}
+  steps:
+    - weight: 5
+      duration: 1h
+      rollbackOn:
+        - {metric: errors, above: 1%, judge: sequential}
+        - {metric: kpi, below: 0.5, judge: sequential}
+    - weight: 100
+"""
+    problems = check_text(text, "seq.yml")
+    found = {(p.line, p.path) for p in problems}
+    assert found == {(18, "spec.steps[0].rollbackOn[1].judge")}, problems
