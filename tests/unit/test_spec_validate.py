@@ -723,7 +723,7 @@ spec:
   analysis:
     metrics:
       - {name: errors, builtin: error-rate}
-      - {name: kpi, query: "sum(rate(x{canary=\\"{{canary}}\\",variant=\\"{{variant}}\\"}[{{window}}]))"}
+      - {name: kpi, query: "sum(rate(x{variant=\\"{{variant}}\\"}[{{window}}]))"}
   steps:
     - weight: 5
       duration: 1h
