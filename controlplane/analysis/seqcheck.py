@@ -297,29 +297,18 @@ def judge_check(
 
     value = _finite(res.estimate - 1.0 if baseline else quantity)
     detail = f" [alpha {check.alpha:g}, {served:.0f} candidate requests since the step started]"
-    if res.decision == "breach":
+    if res.decision in ("breach", "pass"):
+        said = "breach" if res.decision == "breach" else "passed early"
         return CheckResult(
             key=key,
             metric=name,
-            verdict="breach",
+            verdict=res.decision,
             value=value,
             candidate=_finite(quantity),
             stable=_finite(stable_quantity),
             samples=served,
-            message=f"{name} (sequential) breach: {res.message}{detail}",
-            decided="breach",
-        )
-    if res.decision == "pass":
-        return CheckResult(
-            key=key,
-            metric=name,
-            verdict="pass",
-            value=value,
-            candidate=_finite(quantity),
-            stable=_finite(stable_quantity),
-            samples=served,
-            message=f"{name} (sequential) passed early: {res.message}{detail}",
-            decided="pass",
+            message=f"{name} (sequential) {said}: {res.message}{detail}",
+            decided=res.decision,
         )
     if min_samples is not None and served < min_samples:
         return CheckResult(

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -489,18 +489,7 @@ def judge_latency(
         slow, total = float(cum[-1] - cum[i]), float(cum[-1])
         res = judge_rate(slow, total, 1.0 - quantile, alpha)
         msg = f"share slower than {b:g}s must be <= {1 - quantile:.4g}: {res.message}"
-        return SequentialResult(
-            res.decision,
-            res.e_value,
-            res.e_pass,
-            res.estimate,
-            res.ci_low,
-            res.ci_high,
-            res.boundary,
-            res.events,
-            res.trials,
-            msg,
-        )
+        return replace(res, message=msg)
     assert tolerance is not None
     if stable_buckets is None:
         raise NoData("sequential judge: compare: baseline needs the stable's histogram")
@@ -537,15 +526,4 @@ def judge_latency(
         alpha,
     )
     msg = f"slower than {b:g}s (stable's p{100 * quantile:g} ~ {sq:.4g}s): {res.message}"
-    return SequentialResult(
-        res.decision,
-        res.e_value,
-        res.e_pass,
-        res.estimate,
-        res.ci_low,
-        res.ci_high,
-        res.boundary,
-        res.events,
-        res.trials,
-        msg,
-    )
+    return replace(res, message=msg)
