@@ -5,10 +5,8 @@ Owns the action verbs. Each records an intent on the ModelCanary with
 once) and returns; with ``--wait`` it then watches until the controller has acted on it
 (:func:`~controlplane.operations.intent_consumed`) or ``--timeout`` passes (exit 3). A verb that
 cannot mean anything now is refused with a message saying why and what to do, and nothing is
-written (exit 2): on top of :func:`~controlplane.operations.check_verb` (no verb but ``retry`` on
-a finished rollout, ``retry`` only after a rollback), ``resume`` needs a pause, ``pause`` of a
-user-paused canary, ``promote`` of one that has not started and any verb on an invalid spec are
-refused. ``-o json|yaml`` prints what was recorded. Called by :mod:`controlplane.cli.main`.
+written (exit 2); the rules are :func:`~controlplane.operations.check_verb`, shared with the
+HTTP API. ``-o json|yaml`` prints what was recorded. Called by :mod:`controlplane.cli.main`.
 """
 
 from __future__ import annotations
@@ -21,8 +19,8 @@ from controlplane.cli import cluster, output
 from controlplane.cli.follow import follow
 from controlplane.cli.snapshot import human, snapshot
 from controlplane.errors import UsageError
-from controlplane.kube.client import Obj, format_time
-from controlplane.operations import check_verb, get_canary, intent_consumed, record_intent
+from controlplane.kube.client import format_time
+from controlplane.operations import intent_consumed, record_intent
 
 VERBS: dict[str, str] = {
     "promote": "finish the current step (or the shadow phase) now; --full: go to 100%",
@@ -65,12 +63,6 @@ def intent_verb(args: argparse.Namespace) -> str:
     return "promote-full" if args.verb == "promote" and args.full else str(args.verb)
 
 
-def refuse_pointless(obj: Obj, verb: str) -> None:
-    """Refuse ``verb`` when it cannot do anything in the canary's current state (UsageError);
-    the rules are :func:`controlplane.operations.check_verb`, shared with the API."""
-    check_verb(obj, verb)
-
-
 def run(args: argparse.Namespace) -> int:
     timeout = cluster.parse_timeout(args.timeout if args.timeout else DEFAULT_WAIT)
     if args.timeout and not args.wait:
@@ -79,7 +71,6 @@ def run(args: argparse.Namespace) -> int:
     namespace = cluster.namespace_of(args)
     kube = cluster.connect(args)
     runtime = cluster.runtime_of(args)
-    refuse_pointless(get_canary(kube, namespace, args.name), verb)
     recorded = record_intent(
         kube, namespace, args.name, verb, cluster.user_of(args), clock=runtime.clock
     )
