@@ -19,7 +19,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,12 +34,14 @@ class PrometheusSetupError(ControlPlaneError):
 
 
 def binary(name: str) -> str:
-    """Path of ``prometheus`` / ``promtool``, or a clear error telling how to install it."""
+    """Path of ``prometheus`` / ``promtool`` / ``prometheus-alertmanager``, or a clear error
+    telling how to install it."""
     found = shutil.which(name)
     if found is None:
+        package = "prometheus-alertmanager" if "alertmanager" in name else "prometheus"
         raise PrometheusSetupError(
-            f"{name!r} is not on PATH: a real Prometheus is needed here "
-            "(Debian/Ubuntu: apt-get install -y prometheus; or run `make setup`)"
+            f"{name!r} is not on PATH: a real one is needed here "
+            f"(Debian/Ubuntu: apt-get install -y {package}; or run `make setup`)"
         )
     return found
 
@@ -85,7 +87,8 @@ def backfill(files: Sequence[Path], data_dir: Path, parallel: int = 2) -> None:
 
 @dataclass
 class PrometheusServer:
-    """A running ``prometheus`` process on ``127.0.0.1:port``."""
+    """A running ``prometheus`` (or ``prometheus-alertmanager``) process on ``127.0.0.1:port``;
+    ``data_dir`` is its TSDB (or Alertmanager's storage)."""
 
     process: subprocess.Popen[bytes]
     port: int
@@ -166,27 +169,71 @@ def start_prometheus_with_config(
     """Start ``prometheus`` with the configuration text ``config`` (e.g. live scrape jobs) on the
     TSDB at ``data_dir`` on a free loopback port, and wait until ready. Used by the local stack
     (:mod:`controlplane.local.stack`), which scrapes its model servers and router."""
-    exe = binary("prometheus")
     data_dir.mkdir(parents=True, exist_ok=True)
     config_path = data_dir.parent / f"{data_dir.name}-prometheus.yml"
     config_path.write_text(config)
-    log_path = data_dir.parent / f"{data_dir.name}-prometheus.log"
-    last = ""
-    for _ in range(attempts):
-        port = free_port()
-        cmd = [
-            exe,
+    return _launch(
+        "prometheus",
+        lambda port: [
             f"--config.file={config_path}",
             f"--storage.tsdb.path={data_dir}",
             f"--storage.tsdb.retention.time={retention}",
             f"--web.listen-address=127.0.0.1:{port}",
             "--log.level=warn",
-        ]
+        ],
+        data_dir,
+        data_dir.parent / f"{data_dir.name}-prometheus.log",
+        timeout,
+        attempts,
+    )
+
+
+def start_alertmanager(
+    workdir: Path, config: str, *, timeout: float = 30.0, attempts: int = 3
+) -> PrometheusServer:
+    """Start ``prometheus-alertmanager`` with the configuration text ``config`` on a free loopback
+    port (storage and log under ``workdir``; no clustering, so alerts are sent without waiting
+    for gossip to settle) and wait until ready."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config_path = workdir / "alertmanager.yml"
+    config_path.write_text(config)
+    storage = workdir / "alertmanager-data"
+    storage.mkdir(exist_ok=True)
+    return _launch(
+        "prometheus-alertmanager",
+        lambda port: [
+            f"--config.file={config_path}",
+            f"--storage.path={storage}",
+            "--cluster.listen-address=",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        storage,
+        workdir / "alertmanager.log",
+        timeout,
+        attempts,
+    )
+
+
+def _launch(
+    name: str,
+    flags: Callable[[int], list[str]],
+    data_dir: Path,
+    log_path: Path,
+    timeout: float,
+    attempts: int,
+) -> PrometheusServer:
+    """Run ``name`` with ``flags(port)`` on a free port until ``/-/ready`` answers, retrying when
+    the port was taken between :func:`free_port` and the bind."""
+    exe = binary(name)
+    last = ""
+    for _ in range(attempts):
+        port = free_port()
         with log_path.open("wb") as log:
-            process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+            process = subprocess.Popen([exe, *flags(port)], stdout=log, stderr=subprocess.STDOUT)
         server = PrometheusServer(process, port, data_dir, log_path)
         if _wait_ready(server, timeout):
             return server
         last = server.log_tail()
-        server.stop()  # the port may have been taken between free_port() and the bind: retry
-    raise PrometheusSetupError(f"prometheus did not become ready; its log ends with:\n{last}")
+        server.stop()
+    raise PrometheusSetupError(f"{name} did not become ready; its log ends with:\n{last}")

@@ -9,8 +9,6 @@ clock: no analysis interval passes.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,9 +18,9 @@ import httpx
 import pytest
 from api_support import NAME, NS, STATIC, World, canary
 from fastapi.testclient import TestClient
+from support.prometheus import start_alertmanager
 
 from controlplane.api.server import ApiServer
-from controlplane.local.prometheus import free_port
 from controlplane.spec.models import API_GROUP
 
 URL = "/api/v1/alertmanager"
@@ -177,27 +175,14 @@ def test_receiver_needs_a_token(world: World, client: TestClient) -> None:
 
 
 @pytest.fixture
-def alertmanager_binary() -> str:
-    found = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-    if found is None:
-        pytest.fail(
-            "prometheus-alertmanager is not on PATH (apt-get install prometheus-alertmanager)"
-        )
-    return found
-
-
-@pytest.fixture
 def served(world: World) -> Iterator[ApiServer]:
     with ApiServer(world.app(), "127.0.0.1", 0) as server:
         yield server
 
 
-def start_alertmanager(
-    binary: str, receiver_url: str, tmp: Path
-) -> tuple[subprocess.Popen[bytes], str]:
-    config = tmp / "alertmanager.yml"
-    config.write_text(
-        f"""
+def alertmanager_config(receiver_url: str) -> str:
+    """Route every alert to the controller's receiver at once, with the static bearer token."""
+    return f"""
 route:
   receiver: canary-controller
   group_by: [alertname, namespace, canary]
@@ -214,43 +199,14 @@ receivers:
         type: Bearer
         credentials: {STATIC}
 """
-    )
-    port = free_port()
-    log = tmp / "alertmanager.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.path={tmp / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--cluster.listen-address=",  # no cluster: no gossip settling before sending
-                "--log.level=warn",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=sink,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"alertmanager exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    process.wait(10)
-    pytest.fail("alertmanager did not become ready within 20s")
 
 
 def test_real_alertmanager_rolls_the_canary_back(
-    world: World, served: ApiServer, alertmanager_binary: str, tmp_path: Path
+    world: World, served: ApiServer, tmp_path: Path
 ) -> None:
     now = world.clock.t
-    process, url = start_alertmanager(alertmanager_binary, f"{served.url}{URL}", tmp_path)
+    alertmanager = start_alertmanager(tmp_path, alertmanager_config(f"{served.url}{URL}"))
+    url = alertmanager.url
     try:
         posted = httpx.post(
             f"{url}/api/v2/alerts",
@@ -273,8 +229,7 @@ def test_real_alertmanager_rolls_the_canary_back(
             time.sleep(0.05)
         assert world.woken == [(NS, NAME)]
     finally:
-        process.terminate()
-        process.wait(10)
+        alertmanager.stop()
     world.controller.run_once()
     assert world.clock.t == now  # no analysis interval had to pass
     status = world.status()

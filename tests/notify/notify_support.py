@@ -11,12 +11,8 @@ other events) the way the reconciler hands them to a notifier.
 from __future__ import annotations
 
 import base64
-import shutil
-import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from support.canaries import example_dict
-from support.prometheus import free_port
+from support.prometheus import PrometheusServer
+from support.prometheus import start_alertmanager as launch_alertmanager
 
 from controlplane.kube.fake import FakeKube
 from controlplane.rollout.state import (
@@ -119,24 +116,8 @@ class Receiver:
         self.server.server_close()
 
 
-@dataclass
-class Alertmanager:
-    process: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+Alertmanager = PrometheusServer
+"""A running Alertmanager (the shared loopback launcher's server type)."""
 
 
 AM_CONFIG = """\
@@ -150,44 +131,9 @@ receivers:
 
 
 def start_alertmanager(workdir: Path, timeout: float = 30.0) -> Alertmanager:
-    """``prometheus-alertmanager`` on a free loopback port; raises with its log on failure."""
-    exe = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-    if exe is None:
-        raise RuntimeError(
-            "prometheus-alertmanager is not on PATH "
-            "(Debian/Ubuntu: apt-get install -y prometheus-alertmanager; or `make setup`)"
-        )
-    config = workdir / "alertmanager.yml"
-    config.write_text(AM_CONFIG)
-    storage = workdir / "am-data"
-    storage.mkdir(exist_ok=True)
-    log_path = workdir / "alertmanager.log"
-    last = ""
-    for _ in range(3):
-        port = free_port()
-        cmd = [
-            exe,
-            f"--config.file={config}",
-            f"--storage.path={storage}",
-            "--cluster.listen-address=",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ]
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-        am = Alertmanager(process, port, log_path)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                with urllib.request.urlopen(am.url + "/-/ready", timeout=1) as response:
-                    if response.status == 200:
-                        return am
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.1)
-        last = log_path.read_text(errors="replace")[-2000:]
-        am.stop()
-    raise RuntimeError(f"alertmanager did not become ready; its log ends with:\n{last}")
+    """``prometheus-alertmanager`` on a free loopback port, routing to nowhere (tests read the
+    alerts back through its API); raises with its log on failure."""
+    return launch_alertmanager(workdir, AM_CONFIG, timeout=timeout)
 
 
 @contextmanager

@@ -1,4 +1,5 @@
-"""Test-side names for the packaged Prometheus launcher (:mod:`controlplane.local.prometheus`)."""
+"""Test-side names for the packaged launchers of Prometheus and Alertmanager
+(:mod:`controlplane.local.prometheus`)."""
 
 from controlplane.local.prometheus import (
     PrometheusServer,
@@ -6,6 +7,7 @@ from controlplane.local.prometheus import (
     backfill,
     binary,
     free_port,
+    start_alertmanager,
     start_from_scenario,
     start_prometheus,
 )
@@ -16,6 +18,7 @@ __all__ = [
     "backfill",
     "binary",
     "free_port",
+    "start_alertmanager",
     "start_from_scenario",
     "start_prometheus",
 ]
