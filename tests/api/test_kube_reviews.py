@@ -4,13 +4,13 @@ RealKube as the real client would (to a recording API server on loopback)."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 from kubernetes.client import ApiClient, Configuration
+from support.http import serving
 
 from controlplane.errors import KubeError
 from controlplane.kube.fake import FakeKube
@@ -201,14 +201,8 @@ def recording() -> Iterator[tuple[str, list[tuple[str, str, Any]]]]:
                 status = {"allowed": False, "reason": "nope"}
             self._send(201, {**body, "status": status})
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as url:
+        yield url, seen
 
 
 def test_real_kube_creates_cluster_scoped_reviews(

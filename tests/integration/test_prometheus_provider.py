@@ -7,13 +7,13 @@ here is computed from that scenario, not copied from an output.
 from __future__ import annotations
 
 import http.server
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from support.canaries import example_canary
 from support.history import History
+from support.http import serving
 from support.prometheus import start_prometheus
 from support.scenario import (
     DAY,
@@ -220,15 +220,8 @@ class _Broken(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def broken_server() -> Iterator[tuple[str, type[_Broken]]]:
     handler = type("Handler", (_Broken,), {})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", handler
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(handler) as url:
+        yield url, handler
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,9 @@ real API server (admission, SSA field ownership, watch bookmarks) is in tests/e2
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -19,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
+from support.http import serving
 
 from controlplane.errors import Conflict, Expired, KubeError, NotFound
 from controlplane.kube.client import KubeClient, Obj, Ref, is_expired
@@ -145,13 +145,9 @@ def server() -> Iterator[ApiServer]:
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(Handler) as url:
+        state.url = url
+        yield state
 
 
 @pytest.fixture
