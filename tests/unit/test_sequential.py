@@ -375,3 +375,44 @@ def test_no_trials_is_no_evidence() -> None:
     lb, lp = bernoulli_log_e(0.0, 0.0, 0.3)
     assert float(lb) == pytest.approx(0.0)
     assert float(lp) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize(
+    ("events", "trials", "theta0"),
+    [
+        pytest.param(5, 40, 0.01, id="small-boundary-clear-excess"),
+        pytest.param(3, 300, 0.01, id="at-the-boundary"),
+        pytest.param(30, 60, 0.3, id="large-boundary"),
+        pytest.param(0, 500, 0.05, id="no-events"),
+    ],
+)
+def test_e_value_is_the_two_component_mixture_integral(
+    events: int, trials: int, theta0: float
+) -> None:
+    """The closed form equals the average, over the two truncated Beta priors (means theta0 and
+    min(4 theta0, 1/2), sd = min(mean, 1 - mean)), of the likelihood ratio integrated numerically:
+    each side of the test is exactly the mixture the docs describe."""
+    from scipy import integrate, stats
+
+    def beta(mean: float) -> tuple[float, float]:
+        sd = min(mean, 1.0 - mean)
+        size = max(mean * (1.0 - mean) / sd**2 - 1.0, 2.0)
+        return mean * size, (1.0 - mean) * size
+
+    def ratio(q: float) -> float:
+        log = events * math.log(q / theta0)
+        log += (trials - events) * math.log((1.0 - q) / (1.0 - theta0))
+        return math.exp(log)
+
+    def side(lo: float, hi: float) -> float:
+        total = 0.0
+        for mean in (theta0, min(4.0 * theta0, 0.5)):
+            prior = stats.beta(*beta(mean))
+            mass = prior.cdf(hi) - prior.cdf(lo)
+            value, _ = integrate.quad(lambda q, p=prior: ratio(q) * p.pdf(q), lo, hi, limit=200)
+            total += 0.5 * value / mass
+        return total
+
+    breach, passed = bernoulli_log_e(events, trials, theta0)
+    assert float(np.exp(breach)) == pytest.approx(side(theta0, 1.0), rel=1e-5)
+    assert float(np.exp(passed)) == pytest.approx(side(0.0, theta0), rel=1e-5)
