@@ -243,7 +243,7 @@ family (P99, error rate, sample count), the sequential fleet one per kind of cou
 requests, histogram buckets), each the union of one term per distinct window. The tick was not
 broken down further; the sequential fleet's extra time is consistent with its per-check
 statistics (one `judge_rate` call, confidence sequence for the message included, took about
-0.8 ms on this machine; 20,000 checks at N = 10,000).
+1.3 ms on this machine; 20,000 checks at N = 10,000).
 
 {setup_lines}
 - Machine: {machine_summary(("numpy", "prometheus-api-client"))}; Prometheus 2.42 (Debian

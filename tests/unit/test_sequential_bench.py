@@ -8,6 +8,7 @@ Flagger must roll back exactly when Flagger's scheduler would.
 from __future__ import annotations
 
 import importlib.util
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -50,11 +51,14 @@ def test_quick_run_writes_every_scenario_into_its_own_section(tmp_path: Path) ->
         "good, 1% base",
         "2x error rate, 1% base",
     ):
-        for judge in ("flagger", "threshold", "sequential", "sequential-vs-stable"):
+        judges = ["flagger", "threshold", "sequential", "sequential-vs-stable"]
+        judges += ["oracle"] if "good" not in scenario else []
+        for judge in judges:
             assert any(
                 f"| {scenario}" in line and f"| {judge} |" in line for line in bench.splitlines()
             ), (scenario, judge)
     assert "python bench/blast_radius.py --quick" in bench
+    assert "target: <= 0.2x `flagger` at no more false rollbacks" in bench  # the summary
     # A second run replaces the section instead of appending another one.
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=90, check=False)
     assert second.returncode == 0, second.stderr
@@ -118,3 +122,112 @@ def test_flagger_model(
     out = module.judge_flagger(streams)
     assert bool(out.rolled_back[0]) is rolled_back
     assert int(out.minute[0]) == minute
+
+
+def _streams_with_llr(module: ModuleType, llr: list[float]) -> object:
+    horizon = len(llr)
+    zeros = np.zeros((1, horizon), dtype=np.int64)
+    buckets = np.zeros((1, horizon, len(module.BUCKETS)), dtype=np.int64)
+    return module.Streams(
+        buckets, zeros, zeros, zeros, zeros, zeros, oracle_llr=np.array([llr], dtype=np.float64)
+    )
+
+
+def test_oracle_rolls_back_when_the_likelihood_ratio_reaches_log_one_over_alpha(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = _load("blast_radius", SCRIPT, monkeypatch)
+    llr = [0.0] * module.STEP_MIN
+    llr[2], llr[5], llr[9] = 2.0, 2.5, 0.2  # cumulative 2.0, 4.5, 4.7 > log(100) = 4.605
+    out = module.judge_oracle(_streams_with_llr(module, llr), 0.01)
+    assert bool(out.rolled_back[0])
+    assert int(out.minute[0]) == 10
+    # At a looser alpha the same evidence is enough earlier: log(1/0.05) = 3.0 < 4.5.
+    assert int(module.judge_oracle(_streams_with_llr(module, llr), 0.05).minute[0]) == 6
+    # alpha = 1 (a reference that rolls back everything) rolls back at the first look.
+    assert int(module.judge_oracle(_streams_with_llr(module, llr), 1.0).minute[0]) == 1
+    # 60 x 0.05 = 3.0 < log(100): never enough.
+    never = module.judge_oracle(_streams_with_llr(module, [0.05] * module.STEP_MIN), 0.01)
+    assert not bool(never.rolled_back[0])
+    assert int(never.minute[0]) == module.STEP_MIN
+
+
+def test_tail_counts_requests_above_each_runs_boundary(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = _load("blast_radius", SCRIPT, monkeypatch)
+    buckets = np.array([[[1, 2, 3, 4]], [[1, 2, 3, 4]], [[5, 0, 0, 9]]], dtype=np.int64)
+    index = np.array([0, 2, 3], dtype=np.int64)  # strictly above bucket 0, bucket 2, the last
+    assert module._tail(buckets, index).tolist() == [[9], [4], [0]]
+
+
+def test_simulated_streams_are_what_the_judges_assume(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = _load("blast_radius", SCRIPT, monkeypatch)
+    rng = np.random.default_rng(3)
+    good = module.simulate(module.SCENARIOS[0], 200, 60, rng, 50.0)
+    bad = module.simulate(module.SCENARIOS[3], 200, 60, rng, 50.0)  # +50 % latency
+    # The baseline boundary is the stable's P99 (400 ms): the stable's tail above it is ~1 %.
+    share = good.stable_tail.sum() / good.stable_n.sum()
+    assert 0.005 < share < 0.02
+    # Identical candidate: the oracle has no evidence; a bad one piles it up.
+    assert np.allclose(good.oracle_llr, 0.0)
+    assert np.median(bad.oracle_llr.sum(1)) > 100
+    # The candidate's tail share grows under +50 % latency (P(>400 ms) ~ 17 %).
+    assert 0.12 < bad.cand_tail.sum() / bad.cand_n.sum() < 0.22
+
+
+def test_sequential_vs_stable_catches_a_slower_candidate_and_spares_a_good_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = _load("blast_radius", SCRIPT, monkeypatch)
+    rng = np.random.default_rng(11)
+    horizon = module.STEP_MIN
+    good = module.judge_sequential(
+        module.simulate(module.SCENARIOS[0], 300, horizon, rng, 10.0), vs_stable=True
+    )
+    bad = module.judge_sequential(
+        module.simulate(module.SCENARIOS[3], 300, horizon, rng, 10.0), vs_stable=True
+    )
+    assert int(good.rolled_back.sum()) <= 6  # two checks at alpha 1 %: at most ~2 % expected
+    assert bool(bad.rolled_back.all())
+    assert float(np.median(bad.minute)) <= 2.0
+
+
+def _row(module: ModuleType, judge: str, rolled: int, blast: float, bad: bool = True) -> object:
+    scenario = module.SCENARIOS[3] if bad else module.SCENARIOS[0]
+    runs = 1000
+    values = np.full(runs, blast, dtype=np.float64)
+    empty = np.array([], dtype=np.int64)
+    return module.Row(scenario, 10.0, judge, runs, rolled, values, empty, empty)
+
+
+@pytest.mark.parametrize(
+    ("flagger", "mine", "oracle", "good_fp", "expected"),
+    [
+        pytest.param(1000.0, 150.0, 100.0, (100, 50), "**met** (0.15x)", id="met"),
+        pytest.param(1000.0, math.inf, 100.0, (100, 50), "**not met**", id="feasible-missed"),
+        pytest.param(1000.0, 400.0, 300.0, (100, 50), "**no test can**", id="infeasible"),
+        pytest.param(1000.0, 100.0, 50.0, (10, 20), "more false rollbacks", id="noisier"),
+        pytest.param(1000.0, 100.0, 50.0, (1000, 5), "vacuous", id="reference-rolls-all"),
+        pytest.param(math.inf, 5000.0, 4000.0, (0, 0), "**met** (0x)", id="only-mine-catches"),
+        pytest.param(math.inf, math.inf, math.inf, (5, 0), "promotes it too", id="nobody"),
+    ],
+)
+def test_verdict_of_the_target(
+    monkeypatch: pytest.MonkeyPatch,
+    flagger: float,
+    mine: float,
+    oracle: float,
+    good_fp: tuple[int, int],
+    expected: str,
+) -> None:
+    module = _load("blast_radius", SCRIPT, monkeypatch)
+    judge = "sequential-vs-stable-at-flagger"
+    rows = {
+        "flagger": _row(module, "flagger", 1000, flagger),
+        judge: _row(module, judge, 1000, mine),
+        "oracle-at-flagger": _row(module, "oracle-at-flagger", 1000, oracle),
+    }
+    good = {
+        "flagger": _row(module, "flagger", good_fp[0], 0.0, bad=False),
+        judge: _row(module, judge, good_fp[1], 0.0, bad=False),
+    }
+    assert expected in module.verdict_of(rows, good, judge)
