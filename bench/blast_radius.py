@@ -61,7 +61,11 @@ except ImportError:  # run as a script: bench/ is on sys.path
         today,
     )
 
-from controlplane.analysis.sequential import bernoulli_decisions, two_sample_boundary
+from controlplane.analysis.sequential import (
+    bernoulli_decisions,
+    snap_bound,
+    two_sample_boundary,
+)
 
 F = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
@@ -87,7 +91,7 @@ LATENCY_TOLERANCE = 0.10  # sequential-vs-stable: latency-p99 compare: baseline,
 ERROR_TOLERANCE = 0.0  # sequential-vs-stable: error-rate compare: baseline, above: 0%
 MAX_THRESHOLD = 60  # the largest Flagger threshold tried when matching false-rollback rates
 BUCKETS = (0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.75, 1.0, 2.5, math.inf)
-SLOW_FROM = BUCKETS.index(P99_LIMIT_S) + 1  # buckets strictly above 200 ms
+LIMIT_BUCKET = BUCKETS.index(P99_LIMIT_S)  # "slow" = in a bucket strictly above 500 ms
 
 JUDGES = (
     "flagger",
@@ -182,8 +186,7 @@ def simulate(
     # snapped to the nearest bucket boundary (as the evaluator does), fixed for the step.
     before = rng.poisson(lam_s * WINDOW_MIN * good[0], size=(runs, good.shape[1]))
     p99 = histogram_quantile(0.99, before)
-    finite = np.array(BUCKETS[:-1])
-    index = np.argmin(np.abs(finite[None, :] - p99[:, None]), 1).astype(np.int64)
+    index = np.array([BUCKETS.index(snap_bound(BUCKETS, q)) for q in p99], dtype=np.int64)
     # The oracle's log-likelihood ratio, bad against good, per run and minute: the multinomial
     # of the buckets plus the Bernoulli errors (the Poisson totals have the same rate in both).
     tiny = np.finfo(np.float64).tiny  # the +Inf bucket's probability underflows to 0
@@ -196,7 +199,7 @@ def simulate(
         cand_buckets=buckets,
         cand_n=cand_n,
         cand_err=cand_err,
-        cand_slow=buckets[..., SLOW_FROM:].sum(-1),
+        cand_slow=_tail(buckets, np.full(runs, LIMIT_BUCKET, dtype=np.int64)),
         stable_n=stable_n,
         stable_err=rng.binomial(stable_n, scenario.base_error),
         cand_tail=_tail(buckets, index),
