@@ -150,20 +150,19 @@ def evaluate_sequential(
     except SpecError as exc:
         return _error_result(due.key, name, f"cannot build the query: {exc}", provider_error=True)
     try:
+
+        def buckets(query: str | None) -> dict[float, float] | None:
+            return seqcheck.buckets_from(ask.vector(query)) if query else None
+
         counts = seqcheck.Counts(
             cand_events=ask.maybe(plan.cand_events),
             cand_total=ask.maybe(plan.cand_total),
             stable_events=ask.maybe(plan.stable_events),
             stable_total=ask.maybe(plan.stable_total),
-            cand_buckets=(
-                seqcheck.buckets_from(ask.vector(plan.cand_buckets)) if plan.cand_buckets else None
-            ),
-            stable_buckets=(
-                seqcheck.buckets_from(ask.vector(plan.stable_buckets))
-                if plan.stable_buckets
-                else None
-            ),
+            cand_buckets=buckets(plan.cand_buckets),
+            stable_buckets=buckets(plan.stable_buckets),
             boundary_s=ask.maybe(plan.boundary),
+            reference_buckets=buckets(plan.reference),
         )
     except NoData as exc:
         return _error_result(due.key, name, str(exc), provider_error=False)

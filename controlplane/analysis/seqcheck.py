@@ -61,15 +61,36 @@ def problems(canary: ModelCanary, check: CheckSpec, path: str) -> list[Problem]:
     """What makes ``check`` unusable with ``judge: sequential`` (empty: fine).
 
     Supported: ``error-rate`` and the latency histograms, with ``above`` only, absolute or
-    ``compare: baseline``. Spec validation may call this to reject such specs up front; the
+    ``compare: baseline``; ``test: shift`` on a latency histogram, ``compare: baseline``,
+    ``above: 0%``. Spec validation may call this to reject such specs up front; the
     evaluator reports the same problems as a provider error (the canary pauses and says why).
     """
+    shift = check.test == "shift"
     if not is_sequential(check):
+        if shift:
+            return [Problem(f"{path}.test", "test: shift needs judge: sequential")]
         return []
     metric = canary.metric(check.metric)
     found: list[Problem] = []
     if metric is None:
         return [Problem(f"{path}.metric", f"metric {check.metric!r} is not defined")]
+    if shift and (metric.builtin not in HISTOGRAMS or check.compare != "baseline"):
+        found.append(
+            Problem(
+                f"{path}.test",
+                "test: shift compares the candidate's whole latency histogram with the "
+                "stable's: it needs a latency built-in "
+                f"({', '.join(sorted(HISTOGRAMS))}) and compare: baseline",
+            )
+        )
+    elif shift and check.above is not None and check.above.value != 0:
+        found.append(
+            Problem(
+                f"{path}.above",
+                "test: shift has no tolerance (it asks whether the candidate is slower at all): "
+                "write above: 0%, or use test: tail for a tolerance on a quantile",
+            )
+        )
     if metric.builtin not in SUPPORTED:
         what = metric.builtin or "a custom query"
         found.append(
@@ -121,6 +142,7 @@ class Plan:
     cand_buckets: str | None = None
     stable_buckets: str | None = None
     boundary: str | None = None
+    reference: str | None = None
 
 
 def plan(canary: ModelCanary, check: CheckSpec, since: float, now: float) -> Plan:
@@ -148,9 +170,11 @@ def plan(canary: ModelCanary, check: CheckSpec, since: float, now: float) -> Pla
             stable_total=f"sum(increase({SUCCESS}{{{stable}}}[{w}]))" if baseline else None,
         )
     hist = HISTOGRAMS[metric.builtin]
-    boundary = None
-    if baseline:
-        lookback = queries.prom_duration((check.window or canary.spec.analysis.window).seconds)
+    boundary = reference = None
+    lookback = queries.prom_duration((check.window or canary.spec.analysis.window).seconds)
+    if baseline and check.test == "shift":
+        reference = f"sum by (le) (increase({hist}{{{stable}}}[{lookback}] @ {since:.3f}))"
+    elif baseline:
         boundary = (
             f"histogram_quantile({quantile_of(metric)!r}, sum by (le) "
             f"(rate({hist}{{{stable}}}[{lookback}] @ {since:.3f})))"
@@ -161,6 +185,7 @@ def plan(canary: ModelCanary, check: CheckSpec, since: float, now: float) -> Pla
         cand_buckets=f"sum by (le) (increase({hist}{{{cand}}}[{w}]))",
         stable_buckets=f"sum by (le) (increase({hist}{{{stable}}}[{w}]))" if baseline else None,
         boundary=boundary,
+        reference=reference,
     )
 
 
@@ -198,6 +223,7 @@ class Counts:
     cand_buckets: Mapping[float, float] | None = None
     stable_buckets: Mapping[float, float] | None = None
     boundary_s: float | None = None
+    reference_buckets: Mapping[float, float] | None = None
 
 
 def _zero(value: float | None) -> float:
@@ -269,7 +295,16 @@ def judge_check(
                     samples=0.0,
                     message=f"{name} (sequential): no requests since the step started",
                 )
-            if baseline:
+            if baseline and check.test == "shift":
+                res = sequential.judge_shift(
+                    cand,
+                    counts.stable_buckets or {math.inf: 0.0},
+                    counts.reference_buckets or {math.inf: 0.0},
+                    check.alpha,
+                )
+                stable = counts.stable_buckets
+                stable_quantity = sequential.bucket_quantile(stable, q) if stable else None
+            elif baseline:
                 if counts.boundary_s is None or not math.isfinite(counts.boundary_s):
                     return inconclusive(
                         "the stable variant had no latency data just before the step started "
@@ -295,7 +330,10 @@ def judge_check(
     except NoData as exc:
         return inconclusive(str(exc))
 
-    value = _finite(res.estimate - 1.0 if baseline else quantity)
+    if check.test == "shift":
+        value = _finite(2.0 * res.estimate - 1.0)  # Cliff's delta: 0 = no shift
+    else:
+        value = _finite(res.estimate - 1.0 if baseline else quantity)
     detail = f" [alpha {check.alpha:g}, {served:.0f} candidate requests since the step started]"
     if res.decision in ("breach", "pass"):
         said = "breach" if res.decision == "breach" else "passed early"

@@ -60,6 +60,9 @@ __all__ = [
     "judge_counts",
     "judge_latency",
     "judge_rate",
+    "judge_shift",
+    "midrank_scores",
+    "shift_log_e",
     "snap_bound",
     "two_sample_boundary",
 ]
@@ -67,6 +70,10 @@ __all__ = [
 _MIN_PRIOR_SIZE = 2.0
 _WIDE = 4.0  # the second mixture component's mean, in multiples of the boundary
 _EPS = 1e-12
+_TILTS = np.geomspace(0.05, 4.0, 16)
+"""The shift test's mixture: tilts ``b`` (log odds ratio per unit of mid-rank score), equal
+weights. ``b = 0.05`` is a shift of about 1 % of the latency's spread, ``b = 4`` one that puts
+nearly every slow request on the candidate."""
 
 
 @dataclass(frozen=True)
@@ -210,6 +217,57 @@ def two_sample_boundary(
     with np.errstate(divide="ignore", invalid="ignore"):
         out: FloatArray = nc * k / (nc * k + ns)
     return out
+
+
+def midrank_scores(reference: ArrayLike) -> FloatArray:
+    """Wilcoxon mid-rank scores in ``[-1, 1]`` of each bucket (last axis) of ``reference``.
+
+    ``reference``: non-cumulative bucket counts (the stable's, before the step started). A
+    bucket's score is ``F(above) + F(below) - 1`` with ``F`` the reference's distribution
+    function at the bucket's two edges: ``-1`` for the fastest requests, ``0`` at the median,
+    ``+1`` for the slowest. Half a count per bucket keeps empty buckets defined (and ordered).
+    """
+    p = np.asarray(reference, dtype=np.float64) + 0.5
+    p = p / p.sum(-1, keepdims=True)
+    upper = np.cumsum(p, -1)
+    out: FloatArray = 2.0 * upper - p - 1.0
+    return out
+
+
+def shift_log_e(
+    cand: ArrayLike, stable: ArrayLike, scores: ArrayLike
+) -> tuple[FloatArray, FloatArray]:
+    """Log e-values ``(breach side, pass side)`` of the shift test.
+
+    ``cand`` / ``stable``: non-cumulative bucket counts since the step started (last axis the
+    buckets, leading axes broadcast: the benchmark passes thousands of runs); ``scores`` the
+    buckets' mid-rank scores (:func:`midrank_scores`). Each request is a trial "it came from the
+    candidate" with log odds ``a + b u`` (``u`` its bucket's score). H0 (breach side): ``b <= 0``
+    (no tilt towards slow: the same latency distribution, or one shifted faster); the e-process
+    is the likelihood ratio of ``b > 0`` against ``b = 0`` mixed over :data:`_TILTS`. The pass
+    side mirrors it (``b >= 0`` against ``b < 0``). ``a`` is the candidate's share of requests,
+    estimated from the cumulative counts as :func:`judge_counts` does. No requests: ``(0, 0)``.
+    """
+    c, s, u = np.broadcast_arrays(
+        np.asarray(cand, dtype=np.float64),
+        np.asarray(stable, dtype=np.float64),
+        np.asarray(scores, dtype=np.float64),
+    )
+    nc = c.sum(-1)
+    n = nc + s.sum(-1)
+    pi = np.clip(np.where(n > 0, nc / np.where(n > 0, n, 1.0), 0.5), _EPS, 1.0 - _EPS)
+    log_pi, log_rest = np.log(pi)[..., None, None], np.log1p(-pi)[..., None, None]
+    logit = log_pi - log_rest
+
+    def side(tilts: FloatArray) -> FloatArray:
+        a = logit + tilts[:, None] * u[..., None, :]  # (..., tilts, buckets)
+        per_c = -np.logaddexp(0.0, -a) - log_pi  # log(p / pi)
+        per_s = -np.logaddexp(0.0, a) - log_rest  # log((1 - p) / (1 - pi))
+        ll = (c[..., None, :] * per_c + s[..., None, :] * per_s).sum(-1)
+        out: FloatArray = special.logsumexp(ll, -1) - math.log(tilts.size)
+        return np.where(n > 0, out, 0.0)
+
+    return side(_TILTS), side(-_TILTS)
 
 
 # --------------------------------------------------------------------------------------------
@@ -546,3 +604,75 @@ def judge_latency(
     )
     msg = f"slower than {b:g}s (stable's p{100 * quantile:g} ~ {sq:.4g}s): {res.message}"
     return replace(res, message=msg)
+
+
+def _common(*histograms: tuple[FloatArray, FloatArray]) -> tuple[FloatArray, list[FloatArray]]:
+    """The ``le`` boundaries all ``(les, cumulative)`` histograms share, and each one's
+    non-cumulative counts on them (merging buckets into a coarser common partition is exact)."""
+    common = histograms[0][0]
+    for les, _ in histograms[1:]:
+        common = np.intersect1d(common, les)
+    counts = []
+    for les, cum in histograms:
+        at = cum[np.searchsorted(les, common)]
+        counts.append(np.diff(np.concatenate([[0.0], at])).clip(min=0.0))
+    return common, counts
+
+
+def judge_shift(
+    cand_buckets: Mapping[float, float],
+    stable_buckets: Mapping[float, float],
+    reference_buckets: Mapping[float, float],
+    alpha: float,
+) -> SequentialResult:
+    """Is the candidate's whole latency distribution shifted slower than the stable's?
+
+    ``test: shift`` (``compare: baseline, above: 0%``): a sequential, anytime-valid
+    Mann-Whitney-type test on all the buckets (:func:`shift_log_e`). ``cand_buckets`` /
+    ``stable_buckets``: cumulative ``{le: count}`` since the step started; ``reference_buckets``:
+    the stable's over the check's window just before the step (it fixes the scores for the
+    whole step, as anytime validity needs; the scores only move power, never validity). Only the
+    ``le`` boundaries all three share are used. Breach when the evidence says the candidate is
+    slower; pass when it says it is faster. The estimate is the probabilistic index ``P(a
+    candidate request is slower than a stable one)`` (ties count half; 0.5 = no shift), with the
+    boundary 0.5; there is no confidence sequence (``ci_low``/``ci_high`` are NaN).
+    """
+    alpha = _check_alpha(alpha)
+    common, (c, s, ref) = _common(
+        _buckets("candidate", cand_buckets),
+        _buckets("stable", stable_buckets),
+        _buckets("reference", reference_buckets),
+    )
+    nc, ns = float(c.sum()), float(s.sum())
+    if ref.sum() <= 0:
+        raise NoData(
+            "the stable variant had no latency data just before the step started "
+            "(the shift test's scores come from it)"
+        )
+    if nc == 0 or ns == 0:
+        missing = "the candidate" if nc == 0 else "the stable variant"
+        return SequentialResult(
+            "continue",
+            1.0,
+            1.0,
+            math.nan,
+            math.nan,
+            math.nan,
+            0.5,
+            nc,
+            nc + ns,
+            f"no requests on {missing} yet",
+        )
+    lb, lp = shift_log_e(c, s, midrank_scores(ref))
+    decision = _decide(float(lb), float(lp), alpha)
+    faster_stable = np.concatenate([[0.0], np.cumsum(s)[:-1]])
+    index = float((c * (faster_stable + 0.5 * s)).sum() / (nc * ns))
+    msg = (
+        f"candidate slower than stable in {100 * index:.1f}% of request pairs (50% = no shift; "
+        f"{nc:g} candidate and {ns:g} stable requests over {len(common)} buckets), e-value "
+        f"{_e(float(lb)):.3g} (breach at {1 / alpha:g}, pass side {_e(float(lp)):.3g}): "
+        f"{decision}"
+    )
+    return SequentialResult(
+        decision, _e(float(lb)), _e(float(lp)), index, math.nan, math.nan, 0.5, nc, nc + ns, msg
+    )

@@ -174,11 +174,16 @@ def grouped_query(key: GroupKey, canaries: Sequence[str]) -> str:
 @dataclass(frozen=True, order=True)
 class SeqKey:
     """One grouped sequential query: ``kind`` (``errors``, ``requests``, ``buckets:<builtin>``,
-    ``boundary:<builtin>@<q>@<lookback s>``) and ``namespace``; its terms are keyed by window
-    seconds (counts) or by the step start (boundaries)."""
+    ``boundary:<builtin>@<q>@<lookback s>``, ``reference:<builtin>@<lookback s>``) and
+    ``namespace``; its terms are keyed by window seconds (counts) or by the step start
+    (boundaries and references)."""
 
     kind: str
     namespace: str
+
+
+_AT_START = ("boundary:", "reference:")
+"""Grouped sequential kinds evaluated at each canary's step start (``@``), not over its window."""
 
 
 def _seq_term(kind: str, param: float, sel: str) -> str:
@@ -195,6 +200,11 @@ def _seq_term(kind: str, param: float, sel: str) -> str:
         w = queries.prom_duration(max(param, seqcheck.MIN_WINDOW_S))
         hist = seqcheck.HISTOGRAMS[rest]
         return f"sum by (le, canary, variant) (increase({hist}{{{sel}}}[{w}]))"
+    if family == "reference":
+        builtin, lookback = rest.split("@")
+        hist = seqcheck.HISTOGRAMS[builtin]
+        w = queries.prom_duration(float(lookback))
+        return f"sum by (le, canary, variant) (increase({hist}{{{sel}}}[{w}] @ {param:.3f}))"
     if family == "boundary":
         builtin, q, lookback = rest.split("@")
         hist = seqcheck.HISTOGRAMS[builtin]
@@ -300,7 +310,7 @@ class BatchEvaluator:
                         continue
                     plan.sequential.append(seq)
                     for skey in seq.keys.values():
-                        param = seq.since if skey.kind.startswith("boundary:") else seq.window
+                        param = seq.since if skey.kind.startswith(_AT_START) else seq.window
                         seq_terms.setdefault(skey, {}).setdefault(param, set()).add(name)
                     continue
                 window = (due.check.window or req.canary.spec.analysis.window).seconds
@@ -331,7 +341,7 @@ class BatchEvaluator:
         except ProviderError as exc:
             return exc
         values: dict[tuple[str, str], Any] = {}
-        buckets = key.kind.startswith("buckets:")
+        buckets = key.kind.startswith(("buckets:", "reference:"))
         try:
             for labels, value in samples:
                 ident = (labels.get("canary", ""), labels.get("variant", ""))
@@ -446,8 +456,10 @@ def _plan_sequential(
         keys["total"] = SeqKey("requests", ns)
     else:
         keys["buckets"] = SeqKey(f"buckets:{builtin}", ns)
-        if due.check.compare == "baseline":
-            lookback = (due.check.window or req.canary.spec.analysis.window).seconds
+        lookback = (due.check.window or req.canary.spec.analysis.window).seconds
+        if due.check.compare == "baseline" and due.check.test == "shift":
+            keys["reference"] = SeqKey(f"reference:{builtin}@{lookback!r}", ns)
+        elif due.check.compare == "baseline":
             q = seqcheck.quantile_of(metric)
             keys["boundary"] = SeqKey(f"boundary:{builtin}@{q!r}@{lookback!r}", ns)
     return _SeqPlanned(due, metric, window, since, keys)
@@ -483,6 +495,7 @@ def _judge_sequential(
         cand_buckets=value("buckets", cand),
         stable_buckets=value("buckets", stable) if baseline else None,
         boundary_s=value("boundary", stable),
+        reference_buckets=value("reference", stable),
     )
     try:
         return seqcheck.judge_check(

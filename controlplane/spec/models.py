@@ -86,6 +86,7 @@ Builtin = Literal[
 ]
 MetricUnit = Literal["seconds", "ratio", "number"]
 Judge = Literal["threshold", "sequential"]
+LatencyTest = Literal["tail", "shift"]
 AlertEvent = Literal["rollback", "promotion", "pause", "throttle", "step"]
 GateWhen = Literal["first-step", "each-step", "step", "promotion"]
 Approval = Literal["auto", "manual"]
@@ -242,6 +243,7 @@ class CheckSpec(_Model):
     min_samples: int | None = Field(default=None, ge=0, le=10**12)
     judge: Judge = "threshold"
     alpha: float = Field(default=DEFAULT_ALPHA, gt=0, lt=0.5)
+    test: LatencyTest = "tail"
 
 
 class StepSpec(_Model):

@@ -115,6 +115,8 @@ MEANINGS: dict[tuple[str, str], str] = {
     "(analysis uses 100 when unset)",
     ("CheckSpec", "judge"): "`threshold`, or `sequential` (anytime-valid test against stable)",
     ("CheckSpec", "alpha"): "false-alarm rate of the sequential judge",
+    ("CheckSpec", "test"): "sequential latency vs baseline: `tail` (share over the stable's "
+    "quantile) or `shift` (whole distribution, `above: 0%`)",
     ("StepSpec", "weight"): "candidate's share of traffic, percent",
     ("StepSpec", "duration"): "how long the step lasts (required on all but the last step)",
     ("StepSpec", "rollbackOn"): "checks whose breach rolls back",

@@ -11,6 +11,10 @@ the controller's :class:`BatchEvaluator`; the expected outcomes follow from the 
 * the good candidate is not rolled back and is promoted when its step ends;
 * the batched path gives the same decisions as the single-canary evaluator, with one query per
   kind of count for all canaries whatever their step starts.
+
+A fourth, ``seq-drift``, has a candidate whose latency drifts up by 25 % an hour: the shift test
+(``test: shift``, the whole histogram) rolls it back before the tail test at the stable's P99
+does, and keeps the good candidate.
 """
 
 from __future__ import annotations
@@ -68,6 +72,12 @@ def spec(name: str, checks: list[dict[str, Any]]) -> ModelCanary:
 SEQUENTIAL = {"metric": "errors", "compare": "baseline", "above": "0%", "judge": "sequential"}
 THRESHOLD = {"metric": "errors", "compare": "baseline", "above": "50%", "for": "10m"}
 LATENCY_SEQ = {"metric": "latency-p99", "above": "200ms", "judge": "sequential"}
+TAIL = {"metric": "latency-p99", "compare": "baseline", "above": "10%", "judge": "sequential"}
+SHIFT = {**TAIL, "above": "0%", "test": "shift"}
+DRIFT = tuple(  # +25 % an hour, in 5-minute steps
+    Change(k * 5 * MINUTE, "candidate", {"latency_median_s": 0.10 * (1 + 0.25 * k / 12)})
+    for k in range(1, 36)
+)
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +93,7 @@ def prometheus(
         ("seq-bad", BAD, ()),
         ("seq-good", GOOD, ()),
         ("seq-slow", GOOD, (slow,)),
+        ("seq-drift", GOOD, DRIFT),
     ):
         scenario = Scenario(
             start=start,
@@ -199,3 +210,49 @@ def test_batched_path_matches_the_evaluator_with_one_query_per_kind(
     blind = batch.evaluate([Request("x", canaries[0], requests[0].due)], now)["x"]
     assert blind.checks["steps[0].rollbackOn[0]"].verdict == "inconclusive"
     assert "step started" in blind.checks["steps[0].rollbackOn[0]"].message
+
+
+def test_shift_test_catches_a_drift_before_the_tail_test_and_keeps_a_good_candidate(
+    prometheus: tuple[PrometheusServer, float],
+) -> None:
+    server, start = prometheus
+    shift = replay(server, start, spec("seq-drift", [SHIFT]))
+    tail = replay(server, start, spec("seq-drift", [TAIL]))
+    t_shift, t_tail = rollback_time(shift) - start, rollback_time(tail) - start
+    assert t_shift < t_tail, (t_shift, t_tail)
+    assert t_shift < 30 * MINUTE  # the median is then less than 12 % slower
+    reason = shift.reason
+    assert reason is not None
+    assert "of request pairs" in shift.state.checks[reason.key].message
+    good = replay(server, start, spec("seq-good", [SHIFT]))
+    assert good.outcome == "promoted", good.to_json()
+
+
+def test_batched_shift_test_matches_the_evaluator_with_one_reference_query(
+    prometheus: tuple[PrometheusServer, float],
+) -> None:
+    server, start = prometheus
+    now = start + 40 * MINUTE
+    canaries = [spec(name, [SHIFT]) for name in ("seq-good", "seq-drift")]
+    starts = [start + 5 * MINUTE, start + 7 * MINUTE]
+    batch = BatchEvaluator(PrometheusSource(from_url(server.url)))
+    requests = []
+    for canary, since in zip(canaries, starts, strict=True):
+        state = RolloutState(
+            spec_hash="x", stage="steps", started_at=since, stage_started_at=since, step_index=0
+        )
+        requests.append(Request(canary.metadata.name, canary, stage_checks(canary, state), since))
+    found = batch.evaluate(requests, now)
+    assert batch.last.queries == 2  # the buckets since each step start, the references before
+    provider = PrometheusProvider(from_url(server.url))
+    for req in requests:
+        single = evaluate(req.canary, req.due, provider, now, since=req.since)
+        for key, result in single.checks.items():
+            got = found[req.key].checks[key]
+            assert (got.verdict, got.decided, got.message) == (
+                result.verdict,
+                result.decided,
+                result.message,
+            )
+    assert found["seq-drift"].checks["steps[0].rollbackOn[0]"].decided == "breach"
+    assert found["seq-good"].checks["steps[0].rollbackOn[0]"].decided is None

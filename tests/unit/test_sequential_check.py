@@ -84,3 +84,56 @@ def test_latency_needs_vectors_and_snaps_up() -> None:
     assert "0.2s" in result.message
     assert result.value is not None
     assert math.isfinite(result.value)
+
+
+def _vector(counts: list[float]) -> list[tuple[dict[str, str], float]]:
+    les = ("0.1", "0.2", "0.5", "+Inf")
+    return [({"le": le}, c) for le, c in zip(les, counts, strict=True)]
+
+
+@pytest.mark.parametrize(
+    ("cand", "decided", "sign"),
+    [
+        pytest.param([5.0, 30.0, 80.0, 100.0], "breach", 1, id="slower"),
+        pytest.param([40.0, 90.0, 99.0, 100.0], "pass", -1, id="faster-passes-early"),
+    ],
+)
+def test_shift_test_queries_the_pre_step_reference_and_reports_cliffs_delta(
+    cand: list[float], decided: str, sign: int
+) -> None:
+    c = check(metric="latency", compare="baseline", above="0%", test="shift")
+    plan = seqcheck.plan(CANARY, c, SINCE, NOW)
+    assert plan.reference is not None
+    assert plan.boundary is None
+    assert f"@ {SINCE:.3f}" in plan.reference  # fixed before the step: valid at every look
+    assert plan.cand_buckets is not None
+    assert plan.stable_buckets is not None
+    provider = StaticProvider(
+        vectors={
+            plan.cand_buckets: _vector(cand),
+            plan.stable_buckets: _vector([200.0, 1000.0, 1900.0, 2000.0]),
+            plan.reference: _vector([100.0, 500.0, 950.0, 1000.0]),
+        }
+    )
+    result = evaluate(CANARY, [DueCheck("k", c)], provider, NOW, since=SINCE).checks["k"]
+    assert result.decided == decided, result.message
+    assert result.value is not None
+    assert sign * result.value > 0.1  # Cliff's delta: the share of pairs slower minus faster
+    assert "of request pairs" in result.message
+
+
+def test_shift_test_without_a_pre_step_reference_is_inconclusive() -> None:
+    c = check(metric="latency", compare="baseline", above="0%", test="shift")
+    plan = seqcheck.plan(CANARY, c, SINCE, NOW)
+    assert plan.cand_buckets is not None
+    assert plan.stable_buckets is not None
+    provider = StaticProvider(
+        vectors={
+            plan.cand_buckets: _vector([5.0, 30.0, 80.0, 100.0]),
+            plan.stable_buckets: _vector([200.0, 1000.0, 1900.0, 2000.0]),
+        }
+    )
+    result = evaluate(CANARY, [DueCheck("k", c)], provider, NOW, since=SINCE).checks["k"]
+    assert result.verdict == "inconclusive"
+    assert not result.provider_error
+    assert "before the step started" in result.message

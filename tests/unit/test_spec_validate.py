@@ -735,3 +735,43 @@ spec:
     problems = check_text(text, "seq.yml")
     found = {(p.line, p.path) for p in problems}
     assert found == {(18, "spec.steps[0].rollbackOn[1].judge")}, problems
+
+
+def test_shift_test_needs_a_sequential_latency_comparison_without_tolerance() -> None:
+    text = """\
+apiVersion: canary.controlplane.dev/v1alpha1
+kind: ModelCanary
+metadata: {name: seq, namespace: ml}
+spec:
+  model: {name: m}
+  stable: {name: a, storageUri: "hf://o/m", gpu: nvidia-l40s}
+  candidate: {name: b, storageUri: "hf://o/m", gpu: nvidia-l40s, quantization: fp8}
+  traffic: {router: kserve}
+  analysis:
+    metrics:
+      - {name: errors, builtin: error-rate}
+      - {name: latency, builtin: e2e-latency, quantile: 0.99}
+  steps:
+    - weight: 5
+      duration: 1h
+      rollbackOn:
+        - {metric: latency, compare: baseline, above: 0%, judge: sequential, test: shift}
+        - {metric: latency, compare: baseline, above: 0%, test: shift}
+        - {metric: latency, compare: baseline, above: 10%, judge: sequential, test: shift}
+        - {metric: errors, compare: baseline, above: 0%, judge: sequential, test: shift}
+        - {metric: latency, above: 300ms, judge: sequential, test: shift}
+    - weight: 100
+"""
+    problems = check_text(text, "seq.yml")
+    found = {(p.line, p.path) for p in problems}
+    assert found == {
+        (18, "spec.steps[0].rollbackOn[1].test"),
+        (19, "spec.steps[0].rollbackOn[2].above"),
+        (20, "spec.steps[0].rollbackOn[3].test"),
+        (21, "spec.steps[0].rollbackOn[4].test"),
+    }, problems
+    assert "no tolerance" in next(p.message for p in problems if p.line == 19)
+    unknown = text.replace("above: 300ms, judge: sequential, test: shift", "test: wide")
+    assert {(p.line, p.path) for p in check_text(unknown, "seq.yml")} == {
+        (21, "spec.steps[0].rollbackOn[4].test")
+    }

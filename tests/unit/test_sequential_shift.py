@@ -1,0 +1,173 @@
+"""Tests of the shift test (``test: shift``): controlplane.analysis.sequential.judge_shift.
+
+Validity under continuous monitoring (identical variants, a candidate that is faster, a load
+change that slows both variants during the step, buckets that differ between variants), power
+on a shift and on a slow drift, the e-value against a brute-force product over requests, and
+the edge cases (no reference, no requests, different bucket layouts).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import special
+
+from controlplane.analysis.sequential import (
+    _TILTS,
+    judge_shift,
+    midrank_scores,
+    shift_log_e,
+)
+from controlplane.errors import NoData
+
+EDGES = np.array([0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.75, 1.0, 2.5])
+SIGMA = math.log(2.0) / 2.326  # P99 twice the median
+RUNS = 1000
+LOOKS = 60
+
+
+def _probs(median: np.ndarray) -> np.ndarray:
+    """(looks, buckets) bucket probabilities of lognormal latencies with these medians."""
+    z = (np.log(EDGES)[None, :] - np.log(median)[:, None]) / SIGMA
+    cdf = special.ndtr(z)
+    ones = np.ones((median.size, 1))
+    return np.diff(np.concatenate([0 * ones, cdf, ones], 1), 1)
+
+
+def _streams(
+    cand_factor: np.ndarray,
+    shared_factor: np.ndarray,
+    per_look: float,
+    seed: int,
+    weight: float = 0.05,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cumulative (runs, looks, buckets) counts of both variants and the pre-step reference."""
+    rng = np.random.default_rng(seed)
+    stable_p = _probs(0.2 * shared_factor)
+    cand_p = _probs(0.2 * shared_factor * cand_factor)
+    cand = rng.poisson(per_look * weight * cand_p, size=(RUNS, *cand_p.shape)).cumsum(1)
+    stable = rng.poisson(per_look * (1 - weight) * stable_p, size=(RUNS, *stable_p.shape))
+    before = _probs(np.array([0.2]))[0]
+    reference = rng.poisson(5 * per_look * (1 - weight) * before, size=(RUNS, before.size))
+    return cand, stable.cumsum(1), reference
+
+
+def _breaches(cand: np.ndarray, stable: np.ndarray, reference: np.ndarray, alpha: float):
+    scores = midrank_scores(reference)[:, None, :]  # fixed for the whole step
+    breach, passed = shift_log_e(cand, stable, scores)
+    thr = math.log(1 / alpha)
+    return (breach >= thr).any(1), (passed >= thr).any(1), breach >= thr
+
+
+def _slack(alpha: float) -> float:
+    return alpha + 3.0 * math.sqrt(alpha * (1 - alpha) / RUNS)
+
+
+FLAT = np.ones(LOOKS)
+MINUTES = np.arange(1, LOOKS + 1) - 0.5
+
+
+@pytest.mark.parametrize(
+    ("cand_factor", "shared", "per_look"),
+    [
+        pytest.param(FLAT, FLAT, 600.0, id="identical-10rps"),
+        pytest.param(FLAT, FLAT, 12_000.0, id="identical-200rps"),
+        pytest.param(FLAT, 1 + MINUTES / 60, 3000.0, id="both-slow-down-during-the-step"),
+        pytest.param(FLAT * 0.9, FLAT, 3000.0, id="candidate-faster"),
+    ],
+)
+def test_false_breach_rate_under_continuous_monitoring_is_at_most_alpha(
+    cand_factor: np.ndarray, shared: np.ndarray, per_look: float
+) -> None:
+    alpha = 0.05
+    cand, stable, reference = _streams(cand_factor, shared, per_look, seed=31)
+    breached, _, _ = _breaches(cand, stable, reference, alpha)
+    assert breached.mean() <= _slack(alpha)
+
+
+def test_a_faster_candidate_passes_and_a_slower_one_never_passes() -> None:
+    faster = _streams(FLAT * 0.9, FLAT, 3000.0, seed=5)
+    _, passed, _ = _breaches(*faster, alpha=0.01)
+    assert passed.mean() > 0.99
+    slower = _streams(FLAT * 1.02, FLAT, 3000.0, seed=5)
+    _, passed, _ = _breaches(*slower, alpha=0.01)
+    assert passed.mean() <= _slack(0.01)
+
+
+def test_a_slow_drift_is_caught_within_minutes_while_its_tail_barely_moved() -> None:
+    # 10 candidate req/s, latency drifting from +0 % to +50 % over the hour: the share over
+    # the stable's P99 is still under 2 % at minute 8, yet the shift test has seen it.
+    drift = 1 + 0.5 * MINUTES / 60
+    cand, stable, reference = _streams(drift, FLAT, 12_000.0, seed=9)
+    _, _, hits = _breaches(cand, stable, reference, alpha=0.0005)
+    first = np.where(hits.any(1), hits.argmax(1) + 1, LOOKS + 1)
+    assert np.median(first) <= 8
+    assert (first <= LOOKS).all()
+
+
+def test_e_value_is_the_mixture_of_per_request_likelihood_ratios() -> None:
+    rng = np.random.default_rng(3)
+    cand = rng.integers(0, 6, size=5).astype(float)
+    stable = rng.integers(0, 40, size=5).astype(float)
+    scores = midrank_scores(rng.integers(1, 50, size=5))
+    pi = cand.sum() / (cand.sum() + stable.sum())
+    # brute force: one Bernoulli factor per request, per tilt, then the equal-weight mixture
+    ratios = []
+    for b in _TILTS:
+        lr = 1.0
+        for j in range(5):
+            p = 1 / (1 + math.exp(-(math.log(pi / (1 - pi)) + b * scores[j])))
+            lr *= (p / pi) ** cand[j] * ((1 - p) / (1 - pi)) ** stable[j]
+        ratios.append(lr)
+    breach, _ = shift_log_e(cand, stable, scores)
+    assert float(breach) == pytest.approx(math.log(np.mean(ratios)), rel=1e-9)
+
+
+def test_scores_are_ordered_mid_ranks() -> None:
+    u = midrank_scores(np.array([10, 80, 10, 0]))
+    assert np.all(np.diff(u) > 0)
+    assert -1 < u[0] < 0 < u[-1] < 1
+    assert u[1] == pytest.approx(0.0, abs=0.02)  # the median bucket scores about 0
+
+
+def _cum(counts: list[float], les: list[float]) -> dict[float, float]:
+    return dict(zip(les, np.cumsum(counts).tolist(), strict=True))
+
+
+LES = [0.1, 0.2, 0.5, math.inf]
+
+
+def test_judge_shift_breaches_on_a_slower_candidate_and_reports_its_index() -> None:
+    ref = _cum([100, 400, 450, 50], LES)
+    stable = _cum([200, 800, 900, 100], LES)
+    r = judge_shift(_cum([5, 25, 50, 20], LES), stable, ref, 0.01)
+    assert r.decision == "breach"
+    assert 0.6 < r.estimate < 0.7
+    assert "of request pairs" in r.message
+    same = judge_shift(_cum([10, 40, 45, 5], LES), stable, ref, 0.01)
+    assert same.decision == "continue"
+    assert same.estimate == pytest.approx(0.5, abs=0.01)
+
+
+def test_judge_shift_uses_the_buckets_both_variants_share() -> None:
+    # the candidate has extra boundaries: merged into the stable's coarser buckets, exactly
+    les = [0.1, 0.15, 0.2, 0.3, 0.5, math.inf]
+    cand = _cum([5, 10, 15, 20, 30, 20], les)
+    stable = _cum([200, 800, 900, 100], LES)
+    ref = _cum([100, 400, 450, 50], LES)
+    merged = judge_shift(_cum([5, 25, 50, 20], LES), stable, ref, 0.01)
+    assert judge_shift(cand, stable, ref, 0.01).e_value == pytest.approx(merged.e_value)
+    assert "4 buckets" in judge_shift(cand, stable, ref, 0.01).message
+
+
+def test_judge_shift_edge_cases() -> None:
+    stable = _cum([200, 800, 900, 100], LES)
+    with pytest.raises(NoData, match="before the step started"):
+        judge_shift(_cum([5, 25, 50, 20], LES), stable, _cum([0, 0, 0, 0], LES), 0.01)
+    ref = _cum([100, 400, 450, 50], LES)
+    empty = judge_shift(_cum([0, 0, 0, 0], LES), stable, ref, 0.01)
+    assert (empty.decision, empty.message) == ("continue", "no requests on the candidate yet")
+    with pytest.raises(NoData, match="Inf"):
+        judge_shift({0.1: 1.0}, stable, ref, 0.01)
