@@ -51,7 +51,7 @@ def test_quick_run_writes_every_scenario_into_its_own_section(tmp_path: Path) ->
         "good, 1% base",
         "2x error rate, 1% base",
     ):
-        judges = ["flagger", "threshold", "sequential", "sequential-vs-stable"]
+        judges = ["flagger", "threshold", "sequential", "sequential-vs-stable", "sequential-shift"]
         judges += ["oracle"] if "good" not in scenario else []
         for judge in judges:
             assert any(
@@ -189,6 +189,25 @@ def test_sequential_vs_stable_catches_a_slower_candidate_and_spares_a_good_one(
     assert int(good.rolled_back.sum()) <= 6  # two checks at alpha 1 %: at most ~2 % expected
     assert bool(bad.rolled_back.all())
     assert float(np.median(bad.minute)) <= 2.0
+
+
+def test_the_shift_test_catches_the_drift_sooner_and_spares_a_good_candidate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = _load("blast_radius", SCRIPT, monkeypatch)
+    rng = np.random.default_rng(13)
+    horizon = module.STEP_MIN
+    drift = module.simulate(module.SCENARIOS[4], 200, horizon, rng, 200.0)
+    assert np.all(np.diff(drift.scores, axis=-1) > 0)  # mid-ranks rise with latency
+    shift = module.judge_sequential(drift, vs_stable=True, shift=True)
+    tail = module.judge_sequential(drift, vs_stable=True)
+    assert bool(shift.rolled_back.all())
+    # at 600 candidate requests a minute the drift is 6 % slower at minute 7
+    assert float(np.median(shift.minute)) <= 7.0
+    assert float(np.median(shift.minute)) < float(np.median(tail.minute)) - 3
+    good = module.simulate(module.SCENARIOS[0], 300, horizon, rng, 10.0)
+    spared = module.judge_sequential(good, vs_stable=True, shift=True)
+    assert int(spared.rolled_back.sum()) <= 6  # two checks at alpha 1 %: at most ~2 % expected
 
 
 def _row(module: ModuleType, judge: str, rolled: int, blast: float, bad: bool = True) -> object:
