@@ -129,6 +129,18 @@ def rollback_time(result: SimulationResult) -> float:
     return found
 
 
+def step_requests(canaries: list[ModelCanary], starts: list[float]) -> list[Request]:
+    """One batch request per canary, in step 1 since its own start, with that step's checks."""
+    requests = []
+    for canary, since in zip(canaries, starts, strict=True):
+        state = RolloutState(
+            spec_hash="x", stage="steps", started_at=since, stage_started_at=since, step_index=0
+        )
+        due: list[DueCheck] = stage_checks(canary, state)
+        requests.append(Request(canary.metadata.name, canary, due, since=since))
+    return requests
+
+
 def test_sequential_rolls_back_a_2x_error_candidate_before_the_threshold_check(
     prometheus: tuple[PrometheusServer, float],
 ) -> None:
@@ -186,13 +198,7 @@ def test_batched_path_matches_the_evaluator_with_one_query_per_kind(
     # Different step starts per canary: different windows, still grouped.
     starts = [start + 5 * MINUTE, start + 7 * MINUTE, start + 11 * MINUTE]
     batch = BatchEvaluator(PrometheusSource(from_url(server.url)))
-    requests = []
-    for canary, since in zip(canaries, starts, strict=True):
-        state = RolloutState(
-            spec_hash="x", stage="steps", started_at=since, stage_started_at=since, step_index=0
-        )
-        due: list[DueCheck] = stage_checks(canary, state)
-        requests.append(Request(canary.metadata.name, canary, due, since=since))
+    requests = step_requests(canaries, starts)
     found = batch.evaluate(requests, now)
     # errors, requests, buckets: three grouped queries for three canaries
     assert batch.last.queries == 3
@@ -236,12 +242,7 @@ def test_batched_shift_test_matches_the_evaluator_with_one_reference_query(
     canaries = [spec(name, [SHIFT]) for name in ("seq-good", "seq-drift")]
     starts = [start + 5 * MINUTE, start + 7 * MINUTE]
     batch = BatchEvaluator(PrometheusSource(from_url(server.url)))
-    requests = []
-    for canary, since in zip(canaries, starts, strict=True):
-        state = RolloutState(
-            spec_hash="x", stage="steps", started_at=since, stage_started_at=since, step_index=0
-        )
-        requests.append(Request(canary.metadata.name, canary, stage_checks(canary, state), since))
+    requests = step_requests(canaries, starts)
     found = batch.evaluate(requests, now)
     assert batch.last.queries == 2  # the buckets since each step start, the references before
     provider = PrometheusProvider(from_url(server.url))

@@ -710,8 +710,7 @@ def test_problems_carry_the_yaml_line(old: str, new: str, anchor: str, path: str
     assert [(p.file, p.line, p.path) for p in problems] == [("four-week.yml", line, path)]
 
 
-def test_sequential_judge_on_an_unsupported_check_is_a_validation_error() -> None:
-    text = """\
+SEQ_HEAD = """\
 apiVersion: canary.controlplane.dev/v1alpha1
 kind: ModelCanary
 metadata: {name: seq, namespace: ml}
@@ -723,6 +722,14 @@ spec:
   analysis:
     metrics:
       - {name: errors, builtin: error-rate}
+"""
+"""A spec up to its second metric: the sequential validation tests add the rest (line 12 on)."""
+
+
+def test_sequential_judge_on_an_unsupported_check_is_a_validation_error() -> None:
+    text = (
+        SEQ_HEAD
+        + """\
       - {name: kpi, query: "sum(rate(x{variant=\\"{{variant}}\\"}[{{window}}]))"}
   steps:
     - weight: 5
@@ -732,24 +739,16 @@ spec:
         - {metric: kpi, below: 0.5, judge: sequential}
     - weight: 100
 """
+    )
     problems = check_text(text, "seq.yml")
     found = {(p.line, p.path) for p in problems}
     assert found == {(18, "spec.steps[0].rollbackOn[1].judge")}, problems
 
 
 def test_shift_test_needs_a_sequential_latency_comparison_without_tolerance() -> None:
-    text = """\
-apiVersion: canary.controlplane.dev/v1alpha1
-kind: ModelCanary
-metadata: {name: seq, namespace: ml}
-spec:
-  model: {name: m}
-  stable: {name: a, storageUri: "hf://o/m", gpu: nvidia-l40s}
-  candidate: {name: b, storageUri: "hf://o/m", gpu: nvidia-l40s, quantization: fp8}
-  traffic: {router: kserve}
-  analysis:
-    metrics:
-      - {name: errors, builtin: error-rate}
+    text = (
+        SEQ_HEAD
+        + """\
       - {name: latency, builtin: e2e-latency, quantile: 0.99}
   steps:
     - weight: 5
@@ -762,6 +761,7 @@ spec:
         - {metric: latency, above: 300ms, judge: sequential, test: shift}
     - weight: 100
 """
+    )
     problems = check_text(text, "seq.yml")
     found = {(p.line, p.path) for p in problems}
     assert found == {
