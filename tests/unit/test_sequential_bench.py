@@ -219,34 +219,66 @@ def _row(module: ModuleType, judge: str, rolled: int, blast: float, bad: bool = 
 
 
 @pytest.mark.parametrize(
-    ("flagger", "mine", "oracle", "good_fp", "expected"),
+    ("flagger", "mine", "bound", "good_fp", "expected"),
     [
-        pytest.param(1000.0, 150.0, 100.0, (100, 50), "**met** (0.15x)", id="met"),
-        pytest.param(1000.0, math.inf, 100.0, (100, 50), "**not met**", id="feasible-missed"),
-        pytest.param(1000.0, 400.0, 300.0, (100, 50), "**no test can**", id="infeasible"),
-        pytest.param(1000.0, 100.0, 50.0, (10, 20), "more false rollbacks", id="noisier"),
-        pytest.param(1000.0, 100.0, 50.0, (1000, 5), "vacuous", id="reference-rolls-all"),
-        pytest.param(math.inf, 5000.0, 4000.0, (0, 0), "**met** (0x)", id="only-mine-catches"),
-        pytest.param(math.inf, math.inf, math.inf, (5, 0), "promotes it too", id="nobody"),
+        pytest.param(1000.0, 150.0, 0.9, (100, 50), "**met** (0.15x)", id="met"),
+        pytest.param(1000.0, math.inf, 0.9, (100, 50), "right minute: 90 %", id="feasible"),
+        pytest.param(1000.0, 400.0, 0.3, (100, 50), "**no test can**: at most 30 %", id="out"),
+        pytest.param(1000.0, 100.0, 0.9, (10, 20), "more false rollbacks", id="noisier"),
+        pytest.param(1000.0, 100.0, 0.9, (1000, 5), "vacuous", id="reference-rolls-all"),
+        pytest.param(math.inf, 5000.0, 0.9, (0, 0), "**met** (0x)", id="only-mine-catches"),
+        pytest.param(math.inf, math.inf, 0.2, (5, 0), "before promotion", id="nobody"),
     ],
 )
 def test_verdict_of_the_target(
     monkeypatch: pytest.MonkeyPatch,
     flagger: float,
     mine: float,
-    oracle: float,
+    bound: float,
     good_fp: tuple[int, int],
     expected: str,
 ) -> None:
     module = _load("blast_radius", SCRIPT, monkeypatch)
-    judge = "sequential-vs-stable-at-flagger"
+    judge = module.VERDICT_JUDGE
+    reference = _row(module, "flagger", 1000, flagger)
+    reference.bound = bound
     rows = {
-        "flagger": _row(module, "flagger", 1000, flagger),
+        "flagger": reference,
         judge: _row(module, judge, 1000, mine),
-        "oracle-at-flagger": _row(module, "oracle-at-flagger", 1000, oracle),
+        "oracle-at-flagger": _row(module, "oracle-at-flagger", 1000, 0.5 * flagger),
     }
     good = {
         "flagger": _row(module, "flagger", good_fp[0], 0.0, bad=False),
         judge: _row(module, judge, good_fp[1], 0.0, bad=False),
     }
     assert expected in module.verdict_of(rows, good, judge)
+
+
+def test_max_power_is_the_neyman_pearson_power(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = _load("blast_radius", SCRIPT, monkeypatch)
+    rng = np.random.default_rng(5)
+    null = rng.normal(0.0, 1.0, 200_000)
+    alt = rng.normal(2.0, 1.0, 200_000)
+    # one-sided z-test at 5 %: power = P(N(2, 1) > 1.645) = 0.639
+    assert module.max_power(null, alt, 0.05) == pytest.approx(0.639, abs=0.01)
+    # discrete statistics: the randomised test spends exactly alpha
+    counts0 = rng.poisson(0.35, 100_000).astype(float)
+    counts1 = rng.poisson(0.70, 100_000).astype(float)
+    p0_pos = 1 - math.exp(-0.35)
+    gamma = (0.335 - p0_pos) / math.exp(-0.35)
+    expected = (1 - math.exp(-0.70)) + gamma * math.exp(-0.70)
+    assert module.max_power(counts0, counts1, 0.335) == pytest.approx(expected, abs=0.01)
+
+
+def test_neyman_pearson_bound_is_alpha_without_a_difference_and_grows_with_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = _load("blast_radius", SCRIPT, monkeypatch)
+    good, slower = module.SCENARIOS[0], module.SCENARIOS[3]  # +50 % latency
+    seed = np.random.SeedSequence(3)
+    same = module.neyman_pearson_bound(good, good, 10.0, 0.1, 300.0, seed, runs=2000)
+    assert same == pytest.approx(0.1, abs=0.03)  # nothing to see: power equals the level
+    bound = module.neyman_pearson_bound(slower, good, 10.0, 0.01, 30.0, seed, runs=2000)
+    early = module.neyman_pearson_bound(slower, good, 10.0, 0.01, 5.0, seed, runs=2000)
+    assert bound > 0.9  # +50 % latency shows in the first minute's 30 requests
+    assert early < bound  # fewer requests, less evidence
