@@ -564,7 +564,9 @@ def _evaluate_rate(
             blast = np.where(rolled, served, math.inf) if scenario.bad else served
             bound = None
             good = good_of.get(scenario.base_error)
-            if name == "flagger" and scenario.bad and fp is not None and good is not None:
+            # No bound where the verdict is vacuous (Flagger rolls back every good run).
+            bounded = fp is not None and fp < 1.0 and good is not None
+            if name == "flagger" and scenario.bad and bounded:
                 within = TARGET * _q(blast, 0.5)  # inf where Flagger promotes: any rollback
                 bound = neyman_pearson_bound(
                     scenario, good, rps, fp, within, ss.spawn(1)[0], bound_runs

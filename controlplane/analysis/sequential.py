@@ -663,6 +663,11 @@ def judge_shift(
             nc + ns,
             f"no requests on {missing} yet",
         )
+    if len(common) < 2:  # only +Inf: one bucket, every score equal, no evidence ever
+        raise NoData(
+            "the candidate's and the stable's histograms share no finite bucket boundary: "
+            "the shift test cannot rank their requests"
+        )
     lb, lp = shift_log_e(c, s, midrank_scores(ref))
     decision = _decide(float(lb), float(lp), alpha)
     faster_stable = np.concatenate([[0.0], np.cumsum(s)[:-1]])

@@ -171,3 +171,6 @@ def test_judge_shift_edge_cases() -> None:
     assert (empty.decision, empty.message) == ("continue", "no requests on the candidate yet")
     with pytest.raises(NoData, match="Inf"):
         judge_shift({0.1: 1.0}, stable, ref, 0.01)
+    # different bucket layouts with no finite boundary in common: said, not silently passed
+    with pytest.raises(NoData, match="share no finite bucket boundary"):
+        judge_shift({0.15: 40.0, math.inf: 100.0}, stable, ref, 0.01)
