@@ -146,7 +146,7 @@ def evaluate_sequential(
             provider_error=False,
         )
     try:
-        plan = seqcheck.plan(canary, due.check, since, now)
+        plan = seqcheck.plan(canary, due.check, since, now, closes_at=due.closes_at)
     except SpecError as exc:
         return _error_result(due.key, name, f"cannot build the query: {exc}", provider_error=True)
     try:
@@ -154,16 +154,20 @@ def evaluate_sequential(
         def buckets(query: str | None) -> dict[float, float] | None:
             return seqcheck.buckets_from(ask.vector(query)) if query else None
 
-        counts = seqcheck.Counts(
-            cand_events=ask.maybe(plan.cand_events),
-            cand_total=ask.maybe(plan.cand_total),
-            stable_events=ask.maybe(plan.stable_events),
-            stable_total=ask.maybe(plan.stable_total),
-            cand_buckets=buckets(plan.cand_buckets),
-            stable_buckets=buckets(plan.stable_buckets),
-            boundary_s=ask.maybe(plan.boundary),
-            reference_buckets=buckets(plan.reference),
-        )
+        def counts_of(p: seqcheck.Plan) -> seqcheck.Counts:
+            return seqcheck.Counts(
+                cand_events=ask.maybe(p.cand_events),
+                cand_total=ask.maybe(p.cand_total),
+                stable_events=ask.maybe(p.stable_events),
+                stable_total=ask.maybe(p.stable_total),
+                cand_buckets=buckets(p.cand_buckets),
+                stable_buckets=buckets(p.stable_buckets),
+                boundary_s=ask.maybe(p.boundary),
+                reference_buckets=buckets(p.reference),
+                closing=counts_of(p.closing) if p.closing is not None else None,
+            )
+
+        counts = counts_of(plan)
     except NoData as exc:
         return _error_result(due.key, name, str(exc), provider_error=False)
     except ProviderError as exc:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from controlplane.analysis import queries, sequential
 from controlplane.errors import NoData, Problem, SpecError
@@ -51,6 +51,8 @@ SUPPORTED = frozenset({"error-rate", *HISTOGRAMS})
 """Built-in metrics a ``judge: sequential`` check may use."""
 
 MIN_WINDOW_S = 1.0
+CLOSING_SLACK_S = 1e-6
+"""Slack when comparing times with the step's end (the state machine's own)."""
 
 
 def is_sequential(check: CheckSpec) -> bool:
@@ -67,9 +69,18 @@ def problems(canary: ModelCanary, check: CheckSpec, path: str) -> list[Problem]:
     """
     shift = check.test == "shift"
     if not is_sequential(check):
+        misplaced = []
         if shift:
-            return [Problem(f"{path}.test", "test: shift needs judge: sequential")]
-        return []
+            misplaced.append(Problem(f"{path}.test", "test: shift needs judge: sequential"))
+        if check.final_look > 0:
+            misplaced.append(
+                Problem(
+                    f"{path}.finalLook",
+                    "finalLook keeps part of a sequential judge's alpha for the step's end: "
+                    "it needs judge: sequential",
+                )
+            )
+        return misplaced
     metric = canary.metric(check.metric)
     found: list[Problem] = []
     if metric is None:
@@ -130,7 +141,9 @@ class Plan:
     Rate checks: ``cand_events`` / ``cand_total`` (and ``stable_*`` for ``compare: baseline``)
     are scalar queries. Latency checks: ``cand_buckets`` (and ``stable_buckets``) are *vector*
     queries, one series per ``le``; ``boundary`` is the stable's quantile over the check's window
-    just before the step started (``compare: baseline`` only), a scalar.
+    just before the step started (``compare: baseline`` only), a scalar. ``closing``: the same
+    counts over the whole step, pinned (``@``) at its end, once the step's duration is up and
+    the check has a ``finalLook`` (the closing test's data; None otherwise).
     """
 
     metric: MetricSpec
@@ -143,18 +156,65 @@ class Plan:
     stable_buckets: str | None = None
     boundary: str | None = None
     reference: str | None = None
+    closing: Plan | None = None
 
 
-def plan(canary: ModelCanary, check: CheckSpec, since: float, now: float) -> Plan:
-    """Queries for ``check`` over ``[since, now]``. Raises :class:`SpecError` when unsupported."""
+def closing_time(check: CheckSpec, closes_at: float | None, now: float) -> float | None:
+    """The end of the step's data for the closing test, or None when it does not run (no
+    ``finalLook``, no step end, or the step's duration is not up at ``now``).
+
+    From the step's end on, every evaluation runs the closing test on the counts up to the end
+    (``@`` that time): the same data however often a held step is evaluated, so the test is
+    still one look, as its level needs.
+    """
+    if check.final_look <= 0 or closes_at is None or now < closes_at - CLOSING_SLACK_S:
+        return None
+    return closes_at
+
+
+def plan(
+    canary: ModelCanary,
+    check: CheckSpec,
+    since: float,
+    now: float,
+    *,
+    closes_at: float | None = None,
+) -> Plan:
+    """Queries for ``check`` over ``[since, now]`` (and, for the closing test, over the whole
+    step: see :func:`closing_time`). Raises :class:`SpecError` when unsupported."""
     found = problems(canary, check, "check")
     if found:
         raise SpecError(found)
     metric = canary.metric(check.metric)
     assert metric is not None
     assert metric.builtin is not None
-    window = window_seconds(since, now)
+    counts = _counts(canary, check, metric, window_seconds(since, now), None)
+    end = closing_time(check, closes_at, now)
+    closing = None
+    if end is not None:
+        closing = _counts(canary, check, metric, window_seconds(since, end), end)
+    if metric.builtin == "error-rate":
+        return replace(counts, closing=closing)
+    hist = HISTOGRAMS[metric.builtin]
+    stable = queries.selector(canary, canary.spec.stable.name)
+    boundary = reference = None
+    lookback = queries.prom_duration((check.window or canary.spec.analysis.window).seconds)
+    if check.compare == "baseline" and check.test == "shift":
+        reference = f"sum by (le) (increase({hist}{{{stable}}}[{lookback}] @ {since:.3f}))"
+    elif check.compare == "baseline":
+        boundary = (
+            f"histogram_quantile({quantile_of(metric)!r}, sum by (le) "
+            f"(rate({hist}{{{stable}}}[{lookback}] @ {since:.3f})))"
+        )
+    return replace(counts, boundary=boundary, reference=reference, closing=closing)
+
+
+def _counts(
+    canary: ModelCanary, check: CheckSpec, metric: MetricSpec, window: float, at: float | None
+) -> Plan:
+    """The cumulative counts over ``window`` seconds, ending now or ``@ at``."""
     w = queries.prom_duration(max(window, MIN_WINDOW_S))
+    pin = "" if at is None else f" @ {at:.3f}"
     cand = queries.selector(canary, canary.spec.candidate.name)
     stable = queries.selector(canary, canary.spec.stable.name)
     baseline = check.compare == "baseline"
@@ -162,30 +222,21 @@ def plan(canary: ModelCanary, check: CheckSpec, since: float, now: float) -> Pla
         return Plan(
             metric,
             window,
-            cand_events=f"sum(increase({SUCCESS}{{{cand},{ERRORS}}}[{w}]))",
-            cand_total=f"sum(increase({SUCCESS}{{{cand}}}[{w}]))",
-            stable_events=f"sum(increase({SUCCESS}{{{stable},{ERRORS}}}[{w}]))"
+            cand_events=f"sum(increase({SUCCESS}{{{cand},{ERRORS}}}[{w}]{pin}))",
+            cand_total=f"sum(increase({SUCCESS}{{{cand}}}[{w}]{pin}))",
+            stable_events=f"sum(increase({SUCCESS}{{{stable},{ERRORS}}}[{w}]{pin}))"
             if baseline
             else None,
-            stable_total=f"sum(increase({SUCCESS}{{{stable}}}[{w}]))" if baseline else None,
+            stable_total=f"sum(increase({SUCCESS}{{{stable}}}[{w}]{pin}))" if baseline else None,
         )
-    hist = HISTOGRAMS[metric.builtin]
-    boundary = reference = None
-    lookback = queries.prom_duration((check.window or canary.spec.analysis.window).seconds)
-    if baseline and check.test == "shift":
-        reference = f"sum by (le) (increase({hist}{{{stable}}}[{lookback}] @ {since:.3f}))"
-    elif baseline:
-        boundary = (
-            f"histogram_quantile({quantile_of(metric)!r}, sum by (le) "
-            f"(rate({hist}{{{stable}}}[{lookback}] @ {since:.3f})))"
-        )
+    hist = HISTOGRAMS[str(metric.builtin)]
     return Plan(
         metric,
         window,
-        cand_buckets=f"sum by (le) (increase({hist}{{{cand}}}[{w}]))",
-        stable_buckets=f"sum by (le) (increase({hist}{{{stable}}}[{w}]))" if baseline else None,
-        boundary=boundary,
-        reference=reference,
+        cand_buckets=f"sum by (le) (increase({hist}{{{cand}}}[{w}]{pin}))",
+        stable_buckets=f"sum by (le) (increase({hist}{{{stable}}}[{w}]{pin}))"
+        if baseline
+        else None,
     )
 
 
@@ -224,6 +275,9 @@ class Counts:
     stable_buckets: Mapping[float, float] | None = None
     boundary_s: float | None = None
     reference_buckets: Mapping[float, float] | None = None
+    closing: Counts | None = None
+    """The same counts over the whole step (``Plan.closing``'s answers): the closing test runs
+    on them when given. ``boundary_s`` and ``reference_buckets`` are the outer ones."""
 
 
 def _zero(value: float | None) -> float:
@@ -236,6 +290,101 @@ def _unit(check: CheckSpec) -> Unit:
     return check.above.unit if check.above is not None else Unit.NUMBER
 
 
+@dataclass(frozen=True)
+class _Judged:
+    res: sequential.SequentialResult
+    served: float  # candidate requests the test saw
+    quantity: float | None  # the candidate's value in the metric's own unit
+    stable_quantity: float | None
+
+
+def _judge(
+    check: CheckSpec, metric: MetricSpec, counts: Counts, alpha: float
+) -> _Judged | str | None:
+    """The sequential test of ``check`` on ``counts`` at level ``alpha``: the result; a reason it
+    is inconclusive (str); or None when the candidate served nothing (no latency buckets)."""
+    assert check.above is not None
+    baseline = check.compare == "baseline"
+    if metric.builtin == "error-rate":
+        if baseline:
+            res = sequential.judge_counts(
+                _zero(counts.cand_events),
+                _zero(counts.cand_total),
+                _zero(counts.stable_events),
+                _zero(counts.stable_total),
+                check.above.value,
+                alpha,
+            )
+        else:
+            res = sequential.judge_rate(
+                _zero(counts.cand_events), _zero(counts.cand_total), check.above.value, alpha
+            )
+        return _Judged(res, _zero(counts.cand_total), res.estimate, None)
+    q = quantile_of(metric)
+    cand = dict(counts.cand_buckets or {})
+    if not cand or max(cand.values()) <= 0:
+        return None
+    stable_quantity: float | None = None
+    if baseline and check.test == "shift":
+        res = sequential.judge_shift(
+            cand,
+            counts.stable_buckets or {math.inf: 0.0},
+            counts.reference_buckets or {math.inf: 0.0},
+            alpha,
+        )
+        stable = counts.stable_buckets
+        stable_quantity = sequential.bucket_quantile(stable, q) if stable else None
+    elif baseline:
+        if counts.boundary_s is None or not math.isfinite(counts.boundary_s):
+            return (
+                "the stable variant had no latency data just before the step started "
+                "(the boundary of the comparison is its quantile then)"
+            )
+        res = sequential.judge_latency(
+            cand,
+            counts.stable_buckets or {math.inf: 0.0},
+            q,
+            alpha,
+            tolerance=check.above.value,
+            stable_boundary_s=counts.boundary_s,
+        )
+        stable_quantity = counts.boundary_s
+    else:
+        res = sequential.judge_latency(cand, None, q, alpha, bound_s=check.above.value)
+    return _Judged(res, max(cand.values()), sequential.bucket_quantile(cand, q), stable_quantity)
+
+
+def _closing(check: CheckSpec, metric: MetricSpec, counts: Counts) -> str | None:
+    """The closing test's breach message, or None when it does not run or does not reject.
+
+    It runs on ``counts.closing`` (the whole step, pinned at its end) at level ``alpha *
+    finalLook``: one fixed-horizon test (exact binomial, or Wilcoxon-Mann-Whitney for ``test:
+    shift``) at one look fixed in advance. Its data cannot change after the step's end, so
+    evaluating it again while a step is held is the same look. A closing test without data
+    (no requests, a broken histogram) does not reject: the anytime test speaks for the check.
+    """
+    if counts.closing is None or check.final_look <= 0:
+        return None
+    closing = replace(
+        counts.closing,
+        boundary_s=counts.boundary_s,
+        reference_buckets=counts.reference_buckets,
+        closing=None,
+    )
+    level = check.alpha * check.final_look
+    try:
+        judged = _judge(check, metric, closing, 0.5 * level)
+    except (SpecError, NoData):
+        return None
+    if not isinstance(judged, _Judged) or judged.res.p_fixed > level:
+        return None
+    return (
+        f"closing test at the step's end: p = {judged.res.p_fixed:.3g} <= {level:g} "
+        f"(alpha {check.alpha:g} x finalLook {check.final_look:g}; fixed-horizon test on the "
+        f"whole step, {judged.served:.0f} candidate requests): {judged.res.message}"
+    )
+
+
 def judge_check(
     key: str,
     check: CheckSpec,
@@ -244,7 +393,12 @@ def judge_check(
     *,
     min_samples: int | None,
 ) -> CheckResult:
-    """The :class:`CheckResult` of one sequential look (see the module docstring)."""
+    """The :class:`CheckResult` of one sequential look (see the module docstring).
+
+    With ``finalLook`` ``f``, the anytime test runs at ``alpha * (1 - f)`` and the closing test
+    (:func:`_closing`) at ``alpha * f``: by the union bound the check still rolls back a good
+    candidate with probability at most ``alpha``.
+    """
     name = check.metric
 
     def inconclusive(why: str, *, provider_error: bool = False) -> CheckResult:
@@ -258,95 +412,58 @@ def judge_check(
 
     assert check.above is not None
     baseline = check.compare == "baseline"
-    quantity: float | None = None  # the candidate's value in the metric's own unit
-    stable_quantity: float | None = None
+    anytime_alpha = check.alpha * (1.0 - check.final_look)
     try:
-        if metric.builtin == "error-rate":
-            if baseline:
-                res = sequential.judge_counts(
-                    _zero(counts.cand_events),
-                    _zero(counts.cand_total),
-                    _zero(counts.stable_events),
-                    _zero(counts.stable_total),
-                    check.above.value,
-                    check.alpha,
-                )
-            else:
-                res = sequential.judge_rate(
-                    _zero(counts.cand_events),
-                    _zero(counts.cand_total),
-                    check.above.value,
-                    check.alpha,
-                )
-            served = _zero(counts.cand_total)
-            quantity = res.estimate
-        else:
-            q = quantile_of(metric)
-            cand = dict(counts.cand_buckets or {})
-            if not cand or max(cand.values()) <= 0:
-                if min_samples:
-                    return inconclusive(
-                        f"no requests since the step started (minSamples {min_samples})"
-                    )
-                return CheckResult(
-                    key=key,
-                    metric=name,
-                    verdict="pass",
-                    samples=0.0,
-                    message=f"{name} (sequential): no requests since the step started",
-                )
-            if baseline and check.test == "shift":
-                res = sequential.judge_shift(
-                    cand,
-                    counts.stable_buckets or {math.inf: 0.0},
-                    counts.reference_buckets or {math.inf: 0.0},
-                    check.alpha,
-                )
-                stable = counts.stable_buckets
-                stable_quantity = sequential.bucket_quantile(stable, q) if stable else None
-            elif baseline:
-                if counts.boundary_s is None or not math.isfinite(counts.boundary_s):
-                    return inconclusive(
-                        "the stable variant had no latency data just before the step started "
-                        "(the boundary of the comparison is its quantile then)"
-                    )
-                res = sequential.judge_latency(
-                    cand,
-                    counts.stable_buckets or {math.inf: 0.0},
-                    q,
-                    check.alpha,
-                    tolerance=check.above.value,
-                    stable_boundary_s=counts.boundary_s,
-                )
-                stable_quantity = counts.boundary_s
-            else:
-                res = sequential.judge_latency(
-                    cand, None, q, check.alpha, bound_s=check.above.value
-                )
-            served = max(cand.values())
-            quantity = sequential.bucket_quantile(cand, q)
+        judged = _judge(check, metric, counts, anytime_alpha)
     except SpecError as exc:
         return inconclusive(f"cannot judge: {exc}", provider_error=True)
     except NoData as exc:
         return inconclusive(str(exc))
-
+    if judged is None:
+        if min_samples:
+            return inconclusive(f"no requests since the step started (minSamples {min_samples})")
+        return CheckResult(
+            key=key,
+            metric=name,
+            verdict="pass",
+            samples=0.0,
+            message=f"{name} (sequential): no requests since the step started",
+        )
+    if isinstance(judged, str):
+        return inconclusive(judged)
+    res, served, quantity = judged.res, judged.served, judged.quantity
+    stable_quantity = judged.stable_quantity
     if check.test == "shift":
         value = _finite(2.0 * res.estimate - 1.0)  # Cliff's delta: 0 = no shift
     else:
         value = _finite(res.estimate - 1.0 if baseline else quantity)
-    detail = f" [alpha {check.alpha:g}, {served:.0f} candidate requests since the step started]"
-    if res.decision in ("breach", "pass"):
-        said = "breach" if res.decision == "breach" else "passed early"
+    detail = f" [alpha {anytime_alpha:g}, {served:.0f} candidate requests since the step started]"
+    decision = res.decision
+    closing = _closing(check, metric, counts) if decision != "breach" else None
+    if closing is not None:
         return CheckResult(
             key=key,
             metric=name,
-            verdict=res.decision,
+            verdict="breach",
+            value=value,
+            candidate=_finite(quantity),
+            stable=_finite(stable_quantity),
+            samples=served,
+            message=f"{name} (sequential) breach: {closing}",
+            decided="breach",
+        )
+    if decision in ("breach", "pass"):
+        said = "breach" if decision == "breach" else "passed early"
+        return CheckResult(
+            key=key,
+            metric=name,
+            verdict=decision,
             value=value,
             candidate=_finite(quantity),
             stable=_finite(stable_quantity),
             samples=served,
             message=f"{name} (sequential) {said}: {res.message}{detail}",
-            decided=res.decision,
+            decided=decision,
         )
     if min_samples is not None and served < min_samples:
         return CheckResult(

@@ -56,12 +56,14 @@ __all__ = [
     "SequentialResult",
     "bernoulli_decisions",
     "bernoulli_log_e",
+    "binomial_p",
     "bucket_quantile",
     "judge_counts",
     "judge_latency",
     "judge_rate",
     "judge_shift",
     "midrank_scores",
+    "rank_sum_p",
     "shift_log_e",
     "snap_bound",
     "two_sample_boundary",
@@ -87,6 +89,9 @@ class SequentialResult:
     anytime-valid ``1 - alpha`` confidence sequence of the tested quantity (a rate for
     :func:`judge_rate`, the rate ratio candidate/stable for :func:`judge_counts`), ``boundary``
     the value it is compared with. ``events`` / ``trials`` are the counts the test used.
+    ``p_fixed`` is the one-sided p-value of the fixed-horizon test of the same hypothesis on the
+    same counts (:func:`binomial_p`, :func:`rank_sum_p`): valid only at one look fixed in
+    advance, the step's end, where ``finalLook`` uses it (the closing test).
     """
 
     decision: Decision
@@ -99,6 +104,7 @@ class SequentialResult:
     events: float
     trials: float
     message: str
+    p_fixed: float = 1.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -271,6 +277,54 @@ def shift_log_e(
 
 
 # --------------------------------------------------------------------------------------------
+# The closing test: one fixed-horizon test at the step's end (``finalLook``)
+
+
+def binomial_p(events: ArrayLike, trials: ArrayLike, theta0: ArrayLike) -> FloatArray:
+    """One-sided p-value ``P(X >= events)``, ``X ~ Binomial(trials, theta0)``: the exact test of
+    H0 ``theta <= theta0`` at one look (the closing test of :func:`judge_rate` and
+    :func:`judge_counts`, conditional on the total number of events for the latter).
+
+    Counts may be non-integer (Prometheus ``increase`` extrapolates): ``P(X >= x)`` is
+    ``I_theta0(x, n - x + 1)``, the regularised incomplete Beta function, which interpolates the
+    binomial tail between integers and is increasing in ``x``. No events: 1. Broadcasts.
+    """
+    x, n, m = np.broadcast_arrays(
+        np.asarray(events, dtype=np.float64),
+        np.asarray(trials, dtype=np.float64),
+        np.clip(np.asarray(theta0, dtype=np.float64), _EPS, 1.0 - _EPS),
+    )
+    x = np.minimum(x, n)
+    with np.errstate(invalid="ignore"):
+        p = special.betainc(np.maximum(x, _EPS), n - x + 1.0, m)
+    out: FloatArray = np.where(x > 0, p, 1.0)
+    return out
+
+
+def rank_sum_p(cand: ArrayLike, stable: ArrayLike) -> FloatArray:
+    """One-sided p-value of the Wilcoxon-Mann-Whitney test "the candidate is slower" on bucket
+    counts (the closing test of :func:`judge_shift`).
+
+    ``cand`` / ``stable``: non-cumulative counts on common buckets (last axis); requests in one
+    bucket are ties (mid-ranks). Normal approximation with the tie correction of the variance
+    and a continuity correction of one half; no requests on either side: 1. Broadcasts.
+    """
+    c = np.asarray(cand, dtype=np.float64)
+    s = np.asarray(stable, dtype=np.float64)
+    nc, ns = c.sum(-1), s.sum(-1)
+    big_n = nc + s.sum(-1)
+    faster = np.cumsum(s, -1) - s  # stable requests strictly faster than each bucket
+    u = (c * (faster + 0.5 * s)).sum(-1)
+    t = c + s
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ties = (t**3 - t).sum(-1) / (big_n * (big_n - 1.0))
+        var = nc * ns / 12.0 * ((big_n + 1.0) - ties)
+        z = (u - nc * ns / 2.0 - 0.5) / np.sqrt(var)
+    out: FloatArray = np.where((nc > 0) & (ns > 0) & (var > 0), special.ndtr(-z), 1.0)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
 # Validation helpers
 
 
@@ -390,8 +444,9 @@ def judge_rate(events: float, total: float, limit: float, alpha: float) -> Seque
         f"rate {est:.4g} ({x:g}/{n:g}), {100 * (1 - alpha):g}% CS [{low:.4g}, {high:.4g}] "
         f"vs limit {limit:.4g}: {decision}"
     )
+    p = float(binomial_p(x, n, limit))
     return SequentialResult(
-        decision, _e(float(lb)), _e(float(lp)), est, low, high, limit, x, n, msg
+        decision, _e(float(lb)), _e(float(lp)), est, low, high, limit, x, n, msg, p
     )
 
 
@@ -456,8 +511,9 @@ def judge_counts(
         f"rate ratio candidate/stable {est:.4g} (candidate {xc:g}/{nc:g}, stable {xs:g}/{ns:g}), "
         f"{100 * (1 - alpha):g}% CS [{low:.4g}, {high:.4g}] vs {boundary:.4g}: {decision}"
     )
+    p = float(binomial_p(xc, events, theta0))
     return SequentialResult(
-        decision, _e(float(lb)), _e(float(lp)), est, low, high, boundary, xc, events, msg
+        decision, _e(float(lb)), _e(float(lp)), est, low, high, boundary, xc, events, msg, p
     )
 
 
@@ -678,6 +734,17 @@ def judge_shift(
         f"{_e(float(lb)):.3g} (breach at {1 / alpha:g}, pass side {_e(float(lp)):.3g}): "
         f"{decision}"
     )
+    p = float(rank_sum_p(c, s))
     return SequentialResult(
-        decision, _e(float(lb)), _e(float(lp)), index, math.nan, math.nan, 0.5, nc, nc + ns, msg
+        decision,
+        _e(float(lb)),
+        _e(float(lp)),
+        index,
+        math.nan,
+        math.nan,
+        0.5,
+        nc,
+        nc + ns,
+        msg,
+        p,
     )

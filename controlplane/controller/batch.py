@@ -33,7 +33,7 @@ import math
 import re
 import threading
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from controlplane.analysis import evaluator, queries, seqcheck, verdict
@@ -174,32 +174,38 @@ def grouped_query(key: GroupKey, canaries: Sequence[str]) -> str:
 @dataclass(frozen=True, order=True)
 class SeqKey:
     """One grouped sequential query: ``kind`` (``errors``, ``requests``, ``buckets:<builtin>``,
-    ``boundary:<builtin>@<q>@<lookback s>``, ``reference:<builtin>@<lookback s>``) and
-    ``namespace``; its terms are keyed by window seconds (counts) or by the step start
-    (boundaries and references)."""
+    ``boundary:<builtin>@<q>@<lookback s>``, ``reference:<builtin>@<lookback s>``,
+    ``closing@<duration s>:<count kind>``) and ``namespace``; its terms are keyed by window
+    seconds (counts) or by the step start (boundaries, references, closing counts)."""
 
     kind: str
     namespace: str
 
 
-_AT_START = ("boundary:", "reference:")
-"""Grouped sequential kinds evaluated at each canary's step start (``@``), not over its window."""
+_AT_START = ("boundary:", "reference:", "closing@")
+"""Grouped sequential kinds keyed by each canary's step start, not by its window: the
+baseline's boundary and reference (``@`` the start) and the closing test's counts
+(``closing@<duration s>:<kind>``: over the whole step, ``@`` its end)."""
 
 
 def _seq_term(kind: str, param: float, sel: str) -> str:
     by = "by (" + ", ".join(GROUP_LABELS) + ")"
     success = seqcheck.SUCCESS
+    pin = ""
+    if kind.startswith("closing@"):  # the step's whole counts, pinned at its end
+        duration, _, kind = kind.removeprefix("closing@").partition(":")
+        param, pin = float(duration), f" @ {param + float(duration):.3f}"
     if kind == "errors":
         w = queries.prom_duration(max(param, seqcheck.MIN_WINDOW_S))
-        return f"sum {by} (increase({success}{{{sel},{seqcheck.ERRORS}}}[{w}]))"
+        return f"sum {by} (increase({success}{{{sel},{seqcheck.ERRORS}}}[{w}]{pin}))"
     if kind == "requests":
         w = queries.prom_duration(max(param, seqcheck.MIN_WINDOW_S))
-        return f"sum {by} (increase({success}{{{sel}}}[{w}]))"
+        return f"sum {by} (increase({success}{{{sel}}}[{w}]{pin}))"
     family, _, rest = kind.partition(":")
     if family == "buckets":
         w = queries.prom_duration(max(param, seqcheck.MIN_WINDOW_S))
         hist = seqcheck.HISTOGRAMS[rest]
-        return f"sum by (le, canary, variant) (increase({hist}{{{sel}}}[{w}]))"
+        return f"sum by (le, canary, variant) (increase({hist}{{{sel}}}[{w}]{pin}))"
     if family == "reference":
         builtin, lookback = rest.split("@")
         hist = seqcheck.HISTOGRAMS[builtin]
@@ -341,7 +347,8 @@ class BatchEvaluator:
         except ProviderError as exc:
             return exc
         values: dict[tuple[str, str], Any] = {}
-        buckets = key.kind.startswith(("buckets:", "reference:"))
+        base = key.kind.partition(":")[2] if key.kind.startswith("closing@") else key.kind
+        buckets = base.startswith(("buckets:", "reference:"))
         try:
             for labels, value in samples:
                 ident = (labels.get("canary", ""), labels.get("variant", ""))
@@ -462,7 +469,16 @@ def _plan_sequential(
         elif due.check.compare == "baseline":
             q = seqcheck.quantile_of(metric)
             keys["boundary"] = SeqKey(f"boundary:{builtin}@{q!r}@{lookback!r}", ns)
+    end = seqcheck.closing_time(due.check, due.closes_at, now)
+    if end is not None:
+        duration = f"{max(end - since, seqcheck.MIN_WINDOW_S):.3f}"
+        for role in [r for r in keys if r in _COUNTS]:
+            keys[f"closing-{role}"] = SeqKey(f"closing@{duration}:{keys[role].kind}", ns)
     return _SeqPlanned(due, metric, window, since, keys)
+
+
+_COUNTS = ("events", "total", "buckets")
+"""The roles of a sequential check's cumulative counts (the closing test re-asks them)."""
 
 
 def _judge_sequential(
@@ -487,16 +503,20 @@ def _judge_sequential(
     def value(role: str, variant: str) -> Any:
         return got[role].get((name, variant)) if role in got else None
 
-    counts = seqcheck.Counts(
-        cand_events=value("events", cand),
-        cand_total=value("total", cand),
-        stable_events=value("events", stable) if baseline else None,
-        stable_total=value("total", stable) if baseline else None,
-        cand_buckets=value("buckets", cand),
-        stable_buckets=value("buckets", stable) if baseline else None,
-        boundary_s=value("boundary", stable),
-        reference_buckets=value("reference", stable),
-    )
+    def counts_of(prefix: str) -> seqcheck.Counts:
+        return seqcheck.Counts(
+            cand_events=value(f"{prefix}events", cand),
+            cand_total=value(f"{prefix}total", cand),
+            stable_events=value(f"{prefix}events", stable) if baseline else None,
+            stable_total=value(f"{prefix}total", stable) if baseline else None,
+            cand_buckets=value(f"{prefix}buckets", cand),
+            stable_buckets=value(f"{prefix}buckets", stable) if baseline else None,
+            boundary_s=value("boundary", stable),
+            reference_buckets=value("reference", stable),
+        )
+
+    closing = any(role.startswith("closing-") for role in seq.keys)
+    counts = replace(counts_of(""), closing=counts_of("closing-") if closing else None)
     try:
         return seqcheck.judge_check(
             seq.due.key,

@@ -92,9 +92,10 @@ def stage_checks(spec: ModelCanary, state: RolloutState) -> list[DueCheck]:
         ]
     if state.stage == "steps":
         i = state.step_index
+        step = spec.spec.steps[i]
+        ends = None if step.duration is None else state.stage_started_at + step.duration.seconds
         return [
-            DueCheck(f"steps[{i}].rollbackOn[{j}]", c)
-            for j, c in enumerate(spec.spec.steps[i].rollback_on)
+            DueCheck(f"steps[{i}].rollbackOn[{j}]", c, ends) for j, c in enumerate(step.rollback_on)
         ]
     return []
 

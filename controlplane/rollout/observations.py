@@ -22,10 +22,17 @@ ArgoPhase = Literal["Pending", "Running", "Succeeded", "Failed", "Error"]
 
 @dataclass(frozen=True)
 class DueCheck:
-    """A check the machine wants evaluated now: where it is (``key``) and what it says."""
+    """A check the machine wants evaluated now: where it is (``key``) and what it says.
+
+    ``closes_at``: when the current step's duration is up (its start plus its duration; None
+    outside a step or for a step without a duration). A ``judge: sequential`` check with
+    ``finalLook`` runs its closing test on the counts up to then, at every evaluation from then
+    on (see :mod:`controlplane.analysis.seqcheck`).
+    """
 
     key: str
     check: CheckSpec
+    closes_at: float | None = None
 
 
 @dataclass(frozen=True)

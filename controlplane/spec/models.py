@@ -244,6 +244,7 @@ class CheckSpec(_Model):
     judge: Judge = "threshold"
     alpha: float = Field(default=DEFAULT_ALPHA, gt=0, lt=0.5)
     test: LatencyTest = "tail"
+    final_look: float = Field(default=0.0, ge=0, lt=1)
 
 
 class StepSpec(_Model):

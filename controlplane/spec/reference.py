@@ -117,6 +117,8 @@ MEANINGS: dict[tuple[str, str], str] = {
     ("CheckSpec", "alpha"): "false-alarm rate of the sequential judge",
     ("CheckSpec", "test"): "sequential latency vs baseline: `tail` (share over the stable's "
     "quantile) or `shift` (whole distribution, `above: 0%`)",
+    ("CheckSpec", "finalLook"): "sequential: share of `alpha` kept for one fixed-horizon test "
+    "on the whole step at its end (0: none)",
     ("StepSpec", "weight"): "candidate's share of traffic, percent",
     ("StepSpec", "duration"): "how long the step lasts (required on all but the last step)",
     ("StepSpec", "rollbackOn"): "checks whose breach rolls back",

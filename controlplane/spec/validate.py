@@ -47,6 +47,7 @@ BUILTIN_UNITS: dict[str, Unit] = {
 QUERY_PLACEHOLDERS = ("namespace", "canary", "variant", "window")
 SELECTOR_PLACEHOLDERS = ("namespace", "canary", "variant")
 MIN_INTERVAL_SECONDS = 1.0
+STEP_DURATION = "the step's duration"
 
 # Threshold units each metric kind accepts (a plain number is in the metric's own unit).
 _ACCEPTS: dict[Unit, frozenset[Unit]] = {
@@ -187,6 +188,19 @@ class _Rules:
             self.window(check.window, (*loc, "window"), "window")
         if metric is not None:  # judge: sequential supports only some metrics and bounds
             self.problems.extend(seqcheck.problems(self.canary, check, format_path(loc)))
+        if check.final_look > 0 and seqcheck.is_sequential(check):
+            if limit_what != STEP_DURATION:
+                self.add(
+                    (*loc, "finalLook"),
+                    "finalLook applies to a step's rollbackOn (its closing test runs when the "
+                    "step's duration is up)",
+                )
+            elif limit is None:
+                self.add(
+                    (*loc, "finalLook"),
+                    "finalLook needs the step's duration (its closing test runs when the "
+                    "duration is up): this step has none",
+                )
         wait = check.for_
         if 0 < wait.seconds < self.interval.seconds:
             self.add(
@@ -271,7 +285,7 @@ class _Rules:
                     "step would end before its checks are evaluated",
                 )
             for j, check in enumerate(step.rollback_on):
-                self.check(check, (*loc, "rollbackOn", j), step.duration, "the step's duration")
+                self.check(check, (*loc, "rollbackOn", j), step.duration, STEP_DURATION)
 
     def shadow(self) -> None:
         shadow = self.canary.spec.shadow

@@ -15,6 +15,9 @@ the controller's :class:`BatchEvaluator`; the expected outcomes follow from the 
 A fourth, ``seq-drift``, has a candidate whose latency drifts up by 25 % an hour: the shift test
 (``test: shift``, the whole histogram) rolls it back before the tail test at the stable's P99
 does, and keeps the good candidate.
+
+A fifth, ``seq-mild``, errs 20 % more than the stable (1.2 % against 1 %): too little for the
+anytime test within a 30-minute step, enough for the closing test at its end (``finalLook``).
 """
 
 from __future__ import annotations
@@ -41,10 +44,11 @@ MINUTE = 60.0
 STABLE = Variant("bf16", latency_median_s=0.10, latency_sigma=0.3, error_fraction=0.01)
 GOOD = Variant("nf4", latency_median_s=0.10, latency_sigma=0.3, error_fraction=0.01)
 BAD = Variant("nf4", latency_median_s=0.10, latency_sigma=0.3, error_fraction=0.02)
+MILD = Variant("nf4", latency_median_s=0.10, latency_sigma=0.3, error_fraction=0.012)
 SPAN = 3 * HOUR
 
 
-def spec(name: str, checks: list[dict[str, Any]]) -> ModelCanary:
+def spec(name: str, checks: list[dict[str, Any]], duration: str = "2h") -> ModelCanary:
     return ModelCanary.model_validate(
         {
             "apiVersion": "canary.controlplane.dev/v1alpha1",
@@ -63,7 +67,10 @@ def spec(name: str, checks: list[dict[str, Any]]) -> ModelCanary:
                         {"name": "latency-p99", "builtin": "e2e-latency", "quantile": 0.99},
                     ],
                 },
-                "steps": [{"weight": 25, "duration": "2h", "rollbackOn": checks}, {"weight": 100}],
+                "steps": [
+                    {"weight": 25, "duration": duration, "rollbackOn": checks},
+                    {"weight": 100},
+                ],
             },
         }
     )
@@ -94,6 +101,7 @@ def prometheus(
         ("seq-good", GOOD, ()),
         ("seq-slow", GOOD, (slow,)),
         ("seq-drift", GOOD, DRIFT),
+        ("seq-mild", MILD, ()),
     ):
         scenario = Scenario(
             start=start,
@@ -257,3 +265,61 @@ def test_batched_shift_test_matches_the_evaluator_with_one_reference_query(
             )
     assert found["seq-drift"].checks["steps[0].rollbackOn[0]"].decided == "breach"
     assert found["seq-good"].checks["steps[0].rollbackOn[0]"].decided is None
+
+
+CLOSING = {**SEQUENTIAL, "alpha": 0.05, "finalLook": 0.5}
+
+
+def test_closing_test_rolls_back_at_the_steps_end_what_the_anytime_test_lets_through(
+    prometheus: tuple[PrometheusServer, float],
+) -> None:
+    server, start = prometheus
+    anytime = replay(server, start, spec("seq-mild", [{**CLOSING, "finalLook": 0}], "30m"))
+    assert anytime.outcome == "promoted", anytime.to_json()
+    closing = replay(server, start, spec("seq-mild", [CLOSING], "30m"))
+    # Rolled back at the step's end, not before: the first evaluation 30 minutes in.
+    assert rollback_time(closing) == start + MINUTE + 30 * MINUTE
+    reason = closing.reason
+    assert reason is not None
+    message = closing.state.checks[reason.key].message
+    assert "closing test at the step's end" in message
+    assert "<= 0.025" in message
+    good = replay(server, start, spec("seq-good", [CLOSING], "30m"))
+    assert good.outcome == "promoted", good.to_json()
+
+
+def test_batched_closing_test_matches_the_evaluator_and_is_pinned_at_the_steps_end(
+    prometheus: tuple[PrometheusServer, float],
+) -> None:
+    server, start = prometheus
+    canaries = [spec(name, [CLOSING], "30m") for name in ("seq-mild", "seq-good")]
+    starts = [start + 5 * MINUTE, start + 7 * MINUTE]
+    provider = PrometheusProvider(from_url(server.url))
+    batch = BatchEvaluator(PrometheusSource(from_url(server.url)))
+    seen: dict[float, str] = {}
+    # At the end of the first step and while it would be held 10 minutes later: the closing
+    # test's data stop at the step's end, so its p-value is the same at both looks.
+    for now in (starts[1] + 30 * MINUTE, starts[1] + 40 * MINUTE):
+        requests = step_requests(canaries, starts)
+        found = batch.evaluate(requests, now)
+        # errors and requests since each step start, and both over each whole step
+        assert batch.last.queries == 4
+        for req in requests:
+            single = evaluate(req.canary, req.due, provider, now, since=req.since)
+            for key, result in single.checks.items():
+                got = found[req.key].checks[key]
+                assert (got.verdict, got.decided, got.message) == (
+                    result.verdict,
+                    result.decided,
+                    result.message,
+                )
+        mild = found["seq-mild"].checks["steps[0].rollbackOn[0]"]
+        assert mild.decided == "breach"
+        assert "closing test" in mild.message
+        seen[now] = mild.message.split(" <= ")[0]
+        assert found["seq-good"].checks["steps[0].rollbackOn[0]"].verdict == "pass"
+    assert len(set(seen.values())) == 1, seen
+    # Before the end there is no closing test: the anytime test alone, and no breach.
+    early = batch.evaluate(step_requests(canaries, starts), starts[1] + 20 * MINUTE)
+    assert batch.last.queries == 2
+    assert early["seq-mild"].checks["steps[0].rollbackOn[0]"].verdict == "pass"

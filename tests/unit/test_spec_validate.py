@@ -775,3 +775,41 @@ def test_shift_test_needs_a_sequential_latency_comparison_without_tolerance() ->
     assert {(p.line, p.path) for p in check_text(unknown, "seq.yml")} == {
         (21, "spec.steps[0].rollbackOn[4].test")
     }
+
+
+def test_final_look_needs_a_sequential_check_in_a_step_with_a_duration() -> None:
+    text = (
+        SEQ_HEAD
+        + """\
+  shadow:
+    duration: 1h
+    promoteOn: {metric: errors, below: 1%}
+    rollbackOn:
+      - {metric: errors, above: 1%, judge: sequential, finalLook: 0.5}
+  steps:
+    - weight: 5
+      duration: 1h
+      rollbackOn:
+        - {metric: errors, compare: baseline, above: 0%, judge: sequential, finalLook: 0.5}
+        - {metric: errors, above: 1%, finalLook: 0.5}
+    - weight: 100
+      rollbackOn:
+        - {metric: errors, above: 1%, judge: sequential, finalLook: 0.5}
+"""
+    )
+    text = text.replace("router: kserve", "router: istio, hosts: [m.example.com]")  # mirrors
+    problems = check_text(text, "seq.yml")
+    found = {(p.line, p.path) for p in problems}
+    assert found == {
+        (16, "spec.shadow.rollbackOn[0].finalLook"),
+        (22, "spec.steps[0].rollbackOn[1].finalLook"),
+        (25, "spec.steps[1].rollbackOn[0].finalLook"),
+    }, problems
+    said = {p.line: p.message for p in problems}
+    assert "a step's rollbackOn" in said[16]
+    assert "needs judge: sequential" in said[22]
+    assert "this step has none" in said[25]
+    whole = text.replace("above: 0%, judge: sequential, finalLook: 0.5", "above: 0%, finalLook: 1")
+    assert (21, "spec.steps[0].rollbackOn[0].finalLook") in {
+        (p.line, p.path) for p in check_text(whole, "seq.yml")
+    }

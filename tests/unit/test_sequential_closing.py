@@ -1,0 +1,163 @@
+"""The closing test (``finalLook``): its p-values, its level, and how a check uses it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from scipy import stats
+from support.canaries import example_canary
+
+from controlplane.analysis import seqcheck
+from controlplane.analysis.evaluator import evaluate
+from controlplane.analysis.providers.static import StaticProvider
+from controlplane.analysis.sequential import bernoulli_decisions, binomial_p, rank_sum_p
+from controlplane.rollout.machine import stage_checks
+from controlplane.rollout.observations import DueCheck
+from controlplane.rollout.state import RolloutState
+from controlplane.spec.models import CheckSpec
+
+CANARY = example_canary()
+SINCE = 1_800_000_000.0
+END = SINCE + 3600.0
+
+
+def test_binomial_p_is_the_exact_upper_tail_and_interpolates_between_counts() -> None:
+    x = np.arange(0, 31)
+    assert binomial_p(x, 200, 0.05) == pytest.approx(stats.binom.sf(x - 1, 200, 0.05))
+    between = binomial_p(np.linspace(0.0, 30.0, 301), 200.0, 0.05)
+    assert np.all(np.diff(between) <= 0)  # more events: less likely under H0
+    assert float(binomial_p(0.0, 0.0, 0.5)) == 1.0
+
+
+def test_rank_sum_p_is_scipys_mann_whitney_with_ties() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        c, s = rng.integers(0, 40, 6), rng.integers(0, 40, 6)
+        if c.sum() == 0 or s.sum() == 0:
+            continue
+        x, y = np.repeat(np.arange(6), c), np.repeat(np.arange(6), s)
+        want = stats.mannwhitneyu(x, y, alternative="greater", use_continuity=True).pvalue
+        assert float(rank_sum_p(c, s)) == pytest.approx(want)
+    assert float(rank_sum_p([0, 0], [3, 4])) == 1.0
+
+
+@pytest.mark.parametrize("final", [0.0, 0.5, 0.9])
+def test_anytime_plus_closing_test_keep_false_rollbacks_under_alpha(final: float) -> None:
+    """Identical variants (Poisson errors, 5 % canary weight), 60 looks then the closing test:
+    the union bound keeps the share of rolled-back runs under alpha."""
+    rng = np.random.default_rng(11)
+    runs, looks, alpha = 4000, 60, 0.1
+    cand = np.cumsum(rng.poisson(0.3, (runs, looks)), 1).astype(np.float64)
+    stable = np.cumsum(rng.poisson(5.7, (runs, looks)), 1).astype(np.float64)
+    events = cand + stable
+    anytime = bernoulli_decisions(cand, events, 0.05, alpha * (1 - final)) == 1
+    closing = binomial_p(cand[:, -1], events[:, -1], 0.05) <= alpha * final
+    rolled = anytime.any(1) | (closing if final > 0 else False)
+    assert rolled.mean() <= alpha + 3 * math.sqrt(alpha * (1 - alpha) / runs)
+    if final > 0:  # the closing test is near its level: not a test that never rejects
+        assert closing.mean() >= 0.5 * alpha * final
+
+
+def test_rank_sum_closing_test_holds_its_level_on_identical_histograms() -> None:
+    rng = np.random.default_rng(5)
+    probs = np.array([0.1, 0.4, 0.3, 0.15, 0.05])
+    c = rng.multinomial(300, probs, size=4000)
+    s = rng.multinomial(6000, probs, size=4000)
+    rejected = rank_sum_p(c, s) <= 0.05
+    assert 0.03 <= rejected.mean() <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 4000)
+
+
+def check(**fields: object) -> CheckSpec:
+    return CheckSpec.model_validate(
+        {"judge": "sequential", "metric": "errors", "compare": "baseline", "above": "0%", **fields}
+    )
+
+
+def test_closing_time_is_the_steps_end_once_it_is_up() -> None:
+    c = check(alpha=0.05, finalLook=0.5)
+    assert seqcheck.closing_time(c, END, END - 60.0) is None
+    assert seqcheck.closing_time(c, END, END) == END
+    assert seqcheck.closing_time(c, END, END + 600.0) == END  # held: still the step's end
+    assert seqcheck.closing_time(c, None, END) is None  # a step without a duration
+    assert seqcheck.closing_time(check(alpha=0.05), END, END) is None  # no finalLook
+
+
+def test_closing_queries_cover_the_whole_step_pinned_at_its_end() -> None:
+    c = check(alpha=0.05, finalLook=0.5)
+    assert seqcheck.plan(CANARY, c, SINCE, END - 60.0, closes_at=END).closing is None
+    plan = seqcheck.plan(CANARY, c, SINCE, END + 600.0, closes_at=END)
+    closing = plan.closing
+    assert closing is not None
+    for query in (closing.cand_events, closing.cand_total, closing.stable_events):
+        assert query is not None
+        assert f"[1h] @ {END:.3f})" in query
+    assert plan.cand_total is not None
+    assert "@" not in plan.cand_total  # the anytime test sees everything up to now
+
+
+def _counts(cand_err: float, cand: float, stable_err: float, stable: float) -> seqcheck.Counts:
+    return seqcheck.Counts(
+        cand_events=cand_err, cand_total=cand, stable_events=stable_err, stable_total=stable
+    )
+
+
+# 1.2 % errors against 1 % at a quarter of the traffic, one hour: p ~ 2e-4, e-value ~ e^3.3
+MILD = _counts(540.0, 45_000.0, 1350.0, 135_000.0)
+
+
+def test_a_check_breaches_on_the_closing_test_and_spends_the_rest_of_alpha_anytime() -> None:
+    metric = CANARY.metric("errors")
+    assert metric is not None
+    c = check(alpha=0.01, finalLook=0.5)
+    closed = replace(MILD, closing=MILD)
+    result = seqcheck.judge_check("k", c, metric, closed, min_samples=None)
+    assert (result.verdict, result.decided) == ("breach", "breach"), result.message
+    assert "closing test at the step's end" in result.message
+    assert "<= 0.005" in result.message
+    # Before the step's end (no closing counts) the anytime test alone, at alpha/2: no breach.
+    before = seqcheck.judge_check("k", c, metric, MILD, min_samples=None)
+    assert (before.verdict, before.decided) == ("pass", None), before.message
+    assert "alpha 0.005" in before.message
+    # Without finalLook the same closing counts are not tested.
+    plain = seqcheck.judge_check("k", check(alpha=0.01), metric, closed, min_samples=None)
+    assert plain.decided is None, plain.message
+    # A good candidate passes the closing test.
+    good = _counts(450.0, 45_000.0, 1350.0, 135_000.0)
+    fine = replace(good, closing=good)
+    assert seqcheck.judge_check("k", c, metric, fine, min_samples=None).verdict == "pass"
+
+
+def test_the_evaluator_runs_the_closing_test_from_the_due_checks_step_end() -> None:
+    c = check(alpha=0.01, finalLook=0.5)
+    plan = seqcheck.plan(CANARY, c, SINCE, END, closes_at=END)
+    closing = plan.closing
+    assert closing is not None
+    answers: dict[str, float] = {}
+    for p in (plan, closing):
+        for query, value in zip(
+            (p.cand_events, p.cand_total, p.stable_events, p.stable_total),
+            (540.0, 45_000.0, 1350.0, 135_000.0),
+            strict=True,
+        ):
+            assert query is not None
+            answers[query] = value
+    provider = StaticProvider(answers)
+    due = DueCheck("k", c, closes_at=END)
+    result = evaluate(CANARY, [due], provider, END, since=SINCE).checks["k"]
+    assert result.decided == "breach", result.message
+    early = evaluate(CANARY, [DueCheck("k", c)], provider, END, since=SINCE).checks["k"]
+    assert early.decided is None, early.message  # no step end known: no closing test
+
+
+def test_stage_checks_carry_the_steps_end() -> None:
+    state = RolloutState(
+        spec_hash="x", stage="steps", started_at=SINCE, stage_started_at=SINCE, step_index=0
+    )
+    due = stage_checks(CANARY, state)
+    duration = CANARY.spec.steps[0].duration
+    assert duration is not None
+    assert due
+    assert all(d.closes_at == SINCE + duration.seconds for d in due)
