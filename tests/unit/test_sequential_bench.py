@@ -282,3 +282,34 @@ def test_neyman_pearson_bound_is_alpha_without_a_difference_and_grows_with_one(
     early = module.neyman_pearson_bound(slower, good, 10.0, 0.01, 5.0, seed, runs=2000)
     assert bound > 0.9  # +50 % latency shows in the first minute's 30 requests
     assert early < bound  # fewer requests, less evidence
+
+
+def test_the_closing_test_catches_more_2x_error_runs_at_the_same_false_rollbacks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = _load("blast_radius", SCRIPT, monkeypatch)
+    rng = np.random.default_rng(17)
+    horizon = module.STEP_MIN
+    bad = module.simulate(module.SCENARIOS[1], 400, horizon, rng, 200.0)  # 2x errors
+    good = module.simulate(module.SCENARIOS[0], 400, horizon, rng, 200.0)
+    kw = {"vs_stable": True, "shift": True, "alpha": 0.005}
+    anytime = module.judge_sequential(bad, **kw)
+    closing = module.judge_sequential(bad, final_errors=0.5, **kw)
+    assert int(closing.rolled_back.sum()) > int(anytime.rolled_back.sum()) + 20
+    # The closing test only adds rollbacks at the step's last look.
+    extra = closing.rolled_back & ~anytime.rolled_back
+    assert extra.any()
+    assert set(closing.minute[extra].tolist()) == {horizon}
+    assert int(module.judge_sequential(good, final_errors=0.5, **kw).rolled_back.sum()) <= 8
+
+
+def test_calibrated_threshold_rolls_back_exactly_the_allowed_good_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = _load("blast_radius", SCRIPT, monkeypatch)
+    rng = np.random.default_rng(19)
+    paths = rng.normal(0.0, 1.0, (500, module.STEP_MIN)).cumsum(1) / 5
+    for allowed in (0, 7, 120):
+        c = module.calibrated_threshold(paths, allowed)
+        assert int(module.threshold_outcome(paths, c).rolled_back.sum()) == allowed
+    assert module.calibrated_threshold(paths, 500) == -np.inf
