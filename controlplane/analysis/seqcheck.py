@@ -439,21 +439,12 @@ def judge_check(
         value = _finite(res.estimate - 1.0 if baseline else quantity)
     detail = f" [alpha {anytime_alpha:g}, {served:.0f} candidate requests since the step started]"
     decision = res.decision
+    said = f"{res.message}{detail}"
     closing = _closing(check, metric, counts) if decision != "breach" else None
-    if closing is not None:
-        return CheckResult(
-            key=key,
-            metric=name,
-            verdict="breach",
-            value=value,
-            candidate=_finite(quantity),
-            stable=_finite(stable_quantity),
-            samples=served,
-            message=f"{name} (sequential) breach: {closing}",
-            decided="breach",
-        )
+    if closing is not None:  # the closing test overrules "continue" (and an early pass)
+        decision, said = "breach", closing
     if decision in ("breach", "pass"):
-        said = "breach" if decision == "breach" else "passed early"
+        word = "breach" if decision == "breach" else "passed early"
         return CheckResult(
             key=key,
             metric=name,
@@ -462,7 +453,7 @@ def judge_check(
             candidate=_finite(quantity),
             stable=_finite(stable_quantity),
             samples=served,
-            message=f"{name} (sequential) {said}: {res.message}{detail}",
+            message=f"{name} (sequential) {word}: {said}",
             decided=decision,
         )
     if min_samples is not None and served < min_samples:

@@ -23,7 +23,7 @@ anytime test within a 30-minute step, enough for the closing test at its end (``
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from controlplane.controller.batch import BatchEvaluator, PrometheusSource, Requ
 from controlplane.local.prometheus import PrometheusServer, backfill, start_prometheus
 from controlplane.local.synthetic import HOUR, Change, Scenario, Variant, history_end
 from controlplane.rollout.machine import stage_checks
-from controlplane.rollout.observations import DueCheck
+from controlplane.rollout.observations import DueCheck, Observations
 from controlplane.rollout.state import RolloutState
 from controlplane.simulation import SimulationResult, simulate
 from controlplane.spec.models import ModelCanary
@@ -149,6 +149,25 @@ def step_requests(canaries: list[ModelCanary], starts: list[float]) -> list[Requ
     return requests
 
 
+def assert_as_evaluator(
+    server: PrometheusServer,
+    requests: list[Request],
+    found: dict[Hashable, Observations],
+    now: float,
+) -> None:
+    """The batched results are the single-canary evaluator's, message for message."""
+    provider = PrometheusProvider(from_url(server.url))
+    for req in requests:
+        single = evaluate(req.canary, req.due, provider, now, since=req.since)
+        for key, result in single.checks.items():
+            got = found[req.key].checks[key]
+            assert (got.verdict, got.decided, got.message) == (
+                result.verdict,
+                result.decided,
+                result.message,
+            )
+
+
 def test_sequential_rolls_back_a_2x_error_candidate_before_the_threshold_check(
     prometheus: tuple[PrometheusServer, float],
 ) -> None:
@@ -253,16 +272,7 @@ def test_batched_shift_test_matches_the_evaluator_with_one_reference_query(
     requests = step_requests(canaries, starts)
     found = batch.evaluate(requests, now)
     assert batch.last.queries == 2  # the buckets since each step start, the references before
-    provider = PrometheusProvider(from_url(server.url))
-    for req in requests:
-        single = evaluate(req.canary, req.due, provider, now, since=req.since)
-        for key, result in single.checks.items():
-            got = found[req.key].checks[key]
-            assert (got.verdict, got.decided, got.message) == (
-                result.verdict,
-                result.decided,
-                result.message,
-            )
+    assert_as_evaluator(server, requests, found, now)
     assert found["seq-drift"].checks["steps[0].rollbackOn[0]"].decided == "breach"
     assert found["seq-good"].checks["steps[0].rollbackOn[0]"].decided is None
 
@@ -294,7 +304,6 @@ def test_batched_closing_test_matches_the_evaluator_and_is_pinned_at_the_steps_e
     server, start = prometheus
     canaries = [spec(name, [CLOSING], "30m") for name in ("seq-mild", "seq-good")]
     starts = [start + 5 * MINUTE, start + 7 * MINUTE]
-    provider = PrometheusProvider(from_url(server.url))
     batch = BatchEvaluator(PrometheusSource(from_url(server.url)))
     seen: dict[float, str] = {}
     # At the end of the first step and while it would be held 10 minutes later: the closing
@@ -304,15 +313,7 @@ def test_batched_closing_test_matches_the_evaluator_and_is_pinned_at_the_steps_e
         found = batch.evaluate(requests, now)
         # errors and requests since each step start, and both over each whole step
         assert batch.last.queries == 4
-        for req in requests:
-            single = evaluate(req.canary, req.due, provider, now, since=req.since)
-            for key, result in single.checks.items():
-                got = found[req.key].checks[key]
-                assert (got.verdict, got.decided, got.message) == (
-                    result.verdict,
-                    result.decided,
-                    result.message,
-                )
+        assert_as_evaluator(server, requests, found, now)
         mild = found["seq-mild"].checks["steps[0].rollbackOn[0]"]
         assert mild.decided == "breach"
         assert "closing test" in mild.message
