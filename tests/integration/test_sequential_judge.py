@@ -256,6 +256,7 @@ def test_shift_test_catches_a_drift_before_the_tail_test_and_keeps_a_good_candid
     assert t_shift < 30 * MINUTE  # the median is then less than 12 % slower
     reason = shift.reason
     assert reason is not None
+    assert reason.key is not None
     assert "of request pairs" in shift.state.checks[reason.key].message
     good = replay(server, start, spec("seq-good", [SHIFT]))
     assert good.outcome == "promoted", good.to_json()
@@ -291,6 +292,7 @@ def test_closing_test_rolls_back_at_the_steps_end_what_the_anytime_test_lets_thr
     assert rollback_time(closing) == start + MINUTE + 30 * MINUTE
     reason = closing.reason
     assert reason is not None
+    assert reason.key is not None
     message = closing.state.checks[reason.key].message
     assert "closing test at the step's end" in message
     assert "<= 0.025" in message
