@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 
 from controlplane.analysis import queries, sequential
 from controlplane.errors import NoData, Problem, SpecError
-from controlplane.rollout.observations import CheckResult
+from controlplane.rollout.observations import TIME_SLACK_S, CheckResult
 from controlplane.spec.models import DEFAULT_QUANTILE, CheckSpec, MetricSpec, ModelCanary
 from controlplane.spec.units import Unit, display_value
 
@@ -51,8 +51,6 @@ SUPPORTED = frozenset({"error-rate", *HISTOGRAMS})
 """Built-in metrics a ``judge: sequential`` check may use."""
 
 MIN_WINDOW_S = 1.0
-CLOSING_SLACK_S = 1e-6
-"""Slack when comparing times with the step's end (the state machine's own)."""
 
 
 def is_sequential(check: CheckSpec) -> bool:
@@ -167,7 +165,7 @@ def closing_time(check: CheckSpec, closes_at: float | None, now: float) -> float
     (``@`` that time): the same data however often a held step is evaluated, so the test is
     still one look, as its level needs.
     """
-    if check.final_look <= 0 or closes_at is None or now < closes_at - CLOSING_SLACK_S:
+    if check.final_look <= 0 or closes_at is None or now < closes_at - TIME_SLACK_S:
         return None
     return closes_at
 

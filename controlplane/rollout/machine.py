@@ -39,7 +39,12 @@ from controlplane.rollout.gates import (
     workflow_name,
 )
 from controlplane.rollout.intents import Intent, IntentVerb
-from controlplane.rollout.observations import CheckResult, DueCheck, Observations
+from controlplane.rollout.observations import (
+    TIME_SLACK_S,
+    CheckResult,
+    DueCheck,
+    Observations,
+)
 from controlplane.rollout.state import (
     HISTORY_LIMIT,
     CheckState,
@@ -69,7 +74,7 @@ __all__ = [
 
 PROMOTE_KEY = "shadow.promoteOn"
 NOOP_MESSAGE = "candidate is identical to stable; nothing to roll out"
-_EPS = 1e-6  # seconds of slack when comparing float times (start + k * interval)
+_EPS = TIME_SLACK_S
 
 
 # --------------------------------------------------------------------------- public helpers

@@ -19,6 +19,10 @@ from controlplane.spec.models import CheckSpec
 Verdict = Literal["pass", "breach", "inconclusive"]
 ArgoPhase = Literal["Pending", "Running", "Succeeded", "Failed", "Error"]
 
+TIME_SLACK_S = 1e-6
+"""Seconds of slack when comparing float times (a start plus k intervals, a step's end): the
+machine and the analysis must agree on when a step's duration is up."""
+
 
 @dataclass(frozen=True)
 class DueCheck:
