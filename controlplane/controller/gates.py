@@ -15,7 +15,8 @@ Owns the controller's side of ``spec.gates`` (the decisions are the machine's, s
   raises on a server problem: they answer a :class:`~controlplane.rollout.observations.
   GateObservation` with ``phase=None`` and the error (retried at the next poll, counted towards
   ``analysis.errorLimit``), or with phase ``Error`` when the Argo Server refused the Workflow
-  (bad template reference or parameters: a failed gate).
+  (bad template reference or parameters: a failed gate). :meth:`~ArgoGates.stop` stops a
+  Workflow the rollout no longer waits for (Argo's ``stop``: exit handlers still run).
 
 The reconciler (:mod:`controlplane.controller.reconcile`) calls it with the machine's
 :func:`~controlplane.rollout.gates.pending_runs`. See docs/gates.md.
@@ -39,7 +40,11 @@ from hera.exceptions import (
 )
 from hera.exceptions import NotFound as HeraNotFound
 from hera.workflows import Workflow, WorkflowsService
-from hera.workflows.models import WorkflowCreateRequest, WorkflowTemplateRef
+from hera.workflows.models import (
+    WorkflowCreateRequest,
+    WorkflowStopRequest,
+    WorkflowTemplateRef,
+)
 from pydantic import ValidationError
 from pydantic.warnings import PydanticDeprecatedSince20
 
@@ -68,6 +73,7 @@ ANNOTATION_SPEC_HASH = f"{API_GROUP}/spec-hash"
 DEFAULT_POLL_S = 10.0
 DEFAULT_REQUEST_TIMEOUT_S = 10.0
 _PHASES: frozenset[str] = frozenset({"Pending", "Running", "Succeeded", "Failed", "Error"})
+FINAL_PHASES: frozenset[str] = frozenset({"Succeeded", "Failed", "Error"})
 
 Obj = dict[str, Any]
 
@@ -87,6 +93,12 @@ class GateRunner(Protocol):
 
     def poll(self, canary: ModelCanary, run: GateRun) -> GateObservation:
         """The Workflow's phase now."""
+        ...
+
+    def stop(self, canary: ModelCanary, run: GateRun, message: str) -> str | None:
+        """Stop the run's Workflow if it is still running (the rollout no longer waits for
+        it). None when nothing is left running (stopped now, already finished, or gone); else
+        the error, to try again later."""
         ...
 
 
@@ -289,6 +301,33 @@ class ArgoGates:
             error = f"Argo Server at {service.host} unavailable: {_short(exc)}"
             return GateObservation(run.key, run.workflow, None, error=error)
         return observation_of(run, data)
+
+    def stop(self, canary: ModelCanary, run: GateRun, message: str) -> str | None:
+        """Argo's ``stop`` (exit handlers still run) on a Workflow that has not finished.
+
+        Reads the Workflow first: Argo refuses to stop a completed one, and a finished or
+        deleted Workflow needs nothing. Between the read and the stop the Workflow may finish;
+        the refusal is then returned as an error and the next try reads it finished."""
+        seen = self.poll(canary, run)
+        if seen.phase is None:
+            return seen.error or "the Argo Server did not answer"
+        if seen.phase in FINAL_PHASES:
+            return None  # finished by itself, or deleted (a NotFound reads as Error)
+        service = self._service(run)
+        if isinstance(service, str):
+            return service
+        request = WorkflowStopRequest(name=run.workflow, namespace=run.namespace, message=message)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", PydanticDeprecatedSince20)
+                service.stop_workflow(run.workflow, request, namespace=run.namespace)
+        except HeraNotFound:
+            return None
+        except (Unauthorized, Forbidden) as exc:
+            return f"not allowed to stop workflow {run.namespace}/{run.workflow}: {exc}"
+        except (requests.RequestException, HeraException, ValidationError, ValueError) as exc:
+            return f"could not stop workflow {run.namespace}/{run.workflow}: {_short(exc)}"
+        return None
 
 
 def _short(exc: BaseException) -> str:

@@ -24,8 +24,10 @@ Owns the per-resource algorithm (docs/controller.md states it rule by rule):
    catching up submits each run's Workflow (deterministic name, recorded in
    ``controller.gatesSubmitted``; an AlreadyExists after a crash is the same Workflow), and every
    reconcile polls the submitted ones and hands their phases to the machine as observations,
-   requeueing at the gate runner's poll interval. A no-op rollout (candidate equal to stable)
-   touches nothing in the cluster.
+   requeueing at the gate runner's poll interval. A Workflow still running when the machine no
+   longer waits for it (another gate failed, a rollback, an abort) is stopped, and the stop is
+   retried until the Argo Server takes it. A no-op rollout (candidate equal to stable) touches
+   nothing in the cluster.
 
 :class:`Reconciler` is driven by :mod:`controlplane.controller.runner` in two halves,
 :meth:`Reconciler.prepare` and :meth:`Reconciler.finish`, so that one analysis tick can serve
@@ -46,7 +48,7 @@ from controlplane.errors import KubeError, NotFound, Problem, RouterError, SpecE
 from controlplane.kube.client import KubeClient, Obj, Ref
 from controlplane.profiles.catalog import Catalog
 from controlplane.rollout import machine
-from controlplane.rollout.gates import pending_runs
+from controlplane.rollout.gates import abandoned_runs, pending_runs
 from controlplane.rollout.observations import DueCheck, GateObservation, Observations
 from controlplane.rollout.state import (
     HISTORY_LIMIT,
@@ -341,6 +343,7 @@ class Reconciler:
             ctx.book = replace(ctx.book, deployed_hash=state.spec_hash)
             text = f"applied the serving objects of {canary.spec.candidate.name}"
             self._event(ctx.obj, "Deployed", text)
+        self._stop_gates(ctx)
         if not state.terminal:
             self._verify_weights(ctx, router)
             self._submit_gates(ctx)
@@ -487,6 +490,31 @@ class Reconciler:
         if submitted != ctx.book.gates_submitted:
             ctx.book = replace(ctx.book, gates_submitted=submitted)
 
+    def _stop_gates(self, ctx: _Ctx) -> None:
+        """Stop the Workflows of gate runs the rollout no longer waits for (an effect of the
+        persisted state): runs still ``running`` in the state whose point is not the one the
+        machine holds (it rolled back, was aborted, or moved on), submitted and not stopped
+        yet. A stop that fails stays in ``controller.gatesSubmitted`` and is tried again."""
+        if self.gates is None:
+            return
+        stopped: list[str] = []
+        for run in abandoned_runs(ctx.canary, ctx.state, ctx.book.gates_submitted):
+            why = (
+                f"the rollout ended ({ctx.state.stage.replace('_', ' ')})"
+                if ctx.state.terminal
+                else "the rollout no longer waits for it"
+            )
+            error = self.gates.stop(ctx.canary, run, f"stopped by {FIELD_MANAGER}: {why}")
+            where = f"workflow {run.namespace}/{run.workflow} of gate {run.gate.name} ({run.point})"
+            if error is not None:
+                self._event(ctx.obj, "GateStopFailed", f"{where}: {error}", "Warning")
+                continue
+            stopped.append(run.workflow)
+            self._event(ctx.obj, "GateStopped", f"{where} is not running now: {why}")
+        if stopped:
+            left = tuple(n for n in ctx.book.gates_submitted if n not in stopped)
+            ctx.book = replace(ctx.book, gates_submitted=left)
+
     def _poll_gates(self, ctx: _Ctx) -> dict[str, GateObservation]:
         """What the Argo Server says about each running gate of the persisted state."""
         found: dict[str, GateObservation] = {}
@@ -587,7 +615,9 @@ class Reconciler:
             times.append(nxt)
         if state.stage == "pending":
             times.append(state.started_at + self.settings.progress_deadline_s)
-        if pending_runs(canary, state):
+        submitted = ctx.book.gates_submitted
+        stopping = self.gates is not None and abandoned_runs(canary, state, submitted)
+        if pending_runs(canary, state) or stopping:
             poll = self.gates.poll_interval_s if self.gates is not None else DEFAULT_POLL_S
             times.append(ctx.now + poll)
         if state.terminal and ctx.book.finished_at is not None:

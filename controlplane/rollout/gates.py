@@ -10,6 +10,7 @@ a transition until its gates pass) and the controller's gate runner
   and point always give the same name, so a re-submission after a crash is an AlreadyExists, and
   a new rollout (spec change, ``retry``) gives a new one;
 - :func:`pending_runs`: the runs the controller must submit or poll now;
+  :func:`abandoned_runs`: those it must stop (the rollout no longer waits for them);
 - :func:`render_parameters`: the ``{{placeholder}}`` substitution of a gate's parameters
   (the placeholders are :data:`controlplane.spec.models.GATE_PLACEHOLDERS`).
 
@@ -20,10 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
-from controlplane.rollout.state import RolloutState
+from controlplane.rollout.state import GateState, RolloutState
 from controlplane.serving.names import dns_name
 from controlplane.spec.models import GateSpec, ModelCanary
 
@@ -101,11 +102,31 @@ def pending_runs(spec: ModelCanary, state: RolloutState) -> list[GateRun]:
     """The gate runs still running at the current gate point (none once terminal)."""
     if state.terminal or state.gate_point is None:
         return []
+    return _runs(spec, state, lambda run: run.point == state.gate_point)
+
+
+def abandoned_runs(
+    spec: ModelCanary, state: RolloutState, submitted: Collection[str]
+) -> list[GateRun]:
+    """Gate runs whose Workflows were ``submitted`` and may still run though the rollout no
+    longer waits for them: still ``running`` in the state, at a point other than the one the
+    machine holds (it rolled back, was aborted, or ended). The controller stops them."""
+    return _runs(
+        spec,
+        state,
+        lambda run: run.workflow in submitted and (state.terminal or run.point != state.gate_point),
+    )
+
+
+def _runs(
+    spec: ModelCanary, state: RolloutState, keep: Callable[[GateState], bool]
+) -> list[GateRun]:
+    """The state's ``running`` gate runs that ``keep`` selects, as :class:`GateRun`."""
     by_name = {gate.name: gate for gate in spec.spec.gates}
     runs = []
     for key, run in state.gates.items():
         gate = by_name.get(run.gate)
-        if gate is None or run.result != "running" or run.point != state.gate_point:
+        if gate is None or run.result != "running" or not keep(run):
             continue
         runs.append(
             GateRun(

@@ -111,6 +111,51 @@ def test_failed_promotion_gate_rolls_back_with_the_workflow_name(
     assert "GateFailed" in reasons
 
 
+def test_a_gate_still_running_when_another_fails_is_stopped(
+    metrics: Metrics, argo: ArgoFake
+) -> None:
+    w = world(metrics, argo)
+    gates = [gate("final-eval", "promotion"), gate("soak", "promotion")]
+    w.create(canary_dict("good", metrics.url, gates=gates))
+    argo.script("-final-eval-", [(None, ""), ("Running", ""), ("Failed", "score 0.71 < 0.9")])
+    argo.script("-soak-", [("Running", "")])  # a long soak test that would run on and on
+    w.run_until(finished("good"), limit=25 * DAY)
+
+    st = status(w, "good")
+    assert (st["phase"], st["reason"]["kind"]) == ("rolled_back", "gate-failed")
+    (soak,) = [name for _, name in argo.workflows if "-soak-" in name]
+    ((namespace, stopped, message),) = argo.stops
+    assert (namespace, stopped) == (NS, soak)
+    assert "rolled back" in message
+    assert soak not in (st["controller"].get("gatesSubmitted") or [])
+    assert st["gates"]["soak@promotion"]["result"] == "running"  # the record, as it was
+    events = dict(w.events("good"))
+    assert soak in events["GateStopped"]
+    assert "rolled back" in events["GateStopped"]
+    # Nothing more to do: settling again stops nothing twice.
+    w.settle()
+    assert len(argo.stops) == 1
+
+
+def test_a_stop_the_argo_server_refuses_is_tried_again(metrics: Metrics, argo: ArgoFake) -> None:
+    w = world(metrics, argo)
+    gates = [gate("final-eval", "promotion"), gate("soak", "promotion")]
+    w.create(canary_dict("good", metrics.url, gates=gates))
+    argo.script("-final-eval-", [(None, ""), ("Running", ""), ("Failed", "score 0.71 < 0.9")])
+    argo.script("-soak-", [("Running", "")])
+    argo.refuse_stops = True
+    w.run_until(finished("good"), limit=25 * DAY)
+    st = status(w, "good")
+    (soak,) = [name for _, name in argo.workflows if "-soak-" in name]
+    assert soak in st["controller"]["gatesSubmitted"]  # not stopped: kept to try again
+    assert argo.stops == []
+    assert "503" in dict(w.events("good"))["GateStopFailed"]
+    argo.refuse_stops = False
+    w.run_until(lambda x: bool(argo.stops), limit=w.clock.t - w.start + HOUR)
+    assert [name for _, name, _ in argo.stops] == [soak]
+    assert soak not in (status(w, "good")["controller"].get("gatesSubmitted") or [])
+
+
 class CrashAfterSubmit:
     """Kills the controller at the status write that records a gate submission: the Workflow
     exists on the Argo Server, the status does not say so."""

@@ -1,12 +1,19 @@
-"""A small, real HTTP server on 127.0.0.1:0 speaking the two Argo Server endpoints gates use.
+"""A small, real HTTP server on 127.0.0.1:0 speaking the Argo Server endpoints gates use.
 
 ``POST /api/v1/workflows/{namespace}`` creates a Workflow (409 with Argo's AlreadyExists message
 when the name is taken) and ``GET /api/v1/workflows/{namespace}/{name}`` returns it, with its
 ``status`` taken from a per-workflow *script*: a list of ``(phase, message)`` steps, one consumed
 per GET, the last one repeated (phase None: no ``status.phase`` at all, as Argo answers before
-the controller picks the Workflow up). ``down`` makes every request answer 503 (an unreachable
-Argo Server behind a proxy); :meth:`ArgoFake.stop` closes the socket (connection refused).
-Requests must carry ``Authorization: Bearer <token>``.
+the controller picks the Workflow up; a script's key may be a part of the names it is for).
+
+``PUT /api/v1/workflows/{namespace}/{name}/stop`` stops it (every later GET answers ``Failed``,
+as Argo's stop strategy ends a Workflow), or answers 500 with Argo's "cannot shutdown a
+completed workflow" when it has finished (the script's step the next GET would serve is final:
+it finished after the last GET); ``refuse_stops`` makes it answer 503.
+
+``down`` makes every request answer 503 (an unreachable Argo Server behind a proxy);
+:meth:`ArgoFake.stop` closes the socket (connection refused). Requests must carry
+``Authorization: Bearer <token>``.
 """
 
 from __future__ import annotations
@@ -35,8 +42,10 @@ class ArgoFake:
     workflows: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     posts: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     gets: list[tuple[str, str]] = field(default_factory=list)
+    stops: list[tuple[str, str, str]] = field(default_factory=list)  # namespace, name, message
     refuse: dict[str, str] = field(default_factory=dict)  # template name -> 400 message
     down: bool = False
+    refuse_stops: bool = False  # PUT .../stop answers 503 (the rest works)
     unauthorized: int = 0
 
     def __post_init__(self) -> None:
@@ -86,7 +95,7 @@ class ArgoFake:
             if stored is None:
                 message = f'workflows.argoproj.io "{name}" not found'
                 return 404, {"code": 5, "message": message}
-            steps = self.scripts.get(name, self.default)
+            steps = self._script_of(name)
             index = self._cursor.get((namespace, name), 0)
             self._cursor[(namespace, name)] = min(index + 1, len(steps) - 1)
             phase, message = steps[index]
@@ -100,6 +109,32 @@ class ArgoFake:
             if message:
                 status["message"] = message
             return 200, {**stored, "status": status}
+
+    def _script_of(self, name: str) -> Script:
+        """The Workflow's script: by its name, else the first whose key is part of the name
+        (``-soak-`` for every run of gate ``soak``), else the default."""
+        if name in self.scripts:
+            return self.scripts[name]
+        return next((v for k, v in self.scripts.items() if k in name), self.default)
+
+    def stop_workflow(
+        self, namespace: str, name: str, body: dict[str, Any]
+    ) -> tuple[int, dict[str, Any]]:
+        with self.lock:
+            stored = self.workflows.get((namespace, name))
+            if stored is None:
+                message = f'workflows.argoproj.io "{name}" not found'
+                return 404, {"code": 5, "message": message}
+            if self.refuse_stops:
+                return 503, {"code": 14, "message": "upstream connect error"}
+            steps = self._script_of(name)
+            now = steps[self._cursor.get((namespace, name), 0)][0]
+            if now in ("Succeeded", "Failed", "Error"):
+                return 500, {"code": 2, "message": "cannot shutdown a completed workflow"}
+            self.stops.append((namespace, name, str(body.get("message") or "")))
+            self.scripts[name] = [("Failed", "Stopped with strategy 'Stop'")]
+            self._cursor[(namespace, name)] = 0
+            return 200, stored
 
     def count_posts(self, name: str) -> int:
         return sum(1 for _, body in self.posts if body["workflow"]["metadata"]["name"] == name)
@@ -138,6 +173,17 @@ def _handler(fake: ArgoFake) -> type[BaseHTTPRequestHandler]:
                 self._answer(404, {"code": 5, "message": f"no route {self.path}"})
                 return
             self._answer(*fake.create(parts[3], body))
+
+        def do_PUT(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length) or b"{}")
+            if not self._guard():
+                return
+            parts = self.path.strip("/").split("/")
+            if parts[:3] != ["api", "v1", "workflows"] or len(parts) != 6 or parts[5] != "stop":
+                self._answer(404, {"code": 5, "message": f"no route {self.path}"})
+                return
+            self._answer(*fake.stop_workflow(parts[3], parts[4], body))
 
         def do_GET(self) -> None:
             if not self._guard():

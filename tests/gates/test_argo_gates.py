@@ -110,6 +110,62 @@ def test_resubmission_after_a_crash_is_the_same_workflow(argo: ArgoFake) -> None
     assert restarted.poll(canary, run).phase == "Pending"
 
 
+# --------------------------------------------------------------------------- stopping
+
+
+def test_stop_a_running_workflow(argo: ArgoFake) -> None:
+    canary = gated()
+    run = first_run(canary)
+    argo.script(run.workflow, [("Running", "")])
+    gates = ArgoGates(argo.url, token="s3cret")
+    assert gates.submit(canary, run, ENDPOINTS, "h") is None
+    assert gates.stop(canary, run, "rolled back: errors breached") is None
+    assert argo.stops == [("ml-serving", run.workflow, "rolled back: errors breached")]
+    assert gates.poll(canary, run).phase == "Failed"  # Argo's stop strategy ends it
+    assert gates.stop(canary, run, "again") is None  # finished now: nothing to stop
+    assert len(argo.stops) == 1
+
+
+@pytest.mark.parametrize("phase", ["Succeeded", "Failed", "Error"])
+def test_a_finished_workflow_is_not_stopped(argo: ArgoFake, phase: str) -> None:
+    canary = gated()
+    run = first_run(canary)
+    argo.script(run.workflow, [(phase, "")])
+    gates = ArgoGates(argo.url, token="s3cret")
+    assert gates.submit(canary, run, ENDPOINTS, "h") is None
+    assert gates.stop(canary, run, "rolled back") is None
+    assert argo.stops == []
+
+
+def test_a_deleted_workflow_needs_no_stop(argo: ArgoFake) -> None:
+    canary = gated()
+    run = first_run(canary)
+    gates = ArgoGates(argo.url, token="s3cret")
+    assert gates.stop(canary, run, "rolled back") is None  # never created: 404
+    assert argo.stops == []
+
+
+def test_a_stop_the_server_refuses_or_cannot_hear_is_an_error_to_retry(argo: ArgoFake) -> None:
+    canary = gated()
+    run = first_run(canary)
+    argo.script(run.workflow, [("Running", "")])
+    gates = ArgoGates(argo.url, token="s3cret")
+    assert gates.submit(canary, run, ENDPOINTS, "h") is None
+    argo.down = True
+    error = gates.stop(canary, run, "rolled back")
+    assert error is not None
+    assert "503" in error
+    argo.down = False
+    # It finishes between the stop's read and the stop itself: Argo refuses, and the next try
+    # reads it finished.
+    argo.script(run.workflow, [("Running", ""), ("Succeeded", "")])
+    refused = gates.stop(canary, run, "rolled back")
+    assert refused is not None
+    assert "cannot shutdown a completed workflow" in refused
+    assert gates.stop(canary, run, "rolled back") is None
+    assert argo.stops == []
+
+
 def test_unreachable_server_is_an_error_to_retry_not_a_failure(argo: ArgoFake) -> None:
     canary = gated()
     run = first_run(canary)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from controlplane.rollout.actions import Deploy, Promote, Rollback, RunGate, SetWeights
-from controlplane.rollout.gates import gates_at, pending_runs, workflow_name
+from controlplane.rollout.gates import abandoned_runs, gates_at, pending_runs, workflow_name
 from controlplane.rollout.intents import Intent
 from controlplane.rollout.machine import (
     NOOP_MESSAGE,
@@ -184,6 +184,37 @@ def test_failed_or_errored_workflow_rolls_back_with_its_name_and_message(
     assert phase in state.reason.message
     assert any(isinstance(a, Rollback) for a in run.actions)
     assert [t for t, _ in run.events()][-2:] == ["GateFailed", "RolledBack"]
+
+
+def test_runs_left_running_by_a_failed_gate_are_abandoned_once_submitted() -> None:
+    run = Run(
+        canary(
+            [
+                {"name": "quick", "before": "step", "steps": [2]},
+                {"name": "soak", "before": "step", "steps": [2]},
+            ]
+        )
+    )
+    for minute in range(11):
+        run.at(minute)
+    state = run.state
+    names = {key: r.workflow for key, r in state.gates.items()}
+    submitted = set(names.values())
+    assert state.gate_point == "step-2"
+    assert abandoned_runs(run.spec, state, submitted) == []  # the machine waits for both
+    failed = Observations(
+        gates={"quick@step-2": GateObservation("quick@step-2", names["quick@step-2"], "Failed")}
+    )
+    state = run.at(11, failed)
+    assert state.stage == "rolled_back"
+    (left,) = abandoned_runs(run.spec, state, submitted)
+    assert (left.key, left.workflow, left.gate.name) == (
+        "soak@step-2",
+        names["soak@step-2"],
+        "soak",
+    )
+    assert abandoned_runs(run.spec, state, set()) == []  # never submitted: nothing to stop
+    assert abandoned_runs(run.spec, state, {names["quick@step-2"]}) == []  # it finished
 
 
 def test_a_workflow_that_never_finishes_times_out_from_its_submission() -> None:
