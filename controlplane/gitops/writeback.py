@@ -20,6 +20,12 @@ queues a :class:`WriteBackRequest` for every ``RolledBack`` event of a canary wi
 6. ``pull-request`` mode pushes to ``canary-rollback/<namespace>-<name>-<hash>`` instead and opens
    a GitHub pull request / GitLab merge request (:mod:`controlplane.gitops.hosting`).
 
+A write-back that fails on git or the hosting API (host down, a push refused for a moment) is
+tried again on the worker after ``retry_s`` delays (30 s, 1 m, 2 m, 5 m, 10 m, then 15 m; about
+an hour in all), each try a new run of 1-6, so a retry never writes twice; a file or canary that
+cannot be found is not retried (nothing will change by itself). After the last retry the
+controller's next start (:meth:`GitWriteBack.recover`) tries again.
+
 Which rollbacks: reason kinds ``breach``, ``shadow-expired`` and ``not-ready`` (automatic). A user's
 ``abort`` is written back only when the notifier is built with ``on_abort=True`` (a user who
 aborts may well want to fix forward instead). The outcome is a Kubernetes Event on the canary
@@ -28,11 +34,14 @@ aborts may well want to fix forward instead). The outcome is a Kubernetes Event 
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -57,6 +66,8 @@ TRAILER_KEY = "Canary-Rollback"
 AUTOMATIC_REASONS: frozenset[str] = frozenset({"breach", "shadow-expired", "not-ready"})
 PR_BRANCH_PREFIX = "canary-rollback/"
 DEFAULT_AUTHOR = Identity()
+DEFAULT_RETRY_S = (30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 900.0, 900.0)
+"""Delays before each retry of a write-back that failed on git or the hosting API (63.5 min)."""
 
 Status = Literal["committed", "pull-request", "already-written", "already-reverted", "failed"]
 
@@ -95,6 +106,7 @@ class WriteBackResult:
     commit: str | None = None
     url: str | None = None
     attempts: int = 0
+    retry_in: float | None = None  # seconds until the worker tries again (None: it does not)
 
     @property
     def ok(self) -> bool:
@@ -167,6 +179,8 @@ class GitWriteBack:
     ``cache_dir`` holds one bare mirror per repository. ``api_urls`` maps ``github`` / ``gitlab``
     (or a repository URL) to the REST API base URL (defaults from the host name).
     ``before_push(attempt)`` is called right before every push (a seam for tests and metrics).
+    ``retry_s``: the delays before each retry of a write-back that failed on git or the hosting
+    API (see the module docstring); empty: no retries.
     """
 
     def __init__(
@@ -185,6 +199,7 @@ class GitWriteBack:
         credentials: GitCredentials | None = None,
         git_timeout_s: float = 120.0,
         http_timeout_s: float = 30.0,
+        retry_s: Sequence[float] = DEFAULT_RETRY_S,
     ) -> None:
         self.kube = kube
         self.cache_dir = os.fspath(cache_dir)
@@ -198,7 +213,13 @@ class GitWriteBack:
         self.credentials = credentials
         self.git_timeout_s = git_timeout_s
         self.http_timeout_s = http_timeout_s
-        self._queue: queue.Queue[WriteBackRequest | None] = queue.Queue(maxsize=queue_size)
+        self.retry_s = tuple(retry_s)
+        self._queue: queue.Queue[tuple[WriteBackRequest, int] | None] = queue.Queue(
+            maxsize=queue_size
+        )
+        # retries waiting for their time: (due on the monotonic clock, order, request, tries)
+        self._delayed: list[tuple[float, int, WriteBackRequest, int]] = []
+        self._order = itertools.count()
         self._pending: set[tuple[str, str, str]] = set()
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
@@ -238,7 +259,7 @@ class GitWriteBack:
             if self._closed or request.key in self._pending:
                 return False
             try:
-                self._queue.put_nowait(request)
+                self._queue.put_nowait((request, 0))
             except queue.Full:
                 log.error(
                     "git write-back queue full: dropped %s/%s", request.namespace, request.name
@@ -276,15 +297,21 @@ class GitWriteBack:
         return queued
 
     def wait_idle(self, timeout_s: float | None = None) -> bool:
-        """Block until every queued request is handled (tests, shutdown)."""
+        """Block until every queued request is handled, retries included (tests, shutdown)."""
         with self._idle:
             return self._idle.wait_for(lambda: self._busy == 0, timeout=timeout_s)
 
     def close(self, timeout_s: float | None = 10.0) -> None:
-        """Finish the queued work and stop the worker."""
+        """Finish the queued work and stop the worker; retries not due yet are dropped (the
+        next start's :meth:`recover` finds those rollbacks again)."""
         with self._lock:
             self._closed = True
             thread = self._thread
+            for _, _, request, _ in self._delayed:
+                log.warning("git write-back of %s/%s: retry dropped at shutdown", *request.key[:2])
+                self._pending.discard(request.key)
+                self._busy -= 1
+            self._delayed = []
         if thread is not None:
             self._queue.put(None)
             thread.join(timeout_s)
@@ -294,31 +321,68 @@ class GitWriteBack:
             self._thread = threading.Thread(target=self._work, name="git-write-back", daemon=True)
             self._thread.start()
 
+    def _next(self) -> tuple[WriteBackRequest, int] | None:
+        """The next request to handle: a retry that is due, else the queue's next (waiting at
+        most until the first retry is due). None: closed."""
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                if self._delayed and self._delayed[0][0] <= now:
+                    _, _, request, tries = heapq.heappop(self._delayed)
+                    return request, tries
+                wait = self._delayed[0][0] - now if self._delayed else None
+            try:
+                return self._queue.get(timeout=wait)
+            except queue.Empty:
+                continue
+
     def _work(self) -> None:
         while True:
-            request = self._queue.get()
-            if request is None:
+            item = self._next()
+            if item is None:
                 return
+            request, tries = item
+            result: WriteBackResult | None = None
             try:
-                self.write_back(request)
+                result = self.write_back(request, tries=tries)
             except Exception:  # the worker must survive anything
                 log.exception("git write-back of %s/%s crashed", request.namespace, request.name)
             finally:
                 with self._idle:
-                    self._pending.discard(request.key)
-                    self._busy -= 1
+                    if result is not None and result.retry_in is not None and not self._closed:
+                        due = time.monotonic() + result.retry_in
+                        entry = (due, next(self._order), request, tries + 1)
+                        heapq.heappush(self._delayed, entry)  # still pending, still busy
+                    else:
+                        self._pending.discard(request.key)
+                        self._busy -= 1
                     self._idle.notify_all()
 
     # --- the procedure ---------------------------------------------------------------------------
 
-    def write_back(self, request: WriteBackRequest) -> WriteBackResult:
-        """Do the write-back now (see the module docstring); report, never raise product errors."""
+    def write_back(self, request: WriteBackRequest, tries: int | None = None) -> WriteBackResult:
+        """Do the write-back now (see the module docstring); report, never raise product errors.
+
+        ``tries``: how many times the worker has tried this request before (None: a call from
+        outside the worker, never retried). A failure on git or the hosting API within
+        ``retry_s`` gets ``retry_in`` and says so in its message."""
         try:
             result = self._write_back(request)
         except ControlPlaneError as exc:
-            creds = self.credentials
+            message = redact(str(exc), self.credentials)
+            retry_in = None
+            if tries is not None and isinstance(exc, GitError):
+                if isinstance(exc, WriteBackError):
+                    pass  # the file or the canary is not there: trying again changes nothing
+                elif tries < len(self.retry_s):
+                    retry_in = self.retry_s[tries]
+                    message += f" (retry {tries + 1} of {len(self.retry_s)} in {retry_in:g} s)"
+                else:
+                    message += (
+                        f" (gave up after {tries} retries; the controller's next start tries again)"
+                    )
             result = WriteBackResult(
-                "failed", request.namespace, request.name, redact(str(exc), creds)
+                "failed", request.namespace, request.name, message, retry_in=retry_in
             )
         self._report(request, result)
         return result
@@ -341,7 +405,11 @@ class GitWriteBack:
         repo = GitRepo(where.repo, self.cache_dir, credentials, timeout_s=self.git_timeout_s)
         branch = where.branch or repo.default_branch()
         failed = request.canary.spec.candidate.model_dump(mode="json", by_alias=True)
-        done = {"namespace": request.namespace, "name": request.name, "repo": repo.url}
+        done: dict[str, Any] = {
+            "namespace": request.namespace,
+            "name": request.name,
+            "repo": repo.url,
+        }
         for attempt in range(1, self.max_attempts + 1):
             tip = repo.fetch(branch)
             if tip is None:
@@ -413,7 +481,7 @@ class GitWriteBack:
                 branch,
                 attempt,
             )
-        raise WriteBackError(
+        raise GitError(  # not WriteBackError: a later try may find the branch still
             f"{branch} of {repo.url} kept moving: gave up after {self.max_attempts} attempts"
         )
 

@@ -515,3 +515,88 @@ def test_recover_after_a_restart_writes_back_rolled_back_canaries_once(
     assert remote.log(fmt="%s").count("Roll back candidate nf4 of ml-serving/support-triage") == 1
     reasons = [e["reason"] for e in kube.list("v1", "Event", NS)]
     assert reasons == ["GitWriteBack", "GitWriteBack"]
+
+
+def test_a_write_back_that_fails_on_git_is_tried_again_until_it_lands(
+    tmp_path: Path, remote: Remote, dev: Clone
+) -> None:
+    section = write_back(remote.url, FILE)
+    history(dev, section)
+    kube = FakeKube()
+    canary = model_of(remote.show(FILE))
+    obj = kube.create(as_object(canary))
+    away = remote.dir.with_name("moved-away.git")
+    remote.dir.rename(away)  # the git host is down: fetch fails
+
+    results: list[WriteBackResult] = []
+
+    def seen(result: WriteBackResult) -> None:
+        results.append(result)
+        if len(results) == 2:
+            away.rename(remote.dir)  # the host is back before the second retry
+
+    wb = make(tmp_path, kube, on_result=seen, retry_s=(0.05, 0.05, 0.05))
+    wb.notify(obj, canary, rolled_back(spec_hash(canary)), Event("RolledBack", 1.0, 1, 0))
+    assert wb.wait_idle(60)
+    wb.close()
+    assert [r.status for r in results] == ["failed", "failed", "committed"]
+    assert [r.retry_in for r in results] == [0.05, 0.05, None]
+    assert "(retry 1 of 3 in 0.05 s)" in results[0].message
+    assert "(retry 2 of 3 in 0.05 s)" in results[1].message
+    assert remote.log(fmt="%s").count("Roll back candidate nf4 of ml-serving/support-triage") == 1
+    reasons = [e["reason"] for e in kube.list("v1", "Event", NS)]
+    assert reasons == ["GitWriteBackFailed", "GitWriteBackFailed", "GitWriteBack"]
+
+
+def test_retries_end_and_a_missing_file_is_not_retried(
+    tmp_path: Path, remote: Remote, dev: Clone
+) -> None:
+    section = write_back(remote.url, FILE)
+    history(dev, section)
+    canary = model_of(remote.show(FILE))
+    remote.dir.rename(remote.dir.with_name("gone.git"))  # down for good
+    results: list[WriteBackResult] = []
+    wb = make(tmp_path, on_result=results.append, retry_s=(0.01, 0.01))
+    wb.notify(
+        as_object(canary), canary, rolled_back(spec_hash(canary)), Event("RolledBack", 1.0, 1, 0)
+    )
+    assert wb.wait_idle(60)
+    assert [r.status for r in results] == ["failed"] * 3
+    assert "gave up after 2 retries" in results[-1].message
+    assert results[-1].retry_in is None
+
+    results.clear()
+    other = Remote(tmp_path / "host2")  # reachable, but the file is not in it
+    seed = other.clone("seed")
+    seed.write("README.md", "models\n")
+    seed.commit("initial")
+    seed.push()
+    moved = model_of(canary_file(CANDIDATE_NF4, write_back(other.url, "nowhere.yml")))
+    rolled = Event("RolledBack", 1.0, 1, 0)
+    wb.notify(as_object(moved), moved, rolled_back(spec_hash(moved)), rolled)
+    assert wb.wait_idle(60)
+    wb.close()
+    assert [r.status for r in results] == ["failed"]  # the file is not there: no retry
+    assert results[0].retry_in is None
+    assert results[0].message == "nowhere.yml is neither a file nor a directory with YAML files"
+
+
+def test_close_drops_retries_that_are_not_due(tmp_path: Path, remote: Remote, dev: Clone) -> None:
+    section = write_back(remote.url, FILE)
+    history(dev, section)
+    canary = model_of(remote.show(FILE))
+    remote.dir.rename(remote.dir.with_name("gone.git"))
+    results: list[WriteBackResult] = []
+    wb = make(tmp_path, on_result=results.append, retry_s=(3600.0,))
+    wb.notify(
+        as_object(canary), canary, rolled_back(spec_hash(canary)), Event("RolledBack", 1.0, 1, 0)
+    )
+    deadline = time.monotonic() + 30
+    while not results and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert results[0].retry_in == 3600.0
+    started = time.monotonic()
+    wb.close()
+    assert time.monotonic() - started < 5  # not an hour
+    assert wb.wait_idle(0)
+    assert len(results) == 1
