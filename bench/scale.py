@@ -6,9 +6,12 @@ writes synthetic vLLM series for N canaries x 2 variants (request counters by
 tick needs: the 5m windows, and the sequential checks' counts since their step started),
 backfills them with ``promtool`` into a fresh TSDB, starts a real ``prometheus`` on it, and
 runs :class:`controlplane.controller.batch.BatchEvaluator` — what the controller's runner calls
-once per tick — over the whole fleet. Two fleets per N: every canary with two
-``judge: threshold`` checks (P99 latency and error rate, window 5m), and every canary with the
-same two checks as ``judge: sequential`` whose steps started at 10 different times.
+once per tick — over the whole fleet. Three fleets per N: every canary with two
+``judge: threshold`` checks (P99 latency and error rate, window 5m); every canary with the
+same two checks as ``judge: sequential`` whose steps started at 10 different times; and every
+canary with the configuration the blast-radius target is judged on (``sequential-final``:
+both checks ``compare: baseline``, latency ``test: shift``, errors ``finalLook: 0.5``) in a
+10-minute step, half the fleet past its step's end so that the closing test runs too.
 
 Measured per tick: wall time (median of ``--runs`` ticks), PromQL queries sent, and the
 controller's memory for the tick (tracemalloc peak, in a separate tick: tracing slows Python).
@@ -98,11 +101,28 @@ def write_openmetrics(path: Path, names: list[str], end: float, minutes: int) ->
         out.write("# EOF\n")
 
 
-def template(judge: str) -> ModelCanary:
-    checks = [
-        {"metric": "latency-p99", "above": "500ms", "judge": judge},
-        {"metric": "errors", "above": "1%", "judge": judge},
+FLEETS = ("threshold", "sequential", "sequential-final")
+STEP = {"threshold": "1h", "sequential": "1h", "sequential-final": "10m"}
+
+
+def checks_of(fleet: str) -> list[dict[str, Any]]:
+    """The step's two checks: absolute limits (``threshold``, ``sequential``), or the
+    configuration the blast-radius target is judged on (``sequential-final``): both checks
+    against the stable, latency with ``test: shift``, errors with ``finalLook: 0.5``."""
+    if fleet == "sequential-final":
+        base = {"compare": "baseline", "above": "0%", "judge": "sequential"}
+        return [
+            {"metric": "latency-p99", "test": "shift", **base},
+            {"metric": "errors", "finalLook": 0.5, **base},
+        ]
+    return [
+        {"metric": "latency-p99", "above": "500ms", "judge": fleet},
+        {"metric": "errors", "above": "1%", "judge": fleet},
     ]
+
+
+def template(fleet: str) -> ModelCanary:
+    checks = checks_of(fleet)
     return ModelCanary.model_validate(
         {
             "apiVersion": "canary.controlplane.dev/v1alpha1",
@@ -121,7 +141,10 @@ def template(judge: str) -> ModelCanary:
                         {"name": "latency-p99", "builtin": "e2e-latency", "quantile": 0.99},
                     ],
                 },
-                "steps": [{"weight": 5, "duration": "1h", "rollbackOn": checks}, {"weight": 100}],
+                "steps": [
+                    {"weight": 5, "duration": STEP[fleet], "rollbackOn": checks},
+                    {"weight": 100},
+                ],
             },
         }
     )
@@ -194,9 +217,7 @@ def run_size(n: int, minutes: int, runs: int, workdir: Path) -> tuple[list[Resul
     server = start_prometheus(workdir / f"tsdb{n}", timeout=600.0)
     t3 = time.perf_counter()
     try:
-        results = [
-            measure(server.url, n, judge, end, runs) for judge in ("threshold", "sequential")
-        ]
+        results = [measure(server.url, n, fleet, end, runs) for fleet in FLEETS]
     finally:
         server.stop()
     setup = {"write_s": t1 - t0, "backfill_s": t2 - t1, "start_s": t3 - t2, "series": n * 2 * 11}
@@ -233,14 +254,19 @@ calls once per `analysis.interval`) for N canaries whose series are in a real Pr
 with `_count`/`_sum`), one sample a minute for the last 30 minutes, backfilled with `promtool`.
 Each canary has two checks (P99 latency above 500ms, error rate above 1%, window 5m), all
 `judge: threshold` or all `judge: sequential` (steps started at 10 different times, so 10
-different windows). Target: 10,000 canaries within a 1-minute interval, queries per tick
-independent of N.
+different windows). The `sequential-final` fleet has the configuration the blast-radius target
+is judged on: both checks `judge: sequential, compare: baseline, above: 0%`, latency with
+`test: shift` (every bucket of both variants), errors with `finalLook: 0.5`, in a 10-minute
+step started 5 to 14 minutes ago, so half the fleet is past its step's end and also runs the
+closing test (counts pinned at 5 different step ends). Target: 10,000 canaries within a
+1-minute interval, queries per tick independent of N.
 
 {table(results, setups)}
 
 Queries per tick do not depend on N: the threshold fleet sends one grouped query per metric
-family (P99, error rate, sample count), the sequential fleet one per kind of count (errors,
-requests, histogram buckets), each the union of one term per distinct window. The tick was not
+family (P99, error rate, sample count), the sequential fleets one per kind of count (errors,
+requests, histogram buckets; `sequential-final` also the closing test's counts at the step's
+end), each the union of one term per distinct window. The tick was not
 broken down further; the sequential fleet's extra time is consistent with its per-check
 statistics (one `judge_rate` call, confidence sequence for the message included, took about
 1.3 ms on this machine; 20,000 checks at N = 10,000).

@@ -245,7 +245,7 @@ def test_verdict_of_the_target(
     rows = {
         "flagger": reference,
         judge: _row(module, judge, 1000, mine),
-        "oracle-at-flagger": _row(module, "oracle-at-flagger", 1000, 0.5 * flagger),
+        "oracle-matched": _row(module, "oracle-matched", 1000, 0.5 * flagger),
     }
     good = {
         "flagger": _row(module, "flagger", good_fp[0], 0.0, bad=False),
@@ -313,3 +313,62 @@ def test_calibrated_threshold_rolls_back_exactly_the_allowed_good_runs(
         c = module.calibrated_threshold(paths, allowed)
         assert int(module.threshold_outcome(paths, c).rolled_back.sum()) == allowed
     assert module.calibrated_threshold(paths, 500) == -np.inf
+
+
+def test_matched_alpha_is_the_largest_as_quiet_as_the_reference(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = _load("blast_radius", SCRIPT, monkeypatch)
+    counts = {0.001: 0, 0.01: 3, 0.05: 9, 0.1: 15, 0.2: 40}
+    assert module.matched_alpha(counts, 15) == 0.1
+    assert module.matched_alpha(counts, 14) == 0.05
+    assert module.matched_alpha(counts, 0) == 0.001
+    assert module.matched_alpha({0.001: 2}, 1) is None
+
+
+def test_matching_spends_the_slack_the_anytime_tests_leave(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On one rate's good and 2x-error runs, the matched judge rolls back no more good runs than
+    Flagger, at an alpha from the grid above the guaranteed half-rate, and catches more bad runs
+    than at that guaranteed alpha."""
+    module = _load("blast_radius", SCRIPT, monkeypatch)
+    good, bad = module.SCENARIOS[0], module.SCENARIOS[1]
+    rows = module.evaluate(300, 7, scenarios=(good, bad), rates=(50.0,), bound_runs=200)
+    by = {(r.scenario.name, r.judge): r for r in rows}
+    matched = by[(good.name, "sequential-final-matched")]
+    assert matched.alpha in module.ALPHA_GRID
+    assert matched.rolled_back <= by[(good.name, "flagger")].rolled_back
+    guaranteed = by[(good.name, "sequential-final-at-flagger")]
+    assert guaranteed.alpha is not None
+    assert matched.alpha > guaranteed.alpha / 2
+    caught = by[(bad.name, "sequential-final-matched")].rolled_back
+    assert caught > by[(bad.name, "sequential-final-at-flagger")].rolled_back
+
+
+def test_the_matched_oracle_rolls_back_as_many_good_runs_as_allowed_and_more_bad_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = _load("blast_radius", SCRIPT, monkeypatch)
+    good, drift = module.SCENARIOS[0], module.SCENARIOS[4]
+    seed = np.random.SeedSequence(23)
+    threshold = module.oracle_threshold(drift, good, 50.0, 20, 500, seed)
+    # The same seed draws the same good runs: exactly 20 of them reach the threshold.
+    rng = np.random.default_rng(seed)
+    again = module.simulate(good, 500, module.STEP_MIN, rng, 50.0, drift)
+    paths = module.oracle_paths(again)
+    assert int(module.threshold_outcome(paths, threshold).rolled_back.sum()) == 20
+    # Ville's inequality leaves slack: the calibrated threshold is below log(1 / (20 / 500)).
+    assert threshold < math.log(500 / 20)
+    bad = module.simulate(drift, 500, module.STEP_MIN, np.random.default_rng(29), 50.0)
+    nominal = module.judge_oracle(bad, 20 / 500)
+    matched = module.threshold_outcome(module.oracle_paths(bad), threshold)
+    # The same paths against a lower threshold: never later, and earlier in some runs.
+    assert bool(np.all(matched.minute <= nominal.minute))
+    assert int(matched.minute.sum()) < int(nominal.minute.sum())
+
+
+def test_verdict_without_an_alpha_as_quiet_as_flagger(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = _load("blast_radius", SCRIPT, monkeypatch)
+    rows = {"flagger": _row(module, "flagger", 1000, 1000.0)}
+    good = {"flagger": _row(module, "flagger", 0, 0.0, bad=False)}
+    said = module.verdict_of(rows, good, module.VERDICT_JUDGE)
+    assert said == "not met: no alpha of the grid is as quiet as Flagger (0 false rollbacks)"
