@@ -34,17 +34,14 @@ aborts may well want to fix forward instead). The outcome is a Kubernetes Event 
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
 import os
-import queue
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from controlplane.delayqueue import DelayQueue
 from controlplane.errors import ControlPlaneError, GitError, SpecError, WriteBackError
 from controlplane.gitops.credentials import GitCredentials, from_secret, redact
 from controlplane.gitops.hosting import default_api_url, guess_provider, open_pull_request
@@ -111,6 +108,14 @@ class WriteBackResult:
     @property
     def ok(self) -> bool:
         return self.status != "failed"
+
+
+@dataclass
+class _Job:
+    """A queued write-back and how many times the worker has tried it."""
+
+    request: WriteBackRequest
+    tries: int = 0
 
 
 def rollback_reason_kind(state: RolloutState) -> str | None:
@@ -214,18 +219,10 @@ class GitWriteBack:
         self.git_timeout_s = git_timeout_s
         self.http_timeout_s = http_timeout_s
         self.retry_s = tuple(retry_s)
-        self._queue: queue.Queue[tuple[WriteBackRequest, int] | None] = queue.Queue(
-            maxsize=queue_size
-        )
-        # retries waiting for their time: (due on the monotonic clock, order, request, tries)
-        self._delayed: list[tuple[float, int, WriteBackRequest, int]] = []
-        self._order = itertools.count()
-        self._pending: set[tuple[str, str, str]] = set()
+        self._queue: DelayQueue[_Job] = DelayQueue(queue_size)
+        self._pending: set[tuple[str, str, str]] = set()  # queued, in flight or to retry
         self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
-        self._busy = 0
         self._thread: threading.Thread | None = None
-        self._closed = False
 
     # --- Notifier --------------------------------------------------------------------------------
 
@@ -256,17 +253,16 @@ class GitWriteBack:
     def submit(self, request: WriteBackRequest) -> bool:
         """Queue ``request`` (False when the same one is already queued or the queue is full)."""
         with self._lock:
-            if self._closed or request.key in self._pending:
+            if request.key in self._pending:
                 return False
-            try:
-                self._queue.put_nowait((request, 0))
-            except queue.Full:
+            if self._queue.put(_Job(request)) is not None:
                 log.error(
-                    "git write-back queue full: dropped %s/%s", request.namespace, request.name
+                    "git write-back queue full or closed: dropped %s/%s",
+                    request.namespace,
+                    request.name,
                 )
                 return False
             self._pending.add(request.key)
-            self._busy += 1
             self._start_locked()
         return True
 
@@ -298,65 +294,45 @@ class GitWriteBack:
 
     def wait_idle(self, timeout_s: float | None = None) -> bool:
         """Block until every queued request is handled, retries included (tests, shutdown)."""
-        with self._idle:
-            return self._idle.wait_for(lambda: self._busy == 0, timeout=timeout_s)
+        return self._queue.join(timeout_s)
 
     def close(self, timeout_s: float | None = 10.0) -> None:
-        """Finish the queued work and stop the worker; retries not due yet are dropped (the
-        next start's :meth:`recover` finds those rollbacks again)."""
+        """Do the queued work that falls due within ``timeout_s`` and stop the worker; the rest
+        (retries not due yet) is dropped: the next start's :meth:`recover` finds those
+        rollbacks again."""
+        self._queue.close(timeout_s)
         with self._lock:
-            self._closed = True
             thread = self._thread
-            for _, _, request, _ in self._delayed:
-                log.warning("git write-back of %s/%s: retry dropped at shutdown", *request.key[:2])
-                self._pending.discard(request.key)
-                self._busy -= 1
-            self._delayed = []
         if thread is not None:
-            self._queue.put(None)
             thread.join(timeout_s)
+        for job in self._queue.drain():
+            log.warning("git write-back of %s/%s dropped at shutdown", *job.request.key[:2])
+            with self._lock:
+                self._pending.discard(job.request.key)
 
     def _start_locked(self) -> None:
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._work, name="git-write-back", daemon=True)
             self._thread.start()
 
-    def _next(self) -> tuple[WriteBackRequest, int] | None:
-        """The next request to handle: a retry that is due, else the queue's next (waiting at
-        most until the first retry is due). None: closed."""
-        while True:
-            with self._lock:
-                now = time.monotonic()
-                if self._delayed and self._delayed[0][0] <= now:
-                    _, _, request, tries = heapq.heappop(self._delayed)
-                    return request, tries
-                wait = self._delayed[0][0] - now if self._delayed else None
-            try:
-                return self._queue.get(timeout=wait)
-            except queue.Empty:
-                continue
-
     def _work(self) -> None:
         while True:
-            item = self._next()
-            if item is None:
+            job = self._queue.get()
+            if job is None:
                 return
-            request, tries = item
             result: WriteBackResult | None = None
             try:
-                result = self.write_back(request, tries=tries)
+                result = self.write_back(job.request, tries=job.tries)
             except Exception:  # the worker must survive anything
-                log.exception("git write-back of %s/%s crashed", request.namespace, request.name)
+                log.exception("git write-back of %s/%s crashed", *job.request.key[:2])
             finally:
-                with self._idle:
-                    if result is not None and result.retry_in is not None and not self._closed:
-                        due = time.monotonic() + result.retry_in
-                        entry = (due, next(self._order), request, tries + 1)
-                        heapq.heappush(self._delayed, entry)  # still pending, still busy
-                    else:
-                        self._pending.discard(request.key)
-                        self._busy -= 1
-                    self._idle.notify_all()
+                retry_in = result.retry_in if result is not None else None
+                if retry_in is None or self._queue.closed:
+                    with self._lock:
+                        self._pending.discard(job.request.key)
+                else:
+                    job.tries += 1
+                self._queue.task_done(retry_in)
 
     # --- the procedure ---------------------------------------------------------------------------
 

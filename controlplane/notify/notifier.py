@@ -38,6 +38,7 @@ from typing import Any, Literal
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from controlplane.delayqueue import DelayQueue
 from controlplane.errors import AlertDeliveryError, KubeError
 from controlplane.kube.client import KubeClient
 from controlplane.notify.alert import DEFAULT_DASHBOARD_UID, Alert, build_alert
@@ -123,14 +124,12 @@ def channels_of(canary: ModelCanary) -> list[Channel]:
 
 @dataclass
 class _Task:
-    seq: int
     alert: Alert
     channel: Channel
     owner: Owner
     involved: dict[str, Any]
     key: str
     attempt: int = 0
-    due: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -206,12 +205,7 @@ class AlertNotifier:
             headers={"User-Agent": USER_AGENT},
             follow_redirects=False,
         )
-        self._cond = threading.Condition()
-        self._tasks: dict[int, _Task] = {}
-        self._inflight: _Task | None = None
-        self._seq = 0
-        self._closing = False
-        self._deadline = 0.0
+        self._queue: DelayQueue[_Task] = DelayQueue(self.settings.queue_size, drop_oldest=True)
         self._thread = threading.Thread(target=self._run, name="canary-alerts", daemon=True)
         self._thread.start()
 
@@ -228,8 +222,7 @@ class AlertNotifier:
 
     @property
     def queue_depth(self) -> int:
-        with self._cond:
-            return len(self._tasks) + (1 if self._inflight is not None else 0)
+        return len(self._queue)
 
     def count(self, channel: ChannelKind, result: Result) -> float:
         """The current value of the deliveries counter (tests, diagnostics)."""
@@ -240,27 +233,15 @@ class AlertNotifier:
 
     def flush(self, timeout: float) -> bool:
         """Wait until nothing is queued or in flight; False on timeout."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._tasks or self._inflight is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-            return True
+        return self._queue.join(timeout)
 
     def close(self, timeout: float = 10.0) -> int:
         """Stop taking alerts, deliver what can be within ``timeout`` seconds, drop the rest.
         Returns how many deliveries were dropped. Safe to call twice."""
-        with self._cond:
-            self._closing = True
-            self._deadline = time.monotonic() + timeout
-            self._cond.notify_all()
+        self._queue.close(timeout)
         self._thread.join(max(0.0, timeout) + 0.5)
-        with self._cond:
-            left = list(self._tasks.values())
-            self._tasks.clear()
-            self._update_depth()
+        left = self._queue.drain()
+        self._update_depth()
         for task in left:
             self._count(task.channel.kind, "dropped")
         if left:
@@ -318,22 +299,11 @@ class AlertNotifier:
                     alert.canary,
                 )
                 continue
-            self._enqueue(_Task(0, alert, channel, owner, involved, key))
+            self._enqueue(_Task(alert, channel, owner, involved, key))
 
     def _enqueue(self, task: _Task) -> None:
-        dropped: _Task | None = None
-        with self._cond:
-            if self._closing:
-                dropped = task
-            else:
-                if len(self._tasks) >= self.settings.queue_size:
-                    dropped = self._tasks.pop(min(self._tasks))
-                self._seq += 1
-                task.seq = self._seq
-                task.due = time.monotonic()
-                self._tasks[task.seq] = task
-                self._update_depth()
-                self._cond.notify_all()
+        dropped = self._queue.put(task)
+        self._update_depth()
         if dropped is not None:
             self._ledger.release(dropped.key)
             self._count(dropped.channel.kind, "dropped")
@@ -349,46 +319,27 @@ class AlertNotifier:
     def _run(self) -> None:
         try:
             while True:
-                task = self._next()
+                task = self._queue.get()
                 if task is None:
                     return
+                self._update_depth()
+                retry_in: float | None = None
                 try:
-                    self._process(task)
+                    retry_in = self._process(task)
                 except Exception:  # the worker must survive any bug
                     log.exception("alert delivery crashed; the delivery is dropped")
                     self._ledger.release(task.key)
                     self._count(task.channel.kind, "failed")
                 finally:
-                    with self._cond:
-                        self._inflight = None
-                        self._update_depth()
-                        self._cond.notify_all()
+                    self._queue.task_done(retry_in)
+                    self._update_depth()
         finally:
-            with self._cond:
-                closing = self._closing
-            if closing:
+            if self._queue.closed:
                 self._client.close()
 
-    def _next(self) -> _Task | None:
-        with self._cond:
-            while True:
-                now = time.monotonic()
-                if self._closing and (not self._tasks or now >= self._deadline):
-                    return None
-                wait: float | None = None
-                if self._tasks:
-                    task = min(self._tasks.values(), key=lambda t: (t.due, t.seq))
-                    if task.due <= now:
-                        del self._tasks[task.seq]
-                        self._inflight = task
-                        return task
-                    wait = task.due - now
-                if self._closing:
-                    left = self._deadline - now
-                    wait = left if wait is None else min(wait, left)
-                self._cond.wait(wait)
-
-    def _process(self, task: _Task) -> None:
+    def _process(self, task: _Task) -> float | None:
+        """One delivery attempt; the delay before the next one, or None when done (delivered,
+        deduplicated or failed for good)."""
         alert, channel = task.alert, task.channel
         if self._ledger.delivered(task.owner, task.key):
             self._count(channel.kind, "deduplicated")
@@ -398,14 +349,14 @@ class AlertNotifier:
                 alert.event_type,
                 alert.canary,
             )
-            return
+            return None
         task.attempt += 1
         try:
             request = self._request(task)
             outcome = self._post(request, task.attempt)
         except AlertDeliveryError as exc:
             self._fail(task, str(exc))
-            return
+            return None
         except KubeError as exc:
             outcome = _Retry(self._backoff(task.attempt), f"reading the Secret failed: {exc}")
         if outcome is None:
@@ -418,10 +369,10 @@ class AlertNotifier:
                 alert.canary,
                 task.attempt,
             )
-            return
+            return None
         if task.attempt >= self.settings.max_attempts:
             self._fail(task, f"{outcome.why}; gave up after {task.attempt} attempts")
-            return
+            return None
         log.info(
             "%s alert %s for %s: %s; retry %d in %.2fs",
             channel.kind,
@@ -431,10 +382,7 @@ class AlertNotifier:
             task.attempt + 1,
             outcome.delay,
         )
-        with self._cond:
-            task.due = time.monotonic() + outcome.delay
-            self._tasks[task.seq] = task
-            self._update_depth()
+        return outcome.delay
 
     def _request(self, task: _Task) -> _Request:
         alert, spec = task.alert, task.channel.spec
@@ -518,5 +466,4 @@ class AlertNotifier:
         self._deliveries.labels(channel, result).inc()
 
     def _update_depth(self) -> None:
-        """Caller holds ``self._cond``."""
-        self._depth.set(len(self._tasks) + (1 if self._inflight is not None else 0))
+        self._depth.set(len(self._queue))
