@@ -163,9 +163,13 @@ def _handler(fake: ArgoFake) -> type[BaseHTTPRequestHandler]:
                 return False
             return True
 
-        def do_POST(self) -> None:
+        def _body(self) -> dict[str, Any]:
             length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length) or b"{}")
+            body: dict[str, Any] = json.loads(self.rfile.read(length) or b"{}")
+            return body
+
+        def do_POST(self) -> None:
+            body = self._body()
             if not self._guard():
                 return
             parts = self.path.strip("/").split("/")
@@ -175,8 +179,7 @@ def _handler(fake: ArgoFake) -> type[BaseHTTPRequestHandler]:
             self._answer(*fake.create(parts[3], body))
 
         def do_PUT(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length) or b"{}")
+            body = self._body()
             if not self._guard():
                 return
             parts = self.path.strip("/").split("/")

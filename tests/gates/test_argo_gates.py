@@ -113,12 +113,20 @@ def test_resubmission_after_a_crash_is_the_same_workflow(argo: ArgoFake) -> None
 # --------------------------------------------------------------------------- stopping
 
 
-def test_stop_a_running_workflow(argo: ArgoFake) -> None:
+def submitted_run(
+    argo: ArgoFake, script: list[tuple[str | None, str]]
+) -> tuple[ModelCanary, GateRun, ArgoGates]:
+    """The first gate run of canary/gated.yml, submitted; its Workflow plays ``script``."""
     canary = gated()
     run = first_run(canary)
-    argo.script(run.workflow, [("Running", "")])
+    argo.script(run.workflow, script)
     gates = ArgoGates(argo.url, token="s3cret")
     assert gates.submit(canary, run, ENDPOINTS, "h") is None
+    return canary, run, gates
+
+
+def test_stop_a_running_workflow(argo: ArgoFake) -> None:
+    canary, run, gates = submitted_run(argo, [("Running", "")])
     assert gates.stop(canary, run, "rolled back: errors breached") is None
     assert argo.stops == [("ml-serving", run.workflow, "rolled back: errors breached")]
     assert gates.poll(canary, run).phase == "Failed"  # Argo's stop strategy ends it
@@ -128,11 +136,7 @@ def test_stop_a_running_workflow(argo: ArgoFake) -> None:
 
 @pytest.mark.parametrize("phase", ["Succeeded", "Failed", "Error"])
 def test_a_finished_workflow_is_not_stopped(argo: ArgoFake, phase: str) -> None:
-    canary = gated()
-    run = first_run(canary)
-    argo.script(run.workflow, [(phase, "")])
-    gates = ArgoGates(argo.url, token="s3cret")
-    assert gates.submit(canary, run, ENDPOINTS, "h") is None
+    canary, run, gates = submitted_run(argo, [(phase, "")])
     assert gates.stop(canary, run, "rolled back") is None
     assert argo.stops == []
 
@@ -146,11 +150,7 @@ def test_a_deleted_workflow_needs_no_stop(argo: ArgoFake) -> None:
 
 
 def test_a_stop_the_server_refuses_or_cannot_hear_is_an_error_to_retry(argo: ArgoFake) -> None:
-    canary = gated()
-    run = first_run(canary)
-    argo.script(run.workflow, [("Running", "")])
-    gates = ArgoGates(argo.url, token="s3cret")
-    assert gates.submit(canary, run, ENDPOINTS, "h") is None
+    canary, run, gates = submitted_run(argo, [("Running", "")])
     argo.down = True
     error = gates.stop(canary, run, "rolled back")
     assert error is not None

@@ -64,6 +64,25 @@ def history(dev: Clone, section: str) -> str:
     return third
 
 
+ROLLED = Event("RolledBack", 1.0, 1, 0)
+
+
+def rolled_back_canary(
+    remote: Remote, dev: Clone, kube: FakeKube | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """The history of :func:`history` pushed, and the canary as the controller holds it (stored
+    in ``kube`` when given) after its nf4 candidate was rolled back."""
+    history(dev, write_back(remote.url, FILE))
+    canary = model_of(remote.show(FILE))
+    obj = as_object(canary)
+    return canary, kube.create(obj) if kube is not None else obj
+
+
+def written_once(remote: Remote) -> bool:
+    subjects = remote.log(fmt="%s")
+    return subjects.count("Roll back candidate nf4 of ml-serving/support-triage") == 1
+
+
 def make(tmp_path: Path, kube: FakeKube | None = None, **kw: Any) -> GitWriteBack:
     return GitWriteBack(
         kube,
@@ -496,11 +515,8 @@ def test_notify_queues_without_blocking_and_filters_reasons(
 def test_recover_after_a_restart_writes_back_rolled_back_canaries_once(
     tmp_path: Path, remote: Remote, dev: Clone
 ) -> None:
-    section = write_back(remote.url, FILE)
-    history(dev, section)
     kube = FakeKube()
-    canary = model_of(remote.show(FILE))
-    obj = kube.create(as_object(canary))
+    canary, obj = rolled_back_canary(remote, dev, kube)
     obj["status"] = rolled_back(spec_hash(canary)).to_status()
     kube.replace_status(obj)
 
@@ -512,7 +528,7 @@ def test_recover_after_a_restart_writes_back_rolled_back_canaries_once(
     assert wb2.recover([None]) == 1
     assert wb2.wait_idle(30)
     assert [r.status for r in results] == ["committed", "already-written"]
-    assert remote.log(fmt="%s").count("Roll back candidate nf4 of ml-serving/support-triage") == 1
+    assert written_once(remote)
     reasons = [e["reason"] for e in kube.list("v1", "Event", NS)]
     assert reasons == ["GitWriteBack", "GitWriteBack"]
 
@@ -520,11 +536,8 @@ def test_recover_after_a_restart_writes_back_rolled_back_canaries_once(
 def test_a_write_back_that_fails_on_git_is_tried_again_until_it_lands(
     tmp_path: Path, remote: Remote, dev: Clone
 ) -> None:
-    section = write_back(remote.url, FILE)
-    history(dev, section)
     kube = FakeKube()
-    canary = model_of(remote.show(FILE))
-    obj = kube.create(as_object(canary))
+    canary, obj = rolled_back_canary(remote, dev, kube)
     away = remote.dir.with_name("moved-away.git")
     remote.dir.rename(away)  # the git host is down: fetch fails
 
@@ -536,14 +549,14 @@ def test_a_write_back_that_fails_on_git_is_tried_again_until_it_lands(
             away.rename(remote.dir)  # the host is back before the second retry
 
     wb = make(tmp_path, kube, on_result=seen, retry_s=(0.05, 0.05, 0.05))
-    wb.notify(obj, canary, rolled_back(spec_hash(canary)), Event("RolledBack", 1.0, 1, 0))
+    wb.notify(obj, canary, rolled_back(spec_hash(canary)), ROLLED)
     assert wb.wait_idle(60)
     wb.close()
     assert [r.status for r in results] == ["failed", "failed", "committed"]
     assert [r.retry_in for r in results] == [0.05, 0.05, None]
     assert "(retry 1 of 3 in 0.05 s)" in results[0].message
     assert "(retry 2 of 3 in 0.05 s)" in results[1].message
-    assert remote.log(fmt="%s").count("Roll back candidate nf4 of ml-serving/support-triage") == 1
+    assert written_once(remote)
     reasons = [e["reason"] for e in kube.list("v1", "Event", NS)]
     assert reasons == ["GitWriteBackFailed", "GitWriteBackFailed", "GitWriteBack"]
 
@@ -551,15 +564,11 @@ def test_a_write_back_that_fails_on_git_is_tried_again_until_it_lands(
 def test_retries_end_and_a_missing_file_is_not_retried(
     tmp_path: Path, remote: Remote, dev: Clone
 ) -> None:
-    section = write_back(remote.url, FILE)
-    history(dev, section)
-    canary = model_of(remote.show(FILE))
+    canary, obj = rolled_back_canary(remote, dev)
     remote.dir.rename(remote.dir.with_name("gone.git"))  # down for good
     results: list[WriteBackResult] = []
     wb = make(tmp_path, on_result=results.append, retry_s=(0.01, 0.01))
-    wb.notify(
-        as_object(canary), canary, rolled_back(spec_hash(canary)), Event("RolledBack", 1.0, 1, 0)
-    )
+    wb.notify(obj, canary, rolled_back(spec_hash(canary)), ROLLED)
     assert wb.wait_idle(60)
     assert [r.status for r in results] == ["failed"] * 3
     assert "gave up after 2 retries" in results[-1].message
@@ -572,8 +581,7 @@ def test_retries_end_and_a_missing_file_is_not_retried(
     seed.commit("initial")
     seed.push()
     moved = model_of(canary_file(CANDIDATE_NF4, write_back(other.url, "nowhere.yml")))
-    rolled = Event("RolledBack", 1.0, 1, 0)
-    wb.notify(as_object(moved), moved, rolled_back(spec_hash(moved)), rolled)
+    wb.notify(as_object(moved), moved, rolled_back(spec_hash(moved)), ROLLED)
     assert wb.wait_idle(60)
     wb.close()
     assert [r.status for r in results] == ["failed"]  # the file is not there: no retry
@@ -582,15 +590,11 @@ def test_retries_end_and_a_missing_file_is_not_retried(
 
 
 def test_close_drops_retries_that_are_not_due(tmp_path: Path, remote: Remote, dev: Clone) -> None:
-    section = write_back(remote.url, FILE)
-    history(dev, section)
-    canary = model_of(remote.show(FILE))
+    canary, obj = rolled_back_canary(remote, dev)
     remote.dir.rename(remote.dir.with_name("gone.git"))
     results: list[WriteBackResult] = []
     wb = make(tmp_path, on_result=results.append, retry_s=(3600.0,))
-    wb.notify(
-        as_object(canary), canary, rolled_back(spec_hash(canary)), Event("RolledBack", 1.0, 1, 0)
-    )
+    wb.notify(obj, canary, rolled_back(spec_hash(canary)), ROLLED)
     deadline = time.monotonic() + 30
     while not results and time.monotonic() < deadline:
         time.sleep(0.01)
