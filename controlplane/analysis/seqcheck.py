@@ -297,10 +297,11 @@ class _Judged:
 
 
 def _judge(
-    check: CheckSpec, metric: MetricSpec, counts: Counts, alpha: float
+    check: CheckSpec, metric: MetricSpec, counts: Counts, alpha: float, *, fixed: bool = False
 ) -> _Judged | str | None:
     """The sequential test of ``check`` on ``counts`` at level ``alpha``: the result; a reason it
-    is inconclusive (str); or None when the candidate served nothing (no latency buckets)."""
+    is inconclusive (str); or None when the candidate served nothing (no latency buckets).
+    ``fixed``: also the fixed-horizon p-value (the closing test's)."""
     assert check.above is not None
     baseline = check.compare == "baseline"
     if metric.builtin == "error-rate":
@@ -312,10 +313,15 @@ def _judge(
                 _zero(counts.stable_total),
                 check.above.value,
                 alpha,
+                fixed=fixed,
             )
         else:
             res = sequential.judge_rate(
-                _zero(counts.cand_events), _zero(counts.cand_total), check.above.value, alpha
+                _zero(counts.cand_events),
+                _zero(counts.cand_total),
+                check.above.value,
+                alpha,
+                fixed=fixed,
             )
         return _Judged(res, _zero(counts.cand_total), res.estimate, None)
     q = quantile_of(metric)
@@ -329,6 +335,7 @@ def _judge(
             counts.stable_buckets or {math.inf: 0.0},
             counts.reference_buckets or {math.inf: 0.0},
             alpha,
+            fixed=fixed,
         )
         stable = counts.stable_buckets
         stable_quantity = sequential.bucket_quantile(stable, q) if stable else None
@@ -345,10 +352,11 @@ def _judge(
             alpha,
             tolerance=check.above.value,
             stable_boundary_s=counts.boundary_s,
+            fixed=fixed,
         )
         stable_quantity = counts.boundary_s
     else:
-        res = sequential.judge_latency(cand, None, q, alpha, bound_s=check.above.value)
+        res = sequential.judge_latency(cand, None, q, alpha, bound_s=check.above.value, fixed=fixed)
     return _Judged(res, max(cand.values()), sequential.bucket_quantile(cand, q), stable_quantity)
 
 
@@ -371,7 +379,7 @@ def _closing(check: CheckSpec, metric: MetricSpec, counts: Counts) -> str | None
     )
     level = check.alpha * check.final_look
     try:
-        judged = _judge(check, metric, closing, 0.5 * level)
+        judged = _judge(check, metric, closing, 0.5 * level, fixed=True)
     except (SpecError, NoData):
         return None
     if not isinstance(judged, _Judged) or judged.res.p_fixed > level:

@@ -90,8 +90,9 @@ class SequentialResult:
     :func:`judge_rate`, the rate ratio candidate/stable for :func:`judge_counts`), ``boundary``
     the value it is compared with. ``events`` / ``trials`` are the counts the test used.
     ``p_fixed`` is the one-sided p-value of the fixed-horizon test of the same hypothesis on the
-    same counts (:func:`binomial_p`, :func:`rank_sum_p`): valid only at one look fixed in
-    advance, the step's end, where ``finalLook`` uses it (the closing test).
+    same counts (:func:`binomial_p`, :func:`rank_sum_p`), computed when a judge is called with
+    ``fixed=True`` (else 1): valid only at one look fixed in advance, the step's end, where
+    ``finalLook`` uses it (the closing test).
     """
 
     decision: Decision
@@ -418,7 +419,9 @@ def _e(log_value: float) -> float:
 # Public judges
 
 
-def judge_rate(events: float, total: float, limit: float, alpha: float) -> SequentialResult:
+def judge_rate(
+    events: float, total: float, limit: float, alpha: float, *, fixed: bool = False
+) -> SequentialResult:
     """Is one variant's event rate above ``limit``? (absolute check, e.g. ``errors above 0.1%``)
 
     ``events`` / ``total``: cumulative counts since the step started (candidate errors and
@@ -444,7 +447,7 @@ def judge_rate(events: float, total: float, limit: float, alpha: float) -> Seque
         f"rate {est:.4g} ({x:g}/{n:g}), {100 * (1 - alpha):g}% CS [{low:.4g}, {high:.4g}] "
         f"vs limit {limit:.4g}: {decision}"
     )
-    p = float(binomial_p(x, n, limit))
+    p = float(binomial_p(x, n, limit)) if fixed else 1.0
     return SequentialResult(
         decision, _e(float(lb)), _e(float(lp)), est, low, high, limit, x, n, msg, p
     )
@@ -457,6 +460,8 @@ def judge_counts(
     stable_total: float,
     tolerance: float,
     alpha: float,
+    *,
+    fixed: bool = False,
 ) -> SequentialResult:
     """Does the candidate's event rate exceed the stable's by more than ``tolerance`` (relative)?
 
@@ -511,7 +516,7 @@ def judge_counts(
         f"rate ratio candidate/stable {est:.4g} (candidate {xc:g}/{nc:g}, stable {xs:g}/{ns:g}), "
         f"{100 * (1 - alpha):g}% CS [{low:.4g}, {high:.4g}] vs {boundary:.4g}: {decision}"
     )
-    p = float(binomial_p(xc, events, theta0))
+    p = float(binomial_p(xc, events, theta0)) if fixed else 1.0
     return SequentialResult(
         decision, _e(float(lb)), _e(float(lp)), est, low, high, boundary, xc, events, msg, p
     )
@@ -589,6 +594,7 @@ def judge_latency(
     bound_s: float | None = None,
     tolerance: float | None = None,
     stable_boundary_s: float | None = None,
+    fixed: bool = False,
 ) -> SequentialResult:
     """Latency check on cumulative histogram buckets (``le`` -> count since step start).
 
@@ -620,7 +626,7 @@ def judge_latency(
         b = snap_up(les, bound_s)
         i = int(np.searchsorted(les, b))
         slow, total = float(cum[-1] - cum[i]), float(cum[-1])
-        res = judge_rate(slow, total, 1.0 - quantile, alpha)
+        res = judge_rate(slow, total, 1.0 - quantile, alpha, fixed=fixed)
         msg = f"share slower than {b:g}s must be <= {1 - quantile:.4g}: {res.message}"
         return replace(res, message=msg)
     assert tolerance is not None
@@ -657,6 +663,7 @@ def judge_latency(
         float(scum[-1]),
         tolerance,
         alpha,
+        fixed=fixed,
     )
     msg = f"slower than {b:g}s (stable's p{100 * quantile:g} ~ {sq:.4g}s): {res.message}"
     return replace(res, message=msg)
@@ -680,6 +687,8 @@ def judge_shift(
     stable_buckets: Mapping[float, float],
     reference_buckets: Mapping[float, float],
     alpha: float,
+    *,
+    fixed: bool = False,
 ) -> SequentialResult:
     """Is the candidate's whole latency distribution shifted slower than the stable's?
 
@@ -734,7 +743,7 @@ def judge_shift(
         f"{_e(float(lb)):.3g} (breach at {1 / alpha:g}, pass side {_e(float(lp)):.3g}): "
         f"{decision}"
     )
-    p = float(rank_sum_p(c, s))
+    p = float(rank_sum_p(c, s)) if fixed else 1.0
     return SequentialResult(
         decision,
         _e(float(lb)),

@@ -13,7 +13,15 @@ from support.canaries import example_canary
 from controlplane.analysis import seqcheck
 from controlplane.analysis.evaluator import evaluate
 from controlplane.analysis.providers.static import StaticProvider
-from controlplane.analysis.sequential import bernoulli_decisions, binomial_p, rank_sum_p
+from controlplane.analysis.sequential import (
+    bernoulli_decisions,
+    binomial_p,
+    judge_counts,
+    judge_latency,
+    judge_rate,
+    judge_shift,
+    rank_sum_p,
+)
 from controlplane.rollout.machine import stage_checks
 from controlplane.rollout.observations import DueCheck
 from controlplane.rollout.state import RolloutState
@@ -42,6 +50,27 @@ def test_rank_sum_p_is_scipys_mann_whitney_with_ties() -> None:
         want = stats.mannwhitneyu(x, y, alternative="greater", use_continuity=True).pvalue
         assert float(rank_sum_p(c, s)) == pytest.approx(want)
     assert float(rank_sum_p([0, 0], [3, 4])) == 1.0
+
+
+def test_judges_give_the_fixed_horizon_p_value_only_when_asked() -> None:
+    cand = {0.1: 10.0, 0.2: 30.0, 0.5: 38.0, math.inf: 40.0}
+    stable = {0.1: 200.0, 0.2: 700.0, 0.5: 790.0, math.inf: 800.0}
+    calls = {
+        "rate": lambda **kw: judge_rate(12.0, 1000.0, 0.005, 0.05, **kw),
+        "counts": lambda **kw: judge_counts(12.0, 1000.0, 100.0, 19000.0, 0.0, 0.05, **kw),
+        "latency": lambda **kw: judge_latency(cand, None, 0.95, 0.05, bound_s=0.2, **kw),
+        "shift": lambda **kw: judge_shift(cand, stable, stable, 0.05, **kw),
+    }
+    want = {
+        "rate": float(binomial_p(12.0, 1000.0, 0.005)),
+        "counts": float(binomial_p(12.0, 112.0, 1000.0 / 20000.0)),
+        "latency": float(binomial_p(10.0, 40.0, 0.05)),
+        "shift": float(rank_sum_p([10.0, 20.0, 8.0, 2.0], [200.0, 500.0, 90.0, 10.0])),
+    }
+    for name, call in calls.items():
+        assert call().p_fixed == 1.0, name  # the anytime test's every look: not computed
+        assert call(fixed=True).p_fixed == pytest.approx(want[name]), name
+        assert want[name] < 1.0, name
 
 
 @pytest.mark.parametrize("final", [0.0, 0.5, 0.9])
