@@ -48,7 +48,7 @@ from hera.workflows.models import (
 from pydantic import ValidationError
 from pydantic.warnings import PydanticDeprecatedSince20
 
-from controlplane.rollout.gates import GateRun, render_parameters
+from controlplane.rollout.gates import FINAL_PHASES, GateRun, render_parameters
 from controlplane.rollout.observations import ArgoPhase, GateObservation
 from controlplane.serving.names import predictor_service, single_service_name
 from controlplane.serving.render import isvc_name
@@ -73,7 +73,6 @@ ANNOTATION_SPEC_HASH = f"{API_GROUP}/spec-hash"
 DEFAULT_POLL_S = 10.0
 DEFAULT_REQUEST_TIMEOUT_S = 10.0
 _PHASES: frozenset[str] = frozenset({"Pending", "Running", "Succeeded", "Failed", "Error"})
-FINAL_PHASES: frozenset[str] = frozenset({"Succeeded", "Failed", "Error"})
 
 Obj = dict[str, Any]
 

@@ -492,9 +492,10 @@ class Reconciler:
 
     def _stop_gates(self, ctx: _Ctx) -> None:
         """Stop the Workflows of gate runs the rollout no longer waits for (an effect of the
-        persisted state): runs still ``running`` in the state whose point is not the one the
-        machine holds (it rolled back, was aborted, or moved on), submitted and not stopped
-        yet. A stop that fails stays in ``controller.gatesSubmitted`` and is tried again."""
+        persisted state, :func:`~controlplane.rollout.gates.abandoned_runs`): submitted, last
+        seen unfinished, and not awaited (the rollout rolled back, was aborted or ended, or the
+        run timed out). A stop that fails stays in ``controller.gatesSubmitted`` and is tried
+        again."""
         if self.gates is None:
             return
         stopped: list[str] = []

@@ -29,6 +29,8 @@ from controlplane.serving.names import dns_name
 from controlplane.spec.models import GateSpec, ModelCanary
 
 PROMOTION = "promotion"
+FINAL_PHASES: frozenset[str] = frozenset({"Succeeded", "Failed", "Error"})
+"""Argo phases after which a Workflow runs no more."""
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.S)
 
 
@@ -102,31 +104,35 @@ def pending_runs(spec: ModelCanary, state: RolloutState) -> list[GateRun]:
     """The gate runs still running at the current gate point (none once terminal)."""
     if state.terminal or state.gate_point is None:
         return []
-    return _runs(spec, state, lambda run: run.point == state.gate_point)
+    return _runs(
+        spec, state, lambda _, run: run.result == "running" and run.point == state.gate_point
+    )
 
 
 def abandoned_runs(
     spec: ModelCanary, state: RolloutState, submitted: Collection[str]
 ) -> list[GateRun]:
     """Gate runs whose Workflows were ``submitted`` and may still run though the rollout no
-    longer waits for them: still ``running`` in the state, at a point other than the one the
-    machine holds (it rolled back, was aborted, or ended). The controller stops them."""
-    return _runs(
-        spec,
-        state,
-        lambda run: run.workflow in submitted and (state.terminal or run.point != state.gate_point),
-    )
+    longer waits for them: the last phase seen was not a final one, and the machine does not
+    wait for the run (it rolled back, was aborted or ended, or the run timed out). The
+    controller stops them."""
+    waiting = {run.key for run in pending_runs(spec, state)}
+
+    def keep(key: str, run: GateState) -> bool:
+        return run.workflow in submitted and run.phase not in FINAL_PHASES and key not in waiting
+
+    return _runs(spec, state, keep)
 
 
 def _runs(
-    spec: ModelCanary, state: RolloutState, keep: Callable[[GateState], bool]
+    spec: ModelCanary, state: RolloutState, keep: Callable[[str, GateState], bool]
 ) -> list[GateRun]:
-    """The state's ``running`` gate runs that ``keep`` selects, as :class:`GateRun`."""
+    """The state's gate runs (by key) that ``keep`` selects, as :class:`GateRun`."""
     by_name = {gate.name: gate for gate in spec.spec.gates}
     runs = []
     for key, run in state.gates.items():
         gate = by_name.get(run.gate)
-        if gate is None or run.result != "running" or not keep(run):
+        if gate is None or not keep(key, run):
             continue
         runs.append(
             GateRun(

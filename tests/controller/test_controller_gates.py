@@ -137,6 +137,20 @@ def test_a_gate_still_running_when_another_fails_is_stopped(
     assert len(argo.stops) == 1
 
 
+def test_a_gate_that_outlives_its_timeout_is_stopped(metrics: Metrics, argo: ArgoFake) -> None:
+    w = world(metrics, argo)
+    w.create(canary_dict("good", metrics.url, gates=[gate("profile", "first-step", timeout="20m")]))
+    argo.default = [("Running", "")]  # a load test that hangs
+    w.run_until(finished("good"), limit=DAY)
+    st = status(w, "good")
+    assert (st["phase"], st["reason"]["kind"]) == ("rolled_back", "gate-failed")
+    assert "did not succeed within its timeout 20m" in st["reason"]["message"]
+    ((_, stopped, message),) = argo.stops
+    assert stopped == st["gates"]["profile@step-1"]["workflow"]
+    assert "rolled back" in message
+    assert stopped not in (st["controller"].get("gatesSubmitted") or [])
+
+
 def test_a_stop_the_argo_server_refuses_is_tried_again(metrics: Metrics, argo: ArgoFake) -> None:
     w = world(metrics, argo)
     gates = [gate("final-eval", "promotion"), gate("soak", "promotion")]

@@ -214,7 +214,7 @@ def test_runs_left_running_by_a_failed_gate_are_abandoned_once_submitted() -> No
         "soak",
     )
     assert abandoned_runs(run.spec, state, set()) == []  # never submitted: nothing to stop
-    assert abandoned_runs(run.spec, state, {names["quick@step-2"]}) == []  # it finished
+    assert abandoned_runs(run.spec, state, {names["quick@step-2"]}) == []  # Argo ended it
 
 
 def test_a_workflow_that_never_finishes_times_out_from_its_submission() -> None:
@@ -229,6 +229,11 @@ def test_a_workflow_that_never_finishes_times_out_from_its_submission() -> None:
     assert state.reason is not None
     assert state.reason.kind == "gate-failed"
     assert "did not succeed within its timeout 30m (last phase: Running)" in state.reason.message
+    # The Workflow still runs: the controller must stop it.
+    timed_out = state.gates["profile@step-1"]
+    assert (timed_out.result, timed_out.phase) == ("failed", "Running")
+    (left,) = abandoned_runs(run.spec, state, {timed_out.workflow})
+    assert left.workflow == timed_out.workflow
 
 
 def test_deadline_of_a_running_gate_wakes_the_controller() -> None:
