@@ -25,8 +25,9 @@ Owns the per-resource algorithm (docs/controller.md states it rule by rule):
    ``controller.gatesSubmitted``; an AlreadyExists after a crash is the same Workflow), and every
    reconcile polls the submitted ones and hands their phases to the machine as observations,
    requeueing at the gate runner's poll interval. A Workflow still running when the machine no
-   longer waits for it (another gate failed, a rollback, an abort) is stopped, and the stop is
-   retried until the Argo Server takes it. A no-op rollout (candidate equal to stable) touches
+   longer waits for it (it timed out, another gate failed, a rollback, an abort) is stopped, and
+   the stop is retried until the Argo Server takes it; a new rollout (spec change, ``retry``)
+   stops its predecessor's once, best effort. A no-op rollout (candidate equal to stable) touches
    nothing in the cluster.
 
 :class:`Reconciler` is driven by :mod:`controlplane.controller.runner` in two halves,
@@ -48,7 +49,7 @@ from controlplane.errors import KubeError, NotFound, Problem, RouterError, SpecE
 from controlplane.kube.client import KubeClient, Obj, Ref
 from controlplane.profiles.catalog import Catalog
 from controlplane.rollout import machine
-from controlplane.rollout.gates import abandoned_runs, pending_runs
+from controlplane.rollout.gates import abandoned_runs, pending_runs, unfinished_runs
 from controlplane.rollout.observations import DueCheck, GateObservation, Observations
 from controlplane.rollout.state import (
     HISTORY_LIMIT,
@@ -241,11 +242,14 @@ class Reconciler:
             gates = dict(ctx.gate_obs)
             obs = replace(obs, gates=gates) if obs is not None else Observations(gates=gates)
             ctx.gate_obs = {}
+        previous = ctx.state
         ctx.state, _actions = machine.step(ctx.canary, ctx.state, obs, ctx.now, intents)
         if ctx.recorded:
             ctx.book = replace(ctx.book, last_intent_id=ctx.recorded[-1].id)
             ctx.recorded = []
         self._persist(ctx)
+        if (ctx.state.spec_hash, ctx.state.started_at) != (previous.spec_hash, previous.started_at):
+            self._stop_previous_gates(ctx, previous)
         self._catch_up(ctx)
         return self._requeue(ctx)
 
@@ -515,6 +519,22 @@ class Reconciler:
         if stopped:
             left = tuple(n for n in ctx.book.gates_submitted if n not in stopped)
             ctx.book = replace(ctx.book, gates_submitted=left)
+
+    def _stop_previous_gates(self, ctx: _Ctx, previous: RolloutState) -> None:
+        """A new rollout began (a spec change or ``retry``): stop the Workflows its predecessor
+        left running. Best effort, once: the new state no longer records those runs, so a stop
+        that fails (a Warning event) or a crash before it leaves the Workflow to its own
+        ``activeDeadlineSeconds``."""
+        if self.gates is None:
+            return
+        why = "a new rollout of the canary began"
+        for run in unfinished_runs(ctx.canary, previous, ctx.book.gates_submitted):
+            where = f"workflow {run.namespace}/{run.workflow} of gate {run.gate.name} ({run.point})"
+            error = self.gates.stop(ctx.canary, run, f"stopped by {FIELD_MANAGER}: {why}")
+            if error is not None:
+                self._event(ctx.obj, "GateStopFailed", f"{where}: {error}", "Warning")
+            else:
+                self._event(ctx.obj, "GateStopped", f"{where} is not running now: {why}")
 
     def _poll_gates(self, ctx: _Ctx) -> dict[str, GateObservation]:
         """What the Argo Server says about each running gate of the persisted state."""

@@ -10,7 +10,8 @@ a transition until its gates pass) and the controller's gate runner
   and point always give the same name, so a re-submission after a crash is an AlreadyExists, and
   a new rollout (spec change, ``retry``) gives a new one;
 - :func:`pending_runs`: the runs the controller must submit or poll now;
-  :func:`abandoned_runs`: those it must stop (the rollout no longer waits for them);
+  :func:`abandoned_runs`: those it must stop (the rollout no longer waits for them), and
+  :func:`unfinished_runs`: all those still running (a new rollout stops its predecessor's);
 - :func:`render_parameters`: the ``{{placeholder}}`` substitution of a gate's parameters
   (the placeholders are :data:`controlplane.spec.models.GATE_PLACEHOLDERS`).
 
@@ -117,9 +118,17 @@ def abandoned_runs(
     wait for the run (it rolled back, was aborted or ended, or the run timed out). The
     controller stops them."""
     waiting = {run.key for run in pending_runs(spec, state)}
+    return [r for r in unfinished_runs(spec, state, submitted) if r.key not in waiting]
 
-    def keep(key: str, run: GateState) -> bool:
-        return run.workflow in submitted and run.phase not in FINAL_PHASES and key not in waiting
+
+def unfinished_runs(
+    spec: ModelCanary, state: RolloutState, submitted: Collection[str]
+) -> list[GateRun]:
+    """Gate runs of ``state`` whose Workflows were ``submitted`` and last seen unfinished
+    (awaited or not); ``spec`` supplies the gates by name (a gate no longer in it is left out)."""
+
+    def keep(_: str, run: GateState) -> bool:
+        return run.workflow in submitted and run.phase not in FINAL_PHASES
 
     return _runs(spec, state, keep)
 

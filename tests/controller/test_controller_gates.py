@@ -151,6 +151,27 @@ def test_a_gate_that_outlives_its_timeout_is_stopped(metrics: Metrics, argo: Arg
     assert stopped not in (st["controller"].get("gatesSubmitted") or [])
 
 
+def test_a_spec_change_during_a_gate_stops_the_old_workflow(
+    metrics: Metrics, argo: ArgoFake
+) -> None:
+    w = world(metrics, argo)
+    w.create(canary_dict("good", metrics.url, gates=[gate("profile", "first-step")]))
+    argo.default = [("Running", "")]
+    w.run_until(lambda x: bool(argo.workflows), limit=DAY)
+    ((_, old),) = argo.workflows
+    obj = w.get("good")
+    obj["spec"]["candidate"]["args"] = ["--max-num-seqs=64"]
+    w.kube.replace(obj)
+    w.run_until(lambda x: len(argo.workflows) == 2, limit=DAY)
+    assert [name for _, name, _ in argo.stops] == [old]
+    assert "a new rollout of the canary began" in argo.stops[0][2]
+    (new,) = [name for _, name in argo.workflows if name != old]
+    st = status(w, "good")
+    assert st["gates"]["profile@step-1"]["workflow"] == new
+    assert st["controller"]["gatesSubmitted"] == [new]
+    assert old in dict(w.events("good"))["GateStopped"]
+
+
 def test_a_stop_the_argo_server_refuses_is_tried_again(metrics: Metrics, argo: ArgoFake) -> None:
     w = world(metrics, argo)
     gates = [gate("final-eval", "promotion"), gate("soak", "promotion")]
