@@ -13,9 +13,31 @@ from typing import Any
 from controlplane.errors import NotFound, RouterError
 from controlplane.kube.client import KubeClient, Obj, Ref
 from controlplane.routing.base import Outcome, Weights, verify_weights
+from controlplane.serving import names
+from controlplane.serving.render import canary_labels
 from controlplane.spec.models import ModelCanary
 
 FIELD_MANAGER = "canary-controller"
+
+
+def route_object(api_version: str, kind: str, canary: ModelCanary, spec: Obj) -> Obj:
+    """The canary's one route object (an HTTPRoute, a VirtualService) around its ``spec``:
+    named after the canary, in its namespace, with the canary-wide labels."""
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {
+            "name": names.route_name(canary.metadata.name),
+            "namespace": canary.metadata.namespace,
+            "labels": canary_labels(canary),
+        },
+        "spec": spec,
+    }
+
+
+def route_object_ref(api_version: str, kind: str, canary: ModelCanary) -> Ref:
+    """Where :func:`route_object` of ``canary`` lives."""
+    return Ref(api_version, kind, canary.metadata.namespace, names.route_name(canary.metadata.name))
 
 
 def target_weights(weight: int, mirror: bool, outcome: Outcome | None) -> Weights:

@@ -14,10 +14,17 @@ from __future__ import annotations
 
 from controlplane.errors import RouterError
 from controlplane.kube.client import KubeClient, Obj, Ref
-from controlplane.routing._common import ObjectRouter, dig, percent, target_weights
+from controlplane.routing._common import (
+    ObjectRouter,
+    dig,
+    percent,
+    route_object,
+    route_object_ref,
+    target_weights,
+)
 from controlplane.routing.base import Outcome, Weights, check_request
 from controlplane.serving import names
-from controlplane.serving.render import canary_labels, isvc_name
+from controlplane.serving.render import isvc_name
 from controlplane.spec.models import ModelCanary
 
 API_VERSION = "gateway.networking.k8s.io/v1"
@@ -88,16 +95,7 @@ def build_httproute(
     if canary.spec.traffic.hosts:
         spec["hostnames"] = list(canary.spec.traffic.hosts)
     spec["rules"] = rules
-    return {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "metadata": {
-            "name": names.route_name(canary.metadata.name),
-            "namespace": canary.metadata.namespace,
-            "labels": canary_labels(canary),
-        },
-        "spec": spec,
-    }
+    return route_object(API_VERSION, KIND, canary, spec)
 
 
 def weights_of(canary: ModelCanary, route: Obj) -> Weights:
@@ -121,7 +119,7 @@ def weights_of(canary: ModelCanary, route: Obj) -> Weights:
 
 def route_ref(canary: ModelCanary) -> Ref:
     """The HTTPRoute of ``canary``."""
-    return Ref(API_VERSION, KIND, canary.metadata.namespace, names.route_name(canary.metadata.name))
+    return route_object_ref(API_VERSION, KIND, canary)
 
 
 def router(kube: KubeClient) -> ObjectRouter:
