@@ -73,8 +73,9 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def _unwrap(annotation: Any) -> Any:
-    """Strip Optional / Annotated / list[...] down to the model class (or non-model type)."""
+def strip_optional(annotation: Any) -> Any:
+    """Strip ``Annotated[...]`` and ``X | None`` down to ``X`` (a model class, a list type, any
+    other type); a union of several types is returned as it is."""
     while True:
         origin = typing.get_origin(annotation)
         if origin is typing.Annotated:
@@ -92,7 +93,7 @@ def model_at(loc: Loc) -> type[BaseModel] | None:
     """The pydantic model class that the mapping at ``loc`` is validated as, or None."""
     current: Any = ModelCanary
     for seg in loc:
-        current = _unwrap(current)
+        current = strip_optional(current)
         if isinstance(seg, int):
             if typing.get_origin(current) is not list:
                 return None
@@ -106,7 +107,7 @@ def model_at(loc: Loc) -> type[BaseModel] | None:
         if info is None:
             return None
         current = info.annotation
-    current = _unwrap(current)
+    current = strip_optional(current)
     if isinstance(current, type) and issubclass(current, BaseModel):
         return current
     return None

@@ -9,13 +9,13 @@ stale. Called by ``controlplane.cli.schema`` and the tests. Pure.
 
 from __future__ import annotations
 
-import types
 import typing
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from controlplane.spec.messages import strip_optional
 from controlplane.spec.models import ModelCanary
 from controlplane.spec.units import Duration, Quantity
 
@@ -143,22 +143,8 @@ MEANINGS: dict[tuple[str, str], str] = {
 }
 
 
-def _strip_optional(annotation: Any) -> Any:
-    while True:
-        origin = typing.get_origin(annotation)
-        if origin is typing.Annotated:
-            annotation = typing.get_args(annotation)[0]
-        elif origin in (Union, types.UnionType):
-            args = [a for a in typing.get_args(annotation) if a is not type(None)]
-            if len(args) != 1:
-                return annotation
-            annotation = args[0]
-        else:
-            return annotation
-
-
 def _models(annotation: Any) -> list[type[BaseModel]]:
-    annotation = _strip_optional(annotation)
+    annotation = strip_optional(annotation)
     if typing.get_origin(annotation) in (list, dict):
         return [m for arg in typing.get_args(annotation) for m in _models(arg)]
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -167,7 +153,7 @@ def _models(annotation: Any) -> list[type[BaseModel]]:
 
 
 def _type(annotation: Any) -> str:
-    annotation = _strip_optional(annotation)
+    annotation = strip_optional(annotation)
     origin = typing.get_origin(annotation)
     if origin is Literal:
         return " \\| ".join(f"`{v}`" for v in typing.get_args(annotation))
@@ -215,7 +201,7 @@ def sections() -> list[tuple[type[BaseModel], list[str]]]:
             return
         for name, info in model.model_fields.items():
             alias = info.alias or name
-            suffix = "[]" if typing.get_origin(_strip_optional(info.annotation)) is list else ""
+            suffix = "[]" if typing.get_origin(strip_optional(info.annotation)) is list else ""
             for sub in _models(info.annotation):
                 visit(sub, f"{path}.{alias}{suffix}" if path else f"{alias}{suffix}")
 
