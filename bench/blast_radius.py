@@ -58,7 +58,7 @@ import argparse
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -719,7 +719,7 @@ def _evaluate_rate(
             # No bound where the verdict is vacuous (Flagger rolls back every good run).
             bounded = fp is not None and fp < 1.0 and good is not None
             if name == "flagger" and scenario.bad and bounded:
-                within = TARGET * _q(blast, 0.5)  # inf where Flagger promotes: any rollback
+                within = TARGET * quantile(blast, 0.5)  # inf where Flagger promotes: any rollback
                 bound = neyman_pearson_bound(
                     scenario, good, rps, fp, within, ss.spawn(1)[0], bound_runs
                 )
@@ -746,7 +746,8 @@ def _evaluate_rate(
 # Report
 
 
-def _q(x: npt.ArrayLike, q: float) -> float:
+def quantile(x: npt.ArrayLike, q: float) -> float:
+    """The ``q``-quantile of ``x`` (an observed value, never an interpolation); NaN if empty."""
     a = np.asarray(x, dtype=np.float64)
     return float(np.quantile(a, q, method="inverted_cdf")) if a.size else math.nan
 
@@ -774,12 +775,12 @@ def table(rows: list[Row]) -> str:
     for r in rows:
         rb = f"{r.rolled_back}/{r.runs}"
         if r.scenario.bad:
-            med, p90 = _req(_q(r.blast, 0.5)), _req(_q(r.blast, 0.9))
-            detect = f"{_dur(_q(r.detect_min, 0.5))} ({_dur(_q(r.detect_min, 0.9))})"
+            med, p90 = _req(quantile(r.blast, 0.5)), _req(quantile(r.blast, 0.9))
+            detect = f"{_dur(quantile(r.detect_min, 0.5))} ({_dur(quantile(r.detect_min, 0.9))})"
         else:
             med = p90 = "—"
             detect = "—"
-        promote = _dur(_q(r.promote_min, 0.5))
+        promote = _dur(quantile(r.promote_min, 0.5))
         rate = f"{r.rps:g} ({r.rps * WEIGHT:g})"
         judge = r.judge
         if r.threshold is not None:
@@ -806,7 +807,7 @@ def table(rows: list[Row]) -> str:
 TARGET = 0.2  # at most one fifth of Flagger's blast radius
 
 
-def _ratio(mine: float, theirs: float) -> float:
+def blast_ratio(mine: float, theirs: float) -> float:
     """``mine / theirs`` of two median blast radii; NaN when both promote (both infinite)."""
     if math.isinf(mine) and math.isinf(theirs):
         return math.nan
@@ -836,11 +837,11 @@ def verdict_of(rows: dict[str, Row], good: dict[str, Row], judge: str) -> str:
         return "vacuous: Flagger rolls back every good candidate"
     if judge not in rows or judge not in good:
         return f"not met: no alpha of the grid is as quiet as Flagger ({ref_fp} false rollbacks)"
-    ref = _q(rows["flagger"].blast, 0.5)
-    mine = _q(rows[judge].blast, 0.5)
+    ref = quantile(rows["flagger"].blast, 0.5)
+    mine = quantile(rows[judge].blast, 0.5)
     mine_fp = good[judge].rolled_back
     bound = rows["flagger"].bound
-    ratio = _ratio(mine, ref)
+    ratio = blast_ratio(mine, ref)
     if mine_fp > ref_fp:
         return f"not met: more false rollbacks ({mine_fp} vs {ref_fp})"
     if not math.isnan(ratio) and ratio <= TARGET:
@@ -848,16 +849,16 @@ def verdict_of(rows: dict[str, Row], good: dict[str, Row], judge: str) -> str:
     within = "before promotion" if math.isinf(ref) else "within 0.2x"
     if bound is not None and bound < 0.5:
         return (
-            f"not met ({_times(ratio)}); **no test can**: at most {100 * bound:.0f} % of bad "
-            f"runs can be rolled back {within} (Neyman-Pearson)"
+            f"not met ({ratio_in_words(ratio)}); **no test can**: at most "
+            f"{100 * bound:.0f} % of bad runs can be rolled back {within} (Neyman-Pearson)"
         )
-    best = _q(rows["oracle-matched"].blast, 0.5)
-    oracle = "promotes it" if math.isinf(best) else _times(_ratio(best, ref))
+    best = quantile(rows["oracle-matched"].blast, 0.5)
+    oracle = "promotes it" if math.isinf(best) else ratio_in_words(blast_ratio(best, ref))
     said = "" if bound is None else f"; one look at the right minute: {100 * bound:.0f} %"
-    return f"**not met** ({_times(ratio)}; the oracle: {oracle}{said})"
+    return f"**not met** ({ratio_in_words(ratio)}; the oracle: {oracle}{said})"
 
 
-def _times(ratio: float) -> str:
+def ratio_in_words(ratio: float) -> str:
     """A blast-radius ratio in words: ``0.14x``, ``promotes it`` (inf), ``both promote it``."""
     if math.isnan(ratio):
         return "both promote it"
@@ -880,11 +881,28 @@ VERDICT_JUDGE = "sequential-final-matched"
 its alpha matched to Flagger's false rollbacks on the good runs of the same traffic."""
 
 
+def verdict_rows(
+    rows: list[Row],
+) -> Iterator[tuple[float, Scenario, dict[str, Row], dict[str, Row]]]:
+    """Each bad scenario the target speaks about, per rate: ``(rps, scenario, here, good)``,
+    ``here`` its rows by judge (:data:`SUMMARY_JUDGES`), ``good`` those of the good runs of the
+    same base error rate (:data:`WITH_FP`); what :func:`verdict_of` takes."""
+    by = {(r.rps, r.scenario.name, r.judge): r for r in rows}
+    good_of = {s.base_error: s.name for s in SCENARIOS if not s.bad}
+    for rps in dict.fromkeys(r.rps for r in rows):
+        for s in SCENARIOS:
+            g = good_of.get(s.base_error)
+            if not s.bad or g is None:
+                continue
+            here = {j: by[(rps, s.name, j)] for j in SUMMARY_JUDGES if (rps, s.name, j) in by}
+            good = {j: by[(rps, g, j)] for j in WITH_FP if (rps, g, j) in by}
+            if "flagger" in here and "flagger" in good:
+                yield rps, s, here, good
+
+
 def summary(rows: list[Row]) -> str:
     """Per rate and bad scenario: median blast radius of each judge (relative to faithful
     Flagger), false rollbacks on the good runs, and the verdict on the target."""
-    by = {(r.rps, r.scenario.name, r.judge): r for r in rows}
-    good_of = {s.base_error: s.name for s in SCENARIOS if not s.bad}
     head = (
         "| req/s (candidate) | bad scenario | `flagger` | `sequential-shift`, alpha 1 % | "
         "`sequential-final`, alpha 1 % | oracle, alpha 1 % | "
@@ -893,28 +911,20 @@ def summary(rows: list[Row]) -> str:
         "\n|---|---|---:|---:|---:|---:|---:|---:|---|"
     )
     lines = [head]
-    for rps in dict.fromkeys(r.rps for r in rows):
-        for s in SCENARIOS:
-            g = good_of.get(s.base_error)
-            if not s.bad or g is None:
+    for rps, s, here, good in verdict_rows(rows):
+        ref = quantile(here["flagger"].blast, 0.5)
+        cells = []
+        for j in SUMMARY_JUDGES:
+            if j not in here:  # a matched judge with no alpha quiet enough
+                cells.append("—")
                 continue
-            here = {j: by[(rps, s.name, j)] for j in SUMMARY_JUDGES if (rps, s.name, j) in by}
-            good = {j: by[(rps, g, j)] for j in WITH_FP if (rps, g, j) in by}
-            if "flagger" not in here or "flagger" not in good:
-                continue
-            ref = _q(here["flagger"].blast, 0.5)
-            cells = []
-            for j in SUMMARY_JUDGES:
-                if j not in here:  # a matched judge with no alpha quiet enough
-                    cells.append("—")
-                    continue
-                mine = _q(here[j].blast, 0.5)
-                cell = _req(mine) if j == "flagger" else _cell(mine, _ratio(mine, ref))
-                if j in good:
-                    cell += f" [{good[j].rolled_back}/{good[j].runs}]"
-                cells.append(cell)
-            cells.append(verdict_of(here, good, VERDICT_JUDGE))
-            lines.append(f"| {rps:g} ({rps * WEIGHT:g}) | {s.name} | " + " | ".join(cells) + " |")
+            mine = quantile(here[j].blast, 0.5)
+            cell = _req(mine) if j == "flagger" else _cell(mine, blast_ratio(mine, ref))
+            if j in good:
+                cell += f" [{good[j].rolled_back}/{good[j].runs}]"
+            cells.append(cell)
+        cells.append(verdict_of(here, good, VERDICT_JUDGE))
+        lines.append(f"| {rps:g} ({rps * WEIGHT:g}) | {s.name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -924,39 +934,32 @@ def _ratio_of(rows: list[Row], rps: float, scenario: str, judge: str) -> str:
     mine, ref = by.get((rps, scenario, judge)), by.get((rps, scenario, "flagger"))
     if mine is None or ref is None:
         return "n/a"
-    return _times(_ratio(_q(mine.blast, 0.5), _q(ref.blast, 0.5)))
+    return ratio_in_words(blast_ratio(quantile(mine.blast, 0.5), quantile(ref.blast, 0.5)))
 
 
 def findings(rows: list[Row]) -> str:
     """The verdicts of the summary in prose: where the target is met, where not and why."""
     by = {(r.rps, r.scenario.name, r.judge): r for r in rows}
-    good_of = {s.base_error: s.name for s in SCENARIOS if not s.bad}
     met: list[str] = []
     missed: list[tuple[float, Scenario, str]] = []
-    for rps in dict.fromkeys(r.rps for r in rows):
-        for s in SCENARIOS:
-            g = good_of.get(s.base_error)
-            if not s.bad or g is None or (rps, s.name, "flagger") not in by:
-                continue
-            here = {j: by[(rps, s.name, j)] for j in SUMMARY_JUDGES if (rps, s.name, j) in by}
-            good = {j: by[(rps, g, j)] for j in WITH_FP if (rps, g, j) in by}
-            said = verdict_of(here, good, VERDICT_JUDGE)
-            if said.startswith("**met**"):
-                ratio = said.removeprefix("**met** ")
-                if math.isinf(_q(here["flagger"].blast, 0.5)):  # met by a finite median alone
-                    r = here[VERDICT_JUDGE]
-                    ratio = f"(Flagger promotes it; {r.rolled_back:,} of {r.runs:,} rolled back"
-                    z = (r.rolled_back - r.runs / 2) / (math.sqrt(r.runs) / 2)
-                    if z < 3:  # within three binomial standard errors of the half it needs
-                        ratio += (
-                            f": narrowly, {z:.1f} standard errors of a binomial count above the "
-                            "half a finite median needs, at an alpha matched to Flagger's "
-                            "false-rollback count, itself a binomial count"
-                        )
-                    ratio += ")"
-                met.append(f"{s.name} at {rps:g} req/s {ratio}")
-            elif said.startswith(("**not met**", "not met")):
-                missed.append((rps, s, said))
+    for rps, s, here, good in verdict_rows(rows):
+        said = verdict_of(here, good, VERDICT_JUDGE)
+        if said.startswith("**met**"):
+            ratio = said.removeprefix("**met** ")
+            if math.isinf(quantile(here["flagger"].blast, 0.5)):  # met by a finite median alone
+                r = here[VERDICT_JUDGE]
+                ratio = f"(Flagger promotes it; {r.rolled_back:,} of {r.runs:,} rolled back"
+                z = (r.rolled_back - r.runs / 2) / (math.sqrt(r.runs) / 2)
+                if z < 3:  # within three binomial standard errors of the half it needs
+                    ratio += (
+                        f": narrowly, {z:.1f} standard errors of a binomial count above the "
+                        "half a finite median needs, at an alpha matched to Flagger's "
+                        "false-rollback count, itself a binomial count"
+                    )
+                ratio += ")"
+            met.append(f"{s.name} at {rps:g} req/s {ratio}")
+        elif said.startswith(("**not met**", "not met")):
+            missed.append((rps, s, said))
     out = [f"- **Met** ({len(met)} rows): " + "; ".join(met) + "."]
     if missed:
         bounds = [by[(rps, s.name, "flagger")].bound for rps, s, _ in missed]

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-SCRIPTS = ["replay.py", "blast_radius.py", "scale.py"]
+SCRIPTS = ["replay.py", "blast_radius.py", "blast_seeds.py", "scale.py"]
 
 
 def main() -> int:

@@ -372,3 +372,19 @@ def test_verdict_without_an_alpha_as_quiet_as_flagger(monkeypatch: pytest.Monkey
     good = {"flagger": _row(module, "flagger", 0, 0.0, bad=False)}
     said = module.verdict_of(rows, good, module.VERDICT_JUDGE)
     assert said == "not met: no alpha of the grid is as quiet as Flagger (0 false rollbacks)"
+
+
+def test_seeds_run_tabulates_each_rows_verdict_per_seed(tmp_path: Path) -> None:
+    out = tmp_path / "benchmarks.md"
+    script = REPO / "bench" / "blast_seeds.py"
+    cmd = [sys.executable, str(script), "--seeds", "2", "--runs", "40", "--output", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stderr
+    text = out.read_text(encoding="utf-8")
+    section = text.split("## Blast radius across seeds", 1)[1]
+    assert "| seed 20261101 | seed 20261102 | met in |" in section
+    rows = [line for line in section.splitlines() if line.startswith("| 10 (0.5) |")]
+    names = {line.split(" | ")[1] for line in rows}
+    assert names == {"2x error rate", "+30% P99", "+50% P99", "drift to +50% over 1h"}
+    assert all(line.endswith(" of 2 |") for line in rows)
+    assert "python bench/blast_seeds.py --seeds 2 --runs 40" in section
