@@ -47,7 +47,6 @@ BUILTIN_UNITS: dict[str, Unit] = {
 QUERY_PLACEHOLDERS = ("namespace", "canary", "variant", "window")
 SELECTOR_PLACEHOLDERS = ("namespace", "canary", "variant")
 MIN_INTERVAL_SECONDS = 1.0
-STEP_DURATION = "the step's duration"
 
 # Threshold units each metric kind accepts (a plain number is in the metric's own unit).
 _ACCEPTS: dict[Unit, frozenset[Unit]] = {
@@ -155,7 +154,15 @@ class _Rules:
 
     # ------------------------------------------------------------------ checks
 
-    def check(self, check: CheckSpec, loc: Loc, limit: Duration | None, limit_what: str) -> None:
+    def check(
+        self,
+        check: CheckSpec,
+        loc: Loc,
+        limit: Duration | None,
+        limit_what: str,
+        *,
+        in_step: bool = False,
+    ) -> None:
         """Rules of one check; ``limit`` is the step's or the shadow's duration."""
         metric = self.metrics.get(check.metric)
         if metric is None:
@@ -189,7 +196,7 @@ class _Rules:
         if metric is not None:  # judge: sequential supports only some metrics and bounds
             self.problems.extend(seqcheck.problems(self.canary, check, format_path(loc)))
         if check.final_look > 0 and seqcheck.is_sequential(check):
-            if limit_what != STEP_DURATION:
+            if not in_step:
                 self.add(
                     (*loc, "finalLook"),
                     "finalLook applies to a step's rollbackOn (its closing test runs when the "
@@ -285,7 +292,8 @@ class _Rules:
                     "step would end before its checks are evaluated",
                 )
             for j, check in enumerate(step.rollback_on):
-                self.check(check, (*loc, "rollbackOn", j), step.duration, STEP_DURATION)
+                where = (*loc, "rollbackOn", j)
+                self.check(check, where, step.duration, "the step's duration", in_step=True)
 
     def shadow(self) -> None:
         shadow = self.canary.spec.shadow
