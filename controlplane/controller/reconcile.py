@@ -172,6 +172,7 @@ class Reconciler:
         self.settings = settings or Settings()
         self.notifier = notifier
         self.gates = gates
+        self._stop_warned: set[str] = set()  # Workflows whose failed stop was announced
         self._router_for = router_for or (
             lambda canary: make_router(canary.spec.traffic.router, kube, catalog)
         )
@@ -512,8 +513,9 @@ class Reconciler:
             error = self.gates.stop(ctx.canary, run, f"stopped by {FIELD_MANAGER}: {why}")
             where = f"workflow {run.namespace}/{run.workflow} of gate {run.gate.name} ({run.point})"
             if error is not None:
-                self._event(ctx.obj, "GateStopFailed", f"{where}: {error}", "Warning")
+                self._stop_failed(ctx, run.workflow, f"{where}: {error}")
                 continue
+            self._stop_warned.discard(run.workflow)
             stopped.append(run.workflow)
             self._event(ctx.obj, "GateStopped", f"{where} is not running now: {why}")
         if stopped:
@@ -532,9 +534,18 @@ class Reconciler:
             where = f"workflow {run.namespace}/{run.workflow} of gate {run.gate.name} ({run.point})"
             error = self.gates.stop(ctx.canary, run, f"stopped by {FIELD_MANAGER}: {why}")
             if error is not None:
-                self._event(ctx.obj, "GateStopFailed", f"{where}: {error}", "Warning")
+                self._stop_failed(ctx, run.workflow, f"{where}: {error}")
             else:
                 self._event(ctx.obj, "GateStopped", f"{where} is not running now: {why}")
+
+    def _stop_failed(self, ctx: _Ctx, workflow: str, text: str) -> None:
+        """One ``GateStopFailed`` warning per Workflow and controller process (the stop is
+        retried at every poll; an Event each time would flood the canary's events)."""
+        if workflow in self._stop_warned:
+            log.info("still cannot stop %s", text)
+            return
+        self._stop_warned.add(workflow)
+        self._event(ctx.obj, "GateStopFailed", text, "Warning")
 
     def _poll_gates(self, ctx: _Ctx) -> dict[str, GateObservation]:
         """What the Argo Server says about each running gate of the persisted state."""

@@ -185,6 +185,9 @@ def test_a_stop_the_argo_server_refuses_is_tried_again(metrics: Metrics, argo: A
     assert soak in st["controller"]["gatesSubmitted"]  # not stopped: kept to try again
     assert argo.stops == []
     assert "503" in dict(w.events("good"))["GateStopFailed"]
+    w.run_until(lambda x: False, limit=w.clock.t - w.start + 5 * 60)  # 30 more refused tries
+    reasons = [r for r, _ in w.events("good")]
+    assert reasons.count("GateStopFailed") == 1  # announced once, not at every try
     argo.refuse_stops = False
     w.run_until(lambda x: bool(argo.stops), limit=w.clock.t - w.start + HOUR)
     assert [name for _, name, _ in argo.stops] == [soak]
