@@ -77,7 +77,7 @@ except ImportError:  # run as a script: bench/ is on sys.path
     )
 
 from controlplane.analysis.sequential import (
-    bernoulli_decisions,
+    bernoulli_log_e_above,
     binomial_p,
     midrank_scores,
     shift_log_e,
@@ -182,6 +182,7 @@ class Streams:
     oracle_llr: F | None = None
     stable_buckets: Ints | None = None
     scores: F | None = None
+    reference: Ints | None = None  # (R, K): the stable's buckets over the 5 pre-step minutes
 
 
 def _bucket_probs(scale: F) -> F:
@@ -250,6 +251,7 @@ def simulate(
         oracle_llr=llr,
         stable_buckets=stable_buckets,
         scores=midrank_scores(before),
+        reference=before,
     )
 
 
@@ -346,6 +348,86 @@ def judge_threshold(s: Streams) -> Outcome:
     return Outcome(rolled, np.where(rolled, np.argmax(breach, 1) + 1, h))
 
 
+FLOOR = math.log(2.0)
+"""The lowest threshold any judge here tests at: every alpha a spec can write is below 0.5."""
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Per run and look (``(R, H)``): the log e-values of a ``judge: sequential`` spec's two
+    checks, breach side (``*_up``) and pass side (``*_down``); per run (``(R,)``), the errors
+    check's closing p-value on the whole step's counts (1 where not computed). They do not
+    depend on alpha, so one :class:`Evidence` serves every level (:func:`decide`). Values below
+    :data:`FLOOR` are ``-inf`` where not evaluated: they decide nothing at any level."""
+
+    lat_up: F
+    lat_down: F
+    err_up: F
+    err_down: F
+    err_closing: F
+
+
+def sequential_evidence(s: Streams, *, vs_stable: bool, shift: bool = False) -> Evidence:
+    """The evidence of ``judge: sequential`` on both checks, looked at every minute.
+
+    ``vs_stable``: both checks ``compare: baseline`` (the latency check on the tail over the
+    stable's P99, or, with ``shift``, ``test: shift``: the whole distribution, every bucket of
+    both variants scored on the pre-step stable); else absolute limits (error rate <= 1 %,
+    share over 500 ms <= 1 %)."""
+    h = STEP_MIN
+
+    def cum(x: Ints | None) -> Ints:
+        assert x is not None
+        out: Ints = np.cumsum(x[:, :h], 1)
+        return out
+
+    cn, ce = cum(s.cand_n), cum(s.cand_err)
+    closing = np.ones(cn.shape[0])
+    if not vs_stable:
+        lat_up, lat_down = bernoulli_log_e_above(cum(s.cand_slow), cn, 1.0 - 0.99, FLOOR)
+        err_up, err_down = bernoulli_log_e_above(ce, cn, ERROR_LIMIT, FLOOR)
+        return Evidence(lat_up, lat_down, err_up, err_down, closing)
+    # Both checks compare: baseline. Each event (an error; a request slower than the baseline
+    # boundary) is a trial "did it come from the candidate?" (judge_counts).
+    sn = cum(s.stable_n)
+    if shift:
+        assert s.scores is not None
+        lat_up, lat_down = shift_log_e(
+            cum(s.cand_buckets), cum(s.stable_buckets), s.scores[:, None, :]
+        )
+    else:
+        ct = cum(s.cand_tail)
+        theta = two_sample_boundary(cn, sn, LATENCY_TOLERANCE)
+        lat_up, lat_down = bernoulli_log_e_above(ct, ct + cum(s.stable_tail), theta, FLOOR)
+    theta0 = two_sample_boundary(cn, sn, ERROR_TOLERANCE)
+    events = ce + cum(s.stable_err)
+    err_up, err_down = bernoulli_log_e_above(ce, events, theta0, FLOOR)
+    closing = binomial_p(ce[:, -1], events[:, -1], theta0[:, -1])
+    return Evidence(lat_up, lat_down, err_up, err_down, closing)
+
+
+def decide(ev: Evidence, alpha: float, final_errors: float = 0.0) -> Outcome:
+    """The first minute either check decides, each at level ``alpha``: a breach of either rolls
+    back; both passed promotes early; else the step runs to its end.
+
+    ``final_errors``: the errors check's ``finalLook``: its anytime test runs at
+    ``alpha * (1 - final_errors)`` and, at the step's last look, the exact conditional binomial
+    test on the whole step's counts at ``alpha * final_errors`` (the controller's closing test).
+    """
+    assert 0.0 < alpha < 0.5, alpha  # FLOOR: no threshold below log 2
+    thr = math.log(1.0 / alpha)
+    err_thr = math.log(1.0 / (alpha * (1.0 - final_errors)))
+    breach = (ev.lat_up >= thr) | (ev.err_up >= err_thr)
+    if final_errors > 0:
+        breach[:, -1] |= ev.err_closing <= alpha * final_errors
+    passed = (ev.lat_down >= thr) & (ev.err_down >= err_thr)
+    decided = breach | passed
+    first = np.argmax(decided, 1)
+    done = decided[np.arange(first.size), first]
+    rolled = done & breach[np.arange(first.size), first]
+    return Outcome(rolled, np.where(done, first + 1, STEP_MIN))
+
+
 def judge_sequential(
     s: Streams,
     *,
@@ -354,77 +436,9 @@ def judge_sequential(
     shift: bool = False,
     final_errors: float = 0.0,
 ) -> Outcome:
-    """``judge: sequential`` on both checks, each at level ``alpha``, looked at every minute.
-
-    ``shift``: the latency check is ``test: shift`` (whole distribution) instead of the tail
-    over the stable's P99 (``vs_stable`` only). ``final_errors``: the errors check's
-    ``finalLook`` (``vs_stable`` only): its anytime test runs at ``alpha * (1 - final_errors)``
-    and, at the step's last look, the exact conditional binomial test on the whole step's
-    counts at ``alpha * final_errors`` (the controller's closing test)."""
-    h = STEP_MIN
-    cn = np.cumsum(s.cand_n[:, :h], 1)
-    ce = np.cumsum(s.cand_err[:, :h], 1)
-    cs = np.cumsum(s.cand_slow[:, :h], 1)
-    sn = np.cumsum(s.stable_n[:, :h], 1)
-    se = np.cumsum(s.stable_err[:, :h], 1)
-    if vs_stable:
-        assert s.cand_tail is not None
-        assert s.stable_tail is not None
-        ct = np.cumsum(s.cand_tail[:, :h], 1)
-        st = np.cumsum(s.stable_tail[:, :h], 1)
-    if shift:
-        assert vs_stable
-        assert s.stable_buckets is not None
-        assert s.scores is not None
-        cb = np.cumsum(s.cand_buckets[:, :h], 1)
-        sb = np.cumsum(s.stable_buckets[:, :h], 1)
-    thr = math.log(1.0 / alpha)
-    err_alpha = alpha * (1.0 - final_errors)
-    runs = cn.shape[0]
-    rolled = np.zeros(runs, dtype=bool)
-    minute = np.full(runs, h, dtype=np.int64)
-    active = np.arange(runs)
-    for t in range(h):  # one look per minute, only for the runs still undecided
-        if active.size == 0:
-            break
-        if vs_stable:
-            # Both checks compare: baseline. Each event (an error; a request slower than the
-            # baseline boundary) is a trial "did it come from the candidate?" (judge_counts).
-            n_c, n_s = cn[active, t], sn[active, t]
-            if shift:  # every bucket of both variants, scored on the pre-step stable
-                up, down = shift_log_e(cb[active, t], sb[active, t], s.scores[active])
-                latency = np.where(up >= thr, 1, np.where(down >= thr, -1, 0))
-            else:
-                slow = ct[active, t] + st[active, t]
-                theta = two_sample_boundary(n_c, n_s, LATENCY_TOLERANCE)
-                latency = bernoulli_decisions(ct[active, t], slow, theta, alpha)
-            theta0 = two_sample_boundary(n_c, n_s, ERROR_TOLERANCE)
-            ev = ce[active, t] + se[active, t]
-            errors = bernoulli_decisions(ce[active, t], ev, theta0, err_alpha)
-            if final_errors > 0 and t == h - 1:  # the closing test, at the step's end
-                closing = binomial_p(ce[active, t], ev, theta0) <= alpha * final_errors
-                errors = np.where(closing, 1, errors).astype(errors.dtype)
-        else:
-            latency = bernoulli_decisions(cs[active, t], cn[active, t], 1.0 - 0.99, alpha)
-            errors = bernoulli_decisions(ce[active, t], cn[active, t], ERROR_LIMIT, alpha)
-        breach = (latency == 1) | (errors == 1)
-        passed = (latency == -1) & (errors == -1)
-        decided = breach | passed
-        rolled[active[breach]] = True
-        minute[active[decided]] = t + 1
-        active = active[~decided]
-    return Outcome(rolled, minute)
-
-
-def shift_path(s: Streams) -> F:
-    """Per run and minute: the shift test's breach-side log e-value on the counts so far."""
-    assert s.stable_buckets is not None
-    assert s.scores is not None
-    h = STEP_MIN
-    cb = np.cumsum(s.cand_buckets[:, :h], 1)
-    sb = np.cumsum(s.stable_buckets[:, :h], 1)
-    up, _ = shift_log_e(cb, sb, s.scores[:, None, :])
-    return up
+    """:func:`decide` on :func:`sequential_evidence`: one judge at one level."""
+    ev = sequential_evidence(s, vs_stable=vs_stable, shift=shift)
+    return decide(ev, alpha, final_errors if vs_stable else 0.0)
 
 
 def calibrated_threshold(good_paths: F, allowed: int) -> float:
@@ -458,11 +472,6 @@ def judge_oracle(s: Streams, alpha: float = ALPHA) -> Outcome:
     return Outcome(rolled, np.where(rolled, np.argmax(over, 1) + 1, h))
 
 
-def judge_final(s: Streams, alpha: float = ALPHA) -> Outcome:
-    """``sequential-final``: ``sequential-shift`` with the errors check's ``finalLook``."""
-    return judge_sequential(s, vs_stable=True, alpha=alpha, shift=True, final_errors=FINAL_LOOK)
-
-
 def oracle_paths(s: Streams) -> F:
     """Per run and minute: the oracle's cumulative log-likelihood ratio over the step."""
     assert s.oracle_llr is not None
@@ -492,6 +501,7 @@ def run_judges(
     bad: bool = True,
     flagger_fp: float | None = None,
     final_alpha: float | None = None,
+    shift_ev: Evidence | None = None,
 ) -> dict[str, Outcome]:
     """Every judge but those calibrated on whole sets of runs (``flagger-matched``,
     ``shift-calibrated``, ``oracle-matched``).
@@ -500,25 +510,27 @@ def run_judges(
     rate: the most false rollbacks the target allows. ``sequential-vs-stable-at-flagger`` runs
     at that rate (half of it per check); ``oracle-at-flagger`` is the oracle at that rate. The
     oracles run on bad scenarios only (they are defined by the bad scenario). ``final_alpha``:
-    the alpha of ``sequential-final-matched`` (:func:`matched_alpha`), once it is known."""
+    the alpha of ``sequential-final-matched`` (:func:`matched_alpha`), once it is known.
+    ``shift_ev``: the streams' ``test: shift`` evidence, if the caller has it already."""
+    absolute = sequential_evidence(s, vs_stable=False)
+    tail = sequential_evidence(s, vs_stable=True)
+    shifted = shift_ev or sequential_evidence(s, vs_stable=True, shift=True)
     out = {
         "flagger": judge_flagger(s),
         "threshold": judge_threshold(s),
-        "sequential": judge_sequential(s, vs_stable=False),
-        "sequential-vs-stable": judge_sequential(s, vs_stable=True),
-        "sequential-shift": judge_sequential(s, vs_stable=True, shift=True),
-        "sequential-final": judge_final(s),
+        "sequential": decide(absolute, ALPHA),
+        "sequential-vs-stable": decide(tail, ALPHA),
+        "sequential-shift": decide(shifted, ALPHA),
+        "sequential-final": decide(shifted, ALPHA, FINAL_LOOK),
     }
     if flagger_fp is not None:
         # As quiet as Flagger: each of the two checks at half its false-rollback rate.
         matched = min(flagger_fp, 0.98) / 2
-        out["sequential-vs-stable-at-flagger"] = judge_sequential(s, vs_stable=True, alpha=matched)
-        out["sequential-shift-at-flagger"] = judge_sequential(
-            s, vs_stable=True, alpha=matched, shift=True
-        )
-        out["sequential-final-at-flagger"] = judge_final(s, matched)
+        out["sequential-vs-stable-at-flagger"] = decide(tail, matched)
+        out["sequential-shift-at-flagger"] = decide(shifted, matched)
+        out["sequential-final-at-flagger"] = decide(shifted, matched, FINAL_LOOK)
     if final_alpha is not None:
-        out["sequential-final-matched"] = judge_final(s, final_alpha)
+        out["sequential-final-matched"] = decide(shifted, final_alpha, FINAL_LOOK)
     if bad:
         out["oracle"] = judge_oracle(s)
         if flagger_fp is not None:
@@ -669,15 +681,16 @@ def _evaluate_rate(
             streams = simulate(scenario, r, horizon, rng, rps)
             served = np.cumsum(streams.cand_n, 1)
             alpha = final_alpha.get(scenario.base_error)
-            for name, out in run_judges(streams, scenario.bad, fp, alpha).items():
+            shifted = sequential_evidence(streams, vs_stable=True, shift=True)
+            for name, out in run_judges(streams, scenario.bad, fp, alpha, shifted).items():
                 parts[name].append((out, served[np.arange(r), out.minute - 1]))
             if not scenario.bad:  # every alpha, to match Flagger's false rollbacks after
                 for a in ALPHA_GRID:
-                    out = judge_final(streams, a)
+                    out = decide(shifted, a, FINAL_LOOK)
                     grid[a].append((out, served[np.arange(r), out.minute - 1]))
             failed_all.append(flagger_failed(streams))
             served_all.append(served)
-            paths_all.append(shift_path(streams))
+            paths_all.append(shifted.lat_up)
             if scenario.bad:
                 llr_all.append(oracle_paths(streams))
             done += r

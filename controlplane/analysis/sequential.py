@@ -56,6 +56,7 @@ __all__ = [
     "SequentialResult",
     "bernoulli_decisions",
     "bernoulli_log_e",
+    "bernoulli_log_e_above",
     "binomial_p",
     "bucket_quantile",
     "judge_counts",
@@ -181,33 +182,49 @@ def _log_e_side(x: float, n: float, theta0: FloatArray, *, up: bool) -> FloatArr
     return _mixture_log_e(xs, ns, m, up=up)
 
 
-def bernoulli_decisions(
-    events: ArrayLike, trials: ArrayLike, theta0: ArrayLike, alpha: float
-) -> npt.NDArray[np.int8]:
-    """Decisions of :func:`bernoulli_log_e` at level ``alpha``: +1 breach, -1 pass, 0 continue.
+def bernoulli_log_e_above(
+    events: ArrayLike, trials: ArrayLike, theta0: ArrayLike, floor: float
+) -> tuple[FloatArray, FloatArray]:
+    """:func:`bernoulli_log_e` where a side can reach ``floor`` (``> 0``), ``-inf`` elsewhere.
 
-    Same answers as comparing both e-values with ``1/alpha``, but cheaper: a mixture never
-    exceeds its best component, so where the generalised likelihood ratio
-    ``n * KL(x/n || theta0)`` is below ``log(1/alpha)`` (or the estimate is on the other side of
-    the boundary) the incomplete-Beta functions are not evaluated at all.
+    A mixture never exceeds its best component, so where the generalised likelihood ratio
+    ``n * KL(x/n || theta0)`` is below ``floor`` (or the estimate is on the other side of the
+    boundary) that side's e-value is below ``exp(floor)`` and the incomplete-Beta functions are
+    not evaluated at all. Every comparison with a threshold of at least ``floor`` gives the same
+    answer as with :func:`bernoulli_log_e`, at a fraction of the cost.
     """
     x, n, m = np.broadcast_arrays(
         np.asarray(events, dtype=np.float64),
         np.asarray(trials, dtype=np.float64),
         np.clip(np.asarray(theta0, dtype=np.float64), _EPS, 1.0 - _EPS),
     )
-    thr = math.log(1.0 / alpha)
-    out = np.zeros(x.shape, dtype=np.int8)
+    up_e = np.full(x.shape, -np.inf)
+    down_e = np.full(x.shape, -np.inf)
     with np.errstate(divide="ignore", invalid="ignore"):
         p = np.where(n > 0, x / np.where(n > 0, n, 1.0), m)
         glr = special.xlogy(x, p / m) + special.xlogy(n - x, (1.0 - p) / (1.0 - m))
-    maybe = glr >= thr
+    maybe = glr >= floor
     up = maybe & (p > m)
     down = maybe & (p < m)
     if up.any():
-        out[up] = np.where(bernoulli_log_e(x[up], n[up], m[up])[0] >= thr, 1, 0)
+        up_e[up] = _mixture_log_e(x[up], n[up], m[up], up=True)
     if down.any():
-        out[down] = np.where(bernoulli_log_e(x[down], n[down], m[down])[1] >= thr, -1, 0)
+        down_e[down] = _mixture_log_e(x[down], n[down], m[down], up=False)
+    return up_e, down_e
+
+
+def bernoulli_decisions(
+    events: ArrayLike, trials: ArrayLike, theta0: ArrayLike, alpha: float
+) -> npt.NDArray[np.int8]:
+    """Decisions of :func:`bernoulli_log_e` at level ``alpha``: +1 breach, -1 pass, 0 continue.
+
+    Same answers as comparing both e-values with ``1/alpha``, but cheaper: only the cells whose
+    generalised likelihood ratio reaches ``log(1/alpha)`` are evaluated
+    (:func:`bernoulli_log_e_above`).
+    """
+    thr = math.log(1.0 / alpha)
+    up, down = bernoulli_log_e_above(events, trials, theta0, thr)
+    out: npt.NDArray[np.int8] = np.where(up >= thr, 1, np.where(down >= thr, -1, 0)).astype(np.int8)
     return out
 
 

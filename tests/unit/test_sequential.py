@@ -15,6 +15,7 @@ import pytest
 from controlplane.analysis.sequential import (
     bernoulli_decisions,
     bernoulli_log_e,
+    bernoulli_log_e_above,
     bucket_quantile,
     judge_counts,
     judge_latency,
@@ -369,6 +370,23 @@ def test_fast_decisions_equal_the_exact_e_values() -> None:
     got = bernoulli_decisions(x, n, m, 0.01)
     assert (got == expected).all()
     assert set(np.unique(got)) == {-1, 0, 1}  # the sample exercises every branch
+
+
+def test_screened_e_values_are_exact_wherever_they_can_reach_the_floor() -> None:
+    rng = np.random.default_rng(32)
+    size = 20_000
+    n = rng.integers(0, 5000, size).astype(float)
+    m = rng.uniform(0.001, 0.6, size)
+    x = rng.binomial(n.astype(int), np.clip(m * rng.uniform(0.3, 3.0, size), 0, 1)).astype(float)
+    floor = math.log(2.0)
+    exact = bernoulli_log_e(x, n, m)
+    screened = bernoulli_log_e_above(x, n, m, floor)
+    for e, got in zip(exact, screened, strict=True):
+        kept = np.isfinite(got)
+        np.testing.assert_allclose(got[kept], e[kept])
+        assert (e[~kept] < floor).all()  # only what decides nothing at any level >= floor
+        assert (got[kept] >= floor).any()
+        assert (~kept).any()
 
 
 def test_no_trials_is_no_evidence() -> None:

@@ -210,6 +210,52 @@ def test_the_shift_test_catches_the_drift_sooner_and_spares_a_good_candidate(
     assert int(spared.rolled_back.sum()) <= 6  # two checks at alpha 1 %: at most ~2 % expected
 
 
+def _cumulative(module: ModuleType, counts: np.ndarray) -> dict[float, float]:
+    return dict(zip(module.BUCKETS, np.cumsum(counts).astype(float).tolist(), strict=True))
+
+
+@pytest.mark.parametrize(("scenario", "alpha"), [(0, 0.3), (1, 0.2), (4, 0.05)])
+def test_the_bench_decides_as_the_products_judges_do(
+    monkeypatch: pytest.MonkeyPatch, scenario: int, alpha: float
+) -> None:
+    """``sequential-final`` in the bench (one vectorised :func:`decide` on alpha-free evidence)
+    against the controller's own judges called look by look: ``judge_counts`` for errors at
+    ``alpha * (1 - finalLook)`` with its fixed-horizon p-value at the last look, ``judge_shift``
+    for latency at ``alpha``."""
+    from controlplane.analysis.sequential import judge_counts, judge_shift
+
+    module = _load("blast_radius", SCRIPT, monkeypatch)
+    s = module.simulate(
+        module.SCENARIOS[scenario], 6, module.STEP_MIN, np.random.default_rng(5), 50.0
+    )
+    final = module.FINAL_LOOK
+    got = module.decide(module.sequential_evidence(s, vs_stable=True, shift=True), alpha, final)
+    h = module.STEP_MIN
+    decisions = {"breach": 0, "pass": 0}
+    for run in range(6):
+        reference = _cumulative(module, s.reference[run])
+        rolled, minute = False, h
+        for t in range(h):
+            cand = _cumulative(module, s.cand_buckets[run, : t + 1].sum(0))
+            stable = _cumulative(module, s.stable_buckets[run, : t + 1].sum(0))
+            counts = [
+                float(s.cand_err[run, : t + 1].sum()),
+                float(s.cand_n[run, : t + 1].sum()),
+                float(s.stable_err[run, : t + 1].sum()),
+                float(s.stable_n[run, : t + 1].sum()),
+            ]
+            errors = judge_counts(*counts, 0.0, alpha * (1 - final), fixed=t == h - 1)
+            latency = judge_shift(cand, stable, reference, alpha)
+            breach = "breach" in (errors.decision, latency.decision)
+            breach |= t == h - 1 and errors.p_fixed <= alpha * final
+            if breach or errors.decision == latency.decision == "pass":
+                rolled, minute = breach, t + 1
+                decisions["breach" if breach else "pass"] += 1
+                break
+        assert (bool(got.rolled_back[run]), int(got.minute[run])) == (rolled, minute), run
+    assert sum(decisions.values()) > 0  # the runs decide within the step: a real comparison
+
+
 def _row(module: ModuleType, judge: str, rolled: int, blast: float, bad: bool = True) -> object:
     scenario = module.SCENARIOS[3] if bad else module.SCENARIOS[0]
     runs = 1000
