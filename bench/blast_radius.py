@@ -32,9 +32,11 @@ rate 1 % (``request-success-rate`` min 99) and P99 500 ms (``request-duration`` 
 * ``sequential-shift`` / ``-at-flagger`` — the errors check as above, and latency with
   ``test: shift`` (``compare: baseline, above: 0%``): the whole-distribution test on every
   bucket, scored on the stable's histogram over the 5 minutes before the step.
-* ``sequential-final`` / ``-at-flagger`` — ``sequential-shift`` with ``finalLook: 0.5`` on the
-  errors check: half its alpha for the anytime test, half for one exact test on the whole
-  step's counts at its end (the closing test), which errors too rare for the anytime test need.
+* ``sequential-final`` / ``-at-flagger`` — ``sequential-shift`` with ``finalLook: 0.9`` on the
+  errors check: a tenth of its alpha for the anytime test, nine tenths for one exact test on
+  the whole step's counts at its end (the closing test; the Haybittle-Peto shape: strict at the
+  interim looks, nearly the whole level at the last), which errors too rare for the anytime
+  test need.
 * ``sequential-final-matched`` — ``sequential-final`` with the largest alpha (one of
   ``ALPHA_GRID``, the same for both checks) whose false rollbacks on the good runs are no more
   than Flagger's: calibrated on the good runs as ``flagger-matched`` is. The target's verdict.
@@ -46,6 +48,9 @@ rate 1 % (``request-success-rate`` min 99) and P99 500 ms (``request-duration`` 
   scenario in advance (full histogram and errors), at alpha 1 % / at Flagger's rate.
   ``oracle-matched``: its threshold calibrated on good runs of its own to roll back as many as
   Flagger does (the SPRT spending Flagger's whole false-rollback budget).
+* ``size-oracle-64x`` / ``-16x`` / ``-4x`` — on the drift only, not deployable: the SPRT that
+  knows the latency distribution and that the drift is a ramp from the step's start, with only
+  a range for its size (``SIZE_PRIORS``), calibrated as ``oracle-matched`` is.
 
 A sequential judge may decide *pass* early (every check's confidence sequence on the good side):
 the step then ends at once. A bad candidate that gets promoted has an unbounded blast radius
@@ -107,7 +112,7 @@ MIN_SAMPLES = 100
 ALPHA = 0.01
 LATENCY_TOLERANCE = 0.10  # sequential-vs-stable: latency-p99 compare: baseline, above: 10%
 ERROR_TOLERANCE = 0.0  # sequential-vs-stable: error-rate compare: baseline, above: 0%
-FINAL_LOOK = 0.5  # sequential-final: the errors check's finalLook
+FINAL_LOOK = 0.9  # sequential-final: the errors check's finalLook (Haybittle-Peto shape)
 MAX_THRESHOLD = 60  # the largest Flagger threshold tried when matching false-rollback rates
 BOUND_RUNS = 4000  # runs per variant behind each Neyman-Pearson bound (400 with --quick)
 # The alphas tried when matching the sequential judge to Flagger's false rollbacks: values a
@@ -115,6 +120,17 @@ BOUND_RUNS = 4000  # runs per variant behind each Neyman-Pearson bound (400 with
 ALPHA_GRID = (0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.45)
 BUCKETS = (0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.75, 1.0, 2.5, math.inf)
 LIMIT_BUCKET = BUCKETS.index(P99_LIMIT_S)  # "slow" = in a bucket strictly above 500 ms
+
+SIZE_PRIORS = (  # name, the drift's size at the step's end: smallest, largest, grid points
+    ("size-oracle-64x", 0.0625, 4.0, 13),
+    ("size-oracle-16x", 0.125, 2.0, 9),
+    ("size-oracle-4x", 0.25, 1.0, 5),
+)
+"""The size oracles: the SPRT that knows the bad scenario is a ramp from the step's start and
+the latency distribution exactly, but only a range for the ramp's size (log-uniform over it:
++6 % to +400 % at the step's end is a range of 64x). Not deployable either; they measure how
+much of the oracle's speed comes from knowing the drift's size."""
+
 
 JUDGES = (
     "flagger",
@@ -132,6 +148,7 @@ JUDGES = (
     "oracle",
     "oracle-at-flagger",
     "oracle-matched",
+    *(name for name, *_ in SIZE_PRIORS),
 )
 
 
@@ -142,10 +159,16 @@ class Scenario:
     error_factor: float
     latency_factor: Callable[[F], F]  # minute (1-based, mid-minute) -> latency multiplier
     base_error: float = STABLE_ERROR
+    drift: bool = False  # a ramp from the step's start (the size oracles run on it)
 
 
 def _const(k: float) -> Callable[[F], F]:
     return lambda t: np.full_like(t, k)
+
+
+def _ramp(size: float) -> Callable[[F], F]:
+    """A drift from +0 % at the step's start to ``+size`` (0.5: +50 %) at its end."""
+    return lambda t: 1.0 + size * t / STEP_MIN
 
 
 SCENARIOS = (
@@ -153,7 +176,7 @@ SCENARIOS = (
     Scenario("2x error rate", True, 2.0, _const(1.0)),
     Scenario("+30% P99", True, 1.0, _const(1.3)),
     Scenario("+50% P99", True, 1.0, _const(1.5)),
-    Scenario("drift to +50% over 1h", True, 1.0, lambda t: 1.0 + 0.5 * t / STEP_MIN),
+    Scenario("drift to +50% over 1h", True, 1.0, _ramp(0.5), drift=True),
     Scenario("good, 1% base", False, 1.0, _const(1.0), base_error=0.01),
     Scenario("2x error rate, 1% base", True, 2.0, _const(1.0), base_error=0.01),
 )
@@ -231,14 +254,7 @@ def simulate(
     index = np.array([BUCKETS.index(snap_bound(BUCKETS, q)) for q in p99], dtype=np.int64)
     # The oracle's log-likelihood ratio, bad against good, per run and minute: the multinomial
     # of the buckets plus the Bernoulli errors (the Poisson totals have the same rate in both).
-    alt = alternative or scenario
-    alt_probs = probs if alt is scenario else _bucket_probs(MEDIAN_S * alt.latency_factor(t))
-    tiny = np.finfo(np.float64).tiny  # the +Inf bucket's probability underflows to 0
-    per_bucket = np.log(np.maximum(alt_probs, tiny) / np.maximum(good, tiny))  # (H, K)
-    llr = (buckets * per_bucket[None]).sum(-1).astype(np.float64)
-    if alt.error_factor != 1.0:
-        q0, q1 = alt.base_error, alt.base_error * alt.error_factor
-        llr += cand_err * math.log(q1 / q0) + (cand_n - cand_err) * math.log((1 - q1) / (1 - q0))
+    llr = _llr(buckets, cand_n, cand_err, alternative or scenario)
     return Streams(
         cand_buckets=buckets,
         cand_n=cand_n,
@@ -253,6 +269,21 @@ def simulate(
         scores=midrank_scores(before),
         reference=before,
     )
+
+
+def _llr(buckets: Ints, cand_n: Ints, cand_err: Ints, alt: Scenario) -> F:
+    """Per run and minute: the log-likelihood ratio of the candidate's buckets and errors,
+    ``alt`` against the good candidate (the Poisson totals have the same rate in both)."""
+    t = np.arange(1, buckets.shape[1] + 1, dtype=np.float64) - 0.5
+    good = _bucket_probs(np.full(t.size, MEDIAN_S))
+    alt_probs = _bucket_probs(MEDIAN_S * alt.latency_factor(t))
+    tiny = np.finfo(np.float64).tiny  # the +Inf bucket's probability underflows to 0
+    per_bucket = np.log(np.maximum(alt_probs, tiny) / np.maximum(good, tiny))  # (H, K)
+    llr: F = (buckets * per_bucket[None]).sum(-1).astype(np.float64)
+    if alt.error_factor != 1.0:
+        q0, q1 = alt.base_error, alt.base_error * alt.error_factor
+        llr += cand_err * math.log(q1 / q0) + (cand_n - cand_err) * math.log((1 - q1) / (1 - q0))
+    return llr
 
 
 def histogram_quantile(q: float, buckets: Ints) -> F:
@@ -496,6 +527,24 @@ def oracle_threshold(
     )
 
 
+def size_paths(s: Streams, low: float, high: float, count: int) -> F:
+    """Per run and minute: the log of the mean likelihood ratio, over ramps to ``+low`` ...
+    ``+high`` at the step's end (``count`` points, log-spaced), against the good candidate."""
+    h = STEP_MIN
+    paths = [
+        np.cumsum(
+            _llr(s.cand_buckets[:, :h], s.cand_n[:, :h], s.cand_err[:, :h], _ramp_of(size)), 1
+        )
+        for size in np.geomspace(low, high, count)
+    ]
+    out: F = np.logaddexp.reduce(np.stack(paths), 0) - math.log(count)
+    return out
+
+
+def _ramp_of(size: float) -> Scenario:
+    return Scenario(f"drift to +{size:.0%} over 1h", True, 1.0, _ramp(size), drift=True)
+
+
 def run_judges(
     s: Streams,
     bad: bool = True,
@@ -675,6 +724,7 @@ def _evaluate_rate(
         served_all: list[Ints] = []
         paths_all: list[F] = []
         llr_all: list[F] = []
+        sizes_all: dict[str, list[F]] = {name: [] for name, *_ in SIZE_PRIORS}
         done = 0
         while done < runs:
             r = min(chunk, runs - done)
@@ -693,6 +743,9 @@ def _evaluate_rate(
             paths_all.append(shifted.lat_up)
             if scenario.bad:
                 llr_all.append(oracle_paths(streams))
+            if scenario.drift:
+                for name, low, high, count in SIZE_PRIORS:
+                    sizes_all[name].append(size_paths(streams, low, high, count))
             done += r
         failed = np.concatenate(failed_all)
         paths = np.concatenate(paths_all)
@@ -712,11 +765,21 @@ def _evaluate_rate(
             out = threshold_outcome(paths, calibrated[scenario.base_error])
             parts["shift-calibrated"].append((out, srv[np.arange(runs), out.minute - 1]))
         allowed = flagger_count.get(scenario.base_error)
-        oracle_at: float | None = None
+        cuts: dict[str, float] = {}  # the matched oracles' thresholds
         if scenario.bad and good is not None and allowed is not None:
             oracle_at = oracle_threshold(scenario, good, rps, allowed, runs, ss.spawn(1)[0])
             out = threshold_outcome(np.concatenate(llr_all), oracle_at)
             parts["oracle-matched"].append((out, srv[np.arange(runs), out.minute - 1]))
+            cuts["oracle-matched"] = oracle_at
+        if scenario.drift and good is not None and allowed is not None:
+            # Each size oracle calibrated, as oracle-matched is, on good runs of its own.
+            # A child seed of its own (not ss.spawn: the bounds' draws stay as they were).
+            own_seed = np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, 1000))
+            own = simulate(good, runs, STEP_MIN, np.random.default_rng(own_seed), rps)
+            for name, low, high, count in SIZE_PRIORS:
+                cuts[name] = calibrated_threshold(size_paths(own, low, high, count), allowed)
+                out = threshold_outcome(np.concatenate(sizes_all[name]), cuts[name])
+                parts[name].append((out, srv[np.arange(runs), out.minute - 1]))
         threshold = matched.get(scenario.base_error)
         if threshold is not None:  # else no threshold up to MAX_THRESHOLD is quiet enough
             out = flagger_outcome(failed, threshold)
@@ -749,7 +812,7 @@ def _evaluate_rate(
                     threshold if name == "flagger-matched" else None,
                     _alpha_of(name, fp, final_alpha.get(scenario.base_error)),
                     bound,
-                    oracle_at if name == "oracle-matched" else None,
+                    cuts.get(name),
                 )
             )
     return rows
@@ -798,6 +861,12 @@ def table(rows: list[Row]) -> str:
         judge = r.judge
         if r.threshold is not None:
             judge = f"{r.judge} (threshold {r.threshold})"
+        elif r.cut is not None and r.judge in SIZES:
+            low, high = SIZES[r.judge]
+            judge = (
+                f"oracle that knows the drift's shape, its size only within +{low:.0%} to "
+                f"+{high:.0%}, as quiet as Flagger (threshold {r.cut:.3g})"
+            )
         elif r.cut is not None:
             judge = f"oracle, as quiet as Flagger (log-likelihood ratio threshold {r.cut:.3g})"
         elif r.alpha is not None:
@@ -817,6 +886,7 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+SIZES = {name: (low, high) for name, low, high, _ in SIZE_PRIORS}
 TARGET = 0.2  # at most one fifth of Flagger's blast radius
 
 
@@ -1002,12 +1072,39 @@ def findings(rows: list[Row]) -> str:
                 )
             else:
                 cal = _ratio_of(rows, rps, s.name, "shift-calibrated")
+                sized = ", ".join(
+                    f"{_ratio_of(rows, rps, s.name, name)} if the size is within "
+                    f"+{low:.0%} to +{high:.0%}"
+                    for name, (low, high) in SIZES.items()
+                    if (rps, s.name, name) in by
+                )
+                meeting = [
+                    (low, high)
+                    for name, (low, high) in SIZES.items()
+                    if (rps, s.name, name) in by
+                    and blast_ratio(
+                        quantile(by[(rps, s.name, name)].blast, 0.5),
+                        quantile(by[(rps, s.name, "flagger")].blast, 0.5),
+                    )
+                    <= TARGET
+                ]
+                if meeting:
+                    low, high = meeting[0]
+                    known = (
+                        f"even that SPRT meets the target only when the size is known in "
+                        f"advance within a factor of {high / low:.0f} (+{low:.0%} to "
+                        f"+{high:.0%})"
+                    )
+                else:
+                    known = "none of those SPRTs meets the target"
                 out.append(
                     f"  - {s.name} at {rps:g} req/s: `shift-calibrated` (the shift test "
                     f"spending Flagger's whole false-rollback budget on latency alone) reaches "
                     f"{cal}; the SPRT that knows the drift, spending that same budget "
-                    f"(`oracle-matched`), {oracle}: the target asks a judge that must also "
-                    "cover alternatives it does not know to be about as fast as that oracle."
+                    f"(`oracle-matched`), {oracle}; one that knows the latency distribution "
+                    f"and that the drift is a ramp from the step's start, but not its size "
+                    f"(the size oracles): {sized}. A deployable judge knows none of this; "
+                    f"{known}."
                 )
     return "\n".join(out)
 
@@ -1032,8 +1129,9 @@ Limits are Flagger's tutorial ones: error rate 1 % and P99 500 ms.
   (`latency-p99 compare: baseline, above: 0%, test: shift`): the whole-distribution test on
   every bucket (a sequential Mann-Whitney, `docs/judges.md`), alpha 1 % per check.
 - `sequential-final`: `sequential-shift` with `finalLook: {FINAL_LOOK:g}` on the errors check:
-  half its alpha for the anytime test, half for one exact test on the whole step's counts at
-  its end (the closing test, `docs/judges.md`), for errors too rare to show within minutes.
+  {1 - FINAL_LOOK:.0%} of its alpha for the anytime test, {FINAL_LOOK:.0%} for one exact test on
+  the whole step's counts at its end (the closing test, `docs/judges.md`; the Haybittle-Peto
+  shape), for errors too rare to show within minutes.
 - as quiet as Flagger: `sequential-final` with the largest alpha per check (the same for both
   checks; values a spec can write: {", ".join(f"{a:g}" for a in ALPHA_GRID)}) whose
   false rollbacks on the good runs of the same traffic are no more than Flagger's. It is
@@ -1053,6 +1151,12 @@ Limits are Flagger's tutorial ones: error rate 1 % and P99 500 ms.
   judge must also cover alternatives it does not know. As quiet as Flagger
   (`oracle-matched`): its threshold set on {runs:,} good runs of its own to roll back as many as
   Flagger does.
+- size oracles (full table, drift rows): the SPRT that knows the latency distribution and that
+  the drift is a ramp from the step's start, but not its size: the likelihood ratio averaged
+  over ramps to {", ".join(f"+{lo:.0%} to +{hi:.0%}" for _, lo, hi, _ in SIZE_PRIORS)} at the
+  hour's end (log-spaced; ranges of {", ".join(f"{hi / lo:.0f}x" for _, lo, hi, _ in SIZE_PRIORS)}),
+  each calibrated like `oracle-matched`. Not deployable either: they measure how much of the
+  oracle's speed is knowing the drift's size in advance.
 - Neyman-Pearson bound (in the verdict, {BOUND_RUNS:,} runs per variant): the largest share
   of bad runs *any* judge can roll back within 0.2x Flagger's median blast radius while rolling
   back no more good runs than Flagger; it is reached by one likelihood-ratio test at the minute

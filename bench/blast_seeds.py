@@ -8,7 +8,7 @@ the verdict judge's ratio to Flagger's median blast radius and whether the targe
 matched alpha follows it, so a row met by a narrow margin can flip from seed to seed; this
 section says which rows do.
 
-Run ``python bench/blast_seeds.py`` (5 seeds, 1,000 runs per scenario and seed, about 8
+Run ``python bench/blast_seeds.py`` (10 seeds, 1,000 runs per scenario and seed, about 8
 minutes on 2 cores) or ``--seeds 3 --runs 300``; ``--no-write`` prints only.
 """
 
@@ -18,7 +18,10 @@ import argparse
 import math
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 try:
     from bench import blast_radius as br
@@ -34,63 +37,130 @@ except ImportError:  # run as a script: bench/ is on sys.path
 
 SECTION = "## Blast radius across seeds"
 FIRST_SEED = 20261101  # blast_radius.py's default seed comes first
+SEEDS = 10
 BOUND_RUNS = 400  # the Neyman-Pearson bound only words a miss; it does not decide a verdict
 
-Verdicts = dict[tuple[float, str], tuple[str, bool]]
+
+@dataclass(frozen=True)
+class Cell:
+    """One row's verdict on one seed: the verdict judge's ratio to Flagger's median blast radius
+    (``kind`` "ratio"), or, where Flagger promotes the bad candidate, how many bad runs it
+    rolled back (``kind`` "rolled", of ``runs``); ``kind`` "none" when no alpha is as quiet
+    as Flagger."""
+
+    kind: str
+    value: float
+    runs: int
+    met: bool
+
+    def __str__(self) -> str:
+        return _words(self.kind, self.value, self.runs) + (" (met)" if self.met else "")
+
+
+Verdicts = dict[tuple[float, str], Cell]
+
+
+def _words(kind: str, value: float, runs: int) -> str:
+    if kind == "none":
+        return "no alpha quiet enough"
+    if kind == "rolled":
+        return f"{value:,.0f} of {runs:,} rolled back"
+    return br.ratio_in_words(value)
 
 
 def verdicts(rows: list[br.Row]) -> Verdicts:
-    """Per ``(rps, bad scenario)``: the cell (ratio to Flagger, or why none) and whether the
-    target is met; vacuous rows are left out."""
+    """Per ``(rps, bad scenario)``: the verdict judge's :class:`Cell`; vacuous rows are left
+    out."""
     out: Verdicts = {}
     for rps, scenario, here, good in br.verdict_rows(rows):
         said = br.verdict_of(here, good, br.VERDICT_JUDGE)
         if said.startswith("vacuous"):
             continue
+        met = said.startswith("**met**")
         ref = br.quantile(here["flagger"].blast, 0.5)
         mine = here.get(br.VERDICT_JUDGE)
+        runs = here["flagger"].runs
         if mine is None:
-            cell = "no alpha quiet enough"
+            cell = Cell("none", math.nan, runs, met)
         elif math.isinf(ref):  # Flagger promotes it: a finite median needs half rolled back
-            cell = f"{mine.rolled_back:,} of {mine.runs:,} rolled back"
+            cell = Cell("rolled", float(mine.rolled_back), runs, met)
         else:
-            cell = br.ratio_in_words(br.blast_ratio(br.quantile(mine.blast, 0.5), ref))
-        out[(rps, scenario.name)] = (cell, said.startswith("**met**"))
+            cell = Cell("ratio", br.blast_ratio(br.quantile(mine.blast, 0.5), ref), runs, met)
+        out[(rps, scenario.name)] = cell
     return out
 
 
+def _keys(found: list[Verdicts]) -> list[tuple[float, str]]:
+    return list(dict.fromkeys(k for v in found for k in v))
+
+
+def _spread(cells: list[Cell]) -> tuple[str, str]:
+    """The median and the range over the seeds, in the cells' own words."""
+    kinds = {c.kind for c in cells}
+    if len(kinds) != 1 or kinds == {"none"}:
+        return "—", "—"
+    kind, runs = cells[0].kind, cells[0].runs
+    values = sorted(c.value for c in cells)
+    median = float(np.median(values))
+    low, high = _words(kind, values[0], runs), _words(kind, values[-1], runs)
+    if kind == "rolled":
+        return _words(kind, median, runs), f"{values[0]:,.0f}–{values[-1]:,.0f} of {runs:,}"
+    return _words(kind, median, runs), f"{low}–{high}"
+
+
+def summary_table(found: list[Verdicts]) -> str:
+    """Per row: on how many seeds the target is met, the median and the range over them."""
+    lines = [
+        "| req/s (candidate) | bad scenario | met in | median over the seeds | range |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for rps, name in _keys(found):
+        cells = [v[(rps, name)] for v in found if (rps, name) in v]
+        met = sum(c.met for c in cells)
+        median, spread = _spread(cells)
+        rate = f"{rps:g} ({rps * br.WEIGHT:g})"
+        lines.append(f"| {rate} | {name} | {met} of {len(found)} | {median} | {spread} |")
+    return "\n".join(lines)
+
+
 def table(seeds: list[int], found: list[Verdicts]) -> str:
+    """Every row on every seed."""
     head = "| req/s (candidate) | bad scenario | " + " | ".join(f"seed {s}" for s in seeds)
     head += " | met in |\n|---|---|" + "---:|" * len(seeds) + "---:|"
     lines = [head]
-    keys = list(dict.fromkeys(k for v in found for k in v))
-    for rps, name in keys:
-        cells = []
-        met = 0
-        for v in found:
-            cell, ok = v.get((rps, name), ("n/a", False))
-            met += ok
-            cells.append(f"{cell} (met)" if ok else cell)
+    for rps, name in _keys(found):
+        cells = [v.get((rps, name)) for v in found]
+        met = sum(c.met for c in cells if c is not None)
+        shown = " | ".join("n/a" if c is None else str(c) for c in cells)
         rate = f"{rps:g} ({rps * br.WEIGHT:g})"
-        lines.append(f"| {rate} | {name} | " + " | ".join(cells) + f" | {met} of {len(found)} |")
+        lines.append(f"| {rate} | {name} | {shown} | {met} of {len(found)} |")
     return "\n".join(lines)
 
 
 def section(seeds: list[int], found: list[Verdicts], runs: int, cmd: str, seconds: float) -> str:
-    always = sum(all(v.get(k, ("", False))[1] for v in found) for k in found[0])
-    never = sum(not any(v.get(k, ("", False))[1] for v in found) for k in found[0])
+    keys = _keys(found)
+    always = sum(all(k in v and v[k].met for v in found) for k in keys)
+    never = sum(not any(k in v and v[k].met for v in found) for k in keys)
     return f"""\
 The verdict of "Blast radius" above, re-drawn with {len(seeds)} seeds ({runs:,} runs per
 scenario and seed; `bench/blast_seeds.py` runs `bench/blast_radius.py`'s whole simulation per
 seed, the first seed being its default). A cell is the ratio of `sequential-final` (alpha
 matched to Flagger's false rollbacks on that seed's good runs) to Flagger's median blast radius,
 or, where Flagger promotes the bad candidate, how many bad runs were rolled back (a finite
-median needs more than half); "(met)" where the target holds. Flagger's false-rollback count is
-a draw as well, and the matched alpha follows it.
+median needs more than half). Flagger's false-rollback count is a draw as well, and the
+matched alpha follows it.
+
+{summary_table(found)}
+
+Met on every seed: {always} of {len(keys)} rows; on none: {never}.
+
+<details><summary>Every seed</summary>
+
+"(met)" where the target holds.
 
 {table(seeds, found)}
 
-Met on every seed: {always} of {len(found[0])} rows; on none: {never}.
+</details>
 
 - Machine: {machine_summary()}
 - Date: {today()}
@@ -100,7 +170,7 @@ Met on every seed: {always} of {len(found[0])} rows; on none: {never}.
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5, help="how many seeds (5)")
+    parser.add_argument("--seeds", type=int, default=SEEDS, help=f"how many seeds ({SEEDS})")
     parser.add_argument("--runs", type=int, default=1000, help="runs per scenario and seed")
     parser.add_argument("--output", type=Path, default=BENCHMARKS_MD)
     parser.add_argument("--no-write", action="store_true", help="print the table only")
@@ -115,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         print(table(seeds[: len(found)], found), flush=True)
     seconds = time.perf_counter() - start
     cmd = "python bench/blast_seeds.py"
-    if args.seeds != 5:
+    if args.seeds != SEEDS:
         cmd += f" --seeds {args.seeds}"
     if args.runs != 1000:
         cmd += f" --runs {args.runs}"

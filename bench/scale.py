@@ -10,7 +10,7 @@ once per tick — over the whole fleet. Three fleets per N: every canary with tw
 ``judge: threshold`` checks (P99 latency and error rate, window 5m); every canary with the
 same two checks as ``judge: sequential`` whose steps started at 10 different times; and every
 canary with the configuration the blast-radius target is judged on (``sequential-final``:
-both checks ``compare: baseline``, latency ``test: shift``, errors ``finalLook: 0.5``) in a
+both checks ``compare: baseline``, latency ``test: shift``, errors ``finalLook: 0.9``) in a
 10-minute step, half the fleet past its step's end so that the closing test runs too.
 
 Measured per tick: wall time (median of ``--runs`` ticks), PromQL queries sent, and the
@@ -108,12 +108,12 @@ STEP = {"threshold": "1h", "sequential": "1h", "sequential-final": "10m"}
 def checks_of(fleet: str) -> list[dict[str, Any]]:
     """The step's two checks: absolute limits (``threshold``, ``sequential``), or the
     configuration the blast-radius target is judged on (``sequential-final``): both checks
-    against the stable, latency with ``test: shift``, errors with ``finalLook: 0.5``."""
+    against the stable, latency with ``test: shift``, errors with ``finalLook: 0.9``."""
     if fleet == "sequential-final":
         base = {"compare": "baseline", "above": "0%", "judge": "sequential"}
         return [
             {"metric": "latency-p99", "test": "shift", **base},
-            {"metric": "errors", "finalLook": 0.5, **base},
+            {"metric": "errors", "finalLook": 0.9, **base},
         ]
     return [
         {"metric": "latency-p99", "above": "500ms", "judge": fleet},
@@ -256,7 +256,7 @@ Each canary has two checks (P99 latency above 500ms, error rate above 1%, window
 `judge: threshold` or all `judge: sequential` (steps started at 10 different times, so 10
 different windows). The `sequential-final` fleet has the configuration the blast-radius target
 is judged on: both checks `judge: sequential, compare: baseline, above: 0%`, latency with
-`test: shift` (every bucket of both variants), errors with `finalLook: 0.5`, in a 10-minute
+`test: shift` (every bucket of both variants), errors with `finalLook: 0.9`, in a 10-minute
 step started 5 to 14 minutes ago, so half the fleet is past its step's end and also runs the
 closing test (counts pinned at 5 different step ends). Target: 10,000 canaries within a
 1-minute interval, queries per tick independent of N.

@@ -58,4 +58,6 @@ def test_the_verdict_configuration_is_what_the_blast_radius_judges(
     assert latency["test"] == "shift"
     assert errors["finalLook"] == blast_radius.FINAL_LOOK
     assert {c["compare"] for c in (latency, errors)} == {"baseline"}
-    assert scale.template("sequential-final").spec.steps[0].rollback_on[1].final_look == 0.5
+    assert scale.template("sequential-final").spec.steps[0].rollback_on[1].final_look == (
+        blast_radius.FINAL_LOOK
+    )

@@ -358,12 +358,18 @@ def test_snap_bound(bound: float, snapped: float) -> None:
 # Internal consistency
 
 
-def test_fast_decisions_equal_the_exact_e_values() -> None:
-    rng = np.random.default_rng(31)
+def _counts(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """20,000 (events, trials, boundary) triples on both sides of their boundaries."""
+    rng = np.random.default_rng(seed)
     size = 20_000
     n = rng.integers(0, 5000, size).astype(float)
     m = rng.uniform(0.001, 0.6, size)
     x = rng.binomial(n.astype(int), np.clip(m * rng.uniform(0.3, 3.0, size), 0, 1)).astype(float)
+    return x, n, m
+
+
+def test_fast_decisions_equal_the_exact_e_values() -> None:
+    x, n, m = _counts(31)
     lb, lp = bernoulli_log_e(x, n, m)
     thr = math.log(100)
     expected = np.where(lb >= thr, 1, np.where(lp >= thr, -1, 0))
@@ -373,11 +379,7 @@ def test_fast_decisions_equal_the_exact_e_values() -> None:
 
 
 def test_screened_e_values_are_exact_wherever_they_can_reach_the_floor() -> None:
-    rng = np.random.default_rng(32)
-    size = 20_000
-    n = rng.integers(0, 5000, size).astype(float)
-    m = rng.uniform(0.001, 0.6, size)
-    x = rng.binomial(n.astype(int), np.clip(m * rng.uniform(0.3, 3.0, size), 0, 1)).astype(float)
+    x, n, m = _counts(32)
     floor = math.log(2.0)
     exact = bernoulli_log_e(x, n, m)
     screened = bernoulli_log_e_above(x, n, m, floor)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +58,9 @@ def test_quick_run_writes_every_scenario_into_its_own_section(tmp_path: Path) ->
             assert any(
                 f"| {scenario}" in line and f"| {judge} |" in line for line in bench.splitlines()
             ), (scenario, judge)
+    sized = [line for line in bench.splitlines() if "knows the drift's shape" in line]
+    assert len(sized) == 3 * 3  # three size ranges at each of three rates, drift rows only
+    assert all("| drift to +50% over 1h |" in line for line in sized)
     assert "python bench/blast_radius.py --quick" in bench
     assert "target: <= 0.2x `flagger` at no more false rollbacks" in bench  # the summary
     # A second run replaces the section instead of appending another one.
@@ -256,6 +260,24 @@ def test_the_bench_decides_as_the_products_judges_do(
     assert sum(decisions.values()) > 0  # the runs decide within the step: a real comparison
 
 
+def test_a_size_oracle_is_the_mixture_of_the_oracles_of_each_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = _load("blast_radius", SCRIPT, monkeypatch)
+    drift = module.SCENARIOS[4]
+    assert drift.drift
+    s = module.simulate(drift, 50, module.STEP_MIN, np.random.default_rng(9), 50.0)
+    # One size, the true one: exactly the oracle that knows the drift.
+    np.testing.assert_allclose(module.size_paths(s, 0.5, 0.5, 1), module.oracle_paths(s))
+    # Several: the log of the mean ratio, between the best size's minus log(count) and it.
+    sizes = np.geomspace(0.125, 2.0, 5)
+    each = np.stack([module.size_paths(s, k, k, 1) for k in sizes])
+    mixed = module.size_paths(s, 0.125, 2.0, 5)
+    assert np.all(mixed <= each.max(0) + 1e-9)
+    assert np.all(mixed >= each.max(0) - math.log(5) - 1e-9)
+    assert np.median(mixed[:, -1]) < np.median(module.oracle_paths(s)[:, -1])  # it pays
+
+
 def _row(module: ModuleType, judge: str, rolled: int, blast: float, bad: bool = True) -> object:
     scenario = module.SCENARIOS[3] if bad else module.SCENARIOS[0]
     runs = 1000
@@ -428,9 +450,14 @@ def test_seeds_run_tabulates_each_rows_verdict_per_seed(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     text = out.read_text(encoding="utf-8")
     section = text.split("## Blast radius across seeds", 1)[1]
-    assert "| seed 20261101 | seed 20261102 | met in |" in section
-    rows = [line for line in section.splitlines() if line.startswith("| 10 (0.5) |")]
-    names = {line.split(" | ")[1] for line in rows}
-    assert names == {"2x error rate", "+30% P99", "+50% P99", "drift to +50% over 1h"}
-    assert all(line.endswith(" of 2 |") for line in rows)
+    summary, every = section.split("<details>", 1)
+    assert "| met in | median over the seeds | range |" in summary
+    assert "| seed 20261101 | seed 20261102 | met in |" in every
+    for part in (summary, every):
+        rows = [line for line in part.splitlines() if line.startswith("| 10 (0.5) |")]
+        names = {line.split(" | ")[1] for line in rows}
+        assert names == {"2x error rate", "+30% P99", "+50% P99", "drift to +50% over 1h"}
+    ratios = [line for line in summary.splitlines() if line.startswith("| 10 (0.5) | +50% P99 |")]
+    assert re.search(r"\| [012] of 2 \| [0-9.]+x \| [0-9.]+x–[0-9.]+x \|$", ratios[0]), ratios
+    assert all(line.endswith(" of 2 |") for line in every.splitlines() if "| 10 (0.5) |" in line)
     assert "python bench/blast_seeds.py --seeds 2 --runs 40" in section
