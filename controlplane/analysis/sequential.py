@@ -93,7 +93,9 @@ class SequentialResult:
     ``p_fixed`` is the one-sided p-value of the fixed-horizon test of the same hypothesis on the
     same counts (:func:`binomial_p`, :func:`rank_sum_p`), computed when a judge is called with
     ``fixed=True`` (else 1): valid only at one look fixed in advance, the step's end, where
-    ``finalLook`` uses it (the closing test).
+    ``finalLook`` uses it (the closing test). A judge called with ``anytime=False`` computes
+    only that p-value and the estimate: no e-values (1), no confidence sequence (NaN),
+    decision ``"continue"``; the closing test needs nothing more.
     """
 
     decision: Decision
@@ -437,7 +439,13 @@ def _e(log_value: float) -> float:
 
 
 def judge_rate(
-    events: float, total: float, limit: float, alpha: float, *, fixed: bool = False
+    events: float,
+    total: float,
+    limit: float,
+    alpha: float,
+    *,
+    fixed: bool = False,
+    anytime: bool = True,
 ) -> SequentialResult:
     """Is one variant's event rate above ``limit``? (absolute check, e.g. ``errors above 0.1%``)
 
@@ -456,18 +464,30 @@ def judge_rate(
         return SequentialResult(
             "continue", 1.0, 1.0, math.nan, 0.0, 1.0, limit, x, n, "no requests yet"
         )
+    est = x / n
+    p = float(binomial_p(x, n, limit)) if fixed or not anytime else 1.0
+    if not anytime:
+        msg = f"rate {est:.4g} ({x:g}/{n:g}) vs limit {limit:.4g}"
+        return _fixed_only(est, limit, x, n, msg, p)
     lb, lp = bernoulli_log_e(x, n, limit)
     decision = _decide(float(lb), float(lp), alpha)
     low, high = _cs_theta(x, n, alpha)
-    est = x / n
     msg = (
         f"rate {est:.4g} ({x:g}/{n:g}), {100 * (1 - alpha):g}% CS [{low:.4g}, {high:.4g}] "
         f"vs limit {limit:.4g}: {decision}"
     )
-    p = float(binomial_p(x, n, limit)) if fixed else 1.0
     return SequentialResult(
         decision, _e(float(lb)), _e(float(lp)), est, low, high, limit, x, n, msg, p
     )
+
+
+def _fixed_only(
+    est: float, boundary: float, events: float, trials: float, msg: str, p: float
+) -> SequentialResult:
+    """A judge's result with ``anytime=False``: the fixed-horizon p-value and the estimate,
+    no anytime test (decision "continue", e-values 1, no confidence sequence)."""
+    nan = math.nan
+    return SequentialResult("continue", 1.0, 1.0, est, nan, nan, boundary, events, trials, msg, p)
 
 
 def judge_counts(
@@ -479,6 +499,7 @@ def judge_counts(
     alpha: float,
     *,
     fixed: bool = False,
+    anytime: bool = True,
 ) -> SequentialResult:
     """Does the candidate's event rate exceed the stable's by more than ``tolerance`` (relative)?
 
@@ -514,6 +535,12 @@ def judge_counts(
         )
     events = xc + xs
     theta0 = float(two_sample_boundary(nc, ns, tolerance))
+    p = float(binomial_p(xc, events, theta0)) if fixed or not anytime else 1.0
+    counts = f"(candidate {xc:g}/{nc:g}, stable {xs:g}/{ns:g})"
+    if not anytime:
+        est = (xc / nc) / (xs / ns) if xs > 0 else (math.inf if xc > 0 else math.nan)
+        msg = f"rate ratio candidate/stable {est:.4g} {counts} vs {boundary:.4g}"
+        return _fixed_only(est, boundary, xc, events, msg, p)
     lb, lp = bernoulli_log_e(xc, events, theta0)
     decision = _decide(float(lb), float(lp), alpha)
     pi_odds = nc / ns
@@ -530,10 +557,9 @@ def judge_counts(
         low, high = ratio(tl), ratio(th)
         est = (xc / nc) / (xs / ns) if xs > 0 else math.inf
     msg = (
-        f"rate ratio candidate/stable {est:.4g} (candidate {xc:g}/{nc:g}, stable {xs:g}/{ns:g}), "
+        f"rate ratio candidate/stable {est:.4g} {counts}, "
         f"{100 * (1 - alpha):g}% CS [{low:.4g}, {high:.4g}] vs {boundary:.4g}: {decision}"
     )
-    p = float(binomial_p(xc, events, theta0)) if fixed else 1.0
     return SequentialResult(
         decision, _e(float(lb)), _e(float(lp)), est, low, high, boundary, xc, events, msg, p
     )
@@ -612,6 +638,7 @@ def judge_latency(
     tolerance: float | None = None,
     stable_boundary_s: float | None = None,
     fixed: bool = False,
+    anytime: bool = True,
 ) -> SequentialResult:
     """Latency check on cumulative histogram buckets (``le`` -> count since step start).
 
@@ -643,7 +670,7 @@ def judge_latency(
         b = snap_up(les, bound_s)
         i = int(np.searchsorted(les, b))
         slow, total = float(cum[-1] - cum[i]), float(cum[-1])
-        res = judge_rate(slow, total, 1.0 - quantile, alpha, fixed=fixed)
+        res = judge_rate(slow, total, 1.0 - quantile, alpha, fixed=fixed, anytime=anytime)
         msg = f"share slower than {b:g}s must be <= {1 - quantile:.4g}: {res.message}"
         return replace(res, message=msg)
     assert tolerance is not None
@@ -681,6 +708,7 @@ def judge_latency(
         tolerance,
         alpha,
         fixed=fixed,
+        anytime=anytime,
     )
     msg = f"slower than {b:g}s (stable's p{100 * quantile:g} ~ {sq:.4g}s): {res.message}"
     return replace(res, message=msg)
@@ -706,6 +734,7 @@ def judge_shift(
     alpha: float,
     *,
     fixed: bool = False,
+    anytime: bool = True,
 ) -> SequentialResult:
     """Is the candidate's whole latency distribution shifted slower than the stable's?
 
@@ -750,17 +779,21 @@ def judge_shift(
             "the candidate's and the stable's histograms share no finite bucket boundary: "
             "the shift test cannot rank their requests"
         )
-    lb, lp = shift_log_e(c, s, midrank_scores(ref))
-    decision = _decide(float(lb), float(lp), alpha)
     faster_stable = np.concatenate([[0.0], np.cumsum(s)[:-1]])
     index = float((c * (faster_stable + 0.5 * s)).sum() / (nc * ns))
-    msg = (
+    shifted = (
         f"candidate slower than stable in {100 * index:.1f}% of request pairs (50% = no shift; "
-        f"{nc:g} candidate and {ns:g} stable requests over {len(common)} buckets), e-value "
-        f"{_e(float(lb)):.3g} (breach at {1 / alpha:g}, pass side {_e(float(lp)):.3g}): "
-        f"{decision}"
+        f"{nc:g} candidate and {ns:g} stable requests over {len(common)} buckets)"
     )
-    p = float(rank_sum_p(c, s)) if fixed else 1.0
+    p = float(rank_sum_p(c, s)) if fixed or not anytime else 1.0
+    if not anytime:
+        return _fixed_only(index, 0.5, nc, nc + ns, shifted, p)
+    lb, lp = shift_log_e(c, s, midrank_scores(ref))
+    decision = _decide(float(lb), float(lp), alpha)
+    msg = (
+        f"{shifted}, e-value {_e(float(lb)):.3g} (breach at {1 / alpha:g}, pass side "
+        f"{_e(float(lp)):.3g}): {decision}"
+    )
     return SequentialResult(
         decision,
         _e(float(lb)),

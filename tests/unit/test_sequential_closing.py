@@ -69,8 +69,41 @@ def test_judges_give_the_fixed_horizon_p_value_only_when_asked() -> None:
     }
     for name, call in calls.items():
         assert call().p_fixed == 1.0, name  # the anytime test's every look: not computed
-        assert call(fixed=True).p_fixed == pytest.approx(want[name]), name
+        both = call(fixed=True)
+        assert both.p_fixed == pytest.approx(want[name]), name
         assert want[name] < 1.0, name
+        # The closing test alone: the same p-value and estimate, no anytime test at all.
+        alone = call(anytime=False)
+        assert alone.p_fixed == both.p_fixed, name
+        assert alone.estimate == pytest.approx(both.estimate), name
+        assert (alone.decision, alone.e_value, alone.e_pass) == ("continue", 1.0, 1.0), name
+        assert math.isnan(alone.ci_low), name
+        assert math.isnan(alone.ci_high), name
+        assert "CS" not in alone.message, name
+        assert "e-value" not in alone.message, name
+
+
+def test_the_closing_test_computes_no_anytime_evidence(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past a step's end the closing test runs at every evaluation of a held step: it must
+    cost one p-value, not a second run of the anytime test (e-values, confidence sequence)."""
+    from controlplane.analysis import sequential
+
+    metric = CANARY.metric("errors")
+    assert metric is not None
+    c = check(alpha=0.01, finalLook=0.5)
+    pinned = replace(MILD, closing=MILD)
+    runs = {"anytime": 0}
+    real = sequential.bernoulli_log_e
+
+    def counted(*args: object) -> object:
+        runs["anytime"] += 1
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sequential, "bernoulli_log_e", counted)
+    result = seqcheck.judge_check("k", c, metric, pinned, min_samples=None)
+    assert result.decided == "breach", result.message
+    assert runs["anytime"] == 1  # the live look's anytime test only
+    assert "closing test at the step's end" in result.message
 
 
 @pytest.mark.parametrize("final", [0.0, 0.5, 0.9])
