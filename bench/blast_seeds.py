@@ -137,7 +137,57 @@ def table(seeds: list[int], found: list[Verdicts]) -> str:
     return "\n".join(lines)
 
 
-def section(seeds: list[int], found: list[Verdicts], runs: int, cmd: str, seconds: float) -> str:
+ORACLES = ("oracle-matched", *(name for name, *_ in br.SIZE_PRIORS))
+Bounds = dict[tuple[float, str], float]  # (rps, oracle) -> its ratio to Flagger on the drift
+
+
+def oracle_ratios(rows: list[br.Row]) -> Bounds:
+    """Per rate: each oracle's median blast radius on the drift over Flagger's (all as quiet as
+    Flagger): what a judge that knows the drift, or only its shape, would reach."""
+    by = {(r.rps, r.scenario.name, r.judge): r for r in rows}
+    out: Bounds = {}
+    for r in rows:
+        if r.scenario.drift and r.judge in ORACLES:
+            ref = by[(r.rps, r.scenario.name, "flagger")]
+            mine, theirs = br.quantile(r.blast, 0.5), br.quantile(ref.blast, 0.5)
+            out[(r.rps, r.judge)] = br.blast_ratio(mine, theirs)
+    return out
+
+
+def _knows(oracle: str) -> str:
+    if oracle == "oracle-matched":
+        return "the drift exactly (`oracle-matched`)"
+    low, high = br.SIZES[oracle]
+    return f"a ramp from the step's start, its size within +{low:.0%} to +{high:.0%}"
+
+
+def oracle_table(bounds: list[Bounds]) -> str:
+    """Per rate and oracle: on how many seeds it meets the target, the median and the range."""
+    lines = [
+        "| req/s (candidate) | the oracle knows | meets the target in | median over the seeds "
+        "| range |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for rps, oracle in dict.fromkeys(k for b in bounds for k in b):
+        values = sorted(b[(rps, oracle)] for b in bounds if (rps, oracle) in b)
+        met = sum(v <= br.TARGET for v in values)
+        median = br.ratio_in_words(float(np.median(values)))
+        spread = f"{br.ratio_in_words(values[0])}–{br.ratio_in_words(values[-1])}"
+        rate = f"{rps:g} ({rps * br.WEIGHT:g})"
+        lines.append(
+            f"| {rate} | {_knows(oracle)} | {met} of {len(bounds)} | {median} | {spread} |"
+        )
+    return "\n".join(lines)
+
+
+def section(
+    seeds: list[int],
+    found: list[Verdicts],
+    runs: int,
+    cmd: str,
+    seconds: float,
+    bounds: list[Bounds] | None = None,
+) -> str:
     keys = _keys(found)
     always = sum(all(k in v and v[k].met for v in found) for k in keys)
     never = sum(not any(k in v and v[k].met for v in found) for k in keys)
@@ -154,7 +204,7 @@ matched alpha follows it.
 
 Met on every seed: {always} of {len(keys)} rows; on none: {never}.
 
-<details><summary>Every seed</summary>
+{_oracles_part(bounds or [])}<details><summary>Every seed</summary>
 
 "(met)" where the target holds.
 
@@ -165,6 +215,20 @@ Met on every seed: {always} of {len(keys)} rows; on none: {never}.
 - Machine: {machine_summary()}
 - Date: {today()}
 - Command: `{cmd}` ({seconds:.0f} s wall)
+"""
+
+
+def _oracles_part(bounds: list[Bounds]) -> str:
+    if not bounds or not bounds[0]:
+        return ""
+    return f"""\
+What the drift rows ask of a judge: the same seeds' oracles (not deployable), each as quiet
+as Flagger, on the drift to +50 % over the hour. The SPRT that knows the drift exactly, and
+the size oracles, which know the latency distribution and that the drift is a ramp from the
+step's start, but only a range for its size (`bench/blast_radius.py`).
+
+{oracle_table(bounds)}
+
 """
 
 
@@ -179,10 +243,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--seeds and --runs must be at least 1")
     seeds = [FIRST_SEED + k for k in range(args.seeds)]
     start = time.perf_counter()
-    found = []
+    found: list[Verdicts] = []
+    bounds: list[Bounds] = []
     for seed in seeds:
-        found.append(verdicts(br.evaluate(args.runs, seed, bound_runs=BOUND_RUNS)))
+        rows = br.evaluate(args.runs, seed, bound_runs=BOUND_RUNS)
+        found.append(verdicts(rows))
+        bounds.append(oracle_ratios(rows))
         print(table(seeds[: len(found)], found), flush=True)
+        print(oracle_table(bounds), flush=True)
     seconds = time.perf_counter() - start
     cmd = "python bench/blast_seeds.py"
     if args.seeds != SEEDS:
@@ -190,7 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs != 1000:
         cmd += f" --runs {args.runs}"
     if not args.no_write:
-        replace_section(args.output, SECTION, section(seeds, found, args.runs, cmd, seconds))
+        replace_section(
+            args.output, SECTION, section(seeds, found, args.runs, cmd, seconds, bounds)
+        )
         print(f"\nwrote the '{SECTION}' section of {args.output}")
     return 0
 

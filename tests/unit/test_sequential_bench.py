@@ -450,8 +450,14 @@ def test_seeds_run_tabulates_each_rows_verdict_per_seed(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     text = out.read_text(encoding="utf-8")
     section = text.split("## Blast radius across seeds", 1)[1]
-    summary, every = section.split("<details>", 1)
+    head, every = section.split("<details>", 1)
+    summary, asked = head.split("What the drift rows ask of a judge", 1)
     assert "| met in | median over the seeds | range |" in summary
+    assert "| the oracle knows | meets the target in |" in asked
+    oracles = [line for line in asked.splitlines() if "| the drift exactly" in line]
+    ramps = [line for line in asked.splitlines() if "| a ramp from the step's start" in line]
+    assert (len(oracles), len(ramps)) == (3, 9)  # per rate: the oracle, three size ranges
+    assert all(re.search(r"\| [012] of 2 \| [0-9.]+x \| [0-9.]+x–[0-9.]+x \|$", r) for r in ramps)
     assert "| seed 20261101 | seed 20261102 | met in |" in every
     for part in (summary, every):
         rows = [line for line in part.splitlines() if line.startswith("| 10 (0.5) |")]
