@@ -138,46 +138,60 @@ def table(seeds: list[int], found: list[Verdicts]) -> str:
 
 
 ORACLES = ("oracle-matched", *(name for name, *_ in br.SIZE_PRIORS))
-Bounds = dict[tuple[float, str], float]  # (rps, oracle) -> its ratio to Flagger on the drift
+Bounds = dict[tuple[float, str, str], float]  # (rps, scenario, oracle) -> ratio to Flagger
 
 
 def oracle_ratios(rows: list[br.Row]) -> Bounds:
-    """Per rate: each oracle's median blast radius on the drift over Flagger's (all as quiet as
-    Flagger): what a judge that knows the drift, or only its shape, would reach."""
+    """What the rows the target misses ask of a judge: per rate, each oracle's median blast
+    radius over Flagger's (all as quiet as Flagger) on the drift, and on the 2x error rate
+    where Flagger's median is finite (where it promotes, a ratio says nothing)."""
     by = {(r.rps, r.scenario.name, r.judge): r for r in rows}
     out: Bounds = {}
     for r in rows:
-        if r.scenario.drift and r.judge in ORACLES:
-            ref = by[(r.rps, r.scenario.name, "flagger")]
-            mine, theirs = br.quantile(r.blast, 0.5), br.quantile(ref.blast, 0.5)
-            out[(r.rps, r.judge)] = br.blast_ratio(mine, theirs)
+        s = r.scenario
+        errors = s.error_factor != 1.0 and s.base_error == br.STABLE_ERROR
+        if r.judge not in ORACLES or not (s.drift or errors):
+            continue
+        mine, theirs = (
+            br.quantile(r.blast, 0.5),
+            br.quantile(by[(r.rps, s.name, "flagger")].blast, 0.5),
+        )
+        if math.isfinite(theirs):
+            out[(r.rps, s.name, r.judge)] = br.blast_ratio(mine, theirs)
     return out
 
 
 def _knows(oracle: str) -> str:
     if oracle == "oracle-matched":
-        return "the drift exactly (`oracle-matched`)"
+        return "the scenario exactly (`oracle-matched`)"
     low, high = br.SIZES[oracle]
     return f"a ramp from the step's start, its size within +{low:.0%} to +{high:.0%}"
 
 
 def oracle_table(bounds: list[Bounds]) -> str:
-    """Per rate and oracle: on how many seeds it meets the target, the median and the range."""
+    """Per rate, scenario and oracle: on how many seeds it meets the target, the median and the
+    range."""
     lines = [
-        "| req/s (candidate) | the oracle knows | meets the target in | median over the seeds "
-        "| range |",
-        "|---|---|---:|---:|---:|",
+        "| req/s (candidate) | bad scenario | the oracle knows | meets the target in "
+        "| median over the seeds | range |",
+        "|---|---|---|---:|---:|---:|",
     ]
-    for rps, oracle in dict.fromkeys(k for b in bounds for k in b):
-        values = sorted(b[(rps, oracle)] for b in bounds if (rps, oracle) in b)
+    for rps, name, oracle in sorted(dict.fromkeys(k for b in bounds for k in b), key=_order):
+        values = sorted(b[(rps, name, oracle)] for b in bounds if (rps, name, oracle) in b)
         met = sum(v <= br.TARGET for v in values)
         median = br.ratio_in_words(float(np.median(values)))
         spread = f"{br.ratio_in_words(values[0])}–{br.ratio_in_words(values[-1])}"
         rate = f"{rps:g} ({rps * br.WEIGHT:g})"
         lines.append(
-            f"| {rate} | {_knows(oracle)} | {met} of {len(bounds)} | {median} | {spread} |"
+            f"| {rate} | {name} | {_knows(oracle)} | {met} of {len(values)} | {median} | {spread} |"
         )
     return "\n".join(lines)
+
+
+def _order(key: tuple[float, str, str]) -> tuple[float, int, int]:
+    rps, name, oracle = key
+    scenarios = [s.name for s in br.SCENARIOS]
+    return rps, scenarios.index(name), ORACLES.index(oracle)
 
 
 def section(
@@ -222,10 +236,11 @@ def _oracles_part(bounds: list[Bounds]) -> str:
     if not bounds or not bounds[0]:
         return ""
     return f"""\
-What the drift rows ask of a judge: the same seeds' oracles (not deployable), each as quiet
-as Flagger, on the drift to +50 % over the hour. The SPRT that knows the drift exactly, and
-the size oracles, which know the latency distribution and that the drift is a ramp from the
-step's start, but only a range for its size (`bench/blast_radius.py`).
+What the rows the target misses ask of a judge: the same seeds' oracles (not deployable), each
+as quiet as Flagger. The SPRT that knows the bad scenario exactly (on the 2x error rate only
+where Flagger's median is finite), and, on the drift, the size oracles, which know the latency
+distribution and that the drift is a ramp from the step's start, but only a range for its size
+(`bench/blast_radius.py`).
 
 {oracle_table(bounds)}
 

@@ -451,12 +451,16 @@ def test_seeds_run_tabulates_each_rows_verdict_per_seed(tmp_path: Path) -> None:
     text = out.read_text(encoding="utf-8")
     section = text.split("## Blast radius across seeds", 1)[1]
     head, every = section.split("<details>", 1)
-    summary, asked = head.split("What the drift rows ask of a judge", 1)
+    summary, asked = head.split("What the rows the target misses ask of a judge", 1)
     assert "| met in | median over the seeds | range |" in summary
     assert "| the oracle knows | meets the target in |" in asked
-    oracles = [line for line in asked.splitlines() if "| the drift exactly" in line]
-    ramps = [line for line in asked.splitlines() if "| a ramp from the step's start" in line]
-    assert (len(oracles), len(ramps)) == (3, 9)  # per rate: the oracle, three size ranges
+    exact = "| the scenario exactly (`oracle-matched`) |"
+    drift = [line for line in asked.splitlines() if "| drift to +50% over 1h |" in line]
+    ramps = [line for line in drift if "| a ramp from the step's start" in line]
+    assert (sum(exact in line for line in drift), len(ramps)) == (3, 9)  # per rate
+    errors = [line for line in asked.splitlines() if "| 2x error rate |" in line]
+    assert all(exact in line for line in errors)  # no size oracles on the errors
+    assert all(re.search(r"\| [0-2] of [12] \|", line) for line in errors)  # finite seeds only
     assert all(re.search(r"\| [012] of 2 \| [0-9.]+x \| [0-9.]+x–[0-9.]+x \|$", r) for r in ramps)
     assert "| seed 20261101 | seed 20261102 | met in |" in every
     for part in (summary, every):
