@@ -297,12 +297,11 @@ class _Judged:
 
 
 def _judge(
-    check: CheckSpec, metric: MetricSpec, counts: Counts, alpha: float, *, closing: bool = False
+    check: CheckSpec, metric: MetricSpec, counts: Counts, alpha: float, *, fixed: bool = False
 ) -> _Judged | str | None:
     """The sequential test of ``check`` on ``counts`` at level ``alpha``: the result; a reason it
     is inconclusive (str); or None when the candidate served nothing (no latency buckets).
-    ``closing``: only the fixed-horizon p-value (the closing test's), no anytime test."""
-    fixed, anytime = closing, not closing
+    ``fixed``: only the fixed-horizon p-value (the closing test's), no anytime test."""
     assert check.above is not None
     baseline = check.compare == "baseline"
     if metric.builtin == "error-rate":
@@ -315,7 +314,6 @@ def _judge(
                 check.above.value,
                 alpha,
                 fixed=fixed,
-                anytime=anytime,
             )
         else:
             res = sequential.judge_rate(
@@ -324,7 +322,6 @@ def _judge(
                 check.above.value,
                 alpha,
                 fixed=fixed,
-                anytime=anytime,
             )
         return _Judged(res, _zero(counts.cand_total), res.estimate, None)
     q = quantile_of(metric)
@@ -339,7 +336,6 @@ def _judge(
             counts.reference_buckets or {math.inf: 0.0},
             alpha,
             fixed=fixed,
-            anytime=anytime,
         )
         stable = counts.stable_buckets
         stable_quantity = sequential.bucket_quantile(stable, q) if stable else None
@@ -357,13 +353,10 @@ def _judge(
             tolerance=check.above.value,
             stable_boundary_s=counts.boundary_s,
             fixed=fixed,
-            anytime=anytime,
         )
         stable_quantity = counts.boundary_s
     else:
-        res = sequential.judge_latency(
-            cand, None, q, alpha, bound_s=check.above.value, fixed=fixed, anytime=anytime
-        )
+        res = sequential.judge_latency(cand, None, q, alpha, bound_s=check.above.value, fixed=fixed)
     return _Judged(res, max(cand.values()), sequential.bucket_quantile(cand, q), stable_quantity)
 
 
@@ -386,7 +379,7 @@ def _closing(check: CheckSpec, metric: MetricSpec, counts: Counts) -> str | None
     )
     level = check.alpha * check.final_look
     try:
-        judged = _judge(check, metric, pinned, level, closing=True)
+        judged = _judge(check, metric, pinned, level, fixed=True)
     except (SpecError, NoData):
         return None
     if not isinstance(judged, _Judged) or judged.res.p_fixed > level:

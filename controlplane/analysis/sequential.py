@@ -91,11 +91,10 @@ class SequentialResult:
     :func:`judge_rate`, the rate ratio candidate/stable for :func:`judge_counts`), ``boundary``
     the value it is compared with. ``events`` / ``trials`` are the counts the test used.
     ``p_fixed`` is the one-sided p-value of the fixed-horizon test of the same hypothesis on the
-    same counts (:func:`binomial_p`, :func:`rank_sum_p`), computed when a judge is called with
-    ``fixed=True`` (else 1): valid only at one look fixed in advance, the step's end, where
-    ``finalLook`` uses it (the closing test). A judge called with ``anytime=False`` computes
-    only that p-value and the estimate: no e-values (1), no confidence sequence (NaN),
-    decision ``"continue"``; the closing test needs nothing more.
+    same counts (:func:`binomial_p`, :func:`rank_sum_p`), valid only at one look fixed in
+    advance, the step's end, where ``finalLook`` uses it (the closing test). A judge called with
+    ``fixed=True`` computes only that p-value and the estimate: no anytime test (e-values 1, no
+    confidence sequence, decision ``"continue"``); else ``p_fixed`` is 1.
     """
 
     decision: Decision
@@ -445,7 +444,6 @@ def judge_rate(
     alpha: float,
     *,
     fixed: bool = False,
-    anytime: bool = True,
 ) -> SequentialResult:
     """Is one variant's event rate above ``limit``? (absolute check, e.g. ``errors above 0.1%``)
 
@@ -465,10 +463,9 @@ def judge_rate(
             "continue", 1.0, 1.0, math.nan, 0.0, 1.0, limit, x, n, "no requests yet"
         )
     est = x / n
-    p = float(binomial_p(x, n, limit)) if fixed or not anytime else 1.0
-    if not anytime:
+    if fixed:
         msg = f"rate {est:.4g} ({x:g}/{n:g}) vs limit {limit:.4g}"
-        return _fixed_only(est, limit, x, n, msg, p)
+        return _fixed_only(est, limit, x, n, msg, float(binomial_p(x, n, limit)))
     lb, lp = bernoulli_log_e(x, n, limit)
     decision = _decide(float(lb), float(lp), alpha)
     low, high = _cs_theta(x, n, alpha)
@@ -477,14 +474,14 @@ def judge_rate(
         f"vs limit {limit:.4g}: {decision}"
     )
     return SequentialResult(
-        decision, _e(float(lb)), _e(float(lp)), est, low, high, limit, x, n, msg, p
+        decision, _e(float(lb)), _e(float(lp)), est, low, high, limit, x, n, msg
     )
 
 
 def _fixed_only(
     est: float, boundary: float, events: float, trials: float, msg: str, p: float
 ) -> SequentialResult:
-    """A judge's result with ``anytime=False``: the fixed-horizon p-value and the estimate,
+    """A judge's result with ``fixed=True``: the fixed-horizon p-value and the estimate,
     no anytime test (decision "continue", e-values 1, no confidence sequence)."""
     nan = math.nan
     return SequentialResult("continue", 1.0, 1.0, est, nan, nan, boundary, events, trials, msg, p)
@@ -499,7 +496,6 @@ def judge_counts(
     alpha: float,
     *,
     fixed: bool = False,
-    anytime: bool = True,
 ) -> SequentialResult:
     """Does the candidate's event rate exceed the stable's by more than ``tolerance`` (relative)?
 
@@ -535,11 +531,11 @@ def judge_counts(
         )
     events = xc + xs
     theta0 = float(two_sample_boundary(nc, ns, tolerance))
-    p = float(binomial_p(xc, events, theta0)) if fixed or not anytime else 1.0
     counts = f"(candidate {xc:g}/{nc:g}, stable {xs:g}/{ns:g})"
-    if not anytime:
+    if fixed:
         est = (xc / nc) / (xs / ns) if xs > 0 else (math.inf if xc > 0 else math.nan)
         msg = f"rate ratio candidate/stable {est:.4g} {counts} vs {boundary:.4g}"
+        p = float(binomial_p(xc, events, theta0))
         return _fixed_only(est, boundary, xc, events, msg, p)
     lb, lp = bernoulli_log_e(xc, events, theta0)
     decision = _decide(float(lb), float(lp), alpha)
@@ -561,7 +557,7 @@ def judge_counts(
         f"{100 * (1 - alpha):g}% CS [{low:.4g}, {high:.4g}] vs {boundary:.4g}: {decision}"
     )
     return SequentialResult(
-        decision, _e(float(lb)), _e(float(lp)), est, low, high, boundary, xc, events, msg, p
+        decision, _e(float(lb)), _e(float(lp)), est, low, high, boundary, xc, events, msg
     )
 
 
@@ -638,7 +634,6 @@ def judge_latency(
     tolerance: float | None = None,
     stable_boundary_s: float | None = None,
     fixed: bool = False,
-    anytime: bool = True,
 ) -> SequentialResult:
     """Latency check on cumulative histogram buckets (``le`` -> count since step start).
 
@@ -670,7 +665,7 @@ def judge_latency(
         b = snap_up(les, bound_s)
         i = int(np.searchsorted(les, b))
         slow, total = float(cum[-1] - cum[i]), float(cum[-1])
-        res = judge_rate(slow, total, 1.0 - quantile, alpha, fixed=fixed, anytime=anytime)
+        res = judge_rate(slow, total, 1.0 - quantile, alpha, fixed=fixed)
         msg = f"share slower than {b:g}s must be <= {1 - quantile:.4g}: {res.message}"
         return replace(res, message=msg)
     assert tolerance is not None
@@ -708,7 +703,6 @@ def judge_latency(
         tolerance,
         alpha,
         fixed=fixed,
-        anytime=anytime,
     )
     msg = f"slower than {b:g}s (stable's p{100 * quantile:g} ~ {sq:.4g}s): {res.message}"
     return replace(res, message=msg)
@@ -734,7 +728,6 @@ def judge_shift(
     alpha: float,
     *,
     fixed: bool = False,
-    anytime: bool = True,
 ) -> SequentialResult:
     """Is the candidate's whole latency distribution shifted slower than the stable's?
 
@@ -785,9 +778,8 @@ def judge_shift(
         f"candidate slower than stable in {100 * index:.1f}% of request pairs (50% = no shift; "
         f"{nc:g} candidate and {ns:g} stable requests over {len(common)} buckets)"
     )
-    p = float(rank_sum_p(c, s)) if fixed or not anytime else 1.0
-    if not anytime:
-        return _fixed_only(index, 0.5, nc, nc + ns, shifted, p)
+    if fixed:
+        return _fixed_only(index, 0.5, nc, nc + ns, shifted, float(rank_sum_p(c, s)))
     lb, lp = shift_log_e(c, s, midrank_scores(ref))
     decision = _decide(float(lb), float(lp), alpha)
     msg = (
@@ -805,5 +797,4 @@ def judge_shift(
         nc,
         nc + ns,
         msg,
-        p,
     )
