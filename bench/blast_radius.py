@@ -189,9 +189,9 @@ class Streams:
     ``cand_tail`` / ``stable_tail``: requests slower than the run's baseline boundary (the
     bucket boundary nearest to the stable's P99 over the 5 minutes before the step, what
     ``compare: baseline`` latency checks test at); ``stable_buckets``: the stable's bucket
-    counts; ``scores``: per run, the buckets' mid-rank scores in the stable's histogram over
-    those 5 minutes (``test: shift``); ``oracle_llr``: per minute, the log-likelihood ratio of
-    the candidate's buckets and errors, bad scenario against good.
+    counts; ``reference``: per run, the stable's buckets over those 5 minutes, whose mid-rank
+    scores (:attr:`scores`) the ``test: shift`` check ranks by; ``oracle_llr``: per minute, the
+    log-likelihood ratio of the candidate's buckets and errors, bad scenario against good.
     """
 
     cand_buckets: Ints  # (R, H, K) non-cumulative bucket counts
@@ -204,8 +204,13 @@ class Streams:
     stable_tail: Ints | None = None
     oracle_llr: F | None = None
     stable_buckets: Ints | None = None
-    scores: F | None = None
     reference: Ints | None = None  # (R, K): the stable's buckets over the 5 pre-step minutes
+
+    @property
+    def scores(self) -> F:
+        """(R, K): each bucket's mid-rank score in the run's ``reference`` histogram."""
+        assert self.reference is not None
+        return midrank_scores(self.reference)
 
 
 def _bucket_probs(scale: F) -> F:
@@ -266,7 +271,6 @@ def simulate(
         stable_tail=_tail(stable_buckets, index),
         oracle_llr=llr,
         stable_buckets=stable_buckets,
-        scores=midrank_scores(before),
         reference=before,
     )
 
@@ -422,7 +426,6 @@ def sequential_evidence(s: Streams, *, vs_stable: bool, shift: bool = False) -> 
     # boundary) is a trial "did it come from the candidate?" (judge_counts).
     sn = cum(s.stable_n)
     if shift:
-        assert s.scores is not None
         lat_up, lat_down = shift_log_e(
             cum(s.cand_buckets), cum(s.stable_buckets), s.scores[:, None, :]
         )
