@@ -1,47 +1,82 @@
 # Every target explains itself: `make help`.
+#
+# The development and CI environment is uv.lock, installed by a pinned uv (scripts/uv-requirements.txt,
+# hash-checked) that lives in a tool folder outside the repository, as does uv's download cache.
+# Every target that runs code first syncs .venv to the lock (a no-op in well under a second when it
+# already matches), so a pull that changes the lock never leaves a stale environment behind.
 SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Optional extras synced into .venv beside `dev`. The default is what CI runs: local-cpu (torch,
+# transformers, bitsandbytes) for the transformers engine's test. `make test EXTRAS=` runs without.
+EXTRAS ?= local-cpu
+TOOLS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/controlplane-tools
+UV_VERSION := $(shell sed -n 's/^uv==\([^ ]*\).*/\1/p' scripts/uv-requirements.txt)
+UV := $(TOOLS)/uv-$(UV_VERSION)/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+FAST := -m 'not binary and not slow and not e2e'
+comma := ,
+empty :=
+space := $(empty) $(empty)
+DEV_EXTRAS := dev$(subst $(space),,$(foreach e,$(EXTRAS),$(comma)$(e)))
 
-.DEFAULT_GOAL := help
-
-help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
-
-$(STAMP): pyproject.toml
-	@scripts/ensure-prometheus.sh
-	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
-	@touch $(STAMP)
-
-setup: $(STAMP) ## create .venv with the package, test and lint tools (and Debian prometheus)
-
-demo: $(STAMP) ## run a whole canary on this machine: simulated vLLM servers, router, real Prometheus
-	$(BIN)/canaryctl up canary/local-demo.yml --time-scale 60 --load 20
-
-replay: $(STAMP) ## replay the four-week canary against synthetic history (canaryctl demo)
-	$(BIN)/canaryctl demo
-
-lint: $(STAMP) ## ruff, ruff format --check, mypy --strict, import-linter layer contracts
+define LINT
 	$(BIN)/ruff check controlplane tests bench
 	$(BIN)/ruff format --check controlplane tests bench
 	$(BIN)/mypy controlplane
 	$(BIN)/lint-imports
+endef
 
-test: lint ## everything CI runs: lint + types + layers, then pytest (warnings are errors)
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(UV): scripts/uv-requirements.txt
+	$(PY) -m venv $(TOOLS)/uv-$(UV_VERSION)
+	$(TOOLS)/uv-$(UV_VERSION)/bin/pip install -q --require-hashes -r scripts/uv-requirements.txt
+	@touch $@
+
+setup: $(UV) ## sync .venv to uv.lock (package, test and lint tools, EXTRAS) and install Debian prometheus
+	@scripts/ensure-prometheus.sh
+	@$(UV) sync -q --locked --python $(PY) $(foreach e,dev $(EXTRAS),--extra $(e))
+
+demo: setup ## run a whole canary on this machine: simulated vLLM servers, router, real Prometheus
+	$(BIN)/canaryctl up canary/local-demo.yml --time-scale 60 --load 20
+
+replay: setup ## replay the four-week canary against synthetic history (canaryctl demo)
+	$(BIN)/canaryctl demo
+
+lint: setup ## ruff, ruff format --check, mypy --strict, import-linter layer contracts
+	$(LINT)
+
+test: lint ## everything CI runs: lint + types + layers, then every pytest tier (warnings are errors)
 	$(BIN)/pytest -q
 
-bench: $(STAMP) ## run the benchmarks and rewrite docs/benchmarks.md
+test-fast: setup ## the everyday loop: the pure core and every test that starts no binary (< 1 min)
+	$(BIN)/pytest -q $(FAST)
+
+test-latest: BIN := .venv-latest/bin
+test-latest: $(UV) ## lint and test against the newest releases pyproject.toml allows (not the lock)
+	@scripts/ensure-prometheus.sh
+	$(UV) venv -q --clear --python $(PY) .venv-latest
+	VIRTUAL_ENV=.venv-latest $(UV) pip install -q --refresh -e '.[$(DEV_EXTRAS)]'
+	$(LINT)
+	$(BIN)/pytest -q
+
+lock: $(UV) ## re-resolve uv.lock to the newest releases that pyproject.toml allows
+	$(UV) lock --upgrade --python $(PY)
+
+bench: setup ## run the benchmarks and rewrite docs/benchmarks.md
 	$(BIN)/python bench/run_all.py
 
-format: $(STAMP) ## apply ruff fixes and formatting
+format: setup ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix controlplane tests bench
 	$(BIN)/ruff format controlplane tests bench
 
-clean: ## remove the virtualenv and caches
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info
+clean: ## remove the virtualenvs and caches (the uv tool folder and uv's cache stay)
+	rm -rf $(VENV) .venv-latest .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info
 
-.PHONY: help setup demo replay lint test bench format clean
+.PHONY: help setup demo replay lint test test-fast test-latest lock bench format clean

@@ -24,9 +24,14 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from controlplane.local.engines.base import Chunk, EngineError, EngineKind, Generation
+
+if TYPE_CHECKING:  # typed against the real stack when the local-cpu extra is installed
+    import torch
+    from transformers import LlamaForCausalLM
+    from transformers.cache_utils import Cache
 
 BNB_METHODS = {"bitsandbytes-nf4": "nf4", "bitsandbytes-int8": "int8"}
 MAX_PROMPT_TOKENS = 256
@@ -48,28 +53,30 @@ class TinyConfig:
 TINY = TinyConfig()
 
 
-def require_stack() -> tuple[Any, Any, Any]:
-    """``(torch, transformers, bitsandbytes)`` or an EngineError saying what to install."""
+def require_stack() -> None:
+    """Return when torch, transformers and bitsandbytes import; else an EngineError naming them."""
     try:
-        import bitsandbytes
-        import torch
-        import transformers
+        import bitsandbytes  # noqa: F401
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
     except ImportError as exc:
         raise EngineError(
             f"--engine transformers needs torch, transformers and bitsandbytes ({exc.name} is "
-            "missing): pip install torch transformers bitsandbytes (torch's CPU build is enough)"
+            "missing): pip install 'controlplane[local-cpu]' (torch's CPU build is enough)"
         ) from None
-    return torch, transformers, bitsandbytes
 
 
-def build_model(quantization: str, seed: int = 0, shape: TinyConfig = TINY) -> Any:
+def build_model(quantization: str, seed: int = 0, shape: TinyConfig = TINY) -> LlamaForCausalLM:
     """The random tiny model, with its decoder's linear layers quantized when asked. Blocking."""
     if quantization not in ("none", *BNB_METHODS):
         raise EngineError(
             f"--engine transformers runs 'none' and bitsandbytes nf4/int8 on CPU; "
             f"{quantization!r} needs a GPU (use --engine simulated, or vllm on a GPU)"
         )
-    torch, transformers, bnb = require_stack()
+    require_stack()
+    import torch
+    import transformers
+
     torch.manual_seed(seed)  # stable and candidate share the same random weights
     config = transformers.LlamaConfig(
         vocab_size=shape.vocab_size,
@@ -80,41 +87,46 @@ def build_model(quantization: str, seed: int = 0, shape: TinyConfig = TINY) -> A
         num_key_value_heads=shape.kv_heads,
         max_position_embeddings=shape.max_positions,
     )
-    model = transformers.LlamaForCausalLM(config).eval()
+    model = transformers.LlamaForCausalLM(config)
+    model.eval()  # returns untyped in transformers; the model itself stays typed
     method = BNB_METHODS.get(quantization)
     if method is not None:
         for layer in model.model.layers:
-            for parent in (layer.self_attn, layer.mlp):
+            for parent in layer.children():  # the attention and the MLP hold the projections
                 for name, child in list(parent.named_children()):
                     if isinstance(child, torch.nn.Linear):
-                        setattr(parent, name, _quantized(torch, bnb, child, method))
+                        setattr(parent, name, _quantized(child, method))
     return model
 
 
-def _quantized(torch: Any, bnb: Any, linear: Any, method: str) -> Any:
+def _quantized(linear: torch.nn.Linear, method: str) -> torch.nn.Module:
     """A bitsandbytes layer holding ``linear``'s weights; quantization happens on ``.to()``."""
+    import torch
+    from bitsandbytes.nn.modules import Int8Params, Linear4bit, Linear8bitLt, Params4bit
+
     bias = linear.bias is not None
     weight = linear.weight.data.clone()
+    layer: torch.nn.Module
     if method == "nf4":
-        layer = bnb.nn.Linear4bit(
+        layer = Linear4bit(
             linear.in_features,
             linear.out_features,
             bias=bias,
             quant_type="nf4",
             compute_dtype=torch.float32,
         )
-        layer.weight = bnb.nn.Params4bit(weight, requires_grad=False, quant_type="nf4")
+        layer.weight = Params4bit(weight, requires_grad=False, quant_type="nf4")
     else:
-        layer = bnb.nn.Linear8bitLt(
+        layer = Linear8bitLt(
             linear.in_features, linear.out_features, bias=bias, has_fp16_weights=False
         )
-        layer.weight = bnb.nn.Int8Params(weight, requires_grad=False, has_fp16_weights=False)
+        layer.weight = Int8Params(weight, requires_grad=False, has_fp16_weights=False)
     if bias:
         layer.bias = linear.bias
     return layer.to("cpu")
 
 
-def weight_bytes(model: Any) -> int:
+def weight_bytes(model: torch.nn.Module) -> int:
     """Bytes held by the model's parameters (quantized ones count their packed size)."""
     return int(sum(p.numel() * p.element_size() for p in model.parameters()))
 
@@ -128,8 +140,7 @@ class TransformersEngine:
         self.quantization = quantization
         self.seed = seed
         self.shape = shape
-        self.model: Any = None
-        self._torch: Any = None
+        self.model: LlamaForCausalLM | None = None
         self._lock = threading.Lock()
         self._busy = 0
 
@@ -141,7 +152,6 @@ class TransformersEngine:
     async def start(self) -> None:
         if self.model is None:
             self.model = await asyncio.to_thread(build_model, self.quantization, 0, self.shape)
-            self._torch = require_stack()[0]
 
     async def stop(self) -> None:
         self.model = None
@@ -156,10 +166,18 @@ class TransformersEngine:
         data = text.encode()[-MAX_PROMPT_TOKENS:] or b" "
         return [b % self.shape.vocab_size for b in data]
 
-    def _next(self, ids: list[int], past: Any, temperature: float, gen: Any) -> tuple[int, Any]:
-        torch = self._torch
+    def _next(
+        self,
+        model: LlamaForCausalLM,
+        ids: list[int],
+        past: Cache | None,
+        temperature: float,
+        gen: torch.Generator,
+    ) -> tuple[int, Cache | None]:
+        import torch
+
         with self._lock, torch.inference_mode():
-            out = self.model(torch.tensor([ids]), past_key_values=past, use_cache=True)
+            out = model(torch.tensor([ids]), past_key_values=past, use_cache=True)
             logits = out.logits[0, -1]
             if temperature <= 0:
                 token = int(torch.argmax(logits))
@@ -169,22 +187,23 @@ class TransformersEngine:
         return token, out.past_key_values
 
     async def generate(self, request: Generation) -> AsyncIterator[Chunk]:
-        if self.model is None:
+        model = self.model
+        if model is None:
             raise EngineError("transformers engine is not started")
-        torch = self._torch
+        import torch
+
         gen = torch.Generator().manual_seed(self.seed)
         ids = self._encode(request.prompt)
-        limit = min(request.max_tokens, self.shape.max_positions - len(ids) - 1)
-        past = None
+        limit = max(1, min(request.max_tokens, self.shape.max_positions - len(ids) - 1))
+        past: Cache | None = None
         self._busy += 1
         try:
-            for i in range(max(limit, 1)):
+            for i in range(limit):
                 token, past = await asyncio.to_thread(
-                    self._next, ids, past, request.temperature, gen
+                    self._next, model, ids, past, request.temperature, gen
                 )
                 ids = [token]
-                last = i == max(limit, 1) - 1
                 text = chr(token) if 32 <= token < 127 else " "
-                yield Chunk(text, 1, "length" if last else None)
+                yield Chunk(text, 1, "length" if i == limit - 1 else None)
         finally:
             self._busy -= 1
