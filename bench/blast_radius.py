@@ -1,7 +1,7 @@
 """Blast-radius benchmark: how many candidate requests a bad model serves before rollback.
 
 Owns the simulation behind the "## Blast radius" section of ``docs/benchmarks.md``. Run by hand
-or by ``make bench``; ``--quick`` is the CI smoke test (``tests/unit/test_sequential_bench.py``).
+or by ``make bench``; ``--quick`` is the CI smoke test (``tests/bench/test_sequential_bench.py``).
 
 One process, numpy, seeded, vectorised across runs. Each run is one canary step of 1 h at 5 %
 weight, at three realistic total rates: 10, 50 and 200 req/s (0.5, 2.5 and 10 req/s on the

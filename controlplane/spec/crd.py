@@ -26,7 +26,7 @@ VERSION = "v1alpha1"
 CRD_NAME = f"{PLURAL}.{API_GROUP}"
 HEADER = (
     "# Generated from controlplane/spec/models.py by `canaryctl schema --crd` (scripts/gen-crd).\n"
-    "# Do not edit: change the models and regenerate; tests/unit/test_crd.py fails on drift.\n"
+    "# Do not edit: change the models and regenerate; tests/spec/test_crd.py fails on drift.\n"
 )
 
 _DROP = {"title", "default", "$defs", "examples"}

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api_support import NAME, STATIC, World, canary
 from fastapi.testclient import TestClient
+from support.api import NAME, STATIC, World, canary
 
 START = 1_800_000_000.0
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import NAME, NS, STATIC, World, canary
 from fastapi.testclient import TestClient
+from support.api import NAME, NS, STATIC, World, canary
 from support.prometheus import start_alertmanager
 
 from controlplane.api.server import ApiServer

@@ -4,8 +4,8 @@ server's RBAC), review caching, and failed requests that change nothing."""
 from __future__ import annotations
 
 import pytest
-from api_support import NAME, NS, World
 from fastapi.testclient import TestClient
+from support.api import NAME, NS, World
 
 from controlplane.api.auth import Authenticator, Identity, Unauthenticated
 from controlplane.errors import KubeError, UsageError

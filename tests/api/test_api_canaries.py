@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from api_support import NAME, NS, World, canary
 from fastapi.testclient import TestClient
+from support.api import NAME, NS, World, canary
 
 from controlplane.controller import status as st
 

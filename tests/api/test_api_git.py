@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_support import World
+from support.api import World
 
 from controlplane.api.git import github_signature
 from controlplane.api.server import ApiServer

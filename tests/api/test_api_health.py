@@ -6,8 +6,8 @@ import threading
 import time
 from pathlib import Path
 
-from api_support import NS, World, canary
 from fastapi.testclient import TestClient
+from support.api import NS, World, canary
 
 from controlplane.kube.lease import LeaderElector
 

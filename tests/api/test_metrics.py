@@ -12,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from api_support import NAME, NS, STATIC, World, canary
 from fastapi.testclient import TestClient
 from prometheus_client import Counter
 from prometheus_client.parser import text_string_to_metric_families
+from support.api import NAME, NS, STATIC, World, canary
 from support.history import History
 
 from controlplane.errors import Conflict

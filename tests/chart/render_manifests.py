@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from chart_support import ROOT, Doc, render
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for support
+from support.chart import ROOT, Doc, render
 
 MANIFESTS = ROOT / "manifests"
 HEADER = (

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chart_support import NAMESPACE, ROOT, Doc, of_kind, render
+from support.chart import NAMESPACE, ROOT, Doc, of_kind, render
 
 from controlplane.controller.reconcile import Reconciler, Settings
 from controlplane.controller.runner import Controller, NoPrometheus

@@ -12,7 +12,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from chart_support import CHART, ROOT
+from support.chart import CHART, ROOT
 
 import controlplane
 from controlplane.spec.load import parse_text
@@ -62,7 +62,7 @@ def crd_schema() -> dict[str, Any]:
 
 
 def validator() -> jsonschema.Draft4Validator:
-    # OpenAPI v3.0's exclusiveMinimum: true and nullable fit draft 4 (see tests/unit/test_crd.py)
+    # OpenAPI v3.0's exclusiveMinimum: true and nullable fit draft 4 (see tests/spec/test_crd.py)
     return jsonschema.Draft4Validator(crd_schema())
 
 

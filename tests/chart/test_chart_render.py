@@ -16,7 +16,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from chart_support import (
+from support.chart import (
     CHART,
     NAMESPACE,
     chart_copy,

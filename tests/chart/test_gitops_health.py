@@ -12,7 +12,7 @@ import celpy
 import lupa
 import pytest
 import yaml
-from chart_support import ROOT
+from support.chart import ROOT
 
 from controlplane.rollout.state import Phase
 

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 
 import yaml
-from chart_support import CHART, KUBE_VERSION, ROOT
+from support.chart import CHART, KUBE_VERSION, ROOT
 
 from controlplane.profiles.catalog import load_catalog
 

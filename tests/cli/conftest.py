@@ -10,8 +10,8 @@ import io
 from pathlib import Path
 
 import pytest
-from cli_rollouts import Clock
-from cli_support import Result, RunCli, colour_console, plain_console
+from support.cli import Result, RunCli, colour_console, plain_console
+from support.cli_rollouts import Clock
 
 from controlplane.cli.cluster import Runtime
 from controlplane.cli.main import main

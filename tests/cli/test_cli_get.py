@@ -8,9 +8,9 @@ import threading
 import time
 
 import pytest
-from cli_rollouts import NAME, NS, SCENARIOS, Clock, at_step_two, scenario
-from cli_support import RunCli, check_golden, colour_console, plain_console
 from ruamel.yaml import YAML
+from support.cli import RunCli, check_golden, colour_console, plain_console
+from support.cli_rollouts import NAME, NS, SCENARIOS, Clock, at_step_two, scenario
 
 from controlplane.cli.live import render
 from controlplane.cli.snapshot import snapshot

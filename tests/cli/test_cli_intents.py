@@ -7,9 +7,9 @@ import threading
 import time
 
 import pytest
-from cli_rollouts import NAME, NS, Clock, Rollout, scenario
-from cli_support import RunCli
 from ruamel.yaml import YAML
+from support.cli import RunCli
+from support.cli_rollouts import NAME, NS, Clock, Rollout, scenario
 
 from controlplane.controller.status import read_intents
 from controlplane.kube.client import format_time

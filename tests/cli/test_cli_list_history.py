@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from cli_rollouts import NAME, NS, Clock, Rollout, scenario
-from cli_support import RunCli
 from ruamel.yaml import YAML
+from support.cli import RunCli
+from support.cli_rollouts import NAME, NS, Clock, Rollout, scenario
 
 from controlplane.cli.cluster import context_info, kubeconfig_paths
 from controlplane.cli.snapshot import human

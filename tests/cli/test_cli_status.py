@@ -9,9 +9,9 @@ import time
 from collections.abc import Callable
 
 import pytest
-from cli_rollouts import DAY, NAME, NS, Clock, Rollout, at_step_two, scenario
-from cli_support import RunCli
 from ruamel.yaml import YAML
+from support.cli import RunCli
+from support.cli_rollouts import DAY, NAME, NS, Clock, Rollout, at_step_two, scenario
 
 from controlplane.cli.status import (
     EXIT_IN_PROGRESS,

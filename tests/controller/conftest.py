@@ -14,8 +14,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from controller_scenarios import fleet_scenarios, long_scenarios
-from controller_world import DAY, HOUR, Metrics, write_combined
+from support.controller_scenarios import fleet_scenarios, long_scenarios
+from support.controller_world import DAY, HOUR, Metrics, write_combined
 from support.prometheus import PrometheusSetupError, backfill, start_prometheus
 from support.scenario import history_end
 

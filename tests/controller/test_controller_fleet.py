@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from controller_scenarios import FLEET, FLEET_BAD, fleet_name
-from controller_world import DAY, HOUR, Metrics, World, canary_dict, finished
+from support.controller_scenarios import FLEET, FLEET_BAD, fleet_name
+from support.controller_world import DAY, HOUR, Metrics, World, canary_dict, finished
 
 from controlplane.analysis.evaluator import evaluate
 from controlplane.analysis.providers.prometheus import from_url

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from controller_world import DAY, HOUR, NS, Crash, Metrics, World, canary_dict, finished
-from gates.argo_fake import ArgoFake, running_argo
+from support.argo_fake import ArgoFake, running_argo
+from support.controller_world import DAY, HOUR, NS, Crash, Metrics, World, canary_dict, finished
 
 from controlplane.controller.gates import ArgoGates
 from controlplane.controller.reconcile import Reconciler

@@ -8,7 +8,17 @@ import json
 from typing import Any
 
 import pytest
-from controller_world import DAY, HOUR, NS, Crash, Metrics, World, canary_dict, finished, stage_of
+from support.controller_world import (
+    DAY,
+    HOUR,
+    NS,
+    Crash,
+    Metrics,
+    World,
+    canary_dict,
+    finished,
+    stage_of,
+)
 
 from controlplane.controller.reconcile import canary_ref
 from controlplane.controller.status import INTENT_ANNOTATION

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from controller_world import DAY, HOUR, Metrics, World, canary_dict, finished, stage_of
+from support.controller_world import DAY, HOUR, Metrics, World, canary_dict, finished, stage_of
 
 from controlplane.controller.reconcile import Settings
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from controller_world import DAY, Metrics, World, canary_dict, finished
+from support.controller_world import DAY, Metrics, World, canary_dict, finished
 
 pytestmark = pytest.mark.prometheus
 

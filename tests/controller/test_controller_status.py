@@ -8,7 +8,7 @@ import json
 from dataclasses import replace
 
 import pytest
-from controller_world import canary_dict
+from support.controller_world import canary_dict
 
 from controlplane.cli import controller as cli
 from controlplane.controller import conditions

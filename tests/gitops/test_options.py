@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from gitops_world import CANDIDATE_FP8, Remote, canary_file
+from support.gitops_world import CANDIDATE_FP8, Remote, canary_file
 
 from controlplane.errors import UsageError
 from controlplane.gitops.options import add_arguments, build

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gitops_world import (
+from support.gitops_world import (
     CANDIDATE_FP8,
     CANDIDATE_NF4,
     Clone,

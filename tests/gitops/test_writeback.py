@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gitops_world import (
+from support.gitops_world import (
     CANDIDATE_FP8,
     CANDIDATE_NF4,
     HEADER,
@@ -26,7 +26,7 @@ from gitops_world import (
     rolled_back,
     write_back,
 )
-from http_stubs import ApiServer, git_http_server
+from support.http_stubs import ApiServer, git_http_server
 
 from controlplane.gitops.repo import Identity
 from controlplane.gitops.writeback import GitWriteBack, WriteBackRequest, WriteBackResult

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from gitops_world import CANDIDATE_FP8, CANDIDATE_NF4, HEADER, OTHER_DOC, TAIL, canary_file
+from support.gitops_world import CANDIDATE_FP8, CANDIDATE_NF4, HEADER, OTHER_DOC, TAIL, canary_file
 
 from controlplane.errors import WriteBackError
 from controlplane.gitops.yamledit import candidate_of, replace_candidate, same_variant

@@ -6,8 +6,8 @@ import io
 from dataclasses import replace
 
 import pytest
-from local_support import demo
 from rich.console import Console
+from support.local import demo
 
 from controlplane.cli.up import outcome_line
 from controlplane.local.display import LiveDisplay, LogDisplay, Snapshot

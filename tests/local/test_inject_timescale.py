@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from local_support import demo
+from support.local import demo
 
 from controlplane.errors import UsageError
 from controlplane.local.inject import Faults, parse_injection, parse_injections

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 import pytest
-from local_support import Backend, demo
+from support.local import Backend, demo
 
 from controlplane.local.router import Backend as Target
 from controlplane.local.router import LocalRouter

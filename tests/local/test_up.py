@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from local_support import DEMO, PYTHON, ROOT, UP_PROGRAM, UP_VERB
+from support.local import DEMO, PYTHON, ROOT, UP_PROGRAM, UP_VERB
 
 from controlplane.cli import main as cli
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
-from manifests_support import CONTROLLER_METRICS, VLLM_METRICS, metric_names
 from support.history import History
+from support.manifests import CONTROLLER_METRICS, VLLM_METRICS, metric_names
 from support.scenario import HOUR
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from manifests_support import CONTROLLER_METRICS, SCRAPE_METRICS, metric_names
+from support.manifests import CONTROLLER_METRICS, SCRAPE_METRICS, metric_names
 
 from controlplane.local.prometheus import binary
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from notify_support import (
+from support.notify import (
     NAME,
     NS,
     Alertmanager,

@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from notify_support import (
+from support.notify import (
     LATENCY_REASON,
     NAME,
     NS,

@@ -9,9 +9,9 @@ import time
 from typing import Any
 
 import pytest
-from notify_support import NS, receiving, secret
 from support.canaries import KPI_QUERY
 from support.history import History
+from support.notify import NS, receiving, secret
 from support.scenario import DAY, HOUR
 
 from controlplane.analysis.providers.prometheus import from_url

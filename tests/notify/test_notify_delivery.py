@@ -9,7 +9,8 @@ import random
 import socket
 import time
 
-from notify_support import (
+from prometheus_client import CollectorRegistry, generate_latest
+from support.notify import (
     NS,
     T0,
     Reply,
@@ -19,7 +20,6 @@ from notify_support import (
     receiving,
     rollback,
 )
-from prometheus_client import CollectorRegistry, generate_latest
 
 from controlplane.kube.client import Ref
 from controlplane.kube.fake import FakeKube

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from api_support import World, controller_args
+from support.api import World, controller_args
 
 from controlplane.cli import controller as cli
 from controlplane.errors import UsageError

@@ -15,10 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from support.canaries import EXAMPLE, KPI_QUERY
-from support.prometheus import PrometheusServer
-from support.scenario import Scenario
-
 from controlplane.analysis.providers.prometheus import from_url
 from controlplane.controller.batch import PrometheusSource
 from controlplane.controller.reconcile import Reconciler, Settings, canary_ref
@@ -31,6 +27,9 @@ from controlplane.profiles.catalog import load_catalog
 from controlplane.rollout.state import RolloutState
 from controlplane.routing.base import Router
 from controlplane.spec.models import ModelCanary
+from support.canaries import EXAMPLE, KPI_QUERY
+from support.prometheus import PrometheusServer
+from support.scenario import Scenario
 
 NS = "ml-serving"
 HOUR = 3600.0

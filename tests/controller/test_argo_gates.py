@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from argo_fake import FINISHED, STARTED, ArgoFake, running_argo
+from support.argo_fake import FINISHED, STARTED, ArgoFake, running_argo
 
 from controlplane.controller.gates import ArgoGates, variant_endpoint, workflow_body
 from controlplane.rollout.gates import GateRun, pending_runs

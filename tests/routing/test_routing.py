@@ -2,7 +2,7 @@
 API server, capabilities, the in-memory router and ``canaryctl render``.
 
 Golden files live in ``tests/golden/<router>/<case>.yaml``; after an intended change regenerate
-them with ``UPDATE_GOLDEN=1 pytest tests/unit/test_routing.py`` and review the diff.
+them with ``UPDATE_GOLDEN=1 pytest tests/routing/test_routing.py`` and review the diff.
 """
 
 from __future__ import annotations

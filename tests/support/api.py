@@ -15,8 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from support.canaries import EXAMPLE
-
 from controlplane.cli import controller as cli
 from controlplane.controller.metrics import ControllerMetrics
 from controlplane.controller.reconcile import canary_ref
@@ -24,6 +22,7 @@ from controlplane.controller.runner import Controller
 from controlplane.kube.client import Obj
 from controlplane.kube.fake import FakeKube
 from controlplane.kube.fake_kserve import FakeKServe
+from support.canaries import EXAMPLE
 
 NS = "ml-serving"
 NAME = "support-triage"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from controller_world import DAY, NS
+from support.controller_world import DAY, NS
 from support.scenario import Change, Scenario, Variant
 
 LONG_FAMILIES = frozenset({"e2e", "success", "kpi"})

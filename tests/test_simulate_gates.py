@@ -8,7 +8,7 @@ from pathlib import Path
 from controlplane.simulation import SIMULATED_GATE, simulate
 from controlplane.spec.validate import validated_file
 
-GATED = Path(__file__).resolve().parents[2] / "canary" / "gated.yml"
+GATED = Path(__file__).resolve().parents[1] / "canary" / "gated.yml"
 
 
 class HealthyProvider:

@@ -1,7 +1,8 @@
 """Helpers of the chart tests: render and lint ``charts/controlplane`` with Helm's Go SDK
 (``helm_python``, no helm binary, no cluster), and validate rendered objects against the
 Kubernetes OpenAPI schemas (``kubernetes-validate``) or, for the Prometheus Operator kinds that
-those schemas do not hold, against the small schema in ``schemas/monitoring.coreos.com.yaml``.
+those schemas do not hold, against the small schema in
+``tests/chart/schemas/monitoring.coreos.com.yaml``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ NAMESPACE = "canary-system"
 # The Kubernetes version whose schemas every object must fit: the kind node image of
 # scripts/kind-up.sh (tests/chart/test_kind_setup.py checks they agree).
 KUBE_VERSION = "1.34.0"
-MONITORING_SCHEMAS = Path(__file__).with_name("schemas") / "monitoring.coreos.com.yaml"
+MONITORING_SCHEMAS = ROOT / "tests" / "chart" / "schemas" / "monitoring.coreos.com.yaml"
 
 Doc = dict[str, Any]
 

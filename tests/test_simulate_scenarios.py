@@ -25,7 +25,7 @@ from controlplane.spec.models import BudgetSpec, ModelCanary
 from controlplane.spec.units import parse_duration
 from controlplane.spec.validate import validated_file
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 MINUTE = 60.0
 WEEK_SCHEDULE = ((0.0, 5.0), (7 * DAY, 25.0), (14 * DAY, 75.0), (21 * DAY, 100.0))
 STABLE = Variant("bf16", latency_median_s=0.070, latency_sigma=0.3, error_fraction=0.0004)

@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from support.canaries import example_dict
-
 from controlplane.controller import status as st
 from controlplane.errors import Problem
 from controlplane.kube.client import Obj
@@ -24,6 +22,7 @@ from controlplane.rollout.intents import Intent
 from controlplane.rollout.observations import CheckResult, Observations
 from controlplane.rollout.state import RolloutState
 from controlplane.spec.models import ModelCanary
+from support.canaries import example_dict
 
 NS = "ml-serving"
 NAME = "support-triage"

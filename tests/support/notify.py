@@ -20,10 +20,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from support.canaries import example_dict
-from support.prometheus import PrometheusServer
-from support.prometheus import start_alertmanager as launch_alertmanager
-
 from controlplane.kube.fake import FakeKube
 from controlplane.rollout.state import (
     Event,
@@ -34,6 +30,9 @@ from controlplane.rollout.state import (
     spec_hash,
 )
 from controlplane.spec.models import ModelCanary
+from support.canaries import example_dict
+from support.prometheus import PrometheusServer
+from support.prometheus import start_alertmanager as launch_alertmanager
 
 T0 = float(int(time.time()) // 60 * 60 - 3 * 3600)
 """Three hours ago, on the minute: events are recent enough to be sent."""
