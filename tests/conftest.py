@@ -4,7 +4,8 @@
 metrics for the contract example's canary (stable ``bf16``, candidate ``nf4``) — into a temporary
 TSDB and serves it from the real ``prometheus`` binary on a loopback port. A missing binary fails
 the tests that use it with a clear message (CI installs it). ``tests/`` is on ``sys.path`` through
-this file, so tests import helpers as ``support.*``.
+this file, so tests import helpers as ``support.*``. The tiers (``binary``, ``slow``, ``e2e``) are
+enforced by :mod:`support.tiers`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import pytest
 from support.history import History, standard_scenario
 from support.prometheus import PrometheusSetupError, start_from_scenario
 from support.scenario import history_end
+
+pytest_plugins = ["support.tiers"]  # the tier markers, enforced (binary) and hinted (slow)
 
 
 @pytest.fixture(scope="session")

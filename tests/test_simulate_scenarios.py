@@ -25,6 +25,8 @@ from controlplane.spec.models import BudgetSpec, ModelCanary
 from controlplane.spec.units import parse_duration
 from controlplane.spec.validate import validated_file
 
+pytestmark = [pytest.mark.binary, pytest.mark.slow]
+
 ROOT = Path(__file__).resolve().parents[1]
 MINUTE = 60.0
 WEEK_SCHEDULE = ((0.0, 5.0), (7 * DAY, 25.0), (14 * DAY, 75.0), (21 * DAY, 100.0))

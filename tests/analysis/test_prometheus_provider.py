@@ -28,7 +28,7 @@ from controlplane.analysis.providers.prometheus import PrometheusProvider, from_
 from controlplane.errors import NoData, ProviderQueryError, ProviderUnavailable
 from controlplane.rollout.observations import DueCheck
 
-pytestmark = pytest.mark.prometheus
+pytestmark = pytest.mark.binary
 
 CANARY = example_canary()
 

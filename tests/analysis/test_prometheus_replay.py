@@ -13,7 +13,7 @@ from controlplane.analysis.replay import ReplayProvider, replay_queries
 from controlplane.errors import NoData
 from controlplane.rollout.observations import DueCheck
 
-pytestmark = pytest.mark.prometheus
+pytestmark = pytest.mark.binary
 
 CANARY = example_canary()
 STEP = CANARY.spec.analysis.interval.seconds

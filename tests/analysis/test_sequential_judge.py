@@ -40,6 +40,8 @@ from controlplane.rollout.state import RolloutState
 from controlplane.simulation import SimulationResult, simulate
 from controlplane.spec.models import ModelCanary
 
+pytestmark = pytest.mark.binary
+
 MINUTE = 60.0
 STABLE = Variant("bf16", latency_median_s=0.10, latency_sigma=0.3, error_fraction=0.01)
 GOOD = Variant("nf4", latency_median_s=0.10, latency_sigma=0.3, error_fraction=0.01)

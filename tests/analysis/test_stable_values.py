@@ -20,7 +20,7 @@ from controlplane.analysis.providers.prometheus import PrometheusProvider, from_
 from controlplane.controller.batch import BatchEvaluator, PrometheusSource, Request
 from controlplane.rollout.observations import CheckResult, DueCheck
 
-pytestmark = pytest.mark.prometheus
+pytestmark = pytest.mark.binary
 
 CANARY = example_canary()
 LATENCY = "steps[0].rollbackOn[0]"  # e2e-latency P95 above 200ms

@@ -201,6 +201,7 @@ receivers:
 """
 
 
+@pytest.mark.binary
 def test_real_alertmanager_rolls_the_canary_back(
     world: World, served: ApiServer, tmp_path: Path
 ) -> None:

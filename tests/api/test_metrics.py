@@ -59,6 +59,7 @@ def rolled_back(history: History, tmp_path: Path) -> World:
     return world
 
 
+@pytest.mark.binary
 def test_rollback_metrics(rolled_back: World) -> None:
     samples = scrape(rolled_back)
     state = RolloutState.from_status(rolled_back.status())
@@ -96,6 +97,7 @@ def test_rollback_metrics(rolled_back: World) -> None:
     )
 
 
+@pytest.mark.binary
 def test_thresholds_and_values_while_progressing(history: History, tmp_path: Path) -> None:
     world = World(history.scenario.start + 2 * HOUR, tmp_path)
     world.create(

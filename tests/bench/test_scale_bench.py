@@ -11,7 +11,7 @@ from types import ModuleType
 
 import pytest
 
-pytestmark = pytest.mark.prometheus
+pytestmark = pytest.mark.binary
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -33,6 +33,7 @@ def _load(name: str, path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     return module
 
 
+@pytest.mark.binary
 def test_quick_run_writes_every_scenario_into_its_own_section(tmp_path: Path) -> None:
     out = tmp_path / "benchmarks.md"
     out.write_text("# Benchmarks\n\n## Other\n\nkeep me\n", encoding="utf-8")
@@ -444,6 +445,7 @@ def test_verdict_without_an_alpha_as_quiet_as_flagger(monkeypatch: pytest.Monkey
     assert said == "not met: no alpha of the grid is as quiet as Flagger (0 false rollbacks)"
 
 
+@pytest.mark.binary
 def test_seeds_run_tabulates_each_rows_verdict_per_seed(tmp_path: Path) -> None:
     out = tmp_path / "benchmarks.md"
     script = REPO / "bench" / "blast_seeds.py"

@@ -324,6 +324,7 @@ groups:
 """
 
 
+@pytest.mark.binary
 @pytest.mark.parametrize("wrapped", [False, True], ids=["rule-file", "prometheusrule-object"])
 def test_rules_file_becomes_a_prometheus_rule_that_promtool_accepts(
     tmp_path: Path, wrapped: bool
@@ -358,6 +359,7 @@ def promtool_check(spec: dict[str, Any], tmp: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.binary
 def test_shipped_rules_pass_promtool(tmp_path: Path) -> None:
     rules = of_kind(render(), "PrometheusRule")
     shipped = (CHART / "rules" / "controller-rules.yaml").exists()

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 
+import pytest
 import yaml
 from support.chart import CHART, KUBE_VERSION, ROOT
 
@@ -95,11 +96,13 @@ def test_dockerignore_sends_only_what_the_image_builds_from() -> None:
 # ----------------------------------------------------------------------------- kind
 
 
+@pytest.mark.binary
 def test_kind_up_script_parses() -> None:
     done = subprocess.run(["bash", "-n", str(SCRIPT)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.binary
 def test_kind_up_script_passes_shellcheck() -> None:
     shellcheck = shutil.which("shellcheck")
     assert shellcheck, "shellcheck is missing: make setup installs the Debian package 'shellcheck'"

@@ -13,6 +13,8 @@ from controlplane.cli.main import main
 from controlplane.local.prometheus import PrometheusServer, backfill, start_prometheus
 from controlplane.local.synthetic import HOUR, Change, Scenario, Variant, history_end
 
+pytestmark = pytest.mark.binary
+
 ROOT = Path(__file__).resolve().parents[2]
 SHORT = (ROOT / "canary" / "four-week.yml").read_text().replace("duration: 7d", "duration: 1h")
 
@@ -134,6 +136,7 @@ def test_unreachable_prometheus_exits_1(tmp_path: Path, capsys: pytest.CaptureFi
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_demo_shows_one_promotion_and_one_rollback_with_reason(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -20,7 +20,7 @@ from controlplane.rollout.state import RolloutState
 from controlplane.routing.memory import MemoryRouter
 from controlplane.spec.models import ModelCanary
 
-pytestmark = pytest.mark.prometheus
+pytestmark = pytest.mark.binary
 
 BROKEN = 3
 

@@ -20,7 +20,7 @@ from controlplane.kube.client import Obj, Ref
 from controlplane.kube.fake import FakeKube
 from controlplane.rollout.machine import NOOP_MESSAGE
 
-pytestmark = pytest.mark.prometheus
+pytestmark = pytest.mark.binary
 
 ISVC = ("serving.kserve.io/v1beta1", "InferenceService")
 ROUTE = ("gateway.networking.k8s.io/v1", "HTTPRoute")

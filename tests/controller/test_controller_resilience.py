@@ -27,7 +27,7 @@ from controlplane.kube.client import Obj, Ref
 from controlplane.kube.fake import FakeKube
 from controlplane.kube.lease import LeaderElector
 
-pytestmark = pytest.mark.prometheus
+pytestmark = pytest.mark.binary
 
 ISVC = ("serving.kserve.io/v1beta1", "InferenceService")
 ROUTE = ("gateway.networking.k8s.io/v1", "HTTPRoute")

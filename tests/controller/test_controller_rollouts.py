@@ -10,7 +10,7 @@ from support.controller_world import DAY, HOUR, Metrics, World, canary_dict, fin
 
 from controlplane.controller.reconcile import Settings
 
-pytestmark = pytest.mark.prometheus
+pytestmark = pytest.mark.binary
 
 GATEWAY = ("gateway.networking.k8s.io/v1", "HTTPRoute")
 ISVC = ("serving.kserve.io/v1beta1", "InferenceService")

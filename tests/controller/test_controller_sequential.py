@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from support.controller_world import DAY, Metrics, World, canary_dict, finished
 
-pytestmark = pytest.mark.prometheus
+pytestmark = pytest.mark.binary
 
 ERRORS_JUMP = 4 * DAY  # after metrics.t0, the "errors" candidate errs 2% (controller_scenarios)
 

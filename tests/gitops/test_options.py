@@ -28,6 +28,7 @@ def test_without_a_repo_only_write_back_is_built(tmp_path: Path) -> None:
     assert not parts.write_back.on_abort
 
 
+@pytest.mark.binary
 def test_flags_reach_the_source_and_the_webhook_triggers_it(tmp_path: Path) -> None:
     remote = Remote(tmp_path / "host")
     dev = remote.clone("dev")

@@ -1,22 +1,18 @@
 """The ``transformers`` engine: a tiny random Llama on the CPU, really quantized by bitsandbytes.
 
-Optional: skipped, with the reason, when torch / transformers / bitsandbytes are absent (CI runs
-it where ``.ci/run`` installs the CPU torch). Real compute, real quantization, through the real
-model server.
+Optional: skipped, with the reason, when torch / transformers / bitsandbytes are absent (the
+``local-cpu`` extra, which ``make test`` and CI install from the lock). Real compute, real
+quantization, through the real model server.
 """
 
 from __future__ import annotations
 
 import asyncio
+from types import ModuleType
+from typing import Any
 
 import aiohttp
 import pytest
-
-pytest.importorskip("torch", reason="torch is not installed (optional: the CPU build is enough)")
-pytest.importorskip("transformers", reason="transformers is not installed (optional)")
-pytest.importorskip("bitsandbytes", reason="bitsandbytes is not installed (optional)")
-
-import torch
 
 from controlplane.local.engines.base import EngineError
 from controlplane.local.engines.transformers_engine import (
@@ -26,32 +22,44 @@ from controlplane.local.engines.transformers_engine import (
 )
 from controlplane.local.server import Identity, ModelServer
 
+# The torch stack takes seconds to import: only when a test here runs, never at collection.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
-def models() -> dict[str, object]:
+def torch() -> ModuleType:
+    reason = "not installed (optional: the local-cpu extra; torch's CPU build is enough)"
+    for name in ("transformers", "bitsandbytes"):
+        pytest.importorskip(name, reason=f"{name} is {reason}")
+    return pytest.importorskip("torch", reason=f"torch is {reason}")
+
+
+@pytest.fixture(scope="module")
+def models(torch: ModuleType) -> dict[str, Any]:
     return {q: build_model(q) for q in ("none", "bitsandbytes-nf4", "bitsandbytes-int8")}
 
 
 @pytest.mark.parametrize(
     ("quantization", "dtype", "max_ratio", "max_error"),
-    [("bitsandbytes-nf4", torch.uint8, 0.45, 0.5), ("bitsandbytes-int8", torch.int8, 0.6, 0.1)],
+    [("bitsandbytes-nf4", "uint8", 0.45, 0.5), ("bitsandbytes-int8", "int8", 0.6, 0.1)],
     ids=["nf4", "int8"],
 )
 def test_quantization_is_real(
-    models: dict[str, object],
+    torch: ModuleType,
+    models: dict[str, Any],
     quantization: str,
-    dtype: torch.dtype,
+    dtype: str,
     max_ratio: float,
     max_error: float,
 ) -> None:
     full, quantized = models["none"], models[quantization]
-    proj = quantized.model.layers[0].mlp.up_proj  # type: ignore[attr-defined]
-    assert proj.weight.dtype == dtype
+    proj = quantized.model.layers[0].mlp.up_proj
+    assert proj.weight.dtype == getattr(torch, dtype)
     assert weight_bytes(quantized) < max_ratio * weight_bytes(full) + 140_000  # embeddings stay
     ids = torch.tensor([[72, 101, 108, 108, 111]])
     with torch.inference_mode():
-        ref = full(ids).logits  # type: ignore[operator]
-        out = quantized(ids).logits  # type: ignore[operator]
+        ref = full(ids).logits
+        out = quantized(ids).logits
     error = float((out - ref).norm() / ref.norm())
     assert 0 < error < max_error  # different weights, same model
 
@@ -61,7 +69,7 @@ def test_unsupported_method_is_a_clear_error() -> None:
         build_model("awq")
 
 
-def test_serves_chat_with_real_inference() -> None:
+def test_serves_chat_with_real_inference(torch: ModuleType) -> None:
     async def main() -> None:
         who = Identity("demo-llm", "default", "local-demo", "nf4")
         server = ModelServer(who, TransformersEngine("bitsandbytes-nf4"))

@@ -20,7 +20,7 @@ from support.local import DEMO, PYTHON, ROOT, UP_PROGRAM, UP_VERB
 
 from controlplane.cli import main as cli
 
-pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
+pytestmark = [pytest.mark.binary, pytest.mark.slow]
 FAST = ["--time-scale", "200", "--load", "30", "--seed", "1", "-o", "json", "--max-time", "90s"]
 
 

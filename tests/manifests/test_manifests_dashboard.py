@@ -99,7 +99,7 @@ def test_every_expression_selects_the_canary_and_known_metrics() -> None:
                 assert 'canary="$canary"' in match.group(1), where
 
 
-@pytest.mark.prometheus
+@pytest.mark.binary
 def test_every_expression_runs_on_real_prometheus(history: History) -> None:
     scenario = history.scenario
     at = scenario.start + 12 * HOUR  # candidate at 25% of the traffic

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from support.manifests import CONTROLLER_METRICS, SCRAPE_METRICS, metric_names
 
@@ -29,18 +30,21 @@ def _rules() -> list[dict[str, Any]]:
     return [rule for group in data["groups"] for rule in group["rules"]]
 
 
+@pytest.mark.binary
 def test_promtool_accepts_the_rules() -> None:
     result = _promtool("check", "rules", str(RULES))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS: 11 rules found" in result.stdout
 
 
+@pytest.mark.binary
 def test_promtool_unit_tests_pass() -> None:
     result = _promtool("test", "rules", str(UNIT_TESTS))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 
 
+@pytest.mark.binary
 def test_promtool_unit_tests_can_fail(tmp_path: Path) -> None:
     """The same unit tests against rules with a loosened threshold must fail."""
     text = RULES.read_text().replace("for: 2h", "for: 4h")

@@ -27,6 +27,8 @@ from support.notify import (
 from controlplane.notify import AlertNotifier, NotifySettings
 from controlplane.notify.alert import rfc3339
 
+pytestmark = pytest.mark.binary
+
 
 @pytest.fixture(scope="module")
 def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Alertmanager]:

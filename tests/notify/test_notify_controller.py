@@ -95,7 +95,7 @@ def _drive(kube: FakeKube, kserve: FakeKServe, ctrl: Controller, clock: Clock, e
         clock.t = min(wakes)
 
 
-@pytest.mark.prometheus
+@pytest.mark.binary
 def test_controller_rollback_pages_slack_once_across_a_restart(history: History) -> None:
     clock = Clock(history.scenario.start + DAY + HOUR)
     kube = FakeKube(now=clock)
