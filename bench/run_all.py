@@ -7,7 +7,13 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-SCRIPTS = ["replay.py", "blast_radius.py", "blast_seeds.py", "scale.py"]
+SCRIPTS = [
+    "replay.py",
+    "blast_radius.py",
+    "blast_seeds.py",
+    "scale.py",
+    "hostile_input.py",
+]
 
 
 def main() -> int:

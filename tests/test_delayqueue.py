@@ -4,25 +4,40 @@ join, and closing with a deadline; one consumer thread against several producers
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
 from controlplane.delayqueue import DelayQueue
 
 
+class Clock:
+    """A clock that stands still until the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_the_earliest_due_first_then_arrival_order() -> None:
-    q: DelayQueue[str] = DelayQueue(10)
+    clock = Clock()
+    q: DelayQueue[str] = DelayQueue(10, clock=clock)
     assert q.put("later", delay=0.2) is None
     assert q.put("first") is None
     assert q.put("second") is None
-    started = time.monotonic()
     assert q.get() == "first"
     q.task_done()
     assert q.get() == "second"
     q.task_done()
-    assert q.get() == "later"
-    assert time.monotonic() - started >= 0.19  # it waited for its time
+    got: list[str | None] = []
+    getter = threading.Thread(target=lambda: got.append(q.get()))
+    getter.start()
+    getter.join(0.3)  # a wait: the clock stands still, so "later" cannot fall due
+    assert got == []
+    clock.now = 0.2
+    getter.join(30)  # a wait: the queue's own timed wait re-reads the clock within 0.2 s
+    assert got == ["later"]  # it waited for its time, the queue's clock's time
     assert len(q) == 1  # in flight until task_done
     q.task_done()
     assert len(q) == 0
@@ -59,7 +74,8 @@ def test_a_retry_goes_back_past_the_bound_and_join_sees_no_gap() -> None:
 
 
 def test_close_admits_nothing_and_stops_at_the_deadline() -> None:
-    q: DelayQueue[str] = DelayQueue(10)
+    clock = Clock()  # it stands still: neither the deadline nor "retry" ever comes
+    q: DelayQueue[str] = DelayQueue(10, clock=clock)
     q.put("due")
     q.put("retry", delay=60.0)
     q.close(timeout=1.0)
@@ -67,9 +83,13 @@ def test_close_admits_nothing_and_stops_at_the_deadline() -> None:
     assert q.put("new") == "new"
     assert q.get() == "due"
     q.task_done(retry_in=0.0)  # no retry once closed
-    started = time.monotonic()
-    assert q.get() is None  # "retry" falls due after the deadline: not waited for
-    assert time.monotonic() - started < 0.5
+    # "retry" falls due after the deadline: get() says None at once, waiting for neither; one
+    # that waited for either would never return, as the clock never gets there
+    got: list[str | None] = []
+    getter = threading.Thread(target=lambda: got.append(q.get()), daemon=True)
+    getter.start()
+    getter.join(30)  # a wait for the other thread, not a bound on it
+    assert got == [None]
     assert q.drain() == ["retry"]
     assert q.join(timeout=0)
 
@@ -87,11 +107,11 @@ def test_close_without_a_timeout_hands_over_everything_queued() -> None:
 
 
 def test_a_past_deadline_ends_even_items_that_were_due() -> None:
-    now = [0.0]
-    q: DelayQueue[str] = DelayQueue(10, clock=lambda: now[0])
+    clock = Clock()
+    q: DelayQueue[str] = DelayQueue(10, clock=clock)
     q.put("a")
     q.close(timeout=5.0)
-    now[0] = 5.0
+    clock.now = 5.0
     assert q.get() is None
     assert q.drain() == ["a"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from pathlib import Path
@@ -26,11 +27,14 @@ from controlplane.gitops.source import (
     DIGEST_ANNOTATION,
     FIELD_MANAGER,
     GitSource,
+    SyncReport,
 )
 from controlplane.gitops.writeback import GitWriteBack
 from controlplane.kube.client import Ref
 from controlplane.kube.fake import FakeKube
 from controlplane.rollout.state import spec_hash
+
+pytestmark = pytest.mark.binary
 
 API = "canary.controlplane.dev/v1alpha1"
 NS = "ml-serving"
@@ -236,9 +240,20 @@ def test_objects_of_another_tool_are_not_taken_over(
     )
 
 
-def test_the_webhook_trigger_syncs_at_once(tmp_path: Path, remote: Remote, dev: Clone) -> None:
+def test_the_webhook_trigger_syncs_at_once(
+    tmp_path: Path, remote: Remote, dev: Clone, monkeypatch: pytest.MonkeyPatch
+) -> None:
     kube = FakeKube()
-    src = source(kube, remote, tmp_path)  # polls hourly
+    # the poll timer never fires: after the first sync, only trigger() can start another one
+    src = GitSource(kube, remote.url, "canary/", "main", math.inf, cache_dir=tmp_path / "cache")
+    events: list[str] = []
+    sync_once = src.sync_once
+
+    def recorded(*, force: bool = False) -> SyncReport:
+        events.append("sync")
+        return sync_once(force=force)
+
+    monkeypatch.setattr(src, "sync_once", recorded)
     stop = threading.Event()
     runner = threading.Thread(target=src.run, args=(stop,), daemon=True)
     runner.start()
@@ -250,14 +265,16 @@ def test_the_webhook_trigger_syncs_at_once(tmp_path: Path, remote: Remote, dev: 
         dev.write("canary/support.yml", canary_file(CANDIDATE_NF4, SECTION))
         sha = dev.commit("Try nf4")
         dev.push()
-        pushed = time.monotonic()
+        events.append("trigger")
         src.trigger()
         while time.monotonic() < deadline:
             if get(kube, "support-triage")["metadata"]["annotations"][COMMIT_ANNOTATION] == sha:
                 break
             time.sleep(0.05)
         assert get(kube, "support-triage")["spec"]["candidate"]["name"] == "nf4"
-        assert time.monotonic() - pushed < 10  # far sooner than the hourly poll
+        # the start-up sync, then the one the push's trigger started: no poll in between or after
+        assert events == ["sync", "trigger", "sync"]
+        assert src.last_report.commit == sha
     finally:
         stop.set()
         runner.join(10)

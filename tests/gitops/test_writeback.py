@@ -34,6 +34,8 @@ from controlplane.kube.client import Ref
 from controlplane.kube.fake import FakeKube
 from controlplane.rollout.state import Event, Reason, spec_hash
 
+pytestmark = pytest.mark.binary
+
 FILE = "canary/support-triage.yml"
 NS, NAME = "ml-serving", "support-triage"
 
@@ -485,26 +487,32 @@ def test_notify_queues_without_blocking_and_filters_reasons(
     section = write_back(remote.url, FILE)
     history(dev, section)
     canary = model_of(remote.show(FILE))
-    release = threading.Event()
+    pushing = threading.Event()  # the worker has reached its push
+    release = threading.Event()  # set by the test only: until then the push is held
+    held: list[bool] = []  # per push, once it goes on: released by the test (not timed out)
+
+    def before_push(attempt: int) -> None:
+        pushing.set()
+        held.append(release.wait(30))
+
     results: list[WriteBackResult] = []
-    wb = make(
-        tmp_path,
-        before_push=lambda attempt: release.wait(10),
-        on_result=results.append,
-    )
+    wb = make(tmp_path, before_push=before_push, on_result=results.append)
     obj = as_object(canary)
     rolled = Event("RolledBack", 1.0, 1, 0, "rolled back")
     aborted = rolled_back(spec_hash(canary), Reason("aborted", "aborted by ann", 1.0, 1))
 
     wb.notify(obj, canary, aborted, rolled)  # a user's abort: not written back by default
     wb.notify(obj, canary, rolled_back(spec_hash(canary)), Event("Breached", 1.0, 1, 5))
-    started = time.monotonic()
     wb.notify(obj, canary, rolled_back(spec_hash(canary)), rolled)
+    assert pushing.wait(30)  # the worker is now held right before its push
     wb.notify(obj, canary, rolled_back(spec_hash(canary)), rolled)  # a duplicate: queued once
-    assert time.monotonic() - started < 0.5  # the push is blocked, notify is not
+    # both calls returned while the push is still held: had notify waited for the push, the push
+    # would have gone on only after release.wait gave up, recording False
+    assert held == []
     release.set()
     assert wb.wait_idle(30)
     wb.close()
+    assert held == [True]
     assert [r.status for r in results] == ["committed"]
 
     assert GitWriteBack(None, tmp_path / "c", on_abort=True).wants(canary, aborted, rolled)
@@ -599,8 +607,11 @@ def test_close_drops_retries_that_are_not_due(tmp_path: Path, remote: Remote, de
     while not results and time.monotonic() < deadline:
         time.sleep(0.01)
     assert results[0].retry_in == 3600.0
-    started = time.monotonic()
-    wb.close()
-    assert time.monotonic() - started < 5  # not an hour
+    # allowed half an hour, close does the work due within it; the retry is due in an hour, so
+    # close drops it and returns at once; a close that waited for it would still be running
+    closing = threading.Thread(target=wb.close, kwargs={"timeout_s": 1800.0}, daemon=True)
+    closing.start()
+    closing.join(60)  # a wait for the other thread, not a bound on it
+    assert not closing.is_alive()
     assert wb.wait_idle(0)
     assert len(results) == 1

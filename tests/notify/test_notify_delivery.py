@@ -7,8 +7,12 @@ from __future__ import annotations
 import json
 import random
 import socket
+import threading
 import time
+from typing import Any
 
+import httpx
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from support.notify import (
     NS,
@@ -21,6 +25,7 @@ from support.notify import (
     rollback,
 )
 
+from controlplane.delayqueue import DelayQueue
 from controlplane.kube.client import Ref
 from controlplane.kube.fake import FakeKube
 from controlplane.notify import AlertNotifier, NotifySettings
@@ -28,6 +33,35 @@ from controlplane.notify.alert import rfc3339
 from controlplane.notify.ledger import ledger_name
 
 FAST = NotifySettings(backoff_base_s=0.2, backoff_max_s=1.0, timeout_s=2.0, max_attempts=4)
+HOLD_S = 30.0
+"""How long :class:`HeldTransport` holds a response that the test never releases."""
+
+
+class HeldTransport(httpx.BaseTransport):
+    """Real HTTP whose outcome (response or error) reaches the notifier only once the test sets
+    :attr:`release`: a receiver stuck for exactly as long as the test says. Should nobody
+    release it within :data:`HOLD_S` (a ``notify`` waiting for the delivery it queued), it
+    records :attr:`gave_up` and holds nothing more. :attr:`threads`: who made each attempt."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.gave_up = False
+        self.threads: list[str] = []
+        self._real = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.threads.append(threading.current_thread().name)
+        try:
+            response = self._real.handle_request(request)
+            response.read()
+            return response
+        finally:
+            if not self.release.wait(HOLD_S):
+                self.gave_up = True
+                self.release.set()
+
+    def close(self) -> None:
+        self._real.close()
 
 
 def _notify_rollback(notifier: AlertNotifier, url: str, uid: str = "uid-1") -> None:
@@ -36,7 +70,22 @@ def _notify_rollback(notifier: AlertNotifier, url: str, uid: str = "uid-1") -> N
     notifier.notify(obj, canary, *rollback(canary))
 
 
-def test_retries_5xx_with_exponential_backoff_then_delivers() -> None:
+@pytest.fixture
+def retries(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The delay of every retry the notifier's worker schedules, in order."""
+    delays: list[float] = []
+    task_done = DelayQueue.task_done
+
+    def recorded(self: DelayQueue[Any], retry_in: float | None = None) -> None:
+        if retry_in is not None:
+            delays.append(retry_in)
+        task_done(self, retry_in)
+
+    monkeypatch.setattr(DelayQueue, "task_done", recorded)
+    return delays
+
+
+def test_retries_5xx_with_exponential_backoff_then_delivers(retries: list[float]) -> None:
     with receiving([Reply(500), Reply(503)]) as hook:
         notifier = AlertNotifier(None, FAST, rng=random.Random(7))
         try:
@@ -45,12 +94,10 @@ def test_retries_5xx_with_exponential_backoff_then_delivers() -> None:
             assert notifier.flush(5)
         finally:
             notifier.close(2)
-    gap1, gap2 = second.at - first.at, third.at - second.at
-    # attempt n waits base * 2**(n-1) times a jitter factor in [0.5, 1] drawn from the rng
+    # attempt n waits base * 2**(n-1) times a jitter factor in [0.5, 1] drawn from the rng; the
+    # queue (tests/test_delayqueue.py) holds each retry back until it is due
     draws = random.Random(7)
-    wait1, wait2 = 0.2 * draws.uniform(0.5, 1.0), 0.4 * draws.uniform(0.5, 1.0)
-    assert wait1 <= gap1 < wait1 + 0.5
-    assert wait2 <= gap2 < wait2 + 0.5
+    assert retries == [0.2 * draws.uniform(0.5, 1.0), 0.4 * draws.uniform(0.5, 1.0)]
     assert first.body == second.body == third.body
     assert notifier.count("webhook", "delivered") == 1
     assert notifier.count("webhook", "failed") == 0
@@ -69,44 +116,47 @@ def test_gives_up_after_max_attempts() -> None:
     assert notifier.count("webhook", "failed") == 1
 
 
-def test_429_retry_after_is_honoured() -> None:
+def test_429_retry_after_is_honoured(retries: list[float]) -> None:
     with receiving([Reply(429, {"Retry-After": "1"})]) as hook:
         notifier = AlertNotifier(None, FAST)
         try:
             _notify_rollback(notifier, hook.url)
-            first, second = hook.wait_for(2)
+            assert len(hook.wait_for(2)) == 2  # the 429, then the retry it asked for
         finally:
             notifier.close(2)
-    # the backoff alone would have waited at most 0.2 s
-    assert second.at - first.at >= 0.95
+    assert retries == [1.0]  # Retry-After, where the backoff alone would wait at most 0.2 s
     assert notifier.count("webhook", "delivered") == 1
 
 
 def test_hanging_receiver_does_not_stall_notify_and_the_queue_stays_bounded() -> None:
     settings = NotifySettings(queue_size=5, timeout_s=3.0, max_attempts=1)
-    with receiving([Reply(delay=2.5)]) as hook:
-        notifier = AlertNotifier(None, settings)
+    held = HeldTransport()  # the receiver answers, the worker gets the answer when released
+    with receiving() as hook:
+        notifier = AlertNotifier(None, settings, transport=held)
         try:
             obj = canary_obj([{"webhook": {"url": hook.url}, "events": ["rollback", "pause"]}])
             canary = canary_of(obj)
             notifier.notify(obj, canary, *rollback(canary))
-            hook.wait_for(1)  # the worker is now stuck in that request
-            slowest = 0.0
+            hook.wait_for(1)  # the worker is now stuck in that request until released
             for i in range(40):
                 state, event = plain_event(canary, "Paused", T0 + 1000 + i)
-                started = time.perf_counter()
                 notifier.notify(obj, canary, state, event)
-                slowest = max(slowest, time.perf_counter() - started)
+                assert not held.gave_up  # it returned while the worker is still stuck
                 assert notifier.queue_depth <= 5 + 1  # queued + the one in flight
-            assert slowest < 0.05
             assert notifier.queue_depth == 6
             assert notifier.count("webhook", "dropped") == 40 - 5
+            assert notifier.count("webhook", "delivered") == 0
             assert len(hook.requests) == 1
+            assert held.threads == ["canary-alerts"]  # sent by the worker, not by notify
         finally:
             dropped = notifier.close(0.2)
+            held.release.set()
     # what was still queued at shutdown is dropped (and counted), the worker having been stuck
     assert dropped == 5
     assert notifier.count("webhook", "dropped") == 40
+    assert notifier.close(30) == 0  # closing again waits for the released worker to end
+    assert notifier.count("webhook", "delivered") == 1  # the one that was stuck
+    assert not held.gave_up
 
 
 def test_refused_connection_is_retried_without_stalling_notify() -> None:
@@ -114,15 +164,19 @@ def test_refused_connection_is_retried_without_stalling_notify() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     settings = NotifySettings(backoff_base_s=0.05, backoff_max_s=0.1, max_attempts=3)
-    notifier = AlertNotifier(None, settings)
+    held = HeldTransport()  # each refused attempt is reported only when released
+    notifier = AlertNotifier(None, settings, transport=held)
     try:
-        started = time.perf_counter()
         _notify_rollback(notifier, f"http://127.0.0.1:{port}/hook")
-        assert time.perf_counter() - started < 0.05
+        assert not held.gave_up  # it returned while the delivery is still held
+        held.release.set()
         assert notifier.flush(5)
     finally:
+        held.release.set()
         notifier.close(1)
     assert notifier.count("webhook", "failed") == 1
+    assert held.threads == ["canary-alerts"] * 3  # every attempt made by the worker
+    assert not held.gave_up
 
 
 def test_same_event_twice_is_delivered_once_per_channel() -> None:
