@@ -17,6 +17,8 @@ UV := $(TOOLS)/uv-$(UV_VERSION)/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 FAST := -m 'not binary and not slow and not e2e'
+# every core; the slow tests in one group, one after another (tests/support/tiers.py)
+XDIST := -n auto --dist loadgroup
 comma := ,
 empty :=
 space := $(empty) $(empty)
@@ -53,10 +55,10 @@ lint: setup ## ruff, ruff format --check, mypy --strict, import-linter layer con
 	$(LINT)
 
 test: lint ## everything CI runs: lint + types + layers, then every pytest tier (warnings are errors)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(XDIST)
 
 test-fast: setup ## the everyday loop: the pure core and every test that starts no binary (< 1 min)
-	$(BIN)/pytest -q $(FAST)
+	$(BIN)/pytest -q $(XDIST) $(FAST)
 
 test-latest: BIN := .venv-latest/bin
 test-latest: $(UV) ## lint and test against the newest releases pyproject.toml allows (not the lock)
@@ -64,7 +66,7 @@ test-latest: $(UV) ## lint and test against the newest releases pyproject.toml a
 	$(UV) venv -q --clear --python $(PY) .venv-latest
 	VIRTUAL_ENV=.venv-latest $(UV) pip install -q --refresh -e '.[$(DEV_EXTRAS)]'
 	$(LINT)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(XDIST)
 
 lock: $(UV) ## re-resolve uv.lock to the newest releases that pyproject.toml allows
 	$(UV) lock --upgrade --python $(PY)

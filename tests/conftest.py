@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 from support.history import History, standard_scenario
-from support.prometheus import PrometheusSetupError, start_from_scenario
+from support.prometheus import start_shared
 from support.scenario import history_end
 
 pytest_plugins = ["support.tiers"]  # the tier markers, enforced (binary) and hinted (slow)
@@ -24,10 +24,7 @@ pytest_plugins = ["support.tiers"]  # the tier markers, enforced (binary) and hi
 @pytest.fixture(scope="session")
 def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
     scenario = standard_scenario(history_end(time.time()))
-    try:
-        server = start_from_scenario(scenario, tmp_path_factory.mktemp("prometheus"))
-    except PrometheusSetupError as exc:
-        pytest.fail(str(exc), pytrace=False)
+    server = start_shared("history", scenario.start, tmp_path_factory, scenario.write)
     try:
         yield History(scenario, server)
     finally:

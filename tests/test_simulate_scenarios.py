@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support.prometheus import start_shared
 
 from controlplane.analysis import queries
 from controlplane.analysis.providers.prometheus import PrometheusProvider, from_url
@@ -166,12 +167,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     end = history_end(time.time())
     end -= end % MINUTE
     cases = build_cases(end)
-    work = tmp_path_factory.mktemp("scenarios")
-    files: list[Path] = []
-    for key, case in cases.items():
-        files += case.scenario.write(work / "openmetrics" / key)
-    backfill(files, work / "tsdb")
-    server = start_prometheus(work / "tsdb")
+
+    def write(folder: Path) -> list[Path]:
+        return [f for key, case in cases.items() for f in case.scenario.write(folder / key)]
+
+    server = start_shared("scenarios", end, tmp_path_factory, write)
     try:
         yield World(end, cases, server)
     finally:

@@ -300,7 +300,8 @@ def run(args: argparse.Namespace, kube: Any = None) -> int:
     controller = build(args, kube, metrics=metrics, notifiers=[alerts, git.write_back])
     if args.once:
         try:
-            controller.poll(5.0)
+            for ns in controller.namespaces:  # a list, not a watch: nothing to wait for
+                controller.sync(ns)
             controller.run_once()
         finally:
             alerts.close(10.0)

@@ -112,6 +112,7 @@ def test_repeated_fixed_threshold_looks_would_not_be_valid() -> None:
 # Power
 
 
+@pytest.mark.slow
 def test_twice_the_error_rate_is_detected_within_12000_candidate_requests() -> None:
     rng = np.random.default_rng(13)
     runs = 500

@@ -28,11 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.prometheus import start_shared
 
 from controlplane.analysis.evaluator import evaluate
 from controlplane.analysis.providers.prometheus import PrometheusProvider, from_url
 from controlplane.controller.batch import BatchEvaluator, PrometheusSource, Request
-from controlplane.local.prometheus import PrometheusServer, backfill, start_prometheus
+from controlplane.local.prometheus import PrometheusServer
 from controlplane.local.synthetic import HOUR, Change, Scenario, Variant, history_end
 from controlplane.rollout.machine import stage_checks
 from controlplane.rollout.observations import DueCheck, Observations
@@ -95,31 +96,33 @@ def prometheus(
 ) -> Iterator[tuple[PrometheusServer, float]]:
     end = history_end(time.time())
     start = end - SPAN
-    work: Path = tmp_path_factory.mktemp("seq")
-    files: list[Path] = []
-    slow = Change(0.0, "candidate", {"latency_median_s": 0.15})
-    for name, candidate, changes in (
-        ("seq-bad", BAD, ()),
-        ("seq-good", GOOD, ()),
-        ("seq-slow", GOOD, (slow,)),
-        ("seq-drift", GOOD, DRIFT),
-        ("seq-mild", MILD, ()),
-    ):
-        scenario = Scenario(
-            start=start,
-            duration=SPAN,
-            stable=STABLE,
-            candidate=candidate,
-            namespace="ml-serving",
-            canary=name,
-            total_rps=50.0,
-            weights=((0.0, 25.0),),
-            changes=changes,
-            families=frozenset({"e2e", "success"}),
-        )
-        files += scenario.write(work / name)
-    backfill(files, work / "tsdb")
-    server = start_prometheus(work / "tsdb")
+
+    def write(folder: Path) -> list[Path]:
+        files: list[Path] = []
+        slow = Change(0.0, "candidate", {"latency_median_s": 0.15})
+        for name, candidate, changes in (
+            ("seq-bad", BAD, ()),
+            ("seq-good", GOOD, ()),
+            ("seq-slow", GOOD, (slow,)),
+            ("seq-drift", GOOD, DRIFT),
+            ("seq-mild", MILD, ()),
+        ):
+            scenario = Scenario(
+                start=start,
+                duration=SPAN,
+                stable=STABLE,
+                candidate=candidate,
+                namespace="ml-serving",
+                canary=name,
+                total_rps=50.0,
+                weights=((0.0, 25.0),),
+                changes=changes,
+                families=frozenset({"e2e", "success"}),
+            )
+            files += scenario.write(folder / name)
+        return files
+
+    server = start_shared("sequential-judge", end, tmp_path_factory, write)
     try:
         yield server, start
     finally:

@@ -69,6 +69,7 @@ FLAT = np.ones(LOOKS)
 MINUTES = np.arange(1, LOOKS + 1) - 0.5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("cand_factor", "shared", "per_look"),
     [
@@ -87,6 +88,7 @@ def test_false_breach_rate_under_continuous_monitoring_is_at_most_alpha(
     assert breached.mean() <= _slack(alpha)
 
 
+@pytest.mark.slow
 def test_a_faster_candidate_passes_and_a_slower_one_never_passes() -> None:
     faster = _streams(FLAT * 0.9, FLAT, 3000.0, seed=5)
     _, passed, _ = _breaches(*faster, alpha=0.01)
@@ -96,6 +98,7 @@ def test_a_faster_candidate_passes_and_a_slower_one_never_passes() -> None:
     assert passed.mean() <= _slack(0.01)
 
 
+@pytest.mark.slow
 def test_a_slow_drift_is_caught_within_minutes_while_its_tail_barely_moved() -> None:
     # 10 candidate req/s, latency drifting from +0 % to +50 % over the hour: the share over
     # the stable's P99 is still under 2 % at minute 8, yet the shift test has seen it.

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from support.controller_scenarios import fleet_scenarios, long_scenarios
 from support.controller_world import DAY, HOUR, Metrics, write_combined
-from support.prometheus import PrometheusSetupError, backfill, start_prometheus
+from support.prometheus import start_shared
 from support.scenario import history_end
 
 
@@ -25,18 +26,14 @@ def metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Metrics]:
     end = history_end(time.time())
     long_start = end - 26 * DAY
     fleet_start = end - DAY
-    workdir = tmp_path_factory.mktemp("controller-prometheus")
-    files = [
-        write_combined(long_scenarios(long_start, 26 * DAY), workdir / "long.om"),
-        write_combined(fleet_scenarios(fleet_start, DAY), workdir / "fleet.om"),
-    ]
-    try:
-        backfill(files, workdir / "tsdb")
-        server = start_prometheus(workdir / "tsdb")
-    except PrometheusSetupError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    for path in files:
-        path.unlink()
+
+    def write(folder: Path) -> list[Path]:
+        return [
+            write_combined(long_scenarios(long_start, 26 * DAY), folder / "long.om"),
+            write_combined(fleet_scenarios(fleet_start, DAY), folder / "fleet.om"),
+        ]
+
+    server = start_shared("controller", end, tmp_path_factory, write)
     # whole hours, so that evaluation times fall on the sample grid
     t0 = long_start + DAY
     try:

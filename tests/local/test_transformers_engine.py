@@ -23,7 +23,7 @@ from controlplane.local.engines.transformers_engine import (
 from controlplane.local.server import Identity, ModelServer
 
 # The torch stack takes seconds to import: only when a test here runs, never at collection.
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.binary]  # torch runs ldconfig on import
 
 
 @pytest.fixture(scope="module")

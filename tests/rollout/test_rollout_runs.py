@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.canaries import EXAMPLE as CONTRACT_EXAMPLE
@@ -116,6 +117,7 @@ def event_time(state: RolloutState, kind: str) -> float:
     return next(e.time for e in state.history if e.type == kind)
 
 
+@pytest.mark.slow
 def test_contract_example_promotes_after_21_days_of_steps() -> None:
     state, actions, ticks = drive(example(shadow=False), lambda t: dict(HEALTHY), resume=True)
     assert state.outcome == "promoted"
@@ -125,6 +127,7 @@ def test_contract_example_promotes_after_21_days_of_steps() -> None:
     assert ticks == 21 * 24 * 60 + 1
 
 
+@pytest.mark.slow
 def test_contract_example_with_shadow_promotes_within_four_weeks() -> None:
     state, actions, _ = drive(example(), lambda t: dict(HEALTHY))
     passed = event_time(state, "ShadowPassed")
@@ -149,6 +152,7 @@ def test_latency_breach_at_step_1_rolls_back_within_one_interval() -> None:
     assert state.weight == 0
 
 
+@pytest.mark.slow
 def test_budget_throttle_does_not_delay_promotion() -> None:
     def values(t: float) -> dict[str, float | None]:
         over = T0 + 9 * DAY <= t < T0 + 9 * DAY + 6 * HOUR
@@ -161,6 +165,7 @@ def test_budget_throttle_does_not_delay_promotion() -> None:
     assert event_time(state, "Promoted") == T0 + 21 * DAY
 
 
+@pytest.mark.slow
 def test_outage_pauses_and_delays_promotion_by_the_paused_time() -> None:
     outage = (T0 + 16 * DAY, T0 + 16 * DAY + 30 * MIN)
 
@@ -236,6 +241,7 @@ def _obs(spec: ModelCanary, state: RolloutState, now: float, tick: tuple[Any, ..
     return Observations(checks, spend=spend, spend_error=spend_error, candidate_ready=ready)
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(st.lists(tick_strategy, min_size=1, max_size=60))
 def test_resuming_from_serialized_state_equals_the_uninterrupted_run(

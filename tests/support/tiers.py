@@ -94,6 +94,15 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, object
     return (yield from _phase(item))
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under ``pytest-xdist --dist loadgroup``, the slow tests run one after another on one
+    worker (they replay history or drive real-time stacks and compete for the same cores)."""
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group("slow"))
+
+
 _slow_unmarked: list[tuple[float, str]] = []
 
 
