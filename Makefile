@@ -17,7 +17,7 @@ UV := $(TOOLS)/uv-$(UV_VERSION)/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 FAST := -m 'not binary and not slow and not e2e'
-# every core; the slow tests in one group, one after another (tests/support/tiers.py)
+# every core; a module's slow tests stay on one worker (tests/support/tiers.py)
 XDIST := -n auto --dist loadgroup
 comma := ,
 empty :=

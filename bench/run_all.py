@@ -13,6 +13,7 @@ SCRIPTS = [
     "blast_seeds.py",
     "scale.py",
     "hostile_input.py",
+    "test_suite.py",
 ]
 
 

@@ -96,11 +96,12 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, object
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under ``pytest-xdist --dist loadgroup``, the slow tests run one after another on one
-    worker (they replay history or drive real-time stacks and compete for the same cores)."""
+    """Under ``pytest-xdist --dist loadgroup``, the slow tests of one module run one after
+    another on one worker, so their module-scoped fixtures (a backfilled Prometheus, the torch
+    stack) are set up once; the modules spread over the workers."""
     for item in items:
         if item.get_closest_marker("slow") and not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group("slow"))
+            item.add_marker(pytest.mark.xdist_group(f"slow:{item.path.name}"))
 
 
 _slow_unmarked: list[tuple[float, str]] = []
