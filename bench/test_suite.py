@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             add = ["git", "worktree", "add", "-q", "--detach", str(tree), ref]
             subprocess.run(add, cwd=REPO, check=True)
         rows = []
-        for label, tree in ((f"baseline {args.baseline}", base), (f"head {args.head}", head)):
+        for label, tree in ((f"baseline {args.baseline}", base), (f"head {head_sha}", head)):
             bin_dir = environment(tree)
             lint = timed(
                 f"{label}: lint", [[str(bin_dir / c[0]), *c[1:]] for c in LINT], tree, bin_dir
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             tests = timed(f"{label}: pytest", [pytest_args(tree)], tree, bin_dir)
             rows.append((label, lint, tests))
         fast = timed(
-            f"head {args.head}: test-fast",
+            f"head {head_sha}: test-fast",
             [pytest_args(head, fast=True)],
             head,
             head / ".venv" / "bin",
