@@ -43,8 +43,11 @@ $(UV): scripts/uv-requirements.txt
 
 setup: $(UV) ## sync .venv to uv.lock (package, test and lint tools, EXTRAS) and install Debian prometheus
 	@scripts/ensure-prometheus.sh
-	@$(UV) sync -q --locked --python $(PY) $(foreach e,dev $(EXTRAS),--extra $(e))
+	@$(UV) sync -q --locked $(SYNC) --python $(PY) $(foreach e,dev $(EXTRAS),--extra $(e))
 
+# the simulated engine needs no torch: installed only if absent, and left alone if present
+demo replay: EXTRAS :=
+demo replay: SYNC := --inexact
 demo: setup ## run a whole canary on this machine: simulated vLLM servers, router, real Prometheus
 	$(BIN)/canaryctl up canary/local-demo.yml --time-scale 60 --load 20
 
