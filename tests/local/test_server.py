@@ -157,10 +157,12 @@ def test_bad_requests(body: Any, status: int, message: str) -> None:
 
 def test_injected_faults() -> None:
     async def check(session: aiohttp.ClientSession, server: ModelServer) -> None:
-        statuses = []
-        for _ in range(40):
+        async def one() -> int:
             async with session.post("/v1/chat/completions", json=CHAT) as r:
-                statuses.append(r.status)
+                await r.read()
+                return r.status
+
+        statuses = await asyncio.gather(*(one() for _ in range(40)))  # at once, as load comes
         async with session.get("/metrics") as r:
             text = await r.text()
         errors = statuses.count(500)
