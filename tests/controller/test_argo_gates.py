@@ -4,7 +4,6 @@ endpoints, and golden YAML of the Workflows it submits (``UPDATE_GOLDEN=1`` rege
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -184,6 +183,7 @@ def test_unreachable_server_is_an_error_to_retry_not_a_failure(argo: ArgoFake) -
     assert "Connection refused" in polled.error
 
 
+@pytest.mark.timeout(30)  # without the client's timeout the poll would hang: a failure here
 def test_a_hung_server_times_out_quickly() -> None:
     import socket
 
@@ -194,11 +194,9 @@ def test_a_hung_server_times_out_quickly() -> None:
         port = listener.getsockname()[1]
         gates = ArgoGates(f"http://127.0.0.1:{port}", token="t", request_timeout_s=0.5)
         canary = gated()
-        began = time.monotonic()
         polled = gates.poll(canary, first_run(canary))
-        assert time.monotonic() - began < 5
         assert polled.phase is None
-        assert "timed out" in polled.error.lower()
+        assert "timed out" in polled.error.lower()  # cut by the 0.5 s timeout, not answered
     finally:
         listener.close()
 
