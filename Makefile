@@ -74,6 +74,9 @@ test-latest: $(UV) ## lint and test against the newest releases pyproject.toml a
 lock: $(UV) ## re-resolve uv.lock to the newest releases that pyproject.toml allows
 	$(UV) lock --upgrade --python $(PY)
 
+kube-tools: ## build kube-apiserver and etcd from their Go modules into the tool folder (pinned)
+	@scripts/build-kube.sh
+
 bench: setup ## run the benchmarks and rewrite docs/benchmarks.md
 	$(BIN)/python bench/run_all.py
 
@@ -84,4 +87,4 @@ format: setup ## apply ruff fixes and formatting
 clean: ## remove the virtualenvs and caches (the uv tool folder and uv's cache stay)
 	rm -rf $(VENV) .venv-latest .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info
 
-.PHONY: help setup demo replay lint test test-fast test-latest lock bench format clean
+.PHONY: help setup demo replay lint test test-fast test-latest lock kube-tools bench format clean

@@ -103,10 +103,11 @@ def test_kind_up_script_parses() -> None:
 
 
 @pytest.mark.binary
-def test_kind_up_script_passes_shellcheck() -> None:
+def test_the_shell_scripts_pass_shellcheck() -> None:
     shellcheck = shutil.which("shellcheck")
     assert shellcheck, "shellcheck is missing: make setup installs the Debian package 'shellcheck'"
-    scripts = [str(SCRIPT), str(SCRIPT.parent / "ensure-prometheus.sh")]
+    scripts = [str(path) for path in sorted(SCRIPT.parent.glob("*.sh"))]
+    assert str(SCRIPT) in scripts
     done = subprocess.run([shellcheck, *scripts], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
 

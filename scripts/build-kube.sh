@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Build kube-apiserver and etcd from their published Go modules (only the Go
+# module proxy is needed, no git checkout) into a per-user cache folder:
+#
+#   ${XDG_CACHE_HOME:-$HOME/.cache}/controlplane-tools/kube-<KUBE_VERSION>/bin/{kube-apiserver,etcd}
+#
+# Idempotent: exits at once when both binaries exist and answer --version.
+# The last line printed is the bin folder, e.g.  BIN=$(scripts/build-kube.sh | tail -n1)
+#
+# k8s.io/kubernetes cannot be built as a dependency as-is: its go.mod points every
+# staging module (k8s.io/api, k8s.io/apimachinery, ...) at ./staging/src/...,
+# which is not part of the published module. A throwaway module outside the
+# repository replaces each of them by its published v0.<minor>.<patch> version.
+set -euo pipefail
+
+# --- pins -------------------------------------------------------------------
+# Newest v1.34.x on the Go module proxy that also has a checksum database entry
+# (checked with `go list -m k8s.io/kubernetes@v1.34.N` / `go mod download`):
+# v1.34.11 and v1.34.12 are listed by the proxy but fail checksum verification
+# (checksum database lookup 404), v1.34.6 is not on the proxy.
+KUBE_VERSION="v1.34.10"
+# Staging modules are tagged v0.<minor>.<patch> from the same release commit
+# (`go list -m -versions k8s.io/api` lists v0.34.10).
+STAGING_VERSION="v0.34.10"
+# etcd that Kubernetes v1.34.10 itself tests against: hack/lib/etcd.sh in
+# k8s.io/kubernetes@v1.34.10 sets ETCD_VERSION=3.6.5 (its go.mod pins the etcd
+# client libraries at v3.6.4). The etcd main package is the root of
+# go.etcd.io/etcd/server/v3 (server/main.go).
+ETCD_VERSION="v3.6.5"
+# -----------------------------------------------------------------------------
+
+GO_MIN_MINOR=24 # both go.mod files above say go 1.24
+
+die() {
+	echo "error: $*" >&2
+	exit 2
+}
+
+CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/controlplane-tools"
+BIN_DIR="${CACHE_ROOT}/kube-${KUBE_VERSION}/bin"
+APISERVER="${BIN_DIR}/kube-apiserver"
+ETCD="${BIN_DIR}/etcd"
+
+# kube-apiserver --version -> "Kubernetes v1.34.10"; etcd --version -> "etcd Version: 3.6.5 ..."
+binaries_ok() {
+	[[ -x "$APISERVER" && -x "$ETCD" ]] || return 1
+	"$APISERVER" --version 2>/dev/null | grep -qF "Kubernetes ${KUBE_VERSION}" || return 1
+	"$ETCD" --version 2>/dev/null | grep -qF "etcd Version: ${ETCD_VERSION#v}" || return 1
+}
+
+if binaries_ok; then
+	echo "$BIN_DIR"
+	exit 0
+fi
+
+# GO=/path/to/go overrides; otherwise `go` on PATH, then the default tarball location.
+if [[ -z "${GO:-}" ]]; then
+	GO=go
+	if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then
+		GO=/usr/local/go/bin/go
+	fi
+fi
+if ! command -v "$GO" >/dev/null 2>&1; then
+	echo "error: go is required to build kube-apiserver and etcd: install Go >= 1.${GO_MIN_MINOR}" >&2
+	exit 2
+fi
+
+go_version="$("$GO" env GOVERSION 2>/dev/null || true)" # e.g. go1.26.8
+go_minor="${go_version#go1.}"
+go_minor="${go_minor%%[!0-9]*}"
+if [[ "$go_version" != go1.* || -z "$go_minor" || "$go_minor" -lt "$GO_MIN_MINOR" ]]; then
+	echo "error: go is required to build kube-apiserver and etcd: install Go >= 1.${GO_MIN_MINOR}${go_version:+ (found ${go_version})}" >&2
+	exit 2
+fi
+
+# Keep builds away from any surrounding module/workspace and from the repo.
+export GO111MODULE=on GOWORK=off GOFLAGS="-mod=mod -trimpath" CGO_ENABLED=0
+export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/kubebuild.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$BIN_DIR" "$WORK/out"
+
+# --- kube-apiserver ------------------------------------------------------------
+mkdir "$WORK/kube"
+(
+	cd "$WORK/kube"
+	"$GO" mod init controlplane-tools.local/kubebuild >/dev/null 2>&1
+	"$GO" mod edit -require="k8s.io/kubernetes@${KUBE_VERSION}"
+	kube_gomod="$("$GO" mod download -json "k8s.io/kubernetes@${KUBE_VERSION}" |
+		sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')"
+	[[ -f "$kube_gomod" ]] || die "could not download k8s.io/kubernetes@${KUBE_VERSION}"
+	# every "k8s.io/<name> => ./staging/src/k8s.io/<name>" line of kubernetes' go.mod
+	mapfile -t staging < <(sed -n 's#^[[:space:]]*\(k8s\.io/[^[:space:]]*\)[[:space:]]*=>[[:space:]]*\./staging/src/.*#\1#p' "$kube_gomod")
+	((${#staging[@]} > 0)) || die "no staging replace directives found in $kube_gomod"
+	for m in "${staging[@]}"; do
+		"$GO" mod edit -replace="${m}=${m}@${STAGING_VERSION}"
+	done
+	"$GO" get "k8s.io/kubernetes/cmd/kube-apiserver@${KUBE_VERSION}"
+	# same version stamping, tags and stripping as hack/lib/golang.sh in a release build
+	minor="${KUBE_VERSION#v1.}"
+	minor="${minor%%.*}"
+	ldflags="-s -w"
+	for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+		ldflags+=" -X ${pkg}.gitVersion=${KUBE_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor}"
+	done
+	"$GO" build -tags=selinux,notest,grpcnotrace -ldflags="$ldflags" \
+		-o "$WORK/out/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
+)
+
+# --- etcd ----------------------------------------------------------------------
+mkdir "$WORK/etcd"
+(
+	cd "$WORK/etcd"
+	"$GO" mod init controlplane-tools.local/etcdbuild >/dev/null 2>&1
+	"$GO" get "go.etcd.io/etcd/server/v3@${ETCD_VERSION}"
+	"$GO" build -ldflags="-s -w" -o "$WORK/out/etcd" go.etcd.io/etcd/server/v3
+)
+
+mv -f "$WORK/out/kube-apiserver" "$APISERVER"
+mv -f "$WORK/out/etcd" "$ETCD"
+binaries_ok || die "built binaries in $BIN_DIR do not answer --version as expected"
+echo "$BIN_DIR"
