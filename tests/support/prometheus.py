@@ -23,22 +23,15 @@ from controlplane.local.prometheus import (
     PrometheusServer,
     PrometheusSetupError,
     backfill,
-    binary,
-    free_port,
     start_alertmanager,
-    start_from_scenario,
     start_prometheus,
 )
 
 __all__ = [
     "PrometheusServer",
     "PrometheusSetupError",
-    "backfill",
-    "binary",
-    "free_port",
     "shared_tsdb",
     "start_alertmanager",
-    "start_from_scenario",
     "start_prometheus",
     "start_shared",
 ]
