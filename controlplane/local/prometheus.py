@@ -1,11 +1,12 @@
 """A real, throwaway Prometheus: backfill a temporary TSDB, start the binary, stop it cleanly.
 
 Owns the lifecycle of the Prometheus servers the demo, the local stack and the tests start.
-:func:`start_from_scenario` writes a :class:`~controlplane.local.synthetic.Scenario` as
-OpenMetrics (one file per day), backfills it with
-``promtool tsdb create-blocks-from openmetrics --max-block-duration=24h`` and starts
-``prometheus`` on a free loopback port with a 400-day retention (older blocks would be deleted at
-once), waiting for ``/-/ready``. :meth:`PrometheusServer.stop` terminates and waits: no orphans.
+:func:`backfill` turns OpenMetrics files (a :class:`~controlplane.local.synthetic.Scenario`
+writes one per day) into TSDB blocks with
+``promtool tsdb create-blocks-from openmetrics --max-block-duration=24h``;
+:func:`start_prometheus` starts ``prometheus`` on a free loopback port with a 400-day retention
+(older blocks would be deleted at once), waiting for ``/-/ready``.
+:meth:`PrometheusServer.stop` terminates and waits: no orphans.
 
 Used by ``canaryctl demo``, the local stack, the test fixtures and the benchmarks. A missing
 binary is an error that says how to install it, never a skip.
@@ -24,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from controlplane.errors import ControlPlaneError
-from controlplane.local.synthetic import Scenario
 
 CONFIG = "global:\n  scrape_interval: 1m\nscrape_configs: []\n"
 
@@ -146,16 +146,6 @@ def start_prometheus(
     return start_prometheus_with_config(
         data_dir, CONFIG, retention="400d", timeout=timeout, attempts=attempts
     )
-
-
-def start_from_scenario(scenario: Scenario, workdir: Path) -> PrometheusServer:
-    """Backfill ``scenario`` into a fresh TSDB under ``workdir`` and start Prometheus on it."""
-    files = scenario.write(workdir / "openmetrics")
-    data_dir = workdir / "tsdb"
-    backfill(files, data_dir)
-    for path in files:
-        path.unlink()
-    return start_prometheus(data_dir)
 
 
 def start_prometheus_with_config(
