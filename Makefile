@@ -57,14 +57,14 @@ replay: setup ## replay the four-week canary against synthetic history (canaryct
 lint: setup ## ruff, ruff format --check, mypy --strict, import-linter layer contracts
 	$(LINT)
 
-test: lint ## everything CI runs: lint + types + layers, then every pytest tier (warnings are errors)
+test: lint kube-tools ## everything CI runs: lint + types + layers, then every pytest tier (warnings are errors)
 	$(BIN)/pytest -q $(XDIST)
 
 test-fast: setup ## the everyday loop: the pure core and every test that starts no binary (< 1 min)
 	$(BIN)/pytest -q $(XDIST) $(FAST)
 
 test-latest: BIN := .venv-latest/bin
-test-latest: $(UV) ## lint and test against the newest releases pyproject.toml allows (not the lock)
+test-latest: $(UV) kube-tools ## lint and test against the newest releases pyproject.toml allows (not the lock)
 	@scripts/ensure-prometheus.sh
 	$(UV) venv -q --clear --python $(PY) .venv-latest
 	VIRTUAL_ENV=.venv-latest $(UV) pip install -q --refresh -e '.[$(DEV_EXTRAS)]'
@@ -75,7 +75,15 @@ lock: $(UV) ## re-resolve uv.lock to the newest releases that pyproject.toml all
 	$(UV) lock --upgrade --python $(PY)
 
 kube-tools: ## build kube-apiserver and etcd from their Go modules into the tool folder (pinned)
-	@scripts/build-kube.sh
+	@scripts/build-kube.sh >/dev/null
+
+# the loopback cluster's files (kubeconfig, certificates, logs, etcd data); never committed
+KUBE_DIR ?= .kube-up
+kube-up: setup kube-tools ## start etcd + kube-apiserver on loopback with every CRD; prints KUBECONFIG=
+	@$(BIN)/python -m controlplane.local.kubeapi up --dir $(KUBE_DIR)
+
+kube-down: ## stop the cluster kube-up started (no process or port left behind)
+	@$(BIN)/python -m controlplane.local.kubeapi down --dir $(KUBE_DIR)
 
 bench: setup ## run the benchmarks and rewrite docs/benchmarks.md
 	$(BIN)/python bench/run_all.py
@@ -87,4 +95,4 @@ format: setup ## apply ruff fixes and formatting
 clean: ## remove the virtualenvs and caches (the uv tool folder and uv's cache stay)
 	rm -rf $(VENV) .venv-latest .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info
 
-.PHONY: help setup demo replay lint test test-fast test-latest lock kube-tools bench format clean
+.PHONY: help setup demo replay lint test test-fast test-latest lock kube-tools kube-up kube-down bench format clean

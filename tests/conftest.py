@@ -18,7 +18,7 @@ from support.history import History, standard_scenario
 from support.prometheus import start_shared
 from support.scenario import history_end
 
-pytest_plugins = ["support.tiers", "pytester"]  # the tiers, enforced; pytester tests them
+pytest_plugins = ["support.tiers", "support.realkube", "pytester"]  # tiers enforced; real API
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,84 @@ HEADER = (
 
 _DROP = {"title", "default", "$defs", "examples"}
 
+SUPPORTED = frozenset(
+    {
+        "description",
+        "type",
+        "format",
+        "properties",
+        "items",
+        "additionalProperties",
+        "required",
+        "enum",
+        "pattern",
+        "minLength",
+        "maxLength",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "multipleOf",
+        "minItems",
+        "maxItems",
+        "uniqueItems",
+        "minProperties",
+        "maxProperties",
+        "nullable",
+        "x-kubernetes-int-or-string",
+        "x-kubernetes-preserve-unknown-fields",
+        "x-kubernetes-validations",
+        "x-kubernetes-list-type",
+        "x-kubernetes-map-type",
+    }
+)
+"""The OpenAPI v3.0 keywords a structural schema may hold, as apiextensions-apiserver v1.34 accepts
+them (``validation.go``: ``patternProperties``, ``propertyNames``, ``$ref``, ``definitions``,
+``dependencies``, ``additionalItems`` and ``uniqueItems: true`` are forbidden, ``title`` and
+``default`` we leave out on purpose). Anything else makes :func:`openapi_schema` fail loudly."""
+
+
+class UnsupportedSchema(ValueError):
+    """The models' JSON Schema uses a keyword the CRD cannot express."""
+
+
+def _cel_string(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _map_of(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """``patternProperties`` (one pattern) and ``propertyNames`` of a map, which apiextensions
+    refuses, as ``additionalProperties`` (the values' schema: kept, not pruned) plus CEL rules on
+    the keys (``self.all(k, ...)`` ranges over a map's keys)."""
+    patterns = node.get("patternProperties") or {}
+    if len(patterns) > 1 or (patterns and "additionalProperties" in node):
+        raise UnsupportedSchema(f"a map with several key patterns: {sorted(patterns)}")
+    rules: list[dict[str, str]] = []
+    names = dict(node.get("propertyNames") or {})
+    pattern = next(iter(patterns), None) or names.pop("pattern", None)
+    if pattern is not None:
+        rules.append(
+            {
+                "rule": f"self.all(k, k.matches({_cel_string(pattern)}))",
+                "message": f"every key must match {pattern}",
+            }
+        )
+    low, high = names.pop("minLength", None), names.pop("maxLength", None)
+    if low is not None or high is not None:
+        checks = [f"size(k) >= {low}"] if low is not None else []
+        checks += [f"size(k) <= {high}"] if high is not None else []
+        span = f"{low or 0} to {high} characters" if high is not None else f"at least {low}"
+        rules.append({"rule": f"self.all(k, {' && '.join(checks)})", "message": f"keys are {span}"})
+    names.pop("type", None)
+    if names:
+        raise UnsupportedSchema(f"propertyNames keywords the CRD cannot check: {sorted(names)}")
+    out = {k: v for k, v in node.items() if k not in ("patternProperties", "propertyNames")}
+    if patterns:
+        out["additionalProperties"] = next(iter(patterns.values()))
+    if rules:
+        out["x-kubernetes-validations"] = [*node.get("x-kubernetes-validations", []), *rules]
+    return out
+
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of a ModelCanary as users write it (camelCase names)."""
@@ -68,6 +146,8 @@ def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         if nullable:
             loose["nullable"] = True
         return loose
+    if "patternProperties" in node or "propertyNames" in node:
+        node = _map_of(node, defs)
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key in _DROP:
@@ -88,8 +168,10 @@ def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
             elif isinstance(value, dict):
                 out["additionalProperties"] = _structural(value, defs)
             # False (unknown fields forbidden): the API server prunes them; validate reports them
-        else:
+        elif key in SUPPORTED:
             out[key] = value
+        else:
+            raise UnsupportedSchema(f"JSON Schema keyword {key!r} has no CRD equivalent")
     if out.get("pattern") == DURATION_PATTERN and out.get("type") == "string":
         del out["type"]  # "0" may be written unquoted: an integer or a duration string
         out["x-kubernetes-int-or-string"] = True

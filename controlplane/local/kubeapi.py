@@ -1,0 +1,522 @@
+"""A throwaway Kubernetes control plane on loopback: etcd and kube-apiserver built from source.
+
+Owns the lifecycle of the API servers ``make kube-up`` and the test fixtures start (the Python
+analogue of controller-runtime's envtest). :func:`start_cluster` starts ``etcd`` and
+``kube-apiserver`` on free loopback ports with what a cluster has: TLS (a throwaway CA and a
+serving certificate for 127.0.0.1), token authentication (an admin token in ``system:masters``),
+``Node,RBAC`` authorization and service-account token signing (so TokenRequest works), then writes
+an admin kubeconfig and installs the CustomResourceDefinitions it is given
+(:mod:`controlplane.local.upstream_crds` reads the upstream ones from their Go modules).
+:meth:`LoopbackCluster.stop` terminates both processes and waits: no orphans, no port held.
+
+The binaries are built once per machine by ``scripts/build-kube.sh`` (``make kube-tools``) into
+``$XDG_CACHE_HOME/controlplane-tools/kube-<version>/bin``; a missing binary is a
+:class:`KubeSetupError` that says how to build it, never a skip.
+
+``python -m controlplane.local.kubeapi up|down|env --dir D`` is what ``make kube-up`` /
+``make kube-down`` run: ``up`` starts a detached cluster, records its processes in
+``D/state.json`` and prints ``KUBECONFIG=<path>`` as its last line; ``down`` stops it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import datetime
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from controlplane.errors import ControlPlaneError
+
+KUBE_VERSION = "v1.34.10"
+"""kube-apiserver's version; KServe v0.20.0 (the pinned KServe) builds against k8s.io 0.34."""
+ETCD_VERSION = "v3.6.5"
+"""The etcd Kubernetes v1.34.10 tests against (hack/lib/etcd.sh)."""
+ADMIN_USER = "admin"
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # upstream CRDs are megabytes
+SERVICE_CIDR = "10.0.0.0/24"
+
+
+class KubeSetupError(ControlPlaneError):
+    """The loopback control plane could not be built, started or given its CRDs."""
+
+
+def tool_dir() -> Path:
+    """Where ``scripts/build-kube.sh`` puts the binaries (outside the repository)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "controlplane-tools" / f"kube-{KUBE_VERSION}" / "bin"
+
+
+def binary(name: str) -> Path:
+    """Path of ``kube-apiserver`` or ``etcd``, or a clear error telling how to build it."""
+    path = tool_dir() / name
+    if not os.access(path, os.X_OK):
+        raise KubeSetupError(
+            f"{name} {KUBE_VERSION if name.startswith('kube') else ETCD_VERSION} is not built: "
+            "run `make kube-tools` (it needs Go >= 1.24 on PATH: https://go.dev/doc/install)"
+        )
+    return path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# --- credentials ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """PEM files under ``folder``: a CA, the API server's serving pair, the service-account key."""
+
+    folder: Path
+
+    @property
+    def ca(self) -> Path:
+        return self.folder / "ca.crt"
+
+    @property
+    def serving_cert(self) -> Path:
+        return self.folder / "apiserver.crt"
+
+    @property
+    def serving_key(self) -> Path:
+        return self.folder / "apiserver.key"
+
+    @property
+    def service_account_key(self) -> Path:
+        return self.folder / "sa.key"
+
+
+def make_credentials(folder: Path) -> Credentials:
+    """A throwaway CA, a serving certificate for 127.0.0.1/localhost and a service-account key."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.x509.oid import NameOID
+
+    folder.mkdir(parents=True, exist_ok=True)
+    creds = Credentials(folder)
+    now = datetime.datetime.now(datetime.UTC)
+
+    def name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    def pem_key(key: Any) -> bytes:
+        return key.private_bytes(  # type: ignore[no-any-return]
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(name("controlplane-loopback-ca"))
+        .issuer_name(name("controlplane-loopback-ca"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    import ipaddress
+
+    serving_key = ec.generate_private_key(ec.SECP256R1())
+    serving = (
+        x509.CertificateBuilder()
+        .subject_name(name("kube-apiserver"))
+        .issuer_name(ca_cert.subject)
+        .public_key(serving_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("localhost"),
+                    x509.DNSName("kubernetes.default.svc"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
+                ]
+            ),
+            critical=False,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    creds.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    creds.serving_cert.write_bytes(serving.public_bytes(serialization.Encoding.PEM))
+    creds.serving_key.write_bytes(pem_key(serving_key))
+    creds.service_account_key.write_bytes(pem_key(rsa.generate_private_key(65537, 2048)))
+    for private in (creds.serving_key, creds.service_account_key):
+        private.chmod(0o600)
+    return creds
+
+
+def kubeconfig(server: str, ca: Path, token: str, user: str = ADMIN_USER) -> dict[str, Any]:
+    """A kubeconfig for ``server`` with a bearer token (the CA embedded, so it can be copied)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "loopback",
+                "cluster": {
+                    "server": server,
+                    "certificate-authority-data": base64.b64encode(ca.read_bytes()).decode(),
+                },
+            }
+        ],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": user, "context": {"cluster": "loopback", "user": user}}],
+        "current-context": user,
+    }
+
+
+# --- the cluster ----------------------------------------------------------------------------------
+
+
+@dataclass
+class LoopbackCluster:
+    """A running etcd + kube-apiserver under ``workdir``; :attr:`kubeconfig` is an admin's."""
+
+    workdir: Path
+    port: int
+    token: str
+    pids: list[int] = field(default_factory=list)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.workdir / "kubeconfig"
+
+    @property
+    def ca(self) -> Path:
+        return self.workdir / "pki" / "ca.crt"
+
+    def log_tail(self, chars: int = 3000) -> str:
+        parts = []
+        for name in ("kube-apiserver.log", "etcd.log"):
+            with contextlib.suppress(OSError):
+                parts.append(f"--- {name}\n" + (self.workdir / name).read_text()[-chars:])
+        return "\n".join(parts)
+
+    def request(
+        self, method: str, path: str, body: Any = None, *, content_type: str = "application/json"
+    ) -> Any:
+        """One authenticated call as the admin (for setup; the product uses RealKube)."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.server + path, data=data, method=method)
+        req.add_header("Authorization", f"Bearer {self.token}")
+        req.add_header("Accept", "application/json")
+        if data is not None:
+            req.add_header("Content-Type", content_type)
+        context = ssl.create_default_context(cafile=str(self.ca))
+        with urllib.request.urlopen(req, context=context, timeout=30) as response:
+            raw = response.read()
+        return json.loads(raw) if raw else None
+
+    def stop(self) -> None:
+        """Terminate kube-apiserver, then etcd, and wait (kill after 10 s). Safe to call twice."""
+        for proc in reversed(self.processes):
+            _terminate(proc.pid, lambda p=proc: p.poll() is not None)
+            proc.wait()
+        for pid in reversed(self.pids):
+            _terminate(pid, lambda p=pid: not _alive(p))
+
+    def __enter__(self) -> LoopbackCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie of a detached child counts as gone
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _terminate(pid: int, gone: Any) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if gone():
+            return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    while not gone():
+        time.sleep(0.05)
+
+
+def _healthy(url: str, ca: Path | None, token: str | None = None) -> bool:
+    req = urllib.request.Request(url)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    context = ssl.create_default_context(cafile=str(ca)) if ca else None
+    try:
+        with urllib.request.urlopen(req, context=context, timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError, ssl.SSLError):
+        return False
+
+
+def _wait(check: Any, procs: Sequence[subprocess.Popen[bytes]], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in procs):
+            return False
+        if check():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def start_cluster(
+    workdir: Path,
+    *,
+    crds: Iterable[dict[str, Any]] = (),
+    detach: bool = False,
+    timeout: float = 90.0,
+) -> LoopbackCluster:
+    """Start etcd and kube-apiserver under ``workdir`` and install ``crds`` (CRD objects).
+
+    ``detach`` starts them in their own session, for a cluster that outlives this process
+    (``make kube-up``); the returned cluster then tracks them by pid only.
+    """
+    apiserver, etcd = binary("kube-apiserver"), binary("etcd")
+    workdir.mkdir(parents=True, exist_ok=True)
+    creds = make_credentials(workdir / "pki")
+    token = base64.urlsafe_b64encode(os.urandom(24)).decode().rstrip("=")
+    tokens = workdir / "tokens.csv"
+    tokens.write_text(f'{token},{ADMIN_USER},{ADMIN_USER}-uid,"system:masters"\n')
+    tokens.chmod(0o600)
+
+    client_port, peer_port, port = free_port(), free_port(), free_port()
+    etcd_url = f"http://127.0.0.1:{client_port}"
+    peer_url = f"http://127.0.0.1:{peer_port}"
+    popen: dict[str, Any] = {"stderr": subprocess.STDOUT, "stdin": subprocess.DEVNULL}
+    if detach:
+        popen["start_new_session"] = True
+    cluster = LoopbackCluster(workdir, port, token)
+    try:
+        with (workdir / "etcd.log").open("wb") as log:
+            cluster.processes.append(
+                subprocess.Popen(
+                    [
+                        str(etcd),
+                        "--name=default",
+                        f"--data-dir={workdir / 'etcd'}",
+                        f"--listen-client-urls={etcd_url}",
+                        f"--advertise-client-urls={etcd_url}",
+                        f"--listen-peer-urls={peer_url}",
+                        f"--initial-advertise-peer-urls={peer_url}",
+                        f"--initial-cluster=default={peer_url}",
+                        "--unsafe-no-fsync",  # a throwaway store: durability costs seconds
+                        "--log-level=warn",
+                    ],
+                    stdout=log,
+                    **popen,
+                )
+            )
+        if not _wait(lambda: _healthy(etcd_url + "/health", None), cluster.processes, timeout):
+            raise KubeSetupError(f"etcd did not become healthy:\n{cluster.log_tail()}")
+        with (workdir / "kube-apiserver.log").open("wb") as log:
+            cluster.processes.append(
+                subprocess.Popen(
+                    [
+                        str(apiserver),
+                        f"--etcd-servers={etcd_url}",
+                        "--bind-address=127.0.0.1",
+                        "--advertise-address=127.0.0.1",
+                        f"--secure-port={port}",
+                        f"--cert-dir={workdir / 'pki'}",
+                        f"--tls-cert-file={creds.serving_cert}",
+                        f"--tls-private-key-file={creds.serving_key}",
+                        f"--client-ca-file={creds.ca}",
+                        f"--token-auth-file={tokens}",
+                        "--authorization-mode=Node,RBAC",
+                        "--service-account-issuer=https://kubernetes.default.svc",
+                        f"--service-account-key-file={creds.service_account_key}",
+                        f"--service-account-signing-key-file={creds.service_account_key}",
+                        f"--service-cluster-ip-range={SERVICE_CIDR}",
+                        "--disable-admission-plugins=ServiceAccount",
+                        "--watch-cache=true",
+                        "--v=0",
+                    ],
+                    stdout=log,
+                    **popen,
+                )
+            )
+        ready = cluster.server + "/readyz"
+        if not _wait(lambda: _healthy(ready, creds.ca, token), cluster.processes, timeout):
+            raise KubeSetupError(f"kube-apiserver did not become ready:\n{cluster.log_tail()}")
+        cluster.kubeconfig.write_text(yaml.safe_dump(kubeconfig(cluster.server, creds.ca, token)))
+        cluster.kubeconfig.chmod(0o600)
+        install_crds(cluster, crds, timeout=timeout)
+    except BaseException:
+        cluster.stop()
+        raise
+    if detach:
+        cluster.pids = [p.pid for p in cluster.processes]
+        cluster.processes = []
+    return cluster
+
+
+def crd_documents(paths: Iterable[Path]) -> list[dict[str, Any]]:
+    """Every CustomResourceDefinition in the YAML files (other documents are skipped)."""
+    found = []
+    for path in paths:
+        for doc in yaml.load_all(path.read_text(), Loader=_LOADER):
+            if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
+                found.append(doc)
+    return found
+
+
+def install_crds(
+    cluster: LoopbackCluster, crds: Iterable[dict[str, Any]], *, timeout: float = 90.0
+) -> None:
+    """Server-side apply each CRD, four at a time, and wait until every one is Established."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        names = list(pool.map(lambda crd: _apply_crd(cluster, crd), crds))
+    deadline = time.monotonic() + timeout
+    for path in names:
+        while True:
+            status = cluster.request("GET", path).get("status") or {}
+            conditions = {c["type"]: c["status"] for c in status.get("conditions") or []}
+            if conditions.get("Established") == "True":
+                break
+            if time.monotonic() > deadline:
+                raise KubeSetupError(f"{path} is not Established: {status}")
+            time.sleep(0.05)
+
+
+def _apply_crd(cluster: LoopbackCluster, crd: dict[str, Any]) -> str:
+    name = crd["metadata"]["name"]
+    path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
+    try:
+        cluster.request(
+            "PATCH",
+            f"{path}?fieldManager=controlplane-kube-up&force=true",
+            crd,
+            content_type="application/apply-patch+yaml",
+        )
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            detail = json.loads(detail)["message"]
+        raise KubeSetupError(f"the API server refused CRD {name}: {detail}") from exc
+    return path
+
+
+# --- make kube-up / kube-down ---------------------------------------------------------------------
+
+
+def _state(folder: Path) -> Path:
+    return folder / "state.json"
+
+
+def up(folder: Path, crds: Sequence[dict[str, Any]]) -> LoopbackCluster:
+    """Start a detached cluster in ``folder`` (stopping one already recorded there)."""
+    down(folder)
+    cluster = start_cluster(folder, crds=crds, detach=True)
+    _state(folder).write_text(json.dumps({"pids": cluster.pids, "port": cluster.port}))
+    return cluster
+
+
+def down(folder: Path) -> bool:
+    """Stop the cluster recorded in ``folder`` and remove its files; False if none was."""
+    state = _state(folder)
+    if not state.exists():
+        return False
+    recorded = json.loads(state.read_text())
+    LoopbackCluster(folder, recorded["port"], "", pids=list(recorded["pids"])).stop()
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+    return True
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m controlplane.local.kubeapi",
+        description="A loopback etcd + kube-apiserver with the product's and upstream CRDs.",
+    )
+    parser.add_argument("action", choices=["up", "down"])
+    parser.add_argument("--dir", type=Path, required=True, help="where the cluster's files live")
+    args = parser.parse_args(argv)
+    folder: Path = args.dir.resolve()
+    try:
+        if args.action == "down":
+            stopped = down(folder)
+            print("stopped" if stopped else f"no cluster recorded in {folder}")
+            return 0
+        from controlplane.local.upstream_crds import all_crds
+
+        cluster = up(folder, all_crds())
+    except ControlPlaneError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"kube-apiserver {KUBE_VERSION} at {cluster.server} (etcd {ETCD_VERSION}); logs in {folder}"
+    )
+    print(f"KUBECONFIG={cluster.kubeconfig}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""The upstream CRDs the product renders objects for, read from their Go modules (pinned).
+
+Owns the pins of the schemas our objects are validated against on the loopback API server
+(:mod:`controlplane.local.kubeapi`): KServe, Gateway API (standard channel), Istio networking and
+the Prometheus Operator. Each is fetched with ``go mod download -json <module>@<version>`` into Go's
+module cache (outside the repository; a machine downloads each once) and the CRD files are read
+from the module's folder there. Nothing is committed. Called by ``make kube-up`` and the test
+fixtures; :func:`all_crd_files` adds the product's own CRD.
+
+The versions match what KServe v0.20.0's ``go.mod`` requires (Gateway API v1.5.1, Istio API
+v1.27.1); the Prometheus Operator is the newest release on the module proxy when pinned.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from controlplane.local.kubeapi import KubeSetupError, crd_documents
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """A Go module at a pinned version and the CRD files (relative to its root) we install."""
+
+    module: str
+    version: str
+    files: tuple[str, ...]
+    groups: tuple[str, ...] | None = None
+    """Only the CRDs of these API groups (None: all in ``files``)."""
+
+
+KSERVE = Upstream(
+    "github.com/kserve/kserve",
+    "v0.20.0",
+    (
+        "config/crd/full/serving.kserve.io_inferenceservices.yaml",
+        "config/crd/full/serving.kserve.io_servingruntimes.yaml",
+        "config/crd/full/serving.kserve.io_clusterservingruntimes.yaml",
+        "config/crd/full/serving.kserve.io_inferencegraphs.yaml",
+        "config/crd/full/llmisvc/serving.kserve.io_llminferenceservices.yaml",
+        "config/crd/full/llmisvc/serving.kserve.io_llminferenceserviceconfigs.yaml",
+    ),
+)
+GATEWAY_API = Upstream(
+    "sigs.k8s.io/gateway-api",
+    "v1.5.1",
+    (
+        "config/crd/standard/gateway.networking.k8s.io_gatewayclasses.yaml",
+        "config/crd/standard/gateway.networking.k8s.io_gateways.yaml",
+        "config/crd/standard/gateway.networking.k8s.io_httproutes.yaml",
+        "config/crd/standard/gateway.networking.k8s.io_grpcroutes.yaml",
+        "config/crd/standard/gateway.networking.k8s.io_referencegrants.yaml",
+        "config/crd/standard/gateway.networking.k8s.io_backendtlspolicies.yaml",
+    ),
+)
+ISTIO = Upstream(
+    "istio.io/api",
+    "v1.27.1",
+    ("kubernetes/customresourcedefinitions.gen.yaml",),
+    groups=("networking.istio.io",),
+)
+PROMETHEUS_OPERATOR = Upstream(
+    "github.com/prometheus-operator/prometheus-operator",
+    "v0.85.0",
+    (
+        "example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml",
+        "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml",
+        "example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml",
+    ),
+)
+UPSTREAMS = (KSERVE, GATEWAY_API, ISTIO, PROMETHEUS_OPERATOR)
+
+OWN_CRD = Path(__file__).resolve().parents[2] / "manifests" / "crd" / "modelcanary.yaml"
+
+
+def _go() -> str:
+    found = os.environ.get("GO") or shutil.which("go")
+    if not found and os.access("/usr/local/go/bin/go", os.X_OK):
+        found = "/usr/local/go/bin/go"
+    if not found:
+        raise KubeSetupError(
+            "go is required to read the upstream CRDs from their Go modules: "
+            "install Go >= 1.24 (https://go.dev/doc/install)"
+        )
+    return found
+
+
+def module_dir(upstream: Upstream) -> Path:
+    """The module's folder in Go's module cache (downloaded on first use)."""
+    env = {**os.environ, "GOFLAGS": "-mod=mod", "GO111MODULE": "on", "GOWORK": "off"}
+    proc = subprocess.run(
+        [_go(), "mod", "download", "-json", f"{upstream.module}@{upstream.version}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(env.get("TMPDIR", "/tmp")),
+        check=False,
+    )
+    try:
+        info = json.loads(proc.stdout)
+    except ValueError:
+        info = {}
+    folder = info.get("Dir")
+    if proc.returncode != 0 or not folder:
+        detail = info.get("Error") or proc.stderr.strip()[-500:]
+        raise KubeSetupError(f"could not download {upstream.module}@{upstream.version}: {detail}")
+    return Path(folder)
+
+
+def crd_files(upstream: Upstream) -> list[Path]:
+    """The pinned CRD files of ``upstream``, from the module cache."""
+    root = module_dir(upstream)
+    paths = [root / name for name in upstream.files]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise KubeSetupError(f"{upstream.module}@{upstream.version} has no {', '.join(missing)}")
+    return paths
+
+
+def crds(upstream: Upstream) -> list[dict[str, Any]]:
+    """The pinned CRD objects of ``upstream`` (of its ``groups``, when set)."""
+    docs = crd_documents(crd_files(upstream))
+    if upstream.groups is None:
+        return docs
+    return [doc for doc in docs if doc["spec"]["group"] in upstream.groups]
+
+
+def own_crd() -> dict[str, Any]:
+    """The product's ModelCanary CRD as committed in manifests/crd/modelcanary.yaml."""
+    return crd_documents([OWN_CRD])[0]
+
+
+def upstream_crds(upstreams: tuple[Upstream, ...] = UPSTREAMS) -> list[dict[str, Any]]:
+    """Every pinned upstream CRD."""
+    return [doc for up in upstreams for doc in crds(up)]
+
+
+def all_crds() -> list[dict[str, Any]]:
+    """The product's ModelCanary CRD, then every upstream one."""
+    return [own_crd(), *upstream_crds()]
