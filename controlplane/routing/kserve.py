@@ -7,6 +7,16 @@ trafficPercent: W}]`` the candidate; KServe gives the canary its own Deployment
 retargets ``spec.predictor`` to the candidate and drops the canary entry; rollback drops the
 entry. No cohorts, no mirroring (KServe owns the HTTPRoute). Canary predictors may not set
 autoscaling fields, so the candidate's replicas are KServe's default while it is a canary.
+
+KServe v0.20.0's CRD (``config/crd/full/serving.kserve.io_inferenceservices.yaml``) requires
+``spec.canary[].predictor.model.name`` (and ``modelFormat``): ``ModelSpec`` inlines a
+``corev1.Container``, whose ``name`` is required, and the Makefile's ``yq`` step that drops that
+``required`` reaches ``spec.<component>.<field>`` only, not ``spec.canary[].predictor.model``. The
+API server refuses a canary entry without it, so the entry names the container
+:data:`CONTAINER_NAME`, the name KServe gives the predictor's container anyway
+(``constants.InferenceServiceContainerName`` in ``pkg/constants/constants.go``; the canary's
+predictor is merged over the stable one with ``mergo.WithOverride`` in
+``pkg/controller/v1beta1/inferenceservice/components/predictor.go``).
 :func:`build_inferenceservice` is pure; :func:`router` applies it and reads it back.
 """
 
@@ -29,6 +39,8 @@ from controlplane.spec.models import LABEL_VARIANT, ModelCanary
 
 KIND = "InferenceService"
 ROUTER = "kserve"
+CONTAINER_NAME = "kserve-container"
+"""``spec.canary[].predictor.model.name``: required by KServe v0.20.0's CRD (see above)."""
 
 
 def single_isvc(canary: ModelCanary, predictor: Obj, mode: str) -> Obj:
@@ -70,6 +82,7 @@ def build_inferenceservice(
     obj = single_isvc(canary, predictor_spec(canary, "stable", catalog), "Standard")
     if outcome is None:
         candidate = predictor_spec(canary, "candidate", catalog, autoscaling=False)
+        candidate["model"] = {"name": CONTAINER_NAME, **candidate["model"]}
         obj["spec"]["canary"] = [
             {
                 "predictor": {"name": canary.spec.candidate.name, **candidate},

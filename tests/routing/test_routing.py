@@ -217,6 +217,15 @@ def test_kserve_canary_entry_has_no_autoscaling_fields() -> None:
     assert not {"minReplicas", "maxReplicas"} & set(entry["predictor"])
 
 
+def test_kserve_canary_entry_names_its_model_container() -> None:
+    # KServe v0.20.0's CRD requires spec.canary[].predictor.model.name (a corev1.Container name);
+    # tests/manifests/test_render_real_server.py holds it against the real API server.
+    isvc = kserve.build_inferenceservice(canary("kserve"), CATALOG, 5, False)
+    [entry] = isvc["spec"]["canary"]
+    assert entry["predictor"]["model"]["name"] == kserve.CONTAINER_NAME == "kserve-container"
+    assert entry["predictor"]["model"]["modelFormat"] == {"name": "huggingface"}
+
+
 # ----------------------------------------------------------------------------- apply + verify
 
 
