@@ -49,6 +49,7 @@ KUBE_VERSION = "v1.34.10"
 ETCD_VERSION = "v3.6.5"
 """The etcd Kubernetes v1.34.10 tests against (hack/lib/etcd.sh)."""
 ADMIN_USER = "admin"
+_DETACHED: list[subprocess.Popen[bytes]] = []
 _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # upstream CRDs are megabytes
 SERVICE_CIDR = "10.0.0.0/24"
 
@@ -264,6 +265,7 @@ class LoopbackCluster:
             proc.wait()
         for pid in reversed(self.pids):
             _terminate(pid, lambda p=pid: not _alive(p))
+            _reap(pid)
 
     def __enter__(self) -> LoopbackCluster:
         return self
@@ -301,6 +303,12 @@ def _terminate(pid: int, gone: Any) -> None:
         return
     while not gone():
         time.sleep(0.05)
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status of ``pid`` when it is our own child (a detached one, say)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
 
 
 def _healthy(url: str, ca: Path | None, token: str | None = None) -> bool:
@@ -413,6 +421,7 @@ def start_cluster(
         raise
     if detach:
         cluster.pids = [p.pid for p in cluster.processes]
+        _DETACHED.extend(cluster.processes)  # outlive this process; stopped by pid (down)
         cluster.processes = []
     return cluster
 
@@ -431,6 +440,7 @@ def install_crds(
     cluster: LoopbackCluster, crds: Iterable[dict[str, Any]], *, timeout: float = 90.0
 ) -> None:
     """Server-side apply each CRD, four at a time, and wait until every one is Established."""
+    crds = list(crds)
     with ThreadPoolExecutor(max_workers=4) as pool:
         names = list(pool.map(lambda crd: _apply_crd(cluster, crd), crds))
     deadline = time.monotonic() + timeout
@@ -442,6 +452,20 @@ def install_crds(
                 break
             if time.monotonic() > deadline:
                 raise KubeSetupError(f"{path} is not Established: {status}")
+            time.sleep(0.05)
+    # Established is not serving: until its watch cache is filled a new resource answers
+    # 429 "storage is (re)initializing". Wait for one list of each to succeed.
+    for crd in crds:
+        spec = crd["spec"]
+        version = next(v["name"] for v in spec["versions"] if v.get("storage"))
+        collection = f"/apis/{spec['group']}/{version}/{spec['names']['plural']}?limit=1"
+        while True:
+            try:
+                cluster.request("GET", collection)
+                break
+            except urllib.error.HTTPError as exc:
+                if exc.code != 429 or time.monotonic() > deadline:
+                    raise KubeSetupError(f"{collection} is not served: {exc}") from exc
             time.sleep(0.05)
 
 

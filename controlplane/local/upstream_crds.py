@@ -81,8 +81,6 @@ OWN_CRD = Path(__file__).resolve().parents[2] / "manifests" / "crd" / "modelcana
 
 def _go() -> str:
     found = os.environ.get("GO") or shutil.which("go")
-    if not found and os.access("/usr/local/go/bin/go", os.X_OK):
-        found = "/usr/local/go/bin/go"
     if not found:
         raise KubeSetupError(
             "go is required to read the upstream CRDs from their Go modules: "
