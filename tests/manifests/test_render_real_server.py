@@ -25,6 +25,7 @@ from controlplane.cli.main import main
 from controlplane.errors import ProfileError
 from controlplane.local.kubeapi import LoopbackCluster
 from controlplane.profiles.catalog import load_catalog
+from controlplane.routing import kserve_knative
 from controlplane.routing.base import CAPABILITIES
 from controlplane.spec.validate import validated_file
 
@@ -70,15 +71,25 @@ def rendered(path: Path, flags: list[str], capsys: pytest.CaptureFixture[str]) -
     return items
 
 
+def before_rollout(path: Path) -> list[Any]:
+    """What the controller applies before the first point and ``render`` does not print: the
+    ``kserve-knative`` baseline (stable alone, so that it becomes the previous revision)."""
+    [canary, *_] = validated_file(path, CATALOG)
+    if canary.spec.traffic.router == "kserve-knative":
+        return [kserve_knative.build_baseline(canary, CATALOG)]
+    return []
+
+
 def hold_against_server(
     loopback: LoopbackCluster, namespace: str, path: Path, capsys: pytest.CaptureFixture[str]
 ) -> list[str]:
     """Apply every point of ``path`` in turn; every refusal and every lost field, by point."""
     problems: list[str] = []
     applied = 0
-    for flags in points(path):
-        point = " ".join(flags) or "start"
-        for obj in rendered(path, flags, capsys):
+    stages = [("before", before_rollout(path))]
+    stages += [(" ".join(f) or "start", rendered(path, f, capsys)) for f in points(path)]
+    for point, objs in stages:
+        for obj in objs:
             try:
                 lost = apply_and_compare(loopback, in_namespace(loopback, obj, namespace))
             except Refused as exc:
