@@ -14,6 +14,7 @@ status condition — never a traceback::
     ├── RouterError               a router cannot apply or verify the requested weights
     ├── KubeError                 the Kubernetes adapter failed
     │   ├── NotFound
+    │   │   └── Unserved          the API server does not serve that apiVersion/kind (no CRD)
     │   ├── Conflict              resourceVersion mismatch (409): re-read and retry
     │   └── Expired               a watch's resourceVersion is too old (410 Gone): re-list
     ├── GitError                  a git repository or a git host's API could not be used
@@ -96,6 +97,13 @@ class KubeError(ControlPlaneError):
 
 class NotFound(KubeError):
     """The object does not exist."""
+
+
+class Unserved(NotFound):
+    """The API server does not serve ``<apiVersion>/<kind>`` (its CRD is not installed).
+
+    A :class:`NotFound`, so a get or delete of a kind the cluster lacks reads as "not there"
+    (a finalizer that deletes an Istio VirtualService on a cluster without Istio completes)."""
 
 
 class Conflict(KubeError):

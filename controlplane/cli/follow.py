@@ -1,11 +1,14 @@
 """Following one ModelCanary over time: ``get -w``, ``status -w`` and the verbs' ``--wait``.
 
-Owns :func:`follow`: read the canary, then watch it (from the resourceVersion read, so no change
-is missed between two watches) until ``done(obj)`` holds or the deadline passes. Each watch lasts
-at most :attr:`Runtime.poll_s`, so the caller is called back at least that often to redraw times
-that move with the clock. A watch that is too old (410 Gone) re-reads the object; a deleted
-canary is a :class:`~controlplane.errors.NotFound` that says so. The deadline is measured on the
-runtime's clock, so tests drive it with a fake one.
+Owns :func:`follow`: list the canary's namespace (the object and the list's resourceVersion),
+then watch from that version with bookmarks until ``done(obj)`` holds or the deadline passes.
+The version moves on with every event of the namespace and every BOOKMARK, so a quiet canary
+in a quiet namespace never falls behind the server's compaction (watching from the object's
+own, old version would answer 410 on every watch once it was compacted). Each watch lasts at
+most :attr:`Runtime.poll_s`, so the caller is called back at least that often to redraw times
+that move with the clock. A watch that is too old (410 Gone) lists again; a deleted canary is a
+:class:`~controlplane.errors.NotFound` that says so. The deadline is measured on the runtime's
+clock, so tests drive it with a fake one. Called by the plugin's commands (:mod:`controlplane.cli`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 
 from controlplane.cli.cluster import Runtime
 from controlplane.errors import Expired, NotFound
-from controlplane.kube.client import KubeClient, Obj
+from controlplane.kube.client import KubeClient, Obj, event_version
 from controlplane.operations import get_canary
 from controlplane.spec.models import API_VERSION, KIND
 
@@ -45,7 +48,7 @@ def follow(
     """
     clock = runtime.clock
     deadline = None if timeout_s is None else clock() + timeout_s
-    obj = get_canary(kube, namespace, name)
+    obj, version = _read(kube, namespace, name)
     on_update(obj, True)
     while True:
         if done(obj):
@@ -55,30 +58,49 @@ def follow(
             return Followed(obj, True)
         wait = runtime.poll_s if deadline is None else max(min(runtime.poll_s, deadline - now), 0.0)
         try:
-            obj, changed = _next_change(kube, namespace, name, obj, wait)
+            obj, changed, version = _next_change(kube, namespace, name, obj, version, wait)
         except Expired:
-            obj, changed = get_canary(kube, namespace, name), True
+            before = _version(obj)
+            obj, version = _read(kube, namespace, name)
+            changed = _version(obj) != before
         on_update(obj, changed)
 
 
+def _read(kube: KubeClient, namespace: str, name: str) -> tuple[Obj, str]:
+    """The canary and the version to watch its namespace from (the list's)."""
+    items, version = kube.list_with_version(API_VERSION, KIND, namespace)
+    for item in items:
+        if item.get("metadata", {}).get("name") == name:
+            return item, version
+    return get_canary(kube, namespace, name), version  # NotFound, saying how to list them
+
+
+def _version(obj: Obj) -> str | None:
+    value = obj.get("metadata", {}).get("resourceVersion")
+    return None if value is None else str(value)
+
+
 def _next_change(
-    kube: KubeClient, namespace: str, name: str, obj: Obj, wait: float
-) -> tuple[Obj, bool]:
-    """The object after its next change within ``wait`` seconds, or as it was."""
-    version = obj.get("metadata", {}).get("resourceVersion")
-    stream = kube.watch(API_VERSION, KIND, namespace, resource_version=version, timeout_s=wait)
+    kube: KubeClient, namespace: str, name: str, obj: Obj, version: str, wait: float
+) -> tuple[Obj, bool, str]:
+    """The object after its next change within ``wait`` seconds (or as it was), whether it
+    changed, and the version the next watch starts from."""
+    stream = kube.watch(
+        API_VERSION, KIND, namespace, resource_version=version, timeout_s=wait, bookmarks=True
+    )
     try:
         for event in stream:
-            if event.object.get("metadata", {}).get("name") != name:
+            version = event_version(event) or version
+            if event.type == "BOOKMARK" or event.object.get("metadata", {}).get("name") != name:
                 continue
             if event.type == "DELETED":
                 raise NotFound(
                     f"modelcanary {name!r} in namespace {namespace!r} was deleted while watching"
                 )
             if event.type in ("ADDED", "MODIFIED"):
-                return event.object, True
+                return event.object, True, version
     finally:
         close = getattr(stream, "close", None)
         if callable(close):
             close()  # end the watch now rather than when the generator is collected
-    return obj, False
+    return obj, False, version

@@ -2,9 +2,15 @@
 
 Owns :class:`Controller`, the one long-running object of ``canaryctl controller``:
 
-- **Watch** ModelCanaries (per namespace, or all) through the KubeClient protocol; a watch that
-  expires (410 Gone) starts over with a full replay. Events whose trigger (generation,
-  annotations, finalizers, deletion) did not change — our own status writes — are ignored.
+- **List, then watch** ModelCanaries (per namespace, or all) through the KubeClient protocol:
+  list (paged) and remember the list's resourceVersion, watch from it with bookmarks, and move
+  the version on with every event and BOOKMARK (so a quiet namespace never falls behind the
+  server's compaction). A watch that expires (410 Gone) relists: canaries deleted meanwhile are
+  pruned, and only canaries whose trigger changed are marked dirty. Any other list or watch
+  failure backs the namespace off exponentially (``watch_backoff_base_s`` doubling up to
+  ``watch_backoff_cap_s``, reset by a watch that works; the delays are in :class:`Stats`).
+  Events whose trigger (generation, annotations, finalizers, deletion) did not change — our own
+  status writes — are ignored.
 - **Work queue**: keys are ``(namespace, name)``; a key is dirty after a relevant event, or when
   its timer fires. Timers come from the reconciler (next evaluation, progress deadline, cleanup,
   verify retry) and are rounded up to ``grid_s`` so that canaries with staggered starts share
@@ -23,8 +29,9 @@ Owns :class:`Controller`, the one long-running object of ``canaryctl controller`
 - **Observation hooks** (:class:`AnalysisObserver`, the metrics): the duration of every analysis
   tick, and every evaluation once it is persisted (so a retried evaluation is never counted twice).
 
-Time comes from an injected ``clock``; tests drive :meth:`Controller.run_once` directly (no
-threads, no sleeping). :meth:`Controller.run` is the production loop around it.
+Time comes from an injected ``clock``; tests drive :meth:`Controller.poll` and
+:meth:`Controller.run_once` directly (no threads, no sleeping). :meth:`Controller.run` is the
+production loop around them; its pauses go through an injectable ``sleep``.
 """
 
 from __future__ import annotations
@@ -43,8 +50,8 @@ from typing import Any, Protocol
 
 from controlplane.controller.batch import BatchEvaluator, MetricSource, Request
 from controlplane.controller.reconcile import Done, Key, NeedsAnalysis, Reconciler
-from controlplane.errors import Conflict, ProviderUnavailable
-from controlplane.kube.client import KubeClient, Obj, WatchEvent, is_expired
+from controlplane.errors import Conflict, KubeError, ProviderUnavailable
+from controlplane.kube.client import KubeClient, Obj, WatchEvent, event_version, is_expired
 from controlplane.kube.lease import LeaderElector
 from controlplane.rollout.observations import Observations
 from controlplane.spec.models import API_VERSION, KIND
@@ -52,6 +59,8 @@ from controlplane.spec.models import API_VERSION, KIND
 log = logging.getLogger(__name__)
 
 CONFLICT_RETRIES = 3
+WATCH_S = 30.0
+"""How long each watch of the production loop lasts before it is started again."""
 
 
 class NoPrometheus:
@@ -100,6 +109,13 @@ class Stats:
     queries_total: int = 0
     leader: bool = False
     per_tick: list[tuple[int, int]] = field(default_factory=list)
+    lists: int = 0
+    relists: int = 0
+    bookmarks: int = 0
+    watch_errors: int = 0
+    pruned: int = 0
+    watch_delays: list[float] = field(default_factory=list)
+    """The backoff delays chosen after list / watch failures (the last 100)."""
 
 
 class Controller:
@@ -120,6 +136,9 @@ class Controller:
         default_prometheus: str | None = None,
         observer: AnalysisObserver | None = None,
         timer: Callable[[], float] = time.perf_counter,
+        watch_backoff_base_s: float = 0.5,
+        watch_backoff_cap_s: float = 30.0,
+        list_page_size: int | None = None,
     ) -> None:
         self.kube = kube
         self.reconciler = reconciler
@@ -146,40 +165,71 @@ class Controller:
         self._timer = timer
         self._objects: dict[Key, Obj] = {}
         self._synced: set[str | None] = set()
-        self._watch_failures = 0
+        self.watch_backoff_base_s = watch_backoff_base_s
+        self.watch_backoff_cap_s = watch_backoff_cap_s
+        self.list_page_size = list_page_size
+        self._watch_failures: dict[str | None, int] = dict.fromkeys(self.namespaces, 0)
+        self._retry_at: dict[str | None, float] = {}
         self._wakeups: queue.Queue[WatchEvent | None] | None = None
         self.stats.leader = elector is None
 
     # ------------------------------------------------------------------------- watch
 
     def poll(self, timeout_s: float = 0.0) -> int:
-        """Consume the watch events available now (waiting up to ``timeout_s`` per namespace).
+        """List where needed, then consume the watch events available now (waiting up to
+        ``timeout_s`` per namespace); the number of canaries listed plus events seen.
 
-        A watch that started from scratch (a full replay) and ended cleanly syncs its namespace.
+        A namespace never listed, or whose watch expired (410), is listed first; one whose last
+        list or watch failed is left alone until its backoff (on ``clock``) has passed.
         """
         count = 0
         for ns in self.namespaces:
-            replay = self._rv[ns] is None
-            failures = self._watch_failures
-            for event in self._watch(ns, timeout_s):
-                self.observe(event)
-                count += 1
-            if replay and self._watch_failures == failures:
-                with self._lock:
-                    self._synced.add(ns)
+            if self.clock() < self._retry_at.get(ns, -math.inf):
+                continue
+            for attempt in range(2):  # a 410 relists at once, once
+                if self._rv[ns] is None:
+                    try:
+                        count += self.sync(ns)
+                    except Exception as exc:
+                        self._watch_failed(ns, "list", exc)
+                        break
+                for event in self._watch(ns, timeout_s):
+                    self.observe(event)
+                    count += 1
+                if self._rv[ns] is not None or attempt:
+                    break
         return count
 
     def sync(self, ns: str | None) -> int:
-        """List the canaries of ``ns`` (None: all), mark them dirty and watch on from there."""
-        items = self.kube.list(API_VERSION, KIND, ns)
-        rv: str | None = None
+        """List the canaries of ``ns`` (None: all) and watch on from the list's version.
+
+        Canaries seen for the first time are marked dirty, known ones only when their trigger
+        changed; known canaries missing from the list were deleted meanwhile and are pruned."""
+        items, version = self.kube.list_with_version(
+            API_VERSION, KIND, ns, limit=self.list_page_size
+        )
+        listed: set[Key] = set()
         for obj in items:
-            self.observe(WatchEvent("ADDED", obj))
-            seen = obj.get("metadata", {}).get("resourceVersion")
-            if seen is not None:
-                rv = _newer(rv, str(seen))
+            key = _key(obj)
+            listed.add(key)
+            with self._lock:
+                known = key in self._seen
+            self.observe(WatchEvent("MODIFIED" if known else "ADDED", obj))
         with self._lock:
-            self._rv[ns] = rv
+            gone = [
+                key
+                for key in set(self._seen) | set(self._objects)
+                if (ns is None or key[0] == ns) and key not in listed
+            ]
+        for namespace, name in gone:
+            gone_obj = {"metadata": {"namespace": namespace, "name": name}}
+            self.observe(WatchEvent("DELETED", gone_obj))
+        with self._lock:
+            if ns in self._synced:
+                self.stats.relists += 1
+            self.stats.lists += 1
+            self.stats.pruned += len(gone)
+            self._rv[ns] = version or _latest(items)
             self._synced.add(ns)
         return len(items)
 
@@ -214,23 +264,57 @@ class Controller:
             wakeups.put(None)  # interrupts the production loop's wait
 
     def _watch(self, ns: str | None, timeout_s: float) -> Iterable[WatchEvent]:
+        """One watch from the remembered version; consumes BOOKMARKs, yields the rest.
+
+        Ends cleanly (the backoff resets), with the version dropped after a 410 (relist), or
+        after another failure, backed off."""
+        version = self._rv[ns]
+        if version is None:
+            return
         try:
-            for event in self.kube.watch(API_VERSION, KIND, ns, self._rv[ns], timeout_s):
-                rv = event.object.get("metadata", {}).get("resourceVersion")
-                if rv is not None:
-                    self._rv[ns] = _newer(self._rv[ns], str(rv))
+            stream = self.kube.watch(API_VERSION, KIND, ns, version, timeout_s, bookmarks=True)
+            for event in stream:
+                seen = event_version(event)
+                if seen is not None:
+                    self._rv[ns] = seen  # events come in order: resume after the latest
+                if event.type == "BOOKMARK":
+                    self.stats.bookmarks += 1
+                    continue
                 yield event
         except Exception as exc:
-            self._watch_failures += 1
             if is_expired(exc):
-                self._rv[ns] = None  # start over: the next watch replays every object
+                log.info("watch of %s in %s expired; listing again", KIND, ns or "all")
+                self._rv[ns] = None
                 return
-            log.warning("watch of %s in %s failed: %s", KIND, ns or "all namespaces", exc)
+            self._watch_failed(ns, "watch", exc)
+            return
+        self._watch_failures[ns] = 0
+        self._retry_at.pop(ns, None)
+
+    def _watch_failed(self, ns: str | None, what: str, exc: BaseException) -> float:
+        """Count a list / watch failure of ``ns``; the delay before the next attempt."""
+        self.stats.watch_errors += 1
+        failures = self._watch_failures.get(ns, 0) + 1
+        self._watch_failures[ns] = failures
+        delay = float(
+            min(self.watch_backoff_base_s * 2 ** (failures - 1), self.watch_backoff_cap_s)
+        )
+        self._retry_at[ns] = self.clock() + delay
+        self.stats.watch_delays.append(delay)
+        del self.stats.watch_delays[:-100]
+        log.warning(
+            "%s of %s in %s failed (%s); retrying in %.1fs",
+            what,
+            KIND,
+            ns or "all namespaces",
+            exc,
+            delay,
+        )
+        return delay
 
     def observe(self, event: WatchEvent) -> None:
         """Mark the event's canary dirty when something other than its status changed."""
-        meta = event.object.get("metadata", {})
-        key: Key = (meta.get("namespace") or "default", meta.get("name", ""))
+        key = _key(event.object)
         with self._lock:
             if event.type == "BOOKMARK":
                 return
@@ -402,23 +486,33 @@ class Controller:
         with self._lock:
             self._wakeups = events
 
+        pause: Callable[[float], object] = sleep or stop.wait
+
         def watcher(ns: str | None) -> None:
-            failures = 0
-            while ns not in self._synced and not stop.is_set():
-                try:
-                    self.sync(ns)
-                except Exception as exc:
-                    failures += 1
-                    log.warning("list of %s in %s failed: %s", KIND, ns or "all namespaces", exc)
-                    stop.wait(min(self.backoff_base_s * 2 ** (failures - 1), self.backoff_cap_s))
-                    continue
-                events.put(None)
             while not stop.is_set():
-                for event in self._watch(ns, 30.0):
+                if self._rv[ns] is None:
+                    try:
+                        self.sync(ns)
+                    except Exception as exc:
+                        pause(self._watch_failed(ns, "list", exc))
+                        continue
+                    events.put(None)
+                failures = self._watch_failures.get(ns, 0)
+                began, delivered = self._timer(), 0
+                for event in self._watch(ns, WATCH_S):
+                    delivered += 1
                     events.put(event)
                     if stop.is_set():
                         return
-                stop.wait(0.5)
+                if self._watch_failures.get(ns, 0) > failures:
+                    pause(self.stats.watch_delays[-1])
+                elif (
+                    self._rv[ns] is not None
+                    and not delivered
+                    and (self._timer() - began < WATCH_S / 2)
+                ):
+                    # ended early with nothing to say: do not hammer a server that does this
+                    pause(self._watch_failed(ns, "watch", KubeError("the watch ended at once")))
 
         threads = [
             threading.Thread(target=watcher, args=(ns,), name=f"watch-{ns}", daemon=True)
@@ -472,10 +566,23 @@ def _trigger(obj: dict[str, Any]) -> str:
     )
 
 
-def _newer(current: str | None, seen: str) -> str:
-    if current is None:
-        return seen
-    try:
-        return seen if int(seen) > int(current) else current
-    except ValueError:
-        return seen
+def _key(obj: Obj) -> Key:
+    meta = obj.get("metadata", {})
+    return (meta.get("namespace") or "default", meta.get("name", ""))
+
+
+def _latest(items: Iterable[Obj]) -> str | None:
+    """The newest item version (for a list that reports none; resourceVersions are integers
+    on every server we know, though the API calls them opaque)."""
+    latest: str | None = None
+    for obj in items:
+        seen = obj.get("metadata", {}).get("resourceVersion")
+        if seen is None:
+            continue
+        try:
+            newer = latest is None or int(seen) > int(latest)
+        except ValueError:
+            newer = True
+        if newer:
+            latest = str(seen)
+    return latest

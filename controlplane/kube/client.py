@@ -5,17 +5,28 @@ camelCase JSON form (what ``kubectl get -o json`` prints). Implementations: the 
 ``kubernetes`` client (:mod:`controlplane.kube.real`) and a faithful in-memory fake
 (:mod:`controlplane.kube.fake`) with resourceVersion conflicts, watches, the status subresource
 and a fake KServe. Errors are :class:`controlplane.errors.KubeError` subclasses
-(``NotFound``, ``Conflict``), never the client's own exceptions.
+(``NotFound`` and its ``Unserved``, ``Conflict``, ``Expired``), never the client's own
+exceptions.
+
+Reading a collection so that nothing is missed is list-then-watch:
+:meth:`KubeClient.list_with_version` gives the items and the list's ``resourceVersion``;
+:meth:`KubeClient.watch` from that version with ``bookmarks=True`` delivers every later change
+plus BOOKMARK events that only advance the version (so a quiet watch never falls behind the
+server's compaction); a 410 (:func:`is_expired`) means list again. The controller runner
+(:mod:`controlplane.controller.runner`) and ``kubectl canary status --watch``
+(:mod:`controlplane.cli.follow`) do this. tests/kube/test_kube_contract.py runs one suite
+against both implementations.
 """
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from controlplane.errors import Expired, KubeError
+from controlplane.errors import Expired, KubeError, Unserved
 
 Obj = dict[str, Any]
 JsonPatch = list[Obj]
@@ -57,7 +68,22 @@ class KubeClient(Protocol):
         namespace: str | None = None,
         label_selector: Mapping[str, str] | None = None,
     ) -> list[Obj]:
-        """Objects of a kind (all namespaces when ``namespace`` is None)."""
+        """Objects of a kind (all namespaces when ``namespace`` is None); every page of it."""
+        ...
+
+    def list_with_version(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: Mapping[str, str] | None = None,
+        *,
+        limit: int | None = None,
+    ) -> tuple[builtins.list[Obj], str]:
+        """The objects and the list's ``metadata.resourceVersion`` (where a watch that must miss
+        nothing starts). ``limit``: page size; pages are followed with their ``continue`` token
+        until the list is complete, all at the first page's version (an expired token is
+        ``Expired``: list again)."""
         ...
 
     def create(self, obj: Obj) -> Obj:
@@ -95,8 +121,13 @@ class KubeClient(Protocol):
         namespace: str | None = None,
         resource_version: str | None = None,
         timeout_s: float | None = None,
+        *,
+        bookmarks: bool = False,
     ) -> Iterator[WatchEvent]:
-        """Events after ``resource_version``; ends after ``timeout_s`` (or when dropped)."""
+        """Events after ``resource_version`` (None or ``"0"``: ADDED for every current object
+        first); ends after ``timeout_s`` (or when dropped). With ``bookmarks``, also BOOKMARK
+        events whose object carries only ``metadata.resourceVersion`` (the version to resume
+        from), as the server sends them: periodically and shortly before the watch times out."""
         ...
 
     def event(self, involved: Obj, reason: str, message: str, type_: str = "Normal") -> None:
@@ -115,6 +146,29 @@ the list's version. Test for it with :func:`is_expired`."""
 def expired(detail: str) -> Expired:
     """The error a watch raises for a too-old ``resourceVersion`` (real server: 410 Expired)."""
     return Expired(f"{GONE}: Expired: {detail}")
+
+
+def unserved(api_version: str, kind: str) -> Unserved:
+    """The error for a kind the API server does not serve (no CRD installed for it)."""
+    return Unserved(f"404 NotFound: the API server does not serve {api_version}/{kind}")
+
+
+def bookmark(kind: str, api_version: str, resource_version: str) -> WatchEvent:
+    """A BOOKMARK event as the API server sends it: the kind and only the resourceVersion."""
+    return WatchEvent(
+        "BOOKMARK",
+        {
+            "kind": kind,
+            "apiVersion": api_version,
+            "metadata": {"resourceVersion": resource_version},
+        },
+    )
+
+
+def event_version(event: WatchEvent) -> str | None:
+    """The resourceVersion a watch event carries (where the next watch resumes), if any."""
+    version = event.object.get("metadata", {}).get("resourceVersion")
+    return None if version in (None, "") else str(version)
 
 
 def is_expired(exc: BaseException) -> bool:

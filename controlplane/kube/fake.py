@@ -14,8 +14,15 @@ callers rely on, the way kube-apiserver does it:
   remembers which fields each field manager applied;
 - finalizers (``deletionTimestamp`` while any remain) and background garbage collection of
   dependents through ``ownerReferences``;
+- served kinds, as discovery: built-in kinds and the CRDs the loopback test server installs
+  (:data:`SERVED_KINDS`); any other apiVersion/kind is ``Unserved`` (a ``NotFound``) on every
+  verb, and :meth:`FakeKube.serve` / :meth:`FakeKube.unserve` install or remove one;
+- lists that report their ``resourceVersion`` and page (``limit`` / ``continue`` over a consistent
+  snapshot; a token older than a compaction answers ``410 Gone``);
 - watches from a ``resourceVersion`` over a bounded event log (``410 Gone`` when too old),
-  many at once, ending on ``timeout_s`` or :meth:`FakeKube.drop_watches`;
+  many at once, ending on ``timeout_s`` or :meth:`FakeKube.drop_watches`; with bookmarks asked
+  for, a BOOKMARK after the initial events (annotated ``k8s.io/initial-events-end``), one when
+  the watch times out and one on :meth:`FakeKube.bookmark` (the server's periodic one);
 - core/v1 Events with client-side aggregation (``count``);
 - fault injection (:meth:`FakeKube.fail_next`) and a call log (:attr:`FakeKube.calls`);
 - ``create`` of TokenReview and SubjectAccessReview answered like kube-apiserver: tokens
@@ -23,7 +30,8 @@ callers rely on, the way kube-apiserver does it:
   (:mod:`controlplane.kube.fake_auth`; :meth:`FakeKube.grant` stores a role and its binding).
 
 Everything is deep-copied through JSON in and out, so callers can never mutate stored state and
-non-JSON values fail like they would on the wire. What it does not model: docs/kube-adapter.md.
+non-JSON values fail like they would on the wire. tests/kube/test_kube_contract.py runs the same
+tests against this fake and a real kube-apiserver. What it does not model: docs/kube-adapter.md.
 """
 
 from __future__ import annotations
@@ -46,9 +54,11 @@ from controlplane.kube.client import (
     Obj,
     Ref,
     WatchEvent,
+    bookmark,
     event_object,
     expired,
     format_time,
+    unserved,
 )
 from controlplane.kube.fake_auth import REVIEW_KINDS, Reviews, grant_objects
 
@@ -103,6 +113,100 @@ CLUSTER_SCOPED_KINDS: frozenset[str] = frozenset(
     }
 )
 
+_SERVED: dict[str, tuple[str, ...]] = {
+    # built in (kube-apiserver v1.34)
+    "v1": (
+        "Binding",
+        "ComponentStatus",
+        "ConfigMap",
+        "Endpoints",
+        "Event",
+        "LimitRange",
+        "Namespace",
+        "Node",
+        "PersistentVolume",
+        "PersistentVolumeClaim",
+        "Pod",
+        "PodTemplate",
+        "ReplicationController",
+        "ResourceQuota",
+        "Secret",
+        "Service",
+        "ServiceAccount",
+    ),
+    "apps/v1": ("ControllerRevision", "DaemonSet", "Deployment", "ReplicaSet", "StatefulSet"),
+    "batch/v1": ("CronJob", "Job"),
+    "autoscaling/v1": ("HorizontalPodAutoscaler",),
+    "autoscaling/v2": ("HorizontalPodAutoscaler",),
+    "coordination.k8s.io/v1": ("Lease",),
+    "events.k8s.io/v1": ("Event",),
+    "networking.k8s.io/v1": ("Ingress", "IngressClass", "NetworkPolicy"),
+    "policy/v1": ("PodDisruptionBudget",),
+    "rbac.authorization.k8s.io/v1": ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"),
+    "authentication.k8s.io/v1": ("SelfSubjectReview", "TokenReview"),
+    "authorization.k8s.io/v1": (
+        "LocalSubjectAccessReview",
+        "SelfSubjectAccessReview",
+        "SelfSubjectRulesReview",
+        "SubjectAccessReview",
+    ),
+    "apiextensions.k8s.io/v1": ("CustomResourceDefinition",),
+    "apiregistration.k8s.io/v1": ("APIService",),
+    "admissionregistration.k8s.io/v1": (
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+    ),
+    "scheduling.k8s.io/v1": ("PriorityClass",),
+    "storage.k8s.io/v1": ("StorageClass",),
+    "discovery.k8s.io/v1": ("EndpointSlice",),
+    # the CRDs the loopback test server installs (controlplane.local.upstream_crds)
+    "canary.controlplane.dev/v1alpha1": ("ModelCanary",),
+    "serving.kserve.io/v1beta1": ("InferenceService",),
+    "serving.kserve.io/v1alpha1": (
+        "ClusterServingRuntime",
+        "InferenceGraph",
+        "LLMInferenceService",
+        "LLMInferenceServiceConfig",
+        "ServingRuntime",
+    ),
+    "serving.kserve.io/v1alpha2": ("LLMInferenceService", "LLMInferenceServiceConfig"),
+    "gateway.networking.k8s.io/v1": (
+        "BackendTLSPolicy",
+        "GRPCRoute",
+        "Gateway",
+        "GatewayClass",
+        "HTTPRoute",
+        "ReferenceGrant",
+    ),
+    "gateway.networking.k8s.io/v1beta1": ("Gateway", "GatewayClass", "HTTPRoute", "ReferenceGrant"),
+    **{
+        f"networking.istio.io/{version}": (
+            "DestinationRule",
+            "Gateway",
+            "ServiceEntry",
+            "Sidecar",
+            "VirtualService",
+            "WorkloadEntry",
+            "WorkloadGroup",
+        )
+        for version in ("v1", "v1beta1", "v1alpha3")
+    },
+    "monitoring.coreos.com/v1": ("PodMonitor", "PrometheusRule", "ServiceMonitor"),
+    # not on the loopback server: Argo CD's Application (read by controlplane.gitops)
+    "argoproj.io/v1alpha1": ("Application",),
+}
+
+SERVED_KINDS: frozenset[tuple[str, str]] = frozenset(
+    (api_version, kind) for api_version, kinds in _SERVED.items() for kind in kinds
+)
+"""(apiVersion, kind) pairs a FakeKube serves unless told otherwise: the built-in kinds of
+kube-apiserver v1.34 the product and its tests touch, the product's ModelCanary, KServe v0.20,
+Gateway API v1.5 (standard), Istio networking v1.27 and Prometheus Operator v0.85 (what the
+loopback test server installs), and Argo CD's Application."""
+
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+"""The annotation on the BOOKMARK that ends a watch's initial (synthetic ADDED) events."""
+
 METHODS: frozenset[str] = frozenset(
     {"get", "list", "create", "replace", "replace_status", "patch", "apply", "delete", "watch"}
     | {"event"}
@@ -134,6 +238,9 @@ class FakeKube:
 
     ``now`` stamps ``creationTimestamp``, ``deletionTimestamp`` and Events (inject a test clock);
     ``history`` is how many watch events are kept before old resourceVersions answer 410 Gone.
+    ``served_kinds`` are the (apiVersion, kind) pairs discovery would find; ``unserved_kinds``
+    takes some away: ``"VirtualService"`` (every version) or ``"networking.istio.io/v1/
+    VirtualService"``. ``page_size`` pages :meth:`list` like RealKube does (None: one page).
     """
 
     def __init__(
@@ -144,8 +251,20 @@ class FakeKube:
         cluster_scoped_kinds: Iterable[str] = CLUSTER_SCOPED_KINDS,
         history: int = 1000,
         component: str = "canary-controller",
+        served_kinds: Iterable[tuple[str, str]] = SERVED_KINDS,
+        unserved_kinds: Iterable[str] = (),
+        page_size: int | None = None,
     ) -> None:
         self._now = now
+        self._served = set(served_kinds)
+        for name in unserved_kinds:
+            api_version, _, kind = name.rpartition("/")
+            self._served = {
+                (v, k) for v, k in self._served if not (k == kind and api_version in ("", v))
+            }
+        self._page_size = page_size
+        self._continues: dict[str, tuple[int, builtins.list[Obj]]] = {}
+        self._bookmark_epoch = 0
         self._status_kinds = set(status_subresource_kinds)
         self._cluster_kinds = set(cluster_scoped_kinds)
         self._history = history
@@ -176,6 +295,27 @@ class FakeKube:
     def has_status_subresource(self, kind: str) -> bool:
         with self._lock:
             return kind in self._status_kinds
+
+    def serve(self, api_version: str, kind: str) -> None:
+        """Serve ``api_version``/``kind`` from now on (as when its CRD is installed)."""
+        with self._lock:
+            self._served.add((api_version, kind))
+
+    def unserve(self, api_version: str, kind: str) -> None:
+        """Stop serving ``api_version``/``kind`` (its CRD removed); stored objects stay hidden."""
+        with self._lock:
+            self._served.discard((api_version, kind))
+
+    def serves(self, api_version: str, kind: str) -> bool:
+        with self._lock:
+            return (api_version, kind) in self._served
+
+    def bookmark(self) -> None:
+        """Send a BOOKMARK with the current resourceVersion to every open watch that asked for
+        bookmarks (the real server does so about once a minute)."""
+        with self._cond:
+            self._bookmark_epoch += 1
+            self._cond.notify_all()
 
     def fail_next(self, method: str, exc: BaseException, times: int = 1) -> None:
         """Make the next ``times`` calls of ``method`` raise ``exc`` before touching any state."""
@@ -289,6 +429,7 @@ class FakeKube:
     def get(self, ref: Ref) -> Obj:
         self._begin("get", ref)
         with self._lock:
+            self._check_served(ref.api_version, ref.kind)
             key = self._key(ref.api_version, ref.kind, ref.namespace, ref.name)
             return _clone(self._require(key))
 
@@ -299,25 +440,75 @@ class FakeKube:
         namespace: str | None = None,
         label_selector: Mapping[str, str] | None = None,
     ) -> builtins.list[Obj]:
-        self._begin("list", f"{api_version}/{kind} ns={namespace} labels={label_selector}")
+        return self.list_with_version(api_version, kind, namespace, label_selector)[0]
+
+    def list_with_version(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: Mapping[str, str] | None = None,
+        *,
+        limit: int | None = None,
+    ) -> tuple[builtins.list[Obj], str]:
+        size = limit or self._page_size
+        items, version, token = self._page(api_version, kind, namespace, label_selector, size, None)
+        while token is not None:
+            more, _, token = self._page(api_version, kind, namespace, label_selector, size, token)
+            items.extend(more)
+        return items, version
+
+    def _page(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        label_selector: Mapping[str, str] | None,
+        limit: int | None,
+        token: str | None,
+    ) -> tuple[builtins.list[Obj], str, str | None]:
+        """One list request: up to ``limit`` objects, the list's version, the next token."""
+        about = f"{api_version}/{kind} ns={namespace} labels={label_selector}"
+        self._begin("list", about if token is None else f"{about} continue")
         with self._lock:
-            ns = None if kind in self._cluster_kinds else namespace
-            found = [
-                obj
-                for key, obj in self._objects.items()
-                if key[0] == api_version
-                and key[1] == kind
-                and (ns is None or key[2] == ns)
-                and _labels_match(obj, label_selector)
-            ]
-            found.sort(key=lambda o: (o["metadata"].get("namespace") or "", o["metadata"]["name"]))
-            return [_copy(o) for o in found]
+            self._check_served(api_version, kind)
+            if token is None:
+                ns = None if kind in self._cluster_kinds else namespace
+                found = [
+                    obj
+                    for key, obj in self._objects.items()
+                    if key[0] == api_version
+                    and key[1] == kind
+                    and (ns is None or key[2] == ns)
+                    and _labels_match(obj, label_selector)
+                ]
+                found.sort(
+                    key=lambda o: (o["metadata"].get("namespace") or "", o["metadata"]["name"])
+                )
+                snapshot, rest = self._rv, [_copy(o) for o in found]
+            else:
+                kept = self._continues.pop(token, None)
+                if kept is None or kept[0] < self._compacted_rv:
+                    raise expired(
+                        "the provided continue parameter is too old to display a consistent "
+                        "list result; start a new list without the continue parameter"
+                    )
+                snapshot, rest = kept
+            following: str | None = None
+            if limit is not None and len(rest) > limit:
+                following = uuid.uuid4().hex
+                self._continues[following] = (snapshot, rest[limit:])
+                while len(self._continues) > 64:  # the server forgets old tokens too
+                    del self._continues[next(iter(self._continues))]
+                rest = rest[:limit]
+            return rest, str(snapshot), following
 
     def create(self, obj: Obj) -> Obj:
         self._begin("create", obj)
         if isinstance(obj, dict) and (obj.get("apiVersion"), obj.get("kind")) in REVIEW_KINDS:
             with self._lock:  # create-only kinds: answered, never stored, no watch event
                 review = _copy(obj)
+                self._check_served(review["apiVersion"], review["kind"])
                 return _clone(self._reviews.answer(review, list(self._objects.values())))
         fired: Fired = []
         with self._lock:
@@ -331,6 +522,7 @@ class FakeKube:
         with self._lock:
             new = self._normalize(obj)
             key = self._key_of(new)
+            self._check_served(key[0], key[1])
             self._require(key)
             result = self._update(key, new, fired)
         self._notify(fired)
@@ -342,6 +534,7 @@ class FakeKube:
         with self._lock:
             given = self._normalize(obj)
             key = self._key_of(given)
+            self._check_served(key[0], key[1])
             if key[1] not in self._status_kinds:
                 raise NotFound(f"404 NotFound: {key[1]} has no status subresource")
             stored = self._require(key)
@@ -362,6 +555,7 @@ class FakeKube:
         self._begin("patch", ref)
         fired: Fired = []
         with self._lock:
+            self._check_served(ref.api_version, ref.kind)
             key = self._key(ref.api_version, ref.kind, ref.namespace, ref.name)
             stored = self._require(key)
             body = _copy(patch)
@@ -388,6 +582,7 @@ class FakeKube:
         with self._lock:
             given = self._normalize(obj)
             key = self._key_of(given)
+            self._check_served(key[0], key[1])
             owned = _leaf_paths(self._applied_part(given))
             stored = self._objects.get(key)
             if stored is None:
@@ -415,6 +610,7 @@ class FakeKube:
         self._begin("delete", ref)
         fired: Fired = []
         with self._lock:
+            self._check_served(ref.api_version, ref.kind)
             key = self._key(ref.api_version, ref.kind, ref.namespace, ref.name)
             self._require(key)
             self._delete(key, fired)
@@ -427,6 +623,8 @@ class FakeKube:
         namespace: str | None = None,
         resource_version: str | None = None,
         timeout_s: float | None = None,
+        *,
+        bookmarks: bool = False,
     ) -> Iterator[WatchEvent]:
         self._begin("watch", f"{api_version}/{kind} ns={namespace} rv={resource_version}")
         ns = None if kind in self._cluster_kinds else namespace
@@ -435,19 +633,29 @@ class FakeKube:
             return key[0] == api_version and key[1] == kind and (ns is None or key[2] == ns)
 
         with self._lock:
+            self._check_served(api_version, kind)
             initial: Fired = []
             if resource_version in (None, "", "0"):
                 start = self._rv
                 for key in sorted(self._objects, key=lambda k: (k[2] or "", k[3])):
                     if matches(key):
                         initial.append(WatchEvent("ADDED", _copy(self._objects[key])))
+                if bookmarks:  # kube-apiserver ends the initial events so when asked for bookmarks
+                    end = bookmark(kind, api_version, str(start))
+                    end.object["metadata"]["annotations"] = {INITIAL_EVENTS_END: "true"}
+                    initial.append(end)
             else:
                 start = _parse_rv(resource_version)
                 if start < self._compacted_rv:
                     raise expired(f"too old resource version: {start} ({self._compacted_rv + 1})")
             epoch = self._drop_epoch
+            marks = self._bookmark_epoch if bookmarks else None
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        return self._stream(matches, start, initial, deadline, epoch)
+
+        def mark(version: int) -> WatchEvent:
+            return bookmark(kind, api_version, str(version))
+
+        return self._stream(matches, start, initial, deadline, epoch, marks, mark)
 
     def event(self, involved: Obj, reason: str, message: str, type_: str = "Normal") -> None:
         self._begin("event", involved)
@@ -493,6 +701,10 @@ class FakeKube:
             exc = pending.popleft() if pending else None
         if exc is not None:
             raise exc
+
+    def _check_served(self, api_version: str, kind: str) -> None:
+        if (api_version, kind) not in self._served:
+            raise unserved(api_version, kind)
 
     def _key(self, api_version: str, kind: str, namespace: str | None, name: str) -> Key:
         if kind in self._cluster_kinds:
@@ -564,6 +776,7 @@ class FakeKube:
     def _create(self, obj: Obj, fired: Fired) -> Obj:
         new = self._normalize(obj, creating=True)
         key = self._key_of(new)
+        self._check_served(key[0], key[1])
         meta = new["metadata"]
         if key in self._objects:
             raise Conflict(f"409 AlreadyExists: {_describe(key)} already exists")
@@ -687,13 +900,17 @@ class FakeKube:
         initial: Fired,
         deadline: float | None,
         epoch: int,
+        marks: int | None,
+        mark: Callable[[int], WatchEvent],
     ) -> Iterator[WatchEvent]:
+        """The events after ``start``; with ``marks`` (the bookmark epoch seen), bookmarks too."""
         with self._lock:
             self._open_watches += 1
         try:
             yield from initial
-            pos = start
-            while True:
+            pos, done = start, False
+            while not done:
+                out: Fired = []
                 with self._cond:
                     while True:
                         if self._drop_epoch != epoch:
@@ -704,17 +921,26 @@ class FakeKube:
                             )
                         batch = [e for e in self._log if e.rv > pos]
                         if batch:
-                            break
+                            pos = batch[-1].rv
+                            out = [
+                                WatchEvent(e.type, _copy(e.obj)) for e in batch if matches(e.key)
+                            ]
                         left = None if deadline is None else deadline - time.monotonic()
                         if left is not None and left <= 0:
-                            return
+                            done = True
+                            if marks is not None:  # the server's bookmark before a timeout
+                                pos = max(pos, self._rv)
+                                out.append(mark(pos))
+                            break
+                        if batch:
+                            break
+                        if marks is not None and marks != self._bookmark_epoch:
+                            marks = self._bookmark_epoch
+                            pos = max(pos, self._rv)
+                            out.append(mark(pos))
+                            break
                         self._cond.wait(left)
-                    pos = batch[-1].rv
-                for entry in batch:
-                    if matches(entry.key):
-                        yield WatchEvent(entry.type, _copy(entry.obj))
-                if deadline is not None and time.monotonic() >= deadline:
-                    return
+                yield from out
         finally:
             with self._lock:
                 self._open_watches -= 1

@@ -3,12 +3,22 @@
 Owns :class:`RealKube` (built by the controller's and the kubectl plugin's shells with
 :meth:`RealKube.connect`) and the translation of the client's exceptions into the product's
 error tree (:func:`to_kube_error`): 404 -> ``NotFound``, 409 -> ``Conflict``, 410 -> the
-``410 Gone`` KubeError of :func:`~controlplane.kube.client.is_expired`, anything else ->
-``KubeError`` with the status, reason and the server's message. Server-side apply is a PATCH with
+``410 Gone`` ``Expired`` of :func:`~controlplane.kube.client.is_expired`, anything else ->
+``KubeError`` with the status, reason and the server's message. A kind the server does not serve
+(discovery has no such apiVersion/kind, or its endpoint answers 404 without an object: the CRD
+was removed) is :class:`~controlplane.errors.Unserved`, a ``NotFound``, on every verb. A miss
+re-runs discovery, at most once per ``rediscover_after_s`` per kind, so a CRD installed later is
+found without asking the server on every call. Server-side apply is a PATCH with
 ``application/apply-patch+yaml``, ``fieldManager`` and ``force=true``; Events are core/v1.
 
-No test here talks to a cluster: the unit tests drive this module against a small recording HTTP
-server on loopback; tests/e2e/test_kube_real.py runs it against a real one (``pytest -m e2e``).
+Every request carries a client-side timeout (``_request_timeout``): ``(connect_timeout_s,
+request_timeout_s)`` for ordinary calls and discovery; a watch asks the server to end it after
+``timeoutSeconds`` and reads with a timeout ``watch_slack_s`` longer. Lists are paged
+(``limit``/``continue``, ``page_size`` per request) and every page is followed.
+
+Tests: tests/kube/test_kube_real_offline.py drives it against a recording HTTP server on
+loopback (request shapes, error mapping); tests/kube/test_kube_contract.py runs the adapter
+contract against a real kube-apiserver on loopback (and the same tests against FakeKube).
 """
 
 from __future__ import annotations
@@ -16,20 +26,35 @@ from __future__ import annotations
 import builtins
 import importlib
 import json
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Literal
 
-from controlplane.errors import Conflict, KubeError, NotFound
-from controlplane.kube.client import JsonPatch, Obj, Ref, WatchEvent, event_object, expired
+from controlplane.errors import Conflict, KubeError, NotFound, Unserved
+from controlplane.kube.client import (
+    JsonPatch,
+    Obj,
+    Ref,
+    WatchEvent,
+    event_object,
+    expired,
+    unserved,
+)
 
 PATCH_CONTENT_TYPES: dict[str, str] = {
     "merge": "application/merge-patch+json",
     "json": "application/json-patch+json",
 }
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
+NO_ROUTE = "the server could not find the requested resource"
+"""kube-apiserver's 404 message for a path it does not serve (no object named in ``details``)."""
+DEFAULT_PAGE_SIZE = 500
+"""Objects per list request (client-go's pager uses 500 too)."""
+DEFAULT_WATCH_S = 300.0
+"""How long a watch asks to last when the caller gives no ``timeout_s``."""
 
 
 def selector_string(label_selector: Mapping[str, str] | None) -> str | None:
@@ -101,7 +126,7 @@ class RealKube:
 
     ``api_client`` is a configured ``kubernetes.client.ApiClient``; discovery happens lazily on
     the first call and is cached in ``discovery_cache`` (a file path; the client's default when
-    None).
+    None). ``monotonic`` measures ``rediscover_after_s`` (inject a test clock).
     """
 
     def __init__(
@@ -111,14 +136,29 @@ class RealKube:
         component: str = "canary-controller",
         now: Callable[[], float] = time.time,
         discovery_cache: str | None = None,
+        connect_timeout_s: float = 10.0,
+        request_timeout_s: float = 30.0,
+        watch_slack_s: float = 10.0,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        rediscover_after_s: float = 30.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._api_client = api_client
         self._component = component
         self._now = now
         self._cache_file = discovery_cache
+        self._connect_timeout_s = connect_timeout_s
+        self._request_timeout_s = request_timeout_s
+        self._watch_slack_s = watch_slack_s
+        self._page_size = page_size
+        self._rediscover_after_s = rediscover_after_s
+        self._monotonic = monotonic
         self._dynamic: Any = None
         self._resources: dict[tuple[str, str], Any] = {}
+        self._unserved: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
+        self.discoveries = 0
+        """How many times discovery was searched for a kind not yet resolved (for tests)."""
 
     @classmethod
     def connect(
@@ -128,6 +168,7 @@ class RealKube:
         context: str | None = None,
         in_cluster: bool | None = None,
         component: str = "canary-controller",
+        request_timeout_s: float = 30.0,
     ) -> RealKube:
         """From the in-cluster service account (``in_cluster=True``), a kubeconfig file and
         context (``False``), or whichever works, kubeconfig first (``None``)."""
@@ -151,34 +192,71 @@ class RealKube:
                         f"no usable Kubernetes configuration: kubeconfig: {kube_config_error}; "
                         f"in-cluster: {in_cluster_error}"
                     ) from in_cluster_error
-        return cls(client.ApiClient(configuration), component=component)
+        configuration.retries = 0  # a timed-out call fails once; the callers back off and retry
+        return cls(
+            client.ApiClient(configuration),
+            component=component,
+            request_timeout_s=request_timeout_s,
+        )
 
     # --- plumbing --------------------------------------------------------------------------------
+
+    def _timeout(self, read_s: float) -> tuple[float, float]:
+        return (self._connect_timeout_s, read_s)
 
     def _client(self) -> Any:
         with self._lock:
             if self._dynamic is None:
-                dynamic = _module("kubernetes.dynamic")
                 with _translated():
-                    self._dynamic = dynamic.DynamicClient(
-                        self._api_client, cache_file=self._cache_file
+                    self._dynamic = _timed_dynamic_client(
+                        self._api_client,
+                        self._cache_file,
+                        self._timeout(self._request_timeout_s),
                     )
             return self._dynamic
 
     def _resource(self, api_version: str, kind: str) -> Any:
+        """The discovered resource, or :class:`Unserved` (re-discovered after a while)."""
         key = (api_version, kind)
         cached = self._resources.get(key)
-        if cached is None:
+        if cached is not None:
+            return cached
+        retry_at = self._unserved.get(key)
+        if retry_at is not None and self._monotonic() < retry_at:
+            raise unserved(api_version, kind)
+        client = self._client()
+        self.discoveries += 1
+        try:
+            # The lazy discoverer refreshes its cache itself when a kind is not in it.
+            found = client.resources.get(api_version=api_version, kind=kind)
+        except Exception as exc:  # the client raises many types; all become KubeError
+            if type(exc).__name__ != "ResourceNotFoundError":
+                raise to_kube_error(exc) from exc
+            self._unserved[key] = self._monotonic() + self._rediscover_after_s
+            raise unserved(api_version, kind) from exc
+        self._unserved.pop(key, None)
+        self._resources[key] = found
+        return found
+
+    @contextmanager
+    def _call(self, api_version: str, kind: str) -> Iterator[None]:
+        """Translate errors; a 404 for the path itself (no such resource) is ``Unserved``."""
+        try:
             with _translated():
-                cached = self._client().resources.get(api_version=api_version, kind=kind)
-            self._resources[key] = cached
-        return cached
+                yield
+        except NotFound as exc:
+            if isinstance(exc, Unserved) or NO_ROUTE not in str(exc):
+                raise
+            key = (api_version, kind)
+            self._resources.pop(key, None)  # the CRD is gone: discover again next time
+            self._unserved[key] = self._monotonic() + self._rediscover_after_s
+            raise unserved(api_version, kind) from exc
 
     # --- KubeClient ------------------------------------------------------------------------------
 
     def get(self, ref: Ref) -> Obj:
         res = self._resource(ref.api_version, ref.kind)
-        with _translated():
+        with self._call(ref.api_version, ref.kind):
             return _plain(res.get(name=ref.name, namespace=ref.namespace))
 
     def list(
@@ -188,23 +266,51 @@ class RealKube:
         namespace: str | None = None,
         label_selector: Mapping[str, str] | None = None,
     ) -> builtins.list[Obj]:
+        return self.list_with_version(api_version, kind, namespace, label_selector)[0]
+
+    def list_with_version(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: Mapping[str, str] | None = None,
+        *,
+        limit: int | None = None,
+    ) -> tuple[builtins.list[Obj], str]:
         res = self._resource(api_version, kind)
-        with _translated():
-            answer = _plain(
-                res.get(namespace=namespace, label_selector=selector_string(label_selector))
+        items: builtins.list[Obj] = []
+        version: str | None = None
+        token: str | None = None
+        while True:
+            with self._call(api_version, kind):
+                answer = _plain(
+                    res.get(
+                        namespace=namespace,
+                        label_selector=selector_string(label_selector),
+                        limit=limit or self._page_size,
+                        _continue=token,
+                    )
+                )
+            meta = answer.get("metadata") or {}
+            if version is None:
+                version = str(meta.get("resourceVersion") or "")
+            # A list's items carry no apiVersion / kind on the wire; give them back.
+            items.extend(
+                {"apiVersion": api_version, "kind": kind, **item}
+                for item in answer.get("items") or []
             )
-        items = answer.get("items") or []
-        # A list's items carry no apiVersion / kind on the wire; give them back.
-        return [{"apiVersion": api_version, "kind": kind, **item} for item in items]
+            token = meta.get("continue") or None
+            if token is None:
+                return items, version
 
     def create(self, obj: Obj) -> Obj:
         res = self._resource(obj["apiVersion"], obj["kind"])
-        with _translated():
+        with self._call(obj["apiVersion"], obj["kind"]):
             return _plain(res.create(body=obj, namespace=_namespace(obj)))
 
     def replace(self, obj: Obj) -> Obj:
         res = self._resource(obj["apiVersion"], obj["kind"])
-        with _translated():
+        with self._call(obj["apiVersion"], obj["kind"]):
             return _plain(res.replace(body=obj, namespace=_namespace(obj)))
 
     def patch(
@@ -213,7 +319,7 @@ class RealKube:
         if kind not in PATCH_CONTENT_TYPES:
             raise KubeError(f"unknown patch kind {kind!r}; use merge or json")
         res = self._resource(ref.api_version, ref.kind)
-        with _translated():
+        with self._call(ref.api_version, ref.kind):
             return _plain(
                 res.patch(
                     body=patch,
@@ -226,7 +332,7 @@ class RealKube:
     def apply(self, obj: Obj, *, field_manager: str = "canary-controller") -> Obj:
         res = self._resource(obj["apiVersion"], obj["kind"])
         ref = Ref.of(obj)
-        with _translated():
+        with self._call(obj["apiVersion"], obj["kind"]):
             return _plain(
                 res.server_side_apply(
                     body=obj,
@@ -242,12 +348,12 @@ class RealKube:
         status = res.subresources.get("status")
         if status is None:
             raise NotFound(f"404 NotFound: {obj['kind']} has no status subresource")
-        with _translated():
+        with self._call(obj["apiVersion"], obj["kind"]):
             return _plain(status.replace(body=obj, namespace=_namespace(obj)))
 
     def delete(self, ref: Ref) -> None:
         res = self._resource(ref.api_version, ref.kind)
-        with _translated():
+        with self._call(ref.api_version, ref.kind):
             res.delete(name=ref.name, namespace=ref.namespace, propagation_policy="Background")
 
     def watch(
@@ -257,25 +363,35 @@ class RealKube:
         namespace: str | None = None,
         resource_version: str | None = None,
         timeout_s: float | None = None,
+        *,
+        bookmarks: bool = False,
     ) -> Iterator[WatchEvent]:
         res = self._resource(api_version, kind)
         watcher = _module("kubernetes.watch").Watch()
-        timeout = None if timeout_s is None else max(1, int(timeout_s))
+        seconds = max(1, math.ceil(DEFAULT_WATCH_S if timeout_s is None else timeout_s))
+        read_timeout = self._timeout(seconds + self._watch_slack_s)
 
         def stream() -> Iterator[WatchEvent]:
+            inner: Any = None
             try:
-                with _translated():
-                    for raw in res.watch(
+                with self._call(api_version, kind):
+                    inner = watcher.stream(
+                        res.get,
                         namespace=namespace,
                         resource_version=resource_version,
-                        timeout=timeout,
-                        watcher=watcher,
-                    ):
+                        serialize=False,
+                        timeout_seconds=seconds,
+                        allow_watch_bookmarks=True if bookmarks else None,
+                        _request_timeout=read_timeout,
+                    )
+                    for raw in inner:
                         obj = raw.get("raw_object")
                         if isinstance(obj, dict):
                             yield WatchEvent(raw["type"], json.loads(json.dumps(obj)))
             finally:
                 watcher.stop()
+                if inner is not None:
+                    inner.close()  # closes the response now, not when collected
 
         return stream()
 
@@ -285,6 +401,18 @@ class RealKube:
         name = involved.get("metadata", {}).get("name", "event")
         ev["metadata"]["name"] = f"{name}.{time.time_ns():x}"
         self.create(ev)
+
+
+def _timed_dynamic_client(api_client: Any, cache_file: str | None, timeout: Any) -> Any:
+    """A DynamicClient whose every request (discovery included) has ``_request_timeout``."""
+    base = _module("kubernetes.dynamic").DynamicClient
+
+    class TimedDynamicClient(base):  # type: ignore[misc, valid-type]
+        def request(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
+            params.setdefault("_request_timeout", timeout)
+            return super().request(method, path, body, **params)
+
+    return TimedDynamicClient(api_client, cache_file=cache_file)
 
 
 def _module(name: str) -> Any:

@@ -297,6 +297,12 @@ class Recorder:
         self._note("list", api_version, kind)
         return self.kube.list(api_version, kind, namespace, **kw)
 
+    def list_with_version(
+        self, api_version: str, kind: str, namespace: str | None = None, *args: Any, **kw: Any
+    ) -> Any:
+        self._note("list", api_version, kind)
+        return self.kube.list_with_version(api_version, kind, namespace, *args, **kw)
+
     def create(self, obj: Obj) -> Obj:
         self._note("create", obj["apiVersion"], obj["kind"])
         return self.kube.create(obj)

@@ -279,12 +279,12 @@ def test_get(server: ApiServer, kube: RealKube) -> None:
 @pytest.mark.parametrize(
     ("namespace", "selector", "path", "query"),
     [
-        pytest.param("ml", None, BASE, {}, id="namespace"),
+        pytest.param("ml", None, BASE, {"limit": ["500"]}, id="namespace"),
         pytest.param(
             None,
             {"canary.controlplane.dev/canary": "c1"},
             "/apis/canary.controlplane.dev/v1alpha1/modelcanaries",
-            {"labelSelector": ["canary.controlplane.dev/canary=c1"]},
+            {"labelSelector": ["canary.controlplane.dev/canary=c1"], "limit": ["500"]},
             id="all-namespaces-selector",
         ),
     ],
