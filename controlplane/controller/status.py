@@ -213,8 +213,26 @@ def invalid_status(
 
 
 def same_status(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
-    """True when writing ``b`` over ``a`` would change nothing (JSON equality)."""
-    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+    """True when writing ``b`` over ``a`` would change nothing (JSON equality).
+
+    Numbers compare by value: the API server stores JSON numbers as float64 and writes an
+    integral one back without its fraction (``1795370400.0`` is read back as ``1795370400``),
+    so a textual comparison would rewrite an unchanged status on every reconcile."""
+    return _canonical(a) == _canonical(b)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(_integral(value), sort_keys=True, default=str)
+
+
+def _integral(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {k: _integral(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_integral(v) for v in value]
+    return value
 
 
 # --------------------------------------------------------------------------- events

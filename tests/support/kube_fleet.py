@@ -1,0 +1,196 @@
+"""Many ModelCanaries under one controller, on FakeKube or on the real API server, with every
+API request the controller makes counted per tick.
+
+Shared by tests/controller/test_controller_quiet_ticks.py (20 canaries: what a quiet tick may do)
+and bench/kube_scale.py (1,000 and 10,000: what each tick costs). :class:`CountingKube` wraps the
+controller's client and counts calls by method (``replace_status`` of ModelCanaries separately:
+status writes). :class:`Fleet` builds the controller as ``canaryctl controller`` does, lists the
+canaries once (what the production loop does before it watches; the watch stream itself is one
+long request, not a per-tick cost) and :meth:`Fleet.tick` runs one loop pass at the clock's time,
+returning what it cost. KServe is :class:`~controlplane.kube.fake_kserve.FakeKServe` on the fake
+and :class:`~support.isvc_standin.IsvcStandin` on the real server, on their own clients.
+
+The canaries have no Prometheus (``analysis.prometheus`` unset, no default): an analysis tick
+asks nothing of a metrics server, records the unavailable provider in the status (a change, so a
+write) and the benchmark measures the Kubernetes side alone.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from controlplane.controller.reconcile import Reconciler, Settings
+from controlplane.controller.runner import Controller
+from controlplane.kube.client import Obj
+from controlplane.kube.fake import FakeKube
+from controlplane.kube.fake_kserve import FakeKServe
+from controlplane.kube.real import RealKube
+from controlplane.profiles.catalog import load_catalog
+from controlplane.spec.models import KIND
+from support.canaries import EXAMPLE
+from support.controller_world import Clock
+from support.isvc_standin import IsvcStandin
+from support.real_world import ensure_namespace
+
+METHODS = frozenset(
+    {"get", "list", "list_with_version", "create", "replace", "patch", "apply", "replace_status"}
+    | {"delete", "event"}
+)
+FLEET_NS = "fleet"
+
+
+class CountingKube:
+    """Counts the calls made through it (each one HTTP request on the real server)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if name not in METHODS:
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            if name == "replace_status" and args and args[0].get("kind") == KIND:
+                self.calls["status:ModelCanary"] += 1
+            return attr(*args, **kwargs)
+
+        return call
+
+    def take(self) -> Counter[str]:
+        """The calls since the last take."""
+        calls, self.calls = self.calls, Counter()
+        return calls
+
+
+def fleet_canary(i: int, namespace: str = FLEET_NS) -> Obj:
+    """A ModelCanary of the contract example's shape: two 7-day steps, no Prometheus."""
+    name = f"c{i:05d}"
+    return {
+        "apiVersion": EXAMPLE["apiVersion"],
+        "kind": KIND,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "model": {"name": f"{name}-llm", "maxModelLen": 8192},
+            "stable": {"name": "bf16", "storageUri": "hf://m/x", "gpu": "nvidia-l40s"},
+            "candidate": {
+                "name": "nf4",
+                "storageUri": "hf://m/x",
+                "quantization": "bitsandbytes-nf4",
+                "gpu": "nvidia-l40s",
+            },
+            "traffic": {"router": "gateway-api", "gateway": {"name": "gw"}},
+            "analysis": {
+                "interval": "2h",
+                "window": "2h",
+                "metrics": [{"name": "errors", "builtin": "error-rate"}],
+            },
+            "steps": [
+                {
+                    "weight": 10,
+                    "duration": "7d",
+                    "rollbackOn": [{"metric": "errors", "above": "1%"}],
+                },
+                {"weight": 100},
+            ],
+        },
+    }
+
+
+@dataclass
+class Tick:
+    """What one loop pass cost the controller."""
+
+    at: float
+    calls: Counter[str]
+    reconciles: int
+
+    @property
+    def requests(self) -> int:
+        return sum(n for method, n in self.calls.items() if method in METHODS)
+
+    @property
+    def status_writes(self) -> int:
+        return self.calls["status:ModelCanary"]
+
+
+@dataclass
+class Fleet:
+    """``size`` canaries in ``namespace``, on FakeKube (``kubeconfig`` None) or a real server."""
+
+    size: int
+    start: float
+    kubeconfig: str | None = None
+    namespace: str = FLEET_NS
+    ready_after_s: float = 600.0
+    settings: Settings = field(default_factory=lambda: Settings(progress_deadline_s=6 * 3600.0))
+
+    def __post_init__(self) -> None:
+        self.clock = Clock(self.start)
+        self.kserve: FakeKServe | IsvcStandin
+        if self.kubeconfig is None:
+            fake = FakeKube(now=self.clock)
+            self.admin: Any = fake
+            self._client: Callable[[], Any] = lambda: fake
+            self.kserve = FakeKServe(fake, now=self.clock, ready_after_s=self.ready_after_s)
+        else:
+            config = self.kubeconfig
+            self.admin = RealKube.connect(kubeconfig=config)
+            ensure_namespace(self.admin, self.namespace)
+            self._client = lambda: RealKube.connect(kubeconfig=config)
+            self.kserve = IsvcStandin(
+                RealKube.connect(kubeconfig=config),
+                [self.namespace],
+                now=self.clock,
+                ready_after_s=self.ready_after_s,
+            )
+        self.catalog = load_catalog()
+        self.kube = CountingKube(self._client())
+        self.controller = self._controller()
+
+    def _controller(self) -> Controller:
+        reconciler = Reconciler(self.kube, self.catalog, self.settings)
+        return Controller(
+            self.kube,
+            reconciler,
+            lambda url: None,  # type: ignore[arg-type,return-value]
+            self.clock,
+            namespaces=[self.namespace],
+        )
+
+    def create_all(self, create: Callable[[Obj], Any] | None = None) -> None:
+        """Create the canaries (as the user, not counted) and let the controller list them."""
+        for i in range(self.size):
+            (create or self.admin.create)(copy.deepcopy(fleet_canary(i, self.namespace)))
+        self.controller.sync(self.namespace)
+        self.kube.take()
+
+    def restart(self) -> Tick:
+        """A new controller process (new client, nothing remembered): list, then one pass."""
+        self.kube = CountingKube(self._client())
+        self.controller = self._controller()
+        self.controller.sync(self.namespace)
+        return self.tick()
+
+    def next_wake(self) -> float | None:
+        wakes = [w for w in (self.controller.next_wake(),) if w is not None]
+        wakes.extend(t for t in self.kserve.pending().values() if t > self.clock.t)
+        return min(wakes) if wakes else None
+
+    def tick(self) -> Tick:
+        """KServe's due status writes, then one controller pass at the clock's time."""
+        self.kserve.tick()
+        before = self.controller.stats.reconciles
+        self.controller.run_once()
+        calls = self.kube.take()
+        return Tick(self.clock.t, calls, self.controller.stats.reconciles - before)
+
+    def stages(self) -> Counter[str]:
+        items: list[Obj] = self.admin.list(EXAMPLE["apiVersion"], KIND, self.namespace)
+        return Counter(str((o.get("status") or {}).get("stage", "none")) for o in items)
