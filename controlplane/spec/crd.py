@@ -168,6 +168,8 @@ def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
             elif isinstance(value, dict):
                 out["additionalProperties"] = _structural(value, defs)
             # False (unknown fields forbidden): the API server prunes them; validate reports them
+        elif key == "uniqueItems" and value is True:
+            raise UnsupportedSchema("uniqueItems: true (a set) has no CRD equivalent: use a list")
         elif key in SUPPORTED:
             out[key] = value
         else:

@@ -1,9 +1,13 @@
 """The committed CRD: generated from the models, structural, and accepting every example.
 
-The API server is not available here, so its structural-schema rules are checked directly (every
-node typed or marked, no $ref / anyOf / titles / additionalProperties: false / const), and the
-schema is exercised with a JSON Schema draft-4 validator, whose ``exclusiveMinimum: true`` and
-``nullable``-free semantics match OpenAPI v3.0's.
+These tests start no program: the structural-schema rules apiextensions-apiserver applies are
+checked directly, on every node reachable through any schema keyword (``properties``,
+``additionalProperties``, ``patternProperties``, ``items``, ``allOf``/``anyOf``/``oneOf``/``not``,
+...): every node typed or marked, and no keyword outside :data:`controlplane.spec.crd.SUPPORTED`
+(so ``patternProperties``, ``propertyNames``, ``$ref``, ``anyOf``, ``title``, ``default`` and
+``const`` all fail). The schema is exercised with a JSON Schema draft-4 validator, whose
+``exclusiveMinimum: true`` and ``nullable``-free semantics match OpenAPI v3.0's.
+``tests/spec/test_crd_real_server.py`` holds the CRD against the real API server.
 """
 
 from __future__ import annotations
@@ -16,14 +20,14 @@ import jsonschema
 import pytest
 import yaml
 
-from controlplane.spec.crd import crd, crd_yaml, openapi_schema
+from controlplane.spec import crd as crd_module
+from controlplane.spec.crd import SUPPORTED, UnsupportedSchema, crd, crd_yaml, openapi_schema
 from controlplane.spec.load import parse_text
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "manifests" / "crd" / "modelcanary.yaml"
 EXAMPLES = sorted((ROOT / "canary").glob("*.yml"))
 ESCAPES = ("x-kubernetes-int-or-string", "x-kubernetes-preserve-unknown-fields")
-FORBIDDEN = ("$ref", "$defs", "anyOf", "oneOf", "allOf", "not", "title", "const", "default")
 
 
 def test_committed_crd_matches_the_generator() -> None:
@@ -53,31 +57,121 @@ def test_crd_identity() -> None:
     assert status["x-kubernetes-preserve-unknown-fields"] is True
 
 
+SCHEMA_MAPS = ("properties", "patternProperties", "definitions", "$defs", "dependentSchemas")
+SCHEMA_ONE = ("items", "additionalProperties", "additionalItems", "not", "propertyNames")
+SCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
+
+
 def nodes(schema: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every schema in ``schema``, through every keyword that holds schemas."""
     yield path, schema
-    for name, sub in schema.get("properties", {}).items():
-        yield from nodes(sub, f"{path}.{name}")
-    if isinstance(schema.get("items"), dict):
-        yield from nodes(schema["items"], f"{path}[]")
-    if isinstance(schema.get("additionalProperties"), dict):
-        yield from nodes(schema["additionalProperties"], f"{path}{{}}")
+    for keyword in SCHEMA_MAPS:
+        for name, sub in (schema.get(keyword) or {}).items():
+            if isinstance(sub, dict):
+                yield from nodes(sub, f"{path}.{keyword}[{name}]")
+    for keyword in SCHEMA_ONE:
+        sub = schema.get(keyword)
+        if isinstance(sub, dict):
+            yield from nodes(sub, f"{path}.{keyword}")
+        elif isinstance(sub, list):  # draft-4 tuple items
+            for i, item in enumerate(sub):
+                yield from nodes(item, f"{path}.{keyword}[{i}]")
+    for keyword in SCHEMA_LISTS:
+        for i, sub in enumerate(schema.get(keyword) or []):
+            yield from nodes(sub, f"{path}.{keyword}[{i}]")
+
+
+def structural_problems(schema: dict[str, Any]) -> list[str]:
+    """What apiextensions-apiserver would refuse in ``schema`` (an ``openAPIV3Schema``)."""
+    problems = []
+    for path, node in nodes(schema):
+        where = path or "."
+        if "type" not in node and not any(node.get(e) for e in ESCAPES):
+            problems.append(f"{where}: no type")
+        problems.extend(f"{where}: {key} is not supported" for key in node if key not in SUPPORTED)
+        if node.get("additionalProperties") is False:
+            problems.append(f"{where}: additionalProperties: false")
+        if "properties" in node and "additionalProperties" in node:
+            problems.append(f"{where}: properties and additionalProperties")
+        if node.get("uniqueItems") is True:
+            problems.append(f"{where}: uniqueItems: true")
+        for bound in ("exclusiveMinimum", "exclusiveMaximum"):
+            if bound in node and not isinstance(node[bound], bool):
+                problems.append(f"{where}: numeric {bound} (OpenAPI v3.0 wants a boolean)")
+        for rule in node.get("x-kubernetes-validations", []):
+            if set(rule) - {"rule", "message", "messageExpression", "reason", "fieldPath"}:
+                problems.append(f"{where}: x-kubernetes-validations entry {rule}")
+    return problems
+
+
+def committed_schema(text: str) -> dict[str, Any]:
+    (version,) = yaml.safe_load(text)["spec"]["versions"]
+    schema: dict[str, Any] = version["schema"]["openAPIV3Schema"]
+    return schema
 
 
 def test_schema_is_structural() -> None:
-    problems = []
-    for path, node in nodes(openapi_schema()):
-        if "type" not in node and not any(node.get(e) for e in ESCAPES):
-            problems.append(f"{path}: no type")
-        problems.extend(f"{path}: {key}" for key in FORBIDDEN if key in node)
-        if node.get("additionalProperties") is False:
-            problems.append(f"{path}: additionalProperties: false")
-        if "properties" in node and "additionalProperties" in node:
-            problems.append(f"{path}: properties and additionalProperties")
-        if isinstance(node.get("exclusiveMinimum"), int | float) and not isinstance(
-            node.get("exclusiveMinimum"), bool
-        ):
-            problems.append(f"{path}: numeric exclusiveMinimum (OpenAPI v3.0 wants a boolean)")
-    assert problems == []
+    assert structural_problems(openapi_schema()) == []
+    assert structural_problems(committed_schema(COMMITTED.read_text())) == []
+
+
+def test_the_walk_reaches_maps_and_nested_schemas() -> None:
+    # parameters is a map: its values' schema sits under additionalProperties
+    paths = [p for p, _ in nodes(openapi_schema())]
+    assert any(p.endswith(".properties[parameters].additionalProperties") for p in paths)
+    # the shapes apiextensions refuses are found wherever they sit
+    old_map = {
+        "type": "object",
+        "patternProperties": {"^[a-z]+$": {"type": "string", "title": "deep"}},
+        "propertyNames": {"type": "string", "maxLength": 3},
+    }
+    nested = {
+        "type": "object",
+        "properties": {"a": {"type": "array", "items": old_map, "uniqueItems": True}},
+        "additionalProperties": {"type": "string", "default": "x"},
+    }
+    assert structural_problems(nested) == [
+        ".: properties and additionalProperties",
+        ".properties[a]: uniqueItems: true",
+        ".properties[a].items: patternProperties is not supported",
+        ".properties[a].items: propertyNames is not supported",
+        ".properties[a].items.patternProperties[^[a-z]+$]: title is not supported",
+        ".additionalProperties: default is not supported",
+    ]
+    assert structural_problems({"anyOf": [{"$ref": "#/x"}]}) == [
+        ".: no type",
+        ".: anyOf is not supported",
+        ".anyOf[0]: no type",
+        ".anyOf[0]: $ref is not supported",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value"),
+    [
+        ("contentEncoding", "base64"),
+        ("if", {"type": "string"}),
+        ("uniqueItems", True),
+        ("propertyNames", {"enum": ["a"]}),
+    ],
+)
+def test_a_keyword_the_crd_cannot_express_raises(
+    monkeypatch: pytest.MonkeyPatch, keyword: str, value: Any
+) -> None:
+    field = {"type": "object" if keyword == "propertyNames" else "string", keyword: value}
+    source = {"properties": {"spec": {"type": "object", "properties": {"field": field}}}}
+    monkeypatch.setattr(crd_module, "json_schema", lambda: source)
+    with pytest.raises(UnsupportedSchema):
+        openapi_schema()
+
+
+def test_a_map_with_two_key_patterns_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    two = {"^a$": {"type": "string"}, "^b$": {"type": "integer"}}
+    field = {"type": "object", "patternProperties": two}
+    source = {"properties": {"spec": {"type": "object", "properties": {"field": field}}}}
+    monkeypatch.setattr(crd_module, "json_schema", lambda: source)
+    with pytest.raises(UnsupportedSchema, match="several key patterns"):
+        openapi_schema()
 
 
 def example_object(path: Path) -> Any:
