@@ -74,7 +74,7 @@ test-latest: $(UV) kube-tools ## lint and test against the newest releases pypro
 lock: $(UV) ## re-resolve uv.lock to the newest releases that pyproject.toml allows
 	$(UV) lock --upgrade --python $(PY)
 
-kube-tools: ## build kube-apiserver and etcd from their Go modules into the tool folder (pinned)
+kube-tools: ## build kube-apiserver, kube-controller-manager, etcd and kwok from their Go modules (pinned, cached)
 	@scripts/build-kube.sh >/dev/null
 
 # the loopback cluster's files (kubeconfig, certificates, logs, etcd data); never committed

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Build kube-apiserver and etcd from their published Go modules (only the Go
-# module proxy is needed, no git checkout) into a per-user cache folder:
+# Build kube-apiserver, kube-controller-manager, etcd and kwok from their published
+# Go modules (only the Go module proxy is needed, no git checkout) into a per-user
+# cache folder:
 #
-#   ${XDG_CACHE_HOME:-$HOME/.cache}/controlplane-tools/kube-<KUBE_VERSION>/bin/{kube-apiserver,etcd}
+#   ${XDG_CACHE_HOME:-$HOME/.cache}/controlplane-tools/kube-<KUBE_VERSION>/bin/
+#       kube-apiserver  kube-controller-manager  etcd  kwok
 #
-# Idempotent: exits at once when both binaries exist and answer --version.
+# Idempotent: exits at once when every binary exists and answers --version.
 # The last line printed is the bin folder, e.g.  BIN=$(scripts/build-kube.sh | tail -n1)
 #
 # k8s.io/kubernetes cannot be built as a dependency as-is: its go.mod points every
@@ -27,6 +29,9 @@ STAGING_VERSION="v0.34.10"
 # client libraries at v3.6.4). The etcd main package is the root of
 # go.etcd.io/etcd/server/v3 (server/main.go).
 ETCD_VERSION="v3.6.5"
+# kwok (fake nodes and pods for kube-controller-manager's Deployments): v0.7.0 is
+# the release built against k8s.io 0.33 and Go 1.24 (v0.8.0 needs Go 1.26, k8s.io 0.36).
+KWOK_VERSION="v0.7.0"
 # -----------------------------------------------------------------------------
 
 GO_MIN_MINOR=24 # both go.mod files above say go 1.24
@@ -38,14 +43,19 @@ die() {
 
 CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/controlplane-tools"
 BIN_DIR="${CACHE_ROOT}/kube-${KUBE_VERSION}/bin"
-APISERVER="${BIN_DIR}/kube-apiserver"
 ETCD="${BIN_DIR}/etcd"
+KWOK="${BIN_DIR}/kwok"
 
-# kube-apiserver --version -> "Kubernetes v1.34.10"; etcd --version -> "etcd Version: 3.6.5 ..."
+# kube-apiserver --version -> "Kubernetes v1.34.10"; etcd --version -> "etcd Version: 3.6.5 ...";
+# kwok --version -> "kwok version v0.7.0 ..."
+has() { # has BINARY TEXT: the binary exists and its --version says TEXT
+	[[ -x "$1" ]] && "$1" --version 2>/dev/null | grep -qF "$2"
+}
+kube_ok() { has "${BIN_DIR}/$1" "Kubernetes ${KUBE_VERSION}"; }
+etcd_ok() { has "$ETCD" "etcd Version: ${ETCD_VERSION#v}"; }
+kwok_ok() { has "$KWOK" "${KWOK_VERSION}"; }
 binaries_ok() {
-	[[ -x "$APISERVER" && -x "$ETCD" ]] || return 1
-	"$APISERVER" --version 2>/dev/null | grep -qF "Kubernetes ${KUBE_VERSION}" || return 1
-	"$ETCD" --version 2>/dev/null | grep -qF "etcd Version: ${ETCD_VERSION#v}" || return 1
+	kube_ok kube-apiserver && kube_ok kube-controller-manager && etcd_ok && kwok_ok
 }
 
 if binaries_ok; then
@@ -61,7 +71,7 @@ if [[ -z "${GO:-}" ]]; then
 	fi
 fi
 if ! command -v "$GO" >/dev/null 2>&1; then
-	echo "error: go is required to build kube-apiserver and etcd: install Go >= 1.${GO_MIN_MINOR}" >&2
+	echo "error: go is required to build the Kubernetes binaries: install Go >= 1.${GO_MIN_MINOR}" >&2
 	exit 2
 fi
 
@@ -69,7 +79,7 @@ go_version="$("$GO" env GOVERSION 2>/dev/null || true)" # e.g. go1.26.8
 go_minor="${go_version#go1.}"
 go_minor="${go_minor%%[!0-9]*}"
 if [[ "$go_version" != go1.* || -z "$go_minor" || "$go_minor" -lt "$GO_MIN_MINOR" ]]; then
-	echo "error: go is required to build kube-apiserver and etcd: install Go >= 1.${GO_MIN_MINOR}${go_version:+ (found ${go_version})}" >&2
+	echo "error: go is required to build the Kubernetes binaries: install Go >= 1.${GO_MIN_MINOR}${go_version:+ (found ${go_version})}" >&2
 	exit 2
 fi
 
@@ -81,7 +91,7 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/kubebuild.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$BIN_DIR" "$WORK/out"
 
-# --- kube-apiserver ------------------------------------------------------------
+# --- kube-apiserver and kube-controller-manager ---------------------------------
 mkdir "$WORK/kube"
 (
 	cd "$WORK/kube"
@@ -96,7 +106,8 @@ mkdir "$WORK/kube"
 	for m in "${staging[@]}"; do
 		"$GO" mod edit -replace="${m}=${m}@${STAGING_VERSION}"
 	done
-	"$GO" get "k8s.io/kubernetes/cmd/kube-apiserver@${KUBE_VERSION}"
+	"$GO" get "k8s.io/kubernetes/cmd/kube-apiserver@${KUBE_VERSION}" \
+		"k8s.io/kubernetes/cmd/kube-controller-manager@${KUBE_VERSION}"
 	# same version stamping, tags and stripping as hack/lib/golang.sh in a release build
 	minor="${KUBE_VERSION#v1.}"
 	minor="${minor%%.*}"
@@ -104,20 +115,35 @@ mkdir "$WORK/kube"
 	for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
 		ldflags+=" -X ${pkg}.gitVersion=${KUBE_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor}"
 	done
-	"$GO" build -tags=selinux,notest,grpcnotrace -ldflags="$ldflags" \
-		-o "$WORK/out/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
+	for cmd in kube-apiserver kube-controller-manager; do
+		kube_ok "$cmd" && continue
+		"$GO" build -tags=selinux,notest,grpcnotrace -ldflags="$ldflags" \
+			-o "$WORK/out/${cmd}" "k8s.io/kubernetes/cmd/${cmd}"
+	done
 )
 
 # --- etcd ----------------------------------------------------------------------
 mkdir "$WORK/etcd"
-(
+etcd_ok || (
 	cd "$WORK/etcd"
 	"$GO" mod init controlplane-tools.local/etcdbuild >/dev/null 2>&1
 	"$GO" get "go.etcd.io/etcd/server/v3@${ETCD_VERSION}"
 	"$GO" build -ldflags="-s -w" -o "$WORK/out/etcd" go.etcd.io/etcd/server/v3
 )
 
-mv -f "$WORK/out/kube-apiserver" "$APISERVER"
-mv -f "$WORK/out/etcd" "$ETCD"
+# --- kwok ------------------------------------------------------------------------
+mkdir "$WORK/kwok"
+kwok_ok || (
+	cd "$WORK/kwok"
+	"$GO" mod init controlplane-tools.local/kwokbuild >/dev/null 2>&1
+	"$GO" get "sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}"
+	# as hack/releases.sh stamps a release
+	"$GO" build -ldflags="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION}" \
+		-o "$WORK/out/kwok" sigs.k8s.io/kwok/cmd/kwok
+)
+
+for built in "$WORK"/out/*; do
+	[[ -e "$built" ]] && mv -f "$built" "${BIN_DIR}/$(basename "$built")"
+done
 binaries_ok || die "built binaries in $BIN_DIR do not answer --version as expected"
 echo "$BIN_DIR"
