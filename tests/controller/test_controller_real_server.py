@@ -92,6 +92,8 @@ def test_full_promotion_matches_the_fake(real: Make, fake: Make, metrics: Metric
     # the same decisions took the same status writes: none for a status read back unchanged
     writes = {who: kube.calls["status:ModelCanary"] for who, kube in counted.items()}
     assert writes["real"] == writes["fake"] > 5
+    # every change reached the controller through the real watch, none through a failure
+    assert world.controller.stats.watch_errors == 0
     assert [e[0] for e in full_history(world, "good")] == [
         "StepStarted",
         "Advanced",
@@ -249,6 +251,7 @@ def test_spec_change_mid_rollout_restarts_with_the_new_candidate(
     changed_at = world.clock.t
     world.kube.replace(obj)
     world.run_until(lambda w: w.step("good") == 2 and w.clock.t > changed_at, limit=25 * DAY)
+    assert world.controller.stats.watch_errors == 0  # the edit arrived through the watch
 
     kinds = [e[0] for e in world.history("good")]
     assert kinds == ["StepStarted", "Advanced", "Restarted", "StepStarted", "Advanced"]

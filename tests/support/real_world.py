@@ -78,16 +78,26 @@ class ServerView:
         namespace: str | None = None,
         resource_version: str | None = None,
         timeout_s: float | None = None,
+        *,
+        bookmarks: bool = False,
     ) -> Iterator[WatchEvent]:
         if timeout_s is None or timeout_s > 0:
-            return self.inner.watch(api_version, kind, namespace, resource_version, timeout_s)
-        return self._caught_up(api_version, kind, namespace, resource_version)
+            return self.inner.watch(
+                api_version, kind, namespace, resource_version, timeout_s, bookmarks=bookmarks
+            )
+        return self._caught_up(api_version, kind, namespace, resource_version, bookmarks)
 
     def _caught_up(
-        self, api_version: str, kind: str, namespace: str | None, since: str | None
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        since: str | None,
+        bookmarks: bool,
     ) -> Iterator[WatchEvent]:
         known = self._known.setdefault(namespace, set())
-        if since is None:
+        if since in (None, "0"):
+            since = None
             known.clear()  # a replay: every object arrives as ADDED
         floor = int(since) if since is not None else 0
         want: dict[str, int] = {}
@@ -100,7 +110,7 @@ class ServerView:
         gone = known - listed
         if not want and not gone:
             return
-        stream = self.inner.watch(api_version, kind, namespace, since, 30.0)
+        stream = self.inner.watch(api_version, kind, namespace, since, 30.0, bookmarks=bookmarks)
         try:
             for event in stream:
                 meta = event.object.get("metadata", {})
