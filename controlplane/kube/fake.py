@@ -6,7 +6,8 @@ callers rely on, the way kube-apiserver does it:
 
 - a global, monotonically increasing ``metadata.resourceVersion`` set on every write, optimistic
   concurrency on ``replace`` / ``replace_status`` / ``patch`` / ``apply`` (``Conflict``);
-- ``metadata.uid``, ``creationTimestamp``, ``generation`` (bumped on spec changes only, and when a
+- ``metadata.uid``, ``creationTimestamp``, ``generation`` (not on ConfigMaps, Secrets and the other
+  :data:`NO_GENERATION_KINDS`; bumped on spec changes only, and when a
   deletion is requested); no-op writes change nothing and emit no event;
 - the status subresource for registered kinds: the main resource ignores ``status`` and
   ``replace_status`` changes nothing else;
@@ -204,6 +205,30 @@ kube-apiserver v1.34 the product and its tests touch, the product's ModelCanary,
 Gateway API v1.5 (standard), Istio networking v1.27 and Prometheus Operator v0.85 (what the
 loopback test server installs), and Argo CD's Application."""
 
+NO_GENERATION_KINDS: frozenset[str] = frozenset(
+    {
+        "ConfigMap",
+        "Secret",
+        "Event",
+        "Lease",
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Namespace",
+        "Endpoints",
+        "EndpointSlice",
+        "Node",
+        "LimitRange",
+        "ResourceQuota",
+        "PodTemplate",
+        "ControllerRevision",
+    }
+)
+"""Built-in kinds kube-apiserver keeps no ``metadata.generation`` for (custom resources always
+have one)."""
+
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 """The annotation on the BOOKMARK that ends a watch's initial (synthetic ADDED) events."""
 
@@ -312,7 +337,8 @@ class FakeKube:
 
     def bookmark(self) -> None:
         """Send a BOOKMARK with the current resourceVersion to every open watch that asked for
-        bookmarks (the real server does so about once a minute)."""
+        bookmarks and has not been told that version yet (kube-apiserver does so about once a
+        minute)."""
         with self._cond:
             self._bookmark_epoch += 1
             self._cond.notify_all()
@@ -644,10 +670,8 @@ class FakeKube:
                     end = bookmark(kind, api_version, str(start))
                     end.object["metadata"]["annotations"] = {INITIAL_EVENTS_END: "true"}
                     initial.append(end)
-            else:
+            else:  # too old: 410 on the first read of the stream, as from kube-apiserver
                 start = _parse_rv(resource_version)
-                if start < self._compacted_rv:
-                    raise expired(f"too old resource version: {start} ({self._compacted_rv + 1})")
             epoch = self._drop_epoch
             marks = self._bookmark_epoch if bookmarks else None
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -788,7 +812,8 @@ class FakeKube:
             meta.pop(field, None)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = format_time(self._now())
-        meta["generation"] = 1
+        if new["kind"] not in NO_GENERATION_KINDS:
+            meta["generation"] = 1
         return self._commit(key, new, "ADDED", fired)
 
     def _update(self, key: Key, new: Obj, fired: Fired, *, status_only: bool = False) -> Obj:
@@ -822,8 +847,8 @@ class FakeKube:
             meta.pop("finalizers", None)
         if new == stored:
             return _clone(stored)
-        if self._spec_part(new) != self._spec_part(stored):
-            meta["generation"] = int(old_meta.get("generation", 1)) + 1
+        if "generation" in old_meta and self._spec_part(new) != self._spec_part(stored):
+            meta["generation"] = int(old_meta["generation"]) + 1
         if "deletionTimestamp" in meta and not meta.get("finalizers"):
             self._objects[key] = new
             return self._remove(key, fired)
@@ -843,7 +868,8 @@ class FakeKube:
                 new = _copy(stored)
                 new["metadata"]["deletionTimestamp"] = format_time(self._now())
                 new["metadata"]["deletionGracePeriodSeconds"] = 0
-                new["metadata"]["generation"] = int(meta.get("generation", 1)) + 1
+                if "generation" in meta:
+                    new["metadata"]["generation"] = int(meta["generation"]) + 1
                 self._commit(key, new, "MODIFIED", fired)
             return
         self._remove(key, fired)
@@ -903,9 +929,13 @@ class FakeKube:
         marks: int | None,
         mark: Callable[[int], WatchEvent],
     ) -> Iterator[WatchEvent]:
-        """The events after ``start``; with ``marks`` (the bookmark epoch seen), bookmarks too."""
+        """The events after ``start``; with ``marks`` (the bookmark epoch seen), bookmarks too.
+
+        Like kube-apiserver's watch cache, a bookmark (on :meth:`bookmark` or at the timeout) is
+        only sent when the version moved past what the watcher was opened at or last told."""
         with self._lock:
             self._open_watches += 1
+            told = max(start, self._rv)
         try:
             yield from initial
             pos, done = start, False
@@ -925,19 +955,21 @@ class FakeKube:
                             out = [
                                 WatchEvent(e.type, _copy(e.obj)) for e in batch if matches(e.key)
                             ]
+                            if out:
+                                told = max(told, int(out[-1].object["metadata"]["resourceVersion"]))
                         left = None if deadline is None else deadline - time.monotonic()
-                        if left is not None and left <= 0:
-                            done = True
-                            if marks is not None:  # the server's bookmark before a timeout
-                                pos = max(pos, self._rv)
-                                out.append(mark(pos))
-                            break
-                        if batch:
-                            break
-                        if marks is not None and marks != self._bookmark_epoch:
+                        ticked = marks is not None and marks != self._bookmark_epoch
+                        if ticked:
                             marks = self._bookmark_epoch
-                            pos = max(pos, self._rv)
+                        timed_out = left is not None and left <= 0
+                        if (timed_out or ticked) and marks is not None and self._rv > told:
+                            # the server's bookmark: periodic, and 2 s before a timeout
+                            pos = told = max(pos, self._rv)
                             out.append(mark(pos))
+                        if timed_out:
+                            done = True
+                            break
+                        if out:
                             break
                         self._cond.wait(left)
                 yield from out

@@ -49,8 +49,9 @@ PATCH_CONTENT_TYPES: dict[str, str] = {
     "json": "application/json-patch+json",
 }
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
-NO_ROUTE = "the server could not find the requested resource"
-"""kube-apiserver's 404 message for a path it does not serve (no object named in ``details``)."""
+NO_ROUTE = ("the server could not find the requested resource", "404 page not found")
+"""kube-apiserver's 404 messages for a path it does not serve (a removed CRD's, for instance),
+as opposed to a missing object's (``... "name" not found``)."""
 DEFAULT_PAGE_SIZE = 500
 """Objects per list request (client-go's pager uses 500 too)."""
 DEFAULT_WATCH_S = 300.0
@@ -224,8 +225,8 @@ class RealKube:
         retry_at = self._unserved.get(key)
         if retry_at is not None and self._monotonic() < retry_at:
             raise unserved(api_version, kind)
-        client = self._client()
         self.discoveries += 1
+        client = self._client()
         try:
             # The lazy discoverer refreshes its cache itself when a kind is not in it.
             found = client.resources.get(api_version=api_version, kind=kind)
@@ -245,7 +246,7 @@ class RealKube:
             with _translated():
                 yield
         except NotFound as exc:
-            if isinstance(exc, Unserved) or NO_ROUTE not in str(exc):
+            if isinstance(exc, Unserved) or not any(text in str(exc) for text in NO_ROUTE):
                 raise
             key = (api_version, kind)
             self._resources.pop(key, None)  # the CRD is gone: discover again next time

@@ -586,8 +586,9 @@ def test_watch_too_old_resource_version_is_410_gone(
     old = kube.create(configmap("first"))["metadata"]["resourceVersion"]
     kube.create(configmap("second"))
     make_old(kube)
+    stream = kube.watch("v1", "ConfigMap", resource_version=str(int(old) - 1))
     with pytest.raises(KubeError, match="410 Gone") as caught:
-        kube.watch("v1", "ConfigMap", resource_version=str(int(old) - 1))
+        next(iter(stream))  # on the first read, as kube-apiserver's ERROR event
     assert is_expired(caught.value)
     # relist, then watch from the newest version works
     latest = kube.resource_version

@@ -2,7 +2,8 @@
 
 The server is a real HTTP server on loopback that answers discovery like kube-apiserver and
 replies to every other request from a script, recording what it received. Behaviour that needs a
-real API server (admission, SSA field ownership, watch bookmarks) is in tests/e2e.
+real API server (admission, SSA field ownership, watch bookmarks, 410, unserved kinds) is in
+tests/kube/test_kube_contract.py, against the loopback kube-apiserver.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
 from support.http import serving
 
-from controlplane.errors import Conflict, Expired, KubeError, NotFound
+from controlplane.errors import Conflict, Expired, KubeError, NotFound, Unserved
 from controlplane.kube.client import KubeClient, Obj, Ref, is_expired
 from controlplane.kube.real import RealKube, selector_string, to_kube_error
 
@@ -366,8 +367,8 @@ def test_server_errors_are_translated(
     assert type(caught.value) is expected
 
 
-def test_unknown_kind_is_a_kube_error(kube: RealKube) -> None:
-    with pytest.raises(KubeError, match="does not serve"):
+def test_unknown_kind_is_unserved(kube: RealKube) -> None:
+    with pytest.raises(Unserved, match="does not serve"):
         kube.get(Ref("example.com/v1", "Widget", "ml", "w"))
 
 
@@ -415,3 +416,49 @@ def test_watch_expired_is_410_gone(server: ApiServer, kube: RealKube) -> None:
     with pytest.raises(KubeError) as caught:
         list(kube.watch(CANARY_API, "ModelCanary", "ml", resource_version="1", timeout_s=3))
     assert is_expired(caught.value)
+
+
+def test_an_unserved_kind_is_remembered_until_rediscover_after_s(tmp_path: Path) -> None:
+    config = Configuration(host="http://127.0.0.1:9")
+    config.retries = 0
+    now = [0.0]
+    kube = RealKube(
+        ApiClient(config),
+        discovery_cache=str(tmp_path / "d.json"),
+        monotonic=lambda: now[0],
+        rediscover_after_s=10.0,
+    )
+    kube._unserved[("example.com/v1", "Widget")] = 10.0  # as after a first miss at t=0
+    for _ in range(3):
+        with pytest.raises(Unserved):
+            kube.get(Ref("example.com/v1", "Widget", "ml", "w"))
+    assert kube.discoveries == 0  # no request: nothing listens on that port anyway
+    now[0] = 10.0
+    with pytest.raises(KubeError, match="unreachable"):
+        kube.get(Ref("example.com/v1", "Widget", "ml", "w"))  # discovery is tried again
+    assert kube.discoveries == 1
+
+
+def test_list_follows_continue_tokens(server: ApiServer, kube: RealKube) -> None:
+    page = {"kind": "ModelCanaryList", "apiVersion": CANARY_API}
+    item = {"metadata": {"name": "c1", "namespace": "ml"}}
+    server.reply(
+        200, {**page, "metadata": {"resourceVersion": "9", "continue": "t1"}, "items": [item]}
+    )
+    server.reply(200, {**page, "metadata": {"resourceVersion": "9"}, "items": [item]})
+    items, version = kube.list_with_version(CANARY_API, "ModelCanary", "ml", limit=1)
+    assert (len(items), version) == (2, "9")
+    assert [r.query for r in server.requests] == [
+        {"limit": ["1"]},
+        {"limit": ["1"], "continue": ["t1"]},
+    ]
+
+
+def test_watch_asks_for_bookmarks_and_passes_them_on(server: ApiServer, kube: RealKube) -> None:
+    mark = {"kind": "ModelCanary", "apiVersion": CANARY_API, "metadata": {"resourceVersion": "12"}}
+    server.reply(200, _stream({"type": "BOOKMARK", "object": mark}))
+    events = list(kube.watch(CANARY_API, "ModelCanary", "ml", "5", timeout_s=3, bookmarks=True))
+    assert [(e.type, e.object["metadata"]["resourceVersion"]) for e in events] == [
+        ("BOOKMARK", "12")
+    ]
+    assert server.last.query["allowWatchBookmarks"] == ["true"]

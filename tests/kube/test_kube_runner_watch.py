@@ -1,0 +1,194 @@
+"""The controller runner's list-then-watch (controlplane/controller/runner.py), on FakeKube and on
+the loopback kube-apiserver: bookmarks keep a quiet namespace's version current, a 410 relists
+and prunes canaries deleted while nobody watched, other failures back off (recorded delays, the
+runner's ``clock``; nothing sleeps for the backoff).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from support.api import canary as example_canary
+
+from controlplane.controller.runner import Controller
+from controlplane.errors import KubeError
+from controlplane.kube.client import KubeClient, Obj, Ref
+from controlplane.kube.fake import FakeKube
+from controlplane.kube.real import RealKube
+from controlplane.spec.models import API_VERSION, KIND
+
+NS = "ml"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def controller(kube: KubeClient, clock: Clock, ns: str = NS, **kw: Any) -> Controller:
+    # The reconciler and metric sources are never reached: these tests only list and watch.
+    return Controller(kube, None, lambda url: None, clock, namespaces=[ns], **kw)  # type: ignore[arg-type]
+
+
+def canary(name: str, ns: str = NS) -> Obj:
+    obj = example_canary(name)
+    obj["metadata"]["namespace"] = ns
+    return obj
+
+
+def configmap(ns: str, name: str) -> Obj:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns}}
+
+
+def take_dirty(ctrl: Controller) -> set[tuple[str, str]]:
+    return ctrl._take_due(-1.0)
+
+
+def writes_during_watch(kube: FakeKube, writes: int, tag: str) -> threading.Thread:
+    """Once a watch is open, write ``writes`` ConfigMaps in another namespace (thread)."""
+
+    def run() -> None:
+        for _ in range(10_000):
+            if kube.open_watches:
+                break
+            time.sleep(0.001)
+        for n in range(writes):
+            kube.create(configmap("elsewhere", f"{tag}-{n}"))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_bookmarks_keep_a_quiet_namespace_from_expiring() -> None:
+    """Writes elsewhere move the version past the event log's window every cycle; the watch of
+    the quiet namespace follows through BOOKMARKs, so it never gets 410 and never relists (before:
+    every cycle expired, replayed everything and marked every canary dirty again)."""
+    kube = FakeKube(history=5)
+    kube.create(canary("quiet"))
+    clock = Clock()
+    ctrl = controller(kube, clock)
+    ctrl.poll()
+    assert take_dirty(ctrl) == {(NS, "quiet")}
+    for cycle in range(4):
+        thread = writes_during_watch(kube, 4, f"c{cycle}")
+        ctrl.poll(timeout_s=0.5)
+        thread.join()
+    assert ctrl.stats.bookmarks == 4
+    assert ctrl.stats.lists == 1
+    assert ctrl.stats.relists == 0
+    assert ctrl._rv[NS] == kube.resource_version
+    assert take_dirty(ctrl) == set()
+
+
+def test_a_410_relists_prunes_the_deleted_and_marks_only_the_changed() -> None:
+    kube = FakeKube()
+    for name in ("kept", "changed", "deleted"):
+        kube.create(canary(name))
+    clock = Clock()
+    ctrl = controller(kube, clock)
+    ctrl.poll()
+    assert take_dirty(ctrl) == {(NS, "kept"), (NS, "changed"), (NS, "deleted")}
+    kube.delete(Ref(API_VERSION, KIND, NS, "deleted"))
+    kube.patch(Ref(API_VERSION, KIND, NS, "changed"), {"spec": {"model": {"maxModelLen": 4096}}})
+    kube.compact()  # the runner was not watching: its version is gone
+    ctrl.poll()
+    assert ctrl.stats.relists == 1
+    assert ctrl.stats.pruned == 1
+    assert [o["metadata"]["name"] for o in ctrl.snapshot()] == ["changed", "kept"]
+    assert take_dirty(ctrl) == {(NS, "changed")}
+    assert ctrl._rv[NS] == kube.resource_version
+
+
+def test_watch_failures_back_off_exponentially_and_reset_on_success() -> None:
+    kube = FakeKube()
+    kube.create(canary("c"))
+    clock = Clock()
+    ctrl = controller(kube, clock, watch_backoff_base_s=0.5, watch_backoff_cap_s=1.5)
+    ctrl.poll()  # listed and watched
+    kube.fail_next("watch", KubeError("500 InternalError: boom"), times=4)
+    watches = kube.count("watch")
+    for expected in ([0.5], [0.5, 1.0], [0.5, 1.0, 1.5], [0.5, 1.0, 1.5, 1.5]):
+        ctrl.poll()
+        assert ctrl.stats.watch_delays == expected
+        ctrl.poll()  # still backing off: no request at all
+        clock.t += expected[-1]
+    assert kube.count("watch") - watches == 4
+    ctrl.poll()  # works again: the backoff resets
+    kube.fail_next("watch", KubeError("500 InternalError: boom"))
+    ctrl.poll()
+    assert ctrl.stats.watch_delays[-1] == 0.5
+    assert ctrl.stats.watch_errors == 5
+
+
+def test_a_failed_list_backs_off_too() -> None:
+    kube = FakeKube()
+    clock = Clock()
+    ctrl = controller(kube, clock, watch_backoff_base_s=2.0)
+    kube.fail_next("list", KubeError("503 ServiceUnavailable"), times=2)
+    ctrl.poll()
+    ctrl.poll()
+    assert ctrl.stats.watch_delays == [2.0]
+    assert ctrl.ready()[0] is False
+    clock.t += 2.0
+    ctrl.poll()
+    assert ctrl.stats.watch_delays == [2.0, 4.0]
+    clock.t += 4.0
+    ctrl.poll()
+    assert ctrl.ready()[0] is True
+
+
+# --- on the real API server ----------------------------------------------------------------------
+
+
+@pytest.mark.binary
+def test_real_server_410_relists_and_prunes(
+    loopback: Any, real_kube: RealKube, real_ns: str
+) -> None:
+    from test_kube_contract import compact_etcd
+
+    for name in ("kept", "deleted"):
+        real_kube.create(canary(name, real_ns))
+    ctrl = controller(real_kube, Clock(), real_ns)
+    ctrl.poll(timeout_s=1.0)
+    assert take_dirty(ctrl) == {(real_ns, "kept"), (real_ns, "deleted")}
+    real_kube.delete(Ref(API_VERSION, KIND, real_ns, "deleted"))
+    compact_etcd(loopback, real_kube, real_ns)
+    # Away for long: the watch cache still holds the deletion above, so only a version older
+    # than everything it and etcd keep is sure to be answered 410.
+    ctrl._rv[real_ns] = "1"
+    ctrl.poll(timeout_s=1.0)
+    assert ctrl.stats.relists == 1
+    assert ctrl.stats.pruned == 1
+    assert [o["metadata"]["name"] for o in ctrl.snapshot()] == ["kept"]
+    assert take_dirty(ctrl) == set()
+
+
+@pytest.mark.binary
+def test_real_server_bookmarks_move_the_version(real_kube: RealKube, real_ns: str) -> None:
+    from support.realkube import new_namespace
+
+    real_kube.create(canary("quiet", real_ns))
+    ctrl = controller(real_kube, Clock(), real_ns)
+    ctrl.poll(timeout_s=1.0)
+    before = int(ctrl._rv[real_ns] or 0)
+    elsewhere = new_namespace(real_kube, "noise")
+    wrote: list[Obj] = []
+
+    def write() -> None:
+        time.sleep(0.5)
+        wrote.append(real_kube.create(canary("noise", elsewhere)))
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    ctrl.poll(timeout_s=4.0)  # the server's bookmark comes 2 s before the end
+    thread.join()
+    assert ctrl.stats.bookmarks >= 1
+    assert int(ctrl._rv[real_ns] or 0) >= int(wrote[0]["metadata"]["resourceVersion"]) > before
+    assert take_dirty(ctrl) == {(real_ns, "quiet")}  # from the first list only
