@@ -14,7 +14,9 @@ found without asking the server on every call. Server-side apply is a PATCH with
 Every request carries a client-side timeout (``_request_timeout``): ``(connect_timeout_s,
 request_timeout_s)`` for ordinary calls and discovery; a watch asks the server to end it after
 ``timeoutSeconds`` and reads with a timeout ``watch_slack_s`` longer. Lists are paged
-(``limit``/``continue``, ``page_size`` per request) and every page is followed.
+(``limit``/``continue``, ``page_size`` per request) and every page is followed. A request the
+server asks to retry (429, or 500-504, with ``Retry-After``) is retried after that wait, up to
+ten times, as client-go does.
 
 Tests: tests/kube/test_kube_real_offline.py drives it against a recording HTTP server on
 loopback (request shapes, error mapping); tests/kube/test_kube_contract.py runs the adapter
@@ -127,7 +129,8 @@ class RealKube:
 
     ``api_client`` is a configured ``kubernetes.client.ApiClient``; discovery happens lazily on
     the first call and is cached in ``discovery_cache`` (a file path; the client's default when
-    None). ``monotonic`` measures ``rediscover_after_s`` (inject a test clock).
+    None). ``monotonic`` measures ``rediscover_after_s`` (inject a test clock); ``sleep`` waits
+    out a ``Retry-After`` (:func:`retry_after`).
     """
 
     def __init__(
@@ -143,6 +146,7 @@ class RealKube:
         page_size: int = DEFAULT_PAGE_SIZE,
         rediscover_after_s: float = 30.0,
         monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._api_client = api_client
         self._component = component
@@ -154,6 +158,7 @@ class RealKube:
         self._page_size = page_size
         self._rediscover_after_s = rediscover_after_s
         self._monotonic = monotonic
+        self._sleep = sleep
         self._dynamic: Any = None
         self._resources: dict[tuple[str, str], Any] = {}
         self._unserved: dict[tuple[str, str], float] = {}
@@ -213,6 +218,7 @@ class RealKube:
                         self._api_client,
                         self._cache_file,
                         self._timeout(self._request_timeout_s),
+                        self._sleep,
                     )
             return self._dynamic
 
@@ -404,14 +410,48 @@ class RealKube:
         self.create(ev)
 
 
-def _timed_dynamic_client(api_client: Any, cache_file: str | None, timeout: Any) -> Any:
-    """A DynamicClient whose every request (discovery included) has ``_request_timeout``."""
+MAX_RETRIES = 10
+"""Retries of one request the server asked to retry (client-go's ``maxRetries``)."""
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """Seconds to wait before retrying, when the server asked for a retry; else None.
+
+    As client-go does (``rest/request.go``, ``checkWait``, k8s.io/client-go v0.34): a 429, or a
+    500-504, that carries a numeric ``Retry-After`` header. kube-apiserver sends one with 429
+    "storage is (re)initializing" (a new CRD whose watch cache is filling, or a restart) and
+    when API Priority and Fairness rejects a request.
+    """
+    status = getattr(exc, "status", None)
+    if not isinstance(status, int) or not (status == 429 or 500 <= status <= 504):
+        return None
+    headers = getattr(exc, "headers", None) or {}
+    try:
+        seconds = float(headers.get("Retry-After", ""))
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def _timed_dynamic_client(
+    api_client: Any, cache_file: str | None, timeout: Any, sleep: Callable[[float], None]
+) -> Any:
+    """A DynamicClient whose every request (discovery included) has ``_request_timeout`` and is
+    retried, up to :data:`MAX_RETRIES` times, after the wait a ``Retry-After`` asks for."""
     base = _module("kubernetes.dynamic").DynamicClient
 
     class TimedDynamicClient(base):  # type: ignore[misc, valid-type]
         def request(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
             params.setdefault("_request_timeout", timeout)
-            return super().request(method, path, body, **params)
+            for attempt in range(MAX_RETRIES + 1):
+                try:
+                    return super().request(method, path, body, **params)
+                except Exception as exc:
+                    wait = retry_after(exc)
+                    if wait is None or attempt == MAX_RETRIES:
+                        raise
+                    sleep(wait)
+            raise AssertionError("unreachable")  # pragma: no cover
 
     return TimedDynamicClient(api_client, cache_file=cache_file)
 

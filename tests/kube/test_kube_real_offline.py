@@ -80,10 +80,10 @@ class ApiServer:
 
     url: str = ""
     requests: list[Request] = field(default_factory=list)
-    replies: list[tuple[int, Any]] = field(default_factory=list)
+    replies: list[tuple[int, Any, dict[str, str]]] = field(default_factory=list)
 
-    def reply(self, status: int, body: Any) -> None:
-        self.replies.append((status, body))
+    def reply(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        self.replies.append((status, body, headers or {}))
 
     @property
     def last(self) -> Request:
@@ -124,7 +124,7 @@ def server() -> Iterator[ApiServer]:
                     json.loads(raw) if raw else None,
                 )
             )
-            code, body = (
+            code, body, headers = (
                 state.replies.pop(0)
                 if state.replies
                 else (
@@ -132,13 +132,16 @@ def server() -> Iterator[ApiServer]:
                     status_body(
                         404, "NotFound", "the server could not find the requested resource"
                     ),
+                    {},
                 )
             )
-            self._send(code, body)
+            self._send(code, body, headers)
 
-        def _send(self, code: int, body: Any) -> None:
+        def _send(self, code: int, body: Any, headers: dict[str, str] | None = None) -> None:
             data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
             self.send_response(code)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -365,6 +368,37 @@ def test_server_errors_are_translated(
     with pytest.raises(KubeError, match=f"server says {reason}") as caught:
         kube.replace(canary())
     assert type(caught.value) is expected
+
+
+STORAGE_INITIALIZING = status_body(429, "TooManyRequests", "storage is (re)initializing")
+
+
+def test_a_request_the_server_asks_to_retry_is_retried_after_retry_after(
+    server: ApiServer, tmp_path: Path
+) -> None:
+    """kube-apiserver answers 429 + Retry-After while a new CRD's watch cache fills (the
+    loopback server did, right after install): wait as asked and retry, as client-go does."""
+    slept: list[float] = []
+    configuration = Configuration(host=server.url)
+    configuration.retries = 0  # as RealKube.connect sets it: urllib3 would retry on its own
+    api = ApiClient(configuration)
+    kube = RealKube(api, discovery_cache=str(tmp_path / "d.json"), sleep=slept.append)
+    server.reply(429, STORAGE_INITIALIZING, {"Retry-After": "1"})
+    server.reply(503, status_body(503, "ServiceUnavailable", "busy"), {"Retry-After": "2"})
+    server.reply(200, canary())
+    assert kube.get(Ref(CANARY_API, "ModelCanary", "ml", "c1"))["metadata"]["name"] == "c1"
+    assert slept == [1.0, 2.0]
+    assert len(server.requests) == 3
+    # without Retry-After, or once the retries are spent, the error is the caller's
+    server.reply(429, STORAGE_INITIALIZING)
+    with pytest.raises(KubeError, match=r"429.*storage is"):
+        kube.get(Ref(CANARY_API, "ModelCanary", "ml", "c1"))
+    for _ in range(11):
+        server.reply(429, STORAGE_INITIALIZING, {"Retry-After": "0"})
+    with pytest.raises(KubeError, match="429"):
+        kube.get(Ref(CANARY_API, "ModelCanary", "ml", "c1"))
+    assert slept == [1.0, 2.0, *[0.0] * 10]
+    api.close()
 
 
 def test_unknown_kind_is_unserved(kube: RealKube) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -50,8 +51,25 @@ def take_dirty(ctrl: Controller) -> set[tuple[str, str]]:
     return ctrl._take_due(-1.0)
 
 
-def writes_during_watch(kube: FakeKube, writes: int, tag: str) -> threading.Thread:
-    """Once a watch is open, write ``writes`` ConfigMaps in another namespace (thread)."""
+def bookmark_and_end(kube: FakeKube, ctrl: Controller, seen: int) -> Callable[[], None]:
+    """Send a bookmark, wait until the controller has taken ``seen`` in all, end the watches."""
+
+    def run() -> None:
+        kube.bookmark()
+        for _ in range(10_000):
+            if ctrl.stats.bookmarks >= seen:
+                break
+            time.sleep(0.001)
+        kube.drop_watches()
+
+    return run
+
+
+def writes_during_watch(
+    kube: FakeKube, writes: int, tag: str, then: Callable[[], None] | None = None
+) -> threading.Thread:
+    """Once a watch is open, write ``writes`` ConfigMaps in another namespace, then run
+    ``then`` (thread)."""
 
     def run() -> None:
         for _ in range(10_000):
@@ -60,6 +78,8 @@ def writes_during_watch(kube: FakeKube, writes: int, tag: str) -> threading.Thre
             time.sleep(0.001)
         for n in range(writes):
             kube.create(configmap("elsewhere", f"{tag}-{n}"))
+        if then is not None:
+            then()
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -77,8 +97,12 @@ def test_bookmarks_keep_a_quiet_namespace_from_expiring() -> None:
     ctrl.poll()
     assert take_dirty(ctrl) == {(NS, "quiet")}
     for cycle in range(4):
-        thread = writes_during_watch(kube, 4, f"c{cycle}")
-        ctrl.poll(timeout_s=0.5)
+        # the server's periodic bookmark, then the end of the watch, once the bookmark is taken
+        # (no timing: the watch's own timeout is only a safety net)
+        thread = writes_during_watch(
+            kube, 4, f"c{cycle}", then=bookmark_and_end(kube, ctrl, cycle + 1)
+        )
+        ctrl.poll(timeout_s=30)
         thread.join()
     assert ctrl.stats.bookmarks == 4
     assert ctrl.stats.lists == 1

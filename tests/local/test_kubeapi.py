@@ -119,7 +119,8 @@ def test_up_prints_kubeconfig_last_and_down_leaves_nothing(
         cluster = kubeapi.up(folder, [own])
         assert kubeapi.main(["down", "--dir", str(tmp_path / "elsewhere")]) == 0
         state = json.loads((folder / "state.json").read_text())
-        assert len(state["pids"]) == 2 and all(kubeapi._alive(p) for p in state["pids"])
+        assert len(state["pids"]) == 2
+        assert all(kubeapi._alive(p) for p in state["pids"])
         config = yaml.safe_load(cluster.kubeconfig.read_text())
         assert config["clusters"][0]["cluster"]["server"] == cluster.server
         kube = RealKube.connect(kubeconfig=str(cluster.kubeconfig))
@@ -139,10 +140,12 @@ def test_a_missing_binary_says_how_to_build_it(
     with pytest.raises(KubeSetupError, match=r"kube-apiserver v1\.34\.\d+ is not built: run `make"):
         kubeapi.start_cluster(tmp_path / "cluster")
     assert not (tmp_path / "cluster").exists()
-    monkeypatch.setattr(upstream_crds, "all_crds", lambda: [])
+    monkeypatch.setattr(upstream_crds, "all_crds", list)
     assert kubeapi.main(["up", "--dir", str(tmp_path / "up")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "make kube-tools" in err[0] and "Go >= 1.24" in err[0]
+    assert len(err) == 1
+    assert "make kube-tools" in err[0]
+    assert "Go >= 1.24" in err[0]
 
 
 def test_a_missing_go_toolchain_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
