@@ -16,7 +16,18 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from support.controller_world import DAY, HOUR, NS, Metrics, World, canary_dict, finished, stage_of
+from support.controller_world import (
+    DAY,
+    HOUR,
+    NS,
+    ROLLBACK_CASES,
+    Metrics,
+    World,
+    canary_dict,
+    finished,
+    reapply_as_gitops,
+    stage_of,
+)
 from support.kube_fleet import CountingKube
 from support.real_world import RealWorld
 from test_controller_resilience import CrashingKube, WriterLog
@@ -125,15 +136,7 @@ def test_full_promotion_matches_the_fake(real: Make, fake: Make, metrics: Metric
     assert isvc_names(world, "good") == ["good-llm-nf4"]
 
 
-@pytest.mark.parametrize(
-    ("name", "step", "metric"),
-    [
-        pytest.param("slow", 1, "latency", id="builtin-latency-step1"),
-        pytest.param("errors", 1, "errors", id="builtin-error-rate-step1"),
-        pytest.param("drift", 2, "kpi", id="custom-kpi-baseline-drift-step2"),
-        pytest.param("tail", 3, "latency-p99", id="builtin-p99-step3"),
-    ],
-)
+@pytest.mark.parametrize(("name", "step", "metric"), ROLLBACK_CASES)
 def test_rollback_on_each_kind_of_check_matches_the_fake(
     real: Make, fake: Make, metrics: Metrics, name: str, step: int, metric: str
 ) -> None:
@@ -296,12 +299,7 @@ def test_gitops_reapply_of_a_rolled_back_spec_does_not_retry(
     assert history[-1][0] == "RolledBack"
 
     # Argo CD / Flux re-apply the failed spec (server-side apply, their own field manager)
-    for k in range(5):
-        again = copy.deepcopy(data)
-        again["metadata"]["labels"] = {"argocd.argoproj.io/sync": str(k)}
-        world.kube.apply(again, field_manager="argocd")
-        world.clock.t += 6 * HOUR
-        world.pass_once()
+    reapply_as_gitops(world, data)
     assert full_history(world, "slow") == history
     assert stage_of("slow")(world) == "rolled_back"
     assert isvc_names(world, "slow") == ["slow-llm-bf16"]

@@ -3,7 +3,6 @@ Prometheus: every run is compared with what an uninterrupted controller does."""
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any
 
@@ -17,6 +16,7 @@ from support.controller_world import (
     World,
     canary_dict,
     finished,
+    reapply_as_gitops,
     stage_of,
 )
 
@@ -205,12 +205,7 @@ def test_gitops_reapply_of_a_rolled_back_spec_does_not_retry(metrics: Metrics) -
     assert history[-1][0] == "RolledBack"
 
     # Argo CD / Flux re-apply the failed spec over and over (a new label each time, same spec)
-    for k in range(5):
-        again = copy.deepcopy(data)
-        again["metadata"]["labels"] = {"argocd.argoproj.io/sync": str(k)}
-        world.kube.apply(again, field_manager="argocd")
-        world.clock.t += 6 * HOUR
-        world.pass_once()
+    reapply_as_gitops(world, data)
     assert full_history(world, "slow") == history
     assert world.state("slow").stage == "rolled_back"
     assert stage_of("slow")(world) == "rolled_back"

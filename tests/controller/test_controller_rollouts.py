@@ -6,7 +6,16 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from support.controller_world import DAY, HOUR, Metrics, World, canary_dict, finished, stage_of
+from support.controller_world import (
+    DAY,
+    HOUR,
+    ROLLBACK_CASES,
+    Metrics,
+    World,
+    canary_dict,
+    finished,
+    stage_of,
+)
 
 from controlplane.controller.reconcile import Settings
 
@@ -55,15 +64,7 @@ def test_full_promotion_four_weeks(metrics: Metrics) -> None:
     assert names == ["good-llm-nf4"]
 
 
-@pytest.mark.parametrize(
-    ("name", "step", "metric"),
-    [
-        pytest.param("slow", 1, "latency", id="builtin-latency-step1"),
-        pytest.param("errors", 1, "errors", id="builtin-error-rate-step1"),
-        pytest.param("drift", 2, "kpi", id="custom-kpi-baseline-drift-step2"),
-        pytest.param("tail", 3, "latency-p99", id="builtin-p99-step3"),
-    ],
-)
+@pytest.mark.parametrize(("name", "step", "metric"), ROLLBACK_CASES)
 def test_rollback_on_each_kind_of_check(
     metrics: Metrics, name: str, step: int, metric: str
 ) -> None:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from controlplane.analysis.providers.prometheus import from_url
 from controlplane.controller.batch import PrometheusSource
 from controlplane.controller.reconcile import Reconciler, Settings, canary_ref
@@ -214,6 +216,27 @@ class World:
                 return
             self.clock.t = max(self.clock.t, wake)
         raise AssertionError("the controller did not settle")
+
+
+ROLLBACK_CASES = [
+    pytest.param("slow", 1, "latency", id="builtin-latency-step1"),
+    pytest.param("errors", 1, "errors", id="builtin-error-rate-step1"),
+    pytest.param("drift", 2, "kpi", id="custom-kpi-baseline-drift-step2"),
+    pytest.param("tail", 3, "latency-p99", id="builtin-p99-step3"),
+]
+"""(canary name, step it rolls back at, the check that breaches): one per kind of check; the
+contract scenario's history gives each its breach (tests on the fake and on the real server)."""
+
+
+def reapply_as_gitops(world: World, data: dict[str, Any], times: int = 5) -> None:
+    """Argo CD / Flux re-apply the same spec ``times`` times, six hours apart (server-side apply,
+    their own field manager, a new label each time), one controller pass after each."""
+    for k in range(times):
+        again = copy.deepcopy(data)
+        again["metadata"]["labels"] = {"argocd.argoproj.io/sync": str(k)}
+        world.kube.apply(again, field_manager="argocd")
+        world.clock.t += 6 * HOUR
+        world.pass_once()
 
 
 def stage_of(name: str) -> Callable[[World], str]:
