@@ -26,6 +26,7 @@ from support.controller_world import (
     canary_dict,
     finished,
     reapply_as_gitops,
+    retry_restarts_once,
     stage_of,
 )
 from support.kube_fleet import CountingKube
@@ -33,7 +34,7 @@ from support.real_world import RealWorld
 from test_controller_resilience import CrashingKube, WriterLog
 
 from controlplane.controller.reconcile import Settings, canary_ref
-from controlplane.controller.status import FINALIZER, INTENT_ANNOTATION
+from controlplane.controller.status import FINALIZER
 from controlplane.errors import NotFound
 from controlplane.kube.lease import LeaderElector
 from controlplane.local.kubeapi import LoopbackCluster, start_cluster
@@ -318,18 +319,7 @@ def test_gitops_retry_intent_restarts_exactly_once(real: Make, metrics: Metrics)
     world = real()
     world.create(canary_dict("slow", metrics.url))
     world.run_until(finished("slow"), limit=25 * DAY)
-    history = full_history(world, "slow")
-
-    intent = {"id": "retry-1", "verb": "retry", "at": world.clock.t, "user": "alice"}
-    annotations = {INTENT_ANNOTATION: json.dumps(intent)}
-    world.kube.patch(canary_ref(NS, "slow"), {"metadata": {"annotations": annotations}})
-    world.pass_once()
-    world.clock.t += 2 * HOUR
-    world.pass_once()
-    kinds = [e.type for e in world.state("slow").history]
-    assert kinds[len(history) :].count("Restarted") == 1
-    assert world.get("slow")["status"]["controller"]["lastIntentId"] == "retry-1"
-    assert any(o["metadata"]["name"] == "slow-llm-nf4" for o in world.objects(*ISVC, "slow"))
+    retry_restarts_once(world, "slow")
 
 
 # ------------------------------------------------------------------------------ unserved router

@@ -17,11 +17,11 @@ from support.controller_world import (
     canary_dict,
     finished,
     reapply_as_gitops,
+    retry_restarts_once,
     stage_of,
 )
 
 from controlplane.controller.reconcile import canary_ref
-from controlplane.controller.status import INTENT_ANNOTATION
 from controlplane.errors import NotFound
 from controlplane.kube.client import Obj, Ref
 from controlplane.kube.fake import FakeKube
@@ -212,13 +212,4 @@ def test_gitops_reapply_of_a_rolled_back_spec_does_not_retry(metrics: Metrics) -
     assert [o["metadata"]["name"] for o in world.objects(*ISVC, "slow")] == ["slow-llm-bf16"]
 
     # a recorded `retry` intent restarts it, exactly once
-    intent = {"id": "retry-1", "verb": "retry", "at": world.clock.t, "user": "alice"}
-    annotations = {INTENT_ANNOTATION: json.dumps(intent)}
-    world.kube.patch(canary_ref(NS, "slow"), {"metadata": {"annotations": annotations}})
-    world.pass_once()
-    world.clock.t += 2 * HOUR
-    world.pass_once()
-    kinds = [e.type for e in world.state("slow").history]
-    assert kinds[len(history) :].count("Restarted") == 1
-    assert world.get("slow")["status"]["controller"]["lastIntentId"] == "retry-1"
-    assert any(o["metadata"]["name"] == "slow-llm-nf4" for o in world.objects(*ISVC, "slow"))
+    retry_restarts_once(world, "slow")

@@ -10,6 +10,7 @@ hooks kill the controller (a ``Crash`` BaseException that no ``except Exception`
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from controlplane.analysis.providers.prometheus import from_url
 from controlplane.controller.batch import PrometheusSource
 from controlplane.controller.reconcile import Reconciler, Settings, canary_ref
 from controlplane.controller.runner import Controller
+from controlplane.controller.status import INTENT_ANNOTATION
 from controlplane.kube.client import Obj, Ref
 from controlplane.kube.fake import FakeKube
 from controlplane.kube.fake_kserve import FakeKServe
@@ -36,6 +38,7 @@ from support.scenario import Scenario
 NS = "ml-serving"
 HOUR = 3600.0
 DAY = 86400.0
+ISVC = ("serving.kserve.io/v1beta1", "InferenceService")
 
 
 class Clock:
@@ -237,6 +240,23 @@ def reapply_as_gitops(world: World, data: dict[str, Any], times: int = 5) -> Non
         world.kube.apply(again, field_manager="argocd")
         world.clock.t += 6 * HOUR
         world.pass_once()
+
+
+def retry_restarts_once(world: World, name: str) -> None:
+    """Record a ``retry`` intent on a rolled-back canary (as ``kubectl canary retry`` does):
+    exactly one restart, the intent acknowledged, the candidate deployed again."""
+    before = len(world.state(name).history)
+    intent = {"id": "retry-1", "verb": "retry", "at": world.clock.t, "user": "alice"}
+    annotations = {INTENT_ANNOTATION: json.dumps(intent)}
+    world.kube.patch(canary_ref(NS, name), {"metadata": {"annotations": annotations}})
+    world.pass_once()
+    world.clock.t += 2 * HOUR
+    world.pass_once()
+    kinds = [e.type for e in world.state(name).history]
+    assert kinds[before:].count("Restarted") == 1
+    assert world.get(name)["status"]["controller"]["lastIntentId"] == "retry-1"
+    candidate = f"{name}-llm-nf4"
+    assert any(o["metadata"]["name"] == candidate for o in world.objects(*ISVC, name))
 
 
 def stage_of(name: str) -> Callable[[World], str]:
