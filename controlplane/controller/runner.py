@@ -511,7 +511,9 @@ class Controller:
                     and not delivered
                     and (self._timer() - began < WATCH_S / 2)
                 ):
-                    # ended early with nothing to say: do not hammer a server that does this
+                    # ended early with nothing to say: no success (the backoff keeps growing),
+                    # and do not hammer a server that does this
+                    self._watch_failures[ns] = failures
                     pause(self._watch_failed(ns, "watch", KubeError("the watch ended at once")))
 
         threads = [

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from support.api import canary as example_canary
 
+from controlplane.controller.reconcile import Done
 from controlplane.controller.runner import Controller
 from controlplane.errors import KubeError
-from controlplane.kube.client import KubeClient, Obj, Ref
+from controlplane.kube.client import KubeClient, Obj, Ref, WatchEvent
 from controlplane.kube.fake import FakeKube
 from controlplane.kube.real import RealKube
 from controlplane.spec.models import API_VERSION, KIND
@@ -166,6 +167,41 @@ def test_a_failed_list_backs_off_too() -> None:
     clock.t += 4.0
     ctrl.poll()
     assert ctrl.ready()[0] is True
+
+
+class NothingToDo:
+    """A reconciler with nothing to do: these tests are about the watch."""
+
+    def prepare(self, key: Any, now: float) -> Done:
+        return Done(None)
+
+
+class EndsAtOnce(FakeKube):
+    """A server whose every watch ends at once with nothing (a proxy that cuts streams)."""
+
+    def watch(self, *args: Any, **kwargs: Any) -> Iterator[WatchEvent]:
+        return iter(())
+
+
+def test_run_backs_off_a_watch_that_ends_at_once_with_nothing() -> None:
+    """Without the guard, run()'s watch thread would re-watch in a tight loop (thousands of
+    requests a second); with it, each empty, early end waits 0.5 s, 1 s, 2 s ... (``sleep``)."""
+    kube = EndsAtOnce()
+    kube.create(canary("c"))
+    stop = threading.Event()
+    paused: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        paused.append(seconds)
+        if len(paused) == 4:
+            stop.set()
+
+    ctrl = controller(kube, Clock(), watch_backoff_base_s=0.5, watch_backoff_cap_s=30)
+    ctrl.reconciler = NothingToDo()  # type: ignore[assignment]
+    ctrl.run(stop, sleep=sleep)
+    assert paused == [0.5, 1.0, 2.0, 4.0]
+    assert kube.count("list") == 1  # the version is kept: no relist
+    assert ctrl.stats.watch_errors == 4
 
 
 # --- on the real API server ----------------------------------------------------------------------
