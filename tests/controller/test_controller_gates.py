@@ -11,7 +11,18 @@ from typing import Any
 
 import pytest
 from support.argo_fake import ArgoFake, running_argo
-from support.controller_world import DAY, HOUR, NS, Crash, Metrics, World, canary_dict, finished
+from support.controller_world import (
+    DAY,
+    HOUR,
+    ISVC,
+    NS,
+    ROUTE,
+    Crash,
+    Metrics,
+    World,
+    canary_dict,
+    finished,
+)
 
 from controlplane.controller.gates import ArgoGates
 from controlplane.controller.reconcile import Reconciler
@@ -21,9 +32,6 @@ from controlplane.kube.fake import FakeKube
 from controlplane.rollout.machine import NOOP_MESSAGE
 
 pytestmark = pytest.mark.binary
-
-ISVC = ("serving.kserve.io/v1beta1", "InferenceService")
-ROUTE = ("gateway.networking.k8s.io/v1", "HTTPRoute")
 
 
 @pytest.fixture

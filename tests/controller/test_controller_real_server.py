@@ -11,7 +11,6 @@ fake cluster: the same rollout history, event for event, and the same end state.
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,14 +18,19 @@ import pytest
 from support.controller_world import (
     DAY,
     HOUR,
+    ISVC,
     NS,
     ROLLBACK_CASES,
+    ROUTE,
     Metrics,
     World,
     canary_dict,
+    delete_cleans_up_through_the_finalizer,
     finished,
+    never_ready_rolls_back_at_the_deadline,
     reapply_as_gitops,
     retry_restarts_once,
+    spec_change_restarts,
     stage_of,
 )
 from support.kube_fleet import CountingKube
@@ -42,8 +46,6 @@ from controlplane.local.upstream_crds import all_crds
 
 pytestmark = [pytest.mark.binary, pytest.mark.slow, pytest.mark.timeout(900)]
 
-ISVC = ("serving.kserve.io/v1beta1", "InferenceService")
-ROUTE = ("gateway.networking.k8s.io/v1", "HTTPRoute")
 History = list[tuple[str, float, int, int, str]]
 Make = Callable[..., World]
 
@@ -163,16 +165,7 @@ def test_rollback_on_each_kind_of_check_matches_the_fake(
 
 def test_candidate_never_ready_is_rolled_back_at_the_deadline(real: Make, metrics: Metrics) -> None:
     world = real(settings=Settings(progress_deadline_s=3 * HOUR))
-    world.kserve.never_ready("good-llm-nf4")
-    world.create(canary_dict("good", metrics.url))
-    world.run_until(finished("good"), limit=2 * DAY)
-
-    state = world.state("good")
-    assert state.stage == "rolled_back"
-    assert state.reason is not None
-    assert "progress deadline" in state.reason.message
-    assert world.clock.t == pytest.approx(metrics.t0 + 3 * HOUR)
-    assert [e[0] for e in world.history("good")] == ["RolledBack"]
+    never_ready_rolls_back_at_the_deadline(world, metrics.url, metrics.t0)
     # the stable was marked Ready by the stand-in, the candidate never was
     ready = {
         o["metadata"]["name"]: (o.get("status") or {}).get("observedGeneration")
@@ -246,45 +239,14 @@ def test_spec_change_mid_rollout_restarts_with_the_new_candidate(
     real: Make, metrics: Metrics
 ) -> None:
     world = real()
-    world.create(canary_dict("good", metrics.url))
-    world.run_until(lambda w: w.step("good") == 2, limit=25 * DAY)
-    (before,) = [o for o in world.objects(*ISVC, "good") if o["metadata"]["name"].endswith("nf4")]
-
-    obj = world.get("good")
-    obj["spec"]["candidate"]["args"] = ["--max-num-seqs=64"]
-    changed_at = world.clock.t
-    world.kube.replace(obj)
-    world.run_until(lambda w: w.step("good") == 2 and w.clock.t > changed_at, limit=25 * DAY)
+    _, after = spec_change_restarts(world, metrics.url)
     assert world.controller.stats.watch_errors == 0  # the edit arrived through the watch
-
-    kinds = [e[0] for e in world.history("good")]
-    assert kinds == ["StepStarted", "Advanced", "Restarted", "StepStarted", "Advanced"]
-    restarted = world.history("good")[2]
-    assert restarted[1] == pytest.approx(changed_at, abs=1)
-    assert restarted[3] == 0
-    (after,) = [o for o in world.objects(*ISVC, "good") if o["metadata"]["name"].endswith("nf4")]
-    # the server bumped the candidate's generation, and the stand-in marked it Ready again
-    assert after["metadata"]["generation"] > before["metadata"]["generation"]
+    # the stand-in marked the new generation Ready again
     assert after["status"]["observedGeneration"] == after["metadata"]["generation"]
-    assert "--max-num-seqs=64" in json.dumps(after["spec"])
 
 
 def test_delete_mid_rollout_cleans_up_through_the_finalizer(real: Make, metrics: Metrics) -> None:
-    world = real()
-    world.create(canary_dict("good", metrics.url))
-    world.run_until(lambda w: w.step("good") == 2, limit=25 * DAY)
-    assert world.objects(*ISVC, "good")
-    assert world.objects(*ROUTE, "good")
-    assert FINALIZER in world.get("good")["metadata"]["finalizers"]
-
-    world.kube.delete(canary_ref(NS, "good"))
-    assert world.get("good")["metadata"].get("deletionTimestamp")  # the server kept it
-    world.pass_once()
-
-    with pytest.raises(NotFound):
-        world.get("good")
-    assert world.objects(*ISVC, "good") == []
-    assert world.objects(*ROUTE, "good") == []
+    delete_cleans_up_through_the_finalizer(real(), metrics.url)  # the server kept it until then
 
 
 def test_gitops_reapply_of_a_rolled_back_spec_does_not_retry(

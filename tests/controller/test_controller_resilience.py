@@ -10,27 +10,24 @@ import pytest
 from support.controller_world import (
     DAY,
     HOUR,
-    NS,
+    ISVC,
     Crash,
     Metrics,
     World,
     canary_dict,
+    delete_cleans_up_through_the_finalizer,
     finished,
     reapply_as_gitops,
     retry_restarts_once,
+    spec_change_restarts,
     stage_of,
 )
 
-from controlplane.controller.reconcile import canary_ref
-from controlplane.errors import NotFound
 from controlplane.kube.client import Obj, Ref
 from controlplane.kube.fake import FakeKube
 from controlplane.kube.lease import LeaderElector
 
 pytestmark = pytest.mark.binary
-
-ISVC = ("serving.kserve.io/v1beta1", "InferenceService")
-ROUTE = ("gateway.networking.k8s.io/v1", "HTTPRoute")
 
 
 def full_history(world: World, name: str) -> list[tuple[str, float, int, int, str]]:
@@ -157,43 +154,12 @@ def test_two_controllers_only_the_leader_drives(metrics: Metrics) -> None:
 
 def test_spec_change_mid_rollout_restarts_with_the_new_candidate(metrics: Metrics) -> None:
     world = World(metrics.t0, metrics.url)
-    world.create(canary_dict("good", metrics.url))
-    world.run_until(lambda w: w.step("good") == 2, limit=25 * DAY)
-    (before,) = [o for o in world.objects(*ISVC, "good") if o["metadata"]["name"].endswith("nf4")]
-
-    obj = world.get("good")
-    obj["spec"]["candidate"]["args"] = ["--max-num-seqs=64"]
-    changed_at = world.clock.t
-    world.kube.replace(obj)
-    world.run_until(lambda w: w.step("good") == 2 and w.clock.t > changed_at, limit=25 * DAY)
-
-    kinds = [e[0] for e in world.history("good")]
-    assert kinds == ["StepStarted", "Advanced", "Restarted", "StepStarted", "Advanced"]
-    restarted = world.history("good")[2]
-    assert restarted[1] == pytest.approx(changed_at, abs=1)
-    assert restarted[3] == 0  # back to weight 0 until the new candidate is ready
-    (after,) = [o for o in world.objects(*ISVC, "good") if o["metadata"]["name"].endswith("nf4")]
-    assert after["metadata"]["generation"] > before["metadata"]["generation"]
-    assert "--max-num-seqs=64" in json.dumps(after["spec"])
+    spec_change_restarts(world, metrics.url)
     assert world.state("good").spec_hash != world.state("good").history[0].message
 
 
 def test_delete_mid_rollout_cleans_up_through_the_finalizer(metrics: Metrics) -> None:
-    world = World(metrics.t0, metrics.url)
-    world.create(canary_dict("good", metrics.url))
-    world.run_until(lambda w: w.step("good") == 2, limit=25 * DAY)
-    assert world.objects(*ISVC, "good")
-    assert world.objects(*ROUTE, "good")
-    assert "canary.controlplane.dev/cleanup" in world.get("good")["metadata"]["finalizers"]
-
-    world.kube.delete(canary_ref(NS, "good"))
-    assert world.get("good")["metadata"].get("deletionTimestamp")
-    world.pass_once()
-
-    with pytest.raises(NotFound):
-        world.get("good")
-    assert world.objects(*ISVC, "good") == []
-    assert world.objects(*ROUTE, "good") == []
+    delete_cleans_up_through_the_finalizer(World(metrics.t0, metrics.url), metrics.url)
 
 
 def test_gitops_reapply_of_a_rolled_back_spec_does_not_retry(metrics: Metrics) -> None:

@@ -9,12 +9,13 @@ import pytest
 from support.controller_world import (
     DAY,
     HOUR,
+    ISVC,
     ROLLBACK_CASES,
     Metrics,
     World,
     canary_dict,
     finished,
-    stage_of,
+    never_ready_rolls_back_at_the_deadline,
 )
 
 from controlplane.controller.reconcile import Settings
@@ -22,7 +23,6 @@ from controlplane.controller.reconcile import Settings
 pytestmark = pytest.mark.binary
 
 GATEWAY = ("gateway.networking.k8s.io/v1", "HTTPRoute")
-ISVC = ("serving.kserve.io/v1beta1", "InferenceService")
 
 
 def route_weights(world: World, name: str) -> dict[str, int]:
@@ -93,14 +93,4 @@ def test_rollback_on_each_kind_of_check(
 
 def test_candidate_never_ready_is_rolled_back_at_the_deadline(metrics: Metrics) -> None:
     world = World(metrics.t0, metrics.url, settings=Settings(progress_deadline_s=3 * HOUR))
-    world.kserve.never_ready("good-llm-nf4")
-    world.create(canary_dict("good", metrics.url))
-    world.run_until(finished("good"), limit=2 * DAY)
-
-    state = world.state("good")
-    assert state.stage == "rolled_back"
-    assert state.reason is not None
-    assert "progress deadline" in state.reason.message
-    assert world.clock.t == pytest.approx(metrics.t0 + 3 * HOUR)
-    assert [e[0] for e in world.history("good")] == ["RolledBack"]
-    assert stage_of("good")(world) == "rolled_back"
+    never_ready_rolls_back_at_the_deadline(world, metrics.url, metrics.t0)

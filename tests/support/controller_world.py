@@ -23,6 +23,7 @@ from controlplane.controller.batch import PrometheusSource
 from controlplane.controller.reconcile import Reconciler, Settings, canary_ref
 from controlplane.controller.runner import Controller
 from controlplane.controller.status import INTENT_ANNOTATION
+from controlplane.errors import NotFound
 from controlplane.kube.client import Obj, Ref
 from controlplane.kube.fake import FakeKube
 from controlplane.kube.fake_kserve import FakeKServe
@@ -39,6 +40,7 @@ NS = "ml-serving"
 HOUR = 3600.0
 DAY = 86400.0
 ISVC = ("serving.kserve.io/v1beta1", "InferenceService")
+ROUTE = ("gateway.networking.k8s.io/v1", "HTTPRoute")
 
 
 class Clock:
@@ -257,6 +259,71 @@ def retry_restarts_once(world: World, name: str) -> None:
     assert world.get(name)["status"]["controller"]["lastIntentId"] == "retry-1"
     candidate = f"{name}-llm-nf4"
     assert any(o["metadata"]["name"] == candidate for o in world.objects(*ISVC, name))
+
+
+# --- scenarios run on the fake world and on the real API server (RealWorld) alike ---------------
+
+
+def candidate_isvc(world: World, name: str) -> Obj:
+    (found,) = [o for o in world.objects(*ISVC, name) if o["metadata"]["name"].endswith("nf4")]
+    return found
+
+
+def spec_change_restarts(world: World, prometheus: str) -> tuple[Obj, Obj]:
+    """A spec edit at step 2 restarts the rollout once, back at weight 0, with the new candidate
+    (its InferenceService's generation bumped). Returns the candidate before and after."""
+    world.create(canary_dict("good", prometheus))
+    world.run_until(lambda w: w.step("good") == 2, limit=25 * DAY)
+    before = candidate_isvc(world, "good")
+    obj = world.get("good")
+    obj["spec"]["candidate"]["args"] = ["--max-num-seqs=64"]
+    changed_at = world.clock.t
+    world.kube.replace(obj)
+    world.run_until(lambda w: w.step("good") == 2 and w.clock.t > changed_at, limit=25 * DAY)
+
+    kinds = [e[0] for e in world.history("good")]
+    assert kinds == ["StepStarted", "Advanced", "Restarted", "StepStarted", "Advanced"]
+    restarted = world.history("good")[2]
+    assert restarted[1] == pytest.approx(changed_at, abs=1)
+    assert restarted[3] == 0  # back to weight 0 until the new candidate is ready
+    after = candidate_isvc(world, "good")
+    assert after["metadata"]["generation"] > before["metadata"]["generation"]
+    assert "--max-num-seqs=64" in json.dumps(after["spec"])
+    return before, after
+
+
+def never_ready_rolls_back_at_the_deadline(world: World, prometheus: str, t0: float) -> None:
+    """A candidate that never loads is rolled back at the progress deadline (3 h), nothing else
+    recorded. ``world`` has ``progress_deadline_s=3 * HOUR``."""
+    world.kserve.never_ready("good-llm-nf4")
+    world.create(canary_dict("good", prometheus))
+    world.run_until(finished("good"), limit=2 * DAY)
+    state = world.state("good")
+    assert state.stage == "rolled_back"
+    assert state.reason is not None
+    assert "progress deadline" in state.reason.message
+    assert world.clock.t == pytest.approx(t0 + 3 * HOUR)
+    assert [e[0] for e in world.history("good")] == ["RolledBack"]
+    assert stage_of("good")(world) == "rolled_back"
+
+
+def delete_cleans_up_through_the_finalizer(world: World, prometheus: str) -> None:
+    """Deleting mid-rollout: the object stays (deletionTimestamp) until the finalizer has deleted
+    the InferenceServices and the HTTPRoute, then it is gone."""
+    world.create(canary_dict("good", prometheus))
+    world.run_until(lambda w: w.step("good") == 2, limit=25 * DAY)
+    assert world.objects(*ISVC, "good")
+    assert world.objects(*ROUTE, "good")
+    assert "canary.controlplane.dev/cleanup" in world.get("good")["metadata"]["finalizers"]
+
+    world.kube.delete(canary_ref(NS, "good"))
+    assert world.get("good")["metadata"].get("deletionTimestamp")
+    world.pass_once()
+
+    with pytest.raises(NotFound):
+        world.get("good")
+    assert world.objects(*ISVC, "good") == []
+    assert world.objects(*ROUTE, "good") == []
 
 
 def stage_of(name: str) -> Callable[[World], str]:
