@@ -24,8 +24,10 @@ import argparse
 import base64
 import contextlib
 import datetime
+import ipaddress
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -155,8 +157,6 @@ def make_credentials(folder: Path) -> Credentials:
         )
         .sign(ca_key, hashes.SHA256())
     )
-    import ipaddress
-
     serving_key = ec.generate_private_key(ec.SECP256R1())
     serving = (
         x509.CertificateBuilder()
@@ -509,8 +509,6 @@ def down(folder: Path) -> bool:
         return False
     recorded = json.loads(state.read_text())
     LoopbackCluster(folder, recorded["port"], "", pids=list(recorded["pids"])).stop()
-    import shutil
-
     shutil.rmtree(folder, ignore_errors=True)
     return True
 
