@@ -20,7 +20,7 @@ Nothing here raises for one bad alert: every alert gets a result. Called by
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -99,10 +99,15 @@ def receive(
     auth: Authenticator,
     wake: Callable[[str, str], None] | None,
     labels: AlertLabels,
+    namespaces: Sequence[str] | None = None,
 ) -> AlertmanagerResponse:
-    """Handle every alert of ``payload`` for ``identity`` (module docstring)."""
+    """Handle every alert of ``payload`` for ``identity`` (module docstring). ``namespaces``:
+    the namespaces the controller watches (None: all)."""
     done: dict[tuple[str, str], str] = {}
-    results = [_one(alert, identity, kube, auth, wake, labels, done) for alert in payload.alerts]
+    results = [
+        _one(alert, identity, kube, auth, wake, labels, done, namespaces)
+        for alert in payload.alerts
+    ]
     return AlertmanagerResponse(results=results)
 
 
@@ -114,6 +119,7 @@ def _one(
     wake: Callable[[str, str], None] | None,
     labels: AlertLabels,
     done: dict[tuple[str, str], str],
+    namespaces: Sequence[str] | None = None,
 ) -> AlertResult:
     alertname = alert.labels.get("alertname", "")
     name = alert.labels.get(labels.canary) or None
@@ -140,6 +146,8 @@ def _one(
     decision = auth.authorize(identity, "patch", namespace, name)
     if not decision.allowed:
         return result("forbidden", decision.reason)
+    if namespaces is not None and namespace not in namespaces:
+        return result("not-found", unwatched(namespace, namespaces))
     key = (namespace, name)
     if key in done:
         return result("pending", "an earlier alert of this notification aborted it", done[key])
@@ -160,6 +168,14 @@ def _one(
         wake(namespace, name)
     return result(
         "aborted", f"abort recorded by {user}; the controller rolls it back now", recorded.id
+    )
+
+
+def unwatched(namespace: str, namespaces: Sequence[str]) -> str:
+    """Why a canary in ``namespace`` is out of reach of a controller watching ``namespaces``."""
+    return (
+        f"namespace {namespace!r} is not watched by this controller (it watches "
+        f"{', '.join(namespaces)})"
     )
 
 

@@ -8,7 +8,8 @@ Owns :func:`create_app` and the routes:
                                                             503 with the reason otherwise (no auth)
 ``GET /metrics``                                            Prometheus text format (no auth)
 ``GET /openapi.json``, ``/docs``                            the OpenAPI document and its UI
-``GET /api/v1/canaries``                                    every ModelCanary (list, all namespaces)
+``GET /api/v1/canaries``                                    every ModelCanary (all namespaces, or
+                                                            each watched one the caller may list)
 ``GET /api/v1/namespaces/{ns}/canaries``                    the ModelCanaries of one namespace
 ``GET /api/v1/namespaces/{ns}/canaries/{name}``             one, with its spec and status
 ``POST /api/v1/namespaces/{ns}/canaries/{name}/{verb}``     pause, resume, promote (``{"full":
@@ -26,6 +27,11 @@ the git webhook is authenticated by its signature instead. Errors are ``{"detail
 in the canary's phase: the :class:`~controlplane.errors.UsageError` message), 422 (malformed
 body), 503 (the API server could not be asked). A request that fails changes nothing.
 Verbs go through :mod:`controlplane.operations`, exactly like ``kubectl canary``.
+
+A controller confined to some namespaces (``--namespace``, the chart's ``rbac.scope=namespaced``)
+may not list across the cluster: ``ApiConfig.namespaces`` names them, ``GET /api/v1/canaries``
+then lists each of them the caller may list (403 when none), and a canary route for another
+namespace answers 404 saying which namespaces are watched.
 """
 
 from collections.abc import Callable
@@ -136,6 +142,7 @@ class ApiConfig:
     ``ready()``: (ready?, why not). ``metrics()``: the Prometheus exposition (bytes, content
     type); None serves no ``/metrics``. ``on_git_push()``: tell the git source to fetch now (None:
     the git webhook answers 404). ``git_secret``: the GitHub HMAC secret / GitLab token.
+    ``namespaces``: the namespaces the controller watches (None: all of them).
     """
 
     kube: KubeClient
@@ -146,6 +153,7 @@ class ApiConfig:
     on_git_push: Callable[[], None] | None = None
     git_secret: str | None = None
     alert_labels: alertmanager.AlertLabels = field(default_factory=alertmanager.AlertLabels)
+    namespaces: tuple[str, ...] | None = None
 
 
 def summary(obj: Obj) -> dict[str, Any]:
@@ -183,7 +191,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         version="v1",
     )
     bearer = HTTPBearer(auto_error=False, description="a Kubernetes token or the static token")
-    kube, auth = config.kube, config.auth
+    kube, auth, watched = config.kube, config.auth, config.namespaces
 
     @app.exception_handler(NotFound)
     def not_found(_request: Request, exc: NotFound) -> JSONResponse:
@@ -217,6 +225,8 @@ def create_app(config: ApiConfig) -> FastAPI:
         decision = auth.authorize(who, verb, namespace, name)
         if not decision.allowed:
             raise HTTPException(403, decision.reason)
+        if watched is not None and namespace is not None and namespace not in watched:
+            raise HTTPException(404, alertmanager.unwatched(namespace, watched))
 
     # ----------------------------------------------------------------------- health and metrics
 
@@ -246,9 +256,17 @@ def create_app(config: ApiConfig) -> FastAPI:
 
     @app.get("/api/v1/canaries", response_model=CanaryList, tags=["canaries"])
     def list_all(who: Caller) -> CanaryList:
-        """Every ModelCanary the controller can see (needs ``list`` in all namespaces)."""
-        allow(who, "list", None)
-        items = operations.list_canaries(kube, None)
+        """Every ModelCanary the controller can see: needs ``list`` in all namespaces, or, on a
+        controller that watches some namespaces, lists each of them the caller may list."""
+        if watched is None:
+            allow(who, "list", None)
+            items = operations.list_canaries(kube, None)
+        else:
+            decisions = {ns: auth.authorize(who, "list", ns) for ns in watched}
+            allowed = [ns for ns, decision in decisions.items() if decision.allowed]
+            if not allowed:
+                raise HTTPException(403, "; ".join(d.reason for d in decisions.values()))
+            items = [o for ns in allowed for o in operations.list_canaries(kube, ns)]
         return CanaryList(items=[CanarySummary(**summary(o)) for o in items])
 
     @app.get(
@@ -342,7 +360,9 @@ def create_app(config: ApiConfig) -> FastAPI:
     ) -> alertmanager.AlertmanagerResponse:
         """Alertmanager's webhook (v4): each firing alert labelled with a canary and its
         namespace rolls that canary back now. One result per alert."""
-        return alertmanager.receive(payload, who, kube, auth, config.wake, config.alert_labels)
+        return alertmanager.receive(
+            payload, who, kube, auth, config.wake, config.alert_labels, watched
+        )
 
     @app.post(
         "/api/v1/git/webhook",

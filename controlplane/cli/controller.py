@@ -267,6 +267,7 @@ def api_app(
             on_git_push=on_git_push,
             git_secret=secret,
             alert_labels=AlertLabels(args.alert_canary_label, args.alert_namespace_label),
+            namespaces=tuple(args.namespace) or None,
         )
     )
 
@@ -297,6 +298,8 @@ def run(args: argparse.Namespace, kube: Any = None) -> int:
         kube, NotifySettings(grafana_url=args.grafana_url), registry=metrics.registry
     )
     git = build_git(args, kube)
+    if git.source is not None and args.namespace:
+        git.source.namespaces = tuple(args.namespace)  # a namespaced Role lists only these
     controller = build(args, kube, metrics=metrics, notifiers=[alerts, git.write_back])
     if args.once:
         try:

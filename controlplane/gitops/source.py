@@ -21,6 +21,11 @@ branch every ``interval_s`` (or at once on :meth:`GitSource.trigger`, which the 
   deleted only with ``prune=True`` (``--git-prune``). Objects from an invalid file are never
   pruned. An object another source or tool applied (a different ``source`` annotation, or Argo
   CD's tracking id) is never taken over.
+
+``namespaces`` (the controller's ``--namespace`` list) confines the source to those namespaces:
+it lists ModelCanaries in each of them, never across the cluster (which a namespaced Role does
+not allow), and a document for another namespace is an error that names the namespaces watched,
+not an apply the API server would refuse. None: every namespace (one cluster-wide list).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,8 +142,10 @@ class GitSource:
         on_invalid: Callable[[str, list[Problem]], None] | None = None,
         catalog: Catalog | None = None,
         git_timeout_s: float = 120.0,
+        namespaces: Sequence[str] | None = None,
     ) -> None:
         self.kube = kube
+        self.namespaces: tuple[str, ...] | None = tuple(namespaces) if namespaces else None
         self.path = path.strip("/")
         self.branch = branch
         self.interval_s = interval_s
@@ -243,6 +250,13 @@ class GitSource:
         unchanged: list[str] = []
         errors: list[str] = []
         for key, doc in sorted(desired.items()):
+            if self.namespaces is not None and key[0] not in self.namespaces:
+                errors.append(
+                    f"{_name(key)}: namespace {key[0]!r} is not watched by this controller "
+                    f"(--namespace {', '.join(self.namespaces)}); not applied"
+                )
+                log.error("git source: %s from %s: %s", _name(key), doc.file, errors[-1])
+                continue
             try:
                 if self._apply(doc, tip, managed.get(key)):
                     applied.append(_name(key))
@@ -290,11 +304,12 @@ class GitSource:
         return docs, problems, names
 
     def _managed(self) -> dict[tuple[str, str], Obj]:
-        """Every ModelCanary in the cluster, by (namespace, name)."""
+        """Every ModelCanary of the watched namespaces (all: the cluster), by (namespace, name)."""
         found: dict[tuple[str, str], Obj] = {}
-        for obj in self.kube.list(API_VERSION, KIND):
-            meta = obj.get("metadata") or {}
-            found[(meta.get("namespace") or "", meta.get("name") or "")] = obj
+        for namespace in self.namespaces or (None,):
+            for obj in self.kube.list(API_VERSION, KIND, namespace):
+                meta = obj.get("metadata") or {}
+                found[(meta.get("namespace") or "", meta.get("name") or "")] = obj
         return found
 
     def _apply(self, doc: _Desired, tip: str, stored: Obj | None) -> bool:

@@ -90,9 +90,27 @@ def test_reader_may_read_but_not_act(world: World, client: TestClient) -> None:
 
 def test_namespace_grant_does_not_reach_other_namespaces(world: World, client: TestClient) -> None:
     operator(world)
-    assert client.get("/api/v1/canaries", headers=bearer("alice-token")).status_code == 403
+    with TestClient(world.app(namespace=[])) as every_namespace:  # a cluster-wide controller
+        answer = every_namespace.get("/api/v1/canaries", headers=bearer("alice-token"))
+        assert answer.status_code == 403
     other = client.get("/api/v1/namespaces/team-b/canaries/x", headers=bearer("alice-token"))
     assert other.status_code == 403  # denied before looking: existence does not leak
+
+
+def test_a_namespaced_controller_lists_the_watched_namespaces_the_caller_may_list(
+    world: World,
+) -> None:
+    operator(world)
+    with TestClient(world.app(namespace=[NS, "team-b"])) as client:
+        mine = client.get("/api/v1/canaries", headers=bearer("alice-token"))
+        assert mine.status_code == 200
+        assert [c["namespace"] for c in mine.json()["items"]] == [NS]
+        world.kube.add_token("carol-token", "carol")  # no grant anywhere
+        nothing = client.get("/api/v1/canaries", headers=bearer("carol-token"))
+    assert nothing.status_code == 403
+    assert nothing.json()["detail"].startswith(
+        f'user "carol" may not list modelcanaries.{API_GROUP} in namespace "{NS}"'
+    )
 
 
 def test_reviews_are_cached_briefly(world: World) -> None:

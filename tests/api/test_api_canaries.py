@@ -7,23 +7,24 @@ from fastapi.testclient import TestClient
 from support.api import NAME, NS, World, canary
 
 from controlplane.controller import status as st
+from controlplane.kube.client import Ref
 
 BASE = f"/api/v1/namespaces/{NS}/canaries"
 
 
-def test_list_all_and_per_namespace(
-    world: World, client: TestClient, admin: dict[str, str]
-) -> None:
+def test_list_all_and_per_namespace(world: World, admin: dict[str, str]) -> None:
     other = canary("other")
     other["metadata"]["namespace"] = "team-b"
     world.create(other)
-    everything = client.get("/api/v1/canaries", headers=admin)
-    assert everything.status_code == 200
-    assert [(c["namespace"], c["name"]) for c in everything.json()["items"]] == [
-        (NS, NAME),
-        ("team-b", "other"),
-    ]
-    mine = client.get(BASE, headers=admin).json()["items"]
+    with TestClient(world.app(namespace=[])) as client:  # a controller of every namespace
+        everything = client.get("/api/v1/canaries", headers=admin)
+        assert everything.status_code == 200
+        assert [(c["namespace"], c["name"]) for c in everything.json()["items"]] == [
+            (NS, NAME),
+            ("team-b", "other"),
+        ]
+        mine = client.get(BASE, headers=admin).json()["items"]
+        nobody = client.get("/api/v1/namespaces/nobody/canaries", headers=admin).json()
     assert len(mine) == 1
     assert mine[0] | {"resourceVersion": None} == {
         "namespace": NS,
@@ -38,7 +39,31 @@ def test_list_all_and_per_namespace(
         "generation": 1,
         "resourceVersion": None,
     }
-    assert client.get("/api/v1/namespaces/nobody/canaries", headers=admin).json() == {"items": []}
+    assert nobody == {"items": []}
+
+
+def test_a_namespaced_controller_serves_its_namespaces_only(
+    world: World, client: TestClient, admin: dict[str, str]
+) -> None:
+    """The controller watches ml-serving only (``--namespace``, the chart's namespaced scope,
+    where a cluster-wide list is refused): the API lists there and nowhere else."""
+    other = canary("other")
+    other["metadata"]["namespace"] = "team-b"
+    world.create(other)
+    everything = client.get("/api/v1/canaries", headers=admin)
+    assert [(c["namespace"], c["name"]) for c in everything.json()["items"]] == [(NS, NAME)]
+    why = "namespace 'team-b' is not watched by this controller (it watches ml-serving)"
+    for answer in (
+        client.get("/api/v1/namespaces/team-b/canaries", headers=admin),
+        client.get("/api/v1/namespaces/team-b/canaries/other", headers=admin),
+        client.post("/api/v1/namespaces/team-b/canaries/other/abort", headers=admin),
+    ):
+        assert (answer.status_code, answer.json()) == (404, {"detail": why})
+    labels = {"alertname": "CanaryErrors", "canary": "other", "namespace": "team-b"}
+    alert = {"version": "4", "status": "firing", "alerts": [{"status": "firing", "labels": labels}]}
+    (result,) = client.post("/api/v1/alertmanager", json=alert, headers=admin).json()["results"]
+    assert (result["result"], result["detail"]) == ("not-found", why)
+    assert world.kube.get(Ref.of(other)).get("metadata", {}).get("annotations") is None
 
 
 def test_get_one_has_spec_and_status(client: TestClient, admin: dict[str, str]) -> None:
