@@ -80,6 +80,10 @@ NEEDS: dict[Rule, tuple[frozenset[str], str]] = {
     ),
     ("argoproj.io", "applications"): (frozenset({"get"}), "gitops/locate.py"),
 }
+# Granted only with gitSource.repo (gitops/source.py): server-side apply creates and patches the
+# files' ModelCanaries; gitSource.prune adds delete.
+GIT_SOURCE_NEEDS = frozenset({"create", "patch"})
+GIT_PRUNE_NEEDS = frozenset({"delete"})
 # Granted in the release namespace only (--leader-elect).
 LEASE_NEEDS: dict[Rule, frozenset[str]] = {
     ("coordination.k8s.io", "leases"): frozenset({"get", "create", "update"}),  # kube/lease.py
@@ -259,6 +263,24 @@ def test_namespaced_roles_grant_exactly_what_the_code_needs() -> None:
         assert granted(role) == {k: v for k, v in expected().items() if k != argocd}
     (app_role,) = named(docs, "Role", "cp-controlplane-argocd")
     assert granted(app_role) == {argocd: set(NEEDS[argocd][0])}
+
+
+@pytest.mark.parametrize("prune", [False, True], ids=["apply", "apply-and-prune"])
+@pytest.mark.parametrize("scope", ["cluster", "namespaced"])
+def test_the_git_source_adds_apply_and_prune_on_modelcanaries(scope: str, prune: bool) -> None:
+    values: dict[str, Any] = {"gitSource": {"repo": "file:///srv/models.git", "prune": prune}}
+    if scope == "namespaced":
+        values |= {"rbac": {"scope": "namespaced"}, "watchNamespaces": ["a", "b"]}
+    docs = render(values)
+    roles = named(docs, "ClusterRole" if scope == "cluster" else "Role", "cp-controlplane")
+    assert len(roles) == (1 if scope == "cluster" else 2)
+    canaries = ("canary.controlplane.dev", "modelcanaries")
+    for role in roles:
+        want = expected()
+        want[canaries] |= GIT_SOURCE_NEEDS | (GIT_PRUNE_NEEDS if prune else set())
+        if scope == "namespaced":
+            del want[("argoproj.io", "applications")]
+        assert granted(role) == want
 
 
 def test_switches_drop_their_rules() -> None:

@@ -42,6 +42,13 @@ VARIATIONS: dict[str, dict[str, Any]] = {
     },
     "custom-image": {"image": {"repository": "registry.example/ml/canaryctl", "tag": "9.9.9"}},
     "api-token": {"api": {"tokenSecret": {"name": "canary-api", "key": "token"}}},
+    "git-source": {
+        "gitSource": {
+            "repo": "https://git.example/ml/models.git",
+            "prune": True,
+            "tokenSecret": {"name": "git-token", "key": "token"},
+        }
+    },
     "minimal-rbac": {
         "rbac": {"readSecrets": False, "argoCDApplications": False},
         "api": {"kubernetesAuth": False},
@@ -238,6 +245,77 @@ def test_token_review_and_git_webhook_flags() -> None:
     } in pod["volumes"]
 
 
+def test_git_source_flags_and_credentials() -> None:
+    docs = render(VARIATIONS["git-source"])
+    args = container(docs)["args"]
+    assert [a for a in args if a.startswith("--git-")] == [
+        "--git-repo=https://git.example/ml/models.git",
+        "--git-path=canary/",
+        "--git-branch=main",
+        "--git-interval=1m",
+        "--git-namespace=default",
+        "--git-prune",
+        "--git-token-file=/etc/controlplane/git-source/token",
+    ]
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    assert {
+        "name": "git-source",
+        "secret": {
+            "secretName": "git-token",
+            "defaultMode": 0o400,
+            "items": [{"key": "token", "path": "token"}],
+        },
+    } in pod["volumes"]
+    ssh = {"repo": "git@git.example:ml/models.git", "sshKeySecret": {"name": "k", "key": "id"}}
+    assert (
+        "--git-ssh-key-file=/etc/controlplane/git-source/id"
+        in container(render({"gitSource": ssh}))["args"]
+    )
+    assert not [a for a in container(render())["args"] if a.startswith("--git-")]
+    namespaced = render({**VARIATIONS["namespaced"], "gitSource": {"repo": "file:///srv/m.git"}})
+    assert "--git-namespace=ml-serving" in container(namespaced)["args"]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"controller": {"extraArgs": ["--git-repo=https://git.example/m.git"]}},
+            "controller.extraArgs has --git-repo=https://git.example/m.git: set gitSource.repo",
+        ),
+        (
+            {
+                "gitSource": {
+                    "tokenSecret": {"name": "a", "key": "t"},
+                    "sshKeySecret": {"name": "b", "key": "k"},
+                }
+            },
+            "gitSource.tokenSecret and gitSource.sshKeySecret exclude each other",
+        ),
+        (
+            {
+                **VARIATIONS["namespaced"],
+                "gitSource": {"repo": "file:///srv/m.git", "namespace": "elsewhere"},
+            },
+            'gitSource.namespace "elsewhere" is not one of watchNamespaces [ml-serving team-b]',
+        ),
+    ],
+    ids=["extra-args", "two-credentials", "namespace-not-watched"],
+)
+def test_git_source_mistakes_fail_with_the_reason(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm.HelmRenderError) as caught:
+        render(values)
+    assert message in str(caught.value)
+
+
+def test_argocd_namespace_reaches_the_flag() -> None:
+    assert "--argocd-namespace=argocd" in container(render())["args"]
+    moved = render({"rbac": {"argoCDNamespace": "gitops"}})
+    assert "--argocd-namespace=gitops" in container(moved)["args"]
+    off = render({"rbac": {"argoCDApplications": False}})
+    assert not [a for a in container(off)["args"] if a.startswith("--argocd")]
+
+
 def test_grafana_url_and_log_level_reach_the_flags() -> None:
     values = {
         "alerts": {"grafanaUrl": "https://grafana.example"},
@@ -384,6 +462,9 @@ def test_shipped_rules_pass_promtool(tmp_path: Path) -> None:
         ({"securityContext": {"readOnlyRootFilesystem": False}}, "/securityContext"),
         ({"podMonitor": {"enabled": "true"}}, "/podMonitor/enabled"),
         ({"replicaCount": 2}, "replicaCount"),
+        ({"gitSource": {"repo": "not a url"}}, "/gitSource/repo"),
+        ({"gitSource": {"interval": "often"}}, "/gitSource/interval"),
+        ({"gitSource": {"prune": "yes"}}, "/gitSource/prune"),
     ],
     ids=lambda v: json.dumps(v) if isinstance(v, dict) else v,
 )

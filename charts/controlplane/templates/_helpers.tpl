@@ -63,6 +63,34 @@ app.kubernetes.io/part-of: controlplane
 {{- end -}}
 {{- end -}}
 
+{{/* --git-namespace: gitSource.namespace, else the first watched namespace (namespaced scope),
+else default. */}}
+{{- define "controlplane.gitNamespace" -}}
+{{- if .Values.gitSource.namespace -}}
+{{- .Values.gitSource.namespace -}}
+{{- else if eq .Values.rbac.scope "namespaced" -}}
+{{- first .Values.watchNamespaces -}}
+{{- else -}}
+default
+{{- end -}}
+{{- end -}}
+
+{{/* The git source is set through gitSource (so that its RBAC follows), and consistently. */}}
+{{- define "controlplane.checkGitSource" -}}
+{{- range .Values.controller.extraArgs -}}
+{{- if or (hasPrefix "--git-repo" .) (hasPrefix "--git-prune" .) -}}
+{{- fail (printf "controller.extraArgs has %s: set gitSource.repo (and gitSource.prune) instead, so that the RBAC grants what the git source does" .) -}}
+{{- end -}}
+{{- end -}}
+{{- if and .Values.gitSource.tokenSecret.name .Values.gitSource.sshKeySecret.name -}}
+{{- fail "gitSource.tokenSecret and gitSource.sshKeySecret exclude each other: set one name" -}}
+{{- end -}}
+{{- $ns := include "controlplane.gitNamespace" . -}}
+{{- if and .Values.gitSource.repo (eq .Values.rbac.scope "namespaced") (not (has $ns .Values.watchNamespaces)) -}}
+{{- fail (printf "gitSource.namespace %q is not one of watchNamespaces %v: in the namespaced scope the git source applies canaries there only" $ns .Values.watchNamespaces) -}}
+{{- end -}}
+{{- end -}}
+
 {{/* The namespace of a monitoring object: its own setting, else the release namespace. */}}
 {{- define "controlplane.ns" -}}
 {{- default .root.Release.Namespace .namespace -}}
@@ -106,6 +134,13 @@ extra.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+{{- if .Values.gitSource.repo }}
+# gitops/source.py (gitSource.repo): server-side apply of the files' ModelCanaries (create +
+# patch){{ if .Values.gitSource.prune }}; gitSource.prune deletes those whose document left git{{ end }}
+- apiGroups: ["canary.controlplane.dev"]
+  resources: ["modelcanaries"]
+  verbs: ["create", "patch"{{ if .Values.gitSource.prune }}, "delete"{{ end }}]
+{{- end }}
 {{- if .Values.rbac.readSecrets }}
 # notify/secrets.py: alert channels' webhookSecretRef / hmacSecretRef;
 # gitops/credentials.py: gitWriteBack.credentialsSecretRef
