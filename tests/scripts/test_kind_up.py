@@ -119,7 +119,11 @@ def kind_nodes(cluster: str) -> dict[str, dict[str, str]]:
 
 
 def module(path: str, version: str) -> Path:
-    return module_dir(Upstream(path, version, ()))
+    """The Go module's folder (``go mod download``); no Go or no module fails with one line."""
+    try:
+        return module_dir(Upstream(path, version, ()))
+    except ControlPlaneError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 # ----------------------------------------------------------------------------- pure checks
