@@ -1,18 +1,23 @@
-"""The controller against a real cluster (opt-in: ``pytest -m e2e``; a kind cluster is enough).
+"""The controller against a real cluster (opt-in: ``pytest -m e2e``; the kind cluster of
+scripts/kind-up.sh is enough).
 
 Needs a kubeconfig context whose user may create CRDs and namespaces. Installs the ModelCanary CRD
 the chart ships (charts/controlplane/crds/), then runs a controller in this process: an invalid
-canary is Stalled with an Event and nothing applied; with
-KServe and Gateway API installed (skipped otherwise), a valid canary gets its finalizer, its
-serving objects with ownerReferences, and is cleaned up when deleted. Skipped by default and when
-no cluster answers, with the reason. A controller the chart installed in the cluster watches every
-namespace too: run this file before installing the release (scripts/kind-up.sh with
-STEPS="cluster gpus gateway certmanager kserve"), or install it with rbac.scope=namespaced;
-tests/e2e/test_chart_kind.py covers the installed release.
+canary is Stalled with an Event and nothing applied. With KServe and the Gateway
+gateway-system/inference-gateway installed (the script's gateway and kserve steps; skipped
+otherwise, with the reason), a valid canary gets its finalizer and its InferenceServices and
+HTTPRoute with ownerReferences; KServe (Standard mode) makes a Deployment per variant whose pods
+carry the canary's labels; Envoy Gateway accepts the HTTPRoute; and deleting the canary removes
+them (KServe's own finalizer included). Skipped by default and when no cluster answers.
+
+The release the script installs (CP_RELEASE in CP_NAMESPACE, as tests/e2e/test_chart_kind.py)
+watches every namespace too: while this file runs its Deployment is scaled to 0, so that only the
+controller under test reconciles, and scaled back afterwards.
 """
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -35,6 +40,23 @@ pytestmark = pytest.mark.e2e
 
 # the chart installs this file; tests/chart checks that it equals manifests/crd/
 CRD = Path(__file__).resolve().parents[2] / "charts" / "controlplane" / "crds" / "modelcanary.yaml"
+RELEASE = os.environ.get("CP_RELEASE", "controlplane")
+RELEASE_NAMESPACE = os.environ.get("CP_NAMESPACE", "canary-system")
+# the Gateway scripts/kind-up.sh creates for the examples, and KServe's kinds
+GATEWAY = {"name": "inference-gateway", "namespace": "gateway-system"}
+ISVC = "serving.kserve.io/v1beta1"
+ROUTE = "gateway.networking.k8s.io/v1"
+
+
+def wait_for(what: str, check: Any, timeout: float = 120.0) -> Any:
+    """``check()`` until it returns something truthy, or fail with ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"{what} within {timeout:.0f} s"
+        time.sleep(2)
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +74,31 @@ def kube() -> RealKube:
         except KubeError:
             time.sleep(1)
     return client
+
+
+@pytest.fixture(scope="module", autouse=True)
+def release_scaled_down(kube: RealKube) -> Iterator[None]:
+    """The installed release's controller stopped while this file runs, then restored."""
+    ref = Ref("apps/v1", "Deployment", RELEASE_NAMESPACE, RELEASE)
+    try:
+        replicas = kube.get(ref)["spec"].get("replicas", 1)
+    except NotFound:
+        yield
+        return
+    kube.patch(ref, {"spec": {"replicas": 0}})
+    selector = kube.get(ref)["spec"]["selector"]["matchLabels"]
+    wait_for(
+        f"the pods of {RELEASE} gone",
+        lambda: not kube.list("v1", "Pod", RELEASE_NAMESPACE, selector),
+    )
+    try:
+        yield
+    finally:
+        kube.patch(ref, {"spec": {"replicas": replicas}})
+        wait_for(
+            f"{RELEASE} available again",
+            lambda: (kube.get(ref).get("status") or {}).get("availableReplicas") == replicas,
+        )
 
 
 @pytest.fixture
@@ -72,7 +119,7 @@ def canary(namespace: str, name: str, **spec: Any) -> dict[str, Any]:
             "quantization": "fp8",
             "gpu": "nvidia-l40s",
         },
-        "traffic": {"router": "gateway-api", "gateway": {"name": "gw"}},
+        "traffic": {"router": "gateway-api", "gateway": GATEWAY},
         "analysis": {"metrics": [{"name": "errors", "builtin": "error-rate"}]},
         "steps": [
             {"weight": 10, "duration": "1h", "rollbackOn": [{"metric": "errors", "above": "1%"}]},
@@ -116,25 +163,58 @@ def test_invalid_canary_is_stalled_and_nothing_is_applied(kube: RealKube, namesp
     assert "InvalidSpec" in reasons
 
 
+def accepted(route: dict[str, Any]) -> bool:
+    """Whether the Gateway's controller accepted the route (KServe's readiness reads the same)."""
+    parents = (route.get("status") or {}).get("parents") or []
+    return any(
+        c["type"] == "Accepted" and c["status"] == "True"
+        for p in parents
+        for c in p.get("conditions") or []
+    )
+
+
 def test_valid_canary_deploys_with_owner_references_and_cleans_up(
     kube: RealKube, namespace: str
 ) -> None:
     try:
-        kube.list("serving.kserve.io/v1beta1", "InferenceService", namespace)
-        kube.list("gateway.networking.k8s.io/v1", "HTTPRoute", namespace)
+        kube.list(ISVC, "InferenceService", namespace)
+        kube.get(Ref(ROUTE, "Gateway", GATEWAY["namespace"], GATEWAY["name"]))
     except KubeError as exc:
-        pytest.skip(f"KServe and Gateway API CRDs are needed for this test: {exc}")
+        pytest.skip(f"KServe and the Gateway of scripts/kind-up.sh are needed: {exc}")
     kube.create(canary(namespace, "good"))
     ctrl = controller(kube, namespace)
     drive(ctrl)
     ref = Ref(API_VERSION, KIND, namespace, "good")
     obj = kube.get(ref)
     assert FINALIZER in obj["metadata"]["finalizers"]
-    isvcs = kube.list("serving.kserve.io/v1beta1", "InferenceService", namespace)
+    isvcs = kube.list(ISVC, "InferenceService", namespace)
     assert {i["metadata"]["name"] for i in isvcs} == {"good-llm-bf16", "good-llm-fp8"}
     assert all(i["metadata"]["ownerReferences"][0]["uid"] == obj["metadata"]["uid"] for i in isvcs)
+    # KServe in Standard mode: a Deployment <isvc>-predictor per variant, pods labelled by us
+    for variant in ("bf16", "fp8"):
+        name = f"good-llm-{variant}-predictor"
+        deployment = wait_for(
+            f"KServe's Deployment {name}",
+            lambda n=name: [
+                d
+                for d in kube.list("apps/v1", "Deployment", namespace)
+                if d["metadata"]["name"] == n
+            ],
+        )[0]
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert labels["canary.controlplane.dev/canary"] == "good"
+        assert labels["canary.controlplane.dev/variant"] == variant
+    # Envoy Gateway accepts our route on the script's Gateway
+    wait_for(
+        "the HTTPRoute accepted by gateway-system/inference-gateway",
+        lambda: accepted(kube.get(Ref(ROUTE, "HTTPRoute", namespace, "good"))),
+    )
     kube.delete(ref)
     drive(ctrl)
     with pytest.raises(NotFound):
         kube.get(ref)
-    assert kube.list("serving.kserve.io/v1beta1", "InferenceService", namespace) == []
+    # KServe holds its own finalizer on each InferenceService until its controller lets go
+    wait_for(
+        "the InferenceServices deleted",
+        lambda: kube.list(ISVC, "InferenceService", namespace) == [],
+    )
