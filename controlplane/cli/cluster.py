@@ -27,7 +27,7 @@ from rich.console import Console
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from controlplane.errors import UsageError
+from controlplane.errors import KubeError, UsageError
 from controlplane.kube.client import KubeClient
 from controlplane.spec.units import parse_duration
 
@@ -90,6 +90,16 @@ def connect(args: argparse.Namespace) -> KubeClient:
     runtime = runtime_of(args)
     if runtime.kube is not None:
         return runtime.kube
+    context = getattr(args, "context", None)
+    if context:
+        paths = kubeconfig_paths(getattr(args, "kubeconfig", None), runtime.environ)
+        known = context_names(paths)
+        if known is not None and context not in known:
+            where = os.pathsep.join(str(p) for p in paths)
+            raise KubeError(
+                f"context {context!r} is not in the kubeconfig ({where}); "
+                f"its contexts: {', '.join(sorted(known)) or 'none'}"
+            )
     from controlplane.kube.real import RealKube  # the kubernetes client loads only when needed
 
     return RealKube.connect(
@@ -117,23 +127,38 @@ def kubeconfig_paths(explicit: str | None, environ: Mapping[str, str]) -> list[P
     return [Path(home) / ".kube" / "config"] if home else []
 
 
-def context_info(paths: list[Path], context: str | None) -> ContextInfo:
-    """The context ``context`` (the current one when None) as the merged kubeconfig defines it.
+def _merged(paths: list[Path]) -> tuple[bool, str | None, dict[str, Mapping[str, Any]]]:
+    """Whether any file was readable, the current context and the contexts by name, merged
+    as kubectl merges them (the first file that sets a value wins).
 
     Unreadable or malformed files are skipped: connecting reports them properly.
     """
+    readable = False
     current: str | None = None
     contexts: dict[str, Mapping[str, Any]] = {}
     for path in paths:
         data = _read_yaml(path)
         if not isinstance(data, Mapping):
             continue
+        readable = True
         if current is None and isinstance(data.get("current-context"), str):
             current = data["current-context"] or None
         for entry in data.get("contexts") or []:
             if isinstance(entry, Mapping) and isinstance(entry.get("name"), str):
                 body = entry.get("context")
                 contexts.setdefault(entry["name"], body if isinstance(body, Mapping) else {})
+    return readable, current, contexts
+
+
+def context_names(paths: list[Path]) -> set[str] | None:
+    """The contexts the merged kubeconfig defines (None when no file could be read)."""
+    readable, _current, contexts = _merged(paths)
+    return set(contexts) if readable else None
+
+
+def context_info(paths: list[Path], context: str | None) -> ContextInfo:
+    """The context ``context`` (the current one when None) as the merged kubeconfig defines it."""
+    _readable, current, contexts = _merged(paths)
     name = context or current
     if name is None:
         return ContextInfo()

@@ -87,7 +87,11 @@ def run(args: argparse.Namespace) -> int:
     }
     text = args.output == "text"
     if text:
-        print(f"{label}: {verb} recorded (intent {recorded.id}); the controller acts on it next")
+        # flushed: with --wait the line must reach a pipe now, not when the wait ends
+        print(
+            f"{label}: {verb} recorded (intent {recorded.id}); the controller acts on it next",
+            flush=True,
+        )
     code = 0
     if args.wait:
         followed = follow(

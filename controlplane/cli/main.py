@@ -2,11 +2,13 @@
 
 Owns argument dispatch only. Each verb lives in a module ``controlplane.cli.<module>`` exposing
 ``add_parser(subparsers)`` (which registers every verb the module serves) and ``run(args) -> int``
-(``args.verb`` says which); modules are imported lazily so ``validate`` never pays for matplotlib.
+(``args.verb`` says which); only the module of the verb on the command line is imported (the
+others are listed by name and help), so ``validate`` or ``list`` never pays for matplotlib.
 Every :class:`ControlPlaneError` becomes a message and an exit code, never a traceback: 2 for bad
 arguments or an invalid spec, 1 for everything else (the cluster, Prometheus); argparse's own
-errors exit 2 too. The cluster verbs (``list``, ``get``, ``status``, ``history``, ``promote``,
-``abort``, ``pause``, ``resume``, ``retry``) take their client, clock and terminal from the
+errors exit 2 too. Ctrl-C exits 130, and stdout closed by its reader (``| head``) 141, quietly.
+The cluster verbs (``list``, ``get``, ``status``, ``history``, ``promote``, ``abort``, ``pause``,
+``resume``, ``retry``) take their client, clock and terminal from the
 :class:`~controlplane.cli.cluster.Runtime` given to :func:`main` (tests pass a FakeKube).
 """
 
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, cast
@@ -23,6 +27,10 @@ from controlplane.errors import ControlPlaneError, SpecError, UsageError
 
 if TYPE_CHECKING:
     from controlplane.cli.cluster import Runtime
+
+EXIT_BROKEN_PIPE = 141
+"""Exit code when stdout is closed before the output is written (128 + SIGPIPE, as a shell
+reports a program a broken pipe ended)."""
 
 # verb -> (module, one-line help). Order is the order of `canaryctl --help`.
 VERBS: dict[str, tuple[str, str]] = {
@@ -51,9 +59,20 @@ class VerbModule(Protocol):
     def run(self, args: argparse.Namespace) -> int: ...
 
 
-def _available_verbs() -> dict[str, VerbModule]:
+def _module_exists(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def _available_verbs(wanted: Sequence[str] | None = None) -> dict[str, VerbModule]:
+    """The modules of the verbs ``wanted`` (None: of every verb), by verb, each imported once; a
+    verb whose module does not exist is left out."""
     found: dict[str, VerbModule] = {}
     for verb, (module, _help) in VERBS.items():
+        if wanted is not None and verb not in wanted:
+            continue
         try:
             found[verb] = cast(VerbModule, importlib.import_module(module))
         except ModuleNotFoundError as exc:
@@ -62,27 +81,57 @@ def _available_verbs() -> dict[str, VerbModule]:
     return found
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, VerbModule]]:
+def _named_verb(argv: Sequence[str]) -> str | None:
+    """The verb ``argv`` names: its first word that is not an option (the top-level options
+    take no value), when it is one of :data:`VERBS`."""
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg if arg in VERBS else None
+    return None
+
+
+def build_parser(
+    argv: Sequence[str] | None = None,
+) -> tuple[argparse.ArgumentParser, dict[str, VerbModule]]:
+    """The parser and the imported verb modules, by verb.
+
+    With ``argv``, only the module of the verb it names is imported (with the verbs that module
+    also serves); every other verb is listed with its one-line help from :data:`VERBS`, so
+    ``kubectl canary list`` does not pay for ``simulate``'s or ``up``'s imports. Without it
+    every module is imported."""
     prog = "kubectl canary" if sys.argv[0].endswith("kubectl-canary") else "canaryctl"
     parser = argparse.ArgumentParser(
         prog=prog, description="Metric-gated canary rollouts of LLM variants on KServe + vLLM."
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
-    verbs = _available_verbs()
+    if argv is None:
+        verbs = _available_verbs()
+    else:
+        named = _named_verb(argv)
+        module = VERBS[named][0] if named else None
+        verbs = _available_verbs([v for v, (m, _help) in VERBS.items() if m == module])
     registered: list[VerbModule] = []
-    for module in verbs.values():
-        if not any(module is seen for seen in registered):  # one module may serve several verbs
-            module.add_parser(sub)
-            registered.append(module)
+    for module_of_verb in verbs.values():
+        if not any(module_of_verb is seen for seen in registered):  # one module, several verbs
+            module_of_verb.add_parser(sub)
+            registered.append(module_of_verb)
+    if argv is not None:  # the others, by name and help only (in the order of VERBS)
+        for verb, (module, help_text) in VERBS.items():
+            if verb not in sub.choices and _module_exists(module):
+                sub.add_parser(verb, help=help_text.replace("%", "%%"))
     return parser, verbs
 
 
 def main(argv: Sequence[str] | None = None, *, runtime: Runtime | None = None) -> int:
     """Run ``canaryctl ARGV``; ``runtime`` replaces the cluster, clock and terminal (tests)."""
-    parser, verbs = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser, verbs = build_parser(argv)
     try:
         args = parser.parse_args(argv)
+        if args.verb and args.verb not in verbs:  # not the verb build_parser saw: import all
+            parser, verbs = build_parser()
+            args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help / --version (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else 2
     if not args.verb:
@@ -106,6 +155,20 @@ def main(argv: Sequence[str] | None = None, *, runtime: Runtime | None = None) -
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `kubectl canary list -o yaml | head`: the reader is gone
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush does not fail again."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a file (tests capture it)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 if __name__ == "__main__":

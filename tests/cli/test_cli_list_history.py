@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -10,7 +11,8 @@ from ruamel.yaml import YAML
 from support.cli import RunCli
 from support.cli_rollouts import NAME, NS, Clock, Rollout, scenario
 
-from controlplane.cli.cluster import context_info, kubeconfig_paths
+from controlplane.cli.cluster import Runtime, context_info, kubeconfig_paths
+from controlplane.cli.main import main
 from controlplane.cli.snapshot import human
 from controlplane.kube.fake import FakeKube
 from controlplane.operations import get_canary
@@ -165,3 +167,41 @@ def test_help_lists_the_cluster_verbs(run_cli: RunCli, capsys: pytest.CaptureFix
     assert human(273605) == "3d4h"
     assert human(59) == "59s"
     assert human(None) == "-"
+
+
+def test_only_the_named_verbs_module_is_imported() -> None:
+    from controlplane.cli.main import build_parser
+
+    _parser, verbs = build_parser(["list", "-n", "x"])
+    assert set(verbs) == {"list"}
+    _parser, verbs = build_parser(["pause", "x", "--context", "c"])
+    assert set(verbs) == {"promote", "abort", "pause", "resume", "retry"}
+    parser, verbs = build_parser(["--help"])
+    assert verbs == {}
+    assert "    history " in parser.format_help()  # listed by name and help all the same
+
+
+def test_a_closed_stdout_ends_quietly_with_141(
+    kube: FakeKube, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scenario("progressing", kube, clock)
+
+    class Closed(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr("sys.stdout", Closed())
+    runtime = Runtime(kube=kube, clock=clock, environ={})
+    assert main(["list", "-n", NS, "-o", "yaml"], runtime=runtime) == 141
+
+
+def test_an_unknown_context_is_named_with_the_known_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _kubeconfig(tmp_path / "config")
+    runtime = Runtime(environ={"KUBECONFIG": str(config)})  # no client: it would connect
+    assert main(["list", "--context", "staging"], runtime=runtime) == 1
+    assert capsys.readouterr().err == (
+        f"error: context 'staging' is not in the kubeconfig ({config}); "
+        "its contexts: bare, dev, prod\n"
+    )
