@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
-# Build kube-apiserver, kube-controller-manager, etcd and kwok from their published
-# Go modules (only the Go module proxy is needed, no git checkout) into a per-user
-# cache folder:
+# Build the loopback cluster's programs from their published Go modules (only the Go
+# module proxy is needed, no git checkout) into a per-user cache folder:
 #
 #   ${XDG_CACHE_HOME:-$HOME/.cache}/controlplane-tools/kube-<KUBE_VERSION>/bin/
-#       kube-apiserver  kube-controller-manager  etcd  kwok
+#       kube-apiserver  kube-controller-manager  kube-scheduler  kubectl  etcd  kwok  helm  kserve-manager
 #
 # Idempotent: exits at once when every binary exists and answers --version.
 # The last line printed is the bin folder, e.g.  BIN=$(scripts/build-kube.sh | tail -n1)
@@ -32,6 +31,13 @@ ETCD_VERSION="v3.6.5"
 # kwok (fake nodes and pods for kube-controller-manager's Deployments): v0.7.0 is
 # the release built against k8s.io 0.33 and Go 1.24 (v0.8.0 needs Go 1.26, k8s.io 0.36).
 KWOK_VERSION="v0.7.0"
+# Helm v3.19.x is the last line built against k8s.io 0.34 (v3.20 moved to 0.35); its
+# go.mod has no replace directives, so a plain `go get` builds what the release builds.
+HELM_VERSION="v3.19.5"
+# The KServe whose CRDs controlplane/local/upstream_crds.py installs. Its go.mod pins
+# controller-runtime and k8s.io with replace directives, which only the main module's
+# go.mod applies: the manager is therefore built inside a copy of the module itself.
+KSERVE_VERSION="v0.20.0"
 # -----------------------------------------------------------------------------
 
 GO_MIN_MINOR=24 # both go.mod files above say go 1.24
@@ -54,8 +60,14 @@ has() { # has BINARY TEXT: the binary exists and its --version says TEXT
 kube_ok() { has "${BIN_DIR}/$1" "Kubernetes ${KUBE_VERSION}"; }
 etcd_ok() { has "$ETCD" "etcd Version: ${ETCD_VERSION#v}"; }
 kwok_ok() { has "$KWOK" "${KWOK_VERSION}"; }
+# kubectl version --client -> "Client Version: v1.34.10"; helm version --short -> "v3.19.5+g..."
+kubectl_ok() { [[ -x "${BIN_DIR}/kubectl" ]] && "${BIN_DIR}/kubectl" version --client 2>/dev/null | grep -qF "Client Version: ${KUBE_VERSION}"; }
+helm_ok() { [[ -x "${BIN_DIR}/helm" ]] && "${BIN_DIR}/helm" version --short 2>/dev/null | grep -qF "${HELM_VERSION}"; }
+# the KServe manager has no version flag: a stamp beside it records the module it came from
+kserve_ok() { [[ -x "${BIN_DIR}/kserve-manager" ]] && grep -qxF "${KSERVE_VERSION}" "${BIN_DIR}/kserve-manager.version" 2>/dev/null; }
 binaries_ok() {
-	kube_ok kube-apiserver && kube_ok kube-controller-manager && etcd_ok && kwok_ok
+	kube_ok kube-apiserver && kube_ok kube-controller-manager && kube_ok kube-scheduler && kubectl_ok && etcd_ok && kwok_ok &&
+		helm_ok && kserve_ok
 }
 
 if binaries_ok; then
@@ -91,7 +103,7 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/kubebuild.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$BIN_DIR" "$WORK/out"
 
-# --- kube-apiserver and kube-controller-manager ---------------------------------
+# --- kube-apiserver, kube-controller-manager, kube-scheduler and kubectl ----------
 mkdir "$WORK/kube"
 (
 	cd "$WORK/kube"
@@ -107,7 +119,9 @@ mkdir "$WORK/kube"
 		"$GO" mod edit -replace="${m}=${m}@${STAGING_VERSION}"
 	done
 	"$GO" get "k8s.io/kubernetes/cmd/kube-apiserver@${KUBE_VERSION}" \
-		"k8s.io/kubernetes/cmd/kube-controller-manager@${KUBE_VERSION}"
+		"k8s.io/kubernetes/cmd/kube-controller-manager@${KUBE_VERSION}" \
+		"k8s.io/kubernetes/cmd/kube-scheduler@${KUBE_VERSION}" \
+		"k8s.io/kubernetes/cmd/kubectl@${KUBE_VERSION}"
 	# same version stamping, tags and stripping as hack/lib/golang.sh in a release build
 	minor="${KUBE_VERSION#v1.}"
 	minor="${minor%%.*}"
@@ -115,8 +129,8 @@ mkdir "$WORK/kube"
 	for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
 		ldflags+=" -X ${pkg}.gitVersion=${KUBE_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor}"
 	done
-	for cmd in kube-apiserver kube-controller-manager; do
-		kube_ok "$cmd" && continue
+	for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+		if [[ "$cmd" == kubectl ]]; then kubectl_ok && continue; else kube_ok "$cmd" && continue; fi
 		"$GO" build -tags=selinux,notest,grpcnotrace -ldflags="$ldflags" \
 			-o "$WORK/out/${cmd}" "k8s.io/kubernetes/cmd/${cmd}"
 	done
@@ -140,6 +154,32 @@ kwok_ok || (
 	# as hack/releases.sh stamps a release
 	"$GO" build -ldflags="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION}" \
 		-o "$WORK/out/kwok" sigs.k8s.io/kwok/cmd/kwok
+)
+
+# --- helm ------------------------------------------------------------------------
+mkdir "$WORK/helm"
+helm_ok || (
+	cd "$WORK/helm"
+	"$GO" mod init controlplane-tools.local/helmbuild >/dev/null 2>&1
+	"$GO" get "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}"
+	# the version stamping of Helm's Makefile (BINARY_VERSION, K8S_MODULES_*_VER from its go.mod)
+	"$GO" build -ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION} \
+		-X helm.sh/helm/v3/internal/version.gitTreeState=clean \
+		-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=34 \
+		-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=34" \
+		-o "$WORK/out/helm" helm.sh/helm/v3/cmd/helm
+)
+
+# --- KServe's controller manager ---------------------------------------------------
+kserve_ok || (
+	src="$("$GO" mod download -json "github.com/kserve/kserve@${KSERVE_VERSION}" |
+		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+	[[ -f "$src/go.mod" && -f "$src/go.sum" ]] || die "could not download github.com/kserve/kserve@${KSERVE_VERSION}"
+	cp -r "$src" "$WORK/kserve"
+	chmod -R u+w "$WORK/kserve"
+	cd "$WORK/kserve"
+	"$GO" build -ldflags="-s -w" -o "$WORK/out/kserve-manager" ./cmd/manager
+	echo "${KSERVE_VERSION}" >"$WORK/out/kserve-manager.version"
 )
 
 for built in "$WORK"/out/*; do
