@@ -67,11 +67,13 @@ def tool_dir() -> Path:
 
 
 def binary(name: str) -> Path:
-    """Path of ``kube-apiserver`` or ``etcd``, or a clear error telling how to build it."""
+    """Path of one of ``scripts/build-kube.sh``'s programs, or a clear error telling how to
+    build it."""
     path = tool_dir() / name
     if not os.access(path, os.X_OK):
+        version = {"etcd": ETCD_VERSION}.get(name, KUBE_VERSION if name.startswith("kube") else "")
         raise KubeSetupError(
-            f"{name} {KUBE_VERSION if name.startswith('kube') else ETCD_VERSION} is not built: "
+            f"{name}{' ' + version if version else ''} is not built: "
             "run `make kube-tools` (it needs Go >= 1.24 on PATH: https://go.dev/doc/install)"
         )
     return path
@@ -236,12 +238,38 @@ class LoopbackCluster:
     def ca(self) -> Path:
         return self.workdir / "pki" / "ca.crt"
 
-    def log_tail(self, chars: int = 3000) -> str:
+    def log_tail(self, chars: int = 3000, names: Sequence[str] = ("kube-apiserver", "etcd")) -> str:
         parts = []
-        for name in ("kube-apiserver.log", "etcd.log"):
+        for name in names:
             with contextlib.suppress(OSError):
-                parts.append(f"--- {name}\n" + (self.workdir / name).read_text()[-chars:])
+                parts.append(
+                    f"--- {name}.log\n" + (self.workdir / f"{name}.log").read_text()[-chars:]
+                )
         return "\n".join(parts)
+
+    def spawn(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        env: dict[str, str] | None = None,
+        detach: bool = False,
+    ) -> subprocess.Popen[bytes]:
+        """Start one more program of this cluster (logging to ``<workdir>/<name>.log``); it is
+        stopped by :meth:`stop`, before the ones started earlier."""
+        popen: dict[str, Any] = {"stderr": subprocess.STDOUT, "stdin": subprocess.DEVNULL}
+        if detach:
+            popen["start_new_session"] = True
+        with (self.workdir / f"{name}.log").open("wb") as log:
+            proc = subprocess.Popen(
+                list(argv), stdout=log, env={**os.environ, **(env or {})}, **popen
+            )
+        if detach:
+            self.pids.append(proc.pid)
+            _DETACHED.append(proc)
+        else:
+            self.processes.append(proc)
+        return proc
 
     def request(
         self, method: str, path: str, body: Any = None, *, content_type: str = "application/json"

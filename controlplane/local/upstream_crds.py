@@ -44,6 +44,8 @@ KSERVE = Upstream(
         "config/crd/full/serving.kserve.io_servingruntimes.yaml",
         "config/crd/full/serving.kserve.io_clusterservingruntimes.yaml",
         "config/crd/full/serving.kserve.io_inferencegraphs.yaml",
+        "config/crd/full/serving.kserve.io_trainedmodels.yaml",
+        "config/crd/full/clusterstoragecontainer/serving.kserve.io_clusterstoragecontainers.yaml",
         "config/crd/full/llmisvc/serving.kserve.io_llminferenceservices.yaml",
         "config/crd/full/llmisvc/serving.kserve.io_llminferenceserviceconfigs.yaml",
     ),

@@ -6,6 +6,9 @@ ModelCanary CRD and every pinned upstream CRD (:mod:`controlplane.local.upstream
 ``real_kube`` is a :class:`~controlplane.kube.real.RealKube` on its admin kubeconfig. Function
 fixture ``real_ns`` gives each test a fresh namespace (left behind: the cluster is thrown away,
 and without kube-controller-manager a namespace never finishes terminating).
+``kserve_loopback`` is a second cluster that also runs workloads and the real KServe
+(:mod:`controlplane.local.workloads`, :mod:`controlplane.local.kserve`): kube-controller-manager,
+kube-scheduler, kwok's fake GPU nodes and KServe's controller manager with its webhooks.
 
 Tests that use them start programs and must be marked ``binary``. A missing binary or Go
 toolchain fails them with the one line that says what to install (``make test`` builds the
@@ -33,6 +36,27 @@ def loopback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackClust
     try:
         cluster = start_cluster(tmp_path_factory.mktemp("kube"), crds=all_crds())
     except ControlPlaneError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def kserve_loopback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackCluster]:
+    from controlplane.local.kserve import start_kserve
+    from controlplane.local.workloads import start_workloads
+
+    try:
+        cluster = start_cluster(tmp_path_factory.mktemp("kserve"), crds=all_crds())
+    except ControlPlaneError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        start_workloads(cluster)
+        start_kserve(cluster)
+    except ControlPlaneError as exc:
+        cluster.stop()
         pytest.fail(str(exc), pytrace=False)
     try:
         yield cluster

@@ -1,0 +1,226 @@
+"""KServe's own controller manager, reconciling on the loopback control plane.
+
+Owns the setup of the real KServe (``kserve-manager``, built by ``scripts/build-kube.sh`` from the
+``github.com/kserve/kserve`` module at :data:`~controlplane.local.upstream_crds.KSERVE_VERSION`,
+the version whose CRDs are installed) against :mod:`controlplane.local.kubeapi`'s API server, in
+Standard (raw Deployment) mode with Gateway API ingress, as KServe's own
+``hack/setup/quick-install/kserve-standard-mode-full-install-with-manifests.sh`` sets it up:
+
+- the ``inferenceservice-config`` ConfigMap, read from the module's
+  ``config/configmap/inferenceservice.yaml`` with ``deploy.defaultDeploymentMode: Standard`` and
+  ``ingress.enableGatewayApi: true`` (its ``kserveIngressGateway`` default,
+  ``kserve/kserve-ingress-gateway``, is kept);
+- the manager with its webhook server on a loopback port, serving the API server's own
+  certificate (it is valid for 127.0.0.1 and signed by the cluster CA), and the module's
+  ``config/webhook/manifests.yaml`` registered with ``url`` + ``caBundle`` instead of a Service:
+  the InferenceService defaulter and validator and the pod mutator run for real;
+- the Hugging Face ``ClusterServingRuntime`` (``config/runtimes/kserve-huggingfaceserver.yaml``,
+  its image as the module's kustomization names it);
+- a GatewayClass and the Gateway ``kserve/kserve-ingress-gateway`` (the object of KServe's
+  ``hack/setup/infra/gateway-api/manage.gateway-api-gw.sh``), with
+  :mod:`controlplane.local.gatewaystatus` in the part of a Gateway controller that KServe reads:
+  the HTTPRoute ``status.parents`` conditions (no proxy runs; nothing here carries traffic).
+
+Workloads come from :mod:`controlplane.local.workloads` (kube-controller-manager,
+kube-scheduler, kwok on fake GPU nodes). Called by the test fixtures and ``make kube-up``.
+Upstream files are read from the Go module cache at the pinned version, never copied here.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import ssl
+import sys
+import time
+import urllib.error
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from controlplane.local.kubeapi import KubeSetupError, LoopbackCluster, binary, free_port
+from controlplane.local.upstream_crds import KSERVE, module_dir
+
+NAMESPACE = "kserve"
+GATEWAY_CLASS = "controlplane-loopback"
+GATEWAY = ("kserve", "kserve-ingress-gateway")
+RUNTIME = "kserve-huggingfaceserver"
+_MANIFESTS = "config/webhook/manifests.yaml"
+
+
+def inferenceservice_config(kserve_dir: Path) -> dict[str, Any]:
+    """KServe's ConfigMap with Standard mode and Gateway API ingress switched on (pure but for
+    the read of the module's file)."""
+    doc = yaml.safe_load((kserve_dir / "config/configmap/inferenceservice.yaml").read_text())
+    data = doc["data"]
+    data.pop("_example", None)
+    data["deploy"] = json.dumps({"defaultDeploymentMode": "Standard"})
+    ingress = json.loads(data["ingress"])
+    ingress["enableGatewayApi"] = True
+    data["ingress"] = json.dumps(ingress, indent=2)
+    doc["metadata"] = {"name": "inferenceservice-config", "namespace": NAMESPACE}
+    return dict(doc)
+
+
+def _kustomized(kserve_dir: Path, folder: str, file: str) -> dict[str, Any]:
+    """``folder/file`` with the image names its ``kustomization.yaml`` substitutes."""
+    obj = yaml.safe_load((kserve_dir / folder / file).read_text())
+    kustomization = yaml.safe_load((kserve_dir / folder / "kustomization.yaml").read_text())
+    images = {i["name"]: i for i in kustomization.get("images") or []}
+    spec = obj["spec"]
+    for container in spec.get("containers") or [spec.get("container")]:
+        name = container["image"].split(":", 1)[0]
+        if name in images:
+            container["image"] = f"{images[name]['newName']}:{images[name]['newTag']}"
+    return dict(obj)
+
+
+def huggingface_runtime(kserve_dir: Path) -> dict[str, Any]:
+    """The Hugging Face ClusterServingRuntime (``config/runtimes``)."""
+    return _kustomized(kserve_dir, "config/runtimes", "kserve-huggingfaceserver.yaml")
+
+
+def storage_container(kserve_dir: Path) -> dict[str, Any]:
+    """The ``default`` ClusterStorageContainer (``config/storagecontainers``): which storage
+    initializer downloads ``hf://``, ``s3://``, ... URIs."""
+    return _kustomized(kserve_dir, "config/storagecontainers", "default.yaml")
+
+
+def webhook_configurations(kserve_dir: Path, url: str, ca_bundle: bytes) -> list[dict[str, Any]]:
+    """The module's webhook configurations, each pointing at ``url`` + its path."""
+    import base64
+
+    docs = [d for d in yaml.safe_load_all((kserve_dir / _MANIFESTS).read_text()) if d]
+    for doc in docs:
+        doc["metadata"] = {"name": doc["metadata"]["name"]}
+        for hook in doc["webhooks"]:
+            path = hook["clientConfig"]["service"]["path"]
+            hook["clientConfig"] = {
+                "url": url + path,
+                "caBundle": base64.b64encode(ca_bundle).decode(),
+            }
+    return docs
+
+
+def gateway_objects() -> list[dict[str, Any]]:
+    """A GatewayClass and KServe's default Gateway (pure)."""
+    namespace, name = GATEWAY
+    return [
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "GatewayClass",
+            "metadata": {"name": GATEWAY_CLASS},
+            "spec": {"controllerName": "controlplane.dev/loopback-gateway"},
+        },
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "Gateway",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "gatewayClassName": GATEWAY_CLASS,
+                "listeners": [
+                    {
+                        "name": "http",
+                        "protocol": "HTTP",
+                        "port": 80,
+                        "allowedRoutes": {"namespaces": {"from": "All"}},
+                    }
+                ],
+                "infrastructure": {"labels": {"serving.kserve.io/gateway": name}},
+            },
+        },
+    ]
+
+
+def _apply(cluster: LoopbackCluster, obj: dict[str, Any]) -> None:
+    api = obj["apiVersion"]
+    base = f"/api/{api}" if "/" not in api else f"/apis/{api}"
+    plural = _PLURALS[obj["kind"]]
+    ns = obj["metadata"].get("namespace")
+    where = f"{base}/namespaces/{ns}/{plural}" if ns else f"{base}/{plural}"
+    path = f"{where}/{obj['metadata']['name']}?fieldManager=controlplane-kube-up&force=true"
+    try:
+        cluster.request("PATCH", path, obj, content_type="application/apply-patch+yaml")
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")
+        raise KubeSetupError(
+            f"the API server refused {obj['kind']} {obj['metadata']['name']}: {detail}"
+        ) from exc
+
+
+_PLURALS = {
+    "Namespace": "namespaces",
+    "ConfigMap": "configmaps",
+    "ClusterServingRuntime": "clusterservingruntimes",
+    "ClusterStorageContainer": "clusterstoragecontainers",
+    "MutatingWebhookConfiguration": "mutatingwebhookconfigurations",
+    "ValidatingWebhookConfiguration": "validatingwebhookconfigurations",
+    "GatewayClass": "gatewayclasses",
+    "Gateway": "gateways",
+}
+
+
+def _tls_ready(port: int, ca: Path) -> bool:
+    context = ssl.create_default_context(cafile=str(ca))
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=1) as sock,
+            context.wrap_socket(sock, server_hostname="127.0.0.1"),
+        ):
+            return True
+    except OSError:
+        return False
+
+
+def start_kserve(cluster: LoopbackCluster, *, detach: bool = False, timeout: float = 90.0) -> None:
+    """Start KServe's manager (with its webhooks, runtime, Gateway and the Gateway status
+    stand-in) against ``cluster``; :func:`~controlplane.local.workloads.start_workloads` must
+    have run for anything to become Ready."""
+    kserve_dir = module_dir(KSERVE)
+    manager = binary("kserve-manager")
+    _apply(cluster, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+    _apply(cluster, inferenceservice_config(kserve_dir))
+    _apply(cluster, storage_container(kserve_dir))
+    for obj in gateway_objects():
+        _apply(cluster, obj)
+
+    # controller-runtime's webhook server reads <os.TempDir()>/k8s-webhook-server/serving-certs
+    tmp = cluster.workdir / "kserve-tmp"
+    certs = tmp / "k8s-webhook-server" / "serving-certs"
+    certs.mkdir(parents=True, exist_ok=True)
+    shutil.copy(cluster.workdir / "pki" / "apiserver.crt", certs / "tls.crt")
+    shutil.copy(cluster.workdir / "pki" / "apiserver.key", certs / "tls.key")
+    port = free_port()
+    proc = cluster.spawn(
+        "kserve-manager",
+        [str(manager), "--metrics-addr=0", "--health-probe-addr=0", f"--webhook-port={port}"],
+        env={"KUBECONFIG": str(cluster.kubeconfig), "POD_NAMESPACE": NAMESPACE, "TMPDIR": str(tmp)},
+        detach=detach,
+    )
+    deadline = time.monotonic() + timeout
+    while not _tls_ready(port, cluster.ca):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise KubeSetupError(
+                "KServe's manager did not start its webhook server:\n"
+                + cluster.log_tail(names=("kserve-manager",))
+            )
+        time.sleep(0.2)
+    for doc in webhook_configurations(
+        kserve_dir, f"https://127.0.0.1:{port}", cluster.ca.read_bytes()
+    ):
+        _apply(cluster, doc)
+    # through the real ClusterServingRuntime validating webhook
+    _apply(cluster, huggingface_runtime(kserve_dir))
+    cluster.spawn(
+        "gatewaystatus",
+        [
+            sys.executable,
+            "-m",
+            "controlplane.local.gatewaystatus",
+            f"--kubeconfig={cluster.kubeconfig}",
+            f"--gateway-class={GATEWAY_CLASS}",
+        ],
+        detach=detach,
+    )
