@@ -351,7 +351,15 @@ class Reconciler:
         self._stop_gates(ctx)
         if not state.terminal:
             self._verify_weights(ctx, router)
-            self._submit_gates(ctx)
+            if self._weights_overdue(ctx):
+                error, ctx.error, ctx.unverified = ctx.error, None, False
+                ctx.state = weights_rollback(
+                    ctx.state, canary, ctx.now, self.settings.progress_deadline_s, str(error)
+                )
+                self._persist(ctx)  # the decision comes before its effects
+                self._finalize(ctx, router)
+            else:
+                self._submit_gates(ctx)
         elif state.noop:
             self._finalize_noop(ctx, router)
         else:
@@ -413,6 +421,18 @@ class Reconciler:
             ctx.obj,
             "WeightsVerified",
             f"candidate {state.weight}%{' (mirrored)' if state.mirror else ''} verified",
+        )
+
+    def _weights_overdue(self, ctx: _Ctx) -> bool:
+        """The router has refused the step's weights (read back and found otherwise) for the
+        whole progress deadline since the step was asked for: no traffic reached the candidate
+        as the step needs, so it can never be judged (KServe v0.20.0's ``kserve`` router)."""
+        state = ctx.state
+        return (
+            ctx.unverified
+            and isinstance(ctx.error, RouterError)
+            and state.stage in ("shadow", "steps")
+            and ctx.now >= state.stage_started_at + self.settings.progress_deadline_s
         )
 
     def _finalize(self, ctx: _Ctx, router: Router) -> None:
@@ -668,17 +688,45 @@ class Reconciler:
 
 
 def is_ready(obj: Mapping[str, Any]) -> bool:
-    """KServe readiness: condition Ready True for the object's current generation."""
+    """KServe readiness: condition Ready True for the object's current spec.
+
+    An InferenceService's ``status.observedGeneration`` is not its own: KServe copies the one of
+    its child, the predictor Deployment's in Standard mode (``PropagateRawStatus``) or the
+    Knative Service's in Serverless mode (``PropagateStatus``, both in
+    ``pkg/apis/serving/v1beta1/inference_service_status.go``, v0.20.0). A change that leaves the
+    Deployment alone (a canary's ``trafficPercent``) therefore never brings it up to the
+    InferenceService's generation, and comparing the two would wait forever. Readiness of an
+    InferenceService is its Ready condition and, for each ``spec.canary`` entry, a
+    ``status.canaryStatuses`` entry that is ready at the same ``trafficPercent`` (which KServe
+    writes only once it has reconciled that spec). Other kinds (LLMInferenceService) must also
+    have observed their current generation.
+    """
     status = obj.get("status") or {}
-    generation = obj.get("metadata", {}).get("generation")
-    observed = status.get("observedGeneration")
-    if generation is not None and observed is not None and int(observed) < int(generation):
-        return False
-    return any(
+    if obj.get("kind") != "InferenceService":
+        generation = obj.get("metadata", {}).get("generation")
+        observed = status.get("observedGeneration")
+        if generation is not None and observed is not None and int(observed) < int(generation):
+            return False
+    ready = any(
         c.get("type") == "Ready" and c.get("status") == "True"
         for c in status.get("conditions") or []
         if isinstance(c, Mapping)
     )
+    canaries = (obj.get("spec") or {}).get("canary") or []
+    if ready and canaries:
+        seen = {
+            c.get("name"): c for c in status.get("canaryStatuses") or [] if isinstance(c, Mapping)
+        }
+        for entry in canaries:
+            name = (entry.get("predictor") or {}).get("name")
+            got = seen.get(name)
+            if (
+                got is None
+                or got.get("ready") is not True
+                or int(got.get("trafficPercent", -1)) != int(entry.get("trafficPercent", 0))
+            ):
+                return False
+    return ready
 
 
 def owner_reference(obj: Mapping[str, Any]) -> Obj:
@@ -698,14 +746,31 @@ def deadline_rollback(
 ) -> RolloutState:
     """The state after the candidate missed its progress deadline: rolled back, weight 0 (pure).
 
-    The machine has no rule for readiness timeouts (it only starts once ready), so this is the
-    controller's one decision of its own; it is persisted like any other before its effects.
+    The machine has no rule for readiness timeouts (it only starts once ready), so this and
+    :func:`weights_rollback` are the controller's decisions of its own; each is persisted like
+    any other before its effects.
     """
     message = (
         f"candidate {canary.spec.candidate.name} did not become ready within "
         f"{Duration.of(deadline_s)} (progress deadline)"
     )
-    reason = Reason("not-ready", message, now, state.step)
+    return _rolled_back(state, Reason("not-ready", message, now, state.step), now)
+
+
+def weights_rollback(
+    state: RolloutState, canary: ModelCanary, now: float, deadline_s: float, why: str
+) -> RolloutState:
+    """The state after the router could not put the step's weights in effect within the
+    progress deadline (``why``: its last read-back): rolled back, weight 0 (pure)."""
+    message = (
+        f"the {canary.spec.traffic.router} router did not put candidate {state.weight}% in "
+        f"effect within {Duration.of(deadline_s)} (progress deadline): {why}"
+    )
+    return _rolled_back(state, Reason("not-routed", message, now, state.step), now)
+
+
+def _rolled_back(state: RolloutState, reason: Reason, now: float) -> RolloutState:
+    message = reason.message
     event = Event("RolledBack", now, state.step, 0, message)
     return replace(
         state,

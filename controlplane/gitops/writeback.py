@@ -26,10 +26,11 @@ an hour in all), each try a new run of 1-6, so a retry never writes twice; a fil
 cannot be found is not retried (nothing will change by itself). After the last retry the
 controller's next start (:meth:`GitWriteBack.recover`) tries again.
 
-Which rollbacks: reason kinds ``breach``, ``shadow-expired`` and ``not-ready`` (automatic). A user's
-``abort`` is written back only when the notifier is built with ``on_abort=True`` (a user who
-aborts may well want to fix forward instead). The outcome is a Kubernetes Event on the canary
-(``GitWriteBack`` or ``GitWriteBackFailed``), a log line and the optional ``on_result`` callback.
+Which rollbacks: reason kinds ``breach``, ``shadow-expired``, ``not-ready`` and ``not-routed``
+(automatic). A user's ``abort`` is written back only when the notifier is built with
+``on_abort=True`` (a user who aborts may well want to fix forward instead). The outcome is a
+Kubernetes Event on the canary (``GitWriteBack`` or ``GitWriteBackFailed``), a log line and the
+optional ``on_result`` callback.
 """
 
 from __future__ import annotations
@@ -60,7 +61,9 @@ from controlplane.spec.models import ModelCanary
 log = logging.getLogger(__name__)
 
 TRAILER_KEY = "Canary-Rollback"
-AUTOMATIC_REASONS: frozenset[str] = frozenset({"breach", "shadow-expired", "not-ready"})
+AUTOMATIC_REASONS: frozenset[str] = frozenset(
+    {"breach", "shadow-expired", "not-ready", "not-routed"}
+)
 PR_BRANCH_PREFIX = "canary-rollback/"
 DEFAULT_AUTHOR = Identity()
 DEFAULT_RETRY_S = (30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 900.0, 900.0)

@@ -7,17 +7,21 @@ the call log) every ``InferenceService`` (``serving.kserve.io/v1beta1``) and
 writes a plausible Ready status through the status subresource: conditions, ``url``,
 ``address``, ``components.predictor`` (Knative-style revisions and traffic, honouring
 ``canaryTrafficPercent``), ``canaryStatuses`` for Standard-mode ``spec.canary`` and
-``observedGeneration``. :meth:`never_ready` and :meth:`fail` script the unhappy paths.
+``observedGeneration`` (in Standard mode the predictor Deployment's generation, as KServe v0.20.0
+reports it: it does not move when only a canary's ``trafficPercent`` does), and with
+``gateway_routes`` KServe's top-level HTTPRoute. :meth:`never_ready` and :meth:`fail` script the
+unhappy paths.
 
 Called by controller, router and plugin tests; tick-driven, no threads: tests move the clock.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from controlplane.kube.client import Obj, Ref, WatchEvent, format_time
 from controlplane.kube.fake import FakeKube
@@ -39,6 +43,12 @@ class _History:
     revisions: int = 0
     rolled_out: str | None = None
     previous: str | None = None
+    handled: int = 0
+    """The last generation this fake made Ready (KServe keeps no such record in the object)."""
+    predictor: str | None = None
+    deployment_generation: int = 0
+    """Standard mode: the predictor Deployment's generation, which KServe reports as the
+    InferenceService's ``observedGeneration``; it moves only when ``spec.predictor`` does."""
 
 
 def _is_served(api_version: str, kind: str) -> bool:
@@ -47,9 +57,20 @@ def _is_served(api_version: str, kind: str) -> bool:
     )
 
 
+GatewayRoutes = Literal["v0.20.0", "ready-canaries"]
+"""How a Standard-mode InferenceService's top-level HTTPRoute treats ``spec.canary`` (written
+only when ``gateway_routes`` is set, as KServe does with ``ingress.enableGatewayApi``):
+``v0.20.0`` routes everything to the stable predictor whatever ``trafficPercent`` says (observed
+on the real KServe v0.20.0, ``tests/controller/test_controller_kserve.py``); ``ready-canaries``
+weights the stable and each Ready canary by ``trafficPercent`` (``applyCanaryWeights`` in
+``reconcilers/ingress/httproute_reconciler.go``, KServe main after v0.20.0: read, not run)."""
+
+
 class FakeKServe:
     """Marks InferenceServices / LLMInferenceServices Ready ``ready_after_s`` after each spec
-    change, measured on ``now``; :meth:`tick` applies what is due."""
+    change, measured on ``now``; :meth:`tick` applies what is due (and, with
+    ``gateway_routes``, writes KServe's top-level HTTPRoute of a Standard-mode
+    InferenceService)."""
 
     def __init__(
         self,
@@ -58,8 +79,10 @@ class FakeKServe:
         now: Callable[[], float],
         ready_after_s: float = 0.0,
         domain: str = "example.com",
+        gateway_routes: GatewayRoutes | None = None,
     ) -> None:
         self._kube = kube
+        self.gateway_routes = gateway_routes
         self._now = now
         self.ready_after_s = ready_after_s
         self._domain = domain
@@ -128,9 +151,70 @@ class FakeKServe:
             status = self._ready_status(ref, obj, now)
             with self._lock:
                 self._pending.pop(ref, None)
+                self._history.setdefault(ref, _History()).handled = pending.generation
             self._kube.system_replace_status(ref, status)
+            if self.gateway_routes is not None and ref.kind == "InferenceService":
+                route = self._route(obj, status)
+                if route is not None:
+                    self._kube.apply(route, field_manager="kserve-controller")
             done.append(ref)
         return done
+
+    def _route(self, obj: Obj, status: Obj) -> Obj | None:
+        """KServe's top-level HTTPRoute of a Standard-mode InferenceService (its
+        ``createRawTopLevelHTTPRoute``): one rule to the stable predictor's Service, weighted
+        against the Ready canaries when ``gateway_routes`` is ``ready-canaries``."""
+        meta = obj["metadata"]
+        if (meta.get("annotations") or {}).get(MODE_ANNOTATION, "Serverless") == "Serverless":
+            return None
+        name, ns = meta["name"], meta.get("namespace") or "default"
+        spec = obj.get("spec") or {}
+
+        def service(predictor: str | None) -> str:
+            return f"{name}-{predictor}-predictor" if predictor else f"{name}-predictor"
+
+        def backend(predictor: str | None, weight: int) -> Obj:
+            return {
+                "group": "",
+                "kind": "Service",
+                "name": service(predictor),
+                "namespace": ns,
+                "port": 80,
+                "weight": weight,
+            }
+
+        stable = (spec.get("predictor") or {}).get("name")
+        backends = [backend(stable, 1)]
+        if self.gateway_routes == "ready-canaries" and spec.get("canary"):
+            ready = {c["name"] for c in status.get("canaryStatuses") or [] if c.get("ready")}
+            split = [
+                backend(c["predictor"]["name"], int(c.get("trafficPercent", 0)))
+                for c in spec["canary"]
+                if c["predictor"]["name"] in ready
+            ]
+            backends = [backend(stable, 100 - sum(b["weight"] for b in split)), *split]
+        return {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "HTTPRoute",
+            "metadata": {"name": name, "namespace": ns, "labels": dict(meta.get("labels") or {})},
+            "spec": {
+                "hostnames": [f"{name}-{ns}.{self._domain}"],
+                "parentRefs": [
+                    {
+                        "group": "gateway.networking.k8s.io",
+                        "kind": "Gateway",
+                        "name": "kserve-ingress-gateway",
+                        "namespace": "kserve",
+                    }
+                ],
+                "rules": [
+                    {
+                        "matches": [{"path": {"type": "RegularExpression", "value": "^/.*$"}}],
+                        "backendRefs": backends,
+                    }
+                ],
+            },
+        }
 
     def _on_event(self, event: WatchEvent) -> None:
         obj = event.object
@@ -142,11 +226,10 @@ class FakeKServe:
                 self._pending.pop(ref, None)
                 self._history.pop(ref, None)
                 return
-            self._history.setdefault(ref, _History())
+            history = self._history.setdefault(ref, _History())
             generation = int(obj["metadata"].get("generation", 1))
-            observed = obj.get("status", {}).get("observedGeneration")
             pending = self._pending.get(ref)
-            if observed == generation or (pending and pending.generation == generation):
+            if history.handled == generation or (pending and pending.generation == generation):
                 return
             self._pending[ref] = _Pending(generation, self._now() + self.ready_after_s)
             failed = self._failed.get(ref.name)
@@ -196,6 +279,8 @@ class FakeKServe:
         }
         if mode == "Serverless":
             predictor.update(self._revisions(ref, spec))
+        else:
+            status["observedGeneration"] = self._deployment_generation(ref, spec)
         canaries = spec.get("canary")
         if mode != "Serverless" and isinstance(canaries, list) and canaries:
             status["canaryStatuses"] = [
@@ -209,6 +294,18 @@ class FakeKServe:
                 if isinstance(c, dict)
             ]
         return status
+
+    def _deployment_generation(self, ref: Ref, spec: dict[str, Any]) -> int:
+        """Standard mode: the stable Deployment's generation (KServe's ``PropagateRawStatus``
+        copies it into the InferenceService's ``observedGeneration``): it moves with
+        ``spec.predictor``, not with a canary's ``trafficPercent``."""
+        predictor = json.dumps(spec.get("predictor"), sort_keys=True)
+        with self._lock:
+            history = self._history.setdefault(ref, _History())
+            if history.predictor != predictor:
+                history.predictor = predictor
+                history.deployment_generation += 1
+            return history.deployment_generation
 
     def _revisions(self, ref: Ref, spec: dict[str, Any]) -> Obj:
         """Knative-style revision bookkeeping: one revision per ready generation."""

@@ -52,6 +52,7 @@ ReasonKind = Literal[
     "breach",
     "aborted",
     "not-ready",
+    "not-routed",
     "shadow-expired",
     "provider-errors",
     "user-pause",

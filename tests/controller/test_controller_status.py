@@ -124,31 +124,85 @@ def test_deadline_rollback_sets_weight_zero_and_records_why() -> None:
     assert out.history[-1].type == "RolledBack"
 
 
+READY = [{"type": "Ready", "status": "True"}]
+ISVC_KIND = {"kind": "InferenceService"}
+CANARY_SPEC = {"canary": [{"predictor": {"name": "fp8"}, "trafficPercent": 10}]}
+
+
 @pytest.mark.parametrize(
     ("obj", "ready"),
     [
         pytest.param({"metadata": {"generation": 2}}, False, id="no-status"),
         pytest.param(
             {
+                "kind": "LLMInferenceService",
                 "metadata": {"generation": 2},
-                "status": {
-                    "observedGeneration": 1,
-                    "conditions": [{"type": "Ready", "status": "True"}],
-                },
+                "status": {"observedGeneration": 1, "conditions": READY},
             },
             False,
-            id="stale-generation",
+            id="llmisvc-stale-generation",
         ),
         pytest.param(
             {
+                "kind": "LLMInferenceService",
                 "metadata": {"generation": 2},
+                "status": {"observedGeneration": 2, "conditions": READY},
+            },
+            True,
+            id="llmisvc-ready",
+        ),
+        # KServe v0.20.0 Standard mode: observedGeneration is the predictor Deployment's, which
+        # a trafficPercent change leaves at 1 (tests/controller/test_controller_kserve.py)
+        pytest.param(
+            {
+                **ISVC_KIND,
+                "metadata": {"generation": 2},
+                "spec": CANARY_SPEC,
                 "status": {
-                    "observedGeneration": 2,
-                    "conditions": [{"type": "Ready", "status": "True"}],
+                    "observedGeneration": 1,
+                    "conditions": READY,
+                    "canaryStatuses": [{"name": "fp8", "ready": True, "trafficPercent": 10}],
                 },
             },
             True,
-            id="ready",
+            id="isvc-deployment-generation",
+        ),
+        pytest.param(
+            {
+                **ISVC_KIND,
+                "metadata": {"generation": 3},
+                "spec": CANARY_SPEC,
+                "status": {
+                    "observedGeneration": 1,
+                    "conditions": READY,
+                    "canaryStatuses": [{"name": "fp8", "ready": True, "trafficPercent": 5}],
+                },
+            },
+            False,
+            id="isvc-canary-percent-not-reconciled",
+        ),
+        pytest.param(
+            {
+                **ISVC_KIND,
+                "metadata": {"generation": 2},
+                "spec": CANARY_SPEC,
+                "status": {
+                    "conditions": READY,
+                    "canaryStatuses": [{"name": "fp8", "ready": False, "trafficPercent": 10}],
+                },
+            },
+            False,
+            id="isvc-canary-not-ready",
+        ),
+        pytest.param(
+            {
+                **ISVC_KIND,
+                "metadata": {"generation": 2},
+                "spec": CANARY_SPEC,
+                "status": {"conditions": READY},
+            },
+            False,
+            id="isvc-canary-status-missing",
         ),
     ],
 )

@@ -62,6 +62,7 @@ class IsvcStandin:
         # the fake's status documents (and its Knative revision bookkeeping), byte for byte
         self._render: Any = FakeKServe(_NoListener(), now=now)  # type: ignore[arg-type]
         self._pending: dict[Ref, _Pending] = {}
+        self._handled: dict[Ref, int] = {}  # the generation last made Ready
         self._never: set[str] = set()
         self.writes = 0
 
@@ -86,14 +87,17 @@ class IsvcStandin:
                     found[Ref.of(obj)] = obj
         for ref in [r for r in self._pending if r not in found]:
             del self._pending[ref]  # deleted
+        for ref in [r for r in self._handled if r not in found]:
+            del self._handled[ref]
         for ref, obj in found.items():
             if obj["metadata"].get("deletionTimestamp"):
                 self._pending.pop(ref, None)
                 continue
             generation = int(obj["metadata"].get("generation", 1))
-            observed = (obj.get("status") or {}).get("observedGeneration")
             pending = self._pending.get(ref)
-            if observed == generation or (pending and pending.generation == generation):
+            if self._handled.get(ref) == generation or (
+                pending and pending.generation == generation
+            ):
                 continue
             self._pending[ref] = _Pending(generation, now + self.ready_after_s)
         return found
@@ -121,6 +125,7 @@ class IsvcStandin:
             except (Conflict, NotFound):
                 continue  # changed or gone since the list: the next tick sees it
             self.writes += 1
+            self._handled[ref] = pending.generation
             del self._pending[ref]
             done.append(ref)
         return done
