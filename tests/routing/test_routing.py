@@ -20,6 +20,7 @@ from controlplane.cli.main import main
 from controlplane.errors import Problem, RouterError
 from controlplane.kube.client import Ref
 from controlplane.kube.fake import FakeKube
+from controlplane.kube.fake_kserve import FakeKServe, GatewayRoutes
 from controlplane.profiles.catalog import load_catalog
 from controlplane.routing import gateway_api, istio, kserve, kserve_knative, llmisvc
 from controlplane.routing.base import CAPABILITIES, Weights, capability_problems
@@ -209,12 +210,67 @@ def test_mirror_on_a_router_without_mirroring_is_a_router_error(router: str) -> 
         router_objects(canary(router), 0, True, None)
 
 
-def test_kserve_canary_entry_has_no_autoscaling_fields() -> None:
-    isvc = kserve.build_inferenceservice(canary("kserve"), CATALOG, 5, False)
+def test_kserve_replicas_are_what_the_canary_names() -> None:
+    # KServe v0.20.0 gives a canary entry without minReplicas ceil(stable x percent) pods and
+    # lowers the stable's minimum by the canary's replicas (tests/controller/
+    # test_controller_kserve.py observes it): the entry names its replicas, the stable asks
+    # for both, maxReplicas (refused on a canary entry) stays off it, and no HPA moves them.
+    c = canary("kserve")
+    isvc = kserve.build_inferenceservice(c, CATALOG, 5, False)
     [entry] = isvc["spec"]["canary"]
     assert entry["trafficPercent"] == 5
     assert entry["predictor"]["name"] == "nf4"
-    assert not {"minReplicas", "maxReplicas"} & set(entry["predictor"])
+    assert entry["predictor"]["minReplicas"] == c.spec.candidate.replicas
+    assert "maxReplicas" not in entry["predictor"]
+    both = c.spec.stable.replicas + c.spec.candidate.replicas
+    assert isvc["spec"]["predictor"]["minReplicas"] == both
+    assert isvc["spec"]["predictor"]["maxReplicas"] == both
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"] == "none"
+    promoted = kserve.build_inferenceservice(c, CATALOG, 0, False, "promoted")
+    assert promoted["spec"]["predictor"]["minReplicas"] == c.spec.candidate.replicas
+
+
+@pytest.mark.parametrize(
+    ("backends", "weight"),
+    [
+        ([("support-triage-llm-predictor", None)], 0),
+        ([("support-triage-llm-predictor", 95), ("support-triage-llm-nf4-predictor", 5)], 5),
+        ([("support-triage-llm-predictor", 0), ("support-triage-llm-nf4-predictor", 100)], 100),
+    ],
+)
+def test_kserve_weights_are_read_from_the_route_in_effect(
+    backends: list[tuple[str, int | None]], weight: int
+) -> None:
+    refs = [{"name": n, **({} if w is None else {"weight": w})} for n, w in backends]
+    route = {"metadata": {"name": "support-triage-llm"}, "spec": {"rules": [{"backendRefs": refs}]}}
+    assert kserve.route_weights(canary("kserve"), route) == Weights(weight)
+    # after promotion the stable predictor's Service serves the candidate
+    if weight == 0:
+        assert kserve.route_weights(canary("kserve"), route, "nf4") == Weights(100)
+
+
+def test_kserve_route_to_a_stranger_is_a_router_error() -> None:
+    refs = [{"name": "someone-else-predictor"}]
+    route = {"metadata": {"name": "support-triage-llm"}, "spec": {"rules": [{"backendRefs": refs}]}}
+    with pytest.raises(RouterError, match="someone-else-predictor"):
+        kserve.route_weights(canary("kserve"), route)
+
+
+@pytest.mark.parametrize(("routes", "in_effect"), [("v0.20.0", 0), ("ready-canaries", 25)])
+def test_kserve_verify_reads_what_kserve_routed(routes: GatewayRoutes, in_effect: int) -> None:
+    kube, c = seeded("kserve")
+    fake = FakeKServe(kube, now=lambda: 1_700_000_000.0, gateway_routes=routes)
+    r = make_router("kserve", kube, CATALOG)
+    r.set_weights(c, 25, False)
+    with pytest.raises(RouterError, match="not written HTTPRoute"):
+        r.verify(c, Weights(25))  # KServe has not reconciled yet
+    fake.tick()
+    assert r.get_weights(c) == Weights(in_effect)
+    if in_effect == 25:
+        r.verify(c, Weights(25))
+    else:
+        with pytest.raises(RouterError, match=r"KServe v0\.20\.0 routes none"):
+            r.verify(c, Weights(25))
 
 
 def test_kserve_canary_entry_names_its_model_container() -> None:
@@ -242,16 +298,21 @@ def seeded(router: str) -> tuple[FakeKube, ModelCanary]:
 def test_apply_read_back_verify_and_finalize(router: str) -> None:
     kube, c = seeded(router)
     r = make_router(router, kube, CATALOG)  # type: ignore[arg-type]
+    # the kserve router reads KServe's own HTTPRoute: a KServe that splits must write it
+    fake = FakeKServe(kube, now=lambda: 1_700_000_000.0, gateway_routes="ready-canaries")
     for weight in (0, 5, 25, 75, 100):
         r.set_weights(c, weight, False)
+        fake.tick()
         assert r.get_weights(c) == Weights(weight)
         r.verify(c, Weights(weight))
     with pytest.raises(RouterError, match="expected"):
         r.verify(c, Weights(50))
     r.set_weights(c, 25, False)
     r.finalize(c, "promoted")
+    fake.tick()
     assert r.get_weights(c) == Weights(100)
     r.finalize(c, "rolled_back")
+    fake.tick()
     assert r.get_weights(c) == Weights(0)
 
 
@@ -297,7 +358,7 @@ def test_verify_sees_a_route_changed_behind_its_back() -> None:
 @pytest.mark.parametrize("router", ROUTERS)
 def test_reading_before_applying_is_a_router_error(router: str) -> None:
     kube = FakeKube()
-    with pytest.raises(RouterError, match="does not exist"):
+    with pytest.raises(RouterError, match=r"does not exist|not written"):
         make_router(router, kube, CATALOG).get_weights(canary(router))  # type: ignore[arg-type]
 
 
