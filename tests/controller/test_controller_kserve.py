@@ -1,0 +1,189 @@
+"""The controller against the real KServe v0.20.0 controller (loopback, fake GPU nodes).
+
+``kserve_loopback`` runs KServe's own controller manager (built from its Go module, the version
+whose CRDs are installed) in Standard mode with Gateway API ingress and its webhooks, plus
+kube-controller-manager, kube-scheduler and kwok: InferenceServices become Deployments, pods are
+scheduled onto GPU nodes by ``nvidia.com/gpu.product`` and GPU count, and KServe writes its
+HTTPRoutes. The controller decides on the injected clock (:class:`~support.kserve_world.
+KServeWorld` waits for KServe to settle before each pass); the assertions are what a user sees
+with ``kubectl get deploy,pods,httproute``: :func:`~support.kserve_world.snapshot`.
+
+What these tests found, and what changed on our side (docs/routing.md "KServe as observed"):
+
+- KServe v0.20.0 accepts ``spec.canary[].trafficPercent`` and reports it in ``canaryStatuses``,
+  but its HTTPRoute sends everything to the stable predictor: the ``kserve`` router now reads the
+  weights from that route and rolls back (reason ``not-routed``) when the step's weights never
+  take effect, instead of judging a candidate that gets no traffic;
+- an InferenceService's ``observedGeneration`` is its Deployment's, so readiness no longer
+  compares it with the InferenceService's generation (the rollout would never start);
+- a canary entry's replicas and the stable's are derived by KServe unless set: both now are.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from support.controller_world import DAY, NS, Metrics, canary_dict, finished
+from support.kserve_world import DEPLOYMENT, KServeWorld, snapshot
+
+from controlplane.kube.client import Ref
+from controlplane.local.kubeapi import LoopbackCluster
+from controlplane.profiles.catalog import load_catalog
+from controlplane.routing import kserve as kserve_router
+from controlplane.routing.base import Weights
+from controlplane.spec.models import ModelCanary
+
+pytestmark = [pytest.mark.binary, pytest.mark.slow, pytest.mark.timeout(900)]
+
+Snapshots = dict[tuple[str, int, int], dict[str, Any]]
+
+
+def world_on(cluster: LoopbackCluster, metrics: Metrics) -> KServeWorld:
+    return KServeWorld(metrics.t0, metrics.url, kubeconfig=str(cluster.kubeconfig))
+
+
+def recorder(name: str, seen: Snapshots) -> Callable[[KServeWorld], bool]:
+    """A ``done`` for run_until that snapshots the cluster at every new (phase, step, weight)."""
+
+    def done(world: KServeWorld) -> bool:
+        status = world.get(name).get("status") or {}
+        key = (str(status.get("phase")), int(status.get("step", 0)), int(status.get("weight", 0)))
+        if key not in seen:
+            world.kserve.tick()
+            seen[key] = snapshot(world.admin)
+        return finished(name)(world)
+
+    return done
+
+
+def labels(variant: str, role: str, name: str = "good") -> tuple[str, str, str]:
+    return (name, variant, role)
+
+
+# ------------------------------------------------------------------------- the kserve router
+
+
+def test_kserve_router_on_v0_20_never_routes_the_canary_and_rolls_back(
+    kserve_loopback: LoopbackCluster, metrics: Metrics
+) -> None:
+    world = world_on(kserve_loopback, metrics)
+    data = canary_dict("good", metrics.url, traffic={"router": "kserve"})
+    data["spec"]["stable"]["replicas"] = 2
+    data["spec"]["candidate"]["replicas"] = 2
+    world.create(data)
+    seen: Snapshots = {}
+    world.run_until(recorder("good", seen), limit=2 * DAY)
+
+    # deployed: two Deployments with the replicas the canary names (KServe alone would run
+    # ceil(2 x 5%) = 1 candidate and lower the stable to 1), pods labelled per variant
+    deployed = seen[("progressing", 1, 5)]
+    assert deployed["deployments"] == {"good-llm-predictor": 2, "good-llm-nf4-predictor": 2}
+    assert deployed["pods"] == {
+        "good-llm-predictor": [labels("bf16", "stable")] * 2,
+        "good-llm-nf4-predictor": [labels("nf4", "candidate")] * 2,
+    }
+    # KServe was told 5% and says the canary is Ready at 5% ...
+    assert deployed["canaries"] == {
+        "good-llm": {"asked": {"nf4": 5}, "reported": {"nf4": (True, 5)}}
+    }
+    # ... while its routes send everything to the stable predictor
+    assert deployed["routes"] == {
+        "good-llm": {"good-llm-predictor": 1},
+        "good-llm-predictor": {"good-llm-predictor": 1},
+    }
+    refused = [m for r, m in world.events("good") if r == "WeightsNotVerified"]
+    assert any("routes stable 100% / candidate 0%" in m for m in refused), refused
+
+    # the step never started; at the progress deadline (6h) it is rolled back, saying why
+    state = world.state("good")
+    assert state.stage == "rolled_back"
+    assert state.reason is not None
+    assert state.reason.kind == "not-routed"
+    assert "did not put candidate 5% in effect within 6h" in state.reason.message
+    assert "KServe v0.20.0 routes none" in state.reason.message
+    assert [e.type for e in state.history] == ["StepStarted", "RolledBack"]
+    # no candidate Deployment, Service or pod is left; the stable is untouched
+    after = snapshot(world.admin)
+    assert after["deployments"] == {"good-llm-predictor": 2}
+    assert set(after["pods"]) == {"good-llm-predictor"}
+    services = {s["metadata"]["name"] for s in world.admin.list("v1", "Service", NS)}
+    assert "good-llm-nf4-predictor" not in services
+
+
+def test_kserve_router_promotion_rolls_the_stable_pods_and_drops_the_canary(
+    kserve_loopback: LoopbackCluster, metrics: Metrics
+) -> None:
+    world = world_on(kserve_loopback, metrics)
+    data = canary_dict("promo", metrics.url, traffic={"router": "kserve"})
+    canary = ModelCanary.model_validate(data)
+    router = kserve_router.router(world.admin, load_catalog())
+    router.set_weights(canary, 0, False)
+    world.kserve.tick()
+    before = {p["metadata"]["name"] for p in world.admin.list("v1", "Pod", NS)}
+    router.verify(canary, Weights(0))
+
+    router.finalize(canary, "promoted")
+    world.kserve.tick()
+    after = snapshot(world.admin)
+    # the stable Deployment now runs the candidate: new pods (a rolling update), labelled
+    # candidate; the canary's Deployment is deleted by KServe; the route is unchanged
+    assert after["deployments"] == {"promo-llm-predictor": 1}
+    assert after["pods"] == {"promo-llm-predictor": [labels("nf4", "candidate", "promo")]}
+    now = {p["metadata"]["name"] for p in world.admin.list("v1", "Pod", NS)}
+    assert not now & before
+    deployment = world.admin.get(Ref(*DEPLOYMENT, NS, "promo-llm-predictor"))
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--quantization=bitsandbytes" in args, json.dumps(args)
+    assert after["routes"]["promo-llm"] == {"promo-llm-predictor": 1}
+    router.verify(canary, Weights(100))
+
+
+# ------------------------------------------------------------------- the gateway-api router
+
+
+@pytest.mark.parametrize(
+    ("name", "outcome"),
+    [("good", "promoted"), ("slow", "rolled_back")],
+    ids=["promotion", "rollback"],
+)
+def test_gateway_api_router_rolls_out_on_real_kserve(
+    kserve_loopback: LoopbackCluster, metrics: Metrics, name: str, outcome: str
+) -> None:
+    world = world_on(kserve_loopback, metrics)
+    world.create(canary_dict(name, metrics.url))
+    seen: Snapshots = {}
+    world.run_until(recorder(name, seen), limit=30 * DAY)
+    stable, candidate = f"{name}-llm-bf16-predictor", f"{name}-llm-nf4-predictor"
+
+    steps = {k: v for k, v in seen.items() if k[0] == "progressing"}
+    assert steps, seen.keys()
+    for (_, _, weight), view in steps.items():
+        # one InferenceService per variant, each a Deployment KServe owns, both Ready
+        assert view["deployments"] == {stable: 1, candidate: 1}
+        assert view["pods"] == {
+            stable: [labels("bf16", "stable", name)],
+            candidate: [labels("nf4", "candidate", name)],
+        }
+        # our HTTPRoute splits at the step's weight; KServe's own routes serve one variant each
+        assert view["routes"][name] == {stable: 100 - weight, candidate: weight}
+        assert view["routes"][f"{name}-llm-bf16"] == {stable: 1}
+        assert view["routes"][f"{name}-llm-nf4"] == {candidate: 1}
+    weights = sorted({k[2] for k in steps})
+    assert weights == ([5, 25, 75] if outcome == "promoted" else [5])
+
+    state = world.state(name)
+    assert state.stage == outcome
+    world.clock.t += 700  # past the cleanup delay: the losing variant is released
+    world.settle()
+    world.kserve.tick()
+    end = snapshot(world.admin)
+    # garbage collection removes the released InferenceService's Deployment and pods
+    winner = candidate if outcome == "promoted" else stable
+    assert end["deployments"] == {winner: 1}
+    assert set(end["pods"]) == {winner}
+    assert end["routes"][name] == (
+        {stable: 0, candidate: 100} if outcome == "promoted" else {stable: 100, candidate: 0}
+    )

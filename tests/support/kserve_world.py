@@ -1,0 +1,153 @@
+"""The controller world of :mod:`support.real_world` with the real KServe in place of the stand-in.
+
+:class:`KServeWorld` is :class:`~support.real_world.RealWorld` on the ``kserve_loopback`` cluster:
+KServe v0.20.0's controller manager, kube-controller-manager, kube-scheduler and kwok run there
+in real time while the controller decides on the test's injected clock. To keep the two in step,
+:class:`Converged` takes the place of the stand-in: its :meth:`~Converged.tick` (called before
+every controller pass) blocks until KServe and the Deployment controller have caught up with the
+last write (every InferenceService's generation observed, every Deployment rolled out, no pod
+terminating; every InferenceService Ready, which the scenarios here all reach), so each pass
+sees the cluster a user would see once things settle. It never writes.
+
+:func:`snapshot` is what a user would look at: the Deployments of the namespace with their ready
+replicas, the labels of their pods, and the backends and weights of every HTTPRoute.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from controlplane.controller.reconcile import is_ready
+from controlplane.errors import KubeError
+from controlplane.kube.client import Obj, Ref
+from controlplane.kube.real import RealKube
+from support.controller_world import NS
+from support.real_world import RealWorld
+
+ISVC = ("serving.kserve.io/v1beta1", "InferenceService")
+DEPLOYMENT = ("apps/v1", "Deployment")
+ROUTE = ("gateway.networking.k8s.io/v1", "HTTPRoute")
+
+
+def _settled_isvc(obj: Obj) -> bool:
+    # not observedGeneration: KServe reports its Deployment's there (see is_ready)
+    return is_ready(obj)
+
+
+def _rolled_out(obj: Obj) -> bool:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    want = int(spec.get("replicas", 1))
+    return (
+        status.get("observedGeneration") == obj["metadata"].get("generation")
+        and int(status.get("updatedReplicas", 0)) == want
+        and int(status.get("readyReplicas", 0)) == want
+        and int(status.get("replicas", 0)) == want
+    )
+
+
+class Converged:
+    """Waits (in real time) for the real KServe and Deployment controllers to settle."""
+
+    def __init__(self, kube: RealKube, namespace: str = NS, timeout_s: float = 60.0) -> None:
+        self._kube = kube
+        self._namespace = namespace
+        self._timeout_s = timeout_s
+        self.waits = 0
+
+    def _unsettled(self) -> list[str]:
+        ns = self._namespace
+        busy = [
+            f"InferenceService/{o['metadata']['name']} (generation "
+            f"{o['metadata'].get('generation')}, status {o.get('status')})"
+            for o in self._kube.list(*ISVC, ns)
+            if not o["metadata"].get("deletionTimestamp") and not _settled_isvc(o)
+        ]
+        busy += [
+            f"Deployment/{o['metadata']['name']}"
+            for o in self._kube.list(*DEPLOYMENT, ns)
+            if not _rolled_out(o)
+        ]
+        busy += [
+            f"Pod/{o['metadata']['name']}"
+            for o in self._kube.list("v1", "Pod", ns)
+            if o["metadata"].get("deletionTimestamp")
+        ]
+        return busy
+
+    def tick(self) -> list[Ref]:
+        deadline = time.monotonic() + self._timeout_s
+        while busy := self._unsettled():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"KServe did not settle in {self._timeout_s}s: {busy}")
+            self.waits += 1
+            time.sleep(0.2)
+        return []
+
+    def pending(self) -> dict[Ref, float]:
+        return {}
+
+    def never_ready(self, name: str) -> None:
+        raise NotImplementedError("the real KServe makes what it makes Ready")
+
+
+@dataclass
+class KServeWorld(RealWorld):
+    """:class:`RealWorld` whose InferenceServices the real KServe reconciles."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.kserve = Converged(RealKube.connect(kubeconfig=self.kubeconfig))  # type: ignore[assignment]
+        # the namespace was emptied of InferenceServices: wait for garbage collection to take
+        # their Deployments and pods too, so each test starts from nothing
+        deadline = time.monotonic() + 60
+        while self.admin.list(*DEPLOYMENT, NS) or self.admin.list("v1", "Pod", NS):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{NS} still has Deployments or pods of an earlier test")
+            time.sleep(0.2)
+
+
+def snapshot(kube: RealKube, namespace: str = NS) -> dict[str, Any]:
+    """Deployments (name -> ready replicas), their pods' canary labels, every HTTPRoute's
+    backends with weights (route -> {service: weight}) and each InferenceService's canary
+    entries: the percent asked for and the (ready, percent) KServe reports."""
+    deployments = {
+        o["metadata"]["name"]: int((o.get("status") or {}).get("readyReplicas", 0))
+        for o in kube.list(*DEPLOYMENT, namespace)
+    }
+    pods: dict[str, list[tuple[str, str, str]]] = {}
+    for pod in kube.list("v1", "Pod", namespace):
+        labels = pod["metadata"].get("labels") or {}
+        owner = labels.get("app", "").removeprefix("isvc.")
+        pods.setdefault(owner, []).append(
+            (
+                labels.get("canary.controlplane.dev/canary", ""),
+                labels.get("canary.controlplane.dev/variant", ""),
+                labels.get("canary.controlplane.dev/role", ""),
+            )
+        )
+    canaries = {
+        o["metadata"]["name"]: {
+            "asked": {
+                c["predictor"]["name"]: c.get("trafficPercent")
+                for c in (o.get("spec") or {}).get("canary") or []
+            },
+            "reported": {
+                c["name"]: (c.get("ready"), c.get("trafficPercent"))
+                for c in (o.get("status") or {}).get("canaryStatuses") or []
+            },
+        }
+        for o in kube.list(*ISVC, namespace)
+    }
+    routes: dict[str, dict[str, int]] = {}
+    try:
+        for route in kube.list(*ROUTE, namespace):
+            weights: dict[str, int] = {}
+            for rule in route["spec"].get("rules") or []:
+                for ref in rule.get("backendRefs") or []:
+                    weights[ref["name"]] = weights.get(ref["name"], 0) + int(ref.get("weight", 1))
+            routes[route["metadata"]["name"]] = weights
+    except KubeError:
+        pass
+    return {"deployments": deployments, "pods": pods, "routes": routes, "canaries": canaries}
