@@ -74,13 +74,13 @@ test-latest: $(UV) kube-tools ## lint and test against the newest releases pypro
 lock: $(UV) ## re-resolve uv.lock to the newest releases that pyproject.toml allows
 	$(UV) lock --upgrade --python $(PY)
 
-kube-tools: ## build kube-apiserver, kube-controller-manager, etcd and kwok from their Go modules (pinned, cached)
+kube-tools: ## build kube-apiserver, -controller-manager, -scheduler, kubectl, etcd, kwok, helm, KServe from their Go modules (pinned, cached)
 	@scripts/build-kube.sh >/dev/null
 
 # the loopback cluster's files (kubeconfig, certificates, logs, etcd data); never committed
 KUBE_DIR ?= .kube-up
-kube-up: setup kube-tools ## start etcd + kube-apiserver on loopback with every CRD; prints KUBECONFIG=
-	@$(BIN)/python -m controlplane.local.kubeapi up --dir $(KUBE_DIR)
+kube-up: setup kube-tools ## start etcd + kube-apiserver on loopback with every CRD (KSERVE=1: + real KServe on fake GPU nodes); prints KUBECONFIG=
+	@$(BIN)/python -m controlplane.local.kubeapi up --dir $(KUBE_DIR) $(if $(KSERVE),--kserve)
 
 kube-down: ## stop the cluster kube-up started (no process or port left behind)
 	@$(BIN)/python -m controlplane.local.kubeapi down --dir $(KUBE_DIR)

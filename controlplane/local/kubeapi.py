@@ -13,9 +13,10 @@ The binaries are built once per machine by ``scripts/build-kube.sh`` (``make kub
 ``$XDG_CACHE_HOME/controlplane-tools/kube-<version>/bin``; a missing binary is a
 :class:`KubeSetupError` that says how to build it, never a skip.
 
-``python -m controlplane.local.kubeapi up|down|env --dir D`` is what ``make kube-up`` /
-``make kube-down`` run: ``up`` starts a detached cluster, records its processes in
-``D/state.json`` and prints ``KUBECONFIG=<path>`` as its last line; ``down`` stops it.
+``python -m controlplane.local.kubeapi up|down --dir D [--kserve]`` is what ``make kube-up`` /
+``make kube-down`` run: ``up`` starts a detached cluster (``--kserve``: with workloads and the
+real KServe, ``make kube-up KSERVE=1``), records its processes in ``D/state.json`` and prints
+``KUBECONFIG=<path>`` as its last line; ``down`` stops it.
 """
 
 from __future__ import annotations
@@ -522,10 +523,22 @@ def _state(folder: Path) -> Path:
     return folder / "state.json"
 
 
-def up(folder: Path, crds: Sequence[dict[str, Any]]) -> LoopbackCluster:
-    """Start a detached cluster in ``folder`` (stopping one already recorded there)."""
+def up(folder: Path, crds: Sequence[dict[str, Any]], *, kserve: bool = False) -> LoopbackCluster:
+    """Start a detached cluster in ``folder`` (stopping one already recorded there); with
+    ``kserve``, also the workloads (:mod:`controlplane.local.workloads`) and the real KServe
+    (:mod:`controlplane.local.kserve`)."""
     down(folder)
     cluster = start_cluster(folder, crds=crds, detach=True)
+    try:
+        if kserve:
+            from controlplane.local.kserve import start_kserve
+            from controlplane.local.workloads import start_workloads
+
+            start_workloads(cluster, detach=True)
+            start_kserve(cluster, detach=True)
+    except BaseException:
+        cluster.stop()
+        raise
     _state(folder).write_text(json.dumps({"pids": cluster.pids, "port": cluster.port}))
     return cluster
 
@@ -548,6 +561,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("action", choices=["up", "down"])
     parser.add_argument("--dir", type=Path, required=True, help="where the cluster's files live")
+    parser.add_argument(
+        "--kserve",
+        action="store_true",
+        help="also run kube-controller-manager, kube-scheduler, kwok GPU nodes and KServe",
+    )
     args = parser.parse_args(argv)
     folder: Path = args.dir.resolve()
     try:
@@ -557,7 +575,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         from controlplane.local.upstream_crds import all_crds
 
-        cluster = up(folder, all_crds())
+        cluster = up(folder, all_crds(), kserve=args.kserve)
     except ControlPlaneError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -94,6 +94,9 @@ def test_kserve_router_on_v0_20_never_routes_the_canary_and_rolls_back(
         "good-llm": {"good-llm-predictor": 1},
         "good-llm-predictor": {"good-llm-predictor": 1},
     }
+    # autoscalerClass none: no HPA (KServe v0.20.0 creates a canary's HPA without an owner
+    # reference, so it would outlive the InferenceService)
+    assert world.admin.list("autoscaling/v2", "HorizontalPodAutoscaler", NS) == []
     refused = [m for r, m in world.events("good") if r == "WeightsNotVerified"]
     assert any("routes stable 100% / candidate 0%" in m for m in refused), refused
 
