@@ -1,0 +1,678 @@
+"""RBAC for real: the product runs with the token of the ServiceAccount the chart creates, on the
+RBAC-enforcing loopback kube-apiserver, in the cluster scope and in the namespaced scope.
+
+``helm install`` puts the chart on the server (git source, gates, Argo CD namespace and, in the
+namespaced scope, two watched namespaces set through values); a TokenRequest mints the
+ServiceAccount's token, as the kubelet would mount it; ``canaryctl controller`` is then wired
+in-process from the Deployment's own arguments (:class:`Product`: controller, leader election,
+alerts, git source, write-back, HTTP API) on a RealKube of that token, with an injected clock.
+:class:`~support.isvc_standin.IsvcStandin` plays KServe with the admin token.
+
+One scenario per scope uses every feature: the git source applies three canaries (server-side
+apply), a gate runs through the Argo Server before a step, a user promotes two canaries through
+the API (TokenReview and SubjectAccessReview on the real server), Alertmanager aborts one, two
+never-ready candidates roll back at the progress deadline and are written back to git (one found
+through its source annotation, one through its Argo CD Application), alerts are delivered with a
+signing Secret and deduplicated in their ledger ConfigMap, the git source re-applies the
+reverted file and prunes a removed one, and the finalizers clean up. Every request the product
+sent is recorded off its HTTP client: none was refused, and the set of (group, resource, verb) it
+used is exactly the set the chart grants (one named exception). Verbs the chart does not grant
+are refused with 403 by the server, and the product surfaces them as a ``KubeError`` carrying
+the server's reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import hmac
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+from support.argo_fake import ArgoFake
+from support.chart import (
+    Doc,
+    Grant,
+    Helm,
+    RequestLog,
+    grants_of,
+    service_account_kubeconfig,
+    service_account_token,
+)
+from support.gitops_world import Remote
+from support.isvc_standin import IsvcStandin
+from support.notify import Receiver
+from support.real_world import ServerView
+
+from controlplane import operations
+from controlplane.cli import controller as cli
+from controlplane.controller.metrics import ControllerMetrics
+from controlplane.controller.reconcile import canary_ref
+from controlplane.errors import KubeError, NotFound
+from controlplane.gitops.options import build as build_git
+from controlplane.gitops.source import GitSource
+from controlplane.kube.client import Obj, Ref
+from controlplane.kube.real import RealKube
+from controlplane.local.kubeapi import LoopbackCluster, install_crds
+from controlplane.notify import AlertNotifier, NotifySettings
+from controlplane.spec.models import API_GROUP, API_VERSION, KIND
+
+pytestmark = [pytest.mark.binary, pytest.mark.xdist_group("rbac-real"), pytest.mark.timeout(300)]
+
+LLAMA = "hf://meta-llama/Llama-3.1-8B-Instruct"
+HMAC_KEY = "alert-signing-key"
+# Granted and never a request of its own: kube-apiserver checks it (OwnerReferencesPermission-
+# Enforcement, an admission plugin clusters such as OpenShift enable) when the controller sets
+# blockOwnerDeletion on an owner reference to a ModelCanary.
+GRANTED_NOT_REQUESTED: dict[Grant, str] = {
+    ("canary.controlplane.dev", "modelcanaries/finalizers", "update"): "owner references",
+}
+APPLICATION_CRD: Doc = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "applications.argoproj.io"},
+    "spec": {
+        "group": "argoproj.io",
+        "names": {"kind": "Application", "plural": "applications", "singular": "application"},
+        "scope": "Namespaced",
+        "versions": [
+            {
+                "name": "v1alpha1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "x-kubernetes-preserve-unknown-fields": True,
+                    }
+                },
+            }
+        ],
+    },
+}
+"""Argo CD's Application, as far as git write-back reads it (the loopback has no Argo CD)."""
+
+
+# ----------------------------------------------------------------------------- the install
+
+
+@dataclass
+class Install:
+    """The chart installed in one scope, and what the scenario around it needs."""
+
+    scope: str
+    cluster: LoopbackCluster
+    admin: RealKube
+    helm: Helm
+    release: str
+    namespace: str
+    watched: tuple[str, str]
+    other: str
+    argocd: str
+    remote: Remote
+    argo: ArgoFake
+    receiver: Receiver
+    manifest: list[Doc]
+    kubeconfig: Path
+    token: str
+
+    @property
+    def service_account(self) -> str:
+        return f"{self.release}-controlplane"
+
+    def args(self) -> list[str]:
+        """The controller's command line as the chart's Deployment runs it."""
+        (deployment,) = [d for d in self.manifest if d["kind"] == "Deployment"]
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        return list(container["args"])
+
+    def grants(self) -> dict[Grant, set[str | None]]:
+        return grants_of(self.manifest, self.namespace, self.service_account)
+
+    def user(self, name: str, verbs: list[str], namespace: str) -> str:
+        """A token of a new ServiceAccount ``name`` allowed ``verbs`` on ModelCanaries there."""
+        users = f"{self.release}-users"
+        ensure(self.admin, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": users}})
+        account = {"name": name, "namespace": users}
+        ensure(self.admin, {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": account})
+        if verbs:
+            rbac = "rbac.authorization.k8s.io"
+            meta = {"name": f"{users}-{name}", "namespace": namespace}
+            rule = {"apiGroups": [API_GROUP], "resources": ["modelcanaries"], "verbs": verbs}
+            role = {"apiVersion": f"{rbac}/v1", "kind": "Role", "metadata": meta, "rules": [rule]}
+            self.admin.create(role)
+            self.admin.create(
+                {
+                    "apiVersion": f"{rbac}/v1",
+                    "kind": "RoleBinding",
+                    "metadata": meta,
+                    "roleRef": {"apiGroup": rbac, "kind": "Role", "name": meta["name"]},
+                    "subjects": [{"kind": "ServiceAccount", **account}],
+                }
+            )
+        return service_account_token(self.cluster, users, name)
+
+
+def ensure(kube: RealKube, obj: Obj) -> None:
+    try:
+        kube.create(obj)
+    except KubeError as exc:
+        if "already exists" not in str(exc):
+            raise
+
+
+@pytest.fixture(scope="module", params=["cluster", "namespaced"])
+def installed(
+    request: pytest.FixtureRequest,
+    loopback: LoopbackCluster,
+    real_kube: RealKube,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Install]:
+    scope: str = request.param
+    prefix = "rc" if scope == "cluster" else "rn"
+    tmp = tmp_path_factory.mktemp(f"rbac-{scope}")
+    release, namespace = f"{prefix}-cp", f"{prefix}-system"
+    watched = (f"{prefix}-team-a", f"{prefix}-team-b")
+    other, argocd = f"{prefix}-elsewhere", f"{prefix}-argocd"
+    install_crds(loopback, [APPLICATION_CRD])
+    for ns in (*watched, other, argocd):
+        ensure(real_kube, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    for ns in watched:
+        ensure(
+            real_kube,
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "alert-signing", "namespace": ns},
+                "stringData": {"key": HMAC_KEY},
+            },
+        )
+    remote = Remote(tmp, "team/models.git")
+    argo = ArgoFake()
+    receiver = Receiver()
+    values: dict[str, Any] = {
+        "controller": {"prometheusUrl": "http://127.0.0.1:9"},  # refused at once
+        "gates": {"argoServer": argo.url},
+        "alerts": {"grafanaUrl": "https://grafana.example"},
+        "rbac": {"argoCDNamespace": argocd},
+        "gitSource": {"repo": remote.url, "path": "canary", "prune": True, "namespace": watched[0]},
+    }
+    if scope == "namespaced":
+        values["rbac"]["scope"] = "namespaced"
+        values["watchNamespaces"] = list(watched)
+    helm = Helm(loopback.kubeconfig, tmp / "helm")
+    helm.install(release, namespace, values)
+    sa = f"{release}-controlplane"
+    kubeconfig = service_account_kubeconfig(loopback, namespace, sa, tmp / "sa-kubeconfig")
+    token = yaml.safe_load(kubeconfig.read_text())["users"][0]["user"]["token"]
+    argo.token = token  # the pod sends its ServiceAccount token to the Argo Server
+    setup = Install(
+        scope, loopback, real_kube, helm, release, namespace, watched, other, argocd, remote,
+        argo, receiver, helm.manifest(release, namespace), kubeconfig, token,
+    )  # fmt: skip
+    try:
+        yield setup
+    finally:
+        receiver.stop()
+        argo.stop()
+        helm.uninstall(release, namespace)
+
+
+# ----------------------------------------------------------------------------- the product
+
+
+class Clock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class Product:
+    """``canaryctl controller`` wired as :func:`controlplane.cli.controller.run` wires it, from
+    the chart's arguments, on the ServiceAccount's kubeconfig, driven pass by pass."""
+
+    def __init__(self, setup: Install, tmp: Path) -> None:
+        self.setup = setup
+        self.clock = Clock(time.time())  # alerts are sent for events of the last day only
+        token_file = tmp / "sa-token"
+        token_file.write_text(setup.token)
+        parser = argparse.ArgumentParser()
+        cli.add_parser(parser.add_subparsers())
+        # pod-local details the chart leaves to the container: where the token is mounted, the
+        # emptyDir the git mirrors live in, the pod's name
+        local = [f"--argo-token-file={token_file}", f"--git-cache-dir={tmp / 'git'}"]
+        self.args = parser.parse_args([*setup.args(), *local, "--identity=pod-1"])
+        self.log = RequestLog()
+        inner = self.log.attach(RealKube.connect(kubeconfig=str(setup.kubeconfig)))
+        self.kube = ServerView(inner, self.clock)
+        self.namespaces = list(self.args.namespace) or [None]
+        metrics = ControllerMetrics()
+        self.alerts = AlertNotifier(
+            self.kube, NotifySettings(grafana_url=self.args.grafana_url), registry=metrics.registry
+        )
+        self.git = build_git(self.args, self.kube, self.clock)
+        assert self.git.source is not None
+        if self.args.namespace:
+            self.git.source.namespaces = tuple(self.args.namespace)
+        self.controller = cli.build(
+            self.args,
+            self.kube,
+            self.clock,
+            metrics=metrics,
+            notifiers=[self.alerts, self.git.write_back],
+        )
+        self.api = TestClient(
+            cli.api_app(
+                self.args, self.kube, self.controller, metrics, on_git_push=self.git.on_git_push
+            )
+        )
+        self.kserve = IsvcStandin(
+            RealKube.connect(kubeconfig=str(setup.cluster.kubeconfig)),
+            setup.watched,
+            now=self.clock,
+            ready_after_s=60,
+        )
+
+    @property
+    def source(self) -> GitSource:
+        assert self.git.source is not None
+        return self.git.source
+
+    def run_until(self, done: Callable[[], bool], limit_s: float, what: str) -> None:
+        """Passes of the controller, the clock jumping to the next timer, until ``done()``."""
+        end = self.clock.t + limit_s
+        for _ in range(300):
+            if done():
+                return
+            self.kserve.tick()
+            self.controller.poll(0.0)
+            wake = self.controller.run_once()
+            if done():
+                return
+            pending = [p for p in self.kserve.pending().values() if p > self.clock.t]
+            wakes = [w for w in (wake, *pending) if w is not None]
+            if not wakes or min(wakes) > end:
+                raise AssertionError(f"not {what} by the limit: {self.phases()}")
+            self.clock.t = max(self.clock.t, min(wakes))
+        raise AssertionError(f"not {what} after 300 passes: {self.phases()}")
+
+    def phases(self) -> dict[str, str]:
+        found = {}
+        for ns in self.setup.watched:
+            for obj in self.setup.admin.list(API_VERSION, KIND, ns):
+                status = obj.get("status") or {}
+                why = status.get("reason") or [
+                    c.get("message") for c in status.get("conditions") or [] if c.get("message")
+                ]
+                found[obj["metadata"]["name"]] = f"{status.get('phase')} ({why})"
+        return found
+
+    def close(self) -> None:
+        self.api.close()
+        self.alerts.close(10.0)
+        self.git.close(10.0)
+
+
+@pytest.fixture
+def product(installed: Install, tmp_path: Path) -> Iterator[Product]:
+    made = Product(installed, tmp_path)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+# ----------------------------------------------------------------------------- canaries
+
+TRAFFIC: dict[str, dict[str, Any]] = {
+    "gateway-api": {"router": "gateway-api", "gateway": {"name": "gw"}},
+    "istio": {"router": "istio", "hosts": ["llm.example.com"]},
+    "llmisvc": {"router": "llmisvc"},
+}
+
+
+def canary(name: str, namespace: str, router: str, receiver: Receiver, **spec: Any) -> Doc:
+    """A two-step canary (10% for an hour, then all), alerting a signed webhook."""
+    body: dict[str, Any] = {
+        "model": {"name": f"{name}-llm", "maxModelLen": 4096},
+        "stable": {"name": "bf16", "storageUri": LLAMA, "gpu": "nvidia-l40s"},
+        "candidate": {
+            "name": "fp8",
+            "storageUri": LLAMA,
+            "quantization": "fp8",
+            "gpu": "nvidia-l40s",
+        },
+        "traffic": TRAFFIC[router],
+        "analysis": {
+            "interval": "5m",
+            "window": "5m",
+            "metrics": [{"name": "errors", "builtin": "error-rate"}],
+        },
+        "steps": [
+            {"weight": 10, "duration": "1h", "rollbackOn": [{"metric": "errors", "above": "1%"}]},
+            {"weight": 100},
+        ],
+        "alerts": [
+            {
+                "webhook": {
+                    "url": f"{receiver.url}/{namespace}/{name}",
+                    "hmacSecretRef": {"name": "alert-signing", "key": "key"},
+                },
+                "events": ["step", "promotion", "rollback"],
+            }
+        ],
+    }
+    body.update(copy.deepcopy(spec))
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": body,
+    }
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def stage(kube: RealKube, namespace: str, name: str) -> str:
+    try:
+        obj = kube.get(canary_ref(namespace, name))
+    except NotFound:
+        return "gone"
+    return str((obj.get("status") or {}).get("stage") or "none")
+
+
+def isvcs(kube: RealKube, namespace: str, name: str) -> list[str]:
+    items = kube.list(
+        "serving.kserve.io/v1beta1",
+        "InferenceService",
+        namespace,
+        {"canary.controlplane.dev/canary": name},
+    )
+    return sorted(o["metadata"]["name"] for o in items)
+
+
+def reasons(kube: RealKube, namespace: str, name: str) -> list[str]:
+    return [
+        e["reason"]
+        for e in kube.list("v1", "Event", namespace)
+        if e["involvedObject"].get("name") == name
+    ]
+
+
+# ----------------------------------------------------------------------------- every feature
+
+
+def test_every_feature_works_with_exactly_the_charts_rules(
+    installed: Install, product: Product
+) -> None:
+    s, admin, p = installed, installed.admin, product
+    a, b = s.watched
+    # --- git: the source's files, a file Argo CD syncs, and (namespaced) one for elsewhere
+    clone = s.remote.clone("dev")
+    gated = {
+        "gates": [
+            {
+                "name": "profile",
+                "before": "first-step",
+                "workflowTemplate": {"name": "quantized-model-profile"},
+            }
+        ]
+    }
+    gw = canary("gw", a, "gateway-api", s.receiver, **gated)
+    gw["spec"]["candidate"]["systemPrompt"] = "Answer briefly."  # a chat-template ConfigMap
+    ist = canary("ist", b, "istio", s.receiver)
+    nr = canary("nr", a, "gateway-api", s.receiver, gitWriteBack={})
+    argo_app = canary("argo", b, "gateway-api", s.receiver, gitWriteBack={})
+    clone.write("canary/a.yml", yaml.safe_dump_all([gw, ist], sort_keys=False))
+    clone.write("canary/b.yml", yaml.safe_dump(nr, sort_keys=False))
+    clone.write("apps/argo.yml", yaml.safe_dump(argo_app, sort_keys=False))
+    if s.scope == "namespaced":
+        stray = canary("stray", s.other, "gateway-api", s.receiver)
+        clone.write("canary/stray.yml", yaml.safe_dump(stray, sort_keys=False))
+    clone.commit("canaries")
+    clone.push()
+    admin.create(
+        {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Application",
+            "metadata": {"name": "models", "namespace": s.argocd},
+            "spec": {"source": {"repoURL": s.remote.url, "path": "apps", "targetRevision": "main"}},
+        }
+    )
+    tracked = copy.deepcopy(argo_app)
+    tracking = f"models:canary.controlplane.dev/ModelCanary:{b}/argo"
+    tracked["metadata"]["annotations"] = {"argocd.argoproj.io/tracking-id": tracking}
+    admin.create(tracked)
+    admin.create(canary("llm", a, "llmisvc", s.receiver))
+    p.kserve.never_ready("nr-llm-fp8")
+    p.kserve.never_ready("argo-llm-fp8")
+
+    # --- start: write-back looks for missed rollbacks, the git source syncs
+    assert p.git.write_back.recover(p.namespaces) == 0
+    report = p.source.sync_once()
+    assert sorted(report.applied) == [f"{a}/gw", f"{a}/nr", f"{b}/ist"]
+    if s.scope == "namespaced":
+        assert report.errors == (
+            f"{s.other}/stray: namespace {s.other!r} is not watched by this controller "
+            f"(--namespace {a}, {b}); not applied",
+        )
+    else:
+        assert report.errors == ()
+
+    # --- rollout: deploy, readiness, the gate, step 1
+    started = ("gw", a), ("ist", b), ("llm", a)
+    p.run_until(
+        lambda: all(stage(admin, ns, n) == "steps" for n, ns in started), 3 * 3600, "at step 1"
+    )
+    assert s.argo.posts, "the gate's workflow was not submitted to the Argo Server"
+    assert p.controller.stats.leader
+    lease = admin.get(Ref("coordination.k8s.io/v1", "Lease", s.namespace, "canary-controller"))
+    assert lease["spec"]["holderIdentity"] == "pod-1"
+
+    # --- the API: a user promotes, Alertmanager aborts
+    alice = s.user("alice", ["get", "list", "patch"], a)
+    for name in ("gw", "llm"):
+        answer = p.api.post(
+            f"/api/v1/namespaces/{a}/canaries/{name}/promote",
+            json={"full": True},
+            headers=bearer(alice),
+        )
+        assert answer.status_code == 202, answer.text
+        user = answer.json()["intent"]["user"]
+        assert user == f"system:serviceaccount:{s.release}-users:alice"
+    alertmanager = s.user("alertmanager", ["patch"], b)
+    labels = {"alertname": "CanaryErrorBudget", "canary": "ist", "namespace": b}
+    payload = {
+        "version": "4",
+        "status": "firing",
+        "alerts": [{"status": "firing", "labels": labels}],
+    }
+    answer = p.api.post("/api/v1/alertmanager", json=payload, headers=bearer(alertmanager))
+    assert [r["result"] for r in answer.json()["results"]] == ["aborted"], answer.text
+
+    # --- promotions, the abort, the deadline rollbacks, and their cleanups
+    def settled() -> bool:
+        return (
+            stage(admin, a, "gw") == "promoted"
+            and stage(admin, a, "llm") == "promoted"
+            and stage(admin, b, "ist") == "rolled_back"
+            and stage(admin, a, "nr") == "rolled_back"
+            and stage(admin, b, "argo") == "rolled_back"
+            and isvcs(admin, a, "gw") == ["gw-llm-fp8"]  # the stable one deleted
+            and isvcs(admin, b, "ist") == ["ist-llm-bf16"]  # the candidate deleted
+        )
+
+    p.run_until(settled, 6 * 3600, "promoted, rolled back and cleaned up")
+
+    # --- write-back: two reverts pushed, found through the annotation and the Application
+    assert p.git.write_back.wait_idle(60)
+    assert sorted(reasons(admin, a, "nr")).count("GitWriteBack") == 1
+    assert reasons(admin, b, "argo").count("GitWriteBack") == 1
+    subjects = s.remote.log(fmt="%s")
+    assert f"Roll back candidate fp8 of {a}/nr" in subjects
+    assert f"Roll back candidate fp8 of {b}/argo" in subjects
+    reverted = yaml.safe_load(s.remote.show("canary/b.yml"))
+    assert reverted["spec"]["candidate"] == {**nr["spec"]["stable"], "name": "fp8"}
+
+    # --- alerts: delivered, signed with the Secret's key, deduplicated in the ledger ConfigMap
+    assert p.alerts.flush(30)
+    by_path: dict[str, int] = {}
+    for req in s.receiver.requests:
+        by_path[req.path] = by_path.get(req.path, 0) + 1
+        headers = {k.lower(): v for k, v in req.headers.items()}
+        signed = headers["x-canary-timestamp"].encode() + b"." + req.body
+        digest = hmac.new(HMAC_KEY.encode(), signed, hashlib.sha256).hexdigest()
+        assert headers["x-canary-signature"] == f"sha256={digest}"
+    assert by_path[f"/{a}/gw"] >= 2  # a step and the promotion
+    assert by_path[f"/{a}/nr"] == by_path[f"/{b}/argo"] == 1  # the rollback
+    ledger = admin.get(Ref("v1", "ConfigMap", a, "modelcanary-gw-alerts"))
+    assert len(ledger["data"]) == by_path[f"/{a}/gw"]
+
+    # --- git again: the reverted file is re-applied, a removed file pruned
+    report = p.source.sync_once()
+    assert report.applied == (f"{a}/nr",)
+    clone.pull()
+    clone.remove("canary/a.yml")
+    clone.commit("retire gw and ist")
+    clone.push()
+    report = p.source.sync_once()
+    assert sorted(report.pruned) == [f"{a}/gw", f"{b}/ist"]
+    admin.delete(canary_ref(a, "llm"))
+    admin.delete(canary_ref(b, "argo"))
+    done = ("gw", a), ("ist", b), ("llm", a), ("argo", b)
+    p.run_until(lambda: all(stage(admin, ns, n) == "gone" for n, ns in done), 3600, "deleted")
+    assert isvcs(admin, a, "gw") == isvcs(admin, b, "ist") == isvcs(admin, a, "llm") == []
+    assert p.controller.elector is not None
+    p.controller.elector.release()
+    assert p.controller.stats.watch_errors == 0
+
+    # --- RBAC: nothing was refused, and the chart grants exactly what was used
+    refused = [c for c in p.log.calls if c.status in (401, 403)]
+    assert refused == []
+    used, grants = p.log.used(), s.grants()
+    assert sorted(used - set(grants)) == []
+    assert sorted(set(grants) - used) == sorted(GRANTED_NOT_REQUESTED)
+    # each request went to a namespace the grant covers (a ClusterRoleBinding covers all)
+    outside = [c for c in p.log.calls if not ({None, c.namespace} & grants[c.grant])]
+    assert outside == []
+    if s.scope == "namespaced":  # the Roles: only the watched ones, the lease's, Argo CD's
+        assert {c.namespace for c in p.log.calls} == {*s.watched, s.namespace, s.argocd, None}
+        assert {c.grant for c in p.log.calls if c.namespace is None} == {
+            ("authentication.k8s.io", "tokenreviews", "create"),
+            ("authorization.k8s.io", "subjectaccessreviews", "create"),
+        }
+
+
+# ----------------------------------------------------------------------------- refused
+
+
+def forbidden(call: Callable[[], object]) -> str:
+    """The product's error for a request the server refuses: a KubeError with the 403."""
+    with pytest.raises(KubeError) as caught:
+        call()
+    assert not isinstance(caught.value, NotFound)
+    text = str(caught.value)
+    assert text.startswith("403 Forbidden: "), text
+    return text
+
+
+def test_a_verb_the_chart_does_not_grant_is_refused(installed: Install, tmp_path: Path) -> None:
+    s = installed
+    kube = RealKube.connect(kubeconfig=str(s.kubeconfig))
+    a = s.watched[0]
+    user = f'User "system:serviceaccount:{s.namespace}:{s.service_account}"'
+    text = forbidden(lambda: kube.list("v1", "Secret", a))  # get only, never list
+    assert f'{user} cannot list resource "secrets" in API group "" in the namespace "{a}"' in text
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "x", "namespace": a},
+        "spec": {
+            "selector": {"matchLabels": {"app": "x"}},
+            "template": {
+                "metadata": {"labels": {"app": "x"}},
+                "spec": {"containers": [{"name": "x", "image": "x"}]},
+            },
+        },
+    }
+    text = forbidden(lambda: kube.create(deployment))  # KServe creates those, not us
+    assert f'{user} cannot create resource "deployments" in API group "apps"' in text
+    lease = Ref("coordination.k8s.io/v1", "Lease", s.namespace, "canary-controller")
+    assert 'cannot delete resource "leases"' in forbidden(lambda: kube.delete(lease))
+    if s.scope == "cluster":
+        assert isinstance(kube.list(API_VERSION, KIND), list)  # every namespace: allowed
+        return
+    # the namespaced scope: nothing across the cluster, nothing outside the watched namespaces
+    text = forbidden(lambda: kube.list(API_VERSION, KIND))
+    assert (
+        'cannot list resource "modelcanaries" in API group "canary.controlplane.dev" at the '
+        in (text)
+    )
+    forbidden(lambda: kube.get(canary_ref(s.other, "x")))
+    forbidden(lambda: operations.list_canaries(kube, None))  # what the API did before
+    # what the git source did before (one cluster-wide list): its sync fails on the 403
+    blind = GitSource(kube, s.remote.url, "canary", cache_dir=tmp_path / "git")
+    assert "403 Forbidden" in forbidden(blind.sync_once)
+
+
+# ----------------------------------------------------------------------------- the API
+
+
+def test_the_api_asks_the_real_server_who_calls_and_what_they_may_do(
+    installed: Install, product: Product
+) -> None:
+    s, api = installed, product.api
+    a, b = s.watched
+    s.admin.create(canary("api", a, "gateway-api", s.receiver))
+    reader = s.user("reader", ["get", "list"], a)
+    nobody = s.user("nobody", [], a)
+
+    answer = api.get(f"/api/v1/namespaces/{a}/canaries/api", headers=bearer("not-a-token"))
+    assert answer.status_code == 401
+    assert answer.json()["detail"].startswith("invalid bearer token: ")
+    assert (
+        api.get(f"/api/v1/namespaces/{a}/canaries/api", headers=bearer(reader)).json()["name"]
+        == "api"
+    )
+    refused = api.post(f"/api/v1/namespaces/{a}/canaries/api/abort", headers=bearer(reader))
+    assert refused.status_code == 403
+    assert refused.json()["detail"].startswith(
+        f'user "system:serviceaccount:{s.release}-users:reader" may not patch '
+        f"modelcanaries.canary.controlplane.dev 'api' in namespace \"{a}\""
+    )
+    denied = api.get(f"/api/v1/namespaces/{a}/canaries", headers=bearer(nobody))
+    assert denied.status_code == 403
+    everything = api.get("/api/v1/canaries", headers=bearer(reader))
+    admin = bearer(s.cluster.token)  # system:masters: the server allows it everything
+    if s.scope == "cluster":
+        assert everything.status_code == 403  # a namespace Role does not list everywhere
+        names = {c["name"] for c in api.get("/api/v1/canaries", headers=admin).json()["items"]}
+        assert "api" in names
+    else:
+        assert everything.status_code == 200  # each watched namespace it may list
+        assert {c["namespace"] for c in everything.json()["items"]} == {a}
+        elsewhere = api.get(f"/api/v1/namespaces/{s.other}/canaries", headers=admin)
+        assert elsewhere.status_code == 404
+        assert elsewhere.json()["detail"] == (
+            f"namespace {s.other!r} is not watched by this controller (it watches {a}, {b})"
+        )
+    reviews = {c.grant for c in product.log.calls}
+    assert reviews == {
+        ("authentication.k8s.io", "tokenreviews", "create"),
+        ("authorization.k8s.io", "subjectaccessreviews", "create"),
+        ("canary.controlplane.dev", "modelcanaries", "get"),
+        ("canary.controlplane.dev", "modelcanaries", "list"),
+    }
+    assert [c for c in product.log.calls if c.status == 403] == []
+    s.admin.delete(canary_ref(a, "api"))
