@@ -85,7 +85,10 @@ CAPABILITIES: dict[RouterName, Capabilities] = {
         mirror=False,
         mirror_percent=False,
         single_service=True,
-        requires="KServe 0.20+ in Standard mode (spec.canary[].trafficPercent)",
+        requires=(
+            "KServe after 0.20.0 in Standard mode with Gateway API ingress (it weights "
+            "spec.canary in its HTTPRoute; 0.20.0 does not)"
+        ),
     ),
     "kserve-knative": Capabilities(
         cohort=False,
