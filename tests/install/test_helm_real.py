@@ -32,7 +32,7 @@ from controlplane.local.kubeapi import LoopbackCluster, start_cluster
 from controlplane.local.upstream_crds import PROMETHEUS_OPERATOR, crds
 from controlplane.spec.load import parse_text
 
-pytestmark = [pytest.mark.binary, pytest.mark.xdist_group("helm-real")]
+pytestmark = [pytest.mark.binary, pytest.mark.xdist_group("helm-real"), pytest.mark.timeout(300)]
 
 CRD_NAME = "modelcanaries.canary.controlplane.dev"
 CRD_FILE = CHART / "crds" / "modelcanary.yaml"
@@ -41,7 +41,8 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "canary" / "four-week.yml"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackCluster]:
-    tool("helm"), tool("kubectl")  # a missing binary fails here, before a cluster starts
+    tool("helm")  # a missing binary fails here, before a cluster starts
+    tool("kubectl")
     try:
         started = start_cluster(
             tmp_path_factory.mktemp("helm-kube"), crds=crds(PROMETHEUS_OPERATOR)

@@ -36,7 +36,7 @@ from typing import Any
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from support.argo_fake import ArgoFake
+from support.argo_fake import ArgoFake, running_argo
 from support.chart import (
     Doc,
     Grant,
@@ -48,7 +48,7 @@ from support.chart import (
 )
 from support.gitops_world import Remote
 from support.isvc_standin import IsvcStandin
-from support.notify import Receiver
+from support.notify import Receiver, receiving
 from support.real_world import ServerView
 
 from controlplane import operations
@@ -168,6 +168,37 @@ def ensure(kube: RealKube, obj: Obj) -> None:
             raise
 
 
+@dataclass(frozen=True)
+class Names:
+    """The names of one scope's install (cluster: ``rc-…``, namespaced: ``rn-…``)."""
+
+    scope: str
+
+    @property
+    def prefix(self) -> str:
+        return "rc" if self.scope == "cluster" else "rn"
+
+    @property
+    def release(self) -> str:
+        return f"{self.prefix}-cp"
+
+    @property
+    def namespace(self) -> str:
+        return f"{self.prefix}-system"
+
+    @property
+    def watched(self) -> tuple[str, str]:
+        return (f"{self.prefix}-team-a", f"{self.prefix}-team-b")
+
+    @property
+    def other(self) -> str:
+        return f"{self.prefix}-elsewhere"
+
+    @property
+    def argocd(self) -> str:
+        return f"{self.prefix}-argocd"
+
+
 @pytest.fixture(scope="module", params=["cluster", "namespaced"])
 def installed(
     request: pytest.FixtureRequest,
@@ -175,16 +206,12 @@ def installed(
     real_kube: RealKube,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Install]:
-    scope: str = request.param
-    prefix = "rc" if scope == "cluster" else "rn"
-    tmp = tmp_path_factory.mktemp(f"rbac-{scope}")
-    release, namespace = f"{prefix}-cp", f"{prefix}-system"
-    watched = (f"{prefix}-team-a", f"{prefix}-team-b")
-    other, argocd = f"{prefix}-elsewhere", f"{prefix}-argocd"
+    names = Names(request.param)
+    tmp = tmp_path_factory.mktemp(f"rbac-{names.scope}")
     install_crds(loopback, [APPLICATION_CRD])
-    for ns in (*watched, other, argocd):
+    for ns in (*names.watched, names.other, names.argocd):
         ensure(real_kube, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-    for ns in watched:
+    for ns in names.watched:
         ensure(
             real_kube,
             {
@@ -195,34 +222,37 @@ def installed(
             },
         )
     remote = Remote(tmp, "team/models.git")
-    argo = ArgoFake()
-    receiver = Receiver()
-    values: dict[str, Any] = {
-        "controller": {"prometheusUrl": "http://127.0.0.1:9"},  # refused at once
-        "gates": {"argoServer": argo.url},
-        "alerts": {"grafanaUrl": "https://grafana.example"},
-        "rbac": {"argoCDNamespace": argocd},
-        "gitSource": {"repo": remote.url, "path": "canary", "prune": True, "namespace": watched[0]},
-    }
-    if scope == "namespaced":
-        values["rbac"]["scope"] = "namespaced"
-        values["watchNamespaces"] = list(watched)
-    helm = Helm(loopback.kubeconfig, tmp / "helm")
-    helm.install(release, namespace, values)
-    sa = f"{release}-controlplane"
-    kubeconfig = service_account_kubeconfig(loopback, namespace, sa, tmp / "sa-kubeconfig")
-    token = yaml.safe_load(kubeconfig.read_text())["users"][0]["user"]["token"]
-    argo.token = token  # the pod sends its ServiceAccount token to the Argo Server
-    setup = Install(
-        scope, loopback, real_kube, helm, release, namespace, watched, other, argocd, remote,
-        argo, receiver, helm.manifest(release, namespace), kubeconfig, token,
-    )  # fmt: skip
-    try:
-        yield setup
-    finally:
-        receiver.stop()
-        argo.stop()
-        helm.uninstall(release, namespace)
+    with running_argo() as argo, receiving() as receiver:
+        values: dict[str, Any] = {
+            "controller": {"prometheusUrl": "http://127.0.0.1:9"},  # refused at once
+            "gates": {"argoServer": argo.url},
+            "alerts": {"grafanaUrl": "https://grafana.example"},
+            "rbac": {"argoCDNamespace": names.argocd},
+            "gitSource": {
+                "repo": remote.url,
+                "path": "canary",
+                "prune": True,
+                "namespace": names.watched[0],
+            },
+        }
+        if names.scope == "namespaced":
+            values["rbac"]["scope"] = "namespaced"
+            values["watchNamespaces"] = list(names.watched)
+        helm = Helm(loopback.kubeconfig, tmp / "helm")
+        helm.install(names.release, names.namespace, values)
+        try:
+            sa = f"{names.release}-controlplane"
+            path = tmp / "sa-kubeconfig"
+            kubeconfig = service_account_kubeconfig(loopback, names.namespace, sa, path)
+            token = yaml.safe_load(kubeconfig.read_text())["users"][0]["user"]["token"]
+            argo.token = token  # the pod sends its ServiceAccount token to the Argo Server
+            yield Install(
+                names.scope, loopback, real_kube, helm, names.release, names.namespace,
+                names.watched, names.other, names.argocd, remote, argo, receiver,
+                helm.manifest(names.release, names.namespace), kubeconfig, token,
+            )  # fmt: skip
+        finally:
+            helm.uninstall(names.release, names.namespace)
 
 
 # ----------------------------------------------------------------------------- the product
