@@ -36,6 +36,21 @@ def _settled_isvc(obj: Obj) -> bool:
     return is_ready(obj)
 
 
+ISVC_LABEL = "serving.kserve.io/inferenceservice"
+
+
+def _predictor_deployments(isvc: Obj) -> set[str]:
+    """The predictor Deployments KServe keeps for ``isvc``'s spec (``PredictorServiceName``)."""
+    name, spec = isvc["metadata"]["name"], isvc.get("spec") or {}
+
+    def service(predictor: str | None) -> str:
+        return f"{name}-{predictor}-predictor" if predictor else f"{name}-predictor"
+
+    names = {service((spec.get("predictor") or {}).get("name"))}
+    names |= {service(c["predictor"]["name"]) for c in spec.get("canary") or []}
+    return names
+
+
 def _rolled_out(obj: Obj) -> bool:
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     want = int(spec.get("replicas", 1))
@@ -54,21 +69,27 @@ class Converged:
         self._kube = kube
         self._namespace = namespace
         self._timeout_s = timeout_s
+        self._seen: dict[str, str] = {}
         self.waits = 0
 
     def _unsettled(self) -> list[str]:
         ns = self._namespace
+        isvcs = [
+            o for o in self._kube.list(*ISVC, ns) if not o["metadata"].get("deletionTimestamp")
+        ]
         busy = [
-            f"InferenceService/{o['metadata']['name']} (generation "
-            f"{o['metadata'].get('generation')}, status {o.get('status')})"
-            for o in self._kube.list(*ISVC, ns)
-            if not o["metadata"].get("deletionTimestamp") and not _settled_isvc(o)
+            f"InferenceService/{o['metadata']['name']} (status {o.get('status')})"
+            for o in isvcs
+            if not _settled_isvc(o)
         ]
-        busy += [
-            f"Deployment/{o['metadata']['name']}"
-            for o in self._kube.list(*DEPLOYMENT, ns)
-            if not _rolled_out(o)
-        ]
+        wanted = {name for o in isvcs for name in _predictor_deployments(o)}
+        for o in self._kube.list(*DEPLOYMENT, ns):
+            name = o["metadata"]["name"]
+            owner = (o["metadata"].get("labels") or {}).get(ISVC_LABEL)
+            if not _rolled_out(o):
+                busy.append(f"Deployment/{name}")
+            elif owner and name not in wanted:
+                busy.append(f"Deployment/{name} (KServe has yet to delete it)")
         busy += [
             f"Pod/{o['metadata']['name']}"
             for o in self._kube.list("v1", "Pod", ns)
@@ -76,13 +97,30 @@ class Converged:
         ]
         return busy
 
+    def _versions(self) -> dict[str, str]:
+        return {
+            o["metadata"]["name"]: o["metadata"]["resourceVersion"]
+            for o in self._kube.list(*ISVC, self._namespace)
+        }
+
     def tick(self) -> list[Ref]:
+        """Return once nothing is in flight. After an InferenceService changed since the last
+        tick, the settled state must also hold a moment later: KServe may not have started on
+        the change yet (its Ready condition and Deployments are those of the previous spec)."""
         deadline = time.monotonic() + self._timeout_s
-        while busy := self._unsettled():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"KServe did not settle in {self._timeout_s}s: {busy}")
-            self.waits += 1
-            time.sleep(0.2)
+        versions = self._versions()
+        recheck = versions != self._seen
+        while True:
+            while busy := self._unsettled():
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"KServe did not settle in {self._timeout_s}s: {busy}")
+                self.waits += 1
+                time.sleep(0.2)
+            if not recheck:
+                break
+            time.sleep(0.5)
+            recheck = False
+        self._seen = self._versions()
         return []
 
     def pending(self) -> dict[Ref, float]:

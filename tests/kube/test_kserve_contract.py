@@ -1,0 +1,114 @@
+"""One contract for the fake KServe and the real one (v0.20.0): what the controller reads back.
+
+The ``kserve`` router's InferenceService is applied at each point of a rollout (start, two steps,
+promotion; and a rollback) to FakeKube + :class:`~controlplane.kube.fake_kserve.FakeKServe`
+(``gateway_routes="v0.20.0"``) and to the loopback cluster where KServe's own controller
+reconciles it. After each, both must show the controller the same thing: KServe's HTTPRoute
+backends, ``status.canaryStatuses``, readiness (:func:`~controlplane.controller.reconcile.
+is_ready`) and the weights the router reads back. Where they differ, the fake changes.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+from support.kserve_world import Converged
+
+from controlplane.controller.reconcile import is_ready
+from controlplane.kube.client import KubeClient, Ref
+from controlplane.kube.fake import FakeKube
+from controlplane.kube.fake_kserve import FakeKServe
+from controlplane.kube.real import RealKube
+from controlplane.local.kubeapi import LoopbackCluster
+from controlplane.profiles.catalog import load_catalog
+from controlplane.routing import kserve
+from controlplane.spec.models import ModelCanary
+
+pytestmark = [pytest.mark.binary, pytest.mark.slow]
+
+_names = itertools.count(1)
+POINTS: list[tuple[int, Any]] = [(0, None), (5, None), (25, None), (0, "promoted")]
+ROLLBACK: list[tuple[int, Any]] = [(0, None), (25, None), (0, "rolled_back")]
+
+
+def make_canary(namespace: str) -> ModelCanary:
+    return ModelCanary.model_validate(
+        {
+            "apiVersion": "canary.controlplane.dev/v1alpha1",
+            "kind": "ModelCanary",
+            "metadata": {"name": "c", "namespace": namespace},
+            "spec": {
+                "model": {"name": "m", "maxModelLen": 4096},
+                "stable": {
+                    "name": "bf16",
+                    "storageUri": "hf://m/x",
+                    "gpu": "nvidia-l40s",
+                    "replicas": 2,
+                },
+                "candidate": {
+                    "name": "fp8",
+                    "storageUri": "hf://m/x",
+                    "quantization": "fp8",
+                    "gpu": "nvidia-l40s",
+                },
+                "traffic": {"router": "kserve"},
+                "analysis": {"metrics": [{"name": "errors", "builtin": "error-rate"}]},
+                "steps": [{"weight": 5}, {"weight": 25}, {"weight": 100}],
+            },
+        }
+    )
+
+
+def observe(kube: KubeClient, canary: ModelCanary) -> dict[str, Any]:
+    ns = canary.metadata.namespace
+    isvc = kube.get(Ref("serving.kserve.io/v1beta1", "InferenceService", ns, "m"))
+    route = kube.get(Ref("gateway.networking.k8s.io/v1", "HTTPRoute", ns, "m"))
+    backends = {
+        b["name"]: int(b.get("weight", 1))
+        for rule in route["spec"]["rules"]
+        for b in rule.get("backendRefs") or []
+    }
+    statuses = sorted(
+        (c["name"], c.get("ready"), c.get("trafficPercent"))
+        for c in isvc["status"].get("canaryStatuses") or []
+    )
+    router = kserve.router(kube, load_catalog())
+    return {
+        "route": backends,
+        "canaryStatuses": statuses,
+        "ready": is_ready(isvc),
+        "read back": router.get_weights(canary),
+    }
+
+
+def run(
+    kube: KubeClient, canary: ModelCanary, points: list[tuple[int, Any]], settle: Any
+) -> list[Any]:
+    seen = []
+    for weight, outcome in points:
+        obj = kserve.build_inferenceservice(canary, load_catalog(), weight, False, outcome)
+        kube.apply(obj, field_manager="canary-controller")
+        settle()
+        seen.append(observe(kube, canary))
+    return seen
+
+
+@pytest.mark.parametrize("points", [POINTS, ROLLBACK], ids=["promotion", "rollback"])
+def test_fake_kserve_shows_what_kserve_v0_20_shows(
+    kserve_loopback: LoopbackCluster, points: list[tuple[int, Any]]
+) -> None:
+    ns = f"contract-{next(_names)}"
+    real = RealKube.connect(kubeconfig=str(kserve_loopback.kubeconfig))
+    real.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    converged = Converged(real, ns)
+    got_real = run(real, make_canary(ns), points, converged.tick)
+
+    fake = FakeKube(now=lambda: 1_800_000_000.0)
+    fake_kserve = FakeKServe(fake, now=lambda: 1_800_000_000.0, gateway_routes="v0.20.0")
+    got_fake = run(fake, make_canary(ns), points, fake_kserve.tick)
+
+    assert got_fake == got_real
+    # and what both show: KServe v0.20.0 routes nothing to the canary at any percent
+    assert all(view["route"] == {"m-predictor": 1} for view in got_real)
