@@ -665,8 +665,9 @@ class Reconciler:
         nxt = machine.next_evaluation(canary, state)
         if nxt is not None:
             times.append(nxt)
-        if state.stage == "pending":
-            times.append(state.started_at + self.settings.progress_deadline_s)
+        deadline = state.started_at + self.settings.progress_deadline_s
+        if state.stage == "pending" and deadline > ctx.now:  # a passed one is no wake time
+            times.append(deadline)
         submitted = ctx.book.gates_submitted
         stopping = self.gates is not None and abandoned_runs(canary, state, submitted)
         if pending_runs(canary, state) or stopping:

@@ -8,12 +8,12 @@ import json
 from dataclasses import replace
 
 import pytest
-from support.controller_world import canary_dict
+from support.controller_world import World, canary_dict
 
 from controlplane.cli import controller as cli
 from controlplane.controller import conditions
 from controlplane.controller import status as st
-from controlplane.controller.reconcile import deadline_rollback, is_ready
+from controlplane.controller.reconcile import Settings, deadline_rollback, is_ready
 from controlplane.errors import Problem, UsageError
 from controlplane.rollout.machine import initial_state
 from controlplane.rollout.state import Event, RolloutState
@@ -227,3 +227,24 @@ def test_cli_flags_become_settings() -> None:
 def test_cli_bad_duration_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="--progress-deadline"):
         cli.settings_from(parse("--progress-deadline", "soon"))
+
+
+def test_a_passed_progress_deadline_is_no_wake_time() -> None:
+    # The candidate is Ready before the deadline; the first evaluation (2h interval) comes after
+    # it. Between the two the controller must sleep until the evaluation, not be woken at the
+    # passed deadline on every pass (it re-read the canary in a loop with the clock standing).
+    world = World(
+        1_800_000_000.0,
+        "http://127.0.0.1:9",
+        settings=Settings(progress_deadline_s=1800),
+        ready_after_s=600,
+    )
+    world.create(canary_dict("good", "http://127.0.0.1:9"))
+    world.pass_once()
+    world.clock.t += 700
+    world.pass_once()  # Ready
+    world.clock.t += 1200  # the deadline has passed; the state is still pending
+    wake = world.pass_once()
+    assert world.state("good").stage == "pending"
+    assert wake is not None
+    assert wake > world.clock.t
