@@ -106,6 +106,10 @@ class Unserved(NotFound):
     (a finalizer that deletes an Istio VirtualService on a cluster without Istio completes)."""
 
 
+class Forbidden(KubeError):
+    """The credentials may not do this (HTTP 403); the message is the server's RBAC reason."""
+
+
 class Conflict(KubeError):
     """The object changed since it was read (resourceVersion mismatch, HTTP 409)."""
 

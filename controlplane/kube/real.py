@@ -2,9 +2,10 @@
 
 Owns :class:`RealKube` (built by the controller's and the kubectl plugin's shells with
 :meth:`RealKube.connect`) and the translation of the client's exceptions into the product's
-error tree (:func:`to_kube_error`): 404 -> ``NotFound``, 409 -> ``Conflict``, 410 -> the
-``410 Gone`` ``Expired`` of :func:`~controlplane.kube.client.is_expired`, anything else ->
-``KubeError`` with the status, reason and the server's message. A kind the server does not serve
+error tree (:func:`to_kube_error`): 403 -> ``Forbidden``, 404 -> ``NotFound``, 409 ->
+``Conflict``, 410 -> the ``410 Gone`` ``Expired`` of
+:func:`~controlplane.kube.client.is_expired`, anything else -> ``KubeError`` with the status,
+reason and the server's message. A kind the server does not serve
 (discovery has no such apiVersion/kind, or its endpoint answers 404 without an object: the CRD
 was removed) is :class:`~controlplane.errors.Unserved`, a ``NotFound``, on every verb. A miss
 re-runs discovery, at most once per ``rediscover_after_s`` per kind, so a CRD installed later is
@@ -35,7 +36,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Literal
 
-from controlplane.errors import Conflict, KubeError, NotFound, Unserved
+from controlplane.errors import Conflict, Forbidden, KubeError, NotFound, Unserved
 from controlplane.kube.client import (
     JsonPatch,
     Obj,
@@ -92,6 +93,8 @@ def to_kube_error(exc: BaseException) -> KubeError:
         text = f"{status} {reason}: {message}" if reason and reason != message else message
         if status == 404:
             return NotFound(text if text.startswith("404") else f"404 {text}")
+        if status == 403:
+            return Forbidden(text if text.startswith("403") else f"403 {text}")
         if status == 409:
             return Conflict(text if text.startswith("409") else f"409 {text}")
         if status == 410:

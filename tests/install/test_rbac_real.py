@@ -55,7 +55,7 @@ from controlplane import operations
 from controlplane.cli import controller as cli
 from controlplane.controller.metrics import ControllerMetrics
 from controlplane.controller.reconcile import canary_ref
-from controlplane.errors import KubeError, NotFound
+from controlplane.errors import Forbidden, KubeError, NotFound
 from controlplane.gitops.options import build as build_git
 from controlplane.gitops.source import GitSource
 from controlplane.kube.client import Obj, Ref
@@ -608,10 +608,9 @@ def test_every_feature_works_with_exactly_the_charts_rules(
 
 
 def forbidden(call: Callable[[], object]) -> str:
-    """The product's error for a request the server refuses: a KubeError with the 403."""
-    with pytest.raises(KubeError) as caught:
+    """The product's error for a request the server refuses: Forbidden, with the 403."""
+    with pytest.raises(Forbidden) as caught:
         call()
-    assert not isinstance(caught.value, NotFound)
     text = str(caught.value)
     assert text.startswith("403 Forbidden: "), text
     return text

@@ -21,7 +21,7 @@ from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
 from support.http import serving
 
-from controlplane.errors import Conflict, Expired, KubeError, NotFound, Unserved
+from controlplane.errors import Conflict, Expired, Forbidden, KubeError, NotFound, Unserved
 from controlplane.kube.client import KubeClient, Obj, Ref, is_expired
 from controlplane.kube.real import RealKube, selector_string, to_kube_error
 
@@ -236,7 +236,7 @@ def _api_exception(status: int, reason: str, body: Any) -> ApiException:
             403,
             "Forbidden",
             status_body(403, "Forbidden", "cannot patch"),
-            KubeError,
+            Forbidden,
             "403 Forbidden: cannot patch",
             id="403",
         ),
