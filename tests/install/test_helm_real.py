@@ -23,12 +23,13 @@ from typing import Any
 import pytest
 import yaml
 from support.chart import CHART, Doc, Helm, as_json, chart_copy, render, tool
+from support.realkube import running_cluster
 from support.serverside import describe, lost_fields, object_path, read_back
 
 from controlplane.errors import ControlPlaneError
 from controlplane.kube.client import Ref
 from controlplane.kube.real import RealKube
-from controlplane.local.kubeapi import LoopbackCluster, start_cluster
+from controlplane.local.kubeapi import LoopbackCluster
 from controlplane.local.upstream_crds import PROMETHEUS_OPERATOR, crds
 from controlplane.spec.load import parse_text
 
@@ -43,16 +44,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "canary" / "four-week.yml"
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackCluster]:
     tool("helm")  # a missing binary fails here, before a cluster starts
     tool("kubectl")
-    try:
-        started = start_cluster(
-            tmp_path_factory.mktemp("helm-kube"), crds=crds(PROMETHEUS_OPERATOR)
-        )
-    except ControlPlaneError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield started
-    finally:
-        started.stop()
+    yield from running_cluster(tmp_path_factory.mktemp("helm-kube"), crds(PROMETHEUS_OPERATOR))
 
 
 @pytest.fixture(scope="module")

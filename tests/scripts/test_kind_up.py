@@ -46,10 +46,11 @@ from typing import Any
 import pytest
 import yaml
 from support.chart import KUBE_VERSION as CHART_SCHEMA_VERSION
+from support.realkube import running_cluster
 from support.serverside import Refused, apply_strict, describe, lost_fields, read_back, resource
 
 from controlplane.errors import ControlPlaneError
-from controlplane.local.kubeapi import KUBE_VERSION, LoopbackCluster, binary, start_cluster
+from controlplane.local.kubeapi import KUBE_VERSION, LoopbackCluster, binary
 from controlplane.local.upstream_crds import (
     GATEWAY_API,
     KSERVE,
@@ -657,14 +658,7 @@ def wait_served(cluster: LoopbackCluster, crds_: list[Obj], timeout: float = 120
 
 @pytest.fixture(scope="module")
 def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackCluster]:
-    try:
-        cluster = start_cluster(tmp_path_factory.mktemp("kind-up-kube"))
-    except ControlPlaneError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+    yield from running_cluster(tmp_path_factory.mktemp("kind-up-kube"))
 
 
 @pytest.mark.binary

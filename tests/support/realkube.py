@@ -18,7 +18,9 @@ binaries first, with ``make kube-tools``).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,37 +33,45 @@ from controlplane.local.upstream_crds import all_crds
 _names = itertools.count(1)
 
 
-@pytest.fixture(scope="session")
-def loopback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackCluster]:
+def running_cluster(
+    workdir: Path,
+    crds: Iterable[dict[str, Any]] = (),
+    then: Callable[[LoopbackCluster], None] | None = None,
+) -> Iterator[LoopbackCluster]:
+    """The body of a cluster fixture: start one in ``workdir`` with ``crds`` (and ``then`` on
+    it), yield it, stop it. A setup error fails the test with its one line, never a skip."""
     try:
-        cluster = start_cluster(tmp_path_factory.mktemp("kube"), crds=all_crds())
+        cluster = start_cluster(workdir, crds=crds)
     except ControlPlaneError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        if then is not None:
+            then(cluster)
+    except ControlPlaneError as exc:
+        cluster.stop()
         pytest.fail(str(exc), pytrace=False)
     try:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def loopback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackCluster]:
+    yield from running_cluster(tmp_path_factory.mktemp("kube"), all_crds())
+
+
+def _workloads_and_kserve(cluster: LoopbackCluster) -> None:
+    from controlplane.local.kserve import start_kserve
+    from controlplane.local.workloads import start_workloads
+
+    start_workloads(cluster)
+    start_kserve(cluster)
 
 
 @pytest.fixture(scope="session")
 def kserve_loopback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackCluster]:
-    from controlplane.local.kserve import start_kserve
-    from controlplane.local.workloads import start_workloads
-
-    try:
-        cluster = start_cluster(tmp_path_factory.mktemp("kserve"), crds=all_crds())
-    except ControlPlaneError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        start_workloads(cluster)
-        start_kserve(cluster)
-    except ControlPlaneError as exc:
-        cluster.stop()
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+    yield from running_cluster(tmp_path_factory.mktemp("kserve"), all_crds(), _workloads_and_kserve)
 
 
 @pytest.fixture(scope="session")
