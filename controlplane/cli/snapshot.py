@@ -24,8 +24,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controlplane.controller import status as st
-from controlplane.spec.units import Quantity, Unit, display_value, parse_duration, parse_quantity
-from controlplane.spec.validate import BUILTIN_UNITS
+from controlplane.spec.units import (
+    BUILTIN_UNITS,
+    Quantity,
+    Unit,
+    display_value,
+    parse_duration,
+    parse_quantity,
+)
 
 TERMINAL_PHASES = ("promoted", "rolled_back")
 _KEY = re.compile(

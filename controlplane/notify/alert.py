@@ -22,8 +22,7 @@ from urllib.parse import urlencode
 
 from controlplane.rollout.state import Event, EventType, Reason, RolloutState
 from controlplane.spec.models import AlertEvent, CheckSpec, ModelCanary
-from controlplane.spec.units import Unit, display_value
-from controlplane.spec.validate import BUILTIN_UNITS
+from controlplane.spec.units import BUILTIN_UNITS, Unit, display_value
 
 EVENT_KINDS: Mapping[EventType, AlertEvent] = {
     "RolledBack": "rollback",

@@ -94,6 +94,19 @@ class Unit(StrEnum):
     NUMBER = "number"  # a plain number, compared as it is
 
 
+BUILTIN_UNITS: dict[str, Unit] = {
+    "e2e-latency": Unit.SECONDS,
+    "ttft": Unit.SECONDS,
+    "inter-token-latency": Unit.SECONDS,
+    "error-rate": Unit.RATIO,
+    "kv-cache-usage": Unit.RATIO,
+    "request-rate": Unit.NUMBER,
+    "tokens-per-second": Unit.NUMBER,
+}
+"""The unit of each built-in metric's value (here, not in ``validate``, so that readers of a
+status, ``kubectl canary`` and the notifier, need not import the validator and its statistics)."""
+
+
 _THRESHOLD = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*(ms|s|m|h|%)?$")
 _TIME_FACTORS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 

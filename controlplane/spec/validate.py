@@ -32,18 +32,9 @@ from controlplane.spec.models import (
     VariantSpec,
 )
 from controlplane.spec.paths import Loc, format_path
-from controlplane.spec.units import Duration, Quantity, Unit
+from controlplane.spec.units import BUILTIN_UNITS, Duration, Quantity, Unit
 
 LATENCY_BUILTINS = ("e2e-latency", "ttft", "inter-token-latency")
-BUILTIN_UNITS: dict[str, Unit] = {
-    "e2e-latency": Unit.SECONDS,
-    "ttft": Unit.SECONDS,
-    "inter-token-latency": Unit.SECONDS,
-    "error-rate": Unit.RATIO,
-    "kv-cache-usage": Unit.RATIO,
-    "request-rate": Unit.NUMBER,
-    "tokens-per-second": Unit.NUMBER,
-}
 QUERY_PLACEHOLDERS = ("namespace", "canary", "variant", "window")
 SELECTOR_PLACEHOLDERS = ("namespace", "canary", "variant")
 MIN_INTERVAL_SECONDS = 1.0
