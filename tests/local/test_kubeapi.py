@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from controlplane.kube.client import Ref
 from controlplane.kube.real import RealKube
 from controlplane.local import kubeapi, upstream_crds
 from controlplane.local.kubeapi import KubeSetupError, LoopbackCluster
@@ -153,3 +154,38 @@ def test_a_missing_go_toolchain_says_what_to_install(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("PATH", "")
     with pytest.raises(KubeSetupError, match=r"^go is required .*install Go >= 1\.24"):
         upstream_crds.module_dir(upstream_crds.KSERVE)
+
+
+@pytest.mark.binary
+def test_up_with_kserve_runs_it_and_down_leaves_nothing(tmp_path: Path) -> None:
+    # `make kube-up KSERVE=1`: etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
+    # kwok, KServe's manager and the Gateway status stand-in, all detached and all stopped
+    folder = tmp_path / "kube-up"
+    try:
+        cluster = kubeapi.up(folder, upstream_crds.all_crds(), kserve=True)
+        state = json.loads((folder / "state.json").read_text())
+        assert len(state["pids"]) == 7
+        assert all(kubeapi._alive(p) for p in state["pids"])
+        kube = RealKube.connect(kubeconfig=str(cluster.kubeconfig))
+        nodes = kube.list("v1", "Node")
+        assert {n["metadata"]["labels"]["nvidia.com/gpu.product"] for n in nodes} >= {
+            "NVIDIA-H100-80GB-HBM3",
+            "NVIDIA-L40S",
+        }
+        # admitted by KServe's own validating webhook, served by its manager
+        runtime = kube.get(
+            Ref(
+                "serving.kserve.io/v1alpha1",
+                "ClusterServingRuntime",
+                None,
+                "kserve-huggingfaceserver",
+            )
+        )
+        assert runtime["spec"]["supportedModelFormats"][0]["name"] == "huggingface"
+        hooks = kube.list("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration")
+        assert "inferenceservice.serving.kserve.io" in {h["metadata"]["name"] for h in hooks}
+    finally:
+        assert kubeapi.main(["down", "--dir", str(folder)]) == 0
+    assert not any(kubeapi._alive(p) for p in state["pids"])
+    assert port_free(state["port"])
+    assert not folder.exists()
