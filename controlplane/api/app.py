@@ -25,7 +25,8 @@ by SubjectAccessReview on ``modelcanaries`` (``list`` / ``get`` for reads, ``pat
 the git webhook is authenticated by its signature instead. Errors are ``{"detail": "..."}``:
 401 (with ``WWW-Authenticate: Bearer``), 403, 404 (unknown canary), 409 (the verb makes no sense
 in the canary's phase: the :class:`~controlplane.errors.UsageError` message), 422 (malformed
-body), 503 (the API server could not be asked). A request that fails changes nothing.
+body), 502 (the API server refused the API's own ServiceAccount: its RBAC), 503 (the API server
+could not be asked). A request that fails changes nothing.
 Verbs go through :mod:`controlplane.operations`, exactly like ``kubectl canary``.
 
 A controller confined to some namespaces (``--namespace``, the chart's ``rbac.scope=namespaced``)
@@ -47,7 +48,7 @@ from starlette.concurrency import run_in_threadpool
 from controlplane import operations
 from controlplane.api import alertmanager, git
 from controlplane.api.auth import Authenticator, Identity, Unauthenticated
-from controlplane.errors import Conflict, KubeError, NotFound, UsageError
+from controlplane.errors import Conflict, Forbidden, KubeError, NotFound, UsageError
 from controlplane.kube.client import KubeClient, Obj
 
 REALM = 'Bearer realm="canary-controller"'
@@ -204,6 +205,17 @@ def create_app(config: ApiConfig) -> FastAPI:
     @app.exception_handler(Conflict)
     def conflict(_request: Request, exc: Conflict) -> JSONResponse:
         return _detail(409, exc)
+
+    @app.exception_handler(Forbidden)
+    def forbidden(_request: Request, exc: Forbidden) -> JSONResponse:
+        # the caller was allowed (SubjectAccessReview); the API's own ServiceAccount was not
+        return JSONResponse(
+            {
+                "detail": "the API's ServiceAccount may not do this (its RBAC is the chart's: "
+                f"charts/controlplane, rbac.*): {exc}"
+            },
+            status_code=502,
+        )
 
     @app.exception_handler(KubeError)
     def kube_error(_request: Request, exc: KubeError) -> JSONResponse:

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from support.api import NAME, NS, World
 
 from controlplane.api.auth import Authenticator, Identity, Unauthenticated
-from controlplane.errors import KubeError, UsageError
+from controlplane.errors import Forbidden, KubeError, UsageError
 from controlplane.kube.fake import FakeKube
 from controlplane.spec.models import API_GROUP
 
@@ -174,3 +174,15 @@ def test_api_server_down_is_503(world: World, client: TestClient) -> None:
     answer = client.get(BASE, headers=bearer("someone"))
     assert answer.status_code == 503
     assert "the API server is unreachable" in answer.json()["detail"]
+
+
+def test_the_apis_own_rbac_refused_is_502_naming_it(world: World, client: TestClient) -> None:
+    world.kube.fail_next(
+        "create",
+        Forbidden('403 Forbidden: User "system:serviceaccount:x:y" cannot create tokenreviews'),
+    )
+    answer = client.get(BASE, headers=bearer("someone"))
+    assert answer.status_code == 502
+    detail = answer.json()["detail"]
+    assert "the API's ServiceAccount may not do this" in detail
+    assert "cannot create tokenreviews" in detail
