@@ -124,7 +124,7 @@ def variant_endpoint(canary: ModelCanary, role: str, live: Mapping[str, Any] | N
                 if isinstance(entry, Mapping) and entry.get("tag") == tag and entry.get("url"):
                     return str(entry["url"])
         elif role == "candidate":
-            name = predictor_service(f"{base}-{canary.spec.candidate.name}")
+            name = predictor_service(base, canary.spec.candidate.name)
             return f"http://{name}.{namespace}.svc.cluster.local"
         url = _status_url(status)
         return url or f"http://{predictor_service(base)}.{namespace}.svc.cluster.local"

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from controlplane.kube.client import Obj, Ref, WatchEvent, format_time
 from controlplane.kube.fake import FakeKube
+from controlplane.serving.names import predictor_service
 
 GROUP = "serving.kserve.io"
 ISVC = ("serving.kserve.io/v1beta1", "InferenceService")
@@ -170,14 +171,11 @@ class FakeKServe:
         name, ns = meta["name"], meta.get("namespace") or "default"
         spec = obj.get("spec") or {}
 
-        def service(predictor: str | None) -> str:
-            return f"{name}-{predictor}-predictor" if predictor else f"{name}-predictor"
-
         def backend(predictor: str | None, weight: int) -> Obj:
             return {
                 "group": "",
                 "kind": "Service",
-                "name": service(predictor),
+                "name": predictor_service(name, predictor),
                 "namespace": ns,
                 "port": 80,
                 "weight": weight,

@@ -482,8 +482,16 @@ def install_crds(
             if time.monotonic() > deadline:
                 raise KubeSetupError(f"{path} is not Established: {status}")
             time.sleep(0.05)
-    # Established is not serving: until its watch cache is filled a new resource answers
-    # 429 "storage is (re)initializing". Wait for one list of each to succeed.
+    wait_served(cluster, crds, timeout=max(deadline - time.monotonic(), 0.0))
+
+
+def wait_served(
+    cluster: LoopbackCluster, crds: Iterable[dict[str, Any]], *, timeout: float = 90.0
+) -> None:
+    """Wait until one list of each CRD's resource succeeds. Established is not serving: until
+    its watch cache is filled a new resource answers ``429 storage is (re)initializing`` (and
+    404 or 503 before discovery has it, for a CRD applied without waiting)."""
+    deadline = time.monotonic() + timeout
     for crd in crds:
         spec = crd["spec"]
         version = next(v["name"] for v in spec["versions"] if v.get("storage"))
@@ -493,7 +501,7 @@ def install_crds(
                 cluster.request("GET", collection)
                 break
             except urllib.error.HTTPError as exc:
-                if exc.code != 429 or time.monotonic() > deadline:
+                if exc.code not in (404, 429, 503) or time.monotonic() > deadline:
                     raise KubeSetupError(f"{collection} is not served: {exc}") from exc
             time.sleep(0.05)
 

@@ -61,11 +61,6 @@ AUTOSCALER_CLASS_ANNOTATION = "serving.kserve.io/autoscalerClass"
 ROUTE_API_VERSION = "gateway.networking.k8s.io/v1"
 
 
-def predictor_service(isvc_name: str, predictor_name: str | None) -> str:
-    """The Deployment and Service KServe names after a predictor (``PredictorServiceName``)."""
-    return f"{isvc_name}-{predictor_name}-predictor" if predictor_name else f"{isvc_name}-predictor"
-
-
 def single_isvc(canary: ModelCanary, predictor: Obj, mode: str) -> Obj:
     """An InferenceService named after the model, holding ``predictor`` (pure)."""
     return {
@@ -149,20 +144,20 @@ def route_weights(canary: ModelCanary, route: Obj, serving: str | None = None) -
     ``serving`` (the variant ``spec.predictor`` is labelled with; the stable one by default):
     after promotion that is the candidate."""
     isvc = names.single_service_name(canary.spec.model.name)
-    candidate = predictor_service(isvc, canary.spec.candidate.name)
-    stable = {predictor_service(isvc, canary.spec.stable.name), predictor_service(isvc, None)}
+    candidate = names.predictor_service(isvc, canary.spec.candidate.name)
+    stable = names.predictor_service(isvc)
     promoted = serving == canary.spec.candidate.name
     to_candidate = total = 0
     for rule in dig(route, "spec", "rules") or []:
         for backend in rule.get("backendRefs") or []:
             weight = int(backend.get("weight", 1))
             name = backend.get("name")
-            if name == candidate or (promoted and name in stable):
+            if name == candidate or (promoted and name == stable):
                 to_candidate += weight
-            elif name not in stable:
+            elif name != stable:
                 raise RouterError(
                     f"{ROUTER}: HTTPRoute {route['metadata']['name']} routes to {name!r}, "
-                    f"neither {predictor_service(isvc, None)!r} nor {candidate!r}"
+                    f"neither {stable!r} nor {candidate!r}"
                 )
             total += weight
     return Weights(percent(to_candidate, total))

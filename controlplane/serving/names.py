@@ -60,9 +60,12 @@ def single_service_name(model_name: str) -> str:
     return dns_name(model_name, max_len=MAX_NAME - len(PREDICTOR_SUFFIX))
 
 
-def predictor_service(isvc_name: str) -> str:
-    """The Kubernetes Service KServe creates for an InferenceService's predictor."""
-    return f"{isvc_name}{PREDICTOR_SUFFIX}"
+def predictor_service(isvc_name: str, predictor_name: str | None = None) -> str:
+    """The Deployment and Service KServe creates for an InferenceService's predictor, or for its
+    ``spec.canary[]`` / named predictor ``predictor_name`` (``constants.PredictorServiceName``,
+    KServe v0.20.0 ``pkg/constants/constants.go``)."""
+    infix = f"-{predictor_name}" if predictor_name else ""
+    return f"{isvc_name}{infix}{PREDICTOR_SUFFIX}"
 
 
 def chat_template_configmap(isvc_name: str) -> str:

@@ -34,8 +34,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
-import urllib.error
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -50,7 +48,7 @@ from support.realkube import running_cluster
 from support.serverside import Refused, apply_strict, describe, lost_fields, read_back, resource
 
 from controlplane.errors import ControlPlaneError
-from controlplane.local.kubeapi import KUBE_VERSION, LoopbackCluster, binary
+from controlplane.local.kubeapi import KUBE_VERSION, LoopbackCluster, binary, wait_served
 from controlplane.local.upstream_crds import (
     GATEWAY_API,
     KSERVE,
@@ -640,22 +638,6 @@ def admission(obj: Obj) -> bool:
     }
 
 
-def wait_served(cluster: LoopbackCluster, crds_: list[Obj], timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    for crd in crds_:
-        spec = crd["spec"]
-        version = next(v["name"] for v in spec["versions"] if v.get("storage"))
-        path = f"/apis/{spec['group']}/{version}/{spec['names']['plural']}?limit=1"
-        while True:
-            try:
-                cluster.request("GET", path)
-                break
-            except urllib.error.HTTPError as exc:
-                if exc.code not in (404, 429, 503) or time.monotonic() > deadline:
-                    raise AssertionError(f"{path} is not served: {exc}") from exc
-            time.sleep(0.1)
-
-
 @pytest.fixture(scope="module")
 def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackCluster]:
     yield from running_cluster(tmp_path_factory.mktemp("kind-up-kube"))
@@ -689,7 +671,7 @@ def test_everything_it_installs_applies_strictly(
     for source, crd in installed:
         put(crd, source)
     assert not problems, "\n".join(problems)
-    wait_served(cluster, [crd for _, crd in installed])
+    wait_served(cluster, [crd for _, crd in installed], timeout=120.0)
 
     later: list[tuple[str, Obj]] = []
     kinds: dict[str, bool] = {}

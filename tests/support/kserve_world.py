@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from controlplane.controller.reconcile import is_ready
-from controlplane.errors import KubeError
 from controlplane.kube.client import Obj, Ref
 from controlplane.kube.real import RealKube
+from controlplane.serving.names import predictor_service
 from support.controller_world import NS
 from support.real_world import RealWorld
 
@@ -42,13 +42,9 @@ ISVC_LABEL = "serving.kserve.io/inferenceservice"
 def _predictor_deployments(isvc: Obj) -> set[str]:
     """The predictor Deployments KServe keeps for ``isvc``'s spec (``PredictorServiceName``)."""
     name, spec = isvc["metadata"]["name"], isvc.get("spec") or {}
-
-    def service(predictor: str | None) -> str:
-        return f"{name}-{predictor}-predictor" if predictor else f"{name}-predictor"
-
-    names = {service((spec.get("predictor") or {}).get("name"))}
-    names |= {service(c["predictor"]["name"]) for c in spec.get("canary") or []}
-    return names
+    wanted = {predictor_service(name, (spec.get("predictor") or {}).get("name"))}
+    wanted |= {predictor_service(name, c["predictor"]["name"]) for c in spec.get("canary") or []}
+    return wanted
 
 
 def _rolled_out(obj: Obj) -> bool:
@@ -179,13 +175,10 @@ def snapshot(kube: RealKube, namespace: str = NS) -> dict[str, Any]:
         for o in kube.list(*ISVC, namespace)
     }
     routes: dict[str, dict[str, int]] = {}
-    try:
-        for route in kube.list(*ROUTE, namespace):
-            weights: dict[str, int] = {}
-            for rule in route["spec"].get("rules") or []:
-                for ref in rule.get("backendRefs") or []:
-                    weights[ref["name"]] = weights.get(ref["name"], 0) + int(ref.get("weight", 1))
-            routes[route["metadata"]["name"]] = weights
-    except KubeError:
-        pass
+    for route in kube.list(*ROUTE, namespace):
+        weights: dict[str, int] = {}
+        for rule in route["spec"].get("rules") or []:
+            for ref in rule.get("backendRefs") or []:
+                weights[ref["name"]] = weights.get(ref["name"], 0) + int(ref.get("weight", 1))
+        routes[route["metadata"]["name"]] = weights
     return {"deployments": deployments, "pods": pods, "routes": routes, "canaries": canaries}
