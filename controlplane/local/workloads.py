@@ -11,6 +11,13 @@ fake nodes stay Ready, scheduled pods get an IP and reach Running/Ready, deleted
 (:mod:`controlplane.profiles.catalog`), labelled as NVIDIA's GPU Feature Discovery labels a real
 one (``nvidia.com/gpu.product`` is what the rendered InferenceServices select on), with
 ``nvidia.com/gpu`` capacity and the ``nvidia.com/gpu:NoSchedule`` taint GPU pools carry.
+
+Upstream facts relied on (read at the pinned versions): kwok v0.7.0 manages the nodes annotated
+``kwok.x-k8s.io/node: fake`` (its own deployment, ``kustomize/kwok/kwok.yaml``) and, given no
+stages, applies its default node-fast / pod-fast stages (``pkg/kwok/cmd/root.go``,
+``getDefaultNodeStages`` / ``getDefaultPodStages``); kube-apiserver v1.34.10 puts the
+``node.kubernetes.io/not-ready`` taint on every new node (``plugin/pkg/admission/nodetaint``),
+which only kube-controller-manager's node lifecycle controller lifts.
 :func:`start_workloads` starts the three programs and creates the nodes; called by
 :mod:`controlplane.local.kserve`, ``make kube-up`` and the test fixtures. Nothing here runs a
 container: a pod is Ready because kwok says so.
@@ -25,7 +32,7 @@ from typing import Any
 from controlplane.local.kubeapi import KubeSetupError, LoopbackCluster, binary
 
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
-"""Nodes kwok manages carry ``kwok.x-k8s.io/node: fake`` (kwok's own convention)."""
+"""Nodes kwok manages carry ``kwok.x-k8s.io/node: fake`` (kwok v0.7.0 ``kustomize/kwok/kwok.yaml``)."""
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
 CONTROLLERS = (
     "deployment,replicaset,garbagecollector,namespace,endpointslice,serviceaccount,nodelifecycle"
