@@ -32,7 +32,7 @@ from typing import Any
 from controlplane.local.kubeapi import KubeSetupError, LoopbackCluster, binary
 
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
-"""Nodes kwok manages carry ``kwok.x-k8s.io/node: fake`` (kwok v0.7.0 ``kustomize/kwok/kwok.yaml``)."""
+"""Nodes kwok manages carry ``kwok.x-k8s.io/node: fake`` (see the module docstring)."""
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
 CONTROLLERS = (
     "deployment,replicaset,garbagecollector,namespace,endpointslice,serviceaccount,nodelifecycle"
