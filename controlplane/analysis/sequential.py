@@ -66,6 +66,7 @@ __all__ = [
     "midrank_scores",
     "rank_sum_p",
     "shift_log_e",
+    "shift_null_tilt",
     "snap_bound",
     "two_sample_boundary",
 ]
@@ -259,19 +260,102 @@ def midrank_scores(reference: ArrayLike) -> FloatArray:
     return out
 
 
+def shift_null_tilt(
+    reference: ArrayLike, les: ArrayLike, tolerance: ArrayLike, share: ArrayLike = 0.5
+) -> FloatArray:
+    """The tilt ``b0`` that stands for "the candidate is ``tolerance`` slower" in the shift test.
+
+    ``reference``: the stable's non-cumulative bucket counts before the step (last axis the
+    buckets, as :func:`midrank_scores` takes them); ``les``: the buckets' upper bounds (the
+    last one ``+Inf``); ``tolerance``: the relative slowdown the user does not care about
+    (``0.1``: every latency 10 % longer). The reference's distribution function is interpolated
+    linearly in log-latency between boundaries (linearly from 0 below the first one) and
+    stretched by ``1 + tolerance``; ``b0`` is the tilt of the logistic model of
+    :func:`shift_log_e` closest (in Kullback-Leibler divergence, fitted by Newton's method) to
+    "stable against the stretched stable" mixed as the step mixes them: ``share`` is the
+    candidate's share of requests (a misspecified model's projection depends on it: fitted on
+    an even mixture, ``b0`` is too small for a 5 % canary and the test rolls back candidates
+    exactly at the tolerance). Zero tolerance: exactly 0. Broadcasts over the leading axes of
+    ``reference``, ``tolerance`` and ``share``.
+    """
+    ref = np.asarray(reference, dtype=np.float64)
+    tol = np.asarray(tolerance, dtype=np.float64)
+    edges = np.asarray(les, dtype=np.float64)
+    finite = edges[np.isfinite(edges)]
+    if finite.size != edges.size - 1 or finite.size < 1 or ref.shape[-1] != edges.size:
+        raise ValueError("les: finite increasing bucket bounds and a last +Inf, one per bucket")
+    p = ref + 0.5
+    p = p / p.sum(-1, keepdims=True)
+    u = midrank_scores(ref)
+    cdf = np.cumsum(p, -1)[..., :-1]  # at the finite bounds
+    k = (1.0 + tol)[..., None]
+    x = finite / k  # the stretched distribution at bound B is the reference's at B / k
+    log_x, log_b = np.log(x), np.log(finite)
+    z = special.ndtri(np.clip(cdf, 1e-9, 1.0 - 1e-9))  # probit: linear for a lognormal
+    flat_x = np.broadcast_to(log_x, np.broadcast_shapes(log_x.shape, z.shape))
+    flat_z = np.broadcast_to(z, flat_x.shape)
+    stretched = np.empty(flat_x.shape)
+    for idx in np.ndindex(flat_x.shape[:-1]):
+        zi = flat_z[idx]
+        if finite.size > 1:  # below the first bound: the first segment's line, extended
+            slope = (zi[1] - zi[0]) / (log_b[1] - log_b[0])
+            low = zi[0] + slope * (flat_x[idx] - log_b[0])
+        else:
+            low = np.full_like(flat_x[idx], zi[0])
+        stretched[idx] = np.where(flat_x[idx] < log_b[0], low, np.interp(flat_x[idx], log_b, zi))
+    stretched = special.ndtr(stretched)
+    ones = np.ones((*stretched.shape[:-1], 1))
+    q = np.diff(np.concatenate([0.0 * ones, stretched, ones], -1), axis=-1).clip(min=0.0)
+    w_c = np.clip(np.asarray(share, dtype=np.float64), _EPS, 1.0 - _EPS)[..., None]
+    pp, q, uu = np.broadcast_arrays((1.0 - w_c) * p, w_c * q, u)
+    a = np.zeros(q.shape[:-1])
+    b = np.zeros(q.shape[:-1])
+    for _ in range(30):  # Newton on the concave log-likelihood of (a, b)
+        s = special.expit(a[..., None] + b[..., None] * uu)
+        r = q * (1.0 - s) - pp * s  # d/d(eta) per bucket
+        w = (q + pp) * s * (1.0 - s)
+        ga, gb = r.sum(-1), (r * uu).sum(-1)
+        haa, hab, hbb = w.sum(-1), (w * uu).sum(-1), (w * uu * uu).sum(-1)
+        det = haa * hbb - hab * hab
+        det = np.where(det > 0, det, 1.0)
+        a = a + (hbb * ga - hab * gb) / det
+        b = b + (haa * gb - hab * ga) / det
+    out: FloatArray = np.where(tol == 0.0, 0.0, b)
+    return out
+
+
+def _null_intercept(total: FloatArray, nc: FloatArray, u: FloatArray, b0: FloatArray) -> FloatArray:
+    """The maximum-likelihood intercept ``a`` of :func:`shift_log_e`'s model with the tilt fixed
+    at ``b0``: ``sum_k total_k * expit(a + b0 u_k) = nc`` (Newton from ``logit(nc / n)``, which
+    is exact for ``b0 = 0``). ``total``/``u``: (..., K); ``nc``, ``b0``: (...)."""
+    n = total.sum(-1)
+    pi = np.clip(np.where(n > 0, nc / np.where(n > 0, n, 1.0), 0.5), _EPS, 1.0 - _EPS)
+    a: FloatArray = np.asarray(np.log(pi) - np.log1p(-pi), dtype=np.float64)
+    if not np.any(b0 != 0.0):
+        return a
+    for _ in range(12):
+        s = special.expit(a[..., None] + b0[..., None] * u)
+        f = (total * s).sum(-1) - nc
+        d = (total * s * (1.0 - s)).sum(-1)
+        a = np.asarray(a - np.where(d > 0, f / np.where(d > 0, d, 1.0), 0.0), dtype=np.float64)
+    return a
+
+
 def shift_log_e(
-    cand: ArrayLike, stable: ArrayLike, scores: ArrayLike
+    cand: ArrayLike, stable: ArrayLike, scores: ArrayLike, null_tilt: ArrayLike = 0.0
 ) -> tuple[FloatArray, FloatArray]:
     """Log e-values ``(breach side, pass side)`` of the shift test.
 
     ``cand`` / ``stable``: non-cumulative bucket counts since the step started (last axis the
     buckets, leading axes broadcast: the benchmark passes thousands of runs); ``scores`` the
     buckets' mid-rank scores (:func:`midrank_scores`). Each request is a trial "it came from the
-    candidate" with log odds ``a + b u`` (``u`` its bucket's score). H0 (breach side): ``b <= 0``
-    (no tilt towards slow: the same latency distribution, or one shifted faster); the e-process
-    is the likelihood ratio of ``b > 0`` against ``b = 0`` mixed over :data:`_TILTS`. The pass
-    side mirrors it (``b >= 0`` against ``b < 0``). ``a`` is the candidate's share of requests,
-    estimated from the cumulative counts as :func:`judge_counts` does. No requests: ``(0, 0)``.
+    candidate" with log odds ``a + b u`` (``u`` its bucket's score). H0 (breach side): ``b <= b0``
+    (``b0 = null_tilt``, 0 by default: no tilt towards slow, the same latency distribution or a
+    faster one; :func:`shift_null_tilt` for a tolerated slowdown); the e-process is the
+    likelihood ratio of ``b0 + t`` against ``b0`` mixed over ``t`` in :data:`_TILTS`. The pass
+    side mirrors it (``b >= b0`` against ``b0 - t``). ``a`` is its maximum-likelihood value under
+    ``b = b0`` on the cumulative counts (for ``b0 = 0``: the logit of the candidate's share of
+    requests, as :func:`judge_counts` estimates it). No requests: ``(0, 0)``.
     """
     c, s, u = np.broadcast_arrays(
         np.asarray(cand, dtype=np.float64),
@@ -280,15 +364,20 @@ def shift_log_e(
     )
     nc = c.sum(-1)
     n = nc + s.sum(-1)
-    pi = np.clip(np.where(n > 0, nc / np.where(n > 0, n, 1.0), 0.5), _EPS, 1.0 - _EPS)
-    log_pi, log_rest = np.log(pi)[..., None, None], np.log1p(-pi)[..., None, None]
-    logit = log_pi - log_rest
+    b0 = np.broadcast_to(np.asarray(null_tilt, dtype=np.float64), nc.shape)
+    a0 = _null_intercept(c + s, nc, u, b0)
+    base = (a0[..., None] + b0[..., None] * u)[..., None, :]  # (..., 1, buckets)
+
+    def loglik(eta: FloatArray) -> FloatArray:
+        per_c = -np.logaddexp(0.0, -eta)  # log expit(eta)
+        per_s = -np.logaddexp(0.0, eta)  # log (1 - expit(eta))
+        out: FloatArray = (c[..., None, :] * per_c + s[..., None, :] * per_s).sum(-1)
+        return out
+
+    null = loglik(base)[..., 0]
 
     def side(tilts: FloatArray) -> FloatArray:
-        a = logit + tilts[:, None] * u[..., None, :]  # (..., tilts, buckets)
-        per_c = -np.logaddexp(0.0, -a) - log_pi  # log(p / pi)
-        per_s = -np.logaddexp(0.0, a) - log_rest  # log((1 - p) / (1 - pi))
-        ll = (c[..., None, :] * per_c + s[..., None, :] * per_s).sum(-1)
+        ll = loglik(base + tilts[:, None] * u[..., None, :]) - null[..., None]
         out: FloatArray = special.logsumexp(ll, -1) - math.log(tilts.size)
         return np.where(n > 0, out, 0.0)
 
@@ -727,6 +816,7 @@ def judge_shift(
     reference_buckets: Mapping[float, float],
     alpha: float,
     *,
+    tolerance: float = 0.0,
     fixed: bool = False,
 ) -> SequentialResult:
     """Is the candidate's whole latency distribution shifted slower than the stable's?
@@ -740,8 +830,25 @@ def judge_shift(
     slower; pass when it says it is faster. The estimate is the probabilistic index ``P(a
     candidate request is slower than a stable one)`` (ties count half; 0.5 = no shift), with the
     boundary 0.5; there is no confidence sequence (``ci_low``/``ci_high`` are NaN).
+
+    ``tolerance`` (``test: shift`` with ``above: 10%``): the slowdown the user does not care
+    about, as a factor on every latency (``0.1``: 10 % longer). The anytime test's null becomes
+    "no more tilted than the stable stretched by ``1 + tolerance``" (:func:`shift_null_tilt`,
+    the tilt fixed by the reference for the whole step) and the reported boundary is the
+    probabilistic index of that stretched stable against the stable. The closing test
+    (``fixed``) stays the rank test against no shift, at the tolerance's index as its boundary
+    only in the message: it is used with ``tolerance`` 0 alone (:mod:`seqcheck` refuses
+    ``finalLook`` with a shift tolerance).
     """
     alpha = _check_alpha(alpha)
+    if not (math.isfinite(tolerance) and 0.0 <= tolerance <= 10.0):
+        raise SpecError(
+            [
+                Problem(
+                    path="above", message=f"a shift tolerance must be in [0%, 1000%]: {tolerance}"
+                )
+            ]
+        )
     common, (c, s, ref) = _common(
         _buckets("candidate", cand_buckets),
         _buckets("stable", stable_buckets),
@@ -778,9 +885,15 @@ def judge_shift(
         f"candidate slower than stable in {100 * index:.1f}% of request pairs (50% = no shift; "
         f"{nc:g} candidate and {ns:g} stable requests over {len(common)} buckets)"
     )
+    boundary = 0.5
+    b0 = 0.0
+    if tolerance > 0:
+        b0 = float(shift_null_tilt(ref, common, tolerance, nc / (nc + ns)))
+        boundary = _tilted_index(ref, midrank_scores(ref), b0)
+        shifted += f"; tolerated: {100 * tolerance:g}% slower ({100 * boundary:.1f}%)"
     if fixed:
-        return _fixed_only(index, 0.5, nc, nc + ns, shifted, float(rank_sum_p(c, s)))
-    lb, lp = shift_log_e(c, s, midrank_scores(ref))
+        return _fixed_only(index, boundary, nc, nc + ns, shifted, float(rank_sum_p(c, s)))
+    lb, lp = shift_log_e(c, s, midrank_scores(ref), b0)
     decision = _decide(float(lb), float(lp), alpha)
     msg = (
         f"{shifted}, e-value {_e(float(lb)):.3g} (breach at {1 / alpha:g}, pass side "
@@ -793,8 +906,19 @@ def judge_shift(
         index,
         math.nan,
         math.nan,
-        0.5,
+        boundary,
         nc,
         nc + ns,
         msg,
     )
+
+
+def _tilted_index(ref: FloatArray, u: FloatArray, b0: float) -> float:
+    """The probabilistic index ``P(candidate slower than stable)`` of the reference tilted by
+    ``b0`` (the candidate's bucket shares ``p_k e^(b0 u_k)``, normalised) against the reference:
+    what the shift test's boundary is in the reported scale."""
+    p = (ref + 0.5) / float((ref + 0.5).sum())
+    q = p * np.exp(b0 * u)
+    q = q / q.sum()
+    faster = np.concatenate([[0.0], np.cumsum(p)[:-1]])
+    return float((q * (faster + 0.5 * p)).sum())

@@ -19,8 +19,9 @@ from controlplane.analysis.sequential import (
     judge_shift,
     midrank_scores,
     shift_log_e,
+    shift_null_tilt,
 )
-from controlplane.errors import NoData
+from controlplane.errors import NoData, SpecError
 
 EDGES = np.array([0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.75, 1.0, 2.5])
 SIGMA = math.log(2.0) / 2.326  # P99 twice the median
@@ -177,3 +178,75 @@ def test_judge_shift_edge_cases() -> None:
     # different bucket layouts with no finite boundary in common: said, not silently passed
     with pytest.raises(NoData, match="share no finite bucket boundary"):
         judge_shift({0.15: 40.0, math.inf: 100.0}, stable, ref, 0.01)
+
+
+def _tolerance_breaches(factor: float, tolerance: float, alpha: float = 0.01) -> float:
+    """Share of runs the shift test with ``tolerance`` rolls back, looked at every minute."""
+    cand, stable, reference = _streams(np.full(LOOKS, factor), np.ones(LOOKS), 200 * 60.0, 3)
+    les = np.append(EDGES, np.inf)
+    b0 = shift_null_tilt(reference, les, tolerance, 0.05)[:, None]
+    up, _ = shift_log_e(cand, stable, midrank_scores(reference)[:, None, :], b0)
+    return float((up >= math.log(1 / alpha)).any(1).mean())
+
+
+@pytest.mark.parametrize("factor", [1.0, 1.05, 1.10])
+def test_a_candidate_within_the_shift_tolerance_is_rolled_back_at_most_alpha(
+    factor: float,
+) -> None:
+    # 1.10 is exactly on the tolerance: the boundary of the null, still at most alpha.
+    assert _tolerance_breaches(factor, 0.10) <= 0.01
+
+
+def test_a_candidate_beyond_the_shift_tolerance_is_rolled_back() -> None:
+    assert _tolerance_breaches(1.3, 0.10) == 1.0
+    assert _tolerance_breaches(1.05, 0.0) == 1.0  # no tolerance: any slowdown
+
+
+def test_the_null_tilt_is_the_projection_of_the_stretched_reference() -> None:
+    les = np.append(EDGES, np.inf)
+    ref = _probs(np.array([0.2]))[0] * 1e6
+    assert shift_null_tilt(ref, les, 0.0, 0.05) == 0.0
+    small, large = shift_null_tilt(ref, les, 0.05, 0.05), shift_null_tilt(ref, les, 0.10, 0.05)
+    assert 0 < small < large
+    # The maximum-likelihood tilt of a candidate exactly 10 % slower, from its own buckets.
+    cand = _probs(np.array([0.22]))[0] * 0.05e6
+    u = midrank_scores(ref)
+    a = b = 0.0
+    for _ in range(50):
+        s = special.expit(a + b * u)
+        r = cand * (1 - s) - 0.95 * ref * s
+        w = (cand + 0.95 * ref) * s * (1 - s)
+        ga, gb = r.sum(), (r * u).sum()
+        haa, hab, hbb = w.sum(), (w * u).sum(), (w * u * u).sum()
+        det = haa * hbb - hab * hab
+        a, b = a + (hbb * ga - hab * gb) / det, b + (haa * gb - hab * ga) / det
+    assert large == pytest.approx(b, rel=0.02)
+
+
+def test_judge_shift_with_a_tolerance_spares_a_slightly_slower_candidate() -> None:
+    les = [0.1, 0.2, 0.25, 0.3, 0.4, 0.5, math.inf]
+    p = _probs(np.array([0.2]))[0]
+    merged = np.array([p[0], p[1], p[2], p[3], p[4] + p[5], p[6] + p[7], p[8:].sum()])
+    slower_p = _probs(np.array([0.21]))[0]
+    slower = np.array(
+        [
+            slower_p[0],
+            slower_p[1],
+            slower_p[2],
+            slower_p[3],
+            slower_p[4] + slower_p[5],
+            slower_p[6] + slower_p[7],
+            slower_p[8:].sum(),
+        ]
+    )
+    ref = _cum(list(merged * 50000), les)
+    stable = _cum(list(merged * 95000), les)
+    cand = _cum(list(slower * 5000), les)
+    strict = judge_shift(cand, stable, ref, 0.01)
+    tolerant = judge_shift(cand, stable, ref, 0.01, tolerance=0.10)
+    assert strict.decision == "breach"
+    assert tolerant.decision == "pass"
+    assert tolerant.boundary > 0.5
+    assert "tolerated: 10% slower" in tolerant.message
+    with pytest.raises(SpecError):
+        judge_shift(cand, stable, ref, 0.01, tolerance=-0.1)
