@@ -202,19 +202,21 @@ class ErrorTerms:
 def error_terms(
     contract: MetricContract,
     sel: str,
-    range_: str,
+    window: str,
     *,
     fn: Literal["rate", "increase"] = "rate",
+    modifier: str = "",
 ) -> ErrorTerms:
-    """Where the ``error-rate`` built-in's errors come from, for label matchers ``sel`` over
-    ``range_`` (a range selector's body: ``5m`` or ``5m @ 1700000000.000``).
+    """Where the ``error-rate`` built-in's errors come from, for label matchers ``sel`` over a
+    ``window`` (a Prometheus duration, ``5m``), with an optional ``modifier`` after the range
+    (`` @ 1700000000.000``).
 
-    Today: ``vllm:request_success_total`` with ``finished_reason`` ``error`` or ``abort`` over all
-    its series. The only definition of the failed/all terms: the per-canary, grouped and
+    Today: ``vllm:request_success_total`` with ``finished_reason`` ``error`` or ``abort``, over
+    all its series. The only definition of the failed/all terms: the per-canary, grouped and
     sequential queries all take them from here."""
     reasons = "|".join(contract.error_reasons)
     name = contract.metric("error-rate").name
     return ErrorTerms(
-        failed=f'{fn}({name}{{{sel},finished_reason=~"{reasons}"}}[{range_}])',
-        total=f"{fn}({name}{{{sel}}}[{range_}])",
+        failed=f'{fn}({name}{{{sel},finished_reason=~"{reasons}"}}[{window}]{modifier})',
+        total=f"{fn}({name}{{{sel}}}[{window}]{modifier})",
     )

@@ -1,7 +1,9 @@
 """PromQL for every check: the built-in ``vllm`` preset and strict rendering of custom queries.
 
-Owns the exact PromQL strings of the contract's *Built-in metrics* table, the sample-count query
-behind ``minSamples``, the rendering of custom ``query`` / ``selector`` / ``costQuery`` templates
+Owns the queries of one variant of one canary: the contract's *Built-in metrics* table (built by
+:mod:`controlplane.analysis.promql` from the names of
+:mod:`controlplane.analysis.metric_contract`), the sample-count query behind ``minSamples``, the
+rendering of custom ``query`` / ``selector`` / ``costQuery`` templates
 (placeholders ``{{namespace}}``, ``{{canary}}``, ``{{variant}}``, ``{{window}}``; anything else is a
 :class:`~controlplane.errors.SpecError`), and Prometheus duration strings for windows.
 
@@ -16,9 +18,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from controlplane.analysis import promql
+from controlplane.analysis.metric_contract import contract_for
 from controlplane.errors import Problem, SpecError
 from controlplane.spec.models import (
-    DEFAULT_QUANTILE,
     Builtin,
     CheckSpec,
     MetricSpec,
@@ -37,11 +40,6 @@ DEFAULT_SELECTOR = 'namespace="{{namespace}}",canary="{{canary}}",variant="{{var
 SPEND_WINDOW_SECONDS = 86400.0
 """``{{window}}`` in a ``costQuery`` is one day: the budget is a daily limit."""
 
-_HISTOGRAMS: dict[str, str] = {
-    "e2e-latency": "vllm:e2e_request_latency_seconds_bucket",
-    "ttft": "vllm:time_to_first_token_seconds_bucket",
-    "inter-token-latency": "vllm:inter_token_latency_seconds_bucket",
-}
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _DURATION_UNITS: tuple[tuple[str, int], ...] = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 
@@ -112,34 +110,27 @@ def selector(canary: ModelCanary, variant: str) -> str:
     return render(template, _label_values(canary, variant), "spec.analysis.selector")
 
 
-def builtin_query(builtin: Builtin, sel: str, window: float, quantile: float | None = None) -> str:
-    """The preset ``vllm`` PromQL of ``builtin`` for selector ``sel`` over ``window`` seconds."""
-    w = prom_duration(window)
-    if builtin in _HISTOGRAMS:
-        q = DEFAULT_QUANTILE if quantile is None else quantile
-        buckets = _HISTOGRAMS[builtin]
-        return f"histogram_quantile({q!r}, sum by (le) (rate({buckets}{{{sel}}}[{w}])))"
-    if builtin == "error-rate":
-        return (
-            f'sum(rate(vllm:request_success_total{{{sel},finished_reason=~"error|abort"}}[{w}]))'
-            f" / sum(rate(vllm:request_success_total{{{sel}}}[{w}]))"
-        )
-    if builtin == "request-rate":
-        return f"sum(rate(vllm:request_success_total{{{sel}}}[{w}]))"
-    if builtin == "tokens-per-second":
-        return f"sum(rate(vllm:generation_tokens_total{{{sel}}}[{w}]))"
-    if builtin == "kv-cache-usage":
-        return f"avg(vllm:kv_cache_usage_perc{{{sel}}})"
-    raise AssertionError(f"unhandled builtin {builtin!r}")  # pragma: no cover - Literal is closed
+def builtin_query(
+    builtin: Builtin,
+    sel: str,
+    window: float,
+    quantile: float | None = None,
+    vllm_version: str | None = None,
+) -> str:
+    """The preset ``vllm`` PromQL of ``builtin`` for selector ``sel`` over ``window`` seconds,
+    with the metric names of ``vllm_version`` (None: the KServe-pinned version)."""
+    contract = contract_for(vllm_version)
+    return promql.builtin_expr(builtin, sel, prom_duration(window), quantile, contract=contract)
 
 
-def samples_query(sel: str, window: float) -> str:
+def samples_query(sel: str, window: float, vllm_version: str | None = None) -> str:
     """Requests finished within ``window``: the count ``minSamples`` is compared with.
 
     The contract's ``increase(vllm:request_success_total{SEL}[W])`` yields one series per
     ``finished_reason``; it is summed so that it is one number.
     """
-    return f"sum(increase(vllm:request_success_total{{{sel}}}[{prom_duration(window)}]))"
+    contract = contract_for(vllm_version)
+    return promql.samples_expr(sel, prom_duration(window), contract=contract)
 
 
 def metric_path(canary: ModelCanary, metric: MetricSpec) -> str:

@@ -33,20 +33,20 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from controlplane.analysis import queries, sequential
+from controlplane.analysis.metric_contract import contract_for, error_terms
 from controlplane.errors import NoData, Problem, SpecError
 from controlplane.rollout.observations import TIME_SLACK_S, CheckResult
 from controlplane.spec.models import DEFAULT_QUANTILE, CheckSpec, MetricSpec, ModelCanary
 from controlplane.spec.units import Unit, display_value
 
-HISTOGRAMS: dict[str, str] = {
-    "e2e-latency": "vllm:e2e_request_latency_seconds_bucket",
-    "ttft": "vllm:time_to_first_token_seconds_bucket",
-    "inter-token-latency": "vllm:inter_token_latency_seconds_bucket",
-}
-"""Built-in latency metrics the sequential judge supports, with their bucket series."""
+_CONTRACT = contract_for()
+HISTOGRAMS: dict[str, str] = _CONTRACT.bucket_series()
+"""Built-in latency metrics the sequential judge supports, with their bucket series (from the
+KServe-pinned vLLM's :mod:`~controlplane.analysis.metric_contract`)."""
 
-SUCCESS = "vllm:request_success_total"
-ERRORS = 'finished_reason=~"error|abort"'
+SUCCESS = _CONTRACT.requests
+ERRORS = f'finished_reason=~"{"|".join(_CONTRACT.error_reasons)}"'
+"""The grouped sequential counts' failed-request matcher (the same as :func:`error_terms`')."""
 SUPPORTED = frozenset({"error-rate", *HISTOGRAMS})
 """Built-in metrics a ``judge: sequential`` check may use."""
 
@@ -62,8 +62,9 @@ def problems(canary: ModelCanary, check: CheckSpec, path: str) -> list[Problem]:
 
     Supported: ``error-rate`` and the latency histograms, with ``above`` only, absolute or
     ``compare: baseline``; ``test: shift`` on a latency histogram, ``compare: baseline``,
-    ``above: 0%``. Spec validation may call this to reject such specs up front; the
-    evaluator reports the same problems as a provider error (the canary pauses and says why).
+    ``above: X%`` (the tolerated slowdown, 0% to 1000%; ``finalLook`` only with 0%). Spec
+    validation may call this to reject such specs up front; the evaluator reports the same
+    problems as a provider error (the canary pauses and says why).
     """
     shift = check.test == "shift"
     if not is_sequential(check):
@@ -92,12 +93,21 @@ def problems(canary: ModelCanary, check: CheckSpec, path: str) -> list[Problem]:
                 f"({', '.join(sorted(HISTOGRAMS))}) and compare: baseline",
             )
         )
-    elif shift and check.above is not None and check.above.value != 0:
+    elif shift and check.above is not None and not 0.0 <= check.above.value <= 10.0:
         found.append(
             Problem(
                 f"{path}.above",
-                "test: shift has no tolerance (it asks whether the candidate is slower at all): "
-                "write above: 0%, or use test: tail for a tolerance on a quantile",
+                "test: shift's tolerance is how much slower the candidate may be (every latency "
+                "times 1 + above): write a percentage from 0% to 1000%",
+            )
+        )
+    elif shift and check.above is not None and check.above.value > 0 and check.final_look > 0:
+        found.append(
+            Problem(
+                f"{path}.finalLook",
+                "the closing test of test: shift is a rank test against no shift at all: it "
+                "would roll back a candidate inside the tolerance; drop finalLook or write "
+                "above: 0%",
             )
         )
     if metric.builtin not in SUPPORTED:
@@ -217,15 +227,15 @@ def _counts(
     stable = queries.selector(canary, canary.spec.stable.name)
     baseline = check.compare == "baseline"
     if metric.builtin == "error-rate":
+        c = error_terms(_CONTRACT, cand, w, fn="increase", modifier=pin)
+        s = error_terms(_CONTRACT, stable, w, fn="increase", modifier=pin)
         return Plan(
             metric,
             window,
-            cand_events=f"sum(increase({SUCCESS}{{{cand},{ERRORS}}}[{w}]{pin}))",
-            cand_total=f"sum(increase({SUCCESS}{{{cand}}}[{w}]{pin}))",
-            stable_events=f"sum(increase({SUCCESS}{{{stable},{ERRORS}}}[{w}]{pin}))"
-            if baseline
-            else None,
-            stable_total=f"sum(increase({SUCCESS}{{{stable}}}[{w}]{pin}))" if baseline else None,
+            cand_events=f"sum({c.failed})",
+            cand_total=f"sum({c.total})",
+            stable_events=f"sum({s.failed})" if baseline else None,
+            stable_total=f"sum({s.total})" if baseline else None,
         )
     hist = HISTOGRAMS[str(metric.builtin)]
     return Plan(
@@ -335,6 +345,7 @@ def _judge(
             counts.stable_buckets or {math.inf: 0.0},
             counts.reference_buckets or {math.inf: 0.0},
             alpha,
+            tolerance=check.above.value,
             fixed=fixed,
         )
         stable = counts.stable_buckets

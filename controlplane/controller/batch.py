@@ -36,7 +36,8 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from controlplane.analysis import evaluator, queries, seqcheck, verdict
+from controlplane.analysis import evaluator, promql, queries, seqcheck, verdict
+from controlplane.analysis.metric_contract import contract_for
 from controlplane.analysis.providers.base import MetricProvider
 from controlplane.analysis.providers.prometheus import PrometheusClient, PrometheusProvider
 from controlplane.errors import NoData, ProviderError, SpecError
@@ -136,39 +137,20 @@ def group_selector(namespace: str, canaries: Sequence[str]) -> str:
     return f'namespace="{ns}",canary=~"{queries.escape_label_value(alternatives)}"'
 
 
-_HISTOGRAMS = {
-    "e2e-latency": "vllm:e2e_request_latency_seconds_bucket",
-    "ttft": "vllm:time_to_first_token_seconds_bucket",
-    "inter-token-latency": "vllm:inter_token_latency_seconds_bucket",
-}
-
-
-def grouped_query(key: GroupKey, canaries: Sequence[str]) -> str:
-    """The PromQL of ``key`` for ``canaries``, aggregated ``by (canary, variant)``."""
+def grouped_query(key: GroupKey, canaries: Sequence[str], vllm_version: str | None = None) -> str:
+    """The PromQL of ``key`` for ``canaries``, aggregated ``by (canary, variant)``: the builder of
+    the per-canary queries (:mod:`controlplane.analysis.promql`) with the group labels added, over
+    the metric names of ``vllm_version`` (None: the KServe-pinned version)."""
     sel = group_selector(key.namespace, canaries)
-    by = "by (" + ", ".join(GROUP_LABELS) + ")"
+    contract = contract_for(vllm_version)
     family, _, quantile = key.family.partition("@")
     if family == "kv-cache-usage":
-        return f"avg {by} (vllm:kv_cache_usage_perc{{{sel}}})"
+        return promql.builtin_expr(family, sel, "", by=GROUP_LABELS, contract=contract)
     w = queries.prom_duration(key.window)
-    if family in _HISTOGRAMS:
-        return (
-            f"histogram_quantile({quantile}, sum by (le, canary, variant) "
-            f"(rate({_HISTOGRAMS[family]}{{{sel}}}[{w}])))"
-        )
-    success = "vllm:request_success_total"
-    if family == "error-rate":
-        return (
-            f'sum {by} (rate({success}{{{sel},finished_reason=~"error|abort"}}[{w}]))'
-            f" / sum {by} (rate({success}{{{sel}}}[{w}]))"
-        )
-    if family == "request-rate":
-        return f"sum {by} (rate({success}{{{sel}}}[{w}]))"
-    if family == "tokens-per-second":
-        return f"sum {by} (rate(vllm:generation_tokens_total{{{sel}}}[{w}]))"
     if family == "samples":
-        return f"sum {by} (increase({success}{{{sel}}}[{w}]))"
-    raise AssertionError(f"unhandled family {family!r}")  # pragma: no cover
+        return promql.samples_expr(sel, w, by=GROUP_LABELS, contract=contract)
+    q = float(quantile) if quantile else None
+    return promql.builtin_expr(family, sel, w, q, by=GROUP_LABELS, contract=contract)
 
 
 @dataclass(frozen=True, order=True)
