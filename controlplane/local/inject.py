@@ -6,8 +6,12 @@ applies to every request, whatever its engine:
 - ``ROLE`` is ``stable`` or ``candidate`` (the spec's variant names are accepted too);
 - ``latency=+300ms`` (or ``300ms``, ``+0.3s``): extra delay before the first token, so it adds to
   the time to first token and to the end-to-end latency;
-- ``errors=2%`` (or ``0.02``): that share of requests fails with HTTP 500 and is counted as
-  ``finished_reason="error"``.
+- ``errors=2%`` (or ``0.02``): that share of requests fails with HTTP 500 before reaching the
+  engine (as an exception in vLLM's API layer does): counted in ``http_requests_total`` as
+  ``5xx``, never as a ``finished_reason``;
+- ``engine-errors=2%``: that share of requests finishes in the engine with
+  ``finished_reason="error"``, answered as vLLM does: HTTP 500 when not streamed, an error event
+  inside the 200 stream when streamed.
 
 Pure: parsing only. Called by ``canaryctl up`` (:mod:`controlplane.cli.up`) and applied by
 :mod:`controlplane.local.server`. Bad input raises :class:`~controlplane.errors.UsageError`.
@@ -23,21 +27,23 @@ from controlplane.errors import UsageError
 from controlplane.spec.units import Unit, parse_quantity
 
 ROLES = ("stable", "candidate")
-KINDS = ("latency", "errors")
-_SYNTAX = re.compile(r"^\s*([a-z0-9-]+)\.([a-z]+)\s*=\s*(\S+)\s*$")
+KINDS = ("latency", "errors", "engine-errors")
+_SYNTAX = re.compile(r"^\s*([a-z0-9-]+)\.([a-z-]+)\s*=\s*(\S+)\s*$")
 USAGE = "expected ROLE.KIND=VALUE, e.g. candidate.latency=+300ms or candidate.errors=2%"
 
 
 @dataclass(frozen=True)
 class Faults:
-    """What a model server adds to every request: a delay (seconds) and an error share."""
+    """What a model server adds to every request: a delay (seconds), the share answered HTTP 500
+    before the engine, and the share finishing in the engine with ``error``."""
 
     latency_s: float = 0.0
     error_fraction: float = 0.0
+    engine_error_fraction: float = 0.0
 
     @property
     def active(self) -> bool:
-        return self.latency_s > 0 or self.error_fraction > 0
+        return self.latency_s > 0 or self.error_fraction > 0 or self.engine_error_fraction > 0
 
     def describe(self) -> str:
         parts = []
@@ -45,6 +51,8 @@ class Faults:
             parts.append(f"latency +{self.latency_s * 1000:g}ms")
         if self.error_fraction:
             parts.append(f"errors {self.error_fraction * 100:g}%")
+        if self.engine_error_fraction:
+            parts.append(f"engine errors {self.engine_error_fraction * 100:g}%")
         return ", ".join(parts) or "none"
 
 
@@ -74,9 +82,9 @@ def parse_injection(text: str, names: dict[str, str] | None = None) -> tuple[str
         if quantity.unit is not Unit.SECONDS or quantity.value < 0:
             raise UsageError(f"--inject {text!r}: latency takes a delay such as +300ms or +1.5s")
         return role, kind, quantity.value
-    if kind == "errors":
+    if kind in ("errors", "engine-errors"):
         if quantity.unit is Unit.SECONDS or not 0 <= quantity.value <= 1:
-            raise UsageError(f"--inject {text!r}: errors takes a share such as 2% or 0.02")
+            raise UsageError(f"--inject {text!r}: {kind} takes a share such as 2% or 0.02")
         return role, kind, quantity.value
     raise UsageError(f"--inject {text!r}: unknown kind {kind!r} (known: {', '.join(KINDS)})")
 
@@ -90,6 +98,8 @@ def parse_injections(
         role, kind, value = parse_injection(text, names)
         if kind == "latency":
             faults[role] = replace(faults[role], latency_s=value)
-        else:
+        elif kind == "errors":
             faults[role] = replace(faults[role], error_fraction=value)
+        else:
+            faults[role] = replace(faults[role], engine_error_fraction=value)
     return faults

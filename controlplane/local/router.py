@@ -10,6 +10,16 @@ Owns request routing of the local stack (aiohttp, ``127.0.0.1`` only):
   reach (or be mirrored to) the candidate; the others always go to stable;
 - **shadow mirroring**: while ``mirror`` is set, every eligible request is also sent to the
   candidate in the background; its answer is read and discarded, the client sees stable's;
+- **what Envoy Gateway's Envoy exports** at ``/metrics``, per backend: the cluster stats
+  ``envoy_cluster_upstream_rq{envoy_response_code, envoy_cluster_name}``,
+  ``envoy_cluster_upstream_rq_xx{envoy_response_code_class, envoy_cluster_name}`` and
+  ``envoy_cluster_upstream_rq_total{envoy_cluster_name}``, named as Envoy Gateway v1.8.1 names a
+  cluster per backendRef (``httproute/<namespace>/<route>/rule/<r>/backend/<b>``; rule 0 the
+  weighted split, rule 1 the cohort's stable-only rest; backend 0 stable, 1 candidate) and
+  counted as Envoy does: the code charged when the upstream's headers arrive, 503 when the
+  backend cannot be reached (Envoy's "upstream connect error"), 504 on a timeout, nothing for a
+  client gone before the headers. The local Prometheus maps the cluster names to ``variant`` as
+  the gateway's monitor does (:func:`controlplane.local.stack.scrape_config`);
 - **its own metrics** at ``/metrics``: ``controlplane_router_requests_total{variant, code,
   mirrored}``, ``controlplane_router_request_duration_seconds{variant}`` and the applied
   ``controlplane_router_candidate_weight`` / ``controlplane_router_mirror`` gauges.
@@ -34,6 +44,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from controlplane.local.server import HOST, VARIANT_HEADER, bind_socket
 from controlplane.routing.base import Weights
+from controlplane.serving import names
 from controlplane.spec.models import CohortSpec
 
 # Headers that belong to one hop (RFC 9110 section 7.6.1) or that aiohttp recomputes.
@@ -53,6 +64,47 @@ _HOP = frozenset(
     }
 )
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+def envoy_cluster(namespace: str, canary: str, rule: int, backend: int) -> str:
+    """The Envoy cluster Envoy Gateway (v1.8.1) builds for one backendRef of the canary's
+    HTTPRoute when it makes a cluster per backend (``irRouteDestinationName`` +
+    ``irDestinationSettingName``, internal/gatewayapi/helpers.go)."""
+    return f"httproute/{namespace}/{names.route_name(canary)}/rule/{rule}/backend/{backend}"
+
+
+class EnvoyClusterStats:
+    """Envoy's per-cluster upstream request counters, exposed in Envoy's Prometheus format
+    (counters without a ``_total`` suffix where Envoy has none: prometheus_client cannot)."""
+
+    def __init__(self) -> None:
+        self.by_code: Tally[tuple[str, int]] = Tally()
+        self.total: Tally[str] = Tally()
+
+    def sent(self, cluster: str) -> None:
+        """A request went to an upstream connection (``upstream_rq_total``)."""
+        self.total[cluster] += 1
+
+    def charge(self, cluster: str, code: int) -> None:
+        """``upstream_rq_<code>`` (and with it ``upstream_rq_<class>xx``)."""
+        self.by_code[(cluster, code)] += 1
+
+    def exposition(self) -> bytes:
+        lines = ["# TYPE envoy_cluster_upstream_rq counter"]
+        for (cluster, code), n in sorted(self.by_code.items()):
+            labels = f'envoy_response_code="{code}",envoy_cluster_name="{cluster}"'
+            lines.append(f"envoy_cluster_upstream_rq{{{labels}}} {n}")
+        classes: Tally[tuple[str, int]] = Tally()
+        for (cluster, code), n in self.by_code.items():
+            classes[(cluster, code // 100)] += n
+        lines.append("# TYPE envoy_cluster_upstream_rq_xx counter")
+        for (cluster, cls), n in sorted(classes.items()):
+            labels = f'envoy_response_code_class="{cls}",envoy_cluster_name="{cluster}"'
+            lines.append(f"envoy_cluster_upstream_rq_xx{{{labels}}} {n}")
+        lines.append("# TYPE envoy_cluster_upstream_rq_total counter")
+        for cluster, n in sorted(self.total.items()):
+            lines.append(f'envoy_cluster_upstream_rq_total{{envoy_cluster_name="{cluster}"}} {n}')
+        return ("\n".join(lines) + "\n").encode()
 
 
 @dataclass(frozen=True)
@@ -92,6 +144,12 @@ class LocalRouter:
         r = self.registry = CollectorRegistry()
         labels = {"namespace": namespace, "canary": canary}
         self._labels = labels
+        self.envoy = EnvoyClusterStats()
+        self._clusters = {
+            (rule, b.name): envoy_cluster(namespace, canary, rule, i)
+            for rule in (0, 1)
+            for i, b in enumerate((stable, candidate))
+        }
         self._requests = Counter(
             "controlplane_router_requests",
             "Requests the local router answered, by variant and status code",
@@ -167,7 +225,7 @@ class LocalRouter:
         weights = self.weights()
         self._weight.labels(**self._labels).set(weights.candidate)
         self._mirror.labels(**self._labels).set(1 if weights.mirror else 0)
-        body = generate_latest(self.registry)
+        body = generate_latest(self.registry) + self.envoy.exposition()
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _proxy(self, request: web.Request) -> web.StreamResponse:
@@ -180,13 +238,18 @@ class LocalRouter:
         if weights.mirror and eligible and backend is self.stable:
             self._spawn_mirror(request.method, request.path_qs, headers, body)
         assert self._session is not None
+        # The cohort's HTTPRoute sends the rest to stable by a second rule (routing/gateway_api).
+        cluster = self._clusters[(0 if eligible or self.cohort is None else 1, backend.name)]
         code = 502
+        envoy_code: int | None = None
         response: web.StreamResponse | None = None
         try:
             async with self._session.request(
                 request.method, backend.url + request.path_qs, headers=headers, data=body
             ) as upstream:
                 code = upstream.status
+                envoy_code = upstream.status
+                self.envoy.sent(cluster)
                 out = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP}
                 out[VARIANT_HEADER] = backend.name
                 response = web.StreamResponse(status=upstream.status, headers=out)
@@ -202,12 +265,16 @@ class LocalRouter:
             if response is not None:  # the upstream broke mid-answer: the client sees a cut
                 code = 502
                 return response
+            # Envoy answers an unreachable upstream 503 and a timed-out one 504, and charges it.
+            code = envoy_code = 504 if isinstance(exc, TimeoutError) else 503
             return web.json_response(
-                {"error": {"message": f"{backend.name} is unreachable: {exc}", "code": 502}},
-                status=502,
+                {"error": {"message": f"{backend.name} is unreachable: {exc}", "code": code}},
+                status=code,
                 headers={VARIANT_HEADER: backend.name},
             )
         finally:
+            if envoy_code is not None:
+                self.envoy.charge(cluster, envoy_code)
             self.served[backend.name] += 1
             self._requests.labels(
                 **self._labels, variant=backend.name, code=str(code), mirrored="false"

@@ -1,4 +1,4 @@
-"""A local model server: the OpenAI-compatible API in front of one engine, with vLLM's metrics.
+"""A local model server: the OpenAI-compatible API in front of one engine, counting as vLLM does.
 
 Owns the HTTP surface of one variant in the local stack (aiohttp, ``127.0.0.1`` only):
 
@@ -6,14 +6,23 @@ Owns the HTTP surface of one variant in the local stack (aiohttp, ``127.0.0.1`` 
   server-sent events (``data: {chunk}`` ... ``data: [DONE]``), ``stream_options.include_usage``
   honoured; ``GET /v1/models``; ``GET /health``; errors in OpenAI's ``{"error": {...}}`` shape
   (a wrong ``model`` is a 404 as in vLLM);
-- ``GET /metrics``: the vLLM metric names of the contract (``vllm:e2e_request_latency_seconds``,
+- ``GET /metrics``: the vLLM metric names of the contract
+  (:mod:`controlplane.analysis.metric_contract`: ``vllm:e2e_request_latency_seconds``,
   ``vllm:time_to_first_token_seconds``, ``vllm:inter_token_latency_seconds`` with vLLM's bucket
-  bounds, ``vllm:request_success_total{finished_reason}`` with ``error`` and ``abort`` present at
-  0 from the start so error-rate queries have a numerator, the token counters and the gauges),
-  labelled ``model_name`` plus ``namespace`` / ``canary`` / ``variant`` — and
-  ``controlplane_local_engine_info{engine}`` so a dashboard can tell simulated numbers apart;
+  bounds, ``vllm:request_success_total{finished_reason}`` with every reason present at 0 from the
+  start as vLLM v1 creates them, the token counters and the gauges), labelled ``model_name`` plus
+  ``namespace`` / ``canary`` / ``variant``; ``vllm serve``'s HTTP counter
+  ``http_requests_total{handler, method, status}`` (prometheus-fastapi-instrumentator's, status
+  grouped to ``2xx``/``4xx``/``5xx``, ``/metrics`` and ``/health`` excluded, an exception counted
+  as ``5xx``); and ``controlplane_local_engine_info{engine}`` so a dashboard can tell simulated
+  numbers apart;
+- counting as vLLM v1 does (docs/analysis.md, "Where errors come from"): a request refused before
+  the engine (400, 404) is only an HTTP ``4xx``; an engine ``error`` finish is HTTP 500 when not
+  streamed and an error event in a 200 stream when streamed; a client disconnect is no finish at
+  all and a ``2xx``;
 - fault injection (:class:`~controlplane.local.inject.Faults`) for any engine: the delay comes
-  before the first token; an injected error answers HTTP 500 and counts as ``error``.
+  before the first token; an injected ``errors`` share is an HTTP 500 before the engine (only
+  ``5xx``); an ``engine-errors`` share is an engine ``error`` finish.
 
 The variant's ``systemPrompt`` is prepended to chat requests. Every response carries the header
 ``x-controlplane-engine`` (``simulated`` / ``transformers`` / ``vllm``). Started by
@@ -33,9 +42,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from controlplane.analysis.metric_contract import contract_for
 from controlplane.local.engines.base import Chunk, Engine, EngineError, Generation
 from controlplane.local.inject import Faults
 
@@ -43,11 +54,15 @@ HOST = "127.0.0.1"
 ENGINE_HEADER = "x-controlplane-engine"
 VARIANT_HEADER = "x-canary-variant"
 
-# vLLM's own bucket bounds (vllm/engine/metrics.py), so quantiles are estimated the same way.
-E2E_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0)
-TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0)
-ITL_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
-FINISH_REASONS = ("stop", "length", "abort", "error")
+# vLLM's own bucket bounds and finish reasons (the metric contract), so quantiles are estimated
+# the same way and every reason exists from the start as in vLLM v1.
+_CONTRACT = contract_for()
+E2E_BUCKETS = _CONTRACT.buckets("e2e-latency")
+TTFT_BUCKETS = _CONTRACT.buckets("ttft")
+ITL_BUCKETS = _CONTRACT.buckets("inter-token-latency")
+FINISH_REASONS = _CONTRACT.finished_reasons
+HTTP_EXCLUDED = frozenset({"/metrics", "/health", "/load", "/ping", "/version", "/server_info"})
+"""Handlers ``vllm serve`` leaves out of ``http_requests_total`` (its ``excluded_handlers``)."""
 DEFAULT_MAX_TOKENS = 256
 
 
@@ -95,6 +110,12 @@ class _Metrics:
         self.running = Gauge("vllm:num_requests_running", "Running requests", names, registry=r)
         self.waiting = Gauge("vllm:num_requests_waiting", "Waiting requests", names, registry=r)
         self.kv = Gauge("vllm:kv_cache_usage_perc", "KV-cache usage (0-1)", names, registry=r)
+        self.http = Counter(
+            "http_requests",
+            "Total number of requests by method, status and handler.",
+            ["handler", "method", "status"],
+            registry=r,
+        )
         info = Gauge(
             "controlplane_local_engine_info",
             "Engine behind this variant",
@@ -111,6 +132,11 @@ class _Metrics:
 
     def finished(self, reason: str) -> None:
         self.success.labels(*self.values, reason).inc()
+
+    def answered(self, handler: str, method: str, status: int) -> None:
+        """One HTTP answer, as prometheus-fastapi-instrumentator counts it for vLLM."""
+        if handler not in HTTP_EXCLUDED:
+            self.http.labels(handler, method, f"{str(status)[0]}xx").inc()
 
 
 def _error(status: int, message: str, kind: str = "invalid_request_error") -> web.Response:
@@ -144,7 +170,7 @@ class ModelServer:
         return f"http://{HOST}:{self.port}"
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._count_http])
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_get("/v1/models", self._models)
@@ -165,6 +191,23 @@ class ModelServer:
             await self._runner.cleanup()
             self._runner = None
         await self.engine.stop()
+
+    @web.middleware
+    async def _count_http(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """``http_requests_total`` as vLLM's instrumentator keeps it: the route template (``none``
+        when no route matched), the status the answer started with, 500 for an exception."""
+        route = request.match_info.route.resource
+        name = route.canonical if route is not None else "none"
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            self.metrics.answered(name, request.method, status)
 
     # ----------------------------------------------------------------- endpoints
 
@@ -248,12 +291,11 @@ class ModelServer:
         m.running.labels(*labels).inc()
         headers = {ENGINE_HEADER: self.engine.kind, VARIANT_HEADER: self.who.variant}
         response: web.StreamResponse | None = None
-        reason = "abort"
+        reason: str | None = None  # no finish: a client disconnect or an error before the engine
         try:
             if self.faults.latency_s:
                 await asyncio.sleep(self.faults.latency_s)
             if self.faults.error_fraction and self._rng.random() < self.faults.error_fraction:
-                reason = "error"
                 return web.json_response(
                     {
                         "error": {
@@ -265,6 +307,9 @@ class ModelServer:
                     status=500,
                     headers=headers,
                 )
+            engine_error = bool(self.faults.engine_error_fraction) and (
+                self._rng.random() < self.faults.engine_error_fraction
+            )
             rid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
             if stream:
                 response = web.StreamResponse(
@@ -275,6 +320,8 @@ class ModelServer:
                     }
                 )
                 await response.prepare(request)
+            if engine_error:
+                raise EngineError("Internal server error")
             text: list[str] = []
             tokens = 0
             finish: str = "stop"
@@ -319,16 +366,26 @@ class ModelServer:
             m.e2e.labels(*labels).observe(time.monotonic() - started)
             return response
         except ConnectionResetError:
-            reason = "abort"  # the client went away mid-stream
-            return response if response is not None else web.Response(status=499)
+            # The client went away: vLLM v1 aborts the request without counting a finish, and its
+            # HTTP counter already has the 200 the answer started with.
+            reason = None
+            return response if response is not None else web.Response(status=200)
         except EngineError as exc:
             reason = "error"
-            if response is not None:
-                return response  # already streaming: the answer ends early
+            if response is not None:  # already streaming: vLLM's error event, then [DONE]
+                error = {"error": {"message": str(exc), "type": "InternalServerError", "code": 500}}
+                try:
+                    await _send(response, error)
+                    await response.write(b"data: [DONE]\n\n")
+                    await response.write_eof()
+                except ConnectionResetError:
+                    pass
+                return response
             return _error(500, str(exc), "InternalServerError")
         finally:
             m.running.labels(*labels).dec()
-            m.finished(reason)
+            if reason is not None:
+                m.finished(reason)
 
     async def _chunks(self, gen: Generation) -> AsyncIterator[Chunk]:
         async for chunk in self.engine.generate(gen):

@@ -64,6 +64,7 @@ from controlplane.rollout.machine import (
 from controlplane.rollout.observations import Observations
 from controlplane.rollout.state import RolloutState
 from controlplane.routing.memory import MemoryRouter
+from controlplane.serving import names
 from controlplane.simulation import SimulationResult, TracePoint
 from controlplane.spec.models import Builtin, ModelCanary
 from controlplane.spec.units import Unit, display_value
@@ -166,11 +167,31 @@ def _interval_text(seconds: float) -> str:
     return queries.prom_duration(seconds)
 
 
+def envoy_relabelings(canary: ModelCanary) -> list[dict[str, Any]]:
+    """``metric_relabel_configs`` giving the gateway's per-backend Envoy cluster stats the
+    ``variant`` of their backend, as the gateway's monitor must in a cluster: the cluster
+    ``httproute/<namespace>/<route>/rule/<r>/backend/<b>`` (Envoy Gateway's name for backendRef
+    ``b``: 0 stable, 1 candidate) is that variant's."""
+    ns, canary_name = canary.metadata.namespace, canary.metadata.name
+    prefix = f"httproute/{ns}/{names.route_name(canary_name)}/rule/[0-9]+/backend/"
+    return [
+        {
+            "source_labels": ["envoy_cluster_name"],
+            "regex": prefix.replace(".", "\\.") + str(index),
+            "target_label": "variant",
+            "replacement": variant.name,
+            "action": "replace",
+        }
+        for index, variant in enumerate((canary.spec.stable, canary.spec.candidate))
+    ]
+
+
 def scrape_config(
     canary: ModelCanary, servers: Mapping[str, ModelServer], router_port: int, interval: float
 ) -> str:
     """Prometheus configuration scraping every server (with its contract labels) and the
-    router. ``scrape_timeout`` may not exceed the interval."""
+    router (its Envoy cluster stats relabelled to ``variant``: :func:`envoy_relabelings`).
+    ``scrape_timeout`` may not exceed the interval."""
     every = _interval_text(interval)
     labels = {"namespace": canary.metadata.namespace, "canary": canary.metadata.name}
     config = {
@@ -191,6 +212,7 @@ def scrape_config(
                 "job_name": "local-router",
                 "honor_labels": True,
                 "static_configs": [{"targets": [f"127.0.0.1:{router_port}"], "labels": labels}],
+                "metric_relabel_configs": envoy_relabelings(canary),
             },
         ],
     }

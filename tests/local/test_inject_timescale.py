@@ -21,6 +21,7 @@ NAMES = {"bf16": "stable", "nf4": "candidate"}
         ("candidate.errors=2%", ("candidate", "errors", 0.02)),
         ("candidate.errors=0.05", ("candidate", "errors", 0.05)),
         ("nf4.errors=10%", ("candidate", "errors", 0.1)),
+        ("nf4.engine-errors=5%", ("candidate", "engine-errors", 0.05)),
         (" bf16.latency = 20ms ", ("stable", "latency", 0.02)),
     ],
     ids=[
@@ -30,6 +31,7 @@ NAMES = {"bf16": "stable", "nf4": "candidate"}
         "errors-pct",
         "errors-fraction",
         "variant-name",
+        "engine-errors",
         "spaces",
     ],
 )
@@ -71,6 +73,8 @@ def test_parse_injections_combines_per_role() -> None:
     )
     assert faults["candidate"] == Faults(latency_s=0.3, error_fraction=0.02)
     assert faults["stable"] == Faults(error_fraction=0.01)
+    both = parse_injections(["candidate.errors=2%", "candidate.engine-errors=3%"], NAMES)
+    assert both["candidate"] == Faults(error_fraction=0.02, engine_error_fraction=0.03)
     assert faults["candidate"].describe() == "latency +300ms, errors 2%"
     assert not parse_injections([], NAMES)["stable"].active
 

@@ -158,12 +158,47 @@ def test_weight_changes_under_load_lose_no_request() -> None:
     with_router(check, delay=0.03, chunks=3)
 
 
-def test_unreachable_backend_is_a_502() -> None:
+def test_unreachable_backend_is_a_503_charged_to_its_cluster() -> None:
+    """As Envoy: an upstream that cannot be reached is answered 503 and charged to that
+    backend's cluster (``upstream_rq_503``) but not to ``upstream_rq_total`` (no upstream
+    request was attached to a connection); the healthy backend's cluster has its 200s."""
+
     async def check(router: LocalRouter, memory: MemoryRouter, s: Backend, c: Backend) -> None:
-        await c.stop()
-        memory.set_weights(CANARY, 100, False)
         async with aiohttp.ClientSession() as session:
+            await send(session, router.url, 2)  # weight 0: stable
+            await c.stop()
+            memory.set_weights(CANARY, 100, False)
             results = await send(session, router.url, 3)
-        assert {(status, variant) for status, variant, _ in results} == {(502, "nf4")}
+            async with session.get(router.url + "/metrics") as r:
+                text = await r.text()
+        assert {(status, variant) for status, variant, _ in results} == {(503, "nf4")}
+        stable = "httproute/default/local-demo/rule/0/backend/0"
+        candidate = "httproute/default/local-demo/rule/0/backend/1"
+        lines = set(text.splitlines())
+        assert "# TYPE envoy_cluster_upstream_rq counter" in lines
+        code = 'envoy_cluster_upstream_rq{{envoy_response_code="{}",envoy_cluster_name="{}"}} {}'
+        assert code.format(503, candidate, 3) in lines
+        assert code.format(200, stable, 2) in lines
+        xx = f'envoy_response_code_class="5",envoy_cluster_name="{candidate}"'
+        assert f"envoy_cluster_upstream_rq_xx{{{xx}}} 3" in lines
+        assert f'envoy_cluster_upstream_rq_total{{envoy_cluster_name="{stable}"}} 2' in lines
+        assert f'envoy_cluster_name="{candidate}"}} ' not in text.split("rq_total", 1)[1]
 
     with_router(check)
+
+
+def test_cohort_rest_goes_through_the_second_rule() -> None:
+    """With a cohort, Envoy Gateway's second rule (stable only) is its own cluster."""
+
+    async def check(router: LocalRouter, memory: MemoryRouter, s: Backend, c: Backend) -> None:
+        memory.set_weights(CANARY, 100, False)
+        async with aiohttp.ClientSession() as session:
+            await send(session, router.url, 2, headers={"x-tier": "beta"})
+            await send(session, router.url, 3)
+            async with session.get(router.url + "/metrics") as r:
+                text = await r.text()
+        rq = 'envoy_cluster_upstream_rq{{envoy_response_code="200",envoy_cluster_name="{}"}} {}'
+        assert rq.format("httproute/default/local-demo/rule/0/backend/1", 2) in text
+        assert rq.format("httproute/default/local-demo/rule/1/backend/0", 3) in text
+
+    with_router(check, cohort=CohortSpec(header="x-tier", values=["beta"]))

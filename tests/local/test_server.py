@@ -89,6 +89,13 @@ def test_chat_completion_shape_and_metrics() -> None:
         assert metric(text, "vllm:prompt_tokens_total", **sel) == usage["prompt_tokens"]
         assert metric(text, "vllm:num_requests_running", **sel) == 0
         assert metric(text, "controlplane_local_engine_info", engine="simulated") == 1
+        # vllm serve's HTTP counter: the route, method and grouped status; /metrics left out
+        http = {"handler": "/v1/chat/completions", "method": "POST", "status": "2xx"}
+        assert metric(text, "http_requests_total", **http) == 1
+        assert 'handler="/metrics"' not in text
+        # every finish reason of vLLM v1 exists from the start, at 0
+        for reason in ("abort", "error", "repetition"):
+            assert metric(text, "vllm:request_success_total", finished_reason=reason) == 0
 
     serve(check)
 
@@ -151,6 +158,11 @@ def test_bad_requests(body: Any, status: int, message: str) -> None:
             assert r.status == status
             error = (await r.json())["error"]
         assert message in error["message"]
+        async with session.get("/metrics") as r:
+            text = await r.text()
+        # refused before the engine: only a 4xx in the HTTP counter, no finish
+        assert metric(text, "http_requests_total", status="4xx") == 1
+        assert metric(text, "vllm:request_success_total") == 0
 
     serve(check)
 
@@ -167,10 +179,82 @@ def test_injected_faults() -> None:
             text = await r.text()
         errors = statuses.count(500)
         assert 8 <= errors <= 32  # 50% of 40, well within binomial tolerance
-        assert metric(text, "vllm:request_success_total", finished_reason="error") == errors
+        # an HTTP 500 before the engine, as an exception in vLLM's API layer: 5xx, no finish
+        assert metric(text, "http_requests_total", status="5xx") == errors
+        assert metric(text, "http_requests_total", status="2xx") == 40 - errors
+        assert metric(text, "vllm:request_success_total", finished_reason="error") == 0
+        assert metric(text, "vllm:request_success_total") == 40 - errors
         ttft_sum = metric(text, "vllm:time_to_first_token_seconds_sum")
         ttft_count = metric(text, "vllm:time_to_first_token_seconds_count")
         assert ttft_count == 40 - errors
         assert ttft_sum / ttft_count >= 0.05  # the injected 50 ms come before the first token
 
     serve(check, Faults(latency_s=0.05, error_fraction=0.5))
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_injected_engine_errors_count_as_vllm_does(stream: bool) -> None:
+    """An engine ``error`` finish: vLLM answers 500 when not streamed (both counters see it) and
+    an error event inside a 200 stream when streamed (only the finish sees it)."""
+
+    async def check(session: aiohttp.ClientSession, server: ModelServer) -> None:
+        async with session.post("/v1/chat/completions", json={**CHAT, "stream": stream}) as r:
+            status = r.status
+            body = await r.text()
+        async with session.get("/metrics") as r:
+            text = await r.text()
+        assert metric(text, "vllm:request_success_total", finished_reason="error") == 1
+        if stream:
+            assert status == 200
+            events = [ln[6:] for ln in body.splitlines() if ln.startswith("data: ")]
+            assert events[-1] == "[DONE]"
+            assert json.loads(events[-2])["error"]["code"] == 500
+            assert metric(text, "http_requests_total", status="2xx") == 1
+        else:
+            assert status == 500
+            assert json.loads(body)["error"]["type"] == "InternalServerError"
+            assert metric(text, "http_requests_total", status="5xx") == 1
+
+    serve(check, Faults(engine_error_fraction=1.0))
+
+
+def test_client_disconnect_is_no_finish() -> None:
+    """vLLM v1 aborts a request whose client went away without counting a finish (the abort
+    path of ``OutputProcessor.abort_requests`` records no stats), and its HTTP counter keeps the
+    200 the stream started with."""
+
+    async def check(session: aiohttp.ClientSession, server: ModelServer) -> None:
+        slow = ModelServer(WHO, SimulatedEngine(SLOW, "test", seed=3), seed=3)
+        await slow.start()
+        try:
+            async with aiohttp.ClientSession(base_url=slow.url) as own:
+                body = {**CHAT, "stream": True, "max_tokens": 200}
+                async with own.post("/v1/chat/completions", json=body) as r:
+                    assert r.status == 200
+                    await r.content.readline()  # the first event, then hang up
+                    r.close()
+                for _ in range(100):  # the server notices at its next write
+                    if metric_or_zero(slow, "vllm:num_requests_running") == 0:
+                        break
+                    await asyncio.sleep(0.02)
+                async with own.get("/metrics") as r:
+                    text = await r.text()
+        finally:
+            await slow.stop()
+        assert metric(text, "vllm:num_requests_running") == 0
+        assert metric(text, "vllm:request_success_total") == 0
+        assert metric(text, "http_requests_total", status="2xx") == 1
+
+    serve(check)
+
+
+SLOW = Speed(decode_s_per_token=0.01, prefill_s_per_token=1e-6, kv_capacity_tokens=1e5)
+
+
+def metric_or_zero(server: ModelServer, name: str) -> float:
+    labels = dict(zip(LABELS, server.metrics.values, strict=True))
+    value = server.metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+LABELS = ("model_name", "namespace", "canary", "variant")
