@@ -1,0 +1,158 @@
+"""Tests of bench/blast_seeds.py: the judge's verdict against the oracle and a faithful Flagger.
+
+Flagger's weighted canary must promote and roll back on the ticks Flagger v1.44.0's scheduler
+does; the judge must spare candidates within its tolerance and catch bad ones; the verdict
+seeds must not be tuning seeds; ``-o json`` must give every row's numbers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def bs(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    monkeypatch.syspath_prepend(str(REPO))
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+    spec = importlib.util.spec_from_file_location("blast_seeds", REPO / "bench" / "blast_seeds.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "blast_seeds", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_scrape_coverage_of_the_tutorials_windows(bs: ModuleType) -> None:
+    assert bs._seen(60.0, 15.0) == 3  # 1m window: the last 45 s of requests
+    assert bs._seen(30.0, 15.0) == 1  # 30s window: the last 15 s
+
+
+def test_flagger_promotes_after_five_passing_ticks_at_10_to_50_percent(bs: ModuleType) -> None:
+    good = bs.IDENTICAL
+    out = bs.flagger(good, 50, 2000.0, np.random.default_rng(1), bs.FlaggerConfig())
+    assert not out.rolled.any()
+    assert (out.look == 5).all()  # weights 10, 20, 30, 40, 50, promoted at the 5th analysis
+    expected = 2000.0 * (0.1 + 0.2 + 0.3 + 0.4 + 0.5) * 60.0
+    assert np.allclose(out.served, expected, rtol=0.02)
+
+
+def test_flagger_rolls_back_on_the_tick_after_the_threshold_with_the_weight_held(
+    bs: ModuleType,
+) -> None:
+    slow = bs.Scenario("2x latency", "bad", 1.0, bs._const(2.0))
+    out = bs.flagger(slow, 50, 2000.0, np.random.default_rng(2), bs.FlaggerConfig())
+    assert out.rolled.all()
+    assert (out.look == 6).all()  # fails ticks 1-5, failedChecks 5 >= 5 at tick 6
+    assert np.allclose(out.served, 2000.0 * 0.1 * 360.0, rtol=0.02)  # held at 10 %
+    quiet = bs.flagger(slow, 20, 2000.0, np.random.default_rng(2), bs.FlaggerConfig(threshold=8))
+    assert (quiet.look == 9).all()
+
+
+def test_the_judge_spares_candidates_within_its_tolerance_and_catches_bad_ones(
+    bs: ModuleType,
+) -> None:
+    rng = np.random.default_rng(3)
+    for name in ("identical", "5% slower (P99 420 ms)", "1.5x errors"):
+        s = next(x for x in bs.SCENARIOS if x.name == name)
+        out = bs.judge(bs.simulate(s, 100, 200.0, rng))
+        assert out.rolled.sum() <= 2, name
+    bad = next(x for x in bs.SCENARIOS if x.name == "+50% P99")
+    out = bs.judge(bs.simulate(bad, 100, 200.0, rng))
+    assert out.rolled.all()
+    assert np.median(out.look) <= 2  # within 30 s at 10 req/s on the candidate
+
+
+def test_the_oracle_tests_against_the_tolerance(bs: ModuleType) -> None:
+    errors = next(x for x in bs.SCENARIOS if x.name == "2x error rate")
+    b = bs.boundary_of(errors)
+    assert (b.error_factor, b.latency(np.array([30.0]))[0]) == (1.5, 1.0)
+    drift = next(x for x in bs.SCENARIOS if x.name.startswith("drift"))
+    b = bs.boundary_of(drift)
+    assert (b.error_factor, b.latency(np.array([30.0]))[0]) == (1.0, pytest.approx(1.1))
+
+
+def test_verdict_seeds_are_not_tuning_seeds(bs: ModuleType) -> None:
+    assert bs.parse_seeds("5,6") == [5, 6]
+    for bad, said in (
+        ("x,1", "--seeds: not a comma"),
+        ("", "--seeds: give"),
+        ("20261101", "tuning"),
+    ):
+        with pytest.raises(SystemExit, match=said):
+            bs.parse_seeds(bad)
+
+
+def test_verdict_of_a_row(bs: ModuleType) -> None:
+    def row(**kw: object) -> object:
+        base: dict[str, object] = {
+            "rps": 10.0,
+            "scenario": "x",
+            "kind": "bad",
+            "runs": 100,
+            "judge": 100.0,
+            "oracle": 80.0,
+            "flagger": 1000.0,
+            "flagger_quiet": math.inf,
+            "judge_rolled": 100,
+            "oracle_rolled": 100,
+            "flagger_rolled": 100,
+            "flagger_quiet_rolled": 30,
+            "judge_minutes": 1.0,
+            "oracle_minutes": 1.0,
+            "flagger_minutes": 6.0,
+            "flagger_quiet_minutes": 60.0,
+            "verdict": "",
+        }
+        base.update(kw)
+        return bs.Row(**base)
+
+    assert bs.verdict(row()) == "met"
+    assert "2.5x the oracle" in bs.verdict(row(judge=200.0))
+    assert "worse than flagger" in bs.verdict(row(judge=1001.0, oracle=1000.0))
+    assert "fewer than flagger-quiet" in bs.verdict(
+        row(judge=math.inf, oracle=math.inf, judge_rolled=10)
+    )
+    assert "promotes where" in bs.verdict(row(judge=math.inf, judge_rolled=60))
+    assert bs.verdict(row(kind="identical", judge_rolled=1)) == "met"
+    assert "false rollbacks" in bs.verdict(row(kind="tolerated", judge_rolled=2))
+
+
+@pytest.mark.binary  # machine_summary() asks platform, which runs uname
+def test_json_output_has_every_rows_numbers(
+    bs: ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setattr(bs, "RATES", (200.0,))
+    monkeypatch.setattr(bs, "SCENARIOS", bs.SCENARIOS[:1] + bs.SCENARIOS[5:6])
+    monkeypatch.setattr(bs, "TUNING_SEEDS", (11,))
+    out = tmp_path / "b.md"
+    assert (
+        bs.main(["--seeds", "5", "--runs", "100", "-o", "json", "--write", "--output", str(out)])
+        == 0
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert data["seeds"] == [5]
+    assert [r["scenario"] for r in data["rows"]] == ["identical", "+50% P99"]
+    bad = data["rows"][1]
+    assert bad["judge"] <= bad["oracle"] * 1.5
+    assert bad["flagger"] > bad["judge"]
+    assert {"flagger_quiet", "judge_rolled", "verdict", "oracle_minutes"} <= set(bad)
+    text = out.read_text(encoding="utf-8")
+    assert "## Judge verdict on unseen seeds" in text
+    assert "python bench/blast_seeds.py --seeds 5 --runs 100" in text
+    assert "### Flagger, as modelled" in text
