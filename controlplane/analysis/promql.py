@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from controlplane.analysis import http_errors
 from controlplane.analysis.metric_contract import (
     LATENCY_BUILTINS,
     MetricContract,
@@ -40,15 +41,21 @@ def builtin_expr(
     *,
     by: Sequence[str] = (),
     contract: MetricContract | None = None,
+    router: str | None = None,
 ) -> str:
     """The PromQL of ``builtin`` for label matchers ``sel`` over ``window`` (a Prometheus
-    duration), aggregated ``by`` the given labels (none: one number)."""
+    duration), aggregated ``by`` the given labels (none: one number). With ``router``
+    (``spec.traffic.router``), ``error-rate`` reads that router's HTTP failures too
+    (:func:`controlplane.analysis.http_errors.error_terms`)."""
     c = contract_for() if contract is None else contract
     if builtin in LATENCY_BUILTINS:
         q = DEFAULT_QUANTILE if quantile is None else quantile
         series = c.histogram(builtin).series
         inner = aggregate("sum", ("le", *by), f"rate({series}{{{sel}}}[{window}])")
         return f"histogram_quantile({q!r}, {inner})"
+    if builtin == "error-rate" and router is not None:
+        http = http_errors.error_terms(router, sel, window, by, vllm_version=c.read_from)
+        return f"{http.failed} / {http.total}"
     if builtin == "error-rate":
         terms = error_terms(c, sel, window)
         return f"{aggregate('sum', by, terms.failed)} / {aggregate('sum', by, terms.total)}"

@@ -161,3 +161,13 @@ def test_gateway_sees_a_dead_candidate_the_engine_cannot() -> None:
 @pytest.mark.binary
 def test_engine_only_misses_the_429() -> None:
     assert _ratio_is("kserve-knative", "nf4", 3 / 18)
+
+
+@pytest.mark.parametrize("by", [(), ("canary", "variant")], ids=["plain", "grouped"])
+def test_the_builder_takes_error_rate_from_here_for_a_router(by: tuple[str, ...]) -> None:
+    from controlplane.analysis.promql import builtin_expr
+
+    terms = error_terms("istio", SEL, "5m", by)
+    assert builtin_expr("error-rate", SEL, "5m", by=by, router="istio") == (
+        f"{terms.failed} / {terms.total}"
+    )
