@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Mapping
 
-from controlplane.analysis import seqcheck
+from controlplane.analysis import resolution, seqcheck
 from controlplane.errors import Problem, ProfileError, SpecError
 from controlplane.profiles.catalog import Catalog, load_catalog
 from controlplane.profiles.fit import memory_fit
@@ -453,6 +453,7 @@ def validate(canary: ModelCanary, catalog: Catalog | None = None) -> list[Proble
     rules.traffic()
     rules.alerts()
     rules.gates()
+    rules.problems.extend(resolution.problems(canary))
     return rules.problems
 
 

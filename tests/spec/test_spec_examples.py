@@ -44,7 +44,7 @@ def test_four_week_schedule() -> None:
     ]
     first, second, third = (s.rollback_on for s in spec.steps[:3])
     assert [(c.metric, str(c.above), c.for_.seconds) for c in first] == [
-        ("latency", "200ms", 0.0),
+        ("latency", "300ms", 0.0),
         ("errors", "0.1%", 0.0),
     ]
     (kpi,) = second
@@ -54,7 +54,7 @@ def test_four_week_schedule() -> None:
         "-5%",
         "4h",
     )
-    assert [(c.metric, str(c.above)) for c in third] == [("latency-p99", "150ms")]
+    assert [(c.metric, str(c.above)) for c in third] == [("latency-p99", "500ms")]
     assert spec.shadow is None
 
 

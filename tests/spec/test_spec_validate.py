@@ -680,7 +680,7 @@ def test_validate_takes_a_model_and_returns_paths_without_lines() -> None:
             "- weight: 100", "- weight: 90", "- weight: 90", "spec.steps[3].weight", id="weight"
         ),
         pytest.param(
-            "{metric: latency, above: 200ms}",
+            "{metric: latency, above: 300ms}",
             "{metric: latency, above: 5%}",
             "above: 5%",
             "spec.steps[0].rollbackOn[0].above",

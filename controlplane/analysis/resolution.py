@@ -1,0 +1,131 @@
+"""Resolution-aware validation: a latency threshold that vLLM's histogram cannot resolve.
+
+Owns the rule (derived in ``docs/analysis.md``) that an absolute threshold ``T`` on a latency
+built-in (``e2e-latency``, ``ttft``, ``inter-token-latency``) must lie within the histogram's
+finite bucket bounds ``b_1 <= T < b_n`` of the engine version's
+:mod:`~controlplane.analysis.metric_contract`:
+
+* ``T < b_1``: Prometheus' ``bucketQuantile`` (``promql/quantile.go``) interpolates linearly
+  from 0 inside the first bucket, so a ``q`` quantile that falls there reads as
+  ``b_1 * q * N / c_1`` (``N`` requests, ``c_1`` of them under ``b_1``): somewhere in
+  ``[q * b_1, b_1]`` whatever the requests' real latencies. ``above T`` with ``T < q * b_1``
+  breaches at every evaluation with traffic; with ``q * b_1 <= T < b_1`` it tests
+  "at least ``q * b_1 / T`` of the requests finished under ``b_1``", not the quantile.
+* ``T >= b_n``: a quantile in the ``+Inf`` bucket reads as ``b_n``; nothing above ``b_n`` is
+  ever reported (``above`` never breaches, ``below`` always does).
+
+Relative checks (``compare: baseline``) have no threshold in seconds and are not refused; the
+limit of their resolution (within the first bucket the ratio of two quantiles is bounded by
+``[q, 1/q]``) is documented in ``docs/analysis.md``. Pure. Called once by
+:func:`controlplane.spec.validate.validate`; the engine version comes from the caller (None: the
+KServe-pinned version).
+"""
+
+from __future__ import annotations
+
+from controlplane.analysis.metric_contract import (
+    LATENCY_BUILTINS,
+    MetricContract,
+    contract_for,
+)
+from controlplane.analysis.queries import all_checks
+from controlplane.errors import Problem
+from controlplane.spec.models import DEFAULT_QUANTILE, CheckSpec, ModelCanary
+from controlplane.spec.units import Quantity, Unit, display_value
+
+_ALTERNATIVES = {
+    "e2e-latency": "the ttft metric (its buckets start at {ttft}) or a custom query",
+    "ttft": "a custom query",
+    "inter-token-latency": "a custom query",
+}
+
+
+def quantile_floor(q: float, buckets: tuple[float, ...]) -> float:
+    """The smallest value ``histogram_quantile(q, ...)`` can return over ``buckets`` (positive
+    bounds, some observations): ``q * b_1``, reached when every request is in the first bucket."""
+    return q * buckets[0]
+
+
+def resolvable(threshold: float, buckets: tuple[float, ...]) -> bool:
+    """Whether an absolute latency threshold (seconds) is within ``[b_1, b_n)``."""
+    return buckets[0] <= threshold < buckets[-1]
+
+
+def _s(value: float) -> str:
+    return display_value(value, Unit.SECONDS)
+
+
+def _bounds(buckets: tuple[float, ...]) -> str:
+    shown = ", ".join(f"{b:g}" for b in buckets[:6])
+    return f"{shown}, ... {buckets[-1]:g}" if len(buckets) > 6 else shown
+
+
+def _problem(
+    contract: MetricContract,
+    path: str,
+    name: str,
+    builtin: str,
+    quantile: float,
+    side: str,
+    threshold: Quantity,
+) -> Problem:
+    hist = contract.histogram(builtin)
+    buckets = hist.buckets
+    p = f"p{quantile * 100:g}"
+    where = (
+        f"metric {name!r} ({builtin} {p}) reads {hist.name} "
+        f"(vLLM {contract.version} buckets, seconds: {_bounds(buckets)})"
+    )
+    if threshold.value < buckets[0]:
+        floor = quantile_floor(quantile, buckets)
+        why = (
+            f"{threshold} is below its first bucket bound {_s(buckets[0])}: histogram_quantile "
+            f"interpolates from 0 inside that bucket, so a {p} under {_s(buckets[0])} reads "
+            f"anywhere from {_s(floor)} ({quantile:g} x {_s(buckets[0])}) to {_s(buckets[0])}"
+        )
+        if side == "above" and threshold.value < floor:
+            why += f": 'above {threshold}' breaches at every evaluation"
+        alternatives = _ALTERNATIVES[builtin].format(ttft=_s(contract.buckets("ttft")[0]))
+        fix = f"use a threshold of at least {_s(buckets[0])}, {alternatives}"
+        if contract.custom_buckets_option is not None:
+            fix += (
+                f", or finer buckets with vLLM's {contract.custom_buckets_option} "
+                f"(family {hist.bucket_family}) and a custom query"
+            )
+    else:
+        why = (
+            f"{threshold} is at or above its last finite bucket bound {_s(buckets[-1])}: "
+            f"histogram_quantile never reports more than {_s(buckets[-1])}"
+        )
+        fix = f"use a threshold below {_s(buckets[-1])} or a custom query"
+    return Problem(f"{path}.{side}", f"{where}: {why}; {fix}")
+
+
+def check_problems(
+    canary: ModelCanary, check: CheckSpec, path: str, contract: MetricContract
+) -> list[Problem]:
+    """The thresholds of ``check`` that its latency histogram cannot resolve."""
+    metric = canary.metric(check.metric)
+    if metric is None or metric.builtin not in LATENCY_BUILTINS or check.compare == "baseline":
+        return []
+    quantile = DEFAULT_QUANTILE if metric.quantile is None else metric.quantile
+    buckets = contract.buckets(metric.builtin)
+    found: list[Problem] = []
+    for side, threshold in (("above", check.above), ("below", check.below)):
+        if threshold is None or threshold.unit is not Unit.SECONDS:
+            continue  # a unit mismatch is reported by the spec's own rules
+        if not resolvable(threshold.value, buckets):
+            found.append(
+                _problem(contract, path, metric.name, metric.builtin, quantile, side, threshold)
+            )
+    return found
+
+
+def problems(canary: ModelCanary, vllm_version: str | None = None) -> list[Problem]:
+    """Every latency threshold of ``canary`` that the histograms of ``vllm_version`` (None: the
+    KServe-pinned version) cannot resolve, with the field path of the threshold."""
+    contract = contract_for(vllm_version)
+    found: list[Problem] = []
+    for key, check in all_checks(canary):
+        found.extend(check_problems(canary, check, f"spec.{key}", contract))
+    return found
