@@ -12,6 +12,7 @@ status condition — never a traceback::
     │   ├── ProviderQueryError    the source rejected the query (bad PromQL): a spec problem
     │   └── NoData                the query ran but returned nothing usable (inconclusive)
     ├── RouterError               a router cannot apply or verify the requested weights
+    │   └── RouterPending         one phase applied, the next waits for the cluster (not a failure)
     ├── KubeError                 the Kubernetes adapter failed
     │   ├── NotFound
     │   │   └── Unserved          the API server does not serve that apiVersion/kind (no CRD)
@@ -89,6 +90,11 @@ class NoData(ProviderError):
 
 class RouterError(ControlPlaneError):
     """A router could not apply, read back or verify traffic weights."""
+
+
+class RouterPending(RouterError):
+    """A router applied one phase of a change whose next phase waits for the cluster (KServe
+    rolling pods during a two-phase promotion): not a failure, the controller asks again."""
 
 
 class KubeError(ControlPlaneError):

@@ -45,7 +45,14 @@ from typing import Any, Protocol
 
 from controlplane.controller import status as st
 from controlplane.controller.gates import DEFAULT_POLL_S, GateRunner, variant_endpoint
-from controlplane.errors import KubeError, NotFound, Problem, RouterError, SpecError
+from controlplane.errors import (
+    KubeError,
+    NotFound,
+    Problem,
+    RouterError,
+    RouterPending,
+    SpecError,
+)
 from controlplane.kube.client import KubeClient, Obj, Ref
 from controlplane.profiles.catalog import Catalog
 from controlplane.rollout import machine
@@ -443,6 +450,10 @@ class Reconciler:
             try:
                 router.finalize(canary, outcome)
                 router.verify(canary, Weights(100 if outcome == "promoted" else 0))
+            except RouterPending as exc:  # a phase applied; the next waits for the cluster
+                ctx.unverified = True
+                self._event(ctx.obj, "FinalizePending", str(exc))
+                return
             except (RouterError, KubeError) as exc:
                 ctx.unverified = True
                 ctx.error = exc

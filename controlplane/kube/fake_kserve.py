@@ -58,6 +58,11 @@ def _is_served(api_version: str, kind: str) -> bool:
     )
 
 
+def _standard(obj: Obj) -> bool:
+    annotations = obj["metadata"].get("annotations") or {}
+    return bool(annotations.get(MODE_ANNOTATION, "Serverless") != "Serverless")
+
+
 GatewayRoutes = Literal["v0.20.0", "ready-canaries"]
 """How a Standard-mode InferenceService's top-level HTTPRoute treats ``spec.canary`` (written
 only when ``gateway_routes`` is set, as KServe does with ``ingress.enableGatewayApi``):
@@ -154,6 +159,8 @@ class FakeKServe:
                 self._pending.pop(ref, None)
                 self._history.setdefault(ref, _History()).handled = pending.generation
             self._kube.system_replace_status(ref, status)
+            if ref.kind == "InferenceService" and _standard(obj):
+                self._deployments(obj)
             if self.gateway_routes is not None and ref.kind == "InferenceService":
                 route = self._route(obj, status)
                 if route is not None:
@@ -213,6 +220,65 @@ class FakeKServe:
                 ],
             },
         }
+
+    def _deployments(self, obj: Obj) -> None:
+        """Standard mode: the predictor Deployments KServe keeps, rolled out at once.
+
+        One per predictor, named ``<isvc>[-<name>]-predictor`` (a named ``spec.predictor``
+        adopts the canary's Deployment of that name: KServe's promotion), each canary's pod
+        template the stable's merged with the entry (``buildCanaryPredictor``), the stable's
+        replicas its minimum less the canaries' (never below 1; ``canaryReplicaCount`` in
+        ``components/predictor.go``, v0.20.0); Deployments of predictors that left the spec
+        are deleted. A Deployment whose template changes gets a new generation (a rollout)."""
+        meta = obj["metadata"]
+        name, ns = meta["name"], meta.get("namespace") or "default"
+        spec = obj.get("spec") or {}
+        stable = spec.get("predictor") or {}
+        stable_min = int(stable.get("minReplicas", 1))
+        wanted: dict[str, tuple[Obj, int]] = {}
+        canary_total = 0
+        for entry in spec.get("canary") or []:
+            predictor = entry.get("predictor") or {}
+            replicas = predictor.get("minReplicas")
+            if replicas is None:
+                replicas = -(-stable_min * int(entry.get("trafficPercent", 0)) // 100)
+            canary_total += int(replicas)
+            labels = {**(stable.get("labels") or {}), **(predictor.get("labels") or {})}
+            wanted[predictor_service(name, predictor.get("name"))] = (labels, int(replicas))
+        own = max(1, stable_min - canary_total) if canary_total else stable_min
+        wanted[predictor_service(name, stable.get("name"))] = (
+            dict(stable.get("labels") or {}),
+            own,
+        )
+        owner = {"serving.kserve.io/inferenceservice": name}
+        for existing in self._kube.list("apps/v1", "Deployment", ns, label_selector=owner):
+            if existing["metadata"]["name"] not in wanted:
+                self._kube.delete(Ref.of(existing))
+        for deployment, (labels, replicas) in wanted.items():
+            applied = self._kube.apply(
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "metadata": {"name": deployment, "namespace": ns, "labels": owner},
+                    "spec": {
+                        "replicas": replicas,
+                        "selector": {"matchLabels": {"app": deployment}},
+                        "template": {"metadata": {"labels": {**labels, "app": deployment}}},
+                    },
+                },
+                field_manager="kserve-controller",
+            )
+            generation = int(applied["metadata"].get("generation", 1))
+            self._kube.system_replace_status(
+                Ref.of(applied),
+                {
+                    "observedGeneration": generation,
+                    "replicas": replicas,
+                    "updatedReplicas": replicas,
+                    "readyReplicas": replicas,
+                    "availableReplicas": replicas,
+                },
+            )
 
     def _on_event(self, event: WatchEvent) -> None:
         obj = event.object

@@ -3,11 +3,11 @@
 Owns the one InferenceService (named after ``spec.model.name``) that holds both variants:
 ``spec.predictor`` serves stable and ``spec.canary:
 [{predictor: {name: <candidate>, minReplicas: N, ...}, trafficPercent: W}]`` the candidate. As
-observed against the real KServe v0.20.0 controller (``tests/kserve/test_kserve_real.py``;
+observed against the real KServe v0.20.0 controller (``tests/controller/test_controller_kserve.py``;
 source: ``pkg/controller/v1beta1/inferenceservice/components/predictor.go``):
 
-- the stable predictor gets the Deployment and Service ``<isvc>-predictor``, the canary
-  ``<isvc>-<candidate>-predictor``;
+- the stable predictor gets the Deployment and Service ``<isvc>-predictor`` (``<isvc>-<name>-
+  predictor`` once named), the canary ``<isvc>-<candidate>-predictor``;
 - a canary entry without ``minReplicas`` runs ``ceil(stable minReplicas x W / 100)`` pods, and
   the stable's minimum is lowered by the canary's replicas (never below 1). The entry therefore
   says the candidate's replicas, the stable predictor asks for its replicas plus the candidate's,
@@ -19,34 +19,50 @@ source: ``pkg/controller/v1beta1/inferenceservice/components/predictor.go``):
   v0.20.0 and weights only canaries whose Deployment is Ready. :func:`route_weights` reads the
   weights from that route, so ``verify`` fails, and the step does not start, until the split is
   really in effect (on v0.20.0: never; use ``router: gateway-api`` there);
-- promotion replaces ``spec.predictor`` by the candidate and drops the canary entry: KServe
-  rolls the stable Deployment's pods over to the candidate's spec and deletes the canary's
-  Deployment and Service. KServe's documented no-restart promotion (``predictor.name`` set to
-  the canary's) is refused by its validating webhook unless the storage URI changes too
-  ("predictor.name change requires a model change", ``validatePredictorNameChange`` in
-  ``pkg/apis/serving/v1beta1/inference_service_validation.go``), and a quantized candidate of the
-  same checkpoint (FP8 dynamic, bitsandbytes) keeps it; nor could the next rollout rename it
-  back. Rollback drops the entry; KServe deletes the candidate's Deployment and Service.
+- promotion never sends the traffic to restarting pods. When the candidate's storage URI
+  differs from the stable's, it is KServe's own promotion: ``spec.predictor`` becomes the
+  canary entry, ``name`` included, so KServe adopts the candidate's Deployment and Service as
+  the stable ones (same pod template: no pod restarts) and deletes the old stable's
+  (``canary_controller_test.go``, "Should not trigger a redeployment of the canary pods").
+  KServe's webhook refuses that rename without a model change ("predictor.name change
+  requires a model change", ``validatePredictorNameChange`` in
+  ``pkg/apis/serving/v1beta1/inference_service_validation.go``), and a quantized candidate of
+  the same checkpoint (FP8 dynamic, bitsandbytes) keeps the URI: then promotion takes two
+  phases (:func:`promotion_phase`): the canary entry serves 100% while ``spec.predictor`` gets
+  the candidate's spec and KServe rolls the stable pods, and the entry is dropped once the
+  stable Deployment has rolled out. Every build keeps the live ``spec.predictor.name``
+  (:class:`Live`), so the rollout after a renamed promotion is not refused either. Rollback
+  drops the entry; KServe deletes the candidate's Deployment and Service.
 
 No cohorts, no mirroring (KServe owns the HTTPRoute). KServe v0.20.0's CRD requires
 ``spec.canary[].predictor.model.name`` (a ``corev1.Container`` name the Makefile's ``yq`` step
 leaves required), so the entry names the container :data:`CONTAINER_NAME`, the name KServe gives
 the predictor's container anyway (``constants.InferenceServiceContainerName``).
-:func:`build_inferenceservice` and :func:`route_weights` are pure; :func:`router` applies the
-one and reads the other back.
+:func:`build_inferenceservice`, :func:`promotion_phase` and :func:`route_weights` are pure;
+:class:`KServeRouter` reads :class:`Live`, applies the one and reads the other back.
 """
 
 from __future__ import annotations
 
-from controlplane.errors import RouterError
+from dataclasses import dataclass
+from typing import Literal
+
+from controlplane.errors import NotFound, RouterError, RouterPending
 from controlplane.kube.client import KubeClient, Obj, Ref
 from controlplane.profiles.catalog import Catalog
-from controlplane.routing._common import ObjectRouter, dig, percent, read, target_weights
+from controlplane.routing._common import (
+    apply_all,
+    dig,
+    percent,
+    read,
+    target_weights,
+)
 from controlplane.routing.base import Outcome, Weights, check_request
 from controlplane.serving import names
 from controlplane.serving.render import (
     DEPLOYMENT_MODE_ANNOTATION,
     ISVC_API_VERSION,
+    LABEL_ROLE,
     canary_labels,
     predictor_spec,
     scrape_annotations,
@@ -59,6 +75,7 @@ CONTAINER_NAME = "kserve-container"
 """``spec.canary[].predictor.model.name``: required by KServe v0.20.0's CRD (see above)."""
 AUTOSCALER_CLASS_ANNOTATION = "serving.kserve.io/autoscalerClass"
 ROUTE_API_VERSION = "gateway.networking.k8s.io/v1"
+DEPLOYMENT_API_VERSION = "apps/v1"
 
 
 def single_isvc(canary: ModelCanary, predictor: Obj, mode: str) -> Obj:
@@ -85,36 +102,124 @@ def single_ref(canary: ModelCanary) -> Ref:
     )
 
 
+@dataclass(frozen=True)
+class Live:
+    """What the router reads from the cluster before it builds (an observation, not a decision).
+
+    ``predictor_name``: the live ``spec.predictor.name`` (None when unnamed, or when the
+    InferenceService does not exist yet): KServe names the stable Deployment and Service after
+    it, and its webhook refuses to change it without a model change, so every build keeps it.
+    ``serving``: the variant label of the live ``spec.predictor``. ``has_canary``: the live object
+    still has a ``spec.canary`` entry. ``rolled_out``: the stable predictor's Deployment has
+    finished rolling out the pod template it was last given (``kubectl rollout status``).
+    """
+
+    predictor_name: str | None = None
+    serving: str | None = None
+    has_canary: bool = False
+    rolled_out: bool = False
+
+
+PromotionPhase = Literal["rename", "roll", "drop"]
+
+
+def renames_on_promotion(canary: ModelCanary) -> bool:
+    """Promotion points ``spec.predictor.name`` at the canary, KServe's own promotion: the
+    candidate's Deployment becomes the stable one, no pod restarts. KServe's webhook allows it
+    only with a model change (``validatePredictorNameChange``: another storage URI)."""
+    return canary.spec.candidate.storage_uri != canary.spec.stable.storage_uri
+
+
+def promotion_phase(canary: ModelCanary, live: Live | None) -> PromotionPhase:
+    """Where a promotion stands (pure).
+
+    ``rename``: the candidate's checkpoint differs, so the promotion is one rename. Otherwise
+    two phases: ``roll`` gives the stable predictor the candidate's spec while the canary entry
+    serves 100% (KServe rolls the stable pods with no traffic on them), and ``drop`` removes the
+    canary entry once the stable Deployment runs the candidate and has rolled out.
+    """
+    if renames_on_promotion(canary):
+        return "rename"
+    candidate = canary.spec.candidate.name
+    if live is not None and live.serving == candidate and (live.rolled_out or not live.has_canary):
+        return "drop"
+    return "roll"
+
+
+def _canary_predictor(canary: ModelCanary, catalog: Catalog) -> Obj:
+    """The candidate as a ``spec.canary[]`` predictor: named, its replicas fixed."""
+    candidate = _without_role(predictor_spec(canary, "candidate", catalog, autoscaling=False))
+    candidate["model"] = {"name": CONTAINER_NAME, **candidate["model"]}
+    return {
+        "name": canary.spec.candidate.name,
+        "minReplicas": canary.spec.candidate.replicas,
+        **candidate,
+    }
+
+
+def _without_role(predictor: Obj) -> Obj:
+    """``predictor`` without the role label on its pods: in one InferenceService the pods of a
+    variant keep serving when its role changes (the candidate promoted by a rename is the next
+    rollout's stable), and a label change would roll them (the role stays on the object)."""
+    labels = {k: v for k, v in (predictor.get("labels") or {}).items() if k != LABEL_ROLE}
+    return {**predictor, "labels": labels}
+
+
+def _slot(predictor: Obj, name: str | None, replicas: int) -> Obj:
+    """``predictor`` in the stable slot: the live name kept, ``replicas`` fixed."""
+    named: Obj = {"name": name} if name else {}
+    rest = {k: v for k, v in predictor.items() if k not in ("name", "minReplicas", "maxReplicas")}
+    return {**named, "minReplicas": replicas, "maxReplicas": max(replicas, 1), **rest}
+
+
 def build_inferenceservice(
     canary: ModelCanary,
     catalog: Catalog,
     weight: int,
     mirror: bool,
     outcome: Outcome | None = None,
+    live: Live | None = None,
 ) -> Obj:
-    """The whole InferenceService at a rollout point (pure)."""
+    """The whole InferenceService at a rollout point (pure), given what is live.
+
+    During the rollout ``spec.predictor`` serves stable (its live name kept) and one
+    ``spec.canary`` entry the candidate at the step's percent. KServe lowers the stable's
+    minimum by the canary's replicas, so the stable asks for both. Rollback drops the entry.
+    Promotion is :func:`promotion_phase`'s: a rename, or a roll under a 100% canary and then
+    the entry dropped.
+    """
     target = target_weights(weight, mirror, outcome)
     check_request(canary, target)
-    predictor = predictor_spec(canary, "candidate" if outcome == "promoted" else "stable", catalog)
+    name = live.predictor_name if live is not None else None
+    stable_replicas = canary.spec.stable.replicas
+    candidate_replicas = canary.spec.candidate.replicas
+    entry = _canary_predictor(canary, catalog)
+    if outcome == "promoted":
+        phase = promotion_phase(canary, live)
+        if phase == "rename":
+            # spec.predictor.model may not carry the container name a canary entry needs
+            # ("the 'name' field is not allowed in standard predictor", validatePredictor):
+            # KServe names the container kserve-container either way, the template is the same
+            model = {k: v for k, v in entry["model"].items() if k != "name"}
+            predictor = _slot({**entry, "model": model}, entry["name"], candidate_replicas)
+        else:
+            served = _without_role(predictor_spec(canary, "candidate", catalog))
+            both = candidate_replicas * (2 if phase == "roll" else 1)
+            predictor = _slot(served, name, both)
+        canaries = [{"predictor": entry, "trafficPercent": 100}] if phase == "roll" else []
+    elif outcome == "rolled_back":
+        predictor = _slot(
+            _without_role(predictor_spec(canary, "stable", catalog)), name, stable_replicas
+        )
+        canaries = []
+    else:
+        stable = _without_role(predictor_spec(canary, "stable", catalog))
+        predictor = _slot(stable, name, stable_replicas + candidate_replicas)
+        canaries = [{"predictor": entry, "trafficPercent": target.candidate}]
     obj = single_isvc(canary, predictor, "Standard")
     obj["metadata"]["annotations"][AUTOSCALER_CLASS_ANNOTATION] = "none"
-    if outcome is None:
-        replicas = canary.spec.candidate.replicas
-        # KServe lowers the stable's minimum by the canary's replicas: ask for both
-        predictor["minReplicas"] = canary.spec.stable.replicas + replicas
-        predictor["maxReplicas"] = predictor["minReplicas"]
-        candidate = predictor_spec(canary, "candidate", catalog, autoscaling=False)
-        candidate["model"] = {"name": CONTAINER_NAME, **candidate["model"]}
-        obj["spec"]["canary"] = [
-            {
-                "predictor": {
-                    "name": canary.spec.candidate.name,
-                    "minReplicas": replicas,
-                    **candidate,
-                },
-                "trafficPercent": target.candidate,
-            }
-        ]
+    if canaries:
+        obj["spec"]["canary"] = canaries
     return obj
 
 
@@ -138,33 +243,115 @@ def route_ref(canary: ModelCanary) -> Ref:
     return Ref(ROUTE_API_VERSION, "HTTPRoute", isvc.namespace, isvc.name)
 
 
-def route_weights(canary: ModelCanary, route: Obj, serving: str | None = None) -> Weights:
+def route_weights(canary: ModelCanary, route: Obj, live: Live | None = None) -> Weights:
     """The split in effect in KServe's HTTPRoute (pure): the candidate's share of the backends'
-    weights (a backend without ``weight`` weighs 1). The stable predictor's Service serves
-    ``serving`` (the variant ``spec.predictor`` is labelled with; the stable one by default):
+    weights (a backend without ``weight`` weighs 1). The stable predictor's Service is named
+    after the live predictor name and serves ``live.serving`` (the stable variant by default):
     after promotion that is the candidate."""
     isvc = names.single_service_name(canary.spec.model.name)
+    name = live.predictor_name if live is not None else None
+    serving = live.serving if live is not None else None
     candidate = names.predictor_service(isvc, canary.spec.candidate.name)
-    stable = names.predictor_service(isvc)
+    stable = names.predictor_service(isvc, name)
     promoted = serving == canary.spec.candidate.name
     to_candidate = total = 0
     for rule in dig(route, "spec", "rules") or []:
         for backend in rule.get("backendRefs") or []:
             weight = int(backend.get("weight", 1))
-            name = backend.get("name")
-            if name == candidate or (promoted and name == stable):
+            backend_name = backend.get("name")
+            if backend_name == candidate or (promoted and backend_name == stable):
                 to_candidate += weight
-            elif name != stable:
+            elif backend_name != stable:
                 raise RouterError(
-                    f"{ROUTER}: HTTPRoute {route['metadata']['name']} routes to {name!r}, "
-                    f"neither {stable!r} nor {candidate!r}"
+                    f"{ROUTER}: HTTPRoute {route['metadata']['name']} routes to "
+                    f"{backend_name!r}, neither {stable!r} nor {candidate!r}"
                 )
             total += weight
     return Weights(percent(to_candidate, total))
 
 
-class KServeRouter(ObjectRouter):
-    """Applies the InferenceService; reads the weights back from KServe's HTTPRoute."""
+def live_of(isvc: Obj | None, deployment: Obj | None) -> Live | None:
+    """:class:`Live` from the InferenceService and its stable predictor's Deployment (pure).
+
+    ``rolled_out`` holds only for a Deployment whose pod template already serves the variant
+    ``spec.predictor`` names: before KServe has reconciled a change, the old template's
+    finished rollout is not this one's."""
+    if isvc is None:
+        return None
+    predictor = dig(isvc, "spec", "predictor") or {}
+    return Live(
+        predictor_name=predictor.get("name") or None,
+        serving=dig(predictor, "labels", LABEL_VARIANT),
+        has_canary=bool(dig(isvc, "spec", "canary")),
+        rolled_out=deployment is not None
+        and dig(deployment, "spec", "template", "metadata", "labels", LABEL_VARIANT)
+        == dig(predictor, "labels", LABEL_VARIANT)
+        and rolled_out(deployment),
+    )
+
+
+def rolled_out(deployment: Obj) -> bool:
+    """The Deployment runs its latest pod template on every replica, all available (what
+    ``kubectl rollout status`` waits for: ``deploymentutil`` in kubectl's rollout status)."""
+    meta, spec, status = (deployment.get(k) or {} for k in ("metadata", "spec", "status"))
+    wanted = int(spec.get("replicas", 1))
+    return (
+        int(status.get("observedGeneration", 0)) >= int(meta.get("generation", 1))
+        and int(status.get("updatedReplicas", 0)) == wanted
+        and int(status.get("replicas", 0)) == wanted
+        and int(status.get("availableReplicas", 0)) == wanted
+    )
+
+
+class KServeRouter:
+    """Builds from what is live, applies the InferenceService, reads weights from KServe's
+    HTTPRoute; a promotion in two phases says so (:class:`RouterPending`) until its second
+    phase is applied."""
+
+    name = ROUTER
+
+    def __init__(self, kube: KubeClient, catalog: Catalog) -> None:
+        self.kube = kube
+        self.catalog = catalog
+
+    def live(self, canary: ModelCanary) -> Live | None:
+        """Read :class:`Live`: the InferenceService and its stable predictor's Deployment."""
+        try:
+            isvc = self.kube.get(single_ref(canary))
+        except NotFound:
+            return None
+        name = dig(isvc, "spec", "predictor", "name") or None
+        ref = Ref(
+            DEPLOYMENT_API_VERSION,
+            "Deployment",
+            canary.metadata.namespace,
+            names.predictor_service(single_ref(canary).name, name),
+        )
+        try:
+            deployment: Obj | None = self.kube.get(ref)
+        except NotFound:
+            deployment = None
+        return live_of(isvc, deployment)
+
+    def _apply(
+        self, canary: ModelCanary, weight: int, mirror: bool, outcome: Outcome | None
+    ) -> Live | None:
+        live = self.live(canary)
+        obj = build_inferenceservice(canary, self.catalog, weight, mirror, outcome, live)
+        apply_all(self.kube, [obj])
+        return live
+
+    def set_weights(self, canary: ModelCanary, candidate_weight: int, mirror: bool) -> None:
+        self._apply(canary, candidate_weight, mirror, None)
+
+    def finalize(self, canary: ModelCanary, outcome: Outcome) -> None:
+        live = self._apply(canary, 0, False, outcome)
+        if outcome == "promoted" and promotion_phase(canary, live) == "roll":
+            raise RouterPending(
+                f"{ROUTER}: promoting without a rename (the candidate has the stable's storage "
+                "URI): the canary serves 100% while KServe rolls the stable predictor's pods to "
+                "the candidate; the canary entry goes once that rollout is complete"
+            )
 
     def get_weights(self, canary: ModelCanary) -> Weights:
         ref = route_ref(canary)
@@ -175,14 +362,13 @@ class KServeRouter(ObjectRouter):
                 f"{ROUTER}: KServe has not written HTTPRoute {ref.namespace}/{ref.name} (it does "
                 "once the stable predictor is Ready, with ingress.enableGatewayApi on)"
             ) from exc
-        isvc = read(self.kube, self._ref(canary), self.name)
-        return route_weights(canary, route, dig(isvc, "spec", "predictor", "labels", LABEL_VARIANT))
+        return route_weights(canary, route, self.live(canary))
 
     def verify(self, canary: ModelCanary, expected: Weights) -> None:
         actual = self.get_weights(canary)
         if actual == expected:
             return
-        asked = weights_of(canary, read(self.kube, self._ref(canary), self.name))
+        asked = weights_of(canary, read(self.kube, single_ref(canary), self.name))
         hint = ""
         if asked == expected and actual.candidate == 0 < expected.candidate:
             hint = (
@@ -194,10 +380,6 @@ class KServeRouter(ObjectRouter):
         )
 
 
-def router(kube: KubeClient, catalog: Catalog) -> ObjectRouter:
+def router(kube: KubeClient, catalog: Catalog) -> KServeRouter:
     """Applies :func:`build_inferenceservice` through the Kubernetes adapter and reads it back."""
-
-    def build(canary: ModelCanary, weight: int, mirror: bool, outcome: Outcome | None) -> Obj:
-        return build_inferenceservice(canary, catalog, weight, mirror, outcome)
-
-    return KServeRouter(ROUTER, kube, single_ref, build, weights_of)
+    return KServeRouter(kube, catalog)

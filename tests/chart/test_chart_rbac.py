@@ -69,6 +69,10 @@ NEEDS: dict[Rule, tuple[frozenset[str], str]] = {
         frozenset({"get", "create", "patch", "delete"}),
         "routing/istio.py",
     ),
+    ("apps", "deployments"): (
+        frozenset({"get"}),
+        "routing/kserve.py: a promotion without a rename waits for the stable's rollout",
+    ),
     ("", "configmaps"): (
         frozenset({"get", "create", "update", "patch", "delete"}),
         "serving/render.py chat templates (apply, delete); notify/ledger.py (get, create, replace)",
@@ -101,6 +105,7 @@ KINDS: dict[str, Rule] = {
     "LLMInferenceService": ("serving.kserve.io", "llminferenceservices"),
     "HTTPRoute": ("gateway.networking.k8s.io", "httproutes"),
     "VirtualService": ("networking.istio.io", "virtualservices"),
+    "Deployment": ("apps", "deployments"),
     "ConfigMap": ("", "configmaps"),
     "Event": ("", "events"),
     "Secret": ("", "secrets"),

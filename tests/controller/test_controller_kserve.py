@@ -29,6 +29,7 @@ import pytest
 from support.controller_world import DAY, NS, Metrics, canary_dict, finished
 from support.kserve_world import DEPLOYMENT, KServeWorld, snapshot
 
+from controlplane.errors import RouterPending
 from controlplane.kube.client import Ref
 from controlplane.local.kubeapi import LoopbackCluster
 from controlplane.profiles.catalog import load_catalog
@@ -82,8 +83,9 @@ def test_kserve_router_on_v0_20_never_routes_the_canary_and_rolls_back(
     deployed = seen[("progressing", 1, 5)]
     assert deployed["deployments"] == {"good-llm-predictor": 2, "good-llm-nf4-predictor": 2}
     assert deployed["pods"] == {
-        "good-llm-predictor": [labels("bf16", "stable")] * 2,
-        "good-llm-nf4-predictor": [labels("nf4", "candidate")] * 2,
+        # no role on the pods of one InferenceService: a renamed candidate serves on as stable
+        "good-llm-predictor": [labels("bf16", "")] * 2,
+        "good-llm-nf4-predictor": [labels("nf4", "")] * 2,
     }
     # KServe was told 5% and says the canary is Ready at 5% ...
     assert deployed["canaries"] == {
@@ -116,32 +118,102 @@ def test_kserve_router_on_v0_20_never_routes_the_canary_and_rolls_back(
     assert "good-llm-nf4-predictor" not in services
 
 
-def test_kserve_router_promotion_rolls_the_stable_pods_and_drops_the_canary(
+def pod_names(world: KServeWorld, deployment: str) -> set[str]:
+    return {
+        p["metadata"]["name"]
+        for p in world.admin.list("v1", "Pod", NS)
+        if (p["metadata"].get("labels") or {}).get("app") == f"isvc.{deployment}"
+    }
+
+
+def test_kserve_router_promotes_a_same_checkpoint_candidate_under_a_full_canary(
     kserve_loopback: LoopbackCluster, metrics: Metrics
 ) -> None:
+    # NF4 in flight keeps the stable's storage URI: KServe's webhook refuses the rename, so the
+    # promotion rolls the stable pods while the canary entry serves 100%, then drops the entry
     world = world_on(kserve_loopback, metrics)
     data = canary_dict("promo", metrics.url, traffic={"router": "kserve"})
     canary = ModelCanary.model_validate(data)
     router = kserve_router.router(world.admin, load_catalog())
-    router.set_weights(canary, 0, False)
+    router.set_weights(canary, 25, False)
     world.kserve.tick()
-    before = {p["metadata"]["name"] for p in world.admin.list("v1", "Pod", NS)}
-    router.verify(canary, Weights(0))
+    serving = pod_names(world, "promo-llm-nf4-predictor")
+    stable_before = pod_names(world, "promo-llm-predictor")
+    assert serving
+    assert stable_before
 
-    router.finalize(canary, "promoted")
+    with pytest.raises(RouterPending, match="canary serves 100%"):
+        router.finalize(canary, "promoted")
+    world.kserve.tick()
+    rolling = snapshot(world.admin)
+    # phase 1: the canary's pods untouched and asked for 100%; the stable Deployment rolled
+    # to the candidate's spec (new pods) with no traffic asked of it
+    assert rolling["canaries"]["promo-llm"]["asked"] == {"nf4": 100}
+    assert rolling["canaries"]["promo-llm"]["reported"] == {"nf4": (True, 100)}
+    assert pod_names(world, "promo-llm-nf4-predictor") == serving
+    assert rolling["deployments"] == {"promo-llm-predictor": 1, "promo-llm-nf4-predictor": 1}
+    assert rolling["pods"]["promo-llm-predictor"] == [labels("nf4", "", "promo")]
+    assert not pod_names(world, "promo-llm-predictor") & stable_before
+    # ... on v0.20.0 its route still sends everything to the stable Service (no split there)
+    assert rolling["routes"]["promo-llm"] == {"promo-llm-predictor": 1}
+
+    router.finalize(canary, "promoted")  # phase 2: the rollout is complete
     world.kserve.tick()
     after = snapshot(world.admin)
-    # the stable Deployment now runs the candidate: new pods (a rolling update), labelled
-    # candidate; the canary's Deployment is deleted by KServe; the route is unchanged
     assert after["deployments"] == {"promo-llm-predictor": 1}
-    assert after["pods"] == {"promo-llm-predictor": [labels("nf4", "candidate", "promo")]}
-    now = {p["metadata"]["name"] for p in world.admin.list("v1", "Pod", NS)}
-    assert not now & before
+    assert after["pods"] == {"promo-llm-predictor": [labels("nf4", "", "promo")]}
     deployment = world.admin.get(Ref(*DEPLOYMENT, NS, "promo-llm-predictor"))
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--quantization=bitsandbytes" in args, json.dumps(args)
     assert after["routes"]["promo-llm"] == {"promo-llm-predictor": 1}
     router.verify(canary, Weights(100))
+
+
+def test_kserve_router_promotes_another_checkpoint_by_kserves_rename(
+    kserve_loopback: LoopbackCluster, metrics: Metrics
+) -> None:
+    # an AWQ checkpoint has its own storage URI: KServe's own promotion, predictor.name pointed
+    # at the canary, adopts the candidate's Deployment and Service: no pod restarts
+    world = world_on(kserve_loopback, metrics)
+    data = canary_dict("rename", metrics.url, traffic={"router": "kserve"})
+    data["spec"]["candidate"].update(
+        {"name": "awq", "storageUri": "hf://m/x-awq", "quantization": "awq"}
+    )
+    canary = ModelCanary.model_validate(data)
+    router = kserve_router.router(world.admin, load_catalog())
+    router.set_weights(canary, 25, False)
+    world.kserve.tick()
+    serving = pod_names(world, "rename-llm-awq-predictor")
+    template = world.admin.get(Ref(*DEPLOYMENT, NS, "rename-llm-awq-predictor"))["spec"]["template"]
+
+    router.finalize(canary, "promoted")  # one phase
+    world.kserve.tick()
+    after = snapshot(world.admin)
+    assert after["deployments"] == {"rename-llm-awq-predictor": 1}
+    assert pod_names(world, "rename-llm-awq-predictor") == serving  # the same pods serve on
+    adopted = world.admin.get(Ref(*DEPLOYMENT, NS, "rename-llm-awq-predictor"))
+    assert adopted["spec"]["template"] == template
+    assert after["routes"]["rename-llm"] == {"rename-llm-awq-predictor": 1}
+    router.verify(canary, Weights(100))
+
+    # the next rollout starts from the promoted variant: the webhook refuses a rename without a
+    # model change, so the name KServe serves under is kept and its pods stay
+    data["spec"]["stable"] = {**data["spec"]["candidate"]}
+    data["spec"]["candidate"] = {
+        "name": "fp8",
+        "storageUri": "hf://m/x",
+        "quantization": "fp8",
+        "gpu": "nvidia-l40s",
+    }
+    following = ModelCanary.model_validate(data)
+    router.set_weights(following, 5, False)
+    world.kserve.tick()
+    assert pod_names(world, "rename-llm-awq-predictor") == serving
+    assert snapshot(world.admin)["deployments"] == {
+        "rename-llm-awq-predictor": 1,
+        "rename-llm-fp8-predictor": 1,
+    }
+    assert router.get_weights(following) == Weights(0)  # v0.20.0: no split, as ever
 
 
 # ------------------------------------------------------------------- the gateway-api router

@@ -17,7 +17,7 @@ import yaml
 from support.canaries import example_dict
 
 from controlplane.cli.main import main
-from controlplane.errors import Problem, RouterError
+from controlplane.errors import Problem, RouterError, RouterPending
 from controlplane.kube.client import Ref
 from controlplane.kube.fake import FakeKube
 from controlplane.kube.fake_kserve import FakeKServe, GatewayRoutes
@@ -226,7 +226,12 @@ def test_kserve_replicas_are_what_the_canary_names() -> None:
     assert isvc["spec"]["predictor"]["minReplicas"] == both
     assert isvc["spec"]["predictor"]["maxReplicas"] == both
     assert isvc["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"] == "none"
-    promoted = kserve.build_inferenceservice(c, CATALOG, 0, False, "promoted")
+    # a promotion's roll phase: the stable slot runs the candidate's replicas next to the
+    # canary's; once dropped, the candidate's replicas alone
+    rolling = kserve.build_inferenceservice(c, CATALOG, 0, False, "promoted")
+    assert rolling["spec"]["predictor"]["minReplicas"] == 2 * c.spec.candidate.replicas
+    done = kserve.Live(serving="nf4", has_canary=True, rolled_out=True)
+    promoted = kserve.build_inferenceservice(c, CATALOG, 0, False, "promoted", done)
     assert promoted["spec"]["predictor"]["minReplicas"] == c.spec.candidate.replicas
 
 
@@ -246,7 +251,15 @@ def test_kserve_weights_are_read_from_the_route_in_effect(
     assert kserve.route_weights(canary("kserve"), route) == Weights(weight)
     # after promotion the stable predictor's Service serves the candidate
     if weight == 0:
-        assert kserve.route_weights(canary("kserve"), route, "nf4") == Weights(100)
+        live = kserve.Live(serving="nf4")
+        assert kserve.route_weights(canary("kserve"), route, live) == Weights(100)
+        # after a renamed promotion the stable Service is named after the candidate
+        renamed = {
+            "metadata": route["metadata"],
+            "spec": {"rules": [{"backendRefs": [{"name": "support-triage-llm-nf4-predictor"}]}]},
+        }
+        live = kserve.Live(predictor_name="nf4", serving="nf4")
+        assert kserve.route_weights(canary("kserve"), renamed, live) == Weights(100)
 
 
 def test_kserve_route_to_a_stranger_is_a_router_error() -> None:
@@ -285,6 +298,19 @@ def test_kserve_canary_entry_names_its_model_container() -> None:
 # ----------------------------------------------------------------------------- apply + verify
 
 
+def finalize(r: Any, c: ModelCanary, outcome: Any, fake: FakeKServe) -> None:
+    """Finalize as the controller does: again after KServe's tick while a phase is pending."""
+    for _ in range(3):
+        try:
+            r.finalize(c, outcome)
+        except RouterPending:
+            fake.tick()
+            continue
+        fake.tick()
+        return
+    raise AssertionError("finalize never completed")
+
+
 def seeded(router: str) -> tuple[FakeKube, ModelCanary]:
     kube = FakeKube(now=lambda: 1_700_000_000.0)
     c = canary(router)
@@ -308,8 +334,7 @@ def test_apply_read_back_verify_and_finalize(router: str) -> None:
     with pytest.raises(RouterError, match="expected"):
         r.verify(c, Weights(50))
     r.set_weights(c, 25, False)
-    r.finalize(c, "promoted")
-    fake.tick()
+    finalize(r, c, "promoted", fake)
     assert r.get_weights(c) == Weights(100)
     r.finalize(c, "rolled_back")
     fake.tick()
@@ -334,8 +359,10 @@ def test_promotion_removes_knative_percent_and_kserve_canary_entry() -> None:
     ):
         kube, c = seeded(router)
         r = make_router(router, kube, CATALOG)  # type: ignore[arg-type]
+        fake = FakeKServe(kube, now=lambda: 1_700_000_000.0)
         r.set_weights(c, 25, False)
-        r.finalize(c, "promoted")
+        fake.tick()
+        finalize(r, c, "promoted", fake)
         stored = kube.get(
             Ref("serving.kserve.io/v1beta1", ref_kind, "ml-serving", "support-triage-llm")
         )
@@ -374,6 +401,149 @@ def test_memory_router_records_history_and_checks_capabilities() -> None:
         r.set_weights(canary("kserve"), 0, True)
     with pytest.raises(RouterError):
         MemoryRouter().get_weights(c)
+
+
+# ----------------------------------------------------------------------------- kserve promotion
+
+DEPLOYMENT_REF = ("apps/v1", "Deployment", "ml-serving")
+
+
+def deployments(kube: FakeKube) -> dict[str, tuple[str, int]]:
+    """Deployment -> (variant of its pod template, generation)."""
+    return {
+        d["metadata"]["name"]: (
+            d["spec"]["template"]["metadata"]["labels"]["canary.controlplane.dev/variant"],
+            int(d["metadata"]["generation"]),
+        )
+        for d in kube.list("apps/v1", "Deployment", "ml-serving")
+    }
+
+
+def test_promotion_with_another_checkpoint_is_kserves_rename() -> None:
+    # KServe's own promotion (canary_controller_test.go, v0.20.0): spec.predictor becomes the
+    # canary entry, name included; the candidate's Deployment is adopted unchanged
+    c = canary("kserve", storageUri="hf://m/x-awq", quantization="awq")
+    assert kserve.renames_on_promotion(c)
+    stepping = kserve.build_inferenceservice(c, CATALOG, 25, False)
+    [entry] = stepping["spec"]["canary"]
+    promoted = kserve.build_inferenceservice(c, CATALOG, 0, False, "promoted", kserve.Live())
+    predictor = promoted["spec"]["predictor"]
+    assert "canary" not in promoted["spec"]
+    assert predictor["name"] == "nf4"
+    slot = {k: v for k, v in predictor.items() if k != "maxReplicas"}
+    # the pod template KServe renders is the canary's own; the container name, required on a
+    # canary entry and refused on spec.predictor (validatePredictor), is KServe's default
+    assert slot["model"] == {k: v for k, v in entry["predictor"]["model"].items() if k != "name"}
+    assert {**slot, "model": entry["predictor"]["model"]} == entry["predictor"]
+
+
+def test_every_build_keeps_the_live_predictor_name() -> None:
+    # KServe's webhook refuses a predictor.name change without a model change: after a renamed
+    # promotion the next rollout must keep the name (validatePredictorNameChange)
+    c = canary("kserve")
+    live = kserve.Live(predictor_name="bf16", serving="bf16")
+    for weight, outcome in ((5, None), (0, "rolled_back"), (0, "promoted")):
+        obj = kserve.build_inferenceservice(c, CATALOG, weight, False, outcome, live)
+        assert obj["spec"]["predictor"]["name"] == "bf16", outcome
+    fresh = kserve.build_inferenceservice(c, CATALOG, 5, False)
+    assert "name" not in fresh["spec"]["predictor"]
+
+
+@pytest.mark.parametrize(
+    ("live", "phase"),
+    [
+        (None, "roll"),
+        (kserve.Live(serving="bf16", has_canary=True, rolled_out=True), "roll"),
+        (kserve.Live(serving="nf4", has_canary=True, rolled_out=False), "roll"),
+        (kserve.Live(serving="nf4", has_canary=True, rolled_out=True), "drop"),
+        (kserve.Live(serving="nf4", has_canary=False, rolled_out=False), "drop"),
+    ],
+    ids=["nothing-live", "stable-serving", "rolling", "rolled-out", "dropped"],
+)
+def test_promotion_of_the_same_checkpoint_rolls_under_a_full_canary(
+    live: kserve.Live | None, phase: str
+) -> None:
+    c = canary("kserve")
+    assert not kserve.renames_on_promotion(c)
+    assert kserve.promotion_phase(c, live) == phase
+    obj = kserve.build_inferenceservice(c, CATALOG, 0, False, "promoted", live)
+    assert obj["spec"]["predictor"]["labels"]["canary.controlplane.dev/variant"] == "nf4"
+    entries = [(e["predictor"]["name"], e["trafficPercent"]) for e in obj["spec"].get("canary", [])]
+    assert entries == ([("nf4", 100)] if phase == "roll" else [])
+
+
+def test_live_rolled_out_needs_the_template_of_the_new_predictor() -> None:
+    isvc = {"spec": {"predictor": {"labels": {"canary.controlplane.dev/variant": "nf4"}}}}
+
+    def deployment(variant: str, generation: int, observed: int, updated: int) -> dict[str, Any]:
+        return {
+            "metadata": {"generation": generation},
+            "spec": {
+                "replicas": 2,
+                "template": {"metadata": {"labels": {"canary.controlplane.dev/variant": variant}}},
+            },
+            "status": {
+                "observedGeneration": observed,
+                "replicas": 2,
+                "updatedReplicas": updated,
+                "availableReplicas": 2,
+            },
+        }
+
+    def rolled(d: dict[str, Any] | None) -> bool:
+        live = kserve.live_of(isvc, d)
+        assert live is not None
+        return live.rolled_out
+
+    assert rolled(deployment("nf4", 3, 3, 2))
+    assert not rolled(deployment("bf16", 2, 2, 2))  # KServe has not reconciled the change yet
+    assert not rolled(deployment("nf4", 3, 2, 2))  # the Deployment controller has not seen it
+    assert not rolled(deployment("nf4", 3, 3, 1))  # still rolling
+    assert not rolled(None)
+    assert kserve.live_of(None, None) is None
+
+
+def test_kserve_router_promotes_in_two_phases_without_restarting_serving_pods() -> None:
+    kube, c = seeded("kserve")
+    fake = FakeKServe(kube, now=lambda: 1_700_000_000.0, gateway_routes="ready-canaries")
+    r = make_router("kserve", kube, CATALOG)
+    r.set_weights(c, 75, False)
+    fake.tick()
+    r.verify(c, Weights(75))
+    canary_pods = deployments(kube)["support-triage-llm-nf4-predictor"]
+    with pytest.raises(RouterPending, match="canary serves 100%"):
+        r.finalize(c, "promoted")
+    fake.tick()
+    # phase 1: all traffic on the candidate's running pods, the stable Deployment rolls
+    r.verify(c, Weights(100))
+    seen = deployments(kube)
+    assert seen["support-triage-llm-nf4-predictor"] == canary_pods
+    assert seen["support-triage-llm-predictor"][0] == "nf4"
+    route = kube.get(Ref(kserve.ROUTE_API_VERSION, "HTTPRoute", "ml-serving", "support-triage-llm"))
+    weights = {b["name"]: b["weight"] for b in route["spec"]["rules"][0]["backendRefs"]}
+    assert weights == {"support-triage-llm-predictor": 0, "support-triage-llm-nf4-predictor": 100}
+    # phase 2: the rollout is complete, the entry goes; the stable Service serves the candidate
+    r.finalize(c, "promoted")
+    fake.tick()
+    assert set(deployments(kube)) == {"support-triage-llm-predictor"}
+    r.verify(c, Weights(100))
+
+
+def test_kserve_router_renames_and_keeps_the_candidates_deployment() -> None:
+    kube, c = seeded("kserve")
+    c = canary("kserve", storageUri="hf://m/x-awq", quantization="awq")
+    fake = FakeKServe(kube, now=lambda: 1_700_000_000.0, gateway_routes="ready-canaries")
+    r = make_router("kserve", kube, CATALOG)
+    r.set_weights(c, 25, False)
+    fake.tick()
+    before = deployments(kube)["support-triage-llm-nf4-predictor"]
+    r.finalize(c, "promoted")  # one phase: nothing pending
+    fake.tick()
+    assert deployments(kube) == {"support-triage-llm-nf4-predictor": before}
+    r.verify(c, Weights(100))
+    # the next rollout of the promoted model keeps the name KServe now serves under
+    isvc = kube.get(kserve.single_ref(c))
+    assert isvc["spec"]["predictor"]["name"] == "nf4"
 
 
 # ----------------------------------------------------------------------------- canaryctl render

@@ -125,6 +125,11 @@ extra.
 - apiGroups: ["networking.istio.io"]
   resources: ["virtualservices"]
   verbs: ["get", "create", "patch", "delete"]
+# routing/kserve.py: the stable predictor's Deployment (a promotion without a rename waits for its
+# rollout)
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get"]
 # serving/render.py: chat-template ConfigMaps of prompt variants (apply, delete);
 # notify/ledger.py: the alert dedup ledger ConfigMap (get, create, replace)
 - apiGroups: [""]
