@@ -4,7 +4,9 @@ Owns reading ``profiles/gpus.yaml`` and ``profiles/quantization.yaml`` (packaged
 ``controlplane/profiles/data/*.yaml``, symlinks to the repository copies) into immutable pydantic
 models, and answering "what is GPU X" / "can GPU X run method Y". Unknown fields are rejected and
 every malformed entry becomes a :class:`~controlplane.errors.ProfileError` that names
-``FILE:LINE`` (from the YAML node marks), never a traceback.
+``FILE:LINE`` (from the YAML node marks), never a traceback. Each quantization method carries its
+vLLM flags per vLLM version range (``vllm:``), and :func:`parse_vllm_version` is the one parser of
+vLLM version strings (the serving layer's version resolution uses it).
 
 Called by the memory-fit check (:mod:`controlplane.profiles.fit`), the cost arithmetic
 (:mod:`controlplane.profiles.cost`), spec validation and the serving layer (vLLM flags). The
@@ -14,6 +16,8 @@ only I/O here is reading the two catalogue files; everything else is pure.
 from __future__ import annotations
 
 import functools
+import itertools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -21,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from controlplane.errors import ProfileError
@@ -75,17 +79,135 @@ class _SupportMap(_Entry):
     blackwell: Support
 
 
+VersionKey = tuple[int, int, int]
+VLLM_VERSION_PATTERN = r"^v?(\d+)\.(\d+)\.(\d+)(?:\.post\d+|\.\d+)?$"
+_VLLM_VERSION = re.compile(VLLM_VERSION_PATTERN)
+
+
+def parse_vllm_version(text: str) -> VersionKey | None:
+    """``"0.24.0"`` (or ``v0.24.0``, ``0.8.5.post1``) -> ``(0, 24, 0)``; None when unparseable.
+
+    A ``.postN`` or fourth number is a rebuild of the same release: it compares as its release.
+    """
+    match = _VLLM_VERSION.match(text.strip())
+    if match is None:
+        return None
+    major, minor, patch = (int(part) for part in match.groups())
+    return major, minor, patch
+
+
+def format_version(key: VersionKey) -> str:
+    """``(0, 24, 0)`` -> ``"0.24.0"``."""
+    return ".".join(str(part) for part in key)
+
+
+def _version_field(value: str) -> str:
+    if parse_vllm_version(value) is None:
+        raise ValueError(f"{value!r} is not a vLLM version like 0.24.0")
+    return value
+
+
+class VllmRange(_Entry):
+    """The vLLM flags of a method for vLLM versions ``since`` <= v < ``before`` (no ``before``:
+    every later version, until the catalogue learns otherwise), with where that was read."""
+
+    since: str
+    before: str | None = None
+    args: list[str] = Field(default_factory=list, max_length=20)
+    source: str = Field(min_length=1)
+
+    @field_validator("since")
+    @classmethod
+    def _since(cls, value: str) -> str:
+        return _version_field(value)
+
+    @field_validator("before")
+    @classmethod
+    def _before(cls, value: str | None) -> str | None:
+        return None if value is None else _version_field(value)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> VllmRange:
+        before = self.before_key()
+        if before is not None and before <= self.since_key():
+            raise ValueError(
+                f"before ({self.before}) must be a later version than since ({self.since})"
+            )
+        return self
+
+    def since_key(self) -> VersionKey:
+        key = parse_vllm_version(self.since)
+        assert key is not None  # checked by the field validator
+        return key
+
+    def before_key(self) -> VersionKey | None:
+        return None if self.before is None else parse_vllm_version(self.before)
+
+    def describe(self) -> str:
+        """``vLLM 0.24.0 to before 0.31.0`` / ``vLLM 0.31.0 and later``."""
+        if self.before is None:
+            return f"vLLM {self.since} and later"
+        return f"vLLM {self.since} to before {self.before}"
+
+    def holds(self, version: VersionKey) -> bool:
+        """True when ``version`` is in this range."""
+        before = self.before_key()
+        return self.since_key() <= version and (before is None or version < before)
+
+
+class VllmRemoval(_Entry):
+    """vLLM dropped the method in ``since``: what to use instead, and where that was read."""
+
+    since: str
+    instead: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+
+    @field_validator("since")
+    @classmethod
+    def _since(cls, value: str) -> str:
+        return _version_field(value)
+
+
 class _QuantEntry(_Entry):
     bytes_per_weight: float = Field(gt=0, le=8)
-    vllm_args: list[str] = Field(default_factory=list, max_length=20)
+    vllm: list[VllmRange] = Field(min_length=1, max_length=50)
+    removed: VllmRemoval | None = None
     support: _SupportMap
     expect_faster: Speed
     notes: str = ""
     unsupported_reason: str | None = None
 
+    @model_validator(mode="after")
+    def _removal_ends_the_last_range(self) -> _QuantEntry:
+        last = self.vllm[-1]
+        if self.removed is not None and last.before != self.removed.since:
+            raise ValueError(
+                f"removed.since ({self.removed.since}) must be where the last vllm range ends "
+                f"(before: {last.before})"
+            )
+        return self
+
+    @field_validator("vllm")
+    @classmethod
+    def _ranges_in_order(cls, ranges: list[VllmRange]) -> list[VllmRange]:
+        for earlier, later in itertools.pairwise(ranges):
+            end = earlier.before_key()
+            if end is None:
+                raise ValueError(
+                    f"only the last range may leave out 'before' (the range since "
+                    f"{earlier.since} is followed by one since {later.since})"
+                )
+            if later.since_key() < end:
+                raise ValueError(
+                    f"ranges overlap or are out of order: since {later.since} is before "
+                    f"{earlier.before}, where the previous range ends"
+                )
+        return ranges
+
 
 class QuantMethod(_QuantEntry):
-    """One quantization method: weight size, vLLM flags, where it runs, what to expect.
+    """One quantization method: weight size, vLLM flags per vLLM version, where it runs, what to
+    expect.
 
     ``name`` is the key in ``quantization.yaml`` and what a spec's ``quantization:`` names.
     """
@@ -96,6 +218,37 @@ class QuantMethod(_QuantEntry):
         """How this method runs on ``architecture``: native, weight-only or unsupported."""
         level: Support = getattr(self.support, architecture)
         return level
+
+    def range_for(self, version: VersionKey) -> VllmRange | None:
+        """The range holding vLLM ``version``, or None when the method has no flags for it."""
+        return next((r for r in self.vllm if r.holds(version)), None)
+
+    def vllm_args_for(self, version: VersionKey) -> list[str]:
+        """The vLLM flags of this method on vLLM ``version``; ProfileError when there are none."""
+        found = self.range_for(version)
+        if found is None:
+            raise ProfileError(self.missing_version(version))
+        return list(found.args)
+
+    def missing_version(self, version: VersionKey) -> str:
+        """Why this method has no flags for vLLM ``version`` and what to do instead."""
+        shown = format_version(version)
+        first, last = self.vllm[0], self.vllm[-1]
+        last_end = last.before_key()
+        if version < first.since_key():
+            return (
+                f"quantization {self.name!r} is not known for vLLM {shown}: the catalogue has its "
+                f"flags from vLLM {first.since} on (the oldest version read for it)"
+            )
+        if self.removed is not None and last_end is not None and version >= last_end:
+            return (
+                f"quantization {self.name!r} does not exist in vLLM {shown}: vLLM removed it in "
+                f"{self.removed.since}; use {self.removed.instead}"
+            )
+        return (
+            f"quantization {self.name!r} has no flags for vLLM {shown} in the catalogue "
+            f"(it has them for {', '.join(r.describe() for r in self.vllm)})"
+        )
 
 
 class _GpuFile(_Entry):
@@ -319,4 +472,4 @@ def _short(err: Any) -> str:
         return "unknown field"
     if err.get("type") == "missing":
         return "required field is missing"
-    return msg
+    return msg.removeprefix("Value error, ")

@@ -7,15 +7,19 @@ and which the ``main`` container of an LLMInferenceService runs. Called by
 :mod:`controlplane.serving.render`; spec validation may call :func:`variant_problems` so that
 ``canaryctl validate`` reports the same errors.
 
-The quantization flags themselves are data, in ``profiles/quantization.yaml`` (``vllmArgs``), read
-through :mod:`controlplane.profiles.catalog`, which also says where a method cannot run
-(``bitsandbytes-int8``: vLLM quantizes in flight to 4-bit only). See ``docs/serving.md``.
+The quantization flags themselves are data, in ``profiles/quantization.yaml`` (``vllm``: the flags
+per vLLM version range), read through :mod:`controlplane.profiles.catalog`, which also says where a
+method cannot run (``bitsandbytes-int8``: vLLM quantizes in flight to 4-bit only) and when vLLM
+dropped it (bitsandbytes in 0.28.0). The flags are those of the vLLM version the caller passes,
+else of :func:`controlplane.serving.versions.resolve_vllm_version` (``spec.model.vllmVersion``, else
+the pinned KServe's vLLM). See ``docs/serving.md``.
 """
 
 from __future__ import annotations
 
 from controlplane.errors import Problem, ProfileError, SpecError
-from controlplane.profiles.catalog import Catalog, GpuProfile
+from controlplane.profiles.catalog import Catalog, GpuProfile, parse_vllm_version
+from controlplane.serving.versions import quantization_problem, resolve_vllm_version
 from controlplane.spec.models import ModelSpec, VariantSpec
 
 # Flags the renderer owns: a user arg repeating one of them would silently fight the rendering.
@@ -36,11 +40,14 @@ def _flag_name(arg: str) -> str:
     return arg.split("=", 1)[0]
 
 
-def variant_problems(variant: VariantSpec, catalog: Catalog, path: str) -> list[Problem]:
+def variant_problems(
+    variant: VariantSpec, catalog: Catalog, path: str, *, vllm_version: str | None = None
+) -> list[Problem]:
     """Every serving problem of one variant (``path`` is e.g. ``spec.candidate``).
 
-    An unknown GPU, a quantization the GPU (or vLLM) cannot run, and user ``args`` that repeat a
-    flag the controller sets from the spec.
+    An unknown GPU, a quantization the GPU (or vLLM) cannot run, with ``vllm_version`` a
+    quantization that vLLM version does not have (or an unparseable version), and user ``args``
+    that repeat a flag the controller sets from the spec.
     """
     problems = []
     gpu = catalog.gpu(variant.gpu)
@@ -56,6 +63,10 @@ def variant_problems(variant: VariantSpec, catalog: Catalog, path: str) -> list[
             catalog.support(variant.quantization, variant.gpu)
         except ProfileError as exc:
             problems.append(Problem(f"{path}.quantization", str(exc)))
+    if vllm_version is not None:
+        message = quantization_problem(variant.quantization, catalog, vllm_version)
+        if message is not None:
+            problems.append(Problem(f"{path}.quantization", message))
     for i, arg in enumerate(variant.args):
         name = _flag_name(arg)
         if name in OWNED_FLAGS:
@@ -68,9 +79,11 @@ def variant_problems(variant: VariantSpec, catalog: Catalog, path: str) -> list[
     return problems
 
 
-def resolve_gpu(variant: VariantSpec, catalog: Catalog, path: str) -> GpuProfile:
+def resolve_gpu(
+    variant: VariantSpec, catalog: Catalog, path: str, *, vllm_version: str | None = None
+) -> GpuProfile:
     """The variant's GPU profile after checking the variant; SpecError with every problem."""
-    problems = variant_problems(variant, catalog, path)
+    problems = variant_problems(variant, catalog, path, vllm_version=vllm_version)
     if problems:
         raise SpecError(problems)
     return catalog.require_gpu(variant.gpu)
@@ -83,20 +96,27 @@ def vllm_flags(
     *,
     chat_template: str | None = None,
     path: str = "spec.variant",
+    vllm_version: str | None = None,
 ) -> list[str]:
-    """The vLLM flags of ``variant``, user ``args`` last (without the model location/name).
+    """The vLLM flags of ``variant`` on ``vllm_version``, user ``args`` last (without the model
+    location/name).
 
-    ``chat_template`` is the in-pod path of a chat template file (system-prompt variants).
-    Raises SpecError (paths under ``path``) when the variant cannot be served.
+    ``vllm_version`` None: :func:`~controlplane.serving.versions.resolve_vllm_version` of
+    ``model``. ``chat_template`` is the in-pod path of a chat template file (system-prompt
+    variants). Raises SpecError (paths under ``path``) when the variant cannot be served, on that
+    vLLM version too.
     """
-    resolve_gpu(variant, catalog, path)
+    version = vllm_version if vllm_version is not None else resolve_vllm_version(model)
+    resolve_gpu(variant, catalog, path, vllm_version=version)
+    key = parse_vllm_version(version)
+    assert key is not None  # resolve_gpu raised otherwise
     flags = [
         f"--max-model-len={model.max_model_len}",
         f"--gpu-memory-utilization={variant.gpu_memory_utilization:g}",
     ]
     if variant.gpu_count > 1:
         flags.append(f"--tensor-parallel-size={variant.gpu_count}")
-    flags += catalog.quant(variant.quantization).vllm_args
+    flags += catalog.quant(variant.quantization).vllm_args_for(key)
     if chat_template is not None:
         flags.append(f"--chat-template={chat_template}")
     flags += variant.args
@@ -110,6 +130,7 @@ def kserve_args(
     *,
     chat_template: str | None = None,
     path: str = "spec.variant",
+    vllm_version: str | None = None,
 ) -> list[str]:
     """``args`` of the KServe Hugging Face runtime: the model name clients send, then vLLM flags.
 
@@ -122,5 +143,12 @@ def kserve_args(
     return [
         f"--model_name={model.name}",
         f"--served-model-name={model.name}",
-        *vllm_flags(model, variant, catalog, chat_template=chat_template, path=path),
+        *vllm_flags(
+            model,
+            variant,
+            catalog,
+            chat_template=chat_template,
+            path=path,
+            vllm_version=vllm_version,
+        ),
     ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -20,6 +21,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from controlplane.profiles.catalog import VLLM_VERSION_PATTERN, parse_vllm_version
 from controlplane.spec.units import (
     DURATION_PATTERN,
     Duration,
@@ -57,6 +59,30 @@ QuantityField = Annotated[
             "anyOf": [{"type": "number"}, {"type": "string"}],
             "description": "Threshold: 200ms / 1.5s (latency, seconds), 0.1% / 5% (fraction), "
             "or a plain number",
+        }
+    ),
+]
+
+
+def _vllm_version(value: str) -> str:
+    if parse_vllm_version(value) is None:
+        raise ValueError(
+            f"{value!r} is not a vLLM version: write the release the runtime image runs, "
+            "e.g. 0.24.0"
+        )
+    return value
+
+
+VllmVersionField = Annotated[
+    str,
+    Field(max_length=64),
+    AfterValidator(_vllm_version),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "maxLength": 64,
+            "pattern": VLLM_VERSION_PATTERN,
+            "description": "vLLM release the runtime image runs, like 0.24.0",
         }
     ),
 ]
@@ -163,6 +189,11 @@ class ModelSpec(_Model):
         ge=1,
         le=100_000,
         description="Full-length sequences whose KV cache must fit at once (memory-fit check)",
+    )
+    vllm_version: VllmVersionField | None = Field(
+        default=None,
+        description="vLLM release the runtime runs (e.g. 0.24.0); unset: the vLLM of the pinned "
+        "KServe's runtime image. Decides the quantization flags and which methods exist",
     )
 
 

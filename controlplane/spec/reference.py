@@ -62,6 +62,8 @@ MEANINGS: dict[tuple[str, str], str] = {
     ("ModelSpec", "parameters"): "parameter count (`8.0e9`); unset skips the memory-fit check",
     ("ModelSpec", "architecture"): "transformer shape for an exact KV-cache size (else estimated)",
     ("ModelSpec", "fitConcurrency"): "full-length sequences whose KV cache must fit at once",
+    ("ModelSpec", "vllmVersion"): "vLLM release the runtime runs (`0.24.0`); unset: the pinned "
+    "KServe's vLLM. Decides the quantization flags ([serving](serving.md#vllm-versions))",
     ("ModelArchitecture", "layers"): "number of transformer layers",
     ("ModelArchitecture", "kvHeads"): "key/value heads per layer (GQA)",
     ("ModelArchitecture", "headDim"): "dimension of one attention head",

@@ -21,6 +21,7 @@ from controlplane.errors import Problem, ProfileError, SpecError
 from controlplane.profiles.catalog import Catalog, load_catalog
 from controlplane.profiles.fit import memory_fit
 from controlplane.routing.base import capability_problems
+from controlplane.serving.versions import version_problems
 from controlplane.spec.load import Document, build, parse_text, read_source
 from controlplane.spec.messages import did_you_mean
 from controlplane.spec.models import (
@@ -320,6 +321,7 @@ class _Rules:
     def variants(self) -> None:
         spec = self.canary.spec
         stable, candidate = spec.stable, spec.candidate
+        self.problems.extend(version_problems(self.canary, self.catalog))
         if spec.candidate_is_stable():
             # A no-op rollout (e.g. git reverted a failed candidate to the stable): valid, the
             # controller finishes it at once and deploys nothing, so the names may even be equal.

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from controlplane.errors import ProfileError
-from controlplane.profiles.catalog import Catalog, load_catalog, parse_catalog
+from controlplane.profiles.catalog import (
+    Catalog,
+    format_version,
+    load_catalog,
+    parse_catalog,
+    parse_vllm_version,
+)
+from controlplane.serving.versions import DEFAULT_VLLM_VERSION
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILES = REPO / "profiles"
@@ -32,7 +39,29 @@ GOOD_QUANT = """\
 methods:
   none:
     bytesPerWeight: 2.0
-    vllmArgs: []
+    vllm:
+      - {since: "0.0.0", args: [], source: "a test"}
+    support: {ampere: native, ada: native, hopper: native, blackwell: native}
+    expectFaster: "no"
+"""
+
+RANGED_QUANT = """\
+methods:
+  old-method:
+    bytesPerWeight: 1.0
+    vllm:
+      - since: "0.19.0"
+        before: "0.24.0"
+        args: ["--quantization=old"]
+        source: "read in 0.19.0"
+      - since: "0.24.0"
+        before: "0.28.0"
+        args: ["--quantization=renamed"]
+        source: "read in 0.24.0"
+    removed:
+      since: "0.28.0"
+      instead: "new-method"
+      source: "read in 0.28.0"
     support: {ampere: native, ada: native, hopper: native, blackwell: native}
     expectFaster: "no"
 """
@@ -101,8 +130,97 @@ def test_quantization_methods(
 ) -> None:
     quant = catalog.quant(method)
     assert quant.bytes_per_weight == pytest.approx(bytes_per_weight)
-    assert quant.vllm_args == args
-    assert "--quantization=awq" not in quant.vllm_args  # legacy kernel, ~10x slower
+    default = parse_vllm_version(DEFAULT_VLLM_VERSION)
+    assert default is not None
+    assert quant.vllm_args_for(default) == args  # the pinned KServe's vLLM 0.24.0
+
+
+# What the vLLM wheels say (docs/serving.md, "Verified against vLLM"): one row per fact.
+@pytest.mark.parametrize(
+    ("method", "version", "args"),
+    [
+        ("fp8", "0.19.0", ["--quantization=fp8"]),
+        ("fp8", "0.30.0", ["--quantization=fp8"]),
+        ("fp8", "0.31.0", ["--quantization=fp8_per_tensor"]),  # fp8 deprecated for online
+        ("fp8", "0.33.0", ["--quantization=fp8_per_tensor"]),
+        ("fp8", "0.40.1", ["--quantization=fp8_per_tensor"]),  # the last range is open
+        ("awq", "0.20.0", ["--quantization=awq_marlin"]),  # explicit awq: the legacy kernel
+        ("awq", "0.33.0", ["--quantization=awq_marlin"]),
+        ("gptq", "0.33.0", ["--quantization=gptq_marlin"]),
+        ("bitsandbytes-nf4", "0.27.1", ["--quantization=bitsandbytes"]),
+        ("none", "0.1.0", []),
+    ],
+)
+def test_flags_per_vllm_version(
+    catalog: Catalog, method: str, version: str, args: list[str]
+) -> None:
+    key = parse_vllm_version(version)
+    assert key is not None
+    assert catalog.quant(method).vllm_args_for(key) == args
+
+
+@pytest.mark.parametrize(
+    ("method", "version", "words"),
+    [
+        ("bitsandbytes-nf4", "0.28.0", ["removed it in 0.28.0", "use awq or gptq"]),
+        (
+            "bitsandbytes-nf4",
+            "0.33.0",
+            ["does not exist in vLLM 0.33.0", "or fp8 for 8-bit weights"],
+        ),
+        ("bitsandbytes-int8", "0.33.0", ["removed it in 0.28.0", "use fp8"]),
+        ("fp8", "0.18.0", ["not known for vLLM 0.18.0", "from vLLM 0.19.0 on"]),
+    ],
+)
+def test_no_flags_for_a_version_says_why(
+    catalog: Catalog, method: str, version: str, words: list[str]
+) -> None:
+    key = parse_vllm_version(version)
+    assert key is not None
+    quant = catalog.quant(method)
+    assert quant.range_for(key) is None
+    with pytest.raises(ProfileError) as info:
+        quant.vllm_args_for(key)
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_ranges_are_half_open_and_removal_ends_them() -> None:
+    method = parse_catalog(GOOD_GPU, RANGED_QUANT).quant("old-method")
+    expect = {
+        "0.18.9": None,
+        "0.19.0": ["--quantization=old"],
+        "0.23.9": ["--quantization=old"],
+        "0.24.0": ["--quantization=renamed"],
+        "0.27.1": ["--quantization=renamed"],
+        "0.28.0": None,
+    }
+    for version, args in expect.items():
+        key = parse_vllm_version(version)
+        assert key is not None
+        found = method.range_for(key)
+        assert (None if found is None else found.args) == args, version
+    assert "use new-method" in method.missing_version((0, 30, 0))
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("0.24.0", (0, 24, 0)),
+        ("v0.33.0", (0, 33, 0)),
+        ("0.8.5.post1", (0, 8, 5)),
+        ("0.10.1.1", (0, 10, 1)),
+        (" 1.2.3 ", (1, 2, 3)),
+        ("0.24", None),
+        ("latest", None),
+        ("0.24.0-rc1", None),
+        ("", None),
+    ],
+)
+def test_parse_vllm_version(text: str, key: tuple[int, int, int] | None) -> None:
+    assert parse_vllm_version(text) == key
+    if key is not None:
+        assert parse_vllm_version(format_version(key)) == key
 
 
 @pytest.mark.parametrize(
@@ -210,8 +328,73 @@ def test_malformed_gpu_file_names_file_and_line(
 
 def test_malformed_quantization_file_names_file_and_line() -> None:
     bad = _replace(GOOD_QUANT, "ampere: native", "ampere: sometimes")
-    with pytest.raises(ProfileError, match=r"quantization\.yaml:5: methods\.none\.support\.ampere"):
+    with pytest.raises(ProfileError, match=r"quantization\.yaml:6: methods\.none\.support\.ampere"):
         parse_catalog(GOOD_GPU, bad)
+
+
+@pytest.mark.parametrize(
+    ("quant_text", "where", "what"),
+    [
+        pytest.param(
+            _replace(RANGED_QUANT, 'since: "0.24.0"\n        before: "0.28.0"', 'since: "0.24"'),
+            "quantization.yaml:9:",
+            "methods.old-method.vllm.1.since: '0.24' is not a vLLM version like 0.24.0",
+            id="unparseable-version",
+        ),
+        pytest.param(
+            _replace(RANGED_QUANT, 'before: "0.24.0"', 'before: "0.19.0"'),
+            "quantization.yaml:5:",
+            "before (0.19.0) must be a later version than since (0.19.0)",
+            id="empty-range",
+        ),
+        pytest.param(
+            _replace(RANGED_QUANT, 'since: "0.24.0"', 'since: "0.23.0"'),
+            "quantization.yaml:5:",
+            "ranges overlap or are out of order: since 0.23.0 is before 0.24.0",
+            id="overlap",
+        ),
+        pytest.param(
+            _replace(RANGED_QUANT, '        before: "0.24.0"\n', ""),
+            "quantization.yaml:5:",
+            "only the last range may leave out 'before'",
+            id="open-range-in-the-middle",
+        ),
+        pytest.param(
+            _replace(
+                RANGED_QUANT, 'since: "0.28.0"\n      instead', 'since: "0.29.0"\n      instead'
+            ),
+            "quantization.yaml:3:",
+            "removed.since (0.29.0) must be where the last vllm range ends (before: 0.28.0)",
+            id="removal-not-at-the-end",
+        ),
+        pytest.param(
+            _replace(RANGED_QUANT, '        source: "read in 0.19.0"\n', ""),
+            "quantization.yaml:5:",
+            "methods.old-method.vllm.0.source: required field is missing",
+            id="range-without-source",
+        ),
+        pytest.param(
+            _replace(GOOD_QUANT, 'source: "a test"}', 'source: "a test", flags: []}'),
+            "quantization.yaml:5:",
+            "methods.none.vllm.0.flags: unknown field",
+            id="unknown-field-in-range",
+        ),
+        pytest.param(
+            _replace(
+                GOOD_QUANT, '    vllm:\n      - {since: "0.0.0", args: [], source: "a test"}\n', ""
+            ),
+            "quantization.yaml:3:",
+            "methods.none.vllm: required field is missing",
+            id="no-vllm-ranges",
+        ),
+    ],
+)
+def test_malformed_vllm_ranges_name_file_and_line(quant_text: str, where: str, what: str) -> None:
+    with pytest.raises(ProfileError) as info:
+        parse_catalog(GOOD_GPU, quant_text)
+    message = str(info.value)
+    assert where in message
+    assert what in message
 
 
 def test_docs_table_lists_every_gpu_with_its_price(catalog: Catalog) -> None:
