@@ -58,7 +58,7 @@ def args_of(c: ModelCanary) -> list[str]:
 def test_quantization_flags(quantization: str, expected: list[str]) -> None:
     args = args_of(canary(quantization=quantization))
     assert [a for a in args if a.startswith("--quantization")] == expected
-    assert "--quantization=awq" not in args  # the legacy, ~10x slower kernel is never chosen
+    assert "--quantization=awq" not in args  # before vLLM 0.24 plain awq was the legacy kernel
 
 
 def test_bitsandbytes_int8_is_a_spec_error_naming_the_field() -> None:
