@@ -4,6 +4,7 @@
 #
 #   ${XDG_CACHE_HOME:-$HOME/.cache}/controlplane-tools/kube-<KUBE_VERSION>/bin/
 #       kube-apiserver  kube-controller-manager  kube-scheduler  kubectl  etcd  kwok  helm  kserve-manager
+#       llmisvc-manager
 #
 # Idempotent: exits at once when every binary exists and answers --version.
 # The last line printed is the bin folder, e.g.  BIN=$(scripts/build-kube.sh | tail -n1)
@@ -65,9 +66,11 @@ kubectl_ok() { [[ -x "${BIN_DIR}/kubectl" ]] && "${BIN_DIR}/kubectl" version --c
 helm_ok() { [[ -x "${BIN_DIR}/helm" ]] && "${BIN_DIR}/helm" version --short 2>/dev/null | grep -qF "${HELM_VERSION}"; }
 # the KServe manager has no version flag: a stamp beside it records the module it came from
 kserve_ok() { [[ -x "${BIN_DIR}/kserve-manager" ]] && grep -qxF "${KSERVE_VERSION}" "${BIN_DIR}/kserve-manager.version" 2>/dev/null; }
+# KServe's LLMInferenceService controller (cmd/llmisvc, a separate binary), stamped the same way
+llmisvc_ok() { [[ -x "${BIN_DIR}/llmisvc-manager" ]] && grep -qxF "${KSERVE_VERSION}" "${BIN_DIR}/llmisvc-manager.version" 2>/dev/null; }
 binaries_ok() {
 	kube_ok kube-apiserver && kube_ok kube-controller-manager && kube_ok kube-scheduler && kubectl_ok && etcd_ok && kwok_ok &&
-		helm_ok && kserve_ok
+		helm_ok && kserve_ok && llmisvc_ok
 }
 
 if binaries_ok; then
@@ -171,15 +174,22 @@ helm_ok || (
 )
 
 # --- KServe's controller manager ---------------------------------------------------
-kserve_ok || (
+# --- and its LLMInferenceService controller (both from one copy of the module) -------
+{ kserve_ok && llmisvc_ok; } || (
 	src="$("$GO" mod download -json "github.com/kserve/kserve@${KSERVE_VERSION}" |
 		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
 	[[ -f "$src/go.mod" && -f "$src/go.sum" ]] || die "could not download github.com/kserve/kserve@${KSERVE_VERSION}"
 	cp -r "$src" "$WORK/kserve"
 	chmod -R u+w "$WORK/kserve"
 	cd "$WORK/kserve"
-	"$GO" build -ldflags="-s -w" -o "$WORK/out/kserve-manager" ./cmd/manager
-	echo "${KSERVE_VERSION}" >"$WORK/out/kserve-manager.version"
+	if ! kserve_ok; then
+		"$GO" build -ldflags="-s -w" -o "$WORK/out/kserve-manager" ./cmd/manager
+		echo "${KSERVE_VERSION}" >"$WORK/out/kserve-manager.version"
+	fi
+	if ! llmisvc_ok; then
+		"$GO" build -ldflags="-s -w" -o "$WORK/out/llmisvc-manager" ./cmd/llmisvc
+		echo "${KSERVE_VERSION}" >"$WORK/out/llmisvc-manager.version"
+	fi
 )
 
 for built in "$WORK"/out/*; do

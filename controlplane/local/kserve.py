@@ -89,11 +89,14 @@ def storage_container(kserve_dir: Path) -> dict[str, Any]:
     return _kustomized(kserve_dir, "config/storagecontainers", "default.yaml")
 
 
-def webhook_configurations(kserve_dir: Path, url: str, ca_bundle: bytes) -> list[dict[str, Any]]:
-    """The module's webhook configurations, each pointing at ``url`` + its path."""
+def webhook_configurations(
+    kserve_dir: Path, url: str, ca_bundle: bytes, *, manifests: str = _MANIFESTS
+) -> list[dict[str, Any]]:
+    """The webhook configurations of the module's ``manifests`` file, each pointing at ``url`` +
+    its path."""
     import base64
 
-    docs = [d for d in yaml.safe_load_all((kserve_dir / _MANIFESTS).read_text()) if d]
+    docs = [d for d in yaml.safe_load_all((kserve_dir / manifests).read_text()) if d]
     for doc in docs:
         doc["metadata"] = {"name": doc["metadata"]["name"]}
         for hook in doc["webhooks"]:

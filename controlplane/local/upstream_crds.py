@@ -77,6 +77,14 @@ PROMETHEUS_OPERATOR = Upstream(
         "example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml",
     ),
 )
+GATEWAY_API_INFERENCE = Upstream(
+    "sigs.k8s.io/gateway-api-inference-extension",
+    "v1.5.0",
+    ("config/crd/bases/inference.networking.k8s.io_inferencepools.yaml",),
+)
+"""The InferencePool CRD KServe's LLMInferenceService controller watches when served (KServe
+v0.20.0's ``go.mod`` pins the module at v1.5.0); installed by :mod:`controlplane.local.llmisvc`
+only, not one of :data:`UPSTREAMS` (the product renders no InferencePool)."""
 UPSTREAMS = (KSERVE, GATEWAY_API, ISTIO, PROMETHEUS_OPERATOR)
 
 

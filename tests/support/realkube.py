@@ -9,6 +9,9 @@ and without kube-controller-manager a namespace never finishes terminating).
 ``kserve_loopback`` is a second cluster that also runs workloads and the real KServe
 (:mod:`controlplane.local.workloads`, :mod:`controlplane.local.kserve`): kube-controller-manager,
 kube-scheduler, kwok's fake GPU nodes and KServe's controller manager with its webhooks.
+``llmisvc_loopback`` is a third: workloads and KServe's LLMInferenceService controller
+(:mod:`controlplane.local.llmisvc`) with its webhooks and presets, without the InferenceService
+manager.
 
 Tests that use them start programs and must be marked ``binary``. A missing binary or Go
 toolchain fails them with the one line that says what to install (``make test`` builds the
@@ -72,6 +75,21 @@ def _workloads_and_kserve(cluster: LoopbackCluster) -> None:
 @pytest.fixture(scope="session")
 def kserve_loopback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackCluster]:
     yield from running_cluster(tmp_path_factory.mktemp("kserve"), all_crds(), _workloads_and_kserve)
+
+
+def _workloads_and_llmisvc(cluster: LoopbackCluster) -> None:
+    from controlplane.local.llmisvc import start_llmisvc
+    from controlplane.local.workloads import start_workloads
+
+    start_workloads(cluster)
+    start_llmisvc(cluster)
+
+
+@pytest.fixture(scope="session")
+def llmisvc_loopback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackCluster]:
+    yield from running_cluster(
+        tmp_path_factory.mktemp("llmisvc"), all_crds(), _workloads_and_llmisvc
+    )
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,158 @@
+"""KServe's LLMInferenceService controller (``cmd/llmisvc``), reconciling on the loopback control
+plane.
+
+Owns the setup of the real LLMInferenceService controller manager (``llmisvc-manager``, built by
+``scripts/build-kube.sh`` from the ``github.com/kserve/kserve`` module at
+:data:`~controlplane.local.upstream_crds.KSERVE`) against
+:mod:`controlplane.local.kubeapi`'s API server, as KServe's ``config/llmisvc`` kustomization
+deploys it, with what it reads:
+
+- the ``kserve`` namespace, KServe's ``inferenceservice-config`` ConfigMap (its ``ingress``
+  section names the Gateway the managed HTTPRoutes attach to) and that Gateway, with
+  :mod:`controlplane.local.gatewaystatus` writing HTTPRoute parent status as a Gateway controller
+  would (all from :mod:`controlplane.local.kserve`; KServe's InferenceService manager itself is
+  not started);
+- the Gateway API Inference Extension CRDs (``InferencePool``) at the version KServe's
+  ``go.mod`` pins (:data:`~controlplane.local.upstream_crds.GATEWAY_API_INFERENCE`);
+- the manager with its webhook server on a loopback port serving the API server's own
+  certificate, the module's ``config/webhook/llmisvc/manifests.yaml`` (defaulting and validating
+  webhooks of LLMInferenceService, validating webhooks of LLMInferenceServiceConfig) registered
+  with ``url`` + ``caBundle``, and the CRD's ``v1alpha1`` <-> ``v1alpha2`` conversion webhook
+  (``config/crd/full/llmisvc/llmisvc_conversion_webhook_patch.yaml``: path ``/convert``) pointed
+  at the same server;
+- the well-known ``LLMInferenceServiceConfig`` presets of ``config/llmisvcconfig`` in the
+  ``kserve`` namespace (through the real validating webhook): the route template
+  (``kserve-config-llm-router-route``) among them.
+
+Workloads come from :mod:`controlplane.local.workloads` (kwok makes the pods Ready on fake GPU
+nodes). Called by the test fixture ``llmisvc_loopback``. Upstream files are read from the Go
+module cache at the pinned version, never copied here.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from controlplane.local.kserve import (
+    GATEWAY_CLASS,
+    NAMESPACE,
+    _applier,
+    _tls_ready,
+    gateway_objects,
+    inferenceservice_config,
+    webhook_configurations,
+)
+from controlplane.local.kubeapi import (
+    KubeSetupError,
+    LoopbackCluster,
+    binary,
+    free_port,
+    install_crds,
+)
+from controlplane.local.upstream_crds import GATEWAY_API_INFERENCE, KSERVE, crds, module_dir
+
+MANAGER = "llmisvc-manager"
+WEBHOOKS = "config/webhook/llmisvc/manifests.yaml"
+PRESETS = "config/llmisvcconfig"
+LLMISVC_CRD = "config/crd/full/llmisvc/serving.kserve.io_llminferenceservices.yaml"
+CONFIG_CRD = "config/crd/full/llmisvc/serving.kserve.io_llminferenceserviceconfigs.yaml"
+
+
+def presets(kserve_dir: Path) -> list[dict[str, Any]]:
+    """The well-known LLMInferenceServiceConfigs (``config/llmisvcconfig``, as its kustomization
+    lists them), in the controller's namespace."""
+    folder = kserve_dir / PRESETS
+    listed = yaml.safe_load((folder / "kustomization.yaml").read_text())["resources"]
+    docs = []
+    for name in listed:
+        for doc in yaml.safe_load_all((folder / name).read_text()):
+            if doc:
+                doc["metadata"]["namespace"] = NAMESPACE
+                docs.append(doc)
+    return docs
+
+
+def converting_crds(kserve_dir: Path, url: str, ca_bundle: bytes) -> list[dict[str, Any]]:
+    """The LLMInferenceService and LLMInferenceServiceConfig CRDs with KServe's conversion webhook
+    (``strategy: Webhook``, path ``/convert``) at ``url`` instead of its Service."""
+    import base64
+
+    out = []
+    for path in (LLMISVC_CRD, CONFIG_CRD):
+        crd = yaml.safe_load((kserve_dir / path).read_text())
+        crd["spec"]["conversion"] = {
+            "strategy": "Webhook",
+            "webhook": {
+                "clientConfig": {
+                    "url": url + "/convert",
+                    "caBundle": base64.b64encode(ca_bundle).decode(),
+                },
+                "conversionReviewVersions": ["v1", "v1beta1"],
+            },
+        }
+        out.append(crd)
+    return out
+
+
+def start_llmisvc(
+    cluster: LoopbackCluster, *, detach: bool = False, timeout: float = 120.0
+) -> None:
+    """Start KServe's LLMInferenceService controller (with its webhooks, presets, the Gateway and
+    the Gateway status stand-in) against ``cluster``;
+    :func:`~controlplane.local.workloads.start_workloads` must have run for anything to become
+    Ready."""
+    kserve_dir = module_dir(KSERVE)
+    manager = binary(MANAGER)
+    install_crds(cluster, crds(GATEWAY_API_INFERENCE))
+    apply = _applier(cluster)
+    apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+    apply(inferenceservice_config(kserve_dir))
+    for obj in gateway_objects():
+        apply(obj)
+
+    # controller-runtime's webhook server reads <os.TempDir()>/k8s-webhook-server/serving-certs
+    tmp = cluster.workdir / "llmisvc-tmp"
+    certs = tmp / "k8s-webhook-server" / "serving-certs"
+    certs.mkdir(parents=True, exist_ok=True)
+    shutil.copy(cluster.workdir / "pki" / "apiserver.crt", certs / "tls.crt")
+    shutil.copy(cluster.workdir / "pki" / "apiserver.key", certs / "tls.key")
+    port = free_port()
+    proc = cluster.spawn(
+        MANAGER,
+        [str(manager), "--metrics-addr=0", "--health-probe-addr=0", f"--webhook-port={port}"],
+        env={"KUBECONFIG": str(cluster.kubeconfig), "POD_NAMESPACE": NAMESPACE, "TMPDIR": str(tmp)},
+        detach=detach,
+    )
+    deadline = time.monotonic() + timeout
+    while not _tls_ready(port, cluster.ca):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise KubeSetupError(
+                "KServe's LLMInferenceService controller did not start its webhook server:\n"
+                + cluster.log_tail(names=(MANAGER,))
+            )
+        time.sleep(0.2)
+    url = f"https://127.0.0.1:{port}"
+    ca = cluster.ca.read_bytes()
+    install_crds(cluster, converting_crds(kserve_dir, url, ca))
+    for doc in webhook_configurations(kserve_dir, url, ca, manifests=WEBHOOKS):
+        apply(doc)
+    # through the real LLMInferenceServiceConfig validating webhook
+    for doc in presets(kserve_dir):
+        apply(doc)
+    cluster.spawn(
+        "gatewaystatus",
+        [
+            sys.executable,
+            "-m",
+            "controlplane.local.gatewaystatus",
+            f"--kubeconfig={cluster.kubeconfig}",
+            f"--gateway-class={GATEWAY_CLASS}",
+        ],
+        detach=detach,
+    )
