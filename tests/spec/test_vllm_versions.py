@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 from support.canaries import example_dict
+from support.serverside import Refused, apply_and_compare, apply_strict, in_namespace
 
 from controlplane.cli.main import main
 from controlplane.errors import Problem
+from controlplane.local.kubeapi import LoopbackCluster
+from controlplane.spec.load import parse_text
 from controlplane.spec.models import ModelCanary
 from controlplane.spec.validate import check_object, validate
 
@@ -111,3 +114,33 @@ def test_fp8_on_vllm_033_is_valid_and_bitsandbytes_on_0271_too() -> None:
     assert quantization_problems(check_object(data)) == []
     assert quantization_problems(check_object(spec(vllmVersion="0.27.1"))) == []
     assert len(quantization_problems(check_object(spec(vllmVersion="0.28.0")))) == 1
+
+
+@pytest.mark.binary
+@pytest.mark.parametrize(
+    ("version", "accepted"),
+    [
+        ("0.33.0", True),
+        ("v0.24.0", True),
+        ("0.8.5.post1", True),
+        ("latest", False),
+        ("0.24", False),
+    ],
+)
+def test_the_crd_takes_what_the_model_takes_on_the_real_api_server(
+    loopback: LoopbackCluster, real_ns: str, version: str, accepted: bool
+) -> None:
+    [doc] = parse_text(FOUR_WEEK.read_text(encoding="utf-8"))
+    assert isinstance(doc.data, dict)
+    obj = in_namespace(loopback, doc.data, real_ns)
+    obj["metadata"]["name"] = f"v-{version.replace('.', '-').lower()}"
+    obj["spec"]["model"]["vllmVersion"] = version
+    model_accepts = not any(p.path == "spec.model.vllmVersion" for p in check_object(obj))
+    assert model_accepts == accepted
+    if accepted:
+        assert apply_and_compare(loopback, obj) == []
+    else:
+        with pytest.raises(Refused) as refused:
+            apply_strict(loopback, obj)
+        assert refused.value.code == 422
+        assert "spec.model.vllmVersion" in str(refused.value)
