@@ -180,7 +180,7 @@ class _QuantEntry(_Entry):
     @model_validator(mode="after")
     def _removal_ends_the_last_range(self) -> _QuantEntry:
         last = self.vllm[-1]
-        if self.removed is not None and last.before != self.removed.since:
+        if self.removed is not None and last.before_key() != parse_vllm_version(self.removed.since):
             raise ValueError(
                 f"removed.since ({self.removed.since}) must be where the last vllm range ends "
                 f"(before: {last.before})"

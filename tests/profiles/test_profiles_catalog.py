@@ -203,6 +203,23 @@ def test_ranges_are_half_open_and_removal_ends_them() -> None:
     assert "use new-method" in method.missing_version((0, 30, 0))
 
 
+def test_a_version_after_a_closed_range_without_removal_lists_the_ranges() -> None:
+    text = _replace(RANGED_QUANT, "    removed:\n", "    gone:\n")
+    text = text[: text.index("    gone:")] + text[text.index("    support:") :]
+    method = parse_catalog(GOOD_GPU, text).quant("old-method")
+    assert method.missing_version((0, 28, 0)) == (
+        "quantization 'old-method' has no flags for vLLM 0.28.0 in the catalogue (it has them for "
+        "vLLM 0.19.0 to before 0.24.0, vLLM 0.24.0 to before 0.28.0)"
+    )
+
+
+def test_removal_since_compares_as_a_version() -> None:
+    text = _replace(
+        RANGED_QUANT, 'since: "0.28.0"\n      instead', 'since: "v0.28.0"\n      instead'
+    )
+    assert parse_catalog(GOOD_GPU, text).quant("old-method").removed is not None
+
+
 @pytest.mark.parametrize(
     ("text", "key"),
     [
