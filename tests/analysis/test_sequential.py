@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 from controlplane.analysis.sequential import (
+    _cs_theta,
+    _log_e_scalar,
     bernoulli_decisions,
     bernoulli_log_e,
     bernoulli_log_e_above,
@@ -437,3 +439,46 @@ def test_e_value_is_the_two_component_mixture_integral(
     breach, passed = bernoulli_log_e(events, trials, theta0)
     assert float(np.exp(breach)) == pytest.approx(side(theta0, 1.0), rel=1e-5)
     assert float(np.exp(passed)) == pytest.approx(side(0.0, theta0), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("x", "n", "alpha"),
+    [
+        (30.0, 930.0, 0.01),
+        (2.0, 42.0, 0.005),
+        (0.0, 3.0, 0.01),
+        (5.0, 5.0, 0.2),
+        (400.0, 1e5, 0.05),
+    ],
+)
+def test_confidence_sequence_is_the_inversion_of_both_tests_on_a_dense_grid(
+    x: float, n: float, alpha: float
+) -> None:
+    # The bounds are where each side's rejection flips, found by a root search on scalar
+    # evaluations; here they are checked against the vectorised e-values on 20,001 points.
+    thr = math.log(1 / alpha)
+    grid = 1 / (1 + np.exp(-np.linspace(-20.7, 20.7, 20001)))
+    up, down = bernoulli_log_e(x, n, grid)
+    rejected_below = grid[up >= thr]
+    rejected_above = grid[down >= thr]
+    low, high = _cs_theta(x, n, alpha)
+    step = 41.4 / 20000
+    if rejected_below.size:
+        assert math.log(low / (1 - low)) == pytest.approx(
+            math.log(rejected_below.max() / (1 - rejected_below.max())), abs=2 * step
+        )
+    else:
+        assert low == 0.0
+    if rejected_above.size:
+        assert math.log(high / (1 - high)) == pytest.approx(
+            math.log(rejected_above.min() / (1 - rejected_above.min())), abs=2 * step
+        )
+    else:
+        assert high == 1.0
+
+
+def test_scalar_e_values_equal_the_vectorised_ones() -> None:
+    for x, n, m in [(3.0, 100.0, 0.01), (0.0, 50.0, 0.2), (40.0, 40.0, 0.5), (7.5, 1e4, 1e-4)]:
+        up, down = bernoulli_log_e(x, n, m)
+        assert _log_e_scalar(x, n, m, True) == pytest.approx(float(up), rel=1e-9, abs=1e-9)
+        assert _log_e_scalar(x, n, m, False) == pytest.approx(float(down), rel=1e-9, abs=1e-9)

@@ -93,13 +93,13 @@ def test_the_closing_test_computes_no_anytime_evidence(monkeypatch: pytest.Monke
     c = check(alpha=0.01, finalLook=0.5)
     pinned = replace(MILD, closing=MILD)
     runs = {"anytime": 0}
-    real = sequential.bernoulli_log_e
+    real = sequential._cs_theta  # the anytime test's confidence sequence: once per anytime run
 
     def counted(*args: object) -> object:
         runs["anytime"] += 1
         return real(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(sequential, "bernoulli_log_e", counted)
+    monkeypatch.setattr(sequential, "_cs_theta", counted)
     result = seqcheck.judge_check("k", c, metric, pinned, min_samples=None)
     assert result.decided == "breach", result.message
     assert runs["anytime"] == 1  # the live look's anytime test only
