@@ -86,7 +86,10 @@ TARGET = 1.5
 ALPHA = BUDGET / 2  # per check: two checks, the union bound keeps the step within BUDGET
 ERROR_TOLERANCE = 0.5  # errors: compare: baseline, above: 50%
 LATENCY_TOLERANCE = 0.10  # latency: compare: baseline, test: shift, above: 10%
-FINAL_LOOK = 0.5  # the errors check's finalLook (the closing test's share of its alpha)
+FINAL_LOOK = 0.9
+"""The errors check's finalLook. Chosen on tuning seed 20261102 (300 runs): 0.5 and 0.9 roll
+back as many 1.5x-error candidates; 0.9 rolls back 101 of 300 2x-error runs at 200 req/s, 0.5
+81."""
 TUNING_SEEDS = (20261101, 20261102)
 """The only seeds any tuning choice here was made on (the oracle's and flagger-quiet's
 thresholds are computed on them at run time); ``--seeds`` may not name them."""
