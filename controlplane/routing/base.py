@@ -52,15 +52,15 @@ class Capabilities:
 
     ``cohort``: route only requests with a header value to the candidate. ``mirror``: copy
     traffic to the candidate (shadow). ``mirror_percent``: mirror a fraction rather than all.
-    ``needs_gateway`` / ``needs_hosts``: ``spec.traffic.gateway`` / ``spec.traffic.hosts`` must be
-    set. ``single_service``: both variants live in one InferenceService (KServe's own canary).
+    ``single_service``: both variants live in one InferenceService (KServe's own canary). No
+    router needs more than the contract's example gives: ``gateway-api`` without
+    ``spec.traffic.gateway`` attaches to KServe's default Gateway, ``istio`` without
+    ``spec.traffic.hosts`` routes the model's own host (see those routers).
     """
 
     cohort: bool
     mirror: bool
     mirror_percent: bool
-    needs_gateway: bool = False
-    needs_hosts: bool = False
     single_service: bool = False
     requires: str = ""
 
@@ -70,14 +70,12 @@ CAPABILITIES: dict[RouterName, Capabilities] = {
         cohort=True,
         mirror=True,
         mirror_percent=True,
-        needs_gateway=True,
         requires="Gateway API CRDs (v1.2+ for mirror percent) and a Gateway implementation",
     ),
     "istio": Capabilities(
         cohort=True,
         mirror=True,
         mirror_percent=True,
-        needs_hosts=True,
         requires="Istio (networking.istio.io/v1 VirtualService)",
     ),
     "kserve": Capabilities(
@@ -126,12 +124,6 @@ def capability_problems(canary: ModelCanary) -> list[Problem]:
                 f"router {router!r} cannot mirror traffic (shadow); use gateway-api or istio",
             )
         )
-    if caps.needs_gateway and traffic.gateway is None:
-        problems.append(
-            Problem("spec.traffic.gateway", f"router {router!r} needs the Gateway to attach to")
-        )
-    if caps.needs_hosts and not traffic.hosts:
-        problems.append(Problem("spec.traffic.hosts", f"router {router!r} needs at least one host"))
     return problems
 
 

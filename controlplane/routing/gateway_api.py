@@ -1,6 +1,9 @@
 """The ``gateway-api`` router: one HTTPRoute splitting traffic between the predictor Services.
 
-Owns the HTTPRoute (``gateway.networking.k8s.io/v1``) of a canary. Without a cohort it has one
+Owns the HTTPRoute (``gateway.networking.k8s.io/v1``) of a canary, attached to
+``spec.traffic.gateway`` or else KServe's default Gateway (:data:`DEFAULT_GATEWAY`); each
+backendRef sets :data:`VARIANT_HEADER`, which also gives it an Envoy cluster of its own under Envoy
+Gateway (per-variant response codes for the error rate). Without a cohort it has one
 rule: weighted ``backendRefs`` to ``<model>-<stable>-predictor`` and
 ``<model>-<candidate>-predictor``. With a cohort, rule 1 matches the cohort header's values and
 splits by weight, and rule 2 (everything else) goes to stable only, so rule 1 is the ONLY way to
@@ -25,7 +28,7 @@ from controlplane.routing._common import (
 from controlplane.routing.base import Outcome, Weights, check_request
 from controlplane.serving import names
 from controlplane.serving.render import isvc_name
-from controlplane.spec.models import ModelCanary
+from controlplane.spec.models import GatewayRef, ModelCanary
 
 API_VERSION = "gateway.networking.k8s.io/v1"
 KIND = "HTTPRoute"
@@ -33,10 +36,30 @@ PORT = 80
 ROUTER = "gateway-api"
 
 
-def _backend(name: str, weight: int | None = None) -> Obj:
+DEFAULT_GATEWAY = GatewayRef(name="kserve-ingress-gateway", namespace="kserve")
+"""The Gateway without ``spec.traffic.gateway``: KServe's own, ``ingress.kserveIngressGateway``
+of its ``inferenceservice-config`` (``config/configmap/inferenceservice.yaml``, v0.20.0), the one
+its installation creates and its HTTPRoutes attach to."""
+
+VARIANT_HEADER = "x-canary-variant"
+"""Set on each request by its backendRef: the variant that answers it."""
+
+
+def _backend(name: str, weight: int | None = None, variant: str | None = None) -> Obj:
+    """A Service backendRef. With ``variant`` it carries a filter of its own (setting
+    :data:`VARIANT_HEADER`): Envoy Gateway then gives the backend an Envoy cluster of its own
+    (one cluster per rule otherwise, in which stable and candidate share response-code stats;
+    docs/analysis.md, "Where errors come from"), so the error rate sees each variant's codes."""
     ref: Obj = {"group": "", "kind": "Service", "name": name, "port": PORT}
     if weight is not None:
         ref["weight"] = weight
+    if variant is not None:
+        ref["filters"] = [
+            {
+                "type": "RequestHeaderModifier",
+                "requestHeaderModifier": {"set": [{"name": VARIANT_HEADER, "value": variant}]},
+            }
+        ]
     return ref
 
 
@@ -48,9 +71,7 @@ def _services(canary: ModelCanary) -> tuple[str, str]:
 
 
 def _parent_refs(canary: ModelCanary) -> list[Obj]:
-    gateway = canary.spec.traffic.gateway
-    if gateway is None:
-        raise RouterError(f"{ROUTER}: spec.traffic.gateway is required (the Gateway to attach to)")
+    gateway = canary.spec.traffic.gateway or DEFAULT_GATEWAY
     ref: Obj = {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gateway.name}
     if gateway.namespace is not None:
         ref["namespace"] = gateway.namespace
@@ -66,7 +87,11 @@ def build_httproute(
     target = target_weights(weight, mirror, outcome)
     check_request(canary, target)
     stable, candidate = _services(canary)
-    split = [_backend(stable, target.stable), _backend(candidate, target.candidate)]
+    stable_name, candidate_name = canary.spec.stable.name, canary.spec.candidate.name
+    split = [
+        _backend(stable, target.stable, stable_name),
+        _backend(candidate, target.candidate, candidate_name),
+    ]
     filters: list[Obj] = []
     if target.mirror:
         filters.append(
@@ -90,7 +115,7 @@ def build_httproute(
         cohort_rule: Obj = {"matches": matches, "backendRefs": split}
         if filters:
             cohort_rule["filters"] = filters
-        rules = [cohort_rule, {"backendRefs": [_backend(stable, 100)]}]
+        rules = [cohort_rule, {"backendRefs": [_backend(stable, 100, stable_name)]}]
     spec: Obj = {"parentRefs": _parent_refs(canary)}
     if canary.spec.traffic.hosts:
         spec["hostnames"] = list(canary.spec.traffic.hosts)

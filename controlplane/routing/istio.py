@@ -1,7 +1,8 @@
 """The ``istio`` router: one VirtualService splitting traffic between the predictor Services.
 
-Owns the VirtualService (``networking.istio.io/v1``) of a canary, for ``spec.traffic.hosts``
-(and ``spec.traffic.gateway`` as an Istio Gateway when given). Without a cohort one HTTP route
+Owns the VirtualService (``networking.istio.io/v1``) of a canary, for ``spec.traffic.hosts``, or
+else for the model's own host with a selector-less Service of that name (:func:`model_service`),
+and ``spec.traffic.gateway`` as an Istio Gateway when given. Without a cohort one HTTP route
 carries weighted destinations; with a cohort the first route ``match``es the cohort header's
 values and splits by weight, and the second sends everything else to stable, so the first route
 is the only way to the candidate. Shadow sets ``mirror`` + ``mirrorPercentage: 100`` on the
@@ -24,7 +25,7 @@ from controlplane.routing._common import (
 )
 from controlplane.routing.base import Outcome, Weights, check_request
 from controlplane.serving import names
-from controlplane.serving.render import Role, isvc_name
+from controlplane.serving.render import Role, canary_labels, isvc_name
 from controlplane.spec.models import ModelCanary
 
 API_VERSION = "networking.istio.io/v1"
@@ -42,6 +43,39 @@ def _hosts(canary: ModelCanary) -> tuple[str, str]:
     return _host(canary, "stable"), _host(canary, "candidate")
 
 
+def model_host(canary: ModelCanary) -> str:
+    """The model's own host: ``<model>.<namespace>.svc.cluster.local``, the name the
+    single-InferenceService routers give the model's InferenceService too, so clients address
+    the model the same way whichever variant serves it."""
+    name = names.single_service_name(canary.spec.model.name)
+    return f"{name}.{canary.metadata.namespace}.svc.cluster.local"
+
+
+def hosts(canary: ModelCanary) -> list[str]:
+    """``spec.traffic.hosts``, or else the model's own host (:func:`model_host`)."""
+    return list(canary.spec.traffic.hosts) or [model_host(canary)]
+
+
+def model_service(canary: ModelCanary) -> Obj | None:
+    """The Service behind :func:`model_host` when ``spec.traffic.hosts`` is not given (pure).
+
+    Without a selector (no endpoints of its own): it gives the host a cluster IP and DNS name,
+    and puts it in Istio's service registry, so the sidecar of a client calling it applies the
+    VirtualService, which sends the request to the variants' predictor Services."""
+    if canary.spec.traffic.hosts:
+        return None
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": names.single_service_name(canary.spec.model.name),
+            "namespace": canary.metadata.namespace,
+            "labels": canary_labels(canary),
+        },
+        "spec": {"ports": [{"name": "http", "port": PORT, "protocol": "TCP"}]},
+    }
+
+
 def _destination(host: str, weight: int) -> Obj:
     return {"destination": {"host": host, "port": {"number": PORT}}, "weight": weight}
 
@@ -53,8 +87,6 @@ def build_virtualservice(
     target = target_weights(weight, mirror, outcome)
     check_request(canary, target)
     traffic = canary.spec.traffic
-    if not traffic.hosts:
-        raise RouterError(f"{ROUTER}: spec.traffic.hosts is required (the VirtualService hosts)")
     stable, candidate = _hosts(canary)
     split: Obj = {
         "route": [_destination(stable, target.stable), _destination(candidate, target.candidate)]
@@ -71,7 +103,7 @@ def build_virtualservice(
             {"name": "cohort", "match": match, **split},
             {"name": "default", "route": [_destination(stable, 100)]},
         ]
-    spec: Obj = {"hosts": list(traffic.hosts)}
+    spec: Obj = {"hosts": hosts(canary)}
     if traffic.gateway is not None:
         gw = traffic.gateway
         spec["gateways"] = [f"{gw.namespace}/{gw.name}" if gw.namespace else gw.name]

@@ -38,6 +38,8 @@ def desired_objects(
         if router == "gateway-api":
             objs.append(gateway_api.build_httproute(canary, weight, mirror, outcome))
         else:
+            service = istio.model_service(canary)
+            objs += [service] if service is not None else []
             objs.append(istio.build_virtualservice(canary, weight, mirror, outcome))
     elif router == "kserve":
         objs.append(kserve.build_inferenceservice(canary, catalog, weight, mirror, outcome))

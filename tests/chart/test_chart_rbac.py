@@ -69,6 +69,10 @@ NEEDS: dict[Rule, tuple[frozenset[str], str]] = {
         frozenset({"get", "create", "patch", "delete"}),
         "routing/istio.py",
     ),
+    ("", "services"): (
+        frozenset({"get", "create", "patch", "delete"}),
+        "routing/istio.py: the model's own Service (no spec.traffic.hosts); apply, release",
+    ),
     ("apps", "deployments"): (
         frozenset({"get"}),
         "routing/kserve.py: a promotion without a rename waits for the stable's rollout",
@@ -106,6 +110,7 @@ KINDS: dict[str, Rule] = {
     "HTTPRoute": ("gateway.networking.k8s.io", "httproutes"),
     "VirtualService": ("networking.istio.io", "virtualservices"),
     "Deployment": ("apps", "deployments"),
+    "Service": ("", "services"),
     "ConfigMap": ("", "configmaps"),
     "Event": ("", "events"),
     "Secret": ("", "secrets"),
@@ -116,7 +121,6 @@ KINDS: dict[str, Rule] = {
 }
 # Kinds the code names without calling the API for them, and why.
 NOT_CALLED: dict[str, str] = {
-    "Service": "a backendRef inside an HTTPRoute (routing/gateway_api.py); KServe creates it",
     "Gateway": "a parentRef inside an HTTPRoute (routing/gateway_api.py)",
     "List": "the wrapper of `canaryctl render -o yaml` output (cli/render.py)",
     "CustomResourceDefinition": "`canaryctl schema --crd` prints it (spec/crd.py); the chart "

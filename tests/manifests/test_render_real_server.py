@@ -107,13 +107,9 @@ def spec_for(router: str, quantization: str) -> dict[str, Any]:
     a shadow phase where the router can express them."""
     data = example_dict()
     caps = CAPABILITIES[router]  # type: ignore[index]
+    # no gateway, no hosts: the routers' defaults (KServe's Gateway, the model's own host and
+    # Service) are what the real server is asked to accept
     traffic: dict[str, Any] = {"router": router}
-    if caps.needs_gateway:
-        traffic["gateway"] = {"name": "inference-gateway", "namespace": "gateways"}
-    if caps.needs_gateway or caps.needs_hosts:
-        traffic["hosts"] = ["llm.example.com"]
-    if caps.needs_hosts:
-        traffic["gateway"] = {"name": "public", "namespace": "istio-system"}
     if caps.cohort:
         traffic["cohort"] = {"header": "x-customer-tier", "values": ["tier_1", "tier_2"]}
     data["spec"]["traffic"] = traffic

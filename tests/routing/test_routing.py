@@ -17,7 +17,7 @@ import yaml
 from support.canaries import example_dict
 
 from controlplane.cli.main import main
-from controlplane.errors import Problem, RouterError, RouterPending
+from controlplane.errors import RouterError, RouterPending
 from controlplane.kube.client import Ref
 from controlplane.kube.fake import FakeKube
 from controlplane.kube.fake_kserve import FakeKServe, GatewayRoutes
@@ -191,17 +191,6 @@ def test_capability_problems_name_router_and_field(router: str, fields: list[str
     problems = capability_problems(canary(router, cohort=True))
     assert [p.path for p in problems] == fields
     assert all(router in p.message for p in problems)
-
-
-@pytest.mark.parametrize(
-    ("router", "field"), [("gateway-api", "spec.traffic.gateway"), ("istio", "spec.traffic.hosts")]
-)
-def test_required_traffic_fields(router: str, field: str) -> None:
-    data = example_dict()
-    data["spec"]["traffic"] = {"router": router}
-    problems = capability_problems(ModelCanary.model_validate(data))
-    assert field in [p.path for p in problems]
-    assert all(isinstance(p, Problem) for p in problems)
 
 
 @pytest.mark.parametrize("router", ["kserve", "kserve-knative", "llmisvc"])
@@ -401,6 +390,72 @@ def test_memory_router_records_history_and_checks_capabilities() -> None:
         r.set_weights(canary("kserve"), 0, True)
     with pytest.raises(RouterError):
         MemoryRouter().get_weights(c)
+
+
+# ----------------------------------------------------------------------- the contract's defaults
+
+
+def bare(router: str) -> ModelCanary:
+    """The contract's example as written: no traffic.gateway, no traffic.hosts."""
+    data = example_dict()
+    data["spec"]["traffic"] = {"router": router}
+    if router not in ("gateway-api", "istio"):
+        del data["spec"]["shadow"]
+    return ModelCanary.model_validate(data)
+
+
+def test_the_contract_example_is_valid_for_every_router() -> None:
+    # canary-spec.md's example names no gateway and no hosts: each router has a default
+    for router in ROUTERS:
+        assert capability_problems(bare(router)) == [], router
+
+
+def test_gateway_api_attaches_to_kserves_gateway_by_default() -> None:
+    route = gateway_api.build_httproute(bare("gateway-api"), 5, False)
+    assert route["spec"]["parentRefs"] == [
+        {
+            "group": "gateway.networking.k8s.io",
+            "kind": "Gateway",
+            "name": "kserve-ingress-gateway",
+            "namespace": "kserve",
+        }
+    ]
+    assert "hostnames" not in route["spec"]
+
+
+@pytest.mark.parametrize("cohort", [False, True])
+def test_gateway_api_backends_each_carry_their_variant(cohort: bool) -> None:
+    # a filter on each backendRef: Envoy Gateway gives each backend an Envoy cluster of its own,
+    # so the error rate can tell stable's response codes from the candidate's
+    route = gateway_api.build_httproute(canary("gateway-api", cohort=cohort), 25, True)
+    services = {
+        "support-triage-llm-bf16-predictor": "bf16",
+        "support-triage-llm-nf4-predictor": "nf4",
+    }
+    for rule in route["spec"]["rules"]:
+        for ref in rule["backendRefs"]:
+            [modifier] = ref["filters"]
+            header = modifier["requestHeaderModifier"]["set"]
+            assert header == [{"name": "x-canary-variant", "value": services[ref["name"]]}]
+        for mirror in rule.get("filters") or []:
+            assert "filters" not in mirror["requestMirror"]["backendRef"]
+
+
+def test_istio_routes_the_models_own_host_by_default() -> None:
+    c = bare("istio")
+    host = "support-triage-llm.ml-serving.svc.cluster.local"
+    vs = istio.build_virtualservice(c, 5, False)
+    assert vs["spec"]["hosts"] == [host]
+    service = istio.model_service(c)
+    assert service is not None
+    assert service["metadata"]["name"] == "support-triage-llm"
+    assert "selector" not in service["spec"]  # no endpoints: the VirtualService routes it
+    kinds = [o["kind"] for o in desired_objects(c, CATALOG, 5, False)]
+    assert kinds == ["InferenceService", "InferenceService", "Service", "VirtualService"]
+    # given hosts, no Service of ours
+    named = canary("istio")
+    assert istio.model_service(named) is None
+    assert "Service" not in [o["kind"] for o in desired_objects(named, CATALOG, 5, False)]
 
 
 # ----------------------------------------------------------------------------- kserve promotion

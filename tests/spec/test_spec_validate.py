@@ -492,11 +492,6 @@ INVALID: list[tuple[str, Mutation, list[tuple[str, str]]]] = [
         ],
     ),
     (
-        "gateway-api-without-gateway",
-        delete("spec", "traffic", "gateway"),
-        [("spec.traffic.gateway", "router 'gateway-api' needs the Gateway to attach to")],
-    ),
-    (
         "shadow-promote-on-undefined-metric",
         set_in(
             "spec",
