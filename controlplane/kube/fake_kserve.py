@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from controlplane.kube.client import Obj, Ref, WatchEvent, format_time
 from controlplane.kube.fake import FakeKube
-from controlplane.serving.names import predictor_service
+from controlplane.serving.names import child_name, predictor_service
 
 GROUP = "serving.kserve.io"
 ISVC = ("serving.kserve.io/v1beta1", "InferenceService")
@@ -161,6 +161,8 @@ class FakeKServe:
             self._kube.system_replace_status(ref, status)
             if ref.kind == "InferenceService" and _standard(obj):
                 self._deployments(obj)
+            if ref.kind == "LLMInferenceService":
+                self._member_routes(ref.namespace or "default")
             if self.gateway_routes is not None and ref.kind == "InferenceService":
                 route = self._route(obj, status)
                 if route is not None:
@@ -220,6 +222,74 @@ class FakeKServe:
                 ],
             },
         }
+
+    def _member_routes(self, namespace: str) -> None:
+        """LLMInferenceService: each member with ``spec.router.route`` gets the HTTPRoute
+        ``<member>-kserve-route``: its per-participant rule to its own workload Service, and a
+        shared rule to every Ready member of its ``group`` with that member's ``weight``
+        (``rewriteRulesForGroup`` / ``filterEligibleMembers``, KServe v0.20.0); a member without
+        a route has none (KServe deletes it). The shape ``tests/controller/
+        test_controller_llmisvc.py`` observes on the real controller, cut to one shared rule."""
+        members = [
+            o
+            for o in self._kube.list(LLMISVC_VERSIONS[1], "LLMInferenceService", namespace)
+            if not o["metadata"].get("deletionTimestamp")
+        ]
+
+        def route_of(member: Obj) -> Obj:
+            return (member.get("spec") or {}).get("router", {}).get("route") or {}
+
+        def ready(member: Obj) -> bool:
+            conditions = (member.get("status") or {}).get("conditions") or []
+            return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+        def backend(member: Obj, weight: int) -> Obj:
+            name = member["metadata"]["name"]
+            service = child_name(name, "-kserve-workload-svc")
+            return {"kind": "Service", "name": service, "port": 8000, "weight": weight}
+
+        for member in members:
+            name = member["metadata"]["name"]
+            ref = Ref(
+                "gateway.networking.k8s.io/v1",
+                "HTTPRoute",
+                namespace,
+                child_name(name, "-kserve-route"),
+            )
+            own = route_of(member)
+            if "group" not in own:
+                if self._kube.peek(ref) is not None:
+                    self._kube.delete(ref)
+                continue
+            split = [
+                backend(other, int(route_of(other).get("weight", 0)))
+                for other in sorted(members, key=lambda o: o["metadata"]["name"])
+                if route_of(other).get("group") == own["group"]
+                and (other is member or ready(other))
+            ]
+            prefix = f"/{namespace}/{name}"
+            self._kube.apply(
+                {
+                    "apiVersion": ref.api_version,
+                    "kind": "HTTPRoute",
+                    "metadata": {"name": ref.name, "namespace": namespace},
+                    "spec": {
+                        "rules": [
+                            {
+                                "matches": [{"path": {"type": "PathPrefix", "value": prefix}}],
+                                "backendRefs": [backend(member, 1)],
+                            },
+                            {
+                                "matches": [
+                                    {"path": {"type": "Exact", "value": "/v1/completions"}}
+                                ],
+                                "backendRefs": split,
+                            },
+                        ]
+                    },
+                },
+                field_manager="kserve-controller",
+            )
 
     def _deployments(self, obj: Obj) -> None:
         """Standard mode: the predictor Deployments KServe keeps, rolled out at once.

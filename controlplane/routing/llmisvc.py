@@ -33,8 +33,6 @@ the route of the two objects the controller created
 
 from __future__ import annotations
 
-import hashlib
-
 from controlplane.errors import NotFound, RouterError
 from controlplane.kube.client import KubeClient, Obj, Ref
 from controlplane.profiles.catalog import Catalog
@@ -61,15 +59,6 @@ POOL_SUFFIX = "-inference-pool"
 
 def route_group(canary: ModelCanary) -> str:
     return names.route_name(canary.metadata.name)
-
-
-def child_name(parent: str, suffix: str) -> str:
-    """knative's ``kmeta.ChildName`` for a suffix shorter than 31 characters: ``parent +
-    suffix``, or when that passes 63 characters the parent cut to fit an md5 of it (pure)."""
-    if len(parent) <= 63 - len(suffix):
-        return parent + suffix
-    digest = hashlib.md5(parent.encode(), usedforsecurity=False).hexdigest()
-    return parent[: 31 - len(suffix)] + digest + suffix
 
 
 def _weight(weights: Weights, role: Role) -> int:
@@ -118,7 +107,7 @@ def weights_of(canary: ModelCanary, stable: Obj, candidate: Obj) -> Weights:
 
 
 def route_name(member: str) -> str:
-    return child_name(member, ROUTE_SUFFIX)
+    return names.child_name(member, ROUTE_SUFFIX)
 
 
 def _per_participant(rule: Obj, prefix: str) -> bool:
@@ -141,8 +130,8 @@ def route_split(canary: ModelCanary, role: Role, route: Obj) -> dict[Role, int]:
     backends: dict[str, Role] = {}
     for each in ROLES:
         name = isvc_name(canary, each)
-        backends[child_name(name, WORKLOAD_SUFFIX)] = each
-        backends[child_name(name, POOL_SUFFIX)] = each
+        backends[names.child_name(name, WORKLOAD_SUFFIX)] = each
+        backends[names.child_name(name, POOL_SUFFIX)] = each
     split: dict[Role, int] | None = None
     for rule in dig(route, "spec", "rules") or []:
         if _per_participant(rule, f"/{namespace}/{owner}"):

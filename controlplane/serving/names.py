@@ -76,3 +76,13 @@ def chat_template_configmap(isvc_name: str) -> str:
 def route_name(canary_name: str) -> str:
     """The HTTPRoute / VirtualService a router owns for one canary."""
     return dns_name(canary_name)
+
+
+def child_name(parent: str, suffix: str) -> str:
+    """knative's ``kmeta.ChildName`` (how KServe names an LLMInferenceService's HTTPRoute and
+    workload Service) for a suffix shorter than 31 characters: ``parent + suffix``, or when that
+    passes 63 characters the parent cut to fit an md5 of it (pure)."""
+    if len(parent) <= MAX_NAME - len(suffix):
+        return parent + suffix
+    digest = hashlib.md5(parent.encode(), usedforsecurity=False).hexdigest()
+    return parent[: 31 - len(suffix)] + digest + suffix

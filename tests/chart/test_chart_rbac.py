@@ -135,6 +135,8 @@ SKIPPED_MODULES = {
     "(its own admin token, not the chart's ServiceAccount)",
     "controlplane/local/workloads.py": "the loopback cluster's nodes and controllers (admin)",
     "controlplane/local/kserve.py": "KServe's setup on the loopback cluster (admin)",
+    "controlplane/local/llmisvc.py": "KServe's LLMInferenceService controller on the loopback "
+    "cluster (admin)",
     "controlplane/local/gatewaystatus.py": "the loopback cluster's Gateway status stand-in (admin)",
 }
 # API groups the code names and the chart need not grant.

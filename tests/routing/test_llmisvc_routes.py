@@ -15,6 +15,7 @@ from controlplane.kube.fake import FakeKube
 from controlplane.profiles.catalog import load_catalog
 from controlplane.routing import llmisvc
 from controlplane.routing.base import Weights
+from controlplane.serving import names
 from controlplane.serving.render import llm_inference_service
 from controlplane.spec.models import ModelCanary
 
@@ -112,7 +113,7 @@ def test_a_member_at_weight_0_has_no_route(weight: int, stable: Any, candidate: 
 )
 def test_child_name_is_knatives(parent: str, suffix: str, want: str) -> None:
     # the cases of kmeta/names_test.go in knative.dev/pkg (the version KServe v0.20.0 pins)
-    assert llmisvc.child_name(parent, suffix) == want
+    assert names.child_name(parent, suffix) == want
 
 
 def test_split_skips_the_per_participant_rules() -> None:
