@@ -137,3 +137,48 @@ def test_shift_test_without_a_pre_step_reference_is_inconclusive() -> None:
     assert result.verdict == "inconclusive"
     assert not result.provider_error
     assert "before the step started" in result.message
+
+
+def _shift_result(above: str, cand: list[float]) -> object:
+    c = check(metric="latency", compare="baseline", above=above, test="shift")
+    plan = seqcheck.plan(CANARY, c, SINCE, NOW)
+    assert plan.cand_buckets is not None
+    assert plan.stable_buckets is not None
+    assert plan.reference is not None
+    provider = StaticProvider(
+        vectors={
+            plan.cand_buckets: _vector(cand),
+            plan.stable_buckets: _vector([2000.0, 10000.0, 19000.0, 20000.0]),
+            plan.reference: _vector([1000.0, 5000.0, 9500.0, 10000.0]),
+        }
+    )
+    return evaluate(CANARY, [DueCheck("k", c)], provider, NOW, since=SINCE).checks["k"]
+
+
+def test_a_shift_tolerance_spares_a_slightly_slower_candidate() -> None:
+    # 2,000 candidate requests a little slower than the stable's 10/50/95 % cumulative shares.
+    slightly = [140.0, 900.0, 1870.0, 2000.0]
+    strict = _shift_result("0%", slightly)
+    tolerant = _shift_result("20%", slightly)
+    assert strict.decided == "breach", strict.message
+    assert tolerant.decided != "breach", tolerant.message
+    assert "tolerated: 20% slower" in tolerant.message
+    much = _shift_result("20%", [20.0, 300.0, 1500.0, 2000.0])
+    assert much.decided == "breach", much.message
+
+
+@pytest.mark.parametrize(
+    ("fields", "path", "said"),
+    [
+        ({"above": "-5%"}, "check.above", "from 0% to 1000%"),
+        ({"above": "10%", "finalLook": 0.5}, "check.finalLook", "rank test against no shift"),
+    ],
+)
+def test_shift_tolerance_problems(fields: dict[str, object], path: str, said: str) -> None:
+    c = check(metric="latency", compare="baseline", test="shift", **fields)
+    found = seqcheck.problems(CANARY, c, "check")
+    assert [p.path for p in found] == [path]
+    assert said in found[0].message
+    assert not seqcheck.problems(
+        CANARY, check(metric="latency", compare="baseline", test="shift", above="10%"), "check"
+    )
