@@ -17,6 +17,7 @@ import pytest
 from support.kserve_world import Converged
 
 from controlplane.controller.reconcile import is_ready
+from controlplane.errors import RouterPending
 from controlplane.kube.client import KubeClient, Ref
 from controlplane.kube.fake import FakeKube
 from controlplane.kube.fake_kserve import FakeKServe
@@ -24,16 +25,19 @@ from controlplane.kube.real import RealKube
 from controlplane.local.kubeapi import LoopbackCluster
 from controlplane.profiles.catalog import load_catalog
 from controlplane.routing import kserve
-from controlplane.spec.models import ModelCanary
+from controlplane.spec.models import LABEL_VARIANT, ModelCanary
 
 pytestmark = [pytest.mark.binary, pytest.mark.slow]
 
 _names = itertools.count(1)
+# (weight, outcome): outcome "promoted" is finalized as the controller does, phase by phase
 POINTS: list[tuple[int, Any]] = [(0, None), (5, None), (25, None), (0, "promoted")]
 ROLLBACK: list[tuple[int, Any]] = [(0, None), (25, None), (0, "rolled_back")]
 
 
-def make_canary(namespace: str) -> ModelCanary:
+def make_canary(namespace: str, candidate_uri: str = "hf://m/x") -> ModelCanary:
+    """fp8 of the stable's checkpoint (promotion in two phases), or of another checkpoint
+    (``candidate_uri``: promotion by KServe's rename)."""
     return ModelCanary.model_validate(
         {
             "apiVersion": "canary.controlplane.dev/v1alpha1",
@@ -49,7 +53,7 @@ def make_canary(namespace: str) -> ModelCanary:
                 },
                 "candidate": {
                     "name": "fp8",
-                    "storageUri": "hf://m/x",
+                    "storageUri": candidate_uri,
                     "quantization": "fp8",
                     "gpu": "nvidia-l40s",
                 },
@@ -74,10 +78,18 @@ def observe(kube: KubeClient, canary: ModelCanary) -> dict[str, Any]:
         (c["name"], c.get("ready"), c.get("trafficPercent"))
         for c in isvc["status"].get("canaryStatuses") or []
     )
+    deployments = {
+        d["metadata"]["name"]: (
+            (d["spec"]["template"]["metadata"].get("labels") or {}).get(LABEL_VARIANT),
+            int(d["spec"]["replicas"]),
+        )
+        for d in kube.list("apps/v1", "Deployment", ns)
+    }
     router = kserve.router(kube, load_catalog())
     return {
         "route": backends,
         "canaryStatuses": statuses,
+        "deployments": deployments,
         "ready": is_ready(isvc),
         "read back": router.get_weights(canary),
     }
@@ -86,29 +98,53 @@ def observe(kube: KubeClient, canary: ModelCanary) -> dict[str, Any]:
 def run(
     kube: KubeClient, canary: ModelCanary, points: list[tuple[int, Any]], settle: Any
 ) -> list[Any]:
+    """Each point through the router, settled; a promotion's pending phase is a point too."""
+    router = kserve.router(kube, load_catalog())
     seen = []
     for weight, outcome in points:
-        obj = kserve.build_inferenceservice(canary, load_catalog(), weight, False, outcome)
-        kube.apply(obj, field_manager="canary-controller")
+        while True:
+            try:
+                if outcome is None:
+                    router.set_weights(canary, weight, False)
+                else:
+                    router.finalize(canary, outcome)
+            except RouterPending:
+                settle()
+                seen.append(observe(kube, canary))
+                continue
+            break
         settle()
         seen.append(observe(kube, canary))
     return seen
 
 
-@pytest.mark.parametrize("points", [POINTS, ROLLBACK], ids=["promotion", "rollback"])
+@pytest.mark.parametrize(
+    ("points", "candidate_uri"),
+    [(POINTS, "hf://m/x"), (POINTS, "hf://m/x-fp8"), (ROLLBACK, "hf://m/x")],
+    ids=["promotion-in-two-phases", "promotion-by-rename", "rollback"],
+)
 def test_fake_kserve_shows_what_kserve_v0_20_shows(
-    kserve_loopback: LoopbackCluster, points: list[tuple[int, Any]]
+    kserve_loopback: LoopbackCluster, points: list[tuple[int, Any]], candidate_uri: str
 ) -> None:
     ns = f"contract-{next(_names)}"
     real = RealKube.connect(kubeconfig=str(kserve_loopback.kubeconfig))
     real.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     converged = Converged(real, ns)
-    got_real = run(real, make_canary(ns), points, converged.tick)
+    got_real = run(real, make_canary(ns, candidate_uri), points, converged.tick)
 
     fake = FakeKube(now=lambda: 1_800_000_000.0)
     fake_kserve = FakeKServe(fake, now=lambda: 1_800_000_000.0, gateway_routes="v0.20.0")
-    got_fake = run(fake, make_canary(ns), points, fake_kserve.tick)
+    got_fake = run(fake, make_canary(ns, candidate_uri), points, fake_kserve.tick)
 
     assert got_fake == got_real
-    # and what both show: KServe v0.20.0 routes nothing to the canary at any percent
-    assert all(view["route"] == {"m-predictor": 1} for view in got_real)
+    # what both show: KServe v0.20.0 routes nothing to a canary at any percent; a promotion
+    # ends on one Deployment running the candidate, named after it when renamed
+    assert all(len(view["route"]) == 1 for view in got_real)
+    last = got_real[-1]["deployments"]
+    if points is ROLLBACK:
+        assert last == {"m-predictor": ("bf16", 2)}
+    elif candidate_uri == "hf://m/x":
+        assert last == {"m-predictor": ("fp8", 1)}
+        assert len(got_real) == len(points) + 1  # the pending phase was one more point
+    else:
+        assert last == {"m-fp8-predictor": ("fp8", 1)}
