@@ -40,6 +40,12 @@ VARIATIONS: dict[str, dict[str, Any]] = {
         "prometheusRule": {"enabled": False},
         "dashboards": {"enabled": False},
     },
+    "scrape-tls-sidecars-off": {
+        "podMonitor": {
+            "llmInferenceService": {"scheme": "https"},
+            "istioSidecar": {"enabled": False},
+        }
+    },
     "custom-image": {"image": {"repository": "registry.example/ml/canaryctl", "tag": "9.9.9"}},
     "api-token": {"api": {"tokenSecret": {"name": "canary-api", "key": "token"}}},
     "git-source": {
@@ -363,14 +369,43 @@ def test_service_monitor_and_service_and_deployment_agree() -> None:
 
 def test_pod_monitor_turns_pod_labels_into_canary_and_variant() -> None:
     monitor = one(render(), "PodMonitor")
-    relabel = monitor["spec"]["podMetricsEndpoints"][0]["relabelings"]
-    assert {r["targetLabel"]: r["sourceLabels"] for r in relabel} == {
-        "canary": ["__meta_kubernetes_pod_label_canary_controlplane_dev_canary"],
-        "variant": ["__meta_kubernetes_pod_label_canary_controlplane_dev_variant"],
-        "namespace": ["__meta_kubernetes_namespace"],
-    }
+    endpoints = monitor["spec"]["podMetricsEndpoints"]
+    assert len(endpoints) == 3
+    for endpoint in endpoints:
+        relabel = [r for r in endpoint["relabelings"] if r.get("targetLabel") != "__address__"]
+        assert {r["targetLabel"]: r["sourceLabels"] for r in relabel if "targetLabel" in r} == {
+            "canary": ["__meta_kubernetes_pod_label_canary_controlplane_dev_canary"],
+            "variant": ["__meta_kubernetes_pod_label_canary_controlplane_dev_variant"],
+            "namespace": ["__meta_kubernetes_namespace"],
+        }
     keys = {e["key"] for e in monitor["spec"]["selector"]["matchExpressions"]}
     assert keys == {"canary.controlplane.dev/canary", "canary.controlplane.dev/variant"}
+
+
+def test_pod_monitor_finds_kserve_llminferenceservice_and_istio_pods() -> None:
+    """Issue #22: KServe's Hugging Face runtime declares no container port, so a port filter
+    (``targetPort``/``portNumber``/``port``) on the predictor endpoint keeps nothing. The real
+    run is tests/install/test_scrape_real.py."""
+    kserve, llm, mesh = one(render(), "PodMonitor")["spec"]["podMetricsEndpoints"]
+    assert not {"port", "portNumber", "targetPort"} & kserve.keys()
+    keep = [r for r in kserve["relabelings"] if r.get("action") == "keep"]
+    assert keep[0]["regex"] == "kserve-container;false"
+    address = [r for r in kserve["relabelings"] if r.get("targetLabel") == "__address__"]
+    assert [r["replacement"] for r in address] == ["${1}:8080", "[${1}]:8080"]
+    assert (llm["portNumber"], llm["scheme"], llm["path"]) == (8000, "http", "/metrics")
+    assert "tlsConfig" not in llm
+    assert llm["relabelings"][0]["regex"] == "llminferenceservice;main"
+    assert (mesh["port"], mesh["path"]) == ("http-envoy-prom", "/stats/prometheus")
+
+
+def test_pod_monitor_scheme_https_skips_verification_and_endpoints_turn_off() -> None:
+    values = {"podMonitor": {"llmInferenceService": {"scheme": "https"}}}
+    llm = one(render(values), "PodMonitor")["spec"]["podMetricsEndpoints"][1]
+    assert llm["scheme"] == "https"
+    assert llm["tlsConfig"] == {"insecureSkipVerify": True}
+    off = {"kserve": {"enabled": False}, "istioSidecar": {"enabled": False}}
+    (only,) = one(render({"podMonitor": off}), "PodMonitor")["spec"]["podMetricsEndpoints"]
+    assert only["portNumber"] == 8000
 
 
 def test_dashboards_become_configmaps_with_the_sidecar_label(tmp_path: Path) -> None:
@@ -461,6 +496,11 @@ def test_shipped_rules_pass_promtool(tmp_path: Path) -> None:
         ({"watchNamespaces": ["Not_A_Namespace"]}, "/watchNamespaces/0"),
         ({"securityContext": {"readOnlyRootFilesystem": False}}, "/securityContext"),
         ({"podMonitor": {"enabled": "true"}}, "/podMonitor/enabled"),
+        (
+            {"podMonitor": {"llmInferenceService": {"scheme": "tls"}}},
+            "/podMonitor/llmInferenceService/scheme",
+        ),
+        ({"podMonitor": {"port": 8080}}, "podMonitor"),
         ({"replicaCount": 2}, "replicaCount"),
         ({"gitSource": {"repo": "not a url"}}, "/gitSource/repo"),
         ({"gitSource": {"interval": "often"}}, "/gitSource/interval"),
