@@ -3,22 +3,26 @@
 Owns the PromQL of the two terms of ``error-rate`` (failed requests / all requests) for every
 ``spec.traffic.router``, for one selector and window, in a plain and a grouped form::
 
-    error_terms(router, sel, window, by=(), *, fn="rate", modifier="", vllm_version=None)
+    error_terms(router, sel, window, by=(), *, fn="rate", modifier="", vllm_version=None,
+                envoy=())
         -> ErrorTerms(failed=..., total=...)
 
-``failed`` and ``total`` are complete, aggregated expressions (``sum``/``max``, ``by (...)``
-when ``by`` is given): the built-in's value is ``failed / total``; with ``fn="increase"`` they
-are the counts over the window (the cumulative counts of ``judge: sequential``). ``modifier`` is
-appended to every range (`` @ 1700000000.000``). Called by the single PromQL builder
-(:mod:`controlplane.analysis.promql`) and by the local stack's tests; pure string functions.
+and the Envoy clusters of one variant of a canary (:func:`envoy_backend`). ``failed`` and
+``total`` are complete, aggregated expressions (``sum``/``max``, ``by (...)`` when ``by`` is
+given): the built-in's value is ``failed / total``; with ``fn="increase"`` they are the counts
+over the window (the cumulative counts of ``judge: sequential``). ``modifier`` is appended to
+every range (`` @ 1700000000.000``). Called by the single PromQL builder
+(:mod:`controlplane.analysis.promql`), by the sequential counts
+(:mod:`controlplane.analysis.seqcheck`, :mod:`controlplane.controller.batch`) and by the local
+stack's tests; pure string functions.
 
 What counts as a failure (decided here, documented in docs/analysis.md, "Where errors come
 from"): an HTTP 5xx answered for the variant; an HTTP 429 where the source tells it apart from
 other 4xx (an overloaded candidate is a regression; vLLM's own metric groups codes to ``4xx``,
-so there it cannot be told apart and is not counted); an engine finish with
-``finished_reason="error"``. Not failures: other 4xx (the client's fault), client disconnects
-and ``abort`` finishes (vLLM v1 does not count a client disconnect as a finish at all, and
-answers it as a 2xx in its HTTP metric).
+so there it cannot be told apart and is not counted); an engine finish whose
+``finished_reason`` is one of the metric contract's ``error_reasons`` (``error``: the contract
+owns that list and says why ``abort`` is not in it). Not failures: other 4xx (the client's
+fault), client disconnects and ``abort`` finishes.
 
 One request can be seen twice: vLLM turns an engine ``error`` finish into HTTP 500 when it has
 not started streaming (``vllm/v1/engine/__init__.py``, ``FinishReason``: "always converted to
@@ -31,8 +35,11 @@ both seen. A source with no series (not scraped, not exported) falls out of the 
 Sources per router (versions read in docs/analysis.md):
 
 - ``gateway-api``, ``kserve``: Envoy Gateway's Envoy, per-backend cluster stats
-  ``envoy_cluster_upstream_rq{envoy_response_code}`` (failed: the failure codes; all: every code),
-  relabelled to ``namespace``/``canary``/``variant`` by the gateway's monitor; plus the engine;
+  ``envoy_cluster_upstream_rq{envoy_cluster_name, envoy_response_code}`` (failed: the failure
+  codes; all: every code), selected by ``envoy_cluster_name`` alone: the clusters of the
+  variant's backendRef in the canary's HTTPRoute (:func:`envoy_backend`), so the gateway's scrape
+  needs no relabeling; the grouped form attaches ``canary``/``variant`` with ``label_replace``;
+  plus the engine;
 - ``istio``: ``istio_requests_total{reporter="destination", response_code}`` from the
   destination pod's sidecar (its PodMonitor labels); plus the engine;
 - ``llmisvc``: ``vllm serve``'s own ``http_requests_total{handler, status}`` (status grouped
@@ -42,14 +49,14 @@ Sources per router (versions read in docs/analysis.md):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from controlplane.analysis.metric_contract import contract_for
-
-ENGINE_FAILED_REASON = "error"
-"""The ``finished_reason`` that is a failed request (``FinishReason.ERROR``, vLLM v1)."""
+from controlplane.serving import names
+from controlplane.spec.models import ModelCanary
 
 VLLM_HTTP_REQUESTS = "http_requests_total"
 """prometheus-fastapi-instrumentator's counter, attached by ``vllm serve``."""
@@ -71,6 +78,9 @@ ISTIO_REQUESTS = "istio_requests_total"
 FAILED_CODES = "5..|429"
 """HTTP codes that are failures where a source reports single codes."""
 
+ENVOY_CLUSTER = "envoy_cluster_name"
+"""The tag Envoy's stats tag extraction gives the cluster of ``cluster.<name>.*`` stats."""
+
 ENVOY_ROUTERS = frozenset({"gateway-api", "kserve"})
 ISTIO_ROUTERS = frozenset({"istio"})
 VLLM_HTTP_ROUTERS = frozenset({"llmisvc"})
@@ -84,6 +94,88 @@ class ErrorTerms:
     failed: str
     total: str
     sources: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EnvoyBackend:
+    """The Envoy clusters of one variant of one canary: ``clusters`` is a regular expression of
+    ``envoy_cluster_name`` values; ``labels`` are the ``(name, value)`` pairs (``canary``,
+    ``variant``) that the grouped form attaches to the variant's sums with ``label_replace``."""
+
+    clusters: str
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+def _route_of(canary: ModelCanary) -> str:
+    """The HTTPRoute Envoy Gateway serves the canary from: ours for ``gateway-api``
+    (:func:`controlplane.routing.gateway_api.build_httproute`, named
+    :func:`~controlplane.serving.names.route_name`), KServe's top-level route named after the
+    one InferenceService for ``kserve`` (:func:`controlplane.routing.kserve.route_ref`)."""
+    if canary.spec.traffic.router == "kserve":
+        return names.single_service_name(canary.spec.model.name)
+    return names.route_name(canary.metadata.name)
+
+
+def envoy_backend(canary: ModelCanary, variant: str) -> EnvoyBackend:
+    """The Envoy Gateway clusters that carry ``variant``'s requests of ``canary``, from the
+    canary itself (no relabeling of Envoy's stats needed).
+
+    Envoy Gateway (v1.8.1, ``irRouteDestinationName`` / ``irDestinationSettingName`` in
+    ``internal/gatewayapi/helpers.go``) names a backendRef's own cluster
+    ``httproute/<namespace>/<route>/rule/<r>/backend/<b>``. Both routes list the stable backend
+    first and the candidate second in every rule that splits (``gateway-api``: the weighted rule,
+    and with a cohort the cohort's rule, whose other rule holds the stable alone as backend 0;
+    ``kserve``: the stable predictor, then the canary's), so the stable is backend 0 and the
+    candidate backend 1 in any rule. A custom ``spec.analysis.selector`` does not change this:
+    Envoy's series carry none of its labels. ValueError for a variant that is neither."""
+    if variant == canary.spec.stable.name:
+        index = 0
+    elif variant == canary.spec.candidate.name:
+        index = 1
+    else:
+        raise ValueError(f"{variant!r} is neither variant of canary {canary.metadata.name!r}")
+    route = f"httproute/{canary.metadata.namespace}/{_route_of(canary)}/"
+    return EnvoyBackend(
+        clusters=f"{_literal(route)}rule/[0-9]+/backend/{index}",
+        labels=(("canary", canary.metadata.name), ("variant", variant)),
+    )
+
+
+def _literal(text: str) -> str:
+    """``text`` as a regular expression matching itself (RE2 metacharacters escaped)."""
+    return re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", text)
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _envoy_term(
+    backends: Sequence[EnvoyBackend], by: Sequence[str], extra: str, fn: str, rng: str
+) -> str:
+    """``envoy_cluster_upstream_rq`` over the ``backends``' clusters: one sum without ``by``
+    (their clusters joined); with ``by``, each backend's own sum labelled with its ``labels``
+    (every ``by`` label must be among them) and the union summed ``by``."""
+
+    def summed(clusters: str) -> str:
+        matchers = f'{ENVOY_CLUSTER}=~"{_quote(clusters)}"' + (f",{extra}" if extra else "")
+        return f"sum({fn}({ENVOY_RQ_BY_CODE}{{{matchers}}}{rng}))"
+
+    if not by:
+        if len(backends) == 1:
+            return summed(backends[0].clusters)
+        return summed("|".join(f"(?:{b.clusters})" for b in backends))
+    parts = []
+    for backend in backends:
+        labels = dict(backend.labels)
+        missing = [name for name in by if name not in labels]
+        if missing:
+            raise ValueError(f"the grouped Envoy term needs the labels {missing} of each backend")
+        part = summed(backend.clusters)
+        for name in by:
+            part = f'label_replace({part}, "{name}", "{_quote(labels[name])}", "", "")'
+        parts.append(part)
+    return _agg("sum", by, " or ".join(parts))
 
 
 def _agg(op: str, by: Sequence[str], expr: str) -> str:
@@ -106,24 +198,31 @@ def error_terms(
     fn: Literal["rate", "increase"] = "rate",
     modifier: str = "",
     vllm_version: str | None = None,
+    envoy: Sequence[EnvoyBackend] = (),
 ) -> ErrorTerms:
     """The failed and all-requests terms of ``error-rate`` for ``router`` (see the module
     docstring), label matchers ``sel`` (no braces), ``window`` (a Prometheus duration), grouped
     ``by`` these labels when given. ``vllm_version`` picks the engine's metric contract
-    (:func:`~controlplane.analysis.metric_contract.contract_for`; ValueError when unknown)."""
-    requests = contract_for(vllm_version).requests
+    (:func:`~controlplane.analysis.metric_contract.contract_for`; ValueError when unknown).
+    ``envoy``: the variants' :func:`envoy_backend` (the Envoy routers need them: ValueError
+    without; one per (canary, variant) of the group in the grouped form)."""
+    contract = contract_for(vllm_version)
+    requests = contract.requests
     rng = f"[{window}]{modifier}"
 
     def term(series: str, extra: str = "") -> str:
         matchers = f"{sel},{extra}" if extra else sel
         return _agg("sum", by, f"{fn}({series}{{{matchers}}}{rng})")
 
-    engine_failed = term(requests, f'finished_reason="{ENGINE_FAILED_REASON}"')
+    engine_failed = term(requests, f'finished_reason=~"{"|".join(contract.error_reasons)}"')
     engine_total = term(requests)
     if router in ENVOY_ROUTERS:
+        if not envoy:
+            raise ValueError(f"router {router!r}: the Envoy source needs the variants' backends")
         source = "envoy"
-        http_failed = term(ENVOY_RQ_BY_CODE, f'envoy_response_code=~"{FAILED_CODES}"')
-        http_total = term(ENVOY_RQ_BY_CODE)
+        codes = f'envoy_response_code=~"{FAILED_CODES}"'
+        http_failed = _envoy_term(envoy, by, codes, fn, rng)
+        http_total = _envoy_term(envoy, by, "", fn, rng)
     elif router in ISTIO_ROUTERS:
         source = "istio"
         dest = 'reporter="destination"'

@@ -2,8 +2,10 @@
 
 Owns, for every vLLM version whose source was read, each built-in's Prometheus metric name, type,
 label names and (for the latency histograms) bucket boundaries, the values of
-``vllm:request_success_total``'s ``finished_reason`` label, and where the ``error-rate`` built-in's
-failed and all requests come from (:func:`error_terms`, the one place that says so). Nothing else
+``vllm:request_success_total``'s ``finished_reason`` label, which of them are failed requests
+(``error_reasons``: the one definition) and the engine's ``error-rate`` terms
+(:func:`error_terms`; the router's HTTP source is added by
+:mod:`controlplane.analysis.http_errors`). Nothing else
 in the code base spells a ``vllm:`` name: :mod:`controlplane.analysis.promql` builds every query
 from here, :mod:`controlplane.analysis.resolution` checks thresholds against the buckets, and the
 local stack (:mod:`controlplane.local.server`, :mod:`controlplane.local.synthetic`) exposes and
@@ -64,8 +66,15 @@ _INTER_TOKEN_LATENCY: tuple[float, ...] = (
 _FINISHED_REASONS: tuple[str, ...] = ("stop", "length", "abort", "error", "repetition")
 """``FINISH_REASON_STRINGS`` in ``vllm/v1/engine/__init__.py`` (0.24.0 and 0.33.0)."""
 
-_ERROR_REASONS: tuple[str, ...] = ("error", "abort")
-"""The ``finished_reason`` values the ``error-rate`` built-in counts as failed requests."""
+_ERROR_REASONS: tuple[str, ...] = ("error",)
+"""The ``finished_reason`` values the ``error-rate`` built-in counts as failed requests: the one
+definition (:mod:`controlplane.analysis.http_errors` takes its engine source from here).
+
+``error`` only. ``abort`` is not a failure: vLLM v1 records no finished-request stats for a
+client disconnect at all (``vllm/v1/engine/output_processor.py``, ``abort_requests``; vLLM 0.24.0
+and 0.33.0), so an ``abort`` finish is engine-initiated housekeeping, not an answer the client
+saw fail; ``stop``, ``length`` and ``repetition`` are normal ends. See docs/analysis.md, "Where
+errors come from"."""
 
 
 class UnknownEngineVersion(ValueError):
@@ -211,9 +220,10 @@ def error_terms(
     ``window`` (a Prometheus duration, ``5m``), with an optional ``modifier`` after the range
     (`` @ 1700000000.000``).
 
-    Today: ``vllm:request_success_total`` with ``finished_reason`` ``error`` or ``abort``, over
-    all its series. The only definition of the failed/all terms: the per-canary, grouped and
-    sequential queries all take them from here."""
+    The engine's own terms: ``vllm:request_success_total`` with a ``finished_reason`` of
+    :attr:`MetricContract.error_reasons` over all its series. The router's HTTP source is added
+    by :func:`controlplane.analysis.http_errors.error_terms`, which every canary query goes
+    through; this engine-only form is the builder's answer when no router is given."""
     reasons = "|".join(contract.error_reasons)
     name = contract.metric("error-rate").name
     return ErrorTerms(

@@ -5,9 +5,11 @@ from the contract's names. ``by`` is the extra grouping: empty for one variant o
 (the selector picks it: :func:`controlplane.analysis.queries.builtin_query`), ``("canary",
 "variant")`` for the batched query over many canaries
 (:func:`controlplane.controller.batch.grouped_query`). Both forms are the same expression with
-``by`` added to every aggregation (``sum by (le)`` becomes ``sum by (le, canary, variant)``), so a
-grouped answer's ``(canary, variant)`` series equals the per-canary value: tested against a real
-Prometheus in ``tests/analysis/test_promql_grouped.py``.
+``by`` added to every aggregation (``sum by (le)`` becomes ``sum by (le, canary, variant)``;
+the Envoy source, which has no ``canary``/``variant`` labels, gets them per variant with
+``label_replace``), so a grouped answer's ``(canary, variant)`` series equals the per-canary
+value: tested against a real Prometheus in ``tests/analysis/test_promql_grouped.py``, for
+``error-rate`` with every router's HTTP source.
 
 Pure: no I/O.
 """
@@ -42,11 +44,14 @@ def builtin_expr(
     by: Sequence[str] = (),
     contract: MetricContract | None = None,
     router: str | None = None,
+    envoy: Sequence[http_errors.EnvoyBackend] = (),
 ) -> str:
     """The PromQL of ``builtin`` for label matchers ``sel`` over ``window`` (a Prometheus
     duration), aggregated ``by`` the given labels (none: one number). With ``router``
     (``spec.traffic.router``), ``error-rate`` reads that router's HTTP failures too
-    (:func:`controlplane.analysis.http_errors.error_terms`)."""
+    (:func:`controlplane.analysis.http_errors.error_terms`; ``envoy``: the selected variants'
+    Envoy clusters, which the Envoy routers need). Every canary query passes the router; without
+    one, ``error-rate`` is the engine's finish reasons alone."""
     c = contract_for() if contract is None else contract
     if builtin in LATENCY_BUILTINS:
         q = DEFAULT_QUANTILE if quantile is None else quantile
@@ -54,7 +59,9 @@ def builtin_expr(
         inner = aggregate("sum", ("le", *by), f"rate({series}{{{sel}}}[{window}])")
         return f"histogram_quantile({q!r}, {inner})"
     if builtin == "error-rate" and router is not None:
-        http = http_errors.error_terms(router, sel, window, by, vllm_version=c.read_from)
+        http = http_errors.error_terms(
+            router, sel, window, by, vllm_version=c.read_from, envoy=envoy
+        )
         return f"{http.failed} / {http.total}"
     if builtin == "error-rate":
         terms = error_terms(c, sel, window)

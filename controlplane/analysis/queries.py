@@ -18,9 +18,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from controlplane.analysis import promql
-from controlplane.analysis.metric_contract import contract_for
+from controlplane.analysis import http_errors, promql
+from controlplane.analysis.metric_contract import UnknownEngineVersion, contract_for
 from controlplane.errors import Problem, SpecError
+from controlplane.serving.versions import vllm_version as canary_vllm_version
 from controlplane.spec.models import (
     Builtin,
     CheckSpec,
@@ -116,11 +117,66 @@ def builtin_query(
     window: float,
     quantile: float | None = None,
     vllm_version: str | None = None,
+    *,
+    router: str | None = None,
+    envoy: tuple[http_errors.EnvoyBackend, ...] = (),
 ) -> str:
     """The preset ``vllm`` PromQL of ``builtin`` for selector ``sel`` over ``window`` seconds,
-    with the metric names of ``vllm_version`` (None: the KServe-pinned version)."""
+    with the metric names of ``vllm_version`` (None: the KServe-pinned version); ``router`` and
+    ``envoy`` give ``error-rate`` its HTTP source (:func:`canary_builtin_query` passes the
+    canary's)."""
     contract = contract_for(vllm_version)
-    return promql.builtin_expr(builtin, sel, prom_duration(window), quantile, contract=contract)
+    return promql.builtin_expr(
+        builtin,
+        sel,
+        prom_duration(window),
+        quantile,
+        contract=contract,
+        router=router,
+        envoy=envoy,
+    )
+
+
+def engine_version(canary: ModelCanary) -> str:
+    """The vLLM version whose metric contract ``canary``'s built-in queries use
+    (:func:`controlplane.serving.versions.vllm_version`). Raises :class:`SpecError` (path
+    ``spec.model.vllmVersion``) for a version whose metrics were not read."""
+    version = canary_vllm_version(canary)
+    try:
+        contract_for(version)
+    except UnknownEngineVersion as exc:
+        problem = Problem("spec.model.vllmVersion", f"{exc}; built-in metrics cannot be queried")
+        raise SpecError([problem]) from None
+    return version
+
+
+def envoy_backends(canary: ModelCanary, variant: str) -> tuple[http_errors.EnvoyBackend, ...]:
+    """The Envoy clusters of ``variant`` when the canary's router's HTTP source is Envoy
+    (:func:`controlplane.analysis.http_errors.envoy_backend`), else none."""
+    if canary.spec.traffic.router not in http_errors.ENVOY_ROUTERS:
+        return ()
+    return (http_errors.envoy_backend(canary, variant),)
+
+
+def canary_builtin_query(
+    canary: ModelCanary,
+    builtin: Builtin,
+    variant: str,
+    window: float,
+    quantile: float | None = None,
+) -> str:
+    """:func:`builtin_query` for one variant of ``canary``: its selector, its
+    ``spec.traffic.router`` (``error-rate``'s HTTP source) and the vLLM version it runs
+    (:func:`controlplane.serving.versions.vllm_version`)."""
+    return builtin_query(
+        builtin,
+        selector(canary, variant),
+        window,
+        quantile,
+        engine_version(canary),
+        router=canary.spec.traffic.router,
+        envoy=envoy_backends(canary, variant) if builtin == "error-rate" else (),
+    )
 
 
 def samples_query(sel: str, window: float, vllm_version: str | None = None) -> str:
@@ -142,7 +198,7 @@ def metric_path(canary: ModelCanary, metric: MetricSpec) -> str:
 def metric_query(canary: ModelCanary, metric: MetricSpec, variant: str, window: float) -> str:
     """PromQL of ``metric`` for ``variant`` over ``window`` seconds (builtin or custom)."""
     if metric.builtin is not None:
-        return builtin_query(metric.builtin, selector(canary, variant), window, metric.quantile)
+        return canary_builtin_query(canary, metric.builtin, variant, window, metric.quantile)
     if metric.query is None:
         raise SpecError(
             [Problem(metric_path(canary, metric), "a metric needs either 'builtin' or 'query'")]
@@ -203,7 +259,7 @@ def check_queries(canary: ModelCanary, check: CheckSpec) -> CheckQueries:
         else None
     )
     samples = (
-        samples_query(selector(canary, candidate_name), window)
+        samples_query(selector(canary, candidate_name), window, engine_version(canary))
         if metric.builtin is not None
         else None
     )

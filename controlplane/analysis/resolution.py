@@ -26,6 +26,7 @@ from __future__ import annotations
 from controlplane.analysis.metric_contract import (
     LATENCY_BUILTINS,
     MetricContract,
+    UnknownEngineVersion,
     contract_for,
 )
 from controlplane.analysis.queries import all_checks
@@ -123,8 +124,23 @@ def check_problems(
 
 def problems(canary: ModelCanary, vllm_version: str | None = None) -> list[Problem]:
     """Every latency threshold of ``canary`` that the histograms of ``vllm_version`` (None: the
-    KServe-pinned version) cannot resolve, with the field path of the threshold."""
-    contract = contract_for(vllm_version)
+    KServe-pinned version; spec validation passes
+    :func:`controlplane.serving.versions.vllm_version`) cannot resolve, with the field path of
+    the threshold. A version without a metric contract is a problem at each built-in metric
+    (``spec.analysis.metrics[i].builtin``): its queries cannot be built."""
+    try:
+        contract = contract_for(vllm_version)
+    except UnknownEngineVersion as exc:
+        return [
+            Problem(
+                f"spec.analysis.metrics[{i}].builtin",
+                f"{exc}: the built-in {metric.builtin!r} reads vLLM's metrics, whose names and "
+                "buckets were read for those versions only; set spec.model.vllmVersion to one "
+                "of them if the runtime's metrics match, or use a custom query",
+            )
+            for i, metric in enumerate(canary.spec.analysis.metrics)
+            if metric.builtin is not None
+        ]
     found: list[Problem] = []
     for key, check in all_checks(canary):
         found.extend(check_problems(canary, check, f"spec.{key}", contract))

@@ -32,21 +32,18 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
-from controlplane.analysis import queries, sequential
-from controlplane.analysis.metric_contract import contract_for, error_terms
+from controlplane.analysis import http_errors, queries, sequential
+from controlplane.analysis.metric_contract import contract_for
 from controlplane.errors import NoData, Problem, SpecError
 from controlplane.rollout.observations import TIME_SLACK_S, CheckResult
 from controlplane.spec.models import DEFAULT_QUANTILE, CheckSpec, MetricSpec, ModelCanary
 from controlplane.spec.units import Unit, display_value
 
-_CONTRACT = contract_for()
-HISTOGRAMS: dict[str, str] = _CONTRACT.bucket_series()
-"""Built-in latency metrics the sequential judge supports, with their bucket series (from the
-KServe-pinned vLLM's :mod:`~controlplane.analysis.metric_contract`)."""
+HISTOGRAMS: dict[str, str] = contract_for().bucket_series()
+"""Built-in latency metrics the sequential judge supports, with their bucket series in the
+KServe-pinned vLLM's :mod:`~controlplane.analysis.metric_contract` (a canary's queries use the
+series of its own version: :func:`plan`)."""
 
-SUCCESS = _CONTRACT.requests
-ERRORS = f'finished_reason=~"{"|".join(_CONTRACT.error_reasons)}"'
-"""The grouped sequential counts' failed-request matcher (the same as :func:`error_terms`')."""
 SUPPORTED = frozenset({"error-rate", *HISTOGRAMS})
 """Built-in metrics a ``judge: sequential`` check may use."""
 
@@ -203,7 +200,7 @@ def plan(
         closing = _counts(canary, check, metric, window_seconds(since, end), end)
     if metric.builtin == "error-rate":
         return replace(counts, closing=closing)
-    hist = HISTOGRAMS[metric.builtin]
+    hist = contract_for(queries.engine_version(canary)).bucket_series()[metric.builtin]
     stable = queries.selector(canary, canary.spec.stable.name)
     boundary = reference = None
     lookback = queries.prom_duration((check.window or canary.spec.analysis.window).seconds)
@@ -220,24 +217,39 @@ def plan(
 def _counts(
     canary: ModelCanary, check: CheckSpec, metric: MetricSpec, window: float, at: float | None
 ) -> Plan:
-    """The cumulative counts over ``window`` seconds, ending now or ``@ at``."""
+    """The cumulative counts over ``window`` seconds, ending now or ``@ at``. Error counts are
+    :func:`controlplane.analysis.http_errors.error_terms` of the canary's router and vLLM version
+    (already aggregated), as the per-canary and grouped ``error-rate`` queries are."""
+    version = queries.engine_version(canary)
     w = queries.prom_duration(max(window, MIN_WINDOW_S))
     pin = "" if at is None else f" @ {at:.3f}"
     cand = queries.selector(canary, canary.spec.candidate.name)
     stable = queries.selector(canary, canary.spec.stable.name)
     baseline = check.compare == "baseline"
     if metric.builtin == "error-rate":
-        c = error_terms(_CONTRACT, cand, w, fn="increase", modifier=pin)
-        s = error_terms(_CONTRACT, stable, w, fn="increase", modifier=pin)
+
+        def terms(sel: str, variant: str) -> http_errors.ErrorTerms:
+            return http_errors.error_terms(
+                canary.spec.traffic.router,
+                sel,
+                w,
+                fn="increase",
+                modifier=pin,
+                vllm_version=version,
+                envoy=queries.envoy_backends(canary, variant),
+            )
+
+        c = terms(cand, canary.spec.candidate.name)
+        s = terms(stable, canary.spec.stable.name)
         return Plan(
             metric,
             window,
-            cand_events=f"sum({c.failed})",
-            cand_total=f"sum({c.total})",
-            stable_events=f"sum({s.failed})" if baseline else None,
-            stable_total=f"sum({s.total})" if baseline else None,
+            cand_events=c.failed,
+            cand_total=c.total,
+            stable_events=s.failed if baseline else None,
+            stable_total=s.total if baseline else None,
         )
-    hist = HISTOGRAMS[str(metric.builtin)]
+    hist = contract_for(version).bucket_series()[str(metric.builtin)]
     return Plan(
         metric,
         window,

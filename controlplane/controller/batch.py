@@ -2,12 +2,15 @@
 
 Owns the grouping of built-in metric queries. For N canaries the per-canary evaluator
 (:func:`controlplane.analysis.evaluator.evaluate`) would send one query per canary per metric per
-variant; here every built-in query is grouped by (metric family, window, namespace), sent ONCE
-with ``by (canary, variant)`` aggregation over ``canary=~"a|b|..."``, and its vector answer is
-distributed to the canaries. The values are the contract's per-variant values exactly: ``sum by
-(le, canary, variant)`` restricted to one (canary, variant) is ``sum by (le)`` over that variant's
-selector. Judging is :func:`controlplane.analysis.verdict.judge`, the same as the evaluator's, and
-provider failures map to results the same way (no data: inconclusive; failure: inconclusive with
+variant; here every built-in query is grouped by (metric family, window, namespace, and the
+router and vLLM version that decide its text), sent ONCE with ``by (canary, variant)``
+aggregation over ``canary=~"a|b|..."``, and its vector answer is distributed to the canaries.
+The values are the contract's per-variant values exactly: ``sum by (le, canary, variant)``
+restricted to one (canary, variant) is ``sum by (le)`` over that variant's selector
+(``error-rate``'s Envoy source, which has no such labels, gets them per variant with
+``label_replace`` from each canary's route). Judging is
+:func:`controlplane.analysis.verdict.judge`, the same as the evaluator's, and provider failures
+map to results the same way (no data: inconclusive; failure: inconclusive with
 ``provider_error``). An absolute check's result also carries the stable variant's value for
 display, read from the same grouped answer (no extra query).
 
@@ -32,12 +35,12 @@ from __future__ import annotations
 import math
 import re
 import threading
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from controlplane.analysis import evaluator, promql, queries, seqcheck, verdict
-from controlplane.analysis.metric_contract import contract_for
+from controlplane.analysis import evaluator, http_errors, promql, queries, seqcheck, verdict
+from controlplane.analysis.metric_contract import DEFAULT_VLLM_VERSION, contract_for
 from controlplane.analysis.providers.base import MetricProvider
 from controlplane.analysis.providers.prometheus import PrometheusClient, PrometheusProvider
 from controlplane.errors import NoData, ProviderError, SpecError
@@ -106,11 +109,15 @@ class CountingSource:
 @dataclass(frozen=True, order=True)
 class GroupKey:
     """One grouped query: ``family`` (``e2e-latency@0.95``, ``error-rate``, ``samples``...),
-    ``window`` in seconds (0 for gauges) and ``namespace``."""
+    ``window`` in seconds (0 for gauges), ``namespace``, and what makes the query's text differ
+    between canaries: ``router`` (``spec.traffic.router``; ``error-rate`` only, else empty) and
+    ``vllm_version`` (the metric contract's)."""
 
     family: str
     window: float
     namespace: str
+    router: str = ""
+    vllm_version: str = DEFAULT_VLLM_VERSION
 
 
 def _family(metric: MetricSpec) -> str:
@@ -121,13 +128,44 @@ def _family(metric: MetricSpec) -> str:
     return metric.builtin
 
 
-def group_key(metric: MetricSpec, window: float, namespace: str) -> GroupKey:
+def group_key(
+    metric: MetricSpec,
+    window: float,
+    namespace: str,
+    router: str = "",
+    vllm_version: str = DEFAULT_VLLM_VERSION,
+) -> GroupKey:
+    """The group of ``metric``'s query; ``router`` counts for ``error-rate`` only."""
     family = _family(metric)
-    return GroupKey(family, 0.0 if family == "kv-cache-usage" else window, namespace)
+    return GroupKey(
+        family,
+        0.0 if family == "kv-cache-usage" else window,
+        namespace,
+        router if family == "error-rate" else "",
+        vllm_version,
+    )
 
 
-def samples_key(window: float, namespace: str) -> GroupKey:
-    return GroupKey("samples", window, namespace)
+def samples_key(
+    window: float, namespace: str, vllm_version: str = DEFAULT_VLLM_VERSION
+) -> GroupKey:
+    return GroupKey("samples", window, namespace, "", vllm_version)
+
+
+def canary_keys(canary: ModelCanary) -> tuple[str, str]:
+    """``(router, vllm_version)`` of ``canary``'s grouped keys (:func:`queries.engine_version`:
+    SpecError for a version without a metric contract)."""
+    return canary.spec.traffic.router, queries.engine_version(canary)
+
+
+def group_envoy(canaries: Sequence[ModelCanary]) -> tuple[http_errors.EnvoyBackend, ...]:
+    """Both variants' Envoy clusters of every canary of a group (none for other routers)."""
+    return tuple(
+        backend
+        for canary in canaries
+        for variant in (canary.spec.stable.name, canary.spec.candidate.name)
+        for backend in queries.envoy_backends(canary, variant)
+    )
 
 
 def group_selector(namespace: str, canaries: Sequence[str]) -> str:
@@ -137,12 +175,13 @@ def group_selector(namespace: str, canaries: Sequence[str]) -> str:
     return f'namespace="{ns}",canary=~"{queries.escape_label_value(alternatives)}"'
 
 
-def grouped_query(key: GroupKey, canaries: Sequence[str], vllm_version: str | None = None) -> str:
-    """The PromQL of ``key`` for ``canaries``, aggregated ``by (canary, variant)``: the builder of
-    the per-canary queries (:mod:`controlplane.analysis.promql`) with the group labels added, over
-    the metric names of ``vllm_version`` (None: the KServe-pinned version)."""
-    sel = group_selector(key.namespace, canaries)
-    contract = contract_for(vllm_version)
+def grouped_query(key: GroupKey, canaries: Sequence[ModelCanary]) -> str:
+    """The PromQL of ``key`` for ``canaries`` (all of ``key``'s namespace, router and version),
+    aggregated ``by (canary, variant)``: the builder of the per-canary queries
+    (:mod:`controlplane.analysis.promql`) with the group labels added, over the metric names of
+    ``key.vllm_version`` and, for ``error-rate``, the HTTP source of ``key.router``."""
+    sel = group_selector(key.namespace, [c.metadata.name for c in canaries])
+    contract = contract_for(key.vllm_version)
     family, _, quantile = key.family.partition("@")
     if family == "kv-cache-usage":
         return promql.builtin_expr(family, sel, "", by=GROUP_LABELS, contract=contract)
@@ -150,7 +189,16 @@ def grouped_query(key: GroupKey, canaries: Sequence[str], vllm_version: str | No
     if family == "samples":
         return promql.samples_expr(sel, w, by=GROUP_LABELS, contract=contract)
     q = float(quantile) if quantile else None
-    return promql.builtin_expr(family, sel, w, q, by=GROUP_LABELS, contract=contract)
+    return promql.builtin_expr(
+        family,
+        sel,
+        w,
+        q,
+        by=GROUP_LABELS,
+        contract=contract,
+        router=key.router or None,
+        envoy=group_envoy(canaries),
+    )
 
 
 @dataclass(frozen=True, order=True)
@@ -162,6 +210,8 @@ class SeqKey:
 
     kind: str
     namespace: str
+    router: str = ""
+    vllm_version: str = DEFAULT_VLLM_VERSION
 
 
 _AT_START = ("boundary:", "reference:", "closing@")
@@ -170,32 +220,49 @@ baseline's boundary and reference (``@`` the start) and the closing test's count
 (``closing@<duration s>:<kind>``: over the whole step, ``@`` its end)."""
 
 
-def _seq_term(kind: str, param: float, sel: str) -> str:
-    by = "by (" + ", ".join(GROUP_LABELS) + ")"
-    success = seqcheck.SUCCESS
+def _seq_term(
+    kind: str,
+    param: float,
+    sel: str,
+    *,
+    router: str = "",
+    vllm_version: str = DEFAULT_VLLM_VERSION,
+    envoy: Sequence[http_errors.EnvoyBackend] = (),
+) -> str:
+    """One term of a grouped sequential query over ``sel``'s canaries. The error counts are
+    :func:`controlplane.analysis.http_errors.error_terms` of ``router`` (``increase``, grouped,
+    already aggregated), the histograms those of ``vllm_version``'s metric contract."""
+    histograms = contract_for(vllm_version).bucket_series()
     pin = ""
     if kind.startswith("closing@"):  # the step's whole counts, pinned at its end
         duration, _, kind = kind.removeprefix("closing@").partition(":")
         param, pin = float(duration), f" @ {param + float(duration):.3f}"
-    if kind == "errors":
+    if kind in ("errors", "requests"):
         w = queries.prom_duration(max(param, seqcheck.MIN_WINDOW_S))
-        return f"sum {by} (increase({success}{{{sel},{seqcheck.ERRORS}}}[{w}]{pin}))"
-    if kind == "requests":
-        w = queries.prom_duration(max(param, seqcheck.MIN_WINDOW_S))
-        return f"sum {by} (increase({success}{{{sel}}}[{w}]{pin}))"
+        terms = http_errors.error_terms(
+            router,
+            sel,
+            w,
+            GROUP_LABELS,
+            fn="increase",
+            modifier=pin,
+            vllm_version=vllm_version,
+            envoy=envoy,
+        )
+        return terms.failed if kind == "errors" else terms.total
     family, _, rest = kind.partition(":")
     if family == "buckets":
         w = queries.prom_duration(max(param, seqcheck.MIN_WINDOW_S))
-        hist = seqcheck.HISTOGRAMS[rest]
+        hist = histograms[rest]
         return f"sum by (le, canary, variant) (increase({hist}{{{sel}}}[{w}]{pin}))"
     if family == "reference":
         builtin, lookback = rest.split("@")
-        hist = seqcheck.HISTOGRAMS[builtin]
+        hist = histograms[builtin]
         w = queries.prom_duration(float(lookback))
         return f"sum by (le, canary, variant) (increase({hist}{{{sel}}}[{w}] @ {param:.3f}))"
     if family == "boundary":
         builtin, q, lookback = rest.split("@")
-        hist = seqcheck.HISTOGRAMS[builtin]
+        hist = histograms[builtin]
         w = queries.prom_duration(float(lookback))
         return (
             f"histogram_quantile({q}, sum by (le, canary, variant) "
@@ -204,10 +271,20 @@ def _seq_term(kind: str, param: float, sel: str) -> str:
     raise AssertionError(f"unhandled sequential kind {kind!r}")  # pragma: no cover
 
 
-def sequential_query(key: SeqKey, terms: dict[float, set[str]]) -> str:
-    """The union (``or``) of one term per window (or step start), each over its canaries."""
+def sequential_query(
+    key: SeqKey, terms: dict[float, set[str]], canaries: Mapping[str, ModelCanary]
+) -> str:
+    """The union (``or``) of one term per window (or step start), each over its canaries
+    (``canaries``: by name, for their routes)."""
     return " or ".join(
-        _seq_term(key.kind, param, group_selector(key.namespace, sorted(names)))
+        _seq_term(
+            key.kind,
+            param,
+            group_selector(key.namespace, sorted(names)),
+            router=key.router,
+            vllm_version=key.vllm_version,
+            envoy=group_envoy([canaries[n] for n in sorted(names)]),
+        )
         for param, names in sorted(terms.items())
     )
 
@@ -283,16 +360,24 @@ class BatchEvaluator:
         plans: dict[Hashable, _Plan] = {}
         members: dict[GroupKey, set[str]] = {}
         seq_terms: dict[SeqKey, dict[float, set[str]]] = {}
+        known: dict[tuple[str, str], ModelCanary] = {}
         for req in requests:
             plan = plans[req.key] = _Plan()
             ns, name = req.canary.metadata.namespace, req.canary.metadata.name
+            known[(ns, name)] = req.canary
+            keys: tuple[str, str] | None
+            try:
+                keys = canary_keys(req.canary)
+            except SpecError:  # no metric contract: the evaluator says so per check
+                keys = None
             for due in req.due:
                 metric = groupable(req.canary, due.check)
-                if metric is None:
+                if metric is None or keys is None:
                     plan.fallback.append(due)
                     continue
+                router, version = keys
                 if seqcheck.is_sequential(due.check):
-                    seq = _plan_sequential(req, due, metric, now)
+                    seq = _plan_sequential(req, due, metric, now, router, version)
                     if seq is None:
                         plan.fallback.append(due)  # the evaluator says what is wrong
                         continue
@@ -305,16 +390,24 @@ class BatchEvaluator:
                 planned = _Planned(
                     due,
                     metric,
-                    group_key(metric, window, ns),
-                    group_key(metric, window, ns) if due.check.compare == "baseline" else None,
-                    samples_key(window, ns),
+                    group_key(metric, window, ns, router, version),
+                    group_key(metric, window, ns, router, version)
+                    if due.check.compare == "baseline"
+                    else None,
+                    samples_key(window, ns, version),
                 )
                 plan.grouped.append(planned)
                 for key in (planned.candidate, planned.stable, planned.samples):
                     if key is not None:
                         members.setdefault(key, set()).add(name)
-        answers = {key: self._run(key, sorted(names), now) for key, names in members.items()}
-        seq_answers = {key: self._run_seq(key, terms, now) for key, terms in seq_terms.items()}
+        answers = {
+            key: self._run(key, [known[(key.namespace, n)] for n in sorted(names)], now)
+            for key, names in members.items()
+        }
+        seq_answers = {
+            key: self._run_seq(key, terms, _named(known, key.namespace), now)
+            for key, terms in seq_terms.items()
+        }
         grouped = len(answers) + len(seq_answers)
         out: dict[Hashable, Observations] = {}
         for req in requests:
@@ -322,8 +415,14 @@ class BatchEvaluator:
         self.last = TickStats(len(requests), grouped, self.source.count - before)
         return out
 
-    def _run_seq(self, key: SeqKey, terms: dict[float, set[str]], at: float) -> _SeqAnswer:
-        query = sequential_query(key, terms)
+    def _run_seq(
+        self,
+        key: SeqKey,
+        terms: dict[float, set[str]],
+        canaries: Mapping[str, ModelCanary],
+        at: float,
+    ) -> _SeqAnswer:
+        query = sequential_query(key, terms, canaries)
         try:
             samples = self.source.vector(query, at)
         except ProviderError as exc:
@@ -344,7 +443,7 @@ class BatchEvaluator:
             return exc
         return values
 
-    def _run(self, key: GroupKey, canaries: list[str], at: float) -> _Answer:
+    def _run(self, key: GroupKey, canaries: list[ModelCanary], at: float) -> _Answer:
         query = grouped_query(key, canaries)
         try:
             samples = self.source.vector(query, at)
@@ -427,8 +526,13 @@ _SeqAnswer = dict[tuple[str, str], Any] | ProviderError
 """A grouped sequential query's values (floats, or ``{le: count}``) by (canary, variant)."""
 
 
+def _named(known: Mapping[tuple[str, str], ModelCanary], namespace: str) -> dict[str, ModelCanary]:
+    """The canaries of ``namespace`` by name."""
+    return {name: canary for (ns, name), canary in known.items() if ns == namespace}
+
+
 def _plan_sequential(
-    req: Request, due: DueCheck, metric: MetricSpec, now: float
+    req: Request, due: DueCheck, metric: MetricSpec, now: float, router: str, version: str
 ) -> _SeqPlanned | None:
     """The grouped queries of one sequential check; None when the evaluator must handle it (no
     step start, or a check the sequential judge does not support)."""
@@ -441,21 +545,22 @@ def _plan_sequential(
     builtin = metric.builtin
     assert builtin is not None
     if builtin == "error-rate":
-        keys["events"] = SeqKey("errors", ns)
-        keys["total"] = SeqKey("requests", ns)
+        keys["events"] = SeqKey("errors", ns, router, version)
+        keys["total"] = SeqKey("requests", ns, router, version)
     else:
-        keys["buckets"] = SeqKey(f"buckets:{builtin}", ns)
+        keys["buckets"] = SeqKey(f"buckets:{builtin}", ns, "", version)
         lookback = (due.check.window or req.canary.spec.analysis.window).seconds
         if due.check.compare == "baseline" and due.check.test == "shift":
-            keys["reference"] = SeqKey(f"reference:{builtin}@{lookback!r}", ns)
+            keys["reference"] = SeqKey(f"reference:{builtin}@{lookback!r}", ns, "", version)
         elif due.check.compare == "baseline":
             q = seqcheck.quantile_of(metric)
-            keys["boundary"] = SeqKey(f"boundary:{builtin}@{q!r}@{lookback!r}", ns)
+            keys["boundary"] = SeqKey(f"boundary:{builtin}@{q!r}@{lookback!r}", ns, "", version)
     end = seqcheck.closing_time(due.check, due.closes_at, now)
     if end is not None:
         duration = f"{max(end - since, seqcheck.MIN_WINDOW_S):.3f}"
         for role in [r for r in keys if r in _COUNTS]:
-            keys[f"closing-{role}"] = SeqKey(f"closing@{duration}:{keys[role].kind}", ns)
+            kind = f"closing@{duration}:{keys[role].kind}"
+            keys[f"closing-{role}"] = replace(keys[role], kind=kind)
     return _SeqPlanned(due, metric, window, since, keys)
 
 

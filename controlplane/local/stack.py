@@ -43,7 +43,7 @@ from controlplane.analysis import queries
 from controlplane.analysis.evaluator import evaluate
 from controlplane.analysis.providers.base import MetricProvider
 from controlplane.analysis.providers.prometheus import PrometheusProvider, from_url
-from controlplane.errors import ControlPlaneError, ProviderError, UsageError
+from controlplane.errors import ControlPlaneError, ProviderError, SpecError, UsageError
 from controlplane.local.display import Display, Snapshot
 from controlplane.local.engines import EngineKind, make_engine
 from controlplane.local.inject import Faults
@@ -64,7 +64,6 @@ from controlplane.rollout.machine import (
 from controlplane.rollout.observations import Observations
 from controlplane.rollout.state import RolloutState
 from controlplane.routing.memory import MemoryRouter
-from controlplane.serving import names
 from controlplane.simulation import SimulationResult, TracePoint
 from controlplane.spec.models import Builtin, ModelCanary
 from controlplane.spec.units import Unit, display_value
@@ -167,30 +166,15 @@ def _interval_text(seconds: float) -> str:
     return queries.prom_duration(seconds)
 
 
-def envoy_relabelings(canary: ModelCanary) -> list[dict[str, Any]]:
-    """``metric_relabel_configs`` giving the gateway's per-backend Envoy cluster stats the
-    ``variant`` of their backend, as the gateway's monitor must in a cluster: the cluster
-    ``httproute/<namespace>/<route>/rule/<r>/backend/<b>`` (Envoy Gateway's name for backendRef
-    ``b``: 0 stable, 1 candidate) is that variant's."""
-    ns, canary_name = canary.metadata.namespace, canary.metadata.name
-    prefix = f"httproute/{ns}/{names.route_name(canary_name)}/rule/[0-9]+/backend/"
-    return [
-        {
-            "source_labels": ["envoy_cluster_name"],
-            "regex": prefix.replace(".", "\\.") + str(index),
-            "target_label": "variant",
-            "replacement": variant.name,
-            "action": "replace",
-        }
-        for index, variant in enumerate((canary.spec.stable, canary.spec.candidate))
-    ]
-
-
 def scrape_config(
     canary: ModelCanary, servers: Mapping[str, ModelServer], router_port: int, interval: float
 ) -> str:
     """Prometheus configuration scraping every server (with its contract labels) and the
-    router (its Envoy cluster stats relabelled to ``variant``: :func:`envoy_relabelings`).
+    router. The router's Envoy cluster stats are scraped as they are, as a cluster's gateway
+    scrape takes Envoy's ``/stats/prometheus``: no per-variant relabeling (the ``error-rate``
+    query finds each variant's clusters by ``envoy_cluster_name``:
+    :func:`controlplane.analysis.http_errors.envoy_backend`); only the target's static
+    ``namespace``/``canary`` labels, which that query does not read.
     ``scrape_timeout`` may not exceed the interval."""
     every = _interval_text(interval)
     labels = {"namespace": canary.metadata.namespace, "canary": canary.metadata.name}
@@ -212,7 +196,6 @@ def scrape_config(
                 "job_name": "local-router",
                 "honor_labels": True,
                 "static_configs": [{"targets": [f"127.0.0.1:{router_port}"], "labels": labels}],
-                "metric_relabel_configs": envoy_relabelings(canary),
             },
         ],
     }
@@ -359,13 +342,14 @@ class LocalStack:
         window = self.spec.analysis.window.seconds
         out: dict[str, dict[str, str]] = {}
         for variant in (self.spec.stable.name, self.spec.candidate.name):
-            sel = queries.selector(self.canary, variant)
             values: dict[str, str] = {}
             for label, builtin, quantile, unit in _LIVE:
-                query = queries.builtin_query(builtin, sel, window, quantile)
                 try:
+                    query = queries.canary_builtin_query(
+                        self.canary, builtin, variant, window, quantile
+                    )
                     value = provider.instant(query, now)
-                except ProviderError:
+                except (ProviderError, SpecError):
                     values[label] = "-"
                     continue
                 values[label] = (

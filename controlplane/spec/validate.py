@@ -19,9 +19,9 @@ from collections.abc import Mapping
 from controlplane.analysis import resolution, seqcheck
 from controlplane.errors import Problem, ProfileError, SpecError
 from controlplane.profiles.catalog import Catalog, load_catalog
-from controlplane.profiles.fit import memory_fit
+from controlplane.profiles.measured import preferred_fit
 from controlplane.routing.base import capability_problems
-from controlplane.serving.versions import version_problems
+from controlplane.serving.versions import version_problems, vllm_version
 from controlplane.spec.load import Document, build, parse_text, read_source
 from controlplane.spec.messages import did_you_mean
 from controlplane.spec.models import (
@@ -355,7 +355,7 @@ class _Rules:
             )
             return
         try:
-            report = memory_fit(self.canary.spec.model, variant, self.catalog)
+            report = preferred_fit(self.canary.spec.model, variant, self.catalog)
         except ProfileError as exc:
             self.add((*loc, "quantization"), str(exc))
             return
@@ -455,7 +455,7 @@ def validate(canary: ModelCanary, catalog: Catalog | None = None) -> list[Proble
     rules.traffic()
     rules.alerts()
     rules.gates()
-    rules.problems.extend(resolution.problems(canary))
+    rules.problems.extend(resolution.problems(canary, vllm_version(canary)))
     return rules.problems
 
 

@@ -46,8 +46,17 @@ SEL = 'namespace="ml-serving",canary="support-triage",variant="nf4"'
         pytest.param(
             "error-rate",
             None,
-            f'sum(rate(vllm:request_success_total{{{SEL},finished_reason=~"error|abort"}}[5m]))'
-            f" / sum(rate(vllm:request_success_total{{{SEL}}}[5m]))",
+            # the example's router (gateway-api): the Envoy clusters of its route's backend 1,
+            # or the engine's error finishes, whichever is larger (http_errors)
+            "max(label_replace(sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"
+            '"httproute/ml-serving/support-triage/rule/[0-9]+/backend/1",'
+            'envoy_response_code=~"5..|429"}[5m])), "source", "envoy", "", "") or '
+            "label_replace(sum(rate(vllm:request_success_total{"
+            f'{SEL},finished_reason=~"error"}}[5m])), "source", "engine", "", ""))'
+            " / max(label_replace(sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"
+            '"httproute/ml-serving/support-triage/rule/[0-9]+/backend/1"}[5m])), '
+            '"source", "envoy", "", "") or label_replace(sum(rate('
+            f'vllm:request_success_total{{{SEL}}}[5m])), "source", "engine", "", ""))',
             id="error-rate",
         ),
         pytest.param(

@@ -1,25 +1,56 @@
 """The error-rate terms per router: which source each router reads, failures as decided (5xx,
 429 where told apart, engine ``error``; not other 4xx nor ``abort``), no double counting (the
-larger of the HTTP and the engine source), plain and grouped forms, rate and increase.
+larger of the HTTP and the engine source), plain and grouped forms, rate and increase; the Envoy
+source selected by the canary's own route and backend index (no relabeling).
 
 The PromQL is checked for what it means, and evaluated by the real ``promtool`` on series that
-hold one engine error seen twice, a streamed engine error, a dead candidate and client errors.
+hold one engine error seen twice, a streamed engine error, a dead candidate, client errors,
+``abort`` finishes and another route's failures, Envoy's series carrying ``envoy_cluster_name``
+only (as Envoy exports them).
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
+from support.canaries import example_dict
 
-from controlplane.analysis.http_errors import ErrorTerms, error_terms
-from controlplane.analysis.metric_contract import UnknownEngineVersion
+from controlplane.analysis.http_errors import (
+    EnvoyBackend,
+    ErrorTerms,
+    envoy_backend,
+    error_terms,
+)
+from controlplane.analysis.metric_contract import UnknownEngineVersion, contract_for
+from controlplane.routing import gateway_api, kserve
+from controlplane.serving import names
+from controlplane.spec.models import ModelCanary
 
 SEL = 'namespace="ml",canary="c",variant="nf4"'
+NF4 = EnvoyBackend("httproute/ml/c/rule/[0-9]+/backend/1", (("canary", "c"), ("variant", "nf4")))
+
+
+def canary(router: str = "gateway-api", **traffic: object) -> ModelCanary:
+    """The example as canary ``c`` in ``ml`` (stable bf16, candidate nf4) on ``router``."""
+    data = copy.deepcopy(example_dict())
+    data["metadata"] = {"name": "c", "namespace": "ml"}
+    data["spec"]["traffic"] = {
+        "router": router,
+        "gateway": {"name": "gw", "namespace": "gateway-system"},
+        **traffic,
+    }
+    return ModelCanary.model_validate(data)
+
+
+def _envoy(router: str) -> tuple[EnvoyBackend, ...]:
+    return (NF4,) if router in ("gateway-api", "kserve") else ()
 
 
 @pytest.mark.parametrize(
@@ -34,19 +65,38 @@ SEL = 'namespace="ml",canary="c",variant="nf4"'
 def test_http_source_per_router(
     router: str, source: str, failed_series: str, failed_matcher: str
 ) -> None:
-    terms = error_terms(router, SEL, "5m")
+    terms = error_terms(router, SEL, "5m", envoy=_envoy(router))
     assert terms.sources == (source, "engine")
     for text in (terms.failed, terms.total):
         assert text.startswith("max(")
         assert f'"source", "{source}"' in text
         assert '"source", "engine"' in text
-        assert text.count(SEL) == 2
+        # Envoy's series have none of SEL's labels: they are selected by cluster name alone
+        assert text.count(SEL) == (1 if source == "envoy" else 2)
+        assert text.count('envoy_cluster_name=~"httproute/ml/c/rule/[0-9]+/backend/1"') == (
+            1 if source == "envoy" else 0
+        )
         assert text.count("[5m]") == 2
     assert failed_series in terms.failed
     assert failed_matcher in terms.failed
-    assert "vllm:request_success_total{" + SEL + ',finished_reason="error"}' in terms.failed
+    assert "vllm:request_success_total{" + SEL + ',finished_reason=~"error"}' in terms.failed
     assert "abort" not in terms.failed
     assert "finished_reason" not in terms.total
+
+
+def test_abort_is_not_a_failure_in_one_place() -> None:
+    """The metric contract owns the failed finish reasons; the router terms take them."""
+    assert contract_for().error_reasons == ("error",)
+    assert contract_for("0.33.0").error_reasons == ("error",)
+    assert "abort" in contract_for().finished_reasons
+    for router in ("gateway-api", "istio", "llmisvc", "kserve-knative"):
+        assert "abort" not in error_terms(router, SEL, "5m", envoy=_envoy(router)).failed
+
+
+@pytest.mark.parametrize("router", ["gateway-api", "kserve"])
+def test_the_envoy_routers_need_the_backends(router: str) -> None:
+    with pytest.raises(ValueError, match="backends"):
+        error_terms(router, SEL, "5m")
 
 
 def test_istio_reads_the_destination_sidecar() -> None:
@@ -66,21 +116,83 @@ def test_vllm_http_counts_inference_handlers_only() -> None:
 def test_engine_only_elsewhere(router: str) -> None:
     terms = error_terms(router, SEL, "5m")
     assert terms == ErrorTerms(
-        failed=f'sum(rate(vllm:request_success_total{{{SEL},finished_reason="error"}}[5m]))',
+        failed=f'sum(rate(vllm:request_success_total{{{SEL},finished_reason=~"error"}}[5m]))',
         total=f"sum(rate(vllm:request_success_total{{{SEL}}}[5m]))",
         sources=("engine",),
     )
 
 
 def test_grouped_increase_and_modifier() -> None:
+    bf16 = EnvoyBackend(
+        "httproute/ml/c/rule/[0-9]+/backend/0", (("canary", "c"), ("variant", "bf16"))
+    )
     terms = error_terms(
         "gateway-api", 'namespace="ml"', "10m", ("canary", "variant"), fn="increase",
-        modifier=" @ 1700000000.000",
+        modifier=" @ 1700000000.000", envoy=(bf16, NF4),
     )  # fmt: skip
     assert terms.failed.startswith("max by (canary, variant) (")
-    assert terms.failed.count("sum by (canary, variant) (increase(") == 2
-    assert terms.total.count("[10m] @ 1700000000.000") == 2
+    assert terms.failed.count("sum by (canary, variant) (") == 2  # Envoy's union, the engine's
+    assert terms.failed.count('"variant", "nf4", "", "")') == 1  # labelled per backend
+    assert terms.failed.count('"variant", "bf16", "", "")') == 1
+    assert terms.total.count("[10m] @ 1700000000.000") == 3  # two backends, the engine
     assert "rate(" not in terms.failed
+
+
+def test_a_grouped_envoy_backend_needs_the_group_labels() -> None:
+    with pytest.raises(ValueError, match="labels"):
+        error_terms("kserve", SEL, "5m", ("canary", "variant"), envoy=(EnvoyBackend("x"),))
+
+
+def _clusters(route: str, ns: str, rules: list[dict[str, object]]) -> dict[str, str]:
+    """Envoy Gateway's per-backendRef cluster names (``irDestinationSettingName``, v1.8.1) ->
+    the backendRef's Service name, for every rule of an HTTPRoute."""
+    found = {}
+    for r, rule in enumerate(rules):
+        refs = rule["backendRefs"]
+        assert isinstance(refs, list)
+        for b, ref in enumerate(refs):
+            found[f"httproute/{ns}/{route}/rule/{r}/backend/{b}"] = ref["name"]
+    return found
+
+
+@pytest.mark.parametrize("cohort", [False, True], ids=["split", "cohort"])
+@pytest.mark.parametrize("weight", [0, 30, 100])
+def test_envoy_backends_are_the_gateway_api_routes_backend_refs(cohort: bool, weight: int) -> None:
+    traffic = {"cohort": {"header": "x-tier", "values": ["beta"]}} if cohort else {}
+    c = canary("gateway-api", **traffic)
+    route = gateway_api.build_httproute(c, weight, mirror=False)
+    meta = route["metadata"]
+    clusters = _clusters(meta["name"], meta["namespace"], route["spec"]["rules"])
+    services = {
+        "bf16": names.predictor_service(names.variant_service_name(c.spec.model.name, "bf16")),
+        "nf4": names.predictor_service(names.variant_service_name(c.spec.model.name, "nf4")),
+    }
+    for variant, service in services.items():
+        pattern = re.compile(envoy_backend(c, variant).clusters)
+        matched = {name for name in clusters if pattern.fullmatch(name)}
+        assert matched == {name for name, svc in clusters.items() if svc == service}, variant
+        assert matched  # every variant has a cluster in every route of the router
+
+
+def test_kserve_envoy_backends_are_on_kserves_route() -> None:
+    c = canary("kserve")
+    ref = kserve.route_ref(c)
+    stable, cand = envoy_backend(c, "bf16"), envoy_backend(c, "nf4")
+    prefix = f"httproute/{ref.namespace}/{ref.name}/rule/0/backend/"
+    assert re.fullmatch(stable.clusters, prefix + "0")
+    assert re.fullmatch(cand.clusters, prefix + "1")
+    assert not re.fullmatch(cand.clusters, prefix + "0")
+    assert stable.labels == (("canary", "c"), ("variant", "bf16"))
+    with pytest.raises(ValueError, match="neither variant"):
+        envoy_backend(c, "fp8")
+
+
+def test_a_custom_selector_keeps_the_envoy_backend_of_the_canary() -> None:
+    plain = canary("gateway-api")
+    data = plain.model_dump(by_alias=True, exclude_none=True, mode="json")
+    data["spec"]["analysis"]["selector"] = 'kubernetes_namespace="{{namespace}}",app="{{variant}}"'
+    custom = ModelCanary.model_validate(data)
+    assert envoy_backend(custom, "nf4") == envoy_backend(plain, "nf4")
 
 
 def test_unknown_engine_version_is_refused() -> None:
@@ -95,16 +207,22 @@ _SERIES = """
 load 15s
   # nf4: 20 requests a step through the gateway; 2 non-streamed engine errors (HTTP 500 and
   # finished error: the same requests), 1 streamed engine error (HTTP 200, finished error),
-  # 1 client error (400, never reaching the engine) and 1 overloaded answer (429).
-  envoy_cluster_upstream_rq{V,envoy_response_code="200"} 0+16x4
-  envoy_cluster_upstream_rq{V,envoy_response_code="500"} 0+2x4
-  envoy_cluster_upstream_rq{V,envoy_response_code="400"} 0+1x4
-  envoy_cluster_upstream_rq{V,envoy_response_code="429"} 0+1x4
+  # 1 client error (400, never reaching the engine) and 1 overloaded answer (429); 1 abort
+  # finish (engine housekeeping, not a failure). Envoy's series: its own labels only.
+  envoy_cluster_upstream_rq{E1,envoy_response_code="200"} 0+16x4
+  envoy_cluster_upstream_rq{E1,envoy_response_code="500"} 0+2x4
+  envoy_cluster_upstream_rq{E1,envoy_response_code="400"} 0+1x4
+  envoy_cluster_upstream_rq{E1,envoy_response_code="429"} 0+1x4
   vllm:request_success_total{V,finished_reason="stop"} 0+15x4
   vllm:request_success_total{V,finished_reason="error"} 0+3x4
-  vllm:request_success_total{V,finished_reason="abort"} 0+0x4
-  # bf16: dead: the gateway answers 503, the engine counts nothing.
-  envoy_cluster_upstream_rq{S,envoy_response_code="503"} 0+10x4
+  vllm:request_success_total{V,finished_reason="abort"} 0+1x4
+  # bf16: dead: the gateway answers 503 (the split rule and the cohort's stable-only rule),
+  # the engine counts nothing.
+  envoy_cluster_upstream_rq{E0,envoy_response_code="503"} 0+6x4
+  envoy_cluster_upstream_rq{R1,envoy_response_code="503"} 0+4x4
+  # another canary's route in the same namespace, and another namespace: never counted.
+  envoy_cluster_upstream_rq{O1,envoy_response_code="500"} 0+50x4
+  envoy_cluster_upstream_rq{O2,envoy_response_code="500"} 0+50x4
 """
 
 
@@ -115,6 +233,11 @@ def _holds(expr: str, expected: float | None) -> bool:
     assert promtool is not None, "promtool is needed (apt-get install -y prometheus)"
     series = _SERIES.replace("{V,", '{namespace="ml",canary="c",variant="nf4",')
     series = series.replace("{S,", '{namespace="ml",canary="c",variant="bf16",')
+    series = series.replace("{E1,", '{envoy_cluster_name="httproute/ml/c/rule/0/backend/1",')
+    series = series.replace("{E0,", '{envoy_cluster_name="httproute/ml/c/rule/0/backend/0",')
+    series = series.replace("{R1,", '{envoy_cluster_name="httproute/ml/c/rule/1/backend/0",')
+    series = series.replace("{O1,", '{envoy_cluster_name="httproute/ml/cc/rule/0/backend/1",')
+    series = series.replace("{O2,", '{envoy_cluster_name="httproute/mlx/c/rule/0/backend/1",')
     lines = [ln.strip() for ln in series.splitlines()[2:]]
     inputs = [
         {"series": ln.rsplit(" ", 1)[0], "values": ln.rsplit(" ", 1)[1]}
@@ -140,14 +263,22 @@ def _holds(expr: str, expected: float | None) -> bool:
 
 
 def _ratio_is(router: str, variant: str, expected: float | None) -> bool:
-    terms = error_terms(router, f'namespace="ml",canary="c",variant="{variant}"', "1m")
+    from controlplane.analysis import queries
+
+    terms = error_terms(
+        router,
+        f'namespace="ml",canary="c",variant="{variant}"',
+        "1m",
+        envoy=queries.envoy_backends(canary(router), variant),
+    )
     return _holds(f"({terms.failed}) / ({terms.total})", expected)
 
 
 @pytest.mark.binary
 def test_gateway_counts_each_failure_once() -> None:
     # 2 engine errors seen twice + 1 streamed one = 3 engine failures; the gateway sees 2 x 500
-    # and 1 x 429: 3 failures of 20 requests, never 5 (the sum of both sources).
+    # and 1 x 429: 3 failures of 20 requests, never 5 (the sum of both sources), and never the
+    # other routes' 500s (53 / 70 if their clusters matched).
     assert _ratio_is("gateway-api", "nf4", 3 / 20)
     assert not _ratio_is("gateway-api", "nf4", 5 / 20)  # the check can fail
 
@@ -159,8 +290,9 @@ def test_gateway_sees_a_dead_candidate_the_engine_cannot() -> None:
 
 
 @pytest.mark.binary
-def test_engine_only_misses_the_429() -> None:
-    assert _ratio_is("kserve-knative", "nf4", 3 / 18)
+def test_engine_only_misses_the_429_and_abort_is_no_failure() -> None:
+    assert _ratio_is("kserve-knative", "nf4", 3 / 19)  # 3 errors of 15 + 3 + 1 finishes
+    assert not _ratio_is("kserve-knative", "nf4", 4 / 19)  # abort counted: the old rule
 
 
 @pytest.mark.parametrize("by", [(), ("canary", "variant")], ids=["plain", "grouped"])
@@ -170,4 +302,8 @@ def test_the_builder_takes_error_rate_from_here_for_a_router(by: tuple[str, ...]
     terms = error_terms("istio", SEL, "5m", by)
     assert builtin_expr("error-rate", SEL, "5m", by=by, router="istio") == (
         f"{terms.failed} / {terms.total}"
+    )
+    envoy = error_terms("kserve", SEL, "5m", by, envoy=(NF4,))
+    assert builtin_expr("error-rate", SEL, "5m", by=by, router="kserve", envoy=(NF4,)) == (
+        f"{envoy.failed} / {envoy.total}"
     )

@@ -2,9 +2,15 @@
 
 Against a real Prometheus: seeded random vLLM-shaped metrics (the contract's names and buckets,
 several engines per variant, every ``finished_reason``, a variant without traffic, a canary in
-another namespace) are backfilled once; hypothesis then draws the built-in, quantile, window,
-evaluation time and the set of canaries grouped, and every (canary, variant) of the grouped
-answer must equal the per-canary query's value (both absent/NaN, or equal to 1e-9).
+another namespace) and every router's HTTP source (Envoy Gateway's per-backendRef cluster stats
+with only ``envoy_cluster_name`` on them, for our HTTPRoute and KServe's; Istio's
+``istio_requests_total``; ``vllm serve``'s ``http_requests_total``), all independent of the
+engine's counts, are backfilled once; hypothesis then draws the built-in, router, quantile,
+window, evaluation time and the set of canaries grouped, and every (canary, variant) of the
+grouped answer must equal the per-canary query's value (both absent/NaN, or equal to 1e-9).
+Both sides are built from the canaries (``queries.metric_query`` and ``batch.grouped_query``,
+``seqcheck.plan`` and ``batch.sequential_query``), so a path that forgets the router (or reads
+another variant's Envoy cluster) gives a different number.
 """
 
 from __future__ import annotations
@@ -17,14 +23,22 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.canaries import example_dict
 from support.prometheus import PrometheusServer, start_shared
 
-from controlplane.analysis import queries
+from controlplane.analysis import queries, seqcheck
 from controlplane.analysis.metric_contract import LATENCY_BUILTINS, contract_for
 from controlplane.analysis.providers.prometheus import PrometheusProvider, from_url
-from controlplane.controller.batch import GroupKey, group_key, grouped_query, samples_key
+from controlplane.controller.batch import (
+    GroupKey,
+    SeqKey,
+    group_key,
+    grouped_query,
+    samples_key,
+    sequential_query,
+)
 from controlplane.errors import NoData
-from controlplane.spec.models import MetricSpec
+from controlplane.spec.models import CheckSpec, MetricSpec, ModelCanary
 
 pytestmark = pytest.mark.binary
 
@@ -36,6 +50,34 @@ CANARIES = ("c0", "c1", "c2", "c3", "c4")
 VARIANTS = ("stable", "cand")
 SILENT = ("c3", "cand")  # no traffic at all: NaN on both sides
 CONTRACT = contract_for()
+ROUTERS = ("gateway-api", "kserve", "istio", "llmisvc", "kserve-knative")
+ENVOY_CODES = ("200", "500", "503", "429", "404")
+HANDLERS = ("/v1/chat/completions", "/v1/completions", "/v1/models")
+
+
+def make_canary(namespace: str, name: str, router: str) -> ModelCanary:
+    """Canary ``name`` in ``namespace`` (stable ``stable``, candidate ``cand``, model
+    ``m-<name>``) on ``router``."""
+    data = example_dict()
+    data["metadata"] = {"name": name, "namespace": namespace}
+    data["spec"]["model"]["name"] = f"m-{name}"
+    data["spec"]["stable"]["name"] = "stable"
+    data["spec"]["candidate"]["name"] = "cand"
+    data["spec"]["traffic"] = {"router": router, "gateway": {"name": "gw"}}
+    return ModelCanary.model_validate(data)
+
+
+def _envoy_clusters(namespace: str, canary: str, variant: str) -> list[str]:
+    """Envoy Gateway's per-backendRef clusters of ``variant`` (stable: backend 0, candidate: 1)
+    on our HTTPRoute (the split rule; the cohort's stable-only rule 1) and on KServe's route."""
+    index = VARIANTS.index(variant)
+    found = [
+        f"httproute/{namespace}/{canary}/rule/0/backend/{index}",
+        f"httproute/{namespace}/m-{canary}/rule/0/backend/{index}",
+    ]
+    if index == 0:
+        found.append(f"httproute/{namespace}/{canary}/rule/1/backend/0")
+    return found
 
 
 def _labels(namespace: str, canary: str, variant: str, engine: int, **extra: str) -> str:
@@ -96,6 +138,37 @@ def _openmetrics(seed: int) -> Iterator[str]:
             per_step[0] = 0.0
             labels = _labels(ns, canary, variant, engine)
             yield lines("vllm:generation_tokens_total", labels, np.cumsum(per_step).tolist())
+    # Every router's HTTP source, independent of the engine's counts.
+    yield "# TYPE envoy_cluster_upstream_rq unknown\n"  # Envoy's name has no _total
+    for ns, canary, variant in targets:
+        scale = rate_scale(canary, variant)
+        for cluster in _envoy_clusters(ns, canary, variant):
+            for code in ENVOY_CODES:
+                share = float(rng.uniform(0.0, 0.3)) if code != "200" else 1.0
+                per_step = rng.poisson(scale * share * STEP, size=POINTS).astype(float)
+                per_step[0] = 0.0
+                labels = f'{{envoy_cluster_name="{cluster}",envoy_response_code="{code}"}}'
+                yield lines("envoy_cluster_upstream_rq", labels, np.cumsum(per_step).tolist())
+    yield "# TYPE istio_requests counter\n"
+    for ns, canary, variant in targets:
+        scale = rate_scale(canary, variant)
+        for reporter in ("destination", "source"):
+            for code in ("200", "503", "429", "400"):
+                share = float(rng.uniform(0.0, 0.3)) if code != "200" else 1.0
+                per_step = rng.poisson(scale * share * STEP, size=POINTS).astype(float)
+                per_step[0] = 0.0
+                labels = _labels(ns, canary, variant, 0, reporter=reporter, response_code=code)
+                yield lines("istio_requests_total", labels, np.cumsum(per_step).tolist())
+    yield "# TYPE http_requests counter\n"
+    for ns, canary, variant in targets:
+        scale = rate_scale(canary, variant)
+        for handler in HANDLERS:
+            for status in ("2xx", "4xx", "5xx"):
+                share = float(rng.uniform(0.0, 0.3)) if status != "2xx" else 1.0
+                per_step = rng.poisson(scale * share * STEP, size=POINTS).astype(float)
+                per_step[0] = 0.0
+                labels = _labels(ns, canary, variant, 0, handler=handler, status=status)
+                yield lines("http_requests_total", labels, np.cumsum(per_step).tolist())
     yield "# TYPE vllm:kv_cache_usage_perc gauge\n"
     for ns, canary, variant in targets:
         for engine in (0, 1):
@@ -113,7 +186,9 @@ def _write(directory: Path) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusProvider]:
-    server: PrometheusServer = start_shared("grouped-random", START, tmp_path_factory, _write)
+    server: PrometheusServer = start_shared(
+        "grouped-random-routers", START, tmp_path_factory, _write
+    )
     try:
         yield PrometheusProvider(from_url(server.url, timeout_s=30))
     finally:
@@ -146,6 +221,7 @@ FAMILIES = st.sampled_from(
 )
 @given(
     builtin=FAMILIES,
+    router=st.sampled_from(ROUTERS),
     quantile=st.sampled_from([0.5, 0.9, 0.95, 0.99]),
     window=st.sampled_from([60.0, 300.0, 900.0, 3600.0]),
     minute=st.integers(min_value=2, max_value=POINTS - 1),
@@ -155,6 +231,7 @@ FAMILIES = st.sampled_from(
 def test_grouped_series_equal_the_per_canary_query(
     prometheus: PrometheusProvider,
     builtin: str,
+    router: str,
     quantile: float,
     window: float,
     minute: int,
@@ -163,21 +240,73 @@ def test_grouped_series_equal_the_per_canary_query(
 ) -> None:
     at = START + STEP * minute
     metric = MetricSpec.model_validate({"name": "m", "builtin": builtin, "quantile": quantile})
+    canaries = [make_canary(NAMESPACE, name, router) for name in sorted(grouped)]
     key: GroupKey = (
-        samples_key(window, NAMESPACE) if samples else group_key(metric, window, NAMESPACE)
+        samples_key(window, NAMESPACE)
+        if samples
+        else group_key(metric, window, NAMESPACE, router, queries.engine_version(canaries[0]))
     )
     answer = {
         (labels["canary"], labels["variant"]): value
-        for labels, value in prometheus.vector(grouped_query(key, sorted(grouped)), at)
+        for labels, value in prometheus.vector(grouped_query(key, canaries), at)
     }
     assert {c for c, _ in answer} <= grouped  # the other namespace and canaries stay out
-    for canary in sorted(grouped):
+    for canary in canaries:
         for variant in VARIANTS:
-            sel = f'namespace="{NAMESPACE}",canary="{canary}",variant="{variant}"'
             if samples:
-                single = queries.samples_query(sel, window)
+                single = queries.samples_query(queries.selector(canary, variant), window)
             else:
-                single = queries.builtin_query(builtin, sel, window, quantile)  # type: ignore[arg-type]
+                single = queries.metric_query(canary, metric, variant, window)
             expected = _per_canary(prometheus, single, at)
-            got = answer.get((canary, variant), math.nan)
-            assert _same(got, expected), (key, canary, variant, got, expected)
+            got = answer.get((canary.metadata.name, variant), math.nan)
+            assert _same(got, expected), (key, canary.metadata.name, variant, got, expected)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    database=None,
+)
+@given(
+    router=st.sampled_from(ROUTERS),
+    step_minutes=st.sampled_from([1, 5, 30, 120]),
+    minute=st.integers(min_value=2, max_value=POINTS - 1),
+    grouped=st.sets(st.sampled_from(CANARIES), min_size=1),
+)
+def test_grouped_sequential_error_counts_equal_the_per_canary_counts(
+    prometheus: PrometheusProvider,
+    router: str,
+    step_minutes: int,
+    minute: int,
+    grouped: set[str],
+) -> None:
+    """``judge: sequential``'s error counts: ``batch.sequential_query`` (grouped) against
+    ``seqcheck.plan`` (one canary), the failed and the all-requests counts of both variants."""
+    at = START + STEP * minute
+    since = at - 60.0 * step_minutes
+    canaries = {name: make_canary(NAMESPACE, name, router) for name in sorted(grouped)}
+    check = CheckSpec.model_validate(
+        {"metric": "errors", "above": "10%", "compare": "baseline", "judge": "sequential"}
+    )
+    version = queries.engine_version(next(iter(canaries.values())))
+    window = seqcheck.window_seconds(since, at)
+    for kind in ("errors", "requests"):
+        query = sequential_query(
+            SeqKey(kind, NAMESPACE, router, version), {window: set(grouped)}, canaries
+        )
+        answer = {
+            (labels["canary"], labels["variant"]): value
+            for labels, value in prometheus.vector(query, at)
+        }
+        for name, canary in canaries.items():
+            plan = seqcheck.plan(canary, check, since, at)
+            singles = {
+                "cand": plan.cand_events if kind == "errors" else plan.cand_total,
+                "stable": plan.stable_events if kind == "errors" else plan.stable_total,
+            }
+            for variant, single in singles.items():
+                assert single is not None
+                expected = _per_canary(prometheus, single, at)
+                got = answer.get((name, variant), math.nan)
+                assert _same(got, expected), (kind, router, name, variant, got, expected)

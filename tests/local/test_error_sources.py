@@ -2,10 +2,11 @@
 
 Two local model servers (simulated engine) behind the local router, scraped by the real
 ``prometheus`` binary with the local stack's own scrape configuration (:func:`scrape_config`:
-the router's Envoy cluster stats relabelled to ``variant``). The ``error-rate`` terms of
-:mod:`controlplane.analysis.http_errors` must see an injected HTTP 500 (which vLLM never counts
-as a finish: the engine-only query is blind to it) and a killed candidate server (the engine has
-nothing left to say; the gateway answers 503).
+the router's Envoy cluster stats as Envoy exports them, no per-variant relabeling). The canary's
+own ``error-rate`` query (:func:`controlplane.analysis.queries.metric_query`, which takes the
+router and, for Envoy, each variant's clusters from the canary) must see an injected HTTP 500
+(which vLLM never counts as a finish: the engine-only query is blind to it) and a killed candidate
+server (the engine has nothing left to say; the gateway answers 503).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import aiohttp
 import pytest
 from support.local import demo
 
-from controlplane.analysis.http_errors import error_terms
+from controlplane.analysis import queries
 from controlplane.local.engines.simulated import SimulatedEngine, Speed
 from controlplane.local.inject import Faults
 from controlplane.local.prometheus import PrometheusServer, start_prometheus_with_config
@@ -30,6 +31,7 @@ from controlplane.local.router import Backend, LocalRouter
 from controlplane.local.server import Identity, ModelServer
 from controlplane.local.stack import scrape_config
 from controlplane.routing.memory import MemoryRouter
+from controlplane.spec.models import MetricSpec, ModelCanary
 
 pytestmark = [pytest.mark.binary, pytest.mark.slow]
 
@@ -38,7 +40,7 @@ FAST = Speed(
     decode_s_per_token=0.0005, prefill_s_per_token=1e-6, kv_capacity_tokens=1e5, overhead_s=0.001
 )
 SCRAPE_S = 0.5
-WINDOW = "4s"
+WINDOW_S = 4.0
 CHAT = {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 8}
 
 
@@ -51,10 +53,18 @@ def _query(url: str, expr: str) -> float | None:
     return float(result[0]["value"][1]) if result else None
 
 
+ERRORS = MetricSpec(name="errors", builtin="error-rate")
+
+
+def _on(router: str) -> ModelCanary:
+    """The demo canary on ``router``."""
+    data = CANARY.model_dump(by_alias=True, exclude_none=True, mode="json")
+    data["spec"]["traffic"] = {"router": router, "gateway": {"name": "gw"}}
+    return ModelCanary.model_validate(data)
+
+
 def _ratio(url: str, router: str, variant: str) -> float | None:
-    sel = f'namespace="{CANARY.metadata.namespace}",canary="{CANARY.metadata.name}",'
-    terms = error_terms(router, sel + f'variant="{variant}"', WINDOW)
-    return _query(url, f"({terms.failed}) / ({terms.total})")
+    return _query(url, queries.metric_query(_on(router), ERRORS, variant, WINDOW_S))
 
 
 async def _load(url: str, seconds: float, rps: float = 60.0) -> list[int]:
@@ -105,6 +115,10 @@ def test_error_rate_sees_an_injected_500_and_a_killed_candidate() -> None:
             url = prometheus.url
             await _load(router.url, 6.0)
             await asyncio.sleep(3 * SCRAPE_S)
+            # Envoy's stats arrive as Envoy exports them: by cluster name, no variant label
+            assert await asyncio.to_thread(_query, url, "count(envoy_cluster_upstream_rq)")
+            unlabelled = 'count(envoy_cluster_upstream_rq{variant!=""})'
+            assert await asyncio.to_thread(_query, url, unlabelled) is None
             # an injected 500: seen by the gateway and by vLLM's HTTP counter, not as a finish
             for router_kind in ("gateway-api", "llmisvc"):
                 seen = await asyncio.to_thread(_ratio, url, router_kind, candidate_name)
