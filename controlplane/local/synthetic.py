@@ -8,6 +8,13 @@ latency, error and abort fractions, tokens per request, KV-cache use, a business
 when any of that changes ("candidate latency +300 ms from day 1"). Output is one sample per ``step``
 (1 minute by default) per series, with labels ``namespace`` / ``canary`` / ``variant``.
 
+The latency histograms have vLLM's real bucket bounds, per built-in (``e2e-latency`` from 0.3 s,
+``ttft`` from 1 ms, ``inter-token-latency`` from 10 ms) and metric names, taken from
+:mod:`controlplane.analysis.metric_contract` for the scenario's ``vllm_version`` (None: the
+KServe-pinned one): a history shows what a real vLLM reports, including what its coarse first
+e2e bucket cannot resolve (``docs/analysis.md``, "Histogram resolution").
+:meth:`Scenario.expected_quantile` is what Prometheus' ``histogram_quantile`` returns over them.
+
 Counts are deterministic expected values (cumulative sums of rate x step), not random draws, so a
 test knows the exact value Prometheus must return; optional multiplicative noise takes a seed.
 Everything is computed with numpy column-wise; a four-week scenario renders in seconds.
@@ -29,16 +36,21 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import ndtr
 
+from controlplane.analysis.metric_contract import contract_for
+
 Array = npt.NDArray[np.float64]
 
 DAY = 86400.0
 HOUR = 3600.0
 
-LATENCY_BUCKETS: tuple[float, ...] = (
-    0.01, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3,
-    0.4, 0.5, 0.6, 0.8, 1.0, 1.5, 2.5, 5.0, 10.0,
-)  # fmt: skip
-"""Bucket bounds (seconds) for the latency histograms: fine around the 100-600 ms of the tests."""
+LATENCY_HISTOGRAMS: tuple[tuple[str, str, str, str], ...] = (
+    ("e2e", "e2e-latency", "latency_median_s", "latency_sigma"),
+    ("ttft", "ttft", "ttft_median_s", "ttft_sigma"),
+    ("itl", "inter-token-latency", "itl_median_s", "itl_sigma"),
+)
+"""``(family key, latency built-in, Variant median field, Variant log-sd field)``."""
+
+_PARAMS = {builtin: (median, sigma) for _key, builtin, median, sigma in LATENCY_HISTOGRAMS}
 
 FAMILIES: frozenset[str] = frozenset(
     {"e2e", "ttft", "itl", "success", "tokens", "kv", "kpi", "win", "cost"}
@@ -88,7 +100,7 @@ class Scenario:
     weights: tuple[tuple[float, float], ...] = ((0.0, 25.0),)
     win_rate: tuple[tuple[float, float], ...] = ((0.0, 0.55),)
     changes: tuple[Change, ...] = ()
-    buckets: tuple[float, ...] = LATENCY_BUCKETS
+    vllm_version: str | None = None
     families: frozenset[str] = FAMILIES
     noise: float = 0.0
     seed: int = 0
@@ -112,6 +124,21 @@ class Scenario:
             if change.role == role and self.start + change.at <= at:
                 current = _replace(current, change.params)
         return current
+
+    def buckets(self, builtin: str) -> tuple[float, ...]:
+        """The finite bucket bounds (seconds) of latency built-in ``builtin`` (``e2e-latency``,
+        ``ttft``, ``inter-token-latency``) in this scenario's vLLM version."""
+        return contract_for(self.vllm_version).buckets(builtin)
+
+    def expected_quantile(self, q: float, builtin: str, role: str, at: float) -> float:
+        """What ``histogram_quantile(q, ...)`` over ``role``'s ``builtin`` histogram returns at
+        ``at`` (a window within one parameter regime, no noise): the lognormal in effect there
+        over vLLM's buckets (:func:`expected_histogram_quantile`)."""
+        median, sigma = _PARAMS[builtin]
+        params = self.params_at(role, at)
+        return expected_histogram_quantile(
+            q, self.buckets(builtin), getattr(params, median), getattr(params, sigma)
+        )
 
     def weight_at(self, at: float) -> float:
         return _step_value(self.weights, at - self.start)
@@ -163,17 +190,14 @@ class Scenario:
                 **extra,
             }
 
-        hists = (
-            ("e2e", "vllm:e2e_request_latency_seconds", "latency_median_s", "latency_sigma"),
-            ("ttft", "vllm:time_to_first_token_seconds", "ttft_median_s", "ttft_sigma"),
-            ("itl", "vllm:inter_token_latency_seconds", "itl_median_s", "itl_sigma"),
-        )
-        for key, family, median_name, sigma_name in hists:
+        contract = contract_for(self.vllm_version)
+        for key, builtin, median_name, sigma_name in LATENCY_HISTOGRAMS:
             if key not in self.families:
                 continue
+            family = contract.histogram(builtin).name
             for role in roles:
                 median, sigma = self._param(role, median_name), self._param(role, sigma_name)
-                for le in self.buckets:
+                for le in contract.buckets(builtin):
                     cdf = lognormal_cdf(le, median, sigma)
                     values = np.cumsum(req[role] * cdf)
                     yield family, "histogram", f"{family}_bucket", labels(role, le=_le(le)), values
@@ -189,7 +213,7 @@ class Scenario:
                     np.cumsum(req[role] * mean),
                 )
         if "success" in self.families:
-            family = "vllm:request_success"
+            family = contract.requests.removesuffix("_total")
             for role in roles:
                 err = self._param(role, "error_fraction")
                 abort = self._param(role, "abort_fraction")
@@ -203,17 +227,18 @@ class Scenario:
                         values,
                     )
         if "tokens" in self.families:
-            family = "vllm:generation_tokens"
+            family = contract.metric("tokens-per-second").name.removesuffix("_total")
             for role in roles:
                 values = np.cumsum(req[role] * self._param(role, "tokens_per_request"))
                 yield family, "counter", f"{family}_total", labels(role), values
         if "kv" in self.families:
+            kv = contract.metric("kv-cache-usage").name
             for role in roles:
                 values = self._param(role, "kv_cache")
                 yield (
-                    "vllm:kv_cache_usage_perc",
+                    kv,
                     "gauge",
-                    "vllm:kv_cache_usage_perc",
+                    kv,
                     labels(role),
                     values,
                 )
@@ -311,10 +336,14 @@ def lognormal_quantile(q: float, median: float, sigma: float) -> float:
 def expected_histogram_quantile(
     q: float, buckets: Sequence[float], median: float, sigma: float
 ) -> float:
-    """What Prometheus' ``histogram_quantile(q, ...)`` returns over this lognormal's buckets.
+    """What Prometheus' ``histogram_quantile(q, ...)`` returns over ``buckets`` (finite upper
+    bounds, seconds) for this lognormal's expected counts.
 
-    Same algorithm as Prometheus: find the bucket holding rank ``q * count`` and interpolate
-    linearly inside it (the first bucket starts at 0; the +Inf bucket returns the last bound).
+    Same algorithm as Prometheus' ``bucketQuantile`` (``promql/quantile.go``, v2.42.0): find the
+    first bucket whose cumulative count reaches rank ``q * count`` and interpolate linearly inside
+    it; the first bucket starts at 0, so a quantile in it reads ``b_1 * q / P(X <= b_1)``, never
+    less than ``q * b_1``; the +Inf bucket returns the last finite bound.
+    For a scenario's histogram use :meth:`Scenario.expected_quantile` (vLLM's buckets).
     """
     bounds = list(buckets)
     cdf = [float(lognormal_cdf(b, median, sigma)) for b in bounds] + [1.0]

@@ -18,7 +18,6 @@ from support.prometheus import start_prometheus
 from support.scenario import (
     DAY,
     HOUR,
-    expected_histogram_quantile,
     lognormal_quantile,
 )
 
@@ -48,15 +47,11 @@ def builtin(name: str, variant: str, at_window: float = 300, quantile: float | N
 
 
 def _quantile_case(
-    q: float, role: str, median: str, sigma: str, offset: float
+    q: float, role: str, metric: str, offset: float
 ) -> Callable[[History], tuple[float, float]]:
     def expect(h: History) -> tuple[float, float]:
         at = h.scenario.start + offset
-        params = h.scenario.params_at(role, at)
-        value = expected_histogram_quantile(
-            q, h.scenario.buckets, getattr(params, median), getattr(params, sigma)
-        )
-        return at, value
+        return at, h.scenario.expected_quantile(q, metric, role, at)
 
     return expect
 
@@ -66,27 +61,27 @@ def _quantile_case(
     [
         pytest.param(
             builtin("e2e-latency", "nf4", quantile=0.95),
-            _quantile_case(0.95, "candidate", "latency_median_s", "latency_sigma", 12 * HOUR),
+            _quantile_case(0.95, "candidate", "e2e-latency", 12 * HOUR),
             id="p95-latency-day1",
         ),
         pytest.param(
             builtin("e2e-latency", "nf4", quantile=0.95),
-            _quantile_case(0.95, "candidate", "latency_median_s", "latency_sigma", 30 * HOUR),
+            _quantile_case(0.95, "candidate", "e2e-latency", 30 * HOUR),
             id="p95-latency-after-plus-300ms",
         ),
         pytest.param(
             builtin("e2e-latency", "bf16", quantile=0.99),
-            _quantile_case(0.99, "stable", "latency_median_s", "latency_sigma", 30 * HOUR),
+            _quantile_case(0.99, "stable", "e2e-latency", 30 * HOUR),
             id="p99-latency-stable",
         ),
         pytest.param(
             builtin("ttft", "nf4"),
-            _quantile_case(0.95, "candidate", "ttft_median_s", "ttft_sigma", 12 * HOUR),
+            _quantile_case(0.95, "candidate", "ttft", 12 * HOUR),
             id="p95-ttft",
         ),
         pytest.param(
             builtin("inter-token-latency", "nf4", quantile=0.5),
-            _quantile_case(0.5, "candidate", "itl_median_s", "itl_sigma", 12 * HOUR),
+            _quantile_case(0.5, "candidate", "inter-token-latency", 12 * HOUR),
             id="p50-inter-token",
         ),
         pytest.param(
@@ -153,7 +148,7 @@ def test_p95_is_within_bucket_resolution_of_the_true_lognormal_quantile(
     params = history.scenario.params_at("candidate", at)
     true = lognormal_quantile(0.95, params.latency_median_s, params.latency_sigma)
     measured = provider.instant(builtin("e2e-latency", "nf4"), at)
-    bounds = (0.0, *history.scenario.buckets)
+    bounds = (0.0, *history.scenario.buckets("e2e-latency"))
     upper = next(b for b in bounds if b >= true)
     lower = max(b for b in bounds if b < true)
     assert lower <= measured <= upper

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 from support.canaries import example_canary
 from support.history import History
-from support.scenario import HOUR, expected_histogram_quantile
+from support.scenario import HOUR
 
 from controlplane.analysis import queries
 from controlplane.analysis.evaluator import evaluate
@@ -23,16 +23,13 @@ from controlplane.rollout.observations import CheckResult, DueCheck
 pytestmark = pytest.mark.binary
 
 CANARY = example_canary()
-LATENCY = "steps[0].rollbackOn[0]"  # e2e-latency P95 above 200ms
+LATENCY = "steps[0].rollbackOn[0]"  # e2e-latency P95 above 300ms
 ERRORS = "steps[0].rollbackOn[1]"  # error-rate above 0.1%
 DUE = [DueCheck(k, c) for k, c in queries.all_checks(CANARY) if k in (LATENCY, ERRORS)]
 
 
 def _p95(history: History, role: str, at: float) -> float:
-    params = history.scenario.params_at(role, at)
-    return expected_histogram_quantile(
-        0.95, history.scenario.buckets, params.latency_median_s, params.latency_sigma
-    )
+    return history.scenario.expected_quantile(0.95, "e2e-latency", role, at)
 
 
 def _check(results: dict[str, CheckResult], history: History, at: float) -> None:

@@ -9,7 +9,6 @@ LONG_FAMILIES = frozenset({"e2e", "success", "kpi"})
 FLEET = 50
 FLEET_BAD = 7
 STEP = 1200.0
-BUCKETS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5)
 
 
 def fleet_name(i: int) -> str:
@@ -40,7 +39,6 @@ def long_scenarios(start: float, duration: float) -> list[Scenario]:
             weights=((0.0, 25.0),),
             changes=changes,
             families=LONG_FAMILIES,
-            buckets=BUCKETS,
         )
 
     return [
@@ -68,7 +66,6 @@ def fleet_scenarios(start: float, duration: float) -> list[Scenario]:
             step=STEP,
             weights=((0.0, 25.0),),
             families=frozenset({"e2e", "success"}),
-            buckets=BUCKETS,
         )
         for i in range(FLEET)
     ]

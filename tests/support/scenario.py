@@ -6,7 +6,6 @@ The generator lives in :mod:`controlplane.local.synthetic` (the demo uses it too
 from controlplane.local.synthetic import (
     DAY,
     HOUR,
-    LATENCY_BUCKETS,
     Change,
     Scenario,
     Variant,
@@ -19,7 +18,6 @@ from controlplane.local.synthetic import (
 __all__ = [
     "DAY",
     "HOUR",
-    "LATENCY_BUCKETS",
     "Change",
     "Scenario",
     "Variant",
