@@ -269,6 +269,9 @@ class ModelServer:
             temperature = body.get("temperature", 1.0)
             if isinstance(temperature, bool) or not isinstance(temperature, int | float):
                 raise _BadRequest(400, "'temperature' must be a number")
+            ignore_eos = body.get("ignore_eos", False)
+            if not isinstance(ignore_eos, bool):
+                raise _BadRequest(400, "'ignore_eos' must be a boolean")
         except _BadRequest as exc:
             return _error(exc.status, str(exc), "NotFoundError" if exc.status == 404 else "")
         generation = Generation(
@@ -277,6 +280,7 @@ class ModelServer:
             max_tokens=max_tokens,
             temperature=float(temperature),
             chat=chat,
+            ignore_eos=ignore_eos,
         )
         stream = bool(body.get("stream", False))
         options = body.get("stream_options")

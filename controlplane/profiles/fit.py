@@ -2,7 +2,10 @@
 
 Owns the memory arithmetic (pure: a function of the spec and the catalogue, no I/O):
 
-    weights  = parameters x bytes_per_weight(quantization)
+    weights  = (parameters - embeddings) x bytes_per_weight(quantization) + embeddings x 2
+               (embeddings and lm_head stay bf16; estimated from the parameter count), or the
+               weight memory of a measured profile (profiles/measured/, via
+               controlplane.profiles.measured.preferred_fit)
     KV cache = 2 (K and V) x layers x kv_heads x head_dim x 2 bytes (bf16 KV)
                x maxModelLen x fitConcurrency          (x max(gpuCount, kv_heads) / kv_heads when
                                                         tensor parallelism replicates KV heads)
@@ -46,6 +49,49 @@ KV_ANCHORS: tuple[tuple[float, int], ...] = (
     (70e9, 2 * 80 * 8 * 128 * KV_DTYPE_BYTES),  # Llama-3.1-70B: 80 x 8 x 128
     (405e9, 2 * 126 * 8 * 128 * KV_DTYPE_BYTES),  # Llama-3.1-405B: 126 x 8 x 128
 )
+
+UNQUANTIZED_BYTES = 2.0  # embeddings and lm_head stay bf16 under every method
+# (parameters, parameters of the token embeddings + lm_head) of the same shapes: vocab x hidden,
+# twice when the embeddings are not tied. Only the decoder's linear layers are quantized (vLLM's
+# fp8 / bitsandbytes / AWQ / GPTQ and bitsandbytes in transformers alike), which
+# `canaryctl profile --in-process` measured (docs/profiles.md, "Measured against fit.py").
+EMBEDDING_ANCHORS: tuple[tuple[float, float], ...] = (
+    (1e9, 128256 * 2048),  # Llama-3.2-1B: tied
+    (3e9, 128256 * 3072),  # Llama-3.2-3B: tied
+    (8e9, 2 * 128256 * 4096),  # Llama-3.1-8B
+    (14e9, 2 * 152064 * 5120),  # Qwen2.5-14B
+    (32e9, 2 * 152064 * 5120),  # Qwen2.5-32B
+    (70e9, 2 * 128256 * 8192),  # Llama-3.1-70B
+    (405e9, 2 * 128256 * 16384),  # Llama-3.1-405B
+)
+
+
+def estimate_embedding_parameters(parameters: float) -> float:
+    """Parameters of the embeddings and lm_head, interpolated in log(parameters) between the
+    ``EMBEDDING_ANCHORS`` (proportional below the first; never more than half the model)."""
+    params = [p for p, _ in EMBEDDING_ANCHORS]
+    sizes = [e for _, e in EMBEDDING_ANCHORS]
+    if parameters <= params[0]:
+        return min(sizes[0] * parameters / params[0], parameters / 2)
+    i = min(max(bisect.bisect_left(params, parameters), 1), len(params) - 1)
+    t = (math.log(parameters) - math.log(params[i - 1])) / (
+        math.log(params[i]) - math.log(params[i - 1])
+    )
+    return min(max(sizes[i - 1] + t * (sizes[i] - sizes[i - 1]), 0.0), parameters / 2)
+
+
+def weight_bytes(
+    parameters: float, bytes_per_weight: float, embedding_parameters: float | None = None
+) -> float:
+    """Bytes of the weights: the decoder's linear layers at ``bytes_per_weight``, embeddings and
+    lm_head in bf16 (unchanged for unquantized models). ``embedding_parameters`` when the shape
+    is known, else estimated from ``parameters``."""
+    if bytes_per_weight >= UNQUANTIZED_BYTES:
+        return parameters * bytes_per_weight
+    embed = embedding_parameters
+    if embed is None:
+        embed = estimate_embedding_parameters(parameters)
+    return (parameters - embed) * bytes_per_weight + embed * UNQUANTIZED_BYTES
 
 
 @dataclass(frozen=True)
@@ -116,11 +162,21 @@ def kv_bytes_per_token(model: ModelSpec) -> tuple[float, int, bool]:
     return estimate_kv_bytes_per_token(model.parameters), ASSUMED_KV_HEADS, True
 
 
-def memory_fit(model: ModelSpec, variant: VariantSpec, catalog: Catalog) -> FitReport:
+def memory_fit(
+    model: ModelSpec,
+    variant: VariantSpec,
+    catalog: Catalog,
+    *,
+    measured_weights_gib: float | None = None,
+    measured_from: str | None = None,
+) -> FitReport:
     """Check that one replica of ``variant`` fits on its GPUs.
 
     Raises ProfileError for an unknown GPU or quantization, or a quantization the GPU cannot
     run. When ``model.parameters`` is not set the check is skipped (``fits`` True, ``skipped``).
+    ``measured_weights_gib`` (from a measured profile, :mod:`controlplane.profiles.measured`)
+    replaces ``parameters x bytes per weight``; the message then says "measured" and names
+    ``measured_from``. It is used even without ``parameters``.
     """
     gpu = catalog.require_gpu(variant.gpu)
     method = catalog.quant(variant.quantization)
@@ -135,7 +191,7 @@ def memory_fit(model: ModelSpec, variant: VariantSpec, catalog: Catalog) -> FitR
     )
     notes = _notes(variant.quantization, support, gpu.architecture, method.expect_faster)
 
-    if model.parameters is None:
+    if model.parameters is None and measured_weights_gib is None:
         return FitReport(
             fits=True,
             required_gib=0.0,
@@ -151,7 +207,18 @@ def memory_fit(model: ModelSpec, variant: VariantSpec, catalog: Catalog) -> FitR
             notes=notes,
         )
 
-    weights = model.parameters * method.bytes_per_weight / GIB
+    if measured_weights_gib is not None:
+        weights = measured_weights_gib
+        weights_what = f"measured: {measured_from or 'a measured profile'}"
+    else:
+        assert model.parameters is not None  # checked above
+        weights = weight_bytes(model.parameters, method.bytes_per_weight) / GIB
+        weights_what = (
+            f"{model.parameters / 1e9:.3g}B x {method.bytes_per_weight:g} bytes, "
+            f"{variant.quantization}"
+        )
+        if method.bytes_per_weight < UNQUANTIZED_BYTES:
+            weights_what += ", embeddings and lm_head bf16"
     per_token, kv_heads, estimated = kv_bytes_per_token(model)
     replication = max(count, kv_heads) / kv_heads
     tokens, seqs = model.max_model_len, model.fit_concurrency
@@ -180,9 +247,8 @@ def memory_fit(model: ModelSpec, variant: VariantSpec, catalog: Catalog) -> FitR
     kv_what = "KV cache (estimated from parameters)" if estimated else "KV cache"
     seq_word = "sequence" if seqs == 1 else "sequences"
     needs = (
-        f"needs {required:.1f} GiB (weights {weights:.1f} "
-        f"[{model.parameters / 1e9:.3g}B x {method.bytes_per_weight:g} bytes, "
-        f"{variant.quantization}] + {kv_what} {kv:.1f} at {tokens} tokens x {seqs} {seq_word}"
+        f"needs {required:.1f} GiB (weights {weights:.1f} [{weights_what}] + {kv_what} "
+        f"{kv:.1f} at {tokens} tokens x {seqs} {seq_word}"
         f" + overhead {overhead:.1f})"
     )
     if fits:

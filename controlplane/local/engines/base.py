@@ -33,6 +33,8 @@ class Generation:
     max_tokens: int
     temperature: float = 1.0
     chat: bool = True
+    ignore_eos: bool = False
+    """vLLM's ``ignore_eos`` extension: generate exactly ``max_tokens`` (no natural stop)."""
 
 
 @dataclass(frozen=True)

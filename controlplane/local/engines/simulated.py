@@ -124,6 +124,8 @@ class SimulatedEngine:
 
     async def generate(self, request: Generation) -> AsyncIterator[Chunk]:
         n, truncated = self._length(request.max_tokens)
+        if request.ignore_eos:  # vLLM's ignore_eos: no natural stop, exactly max_tokens
+            n, truncated = request.max_tokens, True
         seq = request.prompt_tokens + n
         self._running += 1
         self._tokens_in_flight += seq

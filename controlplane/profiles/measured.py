@@ -1,0 +1,355 @@
+"""Measured profiles: what ``canaryctl profile`` writes, and how the checks prefer it.
+
+Owns the shape of a measured profile entry (``profiles/measured/<name>.yaml``: what was measured,
+where, when, with which engine and version, and the raw figures of every sweep point), the pure
+arithmetic over raw samples (percentiles, tokens/s, requests/s at a latency target, USD per
+million output tokens from the GPU's price), reading and writing entries (``FILE:LINE`` errors, as
+the catalogue), finding the entry that matches a variant, and two answers built on it:
+
+- :func:`preferred_fit`: the memory-fit check with the **measured** weight memory when a matching
+  entry has one (the message says so and names the file), else the cited arithmetic of
+  :func:`controlplane.profiles.fit.memory_fit`;
+- :func:`expected_change`: stable against candidate from their entries (tokens/s, TTFT, $/1M
+  output tokens at the concurrencies both measured).
+
+Measured entries live beside the catalogue: ``<catalogue directory>/measured/*.yaml`` (for the
+packaged catalogue, the packaged ``data/measured``). Pure but for reading those files. Called by
+spec validation (one call: :func:`preferred_fit`), ``canaryctl profile`` (which measures, in
+:mod:`controlplane.profiling`) and ``kubectl canary get``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from controlplane.errors import ProfileError
+from controlplane.profiles.catalog import Catalog, _validate
+from controlplane.profiles.fit import FitReport, memory_fit
+from controlplane.spec.models import ModelSpec, VariantSpec
+
+MEASURED_DIR = "measured"
+KIND = "MeasuredProfile"
+Mode = Literal["endpoint", "in-process"]
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class Percentiles(_Entry):
+    """p50 / p90 / p99 of one latency, in milliseconds."""
+
+    p50: float = Field(ge=0)
+    p90: float = Field(ge=0)
+    p99: float = Field(ge=0)
+
+
+class SweepPoint(_Entry):
+    """The raw figures of one point of the sweep (one concurrency, one prompt/output length)."""
+
+    concurrency: int = Field(ge=1)
+    input_len: int = Field(ge=1)
+    output_len: int = Field(ge=1)
+    requests: int = Field(ge=0)
+    errors: int = Field(default=0, ge=0)
+    output_tokens: int = Field(ge=0)
+    duration_s: float = Field(gt=0)
+    ttft_ms: Percentiles
+    itl_ms: Percentiles | None = None
+    e2e_ms: Percentiles = Field(alias="e2eMs")
+    output_tokens_per_s: float = Field(ge=0)
+    requests_per_s: float = Field(ge=0)
+    cost_per_million_output_tokens_usd: float | None = None
+    peak_memory_gib: float | None = None
+    kv_cache_usage_max: float | None = None
+    gpu_utilization_max: float | None = None
+
+
+class MemoryFigures(_Entry):
+    """Memory of the whole model as measured, beside what ``fit.py`` predicts for it."""
+
+    weights_gib: float = Field(gt=0)
+    predicted_weights_gib: float | None = None
+    peak_gib: float | None = None
+    how: str = Field(min_length=1)
+
+
+class EngineInfo(_Entry):
+    """What served or ran the model, with versions."""
+
+    name: str = Field(min_length=1)
+    version: str | None = None
+    libraries: dict[str, str] = Field(default_factory=dict)
+
+
+class MeasuredProfile(_Entry):
+    """One measured profile entry (``profiles/measured/<name>.yaml``)."""
+
+    kind: Literal["MeasuredProfile"] = "MeasuredProfile"
+    model: str = Field(min_length=1)
+    architecture: str | None = None
+    quantization: str = Field(min_length=1)
+    gpu: str | None = None
+    device: str = Field(min_length=1)
+    mode: Mode
+    endpoint: str | None = None
+    measured_at: str = Field(min_length=1)
+    engine: EngineInfo
+    command: str = Field(min_length=1)
+    layers_run: int | None = None
+    layers_total: int | None = None
+    fixed_output: str = Field(min_length=1)
+    ttft_target_ms: float | None = None
+    requests_per_s_at_target: float | None = None
+    memory: MemoryFigures | None = None
+    points: list[SweepPoint] = Field(min_length=1)
+    notes: list[str] = Field(default_factory=list)
+
+    def point(self, concurrency: int) -> SweepPoint | None:
+        """The first point measured at ``concurrency``, or None."""
+        return next((p for p in self.points if p.concurrency == concurrency), None)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """An entry and the file it was read from."""
+
+    entry: MeasuredProfile
+    source: str
+
+
+# --------------------------------------------------------------------------- arithmetic
+
+
+def quantile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``values``, linear between order statistics; 0 when empty."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    pos = q * (len(ordered) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def percentiles_ms(seconds: Sequence[float]) -> Percentiles:
+    """p50/p90/p99 of latencies given in seconds, in milliseconds."""
+    return Percentiles(
+        p50=round(quantile(seconds, 0.5) * 1000, 3),
+        p90=round(quantile(seconds, 0.9) * 1000, 3),
+        p99=round(quantile(seconds, 0.99) * 1000, 3),
+    )
+
+
+def cost_per_million_tokens(tokens_per_s: float, price_per_hour_usd: float) -> float | None:
+    """USD per million output tokens at ``tokens_per_s`` on a GPU of ``price_per_hour_usd``."""
+    if tokens_per_s <= 0:
+        return None
+    return price_per_hour_usd / 3600.0 / tokens_per_s * 1e6
+
+
+@dataclass(frozen=True)
+class RequestSample:
+    """One request as the client saw it (seconds from its start)."""
+
+    ttft_s: float | None
+    e2e_s: float
+    output_tokens: int
+    gaps_s: tuple[float, ...] = ()
+    error: str | None = None
+
+
+def summarize(
+    samples: Sequence[RequestSample],
+    *,
+    concurrency: int,
+    input_len: int,
+    output_len: int,
+    duration_s: float,
+    price_per_hour_usd: float | None = None,
+    peak_memory_gib: float | None = None,
+    kv_cache_usage_max: float | None = None,
+    gpu_utilization_max: float | None = None,
+) -> SweepPoint:
+    """One sweep point from its raw request samples (pure)."""
+    ok = [s for s in samples if s.error is None]
+    tokens = sum(s.output_tokens for s in ok)
+    duration = max(duration_s, 1e-9)
+    tps = tokens / duration
+    gaps = [g for s in ok for g in s.gaps_s]
+    cost = None
+    if price_per_hour_usd is not None:
+        cost = cost_per_million_tokens(tps, price_per_hour_usd)
+    return SweepPoint(
+        concurrency=concurrency,
+        input_len=input_len,
+        output_len=output_len,
+        requests=len(ok),
+        errors=len(samples) - len(ok),
+        output_tokens=tokens,
+        duration_s=round(duration, 6),
+        ttft_ms=percentiles_ms([s.ttft_s for s in ok if s.ttft_s is not None]),
+        itl_ms=percentiles_ms(gaps) if gaps else None,
+        e2e_ms=percentiles_ms([s.e2e_s for s in ok]),
+        output_tokens_per_s=round(tps, 3),
+        requests_per_s=round(len(ok) / duration, 4),
+        cost_per_million_output_tokens_usd=None if cost is None else round(cost, 4),
+        peak_memory_gib=peak_memory_gib,
+        kv_cache_usage_max=kv_cache_usage_max,
+        gpu_utilization_max=gpu_utilization_max,
+    )
+
+
+def requests_per_s_at(points: Sequence[SweepPoint], ttft_target_ms: float) -> float | None:
+    """The most requests/s among points whose p90 TTFT meets ``ttft_target_ms``; None if none."""
+    meeting = [p.requests_per_s for p in points if p.requests and p.ttft_ms.p90 <= ttft_target_ms]
+    return max(meeting) if meeting else None
+
+
+# --------------------------------------------------------------------------- files
+
+
+def dump(entry: MeasuredProfile) -> str:
+    """``entry`` as YAML (camelCase keys, None left out)."""
+    data = entry.model_dump(by_alias=True, exclude_none=True, mode="json")
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+
+
+def parse(text: str, name: str) -> MeasuredProfile:
+    """An entry from YAML text; ProfileError naming ``name:LINE`` when malformed."""
+    return _validate(MeasuredProfile, text, name)
+
+
+def load(path: str | Path) -> MeasuredProfile:
+    """Read one entry. ProfileError (``FILE:LINE: ...``) when unreadable or malformed."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"{p}: cannot read measured profile: {exc}") from exc
+    return parse(text, str(p))
+
+
+def load_dir(path: str | Path) -> tuple[Loaded, ...]:
+    """Every ``*.yaml`` entry of a directory, in name order (none when it does not exist)."""
+    p = Path(path)
+    if not p.is_dir():
+        return ()
+    files = sorted(f for f in p.iterdir() if f.suffix in (".yaml", ".yml") and f.is_file())
+    return tuple(Loaded(load(f), str(f)) for f in files)
+
+
+def measured_for(catalog: Catalog) -> tuple[Loaded, ...]:
+    """The measured entries beside ``catalog``: ``<its directory>/measured/*.yaml``."""
+    if catalog.gpus_source.endswith("(packaged)"):
+        return _packaged()
+    return load_dir(Path(catalog.gpus_source).parent / MEASURED_DIR)
+
+
+@functools.lru_cache(maxsize=1)
+def _packaged() -> tuple[Loaded, ...]:
+    base = resources.files("controlplane.profiles").joinpath("data", MEASURED_DIR)
+    if not base.is_dir():
+        return ()
+    found = []
+    for item in sorted(base.iterdir(), key=lambda i: i.name):
+        if item.name.endswith((".yaml", ".yml")):
+            name = f"{MEASURED_DIR}/{item.name} (packaged)"
+            found.append(Loaded(parse(item.read_text(encoding="utf-8"), name), name))
+    return tuple(found)
+
+
+def find(entries: Sequence[Loaded], model: str, quantization: str, gpu: str) -> Loaded | None:
+    """The newest entry measured for ``model`` in ``quantization`` on ``gpu``, or None."""
+    matching = [
+        e
+        for e in entries
+        if e.entry.model == model and e.entry.quantization == quantization and e.entry.gpu == gpu
+    ]
+    return max(matching, key=lambda e: e.entry.measured_at, default=None)
+
+
+# --------------------------------------------------------------------------- the checks
+
+
+def preferred_fit(model: ModelSpec, variant: VariantSpec, catalog: Catalog) -> FitReport:
+    """The memory-fit check, with the measured weight memory when an entry beside ``catalog``
+    matches (``model.name``, the variant's quantization and GPU) and has one; else the cited
+    arithmetic. Raises ProfileError as :func:`memory_fit` does, and for a malformed entry."""
+    found = find(measured_for(catalog), model.name, variant.quantization, variant.gpu)
+    memory = None if found is None else found.entry.memory
+    if found is None or memory is None:
+        return memory_fit(model, variant, catalog)
+    entry = found.entry
+    return memory_fit(
+        model,
+        variant,
+        catalog,
+        measured_weights_gib=memory.weights_gib,
+        measured_from=f"{found.source}, {entry.measured_at}, {entry.engine.name}",
+    )
+
+
+@dataclass(frozen=True)
+class Change:
+    """Candidate against stable at one concurrency (ratios: candidate / stable)."""
+
+    concurrency: int
+    tokens_per_s_ratio: float
+    ttft_p50_ratio: float
+    cost_ratio: float | None
+
+    def describe(self) -> str:
+        parts = [
+            f"at concurrency {self.concurrency}: tokens/s {_pct(self.tokens_per_s_ratio)}",
+            f"TTFT p50 {_pct(self.ttft_p50_ratio)}",
+        ]
+        if self.cost_ratio is not None:
+            parts.append(f"$/1M output tokens {_pct(self.cost_ratio)}")
+        return ", ".join(parts)
+
+
+def _pct(ratio: float) -> str:
+    return f"{(ratio - 1) * 100:+.0f}%"
+
+
+def expected_change(stable: MeasuredProfile, candidate: MeasuredProfile) -> list[Change]:
+    """Candidate against stable at every concurrency both entries measured (same lengths)."""
+    changes = []
+    for cand in candidate.points:
+        base = next(
+            (
+                p
+                for p in stable.points
+                if (p.concurrency, p.input_len, p.output_len)
+                == (cand.concurrency, cand.input_len, cand.output_len)
+            ),
+            None,
+        )
+        if base is None or base.output_tokens_per_s <= 0 or base.ttft_ms.p50 <= 0:
+            continue
+        cost = None
+        a, b = cand.cost_per_million_output_tokens_usd, base.cost_per_million_output_tokens_usd
+        if a is not None and b:
+            cost = a / b
+        changes.append(
+            Change(
+                concurrency=cand.concurrency,
+                tokens_per_s_ratio=cand.output_tokens_per_s / base.output_tokens_per_s,
+                ttft_p50_ratio=cand.ttft_ms.p50 / base.ttft_ms.p50,
+                cost_ratio=cost,
+            )
+        )
+    return changes

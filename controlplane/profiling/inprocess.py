@@ -1,0 +1,330 @@
+"""In-process profiling: a random-weight model of a real architecture's shape, on this machine.
+
+Owns building a Llama-architecture model from a shape of ``profiles/architectures.yaml`` (nothing
+is downloaded; weights are random) in bf16, bitsandbytes NF4 (``Linear4bit``) or int8
+(``Linear8bitLt``), or FP8 (torchao, when installed), on ``cpu`` or ``cuda``, and measuring it:
+the bytes its tensors hold (quantization states included) extrapolated from the ``layers`` built
+to the architecture's full depth (decoder layers are identical), the KV cache it filled, and per
+batch size the prefill time (the TTFT of every request of the batch), each decode step (the
+inter-token gaps) and the end-to-end time. Only the decoder's linear layers are quantized, as vLLM
+and bitsandbytes do: embeddings and ``lm_head`` stay bf16.
+
+Optional: needs torch, transformers and bitsandbytes (the ``local-cpu`` extra); torchao for FP8.
+Called by ``canaryctl profile --in-process`` (:mod:`controlplane.cli.profile`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from controlplane.errors import ProfileError, UsageError
+from controlplane.profiles.catalog import _validate
+from controlplane.profiles.measured import RequestSample
+
+if TYPE_CHECKING:
+    import torch
+
+QUANTIZATIONS = ("none", "bitsandbytes-nf4", "bitsandbytes-int8", "fp8")
+GIB = float(2**30)
+
+
+class Architecture(BaseModel):
+    """One transformer shape (a Llama: RMSNorm, rotary embeddings, grouped KV heads)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+    vocab_size: int = Field(gt=0)
+    hidden_size: int = Field(gt=0)
+    intermediate_size: int = Field(gt=0)
+    layers: int = Field(gt=0)
+    heads: int = Field(gt=0)
+    kv_heads: int = Field(gt=0)
+    head_dim: int = Field(gt=0)
+    tie_word_embeddings: bool
+    rope_theta: float = Field(gt=0)
+    source: str = Field(min_length=1)
+
+
+class _File(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    architectures: dict[str, Architecture] = Field(min_length=1)
+
+
+def architectures() -> dict[str, Architecture]:
+    """The packaged shapes (``profiles/architectures.yaml``), by name."""
+    text = resources.files("controlplane.profiles").joinpath("data", "architectures.yaml")
+    parsed = _validate(_File, text.read_text(encoding="utf-8"), "architectures.yaml (packaged)")
+    return dict(parsed.architectures)
+
+
+def architecture(name: str) -> Architecture:
+    """The shape called ``name``; UsageError naming the known ones."""
+    known = architectures()
+    if name not in known:
+        raise UsageError(f"--arch: unknown architecture {name!r}; known: {', '.join(known)}")
+    return known[name]
+
+
+@dataclass(frozen=True)
+class Built:
+    """A built model and what its tensors hold."""
+
+    model: Any
+    device: str
+    device_name: str
+    layers_run: int
+    weights_bytes_run: int
+    weights_bytes_full: int
+    allocated_bytes: int | None
+    libraries: dict[str, str]
+
+
+def require(quantization: str, device: str) -> None:
+    """Raise an error naming what is missing to run ``quantization`` on ``device``."""
+    if quantization not in QUANTIZATIONS:
+        raise UsageError(
+            f"--quantization: {quantization!r} cannot run in-process; known: "
+            f"{', '.join(QUANTIZATIONS)} (awq/gptq need a prepared checkpoint: profile them "
+            "through --endpoint)"
+        )
+    needed = ["torch", "transformers"]
+    if quantization.startswith("bitsandbytes"):
+        needed.append("bitsandbytes")
+    if quantization == "fp8":
+        needed.append("torchao")
+    for name in needed:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            hint = (
+                "FP8 in-process uses torchao's float8 weight quantization, which is not in the "
+                "project's lock: pip install torchao"
+                if name == "torchao"
+                else "pip install 'controlplane[local-cpu]'"
+            )
+            raise ProfileError(
+                f"--in-process --quantization {quantization} needs {name}, which is not "
+                f"installed ({hint})"
+            ) from None
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ProfileError("--device cuda: torch sees no CUDA device on this machine")
+
+
+def tensor_bytes(module: torch.nn.Module) -> int:
+    """Bytes of every parameter and buffer of ``module``, plus bitsandbytes' quantization states
+    (NF4 absmax and code, int8 row scales), which are attributes, not parameters."""
+    total = 0
+    seen: set[int] = set()
+
+    def add(t: Any) -> None:
+        nonlocal total
+        if t is None or not hasattr(t, "element_size") or id(t) in seen:
+            return
+        seen.add(id(t))
+        total += int(t.numel() * t.element_size())
+
+    for p in module.parameters():
+        add(p)
+        state = getattr(p, "quant_state", None)
+        if state is not None:
+            add(getattr(state, "absmax", None))
+            add(getattr(state, "code", None))
+            nested = getattr(state, "state2", None)
+            if nested is not None:
+                add(getattr(nested, "absmax", None))
+                add(getattr(nested, "code", None))
+        add(getattr(p, "SCB", None))
+    for b in module.buffers():
+        add(b)
+    return total
+
+
+def build(
+    arch: Architecture,
+    quantization: str,
+    *,
+    device: str = "cpu",
+    layers: int | None = None,
+    seed: int = 0,
+) -> Built:
+    """Build ``arch`` (``layers`` of its decoder layers, default all) with random weights."""
+    require(quantization, device)
+    import torch
+    import transformers
+
+    run_layers = arch.layers if layers is None else layers
+    if not 1 <= run_layers <= arch.layers:
+        raise UsageError(f"--layers must be within 1..{arch.layers}, got {run_layers}")
+    torch.manual_seed(seed)
+    config = transformers.LlamaConfig(
+        vocab_size=arch.vocab_size,
+        hidden_size=arch.hidden_size,
+        intermediate_size=arch.intermediate_size,
+        num_hidden_layers=run_layers,
+        num_attention_heads=arch.heads,
+        num_key_value_heads=arch.kv_heads,
+        head_dim=arch.head_dim,
+        tie_word_embeddings=arch.tie_word_embeddings,
+        rope_parameters={"rope_type": "default", "rope_theta": arch.rope_theta},
+    )
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)  # built in bf16: no float32 copy of a large shape
+    try:
+        model: Any = transformers.LlamaForCausalLM(config)  # random weights, as transformers inits
+    finally:
+        torch.set_default_dtype(default)
+    model.eval()
+    if quantization.startswith("bitsandbytes"):
+        _bitsandbytes(model, "nf4" if quantization.endswith("nf4") else "int8", device)
+    elif device == "cuda":
+        model.to("cuda")
+    if quantization == "fp8":
+        _fp8(model)
+    allocated = None
+    name = "cpu"
+    if device == "cuda":
+        torch.cuda.synchronize()
+        allocated = int(torch.cuda.memory_allocated() - before)
+        name = f"cuda: {torch.cuda.get_device_name()}"
+    run = tensor_bytes(model)
+    per_layer = tensor_bytes(model.model.layers[0])
+    full = run + per_layer * (arch.layers - run_layers)
+    return Built(
+        model=model,
+        device=device,
+        device_name=name,
+        layers_run=run_layers,
+        weights_bytes_run=run,
+        weights_bytes_full=full,
+        allocated_bytes=allocated,
+        libraries=_versions(quantization),
+    )
+
+
+def _bitsandbytes(model: Any, method: str, device: str) -> None:
+    import torch
+    from bitsandbytes.nn.modules import Int8Params, Linear4bit, Linear8bitLt, Params4bit
+
+    for layer in model.model.layers:
+        for parent in layer.children():  # the attention and the MLP hold the projections
+            for child_name, child in list(parent.named_children()):
+                if not isinstance(child, torch.nn.Linear):
+                    continue
+                weight = child.weight.data
+                q: torch.nn.Module
+                if method == "nf4":
+                    q = Linear4bit(
+                        child.in_features,
+                        child.out_features,
+                        bias=child.bias is not None,
+                        quant_type="nf4",
+                        compute_dtype=torch.bfloat16,
+                    )
+                    q.weight = Params4bit(weight, requires_grad=False, quant_type="nf4")
+                else:
+                    q = Linear8bitLt(
+                        child.in_features,
+                        child.out_features,
+                        bias=child.bias is not None,
+                        has_fp16_weights=False,
+                    )
+                    q.weight = Int8Params(weight, requires_grad=False, has_fp16_weights=False)
+                setattr(parent, child_name, q.to(device))  # quantizes on .to()
+    model.to(device)
+
+
+def _fp8(model: Any) -> None:  # pragma: no cover - needs torchao, not in the lock
+    torchao = importlib.import_module("torchao.quantization")
+    config = torchao.Float8WeightOnlyConfig()
+    torchao.quantize_(model.model.layers, config)
+
+
+def _versions(quantization: str) -> dict[str, str]:
+    found = {}
+    names = ["torch", "transformers"]
+    if quantization.startswith("bitsandbytes"):
+        names.append("bitsandbytes")
+    if quantization == "fp8":
+        names.append("torchao")
+    for name in names:
+        found[name] = str(getattr(importlib.import_module(name), "__version__", "unknown"))
+    return found
+
+
+@dataclass(frozen=True)
+class BatchRun:
+    """One batch: the requests it stands for, how long it took, what memory it used."""
+
+    samples: list[RequestSample]
+    duration_s: float
+    kv_bytes: int
+    peak_bytes: int | None
+
+
+def kv_cache_bytes(cache: Any) -> int:
+    """Bytes held by a transformers cache's key and value tensors."""
+    total = 0
+    for layer in getattr(cache, "layers", []) or []:
+        for attr in ("keys", "values"):
+            t = getattr(layer, attr, None)
+            if t is not None and hasattr(t, "element_size"):
+                total += int(t.numel() * t.element_size())
+    return total
+
+
+def run_batch(built: Built, batch: int, input_len: int, output_len: int, seed: int = 0) -> BatchRun:
+    """Prefill ``batch`` prompts of ``input_len`` random tokens, then decode greedily exactly
+    ``output_len`` tokens each (no end-of-sequence stop: the lengths are fixed)."""
+    import torch
+
+    model = built.model
+    sync: Callable[[], None] = torch.cuda.synchronize if built.device == "cuda" else _nothing
+    gen = torch.Generator().manual_seed(seed)
+    vocab = int(model.config.vocab_size)
+    ids = torch.randint(0, vocab, (batch, input_len), generator=gen).to(built.device)
+    if built.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    gaps: list[float] = []
+    with torch.inference_mode():
+        sync()
+        start = time.perf_counter()
+        out = model(input_ids=ids, use_cache=True)
+        token = out.logits[:, -1].argmax(dim=-1, keepdim=True)
+        sync()
+        first = time.perf_counter()
+        past = out.past_key_values
+        last = first
+        for _ in range(output_len - 1):
+            out = model(input_ids=token, past_key_values=past, use_cache=True)
+            token = out.logits[:, -1].argmax(dim=-1, keepdim=True)
+            past = out.past_key_values
+            sync()
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+    e2e = last - start
+    sample = RequestSample(
+        ttft_s=first - start, e2e_s=e2e, output_tokens=output_len, gaps_s=tuple(gaps)
+    )
+    peak = int(torch.cuda.max_memory_allocated()) if built.device == "cuda" else None
+    return BatchRun([sample] * batch, e2e, kv_cache_bytes(past), peak)
+
+
+def _nothing() -> None:
+    return None
