@@ -391,7 +391,8 @@ def test_pod_monitor_finds_kserve_llminferenceservice_and_istio_pods() -> None:
     keep = [r for r in kserve["relabelings"] if r.get("action") == "keep"]
     assert keep[0]["regex"] == "kserve-container;false"
     address = [r for r in kserve["relabelings"] if r.get("targetLabel") == "__address__"]
-    assert [r["replacement"] for r in address] == ["${1}:8080", "[${1}]:8080"]
+    # IPv6 first: after the IPv4 rewrite the address has a colon, which the IPv6 rule would take
+    assert [r["replacement"] for r in address] == ["[${1}]:8080", "${1}:8080"]
     assert (llm["portNumber"], llm["scheme"], llm["path"]) == (8000, "http", "/metrics")
     assert "tlsConfig" not in llm
     assert llm["relabelings"][0]["regex"] == "llminferenceservice;main"
