@@ -16,6 +16,9 @@ Read from vLLM's released wheels (see ``docs/metrics.md`` for the file paths):
 * 0.24.0 (the version KServe v0.20.0 pins: ``python/kserve/pyproject.toml``, extra ``llm``,
   ``vllm==0.24.0``; ``python/huggingfaceserver/uv.lock`` resolves ``vllm`` 0.24.0): the buckets
   are literals in ``vllm/v1/metrics/loggers.py`` (``PrometheusStatLogger.__init__``);
+* 0.27.1 (a version the quantization catalogue serves bitsandbytes on, read so that a canary
+  pinned to it gets its metrics): the same names, labels, bucket literals in
+  ``vllm/v1/metrics/loggers.py`` and finish reasons as 0.24.0; no ``--custom-histogram-buckets``;
 * 0.33.0 (the newest release when this was written): the same bucket values, moved to
   ``vllm/v1/metrics/buckets.py`` (``REQUEST_LATENCY_BUCKETS``, ``TIME_TO_FIRST_TOKEN_BUCKETS``,
   ``INTER_TOKEN_LATENCY_BUCKETS``) and overridable per family with
@@ -165,6 +168,7 @@ def _metrics() -> dict[str, BuiltinMetric]:
 
 CONTRACTS: Mapping[str, MetricContract] = {
     "0.24": MetricContract("0.24", "0.24.0", _metrics()),
+    "0.27": MetricContract("0.27", "0.27.1", _metrics()),
     "0.33": MetricContract(
         "0.33", "0.33.0", _metrics(), custom_buckets_option="--custom-histogram-buckets"
     ),

@@ -23,7 +23,13 @@ def test_default_is_the_kserve_pinned_version() -> None:
 
 @pytest.mark.parametrize(
     ("given", "key"),
-    [("0.24.0", "0.24"), ("v0.24.1", "0.24"), ("0.33", "0.33"), ("0.33.0rc1", "0.33")],
+    [
+        ("0.24.0", "0.24"),
+        ("v0.24.1", "0.24"),
+        ("0.27.1", "0.27"),
+        ("0.33", "0.33"),
+        ("0.33.0rc1", "0.33"),
+    ],
 )
 def test_versions_match_on_major_minor(given: str, key: str) -> None:
     assert version_key(given) == key
@@ -34,7 +40,7 @@ def test_versions_match_on_major_minor(given: str, key: str) -> None:
 def test_unread_or_malformed_versions_are_refused(given: str) -> None:
     with pytest.raises(UnknownEngineVersion) as err:
         contract_for(given)
-    assert repr(given) in str(err.value) or "0.24, 0.33" in str(err.value)
+    assert repr(given) in str(err.value) or "0.24, 0.27, 0.33" in str(err.value)
 
 
 @pytest.mark.parametrize("version", sorted(CONTRACTS))

@@ -30,12 +30,13 @@ def _builtin_problems(text: str) -> list[tuple[str, str]]:
 
 def test_validation_reads_the_canarys_vllm_version() -> None:
     assert _builtin_problems(_with_vllm("0.33.0")) == []
+    assert _builtin_problems(_with_vllm("0.27.1")) == []  # read from its wheel
     found = _builtin_problems(_with_vllm("0.30.0"))
     (canary,) = load_text(_with_vllm("0.30.0"), "x.yml")
     builtins = [i for i, m in enumerate(canary.spec.analysis.metrics) if m.builtin is not None]
     assert builtins
     assert [path for path, _ in found] == [f"spec.analysis.metrics[{i}].builtin" for i in builtins]
-    assert "no metric contract for vLLM 0.30.0: known versions are 0.24, 0.33" in found[0][1]
+    assert "no metric contract for vLLM 0.30.0: known versions are 0.24, 0.27, 0.33" in found[0][1]
 
 
 def test_the_queries_of_such_a_canary_are_a_spec_error() -> None:
