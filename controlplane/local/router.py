@@ -18,8 +18,9 @@ Owns request routing of the local stack (aiohttp, ``127.0.0.1`` only):
   weighted split, rule 1 the cohort's stable-only rest; backend 0 stable, 1 candidate) and
   counted as Envoy does: the code charged when the upstream's headers arrive, 503 when the
   backend cannot be reached (Envoy's "upstream connect error"), 504 on a timeout, nothing for a
-  client gone before the headers. The local Prometheus maps the cluster names to ``variant`` as
-  the gateway's monitor does (:func:`controlplane.local.stack.scrape_config`);
+  client gone before the headers. The local Prometheus scrapes them as they are, as a
+  cluster's would (:func:`controlplane.local.stack.scrape_config`): the error terms find each
+  variant's clusters from the canary's route and backend index;
 - **its own metrics** at ``/metrics``: ``controlplane_router_requests_total{variant, code,
   mirrored}``, ``controlplane_router_request_duration_seconds{variant}`` and the applied
   ``controlplane_router_candidate_weight`` / ``controlplane_router_mirror`` gauges.
