@@ -4,6 +4,7 @@
 #
 #   ${XDG_CACHE_HOME:-$HOME/.cache}/controlplane-tools/kube-<KUBE_VERSION>/bin/
 #       kube-apiserver  kube-controller-manager  kube-scheduler  kubectl  etcd  kwok  helm  kserve-manager
+#       prometheus-operator  prometheus
 #       llmisvc-manager
 #
 # Idempotent: exits at once when every binary exists and answers --version.
@@ -39,6 +40,17 @@ HELM_VERSION="v3.19.5"
 # controller-runtime and k8s.io with replace directives, which only the main module's
 # go.mod applies: the manager is therefore built inside a copy of the module itself.
 KSERVE_VERSION="v0.20.0"
+# The Prometheus Operator whose CRDs controlplane/local/upstream_crds.py installs (keep the two
+# equal). Its go.mod replaces pkg/apis/monitoring and pkg/client by their folders, which are
+# modules of their own published at the same version and required at it: a plain `go get` of
+# cmd/operator resolves the same code, so it builds in a throwaway module like kwok and helm.
+PROMETHEUS_OPERATOR_VERSION="v0.85.0"
+# The Prometheus that operator deploys by default (its pkg/operator/defaults.go
+# DefaultPrometheusVersion, v3.5.0; Prometheus v3.5.0 is the module version v0.305.0, which the
+# operator's go.mod requires too). Debian's prometheus 2.42 cannot stand in: it is built without
+# Kubernetes service discovery. Its go.mod has a replace directive: built in a module copy.
+PROMETHEUS_VERSION="v3.5.0"
+PROMETHEUS_MODULE_VERSION="v0.305.0"
 # -----------------------------------------------------------------------------
 
 GO_MIN_MINOR=24 # both go.mod files above say go 1.24
@@ -68,8 +80,12 @@ helm_ok() { [[ -x "${BIN_DIR}/helm" ]] && "${BIN_DIR}/helm" version --short 2>/d
 kserve_ok() { [[ -x "${BIN_DIR}/kserve-manager" ]] && grep -qxF "${KSERVE_VERSION}" "${BIN_DIR}/kserve-manager.version" 2>/dev/null; }
 # KServe's LLMInferenceService controller (cmd/llmisvc, a separate binary), stamped the same way
 llmisvc_ok() { [[ -x "${BIN_DIR}/llmisvc-manager" ]] && grep -qxF "${KSERVE_VERSION}" "${BIN_DIR}/llmisvc-manager.version" 2>/dev/null; }
+# prometheus-operator --version -> "prometheus-operator, version 0.85.0 (branch: ..."
+promop_ok() { has "${BIN_DIR}/prometheus-operator" "prometheus-operator, version ${PROMETHEUS_OPERATOR_VERSION#v} "; }
+# prometheus --version -> "prometheus, version 3.5.0 (branch: ..."
+prometheus_ok() { has "${BIN_DIR}/prometheus" "prometheus, version ${PROMETHEUS_VERSION#v} "; }
 binaries_ok() {
-	kube_ok kube-apiserver && kube_ok kube-controller-manager && kube_ok kube-scheduler && kubectl_ok && etcd_ok && kwok_ok &&
+	promop_ok && prometheus_ok && kube_ok kube-apiserver && kube_ok kube-controller-manager && kube_ok kube-scheduler && kubectl_ok && etcd_ok && kwok_ok &&
 		helm_ok && kserve_ok && llmisvc_ok
 }
 
@@ -190,6 +206,30 @@ helm_ok || (
 		"$GO" build -ldflags="-s -w" -o "$WORK/out/llmisvc-manager" ./cmd/llmisvc
 		echo "${KSERVE_VERSION}" >"$WORK/out/llmisvc-manager.version"
 	fi
+)
+
+# --- the Prometheus Operator ---------------------------------------------------------
+mkdir "$WORK/promop"
+promop_ok || (
+	cd "$WORK/promop"
+	"$GO" mod init controlplane-tools.local/promopbuild >/dev/null 2>&1
+	"$GO" get "github.com/prometheus-operator/prometheus-operator/cmd/operator@${PROMETHEUS_OPERATOR_VERSION}"
+	# the version stamp of its Makefile (GO_BUILD_LDFLAGS; no git here for revision or branch)
+	"$GO" build -ldflags="-s -w -X github.com/prometheus/common/version.Version=${PROMETHEUS_OPERATOR_VERSION#v}" \
+		-o "$WORK/out/prometheus-operator" github.com/prometheus-operator/prometheus-operator/cmd/operator
+)
+
+# --- Prometheus (for the operator's configuration, with Kubernetes discovery) ---------
+prometheus_ok || (
+	src="$("$GO" mod download -json "github.com/prometheus/prometheus@${PROMETHEUS_MODULE_VERSION}" |
+		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+	[[ -f "$src/go.mod" && -f "$src/go.sum" ]] || die "could not download github.com/prometheus/prometheus@${PROMETHEUS_MODULE_VERSION}"
+	cp -r "$src" "$WORK/prometheus"
+	chmod -R u+w "$WORK/prometheus"
+	cd "$WORK/prometheus"
+	# the version stamp of its .promu.yml; no web UI assets (the builtinassets tag is off)
+	"$GO" build -ldflags="-s -w -X github.com/prometheus/common/version.Version=${PROMETHEUS_VERSION#v}" \
+		-o "$WORK/out/prometheus" ./cmd/prometheus
 )
 
 for built in "$WORK"/out/*; do
