@@ -125,7 +125,7 @@ def test_history_table(kube: FakeKube, clock: Clock, run_cli: RunCli) -> None:
         "ShadowStarted", "ShadowPassed", "StepStarted", "Breached", "RolledBack",
     ]  # fmt: skip
     assert lines[-1].endswith(
-        "RolledBack      1      0%       latency 231.4ms > 200ms over 5m at step 1"
+        "RolledBack      1      0%       latency 412.3ms > 300ms over 5m at step 1"
     )
 
 

@@ -21,7 +21,7 @@ SHORT = (ROOT / "canary" / "four-week.yml").read_text().replace("duration: 7d", 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PrometheusServer, float]]:
-    """Six hours of history: the candidate's latency jumps to ~330 ms P95 after 2 hours."""
+    """Six hours of history: the candidate's latency jumps to ~700 ms P99 after 2.5 hours."""
     end = history_end(time.time())
     end -= end % 60
     scenario = Scenario(
@@ -32,7 +32,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Prometheu
         namespace="ml-serving",
         canary="support-triage",
         weights=((0.0, 5.0), (HOUR, 25.0), (2 * HOUR, 75.0)),
-        changes=(Change(2.5 * HOUR, "candidate", {"latency_median_s": 0.2}),),
+        changes=(Change(2.5 * HOUR, "candidate", {"latency_median_s": 0.35}),),
         families=frozenset({"e2e", "success", "kpi"}),
     )
     work = tmp_path_factory.mktemp("cli-simulate")
@@ -69,12 +69,12 @@ def test_json_output_follows_the_contract(
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) >= {"outcome", "finishedAt", "step", "weight", "reason", "events"}
-    # step 3 (75 %, P99 > 150 ms) is reached at 2 h; latency jumps at 2.5 h
+    # step 3 (75 %, P99 > 500 ms) is reached at 2 h; latency jumps at 2.5 h
     assert out["outcome"] == "rolled_back"
     assert out["step"] == 3
     assert out["weight"] == 0
     assert out["reason"]["metric"] == "latency-p99"
-    assert out["reason"]["above"] == pytest.approx(0.15)
+    assert out["reason"]["above"] == pytest.approx(0.5)
     assert out["finishedAt"].endswith("Z")
     types = [e["type"] for e in out["events"]]
     assert types[0] == "StepStarted"
@@ -100,7 +100,7 @@ def test_human_output_and_plot(
 def test_invalid_spec_exits_2_with_file_line_path(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bad = spec(tmp_path, SHORT.replace("above: 200ms", "above: 5%"))
+    bad = spec(tmp_path, SHORT.replace("above: 300ms", "above: 5%"))
     code = main(["simulate", bad, "--prometheus", "http://127.0.0.1:9", "--start", "now-1h"])
     assert code == 2
     err = capsys.readouterr().err

@@ -31,7 +31,7 @@ from controlplane.kube.fake import FakeKube
         ("shadow", EXIT_IN_PROGRESS, "shadow, shadow (mirroring, weight 0%) (1d1h in stage"),
         ("progressing", EXIT_IN_PROGRESS, "progressing, step 2/4 at weight 25% (3d in stage"),
         ("holding", EXIT_IN_PROGRESS, "holding, step 2/4 at weight 25%"),
-        ("rolled_back", EXIT_ROLLED_BACK, "rolled back: latency 231.4ms > 200ms over 5m"),
+        ("rolled_back", EXIT_ROLLED_BACK, "rolled back: latency 412.3ms > 300ms over 5m"),
         ("paused", EXIT_PAUSED, "paused by a user at step 2/4 at weight 25%"),
         ("paused_errors", EXIT_PAUSED, "it resumes by itself once the errors stop"),
         ("promoted", EXIT_PROMOTED, "promoted: candidate nf4 (bitsandbytes-nf4) serves 100%"),
@@ -82,7 +82,7 @@ def test_output_formats_parse_back(fmt: str, kube: FakeKube, clock: Clock, run_c
     assert parsed["exitCode"] == EXIT_ROLLED_BACK
     assert parsed["timedOut"] is False
     assert (parsed["step"], parsed["steps"], parsed["weight"]) == (1, 4, 0)
-    assert parsed["reason"] == "latency 231.4ms > 200ms over 5m at step 1"
+    assert parsed["reason"] == "latency 412.3ms > 300ms over 5m at step 1"
 
 
 def _when_watched(kube: FakeKube, *changes: Callable[[], object]) -> threading.Thread:

@@ -17,7 +17,7 @@ EXAMPLE = ROOT / "canary" / "four-week.yml"
 @pytest.fixture
 def bad_file(tmp_path: Path) -> Path:
     text = EXAMPLE.read_text()
-    text = text.replace("- weight: 100", "- weight: 90").replace("above: 200ms", "above: 5%")
+    text = text.replace("- weight: 100", "- weight: 90").replace("above: 300ms", "above: 5%")
     path = tmp_path / "bad.yml"
     path.write_text(text)
     return path

@@ -43,7 +43,7 @@ def short(name: str, url: str) -> dict[str, Any]:
                 "weight": 50,
                 "duration": "6h",
                 "rollbackOn": [
-                    {"metric": "latency", "above": "200ms"},
+                    {"metric": "latency", "above": "300ms"},
                     {"metric": "errors", "above": "0.1%"},
                 ],
             },

@@ -120,12 +120,12 @@ def test_commit_restores_the_previous_candidate_and_nothing_else(
     message = git(remote.dir, "log", "-1", "--format=%B").strip()
     lines = message.splitlines()
     assert lines[0] == "Roll back candidate nf4 of ml-serving/support-triage"
-    assert "latency 0.231 above 0.2 over 5m at step 1" in message
+    assert "latency 0.412 above 0.3 over 5m at step 1" in message
     assert "Try nf4" not in message  # restored from the commit before it:
     assert "'Add support-triage with an fp8 candidate'" in message
     assert (
-        "Reason: kind breach; metric latency; check steps[0].rollbackOn[0]; value 0.231; "
-        "threshold above 0.2; window 5m; step 1"
+        "Reason: kind breach; metric latency; check steps[0].rollbackOn[0]; value 0.412; "
+        "threshold above 0.3; window 5m; step 1"
     ) in lines
     assert lines[-1] == f"Canary-Rollback: ml-serving/support-triage {request.spec_hash}"
     trailers = git(
@@ -377,7 +377,7 @@ def test_pull_request_mode_pushes_a_branch_and_calls_the_github_api(
         assert call.body["head"] == head
         assert call.body["base"] == "main"
         assert call.body["title"] == "Roll back candidate nf4 of ml-serving/support-triage"
-        assert "latency 0.231 above 0.2" in call.body["body"]
+        assert "latency 0.412 above 0.3" in call.body["body"]
         assert call.body["body"].rstrip().endswith(request.trailer)
 
         # a restart: the branch is there, GitHub says the PR exists; nothing new is pushed

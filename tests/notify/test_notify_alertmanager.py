@@ -92,7 +92,7 @@ def test_rollback_alert_reaches_alertmanager_with_routing_labels(
     }
     ann = alert["annotations"]
     assert ann["summary"].startswith("Rolled back: ml-serving/support-triage at step 1 (latency")
-    assert "candidate nf4 231.4ms, stable bf16 180.2ms" in ann["description"]
+    assert "candidate nf4 412.3ms, stable bf16 291.7ms" in ann["description"]
     assert ann["dashboard"].startswith("https://grafana.example.org/d/modelcanary/")
     assert alert["status"]["state"] == "active"
     assert alert["startsAt"].startswith(rfc3339(now - 60)[:19])

@@ -84,9 +84,9 @@ def test_slack_rollback_message_carries_breach_both_variants_and_dashboard() -> 
     assert "*Step*\n1 of 4 (step weight 5%)" in text
     assert "*Candidate weight*\n0%" in text
     assert "*Metric*\n`latency` (`steps[0].rollbackOn[0]`)" in text
-    assert "*Threshold*\n> 200.0ms over 5m" in text
-    assert "*Candidate (nf4)*\n231.4ms" in text
-    assert "*Stable (bf16)*\n180.2ms" in text
+    assert "*Threshold*\n> 300.0ms over 5m" in text
+    assert "*Candidate (nf4)*\n412.3ms" in text
+    assert "*Stable (bf16)*\n291.7ms" in text
     (button,) = next(b for b in blocks if b["type"] == "actions")["elements"]
     assert button["url"].startswith("https://grafana.example.org/d/modelcanary/modelcanary?")
     assert "var-namespace=ml-serving" in button["url"]
@@ -188,9 +188,9 @@ def test_signed_webhook_verifies_and_tampering_fails() -> None:
         "specHash": payload["canary"]["specHash"],
     }
     assert payload["reason"]["metric"] == "latency"
-    assert payload["reason"]["candidate"] == 0.2314
-    assert payload["reason"]["stable"] == 0.1802
-    assert payload["reason"]["above"] == 0.2
+    assert payload["reason"]["candidate"] == 0.4123
+    assert payload["reason"]["stable"] == 0.2917
+    assert payload["reason"]["above"] == 0.3
     assert request.headers["X-Canary-Delivery"] == payload["id"]
     tampered = request.body.replace(b'"latency"', b'"errors"')
     assert tampered != request.body

@@ -60,7 +60,7 @@ def _canary(prometheus: str) -> dict[str, Any]:
                 {
                     "weight": 25,
                     "duration": "2h",
-                    "rollbackOn": [{"metric": "latency", "above": "200ms"}],
+                    "rollbackOn": [{"metric": "latency", "above": "300ms"}],
                 },
                 {"weight": 100},
             ],

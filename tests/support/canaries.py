@@ -53,7 +53,7 @@ EXAMPLE: dict[str, Any] = {
                 "weight": 5,
                 "duration": "7d",
                 "rollbackOn": [
-                    {"metric": "latency", "above": "200ms"},
+                    {"metric": "latency", "above": "300ms"},
                     {"metric": "errors", "above": "0.1%"},
                 ],
             },
@@ -73,7 +73,7 @@ EXAMPLE: dict[str, Any] = {
             {
                 "weight": 75,
                 "duration": "7d",
-                "rollbackOn": [{"metric": "latency-p99", "above": "150ms"}],
+                "rollbackOn": [{"metric": "latency-p99", "above": "500ms"}],
             },
             {"weight": 100},
         ],

@@ -209,7 +209,7 @@ def scenario(name: str, kube: FakeKube, clock: Clock) -> Rollout:
     if name == "rolled_back":
         return in_step_one(kube, clock).tick(
             60,
-            {"latency": ("breach", 0.2314, 0.2314, None), "errors": ("pass", 0.0004, 0.0004, None)},
+            {"latency": ("breach", 0.4123, 0.4123, None), "errors": ("pass", 0.0004, 0.0004, None)},
         )
     if name == "paused":
         return at_step_two(kube, clock).intent("pause", after=600)

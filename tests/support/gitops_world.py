@@ -148,7 +148,7 @@ TAIL = """\
     - weight: 5
       duration: 7d
       rollbackOn:
-        - {metric: latency, above: 200ms}   # the first breach rolls back
+        - {metric: latency, above: 300ms}   # the first breach rolls back
         - {metric: errors, above: 0.1%}
     - weight: 50
       duration: 1d
@@ -195,15 +195,15 @@ def model_of(text: str, name: str = "support-triage") -> ModelCanary:
 def breach() -> Reason:
     return Reason(
         "breach",
-        "latency 0.231 above 0.2 over 5m at step 1",
+        "latency 0.412 above 0.3 over 5m at step 1",
         1_800_000_000.0,
         1,
         key="steps[0].rollbackOn[0]",
         metric="latency",
-        value=0.231,
-        candidate=0.231,
+        value=0.412,
+        candidate=0.412,
         stable=0.12,
-        above=0.2,
+        above=0.3,
         window="5m",
     )
 

@@ -160,15 +160,15 @@ def canary_of(obj: dict[str, Any]) -> ModelCanary:
 
 LATENCY_REASON = Reason(
     kind="breach",
-    message="latency 231.4ms > 200ms at step 1 (steps[0].rollbackOn[0])",
+    message="latency 412.3ms > 300ms at step 1 (steps[0].rollbackOn[0])",
     at=T0 + 600,
     step=1,
     key="steps[0].rollbackOn[0]",
     metric="latency",
-    value=0.2314,
-    candidate=0.2314,
-    stable=0.1802,
-    above=0.2,
+    value=0.4123,
+    candidate=0.4123,
+    stable=0.2917,
+    above=0.3,
     window="5m",
 )
 
