@@ -40,7 +40,7 @@ from controlplane.local.prometheus import PrometheusServer
 from controlplane.local.promoperator import start_operator, start_scraper, targets
 from controlplane.profiles.catalog import load_catalog
 from controlplane.routing import kserve as kserve_router
-from controlplane.serving.render import llm_inference_service, object_labels
+from controlplane.serving.render import ROLES, Role, llm_inference_service, object_labels
 from controlplane.spec.models import ModelCanary
 
 pytestmark = [pytest.mark.binary, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -90,12 +90,12 @@ def https_monitor() -> dict[str, Any]:
     return doc
 
 
-def llmisvc_pod(role: str) -> dict[str, Any]:
+def llmisvc_pod(role: Role) -> dict[str, Any]:
     """A pod as KServe v0.20.0's LLMInferenceService controller makes one (single node): its
     workload labels (workload_single_node.go singleNodeLabels + component + llm-d role), the
     ``spec.labels`` it propagates onto the pod template (our render's), and the container
     ``main`` of config-llm-template.yaml with its one port, 8000, unnamed."""
-    llmisvc = llm_inference_service(LLM_CANARY, role, CATALOG)  # type: ignore[arg-type]
+    llmisvc = llm_inference_service(LLM_CANARY, role, CATALOG)
     name = llmisvc["metadata"]["name"]
     labels = {
         "app.kubernetes.io/component": "llminferenceservice-workload",
@@ -113,7 +113,7 @@ def llmisvc_pod(role: str) -> dict[str, Any]:
     return pod(f"{name}-kserve-0", labels, [main])
 
 
-def mesh_pod(role: str, native: bool) -> dict[str, Any]:
+def mesh_pod(role: Role, native: bool) -> dict[str, Any]:
     """A KServe predictor pod with Istio 1.27.1's sidecar injected: ``istio-proxy`` declares
     port 15090 named ``http-envoy-prom``, as a container or as a native sidecar (an init
     container with ``restartPolicy: Always``)."""
@@ -127,8 +127,8 @@ def mesh_pod(role: str, native: bool) -> dict[str, Any]:
     if native:
         return pod(
             name, object_labels(MESH_CANARY, role), [model], [{**proxy, "restartPolicy": "Always"}]
-        )  # type: ignore[arg-type]
-    return pod(name, object_labels(MESH_CANARY, role), [model, proxy])  # type: ignore[arg-type]
+        )
+    return pod(name, object_labels(MESH_CANARY, role), [model, proxy])
 
 
 def pod(
@@ -237,7 +237,7 @@ def scrape(
 
     isvc = kserve_router.build_inferenceservice(KSERVE_CANARY, CATALOG, 5, False)
     post(cluster, f"/apis/serving.kserve.io/v1beta1/namespaces/{NS}/inferenceservices", isvc)
-    extra = [llmisvc_pod(r) for r in ("stable", "candidate")]
+    extra = [llmisvc_pod(r) for r in ROLES]
     extra += [mesh_pod("stable", False), mesh_pod("candidate", True)]
     for body in extra:
         post(cluster, f"/api/v1/namespaces/{NS}/pods", body)
@@ -297,7 +297,7 @@ def test_kserve_canary_predictor_pods_are_targets_with_canary_and_variant(scrape
 
 
 def test_llminferenceservice_pods_are_targets_on_port_8000(scrape: Scrape) -> None:
-    for role, variant in (("stable", "bf16"), ("candidate", "nf4")):
+    for role, variant in zip(ROLES, ("bf16", "nf4"), strict=True):
         name = llmisvc_pod(role)["metadata"]["name"]
         ip = scrape.pods[name]["status"]["podIP"]
         (target,) = scrape.active(LLM_POOL, name)
@@ -315,7 +315,7 @@ def test_llminferenceservice_pods_are_targets_on_port_8000(scrape: Scrape) -> No
 
 
 def test_istio_sidecars_are_targets_and_only_they(scrape: Scrape) -> None:
-    for role, variant, native in (("stable", "bf16", False), ("candidate", "nf4", True)):
+    for role, variant, native in zip(ROLES, ("bf16", "nf4"), (False, True), strict=True):
         name = mesh_pod(role, native)["metadata"]["name"]
         ip = scrape.pods[name]["status"]["podIP"]
         (target,) = scrape.active(MESH_POOL, name)
