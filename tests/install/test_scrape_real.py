@@ -43,7 +43,7 @@ from controlplane.routing import kserve as kserve_router
 from controlplane.serving.render import ROLES, Role, llm_inference_service, object_labels
 from controlplane.spec.models import ModelCanary
 
-pytestmark = [pytest.mark.binary, pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.binary, pytest.mark.slow, pytest.mark.timeout(900)]
 
 MONITORING = "monitoring"
 NS = "scrape"
@@ -169,7 +169,7 @@ def post(cluster: LoopbackCluster, path: str, body: dict[str, Any], timeout: flo
         time.sleep(0.5)
 
 
-def running_pods(cluster: LoopbackCluster, want: int, timeout: float = 120) -> list[dict[str, Any]]:
+def running_pods(cluster: LoopbackCluster, want: int, timeout: float = 240) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     while True:
         pods = cluster.request("GET", f"/api/v1/namespaces/{NS}/pods")["items"]
@@ -252,6 +252,7 @@ def scrape(
         "scrape",
         tmp_path_factory.mktemp("scrape"),
         ready=lambda text: all(f"job_name: {job}" in text for job in jobs),
+        timeout=180,
     )
     try:
         expected = {
@@ -261,7 +262,7 @@ def scrape(
         }
         expected |= {(LLM_POOL, b["metadata"]["name"]) for b in extra[:2]}
         expected |= {(MESH_POOL, b["metadata"]["name"]) for b in extra[2:]}
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 180
         while True:
             seen = targets(server)
             found = {(t["scrapePool"], t["labels"].get("pod")) for t in seen["activeTargets"]}
