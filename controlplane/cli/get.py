@@ -4,7 +4,9 @@ Owns the ``get`` verb: the view of :mod:`controlplane.cli.live` printed once, or
 up to date (redrawn in place on a terminal, at least every second so the clocks move, and on
 every change of the object) until Ctrl-C or ``--timeout``. ``-o json|yaml`` prints the object as
 the API server holds it; with ``-w`` one document per change (JSON lines / ``---``-separated
-YAML). Called by :mod:`controlplane.cli.main`.
+YAML). With measured profile entries for both variants beside the catalogue (``--profiles``,
+default the packaged one) the view shows the expected change next to what the checks observed.
+Called by :mod:`controlplane.cli.main`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from controlplane.cli.live import Display, render
 from controlplane.cli.snapshot import snapshot
 from controlplane.kube.client import Obj
 from controlplane.operations import get_canary
+from controlplane.profiles.catalog import load_catalog
+from controlplane.profiles.measured import measured_for
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,6 +41,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument(
         "--events", type=int, default=5, metavar="N", help="how many recent events to show"
     )
+    parser.add_argument(
+        "--profiles",
+        metavar="PATH",
+        help="GPU catalogue whose measured/ entries give the expected change (default: packaged)",
+    )
     cluster.add_cluster_args(parser)
     output.add_output_arg(parser)
 
@@ -47,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         from controlplane.errors import UsageError
 
         raise UsageError("--events must be 0 or more")
+    measured = measured_for(load_catalog(args.profiles)) if args.output == "text" else ()
     namespace = cluster.namespace_of(args)
     kube = cluster.connect(args)
     runtime = cluster.runtime_of(args)
@@ -55,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         if args.output != "text":
             output.emit(obj, args.output, sys.stdout)
         else:
-            runtime.terminal().print(render(snapshot(obj), runtime.clock(), events=args.events))
+            view = render(snapshot(obj, measured), runtime.clock(), events=args.events)
+            runtime.terminal().print(view)
         return 0
 
     if args.output != "text":
@@ -71,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
 
         def draw(obj: Obj, changed: bool) -> None:
             display.show(
-                render(snapshot(obj), runtime.clock(), events=args.events), changed=changed
+                render(snapshot(obj, measured), runtime.clock(), events=args.events),
+                changed=changed,
             )
 
         follow(kube, namespace, args.name, runtime, done=_never, timeout_s=timeout, on_update=draw)

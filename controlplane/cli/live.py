@@ -3,8 +3,9 @@
 Owns :func:`render` (a :class:`~controlplane.cli.snapshot.Snapshot` at a given time as a rich
 renderable: phase, step and weight, variants, time in the stage and time left, pending intents,
 each check of the stage with its condition and latest candidate / stable / compared values, the
-last events) and :class:`Display`, which shows successive frames: redrawn in place with
-:class:`rich.live.Live` on a terminal, appended one after another (only when the object changed)
+expected change from measured profiles beside what the checks observed, the last events) and
+:class:`Display`, which shows successive frames: redrawn in place with :class:`rich.live.Live` on a
+terminal, appended one after another (only when the object changed)
 anywhere else, so ``get -w | tee log`` keeps a readable record. Colours follow the phase and the
 verdicts; rich drops them when the output is not a terminal or ``NO_COLOR`` is set.
 """
@@ -20,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from controlplane.cli.snapshot import CheckRow, Snapshot, human
+from controlplane.profiles.expected import compare, pct, sources_line
 
 EVENTS_SHOWN = 5
 
@@ -213,6 +215,28 @@ def _gates(snap: Snapshot, now: float) -> Table:
     return table
 
 
+def _change(ratio: float | None) -> Text:
+    if ratio is None:
+        return Text("-", style="dim")
+    return Text(pct(ratio))
+
+
+def _expected(snap: Snapshot) -> list[RenderableType]:
+    """The expected change from measured profiles beside what the checks observed."""
+    if snap.expected is None or snap.expected.headline is None:
+        return []
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, expand=False)
+    table.add_column("QUANTITY", no_wrap=True)
+    table.add_column("EXPECTED", justify="right", no_wrap=True)
+    table.add_column("OBSERVED", justify="right", no_wrap=True)
+    table.add_column("OBSERVED BY")
+    for row in compare(snap.expected, snap.observations(), snap.split()):
+        how = Text(row.how, style="dim" if row.observed is None else "")
+        table.add_row(row.quantity, _change(row.expected), _change(row.observed), how)
+    title = Text("Expected vs observed (candidate against stable)", style="bold")
+    return [Text(""), title, table, Text(sources_line(snap.expected), style="dim")]
+
+
 def render(snap: Snapshot, now: float, *, events: int = EVENTS_SHOWN) -> RenderableType:
     """The whole view of ``snap`` at ``now``."""
     parts: list[RenderableType] = [_header(snap, now)]
@@ -223,6 +247,7 @@ def render(snap: Snapshot, now: float, *, events: int = EVENTS_SHOWN) -> Rendera
         parts += [Text(""), Text(f"Checks ({where})", style="bold"), _checks(snap, now)]
     elif snap.stage in ("shadow", "steps"):
         parts += [Text(""), Text("Checks: none in this stage", style="dim")]
+    parts += _expected(snap)
     if snap.gates:
         parts += [Text(""), Text("Gates", style="bold"), _gates(snap, now)]
     if snap.events:

@@ -31,6 +31,7 @@ from controlplane.cli import output
 from controlplane.cli.table import columns
 from controlplane.errors import ProfileError, UsageError
 from controlplane.profiles.catalog import Catalog, load_catalog
+from controlplane.profiles.expected import pair_canary
 from controlplane.profiles.fit import GIB, weight_bytes
 from controlplane.profiles.measured import (
     EngineInfo,
@@ -38,8 +39,6 @@ from controlplane.profiles.measured import (
     MemoryFigures,
     SweepPoint,
     dump,
-    expected_change,
-    find,
     measured_for,
     preferred_fit,
     requests_per_s_at,
@@ -410,22 +409,19 @@ def _compare(args: argparse.Namespace, catalog: Catalog) -> int:
     out: list[dict[str, Any]] = []
     for canary in validated_file(args.canary, catalog):
         spec = canary.spec
-        found = {
-            role: find(entries, spec.model.name, v.quantization, v.gpu)
-            for role, v in (("stable", spec.stable), ("candidate", spec.candidate))
-        }
+        pairing = pair_canary(canary, entries)
+        found = {"stable": pairing.stable_entry, "candidate": pairing.candidate_entry}
         fits = {
             role: preferred_fit(spec.model, v, catalog).message
             for role, v in (("stable", spec.stable), ("candidate", spec.candidate))
         }
-        stable, candidate = found["stable"], found["candidate"]
-        changes = expected_change(stable.entry, candidate.entry) if stable and candidate else []
         out.append(
             {
                 "name": canary.metadata.name,
                 "fit": fits,
                 "measured": {r: (f.source if f else None) for r, f in found.items()},
-                "expected": [c.describe() for c in changes],
+                "expected": [c.describe() for c in pairing.changes],
+                "headline": pairing.line(),
             }
         )
     if args.output != "text":
@@ -440,6 +436,8 @@ def _compare(args: argparse.Namespace, catalog: Catalog) -> int:
         if item["expected"]:
             for line in item["expected"]:
                 print(f"  expected candidate vs stable {line}")
+            if item["headline"]:
+                print(f"  {item['headline']}")
         else:
             print("  expected change: needs measured profiles of both variants")
     return 0

@@ -4,7 +4,9 @@ Owns the verb's arguments and output only: loading and validating the spec, choo
 point (``--step N``, ``--shadow``, ``--promoted``, ``--rolled-back``; by default the start, with
 the candidate deployed at weight 0) and printing the objects from
 :func:`controlplane.routing.objects.desired_objects` as a multi-document YAML stream (pipe it
-to ``kubectl apply -f -``) or, with ``-o json``, a ``v1`` ``List``. Nothing is applied.
+to ``kubectl apply -f -``) or, with ``-o json``, a ``v1`` ``List``. Nothing is applied. When both
+variants have a measured profile entry, their fit checks and the expected change go to stderr,
+as ``validate`` prints them (:func:`controlplane.profiles.expected.notes`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import yaml
 from controlplane.errors import UsageError
 from controlplane.kube.client import Obj
 from controlplane.profiles.catalog import load_catalog
+from controlplane.profiles.expected import notes
 from controlplane.routing.base import Outcome
 from controlplane.routing.objects import desired_objects
 from controlplane.spec.models import ModelCanary
@@ -88,5 +91,7 @@ def run(args: argparse.Namespace) -> int:
     for canary in validated_file(args.file, catalog):
         weight, mirror, outcome = point_of(canary, args)
         objs += desired_objects(canary, catalog, weight, mirror, outcome)
+        for line in notes(canary, catalog):
+            print(f"{args.file}: {line}", file=sys.stderr)
     sys.stdout.write(dump(objs, args.output))
     return 0

@@ -13,17 +13,24 @@ Checks come from ``status.checks``: a map from check key (``steps[1].rollbackOn[
 ``value``, ``candidate``, ``stable``, ``decided``, ``message``), or a list of such entries each
 with its ``key``. Thresholds are read from the entry when it carries them (``above`` / ``below`` as
 numbers in base units, ``unit``, ``window``, ``for``), else from the spec at the key's path.
+
+Given the measured profile entries beside the catalogue, :func:`snapshot` also pairs the canary's
+stable and candidate with theirs (:func:`controlplane.profiles.expected.pair`), so the view shows
+the expected change next to what the checks observed (:meth:`Snapshot.observations`).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from controlplane.controller import status as st
+from controlplane.profiles.expected import Observation, Pairing, Split, VariantRef, pair
+from controlplane.profiles.measured import Loaded
+from controlplane.spec.models import DEFAULT_QUANTILE
 from controlplane.spec.units import (
     BUILTIN_UNITS,
     Quantity,
@@ -34,6 +41,7 @@ from controlplane.spec.units import (
 )
 
 TERMINAL_PHASES = ("promoted", "rolled_back")
+_LATENCIES = ("e2e-latency", "ttft", "inter-token-latency")
 _KEY = re.compile(
     r"^(?:steps\[(\d+)\]\.rollbackOn\[(\d+)\]|shadow\.promoteOn|shadow\.rollbackOn\[(\d+)\])$"
 )
@@ -70,6 +78,8 @@ class CheckRow:
     since: float | None = None
     decided: str | None = None
     message: str = ""
+    builtin: str | None = None
+    quantile: float | None = None
 
     def threshold(self) -> str:
         """``> 200ms``, ``< -5% or > 5%`` (drift for baseline checks), ``?`` when unknown."""
@@ -169,6 +179,7 @@ class Snapshot:
     generation: int | None = None
     observed_generation: int | None = None
     created_at: float | None = None
+    expected: Pairing | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -183,6 +194,23 @@ class Snapshot:
     @property
     def terminal(self) -> bool:
         return self.phase in TERMINAL_PHASES
+
+    def observations(self) -> list[Observation]:
+        """What the checks last measured of each variant (for the expected-change comparison)."""
+        return [
+            Observation(c.metric, c.builtin, c.quantile, c.candidate, c.stable) for c in self.checks
+        ]
+
+    def split(self) -> Split | None:
+        """Candidate's share of the traffic over stable's: 1 in shadow (a mirror of every
+        request), ``w / (100 - w)`` in a step of weight 0 < w < 100; else None (unknown)."""
+        if self.terminal or self.phase == "invalid":
+            return None
+        if self.stage == "shadow":
+            return 1.0, "shadow: a mirror of every request"
+        if self.stage == "steps" and 0 < self.weight < 100:
+            return self.weight / (100 - self.weight), f"weight {self.weight}%"
+        return None
 
     def stage_label(self) -> str:
         if self.stage == "shadow":
@@ -209,8 +237,9 @@ class Snapshot:
 # --------------------------------------------------------------------------- reading
 
 
-def snapshot(obj: Mapping[str, Any]) -> Snapshot:
-    """Read ``obj`` (a ModelCanary as the API returns it) without ever raising on bad data."""
+def snapshot(obj: Mapping[str, Any], measured: Sequence[Loaded] = ()) -> Snapshot:
+    """Read ``obj`` (a ModelCanary as the API returns it) without ever raising on bad data;
+    ``measured``: the measured profile entries to pair its variants with (none: no pairing)."""
     meta = _map(obj.get("metadata"))
     spec = _map(obj.get("spec"))
     status = _map(obj.get("status"))
@@ -252,7 +281,26 @@ def snapshot(obj: Mapping[str, Any]) -> Snapshot:
         generation=_int(meta.get("generation")),
         observed_generation=_int(status.get("observedGeneration")),
         created_at=_timestamp(meta.get("creationTimestamp")),
+        expected=_pairing(spec, measured),
     )
+
+
+def _ref(raw: Any) -> VariantRef | None:
+    variant = _map(raw)
+    name, gpu = _str(variant.get("name")), _str(variant.get("gpu"))
+    if name is None or gpu is None:
+        return None
+    return VariantRef(name, _str(variant.get("quantization")) or "none", gpu)
+
+
+def _pairing(spec: Mapping[str, Any], measured: Sequence[Loaded]) -> Pairing | None:
+    """The variants paired with their measured entries when both have one; else None."""
+    model = _str(_map(spec.get("model")).get("name"))
+    stable, candidate = _ref(spec.get("stable")), _ref(spec.get("candidate"))
+    if not measured or model is None or stable is None or candidate is None:
+        return None
+    found = pair(measured, model, stable, candidate)
+    return found if found.measured else None
 
 
 def _stage_duration(
@@ -351,6 +399,20 @@ def _unit(raw: Any) -> Unit | None:
         return None
 
 
+def _metric_source(spec: Mapping[str, Any], metric: str) -> tuple[str | None, float | None]:
+    """(built-in, quantile) of the analysis metric named ``metric`` (a latency's quantile
+    defaults as the queries default it); (None, None) for a custom query or an unknown name."""
+    for entry in _list(_map(spec.get("analysis")).get("metrics")):
+        entry = _map(entry)
+        if entry.get("name") == metric:
+            builtin = _str(entry.get("builtin"))
+            if builtin not in _LATENCIES:
+                return builtin, None
+            quantile = _float(entry.get("quantile"))
+            return builtin, DEFAULT_QUANTILE if quantile is None else quantile
+    return None, None
+
+
 def _metric_unit(spec: Mapping[str, Any], metric: str) -> Unit | None:
     for entry in _list(_map(spec.get("analysis")).get("metrics")):
         entry = _map(entry)
@@ -388,6 +450,7 @@ def _check_row(spec: Mapping[str, Any], key: str, latest: Mapping[str, Any] | No
             for_text, for_seconds = str(parsed), parsed.seconds
         except ValueError:
             for_text = str(for_raw)
+    builtin, quantile = _metric_source(spec, metric)
     window = entry.get("window", check.get("window"))
     if window is None:
         window = _map(spec.get("analysis")).get("window", "5m")
@@ -413,6 +476,8 @@ def _check_row(spec: Mapping[str, Any], key: str, latest: Mapping[str, Any] | No
         since=_float(entry.get("since")),
         decided=_str(entry.get("decided")),
         message=_str(entry.get("message")) or "",
+        builtin=builtin,
+        quantile=quantile,
     )
 
 

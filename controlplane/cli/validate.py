@@ -3,8 +3,10 @@
 A thin shell over :func:`controlplane.spec.validate.check_file` (the same function the controller
 and the API use). Directories stand for the ``*.yml`` / ``*.yaml`` files directly inside them.
 Prints one ``FILE:LINE: field.path: message`` line per problem (or, with ``-o json``, a JSON list of
-``{file, line, path, message}``) and exits 0 when every file is valid, 2 otherwise. Called by
-:mod:`controlplane.cli.main`.
+``{file, line, path, message}``) and exits 0 when every file is valid, 2 otherwise. For a valid
+canary whose stable and candidate both have a measured profile entry beside the catalogue, notes
+on stderr (``FILE: NAME: ...``, never a problem) give each variant's fit check and the expected
+change (:func:`controlplane.profiles.expected.notes`). Called by :mod:`controlplane.cli.main`.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import sys
 from pathlib import Path
 
 from controlplane.errors import Problem
-from controlplane.profiles.catalog import load_catalog
-from controlplane.spec.validate import check_file
+from controlplane.profiles.catalog import Catalog, load_catalog
+from controlplane.profiles.expected import notes
+from controlplane.spec.validate import check_file, validated_file
 
 SUFFIXES = (".yml", ".yaml")
 
@@ -58,11 +61,21 @@ def expand(paths: list[str]) -> tuple[list[str], list[Problem]]:
     return files, problems
 
 
+def print_notes(name: str, catalog: Catalog) -> None:
+    """The measured-profile notes of every canary of the valid file ``name``, on stderr."""
+    for canary in validated_file(name, catalog):
+        for line in notes(canary, catalog):
+            print(f"{name}: {line}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     catalog = load_catalog(args.profiles)
     files, problems = expand(list(args.files))
     for name in files:
-        problems.extend(check_file(name, catalog))
+        found = check_file(name, catalog)
+        problems.extend(found)
+        if not found:
+            print_notes(name, catalog)
     if args.output == "json":
         print(json.dumps([p.to_json() for p in problems], indent=2))
     else:

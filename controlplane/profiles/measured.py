@@ -310,12 +310,21 @@ class Change:
     tokens_per_s_ratio: float
     ttft_p50_ratio: float
     cost_ratio: float | None
+    ttft_p90_ratio: float | None = None
+    e2e_p90_ratio: float | None = None
+    itl_p90_ratio: float | None = None
+    stable_tokens_per_s: float = 0.0
+    candidate_tokens_per_s: float = 0.0
 
     def describe(self) -> str:
         parts = [
             f"at concurrency {self.concurrency}: tokens/s {_pct(self.tokens_per_s_ratio)}",
             f"TTFT p50 {_pct(self.ttft_p50_ratio)}",
         ]
+        if self.ttft_p90_ratio is not None:
+            parts.append(f"TTFT p90 {_pct(self.ttft_p90_ratio)}")
+        if self.e2e_p90_ratio is not None:
+            parts.append(f"e2e p90 {_pct(self.e2e_p90_ratio)}")
         if self.cost_ratio is not None:
             parts.append(f"$/1M output tokens {_pct(self.cost_ratio)}")
         return ", ".join(parts)
@@ -350,6 +359,19 @@ def expected_change(stable: MeasuredProfile, candidate: MeasuredProfile) -> list
                 tokens_per_s_ratio=cand.output_tokens_per_s / base.output_tokens_per_s,
                 ttft_p50_ratio=cand.ttft_ms.p50 / base.ttft_ms.p50,
                 cost_ratio=cost,
+                ttft_p90_ratio=_ratio(cand.ttft_ms.p90, base.ttft_ms.p90),
+                e2e_p90_ratio=_ratio(cand.e2e_ms.p90, base.e2e_ms.p90),
+                itl_p90_ratio=(
+                    _ratio(cand.itl_ms.p90, base.itl_ms.p90)
+                    if cand.itl_ms is not None and base.itl_ms is not None
+                    else None
+                ),
+                stable_tokens_per_s=base.output_tokens_per_s,
+                candidate_tokens_per_s=cand.output_tokens_per_s,
             )
         )
     return changes
+
+
+def _ratio(candidate: float, stable: float) -> float | None:
+    return candidate / stable if stable > 0 else None
