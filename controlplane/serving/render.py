@@ -38,6 +38,9 @@ MODEL_FORMAT = "huggingface"
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 METRICS_PORT = 8080
+LLMISVC_METRICS_PORT = 8000
+"""``vllm serve``'s port in KServe v0.20.0's LLMInferenceService template
+(``config/llmisvcconfig/config-llm-template.yaml``; HTTPS when its TLS is on)."""
 MANAGED_BY = {"app.kubernetes.io/managed-by": "controlplane"}
 LABEL_ROLE = f"{API_GROUP}/role"
 CHAT_TEMPLATE_DIR = "/etc/controlplane/chat-template"
@@ -70,11 +73,13 @@ def object_labels(canary: ModelCanary, role: Role) -> dict[str, str]:
     }
 
 
-def scrape_annotations() -> dict[str, str]:
-    """Prometheus scrape annotations: vLLM metrics are served by the runtime on its HTTP port."""
+def scrape_annotations(port: int = METRICS_PORT) -> dict[str, str]:
+    """Prometheus scrape annotations: vLLM metrics are served by the runtime on its HTTP port
+    (the KServe runtime's 8080; ``vllm serve`` in an LLMInferenceService listens on
+    :data:`LLMISVC_METRICS_PORT`)."""
     return {
         "prometheus.io/scrape": "true",
-        "prometheus.io/port": str(METRICS_PORT),
+        "prometheus.io/port": str(port),
         "prometheus.io/path": "/metrics",
     }
 
@@ -222,7 +227,7 @@ def llm_inference_service(canary: ModelCanary, role: Role, catalog: Catalog) -> 
     if variant.gpu_count > 1:
         spec["parallelism"] = {"tensor": variant.gpu_count}
     spec["labels"] = object_labels(canary, role)
-    spec["annotations"] = scrape_annotations()
+    spec["annotations"] = scrape_annotations(LLMISVC_METRICS_PORT)
     spec["template"] = pod
     return {
         "apiVersion": LLMISVC_API_VERSION,

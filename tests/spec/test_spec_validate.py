@@ -744,7 +744,7 @@ def test_sequential_judge_on_an_unsupported_check_is_a_validation_error() -> Non
     assert found == {(18, "spec.steps[0].rollbackOn[1].judge")}, problems
 
 
-def test_shift_test_needs_a_sequential_latency_comparison_without_tolerance() -> None:
+def test_shift_test_needs_a_sequential_latency_comparison_and_a_tolerance_in_range() -> None:
     text = (
         SEQ_HEAD
         + """\
@@ -755,7 +755,7 @@ def test_shift_test_needs_a_sequential_latency_comparison_without_tolerance() ->
       rollbackOn:
         - {metric: latency, compare: baseline, above: 0%, judge: sequential, test: shift}
         - {metric: latency, compare: baseline, above: 0%, test: shift}
-        - {metric: latency, compare: baseline, above: 10%, judge: sequential, test: shift}
+        - {metric: latency, compare: baseline, above: -10%, judge: sequential, test: shift}
         - {metric: errors, compare: baseline, above: 0%, judge: sequential, test: shift}
         - {metric: latency, above: 300ms, judge: sequential, test: shift}
     - weight: 100
@@ -769,7 +769,10 @@ def test_shift_test_needs_a_sequential_latency_comparison_without_tolerance() ->
         (20, "spec.steps[0].rollbackOn[3].test"),
         (21, "spec.steps[0].rollbackOn[4].test"),
     }, problems
-    assert "no tolerance" in next(p.message for p in problems if p.line == 19)
+    assert "0% to 1000%" in next(p.message for p in problems if p.line == 19)
+    # a tolerance in range is a non-inferiority margin (docs/judges.md)
+    tolerant = text.replace("above: -10%, judge", "above: 10%, judge")
+    assert 19 not in {p.line for p in check_text(tolerant, "seq.yml")}
     unknown = text.replace("above: 300ms, judge: sequential, test: shift", "test: wide")
     assert {(p.line, p.path) for p in check_text(unknown, "seq.yml")} == {
         (21, "spec.steps[0].rollbackOn[4].test")
