@@ -44,10 +44,10 @@ from controlplane.spec.models import ModelCanary
 pytestmark = pytest.mark.binary
 
 MINUTE = 60.0
-STABLE = Variant("bf16", latency_median_s=0.10, latency_sigma=0.3, error_fraction=0.01)
-GOOD = Variant("nf4", latency_median_s=0.10, latency_sigma=0.3, error_fraction=0.01)
-BAD = Variant("nf4", latency_median_s=0.10, latency_sigma=0.3, error_fraction=0.02)
-MILD = Variant("nf4", latency_median_s=0.10, latency_sigma=0.3, error_fraction=0.012)
+STABLE = Variant("bf16", latency_median_s=0.50, latency_sigma=0.3, error_fraction=0.01)
+GOOD = Variant("nf4", latency_median_s=0.50, latency_sigma=0.3, error_fraction=0.01)
+BAD = Variant("nf4", latency_median_s=0.50, latency_sigma=0.3, error_fraction=0.02)
+MILD = Variant("nf4", latency_median_s=0.50, latency_sigma=0.3, error_fraction=0.012)
 SPAN = 3 * HOUR
 
 
@@ -81,11 +81,11 @@ def spec(name: str, checks: list[dict[str, Any]], duration: str = "2h") -> Model
 
 SEQUENTIAL = {"metric": "errors", "compare": "baseline", "above": "0%", "judge": "sequential"}
 THRESHOLD = {"metric": "errors", "compare": "baseline", "above": "50%", "for": "10m"}
-LATENCY_SEQ = {"metric": "latency-p99", "above": "200ms", "judge": "sequential"}
+LATENCY_SEQ = {"metric": "latency-p99", "above": "1s", "judge": "sequential"}
 TAIL = {"metric": "latency-p99", "compare": "baseline", "above": "10%", "judge": "sequential"}
 SHIFT = {**TAIL, "above": "0%", "test": "shift"}
 DRIFT = tuple(  # +25 % an hour, in 5-minute steps
-    Change(k * 5 * MINUTE, "candidate", {"latency_median_s": 0.10 * (1 + 0.25 * k / 12)})
+    Change(k * 5 * MINUTE, "candidate", {"latency_median_s": 0.50 * (1 + 0.25 * k / 12)})
     for k in range(1, 36)
 )
 
@@ -99,7 +99,7 @@ def prometheus(
 
     def write(folder: Path) -> list[Path]:
         files: list[Path] = []
-        slow = Change(0.0, "candidate", {"latency_median_s": 0.15})
+        slow = Change(0.0, "candidate", {"latency_median_s": 0.75})
         for name, candidate, changes in (
             ("seq-bad", BAD, ()),
             ("seq-good", GOOD, ()),
@@ -208,10 +208,10 @@ def test_sequential_latency_passes_early_or_breaches_on_the_histogram(
     prometheus: tuple[PrometheusServer, float],
 ) -> None:
     server, start = prometheus
-    # P99 of the good candidate: 0.10 * exp(2.326 * 0.3) ~ 0.20 s; of the slow one ~ 0.30 s.
+    # P99 of the good candidate: 0.50 * exp(2.326 * 0.3) ~ 1.0 s; of the slow one ~ 1.5 s.
     slow = replay(server, start, spec("seq-slow", [LATENCY_SEQ]))
     assert rollback_time(slow) - start < 30 * MINUTE
-    relaxed = {**LATENCY_SEQ, "above": "300ms"}
+    relaxed = {**LATENCY_SEQ, "above": "1.5s"}
     good = replay(server, start, spec("seq-good", [relaxed]))
     assert good.outcome == "promoted", good.to_json()
     finished = good.finished_at
