@@ -52,7 +52,7 @@ _KIND_WORDS = {
     Unit.NUMBER: "a plain number",
 }
 _EXAMPLES = {
-    Unit.SECONDS: "write e.g. 200ms or 1.5s",
+    Unit.SECONDS: "write e.g. 300ms or 1.5s",
     Unit.RATIO: "write e.g. 0.1% or 0.001",
     Unit.NUMBER: "write a number without a unit",
 }

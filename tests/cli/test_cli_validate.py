@@ -47,7 +47,7 @@ def test_invalid_file_exits_2_with_one_line_per_problem(
     first, second = line_of(bad_file, "above: 5%"), line_of(bad_file, "- weight: 90")
     assert out.splitlines() == [
         f"{bad_file}:{first}: spec.steps[0].rollbackOn[0].above: '5%' does not fit metric "
-        "'latency' (e2e-latency is a latency in seconds): write e.g. 200ms or 1.5s",
+        "'latency' (e2e-latency is a latency in seconds): write e.g. 300ms or 1.5s",
         f"{bad_file}:{second}: spec.steps[3].weight: the last step's weight must be 100 (it "
         "promotes the candidate), got 90",
     ]

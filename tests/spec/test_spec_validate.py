@@ -164,7 +164,7 @@ INVALID: list[tuple[str, Mutation, list[tuple[str, str]]]] = [
             (
                 "spec.steps[0].rollbackOn[0].above",
                 "'5%' does not fit metric 'latency' (e2e-latency is a latency in seconds): "
-                "write e.g. 200ms or 1.5s",
+                "write e.g. 300ms or 1.5s",
             )
         ],
     ),
@@ -214,7 +214,7 @@ INVALID: list[tuple[str, Mutation, list[tuple[str, str]]]] = [
             (
                 "spec.steps[0].rollbackOn[2].above",
                 "'5%' does not fit metric 'q' (a query metric with unit: seconds): "
-                "write e.g. 200ms or 1.5s",
+                "write e.g. 300ms or 1.5s",
             )
         ],
     ),
