@@ -67,15 +67,21 @@ KWOK="${BIN_DIR}/kwok"
 
 # kube-apiserver --version -> "Kubernetes v1.34.10"; etcd --version -> "etcd Version: 3.6.5 ...";
 # kwok --version -> "kwok version v0.7.0 ..."
+says() { # says TEXT COMMAND...: the command's output contains TEXT (read whole first: grep -q stops at
+	# the first match, and under pipefail a command still printing would fail with SIGPIPE at random)
+	local text="$1" out
+	shift
+	out="$("$@" 2>/dev/null)" && grep -qF "$text" <<<"$out"
+}
 has() { # has BINARY TEXT: the binary exists and its --version says TEXT
-	[[ -x "$1" ]] && "$1" --version 2>/dev/null | grep -qF "$2"
+	[[ -x "$1" ]] && says "$2" "$1" --version
 }
 kube_ok() { has "${BIN_DIR}/$1" "Kubernetes ${KUBE_VERSION}"; }
 etcd_ok() { has "$ETCD" "etcd Version: ${ETCD_VERSION#v}"; }
 kwok_ok() { has "$KWOK" "${KWOK_VERSION}"; }
 # kubectl version --client -> "Client Version: v1.34.10"; helm version --short -> "v3.19.5+g..."
-kubectl_ok() { [[ -x "${BIN_DIR}/kubectl" ]] && "${BIN_DIR}/kubectl" version --client 2>/dev/null | grep -qF "Client Version: ${KUBE_VERSION}"; }
-helm_ok() { [[ -x "${BIN_DIR}/helm" ]] && "${BIN_DIR}/helm" version --short 2>/dev/null | grep -qF "${HELM_VERSION}"; }
+kubectl_ok() { [[ -x "${BIN_DIR}/kubectl" ]] && says "Client Version: ${KUBE_VERSION}" "${BIN_DIR}/kubectl" version --client; }
+helm_ok() { [[ -x "${BIN_DIR}/helm" ]] && says "${HELM_VERSION}" "${BIN_DIR}/helm" version --short; }
 # the KServe manager has no version flag: a stamp beside it records the module it came from
 kserve_ok() { [[ -x "${BIN_DIR}/kserve-manager" ]] && grep -qxF "${KSERVE_VERSION}" "${BIN_DIR}/kserve-manager.version" 2>/dev/null; }
 # KServe's LLMInferenceService controller (cmd/llmisvc, a separate binary), stamped the same way
