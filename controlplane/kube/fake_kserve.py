@@ -31,6 +31,7 @@ GROUP = "serving.kserve.io"
 ISVC = ("serving.kserve.io/v1beta1", "InferenceService")
 LLMISVC_VERSIONS = ("serving.kserve.io/v1alpha1", "serving.kserve.io/v1alpha2")
 MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
+ROUTE_API_VERSION = "gateway.networking.k8s.io/v1"
 
 
 @dataclass
@@ -61,6 +62,62 @@ def _is_served(api_version: str, kind: str) -> bool:
 def _standard(obj: Obj) -> bool:
     annotations = obj["metadata"].get("annotations") or {}
     return bool(annotations.get(MODE_ANNOTATION, "Serverless") != "Serverless")
+
+
+def member_routes(members: list[Obj], namespace: str) -> tuple[list[Obj], list[Ref]]:
+    """LLMInferenceService routes as KServe v0.20.0 writes them (pure): each member with
+    ``spec.router.route`` gets the HTTPRoute ``<member>-kserve-route``, its per-participant rule
+    to its own workload Service and a shared rule to every Ready member of its ``group`` with
+    that member's ``weight`` (``rewriteRulesForGroup`` / ``filterEligibleMembers``); a member
+    without a route has none (KServe deletes it). The shape ``tests/controller/
+    test_controller_llmisvc.py`` observes on the real controller, cut to one shared rule.
+    Returns the routes to apply and the refs of routes that must not exist."""
+    alive = [o for o in members if not o["metadata"].get("deletionTimestamp")]
+
+    def route_of(member: Obj) -> Obj:
+        return (member.get("spec") or {}).get("router", {}).get("route") or {}
+
+    def ready(member: Obj) -> bool:
+        conditions = (member.get("status") or {}).get("conditions") or []
+        return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+    def backend(member: Obj, weight: int) -> Obj:
+        service = child_name(member["metadata"]["name"], "-kserve-workload-svc")
+        return {"kind": "Service", "name": service, "port": 8000, "weight": weight}
+
+    routes: list[Obj] = []
+    gone: list[Ref] = []
+    for member in alive:
+        name = member["metadata"]["name"]
+        ref = Ref(ROUTE_API_VERSION, "HTTPRoute", namespace, child_name(name, "-kserve-route"))
+        own = route_of(member)
+        if "group" not in own:
+            gone.append(ref)
+            continue
+        split = [
+            backend(other, int(route_of(other).get("weight", 0)))
+            for other in sorted(alive, key=lambda o: o["metadata"]["name"])
+            if route_of(other).get("group") == own["group"] and (other is member or ready(other))
+        ]
+        prefix = f"/{namespace}/{name}"
+        exact = {"path": {"type": "Exact", "value": "/v1/completions"}}
+        routes.append(
+            {
+                "apiVersion": ROUTE_API_VERSION,
+                "kind": "HTTPRoute",
+                "metadata": {"name": ref.name, "namespace": namespace},
+                "spec": {
+                    "rules": [
+                        {
+                            "matches": [{"path": {"type": "PathPrefix", "value": prefix}}],
+                            "backendRefs": [backend(member, 1)],
+                        },
+                        {"matches": [exact], "backendRefs": split},
+                    ]
+                },
+            }
+        )
+    return routes, gone
 
 
 GatewayRoutes = Literal["v0.20.0", "ready-canaries"]
@@ -224,72 +281,14 @@ class FakeKServe:
         }
 
     def _member_routes(self, namespace: str) -> None:
-        """LLMInferenceService: each member with ``spec.router.route`` gets the HTTPRoute
-        ``<member>-kserve-route``: its per-participant rule to its own workload Service, and a
-        shared rule to every Ready member of its ``group`` with that member's ``weight``
-        (``rewriteRulesForGroup`` / ``filterEligibleMembers``, KServe v0.20.0); a member without
-        a route has none (KServe deletes it). The shape ``tests/controller/
-        test_controller_llmisvc.py`` observes on the real controller, cut to one shared rule."""
-        members = [
-            o
-            for o in self._kube.list(LLMISVC_VERSIONS[1], "LLMInferenceService", namespace)
-            if not o["metadata"].get("deletionTimestamp")
-        ]
-
-        def route_of(member: Obj) -> Obj:
-            return (member.get("spec") or {}).get("router", {}).get("route") or {}
-
-        def ready(member: Obj) -> bool:
-            conditions = (member.get("status") or {}).get("conditions") or []
-            return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-
-        def backend(member: Obj, weight: int) -> Obj:
-            name = member["metadata"]["name"]
-            service = child_name(name, "-kserve-workload-svc")
-            return {"kind": "Service", "name": service, "port": 8000, "weight": weight}
-
-        for member in members:
-            name = member["metadata"]["name"]
-            ref = Ref(
-                "gateway.networking.k8s.io/v1",
-                "HTTPRoute",
-                namespace,
-                child_name(name, "-kserve-route"),
-            )
-            own = route_of(member)
-            if "group" not in own:
-                if self._kube.peek(ref) is not None:
-                    self._kube.delete(ref)
-                continue
-            split = [
-                backend(other, int(route_of(other).get("weight", 0)))
-                for other in sorted(members, key=lambda o: o["metadata"]["name"])
-                if route_of(other).get("group") == own["group"]
-                and (other is member or ready(other))
-            ]
-            prefix = f"/{namespace}/{name}"
-            self._kube.apply(
-                {
-                    "apiVersion": ref.api_version,
-                    "kind": "HTTPRoute",
-                    "metadata": {"name": ref.name, "namespace": namespace},
-                    "spec": {
-                        "rules": [
-                            {
-                                "matches": [{"path": {"type": "PathPrefix", "value": prefix}}],
-                                "backendRefs": [backend(member, 1)],
-                            },
-                            {
-                                "matches": [
-                                    {"path": {"type": "Exact", "value": "/v1/completions"}}
-                                ],
-                                "backendRefs": split,
-                            },
-                        ]
-                    },
-                },
-                field_manager="kserve-controller",
-            )
+        """Apply :func:`member_routes` for ``namespace``'s LLMInferenceServices."""
+        members = self._kube.list(LLMISVC_VERSIONS[1], "LLMInferenceService", namespace)
+        routes, gone = member_routes(members, namespace)
+        for ref in gone:
+            if self._kube.peek(ref) is not None:
+                self._kube.delete(ref)
+        for route in routes:
+            self._kube.apply(route, field_manager="kserve-controller")
 
     def _deployments(self, obj: Obj) -> None:
         """Standard mode: the predictor Deployments KServe keeps, rolled out at once.

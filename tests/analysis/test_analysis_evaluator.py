@@ -31,9 +31,9 @@ def due(key: str) -> list[DueCheck]:
 @pytest.mark.parametrize(
     ("answers", "verdict", "provider_error", "fragment"),
     [
-        pytest.param({LATENCY.candidate: 0.25, LATENCY.samples: 500}, "breach", False, "> 200ms",
+        pytest.param({LATENCY.candidate: 0.41, LATENCY.samples: 500}, "breach", False, "> 300ms",
                      id="breach"),
-        pytest.param({LATENCY.candidate: 0.15, LATENCY.samples: 500}, "pass", False, "<= 200ms",
+        pytest.param({LATENCY.candidate: 0.29, LATENCY.samples: 500}, "pass", False, "<= 300ms",
                      id="pass"),
         pytest.param({LATENCY.candidate: 0.25, LATENCY.samples: 50}, "inconclusive", False,
                      "50 requests < minSamples 100", id="few-samples"),
@@ -196,7 +196,7 @@ def test_replay_plan_covers_every_query_of_the_example() -> None:
         pytest.param(float("nan"), None, id="nan"),
     ],
 )
-@pytest.mark.parametrize(("candidate", "verdict"), [(0.25, "breach"), (0.15, "pass")])
+@pytest.mark.parametrize(("candidate", "verdict"), [(0.41, "breach"), (0.29, "pass")])
 def test_absolute_check_shows_the_stable_value_without_judging_it(
     shown: Answer, expected: float | None, candidate: float, verdict: str
 ) -> None:

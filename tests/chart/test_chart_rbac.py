@@ -70,7 +70,7 @@ NEEDS: dict[Rule, tuple[frozenset[str], str]] = {
         "routing/istio.py",
     ),
     ("", "services"): (
-        frozenset({"get", "create", "patch", "delete"}),
+        frozenset({"create", "patch", "delete"}),
         "routing/istio.py: the model's own Service (no spec.traffic.hosts); apply, release",
     ),
     ("apps", "deployments"): (
@@ -125,6 +125,8 @@ NOT_CALLED: dict[str, str] = {
     "List": "the wrapper of `canaryctl render -o yaml` output (cli/render.py)",
     "CustomResourceDefinition": "`canaryctl schema --crd` prints it (spec/crd.py); the chart "
     "installs it from crds/",
+    "MeasuredProfile": "the kind of a measured profile file (profiles/measured.py), not a "
+    "Kubernetes object",
 }
 # Modules that are not the product talking to a cluster.
 SKIPPED_MODULES = {
@@ -137,6 +139,7 @@ SKIPPED_MODULES = {
     "controlplane/local/kserve.py": "KServe's setup on the loopback cluster (admin)",
     "controlplane/local/llmisvc.py": "KServe's LLMInferenceService controller on the loopback "
     "cluster (admin)",
+    "controlplane/local/promoperator.py": "the Prometheus Operator on the loopback cluster (admin)",
     "controlplane/local/gatewaystatus.py": "the loopback cluster's Gateway status stand-in (admin)",
 }
 # API groups the code names and the chart need not grant.

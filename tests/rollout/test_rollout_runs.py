@@ -49,7 +49,7 @@ EXAMPLE: dict[str, Any] = example_dict(
     budget={"dailyLimit": 100, "throttleWeight": 1},
 )
 
-HEALTHY = {"latency": 0.15, "latency-p99": 0.12, "errors": 0.0004, "kpi": 0.01, "win-rate": 0.06}
+HEALTHY = {"latency": 0.29, "latency-p99": 0.45, "errors": 0.0004, "kpi": 0.01, "win-rate": 0.06}
 
 Values = Callable[[float], dict[str, float | None]]
 
@@ -141,14 +141,14 @@ def test_latency_breach_at_step_1_rolls_back_within_one_interval() -> None:
     breach_from = T0 + 3 * DAY + 30
 
     def values(t: float) -> dict[str, float | None]:
-        return {**HEALTHY, "latency": 0.25 if t >= breach_from else 0.15}
+        return {**HEALTHY, "latency": 0.41 if t >= breach_from else 0.29}
 
     state, actions, _ = drive(example(shadow=False), values)
     assert state.outcome == "rolled_back"
     rolled = event_time(state, "RolledBack")
     assert breach_from <= rolled <= breach_from + MIN
     reason = next(a.reason for a in actions if isinstance(a, Rollback))
-    assert (reason.metric, reason.value, reason.above, reason.step) == ("latency", 0.25, 0.2, 1)
+    assert (reason.metric, reason.value, reason.above, reason.step) == ("latency", 0.41, 0.3, 1)
     assert state.weight == 0
 
 

@@ -16,13 +16,14 @@ is), on an injected clock; :meth:`never_ready` scripts a candidate that never lo
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from controlplane.errors import Conflict, KubeError, NotFound
 from controlplane.kube.client import KubeClient, Obj, Ref, WatchEvent
-from controlplane.kube.fake_kserve import FakeKServe
+from controlplane.kube.fake_kserve import FakeKServe, member_routes
 
 SERVED = (
     ("serving.kserve.io/v1beta1", "InferenceService"),
@@ -128,4 +129,16 @@ class IsvcStandin:
             self._handled[ref] = pending.generation
             del self._pending[ref]
             done.append(ref)
+            if ref.kind == "LLMInferenceService":
+                self._member_routes(ref.namespace or "default")
         return done
+
+    def _member_routes(self, namespace: str) -> None:
+        """The LLMInferenceService routes FakeKServe writes (:func:`member_routes`)."""
+        members = self._kube.list("serving.kserve.io/v1alpha2", "LLMInferenceService", namespace)
+        routes, gone = member_routes(members, namespace)
+        for ref in gone:
+            with contextlib.suppress(NotFound):
+                self._kube.delete(ref)
+        for route in routes:
+            self._kube.apply(route, field_manager="kserve-controller")

@@ -125,10 +125,10 @@ extra.
 - apiGroups: ["networking.istio.io"]
   resources: ["virtualservices"]
   verbs: ["get", "create", "patch", "delete"]
-# routing/istio.py: the model's own Service when spec.traffic.hosts is not given
+# routing/istio.py: the model's own Service when spec.traffic.hosts is not given (apply, delete)
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "create", "patch", "delete"]
+  verbs: ["create", "patch", "delete"]
 # routing/kserve.py: the stable predictor's Deployment (a promotion without a rename waits for its
 # rollout)
 - apiGroups: ["apps"]
