@@ -125,8 +125,18 @@ class Kubectl:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=_as_a_terminal_starts_it,
         )
         return Running(proc)
+
+
+def _as_a_terminal_starts_it() -> None:
+    """In the child before exec: SIGINT delivered and handled by default, as a shell starts a
+    foreground command. A pytest-xdist worker that ran other tests may have SIGINT blocked or
+    ignored, and both are inherited across exec: the plugin would never see the Ctrl-C that
+    :meth:`Running.interrupt` sends (seen only in full runs)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 class Running:
