@@ -168,6 +168,42 @@ def _tls_ready(port: int, ca: Path) -> bool:
         return False
 
 
+def start_webhook_manager(
+    cluster: LoopbackCluster,
+    name: str,
+    manager: Path,
+    what: str,
+    *,
+    timeout: float,
+    detach: bool,
+) -> int:
+    """Spawn one of KServe's controller managers with its webhook server on a free port, serving
+    the API server's certificate, and wait until it answers TLS; the port. controller-runtime's
+    webhook server reads ``<os.TempDir()>/k8s-webhook-server/serving-certs``, so ``TMPDIR`` points
+    at a folder holding them. Called by :func:`start_kserve` and
+    :func:`controlplane.local.llmisvc.start_llmisvc`."""
+    tmp = cluster.workdir / f"{name}-tmp"
+    certs = tmp / "k8s-webhook-server" / "serving-certs"
+    certs.mkdir(parents=True, exist_ok=True)
+    shutil.copy(cluster.workdir / "pki" / "apiserver.crt", certs / "tls.crt")
+    shutil.copy(cluster.workdir / "pki" / "apiserver.key", certs / "tls.key")
+    port = free_port()
+    proc = cluster.spawn(
+        name,
+        [str(manager), "--metrics-addr=0", "--health-probe-addr=0", f"--webhook-port={port}"],
+        env={"KUBECONFIG": str(cluster.kubeconfig), "POD_NAMESPACE": NAMESPACE, "TMPDIR": str(tmp)},
+        detach=detach,
+    )
+    deadline = time.monotonic() + timeout
+    while not _tls_ready(port, cluster.ca):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise KubeSetupError(
+                f"{what} did not start its webhook server:\n" + cluster.log_tail(names=(name,))
+            )
+        time.sleep(0.2)
+    return port
+
+
 def start_kserve(cluster: LoopbackCluster, *, detach: bool = False, timeout: float = 90.0) -> None:
     """Start KServe's manager (with its webhooks, runtime, Gateway and the Gateway status
     stand-in) against ``cluster``; :func:`~controlplane.local.workloads.start_workloads` must
@@ -181,27 +217,9 @@ def start_kserve(cluster: LoopbackCluster, *, detach: bool = False, timeout: flo
     for obj in gateway_objects():
         apply(obj)
 
-    # controller-runtime's webhook server reads <os.TempDir()>/k8s-webhook-server/serving-certs
-    tmp = cluster.workdir / "kserve-tmp"
-    certs = tmp / "k8s-webhook-server" / "serving-certs"
-    certs.mkdir(parents=True, exist_ok=True)
-    shutil.copy(cluster.workdir / "pki" / "apiserver.crt", certs / "tls.crt")
-    shutil.copy(cluster.workdir / "pki" / "apiserver.key", certs / "tls.key")
-    port = free_port()
-    proc = cluster.spawn(
-        "kserve-manager",
-        [str(manager), "--metrics-addr=0", "--health-probe-addr=0", f"--webhook-port={port}"],
-        env={"KUBECONFIG": str(cluster.kubeconfig), "POD_NAMESPACE": NAMESPACE, "TMPDIR": str(tmp)},
-        detach=detach,
+    port = start_webhook_manager(
+        cluster, "kserve-manager", manager, "KServe's manager", timeout=timeout, detach=detach
     )
-    deadline = time.monotonic() + timeout
-    while not _tls_ready(port, cluster.ca):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise KubeSetupError(
-                "KServe's manager did not start its webhook server:\n"
-                + cluster.log_tail(names=("kserve-manager",))
-            )
-        time.sleep(0.2)
     for doc in webhook_configurations(
         kserve_dir, f"https://127.0.0.1:{port}", cluster.ca.read_bytes()
     ):

@@ -31,9 +31,7 @@ module cache at the pinned version, never copied here.
 
 from __future__ import annotations
 
-import shutil
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +41,14 @@ from controlplane.local.kserve import (
     GATEWAY_CLASS,
     NAMESPACE,
     _applier,
-    _tls_ready,
     gateway_objects,
     inferenceservice_config,
+    start_webhook_manager,
     webhook_configurations,
 )
 from controlplane.local.kubeapi import (
-    KubeSetupError,
     LoopbackCluster,
     binary,
-    free_port,
     install_crds,
 )
 from controlplane.local.upstream_crds import GATEWAY_API_INFERENCE, KSERVE, crds, module_dir
@@ -116,27 +112,14 @@ def start_llmisvc(
     for obj in gateway_objects():
         apply(obj)
 
-    # controller-runtime's webhook server reads <os.TempDir()>/k8s-webhook-server/serving-certs
-    tmp = cluster.workdir / "llmisvc-tmp"
-    certs = tmp / "k8s-webhook-server" / "serving-certs"
-    certs.mkdir(parents=True, exist_ok=True)
-    shutil.copy(cluster.workdir / "pki" / "apiserver.crt", certs / "tls.crt")
-    shutil.copy(cluster.workdir / "pki" / "apiserver.key", certs / "tls.key")
-    port = free_port()
-    proc = cluster.spawn(
+    port = start_webhook_manager(
+        cluster,
         MANAGER,
-        [str(manager), "--metrics-addr=0", "--health-probe-addr=0", f"--webhook-port={port}"],
-        env={"KUBECONFIG": str(cluster.kubeconfig), "POD_NAMESPACE": NAMESPACE, "TMPDIR": str(tmp)},
+        manager,
+        "KServe's LLMInferenceService controller",
+        timeout=timeout,
         detach=detach,
     )
-    deadline = time.monotonic() + timeout
-    while not _tls_ready(port, cluster.ca):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise KubeSetupError(
-                "KServe's LLMInferenceService controller did not start its webhook server:\n"
-                + cluster.log_tail(names=(MANAGER,))
-            )
-        time.sleep(0.2)
     url = f"https://127.0.0.1:{port}"
     ca = cluster.ca.read_bytes()
     install_crds(cluster, converting_crds(kserve_dir, url, ca))

@@ -122,7 +122,8 @@ class PrometheusServer:
         self.stop()
 
 
-def _wait_ready(server: PrometheusServer, timeout: float) -> bool:
+def wait_ready(server: PrometheusServer, timeout: float) -> bool:
+    """Poll ``/-/ready`` until 200 (True), the process exits or ``timeout`` passes (False)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
@@ -222,7 +223,7 @@ def _launch(
         with log_path.open("wb") as log:
             process = subprocess.Popen([exe, *flags(port)], stdout=log, stderr=subprocess.STDOUT)
         server = PrometheusServer(process, port, data_dir, log_path)
-        if _wait_ready(server, timeout):
+        if wait_ready(server, timeout):
             return server
         last = server.log_tail()
         server.stop()

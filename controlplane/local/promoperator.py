@@ -43,7 +43,7 @@ import yaml
 
 from controlplane.local.kubeapi import KubeSetupError, LoopbackCluster, binary, free_port
 from controlplane.local.kubeapi import install_crds as _install_crds
-from controlplane.local.prometheus import PrometheusServer
+from controlplane.local.prometheus import PrometheusServer, wait_ready
 from controlplane.local.upstream_crds import PROMETHEUS_OPERATOR, Upstream, crds
 
 OPERATOR_VERSION = PROMETHEUS_OPERATOR.version
@@ -267,15 +267,8 @@ def start_prometheus(config: str, workdir: Path, *, timeout: float = 60.0) -> Pr
                 stdin=subprocess.DEVNULL,
             )
         server = PrometheusServer(process, port, workdir / "data", log_path)
-        deadline = time.monotonic() + timeout
-        while process.poll() is None and time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(server.url + "/-/ready", timeout=1) as r:
-                    if r.status == 200:
-                        return server
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.1)
+        if wait_ready(server, timeout):
+            return server
         server.stop()
     raise KubeSetupError(
         f"prometheus did not become ready; its log ends with:\n{server.log_tail()}"
