@@ -19,7 +19,7 @@ from typing import Any
 
 from controlplane.controller import status as st
 from controlplane.errors import Conflict, NotFound, UsageError
-from controlplane.kube.client import KubeClient, Obj, Ref
+from controlplane.kube.client import KubeClient, Obj, canary_ref
 from controlplane.rollout.intents import INTENT_VERBS, Intent
 from controlplane.spec.models import API_VERSION, KIND
 
@@ -27,11 +27,6 @@ MAX_RECORDED = 20
 """Intents kept in the annotation; the oldest (long consumed) are dropped when one is added."""
 
 CONFLICT_RETRIES = 8
-
-
-def canary_ref(namespace: str, name: str) -> Ref:
-    """The reference of the ModelCanary ``namespace/name``."""
-    return Ref(API_VERSION, KIND, namespace, name)
 
 
 def get_canary(kube: KubeClient, namespace: str, name: str) -> Obj:

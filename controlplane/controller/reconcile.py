@@ -53,7 +53,7 @@ from controlplane.errors import (
     RouterPending,
     SpecError,
 )
-from controlplane.kube.client import KubeClient, Obj, Ref
+from controlplane.kube.client import KubeClient, Obj, Ref, canary_ref
 from controlplane.profiles.catalog import Catalog
 from controlplane.rollout import machine
 from controlplane.rollout.gates import abandoned_runs, pending_runs, unfinished_runs
@@ -69,7 +69,7 @@ from controlplane.routing.base import CAPABILITIES, Router, Weights
 from controlplane.routing.base import Outcome as RouterOutcome
 from controlplane.routing.objects import desired_objects, make_router
 from controlplane.serving.render import LABEL_ROLE
-from controlplane.spec.models import API_VERSION, KIND, ModelCanary
+from controlplane.spec.models import ModelCanary
 from controlplane.spec.units import Duration
 from controlplane.spec.validate import check_object
 
@@ -154,10 +154,6 @@ class NeedsAnalysis:
 
 
 Prepared = Done | NeedsAnalysis
-
-
-def canary_ref(namespace: str, name: str) -> Ref:
-    return Ref(API_VERSION, KIND, namespace, name)
 
 
 class Reconciler:

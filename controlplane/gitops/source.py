@@ -51,11 +51,11 @@ from controlplane.gitops.locate import (
     parse_source,
 )
 from controlplane.gitops.repo import GitRepo
-from controlplane.gitops.yamledit import API_VERSION_PREFIX, KIND
+from controlplane.gitops.yamledit import API_VERSION_PREFIX
 from controlplane.kube.client import KubeClient, Obj, Ref
 from controlplane.profiles.catalog import Catalog
 from controlplane.spec.load import parse_text
-from controlplane.spec.models import API_GROUP
+from controlplane.spec.models import API_GROUP, API_VERSION, KIND
 from controlplane.spec.validate import check_text
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,6 @@ log = logging.getLogger(__name__)
 FIELD_MANAGER = "canary-git-source"
 COMMIT_ANNOTATION = f"{API_GROUP}/source-commit"
 DIGEST_ANNOTATION = f"{API_GROUP}/source-digest"
-API_VERSION = "canary.controlplane.dev/v1alpha1"
 DEFAULT_INTERVAL_S = 60.0
 MAX_EVENT_PROBLEMS = 5
 

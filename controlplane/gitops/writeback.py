@@ -56,7 +56,7 @@ from controlplane.gitops.yamledit import (
 )
 from controlplane.kube.client import KubeClient, Obj
 from controlplane.rollout.state import Event, Reason, RolloutState
-from controlplane.spec.models import ModelCanary
+from controlplane.spec.models import API_VERSION, KIND, ModelCanary
 
 log = logging.getLogger(__name__)
 
@@ -275,9 +275,7 @@ class GitWriteBack:
             return 0
         queued = 0
         for ns in namespaces:
-            for obj in self.kube.list(
-                "canary.controlplane.dev/v1alpha1", "ModelCanary", namespace=ns
-            ):
+            for obj in self.kube.list(API_VERSION, KIND, namespace=ns):
                 status = obj.get("status") or {}
                 if status.get("phase") != "rolled_back":
                     continue

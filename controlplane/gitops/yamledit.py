@@ -32,10 +32,9 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode
 
 from controlplane.errors import SpecError, WriteBackError
 from controlplane.spec.load import parse_text
-from controlplane.spec.models import VariantSpec
+from controlplane.spec.models import API_GROUP, KIND, VariantSpec
 
-KIND = "ModelCanary"
-API_VERSION_PREFIX = "canary.controlplane.dev/"
+API_VERSION_PREFIX = f"{API_GROUP}/"
 
 
 @dataclass(frozen=True)

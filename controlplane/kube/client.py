@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from controlplane.errors import Expired, KubeError, Unserved
+from controlplane.spec.models import API_VERSION, KIND
 
 Obj = dict[str, Any]
 JsonPatch = list[Obj]
@@ -46,6 +47,12 @@ class Ref:
     def of(cls, obj: Mapping[str, Any]) -> Ref:
         meta = obj.get("metadata", {})
         return cls(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
+
+
+def canary_ref(namespace: str, name: str) -> Ref:
+    """The reference of the ModelCanary ``namespace/name`` (the controller's, the CLI's and the
+    API's one spelling of it)."""
+    return Ref(API_VERSION, KIND, namespace, name)
 
 
 @dataclass(frozen=True)

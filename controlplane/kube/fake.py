@@ -62,6 +62,7 @@ from controlplane.kube.client import (
     unserved,
 )
 from controlplane.kube.fake_auth import REVIEW_KINDS, Reviews, grant_objects
+from controlplane.spec.models import API_VERSION, KIND
 
 Key = tuple[str, str, str | None, str]
 """(apiVersion, kind, namespace or None when cluster-scoped, name)."""
@@ -161,7 +162,7 @@ _SERVED: dict[str, tuple[str, ...]] = {
     "storage.k8s.io/v1": ("StorageClass",),
     "discovery.k8s.io/v1": ("EndpointSlice",),
     # the CRDs the loopback test server installs (controlplane.local.upstream_crds)
-    "canary.controlplane.dev/v1alpha1": ("ModelCanary",),
+    API_VERSION: (KIND,),
     "serving.kserve.io/v1beta1": ("InferenceService",),
     "serving.kserve.io/v1alpha1": (
         "ClusterServingRuntime",

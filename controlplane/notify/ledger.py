@@ -28,6 +28,7 @@ from typing import Any
 
 from controlplane.errors import Conflict, KubeError, NotFound
 from controlplane.kube.client import KubeClient, Ref
+from controlplane.spec.models import API_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class Owner:
     namespace: str
     name: str
     uid: str | None
-    api_version: str = "canary.controlplane.dev/v1alpha1"
+    api_version: str = API_VERSION
     kind: str = "ModelCanary"
 
 

@@ -48,7 +48,7 @@ from controlplane.notify.secrets import SecretReader
 from controlplane.notify.slack import slack_message
 from controlplane.notify.webhook import webhook_body, webhook_headers
 from controlplane.rollout.state import Event, RolloutState
-from controlplane.spec.models import AlertSpec, ModelCanary, SecretKeyRef
+from controlplane.spec.models import API_VERSION, AlertSpec, ModelCanary, SecretKeyRef
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +270,7 @@ class AlertNotifier:
         meta = obj.get("metadata") or {}
         owner = Owner(alert.namespace, alert.name, alert.uid)
         involved = {
-            "apiVersion": obj.get("apiVersion", "canary.controlplane.dev/v1alpha1"),
+            "apiVersion": obj.get("apiVersion", API_VERSION),
             "kind": obj.get("kind", "ModelCanary"),
             "metadata": {
                 k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion") if k in meta

@@ -168,7 +168,7 @@ def test_deleted_while_watching_is_an_error(kube: FakeKube, clock: Clock, run_cl
 
 
 def rollout_ref(rollout: Rollout) -> object:
-    from controlplane.operations import canary_ref
+    from controlplane.kube.client import canary_ref
 
     return canary_ref(rollout.namespace, rollout.name)
 

@@ -55,7 +55,7 @@ def test_every_notifier_is_told_of_events(tmp_path: Any) -> None:
 
 
 def command_ref() -> Any:
-    from controlplane.operations import canary_ref
+    from controlplane.kube.client import canary_ref
 
     return canary_ref(NS, "support-triage")
 

@@ -37,9 +37,10 @@ from support.kube_fleet import CountingKube
 from support.real_world import RealWorld
 from test_controller_resilience import CrashingKube, WriterLog
 
-from controlplane.controller.reconcile import Settings, canary_ref
+from controlplane.controller.reconcile import Settings
 from controlplane.controller.status import FINALIZER
 from controlplane.errors import NotFound
+from controlplane.kube.client import canary_ref
 from controlplane.kube.lease import LeaderElector
 from controlplane.local.kubeapi import LoopbackCluster, start_cluster
 from controlplane.local.upstream_crds import all_crds

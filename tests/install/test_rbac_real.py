@@ -54,11 +54,10 @@ from support.real_world import ServerView
 from controlplane import operations
 from controlplane.cli import controller as cli
 from controlplane.controller.metrics import ControllerMetrics
-from controlplane.controller.reconcile import canary_ref
 from controlplane.errors import Forbidden, KubeError, NotFound
 from controlplane.gitops.options import build as build_git
 from controlplane.gitops.source import GitSource
-from controlplane.kube.client import Obj, Ref
+from controlplane.kube.client import Obj, Ref, canary_ref
 from controlplane.kube.real import RealKube
 from controlplane.local.kubeapi import LoopbackCluster, install_crds
 from controlplane.notify import AlertNotifier, NotifySettings

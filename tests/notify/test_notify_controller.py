@@ -16,8 +16,9 @@ from support.scenario import DAY, HOUR
 
 from controlplane.analysis.providers.prometheus import from_url
 from controlplane.controller.batch import PrometheusSource
-from controlplane.controller.reconcile import Reconciler, Settings, canary_ref
+from controlplane.controller.reconcile import Reconciler, Settings
 from controlplane.controller.runner import Controller
+from controlplane.kube.client import canary_ref
 from controlplane.kube.fake import FakeKube
 from controlplane.kube.fake_kserve import FakeKServe
 from controlplane.notify import AlertNotifier, NotifySettings

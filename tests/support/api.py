@@ -17,9 +17,8 @@ from typing import Any
 
 from controlplane.cli import controller as cli
 from controlplane.controller.metrics import ControllerMetrics
-from controlplane.controller.reconcile import canary_ref
 from controlplane.controller.runner import Controller
-from controlplane.kube.client import Obj
+from controlplane.kube.client import Obj, canary_ref
 from controlplane.kube.fake import FakeKube
 from controlplane.kube.fake_kserve import FakeKServe
 from support.canaries import EXAMPLE

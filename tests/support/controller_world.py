@@ -20,11 +20,11 @@ import pytest
 
 from controlplane.analysis.providers.prometheus import from_url
 from controlplane.controller.batch import PrometheusSource
-from controlplane.controller.reconcile import Reconciler, Settings, canary_ref
+from controlplane.controller.reconcile import Reconciler, Settings
 from controlplane.controller.runner import Controller
 from controlplane.controller.status import INTENT_ANNOTATION
 from controlplane.errors import NotFound
-from controlplane.kube.client import Obj, Ref
+from controlplane.kube.client import Obj, Ref, canary_ref
 from controlplane.kube.fake import FakeKube
 from controlplane.kube.fake_kserve import FakeKServe
 from controlplane.kube.lease import LeaderElector
