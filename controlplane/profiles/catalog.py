@@ -5,8 +5,8 @@ Owns reading ``profiles/gpus.yaml`` and ``profiles/quantization.yaml`` (packaged
 models, and answering "what is GPU X" / "can GPU X run method Y". Unknown fields are rejected and
 every malformed entry becomes a :class:`~controlplane.errors.ProfileError` that names
 ``FILE:LINE`` (from the YAML node marks), never a traceback. Each quantization method carries its
-vLLM flags per vLLM version range (``vllm:``), and :func:`parse_vllm_version` is the one parser of
-vLLM version strings (the serving layer's version resolution uses it).
+vLLM flags per vLLM version range (``vllm:``), keyed by the one parser of vLLM version strings,
+:mod:`controlplane.spec.vllm_version` (below the catalogue: the spec's ``vllmVersion`` uses it).
 
 Called by the memory-fit check (:mod:`controlplane.profiles.fit`), the cost arithmetic
 (:mod:`controlplane.profiles.cost`), spec validation and the serving layer (vLLM flags). The
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -29,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from controlplane.errors import ProfileError
+from controlplane.spec.vllm_version import VersionKey, format_version, parse_vllm_version
 
 Architecture = Literal["ampere", "ada", "hopper", "blackwell"]
 Support = Literal["native", "weight-only", "unsupported"]
@@ -77,28 +77,6 @@ class _SupportMap(_Entry):
     ada: Support
     hopper: Support
     blackwell: Support
-
-
-VersionKey = tuple[int, int, int]
-VLLM_VERSION_PATTERN = r"^v?(\d+)\.(\d+)\.(\d+)(?:\.post\d+|\.\d+)?$"
-_VLLM_VERSION = re.compile(VLLM_VERSION_PATTERN)
-
-
-def parse_vllm_version(text: str) -> VersionKey | None:
-    """``"0.24.0"`` (or ``v0.24.0``, ``0.8.5.post1``) -> ``(0, 24, 0)``; None when unparseable.
-
-    A ``.postN`` or fourth number is a rebuild of the same release: it compares as its release.
-    """
-    match = _VLLM_VERSION.match(text.strip())
-    if match is None:
-        return None
-    major, minor, patch = (int(part) for part in match.groups())
-    return major, minor, patch
-
-
-def format_version(key: VersionKey) -> str:
-    """``(0, 24, 0)`` -> ``"0.24.0"``."""
-    return ".".join(str(part) for part in key)
 
 
 def _version_field(value: str) -> str:

@@ -19,8 +19,9 @@ from __future__ import annotations
 import re
 
 from controlplane.errors import Problem
-from controlplane.profiles.catalog import Catalog, format_version, parse_vllm_version
+from controlplane.profiles.catalog import Catalog
 from controlplane.spec.models import ModelCanary, ModelSpec, RouterName
+from controlplane.spec.vllm_version import format_version, parse_vllm_version
 
 PINNED_KSERVE = "v0.20.0"
 """The KServe release the product is built and tested against (scripts/build-kube.sh)."""

@@ -21,7 +21,6 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from controlplane.profiles.catalog import VLLM_VERSION_PATTERN, parse_vllm_version
 from controlplane.spec.units import (
     DURATION_PATTERN,
     Duration,
@@ -29,6 +28,7 @@ from controlplane.spec.units import (
     parse_duration,
     parse_quantity,
 )
+from controlplane.spec.vllm_version import VLLM_VERSION_PATTERN, parse_vllm_version
 
 API_GROUP = "canary.controlplane.dev"
 API_VERSION = f"{API_GROUP}/v1alpha1"

@@ -1,0 +1,34 @@
+"""vLLM version strings: the one syntax and the one parser.
+
+Owns what a vLLM version looks like (``0.24.0``, ``v0.24.0``, ``0.8.5.post1``) and its comparable
+key. It sits in spec, the lowest layer that needs it: the spec's ``model.vllmVersion`` field
+(:mod:`controlplane.spec.models`), the catalogue's per-version vLLM flags
+(:mod:`controlplane.profiles.catalog`) and the serving layer's version resolution
+(:mod:`controlplane.serving.versions`, :mod:`controlplane.serving.vllm_args`) all import it from
+here. Pure.
+"""
+
+from __future__ import annotations
+
+import re
+
+VersionKey = tuple[int, int, int]
+VLLM_VERSION_PATTERN = r"^v?(\d+)\.(\d+)\.(\d+)(?:\.post\d+|\.\d+)?$"
+_VLLM_VERSION = re.compile(VLLM_VERSION_PATTERN)
+
+
+def parse_vllm_version(text: str) -> VersionKey | None:
+    """``"0.24.0"`` (or ``v0.24.0``, ``0.8.5.post1``) -> ``(0, 24, 0)``; None when unparseable.
+
+    A ``.postN`` or fourth number is a rebuild of the same release: it compares as its release.
+    """
+    match = _VLLM_VERSION.match(text.strip())
+    if match is None:
+        return None
+    major, minor, patch = (int(part) for part in match.groups())
+    return major, minor, patch
+
+
+def format_version(key: VersionKey) -> str:
+    """``(0, 24, 0)`` -> ``"0.24.0"``."""
+    return ".".join(str(part) for part in key)
