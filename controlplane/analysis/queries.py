@@ -22,6 +22,7 @@ from controlplane.analysis import http_errors, promql
 from controlplane.analysis.metric_contract import UnknownEngineVersion, contract_for
 from controlplane.errors import Problem, SpecError
 from controlplane.serving.versions import vllm_version as canary_vllm_version
+from controlplane.spec.check_keys import PROMOTE_KEY, shadow_check, step_check
 from controlplane.spec.models import (
     Builtin,
     CheckSpec,
@@ -278,8 +279,8 @@ def all_checks(canary: ModelCanary) -> list[tuple[str, CheckSpec]]:
     found: list[tuple[str, CheckSpec]] = []
     shadow = canary.spec.shadow
     if shadow is not None:
-        found.append(("shadow.promoteOn", shadow.promote_on))
-        found += [(f"shadow.rollbackOn[{j}]", c) for j, c in enumerate(shadow.rollback_on)]
+        found.append((PROMOTE_KEY, shadow.promote_on))
+        found += [(shadow_check(j), c) for j, c in enumerate(shadow.rollback_on)]
     for i, step in enumerate(canary.spec.steps):
-        found += [(f"steps[{i}].rollbackOn[{j}]", c) for j, c in enumerate(step.rollback_on)]
+        found += [(step_check(i, j), c) for j, c in enumerate(step.rollback_on)]
     return found

@@ -11,7 +11,9 @@ argument of the functions that need it).
 Checks come from ``status.checks``: a map from check key (``steps[1].rollbackOn[0]``,
 ``shadow.promoteOn``) to the latest evaluation (``metric``, ``verdict``, ``at``, ``since``,
 ``value``, ``candidate``, ``stable``, ``decided``, ``message``), or a list of such entries each
-with its ``key``. Thresholds are read from the entry when it carries them (``above`` / ``below`` as
+with its ``key``. Keys are read with the one decoder of the keys the controller writes
+(:func:`controlplane.spec.check_keys.decode`), and the current stage's keys are spelled by its
+encoder. Thresholds are read from the entry when it carries them (``above`` / ``below`` as
 numbers in base units, ``unit``, ``window``, ``for``), else from the spec at the key's path.
 
 Given the measured profile entries beside the catalogue, :func:`snapshot` also pairs the canary's
@@ -22,7 +24,6 @@ the expected change next to what the checks observed (:meth:`Snapshot.observatio
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,7 @@ from typing import Any
 from controlplane.controller import status as st
 from controlplane.profiles.expected import Observation, Pairing, Split, VariantRef, pair
 from controlplane.profiles.measured import Loaded
+from controlplane.spec import check_keys
 from controlplane.spec.models import DEFAULT_QUANTILE
 from controlplane.spec.units import (
     BUILTIN_UNITS,
@@ -42,9 +44,6 @@ from controlplane.spec.units import (
 
 TERMINAL_PHASES = ("promoted", "rolled_back")
 _LATENCIES = ("e2e-latency", "ttft", "inter-token-latency")
-_KEY = re.compile(
-    r"^(?:steps\[(\d+)\]\.rollbackOn\[(\d+)\]|shadow\.promoteOn|shadow\.rollbackOn\[(\d+)\])$"
-)
 
 
 @dataclass(frozen=True)
@@ -330,35 +329,33 @@ def _variant(raw: Any) -> str:
 
 
 def _stage_keys(spec: Mapping[str, Any], stage: str | None, step: int) -> list[str]:
+    """The keys the controller gives the stage's checks (:mod:`controlplane.spec.check_keys`)."""
     if stage == "shadow":
         shadow = _map(spec.get("shadow"))
-        keys = ["shadow.promoteOn"] if shadow.get("promoteOn") is not None else []
-        return keys + [
-            f"shadow.rollbackOn[{j}]" for j in range(len(_list(shadow.get("rollbackOn"))))
-        ]
+        keys = [check_keys.PROMOTE_KEY] if shadow.get("promoteOn") is not None else []
+        count = len(_list(shadow.get("rollbackOn")))
+        return keys + [check_keys.shadow_check(j) for j in range(count)]
     if stage == "steps":
         steps = _list(spec.get("steps"))
         if 0 < step <= len(steps):
             count = len(_list(_map(steps[step - 1]).get("rollbackOn")))
-            return [f"steps[{step - 1}].rollbackOn[{j}]" for j in range(count)]
+            return [check_keys.step_check(step - 1, j) for j in range(count)]
     return []
 
 
 def _spec_check(spec: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    match = _KEY.match(key)
-    if match is None:
+    """The check the key names in the spec (read tolerantly); empty when it names none."""
+    decoded = check_keys.decode(key)
+    if decoded is None:
         return {}
-    step, step_check, shadow_check = match.groups()
-    if step is not None:
-        steps = _list(spec.get("steps"))
-        index = int(step)
-        checks = _list(_map(steps[index]).get("rollbackOn")) if index < len(steps) else []
-        return _map(checks[int(step_check)]) if int(step_check) < len(checks) else {}
-    shadow = _map(spec.get("shadow"))
-    if shadow_check is None:
-        return _map(shadow.get("promoteOn"))
-    checks = _list(shadow.get("rollbackOn"))
-    return _map(checks[int(shadow_check)]) if int(shadow_check) < len(checks) else {}
+    node: Any = spec
+    for seg in decoded.loc:
+        if isinstance(seg, int):
+            items = _list(node)
+            node = items[seg] if seg < len(items) else None
+        else:
+            node = _map(node).get(seg)
+    return _map(node)
 
 
 def _status_checks(status: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -457,7 +454,7 @@ def _check_row(spec: Mapping[str, Any], key: str, latest: Mapping[str, Any] | No
     return CheckRow(
         key=key,
         metric=metric,
-        promote=key == "shadow.promoteOn",
+        promote=key == check_keys.PROMOTE_KEY,
         above=above,
         below=below,
         above_text=above_text,

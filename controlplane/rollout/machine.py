@@ -57,6 +57,7 @@ from controlplane.rollout.state import (
     finite_or_none,
     spec_hash,
 )
+from controlplane.spec.check_keys import PROMOTE_KEY, shadow_check, step_check
 from controlplane.spec.models import CheckSpec, ModelCanary
 from controlplane.spec.units import Duration, Unit, display_value
 
@@ -72,7 +73,6 @@ __all__ = [
     "step",
 ]
 
-PROMOTE_KEY = "shadow.promoteOn"
 NOOP_MESSAGE = "candidate is identical to stable; nothing to roll out"
 _EPS = TIME_SLACK_S
 
@@ -93,15 +93,13 @@ def stage_checks(spec: ModelCanary, state: RolloutState) -> list[DueCheck]:
         shadow = spec.spec.shadow
         return [
             DueCheck(PROMOTE_KEY, shadow.promote_on),
-            *(DueCheck(f"shadow.rollbackOn[{j}]", c) for j, c in enumerate(shadow.rollback_on)),
+            *(DueCheck(shadow_check(j), c) for j, c in enumerate(shadow.rollback_on)),
         ]
     if state.stage == "steps":
         i = state.step_index
         step = spec.spec.steps[i]
         ends = None if step.duration is None else state.stage_started_at + step.duration.seconds
-        return [
-            DueCheck(f"steps[{i}].rollbackOn[{j}]", c, ends) for j, c in enumerate(step.rollback_on)
-        ]
+        return [DueCheck(step_check(i, j), c, ends) for j, c in enumerate(step.rollback_on)]
     return []
 
 

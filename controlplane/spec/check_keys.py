@@ -1,0 +1,89 @@
+"""Check keys: the name of one check of a ModelCanary, as ``status.checks`` spells it.
+
+Owns the one encoding of where a check sits in a spec, ``steps[1].rollbackOn[0]``,
+``shadow.promoteOn``, ``shadow.rollbackOn[0]`` (:func:`encode`), and its one reading
+(:func:`decode`). A key is the check's field path below ``spec``, spelled by
+:mod:`controlplane.spec.paths`. Written by the rollout machine (the keys of
+``RolloutState.checks``, which ``RolloutState.to_status`` puts in ``status.checks``) and by
+:func:`controlplane.analysis.queries.all_checks`; read back by ``kubectl canary status``
+(:mod:`controlplane.cli.snapshot`). It lives in spec/ because a key names a place in the spec, and
+every layer that writes or reads one sits above spec. Pure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from controlplane.spec.paths import Loc, format_path, parse_path
+
+CheckStage = Literal["shadow", "steps"]
+
+
+@dataclass(frozen=True)
+class CheckKey:
+    """A check's place: ``stage`` ``steps`` with the 0-based ``step`` and the position ``index``
+    in its ``rollbackOn``; or ``shadow`` with ``index`` in ``rollbackOn``, or no ``index`` for
+    ``promoteOn``. Build one with :func:`step_check`, :func:`shadow_check` or :data:`PROMOTE`."""
+
+    stage: CheckStage
+    step: int | None = None
+    index: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.stage == "steps" and (self.step is None or self.index is None):
+            raise ValueError("a step's check key needs its step and its index")
+        if self.stage == "shadow" and self.step is not None:
+            raise ValueError("a shadow check key has no step")
+        if any(n is not None and n < 0 for n in (self.step, self.index)):
+            raise ValueError("check key positions are >= 0")
+
+    @property
+    def promote(self) -> bool:
+        """True for ``shadow.promoteOn``, the one check that promotes rather than rolls back."""
+        return self.stage == "shadow" and self.index is None
+
+    @property
+    def loc(self) -> Loc:
+        """The field path below ``spec``: ``("steps", 1, "rollbackOn", 0)``."""
+        if self.step is not None and self.index is not None:  # stage "steps" (__post_init__)
+            return ("steps", self.step, "rollbackOn", self.index)
+        if self.index is None:
+            return ("shadow", "promoteOn")
+        return ("shadow", "rollbackOn", self.index)
+
+
+PROMOTE = CheckKey("shadow")
+
+
+def encode(key: CheckKey) -> str:
+    """``CheckKey("steps", 1, 0)`` -> ``steps[1].rollbackOn[0]``."""
+    return format_path(key.loc)
+
+
+def decode(text: str) -> CheckKey | None:
+    """Inverse of :func:`encode`; None for anything :func:`encode` does not write."""
+    match parse_path(text):
+        case ("steps", int(step), "rollbackOn", int(index)):
+            key = CheckKey("steps", step, index)
+        case ("shadow", "promoteOn"):
+            key = PROMOTE
+        case ("shadow", "rollbackOn", int(index)):
+            key = CheckKey("shadow", None, index)
+        case _:
+            return None
+    return key if encode(key) == text else None
+
+
+def step_check(step: int, index: int) -> str:
+    """The key of check ``index`` of ``rollbackOn`` in step ``step`` (0-based)."""
+    return encode(CheckKey("steps", step, index))
+
+
+def shadow_check(index: int) -> str:
+    """The key of check ``index`` of the shadow phase's ``rollbackOn``."""
+    return encode(CheckKey("shadow", None, index))
+
+
+PROMOTE_KEY = encode(PROMOTE)
+"""``shadow.promoteOn``."""
