@@ -71,6 +71,8 @@ def test_what_is_not_a_check_key(text: str) -> None:
     ("stage", "step", "index"),
     [("steps", None, 0), ("steps", 0, None), ("shadow", 0, 0), ("steps", -1, 0)],
 )
-def test_a_key_names_a_place_that_can_exist(stage: str, step: int | None, index: int | None) -> None:
+def test_a_key_names_a_place_that_can_exist(
+    stage: str, step: int | None, index: int | None
+) -> None:
     with pytest.raises(ValueError, match="check key"):
         CheckKey(stage, step, index)  # type: ignore[arg-type]
