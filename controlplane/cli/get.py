@@ -16,7 +16,7 @@ import sys
 
 from controlplane.cli import cluster, output
 from controlplane.cli.follow import follow
-from controlplane.cli.live import Display, render
+from controlplane.cli.live import FrameWriter, render
 from controlplane.cli.snapshot import snapshot
 from controlplane.kube.client import Obj
 from controlplane.operations import get_canary
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         follow(kube, namespace, args.name, runtime, done=_never, timeout_s=timeout, on_update=emit)
         return 0
 
-    with Display(runtime.terminal()) as display:
+    with FrameWriter(runtime.terminal()) as display:
 
         def draw(obj: Obj, changed: bool) -> None:
             display.show(

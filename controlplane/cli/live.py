@@ -1,11 +1,11 @@
 """The view of ``kubectl canary get NAME [-w]``: one ModelCanary on a terminal, with rich.
 
-Owns :func:`render` (a :class:`~controlplane.cli.snapshot.Snapshot` at a given time as a rich
+Owns :func:`render` (a :class:`~controlplane.cli.snapshot.CanaryView` at a given time as a rich
 renderable: phase, step and weight, variants, time in the stage and time left, pending intents,
 each check of the stage with its condition and latest candidate / stable / compared values, the
 expected change from measured profiles beside what the checks observed, the last events) and
-:class:`Display`, which shows successive frames: redrawn in place with :class:`rich.live.Live` on a
-terminal, appended one after another (only when the object changed)
+:class:`FrameWriter`, which writes successive frames: redrawn in place with
+:class:`rich.live.Live` on a terminal, appended one after another (only when the object changed)
 anywhere else, so ``get -w | tee log`` keeps a readable record. Colours follow the phase and the
 verdicts; rich drops them when the output is not a terminal or ``NO_COLOR`` is set.
 """
@@ -20,7 +20,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from controlplane.cli.snapshot import CheckRow, Snapshot, human
+from controlplane.cli.snapshot import CanaryView, CheckRow, human
 from controlplane.profiles.expected import compare, pct, sources_line
 
 EVENTS_SHOWN = 5
@@ -63,12 +63,12 @@ EVENT_STYLES: dict[str, str] = {
 }
 
 
-def phase_text(snap: Snapshot) -> Text:
+def phase_text(snap: CanaryView) -> Text:
     label = snap.phase or "unknown"
     return Text(label, style=PHASE_STYLES.get(snap.phase, ""))
 
 
-def _timing(snap: Snapshot, now: float) -> str:
+def _timing(snap: CanaryView, now: float) -> str:
     if snap.phase == "invalid":
         return "stopped until the spec is fixed"
     if snap.terminal:
@@ -92,7 +92,7 @@ def _timing(snap: Snapshot, now: float) -> str:
     return text
 
 
-def _header(snap: Snapshot, now: float) -> Table:
+def _header(snap: CanaryView, now: float) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
@@ -153,7 +153,7 @@ def _result(row: CheckRow) -> Text:
     return text
 
 
-def _checks(snap: Snapshot, now: float) -> Table:
+def _checks(snap: CanaryView, now: float) -> Table:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, expand=False)
     for name, justify in (
         ("CHECK", "left"),
@@ -179,7 +179,7 @@ def _checks(snap: Snapshot, now: float) -> Table:
     return table
 
 
-def _events(snap: Snapshot, now: float, limit: int) -> Table:
+def _events(snap: CanaryView, now: float, limit: int) -> Table:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     table.add_column("AGE", justify="right", no_wrap=True)
     table.add_column("EVENT", no_wrap=True)
@@ -197,7 +197,7 @@ def _events(snap: Snapshot, now: float, limit: int) -> Table:
     return table
 
 
-def _gates(snap: Snapshot, now: float) -> Table:
+def _gates(snap: CanaryView, now: float) -> Table:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     for name in ("GATE", "POINT", "WORKFLOW", "PHASE", "RESULT", "SUBMITTED", "MESSAGE"):
         table.add_column(name, no_wrap=name != "MESSAGE")
@@ -221,7 +221,7 @@ def _change(ratio: float | None) -> Text:
     return Text(pct(ratio))
 
 
-def _expected(snap: Snapshot) -> list[RenderableType]:
+def _expected(snap: CanaryView) -> list[RenderableType]:
     """The expected change from measured profiles beside what the checks observed."""
     if snap.expected is None or snap.expected.headline is None:
         return []
@@ -237,7 +237,7 @@ def _expected(snap: Snapshot) -> list[RenderableType]:
     return [Text(""), title, table, Text(sources_line(snap.expected), style="dim")]
 
 
-def render(snap: Snapshot, now: float, *, events: int = EVENTS_SHOWN) -> RenderableType:
+def render(snap: CanaryView, now: float, *, events: int = EVENTS_SHOWN) -> RenderableType:
     """The whole view of ``snap`` at ``now``."""
     parts: list[RenderableType] = [_header(snap, now)]
     if snap.checks:
@@ -262,7 +262,7 @@ def render(snap: Snapshot, now: float, *, events: int = EVENTS_SHOWN) -> Rendera
     return Group(*parts)
 
 
-class Display:
+class FrameWriter:
     """Frames of the view on ``console``: in place on a terminal, appended otherwise."""
 
     def __init__(self, console: Console) -> None:
@@ -270,7 +270,7 @@ class Display:
         self._live: Live | None = None
         self._inplace = console.is_terminal and not console.is_dumb_terminal
 
-    def __enter__(self) -> Display:
+    def __enter__(self) -> FrameWriter:
         if self._inplace:
             self._live = Live(
                 Text(""),

@@ -1,7 +1,7 @@
 """What ``kubectl canary`` shows about one ModelCanary: a tolerant reading of the object.
 
 Owns :func:`snapshot`, which turns a ModelCanary as the API server returns it (``spec`` plus the
-controller's ``status``) into a :class:`Snapshot`: phase, step, weight, the current stage's
+controller's ``status``) into a :class:`CanaryView`: phase, step, weight, the current stage's
 timing, every check of the current stage with its thresholds and latest values, the rollout's
 events, intents not yet consumed, and whether the status is stale (``observedGeneration`` behind
 ``metadata.generation``). Nothing here raises on a malformed object: a missing or unreadable field
@@ -18,7 +18,7 @@ numbers in base units, ``unit``, ``window``, ``for``), else from the spec at the
 
 Given the measured profile entries beside the catalogue, :func:`snapshot` also pairs the canary's
 stable and candidate with theirs (:func:`controlplane.profiles.expected.pair`), so the view shows
-the expected change next to what the checks observed (:meth:`Snapshot.observations`).
+the expected change next to what the checks observed (:meth:`CanaryView.observations`).
 """
 
 from __future__ import annotations
@@ -150,8 +150,8 @@ class PendingIntent:
 
 
 @dataclass(frozen=True)
-class Snapshot:
-    """A ModelCanary as the views show it. See :func:`snapshot`."""
+class CanaryView:
+    """A ModelCanary as the ``kubectl canary`` views show it. See :func:`snapshot`."""
 
     namespace: str
     name: str
@@ -236,7 +236,7 @@ class Snapshot:
 # --------------------------------------------------------------------------- reading
 
 
-def snapshot(obj: Mapping[str, Any], measured: Sequence[Loaded] = ()) -> Snapshot:
+def snapshot(obj: Mapping[str, Any], measured: Sequence[Loaded] = ()) -> CanaryView:
     """Read ``obj`` (a ModelCanary as the API returns it) without ever raising on bad data;
     ``measured``: the measured profile entries to pair its variants with (none: no pairing)."""
     meta = _map(obj.get("metadata"))
@@ -254,7 +254,7 @@ def snapshot(obj: Mapping[str, Any], measured: Sequence[Loaded] = ()) -> Snapsho
         f"{p.get('path')}: {p.get('message')}" if p.get("path") else str(p.get("message"))
         for p in (_map(x) for x in _list(status.get("problems")))
     )
-    return Snapshot(
+    return CanaryView(
         namespace=_str(meta.get("namespace")) or "default",
         name=_str(meta.get("name")) or "?",
         phase=_str(status.get("phase")) or "",

@@ -27,7 +27,7 @@ from typing import Any
 
 from controlplane.cli import cluster, output
 from controlplane.cli.follow import follow
-from controlplane.cli.snapshot import Snapshot, human, snapshot
+from controlplane.cli.snapshot import CanaryView, human, snapshot
 from controlplane.kube.client import Obj
 from controlplane.operations import get_canary
 
@@ -58,7 +58,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     output.add_output_arg(parser)
 
 
-def outcome(snap: Snapshot) -> tuple[str, int]:
+def outcome(snap: CanaryView) -> tuple[str, int]:
     """The outcome word (``promoted``, ``rolled_back``, ``paused``, ``awaiting_approval``,
     ``invalid``, ``in_progress``) and the exit code of ``snap``."""
     if snap.stale:
@@ -76,7 +76,7 @@ def outcome(snap: Snapshot) -> tuple[str, int]:
     return "in_progress", EXIT_IN_PROGRESS
 
 
-def describe(snap: Snapshot) -> str:
+def describe(snap: CanaryView) -> str:
     """One line about where the rollout stands (no clock-dependent parts)."""
     word, _code = outcome(snap)
     where = f"step {snap.stage_label()} at weight {snap.weight}%"
@@ -117,7 +117,7 @@ def describe(snap: Snapshot) -> str:
     return f"{snap.phase}, {where}"
 
 
-def summary(snap: Snapshot, now: float, *, timed_out: bool) -> dict[str, Any]:
+def summary(snap: CanaryView, now: float, *, timed_out: bool) -> dict[str, Any]:
     """The ``-o json|yaml`` object."""
     word, code = outcome(snap)
     return {

@@ -23,7 +23,7 @@ from rich.console import Console
 
 from controlplane.analysis.providers.base import MetricProvider
 from controlplane.errors import UsageError
-from controlplane.local.display import Display, LiveDisplay, LogDisplay
+from controlplane.local.display import LiveDisplay, LogDisplay, ProgressDisplay
 from controlplane.local.engines import ENGINE_KINDS
 from controlplane.local.inject import parse_injections
 from controlplane.local.stack import UpConfig, UpResult, run_up
@@ -160,7 +160,7 @@ async def _main(
     canary: ModelCanary,
     config: UpConfig,
     console: Console,
-    display: Display,
+    display: ProgressDisplay,
 ) -> UpResult:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -187,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args, canary)
     as_json = args.output == "json"
     console = Console(stderr=as_json)
-    display: Display = (
+    display: ProgressDisplay = (
         LiveDisplay(console) if console.is_terminal and not as_json else LogDisplay(console)
     )
     result = asyncio.run(_main(args, canary, config, console, display))

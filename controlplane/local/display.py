@@ -5,8 +5,9 @@ second; elsewhere (CI logs, pipes, ``-o json``) it prints one line per rollout e
 line every :data:`LOG_EVERY_S` seconds, on stderr when stdout carries JSON. Every view names the
 engine, and says **simulated** loudly when the numbers come from the simulated engine.
 
-Pure rendering of a :class:`Snapshot` (built by :mod:`controlplane.local.stack`); the only I/O
-is writing to the console.
+Pure rendering of a :class:`ProgressFrame` (built by :mod:`controlplane.local.stack`) through a
+:class:`ProgressDisplay` (:class:`LiveDisplay` on a terminal, :class:`LogDisplay` elsewhere); the
+only I/O is writing to the console.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ LIVE_METRICS = ("requests/s", "p95 latency", "p95 ttft", "errors")
 
 
 @dataclass
-class Snapshot:
-    """Everything the display shows at one moment."""
+class ProgressFrame:
+    """Everything the ``up`` progress display shows at one moment."""
 
     canary: ModelCanary
     state: RolloutState
@@ -67,7 +68,7 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
-def render(snap: Snapshot) -> Group:
+def render(snap: ProgressFrame) -> Group:
     """The live panel's content."""
     checks = Table(title="checks (latest evaluation)", expand=True)
     for col in ("check", "metric", "verdict", "value", "candidate", "stable"):
@@ -99,10 +100,12 @@ def event_line(event: Event) -> str:
     return f"{clock} {event.type:<12} step {event.step} weight {event.weight}% {event.message}"
 
 
-class Display(Protocol):
+class ProgressDisplay(Protocol):
+    """Where ``up`` shows its progress: a live panel or plain log lines."""
+
     def start(self, lines: list[str]) -> None: ...
 
-    def update(self, snap: Snapshot) -> None: ...
+    def update(self, snap: ProgressFrame) -> None: ...
 
     def stop(self) -> None: ...
 
@@ -122,7 +125,7 @@ class LiveDisplay:
         self._live = Live(console=self.console, refresh_per_second=2, transient=False)
         self._live.start()
 
-    def update(self, snap: Snapshot) -> None:
+    def update(self, snap: ProgressFrame) -> None:
         if self._live is not None:
             self._live.update(Panel(render(snap), title=snap.title))
 
@@ -148,7 +151,7 @@ class LogDisplay:
         for line in lines:
             self.print(line)
 
-    def update(self, snap: Snapshot) -> None:
+    def update(self, snap: ProgressFrame) -> None:
         history = snap.state.history
         for event in history[self._seen :]:
             self.print(f"[{snap.engine}] {event_line(event)}")

@@ -44,7 +44,7 @@ from controlplane.analysis.evaluator import evaluate
 from controlplane.analysis.providers.base import MetricProvider
 from controlplane.analysis.providers.prometheus import PrometheusProvider, from_url
 from controlplane.errors import ControlPlaneError, ProviderError, SpecError, UsageError
-from controlplane.local.display import Display, Snapshot
+from controlplane.local.display import ProgressDisplay, ProgressFrame
 from controlplane.local.engines import EngineKind, make_engine
 from controlplane.local.inject import Faults
 from controlplane.local.load import LoadGenerator, LoadStats, RequestMaker
@@ -359,7 +359,7 @@ class LocalStack:
         return out
 
     async def run_rollout(
-        self, display: Display, stop: asyncio.Event, started: float
+        self, display: ProgressDisplay, stop: asyncio.Event, started: float
     ) -> tuple[RolloutState, list[tuple[float, int]], bool]:
         """The controller's loop on this stack until an outcome, ``stop`` or the deadline.
 
@@ -405,7 +405,9 @@ class LocalStack:
                 live = await asyncio.to_thread(self.live_values, provider, now)
                 live_at = now
             load = self.load.stats if self.load is not None else None
-            display.update(Snapshot(canary, state, cfg.engine, cfg.time_scale, now, load, live))
+            display.update(
+                ProgressFrame(canary, state, cfg.engine, cfg.time_scale, now, load, live)
+            )
             if state.terminal:
                 return state, timeline, False
             if cfg.max_time_s is not None and time.monotonic() - started >= cfg.max_time_s:
@@ -450,7 +452,7 @@ Plotter = Callable[[SimulationResult, MetricProvider], object]
 async def run_up(
     canary: ModelCanary,
     config: UpConfig,
-    display: Display,
+    display: ProgressDisplay,
     stop: asyncio.Event | None = None,
     catalog: Catalog | None = None,
     plot: Plotter | None = None,

@@ -10,7 +10,7 @@ from rich.console import Console
 from support.local import demo
 
 from controlplane.cli.up import outcome_line
-from controlplane.local.display import LiveDisplay, LogDisplay, Snapshot
+from controlplane.local.display import LiveDisplay, LogDisplay, ProgressFrame
 from controlplane.local.load import LoadStats
 from controlplane.local.stack import UpResult
 from controlplane.local.timescale import scale_canary
@@ -30,7 +30,7 @@ def started():
 @pytest.mark.parametrize("engine", ["simulated", "transformers"])
 def test_views_name_the_engine(engine: str) -> None:
     canary, _, state = started()
-    snap = Snapshot(canary, state, engine, 60, T0 + 12, LoadStats(), {"nf4": {"errors": "0%"}})
+    snap = ProgressFrame(canary, state, engine, 60, T0 + 12, LoadStats(), {"nf4": {"errors": "0%"}})
     assert snap.step_line() == "step 1/3 · weight 10% · 18s left (spec time 18m)"
     assert ("SIMULATED" in snap.title) == (engine == "simulated")
     out = io.StringIO()
