@@ -81,14 +81,9 @@ except ImportError:  # run as a script: bench/ is on sys.path
         today,
     )
 
-from controlplane.analysis.sequential import (
-    bernoulli_log_e_above,
-    binomial_p,
-    midrank_scores,
-    shift_log_e,
-    snap_bound,
-    two_sample_boundary,
-)
+from controlplane.analysis.buckets import snap_bound
+from controlplane.analysis.eprocess import bernoulli_log_e_above, binomial_p, two_sample_boundary
+from controlplane.analysis.shift_test import midrank_scores, shift_log_e
 
 F = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]

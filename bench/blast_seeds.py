@@ -13,9 +13,10 @@ promoted) of three deciders fed the same traffic model:
 
 * ``judge`` — this product's ``judge: sequential`` with the configuration of :data:`JUDGE_SPEC`
   (a tolerance on both checks), decided by the product's own statistics
-  (:mod:`controlplane.analysis.sequential`: :func:`bernoulli_log_e_above` is
-  ``judge_counts``' e-value, :func:`shift_log_e` with :func:`shift_null_tilt` ``judge_shift``'s,
-  :func:`binomial_p` the closing test's) at the false-rollback budget :data:`BUDGET`.
+  (:mod:`~controlplane.analysis.eprocess` and :mod:`~controlplane.analysis.shift_test`:
+  :func:`bernoulli_log_e_above` is ``judge_counts``' e-value, :func:`shift_log_e` with
+  :func:`shift_null_tilt` ``judge_shift``'s, :func:`binomial_p` the closing test's) at the
+  false-rollback budget :data:`BUDGET`.
 * ``oracle`` — not deployable: the SPRT that knows the bad scenario exactly (likelihood ratio of
   the candidate's buckets and errors, bad against identical), its threshold set on the tuning
   seeds to roll back :data:`BUDGET` of identical candidates ("matched to the same budget").
@@ -59,14 +60,8 @@ except ImportError:  # run as a script: bench/ is on sys.path
         today,
     )
 
-from controlplane.analysis.sequential import (
-    bernoulli_log_e_above,
-    binomial_p,
-    midrank_scores,
-    shift_log_e,
-    shift_null_tilt,
-    two_sample_boundary,
-)
+from controlplane.analysis.eprocess import bernoulli_log_e_above, binomial_p, two_sample_boundary
+from controlplane.analysis.shift_test import midrank_scores, shift_log_e, shift_null_tilt
 
 F = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
@@ -585,9 +580,9 @@ line ({", ".join(str(s) for s in seeds)}), none of them a tuning seed
 5 % weight, looked at every 15 s; stable latency lognormal (median 200 ms, P99 400 ms), stable
 error rate 0.1 %.
 
-- **judge**: the product's `judge: sequential`, decided by `controlplane.analysis.sequential`,
-  configured once for every row (false-rollback budget {BUDGET:.0%}: alpha {ALPHA:g} per check,
-  two checks):
+- **judge**: the product's `judge: sequential`, decided by `controlplane.analysis`
+  (`eprocess`, `shift_test`), configured once for every row (false-rollback budget
+  {BUDGET:.0%}: alpha {ALPHA:g} per check, two checks):
 
   ```yaml
 {chr(10).join("  " + line for line in JUDGE_SPEC.splitlines())}

@@ -10,9 +10,9 @@ problems. Within one evaluation the same query at the same time is asked once.
 A thin shell around the pure queries/verdict: called by the controller every ``analysis.interval``
 and by ``canaryctl simulate`` (with the replay provider) for each simulated tick.
 
-``judge: sequential`` checks (see :mod:`controlplane.analysis.seqcheck`) need the time the current
-step (or shadow phase) started, ``since``: their counts are cumulative from then. Callers pass the
-state's ``stage_started_at``; without it such a check is inconclusive and says why.
+``judge: sequential`` checks (see :mod:`controlplane.analysis.sequential_check`) need the time the
+current step (or shadow phase) started, ``since``: their counts are cumulative from then. Callers
+pass the state's ``stage_started_at``; without it such a check is inconclusive and says why.
 
 An absolute check on a built-in metric also asks the stable variant's value, for display only
 (``CheckResult.stable``: status, alerts, dashboard); it never changes the verdict, and when it
@@ -24,7 +24,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from controlplane.analysis import queries, seqcheck, verdict
+from controlplane.analysis import queries, sequential_check, verdict
+from controlplane.analysis.buckets import buckets_from
 from controlplane.analysis.providers.base import MetricProvider, Sample, VectorProvider
 from controlplane.errors import NoData, ProviderError, ProviderQueryError, SpecError
 from controlplane.rollout.observations import CheckResult, DueCheck, Observations
@@ -146,16 +147,16 @@ def evaluate_sequential(
             provider_error=False,
         )
     try:
-        plan = seqcheck.plan(canary, due.check, since, now, closes_at=due.closes_at)
+        plan = sequential_check.plan(canary, due.check, since, now, closes_at=due.closes_at)
     except SpecError as exc:
         return _error_result(due.key, name, f"cannot build the query: {exc}", provider_error=True)
     try:
 
         def buckets(query: str | None) -> dict[float, float] | None:
-            return seqcheck.buckets_from(ask.vector(query)) if query else None
+            return buckets_from(ask.vector(query)) if query else None
 
-        def counts_of(p: seqcheck.Plan) -> seqcheck.Counts:
-            return seqcheck.Counts(
+        def counts_of(p: sequential_check.Plan) -> sequential_check.Counts:
+            return sequential_check.Counts(
                 cand_events=ask.maybe(p.cand_events),
                 cand_total=ask.maybe(p.cand_total),
                 stable_events=ask.maybe(p.stable_events),
@@ -172,7 +173,7 @@ def evaluate_sequential(
         return _error_result(due.key, name, str(exc), provider_error=False)
     except ProviderError as exc:
         return _error_result(due.key, name, str(exc), provider_error=True)
-    return seqcheck.judge_check(
+    return sequential_check.judge_check(
         due.key,
         due.check,
         plan.metric,
@@ -191,7 +192,7 @@ def evaluate_check(
 ) -> CheckResult:
     """Judge one due check, turning every provider problem into an inconclusive result."""
     name = due.check.metric
-    if seqcheck.is_sequential(due.check):
+    if sequential_check.is_sequential(due.check):
         at = ask.at if now is None else now
         return evaluate_sequential(canary, due, ask, stage_start(due, since), at)
     try:

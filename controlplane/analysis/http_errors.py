@@ -6,15 +6,18 @@ Owns the PromQL of the two terms of ``error-rate`` (failed requests / all reques
     error_terms(router, sel, window, by=(), *, fn="rate", modifier="", vllm_version=None,
                 envoy=())
         -> ErrorTerms(failed=..., total=...)
+    grouped_sources(sel, window, by, routes, *, terms, fn, modifier, vllm_version) -> str
+    fold_sources(samples, routes) -> {(canary, variant): {"failed": ..., "total": ...}}
 
-and the Envoy clusters of one variant of a canary (:func:`envoy_backend`). ``failed`` and
+(the grouped form of the Envoy routers, whose series carry no canary labels), and the Envoy
+clusters of one variant of a canary (:func:`envoy_backend`, :func:`envoy_routes`). ``failed`` and
 ``total`` are complete, aggregated expressions (``sum``/``max``, ``by (...)`` when ``by`` is
 given): the built-in's value is ``failed / total``; with ``fn="increase"`` they are the counts
 over the window (the cumulative counts of ``judge: sequential``). ``modifier`` is appended to
 every range (`` @ 1700000000.000``). Called by the single PromQL builder
 (:mod:`controlplane.analysis.promql`), by the sequential counts
-(:mod:`controlplane.analysis.seqcheck`, :mod:`controlplane.controller.batch`) and by the local
-stack's tests; pure string functions.
+(:mod:`controlplane.analysis.sequential_check`, :mod:`controlplane.controller.batch`) and by the
+local stack's tests; pure string functions.
 
 What counts as a failure (decided here, documented in docs/analysis.md, "Where errors come
 from"): an HTTP 5xx answered for the variant; an HTTP 429 where the source tells it apart from
@@ -38,8 +41,11 @@ Sources per router (versions read in docs/analysis.md):
   ``envoy_cluster_upstream_rq{envoy_cluster_name, envoy_response_code}`` (failed: the failure
   codes; all: every code), selected by ``envoy_cluster_name`` alone: the clusters of the
   variant's backendRef in the canary's HTTPRoute (:func:`envoy_backend`), so the gateway's scrape
-  needs no relabeling; the grouped form attaches ``canary``/``variant`` with ``label_replace``;
-  plus the engine;
+  needs no relabeling; plus the engine. The grouped form (many canaries in one query,
+  :func:`grouped_sources`) selects every route of the group with one regular expression and
+  sums ``by`` the route and backend index it reads from the cluster name, so its size does not
+  grow with the group; :func:`fold_sources` maps those back to (canary, variant) and takes the
+  larger source, the ``max`` the plain form does in PromQL;
 - ``istio``: ``istio_requests_total{reporter="destination", response_code}`` from the
   destination pod's sidecar (its PodMonitor labels); plus the engine;
 - ``llmisvc``: ``vllm serve``'s own ``http_requests_total{handler, status}`` (status grouped
@@ -50,7 +56,7 @@ Sources per router (versions read in docs/analysis.md):
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -99,11 +105,19 @@ class ErrorTerms:
 @dataclass(frozen=True)
 class EnvoyBackend:
     """The Envoy clusters of one variant of one canary: ``clusters`` is a regular expression of
-    ``envoy_cluster_name`` values; ``labels`` are the ``(name, value)`` pairs (``canary``,
-    ``variant``) that the grouped form attaches to the variant's sums with ``label_replace``."""
+    ``envoy_cluster_name`` values."""
 
     clusters: str
-    labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class EnvoyRoutes:
+    """The Envoy side of a grouped query: the canaries' ``namespace`` and, per (HTTPRoute name,
+    backend index), the (canary, variant) whose requests that backend carries
+    (:func:`envoy_routes`)."""
+
+    namespace: str
+    members: Mapping[tuple[str, int], tuple[str, str]]
 
 
 def _route_of(canary: ModelCanary) -> str:
@@ -128,17 +142,29 @@ def envoy_backend(canary: ModelCanary, variant: str) -> EnvoyBackend:
     ``kserve``: the stable predictor, then the canary's), so the stable is backend 0 and the
     candidate backend 1 in any rule. A custom ``spec.analysis.selector`` does not change this:
     Envoy's series carry none of its labels. ValueError for a variant that is neither."""
-    if variant == canary.spec.stable.name:
-        index = 0
-    elif variant == canary.spec.candidate.name:
-        index = 1
-    else:
-        raise ValueError(f"{variant!r} is neither variant of canary {canary.metadata.name!r}")
     route = f"httproute/{canary.metadata.namespace}/{_route_of(canary)}/"
     return EnvoyBackend(
-        clusters=f"{_literal(route)}rule/[0-9]+/backend/{index}",
-        labels=(("canary", canary.metadata.name), ("variant", variant)),
+        clusters=f"{_literal(route)}rule/[0-9]+/backend/{_backend_index(canary, variant)}"
     )
+
+
+def _backend_index(canary: ModelCanary, variant: str) -> int:
+    if variant == canary.spec.stable.name:
+        return 0
+    if variant == canary.spec.candidate.name:
+        return 1
+    raise ValueError(f"{variant!r} is neither variant of canary {canary.metadata.name!r}")
+
+
+def envoy_routes(namespace: str, canaries: Sequence[ModelCanary]) -> EnvoyRoutes:
+    """The Envoy backends of both variants of every canary of a group (all in ``namespace``),
+    named as :func:`envoy_backend` names them: stable backend 0, candidate backend 1."""
+    members: dict[tuple[str, int], tuple[str, str]] = {}
+    for canary in canaries:
+        route = _route_of(canary)
+        for variant in (canary.spec.stable.name, canary.spec.candidate.name):
+            members[(route, _backend_index(canary, variant))] = (canary.metadata.name, variant)
+    return EnvoyRoutes(namespace, members)
 
 
 def _literal(text: str) -> str:
@@ -150,32 +176,92 @@ def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def _envoy_term(
-    backends: Sequence[EnvoyBackend], by: Sequence[str], extra: str, fn: str, rng: str
+def _envoy_term(backends: Sequence[EnvoyBackend], extra: str, fn: str, rng: str) -> str:
+    """``envoy_cluster_upstream_rq`` summed over the ``backends``' clusters (joined)."""
+    clusters = "|".join(f"(?:{b.clusters})" for b in backends)
+    if len(backends) == 1:
+        clusters = backends[0].clusters
+    matchers = f'{ENVOY_CLUSTER}=~"{_quote(clusters)}"' + (f",{extra}" if extra else "")
+    return f"sum({fn}({ENVOY_RQ_BY_CODE}{{{matchers}}}{rng}))"
+
+
+ROUTE_LABEL = "envoy_route"
+BACKEND_LABEL = "envoy_backend"
+SOURCE_TERM = "error_term"
+"""The label :func:`grouped_sources` tags each series with: ``<failed|total>/<source>``."""
+
+
+def _envoy_grouped(routes: EnvoyRoutes, extra: str, fn: str, rng: str) -> str:
+    """``envoy_cluster_upstream_rq`` of every backend of ``routes``, one selector for the whole
+    group, summed ``by`` the route and backend index read from the cluster name."""
+    names = "|".join(_literal(route) for route in sorted({r for r, _ in routes.members}))
+    regex = f"httproute/{_literal(routes.namespace)}/({names})/rule/[0-9]+/backend/([01])"
+    matchers = f'{ENVOY_CLUSTER}=~"{_quote(regex)}"' + (f",{extra}" if extra else "")
+    inner = f"{fn}({ENVOY_RQ_BY_CODE}{{{matchers}}}{rng})"
+    for label, group in ((ROUTE_LABEL, "$1"), (BACKEND_LABEL, "$2")):
+        inner = (
+            f'label_replace({inner}, "{label}", "{group}", "{ENVOY_CLUSTER}", "{_quote(regex)}")'
+        )
+    return f"sum by ({ROUTE_LABEL}, {BACKEND_LABEL}) ({inner})"
+
+
+def grouped_sources(
+    sel: str,
+    window: str,
+    by: Sequence[str],
+    routes: EnvoyRoutes,
+    *,
+    terms: Sequence[Literal["failed", "total"]] = ("failed", "total"),
+    fn: Literal["rate", "increase"] = "rate",
+    modifier: str = "",
+    vllm_version: str | None = None,
 ) -> str:
-    """``envoy_cluster_upstream_rq`` over the ``backends``' clusters: one sum without ``by``
-    (their clusters joined); with ``by``, each backend's own sum labelled with its ``labels``
-    (every ``by`` label must be among them) and the union summed ``by``."""
-
-    def summed(clusters: str) -> str:
-        matchers = f'{ENVOY_CLUSTER}=~"{_quote(clusters)}"' + (f",{extra}" if extra else "")
-        return f"sum({fn}({ENVOY_RQ_BY_CODE}{{{matchers}}}{rng}))"
-
-    if not by:
-        if len(backends) == 1:
-            return summed(backends[0].clusters)
-        return summed("|".join(f"(?:{b.clusters})" for b in backends))
+    """The Envoy routers' ``error-rate`` terms for a group of canaries, unfolded: each source's
+    ``terms`` as its own series, tagged ``error_term="<term>/<source>"`` — the engine's summed
+    ``by`` (``canary``, ``variant``), Envoy's by route and backend (:func:`_envoy_grouped`).
+    The query's size is one selector per source and term, whatever the group's size (the
+    alternative, one relabelled sum per canary, grew with the group until Prometheus refused
+    it at 1,000 canaries). :func:`fold_sources` turns the answer into (canary, variant) values."""
+    contract = contract_for(vllm_version)
+    rng = f"[{window}]{modifier}"
+    engine_sel = {
+        "failed": f'{sel},finished_reason=~"{"|".join(contract.error_reasons)}"',
+        "total": sel,
+    }
+    envoy_codes = {"failed": f'envoy_response_code=~"{FAILED_CODES}"', "total": ""}
     parts = []
-    for backend in backends:
-        labels = dict(backend.labels)
-        missing = [name for name in by if name not in labels]
-        if missing:
-            raise ValueError(f"the grouped Envoy term needs the labels {missing} of each backend")
-        part = summed(backend.clusters)
-        for name in by:
-            part = f'label_replace({part}, "{name}", "{_quote(labels[name])}", "", "")'
-        parts.append(part)
-    return _agg("sum", by, " or ".join(parts))
+    for name in terms:
+        engine = _agg("sum", by, f"{fn}({contract.requests}{{{engine_sel[name]}}}{rng})")
+        envoy = _envoy_grouped(routes, envoy_codes[name], fn, rng)
+        for source, expr in (("envoy", envoy), ("engine", engine)):
+            parts.append(f'label_replace({expr}, "{SOURCE_TERM}", "{name}/{source}", "", "")')
+    return " or ".join(parts)
+
+
+def fold_sources(
+    samples: Iterable[tuple[Mapping[str, str], float]], routes: EnvoyRoutes
+) -> dict[tuple[str, str], dict[str, float]]:
+    """A :func:`grouped_sources` answer as ``{(canary, variant): {term: value}}``: each term the
+    larger of its sources (a source with no series falls out), as the plain form's ``max``.
+    Series of a route or backend not in ``routes`` are ignored."""
+    out: dict[tuple[str, str], dict[str, float]] = {}
+    for labels, value in samples:
+        term, _, source = labels.get(SOURCE_TERM, "").partition("/")
+        if source == "envoy":
+            try:
+                backend = int(labels.get(BACKEND_LABEL, ""))
+            except ValueError:
+                continue
+            ident = routes.members.get((labels.get(ROUTE_LABEL, ""), backend))
+        elif source:
+            ident = (labels.get("canary", ""), labels.get("variant", ""))
+        else:
+            ident = None
+        if ident is None or not term:
+            continue
+        found = out.setdefault(ident, {})
+        found[term] = max(found.get(term, value), value)
+    return out
 
 
 def _agg(op: str, by: Sequence[str], expr: str) -> str:
@@ -205,7 +291,7 @@ def error_terms(
     ``by`` these labels when given. ``vllm_version`` picks the engine's metric contract
     (:func:`~controlplane.analysis.metric_contract.contract_for`; ValueError when unknown).
     ``envoy``: the variants' :func:`envoy_backend` (the Envoy routers need them: ValueError
-    without; one per (canary, variant) of the group in the grouped form)."""
+    without). The Envoy routers' grouped form is :func:`grouped_sources` (ValueError here)."""
     contract = contract_for(vllm_version)
     requests = contract.requests
     rng = f"[{window}]{modifier}"
@@ -221,8 +307,12 @@ def error_terms(
             raise ValueError(f"router {router!r}: the Envoy source needs the variants' backends")
         source = "envoy"
         codes = f'envoy_response_code=~"{FAILED_CODES}"'
-        http_failed = _envoy_term(envoy, by, codes, fn, rng)
-        http_total = _envoy_term(envoy, by, "", fn, rng)
+        if by:
+            raise ValueError(
+                f"router {router!r}: the grouped form of the Envoy source is grouped_sources"
+            )
+        http_failed = _envoy_term(envoy, codes, fn, rng)
+        http_total = _envoy_term(envoy, "", fn, rng)
     elif router in ISTIO_ROUTERS:
         source = "istio"
         dest = 'reporter="destination"'

@@ -39,7 +39,8 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from controlplane.analysis import evaluator, http_errors, promql, queries, seqcheck, verdict
+from controlplane.analysis import evaluator, http_errors, promql, queries, sequential_check, verdict
+from controlplane.analysis.buckets import parse_le
 from controlplane.analysis.metric_contract import DEFAULT_VLLM_VERSION, contract_for
 from controlplane.analysis.providers.base import MetricProvider
 from controlplane.analysis.providers.prometheus import PrometheusClient, PrometheusProvider
@@ -238,7 +239,7 @@ def _seq_term(
         duration, _, kind = kind.removeprefix("closing@").partition(":")
         param, pin = float(duration), f" @ {param + float(duration):.3f}"
     if kind in ("errors", "requests"):
-        w = queries.prom_duration(max(param, seqcheck.MIN_WINDOW_S))
+        w = queries.prom_duration(max(param, sequential_check.MIN_WINDOW_S))
         terms = http_errors.error_terms(
             router,
             sel,
@@ -252,7 +253,7 @@ def _seq_term(
         return terms.failed if kind == "errors" else terms.total
     family, _, rest = kind.partition(":")
     if family == "buckets":
-        w = queries.prom_duration(max(param, seqcheck.MIN_WINDOW_S))
+        w = queries.prom_duration(max(param, sequential_check.MIN_WINDOW_S))
         hist = histograms[rest]
         return f"sum by (le, canary, variant) (increase({hist}{{{sel}}}[{w}]{pin}))"
     if family == "reference":
@@ -376,7 +377,7 @@ class BatchEvaluator:
                     plan.fallback.append(due)
                     continue
                 router, version = keys
-                if seqcheck.is_sequential(due.check):
+                if sequential_check.is_sequential(due.check):
                     seq = _plan_sequential(req, due, metric, now, router, version)
                     if seq is None:
                         plan.fallback.append(due)  # the evaluator says what is wrong
@@ -435,7 +436,7 @@ class BatchEvaluator:
                 ident = (labels.get("canary", ""), labels.get("variant", ""))
                 if buckets:
                     found = values.setdefault(ident, {})
-                    le = seqcheck.parse_le(labels.get("le", ""))
+                    le = parse_le(labels.get("le", ""))
                     found[le] = found.get(le, 0.0) + value
                 else:
                     values[ident] = value
@@ -537,10 +538,10 @@ def _plan_sequential(
     """The grouped queries of one sequential check; None when the evaluator must handle it (no
     step start, or a check the sequential judge does not support)."""
     since = evaluator.stage_start(due, req.since)
-    if since is None or seqcheck.problems(req.canary, due.check, "check"):
+    if since is None or sequential_check.problems(req.canary, due.check, "check"):
         return None
     ns = req.canary.metadata.namespace
-    window = seqcheck.window_seconds(since, now)
+    window = sequential_check.window_seconds(since, now)
     keys: dict[str, SeqKey] = {}
     builtin = metric.builtin
     assert builtin is not None
@@ -553,11 +554,11 @@ def _plan_sequential(
         if due.check.compare == "baseline" and due.check.test == "shift":
             keys["reference"] = SeqKey(f"reference:{builtin}@{lookback!r}", ns, "", version)
         elif due.check.compare == "baseline":
-            q = seqcheck.quantile_of(metric)
+            q = sequential_check.quantile_of(metric)
             keys["boundary"] = SeqKey(f"boundary:{builtin}@{q!r}@{lookback!r}", ns, "", version)
-    end = seqcheck.closing_time(due.check, due.closes_at, now)
+    end = sequential_check.closing_time(due.check, due.closes_at, now)
     if end is not None:
-        duration = f"{max(end - since, seqcheck.MIN_WINDOW_S):.3f}"
+        duration = f"{max(end - since, sequential_check.MIN_WINDOW_S):.3f}"
         for role in [r for r in keys if r in _COUNTS]:
             kind = f"closing@{duration}:{keys[role].kind}"
             keys[f"closing-{role}"] = replace(keys[role], kind=kind)
@@ -590,8 +591,8 @@ def _judge_sequential(
     def value(role: str, variant: str) -> Any:
         return got[role].get((name, variant)) if role in got else None
 
-    def counts_of(prefix: str) -> seqcheck.Counts:
-        return seqcheck.Counts(
+    def counts_of(prefix: str) -> sequential_check.Counts:
+        return sequential_check.Counts(
             cand_events=value(f"{prefix}events", cand),
             cand_total=value(f"{prefix}total", cand),
             stable_events=value(f"{prefix}events", stable) if baseline else None,
@@ -605,7 +606,7 @@ def _judge_sequential(
     closing = any(role.startswith("closing-") for role in seq.keys)
     counts = replace(counts_of(""), closing=counts_of("closing-") if closing else None)
     try:
-        return seqcheck.judge_check(
+        return sequential_check.judge_check(
             seq.due.key,
             seq.due.check,
             seq.metric,

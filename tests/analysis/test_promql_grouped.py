@@ -9,8 +9,8 @@ engine's counts, are backfilled once; hypothesis then draws the built-in, router
 window, evaluation time and the set of canaries grouped, and every (canary, variant) of the
 grouped answer must equal the per-canary query's value (both absent/NaN, or equal to 1e-9).
 Both sides are built from the canaries (``queries.metric_query`` and ``batch.grouped_query``,
-``seqcheck.plan`` and ``batch.sequential_query``), so a path that forgets the router (or reads
-another variant's Envoy cluster) gives a different number.
+``sequential_check.plan`` and ``batch.sequential_query``), so a path that forgets the router (or
+reads another variant's Envoy cluster) gives a different number.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from support.canaries import example_dict
 from support.prometheus import PrometheusServer, start_shared
 
-from controlplane.analysis import queries, seqcheck
+from controlplane.analysis import queries, sequential_check
 from controlplane.analysis.metric_contract import LATENCY_BUILTINS, contract_for
 from controlplane.analysis.providers.prometheus import PrometheusProvider, from_url
 from controlplane.controller.batch import (
@@ -282,7 +282,8 @@ def test_grouped_sequential_error_counts_equal_the_per_canary_counts(
     grouped: set[str],
 ) -> None:
     """``judge: sequential``'s error counts: ``batch.sequential_query`` (grouped) against
-    ``seqcheck.plan`` (one canary), the failed and the all-requests counts of both variants."""
+    ``sequential_check.plan`` (one canary), the failed and the all-requests counts of both
+    variants."""
     at = START + STEP * minute
     since = at - 60.0 * step_minutes
     canaries = {name: make_canary(NAMESPACE, name, router) for name in sorted(grouped)}
@@ -290,7 +291,7 @@ def test_grouped_sequential_error_counts_equal_the_per_canary_counts(
         {"metric": "errors", "above": "10%", "compare": "baseline", "judge": "sequential"}
     )
     version = queries.engine_version(next(iter(canaries.values())))
-    window = seqcheck.window_seconds(since, at)
+    window = sequential_check.window_seconds(since, at)
     for kind in ("errors", "requests"):
         query = sequential_query(
             SeqKey(kind, NAMESPACE, router, version), {window: set(grouped)}, canaries
@@ -300,7 +301,7 @@ def test_grouped_sequential_error_counts_equal_the_per_canary_counts(
             for labels, value in prometheus.vector(query, at)
         }
         for name, canary in canaries.items():
-            plan = seqcheck.plan(canary, check, since, at)
+            plan = sequential_check.plan(canary, check, since, at)
             singles = {
                 "cand": plan.cand_events if kind == "errors" else plan.cand_total,
                 "stable": plan.stable_events if kind == "errors" else plan.stable_total,

@@ -1,4 +1,4 @@
-"""Tests of the sequential judge (controlplane.analysis.sequential).
+"""Tests of the sequential judge (controlplane.analysis: eprocess, count_judges, latency_judges).
 
 Validity: thousands of simulated null streams, looked at every interval, must breach at most
 alpha of the time (with 3-sigma slack). Power: real regressions are found within a stated number
@@ -12,19 +12,17 @@ import math
 import numpy as np
 import pytest
 
-from controlplane.analysis.sequential import (
-    _cs_theta,
-    _log_e_scalar,
+from controlplane.analysis.buckets import bucket_quantile, snap_bound
+from controlplane.analysis.count_judges import judge_counts, judge_rate
+from controlplane.analysis.eprocess import (
     bernoulli_decisions,
     bernoulli_log_e,
     bernoulli_log_e_above,
-    bucket_quantile,
-    judge_counts,
-    judge_latency,
-    judge_rate,
-    snap_bound,
+    cs_theta,
+    log_e_scalar,
     two_sample_boundary,
 )
+from controlplane.analysis.latency_judges import judge_latency
 from controlplane.errors import NoData, SpecError
 
 RUNS = 2000
@@ -461,7 +459,7 @@ def test_confidence_sequence_is_the_inversion_of_both_tests_on_a_dense_grid(
     up, down = bernoulli_log_e(x, n, grid)
     rejected_below = grid[up >= thr]
     rejected_above = grid[down >= thr]
-    low, high = _cs_theta(x, n, alpha)
+    low, high = cs_theta(x, n, alpha)
     step = 41.4 / 20000
     if rejected_below.size:
         assert math.log(low / (1 - low)) == pytest.approx(
@@ -480,5 +478,5 @@ def test_confidence_sequence_is_the_inversion_of_both_tests_on_a_dense_grid(
 def test_scalar_e_values_equal_the_vectorised_ones() -> None:
     for x, n, m in [(3.0, 100.0, 0.01), (0.0, 50.0, 0.2), (40.0, 40.0, 0.5), (7.5, 1e4, 1e-4)]:
         up, down = bernoulli_log_e(x, n, m)
-        assert _log_e_scalar(x, n, m, True) == pytest.approx(float(up), rel=1e-9, abs=1e-9)
-        assert _log_e_scalar(x, n, m, False) == pytest.approx(float(down), rel=1e-9, abs=1e-9)
+        assert log_e_scalar(x, n, m, True) == pytest.approx(float(up), rel=1e-9, abs=1e-9)
+        assert log_e_scalar(x, n, m, False) == pytest.approx(float(down), rel=1e-9, abs=1e-9)

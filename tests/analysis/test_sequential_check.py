@@ -1,4 +1,4 @@
-"""Unit tests of controlplane.analysis.seqcheck and the evaluator's sequential path (fake)."""
+"""Unit tests of controlplane.analysis.sequential_check and the evaluator's sequential path."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 from support.canaries import example_canary
 
-from controlplane.analysis import seqcheck
+from controlplane.analysis import sequential_check
 from controlplane.analysis.evaluator import evaluate
 from controlplane.analysis.providers.static import StaticProvider
 from controlplane.rollout.observations import DueCheck
@@ -22,8 +22,8 @@ def check(**fields: object) -> CheckSpec:
     return CheckSpec.model_validate({"judge": "sequential", **fields})
 
 
-def errors_plan(c: CheckSpec) -> seqcheck.Plan:
-    return seqcheck.plan(CANARY, c, SINCE, NOW)
+def errors_plan(c: CheckSpec) -> sequential_check.Plan:
+    return sequential_check.plan(CANARY, c, SINCE, NOW)
 
 
 @pytest.mark.parametrize(
@@ -65,7 +65,7 @@ def test_without_a_step_start_the_check_says_so() -> None:
 )
 def test_unsupported_checks_are_provider_errors(fields: dict[str, object], fragment: str) -> None:
     c = check(**fields)
-    assert seqcheck.problems(CANARY, c, "x")
+    assert sequential_check.problems(CANARY, c, "x")
     result = evaluate(CANARY, [DueCheck("k", c)], StaticProvider(), NOW, since=SINCE).checks["k"]
     assert result.verdict == "inconclusive"
     assert result.provider_error
@@ -74,7 +74,7 @@ def test_unsupported_checks_are_provider_errors(fields: dict[str, object], fragm
 
 def test_latency_needs_vectors_and_snaps_up() -> None:
     c = check(metric="latency", above="190ms")  # p95; next boundary up is 0.2s
-    plan = seqcheck.plan(CANARY, c, SINCE, NOW)
+    plan = sequential_check.plan(CANARY, c, SINCE, NOW)
     assert plan.cand_buckets is not None
     slow = [({"le": "0.1"}, 500.0), ({"le": "0.2"}, 800.0), ({"le": "+Inf"}, 1000.0)]
     provider = StaticProvider(vectors={plan.cand_buckets: slow})
@@ -102,7 +102,7 @@ def test_shift_test_queries_the_pre_step_reference_and_reports_cliffs_delta(
     cand: list[float], decided: str, sign: int
 ) -> None:
     c = check(metric="latency", compare="baseline", above="0%", test="shift")
-    plan = seqcheck.plan(CANARY, c, SINCE, NOW)
+    plan = sequential_check.plan(CANARY, c, SINCE, NOW)
     assert plan.reference is not None
     assert plan.boundary is None
     assert f"@ {SINCE:.3f}" in plan.reference  # fixed before the step: valid at every look
@@ -124,7 +124,7 @@ def test_shift_test_queries_the_pre_step_reference_and_reports_cliffs_delta(
 
 def test_shift_test_without_a_pre_step_reference_is_inconclusive() -> None:
     c = check(metric="latency", compare="baseline", above="0%", test="shift")
-    plan = seqcheck.plan(CANARY, c, SINCE, NOW)
+    plan = sequential_check.plan(CANARY, c, SINCE, NOW)
     assert plan.cand_buckets is not None
     assert plan.stable_buckets is not None
     provider = StaticProvider(
@@ -141,7 +141,7 @@ def test_shift_test_without_a_pre_step_reference_is_inconclusive() -> None:
 
 def _shift_result(above: str, cand: list[float]) -> object:
     c = check(metric="latency", compare="baseline", above=above, test="shift")
-    plan = seqcheck.plan(CANARY, c, SINCE, NOW)
+    plan = sequential_check.plan(CANARY, c, SINCE, NOW)
     assert plan.cand_buckets is not None
     assert plan.stable_buckets is not None
     assert plan.reference is not None
@@ -176,9 +176,9 @@ def test_a_shift_tolerance_spares_a_slightly_slower_candidate() -> None:
 )
 def test_shift_tolerance_problems(fields: dict[str, object], path: str, said: str) -> None:
     c = check(metric="latency", compare="baseline", test="shift", **fields)
-    found = seqcheck.problems(CANARY, c, "check")
+    found = sequential_check.problems(CANARY, c, "check")
     assert [p.path for p in found] == [path]
     assert said in found[0].message
-    assert not seqcheck.problems(
+    assert not sequential_check.problems(
         CANARY, check(metric="latency", compare="baseline", test="shift", above="10%"), "check"
     )

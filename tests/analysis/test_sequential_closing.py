@@ -10,20 +10,15 @@ import pytest
 from scipy import stats
 from support.canaries import example_canary
 
-from controlplane.analysis import seqcheck
+from controlplane.analysis import sequential_check
+from controlplane.analysis.count_judges import judge_counts, judge_rate
+from controlplane.analysis.eprocess import bernoulli_decisions, binomial_p
 from controlplane.analysis.evaluator import evaluate
+from controlplane.analysis.latency_judges import judge_latency, judge_shift
 from controlplane.analysis.providers.static import StaticProvider
-from controlplane.analysis.sequential import (
-    bernoulli_decisions,
-    binomial_p,
-    judge_counts,
-    judge_latency,
-    judge_rate,
-    judge_shift,
-    rank_sum_p,
-)
-from controlplane.rollout.machine import stage_checks
+from controlplane.analysis.shift_test import rank_sum_p
 from controlplane.rollout.observations import DueCheck
+from controlplane.rollout.schedule import stage_checks
 from controlplane.rollout.state import RolloutState
 from controlplane.spec.models import CheckSpec
 
@@ -86,21 +81,21 @@ def test_judges_give_only_the_fixed_horizon_p_value_when_asked() -> None:
 def test_the_closing_test_computes_no_anytime_evidence(monkeypatch: pytest.MonkeyPatch) -> None:
     """Past a step's end the closing test runs at every evaluation of a held step: it must
     cost one p-value, not a second run of the anytime test (e-values, confidence sequence)."""
-    from controlplane.analysis import sequential
+    from controlplane.analysis import count_judges
 
     metric = CANARY.metric("errors")
     assert metric is not None
     c = check(alpha=0.01, finalLook=0.5)
     pinned = replace(MILD, closing=MILD)
     runs = {"anytime": 0}
-    real = sequential._cs_theta  # the anytime test's confidence sequence: once per anytime run
+    real = count_judges.cs_theta  # the anytime test's confidence sequence: once per anytime run
 
     def counted(*args: object) -> object:
         runs["anytime"] += 1
         return real(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(sequential, "_cs_theta", counted)
-    result = seqcheck.judge_check("k", c, metric, pinned, min_samples=None)
+    monkeypatch.setattr(count_judges, "cs_theta", counted)
+    result = sequential_check.judge_check("k", c, metric, pinned, min_samples=None)
     assert result.decided == "breach", result.message
     assert runs["anytime"] == 1  # the live look's anytime test only
     assert "closing test at the step's end" in result.message
@@ -140,17 +135,17 @@ def check(**fields: object) -> CheckSpec:
 
 def test_closing_time_is_the_steps_end_once_it_is_up() -> None:
     c = check(alpha=0.05, finalLook=0.5)
-    assert seqcheck.closing_time(c, END, END - 60.0) is None
-    assert seqcheck.closing_time(c, END, END) == END
-    assert seqcheck.closing_time(c, END, END + 600.0) == END  # held: still the step's end
-    assert seqcheck.closing_time(c, None, END) is None  # a step without a duration
-    assert seqcheck.closing_time(check(alpha=0.05), END, END) is None  # no finalLook
+    assert sequential_check.closing_time(c, END, END - 60.0) is None
+    assert sequential_check.closing_time(c, END, END) == END
+    assert sequential_check.closing_time(c, END, END + 600.0) == END  # held: still the step's end
+    assert sequential_check.closing_time(c, None, END) is None  # a step without a duration
+    assert sequential_check.closing_time(check(alpha=0.05), END, END) is None  # no finalLook
 
 
 def test_closing_queries_cover_the_whole_step_pinned_at_its_end() -> None:
     c = check(alpha=0.05, finalLook=0.5)
-    assert seqcheck.plan(CANARY, c, SINCE, END - 60.0, closes_at=END).closing is None
-    plan = seqcheck.plan(CANARY, c, SINCE, END + 600.0, closes_at=END)
+    assert sequential_check.plan(CANARY, c, SINCE, END - 60.0, closes_at=END).closing is None
+    plan = sequential_check.plan(CANARY, c, SINCE, END + 600.0, closes_at=END)
     closing = plan.closing
     assert closing is not None
     for query in (closing.cand_events, closing.cand_total, closing.stable_events):
@@ -160,8 +155,10 @@ def test_closing_queries_cover_the_whole_step_pinned_at_its_end() -> None:
     assert "@" not in plan.cand_total  # the anytime test sees everything up to now
 
 
-def _counts(cand_err: float, cand: float, stable_err: float, stable: float) -> seqcheck.Counts:
-    return seqcheck.Counts(
+def _counts(
+    cand_err: float, cand: float, stable_err: float, stable: float
+) -> sequential_check.Counts:
+    return sequential_check.Counts(
         cand_events=cand_err, cand_total=cand, stable_events=stable_err, stable_total=stable
     )
 
@@ -175,26 +172,26 @@ def test_a_check_breaches_on_the_closing_test_and_spends_the_rest_of_alpha_anyti
     assert metric is not None
     c = check(alpha=0.01, finalLook=0.5)
     closed = replace(MILD, closing=MILD)
-    result = seqcheck.judge_check("k", c, metric, closed, min_samples=None)
+    result = sequential_check.judge_check("k", c, metric, closed, min_samples=None)
     assert (result.verdict, result.decided) == ("breach", "breach"), result.message
     assert "closing test at the step's end" in result.message
     assert "<= 0.005" in result.message
     # Before the step's end (no closing counts) the anytime test alone, at alpha/2: no breach.
-    before = seqcheck.judge_check("k", c, metric, MILD, min_samples=None)
+    before = sequential_check.judge_check("k", c, metric, MILD, min_samples=None)
     assert (before.verdict, before.decided) == ("pass", None), before.message
     assert "alpha 0.005" in before.message
     # Without finalLook the same closing counts are not tested.
-    plain = seqcheck.judge_check("k", check(alpha=0.01), metric, closed, min_samples=None)
+    plain = sequential_check.judge_check("k", check(alpha=0.01), metric, closed, min_samples=None)
     assert plain.decided is None, plain.message
     # A good candidate passes the closing test.
     good = _counts(450.0, 45_000.0, 1350.0, 135_000.0)
     fine = replace(good, closing=good)
-    assert seqcheck.judge_check("k", c, metric, fine, min_samples=None).verdict == "pass"
+    assert sequential_check.judge_check("k", c, metric, fine, min_samples=None).verdict == "pass"
 
 
 def test_the_evaluator_runs_the_closing_test_from_the_due_checks_step_end() -> None:
     c = check(alpha=0.01, finalLook=0.5)
-    plan = seqcheck.plan(CANARY, c, SINCE, END, closes_at=END)
+    plan = sequential_check.plan(CANARY, c, SINCE, END, closes_at=END)
     closing = plan.closing
     assert closing is not None
     answers: dict[str, float] = {}

@@ -1,4 +1,4 @@
-"""Tests of the shift test (``test: shift``): controlplane.analysis.sequential.judge_shift.
+"""Tests of the shift test (``test: shift``): controlplane.analysis.latency_judges.judge_shift.
 
 Validity under continuous monitoring (identical variants, a candidate that is faster, a load
 change that slows both variants during the step, buckets that differ between variants), power
@@ -14,13 +14,8 @@ import numpy as np
 import pytest
 from scipy import special
 
-from controlplane.analysis.sequential import (
-    _TILTS,
-    judge_shift,
-    midrank_scores,
-    shift_log_e,
-    shift_null_tilt,
-)
+from controlplane.analysis.latency_judges import judge_shift
+from controlplane.analysis.shift_test import TILTS, midrank_scores, shift_log_e, shift_null_tilt
 from controlplane.errors import NoData, SpecError
 
 EDGES = np.array([0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.75, 1.0, 2.5])
@@ -119,7 +114,7 @@ def test_e_value_is_the_mixture_of_per_request_likelihood_ratios() -> None:
     pi = cand.sum() / (cand.sum() + stable.sum())
     # brute force: one Bernoulli factor per request, per tilt, then the equal-weight mixture
     ratios = []
-    for b in _TILTS:
+    for b in TILTS:
         lr = 1.0
         for j in range(5):
             p = 1 / (1 + math.exp(-(math.log(pi / (1 - pi)) + b * scores[j])))

@@ -1,10 +1,11 @@
 """``judge: sequential`` checks: the counts they need, their PromQL, and their verdicts.
 
-Owns the bridge between a spec check and the statistics of
-:mod:`controlplane.analysis.sequential`: which checks the sequential judge supports
+Owns the bridge between a spec check and the sequential judge's statistics
+(:mod:`~controlplane.analysis.count_judges`, :mod:`~controlplane.analysis.latency_judges`):
+which checks the sequential judge supports
 (:func:`problems`), the window "since the step started" (:func:`window_seconds`), the PromQL of
 the cumulative counts for one canary (:func:`plan`), and the mapping of a
-:class:`~controlplane.analysis.sequential.SequentialResult` onto the state machine's
+:class:`~controlplane.analysis.count_judges.SequentialResult` onto the state machine's
 :class:`~controlplane.rollout.observations.CheckResult` (:func:`judge_check`).
 
 Pure: no I/O, no clock. Called by :mod:`controlplane.analysis.evaluator` (one canary) and by
@@ -29,10 +30,13 @@ Semantics (what the state machine sees):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from controlplane.analysis import http_errors, queries, sequential
+from controlplane.analysis import http_errors, queries
+from controlplane.analysis.buckets import bucket_quantile
+from controlplane.analysis.count_judges import SequentialResult, judge_counts, judge_rate
+from controlplane.analysis.latency_judges import judge_latency, judge_shift
 from controlplane.analysis.metric_contract import contract_for
 from controlplane.errors import NoData, Problem, SpecError
 from controlplane.rollout.observations import TIME_SLACK_S, CheckResult
@@ -260,25 +264,6 @@ def _counts(
     )
 
 
-def parse_le(value: str) -> float:
-    """A bucket's ``le`` label as a float (``+Inf`` included); broken labels are NoData."""
-    try:
-        return float(value)
-    except ValueError:
-        raise NoData(f"histogram bucket with a non-numeric le={value!r}") from None
-
-
-def buckets_from(samples: Iterable[tuple[Mapping[str, str], float]]) -> dict[float, float]:
-    """``{le: count}`` from the series of a ``sum by (le)`` query (empty result: empty dict)."""
-    out: dict[float, float] = {}
-    for labels, value in samples:
-        le = labels.get("le")
-        if le is None:
-            raise NoData("histogram series without an le label")
-        out[parse_le(le)] = out.get(parse_le(le), 0.0) + value
-    return out
-
-
 @dataclass(frozen=True)
 class Counts:
     """Cumulative counts since the step started, as the provider answered them.
@@ -312,7 +297,7 @@ def _unit(check: CheckSpec) -> Unit:
 
 @dataclass(frozen=True)
 class _Judged:
-    res: sequential.SequentialResult
+    res: SequentialResult
     served: float  # candidate requests the test saw
     quantity: float | None  # the candidate's value in the metric's own unit
     stable_quantity: float | None
@@ -328,7 +313,7 @@ def _judge(
     baseline = check.compare == "baseline"
     if metric.builtin == "error-rate":
         if baseline:
-            res = sequential.judge_counts(
+            res = judge_counts(
                 _zero(counts.cand_events),
                 _zero(counts.cand_total),
                 _zero(counts.stable_events),
@@ -338,7 +323,7 @@ def _judge(
                 fixed=fixed,
             )
         else:
-            res = sequential.judge_rate(
+            res = judge_rate(
                 _zero(counts.cand_events),
                 _zero(counts.cand_total),
                 check.above.value,
@@ -352,7 +337,7 @@ def _judge(
         return None
     stable_quantity: float | None = None
     if baseline and check.test == "shift":
-        res = sequential.judge_shift(
+        res = judge_shift(
             cand,
             counts.stable_buckets or {math.inf: 0.0},
             counts.reference_buckets or {math.inf: 0.0},
@@ -361,14 +346,14 @@ def _judge(
             fixed=fixed,
         )
         stable = counts.stable_buckets
-        stable_quantity = sequential.bucket_quantile(stable, q) if stable else None
+        stable_quantity = bucket_quantile(stable, q) if stable else None
     elif baseline:
         if counts.boundary_s is None or not math.isfinite(counts.boundary_s):
             return (
                 "the stable variant had no latency data just before the step started "
                 "(the boundary of the comparison is its quantile then)"
             )
-        res = sequential.judge_latency(
+        res = judge_latency(
             cand,
             counts.stable_buckets or {math.inf: 0.0},
             q,
@@ -379,8 +364,8 @@ def _judge(
         )
         stable_quantity = counts.boundary_s
     else:
-        res = sequential.judge_latency(cand, None, q, alpha, bound_s=check.above.value, fixed=fixed)
-    return _Judged(res, max(cand.values()), sequential.bucket_quantile(cand, q), stable_quantity)
+        res = judge_latency(cand, None, q, alpha, bound_s=check.above.value, fixed=fixed)
+    return _Judged(res, max(cand.values()), bucket_quantile(cand, q), stable_quantity)
 
 
 def _closing(check: CheckSpec, metric: MetricSpec, counts: Counts) -> str | None:
