@@ -5,7 +5,7 @@ Owns the "## Hostile input" section of ``docs/benchmarks.md``. The loader's limi
 bound the *work* a file can cause, and ``tests/spec/test_spec_load.py`` asserts those work
 bounds deterministically; this script measures the *seconds* that work takes on this machine,
 next to a valid spec for scale: the median and the slowest of ``--runs`` calls of
-:func:`controlplane.spec.validate.check_text` per input, and the first problem reported.
+:func:`controlplane.validation.check_text` per input, and the first problem reported.
 
 Run ``python bench/hostile_input.py`` (``--runs N``, ``--no-write`` prints only).
 """
@@ -29,7 +29,7 @@ except ImportError:  # run as a script: bench/ is on sys.path
     )
 
 from controlplane.spec.load import MAX_BYTES, MAX_DOCUMENTS, MAX_EXPANDED, MAX_NODES
-from controlplane.spec.validate import check_text
+from controlplane.validation import check_text
 
 SECTION = "## Hostile input"
 REPO = Path(__file__).resolve().parent.parent

@@ -34,7 +34,7 @@ from controlplane.local.synthetic import DAY, Scenario, Variant, history_end  # 
 from controlplane.simulation import prefetched, simulate  # noqa: E402
 from controlplane.spec.models import ModelCanary  # noqa: E402
 from controlplane.spec.units import parse_duration  # noqa: E402
-from controlplane.spec.validate import validated_file  # noqa: E402
+from controlplane.validation import validated_file  # noqa: E402
 
 HEADER = "## Replay"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from controlplane.simulation import SIMULATED_GATE, simulate
-from controlplane.spec.validate import validated_file
+from controlplane.validation import validated_file
 
 GATED = Path(__file__).resolve().parents[1] / "canary" / "gated.yml"
 

@@ -24,7 +24,7 @@ from controlplane.local.synthetic import DAY, HOUR, Change, Scenario, Variant, h
 from controlplane.simulation import SimulationResult, prefetched, simulate
 from controlplane.spec.models import BudgetSpec, ModelCanary
 from controlplane.spec.units import parse_duration
-from controlplane.spec.validate import validated_file
+from controlplane.validation import validated_file
 
 pytestmark = [pytest.mark.binary, pytest.mark.slow]
 

@@ -17,7 +17,7 @@ finite bucket bounds ``b_1 <= T < b_n`` of the engine version's
 Relative checks (``compare: baseline``) have no threshold in seconds and are not refused; the
 limit of their resolution (within the first bucket the ratio of two quantiles is bounded by
 ``[q, 1/q]``) is documented in ``docs/analysis.md``. Pure. Called once by
-:func:`controlplane.spec.validate.validate`; the engine version comes from the caller (None: the
+:func:`controlplane.validation.validate`; the engine version comes from the caller (None: the
 KServe-pinned version).
 """
 

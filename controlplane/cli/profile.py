@@ -403,7 +403,7 @@ def plot(points: list[SweepPoint], width: int = 40) -> str:
 
 
 def _compare(args: argparse.Namespace, catalog: Catalog) -> int:
-    from controlplane.spec.validate import validated_file
+    from controlplane.validation import validated_file
 
     entries = measured_for(catalog)
     out: list[dict[str, Any]] = []

@@ -25,7 +25,7 @@ from controlplane.profiles.expected import notes
 from controlplane.routing.base import Outcome
 from controlplane.routing.objects import desired_objects
 from controlplane.spec.models import ModelCanary
-from controlplane.spec.validate import validated_file
+from controlplane.validation import validated_file
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -17,7 +17,7 @@ from controlplane.cli.timeparse import parse_time
 from controlplane.errors import UsageError
 from controlplane.simulation import SimulationResult, prefetched, simulate
 from controlplane.spec.models import ModelCanary
-from controlplane.spec.validate import validated_file
+from controlplane.validation import validated_file
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -31,7 +31,7 @@ from controlplane.profiles.catalog import load_catalog
 from controlplane.simulation import SimulationResult
 from controlplane.spec.models import ModelCanary
 from controlplane.spec.units import format_duration, parse_duration
-from controlplane.spec.validate import validated_file
+from controlplane.validation import validated_file
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -1,6 +1,6 @@
 """``canaryctl validate FILE... [-o json]``: check canary.yml files, report every problem.
 
-A thin shell over :func:`controlplane.spec.validate.check_file` (the same function the controller
+A thin shell over :func:`controlplane.validation.check_file` (the same function the controller
 and the API use). Directories stand for the ``*.yml`` / ``*.yaml`` files directly inside them.
 Prints one ``FILE:LINE: field.path: message`` line per problem (or, with ``-o json``, a JSON list of
 ``{file, line, path, message}``) and exits 0 when every file is valid, 2 otherwise. For a valid
@@ -19,7 +19,7 @@ from pathlib import Path
 from controlplane.errors import Problem
 from controlplane.profiles.catalog import Catalog, load_catalog
 from controlplane.profiles.expected import notes
-from controlplane.spec.validate import check_file, validated_file
+from controlplane.validation import check_file, validated_file
 
 SUFFIXES = (".yml", ".yaml")
 

@@ -71,7 +71,7 @@ from controlplane.routing.objects import desired_objects, make_router
 from controlplane.serving.render import LABEL_ROLE
 from controlplane.spec.models import ModelCanary
 from controlplane.spec.units import Duration
-from controlplane.spec.validate import check_object
+from controlplane.validation import check_object
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ branch every ``interval_s`` (or at once on :meth:`GitSource.trigger`, which the 
 - reads every ``*.yml`` / ``*.yaml`` file under the path; a file with at least one
   ``kind: ModelCanary`` document (or one that is not YAML) is a canary file;
 - validates each canary file exactly as ``canaryctl validate FILE`` does
-  (:func:`controlplane.spec.validate.check_text`): a file with any problem is *invalid* and
+  (:func:`controlplane.validation.check_text`): a file with any problem is *invalid* and
   changes nothing (the version applied before stays), and is reported as ``FILE:LINE: path:
   message`` log lines, a Warning Event ``GitSyncFailed`` on the objects it held, and the
   ``on_invalid(file, problems)`` callback (the alert hook);
@@ -56,7 +56,7 @@ from controlplane.kube.client import KubeClient, Obj, Ref
 from controlplane.profiles.catalog import Catalog
 from controlplane.spec.load import parse_text
 from controlplane.spec.models import API_GROUP, API_VERSION, KIND
-from controlplane.spec.validate import check_text
+from controlplane.validation import check_text
 
 log = logging.getLogger(__name__)
 

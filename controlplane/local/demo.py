@@ -27,7 +27,7 @@ from controlplane.local.prometheus import PrometheusServer, backfill, start_prom
 from controlplane.local.synthetic import DAY, Change, Scenario, Variant, history_end
 from controlplane.simulation import SimulationResult, prefetched, simulate
 from controlplane.spec.models import ModelCanary
-from controlplane.spec.validate import validated_text
+from controlplane.validation import validated_text
 
 SPAN = 22 * DAY
 """Replayed history: the 21 days of the schedule plus a day of slack."""

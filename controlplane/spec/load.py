@@ -1,7 +1,7 @@
 """Reading canary.yml files: bytes -> YAML documents with line numbers -> ``ModelCanary`` models.
 
 Owns the YAML dialect and the defences against hostile input. Called by
-:mod:`controlplane.spec.validate` (``check_file`` / ``check_text``, which the CLI, the controller
+:mod:`controlplane.validation` (``check_file`` / ``check_text``, which the CLI, the controller
 and the API use) and by anything that needs the typed models of a file (``load_file`` /
 ``load_text``).
 
@@ -341,7 +341,7 @@ def build(doc: Document) -> tuple[ModelCanary | None, list[Problem]]:
 def load_text(source: str | bytes, filename: str | None = None) -> list[ModelCanary]:
     """Every ModelCanary in ``source``. Raises :class:`SpecError` with every structural problem.
 
-    Cross-field rules are not checked here: see :func:`controlplane.spec.validate.check_text`.
+    Cross-field rules are not checked here: see :func:`controlplane.validation.check_text`.
     """
     canaries: list[ModelCanary] = []
     problems: list[Problem] = []

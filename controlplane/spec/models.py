@@ -2,8 +2,9 @@
 
 Owns the shape of a canary.yml (names, types, defaults) exactly as ``canary-spec.md`` states it.
 Every default lives here and nowhere else. Cross-field rules (weights increasing, metrics defined,
-router capabilities, GPU fit, ...) are not here: they live in :mod:`controlplane.spec.validate`,
-which returns every problem with its path. Pure: no I/O.
+router capabilities, GPU fit, ...) are not here: they live in :mod:`controlplane.spec.rules` (the
+spec's own) and :mod:`controlplane.validation` (the product's, and the one entry point), which
+return every problem with its path. Pure: no I/O.
 """
 
 from __future__ import annotations

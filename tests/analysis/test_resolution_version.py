@@ -11,7 +11,7 @@ import pytest
 from controlplane.analysis import queries
 from controlplane.errors import SpecError
 from controlplane.spec.load import load_text
-from controlplane.spec.validate import check_text
+from controlplane.validation import check_text
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = (ROOT / "canary" / "four-week.yml").read_text()

@@ -16,7 +16,7 @@ from controlplane.rollout.gates import GateRun, pending_runs
 from controlplane.rollout.machine import initial_state, step
 from controlplane.rollout.observations import Observations
 from controlplane.spec.models import ModelCanary
-from controlplane.spec.validate import validated_file
+from controlplane.validation import validated_file
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden" / "gates"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from controlplane.spec.validate import validated_file
+from controlplane.validation import validated_file
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = sorted((ROOT / "manifests" / "argo").glob("*.yaml"))

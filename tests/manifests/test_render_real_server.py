@@ -27,7 +27,7 @@ from controlplane.local.kubeapi import LoopbackCluster
 from controlplane.profiles.catalog import load_catalog
 from controlplane.routing import kserve_knative
 from controlplane.routing.base import CAPABILITIES
-from controlplane.spec.validate import validated_file
+from controlplane.validation import validated_file
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "canary").glob("*.yml"))

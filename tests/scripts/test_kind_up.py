@@ -59,7 +59,7 @@ from controlplane.local.upstream_crds import (
 )
 from controlplane.profiles.catalog import load_catalog
 from controlplane.routing.objects import desired_objects
-from controlplane.spec.validate import validated_file
+from controlplane.validation import validated_file
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "kind-up.sh"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.spec.validate import check_file, check_text
+from controlplane.validation import check_file, check_text
 
 ROOT = Path(__file__).resolve().parents[2]
 GATED = (ROOT / "canary" / "gated.yml").read_text()

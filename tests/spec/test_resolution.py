@@ -9,7 +9,7 @@ import pytest
 from controlplane.analysis import resolution
 from controlplane.analysis.metric_contract import contract_for
 from controlplane.spec.load import load_text
-from controlplane.spec.validate import check_text
+from controlplane.validation import check_text
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = (ROOT / "canary" / "four-week.yml").read_text()

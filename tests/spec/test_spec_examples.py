@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from controlplane.spec.models import ModelCanary
-from controlplane.spec.validate import check_file, validated_file
+from controlplane.validation import check_file, validated_file
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "canary").glob("*.yml"))

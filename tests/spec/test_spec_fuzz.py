@@ -20,7 +20,7 @@ from support.loadwork import counted
 
 from controlplane.errors import Problem, SpecError
 from controlplane.spec.load import load_text, parse_text
-from controlplane.spec.validate import check_text
+from controlplane.validation import check_text
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "canary").glob("*.yml"))

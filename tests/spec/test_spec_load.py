@@ -20,7 +20,7 @@ from controlplane.spec.load import (
     parse_text,
 )
 from controlplane.spec.paths import format_path, parse_path
-from controlplane.spec.validate import check_text
+from controlplane.validation import check_text
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = (ROOT / "canary" / "four-week.yml").read_text()

@@ -18,7 +18,7 @@ import pytest
 from controlplane.profiles.catalog import load_catalog
 from controlplane.spec.load import parse_text
 from controlplane.spec.models import ModelCanary
-from controlplane.spec.validate import check_object, check_text, validate
+from controlplane.validation import check_object, check_text, validate
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = (ROOT / "canary" / "four-week.yml").read_text()

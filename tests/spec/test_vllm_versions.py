@@ -15,7 +15,7 @@ from controlplane.errors import Problem
 from controlplane.local.kubeapi import LoopbackCluster
 from controlplane.spec.load import parse_text
 from controlplane.spec.models import ModelCanary
-from controlplane.spec.validate import check_object, validate
+from controlplane.validation import check_object, validate
 
 ROOT = Path(__file__).resolve().parents[2]
 FOUR_WEEK = ROOT / "canary" / "four-week.yml"  # candidate: bitsandbytes-nf4 on gateway-api

@@ -1,28 +1,24 @@
-"""Cross-field validation of a ModelCanary: every problem, with its field path.
+"""The spec's own cross-field rules: every problem a ModelCanary has on its own, with its path.
 
-Owns the rules a single field's type cannot express (weights increase, checks name defined metrics,
-thresholds fit their metric's unit, the router can do what the spec asks, each variant fits on its
-GPU, ...); the shape of each field is :mod:`controlplane.spec.models`'s. The one entry point for
-everybody: ``canaryctl validate`` calls :func:`check_file`, the controller and the API call
-:func:`check_object` (a dict read from Kubernetes) or :func:`validate` (a typed model).
+Owns the rules a single field's type cannot express and that need nothing but the spec (weights
+increase, checks name defined metrics, thresholds fit their metric's unit, windows and ``for`` fit
+the interval and the step, gates name existing steps, one channel per alert, ...); the shape of
+each field is :mod:`controlplane.spec.models`'s. The rules that consult the layers above spec
+(the sequential judge, the engine's histogram buckets, the vLLM version, the GPU catalogue and
+measured profiles, the router's capabilities) are :class:`ProductRules`, supplied by
+:mod:`controlplane.validation` -- the one entry point every caller uses -- and run here at their
+place in the walk, so the problems come in one list in field order whoever checks.
 
-:func:`validate` is pure given a catalogue; with ``catalog=None`` it uses the packaged GPU
-catalogue (read once per process). The rules are listed in docs/spec.md, "Validation rules".
+Pure. Called by :mod:`controlplane.validation` only. The rules are listed in docs/spec.md,
+"Validation rules".
 """
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping
+from typing import Protocol
 
-from controlplane.analysis import resolution, seqcheck
-from controlplane.errors import Problem, ProfileError, SpecError
-from controlplane.profiles.catalog import Catalog, load_catalog
-from controlplane.profiles.measured import preferred_fit
-from controlplane.routing.base import capability_problems
-from controlplane.serving.versions import version_problems, vllm_version
-from controlplane.spec.load import Document, build, parse_text, read_source
+from controlplane.errors import Problem
 from controlplane.spec.messages import did_you_mean
 from controlplane.spec.models import (
     GATE_PLACEHOLDERS,
@@ -59,12 +55,61 @@ _EXAMPLES = {
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.S)
 
 
+class ProductRules(Protocol):
+    """The rules of a spec that need the layers above spec; :func:`problems` calls each at its
+    place in the walk. :mod:`controlplane.validation` implements them (:data:`SPEC_ONLY`: none).
+    """
+
+    def check(self, canary: ModelCanary, check: CheckSpec, loc: Loc) -> list[Problem]:
+        """Problems of one check whose metric is defined (e.g. what its judge supports)."""
+        ...
+
+    def versions(self, canary: ModelCanary) -> list[Problem]:
+        """Problems of the vLLM version the variants run (before the variants' own rules)."""
+        ...
+
+    def variant(self, canary: ModelCanary, variant: VariantSpec, loc: Loc) -> list[Problem]:
+        """Problems of one variant at ``loc`` (``spec.stable`` / ``spec.candidate``)."""
+        ...
+
+    def traffic(self, canary: ModelCanary) -> list[Problem]:
+        """What the router cannot do or needs."""
+        ...
+
+    def canary(self, canary: ModelCanary) -> list[Problem]:
+        """Problems of the canary as a whole, after every other rule."""
+        ...
+
+
+class _SpecOnly:
+    """No product rules: the spec on its own."""
+
+    def check(self, canary: ModelCanary, check: CheckSpec, loc: Loc) -> list[Problem]:
+        return []
+
+    def versions(self, canary: ModelCanary) -> list[Problem]:
+        return []
+
+    def variant(self, canary: ModelCanary, variant: VariantSpec, loc: Loc) -> list[Problem]:
+        return []
+
+    def traffic(self, canary: ModelCanary) -> list[Problem]:
+        return []
+
+    def canary(self, canary: ModelCanary) -> list[Problem]:
+        return []
+
+
+SPEC_ONLY: ProductRules = _SpecOnly()
+"""The spec's own rules and nothing else."""
+
+
 class _Rules:
     """Collects the problems of one canary; one method per part of the spec."""
 
-    def __init__(self, canary: ModelCanary, catalog: Catalog) -> None:
+    def __init__(self, canary: ModelCanary, product: ProductRules) -> None:
         self.canary = canary
-        self.catalog = catalog
+        self.product = product
         self.problems: list[Problem] = []
         self.interval = canary.spec.analysis.interval
         self.metrics: dict[str, MetricSpec] = {}
@@ -185,9 +230,9 @@ class _Rules:
             )
         if check.window is not None:
             self.window(check.window, (*loc, "window"), "window")
-        if metric is not None:  # judge: sequential supports only some metrics and bounds
-            self.problems.extend(seqcheck.problems(self.canary, check, format_path(loc)))
-        if check.final_look > 0 and seqcheck.is_sequential(check):
+        if metric is not None:  # e.g. judge: sequential supports only some metrics and bounds
+            self.problems.extend(self.product.check(self.canary, check, loc))
+        if check.final_look > 0 and check.judge == "sequential":
             if not in_step:
                 self.add(
                     (*loc, "finalLook"),
@@ -321,7 +366,7 @@ class _Rules:
     def variants(self) -> None:
         spec = self.canary.spec
         stable, candidate = spec.stable, spec.candidate
-        self.problems.extend(version_problems(self.canary, self.catalog))
+        self.problems.extend(self.product.versions(self.canary))
         if spec.candidate_is_stable():
             # A no-op rollout (e.g. git reverted a failed candidate to the stable): valid, the
             # controller finishes it at once and deploys nothing, so the names may even be equal.
@@ -346,25 +391,11 @@ class _Rules:
             self.fit(variant, ("spec", role))
 
     def fit(self, variant: VariantSpec, loc: Loc) -> None:
-        if self.catalog.gpu(variant.gpu) is None:
-            known = self.catalog.gpu_names()
-            self.add(
-                (*loc, "gpu"),
-                f"unknown GPU {variant.gpu!r}{did_you_mean(variant.gpu, known)} "
-                f"(known: {', '.join(known)})",
-            )
-            return
-        try:
-            report = preferred_fit(self.canary.spec.model, variant, self.catalog)
-        except ProfileError as exc:
-            self.add((*loc, "quantization"), str(exc))
-            return
-        if not report.fits:
-            self.add((*loc, "gpu"), f"the model does not fit: {report.message}")
+        self.problems.extend(self.product.variant(self.canary, variant, loc))
 
     def traffic(self) -> None:
         """What the router cannot do (cohort, mirror) or needs (gateway, hosts): its own table."""
-        self.problems.extend(capability_problems(self.canary))
+        self.problems.extend(self.product.traffic(self.canary))
 
     # ------------------------------------------------------------------ gates
 
@@ -441,12 +472,10 @@ def _serving_identity(variant: VariantSpec) -> tuple[object, ...]:
     )
 
 
-def validate(canary: ModelCanary, catalog: Catalog | None = None) -> list[Problem]:
-    """Every cross-field problem of ``canary`` (paths set; no lines or file: see check_*).
-
-    ``catalog`` None: the packaged GPU catalogue.
-    """
-    rules = _Rules(canary, catalog if catalog is not None else load_catalog())
+def problems(canary: ModelCanary, product: ProductRules = SPEC_ONLY) -> list[Problem]:
+    """Every cross-field problem of ``canary``, ``product``'s at their place (paths set; no
+    lines or file: :mod:`controlplane.validation` adds them)."""
+    rules = _Rules(canary, product)
     rules.analysis()
     rules.steps()
     rules.shadow()
@@ -455,65 +484,5 @@ def validate(canary: ModelCanary, catalog: Catalog | None = None) -> list[Proble
     rules.traffic()
     rules.alerts()
     rules.gates()
-    rules.problems.extend(resolution.problems(canary, vllm_version(canary)))
+    rules.problems.extend(product.canary(canary))
     return rules.problems
-
-
-def _check_document(doc: Document, catalog: Catalog | None) -> list[Problem]:
-    canary, problems = build(doc)
-    if canary is not None:
-        problems.extend(doc.problem(p.path, p.message) for p in validate(canary, catalog))
-    return sorted(problems, key=lambda p: p.line if p.line is not None else 0)
-
-
-def check_text(
-    source: str | bytes, filename: str | None = None, catalog: Catalog | None = None
-) -> list[Problem]:
-    """Every problem of every document in ``source``: YAML, structure and cross-field rules."""
-    try:
-        documents = parse_text(source, filename)
-    except SpecError as exc:
-        return list(exc.problems)
-    problems: list[Problem] = []
-    for doc in documents:
-        problems.extend(_check_document(doc, catalog))
-    return problems
-
-
-def check_file(path: str | os.PathLike[str], catalog: Catalog | None = None) -> list[Problem]:
-    """Every problem of the file at ``path`` (an unreadable file is one problem)."""
-    try:
-        source = read_source(path)
-    except SpecError as exc:
-        return list(exc.problems)
-    return check_text(source, os.fspath(path), catalog)
-
-
-def check_object(data: Mapping[str, object], catalog: Catalog | None = None) -> list[Problem]:
-    """Every problem of a ModelCanary given as plain data (e.g. read from Kubernetes); no lines."""
-    return _check_document(Document(data=dict(data), lines={}, line=None), catalog)
-
-
-def validated_text(
-    source: str | bytes, filename: str | None = None, catalog: Catalog | None = None
-) -> list[ModelCanary]:
-    """The canaries of ``source`` when all are valid; else :class:`SpecError` with every problem."""
-    documents = parse_text(source, filename)
-    canaries: list[ModelCanary] = []
-    problems: list[Problem] = []
-    for doc in documents:
-        canary, found = build(doc)
-        if canary is not None:
-            found.extend(doc.problem(p.path, p.message) for p in validate(canary, catalog))
-            canaries.append(canary)
-        problems.extend(sorted(found, key=lambda p: p.line if p.line is not None else 0))
-    if problems:
-        raise SpecError(problems)
-    return canaries
-
-
-def validated_file(
-    path: str | os.PathLike[str], catalog: Catalog | None = None
-) -> list[ModelCanary]:
-    """:func:`validated_text` of the file at ``path``."""
-    return validated_text(read_source(path), os.fspath(path), catalog)

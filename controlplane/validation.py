@@ -1,0 +1,144 @@
+"""Whether a ModelCanary is valid for this product: the one entry point for every caller.
+
+Owns the rules of a spec that consult the layers above spec -- the sequential judge's support
+(:func:`controlplane.analysis.sequential_check.problems`), latency thresholds the engine's
+histogram can resolve (:mod:`controlplane.analysis.resolution`), the vLLM version and its
+quantization (:mod:`controlplane.serving.versions`), each variant's GPU and its fit in the
+catalogue or a measured profile (:mod:`controlplane.profiles`), what the router can do
+(:func:`controlplane.routing.base.capability_problems`) -- and runs them inside the spec's own
+rules (:mod:`controlplane.spec.rules`, which calls them at their place in the walk), with YAML
+lines from :mod:`controlplane.spec.load`: every problem, ``FILE:LINE: path: message``.
+
+Called by everybody who checks a spec, so a spec is checked the same everywhere: ``canaryctl
+validate`` (:func:`check_file`), ``render`` / ``simulate`` / ``up`` / ``profile`` and the local
+demo (:func:`validated_file` / :func:`validated_text`), the controller's admission
+(:func:`check_object`, a dict read from Kubernetes), the git source (:func:`check_text`) and the
+tests. Pure given a catalogue; with ``catalog=None`` the packaged GPU catalogue (read once per
+process).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from controlplane.analysis import resolution, sequential_check
+from controlplane.errors import Problem, ProfileError, SpecError
+from controlplane.profiles.catalog import Catalog, load_catalog
+from controlplane.profiles.measured import preferred_fit
+from controlplane.routing.base import capability_problems
+from controlplane.serving.versions import version_problems, vllm_version
+from controlplane.spec import rules
+from controlplane.spec.load import Document, build, parse_text, read_source
+from controlplane.spec.messages import did_you_mean
+from controlplane.spec.models import CheckSpec, ModelCanary, VariantSpec
+from controlplane.spec.paths import Loc, format_path
+
+
+class ProductRules:
+    """:class:`controlplane.spec.rules.ProductRules` for this product, on one catalogue."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def check(self, canary: ModelCanary, check: CheckSpec, loc: Loc) -> list[Problem]:
+        """What ``judge: sequential`` does not support in this check."""
+        return sequential_check.problems(canary, check, format_path(loc))
+
+    def versions(self, canary: ModelCanary) -> list[Problem]:
+        """A vLLM version the catalogue's quantization methods do not serve."""
+        return version_problems(canary, self.catalog)
+
+    def variant(self, canary: ModelCanary, variant: VariantSpec, loc: Loc) -> list[Problem]:
+        """An unknown GPU, a quantization the catalogue lacks, a model that does not fit."""
+        if self.catalog.gpu(variant.gpu) is None:
+            known = self.catalog.gpu_names()
+            message = (
+                f"unknown GPU {variant.gpu!r}{did_you_mean(variant.gpu, known)} "
+                f"(known: {', '.join(known)})"
+            )
+            return [Problem(path=format_path((*loc, "gpu")), message=message)]
+        try:
+            report = preferred_fit(canary.spec.model, variant, self.catalog)
+        except ProfileError as exc:
+            return [Problem(path=format_path((*loc, "quantization")), message=str(exc))]
+        if not report.fits:
+            message = f"the model does not fit: {report.message}"
+            return [Problem(path=format_path((*loc, "gpu")), message=message)]
+        return []
+
+    def traffic(self, canary: ModelCanary) -> list[Problem]:
+        """What the router cannot do (cohort, mirror) or needs (gateway, hosts)."""
+        return capability_problems(canary)
+
+    def canary(self, canary: ModelCanary) -> list[Problem]:
+        """Latency thresholds the canary's vLLM histograms cannot resolve."""
+        return resolution.problems(canary, vllm_version(canary))
+
+
+def validate(canary: ModelCanary, catalog: Catalog | None = None) -> list[Problem]:
+    """Every cross-field problem of ``canary``, the spec's and the product's (paths set; no
+    lines or file: see check_*). ``catalog`` None: the packaged GPU catalogue.
+    """
+    product = ProductRules(catalog if catalog is not None else load_catalog())
+    return rules.problems(canary, product)
+
+
+def _check_document(doc: Document, catalog: Catalog | None) -> list[Problem]:
+    canary, problems = build(doc)
+    if canary is not None:
+        problems.extend(doc.problem(p.path, p.message) for p in validate(canary, catalog))
+    return sorted(problems, key=lambda p: p.line if p.line is not None else 0)
+
+
+def check_text(
+    source: str | bytes, filename: str | None = None, catalog: Catalog | None = None
+) -> list[Problem]:
+    """Every problem of every document in ``source``: YAML, structure and cross-field rules."""
+    try:
+        documents = parse_text(source, filename)
+    except SpecError as exc:
+        return list(exc.problems)
+    problems: list[Problem] = []
+    for doc in documents:
+        problems.extend(_check_document(doc, catalog))
+    return problems
+
+
+def check_file(path: str | os.PathLike[str], catalog: Catalog | None = None) -> list[Problem]:
+    """Every problem of the file at ``path`` (an unreadable file is one problem)."""
+    try:
+        source = read_source(path)
+    except SpecError as exc:
+        return list(exc.problems)
+    return check_text(source, os.fspath(path), catalog)
+
+
+def check_object(data: Mapping[str, object], catalog: Catalog | None = None) -> list[Problem]:
+    """Every problem of a ModelCanary given as plain data (e.g. read from Kubernetes); no lines."""
+    return _check_document(Document(data=dict(data), lines={}, line=None), catalog)
+
+
+def validated_text(
+    source: str | bytes, filename: str | None = None, catalog: Catalog | None = None
+) -> list[ModelCanary]:
+    """The canaries of ``source`` when all are valid; else :class:`SpecError` with every problem."""
+    documents = parse_text(source, filename)
+    canaries: list[ModelCanary] = []
+    problems: list[Problem] = []
+    for doc in documents:
+        canary, found = build(doc)
+        if canary is not None:
+            found.extend(doc.problem(p.path, p.message) for p in validate(canary, catalog))
+            canaries.append(canary)
+        problems.extend(sorted(found, key=lambda p: p.line if p.line is not None else 0))
+    if problems:
+        raise SpecError(problems)
+    return canaries
+
+
+def validated_file(
+    path: str | os.PathLike[str], catalog: Catalog | None = None
+) -> list[ModelCanary]:
+    """:func:`validated_text` of the file at ``path``."""
+    return validated_text(read_source(path), os.fspath(path), catalog)
