@@ -244,8 +244,9 @@ def api_app(
 ) -> Any:
     """The HTTP API (:func:`controlplane.api.app.create_app`) of the flags, for ``controller``."""
     from controlplane.api.alertmanager import AlertLabels
-    from controlplane.api.app import ApiConfig, create_app
+    from controlplane.api.app import create_app
     from controlplane.api.auth import Authenticator, read_token_file
+    from controlplane.api.config import ApiConfig
 
     token = read_token_file(args.api_token_file) if args.api_token_file else None
     review = args.api_token_review == "on"

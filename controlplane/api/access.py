@@ -1,0 +1,52 @@
+"""Who calls a route of the HTTP API, and whether they may.
+
+Owns :class:`Access`: the bearer-token dependency every ``/api/v1`` route takes
+(:attr:`Access.identity`: 401 with ``WWW-Authenticate: Bearer`` without a valid token), and
+:meth:`Access.allow` (403 unless the SubjectAccessReview on ``modelcanaries`` allows the verb;
+404 for a namespace the controller does not watch). Called by the route groups of
+:mod:`controlplane.api.canaries`, :mod:`controlplane.api.actions` and
+:mod:`controlplane.api.webhooks`; the checks themselves are :mod:`controlplane.api.auth`'s.
+"""
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import HTTPException, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from controlplane.api import alertmanager
+from controlplane.api.auth import Authenticator, Identity, Unauthenticated
+
+REALM = 'Bearer realm="canary-controller"'
+
+
+class Access:
+    """Authentication and authorisation of the API's callers through ``auth``; ``watched``: the
+    namespaces the controller watches (None: all of them)."""
+
+    def __init__(self, auth: Authenticator, watched: tuple[str, ...] | None) -> None:
+        self.auth, self.watched = auth, watched
+        bearer = HTTPBearer(auto_error=False, description="a Kubernetes token or the static token")
+
+        def identity(
+            credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+        ) -> Identity:
+            try:
+                return auth.authenticate(credentials.credentials if credentials else None)
+            except Unauthenticated as exc:
+                raise HTTPException(401, exc.reason, headers={"WWW-Authenticate": REALM}) from None
+
+        self.identity: Callable[..., Identity] = identity
+        """The dependency of a route parameter that is the caller:
+        ``who: Annotated[Identity, Depends(access.identity)]``."""
+
+    def allow(
+        self, who: Identity, verb: str, namespace: str | None, name: str | None = None
+    ) -> None:
+        """Raise 403 unless ``who`` may ``verb`` modelcanaries there, 404 for an unwatched
+        namespace."""
+        decision = self.auth.authorize(who, verb, namespace, name)
+        if not decision.allowed:
+            raise HTTPException(403, decision.reason)
+        if self.watched is not None and namespace is not None and namespace not in self.watched:
+            raise HTTPException(404, alertmanager.unwatched(namespace, self.watched))

@@ -1,0 +1,97 @@
+"""The HTTP API's verbs: ``POST /api/v1/namespaces/{ns}/canaries/{name}/{verb}``.
+
+Owns :data:`VERBS` and :func:`action_routes`: pause, resume, promote (``{"full": true}``: to
+100% at once), abort, retry. A verb records the intent through :mod:`controlplane.operations`
+exactly like ``kubectl canary``, wakes the controller and answers 202 with the intent; the
+controller consumes it. Who may act is :class:`~controlplane.api.access.Access`'s (``patch``).
+Called by :func:`controlplane.api.app.create_app`.
+"""
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+
+from controlplane import operations
+from controlplane.api.access import Access
+from controlplane.api.auth import Identity
+from controlplane.api.config import ApiConfig
+from controlplane.api.models import ActionBody, ActionResult, IntentView, PromoteBody
+
+VERBS: dict[str, str] = {
+    "pause": "Pause the rollout where it is (no more steps; analysis goes on).",
+    "resume": "Resume a paused rollout (paused time does not count towards the step).",
+    "promote": "Finish the current step now, or with full=true promote to 100% at once.",
+    "abort": "Roll the candidate back now.",
+    "retry": "Re-run a rolled-back candidate from the start.",
+}
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "no or invalid bearer token"},
+    403: {"description": "not allowed to patch modelcanaries there"},
+    404: {"description": "no such canary"},
+    409: {"description": "the verb makes no sense in the canary's phase"},
+}
+
+
+def act(
+    config: ApiConfig, access: Access, namespace: str, name: str, verb: str, who: Identity
+) -> ActionResult:
+    """Record ``verb`` by ``who`` on the canary, wake the controller, answer with the intent."""
+    access.allow(who, "patch", namespace, name)
+    recorded = operations.record_intent(config.kube, namespace, name, verb, who.username)
+    if config.wake is not None:
+        config.wake(namespace, name)
+    obj = operations.get_canary(config.kube, namespace, name)
+    intent = recorded.intent
+    return ActionResult(
+        namespace=namespace,
+        name=name,
+        intent=IntentView(id=recorded.id, verb=intent.verb, at=intent.at, user=intent.user),
+        phase=operations.phase_of(obj),
+    )
+
+
+def _endpoint(config: ApiConfig, access: Access, verb: str) -> Callable[..., ActionResult]:
+    """The route function of ``verb``: promote reads ``full`` from its body; the others take an
+    empty body."""
+    if verb == "promote":
+
+        def promote(
+            namespace: str,
+            name: str,
+            who: Annotated[Identity, Depends(access.identity)],
+            body: PromoteBody | None = None,
+        ) -> ActionResult:
+            full = body is not None and body.full
+            return act(config, access, namespace, name, "promote-full" if full else "promote", who)
+
+        return promote
+
+    def other(
+        namespace: str,
+        name: str,
+        who: Annotated[Identity, Depends(access.identity)],
+        body: ActionBody | None = None,
+    ) -> ActionResult:
+        return act(config, access, namespace, name, verb, who)
+
+    return other
+
+
+def action_routes(config: ApiConfig, access: Access) -> APIRouter:
+    """One ``POST`` route per verb of :data:`VERBS`."""
+    router = APIRouter(tags=["actions"])
+    for verb in VERBS:
+        router.add_api_route(
+            f"/api/v1/namespaces/{{namespace}}/canaries/{{name}}/{verb}",
+            _endpoint(config, access, verb),
+            methods=["POST"],
+            status_code=202,
+            response_model=ActionResult,
+            summary=verb,
+            description=VERBS[verb],
+            name=verb,
+            responses=_RESPONSES,
+        )
+    return router

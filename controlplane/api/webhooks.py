@@ -1,0 +1,56 @@
+"""The HTTP API's webhook receivers: Alertmanager and git pushes.
+
+Owns :func:`webhook_routes`: ``POST /api/v1/alertmanager`` (bearer token; each firing alert
+labelled with a canary rolls it back, through :mod:`controlplane.api.alertmanager`) and
+``POST /api/v1/git/webhook`` (authenticated by its signature, :mod:`controlplane.api.git`; a
+push tells the git source to fetch now). Called by :func:`controlplane.api.app.create_app`.
+"""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
+
+from controlplane.api import alertmanager, git
+from controlplane.api.access import Access
+from controlplane.api.auth import Identity
+from controlplane.api.config import ApiConfig
+from controlplane.api.models import GitWebhookResult
+
+
+def webhook_routes(config: ApiConfig, access: Access) -> APIRouter:
+    """The two receivers of ``config``."""
+    router = APIRouter(tags=["webhooks"])
+
+    @router.post("/api/v1/alertmanager", response_model=alertmanager.AlertmanagerResponse)
+    def alertmanager_webhook(
+        payload: alertmanager.AlertmanagerPayload,
+        who: Annotated[Identity, Depends(access.identity)],
+    ) -> alertmanager.AlertmanagerResponse:
+        """Alertmanager's webhook (v4): each firing alert labelled with a canary and its
+        namespace rolls that canary back now. One result per alert."""
+        return alertmanager.receive(
+            payload, who, config.kube, access.auth, config.wake, config.alert_labels, access.watched
+        )
+
+    @router.post(
+        "/api/v1/git/webhook",
+        response_model=GitWebhookResult,
+        status_code=202,
+        responses={401: {"description": "bad signature"}, 404: {"description": "no git source"}},
+    )
+    async def git_webhook(request: Request) -> GitWebhookResult:
+        """A GitHub (``X-Hub-Signature-256``) or GitLab (``X-Gitlab-Token``) push: fetch now."""
+        if config.on_git_push is None:
+            raise HTTPException(404, "no git source is configured on this controller")
+        body = await request.body()
+        try:
+            forge = git.verify_push(config.git_secret, request.headers, body)
+        except git.BadSignature as exc:
+            raise HTTPException(401, exc.reason) from None
+        kind = git.event_kind(request.headers)
+        if kind == "push":
+            await run_in_threadpool(config.on_git_push)
+        return GitWebhookResult(forge=forge, event=kind, triggered=kind == "push")
+
+    return router
