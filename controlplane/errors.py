@@ -2,7 +2,10 @@
 
 Every error the product raises on purpose derives from :class:`ControlPlaneError`, so a shell
 (CLI, API, controller) can catch exactly one type and turn it into an exit code, a 4xx or a
-status condition — never a traceback::
+status condition -- never a traceback. The classes above the line are defined here; those below
+it live in the one module that raises them (named beside each) and derive from
+:class:`ControlPlaneError` all the same; ``tests/test_error_tree.py`` fails when a class anywhere
+in the package does not::
 
     ControlPlaneError
     ├── SpecError                 a canary.yml is invalid; carries every Problem found
@@ -16,12 +19,29 @@ status condition — never a traceback::
     ├── KubeError                 the Kubernetes adapter failed
     │   ├── NotFound
     │   │   └── Unserved          the API server does not serve that apiVersion/kind (no CRD)
+    │   ├── Forbidden             the credentials may not do this (403): the server's RBAC reason
     │   ├── Conflict              resourceVersion mismatch (409): re-read and retry
     │   └── Expired               a watch's resourceVersion is too old (410 Gone): re-list
     ├── GitError                  a git repository or a git host's API could not be used
     │   └── WriteBackError        a rollback cannot be written back (file or canary not found, ...)
     ├── UsageError                bad command-line arguments (exit code 2)
-    └── AlertDeliveryError        an alert could not be delivered (kept inside notify/)
+    ├── AlertDeliveryError        an alert could not be delivered (kept inside notify/)
+    │   ------------------------------------------------------------------------------------
+    ├── UnsupportedSchema         spec.crd: the models' JSON Schema uses a keyword no CRD can
+    │                             express (also a ValueError)
+    ├── _Limit                    spec.load: input over a YAML limit (depth, nodes, aliases,
+    │                             documents); becomes a SpecError before it leaves spec.load
+    ├── UnknownEngineVersion      analysis.metric_contract: a vLLM version with no metric
+    │                             contract (also a ValueError: the callers turn it into a Problem)
+    ├── EndpointError             profiling.endpoint: an endpoint cannot be profiled
+    ├── Unauthenticated           api.auth: no usable bearer token (the API answers 401)
+    ├── BadSignature              api.git: a git webhook not from who it claims to be (401)
+    ├── EngineError               local.engines.base: a local engine cannot run or failed
+    ├── PrometheusSetupError      local.prometheus: the throwaway Prometheus could not start
+    ├── KubeSetupError            local.kubeapi: the loopback control plane could not be built
+    ├── LocalStackError           local.stack: the local stack could not start or run
+    └── _BadRequest               local.server: a bad request to the local model server,
+                                  answered 4xx there (never leaves local.server)
 """
 
 from __future__ import annotations

@@ -37,6 +37,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from controlplane.errors import ControlPlaneError
+
 MetricType = Literal["histogram", "counter", "gauge"]
 
 DEFAULT_VLLM_VERSION = "0.24.0"
@@ -80,7 +82,7 @@ saw fail; ``stop``, ``length`` and ``repetition`` are normal ends. See docs/anal
 errors come from"."""
 
 
-class UnknownEngineVersion(ValueError):
+class UnknownEngineVersion(ControlPlaneError, ValueError):
     """A vLLM version with no metric contract (its source was not read)."""
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from controlplane.errors import KubeError, UsageError
+from controlplane.errors import ControlPlaneError, KubeError, UsageError
 from controlplane.kube.client import KubeClient
 from controlplane.spec.models import API_GROUP
 
@@ -55,7 +55,7 @@ class Decision:
     reason: str
 
 
-class Unauthenticated(Exception):
+class Unauthenticated(ControlPlaneError):
     """No usable credentials; ``reason`` says what was wrong (the API answers 401)."""
 
     def __init__(self, reason: str) -> None:

@@ -17,11 +17,13 @@ import hmac
 from collections.abc import Mapping
 from typing import Literal
 
+from controlplane.errors import ControlPlaneError
+
 EventKind = Literal["push", "ping", "other"]
 PUSH_EVENTS = frozenset({"push", "Push Hook", "Tag Push Hook"})
 
 
-class BadSignature(Exception):
+class BadSignature(ControlPlaneError):
     """The webhook is not from who it claims to be; ``reason`` says why (the API answers 401)."""
 
     def __init__(self, reason: str) -> None:

@@ -47,6 +47,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from controlplane.analysis.metric_contract import contract_for
+from controlplane.errors import ControlPlaneError
 from controlplane.local.engines.base import Chunk, Engine, EngineError, Generation
 from controlplane.local.inject import Faults
 
@@ -144,7 +145,9 @@ def _error(status: int, message: str, kind: str = "invalid_request_error") -> we
     return web.json_response(body, status=status)
 
 
-class _BadRequest(Exception):
+class _BadRequest(ControlPlaneError):
+    """A request the server answers with ``status`` and the message (inside this module)."""
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status

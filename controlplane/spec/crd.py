@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from controlplane.errors import ControlPlaneError
 from controlplane.spec.models import API_GROUP, KIND, PLURAL, SHORT_NAME, ModelCanary
 from controlplane.spec.units import DURATION_PATTERN
 
@@ -68,7 +69,7 @@ them (``validation.go``: ``patternProperties``, ``propertyNames``, ``$ref``, ``d
 ``default`` we leave out on purpose). Anything else makes :func:`openapi_schema` fail loudly."""
 
 
-class UnsupportedSchema(ValueError):
+class UnsupportedSchema(ControlPlaneError, ValueError):
     """The models' JSON Schema uses a keyword the CRD cannot express."""
 
 

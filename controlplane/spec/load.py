@@ -37,7 +37,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
-from controlplane.errors import Problem, SpecError
+from controlplane.errors import ControlPlaneError, Problem, SpecError
 from controlplane.spec.messages import describe, problems_from_validation_error
 from controlplane.spec.models import ModelCanary
 from controlplane.spec.paths import Loc, format_path, parse_path
@@ -66,7 +66,7 @@ _Resolver.add_implicit_resolver(
 )
 
 
-class _Limit(Exception):
+class _Limit(ControlPlaneError):
     """Raised inside the composer when the input exceeds a limit."""
 
     def __init__(self, message: str, line: int | None) -> None:

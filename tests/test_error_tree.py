@@ -1,0 +1,66 @@
+"""One error tree: every exception class defined anywhere in controlplane derives from
+:class:`controlplane.errors.ControlPlaneError` and is drawn in errors.py's docstring.
+
+The walk imports every module of the package (``pkgutil.walk_packages``) and looks at the classes
+each defines itself, so a new ``class Oops(Exception)`` in any module -- or one that derives from a
+library's exception only -- fails here, and so does a new class left out of the drawn tree.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+import re
+
+import controlplane
+from controlplane import errors
+from controlplane.errors import ControlPlaneError
+
+
+def exception_classes() -> dict[str, type[BaseException]]:
+    """``module.Name`` -> class, for every exception class a controlplane module defines."""
+    found: dict[str, type[BaseException]] = {}
+    for info in pkgutil.walk_packages(controlplane.__path__, "controlplane."):
+        module = importlib.import_module(info.name)
+        for name, obj in vars(module).items():
+            if (
+                inspect.isclass(obj)
+                and issubclass(obj, BaseException)
+                and obj.__module__ == info.name
+            ):
+                found[f"{info.name}.{name}"] = obj
+    return found
+
+
+def test_the_walk_sees_the_errors_of_every_layer() -> None:
+    names = {qualified.rsplit(".", 1)[1] for qualified in exception_classes()}
+    # errors.py's own, one raised in spec, one in analysis, one in local: the walk is not empty
+    assert {"SpecError", "UnsupportedSchema", "UnknownEngineVersion", "EngineError"} <= names
+
+
+def test_every_exception_class_is_a_control_plane_error() -> None:
+    escaped = {
+        qualified: [base.__name__ for base in cls.__mro__[1:]]
+        for qualified, cls in exception_classes().items()
+        if not issubclass(cls, ControlPlaneError)
+    }
+    assert escaped == {}
+
+
+def test_every_exception_class_is_drawn_in_the_tree() -> None:
+    doc = errors.__doc__ or ""
+    tree = doc[doc.index("ControlPlaneError\n") :]
+    drawn = set(re.findall(r"[├└]── (\w+)", tree)) | {"ControlPlaneError"}
+    defined = {qualified.rsplit(".", 1)[1] for qualified in exception_classes()}
+    assert defined - drawn == set()
+    assert drawn - defined == set()  # the drawing names no class that is gone
+
+
+def test_value_error_stays_a_second_base_where_callers_catch_value_error() -> None:
+    from controlplane.analysis.metric_contract import UnknownEngineVersion
+    from controlplane.spec.crd import UnsupportedSchema
+
+    for cls in (UnknownEngineVersion, UnsupportedSchema):
+        assert issubclass(cls, ControlPlaneError)
+        assert issubclass(cls, ValueError)
