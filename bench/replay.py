@@ -28,9 +28,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from common import machine_summary, replace_section, today  # noqa: E402
 
-from controlplane.analysis.providers.prometheus import PrometheusProvider, from_url  # noqa: E402
 from controlplane.local.prometheus import backfill, start_prometheus  # noqa: E402
 from controlplane.local.synthetic import DAY, Scenario, Variant, history_end  # noqa: E402
+from controlplane.providers.prometheus import PrometheusProvider, from_url  # noqa: E402
 from controlplane.simulation import prefetched, simulate  # noqa: E402
 from controlplane.spec.models import ModelCanary  # noqa: E402
 from controlplane.spec.units import parse_duration  # noqa: E402

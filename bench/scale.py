@@ -44,10 +44,10 @@ except ImportError:  # run as a script: bench/ is on sys.path
         today,
     )
 
-from controlplane.analysis.providers.prometheus import from_url
 from controlplane.controller.batch import BatchEvaluator, PrometheusSource, Request
 from controlplane.local.prometheus import backfill, start_prometheus
 from controlplane.local.synthetic import history_end
+from controlplane.providers.prometheus import from_url
 from controlplane.rollout.machine import stage_checks
 from controlplane.rollout.state import RolloutState
 from controlplane.spec.models import ModelCanary

@@ -5,7 +5,7 @@ Owns the replay loop: starting from :func:`~controlplane.rollout.machine.initial
 that historical time*, until an outcome or ``end``. Nothing is deployed; actions are only recorded.
 The provider is injected: :func:`prefetched` builds the fast one (every series fetched once with
 range queries, see :mod:`controlplane.analysis.replay`), tests may pass any
-:class:`~controlplane.analysis.providers.base.MetricProvider`.
+:class:`~controlplane.analysis.metric_provider.MetricProvider`.
 
 The same machine and evaluator run in the controller and the local stack, so a replay shows what
 the controller would have done. ``judge: sequential`` checks get the state's ``stage_started_at``
@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from controlplane.analysis.evaluator import evaluate
-from controlplane.analysis.providers.base import MetricProvider
+from controlplane.analysis.metric_provider import MetricProvider
 from controlplane.analysis.replay import ReplayProvider, replay_queries
 from controlplane.errors import UsageError
 from controlplane.rollout.gates import pending_runs

@@ -18,9 +18,9 @@ import pytest
 from support.prometheus import start_shared
 
 from controlplane.analysis import queries
-from controlplane.analysis.providers.prometheus import PrometheusProvider, from_url
 from controlplane.local.prometheus import PrometheusServer, backfill, start_prometheus
 from controlplane.local.synthetic import DAY, HOUR, Change, Scenario, Variant, history_end
+from controlplane.providers.prometheus import PrometheusProvider, from_url
 from controlplane.simulation import SimulationResult, prefetched, simulate
 from controlplane.spec.models import BudgetSpec, ModelCanary
 from controlplane.spec.units import parse_duration

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 from controlplane.analysis import queries, sequential_check, verdict
 from controlplane.analysis.buckets import buckets_from
-from controlplane.analysis.providers.base import MetricProvider, Sample, VectorProvider
+from controlplane.analysis.metric_provider import MetricProvider, Sample, VectorProvider
 from controlplane.errors import NoData, ProviderError, ProviderQueryError, SpecError
 from controlplane.rollout.observations import CheckResult, DueCheck, Observations
 from controlplane.spec.models import CheckSpec, ModelCanary

@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from controlplane.analysis import queries
-from controlplane.analysis.providers.base import MetricProvider, Sample, VectorProvider
+from controlplane.analysis.metric_provider import MetricProvider, Sample, VectorProvider
 from controlplane.errors import NoData, ProviderQueryError, SpecError
 from controlplane.spec.models import ModelCanary
 
@@ -82,7 +82,7 @@ def chunks(
 
 
 class ReplayProvider:
-    """A :class:`~controlplane.analysis.providers.base.MetricProvider` answering from prefetched
+    """A :class:`~controlplane.analysis.metric_provider.MetricProvider` answering from prefetched
     series on the grid ``start + k * step``; other queries and times go to ``source``."""
 
     def __init__(

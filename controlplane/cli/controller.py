@@ -178,12 +178,12 @@ def build(
     analysis, is told of every rollout event and is attached to the controller; ``notifiers``
     are told of every rollout event too (alerts).
     """
-    from controlplane.analysis.providers.prometheus import from_url
     from controlplane.controller.batch import PrometheusSource
     from controlplane.controller.reconcile import Reconciler
     from controlplane.controller.runner import Controller
     from controlplane.kube.lease import LeaderElector
     from controlplane.profiles.catalog import load_catalog
+    from controlplane.providers.prometheus import from_url
 
     settings = settings_from(args)
     elector = None

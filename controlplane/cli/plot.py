@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 
 from controlplane.analysis import queries
-from controlplane.analysis.providers.base import MetricProvider
+from controlplane.analysis.metric_provider import MetricProvider
 from controlplane.errors import ProviderError
 from controlplane.simulation import SimulationResult
 from controlplane.spec.models import CheckSpec, MetricSpec

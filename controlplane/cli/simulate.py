@@ -12,9 +12,9 @@ import argparse
 import json
 import time
 
-from controlplane.analysis.providers.prometheus import PrometheusProvider, from_url
 from controlplane.cli.timeparse import parse_time
 from controlplane.errors import UsageError
+from controlplane.providers.prometheus import PrometheusProvider, from_url
 from controlplane.simulation import SimulationResult, prefetched, simulate
 from controlplane.spec.models import ModelCanary
 from controlplane.validation import validated_file

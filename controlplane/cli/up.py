@@ -21,7 +21,7 @@ import signal
 
 from rich.console import Console
 
-from controlplane.analysis.providers.base import MetricProvider
+from controlplane.analysis.metric_provider import MetricProvider
 from controlplane.errors import UsageError
 from controlplane.local.display import LiveDisplay, LogDisplay, ProgressDisplay
 from controlplane.local.engines import ENGINE_KINDS

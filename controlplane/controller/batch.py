@@ -42,9 +42,9 @@ from typing import Any, Protocol
 from controlplane.analysis import evaluator, http_errors, promql, queries, sequential_check, verdict
 from controlplane.analysis.buckets import parse_le
 from controlplane.analysis.metric_contract import DEFAULT_VLLM_VERSION, contract_for
-from controlplane.analysis.providers.base import MetricProvider
-from controlplane.analysis.providers.prometheus import PrometheusClient, PrometheusProvider
+from controlplane.analysis.metric_provider import MetricProvider
 from controlplane.errors import NoData, ProviderError, SpecError
+from controlplane.providers.prometheus import PrometheusClient, PrometheusProvider
 from controlplane.rollout.observations import CheckResult, DueCheck, Observations
 from controlplane.spec.models import DEFAULT_QUANTILE, CheckSpec, MetricSpec, ModelCanary
 
@@ -63,7 +63,7 @@ class MetricSource(MetricProvider, Protocol):
 
 class PrometheusSource:
     """:class:`MetricSource` over an injected ``PrometheusConnect`` (see
-    :func:`controlplane.analysis.providers.prometheus.from_url`)."""
+    :func:`controlplane.providers.prometheus.from_url`)."""
 
     def __init__(self, client: PrometheusClient) -> None:
         self._client = client

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from controlplane.analysis.providers.prometheus import PrometheusProvider, from_url
 from controlplane.local.prometheus import PrometheusServer, backfill, start_prometheus
 from controlplane.local.synthetic import DAY, Change, Scenario, Variant, history_end
+from controlplane.providers.prometheus import PrometheusProvider, from_url
 from controlplane.simulation import SimulationResult, prefetched, simulate
 from controlplane.spec.models import ModelCanary
 from controlplane.validation import validated_text

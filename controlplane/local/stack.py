@@ -41,8 +41,7 @@ import yaml
 
 from controlplane.analysis import queries
 from controlplane.analysis.evaluator import evaluate
-from controlplane.analysis.providers.base import MetricProvider
-from controlplane.analysis.providers.prometheus import PrometheusProvider, from_url
+from controlplane.analysis.metric_provider import MetricProvider
 from controlplane.errors import ControlPlaneError, ProviderError, SpecError, UsageError
 from controlplane.local.display import ProgressDisplay, ProgressFrame
 from controlplane.local.engines import EngineKind, make_engine
@@ -53,6 +52,7 @@ from controlplane.local.router import Backend, LocalRouter
 from controlplane.local.server import Identity, ModelServer
 from controlplane.local.timescale import Scaling, scale_canary
 from controlplane.profiles.catalog import Catalog, load_catalog
+from controlplane.providers.prometheus import PrometheusProvider, from_url
 from controlplane.rollout.actions import Promote, Rollback, SetWeights
 from controlplane.rollout.machine import (
     due_checks,

@@ -7,9 +7,9 @@ from support.canaries import example_canary
 
 from controlplane.analysis import queries
 from controlplane.analysis.evaluator import evaluate
-from controlplane.analysis.providers.static import Answer, StaticProvider
 from controlplane.analysis.replay import ReplayProvider, chunks, replay_queries
 from controlplane.errors import NoData, ProviderQueryError, ProviderUnavailable
+from controlplane.providers.static import Answer, StaticProvider
 from controlplane.rollout.observations import DueCheck
 
 CANARY = example_canary()

@@ -23,8 +23,8 @@ from support.scenario import (
 
 from controlplane.analysis import queries
 from controlplane.analysis.evaluator import evaluate
-from controlplane.analysis.providers.prometheus import PrometheusProvider, from_url
 from controlplane.errors import NoData, ProviderQueryError, ProviderUnavailable
+from controlplane.providers.prometheus import PrometheusProvider, from_url
 from controlplane.rollout.observations import DueCheck
 
 pytestmark = pytest.mark.binary

@@ -8,9 +8,9 @@ from support.history import History
 
 from controlplane.analysis import queries
 from controlplane.analysis.evaluator import evaluate
-from controlplane.analysis.providers.prometheus import PrometheusProvider, from_url
 from controlplane.analysis.replay import ReplayProvider, replay_queries
 from controlplane.errors import NoData
+from controlplane.providers.prometheus import PrometheusProvider, from_url
 from controlplane.rollout.observations import DueCheck
 
 pytestmark = pytest.mark.binary

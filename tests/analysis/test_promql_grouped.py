@@ -28,7 +28,6 @@ from support.prometheus import PrometheusServer, start_shared
 
 from controlplane.analysis import queries, sequential_check
 from controlplane.analysis.metric_contract import LATENCY_BUILTINS, contract_for
-from controlplane.analysis.providers.prometheus import PrometheusProvider, from_url
 from controlplane.controller.batch import (
     GroupKey,
     SeqKey,
@@ -38,6 +37,7 @@ from controlplane.controller.batch import (
     sequential_query,
 )
 from controlplane.errors import NoData
+from controlplane.providers.prometheus import PrometheusProvider, from_url
 from controlplane.spec.models import CheckSpec, MetricSpec, ModelCanary
 
 pytestmark = pytest.mark.binary

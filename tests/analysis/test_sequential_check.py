@@ -9,7 +9,7 @@ from support.canaries import example_canary
 
 from controlplane.analysis import sequential_check
 from controlplane.analysis.evaluator import evaluate
-from controlplane.analysis.providers.static import StaticProvider
+from controlplane.providers.static import StaticProvider
 from controlplane.rollout.observations import DueCheck
 from controlplane.spec.models import CheckSpec
 

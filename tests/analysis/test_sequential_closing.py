@@ -15,8 +15,8 @@ from controlplane.analysis.count_judges import judge_counts, judge_rate
 from controlplane.analysis.eprocess import bernoulli_decisions, binomial_p
 from controlplane.analysis.evaluator import evaluate
 from controlplane.analysis.latency_judges import judge_latency, judge_shift
-from controlplane.analysis.providers.static import StaticProvider
 from controlplane.analysis.shift_test import rank_sum_p
+from controlplane.providers.static import StaticProvider
 from controlplane.rollout.observations import DueCheck
 from controlplane.rollout.schedule import stage_checks
 from controlplane.rollout.state import RolloutState

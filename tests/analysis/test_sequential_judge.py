@@ -31,10 +31,10 @@ import pytest
 from support.prometheus import start_shared
 
 from controlplane.analysis.evaluator import evaluate
-from controlplane.analysis.providers.prometheus import PrometheusProvider, from_url
 from controlplane.controller.batch import BatchEvaluator, PrometheusSource, Request
 from controlplane.local.prometheus import PrometheusServer
 from controlplane.local.synthetic import HOUR, Change, Scenario, Variant, history_end
+from controlplane.providers.prometheus import PrometheusProvider, from_url
 from controlplane.rollout.machine import stage_checks
 from controlplane.rollout.observations import DueCheck, Observations
 from controlplane.rollout.state import RolloutState

@@ -16,8 +16,8 @@ from support.scenario import HOUR
 
 from controlplane.analysis import queries
 from controlplane.analysis.evaluator import evaluate
-from controlplane.analysis.providers.prometheus import PrometheusProvider, from_url
 from controlplane.controller.batch import BatchEvaluator, PrometheusSource, Request
+from controlplane.providers.prometheus import PrometheusProvider, from_url
 from controlplane.rollout.observations import CheckResult, DueCheck
 
 pytestmark = pytest.mark.binary

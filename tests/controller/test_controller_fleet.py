@@ -11,9 +11,9 @@ from support.controller_scenarios import FLEET, FLEET_BAD, fleet_name
 from support.controller_world import DAY, HOUR, Metrics, World, canary_dict, finished
 
 from controlplane.analysis.evaluator import evaluate
-from controlplane.analysis.providers.prometheus import from_url
 from controlplane.controller.batch import BatchEvaluator, PrometheusSource, Request
 from controlplane.errors import RouterError
+from controlplane.providers.prometheus import from_url
 from controlplane.rollout.machine import stage_checks
 from controlplane.rollout.observations import DueCheck
 from controlplane.rollout.state import RolloutState

@@ -14,7 +14,6 @@ from support.history import History
 from support.notify import NS, receiving, secret
 from support.scenario import DAY, HOUR
 
-from controlplane.analysis.providers.prometheus import from_url
 from controlplane.controller.batch import PrometheusSource
 from controlplane.controller.reconcile import Reconciler, Settings
 from controlplane.controller.runner import Controller
@@ -23,6 +22,7 @@ from controlplane.kube.fake import FakeKube
 from controlplane.kube.fake_kserve import FakeKServe
 from controlplane.notify import AlertNotifier, NotifySettings
 from controlplane.profiles.catalog import load_catalog
+from controlplane.providers.prometheus import from_url
 
 
 class Clock:

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from controlplane.analysis.providers.prometheus import from_url
 from controlplane.controller.batch import PrometheusSource
 from controlplane.controller.reconcile import Reconciler, Settings
 from controlplane.controller.runner import Controller
@@ -29,6 +28,7 @@ from controlplane.kube.fake import FakeKube
 from controlplane.kube.fake_kserve import FakeKServe
 from controlplane.kube.lease import LeaderElector
 from controlplane.profiles.catalog import load_catalog
+from controlplane.providers.prometheus import from_url
 from controlplane.rollout.state import RolloutState
 from controlplane.routing.base import Router
 from controlplane.spec.models import ModelCanary

@@ -1,6 +1,7 @@
-"""The Prometheus :class:`~.base.MetricProvider`, on ``prometheus-api-client``.
+"""The Prometheus metric provider, on ``prometheus-api-client``.
 
-Owns the translation of Prometheus answers and failures into the product's terms:
+Implements :class:`~controlplane.analysis.metric_provider.MetricProvider`. Owns the translation
+of Prometheus answers and failures into the product's terms:
 
 - connection errors, timeouts, exhausted retries, HTTP 5xx / 408 / 429, or an answer that is not
   Prometheus JSON -> :class:`~controlplane.errors.ProviderUnavailable`;
@@ -119,7 +120,8 @@ def _single(result: Any, query: str) -> Any:
 
 
 class PrometheusProvider:
-    """A :class:`~.base.MetricProvider` over an injected ``PrometheusConnect``."""
+    """A :class:`~controlplane.analysis.metric_provider.MetricProvider` over an injected
+    ``PrometheusConnect``."""
 
     def __init__(self, client: PrometheusClient) -> None:
         self._client = client

@@ -16,7 +16,8 @@ Some providers also answer ``vector(query, at)``: every series of an instant que
 ``range``. The sequential judge needs it for histogram buckets (``sum by (le) (...)``); the
 evaluator checks for it with ``isinstance(provider, VectorProvider)``.
 
-Called by :mod:`controlplane.analysis.evaluator` and :mod:`controlplane.analysis.replay`.
+Called by :mod:`controlplane.analysis.evaluator` and :mod:`controlplane.analysis.replay`; the
+implementations live outside the pure core, in :mod:`controlplane.providers`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""An in-memory fake :class:`~.base.MetricProvider` for unit tests of the evaluator and replay.
+"""An in-memory fake metric provider for unit tests of the evaluator and replay.
+
+Implements :class:`~controlplane.analysis.metric_provider.MetricProvider`.
 
 Maps a PromQL string to a constant, a function of time, or an exception to raise; a query it does
 not know raises :class:`~controlplane.errors.NoData`, as an empty Prometheus result would.

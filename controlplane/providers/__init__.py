@@ -1,0 +1,7 @@
+"""Metric providers: the implementations of :mod:`controlplane.analysis.metric_provider`'s protocol.
+
+``prometheus`` talks to a real Prometheus through ``prometheus-api-client`` (I/O), ``static`` is
+the in-memory fake used by unit tests. A shell around the pure analysis core: analysis defines the
+protocol it reads through and never imports a provider; the controller, ``canaryctl simulate`` /
+``up`` and the local stack build one and hand it in.
+"""
