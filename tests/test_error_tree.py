@@ -8,6 +8,7 @@ library's exception only -- fails here, and so does a new class left out of the 
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import pkgutil
@@ -18,8 +19,10 @@ from controlplane import errors
 from controlplane.errors import ControlPlaneError
 
 
+@functools.cache
 def exception_classes() -> dict[str, type[BaseException]]:
-    """``module.Name`` -> class, for every exception class a controlplane module defines."""
+    """``module.Name`` -> class, for every exception class a controlplane module defines (the
+    walk imports the whole package once per test process)."""
     found: dict[str, type[BaseException]] = {}
     for info in pkgutil.walk_packages(controlplane.__path__, "controlplane."):
         module = importlib.import_module(info.name)
