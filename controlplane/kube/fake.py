@@ -1,8 +1,16 @@
 """A faithful in-memory API server behind the :class:`~controlplane.kube.client.KubeClient`.
 
 Owns :class:`FakeKube`, used by the controller, kubectl-plugin and router tests (and by
-``canaryctl`` demos that need a cluster-shaped thing without a cluster). It models what those
-callers rely on, the way kube-apiserver does it:
+``canaryctl`` demos that need a cluster-shaped thing without a cluster): the object store and its
+verbs (create, get, list with pages, replace, the status subresource, patch, apply, delete with
+finalizers and garbage collection, Events), the call log and fault injection. Its other halves
+are modules of their own: the kinds it serves (:mod:`controlplane.kube.fake_kinds`), what a
+stored object is and the checks every write passes (:mod:`controlplane.kube.fake_objects`), the
+patch formats (:mod:`controlplane.kube.fake_patch`), the resourceVersion clock and the watch
+event log (:mod:`controlplane.kube.fake_watch`), TokenReview and SubjectAccessReview
+(:mod:`controlplane.kube.fake_auth`); a fake KServe controller runs on it
+(:mod:`controlplane.kube.fake_kserve`). It models what its callers rely on, the way
+kube-apiserver does it:
 
 - a global, monotonically increasing ``metadata.resourceVersion`` set on every write, optimistic
   concurrency on ``replace`` / ``replace_status`` / ``patch`` / ``apply`` (``Conflict``);
@@ -38,16 +46,13 @@ tests against this fake and a real kube-apiserver. What it does not model: docs/
 from __future__ import annotations
 
 import builtins
-import copy
-import json
-import re
 import threading
 import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from controlplane.errors import Conflict, KubeError, NotFound
 from controlplane.kube.client import (
@@ -62,185 +67,41 @@ from controlplane.kube.client import (
     unserved,
 )
 from controlplane.kube.fake_auth import REVIEW_KINDS, Reviews, grant_objects
-from controlplane.spec.models import API_VERSION, KIND
-
-Key = tuple[str, str, str | None, str]
-"""(apiVersion, kind, namespace or None when cluster-scoped, name)."""
-
-Path = tuple[str, ...]
-Fired = list[WatchEvent]
-"""Watch events a write produced, handed to the listeners once the lock is released."""
-
-STATUS_SUBRESOURCE_KINDS: frozenset[str] = frozenset(
-    {
-        "ModelCanary",
-        "InferenceService",
-        "LLMInferenceService",
-        "InferenceGraph",
-        "Deployment",
-        "StatefulSet",
-        "ReplicaSet",
-        "DaemonSet",
-        "Job",
-        "Pod",
-        "Service",
-        "Namespace",
-        "Node",
-        "PersistentVolumeClaim",
-        "HorizontalPodAutoscaler",
-        "HTTPRoute",
-        "Gateway",
-        "VirtualService",
-        "DestinationRule",
-    }
+from controlplane.kube.fake_kinds import (
+    CLUSTER_SCOPED_KINDS,
+    NO_GENERATION_KINDS,
+    SERVED_KINDS,
+    STATUS_SUBRESOURCE_KINDS,
 )
-"""Kinds served with a ``/status`` subresource unless the constructor is told otherwise."""
-
-CLUSTER_SCOPED_KINDS: frozenset[str] = frozenset(
-    {
-        "Namespace",
-        "Node",
-        "PersistentVolume",
-        "StorageClass",
-        "PriorityClass",
-        "ClusterRole",
-        "ClusterRoleBinding",
-        "CustomResourceDefinition",
-        "APIService",
-        "MutatingWebhookConfiguration",
-        "ValidatingWebhookConfiguration",
-        "GatewayClass",
-        "ClusterServingRuntime",
-        "ClusterStorageContainer",
-    }
+from controlplane.kube.fake_objects import (
+    SERVER_META_ALL,
+    Key,
+    clone,
+    describe,
+    normalize,
+    wire_copy,
 )
-
-_SERVED: dict[str, tuple[str, ...]] = {
-    # built in (kube-apiserver v1.34)
-    "v1": (
-        "Binding",
-        "ComponentStatus",
-        "ConfigMap",
-        "Endpoints",
-        "Event",
-        "LimitRange",
-        "Namespace",
-        "Node",
-        "PersistentVolume",
-        "PersistentVolumeClaim",
-        "Pod",
-        "PodTemplate",
-        "ReplicationController",
-        "ResourceQuota",
-        "Secret",
-        "Service",
-        "ServiceAccount",
-    ),
-    "apps/v1": ("ControllerRevision", "DaemonSet", "Deployment", "ReplicaSet", "StatefulSet"),
-    "batch/v1": ("CronJob", "Job"),
-    "autoscaling/v1": ("HorizontalPodAutoscaler",),
-    "autoscaling/v2": ("HorizontalPodAutoscaler",),
-    "coordination.k8s.io/v1": ("Lease",),
-    "events.k8s.io/v1": ("Event",),
-    "networking.k8s.io/v1": ("Ingress", "IngressClass", "NetworkPolicy"),
-    "policy/v1": ("PodDisruptionBudget",),
-    "rbac.authorization.k8s.io/v1": ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"),
-    "authentication.k8s.io/v1": ("SelfSubjectReview", "TokenReview"),
-    "authorization.k8s.io/v1": (
-        "LocalSubjectAccessReview",
-        "SelfSubjectAccessReview",
-        "SelfSubjectRulesReview",
-        "SubjectAccessReview",
-    ),
-    "apiextensions.k8s.io/v1": ("CustomResourceDefinition",),
-    "apiregistration.k8s.io/v1": ("APIService",),
-    "admissionregistration.k8s.io/v1": (
-        "MutatingWebhookConfiguration",
-        "ValidatingWebhookConfiguration",
-    ),
-    "scheduling.k8s.io/v1": ("PriorityClass",),
-    "storage.k8s.io/v1": ("StorageClass",),
-    "discovery.k8s.io/v1": ("EndpointSlice",),
-    # the CRDs the loopback test server installs (controlplane.local.upstream_crds)
-    API_VERSION: (KIND,),
-    "serving.kserve.io/v1beta1": ("InferenceService",),
-    "serving.kserve.io/v1alpha1": (
-        "ClusterServingRuntime",
-        "InferenceGraph",
-        "LLMInferenceService",
-        "LLMInferenceServiceConfig",
-        "ServingRuntime",
-    ),
-    "serving.kserve.io/v1alpha2": ("LLMInferenceService", "LLMInferenceServiceConfig"),
-    "gateway.networking.k8s.io/v1": (
-        "BackendTLSPolicy",
-        "GRPCRoute",
-        "Gateway",
-        "GatewayClass",
-        "HTTPRoute",
-        "ReferenceGrant",
-    ),
-    "gateway.networking.k8s.io/v1beta1": ("Gateway", "GatewayClass", "HTTPRoute", "ReferenceGrant"),
-    **{
-        f"networking.istio.io/{version}": (
-            "DestinationRule",
-            "Gateway",
-            "ServiceEntry",
-            "Sidecar",
-            "VirtualService",
-            "WorkloadEntry",
-            "WorkloadGroup",
-        )
-        for version in ("v1", "v1beta1", "v1alpha3")
-    },
-    "monitoring.coreos.com/v1": ("PodMonitor", "PrometheusRule", "ServiceMonitor"),
-    # not on the loopback server: Argo CD's Application (read by controlplane.gitops)
-    "argoproj.io/v1alpha1": ("Application",),
-}
-
-SERVED_KINDS: frozenset[tuple[str, str]] = frozenset(
-    (api_version, kind) for api_version, kinds in _SERVED.items() for kind in kinds
+from controlplane.kube.fake_patch import (
+    FieldPath,
+    deep_merge,
+    json_patch,
+    leaf_paths,
+    merge_patch,
+    remove_path,
 )
-"""(apiVersion, kind) pairs a FakeKube serves unless told otherwise: the built-in kinds of
-kube-apiserver v1.34 the product and its tests touch, the product's ModelCanary, KServe v0.20,
-Gateway API v1.5 (standard), Istio networking v1.27 and Prometheus Operator v0.85 (what the
-loopback test server installs), and Argo CD's Application."""
-
-NO_GENERATION_KINDS: frozenset[str] = frozenset(
-    {
-        "ConfigMap",
-        "Secret",
-        "Event",
-        "Lease",
-        "ServiceAccount",
-        "Role",
-        "RoleBinding",
-        "ClusterRole",
-        "ClusterRoleBinding",
-        "Namespace",
-        "Endpoints",
-        "EndpointSlice",
-        "Node",
-        "LimitRange",
-        "ResourceQuota",
-        "PodTemplate",
-        "ControllerRevision",
-    }
+from controlplane.kube.fake_watch import (
+    INITIAL_EVENTS_END,
+    Entry,
+    EventLog,
+    Fired,
+    WriteType,
+    parse_rv,
 )
-"""Built-in kinds kube-apiserver keeps no ``metadata.generation`` for (custom resources always
-have one)."""
-
-INITIAL_EVENTS_END = "k8s.io/initial-events-end"
-"""The annotation on the BOOKMARK that ends a watch's initial (synthetic ADDED) events."""
 
 METHODS: frozenset[str] = frozenset(
     {"get", "list", "create", "replace", "replace_status", "patch", "apply", "delete", "watch"}
     | {"event"}
 )
-
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
-_SERVER_META = ("uid", "creationTimestamp", "generation", "deletionTimestamp")
-_SERVER_META_ALL = (*_SERVER_META, "deletionGracePeriodSeconds", "resourceVersion")
 
 
 @dataclass(frozen=True)
@@ -249,14 +110,6 @@ class Call:
 
     method: str
     target: str
-
-
-@dataclass(frozen=True)
-class _Entry:
-    rv: int
-    type: Literal["ADDED", "MODIFIED", "DELETED"]
-    key: Key
-    obj: Obj
 
 
 class FakeKube:
@@ -290,21 +143,14 @@ class FakeKube:
             }
         self._page_size = page_size
         self._continues: dict[str, tuple[int, builtins.list[Obj]]] = {}
-        self._bookmark_epoch = 0
         self._status_kinds = set(status_subresource_kinds)
         self._cluster_kinds = set(cluster_scoped_kinds)
-        self._history = history
         self._component = component
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
+        self._events = EventLog(self._cond, history)
         self._objects: dict[Key, Obj] = {}
-        # Starts above 0: "0" in a watch means "any version" (current state first), as on a server.
-        self._rv = 1
-        self._log: deque[_Entry] = deque()
-        self._compacted_rv = 1
-        self._drop_epoch = 0
-        self._open_watches = 0
-        self._applied: dict[Key, dict[str, set[Path]]] = {}
+        self._applied: dict[Key, dict[str, set[FieldPath]]] = {}
         self._faults: dict[str, deque[BaseException]] = {}
         self._listeners: list[Callable[[WatchEvent], None]] = []
         self.calls: list[Call] = []
@@ -341,8 +187,7 @@ class FakeKube:
         bookmarks and has not been told that version yet (kube-apiserver does so about once a
         minute)."""
         with self._cond:
-            self._bookmark_epoch += 1
-            self._cond.notify_all()
+            self._events.tick_bookmark()
 
     def fail_next(self, method: str, exc: BaseException, times: int = 1) -> None:
         """Make the next ``times`` calls of ``method`` raise ``exc`` before touching any state."""
@@ -354,15 +199,12 @@ class FakeKube:
     def drop_watches(self) -> None:
         """End every open watch (as when the API server restarts or a connection drops)."""
         with self._cond:
-            self._drop_epoch += 1
-            self._cond.notify_all()
+            self._events.drop()
 
     def compact(self) -> None:
         """Forget the event log: every resourceVersion before now answers 410 Gone to a watch."""
         with self._cond:
-            self._log.clear()
-            self._compacted_rv = self._rv
-            self._cond.notify_all()
+            self._events.compact()
 
     def add_token(
         self, token: str, username: str, *, uid: str = "", groups: Iterable[str] = ()
@@ -415,12 +257,12 @@ class FakeKube:
     def resource_version(self) -> str:
         """The latest resourceVersion (what a list would report)."""
         with self._lock:
-            return str(self._rv)
+            return str(self._events.rv)
 
     @property
     def open_watches(self) -> int:
         with self._lock:
-            return self._open_watches
+            return self._events.open_watches
 
     def add_listener(self, listener: Callable[[WatchEvent], None]) -> None:
         """Call ``listener`` after every write (outside the lock, on the writer's thread).
@@ -437,7 +279,7 @@ class FakeKube:
             stored = self._objects.get(
                 self._key(ref.api_version, ref.kind, ref.namespace, ref.name)
             )
-            return _copy(stored) if stored is not None else None
+            return wire_copy(stored) if stored is not None else None
 
     def system_replace_status(self, ref: Ref, status: Obj) -> Obj:
         """Write ``status`` as another controller would: no call log, no injected faults."""
@@ -445,8 +287,8 @@ class FakeKube:
         with self._lock:
             key = self._key(ref.api_version, ref.kind, ref.namespace, ref.name)
             stored = self._require(key)
-            new = _copy(stored)
-            new["status"] = _copy(status)
+            new = wire_copy(stored)
+            new["status"] = wire_copy(status)
             result = self._update(key, new, fired, status_only=True)
         self._notify(fired)
         return result
@@ -458,7 +300,7 @@ class FakeKube:
         with self._lock:
             self._check_served(ref.api_version, ref.kind)
             key = self._key(ref.api_version, ref.kind, ref.namespace, ref.name)
-            return _clone(self._require(key))
+            return clone(self._require(key))
 
     def list(
         self,
@@ -512,10 +354,10 @@ class FakeKube:
                 found.sort(
                     key=lambda o: (o["metadata"].get("namespace") or "", o["metadata"]["name"])
                 )
-                snapshot, rest = self._rv, [_copy(o) for o in found]
+                snapshot, rest = self._events.rv, [wire_copy(o) for o in found]
             else:
                 kept = self._continues.pop(token, None)
-                if kept is None or kept[0] < self._compacted_rv:
+                if kept is None or kept[0] < self._events.compacted_rv:
                     raise expired(
                         "the provided continue parameter is too old to display a consistent "
                         "list result; start a new list without the continue parameter"
@@ -534,9 +376,9 @@ class FakeKube:
         self._begin("create", obj)
         if isinstance(obj, dict) and (obj.get("apiVersion"), obj.get("kind")) in REVIEW_KINDS:
             with self._lock:  # create-only kinds: answered, never stored, no watch event
-                review = _copy(obj)
+                review = wire_copy(obj)
                 self._check_served(review["apiVersion"], review["kind"])
-                return _clone(self._reviews.answer(review, list(self._objects.values())))
+                return clone(self._reviews.answer(review, list(self._objects.values())))
         fired: Fired = []
         with self._lock:
             result = self._create(obj, fired)
@@ -547,7 +389,7 @@ class FakeKube:
         self._begin("replace", obj)
         fired: Fired = []
         with self._lock:
-            new = self._normalize(obj)
+            new = normalize(obj, self._cluster_kinds)
             key = self._key_of(new)
             self._check_served(key[0], key[1])
             self._require(key)
@@ -559,13 +401,13 @@ class FakeKube:
         self._begin("replace_status", obj)
         fired: Fired = []
         with self._lock:
-            given = self._normalize(obj)
+            given = normalize(obj, self._cluster_kinds)
             key = self._key_of(given)
             self._check_served(key[0], key[1])
             if key[1] not in self._status_kinds:
                 raise NotFound(f"404 NotFound: {key[1]} has no status subresource")
             stored = self._require(key)
-            new = _copy(stored)
+            new = wire_copy(stored)
             new["status"] = given.get("status")
             if new["status"] is None:
                 del new["status"]
@@ -585,7 +427,7 @@ class FakeKube:
             self._check_served(ref.api_version, ref.kind)
             key = self._key(ref.api_version, ref.kind, ref.namespace, ref.name)
             stored = self._require(key)
-            body = _copy(patch)
+            body = wire_copy(patch)
             if kind == "merge":
                 if not isinstance(body, dict):
                     raise KubeError("400 BadRequest: a merge patch must be a JSON object")
@@ -596,7 +438,7 @@ class FakeKube:
                 raise KubeError(f"415 UnsupportedMediaType: patch kind {kind!r}")
             if not isinstance(patched, dict):
                 raise KubeError("422 Invalid: the patch does not leave an object")
-            new = self._normalize(patched)
+            new = normalize(patched, self._cluster_kinds)
             if self._key_of(new) != key:
                 raise KubeError("422 Invalid: a patch may not change apiVersion, kind or name")
             result = self._update(key, new, fired)
@@ -607,27 +449,27 @@ class FakeKube:
         self._begin("apply", obj)
         fired: Fired = []
         with self._lock:
-            given = self._normalize(obj)
+            given = normalize(obj, self._cluster_kinds)
             key = self._key_of(given)
             self._check_served(key[0], key[1])
-            owned = _leaf_paths(self._applied_part(given))
+            owned = leaf_paths(self._applied_part(given))
             stored = self._objects.get(key)
             if stored is None:
                 if given["metadata"].get("resourceVersion") is not None:
-                    raise NotFound(f"404 NotFound: {_describe(key)} not found")
+                    raise NotFound(f"404 NotFound: {describe(key)} not found")
                 result = self._create(given, fired)
             else:
-                merged = _deep_merge(stored, self._applied_part(given))
+                merged = deep_merge(stored, self._applied_part(given))
                 merged["metadata"]["resourceVersion"] = given["metadata"].get(
                     "resourceVersion", stored["metadata"]["resourceVersion"]
                 )
                 managers = self._applied.get(key, {})
-                others: set[Path] = set()
+                others: set[FieldPath] = set()
                 for manager, paths in managers.items():
                     if manager != field_manager:
                         others |= paths
                 for path in managers.get(field_manager, set()) - owned - others:
-                    _remove_path(merged, path)
+                    remove_path(merged, path)
                 result = self._update(key, merged, fired)
             self._applied.setdefault(key, {})[field_manager] = owned
         self._notify(fired)
@@ -663,24 +505,24 @@ class FakeKube:
             self._check_served(api_version, kind)
             initial: Fired = []
             if resource_version in (None, "", "0"):
-                start = self._rv
+                start = self._events.rv
                 for key in sorted(self._objects, key=lambda k: (k[2] or "", k[3])):
                     if matches(key):
-                        initial.append(WatchEvent("ADDED", _copy(self._objects[key])))
+                        initial.append(WatchEvent("ADDED", wire_copy(self._objects[key])))
                 if bookmarks:  # kube-apiserver ends the initial events so when asked for bookmarks
                     end = bookmark(kind, api_version, str(start))
                     end.object["metadata"]["annotations"] = {INITIAL_EVENTS_END: "true"}
                     initial.append(end)
             else:  # too old: 410 on the first read of the stream, as from kube-apiserver
-                start = _parse_rv(resource_version)
-            epoch = self._drop_epoch
-            marks = self._bookmark_epoch if bookmarks else None
+                start = parse_rv(resource_version)
+            epoch = self._events.drop_epoch
+            marks = self._events.bookmark_epoch if bookmarks else None
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
 
         def mark(version: int) -> WatchEvent:
             return bookmark(kind, api_version, str(version))
 
-        return self._stream(matches, start, initial, deadline, epoch, marks, mark)
+        return self._events.stream(matches, start, initial, deadline, epoch, marks, mark)
 
     def event(self, involved: Obj, reason: str, message: str, type_: str = "Normal") -> None:
         self._begin("event", involved)
@@ -688,7 +530,7 @@ class FakeKube:
         with self._lock:
             now = self._now()
             ev = event_object(
-                _copy(involved), reason, message, type_, now=now, component=self._component
+                wire_copy(involved), reason, message, type_, now=now, component=self._component
             )
             namespace = ev["metadata"]["namespace"]
             for key, stored in self._objects.items():
@@ -701,7 +543,7 @@ class FakeKube:
                     and (stored.get("reason"), stored.get("message"), stored.get("type"))
                     == (reason, message, type_)
                 ):
-                    new = _copy(stored)
+                    new = wire_copy(stored)
                     new["count"] = int(new.get("count", 1)) + 1
                     new["lastTimestamp"] = format_time(now)
                     self._update(key, new, fired)
@@ -745,66 +587,25 @@ class FakeKube:
     def _require(self, key: Key) -> Obj:
         stored = self._objects.get(key)
         if stored is None:
-            raise NotFound(f"404 NotFound: {_describe(key)} not found")
+            raise NotFound(f"404 NotFound: {describe(key)} not found")
         return stored
 
-    def _normalize(self, obj: Obj, *, creating: bool = False) -> Obj:
-        """A JSON deep copy of ``obj``, checked for what every write needs."""
-        new = _copy(obj)
-        if not isinstance(new, dict):
-            raise KubeError("400 BadRequest: an object must be a JSON object")
-        for field in ("apiVersion", "kind"):
-            if not isinstance(new.get(field), str) or not new[field]:
-                raise KubeError(f"400 BadRequest: object has no {field}")
-        meta = new.setdefault("metadata", {})
-        if not isinstance(meta, dict):
-            raise KubeError("400 BadRequest: metadata must be an object")
-        if creating and not meta.get("name") and meta.get("generateName"):
-            meta["name"] = f"{meta['generateName']}{uuid.uuid4().hex[:5]}"
-        name = meta.get("name")
-        if not isinstance(name, str) or not name:
-            raise KubeError(f"400 BadRequest: {new['kind']} has no metadata.name")
-        if len(name) > 253 or not _NAME.match(name):
-            raise KubeError(
-                f"422 Invalid: {new['kind']} name {name!r} is not a lowercase RFC 1123 subdomain"
-            )
-        if new["kind"] in self._cluster_kinds:
-            meta.pop("namespace", None)
-        for field in ("labels", "annotations"):
-            values = meta.get(field)
-            if values is not None and (
-                not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values())
-            ):
-                raise KubeError(f"422 Invalid: metadata.{field} values must be strings")
-        finalizers = meta.get("finalizers")
-        if finalizers is not None and (
-            not isinstance(finalizers, list) or not all(isinstance(f, str) for f in finalizers)
-        ):
-            raise KubeError("422 Invalid: metadata.finalizers must be a list of strings")
-        owners = meta.get("ownerReferences")
-        if owners is not None and (
-            not isinstance(owners, list)
-            or not all(isinstance(o, dict) and o.get("uid") and o.get("name") for o in owners)
-        ):
-            raise KubeError("422 Invalid: every ownerReference needs a uid and a name")
-        return new
-
     def _applied_part(self, obj: Obj) -> Obj:
-        part = _clone(obj)
+        part = clone(obj)
         meta = part["metadata"]
-        for field in _SERVER_META_ALL:
+        for field in SERVER_META_ALL:
             meta.pop(field, None)
         if obj["kind"] in self._status_kinds:
             part.pop("status", None)
         return part
 
     def _create(self, obj: Obj, fired: Fired) -> Obj:
-        new = self._normalize(obj, creating=True)
+        new = normalize(obj, self._cluster_kinds, creating=True)
         key = self._key_of(new)
         self._check_served(key[0], key[1])
         meta = new["metadata"]
         if key in self._objects:
-            raise Conflict(f"409 AlreadyExists: {_describe(key)} already exists")
+            raise Conflict(f"409 AlreadyExists: {describe(key)} already exists")
         if meta.get("resourceVersion"):
             raise KubeError("400 BadRequest: resourceVersion should not be set on create")
         if new["kind"] in self._status_kinds:
@@ -824,17 +625,17 @@ class FakeKube:
         if rv not in (None, "") and rv != stored["metadata"]["resourceVersion"]:
             raise Conflict(
                 f"409 Conflict: the object has been modified; please apply your changes to the "
-                f"latest version and try again ({_describe(key)}: resourceVersion {rv} is not "
+                f"latest version and try again ({describe(key)}: resourceVersion {rv} is not "
                 f"{stored['metadata']['resourceVersion']})"
             )
         old_meta = stored["metadata"]
-        for field in _SERVER_META_ALL:
+        for field in SERVER_META_ALL:
             meta.pop(field, None)
             if field in old_meta:
                 meta[field] = old_meta[field]
         if key[1] in self._status_kinds and not status_only:
             if "status" in stored:
-                new["status"] = _copy(stored["status"])
+                new["status"] = wire_copy(stored["status"])
             else:
                 new.pop("status", None)
         if "deletionTimestamp" in old_meta:
@@ -847,7 +648,7 @@ class FakeKube:
         if not meta.get("finalizers"):
             meta.pop("finalizers", None)
         if new == stored:
-            return _clone(stored)
+            return clone(stored)
         if "generation" in old_meta and self._spec_part(new) != self._spec_part(stored):
             meta["generation"] = int(old_meta["generation"]) + 1
         if "deletionTimestamp" in meta and not meta.get("finalizers"):
@@ -866,7 +667,7 @@ class FakeKube:
         meta = stored["metadata"]
         if meta.get("finalizers"):
             if "deletionTimestamp" not in meta:
-                new = _copy(stored)
+                new = wire_copy(stored)
                 new["metadata"]["deletionTimestamp"] = format_time(self._now())
                 new["metadata"]["deletionGracePeriodSeconds"] = 0
                 if "generation" in meta:
@@ -887,7 +688,7 @@ class FakeKube:
                 continue
             left = [o for o in owners if o.get("uid") != uid]
             if left:
-                new = _copy(dep)
+                new = wire_copy(dep)
                 new["metadata"]["ownerReferences"] = left
                 self._commit(dep_key, new, "MODIFIED", fired)
             else:
@@ -898,101 +699,27 @@ class FakeKube:
         self,
         key: Key,
         obj: Obj,
-        type_: Literal["ADDED", "MODIFIED", "DELETED"],
+        type_: WriteType,
         fired: Fired,
     ) -> Obj:
-        self._rv += 1
-        stored = _copy(obj)
-        stored["metadata"]["resourceVersion"] = str(self._rv)
+        rv = self._events.next_version()
+        stored = wire_copy(obj)
+        stored["metadata"]["resourceVersion"] = str(rv)
         if type_ != "DELETED":
             self._objects[key] = stored
-        self._log.append(_Entry(self._rv, type_, key, stored))
-        while len(self._log) > self._history:
-            self._compacted_rv = self._log.popleft().rv
-        fired.append(WatchEvent(type_, _copy(stored)))
-        self._cond.notify_all()
-        return _clone(stored)
+        self._events.append(Entry(rv, type_, key, stored))
+        fired.append(WatchEvent(type_, wire_copy(stored)))
+        return clone(stored)
 
     def _notify(self, fired: Fired) -> None:
         with self._lock:
             listeners = list(self._listeners)
         for event in fired:
             for listener in listeners:
-                listener(WatchEvent(event.type, _copy(event.object)))
-
-    def _stream(
-        self,
-        matches: Callable[[Key], bool],
-        start: int,
-        initial: Fired,
-        deadline: float | None,
-        epoch: int,
-        marks: int | None,
-        mark: Callable[[int], WatchEvent],
-    ) -> Iterator[WatchEvent]:
-        """The events after ``start``; with ``marks`` (the bookmark epoch seen), bookmarks too.
-
-        Like kube-apiserver's watch cache, a bookmark (on :meth:`bookmark` or at the timeout) is
-        only sent when the version moved past what the watcher was opened at or last told."""
-        with self._lock:
-            self._open_watches += 1
-            told = max(start, self._rv)
-        try:
-            yield from initial
-            pos, done = start, False
-            while not done:
-                out: Fired = []
-                with self._cond:
-                    while True:
-                        if self._drop_epoch != epoch:
-                            return
-                        if pos < self._compacted_rv:
-                            raise expired(
-                                f"too old resource version: {pos} ({self._compacted_rv + 1})"
-                            )
-                        batch = [e for e in self._log if e.rv > pos]
-                        if batch:
-                            pos = batch[-1].rv
-                            out = [
-                                WatchEvent(e.type, _copy(e.obj)) for e in batch if matches(e.key)
-                            ]
-                            if out:
-                                told = max(told, int(out[-1].object["metadata"]["resourceVersion"]))
-                        left = None if deadline is None else deadline - time.monotonic()
-                        ticked = marks is not None and marks != self._bookmark_epoch
-                        if ticked:
-                            marks = self._bookmark_epoch
-                        timed_out = left is not None and left <= 0
-                        if (timed_out or ticked) and marks is not None and self._rv > told:
-                            # the server's bookmark: periodic, and 2 s before a timeout
-                            pos = told = max(pos, self._rv)
-                            out.append(mark(pos))
-                        if timed_out:
-                            done = True
-                            break
-                        if out:
-                            break
-                        self._cond.wait(left)
-                yield from out
-        finally:
-            with self._lock:
-                self._open_watches -= 1
+                listener(WatchEvent(event.type, wire_copy(event.object)))
 
 
-# --- pure helpers --------------------------------------------------------------------------------
-
-
-def _copy(value: Any) -> Any:
-    """A deep copy through JSON: what crossing the wire would do (and fail on)."""
-    try:
-        return json.loads(json.dumps(value))
-    except (TypeError, ValueError) as exc:
-        raise KubeError(f"400 BadRequest: object is not JSON-serializable: {exc}") from exc
-
-
-def _clone(obj: Obj) -> Obj:
-    result: Obj = _copy(obj)
-    return result
+# --- helpers -----------------------------------------------------------------------------------
 
 
 def _target(about: object) -> str:
@@ -1005,181 +732,8 @@ def _target(about: object) -> str:
     return str(about)
 
 
-def _describe(key: Key) -> str:
-    api_version, kind, namespace, name = key
-    where = f"{namespace}/{name}" if namespace else name
-    return f'{kind}.{api_version} "{where}"'
-
-
-def _parse_rv(text: str | None) -> int:
-    try:
-        return int(text or "0")
-    except ValueError as exc:
-        raise KubeError(f"400 BadRequest: invalid resourceVersion {text!r}") from exc
-
-
 def _labels_match(obj: Obj, selector: Mapping[str, str] | None) -> bool:
     if not selector:
         return True
     labels = obj.get("metadata", {}).get("labels") or {}
     return all(labels.get(k) == v for k, v in selector.items())
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch: objects merge recursively, ``null`` deletes, the rest replaces."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
-    for name, value in patch.items():
-        if value is None:
-            result.pop(name, None)
-        else:
-            result[name] = merge_patch(result.get(name), value)
-    return result
-
-
-def json_patch(doc: Any, operations: Any) -> Any:
-    """RFC 6902 JSON patch (add, remove, replace, move, copy, test) applied to a copy of ``doc``.
-
-    A failed ``test`` or a bad path raises :class:`KubeError` (the API server answers 422).
-    """
-    if not isinstance(operations, list):
-        raise KubeError("400 BadRequest: a JSON patch must be a list of operations")
-    result = copy.deepcopy(doc)
-    for op in operations:
-        if not isinstance(op, dict) or not isinstance(op.get("path"), str):
-            raise KubeError(f"422 Invalid: bad JSON patch operation {op!r}")
-        kind, path = op.get("op"), _pointer(op["path"])
-        if kind in ("add", "replace", "test") and "value" not in op:
-            raise KubeError(f"422 Invalid: JSON patch {kind} at {op['path']} needs a value")
-        if kind == "add":
-            result = _ptr_add(result, path, copy.deepcopy(op["value"]))
-        elif kind == "remove":
-            result = _ptr_remove(result, path)[0]
-        elif kind == "replace":
-            result = _ptr_remove(result, path)[0]
-            result = _ptr_add(result, path, copy.deepcopy(op["value"]))
-        elif kind in ("move", "copy"):
-            if not isinstance(op.get("from"), str):
-                raise KubeError(f"422 Invalid: JSON patch {kind} needs 'from'")
-            source = _pointer(op["from"])
-            if kind == "move":
-                if path[: len(source)] == source and path != source:
-                    raise KubeError("422 Invalid: cannot move a value into itself")
-                result, value = _ptr_remove(result, source)
-            else:
-                value = copy.deepcopy(_ptr_get(result, source))
-            result = _ptr_add(result, path, value)
-        elif kind == "test":
-            if _ptr_get(result, path) != op["value"]:
-                raise KubeError(f"422 Invalid: JSON patch test failed at {op['path']}")
-        else:
-            raise KubeError(f"422 Invalid: unknown JSON patch op {kind!r}")
-    return result
-
-
-def _pointer(text: str) -> list[str]:
-    if text == "":
-        return []
-    if not text.startswith("/"):
-        raise KubeError(f"422 Invalid: JSON pointer {text!r} must start with '/'")
-    return [p.replace("~1", "/").replace("~0", "~") for p in text[1:].split("/")]
-
-
-def _index(container: list[Any], token: str, *, for_add: bool) -> int:
-    if for_add and token == "-":
-        return len(container)
-    if not token.isdigit() or (token.startswith("0") and token != "0"):
-        raise KubeError(f"422 Invalid: bad array index {token!r}")
-    index = int(token)
-    if index > len(container) or (not for_add and index == len(container)):
-        raise KubeError(f"422 Invalid: array index {index} out of range")
-    return index
-
-
-def _ptr_parent(doc: Any, path: list[str]) -> Any:
-    node = doc
-    for token in path[:-1]:
-        if isinstance(node, dict) and token in node:
-            node = node[token]
-        elif isinstance(node, list):
-            node = node[_index(node, token, for_add=False)]
-        else:
-            raise KubeError(f"422 Invalid: JSON patch path /{'/'.join(path)} does not exist")
-    return node
-
-
-def _ptr_get(doc: Any, path: list[str]) -> Any:
-    if not path:
-        return doc
-    parent, token = _ptr_parent(doc, path), path[-1]
-    if isinstance(parent, dict) and token in parent:
-        return parent[token]
-    if isinstance(parent, list):
-        return parent[_index(parent, token, for_add=False)]
-    raise KubeError(f"422 Invalid: JSON patch path /{'/'.join(path)} does not exist")
-
-
-def _ptr_add(doc: Any, path: list[str], value: Any) -> Any:
-    if not path:
-        return value
-    parent, token = _ptr_parent(doc, path), path[-1]
-    if isinstance(parent, dict):
-        parent[token] = value
-    elif isinstance(parent, list):
-        parent.insert(_index(parent, token, for_add=True), value)
-    else:
-        raise KubeError(f"422 Invalid: JSON patch path /{'/'.join(path)} has no container")
-    return doc
-
-
-def _ptr_remove(doc: Any, path: list[str]) -> tuple[Any, Any]:
-    if not path:
-        raise KubeError("422 Invalid: cannot remove the whole document")
-    parent, token = _ptr_parent(doc, path), path[-1]
-    if isinstance(parent, dict) and token in parent:
-        return doc, parent.pop(token)
-    if isinstance(parent, list):
-        return doc, parent.pop(_index(parent, token, for_add=False))
-    raise KubeError(f"422 Invalid: JSON patch path /{'/'.join(path)} does not exist")
-
-
-def _deep_merge(base: Obj, over: Obj) -> Obj:
-    """``over``'s fields laid onto a copy of ``base``; maps merge, lists and scalars replace."""
-    result = copy.deepcopy(base)
-    for name, value in over.items():
-        if isinstance(value, dict) and isinstance(result.get(name), dict):
-            result[name] = _deep_merge(result[name], value)
-        else:
-            result[name] = copy.deepcopy(value)
-    return result
-
-
-def _leaf_paths(obj: Obj, prefix: Path = ()) -> set[Path]:
-    """Paths of the fields an apply sets (lists are atomic, as with ``listType: atomic``)."""
-    paths: set[Path] = set()
-    for name, value in obj.items():
-        path = (*prefix, name)
-        if path in {("apiVersion",), ("kind",), ("metadata", "name"), ("metadata", "namespace")}:
-            continue
-        if isinstance(value, dict) and value:
-            paths |= _leaf_paths(value, path)
-        else:
-            paths.add(path)
-    return paths
-
-
-def _remove_path(obj: Obj, path: Path) -> None:
-    """Remove the field at ``path`` and the maps it leaves empty."""
-    trail: list[tuple[Obj, str]] = []
-    node: Any = obj
-    for name in path[:-1]:
-        if not isinstance(node, dict) or not isinstance(node.get(name), dict):
-            return
-        trail.append((node, name))
-        node = node[name]
-    if isinstance(node, dict):
-        node.pop(path[-1], None)
-    for parent, name in reversed(trail):
-        if parent[name] == {} and not (parent is obj and name == "metadata"):
-            del parent[name]
