@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from controlplane.errors import UsageError
+from controlplane.spec.check_keys import PROMOTE_KEY, shadow_check, step_check
 from controlplane.spec.models import CheckSpec, ModelCanary
 from controlplane.spec.units import Duration
 
@@ -81,8 +82,7 @@ def scale_canary(
     for i, step in enumerate(spec.steps):
         update: dict[str, object] = {
             "rollback_on": [
-                _check(c, scaling, f"steps[{i}].rollbackOn[{j}]")
-                for j, c in enumerate(step.rollback_on)
+                _check(c, scaling, step_check(i, j)) for j, c in enumerate(step.rollback_on)
             ]
         }
         if step.duration is not None:
@@ -93,10 +93,9 @@ def scale_canary(
         shadow = shadow.model_copy(
             update={
                 "duration": _scaled(shadow.duration, scaling, 0.0, "shadow.duration"),
-                "promote_on": _check(shadow.promote_on, scaling, "shadow.promoteOn"),
+                "promote_on": _check(shadow.promote_on, scaling, PROMOTE_KEY),
                 "rollback_on": [
-                    _check(c, scaling, f"shadow.rollbackOn[{j}]")
-                    for j, c in enumerate(shadow.rollback_on)
+                    _check(c, scaling, shadow_check(j)) for j, c in enumerate(shadow.rollback_on)
                 ],
             }
         )
