@@ -26,11 +26,14 @@ an hour in all), each try a new run of 1-6, so a retry never writes twice; a fil
 cannot be found is not retried (nothing will change by itself). After the last retry the
 controller's next start (:meth:`GitWriteBack.recover`) tries again.
 
-Which rollbacks: reason kinds ``breach``, ``shadow-expired``, ``not-ready`` and ``not-routed``
-(automatic). A user's ``abort`` is written back only when the notifier is built with
-``on_abort=True`` (a user who aborts may well want to fix forward instead). The outcome is a
-Kubernetes Event on the canary (``GitWriteBack`` or ``GitWriteBackFailed``), a log line and the
-optional ``on_result`` callback.
+Which rollbacks is a rollout rule, :func:`controlplane.rollout.writeback_rule.writes_back`
+(automatic reason kinds; a user's ``abort`` only when the notifier is built with
+``on_abort=True``). Each rollback event is written back once per process: the worker's
+delivered record (:class:`controlplane.rollout.events.Delivered`, keyed by the event's
+fingerprint for the :data:`~controlplane.rollout.events.WRITE_BACK` sink) holds what is queued,
+in flight, waiting for a retry or done; across restarts the commit trailer says what was written.
+The outcome is a Kubernetes Event on the canary (``GitWriteBack`` or ``GitWriteBackFailed``), a
+log line and the optional ``on_result`` callback.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -55,19 +59,21 @@ from controlplane.gitops.yamledit import (
     same_variant,
 )
 from controlplane.kube.client import KubeClient, Obj
+from controlplane.rollout import events
 from controlplane.rollout.state import Event, Reason, RolloutState
+from controlplane.rollout.writeback_rule import WriteBackOptions, writes_back
 from controlplane.spec.models import API_VERSION, KIND, ModelCanary
 
 log = logging.getLogger(__name__)
 
 TRAILER_KEY = "Canary-Rollback"
-AUTOMATIC_REASONS: frozenset[str] = frozenset(
-    {"breach", "shadow-expired", "not-ready", "not-routed"}
-)
 PR_BRANCH_PREFIX = "canary-rollback/"
 DEFAULT_AUTHOR = Identity()
 DEFAULT_RETRY_S = (30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 900.0, 900.0)
 """Delays before each retry of a write-back that failed on git or the hosting API (63.5 min)."""
+REMEMBERED = 1000
+"""Write-backs the worker remembers as done (the newest), so a rollback event told again (a
+status write that conflicted after the notification) is not written back a second time."""
 
 Status = Literal["committed", "pull-request", "already-written", "already-reverted", "failed"]
 
@@ -82,10 +88,17 @@ class WriteBackRequest:
     canary: ModelCanary
     reason: Reason | None
     obj: Obj = field(repr=False)
+    event: Event | None = None
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.namespace, self.name, self.spec_hash)
+    def key(self) -> str:
+        """The delivery key of this write-back: the rollback event's fingerprint for the
+        write-back sink (without an event, the rollout's: namespace, name and spec hash)."""
+        uid = (self.obj.get("metadata") or {}).get("uid")
+        owner = events.owner_id(self.namespace, self.name, uid if isinstance(uid, str) else None)
+        if self.event is None:
+            return events.delivery_key(f"{owner}|{self.spec_hash}", events.WRITE_BACK)
+        return events.delivery_key(events.fingerprint(owner, self.event), events.WRITE_BACK)
 
     @property
     def trailer(self) -> str:
@@ -119,10 +132,6 @@ class _Job:
 
     request: WriteBackRequest
     tries: int = 0
-
-
-def rollback_reason_kind(state: RolloutState) -> str | None:
-    return state.reason.kind if state.reason is not None else None
 
 
 def _num(value: float | None) -> str:
@@ -181,6 +190,35 @@ def commit_message(
     return "\n".join(lines)
 
 
+def last_rollback(state: RolloutState) -> Event:
+    """The ``RolledBack`` history entry of a rolled-back ``state`` (the event the reconciler told
+    the write-back); one made of the state when the bounded history no longer holds it."""
+    for event in reversed(state.history):
+        if event.type == "RolledBack":
+            return event
+    return Event("RolledBack", state.last_evaluation or 0.0, state.step, 0)
+
+
+def request_of(
+    obj: Obj, canary: ModelCanary, state: RolloutState, event: Event
+) -> WriteBackRequest:
+    """The write-back of rollback ``event`` of the canary ``obj`` in ``state``."""
+    meta = obj.get("metadata") or {}
+    return WriteBackRequest(
+        namespace=meta.get("namespace") or canary.metadata.namespace or "default",
+        name=meta.get("name") or canary.metadata.name,
+        spec_hash=state.spec_hash,
+        canary=canary,
+        reason=state.reason,
+        obj=obj,
+        event=event,
+    )
+
+
+def request_name(request: WriteBackRequest) -> tuple[str, str]:
+    return (request.namespace, request.name)
+
+
 class GitWriteBack:
     """The write-back Notifier. See the module docstring.
 
@@ -223,40 +261,29 @@ class GitWriteBack:
         self.http_timeout_s = http_timeout_s
         self.retry_s = tuple(retry_s)
         self._queue: DelayQueue[_Job] = DelayQueue(queue_size)
-        self._pending: set[tuple[str, str, str]] = set()  # queued, in flight or to retry
+        # queued, in flight, waiting for a retry, or done
+        self._delivered = events.Delivered(limit=REMEMBERED)
+        self._clock = time.time
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     # --- Notifier --------------------------------------------------------------------------------
 
     def wants(self, canary: ModelCanary, state: RolloutState, event: Event) -> bool:
-        """True for a RolledBack event of a canary that opted in, for a reason we write back."""
-        if event.type != "RolledBack" or canary.spec.git_write_back is None:
-            return False
-        if state.stage != "rolled_back":
-            return False  # retried or changed since: nothing to revert any more
-        kind = rollback_reason_kind(state)
-        return kind in AUTOMATIC_REASONS or (self.on_abort and kind == "aborted")
+        """Whether ``event`` is reverted in git: the rollout rule
+        :func:`~controlplane.rollout.writeback_rule.writes_back` with this notifier's options."""
+        return writes_back(canary, state, event, WriteBackOptions(on_abort=self.on_abort))
 
     def notify(self, obj: Obj, canary: ModelCanary, state: RolloutState, event: Event) -> None:
         """Queue a write-back when :meth:`wants` says so; returns at once."""
-        if not self.wants(canary, state, event):
-            return
-        meta = obj.get("metadata") or {}
-        request = WriteBackRequest(
-            namespace=meta.get("namespace") or canary.metadata.namespace or "default",
-            name=meta.get("name") or canary.metadata.name,
-            spec_hash=state.spec_hash,
-            canary=canary,
-            reason=state.reason,
-            obj=obj,
-        )
-        self.submit(request)
+        if self.wants(canary, state, event):
+            self.submit(request_of(obj, canary, state, event))
 
     def submit(self, request: WriteBackRequest) -> bool:
-        """Queue ``request`` (False when the same one is already queued or the queue is full)."""
+        """Queue ``request`` (False when the same one is already queued, in flight, waiting for a
+        retry or done, or when the queue is full)."""
         with self._lock:
-            if request.key in self._pending:
+            if self._delivered.has(request.key):
                 return False
             if self._queue.put(_Job(request)) is not None:
                 log.error(
@@ -265,7 +292,7 @@ class GitWriteBack:
                     request.name,
                 )
                 return False
-            self._pending.add(request.key)
+            self._delivered = self._delivered.with_key(request.key, self._clock())
             self._start_locked()
         return True
 
@@ -286,11 +313,9 @@ class GitWriteBack:
                     state = RolloutState.from_status(status)
                 except (SpecError, ValueError):
                     continue
-                rolled = Event("RolledBack", state.last_evaluation or 0.0, state.step, 0)
+                rolled = last_rollback(state)
                 if self.wants(canary, state, rolled):
-                    before = len(self._pending)
-                    self.notify(obj, canary, state, rolled)
-                    queued += len(self._pending) > before
+                    queued += self.submit(request_of(obj, canary, state, rolled))
         return queued
 
     def wait_idle(self, timeout_s: float | None = None) -> bool:
@@ -307,9 +332,10 @@ class GitWriteBack:
         if thread is not None:
             thread.join(timeout_s)
         for job in self._queue.drain():
-            log.warning("git write-back of %s/%s dropped at shutdown", *job.request.key[:2])
+            request = job.request
+            log.warning("git write-back of %s/%s dropped at shutdown", *request_name(request))
             with self._lock:
-                self._pending.discard(job.request.key)
+                self._delivered = self._delivered.without(request.key)
 
     def _start_locked(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -325,14 +351,14 @@ class GitWriteBack:
             try:
                 result = self.write_back(job.request, tries=job.tries)
             except Exception:  # the worker must survive anything
-                log.exception("git write-back of %s/%s crashed", *job.request.key[:2])
+                log.exception("git write-back of %s/%s crashed", *request_name(job.request))
             finally:
                 retry_in = result.retry_in if result is not None else None
-                if retry_in is None or self._queue.closed:
-                    with self._lock:
-                        self._pending.discard(job.request.key)
-                else:
+                if retry_in is not None and not self._queue.closed:
                     job.tries += 1
+                elif result is None or not result.ok:
+                    with self._lock:  # failed for good: a later notification may try again
+                        self._delivered = self._delivered.without(job.request.key)
                 self._queue.task_done(retry_in)
 
     # --- the procedure ---------------------------------------------------------------------------

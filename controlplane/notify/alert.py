@@ -2,9 +2,10 @@
 
 Owns the mapping of rollout :class:`~controlplane.rollout.state.Event` types to the alert event
 kinds users subscribe to in ``spec.alerts[].events`` (:data:`EVENT_KINDS`), the channel-agnostic
-:class:`Alert` record built from (resource, canary, state, event) by :func:`build_alert`, its
-identity (:func:`event_fingerprint`), the breach details with values rendered in the check's units
-(:class:`Breach`), and the Grafana dashboard link (:func:`dashboard_url`).
+:class:`Alert` record built from (resource, canary, state, event) by :func:`build_alert` (its
+``fingerprint`` is the event's one identity, :func:`controlplane.rollout.events.fingerprint`),
+the breach details with values rendered in the check's units (:class:`Breach`), and the
+Grafana dashboard link (:func:`dashboard_url`).
 
 No I/O, no clock: the channels (:mod:`.slack`, :mod:`.webhook`, :mod:`.alertmanager`) render an
 :class:`Alert`, the worker (:mod:`.notifier`) delivers it.
@@ -12,7 +13,6 @@ No I/O, no clock: the channels (:mod:`.slack`, :mod:`.webhook`, :mod:`.alertmana
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import urlencode
 
+from controlplane.rollout import events
 from controlplane.rollout.state import Event, EventType, Reason, RolloutState
 from controlplane.spec.models import AlertEvent, CheckSpec, ModelCanary
 from controlplane.spec.units import BUILTIN_UNITS, Unit, display_value
@@ -101,8 +102,9 @@ class Breach:
 class Alert:
     """One rollout event worth telling a channel about, with everything the channels render.
 
-    ``fingerprint`` identifies the event (not the delivery): the same history entry notified
-    again after a controller restart has the same one. ``resolved`` is True for the events that
+    ``fingerprint`` identifies the event (not the delivery;
+    :func:`controlplane.rollout.events.fingerprint`): the same history entry notified again after
+    a controller restart has the same one. ``resolved`` is True for the events that
     end an open pause or throttle.
     """
 
@@ -192,15 +194,6 @@ class Alert:
 def rfc3339(t: float) -> str:
     """Unix seconds as RFC 3339 UTC with milliseconds."""
     return datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def event_fingerprint(namespace: str, name: str, uid: str | None, event: Event) -> str:
-    """What identifies a rollout event across controller restarts: the resource (its uid, so a
-    deleted and re-created canary of the same name is a new one), the event type, its time and
-    step. 24 hex digits. The message is left out on purpose (it is derived from the rest)."""
-    who = uid or f"{namespace}/{name}"
-    text = f"{who}|{event.type}|{event.time!r}|{event.step}"
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 def dashboard_url(
@@ -333,7 +326,7 @@ def build_alert(
     return Alert(
         kind=kind,
         event_type=event.type,
-        fingerprint=event_fingerprint(namespace, name, uid, event),
+        fingerprint=events.fingerprint(events.owner_id(namespace, name, uid), event),
         alertname=alertname,
         severity=severity,
         resolved=event.type in RESOLVING,

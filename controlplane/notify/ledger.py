@@ -1,24 +1,27 @@
 """Which alerts were already delivered: deduplication that survives a controller restart.
 
-Owns :class:`Ledger`. A delivery is identified by :func:`delivery_key` — the event's fingerprint
-(resource uid, event type, time, step; see :func:`~controlplane.notify.alert.event_fingerprint`)
-plus the channel's identity — and remembered for ``window_s``:
+Owns :class:`Ledger`, the alert sink's delivered record: a
+:class:`~controlplane.rollout.events.Delivered` keyed by
+:func:`~controlplane.rollout.events.delivery_key` — the event's one fingerprint
+(:func:`controlplane.rollout.events.fingerprint`) plus the channel's identity as the sink — and
+kept for ``window_s``:
 
 - in memory, claimed when queued (so the same event notified twice while the first is still
   queued or being retried is dropped as ``deduplicated``), confirmed when delivered, released when
   delivery finally fails (a later notification of the event may try again);
 - with a ``kube`` client, also in a ConfigMap per canary (``modelcanary-<name>-alerts`` in its
-  namespace, owned by the canary so it goes with it), written after each successful delivery.
+  namespace, owned by the canary so it goes with it; its ``data`` is the record,
+  :meth:`~controlplane.rollout.events.Delivered.to_data`), written after each successful delivery.
   A restarted controller re-notifies the history entries it had not yet marked as emitted; the
   worker consults the ConfigMap before sending, so those do not page twice. The window between
   a successful POST and the ConfigMap write is the only at-least-once gap left.
 
 ConfigMap failures are logged and never raised: deduplication then falls back to memory.
+Called by :mod:`controlplane.notify.notifier`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -28,6 +31,7 @@ from typing import Any
 
 from controlplane.errors import Conflict, KubeError, NotFound
 from controlplane.kube.client import KubeClient, Ref
+from controlplane.rollout.events import Delivered
 from controlplane.spec.models import API_VERSION
 
 log = logging.getLogger(__name__)
@@ -35,11 +39,6 @@ log = logging.getLogger(__name__)
 LEDGER_LABEL = "canary.controlplane.dev/alert-ledger"
 MAX_ENTRIES = 500
 CONFLICT_RETRIES = 3
-
-
-def delivery_key(fingerprint: str, channel_id: str) -> str:
-    """32 hex digits naming (event, channel); a valid ConfigMap data key."""
-    return hashlib.sha256(f"{fingerprint}|{channel_id}".encode()).hexdigest()[:32]
 
 
 def ledger_name(canary: str) -> str:
@@ -71,7 +70,7 @@ class Ledger:
         self._kube = kube
         self._clock = clock
         self._lock = threading.Lock()
-        self._claimed: dict[str, float] = {}
+        self._claimed = Delivered(window_s=window_s)
 
     # ------------------------------------------------------------------- in memory (any thread)
 
@@ -79,20 +78,14 @@ class Ledger:
         """Mark ``key`` as in flight; False when it is already claimed or delivered."""
         now = self._clock()
         with self._lock:
-            self._prune(now)
-            if key in self._claimed:
+            if self._claimed.has(key, now):
                 return False
-            self._claimed[key] = now
+            self._claimed = self._claimed.with_key(key, now)
             return True
 
     def release(self, key: str) -> None:
         with self._lock:
-            self._claimed.pop(key, None)
-
-    def _prune(self, now: float) -> None:
-        expired = [k for k, t in self._claimed.items() if now - t > self.window_s]
-        for k in expired:
-            del self._claimed[k]
+            self._claimed = self._claimed.without(key)
 
     # ------------------------------------------------------------- persisted (worker thread)
 
@@ -107,17 +100,14 @@ class Ledger:
         except KubeError as exc:
             log.warning("alert ledger of %s/%s unreadable: %s", owner.namespace, owner.name, exc)
             return False
-        stamp = (cm.get("data") or {}).get(key)
-        try:
-            return stamp is not None and self._clock() - float(stamp) <= self.window_s
-        except ValueError:
-            return False
+        record = Delivered.from_data(cm.get("data"), window_s=self.window_s)
+        return record.has(key, self._clock())
 
     def record(self, owner: Owner, key: str) -> None:
         """Remember a successful delivery (memory, then the ConfigMap)."""
         now = self._clock()
         with self._lock:
-            self._claimed[key] = now
+            self._claimed = self._claimed.with_key(key, now)
         if self._kube is None:
             return
         for _ in range(CONFLICT_RETRIES):
@@ -136,17 +126,14 @@ class Ledger:
     def _write(self, owner: Owner, key: str, now: float) -> None:
         assert self._kube is not None
         ref = Ref("v1", "ConfigMap", owner.namespace, ledger_name(owner.name))
+        empty = Delivered(window_s=self.window_s, limit=MAX_ENTRIES)
         try:
             cm = self._kube.get(ref)
         except NotFound:
-            self._kube.create(self._new(owner, {key: repr(now)}))
+            self._kube.create(self._new(owner, empty.with_key(key, now).to_data()))
             return
-        data = {k: v for k, v in (cm.get("data") or {}).items() if _fresh(v, now, self.window_s)}
-        data[key] = repr(now)
-        if len(data) > MAX_ENTRIES:
-            newest = sorted(data.items(), key=lambda kv: float(kv[1]))[-MAX_ENTRIES:]
-            data = dict(newest)
-        cm["data"] = data
+        record = Delivered.from_data(cm.get("data"), window_s=self.window_s, limit=MAX_ENTRIES)
+        cm["data"] = record.with_key(key, now).to_data()
         self._kube.replace(cm)
 
     def _new(self, owner: Owner, data: dict[str, str]) -> dict[str, Any]:
@@ -168,10 +155,3 @@ class Ledger:
                 }
             ]
         return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data}
-
-
-def _fresh(stamp: object, now: float, window_s: float) -> bool:
-    try:
-        return now - float(str(stamp)) <= window_s
-    except ValueError:
-        return False

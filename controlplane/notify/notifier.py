@@ -15,8 +15,9 @@ Owns :class:`AlertNotifier`, the controller's :class:`~controlplane.controller.r
   waiting its turn does not hold up other deliveries. Other 4xx, a missing Secret or key, and
   exhausted attempts fail the delivery: a warning log and a Warning Kubernetes Event
   ``AlertDeliveryFailed`` on the canary.
-- Deduplication by (event fingerprint, channel) within ``dedup_window_s``
-  (:class:`~controlplane.notify.ledger.Ledger`, persisted in a ConfigMap when ``persist_dedup``).
+- Deduplication by (event fingerprint, channel) within ``dedup_window_s``: each channel is a
+  sink of the one event record (:func:`controlplane.rollout.events.delivery_key`), kept by
+  :class:`~controlplane.notify.ledger.Ledger` (persisted in a ConfigMap when ``persist_dedup``).
 - Metrics on the given ``CollectorRegistry`` (a private one by default, see :attr:`registry`):
   ``canary_controller_alert_deliveries_total{channel,result}`` (result ``delivered`` |
   ``failed`` | ``dropped`` | ``deduplicated``) and ``canary_controller_alert_queue_depth``.
@@ -43,10 +44,11 @@ from controlplane.errors import AlertDeliveryError, KubeError
 from controlplane.kube.client import KubeClient
 from controlplane.notify.alert import DEFAULT_DASHBOARD_UID, Alert, build_alert
 from controlplane.notify.alertmanager import alertmanager_alerts, alerts_url
-from controlplane.notify.ledger import Ledger, Owner, delivery_key
+from controlplane.notify.ledger import Ledger, Owner
 from controlplane.notify.secrets import SecretReader
 from controlplane.notify.slack import slack_message
 from controlplane.notify.webhook import webhook_body, webhook_headers
+from controlplane.rollout.events import delivery_key
 from controlplane.rollout.state import Event, RolloutState
 from controlplane.spec.models import API_VERSION, AlertSpec, ModelCanary, SecretKeyRef
 

@@ -6,6 +6,7 @@ import base64
 import logging
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -539,6 +540,39 @@ def test_recover_after_a_restart_writes_back_rolled_back_canaries_once(
     assert written_once(remote)
     reasons = [e["reason"] for e in kube.list("v1", "Event", NS)]
     assert reasons == ["GitWriteBack", "GitWriteBack"]
+
+
+def test_a_rollback_told_again_is_written_back_once_and_a_new_one_is_not_skipped(
+    tmp_path: Path, remote: Remote, dev: Clone
+) -> None:
+    """The write-back sink's delivered record: the reconciler tells the same RolledBack entry
+    again (its bookkeeping write conflicted) after the write-back is done, and recovery in the
+    same process finds the same entry in the history: neither runs it again (one result, one
+    GitWriteBack Event). A later rollback of the same canary is another event: it runs (and
+    finds the trailer)."""
+    kube = FakeKube()
+    canary, obj = rolled_back_canary(remote, dev, kube)
+    results: list[WriteBackResult] = []
+    wb = make(tmp_path, kube, on_result=results.append)
+    rolled = Event("RolledBack", 1_799_990_600.0, 1, 0, "latency 412.3ms > 300ms")
+    state = replace(rolled_back(spec_hash(canary)), history=(rolled,))
+    obj["status"] = state.to_status()
+    obj = kube.replace_status(obj)
+    wb.notify(obj, canary, state, rolled)
+    assert wb.wait_idle(30)
+    wb.notify(obj, canary, state, rolled)  # told again: already done
+    assert wb.recover([NS]) == 0  # the same RolledBack entry of the status
+    assert wb.wait_idle(30)
+    assert [r.status for r in results] == ["committed"]
+    reasons = [e["reason"] for e in kube.list("v1", "Event", NS)]
+    assert reasons == ["GitWriteBack"]
+
+    later = Event("RolledBack", 1_799_999_000.0, 1, 0, "aborted by ann")
+    wb.notify(obj, canary, replace(state, history=(rolled, later)), later)
+    assert wb.wait_idle(30)
+    wb.close()
+    assert [r.status for r in results] == ["committed", "already-written"]
+    assert written_once(remote)
 
 
 def test_a_write_back_that_fails_on_git_is_tried_again_until_it_lands(
