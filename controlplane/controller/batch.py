@@ -7,8 +7,10 @@ router and vLLM version that decide its text), sent ONCE with ``by (canary, vari
 aggregation over ``canary=~"a|b|..."``, and its vector answer is distributed to the canaries.
 The values are the contract's per-variant values exactly: ``sum by (le, canary, variant)``
 restricted to one (canary, variant) is ``sum by (le)`` over that variant's selector
-(``error-rate``'s Envoy source, which has no such labels, gets them per variant with
-``label_replace`` from each canary's route). Judging is
+(``error-rate``'s Envoy source has no such labels: its series are selected for the whole group
+by one regular expression over the routes, summed by route and backend, and folded back to
+(canary, variant) here, :func:`read_grouped`; a ``label_replace`` per canary made the query grow
+with the group until Prometheus failed it at 1,000 canaries). Judging is
 :func:`controlplane.analysis.verdict.judge`, the same as the evaluator's, and provider failures
 map to results the same way (no data: inconclusive; failure: inconclusive with
 ``provider_error``). An absolute check's result also carries the stable variant's value for
@@ -35,7 +37,7 @@ from __future__ import annotations
 import math
 import re
 import threading
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -159,14 +161,10 @@ def canary_keys(canary: ModelCanary) -> tuple[str, str]:
     return canary.spec.traffic.router, queries.engine_version(canary)
 
 
-def group_envoy(canaries: Sequence[ModelCanary]) -> tuple[http_errors.EnvoyBackend, ...]:
-    """Both variants' Envoy clusters of every canary of a group (none for other routers)."""
-    return tuple(
-        backend
-        for canary in canaries
-        for variant in (canary.spec.stable.name, canary.spec.candidate.name)
-        for backend in queries.envoy_backends(canary, variant)
-    )
+def _envoy(router: str) -> bool:
+    """Whether ``router``'s HTTP source is Envoy's: its series carry no canary labels, so its
+    grouped ``error-rate`` terms come back unfolded (:func:`http_errors.grouped_sources`)."""
+    return router in http_errors.ENVOY_ROUTERS
 
 
 def group_selector(namespace: str, canaries: Sequence[str]) -> str:
@@ -189,17 +187,32 @@ def grouped_query(key: GroupKey, canaries: Sequence[ModelCanary]) -> str:
     w = queries.prom_duration(key.window)
     if family == "samples":
         return promql.samples_expr(sel, w, by=GROUP_LABELS, contract=contract)
+    if family == "error-rate" and _envoy(key.router):
+        routes = http_errors.envoy_routes(key.namespace, canaries)
+        return http_errors.grouped_sources(
+            sel, w, GROUP_LABELS, routes, vllm_version=key.vllm_version
+        )
     q = float(quantile) if quantile else None
     return promql.builtin_expr(
-        family,
-        sel,
-        w,
-        q,
-        by=GROUP_LABELS,
-        contract=contract,
-        router=key.router or None,
-        envoy=group_envoy(canaries),
+        family, sel, w, q, by=GROUP_LABELS, contract=contract, router=key.router or None
     )
+
+
+def read_grouped(
+    key: GroupKey, samples: Iterable[Sample], canaries: Sequence[ModelCanary]
+) -> dict[tuple[str, str], float]:
+    """The answer to :func:`grouped_query` as values by (canary, variant); the Envoy routers'
+    ``error-rate`` folded from its sources (failed / all requests, NaN when none finished)."""
+    if key.family == "error-rate" and _envoy(key.router):
+        folded = http_errors.fold_sources(
+            samples, http_errors.envoy_routes(key.namespace, canaries)
+        )
+        return {
+            ident: terms["failed"] / terms["total"] if terms.get("total") else math.nan
+            for ident, terms in folded.items()
+            if "failed" in terms
+        }
+    return {(labels.get("canary", ""), labels.get("variant", "")): v for labels, v in samples}
 
 
 @dataclass(frozen=True, order=True)
@@ -228,7 +241,7 @@ def _seq_term(
     *,
     router: str = "",
     vllm_version: str = DEFAULT_VLLM_VERSION,
-    envoy: Sequence[http_errors.EnvoyBackend] = (),
+    routes: http_errors.EnvoyRoutes | None = None,
 ) -> str:
     """One term of a grouped sequential query over ``sel``'s canaries. The error counts are
     :func:`controlplane.analysis.http_errors.error_terms` of ``router`` (``increase``, grouped,
@@ -240,15 +253,20 @@ def _seq_term(
         param, pin = float(duration), f" @ {param + float(duration):.3f}"
     if kind in ("errors", "requests"):
         w = queries.prom_duration(max(param, sequential_check.MIN_WINDOW_S))
+        if _envoy(router):
+            assert routes is not None
+            return http_errors.grouped_sources(
+                sel,
+                w,
+                GROUP_LABELS,
+                routes,
+                terms=("failed",) if kind == "errors" else ("total",),
+                fn="increase",
+                modifier=pin,
+                vllm_version=vllm_version,
+            )
         terms = http_errors.error_terms(
-            router,
-            sel,
-            w,
-            GROUP_LABELS,
-            fn="increase",
-            modifier=pin,
-            vllm_version=vllm_version,
-            envoy=envoy,
+            router, sel, w, GROUP_LABELS, fn="increase", modifier=pin, vllm_version=vllm_version
         )
         return terms.failed if kind == "errors" else terms.total
     family, _, rest = kind.partition(":")
@@ -284,10 +302,37 @@ def sequential_query(
             group_selector(key.namespace, sorted(names)),
             router=key.router,
             vllm_version=key.vllm_version,
-            envoy=group_envoy([canaries[n] for n in sorted(names)]),
+            routes=http_errors.envoy_routes(key.namespace, [canaries[n] for n in sorted(names)])
+            if _envoy(key.router)
+            else None,
         )
         for param, names in sorted(terms.items())
     )
+
+
+def read_sequential(
+    key: SeqKey, samples: Iterable[Sample], canaries: Mapping[str, ModelCanary]
+) -> dict[tuple[str, str], Any]:
+    """The answer to :func:`sequential_query` by (canary, variant): ``{le: count}`` for bucket
+    kinds, else a count (the Envoy routers' error counts folded from their sources). NoData
+    when a bucket bound cannot be read."""
+    base = key.kind.partition(":")[2] if key.kind.startswith("closing@") else key.kind
+    if base in ("errors", "requests") and _envoy(key.router):
+        routes = http_errors.envoy_routes(key.namespace, list(canaries.values()))
+        term = "failed" if base == "errors" else "total"
+        folded = http_errors.fold_sources(samples, routes)
+        return {ident: terms[term] for ident, terms in folded.items() if term in terms}
+    values: dict[tuple[str, str], Any] = {}
+    buckets = base.startswith(("buckets:", "reference:"))
+    for labels, value in samples:
+        ident = (labels.get("canary", ""), labels.get("variant", ""))
+        if buckets:
+            found = values.setdefault(ident, {})
+            le = parse_le(labels.get("le", ""))
+            found[le] = found.get(le, 0.0) + value
+        else:
+            values[ident] = value
+    return values
 
 
 # --------------------------------------------------------------------------- one tick
@@ -425,36 +470,16 @@ class BatchEvaluator:
     ) -> _SeqAnswer:
         query = sequential_query(key, terms, canaries)
         try:
-            samples = self.source.vector(query, at)
+            return read_sequential(key, self.source.vector(query, at), canaries)
         except ProviderError as exc:
             return exc
-        values: dict[tuple[str, str], Any] = {}
-        base = key.kind.partition(":")[2] if key.kind.startswith("closing@") else key.kind
-        buckets = base.startswith(("buckets:", "reference:"))
-        try:
-            for labels, value in samples:
-                ident = (labels.get("canary", ""), labels.get("variant", ""))
-                if buckets:
-                    found = values.setdefault(ident, {})
-                    le = parse_le(labels.get("le", ""))
-                    found[le] = found.get(le, 0.0) + value
-                else:
-                    values[ident] = value
-        except NoData as exc:
-            return exc
-        return values
 
     def _run(self, key: GroupKey, canaries: list[ModelCanary], at: float) -> _Answer:
         query = grouped_query(key, canaries)
         try:
-            samples = self.source.vector(query, at)
+            return read_grouped(key, self.source.vector(query, at), canaries)
         except ProviderError as exc:
             return exc
-        values: dict[tuple[str, str], float] = {}
-        for labels, value in samples:
-            ident = (labels.get("canary", ""), labels.get("variant", ""))
-            values[ident] = value
-        return values
 
     def _observations(
         self,

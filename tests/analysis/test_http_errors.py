@@ -24,9 +24,13 @@ from support.canaries import example_dict
 
 from controlplane.analysis.http_errors import (
     EnvoyBackend,
+    EnvoyRoutes,
     ErrorTerms,
     envoy_backend,
+    envoy_routes,
     error_terms,
+    fold_sources,
+    grouped_sources,
 )
 from controlplane.analysis.metric_contract import UnknownEngineVersion, contract_for
 from controlplane.routing import gateway_api, kserve
@@ -34,7 +38,7 @@ from controlplane.serving import names
 from controlplane.spec.models import ModelCanary
 
 SEL = 'namespace="ml",canary="c",variant="nf4"'
-NF4 = EnvoyBackend("httproute/ml/c/rule/[0-9]+/backend/1", (("canary", "c"), ("variant", "nf4")))
+NF4 = EnvoyBackend("httproute/ml/c/rule/[0-9]+/backend/1")
 
 
 def canary(router: str = "gateway-api", **traffic: object) -> ModelCanary:
@@ -123,23 +127,62 @@ def test_engine_only_elsewhere(router: str) -> None:
 
 
 def test_grouped_increase_and_modifier() -> None:
-    bf16 = EnvoyBackend(
-        "httproute/ml/c/rule/[0-9]+/backend/0", (("canary", "c"), ("variant", "bf16"))
-    )
-    terms = error_terms(
-        "gateway-api", 'namespace="ml"', "10m", ("canary", "variant"), fn="increase",
-        modifier=" @ 1700000000.000", envoy=(bf16, NF4),
+    routes = EnvoyRoutes("ml", {("c-route", 0): ("c", "bf16"), ("c-route", 1): ("c", "nf4")})
+    failed = grouped_sources(
+        'namespace="ml"', "10m", ("canary", "variant"), routes, terms=("failed",),
+        fn="increase", modifier=" @ 1700000000.000",
     )  # fmt: skip
-    assert terms.failed.startswith("max by (canary, variant) (")
-    assert terms.failed.count("sum by (canary, variant) (") == 2  # Envoy's union, the engine's
-    assert terms.failed.count('"variant", "nf4", "", "")') == 1  # labelled per backend
-    assert terms.failed.count('"variant", "bf16", "", "")') == 1
-    assert terms.total.count("[10m] @ 1700000000.000") == 3  # two backends, the engine
-    assert "rate(" not in terms.failed
+    assert failed.count('"error_term", "failed/envoy"') == 1
+    assert failed.count('"error_term", "failed/engine"') == 1
+    assert "total/" not in failed
+    assert failed.count("[10m] @ 1700000000.000") == 2  # Envoy's one selector, the engine's
+    assert "sum by (envoy_route, envoy_backend) (" in failed
+    assert "sum by (canary, variant) (" in failed
+    assert "rate(" not in failed
 
 
-def test_a_grouped_envoy_backend_needs_the_group_labels() -> None:
-    with pytest.raises(ValueError, match="labels"):
+def test_the_grouped_query_does_not_grow_with_the_group() -> None:
+    """One selector per source and term whatever the group's size: a ``label_replace`` per
+    canary made the text (and Prometheus's work) grow with the group until it failed at 1,000."""
+    members = {
+        (f"r{i}", b): (f"c{i}", v) for i in range(1000) for b, v in enumerate(("bf16", "nf4"))
+    }
+    query = grouped_sources(
+        'namespace="ml"', "5m", ("canary", "variant"), EnvoyRoutes("ml", members)
+    )
+    assert query.count("envoy_cluster_upstream_rq{") == 2  # failed, total
+    assert query.count("label_replace(") == 4 + 4  # route + backend per Envoy term; 4 tags
+
+
+def test_fold_takes_the_larger_source_per_variant() -> None:
+    routes = EnvoyRoutes("ml", {("c-route", 0): ("c", "bf16"), ("c-route", 1): ("c", "nf4")})
+    samples = [
+        ({"error_term": "failed/envoy", "envoy_route": "c-route", "envoy_backend": "1"}, 5.0),
+        ({"error_term": "failed/engine", "canary": "c", "variant": "nf4"}, 3.0),
+        ({"error_term": "total/envoy", "envoy_route": "c-route", "envoy_backend": "1"}, 90.0),
+        ({"error_term": "total/engine", "canary": "c", "variant": "nf4"}, 100.0),
+        ({"error_term": "failed/engine", "canary": "c", "variant": "bf16"}, 1.0),  # no Envoy
+        ({"error_term": "total/engine", "canary": "c", "variant": "bf16"}, 50.0),
+        ({"error_term": "total/envoy", "envoy_route": "other", "envoy_backend": "0"}, 7.0),
+    ]
+    assert fold_sources(samples, routes) == {
+        ("c", "nf4"): {"failed": 5.0, "total": 100.0},
+        ("c", "bf16"): {"failed": 1.0, "total": 50.0},
+    }
+
+
+def test_envoy_routes_name_each_backend_as_envoy_backend_does() -> None:
+    for router in ("gateway-api", "kserve"):
+        c = canary(router)
+        routes = envoy_routes("ml", [c])
+        for (route, index), (name, variant) in routes.members.items():
+            assert name == "c"
+            cluster = f"httproute/ml/{route}/rule/0/backend/{index}"
+            assert re.fullmatch(envoy_backend(c, variant).clusters, cluster)
+
+
+def test_the_plain_form_refuses_to_group_envoy() -> None:
+    with pytest.raises(ValueError, match="grouped_sources"):
         error_terms("kserve", SEL, "5m", ("canary", "variant"), envoy=(EnvoyBackend("x"),))
 
 
@@ -182,7 +225,6 @@ def test_kserve_envoy_backends_are_on_kserves_route() -> None:
     assert re.fullmatch(stable.clusters, prefix + "0")
     assert re.fullmatch(cand.clusters, prefix + "1")
     assert not re.fullmatch(cand.clusters, prefix + "0")
-    assert stable.labels == (("canary", "c"), ("variant", "bf16"))
     with pytest.raises(ValueError, match="neither variant"):
         envoy_backend(c, "fp8")
 
@@ -303,7 +345,8 @@ def test_the_builder_takes_error_rate_from_here_for_a_router(by: tuple[str, ...]
     assert builtin_expr("error-rate", SEL, "5m", by=by, router="istio") == (
         f"{terms.failed} / {terms.total}"
     )
-    envoy = error_terms("kserve", SEL, "5m", by, envoy=(NF4,))
-    assert builtin_expr("error-rate", SEL, "5m", by=by, router="kserve", envoy=(NF4,)) == (
-        f"{envoy.failed} / {envoy.total}"
-    )
+    if not by:
+        envoy = error_terms("kserve", SEL, "5m", envoy=(NF4,))
+        assert builtin_expr("error-rate", SEL, "5m", router="kserve", envoy=(NF4,)) == (
+            f"{envoy.failed} / {envoy.total}"
+        )
