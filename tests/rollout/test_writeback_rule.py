@@ -9,7 +9,7 @@ from typing import get_args
 import pytest
 from support.canaries import example_canary
 
-from controlplane.rollout.state import Event, Reason, ReasonKind, RolloutState
+from controlplane.rollout.state import Event, EventType, Reason, ReasonKind, RolloutState, Stage
 from controlplane.rollout.writeback_rule import AUTOMATIC_REASONS, WriteBackOptions, writes_back
 
 T0 = 1_800_000_000.0
@@ -51,13 +51,13 @@ def test_only_a_canary_that_opted_in() -> None:
 @pytest.mark.parametrize(
     "event_type", ["Breached", "Paused", "Promoted", "Advanced", "Restarted", "GateFailed"]
 )
-def test_only_a_rollback_event(event_type: str) -> None:
+def test_only_a_rollback_event(event_type: EventType) -> None:
     event = replace(ROLLED, type=event_type)
     assert not writes_back(OPTED_IN, rolled_back("breach"), event, WriteBackOptions())
 
 
 @pytest.mark.parametrize("stage", ["pending", "shadow", "steps", "promoted"])
-def test_not_when_the_rollout_moved_on_since(stage: str) -> None:
+def test_not_when_the_rollout_moved_on_since(stage: Stage) -> None:
     """Retried or changed since the rollback: nothing to revert any more."""
     state = replace(rolled_back("breach"), stage=stage)
     assert not writes_back(OPTED_IN, state, ROLLED, WriteBackOptions(on_abort=True))
