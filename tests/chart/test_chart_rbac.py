@@ -133,6 +133,10 @@ SKIPPED_MODULES = {
     "controlplane/kube/fake.py": "the in-memory API server (test double)",
     "controlplane/kube/fake_kserve.py": "the simulated KServe controller (test double)",
     "controlplane/kube/fake_auth.py": "the simulated RBAC authorizer (test double)",
+    "controlplane/kube/fake_kinds.py": "the kinds the in-memory API server serves (test double)",
+    "controlplane/kube/fake_objects.py": "the in-memory API server's write checks (test double)",
+    "controlplane/kube/fake_patch.py": "the in-memory API server's patch formats (test double)",
+    "controlplane/kube/fake_watch.py": "the in-memory API server's watch log (test double)",
     "controlplane/local/kubeapi.py": "the loopback control plane of make kube-up and the tests "
     "(its own admin token, not the chart's ServiceAccount)",
     "controlplane/local/workloads.py": "the loopback cluster's nodes and controllers (admin)",
