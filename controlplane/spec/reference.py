@@ -16,15 +16,15 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from controlplane.spec.messages import strip_optional
-from controlplane.spec.models import ModelCanary
+from controlplane.spec.models import API_VERSION, KIND, ModelCanary
 from controlplane.spec.units import Duration, Quantity
 
 BEGIN = "<!-- BEGIN GENERATED FIELDS: canaryctl schema --fields -->"
 END = "<!-- END GENERATED FIELDS -->"
 
 MEANINGS: dict[tuple[str, str], str] = {
-    ("ModelCanary", "apiVersion"): "always `canary.controlplane.dev/v1alpha1`",
-    ("ModelCanary", "kind"): "always `ModelCanary`",
+    ("ModelCanary", "apiVersion"): f"always `{API_VERSION}`",
+    ("ModelCanary", "kind"): f"always `{KIND}`",
     ("ModelCanary", "metadata"): "Kubernetes object metadata (other fields are kept as they are)",
     ("ModelCanary", "spec"): "what to roll out and how",
     ("ModelCanary", "status"): "written by the controller; never validated",
