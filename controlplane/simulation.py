@@ -1,6 +1,6 @@
 """Replaying a canary against metric history: the engine behind ``canaryctl simulate``.
 
-Owns the replay loop: starting from :func:`~controlplane.rollout.machine.initial_state` at
+Owns the replay loop: starting from :func:`~controlplane.rollout.schedule.initial_state` at
 ``start``, call the pure state machine every ``analysis.interval`` with observations evaluated *at
 that historical time*, until an outcome or ``end``. Nothing is deployed; actions are only recorded.
 The provider is injected: :func:`prefetched` builds the fast one (every series fetched once with
@@ -24,10 +24,11 @@ from controlplane.analysis.evaluator import evaluate
 from controlplane.analysis.metric_provider import MetricProvider
 from controlplane.analysis.replay import ReplayProvider, replay_queries
 from controlplane.errors import UsageError
-from controlplane.rollout.gates import pending_runs
+from controlplane.rollout.gate_runs import pending_runs
 from controlplane.rollout.intents import Intent
-from controlplane.rollout.machine import due_checks, initial_state, step
+from controlplane.rollout.machine import step
 from controlplane.rollout.observations import GateObservation, Observations
+from controlplane.rollout.schedule import due_checks, initial_state
 from controlplane.rollout.state import Event, Reason, RolloutState
 from controlplane.spec.models import ModelCanary
 

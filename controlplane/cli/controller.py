@@ -227,9 +227,9 @@ def _token_reader(path: str) -> Callable[[], str | None]:
 
 
 def gates_from(args: argparse.Namespace) -> Any:
-    """The :class:`~controlplane.controller.gates.ArgoGates` of ``--argo-server`` (a gate's own
+    """The :class:`~controlplane.controller.argo_gates.ArgoGates` of ``--argo-server`` (a gate's own
     ``argoServer`` overrides it; with neither, that gated canary pauses and says why)."""
-    from controlplane.controller.gates import ArgoGates
+    from controlplane.controller.argo_gates import ArgoGates
 
     return ArgoGates(args.argo_server or None, token=_token_reader(args.argo_token_file))
 

@@ -54,14 +54,14 @@ from controlplane.local.timescale import Scaling, scale_canary
 from controlplane.profiles.catalog import Catalog, load_catalog
 from controlplane.providers.prometheus import PrometheusProvider, from_url
 from controlplane.rollout.actions import Promote, Rollback, SetWeights
-from controlplane.rollout.machine import (
+from controlplane.rollout.machine import step
+from controlplane.rollout.observations import Observations
+from controlplane.rollout.schedule import (
     due_checks,
     evaluation_due,
     initial_state,
     next_evaluation,
-    step,
 )
-from controlplane.rollout.observations import Observations
 from controlplane.rollout.state import RolloutState
 from controlplane.routing.memory import MemoryRouter
 from controlplane.simulation import SimulationResult, TracePoint

@@ -60,7 +60,7 @@ class Pause:
 @dataclass(frozen=True)
 class RunGate:
     """Submit the Argo Workflow ``workflow`` in ``namespace`` for the gate run ``key`` (its
-    template and parameters: :func:`controlplane.rollout.gates.pending_runs`) and report its
+    template and parameters: :func:`controlplane.rollout.gate_runs.pending_runs`) and report its
     phase as :class:`~controlplane.rollout.observations.GateObservation` until it finishes."""
 
     key: str

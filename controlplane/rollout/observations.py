@@ -2,8 +2,10 @@
 
 Owns the seam between :mod:`controlplane.analysis` (which produces observations by querying a
 metric provider) and :mod:`controlplane.rollout.machine` (which consumes them), and between the
-gate runner (:mod:`controlplane.controller.gates`, which polls Argo Workflows) and the machine
-(:class:`GateObservation`). Pure data.
+gate runner (:mod:`controlplane.controller.argo_gates`, which polls Argo Workflows) and the
+machine (:class:`GateObservation`), and between the controller's own observations of the progress
+deadline (the candidate's readiness, weights the router has not put in effect) and the machine's
+``not-ready`` / ``not-routed`` rules. Pure data.
 
 A check is identified by a stable *key* naming where it sits in the spec:
 ``steps[0].rollbackOn[1]``, ``shadow.promoteOn``, ``shadow.rollbackOn[0]``.
@@ -31,7 +33,7 @@ class DueCheck:
     ``closes_at``: when the current step's duration is up (its start plus its duration; None
     outside a step or for a step without a duration). A ``judge: sequential`` check with
     ``finalLook`` runs its closing test on the counts up to then, at every evaluation from then
-    on (see :mod:`controlplane.analysis.seqcheck`).
+    on (see :mod:`controlplane.analysis.sequential_check`).
     """
 
     key: str
@@ -94,6 +96,15 @@ class Observations:
     ``gates`` holds the latest answer about each running gate by key; unlike the checks they are
     taken whenever given (polls are more frequent than evaluations), and repeating one is
     harmless.
+
+    The progress deadline: ``progress_deadline_s`` is the operator's deadline the controller runs
+    with (None: none, the rules below never fire; ``canaryctl simulate`` has none).
+    ``weights_refused`` is the router's last read-back when it has not put the current stage's
+    weights in effect (None: in effect, or not known to be refused). Both are taken whenever
+    given: a pending candidate still not ready (``candidate_ready`` False) once the deadline has
+    passed since the rollout started is rolled back as ``not-ready``; weights still refused once
+    it has passed since the stage started, as ``not-routed``
+    (:func:`~controlplane.rollout.schedule.progress_deadline`).
     """
 
     checks: dict[str, CheckResult] = field(default_factory=dict)
@@ -101,3 +112,5 @@ class Observations:
     spend: float | None = None
     spend_error: bool = False
     candidate_ready: bool = True
+    progress_deadline_s: float | None = None
+    weights_refused: str | None = None

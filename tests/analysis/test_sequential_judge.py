@@ -35,8 +35,8 @@ from controlplane.controller.batch import BatchEvaluator, PrometheusSource, Requ
 from controlplane.local.prometheus import PrometheusServer
 from controlplane.local.synthetic import HOUR, Change, Scenario, Variant, history_end
 from controlplane.providers.prometheus import PrometheusProvider, from_url
-from controlplane.rollout.machine import stage_checks
 from controlplane.rollout.observations import DueCheck, Observations
+from controlplane.rollout.schedule import stage_checks
 from controlplane.rollout.state import RolloutState
 from controlplane.simulation import SimulationResult, simulate
 from controlplane.spec.models import ModelCanary

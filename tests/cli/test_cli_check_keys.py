@@ -16,7 +16,7 @@ from support.cli_rollouts import DAY, Clock, Rollout, at_step_two, in_step_one, 
 
 from controlplane.cli.snapshot import snapshot
 from controlplane.kube.fake import FakeKube
-from controlplane.rollout import machine
+from controlplane.rollout import schedule
 from controlplane.spec.check_keys import decode
 
 
@@ -73,5 +73,5 @@ def test_every_check_the_controller_wrote_shows(stage: str) -> None:
         if "above" in check:
             assert row.above_text == str(check["above"])
     if rollout.state is not None and not rollout.state.terminal:
-        due = [c.key for c in machine.stage_checks(rollout.spec, rollout.state)]
+        due = [c.key for c in schedule.stage_checks(rollout.spec, rollout.state)]
         assert [row.key for row in view.checks] == due

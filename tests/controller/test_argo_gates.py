@@ -11,10 +11,11 @@ import pytest
 import yaml
 from support.argo_fake import FINISHED, STARTED, ArgoFake, running_argo
 
-from controlplane.controller.gates import ArgoGates, variant_endpoint, workflow_body
-from controlplane.rollout.gates import GateRun, pending_runs
-from controlplane.rollout.machine import initial_state, step
+from controlplane.controller.argo_gates import ArgoGates, variant_endpoint, workflow_body
+from controlplane.rollout.gate_runs import GateRun, pending_runs
+from controlplane.rollout.machine import step
 from controlplane.rollout.observations import Observations
+from controlplane.rollout.schedule import initial_state
 from controlplane.spec.models import ModelCanary
 from controlplane.validation import validated_file
 
@@ -325,7 +326,7 @@ def test_endpoints_of_single_service_routers() -> None:
 def test_importing_hera_leaves_the_products_yaml_alone() -> None:
     """hera re-registers PyYAML's str representer on import; the gates module puts it back, so
     the CRD and every rendered manifest are the same whether or not the controller loaded it."""
-    import hera.workflows  # noqa: F401  (already imported through controlplane.controller.gates)
+    import hera.workflows  # noqa: F401  (already imported through controlplane.controller.argo_gates)
 
     assert yaml.safe_dump({"a": "x\ny"}) == "a: 'x\n\n  y'\n"
     assert yaml.dump({"a": "x\ny"}) == "a: 'x\n\n  y'\n"

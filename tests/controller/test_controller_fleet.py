@@ -14,8 +14,8 @@ from controlplane.analysis.evaluator import evaluate
 from controlplane.controller.batch import BatchEvaluator, PrometheusSource, Request
 from controlplane.errors import RouterError
 from controlplane.providers.prometheus import from_url
-from controlplane.rollout.machine import stage_checks
 from controlplane.rollout.observations import DueCheck
+from controlplane.rollout.schedule import stage_checks
 from controlplane.rollout.state import RolloutState
 from controlplane.routing.memory import MemoryRouter
 from controlplane.spec.models import ModelCanary

@@ -24,12 +24,12 @@ from support.controller_world import (
     finished,
 )
 
-from controlplane.controller.gates import ArgoGates
+from controlplane.controller.argo_gates import ArgoGates
 from controlplane.controller.reconcile import Reconciler
 from controlplane.controller.runner import Controller
 from controlplane.kube.client import Obj, Ref
 from controlplane.kube.fake import FakeKube
-from controlplane.rollout.machine import NOOP_MESSAGE
+from controlplane.rollout.tick import NOOP_MESSAGE
 
 pytestmark = pytest.mark.binary
 

@@ -4,7 +4,7 @@ The ``kserve`` router's InferenceService is applied at each point of a rollout (
 promotion; and a rollback) to FakeKube + :class:`~controlplane.kube.fake_kserve.FakeKServe`
 (``gateway_routes="v0.20.0"``) and to the loopback cluster where KServe's own controller
 reconciles it. After each, both must show the controller the same thing: KServe's HTTPRoute
-backends, ``status.canaryStatuses``, readiness (:func:`~controlplane.controller.reconcile.
+backends, ``status.canaryStatuses``, readiness (:func:`~controlplane.controller.children.
 is_ready`) and the weights the router reads back. Where they differ, the fake changes.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from support.kserve_world import Converged
 
-from controlplane.controller.reconcile import is_ready
+from controlplane.controller.children import is_ready
 from controlplane.errors import RouterPending
 from controlplane.kube.client import KubeClient, Ref
 from controlplane.kube.fake import FakeKube

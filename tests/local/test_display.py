@@ -14,8 +14,9 @@ from controlplane.local.display import LiveDisplay, LogDisplay, ProgressFrame
 from controlplane.local.load import LoadStats
 from controlplane.local.stack import UpResult
 from controlplane.local.timescale import scale_canary
-from controlplane.rollout.machine import initial_state, step
+from controlplane.rollout.machine import step
 from controlplane.rollout.observations import Observations
+from controlplane.rollout.schedule import initial_state
 from controlplane.rollout.state import Reason
 
 T0 = 1_800_000_000.0

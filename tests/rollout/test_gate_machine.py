@@ -15,17 +15,13 @@ from typing import Any
 import pytest
 
 from controlplane.rollout.actions import Deploy, Promote, Rollback, RunGate, SetWeights
-from controlplane.rollout.gates import abandoned_runs, gates_at, pending_runs, workflow_name
+from controlplane.rollout.gate_runs import abandoned_runs, gates_at, pending_runs, workflow_name
 from controlplane.rollout.intents import Intent
-from controlplane.rollout.machine import (
-    NOOP_MESSAGE,
-    due_checks,
-    initial_state,
-    next_evaluation,
-    step,
-)
+from controlplane.rollout.machine import step
 from controlplane.rollout.observations import CheckResult, GateObservation, Observations
+from controlplane.rollout.schedule import due_checks, initial_state, next_evaluation
 from controlplane.rollout.state import RolloutState
+from controlplane.rollout.tick import NOOP_MESSAGE
 from controlplane.spec.models import ModelCanary
 
 T0 = 1_800_000_000.0

@@ -23,14 +23,14 @@ from controlplane.rollout.actions import (
     SetWeights,
 )
 from controlplane.rollout.intents import Intent
-from controlplane.rollout.machine import (
+from controlplane.rollout.machine import step
+from controlplane.rollout.observations import CheckResult, Observations
+from controlplane.rollout.schedule import (
     due_checks,
     evaluation_due,
     initial_state,
     next_evaluation,
-    step,
 )
-from controlplane.rollout.observations import CheckResult, Observations
 from controlplane.rollout.state import HISTORY_LIMIT, RolloutState, spec_hash
 from controlplane.spec.models import ModelCanary
 

@@ -20,14 +20,14 @@ from support.canaries import example_dict
 
 from controlplane.rollout.actions import Action, Notify, Rollback
 from controlplane.rollout.intents import INTENT_VERBS, Intent
-from controlplane.rollout.machine import (
+from controlplane.rollout.machine import step
+from controlplane.rollout.observations import CheckResult, Observations
+from controlplane.rollout.schedule import (
     desired_weights,
     due_checks,
     initial_state,
     next_evaluation,
-    step,
 )
-from controlplane.rollout.observations import CheckResult, Observations
 from controlplane.rollout.state import RolloutState
 from controlplane.spec.models import CheckSpec, ModelCanary
 

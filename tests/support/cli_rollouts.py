@@ -17,7 +17,7 @@ from controlplane.errors import Problem
 from controlplane.kube.client import Obj
 from controlplane.kube.fake import FakeKube
 from controlplane.operations import get_canary
-from controlplane.rollout import machine
+from controlplane.rollout import machine, schedule
 from controlplane.rollout.intents import Intent
 from controlplane.rollout.observations import CheckResult, Observations
 from controlplane.rollout.state import RolloutState
@@ -74,7 +74,7 @@ class Rollout:
     def start(self, *, ready: bool = True) -> Rollout:
         """Pending, then (when ``ready``) shadow: the first two controller ticks."""
         now = self.clock.now
-        self.state = machine.initial_state(self.spec, now)
+        self.state = schedule.initial_state(self.spec, now)
         self.state, _ = machine.step(self.spec, self.state, None, now)
         self.state, _ = machine.step(
             self.spec, self.state, Observations(candidate_ready=ready), now
@@ -94,7 +94,7 @@ class Rollout:
         self.clock.now += after
         now = self.clock.now
         obs = None
-        due = machine.due_checks(self.spec, self.state, now)
+        due = schedule.due_checks(self.spec, self.state, now)
         if values is not None or provider_error:
             results = {}
             for check in due:

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from controlplane.controller.reconcile import is_ready
+from controlplane.controller.children import is_ready
 from controlplane.kube.client import Obj, Ref
 from controlplane.kube.real import RealKube
 from controlplane.serving.names import predictor_service

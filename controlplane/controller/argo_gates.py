@@ -1,7 +1,7 @@
 """Gates on Argo Workflows: submit a gate run's Workflow and poll its phase, through ``hera``.
 
 Owns the controller's side of ``spec.gates`` (the decisions are the machine's, see
-:mod:`controlplane.rollout.gates`):
+:mod:`controlplane.rollout.gate_runs`):
 
 - :func:`workflow_body`: the Workflow a gate run submits: ``workflowTemplateRef`` to the gate's
   WorkflowTemplate / ClusterWorkflowTemplate, the parameters with their placeholders filled in,
@@ -18,8 +18,8 @@ Owns the controller's side of ``spec.gates`` (the decisions are the machine's, s
   (bad template reference or parameters: a failed gate). :meth:`~ArgoGates.stop` stops a
   Workflow the rollout no longer waits for (Argo's ``stop``: exit handlers still run).
 
-The reconciler (:mod:`controlplane.controller.reconcile`) calls it with the machine's
-:func:`~controlplane.rollout.gates.pending_runs`. See docs/gates.md.
+Called by the reconciler's gate effects (:mod:`controlplane.controller.gate_effects`) with the
+core's :func:`~controlplane.rollout.gate_runs.pending_runs`. See docs/gates.md.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from hera.workflows.models import (
 from pydantic import ValidationError
 from pydantic.warnings import PydanticDeprecatedSince20
 
-from controlplane.rollout.gates import FINAL_PHASES, GateRun, render_parameters
+from controlplane.rollout.gate_runs import FINAL_PHASES, GateRun, render_parameters
 from controlplane.rollout.observations import ArgoPhase, GateObservation
 from controlplane.serving.names import predictor_service, single_service_name
 from controlplane.serving.render import isvc_name

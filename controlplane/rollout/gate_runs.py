@@ -1,8 +1,9 @@
-"""Gates in the rollout: which gates guard which transition, their Workflow names, parameters.
+"""Gate runs in the rollout: which gates guard which transition, their Workflow names, parameters.
 
-Owns the pure vocabulary of ``spec.gates`` that :mod:`controlplane.rollout.machine` (which holds
-a transition until its gates pass) and the controller's gate runner
-(:mod:`controlplane.controller.gates`, which submits and polls Argo Workflows) share:
+Owns the pure vocabulary of ``spec.gates`` that the machine (:mod:`controlplane.rollout.progress`,
+which holds a transition until its gates pass, and :mod:`controlplane.rollout.safety`, which rolls
+back on a failed one) and the controller's Argo Workflows runner
+(:mod:`controlplane.controller.argo_gates`, which submits, polls and stops Workflows) share:
 
 - *gate points*: ``step-1`` ... ``step-N`` (before step k begins) and ``promotion`` (after the
   last step, before the candidate is promoted); :func:`gates_at` says which gates run there;

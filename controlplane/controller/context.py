@@ -1,0 +1,53 @@
+"""One canary during one reconcile: the object as last read or written, its state and book.
+
+Owns :class:`Ctx`, the record the reconciler's halves and effects pass along (the ModelCanary
+object, its parsed spec, the rollout state and the controller's book, the reconcile time, what
+went wrong with the weights, the intents not yet applied, and the gate answers collected for the
+machine), and :func:`event`, the one way the controller writes a Kubernetes Event for a canary.
+
+Called by :mod:`controlplane.controller.reconcile` and the effect modules it uses
+(:mod:`~controlplane.controller.traffic`, :mod:`~controlplane.controller.gate_effects`). Pure
+data, apart from :func:`event`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from controlplane.controller import status as st
+from controlplane.kube.client import KubeClient, Obj
+from controlplane.rollout.observations import GateObservation
+from controlplane.rollout.state import RolloutState
+from controlplane.spec.models import ModelCanary
+
+EVENT_MESSAGE_LIMIT = 1024
+
+
+@dataclass
+class Ctx:
+    """One canary during one reconcile: the object as last read or written, and its state.
+
+    ``unverified``: the weights (or the outcome) asked of the router are not known to be in
+    effect; ``error``: why, raised at the end of the catch-up so the runner backs the canary off.
+    """
+
+    obj: Obj
+    canary: ModelCanary
+    state: RolloutState
+    book: st.Book
+    now: float
+    unverified: bool = False
+    error: Exception | None = None
+    recorded: list[st.RecordedIntent] = field(default_factory=list)
+    gate_obs: dict[str, GateObservation] = field(default_factory=dict)
+    gate_problems: dict[str, GateObservation] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(namespace, name) of the ModelCanary."""
+        return (self.canary.metadata.namespace, self.canary.metadata.name)
+
+
+def event(kube: KubeClient, obj: Obj, reason: str, message: str, type_: str = "Normal") -> None:
+    """A Kubernetes Event on ``obj`` (the message cut to the API server's limit)."""
+    kube.event(obj, reason, message[:EVENT_MESSAGE_LIMIT], type_)

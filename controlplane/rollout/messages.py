@@ -1,0 +1,100 @@
+"""How the rollout machine words a breach: event messages and rollback reasons.
+
+Owns the text of ``Breached`` events (:func:`breach_message`), the ``breach`` rollback reason
+with its numbers (:func:`breach_reason`), and the small formatting helpers they share (a check's
+window, the bound a value crossed, a threshold as a number).
+
+Called by :mod:`controlplane.rollout.records` (a new breach streak), by
+:mod:`controlplane.rollout.safety` (a breach held for its ``for``) and by
+:mod:`controlplane.rollout.progress` (the shadow phase expiring). Pure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controlplane.rollout.observations import DueCheck
+from controlplane.rollout.state import CheckState, Reason, RolloutState
+from controlplane.spec.models import CheckSpec, ModelCanary
+from controlplane.spec.units import Unit, display_value
+
+
+def number(quantity: Any) -> float | None:
+    """A threshold quantity as a plain number (None when absent)."""
+    return None if quantity is None else float(quantity.value)
+
+
+def window(spec: ModelCanary, check: CheckSpec) -> str:
+    """The check's window as written (its own, else ``analysis.window``)."""
+    return str(check.window if check.window is not None else spec.spec.analysis.window)
+
+
+def _show(check: CheckSpec, value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    threshold = check.above if check.above is not None else check.below
+    unit = Unit.RATIO if check.compare == "baseline" or threshold is None else threshold.unit
+    return display_value(value, unit)
+
+
+def _bounds(check: CheckSpec, value: float | None = None) -> str:
+    """The bound ``value`` crossed (``> 200ms``), or every bound when that is unknown."""
+    if value is not None:
+        if check.above is not None and value > check.above.value:
+            return f"> {check.above}"
+        if check.below is not None and value < check.below.value:
+            return f"< {check.below}"
+    parts = []
+    if check.above is not None:
+        parts.append(f"above {check.above}")
+    if check.below is not None:
+        parts.append(f"below {check.below}")
+    return " or ".join(parts)
+
+
+def _crossed(check: CheckSpec, latest: CheckState) -> str:
+    """``latency 231.4ms > 200ms`` / ``kpi drift -5.04% < -5%``."""
+    drift = " drift" if check.compare == "baseline" else ""
+    shown = _show(check, latest.value)
+    return f"{latest.metric}{drift} {shown} {_bounds(check, latest.value)}"
+
+
+def breach_message(spec: ModelCanary, due: DueCheck, latest: CheckState) -> str:
+    """The ``Breached`` event's text when a rollbackOn check starts a breach streak."""
+    what = _crossed(due.check, latest)
+    if due.check.for_.seconds <= 0 or latest.decided == "breach":
+        return f"{what} ({due.key}): rolling back"
+    return f"{what} ({due.key}): rolls back if still breached after {due.check.for_}"
+
+
+def breach_reason(
+    spec: ModelCanary, state: RolloutState, now: float, due: DueCheck, latest: CheckState
+) -> Reason:
+    """The ``breach`` rollback reason of ``due`` breached for its ``for`` (or decided by a
+    sequential judge) at ``now``."""
+    where = f"step {state.step}" if state.stage == "steps" else "shadow"
+    if latest.decided == "breach":  # judge: sequential, on counts since the stage began
+        message = (
+            f"{_crossed(due.check, latest)} since {where} began "
+            f"(sequential judge, alpha {due.check.alpha:g})"
+        )
+        if latest.message:
+            message += f": {latest.message}"
+    else:
+        message = f"{_crossed(due.check, latest)} over {window(spec, due.check)} at {where}"
+        if due.check.for_.seconds > 0:
+            message += f" for {due.check.for_}"
+    return Reason(
+        "breach",
+        message,
+        now,
+        state.step,
+        key=due.key,
+        metric=latest.metric,
+        value=latest.value,
+        candidate=latest.candidate,
+        stable=latest.stable,
+        above=number(due.check.above),
+        below=number(due.check.below),
+        window=window(spec, due.check),
+    )

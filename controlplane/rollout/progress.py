@@ -1,0 +1,239 @@
+"""How a rollout moves forward: start, shadow, steps, gate holds, approval and promotion.
+
+Owns the rules of forward progress, one function each: the pending stage (deploy once, start
+when the candidate is ready: :func:`pending`), the shadow phase (pass when ``promoteOn`` held for
+its ``for``, roll back as ``shadow-expired`` when its duration ends first:
+:func:`progress_shadow`), steps (advance when done, hold when due but not passed, wait for
+``approval: manual``: :func:`progress_steps`), workflow gates (a transition that has gates starts
+their runs and waits: :func:`gated`; it is made once all passed: :func:`progress_gates`), and the
+stage transitions themselves (:func:`start_steps`, :func:`finish_step`, :func:`transition`).
+Nothing moves forward while paused.
+
+Called by :func:`controlplane.rollout.machine.step` and by the ``promote`` intent
+(:mod:`controlplane.rollout.intent_rules`). Pure.
+"""
+
+from __future__ import annotations
+
+from controlplane.rollout.actions import Deploy, RunGate
+from controlplane.rollout.gate_runs import (
+    PROMOTION,
+    describe_point,
+    gates_at,
+    point_step,
+    run_key,
+    step_point,
+    workflow_name,
+)
+from controlplane.rollout.messages import number, window
+from controlplane.rollout.observations import TIME_SLACK_S, Observations
+from controlplane.rollout.schedule import PROMOTE_KEY, evaluation_due, stage_checks
+from controlplane.rollout.state import GateState, Reason
+from controlplane.rollout.tick import Tick, promote, rollback
+
+_EPS = TIME_SLACK_S
+
+
+def pending(tick: Tick, obs: Observations | None) -> None:
+    """Deploy the candidate once; start (shadow or step 1) when an observation says it is ready.
+    Readiness is polled at the evaluation cadence, like the checks."""
+    if not tick.state.deployed:
+        tick.update(deployed=True)
+        tick.actions.append(Deploy(tick.spec.spec.candidate.name))
+    if obs is None or not evaluation_due(tick.spec, tick.state, tick.now):
+        return
+    tick.update(last_evaluation=tick.now)
+    if tick.state.paused is not None or not obs.candidate_ready:
+        return
+    if tick.spec.spec.shadow is not None:
+        tick.update(stage="shadow", stage_started_at=tick.now, checks={})
+        tick.sync_weights()
+        tick.emit("ShadowStarted", f"mirroring all traffic to {tick.spec.spec.candidate.name}")
+    else:
+        start_steps(tick)
+    progress(tick)
+
+
+def progress(tick: Tick) -> None:
+    """Time- and result-driven progress; nothing moves forward while paused."""
+    if tick.state.paused is not None:
+        return
+    if tick.state.gate_point is not None:
+        progress_gates(tick)
+        if tick.state.gate_point is not None or tick.state.terminal:
+            return
+    if tick.state.stage == "shadow":
+        progress_shadow(tick)
+    if tick.state.stage == "steps":
+        progress_steps(tick)
+
+
+def progress_shadow(tick: Tick) -> None:
+    """Pass when promoteOn held for its ``for`` by the deadline; fail when the deadline comes."""
+    shadow, state = tick.spec.spec.shadow, tick.state
+    if shadow is None:  # unreachable: a spec change restarts the rollout
+        start_steps(tick)
+        return
+    deadline = state.stage_started_at + shadow.duration.seconds
+    held = state.checks.get(PROMOTE_KEY)
+    if (
+        held is not None
+        and held.since is not None
+        and held.at - held.since >= shadow.promote_on.for_.seconds - _EPS
+        and held.at <= deadline + _EPS
+    ):
+        tick.emit("ShadowPassed", f"{held.metric} held for {shadow.promote_on.for_}")
+        start_steps(tick)
+    elif tick.now >= deadline - _EPS:
+        message = (
+            f"shadow ended after {shadow.duration} without {shadow.promote_on.metric} "
+            f"holding for {shadow.promote_on.for_}"
+        )
+        rollback(
+            tick,
+            Reason(
+                "shadow-expired",
+                message,
+                tick.now,
+                0,
+                key=PROMOTE_KEY,
+                metric=shadow.promote_on.metric,
+                value=held.value if held is not None else None,
+                above=number(shadow.promote_on.above),
+                below=number(shadow.promote_on.below),
+                window=window(tick.spec, shadow.promote_on),
+            ),
+        )
+
+
+def progress_gates(tick: Tick) -> None:
+    """Make the held transition once every gate run of its point passed."""
+    state = tick.state
+    point = state.gate_point
+    runs = [run for run in state.gates.values() if run.point == point]
+    if point is None or not all(run.result == "passed" for run in runs):
+        return
+    tick.update(gate_point=None)
+    transition(tick, point, f" (gates passed: {', '.join(run.gate for run in runs)})")
+
+
+def progress_steps(tick: Tick) -> None:
+    """Advance while the current step is finished; mark it holding when it is due but cannot;
+    a done ``approval: manual`` step waits for a ``promote`` intent."""
+    while tick.state.stage == "steps" and tick.state.gate_point is None:
+        state = tick.state
+        current = tick.spec.spec.steps[state.step_index]
+        keys = [due.key for due in stage_checks(tick.spec, state)]
+        latest = [state.checks.get(key) for key in keys]
+        all_passed = all(c is not None and c.verdict == "pass" for c in latest)
+        all_decided = bool(latest) and all(c is not None and c.decided == "pass" for c in latest)
+        duration = current.duration.seconds if current.duration is not None else 0.0
+        elapsed = tick.now - state.stage_started_at >= duration - _EPS
+        if (elapsed and all_passed) or all_decided:
+            if current.approval == "manual":
+                _await_approval(tick)
+                return
+            finish_step(tick, "" if elapsed else " (sequential judge decided early)")
+            continue
+        if elapsed and not state.holding and any(c is not None for c in latest):
+            waiting = [
+                f"{key}: {c.verdict if c is not None else 'not evaluated'}"
+                for key, c in zip(keys, latest, strict=True)
+                if c is None or c.verdict != "pass"
+            ]
+            tick.update(holding=True)
+            tick.emit("Held", f"step {state.step} is due but waits for {', '.join(waiting)}")
+        return
+
+
+def _await_approval(tick: Tick) -> None:
+    """A done ``approval: manual`` step waits for ``promote`` (said once)."""
+    if tick.state.awaiting_approval:
+        return
+    tick.update(awaiting_approval=True, holding=False)
+    tick.emit(
+        "AwaitingApproval",
+        f"step {tick.state.step} is done and waits for approval: "
+        f"kubectl canary promote {tick.spec.metadata.name}",
+    )
+
+
+def start_steps(tick: Tick) -> None:
+    """Begin step 1, after the gates that guard it."""
+    if gated(tick, step_point(0)):
+        return
+    _begin_steps(tick)
+
+
+def _begin_steps(tick: Tick, why: str = "") -> None:
+    tick.update(
+        stage="steps",
+        step_index=0,
+        stage_started_at=tick.now,
+        checks={},
+        holding=False,
+        awaiting_approval=False,
+    )
+    tick.sync_weights()
+    tick.emit("StepStarted", f"step 1 started at weight {tick.spec.spec.steps[0].weight}%{why}")
+
+
+def finish_step(tick: Tick, why: str) -> None:
+    """The current step is done: go to the next one, or promote after the last; either after
+    the gates that guard it."""
+    index = tick.state.step_index
+    last = index == len(tick.spec.spec.steps) - 1
+    tick.update(awaiting_approval=False, holding=False)
+    point = PROMOTION if last else step_point(index + 1)
+    if gated(tick, point, why):
+        return
+    transition(tick, point, why)
+
+
+def transition(tick: Tick, point: str, why: str) -> None:
+    """Make the transition a gate point stands for: begin step 1, advance, or promote."""
+    if point == PROMOTION:
+        promote(tick, f"last step finished{why}")
+        return
+    index = point_step(tick.spec, point) - 1
+    if index == 0:
+        _begin_steps(tick, why)
+        return
+    tick.update(
+        step_index=index,
+        stage_started_at=tick.now,
+        checks={},
+        holding=False,
+        awaiting_approval=False,
+    )
+    tick.sync_weights()
+    weight = tick.spec.spec.steps[index].weight
+    tick.emit("Advanced", f"step {index} -> {index + 1} at weight {weight}%{why}")
+
+
+def gated(tick: Tick, point: str, why: str = "") -> bool:
+    """Start the gate runs of ``point`` (if it has gates): the transition waits for them.
+    True when it must wait. The Workflow names are decided here, persisted with the state."""
+    gates = gates_at(tick.spec, point)
+    if not gates:
+        return False
+    namespace = tick.spec.metadata.namespace
+    runs = {
+        run_key(gate.name, point): GateState(
+            gate=gate.name,
+            point=point,
+            workflow=workflow_name(tick.spec, tick.state, gate.name, point),
+            namespace=gate.namespace or namespace,
+            submitted_at=tick.now,
+            timeout=gate.timeout.seconds,
+        )
+        for gate in gates
+    }
+    tick.update(gate_point=point, gates=runs, gate_errors=0, holding=False)
+    for key, run in runs.items():
+        tick.actions.append(RunGate(key, run.gate, run.workflow, run.namespace))
+    shown = ", ".join(
+        f"{run.gate} (workflow {run.namespace}/{run.workflow})" for run in runs.values()
+    )
+    tick.emit("GateStarted", f"before {describe_point(point)}{why}: waiting for {shown}")
+    return True

@@ -1,0 +1,164 @@
+"""The rules that stop or slow a rollout: rollbacks, pauses and budget throttling.
+
+Owns, one function per rule:
+
+- :func:`check_not_ready`: a candidate not ready within the progress deadline is rolled back
+  (reason ``not-ready``);
+- :func:`check_not_routed`: weights the router has not put in effect within the progress deadline
+  roll the rollout back (reason ``not-routed``): no traffic reached the candidate as the stage
+  needs, so it can never be judged;
+- :func:`check_rollback`: a rollbackOn check breached for its ``for`` (or decided ``breach`` by a
+  sequential judge) rolls back (reason ``breach``);
+- :func:`check_gates`: a gate run that failed or outlived its timeout rolls back
+  (``gate-failed``);
+- :func:`check_gate_errors`, :func:`check_errors`: pause after ``errorLimit`` unanswered gate
+  polls / evaluations with provider errors, resume at the first answer;
+- :func:`check_budget`: throttle while the spend is over ``dailyLimit``.
+
+Called by :func:`controlplane.rollout.machine.step`, in the order its docstring gives. Pure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from controlplane.rollout.gate_runs import describe_point
+from controlplane.rollout.messages import breach_reason
+from controlplane.rollout.observations import TIME_SLACK_S, Observations
+from controlplane.rollout.schedule import PROMOTE_KEY, progress_deadline, stage_checks
+from controlplane.rollout.state import Reason
+from controlplane.rollout.tick import Tick, pause, resume, rollback
+from controlplane.spec.units import Duration
+
+_EPS = TIME_SLACK_S
+
+
+def check_not_ready(tick: Tick, obs: Observations) -> None:
+    """Roll back a pending rollout whose candidate is still not ready (``obs.candidate_ready``)
+    once the progress deadline (``obs.progress_deadline_s``) has passed since it started. The
+    deadline is the operator's, so without one (None) this rule never fires."""
+    state, deadline_s = tick.state, obs.progress_deadline_s
+    if state.stage != "pending" or deadline_s is None or obs.candidate_ready:
+        return
+    at = progress_deadline(state, deadline_s)
+    if at is None or tick.now < at:
+        return
+    message = (
+        f"candidate {tick.spec.spec.candidate.name} did not become ready within "
+        f"{Duration.of(deadline_s)} (progress deadline)"
+    )
+    rollback(tick, Reason("not-ready", message, tick.now, state.step))
+
+
+def check_not_routed(tick: Tick, obs: Observations) -> None:
+    """Roll back when the router has not put the stage's weights in effect (it read them back and
+    found otherwise: ``obs.weights_refused`` says what it found) for the whole progress deadline
+    since the stage was asked for. Such a stage never began, so it can never be judged (KServe
+    v0.20.0's ``kserve`` router routes a canary nothing)."""
+    state, deadline_s, why = tick.state, obs.progress_deadline_s, obs.weights_refused
+    if state.stage not in ("shadow", "steps") or deadline_s is None or why is None:
+        return
+    at = progress_deadline(state, deadline_s)
+    if at is None or tick.now < at:
+        return
+    message = (
+        f"the {tick.spec.spec.traffic.router} router did not put candidate {state.weight}% in "
+        f"effect within {Duration.of(deadline_s)} (progress deadline): {why}"
+    )
+    rollback(tick, Reason("not-routed", message, tick.now, state.step))
+
+
+def check_rollback(tick: Tick) -> None:
+    """Roll back on the first rollbackOn check (in spec order) breached for its ``for``."""
+    for due in stage_checks(tick.spec, tick.state):
+        latest = tick.state.checks.get(due.key)
+        if due.key == PROMOTE_KEY or latest is None or latest.since is None:
+            continue
+        if latest.decided == "breach" or latest.at - latest.since >= due.check.for_.seconds - _EPS:
+            rollback(tick, breach_reason(tick.spec, tick.state, tick.now, due, latest))
+            return
+
+
+def check_gates(tick: Tick) -> None:
+    """Roll back on the first gate run (spec order) that failed or outlived its timeout. The
+    timeout is not judged while the Argo Server is unreachable (paused on gate errors): the
+    Workflow's fate is unknown then, and its first answer afterwards decides."""
+    state = tick.state
+    if state.gate_point is None:
+        return
+    for key, run in state.gates.items():
+        if run.point != state.gate_point:
+            continue
+        where = f"workflow {run.namespace}/{run.workflow}"
+        if run.result == "failed":
+            detail = f": {run.message}" if run.message else ""
+            message = f"gate {run.gate} failed before {describe_point(run.point)}: {where} "
+            message += f"{run.phase}{detail}"
+        elif (
+            run.result == "running"
+            and state.paused != "gate-errors"
+            and tick.now >= run.submitted_at + run.timeout - _EPS
+        ):
+            phase = run.phase or "not started"
+            message = (
+                f"gate {run.gate} failed before {describe_point(run.point)}: {where} did not "
+                f"succeed within its timeout {Duration.of(run.timeout)} (last phase: {phase})"
+            )
+            tick.update(
+                gates={**state.gates, key: replace(run, result="failed", finished_at=tick.now)}
+            )
+        else:
+            continue
+        tick.emit("GateFailed", message)
+        reason = Reason(
+            "gate-failed",
+            message,
+            tick.now,
+            tick.state.step,
+            key=key,
+            workflow=f"{run.namespace}/{run.workflow}",
+        )
+        rollback(tick, reason)
+        return
+
+
+def check_gate_errors(tick: Tick) -> None:
+    """Pause after ``errorLimit`` consecutive polls the Argo Server did not answer; resume by
+    itself at its first answer. Never a failure: the Workflow may well be running."""
+    state = tick.state
+    limit = tick.spec.spec.analysis.error_limit
+    if state.gate_errors >= limit and state.paused is None:
+        detail = "; ".join(dict.fromkeys(tick.errors)) or "no answer"
+        message = f"{state.gate_errors} consecutive gate polls without an answer: {detail}"
+        pause(tick, "gate-errors", Reason("gate-errors", message, tick.now, state.step))
+    elif tick.gates_answered and state.gate_errors == 0 and state.paused == "gate-errors":
+        resume(tick, "Argo Server answers again: resuming")
+
+
+def check_errors(tick: Tick) -> None:
+    """Pause after ``errorLimit`` consecutive evaluations with provider errors; resume by
+    itself at the first evaluation without one. A user pause is left alone."""
+    state = tick.state
+    if state.consecutive_errors >= tick.spec.spec.analysis.error_limit and state.paused is None:
+        detail = "; ".join(dict.fromkeys(tick.errors))
+        count = state.consecutive_errors
+        message = f"{count} consecutive evaluations with provider errors: {detail}"
+        pause(tick, "errors", Reason("provider-errors", message, tick.now, state.step))
+    elif state.consecutive_errors == 0 and state.paused == "errors":
+        resume(tick, "metrics are back: resuming")
+
+
+def check_budget(tick: Tick, obs: Observations) -> None:
+    """Throttle while the candidate's spend is over ``dailyLimit``; restore when back under."""
+    budget = tick.spec.spec.budget
+    if budget is None or obs.spend_error or tick.state.spend is None:
+        return
+    spend, over = tick.state.spend, tick.state.spend > budget.daily_limit
+    if over and not tick.state.throttled:
+        tick.update(throttled=True)
+        tick.sync_weights()
+        tick.emit("Throttled", f"spend ${spend:.2f}/day is over the ${budget.daily_limit:g} limit")
+    elif not over and tick.state.throttled:
+        tick.update(throttled=False)
+        tick.sync_weights()
+        tick.emit("Unthrottled", f"spend ${spend:.2f}/day is within the ${budget.daily_limit:g}")

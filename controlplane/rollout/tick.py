@@ -1,0 +1,159 @@
+"""One call of the rollout machine in progress, and the outcomes every rule ends in.
+
+Owns :class:`Tick` (the state so far and the actions emitted so far, with the one way to record
+an event and to bring the weights in line with the state) and the outcomes the rules reach:
+:func:`promote`, :func:`rollback`, :func:`pause`, :func:`resume`, :func:`restart` and
+:func:`noop` (a candidate equal to stable).
+
+Called by :func:`controlplane.rollout.machine.step` and the rule modules it is split into
+(:mod:`~controlplane.rollout.records`, :mod:`~controlplane.rollout.safety`,
+:mod:`~controlplane.rollout.progress`, :mod:`~controlplane.rollout.intent_rules`). Pure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from controlplane.rollout.actions import (
+    Action,
+    Deploy,
+    Notify,
+    Pause,
+    Promote,
+    Rollback,
+    SetWeights,
+)
+from controlplane.rollout.observations import Observations
+from controlplane.rollout.schedule import desired_weights, initial_state
+from controlplane.rollout.state import (
+    HISTORY_LIMIT,
+    Event,
+    EventType,
+    PauseKind,
+    Reason,
+    RolloutState,
+)
+from controlplane.spec.models import ModelCanary
+
+NOOP_MESSAGE = "candidate is identical to stable; nothing to roll out"
+
+
+@dataclass
+class Tick:
+    """One call of :func:`~controlplane.rollout.machine.step` in progress: the state so far and
+    the actions emitted so far."""
+
+    spec: ModelCanary
+    now: float
+    state: RolloutState
+    actions: list[Action] = field(default_factory=list)
+    obs: Observations | None = None  # set when this call evaluated observations
+    errors: list[str] = field(default_factory=list)
+    gates_answered: bool = False  # the Argo Server answered about a running gate in this call
+
+    def update(self, **changes: Any) -> None:
+        self.state = replace(self.state, **changes)
+
+    def emit(self, kind: EventType, message: str) -> None:
+        event = Event(kind, self.now, self.state.step, self.state.weight, message)
+        self.update(history=(*self.state.history, event)[-HISTORY_LIMIT:])
+        self.actions.append(Notify(event))
+
+    def sync_weights(self) -> None:
+        weight, mirror = desired_weights(self.spec, self.state)
+        if (weight, mirror) != (self.state.weight, self.state.mirror):
+            self.update(weight=weight, mirror=mirror)
+            self.actions.append(SetWeights(weight, mirror))
+
+
+def noop(tick: Tick) -> None:
+    """The candidate equals the stable variant: finished at once as promoted, nothing deployed,
+    no weight changed (a pending restart's weights are already back to 0)."""
+    tick.update(
+        stage="promoted",
+        noop=True,
+        deployed=False,
+        paused=None,
+        paused_at=None,
+        throttled=False,
+        holding=False,
+        reason=None,
+        gate_point=None,
+        gates={},
+        awaiting_approval=False,
+    )
+    tick.sync_weights()
+    tick.emit("Promoted", NOOP_MESSAGE)
+
+
+def promote(tick: Tick, message: str) -> None:
+    tick.update(
+        stage="promoted",
+        step_index=len(tick.spec.spec.steps) - 1,
+        paused=None,
+        paused_at=None,
+        throttled=False,
+        holding=False,
+        reason=None,
+        gate_point=None,
+        awaiting_approval=False,
+    )
+    tick.sync_weights()
+    tick.actions.append(Promote())
+    tick.emit("Promoted", f"{tick.spec.spec.candidate.name} promoted: {message}")
+
+
+def rollback(tick: Tick, reason: Reason) -> None:
+    tick.update(
+        stage="rolled_back",
+        paused=None,
+        paused_at=None,
+        throttled=False,
+        holding=False,
+        reason=reason,
+        gate_point=None,
+        awaiting_approval=False,
+    )
+    tick.sync_weights()
+    tick.actions.append(Rollback(reason))
+    tick.emit("RolledBack", reason.message)
+
+
+def pause(tick: Tick, kind: PauseKind, reason: Reason) -> None:
+    paused_at = tick.state.paused_at if tick.state.paused is not None else tick.now
+    tick.update(paused=kind, paused_at=paused_at, reason=reason)
+    tick.actions.append(Pause(reason))
+    tick.emit("Paused", reason.message)
+
+
+def resume(tick: Tick, message: str) -> None:
+    """Leave a pause; paused time does not count towards the current step or shadow."""
+    paused_for = tick.now - (tick.state.paused_at if tick.state.paused_at is not None else tick.now)
+    tick.update(
+        paused=None,
+        paused_at=None,
+        reason=None,
+        stage_started_at=tick.state.stage_started_at + max(paused_for, 0.0),
+    )
+    tick.emit("Resumed", message)
+
+
+def restart(tick: Tick, message: str) -> None:
+    """A new rollout of the current spec (spec change or retry); history and intents carry on.
+    Readiness of the (re)deployed candidate is first read one interval later."""
+    old = tick.state
+    is_noop = tick.spec.spec.candidate_is_stable()
+    tick.state = replace(
+        initial_state(tick.spec, tick.now),
+        weight=old.weight,
+        mirror=old.mirror,
+        deployed=not is_noop,
+        last_evaluation=tick.now,
+        history=old.history,
+        last_intent_at=old.last_intent_at,
+    )
+    tick.sync_weights()
+    if not is_noop:
+        tick.actions.append(Deploy(tick.spec.spec.candidate.name))
+    tick.emit("Restarted", message)

@@ -1,0 +1,198 @@
+"""The progress deadline's two rules in the machine (pure): ``not-ready`` and ``not-routed``.
+
+The controller observes the facts (the candidate's readiness; the router's read-back while it
+refuses the stage's weights) and passes them with the operator's deadline in
+:class:`~controlplane.rollout.observations.Observations`; the machine decides the rollback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from controlplane.rollout.actions import Rollback
+from controlplane.rollout.intents import Intent
+from controlplane.rollout.machine import step
+from controlplane.rollout.observations import CheckResult, Observations
+from controlplane.rollout.schedule import initial_state, progress_deadline
+from controlplane.rollout.state import RolloutState
+from controlplane.spec.models import ModelCanary
+
+T0 = 1_800_000_000.0
+MIN = 60.0
+DEADLINE = 30 * MIN
+REFUSED = "KServe v0.20.0 routes none of good-llm to the candidate"
+
+CANARY = ModelCanary.model_validate(
+    {
+        "apiVersion": "canary.controlplane.dev/v1alpha1",
+        "kind": "ModelCanary",
+        "metadata": {"name": "demo", "namespace": "ml"},
+        "spec": {
+            "model": {"name": "demo-llm"},
+            "stable": {"name": "bf16", "storageUri": "hf://org/m", "gpu": "nvidia-l40s"},
+            "candidate": {
+                "name": "nf4",
+                "storageUri": "hf://org/m",
+                "gpu": "nvidia-l40s",
+                "quantization": "bitsandbytes-nf4",
+            },
+            "analysis": {
+                "interval": "1m",
+                "metrics": [{"name": "latency", "builtin": "e2e-latency"}],
+            },
+            "steps": [
+                {
+                    "weight": 10,
+                    "duration": "10m",
+                    "rollbackOn": [{"metric": "latency", "above": "200ms"}],
+                },
+                {"weight": 100},
+            ],
+        },
+    }
+)
+
+
+def pending() -> RolloutState:
+    """Deployed at T0, the candidate not ready yet (readiness last read at T0)."""
+    state, _ = step(CANARY, initial_state(CANARY, T0), Observations(candidate_ready=False), T0)
+    assert state.stage == "pending"
+    return state
+
+
+def in_step_one(at: float) -> RolloutState:
+    """Step 1 (weight 10%) asked for at ``at``; its weights not in effect since."""
+    state, _ = step(CANARY, initial_state(CANARY, at), Observations(), at)
+    assert (state.stage, state.weight, state.stage_started_at) == ("steps", 10, at)
+    return state
+
+
+def not_ready(**extra: object) -> Observations:
+    return Observations(candidate_ready=False, progress_deadline_s=DEADLINE, **extra)  # type: ignore[arg-type]
+
+
+def refused() -> Observations:
+    return Observations(weights_refused=REFUSED, progress_deadline_s=DEADLINE)
+
+
+# --------------------------------------------------------------------------- not-ready
+
+
+@pytest.mark.parametrize(
+    ("seconds", "stage"),
+    [
+        pytest.param(DEADLINE - 1, "pending", id="before-the-deadline"),
+        pytest.param(DEADLINE, "rolled_back", id="at-the-deadline"),
+        pytest.param(DEADLINE + 30, "rolled_back", id="between-evaluations"),
+    ],
+)
+def test_a_candidate_not_ready_by_the_deadline_is_rolled_back(seconds: float, stage: str) -> None:
+    state, actions = step(CANARY, pending(), not_ready(), T0 + seconds)
+    assert state.stage == stage
+    if stage == "pending":
+        assert state.reason is None
+        assert not any(isinstance(a, Rollback) for a in actions)
+        return
+    assert state.reason is not None
+    assert state.reason.kind == "not-ready"
+    assert state.reason.message == (
+        "candidate nf4 did not become ready within 30m (progress deadline)"
+    )
+    assert (state.reason.at, state.reason.step) == (T0 + seconds, 0)  # before step 1
+    assert (state.weight, state.mirror) == (0, False)
+    assert [a for a in actions if isinstance(a, Rollback)] == [Rollback(state.reason)]
+    last = state.history[-1]
+    assert (last.type, last.time, last.weight, last.message) == (
+        "RolledBack",
+        T0 + seconds,
+        0,
+        state.reason.message,
+    )
+
+
+@pytest.mark.parametrize(
+    "obs",
+    [
+        pytest.param(Observations(candidate_ready=True, progress_deadline_s=DEADLINE), id="ready"),
+        pytest.param(Observations(candidate_ready=False), id="no-deadline"),
+        pytest.param(None, id="nothing-observed"),
+    ],
+)
+def test_no_not_ready_rollback_without_the_facts(obs: Observations | None) -> None:
+    state, _ = step(CANARY, pending(), obs, T0 + 2 * DEADLINE)
+    assert state.stage != "rolled_back"
+
+
+def test_not_ready_comes_before_the_intents_of_the_same_call() -> None:
+    abort = Intent("abort", T0 + DEADLINE, user="ada")
+    state, _ = step(CANARY, pending(), not_ready(), T0 + DEADLINE, [abort])
+    assert state.reason is not None
+    assert state.reason.kind == "not-ready"
+    assert state.last_intent_at == abort.at  # consumed, on a rollout already rolled back
+
+
+def test_a_spec_change_restarts_the_deadline() -> None:
+    candidate = CANARY.spec.candidate.model_copy(update={"storage_uri": "hf://org/other"})
+    changed = CANARY.model_copy(
+        update={"spec": CANARY.spec.model_copy(update={"candidate": candidate})}
+    )
+    state, _ = step(changed, pending(), not_ready(), T0 + DEADLINE)
+    assert (state.stage, state.started_at) == ("pending", T0 + DEADLINE)
+    assert progress_deadline(state, DEADLINE) == T0 + 2 * DEADLINE
+
+
+# --------------------------------------------------------------------------- not-routed
+
+
+@pytest.mark.parametrize(
+    ("seconds", "stage"),
+    [
+        pytest.param(DEADLINE - 1, "steps", id="before-the-deadline"),
+        pytest.param(DEADLINE, "rolled_back", id="at-the-deadline"),
+    ],
+)
+def test_weights_refused_for_the_whole_deadline_roll_back(seconds: float, stage: str) -> None:
+    start = in_step_one(T0)
+    state, actions = step(CANARY, start, refused(), T0 + seconds)
+    assert state.stage == stage
+    if stage == "steps":
+        assert (state.reason, state.weight) == (None, 10)
+        return
+    router = CANARY.spec.traffic.router
+    assert state.reason is not None
+    assert state.reason.kind == "not-routed"
+    assert state.reason.message == (
+        f"the {router} router did not put candidate 10% in effect within 30m "
+        f"(progress deadline): {REFUSED}"
+    )
+    assert (state.weight, state.mirror) == (0, False)
+    assert [a for a in actions if isinstance(a, Rollback)] == [Rollback(state.reason)]
+    assert [e.type for e in state.history] == ["StepStarted", "RolledBack"]
+    assert state.history[-1].weight == 0
+
+
+def test_the_routing_deadline_runs_from_the_stage_start() -> None:
+    start = in_step_one(T0 + DEADLINE)  # the rollout began long before this stage
+    state, _ = step(CANARY, replace(start, started_at=T0), refused(), T0 + DEADLINE + 1)
+    assert state.stage == "steps"
+
+
+def test_refused_weights_mean_nothing_is_evaluated() -> None:
+    """The stage has not begun: due checks given with the refusal are not recorded."""
+    start = in_step_one(T0)
+    breach = CheckResult("steps[0].rollbackOn[0]", "latency", "breach", value=0.5)
+    obs = replace(refused(), checks={breach.key: breach})
+    state, _ = step(CANARY, start, obs, T0 + 5 * MIN)
+    assert (state.checks, state.last_evaluation) == (start.checks, start.last_evaluation)
+    assert [e.type for e in state.history] == ["StepStarted"]
+
+
+def test_not_routed_leaves_a_pending_rollout_to_not_ready() -> None:
+    obs = Observations(weights_refused=REFUSED, progress_deadline_s=DEADLINE, candidate_ready=False)
+    state, _ = step(CANARY, pending(), obs, T0 + DEADLINE)
+    assert state.reason is not None
+    assert state.reason.kind == "not-ready"
+    state, _ = step(CANARY, in_step_one(T0), Observations(weights_refused=REFUSED), T0 + DEADLINE)
+    assert state.stage == "steps"  # no deadline given: never
