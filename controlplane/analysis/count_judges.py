@@ -12,6 +12,11 @@ judge is given, and the two count judges on top of :mod:`controlplane.analysis.e
   ``theta0 = pi (1 + tolerance) / (pi (1 + tolerance) + 1 - pi)``, ``pi = n_c / (n_c + n_s)``.
   This is the two-arm case of Lindon et al.'s multinomial counting-process test.
 
+Each judge is a look builder (:func:`rate_look`, :func:`counts_look`: the checks of the counts
+and the early answers) and the anytime test of many looks at once (:func:`judge_looks`: the
+e-values, decisions and confidence sequences with numpy over all the looks), so a tick's checks
+share their numpy calls; ``judge_rate`` / ``judge_counts`` are one look of it.
+
 Pure: functions of cumulative counts since the step started, no I/O, no clock, no state — so
 the judge is crash-safe (the evaluator re-queries ``increase(...[since step start])``). Called
 by :mod:`controlplane.analysis.sequential_check` (one check),
@@ -21,15 +26,18 @@ by :mod:`controlplane.analysis.sequential_check` (one check),
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from controlplane.analysis.eprocess import (
     Decision,
     binomial_p,
-    cs_theta,
+    cs_bounds,
     decide,
     e_of,
-    log_e_scalar,
+    log_e,
     two_sample_boundary,
 )
 from controlplane.errors import NoData, Problem, SpecError
@@ -102,21 +110,43 @@ def events_within(events: float, trials: float, what: str) -> float:
 # Public judges
 
 
-def judge_rate(
+@dataclass(frozen=True)
+class CountLook:
+    """A count judge's look, checked and ready for the anytime test.
+
+    ``events`` successes in ``trials`` Bernoulli trials against ``theta0`` at level ``alpha``
+    (:mod:`~controlplane.analysis.eprocess`); the rest is how the result reports it:
+    ``estimate`` and ``boundary`` (a rate, or a rate ratio when ``odds`` is the exposure odds
+    ``n_c / n_s`` that turns the confidence sequence on ``theta`` into one on the ratio),
+    and the message ``{prefix}{head}, <CS> {tail}: <decision>``.
+    """
+
+    events: float
+    trials: float
+    theta0: float
+    alpha: float
+    boundary: float
+    estimate: float
+    head: str
+    tail: str
+    odds: float | None = None
+    prefix: str = ""
+
+
+Look = CountLook | SequentialResult
+"""A prepared look, or its result already (no data, the fixed-horizon test)."""
+
+
+def rate_look(
     events: float,
     total: float,
     limit: float,
     alpha: float,
     *,
     fixed: bool = False,
-) -> SequentialResult:
-    """Is one variant's event rate above ``limit``? (absolute check, e.g. ``errors above 0.1%``)
-
-    ``events`` / ``total``: cumulative counts since the step started (candidate errors and
-    candidate requests; or candidate requests slower than a bound and all candidate requests).
-    Breach when the evidence says the rate exceeds ``limit``; pass when it says the rate is
-    below it; both at level ``alpha``, valid under continuous monitoring.
-    """
+) -> Look:
+    """:func:`judge_rate`'s checks and early answers; the anytime test is left to
+    :func:`judge_looks`."""
     alpha = check_alpha(alpha)
     x = checked_count("events", events)
     n = checked_count("total", total)
@@ -131,16 +161,27 @@ def judge_rate(
     if fixed:
         msg = f"rate {est:.4g} ({x:g}/{n:g}) vs limit {limit:.4g}"
         return fixed_only(est, limit, x, n, msg, float(binomial_p(x, n, limit)))
-    lb, lp = log_e_scalar(x, n, limit, True), log_e_scalar(x, n, limit, False)
-    decision = decide(float(lb), float(lp), alpha)
-    low, high = cs_theta(x, n, alpha)
-    msg = (
-        f"rate {est:.4g} ({x:g}/{n:g}), {100 * (1 - alpha):g}% CS [{low:.4g}, {high:.4g}] "
-        f"vs limit {limit:.4g}: {decision}"
-    )
-    return SequentialResult(
-        decision, e_of(float(lb)), e_of(float(lp)), est, low, high, limit, x, n, msg
-    )
+    head = f"rate {est:.4g} ({x:g}/{n:g})"
+    return CountLook(x, n, float(limit), alpha, float(limit), est, head, f"vs limit {limit:.4g}")
+
+
+def judge_rate(
+    events: float,
+    total: float,
+    limit: float,
+    alpha: float,
+    *,
+    fixed: bool = False,
+) -> SequentialResult:
+    """Is one variant's event rate above ``limit``? (absolute check, e.g. ``errors above 0.1%``)
+
+    ``events`` / ``total``: cumulative counts since the step started (candidate errors and
+    candidate requests; or candidate requests slower than a bound and all candidate requests).
+    Breach when the evidence says the rate exceeds ``limit``; pass when it says the rate is
+    below it; both at level ``alpha``, valid under continuous monitoring. One look of
+    :func:`judge_looks`.
+    """
+    return judge_one(rate_look(events, total, limit, alpha, fixed=fixed))
 
 
 def fixed_only(
@@ -152,7 +193,7 @@ def fixed_only(
     return SequentialResult("continue", 1.0, 1.0, est, nan, nan, boundary, events, trials, msg, p)
 
 
-def judge_counts(
+def counts_look(
     cand_events: float,
     cand_total: float,
     stable_events: float,
@@ -161,14 +202,9 @@ def judge_counts(
     alpha: float,
     *,
     fixed: bool = False,
-) -> SequentialResult:
-    """Does the candidate's event rate exceed the stable's by more than ``tolerance`` (relative)?
-
-    This is ``compare: baseline, above: <tolerance>``: breach when the evidence says
-    ``r_c / r_s - 1 > tolerance``; pass when it says ``r_c / r_s - 1 < tolerance``. Counts are
-    cumulative since the step started: events (errors) and totals (requests) of each variant.
-    The reported estimate and confidence sequence are for the rate ratio ``r_c / r_s``.
-    """
+) -> Look:
+    """:func:`judge_counts`' checks and early answers; the anytime test is left to
+    :func:`judge_looks`."""
     alpha = check_alpha(alpha)
     xc = checked_count("candidate events", cand_events)
     nc = checked_count("candidate total", cand_total)
@@ -202,25 +238,91 @@ def judge_counts(
         msg = f"rate ratio candidate/stable {est:.4g} {counts} vs {boundary:.4g}"
         p = float(binomial_p(xc, events, theta0))
         return fixed_only(est, boundary, xc, events, msg, p)
-    lb, lp = log_e_scalar(xc, events, theta0, True), log_e_scalar(xc, events, theta0, False)
-    decision = decide(float(lb), float(lp), alpha)
-    pi_odds = nc / ns
-
-    def ratio(p: float) -> float:
-        if p >= 1.0:
-            return math.inf
-        return p / (1.0 - p) / pi_odds
-
-    if events == 0:
-        low, high, est = 0.0, math.inf, math.nan
-    else:
-        tl, th = cs_theta(xc, events, alpha)
-        low, high = ratio(tl), ratio(th)
-        est = (xc / nc) / (xs / ns) if xs > 0 else math.inf
-    msg = (
-        f"rate ratio candidate/stable {est:.4g} {counts}, "
-        f"{100 * (1 - alpha):g}% CS [{low:.4g}, {high:.4g}] vs {boundary:.4g}: {decision}"
+    est = (xc / nc) / (xs / ns) if xs > 0 else (math.inf if events > 0 else math.nan)
+    head = f"rate ratio candidate/stable {est:.4g} {counts}"
+    return CountLook(
+        xc, events, theta0, alpha, boundary, est, head, f"vs {boundary:.4g}", odds=nc / ns
     )
-    return SequentialResult(
-        decision, e_of(float(lb)), e_of(float(lp)), est, low, high, boundary, xc, events, msg
+
+
+def judge_counts(
+    cand_events: float,
+    cand_total: float,
+    stable_events: float,
+    stable_total: float,
+    tolerance: float,
+    alpha: float,
+    *,
+    fixed: bool = False,
+) -> SequentialResult:
+    """Does the candidate's event rate exceed the stable's by more than ``tolerance`` (relative)?
+
+    This is ``compare: baseline, above: <tolerance>``: breach when the evidence says
+    ``r_c / r_s - 1 > tolerance``; pass when it says ``r_c / r_s - 1 < tolerance``. Counts are
+    cumulative since the step started: events (errors) and totals (requests) of each variant.
+    The reported estimate and confidence sequence are for the rate ratio ``r_c / r_s``. One
+    look of :func:`judge_looks`.
+    """
+    return judge_one(
+        counts_look(
+            cand_events, cand_total, stable_events, stable_total, tolerance, alpha, fixed=fixed
+        )
     )
+
+
+def judge_one(look: Look) -> SequentialResult:
+    """The result of one prepared look (:func:`judge_looks` of one)."""
+    return look if isinstance(look, SequentialResult) else judge_looks([look])[0]
+
+
+def judge_looks(looks: Sequence[CountLook]) -> list[SequentialResult]:
+    """The anytime test of many count looks at once (a tick's checks): both e-values, the
+    decisions and the confidence sequences, each computed with numpy over all the looks
+    (:func:`~controlplane.analysis.eprocess.log_e`,
+    :func:`~controlplane.analysis.eprocess.cs_bounds`). The same answers, look by look, as one
+    look at a time: the arithmetic is elementwise."""
+    if not looks:
+        return []
+    x = np.array([look.events for look in looks])
+    n = np.array([look.trials for look in looks])
+    m = np.array([look.theta0 for look in looks])
+    alpha = np.array([look.alpha for look in looks])
+    lb = log_e(x, n, m, up=True)
+    lp = log_e(x, n, m, up=False)
+    low = np.zeros(len(looks))
+    high = np.ones(len(looks))
+    some = np.flatnonzero(n > 0)
+    if some.size:
+        low[some], high[some] = cs_bounds(x[some], n[some], alpha[some])
+    out = []
+    for i, look in enumerate(looks):
+        decision = decide(float(lb[i]), float(lp[i]), look.alpha)
+        lo, hi = float(low[i]), float(high[i])
+        if look.odds is not None:
+            lo, hi = (_ratio(lo, look.odds), _ratio(hi, look.odds)) if n[i] > 0 else (0.0, math.inf)
+        msg = (
+            f"{look.prefix}{look.head}, {100 * (1 - look.alpha):g}% CS [{lo:.4g}, {hi:.4g}] "
+            f"{look.tail}: {decision}"
+        )
+        out.append(
+            SequentialResult(
+                decision,
+                e_of(float(lb[i])),
+                e_of(float(lp[i])),
+                look.estimate,
+                lo,
+                hi,
+                look.boundary,
+                look.events,
+                look.trials,
+                msg,
+            )
+        )
+    return out
+
+
+def _ratio(p: float, odds: float) -> float:
+    """The rate ratio candidate/stable of the candidate's share ``p`` of events."""
+    if p >= 1.0:
+        return math.inf
+    return p / (1.0 - p) / odds

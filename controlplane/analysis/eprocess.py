@@ -26,7 +26,7 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import optimize, special
+from scipy import special
 
 Decision = Literal["breach", "pass", "continue"]
 FloatArray = npt.NDArray[np.float64]
@@ -186,68 +186,173 @@ def binomial_p(events: ArrayLike, trials: ArrayLike, theta0: ArrayLike) -> Float
 
 _LOGIT_LO, _LOGIT_HI = -20.7, 20.7  # theta in [1e-9, 1 - 1e-9]
 _XTOL = 1e-6  # in logit: far below what a report shows
-_LOG2 = math.log(2.0)
+_MAX_STEPS = 100
 
 
-def log_e_scalar(x: float, n: float, theta0: float, up: bool) -> float:
-    """:func:`_mixture_log_e` at one point, on Python floats (a scalar ``scipy.special`` call
-    costs about a microsecond, a numpy one on a small array tens): what the confidence
-    sequence's root search evaluates ten or twenty times per look."""
-    m = min(max(theta0, EPS), 1.0 - EPS)
-    tail = special.betaincc if up else special.betainc
-    log_null = float(special.xlogy(x, m) + special.xlogy(n - x, 1.0 - m))
-    parts = []
-    for mean in (m, min(_WIDE * m, 0.5)):
-        mc = min(max(mean, EPS), 1.0 - EPS)
-        sd = min(mc, 1.0 - mc)
-        size = max(mc * (1.0 - mc) / (sd * sd) - 1.0, _MIN_PRIOR_SIZE)
-        a, b = mc * size, (1.0 - mc) * size
-        num, den = float(tail(x + a, n - x + b, m)), float(tail(a, b, m))
-        if not (num > 0.0 and den > 0.0) or math.isnan(num) or math.isnan(den):
-            parts.append(-math.inf)
+def log_e(events: ArrayLike, trials: ArrayLike, theta0: ArrayLike, *, up: bool) -> FloatArray:
+    """One side of :func:`bernoulli_log_e` (``up``: the breach side), half the incomplete-Beta
+    evaluations. Same input rules; broadcasts."""
+    x, n, m = np.broadcast_arrays(
+        np.asarray(events, dtype=np.float64),
+        np.asarray(trials, dtype=np.float64),
+        np.clip(np.asarray(theta0, dtype=np.float64), EPS, 1.0 - EPS),
+    )
+    return _mixture_log_e(x, n, m, up=up)
+
+
+def _expit(t: FloatArray) -> FloatArray:
+    out: FloatArray = special.expit(t)
+    return out
+
+
+def _glr(x: FloatArray, n: FloatArray, t: FloatArray) -> FloatArray:
+    """The generalised likelihood ratio ``n KL(x/n || theta)`` (log) at ``theta = expit(t)``:
+    an upper bound of either side's mixture log e-value (a mixture never exceeds its best
+    component), cheap to evaluate."""
+    m = _expit(t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(n > 0, x / np.where(n > 0, n, 1.0), m)
+        out: FloatArray = special.xlogy(x, p / m) + special.xlogy(n - x, (1.0 - p) / (1.0 - m))
+    return out
+
+
+def _glr_logit(x: FloatArray, n: FloatArray, level: FloatArray, *, up: bool) -> FloatArray:
+    """The ``logit(theta)`` on the rejecting side of ``x/n`` (below it for the breach side,
+    ``up``; above it for the pass side) where :func:`_glr` equals ``level``, or the edge of
+    ``[_LOGIT_LO, _LOGIT_HI]`` when it stays below ``level`` up to there. Bisection on the cheap
+    GLR (monotone on each side of the estimate) to 0.01 in logit, on the side where the GLR is
+    below ``level``: a point where the mixture cannot reject."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.clip(np.where(n > 0, x / np.where(n > 0, n, 1.0), 0.5), 1e-300, 1.0 - 1e-16)
+        t_hat = np.clip(np.log(p) - np.log1p(-p), _LOGIT_LO, _LOGIT_HI)
+    inner = t_hat.copy()  # GLR 0 at the estimate: below level
+    outer = np.full(x.shape, _LOGIT_LO if up else _LOGIT_HI)
+    reach = _glr(x, n, outer) >= level
+    for _ in range(12):  # to 0.01 in logit: a bracket's end, not a bound
+        mid = 0.5 * (inner + outer)
+        above = _glr(x, n, mid) >= level
+        outer = np.where(above, mid, outer)
+        inner = np.where(above, inner, mid)
+    out: FloatArray = np.where(reach, inner, outer)
+    return out
+
+
+def _cs_roots(x: FloatArray, n: FloatArray, thr: FloatArray, *, up: bool) -> FloatArray:
+    """The ``logit(theta0)`` where one side's rejection (log e-value >= ``thr``) flips, for
+    every element at once; each side's log e-value is monotone in ``theta0`` and the caller has
+    checked that it rejects at the side's far edge and not everywhere.
+
+    The bracket starts at the GLR's crossing of ``thr`` (the mixture, below the GLR, does not
+    reject there) and at its crossing of ``thr + log(n + 1) + 2`` where the mixture rejects
+    there (else the far edge). Then the Illinois variant of regula falsi, vectorised: each step
+    evaluates the e-value of the elements not yet converged (the incomplete Beta functions are
+    most of the cost, not a call per element), halves the weight of an end kept twice in a row,
+    and bisects where the interpolation leaves the bracket or an end could not be evaluated
+    (``-inf`` stands as a large negative value). Stops at ``_XTOL``.
+    """
+    sign = -1.0 if up else 1.0  # orient every g increasing in t
+
+    def g(idx: npt.NDArray[np.intp], t: FloatArray) -> FloatArray:
+        v = log_e(x[idx], n[idx], _expit(t), up=up) - thr[idx]
+        out: FloatArray = sign * np.maximum(v, -1e6)
+        return out
+
+    size = x.shape[0]
+    everyone = np.arange(size)
+    near = _glr_logit(x, n, thr, up=up)  # does not reject
+    far_guess = _glr_logit(x, n, thr + np.log1p(n) + 2.0, up=up)
+    f_near = g(everyone, near)
+    f_guess = g(everyone, far_guess)
+    rejects = sign * f_guess >= 0.0  # g is oriented: the far end rejects where it is >= 0 for
+    # the pass side and <= 0 for the breach side
+    far = np.where(rejects, far_guess, _LOGIT_LO if up else _LOGIT_HI)
+    f_far = np.where(rejects, f_guess, 0.0)
+    missing = np.flatnonzero(~rejects)
+    if missing.size:
+        f_far[missing] = g(missing, far[missing])
+    lo, hi = (far, near) if up else (near, far)
+    f_lo, f_hi = (f_far, f_near) if up else (f_near, f_far)
+    lo, hi, f_lo, f_hi = lo.copy(), hi.copy(), f_lo.copy(), f_hi.copy()
+    kept = np.zeros(size, dtype=np.int8)  # -1: lo kept last step, +1: hi kept, 0: neither
+    root = 0.5 * (lo + hi)
+    active = everyone[(hi - lo) > _XTOL]
+    for _ in range(_MAX_STEPS):
+        if active.size == 0:
+            break
+        a, b, fa, fb = lo[active], hi[active], f_lo[active], f_hi[active]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = (a * fb - b * fa) / (fb - fa)
+        bad = ~np.isfinite(t) | (t <= a) | (t >= b) | (fa <= -1e5) | (fb >= 1e5)
+        t = np.where(bad, 0.5 * (a + b), t)
+        ft = g(active, t)
+        root[active] = t
+        up_side = ft >= 0.0  # the root is at or below t: t is the new hi
+        new_hi = np.where(up_side, t, b)
+        new_lo = np.where(up_side, a, t)
+        f_new_hi = np.where(up_side, ft, fb)
+        f_new_lo = np.where(up_side, fa, ft)
+        k = kept[active]
+        # Illinois: an end kept twice in a row has its value halved
+        f_new_lo = np.where(up_side & (k == -1), 0.5 * f_new_lo, f_new_lo)
+        f_new_hi = np.where(~up_side & (k == 1), 0.5 * f_new_hi, f_new_hi)
+        kept[active] = np.where(up_side, -1, 1)
+        lo[active], hi[active] = new_lo, new_hi
+        f_lo[active], f_hi[active] = f_new_lo, f_new_hi
+        done = ((new_hi - new_lo) <= _XTOL) | (ft == 0.0)
+        active = active[~done]
+    return root
+
+
+def cs_bounds(
+    events: ArrayLike, trials: ArrayLike, alpha: ArrayLike
+) -> tuple[FloatArray, FloatArray]:
+    """Anytime-valid ``1 - alpha`` bounds on ``theta`` by inverting the two one-sided tests, for
+    every element at once (1-d inputs, broadcast).
+
+    The lower bound is the largest ``theta0`` the breach side rejects (0 when it rejects none),
+    the upper bound the smallest ``theta0`` the pass side rejects (1 when none); ``theta0`` in
+    ``[1e-9, 1 - 1e-9]``. For reporting only: decisions use the e-values at the check's own
+    boundary. Each bound is the root of a monotone function of ``logit(theta0)``
+    (:func:`_cs_roots`): the search evaluates the e-values of all the elements in each step, so
+    a tick's checks share their numpy calls (this search is most of a sequential look's cost).
+    Where the GLR (:func:`_glr`, an upper bound of the e-value) stays below the threshold at a
+    side's far edge, that side rejects nowhere and no e-value is evaluated.
+    """
+    x, n, a = np.broadcast_arrays(
+        np.atleast_1d(np.asarray(events, dtype=np.float64)),
+        np.atleast_1d(np.asarray(trials, dtype=np.float64)),
+        np.atleast_1d(np.asarray(alpha, dtype=np.float64)),
+    )
+    thr = np.log(1.0 / a)
+    low = np.zeros(x.shape)
+    high = np.ones(x.shape)
+    for up, far, near, out in (
+        (True, _LOGIT_LO, _LOGIT_HI, low),
+        (False, _LOGIT_HI, _LOGIT_LO, high),
+    ):
+        maybe = np.flatnonzero(_glr(x, n, np.full(x.shape, far)) >= thr)
+        if maybe.size == 0:
             continue
-        log_post = float(special.betaln(x + a, n - x + b) - special.betaln(a, b))
-        parts.append(log_post + math.log(num) - math.log(den))
-    hi, lo = max(parts), min(parts)
-    if hi == -math.inf:
-        return -math.inf
-    out = hi + math.log1p(math.exp(lo - hi)) - _LOG2 - log_null
-    return -math.inf if math.isnan(out) else out
-
-
-def _cs_bound(x: float, n: float, thr: float, up: bool) -> float:
-    """The ``theta0`` where one side's rejection (log e-value >= ``thr``) flips, found by
-    Brent's method on the logit scale; the side's own edge when it rejects everywhere (in
-    ``[1e-9, 1 - 1e-9]``) or nowhere is for the caller."""
-
-    def g(t: float) -> float:
-        v = log_e_scalar(x, n, 1.0 / (1.0 + math.exp(-t)), up) - thr
-        return max(v, -1e6)  # -inf (a side that cannot be evaluated) as a large negative
-
-    if up:  # rejects small theta0, not large ones
-        if g(_LOGIT_HI) >= 0.0:
-            return 1.0 / (1.0 + math.exp(-_LOGIT_HI))
-    elif g(_LOGIT_LO) >= 0.0:
-        return 1.0 / (1.0 + math.exp(-_LOGIT_LO))
-    t = optimize.brentq(g, _LOGIT_LO, _LOGIT_HI, xtol=_XTOL)
-    return 1.0 / (1.0 + math.exp(-float(t)))
+        rejects = maybe[log_e(x[maybe], n[maybe], _expit(np.array(far)), up=up) >= thr[maybe]]
+        if rejects.size == 0:
+            continue
+        near_edge = _expit(np.array(near))
+        at_near = _glr(x[rejects], n[rejects], np.full(rejects.shape, near)) >= thr[rejects]
+        everywhere = np.zeros(rejects.shape, dtype=bool)
+        if at_near.any():
+            idx = rejects[at_near]
+            everywhere[at_near] = log_e(x[idx], n[idx], near_edge, up=up) >= thr[idx]
+        out[rejects[everywhere]] = float(near_edge)
+        some = rejects[~everywhere]
+        if some.size:
+            out[some] = _expit(_cs_roots(x[some], n[some], thr[some], up=up))
+    return low, high
 
 
 def cs_theta(x: float, n: float, alpha: float) -> tuple[float, float]:
-    """Anytime-valid ``1 - alpha`` bounds on ``theta`` by inverting the two one-sided tests.
-
-    The lower bound is the largest ``theta0`` the breach side rejects (0 when it rejects none),
-    the upper bound the smallest ``theta0`` the pass side rejects (1 when none). For reporting
-    only: decisions use the e-values at the check's own boundary. Each bound is the root of a
-    monotone function of ``logit(theta0)`` found by Brent's method on scalar evaluations
-    (:func:`log_e_scalar`): about a dozen evaluations of a few microseconds each, where a grid
-    search on numpy arrays paid tens of microseconds of call overhead per pass — this search is
-    most of a sequential look's cost, and a tick judges thousands.
-    """
-    thr = math.log(1.0 / alpha)
-    low = _cs_bound(x, n, thr, True) if log_e_scalar(x, n, 1e-9, True) >= thr else 0.0
-    high = _cs_bound(x, n, thr, False) if log_e_scalar(x, n, 1.0 - 1e-9, False) >= thr else 1.0
-    return low, high
+    """:func:`cs_bounds` of one look."""
+    low, high = cs_bounds(x, n, alpha)
+    return float(low[0]), float(high[0])
 
 
 def decide(log_breach: float, log_pass: float, alpha: float) -> Decision:

@@ -11,14 +11,18 @@ Owns the two histogram checks of ``judge: sequential``:
 * :func:`judge_shift` — ``test: shift``: the whole distribution, with the rank test of
   :mod:`controlplane.analysis.shift_test`.
 
+Each judge is a look builder (:func:`latency_look`, :func:`shift_look`: the checks, the
+early answers) and an anytime test over many looks at once
+(:func:`~controlplane.analysis.count_judges.judge_looks`, :func:`judge_shift_looks`), so a
+tick's checks share their numpy calls; ``judge_latency`` / ``judge_shift`` are one look.
 Pure. Called by :mod:`controlplane.analysis.sequential_check` and ``bench/``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -30,13 +34,15 @@ from controlplane.analysis.buckets import (
     snap_up,
 )
 from controlplane.analysis.count_judges import (
+    Look,
     SequentialResult,
     check_alpha,
+    counts_look,
     fixed_only,
-    judge_counts,
-    judge_rate,
+    judge_one,
+    rate_look,
 )
-from controlplane.analysis.eprocess import decide, e_of
+from controlplane.analysis.eprocess import FloatArray, decide, e_of
 from controlplane.analysis.shift_test import (
     midrank_scores,
     rank_sum_p,
@@ -45,6 +51,13 @@ from controlplane.analysis.shift_test import (
     tilted_index,
 )
 from controlplane.errors import NoData, Problem, SpecError
+
+
+def _prefixed(look: Look, prefix: str) -> Look:
+    """``look`` with its message after ``prefix``."""
+    if isinstance(look, SequentialResult):
+        return replace(look, message=prefix + look.message)
+    return replace(look, prefix=prefix + look.prefix)
 
 
 def judge_latency(
@@ -58,6 +71,33 @@ def judge_latency(
     stable_boundary_s: float | None = None,
     fixed: bool = False,
 ) -> SequentialResult:
+    """Latency check on cumulative histogram buckets: one look of :func:`latency_look`,
+    judged by :func:`~controlplane.analysis.count_judges.judge_looks`."""
+    return judge_one(
+        latency_look(
+            cand_buckets,
+            stable_buckets,
+            quantile,
+            alpha,
+            bound_s=bound_s,
+            tolerance=tolerance,
+            stable_boundary_s=stable_boundary_s,
+            fixed=fixed,
+        )
+    )
+
+
+def latency_look(
+    cand_buckets: Mapping[float, float],
+    stable_buckets: Mapping[float, float] | None,
+    quantile: float,
+    alpha: float,
+    *,
+    bound_s: float | None = None,
+    tolerance: float | None = None,
+    stable_boundary_s: float | None = None,
+    fixed: bool = False,
+) -> Look:
     """Latency check on cumulative histogram buckets (``le`` -> count since step start).
 
     Absolute (``latency above: 200ms`` on a metric with quantile ``Q``): pass ``bound_s``; the
@@ -72,7 +112,8 @@ def judge_latency(
     of requests slower than ``B`` exceeds the stable's by more than ``tolerance`` (relative)",
     :func:`judge_counts` with "slow" as the event. That is a test on the tail above the stable's
     Q-quantile, not a ratio of two estimated quantiles (which has no anytime-valid test on
-    bucket counts).
+    bucket counts). The anytime test is left to
+    :func:`~controlplane.analysis.count_judges.judge_looks` (a look, with the message's prefix).
     """
     alpha = check_alpha(alpha)
     if not (0.0 < quantile < 1.0):
@@ -88,9 +129,8 @@ def judge_latency(
         b = snap_up(les, bound_s)
         i = int(np.searchsorted(les, b))
         slow, total = float(cum[-1] - cum[i]), float(cum[-1])
-        res = judge_rate(slow, total, 1.0 - quantile, alpha, fixed=fixed)
-        msg = f"share slower than {b:g}s must be <= {1 - quantile:.4g}: {res.message}"
-        return replace(res, message=msg)
+        look = rate_look(slow, total, 1.0 - quantile, alpha, fixed=fixed)
+        return _prefixed(look, f"share slower than {b:g}s must be <= {1 - quantile:.4g}: ")
     assert tolerance is not None
     if stable_buckets is None:
         raise NoData("sequential judge: compare: baseline needs the stable's histogram")
@@ -122,7 +162,7 @@ def judge_latency(
         raise NoData(f"sequential judge: the stable histogram has no bucket le={b:g}")
     else:
         stable_slow = float(scum[-1] - scum[si])
-    res = judge_counts(
+    look = counts_look(
         float(cum[-1] - cum[i]),
         float(cum[-1]),
         stable_slow,
@@ -131,8 +171,23 @@ def judge_latency(
         alpha,
         fixed=fixed,
     )
-    msg = f"slower than {b:g}s (stable's p{100 * quantile:g} ~ {sq:.4g}s): {res.message}"
-    return replace(res, message=msg)
+    return _prefixed(look, f"slower than {b:g}s (stable's p{100 * quantile:g} ~ {sq:.4g}s): ")
+
+
+@dataclass(frozen=True)
+class ShiftLook:
+    """A shift test's look, checked and ready for the anytime test: the counts on the common
+    buckets (``cand``, ``stable``), the reference's scores, the null tilt ``b0``, and what the
+    result reports (the probabilistic ``index``, its ``boundary``, the message's start)."""
+
+    cand: FloatArray
+    stable: FloatArray
+    scores: FloatArray
+    b0: float
+    alpha: float
+    index: float
+    boundary: float
+    said: str
 
 
 def judge_shift(
@@ -144,6 +199,28 @@ def judge_shift(
     tolerance: float = 0.0,
     fixed: bool = False,
 ) -> SequentialResult:
+    """Is the candidate's whole latency distribution shifted slower than the stable's? One look
+    of :func:`shift_look`, judged by :func:`judge_shift_looks`."""
+    look = shift_look(
+        cand_buckets,
+        stable_buckets,
+        reference_buckets,
+        alpha,
+        tolerance=tolerance,
+        fixed=fixed,
+    )
+    return look if isinstance(look, SequentialResult) else judge_shift_looks([look])[0]
+
+
+def shift_look(
+    cand_buckets: Mapping[float, float],
+    stable_buckets: Mapping[float, float],
+    reference_buckets: Mapping[float, float],
+    alpha: float,
+    *,
+    tolerance: float = 0.0,
+    fixed: bool = False,
+) -> ShiftLook | SequentialResult:
     """Is the candidate's whole latency distribution shifted slower than the stable's?
 
     ``test: shift`` (``compare: baseline, above: 0%``): a sequential, anytime-valid
@@ -219,21 +296,46 @@ def judge_shift(
         shifted += f"; tolerated: {100 * tolerance:g}% slower ({100 * boundary:.1f}%)"
     if fixed:
         return fixed_only(index, boundary, nc, nc + ns, shifted, float(rank_sum_p(c, s)))
-    lb, lp = shift_log_e(c, s, midrank_scores(ref), b0)
-    decision = decide(float(lb), float(lp), alpha)
-    msg = (
-        f"{shifted}, e-value {e_of(float(lb)):.3g} (breach at {1 / alpha:g}, pass side "
-        f"{e_of(float(lp)):.3g}): {decision}"
-    )
-    return SequentialResult(
-        decision,
-        e_of(float(lb)),
-        e_of(float(lp)),
-        index,
-        math.nan,
-        math.nan,
-        boundary,
-        nc,
-        nc + ns,
-        msg,
-    )
+    return ShiftLook(c, s, midrank_scores(ref), b0, alpha, index, boundary, shifted)
+
+
+def judge_shift_looks(looks: Sequence[ShiftLook]) -> list[SequentialResult]:
+    """The anytime shift test of many looks at once (a tick's checks): looks with the same
+    number of common buckets are stacked and :func:`shift_log_e` runs once over each stack. The
+    same answers, look by look, as one look at a time: the arithmetic is per row."""
+    lb = np.zeros(len(looks))
+    lp = np.zeros(len(looks))
+    by_size: dict[int, list[int]] = {}
+    for i, look in enumerate(looks):
+        by_size.setdefault(look.cand.size, []).append(i)
+    for rows in by_size.values():
+        pick = [looks[i] for i in rows]
+        lb[rows], lp[rows] = shift_log_e(
+            np.stack([look.cand for look in pick]),
+            np.stack([look.stable for look in pick]),
+            np.stack([look.scores for look in pick]),
+            np.array([look.b0 for look in pick]),
+        )
+    out = []
+    for i, look in enumerate(looks):
+        decision = decide(float(lb[i]), float(lp[i]), look.alpha)
+        msg = (
+            f"{look.said}, e-value {e_of(float(lb[i])):.3g} (breach at {1 / look.alpha:g}, "
+            f"pass side {e_of(float(lp[i])):.3g}): {decision}"
+        )
+        nc, ns = float(look.cand.sum()), float(look.stable.sum())
+        out.append(
+            SequentialResult(
+                decision,
+                e_of(float(lb[i])),
+                e_of(float(lp[i])),
+                look.index,
+                math.nan,
+                math.nan,
+                look.boundary,
+                nc,
+                nc + ns,
+                msg,
+            )
+        )
+    return out

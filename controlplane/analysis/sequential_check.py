@@ -30,13 +30,24 @@ Semantics (what the state machine sees):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from controlplane.analysis import http_errors, queries
 from controlplane.analysis.buckets import bucket_quantile
-from controlplane.analysis.count_judges import SequentialResult, judge_counts, judge_rate
-from controlplane.analysis.latency_judges import judge_latency, judge_shift
+from controlplane.analysis.count_judges import (
+    CountLook,
+    SequentialResult,
+    counts_look,
+    judge_looks,
+    rate_look,
+)
+from controlplane.analysis.latency_judges import (
+    ShiftLook,
+    judge_shift_looks,
+    latency_look,
+    shift_look,
+)
 from controlplane.analysis.metric_contract import contract_for
 from controlplane.errors import NoData, Problem, SpecError
 from controlplane.rollout.observations import TIME_SLACK_S, CheckResult
@@ -295,6 +306,10 @@ def _unit(check: CheckSpec) -> Unit:
     return check.above.unit if check.above is not None else Unit.NUMBER
 
 
+Pending = CountLook | ShiftLook | SequentialResult
+"""A judge's look before the anytime test (or its result already)."""
+
+
 @dataclass(frozen=True)
 class _Judged:
     res: SequentialResult
@@ -303,17 +318,58 @@ class _Judged:
     stable_quantity: float | None
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    look: Pending
+    served: float
+    quantity: float | None
+    stable_quantity: float | None
+
+
+def run_looks(looks: Sequence[Pending]) -> list[SequentialResult]:
+    """The anytime tests of many looks at once, in their order: the count looks through
+    :func:`~controlplane.analysis.count_judges.judge_looks`, the shift looks through
+    :func:`~controlplane.analysis.latency_judges.judge_shift_looks`, each one numpy pass over all
+    the looks of its kind."""
+    out: list[SequentialResult | None] = [
+        look if isinstance(look, SequentialResult) else None for look in looks
+    ]
+    counts = [i for i, look in enumerate(looks) if isinstance(look, CountLook)]
+    shifts = [i for i, look in enumerate(looks) if isinstance(look, ShiftLook)]
+    count_looks = [look for look in looks if isinstance(look, CountLook)]
+    shift_looks = [look for look in looks if isinstance(look, ShiftLook)]
+    for i, res in zip(counts, judge_looks(count_looks), strict=True):
+        out[i] = res
+    for i, res in zip(shifts, judge_shift_looks(shift_looks), strict=True):
+        out[i] = res
+    return [res for res in out if res is not None]
+
+
 def _judge(
     check: CheckSpec, metric: MetricSpec, counts: Counts, alpha: float, *, fixed: bool = False
 ) -> _Judged | str | None:
-    """The sequential test of ``check`` on ``counts`` at level ``alpha``: the result; a reason it
-    is inconclusive (str); or None when the candidate served nothing (no latency buckets).
-    ``fixed``: only the fixed-horizon p-value (the closing test's), no anytime test."""
+    """The sequential test of ``check`` on ``counts`` at level ``alpha`` (:func:`_prepare`, then
+    its anytime test alone)."""
+    prepared = _prepare(check, metric, counts, alpha, fixed=fixed)
+    if not isinstance(prepared, _Prepared):
+        return prepared
+    (res,) = run_looks([prepared.look])
+    return _Judged(res, prepared.served, prepared.quantity, prepared.stable_quantity)
+
+
+def _prepare(
+    check: CheckSpec, metric: MetricSpec, counts: Counts, alpha: float, *, fixed: bool = False
+) -> _Prepared | str | None:
+    """The sequential test of ``check`` on ``counts`` at level ``alpha``, up to its anytime test:
+    the look (or its result); a reason it is inconclusive (str); or None when the candidate
+    served nothing (no latency buckets). ``fixed``: only the fixed-horizon p-value (the closing
+    test's), no anytime test."""
     assert check.above is not None
     baseline = check.compare == "baseline"
+    res: Pending
     if metric.builtin == "error-rate":
         if baseline:
-            res = judge_counts(
+            res = counts_look(
                 _zero(counts.cand_events),
                 _zero(counts.cand_total),
                 _zero(counts.stable_events),
@@ -323,21 +379,21 @@ def _judge(
                 fixed=fixed,
             )
         else:
-            res = judge_rate(
+            res = rate_look(
                 _zero(counts.cand_events),
                 _zero(counts.cand_total),
                 check.above.value,
                 alpha,
                 fixed=fixed,
             )
-        return _Judged(res, _zero(counts.cand_total), res.estimate, None)
+        return _Prepared(res, _zero(counts.cand_total), res.estimate, None)
     q = quantile_of(metric)
     cand = dict(counts.cand_buckets or {})
     if not cand or max(cand.values()) <= 0:
         return None
     stable_quantity: float | None = None
     if baseline and check.test == "shift":
-        res = judge_shift(
+        res = shift_look(
             cand,
             counts.stable_buckets or {math.inf: 0.0},
             counts.reference_buckets or {math.inf: 0.0},
@@ -353,7 +409,7 @@ def _judge(
                 "the stable variant had no latency data just before the step started "
                 "(the boundary of the comparison is its quantile then)"
             )
-        res = judge_latency(
+        res = latency_look(
             cand,
             counts.stable_buckets or {math.inf: 0.0},
             q,
@@ -364,8 +420,8 @@ def _judge(
         )
         stable_quantity = counts.boundary_s
     else:
-        res = judge_latency(cand, None, q, alpha, bound_s=check.above.value, fixed=fixed)
-    return _Judged(res, max(cand.values()), bucket_quantile(cand, q), stable_quantity)
+        res = latency_look(cand, None, q, alpha, bound_s=check.above.value, fixed=fixed)
+    return _Prepared(res, max(cand.values()), bucket_quantile(cand, q), stable_quantity)
 
 
 def _closing(check: CheckSpec, metric: MetricSpec, counts: Counts) -> str | None:
@@ -399,6 +455,18 @@ def _closing(check: CheckSpec, metric: MetricSpec, counts: Counts) -> str | None
     )
 
 
+@dataclass(frozen=True)
+class CheckLook:
+    """One sequential check to judge at one look: its result's ``key``, the check, its metric,
+    the counts the provider answered and the check's ``minSamples``."""
+
+    key: str
+    check: CheckSpec
+    metric: MetricSpec
+    counts: Counts
+    min_samples: int | None
+
+
 def judge_check(
     key: str,
     check: CheckSpec,
@@ -407,32 +475,71 @@ def judge_check(
     *,
     min_samples: int | None,
 ) -> CheckResult:
-    """The :class:`CheckResult` of one sequential look (see the module docstring).
+    """The :class:`CheckResult` of one sequential look (see the module docstring):
+    :func:`judge_checks` of one."""
+    return judge_checks([CheckLook(key, check, metric, counts, min_samples)])[0]
 
-    With ``finalLook`` ``f``, the anytime test runs at ``alpha * (1 - f)`` and the closing test
-    (:func:`_closing`) at ``alpha * f``: by the union bound the check still rolls back a good
-    candidate with probability at most ``alpha``.
+
+def _inconclusive(item: CheckLook, why: str, *, provider_error: bool = False) -> CheckResult:
+    name = item.check.metric
+    return CheckResult(
+        key=item.key,
+        metric=name,
+        verdict="inconclusive",
+        provider_error=provider_error,
+        message=f"{name} (sequential): {why}",
+    )
+
+
+def judge_checks(items: Sequence[CheckLook]) -> list[CheckResult]:
+    """The :class:`CheckResult` of many sequential looks (a tick's checks), in their order.
+
+    Each check's counts are checked and turned into a look one by one (:func:`_prepare`); the
+    anytime tests of all the looks then run together, one numpy pass per kind of test
+    (:func:`run_looks`); the closing test and the verdict are per check again. The results are
+    those of judging each check alone. With ``finalLook`` ``f``, the anytime test runs at
+    ``alpha * (1 - f)`` and the closing test (:func:`_closing`) at ``alpha * f``: by the union
+    bound the check still rolls back a good candidate with probability at most ``alpha``.
     """
+    prepared: list[_Prepared | str | CheckResult | None] = []
+    for item in items:
+        anytime_alpha = item.check.alpha * (1.0 - item.check.final_look)
+        try:
+            prepared.append(_prepare(item.check, item.metric, item.counts, anytime_alpha))
+        except SpecError as exc:
+            prepared.append(_inconclusive(item, f"cannot judge: {exc}", provider_error=True))
+        except NoData as exc:
+            prepared.append(_inconclusive(item, str(exc)))
+    results = iter(run_looks([p.look for p in prepared if isinstance(p, _Prepared)]))
+    out = []
+    for item, p in zip(items, prepared, strict=True):
+        if isinstance(p, CheckResult):
+            out.append(p)
+        elif isinstance(p, _Prepared):
+            judged = _Judged(next(results), p.served, p.quantity, p.stable_quantity)
+            out.append(_verdict(item, judged))
+        else:
+            out.append(_verdict(item, p))
+    return out
+
+
+def _verdict(item: CheckLook, judged: _Judged | str | None) -> CheckResult:
+    """One check's :class:`CheckResult` from its judged look (the closing test included)."""
+    key, check, metric, counts, min_samples = (
+        item.key,
+        item.check,
+        item.metric,
+        item.counts,
+        item.min_samples,
+    )
     name = check.metric
 
-    def inconclusive(why: str, *, provider_error: bool = False) -> CheckResult:
-        return CheckResult(
-            key=key,
-            metric=name,
-            verdict="inconclusive",
-            provider_error=provider_error,
-            message=f"{name} (sequential): {why}",
-        )
+    def inconclusive(why: str) -> CheckResult:
+        return _inconclusive(item, why)
 
     assert check.above is not None
     baseline = check.compare == "baseline"
     anytime_alpha = check.alpha * (1.0 - check.final_look)
-    try:
-        judged = _judge(check, metric, counts, anytime_alpha)
-    except SpecError as exc:
-        return inconclusive(f"cannot judge: {exc}", provider_error=True)
-    except NoData as exc:
-        return inconclusive(str(exc))
     if judged is None:
         if min_samples:
             return inconclusive(f"no requests since the step started (minSamples {min_samples})")

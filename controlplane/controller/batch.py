@@ -23,6 +23,8 @@ distinct window, each term ``sum by (canary, variant) (increase(...{canary=~"a|b
 over the canaries sharing that window. The union of disjoint label sets is exact, so each canary
 gets its own counts, and the number of queries per tick does not grow with the number of canaries
 (the query text does). :class:`Request` carries ``since`` (the state's ``stage_started_at``).
+The tick's sequential checks are then judged together
+(:func:`controlplane.analysis.sequential_check.judge_checks`: one numpy pass per kind of test).
 
 Not grouped (per-canary fallback through the evaluator): custom ``query`` metrics, canaries with a
 custom ``spec.analysis.selector`` (their labels are not ``canary``/``variant``), and
@@ -395,11 +397,18 @@ class TickStats:
 
 
 class BatchEvaluator:
-    """Evaluates many canaries at one tick through one :class:`MetricSource`."""
+    """Evaluates many canaries at one tick through one :class:`MetricSource`.
 
-    def __init__(self, source: MetricSource) -> None:
+    ``batched`` (default): the tick's ``judge: sequential`` checks are judged together
+    (:func:`controlplane.analysis.sequential_check.judge_checks`: one numpy pass per kind of
+    test over every check); False judges them one at a time (``judge_check`` per check, the
+    same results: ``bench/scale.py`` measures both).
+    """
+
+    def __init__(self, source: MetricSource, *, batched: bool = True) -> None:
         self.source = CountingSource(source)
         self.last = TickStats(0, 0, 0)
+        self.batched = batched
 
     def evaluate(self, requests: Sequence[Request], now: float) -> dict[Hashable, Observations]:
         before = self.source.count
@@ -455,9 +464,10 @@ class BatchEvaluator:
             for key, terms in seq_terms.items()
         }
         grouped = len(answers) + len(seq_answers)
+        judged = self._judge_sequential(requests, plans, seq_answers)
         out: dict[Hashable, Observations] = {}
         for req in requests:
-            out[req.key] = self._observations(req, plans[req.key], answers, seq_answers, now)
+            out[req.key] = self._observations(req, plans[req.key], answers, judged, now)
         self.last = TickStats(len(requests), grouped, self.source.count - before)
         return out
 
@@ -481,12 +491,38 @@ class BatchEvaluator:
         except ProviderError as exc:
             return exc
 
+    def _judge_sequential(
+        self,
+        requests: Sequence[Request],
+        plans: Mapping[Hashable, _Plan],
+        seq_answers: dict[SeqKey, _SeqAnswer],
+    ) -> dict[tuple[Hashable, str], CheckResult]:
+        """Every sequential check of the tick, by (request key, check key): a provider failure
+        per check, the rest judged together (or one by one when not ``batched``)."""
+        out: dict[tuple[Hashable, str], CheckResult] = {}
+        pending: list[tuple[tuple[Hashable, str], sequential_check.CheckLook]] = []
+        for req in requests:
+            for seq in plans[req.key].sequential:
+                found = _sequential_look(req.canary, seq, seq_answers)
+                if isinstance(found, CheckResult):
+                    out[(req.key, seq.due.key)] = found
+                else:
+                    pending.append(((req.key, seq.due.key), found))
+        looks = [look for _, look in pending]
+        if self.batched:
+            results = sequential_check.judge_checks(looks)
+        else:
+            results = [sequential_check.judge_checks([look])[0] for look in looks]
+        for (ident, _), result in zip(pending, results, strict=True):
+            out[ident] = result
+        return out
+
     def _observations(
         self,
         req: Request,
         plan: _Plan,
         answers: dict[GroupKey, _Answer],
-        seq_answers: dict[SeqKey, _SeqAnswer],
+        judged: Mapping[tuple[Hashable, str], CheckResult],
         now: float,
     ) -> Observations:
         # The fallback also asks the budget's cost query (once per canary, not groupable).
@@ -495,7 +531,7 @@ class BatchEvaluator:
         for planned in plan.grouped:
             checks[planned.due.key] = self._judge(req.canary, planned, answers)
         for seq in plan.sequential:
-            checks[seq.due.key] = _judge_sequential(req.canary, seq, seq_answers)
+            checks[seq.due.key] = judged[(req.key, seq.due.key)]
         return Observations(checks=checks, spend=base.spend, spend_error=base.spend_error)
 
     @staticmethod
@@ -594,9 +630,11 @@ _COUNTS = ("events", "total", "buckets")
 """The roles of a sequential check's cumulative counts (the closing test re-asks them)."""
 
 
-def _judge_sequential(
+def _sequential_look(
     canary: ModelCanary, seq: _SeqPlanned, answers: dict[SeqKey, _SeqAnswer]
-) -> CheckResult:
+) -> sequential_check.CheckLook | CheckResult:
+    """One sequential check's counts from the tick's grouped answers, ready to judge; or its
+    result when a query it needs failed."""
     name = canary.metadata.name
     cand, stable = canary.spec.candidate.name, canary.spec.stable.name
     baseline = seq.due.check.compare == "baseline"
@@ -630,22 +668,13 @@ def _judge_sequential(
 
     closing = any(role.startswith("closing-") for role in seq.keys)
     counts = replace(counts_of(""), closing=counts_of("closing-") if closing else None)
-    try:
-        return sequential_check.judge_check(
-            seq.due.key,
-            seq.due.check,
-            seq.metric,
-            counts,
-            min_samples=verdict.min_samples_for(seq.metric, seq.due.check),
-        )
-    except SpecError as exc:  # pragma: no cover - problems() ruled these out
-        return CheckResult(
-            key=seq.due.key,
-            metric=seq.due.check.metric,
-            verdict="inconclusive",
-            provider_error=True,
-            message=f"{seq.due.check.metric} (sequential): {exc}",
-        )
+    return sequential_check.CheckLook(
+        seq.due.key,
+        seq.due.check,
+        seq.metric,
+        counts,
+        verdict.min_samples_for(seq.metric, seq.due.check),
+    )
 
 
 def describe(stats: TickStats) -> dict[str, Any]:

@@ -18,8 +18,9 @@ from controlplane.analysis.eprocess import (
     bernoulli_decisions,
     bernoulli_log_e,
     bernoulli_log_e_above,
+    cs_bounds,
     cs_theta,
-    log_e_scalar,
+    log_e,
     two_sample_boundary,
 )
 from controlplane.analysis.latency_judges import judge_latency
@@ -452,8 +453,8 @@ def test_e_value_is_the_two_component_mixture_integral(
 def test_confidence_sequence_is_the_inversion_of_both_tests_on_a_dense_grid(
     x: float, n: float, alpha: float
 ) -> None:
-    # The bounds are where each side's rejection flips, found by a root search on scalar
-    # evaluations; here they are checked against the vectorised e-values on 20,001 points.
+    # The bounds are where each side's rejection flips, found by a vectorised root search;
+    # here they are checked against the e-values on 20,001 points.
     thr = math.log(1 / alpha)
     grid = 1 / (1 + np.exp(-np.linspace(-20.7, 20.7, 20001)))
     up, down = bernoulli_log_e(x, n, grid)
@@ -475,8 +476,19 @@ def test_confidence_sequence_is_the_inversion_of_both_tests_on_a_dense_grid(
         assert high == 1.0
 
 
-def test_scalar_e_values_equal_the_vectorised_ones() -> None:
+def test_one_side_e_values_equal_both_sides_ones() -> None:
     for x, n, m in [(3.0, 100.0, 0.01), (0.0, 50.0, 0.2), (40.0, 40.0, 0.5), (7.5, 1e4, 1e-4)]:
         up, down = bernoulli_log_e(x, n, m)
-        assert log_e_scalar(x, n, m, True) == pytest.approx(float(up), rel=1e-9, abs=1e-9)
-        assert log_e_scalar(x, n, m, False) == pytest.approx(float(down), rel=1e-9, abs=1e-9)
+        assert float(log_e(x, n, m, up=True)) == pytest.approx(float(up), rel=1e-9, abs=1e-9)
+        assert float(log_e(x, n, m, up=False)) == pytest.approx(float(down), rel=1e-9, abs=1e-9)
+
+
+def test_confidence_sequences_of_many_looks_equal_each_look_alone() -> None:
+    rng = np.random.default_rng(7)
+    n = np.round(np.exp(rng.uniform(0.0, 9.0, 200)), 2)
+    x = np.round(n * rng.uniform(0.0, 1.0, 200) ** 3, 2)
+    alpha = rng.choice([0.001, 0.01, 0.05], 200)
+    low, high = cs_bounds(x, n, alpha)
+    for i in range(0, 200, 9):
+        alone = cs_theta(float(x[i]), float(n[i]), float(alpha[i]))
+        assert alone == (pytest.approx(low[i], rel=1e-12), pytest.approx(high[i], rel=1e-12))

@@ -88,13 +88,13 @@ def test_the_closing_test_computes_no_anytime_evidence(monkeypatch: pytest.Monke
     c = check(alpha=0.01, finalLook=0.5)
     pinned = replace(MILD, closing=MILD)
     runs = {"anytime": 0}
-    real = count_judges.cs_theta  # the anytime test's confidence sequence: once per anytime run
+    real = count_judges.cs_bounds  # the anytime test's confidence sequence: once per anytime run
 
     def counted(*args: object) -> object:
         runs["anytime"] += 1
         return real(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(count_judges, "cs_theta", counted)
+    monkeypatch.setattr(count_judges, "cs_bounds", counted)
     result = sequential_check.judge_check("k", c, metric, pinned, min_samples=None)
     assert result.decided == "breach", result.message
     assert runs["anytime"] == 1  # the live look's anytime test only

@@ -35,15 +35,19 @@ def test_every_fleet_in_one_tick_with_queries_independent_of_n(
     for n in (10, 30):
         results, setup = scale.run_size(n, 16, 1, tmp_path)
         assert setup["series"] == n * 22
+        assert setup["rss_python"] > 0
+        assert {"prometheus", "promtool"} <= set(setup["rss_children"])
         for r in results:
-            found[(n, r.judge)] = r
-    assert {j for _, j in found} == set(scale.FLEETS)
-    for fleet in scale.FLEETS:
-        small, large = found[(10, fleet)], found[(30, fleet)]
+            found[(n, r.label)] = r
+    labels = {"threshold"} | {f"{f} ({p})" for f in scale.FLEETS[1:] for p in scale.PATHS}
+    assert {j for _, j in found} == labels
+    for label in labels:
+        small, large = found[(10, label)], found[(30, label)]
         assert small.queries == large.queries  # type: ignore[attr-defined]
         assert large.decided == {"pass": 60}  # type: ignore[attr-defined]
     # The closing test's counts (pinned at the step ends) are queries of their own.
-    assert found[(10, "sequential-final")].queries > found[(10, "sequential")].queries  # type: ignore[attr-defined]
+    final = found[(10, "sequential-final (batched)")]
+    assert final.queries > found[(10, "sequential (batched)")].queries  # type: ignore[attr-defined]
 
 
 def test_the_verdict_configuration_is_what_the_blast_radius_judges(
