@@ -17,9 +17,10 @@ Owns :class:`ControllerMetrics`: one :class:`~prometheus_client.CollectorRegistr
   *persisted* evaluation: ``canary_checks_total``, ``canary_controller_provider_errors_total``;
   once per tick: ``canary_controller_analysis_tick_duration_seconds``) and the
   :class:`~controlplane.controller.reconcile.Notifier` half (``canary_rollbacks_total``,
-  ``canary_promotions_total``, ``canary_step_duration_seconds``), which also remembers the events
-  it counted so that a re-delivered event (a status write that conflicted after the notification)
-  is not counted twice.
+  ``canary_promotions_total``, ``canary_step_duration_seconds``), which keeps the metrics sink's
+  delivered record of the events it counted (:class:`~controlplane.rollout.events.Delivered`,
+  keyed by the event's one fingerprint) so that a re-delivered event (a status write that
+  conflicted after the notification) is not counted twice.
 
 Counters start at zero when the process starts. Other parts register their collectors on
 :attr:`ControllerMetrics.registry` (``canary_controller_alert_*`` by the notifications).
@@ -29,7 +30,6 @@ docs/metrics.md lists every metric.
 from __future__ import annotations
 
 import threading
-from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
@@ -41,8 +41,9 @@ from prometheus_client.registry import Collector
 from controlplane.controller.reconcile import Key
 from controlplane.controller.runner import Stats
 from controlplane.errors import SpecError
-from controlplane.rollout.machine import stage_checks
+from controlplane.rollout import events
 from controlplane.rollout.observations import Observations
+from controlplane.rollout.schedule import stage_checks
 from controlplane.rollout.state import Event, RolloutState
 from controlplane.spec.models import ModelCanary
 
@@ -108,7 +109,7 @@ class ControllerMetrics:
         self.controller: ControllerView | None = None
         self._parse = parse or _parse
         self._lock = threading.Lock()
-        self._counted: dict[Key, tuple[deque[Hashable], set[Hashable]]] = {}
+        self._counted: dict[Key, events.Delivered] = {}
         self._models: dict[tuple[str, str], tuple[Hashable, ModelCanary | None]] = {}
         self.checks = Counter(
             "canary_checks",
@@ -178,8 +179,10 @@ class ControllerMetrics:
         meta = obj.get("metadata") or {}
         namespace = str(meta.get("namespace") or canary.metadata.namespace)
         name = str(meta.get("name") or canary.metadata.name)
-        identity = (meta.get("uid"), event.type, event.time, event.step, event.message)
-        if not self._first_time((namespace, name), identity):
+        uid = meta.get("uid")
+        owner = events.owner_id(namespace, name, uid if isinstance(uid, str) else None)
+        key = events.delivery_key(events.fingerprint(owner, event), events.METRICS)
+        if not self._first_time((namespace, name), key, event.time):
             return
         if event.type == "RolledBack":
             self.rollbacks.labels(namespace, name).inc()
@@ -190,15 +193,13 @@ class ControllerMetrics:
             if started is not None:
                 self.step_duration.labels(namespace, name).observe(max(event.time - started, 0.0))
 
-    def _first_time(self, key: Key, identity: Hashable) -> bool:
+    def _first_time(self, canary: Key, key: str, at: float) -> bool:
+        """Record delivery ``key`` for ``canary``; False when it was counted before."""
         with self._lock:
-            order, seen = self._counted.setdefault(key, (deque(), set()))
-            if identity in seen:
+            counted = self._counted.get(canary) or events.Delivered(limit=REMEMBERED_EVENTS)
+            if counted.has(key):
                 return False
-            order.append(identity)
-            seen.add(identity)
-            while len(order) > REMEMBERED_EVENTS:
-                seen.discard(order.popleft())
+            self._counted[canary] = counted.with_key(key, at)
             return True
 
     # ----------------------------------------------------------------------- models

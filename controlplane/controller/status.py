@@ -10,7 +10,9 @@ Owns three things, all pure:
   verified and when, which outcome was finalized, cleanup, the last Event emitted, the last intent
   consumed, the gate Workflows submitted). Decisions live in the rollout state; the book says how
   far the world has caught up with them, so a restarted controller re-applies exactly what is
-  missing (docs/controller.md).
+  missing (docs/controller.md). Its ``notified`` is the persisted record of the history entries
+  told (:func:`unnotified` / :func:`with_notified`): the fingerprint
+  (:func:`controlplane.rollout.events.fingerprint`) of the last one.
 - :func:`read_intents`: user intents recorded by the CLI in the annotation
   ``canary.controlplane.dev/intent`` and :func:`new_intents` (consumed exactly once, by id).
 
@@ -26,6 +28,7 @@ from typing import Any
 
 from controlplane.controller import conditions
 from controlplane.errors import Problem, SpecError
+from controlplane.rollout import events
 from controlplane.rollout.intents import Intent
 from controlplane.rollout.state import Event, RolloutState
 from controlplane.spec.models import API_GROUP
@@ -62,7 +65,9 @@ class Book:
     last verified. ``finalized``: ``"<hash>:<stage>"`` whose outcome the router was told.
     ``finished_at``: when that finalization was verified (the cleanup delay counts from it).
     ``cleaned``: ``"<hash>:<stage>"`` whose leftover variant was released. ``notified``: the
-    last history event emitted as a Kubernetes Event. ``last_intent_id``: the last intent consumed.
+    fingerprint of the last history event told (a Kubernetes Event, the notifiers); a mapping
+    when written by a controller from before the one fingerprint (read, never written).
+    ``last_intent_id``: the last intent consumed.
     ``gates_submitted``: names of the gate Workflows of the current gate point the Argo Server
     accepted (a Workflow missing from the Argo Server after that was deleted: the gate fails).
     """
@@ -72,7 +77,7 @@ class Book:
     finalized: str | None = None
     finished_at: float | None = None
     cleaned: str | None = None
-    notified: dict[str, Any] | None = None
+    notified: str | dict[str, Any] | None = None
     last_intent_id: str | None = None
     gates_submitted: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
@@ -122,7 +127,11 @@ class Book:
             finalized=_str_or_none(data.get("finalized")),
             finished_at=_float_or_none(data.get("finishedAt")),
             cleaned=_str_or_none(data.get("cleaned")),
-            notified=dict(notified) if isinstance(notified, Mapping) else None,
+            notified=notified
+            if isinstance(notified, str)
+            else dict(notified)
+            if isinstance(notified, Mapping)
+            else None,
             last_intent_id=_str_or_none(data.get("lastIntentId")),
             gates_submitted=gates,
         )
@@ -238,23 +247,38 @@ def _integral(value: Any) -> Any:
 # --------------------------------------------------------------------------- events
 
 
-def fingerprint(event: Event) -> dict[str, Any]:
-    return {"type": event.type, "time": event.time, "step": event.step, "message": event.message}
+def owner_of(obj: Mapping[str, Any]) -> str:
+    """Whose events these are (:func:`controlplane.rollout.events.owner_id` of the resource)."""
+    meta = obj.get("metadata") or {}
+    uid = meta.get("uid")
+    return events.owner_id(
+        str(meta.get("namespace") or ""),
+        str(meta.get("name") or ""),
+        uid if isinstance(uid, str) else None,
+    )
 
 
-def unnotified(history: Sequence[Event], notified: Mapping[str, Any] | None) -> list[Event]:
-    """History events after the last one emitted (all of them when it is no longer in the
-    bounded history). An Event may be emitted twice after a crash, never skipped."""
-    if notified is None:
-        return list(history)
+def unnotified(
+    history: Sequence[Event], notified: str | Mapping[str, Any] | None, owner: str
+) -> list[Event]:
+    """History events after the last one told (all of them when it is no longer in the
+    bounded history). An Event may be told twice after a crash, never skipped."""
+    if not isinstance(notified, Mapping):
+        return events.undelivered(history, notified, owner)
+    legacy = dict(notified)  # {type, time, step, message} of a controller from before
     for index in range(len(history) - 1, -1, -1):
-        if fingerprint(history[index]) == dict(notified):
+        event = history[index]
+        fields = {"type": event.type, "time": event.time, "step": event.step}
+        if {**fields, "message": event.message} == legacy:
             return list(history[index + 1 :])
     return list(history)
 
 
-def with_notified(book: Book, history: Sequence[Event]) -> Book:
-    return replace(book, notified=fingerprint(history[-1]) if history else book.notified)
+def with_notified(book: Book, history: Sequence[Event], owner: str) -> Book:
+    """``book`` once every entry of ``history`` is told."""
+    if not history:
+        return book
+    return replace(book, notified=events.cursor(history, owner, None))
 
 
 # --------------------------------------------------------------------------- intents

@@ -13,9 +13,11 @@ from support.controller_world import World, canary_dict
 from controlplane.cli import controller as cli
 from controlplane.controller import conditions
 from controlplane.controller import status as st
-from controlplane.controller.reconcile import Settings, deadline_rollback, is_ready
+from controlplane.controller.children import is_ready
+from controlplane.controller.reconcile import Settings
 from controlplane.errors import Problem, UsageError
-from controlplane.rollout.machine import initial_state
+from controlplane.rollout import events
+from controlplane.rollout.schedule import initial_state
 from controlplane.rollout.state import Event, RolloutState
 from controlplane.spec.models import ModelCanary
 
@@ -109,19 +111,26 @@ def test_intents_are_read_and_consumed_once(
 
 def test_unnotified_events_follow_the_last_one_emitted() -> None:
     history = tuple(Event("Advanced", T + i, i, 5 * i, f"e{i}") for i in range(4))
-    book = st.with_notified(st.Book(), history[:2])
-    assert st.unnotified(history, book.notified) == list(history[2:])
-    assert st.unnotified(history, None) == list(history)
-    assert st.unnotified(history, {"type": "gone"}) == list(history)  # dropped: emit all again
+    book = st.with_notified(st.Book(), history[:2], "uid-1")
+    assert book.notified == events.fingerprint("uid-1", history[1])
+    assert st.unnotified(history, book.notified, "uid-1") == list(history[2:])
+    assert st.unnotified(history, None, "uid-1") == list(history)
+    assert st.unnotified(history, "gone", "uid-1") == list(history)  # dropped: emit all again
+    # another resource (a re-created canary of the same name) has other fingerprints
+    assert st.unnotified(history, book.notified, "uid-2") == list(history)
+    # the cursor survives the status round trip (the API server drops an integral float's .0)
+    again = st.read_book({"controller": json.loads(json.dumps(book.to_dict()))})
+    assert st.unnotified(history, again.notified, "uid-1") == list(history[2:])
 
 
-def test_deadline_rollback_sets_weight_zero_and_records_why() -> None:
-    s = state(weight=0, deployed=True)
-    out = deadline_rollback(s, CANARY, T + 1800, 1800)
-    assert (out.stage, out.weight, out.mirror) == ("rolled_back", 0, False)
-    assert out.reason is not None
-    assert "30m" in out.reason.message
-    assert out.history[-1].type == "RolledBack"
+def test_a_cursor_written_before_the_one_fingerprint_is_still_followed() -> None:
+    history = tuple(Event("Advanced", T + i, i, 5 * i, f"e{i}") for i in range(4))
+    legacy = {"type": "Advanced", "time": int(T + 1), "step": 1, "message": "e1"}
+    book = st.read_book({"controller": {"notified": legacy}})
+    assert st.unnotified(history, book.notified, "uid-1") == list(history[2:])
+    assert st.with_notified(book, history, "uid-1").notified == events.fingerprint(
+        "uid-1", history[-1]
+    )
 
 
 READY = [{"type": "Ready", "status": "True"}]

@@ -1,0 +1,77 @@
+"""Telling a canary's new history entries: one Kubernetes Event each, then the notifiers.
+
+Owns :class:`EventSink`, the reconciler's notify step, and :data:`WARNING_EVENTS`. The entries to
+tell are those after the status' cursor (``controller.notified``,
+:func:`controlplane.controller.status.unnotified`); the cursor moves past them in the book the
+reconciler persists next. Between telling and that write (a status write conflict, an Event the
+API server refused half-way) the sink keeps its delivered record in memory
+(:class:`~controlplane.rollout.events.Delivered`, keyed by the event's one fingerprint for the
+:data:`~controlplane.rollout.events.KUBE_EVENTS` sink), so an entry is emitted once per process;
+only a controller that dies in that gap emits it again (at least once, never skipped). The
+notifiers (alerts, metrics, write-back) are handed every entry after the cursor and keep their
+own delivered records of the same kind.
+
+Called by :class:`controlplane.controller.reconcile.Reconciler`. Time is an argument.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from controlplane.controller import status as st
+from controlplane.controller.context import event as write_event
+from controlplane.kube.client import KubeClient, Obj
+from controlplane.rollout import events
+from controlplane.rollout.state import Event, RolloutState
+from controlplane.spec.models import ModelCanary
+
+WARNING_EVENTS = frozenset({"Breached", "RolledBack", "Paused", "Throttled", "Held", "GateFailed"})
+"""History entries emitted as Kubernetes Events of type Warning (the others are Normal)."""
+
+Notify = Callable[[Obj, ModelCanary, RolloutState, Event], None]
+
+
+class EventSink:
+    """Emits each history entry of a canary as a Kubernetes Event once, and hands it to
+    ``notify`` (the reconciler's Notifier). Thread-safe."""
+
+    def __init__(self, kube: KubeClient) -> None:
+        self.kube = kube
+        self._lock = threading.Lock()
+        self._emitted: dict[str, events.Delivered] = {}  # owner -> told, cursor not persisted
+
+    def tell(
+        self,
+        obj: Obj,
+        canary: ModelCanary,
+        state: RolloutState,
+        book: st.Book,
+        now: float,
+        notify: Notify | None = None,
+    ) -> st.Book:
+        """Tell the entries after ``book``'s cursor; the book with the cursor past them.
+
+        An Event the API server refuses raises (the reconcile is retried); what was emitted
+        before it is not emitted again."""
+        owner = st.owner_of(obj)
+        pending = st.unnotified(state.history, book.notified, owner)
+        keys = [
+            events.delivery_key(events.fingerprint(owner, event), events.KUBE_EVENTS)
+            for event in pending
+        ]
+        with self._lock:
+            told = self._emitted.pop(owner, events.Delivered()).only(keys)
+        try:
+            for event, key in zip(pending, keys, strict=True):
+                if not told.has(key):
+                    type_ = "Warning" if event.type in WARNING_EVENTS else "Normal"
+                    write_event(self.kube, obj, event.type, event.message or event.type, type_)
+                    told = told.with_key(key, now)
+                if notify is not None:
+                    notify(obj, canary, state, event)
+        finally:
+            if len(told):
+                with self._lock:
+                    self._emitted[owner] = told
+        return st.with_notified(book, state.history, owner)
