@@ -34,7 +34,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:  # what this module depends on, for import-linter ("only kube/ imports the
+    # kubernetes client", a protected contract); the modules are imported lazily (_module)
+    import kubernetes  # noqa: F401
 
 from controlplane.errors import Conflict, Forbidden, KubeError, NotFound, Unserved
 from controlplane.kube.client import (
