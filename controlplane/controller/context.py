@@ -48,6 +48,15 @@ class Ctx:
         return (self.canary.metadata.namespace, self.canary.metadata.name)
 
 
-def event(kube: KubeClient, obj: Obj, reason: str, message: str, type_: str = "Normal") -> None:
-    """A Kubernetes Event on ``obj`` (the message cut to the API server's limit)."""
-    kube.event(obj, reason, message[:EVENT_MESSAGE_LIMIT], type_)
+def event(
+    kube: KubeClient,
+    obj: Obj,
+    reason: str,
+    message: str,
+    type_: str = "Normal",
+    *,
+    name: str | None = None,
+) -> bool:
+    """A Kubernetes Event on ``obj`` (the message cut to the API server's limit); with ``name``,
+    False when an Event of that name exists already (:meth:`KubeClient.event`)."""
+    return kube.event(obj, reason, message[:EVENT_MESSAGE_LIMIT], type_, name=name)

@@ -6,8 +6,10 @@ tell are those after the status' cursor (``controller.notified``,
 reconciler persists next. Between telling and that write (a status write conflict, an Event the
 API server refused half-way) the sink keeps its delivered record in memory
 (:class:`~controlplane.rollout.events.Delivered`, keyed by the event's one fingerprint for the
-:data:`~controlplane.rollout.events.KUBE_EVENTS` sink), so an entry is emitted once per process;
-only a controller that dies in that gap emits it again (at least once, never skipped). The
+:data:`~controlplane.rollout.events.KUBE_EVENTS` sink), so an entry is emitted once per process.
+Across processes the Event's own name is the record: it is derived from the same delivery key
+(:func:`event_name`), so a controller that died between telling and writing the cursor, and
+tells the entry again, finds the name taken (AlreadyExists) and writes nothing. The
 notifiers (alerts, metrics, write-back) are handed every entry after the cursor and keep their
 own delivered records of the same kind.
 
@@ -25,6 +27,14 @@ from controlplane.kube.client import KubeClient, Obj
 from controlplane.rollout import events
 from controlplane.rollout.state import Event, RolloutState
 from controlplane.spec.models import ModelCanary
+
+
+def event_name(obj: Obj, key: str) -> str:
+    """The Kubernetes Event of one history entry: ``<canary>.<delivery key>``, a valid object
+    name (at most 253 characters, the key's 32 hex digits kept whole)."""
+    canary = str((obj.get("metadata") or {}).get("name") or "canary")
+    return f"{canary[: 252 - len(key)]}.{key}"
+
 
 WARNING_EVENTS = frozenset({"Breached", "RolledBack", "Paused", "Throttled", "Held", "GateFailed"})
 """History entries emitted as Kubernetes Events of type Warning (the others are Normal)."""
@@ -66,7 +76,14 @@ class EventSink:
             for event, key in zip(pending, keys, strict=True):
                 if not told.has(key):
                     type_ = "Warning" if event.type in WARNING_EVENTS else "Normal"
-                    write_event(self.kube, obj, event.type, event.message or event.type, type_)
+                    write_event(
+                        self.kube,
+                        obj,
+                        event.type,
+                        event.message or event.type,
+                        type_,
+                        name=event_name(obj, key),
+                    )
                     told = told.with_key(key, now)
                 if notify is not None:
                     notify(obj, canary, state, event)

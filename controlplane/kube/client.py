@@ -137,8 +137,19 @@ class KubeClient(Protocol):
         from), as the server sends them: periodically and shortly before the watch times out."""
         ...
 
-    def event(self, involved: Obj, reason: str, message: str, type_: str = "Normal") -> None:
-        """Record a Kubernetes Event about ``involved``."""
+    def event(
+        self,
+        involved: Obj,
+        reason: str,
+        message: str,
+        type_: str = "Normal",
+        *,
+        name: str | None = None,
+    ) -> bool:
+        """Record a Kubernetes Event about ``involved``. With ``name`` (a deterministic one,
+        e.g. from the event's fingerprint) the Event is created under it, and an Event of that
+        name that exists already is left as it is: False, told before (the API server's
+        AlreadyExists), so a second controller telling the same event writes nothing."""
         ...
 
 

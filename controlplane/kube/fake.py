@@ -524,7 +524,15 @@ class FakeKube:
 
         return self._events.stream(matches, start, initial, deadline, epoch, marks, mark)
 
-    def event(self, involved: Obj, reason: str, message: str, type_: str = "Normal") -> None:
+    def event(
+        self,
+        involved: Obj,
+        reason: str,
+        message: str,
+        type_: str = "Normal",
+        *,
+        name: str | None = None,
+    ) -> bool:
         self._begin("event", involved)
         fired: Fired = []
         with self._lock:
@@ -533,30 +541,39 @@ class FakeKube:
                 wire_copy(involved), reason, message, type_, now=now, component=self._component
             )
             namespace = ev["metadata"]["namespace"]
-            for key, stored in self._objects.items():
-                if (
-                    key[:3] == ("v1", "Event", namespace)
-                    and stored.get("involvedObject", {}).get("uid")
-                    == ev["involvedObject"].get("uid")
-                    and stored.get("involvedObject", {}).get("name")
-                    == ev["involvedObject"].get("name")
-                    and (stored.get("reason"), stored.get("message"), stored.get("type"))
-                    == (reason, message, type_)
-                ):
-                    new = wire_copy(stored)
-                    new["count"] = int(new.get("count", 1)) + 1
-                    new["lastTimestamp"] = format_time(now)
-                    self._update(key, new, fired)
-                    break
-            else:
-                base = f"{ev['involvedObject'].get('name', 'event')}.{int(now * 1e9):x}"
-                name, n = base, 0
-                while ("v1", "Event", namespace, name) in self._objects:
-                    n += 1
-                    name = f"{base}{n}"
+            if name is not None:  # as the API server: the name is taken, or it is created
+                if ("v1", "Event", namespace, name) in self._objects:
+                    return False
                 ev["metadata"]["name"] = name
                 self._create(ev, fired)
+            else:
+                self._aggregate_event(ev, now, fired)
         self._notify(fired)
+        return True
+
+    def _aggregate_event(self, ev: Obj, now: float, fired: Fired) -> None:
+        """An unnamed Event: counted on an equal one about the same object, else created."""
+        namespace = ev["metadata"]["namespace"]
+        same = (ev.get("reason"), ev.get("message"), ev.get("type"))
+        for key, stored in self._objects.items():
+            if (
+                key[:3] == ("v1", "Event", namespace)
+                and stored.get("involvedObject", {}).get("uid") == ev["involvedObject"].get("uid")
+                and stored.get("involvedObject", {}).get("name") == ev["involvedObject"].get("name")
+                and (stored.get("reason"), stored.get("message"), stored.get("type")) == same
+            ):
+                new = wire_copy(stored)
+                new["count"] = int(new.get("count", 1)) + 1
+                new["lastTimestamp"] = format_time(now)
+                self._update(key, new, fired)
+                return
+        base = f"{ev['involvedObject'].get('name', 'event')}.{int(now * 1e9):x}"
+        name, n = base, 0
+        while ("v1", "Event", namespace, name) in self._objects:
+            n += 1
+            name = f"{base}{n}"
+        ev["metadata"]["name"] = name
+        self._create(ev, fired)
 
     # --- internals (the lock is held) ------------------------------------------------------------
 

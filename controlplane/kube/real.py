@@ -409,12 +409,28 @@ class RealKube:
 
         return stream()
 
-    def event(self, involved: Obj, reason: str, message: str, type_: str = "Normal") -> None:
+    def event(
+        self,
+        involved: Obj,
+        reason: str,
+        message: str,
+        type_: str = "Normal",
+        *,
+        name: str | None = None,
+    ) -> bool:
         now = self._now()
         ev = event_object(involved, reason, message, type_, now=now, component=self._component)
-        name = involved.get("metadata", {}).get("name", "event")
-        ev["metadata"]["name"] = f"{name}.{time.time_ns():x}"
-        self.create(ev)
+        if name is None:
+            base = involved.get("metadata", {}).get("name", "event")
+            ev["metadata"]["name"] = f"{base}.{time.time_ns():x}"
+            self.create(ev)
+            return True
+        ev["metadata"]["name"] = name
+        try:
+            self.create(ev)
+        except Conflict:  # 409 on create: AlreadyExists, told before
+            return False
+        return True
 
 
 MAX_RETRIES = 10

@@ -378,9 +378,17 @@ class Recorder:
         self._note("watch", api_version, kind)
         return self.kube.watch(api_version, kind, *args, **kw)
 
-    def event(self, involved: Obj, reason: str, message: str, type_: str = "Normal") -> None:
+    def event(
+        self,
+        involved: Obj,
+        reason: str,
+        message: str,
+        type_: str = "Normal",
+        *,
+        name: str | None = None,
+    ) -> bool:
         self._note("create", "v1", "Event")
-        self.kube.event(involved, reason, message, type_)
+        return self.kube.event(involved, reason, message, type_, name=name)
 
 
 TRAFFIC: dict[str, dict[str, Any]] = {

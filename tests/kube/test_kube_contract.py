@@ -550,6 +550,19 @@ def test_event_is_recorded_about_the_object(backend: Backend) -> None:
     assert (events[0]["type"], events[0]["message"]) == ("Warning", "hello")
 
 
+def test_a_named_event_is_written_once(backend: Backend) -> None:
+    """An Event under a deterministic name: the first call creates it, the second finds the
+    name taken (AlreadyExists) and writes nothing; what the event sink relies on to tell a
+    history entry once across controller restarts."""
+    kube, ns = backend.kube, backend.ns
+    stored = kube.create(configmap(ns))
+    name = f"{stored['metadata']['name']}.0123456789abcdef0123456789abcdef"
+    assert kube.event(stored, "Named", "first", "Normal", name=name) is True
+    assert kube.event(stored, "Named", "second", "Warning", name=name) is False
+    events = [e for e in kube.list("v1", "Event", ns) if e["reason"] == "Named"]
+    assert [(e["metadata"]["name"], e["message"]) for e in events] == [(name, "first")]
+
+
 def test_leader_election(backend: Backend) -> None:
     clock = [1000.0]
     a = LeaderElector(backend.kube, backend.ns, "contract", "a", 15, lambda: clock[0])
