@@ -13,7 +13,6 @@ No I/O, no clock: the channels (:mod:`.slack`, :mod:`.webhook`, :mod:`.alertmana
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from urllib.parse import urlencode
 
 from controlplane.rollout import events
 from controlplane.rollout.state import Event, EventType, Reason, RolloutState
+from controlplane.spec import check_keys
 from controlplane.spec.models import AlertEvent, CheckSpec, ModelCanary
 from controlplane.spec.units import BUILTIN_UNITS, Unit, display_value
 
@@ -70,8 +70,6 @@ TITLES: Mapping[EventType, str] = {
 
 DEFAULT_DASHBOARD_UID = "modelcanary"
 """The ``uid`` of ``manifests/grafana/modelcanary-dashboard.json``."""
-
-_CHECK_KEY = re.compile(r"^(?:steps\[(\d+)\]\.rollbackOn\[(\d+)\]|shadow\.(rollbackOn)\[(\d+)\])$")
 
 
 @dataclass(frozen=True)
@@ -221,15 +219,17 @@ def dashboard_url(
 
 
 def find_check(canary: ModelCanary, key: str | None) -> CheckSpec | None:
-    """The ``rollbackOn`` check named by a state key (``steps[0].rollbackOn[1]``), or None."""
-    match = _CHECK_KEY.match(key or "")
-    if match is None:
+    """The ``rollbackOn`` check named by a state key (``steps[0].rollbackOn[1]``), or None;
+    read with the one decoder of the keys the machine writes
+    (:func:`controlplane.spec.check_keys.decode`)."""
+    decoded = check_keys.decode(key or "")
+    if decoded is None or decoded.index is None:  # not a key, or shadow.promoteOn
         return None
     try:
-        if match.group(1) is not None:
-            return canary.spec.steps[int(match.group(1))].rollback_on[int(match.group(2))]
+        if decoded.step is not None:
+            return canary.spec.steps[decoded.step].rollback_on[decoded.index]
         shadow = canary.spec.shadow
-        return None if shadow is None else shadow.rollback_on[int(match.group(4))]
+        return None if shadow is None else shadow.rollback_on[decoded.index]
     except IndexError:
         return None
 
