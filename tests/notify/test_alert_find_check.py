@@ -14,7 +14,8 @@ def test_every_rollback_check_is_found_by_the_key_the_machine_writes() -> None:
         for i, check in enumerate(step.rollback_on):
             assert find_check(canary, check_keys.step_check(s, i)) is check
     shadow = canary.spec.shadow
-    assert shadow is not None and shadow.rollback_on
+    assert shadow is not None
+    assert shadow.rollback_on
     for i, check in enumerate(shadow.rollback_on):
         assert find_check(canary, check_keys.shadow_check(i)) is check
 
