@@ -31,11 +31,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from controlplane.analysis import decision_rule
+from controlplane.analysis.decision_rule import Decision
 from controlplane.analysis.eprocess import (
-    Decision,
     binomial_p,
     cs_bounds,
-    decide,
     e_of,
     log_e,
     two_sample_boundary,
@@ -294,9 +294,10 @@ def judge_looks(looks: Sequence[CountLook]) -> list[SequentialResult]:
     some = np.flatnonzero(n > 0)
     if some.size:
         low[some], high[some] = cs_bounds(x[some], n[some], alpha[some])
+    codes = decision_rule.decisions(lb, lp, alpha)
     out = []
     for i, look in enumerate(looks):
-        decision = decide(float(lb[i]), float(lp[i]), look.alpha)
+        decision = decision_rule.decision_of(int(codes[i]))
         lo, hi = float(low[i]), float(high[i])
         if look.odds is not None:
             lo, hi = (_ratio(lo, look.odds), _ratio(hi, look.odds)) if n[i] > 0 else (0.0, math.inf)

@@ -14,7 +14,7 @@ sequence with success probability ``theta`` and a boundary ``theta0``,
 
 Also the two-sample boundary (:func:`two_sample_boundary`), the closing test's exact binomial
 p-value (:func:`binomial_p`), the confidence sequence obtained by inverting both sides
-(:func:`cs_theta`) and the decision rule (:func:`decide`, :func:`decisions`). Pure, vectorised
+(:func:`cs_theta`); decisions follow :mod:`controlplane.analysis.decision_rule`. Pure, vectorised
 with numpy. Called by :mod:`controlplane.analysis.count_judges` (the judges of one check or of a
 tick's checks at once) and by ``bench/blast_radius.py`` / ``bench/blast_seeds.py`` (many runs).
 """
@@ -22,13 +22,13 @@ tick's checks at once) and by ``bench/blast_radius.py`` / ``bench/blast_seeds.py
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 from scipy import special
 
-Decision = Literal["breach", "pass", "continue"]
+from controlplane.analysis import decision_rule
+
 FloatArray = npt.NDArray[np.float64]
 ArrayLike = float | npt.ArrayLike
 
@@ -138,10 +138,8 @@ def bernoulli_decisions(
     generalised likelihood ratio reaches ``log(1/alpha)`` are evaluated
     (:func:`bernoulli_log_e_above`).
     """
-    thr = math.log(1.0 / alpha)
-    up, down = bernoulli_log_e_above(events, trials, theta0, thr)
-    out: npt.NDArray[np.int8] = np.where(up >= thr, 1, np.where(down >= thr, -1, 0)).astype(np.int8)
-    return out
+    up, down = bernoulli_log_e_above(events, trials, theta0, math.log(1.0 / alpha))
+    return decision_rule.decisions(up, down, alpha)
 
 
 def two_sample_boundary(
@@ -353,15 +351,6 @@ def cs_theta(x: float, n: float, alpha: float) -> tuple[float, float]:
     """:func:`cs_bounds` of one look."""
     low, high = cs_bounds(x, n, alpha)
     return float(low[0]), float(high[0])
-
-
-def decide(log_breach: float, log_pass: float, alpha: float) -> Decision:
-    thr = math.log(1.0 / alpha)
-    if log_breach >= thr:
-        return "breach"
-    if log_pass >= thr:
-        return "pass"
-    return "continue"
 
 
 def e_of(log_value: float) -> float:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from controlplane.analysis import decision_rule
 from controlplane.analysis.buckets import (
     checked,
     common_buckets,
@@ -42,7 +43,7 @@ from controlplane.analysis.count_judges import (
     judge_one,
     rate_look,
 )
-from controlplane.analysis.eprocess import FloatArray, decide, e_of
+from controlplane.analysis.eprocess import FloatArray, e_of
 from controlplane.analysis.shift_test import (
     midrank_scores,
     rank_sum_p,
@@ -316,9 +317,10 @@ def judge_shift_looks(looks: Sequence[ShiftLook]) -> list[SequentialResult]:
             np.stack([look.scores for look in pick]),
             np.array([look.b0 for look in pick]),
         )
+    codes = decision_rule.decisions(lb, lp, np.array([look.alpha for look in looks]))
     out = []
     for i, look in enumerate(looks):
-        decision = decide(float(lb[i]), float(lp[i]), look.alpha)
+        decision = decision_rule.decision_of(int(codes[i]))
         msg = (
             f"{look.said}, e-value {e_of(float(lb[i])):.3g} (breach at {1 / look.alpha:g}, "
             f"pass side {e_of(float(lp[i])):.3g}): {decision}"

@@ -33,7 +33,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from controlplane.analysis import http_errors, queries
+from controlplane.analysis import decision_rule, http_errors, queries
 from controlplane.analysis.buckets import bucket_quantile
 from controlplane.analysis.count_judges import (
     CountLook,
@@ -441,12 +441,14 @@ def _closing(check: CheckSpec, metric: MetricSpec, counts: Counts) -> str | None
         reference_buckets=counts.reference_buckets,
         closing=None,
     )
-    level = check.alpha * check.final_look
+    level = decision_rule.closing_level(check.alpha, check.final_look)
     try:
         judged = _judge(check, metric, pinned, level, fixed=True)
     except (SpecError, NoData):
         return None
-    if not isinstance(judged, _Judged) or judged.res.p_fixed > level:
+    if not isinstance(judged, _Judged) or not decision_rule.closing_rejects(
+        judged.res.p_fixed, check.alpha, check.final_look
+    ):
         return None
     return (
         f"closing test at the step's end: p = {judged.res.p_fixed:.3g} <= {level:g} "
@@ -503,7 +505,7 @@ def judge_checks(items: Sequence[CheckLook]) -> list[CheckResult]:
     """
     prepared: list[_Prepared | str | CheckResult | None] = []
     for item in items:
-        anytime_alpha = item.check.alpha * (1.0 - item.check.final_look)
+        anytime_alpha = decision_rule.anytime_alpha(item.check.alpha, item.check.final_look)
         try:
             prepared.append(_prepare(item.check, item.metric, item.counts, anytime_alpha))
         except SpecError as exc:
@@ -539,7 +541,7 @@ def _verdict(item: CheckLook, judged: _Judged | str | None) -> CheckResult:
 
     assert check.above is not None
     baseline = check.compare == "baseline"
-    anytime_alpha = check.alpha * (1.0 - check.final_look)
+    anytime_alpha = decision_rule.anytime_alpha(check.alpha, check.final_look)
     if judged is None:
         if min_samples:
             return inconclusive(f"no requests since the step started (minSamples {min_samples})")
