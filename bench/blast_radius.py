@@ -81,9 +81,12 @@ except ImportError:  # run as a script: bench/ is on sys.path
         today,
     )
 
-from controlplane.analysis.buckets import snap_bound
+from controlplane.analysis import decision_rule as rule
+from controlplane.analysis import verdict
+from controlplane.analysis.buckets import cumulative_quantile, snap_bound
 from controlplane.analysis.eprocess import bernoulli_log_e_above, binomial_p, two_sample_boundary
 from controlplane.analysis.shift_test import midrank_scores, shift_log_e
+from controlplane.spec.models import CheckSpec, MetricSpec
 
 F = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
@@ -357,7 +360,26 @@ def matched_alpha(false_rollbacks: dict[float, int], allowed: int) -> float | No
     return max(quiet) if quiet else None
 
 
+THRESHOLD_CHECKS = (
+    (
+        MetricSpec(name="errors", builtin="error-rate"),
+        CheckSpec.model_validate({"metric": "errors", "above": "1%", "window": "5m"}),
+    ),
+    (
+        MetricSpec(name="latency-p99", builtin="e2e-latency", quantile=0.99),
+        CheckSpec.model_validate({"metric": "latency-p99", "above": "500ms", "window": "5m"}),
+    ),
+)
+"""The ``threshold`` judge's checks: the contract's error rate and P99 over a 5-minute window,
+Flagger's tutorial limits."""
+
+
 def judge_threshold(s: Streams) -> Outcome:
+    """The product's ``judge: threshold`` on :data:`THRESHOLD_CHECKS`, every minute: the
+    windowed error rate and the P99 of the windowed buckets (:func:`cumulative_quantile`,
+    Prometheus' ``histogram_quantile``), each judged by :func:`controlplane.analysis.verdict.judge`
+    (strict ``above``, ``minSamples``) as the controller judges a check's value; the first
+    breach rolls back."""
     h = STEP_MIN
 
     def window(x: Ints) -> Ints:
@@ -366,16 +388,31 @@ def judge_threshold(s: Streams) -> Outcome:
         out[:, WINDOW_MIN:] -= c[:, :-WINDOW_MIN]
         return out
 
-    cb = np.cumsum(s.cand_buckets[:, :h], 1)
-    wb = cb.copy()
-    wb[:, WINDOW_MIN:] -= cb[:, :-WINDOW_MIN]
+    wb = window(s.cand_buckets)  # (R, H, K) windowed bucket counts
+    cum = np.cumsum(wb, -1).astype(np.float64)
     n, err = window(s.cand_n), window(s.cand_err)
-    p99 = histogram_quantile(0.99, wb)
-    enough = n >= MIN_SAMPLES
-    with np.errstate(invalid="ignore", divide="ignore"):
-        breach = enough & ((err / n > ERROR_LIMIT) | (p99 > P99_LIMIT_S))
-    rolled = breach.any(1)
-    return Outcome(rolled, np.where(rolled, np.argmax(breach, 1) + 1, h))
+    les = np.array(BUCKETS)
+    (err_metric, errors), (lat_metric, latency) = THRESHOLD_CHECKS
+    min_err = verdict.min_samples_for(err_metric, errors)
+    min_lat = verdict.min_samples_for(lat_metric, latency)
+    rolled = np.zeros(n.shape[0], dtype=bool)
+    minute = np.full(n.shape[0], h, dtype=np.int64)
+    for r in range(n.shape[0]):
+        for t in range(h):
+            samples = float(n[r, t])
+            rate = float(err[r, t]) / samples if samples > 0 else None
+            p99 = cumulative_quantile(les, cum[r, t], 0.99)
+            breached = any(
+                verdict.judge(
+                    "bench", check, candidate=value, samples=samples, min_samples=least
+                ).verdict
+                == "breach"
+                for check, value, least in ((errors, rate, min_err), (latency, p99, min_lat))
+            )
+            if breached:
+                rolled[r], minute[r] = True, t + 1
+                break
+    return Outcome(rolled, minute)
 
 
 FLOOR = math.log(2.0)
@@ -436,20 +473,20 @@ def sequential_evidence(s: Streams, *, vs_stable: bool, shift: bool = False) -> 
 
 
 def decide(ev: Evidence, alpha: float, final_errors: float = 0.0) -> Outcome:
-    """The first minute either check decides, each at level ``alpha``: a breach of either rolls
-    back; both passed promotes early; else the step runs to its end.
+    """The first minute either check decides, each at level ``alpha``, by the product's decision
+    rule (:mod:`controlplane.analysis.decision_rule`): a breach of either rolls back; both
+    passed promotes early; else the step runs to its end (the rollout machine's combination).
 
     ``final_errors``: the errors check's ``finalLook``: its anytime test runs at
     ``alpha * (1 - final_errors)`` and, at the step's last look, the exact conditional binomial
     test on the whole step's counts at ``alpha * final_errors`` (the controller's closing test).
     """
     assert 0.0 < alpha < 0.5, alpha  # FLOOR: no threshold below log 2
-    thr = math.log(1.0 / alpha)
-    err_thr = math.log(1.0 / (alpha * (1.0 - final_errors)))
-    breach = (ev.lat_up >= thr) | (ev.err_up >= err_thr)
-    if final_errors > 0:
-        breach[:, -1] |= ev.err_closing <= alpha * final_errors
-    passed = (ev.lat_down >= thr) & (ev.err_down >= err_thr)
+    err = rule.decisions(ev.err_up, ev.err_down, rule.anytime_alpha(alpha, final_errors))
+    err[:, -1] = rule.with_closing(err[:, -1], ev.err_closing, alpha, final_errors)
+    lat = rule.decisions(ev.lat_up, ev.lat_down, rule.anytime_alpha(alpha))
+    breach = (err == rule.BREACH) | (lat == rule.BREACH)
+    passed = (err == rule.PASS) & (lat == rule.PASS)
     decided = breach | passed
     first = np.argmax(decided, 1)
     done = decided[np.arange(first.size), first]

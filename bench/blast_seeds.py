@@ -15,11 +15,14 @@ promoted) of three deciders fed the same traffic model:
   (a tolerance on both checks), decided by the product's own statistics
   (:mod:`~controlplane.analysis.eprocess` and :mod:`~controlplane.analysis.shift_test`:
   :func:`bernoulli_log_e_above` is ``judge_counts``' e-value, :func:`shift_log_e` with
-  :func:`shift_null_tilt` ``judge_shift``'s, :func:`binomial_p` the closing test's) at the
-  false-rollback budget :data:`BUDGET`.
+  :func:`shift_null_tilt` ``judge_shift``'s, :func:`binomial_p` the closing test's) and its
+  own decision rule (:mod:`~controlplane.analysis.decision_rule`: the levels, breach before
+  pass, the closing test at the last look) at the false-rollback budget :data:`BUDGET`;
+  ``tests/bench/test_judge_verdict.py`` checks that the decisions are the controller's.
 * ``oracle`` — not deployable: the SPRT that knows the bad scenario exactly (likelihood ratio of
-  the candidate's buckets and errors, bad against identical), its threshold set on the tuning
-  seeds to roll back :data:`BUDGET` of identical candidates ("matched to the same budget").
+  the candidate's buckets and errors, bad against the good candidate on the tolerance), its
+  threshold set on the tuning seeds to roll back at most :data:`BUDGET` of every good scenario
+  ("matched to the same budget").
 * ``flagger`` — Flagger v1.44.0's weighted canary as its Istio tutorial configures it
   (:class:`FlaggerConfig`, cited in ``docs/benchmarks.md``), and ``flagger-quiet``: the same
   with the smallest ``threshold`` whose false rollbacks on the tuning seeds are within the
@@ -60,12 +63,14 @@ except ImportError:  # run as a script: bench/ is on sys.path
         today,
     )
 
+from controlplane.analysis import decision_rule as rule
 from controlplane.analysis.eprocess import bernoulli_log_e_above, binomial_p, two_sample_boundary
 from controlplane.analysis.shift_test import midrank_scores, shift_log_e, shift_null_tilt
 
 F = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
+Codes = npt.NDArray[np.int8]
 
 SECTION = "## Judge verdict on unseen seeds"
 LOOK_S = 15.0
@@ -206,34 +211,50 @@ class Outcome:
     served: F  # candidate requests served until then
 
 
-def judge(st: Streams) -> Outcome:
-    """:data:`JUDGE_SPEC` on ``st``: a breach of either check rolls back; both passed promotes
-    early; else the step runs its hour (and the closing test speaks at its last look)."""
+def judge_checks(st: Streams) -> tuple[Codes, Codes]:
+    """Per run and look, the decision codes (:mod:`controlplane.analysis.decision_rule`) of
+    :data:`JUDGE_SPEC`'s two checks on ``st``: the errors check (``judge_counts``' e-values at
+    its anytime level, the closing test at its last look) and the latency check (``judge_shift``'s
+    e-values). The product's own functions and decision rule throughout; the values of
+    ``bernoulli_log_e_above`` below its floor are ``-inf`` and decide nothing at any level a spec
+    can write (alpha < 0.5), as the scalar judges' exact values would not."""
     floor = math.log(2.0)
     cn = np.cumsum(st.cand.sum(-1), 1)
     sn = np.cumsum(st.stable.sum(-1), 1)
     ce, se = np.cumsum(st.cand_err, 1), np.cumsum(st.stable_err, 1)
     theta0 = two_sample_boundary(cn, sn, ERROR_TOLERANCE)
     err_up, err_down = bernoulli_log_e_above(ce, ce + se, theta0, floor)
+    err = rule.decisions(err_up, err_down, rule.anytime_alpha(ALPHA, FINAL_LOOK))
     closing = binomial_p(ce[:, -1], (ce + se)[:, -1], theta0[:, -1])
-    b0 = shift_null_tilt(st.reference, LES, LATENCY_TOLERANCE, WEIGHT)
+    err[:, -1] = rule.with_closing(err[:, -1], closing, ALPHA, FINAL_LOOK)
+    # judge_shift's null tilt: the pre-step reference stretched by the tolerance, projected at
+    # the candidate's share of the requests so far (per run and look, as the product does).
+    share = cn / np.maximum(cn + sn, 1)
+    b0 = shift_null_tilt(st.reference[:, None, :], LES, LATENCY_TOLERANCE, share)
     lat_up, lat_down = shift_log_e(
         np.cumsum(st.cand, 1),
         np.cumsum(st.stable, 1),
         midrank_scores(st.reference)[:, None, :],
-        b0[:, None],
+        b0,
     )
-    thr = math.log(1.0 / ALPHA)
-    err_thr = math.log(1.0 / (ALPHA * (1.0 - FINAL_LOOK)))
-    breach = (lat_up >= thr) | (err_up >= err_thr)
-    breach[:, -1] |= closing <= ALPHA * FINAL_LOOK
-    passed = (lat_down >= thr) & (err_down >= err_thr)
+    return err, rule.decisions(lat_up, lat_down, rule.anytime_alpha(ALPHA))
+
+
+def judge(st: Streams) -> Outcome:
+    """:data:`JUDGE_SPEC` on ``st``, as the rollout machine combines a step's checks
+    (``rollout/machine.py``): a breach of either check rolls back; both passed at the same look
+    finish the step early (promote); else the step runs its hour (and the closing test speaks
+    at its last look)."""
+    err, lat = judge_checks(st)
+    breach = (err == rule.BREACH) | (lat == rule.BREACH)
+    passed = (err == rule.PASS) & (lat == rule.PASS)
     decided = breach | passed
     first = np.argmax(decided, 1)
     rows = np.arange(first.size)
     done = decided[rows, first]
     rolled = done & breach[rows, first]
     look = np.where(done, first, LOOKS - 1)
+    cn = np.cumsum(st.cand.sum(-1), 1)
     return Outcome(rolled, look + 1, cn[rows, look].astype(np.float64))
 
 

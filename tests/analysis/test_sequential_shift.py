@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 import pytest
-from scipy import special
+from scipy import optimize, special
 
 from controlplane.analysis.latency_judges import judge_shift
 from controlplane.analysis.shift_test import TILTS, midrank_scores, shift_log_e, shift_null_tilt
@@ -111,17 +111,28 @@ def test_e_value_is_the_mixture_of_per_request_likelihood_ratios() -> None:
     cand = rng.integers(0, 6, size=5).astype(float)
     stable = rng.integers(0, 40, size=5).astype(float)
     scores = midrank_scores(rng.integers(1, 50, size=5))
-    pi = cand.sum() / (cand.sum() + stable.sum())
+    total = cand + stable
+    pi = cand.sum() / total.sum()
+
+    def intercept(b: float) -> float:
+        # each tilt's maximum-likelihood intercept: it accounts for every candidate request
+        def excess(a: float) -> float:
+            return float((total / (1 + np.exp(-(a + b * scores)))).sum() - cand.sum())
+
+        return float(optimize.brentq(excess, -50.0, 50.0, xtol=1e-14))
+
     # brute force: one Bernoulli factor per request, per tilt, then the equal-weight mixture
     ratios = []
     for b in TILTS:
+        a = intercept(float(b))
         lr = 1.0
         for j in range(5):
-            p = 1 / (1 + math.exp(-(math.log(pi / (1 - pi)) + b * scores[j])))
+            p = 1 / (1 + math.exp(-(a + b * scores[j])))
             lr *= (p / pi) ** cand[j] * ((1 - p) / (1 - pi)) ** stable[j]
         ratios.append(lr)
     breach, _ = shift_log_e(cand, stable, scores)
     assert float(breach) == pytest.approx(math.log(np.mean(ratios)), rel=1e-9)
+    assert intercept(0.0) == pytest.approx(math.log(pi / (1 - pi)), abs=1e-9)
 
 
 def test_scores_are_ordered_mid_ranks() -> None:

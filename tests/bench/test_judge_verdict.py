@@ -156,3 +156,82 @@ def test_json_output_has_every_rows_numbers(
     assert "## Judge verdict on unseen seeds" in text
     assert "python bench/blast_seeds.py --seeds 5 --runs 100" in text
     assert "### Flagger, as modelled" in text
+
+
+def _cumulative(les: np.ndarray, counts: np.ndarray) -> dict[float, float]:
+    return dict(zip(les.tolist(), np.cumsum(counts).astype(float).tolist(), strict=True))
+
+
+def _code(decided: str | None) -> int:
+    return {"breach": 1, "pass": -1, None: 0}[decided]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "rps", "seed", "codes"),
+    [
+        ("+30% P99", 10.0, 1, {(0, 0), (0, 1)}),  # latency: continue, then breach
+        ("5% slower (P99 420 ms)", 200.0, 2, {(0, -1)}),  # latency passes early
+        ("2x error rate", 200.0, 3, {(1, -1)}),  # the closing test breaches at the end
+        ("identical", 50.0, 4, {(0, 0)}),
+    ],
+)
+def test_the_benchs_decisions_are_the_controllers(
+    bs: ModuleType, scenario: str, rps: float, seed: int, codes: set[tuple[int, int]]
+) -> None:
+    """Random counts through the bench's vectorised path and through the controller's scalar
+    one (``sequential_check.judge_check`` on the spec's two checks) decide alike at every look
+    compared, the closing test's last look included."""
+    from controlplane.analysis.sequential_check import Counts, judge_check
+    from controlplane.spec.models import CheckSpec, MetricSpec
+
+    errors = CheckSpec.model_validate(
+        {
+            "metric": "errors",
+            "compare": "baseline",
+            "above": f"{bs.ERROR_TOLERANCE:.0%}",
+            "judge": "sequential",
+            "alpha": bs.ALPHA,
+            "finalLook": bs.FINAL_LOOK,
+        }
+    )
+    latency = CheckSpec.model_validate(
+        {
+            "metric": "latency",
+            "compare": "baseline",
+            "above": f"{bs.LATENCY_TOLERANCE:.0%}",
+            "judge": "sequential",
+            "test": "shift",
+            "alpha": bs.ALPHA,
+        }
+    )
+    err_metric = MetricSpec(name="errors", builtin="error-rate")
+    lat_metric = MetricSpec(name="latency", builtin="e2e-latency", quantile=0.99)
+    s = next(x for x in bs.SCENARIOS if x.name == scenario)
+    runs = 4
+    st = bs.simulate(s, runs, rps, np.random.default_rng(seed))
+    err, lat = bs.judge_checks(st)
+    les = np.asarray(bs.LES, dtype=float)
+    looks = sorted({0, 1, 2, 3, 5, 8, 13, 21, 40, 80, 160, bs.LOOKS - 1})
+    seen = set()
+    for run in range(runs):
+        reference = _cumulative(les, st.reference[run])
+        for look in looks:
+            cand = st.cand[run, : look + 1].sum(0)
+            stable = st.stable[run, : look + 1].sum(0)
+            counts = Counts(
+                cand_events=float(st.cand_err[run, : look + 1].sum()),
+                cand_total=float(cand.sum()),
+                stable_events=float(st.stable_err[run, : look + 1].sum()),
+                stable_total=float(stable.sum()),
+                cand_buckets=_cumulative(les, cand),
+                stable_buckets=_cumulative(les, stable),
+                reference_buckets=reference,
+            )
+            if look == bs.LOOKS - 1:  # the step's end: the closing test on the same counts
+                counts = Counts(**{**counts.__dict__, "closing": counts})
+            mine = judge_check("e", errors, err_metric, counts, min_samples=None)
+            theirs = judge_check("l", latency, lat_metric, counts, min_samples=None)
+            assert _code(mine.decided) == err[run, look], (run, look, mine.message)
+            assert _code(theirs.decided) == lat[run, look], (run, look, theirs.message)
+            seen.add((int(err[run, look]), int(lat[run, look])))
+    assert codes <= seen  # the decisions this case exists to compare did occur
