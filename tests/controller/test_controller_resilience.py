@@ -106,6 +106,33 @@ def test_killed_at_every_phase_boundary_matches_uninterrupted_run(
     assert {e[0] for e in calm.history(name)} <= reasons
 
 
+@pytest.mark.parametrize("mode", ["after-decision", "before-bookkeeping"])
+def test_killed_around_the_not_ready_rollback_matches_uninterrupted_run(
+    metrics: Metrics, mode: str
+) -> None:
+    """The machine's progress-deadline rollback (``not-ready``) is persisted before its effects:
+    a controller killed right after writing it, or instead of recording the effects, ends where an
+    uninterrupted one does, with the decision taken once."""
+
+    def run(world: World) -> World:
+        world.kserve.never_ready("good-llm-nf4")
+        world.create(canary_dict("good", metrics.url))
+        world.run_until(finished("good"), limit=2 * DAY)
+        world.settle()
+        return world
+
+    calm = run(World(metrics.t0, metrics.url))
+    crashed: set[str] = set()
+    world = run(World(metrics.t0, metrics.url, wrap=lambda kube: CrashingKube(kube, mode, crashed)))
+    assert world.restarts >= 1
+    assert full_history(world, "good") == full_history(calm, "good")
+    assert [e[0] for e in full_history(world, "good")] == ["RolledBack"]
+    reason = world.state("good").reason
+    assert reason is not None
+    assert reason.kind == "not-ready"
+    assert world.get("good")["status"]["phase"] == "rolled_back"
+
+
 class WriterLog:
     """A KubeClient view that remembers which controller wrote canary statuses."""
 
