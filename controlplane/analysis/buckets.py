@@ -47,7 +47,16 @@ def checked(name: str, buckets: Mapping[float, float]) -> tuple[FloatArray, Floa
     les = np.array(sorted(float(k) for k in buckets), dtype=np.float64)
     if np.isnan(les).any() or les[-1] != math.inf:
         raise NoData(f"sequential judge: {name} histogram has no +Inf bucket")
-    counts = np.array([checked_count(f"{name} bucket le={le:g}", buckets[le]) for le in les])
+    try:
+        counts = np.array([buckets[le] for le in les], dtype=np.float64)
+    except (TypeError, ValueError):
+        counts = np.array([math.nan])
+    if (
+        not np.isfinite(counts).all() or (counts < 0).any()
+    ):  # which bucket, in checked_count's words
+        for le in les:
+            checked_count(f"{name} bucket le={le:g}", buckets[le])
+        raise NoData(f"sequential judge: {name} histogram buckets are not counts")
     # Cumulative buckets are non-decreasing; extrapolated increase() can jitter: take the
     # running maximum, as Prometheus' histogram_quantile does for monotonicity.
     return les, np.maximum.accumulate(counts)

@@ -40,6 +40,7 @@ import math
 import re
 import threading
 from collections.abc import Hashable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -231,6 +232,22 @@ class SeqKey:
 
 
 _AT_START = ("boundary:", "reference:", "closing@")
+PIN_MARGIN_S = 300.0
+"""A pinned term (``@`` a time at least this far in the past) reads samples that no longer
+change: its answers are kept from tick to tick (:class:`BatchEvaluator`), not asked again."""
+
+
+def pinned_at(kind: str, param: float) -> float | None:
+    """The time a grouped sequential term of ``kind`` is pinned at (``@``), or None when it
+    reads up to the tick's time: the baseline's boundary and reference at the step's start
+    (``param``), the closing counts at the step's end (``param`` + the step's duration)."""
+    if kind.startswith("closing@"):
+        return param + float(kind.removeprefix("closing@").partition(":")[0])
+    if kind.startswith(("boundary:", "reference:")):
+        return param
+    return None
+
+
 """Grouped sequential kinds keyed by each canary's step start, not by its window: the
 baseline's boundary and reference (``@`` the start) and the closing test's counts
 (``closing@<duration s>:<kind>``: over the whole step, ``@`` its end)."""
@@ -326,11 +343,15 @@ def read_sequential(
         return {ident: terms[term] for ident, terms in folded.items() if term in terms}
     values: dict[tuple[str, str], Any] = {}
     buckets = base.startswith(("buckets:", "reference:"))
+    les: dict[str, float] = {}  # a histogram has few distinct bounds: parse each once
     for labels, value in samples:
         ident = (labels.get("canary", ""), labels.get("variant", ""))
         if buckets:
             found = values.setdefault(ident, {})
-            le = parse_le(labels.get("le", ""))
+            text = labels.get("le", "")
+            le = les.get(text)
+            if le is None:
+                le = les[text] = parse_le(text)
             found[le] = found.get(le, 0.0) + value
         else:
             values[ident] = value
@@ -405,10 +426,13 @@ class BatchEvaluator:
     same results: ``bench/scale.py`` measures both).
     """
 
-    def __init__(self, source: MetricSource, *, batched: bool = True) -> None:
+    def __init__(self, source: MetricSource, *, batched: bool = True, workers: int = 4) -> None:
         self.source = CountingSource(source)
         self.last = TickStats(0, 0, 0)
         self.batched = batched
+        self.workers = max(1, workers)
+        # (key, term param, canary) -> that canary's answer to a term pinned in the past
+        self._pinned: dict[tuple[SeqKey, float, str], dict[str, Any]] = {}
 
     def evaluate(self, requests: Sequence[Request], now: float) -> dict[Hashable, Observations]:
         before = self.source.count
@@ -455,14 +479,22 @@ class BatchEvaluator:
                 for key in (planned.candidate, planned.stable, planned.samples):
                     if key is not None:
                         members.setdefault(key, set()).add(name)
-        answers = {
-            key: self._run(key, [known[(key.namespace, n)] for n in sorted(names)], now)
-            for key, names in members.items()
-        }
-        seq_answers = {
-            key: self._run_seq(key, terms, _named(known, key.namespace), now)
-            for key, terms in seq_terms.items()
-        }
+        # The tick's grouped queries run concurrently: Prometheus evaluates one while this
+        # process reads another's answer.
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            runs = {
+                key: pool.submit(
+                    self._run, key, [known[(key.namespace, n)] for n in sorted(names)], now
+                )
+                for key, names in members.items()
+            }
+            seq_runs = {
+                key: pool.submit(self._run_seq, key, terms, _named(known, key.namespace), now)
+                for key, terms in seq_terms.items()
+            }
+            answers = {key: run.result() for key, run in runs.items()}
+            seq_answers = {key: run.result() for key, run in seq_runs.items()}
+        self._keep_pinned(seq_terms)
         grouped = len(answers) + len(seq_answers)
         judged = self._judge_sequential(requests, plans, seq_answers)
         out: dict[Hashable, Observations] = {}
@@ -478,11 +510,44 @@ class BatchEvaluator:
         canaries: Mapping[str, ModelCanary],
         at: float,
     ) -> _SeqAnswer:
-        query = sequential_query(key, terms, canaries)
+        kept: dict[tuple[str, str], Any] = {}
+        asked: dict[float, set[str]] = {}
+        for param, names in terms.items():
+            pin = pinned_at(key.kind, param)
+            settled = pin is not None and pin <= at - PIN_MARGIN_S
+            for name in names:
+                found = self._pinned.get((key, param, name)) if settled else None
+                if found is None:
+                    asked.setdefault(param, set()).add(name)
+                else:
+                    kept.update({(name, variant): value for variant, value in found.items()})
+        if not asked:
+            return kept
+        query = sequential_query(key, asked, canaries)
         try:
-            return read_sequential(key, self.source.vector(query, at), canaries)
+            values = read_sequential(key, self.source.vector(query, at), canaries)
         except ProviderError as exc:
             return exc
+        by_canary: dict[str, dict[str, Any]] = {}
+        for (name, variant), value in values.items():
+            by_canary.setdefault(name, {})[variant] = value
+        for param, names in asked.items():
+            pin = pinned_at(key.kind, param)
+            if pin is None or pin > at - PIN_MARGIN_S:
+                continue
+            for name in names & by_canary.keys():  # no series yet is not kept: it may come
+                self._pinned[(key, param, name)] = by_canary[name]
+        return {**kept, **values}
+
+    def _keep_pinned(self, seq_terms: Mapping[SeqKey, Mapping[float, set[str]]]) -> None:
+        """Forget the pinned answers this tick did not use (a step that ended, a canary gone)."""
+        used = {
+            (key, param, name)
+            for key, terms in seq_terms.items()
+            for param, names in terms.items()
+            for name in names
+        }
+        self._pinned = {k: v for k, v in self._pinned.items() if k in used}
 
     def _run(self, key: GroupKey, canaries: list[ModelCanary], at: float) -> _Answer:
         query = grouped_query(key, canaries)

@@ -167,7 +167,9 @@ class PrometheusProvider:
         out: list[tuple[dict[str, str], float]] = []
         for series in result:
             try:
-                labels = {str(k): str(v) for k, v in series["metric"].items()}
+                labels = series["metric"]  # JSON object: str -> str already
+                if not isinstance(labels, dict):
+                    raise TypeError(f"labels of {type(labels).__name__}")
                 out.append((labels, float(series["value"][1])))
             except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
                 raise ProviderUnavailable(f"unexpected sample: {series!r:.200}") from exc

@@ -250,6 +250,50 @@ def test_batched_path_matches_the_evaluator_with_one_query_per_kind(
     assert "step started" in blind.checks["steps[0].rollbackOn[0]"].message
 
 
+class _Recording(PrometheusSource):
+    """The real source, recording every query's text."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(from_url(url))
+        self.queries: list[str] = []
+
+    def vector(self, query: str, at: float) -> list[tuple[dict[str, str], float]]:
+        self.queries.append(query)
+        return super().vector(query, at)
+
+
+def test_pinned_answers_are_kept_from_tick_to_tick_and_decide_the_same(
+    prometheus: tuple[PrometheusServer, float],
+) -> None:
+    """The shift test's reference (the stable's buckets before the step, ``@`` its start) no
+    longer changes once its time is past: the evaluator asks for it once and keeps it; every
+    tick decides exactly as a fresh evaluator does."""
+    server, start = prometheus
+    canaries = [spec(name, [SHIFT]) for name in ("seq-good", "seq-slow")]
+    requests = step_requests(canaries, [start + 5 * MINUTE, start + 7 * MINUTE])
+    source = _Recording(server.url)
+    kept = BatchEvaluator(source)
+    for now in (start + 20 * MINUTE, start + 21 * MINUTE, start + 22 * MINUTE):
+        before = len(source.queries)
+        found = kept.evaluate(requests, now)
+        fresh = BatchEvaluator(PrometheusSource(from_url(server.url))).evaluate(requests, now)
+        for req in requests:
+            for key, result in fresh[req.key].checks.items():
+                got = found[req.key].checks[key]
+                assert (got.verdict, got.decided, got.message) == (
+                    result.verdict,
+                    result.decided,
+                    result.message,
+                ), (now, key)
+        asked = source.queries[before:]
+        references = [q for q in asked if "increase(" in q and " @ " in q]
+        if now == start + 20 * MINUTE:
+            assert references  # the first tick asks for the reference
+        else:
+            assert not references, references  # later ticks keep it
+    assert kept.last.queries < 3  # buckets and the shift's counts, not the reference
+
+
 def test_shift_test_catches_a_drift_before_the_tail_test_and_keeps_a_good_candidate(
     prometheus: tuple[PrometheusServer, float],
 ) -> None:
