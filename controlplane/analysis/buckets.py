@@ -120,7 +120,8 @@ def common_buckets(
     non-cumulative counts on them (merging buckets into a coarser common partition is exact)."""
     common = histograms[0][0]
     for les, _ in histograms[1:]:
-        common = np.intersect1d(common, les)
+        if les.shape != common.shape or not np.array_equal(les, common):  # the usual: equal
+            common = np.intersect1d(common, les)
     counts = []
     for les, cum in histograms:
         at = cum[np.searchsorted(les, common)]
