@@ -602,8 +602,8 @@ line ({", ".join(str(s) for s in seeds)}), none of them a tuning seed
 error rate 0.1 %.
 
 - **judge**: the product's `judge: sequential`, decided by `controlplane.analysis`
-  (`eprocess`, `shift_test`), configured once for every row (false-rollback budget
-  {BUDGET:.0%}: alpha {ALPHA:g} per check, two checks):
+  (`eprocess`, `shift_test`, `decision_rule`), configured once for every row (false-rollback
+  budget {BUDGET:.0%}: alpha {ALPHA:g} per check, two checks):
 
   ```yaml
 {chr(10).join("  " + line for line in JUDGE_SPEC.splitlines())}
