@@ -126,14 +126,18 @@ class PrometheusProvider:
     def __init__(self, client: PrometheusClient) -> None:
         self._client = client
 
-    def instant(self, query: str, at: float) -> float:
+    def _query(self, query: str, at: float) -> Any:
+        """The instant query's raw result; the client's errors as the product's."""
         try:
-            result = self._client.custom_query(query, params={"time": repr(float(at))})
+            return self._client.custom_query(query, params={"time": repr(float(at))})
         except Exception as exc:  # the client raises requests' errors and its own
             error = translate_error(exc, query)
             if error is None:
                 raise
             raise error from exc
+
+    def instant(self, query: str, at: float) -> float:
+        result = self._query(query, at)
         # A scalar result comes back as [time, "value"] rather than a list of series.
         if isinstance(result, list) and len(result) == 2 and not isinstance(result[0], dict):
             raw = result[1]
@@ -155,13 +159,7 @@ class PrometheusProvider:
 
     def vector(self, query: str, at: float) -> list[tuple[dict[str, str], float]]:
         """Every series of ``query`` at ``at`` (the ``VectorProvider`` extension)."""
-        try:
-            result = self._client.custom_query(query, params={"time": repr(float(at))})
-        except Exception as exc:  # the client raises requests' errors and its own
-            error = translate_error(exc, query)
-            if error is None:
-                raise
-            raise error from exc
+        result = self._query(query, at)
         if not isinstance(result, list):
             raise ProviderUnavailable(f"unexpected Prometheus result for {query!r}")
         out: list[tuple[dict[str, str], float]] = []

@@ -67,54 +67,35 @@ class Tick:
             self.actions.append(SetWeights(weight, mirror))
 
 
+FINISHED: dict[str, Any] = {
+    "paused": None,
+    "paused_at": None,
+    "throttled": False,
+    "holding": False,
+    "gate_point": None,
+    "awaiting_approval": False,
+}
+"""What a rollout that ends (promoted, rolled back, no-op) no longer is: paused, throttled,
+holding, at a gate or awaiting approval."""
+
+
 def noop(tick: Tick) -> None:
     """The candidate equals the stable variant: finished at once as promoted, nothing deployed,
     no weight changed (a pending restart's weights are already back to 0)."""
-    tick.update(
-        stage="promoted",
-        noop=True,
-        deployed=False,
-        paused=None,
-        paused_at=None,
-        throttled=False,
-        holding=False,
-        reason=None,
-        gate_point=None,
-        gates={},
-        awaiting_approval=False,
-    )
+    tick.update(**FINISHED, stage="promoted", noop=True, deployed=False, reason=None, gates={})
     tick.sync_weights()
     tick.emit("Promoted", NOOP_MESSAGE)
 
 
 def promote(tick: Tick, message: str) -> None:
-    tick.update(
-        stage="promoted",
-        step_index=len(tick.spec.spec.steps) - 1,
-        paused=None,
-        paused_at=None,
-        throttled=False,
-        holding=False,
-        reason=None,
-        gate_point=None,
-        awaiting_approval=False,
-    )
+    tick.update(**FINISHED, stage="promoted", step_index=len(tick.spec.spec.steps) - 1, reason=None)
     tick.sync_weights()
     tick.actions.append(Promote())
     tick.emit("Promoted", f"{tick.spec.spec.candidate.name} promoted: {message}")
 
 
 def rollback(tick: Tick, reason: Reason) -> None:
-    tick.update(
-        stage="rolled_back",
-        paused=None,
-        paused_at=None,
-        throttled=False,
-        holding=False,
-        reason=reason,
-        gate_point=None,
-        awaiting_approval=False,
-    )
+    tick.update(**FINISHED, stage="rolled_back", reason=reason)
     tick.sync_weights()
     tick.actions.append(Rollback(reason))
     tick.emit("RolledBack", reason.message)
