@@ -22,7 +22,9 @@ promoted) of three deciders fed the same traffic model:
 * ``oracle`` — not deployable: the SPRT that knows the bad scenario exactly (likelihood ratio of
   the candidate's buckets and errors, bad against the good candidate on the tolerance), its
   threshold set on the tuning seeds to roll back at most :data:`BUDGET` of every good scenario
-  ("matched to the same budget").
+  ("matched to the same budget"). The good scenarios include the candidate on the tolerance
+  of each check (10 % slower, 1.5x errors): the judge's guarantee holds there, so the oracle
+  is held there too.
 * ``flagger`` — Flagger v1.44.0's weighted canary as its Istio tutorial configures it
   (:class:`FlaggerConfig`, cited in ``docs/benchmarks.md``), and ``flagger-quiet``: the same
   with the smallest ``threshold`` whose false rollbacks on the tuning seeds are within the
@@ -119,6 +121,7 @@ def _const(k: float) -> Callable[[F], F]:
 SCENARIOS = (
     Scenario("identical", "identical", 1.0, _const(1.0)),
     Scenario("5% slower (P99 420 ms)", "tolerated", 1.0, _const(1.05)),
+    Scenario("10% slower (P99 440 ms)", "tolerated", 1.0, _const(1.0 + LATENCY_TOLERANCE)),
     Scenario("1.5x errors", "tolerated", 1.5, _const(1.0)),
     Scenario("2x error rate", "bad", 2.0, _const(1.0)),
     Scenario("+30% P99", "bad", 1.0, _const(1.3)),
@@ -611,7 +614,7 @@ error rate 0.1 %.
 - **oracle** (not deployable): the SPRT that knows the bad scenario exactly and tests it
   against the good candidate closest to it (on the tolerance: latency 10 % longer, or 1.5x
   errors), its threshold set on the tuning seeds so that it rolls back at most {BUDGET:.0%} of
-  every good scenario (identical and within the tolerance), as the judge must.
+  every good scenario (identical, inside the tolerance and on it), as the judge must.
 - **flagger (tutorial)**: Flagger v1.44.0's weighted canary as its Istio tutorial configures it
   (interval 1m, threshold 5, stepWeight 10, maxWeight 50, request-success-rate min 99 over 1m,
   request-duration max 500 ms over 30s, 15 s scrapes), traffic from 10 % to 50 %; the model is
@@ -622,10 +625,10 @@ error rate 0.1 %.
 Blast radius = candidate requests served until the rollback; a cell is the median over the
 runs, then the median over the seeds and (in brackets) their range. Where a decider promotes a
 bad candidate in more than half its runs on some seed, the cell gives the share it rolled back
-instead of a ratio. Good rows (identical, or within the tolerance: 5 % slower, 1.5x errors)
-give false rollbacks. Verdict per row and seed: bad rows, judge <= {TARGET:g}x the oracle and
-no worse than either Flagger (where a Flagger promotes, the judge rolls back at least the same
-share); good rows, the judge's false rollbacks within the budget.
+instead of a ratio. Good rows (identical, or within the tolerance: 5 % slower, and on it:
+10 % slower, 1.5x errors) give false rollbacks. Verdict per row and seed: bad rows, judge <=
+{TARGET:g}x the oracle and no worse than either Flagger (where a Flagger promotes, the judge
+rolls back at least the same share); good rows, the judge's false rollbacks within the budget.
 
 {table(seeds, rows)}
 
