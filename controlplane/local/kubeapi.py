@@ -335,7 +335,16 @@ def _terminate(pid: int, gone: Any) -> None:
 
 
 def _reap(pid: int) -> None:
-    """Collect the exit status of ``pid`` when it is our own child (a detached one, say)."""
+    """Collect the exit status of ``pid`` when it is our own child (a detached one, say).
+
+    A child this process started detached is collected through its ``Popen`` (``poll``), so
+    that the object knows it is gone and is dropped: reaped behind its back, it would report
+    itself "still running" (a ``ResourceWarning``) when collected at exit."""
+    for proc in _DETACHED:
+        if proc.pid == pid:
+            if proc.poll() is not None:
+                _DETACHED.remove(proc)
+            return
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
 

@@ -189,3 +189,23 @@ def test_up_with_kserve_runs_it_and_down_leaves_nothing(tmp_path: Path) -> None:
     assert not any(kubeapi._alive(p) for p in state["pids"])
     assert port_free(state["port"])
     assert not folder.exists()
+
+
+@pytest.mark.binary
+def test_a_detached_program_stopped_by_pid_is_collected_through_its_popen(
+    tmp_path: Path,
+) -> None:
+    """``stop`` reaps a detached child through the ``Popen`` that started it: the object then
+    knows its exit status and leaves the module's list, so nothing reports a child "still
+    running" (a ``ResourceWarning``) when the test process exits."""
+    import sys
+
+    cluster = LoopbackCluster(tmp_path, 0, "")
+    proc = cluster.spawn(
+        "sleeper", [sys.executable, "-c", "import time; time.sleep(60)"], detach=True
+    )
+    assert proc in kubeapi._DETACHED
+    assert cluster.pids == [proc.pid]
+    cluster.stop()
+    assert proc.returncode is not None
+    assert proc not in kubeapi._DETACHED
