@@ -21,6 +21,7 @@ against both implementations.
 from __future__ import annotations
 
 import builtins
+import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -149,7 +150,11 @@ class KubeClient(Protocol):
         """Record a Kubernetes Event about ``involved``. With ``name`` (a deterministic one,
         e.g. from the event's fingerprint) the Event is created under it, and an Event of that
         name that exists already is left as it is: False, told before (the API server's
-        AlreadyExists), so a second controller telling the same event writes nothing."""
+        AlreadyExists), so a second controller telling the same event writes nothing. Without
+        ``name`` the Event is aggregated as client-go's ``EventCorrelator`` does: under
+        :func:`aggregate_name`, a repeat of the same event about the same object raises the
+        stored one's ``count`` and ``lastTimestamp`` instead of adding an object (a failing git
+        poll every 30 s is one Event, not one a poll), across controller restarts too."""
         ...
 
 
@@ -211,6 +216,30 @@ def parse_time(text: str) -> float:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.timestamp()
+
+
+def aggregate_name(event: Mapping[str, Any]) -> str:
+    """The name an unnamed Event is recorded under (:meth:`KubeClient.event`): the involved
+    object's name and a digest of what makes two events the same one for client-go's
+    ``EventCorrelator`` (the involved object, type, reason, message and reporting component),
+    so a repeat finds the first by name."""
+    involved = event.get("involvedObject", {})
+    same = "\x00".join(
+        str(x)
+        for x in (
+            involved.get("apiVersion"),
+            involved.get("kind"),
+            involved.get("namespace"),
+            involved.get("name"),
+            involved.get("uid"),
+            event.get("type"),
+            event.get("reason"),
+            event.get("message"),
+            event.get("reportingComponent"),
+        )
+    )
+    base = str(involved.get("name") or "event")[:200]
+    return f"{base}.{hashlib.sha256(same.encode()).hexdigest()[:16]}"
 
 
 def event_object(

@@ -60,6 +60,7 @@ from controlplane.kube.client import (
     Obj,
     Ref,
     WatchEvent,
+    aggregate_name,
     bookmark,
     event_object,
     expired,
@@ -552,28 +553,19 @@ class FakeKube:
         return True
 
     def _aggregate_event(self, ev: Obj, now: float, fired: Fired) -> None:
-        """An unnamed Event: counted on an equal one about the same object, else created."""
-        namespace = ev["metadata"]["namespace"]
-        same = (ev.get("reason"), ev.get("message"), ev.get("type"))
-        for key, stored in self._objects.items():
-            if (
-                key[:3] == ("v1", "Event", namespace)
-                and stored.get("involvedObject", {}).get("uid") == ev["involvedObject"].get("uid")
-                and stored.get("involvedObject", {}).get("name") == ev["involvedObject"].get("name")
-                and (stored.get("reason"), stored.get("message"), stored.get("type")) == same
-            ):
-                new = wire_copy(stored)
-                new["count"] = int(new.get("count", 1)) + 1
-                new["lastTimestamp"] = format_time(now)
-                self._update(key, new, fired)
-                return
-        base = f"{ev['involvedObject'].get('name', 'event')}.{int(now * 1e9):x}"
-        name, n = base, 0
-        while ("v1", "Event", namespace, name) in self._objects:
-            n += 1
-            name = f"{base}{n}"
-        ev["metadata"]["name"] = name
-        self._create(ev, fired)
+        """An unnamed Event, as the real client records it: under :func:`aggregate_name`,
+        created, or counted on the stored one of that name."""
+        name = aggregate_name(ev)
+        key = ("v1", "Event", ev["metadata"]["namespace"], name)
+        stored = self._objects.get(key)
+        if stored is None:
+            ev["metadata"]["name"] = name
+            self._create(ev, fired)
+            return
+        new = wire_copy(stored)
+        new["count"] = int(new.get("count") or 1) + 1
+        new["lastTimestamp"] = format_time(now)
+        self._update(key, new, fired)
 
     # --- internals (the lock is held) ------------------------------------------------------------
 

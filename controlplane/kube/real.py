@@ -46,6 +46,7 @@ from controlplane.kube.client import (
     Obj,
     Ref,
     WatchEvent,
+    aggregate_name,
     event_object,
     expired,
     unserved,
@@ -421,9 +422,19 @@ class RealKube:
         now = self._now()
         ev = event_object(involved, reason, message, type_, now=now, component=self._component)
         if name is None:
-            base = involved.get("metadata", {}).get("name", "event")
-            ev["metadata"]["name"] = f"{base}.{time.time_ns():x}"
-            self.create(ev)
+            ev["metadata"]["name"] = aggregate_name(ev)
+            try:
+                self.create(ev)
+            except Conflict:  # told before: count it on the stored one
+                ref = Ref.of(ev)
+                stored = self.get(ref)
+                self.patch(
+                    ref,
+                    {
+                        "count": int(stored.get("count") or 1) + 1,
+                        "lastTimestamp": ev["lastTimestamp"],
+                    },
+                )
             return True
         ev["metadata"]["name"] = name
         try:

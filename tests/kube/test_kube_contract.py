@@ -550,6 +550,22 @@ def test_event_is_recorded_about_the_object(backend: Backend) -> None:
     assert (events[0]["type"], events[0]["message"]) == ("Warning", "hello")
 
 
+def test_an_unnamed_event_told_again_is_counted_not_added(backend: Backend) -> None:
+    """Unnamed Events aggregate as client-go's EventCorrelator does, under a name derived from
+    the event (``aggregate_name``): the same event about the same object twice is one Event of
+    count 2; another message is another Event."""
+    kube, ns = backend.kube, backend.ns
+    stored = kube.create(configmap(ns))
+    assert kube.event(stored, "Again", "git fetch failed", "Warning") is True
+    assert kube.event(stored, "Again", "git fetch failed", "Warning") is True
+    assert kube.event(stored, "Again", "another failure", "Warning") is True
+    events = {e["message"]: e for e in kube.list("v1", "Event", ns) if e["reason"] == "Again"}
+    assert sorted(events) == ["another failure", "git fetch failed"]
+    assert events["git fetch failed"]["count"] == 2
+    assert events["another failure"]["count"] == 1
+    assert events["git fetch failed"]["metadata"]["name"].startswith(stored["metadata"]["name"])
+
+
 def test_a_named_event_is_written_once(backend: Backend) -> None:
     """An Event under a deterministic name: the first call creates it, the second finds the
     name taken (AlreadyExists) and writes nothing; what the event sink relies on to tell a
