@@ -34,6 +34,7 @@ import numpy as np
 from controlplane.analysis import decision_rule
 from controlplane.analysis.decision_rule import Decision
 from controlplane.analysis.eprocess import (
+    bernoulli_log_e_above,
     binomial_p,
     cs_bounds,
     e_of,
@@ -275,26 +276,39 @@ def judge_one(look: Look) -> SequentialResult:
     return look if isinstance(look, SequentialResult) else judge_looks([look])[0]
 
 
-def judge_looks(looks: Sequence[CountLook]) -> list[SequentialResult]:
+def judge_looks(looks: Sequence[CountLook], *, e_values: bool = True) -> list[SequentialResult]:
     """The anytime test of many count looks at once (a tick's checks): both e-values, the
     decisions and the confidence sequences, each computed with numpy over all the looks
     (:func:`~controlplane.analysis.eprocess.log_e`,
     :func:`~controlplane.analysis.eprocess.cs_bounds`). The same answers, look by look, as one
-    look at a time: the arithmetic is elementwise."""
+    look at a time: the arithmetic is elementwise.
+
+    ``e_values=False`` (a tick's checks, whose results report decisions, estimates and
+    confidence sequences but no e-value): an e-value is computed only where its generalised
+    likelihood ratio can reach the level
+    (:func:`~controlplane.analysis.eprocess.bernoulli_log_e_above`), and reported only where it
+    reaches it (``NaN`` elsewhere); the decisions, confidence sequences and messages are the
+    same."""
     if not looks:
         return []
     x = np.array([look.events for look in looks])
     n = np.array([look.trials for look in looks])
     m = np.array([look.theta0 for look in looks])
     alpha = np.array([look.alpha for look in looks])
-    lb = log_e(x, n, m, up=True)
-    lp = log_e(x, n, m, up=False)
+    if e_values:
+        lb = log_e(x, n, m, up=True)
+        lp = log_e(x, n, m, up=False)
+    else:  # the smallest threshold: every look's decision is the same as with both e-values
+        lb, lp = bernoulli_log_e_above(x, n, m, float(np.log(1.0 / alpha.max())))
     low = np.zeros(len(looks))
     high = np.ones(len(looks))
     some = np.flatnonzero(n > 0)
     if some.size:
         low[some], high[some] = cs_bounds(x[some], n[some], alpha[some])
     codes = decision_rule.decisions(lb, lp, alpha)
+    thr = np.log(1.0 / alpha)
+    shown_b = (lb >= thr) | e_values
+    shown_p = (lp >= thr) | e_values
     out = []
     for i, look in enumerate(looks):
         decision = decision_rule.decision_of(int(codes[i]))
@@ -305,11 +319,13 @@ def judge_looks(looks: Sequence[CountLook]) -> list[SequentialResult]:
             f"{look.prefix}{look.head}, {100 * (1 - look.alpha):g}% CS [{lo:.4g}, {hi:.4g}] "
             f"{look.tail}: {decision}"
         )
+        e_breach = e_of(float(lb[i])) if shown_b[i] else math.nan
+        e_pass = e_of(float(lp[i])) if shown_p[i] else math.nan
         out.append(
             SequentialResult(
                 decision,
-                e_of(float(lb[i])),
-                e_of(float(lp[i])),
+                e_breach,
+                e_pass,
                 look.estimate,
                 lo,
                 hi,

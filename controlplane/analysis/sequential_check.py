@@ -42,6 +42,7 @@ from controlplane.analysis.count_judges import (
     judge_looks,
     rate_look,
 )
+from controlplane.analysis.latency_batch import Pending, Prepared, absolute_looks, shift_looks
 from controlplane.analysis.latency_judges import (
     ShiftLook,
     judge_shift_looks,
@@ -306,10 +307,6 @@ def _unit(check: CheckSpec) -> Unit:
     return check.above.unit if check.above is not None else Unit.NUMBER
 
 
-Pending = CountLook | ShiftLook | SequentialResult
-"""A judge's look before the anytime test (or its result already)."""
-
-
 @dataclass(frozen=True)
 class _Judged:
     res: SequentialResult
@@ -318,29 +315,25 @@ class _Judged:
     stable_quantity: float | None
 
 
-@dataclass(frozen=True)
-class _Prepared:
-    look: Pending
-    served: float
-    quantity: float | None
-    stable_quantity: float | None
+_Prepared = Prepared
 
 
-def run_looks(looks: Sequence[Pending]) -> list[SequentialResult]:
+def run_looks(looks: Sequence[Pending], *, e_values: bool = True) -> list[SequentialResult]:
     """The anytime tests of many looks at once, in their order: the count looks through
     :func:`~controlplane.analysis.count_judges.judge_looks`, the shift looks through
     :func:`~controlplane.analysis.latency_judges.judge_shift_looks`, each one numpy pass over all
-    the looks of its kind."""
+    the looks of its kind. ``e_values=False``: the count looks' e-values only where they decide
+    (``judge_looks``), the rest is the same."""
     out: list[SequentialResult | None] = [
         look if isinstance(look, SequentialResult) else None for look in looks
     ]
     counts = [i for i, look in enumerate(looks) if isinstance(look, CountLook)]
     shifts = [i for i, look in enumerate(looks) if isinstance(look, ShiftLook)]
-    count_looks = [look for look in looks if isinstance(look, CountLook)]
-    shift_looks = [look for look in looks if isinstance(look, ShiftLook)]
-    for i, res in zip(counts, judge_looks(count_looks), strict=True):
+    by_counts = [look for look in looks if isinstance(look, CountLook)]
+    by_shift = [look for look in looks if isinstance(look, ShiftLook)]
+    for i, res in zip(counts, judge_looks(by_counts, e_values=e_values), strict=True):
         out[i] = res
-    for i, res in zip(shifts, judge_shift_looks(shift_looks), strict=True):
+    for i, res in zip(shifts, judge_shift_looks(by_shift), strict=True):
         out[i] = res
     return [res for res in out if res is not None]
 
@@ -477,9 +470,11 @@ def judge_check(
     *,
     min_samples: int | None,
 ) -> CheckResult:
-    """The :class:`CheckResult` of one sequential look (see the module docstring):
-    :func:`judge_checks` of one."""
-    return judge_checks([CheckLook(key, check, metric, counts, min_samples)])[0]
+    """The :class:`CheckResult` of one sequential look (see the module docstring): its look
+    built alone (:func:`_prepare`), then :func:`run_looks` of one. :func:`judge_checks` gives
+    the same result (the tests hold it)."""
+    item = CheckLook(key, check, metric, counts, min_samples)
+    return _judge_items([item], arrays=False)[0]
 
 
 def _inconclusive(item: CheckLook, why: str, *, provider_error: bool = False) -> CheckResult:
@@ -496,15 +491,29 @@ def _inconclusive(item: CheckLook, why: str, *, provider_error: bool = False) ->
 def judge_checks(items: Sequence[CheckLook]) -> list[CheckResult]:
     """The :class:`CheckResult` of many sequential looks (a tick's checks), in their order.
 
-    Each check's counts are checked and turned into a look one by one (:func:`_prepare`); the
-    anytime tests of all the looks then run together, one numpy pass per kind of test
-    (:func:`run_looks`); the closing test and the verdict are per check again. The results are
-    those of judging each check alone. With ``finalLook`` ``f``, the anytime test runs at
-    ``alpha * (1 - f)`` and the closing test (:func:`_closing`) at ``alpha * f``: by the union
-    bound the check still rolls back a good candidate with probability at most ``alpha``.
+    The looks of the latency checks are built together on arrays, grouped by bucket layout
+    (:func:`_prepare_latency`), the others (and the latency checks those builders leave out)
+    one by one (:func:`_prepare`); the anytime tests of all the looks then run together, one
+    numpy pass per kind of test (:func:`run_looks`); the closing test and the verdict are per
+    check again; the count looks' e-values are computed only where they can decide (the
+    results report none: :func:`~controlplane.analysis.count_judges.judge_looks`). The results
+    are those of judging each check alone (:func:`judge_check`). With ``finalLook`` ``f``, the
+    anytime test runs at ``alpha * (1 - f)`` and the closing test (:func:`_closing`) at
+    ``alpha * f``: by the union bound the check still rolls back a good candidate with
+    probability at most ``alpha``.
     """
+    return _judge_items(items, arrays=True)
+
+
+def _judge_items(items: Sequence[CheckLook], *, arrays: bool) -> list[CheckResult]:
+    """:func:`judge_checks`; ``arrays``: the latency looks built on arrays
+    (:func:`_prepare_latency`), else each alone."""
+    built = _prepare_latency(items) if arrays else {}
     prepared: list[_Prepared | str | CheckResult | None] = []
-    for item in items:
+    for i, item in enumerate(items):
+        if i in built:
+            prepared.append(built[i])
+            continue
         anytime_alpha = decision_rule.anytime_alpha(item.check.alpha, item.check.final_look)
         try:
             prepared.append(_prepare(item.check, item.metric, item.counts, anytime_alpha))
@@ -512,7 +521,8 @@ def judge_checks(items: Sequence[CheckLook]) -> list[CheckResult]:
             prepared.append(_inconclusive(item, f"cannot judge: {exc}", provider_error=True))
         except NoData as exc:
             prepared.append(_inconclusive(item, str(exc)))
-    results = iter(run_looks([p.look for p in prepared if isinstance(p, _Prepared)]))
+    looks = [p.look for p in prepared if isinstance(p, _Prepared)]
+    results = iter(run_looks(looks, e_values=not arrays))
     out = []
     for item, p in zip(items, prepared, strict=True):
         if isinstance(p, CheckResult):
@@ -522,6 +532,51 @@ def judge_checks(items: Sequence[CheckLook]) -> list[CheckResult]:
             out.append(_verdict(item, judged))
         else:
             out.append(_verdict(item, p))
+    return out
+
+
+def _prepare_latency(items: Sequence[CheckLook]) -> dict[int, _Prepared | None]:
+    """:func:`_prepare` of the tick's absolute latency and ``test: shift`` checks, on arrays
+    (:mod:`~controlplane.analysis.latency_batch`), by index; the checks it leaves out are
+    prepared alone."""
+    absolute: list[int] = []
+    shift: list[int] = []
+    for i, item in enumerate(items):
+        check, builtin = item.check, item.metric.builtin
+        if builtin not in HISTOGRAMS or check.above is None:
+            continue
+        if check.compare != "baseline":
+            absolute.append(i)
+        elif check.test == "shift":
+            shift.append(i)
+    out: dict[int, _Prepared | None] = {}
+
+    def level(i: int) -> float:
+        return decision_rule.anytime_alpha(items[i].check.alpha, items[i].check.final_look)
+
+    def above(i: int) -> float:
+        limit = items[i].check.above
+        assert limit is not None
+        return limit.value
+
+    if absolute:
+        built = absolute_looks(
+            [items[i].counts.cand_buckets for i in absolute],
+            [above(i) for i in absolute],
+            [quantile_of(items[i].metric) for i in absolute],
+            [level(i) for i in absolute],
+        )
+        out.update({absolute[j]: p for j, p in built.items()})
+    if shift:
+        built = shift_looks(
+            [items[i].counts.cand_buckets for i in shift],
+            [items[i].counts.stable_buckets for i in shift],
+            [items[i].counts.reference_buckets for i in shift],
+            [above(i) for i in shift],
+            [quantile_of(items[i].metric) for i in shift],
+            [level(i) for i in shift],
+        )
+        out.update({shift[j]: p for j, p in built.items()})
     return out
 
 

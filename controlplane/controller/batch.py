@@ -577,7 +577,12 @@ class BatchEvaluator:
         if self.batched:
             results = sequential_check.judge_checks(looks)
         else:
-            results = [sequential_check.judge_checks([look])[0] for look in looks]
+            results = [
+                sequential_check.judge_check(
+                    look.key, look.check, look.metric, look.counts, min_samples=look.min_samples
+                )
+                for look in looks
+            ]
         for (ident, _), result in zip(pending, results, strict=True):
             out[ident] = result
         return out
