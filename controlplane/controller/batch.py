@@ -22,9 +22,11 @@ histogram buckets, the baseline's boundary) and namespace, the union (``or``) of
 distinct window, each term ``sum by (canary, variant) (increase(...{canary=~"a|b"}[<window>]))``
 over the canaries sharing that window. The union of disjoint label sets is exact, so each canary
 gets its own counts, and the number of queries per tick does not grow with the number of canaries
-(the query text does). :class:`Request` carries ``since`` (the state's ``stage_started_at``).
-The tick's sequential checks are then judged together
-(:func:`controlplane.analysis.sequential_check.judge_checks`: one numpy pass per kind of test).
+(the query text does). An absolute check's histogram terms ask for the candidates' series only
+(``SeqKey.candidate_only``: it never reads the stable's histogram). :class:`Request` carries
+``since`` (the state's ``stage_started_at``). The tick's sequential checks are then judged
+together (:func:`controlplane.analysis.sequential_check.judge_checks`: the latency looks built
+on arrays, one numpy pass per kind of test).
 
 Not grouped (per-canary fallback through the evaluator): custom ``query`` metrics, canaries with a
 custom ``spec.analysis.selector`` (their labels are not ``canary``/``variant``), and
@@ -229,6 +231,10 @@ class SeqKey:
     namespace: str
     router: str = ""
     vllm_version: str = DEFAULT_VLLM_VERSION
+    candidate_only: bool = False
+    """Histogram kinds of absolute checks: only the candidate's series are asked (each term
+    selects ``variant=~`` its canaries' candidates), since an absolute check never reads the
+    stable's histogram (half the series of the tick's largest answer)."""
 
 
 _AT_START = ("boundary:", "reference:", "closing@")
@@ -318,7 +324,7 @@ def sequential_query(
         _seq_term(
             key.kind,
             param,
-            group_selector(key.namespace, sorted(names)),
+            _term_selector(key, sorted(names), canaries),
             router=key.router,
             vllm_version=key.vllm_version,
             routes=http_errors.envoy_routes(key.namespace, [canaries[n] for n in sorted(names)])
@@ -327,6 +333,17 @@ def sequential_query(
         )
         for param, names in sorted(terms.items())
     )
+
+
+def _term_selector(key: SeqKey, names: Sequence[str], canaries: Mapping[str, ModelCanary]) -> str:
+    """The selector of one term over ``names``: :func:`group_selector`, and for a
+    ``candidate_only`` key the variants that are these canaries' candidates (another canary's
+    stable of the same name may come back too: it is not read)."""
+    sel = group_selector(key.namespace, names)
+    if not key.candidate_only:
+        return sel
+    variants = "|".join(sorted({re.escape(canaries[n].spec.candidate.name) for n in names}))
+    return f'{sel},variant=~"{queries.escape_label_value(variants)}"'
 
 
 def read_sequential(
@@ -680,7 +697,8 @@ def _plan_sequential(
         keys["events"] = SeqKey("errors", ns, router, version)
         keys["total"] = SeqKey("requests", ns, router, version)
     else:
-        keys["buckets"] = SeqKey(f"buckets:{builtin}", ns, "", version)
+        absolute = due.check.compare != "baseline"
+        keys["buckets"] = SeqKey(f"buckets:{builtin}", ns, "", version, candidate_only=absolute)
         lookback = (due.check.window or req.canary.spec.analysis.window).seconds
         if due.check.compare == "baseline" and due.check.test == "shift":
             keys["reference"] = SeqKey(f"reference:{builtin}@{lookback!r}", ns, "", version)

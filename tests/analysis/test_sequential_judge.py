@@ -229,11 +229,17 @@ def test_batched_path_matches_the_evaluator_with_one_query_per_kind(
     canaries = [spec(name, checks) for name in ("seq-bad", "seq-good", "seq-slow")]
     # Different step starts per canary: different windows, still grouped.
     starts = [start + 5 * MINUTE, start + 7 * MINUTE, start + 11 * MINUTE]
-    batch = BatchEvaluator(PrometheusSource(from_url(server.url)))
+    source = _Recording(server.url)
+    batch = BatchEvaluator(source)
     requests = step_requests(canaries, starts)
     found = batch.evaluate(requests, now)
     # errors, requests, buckets: three grouped queries for three canaries
     assert batch.last.queries == 3
+    # An absolute latency check reads the candidate's histogram only: its terms ask for no
+    # other variant (the samples and verdicts below still equal the evaluator's).
+    (buckets,) = [q for q in source.queries if "_bucket" in q]
+    cand = {c.spec.candidate.name for c in canaries}
+    assert buckets.count(f'variant=~"{"|".join(sorted(cand))}"') == len(set(starts))
     provider = PrometheusProvider(from_url(server.url))
     for req in requests:
         single = evaluate(req.canary, req.due, provider, now, since=req.since)
