@@ -50,6 +50,7 @@ from controlplane.analysis import evaluator, http_errors, promql, queries, seque
 from controlplane.analysis.buckets import parse_le
 from controlplane.analysis.metric_contract import DEFAULT_VLLM_VERSION, contract_for
 from controlplane.analysis.metric_provider import MetricProvider
+from controlplane.controller import gc_pause
 from controlplane.errors import NoData, ProviderError, SpecError
 from controlplane.providers.prometheus import PrometheusClient, PrometheusProvider
 from controlplane.rollout.observations import CheckResult, DueCheck, Observations
@@ -452,6 +453,12 @@ class BatchEvaluator:
         self._pinned: dict[tuple[SeqKey, float, str], dict[str, Any]] = {}
 
     def evaluate(self, requests: Sequence[Request], now: float) -> dict[Hashable, Observations]:
+        """The observations of every request at ``now``, by request key; the cyclic garbage
+        collector paused meanwhile (:func:`controlplane.controller.gc_pause.paused`)."""
+        with gc_pause.paused():
+            return self._evaluate(requests, now)
+
+    def _evaluate(self, requests: Sequence[Request], now: float) -> dict[Hashable, Observations]:
         before = self.source.count
         plans: dict[Hashable, _Plan] = {}
         members: dict[GroupKey, set[str]] = {}
