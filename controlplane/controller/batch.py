@@ -22,8 +22,8 @@ histogram buckets, the baseline's boundary) and namespace, the union (``or``) of
 distinct window, each term ``sum by (canary, variant) (increase(...{canary=~"a|b"}[<window>]))``
 over the canaries sharing that window. The union of disjoint label sets is exact, so each canary
 gets its own counts, and the number of queries per tick does not grow with the number of canaries
-(the query text does). An absolute check's histogram terms ask for the candidates' series only
-(``SeqKey.candidate_only``: it never reads the stable's histogram). :class:`Request` carries
+(the query text does). An absolute check's terms ask for the candidates' series only
+(``SeqKey.candidate_only``: it never reads the stable's counts). :class:`Request` carries
 ``since`` (the state's ``stage_started_at``). The tick's sequential checks are then judged
 together (:func:`controlplane.analysis.sequential_check.judge_checks`: the latency looks built
 on arrays, one numpy pass per kind of test).
@@ -233,9 +233,11 @@ class SeqKey:
     router: str = ""
     vllm_version: str = DEFAULT_VLLM_VERSION
     candidate_only: bool = False
-    """Histogram kinds of absolute checks: only the candidate's series are asked (each term
-    selects ``variant=~`` its canaries' candidates), since an absolute check never reads the
-    stable's histogram (half the series of the tick's largest answer)."""
+    """The counts of absolute checks: only the candidates' series are asked (each term's
+    selector adds ``variant=~`` its canaries' candidates; an Envoy router's HTTP source, selected
+    by route, still answers for both backends), since an absolute check never reads the
+    stable's counts: half the series of the tick's answers. A namespace with absolute and
+    ``compare: baseline`` checks of one kind asks two queries for it, still whatever N."""
 
 
 _AT_START = ("boundary:", "reference:", "closing@")
@@ -700,11 +702,11 @@ def _plan_sequential(
     keys: dict[str, SeqKey] = {}
     builtin = metric.builtin
     assert builtin is not None
+    absolute = due.check.compare != "baseline"
     if builtin == "error-rate":
-        keys["events"] = SeqKey("errors", ns, router, version)
-        keys["total"] = SeqKey("requests", ns, router, version)
+        keys["events"] = SeqKey("errors", ns, router, version, candidate_only=absolute)
+        keys["total"] = SeqKey("requests", ns, router, version, candidate_only=absolute)
     else:
-        absolute = due.check.compare != "baseline"
         keys["buckets"] = SeqKey(f"buckets:{builtin}", ns, "", version, candidate_only=absolute)
         lookback = (due.check.window or req.canary.spec.analysis.window).seconds
         if due.check.compare == "baseline" and due.check.test == "shift":

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -282,7 +283,8 @@ def test_grouped_sequential_error_counts_equal_the_per_canary_counts(
 ) -> None:
     """``judge: sequential``'s error counts: ``batch.sequential_query`` (grouped) against
     ``sequential_check.plan`` (one canary), the failed and the all-requests counts of both
-    variants."""
+    variants; and in the candidates-only form of an absolute check (``candidate_only``), the
+    candidate's, with no engine series of the stable asked."""
     at = START + STEP * minute
     since = at - 60.0 * step_minutes
     canaries = {name: make_canary(NAMESPACE, name, router) for name in sorted(grouped)}
@@ -310,3 +312,16 @@ def test_grouped_sequential_error_counts_equal_the_per_canary_counts(
                 expected = _per_canary(prometheus, single, at)
                 got = answer.get((name, variant), math.nan)
                 assert _same(got, expected), (kind, router, name, variant, got, expected)
+        alone = replace(key, candidate_only=True)
+        query = sequential_query(alone, terms, canaries)
+        assert 'variant=~"cand"' in query
+        samples = prometheus.vector(query, at)
+        assert not [s for s, _ in samples if s.get("variant") == "stable"]  # engine series
+        answer = read_sequential(alone, samples, canaries)
+        for name, canary in canaries.items():
+            plan = sequential_check.plan(canary, check, starts[name], at)
+            single = plan.cand_events if kind == "errors" else plan.cand_total
+            assert single is not None
+            expected = _per_canary(prometheus, single, at)
+            got = answer.get((name, "cand"), math.nan)
+            assert _same(got, expected), (kind, router, name, "alone", got, expected)
