@@ -22,7 +22,9 @@ histogram buckets, the baseline's boundary) and namespace, the union (``or``) of
 distinct window, each term ``sum by (canary, variant) (increase(...{canary=~"a|b"}[<window>]))``
 over the canaries sharing that window. The union of disjoint label sets is exact, so each canary
 gets its own counts, and the number of queries per tick does not grow with the number of canaries
-(the query text does). An absolute check's terms ask for the candidates' series only
+(the query text does); above :data:`SHARD_CANARIES` canaries a kind's query is split into at
+most ``workers`` parts (:func:`shards`), which Prometheus evaluates side by side while this
+process reads the answers already in. An absolute check's terms ask for the candidates' series only
 (``SeqKey.candidate_only``: it never reads the stable's counts). :class:`Request` carries
 ``since`` (the state's ``stage_started_at``). The tick's sequential checks are then judged
 together (:func:`controlplane.analysis.sequential_check.judge_checks`: the latency looks built
@@ -515,11 +517,16 @@ class BatchEvaluator:
                 for key, names in members.items()
             }
             seq_runs = {
-                key: pool.submit(self._run_seq, key, terms, _named(known, key.namespace), now)
+                key: [
+                    pool.submit(self._run_seq, key, part, _named(known, key.namespace), now)
+                    for part in shards(terms, self.workers)
+                ]
                 for key, terms in seq_terms.items()
             }
             answers = {key: run.result() for key, run in runs.items()}
-            seq_answers = {key: run.result() for key, run in seq_runs.items()}
+            seq_answers = {
+                key: _merged([run.result() for run in parts]) for key, parts in seq_runs.items()
+            }
         self._keep_pinned(seq_terms)
         grouped = len(answers) + len(seq_answers)
         judged = self._judge_sequential(requests, plans, seq_answers)
@@ -682,6 +689,40 @@ class BatchEvaluator:
 
 _SeqAnswer = dict[tuple[str, str], Any] | ProviderError
 """A grouped sequential query's values (floats, or ``{le: count}``) by (canary, variant)."""
+
+SHARD_CANARIES = 1000
+"""A grouped sequential query over more canaries than this is split (:func:`shards`)."""
+
+
+def shards(terms: Mapping[float, set[str]], most: int) -> list[dict[float, set[str]]]:
+    """``terms`` (canaries by window or step start) split into at most ``most`` queries of at
+    most about :data:`SHARD_CANARIES` canaries each, in the order of the terms, so that a large
+    fleet's answers are evaluated by Prometheus side by side and read by this process while
+    the next is evaluated (at most ``most`` queries per kind, whatever N)."""
+    names = sorted((param, name) for param, group in terms.items() for name in group)
+    count = max(1, min(most, math.ceil(len(names) / SHARD_CANARIES)))
+    size = math.ceil(len(names) / count) if names else 0
+    out: list[dict[float, set[str]]] = []
+    for start in range(0, len(names), max(size, 1)):
+        part: dict[float, set[str]] = {}
+        for param, name in names[start : start + size]:
+            part.setdefault(param, set()).add(name)
+        out.append(part)
+    return out or [{}]
+
+
+def _merged(parts: list[_SeqAnswer]) -> _SeqAnswer:
+    """The answers of one query's shards as one (the first failure, if any)."""
+    for part in parts:
+        if isinstance(part, ProviderError):
+            return part
+    if len(parts) == 1:
+        return parts[0]
+    out: dict[tuple[str, str], Any] = {}
+    for part in parts:
+        assert not isinstance(part, ProviderError)
+        out.update(part)
+    return out
 
 
 def _named(known: Mapping[tuple[str, str], ModelCanary], namespace: str) -> dict[str, ModelCanary]:

@@ -31,6 +31,7 @@ import pytest
 from support.prometheus import start_shared
 
 from controlplane.analysis.evaluator import evaluate
+from controlplane.controller import batch
 from controlplane.controller.batch import BatchEvaluator, PrometheusSource, Request
 from controlplane.local.prometheus import PrometheusServer
 from controlplane.local.synthetic import HOUR, Change, Scenario, Variant, history_end
@@ -381,3 +382,27 @@ def test_batched_closing_test_matches_the_evaluator_and_is_pinned_at_the_steps_e
     early = batch.evaluate(step_requests(canaries, starts), starts[1] + 20 * MINUTE)
     assert batch.last.queries == 2
     assert early["seq-mild"].checks["steps[0].rollbackOn[0]"].verdict == "pass"
+
+
+def test_a_large_fleet_splits_its_grouped_queries_and_decides_the_same(
+    prometheus: tuple[PrometheusServer, float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above ``batch.SHARD_CANARIES`` canaries a grouped sequential query is split (at most
+    ``workers`` parts per kind): made 1 here, three canaries ask each kind in three parts, a
+    fourth worker-bound one in two, and every result (messages included) is the unsplit tick's
+    and the per-canary evaluator's."""
+    server, start = prometheus
+    now = start + 40 * MINUTE
+    canaries = [spec(name, [SEQUENTIAL, SHIFT]) for name in ("seq-bad", "seq-good", "seq-slow")]
+    requests = step_requests(canaries, [start + 5 * MINUTE, start + 7 * MINUTE, start + 7 * MINUTE])
+    whole = BatchEvaluator(PrometheusSource(from_url(server.url)))
+    expected = whole.evaluate(requests, now)
+    monkeypatch.setattr(batch, "SHARD_CANARIES", 1)
+    split = BatchEvaluator(PrometheusSource(from_url(server.url)))
+    found = split.evaluate(requests, now)
+    assert split.last.queries == 3 * whole.last.queries
+    pair = BatchEvaluator(PrometheusSource(from_url(server.url)), workers=2)
+    assert pair.evaluate(requests, now) == expected
+    assert pair.last.queries == 2 * whole.last.queries
+    assert found == expected
+    assert_as_evaluator(server, requests, found, now)
