@@ -320,11 +320,52 @@ def _seq_term(
     raise AssertionError(f"unhandled sequential kind {kind!r}")  # pragma: no cover
 
 
+@dataclass(frozen=True)
+class RouteIndex:
+    """The Envoy backends of a namespace's canaries, named once a tick: each canary's
+    :func:`http_errors.envoy_routes` members, so that the routes of any group of them are
+    joined, not named again for every term, part and kind of a tick's queries."""
+
+    namespace: str
+    by_canary: Mapping[str, Mapping[tuple[str, int], tuple[str, str]]]
+
+    @classmethod
+    def of(cls, namespace: str, canaries: Mapping[str, ModelCanary]) -> RouteIndex:
+        return cls(
+            namespace,
+            {
+                name: http_errors.envoy_routes(namespace, [canary]).members
+                for name, canary in canaries.items()
+            },
+        )
+
+    def routes(self, names: Iterable[str]) -> http_errors.EnvoyRoutes:
+        """:func:`http_errors.envoy_routes` of the canaries ``names``, in that order (a route
+        two canaries share goes to the later one, as there)."""
+        members: dict[tuple[str, int], tuple[str, str]] = {}
+        for name in names:
+            members.update(self.by_canary[name])
+        return http_errors.EnvoyRoutes(self.namespace, members)
+
+
+def _routes(
+    key: SeqKey, canaries: Mapping[str, ModelCanary], index: RouteIndex | None
+) -> RouteIndex | None:
+    """``index``, or one named now for ``canaries``; None unless ``key``'s router is Envoy's."""
+    if not _envoy(key.router):
+        return None
+    return index if index is not None else RouteIndex.of(key.namespace, canaries)
+
+
 def sequential_query(
-    key: SeqKey, terms: dict[float, set[str]], canaries: Mapping[str, ModelCanary]
+    key: SeqKey,
+    terms: dict[float, set[str]],
+    canaries: Mapping[str, ModelCanary],
+    index: RouteIndex | None = None,
 ) -> str:
     """The union (``or``) of one term per window (or step start), each over its canaries
-    (``canaries``: by name, for their routes)."""
+    (``canaries``: by name, for their routes; ``index``: their Envoy routes, named once)."""
+    routes = _routes(key, canaries, index)
     return " or ".join(
         _seq_term(
             key.kind,
@@ -332,9 +373,7 @@ def sequential_query(
             _term_selector(key, sorted(names), canaries),
             router=key.router,
             vllm_version=key.vllm_version,
-            routes=http_errors.envoy_routes(key.namespace, [canaries[n] for n in sorted(names)])
-            if _envoy(key.router)
-            else None,
+            routes=routes.routes(sorted(names)) if routes is not None else None,
         )
         for param, names in sorted(terms.items())
     )
@@ -352,14 +391,19 @@ def _term_selector(key: SeqKey, names: Sequence[str], canaries: Mapping[str, Mod
 
 
 def read_sequential(
-    key: SeqKey, samples: Iterable[Sample], canaries: Mapping[str, ModelCanary]
+    key: SeqKey,
+    samples: Iterable[Sample],
+    canaries: Mapping[str, ModelCanary],
+    index: RouteIndex | None = None,
 ) -> dict[tuple[str, str], Any]:
     """The answer to :func:`sequential_query` by (canary, variant): ``{le: count}`` for bucket
-    kinds, else a count (the Envoy routers' error counts folded from their sources). NoData
-    when a bucket bound cannot be read."""
+    kinds, else a count (the Envoy routers' error counts folded from their sources, over the
+    routes of every canary of ``canaries``: ``index`` when given). NoData when a bucket bound
+    cannot be read."""
     base = key.kind.partition(":")[2] if key.kind.startswith("closing@") else key.kind
-    if base in ("errors", "requests") and _envoy(key.router):
-        routes = http_errors.envoy_routes(key.namespace, list(canaries.values()))
+    found_routes = _routes(key, canaries, index)
+    if base in ("errors", "requests") and found_routes is not None:
+        routes = found_routes.routes(canaries)
         term = "failed" if base == "errors" else "total"
         folded = http_errors.fold_sources(samples, routes)
         return {ident: terms[term] for ident, terms in folded.items() if term in terms}
@@ -516,9 +560,21 @@ class BatchEvaluator:
                 )
                 for key, names in members.items()
             }
+            named = {ns: _named(known, ns) for ns in {key.namespace for key in seq_terms}}
+            indexes = {
+                ns: RouteIndex.of(ns, named[ns])
+                for ns in {key.namespace for key in seq_terms if _envoy(key.router)}
+            }
             seq_runs = {
                 key: [
-                    pool.submit(self._run_seq, key, part, _named(known, key.namespace), now)
+                    pool.submit(
+                        self._run_seq,
+                        key,
+                        part,
+                        named[key.namespace],
+                        now,
+                        indexes.get(key.namespace),
+                    )
                     for part in shards(terms, self.workers)
                 ]
                 for key, terms in seq_terms.items()
@@ -542,6 +598,7 @@ class BatchEvaluator:
         terms: dict[float, set[str]],
         canaries: Mapping[str, ModelCanary],
         at: float,
+        index: RouteIndex | None = None,
     ) -> _SeqAnswer:
         kept: dict[tuple[str, str], Any] = {}
         asked: dict[float, set[str]] = {}
@@ -556,9 +613,9 @@ class BatchEvaluator:
                     kept.update({(name, variant): value for variant, value in found.items()})
         if not asked:
             return kept
-        query = sequential_query(key, asked, canaries)
+        query = sequential_query(key, asked, canaries, index)
         try:
-            values = read_sequential(key, self.source.vector(query, at), canaries)
+            values = read_sequential(key, self.source.vector(query, at), canaries, index)
         except ProviderError as exc:
             return exc
         by_canary: dict[str, dict[str, Any]] = {}
