@@ -7,8 +7,10 @@ here is computed from that scenario, not copied from an output.
 from __future__ import annotations
 
 import http.server
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from support.canaries import example_canary
@@ -199,6 +201,9 @@ def test_stopped_prometheus_is_unavailable(tmp_path: Path) -> None:
 
 
 class _Broken(http.server.BaseHTTPRequestHandler):
+    """A server in front of Prometheus answering ``status``/``body`` to every query (instant
+    queries come as a POST form, range queries as a GET: :class:`BodyQueries`)."""
+
     status = 503
     body = b"upstream overloaded"
 
@@ -207,6 +212,10 @@ class _Broken(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/plain")
         self.end_headers()
         self.wfile.write(self.body)
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.do_GET()
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -235,6 +244,40 @@ def test_server_errors_are_unavailable(
     provider = PrometheusProvider(from_url(url, timeout_s=2, retries=0))
     with pytest.raises(ProviderUnavailable, match=fragment):
         provider.instant("vector(1)", 1_700_000_000)
+
+
+class _Recording(http.server.BaseHTTPRequestHandler):
+    """Answers an instant query with ``vector(1)``'s answer and records how it came."""
+
+    seen: ClassVar[list[tuple[str, str, bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.seen.append(("POST", self.path, body))
+        answer = (
+            b'{"status":"success","data":{"resultType":"vector",'
+            b'"result":[{"metric":{},"value":[1,"1"]}]}}'
+        )
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_an_instant_query_goes_in_a_post_body_not_in_the_url() -> None:
+    """A grouped query is hundreds of kilobytes: it travels as a form body (``/api/v1/query``
+    accepts one), not percent-encoded into the URL."""
+    handler = type("Handler", (_Recording,), {"seen": []})
+    query = 'sum(up{canary=~"' + "|".join(f"c{i:05d}" for i in range(3000)) + '"})'
+    with serving(handler) as url:
+        assert PrometheusProvider(from_url(url)).instant(query, 1_700_000_000) == 1.0
+    ((method, path, body),) = handler.seen
+    assert (method, path) == ("POST", "/api/v1/query")
+    form = urllib.parse.parse_qs(body.decode())
+    assert form == {"query": [query], "time": ["1700000000.0"]}
 
 
 def test_evaluator_end_to_end(provider: PrometheusProvider, history: History) -> None:
