@@ -849,7 +849,7 @@ def _sequential_look(
     def value(role: str, variant: str) -> Any:
         return got[role].get((name, variant)) if role in got else None
 
-    def counts_of(prefix: str) -> sequential_check.Counts:
+    def counts_of(prefix: str, closing: sequential_check.Counts | None) -> sequential_check.Counts:
         return sequential_check.Counts(
             cand_events=value(f"{prefix}events", cand),
             cand_total=value(f"{prefix}total", cand),
@@ -859,10 +859,11 @@ def _sequential_look(
             stable_buckets=value(f"{prefix}buckets", stable) if baseline else None,
             boundary_s=value("boundary", stable),
             reference_buckets=value("reference", stable),
+            closing=closing,
         )
 
-    closing = any(role.startswith("closing-") for role in seq.keys)
-    counts = replace(counts_of(""), closing=counts_of("closing-") if closing else None)
+    ends = any(role.startswith("closing-") for role in seq.keys)
+    counts = counts_of("", counts_of("closing-", None) if ends else None)
     return sequential_check.CheckLook(
         seq.due.key,
         seq.due.check,
