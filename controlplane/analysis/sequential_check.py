@@ -342,11 +342,12 @@ def _judge(
     check: CheckSpec, metric: MetricSpec, counts: Counts, alpha: float, *, fixed: bool = False
 ) -> _Judged | str | None:
     """The sequential test of ``check`` on ``counts`` at level ``alpha`` (:func:`_prepare`, then
-    its anytime test alone)."""
+    its anytime test alone; a ``fixed`` look is its result already)."""
     prepared = _prepare(check, metric, counts, alpha, fixed=fixed)
     if not isinstance(prepared, _Prepared):
         return prepared
-    (res,) = run_looks([prepared.look])
+    look = prepared.look
+    (res,) = [look] if isinstance(look, SequentialResult) else run_looks([look])
     return _Judged(res, prepared.served, prepared.quantity, prepared.stable_quantity)
 
 
