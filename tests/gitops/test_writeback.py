@@ -599,8 +599,8 @@ def test_a_write_back_that_fails_on_git_is_tried_again_until_it_lands(
     assert "(retry 1 of 3 in 0.05 s)" in results[0].message
     assert "(retry 2 of 3 in 0.05 s)" in results[1].message
     assert written_once(remote)
-    reasons = [e["reason"] for e in kube.list("v1", "Event", NS)]
-    assert reasons == ["GitWriteBackFailed", "GitWriteBackFailed", "GitWriteBack"]
+    reasons = sorted(e["reason"] for e in kube.list("v1", "Event", NS))
+    assert reasons == ["GitWriteBack", "GitWriteBackFailed", "GitWriteBackFailed"]
 
 
 def test_retries_end_and_a_missing_file_is_not_retried(

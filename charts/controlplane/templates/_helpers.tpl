@@ -139,10 +139,11 @@ extra.
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "create", "update", "patch", "delete"]
-# kube event(): one Event per rollout history entry
+# kube event(): one Event per rollout history entry (create); an unnamed one told again
+# (GitSyncFailed, AlertDeliveryFailed) is counted on the stored Event (get, patch)
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create"]
+  verbs: ["create", "get", "patch"]
 {{- if .Values.gitSource.repo }}
 # gitops/source.py (gitSource.repo): server-side apply of the files' ModelCanaries (create +
 # patch){{ if .Values.gitSource.prune }}; gitSource.prune deletes those whose document left git{{ end }}
