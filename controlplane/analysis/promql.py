@@ -4,11 +4,11 @@ Owns the expression of every built-in of :mod:`controlplane.analysis.metric_cont
 from the contract's names. ``by`` is the extra grouping: empty for one variant of one canary
 (the selector picks it: :func:`controlplane.analysis.queries.builtin_query`), ``("canary",
 "variant")`` for the batched query over many canaries
-(:func:`controlplane.controller.batch.grouped_query`). Both forms are the same expression with
-``by`` added to every aggregation (``sum by (le)`` becomes ``sum by (le, canary, variant)``;
-the Envoy source, which has no ``canary``/``variant`` labels, gets them per variant with
-``label_replace``), so a grouped answer's ``(canary, variant)`` series equals the per-canary
-value: tested against a real Prometheus in ``tests/analysis/test_promql_grouped.py``, for
+(:func:`controlplane.controller.grouped_promql.grouped_query`). Both forms are the same
+expression with ``by`` added to every aggregation (``sum by (le)`` becomes ``sum by (le,
+canary, variant)``; the Envoy source, which has no ``canary``/``variant`` labels, gets them per
+variant with ``label_replace``), so a grouped answer's ``(canary, variant)`` series equals the
+per-canary value: tested against a real Prometheus in ``tests/analysis/test_promql_grouped.py``, for
 ``error-rate`` with every router's HTTP source.
 
 Pure: no I/O.

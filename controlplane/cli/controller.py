@@ -178,7 +178,7 @@ def build(
     analysis, is told of every rollout event and is attached to the controller; ``notifiers``
     are told of every rollout event too (alerts).
     """
-    from controlplane.controller.batch import PrometheusSource
+    from controlplane.controller.metric_source import PrometheusSource
     from controlplane.controller.reconcile import Reconciler
     from controlplane.controller.runner import Controller
     from controlplane.kube.lease import LeaderElector

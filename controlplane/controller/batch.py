@@ -1,6 +1,8 @@
 """Batched analysis: one tick evaluates the due checks of every canary due at that tick.
 
-Owns the grouping of built-in metric queries. For N canaries the per-canary evaluator
+Owns a tick: which checks are grouped, the grouped queries sent (their text and the reading of
+their answers live in :mod:`controlplane.controller.grouped_promql`), the answers kept between
+ticks and the judging. For N canaries the per-canary evaluator
 (:func:`controlplane.analysis.evaluator.evaluate`) would send one query per canary per metric per
 variant; here every built-in query is grouped by (metric family, window, namespace, and the
 router and vLLM version that decide its text), sent ONCE with ``by (canary, variant)``
@@ -41,388 +43,34 @@ Called by :mod:`controlplane.controller.runner` once per analysis tick.
 from __future__ import annotations
 
 import math
-import re
-import threading
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any
 
-from controlplane.analysis import evaluator, http_errors, promql, queries, sequential_check, verdict
-from controlplane.analysis.buckets import parse_le
-from controlplane.analysis.metric_contract import DEFAULT_VLLM_VERSION, contract_for
-from controlplane.analysis.metric_provider import MetricProvider
+from controlplane.analysis import evaluator, sequential_check, verdict
 from controlplane.controller import gc_pause
+from controlplane.controller.grouped_promql import (
+    AT_START,
+    PIN_MARGIN_S,
+    GroupKey,
+    RouteIndex,
+    SeqKey,
+    canary_keys,
+    group_key,
+    grouped_query,
+    is_envoy,
+    pinned_at,
+    read_grouped,
+    read_sequential,
+    samples_key,
+    sequential_query,
+    shards,
+)
+from controlplane.controller.metric_source import CountingSource, MetricSource
 from controlplane.errors import NoData, ProviderError, SpecError
-from controlplane.providers.prometheus import PrometheusClient, PrometheusProvider
 from controlplane.rollout.observations import CheckResult, DueCheck, Observations
-from controlplane.spec.models import DEFAULT_QUANTILE, CheckSpec, MetricSpec, ModelCanary
-
-Labels = dict[str, str]
-Sample = tuple[Labels, float]
-GROUP_LABELS = ("canary", "variant")
-
-
-class MetricSource(MetricProvider, Protocol):
-    """A :class:`MetricProvider` that also answers a query with every series it returns."""
-
-    def vector(self, query: str, at: float) -> list[Sample]:
-        """Every series of ``query`` at ``at`` as (labels, value); values may be NaN."""
-        ...
-
-
-class PrometheusSource:
-    """:class:`MetricSource` over an injected ``PrometheusConnect`` (see
-    :func:`controlplane.providers.prometheus.from_url`)."""
-
-    def __init__(self, client: PrometheusClient) -> None:
-        self._client = client
-        self._single = PrometheusProvider(client)
-
-    def instant(self, query: str, at: float) -> float:
-        return self._single.instant(query, at)
-
-    def range(self, query: str, start: float, end: float, step: float) -> list[tuple[float, float]]:
-        return self._single.range(query, start, end, step)
-
-    def vector(self, query: str, at: float) -> list[Sample]:
-        return self._single.vector(query, at)
-
-
-class CountingSource:
-    """Counts every query sent through it (``instant``, ``vector``, ``range``); thread-safe."""
-
-    def __init__(self, inner: MetricSource) -> None:
-        self.inner = inner
-        self.count = 0
-        self._lock = threading.Lock()
-
-    def _tick(self) -> None:
-        with self._lock:
-            self.count += 1
-
-    def instant(self, query: str, at: float) -> float:
-        self._tick()
-        return self.inner.instant(query, at)
-
-    def range(self, query: str, start: float, end: float, step: float) -> list[tuple[float, float]]:
-        self._tick()
-        return self.inner.range(query, start, end, step)
-
-    def vector(self, query: str, at: float) -> list[Sample]:
-        self._tick()
-        return self.inner.vector(query, at)
-
-
-# --------------------------------------------------------------------------- grouped PromQL (pure)
-
-
-@dataclass(frozen=True, order=True)
-class GroupKey:
-    """One grouped query: ``family`` (``e2e-latency@0.95``, ``error-rate``, ``samples``...),
-    ``window`` in seconds (0 for gauges), ``namespace``, and what makes the query's text differ
-    between canaries: ``router`` (``spec.traffic.router``; ``error-rate`` only, else empty) and
-    ``vllm_version`` (the metric contract's)."""
-
-    family: str
-    window: float
-    namespace: str
-    router: str = ""
-    vllm_version: str = DEFAULT_VLLM_VERSION
-
-
-def _family(metric: MetricSpec) -> str:
-    assert metric.builtin is not None
-    if metric.builtin in ("e2e-latency", "ttft", "inter-token-latency"):
-        q = DEFAULT_QUANTILE if metric.quantile is None else metric.quantile
-        return f"{metric.builtin}@{q!r}"
-    return metric.builtin
-
-
-def group_key(
-    metric: MetricSpec,
-    window: float,
-    namespace: str,
-    router: str = "",
-    vllm_version: str = DEFAULT_VLLM_VERSION,
-) -> GroupKey:
-    """The group of ``metric``'s query; ``router`` counts for ``error-rate`` only."""
-    family = _family(metric)
-    return GroupKey(
-        family,
-        0.0 if family == "kv-cache-usage" else window,
-        namespace,
-        router if family == "error-rate" else "",
-        vllm_version,
-    )
-
-
-def samples_key(
-    window: float, namespace: str, vllm_version: str = DEFAULT_VLLM_VERSION
-) -> GroupKey:
-    return GroupKey("samples", window, namespace, "", vllm_version)
-
-
-def canary_keys(canary: ModelCanary) -> tuple[str, str]:
-    """``(router, vllm_version)`` of ``canary``'s grouped keys (:func:`queries.engine_version`:
-    SpecError for a version without a metric contract)."""
-    return canary.spec.traffic.router, queries.engine_version(canary)
-
-
-def _envoy(router: str) -> bool:
-    """Whether ``router``'s HTTP source is Envoy's: its series carry no canary labels, so its
-    grouped ``error-rate`` terms come back unfolded (:func:`http_errors.grouped_sources`)."""
-    return router in http_errors.ENVOY_ROUTERS
-
-
-def group_selector(namespace: str, canaries: Sequence[str]) -> str:
-    """``namespace="ns",canary=~"a|b"``: only the canaries of the group."""
-    alternatives = "|".join(re.escape(name) for name in sorted(set(canaries)))
-    ns = queries.escape_label_value(namespace)
-    return f'namespace="{ns}",canary=~"{queries.escape_label_value(alternatives)}"'
-
-
-def grouped_query(key: GroupKey, canaries: Sequence[ModelCanary]) -> str:
-    """The PromQL of ``key`` for ``canaries`` (all of ``key``'s namespace, router and version),
-    aggregated ``by (canary, variant)``: the builder of the per-canary queries
-    (:mod:`controlplane.analysis.promql`) with the group labels added, over the metric names of
-    ``key.vllm_version`` and, for ``error-rate``, the HTTP source of ``key.router``."""
-    sel = group_selector(key.namespace, [c.metadata.name for c in canaries])
-    contract = contract_for(key.vllm_version)
-    family, _, quantile = key.family.partition("@")
-    if family == "kv-cache-usage":
-        return promql.builtin_expr(family, sel, "", by=GROUP_LABELS, contract=contract)
-    w = queries.prom_duration(key.window)
-    if family == "samples":
-        return promql.samples_expr(sel, w, by=GROUP_LABELS, contract=contract)
-    if family == "error-rate" and _envoy(key.router):
-        routes = http_errors.envoy_routes(key.namespace, canaries)
-        return http_errors.grouped_sources(
-            sel, w, GROUP_LABELS, routes, vllm_version=key.vllm_version
-        )
-    q = float(quantile) if quantile else None
-    return promql.builtin_expr(
-        family, sel, w, q, by=GROUP_LABELS, contract=contract, router=key.router or None
-    )
-
-
-def read_grouped(
-    key: GroupKey, samples: Iterable[Sample], canaries: Sequence[ModelCanary]
-) -> dict[tuple[str, str], float]:
-    """The answer to :func:`grouped_query` as values by (canary, variant); the Envoy routers'
-    ``error-rate`` folded from its sources (failed / all requests, NaN when none finished)."""
-    if key.family == "error-rate" and _envoy(key.router):
-        folded = http_errors.fold_sources(
-            samples, http_errors.envoy_routes(key.namespace, canaries)
-        )
-        return {
-            ident: terms["failed"] / terms["total"] if terms.get("total") else math.nan
-            for ident, terms in folded.items()
-            if "failed" in terms
-        }
-    return {(labels.get("canary", ""), labels.get("variant", "")): v for labels, v in samples}
-
-
-@dataclass(frozen=True, order=True)
-class SeqKey:
-    """One grouped sequential query: ``kind`` (``errors``, ``requests``, ``buckets:<builtin>``,
-    ``boundary:<builtin>@<q>@<lookback s>``, ``reference:<builtin>@<lookback s>``,
-    ``closing@<duration s>:<count kind>``) and ``namespace``; its terms are keyed by window
-    seconds (counts) or by the step start (boundaries, references, closing counts)."""
-
-    kind: str
-    namespace: str
-    router: str = ""
-    vllm_version: str = DEFAULT_VLLM_VERSION
-    candidate_only: bool = False
-    """The counts of absolute checks: only the candidates' series are asked (each term's
-    selector adds ``variant=~`` its canaries' candidates; an Envoy router's HTTP source, selected
-    by route, still answers for both backends), since an absolute check never reads the
-    stable's counts: half the series of the tick's answers. A namespace with absolute and
-    ``compare: baseline`` checks of one kind asks two queries for it, still whatever N."""
-
-
-_AT_START = ("boundary:", "reference:", "closing@")
-PIN_MARGIN_S = 300.0
-"""A pinned term (``@`` a time at least this far in the past) reads samples that no longer
-change: its answers are kept from tick to tick (:class:`BatchEvaluator`), not asked again."""
-
-
-def pinned_at(kind: str, param: float) -> float | None:
-    """The time a grouped sequential term of ``kind`` is pinned at (``@``), or None when it
-    reads up to the tick's time: the baseline's boundary and reference at the step's start
-    (``param``), the closing counts at the step's end (``param`` + the step's duration)."""
-    if kind.startswith("closing@"):
-        return param + float(kind.removeprefix("closing@").partition(":")[0])
-    if kind.startswith(("boundary:", "reference:")):
-        return param
-    return None
-
-
-"""Grouped sequential kinds keyed by each canary's step start, not by its window: the
-baseline's boundary and reference (``@`` the start) and the closing test's counts
-(``closing@<duration s>:<kind>``: over the whole step, ``@`` its end)."""
-
-
-def _seq_term(
-    kind: str,
-    param: float,
-    sel: str,
-    *,
-    router: str = "",
-    vllm_version: str = DEFAULT_VLLM_VERSION,
-    routes: http_errors.EnvoyRoutes | None = None,
-) -> str:
-    """One term of a grouped sequential query over ``sel``'s canaries. The error counts are
-    :func:`controlplane.analysis.http_errors.error_terms` of ``router`` (``increase``, grouped,
-    already aggregated), the histograms those of ``vllm_version``'s metric contract."""
-    histograms = contract_for(vllm_version).bucket_series()
-    pin = ""
-    if kind.startswith("closing@"):  # the step's whole counts, pinned at its end
-        duration, _, kind = kind.removeprefix("closing@").partition(":")
-        param, pin = float(duration), f" @ {param + float(duration):.3f}"
-    if kind in ("errors", "requests"):
-        w = queries.prom_duration(max(param, sequential_check.MIN_WINDOW_S))
-        if _envoy(router):
-            assert routes is not None
-            return http_errors.grouped_sources(
-                sel,
-                w,
-                GROUP_LABELS,
-                routes,
-                terms=("failed",) if kind == "errors" else ("total",),
-                fn="increase",
-                modifier=pin,
-                vllm_version=vllm_version,
-            )
-        terms = http_errors.error_terms(
-            router, sel, w, GROUP_LABELS, fn="increase", modifier=pin, vllm_version=vllm_version
-        )
-        return terms.failed if kind == "errors" else terms.total
-    family, _, rest = kind.partition(":")
-    if family == "buckets":
-        w = queries.prom_duration(max(param, sequential_check.MIN_WINDOW_S))
-        hist = histograms[rest]
-        return f"sum by (le, canary, variant) (increase({hist}{{{sel}}}[{w}]{pin}))"
-    if family == "reference":
-        builtin, lookback = rest.split("@")
-        hist = histograms[builtin]
-        w = queries.prom_duration(float(lookback))
-        return f"sum by (le, canary, variant) (increase({hist}{{{sel}}}[{w}] @ {param:.3f}))"
-    if family == "boundary":
-        builtin, q, lookback = rest.split("@")
-        hist = histograms[builtin]
-        w = queries.prom_duration(float(lookback))
-        return (
-            f"histogram_quantile({q}, sum by (le, canary, variant) "
-            f"(rate({hist}{{{sel}}}[{w}] @ {param:.3f})))"
-        )
-    raise AssertionError(f"unhandled sequential kind {kind!r}")  # pragma: no cover
-
-
-@dataclass(frozen=True)
-class RouteIndex:
-    """The Envoy backends of a namespace's canaries, named once a tick: each canary's
-    :func:`http_errors.envoy_routes` members, so that the routes of any group of them are
-    joined, not named again for every term, part and kind of a tick's queries."""
-
-    namespace: str
-    by_canary: Mapping[str, Mapping[tuple[str, int], tuple[str, str]]]
-
-    @classmethod
-    def of(cls, namespace: str, canaries: Mapping[str, ModelCanary]) -> RouteIndex:
-        return cls(
-            namespace,
-            {
-                name: http_errors.envoy_routes(namespace, [canary]).members
-                for name, canary in canaries.items()
-            },
-        )
-
-    def routes(self, names: Iterable[str]) -> http_errors.EnvoyRoutes:
-        """:func:`http_errors.envoy_routes` of the canaries ``names``, in that order (a route
-        two canaries share goes to the later one, as there)."""
-        members: dict[tuple[str, int], tuple[str, str]] = {}
-        for name in names:
-            members.update(self.by_canary[name])
-        return http_errors.EnvoyRoutes(self.namespace, members)
-
-
-def _routes(
-    key: SeqKey, canaries: Mapping[str, ModelCanary], index: RouteIndex | None
-) -> RouteIndex | None:
-    """``index``, or one named now for ``canaries``; None unless ``key``'s router is Envoy's."""
-    if not _envoy(key.router):
-        return None
-    return index if index is not None else RouteIndex.of(key.namespace, canaries)
-
-
-def sequential_query(
-    key: SeqKey,
-    terms: dict[float, set[str]],
-    canaries: Mapping[str, ModelCanary],
-    index: RouteIndex | None = None,
-) -> str:
-    """The union (``or``) of one term per window (or step start), each over its canaries
-    (``canaries``: by name, for their routes; ``index``: their Envoy routes, named once)."""
-    routes = _routes(key, canaries, index)
-    return " or ".join(
-        _seq_term(
-            key.kind,
-            param,
-            _term_selector(key, sorted(names), canaries),
-            router=key.router,
-            vllm_version=key.vllm_version,
-            routes=routes.routes(sorted(names)) if routes is not None else None,
-        )
-        for param, names in sorted(terms.items())
-    )
-
-
-def _term_selector(key: SeqKey, names: Sequence[str], canaries: Mapping[str, ModelCanary]) -> str:
-    """The selector of one term over ``names``: :func:`group_selector`, and for a
-    ``candidate_only`` key the variants that are these canaries' candidates (another canary's
-    stable of the same name may come back too: it is not read)."""
-    sel = group_selector(key.namespace, names)
-    if not key.candidate_only:
-        return sel
-    variants = "|".join(sorted({re.escape(canaries[n].spec.candidate.name) for n in names}))
-    return f'{sel},variant=~"{queries.escape_label_value(variants)}"'
-
-
-def read_sequential(
-    key: SeqKey,
-    samples: Iterable[Sample],
-    canaries: Mapping[str, ModelCanary],
-    index: RouteIndex | None = None,
-) -> dict[tuple[str, str], Any]:
-    """The answer to :func:`sequential_query` by (canary, variant): ``{le: count}`` for bucket
-    kinds, else a count (the Envoy routers' error counts folded from their sources, over the
-    routes of every canary of ``canaries``: ``index`` when given). NoData when a bucket bound
-    cannot be read."""
-    base = key.kind.partition(":")[2] if key.kind.startswith("closing@") else key.kind
-    found_routes = _routes(key, canaries, index)
-    if base in ("errors", "requests") and found_routes is not None:
-        routes = found_routes.routes(canaries)
-        term = "failed" if base == "errors" else "total"
-        folded = http_errors.fold_sources(samples, routes)
-        return {ident: terms[term] for ident, terms in folded.items() if term in terms}
-    values: dict[tuple[str, str], Any] = {}
-    buckets = base.startswith(("buckets:", "reference:"))
-    les: dict[str, float] = {}  # a histogram has few distinct bounds: parse each once
-    for labels, value in samples:
-        ident = (labels.get("canary", ""), labels.get("variant", ""))
-        if buckets:
-            found = values.setdefault(ident, {})
-            text = labels.get("le", "")
-            le = les.get(text)
-            if le is None:
-                le = les[text] = parse_le(text)
-            found[le] = found.get(le, 0.0) + value
-        else:
-            values[ident] = value
-    return values
-
+from controlplane.spec.models import CheckSpec, MetricSpec, ModelCanary
 
 # --------------------------------------------------------------------------- one tick
 
@@ -534,7 +182,7 @@ class BatchEvaluator:
                         continue
                     plan.sequential.append(seq)
                     for skey in seq.keys.values():
-                        param = seq.since if skey.kind.startswith(_AT_START) else seq.window
+                        param = seq.since if skey.kind.startswith(AT_START) else seq.window
                         seq_terms.setdefault(skey, {}).setdefault(param, set()).add(name)
                     continue
                 window = (due.check.window or req.canary.spec.analysis.window).seconds
@@ -563,7 +211,7 @@ class BatchEvaluator:
             named = {ns: _named(known, ns) for ns in {key.namespace for key in seq_terms}}
             indexes = {
                 ns: RouteIndex.of(ns, named[ns])
-                for ns in {key.namespace for key in seq_terms if _envoy(key.router)}
+                for ns in {key.namespace for key in seq_terms if is_envoy(key.router)}
             }
             seq_runs = {
                 key: [
@@ -746,26 +394,6 @@ class BatchEvaluator:
 
 _SeqAnswer = dict[tuple[str, str], Any] | ProviderError
 """A grouped sequential query's values (floats, or ``{le: count}``) by (canary, variant)."""
-
-SHARD_CANARIES = 1000
-"""A grouped sequential query over more canaries than this is split (:func:`shards`)."""
-
-
-def shards(terms: Mapping[float, set[str]], most: int) -> list[dict[float, set[str]]]:
-    """``terms`` (canaries by window or step start) split into at most ``most`` queries of at
-    most about :data:`SHARD_CANARIES` canaries each, in the order of the terms, so that a large
-    fleet's answers are evaluated by Prometheus side by side and read by this process while
-    the next is evaluated (at most ``most`` queries per kind, whatever N)."""
-    names = sorted((param, name) for param, group in terms.items() for name in group)
-    count = max(1, min(most, math.ceil(len(names) / SHARD_CANARIES)))
-    size = math.ceil(len(names) / count) if names else 0
-    out: list[dict[float, set[str]]] = []
-    for start in range(0, len(names), max(size, 1)):
-        part: dict[float, set[str]] = {}
-        for param, name in names[start : start + size]:
-            part.setdefault(param, set()).add(name)
-        out.append(part)
-    return out or [{}]
 
 
 def _merged(parts: list[_SeqAnswer]) -> _SeqAnswer:

@@ -48,7 +48,8 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from controlplane.controller.batch import BatchEvaluator, MetricSource, Request
+from controlplane.controller.batch import BatchEvaluator, Request
+from controlplane.controller.metric_source import MetricSource
 from controlplane.controller.reconcile import Done, Key, NeedsAnalysis, Reconciler
 from controlplane.errors import Conflict, KubeError, ProviderUnavailable
 from controlplane.kube.client import KubeClient, Obj, WatchEvent, event_version, is_expired

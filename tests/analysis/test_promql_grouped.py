@@ -8,9 +8,10 @@ with only ``envoy_cluster_name`` on them, for our HTTPRoute and KServe's; Istio'
 engine's counts, are backfilled once; hypothesis then draws the built-in, router, quantile,
 window, evaluation time and the set of canaries grouped, and every (canary, variant) of the
 grouped answer must equal the per-canary query's value (both absent/NaN, or equal to 1e-9).
-Both sides are built from the canaries (``queries.metric_query`` and ``batch.grouped_query``,
-``sequential_check.plan`` and ``batch.sequential_query``), so a path that forgets the router (or
-reads another variant's Envoy cluster) gives a different number.
+Both sides are built from the canaries (``queries.metric_query`` and
+``grouped_promql.grouped_query``, ``sequential_check.plan`` and
+``grouped_promql.sequential_query``), so a path that forgets the router (or reads another
+variant's Envoy cluster) gives a different number.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from support.prometheus import PrometheusServer, start_shared
 
 from controlplane.analysis import queries, sequential_check
 from controlplane.analysis.metric_contract import LATENCY_BUILTINS, contract_for
-from controlplane.controller.batch import (
+from controlplane.controller.grouped_promql import (
     GroupKey,
     SeqKey,
     group_key,
@@ -281,7 +282,7 @@ def test_grouped_sequential_error_counts_equal_the_per_canary_counts(
     minute: int,
     grouped: set[str],
 ) -> None:
-    """``judge: sequential``'s error counts: ``batch.sequential_query`` (grouped) against
+    """``judge: sequential``'s error counts: ``grouped_promql.sequential_query`` (grouped) against
     ``sequential_check.plan`` (one canary), the failed and the all-requests counts of both
     variants; and in the candidates-only form of an absolute check (``candidate_only``), the
     candidate's, with no engine series of the stable asked."""

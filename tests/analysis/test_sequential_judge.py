@@ -31,8 +31,9 @@ import pytest
 from support.prometheus import start_shared
 
 from controlplane.analysis.evaluator import evaluate
-from controlplane.controller import batch
-from controlplane.controller.batch import BatchEvaluator, PrometheusSource, Request
+from controlplane.controller import grouped_promql
+from controlplane.controller.batch import BatchEvaluator, Request
+from controlplane.controller.metric_source import PrometheusSource
 from controlplane.local.prometheus import PrometheusServer
 from controlplane.local.synthetic import HOUR, Change, Scenario, Variant, history_end
 from controlplane.providers.prometheus import PrometheusProvider, from_url
@@ -387,7 +388,7 @@ def test_batched_closing_test_matches_the_evaluator_and_is_pinned_at_the_steps_e
 def test_a_large_fleet_splits_its_grouped_queries_and_decides_the_same(
     prometheus: tuple[PrometheusServer, float], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Above ``batch.SHARD_CANARIES`` canaries a grouped sequential query is split (at most
+    """Above ``grouped_promql.SHARD_CANARIES`` canaries a grouped sequential query is split (at most
     ``workers`` parts per kind): made 1 here, three canaries ask each kind in three parts, a
     fourth worker-bound one in two, and every result (messages included) is the unsplit tick's
     and the per-canary evaluator's."""
@@ -397,7 +398,7 @@ def test_a_large_fleet_splits_its_grouped_queries_and_decides_the_same(
     requests = step_requests(canaries, [start + 5 * MINUTE, start + 7 * MINUTE, start + 7 * MINUTE])
     whole = BatchEvaluator(PrometheusSource(from_url(server.url)))
     expected = whole.evaluate(requests, now)
-    monkeypatch.setattr(batch, "SHARD_CANARIES", 1)
+    monkeypatch.setattr(grouped_promql, "SHARD_CANARIES", 1)
     split = BatchEvaluator(PrometheusSource(from_url(server.url)))
     found = split.evaluate(requests, now)
     assert split.last.queries == 3 * whole.last.queries

@@ -16,7 +16,8 @@ from support.scenario import HOUR
 
 from controlplane.analysis import queries
 from controlplane.analysis.evaluator import evaluate
-from controlplane.controller.batch import BatchEvaluator, PrometheusSource, Request
+from controlplane.controller.batch import BatchEvaluator, Request
+from controlplane.controller.metric_source import PrometheusSource
 from controlplane.providers.prometheus import PrometheusProvider, from_url
 from controlplane.rollout.observations import CheckResult, DueCheck
 

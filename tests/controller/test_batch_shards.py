@@ -1,4 +1,5 @@
-"""``batch.shards``: a grouped sequential query's canaries split into at most ``most`` parts.
+"""``grouped_promql.shards``: a grouped sequential query's canaries split into at most ``most``
+parts.
 
 Every (window, canary) lands in exactly one part; parts hold about ``SHARD_CANARIES`` canaries
 and there are never more than ``most`` of them (the queries per tick stay bounded whatever N);
@@ -12,7 +13,8 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controlplane.controller.batch import SHARD_CANARIES, _merged, shards
+from controlplane.controller.batch import _merged
+from controlplane.controller.grouped_promql import SHARD_CANARIES, shards
 from controlplane.errors import ProviderUnavailable
 
 

@@ -11,7 +11,8 @@ from support.controller_scenarios import FLEET, FLEET_BAD, fleet_name
 from support.controller_world import DAY, HOUR, Metrics, World, canary_dict, finished
 
 from controlplane.analysis.evaluator import evaluate
-from controlplane.controller.batch import BatchEvaluator, PrometheusSource, Request
+from controlplane.controller.batch import BatchEvaluator, Request
+from controlplane.controller.metric_source import PrometheusSource
 from controlplane.errors import RouterError
 from controlplane.providers.prometheus import from_url
 from controlplane.rollout.observations import DueCheck

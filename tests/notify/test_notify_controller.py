@@ -14,7 +14,7 @@ from support.history import History
 from support.notify import NS, receiving, secret
 from support.scenario import DAY, HOUR
 
-from controlplane.controller.batch import PrometheusSource
+from controlplane.controller.metric_source import PrometheusSource
 from controlplane.controller.reconcile import Reconciler, Settings
 from controlplane.controller.runner import Controller
 from controlplane.kube.client import canary_ref

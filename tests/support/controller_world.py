@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from controlplane.controller.batch import PrometheusSource
+from controlplane.controller.metric_source import PrometheusSource
 from controlplane.controller.reconcile import Reconciler, Settings
 from controlplane.controller.runner import Controller
 from controlplane.controller.status import INTENT_ANNOTATION
