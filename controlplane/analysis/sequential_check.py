@@ -315,9 +315,6 @@ class _Judged:
     stable_quantity: float | None
 
 
-_Prepared = Prepared
-
-
 def run_looks(looks: Sequence[Pending], *, e_values: bool = True) -> list[SequentialResult]:
     """The anytime tests of many looks at once, in their order: the count looks through
     :func:`~controlplane.analysis.count_judges.judge_looks`, the shift looks through
@@ -344,7 +341,7 @@ def _judge(
     """The sequential test of ``check`` on ``counts`` at level ``alpha`` (:func:`_prepare`, then
     its anytime test alone; a ``fixed`` look is its result already)."""
     prepared = _prepare(check, metric, counts, alpha, fixed=fixed)
-    if not isinstance(prepared, _Prepared):
+    if not isinstance(prepared, Prepared):
         return prepared
     look = prepared.look
     (res,) = [look] if isinstance(look, SequentialResult) else run_looks([look])
@@ -353,7 +350,7 @@ def _judge(
 
 def _prepare(
     check: CheckSpec, metric: MetricSpec, counts: Counts, alpha: float, *, fixed: bool = False
-) -> _Prepared | str | None:
+) -> Prepared | str | None:
     """The sequential test of ``check`` on ``counts`` at level ``alpha``, up to its anytime test:
     the look (or its result); a reason it is inconclusive (str); or None when the candidate
     served nothing (no latency buckets). ``fixed``: only the fixed-horizon p-value (the closing
@@ -380,7 +377,7 @@ def _prepare(
                 alpha,
                 fixed=fixed,
             )
-        return _Prepared(res, _zero(counts.cand_total), res.estimate, None)
+        return Prepared(res, _zero(counts.cand_total), res.estimate, None)
     q = quantile_of(metric)
     cand = dict(counts.cand_buckets or {})
     if not cand or max(cand.values()) <= 0:
@@ -415,7 +412,7 @@ def _prepare(
         stable_quantity = counts.boundary_s
     else:
         res = latency_look(cand, None, q, alpha, bound_s=check.above.value, fixed=fixed)
-    return _Prepared(res, max(cand.values()), bucket_quantile(cand, q), stable_quantity)
+    return Prepared(res, max(cand.values()), bucket_quantile(cand, q), stable_quantity)
 
 
 def _closing(check: CheckSpec, metric: MetricSpec, counts: Counts) -> str | None:
@@ -510,7 +507,7 @@ def _judge_items(items: Sequence[CheckLook], *, arrays: bool) -> list[CheckResul
     """:func:`judge_checks`; ``arrays``: the latency looks built on arrays
     (:func:`_prepare_latency`), else each alone."""
     built = _prepare_latency(items) if arrays else {}
-    prepared: list[_Prepared | str | CheckResult | None] = []
+    prepared: list[Prepared | str | CheckResult | None] = []
     for i, item in enumerate(items):
         if i in built:
             prepared.append(built[i])
@@ -522,13 +519,13 @@ def _judge_items(items: Sequence[CheckLook], *, arrays: bool) -> list[CheckResul
             prepared.append(_inconclusive(item, f"cannot judge: {exc}", provider_error=True))
         except NoData as exc:
             prepared.append(_inconclusive(item, str(exc)))
-    looks = [p.look for p in prepared if isinstance(p, _Prepared)]
+    looks = [p.look for p in prepared if isinstance(p, Prepared)]
     results = iter(run_looks(looks, e_values=not arrays))
     out = []
     for item, p in zip(items, prepared, strict=True):
         if isinstance(p, CheckResult):
             out.append(p)
-        elif isinstance(p, _Prepared):
+        elif isinstance(p, Prepared):
             judged = _Judged(next(results), p.served, p.quantity, p.stable_quantity)
             out.append(_verdict(item, judged))
         else:
@@ -536,7 +533,7 @@ def _judge_items(items: Sequence[CheckLook], *, arrays: bool) -> list[CheckResul
     return out
 
 
-def _prepare_latency(items: Sequence[CheckLook]) -> dict[int, _Prepared | None]:
+def _prepare_latency(items: Sequence[CheckLook]) -> dict[int, Prepared | None]:
     """:func:`_prepare` of the tick's absolute latency and ``test: shift`` checks, on arrays
     (:mod:`~controlplane.analysis.latency_batch`), by index; the checks it leaves out are
     prepared alone."""
@@ -550,7 +547,7 @@ def _prepare_latency(items: Sequence[CheckLook]) -> dict[int, _Prepared | None]:
             absolute.append(i)
         elif check.test == "shift":
             shift.append(i)
-    out: dict[int, _Prepared | None] = {}
+    out: dict[int, Prepared | None] = {}
 
     def level(i: int) -> float:
         return decision_rule.anytime_alpha(items[i].check.alpha, items[i].check.final_look)
