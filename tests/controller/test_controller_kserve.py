@@ -22,15 +22,16 @@ What these tests found, and what changed on our side (docs/routing.md "KServe as
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from support.controller_world import DAY, NS, Metrics, canary_dict, finished
-from support.kserve_world import DEPLOYMENT, KServeWorld, snapshot
+from support.kserve_world import DEPLOYMENT, KServeWorld, release, snapshot
 
 from controlplane.errors import RouterPending
 from controlplane.kube.client import Ref
+from controlplane.kube.real import RealKube
 from controlplane.local.kubeapi import LoopbackCluster
 from controlplane.profiles.catalog import load_catalog
 from controlplane.routing import kserve as kserve_router
@@ -40,6 +41,13 @@ from controlplane.spec.models import ModelCanary
 pytestmark = [pytest.mark.binary, pytest.mark.slow, pytest.mark.timeout(900)]
 
 Snapshots = dict[tuple[str, int, int], dict[str, Any]]
+
+
+@pytest.fixture(autouse=True)
+def _gpus_freed(kserve_loopback: LoopbackCluster) -> Iterator[None]:
+    """Each test leaves the shared cluster's GPUs free for the next one on it."""
+    yield
+    release(RealKube.connect(kubeconfig=str(kserve_loopback.kubeconfig)), NS)
 
 
 def world_on(cluster: LoopbackCluster, metrics: Metrics) -> KServeWorld:

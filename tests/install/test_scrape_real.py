@@ -34,7 +34,9 @@ import pytest
 import yaml
 from support.chart import ROOT, render
 from support.controller_world import canary_dict
+from support.kserve_world import release
 
+from controlplane.kube.real import RealKube
 from controlplane.local.kubeapi import LoopbackCluster
 from controlplane.local.prometheus import PrometheusServer
 from controlplane.local.promoperator import start_operator, start_scraper, targets
@@ -272,6 +274,8 @@ def scrape(
         yield Scrape(server, config, pods, seen)
     finally:
         server.stop()
+        # the module's KServe predictors hold GPUs of the cluster other modules share
+        release(RealKube.connect(kubeconfig=str(cluster.kubeconfig)), NS)
 
 
 def test_kserve_canary_predictor_pods_are_targets_with_canary_and_variant(scrape: Scrape) -> None:

@@ -14,7 +14,7 @@ import itertools
 from typing import Any
 
 import pytest
-from support.kserve_world import Converged
+from support.kserve_world import Converged, release
 
 from controlplane.controller.children import is_ready
 from controlplane.errors import RouterPending
@@ -130,7 +130,10 @@ def test_fake_kserve_shows_what_kserve_v0_20_shows(
     real = RealKube.connect(kubeconfig=str(kserve_loopback.kubeconfig))
     real.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     converged = Converged(real, ns)
-    got_real = run(real, make_canary(ns, candidate_uri), points, converged.tick)
+    try:
+        got_real = run(real, make_canary(ns, candidate_uri), points, converged.tick)
+    finally:
+        release(real, ns)  # the GPUs of the shared cluster's one node per GPU kind
 
     fake = FakeKube(now=lambda: 1_800_000_000.0)
     fake_kserve = FakeKServe(fake, now=lambda: 1_800_000_000.0, gateway_routes="v0.20.0")

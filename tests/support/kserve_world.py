@@ -58,6 +58,31 @@ def _rolled_out(obj: Obj) -> bool:
     )
 
 
+def unschedulable(pod: Obj) -> str:
+    """The scheduler's reason when it could not place ``pod`` (e.g. ``Insufficient
+    nvidia.com/gpu``), else ``""``: what a settle that times out should say."""
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+            return str(cond.get("message") or cond.get("reason") or "not scheduled")
+    return ""
+
+
+def release(kube: RealKube, namespace: str, timeout_s: float = 60.0) -> None:
+    """Delete ``namespace``'s InferenceServices and wait until their Deployments and pods are
+    gone, so the GPUs they held are free for the next test on the shared cluster."""
+    for obj in kube.list(*ISVC, namespace):
+        kube.delete(Ref.of(obj))
+    deadline = time.monotonic() + timeout_s
+    while left := [
+        f"{o['kind']}/{o['metadata']['name']}"
+        for o in [*kube.list(*DEPLOYMENT, namespace), *kube.list("v1", "Pod", namespace)]
+        if (o["metadata"].get("labels") or {}).get(ISVC_LABEL)
+    ]:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{namespace} still holds {left} after {timeout_s}s")
+        time.sleep(0.2)
+
+
 class Converged:
     """Waits (in real time) for the real KServe and Deployment controllers to settle."""
 
@@ -86,11 +111,11 @@ class Converged:
                 busy.append(f"Deployment/{name}")
             elif owner and name not in wanted:
                 busy.append(f"Deployment/{name} (KServe has yet to delete it)")
-        busy += [
-            f"Pod/{o['metadata']['name']}"
-            for o in self._kube.list("v1", "Pod", ns)
-            if o["metadata"].get("deletionTimestamp")
-        ]
+        for pod in self._kube.list("v1", "Pod", ns):
+            if pod["metadata"].get("deletionTimestamp"):
+                busy.append(f"Pod/{pod['metadata']['name']}")
+            elif reason := unschedulable(pod):
+                busy.append(f"Pod/{pod['metadata']['name']} unschedulable: {reason}")
         return busy
 
     def _versions(self) -> dict[str, str]:
