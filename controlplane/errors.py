@@ -21,7 +21,9 @@ in the package does not::
     │   │   └── Unserved          the API server does not serve that apiVersion/kind (no CRD)
     │   ├── Forbidden             the credentials may not do this (403): the server's RBAC reason
     │   ├── Conflict              resourceVersion mismatch (409): re-read and retry
-    │   └── Expired               a watch's resourceVersion is too old (410 Gone): re-list
+    │   ├── Expired               a watch's resourceVersion is too old (410 Gone): re-list
+    │   └── InvalidName           a name or namespace that is no Kubernetes name, refused before
+    │                             any request (spec.names; the API answers 422)
     ├── GitError                  a git repository or a git host's API could not be used
     │   └── WriteBackError        a rollback cannot be written back (file or canary not found, ...)
     ├── UsageError                bad command-line arguments (exit code 2)
@@ -138,6 +140,12 @@ class Forbidden(KubeError):
 
 class Conflict(KubeError):
     """The object changed since it was read (resourceVersion mismatch, HTTP 409)."""
+
+
+class InvalidName(KubeError, ValueError):
+    """A name or namespace that is no valid Kubernetes name (DNS-1123), or that would change the
+    meaning of a request path (``/``, ``..``, ``?``, ``#``, ``%``): refused before any request is
+    made (:mod:`controlplane.spec.names`). The API answers 422, the CLI exits 2."""
 
 
 class Expired(KubeError):

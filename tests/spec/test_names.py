@@ -1,0 +1,66 @@
+"""spec/names: the DNS-1123 rules and the path-segment fence every name passes before a request."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from controlplane.errors import InvalidName, KubeError
+from controlplane.spec import names
+
+TRAVERSALS = [
+    "../../team-b/modelcanaries/victim",
+    "../../../../../../api/v1/namespaces/payments/configmaps/victim",
+    "..",
+    ".",
+    "a/b",
+    "?labelSelector=x",
+    "x#frag",
+    "%2e%2e",
+    "a\nb",
+    "",
+]
+
+
+@pytest.mark.parametrize("value", ["a", "team-a", "a" * 63, "0x"])
+def test_labels_accepted(value: str) -> None:
+    assert names.check_label(value) == value
+    assert names.check_subdomain(value) == value
+
+
+@pytest.mark.parametrize("value", ["A", "-a", "a-", "a" * 64, "a.b", "a_b", *TRAVERSALS, None, 7])
+def test_labels_refused(value: object) -> None:
+    assert not names.is_label(value)
+    with pytest.raises(InvalidName, match="not a valid Kubernetes name"):
+        names.check_label(value, "namespace")
+
+
+def test_subdomains() -> None:
+    assert names.check_subdomain("svc.team-a.example") == "svc.team-a.example"
+    assert not names.is_subdomain("a..b")
+    assert not names.is_subdomain("." + "a" * 10)
+    assert not names.is_subdomain("a" * 254)
+    with pytest.raises(InvalidName, match=re.escape("canary '../x'")):
+        names.check_subdomain("../x", "canary")
+
+
+@pytest.mark.parametrize("value", TRAVERSALS)
+def test_the_fence_refuses_what_changes_a_path(value: str) -> None:
+    with pytest.raises(InvalidName):
+        names.check_path_segment(value)
+
+
+@pytest.mark.parametrize("value", ["leader-lock", "system:controller", "Mixed.Case-1", "a.b"])
+def test_the_fence_lets_other_kinds_names_through(value: str) -> None:
+    """Looser than DNS-1123: RBAC and Event names may hold ':' or upper case."""
+    assert names.check_path_segment(value) == value
+
+
+def test_ref_names_and_the_error_tree() -> None:
+    names.check_ref_names(None, "x")
+    names.check_ref_names("team-a", None)
+    with pytest.raises(KubeError):  # an adapter's callers already handle KubeError
+        names.check_ref_names("team-a/../kube-system", "x")
+    with pytest.raises(ValueError, match="may not contain '..'"):
+        names.check_ref_names("team-a", "../../x")
