@@ -39,12 +39,14 @@ def _shown(value: object) -> str:
 
 def is_label(value: object) -> bool:
     """True for a DNS-1123 label: at most 63 of ``a-z0-9-``, alphanumeric at both ends."""
-    return isinstance(value, str) and len(value) <= LABEL_MAX and bool(_LABEL.match(value))
+    return isinstance(value, str) and len(value) <= LABEL_MAX and bool(_LABEL.fullmatch(value))
 
 
 def is_subdomain(value: object) -> bool:
     """True for a DNS-1123 subdomain: labels joined by dots, at most 253 characters."""
-    return isinstance(value, str) and len(value) <= SUBDOMAIN_MAX and bool(_SUBDOMAIN.match(value))
+    return (
+        isinstance(value, str) and len(value) <= SUBDOMAIN_MAX and bool(_SUBDOMAIN.fullmatch(value))
+    )
 
 
 def check_label(value: object, what: str = "namespace") -> str:

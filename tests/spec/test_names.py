@@ -36,6 +36,12 @@ def test_labels_refused(value: object) -> None:
         names.check_label(value, "namespace")
 
 
+def test_a_trailing_newline_is_no_name() -> None:
+    """``$`` matches before a final newline: the patterns must match the whole string."""
+    assert not names.is_label("team-a\n")
+    assert not names.is_subdomain("x.y\n")
+
+
 def test_subdomains() -> None:
     assert names.check_subdomain("svc.team-a.example") == "svc.team-a.example"
     assert not names.is_subdomain("a..b")
