@@ -1,7 +1,9 @@
 """Who calls a route of the HTTP API, and whether they may.
 
 Owns :class:`Access`: the bearer-token dependency every ``/api/v1`` route takes
-(:attr:`Access.identity`: 401 with ``WWW-Authenticate: Bearer`` without a valid token), and
+(:attr:`Access.identity`: the caller :class:`~controlplane.api.intake.Intake` authenticated before
+the body was read; 401 with ``WWW-Authenticate: Bearer`` without a valid token, should a route be
+reached without it), and
 :meth:`Access.allow` (403 unless the SubjectAccessReview on ``modelcanaries`` allows the verb;
 404 for a namespace the controller does not watch). Called by the route groups of
 :mod:`controlplane.api.canaries`, :mod:`controlplane.api.actions` and
@@ -11,13 +13,12 @@ Owns :class:`Access`: the bearer-token dependency every ``/api/v1`` route takes
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import HTTPException, Security
+from fastapi import HTTPException, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from controlplane.api import alertmanager
 from controlplane.api.auth import Authenticator, Identity, Unauthenticated
-
-REALM = 'Bearer realm="canary-controller"'
+from controlplane.api.intake import IDENTITY_KEY, REALM
 
 
 class Access:
@@ -29,8 +30,12 @@ class Access:
         bearer = HTTPBearer(auto_error=False, description="a Kubernetes token or the static token")
 
         def identity(
+            request: Request,
             credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
         ) -> Identity:
+            known = request.scope.get(IDENTITY_KEY)
+            if isinstance(known, Identity):  # Intake authenticated this request's token
+                return known
             try:
                 return auth.authenticate(credentials.credentials if credentials else None)
             except Unauthenticated as exc:

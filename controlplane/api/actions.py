@@ -3,7 +3,8 @@
 Owns :data:`VERBS` and :func:`action_routes`: pause, resume, promote (``{"full": true}``: to
 100% at once), abort, retry. A verb records the intent through :mod:`controlplane.operations`
 exactly like ``kubectl canary``, wakes the controller and answers 202 with the intent; the
-controller consumes it. Who may act is :class:`~controlplane.api.access.Access`'s (``patch``).
+controller consumes it. Who may act is :class:`~controlplane.api.access.Access`'s (``patch``);
+``{namespace}`` and ``{name}`` are checked as Kubernetes names first (422).
 Called by :func:`controlplane.api.app.create_app`.
 """
 
@@ -16,7 +17,15 @@ from controlplane import operations
 from controlplane.api.access import Access
 from controlplane.api.auth import Identity
 from controlplane.api.config import ApiConfig
-from controlplane.api.models import ActionBody, ActionResult, IntentView, PromoteBody
+from controlplane.api.error_responses import declared
+from controlplane.api.models import (
+    ActionBody,
+    ActionResult,
+    IntentView,
+    NamePath,
+    NamespacePath,
+    PromoteBody,
+)
 
 VERBS: dict[str, str] = {
     "pause": "Pause the rollout where it is (no more steps; analysis goes on).",
@@ -26,12 +35,9 @@ VERBS: dict[str, str] = {
     "retry": "Re-run a rolled-back candidate from the start.",
 }
 
-_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "no or invalid bearer token"},
-    403: {"description": "not allowed to patch modelcanaries there"},
-    404: {"description": "no such canary"},
-    409: {"description": "the verb makes no sense in the canary's phase"},
-}
+_RESPONSES: dict[int | str, dict[str, Any]] = declared(
+    401, 403, 404, 409, 413, 502, 503, _403="not allowed to patch modelcanaries there"
+)
 
 
 def act(
@@ -58,8 +64,8 @@ def _endpoint(config: ApiConfig, access: Access, verb: str) -> Callable[..., Act
     if verb == "promote":
 
         def promote(
-            namespace: str,
-            name: str,
+            namespace: NamespacePath,
+            name: NamePath,
             who: Annotated[Identity, Depends(access.identity)],
             body: PromoteBody | None = None,
         ) -> ActionResult:
@@ -69,8 +75,8 @@ def _endpoint(config: ApiConfig, access: Access, verb: str) -> Callable[..., Act
         return promote
 
     def other(
-        namespace: str,
-        name: str,
+        namespace: NamespacePath,
+        name: NamePath,
         who: Annotated[Identity, Depends(access.identity)],
         body: ActionBody | None = None,
     ) -> ActionResult:

@@ -24,13 +24,17 @@ Owns :func:`create_app`, which assembles the application from its route groups
 ==========================================================  =====================================
 
 Every ``/api/v1`` route needs ``Authorization: Bearer <token>``
-(:class:`~controlplane.api.auth.Authenticator`: static token or TokenReview) and is authorised
+(:class:`~controlplane.api.auth.Authenticator`: static token or TokenReview), checked by
+:class:`~controlplane.api.intake.Intake` before a byte of the body is read, and is authorised
 by SubjectAccessReview on ``modelcanaries`` (``list`` / ``get`` for reads, ``patch`` for verbs);
-the git webhook is authenticated by its signature instead. Errors are ``{"detail": "..."}``:
+the git webhook is authenticated by its signature instead. No body over
+``ApiConfig.max_body_bytes`` is read (413). ``{namespace}`` must be a DNS-1123 label and
+``{name}`` a DNS-1123 subdomain (422 otherwise). Errors are ``{"detail": "..."}``:
 401 (with ``WWW-Authenticate: Bearer``), 403, 404 (unknown canary), 409 (the verb makes no sense
-in the canary's phase: the :class:`~controlplane.errors.UsageError` message), 422 (malformed
-body), 502 (the API server refused the API's own ServiceAccount: its RBAC), 503 (the API server
-could not be asked). A request that fails changes nothing.
+in the canary's phase: the :class:`~controlplane.errors.UsageError` message), 413 (body too
+large), 502 (the API server refused the API's own ServiceAccount: its RBAC), 503 (the API server
+could not be asked); a 422 (malformed body or name) is a list of FastAPI's validation errors. A
+request that fails changes nothing.
 Verbs go through :mod:`controlplane.operations`, exactly like ``kubectl canary``. Called by
 ``canaryctl controller`` (:mod:`controlplane.cli.controller`) with an
 :class:`~controlplane.api.config.ApiConfig`.
@@ -49,6 +53,7 @@ from controlplane.api.canaries import canary_routes
 from controlplane.api.config import ApiConfig
 from controlplane.api.error_responses import add_error_handlers
 from controlplane.api.health import health_routes
+from controlplane.api.intake import Intake
 from controlplane.api.webhooks import webhook_routes
 
 
@@ -60,6 +65,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         version="v1",
     )
     add_error_handlers(app)
+    app.add_middleware(Intake, auth=config.auth, max_body_bytes=config.max_body_bytes)
     access = Access(config.auth, config.namespaces)
     app.include_router(health_routes(config))
     app.include_router(canary_routes(config, access))

@@ -3,7 +3,10 @@
 Owns :func:`canary_routes` (``GET /api/v1/canaries``, ``GET /api/v1/namespaces/{ns}/canaries``
 and ``.../canaries/{name}``). Reads go through :mod:`controlplane.operations`, as
 ``kubectl canary list`` / ``get`` do; who may read is :class:`~controlplane.api.access.Access`'s.
-Called by :func:`controlplane.api.app.create_app`.
+``{namespace}`` and ``{name}`` are checked as Kubernetes names before anything else
+(:data:`~controlplane.api.models.NamespacePath`, :data:`~controlplane.api.models.NamePath`: 422),
+so a name can never reach the Kubernetes client as a query or another path. Every answer a route
+can give is declared in the OpenAPI document. Called by :func:`controlplane.api.app.create_app`.
 """
 
 from typing import Annotated
@@ -14,7 +17,17 @@ from controlplane import operations
 from controlplane.api.access import Access
 from controlplane.api.auth import Identity
 from controlplane.api.config import ApiConfig
-from controlplane.api.models import CanaryDetail, CanaryList, CanarySummary, summary
+from controlplane.api.error_responses import declared
+from controlplane.api.models import (
+    CanaryDetail,
+    CanaryList,
+    CanarySummary,
+    NamePath,
+    NamespacePath,
+    summary,
+)
+
+_NOT_WATCHED = "a namespace the controller does not watch"
 
 
 def canary_routes(config: ApiConfig, access: Access) -> APIRouter:
@@ -22,7 +35,13 @@ def canary_routes(config: ApiConfig, access: Access) -> APIRouter:
     router = APIRouter(tags=["canaries"])
     kube, watched = config.kube, access.watched
 
-    @router.get("/api/v1/canaries", response_model=CanaryList)
+    @router.get(
+        "/api/v1/canaries",
+        response_model=CanaryList,
+        responses=declared(
+            401, 403, 502, 503, _403="the caller may not list modelcanaries (in any namespace)"
+        ),
+    )
     def list_all(who: Annotated[Identity, Depends(access.identity)]) -> CanaryList:
         """Every ModelCanary the controller can see: needs ``list`` in all namespaces, or, on a
         controller that watches some namespaces, lists each of them the caller may list."""
@@ -37,9 +56,13 @@ def canary_routes(config: ApiConfig, access: Access) -> APIRouter:
             items = [o for ns in allowed for o in operations.list_canaries(kube, ns)]
         return CanaryList(items=[CanarySummary(**summary(o)) for o in items])
 
-    @router.get("/api/v1/namespaces/{namespace}/canaries", response_model=CanaryList)
+    @router.get(
+        "/api/v1/namespaces/{namespace}/canaries",
+        response_model=CanaryList,
+        responses=declared(401, 403, 404, 502, 503, _404=_NOT_WATCHED),
+    )
     def list_namespace(
-        namespace: str, who: Annotated[Identity, Depends(access.identity)]
+        namespace: NamespacePath, who: Annotated[Identity, Depends(access.identity)]
     ) -> CanaryList:
         """The ModelCanaries of ``namespace``."""
         access.allow(who, "list", namespace)
@@ -49,10 +72,12 @@ def canary_routes(config: ApiConfig, access: Access) -> APIRouter:
     @router.get(
         "/api/v1/namespaces/{namespace}/canaries/{name}",
         response_model=CanaryDetail,
-        responses={404: {"description": "no such canary"}},
+        responses=declared(401, 403, 404, 502, 503),
     )
     def get_one(
-        namespace: str, name: str, who: Annotated[Identity, Depends(access.identity)]
+        namespace: NamespacePath,
+        name: NamePath,
+        who: Annotated[Identity, Depends(access.identity)],
     ) -> CanaryDetail:
         """One ModelCanary with its spec and status."""
         access.allow(who, "get", namespace, name)

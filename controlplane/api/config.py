@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from controlplane.api import alertmanager
 from controlplane.api.auth import Authenticator
+from controlplane.api.intake import DEFAULT_MAX_BODY_BYTES
 from controlplane.kube.client import KubeClient
 
 
@@ -22,6 +23,8 @@ class ApiConfig:
     type); None serves no ``/metrics``. ``on_git_push()``: tell the git source to fetch now (None:
     the git webhook answers 404). ``git_secret``: the GitHub HMAC secret / GitLab token.
     ``namespaces``: the namespaces the controller watches (None: all of them).
+    ``max_body_bytes``: the largest request body the API reads (1 MiB; larger: 413 before it is
+    parsed, :mod:`controlplane.api.intake`).
     """
 
     kube: KubeClient
@@ -33,3 +36,4 @@ class ApiConfig:
     git_secret: str | None = None
     alert_labels: alertmanager.AlertLabels = field(default_factory=alertmanager.AlertLabels)
     namespaces: tuple[str, ...] | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES

@@ -1,39 +1,86 @@
-"""How the HTTP API answers the errors of the operations behind it.
+"""How the HTTP API answers the errors of the operations behind it, and what it declares of them.
 
-Owns :func:`add_error_handlers`: the product's exceptions as ``{"detail": "..."}`` responses:
-404 :class:`~controlplane.errors.NotFound`, 409 :class:`~controlplane.errors.UsageError` and
-:class:`~controlplane.errors.Conflict`, 502 :class:`~controlplane.errors.Forbidden` (the API's
-own ServiceAccount was refused: its RBAC), 503 any other
-:class:`~controlplane.errors.KubeError`. Called by :func:`controlplane.api.app.create_app`.
+Owns :func:`add_error_handlers`: the product's exceptions as ``{"detail": "..."}`` responses
+(:func:`product_error`): 404 :class:`~controlplane.errors.NotFound`, 409
+:class:`~controlplane.errors.UsageError` and :class:`~controlplane.errors.Conflict`, 422
+:class:`~controlplane.errors.InvalidName` (a validation error, as FastAPI's own), 502
+:class:`~controlplane.errors.Forbidden` (the API's own ServiceAccount was refused: its RBAC), 503
+any other :class:`~controlplane.errors.KubeError`; and a body FastAPI could not parse (bytes that
+are not UTF-8 JSON, nesting too deep: FastAPI's own 400) as the 422 ``json_invalid`` a JSON syntax
+error already gets. Also owns the OpenAPI declarations of those answers (:func:`declared`).
+Called by :func:`controlplane.api.app.create_app`, by the route groups (:func:`declared`) and by
+:mod:`controlplane.api.intake`, which answers before any route runs.
 """
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from typing import Any
 
-from controlplane.errors import Conflict, Forbidden, KubeError, NotFound, UsageError
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from controlplane.errors import (
+    Conflict,
+    ControlPlaneError,
+    Forbidden,
+    InvalidName,
+    KubeError,
+    NotFound,
+    UsageError,
+)
+
+BODY_PARSE_FAILED = "There was an error parsing the body"
+"""FastAPI's ``detail`` of the 400 it raises when a body is not even JSON text (fastapi.routing)."""
+
+
+class ErrorDetail(BaseModel):
+    """Every error but a validation error: why, in words."""
+
+    detail: str
+
+
+_WHY: dict[int, str] = {
+    401: "no or invalid bearer token (WWW-Authenticate: Bearer)",
+    403: "the caller may not do this (SubjectAccessReview on modelcanaries)",
+    404: "no such canary, or a namespace the controller does not watch",
+    409: "the verb makes no sense in the canary's phase",
+    413: "the request body is larger than the API's limit",
+    502: "the Kubernetes API server refused the API's own ServiceAccount (its RBAC)",
+    503: "the Kubernetes API server could not be asked",
+}
+
+
+def declared(*statuses: int, **why: str) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of a route for ``statuses`` (422 is FastAPI's own, declared by
+    it for every route with parameters or a body); ``why`` (``_404="..."``) rewords one."""
+    return {
+        status: {"model": ErrorDetail, "description": why.get(f"_{status}", _WHY[status])}
+        for status in statuses
+    }
 
 
 def _detail(status: int, exc: BaseException) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=status)
 
 
-def add_error_handlers(app: FastAPI) -> None:
-    """Register the handlers on ``app``."""
+def invalid(kind: str, message: str, loc: tuple[str | int, ...] = ()) -> JSONResponse:
+    """A 422 in the shape of FastAPI's validation errors (``{"detail": [{"type", "loc", "msg",
+    "input"}]}``), so that every 422 of the API reads alike."""
+    error = {"type": kind, "loc": list(loc), "msg": message, "input": None}
+    return JSONResponse({"detail": [error]}, status_code=422)
 
-    @app.exception_handler(NotFound)
-    def not_found(_request: Request, exc: NotFound) -> JSONResponse:
+
+def product_error(exc: ControlPlaneError) -> JSONResponse | None:
+    """The answer to one of the product's exceptions (module docstring); None for one the API
+    does not translate (a bug: the server answers 500)."""
+    if isinstance(exc, NotFound):
         return _detail(404, exc)
-
-    @app.exception_handler(UsageError)
-    def usage(_request: Request, exc: UsageError) -> JSONResponse:
+    if isinstance(exc, (UsageError, Conflict)):
         return _detail(409, exc)
-
-    @app.exception_handler(Conflict)
-    def conflict(_request: Request, exc: Conflict) -> JSONResponse:
-        return _detail(409, exc)
-
-    @app.exception_handler(Forbidden)
-    def forbidden(_request: Request, exc: Forbidden) -> JSONResponse:
+    if isinstance(exc, InvalidName):
+        return invalid("invalid_name", str(exc))
+    if isinstance(exc, Forbidden):
         # the caller was allowed (SubjectAccessReview); the API's own ServiceAccount was not
         return JSONResponse(
             {
@@ -42,9 +89,33 @@ def add_error_handlers(app: FastAPI) -> None:
             },
             status_code=502,
         )
-
-    @app.exception_handler(KubeError)
-    def kube_error(_request: Request, exc: KubeError) -> JSONResponse:
+    if isinstance(exc, KubeError):
         return JSONResponse(
             {"detail": f"the Kubernetes API server could not be asked: {exc}"}, status_code=503
         )
+    return None
+
+
+TRANSLATED: tuple[type[ControlPlaneError], ...] = (UsageError, KubeError)
+"""The exception classes :func:`product_error` answers (with their subclasses)."""
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+
+    async def product(_request: Request, exc: Exception) -> Response:
+        answer = product_error(exc) if isinstance(exc, ControlPlaneError) else None
+        if answer is None:  # unreachable: registered for what product_error answers
+            raise exc
+        return answer
+
+    for kind in TRANSLATED:
+        app.add_exception_handler(kind, product)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400 and exc.detail == BODY_PARSE_FAILED:
+            cause = exc.__cause__
+            why = f": {cause}" if cause is not None else ""
+            return invalid("json_invalid", f"the body is not JSON{why}", ("body",))
+        return await http_exception_handler(request, exc)

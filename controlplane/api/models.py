@@ -1,17 +1,59 @@
-"""The bodies the controller's HTTP API takes and answers with (its OpenAPI schemas).
+"""The bodies and path parameters the controller's HTTP API takes and answers with (its OpenAPI
+schemas).
 
-Owns the pydantic models of requests and responses, and :func:`summary` (a ModelCanary object as
-a :class:`CanarySummary`'s fields). Called by the routes of :mod:`controlplane.api.canaries`,
+Owns the pydantic models of requests and responses, the path parameters :data:`NamespacePath`
+(a DNS-1123 label) and :data:`NamePath` (a DNS-1123 subdomain), checked with
+:mod:`controlplane.spec.names` before a route runs (422 ``invalid_name`` with the reason; the
+OpenAPI document carries the patterns), and :func:`summary` (a ModelCanary object as a
+:class:`CanarySummary`'s fields). Called by the routes of :mod:`controlplane.api.canaries`,
 :mod:`controlplane.api.actions`, :mod:`controlplane.api.health` and
 :mod:`controlplane.api.webhooks`. Pure.
 """
 
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Path
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from controlplane import operations
+from controlplane.errors import InvalidName
 from controlplane.kube.client import Obj
+from controlplane.spec import names
+
+
+def _name_check(check: Callable[[object, str], str], what: str) -> BeforeValidator:
+    """``check`` (:mod:`controlplane.spec.names`) as a validator: its reason as the 422's."""
+
+    def validate(value: object) -> str:
+        try:
+            return check(value, what)
+        except InvalidName as exc:
+            raise PydanticCustomError("invalid_name", str(exc)) from None
+
+    return BeforeValidator(validate)
+
+
+# The patterns stay as a backstop (and tell the OpenAPI document); the names check runs first.
+NamespacePath = Annotated[
+    str,
+    Path(
+        description="a namespace: a DNS-1123 label",
+        pattern=names.LABEL_PATTERN,
+        max_length=names.LABEL_MAX,
+    ),
+    _name_check(names.check_label, "namespace"),
+]
+NamePath = Annotated[
+    str,
+    Path(
+        description="a ModelCanary's name: a DNS-1123 subdomain",
+        pattern=names.SUBDOMAIN_PATTERN,
+        max_length=names.SUBDOMAIN_MAX,
+    ),
+    _name_check(names.check_subdomain, "name"),
+]
 
 
 class CanarySummary(BaseModel):

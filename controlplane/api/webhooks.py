@@ -3,7 +3,9 @@
 Owns :func:`webhook_routes`: ``POST /api/v1/alertmanager`` (bearer token; each firing alert
 labelled with a canary rolls it back, through :mod:`controlplane.api.alertmanager`) and
 ``POST /api/v1/git/webhook`` (authenticated by its signature, :mod:`controlplane.api.git`; a
-push tells the git source to fetch now). Called by :func:`controlplane.api.app.create_app`.
+push tells the git source to fetch now). Neither body is read before
+:class:`~controlplane.api.intake.Intake` has checked the bearer token (Alertmanager) and the size
+(both). Called by :func:`controlplane.api.app.create_app`.
 """
 
 from typing import Annotated
@@ -15,6 +17,8 @@ from controlplane.api import alertmanager, git
 from controlplane.api.access import Access
 from controlplane.api.auth import Identity
 from controlplane.api.config import ApiConfig
+from controlplane.api.error_responses import declared
+from controlplane.api.intake import GIT_WEBHOOK_PATH
 from controlplane.api.models import GitWebhookResult
 
 
@@ -22,7 +26,11 @@ def webhook_routes(config: ApiConfig, access: Access) -> APIRouter:
     """The two receivers of ``config``."""
     router = APIRouter(tags=["webhooks"])
 
-    @router.post("/api/v1/alertmanager", response_model=alertmanager.AlertmanagerResponse)
+    @router.post(
+        "/api/v1/alertmanager",
+        response_model=alertmanager.AlertmanagerResponse,
+        responses=declared(401, 413, 502, 503),
+    )
     def alertmanager_webhook(
         payload: alertmanager.AlertmanagerPayload,
         who: Annotated[Identity, Depends(access.identity)],
@@ -34,10 +42,12 @@ def webhook_routes(config: ApiConfig, access: Access) -> APIRouter:
         )
 
     @router.post(
-        "/api/v1/git/webhook",
+        GIT_WEBHOOK_PATH,
         response_model=GitWebhookResult,
         status_code=202,
-        responses={401: {"description": "bad signature"}, 404: {"description": "no git source"}},
+        responses=declared(
+            401, 404, 413, _401="bad or missing signature", _404="no git source is configured"
+        ),
     )
     async def git_webhook(request: Request) -> GitWebhookResult:
         """A GitHub (``X-Hub-Signature-256``) or GitLab (``X-Gitlab-Token``) push: fetch now."""
