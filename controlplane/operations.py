@@ -7,6 +7,14 @@ and the call returns: the controller consumes each intent exactly once, by id, a
 write is a compare-and-swap on ``resourceVersion``, retried on conflict, so concurrent verbs are
 never lost. Errors are :class:`~controlplane.errors.UsageError` naming the resource and what to
 do, or :class:`~controlplane.errors.NotFound`.
+
+Every namespace and canary name is checked before the adapter is asked
+(:func:`check_names`): a namespace is a DNS-1123 label and a ModelCanary's name a DNS-1123
+subdomain (what kube-apiserver v1.34 accepts for a custom resource,
+``apiextensions-apiserver/pkg/registry/customresource/validator.go``: ``NameIsDNSSubdomain``),
+else :class:`~controlplane.errors.InvalidName` (the API answers 422, the CLI exits 2). These
+names arrive from outside (URL paths, Alertmanager labels, command lines); the adapters fence
+them again (:mod:`controlplane.kube.client`).
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from controlplane.errors import Conflict, NotFound, UsageError
 from controlplane.kube.client import KubeClient, Obj, canary_ref
 from controlplane.rollout.intents import INTENT_VERBS, Intent
 from controlplane.spec.models import API_VERSION, KIND
+from controlplane.spec.names import check_label, check_subdomain
 
 MAX_RECORDED = 20
 """Intents kept in the annotation; the oldest (long consumed) are dropped when one is added."""
@@ -29,19 +38,35 @@ MAX_RECORDED = 20
 CONFLICT_RETRIES = 8
 
 
+def check_names(namespace: str, name: str) -> None:
+    """:class:`~controlplane.errors.InvalidName` unless ``namespace`` is a DNS-1123 label and
+    ``name`` a DNS-1123 subdomain (a ModelCanary's name), checked before anything is asked."""
+    check_label(namespace, "namespace")
+    check_subdomain(name, "modelcanary name")
+
+
 def get_canary(kube: KubeClient, namespace: str, name: str) -> Obj:
-    """The ModelCanary, or a NotFound that says where it was looked for."""
+    """The ModelCanary, or a NotFound that says where it was looked for (InvalidName for a
+    namespace or name that no canary can have)."""
+    check_names(namespace, name)
+    missing = NotFound(
+        f"modelcanary {name!r} not found in namespace {namespace!r} "
+        f"(list them with: kubectl canary list -n {namespace})"
+    )
     try:
-        return kube.get(canary_ref(namespace, name))
+        obj = kube.get(canary_ref(namespace, name))
     except NotFound:
-        raise NotFound(
-            f"modelcanary {name!r} not found in namespace {namespace!r} "
-            f"(list them with: kubectl canary list -n {namespace})"
-        ) from None
+        raise missing from None
+    meta = obj.get("metadata") or {}
+    if (obj.get("kind"), meta.get("namespace"), meta.get("name")) != (KIND, namespace, name):
+        raise missing  # never act on another object than the one asked for
+    return obj
 
 
 def list_canaries(kube: KubeClient, namespace: str | None) -> list[Obj]:
     """ModelCanaries of one namespace (all when None), sorted by namespace and name."""
+    if namespace is not None:
+        check_label(namespace, "namespace")
     items = kube.list(API_VERSION, KIND, namespace)
     return sorted(items, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
 
@@ -112,8 +137,10 @@ def record_intent(
 ) -> st.RecordedIntent:
     """Append ``verb`` to the canary's intents and return what was recorded.
 
-    Retries on resourceVersion conflicts; raises UsageError when the verb makes no sense now.
+    Retries on resourceVersion conflicts; raises UsageError when the verb makes no sense now,
+    InvalidName for a namespace or name that no canary can have.
     """
+    check_names(namespace, name)
     for _ in range(CONFLICT_RETRIES):
         obj = get_canary(kube, namespace, name)
         check_verb(obj, verb)

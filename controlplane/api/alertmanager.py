@@ -6,13 +6,19 @@ Owns the webhook payload models (Alertmanager's ``webhook_config`` JSON, ``"vers
 - ``resolved`` alerts are ignored (a rollback is not undone when an alert clears);
 - a firing alert must carry the canary's name and namespace in the labels named by
   :class:`AlertLabels` (``canary`` and ``namespace`` by default); otherwise ``ignored``;
+- the namespace must be a DNS-1123 label and the canary's name a DNS-1123 subdomain
+  (:mod:`controlplane.spec.names`); otherwise ``invalid``, decided from the labels alone, before
+  any review or lookup, so the answer is the same whatever exists in the cluster (a label of
+  ``../../team-b/modelcanaries/victim`` once addressed another namespace's object);
 - the caller must be allowed to ``patch`` modelcanaries in that namespace (else ``forbidden``);
 - then an ``abort`` intent is recorded with :func:`controlplane.operations.record_intent` as user
   ``alertmanager:<alertname>`` (the rollback reason reads "aborted by alertmanager:<alertname>"),
   and the controller is woken for that canary (``aborted``). Unknown canaries are ``not-found``;
   canaries already promoted or rolled back are ``refused`` with the reason; a canary that already
   has an abort waiting for the controller, or that an earlier alert of the same payload aborted,
-  is ``pending`` (Alertmanager re-sends firing alerts; nothing is recorded twice).
+  is ``pending`` (Alertmanager re-sends firing alerts; nothing is recorded twice). When the API
+  server refuses the API's own ServiceAccount or cannot be asked, the alert is ``error`` with
+  the reason's class only (no server message: it is not the caller's to read).
 
 Nothing here raises for one bad alert: every alert gets a result. Called by
 :mod:`controlplane.api.app`.
@@ -29,10 +35,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from controlplane import operations
 from controlplane.api.auth import Authenticator, Identity
 from controlplane.controller import status as st
-from controlplane.errors import NotFound, UsageError
+from controlplane.errors import Forbidden, InvalidName, KubeError, NotFound, UsageError
 from controlplane.kube.client import KubeClient, Obj
+from controlplane.spec.names import check_label, check_subdomain
 
-ResultKind = Literal["aborted", "pending", "ignored", "not-found", "forbidden", "refused"]
+ResultKind = Literal[
+    "aborted", "pending", "ignored", "invalid", "not-found", "forbidden", "refused", "error"
+]
 
 
 class Alert(BaseModel):
@@ -143,6 +152,11 @@ def _one(
             lbl for lbl, v in ((labels.canary, name), (labels.namespace, namespace)) if not v
         ]
         return result("ignored", f"the alert has no label {' or '.join(missing)}")
+    try:
+        check_label(namespace, f"label {labels.namespace}")
+        check_subdomain(name, f"label {labels.canary}")
+    except InvalidName as exc:
+        return result("invalid", str(exc))
     decision = auth.authorize(identity, "patch", namespace, name)
     if not decision.allowed:
         return result("forbidden", decision.reason)
@@ -163,12 +177,28 @@ def _one(
         return result("not-found", str(exc))
     except UsageError as exc:
         return result("refused", str(exc))
+    except InvalidName as exc:  # the names were checked above; the adapter's fence, again
+        return result("invalid", str(exc))
+    except Forbidden:
+        return result("error", REFUSED_DETAIL)
+    except KubeError:
+        return result("error", UNANSWERED_DETAIL)
     done[key] = recorded.id
     if wake is not None:
         wake(namespace, name)
     return result(
         "aborted", f"abort recorded by {user}; the controller rolls it back now", recorded.id
     )
+
+
+REFUSED_DETAIL = (
+    "the Kubernetes API server refused the API's own ServiceAccount (its RBAC is the chart's); "
+    "nothing was recorded"
+)
+UNANSWERED_DETAIL = (
+    "the Kubernetes API server could not be asked: the abort is not confirmed (Alertmanager's "
+    "next notification of this alert tries again)"
+)
 
 
 def unwatched(namespace: str, namespaces: Sequence[str]) -> str:

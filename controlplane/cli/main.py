@@ -5,7 +5,8 @@ Owns argument dispatch only. Each verb lives in a module ``controlplane.cli.<mod
 (``args.verb`` says which); only the module of the verb on the command line is imported (the
 others are listed by name and help), so ``validate`` or ``list`` never pays for matplotlib.
 Every :class:`ControlPlaneError` becomes a message and an exit code, never a traceback: 2 for bad
-arguments or an invalid spec, 1 for everything else (the cluster, Prometheus); argparse's own
+arguments (a name that is no Kubernetes name, :class:`~controlplane.errors.InvalidName`, too) or
+an invalid spec, 1 for everything else (the cluster, Prometheus); argparse's own
 errors exit 2 too. Ctrl-C exits 130, and stdout closed by its reader (``| head``) 141, quietly.
 The cluster verbs (``list``, ``get``, ``status``, ``history``, ``promote``, ``abort``, ``pause``,
 ``resume``, ``retry``) take their client, clock and terminal from the
@@ -23,7 +24,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, cast
 
 from controlplane import __version__
-from controlplane.errors import ControlPlaneError, SpecError, UsageError
+from controlplane.errors import ControlPlaneError, InvalidName, SpecError, UsageError
 
 if TYPE_CHECKING:
     from controlplane.cli.cluster import Runtime
@@ -151,7 +152,7 @@ def main(argv: Sequence[str] | None = None, *, runtime: Runtime | None = None) -
     except SpecError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    except UsageError as exc:
+    except (UsageError, InvalidName) as exc:  # InvalidName: a name on the command line
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ControlPlaneError as exc:

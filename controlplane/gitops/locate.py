@@ -8,7 +8,12 @@ Owns the lookup order of write-back (docs/git.md, "How the file is found"):
    (``<app>:<group>/<kind>:<namespace>/<name>``, ``<app>`` may be ``<app-namespace>_<app>``) or
    its older tracking label ``app.kubernetes.io/instance``: the Application
    (``argoproj.io/v1alpha1``, read through the KubeClient adapter) gives ``repoURL``, ``path`` and
-   ``targetRevision``.
+   ``targetRevision``. The Application's namespace and name come from the canary's metadata,
+   which whoever may edit the canary writes: they must be a DNS-1123 label and subdomain
+   (:mod:`controlplane.spec.names`) before the Application is read, else
+   :class:`~controlplane.errors.WriteBackError` and nothing is asked (a tracking id of
+   ``argocd_../../../api/v1/namespaces/payments/secrets/db:...`` would otherwise address a
+   Secret through the controller's credentials).
 
 A path that is a directory (Argo CD's ``path``) is searched for the one ``*.yml`` / ``*.yaml`` file
 whose document is this canary (kind, ``metadata.name`` and, when the document names one, its
@@ -23,11 +28,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from controlplane.errors import KubeError, WriteBackError
+from controlplane.errors import InvalidName, KubeError, WriteBackError
 from controlplane.gitops.repo import GitRepo
 from controlplane.gitops.yamledit import find_canary
 from controlplane.kube.client import KubeClient, Ref
 from controlplane.spec.models import API_GROUP, GitWriteBackSpec
+from controlplane.spec.names import check_label, check_subdomain
 
 SOURCE_ANNOTATION = f"{API_GROUP}/source"
 """``<repo-url>#<path>@<branch>``: the file a resource was applied from (set by the git source)."""
@@ -111,16 +117,25 @@ def locate(
 
 
 def _argocd_app(meta: Mapping[str, Any], default_namespace: str) -> tuple[str, str] | None:
-    """(namespace, name) of the tracking Application, or None."""
+    """(namespace, name) of the tracking Application, or None; WriteBackError when they are no
+    Kubernetes names (checked here, before anything reads the Application)."""
     tracking = (meta.get("annotations") or {}).get(ARGOCD_TRACKING_ANNOTATION)
     if tracking:
-        app = str(tracking).split(":", 1)[0]
+        app, where = str(tracking).split(":", 1)[0], f"annotation {ARGOCD_TRACKING_ANNOTATION}"
     else:
-        app = (meta.get("labels") or {}).get(ARGOCD_INSTANCE_LABEL) or ""
+        app = str((meta.get("labels") or {}).get(ARGOCD_INSTANCE_LABEL) or "")
+        where = f"label {ARGOCD_INSTANCE_LABEL}"
     if not app:
         return None
     namespace, sep, name = app.partition("_")
-    return (namespace, name) if sep else (default_namespace, app)
+    if not sep:
+        namespace, name = default_namespace, app
+    try:
+        check_label(namespace, "the Argo CD Application's namespace")
+        check_subdomain(name, "the Argo CD Application's name")
+    except InvalidName as exc:
+        raise WriteBackError(f"{where} does not name an Argo CD Application: {exc}") from None
+    return namespace, name
 
 
 def _from_application(kube: KubeClient, namespace: str, name: str) -> tuple[str, str, str | None]:

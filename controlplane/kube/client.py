@@ -16,6 +16,17 @@ server's compaction); a 410 (:func:`is_expired`) means list again. The controlle
 (:mod:`controlplane.controller.runner`) and ``kubectl canary status --watch``
 (:mod:`controlplane.cli.follow`) do this. tests/kube/test_kube_contract.py runs one suite
 against both implementations.
+
+Every name is fenced before a request is built (:func:`check_ref`, :func:`check_object`,
+:func:`check_event`, over :func:`controlplane.spec.names.check_ref_names`): a namespace is a
+DNS-1123 label and a name one safe path segment (no ``/``, ``%``, ``?``, ``#``, no ``..``, not
+empty), else :class:`~controlplane.errors.InvalidName` and nothing is sent. The ``kubernetes``
+client (v37.0.1, ``dynamic/resource.py``, ``Resource.path``) formats names into the request path
+unescaped and urllib3 (v2.8.0, ``util/url.py``: ``parse_url`` calls
+``_remove_path_dot_segments``) collapses ``..``, so ``team-a`` +
+``../../team-b/modelcanaries/victim`` would address another namespace's object and
+``?labelSelector=x`` would list instead of get. Both adapters call the same fence on every
+verb, so the fake refuses exactly what the real one refuses (tests/kube/test_kube_names.py).
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ from typing import Any, Literal, Protocol
 
 from controlplane.errors import Expired, KubeError, Unserved
 from controlplane.spec.models import API_VERSION, KIND
+from controlplane.spec.names import check_path_segment, check_ref_names
 
 Obj = dict[str, Any]
 JsonPatch = list[Obj]
@@ -159,6 +171,44 @@ class KubeClient(Protocol):
 
 
 # --- helpers shared by the implementations (fake, real, lease) -----------------------------------
+
+
+def check_ref(ref: Ref) -> None:
+    """The fence of get / patch / delete: ``ref``'s namespace (when given) a DNS-1123 label,
+    its name a safe path segment; else :class:`~controlplane.errors.InvalidName`."""
+    check_ref_names(ref.namespace, None)
+    check_path_segment(ref.name, "name")  # never None or empty: the client would list
+
+
+def check_object(obj: object, *, creating: bool = False) -> None:
+    """The fence of create / replace / apply / replace_status: ``metadata.namespace`` (when
+    present, even empty) a DNS-1123 label and ``metadata.name`` a safe path segment. On create
+    the name may be absent (``generateName``; the POST goes to the collection); every other
+    write puts the name in the path, so it must be there. A body that is not an object is left
+    to the adapter."""
+    if not isinstance(obj, Mapping):
+        return
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else {}
+    namespace = meta.get("namespace")
+    name = meta.get("name")
+    check_ref_names(namespace, None)
+    if not (creating and name in (None, "")):
+        check_path_segment(name, "name")
+
+
+def check_event(event: Mapping[str, Any], name: str | None) -> str:
+    """The fence of ``event``: the name the Event from :func:`event_object` is recorded under
+    (``name``, or :func:`aggregate_name`, made of the involved object's name), checked with its
+    namespace; the involved object's name, when it has one, is a safe path segment too.
+    Returns the name."""
+    involved = event.get("involvedObject") or {}
+    if "name" in involved:
+        check_path_segment(involved["name"], "involvedObject.name")
+    chosen = name if name is not None else aggregate_name(event)
+    check_ref_names(event["metadata"]["namespace"], chosen)
+    return chosen
+
 
 GONE = "410 Gone"
 """Prefix of the :class:`~controlplane.errors.KubeError` message raised when a watch asks for a

@@ -34,6 +34,10 @@ kube-apiserver does it:
   the watch times out and one on :meth:`FakeKube.bookmark` (the server's periodic one);
 - core/v1 Events with client-side aggregation (``count``);
 - fault injection (:meth:`FakeKube.fail_next`) and a call log (:attr:`FakeKube.calls`);
+- the name fence of :mod:`controlplane.kube.client` on every verb, as RealKube: a name with
+  ``/``, ``..``, ``?``, ``#`` or ``%``, or a namespace that is no DNS-1123 label, is
+  :class:`~controlplane.errors.InvalidName` before the call is logged or anything is read (the
+  real adapter sends no request: the fake cannot see a path traversal, so it refuses the same);
 - ``create`` of TokenReview and SubjectAccessReview answered like kube-apiserver: tokens
   registered with :meth:`FakeKube.add_token`, RBAC evaluated over the stored Roles and bindings
   (:mod:`controlplane.kube.fake_auth`; :meth:`FakeKube.grant` stores a role and its binding).
@@ -62,6 +66,9 @@ from controlplane.kube.client import (
     WatchEvent,
     aggregate_name,
     bookmark,
+    check_event,
+    check_object,
+    check_ref,
     event_object,
     expired,
     format_time,
@@ -98,6 +105,7 @@ from controlplane.kube.fake_watch import (
     WriteType,
     parse_rv,
 )
+from controlplane.spec.names import check_ref_names
 
 METHODS: frozenset[str] = frozenset(
     {"get", "list", "create", "replace", "replace_status", "patch", "apply", "delete", "watch"}
@@ -297,6 +305,7 @@ class FakeKube:
     # --- KubeClient ------------------------------------------------------------------------------
 
     def get(self, ref: Ref) -> Obj:
+        check_ref(ref)
         self._begin("get", ref)
         with self._lock:
             self._check_served(ref.api_version, ref.kind)
@@ -321,6 +330,7 @@ class FakeKube:
         *,
         limit: int | None = None,
     ) -> tuple[builtins.list[Obj], str]:
+        check_ref_names(namespace, None)
         size = limit or self._page_size
         items, version, token = self._page(api_version, kind, namespace, label_selector, size, None)
         while token is not None:
@@ -374,6 +384,7 @@ class FakeKube:
             return rest, str(snapshot), following
 
     def create(self, obj: Obj) -> Obj:
+        check_object(obj, creating=True)
         self._begin("create", obj)
         if isinstance(obj, dict) and (obj.get("apiVersion"), obj.get("kind")) in REVIEW_KINDS:
             with self._lock:  # create-only kinds: answered, never stored, no watch event
@@ -387,6 +398,7 @@ class FakeKube:
         return result
 
     def replace(self, obj: Obj) -> Obj:
+        check_object(obj)
         self._begin("replace", obj)
         fired: Fired = []
         with self._lock:
@@ -399,6 +411,7 @@ class FakeKube:
         return result
 
     def replace_status(self, obj: Obj) -> Obj:
+        check_object(obj)
         self._begin("replace_status", obj)
         fired: Fired = []
         with self._lock:
@@ -422,6 +435,7 @@ class FakeKube:
     def patch(
         self, ref: Ref, patch: Obj | JsonPatch, *, kind: Literal["merge", "json"] = "merge"
     ) -> Obj:
+        check_ref(ref)
         self._begin("patch", ref)
         fired: Fired = []
         with self._lock:
@@ -447,6 +461,7 @@ class FakeKube:
         return result
 
     def apply(self, obj: Obj, *, field_manager: str = "canary-controller") -> Obj:
+        check_object(obj)
         self._begin("apply", obj)
         fired: Fired = []
         with self._lock:
@@ -477,6 +492,7 @@ class FakeKube:
         return result
 
     def delete(self, ref: Ref) -> None:
+        check_ref(ref)
         self._begin("delete", ref)
         fired: Fired = []
         with self._lock:
@@ -496,6 +512,7 @@ class FakeKube:
         *,
         bookmarks: bool = False,
     ) -> Iterator[WatchEvent]:
+        check_ref_names(namespace, None)
         self._begin("watch", f"{api_version}/{kind} ns={namespace} rv={resource_version}")
         ns = None if kind in self._cluster_kinds else namespace
 
@@ -534,13 +551,14 @@ class FakeKube:
         *,
         name: str | None = None,
     ) -> bool:
+        now = self._now()
+        ev = event_object(
+            wire_copy(involved), reason, message, type_, now=now, component=self._component
+        )
+        check_event(ev, name)  # as RealKube: before anything is asked
         self._begin("event", involved)
         fired: Fired = []
         with self._lock:
-            now = self._now()
-            ev = event_object(
-                wire_copy(involved), reason, message, type_, now=now, component=self._component
-            )
             namespace = ev["metadata"]["namespace"]
             if name is not None:  # as the API server: the name is taken, or it is created
                 if ("v1", "Event", namespace, name) in self._objects:

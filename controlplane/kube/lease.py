@@ -6,7 +6,10 @@ Owns :class:`LeaderElector`, which the controller shell calls once per loop
 once it has seen the same record unchanged for ``leaseDurationSeconds`` *on its own clock*
 (never comparing its clock with the holder's timestamps, so clock skew cannot split the brain);
 every write carries the ``resourceVersion`` it read, so of two racing candidates one gets
-``Conflict`` and is not leader this round. Time comes from an injected ``now()``.
+``Conflict`` and is not leader this round. Time comes from an injected ``now()``. The lease's
+namespace and name (command-line flags) are checked when the elector is built
+(:func:`controlplane.spec.names.check_ref_names`, the adapters' own fence): a bad one is
+:class:`~controlplane.errors.InvalidName` at start-up, not on every round.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 from controlplane.errors import Conflict, NotFound
 from controlplane.kube.client import KubeClient, Obj, Ref, format_time
+from controlplane.spec.names import check_ref_names
 
 API_VERSION = "coordination.k8s.io/v1"
 KIND = "Lease"
@@ -45,6 +49,7 @@ class LeaderElector:
             raise ValueError("identity must not be empty")  # a programming error, not input
         if lease_duration_s <= 0:
             raise ValueError("lease_duration_s must be positive")
+        check_ref_names(namespace, name)
         self._kube = kube
         self._ref = Ref(API_VERSION, KIND, namespace, name)
         self.identity = identity

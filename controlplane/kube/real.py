@@ -19,6 +19,11 @@ request_timeout_s)`` for ordinary calls and discovery; a watch asks the server t
 server asks to retry (429, or 500-504, with ``Retry-After``) is retried after that wait, up to
 ten times, as client-go does.
 
+Every verb fences its names first (:func:`~controlplane.kube.client.check_ref`,
+:func:`~controlplane.kube.client.check_object`, :func:`~controlplane.kube.client.check_event`):
+a name with ``/``, ``..``, ``?``, ``#`` or ``%``, or a namespace that is no DNS-1123 label, is
+:class:`~controlplane.errors.InvalidName` before discovery or any request.
+
 Tests: tests/kube/test_kube_real_offline.py drives it against a recording HTTP server on
 loopback (request shapes, error mapping); tests/kube/test_kube_contract.py runs the adapter
 contract against a real kube-apiserver on loopback (and the same tests against FakeKube).
@@ -46,11 +51,14 @@ from controlplane.kube.client import (
     Obj,
     Ref,
     WatchEvent,
-    aggregate_name,
+    check_event,
+    check_object,
+    check_ref,
     event_object,
     expired,
     unserved,
 )
+from controlplane.spec.names import check_ref_names
 
 PATCH_CONTENT_TYPES: dict[str, str] = {
     "merge": "application/merge-patch+json",
@@ -270,6 +278,7 @@ class RealKube:
     # --- KubeClient ------------------------------------------------------------------------------
 
     def get(self, ref: Ref) -> Obj:
+        check_ref(ref)
         res = self._resource(ref.api_version, ref.kind)
         with self._call(ref.api_version, ref.kind):
             return _plain(res.get(name=ref.name, namespace=ref.namespace))
@@ -292,6 +301,7 @@ class RealKube:
         *,
         limit: int | None = None,
     ) -> tuple[builtins.list[Obj], str]:
+        check_ref_names(namespace, None)
         res = self._resource(api_version, kind)
         items: builtins.list[Obj] = []
         version: str | None = None
@@ -319,11 +329,13 @@ class RealKube:
                 return items, version
 
     def create(self, obj: Obj) -> Obj:
+        check_object(obj, creating=True)
         res = self._resource(obj["apiVersion"], obj["kind"])
         with self._call(obj["apiVersion"], obj["kind"]):
             return _plain(res.create(body=obj, namespace=_namespace(obj)))
 
     def replace(self, obj: Obj) -> Obj:
+        check_object(obj)
         res = self._resource(obj["apiVersion"], obj["kind"])
         with self._call(obj["apiVersion"], obj["kind"]):
             return _plain(res.replace(body=obj, namespace=_namespace(obj)))
@@ -333,6 +345,7 @@ class RealKube:
     ) -> Obj:
         if kind not in PATCH_CONTENT_TYPES:
             raise KubeError(f"unknown patch kind {kind!r}; use merge or json")
+        check_ref(ref)
         res = self._resource(ref.api_version, ref.kind)
         with self._call(ref.api_version, ref.kind):
             return _plain(
@@ -345,6 +358,7 @@ class RealKube:
             )
 
     def apply(self, obj: Obj, *, field_manager: str = "canary-controller") -> Obj:
+        check_object(obj)
         res = self._resource(obj["apiVersion"], obj["kind"])
         ref = Ref.of(obj)
         with self._call(obj["apiVersion"], obj["kind"]):
@@ -359,6 +373,7 @@ class RealKube:
             )
 
     def replace_status(self, obj: Obj) -> Obj:
+        check_object(obj)
         res = self._resource(obj["apiVersion"], obj["kind"])
         status = res.subresources.get("status")
         if status is None:
@@ -367,6 +382,7 @@ class RealKube:
             return _plain(status.replace(body=obj, namespace=_namespace(obj)))
 
     def delete(self, ref: Ref) -> None:
+        check_ref(ref)
         res = self._resource(ref.api_version, ref.kind)
         with self._call(ref.api_version, ref.kind):
             res.delete(name=ref.name, namespace=ref.namespace, propagation_policy="Background")
@@ -381,6 +397,7 @@ class RealKube:
         *,
         bookmarks: bool = False,
     ) -> Iterator[WatchEvent]:
+        check_ref_names(namespace, None)  # now, not on the stream's first read
         res = self._resource(api_version, kind)
         watcher = _module("kubernetes.watch").Watch()
         seconds = max(1, math.ceil(DEFAULT_WATCH_S if timeout_s is None else timeout_s))
@@ -421,8 +438,8 @@ class RealKube:
     ) -> bool:
         now = self._now()
         ev = event_object(involved, reason, message, type_, now=now, component=self._component)
+        ev["metadata"]["name"] = check_event(ev, name)
         if name is None:
-            ev["metadata"]["name"] = aggregate_name(ev)
             try:
                 self.create(ev)
             except Conflict:  # told before: count it on the stored one
@@ -436,7 +453,6 @@ class RealKube:
                     },
                 )
             return True
-        ev["metadata"]["name"] = name
         try:
             self.create(ev)
         except Conflict:  # 409 on create: AlreadyExists, told before

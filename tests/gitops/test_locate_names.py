@@ -1,0 +1,183 @@
+"""Write-back's lookup of an Argo CD Application refuses tracking ids that are no Kubernetes names.
+
+Whoever may edit a ModelCanary writes its ``argocd.argoproj.io/tracking-id`` annotation and its
+``app.kubernetes.io/instance`` label; :func:`controlplane.gitops.locate.locate` reads the
+Application they name with the controller's credentials. A tracking id of
+``argocd_../../../../../../api/v1/namespaces/payments/secrets/db-creds:...`` once addressed a
+Secret (the HTTP client collapses ``..``), and the error told an existing Secret ("has no git
+source") from a missing one ("not found"). Now the Application's namespace and name are checked
+first: a :class:`~controlplane.errors.WriteBackError` that is the same whatever exists, and no
+request. Run on FakeKube and on the real kube-apiserver (``binary``), with Argo CD's Application
+CRD installed (the loopback cluster has no Argo CD), next to a control lookup that works.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from controlplane.errors import WriteBackError
+from controlplane.gitops.locate import (
+    ARGOCD_API_VERSION,
+    ARGOCD_INSTANCE_LABEL,
+    ARGOCD_TRACKING_ANNOTATION,
+    locate,
+)
+from controlplane.kube.client import KubeClient, Obj, Ref
+from controlplane.kube.fake import FakeKube
+
+REPO = "https://git.example.com/ml/canaries.git"
+APPLICATION_CRD: Obj = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "applications.argoproj.io"},
+    "spec": {
+        "group": "argoproj.io",
+        "names": {"kind": "Application", "plural": "applications", "singular": "application"},
+        "scope": "Namespaced",
+        "versions": [
+            {
+                "name": "v1alpha1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "x-kubernetes-preserve-unknown-fields": True,
+                    }
+                },
+            }
+        ],
+    },
+}
+"""Argo CD's Application, as far as write-back reads it (as tests/install/test_rbac_real.py)."""
+
+
+@dataclass
+class Gets:
+    """A KubeClient that records every ``get`` before passing it on (locate only reads)."""
+
+    inner: KubeClient
+    refs: list[Ref] = field(default_factory=list)
+
+    def get(self, ref: Ref) -> Obj:
+        self.refs.append(ref)
+        return self.inner.get(ref)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@dataclass
+class Cluster:
+    kube: KubeClient
+    argocd: str
+    payments: str
+
+
+@pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.binary)])
+def cluster(request: pytest.FixtureRequest) -> Cluster:
+    if request.param == "fake":
+        built = Cluster(FakeKube(), "argocd", "payments")
+    else:
+        from support.realkube import new_namespace
+
+        from controlplane.local.kubeapi import install_crds
+
+        loopback = request.getfixturevalue("loopback")
+        kube = request.getfixturevalue("real_kube")
+        install_crds(loopback, [APPLICATION_CRD])
+        built = Cluster(kube, new_namespace(kube, "argocd"), new_namespace(kube, "payments"))
+    built.kube.create(
+        {
+            "apiVersion": ARGOCD_API_VERSION,
+            "kind": "Application",
+            "metadata": {"name": "ml-models", "namespace": built.argocd},
+            "spec": {"source": {"repoURL": REPO, "path": "apps", "targetRevision": "main"}},
+        }
+    )
+    built.kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "db-creds", "namespace": built.payments},
+            "stringData": {"password": "s3cret"},
+        }
+    )
+    return built
+
+
+def canary_meta(
+    annotations: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None
+) -> Obj:
+    return {
+        "metadata": {
+            "name": "support-triage",
+            "namespace": "ml-serving",
+            "annotations": dict(annotations or {}),
+            "labels": dict(labels or {}),
+        }
+    }
+
+
+def tracking(app: str) -> dict[str, str]:
+    """The tracking-id annotation naming Application ``app`` (``<namespace>_<name>`` or not)."""
+    value = f"{app}:canary.controlplane.dev/ModelCanary:ml-serving/support-triage"
+    return {ARGOCD_TRACKING_ANNOTATION: value}
+
+
+def test_a_valid_tracking_id_reads_the_application(cluster: Cluster) -> None:
+    kube = Gets(cluster.kube)
+    found = locate(kube, canary_meta(tracking(f"{cluster.argocd}_ml-models")), None)
+    assert (found.repo, found.path, found.branch, found.origin) == (REPO, "apps", "main", "argocd")
+    assert kube.refs == [Ref(ARGOCD_API_VERSION, "Application", cluster.argocd, "ml-models")]
+
+
+def refusal(kube: Gets, obj: Obj) -> str:
+    with pytest.raises(WriteBackError) as caught:
+        locate(kube, obj, None, argocd_namespace="argocd")
+    return str(caught.value)
+
+
+def test_a_traversing_tracking_id_asks_nothing_and_is_no_oracle(cluster: Cluster) -> None:
+    kube = Gets(cluster.kube)
+    up = "../" * 6
+    messages: list[str] = []
+    for secret in ("db-creds", "no-such-1"):
+        name = f"{up}api/v1/namespaces/{cluster.payments}/secrets/{secret}"
+        message = refusal(kube, canary_meta(tracking(f"{cluster.argocd}_{name}")))
+        assert "does not name an Argo CD Application" in message
+        assert "not a valid Kubernetes name" in message
+        messages.append(message.replace(secret, "<name>"))
+    assert messages[0] == messages[1]
+    assert kube.refs == []
+
+
+@pytest.mark.parametrize(
+    "app",
+    [
+        "../kube-system_ml-models",  # the namespace part leaves the namespace
+        "argocd_ml-models?labelSelector=x",
+        "argocd_ml-models#x",
+        "argocd_ML-Models",
+        "argocd_",
+        "a.b_ml-models",  # a namespace is a label: no dots
+    ],
+)
+def test_tracking_ids_that_are_no_names_are_refused_before_any_get(
+    cluster: Cluster, app: str
+) -> None:
+    kube = Gets(cluster.kube)
+    message = refusal(kube, canary_meta(tracking(app)))
+    assert f"annotation {ARGOCD_TRACKING_ANNOTATION}" in message
+    assert kube.refs == []
+
+
+def test_the_instance_label_is_checked_the_same(cluster: Cluster) -> None:
+    kube = Gets(cluster.kube)
+    message = refusal(kube, canary_meta(labels={ARGOCD_INSTANCE_LABEL: "ml..models"}))
+    assert f"label {ARGOCD_INSTANCE_LABEL}" in message
+    assert kube.refs == []
