@@ -11,6 +11,7 @@ push tells the git source to fetch now). Neither body is read before
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from controlplane.api import alertmanager, git
@@ -29,17 +30,29 @@ def webhook_routes(config: ApiConfig, access: Access) -> APIRouter:
     @router.post(
         "/api/v1/alertmanager",
         response_model=alertmanager.AlertmanagerResponse,
-        responses=declared(401, 413, 502, 503),
+        responses={
+            **declared(401, 413, 502),
+            503: {
+                "model": alertmanager.AlertmanagerResponse,
+                "description": "the cluster failed for at least one alert (result 'error'): "
+                "Alertmanager retries the notification; the alerts recorded meanwhile answer "
+                "'pending' then",
+            },
+        },
     )
     def alertmanager_webhook(
         payload: alertmanager.AlertmanagerPayload,
         who: Annotated[Identity, Depends(access.identity)],
-    ) -> alertmanager.AlertmanagerResponse:
+    ) -> alertmanager.AlertmanagerResponse | JSONResponse:
         """Alertmanager's webhook (v4): each firing alert labelled with a canary and its
-        namespace rolls that canary back now. One result per alert."""
-        return alertmanager.receive(
+        namespace rolls that canary back now. One result per alert; 503 with the same body when
+        the cluster failed for one of them, so that Alertmanager sends the notification again."""
+        answer = alertmanager.receive(
             payload, who, config.kube, access.auth, config.wake, config.alert_labels, access.watched
         )
+        if any(result.result == "error" for result in answer.results):
+            return JSONResponse(answer.model_dump(mode="json"), status_code=503)
+        return answer
 
     @router.post(
         GIT_WEBHOOK_PATH,
