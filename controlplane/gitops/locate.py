@@ -105,7 +105,7 @@ def locate(
     if app is not None:
         if kube is None:
             raise WriteBackError("reading an Argo CD Application needs a Kubernetes client")
-        repo, path, revision = _from_application(kube, *app)
+        repo, path, revision = _from_application(kube, *app, str(meta.get("namespace") or ""))
         return Location(
             repo, explicit_branch or revision, spec.path if spec and spec.path else path, "argocd"
         )
@@ -138,12 +138,22 @@ def _argocd_app(meta: Mapping[str, Any], default_namespace: str) -> tuple[str, s
     return namespace, name
 
 
-def _from_application(kube: KubeClient, namespace: str, name: str) -> tuple[str, str, str | None]:
+def _from_application(
+    kube: KubeClient, namespace: str, name: str, canary_namespace: str
+) -> tuple[str, str, str | None]:
+    """The Application's git source, when it deploys into the canary's namespace: an annotation
+    the canary's owner may write must not lead write-back into another team's repository."""
     try:
         app = kube.get(Ref(ARGOCD_API_VERSION, "Application", namespace, name))
     except KubeError as exc:
         raise WriteBackError(f"Argo CD Application {namespace}/{name}: {exc}") from None
     spec = app.get("spec") or {}
+    destination = (spec.get("destination") or {}).get("namespace")
+    if destination and destination != canary_namespace:
+        raise WriteBackError(
+            f"Argo CD Application {namespace}/{name} deploys into namespace {destination!r}, not "
+            f"the canary's {canary_namespace!r}: it is not where this canary came from"
+        )
     sources = [spec["source"]] if isinstance(spec.get("source"), dict) else []
     sources += [s for s in spec.get("sources") or [] if isinstance(s, dict)]
     git = [s for s in sources if s.get("repoURL") and not s.get("chart")]

@@ -181,3 +181,35 @@ def test_the_instance_label_is_checked_the_same(cluster: Cluster) -> None:
     message = refusal(kube, canary_meta(labels={ARGOCD_INSTANCE_LABEL: "ml..models"}))
     assert f"label {ARGOCD_INSTANCE_LABEL}" in message
     assert kube.refs == []
+
+
+def test_an_application_of_another_namespace_is_not_where_the_canary_came_from(
+    cluster: Cluster,
+) -> None:
+    """The tracking annotation is the canary owner's to write: pointed at another team's
+    Application (one deploying into another namespace), write-back refuses to follow it."""
+    cluster.kube.create(
+        {
+            "apiVersion": ARGOCD_API_VERSION,
+            "kind": "Application",
+            "metadata": {"name": "payments-app", "namespace": cluster.argocd},
+            "spec": {
+                "source": {"repoURL": "https://git.example.com/payments/deploy.git"},
+                "destination": {"namespace": cluster.payments},
+            },
+        }
+    )
+    with pytest.raises(WriteBackError, match="deploys into namespace") as caught:
+        locate(cluster.kube, canary_meta(tracking(f"{cluster.argocd}_payments-app")), None)
+    assert "payments/deploy.git" not in str(caught.value)
+    own = {"source": {"repoURL": REPO, "path": "apps"}, "destination": {"namespace": "ml-serving"}}
+    cluster.kube.create(
+        {
+            "apiVersion": ARGOCD_API_VERSION,
+            "kind": "Application",
+            "metadata": {"name": "own-app", "namespace": cluster.argocd},
+            "spec": own,
+        }
+    )
+    found = locate(cluster.kube, canary_meta(tracking(f"{cluster.argocd}_own-app")), None)
+    assert found.repo == REPO
