@@ -11,7 +11,8 @@ that time would, so the replay sees the same numbers the controller would have s
 - A grid point without a value (or NaN / ±Inf) raises :class:`~controlplane.errors.NoData`.
 - A query Prometheus rejected (or that returned several series) raises its
   :class:`~controlplane.errors.ProviderQueryError` at every lookup, as the live provider would.
-- An unreachable Prometheus during the prefetch raises
+- An unreachable Prometheus during the prefetch, or one whose answers the provider refuses (over
+  its byte cap, nested too deep, more samples than the grid asked), raises
   :class:`~controlplane.errors.ProviderUnavailable` from :meth:`ReplayProvider.prefetch`.
 - A query that was not planned, or a time off the grid, is passed to the source provider. So are
   the queries of ``judge: sequential`` checks: their window ("since the step started") changes at

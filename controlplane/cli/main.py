@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 
 from controlplane import __version__
 from controlplane.errors import ControlPlaneError, InvalidName, SpecError, UsageError
+from controlplane.providers.logsafety import quiet_http_loggers
 
 if TYPE_CHECKING:
     from controlplane.cli.cluster import Runtime
@@ -131,6 +132,7 @@ def build_parser(
 def main(argv: Sequence[str] | None = None, *, runtime: Runtime | None = None) -> int:
     """Run ``canaryctl ARGV``; ``runtime`` replaces the cluster, clock and terminal (tests)."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    quiet_http_loggers()  # no request URL (a Slack webhook, a token in a query) in any log
     parser, verbs = build_parser(argv)
     try:
         args = parser.parse_args(argv)

@@ -3,7 +3,9 @@
 Replays a canary against metric history already in Prometheus, as the controller would have run
 it (see :mod:`controlplane.simulation`), and prints a readable timeline (rich) or the contract's
 JSON object. Exit 0 when the simulation ran (whatever the outcome), 2 on an invalid spec or
-arguments, 1 when Prometheus cannot be used. Called by :mod:`controlplane.cli.main`.
+arguments, 1 when Prometheus cannot be used: unreachable, or its answers refused (over 16 MiB,
+nested deeper than 64: :mod:`controlplane.providers.prometheus`), said in one line, never a
+traceback or a byte of the answer. Called by :mod:`controlplane.cli.main`.
 """
 
 from __future__ import annotations

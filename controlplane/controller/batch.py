@@ -35,7 +35,10 @@ on arrays, one numpy pass per kind of test).
 Not grouped (per-canary fallback through the evaluator): custom ``query`` metrics, canaries with a
 custom ``spec.analysis.selector`` (their labels are not ``canary``/``variant``), and
 ``budget.costQuery``. :class:`CountingSource` counts the queries of each tick (exposed by the
-runner as ``canary_controller_analysis_queries``).
+runner as ``canary_controller_analysis_queries``) and turns any failure of the source into a
+:class:`~controlplane.errors.ProviderError`, so that a hostile answer (refused by the provider:
+too big, too deep) or a bug in a source is a check result with ``provider_error``, counted
+towards ``analysis.errorLimit`` like an outage, and never fails the whole tick.
 
 Called by :mod:`controlplane.controller.runner` once per analysis tick.
 """

@@ -14,17 +14,21 @@ Owns :class:`ControllerMetrics`: one :class:`~prometheus_client.CollectorRegistr
   without leader election) exports them, so a standby replica adds no duplicate series;
 - **event counters** incremented exactly once per event: the
   :class:`~controlplane.controller.runner.AnalysisObserver` half (called by the runner once per
-  *persisted* evaluation: ``canary_checks_total``, ``canary_controller_provider_errors_total``;
-  once per tick: ``canary_controller_analysis_tick_duration_seconds``) and the
+  *persisted* evaluation: ``canary_checks_total``, ``canary_controller_provider_errors_total``
+  labelled by :data:`SOURCES`, never by URL; once per tick:
+  ``canary_controller_analysis_tick_duration_seconds``) and the
   :class:`~controlplane.controller.reconcile.Notifier` half (``canary_rollbacks_total``,
   ``canary_promotions_total``, ``canary_step_duration_seconds``), which keeps the metrics sink's
   delivered record of the events it counted (:class:`~controlplane.rollout.events.Delivered`,
   keyed by the event's one fingerprint) so that a re-delivered event (a status write that
   conflicted after the notification) is not counted twice.
 
-Counters start at zero when the process starts. Other parts register their collectors on
-:attr:`ControllerMetrics.registry` (``canary_controller_alert_*`` by the notifications).
-docs/metrics.md lists every metric.
+No label carries a URL: ``/metrics`` is served without authentication, and a Prometheus URL
+(the controller's or a tenant's ``spec.analysis.prometheus``) may hold credentials
+(``http://user:password@...``); one series per URL would also let tenants grow the series
+without bound. Counters start at zero when the process starts. Other parts register their
+collectors on :attr:`ControllerMetrics.registry` (``canary_controller_alert_*`` by the
+notifications). docs/metrics.md lists every metric.
 """
 
 from __future__ import annotations
@@ -59,6 +63,10 @@ PHASES: tuple[str, ...] = (
     "invalid",
 )
 VERDICTS: tuple[str, ...] = ("pass", "breach", "inconclusive")
+SOURCES: tuple[str, ...] = ("default", "spec", "none")
+"""``source`` of ``canary_controller_provider_errors_total``: the controller's ``--prometheus``
+(``default``), a URL of a canary's ``spec.analysis.prometheus`` other than it (``spec``), or no
+URL at all (``none``)."""
 TICK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 STEP_BUCKETS = (
     60.0,
@@ -84,6 +92,7 @@ class ControllerView(Protocol):
     """What the collectors read from :class:`~controlplane.controller.runner.Controller`."""
 
     stats: Stats
+    default_prometheus: str | None
 
     def snapshot(self) -> list[dict[str, Any]]: ...
 
@@ -141,10 +150,13 @@ class ControllerMetrics:
         )
         self.provider_errors = Counter(
             "canary_controller_provider_errors",
-            "Check results that were inconclusive because the metric source failed",
-            ["prometheus"],
+            "Check results that were inconclusive because the metric source failed, by where "
+            "the Prometheus URL came from (default: the controller's; spec: a canary's)",
+            ["source"],
             registry=self.registry,
         )
+        for source in SOURCES:
+            self.provider_errors.labels(source)
         self.registry.register(_RunnerCollector(self))
         self.registry.register(_CanaryCollector(self))
         for collector in collectors:
@@ -164,12 +176,20 @@ class ControllerMetrics:
 
     def evaluated(self, key: Key, prometheus: str | None, obs: Observations) -> None:
         namespace, name = key
+        source = self.source_of(prometheus)
         for result in obs.checks.values():
             self.checks.labels(namespace, name, result.metric, result.verdict).inc()
             if result.provider_error:
-                self.provider_errors.labels(prometheus or "").inc()
+                self.provider_errors.labels(source).inc()
         if obs.spend_error:
-            self.provider_errors.labels(prometheus or "").inc()
+            self.provider_errors.labels(source).inc()
+
+    def source_of(self, prometheus: str | None) -> str:
+        """The :data:`SOURCES` value of the Prometheus URL an evaluation used (never the URL)."""
+        if not prometheus:
+            return "none"
+        default = self.controller.default_prometheus if self.controller is not None else None
+        return "default" if prometheus == default else "spec"
 
     # ----------------------------------------------------------------------- Notifier
 

@@ -13,10 +13,18 @@ from a repository URL:
 "Already exists" answers (GitHub 422 naming an existing pull request, GitLab 409) count as success:
 a retried write-back after a restart must not fail on its own earlier request. The provider is the
 spec's ``provider``, else guessed from the host name (``github`` / ``gitlab`` in it).
+
+The API's host comes from the spec's repository URL, so its answer is read like any tenant-chosen
+server's (:mod:`controlplane.providers.bounded`): streamed, at most 16 MiB, within the timeout
+in total, redirects not followed; a refusal's :class:`~controlplane.errors.GitError` (which
+reaches the canary's status and Events) names the status code and reason phrase, never the
+answer's body.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote, urlsplit
@@ -24,6 +32,14 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from controlplane.errors import GitError
+from controlplane.providers.bounded import (
+    MAX_ANSWER_BYTES,
+    MAX_ANSWER_DEPTH,
+    clip,
+    nesting_over,
+    read_capped,
+    without_bytes,
+)
 
 Provider = Literal["github", "gitlab"]
 DEFAULT_TIMEOUT_S = 30.0
@@ -115,24 +131,42 @@ def open_pull_request(
             "remove_source_branch": True,
         }
     try:
-        response = httpx.post(url, json=payload, headers=headers, timeout=timeout_s)
+        with httpx.stream(
+            "POST", url, json=payload, headers=headers, timeout=timeout_s, follow_redirects=False
+        ) as response:
+            code, reason = response.status_code, response.reason_phrase
+            deadline = time.monotonic() + timeout_s
+            answer = read_capped(response.iter_bytes(), MAX_ANSWER_BYTES, deadline)
     except httpx.HTTPError as exc:
-        raise GitError(f"{provider} API {api}: {type(exc).__name__}: {exc}") from None
-    if response.status_code in (200, 201):
-        data = _json(response)
+        raise GitError(
+            f"{provider} API {api}: {type(exc).__name__}: {without_bytes(str(exc))}"
+        ) from None
+    data: dict[str, object] = {} if isinstance(answer, str) else _json(answer)
+    if code in (200, 201):
         link = data.get("html_url") or data.get("web_url")
-        return PullRequest(url=str(link) if link else None, created=True)
-    text = response.text[:500]
-    if (provider == "github" and response.status_code == 422 and "already exists" in text) or (
-        provider == "gitlab" and response.status_code == 409
+        return PullRequest(url=str(link) if isinstance(link, str) else None, created=True)
+    if (provider == "github" and code == 422 and _already_exists(data)) or (
+        provider == "gitlab" and code == 409
     ):
         return PullRequest(url=None, created=False)
-    raise GitError(f"{provider} API {url} answered {response.status_code}: {text}")
+    said = f"{code} {clip(reason, 60)}".rstrip()
+    raise GitError(f"{provider} API {url} answered {said}")
 
 
-def _json(response: httpx.Response) -> dict[str, object]:
+def _json(body: bytearray) -> dict[str, object]:
+    """The answer as a JSON object (``{}`` when it is none, or nests too deep)."""
+    if nesting_over(body, MAX_ANSWER_DEPTH):
+        return {}
     try:
-        data = response.json()
-    except ValueError:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _already_exists(data: dict[str, object]) -> bool:
+    """GitHub's 422 says a pull request for the branch already exists (its ``message`` or an
+    ``errors[].message`` says so)."""
+    errors = data.get("errors")
+    found = [data, *(errors if isinstance(errors, list) else [])]
+    return any(isinstance(e, dict) and "already exists" in str(e.get("message")) for e in found)

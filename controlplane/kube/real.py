@@ -81,17 +81,31 @@ def selector_string(label_selector: Mapping[str, str] | None) -> str | None:
     return ",".join(f"{k}={v}" for k, v in sorted(label_selector.items()))
 
 
+SERVER_MESSAGE_LIMIT = 300
+"""Characters of a ``Status`` message kept in an error (the status, Events and alerts show it)."""
+
+
 def _server_message(body: Any) -> str | None:
+    """The API server's own words in an error answer: ``message`` of a ``kind: Status`` object
+    (cut to :data:`SERVER_MESSAGE_LIMIT`), or kube-apiserver's plain-text "404 page not found"
+    (how an unserved path is told apart). Any other body -- a proxy's HTML page, an answer from
+    something that is not the API server -- is not copied into an error (issue #33: no upstream
+    body reaches a status, an Event or an alert); the reason phrase stands in for it."""
     if isinstance(body, bytes):
         body = body.decode("utf-8", "replace")
     if not isinstance(body, str) or not body:
         return None
     try:
         status = json.loads(body)
-    except ValueError:
-        return body.strip()[:500] or None
-    if isinstance(status, dict) and isinstance(status.get("message"), str):
-        return str(status["message"])
+    except (ValueError, RecursionError):
+        text = body.strip()
+        return text if text in NO_ROUTE else None
+    if (
+        isinstance(status, dict)
+        and status.get("kind") == "Status"
+        and isinstance(status.get("message"), str)
+    ):
+        return str(status["message"])[:SERVER_MESSAGE_LIMIT]
     return None
 
 

@@ -14,7 +14,11 @@ Owns :class:`AlertNotifier`, the controller's :class:`~controlplane.controller.r
   or an HTTP date, capped at ``max_retry_after_s``); at most ``max_attempts`` attempts. A retry
   waiting its turn does not hold up other deliveries. Other 4xx, a missing Secret or key, and
   exhausted attempts fail the delivery: a warning log and a Warning Kubernetes Event
-  ``AlertDeliveryFailed`` on the canary.
+  ``AlertDeliveryFailed`` on the canary. What a tenant reads there names the channel by
+  :func:`shown_url` (no credentials, query or fragment; a Slack webhook only as "the Slack
+  webhook") and the receiver's status code and reason phrase: never its answer, whose body is
+  not even read (the response is streamed and closed unread). httpx logs every request's URL
+  at INFO: :func:`controlplane.providers.logsafety.quiet_http_loggers` keeps it at WARNING.
 - Deduplication by (event fingerprint, channel) within ``dedup_window_s``: each channel is a
   sink of the one event record (:func:`controlplane.rollout.events.delivery_key`), kept by
   :class:`~controlplane.notify.ledger.Ledger` (persisted in a ConfigMap when ``persist_dedup``).
@@ -35,6 +39,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -48,6 +53,7 @@ from controlplane.notify.ledger import Ledger, Owner
 from controlplane.notify.secrets import SecretReader
 from controlplane.notify.slack import slack_message
 from controlplane.notify.webhook import webhook_body, webhook_headers
+from controlplane.providers.bounded import clip
 from controlplane.rollout.events import delivery_key
 from controlplane.rollout.state import Event, RolloutState
 from controlplane.spec.models import API_VERSION, AlertSpec, ModelCanary, SecretKeyRef
@@ -146,6 +152,19 @@ class _Request:
     body: bytes
     headers: dict[str, str]
     show: str  # the URL as logs may show it (no Slack webhook token)
+
+
+def shown_url(url: str) -> str:
+    """``url`` as a log line or an Event may show it: scheme, host, port and path, without
+    credentials (``user:password@``), query or fragment, where tokens travel."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:
+        return "the URL"
+    host = f"[{host}]" if ":" in host else host
+    return urlunsplit((parts.scheme, host + port, parts.path, "", ""))
 
 
 def retry_after_seconds(value: str | None, now: float) -> float | None:
@@ -404,12 +423,12 @@ class AlertNotifier:
             secret = self._secret(task, hmac_ref) if hmac_ref is not None else None
             body = webhook_body(alert)
             headers = webhook_headers(alert, body, secret, int(time.time()))
-            return _Request(spec.webhook.url, body, headers, spec.webhook.url)
+            return _Request(spec.webhook.url, body, headers, shown_url(spec.webhook.url))
         assert spec.alertmanager is not None
         url = alerts_url(spec.alertmanager.url)
         items = alertmanager_alerts(alert, hold_s=self.settings.hold_s, open_s=self.settings.open_s)
         body = json.dumps(items).encode()
-        return _Request(url, body, {"Content-Type": "application/json"}, url)
+        return _Request(url, body, {"Content-Type": "application/json"}, shown_url(url))
 
     def _secret(self, task: _Task, ref: SecretKeyRef) -> bytes:
         if self._secrets is None:
@@ -422,24 +441,28 @@ class AlertNotifier:
     def _post(self, request: _Request, attempt: int) -> _Retry | None:
         """None when delivered; a retry with its delay; raises for a permanent failure."""
         try:
-            response = self._client.post(request.url, content=request.body, headers=request.headers)
+            # streamed and closed unread: the answer's body is never read, held or shown
+            with self._client.stream(
+                "POST", request.url, content=request.body, headers=request.headers
+            ) as response:
+                code, retry_after = response.status_code, response.headers.get("Retry-After")
+                reason = response.reason_phrase
         except httpx.TimeoutException:
             return _Retry(self._backoff(attempt), f"{request.show} timed out")
         except httpx.HTTPError as exc:
             return _Retry(
                 self._backoff(attempt), f"{request.show} unreachable: {type(exc).__name__}"
             )
-        code = response.status_code
         if 200 <= code < 300:
             return None
-        detail = response.text[:200].strip()
+        said = f"{code} {clip(reason, 60)}".rstrip()
         if code == 429:
-            wait = retry_after_seconds(response.headers.get("Retry-After"), time.time())
+            wait = retry_after_seconds(retry_after, time.time())
             delay = self._backoff(attempt) if wait is None else wait
             return _Retry(min(delay, self.settings.max_retry_after_s), f"{request.show} said 429")
         if code == 408 or code >= 500:
-            return _Retry(self._backoff(attempt), f"{request.show} said {code} {detail}")
-        raise AlertDeliveryError(f"{request.show} refused the alert: {code} {detail}")
+            return _Retry(self._backoff(attempt), f"{request.show} said {said}")
+        raise AlertDeliveryError(f"{request.show} refused the alert: {said}")
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with jitter for the retry after attempt number ``attempt``."""

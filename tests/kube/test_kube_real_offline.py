@@ -253,6 +253,25 @@ def test_api_exceptions_map_to_the_error_tree(
     assert is_expired(error) is (status == 410)
 
 
+@pytest.mark.parametrize(
+    ("body", "kept"),
+    [
+        pytest.param("<html>secret admin page</html>", None, id="html"),
+        pytest.param('{"password": "secret"}', None, id="json-not-a-status"),
+        pytest.param("[" * 200_000 + "]" * 200_000, None, id="deep"),
+        pytest.param("404 page not found", "404 page not found", id="unserved-path"),
+        pytest.param(
+            json.dumps({"kind": "Status", "message": "x" * 5000}), "x" * 300, id="long-status"
+        ),
+    ],
+)
+def test_no_body_but_the_api_servers_own_words_is_kept(body: str, kept: str | None) -> None:
+    """A proxy's page or another service's answer never reaches a status, Event or alert."""
+    error = to_kube_error(_api_exception(502, "Bad Gateway", body))
+    assert "secret" not in str(error)
+    assert str(error) == (f"502 Bad Gateway: {kept}" if kept else "502 Bad Gateway")
+
+
 def test_transport_errors_become_kube_errors() -> None:
     error = to_kube_error(ConnectionRefusedError("refused"))
     assert type(error) is KubeError

@@ -1,0 +1,91 @@
+"""Issue 33: ``canaryctl simulate`` against a hostile Prometheus, run as a user runs it (the
+installed ``canaryctl``, a separate process whose peak RSS the kernel reports through
+``wait4``). Before: the 55 MB answer took it to 10 GB (four range queries parsed at once) and
+168 s; the 200,000-deep answer ended in a ``RecursionError`` traceback; an internal page's 403
+body was printed in the outcome. Now each is a clear message and exit status, within ~200 MB.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from support.hostile_prometheus import SECRET, hostile
+
+pytestmark = pytest.mark.binary
+
+ROOT = Path(__file__).resolve().parents[2]
+CANARYCTL = Path(sys.executable).with_name("canaryctl")
+KILL_AFTER_S = 120.0
+MAX_RSS_MB = 400
+
+
+@dataclass(frozen=True)
+class Run:
+    code: int
+    out: str
+    err: str
+    peak_rss_mb: float
+
+
+def simulate(prometheus: str, tmp_path: Path, *more: str) -> Run:
+    """``canaryctl simulate canary/four-week.yml`` over the last hour, its peak RSS from wait4."""
+    out, err = tmp_path / "out", tmp_path / "err"
+    start = str(int(time.time()) - 3600)
+    argv = [str(CANARYCTL), "simulate", "canary/four-week.yml", "--prometheus", prometheus]
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [*argv, "--start", start, "--timeout", "30", *more],
+            cwd=ROOT,
+            stdout=stdout,
+            stderr=stderr,
+        )
+        killer = threading.Timer(KILL_AFTER_S, proc.kill)
+        killer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            killer.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait
+    return Run(
+        proc.returncode,
+        out.read_text(),
+        err.read_text(),
+        usage.ru_maxrss / 1024,  # KiB on Linux
+    )
+
+
+@pytest.mark.parametrize(
+    ("mode", "said"),
+    [
+        pytest.param("huge", "error: Prometheus answer over 16 MiB: refused", id="55MB"),
+        pytest.param("deep", "error: Prometheus answer nested deeper than 64: refused", id="deep"),
+    ],
+)
+def test_an_unusable_answer_exits_1_with_the_reason(mode: str, said: str, tmp_path: Path) -> None:
+    with hostile(mode) as server:
+        run = simulate(server.url + "/internal/admin?ignore=", tmp_path)
+        assert server.hits
+    assert run.code == 1, run.err[-2000:]
+    assert run.err.strip() == said
+    assert "Traceback" not in run.err
+    assert run.peak_rss_mb < MAX_RSS_MB, f"peak RSS {run.peak_rss_mb:.0f} MB"
+
+
+def test_a_403_page_is_not_printed(tmp_path: Path) -> None:
+    with hostile("forbidden") as server:
+        run = simulate(server.url + "/internal/admin?ignore=", tmp_path, "-o", "json")
+    assert run.code == 0, run.err[-2000:]
+    result = json.loads(run.out)
+    assert result["outcome"] == "paused"  # at errorLimit
+    assert result["reason"]["message"].startswith("5 consecutive evaluations with provider errors")
+    assert result["reason"]["message"].endswith("HTTP 403 Forbidden")
+    assert SECRET not in run.out + run.err
+    assert "hunter2" not in run.out + run.err
