@@ -5,7 +5,9 @@ Owns the command line of the controller and the wiring of its parts: the Kuberne
 (:mod:`controlplane.controller`), Prometheus sources, optional leader election on a Lease, the
 metrics (:class:`~controlplane.controller.metrics.ControllerMetrics`, also told of every rollout
 event as a notifier) and the HTTP API on one port (:mod:`controlplane.api`: ``/metrics``,
-``/healthz``, ``/readyz``, ``/api/v1/...``) served by uvicorn on a thread next to the loop.
+``/healthz``, ``/readyz``, ``/api/v1/...``) served by uvicorn on a thread next to the loop,
+and the allowed endpoints (``--allow-prometheus``, ``--allow-argo-server``, ``--allow-alert-url``:
+:func:`endpoints_from`, given to the reconciler's validation and to the Argo gates).
 SIGTERM and SIGINT stop it cleanly (the lease is released). Called by :mod:`controlplane.cli.main`.
 """
 
@@ -22,6 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from controlplane.errors import UsageError
+from controlplane.providers.logsafety import quiet_http_loggers
 from controlplane.spec.units import parse_duration
 
 LEASE_NAME = "canary-controller"
@@ -89,6 +92,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="check other bearer tokens with TokenReview and SubjectAccessReview (default on)",
     )
     p.add_argument(
+        "--api-max-body",
+        type=_body_bytes,
+        default=None,
+        metavar="BYTES",
+        help="largest request body the API reads, in bytes (default 1 MiB; larger: 413)",
+    )
+    p.add_argument(
         "--api-auth-cache",
         default="10s",
         metavar="DURATION",
@@ -126,13 +136,71 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=SERVICE_ACCOUNT_TOKEN,
         metavar="FILE",
         help="bearer token for the Argo Server, re-read on every call (default: the pod's "
-        "service-account token)",
+        "service-account token); sent only to --argo-server and --allow-argo-server",
+    )
+    p.add_argument(
+        "--allow-prometheus",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a Prometheus a spec's analysis.prometheus may name: this URL or below its path "
+        "(repeatable); --prometheus is always allowed, nothing else by default",
+    )
+    p.add_argument(
+        "--allow-argo-server",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="an Argo Server a spec's gates[].argoServer may name, which then gets the "
+        "controller's token (repeatable); --argo-server is always allowed, nothing else by default",
+    )
+    p.add_argument(
+        "--allow-alert-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a URL (or prefix) a spec's alerts[].webhook.url / alertmanager.url may name "
+        "(repeatable); none by default",
     )
     from controlplane.gitops.options import add_arguments as add_git_arguments
 
     add_git_arguments(p)
     p.add_argument("--once", action="store_true", help="one pass over every canary, then exit")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def endpoints_from(args: argparse.Namespace) -> Any:
+    """The :class:`~controlplane.spec.endpoints.EndpointPolicy` of ``--allow-prometheus``,
+    ``--allow-argo-server`` and ``--allow-alert-url`` (each a URL or a path prefix), with the
+    controller's own ``--prometheus`` and ``--argo-server`` allowed exactly. A malformed entry
+    (not http(s), credentials, a dot segment) is a :class:`UsageError`."""
+    from controlplane.spec.endpoints import EndpointPolicy, entry_problem
+
+    def allowed(flag: str, urls: Sequence[str] | None) -> tuple[str, ...]:
+        for url in urls or ():
+            problem = entry_problem(url)
+            if problem is not None:
+                raise UsageError(f"{flag} {url!r}: {problem}")
+        return tuple(urls or ())
+
+    return EndpointPolicy(
+        prometheus=allowed("--allow-prometheus", args.allow_prometheus),
+        argo=allowed("--allow-argo-server", args.allow_argo_server),
+        alerts=allowed("--allow-alert-url", args.allow_alert_url),
+        own_prometheus=args.prometheus or None,
+        own_argo=args.argo_server or None,
+    )
+
+
+def _body_bytes(text: str) -> int:
+    """``--api-max-body``: a whole number of bytes, at least 1 KiB."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of bytes: {text!r}") from None
+    if value < 1024:
+        raise argparse.ArgumentTypeError(f"at least 1024 bytes, not {value}")
+    return value
 
 
 def settings_from(args: argparse.Namespace) -> Any:
@@ -146,6 +214,7 @@ def settings_from(args: argparse.Namespace) -> Any:
         rollback_cleanup_s=_seconds(args.rollback_cleanup_delay, "--rollback-cleanup-delay"),
         interval_override_s=None if override is None else _seconds(override, "--interval-override"),
         default_prometheus=args.prometheus,
+        endpoints=endpoints_from(args),
     )
 
 
@@ -228,10 +297,15 @@ def _token_reader(path: str) -> Callable[[], str | None]:
 
 def gates_from(args: argparse.Namespace) -> Any:
     """The :class:`~controlplane.controller.argo_gates.ArgoGates` of ``--argo-server`` (a gate's own
-    ``argoServer`` overrides it; with neither, that gated canary pauses and says why)."""
+    ``argoServer`` overrides it when ``--allow-argo-server`` allows it; with neither, that gated
+    canary pauses and says why). The token goes to those servers only."""
     from controlplane.controller.argo_gates import ArgoGates
 
-    return ArgoGates(args.argo_server or None, token=_token_reader(args.argo_token_file))
+    return ArgoGates(
+        args.argo_server or None,
+        token=_token_reader(args.argo_token_file),
+        endpoints=endpoints_from(args),
+    )
 
 
 def api_app(
@@ -269,6 +343,7 @@ def api_app(
             git_secret=secret,
             alert_labels=AlertLabels(args.alert_canary_label, args.alert_namespace_label),
             namespaces=tuple(args.namespace) or None,
+            **({} if args.api_max_body is None else {"max_body_bytes": args.api_max_body}),
         )
     )
 
@@ -279,6 +354,7 @@ def run(args: argparse.Namespace, kube: Any = None) -> int:
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    quiet_http_loggers()  # httpx logs a Slack webhook's URL at INFO: a secret
     settings_from(args)  # flag errors before connecting
     _seconds(args.api_auth_cache, "--api-auth-cache")
     from controlplane.api.auth import read_token_file

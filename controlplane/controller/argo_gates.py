@@ -18,18 +18,32 @@ Owns the controller's side of ``spec.gates`` (the decisions are the machine's, s
   (bad template reference or parameters: a failed gate). :meth:`~ArgoGates.stop` stops a
   Workflow the rollout no longer waits for (Argo's ``stop``: exit handlers still run).
 
+What reaches a canary's status and Events of the Argo Server's answers (:func:`_describe`): the
+HTTP status code and reason phrase, plus Argo's own error message (its gRPC-gateway shape
+``{"code": N, "message": "..."}``, cut to 200 characters: "workflowtemplates.argoproj.io "x" not
+found" is how a user learns a gate is misconfigured) -- never another body; the session reads
+every answer streamed, at most 16 MiB and 64 levels of JSON
+(:mod:`controlplane.providers.bounded`), does not follow redirects, and hands hera a body
+reduced to that message when the answer is an error. A Workflow's own ``status.message`` is cut
+to 300 characters.
+
 Called by the reconciler's gate effects (:mod:`controlplane.controller.gate_effects`) with the
 core's :func:`~controlplane.rollout.gate_runs.pending_runs`. See docs/gates.md.
 """
 
 from __future__ import annotations
 
+import json
+import re
+import time
 import warnings
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from http import HTTPStatus
 from typing import Any, Protocol
 
 import requests
+import urllib3
 import yaml
 from hera.exceptions import (
     AlreadyExists,
@@ -48,10 +62,22 @@ from hera.workflows.models import (
 from pydantic import ValidationError
 from pydantic.warnings import PydanticDeprecatedSince20
 
+from controlplane.providers.bounded import (
+    MAX_ANSWER_BYTES,
+    MAX_ANSWER_DEPTH,
+    arriving,
+    clip,
+    declared_over,
+    nesting_over,
+    read_capped,
+    size_text,
+    without_bytes,
+)
 from controlplane.rollout.gate_runs import FINAL_PHASES, GateRun, render_parameters
 from controlplane.rollout.observations import ArgoPhase, GateObservation
 from controlplane.serving.names import predictor_service, single_service_name
 from controlplane.serving.render import isvc_name
+from controlplane.spec.endpoints import EndpointPolicy
 from controlplane.spec.models import API_GROUP, LABEL_CANARY, ModelCanary
 
 
@@ -192,7 +218,7 @@ def observation_of(run: GateRun, data: Mapping[str, Any]) -> GateObservation:
         key=run.key,
         workflow=run.workflow,
         phase=phase,
-        message=str(status.get("message") or ""),
+        message=clip(str(status.get("message") or ""), 300),
         started_at=_time(status.get("startedAt")),
         finished_at=_time(status.get("finishedAt")),
     )
@@ -203,7 +229,11 @@ def observation_of(run: GateRun, data: Mapping[str, Any]) -> GateObservation:
 
 class _TimeoutSession(requests.Session):
     """A requests session with a default timeout (hera passes none: a hung Argo Server must
-    not hang the controller)."""
+    not hang the controller) that reads bounded answers: streamed, within the timeout in total,
+    refused past :data:`~controlplane.providers.bounded.MAX_ANSWER_BYTES` or nested deeper than
+    :data:`~controlplane.providers.bounded.MAX_ANSWER_DEPTH` (a ``RequestException``: the Argo
+    Server is unavailable), redirects not followed, and an error answer's body replaced by Argo's
+    own error message alone (``{"message": ...}``, cut), or nothing, before hera quotes it."""
 
     def __init__(self, timeout_s: float) -> None:
         super().__init__()
@@ -211,7 +241,50 @@ class _TimeoutSession(requests.Session):
 
     def request(self, method: str | bytes, url: str | bytes, **kwargs: Any) -> Any:  # type: ignore[override]
         kwargs.setdefault("timeout", self.timeout_s)
-        return super().request(method, url, **kwargs)  # type: ignore[arg-type]
+        kwargs["stream"] = True
+        kwargs["allow_redirects"] = False
+        response = super().request(method, url, **kwargs)  # type: ignore[arg-type]
+        deadline = time.monotonic() + self.timeout_s
+        try:
+            if declared_over(response.headers, MAX_ANSWER_BYTES):
+                body: bytearray | str = f"over {size_text(MAX_ANSWER_BYTES)}"
+            else:
+                body = read_capped(arriving(response.raw), MAX_ANSWER_BYTES, deadline)
+        except urllib3.exceptions.HTTPError as exc:
+            raise requests.ConnectionError(f"the answer broke off: {exc}") from None
+        finally:
+            response.close()
+        if response.is_redirect or 300 <= response.status_code < 400:
+            said = f"HTTP {response.status_code} {clip(str(response.reason or ''), 60)}"
+            raise requests.RequestException(f"{said.rstrip()}: a redirect, not followed")
+        if response.ok:
+            if isinstance(body, str):
+                raise requests.RequestException(f"the answer is {body}: refused")
+            if nesting_over(body, MAX_ANSWER_DEPTH):
+                raise requests.RequestException(
+                    f"the answer is nested deeper than {MAX_ANSWER_DEPTH}: refused"
+                )
+            response._content = bytes(body)
+        else:
+            message = None if isinstance(body, str) else _argo_message(body)
+            response._content = json.dumps({"message": message or ""}).encode()
+        return response
+
+
+def _argo_message(body: bytearray) -> str | None:
+    """Argo's own error message, cut, when ``body`` is its error JSON (``{"code": N, "message":
+    "..."}``); else None."""
+    if len(body) > 64 * 1024 or nesting_over(body, MAX_ANSWER_DEPTH):
+        return None
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("message"), str):
+        return None
+    if not isinstance(data.get("code"), int):
+        return None
+    return clip(data["message"])
 
 
 class ArgoGates:
@@ -219,7 +292,11 @@ class ArgoGates:
 
     ``server``: the default Argo Server URL (a gate's ``argoServer`` overrides it). ``token``: a
     bearer token, or a function returning one (re-read for every request: service-account tokens
-    rotate). ``poll_interval_s``: how often the reconciler polls a running gate.
+    rotate). ``poll_interval_s``: how often the reconciler polls a running gate. ``endpoints``:
+    the Argo Servers a gate's ``argoServer`` may name (``--allow-argo-server``; ``server`` is
+    always allowed, and with None only it): the token is sent nowhere else, and a Workflow is
+    submitted, read or stopped only in the canary's namespace -- whatever the run says, though
+    validation already refuses a spec that names another (defence in depth).
     """
 
     def __init__(
@@ -229,20 +306,25 @@ class ArgoGates:
         verify_ssl: bool = True,
         request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
         poll_interval_s: float = DEFAULT_POLL_S,
+        endpoints: EndpointPolicy | None = None,
     ) -> None:
         self.server = server.rstrip("/") + "/" if server else None
+        self.endpoints = (endpoints or EndpointPolicy()).with_own(argo=server or None)
         self.token = token
         self.verify_ssl = verify_ssl
         self.poll_interval_s = poll_interval_s
         self._session = _TimeoutSession(request_timeout_s)
 
-    def _service(self, run: GateRun) -> WorkflowsService | str:
+    def _service(self, canary: ModelCanary, run: GateRun) -> WorkflowsService | str:
         server = run.gate.argo_server or self.server
         if not server:
             return (
                 "no Argo Server URL: set spec.gates[].argoServer or run the controller with "
                 "--argo-server"
             )
+        refused = _refusal(canary, run, server, self.endpoints)
+        if refused is not None:
+            return refused  # checked before the token is read: nothing is sent
         token = self.token() if callable(self.token) else self.token
         return WorkflowsService(
             host=server.rstrip("/") + "/",
@@ -255,7 +337,7 @@ class ArgoGates:
     def submit(
         self, canary: ModelCanary, run: GateRun, endpoints: Mapping[str, str], spec_hash: str
     ) -> GateObservation | None:
-        service = self._service(run)
+        service = self._service(canary, run)
         if isinstance(service, str):
             return GateObservation(run.key, run.workflow, None, error=service)
         workflow = _workflow(canary, run, endpoints, spec_hash)
@@ -270,16 +352,17 @@ class ArgoGates:
             return None  # submitted before a crash: the same Workflow, polled from now on
         except (BadRequest, HeraNotFound) as exc:
             message = f"the Argo Server refused workflow {run.namespace}/{run.workflow}: "
-            return GateObservation(run.key, run.workflow, "Error", message + _short(exc))
+            return GateObservation(run.key, run.workflow, "Error", message + _describe(exc))
         except (Unauthorized, Forbidden) as exc:
-            return GateObservation(run.key, run.workflow, None, error=f"not allowed: {exc}")
-        except (requests.RequestException, HeraException, ValidationError, ValueError) as exc:
-            error = f"Argo Server at {service.host} unavailable: {_short(exc)}"
+            error = f"not allowed: {_describe(exc)}"
+            return GateObservation(run.key, run.workflow, None, error=error)
+        except _UNAVAILABLE as exc:
+            error = f"Argo Server at {service.host} unavailable: {_describe(exc)}"
             return GateObservation(run.key, run.workflow, None, error=error)
         return None
 
     def poll(self, canary: ModelCanary, run: GateRun) -> GateObservation:
-        service = self._service(run)
+        service = self._service(canary, run)
         if isinstance(service, str):
             return GateObservation(run.key, run.workflow, None, error=service)
         try:
@@ -295,9 +378,10 @@ class ArgoGates:
                 message=f"workflow {run.namespace}/{run.workflow} not found (deleted?)",
             )
         except (Unauthorized, Forbidden) as exc:
-            return GateObservation(run.key, run.workflow, None, error=f"not allowed: {exc}")
-        except (requests.RequestException, HeraException, ValidationError, ValueError) as exc:
-            error = f"Argo Server at {service.host} unavailable: {_short(exc)}"
+            error = f"not allowed: {_describe(exc)}"
+            return GateObservation(run.key, run.workflow, None, error=error)
+        except _UNAVAILABLE as exc:
+            error = f"Argo Server at {service.host} unavailable: {_describe(exc)}"
             return GateObservation(run.key, run.workflow, None, error=error)
         return observation_of(run, data)
 
@@ -312,7 +396,7 @@ class ArgoGates:
             return seen.error or "the Argo Server did not answer"
         if seen.phase in FINAL_PHASES:
             return None  # finished by itself, or deleted (a NotFound reads as Error)
-        service = self._service(run)
+        service = self._service(canary, run)
         if isinstance(service, str):
             return service
         request = WorkflowStopRequest(name=run.workflow, namespace=run.namespace, message=message)
@@ -323,12 +407,60 @@ class ArgoGates:
         except HeraNotFound:
             return None
         except (Unauthorized, Forbidden) as exc:
-            return f"not allowed to stop workflow {run.namespace}/{run.workflow}: {exc}"
-        except (requests.RequestException, HeraException, ValidationError, ValueError) as exc:
-            return f"could not stop workflow {run.namespace}/{run.workflow}: {_short(exc)}"
+            where = f"{run.namespace}/{run.workflow}"
+            return f"not allowed to stop workflow {where}: {_describe(exc)}"
+        except _UNAVAILABLE as exc:
+            return f"could not stop workflow {run.namespace}/{run.workflow}: {_describe(exc)}"
         return None
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
+def _refusal(
+    canary: ModelCanary, run: GateRun, server: str, endpoints: EndpointPolicy
+) -> str | None:
+    """Why the run's request must not be sent: a namespace that is not the canary's (gates run
+    there only), or an Argo Server the policy does not allow (the token would go to it)."""
+    if run.namespace != canary.metadata.namespace:
+        return (
+            f"workflow {run.namespace}/{run.workflow} is not in the canary's namespace "
+            f"{canary.metadata.namespace}: gates run there only, nothing was sent"
+        )
+    why = endpoints.refusal("argo", server.rstrip("/"))
+    return None if why is None else f"the controller's token is not sent there: {why}"
+
+
+_UNAVAILABLE = (
+    requests.RequestException,
+    HeraException,
+    ValidationError,
+    ValueError,
+    KeyError,  # hera reads ``resp.json()["message"]`` of an error answer
+    TypeError,  # hera's ``Workflow(**resp.json())`` of an answer that is no object
+    RecursionError,
+)
+"""What a request to the Argo Server may raise when the server, not this code, is at fault."""
+_HERA_STATUS = re.compile(r"status code (\d+) with message: `(.*)`$", re.DOTALL)
+
+
+def _describe(exc: BaseException) -> str:
+    """What a tenant may read of a failed Argo request: the status code and reason phrase and
+    Argo's own (already cut) error message; a transport error's text without answer bytes; of
+    anything else its type. Never an answer's body (hera quotes it; pydantic quotes values)."""
+    if isinstance(exc, HeraException):
+        match = _HERA_STATUS.search(str(exc))
+        if match is None:
+            return type(exc).__name__
+        code = int(match.group(1))
+        try:
+            reason = HTTPStatus(code).phrase
+        except ValueError:
+            reason = ""
+        said = f"HTTP {code} {reason}".rstrip()
+        message = clip(match.group(2))
+        return f"{said}: {message}" if message else said
+    if isinstance(exc, json.JSONDecodeError):  # requests' is a RequestException too
+        return f"the Argo Server's answer is not Argo API JSON ({exc.msg})"
+    if isinstance(exc, requests.RequestException):
+        return without_bytes(str(exc) or type(exc).__name__)
+    if isinstance(exc, ValidationError):
+        return "the Workflow or the Argo Server's answer is not what Argo's API takes"
+    return f"the Argo Server's answer is not Argo API JSON ({type(exc).__name__})"

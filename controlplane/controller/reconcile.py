@@ -45,8 +45,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
+
+from pydantic import ValidationError
 
 from controlplane.controller import children, traffic
 from controlplane.controller import status as st
@@ -64,6 +66,7 @@ from controlplane.rollout.state import Event, RolloutState, spec_hash
 from controlplane.routing.base import Outcome as RouterOutcome
 from controlplane.routing.base import Router
 from controlplane.routing.objects import desired_objects, make_router
+from controlplane.spec.endpoints import EndpointPolicy, endpoint_problems
 from controlplane.spec.models import ModelCanary
 from controlplane.spec.units import Duration
 from controlplane.validation import check_object
@@ -92,7 +95,10 @@ class Settings:
     failed candidate) keeps running after the outcome, for a quick manual undo.
     ``verify_retry_s``: how soon unverified weights are tried again. ``interval_override_s``:
     replace every spec's ``analysis.interval`` (demos and tests; note that it is part of the spec
-    hash, so changing it restarts rollouts).
+    hash, so changing it restarts rollouts). ``default_prometheus``: the controller's
+    ``--prometheus``. ``endpoints``: the URLs a spec may name (``--allow-prometheus``,
+    ``--allow-argo-server``, ``--allow-alert-url``); a spec naming another is invalid. Closed by
+    default: only ``default_prometheus`` (and the policy's own URLs) is allowed.
     """
 
     progress_deadline_s: float = 1800.0
@@ -101,6 +107,14 @@ class Settings:
     verify_retry_s: float = 10.0
     interval_override_s: float | None = None
     default_prometheus: str | None = None
+    endpoints: EndpointPolicy = field(default_factory=EndpointPolicy)
+
+    @property
+    def policy(self) -> EndpointPolicy:
+        """:attr:`endpoints` with :attr:`default_prometheus` allowed (exactly)."""
+        if self.default_prometheus is None or self.endpoints.own_prometheus is not None:
+            return self.endpoints
+        return self.endpoints.with_own(prometheus=self.default_prometheus)
 
 
 @dataclass(frozen=True)
@@ -243,12 +257,24 @@ class Reconciler:
         ctx.recorded = st.new_intents(recorded, ctx.book.last_intent_id)
         return ctx
 
-    def _load(self, obj: Obj) -> tuple[ModelCanary | None, list[Problem]]:
+    def _load(
+        self, obj: Obj, *, endpoints: bool = True
+    ) -> tuple[ModelCanary | None, list[Problem]]:
+        """The canary of ``obj``, or every problem it has: the spec's own and the product's
+        (:func:`~controlplane.validation.check_object`), and each URL it names that this
+        controller's endpoint policy does not allow (:func:`~controlplane.spec.endpoints.
+        endpoint_problems`: the controller is not sent where an administrator did not allow;
+        ``endpoints=False`` leaves them out, for deleting what the canary deployed)."""
         data = {k: v for k, v in obj.items() if k != "status"}
         problems = check_object(data, self.catalog)
+        try:
+            canary = ModelCanary.model_validate(data)
+        except ValidationError:
+            return None, problems  # its shape is wrong: check_object said where
+        if endpoints:
+            problems.extend(endpoint_problems(canary, self.settings.policy))
         if problems:
             return None, problems
-        canary = ModelCanary.model_validate(data)
         override = self.settings.interval_override_s
         if override is not None:
             analysis = canary.spec.analysis.model_copy(update={"interval": Duration.of(override)})
@@ -259,7 +285,7 @@ class Reconciler:
     def _ready(self, ctx: Ctx) -> bool:
         """True when every InferenceService / LLMInferenceService of the spec reports Ready for
         its latest generation."""
-        return children.all_ready(self.kube, self._objects(ctx))
+        return children.all_ready(self.kube, self._objects(ctx), ctx.obj)
 
     def _objects(self, ctx: Ctx) -> list[Obj]:
         return desired_objects(ctx.canary, self.catalog, ctx.state.weight, ctx.state.mirror)
@@ -313,7 +339,8 @@ class Reconciler:
         state, canary = ctx.state, ctx.canary
         router = self._router_for(canary)
         if state.deployed and ctx.book.deployed_hash != state.spec_hash and not state.terminal:
-            children.deploy(self.kube, ctx.obj, canary.metadata.namespace, self._objects(ctx))
+            objects = self._objects(ctx)
+            children.deploy(self.kube, ctx.obj, canary.metadata.namespace, objects, ctx.now)
             ctx.book = replace(ctx.book, deployed_hash=state.spec_hash)
             text = f"applied the serving objects of {canary.spec.candidate.name}"
             event(self.kube, ctx.obj, "Deployed", text)
@@ -374,12 +401,16 @@ class Reconciler:
         finalizers = list(obj["metadata"].get("finalizers") or [])
         if st.FINALIZER not in finalizers:
             return
-        canary, _ = self._load(obj)
+        canary, _ = self._load(obj, endpoints=False)  # deleting sends nothing to them
         if canary is not None:
             state = st.read_state(obj.get("status")) if st.has_state(obj.get("status")) else None
             weight = state.weight if state is not None else 0
             mirror = state.mirror if state is not None else False
-            children.delete_all(self.kube, desired_objects(canary, self.catalog, weight, mirror))
+            objects = desired_objects(canary, self.catalog, weight, mirror)
+            left = children.delete_all(self.kube, obj, objects)  # only the canary's own
+            if left:
+                text = f"left {len(left)} object(s) this canary did not create: {'; '.join(left)}"
+                event(self.kube, obj, children.FOREIGN_REASON, text)
         body = copy.deepcopy(obj)
         body["metadata"]["finalizers"] = [f for f in finalizers if f != st.FINALIZER]
         body.pop("status", None)

@@ -52,8 +52,9 @@ MEANINGS: dict[tuple[str, str], str] = {
     "`{{model}}`, `{{step}}`, `{{weight}}`, `{{canary}}`, `{{namespace}}`... (docs/gates.md)",
     ("GateSpec", "timeout"): "the gate fails when the Workflow has not succeeded this long after "
     "its submission",
-    ("GateSpec", "namespace"): "where the Workflow runs (default: the canary's namespace)",
-    ("GateSpec", "argoServer"): "Argo Server URL (default: the controller's `--argo-server`)",
+    ("GateSpec", "namespace"): "the canary's namespace, if set: the Workflow runs there only",
+    ("GateSpec", "argoServer"): "Argo Server URL (default: the controller's `--argo-server`); "
+    "another must be allowed (`--allow-argo-server`)",
     ("WorkflowTemplateRef", "name"): "name of the WorkflowTemplate / ClusterWorkflowTemplate",
     ("WorkflowTemplateRef", "clusterScope"): "true: a ClusterWorkflowTemplate",
     ("ModelSpec", "name"): "the model name clients send; base of InferenceService names",
@@ -67,7 +68,10 @@ MEANINGS: dict[tuple[str, str], str] = {
     ("ModelArchitecture", "layers"): "number of transformer layers",
     ("ModelArchitecture", "kvHeads"): "key/value heads per layer (GQA)",
     ("ModelArchitecture", "headDim"): "dimension of one attention head",
-    ("GitWriteBackSpec", "repo"): "git URL of the canary.yml (else from the source annotation)",
+    ("GitWriteBackSpec", "repo"): (
+        "git URL of the canary.yml (else from the source annotation): https://, ssh:// or "
+        "user@host:path only"
+    ),
     ("GitWriteBackSpec", "path"): "path of the canary.yml in the repository (else annotation)",
     ("GitWriteBackSpec", "branch"): "branch the revert is committed to, or proposed against",
     ("GitWriteBackSpec", "mode"): "`commit` pushes a commit; `pull-request` opens a PR/MR",
@@ -88,7 +92,10 @@ MEANINGS: dict[tuple[str, str], str] = {
     ("TrafficSpec", "router"): "what splits the traffic (see Router capabilities)",
     ("TrafficSpec", "cohort"): "only matching requests may reach the candidate",
     ("TrafficSpec", "gateway"): "the Gateway the HTTPRoute attaches to (gateway-api)",
-    ("TrafficSpec", "hosts"): "host names the route serves",
+    ("TrafficSpec", "hosts"): (
+        "host names the route serves: no wildcard, cluster-local hosts of the canary's "
+        "namespace only (rule 14)"
+    ),
     ("CohortSpec", "header"): "HTTP request header to match",
     ("CohortSpec", "values"): "header values that may reach the candidate",
     ("GatewayRef", "name"): "Gateway name",
@@ -96,7 +103,8 @@ MEANINGS: dict[tuple[str, str], str] = {
     ("GatewayRef", "sectionName"): "listener of the Gateway",
     ("AnalysisSpec", "interval"): "how often checks are evaluated",
     ("AnalysisSpec", "window"): "default range of each query",
-    ("AnalysisSpec", "prometheus"): "Prometheus URL (default: the controller's setting)",
+    ("AnalysisSpec", "prometheus"): "Prometheus URL (default: the controller's setting); "
+    "another must be allowed (`--allow-prometheus`)",
     ("AnalysisSpec", "errorLimit"): "consecutive provider errors before the canary pauses",
     ("AnalysisSpec", "preset"): "built-in metric preset",
     ("AnalysisSpec", "selector"): "label matchers selecting one variant; must use `{{variant}}`",
@@ -137,9 +145,9 @@ MEANINGS: dict[tuple[str, str], str] = {
     ("AlertSpec", "events"): "events announced on this channel",
     ("SlackAlert", "webhookSecretRef"): "Secret key holding the Slack webhook URL",
     ("SlackAlert", "channel"): "channel override",
-    ("WebhookAlert", "url"): "where to POST",
+    ("WebhookAlert", "url"): "where to POST; must be allowed (`--allow-alert-url`)",
     ("WebhookAlert", "hmacSecretRef"): "Secret key to sign the body with (HMAC-SHA256)",
-    ("AlertmanagerAlert", "url"): "Alertmanager base URL",
+    ("AlertmanagerAlert", "url"): "Alertmanager base URL; must be allowed (`--allow-alert-url`)",
     ("SecretKeyRef", "name"): "Secret name (in the canary's namespace)",
     ("SecretKeyRef", "key"): "key in the Secret",
 }

@@ -394,8 +394,37 @@ class _Rules:
         self.problems.extend(self.product.variant(self.canary, variant, loc))
 
     def traffic(self) -> None:
-        """What the router cannot do (cohort, mirror) or needs (gateway, hosts): its own table."""
+        """Each host the canary's own (:meth:`hosts`), then what the router cannot do (cohort,
+        mirror) or needs (gateway, hosts): its own table."""
+        self.hosts()
         self.problems.extend(self.product.traffic(self.canary))
+
+    def hosts(self) -> None:
+        """``traffic.hosts``: no wildcard, each a DNS-1123 subdomain (not an IP address), and a
+        cluster-local Service host (:func:`cluster_local_namespace`) in the canary's namespace:
+        a route on ``*`` or on another namespace's Service would take that traffic."""
+        namespace = self.canary.metadata.namespace
+        for i, host in enumerate(self.canary.spec.traffic.hosts):
+            loc: Loc = ("spec", "traffic", "hosts", i)
+            if "*" in host:
+                self.add(
+                    loc,
+                    f"{host!r} is a wildcard: it would route every host it matches, other "
+                    "teams' too; list each host by name",
+                )
+            elif len(host) > 253 or not _HOST.fullmatch(host) or _IPV4.fullmatch(host):
+                self.add(
+                    loc,
+                    f"{host!r} is not a host name: a DNS-1123 subdomain (lowercase letters, "
+                    "digits, '-' and '.', at most 253 characters), not an IP address",
+                )
+            elif (other := cluster_local_namespace(host)) not in (None, namespace):
+                self.add(
+                    loc,
+                    f"{host!r} names a Service in namespace {other!r}: a canary routes only "
+                    f"its own namespace's hosts ({namespace!r}); a public host has at least "
+                    "three labels (llm.example.com)",
+                )
 
     # ------------------------------------------------------------------ gates
 
@@ -438,6 +467,13 @@ class _Rules:
             seen.add(number)
         if gate.timeout.seconds < MIN_INTERVAL_SECONDS:
             self.add((*loc, "timeout"), f"must be at least 1s, got {gate.timeout}")
+        namespace = self.canary.metadata.namespace
+        if gate.namespace is not None and gate.namespace != namespace:
+            self.add(
+                (*loc, "namespace"),
+                f"must be the canary's namespace {namespace!r}, got {gate.namespace!r}: a gate's "
+                "Workflow runs in the canary's namespace only (leave namespace out)",
+            )
         for key, value in gate.parameters.items():
             self.placeholders(value, (*loc, "parameters", key), GATE_PLACEHOLDERS)
 
@@ -458,6 +494,23 @@ class _Rules:
                     ("spec", "alerts", i),
                     f"an alert needs exactly one of slack, webhook or alertmanager, got {got}",
                 )
+
+
+_HOST = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_IPV4 = re.compile(r"[0-9]+(\.[0-9]+){3}")
+
+
+def cluster_local_namespace(host: str) -> str | None:
+    """The namespace a cluster-local Service host names, None for any other host.
+
+    ``<svc>.<ns>.svc`` and ``<svc>.<ns>.svc.<cluster domain>`` (``cluster.local`` by default),
+    and ``<svc>.<ns>``: two labels are what the cluster's DNS search path resolves to a Service
+    of namespace ``<ns>``, so they are read as that, never as an apex domain. A single label is
+    a short name, which the mesh reads in the route's own namespace (the canary's)."""
+    labels = host.split(".")
+    if len(labels) == 2 or (len(labels) >= 3 and labels[2] == "svc"):
+        return labels[1]
+    return None
 
 
 def _serving_identity(variant: VariantSpec) -> tuple[object, ...]:

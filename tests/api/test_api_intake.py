@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 import pytest
 from fastapi.testclient import TestClient
-from support.api import NAME, NS, STATIC, World
+from support.api import NAME, NS, STATIC, World, canary
 
 from controlplane.api.app import create_app
 from controlplane.api.auth import Authenticator, Identity
@@ -358,3 +358,14 @@ def test_a_100_mb_body_does_not_reach_the_memory_of_the_real_process(served: Ser
         print(f"{path} chunked={chunked}: {status}, peak RSS {baseline} KiB + {grown_mib:.1f} MiB")
         assert grown_mib < 20, f"{path} (chunked={chunked}): peak RSS grew {grown_mib:.0f} MiB"
     assert send(served.port, f"{BASE}/pause", ADMIN, 2)[0] == 422  # and it still serves
+
+
+def test_the_controller_flag_sets_the_cap(world: World, tmp_path: Path) -> None:
+    """``canaryctl controller --api-max-body`` reaches the application's intake."""
+    small = World(world.clock(), tmp_path, flags=("--api-max-body", "2048"))
+    small.create(canary())
+    headers = {**ADMIN, "Content-Type": "application/json"}
+    with TestClient(small.app()) as client:
+        over = client.post(f"{BASE}/pause", headers=headers, content=b"{}" + b" " * 2047)
+    assert over.status_code == 413
+    assert "limit of 2048 bytes" in over.json()["detail"]

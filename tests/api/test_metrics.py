@@ -26,6 +26,11 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 HOUR = 3600.0
 
 
+def allowing(prometheus: str) -> tuple[str, ...]:
+    """The flags an administrator allows the canaries' Prometheus with."""
+    return ("--allow-prometheus", prometheus)
+
+
 def scrape(world: World) -> Samples:
     with TestClient(world.app()) as client:
         text = client.get("/metrics").text
@@ -46,7 +51,7 @@ def ids(**labels: str) -> dict[str, str]:
 
 @pytest.fixture
 def rolled_back(history: History, tmp_path: Path) -> World:
-    world = World(history.scenario.start + 2 * HOUR, tmp_path)
+    world = World(history.scenario.start + 2 * HOUR, tmp_path, flags=allowing(history.url))
     world.create(canary(prometheus=history.url))
     world.run_until(lambda: world.phase() == "progressing", limit_s=HOUR)
     # the first evaluation's status write conflicts once: it is evaluated again, counted once
@@ -99,7 +104,7 @@ def test_rollback_metrics(rolled_back: World) -> None:
 
 @pytest.mark.binary
 def test_thresholds_and_values_while_progressing(history: History, tmp_path: Path) -> None:
-    world = World(history.scenario.start + 2 * HOUR, tmp_path)
+    world = World(history.scenario.start + 2 * HOUR, tmp_path, flags=allowing(history.url))
     world.create(
         canary(
             prometheus=history.url,

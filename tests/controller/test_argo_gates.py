@@ -16,6 +16,7 @@ from controlplane.rollout.gate_runs import GateRun, pending_runs
 from controlplane.rollout.machine import step
 from controlplane.rollout.observations import Observations
 from controlplane.rollout.schedule import initial_state
+from controlplane.spec.endpoints import EndpointPolicy
 from controlplane.spec.models import ModelCanary
 from controlplane.validation import validated_file
 
@@ -235,15 +236,72 @@ def test_bad_token_and_missing_server_are_errors(argo: ArgoFake) -> None:
     assert "--argo-server" in nowhere.error
 
 
-def test_a_gate_may_name_its_own_argo_server(argo: ArgoFake) -> None:
+def test_a_gate_may_name_its_own_argo_server_when_allowed(argo: ArgoFake) -> None:
     canary = gated()
     gate = canary.spec.gates[0].model_copy(update={"argo_server": argo.url})
     run = first_run(canary)
     run = GateRun(run.key, gate, run.point, run.workflow, run.namespace, T0, 1, 0)
     token = iter(["s3cret", "s3cret"])
-    gates = ArgoGates("http://127.0.0.1:9", token=lambda: next(token))  # port 9: discard
-    assert gates.submit(canary, run, ENDPOINTS, "h") is None
+    allowed = EndpointPolicy(argo=(argo.url,))
+    gates = ArgoGates("http://127.0.0.1:9", token=lambda: next(token), endpoints=allowed)
+    assert gates.submit(canary, run, ENDPOINTS, "h") is None  # port 9 (discard) not asked
     assert gates.poll(canary, run).phase == "Pending"
+    assert [(m, auth) for m, _, auth in argo.requests] == [
+        ("POST", "Bearer s3cret"),
+        ("GET", "Bearer s3cret"),
+    ]
+
+
+def test_the_token_goes_to_no_argo_server_outside_the_allowed_ones(argo: ArgoFake) -> None:
+    """Issue 33: a gate's ``argoServer`` received the controller's ServiceAccount token. Now a
+    server neither ``--argo-server`` nor allowed gets no request at all, and the token is not
+    even read; the run sees an Argo Server error (the canary pauses after errorLimit)."""
+    canary = gated()
+    gate = canary.spec.gates[0].model_copy(update={"argo_server": argo.url})
+    run = first_run(canary)
+    run = GateRun(run.key, gate, run.point, run.workflow, run.namespace, T0, 1, 0)
+    read: list[str] = []
+
+    def token() -> str:
+        read.append("read")
+        return "s3cret"
+
+    others = EndpointPolicy(argo=(argo.url + "/elsewhere", "http://127.0.0.2:2746"))
+    for gates in (
+        ArgoGates("http://127.0.0.1:9", token=token),  # only --argo-server
+        ArgoGates("http://127.0.0.1:9", token=token, endpoints=others),
+        ArgoGates(None, token=token),
+    ):
+        submitted = gates.submit(canary, run, ENDPOINTS, "h")
+        assert submitted is not None
+        assert submitted.phase is None
+        assert submitted.error.startswith("the controller's token is not sent there: ")
+        assert f"{argo.url} is not among the Argo Servers" in submitted.error
+        polled = gates.poll(canary, run)
+        assert (polled.phase, polled.error) == (None, submitted.error)
+        assert gates.stop(canary, run, "stop") == submitted.error
+    assert argo.requests == []
+    assert read == []
+
+
+def test_a_workflow_outside_the_canarys_namespace_is_never_sent(argo: ArgoFake) -> None:
+    """A run that names another namespace (a status written before the rule, or a forged one)
+    is neither submitted nor read nor stopped, even on the controller's own Argo Server."""
+    canary = gated()
+    run = first_run(canary)
+    elsewhere = GateRun(run.key, run.gate, run.point, run.workflow, "kube-system", T0, 1, 0)
+    gates = ArgoGates(argo.url, token="s3cret")
+    submitted = gates.submit(canary, elsewhere, ENDPOINTS, "h")
+    assert submitted is not None
+    assert submitted.error == (
+        f"workflow kube-system/{run.workflow} is not in the canary's namespace ml-serving: "
+        "gates run there only, nothing was sent"
+    )
+    assert gates.poll(canary, elsewhere).error == submitted.error
+    assert gates.stop(canary, elsewhere, "stop") == submitted.error
+    assert argo.requests == []
+    assert gates.submit(canary, run, ENDPOINTS, "h") is None  # its own namespace: sent
+    assert argo.posts[0][0] == "ml-serving"
 
 
 # --------------------------------------------------------------------------- bodies (golden)

@@ -7,10 +7,12 @@ import argparse
 import threading
 from typing import Any
 
+import pytest
 from support.canaries import example_dict
 
 from controlplane.cli import controller as command
 from controlplane.controller.metrics import ControllerMetrics
+from controlplane.errors import UsageError
 from controlplane.gitops.writeback import GitWriteBack
 from controlplane.kube.fake import FakeKube
 from controlplane.notify import AlertNotifier
@@ -90,3 +92,48 @@ def test_argo_flags_build_the_gate_runner(tmp_path: Any) -> None:
     unset = command.gates_from(_args("--argo-token-file", str(tmp_path / "missing")))
     assert unset.server is None
     assert unset.token() is None
+
+
+def test_allow_flags_build_the_endpoint_policy(tmp_path: Any) -> None:
+    args = _args(
+        "--prometheus",
+        "http://prom.monitoring:9090",
+        "--allow-prometheus",
+        "http://thanos.team-a:9090/tenant-a",
+        "--argo-server",
+        "https://argo.ops:2746",
+        "--allow-argo-server",
+        "https://argo.team-a:2746",
+        "--allow-alert-url",
+        "https://hooks.example.com/canary",
+        "--argo-token-file",
+        str(tmp_path / "token"),
+    )
+    policy = command.settings_from(args).policy
+    assert policy.allows("prometheus", "http://prom.monitoring:9090")
+    assert policy.allows("prometheus", "http://thanos.team-a:9090/tenant-a/x")
+    assert not policy.allows("prometheus", "http://thanos.team-a:9090/tenant-b")
+    assert policy.allows("alerts", "https://hooks.example.com/canary/a")
+    gates = command.gates_from(args)
+    assert gates.endpoints.allows("argo", "https://argo.ops:2746")
+    assert gates.endpoints.allows("argo", "https://argo.team-a:2746")
+    assert not gates.endpoints.allows("argo", "http://127.0.0.1:2746")
+    closed = command.settings_from(_args()).policy  # nothing allowed by default
+    assert not closed.allows("prometheus", "http://prom.monitoring:9090")
+    assert not command.gates_from(_args()).endpoints.allows("argo", "https://argo.ops:2746")
+
+
+@pytest.mark.parametrize(
+    ("flag", "url", "why"),
+    [
+        ("--allow-argo-server", "http://u:p@argo:2746", "has a user name or password"),
+        ("--allow-prometheus", "prom:9090", "is not an http:// or https:// URL"),
+        ("--allow-alert-url", "https://hooks.example.com/a/../b", "has a '.' or '..' path"),
+    ],
+)
+def test_a_malformed_allow_entry_stops_the_controller_before_it_connects(
+    flag: str, url: str, why: str
+) -> None:
+    with pytest.raises(UsageError) as caught:
+        command.run(_args(flag, url, "--once", "--api-port", "0"), kube=None)
+    assert str(caught.value).startswith(f"{flag} {url!r}: {why}")

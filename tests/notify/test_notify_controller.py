@@ -23,6 +23,7 @@ from controlplane.kube.fake_kserve import FakeKServe
 from controlplane.notify import AlertNotifier, NotifySettings
 from controlplane.profiles.catalog import load_catalog
 from controlplane.providers.prometheus import from_url
+from controlplane.spec.endpoints import EndpointPolicy
 
 
 class Clock:
@@ -70,8 +71,11 @@ def _canary(prometheus: str) -> dict[str, Any]:
     }
 
 
-def _controller(kube: FakeKube, clock: Clock, notifier: AlertNotifier) -> Controller:
-    settings = Settings(progress_deadline_s=6 * HOUR)
+def _controller(
+    kube: FakeKube, clock: Clock, notifier: AlertNotifier, prometheus: str
+) -> Controller:
+    # the spec's Prometheus is allowed as an administrator would (--allow-prometheus)
+    settings = Settings(progress_deadline_s=6 * HOUR, endpoints=EndpointPolicy((prometheus,)))
     reconciler = Reconciler(kube, load_catalog(), settings, notifier=notifier)
     return Controller(
         kube,
@@ -108,7 +112,7 @@ def test_controller_rollback_pages_slack_once_across_a_restart(history: History)
         kube.create(_canary(history.url))
         notifier = AlertNotifier(kube, settings)
         try:
-            ctrl = _controller(kube, clock, notifier)
+            ctrl = _controller(kube, clock, notifier, history.url)
             _drive(kube, kserve, ctrl, clock, clock.t + 6 * HOUR)
             status = kube.get(canary_ref(NS, "support-triage"))["status"]
             assert status["stage"] == "rolled_back"
@@ -123,7 +127,7 @@ def test_controller_rollback_pages_slack_once_across_a_restart(history: History)
         kube.replace_status(obj)
         again = AlertNotifier(kube, settings)
         try:
-            ctrl = _controller(kube, clock, again)
+            ctrl = _controller(kube, clock, again, history.url)
             ctrl.poll(0.0)
             ctrl.run_once()
             assert again.flush(10)

@@ -92,6 +92,23 @@ def test_unclosed_placeholder() -> None:
             "spec.gates[0].timeout",
             "must be at least 1s, got 500ms",
         ),
+        (
+            "      timeout: 1h\n",
+            "      timeout: 1h\n      namespace: kube-system\n",
+            "namespace: kube-system",
+            "spec.gates[0].namespace",
+            "must be the canary's namespace 'ml-serving', got 'kube-system': a gate's Workflow "
+            "runs in the canary's namespace only (leave namespace out)",
+        ),
+        (
+            "{name: llm-regression-eval}\n      parameters:\n        endpoint",
+            "{name: llm-regression-eval, clusterScope: true}\n      namespace: argo-jobs\n"
+            "      parameters:\n        endpoint",
+            "namespace: argo-jobs",
+            "spec.gates[1].namespace",
+            "must be the canary's namespace 'ml-serving', got 'argo-jobs': a gate's Workflow "
+            "runs in the canary's namespace only (leave namespace out)",
+        ),
     ],
     ids=[
         "step-out-of-range",
@@ -100,6 +117,8 @@ def test_unclosed_placeholder() -> None:
         "steps-without-step",
         "duplicate-name",
         "timeout-too-short",
+        "namespace-kube-system",
+        "namespace-other-with-cluster-template",
     ],
 )
 def test_gate_rules(
@@ -137,6 +156,17 @@ def test_shape_errors_point_at_the_field(old: str, new: str, fragment: str) -> N
     assert len(found) == 1, found
     assert fragment in found[0], found
     assert found[0].startswith("gated.yml:")
+
+
+def test_a_gate_in_the_canary_namespace_and_a_cluster_template_are_valid() -> None:
+    text = GATED.replace(
+        "      workflowTemplate: {name: quantized-model-profile}\n",
+        "      workflowTemplate: {name: quantized-model-profile, clusterScope: true}\n"
+        "      namespace: ml-serving\n",
+        1,
+    )
+    assert "clusterScope: true" in text
+    assert problems(text) == []
 
 
 def test_candidate_equal_to_stable_is_a_valid_no_op_even_with_the_same_name() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +60,16 @@ def controller_args(*extra: str) -> argparse.Namespace:
 class World:
     """One fake cluster and the controller driving it (``canaryctl controller``'s wiring)."""
 
-    def __init__(self, start: float, tmp: Path, *, ready_after_s: float = 60.0) -> None:
+    def __init__(
+        self, start: float, tmp: Path, *, ready_after_s: float = 60.0, flags: Sequence[str] = ()
+    ) -> None:
+        """``flags``: more ``canaryctl controller`` flags (``--allow-prometheus URL``)."""
         self.clock = Clock(start)
         self.kube = FakeKube(now=self.clock)
         self.kserve = FakeKServe(self.kube, now=self.clock, ready_after_s=ready_after_s)
         token_file = tmp / "token"
         token_file.write_text(STATIC + "\n")
-        self.args = controller_args("--api-token-file", str(token_file))
+        self.args = controller_args("--api-token-file", str(token_file), *flags)
         self.metrics = ControllerMetrics()
         self.controller: Controller = cli.build(
             self.args, self.kube, self.clock, metrics=self.metrics

@@ -13,7 +13,8 @@ it finished after the last GET); ``refuse_stops`` makes it answer 503.
 
 ``down`` makes every request answer 503 (an unreachable Argo Server behind a proxy);
 :meth:`ArgoFake.stop` closes the socket (connection refused). Requests must carry
-``Authorization: Bearer <token>``.
+``Authorization: Bearer <token>``. ``requests`` records every request that arrived, whatever its
+route: ``(method, path, Authorization header)``.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class ArgoFake:
     down: bool = False
     refuse_stops: bool = False  # PUT .../stop answers 503 (the rest works)
     unauthorized: int = 0
+    requests: list[tuple[str, str, str | None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -154,6 +156,8 @@ def _handler(fake: ArgoFake) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
         def _guard(self) -> bool:
+            with fake.lock:
+                fake.requests.append((self.command, self.path, self.headers.get("Authorization")))
             if fake.down:
                 self._answer(503, {"code": 14, "message": "upstream connect error"})
                 return False

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +133,11 @@ class World:
         self.controller = self.new_controller()
 
     def new_controller(self, kube: Any = None, elector: LeaderElector | None = None) -> Controller:
+        if self.prometheus and not self.settings.endpoints.prometheus:
+            # the canaries name the world's Prometheus: allowed as an administrator would
+            # (--allow-prometheus); the default allows no spec URL
+            endpoints = replace(self.settings.endpoints, prometheus=(self.prometheus,))
+            self.settings = replace(self.settings, endpoints=endpoints)
         client = kube if kube is not None else (self.wrap(self.kube) if self.wrap else self.kube)
         reconciler = Reconciler(client, self.catalog, self.settings, router_for=self.router_for)
         return Controller(
