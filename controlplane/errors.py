@@ -36,6 +36,8 @@ in the package does not::
     ├── UnknownEngineVersion      analysis.metric_contract: a vLLM version with no metric
     │                             contract (also a ValueError: the callers turn it into a Problem)
     ├── EndpointError             profiling.endpoint: an endpoint cannot be profiled
+    ├── ForeignObject             routing.ownership: an object a canary would write exists and
+    │                             is not the canary's; nothing is written (a KubeError)
     ├── Unauthenticated           api.auth: no usable bearer token (the API answers 401)
     ├── BadSignature              api.git: a git webhook not from who it claims to be (401)
     ├── EngineError               local.engines.base: a local engine cannot run or failed

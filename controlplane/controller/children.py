@@ -7,6 +7,13 @@ ownerReference to the ModelCanary (:func:`deploy`), reading whether the served o
 variant for ``{{candidate.endpoint}}`` (:func:`variant_endpoints`), deleting the losing variant
 after an outcome (:func:`release`) and everything on deletion (:func:`delete_all`).
 
+Nothing the canary did not create is written: :func:`deploy` reads every object first and, when
+one exists and is not the canary's (:mod:`controlplane.routing.ownership`), applies none of them,
+writes a Warning Event and ``Stalled=True`` with reason ``ForeignObject`` naming each, and raises
+:class:`~controlplane.routing.ownership.ForeignObject` (the runner retries with its backoff, so
+the rollout goes on once the object is renamed or deleted); :func:`release` and
+:func:`delete_all` delete only the canary's own objects.
+
 Called by :class:`controlplane.controller.reconcile.Reconciler` (its catch-up, the progress
 deadline's readiness observation and the finalizer) and by :mod:`controlplane.controller.traffic`
 (release after an outcome).
@@ -14,24 +21,53 @@ deadline's readiness observation and the finalizer) and by :mod:`controlplane.co
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from controlplane.controller import conditions
+from controlplane.controller import status as st
 from controlplane.controller.argo_gates import variant_endpoint
+from controlplane.controller.context import event
 from controlplane.errors import NotFound
 from controlplane.kube.client import KubeClient, Obj, Ref
 from controlplane.routing.base import CAPABILITIES
+from controlplane.routing.ownership import (
+    Claimant,
+    ForeignObject,
+    foreign_line,
+    foreign_objects,
+    foreign_reason,
+    refusal,
+)
 from controlplane.serving.render import LABEL_ROLE
 from controlplane.spec.models import ModelCanary
 
 FIELD_MANAGER = "canary-controller"
 OWNER_FIELD_MANAGER = "canary-controller-owner"
 SERVED_KINDS = frozenset({"InferenceService", "LLMInferenceService"})
+FOREIGN_REASON = "ForeignObject"
 
 
-def deploy(kube: KubeClient, owner: Obj, namespace: str, objects: Sequence[Obj]) -> None:
+def deploy(
+    kube: KubeClient,
+    owner: Obj,
+    namespace: str,
+    objects: Sequence[Obj],
+    now: float | None = None,
+) -> None:
     """Apply ``objects`` (server-side, as :data:`FIELD_MANAGER`); those in the canary's
-    ``namespace`` get an ownerReference to ``owner``, applied by a field manager of their own."""
+    ``namespace`` get an ownerReference to ``owner``, applied by a field manager of their own.
+
+    Every object is read first: when any exists and is not ``owner``'s, none is applied, the
+    refusal is told (:func:`refuse`; its condition when ``now`` is given) and
+    :class:`~controlplane.routing.ownership.ForeignObject` raised."""
+    claimant = Claimant.of_object(owner)
+    foreign = foreign_objects(kube, claimant, objects)
+    if foreign:
+        message = refusal(claimant, foreign)
+        refuse(kube, owner, message, now)
+        raise ForeignObject(message)
     reference = owner_reference(owner)
     for obj in objects:
         kube.apply(obj, field_manager=FIELD_MANAGER)
@@ -49,15 +85,20 @@ def deploy(kube: KubeClient, owner: Obj, namespace: str, objects: Sequence[Obj])
             kube.apply(patch, field_manager=OWNER_FIELD_MANAGER)
 
 
-def all_ready(kube: KubeClient, objects: Sequence[Obj]) -> bool:
+def all_ready(kube: KubeClient, objects: Sequence[Obj], owner: Obj | None = None) -> bool:
     """True when every InferenceService / LLMInferenceService of ``objects`` exists and reports
-    Ready for its latest generation."""
+    Ready for its latest generation; with ``owner`` (the ModelCanary), only objects that are
+    ``owner``'s count: another's Ready object of the same name is not this canary's candidate
+    being ready (:mod:`~controlplane.routing.ownership`)."""
+    claimant = Claimant.of_object(owner) if owner is not None else None
     for obj in objects:
         if obj["kind"] not in SERVED_KINDS:
             continue
         try:
             live = kube.get(Ref.of(obj))
         except NotFound:
+            return False
+        if claimant is not None and foreign_reason(live, claimant) is not None:
             return False
         if not is_ready(live):
             return False
@@ -95,25 +136,65 @@ def release(kube: KubeClient, canary: ModelCanary, objects: Sequence[Obj], role:
     themselves on finalize). Returns what was deleted."""
     if CAPABILITIES[canary.spec.traffic.router].single_service:
         return []
-    deleted = []
-    for obj in reversed(objects):
-        if (obj["metadata"].get("labels") or {}).get(LABEL_ROLE) != role:
-            continue
-        try:
-            kube.delete(Ref.of(obj))
-        except NotFound:
-            continue
-        deleted.append(f"{obj['kind']}/{obj['metadata']['name']}")
+    mine = [o for o in objects if (o["metadata"].get("labels") or {}).get(LABEL_ROLE) == role]
+    deleted, _left = _delete_owned(kube, Claimant.of_canary(canary), mine)
     return deleted
 
 
-def delete_all(kube: KubeClient, objects: Sequence[Obj]) -> None:
-    """Delete every object (in reverse order: routes first); those already gone are skipped."""
-    for item in reversed(objects):
+def delete_all(kube: KubeClient, owner: Obj, objects: Sequence[Obj]) -> list[str]:
+    """Delete every object that is ``owner``'s (in reverse order: routes first); those already
+    gone are skipped, and so are those that are not ``owner``'s (returned, one line each)."""
+    _deleted, left = _delete_owned(kube, Claimant.of_object(owner), objects)
+    return left
+
+
+def _delete_owned(
+    kube: KubeClient, claimant: Claimant, objects: Sequence[Obj]
+) -> tuple[list[str], list[str]]:
+    """Delete, in reverse order, each of ``objects`` that exists and is ``claimant``'s. Returns
+    what was deleted (``Kind/name``) and a line for each object left because it is not."""
+    deleted: list[str] = []
+    left: list[str] = []
+    for obj in reversed(objects):
+        ref = Ref.of(obj)
         try:
-            kube.delete(Ref.of(item))
+            live = kube.get(ref)
         except NotFound:
             continue
+        line = foreign_line(live, claimant)
+        if line is not None:
+            left.append(line)
+            continue
+        try:
+            kube.delete(ref)
+        except NotFound:
+            continue
+        deleted.append(f"{obj['kind']}/{obj['metadata']['name']}")
+    return deleted, left
+
+
+def refuse(kube: KubeClient, owner: Obj, message: str, now: float | None) -> None:
+    """Tell that ``owner``'s objects were not applied because some are not its own: a Warning
+    Event (reason :data:`FOREIGN_REASON`) and, when ``now`` is given, the kstatus conditions
+    (``Stalled=True``, ``Ready`` and ``Reconciling`` False, the same reason and ``message``) on
+    the status, the rest of which is kept. The next status the rollout writes replaces them."""
+    event(kube, owner, FOREIGN_REASON, message, "Warning")
+    if now is None:
+        return
+    previous = owner.get("status") or {}
+    generation = owner.get("metadata", {}).get("generation")
+    wanted = [
+        conditions.Condition("Ready", "False", FOREIGN_REASON, message),
+        conditions.Condition("Reconciling", "False", FOREIGN_REASON, message),
+        conditions.Condition("Stalled", "True", FOREIGN_REASON, message),
+    ]
+    status = dict(previous)
+    status["conditions"] = conditions.render(wanted, previous.get("conditions"), generation, now)
+    if st.same_status(previous, status):
+        return
+    body = copy.deepcopy(owner)
+    body["status"] = status
+    kube.replace_status(body)
 
 
 def is_ready(obj: Mapping[str, Any]) -> bool:

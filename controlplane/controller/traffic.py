@@ -7,7 +7,9 @@ machine's ``not-routed`` rule reads: the router's read-back while the stage's we
 effect), :func:`finalize` (promote or roll back on the router, then release the losing variant
 after its delay) and :func:`finalize_noop` (a no-op rollout touches nothing, unless it replaced one
 that had sent traffic elsewhere). None of them decides anything: each brings the world to the
-persisted state, idempotently, and records what it did in the status' book.
+persisted state, idempotently, and records what it did in the status' book. A router refuses to
+write an object that is not the canary's (:mod:`controlplane.routing.ownership`): that failure is
+a Warning Event with reason ``ForeignObject`` and is retried like any other.
 
 Called by :class:`controlplane.controller.reconcile.Reconciler` (its catch-up).
 """
@@ -23,6 +25,13 @@ from controlplane.errors import KubeError, RouterError, RouterPending
 from controlplane.kube.client import KubeClient
 from controlplane.routing.base import Outcome as RouterOutcome
 from controlplane.routing.base import Router, Weights
+from controlplane.routing.ownership import ForeignObject
+
+
+def _reason(exc: Exception) -> str:
+    """The Event reason of a router write that failed: ``ForeignObject`` when the router's object
+    is not the canary's (nothing was written), else ``WeightsNotVerified``."""
+    return "ForeignObject" if isinstance(exc, ForeignObject) else "WeightsNotVerified"
 
 
 def verify_weights(kube: KubeClient, ctx: Ctx, router: Router) -> None:
@@ -46,7 +55,7 @@ def verify_weights(kube: KubeClient, ctx: Ctx, router: Router) -> None:
     except (RouterError, KubeError) as exc:  # retried with the canary's backoff
         ctx.unverified = True
         ctx.error = exc
-        event(kube, ctx.obj, "WeightsNotVerified", str(exc), "Warning")
+        event(kube, ctx.obj, _reason(exc), str(exc), "Warning")
         return
     ctx.unverified = False
     started = have is None or (have.hash, have.stage, have.step_index) != (
@@ -102,7 +111,7 @@ def finalize(
         except (RouterError, KubeError) as exc:
             ctx.unverified = True
             ctx.error = exc
-            event(kube, ctx.obj, "WeightsNotVerified", str(exc), "Warning")
+            event(kube, ctx.obj, _reason(exc), str(exc), "Warning")
             return
         # a later restart (retry, new spec) redeploys everything: the losing variant goes
         ctx.book = replace(
@@ -137,6 +146,6 @@ def finalize_noop(kube: KubeClient, ctx: Ctx, router: Router) -> None:
         except (RouterError, KubeError) as exc:
             ctx.unverified = True
             ctx.error = exc
-            event(kube, ctx.obj, "WeightsNotVerified", str(exc), "Warning")
+            event(kube, ctx.obj, _reason(exc), str(exc), "Warning")
             return
     ctx.book = replace(book, finalized=tag, finished_at=ctx.now, cleaned=tag, deployed_hash=None)

@@ -2,7 +2,8 @@
 
 Owns the mapping from a rollout point (candidate weight, mirror, outcome) to the weights a router
 must express, and the one way routers write objects (server-side apply through the
-:class:`~controlplane.kube.client.KubeClient`). Called only by the modules of this package.
+:class:`~controlplane.kube.client.KubeClient`, each object's ownership checked first:
+:mod:`controlplane.routing.ownership`). Called only by the modules of this package.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from controlplane.errors import NotFound, RouterError
 from controlplane.kube.client import KubeClient, Obj, Ref
 from controlplane.routing.base import Outcome, Weights, verify_weights
+from controlplane.routing.ownership import Claimant, check_owned
 from controlplane.serving import names
 from controlplane.serving.render import canary_labels
 from controlplane.spec.models import ModelCanary
@@ -49,8 +51,11 @@ def target_weights(weight: int, mirror: bool, outcome: Outcome | None) -> Weight
     return Weights(weight, mirror)
 
 
-def apply_all(kube: KubeClient, objs: list[Obj]) -> list[Obj]:
-    """Apply every object in order; the stored objects are returned."""
+def apply_all(kube: KubeClient, canary: ModelCanary, objs: list[Obj]) -> list[Obj]:
+    """Apply every object in order; the stored objects are returned. Raises
+    :class:`~controlplane.routing.ownership.ForeignObject`, applying nothing, when one of them
+    exists and is not ``canary``'s."""
+    check_owned(kube, Claimant.of_canary(canary), objs)
     return [kube.apply(obj, field_manager=FIELD_MANAGER) for obj in objs]
 
 
@@ -110,7 +115,7 @@ class ObjectRouter:
         self._weights_of = weights_of
 
     def set_weights(self, canary: ModelCanary, candidate_weight: int, mirror: bool) -> None:
-        apply_all(self.kube, [self._build(canary, candidate_weight, mirror, None)])
+        apply_all(self.kube, canary, [self._build(canary, candidate_weight, mirror, None)])
 
     def get_weights(self, canary: ModelCanary) -> Weights:
         return self._weights_of(canary, read(self.kube, self._ref(canary), self.name))
@@ -119,4 +124,4 @@ class ObjectRouter:
         verify_weights(self.name, self.get_weights(canary), expected)
 
     def finalize(self, canary: ModelCanary, outcome: Outcome) -> None:
-        apply_all(self.kube, [self._build(canary, 0, False, outcome)])
+        apply_all(self.kube, canary, [self._build(canary, 0, False, outcome)])

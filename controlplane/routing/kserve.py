@@ -338,7 +338,7 @@ class KServeRouter:
     ) -> Live | None:
         live = self.live(canary)
         obj = build_inferenceservice(canary, self.catalog, weight, mirror, outcome, live)
-        apply_all(self.kube, [obj])
+        apply_all(self.kube, canary, [obj])
         return live
 
     def set_weights(self, canary: ModelCanary, candidate_weight: int, mirror: bool) -> None:

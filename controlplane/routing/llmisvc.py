@@ -28,7 +28,8 @@ As read in KServe v0.20.0 (``pkg/controller/v1alpha2/llmisvc/router_group.go``,
 No cohorts, no mirroring. :func:`build_route_patch`, :func:`build_llminferenceservices`,
 :func:`route_split` and :func:`routes_in_effect` are pure; :class:`LLMISvcRouter` merge-patches
 the route of the two objects the controller created
-(:func:`controlplane.serving.render.llm_inference_service`) and reads KServe's routes back.
+(:func:`controlplane.serving.render.llm_inference_service`), once both are read and found the
+canary's (:mod:`controlplane.routing.ownership`), and reads KServe's routes back.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from controlplane.kube.client import KubeClient, Obj, Ref
 from controlplane.profiles.catalog import Catalog
 from controlplane.routing._common import dig, percent, read, target_weights
 from controlplane.routing.base import Outcome, Weights, check_request
+from controlplane.routing.ownership import Claimant, ForeignObject, foreign_line, refusal
 from controlplane.serving import names
 from controlplane.serving.render import (
     LLMISVC_API_VERSION,
@@ -187,8 +189,12 @@ class LLMISvcRouter:
 
     def _write(self, canary: ModelCanary, weights: Weights) -> None:
         check_request(canary, weights)
+        claimant = Claimant.of_canary(canary)
+        live = [read(self.kube, self._ref(canary, role), ROUTER) for role in ROLES]
+        foreign = [line for obj in live if (line := foreign_line(obj, claimant)) is not None]
+        if foreign:  # patch neither
+            raise ForeignObject(refusal(claimant, foreign))
         for role in ROLES:
-            read(self.kube, self._ref(canary, role), ROUTER)
             self.kube.patch(self._ref(canary, role), build_route_patch(canary, role, weights))
 
     def _routes(self, canary: ModelCanary) -> dict[Role, Obj]:

@@ -75,6 +75,7 @@ def test_every_alert_gets_a_result_and_nothing_is_recorded_twice(
     world: World, client: TestClient, admin: dict[str, str]
 ) -> None:
     other = canary("done")
+    other["spec"]["model"]["name"] = "other-model"  # its own InferenceServices
     world.create(other)
     world.run_until(lambda: world.phase("done") == "progressing", limit_s=3600)
     client.post(f"/api/v1/namespaces/{NS}/canaries/done/abort", headers=admin)

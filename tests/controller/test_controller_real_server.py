@@ -303,7 +303,7 @@ def test_delete_of_a_canary_whose_router_kind_is_not_served(
     no_istio: LoopbackCluster, metrics: Metrics
 ) -> None:
     world = RealWorld(metrics.t0, metrics.url, kubeconfig=str(no_istio.kubeconfig))
-    data = canary_dict("good", metrics.url, traffic={"router": "istio", "hosts": ["a.example"]})
+    data = canary_dict("good", metrics.url, traffic={"router": "istio", "hosts": ["a.example.com"]})
     world.create(data)
     world.settle(3)
     # it could not route (no VirtualService here), but it holds its finalizer and said why
