@@ -4,7 +4,10 @@ Owns :func:`add_arguments` (the ``--git-*`` flags of ``canaryctl controller``) a
 :func:`build`, which turns them into a :class:`GitParts`: the write-back Notifier (always built;
 it acts only for canaries with ``spec.gitWriteBack``) and, with ``--git-repo``, a
 :class:`~controlplane.gitops.source.GitSource` with its thread. ``controlplane.cli.controller``
-calls both; nothing here parses a command line by itself.
+calls both; nothing here parses a command line by itself. ``--git-repo`` takes ``https://``,
+``ssh://`` or ``user@host:path`` only (:mod:`controlplane.spec.git_url`): anything else is a
+:class:`~controlplane.errors.UsageError`. There is no switch for local (``file://``) remotes; the
+tests serve theirs over HTTPS on loopback.
 """
 
 from __future__ import annotations
@@ -18,11 +21,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from controlplane.errors import Problem, UsageError
-from controlplane.gitops.credentials import DEFAULT_USERNAME, GitCredentials
+from controlplane.gitops.credentials import (
+    DEFAULT_USERNAME,
+    GitCredentials,
+    redact,
+    split_userinfo,
+)
 from controlplane.gitops.locate import DEFAULT_ARGOCD_NAMESPACE
 from controlplane.gitops.source import GitSource, default_cache_dir
 from controlplane.gitops.writeback import GitWriteBack
 from controlplane.kube.client import KubeClient
+from controlplane.spec.git_url import git_url_problem
 from controlplane.spec.units import parse_duration
 
 log = logging.getLogger(__name__)
@@ -31,7 +40,11 @@ log = logging.getLogger(__name__)
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``--git-*`` flags (docs/git.md)."""
     g = p.add_argument_group("git", "the git source and write-back of rollbacks (docs/git.md)")
-    g.add_argument("--git-repo", metavar="URL", help="apply the ModelCanary files of this repo")
+    g.add_argument(
+        "--git-repo",
+        metavar="URL",
+        help="apply the ModelCanary files of this repo (https://, ssh:// or user@host:path)",
+    )
     g.add_argument("--git-path", default="canary/", metavar="DIR", help="directory in the repo")
     g.add_argument("--git-branch", default="main", metavar="BRANCH")
     g.add_argument("--git-interval", default="1m", metavar="DURATION", help="poll interval")
@@ -137,6 +150,9 @@ def build(
     )
     source = None
     if args.git_repo:
+        problem = git_url_problem(args.git_repo)
+        if problem is not None:
+            raise UsageError(f"--git-repo: {redact(problem, split_userinfo(args.git_repo)[1])}")
         source = GitSource(
             kube,
             args.git_repo,

@@ -6,9 +6,14 @@ read a file at a commit, list files, walk a file's history, look for a commit tr
 commit that changes one file (plumbing on a private index: no working tree, nothing checked out),
 and push it *without force* (a non-fast-forward answer is reported, not overridden).
 
-Every command runs as ``git`` with explicit arguments through :mod:`subprocess` (no shell), with a
-time limit, with ``credential.helper`` reset and credentials only in that process's environment
-(:mod:`controlplane.gitops.credentials`). Error messages are redacted. Calls on one cache
+Only ``https://``, ``ssh://`` and scp-like ``user@host:path`` remotes are used
+(:func:`controlplane.spec.git_url.git_url_problem`, checked when a :class:`GitRepo` is made, so
+for every URL whatever named it: a flag, a spec, an annotation, an Argo CD Application), and git
+itself is held to those transports (``GIT_ALLOW_PROTOCOL=https:ssh``: no redirect or submodule
+reaches ``file``, ``http`` or ``ext``). Every command runs as ``git`` with explicit arguments
+through :mod:`subprocess` (no shell), with a time limit, with ``credential.helper`` reset and
+credentials only in that process's environment (:mod:`controlplane.gitops.credentials`). Error
+messages are redacted. Calls on one cache
 directory are serialised by a lock (shared by every :class:`GitRepo` of that directory).
 """
 
@@ -24,8 +29,11 @@ from dataclasses import dataclass
 
 from controlplane.errors import GitError
 from controlplane.gitops.credentials import GitCredentials, git_env, redact, split_userinfo
+from controlplane.spec.git_url import git_url_problem
 
 DEFAULT_TIMEOUT_S = 120.0
+ALLOWED_PROTOCOLS = "https:ssh"
+"""``GIT_ALLOW_PROTOCOL`` of every git process: the transports :func:`git_url_problem` admits."""
 _LOCKS: dict[str, threading.RLock] = {}
 _LOCKS_GUARD = threading.Lock()
 
@@ -44,7 +52,9 @@ class Identity:
 
 
 class GitRepo:
-    """A remote repository (``url``) mirrored in a bare repository under ``cache_root``."""
+    """A remote repository (``url``) mirrored in a bare repository under ``cache_root``.
+
+    Raises :class:`GitError` when ``url`` is not an https, ssh or scp-like git URL."""
 
     def __init__(
         self,
@@ -54,6 +64,9 @@ class GitRepo:
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
     ) -> None:
+        problem = git_url_problem(url)
+        if problem is not None:
+            raise GitError(redact(problem, split_userinfo(url)[1]))
         clean, from_url = split_userinfo(url)
         self.url = clean
         self.credentials = credentials if credentials is not None else from_url
@@ -91,6 +104,7 @@ class GitRepo:
         with git_env(self.credentials, os.path.dirname(self.dir)) as base:
             if env:
                 base.update(env)
+            base["GIT_ALLOW_PROTOCOL"] = ALLOWED_PROTOCOLS
             try:
                 done = subprocess.run(
                     command,

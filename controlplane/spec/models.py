@@ -22,6 +22,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from controlplane.spec.git_url import GIT_URL_PATTERN, git_url_problem
 from controlplane.spec.units import (
     DURATION_PATTERN,
     Duration,
@@ -60,6 +61,28 @@ QuantityField = Annotated[
             "anyOf": [{"type": "number"}, {"type": "string"}],
             "description": "Threshold: 200ms / 1.5s (latency, seconds), 0.1% / 5% (fraction), "
             "or a plain number",
+        }
+    ),
+]
+
+
+def _git_url(value: str) -> str:
+    problem = git_url_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+GitUrlField = Annotated[
+    str,
+    Field(max_length=2048),
+    AfterValidator(_git_url),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "maxLength": 2048,
+            "pattern": GIT_URL_PATTERN,
+            "description": "git remote: https://HOST/PATH, ssh://HOST/PATH or USER@HOST:PATH",
         }
     ),
 ]
@@ -381,7 +404,7 @@ class GitWriteBackSpec(_Model):
     the git source or the GitOps tool sets on the resource.
     """
 
-    repo: str | None = Field(default=None, max_length=2048, pattern=r"^(https?|ssh|file)://\S+$")
+    repo: GitUrlField | None = None
     path: str | None = Field(default=None, min_length=1, max_length=1024)
     branch: str = Field(default="main", min_length=1, max_length=255)
     mode: Literal["commit", "pull-request"] = "commit"

@@ -81,9 +81,38 @@ def test_flags_reach_the_source_and_the_webhook_triggers_it(tmp_path: Path) -> N
 
 
 def test_bad_flags_are_usage_errors(tmp_path: Path) -> None:
+    repo = "https://git.example/team/models.git"
     with pytest.raises(UsageError, match="--git-interval"):
-        build(parse("--git-repo", "file:///x", "--git-interval", "5"), FakeKube())
+        build(parse("--git-repo", repo, "--git-interval", "5"), FakeKube())
     with pytest.raises(UsageError, match="--git-token-file: cannot read"):
-        build(
-            parse("--git-repo", "file:///x", "--git-token-file", str(tmp_path / "no")), FakeKube()
-        )
+        build(parse("--git-repo", repo, "--git-token-file", str(tmp_path / "no")), FakeKube())
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("file:///srv/git/models.git", "file:// git URLs are not used"),
+        ("http://git.example/models.git", "http:// git URLs are not used"),
+        ("git://git.example/models.git", "git:// git URLs are not used"),
+        ("/srv/git/models.git", "is not a git URL"),
+        ("ext::sh -c touch% /tmp/x", "is not a git URL"),
+        ("ssh://-oProxyCommand=x/models.git", "is not a ssh git URL"),
+    ],
+)
+def test_git_repo_takes_only_https_and_ssh(tmp_path: Path, url: str, says: str) -> None:
+    with pytest.raises(UsageError, match=f"--git-repo: .*{says}"):
+        build(parse("--git-repo", url, "--git-cache-dir", str(tmp_path)), FakeKube())
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://git.example/team/models.git",
+        "ssh://git@git.example:2222/team/models.git",
+        "git@github.com:team/models.git",
+    ],
+)
+def test_git_repo_takes_https_ssh_and_scp_like(tmp_path: Path, url: str) -> None:
+    parts = build(parse("--git-repo", url, "--git-cache-dir", str(tmp_path)), FakeKube())
+    assert parts.source is not None
+    assert parts.source.repo_url == url

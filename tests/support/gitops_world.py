@@ -16,6 +16,7 @@ from controlplane.gitops.writeback import WriteBackRequest
 from controlplane.rollout.state import Reason, RolloutState, spec_hash
 from controlplane.spec.load import load_text
 from controlplane.spec.models import ModelCanary
+from support.git_https import url_of
 
 DEV_ENV = {
     **os.environ,
@@ -67,18 +68,20 @@ class Clone:
 
 
 class Remote:
-    """A bare repository standing in for the git host, reached through a ``file://`` URL."""
+    """A bare repository standing in for the git host: the product reaches it at :attr:`url`,
+    ``https://`` on the loopback git host (:mod:`support.git_https`; the product takes no
+    ``file://`` URL), developers' clones through its path."""
 
     def __init__(self, root: Path, name: str = "team/models.git") -> None:
         self.dir = root / name
         self.dir.parent.mkdir(parents=True, exist_ok=True)
         git(root, "init", "--quiet", "--bare", "-b", "main", str(self.dir))
-        self.url = self.dir.as_uri()
+        self.url = url_of(self.dir)
         self._root = root
 
     def clone(self, name: str) -> Clone:
         path = self._root / name
-        git(self._root, "clone", "--quiet", self.url, str(path))
+        git(self._root, "clone", "--quiet", str(self.dir), str(path))
         git(path, "checkout", "--quiet", "-B", "main")
         return Clone(path)
 

@@ -1,0 +1,37 @@
+"""Which git URLs the product reads and pushes: ``https://``, ``ssh://`` and scp-like
+``user@host:path``, nothing else.
+
+Owns :data:`GIT_URL_PATTERN` (the JSON Schema / CRD pattern of ``spec.gitWriteBack.repo``, so
+the API server refuses another URL too) and :func:`git_url_problem` (the same rule with a
+message). Refused: ``file://`` and plain local paths (the controller's own filesystem: its
+cache of other canaries' repositories, mounted tokens), ``http://`` (tokens in clear),
+``git://``, git's ``ext::`` / ``fd::`` transports, and an authority or scp-like user that starts
+with ``-`` (read by ssh as an option). Pure; called by :mod:`controlplane.spec.models`
+(``spec.gitWriteBack.repo``) and :mod:`controlplane.gitops` (``--git-repo``, every remote a
+:class:`~controlplane.gitops.repo.GitRepo` is made for: the spec's, a source annotation's, an Argo
+CD Application's).
+"""
+
+from __future__ import annotations
+
+import re
+
+GIT_URL_PATTERN = (
+    r"^(?:(?:https|ssh)://[^\s/?#-][^\s/?#]*(?:/\S*)?"
+    r"|[A-Za-z0-9_][A-Za-z0-9._-]*@[A-Za-z0-9][A-Za-z0-9.-]*:[^\s-]\S*)$"
+)
+_GIT_URL = re.compile(GIT_URL_PATTERN)
+ALLOWED = "https://HOST/PATH, ssh://[USER@]HOST/PATH or USER@HOST:PATH"
+
+
+def git_url_problem(url: str) -> str | None:
+    """Why ``url`` is not a git remote the product uses (see the module), None when it is."""
+    if _GIT_URL.match(url):
+        return None
+    scheme, sep, _ = url.partition("://")
+    if sep and scheme in ("https", "ssh"):
+        return f"{url[:64]!r} is not a {scheme} git URL (a host, not starting with '-'): {ALLOWED}"
+    if sep and scheme:
+        shown = scheme if len(scheme) <= 16 else scheme[:16] + "..."
+        return f"{shown}:// git URLs are not used, only {ALLOWED}"
+    return f"{url[:64]!r} is not a git URL the controller uses: {ALLOWED}"
