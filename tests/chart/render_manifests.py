@@ -70,6 +70,16 @@ def files() -> dict[str, str]:
             "/metrics, /healthz, /readyz and the API on port 8080 (http).",
             _pick(cluster, "Service"),
         ),
+        "controller/networkpolicy.yaml": (
+            "Ingress to the API port from monitoring; egress to DNS, the API server\n"
+            "# (any address on 443/6443: the chart's values can name its CIDRs), Prometheus in\n"
+            "# monitoring and public HTTPS only.",
+            _pick(cluster, "NetworkPolicy"),
+        ),
+        "controller/poddisruptionbudget.yaml": (
+            "One of the 2 replicas stays up through a drain.",
+            _pick(cluster, "PodDisruptionBudget"),
+        ),
         "rbac/serviceaccount.yaml": (
             "Bind it with EITHER clusterrole.yaml + clusterrolebinding.yaml (every\n"
             "# namespace) OR role.yaml + rolebinding.yaml per watched namespace (--namespace NS)\n"

@@ -70,8 +70,9 @@ NEEDS: dict[Rule, tuple[frozenset[str], str]] = {
         "routing/istio.py",
     ),
     ("", "services"): (
-        frozenset({"create", "patch", "delete"}),
-        "routing/istio.py: the model's own Service (no spec.traffic.hosts); apply, release",
+        frozenset({"get", "create", "patch", "delete"}),
+        "routing/istio.py: the model's own Service (no spec.traffic.hosts); apply, release; "
+        "routing/ownership.py reads it first (a Service the canary did not create is left alone)",
     ),
     ("apps", "deployments"): (
         frozenset({"get"}),
@@ -87,10 +88,15 @@ NEEDS: dict[Rule, tuple[frozenset[str], str]] = {
     ),
     ("", "secrets"): (
         frozenset({"get"}),
-        "notify/secrets.py (alert channels), gitops/credentials.py (write-back credentials)",
+        "notify/secrets.py (alert channels), gitops/credentials.py (write-back credentials): "
+        "never in the cluster scope's ClusterRole but by rbac.secretNames (SECRETS below)",
     ),
     ("argoproj.io", "applications"): (frozenset({"get"}), "gitops/locate.py"),
 }
+SECRETS: Rule = ("", "secrets")
+"""Where the chart grants it: a namespaced Role (the namespaced scope, or the cluster scope with
+watchNamespaces), or by name only (rbac.secretNames, resourceNames), never every Secret of the
+cluster (tests/chart/test_chart_least_privilege.py)."""
 # Granted only with gitSource.repo (gitops/source.py): server-side apply creates and patches the
 # files' ModelCanaries; gitSource.prune adds delete.
 GIT_SOURCE_NEEDS = frozenset({"create", "patch"})
@@ -267,9 +273,17 @@ def expected() -> dict[Rule, set[str]]:
     return {rule: set(verbs) for rule, (verbs, _why) in NEEDS.items()}
 
 
+def cluster_expected() -> dict[Rule, set[str]]:
+    """The cluster scope's ClusterRole with the default values: no Secret at all."""
+    return {rule: verbs for rule, verbs in expected().items() if rule != SECRETS}
+
+
 def test_cluster_role_grants_exactly_what_the_code_needs() -> None:
     docs = render()
     (role,) = named(docs, "ClusterRole", "cp-controlplane")
+    assert granted(role) == cluster_expected()
+    named_only = render({"rbac": {"secretNames": ["alert-signing"]}})
+    (role,) = named(named_only, "ClusterRole", "cp-controlplane")
     assert granted(role) == expected()
     (lease,) = named(docs, "Role", "cp-controlplane-leader-election")
     assert lease["metadata"]["namespace"] == NAMESPACE
@@ -292,7 +306,9 @@ def test_namespaced_roles_grant_exactly_what_the_code_needs() -> None:
 @pytest.mark.parametrize("prune", [False, True], ids=["apply", "apply-and-prune"])
 @pytest.mark.parametrize("scope", ["cluster", "namespaced"])
 def test_the_git_source_adds_apply_and_prune_on_modelcanaries(scope: str, prune: bool) -> None:
-    values: dict[str, Any] = {"gitSource": {"repo": "file:///srv/models.git", "prune": prune}}
+    values: dict[str, Any] = {
+        "gitSource": {"repo": "https://git.example/models.git", "prune": prune}
+    }
     if scope == "namespaced":
         values |= {"rbac": {"scope": "namespaced"}, "watchNamespaces": ["a", "b"]}
     docs = render(values)
@@ -300,7 +316,7 @@ def test_the_git_source_adds_apply_and_prune_on_modelcanaries(scope: str, prune:
     assert len(roles) == (1 if scope == "cluster" else 2)
     canaries = ("canary.controlplane.dev", "modelcanaries")
     for role in roles:
-        want = expected()
+        want = expected() if scope == "namespaced" else cluster_expected()
         want[canaries] |= GIT_SOURCE_NEEDS | (GIT_PRUNE_NEEDS if prune else set())
         if scope == "namespaced":
             del want[("argoproj.io", "applications")]
@@ -315,7 +331,7 @@ def test_switches_drop_their_rules() -> None:
         }
     )
     (role,) = named(docs, "ClusterRole", "cp-controlplane")
-    assert set(granted(role)) == set(NEEDS) - {("", "secrets"), ("argoproj.io", "applications")}
+    assert set(granted(role)) == set(NEEDS) - {SECRETS, ("argoproj.io", "applications")}
     assert not named(docs, "ClusterRole", "cp-controlplane-auth-delegator")
     assert not [d for d in render({"rbac": {"create": False}}) if "Role" in d["kind"]]
 

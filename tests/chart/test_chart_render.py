@@ -4,6 +4,7 @@ kinds, tests/chart/schemas), and bad values are rejected by values.schema.json w
 
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 import shutil
@@ -34,6 +35,11 @@ VARIATIONS: dict[str, dict[str, Any]] = {
     "single-replica": {"replicas": 1},
     "three-replicas": {"replicas": 3},
     "network-policy": {"networkPolicy": {"enabled": True}},
+    "network-policy-off-pdb-off": {
+        "networkPolicy": {"enabled": False},
+        "podDisruptionBudget": {"enabled": False},
+        "podAntiAffinity": "none",
+    },
     "monitors-off": {
         "podMonitor": {"enabled": False},
         "serviceMonitor": {"enabled": False},
@@ -278,7 +284,9 @@ def test_git_source_flags_and_credentials() -> None:
         in container(render({"gitSource": ssh}))["args"]
     )
     assert not [a for a in container(render())["args"] if a.startswith("--git-")]
-    namespaced = render({**VARIATIONS["namespaced"], "gitSource": {"repo": "file:///srv/m.git"}})
+    namespaced = render(
+        {**VARIATIONS["namespaced"], "gitSource": {"repo": "https://git.example/m.git"}}
+    )
     assert "--git-namespace=ml-serving" in container(namespaced)["args"]
 
 
@@ -301,7 +309,7 @@ def test_git_source_flags_and_credentials() -> None:
         (
             {
                 **VARIATIONS["namespaced"],
-                "gitSource": {"repo": "file:///srv/m.git", "namespace": "elsewhere"},
+                "gitSource": {"repo": "https://git.example/m.git", "namespace": "elsewhere"},
             },
             'gitSource.namespace "elsewhere" is not one of watchNamespaces [ml-serving team-b]',
         ),
@@ -332,6 +340,37 @@ def test_grafana_url_and_log_level_reach_the_flags() -> None:
     assert "--log-level=DEBUG" in args
 
 
+def test_allowed_endpoints_reach_the_flags_and_the_policy() -> None:
+    from controlplane.cli import controller as command
+
+    assert not [a for a in container(render())["args"] if a.startswith("--allow-")]
+    values = {
+        "allowedEndpoints": {
+            "prometheus": ["http://prom.team-a:9090", "https://thanos.example/tenant-a"],
+            "argoServers": ["https://argo-server.argo:2746"],
+            "alerts": ["https://hooks.example.com/canary"],
+        },
+        "gates": {"argoServer": "https://argo.ops:2746"},
+    }
+    args = container(render(values))["args"]
+    assert [a for a in args if a.startswith("--allow-")] == [
+        "--allow-prometheus=http://prom.team-a:9090",
+        "--allow-prometheus=https://thanos.example/tenant-a",
+        "--allow-argo-server=https://argo-server.argo:2746",
+        "--allow-alert-url=https://hooks.example.com/canary",
+    ]
+    parser = argparse.ArgumentParser()
+    command.add_parser(parser.add_subparsers())
+    policy = command.endpoints_from(parser.parse_args(args))
+    assert policy.allows("prometheus", "https://thanos.example/tenant-a/api")
+    assert policy.allows("prometheus", "http://kube-prometheus-stack-prometheus.monitoring:9090")
+    assert not policy.allows("prometheus", "https://thanos.example/tenant-b")
+    assert policy.allows("argo", "https://argo.ops:2746")
+    assert policy.allows("argo", "https://argo-server.argo:2746")
+    assert not policy.allows("argo", "http://127.0.0.1:2746")
+    assert policy.allows("alerts", "https://hooks.example.com/canary/team-a")
+
+
 def test_network_policy_admits_only_the_named_namespaces_on_the_port() -> None:
     docs = render(VARIATIONS["network-policy"])
     policy = one(docs, "NetworkPolicy")
@@ -344,7 +383,8 @@ def test_network_policy_admits_only_the_named_namespaces_on_the_port() -> None:
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= (
         one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"].items()
     )
-    assert not of_kind(render(), "NetworkPolicy")
+    assert of_kind(render(), "NetworkPolicy")  # on by default
+    assert not of_kind(render({"networkPolicy": {"enabled": False}}), "NetworkPolicy")
 
 
 def test_service_monitor_and_service_and_deployment_agree() -> None:
@@ -506,6 +546,9 @@ def test_shipped_rules_pass_promtool(tmp_path: Path) -> None:
         ({"gitSource": {"repo": "not a url"}}, "/gitSource/repo"),
         ({"gitSource": {"interval": "often"}}, "/gitSource/interval"),
         ({"gitSource": {"prune": "yes"}}, "/gitSource/prune"),
+        ({"allowedEndpoints": {"prometheus": ["http://u:p@prom:9090"]}}, "/allowedEndpoints"),
+        ({"allowedEndpoints": {"alerts": ["hooks.example.com"]}}, "/allowedEndpoints/alerts/0"),
+        ({"allowedEndpoints": {"argo": []}}, "allowedEndpoints"),
     ],
     ids=lambda v: json.dumps(v) if isinstance(v, dict) else v,
 )

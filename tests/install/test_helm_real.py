@@ -120,6 +120,8 @@ def test_install_with_default_values(cluster: LoopbackCluster, helm: Helm, admin
         ("ClusterRoleBinding", "cp-controlplane-auth-delegator"),
         ("ConfigMap", "cp-controlplane-modelcanary-dashboard"),
         ("Deployment", "cp-controlplane"),
+        ("NetworkPolicy", "cp-controlplane"),
+        ("PodDisruptionBudget", "cp-controlplane"),
         ("PodMonitor", "cp-controlplane-variants"),
         ("PrometheusRule", "cp-controlplane"),
         ("Role", "cp-controlplane-leader-election"),
@@ -203,6 +205,32 @@ COMBINATIONS: list[tuple[str, dict[str, Any]]] = [
             "prometheusRule": {"namespace": "monitoring"},
             "dashboards": {"namespace": "monitoring", "folder": "Canaries"},
             "networkPolicy": {"enabled": True},
+        },
+    ),
+    (
+        "cluster-secrets-in-watched-namespaces-egress-narrowed",
+        {
+            "watchNamespaces": ["team-a", "team-b"],
+            "gates": {"argoServer": "https://argo-server.argo:2746"},
+            "networkPolicy": {
+                "egress": {
+                    "apiServer": {"cidrs": ["127.0.0.1/32"], "ports": [6443]},
+                    "namespaces": [{"name": "alerting", "ports": [9093]}],
+                    "cidrs": [
+                        {"cidr": "203.0.113.0/24", "except": ["203.0.113.7/32"], "ports": [8443]}
+                    ],
+                    "publicPorts": [443, 22],
+                }
+            },
+        },
+    ),
+    (
+        "cluster-secrets-by-name-no-policy-no-budget-no-spread",
+        {
+            "rbac": {"secretNames": ["alert-signing", "slack-webhook"]},
+            "networkPolicy": {"enabled": False},
+            "podDisruptionBudget": {"enabled": False},
+            "podAntiAffinity": "none",
         },
     ),
     (

@@ -228,6 +228,8 @@ def installed(
             "controller": {"prometheusUrl": "http://127.0.0.1:9"},  # refused at once
             "gates": {"argoServer": argo.url},
             "alerts": {"grafanaUrl": "https://grafana.example"},
+            # the canaries' signed webhook (an administrator allows it; nothing is by default)
+            "allowedEndpoints": {"alerts": [receiver.url]},
             "rbac": {"argoCDNamespace": names.argocd},
             "gitSource": {
                 "repo": remote.url,
@@ -239,6 +241,8 @@ def installed(
         if names.scope == "namespaced":
             values["rbac"]["scope"] = "namespaced"
             values["watchNamespaces"] = list(names.watched)
+        else:  # the cluster scope reads no Secret but those named (resourceNames)
+            values["rbac"]["secretNames"] = ["alert-signing"]
         helm = Helm(loopback.kubeconfig, tmp / "helm")
         helm.install(names.release, names.namespace, values)
         try:
@@ -640,6 +644,13 @@ def test_a_verb_the_chart_does_not_grant_is_refused(installed: Install, tmp_path
     assert f'{user} cannot create resource "deployments" in API group "apps"' in text
     lease = Ref("coordination.k8s.io/v1", "Lease", s.namespace, "canary-controller")
     assert 'cannot delete resource "leases"' in forbidden(lambda: kube.delete(lease))
+    # Secrets: the cluster scope reads only the names alerts use, the namespaced scope only in
+    # the watched namespaces (issue 33: the default ClusterRole read every Secret, db-creds too)
+    kube.get(Ref("v1", "Secret", a, "alert-signing"))
+    text = forbidden(lambda: kube.get(Ref("v1", "Secret", s.other, "db-creds")))
+    assert f'cannot get resource "secrets" in API group "" in the namespace "{s.other}"' in text
+    if s.scope == "cluster":
+        forbidden(lambda: kube.get(Ref("v1", "Secret", a, "db-creds")))
     if s.scope == "cluster":
         assert isinstance(kube.list(API_VERSION, KIND), list)  # every namespace: allowed
         return

@@ -125,10 +125,11 @@ extra.
 - apiGroups: ["networking.istio.io"]
   resources: ["virtualservices"]
   verbs: ["get", "create", "patch", "delete"]
-# routing/istio.py: the model's own Service when spec.traffic.hosts is not given (apply, delete)
+# routing/istio.py: the model's own Service when spec.traffic.hosts is not given (apply, delete;
+# routing/ownership.py reads it first: a Service the canary did not create is left alone)
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["create", "patch", "delete"]
+  verbs: ["get", "create", "patch", "delete"]
 # routing/kserve.py: the stable predictor's Deployment (a promotion without a rename waits for its
 # rollout)
 - apiGroups: ["apps"]
@@ -151,13 +152,43 @@ extra.
   resources: ["modelcanaries"]
   verbs: ["create", "patch"{{ if .Values.gitSource.prune }}, "delete"{{ end }}]
 {{- end }}
-{{- if .Values.rbac.readSecrets }}
+{{- end -}}
+
+{{/*
+Reading Secrets by name (get, never list or watch): notify/secrets.py, the alert channels'
+webhookSecretRef / hmacSecretRef; gitops/credentials.py, gitWriteBack.credentialsSecretRef. Each
+names a Secret in the canary's namespace. With rbac.secretNames, those names only (resourceNames).
+Where it is granted: see "controlplane.secretScope".
+*/}}
+{{- define "controlplane.secretRules" -}}
 # notify/secrets.py: alert channels' webhookSecretRef / hmacSecretRef;
-# gitops/credentials.py: gitWriteBack.credentialsSecretRef
+# gitops/credentials.py: gitWriteBack.credentialsSecretRef (get by name)
 - apiGroups: [""]
   resources: ["secrets"]
+  {{- with .Values.rbac.secretNames }}
+  resourceNames: {{ toJson . }}
+  {{- end }}
   verbs: ["get"]
-{{- end }}
+{{- end -}}
+
+{{/*
+Where Secrets are readable (rbac.readSecrets on): "names" (the cluster scope with
+rbac.secretNames: those names in every namespace), "namespaces" (the namespaced scope, or the
+cluster scope with watchNamespaces and no names: a Role in each watched namespace), or "none"
+(the cluster scope with neither: the controller reads no Secret at all, never every Secret).
+*/}}
+{{- define "controlplane.secretScope" -}}
+{{- if not .Values.rbac.readSecrets -}}
+none
+{{- else if eq .Values.rbac.scope "namespaced" -}}
+namespaces
+{{- else if .Values.rbac.secretNames -}}
+names
+{{- else if .Values.watchNamespaces -}}
+namespaces
+{{- else -}}
+none
+{{- end -}}
 {{- end -}}
 
 {{/* gitops/locate.py: git write-back reads the Argo CD Application that tracks a canary. */}}
