@@ -1,7 +1,7 @@
 """controlplane: metric-gated canary rollouts of (quantized) LLM variants on KServe + vLLM.
 
-The package is a pure core (``spec``, ``rollout``, ``analysis``, ``profiles``,
-``serving``) wrapped in thin shells (``providers``, ``routing``, ``kube``, ``cli``).
+A pure core in thin shells. Its packages, their layers and every module, one line each:
+docs/architecture.md (held to the tree by tests/test_package_map.py).
 """
 
 __version__ = "0.1.0"

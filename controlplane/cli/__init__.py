@@ -1,1 +1,4 @@
-"""``canaryctl`` / ``kubectl-canary``: one module per verb, thin; rendering separate."""
+"""``canaryctl`` / ``kubectl-canary``: one module per verb, thin; rendering separate.
+
+Its modules, one line each: docs/architecture.md, "Module map" (`cli/`).
+"""

@@ -1,1 +1,4 @@
-"""Single-machine parts: a throwaway real Prometheus and synthetic vLLM metric history."""
+"""Single-machine parts: a throwaway real Prometheus and synthetic vLLM metric history.
+
+Its modules, one line each: docs/architecture.md, "Module map" (`local/`).
+"""

@@ -1,6 +1,4 @@
 """Measuring variants: ``canaryctl profile``'s endpoint client and in-process model builder.
 
-Not part of the pure core: this package does I/O (HTTP, torch). The figures it produces are
-shaped and summarized by :mod:`controlplane.profiles.measured` (pure). Called by
-:mod:`controlplane.cli.profile`.
+Its modules, one line each: docs/architecture.md, "Module map" (`profiling/`).
 """

@@ -1,1 +1,4 @@
-"""The rollout core: state, observations, actions and the pure state machine."""
+"""The rollout core: state, observations, actions and the pure state machine.
+
+Its modules, one line each: docs/architecture.md, "Module map" (`rollout/`).
+"""

@@ -1,0 +1,1 @@
+"""Its modules, one line each: docs/architecture.md, "Module map" (`serving/`)."""

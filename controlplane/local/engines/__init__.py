@@ -1,9 +1,8 @@
 """Inference engines behind the local model servers, and :func:`make_engine` to pick one.
 
-``simulated`` (default, no heavy dependency), ``transformers`` (real CPU inference of a tiny
-random model, bitsandbytes for the nf4/int8 variants; needs the optional torch, transformers and
-bitsandbytes) and ``vllm`` (``vllm serve`` on a GPU). The heavy engines are imported only when
-chosen, so the default path never pays for torch. Called by :mod:`controlplane.local.stack`.
+The heavy engines (torch, transformers, bitsandbytes; vLLM) are imported only when chosen, so
+the default simulated engine never pays for them. Called by :mod:`controlplane.local.stack`. Its
+modules, one line each: docs/architecture.md, "Module map" (`local/engines/`).
 """
 
 from __future__ import annotations
