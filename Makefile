@@ -25,9 +25,9 @@ space := $(empty) $(empty)
 DEV_EXTRAS := dev$(subst $(space),,$(foreach e,$(EXTRAS),$(comma)$(e)))
 
 define LINT
-	$(BIN)/ruff check controlplane tests bench
-	$(BIN)/ruff format --check controlplane tests bench
-	$(BIN)/mypy controlplane
+	$(BIN)/ruff check controlplane harness tests bench
+	$(BIN)/ruff format --check controlplane harness tests bench
+	$(BIN)/mypy controlplane harness
 	$(BIN)/lint-imports
 endef
 
@@ -80,17 +80,17 @@ kube-tools: ## build kube-apiserver, -controller-manager, -scheduler, kubectl, e
 # the loopback cluster's files (kubeconfig, certificates, logs, etcd data); never committed
 KUBE_DIR ?= .kube-up
 kube-up: setup kube-tools ## start etcd + kube-apiserver on loopback with every CRD (KSERVE=1: + real KServe on fake GPU nodes); prints KUBECONFIG=
-	@$(BIN)/python -m controlplane.local.kubeapi up --dir $(KUBE_DIR) $(if $(KSERVE),--kserve)
+	@$(BIN)/python -m harness.cluster up --dir $(KUBE_DIR) $(if $(KSERVE),--kserve)
 
 kube-down: ## stop the cluster kube-up started (no process or port left behind)
-	@$(BIN)/python -m controlplane.local.kubeapi down --dir $(KUBE_DIR)
+	@$(BIN)/python -m harness.cluster down --dir $(KUBE_DIR)
 
 bench: setup ## run the benchmarks and rewrite docs/benchmarks.md
 	$(BIN)/python bench/run_all.py
 
 format: setup ## apply ruff fixes and formatting
-	$(BIN)/ruff check --fix controlplane tests bench
-	$(BIN)/ruff format controlplane tests bench
+	$(BIN)/ruff check --fix controlplane harness tests bench
+	$(BIN)/ruff format controlplane harness tests bench
 
 clean: ## remove the virtualenvs and caches (the uv tool folder and uv's cache stay)
 	rm -rf $(VENV) .venv-latest .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info

@@ -3,7 +3,7 @@ kube-apiserver side by side, measured tick by tick.
 
 Owns the "## Kube scale" section of ``docs/benchmarks.md``. For each N (1,000 and 10,000) and
 each backend — the in-memory FakeKube, and etcd + kube-apiserver v1.34 on loopback
-(:func:`controlplane.local.kubeapi.start_cluster` with every pinned CRD, a fresh server per N) —
+(:func:`harness.cluster.kubeapi.start_cluster` with every pinned CRD, a fresh server per N) —
 it creates N canaries (as the user: not counted) and drives one controller, built as
 ``canaryctl controller`` builds it, through the ticks of a rollout's first hours on an injected
 clock (``tests/support/kube_fleet.py``; KServe is FakeKServe on the fake and the test stand-in
@@ -48,12 +48,14 @@ except ImportError:  # run as a script: bench/ is on sys.path
         today,
     )
 
+# tests/support (the fleet), and the test harness beside the package (harness/: not installed)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from support.kube_fleet import Fleet, Tick
 
-from controlplane.local.kubeapi import KUBE_VERSION, LoopbackCluster, start_cluster
-from controlplane.local.upstream_crds import all_crds
+from harness.cluster.kubeapi import KUBE_VERSION, LoopbackCluster, start_cluster
+from harness.cluster.upstream_crds import all_crds
 
 SECTION = "## Kube scale"
 DAY = 86400.0

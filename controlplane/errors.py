@@ -4,8 +4,9 @@ Every error the product raises on purpose derives from :class:`ControlPlaneError
 (CLI, API, controller) can catch exactly one type and turn it into an exit code, a 4xx or a
 status condition -- never a traceback. The classes above the line are defined here; those below
 it live in the one module that raises them (named beside each) and derive from
-:class:`ControlPlaneError` all the same; ``tests/test_error_tree.py`` fails when a class anywhere
-in the package does not::
+:class:`ControlPlaneError` all the same -- the test harness's too (``harness/``, outside the
+package), whose errors the tests and ``make kube-up`` catch as the product's;
+``tests/test_error_tree.py`` fails when a class anywhere in either package does not::
 
     ControlPlaneError
     ├── SpecError                 a canary.yml is invalid; carries every Problem found
@@ -42,10 +43,11 @@ in the package does not::
     ├── BadSignature              api.git: a git webhook not from who it claims to be (401)
     ├── EngineError               local.engines.base: a local engine cannot run or failed
     ├── PrometheusSetupError      local.prometheus: the throwaway Prometheus could not start
-    ├── KubeSetupError            local.kubeapi: the loopback control plane could not be built
     ├── LocalStackError           local.stack: the local stack could not start or run
-    └── _BadRequest               local.server: a bad request to the local model server,
-                                  answered 4xx there (never leaves local.server)
+    ├── _BadRequest               local.server: a bad request to the local model server,
+    │                             answered 4xx there (never leaves local.server)
+    └── KubeSetupError            harness.cluster.kubeapi (the test harness, not shipped): the
+                                  loopback control plane could not be built
 """
 
 from __future__ import annotations

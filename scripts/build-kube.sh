@@ -36,11 +36,11 @@ KWOK_VERSION="v0.7.0"
 # Helm v3.19.x is the last line built against k8s.io 0.34 (v3.20 moved to 0.35); its
 # go.mod has no replace directives, so a plain `go get` builds what the release builds.
 HELM_VERSION="v3.19.5"
-# The KServe whose CRDs controlplane/local/upstream_crds.py installs. Its go.mod pins
+# The KServe whose CRDs harness/cluster/upstream_crds.py installs. Its go.mod pins
 # controller-runtime and k8s.io with replace directives, which only the main module's
 # go.mod applies: the manager is therefore built inside a copy of the module itself.
 KSERVE_VERSION="v0.20.0"
-# The Prometheus Operator whose CRDs controlplane/local/upstream_crds.py installs (keep the two
+# The Prometheus Operator whose CRDs harness/cluster/upstream_crds.py installs (keep the two
 # equal). Its go.mod replaces pkg/apis/monitoring and pkg/client by their folders, which are
 # modules of their own published at the same version and required at it: a plain `go get` of
 # cmd/operator resolves the same code, so it builds in a throwaway module like kwok and helm.

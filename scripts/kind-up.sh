@@ -31,7 +31,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # --- Pins. tests/scripts/test_kind_up.py reads these lines (NAME="${NAME:-value}") and holds them
-# against the pins of the loopback API server the tests run (controlplane/local/upstream_crds.py:
+# against the pins of the loopback API server the tests run (harness/cluster/upstream_crds.py:
 # KServe, Gateway API, Prometheus Operator) and against the upstream Go modules (kind's node image,
 # Envoy Gateway's Gateway API). Bump them together; the test says what disagrees.
 # kind v0.30.0 and the node image it was released with (Kubernetes 1.34, what the tests' API server

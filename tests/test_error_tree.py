@@ -1,7 +1,8 @@
-"""One error tree: every exception class defined anywhere in controlplane derives from
-:class:`controlplane.errors.ControlPlaneError` and is drawn in errors.py's docstring.
+"""One error tree: every exception class defined anywhere in controlplane -- and in the test
+harness beside it, ``harness/`` -- derives from :class:`controlplane.errors.ControlPlaneError`
+and is drawn in errors.py's docstring.
 
-The walk imports every module of the package (``pkgutil.walk_packages``) and looks at the classes
+The walk imports every module of both packages (``pkgutil.walk_packages``) and looks at the classes
 each defines itself, so a new ``class Oops(Exception)`` in any module -- or one that derives from a
 library's exception only -- fails here, and so does a new class left out of the drawn tree.
 """
@@ -15,16 +16,23 @@ import pkgutil
 import re
 
 import controlplane
+import harness
 from controlplane import errors
 from controlplane.errors import ControlPlaneError
 
 
 @functools.cache
 def exception_classes() -> dict[str, type[BaseException]]:
-    """``module.Name`` -> class, for every exception class a controlplane module defines (the
-    walk imports the whole package once per test process)."""
+    """``module.Name`` -> class, for every exception class a controlplane or harness module
+    defines (the walk imports both packages once per test process)."""
     found: dict[str, type[BaseException]] = {}
-    for info in pkgutil.walk_packages(controlplane.__path__, "controlplane."):
+    infos = [
+        *pkgutil.walk_packages(controlplane.__path__, "controlplane."),
+        *pkgutil.walk_packages(harness.__path__, "harness."),
+    ]
+    for info in infos:
+        if info.name.endswith(".__main__"):
+            continue  # running it is its import: `python -m harness.cluster`
         module = importlib.import_module(info.name)
         for name, obj in vars(module).items():
             if (
@@ -38,8 +46,15 @@ def exception_classes() -> dict[str, type[BaseException]]:
 
 def test_the_walk_sees_the_errors_of_every_layer() -> None:
     names = {qualified.rsplit(".", 1)[1] for qualified in exception_classes()}
-    # errors.py's own, one raised in spec, one in analysis, one in local: the walk is not empty
-    assert {"SpecError", "UnsupportedSchema", "UnknownEngineVersion", "EngineError"} <= names
+    # errors.py's own, one raised in spec, one in analysis, one in local, the harness's: the walk
+    # is not empty
+    assert {
+        "SpecError",
+        "UnsupportedSchema",
+        "UnknownEngineVersion",
+        "EngineError",
+        "KubeSetupError",
+    } <= names
 
 
 def test_every_exception_class_is_a_control_plane_error() -> None:

@@ -11,7 +11,6 @@ from support.canaries import example_dict
 from controlplane.controller.status import INTENT_ANNOTATION, new_intents, read_intents
 from controlplane.errors import Conflict, NotFound, UsageError
 from controlplane.kube.client import Obj
-from controlplane.kube.fake import FakeKube
 from controlplane.operations import (
     MAX_RECORDED,
     get_canary,
@@ -19,6 +18,7 @@ from controlplane.operations import (
     list_canaries,
     record_intent,
 )
+from harness.kube.fake import FakeKube
 
 NS = "ml-serving"
 

@@ -2,8 +2,10 @@
 
 The table of packages at the top of the page names every package and top-level module of
 ``controlplane``; the "Module map" names every module of every package (and its subpackages),
-and nothing that is not there. A module added, moved or removed fails here until the page says
-so: the one map people read cannot drift the way the ``__init__`` docstrings' maps did.
+and of the test harness beside it (``harness/`` and its subpackages, headed with their
+``harness/`` prefix), and nothing that is not there. A module added, moved or removed fails
+here until the page says so: the one map people read cannot drift the way the ``__init__``
+docstrings' maps did.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "controlplane"
+HARNESS = ROOT / "harness"
 PAGE = ROOT / "docs" / "architecture.md"
 _ROW = re.compile(r"^\| `([^`]+)` \|")
 
@@ -36,8 +39,16 @@ def _sections() -> dict[str, list[str]]:
     return found
 
 
-def _packages() -> list[Path]:
-    return sorted(p.parent for p in PACKAGE.rglob("__init__.py") if p.parent != PACKAGE)
+def _packages() -> dict[str, Path]:
+    """Module map heading -> folder: controlplane's packages by their path inside it, the
+    harness's by their path from the repository root (``harness``, ``harness/kube``)."""
+    found = {
+        p.parent.relative_to(PACKAGE).as_posix(): p.parent
+        for p in PACKAGE.rglob("__init__.py")
+        if p.parent != PACKAGE
+    }
+    found |= {p.parent.relative_to(ROOT).as_posix(): p.parent for p in HARNESS.rglob("__init__.py")}
+    return found
 
 
 def _tree_entries(package: Path) -> list[str]:
@@ -48,7 +59,8 @@ def _tree_entries(package: Path) -> list[str]:
 
 def test_every_package_has_exactly_its_modules_in_the_map() -> None:
     sections = _sections()
-    packages = {p.relative_to(PACKAGE).as_posix(): p for p in _packages()}
+    packages = _packages()
+    assert {"harness", "harness/cluster", "harness/kube"} <= set(packages)
     assert sorted(sections) == sorted(packages), "the Module map's sections are not the packages"
     for name, package in packages.items():
         listed = sections[name]

@@ -5,7 +5,7 @@ Owns the shared connection flags (``--kubeconfig``, ``--context``, ``-n/--namesp
 else ``default``), the user recorded with an intent, and :class:`Runtime`: what the verbs take
 from the outside world (the Kubernetes client, the clock, the terminal, the environment).
 :func:`controlplane.cli.main.main` puts a :class:`Runtime` on every parsed command; tests pass one
-holding a :class:`~controlplane.kube.fake.FakeKube` and a fake clock.
+holding a :class:`~harness.kube.fake.FakeKube` and a fake clock.
 
 The kubeconfig is read here only for the context's namespace and user name (plain YAML, merged
 the way ``kubectl`` merges ``KUBECONFIG``: the first file that sets a value wins); connecting is

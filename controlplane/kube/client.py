@@ -2,11 +2,11 @@
 
 Owns the seam between the product and the API server. Objects are plain ``dict``s in the API's
 camelCase JSON form (what ``kubectl get -o json`` prints). Implementations: the real one over the
-``kubernetes`` client (:mod:`controlplane.kube.real`) and a faithful in-memory fake
-(:mod:`controlplane.kube.fake`) with resourceVersion conflicts, watches, the status subresource
-and a fake KServe. Errors are :class:`controlplane.errors.KubeError` subclasses
-(``NotFound`` and its ``Unserved``, ``Conflict``, ``Expired``), never the client's own
-exceptions.
+``kubernetes`` client (:mod:`controlplane.kube.real`) and, in the test harness beside the
+package (not in the wheel), a faithful in-memory fake (:mod:`harness.kube.fake`) with
+resourceVersion conflicts, watches, the status subresource and a fake KServe. Errors are
+:class:`controlplane.errors.KubeError` subclasses (``NotFound`` and its ``Unserved``,
+``Conflict``, ``Expired``), never the client's own exceptions.
 
 Reading a collection so that nothing is missed is list-then-watch:
 :meth:`KubeClient.list_with_version` gives the items and the list's ``resourceVersion``;

@@ -12,7 +12,7 @@ another namespace's object.
 Called at every boundary where a name arrives from outside (the HTTP API's paths and bodies,
 Alertmanager labels, git and Argo CD annotations) with :func:`check_label` /
 :func:`check_subdomain`, and by the Kubernetes adapters (:mod:`controlplane.kube.real`,
-:mod:`controlplane.kube.fake`) on every call with :func:`check_ref_names`, the last fence. Pure.
+:mod:`harness.kube.fake`) on every call with :func:`check_ref_names`, the last fence. Pure.
 """
 
 from __future__ import annotations

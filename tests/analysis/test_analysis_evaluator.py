@@ -9,8 +9,8 @@ from controlplane.analysis import queries
 from controlplane.analysis.evaluator import evaluate
 from controlplane.analysis.replay import ReplayProvider, chunks, replay_queries
 from controlplane.errors import NoData, ProviderQueryError, ProviderUnavailable
-from controlplane.providers.static import Answer, StaticProvider
 from controlplane.rollout.observations import DueCheck
+from harness.providers import Answer, StaticProvider
 
 CANARY = example_canary()
 NOW = 1_800_000_000.0

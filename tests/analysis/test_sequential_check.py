@@ -9,9 +9,9 @@ from support.canaries import example_canary
 
 from controlplane.analysis import sequential_check
 from controlplane.analysis.evaluator import evaluate
-from controlplane.providers.static import StaticProvider
 from controlplane.rollout.observations import DueCheck
 from controlplane.spec.models import CheckSpec
+from harness.providers import StaticProvider
 
 CANARY = example_canary()
 NOW = 1_800_000_000.0

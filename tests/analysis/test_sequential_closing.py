@@ -16,11 +16,11 @@ from controlplane.analysis.eprocess import bernoulli_decisions, binomial_p
 from controlplane.analysis.evaluator import evaluate
 from controlplane.analysis.latency_judges import judge_latency, judge_shift
 from controlplane.analysis.shift_test import rank_sum_p
-from controlplane.providers.static import StaticProvider
 from controlplane.rollout.observations import DueCheck
 from controlplane.rollout.schedule import stage_checks
 from controlplane.rollout.state import RolloutState
 from controlplane.spec.models import CheckSpec
+from harness.providers import StaticProvider
 
 CANARY = example_canary()
 SINCE = 1_800_000_000.0

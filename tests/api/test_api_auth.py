@@ -9,8 +9,8 @@ from support.api import NAME, NS, World
 
 from controlplane.api.auth import Authenticator, Identity, Unauthenticated
 from controlplane.errors import Forbidden, KubeError, UsageError
-from controlplane.kube.fake import FakeKube
 from controlplane.spec.models import API_GROUP
+from harness.kube.fake import FakeKube
 
 BASE = f"/api/v1/namespaces/{NS}/canaries"
 

@@ -34,8 +34,8 @@ from controlplane.api.config import ApiConfig
 from controlplane.controller.status import INTENT_ANNOTATION
 from controlplane.kube.client import Obj, Ref, canary_ref
 from controlplane.kube.real import RealKube
-from controlplane.local.kubeapi import LoopbackCluster
 from controlplane.spec.models import API_GROUP
+from harness.cluster.kubeapi import LoopbackCluster
 
 pytestmark = pytest.mark.binary
 

@@ -30,11 +30,11 @@ from support.chart import NAMESPACE, ROOT, Doc, of_kind, render
 from controlplane.controller.reconcile import Reconciler, Settings
 from controlplane.controller.runner import Controller, NoPrometheus
 from controlplane.kube.client import Obj, Ref, WatchEvent
-from controlplane.kube.fake import FakeKube
-from controlplane.kube.fake_kserve import FakeKServe
 from controlplane.kube.lease import LeaderElector
 from controlplane.operations import record_intent
 from controlplane.profiles.catalog import load_catalog
+from harness.kube.fake import FakeKube
+from harness.kube.fake_kserve import FakeKServe
 
 Rule = tuple[str, str]  # (apiGroup, resource)
 
@@ -139,21 +139,21 @@ NOT_CALLED: dict[str, str] = {
 }
 # Modules that are not the product talking to a cluster.
 SKIPPED_MODULES = {
-    "controlplane/kube/fake.py": "the in-memory API server (test double)",
-    "controlplane/kube/fake_kserve.py": "the simulated KServe controller (test double)",
-    "controlplane/kube/fake_auth.py": "the simulated RBAC authorizer (test double)",
-    "controlplane/kube/fake_kinds.py": "the kinds the in-memory API server serves (test double)",
-    "controlplane/kube/fake_objects.py": "the in-memory API server's write checks (test double)",
-    "controlplane/kube/fake_patch.py": "the in-memory API server's patch formats (test double)",
-    "controlplane/kube/fake_watch.py": "the in-memory API server's watch log (test double)",
-    "controlplane/local/kubeapi.py": "the loopback control plane of make kube-up and the tests "
+    "harness/kube/fake.py": "the in-memory API server (test double)",
+    "harness/kube/fake_kserve.py": "the simulated KServe controller (test double)",
+    "harness/kube/fake_auth.py": "the simulated RBAC authorizer (test double)",
+    "harness/kube/fake_kinds.py": "the kinds the in-memory API server serves (test double)",
+    "harness/kube/fake_objects.py": "the in-memory API server's write checks (test double)",
+    "harness/kube/fake_patch.py": "the in-memory API server's patch formats (test double)",
+    "harness/kube/fake_watch.py": "the in-memory API server's watch log (test double)",
+    "harness/cluster/kubeapi.py": "the loopback control plane of make kube-up and the tests "
     "(its own admin token, not the chart's ServiceAccount)",
-    "controlplane/local/workloads.py": "the loopback cluster's nodes and controllers (admin)",
-    "controlplane/local/kserve.py": "KServe's setup on the loopback cluster (admin)",
-    "controlplane/local/llmisvc.py": "KServe's LLMInferenceService controller on the loopback "
+    "harness/cluster/workloads.py": "the loopback cluster's nodes and controllers (admin)",
+    "harness/cluster/kserve.py": "KServe's setup on the loopback cluster (admin)",
+    "harness/cluster/llmisvc.py": "KServe's LLMInferenceService controller on the loopback "
     "cluster (admin)",
-    "controlplane/local/promoperator.py": "the Prometheus Operator on the loopback cluster (admin)",
-    "controlplane/local/gatewaystatus.py": "the loopback cluster's Gateway status stand-in (admin)",
+    "harness/cluster/promoperator.py": "the Prometheus Operator on the loopback cluster (admin)",
+    "harness/cluster/gatewaystatus.py": "the loopback cluster's Gateway status stand-in (admin)",
 }
 # API groups the code names and the chart need not grant.
 GROUPS_NOT_CALLED = {"apiextensions.k8s.io": "the CRD document of spec/crd.py"}

@@ -15,7 +15,7 @@ from support.cli_rollouts import Clock
 
 from controlplane.cli.cluster import Runtime
 from controlplane.cli.main import main
-from controlplane.kube.fake import FakeKube
+from harness.kube.fake import FakeKube
 
 
 @pytest.fixture

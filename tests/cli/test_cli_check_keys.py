@@ -15,9 +15,9 @@ import pytest
 from support.cli_rollouts import DAY, Clock, Rollout, at_step_two, in_step_one, scenario
 
 from controlplane.cli.snapshot import snapshot
-from controlplane.kube.fake import FakeKube
 from controlplane.rollout import schedule
 from controlplane.spec.check_keys import decode
+from harness.kube.fake import FakeKube
 
 
 def _shadow(kube: FakeKube, clock: Clock) -> Rollout:

@@ -14,7 +14,6 @@ from support.cli import RunCli, check_golden
 from support.cli_rollouts import NAME, NS, Clock, Rollout
 
 from controlplane.cli.main import main
-from controlplane.kube.fake import FakeKube
 from controlplane.profiles.expected import (
     Observation,
     VariantRef,
@@ -22,6 +21,7 @@ from controlplane.profiles.expected import (
     pair,
 )
 from controlplane.profiles.measured import Loaded, MeasuredProfile
+from harness.kube.fake import FakeKube
 
 REPO = Path(__file__).resolve().parents[2]
 LATER = 120.0

@@ -13,8 +13,8 @@ from support.cli_rollouts import NAME, NS, Clock, Rollout, scenario
 
 from controlplane.controller.status import read_intents
 from controlplane.kube.client import format_time
-from controlplane.kube.fake import FakeKube
 from controlplane.operations import get_canary
+from harness.kube.fake import FakeKube
 
 
 def recorded(kube: FakeKube) -> list[tuple[str, str]]:

@@ -20,7 +20,7 @@ from controlplane.cli.status import (
     EXIT_PROMOTED,
     EXIT_ROLLED_BACK,
 )
-from controlplane.kube.fake import FakeKube
+from harness.kube.fake import FakeKube
 
 
 @pytest.mark.parametrize(

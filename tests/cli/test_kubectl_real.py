@@ -35,8 +35,8 @@ from support.realkube import new_namespace
 
 from controlplane.controller.status import read_intents
 from controlplane.kube.real import RealKube
-from controlplane.local.kubeapi import KUBE_VERSION, LoopbackCluster, free_port
 from controlplane.operations import get_canary, record_intent
+from harness.cluster.kubeapi import KUBE_VERSION, LoopbackCluster, free_port
 
 pytestmark = pytest.mark.binary
 

@@ -14,9 +14,9 @@ from controlplane.cli import controller as command
 from controlplane.controller.metrics import ControllerMetrics
 from controlplane.errors import UsageError
 from controlplane.gitops.writeback import GitWriteBack
-from controlplane.kube.fake import FakeKube
 from controlplane.notify import AlertNotifier
 from controlplane.operations import record_intent
+from harness.kube.fake import FakeKube
 
 NS = "ml-serving"
 

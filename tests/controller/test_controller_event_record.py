@@ -22,11 +22,11 @@ from controlplane.controller.metrics import ControllerMetrics
 from controlplane.controller.runner import Controller
 from controlplane.errors import Conflict
 from controlplane.kube.client import Obj, Ref, canary_ref
-from controlplane.kube.fake import FakeKube
-from controlplane.kube.fake_kserve import FakeKServe
 from controlplane.notify import EVENT_KINDS, AlertNotifier, NotifySettings
 from controlplane.rollout import events
 from controlplane.rollout.state import Event, EventType, RolloutState
+from harness.kube.fake import FakeKube
+from harness.kube.fake_kserve import FakeKServe
 
 NAME = "support-triage"
 HOUR = 3600.0

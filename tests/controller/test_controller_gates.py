@@ -28,8 +28,8 @@ from controlplane.controller.argo_gates import ArgoGates
 from controlplane.controller.reconcile import Reconciler
 from controlplane.controller.runner import Controller
 from controlplane.kube.client import Obj, Ref
-from controlplane.kube.fake import FakeKube
 from controlplane.rollout.tick import NOOP_MESSAGE
+from harness.kube.fake import FakeKube
 
 pytestmark = pytest.mark.binary
 

@@ -32,11 +32,11 @@ from support.kserve_world import DEPLOYMENT, KServeWorld, release, snapshot
 from controlplane.errors import RouterPending
 from controlplane.kube.client import Ref
 from controlplane.kube.real import RealKube
-from controlplane.local.kubeapi import LoopbackCluster
 from controlplane.profiles.catalog import load_catalog
 from controlplane.routing import kserve as kserve_router
 from controlplane.routing.base import Weights
 from controlplane.spec.models import ModelCanary
+from harness.cluster.kubeapi import LoopbackCluster
 
 pytestmark = [pytest.mark.binary, pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -32,11 +32,11 @@ from support.realkube import new_namespace
 from controlplane.errors import NotFound, RouterError
 from controlplane.kube.client import Ref
 from controlplane.kube.real import RealKube
-from controlplane.local.kubeapi import LoopbackCluster
 from controlplane.profiles.catalog import load_catalog
 from controlplane.routing import llmisvc
 from controlplane.routing.base import Weights
 from controlplane.spec.models import ModelCanary
+from harness.cluster.kubeapi import LoopbackCluster
 
 pytestmark = [pytest.mark.binary, pytest.mark.slow, pytest.mark.timeout(600)]
 

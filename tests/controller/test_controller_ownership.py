@@ -22,7 +22,7 @@ from support.real_world import RealWorld
 
 from controlplane.errors import NotFound
 from controlplane.kube.client import Obj, Ref, canary_ref
-from controlplane.local.kubeapi import LoopbackCluster
+from harness.cluster.kubeapi import LoopbackCluster
 
 PROMETHEUS = "http://prometheus.invalid:9090"  # never asked: the rollout does not get that far
 VS = ("networking.istio.io/v1", "VirtualService")

@@ -15,7 +15,7 @@ import pytest
 from support.kube_fleet import Fleet, Tick
 
 from controlplane.controller.status import same_status
-from controlplane.local.kubeapi import LoopbackCluster
+from harness.cluster.kubeapi import LoopbackCluster
 
 pytestmark = [pytest.mark.binary, pytest.mark.timeout(300)]
 

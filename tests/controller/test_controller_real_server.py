@@ -42,8 +42,8 @@ from controlplane.controller.status import FINALIZER
 from controlplane.errors import NotFound
 from controlplane.kube.client import canary_ref
 from controlplane.kube.lease import LeaderElector
-from controlplane.local.kubeapi import LoopbackCluster, start_cluster
-from controlplane.local.upstream_crds import all_crds
+from harness.cluster.kubeapi import LoopbackCluster, start_cluster
+from harness.cluster.upstream_crds import all_crds
 
 pytestmark = [pytest.mark.binary, pytest.mark.slow, pytest.mark.timeout(900)]
 

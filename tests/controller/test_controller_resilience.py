@@ -24,8 +24,8 @@ from support.controller_world import (
 )
 
 from controlplane.kube.client import Obj, Ref
-from controlplane.kube.fake import FakeKube
 from controlplane.kube.lease import LeaderElector
+from harness.kube.fake import FakeKube
 
 pytestmark = pytest.mark.binary
 

@@ -29,7 +29,7 @@ from support.isvc_standin import IsvcStandin
 
 from controlplane.kube.client import Obj, canary_ref
 from controlplane.kube.real import RealKube
-from controlplane.local.kubeapi import LoopbackCluster
+from harness.cluster.kubeapi import LoopbackCluster
 
 pytestmark = [pytest.mark.binary, pytest.mark.timeout(300)]
 

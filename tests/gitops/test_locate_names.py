@@ -27,7 +27,7 @@ from controlplane.gitops.locate import (
     locate,
 )
 from controlplane.kube.client import KubeClient, Obj, Ref
-from controlplane.kube.fake import FakeKube
+from harness.kube.fake import FakeKube
 
 REPO = "https://git.example.com/ml/canaries.git"
 APPLICATION_CRD: Obj = {
@@ -85,7 +85,7 @@ def cluster(request: pytest.FixtureRequest) -> Cluster:
     else:
         from support.realkube import new_namespace
 
-        from controlplane.local.kubeapi import install_crds
+        from harness.cluster.kubeapi import install_crds
 
         loopback = request.getfixturevalue("loopback")
         kube = request.getfixturevalue("real_kube")

@@ -12,7 +12,7 @@ from support.gitops_world import CANDIDATE_FP8, Remote, canary_file
 
 from controlplane.errors import UsageError
 from controlplane.gitops.options import add_arguments, build
-from controlplane.kube.fake import FakeKube
+from harness.kube.fake import FakeKube
 
 
 def parse(*argv: str) -> argparse.Namespace:

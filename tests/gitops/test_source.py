@@ -31,8 +31,8 @@ from controlplane.gitops.source import (
 )
 from controlplane.gitops.writeback import GitWriteBack
 from controlplane.kube.client import Ref
-from controlplane.kube.fake import FakeKube
 from controlplane.rollout.state import spec_hash
+from harness.kube.fake import FakeKube
 
 pytestmark = pytest.mark.binary
 

@@ -32,8 +32,8 @@ from support.http_stubs import ApiServer, git_http_server
 from controlplane.gitops.repo import Identity
 from controlplane.gitops.writeback import GitWriteBack, WriteBackRequest, WriteBackResult
 from controlplane.kube.client import Ref
-from controlplane.kube.fake import FakeKube
 from controlplane.rollout.state import Event, Reason, spec_hash
+from harness.kube.fake import FakeKube
 
 pytestmark = pytest.mark.binary
 

@@ -29,9 +29,9 @@ from support.serverside import describe, lost_fields, object_path, read_back
 from controlplane.errors import ControlPlaneError
 from controlplane.kube.client import Ref
 from controlplane.kube.real import RealKube
-from controlplane.local.kubeapi import LoopbackCluster
-from controlplane.local.upstream_crds import PROMETHEUS_OPERATOR, crds
 from controlplane.spec.load import parse_text
+from harness.cluster.kubeapi import LoopbackCluster
+from harness.cluster.upstream_crds import PROMETHEUS_OPERATOR, crds
 
 pytestmark = [pytest.mark.binary, pytest.mark.xdist_group("helm-real"), pytest.mark.timeout(300)]
 

@@ -1,4 +1,4 @@
-"""The pure parts of :mod:`controlplane.local.promoperator`: reading the operator's Secret,
+"""The pure parts of :mod:`harness.cluster.promoperator`: reading the operator's Secret,
 pointing the generated discovery at the loopback API server, and the pins it relies on.
 
 The real run (operator, Prometheus, KServe's pods) is tests/install/test_scrape_real.py."""
@@ -14,8 +14,8 @@ import pytest
 import yaml
 from support.chart import ROOT
 
-from controlplane.local.kubeapi import KubeSetupError
-from controlplane.local.promoperator import (
+from harness.cluster.kubeapi import KubeSetupError
+from harness.cluster.promoperator import (
     OPERATOR_CRDS,
     OPERATOR_VERSION,
     decode_config,
@@ -25,7 +25,7 @@ from controlplane.local.promoperator import (
     prometheus_version,
     reloader_env,
 )
-from controlplane.local.upstream_crds import PROMETHEUS_OPERATOR
+from harness.cluster.upstream_crds import PROMETHEUS_OPERATOR
 
 GENERATED = """\
 global:

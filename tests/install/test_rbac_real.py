@@ -59,9 +59,9 @@ from controlplane.gitops.options import build as build_git
 from controlplane.gitops.source import GitSource
 from controlplane.kube.client import Obj, Ref, canary_ref
 from controlplane.kube.real import RealKube
-from controlplane.local.kubeapi import LoopbackCluster, install_crds
 from controlplane.notify import AlertNotifier, NotifySettings
 from controlplane.spec.models import API_GROUP, API_VERSION, KIND
+from harness.cluster.kubeapi import LoopbackCluster, install_crds
 
 pytestmark = [pytest.mark.binary, pytest.mark.xdist_group("rbac-real"), pytest.mark.timeout(300)]
 

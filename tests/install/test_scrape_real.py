@@ -4,7 +4,7 @@ configuration and a real Prometheus discovers the canary's pods on the loopback 
 The ``kserve_loopback`` cluster runs KServe v0.20.0's own controller, so the predictor pods of a
 KServe canary (the ``kserve`` router's one InferenceService: stable predictor plus a
 ``spec.canary`` entry) are the pods KServe makes, with the labels KServe copies from the
-predictors. The Prometheus Operator v0.85.0 (:mod:`controlplane.local.promoperator`) generates
+predictors. The Prometheus Operator v0.85.0 (:mod:`harness.cluster.promoperator`) generates
 the configuration for ``manifests/monitoring/podmonitor.yaml`` (and the chart rendered with
 ``llmInferenceService.scheme=https``); the Debian ``prometheus`` runs it with discovery on the same
 API server. Pods run no container (kwok), so scrapes fail: what is checked is the targets, their
@@ -37,13 +37,13 @@ from support.controller_world import canary_dict
 from support.kserve_world import release
 
 from controlplane.kube.real import RealKube
-from controlplane.local.kubeapi import LoopbackCluster
 from controlplane.local.prometheus import PrometheusServer
-from controlplane.local.promoperator import start_operator, start_scraper, targets
 from controlplane.profiles.catalog import load_catalog
 from controlplane.routing import kserve as kserve_router
 from controlplane.serving.render import ROLES, Role, llm_inference_service, object_labels
 from controlplane.spec.models import ModelCanary
+from harness.cluster.kubeapi import LoopbackCluster
+from harness.cluster.promoperator import start_operator, start_scraper, targets
 
 pytestmark = [pytest.mark.binary, pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -1,7 +1,7 @@
 """One contract for the fake KServe and the real one (v0.20.0): what the controller reads back.
 
 The ``kserve`` router's InferenceService is applied at each point of a rollout (start, two steps,
-promotion; and a rollback) to FakeKube + :class:`~controlplane.kube.fake_kserve.FakeKServe`
+promotion; and a rollback) to FakeKube + :class:`~harness.kube.fake_kserve.FakeKServe`
 (``gateway_routes="v0.20.0"``) and to the loopback cluster where KServe's own controller
 reconciles it. After each, both must show the controller the same thing: KServe's HTTPRoute
 backends, ``status.canaryStatuses``, readiness (:func:`~controlplane.controller.children.
@@ -19,13 +19,13 @@ from support.kserve_world import Converged, release
 from controlplane.controller.children import is_ready
 from controlplane.errors import RouterPending
 from controlplane.kube.client import KubeClient, Ref
-from controlplane.kube.fake import FakeKube
-from controlplane.kube.fake_kserve import FakeKServe
 from controlplane.kube.real import RealKube
-from controlplane.local.kubeapi import LoopbackCluster
 from controlplane.profiles.catalog import load_catalog
 from controlplane.routing import kserve
 from controlplane.spec.models import LABEL_VARIANT, ModelCanary
+from harness.cluster.kubeapi import LoopbackCluster
+from harness.kube.fake import FakeKube
+from harness.kube.fake_kserve import FakeKServe
 
 pytestmark = [pytest.mark.binary, pytest.mark.slow]
 

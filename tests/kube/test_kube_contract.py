@@ -29,11 +29,11 @@ from support.api import canary as example_canary
 
 from controlplane.errors import Conflict, Expired, KubeError, NotFound, Unserved
 from controlplane.kube.client import KubeClient, Obj, Ref, WatchEvent, event_version
-from controlplane.kube.fake import FakeKube
-from controlplane.kube.fake_watch import INITIAL_EVENTS_END
 from controlplane.kube.lease import LeaderElector
 from controlplane.kube.real import RealKube
 from controlplane.spec.models import API_VERSION, KIND
+from harness.kube.fake import FakeKube
+from harness.kube.fake_watch import INITIAL_EVENTS_END
 
 
 @dataclass

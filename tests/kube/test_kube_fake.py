@@ -12,8 +12,8 @@ import pytest
 
 from controlplane.errors import Conflict, KubeError, NotFound
 from controlplane.kube.client import KubeClient, Obj, Ref, WatchEvent, is_expired
-from controlplane.kube.fake import FakeKube
-from controlplane.kube.fake_patch import json_patch, merge_patch
+from harness.kube.fake import FakeKube
+from harness.kube.fake_patch import json_patch, merge_patch
 
 CANARY_API = "canary.controlplane.dev/v1alpha1"
 

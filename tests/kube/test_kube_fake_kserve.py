@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from controlplane.kube.client import Obj, Ref
-from controlplane.kube.fake import FakeKube
-from controlplane.kube.fake_kserve import FakeKServe
+from harness.kube.fake import FakeKube
+from harness.kube.fake_kserve import FakeKServe
 
 ISVC_API = "serving.kserve.io/v1beta1"
 

@@ -6,8 +6,8 @@ import pytest
 
 from controlplane.errors import Conflict, NotFound
 from controlplane.kube.client import Ref, parse_time
-from controlplane.kube.fake import FakeKube
 from controlplane.kube.lease import LeaderElector
+from harness.kube.fake import FakeKube
 
 LEASE = Ref("coordination.k8s.io/v1", "Lease", "canary-system", "canary-controller")
 

@@ -24,10 +24,10 @@ from support.api import canary as example_canary
 
 from controlplane.errors import InvalidName, KubeError
 from controlplane.kube.client import KubeClient, Obj, Ref
-from controlplane.kube.fake import FakeKube
 from controlplane.kube.lease import LeaderElector
 from controlplane.kube.real import RealKube
 from controlplane.spec.models import API_VERSION, KIND
+from harness.kube.fake import FakeKube
 
 BAD_NAMES = (
     "../../{other}/modelcanaries/victim",

@@ -13,8 +13,8 @@ from kubernetes.client import ApiClient, Configuration
 from support.http import serving
 
 from controlplane.errors import KubeError
-from controlplane.kube.fake import FakeKube
 from controlplane.kube.real import RealKube
+from harness.kube.fake import FakeKube
 
 GROUP = "canary.controlplane.dev"
 

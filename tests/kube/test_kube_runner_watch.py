@@ -18,9 +18,9 @@ from controlplane.controller.reconcile import Done
 from controlplane.controller.runner import Controller
 from controlplane.errors import KubeError
 from controlplane.kube.client import KubeClient, Obj, Ref, WatchEvent
-from controlplane.kube.fake import FakeKube
 from controlplane.kube.real import RealKube
 from controlplane.spec.models import API_VERSION, KIND
+from harness.kube.fake import FakeKube
 
 NS = "ml"
 

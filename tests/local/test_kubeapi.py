@@ -1,4 +1,4 @@
-"""The loopback control plane (controlplane.local.kubeapi): what `make kube-up` promises.
+"""The loopback control plane (harness.cluster.kubeapi): what `make kube-up` promises.
 
 A cluster with TLS, token authentication, RBAC and service-account token signing, whose last
 printed line is ``KUBECONFIG=<path>``; ``down`` leaves no process and no port behind; a missing
@@ -20,8 +20,8 @@ import yaml
 
 from controlplane.kube.client import Ref
 from controlplane.kube.real import RealKube
-from controlplane.local import kubeapi, upstream_crds
-from controlplane.local.kubeapi import KubeSetupError, LoopbackCluster
+from harness.cluster import cli, kubeapi, upstream_crds
+from harness.cluster.kubeapi import KubeSetupError, LoopbackCluster
 
 
 def call(cluster: LoopbackCluster, token: str, method: str, path: str, body: Any = None) -> int:
@@ -117,8 +117,8 @@ def test_up_prints_kubeconfig_last_and_down_leaves_nothing(
     folder = tmp_path / "kube-up"
     own = upstream_crds.own_crd()
     try:
-        cluster = kubeapi.up(folder, [own])
-        assert kubeapi.main(["down", "--dir", str(tmp_path / "elsewhere")]) == 0
+        cluster = cli.up(folder, [own])
+        assert cli.main(["down", "--dir", str(tmp_path / "elsewhere")]) == 0
         state = json.loads((folder / "state.json").read_text())
         assert len(state["pids"]) == 2
         assert all(kubeapi._alive(p) for p in state["pids"])
@@ -127,7 +127,7 @@ def test_up_prints_kubeconfig_last_and_down_leaves_nothing(
         kube = RealKube.connect(kubeconfig=str(cluster.kubeconfig))
         assert kube.list("canary.controlplane.dev/v1alpha1", "ModelCanary", "default") == []
     finally:
-        assert kubeapi.main(["down", "--dir", str(folder)]) == 0
+        assert cli.main(["down", "--dir", str(folder)]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "stopped"
     assert not any(kubeapi._alive(p) for p in state["pids"])
     assert port_free(state["port"])
@@ -141,8 +141,8 @@ def test_a_missing_binary_says_how_to_build_it(
     with pytest.raises(KubeSetupError, match=r"kube-apiserver v1\.34\.\d+ is not built: run `make"):
         kubeapi.start_cluster(tmp_path / "cluster")
     assert not (tmp_path / "cluster").exists()
-    monkeypatch.setattr(upstream_crds, "all_crds", list)
-    assert kubeapi.main(["up", "--dir", str(tmp_path / "up")]) == 2
+    monkeypatch.setattr(cli, "all_crds", list)
+    assert cli.main(["up", "--dir", str(tmp_path / "up")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert "make kube-tools" in err[0]
@@ -162,7 +162,7 @@ def test_up_with_kserve_runs_it_and_down_leaves_nothing(tmp_path: Path) -> None:
     # kwok, KServe's manager and the Gateway status stand-in, all detached and all stopped
     folder = tmp_path / "kube-up"
     try:
-        cluster = kubeapi.up(folder, upstream_crds.all_crds(), kserve=True)
+        cluster = cli.up(folder, upstream_crds.all_crds(), kserve=True)
         state = json.loads((folder / "state.json").read_text())
         assert len(state["pids"]) == 7
         assert all(kubeapi._alive(p) for p in state["pids"])
@@ -185,7 +185,7 @@ def test_up_with_kserve_runs_it_and_down_leaves_nothing(tmp_path: Path) -> None:
         hooks = kube.list("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration")
         assert "inferenceservice.serving.kserve.io" in {h["metadata"]["name"] for h in hooks}
     finally:
-        assert kubeapi.main(["down", "--dir", str(folder)]) == 0
+        assert cli.main(["down", "--dir", str(folder)]) == 0
     assert not any(kubeapi._alive(p) for p in state["pids"])
     assert port_free(state["port"])
     assert not folder.exists()

@@ -27,7 +27,7 @@ from support.serverside import (
     resource,
 )
 
-from controlplane.local.kubeapi import LoopbackCluster
+from harness.cluster.kubeapi import LoopbackCluster
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"

@@ -6,7 +6,7 @@ every point, is rendered by the CLI itself (``canaryctl render -o json``), appli
 kube-apiserver with server-side apply and ``fieldValidation=Strict`` (an unknown or duplicate
 field is a refusal, not a warning) and read back: every field sent must come back unchanged
 (:func:`support.serverside.lost_fields`). The schemas are KServe v0.20.0, Gateway API v1.5.1,
-Istio networking v1.27.1 (:mod:`controlplane.local.upstream_crds`). Each test has its own
+Istio networking v1.27.1 (:mod:`harness.cluster.upstream_crds`). Each test has its own
 namespace; the points of one spec are applied one after the other, as the controller would.
 """
 
@@ -23,11 +23,11 @@ from support.serverside import Refused, apply_and_compare, in_namespace
 
 from controlplane.cli.main import main
 from controlplane.errors import ProfileError
-from controlplane.local.kubeapi import LoopbackCluster
 from controlplane.profiles.catalog import load_catalog
 from controlplane.routing import kserve_knative
 from controlplane.routing.base import CAPABILITIES
 from controlplane.validation import validated_file
+from harness.cluster.kubeapi import LoopbackCluster
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "canary").glob("*.yml"))

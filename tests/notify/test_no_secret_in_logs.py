@@ -23,9 +23,9 @@ from support.notify import (
     secret,
 )
 
-from controlplane.kube.fake import FakeKube
 from controlplane.notify import AlertNotifier, NotifySettings
 from controlplane.providers.logsafety import HTTP_LOGGERS, quiet_http_loggers
+from harness.kube.fake import FakeKube
 
 FAST = NotifySettings(backoff_base_s=0.05, backoff_max_s=0.1, timeout_s=2.0, max_attempts=2)
 TOKEN = "T0001/B0002/XXXXwebhookTOKENxxxx"

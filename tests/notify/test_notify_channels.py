@@ -23,10 +23,10 @@ from support.notify import (
     secret,
 )
 
-from controlplane.kube.fake import FakeKube
 from controlplane.notify import AlertNotifier, NotifySettings, build_alert, verify_signature
 from controlplane.notify.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from controlplane.rollout.state import Reason
+from harness.kube.fake import FakeKube
 
 FAST = NotifySettings(
     grafana_url="https://grafana.example.org/",

@@ -18,12 +18,12 @@ from controlplane.controller.metric_source import PrometheusSource
 from controlplane.controller.reconcile import Reconciler, Settings
 from controlplane.controller.runner import Controller
 from controlplane.kube.client import canary_ref
-from controlplane.kube.fake import FakeKube
-from controlplane.kube.fake_kserve import FakeKServe
 from controlplane.notify import AlertNotifier, NotifySettings
 from controlplane.profiles.catalog import load_catalog
 from controlplane.providers.prometheus import from_url
 from controlplane.spec.endpoints import EndpointPolicy
+from harness.kube.fake import FakeKube
+from harness.kube.fake_kserve import FakeKServe
 
 
 class Clock:

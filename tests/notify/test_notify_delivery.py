@@ -27,10 +27,10 @@ from support.notify import (
 
 from controlplane.delayqueue import DelayQueue
 from controlplane.kube.client import Ref
-from controlplane.kube.fake import FakeKube
 from controlplane.notify import AlertNotifier, NotifySettings
 from controlplane.notify.alert import rfc3339
 from controlplane.notify.ledger import ledger_name
+from harness.kube.fake import FakeKube
 
 FAST = NotifySettings(backoff_base_s=0.2, backoff_max_s=1.0, timeout_s=2.0, max_attempts=4)
 HOLD_S = 30.0

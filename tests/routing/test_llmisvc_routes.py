@@ -11,13 +11,13 @@ import pytest
 from support.canaries import example_dict
 
 from controlplane.errors import RouterError
-from controlplane.kube.fake import FakeKube
 from controlplane.profiles.catalog import load_catalog
 from controlplane.routing import llmisvc
 from controlplane.routing.base import Weights
 from controlplane.serving import names
 from controlplane.serving.render import llm_inference_service
 from controlplane.spec.models import ModelCanary
+from harness.kube.fake import FakeKube
 
 CATALOG = load_catalog()
 NS = "prod"

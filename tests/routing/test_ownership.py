@@ -12,13 +12,13 @@ from support.canaries import example_dict
 
 from controlplane.controller import children
 from controlplane.kube.client import Obj, Ref
-from controlplane.kube.fake import FakeKube
 from controlplane.profiles.catalog import load_catalog
 from controlplane.routing import istio, llmisvc
 from controlplane.routing.objects import desired_objects, make_router
 from controlplane.routing.ownership import Claimant, ForeignObject, foreign_reason
 from controlplane.serving.render import llm_inference_service
 from controlplane.spec.models import ModelCanary
+from harness.kube.fake import FakeKube
 
 CATALOG = load_catalog()
 NOW = 1_790_000_000.0

@@ -19,8 +19,6 @@ from support.canaries import example_dict
 from controlplane.cli.main import main
 from controlplane.errors import RouterError, RouterPending
 from controlplane.kube.client import Ref
-from controlplane.kube.fake import FakeKube
-from controlplane.kube.fake_kserve import FakeKServe, GatewayRoutes
 from controlplane.profiles.catalog import load_catalog
 from controlplane.routing import gateway_api, istio, kserve, kserve_knative, llmisvc
 from controlplane.routing.base import CAPABILITIES, Weights, capability_problems
@@ -28,6 +26,8 @@ from controlplane.routing.memory import MemoryRouter
 from controlplane.routing.objects import desired_objects, make_router
 from controlplane.serving.render import ROLES, llm_inference_service
 from controlplane.spec.models import ModelCanary
+from harness.kube.fake import FakeKube
+from harness.kube.fake_kserve import FakeKServe, GatewayRoutes
 
 CATALOG = load_catalog()
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"

@@ -11,7 +11,7 @@ and gateway-helm, cert-manager's chart (assembled from its module the way its re
 and charts/controlplane with the values the script passes. The Gateway API CRDs it applies are
 those of ``sigs.k8s.io/gateway-api`` at the pin (its standard-install.yaml is that module's
 config/crd kustomization). Then all of it is applied, in the script's order, to a loopback
-kube-apiserver of its own (:mod:`controlplane.local.kubeapi`; its own, because KServe's webhook
+kube-apiserver of its own (:mod:`harness.cluster.kubeapi`; its own, because KServe's webhook
 configurations would intercept the shared server's InferenceServices) with server-side apply and
 ``fieldValidation=Strict`` and read back: CRDs first, webhook configurations and admission policies
 last. The example canary goes in as the script pipes it, and the objects the controller renders
@@ -19,7 +19,7 @@ for it are applied against the CRDs the script installed.
 
 Not checked here: kube-prometheus-stack is published by no Go module, so it is not rendered; its
 Prometheus Operator (v0.85.0 at the pinned chart version) is stood in for by that operator's CRDs
-from its Go module (:data:`controlplane.local.upstream_crds.PROMETHEUS_OPERATOR`), which the
+from its Go module (:data:`harness.cluster.upstream_crds.PROMETHEUS_OPERATOR`), which the
 chart's PodMonitor, ServiceMonitor and PrometheusRule are validated against. ``helm template``
 cannot run a chart's ``lookup`` (Envoy Gateway's Gateway API safe-upgrade policy is rendered as
 on an empty cluster). Nothing is scheduled or reconciled: that a Gateway is Programmed, KServe's
@@ -48,8 +48,11 @@ from support.realkube import running_cluster
 from support.serverside import Refused, apply_strict, describe, lost_fields, read_back, resource
 
 from controlplane.errors import ControlPlaneError
-from controlplane.local.kubeapi import KUBE_VERSION, LoopbackCluster, binary, wait_served
-from controlplane.local.upstream_crds import (
+from controlplane.profiles.catalog import load_catalog
+from controlplane.routing.objects import desired_objects
+from controlplane.validation import validated_file
+from harness.cluster.kubeapi import KUBE_VERSION, LoopbackCluster, binary, wait_served
+from harness.cluster.upstream_crds import (
     GATEWAY_API,
     KSERVE,
     PROMETHEUS_OPERATOR,
@@ -57,9 +60,6 @@ from controlplane.local.upstream_crds import (
     crds,
     module_dir,
 )
-from controlplane.profiles.catalog import load_catalog
-from controlplane.routing.objects import desired_objects
-from controlplane.validation import validated_file
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "kind-up.sh"

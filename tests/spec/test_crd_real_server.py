@@ -17,9 +17,9 @@ import pytest
 import yaml
 from support.serverside import Refused, apply_and_compare, apply_strict, in_namespace, read_back
 
-from controlplane.local.kubeapi import LoopbackCluster
 from controlplane.spec.crd import CRD_NAME, SUPPORTED
 from controlplane.spec.load import parse_text
+from harness.cluster.kubeapi import LoopbackCluster
 
 pytestmark = pytest.mark.binary
 

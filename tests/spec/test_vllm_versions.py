@@ -12,10 +12,10 @@ from support.serverside import Refused, apply_and_compare, apply_strict, in_name
 
 from controlplane.cli.main import main
 from controlplane.errors import Problem
-from controlplane.local.kubeapi import LoopbackCluster
 from controlplane.spec.load import parse_text
 from controlplane.spec.models import ModelCanary
 from controlplane.validation import check_object, validate
+from harness.cluster.kubeapi import LoopbackCluster
 
 ROOT = Path(__file__).resolve().parents[2]
 FOUR_WEEK = ROOT / "canary" / "four-week.yml"  # candidate: bitsandbytes-nf4 on gateway-api

@@ -19,8 +19,8 @@ from controlplane.cli import controller as cli
 from controlplane.controller.metrics import ControllerMetrics
 from controlplane.controller.runner import Controller
 from controlplane.kube.client import Obj, canary_ref
-from controlplane.kube.fake import FakeKube
-from controlplane.kube.fake_kserve import FakeKServe
+from harness.kube.fake import FakeKube
+from harness.kube.fake_kserve import FakeKServe
 from support.canaries import EXAMPLE
 
 NS = "ml-serving"

@@ -31,7 +31,7 @@ import pytest
 import yaml
 
 if TYPE_CHECKING:
-    from controlplane.local.kubeapi import LoopbackCluster
+    from harness.cluster.kubeapi import LoopbackCluster
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "controlplane"
@@ -138,7 +138,7 @@ RBAC_GROUP = "rbac.authorization.k8s.io"
 
 def tool(name: str) -> Path:
     """``helm`` or ``kubectl`` from ``make kube-tools``; fails the test with how to build it."""
-    from controlplane.local.kubeapi import KUBE_VERSION, tool_dir
+    from harness.cluster.kubeapi import KUBE_VERSION, tool_dir
 
     path = tool_dir() / name
     if not os.access(path, os.X_OK):
@@ -268,7 +268,7 @@ def service_account_kubeconfig(
     cluster: LoopbackCluster, namespace: str, name: str, path: Path
 ) -> Path:
     """A kubeconfig at ``path`` that authenticates as ServiceAccount ``namespace/name``."""
-    from controlplane.local.kubeapi import kubeconfig
+    from harness.cluster.kubeapi import kubeconfig
 
     token = service_account_token(cluster, namespace, name)
     config = kubeconfig(cluster.server, cluster.ca, token, user=f"{namespace}-{name}")

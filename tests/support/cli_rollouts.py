@@ -4,7 +4,7 @@ Owns :class:`Rollout`: the contract example driven through
 :func:`controlplane.rollout.machine.step` (intents and observations as the controller would pass
 them) and written as the controller writes it
 (:func:`controlplane.controller.status.rollout_status`) into a
-:class:`~controlplane.kube.fake.FakeKube`; plus :class:`Clock`, a settable fake clock.
+:class:`~harness.kube.fake.FakeKube`; plus :class:`Clock`, a settable fake clock.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from typing import Any
 from controlplane.controller import status as st
 from controlplane.errors import Problem
 from controlplane.kube.client import Obj
-from controlplane.kube.fake import FakeKube
 from controlplane.operations import get_canary
 from controlplane.rollout import machine, schedule
 from controlplane.rollout.intents import Intent
 from controlplane.rollout.observations import CheckResult, Observations
 from controlplane.rollout.state import RolloutState
 from controlplane.spec.models import ModelCanary
+from harness.kube.fake import FakeKube
 from support.canaries import example_dict
 
 NS = "ml-serving"

@@ -24,14 +24,14 @@ from controlplane.controller.runner import Controller
 from controlplane.controller.status import INTENT_ANNOTATION
 from controlplane.errors import NotFound
 from controlplane.kube.client import Obj, Ref, canary_ref
-from controlplane.kube.fake import FakeKube
-from controlplane.kube.fake_kserve import FakeKServe
 from controlplane.kube.lease import LeaderElector
 from controlplane.profiles.catalog import load_catalog
 from controlplane.providers.prometheus import from_url
 from controlplane.rollout.state import RolloutState
 from controlplane.routing.base import Router
 from controlplane.spec.models import ModelCanary
+from harness.kube.fake import FakeKube
+from harness.kube.fake_kserve import FakeKServe
 from support.canaries import EXAMPLE, KPI_QUERY
 from support.prometheus import PrometheusServer
 from support.scenario import Scenario

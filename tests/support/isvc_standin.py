@@ -1,6 +1,6 @@
 """KServe's status writes on a real API server, until the real KServe controller runs there.
 
-:class:`IsvcStandin` is :class:`~controlplane.kube.fake_kserve.FakeKServe` for a
+:class:`IsvcStandin` is :class:`~harness.kube.fake_kserve.FakeKServe` for a
 :class:`~controlplane.kube.real.RealKube`: the loopback kube-apiserver has KServe's CRDs but no
 KServe controller, so nothing would ever mark an ``InferenceService`` or ``LLMInferenceService``
 Ready. Instead of the fake's listener hook it *lists* the served kinds of its namespaces (on its
@@ -23,7 +23,7 @@ from typing import Any
 
 from controlplane.errors import Conflict, KubeError, NotFound
 from controlplane.kube.client import KubeClient, Obj, Ref, WatchEvent
-from controlplane.kube.fake_kserve import FakeKServe, member_routes
+from harness.kube.fake_kserve import FakeKServe, member_routes
 
 SERVED = (
     ("serving.kserve.io/v1beta1", "InferenceService"),

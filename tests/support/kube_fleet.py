@@ -7,7 +7,7 @@ controller's client and counts calls by method (``replace_status`` of ModelCanar
 status writes). :class:`Fleet` builds the controller as ``canaryctl controller`` does, lists the
 canaries once (what the production loop does before it watches; the watch stream itself is one
 long request, not a per-tick cost) and :meth:`Fleet.tick` runs one loop pass at the clock's time,
-returning what it cost. KServe is :class:`~controlplane.kube.fake_kserve.FakeKServe` on the fake
+returning what it cost. KServe is :class:`~harness.kube.fake_kserve.FakeKServe` on the fake
 and :class:`~support.isvc_standin.IsvcStandin` on the real server, on their own clients.
 
 The canaries have no Prometheus (``analysis.prometheus`` unset, no default): an analysis tick
@@ -28,11 +28,11 @@ from typing import Any
 from controlplane.controller.reconcile import Reconciler, Settings
 from controlplane.controller.runner import Controller
 from controlplane.kube.client import Obj
-from controlplane.kube.fake import FakeKube
-from controlplane.kube.fake_kserve import FakeKServe
 from controlplane.kube.real import RealKube
 from controlplane.profiles.catalog import load_catalog
 from controlplane.spec.models import KIND
+from harness.kube.fake import FakeKube
+from harness.kube.fake_kserve import FakeKServe
 from support.canaries import EXAMPLE
 from support.controller_world import Clock
 from support.isvc_standin import IsvcStandin

@@ -1,7 +1,7 @@
 """The real ``kubectl`` running the ``kubectl-canary`` plugin, for the plugin's real-server tests.
 
 :class:`Kubectl` runs ``kubectl`` v1.34.10 (built by ``scripts/build-kube.sh`` into
-:func:`controlplane.local.kubeapi.tool_dir`) as a subprocess in a clean environment: ``PATH`` is
+:func:`harness.cluster.kubeapi.tool_dir`) as a subprocess in a clean environment: ``PATH`` is
 the virtualenv's ``bin`` (where ``kubectl-canary`` is installed) and the tool folder, ``HOME`` and
 ``TMPDIR`` are a test folder, ``KUBECONFIG`` the files the test wrote. :meth:`Kubectl.start`
 runs a command that keeps going (``get -w``, ``status -w``) and reads its output as it comes.
@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from controlplane.local.kubeapi import KUBE_VERSION, LoopbackCluster, tool_dir
+from harness.cluster.kubeapi import KUBE_VERSION, LoopbackCluster, tool_dir
 
 PLUGIN = "kubectl-canary"
 

@@ -20,7 +20,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from controlplane.kube.fake import FakeKube
 from controlplane.rollout.state import (
     Event,
     EventType,
@@ -30,6 +29,7 @@ from controlplane.rollout.state import (
     spec_hash,
 )
 from controlplane.spec.models import ModelCanary
+from harness.kube.fake import FakeKube
 from support.canaries import example_dict
 from support.prometheus import PrometheusServer
 from support.prometheus import start_alertmanager as launch_alertmanager

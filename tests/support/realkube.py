@@ -1,16 +1,16 @@
 """The real API server for the tests: one loopback etcd + kube-apiserver per pytest worker.
 
 Session fixtures (registered in ``tests/conftest.py``): ``loopback`` starts the cluster of
-:mod:`controlplane.local.kubeapi` — the code ``make kube-up`` runs — with the product's
-ModelCanary CRD and every pinned upstream CRD (:mod:`controlplane.local.upstream_crds`);
+:mod:`harness.cluster.kubeapi` — the code ``make kube-up`` runs — with the product's
+ModelCanary CRD and every pinned upstream CRD (:mod:`harness.cluster.upstream_crds`);
 ``real_kube`` is a :class:`~controlplane.kube.real.RealKube` on its admin kubeconfig. Function
 fixture ``real_ns`` gives each test a fresh namespace (left behind: the cluster is thrown away,
 and without kube-controller-manager a namespace never finishes terminating).
 ``kserve_loopback`` is a second cluster that also runs workloads and the real KServe
-(:mod:`controlplane.local.workloads`, :mod:`controlplane.local.kserve`): kube-controller-manager,
+(:mod:`harness.cluster.workloads`, :mod:`harness.cluster.kserve`): kube-controller-manager,
 kube-scheduler, kwok's fake GPU nodes and KServe's controller manager with its webhooks.
 ``llmisvc_loopback`` is a third: workloads and KServe's LLMInferenceService controller
-(:mod:`controlplane.local.llmisvc`) with its webhooks and presets, without the InferenceService
+(:mod:`harness.cluster.llmisvc`) with its webhooks and presets, without the InferenceService
 manager.
 
 Tests that use them start programs and must be marked ``binary``. A missing binary or Go
@@ -30,8 +30,8 @@ import pytest
 from controlplane.errors import ControlPlaneError
 from controlplane.kube.client import Ref
 from controlplane.kube.real import RealKube
-from controlplane.local.kubeapi import LoopbackCluster, start_cluster
-from controlplane.local.upstream_crds import all_crds
+from harness.cluster.kubeapi import LoopbackCluster, start_cluster
+from harness.cluster.upstream_crds import all_crds
 
 _names = itertools.count(1)
 
@@ -65,8 +65,8 @@ def loopback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackClust
 
 
 def _workloads_and_kserve(cluster: LoopbackCluster) -> None:
-    from controlplane.local.kserve import start_kserve
-    from controlplane.local.workloads import start_workloads
+    from harness.cluster.kserve import start_kserve
+    from harness.cluster.workloads import start_workloads
 
     start_workloads(cluster)
     start_kserve(cluster)
@@ -78,8 +78,8 @@ def kserve_loopback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loopba
 
 
 def _workloads_and_llmisvc(cluster: LoopbackCluster) -> None:
-    from controlplane.local.llmisvc import start_llmisvc
-    from controlplane.local.workloads import start_workloads
+    from harness.cluster.llmisvc import start_llmisvc
+    from harness.cluster.workloads import start_workloads
 
     start_workloads(cluster)
     start_llmisvc(cluster)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from controlplane.local.kubeapi import LoopbackCluster
+from harness.cluster.kubeapi import LoopbackCluster
 
 FIELD_MANAGER = "controlplane-strict-test"
 APPLY = "application/apply-patch+yaml"

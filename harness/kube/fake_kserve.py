@@ -1,4 +1,4 @@
-"""A fake KServe controller living inside a :class:`~controlplane.kube.fake.FakeKube`.
+"""A fake KServe controller living inside a :class:`~harness.kube.fake.FakeKube`.
 
 Owns :class:`FakeKServe`: it watches (through the fake's listener hook, so no API calls show up in
 the call log) every ``InferenceService`` (``serving.kserve.io/v1beta1``) and
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from controlplane.kube.client import Obj, Ref, WatchEvent, format_time
-from controlplane.kube.fake import FakeKube
 from controlplane.serving.names import child_name, predictor_service
+from harness.kube.fake import FakeKube
 
 GROUP = "serving.kserve.io"
 ISVC = ("serving.kserve.io/v1beta1", "InferenceService")

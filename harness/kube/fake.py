@@ -4,12 +4,12 @@ Owns :class:`FakeKube`, used by the controller, kubectl-plugin and router tests 
 ``canaryctl`` demos that need a cluster-shaped thing without a cluster): the object store and its
 verbs (create, get, list with pages, replace, the status subresource, patch, apply, delete with
 finalizers and garbage collection, Events), the call log and fault injection. Its other halves
-are modules of their own: the kinds it serves (:mod:`controlplane.kube.fake_kinds`), what a
-stored object is and the checks every write passes (:mod:`controlplane.kube.fake_objects`), the
-patch formats (:mod:`controlplane.kube.fake_patch`), the resourceVersion clock and the watch
-event log (:mod:`controlplane.kube.fake_watch`), TokenReview and SubjectAccessReview
-(:mod:`controlplane.kube.fake_auth`); a fake KServe controller runs on it
-(:mod:`controlplane.kube.fake_kserve`). It models what its callers rely on, the way
+are modules of their own: the kinds it serves (:mod:`harness.kube.fake_kinds`), what a
+stored object is and the checks every write passes (:mod:`harness.kube.fake_objects`), the
+patch formats (:mod:`harness.kube.fake_patch`), the resourceVersion clock and the watch
+event log (:mod:`harness.kube.fake_watch`), TokenReview and SubjectAccessReview
+(:mod:`harness.kube.fake_auth`); a fake KServe controller runs on it
+(:mod:`harness.kube.fake_kserve`). It models what its callers rely on, the way
 kube-apiserver does it:
 
 - a global, monotonically increasing ``metadata.resourceVersion`` set on every write, optimistic
@@ -40,7 +40,7 @@ kube-apiserver does it:
   real adapter sends no request: the fake cannot see a path traversal, so it refuses the same);
 - ``create`` of TokenReview and SubjectAccessReview answered like kube-apiserver: tokens
   registered with :meth:`FakeKube.add_token`, RBAC evaluated over the stored Roles and bindings
-  (:mod:`controlplane.kube.fake_auth`; :meth:`FakeKube.grant` stores a role and its binding).
+  (:mod:`harness.kube.fake_auth`; :meth:`FakeKube.grant` stores a role and its binding).
 
 Everything is deep-copied through JSON in and out, so callers can never mutate stored state and
 non-JSON values fail like they would on the wire. tests/kube/test_kube_contract.py runs the same
@@ -74,14 +74,15 @@ from controlplane.kube.client import (
     format_time,
     unserved,
 )
-from controlplane.kube.fake_auth import REVIEW_KINDS, Reviews, grant_objects
-from controlplane.kube.fake_kinds import (
+from controlplane.spec.names import check_ref_names
+from harness.kube.fake_auth import REVIEW_KINDS, Reviews, grant_objects
+from harness.kube.fake_kinds import (
     CLUSTER_SCOPED_KINDS,
     NO_GENERATION_KINDS,
     SERVED_KINDS,
     STATUS_SUBRESOURCE_KINDS,
 )
-from controlplane.kube.fake_objects import (
+from harness.kube.fake_objects import (
     SERVER_META_ALL,
     Key,
     clone,
@@ -89,7 +90,7 @@ from controlplane.kube.fake_objects import (
     normalize,
     wire_copy,
 )
-from controlplane.kube.fake_patch import (
+from harness.kube.fake_patch import (
     FieldPath,
     deep_merge,
     json_patch,
@@ -97,7 +98,7 @@ from controlplane.kube.fake_patch import (
     merge_patch,
     remove_path,
 )
-from controlplane.kube.fake_watch import (
+from harness.kube.fake_watch import (
     INITIAL_EVENTS_END,
     Entry,
     EventLog,
@@ -105,7 +106,6 @@ from controlplane.kube.fake_watch import (
     WriteType,
     parse_rv,
 )
-from controlplane.spec.names import check_ref_names
 
 METHODS: frozenset[str] = frozenset(
     {"get", "list", "create", "replace", "replace_status", "patch", "apply", "delete", "watch"}
@@ -276,7 +276,7 @@ class FakeKube:
     def add_listener(self, listener: Callable[[WatchEvent], None]) -> None:
         """Call ``listener`` after every write (outside the lock, on the writer's thread).
 
-        This is how simulated controllers (:mod:`controlplane.kube.fake_kserve`) learn about
+        This is how simulated controllers (:mod:`harness.kube.fake_kserve`) learn about
         changes without API calls that would show up in the call log.
         """
         with self._lock:

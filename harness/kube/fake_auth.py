@@ -1,6 +1,6 @@
 """TokenReview and SubjectAccessReview answered the way kube-apiserver answers them, in memory.
 
-Owns the authentication and authorization half of :class:`~controlplane.kube.fake.FakeKube`:
+Owns the authentication and authorization half of :class:`~harness.kube.fake.FakeKube`:
 
 - **TokenReview** (``authentication.k8s.io/v1``): bearer tokens registered with
   :meth:`Reviews.add_token` map to a user (``username``, ``uid``, ``groups``; every authenticated

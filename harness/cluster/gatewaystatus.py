@@ -12,8 +12,8 @@ and is of our class) and ``ResolvedRefs`` (every ``backendRef`` names a Service 
 reason ``BackendNotFound`` otherwise), with ``observedGeneration`` and our ``controllerName``.
 No data plane runs: the route is accepted, nothing is proxied.
 
-Run as ``python -m controlplane.local.gatewaystatus --kubeconfig K --gateway-class C`` by
-:func:`controlplane.local.kserve.start_kserve`; it polls twice a second until terminated.
+Run as ``python -m harness.cluster.gatewaystatus --kubeconfig K --gateway-class C`` by
+:func:`harness.cluster.kserve.start_kserve`; it polls twice a second until terminated.
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def sync_once(kube: KubeClient, gateway_class: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m controlplane.local.gatewaystatus")
+    parser = argparse.ArgumentParser(prog="python -m harness.cluster.gatewaystatus")
     parser.add_argument("--kubeconfig", required=True)
     parser.add_argument("--gateway-class", required=True)
     parser.add_argument("--interval", type=float, default=0.5)

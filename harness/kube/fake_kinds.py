@@ -1,10 +1,10 @@
 """What a FakeKube serves, as discovery would find it, and how it stores each kind.
 
-Owns the kind tables of :class:`~controlplane.kube.fake.FakeKube`: the (apiVersion, kind) pairs
+Owns the kind tables of :class:`~harness.kube.fake.FakeKube`: the (apiVersion, kind) pairs
 served (:data:`SERVED_KINDS`: kube-apiserver v1.34's built-in kinds the product touches and the
 CRDs the loopback test server installs), which kinds are cluster-scoped, which have a ``/status``
 subresource, and which keep no ``metadata.generation``. Data only; called by
-:mod:`controlplane.kube.fake` (its constructor's defaults and its writes).
+:mod:`harness.kube.fake` (its constructor's defaults and its writes).
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ _SERVED: dict[str, tuple[str, ...]] = {
     "scheduling.k8s.io/v1": ("PriorityClass",),
     "storage.k8s.io/v1": ("StorageClass",),
     "discovery.k8s.io/v1": ("EndpointSlice",),
-    # the CRDs the loopback test server installs (controlplane.local.upstream_crds)
+    # the CRDs the loopback test server installs (harness.cluster.upstream_crds)
     API_VERSION: (KIND,),
     "serving.kserve.io/v1beta1": ("InferenceService",),
     "serving.kserve.io/v1alpha1": (

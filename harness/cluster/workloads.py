@@ -1,6 +1,6 @@
 """Deployments that become Ready pods on the loopback control plane: controllers, scheduler, nodes.
 
-Owns what turns the API server of :mod:`controlplane.local.kubeapi` into a cluster that runs
+Owns what turns the API server of :mod:`harness.cluster.kubeapi` into a cluster that runs
 workloads without a kubelet: ``kube-controller-manager`` (Deployments -> ReplicaSets -> Pods,
 EndpointSlices for Services, garbage collection of owned objects, namespace deletion),
 ``kube-scheduler`` (binding pods to nodes by node selector, toleration and the
@@ -19,7 +19,7 @@ stages, applies its default node-fast / pod-fast stages (``pkg/kwok/cmd/root.go`
 ``node.kubernetes.io/not-ready`` taint on every new node (``plugin/pkg/admission/nodetaint``),
 which only kube-controller-manager's node lifecycle controller lifts.
 :func:`start_workloads` starts the three programs and creates the nodes; called by
-:mod:`controlplane.local.kserve`, ``make kube-up`` and the test fixtures. Nothing here runs a
+:mod:`harness.cluster.kserve`, ``make kube-up`` and the test fixtures. Nothing here runs a
 container: a pod is Ready because kwok says so.
 """
 
@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from controlplane.local.kubeapi import KubeSetupError, LoopbackCluster, binary
+from harness.cluster.kubeapi import KubeSetupError, LoopbackCluster, binary
 
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 """Nodes kwok manages carry ``kwok.x-k8s.io/node: fake`` (see the module docstring)."""

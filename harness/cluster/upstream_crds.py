@@ -1,7 +1,7 @@
 """The upstream CRDs the product renders objects for, read from their Go modules (pinned).
 
 Owns the pins of the schemas our objects are validated against on the loopback API server
-(:mod:`controlplane.local.kubeapi`): KServe, Gateway API (standard channel), Istio networking and
+(:mod:`harness.cluster.kubeapi`): KServe, Gateway API (standard channel), Istio networking and
 the Prometheus Operator. Each is fetched with ``go mod download -json <module>@<version>`` into Go's
 module cache (outside the repository; a machine downloads each once) and the CRD files are read
 from the module's folder there. Nothing is committed. Called by ``make kube-up`` and the test
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from controlplane.local.kubeapi import KubeSetupError, crd_documents
 from controlplane.spec.crd import crd
+from harness.cluster.kubeapi import KubeSetupError, crd_documents
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ GATEWAY_API_INFERENCE = Upstream(
     ("config/crd/bases/inference.networking.k8s.io_inferencepools.yaml",),
 )
 """The InferencePool CRD KServe's LLMInferenceService controller watches when served (KServe
-v0.20.0's ``go.mod`` pins the module at v1.5.0); installed by :mod:`controlplane.local.llmisvc`
+v0.20.0's ``go.mod`` pins the module at v1.5.0); installed by :mod:`harness.cluster.llmisvc`
 only, not one of :data:`UPSTREAMS` (the product renders no InferencePool)."""
 UPSTREAMS = (KSERVE, GATEWAY_API, ISTIO, PROMETHEUS_OPERATOR)
 

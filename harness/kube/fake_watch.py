@@ -5,7 +5,7 @@ write events (older versions answer ``410 Gone``, as after the server's compacti
 watch streams read from it, many at once: each ends on its timeout or on
 :meth:`EventLog.drop` (a dropped connection); with bookmarks asked for, a BOOKMARK when the
 version moved past what the watcher was last told, on :meth:`EventLog.tick_bookmark` (the
-server's periodic one) and at the timeout. Called by :class:`controlplane.kube.fake.FakeKube`,
+server's periodic one) and at the timeout. Called by :class:`harness.kube.fake.FakeKube`,
 whose lock (the condition passed in) guards it: methods not named as taking the lock expect it
 held.
 """
@@ -21,7 +21,7 @@ from typing import Literal
 
 from controlplane.errors import KubeError
 from controlplane.kube.client import Obj, WatchEvent, expired
-from controlplane.kube.fake_objects import Key, wire_copy
+from harness.kube.fake_objects import Key, wire_copy
 
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 """The annotation on the BOOKMARK that ends a watch's initial (synthetic ADDED) events."""

@@ -3,17 +3,17 @@ plane.
 
 Owns the setup of the real LLMInferenceService controller manager (``llmisvc-manager``, built by
 ``scripts/build-kube.sh`` from the ``github.com/kserve/kserve`` module at
-:data:`~controlplane.local.upstream_crds.KSERVE`) against
-:mod:`controlplane.local.kubeapi`'s API server, as KServe's ``config/llmisvc`` kustomization
+:data:`~harness.cluster.upstream_crds.KSERVE`) against
+:mod:`harness.cluster.kubeapi`'s API server, as KServe's ``config/llmisvc`` kustomization
 deploys it, with what it reads:
 
 - the ``kserve`` namespace, KServe's ``inferenceservice-config`` ConfigMap (its ``ingress``
   section names the Gateway the managed HTTPRoutes attach to) and that Gateway, with
-  :mod:`controlplane.local.gatewaystatus` writing HTTPRoute parent status as a Gateway controller
-  would (all from :mod:`controlplane.local.kserve`; KServe's InferenceService manager itself is
+  :mod:`harness.cluster.gatewaystatus` writing HTTPRoute parent status as a Gateway controller
+  would (all from :mod:`harness.cluster.kserve`; KServe's InferenceService manager itself is
   not started);
 - the Gateway API Inference Extension CRDs (``InferencePool``) at the version KServe's
-  ``go.mod`` pins (:data:`~controlplane.local.upstream_crds.GATEWAY_API_INFERENCE`);
+  ``go.mod`` pins (:data:`~harness.cluster.upstream_crds.GATEWAY_API_INFERENCE`);
 - the manager with its webhook server on a loopback port serving the API server's own
   certificate, the module's ``config/webhook/llmisvc/manifests.yaml`` (defaulting and validating
   webhooks of LLMInferenceService, validating webhooks of LLMInferenceServiceConfig) registered
@@ -24,7 +24,7 @@ deploys it, with what it reads:
   ``kserve`` namespace (through the real validating webhook): the route template
   (``kserve-config-llm-router-route``) among them.
 
-Workloads come from :mod:`controlplane.local.workloads` (kwok makes the pods Ready on fake GPU
+Workloads come from :mod:`harness.cluster.workloads` (kwok makes the pods Ready on fake GPU
 nodes). Called by the test fixture ``llmisvc_loopback``. Upstream files are read from the Go
 module cache at the pinned version, never copied here.
 """
@@ -37,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from controlplane.local.kserve import (
+from harness.cluster.kserve import (
     GATEWAY_CLASS,
     NAMESPACE,
     _applier,
@@ -46,12 +46,13 @@ from controlplane.local.kserve import (
     start_webhook_manager,
     webhook_configurations,
 )
-from controlplane.local.kubeapi import (
+from harness.cluster.kubeapi import (
     LoopbackCluster,
     binary,
+    harness_env,
     install_crds,
 )
-from controlplane.local.upstream_crds import GATEWAY_API_INFERENCE, KSERVE, crds, module_dir
+from harness.cluster.upstream_crds import GATEWAY_API_INFERENCE, KSERVE, crds, module_dir
 
 MANAGER = "llmisvc-manager"
 WEBHOOKS = "config/webhook/llmisvc/manifests.yaml"
@@ -101,7 +102,7 @@ def start_llmisvc(
 ) -> None:
     """Start KServe's LLMInferenceService controller (with its webhooks, presets, the Gateway and
     the Gateway status stand-in) against ``cluster``;
-    :func:`~controlplane.local.workloads.start_workloads` must have run for anything to become
+    :func:`~harness.cluster.workloads.start_workloads` must have run for anything to become
     Ready."""
     kserve_dir = module_dir(KSERVE)
     manager = binary(MANAGER)
@@ -133,9 +134,10 @@ def start_llmisvc(
         [
             sys.executable,
             "-m",
-            "controlplane.local.gatewaystatus",
+            "harness.cluster.gatewaystatus",
             f"--kubeconfig={cluster.kubeconfig}",
             f"--gateway-class={GATEWAY_CLASS}",
         ],
+        env=harness_env(),
         detach=detach,
     )

@@ -1,8 +1,8 @@
 """KServe's own controller manager, reconciling on the loopback control plane.
 
 Owns the setup of the real KServe (``kserve-manager``, built by ``scripts/build-kube.sh`` from the
-``github.com/kserve/kserve`` module at :data:`~controlplane.local.upstream_crds.KSERVE_VERSION`,
-the version whose CRDs are installed) against :mod:`controlplane.local.kubeapi`'s API server, in
+``github.com/kserve/kserve`` module at :data:`~harness.cluster.upstream_crds.KSERVE_VERSION`,
+the version whose CRDs are installed) against :mod:`harness.cluster.kubeapi`'s API server, in
 Standard (raw Deployment) mode with Gateway API ingress, as KServe's own
 ``hack/setup/quick-install/kserve-standard-mode-full-install-with-manifests.sh`` sets it up:
 
@@ -18,10 +18,10 @@ Standard (raw Deployment) mode with Gateway API ingress, as KServe's own
   its image as the module's kustomization names it);
 - a GatewayClass and the Gateway ``kserve/kserve-ingress-gateway`` (the object of KServe's
   ``hack/setup/infra/gateway-api/manage.gateway-api-gw.sh``), with
-  :mod:`controlplane.local.gatewaystatus` in the part of a Gateway controller that KServe reads:
+  :mod:`harness.cluster.gatewaystatus` in the part of a Gateway controller that KServe reads:
   the HTTPRoute ``status.parents`` conditions (no proxy runs; nothing here carries traffic).
 
-Workloads come from :mod:`controlplane.local.workloads` (kube-controller-manager,
+Workloads come from :mod:`harness.cluster.workloads` (kube-controller-manager,
 kube-scheduler, kwok on fake GPU nodes). Called by the test fixtures and ``make kube-up``.
 Upstream files are read from the Go module cache at the pinned version, never copied here.
 """
@@ -41,8 +41,8 @@ from typing import Any
 import yaml
 
 from controlplane.errors import KubeError
-from controlplane.local.kubeapi import KubeSetupError, LoopbackCluster, binary, free_port
-from controlplane.local.upstream_crds import KSERVE, module_dir
+from harness.cluster.kubeapi import KubeSetupError, LoopbackCluster, binary, free_port, harness_env
+from harness.cluster.upstream_crds import KSERVE, module_dir
 
 NAMESPACE = "kserve"
 GATEWAY_CLASS = "controlplane-loopback"
@@ -181,7 +181,7 @@ def start_webhook_manager(
     the API server's certificate, and wait until it answers TLS; the port. controller-runtime's
     webhook server reads ``<os.TempDir()>/k8s-webhook-server/serving-certs``, so ``TMPDIR`` points
     at a folder holding them. Called by :func:`start_kserve` and
-    :func:`controlplane.local.llmisvc.start_llmisvc`."""
+    :func:`harness.cluster.llmisvc.start_llmisvc`."""
     tmp = cluster.workdir / f"{name}-tmp"
     certs = tmp / "k8s-webhook-server" / "serving-certs"
     certs.mkdir(parents=True, exist_ok=True)
@@ -206,7 +206,7 @@ def start_webhook_manager(
 
 def start_kserve(cluster: LoopbackCluster, *, detach: bool = False, timeout: float = 90.0) -> None:
     """Start KServe's manager (with its webhooks, runtime, Gateway and the Gateway status
-    stand-in) against ``cluster``; :func:`~controlplane.local.workloads.start_workloads` must
+    stand-in) against ``cluster``; :func:`~harness.cluster.workloads.start_workloads` must
     have run for anything to become Ready."""
     kserve_dir = module_dir(KSERVE)
     manager = binary("kserve-manager")
@@ -231,9 +231,10 @@ def start_kserve(cluster: LoopbackCluster, *, detach: bool = False, timeout: flo
         [
             sys.executable,
             "-m",
-            "controlplane.local.gatewaystatus",
+            "harness.cluster.gatewaystatus",
             f"--kubeconfig={cluster.kubeconfig}",
             f"--gateway-class={GATEWAY_CLASS}",
         ],
+        env=harness_env(),
         detach=detach,
     )

@@ -2,8 +2,8 @@
 
 Owns running the Prometheus Operator (``cmd/operator`` of the Go module
 ``github.com/prometheus-operator/prometheus-operator``, built by ``scripts/build-kube.sh`` at
-:data:`OPERATOR_VERSION`, the version whose CRDs :mod:`controlplane.local.upstream_crds`
-installs) against a :class:`~controlplane.local.kubeapi.LoopbackCluster`, and turning the
+:data:`OPERATOR_VERSION`, the version whose CRDs :mod:`harness.cluster.upstream_crds`
+installs) against a :class:`~harness.cluster.kubeapi.LoopbackCluster`, and turning the
 scrape configuration it generates into a running Prometheus whose Kubernetes discovery reads the
 same API server. Called by ``tests/install/test_scrape_real.py``, which checks that the chart's
 PodMonitor finds the pods KServe makes (docs/metrics.md "Scraping, verified").
@@ -41,10 +41,10 @@ from typing import Any
 
 import yaml
 
-from controlplane.local.kubeapi import KubeSetupError, LoopbackCluster, binary, free_port
-from controlplane.local.kubeapi import install_crds as _install_crds
 from controlplane.local.prometheus import PrometheusServer, wait_ready
-from controlplane.local.upstream_crds import PROMETHEUS_OPERATOR, Upstream, crds
+from harness.cluster.kubeapi import KubeSetupError, LoopbackCluster, binary, free_port
+from harness.cluster.kubeapi import install_crds as _install_crds
+from harness.cluster.upstream_crds import PROMETHEUS_OPERATOR, Upstream, crds
 
 OPERATOR_VERSION = PROMETHEUS_OPERATOR.version
 """The operator binary's version: the one whose CRDs are installed (``scripts/build-kube.sh``

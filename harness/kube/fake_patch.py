@@ -5,7 +5,7 @@ add, remove, replace, move, copy, test; errors are the 4xx :class:`~controlplane
 the server answers) and the field bookkeeping of server-side apply: :func:`deep_merge` (an apply
 laid onto the stored object), :func:`leaf_paths` (the fields an apply sets, lists atomic) and
 :func:`remove_path` (a field a manager stopped applying). Called by
-:meth:`controlplane.kube.fake.FakeKube.patch` and :meth:`~controlplane.kube.fake.FakeKube.apply`,
+:meth:`harness.kube.fake.FakeKube.patch` and :meth:`~harness.kube.fake.FakeKube.apply`,
 and by tests/kube/test_kube_fake.py.
 """
 

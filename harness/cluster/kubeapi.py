@@ -6,34 +6,30 @@ analogue of controller-runtime's envtest). :func:`start_cluster` starts ``etcd``
 serving certificate for 127.0.0.1), token authentication (an admin token in ``system:masters``),
 ``Node,RBAC`` authorization and service-account token signing (so TokenRequest works), then writes
 an admin kubeconfig and installs the CustomResourceDefinitions it is given
-(:mod:`controlplane.local.upstream_crds` reads the upstream ones from their Go modules).
+(:mod:`harness.cluster.upstream_crds` reads the upstream ones from their Go modules).
 :meth:`LoopbackCluster.stop` terminates both processes and waits: no orphans, no port held.
 
 The binaries are built once per machine by ``scripts/build-kube.sh`` (``make kube-tools``) into
 ``$XDG_CACHE_HOME/controlplane-tools/kube-<version>/bin``; a missing binary is a
 :class:`KubeSetupError` that says how to build it, never a skip.
 
-``python -m controlplane.local.kubeapi up|down --dir D [--kserve]`` is what ``make kube-up`` /
-``make kube-down`` run: ``up`` starts a detached cluster (``--kserve``: with workloads and the
-real KServe, ``make kube-up KSERVE=1``), records its processes in ``D/state.json`` and prints
-``KUBECONFIG=<path>`` as its last line; ``down`` stops it.
+``make kube-up`` / ``make kube-down`` run it through :mod:`harness.cluster.cli`, which sits above
+this module and the ones that add workloads and KServe to a cluster (so none of them imports
+another's caller).
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import contextlib
 import datetime
 import ipaddress
 import json
 import os
-import shutil
 import signal
 import socket
 import ssl
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -78,6 +74,15 @@ def binary(name: str) -> Path:
             "run `make kube-tools` (it needs Go >= 1.24 on PATH: https://go.dev/doc/install)"
         )
     return path
+
+
+def harness_env() -> dict[str, str]:
+    """The environment a ``python -m harness...`` child needs: the harness is no installed
+    package (the wheel ships ``controlplane`` only), so the folder holding it goes first on
+    ``PYTHONPATH``, whatever the child's working directory."""
+    root = str(Path(__file__).resolve().parents[2])
+    paths = [root, *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)]
+    return {"PYTHONPATH": os.pathsep.join(paths)}
 
 
 def free_port() -> int:
@@ -531,77 +536,3 @@ def _apply_crd(cluster: LoopbackCluster, crd: dict[str, Any]) -> str:
             detail = json.loads(detail)["message"]
         raise KubeSetupError(f"the API server refused CRD {name}: {detail}") from exc
     return path
-
-
-# --- make kube-up / kube-down ---------------------------------------------------------------------
-
-
-def _state(folder: Path) -> Path:
-    return folder / "state.json"
-
-
-def up(folder: Path, crds: Sequence[dict[str, Any]], *, kserve: bool = False) -> LoopbackCluster:
-    """Start a detached cluster in ``folder`` (stopping one already recorded there); with
-    ``kserve``, also the workloads (:mod:`controlplane.local.workloads`) and the real KServe
-    (:mod:`controlplane.local.kserve`)."""
-    down(folder)
-    cluster = start_cluster(folder, crds=crds, detach=True)
-    try:
-        if kserve:
-            from controlplane.local.kserve import start_kserve
-            from controlplane.local.workloads import start_workloads
-
-            start_workloads(cluster, detach=True)
-            start_kserve(cluster, detach=True)
-    except BaseException:
-        cluster.stop()
-        raise
-    _state(folder).write_text(json.dumps({"pids": cluster.pids, "port": cluster.port}))
-    return cluster
-
-
-def down(folder: Path) -> bool:
-    """Stop the cluster recorded in ``folder`` and remove its files; False if none was."""
-    state = _state(folder)
-    if not state.exists():
-        return False
-    recorded = json.loads(state.read_text())
-    LoopbackCluster(folder, recorded["port"], "", pids=list(recorded["pids"])).stop()
-    shutil.rmtree(folder, ignore_errors=True)
-    return True
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m controlplane.local.kubeapi",
-        description="A loopback etcd + kube-apiserver with the product's and upstream CRDs.",
-    )
-    parser.add_argument("action", choices=["up", "down"])
-    parser.add_argument("--dir", type=Path, required=True, help="where the cluster's files live")
-    parser.add_argument(
-        "--kserve",
-        action="store_true",
-        help="also run kube-controller-manager, kube-scheduler, kwok GPU nodes and KServe",
-    )
-    args = parser.parse_args(argv)
-    folder: Path = args.dir.resolve()
-    try:
-        if args.action == "down":
-            stopped = down(folder)
-            print("stopped" if stopped else f"no cluster recorded in {folder}")
-            return 0
-        from controlplane.local.upstream_crds import all_crds
-
-        cluster = up(folder, all_crds(), kserve=args.kserve)
-    except ControlPlaneError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(
-        f"kube-apiserver {KUBE_VERSION} at {cluster.server} (etcd {ETCD_VERSION}); logs in {folder}"
-    )
-    print(f"KUBECONFIG={cluster.kubeconfig}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

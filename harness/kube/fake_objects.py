@@ -6,7 +6,7 @@ name it) and :func:`normalize`: the admission kube-apiserver does on every write
 anything else (a JSON object with apiVersion, kind and an RFC 1123 name; string labels and
 annotations; finalizers a list of strings; ownerReferences with uid and name; ``generateName``
 filled in on create; no namespace on cluster-scoped kinds). Pure; called by
-:mod:`controlplane.kube.fake` and :mod:`controlplane.kube.fake_watch`.
+:mod:`harness.kube.fake` and :mod:`harness.kube.fake_watch`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,5 @@
+"""In-memory fakes of the Kubernetes API server and of KServe's controller, behind the product's
+``KubeClient`` protocol (:mod:`controlplane.kube.client`).
+
+Its modules, one line each: docs/architecture.md, "Module map" (``harness/kube/``).
+"""
