@@ -1,14 +1,17 @@
 """The layers are enforced: ``lint-imports`` (run by ``make lint``) fails on an import that
-crosses them, and every package of controlplane is placed in them.
+crosses them, and every package of controlplane -- and of the test harness beside it -- is placed
+in them.
 
-The crossing cases run ``lint-imports`` on a throwaway copy of the package with one module added
-(a lower layer importing a higher one, one sibling importing another, I/O in the pure core, a
-new package nobody placed), under the repository's own contracts, and expect it to fail naming
-the contract; the same run on the unmodified copy passes, so a failure is the added module's.
+The crossing cases run ``lint-imports`` on a throwaway copy of the package and the harness with
+one module added or one import appended (a lower layer importing a higher one, one sibling
+importing another, I/O in the pure core, the product importing the harness, a crossing inside a
+package, a new package nobody placed), under the repository's own contracts, and expect it to fail
+naming the contract; the same run on the unmodified copy passes, so a failure is the change's.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import pkgutil
 import shutil
@@ -20,11 +23,15 @@ from pathlib import Path
 import pytest
 
 import controlplane
+import harness
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 LAYERS = next(c for c in CONFIG["contracts"] if c["type"] == "layers")
+NESTED = [
+    c for c in CONFIG["contracts"] if c["type"] == "layers" and c["containers"] != ["controlplane"]
+]
 
 
 def placed() -> set[str]:
@@ -42,18 +49,48 @@ def test_every_package_and_top_level_module_is_placed_in_one_layer() -> None:
     assert not any(c.get("allow_indirect_imports") for c in CONFIG["contracts"])
 
 
-def lint(tmp_path: Path, extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """``lint-imports`` with the repository's contracts on a copy of the package plus ``extra``
-    (path under controlplane/ -> source)."""
-    shutil.copytree(
-        ROOT / "controlplane",
-        tmp_path / "controlplane",
-        ignore=shutil.ignore_patterns("__pycache__", "data"),
+def test_the_harness_is_a_root_package_the_product_never_imports() -> None:
+    assert CONFIG["root_packages"] == ["controlplane", "harness"]
+    forbidden = [c for c in CONFIG["contracts"] if c["type"] == "forbidden"]
+    assert any(
+        c["source_modules"] == ["controlplane"] and c["forbidden_modules"] == ["harness"]
+        for c in forbidden
     )
+
+
+def test_every_nested_contract_places_every_module_of_its_package() -> None:
+    containers = {c["containers"][0] for c in NESTED}
+    # the harness and its subpackages, and the biggest packages of the product
+    assert {"harness", "harness.cluster", "harness.kube"} <= containers
+    assert {"controlplane.controller", "controlplane.analysis"} <= containers
+    for contract in NESTED:
+        (container,) = contract["containers"]
+        package = importlib.import_module(container)
+        children = {info.name for info in pkgutil.iter_modules(package.__path__)}
+        names = [name.strip() for layer in contract["layers"] for name in layer.split("|")]
+        assert sorted(names) == sorted(children), container
+        assert contract["exhaustive"] is True, container
+    assert {info.name for info in pkgutil.iter_modules(harness.__path__)} == {
+        "cluster",
+        "kube",
+        "providers",
+    }
+
+
+def lint(tmp_path: Path, extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``lint-imports`` with the repository's contracts on a copy of the package and the harness
+    plus ``extra`` (path under the repository -> source; appended to a module that exists)."""
+    for package in ("controlplane", "harness"):
+        shutil.copytree(
+            ROOT / package,
+            tmp_path / package,
+            ignore=shutil.ignore_patterns("__pycache__", "data"),
+        )
     for path, source in extra.items():
-        target = tmp_path / "controlplane" / path
+        target = tmp_path / path
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(source)
+        before = target.read_text() if target.exists() else ""
+        target.write_text(before + source)
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     env = dict(os.environ, PYTHONPATH=str(tmp_path))
     return subprocess.run(
@@ -76,28 +113,48 @@ def test_the_unmodified_copy_keeps_every_contract(tmp_path: Path) -> None:
 
 CROSSINGS = {
     "spec imports analysis (a lower layer importing a higher one)": (
-        {"spec/_crossing.py": "from controlplane.analysis import resolution\n"},
+        {"controlplane/spec/_crossing.py": "from controlplane.analysis import resolution\n"},
         "layers: shells over the pure core BROKEN",
     ),
     "controller imports gitops (independent siblings)": (
-        {"controller/_crossing.py": "from controlplane.gitops import source\n"},
+        {"controlplane/controller/_crossing.py": "from controlplane.gitops import source\n"},
         "layers: shells over the pure core BROKEN",
     ),
     "analysis imports a provider": (
-        {"analysis/_crossing.py": "from controlplane.providers import prometheus\n"},
+        {"controlplane/analysis/_crossing.py": "from controlplane.providers import prometheus\n"},
         "pure core does no I/O BROKEN",
     ),
     "analysis does HTTP": (
-        {"analysis/_crossing.py": "import requests\n"},
+        {"controlplane/analysis/_crossing.py": "import requests\n"},
         "pure core does no I/O BROKEN",
     ),
     "routing imports the kubernetes client (only kube/ may)": (
-        {"routing/_crossing.py": "import kubernetes\n"},
+        {"controlplane/routing/_crossing.py": "import kubernetes\n"},
         "only kube/ imports the kubernetes client BROKEN",
     ),
     "a new package nobody placed": (
-        {"newpackage/__init__.py": ""},
+        {"controlplane/newpackage/__init__.py": ""},
         "layers: shells over the pure core BROKEN",
+    ),
+    "the product imports the harness": (
+        {"controlplane/cli/_crossing.py": "from harness.kube import fake\n"},
+        "controlplane does not import the harness BROKEN",
+    ),
+    "the controller's status imports the reconcile (inside a package)": (
+        {"controlplane/controller/status.py": "from controlplane.controller import reconcile\n"},
+        "controller: the loop over the reconcile over its effects over the status BROKEN",
+    ),
+    "the API server module imports the add-ons it starts (the harness's old cycle)": (
+        {"harness/cluster/kubeapi.py": "from harness.cluster import kserve\n"},
+        "harness.cluster: the command line over the add-ons over the API server BROKEN",
+    ),
+    "the fakes import the loopback cluster (harness siblings)": (
+        {"harness/kube/fake.py": "from harness.cluster import kubeapi\n"},
+        "harness: cluster, fakes and provider independent BROKEN",
+    ),
+    "a new harness module nobody placed": (
+        {"harness/newmodule.py": ""},
+        "harness: cluster, fakes and provider independent BROKEN",
     ),
 }
 
