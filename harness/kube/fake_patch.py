@@ -6,7 +6,7 @@ the server answers) and the field bookkeeping of server-side apply: :func:`deep_
 laid onto the stored object), :func:`leaf_paths` (the fields an apply sets, lists atomic) and
 :func:`remove_path` (a field a manager stopped applying). Called by
 :meth:`harness.kube.fake.FakeKube.patch` and :meth:`~harness.kube.fake.FakeKube.apply`,
-and by tests/kube/test_kube_fake.py.
+and by tests/harness/test_fake_kube.py.
 """
 
 from __future__ import annotations
