@@ -68,6 +68,7 @@ from controlplane.providers.bounded import (
     arriving,
     clip,
     declared_over,
+    json_object,
     nesting_over,
     read_capped,
     size_text,
@@ -274,13 +275,8 @@ class _TimeoutSession(requests.Session):
 def _argo_message(body: bytearray) -> str | None:
     """Argo's own error message, cut, when ``body`` is its error JSON (``{"code": N, "message":
     "..."}``); else None."""
-    if len(body) > 64 * 1024 or nesting_over(body, MAX_ANSWER_DEPTH):
-        return None
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("message"), str):
+    data = json_object(body, 64 * 1024)
+    if data is None or not isinstance(data.get("message"), str):
         return None
     if not isinstance(data.get("code"), int):
         return None

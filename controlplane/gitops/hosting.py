@@ -23,7 +23,6 @@ answer's body.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -34,9 +33,8 @@ import httpx
 from controlplane.errors import GitError
 from controlplane.providers.bounded import (
     MAX_ANSWER_BYTES,
-    MAX_ANSWER_DEPTH,
     clip,
-    nesting_over,
+    json_object,
     read_capped,
     without_bytes,
 )
@@ -155,13 +153,7 @@ def open_pull_request(
 
 def _json(body: bytearray) -> dict[str, object]:
     """The answer as a JSON object (``{}`` when it is none, or nests too deep)."""
-    if nesting_over(body, MAX_ANSWER_DEPTH):
-        return {}
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return json_object(body) or {}
 
 
 def _already_exists(data: dict[str, object]) -> bool:

@@ -10,6 +10,8 @@ This module owns the bounds every such reader applies:
   byte is read, :func:`declared_over`), and not past a deadline;
 - :func:`nesting_over`: whether JSON text nests deeper than a limit, decided before it is parsed
   (numpy over the structural characters only: about 10 ms per MiB);
+- :func:`json_object`: a small body (an error answer) as a JSON object, or None -- never an
+  exception, whatever the bytes;
 - :func:`clip` and :func:`without_bytes`: text from a server or a transport error, on one line,
   cut, with any quoted bytes of the answer dropped.
 
@@ -21,10 +23,11 @@ client: the readers hand in the response (or its chunks). Used by those modules.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -126,3 +129,21 @@ def nesting_over(body: bytes | bytearray, limit: int = MAX_ANSWER_DEPTH) -> bool
         depth += int(levels[-1])
         quoted = bool(inside[-1])
     return False
+
+
+def json_object(
+    body: bytes | bytearray | str, max_bytes: int | None = None
+) -> dict[str, Any] | None:
+    """``body`` parsed, when it is a JSON object of at most ``max_bytes`` nesting at most
+    :data:`MAX_ANSWER_DEPTH`; else None (too long, too deep, not JSON, not an object). For the
+    error answers whose own message a reader may quote."""
+    if max_bytes is not None and len(body) > max_bytes:
+        return None
+    raw = body.encode() if isinstance(body, str) else body
+    if nesting_over(raw, MAX_ANSWER_DEPTH):
+        return None
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -69,6 +69,7 @@ from controlplane.providers.bounded import (
     arriving,
     clip,
     declared_over,
+    json_object,
     nesting_over,
     read_capped,
     size_text,
@@ -105,13 +106,8 @@ in flight."""
 def prometheus_error(body: bytes | bytearray | str) -> tuple[str, str] | None:
     """(errorType, error cut to :data:`ERROR_TEXT_CHARS`) when ``body`` is Prometheus' error
     JSON ``{"status": "error", "errorType": ..., "error": ...}``; else None."""
-    if len(body) > MAX_ERROR_BYTES:
-        return None
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(data, dict) or data.get("status") != "error":
+    data = json_object(body, MAX_ERROR_BYTES)
+    if data is None or data.get("status") != "error":
         return None
     error_type, error = data.get("errorType"), data.get("error")
     if not isinstance(error_type, str) or not isinstance(error, str):

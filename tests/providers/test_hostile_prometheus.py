@@ -283,3 +283,20 @@ def test_read_capped_stops_reading_at_the_cap() -> None:
     assert read_capped(chunks(), 10_000) == "over 10000 bytes"
     assert len(read) == 11
     assert read_capped([b"ab", b"c"], 3) == bytearray(b"abc")
+
+
+@pytest.mark.parametrize(
+    ("body", "limit", "expected"),
+    [
+        pytest.param(b'{"message": "no"}', None, {"message": "no"}, id="object"),
+        pytest.param('{"message": "no"}', 5, None, id="too-long"),
+        pytest.param(b"[" * 100 + b"]" * 100, None, None, id="too-deep"),
+        pytest.param(b'{"a": ' * 65 + b"1" + b"}" * 65, None, None, id="deep-object"),
+        pytest.param(b"<html>", None, None, id="not-json"),
+        pytest.param(b"[1, 2]", None, None, id="not-an-object"),
+    ],
+)
+def test_json_object_never_raises(body: bytes | str, limit: int | None, expected: object) -> None:
+    from controlplane.providers.bounded import json_object
+
+    assert json_object(body, limit) == expected
