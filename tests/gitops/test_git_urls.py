@@ -99,17 +99,3 @@ def test_a_file_url_in_the_source_annotation_reaches_no_git(
     done = GitWriteBack(None, cache).write_back(request_for(remote.show(FILE), source))
     assert done.status == "committed", done.message
     assert remote.tip() != tip
-
-
-@pytest.fixture
-def remote(tmp_path: Path) -> Remote:
-    return Remote(tmp_path / "host")
-
-
-@pytest.fixture
-def dev(remote: Remote) -> Clone:
-    clone = remote.clone("dev")
-    clone.write("README.md", "models\n")
-    clone.commit("initial")
-    clone.push()
-    return clone

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from support.gitops_world import APPLICATION_CRD
 
 from controlplane.errors import WriteBackError
 from controlplane.gitops.locate import (
@@ -30,30 +31,6 @@ from controlplane.kube.client import KubeClient, Obj, Ref
 from harness.kube.fake import FakeKube
 
 REPO = "https://git.example.com/ml/canaries.git"
-APPLICATION_CRD: Obj = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "applications.argoproj.io"},
-    "spec": {
-        "group": "argoproj.io",
-        "names": {"kind": "Application", "plural": "applications", "singular": "application"},
-        "scope": "Namespaced",
-        "versions": [
-            {
-                "name": "v1alpha1",
-                "served": True,
-                "storage": True,
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "x-kubernetes-preserve-unknown-fields": True,
-                    }
-                },
-            }
-        ],
-    },
-}
-"""Argo CD's Application, as far as write-back reads it (as tests/install/test_rbac_real.py)."""
 
 
 @dataclass

@@ -47,11 +47,6 @@ def get(kube: FakeKube, name: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def remote(tmp_path: Path) -> Remote:
-    return Remote(tmp_path / "host")
-
-
-@pytest.fixture
 def dev(remote: Remote) -> Clone:
     clone = remote.clone("dev")
     clone.write("canary/support.yml", canary_file(CANDIDATE_FP8, SECTION))

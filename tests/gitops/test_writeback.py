@@ -41,20 +41,6 @@ FILE = "canary/support-triage.yml"
 NS, NAME = "ml-serving", "support-triage"
 
 
-@pytest.fixture
-def remote(tmp_path: Path) -> Remote:
-    return Remote(tmp_path / "host")
-
-
-@pytest.fixture
-def dev(remote: Remote) -> Clone:
-    clone = remote.clone("dev")
-    clone.write("README.md", "models\n")
-    clone.commit("initial")
-    clone.push()
-    return clone
-
-
 def history(dev: Clone, section: str) -> str:
     """fp8 candidate, then the failing nf4, then an unrelated edit of the other document."""
     dev.write(FILE, canary_file(CANDIDATE_FP8, section))

@@ -46,7 +46,7 @@ from support.chart import (
     service_account_kubeconfig,
     service_account_token,
 )
-from support.gitops_world import Remote
+from support.gitops_world import APPLICATION_CRD, Remote
 from support.isvc_standin import IsvcStandin
 from support.notify import Receiver, receiving
 from support.real_world import ServerView
@@ -75,30 +75,6 @@ GRANTED_NOT_REQUESTED: dict[Grant, str] = {
     ("apps", "deployments", "get"): "the kserve router's live read (no kserve-router canary "
     "here; tests/controller/test_controller_kserve.py runs it against the real KServe)",
 }
-APPLICATION_CRD: Doc = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "applications.argoproj.io"},
-    "spec": {
-        "group": "argoproj.io",
-        "names": {"kind": "Application", "plural": "applications", "singular": "application"},
-        "scope": "Namespaced",
-        "versions": [
-            {
-                "name": "v1alpha1",
-                "served": True,
-                "storage": True,
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "x-kubernetes-preserve-unknown-fields": True,
-                    }
-                },
-            }
-        ],
-    },
-}
-"""Argo CD's Application, as far as git write-back reads it (the loopback has no Argo CD)."""
 
 
 # ----------------------------------------------------------------------------- the install

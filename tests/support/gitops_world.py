@@ -239,3 +239,29 @@ def request_for(
     return WriteBackRequest(
         "ml-serving", "support-triage", state.spec_hash, canary, state.reason, obj
     )
+
+
+APPLICATION_CRD: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "applications.argoproj.io"},
+    "spec": {
+        "group": "argoproj.io",
+        "names": {"kind": "Application", "plural": "applications", "singular": "application"},
+        "scope": "Namespaced",
+        "versions": [
+            {
+                "name": "v1alpha1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "x-kubernetes-preserve-unknown-fields": True,
+                    }
+                },
+            }
+        ],
+    },
+}
+"""Argo CD's Application, as far as git write-back reads it (the loopback has no Argo CD)."""
