@@ -22,6 +22,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from controlplane.spec import names
 from controlplane.spec.git_url import GIT_URL_PATTERN, git_url_problem
 from controlplane.spec.units import (
     DURATION_PATTERN,
@@ -112,14 +113,14 @@ VllmVersionField = Annotated[
 ]
 DNSLabel = Annotated[
     str,
-    Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
+    Field(min_length=1, max_length=names.LABEL_MAX, pattern=names.LABEL_PATTERN),
 ]
 DNSSubdomain = Annotated[
     str,
     Field(
         min_length=1,
-        max_length=253,
-        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+        max_length=names.SUBDOMAIN_MAX,
+        pattern=names.SUBDOMAIN_PATTERN,
     ),
 ]
 
