@@ -81,11 +81,15 @@ except ImportError:  # run as a script: bench/ is on sys.path
         today,
     )
 
-from controlplane.analysis import decision_rule as rule
 from controlplane.analysis import verdict
-from controlplane.analysis.buckets import cumulative_quantile, snap_bound
-from controlplane.analysis.eprocess import bernoulli_log_e_above, binomial_p, two_sample_boundary
-from controlplane.analysis.shift_test import midrank_scores, shift_log_e
+from controlplane.analysis.sequential import decision_rule as rule
+from controlplane.analysis.sequential.buckets import cumulative_quantile, snap_bound
+from controlplane.analysis.sequential.eprocess import (
+    bernoulli_log_e_above,
+    binomial_p,
+    two_sample_boundary,
+)
+from controlplane.analysis.sequential.shift_test import midrank_scores, shift_log_e
 from controlplane.spec.models import CheckSpec, MetricSpec
 
 F = npt.NDArray[np.float64]
@@ -474,8 +478,8 @@ def sequential_evidence(s: Streams, *, vs_stable: bool, shift: bool = False) -> 
 
 def decide(ev: Evidence, alpha: float, final_errors: float = 0.0) -> Outcome:
     """The first minute either check decides, each at level ``alpha``, by the product's decision
-    rule (:mod:`controlplane.analysis.decision_rule`): a breach of either rolls back; both
-    passed promotes early; else the step runs to its end (the rollout machine's combination).
+    rule (:mod:`controlplane.analysis.sequential.decision_rule`): a breach of either rolls back;
+    both passed promotes early; else the step runs to its end (the rollout machine's combination).
 
     ``final_errors``: the errors check's ``finalLook``: its anytime test runs at
     ``alpha * (1 - final_errors)`` and, at the step's last look, the exact conditional binomial

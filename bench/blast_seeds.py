@@ -13,11 +13,12 @@ promoted) of three deciders fed the same traffic model:
 
 * ``judge`` — this product's ``judge: sequential`` with the configuration of :data:`JUDGE_SPEC`
   (a tolerance on both checks), decided by the product's own statistics
-  (:mod:`~controlplane.analysis.eprocess` and :mod:`~controlplane.analysis.shift_test`:
-  :func:`bernoulli_log_e_above` is ``judge_counts``' e-value, :func:`shift_log_e` with
+  (:mod:`~controlplane.analysis.sequential.eprocess` and
+  :mod:`~controlplane.analysis.sequential.shift_test`: :func:`bernoulli_log_e_above` is
+  ``judge_counts``' e-value, :func:`shift_log_e` with
   :func:`shift_null_tilt` ``judge_shift``'s, :func:`binomial_p` the closing test's) and its
-  own decision rule (:mod:`~controlplane.analysis.decision_rule`: the levels, breach before
-  pass, the closing test at the last look) at the false-rollback budget :data:`BUDGET`;
+  own decision rule (:mod:`~controlplane.analysis.sequential.decision_rule`: the levels, breach
+  before pass, the closing test at the last look) at the false-rollback budget :data:`BUDGET`;
   ``tests/bench/test_judge_verdict.py`` checks that the decisions are the controller's.
 * ``oracle`` — not deployable: the SPRT that knows the bad scenario exactly (likelihood ratio of
   the candidate's buckets and errors, bad against the good candidate on the tolerance), its
@@ -65,9 +66,13 @@ except ImportError:  # run as a script: bench/ is on sys.path
         today,
     )
 
-from controlplane.analysis import decision_rule as rule
-from controlplane.analysis.eprocess import bernoulli_log_e_above, binomial_p, two_sample_boundary
-from controlplane.analysis.shift_test import midrank_scores, shift_log_e, shift_null_tilt
+from controlplane.analysis.sequential import decision_rule as rule
+from controlplane.analysis.sequential.eprocess import (
+    bernoulli_log_e_above,
+    binomial_p,
+    two_sample_boundary,
+)
+from controlplane.analysis.sequential.shift_test import midrank_scores, shift_log_e, shift_null_tilt
 
 F = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
@@ -215,8 +220,8 @@ class Outcome:
 
 
 def judge_checks(st: Streams) -> tuple[Codes, Codes]:
-    """Per run and look, the decision codes (:mod:`controlplane.analysis.decision_rule`) of
-    :data:`JUDGE_SPEC`'s two checks on ``st``: the errors check (``judge_counts``' e-values at
+    """Per run and look, the decision codes (:mod:`controlplane.analysis.sequential.decision_rule`)
+    of :data:`JUDGE_SPEC`'s two checks on ``st``: the errors check (``judge_counts``' e-values at
     its anytime level, the closing test at its last look) and the latency check (``judge_shift``'s
     e-values). The product's own functions and decision rule throughout; the values of
     ``bernoulli_log_e_above`` below its floor are ``-inf`` and decide nothing at any level a spec

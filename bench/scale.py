@@ -54,10 +54,10 @@ except ImportError:  # run as a script: bench/ is on sys.path
     )
 
 from controlplane.controller.batch import BatchEvaluator, Request
-from controlplane.controller.metric_source import PrometheusSource
 from controlplane.local.prometheus import backfill, binary, start_prometheus
 from controlplane.local.synthetic import history_end
 from controlplane.providers.prometheus import from_url
+from controlplane.providers.source import PrometheusSource
 from controlplane.rollout.schedule import stage_checks
 from controlplane.rollout.state import RolloutState
 from controlplane.spec.models import ModelCanary
@@ -273,7 +273,7 @@ def _children(parent: int) -> list[tuple[int, str]]:
 
 def evaluator(url: str, path: str = "batched") -> BatchEvaluator:
     """The evaluator of one fleet and path, kept from tick to tick as the runner keeps one per
-    Prometheus (it remembers pinned answers: ``grouped_promql.PIN_MARGIN_S``)."""
+    Prometheus (it remembers pinned answers: ``promql.grouped.PIN_MARGIN_S``)."""
     source = PrometheusSource(from_url(url, timeout_s=120.0))
     return BatchEvaluator(source, batched=path == "batched")
 
@@ -481,7 +481,7 @@ it keeps are the answers to terms pinned at least `PIN_MARGIN_S` (5 minutes) in 
 shift test's reference before the step, the closing counts of a step that ended), which no
 longer change; a tick's grouped queries run concurrently (4 at a time), so Prometheus evaluates
 one while the controller reads another, and above 1,000 canaries each kind's query is split into
-at most 4 parts (`grouped_promql.shards`). Absolute checks (the `sequential` fleet) ask for the
+at most 4 parts (`promql/grouped.shards`). Absolute checks (the `sequential` fleet) ask for the
 candidate's series only: they never read the stable's counts. Queries travel in a POST body, the
 fleet's Envoy routes are named once a tick, and Python's cyclic garbage collector is paused
 while a tick runs (`controller/gc_pause.py`: the tick's hundreds of thousands of answer objects
@@ -491,9 +491,9 @@ The sequential fleets are measured on both judge paths of the same tick: `per-ch
 each check alone (`sequential_check.judge_check`: its look built on its own, its anytime test
 a numpy batch of one), `batched` judges the tick's checks together
 (`sequential_check.judge_checks`: the latency looks built on arrays, histograms grouped by bucket
-layout, `analysis/latency_batch.py`; the e-values, decisions and confidence sequences of every
-count check in one numpy pass, e-values only where they can decide; the shift tests stacked by
-bucket count); the results are the same (`tests/analysis/test_sequential_batch.py`). The
+layout, `analysis/sequential/latency_batch.py`; the e-values, decisions and confidence sequences of
+every count check in one numpy pass, e-values only where they can decide; the shift tests stacked by
+bucket count); the results are the same (`tests/analysis/sequential/test_sequential_batch.py`). The
 queries, and what is done with their answers before judging, are the same on both paths.
 
 {table(results, setups)}

@@ -34,7 +34,7 @@ package), whose errors the tests and ``make kube-up`` catch as the product's;
     │                             express (also a ValueError)
     ├── _Limit                    spec.load: input over a YAML limit (depth, nodes, aliases,
     │                             documents); becomes a SpecError before it leaves spec.load
-    ├── UnknownEngineVersion      analysis.metric_contract: a vLLM version with no metric
+    ├── UnknownEngineVersion      promql.contract: a vLLM version with no metric
     │                             contract (also a ValueError: the callers turn it into a Problem)
     ├── EndpointError             profiling.endpoint: an endpoint cannot be profiled
     ├── ForeignObject             routing.ownership: an object a canary would write exists and

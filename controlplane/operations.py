@@ -25,12 +25,12 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from controlplane.controller import status as st
 from controlplane.errors import Conflict, NotFound, UsageError
 from controlplane.kube.client import KubeClient, Obj, canary_ref
 from controlplane.rollout.intents import INTENT_VERBS, Intent
 from controlplane.spec.models import API_VERSION, KIND
 from controlplane.spec.names import check_label, check_subdomain
+from controlplane.status import document as st
 
 MAX_RECORDED = 20
 """Intents kept in the annotation; the oldest (long consumed) are dropped when one is added."""

@@ -4,7 +4,7 @@ Owns the replay loop: starting from :func:`~controlplane.rollout.schedule.initia
 ``start``, call the pure state machine every ``analysis.interval`` with observations evaluated *at
 that historical time*, until an outcome or ``end``. Nothing is deployed; actions are only recorded.
 The provider is injected: :func:`prefetched` builds the fast one (every series fetched once with
-range queries, see :mod:`controlplane.analysis.replay`), tests may pass any
+range queries, see :mod:`controlplane.providers.replay`), tests may pass any
 :class:`~controlplane.analysis.metric_provider.MetricProvider`.
 
 The same machine and evaluator run in the controller and the local stack, so a replay shows what
@@ -22,8 +22,8 @@ from typing import Any
 
 from controlplane.analysis.evaluator import evaluate
 from controlplane.analysis.metric_provider import MetricProvider
-from controlplane.analysis.replay import ReplayProvider, replay_queries
 from controlplane.errors import UsageError
+from controlplane.providers.replay import ReplayProvider, replay_queries
 from controlplane.rollout.gate_runs import pending_runs
 from controlplane.rollout.intents import Intent
 from controlplane.rollout.machine import step

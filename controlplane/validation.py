@@ -1,7 +1,7 @@
 """Whether a ModelCanary is valid for this product: the one entry point for every caller.
 
 Owns the rules of a spec that consult the layers above spec -- the sequential judge's support
-(:func:`controlplane.analysis.sequential_check.problems`), latency thresholds the engine's
+(:func:`controlplane.analysis.sequential.check.problems`), latency thresholds the engine's
 histogram can resolve (:mod:`controlplane.analysis.resolution`), the vLLM version and its
 quantization (:mod:`controlplane.serving.versions`), each variant's GPU and its fit in the
 catalogue or a measured profile (:mod:`controlplane.profiles`), what the router can do
@@ -22,21 +22,25 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from controlplane.analysis import resolution, sequential_check
+from controlplane.analysis import resolution
+from controlplane.analysis.sequential import check as sequential_check
 from controlplane.errors import Problem, ProfileError, SpecError
 from controlplane.profiles.catalog import Catalog, load_catalog
 from controlplane.profiles.measured import preferred_fit
 from controlplane.routing.base import capability_problems
 from controlplane.serving.versions import version_problems, vllm_version
 from controlplane.spec import rules
-from controlplane.spec.load import Document, build, parse_text, read_source
+from controlplane.spec.document import Document
+from controlplane.spec.load import build, parse_text, read_source
 from controlplane.spec.messages import did_you_mean
 from controlplane.spec.models import CheckSpec, ModelCanary, VariantSpec
 from controlplane.spec.paths import Loc, format_path
 
 
 class ProductRules:
-    """:class:`controlplane.spec.rules.ProductRules` for this product, on one catalogue."""
+    """The product's rules of a spec that need the layers above spec, on one catalogue: the
+    :class:`~controlplane.spec.rules.RuleHooks` that :func:`~controlplane.spec.rules.problems`
+    calls."""
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog

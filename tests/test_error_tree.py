@@ -76,7 +76,7 @@ def test_every_exception_class_is_drawn_in_the_tree() -> None:
 
 
 def test_value_error_stays_a_second_base_where_callers_catch_value_error() -> None:
-    from controlplane.analysis.metric_contract import UnknownEngineVersion
+    from controlplane.promql.contract import UnknownEngineVersion
     from controlplane.spec.crd import UnsupportedSchema
 
     for cls in (UnknownEngineVersion, UnsupportedSchema):

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from support.canaries import example_dict
 
-from controlplane.controller.status import INTENT_ANNOTATION, new_intents, read_intents
 from controlplane.errors import Conflict, NotFound, UsageError
 from controlplane.kube.client import Obj
 from controlplane.operations import (
@@ -18,6 +17,7 @@ from controlplane.operations import (
     list_canaries,
     record_intent,
 )
+from controlplane.status.document import INTENT_ANNOTATION, new_intents, read_intents
 from harness.kube.fake import FakeKube
 
 NS = "ml-serving"

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from support.prometheus import start_shared
 
-from controlplane.analysis import queries
 from controlplane.local.prometheus import PrometheusServer, backfill, start_prometheus
 from controlplane.local.synthetic import DAY, HOUR, Change, Scenario, Variant, history_end
+from controlplane.promql import queries
 from controlplane.providers.prometheus import PrometheusProvider, from_url
 from controlplane.simulation import SimulationResult, prefetched, simulate
 from controlplane.spec.models import BudgetSpec, ModelCanary

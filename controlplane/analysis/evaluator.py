@@ -10,7 +10,7 @@ problems. Within one evaluation the same query at the same time is asked once.
 A thin shell around the pure queries/verdict: called by the controller every ``analysis.interval``
 and by ``canaryctl simulate`` (with the replay provider) for each simulated tick.
 
-``judge: sequential`` checks (see :mod:`controlplane.analysis.sequential_check`) need the time the
+``judge: sequential`` checks (see :mod:`controlplane.analysis.sequential.check`) need the time the
 current step (or shadow phase) started, ``since``: their counts are cumulative from then. Callers
 pass the state's ``stage_started_at``; without it such a check is inconclusive and says why.
 
@@ -24,10 +24,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from controlplane.analysis import queries, sequential_check, verdict
-from controlplane.analysis.buckets import buckets_from
-from controlplane.analysis.metric_provider import MetricProvider, Sample, VectorProvider
+from controlplane.analysis import verdict
+from controlplane.analysis.metric_provider import MetricProvider, VectorProvider
+from controlplane.analysis.sequential import check as sequential_check
+from controlplane.analysis.sequential.buckets import buckets_from
 from controlplane.errors import NoData, ProviderError, ProviderQueryError, SpecError
+from controlplane.promql import queries
+from controlplane.promql import sequential as sequential_promql
+from controlplane.promql.answers import Sample
 from controlplane.rollout.observations import CheckResult, DueCheck, Observations
 from controlplane.spec.models import CheckSpec, ModelCanary
 
@@ -155,7 +159,7 @@ def evaluate_sequential(
         def buckets(query: str | None) -> dict[float, float] | None:
             return buckets_from(ask.vector(query)) if query else None
 
-        def counts_of(p: sequential_check.Plan) -> sequential_check.Counts:
+        def counts_of(p: sequential_promql.Plan) -> sequential_check.Counts:
             return sequential_check.Counts(
                 cand_events=ask.maybe(p.cand_events),
                 cand_total=ask.maybe(p.cand_total),

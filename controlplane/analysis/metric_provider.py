@@ -16,7 +16,7 @@ Some providers also answer ``vector(query, at)``: every series of an instant que
 ``range``. The sequential judge needs it for histogram buckets (``sum by (le) (...)``); the
 evaluator checks for it with ``isinstance(provider, VectorProvider)``.
 
-Called by :mod:`controlplane.analysis.evaluator` and :mod:`controlplane.analysis.replay`; the
+Called by :mod:`controlplane.analysis.evaluator` and :mod:`controlplane.providers.replay`; the
 implementations live outside the pure core, in :mod:`controlplane.providers`.
 """
 
@@ -24,8 +24,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-Sample = tuple[dict[str, str], float]
-"""One series of a vector answer: its labels and its value."""
+from controlplane.promql.answers import Sample
 
 
 @runtime_checkable

@@ -3,7 +3,7 @@
 Owns the rule (derived in ``docs/analysis.md``) that an absolute threshold ``T`` on a latency
 built-in (``e2e-latency``, ``ttft``, ``inter-token-latency``) must lie within the histogram's
 finite bucket bounds ``b_1 <= T < b_n`` of the engine version's
-:mod:`~controlplane.analysis.metric_contract`:
+:mod:`~controlplane.promql.contract`:
 
 * ``T < b_1``: Prometheus' ``bucketQuantile`` (``promql/quantile.go``) interpolates linearly
   from 0 inside the first bucket, so a ``q`` quantile that falls there reads as
@@ -23,14 +23,14 @@ KServe-pinned version).
 
 from __future__ import annotations
 
-from controlplane.analysis.metric_contract import (
+from controlplane.errors import Problem
+from controlplane.promql.contract import (
     LATENCY_BUILTINS,
     MetricContract,
     UnknownEngineVersion,
     contract_for,
 )
-from controlplane.analysis.queries import all_checks
-from controlplane.errors import Problem
+from controlplane.promql.queries import all_checks
 from controlplane.spec.models import DEFAULT_QUANTILE, CheckSpec, ModelCanary
 from controlplane.spec.units import Quantity, Unit, display_value
 

@@ -34,10 +34,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from controlplane import operations
 from controlplane.api.auth import Authenticator, Identity
-from controlplane.controller import status as st
 from controlplane.errors import Forbidden, InvalidName, KubeError, NotFound, UsageError
 from controlplane.kube.client import KubeClient, Obj
 from controlplane.spec.names import check_label, check_subdomain
+from controlplane.status import document as st
 
 ResultKind = Literal[
     "aborted", "pending", "ignored", "invalid", "not-found", "forbidden", "refused", "error"

@@ -19,8 +19,8 @@ from controlplane.cli import cluster, output
 from controlplane.cli.follow import follow
 from controlplane.cli.snapshot import human, snapshot
 from controlplane.errors import UsageError
-from controlplane.kube.client import format_time
 from controlplane.operations import intent_consumed, record_intent
+from controlplane.status.times import format_time
 
 VERBS: dict[str, str] = {
     "promote": "finish the current step (or the shadow phase) now; --full: go to 100%",

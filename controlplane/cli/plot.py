@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from controlplane.analysis import queries
 from controlplane.analysis.metric_provider import MetricProvider
 from controlplane.errors import ProviderError
+from controlplane.promql import queries
 from controlplane.simulation import SimulationResult
 from controlplane.spec.models import CheckSpec, MetricSpec
 from controlplane.spec.units import Unit

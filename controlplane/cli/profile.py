@@ -5,9 +5,9 @@ or ``-o yaml``, ``--plot`` as a text bar chart) and ``--write FILE`` (a measured
 :mod:`controlplane.profiles.measured`). Two ways to measure:
 
 - ``--endpoint URL --model NAME``: any OpenAI-compatible server (vLLM, a KServe service, the
-  local stack of ``canaryctl up``), streamed requests (:mod:`controlplane.profiling.endpoint`);
+  local stack of ``canaryctl up``), streamed requests (:mod:`controlplane.sweep.endpoint`);
 - ``--in-process --arch NAME --quantization Q --device cpu|cuda``: a random-weight model of a
-  real architecture's shape built here (:mod:`controlplane.profiling.inprocess`).
+  real architecture's shape built here (:mod:`controlplane.sweep.inprocess`).
 
 ``--gpu NAME`` prices the run (USD per million output tokens from the catalogue's $/GPU-hour)
 and makes the entry one the fit check of ``validate`` prefers for that model, quantization and
@@ -156,7 +156,7 @@ def _command() -> str:
 
 
 def _endpoint(args: argparse.Namespace, catalog: Catalog, sweep: list[int]) -> MeasuredProfile:
-    from controlplane.profiling import endpoint
+    from controlplane.sweep import endpoint
 
     if not args.model:
         raise UsageError("--endpoint needs --model (the name the server serves)")
@@ -227,7 +227,7 @@ def _endpoint(args: argparse.Namespace, catalog: Catalog, sweep: list[int]) -> M
 
 
 def _in_process(args: argparse.Namespace, catalog: Catalog, sweep: list[int]) -> MeasuredProfile:
-    from controlplane.profiling import inprocess
+    from controlplane.sweep import inprocess
 
     if not args.arch:
         raise UsageError("--in-process needs --arch (one of profiles/architectures.yaml)")

@@ -28,7 +28,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from controlplane.controller import status as st
 from controlplane.profiles.expected import Observation, Pairing, Split, VariantRef, pair
 from controlplane.profiles.measured import Loaded
 from controlplane.spec import check_keys
@@ -41,6 +40,7 @@ from controlplane.spec.units import (
     parse_duration,
     parse_quantity,
 )
+from controlplane.status import document as st
 
 TERMINAL_PHASES = ("promoted", "rolled_back")
 _LATENCIES = ("e2e-latency", "ttft", "inter-token-latency")
@@ -114,7 +114,7 @@ class EventRow:
     message: str
 
     def to_json(self) -> dict[str, Any]:
-        from controlplane.kube.client import format_time
+        from controlplane.status.times import format_time
 
         return {
             "time": format_time(self.time) if self.time is not None else None,
@@ -559,7 +559,7 @@ def _float(value: Any) -> float | None:
 
 def _timestamp(value: Any) -> float | None:
     from controlplane.errors import KubeError
-    from controlplane.kube.client import parse_time
+    from controlplane.status.times import parse_time
 
     if not isinstance(value, str):
         return None

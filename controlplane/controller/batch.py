@@ -1,7 +1,7 @@
 """Batched analysis: one tick evaluates the due checks of every canary due at that tick.
 
 Owns a tick: which checks are grouped, the grouped queries sent (their text and the reading of
-their answers live in :mod:`controlplane.controller.grouped_promql`), the answers kept between
+their answers live in :mod:`controlplane.promql.grouped`), the answers kept between
 ticks and the judging. For N canaries the per-canary evaluator
 (:func:`controlplane.analysis.evaluator.evaluate`) would send one query per canary per metric per
 variant; here every built-in query is grouped by (metric family, window, namespace, and the
@@ -29,7 +29,7 @@ most ``workers`` parts (:func:`shards`), which Prometheus evaluates side by side
 process reads the answers already in. An absolute check's terms ask for the candidates' series only
 (``SeqKey.candidate_only``: it never reads the stable's counts). :class:`Request` carries
 ``since`` (the state's ``stage_started_at``). The tick's sequential checks are then judged
-together (:func:`controlplane.analysis.sequential_check.judge_checks`: the latency looks built
+together (:func:`controlplane.analysis.sequential.check.judge_checks`: the latency looks built
 on arrays, one numpy pass per kind of test).
 
 Not grouped (per-canary fallback through the evaluator): custom ``query`` metrics, canaries with a
@@ -51,9 +51,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from controlplane.analysis import evaluator, sequential_check, verdict
+from controlplane.analysis import evaluator, verdict
+from controlplane.analysis.sequential import check as sequential_check
 from controlplane.controller import gc_pause
-from controlplane.controller.grouped_promql import (
+from controlplane.errors import NoData, ProviderError, SpecError
+from controlplane.promql import sequential as sequential_promql
+from controlplane.promql.grouped import (
     AT_START,
     PIN_MARGIN_S,
     GroupKey,
@@ -70,8 +73,7 @@ from controlplane.controller.grouped_promql import (
     sequential_query,
     shards,
 )
-from controlplane.controller.metric_source import CountingSource, MetricSource
-from controlplane.errors import NoData, ProviderError, SpecError
+from controlplane.providers.source import CountingSource, MetricSource
 from controlplane.rollout.observations import CheckResult, DueCheck, Observations
 from controlplane.spec.models import CheckSpec, MetricSpec, ModelCanary
 
@@ -138,7 +140,7 @@ class BatchEvaluator:
     """Evaluates many canaries at one tick through one :class:`MetricSource`.
 
     ``batched`` (default): the tick's ``judge: sequential`` checks are judged together
-    (:func:`controlplane.analysis.sequential_check.judge_checks`: one numpy pass per kind of
+    (:func:`controlplane.analysis.sequential.check.judge_checks`: one numpy pass per kind of
     test over every check); False judges them one at a time (``judge_check`` per check, the
     same results: ``bench/scale.py`` measures both).
     """
@@ -427,7 +429,7 @@ def _plan_sequential(
     if since is None or sequential_check.problems(req.canary, due.check, "check"):
         return None
     ns = req.canary.metadata.namespace
-    window = sequential_check.window_seconds(since, now)
+    window = sequential_promql.window_seconds(since, now)
     keys: dict[str, SeqKey] = {}
     builtin = metric.builtin
     assert builtin is not None
@@ -441,11 +443,11 @@ def _plan_sequential(
         if due.check.compare == "baseline" and due.check.test == "shift":
             keys["reference"] = SeqKey(f"reference:{builtin}@{lookback!r}", ns, "", version)
         elif due.check.compare == "baseline":
-            q = sequential_check.quantile_of(metric)
+            q = sequential_promql.quantile_of(metric)
             keys["boundary"] = SeqKey(f"boundary:{builtin}@{q!r}@{lookback!r}", ns, "", version)
-    end = sequential_check.closing_time(due.check, due.closes_at, now)
+    end = sequential_promql.closing_time(due.check, due.closes_at, now)
     if end is not None:
-        duration = f"{max(end - since, sequential_check.MIN_WINDOW_S):.3f}"
+        duration = f"{max(end - since, sequential_promql.MIN_WINDOW_S):.3f}"
         for role in [r for r in keys if r in _COUNTS]:
             kind = f"closing@{duration}:{keys[role].kind}"
             keys[f"closing-{role}"] = replace(keys[role], kind=kind)

@@ -25,8 +25,6 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from controlplane.controller import conditions
-from controlplane.controller import status as st
 from controlplane.controller.argo_gates import variant_endpoint
 from controlplane.controller.context import event
 from controlplane.errors import NotFound
@@ -42,6 +40,8 @@ from controlplane.routing.ownership import (
 )
 from controlplane.serving.render import LABEL_ROLE
 from controlplane.spec.models import ModelCanary
+from controlplane.status import conditions
+from controlplane.status import document as st
 
 FIELD_MANAGER = "canary-controller"
 OWNER_FIELD_MANAGER = "canary-controller-owner"

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from controlplane.controller import status as st
 from controlplane.kube.client import KubeClient, Obj
 from controlplane.rollout.observations import GateObservation
 from controlplane.rollout.state import RolloutState
 from controlplane.spec.models import ModelCanary
+from controlplane.status import document as st
 
 EVENT_MESSAGE_LIMIT = 1024
 

@@ -2,7 +2,7 @@
 
 Owns :class:`EventSink`, the reconciler's notify step, and :data:`WARNING_EVENTS`. The entries to
 tell are those after the status' cursor (``controller.notified``,
-:func:`controlplane.controller.status.unnotified`); the cursor moves past them in the book the
+:func:`controlplane.status.document.unnotified`); the cursor moves past them in the book the
 reconciler persists next. Between telling and that write (a status write conflict, an Event the
 API server refused half-way) the sink keeps its delivered record in memory
 (:class:`~controlplane.rollout.events.Delivered`, keyed by the event's one fingerprint for the
@@ -21,12 +21,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from controlplane.controller import status as st
 from controlplane.controller.context import event as write_event
 from controlplane.kube.client import KubeClient, Obj
 from controlplane.rollout import events
 from controlplane.rollout.state import Event, RolloutState
 from controlplane.spec.models import ModelCanary
+from controlplane.status import document as st
 
 
 def event_name(obj: Obj, key: str) -> str:

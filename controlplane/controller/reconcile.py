@@ -16,7 +16,7 @@ loop's two halves; the effects it applies live in modules of their own (the serv
    serving objects (with ownerReferences), set and VERIFY the weights (the step clock starts when
    verification succeeds), finalize the outcome on the router, release the losing variant after
    its delay, emit an Event for every new history entry. The bookkeeping of what has been done is
-   the status' ``controller`` section (:class:`~controlplane.controller.status.Book`).
+   the status' ``controller`` section (:class:`~controlplane.status.document.Book`).
 5. When the machine wants to be called (an evaluation is due, the spec changed, a new intent, a
    gate answered, or the progress deadline has passed while pending),
    :func:`~controlplane.rollout.machine.step` runs on observations (readiness while pending, with
@@ -51,7 +51,6 @@ from typing import Protocol
 from pydantic import ValidationError
 
 from controlplane.controller import children, traffic
-from controlplane.controller import status as st
 from controlplane.controller.argo_gates import DEFAULT_POLL_S, GateRunner
 from controlplane.controller.context import Ctx, event
 from controlplane.controller.event_sink import EventSink
@@ -69,6 +68,7 @@ from controlplane.routing.objects import desired_objects, make_router
 from controlplane.spec.endpoints import EndpointPolicy, endpoint_problems
 from controlplane.spec.models import ModelCanary
 from controlplane.spec.units import Duration
+from controlplane.status import document as st
 from controlplane.validation import check_object
 
 

@@ -49,11 +49,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from controlplane.controller.batch import BatchEvaluator, Request
-from controlplane.controller.metric_source import MetricSource
 from controlplane.controller.reconcile import Done, Key, NeedsAnalysis, Reconciler
 from controlplane.errors import Conflict, KubeError, ProviderUnavailable
 from controlplane.kube.client import KubeClient, Obj, WatchEvent, event_version, is_expired
 from controlplane.kube.lease import LeaderElector
+from controlplane.providers.source import MetricSource
 from controlplane.rollout.observations import Observations
 from controlplane.spec.models import API_VERSION, KIND
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from controlplane.controller import status as st
 from controlplane.controller.context import Ctx, event
 from controlplane.errors import KubeError, RouterError, RouterPending
 from controlplane.kube.client import KubeClient
 from controlplane.routing.base import Outcome as RouterOutcome
 from controlplane.routing.base import Router, Weights
 from controlplane.routing.ownership import ForeignObject
+from controlplane.status import document as st
 
 
 def _reason(exc: Exception) -> str:

@@ -35,12 +35,12 @@ import builtins
 import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from controlplane.errors import Expired, KubeError, Unserved
 from controlplane.spec.models import API_VERSION, KIND
 from controlplane.spec.names import check_path_segment, check_ref_names
+from controlplane.status.times import format_time
 
 Obj = dict[str, Any]
 JsonPatch = list[Obj]
@@ -247,25 +247,6 @@ def event_version(event: WatchEvent) -> str | None:
 def is_expired(exc: BaseException) -> bool:
     """True for the 410 Gone / Expired error of a watch (the caller must relist)."""
     return isinstance(exc, Expired)
-
-
-def format_time(t: float, *, micro: bool = False) -> str:
-    """A unix time as RFC 3339 UTC: ``Time`` (seconds) or, with ``micro``, ``MicroTime``."""
-    dt = datetime.fromtimestamp(t, tz=UTC)
-    if micro:
-        return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str) -> float:
-    """An RFC 3339 timestamp (``Z`` or an offset, optional fraction) as unix seconds."""
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except (ValueError, AttributeError) as exc:
-        raise KubeError(f"not an RFC 3339 timestamp: {text!r}") from exc
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.timestamp()
 
 
 def aggregate_name(event: Mapping[str, Any]) -> str:

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from controlplane.errors import Conflict, NotFound
-from controlplane.kube.client import KubeClient, Obj, Ref, format_time
+from controlplane.kube.client import KubeClient, Obj, Ref
 from controlplane.spec.names import check_ref_names
+from controlplane.status.times import format_time
 
 API_VERSION = "coordination.k8s.io/v1"
 KIND = "Lease"

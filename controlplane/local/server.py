@@ -7,7 +7,7 @@ Owns the HTTP surface of one variant in the local stack (aiohttp, ``127.0.0.1`` 
   honoured; ``GET /v1/models``; ``GET /health``; errors in OpenAI's ``{"error": {...}}`` shape
   (a wrong ``model`` is a 404 as in vLLM);
 - ``GET /metrics``: the vLLM metric names of the contract
-  (:mod:`controlplane.analysis.metric_contract`: ``vllm:e2e_request_latency_seconds``,
+  (:mod:`controlplane.promql.contract`: ``vllm:e2e_request_latency_seconds``,
   ``vllm:time_to_first_token_seconds``, ``vllm:inter_token_latency_seconds`` with vLLM's bucket
   bounds, ``vllm:request_success_total{finished_reason}`` with every reason present at 0 from the
   start as vLLM v1 creates them, the token counters and the gauges), labelled ``model_name`` plus
@@ -46,10 +46,10 @@ from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from controlplane.analysis.metric_contract import contract_for
 from controlplane.errors import ControlPlaneError
 from controlplane.local.engines.base import Chunk, Engine, EngineError, Generation
 from controlplane.local.inject import Faults
+from controlplane.promql.contract import contract_for
 
 HOST = "127.0.0.1"
 ENGINE_HEADER = "x-controlplane-engine"

@@ -39,7 +39,6 @@ from typing import Any
 
 import yaml
 
-from controlplane.analysis import queries
 from controlplane.analysis.evaluator import evaluate
 from controlplane.analysis.metric_provider import MetricProvider
 from controlplane.errors import ControlPlaneError, ProviderError, SpecError, UsageError
@@ -52,6 +51,7 @@ from controlplane.local.router import Backend, LocalRouter
 from controlplane.local.server import Identity, ModelServer
 from controlplane.local.timescale import Scaling, scale_canary
 from controlplane.profiles.catalog import Catalog, load_catalog
+from controlplane.promql import queries
 from controlplane.providers.prometheus import PrometheusProvider, from_url
 from controlplane.rollout.actions import Promote, Rollback, SetWeights
 from controlplane.rollout.machine import step
@@ -173,7 +173,7 @@ def scrape_config(
     router. The router's Envoy cluster stats are scraped as they are, as a cluster's gateway
     scrape takes Envoy's ``/stats/prometheus``: no per-variant relabeling (the ``error-rate``
     query finds each variant's clusters by ``envoy_cluster_name``:
-    :func:`controlplane.analysis.http_errors.envoy_backend`); only the target's static
+    :func:`controlplane.promql.http_errors.envoy_backend`); only the target's static
     ``namespace``/``canary`` labels, which that query does not read.
     ``scrape_timeout`` may not exceed the interval."""
     every = _interval_text(interval)

@@ -10,7 +10,7 @@ when any of that changes ("candidate latency +300 ms from day 1"). Output is one
 
 The latency histograms have vLLM's real bucket bounds, per built-in (``e2e-latency`` from 0.3 s,
 ``ttft`` from 1 ms, ``inter-token-latency`` from 10 ms) and metric names, taken from
-:mod:`controlplane.analysis.metric_contract` for the scenario's ``vllm_version`` (None: the
+:mod:`controlplane.promql.contract` for the scenario's ``vllm_version`` (None: the
 KServe-pinned one): a history shows what a real vLLM reports, including what its coarse first
 e2e bucket cannot resolve (``docs/analysis.md``, "Histogram resolution").
 :meth:`Scenario.expected_quantile` is what Prometheus' ``histogram_quantile`` returns over them.
@@ -36,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import ndtr
 
-from controlplane.analysis.metric_contract import contract_for
+from controlplane.promql.contract import contract_for
 
 Array = npt.NDArray[np.float64]
 

@@ -15,7 +15,7 @@ the catalogue), finding the entry that matches a variant, and two answers built 
 Measured entries live beside the catalogue: ``<catalogue directory>/measured/*.yaml`` (for the
 packaged catalogue, the packaged ``data/measured``). Pure but for reading those files. Called by
 spec validation (one call: :func:`preferred_fit`), ``canaryctl profile`` (which measures, in
-:mod:`controlplane.profiling`) and ``kubectl canary get``.
+:mod:`controlplane.sweep`) and ``kubectl canary get``.
 """
 
 from __future__ import annotations

@@ -38,8 +38,8 @@ by), cut to 200 characters. Never the raw body, never a parsed value of an unexp
 The ``PrometheusConnect`` client is injected; :func:`from_url` builds one with a timeout, a short
 retry policy and the limits above, which sends instant queries in a POST body
 (:class:`BodyQueries`); the limits and the readers are :mod:`controlplane.providers.bounded`'s.
-Called by the controller (through :class:`~controlplane.controller.metric_source.PrometheusSource`),
-``canaryctl simulate`` (through the evaluator and :mod:`controlplane.analysis.replay`),
+Called by the controller (through :class:`~controlplane.providers.source.PrometheusSource`),
+``canaryctl simulate`` (through the evaluator and :mod:`controlplane.providers.replay`),
 ``canaryctl up`` and the demo.
 """
 

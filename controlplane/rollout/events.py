@@ -17,7 +17,7 @@ metrics (:mod:`controlplane.controller.metrics`) and git write-back
 - :func:`undelivered` / :func:`cursor`: the record of a sink that tells the history in order
   (Kubernetes Events), persisted in the resource status as the fingerprint of the last entry told.
 
-Called by :mod:`controlplane.controller.status`, :mod:`controlplane.controller.event_sink`,
+Called by :mod:`controlplane.status.document`, :mod:`controlplane.controller.event_sink`,
 :mod:`controlplane.controller.metrics`, :mod:`controlplane.notify.alert`,
 :mod:`controlplane.notify.ledger` and :mod:`controlplane.gitops.writeback`. Pure: no I/O, no
 clock (times are arguments).

@@ -33,7 +33,7 @@ class DueCheck:
     ``closes_at``: when the current step's duration is up (its start plus its duration; None
     outside a step or for a step without a duration). A ``judge: sequential`` check with
     ``finalLook`` runs its closing test on the counts up to then, at every evaluation from then
-    on (see :mod:`controlplane.analysis.sequential_check`).
+    on (see :mod:`controlplane.analysis.sequential.check`).
     """
 
     key: str

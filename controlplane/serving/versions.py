@@ -10,7 +10,7 @@ variants of a canary share the runtime, so they share the version.
 Called by :mod:`controlplane.serving.vllm_args` (the flags of that version), by spec validation
 (:func:`version_problems`, so ``canaryctl validate`` names impossible method/version pairs) and
 whoever needs the version of a canary, e.g. the metric contract:
-``controlplane.analysis.metric_contract.contract_for(vllm_version(canary))``.
+``controlplane.promql.contract.contract_for(vllm_version(canary))``.
 The tables cite what they were read from; docs/serving.md, "Verified against vLLM", has the rest.
 """
 

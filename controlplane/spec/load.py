@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -38,9 +36,10 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
 from controlplane.errors import ControlPlaneError, Problem, SpecError
+from controlplane.spec.document import Document
 from controlplane.spec.messages import describe, problems_from_validation_error
 from controlplane.spec.models import ModelCanary
-from controlplane.spec.paths import Loc, format_path, parse_path
+from controlplane.spec.paths import Loc, format_path
 
 MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 64
@@ -122,35 +121,6 @@ else:  # pragma: no cover - PyYAML built without libyaml
             _LimitedComposer.__init__(self)
             SafeConstructor.__init__(self)
             _Resolver.__init__(self)
-
-
-@dataclass(frozen=True)
-class Document:
-    """One YAML document of a file: plain data plus the line of every field path in it."""
-
-    data: object
-    lines: Mapping[str, int]
-    line: int | None
-    file: str | None = None
-    index: int = 0
-    problems: tuple[Problem, ...] = field(default=())
-
-    def line_of(self, path: str | Loc) -> int | None:
-        """Line of ``path``, or of its nearest ancestor present in the YAML (the document's start).
-
-        None for a document that did not come from YAML (an object read from Kubernetes).
-        """
-        loc = parse_path(path) if isinstance(path, str) else path
-        while loc:
-            found = self.lines.get(format_path(loc))
-            if found is not None:
-                return found
-            loc = loc[:-1]
-        return self.line
-
-    def problem(self, path: str, message: str) -> Problem:
-        """A :class:`Problem` at ``path`` with this document's file and the path's line."""
-        return Problem(path=path, message=message, line=self.line_of(path), file=self.file)
 
 
 def _decode(source: str | bytes, filename: str | None) -> str:

@@ -12,16 +12,14 @@ import difflib
 import types
 import typing
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any, Union
 
 from pydantic import BaseModel, ValidationError
 
 from controlplane.errors import Problem
+from controlplane.spec.document import Document
 from controlplane.spec.models import ModelCanary
 from controlplane.spec.paths import Loc, format_path
-
-if TYPE_CHECKING:
-    from controlplane.spec.load import Document
 
 _TYPE_WORDS = {
     "string_type": "a string",

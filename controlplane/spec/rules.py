@@ -5,9 +5,10 @@ increase, checks name defined metrics, thresholds fit their metric's unit, windo
 the interval and the step, gates name existing steps, one channel per alert, ...); the shape of
 each field is :mod:`controlplane.spec.models`'s. The rules that consult the layers above spec
 (the sequential judge, the engine's histogram buckets, the vLLM version, the GPU catalogue and
-measured profiles, the router's capabilities) are :class:`ProductRules`, supplied by
-:mod:`controlplane.validation` -- the one entry point every caller uses -- and run here at their
-place in the walk, so the problems come in one list in field order whoever checks.
+measured profiles, the router's capabilities) plug in through :class:`RuleHooks`, which
+:mod:`controlplane.validation` implements (its ``ProductRules``; it is the one entry point every
+caller uses), and run here at their place in the walk, so the problems come in one list in field
+order whoever checks.
 
 Pure. Called by :mod:`controlplane.validation` only. The rules are listed in docs/spec.md,
 "Validation rules".
@@ -55,7 +56,7 @@ _EXAMPLES = {
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.S)
 
 
-class ProductRules(Protocol):
+class RuleHooks(Protocol):
     """The rules of a spec that need the layers above spec; :func:`problems` calls each at its
     place in the walk. :mod:`controlplane.validation` implements them (:data:`SPEC_ONLY`: none).
     """
@@ -100,14 +101,14 @@ class _SpecOnly:
         return []
 
 
-SPEC_ONLY: ProductRules = _SpecOnly()
+SPEC_ONLY: RuleHooks = _SpecOnly()
 """The spec's own rules and nothing else."""
 
 
 class _Rules:
     """Collects the problems of one canary; one method per part of the spec."""
 
-    def __init__(self, canary: ModelCanary, product: ProductRules) -> None:
+    def __init__(self, canary: ModelCanary, product: RuleHooks) -> None:
         self.canary = canary
         self.product = product
         self.problems: list[Problem] = []
@@ -525,7 +526,7 @@ def _serving_identity(variant: VariantSpec) -> tuple[object, ...]:
     )
 
 
-def problems(canary: ModelCanary, product: ProductRules = SPEC_ONLY) -> list[Problem]:
+def problems(canary: ModelCanary, product: RuleHooks = SPEC_ONLY) -> list[Problem]:
     """Every cross-field problem of ``canary``, ``product``'s at their place (paths set; no
     lines or file: :mod:`controlplane.validation` adds them)."""
     rules = _Rules(canary, product)

@@ -71,10 +71,10 @@ from controlplane.kube.client import (
     check_ref,
     event_object,
     expired,
-    format_time,
     unserved,
 )
 from controlplane.spec.names import check_ref_names
+from controlplane.status.times import format_time
 from harness.kube.fake_auth import REVIEW_KINDS, Reviews, grant_objects
 from harness.kube.fake_kinds import (
     CLUSTER_SCOPED_KINDS,

@@ -23,8 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from controlplane.kube.client import Obj, Ref, WatchEvent, format_time
+from controlplane.kube.client import Obj, Ref, WatchEvent
 from controlplane.serving.names import child_name, predictor_service
+from controlplane.status.times import format_time
 from harness.kube.fake import FakeKube
 
 GROUP = "serving.kserve.io"

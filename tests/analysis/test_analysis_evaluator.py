@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from support.canaries import example_canary
 
-from controlplane.analysis import queries
 from controlplane.analysis.evaluator import evaluate
-from controlplane.analysis.replay import ReplayProvider, chunks, replay_queries
 from controlplane.errors import NoData, ProviderQueryError, ProviderUnavailable
+from controlplane.promql import queries
+from controlplane.providers.replay import ReplayProvider, chunks, replay_queries
 from controlplane.rollout.observations import DueCheck
 from harness.providers import Answer, StaticProvider
 

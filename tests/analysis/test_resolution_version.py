@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.analysis import queries
 from controlplane.errors import SpecError
+from controlplane.promql import queries
 from controlplane.spec.load import load_text
 from controlplane.validation import check_text
 

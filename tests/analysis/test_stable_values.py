@@ -14,11 +14,11 @@ from support.canaries import example_canary
 from support.history import History
 from support.scenario import HOUR
 
-from controlplane.analysis import queries
 from controlplane.analysis.evaluator import evaluate
 from controlplane.controller.batch import BatchEvaluator, Request
-from controlplane.controller.metric_source import PrometheusSource
+from controlplane.promql import queries
 from controlplane.providers.prometheus import PrometheusProvider, from_url
+from controlplane.providers.source import PrometheusSource
 from controlplane.rollout.observations import CheckResult, DueCheck
 
 pytestmark = pytest.mark.binary

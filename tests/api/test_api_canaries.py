@@ -6,8 +6,8 @@ import pytest
 from fastapi.testclient import TestClient
 from support.api import NAME, NS, World, canary
 
-from controlplane.controller import status as st
 from controlplane.kube.client import Ref
+from controlplane.status import document as st
 
 BASE = f"/api/v1/namespaces/{NS}/canaries"
 

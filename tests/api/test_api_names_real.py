@@ -31,10 +31,10 @@ from support.realkube import new_namespace
 from controlplane.api.app import create_app
 from controlplane.api.auth import Authenticator
 from controlplane.api.config import ApiConfig
-from controlplane.controller.status import INTENT_ANNOTATION
 from controlplane.kube.client import Obj, Ref, canary_ref
 from controlplane.kube.real import RealKube
 from controlplane.spec.models import API_GROUP
+from controlplane.status.document import INTENT_ANNOTATION
 from harness.cluster.kubeapi import LoopbackCluster
 
 pytestmark = pytest.mark.binary

@@ -209,7 +209,7 @@ def test_the_benchs_decisions_are_the_controllers(
     """Random counts through the bench's vectorised path and through the controller's scalar
     one (``sequential_check.judge_check`` on the spec's two checks) decide alike at every look
     compared, the closing test's last look included."""
-    from controlplane.analysis.sequential_check import Counts, judge_check
+    from controlplane.analysis.sequential.check import Counts, judge_check
     from controlplane.spec.models import CheckSpec, MetricSpec
 
     errors = CheckSpec.model_validate(

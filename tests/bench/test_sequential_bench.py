@@ -228,8 +228,8 @@ def test_the_bench_decides_as_the_products_judges_do(
     against the controller's own judges called look by look: ``judge_counts`` for errors at
     ``alpha * (1 - finalLook)`` with its fixed-horizon p-value at the last look, ``judge_shift``
     for latency at ``alpha``."""
-    from controlplane.analysis.count_judges import judge_counts
-    from controlplane.analysis.latency_judges import judge_shift
+    from controlplane.analysis.sequential.count_judges import judge_counts
+    from controlplane.analysis.sequential.latency_judges import judge_shift
 
     module = _load("blast_radius", SCRIPT, monkeypatch)
     s = module.simulate(

@@ -1,7 +1,7 @@
 """``kubectl canary status`` reads the checks the controller wrote, by the controller's own keys.
 
 The statuses come from :mod:`support.cli_rollouts`: the real state machine, written by
-:func:`controlplane.controller.status.rollout_status`. Each check the status holds must show with
+:func:`controlplane.status.document.rollout_status`. Each check the status holds must show with
 what the spec says of it (found through :func:`controlplane.spec.check_keys.decode`), and the view
 lists exactly the current stage's checks, in the machine's order.
 """

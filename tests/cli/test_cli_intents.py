@@ -11,9 +11,9 @@ from ruamel.yaml import YAML
 from support.cli import RunCli
 from support.cli_rollouts import NAME, NS, Clock, Rollout, scenario
 
-from controlplane.controller.status import read_intents
-from controlplane.kube.client import format_time
 from controlplane.operations import get_canary
+from controlplane.status.document import read_intents
+from controlplane.status.times import format_time
 from harness.kube.fake import FakeKube
 
 

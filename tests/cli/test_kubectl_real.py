@@ -33,9 +33,9 @@ from support.kubectl import (
 )
 from support.realkube import new_namespace
 
-from controlplane.controller.status import read_intents
 from controlplane.kube.real import RealKube
 from controlplane.operations import get_canary, record_intent
+from controlplane.status.document import read_intents
 from harness.cluster.kubeapi import KUBE_VERSION, LoopbackCluster, free_port
 
 pytestmark = pytest.mark.binary

@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from controlplane.controller.batch import _merged
-from controlplane.controller.grouped_promql import SHARD_CANARIES, shards
 from controlplane.errors import ProviderUnavailable
+from controlplane.promql.grouped import SHARD_CANARIES, shards
 
 
 @given(

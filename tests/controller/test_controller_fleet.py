@@ -12,9 +12,9 @@ from support.controller_world import DAY, HOUR, Metrics, World, canary_dict, fin
 
 from controlplane.analysis.evaluator import evaluate
 from controlplane.controller.batch import BatchEvaluator, Request
-from controlplane.controller.metric_source import PrometheusSource
 from controlplane.errors import RouterError
 from controlplane.providers.prometheus import from_url
+from controlplane.providers.source import PrometheusSource
 from controlplane.rollout.observations import DueCheck
 from controlplane.rollout.schedule import stage_checks
 from controlplane.rollout.state import RolloutState

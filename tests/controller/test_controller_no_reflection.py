@@ -21,11 +21,11 @@ import pytest
 from support.controller_world import DAY, HOUR, NS, World, canary_dict
 from support.hostile_prometheus import SECRET, hostile
 
-from controlplane.controller.metric_source import PrometheusSource
 from controlplane.controller.metrics import ControllerMetrics
 from controlplane.controller.reconcile import Reconciler
 from controlplane.controller.runner import Controller
 from controlplane.providers.prometheus import from_url
+from controlplane.providers.source import PrometheusSource
 
 T0 = float(int(time.time()) // 3600 * 3600 - 30 * DAY)
 ERROR_LIMIT = 3

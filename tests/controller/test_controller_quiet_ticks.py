@@ -14,7 +14,7 @@ import time
 import pytest
 from support.kube_fleet import Fleet, Tick
 
-from controlplane.controller.status import same_status
+from controlplane.status.document import same_status
 from harness.cluster.kubeapi import LoopbackCluster
 
 pytestmark = [pytest.mark.binary, pytest.mark.timeout(300)]

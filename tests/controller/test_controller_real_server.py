@@ -38,10 +38,10 @@ from support.real_world import RealWorld
 from test_controller_resilience import CrashingKube, WriterLog
 
 from controlplane.controller.reconcile import Settings
-from controlplane.controller.status import FINALIZER
 from controlplane.errors import NotFound
 from controlplane.kube.client import canary_ref
 from controlplane.kube.lease import LeaderElector
+from controlplane.status.document import FINALIZER
 from harness.cluster.kubeapi import LoopbackCluster, start_cluster
 from harness.cluster.upstream_crds import all_crds
 

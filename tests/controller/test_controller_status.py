@@ -11,8 +11,6 @@ import pytest
 from support.controller_world import World, canary_dict
 
 from controlplane.cli import controller as cli
-from controlplane.controller import conditions
-from controlplane.controller import status as st
 from controlplane.controller.children import is_ready
 from controlplane.controller.reconcile import Settings
 from controlplane.errors import Problem, UsageError
@@ -20,6 +18,8 @@ from controlplane.rollout import events
 from controlplane.rollout.schedule import initial_state
 from controlplane.rollout.state import Event, RolloutState
 from controlplane.spec.models import ModelCanary
+from controlplane.status import conditions
+from controlplane.status import document as st
 
 T = 1_800_000_000.0
 CANARY = ModelCanary.model_validate(canary_dict("c", "http://127.0.0.1:9090"))

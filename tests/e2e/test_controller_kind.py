@@ -29,12 +29,12 @@ import yaml
 
 from controlplane.controller.reconcile import Reconciler, Settings
 from controlplane.controller.runner import Controller
-from controlplane.controller.status import FINALIZER
 from controlplane.errors import KubeError, NotFound
 from controlplane.kube.client import Ref
 from controlplane.kube.real import RealKube
 from controlplane.profiles.catalog import load_catalog
 from controlplane.spec.models import API_VERSION, KIND
+from controlplane.status.document import FINALIZER
 
 pytestmark = pytest.mark.e2e
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from controlplane.errors import Conflict, NotFound
-from controlplane.kube.client import Ref, parse_time
+from controlplane.kube.client import Ref
 from controlplane.kube.lease import LeaderElector
+from controlplane.status.times import parse_time
 from harness.kube.fake import FakeKube
 
 LEASE = Ref("coordination.k8s.io/v1", "Lease", "canary-system", "canary-controller")

@@ -3,7 +3,7 @@
 Two local model servers (simulated engine) behind the local router, scraped by the real
 ``prometheus`` binary with the local stack's own scrape configuration (:func:`scrape_config`:
 the router's Envoy cluster stats as Envoy exports them, no per-variant relabeling). The canary's
-own ``error-rate`` query (:func:`controlplane.analysis.queries.metric_query`, which takes the
+own ``error-rate`` query (:func:`controlplane.promql.queries.metric_query`, which takes the
 router and, for Envoy, each variant's clusters from the canary) must see an injected HTTP 500
 (which vLLM never counts as a finish: the engine-only query is blind to it) and a killed candidate
 server (the engine has nothing left to say; the gateway answers 503).
@@ -23,13 +23,13 @@ import aiohttp
 import pytest
 from support.local import demo
 
-from controlplane.analysis import queries
 from controlplane.local.engines.simulated import SimulatedEngine, Speed
 from controlplane.local.inject import Faults
 from controlplane.local.prometheus import PrometheusServer, start_prometheus_with_config
 from controlplane.local.router import Backend, LocalRouter
 from controlplane.local.server import Identity, ModelServer
 from controlplane.local.stack import scrape_config
+from controlplane.promql import queries
 from controlplane.routing.memory import MemoryRouter
 from controlplane.spec.models import MetricSpec, ModelCanary
 

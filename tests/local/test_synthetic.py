@@ -7,7 +7,7 @@ import re
 import pytest
 from support.scenario import HOUR, Scenario, Variant, lognormal_cdf
 
-from controlplane.analysis.metric_contract import LATENCY_BUILTINS, contract_for
+from controlplane.promql.contract import LATENCY_BUILTINS, contract_for
 
 BUCKET = re.compile(
     r'^(?P<name>[^{ ]+)_bucket\{[^}]*variant="(?P<variant>[^"]+)",le="(?P<le>[^"]+)"'

@@ -14,13 +14,13 @@ from support.history import History
 from support.notify import NS, receiving, secret
 from support.scenario import DAY, HOUR
 
-from controlplane.controller.metric_source import PrometheusSource
 from controlplane.controller.reconcile import Reconciler, Settings
 from controlplane.controller.runner import Controller
 from controlplane.kube.client import canary_ref
 from controlplane.notify import AlertNotifier, NotifySettings
 from controlplane.profiles.catalog import load_catalog
 from controlplane.providers.prometheus import from_url
+from controlplane.providers.source import PrometheusSource
 from controlplane.spec.endpoints import EndpointPolicy
 from harness.kube.fake import FakeKube
 from harness.kube.fake_kserve import FakeKServe

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from controlplane.analysis import resolution
-from controlplane.analysis.metric_contract import contract_for
+from controlplane.promql.contract import contract_for
 from controlplane.spec.load import load_text
 from controlplane.validation import check_text
 

@@ -3,7 +3,7 @@
 Owns :class:`Rollout`: the contract example driven through
 :func:`controlplane.rollout.machine.step` (intents and observations as the controller would pass
 them) and written as the controller writes it
-(:func:`controlplane.controller.status.rollout_status`) into a
+(:func:`controlplane.status.document.rollout_status`) into a
 :class:`~harness.kube.fake.FakeKube`; plus :class:`Clock`, a settable fake clock.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from controlplane.controller import status as st
 from controlplane.errors import Problem
 from controlplane.kube.client import Obj
 from controlplane.operations import get_canary
@@ -21,6 +20,7 @@ from controlplane.rollout.intents import Intent
 from controlplane.rollout.observations import CheckResult, Observations
 from controlplane.rollout.state import RolloutState
 from controlplane.spec.models import ModelCanary
+from controlplane.status import document as st
 from harness.kube.fake import FakeKube
 from support.canaries import example_dict
 

@@ -18,18 +18,18 @@ from typing import Any
 
 import pytest
 
-from controlplane.controller.metric_source import PrometheusSource
 from controlplane.controller.reconcile import Reconciler, Settings
 from controlplane.controller.runner import Controller
-from controlplane.controller.status import INTENT_ANNOTATION
 from controlplane.errors import NotFound
 from controlplane.kube.client import Obj, Ref, canary_ref
 from controlplane.kube.lease import LeaderElector
 from controlplane.profiles.catalog import load_catalog
 from controlplane.providers.prometheus import from_url
+from controlplane.providers.source import PrometheusSource
 from controlplane.rollout.state import RolloutState
 from controlplane.routing.base import Router
 from controlplane.spec.models import ModelCanary
+from controlplane.status.document import INTENT_ANNOTATION
 from harness.kube.fake import FakeKube
 from harness.kube.fake_kserve import FakeKServe
 from support.canaries import EXAMPLE, KPI_QUERY

@@ -1,0 +1,4 @@
+"""The sequential judge: anytime-valid tests of counts and latency histograms.
+
+Its modules, one line each: docs/architecture.md, "Module map" (`analysis/sequential/`).
+"""

@@ -1,0 +1,551 @@
+"""``judge: sequential`` checks: which it supports, the counts they need, their verdicts.
+
+Owns the bridge between a spec check and the sequential judge's statistics
+(:mod:`~controlplane.analysis.sequential.count_judges`,
+:mod:`~controlplane.analysis.sequential.latency_judges`): which checks the sequential judge
+supports (:func:`problems`), the plan of one canary's counts (:func:`plan`: the PromQL itself is
+:mod:`controlplane.promql.sequential`'s), and the mapping of a
+:class:`~controlplane.analysis.sequential.count_judges.SequentialResult` onto the state machine's
+:class:`~controlplane.rollout.observations.CheckResult` (:func:`judge_check`).
+
+Pure: no I/O, no clock. Called by :mod:`controlplane.analysis.evaluator` (one canary) and by
+:mod:`controlplane.controller.batch` (many canaries, grouped queries). The mathematics and the
+decisions documented here are in ``docs/judges.md``.
+
+Semantics (what the state machine sees):
+
+* ``breach`` (evidence, at level ``alpha``, that the candidate is on the wrong side of the
+  check) -> verdict ``breach`` with ``decided="breach"``: the machine rolls back at once
+  (``for`` does not apply: the evidence is already cumulative).
+* ``pass`` (evidence that it is on the good side) -> verdict ``pass`` with ``decided="pass"``:
+  when every check of the step has decided ``pass`` at one evaluation, the step ends early.
+* ``continue`` (no evidence either way) -> verdict ``pass`` without ``decided`` once the
+  candidate has served ``minSamples`` requests since the step started (default 100), else
+  ``inconclusive``. "No evidence of harm" at the end of the step's ``duration`` therefore lets
+  the step finish, as a passing threshold check does: the test controls false rollbacks, the
+  step's duration (and traffic) governs its power. ``minSamples`` keeps a step without traffic
+  from passing on no evidence at all.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from controlplane.analysis.sequential import decision_rule
+from controlplane.analysis.sequential.buckets import bucket_quantile
+from controlplane.analysis.sequential.count_judges import (
+    CountLook,
+    SequentialResult,
+    counts_look,
+    judge_looks,
+    rate_look,
+)
+from controlplane.analysis.sequential.latency_batch import (
+    Pending,
+    Prepared,
+    absolute_looks,
+    shift_looks,
+)
+from controlplane.analysis.sequential.latency_judges import (
+    ShiftLook,
+    judge_shift_looks,
+    latency_look,
+    shift_look,
+)
+from controlplane.errors import NoData, Problem, SpecError
+from controlplane.promql import sequential as sequential_promql
+from controlplane.promql.contract import contract_for
+from controlplane.promql.sequential import Plan, quantile_of
+from controlplane.rollout.observations import CheckResult
+from controlplane.spec.models import CheckSpec, MetricSpec, ModelCanary
+from controlplane.spec.units import Unit, display_value
+
+HISTOGRAMS: dict[str, str] = contract_for().bucket_series()
+"""Built-in latency metrics the sequential judge supports, with their bucket series in the
+KServe-pinned vLLM's :mod:`~controlplane.promql.contract` (a canary's queries use the
+series of its own version: :func:`plan`)."""
+
+SUPPORTED = frozenset({"error-rate", *HISTOGRAMS})
+"""Built-in metrics a ``judge: sequential`` check may use."""
+
+
+def is_sequential(check: CheckSpec) -> bool:
+    return check.judge == "sequential"
+
+
+def problems(canary: ModelCanary, check: CheckSpec, path: str) -> list[Problem]:
+    """What makes ``check`` unusable with ``judge: sequential`` (empty: fine).
+
+    Supported: ``error-rate`` and the latency histograms, with ``above`` only, absolute or
+    ``compare: baseline``; ``test: shift`` on a latency histogram, ``compare: baseline``,
+    ``above: X%`` (the tolerated slowdown, 0% to 1000%; ``finalLook`` only with 0%). Spec
+    validation may call this to reject such specs up front; the evaluator reports the same
+    problems as a provider error (the canary pauses and says why).
+    """
+    shift = check.test == "shift"
+    if not is_sequential(check):
+        misplaced = []
+        if shift:
+            misplaced.append(Problem(f"{path}.test", "test: shift needs judge: sequential"))
+        if check.final_look > 0:
+            misplaced.append(
+                Problem(
+                    f"{path}.finalLook",
+                    "finalLook keeps part of a sequential judge's alpha for the step's end: "
+                    "it needs judge: sequential",
+                )
+            )
+        return misplaced
+    metric = canary.metric(check.metric)
+    found: list[Problem] = []
+    if metric is None:
+        return [Problem(f"{path}.metric", f"metric {check.metric!r} is not defined")]
+    if shift and (metric.builtin not in HISTOGRAMS or check.compare != "baseline"):
+        found.append(
+            Problem(
+                f"{path}.test",
+                "test: shift compares the candidate's whole latency histogram with the "
+                "stable's: it needs a latency built-in "
+                f"({', '.join(sorted(HISTOGRAMS))}) and compare: baseline",
+            )
+        )
+    elif shift and check.above is not None and not 0.0 <= check.above.value <= 10.0:
+        found.append(
+            Problem(
+                f"{path}.above",
+                "test: shift's tolerance is how much slower the candidate may be (every latency "
+                "times 1 + above): write a percentage from 0% to 1000%",
+            )
+        )
+    elif shift and check.above is not None and check.above.value > 0 and check.final_look > 0:
+        found.append(
+            Problem(
+                f"{path}.finalLook",
+                "the closing test of test: shift is a rank test against no shift at all: it "
+                "would roll back a candidate inside the tolerance; drop finalLook or write "
+                "above: 0%",
+            )
+        )
+    if metric.builtin not in SUPPORTED:
+        what = metric.builtin or "a custom query"
+        found.append(
+            Problem(
+                f"{path}.judge",
+                f"judge: sequential needs counts: it supports the built-ins "
+                f"{', '.join(sorted(SUPPORTED))}, not {what}",
+            )
+        )
+    if check.below is not None or check.above is None:
+        found.append(
+            Problem(f"{path}.judge", "judge: sequential supports 'above' only (not 'below')")
+        )
+    elif check.compare != "baseline" and metric.builtin == "error-rate":
+        if not 0.0 < check.above.value < 1.0:
+            found.append(Problem(f"{path}.above", "an error-rate limit must be within (0%, 100%)"))
+    elif check.compare != "baseline" and check.above.value <= 0:
+        found.append(Problem(f"{path}.above", "a latency bound must be positive"))
+    elif check.compare == "baseline" and check.above.value <= -1.0:
+        found.append(Problem(f"{path}.above", "a relative tolerance must be above -100%"))
+    return found
+
+
+def plan(
+    canary: ModelCanary,
+    check: CheckSpec,
+    since: float,
+    now: float,
+    *,
+    closes_at: float | None = None,
+) -> Plan:
+    """The queries of ``check`` over ``[since, now]`` (:func:`controlplane.promql.sequential.plan`).
+    Raises :class:`SpecError` when the sequential judge does not support the check."""
+    found = problems(canary, check, "check")
+    if found:
+        raise SpecError(found)
+    return sequential_promql.plan(canary, check, since, now, closes_at=closes_at)
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Cumulative counts since the step started, as the provider answered them.
+
+    ``None`` means "no series": for request/error counters that is zero requests (vLLM
+    initialises its counters at 0, so an absent series means nothing was served yet).
+    """
+
+    cand_events: float | None = None
+    cand_total: float | None = None
+    stable_events: float | None = None
+    stable_total: float | None = None
+    cand_buckets: Mapping[float, float] | None = None
+    stable_buckets: Mapping[float, float] | None = None
+    boundary_s: float | None = None
+    reference_buckets: Mapping[float, float] | None = None
+    closing: Counts | None = None
+    """The same counts over the whole step (``Plan.closing``'s answers): the closing test runs
+    on them when given. ``boundary_s`` and ``reference_buckets`` are the outer ones."""
+
+
+def _zero(value: float | None) -> float:
+    return 0.0 if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def _unit(check: CheckSpec) -> Unit:
+    if check.compare == "baseline":
+        return Unit.RATIO
+    return check.above.unit if check.above is not None else Unit.NUMBER
+
+
+@dataclass(frozen=True)
+class _Judged:
+    res: SequentialResult
+    served: float  # candidate requests the test saw
+    quantity: float | None  # the candidate's value in the metric's own unit
+    stable_quantity: float | None
+
+
+def run_looks(looks: Sequence[Pending], *, e_values: bool = True) -> list[SequentialResult]:
+    """The anytime tests of many looks at once, in their order: the count looks through
+    :func:`~controlplane.analysis.sequential.count_judges.judge_looks`, the shift looks through
+    :func:`~controlplane.analysis.sequential.latency_judges.judge_shift_looks`, each one numpy pass
+    over all the looks of its kind. ``e_values=False``: the count looks' e-values only where they
+    decide (``judge_looks``), the rest is the same."""
+    out: list[SequentialResult | None] = [
+        look if isinstance(look, SequentialResult) else None for look in looks
+    ]
+    counts = [i for i, look in enumerate(looks) if isinstance(look, CountLook)]
+    shifts = [i for i, look in enumerate(looks) if isinstance(look, ShiftLook)]
+    by_counts = [look for look in looks if isinstance(look, CountLook)]
+    by_shift = [look for look in looks if isinstance(look, ShiftLook)]
+    for i, res in zip(counts, judge_looks(by_counts, e_values=e_values), strict=True):
+        out[i] = res
+    for i, res in zip(shifts, judge_shift_looks(by_shift), strict=True):
+        out[i] = res
+    return [res for res in out if res is not None]
+
+
+def _judge(
+    check: CheckSpec, metric: MetricSpec, counts: Counts, alpha: float, *, fixed: bool = False
+) -> _Judged | str | None:
+    """The sequential test of ``check`` on ``counts`` at level ``alpha`` (:func:`_prepare`, then
+    its anytime test alone; a ``fixed`` look is its result already)."""
+    prepared = _prepare(check, metric, counts, alpha, fixed=fixed)
+    if not isinstance(prepared, Prepared):
+        return prepared
+    look = prepared.look
+    (res,) = [look] if isinstance(look, SequentialResult) else run_looks([look])
+    return _Judged(res, prepared.served, prepared.quantity, prepared.stable_quantity)
+
+
+def _prepare(
+    check: CheckSpec, metric: MetricSpec, counts: Counts, alpha: float, *, fixed: bool = False
+) -> Prepared | str | None:
+    """The sequential test of ``check`` on ``counts`` at level ``alpha``, up to its anytime test:
+    the look (or its result); a reason it is inconclusive (str); or None when the candidate
+    served nothing (no latency buckets). ``fixed``: only the fixed-horizon p-value (the closing
+    test's), no anytime test."""
+    assert check.above is not None
+    baseline = check.compare == "baseline"
+    res: Pending
+    if metric.builtin == "error-rate":
+        if baseline:
+            res = counts_look(
+                _zero(counts.cand_events),
+                _zero(counts.cand_total),
+                _zero(counts.stable_events),
+                _zero(counts.stable_total),
+                check.above.value,
+                alpha,
+                fixed=fixed,
+            )
+        else:
+            res = rate_look(
+                _zero(counts.cand_events),
+                _zero(counts.cand_total),
+                check.above.value,
+                alpha,
+                fixed=fixed,
+            )
+        return Prepared(res, _zero(counts.cand_total), res.estimate, None)
+    q = quantile_of(metric)
+    cand = dict(counts.cand_buckets or {})
+    if not cand or max(cand.values()) <= 0:
+        return None
+    stable_quantity: float | None = None
+    if baseline and check.test == "shift":
+        res = shift_look(
+            cand,
+            counts.stable_buckets or {math.inf: 0.0},
+            counts.reference_buckets or {math.inf: 0.0},
+            alpha,
+            tolerance=check.above.value,
+            fixed=fixed,
+        )
+        stable = counts.stable_buckets
+        stable_quantity = bucket_quantile(stable, q) if stable else None
+    elif baseline:
+        if counts.boundary_s is None or not math.isfinite(counts.boundary_s):
+            return (
+                "the stable variant had no latency data just before the step started "
+                "(the boundary of the comparison is its quantile then)"
+            )
+        res = latency_look(
+            cand,
+            counts.stable_buckets or {math.inf: 0.0},
+            q,
+            alpha,
+            tolerance=check.above.value,
+            stable_boundary_s=counts.boundary_s,
+            fixed=fixed,
+        )
+        stable_quantity = counts.boundary_s
+    else:
+        res = latency_look(cand, None, q, alpha, bound_s=check.above.value, fixed=fixed)
+    return Prepared(res, max(cand.values()), bucket_quantile(cand, q), stable_quantity)
+
+
+def _closing(check: CheckSpec, metric: MetricSpec, counts: Counts) -> str | None:
+    """The closing test's breach message, or None when it does not run or does not reject.
+
+    It runs on ``counts.closing`` (the whole step, pinned at its end) at level ``alpha *
+    finalLook``: one fixed-horizon test (exact binomial, or Wilcoxon-Mann-Whitney for ``test:
+    shift``) at one look fixed in advance. Its data cannot change after the step's end, so
+    evaluating it again while a step is held is the same look. A closing test without data
+    (no requests, a broken histogram) does not reject: the anytime test speaks for the check.
+    """
+    if counts.closing is None or check.final_look <= 0:
+        return None
+    pinned = replace(
+        counts.closing,
+        boundary_s=counts.boundary_s,
+        reference_buckets=counts.reference_buckets,
+        closing=None,
+    )
+    level = decision_rule.closing_level(check.alpha, check.final_look)
+    try:
+        judged = _judge(check, metric, pinned, level, fixed=True)
+    except (SpecError, NoData):
+        return None
+    if not isinstance(judged, _Judged) or not decision_rule.closing_rejects(
+        judged.res.p_fixed, check.alpha, check.final_look
+    ):
+        return None
+    return (
+        f"closing test at the step's end: p = {judged.res.p_fixed:.3g} <= {level:g} "
+        f"(alpha {check.alpha:g} x finalLook {check.final_look:g}; fixed-horizon test on the "
+        f"whole step, {judged.served:.0f} candidate requests): {judged.res.message}"
+    )
+
+
+@dataclass(frozen=True)
+class CheckLook:
+    """One sequential check to judge at one look: its result's ``key``, the check, its metric,
+    the counts the provider answered and the check's ``minSamples``."""
+
+    key: str
+    check: CheckSpec
+    metric: MetricSpec
+    counts: Counts
+    min_samples: int | None
+
+
+def judge_check(
+    key: str,
+    check: CheckSpec,
+    metric: MetricSpec,
+    counts: Counts,
+    *,
+    min_samples: int | None,
+) -> CheckResult:
+    """The :class:`CheckResult` of one sequential look (see the module docstring): its look
+    built alone (:func:`_prepare`), then :func:`run_looks` of one. :func:`judge_checks` gives
+    the same result (the tests hold it)."""
+    item = CheckLook(key, check, metric, counts, min_samples)
+    return _judge_items([item], arrays=False)[0]
+
+
+def _inconclusive(item: CheckLook, why: str, *, provider_error: bool = False) -> CheckResult:
+    name = item.check.metric
+    return CheckResult(
+        key=item.key,
+        metric=name,
+        verdict="inconclusive",
+        provider_error=provider_error,
+        message=f"{name} (sequential): {why}",
+    )
+
+
+def judge_checks(items: Sequence[CheckLook]) -> list[CheckResult]:
+    """The :class:`CheckResult` of many sequential looks (a tick's checks), in their order.
+
+    The looks of the latency checks are built together on arrays, grouped by bucket layout
+    (:func:`_prepare_latency`), the others (and the latency checks those builders leave out) one by
+    one (:func:`_prepare`); the anytime tests of all the looks then run together, one numpy pass per
+    kind of test (:func:`run_looks`); the closing test and the verdict are per check again; the
+    count looks' e-values are computed only where they can decide (the results report none:
+    :func:`~controlplane.analysis.sequential.count_judges.judge_looks`). The results are those of
+    judging each check alone (:func:`judge_check`). With ``finalLook`` ``f``, the anytime test runs
+    at ``alpha * (1 - f)`` and the closing test (:func:`_closing`) at ``alpha * f``: by the union
+    bound the check still rolls back a good candidate with probability at most ``alpha``.
+    """
+    return _judge_items(items, arrays=True)
+
+
+def _judge_items(items: Sequence[CheckLook], *, arrays: bool) -> list[CheckResult]:
+    """:func:`judge_checks`; ``arrays``: the latency looks built on arrays
+    (:func:`_prepare_latency`), else each alone."""
+    built = _prepare_latency(items) if arrays else {}
+    prepared: list[Prepared | str | CheckResult | None] = []
+    for i, item in enumerate(items):
+        if i in built:
+            prepared.append(built[i])
+            continue
+        anytime_alpha = decision_rule.anytime_alpha(item.check.alpha, item.check.final_look)
+        try:
+            prepared.append(_prepare(item.check, item.metric, item.counts, anytime_alpha))
+        except SpecError as exc:
+            prepared.append(_inconclusive(item, f"cannot judge: {exc}", provider_error=True))
+        except NoData as exc:
+            prepared.append(_inconclusive(item, str(exc)))
+    looks = [p.look for p in prepared if isinstance(p, Prepared)]
+    results = iter(run_looks(looks, e_values=not arrays))
+    out = []
+    for item, p in zip(items, prepared, strict=True):
+        if isinstance(p, CheckResult):
+            out.append(p)
+        elif isinstance(p, Prepared):
+            judged = _Judged(next(results), p.served, p.quantity, p.stable_quantity)
+            out.append(_verdict(item, judged))
+        else:
+            out.append(_verdict(item, p))
+    return out
+
+
+def _prepare_latency(items: Sequence[CheckLook]) -> dict[int, Prepared | None]:
+    """:func:`_prepare` of the tick's absolute latency and ``test: shift`` checks, on arrays
+    (:mod:`~controlplane.analysis.sequential.latency_batch`), by index; the checks it leaves out are
+    prepared alone."""
+    absolute: list[int] = []
+    shift: list[int] = []
+    for i, item in enumerate(items):
+        check, builtin = item.check, item.metric.builtin
+        if builtin not in HISTOGRAMS or check.above is None:
+            continue
+        if check.compare != "baseline":
+            absolute.append(i)
+        elif check.test == "shift":
+            shift.append(i)
+    out: dict[int, Prepared | None] = {}
+
+    def level(i: int) -> float:
+        return decision_rule.anytime_alpha(items[i].check.alpha, items[i].check.final_look)
+
+    def above(i: int) -> float:
+        limit = items[i].check.above
+        assert limit is not None
+        return limit.value
+
+    if absolute:
+        built = absolute_looks(
+            [items[i].counts.cand_buckets for i in absolute],
+            [above(i) for i in absolute],
+            [quantile_of(items[i].metric) for i in absolute],
+            [level(i) for i in absolute],
+        )
+        out.update({absolute[j]: p for j, p in built.items()})
+    if shift:
+        built = shift_looks(
+            [items[i].counts.cand_buckets for i in shift],
+            [items[i].counts.stable_buckets for i in shift],
+            [items[i].counts.reference_buckets for i in shift],
+            [above(i) for i in shift],
+            [quantile_of(items[i].metric) for i in shift],
+            [level(i) for i in shift],
+        )
+        out.update({shift[j]: p for j, p in built.items()})
+    return out
+
+
+def _verdict(item: CheckLook, judged: _Judged | str | None) -> CheckResult:
+    """One check's :class:`CheckResult` from its judged look (the closing test included)."""
+    key, check, metric, counts, min_samples = (
+        item.key,
+        item.check,
+        item.metric,
+        item.counts,
+        item.min_samples,
+    )
+    name = check.metric
+
+    def inconclusive(why: str) -> CheckResult:
+        return _inconclusive(item, why)
+
+    assert check.above is not None
+    baseline = check.compare == "baseline"
+    anytime_alpha = decision_rule.anytime_alpha(check.alpha, check.final_look)
+    if judged is None:
+        if min_samples:
+            return inconclusive(f"no requests since the step started (minSamples {min_samples})")
+        return CheckResult(
+            key=key,
+            metric=name,
+            verdict="pass",
+            samples=0.0,
+            message=f"{name} (sequential): no requests since the step started",
+        )
+    if isinstance(judged, str):
+        return inconclusive(judged)
+    res, served, quantity = judged.res, judged.served, judged.quantity
+    stable_quantity = judged.stable_quantity
+    if check.test == "shift":
+        value = _finite(2.0 * res.estimate - 1.0)  # Cliff's delta: 0 = no shift
+    else:
+        value = _finite(res.estimate - 1.0 if baseline else quantity)
+    detail = f" [alpha {anytime_alpha:g}, {served:.0f} candidate requests since the step started]"
+    decision = res.decision
+    said = f"{res.message}{detail}"
+    closing = _closing(check, metric, counts) if decision != "breach" else None
+    if closing is not None:  # the closing test overrules "continue" (and an early pass)
+        decision, said = "breach", closing
+    if decision in ("breach", "pass"):
+        word = "breach" if decision == "breach" else "passed early"
+        return CheckResult(
+            key=key,
+            metric=name,
+            verdict=decision,
+            value=value,
+            candidate=_finite(quantity),
+            stable=_finite(stable_quantity),
+            samples=served,
+            message=f"{name} (sequential) {word}: {said}",
+            decided=decision,
+        )
+    if min_samples is not None and served < min_samples:
+        return CheckResult(
+            key=key,
+            metric=name,
+            verdict="inconclusive",
+            value=value,
+            samples=served,
+            message=(
+                f"{name} (sequential): no evidence either way yet, {served:.0f} requests since "
+                f"the step started < minSamples {min_samples}"
+            ),
+        )
+    shown = display_value(value, _unit(check)) if value is not None else "n/a"
+    return CheckResult(
+        key=key,
+        metric=name,
+        verdict="pass",
+        value=value,
+        candidate=_finite(quantity),
+        stable=_finite(stable_quantity),
+        samples=served,
+        message=(f"{name} (sequential): no evidence of a breach ({shown}; {res.message}){detail}"),
+    )
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None

@@ -1,4 +1,0 @@
-"""Measuring variants: ``canaryctl profile``'s endpoint client and in-process model builder.
-
-Its modules, one line each: docs/architecture.md, "Module map" (`profiling/`).
-"""

@@ -1,0 +1,84 @@
+"""One PromQL builder for the built-in metrics: per canary and grouped (batched).
+
+Owns the expression of every built-in of :mod:`controlplane.promql.contract`, built
+from the contract's names. ``by`` is the extra grouping: empty for one variant of one canary
+(the selector picks it: :func:`controlplane.promql.queries.builtin_query`), ``("canary",
+"variant")`` for the batched query over many canaries
+(:func:`controlplane.promql.grouped.grouped_query`). Both forms are the same
+expression with ``by`` added to every aggregation (``sum by (le)`` becomes ``sum by (le,
+canary, variant)``; the Envoy source, which has no ``canary``/``variant`` labels, gets them per
+variant with ``label_replace``), so a grouped answer's ``(canary, variant)`` series equals the
+per-canary value: tested against a real Prometheus in ``tests/promql/test_promql_grouped.py``, for
+``error-rate`` with every router's HTTP source.
+
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from controlplane.promql import http_errors
+from controlplane.promql.contract import (
+    LATENCY_BUILTINS,
+    MetricContract,
+    contract_for,
+    error_terms,
+)
+from controlplane.spec.models import DEFAULT_QUANTILE
+
+
+def aggregate(op: str, by: Sequence[str], expr: str) -> str:
+    """``op(expr)``, or ``op by (a, b) (expr)`` when ``by`` is not empty."""
+    if not by:
+        return f"{op}({expr})"
+    return f"{op} by ({', '.join(by)}) ({expr})"
+
+
+def builtin_expr(
+    builtin: str,
+    sel: str,
+    window: str,
+    quantile: float | None = None,
+    *,
+    by: Sequence[str] = (),
+    contract: MetricContract | None = None,
+    router: str | None = None,
+    envoy: Sequence[http_errors.EnvoyBackend] = (),
+) -> str:
+    """The PromQL of ``builtin`` for label matchers ``sel`` over ``window`` (a Prometheus
+    duration), aggregated ``by`` the given labels (none: one number). With ``router``
+    (``spec.traffic.router``), ``error-rate`` reads that router's HTTP failures too
+    (:func:`controlplane.promql.http_errors.error_terms`; ``envoy``: the selected variants'
+    Envoy clusters, which the Envoy routers need). Every canary query passes the router; without
+    one, ``error-rate`` is the engine's finish reasons alone."""
+    c = contract_for() if contract is None else contract
+    if builtin in LATENCY_BUILTINS:
+        q = DEFAULT_QUANTILE if quantile is None else quantile
+        series = c.histogram(builtin).series
+        inner = aggregate("sum", ("le", *by), f"rate({series}{{{sel}}}[{window}])")
+        return f"histogram_quantile({q!r}, {inner})"
+    if builtin == "error-rate" and router is not None:
+        http = http_errors.error_terms(
+            router, sel, window, by, vllm_version=c.read_from, envoy=envoy
+        )
+        return f"{http.failed} / {http.total}"
+    if builtin == "error-rate":
+        terms = error_terms(c, sel, window)
+        return f"{aggregate('sum', by, terms.failed)} / {aggregate('sum', by, terms.total)}"
+    if builtin in ("request-rate", "tokens-per-second"):
+        return aggregate("sum", by, f"rate({c.metric(builtin).series}{{{sel}}}[{window}])")
+    if builtin == "kv-cache-usage":
+        return aggregate("avg", by, f"{c.metric(builtin).series}{{{sel}}}")
+    raise ValueError(f"unknown built-in metric {builtin!r}")
+
+
+def samples_expr(
+    sel: str, window: str, *, by: Sequence[str] = (), contract: MetricContract | None = None
+) -> str:
+    """Requests finished within ``window``: the count ``minSamples`` is compared with.
+
+    ``increase(vllm:request_success_total{SEL}[W])`` has one series per ``finished_reason``; it
+    is summed (``by`` the given labels)."""
+    c = contract_for() if contract is None else contract
+    return aggregate("sum", by, f"increase({c.requests}{{{sel}}}[{window}])")

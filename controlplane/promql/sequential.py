@@ -1,0 +1,154 @@
+"""The PromQL of ``judge: sequential`` checks: the cumulative counts since the step started.
+
+Owns, for one check of one canary at one evaluation, the queries of the counts the sequential
+judge needs (:class:`Plan`): the failed and all requests (``error-rate``, the terms of
+:func:`controlplane.promql.http_errors.error_terms`), or the candidate's and the stable's latency
+histograms (``sum by (le) (increase(...))``), the stable's boundary or reference just before the
+step (``compare: baseline``), and the same counts pinned (``@``) at the step's end for the closing
+test (:func:`closing_time`). The window is "since the step started" (:func:`window_seconds`).
+
+Pure: no I/O, no clock. Called by :mod:`controlplane.analysis.sequential.check` (which checks the
+judge supports the check first), by the grouped form (:mod:`controlplane.promql.grouped`) and by
+:mod:`controlplane.controller.batch`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from controlplane.promql import http_errors, queries
+from controlplane.promql.contract import contract_for
+from controlplane.rollout.observations import TIME_SLACK_S
+from controlplane.spec.models import DEFAULT_QUANTILE, CheckSpec, MetricSpec, ModelCanary
+
+MIN_WINDOW_S = 1.0
+"""The shortest window a count is asked over (a step that started this second)."""
+
+
+def window_seconds(since: float, now: float) -> float:
+    """Whole seconds from the step start to ``now`` (rounded down: never before the step)."""
+    return float(max(math.floor(now - since + 1e-6), 0))
+
+
+def quantile_of(metric: MetricSpec) -> float:
+    return DEFAULT_QUANTILE if metric.quantile is None else metric.quantile
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The PromQL of one sequential check of one canary at one evaluation.
+
+    Rate checks: ``cand_events`` / ``cand_total`` (and ``stable_*`` for ``compare: baseline``)
+    are scalar queries. Latency checks: ``cand_buckets`` (and ``stable_buckets``) are *vector*
+    queries, one series per ``le``; ``boundary`` is the stable's quantile over the check's window
+    just before the step started (``compare: baseline`` only), a scalar. ``closing``: the same
+    counts over the whole step, pinned (``@``) at its end, once the step's duration is up and
+    the check has a ``finalLook`` (the closing test's data; None otherwise).
+    """
+
+    metric: MetricSpec
+    window: float
+    cand_events: str | None = None
+    cand_total: str | None = None
+    stable_events: str | None = None
+    stable_total: str | None = None
+    cand_buckets: str | None = None
+    stable_buckets: str | None = None
+    boundary: str | None = None
+    reference: str | None = None
+    closing: Plan | None = None
+
+
+def closing_time(check: CheckSpec, closes_at: float | None, now: float) -> float | None:
+    """The end of the step's data for the closing test, or None when it does not run (no
+    ``finalLook``, no step end, or the step's duration is not up at ``now``).
+
+    From the step's end on, every evaluation runs the closing test on the counts up to the end
+    (``@`` that time): the same data however often a held step is evaluated, so the test is
+    still one look, as its level needs.
+    """
+    if check.final_look <= 0 or closes_at is None or now < closes_at - TIME_SLACK_S:
+        return None
+    return closes_at
+
+
+def plan(
+    canary: ModelCanary,
+    check: CheckSpec,
+    since: float,
+    now: float,
+    *,
+    closes_at: float | None = None,
+) -> Plan:
+    """Queries for ``check`` over ``[since, now]`` (and, for the closing test, over the whole
+    step: see :func:`closing_time`). The check must be one the sequential judge supports
+    (:func:`controlplane.analysis.sequential.check.problems`, which its ``plan`` asks first)."""
+    metric = canary.metric(check.metric)
+    assert metric is not None
+    assert metric.builtin is not None
+    counts = _counts(canary, check, metric, window_seconds(since, now), None)
+    end = closing_time(check, closes_at, now)
+    closing = None
+    if end is not None:
+        closing = _counts(canary, check, metric, window_seconds(since, end), end)
+    if metric.builtin == "error-rate":
+        return replace(counts, closing=closing)
+    hist = contract_for(queries.engine_version(canary)).bucket_series()[metric.builtin]
+    stable = queries.selector(canary, canary.spec.stable.name)
+    boundary = reference = None
+    lookback = queries.prom_duration((check.window or canary.spec.analysis.window).seconds)
+    if check.compare == "baseline" and check.test == "shift":
+        reference = f"sum by (le) (increase({hist}{{{stable}}}[{lookback}] @ {since:.3f}))"
+    elif check.compare == "baseline":
+        boundary = (
+            f"histogram_quantile({quantile_of(metric)!r}, sum by (le) "
+            f"(rate({hist}{{{stable}}}[{lookback}] @ {since:.3f})))"
+        )
+    return replace(counts, boundary=boundary, reference=reference, closing=closing)
+
+
+def _counts(
+    canary: ModelCanary, check: CheckSpec, metric: MetricSpec, window: float, at: float | None
+) -> Plan:
+    """The cumulative counts over ``window`` seconds, ending now or ``@ at``. Error counts are
+    :func:`controlplane.promql.http_errors.error_terms` of the canary's router and vLLM version
+    (already aggregated), as the per-canary and grouped ``error-rate`` queries are."""
+    version = queries.engine_version(canary)
+    w = queries.prom_duration(max(window, MIN_WINDOW_S))
+    pin = "" if at is None else f" @ {at:.3f}"
+    cand = queries.selector(canary, canary.spec.candidate.name)
+    stable = queries.selector(canary, canary.spec.stable.name)
+    baseline = check.compare == "baseline"
+    if metric.builtin == "error-rate":
+
+        def terms(sel: str, variant: str) -> http_errors.ErrorTerms:
+            return http_errors.error_terms(
+                canary.spec.traffic.router,
+                sel,
+                w,
+                fn="increase",
+                modifier=pin,
+                vllm_version=version,
+                envoy=queries.envoy_backends(canary, variant),
+            )
+
+        c = terms(cand, canary.spec.candidate.name)
+        s = terms(stable, canary.spec.stable.name)
+        return Plan(
+            metric,
+            window,
+            cand_events=c.failed,
+            cand_total=c.total,
+            stable_events=s.failed if baseline else None,
+            stable_total=s.total if baseline else None,
+        )
+    hist = contract_for(version).bucket_series()[str(metric.builtin)]
+    return Plan(
+        metric,
+        window,
+        cand_buckets=f"sum by (le) (increase({hist}{{{cand}}}[{w}]{pin}))",
+        stable_buckets=f"sum by (le) (increase({hist}{{{stable}}}[{w}]{pin}))"
+        if baseline
+        else None,
+    )

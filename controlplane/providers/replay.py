@@ -1,0 +1,186 @@
+"""Fast replay: prefetch every series a simulation needs, then answer instant queries from memory.
+
+``canaryctl simulate`` evaluates a canary every ``analysis.interval`` over weeks of history: the
+four-week example is ~40,000 evaluations of ~8 distinct queries. One instant query per evaluation
+would be ~300,000 HTTP round trips; instead :meth:`ReplayProvider.prefetch` asks Prometheus for each
+distinct query once with ``query_range`` on the evaluation grid ``start + k * step`` (split into
+chunks under Prometheus' 11,000-points-per-series limit), and :meth:`ReplayProvider.instant` then
+looks the value up by timestamp. A range query evaluates each step exactly as an instant query at
+that time would, so the replay sees the same numbers the controller would have seen.
+
+- A grid point without a value (or NaN / ±Inf) raises :class:`~controlplane.errors.NoData`.
+- A query Prometheus rejected (or that returned several series) raises its
+  :class:`~controlplane.errors.ProviderQueryError` at every lookup, as the live provider would.
+- An unreachable Prometheus during the prefetch, or one whose answers the provider refuses (over
+  its byte cap, nested too deep, more samples than the grid asked), raises
+  :class:`~controlplane.errors.ProviderUnavailable` from :meth:`ReplayProvider.prefetch`.
+- A query that was not planned, or a time off the grid, is passed to the source provider. So are
+  the queries of ``judge: sequential`` checks: their window ("since the step started") changes at
+  every evaluation, so they cannot be prefetched on a grid; they cost one instant query each.
+
+Called by ``canaryctl simulate``; the planning helper :func:`replay_queries` is pure.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import numpy.typing as npt
+
+from controlplane.analysis.metric_provider import MetricProvider, VectorProvider
+from controlplane.errors import NoData, ProviderQueryError, SpecError
+from controlplane.promql import queries
+from controlplane.promql.answers import Sample
+from controlplane.spec.models import ModelCanary
+
+MAX_POINTS_PER_QUERY = 10_000
+"""Points per range request; Prometheus refuses more than 11,000 per series."""
+
+_GRID_TOLERANCE_S = 1e-3
+
+
+def replay_queries(canary: ModelCanary) -> list[str]:
+    """Every distinct query an evaluation of ``canary`` may ask (checks with windows, cost).
+
+    Checks whose query cannot be rendered are left out: the evaluator reports them itself.
+    """
+    found: list[str] = []
+    for _key, check in queries.all_checks(canary):
+        try:
+            found += queries.check_queries(canary, check).all()
+        except SpecError:
+            continue
+    try:
+        cost = queries.cost_query(canary)
+    except SpecError:
+        cost = None
+    if cost is not None:
+        found.append(cost)
+    return list(dict.fromkeys(found))
+
+
+def grid_size(start: float, end: float, step: float) -> int:
+    """Number of grid points ``start + k * step`` within ``[start, end]``."""
+    if step <= 0:
+        raise ValueError(f"step must be positive, got {step!r}")
+    if end < start:
+        raise ValueError(f"end {end!r} is before start {start!r}")
+    return math.floor((end - start) / step + 1e-9) + 1
+
+
+def chunks(
+    start: float, end: float, step: float, max_points: int = MAX_POINTS_PER_QUERY
+) -> list[tuple[float, float]]:
+    """Split ``[start, end]`` on the step grid into ranges of at most ``max_points`` points."""
+    n = grid_size(start, end, step)
+    out: list[tuple[float, float]] = []
+    for first in range(0, n, max_points):
+        last = min(first + max_points, n) - 1
+        out.append((start + first * step, start + last * step))
+    return out
+
+
+class ReplayProvider:
+    """A :class:`~controlplane.analysis.metric_provider.MetricProvider` answering from prefetched
+    series on the grid ``start + k * step``; other queries and times go to ``source``."""
+
+    def __init__(
+        self,
+        source: MetricProvider,
+        start: float,
+        step: float,
+        series: dict[str, npt.NDArray[np.float64]],
+        errors: dict[str, ProviderQueryError] | None = None,
+    ) -> None:
+        self.source = source
+        self.start = start
+        self.step = step
+        self._series = series
+        self._errors = dict(errors or {})
+
+    @classmethod
+    def prefetch(
+        cls,
+        source: MetricProvider,
+        plan: Iterable[str],
+        start: float,
+        end: float,
+        step: float,
+        *,
+        workers: int = 4,
+        max_points: int = MAX_POINTS_PER_QUERY,
+    ) -> ReplayProvider:
+        """Fetch every query of ``plan`` over ``[start, end]`` once, ``workers`` requests at a time.
+
+        Raises :class:`~controlplane.errors.ProviderUnavailable` when the source cannot be used.
+        """
+        n = grid_size(start, end, step)
+        spans = chunks(start, end, step, max_points)
+        wanted = list(dict.fromkeys(plan))
+        jobs = [(q, s, e) for q in wanted for s, e in spans]
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            answers = list(pool.map(lambda job: _fetch(source, job[0], job[1], job[2], step), jobs))
+
+        series = {q: np.full(n, np.nan) for q in wanted}
+        errors: dict[str, ProviderQueryError] = {}
+        for (query, _s, _e), answer in zip(jobs, answers, strict=True):
+            if isinstance(answer, ProviderQueryError):
+                errors.setdefault(query, answer)
+                continue
+            if not answer:
+                continue
+            times = np.fromiter((t for t, _v in answer), dtype=np.float64, count=len(answer))
+            values = np.fromiter((v for _t, v in answer), dtype=np.float64, count=len(answer))
+            index = np.rint((times - start) / step).astype(np.int64)
+            ok = (index >= 0) & (index < n)
+            series[query][index[ok]] = values[ok]
+        for query in errors:
+            series.pop(query, None)
+        return cls(source, start, step, series, errors)
+
+    @property
+    def queries(self) -> list[str]:
+        """The prefetched queries."""
+        return [*self._series, *self._errors]
+
+    def _index(self, query: str, at: float) -> int | None:
+        values = self._series.get(query)
+        if values is None:
+            return None
+        k = round((at - self.start) / self.step)
+        if not 0 <= k < len(values) or abs(self.start + k * self.step - at) > _GRID_TOLERANCE_S:
+            return None
+        return k
+
+    def instant(self, query: str, at: float) -> float:
+        error = self._errors.get(query)
+        if error is not None:
+            raise error
+        k = self._index(query, at)
+        if k is None:
+            return self.source.instant(query, at)
+        value = float(self._series[query][k])
+        if not math.isfinite(value):
+            raise NoData(f"no value for {query!r} at {at}")
+        return value
+
+    def range(self, query: str, start: float, end: float, step: float) -> list[tuple[float, float]]:
+        return self.source.range(query, start, end, step)
+
+    def vector(self, query: str, at: float) -> list[Sample]:
+        """Vector queries (histogram buckets of sequential checks) go to the source."""
+        if not isinstance(self.source, VectorProvider):
+            raise ProviderQueryError(f"the metric source cannot answer vector queries: {query!r}")
+        return self.source.vector(query, at)
+
+
+def _fetch(
+    source: MetricProvider, query: str, start: float, end: float, step: float
+) -> list[tuple[float, float]] | ProviderQueryError:
+    try:
+        return source.range(query, start, end, step)
+    except ProviderQueryError as exc:
+        return exc

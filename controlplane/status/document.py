@@ -1,0 +1,328 @@
+"""The ``status`` document of a ModelCanary: the source of truth of the controller.
+
+Owns three things, all pure:
+
+- :func:`rollout_status` / :func:`invalid_status`: the whole ``status`` dict. It is the rollout
+  state (:meth:`RolloutState.to_status`: ``phase``, ``step``, ``weight``, per-check last values in
+  ``checks``, the bounded ``history``, ``specHash`` under trial, ``reason``) plus
+  ``observedGeneration``, kstatus ``conditions`` and ``controller`` (:class:`Book`).
+- :class:`Book`: the controller's bookkeeping of *effects* (what was deployed, which weights were
+  verified and when, which outcome was finalized, cleanup, the last Event emitted, the last intent
+  consumed, the gate Workflows submitted). Decisions live in the rollout state; the book says how
+  far the world has caught up with them, so a restarted controller re-applies exactly what is
+  missing (docs/controller.md). Its ``notified`` is the persisted record of the history entries
+  told (:func:`unnotified` / :func:`with_notified`): the fingerprint
+  (:func:`controlplane.rollout.events.fingerprint`) of the last one.
+- :func:`read_intents`: user intents recorded by the CLI in the annotation
+  ``canary.controlplane.dev/intent`` and :func:`new_intents` (consumed exactly once, by id).
+
+Called by :mod:`controlplane.controller.reconcile`. No I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from controlplane.errors import Problem, SpecError
+from controlplane.rollout import events
+from controlplane.rollout.intents import Intent
+from controlplane.rollout.state import Event, RolloutState
+from controlplane.spec.models import API_GROUP
+from controlplane.status import conditions
+
+INTENT_ANNOTATION = f"{API_GROUP}/intent"
+"""Annotation holding one intent (JSON object) or several (JSON list), each ``{"id": "...",
+"verb": "pause|resume|promote|promote-full|abort|retry", "at": unix seconds, "user": ""}``."""
+
+FINALIZER = f"{API_GROUP}/cleanup"
+"""Finalizer the controller puts on every ModelCanary it manages."""
+
+BOOK_KEY = "controller"
+PROBLEMS_KEY = "problems"
+
+
+@dataclass(frozen=True)
+class Verified:
+    """Weights read back from the router: ``weight``/``mirror`` for ``hash`` at ``stage`` /
+    ``step_index``, verified at ``at`` (unix seconds)."""
+
+    hash: str
+    stage: str
+    step_index: int
+    weight: int
+    mirror: bool
+    at: float
+
+
+@dataclass(frozen=True)
+class Book:
+    """How far the effects have caught up with the persisted rollout state.
+
+    ``deployed_hash``: spec hash whose serving objects were applied. ``verified``: the weights
+    last verified. ``finalized``: ``"<hash>:<stage>"`` whose outcome the router was told.
+    ``finished_at``: when that finalization was verified (the cleanup delay counts from it).
+    ``cleaned``: ``"<hash>:<stage>"`` whose leftover variant was released. ``notified``: the
+    fingerprint of the last history event told (a Kubernetes Event, the notifiers); a mapping
+    when written by a controller from before the one fingerprint (read, never written).
+    ``last_intent_id``: the last intent consumed.
+    ``gates_submitted``: names of the gate Workflows of the current gate point the Argo Server
+    accepted (a Workflow missing from the Argo Server after that was deleted: the gate fails).
+    """
+
+    deployed_hash: str | None = None
+    verified: Verified | None = None
+    finalized: str | None = None
+    finished_at: float | None = None
+    cleaned: str | None = None
+    notified: str | dict[str, Any] | None = None
+    last_intent_id: str | None = None
+    gates_submitted: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "deployedHash": self.deployed_hash,
+            "verified": None if self.verified is None else _camel(asdict(self.verified)),
+            "finalized": self.finalized,
+            "finishedAt": self.finished_at,
+            "cleaned": self.cleaned,
+            "notified": self.notified,
+            "lastIntentId": self.last_intent_id,
+            "gatesSubmitted": list(self.gates_submitted) or None,
+        }
+        return {k: v for k, v in out.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Book:
+        """Tolerant: anything unreadable is treated as "not done yet" (effects are idempotent)."""
+        if not isinstance(data, Mapping):
+            return cls()
+        verified = None
+        v = data.get("verified")
+        if isinstance(v, Mapping):
+            try:
+                verified = Verified(
+                    hash=str(v["hash"]),
+                    stage=str(v["stage"]),
+                    step_index=int(v["stepIndex"]),
+                    weight=int(v["weight"]),
+                    mirror=bool(v["mirror"]),
+                    at=float(v["at"]),
+                )
+            except (KeyError, TypeError, ValueError):
+                verified = None
+        notified = data.get("notified")
+        submitted = data.get("gatesSubmitted")
+        gates = (
+            tuple(str(name) for name in submitted if isinstance(name, str))
+            if isinstance(submitted, list)
+            else ()
+        )
+        return cls(
+            deployed_hash=_str_or_none(data.get("deployedHash")),
+            verified=verified,
+            finalized=_str_or_none(data.get("finalized")),
+            finished_at=_float_or_none(data.get("finishedAt")),
+            cleaned=_str_or_none(data.get("cleaned")),
+            notified=notified
+            if isinstance(notified, str)
+            else dict(notified)
+            if isinstance(notified, Mapping)
+            else None,
+            last_intent_id=_str_or_none(data.get("lastIntentId")),
+            gates_submitted=gates,
+        )
+
+
+def _camel(data: dict[str, Any]) -> dict[str, Any]:
+    def camel(name: str) -> str:
+        head, *rest = name.split("_")
+        return head + "".join(p.capitalize() for p in rest)
+
+    return {camel(k): v for k, v in data.items()}
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _float_or_none(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+# --------------------------------------------------------------------------- reading the status
+
+
+def has_state(status: Mapping[str, Any] | None) -> bool:
+    """True when ``status`` holds a rollout state (written by :func:`rollout_status`)."""
+    return isinstance(status, Mapping) and "specHash" in status and "stage" in status
+
+
+def read_state(status: Mapping[str, Any] | None) -> RolloutState | None:
+    """The persisted rollout state, None when there is none yet. SpecError when unreadable."""
+    if not has_state(status):
+        return None
+    assert status is not None
+    return RolloutState.from_status(status)
+
+
+def read_book(status: Mapping[str, Any] | None) -> Book:
+    return Book.from_dict((status or {}).get(BOOK_KEY))
+
+
+# --------------------------------------------------------------------------- writing the status
+
+
+def rollout_status(
+    state: RolloutState,
+    book: Book,
+    generation: int | None,
+    previous: Mapping[str, Any] | None,
+    now: float,
+) -> dict[str, Any]:
+    """The whole status for ``state``; conditions keep their transition times from ``previous``."""
+    status = state.to_status()
+    message = state.reason.message if state.reason is not None else ""
+    if not message and state.history:
+        message = state.history[-1].message
+    # an unreachable Argo Server stalls a rollout like an unreachable Prometheus does
+    paused = "errors" if state.paused == "gate-errors" else state.paused
+    wanted = conditions.for_phase(state.phase, message, paused)
+    status["observedGeneration"] = generation
+    status["conditions"] = conditions.render(
+        wanted, (previous or {}).get("conditions"), generation, now
+    )
+    status[BOOK_KEY] = book.to_dict()
+    return status
+
+
+def invalid_status(
+    problems: Sequence[Problem],
+    generation: int | None,
+    previous: Mapping[str, Any] | None,
+    now: float,
+) -> dict[str, Any]:
+    """Status of a ModelCanary whose spec does not validate: ``phase: invalid``, Stalled True
+    with every problem; a rollout state already there is kept (the spec may be fixed)."""
+    status = dict(previous or {})
+    lines = [p.format() for p in problems]
+    message = "; ".join(lines[:10]) + (f" (+{len(lines) - 10} more)" if len(lines) > 10 else "")
+    status["phase"] = "invalid"
+    status[PROBLEMS_KEY] = [{"path": p.path, "message": p.message} for p in problems]
+    status["observedGeneration"] = generation
+    wanted = conditions.for_phase("invalid", message)
+    before = (previous or {}).get("conditions")
+    status["conditions"] = conditions.render(wanted, before, generation, now)
+    return status
+
+
+def same_status(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
+    """True when writing ``b`` over ``a`` would change nothing (JSON equality).
+
+    Numbers compare by value: the API server stores JSON numbers as float64 and writes an
+    integral one back without its fraction (``1795370400.0`` is read back as ``1795370400``),
+    so a textual comparison would rewrite an unchanged status on every reconcile."""
+    return _canonical(a) == _canonical(b)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(_integral(value), sort_keys=True, default=str)
+
+
+def _integral(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {k: _integral(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_integral(v) for v in value]
+    return value
+
+
+# --------------------------------------------------------------------------- events
+
+
+def owner_of(obj: Mapping[str, Any]) -> str:
+    """Whose events these are (:func:`controlplane.rollout.events.owner_id` of the resource)."""
+    meta = obj.get("metadata") or {}
+    uid = meta.get("uid")
+    return events.owner_id(
+        str(meta.get("namespace") or ""),
+        str(meta.get("name") or ""),
+        uid if isinstance(uid, str) else None,
+    )
+
+
+def unnotified(
+    history: Sequence[Event], notified: str | Mapping[str, Any] | None, owner: str
+) -> list[Event]:
+    """History events after the last one told (all of them when it is no longer in the
+    bounded history). An Event may be told twice after a crash, never skipped."""
+    if not isinstance(notified, Mapping):
+        return events.undelivered(history, notified, owner)
+    legacy = dict(notified)  # {type, time, step, message} of a controller from before
+    for index in range(len(history) - 1, -1, -1):
+        event = history[index]
+        fields = {"type": event.type, "time": event.time, "step": event.step}
+        if {**fields, "message": event.message} == legacy:
+            return list(history[index + 1 :])
+    return list(history)
+
+
+def with_notified(book: Book, history: Sequence[Event], owner: str) -> Book:
+    """``book`` once every entry of ``history`` is told."""
+    if not history:
+        return book
+    return replace(book, notified=events.cursor(history, owner, None))
+
+
+# --------------------------------------------------------------------------- intents
+
+
+@dataclass(frozen=True)
+class RecordedIntent:
+    id: str
+    intent: Intent
+
+
+def read_intents(annotations: Mapping[str, str] | None) -> tuple[list[RecordedIntent], str]:
+    """The intents recorded on the resource, in order, and a problem message ("" when none).
+
+    A malformed annotation is reported, never raised: the rollout goes on without it.
+    """
+    raw = (annotations or {}).get(INTENT_ANNOTATION)
+    if raw is None:
+        return [], ""
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        return [], f"annotation {INTENT_ANNOTATION} is not JSON: {exc}"
+    items = data if isinstance(data, list) else [data]
+    found: list[RecordedIntent] = []
+    problems: list[str] = []
+    for index, item in enumerate(items):
+        path = f"{INTENT_ANNOTATION}[{index}]"
+        try:
+            intent = Intent.from_dict(item, path)
+        except SpecError as exc:
+            problems.append(str(exc))
+            continue
+        given = item.get("id") if isinstance(item, dict) else None
+        ident = given if isinstance(given, str) and given else f"{intent.verb}@{intent.at!r}"
+        found.append(RecordedIntent(ident, intent))
+    return found, "; ".join(problems)
+
+
+def new_intents(recorded: Sequence[RecordedIntent], last_id: str | None) -> list[RecordedIntent]:
+    """The recorded intents after the one consumed last (all when it is gone or None)."""
+    if last_id is None:
+        return list(recorded)
+    for index, item in enumerate(recorded):
+        if item.id == last_id:
+            return list(recorded[index + 1 :])
+    return list(recorded)

@@ -1,0 +1,185 @@
+"""Unit tests of controlplane.analysis.sequential.check and the evaluator's sequential path."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from support.canaries import example_canary
+
+from controlplane.analysis.evaluator import evaluate
+from controlplane.analysis.sequential import check as sequential_check
+from controlplane.promql import sequential as sequential_promql
+from controlplane.rollout.observations import DueCheck
+from controlplane.spec.models import CheckSpec
+from harness.providers import StaticProvider
+
+CANARY = example_canary()
+NOW = 1_800_000_000.0
+SINCE = NOW - 600.0
+
+
+def check(**fields: object) -> CheckSpec:
+    return CheckSpec.model_validate({"judge": "sequential", **fields})
+
+
+def errors_plan(c: CheckSpec) -> sequential_promql.Plan:
+    return sequential_check.plan(CANARY, c, SINCE, NOW)
+
+
+@pytest.mark.parametrize(
+    ("errors", "total", "verdict", "decided"),
+    [
+        pytest.param(40.0, 1000.0, "breach", "breach", id="4pct-over-0.1pct"),
+        pytest.param(0.0, 20000.0, "pass", "pass", id="clean-passes-early"),
+        pytest.param(1.0, 500.0, "pass", None, id="no-evidence-counts-as-pass"),
+        pytest.param(0.0, 50.0, "inconclusive", None, id="below-minSamples"),
+    ],
+)
+def test_absolute_error_rate(
+    errors: float, total: float, verdict: str, decided: str | None
+) -> None:
+    c = check(metric="errors", above="0.1%")
+    plan = errors_plan(c)
+    assert plan.cand_events is not None
+    assert plan.cand_total is not None
+    assert "[600s]" in plan.cand_total or "[10m]" in plan.cand_total
+    provider = StaticProvider({plan.cand_events: errors, plan.cand_total: total})
+    result = evaluate(CANARY, [DueCheck("k", c)], provider, NOW, since=SINCE).checks["k"]
+    assert (result.verdict, result.decided) == (verdict, decided), result.message
+    assert not result.provider_error
+
+
+def test_without_a_step_start_the_check_says_so() -> None:
+    c = check(metric="errors", above="0.1%")
+    result = evaluate(CANARY, [DueCheck("k", c)], StaticProvider(), NOW).checks["k"]
+    assert result.verdict == "inconclusive"
+    assert "step started" in result.message
+
+
+@pytest.mark.parametrize(
+    ("fields", "fragment"),
+    [
+        pytest.param({"metric": "kpi", "above": "5%"}, "not a custom query", id="custom"),
+        pytest.param({"metric": "errors", "below": "1%"}, "'above' only", id="below"),
+    ],
+)
+def test_unsupported_checks_are_provider_errors(fields: dict[str, object], fragment: str) -> None:
+    c = check(**fields)
+    assert sequential_check.problems(CANARY, c, "x")
+    result = evaluate(CANARY, [DueCheck("k", c)], StaticProvider(), NOW, since=SINCE).checks["k"]
+    assert result.verdict == "inconclusive"
+    assert result.provider_error
+    assert fragment.split()[-1] in result.message
+
+
+def test_latency_needs_vectors_and_snaps_up() -> None:
+    c = check(metric="latency", above="190ms")  # p95; next boundary up is 0.2s
+    plan = sequential_check.plan(CANARY, c, SINCE, NOW)
+    assert plan.cand_buckets is not None
+    slow = [({"le": "0.1"}, 500.0), ({"le": "0.2"}, 800.0), ({"le": "+Inf"}, 1000.0)]
+    provider = StaticProvider(vectors={plan.cand_buckets: slow})
+    result = evaluate(CANARY, [DueCheck("k", c)], provider, NOW, since=SINCE).checks["k"]
+    # 20 % of requests slower than 0.2s against 5 % allowed: a breach
+    assert result.decided == "breach"
+    assert "0.2s" in result.message
+    assert result.value is not None
+    assert math.isfinite(result.value)
+
+
+def _vector(counts: list[float]) -> list[tuple[dict[str, str], float]]:
+    les = ("0.1", "0.2", "0.5", "+Inf")
+    return [({"le": le}, c) for le, c in zip(les, counts, strict=True)]
+
+
+@pytest.mark.parametrize(
+    ("cand", "decided", "sign"),
+    [
+        pytest.param([5.0, 30.0, 80.0, 100.0], "breach", 1, id="slower"),
+        pytest.param([40.0, 90.0, 99.0, 100.0], "pass", -1, id="faster-passes-early"),
+    ],
+)
+def test_shift_test_queries_the_pre_step_reference_and_reports_cliffs_delta(
+    cand: list[float], decided: str, sign: int
+) -> None:
+    c = check(metric="latency", compare="baseline", above="0%", test="shift")
+    plan = sequential_check.plan(CANARY, c, SINCE, NOW)
+    assert plan.reference is not None
+    assert plan.boundary is None
+    assert f"@ {SINCE:.3f}" in plan.reference  # fixed before the step: valid at every look
+    assert plan.cand_buckets is not None
+    assert plan.stable_buckets is not None
+    provider = StaticProvider(
+        vectors={
+            plan.cand_buckets: _vector(cand),
+            plan.stable_buckets: _vector([200.0, 1000.0, 1900.0, 2000.0]),
+            plan.reference: _vector([100.0, 500.0, 950.0, 1000.0]),
+        }
+    )
+    result = evaluate(CANARY, [DueCheck("k", c)], provider, NOW, since=SINCE).checks["k"]
+    assert result.decided == decided, result.message
+    assert result.value is not None
+    assert sign * result.value > 0.1  # Cliff's delta: the share of pairs slower minus faster
+    assert "of request pairs" in result.message
+
+
+def test_shift_test_without_a_pre_step_reference_is_inconclusive() -> None:
+    c = check(metric="latency", compare="baseline", above="0%", test="shift")
+    plan = sequential_check.plan(CANARY, c, SINCE, NOW)
+    assert plan.cand_buckets is not None
+    assert plan.stable_buckets is not None
+    provider = StaticProvider(
+        vectors={
+            plan.cand_buckets: _vector([5.0, 30.0, 80.0, 100.0]),
+            plan.stable_buckets: _vector([200.0, 1000.0, 1900.0, 2000.0]),
+        }
+    )
+    result = evaluate(CANARY, [DueCheck("k", c)], provider, NOW, since=SINCE).checks["k"]
+    assert result.verdict == "inconclusive"
+    assert not result.provider_error
+    assert "before the step started" in result.message
+
+
+def _shift_result(above: str, cand: list[float]) -> object:
+    c = check(metric="latency", compare="baseline", above=above, test="shift")
+    plan = sequential_check.plan(CANARY, c, SINCE, NOW)
+    assert plan.cand_buckets is not None
+    assert plan.stable_buckets is not None
+    assert plan.reference is not None
+    provider = StaticProvider(
+        vectors={
+            plan.cand_buckets: _vector(cand),
+            plan.stable_buckets: _vector([2000.0, 10000.0, 19000.0, 20000.0]),
+            plan.reference: _vector([1000.0, 5000.0, 9500.0, 10000.0]),
+        }
+    )
+    return evaluate(CANARY, [DueCheck("k", c)], provider, NOW, since=SINCE).checks["k"]
+
+
+def test_a_shift_tolerance_spares_a_slightly_slower_candidate() -> None:
+    # 2,000 candidate requests a little slower than the stable's 10/50/95 % cumulative shares.
+    slightly = [140.0, 900.0, 1870.0, 2000.0]
+    strict = _shift_result("0%", slightly)
+    tolerant = _shift_result("20%", slightly)
+    assert strict.decided == "breach", strict.message
+    assert tolerant.decided != "breach", tolerant.message
+    assert "tolerated: 20% slower" in tolerant.message
+    much = _shift_result("20%", [20.0, 300.0, 1500.0, 2000.0])
+    assert much.decided == "breach", much.message
+
+
+@pytest.mark.parametrize(
+    ("fields", "path", "said"),
+    [
+        ({"above": "-5%"}, "check.above", "from 0% to 1000%"),
+        ({"above": "10%", "finalLook": 0.5}, "check.finalLook", "rank test against no shift"),
+    ],
+)
+def test_shift_tolerance_problems(fields: dict[str, object], path: str, said: str) -> None:
+    c = check(metric="latency", compare="baseline", test="shift", **fields)
+    found = sequential_check.problems(CANARY, c, "check")
+    assert [p.path for p in found] == [path]
+    assert said in found[0].message
+    assert not sequential_check.problems(
+        CANARY, check(metric="latency", compare="baseline", test="shift", above="10%"), "check"
+    )
