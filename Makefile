@@ -85,7 +85,7 @@ kube-up: setup kube-tools ## start etcd + kube-apiserver on loopback with every 
 kube-down: ## stop the cluster kube-up started (no process or port left behind)
 	@$(BIN)/python -m harness.cluster down --dir $(KUBE_DIR)
 
-bench: setup ## run the benchmarks and rewrite docs/benchmarks.md
+bench: setup ## run the benchmarks and rewrite docs/benchmarks-derivation.md
 	$(BIN)/python bench/run_all.py
 
 format: setup ## apply ruff fixes and formatting

@@ -1,7 +1,8 @@
 """Blast-radius benchmark: how many candidate requests a bad model serves before rollback.
 
-Owns the simulation behind the "## Blast radius" section of ``docs/benchmarks.md``. Run by hand
-or by ``make bench``; ``--quick`` is the CI smoke test (``tests/bench/test_sequential_bench.py``).
+Owns the simulation behind the "## Blast radius" section of ``docs/benchmarks-derivation.md``. Run
+by hand or by ``make bench``; ``--quick`` is the CI smoke test
+(``tests/bench/test_sequential_bench.py``).
 
 One process, numpy, seeded, vectorised across runs. Each run is one canary step of 1 h at 5 %
 weight, at three realistic total rates: 10, 50 and 200 req/s (0.5, 2.5 and 10 req/s on the
@@ -1275,7 +1276,7 @@ def main(argv: list[str] | None = None) -> int:
         "--output",
         type=Path,
         default=BENCHMARKS_MD,
-        help="markdown file whose '## Blast radius' section is rewritten (docs/benchmarks.md)",
+        help="markdown file whose '## Blast radius' section is rewritten",
     )
     parser.add_argument("--no-write", action="store_true", help="print the table only")
     args = parser.parse_args(argv)

@@ -1,7 +1,7 @@
 """The judge's verdict: blast radius against the scenario-aware oracle and a faithful Flagger.
 
-Owns the "## Judge verdict on unseen seeds" section of ``docs/benchmarks.md`` and the command
-that writes it::
+Owns the "## Judge verdict on unseen seeds" section of ``docs/benchmarks-derivation.md`` and the
+command that writes it::
 
     python bench/blast_seeds.py --seeds S1,S2,... --runs N [-o json|markdown] [--write]
 
@@ -27,9 +27,9 @@ promoted) of three deciders fed the same traffic model:
   of each check (10 % slower, 1.5x errors): the judge's guarantee holds there, so the oracle
   is held there too.
 * ``flagger`` — Flagger v1.44.0's weighted canary as its Istio tutorial configures it
-  (:class:`FlaggerConfig`, cited in ``docs/benchmarks.md``), and ``flagger-quiet``: the same
-  with the smallest ``threshold`` whose false rollbacks on the tuning seeds are within the
-  budget. Flagger's canary runs its own traffic schedule (10 % to 50 %), so its blast radius is
+  (:class:`FlaggerConfig`, cited in ``docs/benchmarks-derivation.md``), and ``flagger-quiet``:
+  the same with the smallest ``threshold`` whose false rollbacks on the tuning seeds are within
+  the budget. Flagger's canary runs its own traffic schedule (10 % to 50 %), so its blast radius is
   counted in the same unit: candidate requests served.
 
 The verdict (:func:`verdict`): on every bad row the judge's median blast radius is at most
@@ -275,7 +275,7 @@ def threshold_outcome(paths: F, cut: float, st: Streams) -> Outcome:
 
 
 # --------------------------------------------------------------------------------------------
-# Flagger v1.44.0, weighted canary (docs/benchmarks.md cites each line of this model)
+# Flagger v1.44.0, weighted canary (docs/benchmarks-derivation.md cites each line of it)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Hostile-input benchmark: how long ``canaryctl validate`` takes to refuse a hostile file.
 
-Owns the "## Hostile input" section of ``docs/benchmarks.md``. The loader's limits
+Owns the "## Hostile input" section of ``docs/benchmarks-derivation.md``. The loader's limits
 (:mod:`controlplane.spec.load`: bytes, nesting depth, YAML nodes, alias expansion, documents)
 bound the *work* a file can cause, and ``tests/spec/test_spec_load.py`` asserts those work
 bounds deterministically; this script measures the *seconds* that work takes on this machine,

@@ -1,13 +1,13 @@
 """Kubernetes scale benchmark: one controller and N ModelCanaries, on FakeKube and on a real
 kube-apiserver side by side, measured tick by tick.
 
-Owns the "## Kube scale" section of ``docs/benchmarks.md``. For each N (1,000 and 10,000) and
-each backend — the in-memory FakeKube, and etcd + kube-apiserver v1.34 on loopback
-(:func:`harness.cluster.kubeapi.start_cluster` with every pinned CRD, a fresh server per N) —
-it creates N canaries (as the user: not counted) and drives one controller, built as
-``canaryctl controller`` builds it, through the ticks of a rollout's first hours on an injected
-clock (``tests/support/kube_fleet.py``; KServe is FakeKServe on the fake and the test stand-in
-that writes the same Ready statuses on the real server, both on their own clients):
+Owns the "## Kube scale" section of ``docs/benchmarks-derivation.md``. For each N (1,000 and 10,000)
+and each backend — the in-memory FakeKube, and etcd + kube-apiserver v1.34 on loopback
+(:func:`harness.cluster.kubeapi.start_cluster` with every pinned CRD, a fresh server per N) — it
+creates N canaries (as the user: not counted) and drives one controller, built as ``canaryctl
+controller`` builds it, through the ticks of a rollout's first hours on an injected clock
+(``tests/support/kube_fleet.py``; KServe is FakeKServe on the fake and the test stand-in that writes
+the same Ready statuses on the real server, both on their own clients):
 
 - ``deploy``: the first pass (finalizer, initial status, serving objects, route, Events);
 - ``readiness``: the pass that finds the candidates Ready and starts step 1 (weights set and

@@ -1,9 +1,9 @@
 """Replay benchmark: how fast ``canaryctl simulate`` replays four weeks of history.
 
-Owns the "## Replay" section of ``docs/benchmarks.md``. Four weeks of synthetic vLLM history for
-the four-week schedule of ``canary/four-week.yml`` (with its 100 % step baking for a week, so the
-replay runs the full 28 days: 40,321 evaluations at a 1-minute interval, 4 metrics, 2 variants)
-are backfilled into a real Prometheus (``promtool``), then replayed side by side by
+Owns the "## Replay" section of ``docs/benchmarks-derivation.md``. Four weeks of synthetic vLLM
+history for the four-week schedule of ``canary/four-week.yml`` (with its 100 % step baking for a
+week, so the replay runs the full 28 days: 40,321 evaluations at a 1-minute interval, 4 metrics, 2
+variants) are backfilled into a real Prometheus (``promtool``), then replayed side by side by
 
 * ``range prefetch`` — what ``simulate`` does: every distinct series fetched once with
   ``query_range`` (step = interval), evaluations answered from memory;
@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import machine_summary, replace_section, today  # noqa: E402
+from common import BENCHMARKS_MD, machine_summary, replace_section, today  # noqa: E402
 
 from controlplane.local.prometheus import backfill, start_prometheus  # noqa: E402
 from controlplane.local.synthetic import DAY, Scenario, Variant, history_end  # noqa: E402
@@ -108,7 +108,7 @@ Target: under 10 s for the four weeks. Reproduce: `python bench/replay.py` (or `
 """
     print(body)
     if not args.no_write:
-        replace_section(ROOT / "docs" / "benchmarks.md", HEADER, body)
+        replace_section(BENCHMARKS_MD, HEADER, body)
     return 0
 
 

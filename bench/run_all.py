@@ -1,4 +1,4 @@
-"""Run every benchmark and rewrite its section of ``docs/benchmarks.md`` (``make bench``)."""
+"""Run every benchmark: each rewrites its section of docs/benchmarks-derivation.md (make bench)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Scale benchmark: one analysis tick of the controller's batched path for N canaries.
 
-Owns the "## Scale" section of ``docs/benchmarks.md``. For each N (100, 1,000, 10,000) it
+Owns the "## Scale" section of ``docs/benchmarks-derivation.md``. For each N (100, 1,000, 10,000) it
 writes synthetic vLLM series for N canaries x 2 variants (request counters by
 ``finished_reason`` and an e2e-latency histogram) over the last ``--minutes`` minutes (what one
 tick needs: the 5m windows, and the sequential checks' counts since their step started),

@@ -1,13 +1,13 @@
 """Test-suite benchmark: the whole suite of an earlier commit and of HEAD, side by side.
 
-Owns the "## Test suite" section of ``docs/benchmarks.md``. In one run, on this machine, it times
-``make test``'s two phases (lint: ruff, ruff format, mypy --strict, import-linter; then pytest)
-for a *baseline* commit (``--baseline``, default the last commit before the suite was tiered) and
-for ``--head`` (default ``HEAD``: commit first), and ``make test-fast`` for the head. Both run in
-the same environment, installed from the head's ``uv.lock`` (the baseline's own unlocked install
-no longer collects; that is why the lock exists), each in its own git worktree and virtualenv,
-with a fresh mypy cache, so neither profits from the other's caches. Each runs pytest as its
-Makefile says: the baseline serially, the head on every core.
+Owns the "## Test suite" section of ``docs/benchmarks-derivation.md``. In one run, on this machine,
+it times ``make test``'s two phases (lint: ruff, ruff format, mypy --strict, import-linter; then
+pytest) for a *baseline* commit (``--baseline``, default the last commit before the suite was
+tiered) and for ``--head`` (default ``HEAD``: commit first), and ``make test-fast`` for the head.
+Both run in the same environment, installed from the head's ``uv.lock`` (the baseline's own unlocked
+install no longer collects; that is why the lock exists), each in its own git worktree and
+virtualenv, with a fresh mypy cache, so neither profits from the other's caches. Each runs pytest as
+its Makefile says: the baseline serially, the head on every core.
 
 Run ``python bench/test_suite.py`` (``--baseline REF``, ``--head REF``, ``--no-write`` prints
 only). Needs git and the uv that ``make setup`` installs; takes about ten minutes on 2 cores.
