@@ -1,12 +1,12 @@
 """A lever on the judge's gap to the oracle, measured on the tuning seeds: the budget's split.
 
-Owns the "budget's split between the checks" figures of ``docs/judges.md`` ("Closing the gap to
-the oracle"). The verdict's judge (``bench/blast_seeds.py``) splits the false-rollback budget
+Owns the "budget's split between the checks" figures of ``docs/judges-derivation.md`` ("Closing the
+gap to the oracle"). The verdict's judge (``bench/blast_seeds.py``) splits the false-rollback budget
 evenly over its two checks (alpha 0.005 each); the oracle spends all of it on the one check its
-scenario needs. This script gives the latency check a larger alpha and leaves the errors check
-as the verdict runs it, then reports, on :data:`blast_seeds.TUNING_SEEDS` only, the median
-blast radius of the latency rows the verdict does not meet and the false rollbacks of the
-candidate exactly on the latency tolerance.
+scenario needs. This script gives the latency check a larger alpha and leaves the errors check as
+the verdict runs it, then reports, on :data:`blast_seeds.TUNING_SEEDS` only, the median blast radius
+of the latency rows the verdict does not meet and the false rollbacks of the candidate exactly on
+the latency tolerance.
 
 It decides through ``blast_seeds.judge`` itself: only the latency check's codes are taken from
 ``blast_seeds.judge_checks`` run at another ``ALPHA`` (:func:`split_checks`), so at the verdict's

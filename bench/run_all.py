@@ -11,8 +11,8 @@ SCRIPTS = [
     ["replay.py"],
     ["blast_radius.py"],
     # the verdict on the ten seeds docs/benchmarks.md reports: chosen after the code was final,
-    # from the hash of its last commit, cf4d617 (docs/judges.md gives the command); 20261123-32
-    # and 20261201-10 judged earlier code
+    # from the hash of its last commit, cf4d617 (docs/judges-derivation.md gives the command);
+    # 20261123-32 and 20261201-10 judged earlier code
     [
         "blast_seeds.py",
         "--seeds",

@@ -9,8 +9,8 @@ supports (:func:`problems`), the plan of one canary's counts (:func:`plan`: the 
 :class:`~controlplane.rollout.observations.CheckResult` (:func:`judge_check`).
 
 Pure: no I/O, no clock. Called by :mod:`controlplane.analysis.evaluator` (one canary) and by
-:mod:`controlplane.controller.batch` (many canaries, grouped queries). The mathematics and the
-decisions documented here are in ``docs/judges.md``.
+:mod:`controlplane.controller.batch` (many canaries, grouped queries). The decisions documented
+here are in ``docs/judges.md``, the mathematics and the queries in ``docs/judges-derivation.md``.
 
 Semantics (what the state machine sees):
 

@@ -1,7 +1,7 @@
 """The Bernoulli e-process: anytime-valid mixture tests and confidence sequences.
 
-Owns the mathematics of the sequential judge's count tests (``docs/judges.md``): a Bernoulli
-sequence with success probability ``theta`` and a boundary ``theta0``,
+Owns the mathematics of the sequential judge's count tests (``docs/judges-derivation.md``): a
+Bernoulli sequence with success probability ``theta`` and a boundary ``theta0``,
 
 * *breach side*: H0 ``theta <= theta0``. The e-process is a likelihood-ratio martingale mixed
   over alternatives ``q >= theta0`` with a two-component Beta mixture prior truncated to
@@ -57,7 +57,7 @@ def _priors(theta0: FloatArray) -> list[tuple[FloatArray, FloatArray]]:
     The first spends its power on effects of the order of "twice the boundary", the second on
     effects several times larger (a latency regression that moves the tail share from 1 % to
     15 %); the average of the two e-processes is an e-process, at a cost of at most ``log 2``
-    of evidence against the better component. Measured in ``docs/judges.md`` ("Prior").
+    of evidence against the better component. Measured in ``docs/judges-derivation.md`` ("Prior").
     """
     m = np.clip(theta0, EPS, 1.0 - EPS)
     return [_beta(m), _beta(np.minimum(_WIDE * m, 0.5))]

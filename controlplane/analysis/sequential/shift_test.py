@@ -1,11 +1,11 @@
 """The shift test: an anytime-valid rank test that one latency histogram is slower than another.
 
-Owns the statistics of ``test: shift`` (``docs/judges.md``, "Shift"): Wilcoxon mid-rank scores
-of a reference histogram (:func:`midrank_scores`), the logistic-tilt e-process on bucket counts
-(:func:`shift_log_e`), the tilt that stands for a tolerated slowdown (:func:`shift_null_tilt`),
-the boundary in the reported scale (:func:`tilted_index`) and the closing test's
-Wilcoxon-Mann-Whitney p-value (:func:`rank_sum_p`). Pure, vectorised over leading axes. Called
-by :mod:`controlplane.analysis.sequential.latency_judges` and by ``bench/blast_radius.py`` /
+Owns the statistics of ``test: shift`` (``docs/judges-derivation.md``, "Whole distribution"):
+Wilcoxon mid-rank scores of a reference histogram (:func:`midrank_scores`), the logistic-tilt
+e-process on bucket counts (:func:`shift_log_e`), the tilt that stands for a tolerated slowdown
+(:func:`shift_null_tilt`), the boundary in the reported scale (:func:`tilted_index`) and the closing
+test's Wilcoxon-Mann-Whitney p-value (:func:`rank_sum_p`). Pure, vectorised over leading axes.
+Called by :mod:`controlplane.analysis.sequential.latency_judges` and by ``bench/blast_radius.py`` /
 ``bench/blast_seeds.py``.
 """
 
@@ -166,8 +166,8 @@ def shift_log_e(
     estimates it): every tilt then accounts for exactly the candidate requests there are, and
     the ratio weighs only where they fell. (With the null's intercept at every tilt, a tilt
     also predicts a different number of candidate requests, and the ratio paid for that
-    mismatch: a quarter to a third of the evidence at a 5 % weight, ``docs/judges.md``.) No
-    requests: ``(0, 0)``.
+    mismatch: a quarter to a third of the evidence at a 5 % weight,
+    ``docs/judges-derivation.md``.) No requests: ``(0, 0)``.
     """
     c, s, u = np.broadcast_arrays(
         np.asarray(cand, dtype=np.float64),
