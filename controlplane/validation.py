@@ -23,7 +23,7 @@ import os
 from collections.abc import Mapping
 
 from controlplane.analysis import resolution
-from controlplane.analysis.sequential import check as sequential_check
+from controlplane.analysis.sequential import support as sequential_support
 from controlplane.errors import Problem, ProfileError, SpecError
 from controlplane.profiles.catalog import Catalog, load_catalog
 from controlplane.profiles.measured import preferred_fit
@@ -47,7 +47,7 @@ class ProductRules:
 
     def check(self, canary: ModelCanary, check: CheckSpec, loc: Loc) -> list[Problem]:
         """What ``judge: sequential`` does not support in this check."""
-        return sequential_check.problems(canary, check, format_path(loc))
+        return sequential_support.problems(canary, check, format_path(loc))
 
     def versions(self, canary: ModelCanary) -> list[Problem]:
         """A vLLM version the catalogue's quantization methods do not serve."""

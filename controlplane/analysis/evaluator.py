@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from controlplane.analysis import verdict
 from controlplane.analysis.metric_provider import MetricProvider, VectorProvider
 from controlplane.analysis.sequential import check as sequential_check
+from controlplane.analysis.sequential import support as sequential_support
 from controlplane.analysis.sequential.buckets import buckets_from
 from controlplane.errors import NoData, ProviderError, ProviderQueryError, SpecError
 from controlplane.promql import queries
@@ -196,7 +197,7 @@ def evaluate_check(
 ) -> CheckResult:
     """Judge one due check, turning every provider problem into an inconclusive result."""
     name = due.check.metric
-    if sequential_check.is_sequential(due.check):
+    if sequential_support.is_sequential(due.check):
         at = ask.at if now is None else now
         return evaluate_sequential(canary, due, ask, stage_start(due, since), at)
     try:

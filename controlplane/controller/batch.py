@@ -53,6 +53,7 @@ from typing import Any
 
 from controlplane.analysis import evaluator, verdict
 from controlplane.analysis.sequential import check as sequential_check
+from controlplane.analysis.sequential import support as sequential_support
 from controlplane.controller import gc_pause
 from controlplane.errors import NoData, ProviderError, SpecError
 from controlplane.promql import sequential as sequential_promql
@@ -180,7 +181,7 @@ class BatchEvaluator:
                     plan.fallback.append(due)
                     continue
                 router, version = keys
-                if sequential_check.is_sequential(due.check):
+                if sequential_support.is_sequential(due.check):
                     seq = _plan_sequential(req, due, metric, now, router, version)
                     if seq is None:
                         plan.fallback.append(due)  # the evaluator says what is wrong
@@ -426,7 +427,7 @@ def _plan_sequential(
     """The grouped queries of one sequential check; None when the evaluator must handle it (no
     step start, or a check the sequential judge does not support)."""
     since = evaluator.stage_start(due, req.since)
-    if since is None or sequential_check.problems(req.canary, due.check, "check"):
+    if since is None or sequential_support.problems(req.canary, due.check, "check"):
         return None
     ns = req.canary.metadata.namespace
     window = sequential_promql.window_seconds(since, now)

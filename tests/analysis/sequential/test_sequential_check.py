@@ -9,6 +9,7 @@ from support.canaries import example_canary
 
 from controlplane.analysis.evaluator import evaluate
 from controlplane.analysis.sequential import check as sequential_check
+from controlplane.analysis.sequential import support as sequential_support
 from controlplane.promql import sequential as sequential_promql
 from controlplane.rollout.observations import DueCheck
 from controlplane.spec.models import CheckSpec
@@ -66,7 +67,7 @@ def test_without_a_step_start_the_check_says_so() -> None:
 )
 def test_unsupported_checks_are_provider_errors(fields: dict[str, object], fragment: str) -> None:
     c = check(**fields)
-    assert sequential_check.problems(CANARY, c, "x")
+    assert sequential_support.problems(CANARY, c, "x")
     result = evaluate(CANARY, [DueCheck("k", c)], StaticProvider(), NOW, since=SINCE).checks["k"]
     assert result.verdict == "inconclusive"
     assert result.provider_error
@@ -177,9 +178,9 @@ def test_a_shift_tolerance_spares_a_slightly_slower_candidate() -> None:
 )
 def test_shift_tolerance_problems(fields: dict[str, object], path: str, said: str) -> None:
     c = check(metric="latency", compare="baseline", test="shift", **fields)
-    found = sequential_check.problems(CANARY, c, "check")
+    found = sequential_support.problems(CANARY, c, "check")
     assert [p.path for p in found] == [path]
     assert said in found[0].message
-    assert not sequential_check.problems(
+    assert not sequential_support.problems(
         CANARY, check(metric="latency", compare="baseline", test="shift", above="10%"), "check"
     )

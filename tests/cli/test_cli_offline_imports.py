@@ -1,0 +1,68 @@
+"""The offline verbs load no heavy stack: ``canaryctl --help`` and ``canaryctl validate FILE``
+import neither numpy, scipy, matplotlib, the Kubernetes client nor an HTTP client.
+
+Checking a spec in CI or a pre-commit hook should start as fast as ``kubectl`` does (issue 41);
+before the sequential judge's spec rules moved to ``analysis/sequential/support.py``, validating
+imported scipy through ``validation`` -> ``sequential.check`` -> ``eprocess``. Each case runs in a
+fresh interpreter (this one has loaded everything already) and reports what it imported.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ("numpy", "scipy", "matplotlib", "kubernetes", "requests", "urllib3", "aiohttp", "torch")
+PROBE = """
+import json, sys
+from controlplane.cli import main
+try:
+    code = main.main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+loaded = {{m.split(".")[0] for m in sys.modules}} & set({HEAVY!r})
+print(json.dumps({{"code": code, "loaded": sorted(loaded)}}))
+"""
+
+
+def _imports(*argv: str) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE.format(HEAVY=HEAVY), *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    last = done.stdout.strip().splitlines()[-1]
+    result: dict[str, object] = json.loads(last)
+    return result
+
+
+@pytest.mark.binary
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("--help",),
+        ("validate", "canary/four-week.yml"),
+        ("validate", "canary/gated.yml", "-o", "json"),
+    ],
+    ids=["help", "validate", "validate-json"],
+)
+def test_an_offline_verb_imports_no_heavy_stack(argv: tuple[str, ...]) -> None:
+    found = _imports(*argv)
+    assert found["code"] in (0, None)
+    assert found["loaded"] == []
+
+
+@pytest.mark.binary
+def test_the_probe_sees_a_heavy_import() -> None:
+    """The probe itself can fail: ``simulate --help`` is allowed numpy, and the probe sees it."""
+    found = _imports("simulate", "canary/four-week.yml", "--help")
+    assert found["code"] in (0, None)
+    assert "numpy" in found["loaded"]  # type: ignore[operator]
