@@ -4,8 +4,11 @@ Owns the HTTP surface of one variant in the local stack (aiohttp, ``127.0.0.1`` 
 
 - ``POST /v1/chat/completions`` and ``POST /v1/completions``, with ``"stream": true`` answered as
   server-sent events (``data: {chunk}`` ... ``data: [DONE]``), ``stream_options.include_usage``
-  honoured; ``GET /v1/models``; ``GET /health``; errors in OpenAI's ``{"error": {...}}`` shape
-  (a wrong ``model`` is a 404 as in vLLM);
+  and ``continuous_usage_stats`` honoured; ``GET /v1/models`` (vLLM's model card);
+  ``GET /health``; what a request may hold (content parts, list and token-id prompts, ``n``,
+  ``stop``) and the 400 / 404 bodies are vLLM 0.24.0's, read from its source by
+  :mod:`controlplane.local.openai_api`; every choice of every prompt is a sequence of its own on
+  the engine, run concurrently, as vLLM v1 runs a child request per choice;
 - ``GET /metrics``: the vLLM metric names of the contract
   (:mod:`controlplane.promql.contract`: ``vllm:e2e_request_latency_seconds``,
   ``vllm:time_to_first_token_seconds``, ``vllm:inter_token_latency_seconds`` with vLLM's bucket
@@ -19,7 +22,8 @@ Owns the HTTP surface of one variant in the local stack (aiohttp, ``127.0.0.1`` 
 - counting as vLLM v1 does (docs/analysis.md, "Where errors come from"): a request refused before
   the engine (400, 404) is only an HTTP ``4xx``; an engine ``error`` finish is HTTP 500 when not
   streamed and an error event in a 200 stream when streamed; a client disconnect is no finish at
-  all and a ``2xx``;
+  all and a ``2xx``; the engine metrics count per sequence (``n = 3``: three finishes, three
+  TTFTs, the prompt three times in ``vllm:prompt_tokens_total``), the HTTP counter per request;
 - fault injection (:class:`~controlplane.local.inject.Faults`) for any engine: the delay comes
   before the first token; an injected ``errors`` share is an HTTP 500 before the engine (only
   ``5xx``); an ``engine-errors`` share is an engine ``error`` finish.
@@ -33,11 +37,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,9 +50,23 @@ from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from controlplane.errors import ControlPlaneError
-from controlplane.local.engines.base import Chunk, Engine, EngineError, Generation
+from controlplane.local.engines.base import Engine, EngineError, Generation
 from controlplane.local.inject import Faults
+from controlplane.local.openai_api import (
+    Request,
+    RequestError,
+    StopScanner,
+    check_max_tokens,
+    error_body,
+    full_body,
+    full_choice,
+    model_list,
+    parse_request,
+    stream_body,
+    stream_choice,
+    too_long,
+    usage,
+)
 from controlplane.promql.contract import contract_for
 
 HOST = "127.0.0.1"
@@ -84,6 +102,10 @@ class Identity:
     canary: str
     variant: str
     system_prompt: str | None = None
+    max_model_len: int | None = None
+    """The model's context length: ``/v1/models`` shows it, and a prompt may not exceed it."""
+    root: str | None = None
+    """What ``vllm serve`` was given (``ModelCard.root``); None: the model name."""
 
 
 class _Metrics:
@@ -138,19 +160,6 @@ class _Metrics:
         """One HTTP answer, as prometheus-fastapi-instrumentator counts it for vLLM."""
         if handler not in HTTP_EXCLUDED:
             self.http.labels(handler, method, f"{str(status)[0]}xx").inc()
-
-
-def _error(status: int, message: str, kind: str = "invalid_request_error") -> web.Response:
-    body = {"error": {"message": message, "type": kind, "code": status}}
-    return web.json_response(body, status=status)
-
-
-class _BadRequest(ControlPlaneError):
-    """A request the server answers with ``status`` and the message (inside this module)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class ModelServer:
@@ -218,8 +227,10 @@ class ModelServer:
         return web.Response(text="ok", headers={ENGINE_HEADER: self.engine.kind})
 
     async def _models(self, request: web.Request) -> web.Response:
-        data = {"id": self.who.model, "object": "model", "owned_by": f"local-{self.engine.kind}"}
-        return web.json_response({"object": "list", "data": [data]})
+        return web.json_response(
+            model_list(self.who.model, self.who.root, self.who.max_model_len),
+            headers={ENGINE_HEADER: self.engine.kind},
+        )
 
     async def _metrics(self, request: web.Request) -> web.Response:
         labels = self.metrics.values
@@ -235,70 +246,64 @@ class ModelServer:
 
     # ----------------------------------------------------------------- one request
 
-    async def _body(self, request: web.Request, chat: bool) -> tuple[dict[str, Any], str]:
-        try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise _BadRequest(400, "the request body is not JSON") from None
-        if not isinstance(body, dict):
-            raise _BadRequest(400, "the request body must be a JSON object")
-        if body.get("model", self.who.model) != self.who.model:
-            raise _BadRequest(404, f"The model `{body.get('model')}` does not exist.")
-        if chat:
-            messages = body.get("messages")
-            if not isinstance(messages, list) or not messages:
-                raise _BadRequest(400, "'messages' must be a non-empty list")
-            parts = []
-            if self.who.system_prompt:
-                parts.append(f"system: {self.who.system_prompt}")
-            for m in messages:
-                if not isinstance(m, dict) or not isinstance(m.get("content"), str):
-                    raise _BadRequest(400, "each message needs a string 'content'")
-                parts.append(f"{m.get('role', 'user')}: {m['content']}")
-            return body, "\n".join(parts)
-        prompt = body.get("prompt")
-        if not isinstance(prompt, str) or not prompt:
-            raise _BadRequest(400, "'prompt' must be a non-empty string")
-        return body, prompt
-
     async def _serve(self, request: web.Request, chat: bool) -> web.StreamResponse:
         self.requests += 1
         try:
-            body, prompt = await self._body(request, chat)
-            max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
-            max_tokens = DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
-            if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-                raise _BadRequest(400, "'max_tokens' must be a positive integer")
-            temperature = body.get("temperature", 1.0)
-            if isinstance(temperature, bool) or not isinstance(temperature, int | float):
-                raise _BadRequest(400, "'temperature' must be a number")
-            ignore_eos = body.get("ignore_eos", False)
-            if not isinstance(ignore_eos, bool):
-                raise _BadRequest(400, "'ignore_eos' must be a boolean")
-        except _BadRequest as exc:
-            return _error(exc.status, str(exc), "NotFoundError" if exc.status == 404 else "")
-        generation = Generation(
-            prompt=prompt,
-            prompt_tokens=self.engine.count_tokens(prompt),
-            max_tokens=max_tokens,
-            temperature=float(temperature),
-            chat=chat,
-            ignore_eos=ignore_eos,
-        )
-        stream = bool(body.get("stream", False))
-        options = body.get("stream_options")
-        usage = isinstance(options, dict) and bool(options.get("include_usage"))
-        return await self._run(request, generation, chat, stream, usage)
+            try:
+                body = await request.json()
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise RequestError("the request body is not JSON") from None
+            req = parse_request(
+                body,
+                chat=chat,
+                model=self.who.model,
+                system_prompt=self.who.system_prompt,
+                root=self.who.root or self.who.model,
+            )
+            seqs = self._sequences(req)
+        except RequestError as exc:
+            return web.json_response(error_body(exc), status=exc.status)
+        return await self._run(request, req, seqs)
+
+    def _sequences(self, req: Request) -> list[_Sequence]:
+        """One engine sequence per prompt and choice, indexed ``prompt * n + choice`` as vLLM
+        indexes them; ``max_tokens`` capped by what ``max_model_len`` leaves (vLLM's
+        ``get_max_tokens``)."""
+        limit = self.who.max_model_len
+        seqs: list[_Sequence] = []
+        for p, prompt in enumerate(req.prompts):
+            ids = prompt.token_ids
+            tokens = len(ids) if ids is not None else self.engine.count_tokens(prompt.text)
+            if limit is not None and tokens > limit:
+                raise too_long(tokens, limit)
+            max_tokens = DEFAULT_MAX_TOKENS if req.max_tokens is None else req.max_tokens
+            if limit is not None:
+                max_tokens = min(max_tokens, limit - tokens)
+            check_max_tokens(max_tokens)
+            gen = Generation(
+                prompt=prompt.text,
+                prompt_tokens=tokens,
+                max_tokens=max_tokens,
+                temperature=req.temperature,
+                chat=req.chat,
+                ignore_eos=req.ignore_eos,
+                prompt_token_ids=ids,
+            )
+            for choice in range(req.n):
+                scanner = StopScanner(req.stop, req.include_stop_str_in_output)
+                seqs.append(_Sequence(p * req.n + choice, p, gen, scanner))
+        return seqs
 
     async def _run(
-        self, request: web.Request, gen: Generation, chat: bool, stream: bool, usage: bool
+        self, request: web.Request, req: Request, seqs: list[_Sequence]
     ) -> web.StreamResponse:
-        m, labels = self.metrics, self.metrics.values
+        m = self.metrics
         started = time.monotonic()
-        m.running.labels(*labels).inc()
+        for seq in seqs:
+            self._hold(seq)
         headers = {ENGINE_HEADER: self.engine.kind, VARIANT_HEADER: self.who.variant}
         response: web.StreamResponse | None = None
-        reason: str | None = None  # no finish: a client disconnect or an error before the engine
+        tasks: list[asyncio.Task[None]] = []
         try:
             if self.faults.latency_s:
                 await asyncio.sleep(self.faults.latency_s)
@@ -317,8 +322,9 @@ class ModelServer:
             engine_error = bool(self.faults.engine_error_fraction) and (
                 self._rng.random() < self.faults.engine_error_fraction
             )
-            rid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
-            if stream:
+            rid = f"{'chatcmpl' if req.chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
+            created = int(time.time())
+            if req.stream:
                 response = web.StreamResponse(
                     headers={
                         **headers,
@@ -327,58 +333,54 @@ class ModelServer:
                     }
                 )
                 await response.prepare(request)
-            if engine_error:
+            if engine_error:  # every sequence of the request finishes with "error"
+                for seq in seqs:
+                    self._release(seq)
+                    m.finished("error")
                 raise EngineError("Internal server error")
-            text: list[str] = []
-            tokens = 0
-            finish: str = "stop"
-            first: float | None = None
-            last = started
-            async for chunk in self._chunks(gen):
-                now = time.monotonic()
-                if first is None:
-                    first = now
-                    m.ttft.labels(*labels).observe(now - started)
-                elif chunk.tokens:
-                    gap = (now - last) / chunk.tokens
-                    for _ in range(chunk.tokens):
-                        m.itl.labels(*labels).observe(gap)
-                last = now
-                tokens += chunk.tokens
-                text.append(chunk.text)
-                if chunk.finish_reason is not None:
-                    finish = chunk.finish_reason
-                if response is not None:
-                    await _send(response, _chunk_body(rid, self.who.model, chat, chunk))
-            counts = {
-                "prompt_tokens": gen.prompt_tokens,
-                "completion_tokens": tokens,
-                "total_tokens": gen.prompt_tokens + tokens,
-            }
-            m.prompt_tokens.labels(*labels).inc(gen.prompt_tokens)
-            m.generation_tokens.labels(*labels).inc(tokens)
+            queue: asyncio.Queue[_Event] = asyncio.Queue()
+            tasks = [asyncio.create_task(self._sequence(seq, started, queue)) for seq in seqs]
+            texts: dict[int, list[str]] = {seq.index: [] for seq in seqs}
+            left, greeted = len(seqs), False
+            while left:
+                event = await queue.get()
+                if event.error is not None:
+                    raise event.error
+                left -= event.finish is not None
+                if response is None:
+                    texts[event.seq.index].append(event.text)
+                    continue
+                if req.chat and not greeted:  # the role first, for every choice (chat serving)
+                    greeted = True
+                    for seq in seqs:
+                        await _send(response, self._chunk(req, rid, created, _Event(seq, "")))
+                await _send(response, self._chunk(req, rid, created, event, role=None))
+            prompts = {seq.prompt: seq.gen.prompt_tokens for seq in seqs}
+            counts = usage(sum(prompts.values()), sum(seq.tokens for seq in seqs))
             if response is not None:
-                if usage:
-                    tail = _chunk_body(rid, self.who.model, chat, None)
-                    tail["usage"] = counts
+                if req.include_usage:
+                    tail = stream_body(rid, self.who.model, req.chat, created, [], counts)
                     await _send(response, tail)
                 await response.write(b"data: [DONE]\n\n")
                 await response.write_eof()
-            else:
-                response = web.json_response(
-                    _full_body(rid, self.who.model, chat, "".join(text), finish, counts),
-                    headers=headers,
+                return response
+            choices = [
+                full_choice(
+                    req.chat,
+                    seq.index,
+                    "".join(texts[seq.index]),
+                    seq.finish or "stop",
+                    seq.stop_reason,
                 )
-            reason = finish
-            m.e2e.labels(*labels).observe(time.monotonic() - started)
-            return response
+                for seq in seqs
+            ]
+            body = full_body(rid, self.who.model, req.chat, created, choices, counts)
+            return web.json_response(body, headers=headers)
         except ConnectionResetError:
             # The client went away: vLLM v1 aborts the request without counting a finish, and its
             # HTTP counter already has the 200 the answer started with.
-            reason = None
             return response if response is not None else web.Response(status=200)
         except EngineError as exc:
-            reason = "error"
             if response is not None:  # already streaming: vLLM's error event, then [DONE]
                 error = {"error": {"message": str(exc), "type": "InternalServerError", "code": 500}}
                 try:
@@ -388,52 +390,116 @@ class ModelServer:
                 except ConnectionResetError:
                     pass
                 return response
-            return _error(500, str(exc), "InternalServerError")
+            return web.json_response(
+                error_body(RequestError(str(exc), 500, kind="InternalServerError")), status=500
+            )
         finally:
-            m.running.labels(*labels).dec()
-            if reason is not None:
-                m.finished(reason)
+            for task in tasks:  # sequences still running are aborted: no finish, as in vLLM
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            for seq in seqs:
+                self._release(seq)
 
-    async def _chunks(self, gen: Generation) -> AsyncIterator[Chunk]:
-        async for chunk in self.engine.generate(gen):
-            yield chunk
+    def _chunk(
+        self, req: Request, rid: str, created: int, event: _Event, role: str | None = "assistant"
+    ) -> dict[str, Any]:
+        """The stream chunk of one event; ``role`` set: chat's first, empty chunk of a choice."""
+        seq = event.seq
+        choice = stream_choice(
+            req.chat, seq.index, event.text, event.finish, event.stop_reason, role
+        )
+        counts = usage(seq.gen.prompt_tokens, event.tokens) if req.continuous_usage else None
+        return stream_body(rid, self.who.model, req.chat, created, [choice], counts)
+
+    async def _sequence(self, seq: _Sequence, started: float, queue: asyncio.Queue[_Event]) -> None:
+        """Run one sequence on the engine: its metrics as vLLM v1 keeps them per (child) request,
+        ``stop`` applied to its text, and an event on ``queue`` per engine chunk."""
+        m, labels = self.metrics, self.metrics.values
+        chunks = self.engine.generate(seq.gen)
+        first, last = True, started
+        try:
+            async for chunk in chunks:
+                now = time.monotonic()
+                stop, used = seq.scanner.feed(chunk.text)
+                tokens = chunk.tokens
+                if stop is not None and chunk.text and tokens:
+                    # the tokens up to the one completing the match (a chunk may hold several)
+                    tokens = min(tokens, max(1, math.ceil(tokens * used / len(chunk.text))))
+                if first:
+                    m.ttft.labels(*labels).observe(now - started)
+                    m.prompt_tokens.labels(*labels).inc(seq.gen.prompt_tokens)
+                elif tokens:
+                    gap = (now - last) / tokens
+                    for _ in range(tokens):
+                        m.itl.labels(*labels).observe(gap)
+                first, last = False, now
+                seq.tokens += tokens
+                m.generation_tokens.labels(*labels).inc(tokens)
+                if stop is not None:
+                    seq.stop_reason = stop
+                finish = "stop" if stop is not None else chunk.finish_reason
+                if finish is not None:
+                    await self._finish(seq, finish, started, queue)
+                    return
+                await queue.put(_Event(seq, seq.scanner.emit(False), seq.tokens))
+            await self._finish(seq, "stop", started, queue)  # ended with no reason: a plain stop
+        except EngineError as exc:
+            m.finished("error")
+            await queue.put(_Event(seq, "", seq.tokens, error=exc))
+        except Exception as exc:  # not the engine's finish: no finish counted, a 500 as before
+            await queue.put(_Event(seq, "", seq.tokens, error=exc))
+        finally:
+            self._release(seq)
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()
+
+    async def _finish(
+        self, seq: _Sequence, reason: str, started: float, queue: asyncio.Queue[_Event]
+    ) -> None:
+        seq.finish = reason
+        self._release(seq)
+        self.metrics.finished(reason)
+        self.metrics.e2e.labels(*self.metrics.values).observe(time.monotonic() - started)
+        text = seq.scanner.emit(True)
+        await queue.put(_Event(seq, text, seq.tokens, reason, seq.stop_reason))
+
+    def _hold(self, seq: _Sequence) -> None:
+        seq.running = True
+        self.metrics.running.labels(*self.metrics.values).inc()
+
+    def _release(self, seq: _Sequence) -> None:
+        if seq.running:
+            seq.running = False
+            self.metrics.running.labels(*self.metrics.values).dec()
+
+
+@dataclass(eq=False)
+class _Sequence:
+    """One choice of one prompt on the engine (vLLM v1's child request), and how it went."""
+
+    index: int
+    prompt: int
+    gen: Generation
+    scanner: StopScanner
+    tokens: int = 0
+    finish: str | None = None
+    stop_reason: str | None = None
+    running: bool = False
+
+
+@dataclass(frozen=True)
+class _Event:
+    """What one sequence produced: text to send, its tokens so far, its finish or an error."""
+
+    seq: _Sequence
+    text: str
+    tokens: int = 0
+    finish: str | None = None
+    stop_reason: str | None = None
+    error: Exception | None = None
 
 
 async def _send(response: web.StreamResponse, data: dict[str, Any]) -> None:
     await response.write(b"data: " + json.dumps(data).encode() + b"\n\n")
-
-
-def _chunk_body(rid: str, model: str, chat: bool, chunk: Chunk | None) -> dict[str, Any]:
-    choices: list[dict[str, Any]] = []
-    if chunk is not None:
-        choice: dict[str, Any] = {"index": 0, "finish_reason": chunk.finish_reason}
-        if chat:
-            choice["delta"] = {"role": "assistant", "content": chunk.text}
-        else:
-            choice["text"] = chunk.text
-        choices.append(choice)
-    return {
-        "id": rid,
-        "object": "chat.completion.chunk" if chat else "text_completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": choices,
-    }
-
-
-def _full_body(
-    rid: str, model: str, chat: bool, text: str, finish: str, usage: dict[str, int]
-) -> dict[str, Any]:
-    choice: dict[str, Any] = {"index": 0, "finish_reason": finish}
-    if chat:
-        choice["message"] = {"role": "assistant", "content": text}
-    else:
-        choice["text"] = text
-    return {
-        "id": rid,
-        "object": "chat.completion" if chat else "text_completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [choice],
-        "usage": usage,
-    }

@@ -274,6 +274,8 @@ class LocalStack:
                 canary=canary.metadata.name,
                 variant=variant.name,
                 system_prompt=variant.system_prompt,
+                max_model_len=canary.spec.model.max_model_len,
+                root=variant.storage_uri.removeprefix("hf://"),  # what `vllm serve` is given
             )
             server = ModelServer(who, engine, cfg.faults.get(role), seed=seed)
             self.servers[role] = server

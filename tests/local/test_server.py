@@ -134,7 +134,8 @@ def test_streaming(chat: bool) -> None:
     [
         ({"model": "other", "messages": [{"role": "user", "content": "x"}]}, 404, "does not exist"),
         ({"model": "demo-llm", "messages": []}, 400, "messages"),
-        ({"model": "demo-llm", "messages": [{"role": "user"}]}, 400, "content"),
+        ({"model": "demo-llm", "messages": [{"content": "x"}]}, 400, "role"),
+        ({"messages": [{"role": "user", "content": 3}]}, 400, "content"),
         ({"messages": [{"role": "user", "content": "x"}], "max_tokens": 0}, 400, "max_tokens"),
         (
             {"messages": [{"role": "user", "content": "x"}], "temperature": "hot"},
@@ -146,7 +147,8 @@ def test_streaming(chat: bool) -> None:
     ids=[
         "wrong-model",
         "no-messages",
-        "no-content",
+        "no-role",
+        "content-not-text",
         "zero-max-tokens",
         "bad-temperature",
         "not-object",
@@ -258,3 +260,36 @@ def metric_or_zero(server: ModelServer, name: str) -> float:
 
 
 LABELS = ("model_name", "namespace", "canary", "variant")
+
+
+def test_max_model_len_caps_max_tokens_and_refuses_longer_prompts() -> None:
+    """vLLM's ``get_max_tokens``: ``max_tokens`` is at most what the context leaves after the
+    prompt, and a prompt longer than the context is a 400 before the engine."""
+
+    async def check(session: aiohttp.ClientSession, server: ModelServer) -> None:
+        short = ModelServer(
+            Identity("demo-llm", "default", "local-demo", "nf4", max_model_len=20),
+            SimulatedEngine(FAST, "test", seed=3),
+            seed=3,
+        )
+        await short.start()
+        try:
+            async with aiohttp.ClientSession(base_url=short.url) as own:
+                body = {"prompt": "one two three", "max_tokens": 5000, "ignore_eos": True}
+                async with own.post("/v1/completions", json=body) as r:
+                    assert r.status == 200
+                    counts = (await r.json())["usage"]
+                assert counts["prompt_tokens"] == 4
+                assert counts["completion_tokens"] == 20 - 4
+                async with own.post("/v1/completions", json={"prompt": "x " * 30}) as r:
+                    assert r.status == 400
+                    error = (await r.json())["error"]
+                assert error["message"] == (
+                    "Input length (40) exceeds model's maximum context length (20)."
+                )
+                async with own.get("/v1/models") as r:
+                    assert (await r.json())["data"][0]["max_model_len"] == 20
+        finally:
+            await short.stop()
+
+    serve(check)

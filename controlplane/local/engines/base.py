@@ -26,7 +26,10 @@ class EngineError(ControlPlaneError):
 
 @dataclass(frozen=True)
 class Generation:
-    """One request as the engine sees it: the full prompt text (system prompt included)."""
+    """One sequence as the engine sees it: the full prompt text (system prompt included), or the
+    token ids a ``/v1/completions`` prompt was given as (then ``prompt`` is empty and
+    ``prompt_tokens`` is their count). A request with ``n`` choices is ``n`` of these, as vLLM
+    v1 runs a child request per choice."""
 
     prompt: str
     prompt_tokens: int
@@ -35,6 +38,7 @@ class Generation:
     chat: bool = True
     ignore_eos: bool = False
     """vLLM's ``ignore_eos`` extension: generate exactly ``max_tokens`` (no natural stop)."""
+    prompt_token_ids: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -162,7 +162,9 @@ class TransformersEngine:
     def load(self) -> float:
         return min(1.0, self._busy / 8)
 
-    def _encode(self, text: str) -> list[int]:
+    def _encode(self, text: str, token_ids: tuple[int, ...] | None = None) -> list[int]:
+        if token_ids:  # a token-id prompt: the ids as given, folded into the tiny vocabulary
+            return [t % self.shape.vocab_size for t in token_ids[-MAX_PROMPT_TOKENS:]]
         data = text.encode()[-MAX_PROMPT_TOKENS:] or b" "
         return [b % self.shape.vocab_size for b in data]
 
@@ -193,7 +195,7 @@ class TransformersEngine:
         import torch
 
         gen = torch.Generator().manual_seed(self.seed)
-        ids = self._encode(request.prompt)
+        ids = self._encode(request.prompt, request.prompt_token_ids)
         limit = max(1, min(request.max_tokens, self.shape.max_positions - len(ids) - 1))
         past: Cache | None = None
         self._busy += 1

@@ -144,7 +144,11 @@ class VllmEngine:
             raise EngineError("vllm engine is not started")
         body = {
             "model": self.model.name,
-            "prompt": request.prompt,
+            "prompt": (
+                list(request.prompt_token_ids)
+                if request.prompt_token_ids is not None
+                else request.prompt
+            ),
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
             "stream": True,
