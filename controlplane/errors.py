@@ -44,8 +44,8 @@ package), whose errors the tests and ``make kube-up`` catch as the product's;
     ├── EngineError               local.engines.base: a local engine cannot run or failed
     ├── PrometheusSetupError      local.prometheus: the throwaway Prometheus could not start
     ├── LocalStackError           local.stack: the local stack could not start or run
-    ├── _BadRequest               local.server: a bad request to the local model server,
-    │                             answered 4xx there (never leaves local.server)
+    ├── RequestError              local.openai_api: a request vLLM refuses, answered by the local
+    │                             model server with vLLM's 400 / 404 (never leaves local/)
     └── KubeSetupError            harness.cluster.kubeapi (the test harness, not shipped): the
                                   loopback control plane could not be built
 """
