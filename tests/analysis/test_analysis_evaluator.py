@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from support.canaries import example_canary
+from support.canaries import model_canary
 
 from controlplane.analysis.evaluator import evaluate
 from controlplane.errors import NoData, ProviderQueryError, ProviderUnavailable
@@ -12,7 +12,7 @@ from controlplane.providers.replay import ReplayProvider, chunks, replay_queries
 from controlplane.rollout.observations import DueCheck
 from harness.providers import Answer, StaticProvider
 
-CANARY = example_canary()
+CANARY = model_canary()
 NOW = 1_800_000_000.0
 DUE = [DueCheck(k, c) for k, c in queries.all_checks(CANARY)]
 PLANS = {k: queries.check_queries(CANARY, c) for k, c in queries.all_checks(CANARY)}
@@ -102,13 +102,13 @@ def test_spend(answer: Answer | None, spend: float | None, spend_error: bool) ->
 
 def test_no_budget_means_no_spend_query() -> None:
     provider = StaticProvider()
-    observations = evaluate(example_canary(budget=None), [], provider, NOW)
+    observations = evaluate(model_canary(budget=None), [], provider, NOW)
     assert observations.spend is None
     assert provider.calls == []
 
 
 def test_unrenderable_query_is_inconclusive_not_a_crash() -> None:
-    canary = example_canary(
+    canary = model_canary(
         analysis={"metrics": [{"name": "latency", "query": "x{a=\"{{pod}}\"}"}]},
         shadow=None,
         steps=[{"weight": 5, "duration": "1d", "rollbackOn": [{"metric": "latency", "above": 1}]},

@@ -10,7 +10,7 @@ for it.
 from __future__ import annotations
 
 import pytest
-from support.canaries import example_canary
+from support.canaries import model_canary
 from support.history import History
 from support.scenario import HOUR
 
@@ -23,7 +23,7 @@ from controlplane.rollout.observations import CheckResult, DueCheck
 
 pytestmark = pytest.mark.binary
 
-CANARY = example_canary()
+CANARY = model_canary()
 LATENCY = "steps[0].rollbackOn[0]"  # e2e-latency P95 above 300ms
 ERRORS = "steps[0].rollbackOn[1]"  # error-rate above 0.1%
 DUE = [DueCheck(k, c) for k, c in queries.all_checks(CANARY) if k in (LATENCY, ERRORS)]

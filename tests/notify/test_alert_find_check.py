@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from support.canaries import example_canary
+from support.canaries import model_canary
 
 from controlplane.notify.alert import find_check
 from controlplane.spec import check_keys
 
 
 def test_every_rollback_check_is_found_by_the_key_the_machine_writes() -> None:
-    canary = example_canary()
+    canary = model_canary()
     for s, step in enumerate(canary.spec.steps):
         for i, check in enumerate(step.rollback_on):
             assert find_check(canary, check_keys.step_check(s, i)) is check
@@ -21,7 +21,7 @@ def test_every_rollback_check_is_found_by_the_key_the_machine_writes() -> None:
 
 
 def test_keys_that_name_no_rollback_check_find_none() -> None:
-    canary = example_canary()
+    canary = model_canary()
     for key in (
         None,
         "",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from support.canaries import example_canary
+from support.canaries import model_canary
 
 from controlplane.errors import SpecError
 from controlplane.promql import queries
@@ -77,18 +77,18 @@ def test_builtin_promql_is_the_contract_table(
     metric = {"name": "m", "builtin": builtin}
     if quantile is not None:
         metric["quantile"] = quantile
-    canary = example_canary(analysis={"metrics": [metric]})
+    canary = model_canary(analysis={"metrics": [metric]})
     assert queries.metric_query(canary, canary.spec.analysis.metrics[0], "nf4", 300) == expected
 
 
 def test_sample_count_query_sums_the_contract_increase() -> None:
-    canary = example_canary()
+    canary = model_canary()
     plan = queries.check_queries(canary, CheckSpec.model_validate({"metric": "errors", "above": 1}))
     assert plan.samples == f"sum(increase(vllm:request_success_total{{{SEL}}}[5m]))"
 
 
 def test_selector_override_is_rendered_and_escaped() -> None:
-    canary = example_canary(
+    canary = model_canary(
         analysis={
             "selector": 'kubernetes_namespace="{{namespace}}",app="{{canary}}-{{ variant }}"',
             "metrics": [{"name": "rps", "builtin": "request-rate"}],
@@ -117,7 +117,7 @@ def test_escape_label_value(raw: str, escaped: str) -> None:
 
 
 def test_custom_query_placeholders_and_window() -> None:
-    canary = example_canary()
+    canary = model_canary()
     kpi = canary.metric("kpi")
     assert kpi is not None
     rendered = queries.metric_query(canary, kpi, "bf16", 4 * 3600)
@@ -136,7 +136,7 @@ def test_custom_query_placeholders_and_window() -> None:
     ],
 )
 def test_bad_placeholder_is_a_spec_error_with_its_path(template: str, fragment: str) -> None:
-    canary = example_canary(analysis={"metrics": [{"name": "m", "query": template}]})
+    canary = model_canary(analysis={"metrics": [{"name": "m", "query": template}]})
     with pytest.raises(SpecError) as info:
         queries.metric_query(canary, canary.spec.analysis.metrics[0], "nf4", 300)
     problem = info.value.problems[0]
@@ -174,14 +174,14 @@ def test_prom_duration_rejects_zero() -> None:
 
 
 def test_cost_query_is_rendered_for_the_candidate() -> None:
-    assert queries.cost_query(example_canary()) == (
+    assert queries.cost_query(model_canary()) == (
         'sum(increase(gpu_cost_dollars_total{canary="support-triage",variant="nf4"}[1d]))'
     )
-    assert queries.cost_query(example_canary(budget=None)) is None
+    assert queries.cost_query(model_canary(budget=None)) is None
 
 
 def test_compare_baseline_plans_the_stable_query_with_the_check_window() -> None:
-    canary = example_canary()
+    canary = model_canary()
     check = canary.spec.steps[1].rollback_on[0]
     plan = queries.check_queries(canary, check)
     assert plan.window == 4 * 3600
@@ -194,11 +194,11 @@ def test_compare_baseline_plans_the_stable_query_with_the_check_window() -> None
 def test_undefined_metric_is_a_spec_error() -> None:
     check = CheckSpec.model_validate({"metric": "nope", "above": 1})
     with pytest.raises(SpecError, match="'nope' is not defined"):
-        queries.check_queries(example_canary(), check)
+        queries.check_queries(model_canary(), check)
 
 
 def test_all_checks_keys() -> None:
-    keys = [k for k, _ in queries.all_checks(example_canary())]
+    keys = [k for k, _ in queries.all_checks(model_canary())]
     assert keys == [
         "shadow.promoteOn",
         "shadow.rollbackOn[0]",

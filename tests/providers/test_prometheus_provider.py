@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from support.canaries import example_canary
+from support.canaries import model_canary
 from support.history import History
 from support.http import serving
 from support.prometheus import start_prometheus
@@ -31,7 +31,7 @@ from controlplane.rollout.observations import DueCheck
 
 pytestmark = pytest.mark.binary
 
-CANARY = example_canary()
+CANARY = model_canary()
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from support.canaries import example_canary
+from support.canaries import model_canary
 from support.history import History
 
 from controlplane.analysis.evaluator import evaluate
@@ -15,7 +15,7 @@ from controlplane.rollout.observations import DueCheck
 
 pytestmark = pytest.mark.binary
 
-CANARY = example_canary()
+CANARY = model_canary()
 STEP = CANARY.spec.analysis.interval.seconds
 
 

@@ -7,14 +7,14 @@ from dataclasses import replace
 from typing import get_args
 
 import pytest
-from support.canaries import example_canary
+from support.canaries import model_canary
 
 from controlplane.rollout.state import Event, EventType, Reason, ReasonKind, RolloutState, Stage
 from controlplane.rollout.writeback_rule import AUTOMATIC_REASONS, WriteBackOptions, writes_back
 
 T0 = 1_800_000_000.0
-OPTED_IN = example_canary(gitWriteBack={})
-NOT_OPTED_IN = example_canary()
+OPTED_IN = model_canary(gitWriteBack={})
+NOT_OPTED_IN = model_canary()
 ROLLED = Event("RolledBack", T0 + 60, 1, 0, "rolled back")
 
 

@@ -1,16 +1,44 @@
-"""The contract's four-week example as a ``ModelCanary`` factory, for analysis tests.
+"""The one ModelCanary builder of the tests: :func:`canary_dict` and :func:`model_canary`.
 
-``example_canary()`` returns the example of ``canary-spec.md`` (support-triage in ml-serving, stable
-``bf16``, candidate ``nf4``, metrics latency / latency-p99 / errors / kpi / win-rate, budget with a
-cost query); ``**changes`` replace top-level ``spec`` sections (as camelCase dicts).
+Owns the contract's four-week example (``EXAMPLE``: the example of ``canary-spec.md``,
+support-triage in ml-serving, stable ``bf16``, candidate ``nf4``, metrics latency / latency-p99 /
+errors / kpi / win-rate, four steps, shadow, budget with a cost query) and the one way a test makes
+a spec from it. Every test and support module that needs a spec calls the builder (directly, or
+with a base of its own built by it at import time: ``support.api.CANARY``,
+``support.controller_world.CANARY``...); ``tests/test_one_builder.py`` fails when a test file
+defines a canary factory of its own or writes a ModelCanary dict by hand. Tests of the shipped
+specs (``canary/*.yml``) read those files instead, and a few tests keep a YAML text whose lines
+they assert on (the allow-list of ``test_one_builder.py``).
+
+The rules, the same for both functions:
+
+- the canary starts as a deep copy of ``base`` (the contract example unless told);
+- ``name`` and ``namespace`` set ``metadata.name`` and ``metadata.namespace``; ``metadata`` merges
+  more keys (``uid``, ``labels``, ``generation``...) into it, ``None`` removing one;
+- every other keyword replaces one top-level ``spec`` section, named as in the YAML (camelCase:
+  ``gitWriteBack=``); ``None`` removes the section;
+- ``router``, ``prometheus`` and ``metrics`` set one field of their section after that
+  (``spec.traffic.router``, ``spec.analysis.prometheus``, ``spec.analysis.metrics``);
+- ``status`` sets the object's ``status`` (as read from a cluster).
+
+Nothing passed in, and nothing of ``base``, is ever mutated. :func:`canary_dict` does not
+validate (tests of invalid specs use it); :func:`model_canary` is
+``ModelCanary.model_validate(canary_dict(...))``. ``STABLE``, ``CANDIDATE``, ``MODEL``,
+``ANALYSIS``, ``STEPS``, ``SHADOW`` and ``BUDGET`` are the example's sections, to change one field
+of (``candidate={**CANDIDATE, "quantization": "fp8"}``); never mutate them.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from controlplane.spec.models import ModelCanary
+
+API_VERSION = "canary.controlplane.dev/v1alpha1"
+NAME = "support-triage"
+NAMESPACE = "ml-serving"
 
 KPI_QUERY = (
     'sum(rate(ticket_resolved_total{namespace="{{namespace}}",canary="{{canary}}",'
@@ -25,9 +53,9 @@ WIN_RATE_QUERY = (
 COST_QUERY = 'sum(increase(gpu_cost_dollars_total{canary="{{canary}}",variant="{{variant}}"}[1d]))'
 
 EXAMPLE: dict[str, Any] = {
-    "apiVersion": "canary.controlplane.dev/v1alpha1",
+    "apiVersion": API_VERSION,
     "kind": "ModelCanary",
-    "metadata": {"name": "support-triage", "namespace": "ml-serving"},
+    "metadata": {"name": NAME, "namespace": NAMESPACE},
     "spec": {
         "model": {"name": "support-triage-llm", "runtime": "vllm", "maxModelLen": 8192},
         "stable": {"name": "bf16", "storageUri": "hf://m/x", "gpu": "nvidia-l40s", "replicas": 2},
@@ -86,13 +114,82 @@ EXAMPLE: dict[str, Any] = {
     },
 }
 
+MODEL: dict[str, Any] = EXAMPLE["spec"]["model"]
+STABLE: dict[str, Any] = EXAMPLE["spec"]["stable"]
+CANDIDATE: dict[str, Any] = EXAMPLE["spec"]["candidate"]
+ANALYSIS: dict[str, Any] = EXAMPLE["spec"]["analysis"]
+STEPS: list[dict[str, Any]] = EXAMPLE["spec"]["steps"]
+SHADOW: dict[str, Any] = EXAMPLE["spec"]["shadow"]
+BUDGET: dict[str, Any] = EXAMPLE["spec"]["budget"]
 
-def example_dict(**changes: Any) -> dict[str, Any]:
-    data = copy.deepcopy(EXAMPLE)
-    data["spec"].update(copy.deepcopy(changes))
+
+def canary_dict(
+    name: str | None = None,
+    namespace: str | None = None,
+    *,
+    base: Mapping[str, Any] = EXAMPLE,
+    router: str | None = None,
+    prometheus: str | None = None,
+    metrics: Sequence[Mapping[str, Any]] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    status: Mapping[str, Any] | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
+    """A ModelCanary object (not validated): ``base`` with the changes of the module docstring."""
+    data: dict[str, Any] = copy.deepcopy(dict(base))
+    meta = data.setdefault("metadata", {})
+    if name is not None:
+        meta["name"] = name
+    if namespace is not None:
+        meta["namespace"] = namespace
+    _merge(meta, metadata or {})
+    _merge(data.setdefault("spec", {}), spec)
+    if router is not None:
+        data["spec"].setdefault("traffic", {})["router"] = router
+    if prometheus is not None:
+        data["spec"].setdefault("analysis", {})["prometheus"] = prometheus
+    if metrics is not None:
+        data["spec"].setdefault("analysis", {})["metrics"] = copy.deepcopy(list(metrics))
+    if status is not None:
+        data["status"] = copy.deepcopy(dict(status))
     return data
 
 
-def example_canary(**changes: Any) -> ModelCanary:
-    """The contract example, with top-level ``spec`` sections replaced by ``changes``."""
-    return ModelCanary.model_validate(example_dict(**changes))
+def model_canary(
+    name: str | None = None,
+    namespace: str | None = None,
+    *,
+    base: Mapping[str, Any] = EXAMPLE,
+    router: str | None = None,
+    prometheus: str | None = None,
+    metrics: Sequence[Mapping[str, Any]] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    **spec: Any,
+) -> ModelCanary:
+    """:func:`canary_dict`'s canary, validated (no ``status``: a ModelCanary holds none)."""
+    data = canary_dict(
+        name,
+        namespace,
+        base=base,
+        router=router,
+        prometheus=prometheus,
+        metrics=metrics,
+        metadata=metadata,
+        **spec,
+    )
+    data.pop("status", None)
+    return ModelCanary.model_validate(data)
+
+
+def _merge(into: dict[str, Any], changes: Mapping[str, Any]) -> None:
+    """Set each key of ``changes`` in ``into`` (a copy of the value), or remove it for ``None``."""
+    for key, value in changes.items():
+        if value is None:
+            into.pop(key, None)
+        else:
+            into[key] = copy.deepcopy(value)
+
+
+# The old names, until every test has moved onto the builder.
+example_dict = canary_dict
+example_canary = model_canary

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.canaries import example_canary
+from support.canaries import model_canary
 
 from controlplane.analysis.sequential import check as sequential_check
 from controlplane.analysis.sequential.buckets import cumulative_quantile
@@ -115,7 +115,7 @@ def test_looks_judged_together_equal_each_look_judged_alone(drawn: list[Call]) -
         _same(b, a)
 
 
-CANARY = example_canary()
+CANARY = model_canary()
 ERRORS = CANARY.metric("errors")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from support.canaries import example_canary
+from support.canaries import model_canary
 
 from controlplane.analysis.evaluator import evaluate
 from controlplane.analysis.sequential import check as sequential_check
@@ -15,7 +15,7 @@ from controlplane.rollout.observations import DueCheck
 from controlplane.spec.models import CheckSpec
 from harness.providers import StaticProvider
 
-CANARY = example_canary()
+CANARY = model_canary()
 NOW = 1_800_000_000.0
 SINCE = NOW - 600.0
 

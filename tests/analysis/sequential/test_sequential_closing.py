@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from scipy import stats
-from support.canaries import example_canary
+from support.canaries import model_canary
 
 from controlplane.analysis.evaluator import evaluate
 from controlplane.analysis.sequential import check as sequential_check
@@ -23,7 +23,7 @@ from controlplane.rollout.state import RolloutState
 from controlplane.spec.models import CheckSpec
 from harness.providers import StaticProvider
 
-CANARY = example_canary()
+CANARY = model_canary()
 SINCE = 1_800_000_000.0
 END = SINCE + 3600.0
 
