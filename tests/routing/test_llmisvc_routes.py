@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from support.canaries import example_dict
+from support.canaries import model_canary
 
 from controlplane.errors import RouterError
 from controlplane.profiles.catalog import load_catalog
@@ -16,22 +16,13 @@ from controlplane.routing import llmisvc
 from controlplane.routing.base import Weights
 from controlplane.serving import names
 from controlplane.serving.render import llm_inference_service
-from controlplane.spec.models import ModelCanary
 from harness.kube.fake import FakeKube
 
 CATALOG = load_catalog()
 NS = "prod"
 
 
-def canary() -> ModelCanary:
-    data = example_dict()
-    data["metadata"]["namespace"] = NS
-    data["spec"]["traffic"] = {"router": "llmisvc"}
-    del data["spec"]["shadow"]
-    return ModelCanary.model_validate(data)
-
-
-C = canary()
+C = model_canary(namespace=NS, router="llmisvc", shadow=None)
 STABLE, CANDIDATE = (llmisvc.isvc_name(C, r) for r in llmisvc.ROLES)
 
 

@@ -8,7 +8,7 @@ import copy
 from typing import Any
 
 import pytest
-from support.canaries import example_dict
+from support.canaries import model_canary
 
 from controlplane.controller import children
 from controlplane.kube.client import Obj, Ref
@@ -27,15 +27,6 @@ LABELS = {
     "canary.controlplane.dev/canary": "support-triage",
     "app.kubernetes.io/managed-by": "controlplane",
 }
-
-
-def canary(router: str = "istio", uid: str | None = UID) -> ModelCanary:
-    data = example_dict()
-    data["spec"]["traffic"] = {"router": router}
-    data["spec"].pop("shadow", None)
-    if uid is not None:
-        data["metadata"]["uid"] = uid
-    return ModelCanary.model_validate(data)
 
 
 def owner_obj(c: ModelCanary) -> Obj:
@@ -114,7 +105,7 @@ def foreign_service(kube: FakeKube, c: ModelCanary) -> Obj:
 
 def test_deploy_applies_nothing_when_one_object_is_foreign() -> None:
     kube = FakeKube(now=lambda: NOW)
-    c = canary()
+    c = model_canary(router="istio", shadow=None, metadata={"uid": UID})
     theirs = foreign_service(kube, c)
     objects = desired_objects(c, CATALOG)
     assert [o["kind"] for o in objects] == [
@@ -136,7 +127,7 @@ def test_deploy_applies_nothing_when_one_object_is_foreign() -> None:
 
 def test_release_and_delete_all_leave_foreign_objects() -> None:
     kube = FakeKube(now=lambda: NOW)
-    c = canary("gateway-api")
+    c = model_canary(router="gateway-api", shadow=None, metadata={"uid": UID})
     objects = desired_objects(c, CATALOG)
     children.deploy(kube, owner_obj(c), c.metadata.namespace, objects)
     # someone replaced the candidate's InferenceService with their own
@@ -162,7 +153,7 @@ def test_release_and_delete_all_leave_foreign_objects() -> None:
 
 def test_a_router_does_not_write_over_a_foreign_route() -> None:
     kube = FakeKube(now=lambda: NOW)
-    c = canary()
+    c = model_canary(router="istio", shadow=None, metadata={"uid": UID})
     theirs = istio.build_virtualservice(c, 0, False)
     theirs["metadata"]["labels"] = {"team": "a"}
     stored = kube.create(theirs)
@@ -181,7 +172,7 @@ def test_a_router_does_not_write_over_a_foreign_route() -> None:
 
 def test_llmisvc_patches_neither_member_when_one_is_foreign() -> None:
     kube = FakeKube(now=lambda: NOW)
-    c = canary("llmisvc")
+    c = model_canary(router="llmisvc", shadow=None, metadata={"uid": UID})
     stable = kube.create(llm_inference_service(c, "stable", CATALOG))
     theirs = llm_inference_service(c, "candidate", CATALOG)
     theirs["metadata"]["labels"] = {"team": "a"}

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from support.canaries import example_dict
+from support.canaries import CANDIDATE, SHADOW, STABLE, canary_dict, model_canary
 
 from controlplane.cli.main import main
 from controlplane.errors import RouterError, RouterPending
@@ -34,24 +34,21 @@ GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 LLAMA = "hf://meta-llama/Llama-3.1-8B-Instruct"
 
 
-def canary(
-    router: str, *, cohort: bool = False, shadow: bool = True, **candidate: Any
-) -> ModelCanary:
-    data = example_dict()
-    traffic: dict[str, Any] = {"router": router}
+COHORT = {"header": "x-customer-tier", "values": ["tier_1", "tier_2"]}
+
+
+def traffic(router: str, cohort: bool = False) -> dict[str, Any]:
+    """``spec.traffic`` on ``router`` in these tests: the golden files name these gateways."""
+    section: dict[str, Any] = {"router": router}
     if router == "gateway-api":
-        traffic["gateway"] = {"name": "inference-gateway", "namespace": "gateways"}
-        traffic["hosts"] = ["llm.example.com"]
+        section["gateway"] = {"name": "inference-gateway", "namespace": "gateways"}
+        section["hosts"] = ["llm.example.com"]
     if router == "istio":
-        traffic["hosts"] = ["llm.example.com"]
-        traffic["gateway"] = {"name": "public", "namespace": "istio-system"}
+        section["hosts"] = ["llm.example.com"]
+        section["gateway"] = {"name": "public", "namespace": "istio-system"}
     if cohort:
-        traffic["cohort"] = {"header": "x-customer-tier", "values": ["tier_1", "tier_2"]}
-    data["spec"]["traffic"] = traffic
-    if not shadow:
-        del data["spec"]["shadow"]
-    data["spec"]["candidate"].update(candidate)
-    return ModelCanary.model_validate(data)
+        section["cohort"] = COHORT
+    return section
 
 
 def router_objects(c: ModelCanary, weight: int, mirror: bool, outcome: Any) -> list[Any]:
@@ -108,7 +105,7 @@ GOLDEN_CASES = [(r, c) for r in ROUTERS for c in CASES if supported(r, c)]
 )
 def test_router_golden(router: str, case: str) -> None:
     cohort, weight, mirror, outcome = CASES[case]
-    c = canary(router, cohort=cohort)
+    c = model_canary(traffic=traffic(router, cohort))
     check_golden(GOLDEN / router / f"{case}.yaml", dump(router_objects(c, weight, mirror, outcome)))
 
 
@@ -116,23 +113,34 @@ def test_router_golden(router: str, case: str) -> None:
     "quantization", ["none", "fp8", "awq", "gptq", "bitsandbytes-nf4"], ids=str
 )
 def test_vllm_args_golden(quantization: str) -> None:
-    c = canary("llmisvc", quantization=quantization, gpuCount=2, args=["--enable-prefix-caching"])
+    c = model_canary(
+        router="llmisvc",
+        candidate={
+            **CANDIDATE,
+            "quantization": quantization,
+            "gpuCount": 2,
+            "args": ["--enable-prefix-caching"],
+        },
+    )
     isvc = llm_inference_service(c, "candidate", CATALOG)
     args = isvc["spec"]["template"]["containers"][0]["args"]
     check_golden(GOLDEN / "vllm" / f"{quantization}.yaml", yaml.safe_dump({"args": args}))
 
 
 def test_full_render_golden(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    data = example_dict()
-    data["spec"]["traffic"] = {
-        "router": "gateway-api",
-        "gateway": {"name": "inference-gateway", "namespace": "gateways"},
-        "cohort": {"header": "x-customer-tier", "values": ["tier_1"]},
-    }
-    data["spec"]["candidate"].update(
-        storageUri=LLAMA, systemPrompt="You are a meticulous assistant. Cite sources."
+    data = canary_dict(
+        traffic={
+            "router": "gateway-api",
+            "gateway": {"name": "inference-gateway", "namespace": "gateways"},
+            "cohort": {"header": "x-customer-tier", "values": ["tier_1"]},
+        },
+        stable={**STABLE, "storageUri": LLAMA},
+        candidate={
+            **CANDIDATE,
+            "storageUri": LLAMA,
+            "systemPrompt": "You are a meticulous assistant. Cite sources.",
+        },
     )
-    data["spec"]["stable"]["storageUri"] = LLAMA
     spec = tmp_path / "canary.yml"
     spec.write_text(yaml.safe_dump(data), encoding="utf-8")
     assert main(["render", str(spec), "--step", "2"]) == 0
@@ -146,7 +154,9 @@ def test_full_render_golden(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 
 
 def test_cohort_rule_is_the_only_path_to_the_candidate() -> None:
-    route = gateway_api.build_httproute(canary("gateway-api", cohort=True), 25, False)
+    route = gateway_api.build_httproute(
+        model_canary(traffic=traffic("gateway-api", True)), 25, False
+    )
     cohort_rule, default_rule = route["spec"]["rules"]
     assert [m["headers"][0]["value"] for m in cohort_rule["matches"]] == ["tier_1", "tier_2"]
     assert "matches" not in default_rule
@@ -154,7 +164,7 @@ def test_cohort_rule_is_the_only_path_to_the_candidate() -> None:
 
 
 def test_istio_cohort_route_comes_first_and_default_is_stable_only() -> None:
-    vs = istio.build_virtualservice(canary("istio", cohort=True), 25, True)
+    vs = istio.build_virtualservice(model_canary(traffic=traffic("istio", True)), 25, True)
     first, second = vs["spec"]["http"]
     assert first["match"][0] == {"headers": {"x-customer-tier": {"exact": "tier_1"}}}
     assert first["mirrorPercentage"] == {"value": 100.0}
@@ -165,7 +175,7 @@ def test_istio_cohort_route_comes_first_and_default_is_stable_only() -> None:
 @pytest.mark.parametrize("router", ROUTERS)
 @pytest.mark.parametrize("weight", [0, 1, 5, 33, 50, 99, 100])
 def test_weights_read_back_from_built_objects(router: str, weight: int) -> None:
-    c = canary(router)
+    c = model_canary(traffic=traffic(router))
     objs = router_objects(c, weight, False, None)
     module = {
         "gateway-api": gateway_api,
@@ -188,7 +198,7 @@ def test_weights_read_back_from_built_objects(router: str, weight: int) -> None:
     ],
 )
 def test_capability_problems_name_router_and_field(router: str, fields: list[str]) -> None:
-    problems = capability_problems(canary(router, cohort=True))
+    problems = capability_problems(model_canary(traffic=traffic(router, True)))
     assert [p.path for p in problems] == fields
     assert all(router in p.message for p in problems)
 
@@ -196,7 +206,7 @@ def test_capability_problems_name_router_and_field(router: str, fields: list[str
 @pytest.mark.parametrize("router", ["kserve", "kserve-knative", "llmisvc"])
 def test_mirror_on_a_router_without_mirroring_is_a_router_error(router: str) -> None:
     with pytest.raises(RouterError, match=router):
-        router_objects(canary(router), 0, True, None)
+        router_objects(model_canary(traffic=traffic(router)), 0, True, None)
 
 
 def test_kserve_replicas_are_what_the_canary_names() -> None:
@@ -204,7 +214,7 @@ def test_kserve_replicas_are_what_the_canary_names() -> None:
     # lowers the stable's minimum by the canary's replicas (tests/controller/
     # test_controller_kserve.py observes it): the entry names its replicas, the stable asks
     # for both, maxReplicas (refused on a canary entry) stays off it, and no HPA moves them.
-    c = canary("kserve")
+    c = model_canary(router="kserve")
     isvc = kserve.build_inferenceservice(c, CATALOG, 5, False)
     [entry] = isvc["spec"]["canary"]
     assert entry["trafficPercent"] == 5
@@ -237,30 +247,31 @@ def test_kserve_weights_are_read_from_the_route_in_effect(
 ) -> None:
     refs = [{"name": n, **({} if w is None else {"weight": w})} for n, w in backends]
     route = {"metadata": {"name": "support-triage-llm"}, "spec": {"rules": [{"backendRefs": refs}]}}
-    assert kserve.route_weights(canary("kserve"), route) == Weights(weight)
+    assert kserve.route_weights(model_canary(router="kserve"), route) == Weights(weight)
     # after promotion the stable predictor's Service serves the candidate
     if weight == 0:
         live = kserve.Live(serving="nf4")
-        assert kserve.route_weights(canary("kserve"), route, live) == Weights(100)
+        assert kserve.route_weights(model_canary(router="kserve"), route, live) == Weights(100)
         # after a renamed promotion the stable Service is named after the candidate
         renamed = {
             "metadata": route["metadata"],
             "spec": {"rules": [{"backendRefs": [{"name": "support-triage-llm-nf4-predictor"}]}]},
         }
         live = kserve.Live(predictor_name="nf4", serving="nf4")
-        assert kserve.route_weights(canary("kserve"), renamed, live) == Weights(100)
+        assert kserve.route_weights(model_canary(router="kserve"), renamed, live) == Weights(100)
 
 
 def test_kserve_route_to_a_stranger_is_a_router_error() -> None:
     refs = [{"name": "someone-else-predictor"}]
     route = {"metadata": {"name": "support-triage-llm"}, "spec": {"rules": [{"backendRefs": refs}]}}
     with pytest.raises(RouterError, match="someone-else-predictor"):
-        kserve.route_weights(canary("kserve"), route)
+        kserve.route_weights(model_canary(router="kserve"), route)
 
 
 @pytest.mark.parametrize(("routes", "in_effect"), [("v0.20.0", 0), ("ready-canaries", 25)])
 def test_kserve_verify_reads_what_kserve_routed(routes: GatewayRoutes, in_effect: int) -> None:
-    kube, c = seeded("kserve")
+    c = model_canary(router="kserve")
+    kube = seeded(c)
     fake = FakeKServe(kube, now=lambda: 1_700_000_000.0, gateway_routes=routes)
     r = make_router("kserve", kube, CATALOG)
     r.set_weights(c, 25, False)
@@ -278,7 +289,7 @@ def test_kserve_verify_reads_what_kserve_routed(routes: GatewayRoutes, in_effect
 def test_kserve_canary_entry_names_its_model_container() -> None:
     # KServe v0.20.0's CRD requires spec.canary[].predictor.model.name (a corev1.Container name);
     # tests/manifests/test_render_real_server.py holds it against the real API server.
-    isvc = kserve.build_inferenceservice(canary("kserve"), CATALOG, 5, False)
+    isvc = kserve.build_inferenceservice(model_canary(router="kserve"), CATALOG, 5, False)
     [entry] = isvc["spec"]["canary"]
     assert entry["predictor"]["model"]["name"] == kserve.CONTAINER_NAME == "kserve-container"
     assert entry["predictor"]["model"]["modelFormat"] == {"name": "huggingface"}
@@ -300,18 +311,19 @@ def finalize(r: Any, c: ModelCanary, outcome: Any, fake: FakeKServe) -> None:
     raise AssertionError("finalize never completed")
 
 
-def seeded(router: str) -> tuple[FakeKube, ModelCanary]:
+def seeded(c: ModelCanary) -> FakeKube:
+    """A fake cluster for ``c``: with its two LLMInferenceServices on the llmisvc router."""
     kube = FakeKube(now=lambda: 1_700_000_000.0)
-    c = canary(router)
-    if router == "llmisvc":
+    if c.spec.traffic.router == "llmisvc":
         for role in ROLES:
             kube.create(llm_inference_service(c, role, CATALOG))
-    return kube, c
+    return kube
 
 
 @pytest.mark.parametrize("router", ROUTERS)
 def test_apply_read_back_verify_and_finalize(router: str) -> None:
-    kube, c = seeded(router)
+    c = model_canary(traffic=traffic(router))
+    kube = seeded(c)
     r = make_router(router, kube, CATALOG)  # type: ignore[arg-type]
     # the kserve router reads KServe's own HTTPRoute: a KServe that splits must write it
     fake = FakeKServe(kube, now=lambda: 1_700_000_000.0, gateway_routes="ready-canaries")
@@ -332,7 +344,8 @@ def test_apply_read_back_verify_and_finalize(router: str) -> None:
 
 @pytest.mark.parametrize("router", ["gateway-api", "istio"])
 def test_mirror_is_read_back(router: str) -> None:
-    kube, c = seeded(router)
+    c = model_canary(traffic=traffic(router))
+    kube = seeded(c)
     r = make_router(router, kube, CATALOG)  # type: ignore[arg-type]
     r.set_weights(c, 0, True)
     r.verify(c, Weights(0, mirror=True))
@@ -346,7 +359,8 @@ def test_promotion_removes_knative_percent_and_kserve_canary_entry() -> None:
         ("kserve-knative", "InferenceService"),
         ("kserve", "InferenceService"),
     ):
-        kube, c = seeded(router)
+        c = model_canary(traffic=traffic(router))
+        kube = seeded(c)
         r = make_router(router, kube, CATALOG)  # type: ignore[arg-type]
         fake = FakeKServe(kube, now=lambda: 1_700_000_000.0)
         r.set_weights(c, 25, False)
@@ -360,7 +374,8 @@ def test_promotion_removes_knative_percent_and_kserve_canary_entry() -> None:
 
 
 def test_verify_sees_a_route_changed_behind_its_back() -> None:
-    kube, c = seeded("gateway-api")
+    c = model_canary(traffic=traffic("gateway-api"))
+    kube = seeded(c)
     r = make_router("gateway-api", kube, CATALOG)
     r.set_weights(c, 5, False)
     ref = Ref(gateway_api.API_VERSION, "HTTPRoute", "ml-serving", "support-triage")
@@ -375,19 +390,19 @@ def test_verify_sees_a_route_changed_behind_its_back() -> None:
 def test_reading_before_applying_is_a_router_error(router: str) -> None:
     kube = FakeKube()
     with pytest.raises(RouterError, match=r"does not exist|not written"):
-        make_router(router, kube, CATALOG).get_weights(canary(router))  # type: ignore[arg-type]
+        make_router(router, kube, CATALOG).get_weights(model_canary(traffic=traffic(router)))  # type: ignore[arg-type]
 
 
 def test_memory_router_records_history_and_checks_capabilities() -> None:
     r = MemoryRouter()
-    c = canary("gateway-api")
+    c = model_canary(traffic=traffic("gateway-api"))
     r.set_weights(c, 5, False)
     r.verify(c, Weights(5))
     r.finalize(c, "promoted")
     assert r.get_weights(c) == Weights(100)
     assert [h for _, h in r.history] == [Weights(5), "promoted"]
     with pytest.raises(RouterError):
-        r.set_weights(canary("kserve"), 0, True)
+        r.set_weights(model_canary(router="kserve"), 0, True)
     with pytest.raises(RouterError):
         MemoryRouter().get_weights(c)
 
@@ -395,23 +410,16 @@ def test_memory_router_records_history_and_checks_capabilities() -> None:
 # ----------------------------------------------------------------------- the contract's defaults
 
 
-def bare(router: str) -> ModelCanary:
-    """The contract's example as written: no traffic.gateway, no traffic.hosts."""
-    data = example_dict()
-    data["spec"]["traffic"] = {"router": router}
-    if router not in ("gateway-api", "istio"):
-        del data["spec"]["shadow"]
-    return ModelCanary.model_validate(data)
-
-
 def test_the_contract_example_is_valid_for_every_router() -> None:
     # canary-spec.md's example names no gateway and no hosts: each router has a default
     for router in ROUTERS:
-        assert capability_problems(bare(router)) == [], router
+        mirrors = router in ("gateway-api", "istio")
+        c = model_canary(router=router, shadow=SHADOW if mirrors else None)
+        assert capability_problems(c) == [], router
 
 
 def test_gateway_api_attaches_to_kserves_gateway_by_default() -> None:
-    route = gateway_api.build_httproute(bare("gateway-api"), 5, False)
+    route = gateway_api.build_httproute(model_canary(router="gateway-api"), 5, False)
     assert route["spec"]["parentRefs"] == [
         {
             "group": "gateway.networking.k8s.io",
@@ -427,7 +435,9 @@ def test_gateway_api_attaches_to_kserves_gateway_by_default() -> None:
 def test_gateway_api_backends_each_carry_their_variant(cohort: bool) -> None:
     # a filter on each backendRef: Envoy Gateway gives each backend an Envoy cluster of its own,
     # so the error rate can tell stable's response codes from the candidate's
-    route = gateway_api.build_httproute(canary("gateway-api", cohort=cohort), 25, True)
+    route = gateway_api.build_httproute(
+        model_canary(traffic=traffic("gateway-api", cohort)), 25, True
+    )
     services = {
         "support-triage-llm-bf16-predictor": "bf16",
         "support-triage-llm-nf4-predictor": "nf4",
@@ -442,7 +452,7 @@ def test_gateway_api_backends_each_carry_their_variant(cohort: bool) -> None:
 
 
 def test_istio_routes_the_models_own_host_by_default() -> None:
-    c = bare("istio")
+    c = model_canary(router="istio")  # no traffic.gateway, no traffic.hosts
     host = "support-triage-llm.ml-serving.svc.cluster.local"
     vs = istio.build_virtualservice(c, 5, False)
     assert vs["spec"]["hosts"] == [host]
@@ -453,7 +463,7 @@ def test_istio_routes_the_models_own_host_by_default() -> None:
     kinds = [o["kind"] for o in desired_objects(c, CATALOG, 5, False)]
     assert kinds == ["InferenceService", "InferenceService", "Service", "VirtualService"]
     # given hosts, no Service of ours
-    named = canary("istio")
+    named = model_canary(traffic=traffic("istio"))
     assert istio.model_service(named) is None
     assert "Service" not in [o["kind"] for o in desired_objects(named, CATALOG, 5, False)]
 
@@ -477,7 +487,10 @@ def deployments(kube: FakeKube) -> dict[str, tuple[str, int]]:
 def test_promotion_with_another_checkpoint_is_kserves_rename() -> None:
     # KServe's own promotion (canary_controller_test.go, v0.20.0): spec.predictor becomes the
     # canary entry, name included; the candidate's Deployment is adopted unchanged
-    c = canary("kserve", storageUri="hf://m/x-awq", quantization="awq")
+    c = model_canary(
+        router="kserve",
+        candidate={**CANDIDATE, "storageUri": "hf://m/x-awq", "quantization": "awq"},
+    )
     assert kserve.renames_on_promotion(c)
     stepping = kserve.build_inferenceservice(c, CATALOG, 25, False)
     [entry] = stepping["spec"]["canary"]
@@ -495,7 +508,7 @@ def test_promotion_with_another_checkpoint_is_kserves_rename() -> None:
 def test_every_build_keeps_the_live_predictor_name() -> None:
     # KServe's webhook refuses a predictor.name change without a model change: after a renamed
     # promotion the next rollout must keep the name (validatePredictorNameChange)
-    c = canary("kserve")
+    c = model_canary(router="kserve")
     live = kserve.Live(predictor_name="bf16", serving="bf16")
     for weight, outcome in ((5, None), (0, "rolled_back"), (0, "promoted")):
         obj = kserve.build_inferenceservice(c, CATALOG, weight, False, outcome, live)
@@ -518,7 +531,7 @@ def test_every_build_keeps_the_live_predictor_name() -> None:
 def test_promotion_of_the_same_checkpoint_rolls_under_a_full_canary(
     live: kserve.Live | None, phase: str
 ) -> None:
-    c = canary("kserve")
+    c = model_canary(router="kserve")
     assert not kserve.renames_on_promotion(c)
     assert kserve.promotion_phase(c, live) == phase
     obj = kserve.build_inferenceservice(c, CATALOG, 0, False, "promoted", live)
@@ -559,7 +572,8 @@ def test_live_rolled_out_needs_the_template_of_the_new_predictor() -> None:
 
 
 def test_kserve_router_promotes_in_two_phases_without_restarting_serving_pods() -> None:
-    kube, c = seeded("kserve")
+    c = model_canary(router="kserve")
+    kube = seeded(c)
     fake = FakeKServe(kube, now=lambda: 1_700_000_000.0, gateway_routes="ready-canaries")
     r = make_router("kserve", kube, CATALOG)
     r.set_weights(c, 75, False)
@@ -585,8 +599,11 @@ def test_kserve_router_promotes_in_two_phases_without_restarting_serving_pods() 
 
 
 def test_kserve_router_renames_and_keeps_the_candidates_deployment() -> None:
-    kube, c = seeded("kserve")
-    c = canary("kserve", storageUri="hf://m/x-awq", quantization="awq")
+    c = model_canary(
+        router="kserve",
+        candidate={**CANDIDATE, "storageUri": "hf://m/x-awq", "quantization": "awq"},
+    )
+    kube = seeded(c)
     fake = FakeKServe(kube, now=lambda: 1_700_000_000.0, gateway_routes="ready-canaries")
     r = make_router("kserve", kube, CATALOG)
     r.set_weights(c, 25, False)
@@ -604,14 +621,8 @@ def test_kserve_router_renames_and_keeps_the_candidates_deployment() -> None:
 # ----------------------------------------------------------------------------- canaryctl render
 
 
-def write_spec(tmp_path: Path, **traffic: Any) -> Path:
-    data = example_dict()
-    data["spec"]["traffic"] = traffic or {"router": "kserve"}
-    if data["spec"]["traffic"]["router"] != "gateway-api":
-        del data["spec"]["shadow"]
-    path = tmp_path / "canary.yml"
-    path.write_text(yaml.safe_dump(data), encoding="utf-8")
-    return path
+# the spec file of the ``canaryctl render`` tests
+KSERVE_SPEC = yaml.safe_dump(canary_dict(router="kserve", shadow=None))
 
 
 @pytest.mark.parametrize(
@@ -622,7 +633,9 @@ def write_spec(tmp_path: Path, **traffic: Any) -> Path:
 def test_render_json_list(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], percent: int | None
 ) -> None:
-    assert main(["render", str(write_spec(tmp_path)), "-o", "json", *flags]) == 0
+    spec = tmp_path / "canary.yml"
+    spec.write_text(KSERVE_SPEC, encoding="utf-8")
+    assert main(["render", str(spec), "-o", "json", *flags]) == 0
     listing = json.loads(capsys.readouterr().out)
     assert listing["kind"] == "List"
     [isvc] = listing["items"]
@@ -638,7 +651,9 @@ def test_render_json_list(
 def test_render_bad_arguments_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str
 ) -> None:
-    assert main(["render", str(write_spec(tmp_path)), *flags]) == 2
+    spec = tmp_path / "canary.yml"
+    spec.write_text(KSERVE_SPEC, encoding="utf-8")
+    assert main(["render", str(spec), *flags]) == 2
     assert message in capsys.readouterr().err
 
 
@@ -648,6 +663,9 @@ def test_render_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_desired_objects_order() -> None:
-    c = canary("gateway-api", systemPrompt="Be brief.", storageUri=LLAMA)
+    c = model_canary(
+        traffic=traffic("gateway-api"),
+        candidate={**CANDIDATE, "systemPrompt": "Be brief.", "storageUri": LLAMA},
+    )
     kinds = [o["kind"] for o in desired_objects(c, CATALOG, 5)]
     assert kinds == ["ConfigMap", "InferenceService", "InferenceService", "HTTPRoute"]

@@ -10,7 +10,7 @@ import kserve
 import kubernetes.client
 import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from support.canaries import example_dict
+from support.canaries import CANDIDATE, model_canary
 
 from controlplane.errors import SpecError
 from controlplane.profiles.catalog import load_catalog
@@ -30,11 +30,8 @@ LLAMA = "hf://meta-llama/Llama-3.1-8B-Instruct"
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
 
-def canary(router: str = "gateway-api", **candidate: Any) -> ModelCanary:
-    data = example_dict()
-    data["spec"]["candidate"].update(candidate)
-    data["spec"]["traffic"] = {"router": router, "gateway": {"name": "gw"}, "hosts": ["m.example"]}
-    return ModelCanary.model_validate(data)
+# the traffic of these tests' canaries
+TRAFFIC = {"router": "gateway-api", "gateway": {"name": "gw"}, "hosts": ["m.example"]}
 
 
 def args_of(c: ModelCanary) -> list[str]:
@@ -56,25 +53,45 @@ def args_of(c: ModelCanary) -> list[str]:
     ids=lambda v: v if isinstance(v, str) else None,
 )
 def test_quantization_flags(quantization: str, expected: list[str]) -> None:
-    args = args_of(canary(quantization=quantization))
+    args = args_of(
+        model_canary(traffic=TRAFFIC, candidate={**CANDIDATE, "quantization": quantization})
+    )
     assert [a for a in args if a.startswith("--quantization")] == expected
     assert "--quantization=awq" not in args  # before vLLM 0.24 plain awq was the legacy kernel
 
 
 def test_bitsandbytes_int8_is_a_spec_error_naming_the_field() -> None:
     with pytest.raises(SpecError) as err:
-        args_of(canary(quantization="bitsandbytes-int8"))
+        args_of(
+            model_canary(
+                traffic=TRAFFIC, candidate={**CANDIDATE, "quantization": "bitsandbytes-int8"}
+            )
+        )
     [problem] = err.value.problems
     assert problem.path == "spec.candidate.quantization"
     assert "4-bit" in problem.message
 
 
 def test_fp8_on_ampere_runs_weight_only_and_renders() -> None:
-    assert "--quantization=fp8" in args_of(canary(quantization="fp8", gpu="nvidia-a100-80gb"))
+    assert "--quantization=fp8" in args_of(
+        model_canary(
+            traffic=TRAFFIC,
+            candidate={**CANDIDATE, "quantization": "fp8", "gpu": "nvidia-a100-80gb"},
+        )
+    )
 
 
 def test_model_name_memory_and_user_args_order() -> None:
-    args = args_of(canary(gpuMemoryUtilization=0.85, args=["--enable-prefix-caching"]))
+    args = args_of(
+        model_canary(
+            traffic=TRAFFIC,
+            candidate={
+                **CANDIDATE,
+                "gpuMemoryUtilization": 0.85,
+                "args": ["--enable-prefix-caching"],
+            },
+        )
+    )
     assert args[:4] == [
         "--model_name=support-triage-llm",
         "--served-model-name=support-triage-llm",
@@ -86,7 +103,9 @@ def test_model_name_memory_and_user_args_order() -> None:
 
 
 def test_tensor_parallel_and_gpu_resources_follow_gpu_count() -> None:
-    pred = predictor_spec(canary(gpuCount=4), "candidate", CATALOG)
+    pred = predictor_spec(
+        model_canary(traffic=TRAFFIC, candidate={**CANDIDATE, "gpuCount": 4}), "candidate", CATALOG
+    )
     assert "--tensor-parallel-size=4" in pred["model"]["args"]
     assert pred["model"]["resources"] == {
         "requests": {"nvidia.com/gpu": "4"},
@@ -105,7 +124,7 @@ def test_tensor_parallel_and_gpu_resources_follow_gpu_count() -> None:
 )
 def test_bad_variant_is_a_spec_error_with_its_path(changes: dict[str, Any], path: str) -> None:
     with pytest.raises(SpecError) as err:
-        args_of(canary(**changes))
+        args_of(model_canary(traffic=TRAFFIC, candidate={**CANDIDATE, **changes}))
     assert [p.path for p in err.value.problems] == [path]
 
 
@@ -113,7 +132,7 @@ def test_bad_variant_is_a_spec_error_with_its_path(changes: dict[str, Any], path
 
 
 def test_inference_service_shape() -> None:
-    c = canary()
+    c = model_canary(traffic=TRAFFIC)
     isvc = inference_service(c, "candidate", CATALOG)
     pred = isvc["spec"]["predictor"]
     assert isvc["metadata"]["name"] == "support-triage-llm-nf4"
@@ -134,7 +153,9 @@ def test_inference_service_shape() -> None:
 
 
 def test_llm_inference_service_shape() -> None:
-    obj = llm_inference_service(canary(gpuCount=2), "candidate", CATALOG)
+    obj = llm_inference_service(
+        model_canary(traffic=TRAFFIC, candidate={**CANDIDATE, "gpuCount": 2}), "candidate", CATALOG
+    )
     assert obj["apiVersion"] == "serving.kserve.io/v1alpha2"
     spec = obj["spec"]
     assert spec["model"] == {"uri": "hf://m/x", "name": "support-triage-llm"}
@@ -196,8 +217,15 @@ POINTS = {
 def test_every_rendered_inference_service_deserializes_into_the_sdk(
     router: str, point: str, quantization: str
 ) -> None:
-    c = canary(
-        router, quantization=quantization, systemPrompt="Be brief.", storageUri=LLAMA, gpuCount=2
+    c = model_canary(
+        traffic={**TRAFFIC, "router": router},
+        candidate={
+            **CANDIDATE,
+            "quantization": quantization,
+            "systemPrompt": "Be brief.",
+            "storageUri": LLAMA,
+            "gpuCount": 2,
+        },
     )
     objs = desired_objects(c, CATALOG, *POINTS[point])
     isvcs = [o for o in objs if o["kind"] == "InferenceService"]
@@ -209,7 +237,7 @@ def test_every_rendered_inference_service_deserializes_into_the_sdk(
 
 
 def test_strict_deserializer_can_fail() -> None:
-    obj = inference_service(canary(), "stable", CATALOG)
+    obj = inference_service(model_canary(traffic=TRAFFIC), "stable", CATALOG)
     obj["spec"]["predictor"]["model"]["storageURI"] = "typo"
     with pytest.raises(AssertionError, match="storageURI"):
         strict_deserialize(obj, "V1beta1InferenceService")
@@ -258,13 +286,25 @@ def test_jinja_string_escapes_everything_special() -> None:
 def test_unknown_template_family_is_a_spec_error() -> None:
     with pytest.raises(SpecError) as err:
         variant_objects(
-            canary(systemPrompt="x", storageUri="s3://bucket/model"), "candidate", CATALOG
+            model_canary(
+                traffic=TRAFFIC,
+                candidate={**CANDIDATE, "systemPrompt": "x", "storageUri": "s3://bucket/model"},
+            ),
+            "candidate",
+            CATALOG,
         )
     assert err.value.problems[0].path == "spec.candidate.systemPrompt"
 
 
 def test_system_prompt_configmap_is_mounted() -> None:
-    objs = variant_objects(canary(systemPrompt="Be brief.", storageUri=LLAMA), "candidate", CATALOG)
+    objs = variant_objects(
+        model_canary(
+            traffic=TRAFFIC,
+            candidate={**CANDIDATE, "systemPrompt": "Be brief.", "storageUri": LLAMA},
+        ),
+        "candidate",
+        CATALOG,
+    )
     cm, isvc = objs
     assert cm["kind"] == "ConfigMap"
     pred = isvc["spec"]["predictor"]

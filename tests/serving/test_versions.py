@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
-from support.canaries import example_dict
+from support.canaries import CANDIDATE, MODEL, model_canary
 
 from controlplane.errors import SpecError
 from controlplane.profiles.catalog import load_catalog
@@ -30,13 +29,8 @@ CATALOG = load_catalog()
 ROUTERS: tuple[RouterName, ...] = ("gateway-api", "istio", "kserve", "kserve-knative", "llmisvc")
 
 
-def canary(router: str = "gateway-api", vllm: str | None = None, **candidate: Any) -> ModelCanary:
-    data = example_dict()
-    data["spec"]["candidate"].update(candidate)
-    data["spec"]["traffic"] = {"router": router, "gateway": {"name": "gw"}, "hosts": ["m.example"]}
-    if vllm is not None:
-        data["spec"]["model"]["vllmVersion"] = vllm
-    return ModelCanary.model_validate(data)
+# the traffic of these tests' canaries
+TRAFFIC = {"router": "gateway-api", "gateway": {"name": "gw"}, "hosts": ["m.example"]}
 
 
 def quantization_flags(c: ModelCanary, router: str) -> list[str]:
@@ -83,7 +77,7 @@ def test_the_pinned_kserve_is_the_one_the_build_uses() -> None:
 @pytest.mark.parametrize("router", ROUTERS)
 def test_every_router_default_image_agrees_with_the_default(router: RouterName) -> None:
     # vllm_flags resolves without the router: that is right only while this holds.
-    model = canary(router).spec.model
+    model = model_canary(traffic={**TRAFFIC, "router": router}).spec.model
     assert resolve_vllm_version(model, router) == resolve_vllm_version(model) == "0.24.0"
     image = runtime_image(router)
     if router == "llmisvc":
@@ -94,9 +88,12 @@ def test_every_router_default_image_agrees_with_the_default(router: RouterName) 
 
 @pytest.mark.parametrize("router", ROUTERS)
 def test_the_spec_field_wins_over_the_image(router: RouterName) -> None:
-    assert vllm_version(canary(router)) == "0.24.0"
-    assert vllm_version(canary(router, vllm="0.33.0")) == "0.33.0"
-    assert vllm_version(canary(router, vllm="0.20.0")) == "0.20.0"
+    traffic = {**TRAFFIC, "router": router}
+    pinned_033 = model_canary(traffic=traffic, model={**MODEL, "vllmVersion": "0.33.0"})
+    pinned_020 = model_canary(traffic=traffic, model={**MODEL, "vllmVersion": "0.20.0"})
+    assert vllm_version(model_canary(traffic=traffic)) == "0.24.0"
+    assert vllm_version(pinned_033) == "0.33.0"
+    assert vllm_version(pinned_020) == "0.20.0"
 
 
 # ----------------------------------------------------------------------------- rendered flags
@@ -121,13 +118,21 @@ def test_the_spec_field_wins_over_the_image(router: RouterName) -> None:
 def test_flags_follow_the_vllm_version(
     router: str, quantization: str, vllm: str | None, expected: list[str]
 ) -> None:
-    c = canary(router, vllm=vllm, quantization=quantization, gpu="nvidia-h100-80gb")
+    c = model_canary(
+        traffic={**TRAFFIC, "router": router},
+        model={**MODEL, "vllmVersion": vllm},
+        candidate={**CANDIDATE, "quantization": quantization, "gpu": "nvidia-h100-80gb"},
+    )
     assert quantization_flags(c, router) == expected
 
 
 @pytest.mark.parametrize("router", ["kserve", "llmisvc"])
 def test_bitsandbytes_on_vllm_033_is_a_spec_error_at_render(router: str) -> None:
-    c = canary(router, vllm="0.33.0", quantization="bitsandbytes-nf4")
+    c = model_canary(
+        traffic={**TRAFFIC, "router": router},
+        model={**MODEL, "vllmVersion": "0.33.0"},
+        candidate={**CANDIDATE, "quantization": "bitsandbytes-nf4"},
+    )
     with pytest.raises(SpecError) as err:
         quantization_flags(c, router)
     [problem] = err.value.problems
@@ -141,7 +146,11 @@ def test_bitsandbytes_on_vllm_033_is_a_spec_error_at_render(router: str) -> None
 
 
 def test_version_problems_name_method_version_and_what_to_use() -> None:
-    c = canary(vllm="0.28.0", quantization="bitsandbytes-nf4")
+    c = model_canary(
+        traffic=TRAFFIC,
+        model={**MODEL, "vllmVersion": "0.28.0"},
+        candidate={**CANDIDATE, "quantization": "bitsandbytes-nf4"},
+    )
     [problem] = version_problems(c, CATALOG)
     assert problem.path == "spec.candidate.quantization"
     assert re.search(r"'bitsandbytes-nf4' does not exist in vLLM 0\.28\.0", problem.message)
@@ -150,7 +159,11 @@ def test_version_problems_name_method_version_and_what_to_use() -> None:
 
 
 def test_a_method_before_its_first_range_is_a_problem() -> None:
-    c = canary(vllm="0.15.1", quantization="fp8")
+    c = model_canary(
+        traffic=TRAFFIC,
+        model={**MODEL, "vllmVersion": "0.15.1"},
+        candidate={**CANDIDATE, "quantization": "fp8"},
+    )
     [problem] = version_problems(c, CATALOG)
     assert problem.path == "spec.candidate.quantization"
     assert "not known for vLLM 0.15.1" in problem.message
@@ -158,5 +171,7 @@ def test_a_method_before_its_first_range_is_a_problem() -> None:
 
 
 def test_the_default_version_has_no_problem_and_says_where_it_came_from() -> None:
-    assert version_problems(canary(quantization="bitsandbytes-nf4"), CATALOG) == []
-    assert version_problems(canary(vllm="0.27.1", quantization="bitsandbytes-nf4"), CATALOG) == []
+    nf4 = {**CANDIDATE, "quantization": "bitsandbytes-nf4"}
+    pinned = model_canary(traffic=TRAFFIC, model={**MODEL, "vllmVersion": "0.27.1"}, candidate=nf4)
+    assert version_problems(model_canary(traffic=TRAFFIC, candidate=nf4), CATALOG) == []
+    assert version_problems(pinned, CATALOG) == []
