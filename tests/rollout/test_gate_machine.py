@@ -7,12 +7,12 @@ observations pass every due check unless a test says otherwise; gate results arr
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from support.canaries import canary_dict, model_canary
 
 from controlplane.rollout.actions import Deploy, Promote, Rollback, RunGate, SetWeights
 from controlplane.rollout.gate_runs import abandoned_runs, gates_at, pending_runs, workflow_name
@@ -27,49 +27,46 @@ from controlplane.spec.models import ModelCanary
 T0 = 1_800_000_000.0
 MIN = 60.0
 
-BASE: dict[str, Any] = {
-    "apiVersion": "canary.controlplane.dev/v1alpha1",
-    "kind": "ModelCanary",
-    "metadata": {"name": "demo", "namespace": "ml"},
-    "spec": {
-        "model": {"name": "demo-llm"},
-        "stable": {"name": "bf16", "storageUri": "hf://org/m", "gpu": "nvidia-l40s"},
-        "candidate": {
-            "name": "awq",
-            "storageUri": "hf://org/m-awq",
-            "gpu": "nvidia-l40s",
-            "quantization": "awq",
-        },
-        "analysis": {
-            "interval": "1m",
-            "errorLimit": 3,
-            "metrics": [{"name": "latency", "builtin": "e2e-latency"}],
-        },
-        "steps": [
-            {
-                "weight": 10,
-                "duration": "10m",
-                "rollbackOn": [{"metric": "latency", "above": "200ms"}],
-            },
-            {
-                "weight": 50,
-                "duration": "10m",
-                "rollbackOn": [{"metric": "latency", "above": "200ms"}],
-            },
-            {"weight": 100},
-        ],
+BASE = canary_dict(
+    "demo",
+    "ml",
+    model={"name": "demo-llm"},
+    stable={"name": "bf16", "storageUri": "hf://org/m", "gpu": "nvidia-l40s"},
+    candidate={
+        "name": "awq",
+        "storageUri": "hf://org/m-awq",
+        "gpu": "nvidia-l40s",
+        "quantization": "awq",
     },
-}
+    analysis={
+        "interval": "1m",
+        "errorLimit": 3,
+        "metrics": [{"name": "latency", "builtin": "e2e-latency"}],
+    },
+    steps=[
+        {
+            "weight": 10,
+            "duration": "10m",
+            "rollbackOn": [{"metric": "latency", "above": "200ms"}],
+        },
+        {
+            "weight": 50,
+            "duration": "10m",
+            "rollbackOn": [{"metric": "latency", "above": "200ms"}],
+        },
+        {"weight": 100},
+    ],
+    shadow=None,
+    budget=None,
+)
+STEPS: list[dict[str, Any]] = BASE["spec"]["steps"]
+# the first step waits for an approval (a promote intent) after its duration and checks
+MANUAL = model_canary(base=BASE, steps=[{**STEPS[0], "approval": "manual"}, *STEPS[1:]])
 
 
-def canary(gates: Sequence[dict[str, Any]] = (), **step_changes: Any) -> ModelCanary:
-    data = copy.deepcopy(BASE)
-    data["spec"]["gates"] = [
-        {"workflowTemplate": {"name": "eval"}, "timeout": "30m", **g} for g in gates
-    ]
-    for index, changes in step_changes.items():
-        data["spec"]["steps"][int(index.removeprefix("s"))].update(changes)
-    return ModelCanary.model_validate(data)
+def eval_gates(*gates: dict[str, Any]) -> list[dict[str, Any]]:
+    """``spec.gates``: each runs WorkflowTemplate ``eval`` with a 30-minute timeout unless told."""
+    return [{"workflowTemplate": {"name": "eval"}, "timeout": "30m", **g} for g in gates]
 
 
 def checks(
@@ -127,7 +124,9 @@ class Run:
 
 
 def test_first_step_gate_holds_step_one_until_the_workflow_succeeds() -> None:
-    run = Run(canary([{"name": "profile", "before": "first-step"}]))
+    run = Run(
+        model_canary(base=BASE, gates=eval_gates({"name": "profile", "before": "first-step"}))
+    )
     state = run.at(0)  # ready at once: step 1 is due, but gated
     assert (state.stage, state.gate_point, state.phase, state.weight) == (
         "pending",
@@ -162,7 +161,11 @@ def test_first_step_gate_holds_step_one_until_the_workflow_succeeds() -> None:
 def test_failed_or_errored_workflow_rolls_back_with_its_name_and_message(
     phase: str, message: str
 ) -> None:
-    run = Run(canary([{"name": "regression", "before": "step", "steps": [2]}]))
+    run = Run(
+        model_canary(
+            base=BASE, gates=eval_gates({"name": "regression", "before": "step", "steps": [2]})
+        )
+    )
     run.at(0)
     for minute in range(1, 11):
         run.at(minute)
@@ -184,11 +187,12 @@ def test_failed_or_errored_workflow_rolls_back_with_its_name_and_message(
 
 def test_runs_left_running_by_a_failed_gate_are_abandoned_once_submitted() -> None:
     run = Run(
-        canary(
-            [
+        model_canary(
+            base=BASE,
+            gates=eval_gates(
                 {"name": "quick", "before": "step", "steps": [2]},
                 {"name": "soak", "before": "step", "steps": [2]},
-            ]
+            ),
         )
     )
     for minute in range(11):
@@ -214,7 +218,12 @@ def test_runs_left_running_by_a_failed_gate_are_abandoned_once_submitted() -> No
 
 
 def test_a_workflow_that_never_finishes_times_out_from_its_submission() -> None:
-    run = Run(canary([{"name": "profile", "before": "first-step", "timeout": "30m"}]))
+    run = Run(
+        model_canary(
+            base=BASE,
+            gates=eval_gates({"name": "profile", "before": "first-step", "timeout": "30m"}),
+        )
+    )
     state = run.at(0)
     assert next_evaluation(run.spec, state) == T0 + MIN  # the next readiness-cadence visit
     for minute in range(1, 30):
@@ -233,13 +242,23 @@ def test_a_workflow_that_never_finishes_times_out_from_its_submission() -> None:
 
 
 def test_deadline_of_a_running_gate_wakes_the_controller() -> None:
-    run = Run(canary([{"name": "profile", "before": "first-step", "timeout": "20s"}]))
+    run = Run(
+        model_canary(
+            base=BASE,
+            gates=eval_gates({"name": "profile", "before": "first-step", "timeout": "20s"}),
+        )
+    )
     state = run.at(0)
     assert next_evaluation(run.spec, state) == T0 + 20
 
 
 def test_unreachable_argo_server_pauses_after_error_limit_and_resumes_on_its_answer() -> None:
-    run = Run(canary([{"name": "profile", "before": "first-step", "timeout": "5m"}]))
+    run = Run(
+        model_canary(
+            base=BASE,
+            gates=eval_gates({"name": "profile", "before": "first-step", "timeout": "5m"}),
+        )
+    )
     state = run.at(0)
     for minute in (0.5, 1.0):
         state = run.at(minute, gate(state, None, error="connection refused"))
@@ -261,13 +280,14 @@ def test_unreachable_argo_server_pauses_after_error_limit_and_resumes_on_its_ans
 
 
 def test_gate_points_of_each_kind() -> None:
-    spec = canary(
-        [
+    spec = model_canary(
+        base=BASE,
+        gates=eval_gates(
             {"name": "a", "before": "first-step"},
             {"name": "b", "before": "each-step"},
             {"name": "c", "before": "step", "steps": [2, 3]},
             {"name": "d", "before": "promotion"},
-        ]
+        ),
     )
     assert [g.name for g in gates_at(spec, "step-1")] == ["a", "b"]
     assert [g.name for g in gates_at(spec, "step-2")] == ["b", "c"]
@@ -277,12 +297,13 @@ def test_gate_points_of_each_kind() -> None:
 
 def test_every_gate_of_a_point_must_pass_and_promotion_waits_for_its_gate() -> None:
     run = Run(
-        canary(
-            [
+        model_canary(
+            base=BASE,
+            gates=eval_gates(
                 {"name": "quick", "before": "step", "steps": [3]},
                 {"name": "slow", "before": "step", "steps": [3]},
                 {"name": "final", "before": "promotion"},
-            ]
+            ),
         )
     )
     run.at(0)
@@ -316,7 +337,7 @@ def test_every_gate_of_a_point_must_pass_and_promotion_waits_for_its_gate() -> N
 
 
 def test_manual_step_waits_for_promote_after_duration_and_checks() -> None:
-    run = Run(canary(s0={"approval": "manual"}))
+    run = Run(MANUAL)
     run.at(0)
     for minute in range(1, 10):
         assert run.at(minute).phase == "progressing"
@@ -336,7 +357,7 @@ def test_manual_step_waits_for_promote_after_duration_and_checks() -> None:
 
 
 def test_a_breach_while_awaiting_approval_still_rolls_back() -> None:
-    run = Run(canary(s0={"approval": "manual"}))
+    run = Run(MANUAL)
     run.at(0)
     for minute in range(1, 11):
         run.at(minute)
@@ -349,7 +370,7 @@ def test_a_breach_while_awaiting_approval_still_rolls_back() -> None:
 def test_promote_before_the_duration_finishes_a_manual_step_at_once() -> None:
     """As on any step: ``promote`` finishes it now (skipping the rest of its duration) — on a
     manual step that is also the approval."""
-    run = Run(canary(s0={"approval": "manual"}))
+    run = Run(MANUAL)
     run.at(0)
     run.at(1)
     state = run.at(2.5, Observations(), [Intent("promote", T0 + 150, "bob")])
@@ -358,7 +379,9 @@ def test_promote_before_the_duration_finishes_a_manual_step_at_once() -> None:
 
 
 def test_promote_does_not_skip_workflow_gates_but_promote_full_does() -> None:
-    run = Run(canary([{"name": "eval", "before": "step", "steps": [2]}]))
+    run = Run(
+        model_canary(base=BASE, gates=eval_gates({"name": "eval", "before": "step", "steps": [2]}))
+    )
     run.at(0)
     state = run.at(1.5, Observations(), [Intent("promote", T0 + 90, "carol")])
     assert (state.step, state.gate_point) == (1, "step-2")  # step 1 finished, gate started
@@ -373,7 +396,12 @@ def test_promote_does_not_skip_workflow_gates_but_promote_full_does() -> None:
 
 
 def test_workflow_names_are_deterministic_per_rollout_and_new_after_retry() -> None:
-    spec = canary([{"name": "regression-suite-for-the-long-canary-name", "before": "first-step"}])
+    spec = model_canary(
+        base=BASE,
+        gates=eval_gates(
+            {"name": "regression-suite-for-the-long-canary-name", "before": "first-step"}
+        ),
+    )
     run = Run(spec)
     state = run.at(0)
     (first,) = state.gates.values()
@@ -388,11 +416,13 @@ def test_workflow_names_are_deterministic_per_rollout_and_new_after_retry() -> N
 
 
 def test_spec_change_while_gated_restarts_without_the_old_gates() -> None:
-    run = Run(canary([{"name": "profile", "before": "first-step"}]))
+    run = Run(
+        model_canary(base=BASE, gates=eval_gates({"name": "profile", "before": "first-step"}))
+    )
     run.at(0)
-    data = json.loads(json.dumps(BASE))
-    data["spec"]["candidate"]["storageUri"] = "hf://org/m-awq-v2"
-    run.spec = ModelCanary.model_validate(data)
+    run.spec = model_canary(
+        base=BASE, candidate={**BASE["spec"]["candidate"], "storageUri": "hf://org/m-awq-v2"}
+    )
     state = run.at(1, Observations(candidate_ready=True))
     assert (state.stage, state.gate_point, dict(state.gates)) == ("pending", None, {})
     assert run.events()[-1][0] == "Restarted"
@@ -401,17 +431,12 @@ def test_spec_change_while_gated_restarts_without_the_old_gates() -> None:
 # --------------------------------------------------------------------------- no-op rollouts
 
 
-def noop_spec(same_name: bool = False) -> ModelCanary:
-    data = copy.deepcopy(BASE)
-    data["spec"]["candidate"] = {**data["spec"]["stable"], "name": "bf16" if same_name else "b2"}
-    return ModelCanary.model_validate(data)
-
-
 @pytest.mark.parametrize("same_name", [False, True])
 def test_candidate_identical_to_stable_finishes_at_once_and_deploys_nothing(
     same_name: bool,
 ) -> None:
-    spec = noop_spec(same_name)
+    stable = BASE["spec"]["stable"]
+    spec = model_canary(base=BASE, candidate={**stable, "name": "bf16" if same_name else "b2"})
     assert spec.spec.candidate_is_stable()
     state, actions = step(spec, initial_state(spec, T0), None, T0)
     assert (state.stage, state.outcome, state.noop, state.weight) == (
@@ -427,17 +452,17 @@ def test_candidate_identical_to_stable_finishes_at_once_and_deploys_nothing(
 
 
 def test_replica_count_is_part_of_the_variant_so_it_is_not_a_noop() -> None:
-    data = copy.deepcopy(BASE)
-    data["spec"]["candidate"] = {**data["spec"]["stable"], "name": "b2", "replicas": 3}
-    assert not ModelCanary.model_validate(data).spec.candidate_is_stable()
+    stable = BASE["spec"]["stable"]
+    spec = model_canary(base=BASE, candidate={**stable, "name": "b2", "replicas": 3})
+    assert not spec.spec.candidate_is_stable()
 
 
 def test_reverting_to_stable_mid_rollout_sends_traffic_back_and_finishes() -> None:
-    run = Run(canary())
+    run = Run(model_canary(base=BASE))
     run.at(0)
     run.at(1)
     assert run.state.weight == 10
-    run.spec = noop_spec()
+    run.spec = model_canary(base=BASE, candidate={**BASE["spec"]["stable"], "name": "b2"})
     state = run.at(2, Observations())
     assert (state.stage, state.noop, state.weight) == ("promoted", True, 0)
     assert SetWeights(0, False) in run.actions
@@ -450,7 +475,7 @@ def test_reverting_to_stable_mid_rollout_sends_traffic_back_and_finishes() -> No
 
 
 def test_status_lists_the_latest_check_values_with_bounds() -> None:
-    run = Run(canary())
+    run = Run(model_canary(base=BASE))
     run.at(0)
     state = run.at(1)
     assert state.to_status()["lastChecks"] == [

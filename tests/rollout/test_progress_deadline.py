@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from support.canaries import model_canary
 
 from controlplane.rollout.actions import Rollback
 from controlplane.rollout.intents import Intent
@@ -17,41 +18,30 @@ from controlplane.rollout.machine import step
 from controlplane.rollout.observations import CheckResult, Observations
 from controlplane.rollout.schedule import initial_state, progress_deadline
 from controlplane.rollout.state import RolloutState
-from controlplane.spec.models import ModelCanary
 
 T0 = 1_800_000_000.0
 MIN = 60.0
 DEADLINE = 30 * MIN
 REFUSED = "KServe v0.20.0 routes none of good-llm to the candidate"
 
-CANARY = ModelCanary.model_validate(
-    {
-        "apiVersion": "canary.controlplane.dev/v1alpha1",
-        "kind": "ModelCanary",
-        "metadata": {"name": "demo", "namespace": "ml"},
-        "spec": {
-            "model": {"name": "demo-llm"},
-            "stable": {"name": "bf16", "storageUri": "hf://org/m", "gpu": "nvidia-l40s"},
-            "candidate": {
-                "name": "nf4",
-                "storageUri": "hf://org/m",
-                "gpu": "nvidia-l40s",
-                "quantization": "bitsandbytes-nf4",
-            },
-            "analysis": {
-                "interval": "1m",
-                "metrics": [{"name": "latency", "builtin": "e2e-latency"}],
-            },
-            "steps": [
-                {
-                    "weight": 10,
-                    "duration": "10m",
-                    "rollbackOn": [{"metric": "latency", "above": "200ms"}],
-                },
-                {"weight": 100},
-            ],
-        },
-    }
+CANARY = model_canary(
+    "demo",
+    "ml",
+    model={"name": "demo-llm"},
+    stable={"name": "bf16", "storageUri": "hf://org/m", "gpu": "nvidia-l40s"},
+    candidate={
+        "name": "nf4",
+        "storageUri": "hf://org/m",
+        "gpu": "nvidia-l40s",
+        "quantization": "bitsandbytes-nf4",
+    },
+    analysis={"interval": "1m", "metrics": [{"name": "latency", "builtin": "e2e-latency"}]},
+    steps=[
+        {"weight": 10, "duration": "10m", "rollbackOn": [{"metric": "latency", "above": "200ms"}]},
+        {"weight": 100},
+    ],
+    shadow=None,
+    budget=None,
 )
 
 

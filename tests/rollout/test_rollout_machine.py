@@ -1,8 +1,9 @@
 """Table-driven tests of every transition and check rule of the rollout state machine.
 
-A small factory builds ModelCanary objects from dicts; observations are built by hand from the
-due checks with a one-letter code per check (P pass, B breach, I inconclusive, E provider error,
-D decided pass, X decided breach). Times are minutes after T0, evaluated every minute.
+The canaries come from the one builder (``model_canary(base=BASE, ...)``); observations are built
+by hand from the due checks with a one-letter code per check (P pass, B breach, I inconclusive,
+E provider error, D decided pass, X decided breach). Times are minutes after T0, evaluated every
+minute.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
+from support.canaries import canary_dict, model_canary
 
 from controlplane.rollout.actions import (
     Action,
@@ -37,61 +39,54 @@ from controlplane.spec.models import ModelCanary
 T0 = 1_800_000_000.0
 MIN = 60.0
 
-BASE: dict[str, Any] = {
-    "apiVersion": "canary.controlplane.dev/v1alpha1",
-    "kind": "ModelCanary",
-    "metadata": {"name": "demo", "namespace": "ml"},
-    "spec": {
-        "model": {"name": "demo-llm"},
-        "stable": {"name": "bf16", "storageUri": "hf://org/m", "gpu": "nvidia-l40s"},
-        "candidate": {
-            "name": "nf4",
-            "storageUri": "hf://org/m",
-            "gpu": "nvidia-l40s",
-            "quantization": "bitsandbytes-nf4",
-        },
-        "analysis": {
-            "interval": "1m",
-            "errorLimit": 3,
-            "metrics": [
-                {"name": "latency", "builtin": "e2e-latency"},
-                {"name": "errors", "builtin": "error-rate"},
-                {"name": "win-rate", "query": "vector(0)"},
+# The canary of these tests: steps of 10 % and 50 % for ten minutes, then 100 %, evaluated every
+# minute; no shadow and no budget unless a test adds SHADOW or BUDGET.
+ANALYSIS: dict[str, Any] = {
+    "interval": "1m",
+    "errorLimit": 3,
+    "metrics": [
+        {"name": "latency", "builtin": "e2e-latency"},
+        {"name": "errors", "builtin": "error-rate"},
+        {"name": "win-rate", "query": "vector(0)"},
+    ],
+}
+BASE = canary_dict(
+    "demo",
+    "ml",
+    model={"name": "demo-llm"},
+    stable={"name": "bf16", "storageUri": "hf://org/m", "gpu": "nvidia-l40s"},
+    candidate={
+        "name": "nf4",
+        "storageUri": "hf://org/m",
+        "gpu": "nvidia-l40s",
+        "quantization": "bitsandbytes-nf4",
+    },
+    analysis=ANALYSIS,
+    steps=[
+        {
+            "weight": 10,
+            "duration": "10m",
+            "rollbackOn": [
+                {"metric": "latency", "above": "200ms"},
+                {"metric": "errors", "above": "1%"},
             ],
         },
-        "steps": [
-            {
-                "weight": 10,
-                "duration": "10m",
-                "rollbackOn": [
-                    {"metric": "latency", "above": "200ms"},
-                    {"metric": "errors", "above": "1%"},
-                ],
-            },
-            {
-                "weight": 50,
-                "duration": "10m",
-                "rollbackOn": [{"metric": "latency", "above": "200ms"}],
-            },
-            {"weight": 100},
-        ],
-    },
-}
+        {
+            "weight": 50,
+            "duration": "10m",
+            "rollbackOn": [{"metric": "latency", "above": "200ms"}],
+        },
+        {"weight": 100},
+    ],
+    shadow=None,
+    budget=None,
+)
 SHADOW = {
     "duration": "30m",
     "promoteOn": {"metric": "win-rate", "above": "3%", "for": "5m"},
     "rollbackOn": [{"metric": "errors", "above": "1%"}],
 }
 BUDGET = {"dailyLimit": 100, "throttleWeight": 2}
-
-
-def canary(**spec: Any) -> ModelCanary:
-    """The base canary with top-level ``spec`` keys replaced (``analysis`` keys are merged)."""
-    data = copy.deepcopy(BASE)
-    analysis = spec.pop("analysis", {})
-    data["spec"]["analysis"].update(analysis)
-    data["spec"].update(spec)
-    return ModelCanary.model_validate(data)
 
 
 def result(key: str, metric: str, code: str, value: float | None = None) -> CheckResult:
@@ -190,7 +185,7 @@ def intent(verb: str, minute: float, user: str = "") -> Intent:
 def test_pending_starts_when_candidate_ready(
     shadow: bool, ready: bool, phase: str, expected: list[Any]
 ) -> None:
-    spec = canary(shadow=SHADOW) if shadow else canary()
+    spec = model_canary(base=BASE, shadow=SHADOW) if shadow else model_canary(base=BASE)
     run = Run(spec, ready=ready)
     got = [a.event.type if isinstance(a, Notify) else a for a in run.actions]
     assert got == expected
@@ -198,7 +193,7 @@ def test_pending_starts_when_candidate_ready(
 
 
 def test_pending_deploys_once_and_waits_without_observations() -> None:
-    spec = canary()
+    spec = model_canary(base=BASE)
     state = initial_state(spec, T0)
     state, first = step(spec, state, None, T0)
     state, second = step(spec, state, Observations(candidate_ready=False), T0 + MIN)
@@ -231,7 +226,7 @@ def test_pending_deploys_once_and_waits_without_observations() -> None:
 def test_step_advances_only_when_elapsed_and_all_passed(
     codes: str, where: tuple[str, int], last_events: list[str]
 ) -> None:
-    run = Run(canary())
+    run = Run(model_canary(base=BASE))
     run.ticks(1, codes[:-1])
     last = run.tick(len(codes), codes[-1])
     assert run.where == where
@@ -239,7 +234,7 @@ def test_step_advances_only_when_elapsed_and_all_passed(
 
 
 def test_one_inconclusive_check_holds_the_step() -> None:
-    run = Run(canary())
+    run = Run(model_canary(base=BASE))
     run.ticks(1, "P" * 9)
     run.tick(10, {"steps[0].rollbackOn[1]": "I"})
     assert run.where == ("holding", 1)
@@ -247,7 +242,7 @@ def test_one_inconclusive_check_holds_the_step() -> None:
 
 
 def test_advance_then_promote_emits_weights_in_order() -> None:
-    run = Run(canary())
+    run = Run(model_canary(base=BASE))
     run.ticks(1, "P" * 9)
     assert run.tick(10) == [
         SetWeights(50, False),
@@ -273,7 +268,7 @@ def test_last_step_with_duration_and_checks_holds_at_100_first() -> None:
         "duration": "5m",
         "rollbackOn": [{"metric": "errors", "above": "1%"}],
     }
-    run = Run(canary(steps=steps))
+    run = Run(model_canary(base=BASE, steps=steps))
     run.ticks(1, "P" * 20)
     assert run.where == ("progressing", 3)
     assert run.state.weight == 100
@@ -284,7 +279,7 @@ def test_last_step_with_duration_and_checks_holds_at_100_first() -> None:
 
 def test_steps_without_duration_or_checks_cascade() -> None:
     steps = [{"weight": 20}, {"weight": 60}, {"weight": 100}]
-    run = Run(canary(steps=steps))
+    run = Run(model_canary(base=BASE, steps=steps))
     assert events(run.actions) == ["StepStarted", "Advanced", "Advanced", "Promoted"]
     assert run.state.outcome == "promoted"
 
@@ -292,8 +287,9 @@ def test_steps_without_duration_or_checks_cascade() -> None:
 # --------------------------------------------------------------------------- breaches and `for`
 
 
-def _for_spec(window: str) -> ModelCanary:
-    steps = [
+def _for_steps(window: str) -> list[dict[str, Any]]:
+    """One ten-percent hour whose latency check holds ``for`` ``window``, then 100 %."""
+    return [
         {
             "weight": 10,
             "duration": "1h",
@@ -301,7 +297,6 @@ def _for_spec(window: str) -> ModelCanary:
         },
         {"weight": 100},
     ]
-    return canary(steps=steps)
 
 
 @pytest.mark.parametrize(
@@ -318,7 +313,7 @@ def _for_spec(window: str) -> ModelCanary:
     ],
 )
 def test_for_semantics(window: str, codes: str, rollback_at: int | None) -> None:
-    run = Run(_for_spec(window))
+    run = Run(model_canary(base=BASE, steps=_for_steps(window)))
     rolled_at = None
     for minute, code in enumerate(codes, start=1):
         if any(isinstance(a, Rollback) for a in run.tick(minute, code)):
@@ -328,14 +323,14 @@ def test_for_semantics(window: str, codes: str, rollback_at: int | None) -> None
 
 
 def test_breached_event_once_per_streak() -> None:
-    run = Run(_for_spec("10m"))
+    run = Run(model_canary(base=BASE, steps=_for_steps("10m")))
     run.ticks(1, "BBBPBB")
     assert events(run.actions).count("Breached") == 2
     assert run.state.outcome == "in_progress"
 
 
 def test_rollback_reason_records_the_breach() -> None:
-    spec = canary()
+    spec = model_canary(base=BASE)
     run = Run(spec)
     run.ticks(1, "PP")
     now = T0 + 3 * MIN
@@ -382,7 +377,7 @@ def test_baseline_reason_has_both_thresholds_and_check_window() -> None:
         {"weight": 100},
     ]
     metrics = [{"name": "kpi", "query": "vector(1)"}]
-    run = Run(canary(steps=steps, analysis={"metrics": metrics}))
+    run = Run(model_canary(base=BASE, steps=steps, metrics=metrics))
     run.tick(1, "B")
     reason = run.state.reason
     assert reason is not None
@@ -412,7 +407,7 @@ def test_baseline_reason_has_both_thresholds_and_check_window() -> None:
 def test_decided_pass_advances_before_duration(
     codes: Mapping[str, str], where: tuple[str, int]
 ) -> None:
-    run = Run(canary())
+    run = Run(model_canary(base=BASE))
     actions = run.tick(3, codes)
     assert run.where == where
     if where[1] == 2:
@@ -434,7 +429,7 @@ def test_decided_pass_advances_before_duration(
     ],
 )
 def test_error_limit_pauses_and_auto_resumes(codes: str, phase: str, errors: int) -> None:
-    run = Run(canary())
+    run = Run(model_canary(base=BASE))
     run.ticks(1, codes)
     assert run.state.phase == phase
     assert run.state.consecutive_errors == errors
@@ -443,7 +438,7 @@ def test_error_limit_pauses_and_auto_resumes(codes: str, phase: str, errors: int
 
 
 def test_error_pause_reason_action_and_resume_event() -> None:
-    run = Run(canary())
+    run = Run(model_canary(base=BASE))
     run.ticks(1, "EE")
     actions = run.tick(3, "E")
     pause = next(a for a in actions if isinstance(a, Pause))
@@ -455,13 +450,13 @@ def test_error_pause_reason_action_and_resume_event() -> None:
 
 
 def test_spend_error_counts_towards_error_limit() -> None:
-    run = Run(canary(budget=BUDGET))
+    run = Run(model_canary(base=BASE, budget=BUDGET))
     run.ticks(1, "PPP", spend_error=True)
     assert run.state.phase == "paused"
 
 
 def test_pause_freezes_the_step_clock_and_never_advances() -> None:
-    run = Run(canary())
+    run = Run(model_canary(base=BASE))
     run.ticks(1, "PPPEEEEEEEEEEE")  # errors from minute 4, paused at minute 6 .. 14
     assert run.where == ("paused", 1)
     run.ticks(15, "P" * 4)  # resumed at 15 after 9 paused minutes: due at 10 + 9 = 19
@@ -471,7 +466,7 @@ def test_pause_freezes_the_step_clock_and_never_advances() -> None:
 
 
 def test_breach_during_error_pause_still_rolls_back() -> None:
-    run = Run(canary())
+    run = Run(model_canary(base=BASE))
     run.ticks(1, "EEE")
     run.tick(4, {"steps[0].rollbackOn[0]": "B", "steps[0].rollbackOn[1]": "E"})
     assert run.state.outcome == "rolled_back"
@@ -482,7 +477,7 @@ def test_breach_during_error_pause_still_rolls_back() -> None:
 
 def _shadow_run(codes: str) -> Run:
     """One letter per minute for shadow.promoteOn (B: the promote condition holds)."""
-    run = Run(canary(shadow=SHADOW))
+    run = Run(model_canary(base=BASE, shadow=SHADOW))
     for minute, code in enumerate(codes, start=1):
         run.tick(minute, {"shadow.promoteOn": code})
     return run
@@ -521,7 +516,7 @@ def test_shadow_keeps_user_weight_zero_and_mirrors() -> None:
 
 
 def test_shadow_rollback_on_breach() -> None:
-    run = Run(canary(shadow=SHADOW))
+    run = Run(model_canary(base=BASE, shadow=SHADOW))
     run.tick(1, {"shadow.rollbackOn[0]": "B"})
     assert run.state.outcome == "rolled_back"
     assert run.state.reason is not None
@@ -530,7 +525,7 @@ def test_shadow_rollback_on_breach() -> None:
 
 
 def test_shadow_deadline_is_a_wake_up_between_evaluations() -> None:
-    spec = canary(shadow={**SHADOW, "duration": "150s"})
+    spec = model_canary(base=BASE, shadow={**SHADOW, "duration": "150s"})
     run = Run(spec)
     run.ticks(1, "PP")
     assert next_evaluation(spec, run.state) == T0 + 150
@@ -542,7 +537,7 @@ def test_shadow_deadline_is_a_wake_up_between_evaluations() -> None:
 
 
 def test_budget_throttles_and_restores_while_the_clock_runs() -> None:
-    run = Run(canary(budget=BUDGET))
+    run = Run(model_canary(base=BASE, budget=BUDGET))
     run.ticks(1, "PP", spend=10.0)
     actions = run.tick(3, spend=150.0)
     assert actions[0] == SetWeights(2, False)
@@ -560,14 +555,14 @@ def test_budget_throttles_and_restores_while_the_clock_runs() -> None:
 
 
 def test_unknown_spend_keeps_throttle_state() -> None:
-    run = Run(canary(budget=BUDGET))
+    run = Run(model_canary(base=BASE, budget=BUDGET))
     run.tick(1, spend=150.0)
     run.tick(2, spend=None)
     assert run.state.throttled
 
 
 def test_throttle_never_raises_a_weight() -> None:
-    run = Run(canary(budget={"dailyLimit": 100, "throttleWeight": 30}))
+    run = Run(model_canary(base=BASE, budget={"dailyLimit": 100, "throttleWeight": 30}))
     actions = run.tick(1, spend=150.0)
     assert run.state.phase == "throttled"
     assert run.state.weight == 10
@@ -575,7 +570,7 @@ def test_throttle_never_raises_a_weight() -> None:
 
 
 def test_throttle_in_shadow_turns_the_mirror_off() -> None:
-    run = Run(canary(shadow=SHADOW, budget=BUDGET))
+    run = Run(model_canary(base=BASE, shadow=SHADOW, budget=BUDGET))
     assert run.tick(1, spend=500.0)[0] == SetWeights(0, False)
     assert run.tick(2, spend=5.0)[0] == SetWeights(0, True)
 
@@ -584,7 +579,7 @@ def test_throttle_in_shadow_turns_the_mirror_off() -> None:
 
 
 def _at_step_1_minute_3() -> Run:
-    run = Run(canary())
+    run = Run(model_canary(base=BASE))
     run.ticks(1, "PP")
     return run
 
@@ -637,7 +632,7 @@ def test_intent_actions_for_abort_and_promote_full() -> None:
 
 
 def test_promote_refused_while_a_check_is_breached() -> None:
-    run = Run(_for_spec("10m"))
+    run = Run(model_canary(base=BASE, steps=_for_steps("10m")))
     run.ticks(1, "PB")
     actions = run.tick(3, "B", intents=[intent("promote", 3)])
     assert run.where == ("progressing", 1)
@@ -646,10 +641,10 @@ def test_promote_refused_while_a_check_is_breached() -> None:
 
 
 def test_promote_in_shadow_starts_the_steps_and_ignored_in_pending() -> None:
-    run = Run(canary(shadow=SHADOW))
+    run = Run(model_canary(base=BASE, shadow=SHADOW))
     run.tick(1, intents=[intent("promote", 1)])
     assert run.where == ("progressing", 1)
-    pending = Run(canary(), ready=False)
+    pending = Run(model_canary(base=BASE), ready=False)
     pending.tick(1, ready=False, intents=[intent("promote", 1)])
     assert pending.where == ("pending", 0)
 
@@ -692,10 +687,12 @@ def test_user_pause_overrides_an_error_pause() -> None:
 
 
 def test_spec_change_restarts_the_rollout() -> None:
-    run = Run(canary())
+    run = Run(model_canary(base=BASE))
     run.ticks(1, "P" * 12)
     assert run.where == ("progressing", 2)
-    changed = canary(candidate={**BASE["spec"]["candidate"], "name": "fp8", "quantization": "fp8"})
+    changed = model_canary(
+        base=BASE, candidate={**BASE["spec"]["candidate"], "name": "fp8", "quantization": "fp8"}
+    )
     state, actions = step(changed, run.state, None, T0 + 13 * MIN)
     assert actions[:2] == [SetWeights(0, False), Deploy("fp8")]
     assert events(actions) == ["Restarted"]
@@ -704,12 +701,12 @@ def test_spec_change_restarts_the_rollout() -> None:
 
 
 def test_rolled_back_spec_is_not_retried_until_it_changes() -> None:
-    run = Run(canary())
+    run = Run(model_canary(base=BASE))
     run.tick(1, "B")
     for minute in range(2, 10):
         assert run.tick(minute) == []
     assert run.state.outcome == "rolled_back"
-    changed = canary(steps=[{"weight": 100}])
+    changed = model_canary(base=BASE, steps=[{"weight": 100}])
     state, _ = step(changed, run.state, Observations(), T0 + 10 * MIN)
     assert state.phase == "pending"
     state, actions = step(changed, state, Observations(), T0 + 11 * MIN)
@@ -722,21 +719,23 @@ def test_rolled_back_spec_is_not_retried_until_it_changes() -> None:
         pytest.param(
             {"alerts": [{"webhook": {"url": "https://example.org/h"}}]}, True, id="alerts"
         ),
-        pytest.param({"analysis": {"prometheus": "http://127.0.0.1:9"}}, True, id="prometheus-url"),
-        pytest.param({"analysis": {"interval": "2m"}}, False, id="interval"),
+        pytest.param({"prometheus": "http://127.0.0.1:9"}, True, id="prometheus-url"),
+        pytest.param({"analysis": {**ANALYSIS, "interval": "2m"}}, False, id="interval"),
         pytest.param({"steps": [{"weight": 100}]}, False, id="steps"),
     ],
 )
 def test_spec_hash_covers_what_is_rolled_out(change: dict[str, Any], same: bool) -> None:
-    assert (spec_hash(canary(**change)) == spec_hash(canary())) is same
-    assert spec_hash(canary()) == spec_hash(canary())
+    assert (
+        spec_hash(model_canary(base=BASE, **change)) == spec_hash(model_canary(base=BASE))
+    ) is same
+    assert spec_hash(model_canary(base=BASE)) == spec_hash(model_canary(base=BASE))
 
 
 # --------------------------------------------------------------------------- timing and idempotence
 
 
 def test_due_checks_once_per_interval() -> None:
-    spec = canary()
+    spec = model_canary(base=BASE)
     run = Run(spec)
     assert due_checks(spec, run.state, T0 + 30) == []
     assert not evaluation_due(spec, run.state, T0 + 59)
@@ -750,7 +749,7 @@ def test_due_checks_once_per_interval() -> None:
 
 
 def test_no_checks_in_pending_or_terminal_states() -> None:
-    spec = canary()
+    spec = model_canary(base=BASE)
     pending = initial_state(spec, T0)
     assert due_checks(spec, pending, T0) == []
     assert next_evaluation(spec, pending) == T0
@@ -771,7 +770,7 @@ def test_early_observations_are_ignored() -> None:
 
 
 def test_repeating_a_call_repeats_nothing() -> None:
-    run = Run(canary())
+    run = Run(model_canary(base=BASE))
     run.ticks(1, "P" * 9)
     now = T0 + 10 * MIN
     obs = observe(run.spec, run.state, now)
@@ -790,7 +789,7 @@ def test_history_is_bounded() -> None:
 
 
 def test_shadow_streak_completed_after_the_deadline_fails() -> None:
-    run = Run(canary(shadow=SHADOW))
+    run = Run(model_canary(base=BASE, shadow=SHADOW))
     for minute in range(1, 30):
         run.tick(minute, {"shadow.promoteOn": "B" if minute >= 26 else "P"})
     run.tick(31, {"shadow.promoteOn": "B"})  # a late call: the deadline (30) came first

@@ -7,7 +7,6 @@ values over time and judged by a small threshold judge written for the test.
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Callable
 from typing import Any
@@ -15,8 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support.canaries import EXAMPLE as CONTRACT_EXAMPLE
-from support.canaries import example_dict
+from support.canaries import ANALYSIS, canary_dict, model_canary
 
 from controlplane.rollout.actions import Action, Notify, Rollback
 from controlplane.rollout.intents import INTENT_VERBS, Intent
@@ -33,32 +31,22 @@ from controlplane.spec.models import CheckSpec, ModelCanary
 
 T0 = 1_800_000_000.0
 MIN, HOUR, DAY = 60.0, 3600.0, 86400.0
-EXAMPLE_SPEC: dict[str, Any] = CONTRACT_EXAMPLE["spec"]
-
 # The contract example (tests/support/canaries.py) with metric queries the test's own judge answers
-EXAMPLE: dict[str, Any] = example_dict(
+BASE = canary_dict(
     traffic={"router": "gateway-api", "cohort": {"header": "x-tier", "values": ["t1"]}},
-    analysis={
-        **EXAMPLE_SPEC["analysis"],
-        "metrics": [
-            *EXAMPLE_SPEC["analysis"]["metrics"][:3],
-            {"name": "kpi", "query": "vector(1)"},
-            {"name": "win-rate", "query": "vector(0)"},
-        ],
-    },
+    metrics=[
+        *ANALYSIS["metrics"][:3],
+        {"name": "kpi", "query": "vector(1)"},
+        {"name": "win-rate", "query": "vector(0)"},
+    ],
     budget={"dailyLimit": 100, "throttleWeight": 1},
 )
+WITH_SHADOW = model_canary(base=BASE)
+NO_SHADOW = model_canary(base=BASE, shadow=None)
 
 HEALTHY = {"latency": 0.29, "latency-p99": 0.45, "errors": 0.0004, "kpi": 0.01, "win-rate": 0.06}
 
 Values = Callable[[float], dict[str, float | None]]
-
-
-def example(shadow: bool = True) -> ModelCanary:
-    data = copy.deepcopy(EXAMPLE)
-    if not shadow:
-        del data["spec"]["shadow"]
-    return ModelCanary.model_validate(data)
 
 
 def judge(check: CheckSpec, value: float | None) -> str:
@@ -119,7 +107,7 @@ def event_time(state: RolloutState, kind: str) -> float:
 
 @pytest.mark.slow
 def test_contract_example_promotes_after_21_days_of_steps() -> None:
-    state, actions, ticks = drive(example(shadow=False), lambda t: dict(HEALTHY), resume=True)
+    state, actions, ticks = drive(NO_SHADOW, lambda t: dict(HEALTHY), resume=True)
     assert state.outcome == "promoted"
     assert event_time(state, "Promoted") == T0 + 21 * DAY
     assert types(actions) == ["StepStarted", "Advanced", "Advanced", "Advanced", "Promoted"]
@@ -129,7 +117,7 @@ def test_contract_example_promotes_after_21_days_of_steps() -> None:
 
 @pytest.mark.slow
 def test_contract_example_with_shadow_promotes_within_four_weeks() -> None:
-    state, actions, _ = drive(example(), lambda t: dict(HEALTHY))
+    state, actions, _ = drive(WITH_SHADOW, lambda t: dict(HEALTHY))
     passed = event_time(state, "ShadowPassed")
     assert passed == T0 + MIN + 2 * DAY  # first evaluation one interval in, then held for 2d
     assert event_time(state, "Promoted") == passed + 21 * DAY
@@ -143,7 +131,7 @@ def test_latency_breach_at_step_1_rolls_back_within_one_interval() -> None:
     def values(t: float) -> dict[str, float | None]:
         return {**HEALTHY, "latency": 0.41 if t >= breach_from else 0.29}
 
-    state, actions, _ = drive(example(shadow=False), values)
+    state, actions, _ = drive(NO_SHADOW, values)
     assert state.outcome == "rolled_back"
     rolled = event_time(state, "RolledBack")
     assert breach_from <= rolled <= breach_from + MIN
@@ -158,7 +146,7 @@ def test_budget_throttle_does_not_delay_promotion() -> None:
         over = T0 + 9 * DAY <= t < T0 + 9 * DAY + 6 * HOUR
         return {**HEALTHY, "spend": 150.0 if over else 60.0}
 
-    state, _, _ = drive(example(shadow=False), values)
+    state, _, _ = drive(NO_SHADOW, values)
     assert event_time(state, "Throttled") == T0 + 9 * DAY
     assert event_time(state, "Unthrottled") == T0 + 9 * DAY + 6 * HOUR
     assert [e.weight for e in state.history if e.type in ("Throttled", "Unthrottled")] == [1, 25]
@@ -174,7 +162,7 @@ def test_outage_pauses_and_delays_promotion_by_the_paused_time() -> None:
             return dict.fromkeys(HEALTHY)
         return dict(HEALTHY)
 
-    state, _, _ = drive(example(shadow=False), values)
+    state, _, _ = drive(NO_SHADOW, values)
     paused, resumed = event_time(state, "Paused"), event_time(state, "Resumed")
     assert paused == outage[0] + 4 * MIN  # the 5th consecutive failed evaluation
     assert resumed == outage[1]
@@ -184,32 +172,29 @@ def test_outage_pauses_and_delays_promotion_by_the_paused_time() -> None:
 
 # --------------------------------------------------------------------------- resume property
 
-SMALL: dict[str, Any] = {
-    "apiVersion": "canary.controlplane.dev/v1alpha1",
-    "kind": "ModelCanary",
-    "metadata": {"name": "prop"},
-    "spec": {
-        "model": {"name": "m"},
-        "stable": {"name": "a", "storageUri": "hf://o/m", "gpu": "g"},
-        "candidate": {"name": "b", "storageUri": "hf://o/m", "gpu": "g", "quantization": "fp8"},
-        "analysis": {
-            "interval": "1m",
-            "errorLimit": 2,
-            "metrics": [{"name": "lat", "builtin": "e2e-latency"}, {"name": "win", "query": "x"}],
-        },
-        "steps": [
-            {"weight": 10, "duration": "3m", "rollbackOn": [{"metric": "lat", "above": "1s"}]},
-            {
-                "weight": 50,
-                "duration": "2m",
-                "rollbackOn": [{"metric": "lat", "above": "1s", "for": "2m"}],
-            },
-            {"weight": 100, "duration": "1m", "rollbackOn": [{"metric": "lat", "above": "2s"}]},
-        ],
-        "shadow": {"duration": "8m", "promoteOn": {"metric": "win", "above": 0, "for": "2m"}},
-        "budget": {"dailyLimit": 10, "throttleWeight": 5},
+SMALL = model_canary(
+    "prop",
+    "default",
+    model={"name": "m"},
+    stable={"name": "a", "storageUri": "hf://o/m", "gpu": "g"},
+    candidate={"name": "b", "storageUri": "hf://o/m", "gpu": "g", "quantization": "fp8"},
+    analysis={
+        "interval": "1m",
+        "errorLimit": 2,
+        "metrics": [{"name": "lat", "builtin": "e2e-latency"}, {"name": "win", "query": "x"}],
     },
-}
+    steps=[
+        {"weight": 10, "duration": "3m", "rollbackOn": [{"metric": "lat", "above": "1s"}]},
+        {
+            "weight": 50,
+            "duration": "2m",
+            "rollbackOn": [{"metric": "lat", "above": "1s", "for": "2m"}],
+        },
+        {"weight": 100, "duration": "1m", "rollbackOn": [{"metric": "lat", "above": "2s"}]},
+    ],
+    shadow={"duration": "8m", "promoteOn": {"metric": "win", "above": 0, "for": "2m"}},
+    budget={"dailyLimit": 10, "throttleWeight": 5},
+)
 CODES: dict[str, tuple[Any, Any, bool]] = {
     "P": ("pass", None, False),
     "B": ("breach", None, False),
@@ -247,7 +232,7 @@ def _obs(spec: ModelCanary, state: RolloutState, now: float, tick: tuple[Any, ..
 def test_resuming_from_serialized_state_equals_the_uninterrupted_run(
     script: list[tuple[Any, ...]],
 ) -> None:
-    spec = ModelCanary.model_validate(SMALL)
+    spec = SMALL
     state = resumed = initial_state(spec, T0)
     now = T0
     intents: list[Intent] = []
