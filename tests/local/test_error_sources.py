@@ -21,6 +21,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from support.canaries import model_canary
 from support.local import demo
 
 from controlplane.local.engines.simulated import SimulatedEngine, Speed
@@ -31,11 +32,12 @@ from controlplane.local.server import Identity, ModelServer
 from controlplane.local.stack import scrape_config
 from controlplane.promql import queries
 from controlplane.routing.memory import MemoryRouter
-from controlplane.spec.models import MetricSpec, ModelCanary
+from controlplane.spec.models import MetricSpec
 
 pytestmark = [pytest.mark.binary, pytest.mark.slow]
 
 CANARY = demo()
+DEMO = CANARY.model_dump(by_alias=True, exclude_none=True, mode="json")
 FAST = Speed(
     decode_s_per_token=0.0005, prefill_s_per_token=1e-6, kv_capacity_tokens=1e5, overhead_s=0.001
 )
@@ -56,15 +58,10 @@ def _query(url: str, expr: str) -> float | None:
 ERRORS = MetricSpec(name="errors", builtin="error-rate")
 
 
-def _on(router: str) -> ModelCanary:
-    """The demo canary on ``router``."""
-    data = CANARY.model_dump(by_alias=True, exclude_none=True, mode="json")
-    data["spec"]["traffic"] = {"router": router, "gateway": {"name": "gw"}}
-    return ModelCanary.model_validate(data)
-
-
 def _ratio(url: str, router: str, variant: str) -> float | None:
-    return _query(url, queries.metric_query(_on(router), ERRORS, variant, WINDOW_S))
+    """The error ratio of ``variant`` of the demo canary on ``router``."""
+    on = model_canary(base=DEMO, traffic={"router": router, "gateway": {"name": "gw"}})
+    return _query(url, queries.metric_query(on, ERRORS, variant, WINDOW_S))
 
 
 async def _load(url: str, seconds: float, rps: float = 60.0) -> list[int]:

@@ -11,7 +11,6 @@ only (as Envoy exports them).
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import shutil
@@ -20,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from support.canaries import example_dict
+from support.canaries import ANALYSIS, model_canary
 
 from controlplane.promql.contract import UnknownEngineVersion, contract_for
 from controlplane.promql.http_errors import (
@@ -35,22 +34,14 @@ from controlplane.promql.http_errors import (
 )
 from controlplane.routing import gateway_api, kserve
 from controlplane.serving import names
-from controlplane.spec.models import ModelCanary
 
 SEL = 'namespace="ml",canary="c",variant="nf4"'
 NF4 = EnvoyBackend("httproute/ml/c/rule/[0-9]+/backend/1")
 
 
-def canary(router: str = "gateway-api", **traffic: object) -> ModelCanary:
-    """The example as canary ``c`` in ``ml`` (stable bf16, candidate nf4) on ``router``."""
-    data = copy.deepcopy(example_dict())
-    data["metadata"] = {"name": "c", "namespace": "ml"}
-    data["spec"]["traffic"] = {
-        "router": router,
-        "gateway": {"name": "gw", "namespace": "gateway-system"},
-        **traffic,
-    }
-    return ModelCanary.model_validate(data)
+# These tests' canary is the example as ``c`` in ``ml`` (stable bf16, candidate nf4), routed
+# through this gateway.
+GATEWAY = {"name": "gw", "namespace": "gateway-system"}
 
 
 def _envoy(router: str) -> tuple[EnvoyBackend, ...]:
@@ -173,7 +164,7 @@ def test_fold_takes_the_larger_source_per_variant() -> None:
 
 def test_envoy_routes_name_each_backend_as_envoy_backend_does() -> None:
     for router in ("gateway-api", "kserve"):
-        c = canary(router)
+        c = model_canary("c", "ml", traffic={"router": router, "gateway": GATEWAY})
         routes = envoy_routes("ml", [c])
         for (route, index), (name, variant) in routes.members.items():
             assert name == "c"
@@ -201,8 +192,10 @@ def _clusters(route: str, ns: str, rules: list[dict[str, object]]) -> dict[str, 
 @pytest.mark.parametrize("cohort", [False, True], ids=["split", "cohort"])
 @pytest.mark.parametrize("weight", [0, 30, 100])
 def test_envoy_backends_are_the_gateway_api_routes_backend_refs(cohort: bool, weight: int) -> None:
-    traffic = {"cohort": {"header": "x-tier", "values": ["beta"]}} if cohort else {}
-    c = canary("gateway-api", **traffic)
+    traffic: dict[str, object] = {"router": "gateway-api", "gateway": GATEWAY}
+    if cohort:
+        traffic["cohort"] = {"header": "x-tier", "values": ["beta"]}
+    c = model_canary("c", "ml", traffic=traffic)
     route = gateway_api.build_httproute(c, weight, mirror=False)
     meta = route["metadata"]
     clusters = _clusters(meta["name"], meta["namespace"], route["spec"]["rules"])
@@ -218,7 +211,7 @@ def test_envoy_backends_are_the_gateway_api_routes_backend_refs(cohort: bool, we
 
 
 def test_kserve_envoy_backends_are_on_kserves_route() -> None:
-    c = canary("kserve")
+    c = model_canary("c", "ml", traffic={"router": "kserve", "gateway": GATEWAY})
     ref = kserve.route_ref(c)
     stable, cand = envoy_backend(c, "bf16"), envoy_backend(c, "nf4")
     prefix = f"httproute/{ref.namespace}/{ref.name}/rule/0/backend/"
@@ -230,10 +223,10 @@ def test_kserve_envoy_backends_are_on_kserves_route() -> None:
 
 
 def test_a_custom_selector_keeps_the_envoy_backend_of_the_canary() -> None:
-    plain = canary("gateway-api")
-    data = plain.model_dump(by_alias=True, exclude_none=True, mode="json")
-    data["spec"]["analysis"]["selector"] = 'kubernetes_namespace="{{namespace}}",app="{{variant}}"'
-    custom = ModelCanary.model_validate(data)
+    traffic = {"router": "gateway-api", "gateway": GATEWAY}
+    plain = model_canary("c", "ml", traffic=traffic)
+    selector = 'kubernetes_namespace="{{namespace}}",app="{{variant}}"'
+    custom = model_canary("c", "ml", traffic=traffic, analysis={**ANALYSIS, "selector": selector})
     assert envoy_backend(custom, "nf4") == envoy_backend(plain, "nf4")
 
 
@@ -311,7 +304,9 @@ def _ratio_is(router: str, variant: str, expected: float | None) -> bool:
         router,
         f'namespace="ml",canary="c",variant="{variant}"',
         "1m",
-        envoy=queries.envoy_backends(canary(router), variant),
+        envoy=queries.envoy_backends(
+            model_canary("c", "ml", traffic={"router": router, "gateway": GATEWAY}), variant
+        ),
     )
     return _holds(f"({terms.failed}) / ({terms.total})", expected)
 

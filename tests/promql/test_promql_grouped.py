@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.canaries import example_dict
+from support.canaries import CANDIDATE, MODEL, STABLE, canary_dict, model_canary
 from support.prometheus import PrometheusServer, start_shared
 
 from controlplane.analysis.sequential import check as sequential_check
@@ -44,7 +44,7 @@ from controlplane.promql.grouped import (
     sequential_query,
 )
 from controlplane.providers.prometheus import PrometheusProvider, from_url
-from controlplane.spec.models import CheckSpec, MetricSpec, ModelCanary
+from controlplane.spec.models import CheckSpec, MetricSpec
 
 pytestmark = pytest.mark.binary
 
@@ -61,16 +61,9 @@ ENVOY_CODES = ("200", "500", "503", "429", "404")
 HANDLERS = ("/v1/chat/completions", "/v1/completions", "/v1/models")
 
 
-def make_canary(namespace: str, name: str, router: str) -> ModelCanary:
-    """Canary ``name`` in ``namespace`` (stable ``stable``, candidate ``cand``, model
-    ``m-<name>``) on ``router``."""
-    data = example_dict()
-    data["metadata"] = {"name": name, "namespace": namespace}
-    data["spec"]["model"]["name"] = f"m-{name}"
-    data["spec"]["stable"]["name"] = "stable"
-    data["spec"]["candidate"]["name"] = "cand"
-    data["spec"]["traffic"] = {"router": router, "gateway": {"name": "gw"}}
-    return ModelCanary.model_validate(data)
+# The canaries of these tests: the example with stable ``stable`` and candidate ``cand``; each
+# canary ``name`` serves model ``m-<name>``.
+BASE = canary_dict(stable={**STABLE, "name": "stable"}, candidate={**CANDIDATE, "name": "cand"})
 
 
 def _envoy_clusters(namespace: str, canary: str, variant: str) -> list[str]:
@@ -246,7 +239,16 @@ def test_grouped_series_equal_the_per_canary_query(
 ) -> None:
     at = START + STEP * minute
     metric = MetricSpec.model_validate({"name": "m", "builtin": builtin, "quantile": quantile})
-    canaries = [make_canary(NAMESPACE, name, router) for name in sorted(grouped)]
+    canaries = [
+        model_canary(
+            name,
+            NAMESPACE,
+            base=BASE,
+            model={**MODEL, "name": f"m-{name}"},
+            traffic={"router": router, "gateway": {"name": "gw"}},
+        )
+        for name in sorted(grouped)
+    ]
     key: GroupKey = (
         samples_key(window, NAMESPACE)
         if samples
@@ -290,7 +292,16 @@ def test_grouped_sequential_error_counts_equal_the_per_canary_counts(
     candidate's, with no engine series of the stable asked."""
     at = START + STEP * minute
     since = at - 60.0 * step_minutes
-    canaries = {name: make_canary(NAMESPACE, name, router) for name in sorted(grouped)}
+    canaries = {
+        name: model_canary(
+            name,
+            NAMESPACE,
+            base=BASE,
+            model={**MODEL, "name": f"m-{name}"},
+            traffic={"router": router, "gateway": {"name": "gw"}},
+        )
+        for name in sorted(grouped)
+    }
     check = CheckSpec.model_validate(
         {"metric": "errors", "above": "10%", "compare": "baseline", "judge": "sequential"}
     )

@@ -4,11 +4,8 @@ refused whatever the allow-list says (credentials, dot segments, encoded dots an
 
 from __future__ import annotations
 
-import copy
-from typing import Any
-
 import pytest
-from support.canaries import example_dict
+from support.canaries import model_canary
 
 from controlplane.spec.endpoints import (
     EndpointPolicy,
@@ -16,7 +13,6 @@ from controlplane.spec.endpoints import (
     entry_problem,
     shown,
 )
-from controlplane.spec.models import ModelCanary
 
 PROM = EndpointPolicy(prometheus=("http://prom.monitoring:9090/prom",))
 
@@ -146,19 +142,12 @@ def test_entry_problems(entry: str, problem: str | None) -> None:
         assert found.startswith(problem)
 
 
-def spec_with(**spec: Any) -> ModelCanary:
-    data = example_dict()
-    data["spec"].pop("alerts", None)
-    data["spec"].update(copy.deepcopy(spec))
-    return ModelCanary.model_validate(data)
-
-
 GATE = {"name": "eval", "before": "promotion", "workflowTemplate": {"name": "t"}}
 
 
 def test_every_spec_url_is_checked_at_its_path() -> None:
-    canary = spec_with(
-        analysis={**example_dict()["spec"]["analysis"], "prometheus": "http://x:9090"},
+    canary = model_canary(
+        prometheus="http://x:9090",
         gates=[GATE, {**GATE, "name": "e2", "argoServer": "http://127.0.0.1:2746"}],
         alerts=[
             {"slack": {"webhookSecretRef": {"name": "s", "key": "url"}}},
@@ -184,4 +173,4 @@ def test_every_spec_url_is_checked_at_its_path() -> None:
 
 
 def test_a_spec_without_urls_has_no_problems() -> None:
-    assert endpoint_problems(spec_with(), EndpointPolicy()) == []
+    assert endpoint_problems(model_canary(), EndpointPolicy()) == []

@@ -7,13 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.canaries import example_dict
+from support.canaries import CANDIDATE, MODEL, STABLE, canary_dict, model_canary
 from support.serverside import Refused, apply_and_compare, apply_strict, in_namespace
 
 from controlplane.cli.main import main
 from controlplane.errors import Problem
 from controlplane.spec.load import parse_text
-from controlplane.spec.models import ModelCanary
 from controlplane.validation import check_object, validate
 from harness.cluster.kubeapi import LoopbackCluster
 
@@ -31,11 +30,14 @@ def with_version(tmp_path: Path, version: str, text: str | None = None) -> Path:
     return path
 
 
-def spec(**model: str) -> dict[str, Any]:
-    data = example_dict()
-    data["spec"]["model"].update(model)
-    data["spec"]["traffic"] = {"router": "gateway-api", "gateway": {"name": "gw"}, "hosts": ["m"]}
-    return data
+# the traffic of the hand-built canaries, and their candidate where fp8 is the method
+TRAFFIC = {"router": "gateway-api", "gateway": {"name": "gw"}, "hosts": ["m"]}
+FP8_ON_H100 = {**CANDIDATE, "quantization": "fp8", "gpu": "nvidia-h100-80gb"}
+
+
+def pinned(version: str) -> dict[str, Any]:
+    """``spec.model`` of the example pinned to vLLM ``version``."""
+    return {**MODEL, "vllmVersion": version}
 
 
 def quantization_problems(problems: list[Problem]) -> list[Problem]:
@@ -93,27 +95,27 @@ def test_a_float_version_is_told_to_quote(
 
 
 def test_a_method_older_than_the_catalogue_names_the_version() -> None:
-    data = spec(vllmVersion="0.15.1")
-    data["spec"]["candidate"].update(quantization="fp8", gpu="nvidia-h100-80gb")
+    data = canary_dict(traffic=TRAFFIC, model=pinned("0.15.1"), candidate=FP8_ON_H100)
     [problem] = quantization_problems(check_object(data))
     assert problem.path == "spec.candidate.quantization"
     assert "'fp8' is not known for vLLM 0.15.1" in problem.message
 
 
 def test_both_variants_are_checked() -> None:
-    data = spec(vllmVersion="0.30.0")
-    data["spec"]["stable"]["quantization"] = "bitsandbytes-nf4"
-    problems = quantization_problems(validate(ModelCanary.model_validate(data)))
+    nf4 = {**STABLE, "quantization": "bitsandbytes-nf4"}
+    canary = model_canary(traffic=TRAFFIC, model=pinned("0.30.0"), stable=nf4)
+    problems = quantization_problems(validate(canary))
     paths = [p.path for p in problems]
     assert paths == ["spec.stable.quantization", "spec.candidate.quantization"]
 
 
 def test_fp8_on_vllm_033_is_valid_and_bitsandbytes_on_0271_too() -> None:
-    data = spec(vllmVersion="0.33.0")
-    data["spec"]["candidate"].update(quantization="fp8", gpu="nvidia-h100-80gb")
+    data = canary_dict(traffic=TRAFFIC, model=pinned("0.33.0"), candidate=FP8_ON_H100)
     assert quantization_problems(check_object(data)) == []
-    assert quantization_problems(check_object(spec(vllmVersion="0.27.1"))) == []
-    assert len(quantization_problems(check_object(spec(vllmVersion="0.28.0")))) == 1
+    nf4_0271 = canary_dict(traffic=TRAFFIC, model=pinned("0.27.1"))  # bitsandbytes-nf4
+    nf4_0280 = canary_dict(traffic=TRAFFIC, model=pinned("0.28.0"))
+    assert quantization_problems(check_object(nf4_0271)) == []
+    assert len(quantization_problems(check_object(nf4_0280))) == 1
 
 
 @pytest.mark.binary

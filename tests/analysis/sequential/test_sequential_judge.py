@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.canaries import canary_dict, model_canary
 from support.prometheus import start_shared
 
 from controlplane.analysis.evaluator import evaluate
@@ -53,32 +54,30 @@ MILD = Variant("nf4", latency_median_s=0.50, latency_sigma=0.3, error_fraction=0
 SPAN = 3 * HOUR
 
 
-def spec(name: str, checks: list[dict[str, Any]], duration: str = "2h") -> ModelCanary:
-    return ModelCanary.model_validate(
-        {
-            "apiVersion": "canary.controlplane.dev/v1alpha1",
-            "kind": "ModelCanary",
-            "metadata": {"name": name, "namespace": "ml-serving"},
-            "spec": {
-                "model": {"name": "m", "runtime": "vllm"},
-                "stable": {"name": "bf16", "storageUri": "hf://org/m", "gpu": "nvidia-l40s"},
-                "candidate": {"name": "nf4", "storageUri": "hf://org/m-nf4", "gpu": "nvidia-l40s"},
-                "traffic": {"router": "gateway-api"},
-                "analysis": {
-                    "interval": "1m",
-                    "window": "5m",
-                    "metrics": [
-                        {"name": "errors", "builtin": "error-rate"},
-                        {"name": "latency-p99", "builtin": "e2e-latency", "quantile": 0.99},
-                    ],
-                },
-                "steps": [
-                    {"weight": 25, "duration": duration, "rollbackOn": checks},
-                    {"weight": 100},
-                ],
-            },
-        }
-    )
+# The canaries of these tests, in ml-serving: errors and latency-p99 of stable bf16 and candidate
+# nf4 every minute over 5 minutes; their steps come from one_step().
+BASE = canary_dict(
+    model={"name": "m", "runtime": "vllm"},
+    stable={"name": "bf16", "storageUri": "hf://org/m", "gpu": "nvidia-l40s"},
+    candidate={"name": "nf4", "storageUri": "hf://org/m-nf4", "gpu": "nvidia-l40s"},
+    traffic={"router": "gateway-api"},
+    analysis={
+        "interval": "1m",
+        "window": "5m",
+        "metrics": [
+            {"name": "errors", "builtin": "error-rate"},
+            {"name": "latency-p99", "builtin": "e2e-latency", "quantile": 0.99},
+        ],
+    },
+    steps=None,
+    shadow=None,
+    budget=None,
+)
+
+
+def one_step(checks: list[dict[str, Any]], duration: str = "2h") -> list[dict[str, Any]]:
+    """``spec.steps``: 25 % for ``duration`` with ``checks``, then 100 %."""
+    return [{"weight": 25, "duration": duration, "rollbackOn": checks}, {"weight": 100}]
 
 
 SEQUENTIAL = {"metric": "errors", "compare": "baseline", "above": "0%", "judge": "sequential"}
@@ -179,8 +178,8 @@ def test_sequential_rolls_back_a_2x_error_candidate_before_the_threshold_check(
     prometheus: tuple[PrometheusServer, float],
 ) -> None:
     server, start = prometheus
-    seq = replay(server, start, spec("seq-bad", [SEQUENTIAL]))
-    thr = replay(server, start, spec("seq-bad", [THRESHOLD]))
+    seq = replay(server, start, model_canary("seq-bad", base=BASE, steps=one_step([SEQUENTIAL])))
+    thr = replay(server, start, model_canary("seq-bad", base=BASE, steps=one_step([THRESHOLD])))
     t_seq, t_thr = rollback_time(seq), rollback_time(thr)
     assert t_seq < t_thr, (t_seq - start, t_thr - start)
     reason = seq.reason
@@ -188,7 +187,9 @@ def test_sequential_rolls_back_a_2x_error_candidate_before_the_threshold_check(
     assert reason.key == "steps[0].rollbackOn[0]"
     assert "sequential) breach" in seq.state.checks[reason.key].message
     # Both checks in one spec: the sequential one decides first.
-    both = replay(server, start, spec("seq-bad", [THRESHOLD, SEQUENTIAL]))
+    both = replay(
+        server, start, model_canary("seq-bad", base=BASE, steps=one_step([THRESHOLD, SEQUENTIAL]))
+    )
     assert rollback_time(both) == t_seq
     assert both.reason is not None
     assert both.reason.key == "steps[0].rollbackOn[1]"
@@ -198,7 +199,9 @@ def test_sequential_keeps_a_good_candidate_and_promotes_it(
     prometheus: tuple[PrometheusServer, float],
 ) -> None:
     server, start = prometheus
-    result = replay(server, start, spec("seq-good", [SEQUENTIAL]))
+    result = replay(
+        server, start, model_canary("seq-good", base=BASE, steps=one_step([SEQUENTIAL]))
+    )
     assert result.outcome == "promoted", result.to_json()
     finished = result.finished_at
     assert finished is not None
@@ -211,10 +214,10 @@ def test_sequential_latency_passes_early_or_breaches_on_the_histogram(
 ) -> None:
     server, start = prometheus
     # P99 of the good candidate: 0.50 * exp(2.326 * 0.3) ~ 1.0 s; of the slow one ~ 1.5 s.
-    slow = replay(server, start, spec("seq-slow", [LATENCY_SEQ]))
+    slow = replay(server, start, model_canary("seq-slow", base=BASE, steps=one_step([LATENCY_SEQ])))
     assert rollback_time(slow) - start < 30 * MINUTE
     relaxed = {**LATENCY_SEQ, "above": "1.5s"}
-    good = replay(server, start, spec("seq-good", [relaxed]))
+    good = replay(server, start, model_canary("seq-good", base=BASE, steps=one_step([relaxed])))
     assert good.outcome == "promoted", good.to_json()
     finished = good.finished_at
     assert finished is not None
@@ -228,7 +231,10 @@ def test_batched_path_matches_the_evaluator_with_one_query_per_kind(
     server, start = prometheus
     now = start + 40 * MINUTE
     checks = [SEQUENTIAL, LATENCY_SEQ]
-    canaries = [spec(name, checks) for name in ("seq-bad", "seq-good", "seq-slow")]
+    canaries = [
+        model_canary(name, base=BASE, steps=one_step(checks))
+        for name in ("seq-bad", "seq-good", "seq-slow")
+    ]
     # Different step starts per canary: different windows, still grouped.
     starts = [start + 5 * MINUTE, start + 7 * MINUTE, start + 11 * MINUTE]
     source = _Recording(server.url)
@@ -277,7 +283,9 @@ def test_pinned_answers_are_kept_from_tick_to_tick_and_decide_the_same(
     longer changes once its time is past: the evaluator asks for it once and keeps it; every
     tick decides exactly as a fresh evaluator does."""
     server, start = prometheus
-    canaries = [spec(name, [SHIFT]) for name in ("seq-good", "seq-slow")]
+    canaries = [
+        model_canary(name, base=BASE, steps=one_step([SHIFT])) for name in ("seq-good", "seq-slow")
+    ]
     requests = step_requests(canaries, [start + 5 * MINUTE, start + 7 * MINUTE])
     source = _Recording(server.url)
     kept = BatchEvaluator(source)
@@ -306,8 +314,8 @@ def test_shift_test_catches_a_drift_before_the_tail_test_and_keeps_a_good_candid
     prometheus: tuple[PrometheusServer, float],
 ) -> None:
     server, start = prometheus
-    shift = replay(server, start, spec("seq-drift", [SHIFT]))
-    tail = replay(server, start, spec("seq-drift", [TAIL]))
+    shift = replay(server, start, model_canary("seq-drift", base=BASE, steps=one_step([SHIFT])))
+    tail = replay(server, start, model_canary("seq-drift", base=BASE, steps=one_step([TAIL])))
     t_shift, t_tail = rollback_time(shift) - start, rollback_time(tail) - start
     assert t_shift < t_tail, (t_shift, t_tail)
     assert t_shift < 30 * MINUTE  # the median is then less than 12 % slower
@@ -315,7 +323,7 @@ def test_shift_test_catches_a_drift_before_the_tail_test_and_keeps_a_good_candid
     assert reason is not None
     assert reason.key is not None
     assert "of request pairs" in shift.state.checks[reason.key].message
-    good = replay(server, start, spec("seq-good", [SHIFT]))
+    good = replay(server, start, model_canary("seq-good", base=BASE, steps=one_step([SHIFT])))
     assert good.outcome == "promoted", good.to_json()
 
 
@@ -324,7 +332,9 @@ def test_batched_shift_test_matches_the_evaluator_with_one_reference_query(
 ) -> None:
     server, start = prometheus
     now = start + 40 * MINUTE
-    canaries = [spec(name, [SHIFT]) for name in ("seq-good", "seq-drift")]
+    canaries = [
+        model_canary(name, base=BASE, steps=one_step([SHIFT])) for name in ("seq-good", "seq-drift")
+    ]
     starts = [start + 5 * MINUTE, start + 7 * MINUTE]
     batch = BatchEvaluator(PrometheusSource(from_url(server.url)))
     requests = step_requests(canaries, starts)
@@ -342,9 +352,15 @@ def test_closing_test_rolls_back_at_the_steps_end_what_the_anytime_test_lets_thr
     prometheus: tuple[PrometheusServer, float],
 ) -> None:
     server, start = prometheus
-    anytime = replay(server, start, spec("seq-mild", [{**CLOSING, "finalLook": 0}], "30m"))
+    anytime = replay(
+        server,
+        start,
+        model_canary("seq-mild", base=BASE, steps=one_step([{**CLOSING, "finalLook": 0}], "30m")),
+    )
     assert anytime.outcome == "promoted", anytime.to_json()
-    closing = replay(server, start, spec("seq-mild", [CLOSING], "30m"))
+    closing = replay(
+        server, start, model_canary("seq-mild", base=BASE, steps=one_step([CLOSING], "30m"))
+    )
     # Rolled back at the step's end, not before: the first evaluation 30 minutes in.
     assert rollback_time(closing) == start + MINUTE + 30 * MINUTE
     reason = closing.reason
@@ -353,7 +369,9 @@ def test_closing_test_rolls_back_at_the_steps_end_what_the_anytime_test_lets_thr
     message = closing.state.checks[reason.key].message
     assert "closing test at the step's end" in message
     assert "<= 0.025" in message
-    good = replay(server, start, spec("seq-good", [CLOSING], "30m"))
+    good = replay(
+        server, start, model_canary("seq-good", base=BASE, steps=one_step([CLOSING], "30m"))
+    )
     assert good.outcome == "promoted", good.to_json()
 
 
@@ -361,7 +379,10 @@ def test_batched_closing_test_matches_the_evaluator_and_is_pinned_at_the_steps_e
     prometheus: tuple[PrometheusServer, float],
 ) -> None:
     server, start = prometheus
-    canaries = [spec(name, [CLOSING], "30m") for name in ("seq-mild", "seq-good")]
+    canaries = [
+        model_canary(name, base=BASE, steps=one_step([CLOSING], "30m"))
+        for name in ("seq-mild", "seq-good")
+    ]
     starts = [start + 5 * MINUTE, start + 7 * MINUTE]
     batch = BatchEvaluator(PrometheusSource(from_url(server.url)))
     seen: dict[float, str] = {}
@@ -394,7 +415,10 @@ def test_a_large_fleet_splits_its_grouped_queries_and_decides_the_same(
     and the per-canary evaluator's."""
     server, start = prometheus
     now = start + 40 * MINUTE
-    canaries = [spec(name, [SEQUENTIAL, SHIFT]) for name in ("seq-bad", "seq-good", "seq-slow")]
+    canaries = [
+        model_canary(name, base=BASE, steps=one_step([SEQUENTIAL, SHIFT]))
+        for name in ("seq-bad", "seq-good", "seq-slow")
+    ]
     requests = step_requests(canaries, [start + 5 * MINUTE, start + 7 * MINUTE, start + 7 * MINUTE])
     whole = BatchEvaluator(PrometheusSource(from_url(server.url)))
     expected = whole.evaluate(requests, now)
