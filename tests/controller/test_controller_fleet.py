@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from support.controller_scenarios import FLEET, FLEET_BAD, fleet_name
-from support.controller_world import DAY, HOUR, Metrics, World, canary_dict, finished
+from support.controller_world import DAY, HOUR, Metrics, World, finished, world_canary
 
 from controlplane.analysis.evaluator import evaluate
 from controlplane.controller.batch import BatchEvaluator, Request
@@ -26,31 +26,28 @@ pytestmark = pytest.mark.binary
 BROKEN = 3
 
 
-def short(name: str, url: str) -> dict[str, Any]:
-    return canary_dict(
-        name,
-        url,
-        analysis={
-            "interval": "1h",
-            "window": "1h",
-            "prometheus": url,
-            "metrics": [
-                {"name": "latency", "builtin": "e2e-latency"},
-                {"name": "errors", "builtin": "error-rate"},
+# A short rollout: 50 % for 6 hours checking latency and errors hourly, then 100 %.
+SHORT: dict[str, Any] = {
+    "analysis": {
+        "interval": "1h",
+        "window": "1h",
+        "metrics": [
+            {"name": "latency", "builtin": "e2e-latency"},
+            {"name": "errors", "builtin": "error-rate"},
+        ],
+    },
+    "steps": [
+        {
+            "weight": 50,
+            "duration": "6h",
+            "rollbackOn": [
+                {"metric": "latency", "above": "300ms"},
+                {"metric": "errors", "above": "0.1%"},
             ],
         },
-        steps=[
-            {
-                "weight": 50,
-                "duration": "6h",
-                "rollbackOn": [
-                    {"metric": "latency", "above": "300ms"},
-                    {"metric": "errors", "above": "0.1%"},
-                ],
-            },
-            {"weight": 100},
-        ],
-    )
+        {"weight": 100},
+    ],
+}
 
 
 class BrokenRouter(MemoryRouter):
@@ -69,7 +66,7 @@ def test_fleet_one_failing_one_broken_queries_independent_of_n(metrics: Metrics,
 
     world = World(metrics.fleet_t0, metrics.url, router_for=router_for)
     for name in names:
-        world.create(short(name, metrics.url))
+        world.create(world_canary(name, metrics.url, **SHORT))
     others = [n for n in names if n != dead]
     world.run_until(finished(*others), limit=DAY)
 
@@ -94,7 +91,7 @@ def test_fleet_one_failing_one_broken_queries_independent_of_n(metrics: Metrics,
 
 def test_batch_evaluator_matches_the_per_canary_evaluator(metrics: Metrics) -> None:
     names = ["good", "slow", "errors", "drift", "tail"]
-    canaries = [ModelCanary.model_validate(canary_dict(n, metrics.url)) for n in names]
+    canaries = [ModelCanary.model_validate(world_canary(n, metrics.url)) for n in names]
     source = PrometheusSource(from_url(metrics.url, timeout_s=30))
     batch = BatchEvaluator(source)
     for day in (2, 9, 17):

@@ -4,7 +4,6 @@ between submitting and recording the submission, and finishes no-op specs withou
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import pytest
 from support.argo_fake import ArgoFake, running_argo
 from support.controller_world import (
+    CANARY,
     DAY,
     HOUR,
     ISVC,
@@ -20,8 +20,8 @@ from support.controller_world import (
     Crash,
     Metrics,
     World,
-    canary_dict,
     finished,
+    world_canary,
 )
 
 from controlplane.controller.argo_gates import ArgoGates
@@ -83,7 +83,7 @@ def test_failed_promotion_gate_rolls_back_with_the_workflow_name(
     metrics: Metrics, argo: ArgoFake
 ) -> None:
     w = world(metrics, argo)
-    w.create(canary_dict("good", metrics.url, gates=[gate("final-eval", "promotion")]))
+    w.create(world_canary("good", metrics.url, gates=[gate("final-eval", "promotion")]))
     argo.default = [(None, ""), ("Running", ""), ("Running", ""), ("Failed", "score 0.71 < 0.9")]
     w.run_until(finished("good"), limit=25 * DAY)
 
@@ -124,7 +124,7 @@ def test_a_gate_still_running_when_another_fails_is_stopped(
 ) -> None:
     w = world(metrics, argo)
     gates = [gate("final-eval", "promotion"), gate("soak", "promotion")]
-    w.create(canary_dict("good", metrics.url, gates=gates))
+    w.create(world_canary("good", metrics.url, gates=gates))
     argo.script("-final-eval-", [(None, ""), ("Running", ""), ("Failed", "score 0.71 < 0.9")])
     argo.script("-soak-", [("Running", "")])  # a long soak test that would run on and on
     w.run_until(finished("good"), limit=25 * DAY)
@@ -147,7 +147,9 @@ def test_a_gate_still_running_when_another_fails_is_stopped(
 
 def test_a_gate_that_outlives_its_timeout_is_stopped(metrics: Metrics, argo: ArgoFake) -> None:
     w = world(metrics, argo)
-    w.create(canary_dict("good", metrics.url, gates=[gate("profile", "first-step", timeout="20m")]))
+    w.create(
+        world_canary("good", metrics.url, gates=[gate("profile", "first-step", timeout="20m")])
+    )
     argo.default = [("Running", "")]  # a load test that hangs
     w.run_until(finished("good"), limit=DAY)
     st = status(w, "good")
@@ -163,7 +165,7 @@ def test_a_spec_change_during_a_gate_stops_the_old_workflow(
     metrics: Metrics, argo: ArgoFake
 ) -> None:
     w = world(metrics, argo)
-    w.create(canary_dict("good", metrics.url, gates=[gate("profile", "first-step")]))
+    w.create(world_canary("good", metrics.url, gates=[gate("profile", "first-step")]))
     argo.default = [("Running", "")]
     w.run_until(lambda x: bool(argo.workflows), limit=DAY)
     ((_, old),) = argo.workflows
@@ -183,7 +185,7 @@ def test_a_spec_change_during_a_gate_stops_the_old_workflow(
 def test_a_stop_the_argo_server_refuses_is_tried_again(metrics: Metrics, argo: ArgoFake) -> None:
     w = world(metrics, argo)
     gates = [gate("final-eval", "promotion"), gate("soak", "promotion")]
-    w.create(canary_dict("good", metrics.url, gates=gates))
+    w.create(world_canary("good", metrics.url, gates=gates))
     argo.script("-final-eval-", [(None, ""), ("Running", ""), ("Failed", "score 0.71 < 0.9")])
     argo.script("-soak-", [("Running", "")])
     argo.refuse_stops = True
@@ -233,7 +235,7 @@ def test_crash_after_submit_polls_the_same_workflow(metrics: Metrics, argo: Argo
         return wraps[0]
 
     w = world(metrics, argo, wrap=wrap)
-    w.create(canary_dict("good", metrics.url, gates=[gate("profile", "first-step")]))
+    w.create(world_canary("good", metrics.url, gates=[gate("profile", "first-step")]))
     argo.default = [(None, ""), ("Running", ""), ("Succeeded", "")]
     w.run_until(lambda x: x.step("good") >= 1, limit=2 * DAY)
 
@@ -255,7 +257,7 @@ def test_crash_after_submit_polls_the_same_workflow(metrics: Metrics, argo: Argo
 
 def test_argo_server_down_pauses_then_resumes(metrics: Metrics, argo: ArgoFake) -> None:
     w = world(metrics, argo)
-    w.create(canary_dict("good", metrics.url, gates=[gate("profile", "first-step")]))
+    w.create(world_canary("good", metrics.url, gates=[gate("profile", "first-step")]))
     argo.down = True
     w.run_until(lambda x: status(x, "good").get("phase") == "paused", limit=DAY)
     st = status(w, "good")
@@ -278,9 +280,8 @@ def test_candidate_identical_to_stable_is_promoted_and_nothing_is_deployed(
     metrics: Metrics, argo: ArgoFake
 ) -> None:
     w = world(metrics, argo)
-    data = canary_dict("good", metrics.url)
-    data["spec"]["candidate"] = {**copy.deepcopy(data["spec"]["stable"]), "name": "bf16-again"}
-    w.create(data)
+    again = {**CANARY["spec"]["stable"], "name": "bf16-again"}
+    w.create(world_canary("good", metrics.url, candidate=again))
     w.run_until(finished("good"), limit=HOUR)
     w.settle()
     st = status(w, "good")

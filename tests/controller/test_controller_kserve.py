@@ -26,7 +26,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from support.controller_world import DAY, NS, Metrics, canary_dict, finished
+from support.canaries import CANDIDATE, STABLE, model_canary
+from support.controller_world import DAY, NS, Metrics, finished, world_canary
 from support.kserve_world import DEPLOYMENT, KServeWorld, release, snapshot
 
 from controlplane.errors import RouterPending
@@ -79,9 +80,13 @@ def test_kserve_router_on_v0_20_never_routes_the_canary_and_rolls_back(
     kserve_loopback: LoopbackCluster, metrics: Metrics
 ) -> None:
     world = world_on(kserve_loopback, metrics)
-    data = canary_dict("good", metrics.url, traffic={"router": "kserve"})
-    data["spec"]["stable"]["replicas"] = 2
-    data["spec"]["candidate"]["replicas"] = 2
+    data = world_canary(
+        "good",
+        metrics.url,
+        traffic={"router": "kserve"},
+        stable=STABLE,  # two replicas
+        candidate={**CANDIDATE, "replicas": 2},
+    )
     world.create(data)
     seen: Snapshots = {}
     world.run_until(recorder("good", seen), limit=2 * DAY)
@@ -140,7 +145,7 @@ def test_kserve_router_promotes_a_same_checkpoint_candidate_under_a_full_canary(
     # NF4 in flight keeps the stable's storage URI: KServe's webhook refuses the rename, so the
     # promotion rolls the stable pods while the canary entry serves 100%, then drops the entry
     world = world_on(kserve_loopback, metrics)
-    data = canary_dict("promo", metrics.url, traffic={"router": "kserve"})
+    data = world_canary("promo", metrics.url, traffic={"router": "kserve"})
     canary = ModelCanary.model_validate(data)
     router = kserve_router.router(world.admin, load_catalog())
     router.set_weights(canary, 25, False)
@@ -183,10 +188,8 @@ def test_kserve_router_promotes_another_checkpoint_by_kserves_rename(
     # an AWQ checkpoint has its own storage URI: KServe's own promotion, predictor.name pointed
     # at the canary, adopts the candidate's Deployment and Service: no pod restarts
     world = world_on(kserve_loopback, metrics)
-    data = canary_dict("rename", metrics.url, traffic={"router": "kserve"})
-    data["spec"]["candidate"].update(
-        {"name": "awq", "storageUri": "hf://m/x-awq", "quantization": "awq"}
-    )
+    awq = {**CANDIDATE, "name": "awq", "storageUri": "hf://m/x-awq", "quantization": "awq"}
+    data = world_canary("rename", metrics.url, traffic={"router": "kserve"}, candidate=awq)
     canary = ModelCanary.model_validate(data)
     router = kserve_router.router(world.admin, load_catalog())
     router.set_weights(canary, 25, False)
@@ -206,14 +209,8 @@ def test_kserve_router_promotes_another_checkpoint_by_kserves_rename(
 
     # the next rollout starts from the promoted variant: the webhook refuses a rename without a
     # model change, so the name KServe serves under is kept and its pods stay
-    data["spec"]["stable"] = {**data["spec"]["candidate"]}
-    data["spec"]["candidate"] = {
-        "name": "fp8",
-        "storageUri": "hf://m/x",
-        "quantization": "fp8",
-        "gpu": "nvidia-l40s",
-    }
-    following = ModelCanary.model_validate(data)
+    fp8 = {"name": "fp8", "storageUri": "hf://m/x", "quantization": "fp8", "gpu": "nvidia-l40s"}
+    following = model_canary(base=data, stable=awq, candidate=fp8)
     router.set_weights(following, 5, False)
     world.kserve.tick()
     assert pod_names(world, "rename-llm-awq-predictor") == serving
@@ -236,7 +233,7 @@ def test_gateway_api_router_rolls_out_on_real_kserve(
     kserve_loopback: LoopbackCluster, metrics: Metrics, name: str, outcome: str
 ) -> None:
     world = world_on(kserve_loopback, metrics)
-    world.create(canary_dict(name, metrics.url))
+    world.create(world_canary(name, metrics.url))
     seen: Snapshots = {}
     world.run_until(recorder(name, seen), limit=30 * DAY)
     stable, candidate = f"{name}-llm-bf16-predictor", f"{name}-llm-nf4-predictor"

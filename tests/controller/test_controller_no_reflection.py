@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from support.controller_world import DAY, HOUR, NS, World, canary_dict
+from support.controller_world import CANARY, DAY, HOUR, NS, World, world_canary
 from support.hostile_prometheus import SECRET, hostile
 
 from controlplane.controller.metrics import ControllerMetrics
@@ -39,10 +39,8 @@ def paused_on_errors(name: str) -> Any:
     return check
 
 
-def hostile_canary(url: str) -> dict[str, Any]:
-    data = canary_dict("tenant", url)
-    data["spec"]["analysis"]["errorLimit"] = ERROR_LIMIT
-    return data
+# the tenant's canaries pause after ERROR_LIMIT provider errors in a row
+ANALYSIS = {**CANARY["spec"]["analysis"], "errorLimit": ERROR_LIMIT}
 
 
 def everything_a_tenant_reads(world: World, name: str) -> str:
@@ -66,7 +64,7 @@ def test_a_hostile_prometheus_pauses_the_canary_at_its_error_limit(mode: str, sa
     with hostile(mode) as server:
         url = server.url + "/internal/admin?ignore="
         world = World(T0, url)
-        world.create(hostile_canary(url))
+        world.create(world_canary("tenant", url, analysis=ANALYSIS))
         tracemalloc.start()
         try:
             world.run_until(paused_on_errors("tenant"), limit=2 * DAY)
@@ -114,13 +112,8 @@ def test_metrics_name_no_prometheus_url_nor_its_credentials() -> None:
             observer=metrics,
         )
         metrics.attach(world.controller)
-        uses_default = hostile_canary(default)
-        del uses_default["spec"]["analysis"]["prometheus"]
-        world.create(uses_default)
-        names_own = hostile_canary(own)
-        names_own["metadata"]["name"] = "tenant-b"
-        names_own["spec"]["model"]["name"] = "tenant-b-llm"
-        world.create(names_own)
+        world.create(world_canary("tenant", None, analysis=ANALYSIS))  # uses the default
+        world.create(world_canary("tenant-b", own, analysis=ANALYSIS))  # names its own
         both = [paused_on_errors("tenant"), paused_on_errors("tenant-b")]
         world.run_until(lambda w: all(done(w) for done in both), limit=2 * DAY)
         assert {hit.split()[0] for hit in server.hits} == {"POST"}

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from support.controller_world import ISVC, NS, World, canary_dict
+from support.controller_world import ISVC, NS, World, world_canary
 from support.real_world import RealWorld
 
 from controlplane.errors import NotFound
@@ -44,13 +44,11 @@ def foreign_service() -> Obj:
     }
 
 
-def payments_canary() -> dict[str, Any]:
-    return canary_dict(
-        "pay",
-        PROMETHEUS,
-        model={"name": "payments", "maxModelLen": 8192},
-        traffic={"router": "istio"},
-    )
+# The auditor's canary: istio with no hosts and model ``payments``, so its model Service is
+# called ``payments`` too.
+PAYMENTS = world_canary(
+    "pay", PROMETHEUS, model={"name": "payments", "maxModelLen": 8192}, traffic={"router": "istio"}
+)
 
 
 def conditions(world: World, name: str) -> dict[str, tuple[str, str, str]]:
@@ -68,7 +66,7 @@ def admin(world: World) -> Any:
 def foreign_service_is_never_adopted(world: World) -> None:
     people = admin(world)
     before = people.create(foreign_service())
-    world.create(payments_canary())
+    world.create(PAYMENTS)
     world.settle(3)
     world.clock.t += 600  # past the backoff of the refused deploy: it is tried again
     world.settle(3)
@@ -103,7 +101,7 @@ def foreign_service_is_never_adopted(world: World) -> None:
 def rollout_goes_on_once_the_object_is_gone(world: World) -> None:
     people = admin(world)
     people.create(foreign_service())
-    world.create(payments_canary())
+    world.create(PAYMENTS)
     world.settle(3)
     assert conditions(world, "pay")["Stalled"][:2] == ("True", "ForeignObject")
 
@@ -150,7 +148,7 @@ def test_a_foreign_object_among_several_applies_none_of_them(fake: Make) -> None
         "spec": {"predictor": {"model": {"modelFormat": {"name": "huggingface"}}}},
     }
     stored = world.kube.create(theirs)
-    world.create(payments_canary())
+    world.create(PAYMENTS)
     world.settle(3)
     with pytest.raises(NotFound):
         world.kube.get(Ref(ISVC[0], ISVC[1], NS, "payments-bf16"))
@@ -191,9 +189,9 @@ def test_another_canarys_ready_objects_are_not_this_canarys_readiness(fake: Make
     to progress (and then failed every rollback); now it waits, Stalled, ForeignObject."""
     world = fake()
     model = {"name": "payments", "maxModelLen": 8192}
-    world.create(canary_dict("first", PROMETHEUS, model=model))
+    world.create(world_canary("first", PROMETHEUS, model=model))
     world.run_until(lambda w: w.get("first").get("status", {}).get("stage") == "steps", limit=7200)
-    world.create(canary_dict("second", PROMETHEUS, model=model))  # the first's objects Ready
+    world.create(world_canary("second", PROMETHEUS, model=model))  # the first's objects Ready
     world.run_until(lambda w: False, limit=3 * 7200)  # the first's objects long Ready
     assert world.get("first")["status"]["stage"] != "pending"
     assert world.get("second")["status"]["stage"] == "pending"

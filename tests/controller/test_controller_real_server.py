@@ -24,7 +24,6 @@ from support.controller_world import (
     ROUTE,
     Metrics,
     World,
-    canary_dict,
     delete_cleans_up_through_the_finalizer,
     finished,
     never_ready_rolls_back_at_the_deadline,
@@ -32,6 +31,7 @@ from support.controller_world import (
     retry_restarts_once,
     spec_change_restarts,
     stage_of,
+    world_canary,
 )
 from support.kube_fleet import CountingKube
 from support.real_world import RealWorld
@@ -82,7 +82,7 @@ def fake(metrics: Metrics) -> Make:
 
 
 def run_to_end(world: World, name: str, metrics: Metrics) -> World:
-    world.create(canary_dict(name, metrics.url))
+    world.create(world_canary(name, metrics.url))
     world.run_until(finished(name), limit=25 * DAY)
     return world
 
@@ -188,7 +188,7 @@ def test_killed_at_every_phase_boundary_matches_uninterrupted_run(
     crashed: set[str] = set()
     world = real(wrap=lambda kube: CrashingKube(kube, mode, crashed))
     assert isinstance(world, RealWorld)
-    world.create(canary_dict(name, metrics.url))
+    world.create(world_canary(name, metrics.url))
     world.run_until(finished(name), limit=25 * DAY)
     world.settle()
 
@@ -214,7 +214,7 @@ def test_two_controllers_only_the_leader_drives(real: Make, metrics: Metrics) ->
         return world.new_controller(kube=view, elector=elector)
 
     a, b = replica("a"), replica("b")
-    world.create(canary_dict("good", metrics.url))
+    world.create(world_canary("good", metrics.url))
     world.run_until(lambda w: w.step("good") == 2, limit=25 * DAY, controllers=lambda: [a, b])
     assert {who for who, _ in writes} == {"a"}
     assert b.stats.reconciles == 0
@@ -255,7 +255,7 @@ def test_gitops_reapply_of_a_rolled_back_spec_does_not_retry(
 ) -> None:
     reference = run_to_end(fake(), "slow", metrics)
     world = real()
-    data = canary_dict("slow", metrics.url)
+    data = world_canary("slow", metrics.url)
     world.create(data)
     world.run_until(finished("slow"), limit=25 * DAY)
     history = full_history(world, "slow")
@@ -280,7 +280,7 @@ def test_gitops_reapply_of_a_rolled_back_spec_does_not_retry(
 
 def test_gitops_retry_intent_restarts_exactly_once(real: Make, metrics: Metrics) -> None:
     world = real()
-    world.create(canary_dict("slow", metrics.url))
+    world.create(world_canary("slow", metrics.url))
     world.run_until(finished("slow"), limit=25 * DAY)
     retry_restarts_once(world, "slow")
 
@@ -303,7 +303,9 @@ def test_delete_of_a_canary_whose_router_kind_is_not_served(
     no_istio: LoopbackCluster, metrics: Metrics
 ) -> None:
     world = RealWorld(metrics.t0, metrics.url, kubeconfig=str(no_istio.kubeconfig))
-    data = canary_dict("good", metrics.url, traffic={"router": "istio", "hosts": ["a.example.com"]})
+    data = world_canary(
+        "good", metrics.url, traffic={"router": "istio", "hosts": ["a.example.com"]}
+    )
     world.create(data)
     world.settle(3)
     # it could not route (no VirtualService here), but it holds its finalizer and said why

@@ -14,13 +14,13 @@ from support.controller_world import (
     Crash,
     Metrics,
     World,
-    canary_dict,
     delete_cleans_up_through_the_finalizer,
     finished,
     reapply_as_gitops,
     retry_restarts_once,
     spec_change_restarts,
     stage_of,
+    world_canary,
 )
 
 from controlplane.kube.client import Obj, Ref
@@ -88,12 +88,12 @@ def test_killed_at_every_phase_boundary_matches_uninterrupted_run(
     metrics: Metrics, name: str, mode: str
 ) -> None:
     calm = World(metrics.t0, metrics.url)
-    calm.create(canary_dict(name, metrics.url))
+    calm.create(world_canary(name, metrics.url))
     calm.run_until(finished(name), limit=25 * DAY)
 
     crashed: set[str] = set()
     world = World(metrics.t0, metrics.url, wrap=lambda kube: CrashingKube(kube, mode, crashed))
-    world.create(canary_dict(name, metrics.url))
+    world.create(world_canary(name, metrics.url))
     world.run_until(finished(name), limit=25 * DAY)
     world.settle()  # the last decision's effects, after the last crash
 
@@ -116,7 +116,7 @@ def test_killed_around_the_not_ready_rollback_matches_uninterrupted_run(
 
     def run(world: World) -> World:
         world.kserve.never_ready("good-llm-nf4")
-        world.create(canary_dict("good", metrics.url))
+        world.create(world_canary("good", metrics.url))
         world.run_until(finished("good"), limit=2 * DAY)
         world.settle()
         return world
@@ -159,7 +159,7 @@ def test_two_controllers_only_the_leader_drives(metrics: Metrics) -> None:
         return world.new_controller(kube=view, elector=elector)
 
     a, b = replica("a"), replica("b")
-    world.create(canary_dict("good", metrics.url))
+    world.create(world_canary("good", metrics.url))
     world.run_until(lambda w: w.step("good") == 2, limit=25 * DAY, controllers=lambda: [a, b])
     assert {who for who, _ in writes} == {"a"}
     assert b.stats.reconciles == 0
@@ -191,7 +191,7 @@ def test_delete_mid_rollout_cleans_up_through_the_finalizer(metrics: Metrics) ->
 
 def test_gitops_reapply_of_a_rolled_back_spec_does_not_retry(metrics: Metrics) -> None:
     world = World(metrics.t0, metrics.url)
-    data = canary_dict("slow", metrics.url)
+    data = world_canary("slow", metrics.url)
     world.create(data)
     world.run_until(finished("slow"), limit=25 * DAY)
     history = full_history(world, "slow")

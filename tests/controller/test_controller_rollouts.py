@@ -13,9 +13,9 @@ from support.controller_world import (
     ROLLBACK_CASES,
     Metrics,
     World,
-    canary_dict,
     finished,
     never_ready_rolls_back_at_the_deadline,
+    world_canary,
 )
 
 from controlplane.controller.reconcile import Settings
@@ -33,7 +33,7 @@ def route_weights(world: World, name: str) -> dict[str, int]:
 
 def test_full_promotion_four_weeks(metrics: Metrics) -> None:
     world = World(metrics.t0, metrics.url)
-    world.create(canary_dict("good", metrics.url))
+    world.create(world_canary("good", metrics.url))
     world.run_until(finished("good"), limit=25 * DAY)
 
     state = world.state("good")
@@ -69,7 +69,7 @@ def test_rollback_on_each_kind_of_check(
     metrics: Metrics, name: str, step: int, metric: str
 ) -> None:
     world = World(metrics.t0, metrics.url)
-    world.create(canary_dict(name, metrics.url))
+    world.create(world_canary(name, metrics.url))
     world.run_until(finished(name), limit=25 * DAY)
 
     state = world.state(name)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from support.controller_world import DAY, Metrics, World, canary_dict, finished
+from support.controller_world import DAY, Metrics, World, finished, world_canary
 
 pytestmark = pytest.mark.binary
 
@@ -21,7 +21,7 @@ def _steps() -> list[dict[str, Any]]:
 def test_sequential_error_check_rolls_back_a_failing_candidate(metrics: Metrics) -> None:
     start = metrics.t0 + ERRORS_JUMP  # the rollout begins as the candidate starts failing
     world = World(start, metrics.url)
-    world.create(canary_dict("errors", metrics.url, steps=_steps()))
+    world.create(world_canary("errors", metrics.url, steps=_steps()))
     world.run_until(finished("errors"), limit=3 * DAY)
     state = world.state("errors")
     assert state.stage == "rolled_back", [(e.type, e.message) for e in state.history]
@@ -34,7 +34,7 @@ def test_sequential_error_check_rolls_back_a_failing_candidate(metrics: Metrics)
 
 def test_sequential_error_check_passes_a_good_step_early(metrics: Metrics) -> None:
     world = World(metrics.t0, metrics.url)
-    world.create(canary_dict("errors", metrics.url, steps=_steps()))
+    world.create(world_canary("errors", metrics.url, steps=_steps()))
     world.run_until(finished("errors"), limit=10 * DAY)
     state = world.state("errors")
     assert state.stage == "promoted"
@@ -45,7 +45,7 @@ def test_sequential_error_check_passes_a_good_step_early(metrics: Metrics) -> No
 
 def test_sequential_error_check_promotes_a_good_candidate(metrics: Metrics) -> None:
     world = World(metrics.t0, metrics.url)
-    world.create(canary_dict("good", metrics.url, steps=_steps()))
+    world.create(world_canary("good", metrics.url, steps=_steps()))
     world.run_until(finished("good"), limit=10 * DAY)
     state = world.state("good")
     assert state.stage == "promoted", [(e.type, e.message) for e in state.history]

@@ -8,7 +8,7 @@ import json
 from dataclasses import replace
 
 import pytest
-from support.controller_world import World, canary_dict
+from support.controller_world import World, world_canary
 
 from controlplane.cli import controller as cli
 from controlplane.controller.children import is_ready
@@ -22,7 +22,7 @@ from controlplane.status import conditions
 from controlplane.status import document as st
 
 T = 1_800_000_000.0
-CANARY = ModelCanary.model_validate(canary_dict("c", "http://127.0.0.1:9090"))
+CANARY = ModelCanary.model_validate(world_canary("c", "http://127.0.0.1:9090"))
 
 
 def state(**changes: object) -> RolloutState:
@@ -248,7 +248,7 @@ def test_a_passed_progress_deadline_is_no_wake_time() -> None:
         settings=Settings(progress_deadline_s=1800),
         ready_after_s=600,
     )
-    world.create(canary_dict("good", "http://127.0.0.1:9"))
+    world.create(world_canary("good", "http://127.0.0.1:9"))
     world.pass_once()
     world.clock.t += 700
     world.pass_once()  # Ready

@@ -32,8 +32,9 @@ from typing import Any
 
 import pytest
 import yaml
+from support.canaries import model_canary
 from support.chart import ROOT, render
-from support.controller_world import canary_dict
+from support.controller_world import world_canary
 from support.kserve_world import release
 
 from controlplane.kube.real import RealKube
@@ -41,7 +42,6 @@ from controlplane.local.prometheus import PrometheusServer
 from controlplane.profiles.catalog import load_catalog
 from controlplane.routing import kserve as kserve_router
 from controlplane.serving.render import ROLES, Role, llm_inference_service, object_labels
-from controlplane.spec.models import ModelCanary
 from harness.cluster.kubeapi import LoopbackCluster
 from harness.cluster.promoperator import start_operator, start_scraper, targets
 
@@ -57,15 +57,17 @@ GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSc
 CATALOG = load_catalog()
 
 
-def canary(name: str, router: str) -> ModelCanary:
-    data = canary_dict(name, "http://prometheus.invalid:9090", traffic={"router": router})
-    data["metadata"]["namespace"] = NS
-    return ModelCanary.model_validate(data)
-
-
-KSERVE_CANARY = canary("hf", "kserve")
-LLM_CANARY = canary("llm", "llmisvc")
-MESH_CANARY = canary("mesh", "istio")
+# the canaries whose pods are scraped, one per kind of router; no Prometheus reads them here
+PROMETHEUS = "http://prometheus.invalid:9090"
+KSERVE_CANARY = model_canary(
+    base=world_canary("hf", PROMETHEUS, namespace=NS, traffic={"router": "kserve"})
+)
+LLM_CANARY = model_canary(
+    base=world_canary("llm", PROMETHEUS, namespace=NS, traffic={"router": "llmisvc"})
+)
+MESH_CANARY = model_canary(
+    base=world_canary("mesh", PROMETHEUS, namespace=NS, traffic={"router": "istio"})
+)
 
 
 def old_monitor() -> dict[str, Any]:

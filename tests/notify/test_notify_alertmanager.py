@@ -103,8 +103,8 @@ def test_pause_is_resolved_by_resume(alertmanager: Alertmanager) -> None:
     obj = canary_obj(
         [{"alertmanager": {"url": alertmanager.url + "/api/v2/alerts"}, "events": ["pause"]}],
         uid="am-uid-2",
+        name="paused-one",
     )
-    obj["metadata"]["name"] = "paused-one"
     canary = canary_of(obj)
     now = time.time()
     notifier = AlertNotifier(None)

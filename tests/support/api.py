@@ -21,7 +21,7 @@ from controlplane.controller.runner import Controller
 from controlplane.kube.client import Obj, canary_ref
 from harness.kube.fake import FakeKube
 from harness.kube.fake_kserve import FakeKServe
-from support.canaries import EXAMPLE
+from support.canaries import canary_dict
 
 NS = "ml-serving"
 NAME = "support-triage"
@@ -37,18 +37,19 @@ class Clock:
         return self.t
 
 
-def canary(name: str = NAME, *, prometheus: str | None = None, **spec: Any) -> Obj:
-    """The contract example without shadow and budget (gateway-api router), evaluated every
-    minute; ``spec`` replaces top-level spec sections."""
-    data: Obj = copy.deepcopy(EXAMPLE)
-    data["metadata"] = {"name": name, "namespace": NS}
-    data["spec"].pop("shadow")
-    data["spec"].pop("budget")
-    data["spec"]["traffic"] = {"router": "gateway-api", "gateway": {"name": "gw"}}
-    if prometheus is not None:
-        data["spec"]["analysis"]["prometheus"] = prometheus
-    data["spec"].update(copy.deepcopy(spec))
-    return data
+# The API tests' canary: the contract example without shadow and budget, on gateway-api (gateway
+# ``gw``), evaluated every minute.
+CANARY = canary_dict(
+    traffic={"router": "gateway-api", "gateway": {"name": "gw"}}, shadow=None, budget=None
+)
+
+
+def canary(
+    name: str = NAME, *, namespace: str = NS, prometheus: str | None = None, **spec: Any
+) -> Obj:
+    """:data:`CANARY` as ``name`` in ``namespace``, with the builder's changes
+    (:func:`support.canaries.canary_dict`: ``spec`` replaces top-level spec sections)."""
+    return canary_dict(name, namespace, base=CANARY, prometheus=prometheus, **spec)
 
 
 def controller_args(*extra: str) -> argparse.Namespace:

@@ -22,7 +22,7 @@ from controlplane.rollout.state import RolloutState
 from controlplane.spec.models import ModelCanary
 from controlplane.status import document as st
 from harness.kube.fake import FakeKube
-from support.canaries import example_dict
+from support.canaries import canary_dict
 
 NS = "ml-serving"
 NAME = "support-triage"
@@ -59,8 +59,7 @@ class Rollout:
         **spec_changes: Any,
     ) -> None:
         self.kube, self.clock = kube, clock
-        data = example_dict(**spec_changes)
-        data["metadata"] = {"name": name, "namespace": namespace}
+        data = canary_dict(name, namespace, **spec_changes)
         self.spec = ModelCanary.model_validate(data)
         self.name, self.namespace = name, namespace
         kube.create(data)

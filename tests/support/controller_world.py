@@ -32,7 +32,7 @@ from controlplane.spec.models import ModelCanary
 from controlplane.status.document import INTENT_ANNOTATION
 from harness.kube.fake import FakeKube
 from harness.kube.fake_kserve import FakeKServe
-from support.canaries import EXAMPLE, KPI_QUERY
+from support.canaries import KPI_QUERY, STEPS, canary_dict
 from support.prometheus import PrometheusServer
 from support.scenario import Scenario
 
@@ -55,42 +55,41 @@ class Crash(BaseException):
     """The controller process dies here."""
 
 
-def canary_dict(name: str, prometheus: str, **spec: Any) -> dict[str, Any]:
-    """A four-week ModelCanary (7d at 5%, 25%, 75%, then 100%) evaluated every 2 hours.
+# The controller tests' canary: a four-week rollout (7d at 5%, 25%, 75%, then 100%: the contract
+# example's steps, with P99 allowed up to 300 ms) of the example's variants, evaluated every 2
+# hours, no shadow, no budget. world_canary() gives each canary its own model.
+CANARY = canary_dict(
+    namespace=NS,
+    stable={"name": "bf16", "storageUri": "hf://m/x", "gpu": "nvidia-l40s"},
+    traffic={"router": "gateway-api", "gateway": {"name": "gw"}},
+    analysis={
+        "interval": "2h",
+        "window": "2h",
+        "metrics": [
+            {"name": "latency", "builtin": "e2e-latency", "quantile": 0.95},
+            {"name": "latency-p99", "builtin": "e2e-latency", "quantile": 0.99},
+            {"name": "errors", "builtin": "error-rate"},
+            {"name": "kpi", "query": KPI_QUERY},
+        ],
+    },
+    steps=[
+        *STEPS[:2],
+        {**STEPS[2], "rollbackOn": [{"metric": "latency-p99", "above": "300ms"}]},
+        STEPS[3],
+    ],
+    shadow=None,
+    budget=None,
+)
 
-    The contract example's steps (tests/support/canaries.py), with P99 allowed up to 300 ms."""
-    steps = copy.deepcopy(EXAMPLE["spec"]["steps"])
-    steps[2]["rollbackOn"] = [{"metric": "latency-p99", "above": "300ms"}]
-    data: dict[str, Any] = {
-        "apiVersion": "canary.controlplane.dev/v1alpha1",
-        "kind": "ModelCanary",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "model": {"name": f"{name}-llm", "maxModelLen": 8192},
-            "stable": {"name": "bf16", "storageUri": "hf://m/x", "gpu": "nvidia-l40s"},
-            "candidate": {
-                "name": "nf4",
-                "storageUri": "hf://m/x",
-                "quantization": "bitsandbytes-nf4",
-                "gpu": "nvidia-l40s",
-            },
-            "traffic": {"router": "gateway-api", "gateway": {"name": "gw"}},
-            "analysis": {
-                "interval": "2h",
-                "window": "2h",
-                "prometheus": prometheus,
-                "metrics": [
-                    {"name": "latency", "builtin": "e2e-latency", "quantile": 0.95},
-                    {"name": "latency-p99", "builtin": "e2e-latency", "quantile": 0.99},
-                    {"name": "errors", "builtin": "error-rate"},
-                    {"name": "kpi", "query": KPI_QUERY},
-                ],
-            },
-            "steps": steps,
-        },
-    }
-    data["spec"].update(copy.deepcopy(spec))
-    return data
+
+def world_canary(
+    name: str, prometheus: str | None, *, namespace: str = NS, **spec: Any
+) -> dict[str, Any]:
+    """:data:`CANARY` as ``name`` in ``namespace`` with model ``<name>-llm`` (its own
+    InferenceServices) and its metrics in ``prometheus`` (``None``: the controller's default);
+    ``spec`` replaces top-level spec sections (the builder's rules)."""
+    spec.setdefault("model", {"name": f"{name}-llm", "maxModelLen": 8192})
+    return canary_dict(name, namespace, base=CANARY, prometheus=prometheus, **spec)
 
 
 def write_combined(scenarios: Iterable[Scenario], path: Path) -> Path:
@@ -277,7 +276,7 @@ def candidate_isvc(world: World, name: str) -> Obj:
 def spec_change_restarts(world: World, prometheus: str) -> tuple[Obj, Obj]:
     """A spec edit at step 2 restarts the rollout once, back at weight 0, with the new candidate
     (its InferenceService's generation bumped). Returns the candidate before and after."""
-    world.create(canary_dict("good", prometheus))
+    world.create(world_canary("good", prometheus))
     world.run_until(lambda w: w.step("good") == 2, limit=25 * DAY)
     before = candidate_isvc(world, "good")
     obj = world.get("good")
@@ -301,7 +300,7 @@ def never_ready_rolls_back_at_the_deadline(world: World, prometheus: str, t0: fl
     """A candidate that never loads is rolled back at the progress deadline (3 h), nothing else
     recorded. ``world`` has ``progress_deadline_s=3 * HOUR``."""
     world.kserve.never_ready("good-llm-nf4")
-    world.create(canary_dict("good", prometheus))
+    world.create(world_canary("good", prometheus))
     world.run_until(finished("good"), limit=2 * DAY)
     state = world.state("good")
     assert state.stage == "rolled_back"
@@ -315,7 +314,7 @@ def never_ready_rolls_back_at_the_deadline(world: World, prometheus: str, t0: fl
 def delete_cleans_up_through_the_finalizer(world: World, prometheus: str) -> None:
     """Deleting mid-rollout: the object stays (deletionTimestamp) until the finalizer has deleted
     the InferenceServices and the HTTPRoute, then it is gone."""
-    world.create(canary_dict("good", prometheus))
+    world.create(world_canary("good", prometheus))
     world.run_until(lambda w: w.step("good") == 2, limit=25 * DAY)
     assert world.objects(*ISVC, "good")
     assert world.objects(*ROUTE, "good")

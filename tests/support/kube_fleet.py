@@ -33,7 +33,7 @@ from controlplane.profiles.catalog import load_catalog
 from controlplane.spec.models import KIND
 from harness.kube.fake import FakeKube
 from harness.kube.fake_kserve import FakeKServe
-from support.canaries import EXAMPLE
+from support.canaries import EXAMPLE, canary_dict
 from support.controller_world import Clock
 from support.isvc_standin import IsvcStandin
 from support.real_world import ensure_namespace
@@ -71,38 +71,31 @@ class CountingKube:
         return calls
 
 
+# The fleet's canaries (each its own model): the contract example's variants, two steps (7 days
+# at 10 %, then 100 %) checking the error rate every 2 hours, no shadow, no budget, no Prometheus.
+FLEET = canary_dict(
+    stable={"name": "bf16", "storageUri": "hf://m/x", "gpu": "nvidia-l40s"},
+    traffic={"router": "gateway-api", "gateway": {"name": "gw"}},
+    analysis={
+        "interval": "2h",
+        "window": "2h",
+        "metrics": [{"name": "errors", "builtin": "error-rate"}],
+    },
+    steps=[
+        {"weight": 10, "duration": "7d", "rollbackOn": [{"metric": "errors", "above": "1%"}]},
+        {"weight": 100},
+    ],
+    shadow=None,
+    budget=None,
+)
+
+
 def fleet_canary(i: int, namespace: str = FLEET_NS) -> Obj:
-    """A ModelCanary of the contract example's shape: two 7-day steps, no Prometheus."""
+    """:data:`FLEET` as canary ``c<i>`` (five digits) of model ``c<i>-llm``."""
     name = f"c{i:05d}"
-    return {
-        "apiVersion": EXAMPLE["apiVersion"],
-        "kind": KIND,
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "model": {"name": f"{name}-llm", "maxModelLen": 8192},
-            "stable": {"name": "bf16", "storageUri": "hf://m/x", "gpu": "nvidia-l40s"},
-            "candidate": {
-                "name": "nf4",
-                "storageUri": "hf://m/x",
-                "quantization": "bitsandbytes-nf4",
-                "gpu": "nvidia-l40s",
-            },
-            "traffic": {"router": "gateway-api", "gateway": {"name": "gw"}},
-            "analysis": {
-                "interval": "2h",
-                "window": "2h",
-                "metrics": [{"name": "errors", "builtin": "error-rate"}],
-            },
-            "steps": [
-                {
-                    "weight": 10,
-                    "duration": "7d",
-                    "rollbackOn": [{"metric": "errors", "above": "1%"}],
-                },
-                {"weight": 100},
-            ],
-        },
-    }
+    return canary_dict(
+        name, namespace, base=FLEET, model={"name": f"{name}-llm", "maxModelLen": 8192}
+    )
 
 
 @dataclass

@@ -30,7 +30,7 @@ from controlplane.rollout.state import (
 )
 from controlplane.spec.models import ModelCanary
 from harness.kube.fake import FakeKube
-from support.canaries import example_dict
+from support.canaries import canary_dict
 from support.prometheus import PrometheusServer
 from support.prometheus import start_alertmanager as launch_alertmanager
 
@@ -147,11 +147,12 @@ def receiving(script: list[Reply] | None = None) -> Iterator[Receiver]:
 # --------------------------------------------------------------------------- builders
 
 
-def canary_obj(alerts: list[dict[str, Any]], uid: str = "0f1e2d3c-uid") -> dict[str, Any]:
-    data: dict[str, Any] = example_dict(alerts=alerts)
-    data["metadata"]["uid"] = uid
-    data["metadata"]["resourceVersion"] = "42"
-    return data
+def canary_obj(
+    alerts: list[dict[str, Any]], uid: str = "0f1e2d3c-uid", name: str = NAME
+) -> dict[str, Any]:
+    """The contract example as read from the cluster (``uid``, resourceVersion 42), alerting
+    ``alerts``."""
+    return canary_dict(name, alerts=alerts, metadata={"uid": uid, "resourceVersion": "42"})
 
 
 def canary_of(obj: dict[str, Any]) -> ModelCanary:
