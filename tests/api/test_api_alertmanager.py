@@ -18,6 +18,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from support.api import NAME, NS, STATIC, World, canary
+from support.canaries import MODEL
 from support.prometheus import start_alertmanager
 
 from controlplane.api.server import ApiServer
@@ -74,8 +75,7 @@ def test_firing_alert_rolls_back_at_once(
 def test_every_alert_gets_a_result_and_nothing_is_recorded_twice(
     world: World, client: TestClient, admin: dict[str, str]
 ) -> None:
-    other = canary("done")
-    other["spec"]["model"]["name"] = "other-model"  # its own InferenceServices
+    other = canary("done", model={**MODEL, "name": "other-model"})  # its own InferenceServices
     world.create(other)
     world.run_until(lambda: world.phase("done") == "progressing", limit_s=3600)
     client.post(f"/api/v1/namespaces/{NS}/canaries/done/abort", headers=admin)

@@ -13,9 +13,7 @@ BASE = f"/api/v1/namespaces/{NS}/canaries"
 
 
 def test_list_all_and_per_namespace(world: World, admin: dict[str, str]) -> None:
-    other = canary("other")
-    other["metadata"]["namespace"] = "team-b"
-    world.create(other)
+    world.create(canary("other", namespace="team-b"))
     with TestClient(world.app(namespace=[])) as client:  # a controller of every namespace
         everything = client.get("/api/v1/canaries", headers=admin)
         assert everything.status_code == 200
@@ -47,8 +45,7 @@ def test_a_namespaced_controller_serves_its_namespaces_only(
 ) -> None:
     """The controller watches ml-serving only (``--namespace``, the chart's namespaced scope,
     where a cluster-wide list is refused): the API lists there and nowhere else."""
-    other = canary("other")
-    other["metadata"]["namespace"] = "team-b"
+    other = canary("other", namespace="team-b")
     world.create(other)
     everything = client.get("/api/v1/canaries", headers=admin)
     assert [(c["namespace"], c["name"]) for c in everything.json()["items"]] == [(NS, NAME)]

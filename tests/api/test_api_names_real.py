@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from support.api import canary as example_canary
+from support.api import canary as api_canary
 from support.realkube import new_namespace
 
 from controlplane.api.app import create_app
@@ -91,12 +91,6 @@ class Tenants:
         return dict(results[0])
 
 
-def canary(namespace: str, name: str) -> Obj:
-    obj = example_canary(name)
-    obj["metadata"]["namespace"] = namespace
-    return obj
-
-
 def token_of(loopback: LoopbackCluster, namespace: str, name: str) -> str:
     """A token of ServiceAccount ``namespace/name`` from the TokenRequest API."""
     path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token"
@@ -110,8 +104,8 @@ def tenants(loopback: LoopbackCluster, real_kube: RealKube) -> Iterator[Tenants]
     kube = real_kube
     team_a, team_b = new_namespace(kube, "team-a"), new_namespace(kube, "team-b")
     payments = new_namespace(kube, "payments")
-    kube.create(canary(team_b, "victim"))
-    kube.create(canary(team_a, "mine"))
+    kube.create(api_canary("victim", namespace=team_b))
+    kube.create(api_canary("mine", namespace=team_a))
     kube.create(
         {
             "apiVersion": "v1",

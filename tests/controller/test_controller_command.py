@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 import pytest
-from support.canaries import example_dict
+from support.canaries import canary_dict
 
 from controlplane.cli import controller as command
 from controlplane.controller.metrics import ControllerMetrics
@@ -21,10 +21,8 @@ from harness.kube.fake import FakeKube
 NS = "ml-serving"
 
 
-def _canary() -> dict[str, Any]:
-    obj = example_dict(traffic={"router": "gateway-api", "gateway": {"name": "gw"}})
-    obj["metadata"] = {"name": "support-triage", "namespace": NS}
-    return obj
+# the example canary's traffic in these tests
+TRAFFIC = {"router": "gateway-api", "gateway": {"name": "gw"}}
 
 
 def _args(*argv: str) -> argparse.Namespace:
@@ -35,7 +33,7 @@ def _args(*argv: str) -> argparse.Namespace:
 
 def test_every_notifier_is_told_of_events(tmp_path: Any) -> None:
     kube = FakeKube()
-    kube.create(_canary())
+    kube.create(canary_dict(traffic=TRAFFIC))
     told: list[str] = []
 
     class Recorder:
@@ -64,7 +62,7 @@ def command_ref() -> Any:
 
 def test_once_runs_with_alerts_and_write_back_wired(tmp_path: Any, monkeypatch: Any) -> None:
     kube = FakeKube()
-    kube.create(_canary())
+    kube.create(canary_dict(traffic=TRAFFIC))
     built: dict[str, Any] = {}
     real_build = command.build
 

@@ -7,13 +7,12 @@ canary's own history, so a sink that told an entry twice or skipped one fails.""
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 from collections import Counter
 from typing import Any, get_args
 
 from prometheus_client import CollectorRegistry
-from support.canaries import example_dict
+from support.canaries import ANALYSIS, canary_dict
 from support.notify import NS, T0, Receiver, receiving
 
 from controlplane.cli import controller as cli
@@ -91,20 +90,20 @@ class Process:
         return self.metrics.registry.get_sample_value(name, labels) or 0.0
 
 
-def _canary(url: str) -> dict[str, Any]:
-    data = example_dict(
-        steps=[
-            {"weight": 10, "duration": "1h"},
-            {"weight": 50, "duration": "2h"},
-            {"weight": 100},
-        ],
-        alerts=[{"webhook": {"url": url}, "events": ["step", "promotion"]}],
-    )
-    data["spec"].pop("shadow")
-    data["spec"].pop("budget")
-    data["spec"]["traffic"] = {"router": "gateway-api", "gateway": {"name": "gw"}}
-    data["spec"]["analysis"].update(interval="10m", window="10m")
-    return copy.deepcopy(data)
+# The canary of these tests: an hour at 10 %, two at 50 %, then 100 %, without checks, evaluated
+# every 10 minutes; no shadow, no budget. Its alerts go to a test's webhook.
+BASE = canary_dict(
+    traffic={"router": "gateway-api", "gateway": {"name": "gw"}},
+    analysis={**ANALYSIS, "interval": "10m", "window": "10m"},
+    steps=[
+        {"weight": 10, "duration": "1h"},
+        {"weight": 50, "duration": "2h"},
+        {"weight": 100},
+    ],
+    shadow=None,
+    budget=None,
+)
+EVENTS = ["step", "promotion"]
 
 
 def _drive(kube: FakeKube, kserve: FakeKServe, process: Process, clock: Clock) -> None:
@@ -156,7 +155,9 @@ def test_each_event_is_told_once_per_sink_despite_conflicts_and_restarts() -> No
     kserve = FakeKServe(kube, now=clock, ready_after_s=60)
     conflicting = ConflictingKube(kube)
     with receiving() as hook:
-        kube.create(_canary(hook.url))
+        kube.create(
+            canary_dict(base=BASE, alerts=[{"webhook": {"url": hook.url}, "events": EVENTS}])
+        )
         first = Process(conflicting, clock, hook)
         try:
             _drive(kube, kserve, first, clock)
@@ -208,7 +209,9 @@ def test_a_crash_before_the_bookkeeping_write_emits_no_event_and_pages_no_one_tw
     kube = FakeKube(now=clock)
     kserve = FakeKServe(kube, now=clock, ready_after_s=60)
     with receiving() as hook:
-        kube.create(_canary(hook.url))
+        kube.create(
+            canary_dict(base=BASE, alerts=[{"webhook": {"url": hook.url}, "events": EVENTS}])
+        )
         first = Process(kube, clock, hook)
         try:
             _drive(kube, kserve, first, clock)

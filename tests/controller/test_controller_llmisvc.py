@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from support.canaries import example_dict
+from support.canaries import model_canary
 from support.realkube import new_namespace
 
 from controlplane.errors import NotFound, RouterError
@@ -35,20 +35,11 @@ from controlplane.kube.real import RealKube
 from controlplane.profiles.catalog import load_catalog
 from controlplane.routing import llmisvc
 from controlplane.routing.base import Weights
-from controlplane.spec.models import ModelCanary
 from harness.cluster.kubeapi import LoopbackCluster
 
 pytestmark = [pytest.mark.binary, pytest.mark.slow, pytest.mark.timeout(600)]
 
 ROUTE = ("gateway.networking.k8s.io/v1", "HTTPRoute")
-
-
-def canary(namespace: str) -> ModelCanary:
-    data = example_dict()
-    data["metadata"]["namespace"] = namespace
-    data["spec"]["traffic"] = {"router": "llmisvc"}
-    data["spec"].pop("shadow", None)
-    return ModelCanary.model_validate(data)
 
 
 def eventually(check: Callable[[], Any], timeout: float = 120.0) -> Any:
@@ -87,7 +78,7 @@ def ready_deployments(kube: RealKube, namespace: str) -> dict[str, int]:
 def test_llmisvc_router_on_the_real_controller(llmisvc_loopback: LoopbackCluster) -> None:
     kube = RealKube.connect(kubeconfig=str(llmisvc_loopback.kubeconfig))
     ns = new_namespace(kube, "llm")
-    c = canary(ns)
+    c = model_canary(namespace=ns, router="llmisvc", shadow=None)
     catalog = load_catalog()
     stable, candidate = (llmisvc.isvc_name(c, r) for r in llmisvc.ROLES)
     router = llmisvc.LLMISvcRouter(kube)

@@ -13,7 +13,6 @@ setup does reach the gate). A gate whose Workflow names ``namespace: kube-system
 
 from __future__ import annotations
 
-import copy
 import subprocess
 import sys
 import time
@@ -25,9 +24,10 @@ from typing import Any
 import pytest
 from support.api import canary
 from support.argo_fake import running_argo
+from support.canaries import MODEL
 from support.isvc_standin import IsvcStandin
 
-from controlplane.kube.client import Obj, canary_ref
+from controlplane.kube.client import canary_ref
 from controlplane.kube.real import RealKube
 from harness.cluster.kubeapi import LoopbackCluster
 
@@ -40,24 +40,13 @@ ISVC = ("serving.kserve.io/v1beta1", "InferenceService")
 WATCH_S = 20.0
 
 
-def gated(name: str, where: str, **gate: Any) -> Obj:
-    """A canary ``name`` in namespace ``where`` with one gate before step 1 (``gate``: its
-    extra fields)."""
-    body = canary(
-        name,
-        gates=[
-            {
-                "name": "eval",
-                "before": "first-step",
-                "workflowTemplate": {"name": "llm-eval"},
-                "timeout": "1h",
-                **gate,
-            }
-        ],
-    )
-    body["metadata"] = {"name": name, "namespace": where}
-    body["spec"]["model"]["name"] = f"{name}-llm"  # its own InferenceServices
-    return copy.deepcopy(body)
+# The one gate of these tests' canaries, before step 1 (a test adds where its Argo Server is).
+GATE = {
+    "name": "eval",
+    "before": "first-step",
+    "workflowTemplate": {"name": "llm-eval"},
+    "timeout": "1h",
+}
 
 
 @contextmanager
@@ -120,13 +109,25 @@ def test_the_token_goes_only_to_an_argo_server_an_administrator_allowed(
     loopback: LoopbackCluster, real_kube: RealKube, real_ns: str, tmp_path: Path
 ) -> None:
     with running_argo(token=TOKEN) as argo:
-        tenant = gated("tenant", real_ns, argoServer=argo.url)
-        system = gated(
+        # each canary with a model of its own: its own InferenceServices
+        tenant = canary(
+            "tenant",
+            namespace=real_ns,
+            model={**MODEL, "name": "tenant-llm"},
+            gates=[{**GATE, "argoServer": argo.url}],
+        )
+        system = canary(
             "system",
-            real_ns,
-            argoServer=argo.url,
-            namespace="kube-system",
-            workflowTemplate={"name": "llm-eval", "clusterScope": True},
+            namespace=real_ns,
+            model={**MODEL, "name": "system-llm"},
+            gates=[
+                {
+                    **GATE,
+                    "argoServer": argo.url,
+                    "namespace": "kube-system",
+                    "workflowTemplate": {"name": "llm-eval", "clusterScope": True},
+                }
+            ],
         )
         real_kube.create(tenant)
         real_kube.create(system)

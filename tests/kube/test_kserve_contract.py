@@ -14,6 +14,7 @@ import itertools
 from typing import Any
 
 import pytest
+from support.canaries import canary_dict, model_canary
 from support.kserve_world import Converged, release
 
 from controlplane.controller.children import is_ready
@@ -35,34 +36,24 @@ POINTS: list[tuple[int, Any]] = [(0, None), (5, None), (25, None), (0, "promoted
 ROLLBACK: list[tuple[int, Any]] = [(0, None), (25, None), (0, "rolled_back")]
 
 
-def make_canary(namespace: str, candidate_uri: str = "hf://m/x") -> ModelCanary:
-    """fp8 of the stable's checkpoint (promotion in two phases), or of another checkpoint
-    (``candidate_uri``: promotion by KServe's rename)."""
-    return ModelCanary.model_validate(
-        {
-            "apiVersion": "canary.controlplane.dev/v1alpha1",
-            "kind": "ModelCanary",
-            "metadata": {"name": "c", "namespace": namespace},
-            "spec": {
-                "model": {"name": "m", "maxModelLen": 4096},
-                "stable": {
-                    "name": "bf16",
-                    "storageUri": "hf://m/x",
-                    "gpu": "nvidia-l40s",
-                    "replicas": 2,
-                },
-                "candidate": {
-                    "name": "fp8",
-                    "storageUri": candidate_uri,
-                    "quantization": "fp8",
-                    "gpu": "nvidia-l40s",
-                },
-                "traffic": {"router": "kserve"},
-                "analysis": {"metrics": [{"name": "errors", "builtin": "error-rate"}]},
-                "steps": [{"weight": 5}, {"weight": 25}, {"weight": 100}],
-            },
-        }
-    )
+# The canary both clusters serve: canary ``c`` of model ``m`` on the kserve router, two replicas
+# of bf16, five steps without checks; no shadow, no budget. Its candidate is fp8 of the stable's
+# checkpoint (promotion in two phases) or of another checkpoint (promotion by KServe's rename).
+BASE = canary_dict(
+    "c",
+    model={"name": "m", "maxModelLen": 4096},
+    stable={"name": "bf16", "storageUri": "hf://m/x", "gpu": "nvidia-l40s", "replicas": 2},
+    traffic={"router": "kserve"},
+    analysis={"metrics": [{"name": "errors", "builtin": "error-rate"}]},
+    steps=[{"weight": 5}, {"weight": 25}, {"weight": 100}],
+    shadow=None,
+    budget=None,
+)
+
+
+def fp8_of(storage_uri: str) -> dict[str, Any]:
+    """``spec.candidate``: fp8 of the checkpoint at ``storage_uri``."""
+    return {"name": "fp8", "storageUri": storage_uri, "quantization": "fp8", "gpu": "nvidia-l40s"}
 
 
 def observe(kube: KubeClient, canary: ModelCanary) -> dict[str, Any]:
@@ -127,17 +118,18 @@ def test_fake_kserve_shows_what_kserve_v0_20_shows(
     kserve_loopback: LoopbackCluster, points: list[tuple[int, Any]], candidate_uri: str
 ) -> None:
     ns = f"contract-{next(_names)}"
+    canary = model_canary(namespace=ns, base=BASE, candidate=fp8_of(candidate_uri))
     real = RealKube.connect(kubeconfig=str(kserve_loopback.kubeconfig))
     real.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     converged = Converged(real, ns)
     try:
-        got_real = run(real, make_canary(ns, candidate_uri), points, converged.tick)
+        got_real = run(real, canary, points, converged.tick)
     finally:
         release(real, ns)  # the GPUs of the shared cluster's one node per GPU kind
 
     fake = FakeKube(now=lambda: 1_800_000_000.0)
     fake_kserve = FakeKServe(fake, now=lambda: 1_800_000_000.0, gateway_routes="v0.20.0")
-    got_fake = run(fake, make_canary(ns, candidate_uri), points, fake_kserve.tick)
+    got_fake = run(fake, canary, points, fake_kserve.tick)
 
     assert got_fake == got_real
     # what both show: KServe v0.20.0 routes nothing to a canary at any percent; a promotion

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from kubernetes.client import ApiClient, Configuration
-from support.api import canary as example_canary
+from support.api import canary as api_canary
 
 from controlplane.errors import Conflict, Expired, KubeError, NotFound, Unserved
 from controlplane.kube.client import KubeClient, Obj, Ref, WatchEvent, event_version
@@ -103,12 +103,6 @@ def configmap(ns: str, name: str = "cfg", **data: str) -> Obj:
     }
 
 
-def canary(ns: str, name: str = "c1") -> Obj:
-    obj = example_canary(name)
-    obj["metadata"]["namespace"] = ns
-    return obj
-
-
 def names(items: list[Obj]) -> list[str]:
     return [o["metadata"]["name"] for o in items]
 
@@ -162,8 +156,7 @@ def test_conflicts(backend: Backend) -> None:
 
 def test_status_subresource(backend: Backend) -> None:
     kube, ns = backend.kube, backend.ns
-    given = canary(ns)
-    given["status"] = {"phase": "Progressing"}
+    given = api_canary("c1", namespace=ns, status={"phase": "Progressing"})
     stored = kube.create(given)
     assert "status" not in stored  # create ignores status
     same = kube.replace({**stored, "status": {"phase": "Paused"}})
@@ -184,7 +177,7 @@ def test_status_subresource(backend: Backend) -> None:
 
 def test_generation_moves_on_spec_changes_only(backend: Backend) -> None:
     kube, ns = backend.kube, backend.ns
-    stored = kube.create(canary(ns))
+    stored = kube.create(api_canary("c1", namespace=ns))
     ref = Ref.of(stored)
     assert stored["metadata"]["generation"] == 1
     labelled = kube.patch(ref, {"metadata": {"labels": {"team": "ml"}}})
@@ -200,8 +193,9 @@ def test_generation_moves_on_spec_changes_only(backend: Backend) -> None:
 
 def test_finalizers_hold_deletion(backend: Backend) -> None:
     kube, ns = backend.kube, backend.ns
-    given = canary(ns)
-    given["metadata"]["finalizers"] = ["canary.controlplane.dev/contract"]
+    given = api_canary(
+        "c1", namespace=ns, metadata={"finalizers": ["canary.controlplane.dev/contract"]}
+    )
     stored = kube.create(given)
     ref = Ref.of(stored)
     kube.delete(ref)
@@ -211,7 +205,9 @@ def test_finalizers_hold_deletion(backend: Backend) -> None:
     with pytest.raises(KubeError, match="no new finalizers"):
         kube.patch(ref, {"metadata": {"finalizers": ["a.dev/x", "canary.controlplane.dev/c"]}})
     with pytest.raises(Conflict, match="already exists"):
-        kube.create(canary(ns))  # the name stays taken while it is being deleted
+        kube.create(
+            api_canary("c1", namespace=ns)
+        )  # the name stays taken while it is being deleted
     kube.patch(ref, {"metadata": {"finalizers": None}})
     with pytest.raises(NotFound):
         kube.get(ref)
@@ -336,7 +332,7 @@ def test_a_quiet_namespace_gets_nothing_but_bookmarks_and_none_unasked(backend: 
 
 def test_a_compacted_version_is_410_and_a_relist_recovers(backend: Backend) -> None:
     kube, ns = backend.kube, backend.ns
-    stored = kube.create(canary(ns))
+    stored = kube.create(api_canary("c1", namespace=ns))
     kube.patch(Ref.of(stored), {"metadata": {"labels": {"n": "1"}}})
     backend.compact()
     # Older than anything kept: kube-apiserver's watch cache may still serve a version from

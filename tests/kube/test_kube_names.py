@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from support.api import canary as example_canary
+from support.api import canary as api_canary
 
 from controlplane.errors import InvalidName, KubeError
 from controlplane.kube.client import KubeClient, Obj, Ref
@@ -121,11 +121,9 @@ def side(request: pytest.FixtureRequest) -> Side:
         built = Side(
             "real", kube, new_namespace(kube, "team-a"), new_namespace(kube, "team-b"), log.count
         )
-    victim = example_canary("victim")
-    victim["metadata"]["namespace"] = built.other
-    built.kube.create(victim)
+    built.kube.create(api_canary("victim", namespace=built.other))
     built.kube.create(configmap(built.other, "victim"))
-    built.kube.create(canary(built.ns, "mine"))
+    built.kube.create(api_canary("mine", namespace=built.ns))
     return built
 
 
@@ -136,19 +134,6 @@ def configmap(ns: str, name: str) -> Obj:
         "metadata": {"name": name, "namespace": ns},
         "data": {"k": "v"},
     }
-
-
-def canary(ns: str, name: str) -> Obj:
-    obj = example_canary(name)
-    obj["metadata"]["namespace"] = ns
-    return obj
-
-
-def named(ns: str, name: str) -> Obj:
-    """A ModelCanary body called ``name`` in ``ns`` (whatever the name is)."""
-    obj = canary(ns, "mine")
-    obj["metadata"]["name"] = name
-    return obj
 
 
 Verb = Callable[[KubeClient, str, str], object]
@@ -162,12 +147,14 @@ NAME_VERBS: dict[str, Verb] = {
         Ref("v1", "ConfigMap", ns, n), [{"op": "add", "path": "/data/x", "value": "y"}], kind="json"
     ),
     "delete": lambda k, ns, n: k.delete(Ref(API_VERSION, KIND, ns, n)),
-    "create": lambda k, ns, n: k.create(named(ns, n)),
-    "replace": lambda k, ns, n: k.replace(named(ns, n)),
-    "apply": lambda k, ns, n: k.apply(named(ns, n)),
-    "replace_status": lambda k, ns, n: k.replace_status({**named(ns, n), "status": {}}),
-    "event-named": lambda k, ns, n: k.event(canary(ns, "mine"), "Probe", "probe", name=n),
-    "event-about": lambda k, ns, n: k.event(named(ns, n), "Probe", "probe"),
+    "create": lambda k, ns, n: k.create(api_canary(n, namespace=ns)),
+    "replace": lambda k, ns, n: k.replace(api_canary(n, namespace=ns)),
+    "apply": lambda k, ns, n: k.apply(api_canary(n, namespace=ns)),
+    "replace_status": lambda k, ns, n: k.replace_status(api_canary(n, namespace=ns, status={})),
+    "event-named": lambda k, ns, n: k.event(
+        api_canary("mine", namespace=ns), "Probe", "probe", name=n
+    ),
+    "event-about": lambda k, ns, n: k.event(api_canary(n, namespace=ns), "Probe", "probe"),
 }
 """Verbs that put a name in the request path (create: in the body; refused all the same)."""
 NAMESPACE_VERBS: dict[str, Callable[[KubeClient, str], object]] = {

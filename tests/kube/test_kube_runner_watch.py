@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from support.api import canary as example_canary
+from support.api import canary as api_canary
 
 from controlplane.controller.reconcile import Done
 from controlplane.controller.runner import Controller
@@ -36,12 +36,6 @@ class Clock:
 def controller(kube: KubeClient, clock: Clock, ns: str = NS, **kw: Any) -> Controller:
     # The reconciler and metric sources are never reached: these tests only list and watch.
     return Controller(kube, None, lambda url: None, clock, namespaces=[ns], **kw)  # type: ignore[arg-type]
-
-
-def canary(name: str, ns: str = NS) -> Obj:
-    obj = example_canary(name)
-    obj["metadata"]["namespace"] = ns
-    return obj
 
 
 def configmap(ns: str, name: str) -> Obj:
@@ -92,7 +86,7 @@ def test_bookmarks_keep_a_quiet_namespace_from_expiring() -> None:
     the quiet namespace follows through BOOKMARKs, so it never gets 410 and never relists (before:
     every cycle expired, replayed everything and marked every canary dirty again)."""
     kube = FakeKube(history=5)
-    kube.create(canary("quiet"))
+    kube.create(api_canary("quiet", namespace=NS))
     clock = Clock()
     ctrl = controller(kube, clock)
     ctrl.poll()
@@ -115,7 +109,7 @@ def test_bookmarks_keep_a_quiet_namespace_from_expiring() -> None:
 def test_a_410_relists_prunes_the_deleted_and_marks_only_the_changed() -> None:
     kube = FakeKube()
     for name in ("kept", "changed", "deleted"):
-        kube.create(canary(name))
+        kube.create(api_canary(name, namespace=NS))
     clock = Clock()
     ctrl = controller(kube, clock)
     ctrl.poll()
@@ -133,7 +127,7 @@ def test_a_410_relists_prunes_the_deleted_and_marks_only_the_changed() -> None:
 
 def test_watch_failures_back_off_exponentially_and_reset_on_success() -> None:
     kube = FakeKube()
-    kube.create(canary("c"))
+    kube.create(api_canary("c", namespace=NS))
     clock = Clock()
     ctrl = controller(kube, clock, watch_backoff_base_s=0.5, watch_backoff_cap_s=1.5)
     ctrl.poll()  # listed and watched
@@ -187,7 +181,7 @@ def test_run_backs_off_a_watch_that_ends_at_once_with_nothing() -> None:
     """Without the guard, run()'s watch thread would re-watch in a tight loop (thousands of
     requests a second); with it, each empty, early end waits 0.5 s, 1 s, 2 s ... (``sleep``)."""
     kube = EndsAtOnce()
-    kube.create(canary("c"))
+    kube.create(api_canary("c", namespace=NS))
     stop = threading.Event()
     paused: list[float] = []
 
@@ -214,7 +208,7 @@ def test_real_server_410_relists_and_prunes(
     from test_kube_contract import compact_etcd
 
     for name in ("kept", "deleted"):
-        real_kube.create(canary(name, real_ns))
+        real_kube.create(api_canary(name, namespace=real_ns))
     ctrl = controller(real_kube, Clock(), real_ns)
     ctrl.poll(timeout_s=1.0)
     assert take_dirty(ctrl) == {(real_ns, "kept"), (real_ns, "deleted")}
@@ -234,7 +228,7 @@ def test_real_server_410_relists_and_prunes(
 def test_real_server_bookmarks_move_the_version(real_kube: RealKube, real_ns: str) -> None:
     from support.realkube import new_namespace
 
-    real_kube.create(canary("quiet", real_ns))
+    real_kube.create(api_canary("quiet", namespace=real_ns))
     ctrl = controller(real_kube, Clock(), real_ns)
     ctrl.poll(timeout_s=1.0)
     before = int(ctrl._rv[real_ns] or 0)
@@ -243,7 +237,7 @@ def test_real_server_bookmarks_move_the_version(real_kube: RealKube, real_ns: st
 
     def write() -> None:
         time.sleep(0.5)
-        wrote.append(real_kube.create(canary("noise", elsewhere)))
+        wrote.append(real_kube.create(api_canary("noise", namespace=elsewhere)))
 
     thread = threading.Thread(target=write, daemon=True)
     thread.start()
