@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
-from support.canaries import example_dict
+from support.canaries import canary_dict
 
 from controlplane.errors import Conflict, NotFound, UsageError
 from controlplane.kube.client import Obj
@@ -25,9 +24,7 @@ NS = "ml-serving"
 
 def _cluster(phase: str | None = "progressing") -> tuple[FakeKube, Obj]:
     kube = FakeKube()
-    obj: dict[str, Any] = example_dict()
-    obj["metadata"] = {"name": "support-triage", "namespace": NS}
-    stored = kube.create(obj)
+    stored = kube.create(canary_dict("support-triage", NS))
     if phase is not None:
         stored["status"] = {"phase": phase}
         stored = kube.replace_status(stored)
@@ -136,9 +133,7 @@ def test_missing_canary_says_where_it_looked() -> None:
 
 def test_list_is_sorted_and_namespaced() -> None:
     kube, _ = _cluster()
-    other = example_dict()
-    other["metadata"] = {"name": "another", "namespace": "team-b"}
-    kube.create(other)
+    kube.create(canary_dict("another", "team-b"))
     names = [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in list_canaries(kube, None)]
     assert names == [(NS, "support-triage"), ("team-b", "another")]
     assert [o["metadata"]["name"] for o in list_canaries(kube, "team-b")] == ["another"]

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.canaries import canary_dict
 from support.chart import NAMESPACE, ROOT, Doc, of_kind, render
 
 from controlplane.controller.reconcile import Reconciler, Settings
@@ -423,40 +424,22 @@ LLAMA = "hf://meta-llama/Llama-3.1-8B-Instruct"  # a known chat-template family 
 CHECK = {"metric": "errors", "above": "1%"}
 
 
-def canary(name: str, traffic: dict[str, Any]) -> Obj:
-    return {
-        "apiVersion": "canary.controlplane.dev/v1alpha1",
-        "kind": "ModelCanary",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "model": {"name": f"{name}-llm", "maxModelLen": 4096},
-            "stable": {
-                "name": "bf16",
-                "storageUri": LLAMA,
-                "gpu": "nvidia-l40s",
-            },
-            "candidate": {
-                "name": "fp8",
-                "storageUri": LLAMA,
-                "quantization": "fp8",
-                "gpu": "nvidia-l40s",
-                "systemPrompt": "Be brief.",  # the chat-template ConfigMap
-            },
-            "traffic": traffic,
-            "analysis": {
-                "interval": "1m",
-                "metrics": [{"name": "errors", "builtin": "error-rate"}],
-            },
-            "steps": [
-                {
-                    "weight": 10,
-                    "duration": "1h",
-                    "rollbackOn": [{"metric": "errors", "above": "1%"}],
-                },
-                {"weight": 100},
-            ],
-        },
-    }
+# The canaries of the recorded runs: fp8 with a system prompt (the chat-template ConfigMap), an
+# hour at 10 % checking errors, then 100 %; no shadow, no budget. Each has its own model.
+BASE = canary_dict(
+    stable={"name": "bf16", "storageUri": LLAMA, "gpu": "nvidia-l40s"},
+    candidate={
+        "name": "fp8",
+        "storageUri": LLAMA,
+        "quantization": "fp8",
+        "gpu": "nvidia-l40s",
+        "systemPrompt": "Be brief.",
+    },
+    analysis={"interval": "1m", "metrics": [{"name": "errors", "builtin": "error-rate"}]},
+    steps=[{"weight": 10, "duration": "1h", "rollbackOn": [CHECK]}, {"weight": 100}],
+    shadow=None,
+    budget=None,
+)
 
 
 @pytest.fixture(scope="module")
@@ -489,7 +472,8 @@ def recorded() -> set[tuple[str, str, str]]:
     for router, traffic in TRAFFIC.items():
         for verb in ("promote-full", "abort"):
             name = f"{router}-{verb}".replace("-full", "")
-            fake.create(canary(name, traffic))
+            model = {"name": f"{name}-llm", "maxModelLen": 4096}
+            fake.create(canary_dict(name, NS, base=BASE, model=model, traffic=traffic))
             settle()
             record_intent(rec, NS, name, verb, "tester", clock=now)  # type: ignore[arg-type]
             settle()

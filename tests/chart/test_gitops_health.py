@@ -12,6 +12,7 @@ import celpy
 import lupa
 import pytest
 import yaml
+from support.canaries import canary_dict
 from support.chart import ROOT
 
 from controlplane.rollout.state import Phase
@@ -43,21 +44,27 @@ def block(language: str) -> str:
     return str(blocks[-1] if language == "yaml" else blocks[0])
 
 
-def canary(phase: str | None, generation: int = 3, observed: int | None = 3) -> dict[str, Any]:
-    status: dict[str, Any] = {}
-    if phase is not None:
-        status = {"phase": phase, "step": 2, "weight": 25, "history": []}
-        if observed is not None:
-            status["observedGeneration"] = observed
-        if phase in ("rolled_back", "paused"):
-            status["reason"] = {"kind": "breach", "message": f"why it is {phase}", "step": 2}
-    return {
-        "apiVersion": "canary.controlplane.dev/v1alpha1",
-        "kind": "ModelCanary",
-        "metadata": {"name": "c", "namespace": "ml", "generation": generation},
-        "spec": {},
-        "status": status,
-    }
+def status_of(phase: str | None, observed: int | None = 3) -> dict[str, Any]:
+    """The status the controller writes in ``phase`` at step 2 (``None``: none written yet),
+    having seen generation ``observed``."""
+    if phase is None:
+        return {}
+    status: dict[str, Any] = {"phase": phase, "step": 2, "weight": 25, "history": []}
+    if observed is not None:
+        status["observedGeneration"] = observed
+    if phase in ("rolled_back", "paused"):
+        status["reason"] = {"kind": "breach", "message": f"why it is {phase}", "step": 2}
+    return status
+
+
+# the canary whose health the checks tell, at generation 3, before the controller wrote a status
+BASE = canary_dict("c", "ml", metadata={"generation": 3})
+# while the controller has not caught up: no phase yet, generation 4 not seen, none seen, a phase
+# from a newer controller
+NO_PHASE = canary_dict(base=BASE, status=status_of(None))
+STALE = canary_dict(base=BASE, metadata={"generation": 4}, status=status_of("promoted", observed=3))
+UNOBSERVED = canary_dict(base=BASE, status=status_of("promoted", observed=None))
+FUTURE = canary_dict(base=BASE, status=status_of("from-the-future"))
 
 
 def argo_health(obj: dict[str, Any]) -> tuple[str, str]:
@@ -82,7 +89,7 @@ def test_every_phase_has_a_mapping() -> None:
 
 @pytest.mark.parametrize("phase", PHASES)
 def test_argo_cd_lua_health_of_every_phase(phase: str) -> None:
-    status, message = argo_health(canary(phase))
+    status, message = argo_health(canary_dict(base=BASE, status=status_of(phase)))
     assert status == ARGO[phase]
     assert message
     if phase in ("rolled_back", "paused"):
@@ -90,19 +97,18 @@ def test_argo_cd_lua_health_of_every_phase(phase: str) -> None:
 
 
 def test_argo_cd_lua_waits_for_the_controller() -> None:
-    assert argo_health(canary(None))[0] == "Progressing"
-    obj = canary("promoted")
-    del obj["status"]
-    assert argo_health(obj) == ("Progressing", "Waiting for the canary controller")
-    stale = argo_health(canary("promoted", generation=4, observed=3))
+    assert argo_health(NO_PHASE)[0] == "Progressing"
+    assert argo_health(BASE) == ("Progressing", "Waiting for the canary controller")
+    stale = argo_health(STALE)
     assert stale[0] == "Progressing"
     assert "generation 4" in stale[1]
-    assert argo_health(canary("promoted", observed=None))[0] == "Progressing"
-    assert argo_health(canary("from-the-future"))[0] == "Unknown"
+    assert argo_health(UNOBSERVED)[0] == "Progressing"
+    assert argo_health(FUTURE)[0] == "Unknown"
 
 
 def test_argo_cd_lua_reports_progress() -> None:
-    assert argo_health(canary("progressing"))[1] == "Canary progressing (step 2, weight 25%)"
+    progressing = canary_dict(base=BASE, status=status_of("progressing"))
+    assert argo_health(progressing)[1] == "Canary progressing (step 2, weight 25%)"
 
 
 def flux_exprs() -> dict[str, celpy.Runner]:
@@ -129,11 +135,11 @@ def flux_health(obj: dict[str, Any]) -> str | None:
 
 @pytest.mark.parametrize("phase", PHASES)
 def test_flux_cel_health_of_every_phase(phase: str) -> None:
-    assert flux_health(canary(phase)) == FLUX[phase]
+    assert flux_health(canary_dict(base=BASE, status=status_of(phase))) == FLUX[phase]
 
 
 def test_flux_cel_waits_for_the_controller() -> None:
-    assert flux_health(canary(None)) == "inProgress"
-    assert flux_health(canary("promoted", generation=4, observed=3)) == "inProgress"
-    assert flux_health(canary("promoted", observed=None)) == "inProgress"
-    assert flux_health(canary("from-the-future")) is None
+    assert flux_health(NO_PHASE) == "inProgress"
+    assert flux_health(STALE) == "inProgress"
+    assert flux_health(UNOBSERVED) == "inProgress"
+    assert flux_health(FUTURE) is None

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from support.canaries import canary_dict
 from support.cli import RunCli, check_golden
 from support.cli_rollouts import NAME, NS, Clock, Rollout
 
@@ -26,16 +27,26 @@ from harness.kube.fake import FakeKube
 REPO = Path(__file__).resolve().parents[2]
 LATER = 120.0
 
-CANARY = """\
-apiVersion: canary.controlplane.dev/v1alpha1
-kind: ModelCanary
-metadata: {name: m}
-spec:
-  model: {name: llama, parameters: 8.0e9, maxModelLen: 8192}
-  stable: {name: bf16, storageUri: "hf://x/y", gpu: nvidia-l4}
-  candidate: {name: nf4, storageUri: "hf://x/y", gpu: nvidia-l4, quantization: bitsandbytes-nf4}
-  steps: [{weight: 10, duration: 1m}, {weight: 100, duration: 1m}]
-"""
+# The spec file of these tests: llama (8B parameters) bf16 against nf4 on an L4, two one-minute
+# steps; no namespace, no analysis, no shadow, no budget.
+CANARY = yaml.safe_dump(
+    canary_dict(
+        "m",
+        metadata={"namespace": None},
+        model={"name": "llama", "parameters": 8.0e9, "maxModelLen": 8192},
+        stable={"name": "bf16", "storageUri": "hf://x/y", "gpu": "nvidia-l4"},
+        candidate={
+            "name": "nf4",
+            "storageUri": "hf://x/y",
+            "gpu": "nvidia-l4",
+            "quantization": "bitsandbytes-nf4",
+        },
+        steps=[{"weight": 10, "duration": "1m"}, {"weight": 100, "duration": "1m"}],
+        analysis=None,
+        shadow=None,
+        budget=None,
+    )
+)
 
 
 def _point(concurrency: int, tps: float, ttft_p90: float, cost: float) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support.canaries import canary_dict
 
 from controlplane.cli.main import main
 from controlplane.local.engines import make_engine
@@ -157,16 +158,26 @@ def _catalog_dir(tmp_path: Path) -> Path:
     return base
 
 
-CANARY = """\
-apiVersion: canary.controlplane.dev/v1alpha1
-kind: ModelCanary
-metadata: {name: m}
-spec:
-  model: {name: llama, parameters: 8.0e9, maxModelLen: 8192}
-  stable: {name: bf16, storageUri: "hf://x/y", gpu: nvidia-l4}
-  candidate: {name: nf4, storageUri: "hf://x/y", gpu: nvidia-l4, quantization: bitsandbytes-nf4}
-  steps: [{weight: 10, duration: 1m}, {weight: 100, duration: 1m}]
-"""
+# The spec file of these tests: llama (8B parameters) bf16 against nf4 on an L4, two one-minute
+# steps; no namespace, no analysis, no shadow, no budget.
+CANARY = yaml.safe_dump(
+    canary_dict(
+        "m",
+        metadata={"namespace": None},
+        model={"name": "llama", "parameters": 8.0e9, "maxModelLen": 8192},
+        stable={"name": "bf16", "storageUri": "hf://x/y", "gpu": "nvidia-l4"},
+        candidate={
+            "name": "nf4",
+            "storageUri": "hf://x/y",
+            "gpu": "nvidia-l4",
+            "quantization": "bitsandbytes-nf4",
+        },
+        steps=[{"weight": 10, "duration": "1m"}, {"weight": 100, "duration": "1m"}],
+        analysis=None,
+        shadow=None,
+        budget=None,
+    )
+)
 
 
 def _entry(quantization: str, weights_gib: float, tps: float, cost: float) -> dict[str, object]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.canaries import example_dict
+from support.canaries import canary_dict
 from support.http import serving
 
 from controlplane.cli.cluster import Runtime
@@ -49,9 +49,12 @@ ROUTES: dict[str, Any] = {
 
 @pytest.fixture
 def api_server() -> Iterator[tuple[str, list[str]]]:
-    canary = example_dict()
-    canary["metadata"] = {"name": "support-triage", "namespace": "team-a", "resourceVersion": "7"}
-    canary["status"] = {"phase": "promoted", "observedGeneration": 1}
+    canary = canary_dict(
+        "support-triage",
+        "team-a",
+        metadata={"resourceVersion": "7"},
+        status={"phase": "promoted", "observedGeneration": 1},
+    )
     routes = {**ROUTES, f"{BASE}/namespaces/team-a/modelcanaries/support-triage": canary}
     seen: list[str] = []
 

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.canaries import canary_dict
 
 from controlplane.errors import KubeError, NotFound
 from controlplane.kube.client import Ref
@@ -103,18 +104,18 @@ def test_service_account_may_do_what_the_code_needs(kube: RealKube, rule: tuple[
 
 
 def test_in_cluster_controller_writes_a_status(kube: RealKube, namespace: str) -> None:
-    bad = {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "metadata": {"name": "bad", "namespace": namespace},
-        "spec": {
-            "model": {"name": "bad-llm"},
-            "stable": {"name": "bf16", "storageUri": "hf://m/x", "gpu": "nvidia-l40s"},
-            "candidate": {"name": "fp8", "storageUri": "hf://m/x", "gpu": "nvidia-l40s"},
-            "traffic": {"router": "kserve"},
-            "steps": [{"weight": 50}, {"weight": 10}],
-        },
-    }
+    bad = canary_dict(
+        "bad",
+        namespace,
+        model={"name": "bad-llm"},
+        stable={"name": "bf16", "storageUri": "hf://m/x", "gpu": "nvidia-l40s"},
+        candidate={"name": "fp8", "storageUri": "hf://m/x", "gpu": "nvidia-l40s"},
+        traffic={"router": "kserve"},
+        analysis=None,
+        steps=[{"weight": 50}, {"weight": 10}],  # down: invalid
+        shadow=None,
+        budget=None,
+    )
     kube.create(bad)
     deadline = time.monotonic() + 60
     while True:

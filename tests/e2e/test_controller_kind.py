@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 import yaml
+from support.canaries import canary_dict
 
 from controlplane.controller.reconcile import Reconciler, Settings
 from controlplane.controller.runner import Controller
@@ -109,30 +110,26 @@ def namespace(kube: RealKube) -> Iterator[str]:
     kube.delete(Ref("v1", "Namespace", None, name))
 
 
-def canary(namespace: str, name: str, **spec: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "model": {"name": f"{name}-llm"},
-        "stable": {"name": "bf16", "storageUri": "hf://m/x", "gpu": "nvidia-l40s"},
-        "candidate": {
-            "name": "fp8",
-            "storageUri": "hf://m/x",
-            "quantization": "fp8",
-            "gpu": "nvidia-l40s",
-        },
-        "traffic": {"router": "gateway-api", "gateway": GATEWAY},
-        "analysis": {"metrics": [{"name": "errors", "builtin": "error-rate"}]},
-        "steps": [
-            {"weight": 10, "duration": "1h", "rollbackOn": [{"metric": "errors", "above": "1%"}]},
-            {"weight": 100},
-        ],
-    }
-    body.update(spec)
-    return {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": body,
-    }
+# The canaries of these tests: fp8 of the example's checkpoint behind the Gateway of
+# scripts/kind-up.sh, an hour at 10 % checking errors, then 100 %; no shadow, no budget. Each
+# names its own model (``<name>-llm``).
+BASE = canary_dict(
+    stable={"name": "bf16", "storageUri": "hf://m/x", "gpu": "nvidia-l40s"},
+    candidate={
+        "name": "fp8",
+        "storageUri": "hf://m/x",
+        "quantization": "fp8",
+        "gpu": "nvidia-l40s",
+    },
+    traffic={"router": "gateway-api", "gateway": GATEWAY},
+    analysis={"metrics": [{"name": "errors", "builtin": "error-rate"}]},
+    steps=[
+        {"weight": 10, "duration": "1h", "rollbackOn": [{"metric": "errors", "above": "1%"}]},
+        {"weight": 100},
+    ],
+    shadow=None,
+    budget=None,
+)
 
 
 def controller(kube: RealKube, namespace: str) -> Controller:
@@ -153,7 +150,13 @@ def drive(ctrl: Controller, passes: int = 5) -> None:
 
 
 def test_invalid_canary_is_stalled_and_nothing_is_applied(kube: RealKube, namespace: str) -> None:
-    bad = canary(namespace, "bad", steps=[{"weight": 50}, {"weight": 10}])
+    bad = canary_dict(
+        "bad",
+        namespace,
+        base=BASE,
+        model={"name": "bad-llm"},
+        steps=[{"weight": 50}, {"weight": 10}],  # down: invalid
+    )
     kube.create(bad)
     drive(controller(kube, namespace))
     status = kube.get(Ref(API_VERSION, KIND, namespace, "bad"))["status"]
@@ -181,7 +184,7 @@ def test_valid_canary_deploys_with_owner_references_and_cleans_up(
         kube.get(Ref(ROUTE, "Gateway", GATEWAY["namespace"], GATEWAY["name"]))
     except KubeError as exc:
         pytest.skip(f"KServe and the Gateway of scripts/kind-up.sh are needed: {exc}")
-    kube.create(canary(namespace, "good"))
+    kube.create(canary_dict("good", namespace, base=BASE, model={"name": "good-llm"}))
     ctrl = controller(kube, namespace)
     drive(ctrl)
     ref = Ref(API_VERSION, KIND, namespace, "good")

@@ -13,11 +13,11 @@ CRD installed (the loopback cluster has no Argo CD), next to a control lookup th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from support.canaries import canary_dict
 from support.gitops_world import APPLICATION_CRD
 
 from controlplane.errors import WriteBackError
@@ -87,28 +87,16 @@ def cluster(request: pytest.FixtureRequest) -> Cluster:
     return built
 
 
-def canary_meta(
-    annotations: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None
-) -> Obj:
-    return {
-        "metadata": {
-            "name": "support-triage",
-            "namespace": "ml-serving",
-            "annotations": dict(annotations or {}),
-            "labels": dict(labels or {}),
-        }
-    }
-
-
-def tracking(app: str) -> dict[str, str]:
-    """The tracking-id annotation naming Application ``app`` (``<namespace>_<name>`` or not)."""
+def tracking(app: str) -> dict[str, Any]:
+    """Canary metadata with the tracking-id annotation naming Application ``app``
+    (``<namespace>_<name>`` or not)."""
     value = f"{app}:canary.controlplane.dev/ModelCanary:ml-serving/support-triage"
-    return {ARGOCD_TRACKING_ANNOTATION: value}
+    return {"annotations": {ARGOCD_TRACKING_ANNOTATION: value}}
 
 
 def test_a_valid_tracking_id_reads_the_application(cluster: Cluster) -> None:
     kube = Gets(cluster.kube)
-    found = locate(kube, canary_meta(tracking(f"{cluster.argocd}_ml-models")), None)
+    found = locate(kube, canary_dict(metadata=tracking(f"{cluster.argocd}_ml-models")), None)
     assert (found.repo, found.path, found.branch, found.origin) == (REPO, "apps", "main", "argocd")
     assert kube.refs == [Ref(ARGOCD_API_VERSION, "Application", cluster.argocd, "ml-models")]
 
@@ -125,7 +113,7 @@ def test_a_traversing_tracking_id_asks_nothing_and_is_no_oracle(cluster: Cluster
     messages: list[str] = []
     for secret in ("db-creds", "no-such-1"):
         name = f"{up}api/v1/namespaces/{cluster.payments}/secrets/{secret}"
-        message = refusal(kube, canary_meta(tracking(f"{cluster.argocd}_{name}")))
+        message = refusal(kube, canary_dict(metadata=tracking(f"{cluster.argocd}_{name}")))
         assert "does not name an Argo CD Application" in message
         assert "not a valid Kubernetes name" in message
         messages.append(message.replace(secret, "<name>"))
@@ -148,14 +136,14 @@ def test_tracking_ids_that_are_no_names_are_refused_before_any_get(
     cluster: Cluster, app: str
 ) -> None:
     kube = Gets(cluster.kube)
-    message = refusal(kube, canary_meta(tracking(app)))
+    message = refusal(kube, canary_dict(metadata=tracking(app)))
     assert f"annotation {ARGOCD_TRACKING_ANNOTATION}" in message
     assert kube.refs == []
 
 
 def test_the_instance_label_is_checked_the_same(cluster: Cluster) -> None:
     kube = Gets(cluster.kube)
-    message = refusal(kube, canary_meta(labels={ARGOCD_INSTANCE_LABEL: "ml..models"}))
+    message = refusal(kube, canary_dict(metadata={"labels": {ARGOCD_INSTANCE_LABEL: "ml..models"}}))
     assert f"label {ARGOCD_INSTANCE_LABEL}" in message
     assert kube.refs == []
 
@@ -177,7 +165,7 @@ def test_an_application_of_another_namespace_is_not_where_the_canary_came_from(
         }
     )
     with pytest.raises(WriteBackError, match="deploys into namespace") as caught:
-        locate(cluster.kube, canary_meta(tracking(f"{cluster.argocd}_payments-app")), None)
+        locate(cluster.kube, canary_dict(metadata=tracking(f"{cluster.argocd}_payments-app")), None)
     assert "payments/deploy.git" not in str(caught.value)
     own = {"source": {"repoURL": REPO, "path": "apps"}, "destination": {"namespace": "ml-serving"}}
     cluster.kube.create(
@@ -188,5 +176,5 @@ def test_an_application_of_another_namespace_is_not_where_the_canary_came_from(
             "spec": own,
         }
     )
-    found = locate(cluster.kube, canary_meta(tracking(f"{cluster.argocd}_own-app")), None)
+    found = locate(cluster.kube, canary_dict(metadata=tracking(f"{cluster.argocd}_own-app")), None)
     assert found.repo == REPO

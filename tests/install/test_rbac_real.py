@@ -37,6 +37,7 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 from support.argo_fake import ArgoFake, running_argo
+from support.canaries import canary_dict
 from support.chart import (
     Doc,
     Grant,
@@ -351,44 +352,39 @@ TRAFFIC: dict[str, dict[str, Any]] = {
 }
 
 
-def canary(name: str, namespace: str, router: str, receiver: Receiver, **spec: Any) -> Doc:
-    """A two-step canary (10% for an hour, then all), alerting a signed webhook."""
-    body: dict[str, Any] = {
-        "model": {"name": f"{name}-llm", "maxModelLen": 4096},
-        "stable": {"name": "bf16", "storageUri": LLAMA, "gpu": "nvidia-l40s"},
-        "candidate": {
-            "name": "fp8",
-            "storageUri": LLAMA,
-            "quantization": "fp8",
-            "gpu": "nvidia-l40s",
-        },
-        "traffic": TRAFFIC[router],
-        "analysis": {
-            "interval": "5m",
-            "window": "5m",
-            "metrics": [{"name": "errors", "builtin": "error-rate"}],
-        },
-        "steps": [
-            {"weight": 10, "duration": "1h", "rollbackOn": [{"metric": "errors", "above": "1%"}]},
-            {"weight": 100},
-        ],
-        "alerts": [
-            {
-                "webhook": {
-                    "url": f"{receiver.url}/{namespace}/{name}",
-                    "hmacSecretRef": {"name": "alert-signing", "key": "key"},
-                },
-                "events": ["step", "promotion", "rollback"],
-            }
-        ],
+# The canaries of these tests: fp8 of Llama, an hour at 10 % checking errors every 5 minutes,
+# then all; no shadow, no budget. Each serves a model of its own (own_model) and alerts a signed
+# webhook (signed_alerts).
+BASE = canary_dict(
+    stable={"name": "bf16", "storageUri": LLAMA, "gpu": "nvidia-l40s"},
+    candidate={"name": "fp8", "storageUri": LLAMA, "quantization": "fp8", "gpu": "nvidia-l40s"},
+    analysis={
+        "interval": "5m",
+        "window": "5m",
+        "metrics": [{"name": "errors", "builtin": "error-rate"}],
+    },
+    steps=[
+        {"weight": 10, "duration": "1h", "rollbackOn": [{"metric": "errors", "above": "1%"}]},
+        {"weight": 100},
+    ],
+    shadow=None,
+    budget=None,
+)
+
+
+def own_model(name: str) -> dict[str, Any]:
+    """``spec.model`` of canary ``name``: ``<name>-llm``, its own InferenceServices."""
+    return {"name": f"{name}-llm", "maxModelLen": 4096}
+
+
+def signed_alerts(receiver: Receiver, namespace: str, name: str) -> list[dict[str, Any]]:
+    """``spec.alerts`` of canary ``name``: its steps, promotion and rollback to ``receiver`` at
+    ``/<namespace>/<name>``, signed with Secret ``alert-signing``."""
+    webhook = {
+        "url": f"{receiver.url}/{namespace}/{name}",
+        "hmacSecretRef": {"name": "alert-signing", "key": "key"},
     }
-    body.update(copy.deepcopy(spec))
-    return {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": body,
-    }
+    return [{"webhook": webhook, "events": ["step", "promotion", "rollback"]}]
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -431,7 +427,7 @@ def test_every_feature_works_with_exactly_the_charts_rules(
     a, b = s.watched
     # --- git: the source's files, a file Argo CD syncs, and (namespaced) one for elsewhere
     clone = s.remote.clone("dev")
-    gated = {
+    gated: dict[str, Any] = {
         "gates": [
             {
                 "name": "profile",
@@ -440,16 +436,55 @@ def test_every_feature_works_with_exactly_the_charts_rules(
             }
         ]
     }
-    gw = canary("gw", a, "gateway-api", s.receiver, **gated)
-    gw["spec"]["candidate"]["systemPrompt"] = "Answer briefly."  # a chat-template ConfigMap
-    ist = canary("ist", b, "istio", s.receiver)
-    nr = canary("nr", a, "gateway-api", s.receiver, gitWriteBack={})
-    argo_app = canary("argo", b, "gateway-api", s.receiver, gitWriteBack={})
+    gw = canary_dict(
+        "gw",
+        a,
+        base=BASE,
+        model=own_model("gw"),
+        traffic=TRAFFIC["gateway-api"],
+        alerts=signed_alerts(s.receiver, a, "gw"),
+        **gated,
+        # a system prompt: a chat-template ConfigMap
+        candidate={**BASE["spec"]["candidate"], "systemPrompt": "Answer briefly."},
+    )
+    ist = canary_dict(
+        "ist",
+        b,
+        base=BASE,
+        model=own_model("ist"),
+        traffic=TRAFFIC["istio"],
+        alerts=signed_alerts(s.receiver, b, "ist"),
+    )
+    nr = canary_dict(
+        "nr",
+        a,
+        base=BASE,
+        model=own_model("nr"),
+        traffic=TRAFFIC["gateway-api"],
+        alerts=signed_alerts(s.receiver, a, "nr"),
+        gitWriteBack={},
+    )
+    argo_app = canary_dict(
+        "argo",
+        b,
+        base=BASE,
+        model=own_model("argo"),
+        traffic=TRAFFIC["gateway-api"],
+        alerts=signed_alerts(s.receiver, b, "argo"),
+        gitWriteBack={},
+    )
     clone.write("canary/a.yml", yaml.safe_dump_all([gw, ist], sort_keys=False))
     clone.write("canary/b.yml", yaml.safe_dump(nr, sort_keys=False))
     clone.write("apps/argo.yml", yaml.safe_dump(argo_app, sort_keys=False))
     if s.scope == "namespaced":
-        stray = canary("stray", s.other, "gateway-api", s.receiver)
+        stray = canary_dict(
+            "stray",
+            s.other,
+            base=BASE,
+            model=own_model("stray"),
+            traffic=TRAFFIC["gateway-api"],
+            alerts=signed_alerts(s.receiver, s.other, "stray"),
+        )
         clone.write("canary/stray.yml", yaml.safe_dump(stray, sort_keys=False))
     clone.commit("canaries")
     clone.push()
@@ -465,7 +500,16 @@ def test_every_feature_works_with_exactly_the_charts_rules(
     tracking = f"models:canary.controlplane.dev/ModelCanary:{b}/argo"
     tracked["metadata"]["annotations"] = {"argocd.argoproj.io/tracking-id": tracking}
     admin.create(tracked)
-    admin.create(canary("llm", a, "llmisvc", s.receiver))
+    admin.create(
+        canary_dict(
+            "llm",
+            a,
+            base=BASE,
+            model=own_model("llm"),
+            traffic=TRAFFIC["llmisvc"],
+            alerts=signed_alerts(s.receiver, a, "llm"),
+        )
+    )
     p.kserve.never_ready("nr-llm-fp8")
     p.kserve.never_ready("argo-llm-fp8")
 
@@ -651,7 +695,16 @@ def test_the_api_asks_the_real_server_who_calls_and_what_they_may_do(
 ) -> None:
     s, api = installed, product.api
     a, b = s.watched
-    s.admin.create(canary("api", a, "gateway-api", s.receiver))
+    s.admin.create(
+        canary_dict(
+            "api",
+            a,
+            base=BASE,
+            model=own_model("api"),
+            traffic=TRAFFIC["gateway-api"],
+            alerts=signed_alerts(s.receiver, a, "api"),
+        )
+    )
     reader = s.user("reader", ["get", "list"], a)
     nobody = s.user("nobody", [], a)
 

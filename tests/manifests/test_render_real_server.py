@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from support.canaries import example_dict
+from support.canaries import CANDIDATE, SHADOW, STABLE, canary_dict
 from support.serverside import Refused, apply_and_compare, in_namespace
 
 from controlplane.cli.main import main
@@ -101,30 +101,32 @@ def hold_against_server(
     return problems
 
 
-def spec_for(router: str, quantization: str) -> dict[str, Any]:
-    """The contract example served by ``router``, the candidate quantized with ``quantization``,
-    with a system prompt (a ConfigMap and its volume), two GPUs, extra vLLM args, and a cohort and
-    a shadow phase where the router can express them."""
-    data = example_dict()
-    caps = CAPABILITIES[router]  # type: ignore[index]
-    # no gateway, no hosts: the routers' defaults (KServe's Gateway, the model's own host and
-    # Service) are what the real server is asked to accept
+# The specs of the matrix: the contract example served by each router, the candidate quantized
+# each way, with a system prompt (a ConfigMap and its volume), two GPUs, extra vLLM args, and a
+# cohort and a shadow phase where the router can express them.
+
+
+def traffic_of(router: str) -> dict[str, Any]:
+    """``spec.traffic`` on ``router``: no gateway, no hosts (the routers' defaults, KServe's
+    Gateway and the model's own host and Service, are what the real server is asked to accept),
+    a cohort where the router can route one."""
     traffic: dict[str, Any] = {"router": router}
-    if caps.cohort:
+    if CAPABILITIES[router].cohort:  # type: ignore[index]
         traffic["cohort"] = {"header": "x-customer-tier", "values": ["tier_1", "tier_2"]}
-    data["spec"]["traffic"] = traffic
-    if not caps.mirror:
-        del data["spec"]["shadow"]
-    data["spec"]["stable"]["storageUri"] = LLAMA
-    data["spec"]["candidate"].update(
-        storageUri=LLAMA,
-        quantization=quantization,
-        gpu=GPU_OF[quantization],
-        gpuCount=2,
-        args=["--enable-prefix-caching"],
-        systemPrompt="You are a meticulous assistant. Cite sources.",
-    )
-    return data
+    return traffic
+
+
+def candidate_of(quantization: str) -> dict[str, Any]:
+    """``spec.candidate``: Llama quantized with ``quantization`` on its GPU, with the extras."""
+    return {
+        **CANDIDATE,
+        "storageUri": LLAMA,
+        "quantization": quantization,
+        "gpu": GPU_OF[quantization],
+        "gpuCount": 2,
+        "args": ["--enable-prefix-caching"],
+        "systemPrompt": "You are a meticulous assistant. Cite sources.",
+    }
 
 
 MATRIX = [(r, q) for r in ROUTERS for q in QUANTIZATIONS]
@@ -140,8 +142,14 @@ def test_every_router_quantization_and_point_is_accepted_and_kept(
     router: str,
     quantization: str,
 ) -> None:
+    data = canary_dict(
+        traffic=traffic_of(router),
+        stable={**STABLE, "storageUri": LLAMA},
+        candidate=candidate_of(quantization),
+        shadow=SHADOW if CAPABILITIES[router].mirror else None,  # type: ignore[index]
+    )
     path = tmp_path / "canary.yml"
-    path.write_text(yaml.safe_dump(spec_for(router, quantization)), encoding="utf-8")
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
     assert hold_against_server(loopback, real_ns, path, capsys) == []
 
 
@@ -159,8 +167,11 @@ def test_a_quantization_no_gpu_runs_renders_nothing(
 ) -> None:
     # The matrix above leaves these out: nothing to hold against the server, because the spec is
     # refused before anything is rendered (bitsandbytes-int8 has no in-flight 8-bit path in vLLM).
-    data = spec_for("gateway-api", "none")
-    data["spec"]["candidate"]["quantization"] = quantization
+    data = canary_dict(
+        traffic=traffic_of("gateway-api"),
+        stable={**STABLE, "storageUri": LLAMA},
+        candidate={**candidate_of("none"), "quantization": quantization},
+    )
     path = tmp_path / "canary.yml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     assert main(["render", str(path), "-o", "json"]) == 2

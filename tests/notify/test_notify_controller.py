@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
 import pytest
-from support.canaries import KPI_QUERY
+from support.canaries import KPI_QUERY, canary_dict
 from support.history import History
 from support.notify import NS, receiving, secret
 from support.scenario import DAY, HOUR
@@ -34,41 +33,29 @@ class Clock:
         return self.t
 
 
-def _canary(prometheus: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "canary.controlplane.dev/v1alpha1",
-        "kind": "ModelCanary",
-        "metadata": {"name": "support-triage", "namespace": NS},
-        "spec": {
-            "model": {"name": "support-triage-llm", "maxModelLen": 8192},
-            "stable": {"name": "bf16", "storageUri": "hf://m/x", "gpu": "nvidia-l40s"},
-            "candidate": {
-                "name": "nf4",
-                "storageUri": "hf://m/x",
-                "quantization": "bitsandbytes-nf4",
-                "gpu": "nvidia-l40s",
-            },
-            "traffic": {"router": "gateway-api", "gateway": {"name": "gw"}},
-            "analysis": {
-                "interval": "10m",
-                "window": "30m",
-                "prometheus": prometheus,
-                "metrics": [
-                    {"name": "latency", "builtin": "e2e-latency", "quantile": 0.95},
-                    {"name": "kpi", "query": KPI_QUERY},
-                ],
-            },
-            "steps": [
-                {
-                    "weight": 25,
-                    "duration": "2h",
-                    "rollbackOn": [{"metric": "latency", "above": "300ms"}],
-                },
-                {"weight": 100},
-            ],
-            "alerts": [{"slack": {"webhookSecretRef": {"name": "slack-hook", "key": "url"}}}],
-        },
-    }
+# The canary of these tests: 2 hours at 25 % checking P95 latency every 10 minutes over 30, then
+# 100 %; no shadow, no budget; it alerts Slack.
+BASE = canary_dict(
+    namespace=NS,
+    model={"name": "support-triage-llm", "maxModelLen": 8192},
+    stable={"name": "bf16", "storageUri": "hf://m/x", "gpu": "nvidia-l40s"},
+    traffic={"router": "gateway-api", "gateway": {"name": "gw"}},
+    analysis={
+        "interval": "10m",
+        "window": "30m",
+        "metrics": [
+            {"name": "latency", "builtin": "e2e-latency", "quantile": 0.95},
+            {"name": "kpi", "query": KPI_QUERY},
+        ],
+    },
+    steps=[
+        {"weight": 25, "duration": "2h", "rollbackOn": [{"metric": "latency", "above": "300ms"}]},
+        {"weight": 100},
+    ],
+    alerts=[{"slack": {"webhookSecretRef": {"name": "slack-hook", "key": "url"}}}],
+    shadow=None,
+    budget=None,
+)
 
 
 def _controller(
@@ -109,7 +96,7 @@ def test_controller_rollback_pages_slack_once_across_a_restart(history: History)
     settings = NotifySettings(grafana_url="https://grafana.example.org", max_event_age_s=None)
     with receiving() as slack:
         secret(kube, "slack-hook", "url", f"{slack.url}/services/hook")
-        kube.create(_canary(history.url))
+        kube.create(canary_dict(base=BASE, prometheus=history.url))
         notifier = AlertNotifier(kube, settings)
         try:
             ctrl = _controller(kube, clock, notifier, history.url)
