@@ -3,12 +3,16 @@
 Owns the contract's four-week example (``EXAMPLE``: the example of ``canary-spec.md``,
 support-triage in ml-serving, stable ``bf16``, candidate ``nf4``, metrics latency / latency-p99 /
 errors / kpi / win-rate, four steps, shadow, budget with a cost query) and the one way a test makes
-a spec from it. Every test and support module that needs a spec calls the builder (directly, or
-with a base of its own built by it at import time: ``support.api.CANARY``,
-``support.controller_world.CANARY``...); ``tests/test_one_builder.py`` fails when a test file
-defines a canary factory of its own or writes a ModelCanary dict by hand. Tests of the shipped
-specs (``canary/*.yml``) read those files instead, and a few tests keep a YAML text whose lines
-they assert on (the allow-list of ``test_one_builder.py``).
+a spec: every test that needs one calls the builder, with the sections it changes. A module whose
+canaries share more than the example keeps that as data made by the builder at import time (a
+``BASE`` passed as ``base=``) and helpers that make one section (``traffic(router)``); the support
+modules' presets are built on it too (``canary`` of support.api, ``world_canary`` of
+support.controller_world, ``fleet_canary`` of support.kube_fleet, ``canary_obj`` of support.notify,
+``Rollout`` of support.cli_rollouts). ``tests/test_one_builder.py`` fails when a test file outside
+``tests/support/`` defines a canary factory of its own or writes a ModelCanary out by hand; its
+allow-list names the few texts and opaque objects that stay literal. Tests of the shipped specs
+(``canary/*.yml``) read those files, and the write-back tests edit the YAML texts of
+``support.gitops_world`` (their comments and layout are what is tested).
 
 The rules, the same for both functions:
 
@@ -188,8 +192,3 @@ def _merge(into: dict[str, Any], changes: Mapping[str, Any]) -> None:
             into.pop(key, None)
         else:
             into[key] = copy.deepcopy(value)
-
-
-# The old names, until every test has moved onto the builder.
-example_dict = canary_dict
-example_canary = model_canary
