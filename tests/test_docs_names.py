@@ -1,0 +1,269 @@
+"""Every file, CLI flag and make target that README.md and docs/ name exists.
+
+A page that cites ``rollout/machine.py`` or tells the reader to run ``canaryctl up --inject``
+goes stale without a sound when the file moves or the flag is renamed: this test lists each
+such name. What it reads is inline code (``` `...` ```) and fenced code blocks:
+
+- a *path* is a word that starts with one of the repository's top folders (``controlplane/``,
+  ``tests/``, ``canary/``, ...) or that contains ``/`` and ends with a source suffix
+  (``rollout/machine.py``). It is resolved against the repository root, then ``controlplane/``,
+  then ``harness/``; a glob (``canary/*.yml``) must match something.
+- a *flag* is a ``--word`` of a ``canaryctl VERB ...`` or ``kubectl canary VERB ...`` command;
+  it must be an option of that verb's parser, built by ``controlplane.cli.main.build_parser``.
+- a *target* is the word after ``make``; it must be a rule of the Makefile.
+
+Paths inside upstream projects (vLLM's ``vllm/entrypoints/...``, a KServe ``hack/`` script) are
+not in this repository: a path on a line that names an upstream project with a version, or one
+in :data:`UPSTREAM`, with its reason, is not checked. Relative markdown links and their anchors
+are tests/test_docs_links.py's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import re
+from pathlib import Path
+
+import pytest
+
+from controlplane.cli.main import build_parser
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
+BASES = (ROOT, ROOT / "controlplane", ROOT / "harness")
+TOP = (
+    "controlplane/",
+    "harness/",
+    "tests/",
+    "bench/",
+    "charts/",
+    "canary/",
+    "manifests/",
+    "profiles/",
+    "docs/",
+    "scripts/",
+)
+SUFFIXES = (".py", ".yml", ".yaml", ".md", ".json", ".sh", ".toml", ".txt", ".csv", ".tpl")
+
+UPSTREAM: dict[str, str] = {
+    "docs/querying/api.md": "Prometheus's own documentation of its HTTP API (docs/analysis.md)",
+    "docs/gitbook/tutorials/istio-progressive-delivery.md": "Flagger's tutorial, the analysis "
+    "the benchmark models (docs/benchmarks-derivation.md)",
+    "api/openapi-spec/swagger.json": "Argo Workflows' OpenAPI document (docs/gates.md)",
+    "manifests/charts/istio-control/istio-discovery/files/injection-template.yaml": "Istio "
+    "1.27.1's sidecar injection template (docs/metrics.md)",
+    "canary/support-triage.yml": "a file of the team repository docs/git.md's example writes to",
+    "canary/support.yml": "a file of a team repository in docs/git.md's example log line",
+}
+"""Paths named in the docs that are deliberately not in this repository, each with its reason."""
+
+# a project other than this one, and a version: the paths near them are that project's
+_PROJECT = re.compile(
+    r"\b(?:vllm|kserve|kubernetes|k8s\.io|client-go|prometheus|alertmanager|istio|envoy|argo|"
+    r"flagger|flux|helm|starlette|guidellm|gateway api|cert-manager|etcd|kind|transformers|"
+    r"bitsandbytes|torch|hugging face)\b",
+    re.I,
+)
+_VERSION = re.compile(r"\bv?\d+\.\d+(?:\.\d+)?\b")
+_SOURCE = re.compile(r"\.(?:py|ya?ml|md|json|sh|toml|txt|lua)$")
+_BARE = re.compile(r"^[\w-]+\.(?:py|md)$")
+_PLACEHOLDER = re.compile(r"\b(?:NAME|FILE|DIR|PATH)\b")
+_DATA = {"yaml", "json", "python", "lua", "promql"}
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_INLINE = re.compile(r"(`+)(.+?)\1")
+_WORD = re.compile(r"[^\s'\"(),;:=\[\]{}<>|]+")
+_COMMAND = re.compile(
+    r"(?:^|[\s`(])(canaryctl|kubectl[ -]canary)\s+([a-z][a-z-]*)((?:\s+[^\s|;&`]+)*)"
+)
+_MAKE = re.compile(r"(?:^|[\s`(])make\s+((?:[a-z][a-z-]*\s*)+)")
+_FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
+
+
+def _code(path: Path) -> list[tuple[int, str, str, str]]:
+    """``(line number, context, code, kind)`` for each inline code span (kind ``inline``) and
+    each line of a fenced block (kind: the block's language, ``""`` when it names none). The
+    context is the line's section heading, the paragraph (or table, or list) before its own and
+    its own: where a source's project and version are named."""
+    found: list[tuple[int, str, str, str]] = []
+    heading, previous, current = "", "", ""
+    language: str | None = None
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        fence = _FENCE.match(line)
+        if fence:
+            language = None if language is not None else line.strip().lstrip("`~").strip()
+            continue
+        if language is not None:
+            found.append((number, heading + "\n" + current, line, language))
+            continue
+        if not line.strip():
+            previous, current = current or previous, ""
+            continue
+        if line.startswith("#"):
+            heading, previous, current = line, "", ""
+            continue
+        current += "\n" + line
+        context = "\n".join((heading, previous, current))
+        found.extend((number, context, m.group(2), "inline") for m in _INLINE.finditer(line))
+    return found
+
+
+def _is_path(word: str) -> bool:
+    if any(mark in word for mark in ("...", "…", "$", "://", "<", "*.*")) or word.startswith("-"):
+        return False
+    if _PLACEHOLDER.search(word):
+        return False
+    if word.startswith(TOP):
+        return True
+    if "/" not in word:
+        return _BARE.match(word) is not None  # a module or a page by its name: somewhere here
+    if "." in word.split("/", 1)[0]:
+        return False  # a domain: a label (nvidia.com/gpu.product) or a Go module (k8s.io/api)
+    return "/" in word and not word.startswith(("/", "~", ".")) and _SOURCE.search(word) is not None
+
+
+def _candidates(word: str) -> list[str]:
+    """``word`` itself, and for ``a/b.attr`` (a module and a name in it) ``a/b.py``."""
+    found = [word]
+    head, _, last = word.rpartition("/")
+    if "." in last and not last.endswith(SUFFIXES):
+        found.append(f"{head}/{last.split('.', 1)[0]}.py")
+    return found
+
+
+@functools.cache
+def _file_names() -> frozenset[str]:
+    """The name of every file in the repository (the virtualenvs and caches left out)."""
+    skip = {".git", ".venv", ".venv-latest", "node_modules", ".mypy_cache", ".ruff_cache"}
+    return frozenset(
+        path.name
+        for path in ROOT.rglob("*")
+        if not skip.intersection(path.relative_to(ROOT).parts) and path.is_file()
+    )
+
+
+def _exists(word: str) -> bool:
+    if "/" not in word:
+        return word in _file_names()
+    bases = [*BASES, *sorted(p for p in (ROOT / "controlplane").iterdir() if p.is_dir())]
+    for candidate in _candidates(word):
+        for base in bases:
+            if any(ch in candidate for ch in "*?"):
+                if any(base.glob(candidate)):
+                    return True
+            elif (base / candidate).exists():
+                return True
+    return False
+
+
+def _upstream(word: str, context: str) -> bool:
+    """A path of another project: allow-listed, or not under one of this repository's top
+    folders and named where an upstream project and its version are."""
+    if word in UPSTREAM:
+        return True
+    return not word.startswith(TOP) and _names_upstream(context)
+
+
+def _names_upstream(context: str) -> bool:
+    return _PROJECT.search(context) is not None and _VERSION.search(context) is not None
+
+
+def paths(page: Path) -> list[tuple[int, str]]:
+    """``(line number, path)`` of every repository path the page names that does not exist."""
+    missing = []
+    for number, context, code, kind in _code(page):
+        if kind in _DATA or (kind == "console" and not code.lstrip().startswith("$")):
+            continue  # a file's contents or a program's output: names of the reader's files
+        for word in _WORD.findall(code):
+            word = word.split("#", 1)[0].rstrip(".")
+            if not word or not _is_path(word) or _exists(word) or _upstream(word, context):
+                continue
+            missing.append((number, word))
+    return missing
+
+
+@functools.cache
+def _parsers() -> dict[str, argparse.ArgumentParser]:
+    parser, _verbs = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def _options(parser: argparse.ArgumentParser) -> set[str]:
+    return {opt for action in parser._actions for opt in action.option_strings}
+
+
+def flags(page: Path, verbs: dict[str, argparse.ArgumentParser]) -> list[tuple[int, str]]:
+    """``(line number, "VERB --flag")`` of every flag of a CLI command the verb does not take,
+    and ``(line number, "VERB")`` of every verb that does not exist."""
+    wrong = []
+    for number, _context, code, _kind in _code(page):
+        for match in _COMMAND.finditer(code):
+            verb, rest = match.group(2), match.group(3)
+            if verb not in verbs:
+                wrong.append((number, verb))
+                continue
+            known = _options(verbs[verb])
+            for flag in _FLAG.findall(rest):
+                if flag not in known:
+                    wrong.append((number, f"{verb} {flag}"))
+    return wrong
+
+
+def _make_targets() -> set[str]:
+    text = (ROOT / "Makefile").read_text(encoding="utf-8")
+    found = set()
+    for match in re.finditer(r"^([a-z][a-z0-9 -]*):(?!=)", text, re.M):
+        found.update(match.group(1).split())
+    return found
+
+
+def targets(page: Path, known: set[str]) -> list[tuple[int, str]]:
+    """``(line number, target)`` of every ``make TARGET`` the Makefile does not have."""
+    wrong = []
+    for number, context, code, _kind in _code(page):
+        for match in _MAKE.finditer(code):
+            for target in match.group(1).split():
+                if target not in known and not _names_upstream(context):
+                    wrong.append((number, target))
+    return wrong
+
+
+def _ids(page: Path) -> str:
+    return page.relative_to(ROOT).as_posix()
+
+
+def test_the_scanner_finds_what_it_should(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "# A page\n\n"
+        "See `rollout/machine.py`, `canary/*.yml`, `controlplane/profiles/fit.memory_fit`,\n"
+        "`nvidia.com/gpu.product`, `canary.yml` and `rollout/gone.py`, `gone.md`.\n\n"
+        "Read in vLLM 0.24.0: `vllm/v1/metrics/loggers.py`, and `controlplane/gone.py`.\n\n"
+        "```yaml\npath: canary/a-team-file.yml\n```\n\n"
+        "```console\n$ canaryctl up canary/local-demo.yml --time-scale 60 --nope\n"
+        "wrote canary/output-only.yml\n```\n\n"
+        "Run `make test-fast`, `make nothing`, `kubectl canary get x -w`, `canaryctl frob`.\n",
+        encoding="utf-8",
+    )
+    assert paths(page) == [(4, "rollout/gone.py"), (4, "gone.md"), (6, "controlplane/gone.py")]
+    assert flags(page, _parsers()) == [(13, "up --nope"), (17, "frob")]
+    assert targets(page, _make_targets()) == [(17, "nothing")]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_ids)
+def test_every_named_path_exists(page: Path) -> None:
+    missing = paths(page)
+    assert not missing, f"{_ids(page)}:\n" + "\n".join(f"line {n}: {w}" for n, w in missing)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_ids)
+def test_every_cli_flag_is_an_option_of_its_verb(page: Path) -> None:
+    wrong = flags(page, _parsers())
+    assert not wrong, f"{_ids(page)}:\n" + "\n".join(f"line {n}: {w}" for n, w in wrong)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_ids)
+def test_every_make_target_exists(page: Path) -> None:
+    wrong = targets(page, _make_targets())
+    assert not wrong, f"{_ids(page)}:\n" + "\n".join(f"line {n}: {w}" for n, w in wrong)
