@@ -92,6 +92,7 @@ def _code(path: Path) -> list[tuple[int, str, str, str]]:
         fence = _FENCE.match(line)
         if fence:
             language = None if language is not None else line.strip().lstrip("`~").strip()
+            previous, current = "", ""  # a fenced block is a paragraph of its own
             continue
         if language is not None:
             found.append((number, heading + "\n" + current, line, language))
