@@ -70,6 +70,7 @@ _SOURCE = re.compile(r"\.(?:py|ya?ml|md|json|sh|toml|txt|lua)$")
 _BARE = re.compile(r"^[\w-]+\.(?:py|md)$")
 _PLACEHOLDER = re.compile(r"\b(?:NAME|FILE|DIR|PATH)\b")
 _DATA = {"yaml", "json", "python", "lua", "promql"}
+_COMMENT = re.compile(r"(?:^|\s)#.*$")  # a shell comment: prose, not a command
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _INLINE = re.compile(r"(`+)(.+?)\1")
 _WORD = re.compile(r"[^\s'\"(),;:=\[\]{}<>|]+")
@@ -199,7 +200,7 @@ def flags(page: Path, verbs: dict[str, argparse.ArgumentParser]) -> list[tuple[i
     and ``(line number, "VERB")`` of every verb that does not exist."""
     wrong = []
     for number, _context, code, _kind in _code(page):
-        for match in _COMMAND.finditer(code):
+        for match in _COMMAND.finditer(_COMMENT.sub("", code)):
             verb, rest = match.group(2), match.group(3)
             if verb not in verbs:
                 wrong.append((number, verb))
@@ -223,7 +224,7 @@ def targets(page: Path, known: set[str]) -> list[tuple[int, str]]:
     """``(line number, target)`` of every ``make TARGET`` the Makefile does not have."""
     wrong = []
     for number, context, code, _kind in _code(page):
-        for match in _MAKE.finditer(code):
+        for match in _MAKE.finditer(_COMMENT.sub("", code)):
             for target in match.group(1).split():
                 if target not in known and not _names_upstream(context):
                     wrong.append((number, target))
@@ -242,7 +243,8 @@ def test_the_scanner_finds_what_it_should(tmp_path: Path) -> None:
         "`nvidia.com/gpu.product`, `canary.yml` and `rollout/gone.py`, `gone.md`.\n\n"
         "Read in vLLM 0.24.0: `vllm/v1/metrics/loggers.py`, and `controlplane/gone.py`.\n\n"
         "```yaml\npath: canary/a-team-file.yml\n```\n\n"
-        "```console\n$ canaryctl up canary/local-demo.yml --time-scale 60 --nope\n"
+        "```console\n$ canaryctl up canary/local-demo.yml --time-scale 60 --nope"
+        "  # kubectl-canary on PATH\n"
         "wrote canary/output-only.yml\n```\n\n"
         "Run `make test-fast`, `make nothing`, `kubectl canary get x -w`, `canaryctl frob`.\n",
         encoding="utf-8",
