@@ -91,13 +91,14 @@ def check_verb(obj: Obj, verb: str) -> None:
     if verb not in INTENT_VERBS:
         raise UsageError(f"unknown verb {verb!r}; expected one of {', '.join(INTENT_VERBS)}")
     name = obj["metadata"]["name"]
+    ns = obj["metadata"].get("namespace") or "default"
     status = obj.get("status") or {}
     phase = phase_of(obj)
     pending = pending_verbs(obj)
     if phase == "invalid":
         raise UsageError(
             f"modelcanary {name!r} has an invalid spec: the controller acts on nothing until it "
-            f"is fixed (see: kubectl canary get {name})"
+            f"is fixed (see: kubectl canary get {name} -n {ns})"
         )
     if verb == "retry":
         if phase and phase != "rolled_back":
@@ -109,7 +110,7 @@ def check_verb(obj: Obj, verb: str) -> None:
     if phase in ("promoted", "rolled_back"):
         hint = "change the spec to start a new rollout"
         if phase == "rolled_back":
-            hint += ", or run: kubectl canary retry " + name
+            hint += f", or run: kubectl canary retry {name} -n {ns}"
         raise UsageError(f"modelcanary {name!r} is already {phase}; {hint}")
     if verb == "resume" and phase != "paused" and "pause" not in pending:
         raise UsageError(
@@ -117,12 +118,14 @@ def check_verb(obj: Obj, verb: str) -> None:
         )
     if verb == "pause" and status.get("paused") == "user" and pending[-1:] != ["resume"]:
         raise UsageError(
-            f"modelcanary {name!r} is already paused; resume it with: kubectl canary resume {name}"
+            f"modelcanary {name!r} is already paused; "
+            f"resume it with: kubectl canary resume {name} -n {ns}"
         )
     if verb in ("promote", "promote-full") and status.get("stage") not in ("shadow", "steps"):
         raise UsageError(
             f"modelcanary {name!r} has not started yet ({phase or 'not picked up'}): promote "
-            f"acts on the shadow phase or a step; wait with: kubectl canary status -w {name}"
+            "acts on the shadow phase or a step; "
+            f"wait with: kubectl canary status {name} -n {ns} -w"
         )
 
 

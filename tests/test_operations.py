@@ -102,7 +102,7 @@ def test_conflicts_forever_give_a_usage_error() -> None:
     ("phase", "verb", "message"),
     [
         ("promoted", "pause", "already promoted"),
-        ("rolled_back", "promote", "kubectl canary retry support-triage"),
+        ("rolled_back", "promote", "kubectl canary retry support-triage -n ml-serving"),
         ("progressing", "retry", "not rolled back"),
         ("progressing", "dance", "unknown verb"),
         ("progressing", "resume", "not paused: nothing to resume"),

@@ -123,7 +123,8 @@ def _header(snap: CanaryView, now: float) -> Table:
         grid.add_row(
             "Approval",
             Text(
-                f"step {snap.step} is done and waits for: kubectl canary promote {snap.name}",
+                f"step {snap.step} is done and waits for: "
+                f"kubectl canary promote {snap.name} -n {snap.namespace}",
                 style="yellow",
             ),
         )

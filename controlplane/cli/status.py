@@ -94,20 +94,23 @@ def describe(snap: CanaryView) -> str:
     if word == "rolled_back":
         return f"rolled back: {snap.reason or 'no reason recorded'}"
     if word == "invalid":
-        problems = "; ".join(snap.problems[:3]) or "see: kubectl canary get " + snap.name
+        problems = (
+            "; ".join(snap.problems[:3])
+            or f"see: kubectl canary get {snap.name} -n {snap.namespace}"
+        )
         return f"spec is invalid: {problems} (fix the spec and apply it again)"
     if word == "paused":
         who = {"user": "by a user", "gate-errors": "on gate errors"}.get(
             snap.paused or "", "on provider errors"
         )
-        hint = f"resume with: kubectl canary resume {snap.name}"
+        hint = f"resume with: kubectl canary resume {snap.name} -n {snap.namespace}"
         if snap.paused in ("errors", "gate-errors"):
             hint = "it resumes by itself once the errors stop"
         return f"paused {who} at {where}: {snap.reason or '-'} ({hint})"
     if word == "awaiting_approval":
         return (
             f"awaiting approval at {where}: step {snap.step} is done "
-            f"(approve with: kubectl canary promote {snap.name})"
+            f"(approve with: kubectl canary promote {snap.name} -n {snap.namespace})"
         )
     if snap.phase == "gated":
         running = [g.gate for g in snap.gates if g.result == "running"]

@@ -154,7 +154,7 @@ def _await_approval(tick: Tick) -> None:
     tick.emit(
         "AwaitingApproval",
         f"step {tick.state.step} is done and waits for approval: "
-        f"kubectl canary promote {tick.spec.metadata.name}",
+        f"kubectl canary promote {tick.spec.metadata.name} -n {tick.spec.metadata.namespace}",
     )
 
 

@@ -55,7 +55,7 @@ def test_awaiting_approval_needs_a_human(kube: FakeKube, clock: Clock, run_cli: 
     kube.replace_status(obj)
     result = run_cli("status", NAME, "-n", NS)
     assert result.code == EXIT_PAUSED
-    assert f"approve with: kubectl canary promote {NAME}" in result.out
+    assert f"approve with: kubectl canary promote {NAME} -n {NS}" in result.out
 
 
 def test_a_status_for_an_older_generation_is_in_progress(

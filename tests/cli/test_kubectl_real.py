@@ -355,7 +355,8 @@ def test_verbs_record_intents_the_controller_acts_on(world: World) -> None:
     again = act("pause", "acted", "--context", "team")
     assert again.code == 2  # refused: nothing written
     assert one_error_line(again) == (
-        "error: modelcanary 'acted' is already paused; resume it with: kubectl canary resume acted"
+        "error: modelcanary 'acted' is already paused; "
+        f"resume it with: kubectl canary resume acted -n {ns}"
     )
     assert world.version("acted") == before
 

@@ -345,7 +345,7 @@ def test_manual_step_waits_for_promote_after_duration_and_checks() -> None:
     assert (state.step, state.phase, state.awaiting_approval) == (1, "awaiting_approval", True)
     assert run.events()[-1] == (
         "AwaitingApproval",
-        "step 1 is done and waits for approval: kubectl canary promote demo",
+        "step 1 is done and waits for approval: kubectl canary promote demo -n ml",
     )
     for minute in range(11, 60):
         state = run.at(minute)
