@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.watch and timeout is None:
         obj = get_canary(kube, namespace, args.name)
         if args.output != "text":
-            output.emit(obj, args.output, sys.stdout)
+            output.emit(output.shown(obj), args.output, sys.stdout)
         else:
             view = render(snapshot(obj, measured), runtime.clock(), events=args.events)
             runtime.terminal().print(view)
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
         def emit(obj: Obj, changed: bool) -> None:
             if changed:
-                output.emit(obj, args.output, sys.stdout, stream=True)
+                output.emit(output.shown(obj), args.output, sys.stdout, stream=True)
 
         follow(kube, namespace, args.name, runtime, done=_never, timeout_s=timeout, on_update=emit)
         return 0

@@ -32,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     kube = cluster.connect(args)
     items = list_canaries(kube, namespace)
     if args.output != "text":
-        output.emit({"apiVersion": "v1", "kind": "List", "items": items}, args.output, sys.stdout)
+        shown = [output.shown(obj) for obj in items]
+        output.emit({"apiVersion": "v1", "kind": "List", "items": shown}, args.output, sys.stdout)
         return 0
     if not items:
         where = "any namespace" if namespace is None else f"namespace {namespace!r}"
