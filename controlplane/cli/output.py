@@ -5,7 +5,10 @@ Owns the ``-o/--output`` flag and how a JSON-safe value is written: JSON indente
 (documents separated by ``---`` when streaming). Both parse back to the same value. Also owns
 what of a Kubernetes object is printed (:func:`shown`): the object less the bookkeeping of the API
 server and ``kubectl apply`` (``metadata.managedFields``, the
-``kubectl.kubernetes.io/last-applied-configuration`` annotation), as ``kubectl neat`` shows it.
+``kubectl.kubernetes.io/last-applied-configuration`` annotation), as ``kubectl neat`` shows it,
+with the times of the status (unix seconds as the controller stores them: ``startedAt``,
+``history[].time``, ``checks.*.at`` ...) as RFC 3339 UTC, like every other time in Kubernetes. Only
+what is printed changes; the stored status keeps its format (a restarted controller reads it).
 """
 
 from __future__ import annotations
@@ -13,10 +16,13 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 from collections.abc import Mapping
 from typing import Any, TextIO
 
 from ruamel.yaml import YAML
+
+from controlplane.status.times import format_time
 
 FORMATS = ("text", "json", "yaml")
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -55,11 +61,62 @@ def emit(value: Any, fmt: str, out: TextIO, *, stream: bool = False) -> None:
     out.flush()
 
 
+STATUS_TIMES = ("startedAt", "stageStartedAt", "lastEvaluation", "pausedAt", "lastIntentAt")
+"""Keys of ``status`` holding unix seconds (more are nested: see :func:`status_times`)."""
+CHECK_TIMES = ("at", "since")
+GATE_TIMES = ("submittedAt", "startedAt", "finishedAt")
+
+
+def _rfc3339(value: Any) -> Any:
+    """Unix seconds as RFC 3339 UTC; anything else (None, a string, garbage) as it is."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    if not math.isfinite(value) or not 0 <= value < 253402300800:  # year 10000
+        return value
+    return format_time(value, micro=value != int(value))
+
+
+def _times(data: Any, keys: tuple[str, ...]) -> Any:
+    if not isinstance(data, Mapping):
+        return data
+    return {k: _rfc3339(v) if k in keys else v for k, v in data.items()}
+
+
+def status_times(status: Any) -> Any:
+    """``status`` with its unix-second times as RFC 3339 UTC (a copy; the rest unchanged):
+    :data:`STATUS_TIMES`, ``reason.at``, ``history[].time``, ``checks.*`` and ``lastChecks[]``
+    ``at`` / ``since``, ``gates.*`` :data:`GATE_TIMES`, ``controller.finishedAt`` and
+    ``controller.verified.at``. A status that is no mapping is returned as it is."""
+    if not isinstance(status, Mapping):
+        return status
+    out: dict[str, Any] = dict(_times(status, STATUS_TIMES))
+    if isinstance(out.get("reason"), Mapping):
+        out["reason"] = _times(out["reason"], ("at",))
+    if isinstance(out.get("history"), list):
+        out["history"] = [_times(e, ("time",)) for e in out["history"]]
+    if isinstance(out.get("checks"), Mapping):
+        out["checks"] = {k: _times(v, CHECK_TIMES) for k, v in out["checks"].items()}
+    if isinstance(out.get("lastChecks"), list):
+        out["lastChecks"] = [_times(c, CHECK_TIMES) for c in out["lastChecks"]]
+    if isinstance(out.get("gates"), Mapping):
+        out["gates"] = {k: _times(v, GATE_TIMES) for k, v in out["gates"].items()}
+    book = out.get("controller")
+    if isinstance(book, Mapping):
+        book = dict(_times(book, ("finishedAt",)))
+        if isinstance(book.get("verified"), Mapping):
+            book["verified"] = _times(book["verified"], ("at",))
+        out["controller"] = book
+    return out
+
+
 def shown(obj: Mapping[str, Any]) -> dict[str, Any]:
     """``obj`` as ``-o json|yaml`` prints it: without ``metadata.managedFields`` and the
-    :data:`LAST_APPLIED` annotation (``annotations`` is dropped when nothing else is left in it);
-    everything else as the API server holds it. ``obj`` itself is not changed."""
+    :data:`LAST_APPLIED` annotation (``annotations`` is dropped when nothing else is left in it),
+    the status's times as RFC 3339 (:func:`status_times`); everything else as the API server
+    holds it. ``obj`` itself is not changed."""
     out = dict(obj)
+    if "status" in out:
+        out["status"] = status_times(out["status"])
     meta = obj.get("metadata")
     if isinstance(meta, Mapping):
         kept = {k: v for k, v in meta.items() if k != "managedFields"}

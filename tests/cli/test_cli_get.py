@@ -13,6 +13,7 @@ from support.cli import RunCli, check_golden, colour_console, plain_console
 from support.cli_rollouts import NAME, NS, SCENARIOS, Clock, at_step_two, scenario
 
 from controlplane.cli.live import render
+from controlplane.cli.output import shown
 from controlplane.cli.snapshot import snapshot
 from controlplane.operations import get_canary
 from harness.kube.fake import FakeKube
@@ -94,7 +95,7 @@ def test_output_formats_parse_back_to_the_object(
     result = run_cli("get", NAME, "-n", NS, "-o", fmt)
     assert result.code == 0
     parsed = json.loads(result.out) if fmt == "json" else YAML(typ="safe").load(result.out)
-    assert parsed == get_canary(kube, NS, NAME)
+    assert parsed == shown(get_canary(kube, NS, NAME))
 
 
 def test_garbage_status_is_shown_not_a_traceback(

@@ -13,6 +13,7 @@ from support.cli_rollouts import NAME, NS, Clock, Rollout, scenario
 
 from controlplane.cli.cluster import Runtime, context_info, kubeconfig_paths
 from controlplane.cli.main import main
+from controlplane.cli.output import shown
 from controlplane.cli.snapshot import human
 from controlplane.operations import get_canary
 from harness.kube.fake import FakeKube
@@ -58,7 +59,7 @@ def test_list_output_is_a_list_of_the_objects(
     assert result.code == 0
     parsed = json.loads(result.out) if fmt == "json" else YAML(typ="safe").load(result.out)
     assert parsed["kind"] == "List"
-    assert parsed["items"] == [get_canary(kube, NS, n) for n in ("summarizer", NAME)]
+    assert parsed["items"] == [shown(get_canary(kube, NS, n)) for n in ("summarizer", NAME)]
 
 
 def test_empty_namespace_is_not_an_error(fleet: None, run_cli: RunCli) -> None:

@@ -1,20 +1,23 @@
 """``-o json|yaml`` of ``get`` and ``list`` print the object as ``kubectl neat`` would: without
 ``metadata.managedFields`` and the ``kubectl.kubernetes.io/last-applied-configuration``
-annotation, everything else kept."""
+annotation, everything else kept; the status's unix-second times as RFC 3339 (stored unchanged)."""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 from ruamel.yaml import YAML
 from support.canaries import canary_dict
 from support.cli import RunCli
-from support.cli_rollouts import NAME, NS
+from support.cli_rollouts import NAME, NS, SCENARIOS, T0, Clock, scenario
 
-from controlplane.cli.output import LAST_APPLIED, shown
+from controlplane.cli.output import LAST_APPLIED, shown, status_times
 from controlplane.kube.client import canary_ref
+from controlplane.rollout.state import RolloutState
+from controlplane.status.times import format_time
 from harness.kube.fake import FakeKube
 
 MANAGED = [
@@ -85,3 +88,68 @@ def test_shown_keeps_everything_else_and_leaves_the_object_alone() -> None:
     del expected["metadata"]["managedFields"]
     expected["metadata"]["annotations"] = {"a": "b"}
     assert out == expected
+
+
+# --------------------------------------------------------------------------- times as RFC 3339
+
+EPOCH = re.compile(r"\b1[0-9]{9}(\.[0-9]+)?\b")  # a unix time of 2001-2286
+
+
+@pytest.mark.parametrize("case", SCENARIOS)
+@pytest.mark.parametrize("fmt", ["json", "yaml"])
+def test_get_prints_the_status_times_as_rfc3339(
+    case: str, fmt: str, kube: FakeKube, clock: Clock, run_cli: RunCli
+) -> None:
+    scenario(case, kube, clock)
+    stored = kube.get(canary_ref(NS, NAME)).get("status") or {}
+    result = run_cli("get", NAME, "-n", NS, "-o", fmt)
+    assert result.code == 0, result.err
+    assert not EPOCH.search(result.out), EPOCH.search(result.out)
+    status = _parse(result.out, fmt).get("status") or {}
+    for key in ("startedAt", "stageStartedAt", "lastEvaluation", "pausedAt"):
+        if isinstance(stored.get(key), float):
+            assert status[key] == format_time(stored[key])
+    if stored.get("history"):
+        assert [e["time"] for e in status["history"]] == [
+            format_time(e["time"]) for e in stored["history"]
+        ]
+
+
+def test_the_stored_status_keeps_unix_seconds(kube: FakeKube, clock: Clock) -> None:
+    scenario("rolled_back", kube, clock)
+    stored = kube.get(canary_ref(NS, NAME))["status"]
+    assert isinstance(stored["startedAt"], float)
+    assert RolloutState.from_status(stored).started_at == stored["startedAt"]
+
+
+def test_every_time_of_a_full_status_is_converted() -> None:
+    t = T0 + 0.25
+    status = {
+        "startedAt": T0,
+        "stageStartedAt": T0,
+        "lastEvaluation": T0,
+        "pausedAt": T0,
+        "lastIntentAt": t,
+        "reason": {"at": T0, "message": "m"},
+        "history": [{"time": T0, "type": "StepStarted"}],
+        "checks": {"steps[0].rollbackOn[0]": {"at": T0, "since": T0, "value": 1.0}},
+        "lastChecks": [{"at": T0, "since": None, "value": 0.5}],
+        "gates": {"g@step-1": {"submittedAt": T0, "startedAt": T0, "finishedAt": None}},
+        "controller": {"finishedAt": T0, "verified": {"at": T0, "weight": 5}},
+        "observedGeneration": 3,
+        "spend": 12.5,
+    }
+    out = status_times(status)
+    text = json.dumps(out)
+    assert not EPOCH.search(text), text
+    assert out["lastIntentAt"] == "2026-09-21T14:13:20.250000Z"
+    assert out["history"][0]["time"] == "2026-09-21T14:13:20Z"
+    assert (out["observedGeneration"], out["spend"]) == (3, 12.5)
+    assert out["checks"]["steps[0].rollbackOn[0]"]["value"] == 1.0
+    assert status["startedAt"] == T0  # a copy
+
+
+def test_garbage_times_are_left_as_they_are() -> None:
+    status = {"startedAt": 1e300, "pausedAt": "noon", "history": [1, {"time": True}]}
+    assert status_times(status) == status
+    assert status_times("nonsense") == "nonsense"
