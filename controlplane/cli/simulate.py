@@ -1,11 +1,12 @@
 """``canaryctl simulate FILE --prometheus URL --start T [--end T] [-o json] [--plot FILE.png]``.
 
-Replays a canary against metric history already in Prometheus, as the controller would have run
-it (see :mod:`controlplane.simulation`), and prints a readable timeline (rich) or the contract's
-JSON object. Exit 0 when the simulation ran (whatever the outcome), 2 on an invalid spec or
-arguments, 1 when Prometheus cannot be used: unreachable, or its answers refused (over 16 MiB,
-nested deeper than 64: :mod:`controlplane.providers.prometheus`), said in one line, never a
-traceback or a byte of the answer. Called by :mod:`controlplane.cli.main`.
+Replays a canary against metric history already in Prometheus, as the controller would have run it
+(see :mod:`controlplane.simulation`), and prints a readable timeline (rich) or the contract's JSON
+object. Exit 0 when the simulation ran, 5 when it ended rolled back (the code ``status`` gives a
+rollback: :mod:`controlplane.cli.exits`), 2 on an invalid spec or arguments, 1 when Prometheus
+cannot be used: unreachable, or its answers refused (over 16 MiB, nested deeper than 64:
+:mod:`controlplane.providers.prometheus`), said in one line, never a traceback or a byte of the
+answer. Called by :mod:`controlplane.cli.main`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import json
 import time
 
+from controlplane.cli.exits import replay_exit
 from controlplane.cli.timeparse import parse_time
 from controlplane.errors import UsageError
 from controlplane.providers.prometheus import PrometheusProvider, from_url
@@ -83,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         from controlplane.cli.plot import plot_result
 
         plot_result(result, source, args.plot)
-    return 0
+    return replay_exit(result.outcome)
 
 
 __all__ = ["SimulationResult", "add_parser", "pick", "run"]

@@ -12,6 +12,7 @@ Owns the verb scripts and CI use to wait for a rollout, and its exit codes:
 5     rolled back
 ====  ==========================================================================================
 
+The codes are :mod:`controlplane.cli.exits`' (``simulate`` and ``up`` exit 0 and 5 alike).
 A status the controller computed for an older generation of the spec (``observedGeneration``
 behind ``metadata.generation``), or no status yet, counts as in progress: right after
 ``kubectl apply`` the old outcome is not the answer. ``-w`` watches until the outcome is one of
@@ -26,17 +27,18 @@ import sys
 from typing import Any
 
 from controlplane.cli import cluster, output
+from controlplane.cli.exits import (
+    EXIT_ERROR,
+    EXIT_IN_PROGRESS,
+    EXIT_INVALID,
+    EXIT_PAUSED,
+    EXIT_PROMOTED,
+    EXIT_ROLLED_BACK,
+)
 from controlplane.cli.follow import follow
 from controlplane.cli.snapshot import CanaryView, human, snapshot
 from controlplane.kube.client import Obj
 from controlplane.operations import get_canary
-
-EXIT_PROMOTED = 0
-EXIT_ERROR = 1
-EXIT_INVALID = 2
-EXIT_IN_PROGRESS = 3
-EXIT_PAUSED = 4
-EXIT_ROLLED_BACK = 5
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -203,3 +205,18 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return code
+
+
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_INVALID",
+    "EXIT_IN_PROGRESS",
+    "EXIT_PAUSED",
+    "EXIT_PROMOTED",
+    "EXIT_ROLLED_BACK",
+    "add_parser",
+    "describe",
+    "outcome",
+    "run",
+    "summary",
+]

@@ -5,9 +5,9 @@ engine by default), a router, a real Prometheus, a load generator, and the contr
 machine and analysis on the spec with every duration divided by ``--time-scale``. Prints the
 outcome with its reason at the end (``-o json``: the ``simulate`` JSON shape plus run details).
 
-Exit codes: 0 when the canary reached an outcome (promoted or rolled back: both are results),
-1 when it ended without one (``--max-time`` reached, paused) or the stack failed, 2 on an invalid
-spec or arguments, 130 when interrupted (Ctrl-C / SIGTERM; everything is shut down first).
+Exit codes (:func:`exit_code`): 0 promoted, 5 rolled back (as ``status`` and ``simulate``), 1
+when it ended without an outcome (``--max-time`` reached, paused) or the stack failed, 2 on an
+invalid spec or arguments, 130 when interrupted (Ctrl-C / SIGTERM; everything is shut down first).
 A thin shell over :func:`controlplane.local.stack.run_up`; called by :mod:`controlplane.cli.main`.
 """
 
@@ -22,6 +22,7 @@ import signal
 from rich.console import Console
 
 from controlplane.analysis.metric_provider import MetricProvider
+from controlplane.cli.exits import replay_exit
 from controlplane.errors import UsageError
 from controlplane.local.display import LiveDisplay, LogDisplay, ProgressDisplay
 from controlplane.local.engines import ENGINE_KINDS
@@ -196,6 +197,14 @@ def run(args: argparse.Namespace) -> int:
     console.print(outcome_line(result), markup=False, highlight=False, soft_wrap=True)
     if args.plot and result.outcome != "interrupted":
         console.print(f"plot written to {args.plot}", markup=False)
-    if result.outcome == "interrupted":
+    return exit_code(result.outcome)
+
+
+def exit_code(outcome: str) -> int:
+    """0 promoted, 5 rolled back (as ``status`` and ``simulate``), 130 interrupted, 1 without an
+    outcome (``--max-time`` reached, paused)."""
+    if outcome == "interrupted":
         return 130
-    return 0 if result.outcome in ("promoted", "rolled_back") else 1
+    if outcome in ("promoted", "rolled_back"):
+        return replay_exit(outcome)
+    return 1

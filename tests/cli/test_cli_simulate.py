@@ -66,7 +66,7 @@ def test_json_output_follows_the_contract(
             "json",
         ]
     )
-    assert code == 0
+    assert code == 5  # rolled back, as `status` exits
     out = json.loads(capsys.readouterr().out)
     assert set(out) >= {"outcome", "finishedAt", "step", "weight", "reason", "events"}
     # step 3 (75 %, P99 > 500 ms) is reached at 2 h; latency jumps at 2.5 h
@@ -88,7 +88,7 @@ def test_human_output_and_plot(
     server, start = served
     png = tmp_path / "rollout.png"
     args = ["simulate", spec(tmp_path), "--prometheus", server.url, "--start", str(start)]
-    assert main([*args, "--plot", str(png)]) == 0
+    assert main([*args, "--plot", str(png)]) == 5  # rolled back
     out = capsys.readouterr().out
     assert "RolledBack" in out
     assert "latency-p99" in out

@@ -24,11 +24,16 @@ pytestmark = [pytest.mark.binary, pytest.mark.slow]
 FAST = ["--time-scale", "200", "--load", "30", "--seed", "1", "-o", "json", "--max-time", "90s"]
 
 
-def up(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *extra: str) -> dict:
+def up(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    *extra: str,
+    code: int = 0,
+) -> dict:
     monkeypatch.setitem(cli.VERBS, "up", UP_VERB)
-    code = cli.main(["up", str(DEMO), *FAST, *extra])
+    exited = cli.main(["up", str(DEMO), *FAST, *extra])
     out = capsys.readouterr()
-    assert code == 0, out.err[-3000:]
+    assert exited == code, out.err[-3000:]
     result: dict = json.loads(out.out)
     assert result["engine"] == "simulated"
     assert "[simulated engine]" in out.err  # the outcome line says what produced the numbers
@@ -56,7 +61,15 @@ def test_up_rolls_back_on_injected_latency(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     picture = tmp_path / "up.png"
-    result = up(monkeypatch, capsys, "--inject", "candidate.latency=+300ms", "--plot", str(picture))
+    result = up(
+        monkeypatch,
+        capsys,
+        "--inject",
+        "candidate.latency=+300ms",
+        "--plot",
+        str(picture),
+        code=5,  # as `status` exits on a rollback
+    )
     assert picture.read_bytes().startswith(b"\x89PNG")
     assert result["outcome"] == "rolled_back", result["events"]
     reason = result["reason"]

@@ -1,0 +1,35 @@
+"""The exit codes of a rollout's outcome, shared by ``status``, ``simulate`` and ``up``.
+
+Owns the numbers scripts and CI branch on, so the three verbs agree: 0 promoted, 3 in progress
+(or a timeout), 4 paused or awaiting approval, 5 rolled back (1 and 2 are every verb's errors and
+usage errors, :mod:`controlplane.cli.main`). :func:`replay_exit` is the code of a replay
+(``simulate``, ``up``): a rollback exits 5, so ``canaryctl simulate ... && deploy`` stops on it.
+Pure; imported by :mod:`controlplane.cli.status`, :mod:`controlplane.cli.simulate` and
+:mod:`controlplane.cli.up`.
+"""
+
+from __future__ import annotations
+
+EXIT_PROMOTED = 0
+EXIT_ERROR = 1
+EXIT_INVALID = 2
+EXIT_IN_PROGRESS = 3
+EXIT_PAUSED = 4
+EXIT_ROLLED_BACK = 5
+
+
+def replay_exit(outcome: str) -> int:
+    """The exit code of a replay that ended with ``outcome``: 5 for ``rolled_back``, else 0 (the
+    replay ran; ``up`` maps its own other outcomes, see :func:`controlplane.cli.up.exit_code`)."""
+    return EXIT_ROLLED_BACK if outcome == "rolled_back" else EXIT_PROMOTED
+
+
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_INVALID",
+    "EXIT_IN_PROGRESS",
+    "EXIT_PAUSED",
+    "EXIT_PROMOTED",
+    "EXIT_ROLLED_BACK",
+    "replay_exit",
+]
