@@ -6,7 +6,9 @@ once) and returns; with ``--wait`` it then watches until the controller has acte
 (:func:`~controlplane.operations.intent_consumed`) or ``--timeout`` passes (exit 3). A verb that
 cannot mean anything now is refused with a message saying why and what to do, and nothing is
 written (exit 2); the rules are :func:`~controlplane.operations.check_verb`, shared with the
-HTTP API. ``-o json|yaml`` prints what was recorded. Called by :mod:`controlplane.cli.main`.
+HTTP API. The text says what happened (``support-triage (ml-serving): pause recorded; the
+controller applies it at its next reconcile``); ``-o json|yaml`` prints what was recorded, the
+intent's id included. Called by :mod:`controlplane.cli.main`.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         kube, namespace, args.name, verb, cluster.user_of(args), clock=runtime.clock
     )
     label = f"modelcanary {namespace}/{args.name}"
+    said = f"{args.name} ({namespace})"  # the text lines say what happened, not the intent's id
     result: dict[str, Any] = {
         "namespace": namespace,
         "name": args.name,
@@ -89,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     if text:
         # flushed: with --wait the line must reach a pipe now, not when the wait ends
         print(
-            f"{label}: {verb} recorded (intent {recorded.id}); the controller acts on it next",
+            f"{said}: {verb} recorded; the controller applies it at its next reconcile",
             flush=True,
         )
     code = 0
@@ -116,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
             )
         elif text:
             detail = f": {snap.events[-1].message}" if snap.events else ""
-            print(f"{label}: {verb} done, now {snap.phase or 'unknown'}{detail}")
+            print(f"{said}: {verb} done, now {snap.phase or 'unknown'}{detail}")
     if not text:
         output.emit(result, args.output, sys.stdout)
     return code

@@ -48,7 +48,12 @@ def test_verb_records_an_intent_the_controller_then_consumes(
     before = len(recorded(kube))
     result = run_cli(*argv, NAME, "-n", NS)
     assert result.code == 0, result.err
-    assert f"modelcanary {NS}/{NAME}: {verb} recorded (intent " in result.out
+    assert result.out == (
+        f"{NAME} ({NS}): {verb} recorded; the controller applies it at its next reconcile\n"
+    )
+    intents, _problem = read_intents(get_canary(kube, NS, NAME)["metadata"].get("annotations"))
+    intent_id = intents[-1].id
+    assert intent_id not in result.out  # what happened, not the intent's id (that is -o json's)
     assert recorded(kube)[before:] == [(verb, "alice")]
     rollout.consume()  # what the controller does next
     assert get_canary(kube, NS, NAME)["status"]["phase"] == phase_after
@@ -107,7 +112,7 @@ def test_wait_text_says_what_happened(kube: FakeKube, clock: Clock, run_cli: Run
     thread.join()
     assert result.code == 0
     assert result.out.splitlines()[-1] == (
-        f"modelcanary {NS}/{NAME}: abort done, now rolled_back: aborted by alice"
+        f"{NAME} ({NS}): abort done, now rolled_back: aborted by alice"
     )
 
 

@@ -330,7 +330,7 @@ def test_status_timeout_passes_while_watching(world: World) -> None:
 
 def test_verbs_record_intents_the_controller_acts_on(world: World) -> None:
     rollout = world.rollout("acted")
-    ns, label = world.ns, f"modelcanary {world.ns}/acted"
+    ns = world.ns
 
     def act(*argv: str) -> Ran:
         ran = world.kubectl.canary(*argv)
@@ -345,8 +345,9 @@ def test_verbs_record_intents_the_controller_acts_on(world: World) -> None:
     paused = act("pause", "acted", "--context", "team")
     assert paused.code == 0, paused.err
     assert paused.out == (
-        f"{label}: pause recorded (intent {recorded('pause')}); the controller acts on it next\n"
+        f"acted ({ns}): pause recorded; the controller applies it at its next reconcile\n"
     )
+    assert recorded("pause") not in paused.out
     rollout.consume()
     assert world.obj("acted")["status"]["phase"] == "paused"
     assert act("status", "acted", "--context", "team").code == 4
@@ -373,7 +374,7 @@ def test_verbs_record_intents_the_controller_acts_on(world: World) -> None:
         rollout.consume()  # the controller acts while the plugin waits
         waited = run.finish()
     assert waited.code == 0, waited
-    assert waited.out.splitlines()[-1].startswith(f"{label}: promote done, now progressing: ")
+    assert waited.out.splitlines()[-1].startswith(f"acted ({ns}): promote done, now progressing: ")
     assert world.obj("acted")["status"]["weight"] == 75
 
     aborted = act("abort", "acted", "--context", "team", "-o", "yaml")
