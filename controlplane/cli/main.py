@@ -56,6 +56,7 @@ VERBS: dict[str, tuple[str, str]] = {
         "controlplane.cli.profile",
         "measure latency, tokens/s, memory and $/1M tokens of a variant",
     ),
+    "completion": ("controlplane.cli.completion", "print a bash or zsh completion script"),
 }
 
 
