@@ -33,6 +33,7 @@ from support.kubectl import (
 )
 from support.realkube import new_namespace
 
+from controlplane.cli.output import shown
 from controlplane.kube.real import RealKube
 from controlplane.operations import get_canary, record_intent
 from controlplane.status.document import read_intents
@@ -226,7 +227,7 @@ def test_list_get_status_history_with_context_namespace_and_output(world: World)
         assert listed["kind"] == "List"
         (item,) = [i for i in listed["items"] if i["metadata"]["name"] == "reader"]
         assert item["metadata"]["resourceVersion"] == server["metadata"]["resourceVersion"]
-        assert item["status"] == server["status"]
+        assert item["status"] == shown(server)["status"]  # times as RFC 3339
     assert default_ns.out == ""
     assert default_ns.err == "No modelcanaries found in namespace 'default'.\n"
     assert everywhere.out.splitlines()[0].split()[0] == "NAMESPACE"
@@ -244,8 +245,10 @@ def test_list_get_status_history_with_context_namespace_and_output(world: World)
     assert got_text.code == 0, got_text.err
     assert f"ModelCanary  {ns}/reader  progressing" in got_text.out
     assert "Step         2/4 at weight 25%" in got_text.out
-    assert json.loads(got_json.out) == server
-    assert yaml.safe_load(got_yaml.out) == server
+    # what a user sees: no managedFields, times as RFC 3339 (the stored object is unchanged)
+    assert json.loads(got_json.out) == shown(server)
+    assert yaml.safe_load(got_yaml.out) == shown(server)
+    assert "managedFields" in server["metadata"]
     assert status.code == 3  # in progress
     summary = json.loads(status.out)
     assert (summary["outcome"], summary["step"], summary["weight"]) == ("in_progress", 2, 25)
