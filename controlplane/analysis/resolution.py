@@ -3,7 +3,8 @@
 Owns the rule (derived in ``docs/analysis.md``) that an absolute threshold ``T`` on a latency
 built-in (``e2e-latency``, ``ttft``, ``inter-token-latency``) must lie within the histogram's
 finite bucket bounds ``b_1 <= T < b_n`` of the engine version's
-:mod:`~controlplane.promql.contract`:
+:mod:`~controlplane.promql.contract` (a bare number, which the spec's rules refuse unless it is 0,
+is read as seconds here, so no way of writing ``T`` escapes the rule):
 
 * ``T < b_1``: Prometheus' ``bucketQuantile`` (``promql/quantile.go``) interpolates linearly
   from 0 inside the first bucket, so a ``q`` quantile that falls there reads as
@@ -113,8 +114,10 @@ def check_problems(
     buckets = contract.buckets(metric.builtin)
     found: list[Problem] = []
     for side, threshold in (("above", check.above), ("below", check.below)):
-        if threshold is None or threshold.unit is not Unit.SECONDS:
+        if threshold is None or threshold.unit is Unit.RATIO:
             continue  # a unit mismatch is reported by the spec's own rules
+        # A bare number (refused by the spec's rules unless 0) is read as seconds, as the
+        # evaluator would read it: the rule holds whatever else is reported.
         if not resolvable(threshold.value, buckets):
             found.append(
                 _problem(contract, path, metric.name, metric.builtin, quantile, side, threshold)

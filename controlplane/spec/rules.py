@@ -37,10 +37,12 @@ QUERY_PLACEHOLDERS = ("namespace", "canary", "variant", "window")
 SELECTOR_PLACEHOLDERS = ("namespace", "canary", "variant")
 MIN_INTERVAL_SECONDS = 1.0
 
-# Threshold units each metric kind accepts (a plain number is in the metric's own unit).
+# Threshold units each metric kind accepts: every threshold is typed, so a bare number fits only
+# a plain-number metric (``above: 0.2`` on a latency could be 0.2s or a mistyped 200ms; ``above:
+# 200`` is 200 seconds). Only 0 is the same in every unit and is accepted bare everywhere.
 _ACCEPTS: dict[Unit, frozenset[Unit]] = {
-    Unit.SECONDS: frozenset({Unit.SECONDS, Unit.NUMBER}),
-    Unit.RATIO: frozenset({Unit.RATIO, Unit.NUMBER}),
+    Unit.SECONDS: frozenset({Unit.SECONDS}),
+    Unit.RATIO: frozenset({Unit.RATIO}),
     Unit.NUMBER: frozenset({Unit.NUMBER}),
 }
 _KIND_WORDS = {
@@ -50,10 +52,42 @@ _KIND_WORDS = {
 }
 _EXAMPLES = {
     Unit.SECONDS: "write e.g. 300ms or 1.5s",
-    Unit.RATIO: "write e.g. 0.1% or 0.001",
+    Unit.RATIO: "write e.g. 0.1% or 5%",
     Unit.NUMBER: "write a number without a unit",
 }
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.S)
+
+
+_BASELINE_WHAT = "a relative drift (compare: baseline, candidate / stable - 1)"
+
+
+def _metric_what(metric: MetricSpec, kind: Unit) -> str:
+    """``a latency (ttft, seconds)``: the metric a bare-number message names."""
+    noun = "a latency" if kind is Unit.SECONDS else "a ratio"
+    unit = "seconds" if kind is Unit.SECONDS else "a fraction from 0 to 1"
+    if metric.builtin is None:
+        return f"{noun} (query metric {metric.name!r}, unit: {kind.value})"
+    if metric.builtin == metric.name:
+        return f"{noun} ({metric.builtin}, {unit})"
+    return f"{noun} (metric {metric.name!r}: {metric.builtin}, {unit})"
+
+
+def bare_number(value: Quantity, kind: Unit, what: str) -> str:
+    """The message for a bare number where ``kind`` (seconds or a ratio) needs a unit, with the
+    spellings of what was most likely meant: ``200`` on a latency is read as milliseconds (200
+    seconds is beyond any plausible bound, and vLLM's histograms hardly resolve it), ``0.2`` as
+    seconds; ``0.05`` on a ratio as the fraction (5%), ``5`` as a percentage (5%)."""
+    n = value.value
+    if kind is Unit.SECONDS:
+        seconds = n / 1000 if abs(n) >= 10 else n
+        hint = f"e.g. {_number(seconds * 1000)}ms or {_number(seconds)}s"
+        return f"{value} is a bare number on {what}: write a unit, {hint}"
+    percent = n * 100 if abs(n) <= 1 else n
+    return f"{value} is a bare number on {what}: write a percentage, e.g. {_number(percent)}%"
+
+
+def _number(x: float) -> str:
+    return f"{round(x, 9):.12g}"
 
 
 class RuleHooks(Protocol):
@@ -264,11 +298,13 @@ class _Rules:
         self, check: CheckSpec, metric: MetricSpec | None, value: Quantity, loc: Loc
     ) -> None:
         if check.compare == "baseline":
-            if value.unit not in _ACCEPTS[Unit.RATIO]:
+            if value.unit is Unit.NUMBER and value.value != 0:
+                self.add(loc, bare_number(value, Unit.RATIO, _BASELINE_WHAT))
+            elif value.unit not in _ACCEPTS[Unit.RATIO] | {Unit.NUMBER}:
                 self.add(
                     loc,
                     f"{str(value)!r} does not fit 'compare: baseline' (a relative drift, "
-                    "candidate / stable - 1): write e.g. 5% or 0.05",
+                    "candidate / stable - 1): write e.g. 5% or -2%",
                 )
             return
         if metric is None:
@@ -281,25 +317,16 @@ class _Rules:
             what = f"a query metric with unit: {metric.unit}"
         else:
             kind, what = None, ""
-        if kind is None:
+        if kind is None or value.unit in _ACCEPTS[kind]:
             return
-        if value.unit not in _ACCEPTS[kind]:
-            self.add(
-                loc,
-                f"{str(value)!r} does not fit metric {metric.name!r} ({what}): {_EXAMPLES[kind]}",
-            )
-        elif (
-            kind is Unit.RATIO
-            and value.unit is Unit.NUMBER
-            and metric.builtin is not None
-            and not 0 <= value.value <= 1
-        ):
-            self.add(
-                loc,
-                f"{value} on metric {metric.name!r} ({metric.builtin}, a fraction from 0 to 1) "
-                f"means {value.value * 100:g}%: write a percentage like 5% or a fraction "
-                "like 0.05",
-            )
+        if value.unit is Unit.NUMBER:
+            if value.value != 0:
+                self.add(loc, bare_number(value, kind, _metric_what(metric, kind)))
+            return
+        self.add(
+            loc,
+            f"{str(value)!r} does not fit metric {metric.name!r} ({what}): {_EXAMPLES[kind]}",
+        )
 
     # ------------------------------------------------------------------ steps, shadow, budget
 

@@ -175,7 +175,7 @@ INVALID: list[tuple[str, Mutation, list[tuple[str, str]]]] = [
             (
                 "spec.steps[0].rollbackOn[1].above",
                 "'200ms' does not fit metric 'errors' (error-rate is a ratio): "
-                "write e.g. 0.1% or 0.001",
+                "write e.g. 0.1% or 5%",
             )
         ],
     ),
@@ -185,8 +185,8 @@ INVALID: list[tuple[str, Mutation, list[tuple[str, str]]]] = [
         [
             (
                 "spec.steps[0].rollbackOn[1].above",
-                "5 on metric 'errors' (error-rate, a fraction from 0 to 1) means 500%: write a "
-                "percentage like 5% or a fraction like 0.05",
+                "5 is a bare number on a ratio (metric 'errors': error-rate, a fraction from 0 "
+                "to 1): write a percentage, e.g. 5%",
             )
         ],
     ),
@@ -225,7 +225,7 @@ INVALID: list[tuple[str, Mutation, list[tuple[str, str]]]] = [
             (
                 "spec.steps[1].rollbackOn[0].above",
                 "'200ms' does not fit 'compare: baseline' (a relative drift, candidate / stable "
-                "- 1): write e.g. 5% or 0.05",
+                "- 1): write e.g. 5% or -2%",
             )
         ],
     ),
@@ -529,8 +529,7 @@ INVALID: list[tuple[str, Mutation, list[tuple[str, str]]]] = [
         [
             (
                 "spec.shadow.rollbackOn[0].above",
-                "'1s' does not fit metric 'errors' (error-rate is a ratio): write e.g. 0.1% or "
-                "0.001",
+                "'1s' does not fit metric 'errors' (error-rate is a ratio): write e.g. 0.1% or 5%",
             )
         ],
     ),
@@ -591,9 +590,8 @@ def test_rule_reports_path_and_message(mutation: Mutation, expected: list[tuple[
 
 VALID: list[tuple[str, Mutation]] = [
     ("the-example", lambda d: None),
-    ("plain-seconds-on-latency", step_check(0, 0, above=0.2)),
-    ("plain-fraction-on-error-rate", step_check(0, 1, above=0.001)),
-    ("compare-baseline-plain-numbers", step_check(1, 0, above=0.05, below=-0.05)),
+    ("zero-on-error-rate", step_check(0, 1, above=0)),
+    ("zero-on-compare-baseline", step_check(1, 0, above=0, below="-5%")),
     ("for-not-a-multiple-of-interval", step_check(0, 0, **{"for": "90s"})),
     ("last-step-with-duration", set_in("spec", "steps", 3, "duration", value="1d")),
     ("first-step-at-weight-0", set_in("spec", "steps", 0, "weight", value=0)),
