@@ -15,6 +15,11 @@ demo (:func:`validated_file` / :func:`validated_text`), the controller's admissi
 (:func:`check_object`, a dict read from Kubernetes), the git source (:func:`check_text`) and the
 tests. Pure given a catalogue; with ``catalog=None`` the packaged GPU catalogue (read once per
 process).
+
+Warnings (:func:`warnings`, :func:`warnings_text`, :func:`warnings_file`) are what a valid spec
+may still get wrong without being refused: a latency threshold inside a coarse histogram bucket
+(:func:`controlplane.analysis.resolution.warnings`). ``canaryctl validate`` prints them; nothing
+else refuses or records them.
 """
 
 from __future__ import annotations
@@ -146,3 +151,33 @@ def validated_file(
 ) -> list[ModelCanary]:
     """:func:`validated_text` of the file at ``path``."""
     return validated_text(read_source(path), os.fspath(path), catalog)
+
+
+def warnings(canary: ModelCanary) -> list[Problem]:
+    """The warnings of ``canary`` (paths set; no lines or file): latency thresholds inside a
+    coarse bucket of its vLLM version's histograms. Never problems: the canary stays valid."""
+    return resolution.warnings(canary, vllm_version(canary))
+
+
+def warnings_text(source: str | bytes, filename: str | None = None) -> list[Problem]:
+    """The warnings of every document of ``source`` that builds, with lines (none when the text
+    does not parse: that is :func:`check_text`'s to report)."""
+    try:
+        documents = parse_text(source, filename)
+    except SpecError:
+        return []
+    found: list[Problem] = []
+    for doc in documents:
+        canary, _ = build(doc)
+        if canary is not None:
+            found.extend(doc.problem(w.path, w.message) for w in warnings(canary))
+    return found
+
+
+def warnings_file(path: str | os.PathLike[str]) -> list[Problem]:
+    """:func:`warnings_text` of the file at ``path`` (none when it cannot be read)."""
+    try:
+        source = read_source(path)
+    except SpecError:
+        return []
+    return warnings_text(source, os.fspath(path))

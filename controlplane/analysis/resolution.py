@@ -15,6 +15,13 @@ is read as seconds here, so no way of writing ``T`` escapes the rule):
 * ``T >= b_n``: a quantile in the ``+Inf`` bucket reads as ``b_n``; nothing above ``b_n`` is
   ever reported (``above`` never breaches, ``below`` always does).
 
+Inside that range a threshold strictly between two bucket bounds ``lo < T < hi`` is resolved
+only as finely as the bucket: ``histogram_quantile`` interpolates linearly inside it, so a true
+quantile anywhere in ``(lo, hi]`` can read as anything in ``(lo, hi]``, up to
+``max(T - lo, hi - T)`` past ``T`` on the wrong side. When that worst case exceeds
+:data:`COARSE_ERROR` of ``T`` the threshold is a *warning* (:func:`warnings`), never a problem;
+a bound on a bucket edge is read exactly (the bucket's cumulative count is the answer).
+
 Relative checks (``compare: baseline``) have no threshold in seconds and are not refused; the
 limit of their resolution (within the first bucket the ratio of two quantiles is bounded by
 ``[q, 1/q]``) is documented in ``docs/analysis.md``. Pure. Called once by
@@ -23,6 +30,8 @@ KServe-pinned version).
 """
 
 from __future__ import annotations
+
+from itertools import pairwise
 
 from controlplane.errors import Problem
 from controlplane.promql.contract import (
@@ -34,6 +43,12 @@ from controlplane.promql.contract import (
 from controlplane.promql.queries import all_checks
 from controlplane.spec.models import DEFAULT_QUANTILE, CheckSpec, ModelCanary
 from controlplane.spec.units import Quantity, Unit, display_value
+
+COARSE_ERROR = 0.25
+"""A latency threshold inside a bucket is coarse when a reading can be more than this fraction of
+the threshold off: vLLM's finest buckets (bounds 1.2x-1.33x apart) stay within it but for
+thresholds just above a bound, its coarse ones (2x-5x apart: TTFT 100ms-250ms, 1s-2.5s; e2e
+2.5s-5s) never do."""
 
 _ALTERNATIVES = {
     "e2e-latency": "the ttft metric (its buckets start at {ttft}) or a custom query",
@@ -147,4 +162,70 @@ def problems(canary: ModelCanary, vllm_version: str | None = None) -> list[Probl
     found: list[Problem] = []
     for key, check in all_checks(canary):
         found.extend(check_problems(canary, check, f"spec.{key}", contract))
+    return found
+
+
+def coarse_bucket(threshold: float, buckets: tuple[float, ...]) -> tuple[float, float] | None:
+    """The bucket ``(lo, hi)`` that ``threshold`` (seconds) lies strictly inside when
+    ``histogram_quantile`` may read it more than :data:`COARSE_ERROR` of the threshold off
+    (``max(threshold - lo, hi - threshold)``); None on a bound, outside ``[b_1, b_n)`` (an
+    error, not a warning) or inside a fine bucket."""
+    if not resolvable(threshold, buckets):
+        return None
+    for lo, hi in pairwise(buckets):
+        if lo < threshold < hi:
+            if max(threshold - lo, hi - threshold) > COARSE_ERROR * threshold:
+                return lo, hi
+            return None
+    return None
+
+
+def _edge(value: float) -> str:
+    """``0.1`` -> ``100ms``, ``1.5`` -> ``1.5s``, ``0.0375`` -> ``37.5ms`` (bucket bounds)."""
+    return f"{value * 1000:.4g}ms" if value < 1 else f"{value:.4g}s"
+
+
+def check_warnings(
+    canary: ModelCanary, check: CheckSpec, path: str, contract: MetricContract
+) -> list[Problem]:
+    """The thresholds of ``check`` that lie inside a coarse bucket of its latency histogram."""
+    metric = canary.metric(check.metric)
+    if metric is None or metric.builtin not in LATENCY_BUILTINS or check.compare == "baseline":
+        return []
+    quantile = DEFAULT_QUANTILE if metric.quantile is None else metric.quantile
+    p = f"p{quantile * 100:g}"
+    found: list[Problem] = []
+    for side, threshold in (("above", check.above), ("below", check.below)):
+        if threshold is None or threshold.unit is Unit.RATIO:
+            continue
+        bucket = coarse_bucket(threshold.value, contract.buckets(metric.builtin))
+        if bucket is None:
+            continue
+        lo, hi = bucket
+        off = max(threshold.value - lo, hi - threshold.value)
+        found.append(
+            Problem(
+                f"{path}.{side}",
+                f"{threshold} lies in {metric.builtin}'s bucket {_edge(lo)}–{_edge(hi)}; "
+                "histogram_quantile interpolates linearly inside it, so a true "
+                f"{p} anywhere in that bucket can read as anything from {_edge(lo)} to "
+                f"{_edge(hi)} (up to {_edge(off)} off); a bound on a bucket edge "
+                f"({_edge(lo)} or {_edge(hi)}) is read exactly",
+            )
+        )
+    return found
+
+
+def warnings(canary: ModelCanary, vllm_version: str | None = None) -> list[Problem]:
+    """Every latency threshold of ``canary`` inside a coarse bucket of the histograms of
+    ``vllm_version`` (None: the KServe-pinned version), with its field path: warnings, not
+    problems (the canary is valid). None for a version without a metric contract (that is a
+    problem of :func:`problems`)."""
+    try:
+        contract = contract_for(vllm_version)
+    except UnknownEngineVersion:
+        return []
+    found: list[Problem] = []
+    for key, check in all_checks(canary):
+        found.extend(check_warnings(canary, check, f"spec.{key}", contract))
     return found

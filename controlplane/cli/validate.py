@@ -6,7 +6,10 @@ Prints one ``FILE:LINE: field.path: message`` line per problem (or, with ``-o js
 ``{file, line, path, message}``) and exits 0 when every file is valid, 2 otherwise. For a valid
 canary whose stable and candidate both have a measured profile entry beside the catalogue, notes
 on stderr (``FILE: NAME: ...``, never a problem) give each variant's fit check and the expected
-change (:func:`controlplane.profiles.expected.notes`). Called by :mod:`controlplane.cli.main`.
+change (:func:`controlplane.profiles.expected.notes`). Warnings
+(:func:`controlplane.validation.warnings_file`: a latency threshold inside a coarse histogram
+bucket) go to stderr too, ``FILE:LINE: warning: field.path: message``, in both output formats:
+they never change the exit status nor the JSON on stdout. Called by :mod:`controlplane.cli.main`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 from controlplane.errors import Problem
 from controlplane.profiles.catalog import Catalog, load_catalog
 from controlplane.profiles.expected import notes
-from controlplane.validation import check_file, validated_file
+from controlplane.validation import check_file, validated_file, warnings_file
 
 SUFFIXES = (".yml", ".yaml")
 
@@ -68,12 +71,22 @@ def print_notes(name: str, catalog: Catalog) -> None:
             print(f"{name}: {line}", file=sys.stderr)
 
 
+def format_warning(warning: Problem) -> str:
+    """``FILE:LINE: warning: field.path: message``."""
+    where = f"{warning.file}:{warning.line}: " if warning.line is not None else f"{warning.file}: "
+    return f"{where}warning: {warning.path}: {warning.message}"
+
+
 def run(args: argparse.Namespace) -> int:
     catalog = load_catalog(args.profiles)
     files, problems = expand(list(args.files))
+    warned = 0
     for name in files:
         found = check_file(name, catalog)
         problems.extend(found)
+        for warning in warnings_file(name):
+            print(format_warning(warning), file=sys.stderr)
+            warned += 1
         if not found:
             print_notes(name, catalog)
     if args.output == "json":
@@ -86,5 +99,6 @@ def run(args: argparse.Namespace) -> int:
             noun = "problem" if len(problems) == 1 else "problems"
             print(f"{len(problems)} {noun} in {bad} of {len(files)} file(s)", file=sys.stderr)
         else:
-            print(f"{len(files)} file(s) valid", file=sys.stderr)
+            also = f" ({warned} warning{'' if warned == 1 else 's'})" if warned else ""
+            print(f"{len(files)} file(s) valid{also}", file=sys.stderr)
     return 2 if problems else 0
