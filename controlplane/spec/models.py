@@ -61,7 +61,7 @@ QuantityField = Annotated[
         {
             "anyOf": [{"type": "number"}, {"type": "string"}],
             "description": "Threshold: 200ms / 1.5s (latency, seconds), 0.1% / 5% (fraction), "
-            "or a plain number",
+            "or a plain number (on a plain-number metric only; 0 anywhere)",
         }
     ),
 ]
