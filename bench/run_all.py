@@ -23,6 +23,7 @@ SCRIPTS = [
     ],
     ["scale.py"],
     ["hostile_input.py"],
+    ["cli_start.py"],
     ["test_suite.py"],
     # 1,000 canaries on both backends and 10,000 on the real server: about 40 minutes on 2 cores
     ["kube_scale.py", "--fake-max", "1000"],
