@@ -108,6 +108,22 @@ class Identity:
     """What ``vllm serve`` was given (``ModelCard.root``); None: the model name."""
 
 
+DEFAULT_MAX_MODEL_LEN = 8192
+"""The context length the token-count buckets reach when the variant names none."""
+
+
+def one_two_five(limit: int) -> tuple[float, ...]:
+    """vLLM's ``build_1_2_5_buckets(limit)``: 1, 2, 5, 10, 20, 50, ... up to ``limit``."""
+    out: list[float] = []
+    scale = 1
+    while True:
+        for mantissa in (1, 2, 5):
+            if mantissa * scale > limit:
+                return tuple(out)
+            out.append(float(mantissa * scale))
+        scale *= 10
+
+
 class _Metrics:
     """The server's metric families, in a registry of its own."""
 
@@ -130,6 +146,14 @@ class _Metrics:
         self.generation_tokens = Counter(
             "vllm:generation_tokens", "Generated tokens", names, registry=r
         )
+        # observed once per finished request, beside the end-to-end latency, on 1-2-5 buckets up
+        # to the context length (vLLM 0.24.0 vllm/v1/metrics/loggers.py: record_finished_request,
+        # build_1_2_5_buckets): a ratio of the two sums is over the same requests
+        self.request_generation_tokens = hist(
+            "vllm:request_generation_tokens",
+            "Number of generation tokens processed.",
+            one_two_five(who.max_model_len or DEFAULT_MAX_MODEL_LEN),
+        )
         self.running = Gauge("vllm:num_requests_running", "Running requests", names, registry=r)
         self.waiting = Gauge("vllm:num_requests_waiting", "Waiting requests", names, registry=r)
         self.kv = Gauge("vllm:kv_cache_usage_perc", "KV-cache usage (0-1)", names, registry=r)
@@ -149,7 +173,8 @@ class _Metrics:
         self.values = values
         for reason in FINISH_REASONS:
             self.success.labels(*values, reason)
-        for family in (self.e2e, self.ttft, self.itl, self.prompt_tokens, self.generation_tokens):
+        families = (self.e2e, self.ttft, self.itl, self.prompt_tokens, self.generation_tokens)
+        for family in (*families, self.request_generation_tokens):
             family.labels(*values)
         self.waiting.labels(*values).set(0)
 
@@ -462,6 +487,7 @@ class ModelServer:
         self._release(seq)
         self.metrics.finished(reason)
         self.metrics.e2e.labels(*self.metrics.values).observe(time.monotonic() - started)
+        self.metrics.request_generation_tokens.labels(*self.metrics.values).observe(seq.tokens)
         text = seq.scanner.emit(True)
         await queue.put(_Event(seq, text, seq.tokens, reason, seq.stop_reason))
 

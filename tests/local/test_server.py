@@ -15,7 +15,7 @@ import pytest
 
 from controlplane.local.engines.simulated import SimulatedEngine, Speed
 from controlplane.local.inject import Faults
-from controlplane.local.server import ENGINE_HEADER, Identity, ModelServer
+from controlplane.local.server import ENGINE_HEADER, Identity, ModelServer, one_two_five
 
 WHO = Identity("demo-llm", "default", "local-demo", "nf4", system_prompt="Be brief.")
 FAST = Speed(
@@ -86,6 +86,14 @@ def test_chat_completion_shape_and_metrics() -> None:
         assert metric(text, "vllm:e2e_request_latency_seconds_count", **sel) == 1
         assert metric(text, "vllm:time_to_first_token_seconds_count", **sel) == 1
         assert metric(text, "vllm:generation_tokens_total", **sel) == usage["completion_tokens"]
+        # the same tokens, observed once at the request's end beside its end-to-end latency
+        # (vLLM 0.24.0's vllm:request_generation_tokens, 1-2-5 buckets to the context length)
+        tokens = usage["completion_tokens"]
+        assert metric(text, "vllm:request_generation_tokens_sum", **sel) == tokens
+        assert metric(text, "vllm:request_generation_tokens_count", **sel) == 1
+        assert metric(text, "vllm:request_generation_tokens_bucket", le="5.0", **sel) == (
+            1 if tokens <= 5 else 0
+        )
         assert metric(text, "vllm:prompt_tokens_total", **sel) == usage["prompt_tokens"]
         assert metric(text, "vllm:num_requests_running", **sel) == 0
         assert metric(text, "controlplane_local_engine_info", engine="simulated") == 1
@@ -293,3 +301,10 @@ def test_max_model_len_caps_max_tokens_and_refuses_longer_prompts() -> None:
             await short.stop()
 
     serve(check)
+
+
+def test_token_count_buckets_are_vllms_1_2_5() -> None:
+    """``build_1_2_5_buckets`` of vLLM 0.24.0 (vllm/v1/metrics/loggers.py): its docstring's
+    example, and a context length between two bounds."""
+    assert one_two_five(100) == (1, 2, 5, 10, 20, 50, 100)
+    assert one_two_five(8192)[-3:] == (1000, 2000, 5000)
