@@ -41,7 +41,8 @@ from controlplane.promql.contract import (
     contract_for,
 )
 from controlplane.promql.queries import all_checks
-from controlplane.spec.models import DEFAULT_QUANTILE, CheckSpec, ModelCanary
+from controlplane.promql.sequential import quantile_of
+from controlplane.spec.models import CheckSpec, MetricSpec, ModelCanary
 from controlplane.spec.units import Quantity, Unit, display_value
 
 COARSE_ERROR = 0.25
@@ -118,15 +119,25 @@ def _problem(
     return Problem(f"{path}.{side}", f"{where}: {why}; {fix}")
 
 
+def _absolute_latency(canary: ModelCanary, check: CheckSpec) -> tuple[MetricSpec, str] | None:
+    """The metric of ``check`` and its latency built-in when its thresholds are absolute
+    latencies read from a histogram (not ``compare: baseline``); None otherwise."""
+    metric = canary.metric(check.metric)
+    if metric is None or metric.builtin not in LATENCY_BUILTINS or check.compare == "baseline":
+        return None
+    return metric, str(metric.builtin)
+
+
 def check_problems(
     canary: ModelCanary, check: CheckSpec, path: str, contract: MetricContract
 ) -> list[Problem]:
     """The thresholds of ``check`` that its latency histogram cannot resolve."""
-    metric = canary.metric(check.metric)
-    if metric is None or metric.builtin not in LATENCY_BUILTINS or check.compare == "baseline":
+    found_latency = _absolute_latency(canary, check)
+    if found_latency is None:
         return []
-    quantile = DEFAULT_QUANTILE if metric.quantile is None else metric.quantile
-    buckets = contract.buckets(metric.builtin)
+    metric, builtin = found_latency
+    quantile = quantile_of(metric)
+    buckets = contract.buckets(builtin)
     found: list[Problem] = []
     for side, threshold in (("above", check.above), ("below", check.below)):
         if threshold is None or threshold.unit is Unit.RATIO:
@@ -134,9 +145,7 @@ def check_problems(
         # A bare number (refused by the spec's rules unless 0) is read as seconds, as the
         # evaluator would read it: the rule holds whatever else is reported.
         if not resolvable(threshold.value, buckets):
-            found.append(
-                _problem(contract, path, metric.name, metric.builtin, quantile, side, threshold)
-            )
+            found.append(_problem(contract, path, metric.name, builtin, quantile, side, threshold))
     return found
 
 
@@ -189,16 +198,17 @@ def check_warnings(
     canary: ModelCanary, check: CheckSpec, path: str, contract: MetricContract
 ) -> list[Problem]:
     """The thresholds of ``check`` that lie inside a coarse bucket of its latency histogram."""
-    metric = canary.metric(check.metric)
-    if metric is None or metric.builtin not in LATENCY_BUILTINS or check.compare == "baseline":
+    found_latency = _absolute_latency(canary, check)
+    if found_latency is None:
         return []
-    quantile = DEFAULT_QUANTILE if metric.quantile is None else metric.quantile
+    metric, builtin = found_latency
+    quantile = quantile_of(metric)
     p = f"p{quantile * 100:g}"
     found: list[Problem] = []
     for side, threshold in (("above", check.above), ("below", check.below)):
         if threshold is None or threshold.unit is Unit.RATIO:
             continue
-        bucket = coarse_bucket(threshold.value, contract.buckets(metric.builtin))
+        bucket = coarse_bucket(threshold.value, contract.buckets(builtin))
         if bucket is None:
             continue
         lo, hi = bucket
@@ -206,7 +216,7 @@ def check_warnings(
         found.append(
             Problem(
                 f"{path}.{side}",
-                f"{threshold} lies in {metric.builtin}'s bucket {_edge(lo)}–{_edge(hi)}; "
+                f"{threshold} lies in {builtin}'s bucket {_edge(lo)}–{_edge(hi)}; "
                 "histogram_quantile interpolates linearly inside it, so a true "
                 f"{p} anywhere in that bucket can read as anything from {_edge(lo)} to "
                 f"{_edge(hi)} (up to {_edge(off)} off); a bound on a bucket edge "

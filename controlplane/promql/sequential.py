@@ -83,7 +83,8 @@ def plan(
 ) -> Plan:
     """Queries for ``check`` over ``[since, now]`` (and, for the closing test, over the whole
     step: see :func:`closing_time`). The check must be one the sequential judge supports
-    (:func:`controlplane.analysis.sequential.check.problems`, which its ``plan`` asks first)."""
+    (:func:`controlplane.analysis.sequential.support.problems`, which the judge's ``plan`` asks
+    first)."""
     metric = canary.metric(check.metric)
     assert metric is not None
     assert metric.builtin is not None
