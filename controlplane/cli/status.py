@@ -28,7 +28,6 @@ from typing import Any
 
 from controlplane.cli import cluster, output
 from controlplane.cli.exits import (
-    EXIT_ERROR,
     EXIT_IN_PROGRESS,
     EXIT_INVALID,
     EXIT_PAUSED,
@@ -208,12 +207,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 __all__ = [
-    "EXIT_ERROR",
-    "EXIT_INVALID",
-    "EXIT_IN_PROGRESS",
-    "EXIT_PAUSED",
-    "EXIT_PROMOTED",
-    "EXIT_ROLLED_BACK",
     "add_parser",
     "describe",
     "outcome",
