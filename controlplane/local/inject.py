@@ -13,8 +13,12 @@ applies to every request, whatever its engine:
   ``finished_reason="error"``, answered as vLLM does: HTTP 500 when not streamed, an error event
   inside the 200 stream when streamed.
 
-Pure: parsing only. Called by ``canaryctl up`` (:mod:`controlplane.cli.up`) and applied by
-:mod:`controlplane.local.server`. Bad input raises :class:`~controlplane.errors.UsageError`.
+One variant's server on its own (``python -m controlplane.local.serve``, one process per
+variant) takes the same ``KIND=VALUE`` without the ``ROLE.`` prefix: :func:`parse_fault`.
+
+Pure: parsing only. Called by ``canaryctl up`` (:mod:`controlplane.cli.up`) and
+:mod:`controlplane.local.serve`, and applied by :mod:`controlplane.local.server`. Bad input raises
+:class:`~controlplane.errors.UsageError`.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ from controlplane.spec.units import Unit, parse_quantity
 ROLES = ("stable", "candidate")
 KINDS = ("latency", "errors", "engine-errors")
 _SYNTAX = re.compile(r"^\s*([a-z0-9-]+)\.([a-z-]+)\s*=\s*(\S+)\s*$")
+_FAULT = re.compile(r"^\s*([a-z-]+)\s*=\s*(\S+)\s*$")
 USAGE = "expected ROLE.KIND=VALUE, e.g. candidate.latency=+300ms or candidate.errors=2%"
+FAULT_USAGE = "expected KIND=VALUE, e.g. latency=+300ms or errors=2%"
 
 
 @dataclass(frozen=True)
@@ -73,7 +79,23 @@ def parse_injection(text: str, names: dict[str, str] | None = None) -> tuple[str
     if not match:
         raise UsageError(f"--inject {text!r}: {USAGE}")
     role = _role(match.group(1), names or {})
-    kind, raw = match.group(2), match.group(3)
+    kind = match.group(2)
+    return role, kind, _value(text, kind, match.group(3))
+
+
+def parse_fault(text: str) -> tuple[str, float]:
+    """``(kind, value)`` of one ``KIND=VALUE`` injection of a single variant (no ``ROLE.``):
+    ``latency=+300ms``, ``errors=5%``, ``engine-errors=2%``."""
+    match = _FAULT.match(text)
+    if not match:
+        raise UsageError(f"--inject {text!r}: {FAULT_USAGE}")
+    kind = match.group(1)
+    return kind, _value(text, kind, match.group(2))
+
+
+def _value(text: str, kind: str, raw: str) -> float:
+    """The value of ``kind`` written ``raw`` (seconds or a fraction); ``text`` is the whole
+    injection, for the message."""
     try:
         quantity = parse_quantity(raw.removeprefix("+"))
     except ValueError as exc:
@@ -81,12 +103,21 @@ def parse_injection(text: str, names: dict[str, str] | None = None) -> tuple[str
     if kind == "latency":
         if quantity.unit is not Unit.SECONDS or quantity.value < 0:
             raise UsageError(f"--inject {text!r}: latency takes a delay such as +300ms or +1.5s")
-        return role, kind, quantity.value
+        return quantity.value
     if kind in ("errors", "engine-errors"):
         if quantity.unit is Unit.SECONDS or not 0 <= quantity.value <= 1:
             raise UsageError(f"--inject {text!r}: {kind} takes a share such as 2% or 0.02")
-        return role, kind, quantity.value
+        return quantity.value
     raise UsageError(f"--inject {text!r}: unknown kind {kind!r} (known: {', '.join(KINDS)})")
+
+
+def with_fault(faults: Faults, kind: str, value: float) -> Faults:
+    """``faults`` with ``kind`` (one of :data:`KINDS`) set to ``value``; a later value wins."""
+    if kind == "latency":
+        return replace(faults, latency_s=value)
+    if kind == "errors":
+        return replace(faults, error_fraction=value)
+    return replace(faults, engine_error_fraction=value)
 
 
 def parse_injections(
@@ -96,10 +127,5 @@ def parse_injections(
     faults = {role: Faults() for role in ROLES}
     for text in texts:
         role, kind, value = parse_injection(text, names)
-        if kind == "latency":
-            faults[role] = replace(faults[role], latency_s=value)
-        elif kind == "errors":
-            faults[role] = replace(faults[role], error_fraction=value)
-        else:
-            faults[role] = replace(faults[role], engine_error_fraction=value)
+        faults[role] = with_fault(faults[role], kind, value)
     return faults

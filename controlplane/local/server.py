@@ -1,12 +1,14 @@
 """A local model server: the OpenAI-compatible API in front of one engine, counting as vLLM does.
 
-Owns the HTTP surface of one variant in the local stack (aiohttp, ``127.0.0.1`` only):
+Owns the HTTP surface of one variant (aiohttp; on ``127.0.0.1`` and a free port unless given a
+host and port):
 
 - ``POST /v1/chat/completions`` and ``POST /v1/completions``, with ``"stream": true`` answered as
   server-sent events (``data: {chunk}`` ... ``data: [DONE]``), ``stream_options.include_usage``
   and ``continuous_usage_stats`` honoured; ``GET /v1/models`` (vLLM's model card);
-  ``GET /health``; what a request may hold (content parts, list and token-id prompts, ``n``,
-  ``stop``) and the 400 / 404 bodies are vLLM 0.24.0's, read from its source by
+  ``GET /health`` (an empty 503 while the server is not ``ready``); what a request may hold
+  (content parts, list and token-id prompts, ``n``, ``stop``) and the 400 / 404 bodies are
+  vLLM 0.24.0's, read from its source by
   :mod:`controlplane.local.openai_api`; every choice of every prompt is a sequence of its own on
   the engine, run concurrently, as vLLM v1 runs a child request per choice;
 - ``GET /metrics``: the vLLM metric names of the contract
@@ -30,7 +32,9 @@ Owns the HTTP surface of one variant in the local stack (aiohttp, ``127.0.0.1`` 
 
 The variant's ``systemPrompt`` is prepended to chat requests. Every response carries the header
 ``x-controlplane-engine`` (``simulated`` / ``transformers`` / ``vllm``). Started by
-:mod:`controlplane.local.stack`; the tests start it directly.
+:mod:`controlplane.local.stack` (loopback, free ports) and by :mod:`controlplane.local.serve` (the
+``vllm serve``-shaped process of a container, on the host and port it is given); the tests start it
+directly.
 """
 
 from __future__ import annotations
@@ -85,11 +89,17 @@ HTTP_EXCLUDED = frozenset({"/metrics", "/health", "/load", "/ping", "/version", 
 DEFAULT_MAX_TOKENS = 256
 
 
-def bind_socket() -> socket.socket:
-    """A listening-ready socket on a free loopback port (no race between choosing and binding)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((HOST, 0))
+def bind_socket(host: str = HOST, port: int = 0) -> socket.socket:
+    """A listening-ready socket on ``host``: ``port``, by default a free loopback port (no race
+    between choosing and binding). An IPv6 address (``::``) binds IPv6; OSError when it cannot."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
@@ -188,10 +198,20 @@ class _Metrics:
 
 
 class ModelServer:
-    """One variant's OpenAI-compatible server. ``start()`` binds; ``url`` is then known."""
+    """One variant's OpenAI-compatible server. ``start()`` binds; ``url`` is then known.
+
+    ``host`` / ``port``: where to listen (default: loopback, a free port chosen at ``start()``).
+    ``ready`` False: ``/health`` answers 503 while everything else is served."""
 
     def __init__(
-        self, who: Identity, engine: Engine, faults: Faults | None = None, seed: int | None = None
+        self,
+        who: Identity,
+        engine: Engine,
+        faults: Faults | None = None,
+        seed: int | None = None,
+        *,
+        host: str = HOST,
+        port: int = 0,
     ) -> None:
         self.who = who
         self.engine = engine
@@ -199,12 +219,15 @@ class ModelServer:
         self.metrics = _Metrics(who, engine.kind)
         self._rng = random.Random(seed)
         self._runner: web.AppRunner | None = None
-        self.port = 0
+        self.host = host
+        self.port = port
+        self.ready = True
         self.requests = 0
 
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._count_http])
@@ -219,7 +242,12 @@ class ModelServer:
         await self.engine.start()
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
-        sock = bind_socket()
+        try:
+            sock = bind_socket(self.host, self.port)
+        except OSError:
+            await self._runner.cleanup()
+            self._runner = None
+            raise
         self.port = sock.getsockname()[1]
         await web.SockSite(self._runner, sock).start()
 
@@ -249,6 +277,8 @@ class ModelServer:
     # ----------------------------------------------------------------- endpoints
 
     async def _health(self, request: web.Request) -> web.Response:
+        if not self.ready:  # vLLM answers an empty 503 when its engine is not healthy
+            return web.Response(status=503, headers={ENGINE_HEADER: self.engine.kind})
         return web.Response(text="ok", headers={ENGINE_HEADER: self.engine.kind})
 
     async def _models(self, request: web.Request) -> web.Response:
