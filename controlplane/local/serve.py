@@ -55,7 +55,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from controlplane.errors import ProfileError, UsageError
+from controlplane.errors import ControlPlaneError, ProfileError, UsageError
 from controlplane.local.engines.simulated import SimulatedEngine, speed_for
 from controlplane.local.inject import KINDS, Faults, parse_fault, with_fault
 from controlplane.local.server import Identity, ModelServer
@@ -578,6 +578,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr, flush=True)
         return 2
+    except ControlPlaneError as exc:  # a broken install (the packaged catalogue missing, say)
+        print(f"{PROG}: error: {exc}", file=sys.stderr, flush=True)
+        return 1
 
 
 if __name__ == "__main__":

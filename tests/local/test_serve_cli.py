@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 from packaging.requirements import Requirement
 
-from controlplane.errors import UsageError
+from controlplane.errors import ProfileError, UsageError
 from controlplane.local import serve
 from controlplane.local.inject import Faults, parse_fault
 from controlplane.profiles.catalog import load_catalog
@@ -621,3 +621,18 @@ def test_the_process_imports_only_what_the_image_carries() -> None:
     }
     assert not outside, f"imported from outside {IMAGE}: {outside}"
     assert {"aiohttp", "prometheus_client", "pydantic", "yaml"} <= third_party
+
+
+def test_a_broken_install_is_one_line_and_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What a container image without the packaged catalogue printed: a traceback, now one line
+    (the first engine image copied the source tree, whose catalogue files are symlinks)."""
+
+    def missing() -> None:
+        raise ProfileError("packaged catalogue file gpus.yaml is missing")
+
+    monkeypatch.setattr(serve, "load_catalog", missing)
+    assert serve.main(["m", "--port", "0"]) == 1
+    err = capsys.readouterr().err
+    assert err == f"{serve.PROG}: error: packaged catalogue file gpus.yaml is missing\n"

@@ -1,0 +1,115 @@
+"""``python -m harness up|down --dir D [--kserve]``: ``make kube-up`` / ``kube-down``.
+
+``up`` starts a detached loopback cluster (:mod:`harness.cluster.kubeapi`) with the product's and
+the upstream CRDs (:mod:`harness.cluster.upstream_crds`); with ``--kserve`` (``make kube-up
+KSERVE=1``) also the workloads (:mod:`harness.cluster.workloads`) and the real KServe
+(:mod:`harness.cluster.kserve`); with ``--node`` (``make kube-up NODE=1``) the workloads and a real
+node (:mod:`harness.node.node`: kubelet, containerd, CNI, the locally built images). It records
+the cluster's processes (and the node's folder and what the machine looked like before it) in
+``D/state.json`` and prints ``KUBECONFIG=<path>`` as its last line; ``down`` takes the node back,
+stops the cluster and removes ``D``. The top of the harness: it imports the modules below it, and
+none of them imports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from controlplane.errors import ControlPlaneError
+from harness.cluster.kserve import start_kserve
+from harness.cluster.kubeapi import ETCD_VERSION, KUBE_VERSION, LoopbackCluster, start_cluster
+from harness.cluster.upstream_crds import all_crds
+from harness.cluster.workloads import start_workloads
+from harness.node.host import Footprint
+from harness.node.node import RealNode, start_node
+
+
+def _state(folder: Path) -> Path:
+    return folder / "state.json"
+
+
+def up(
+    folder: Path, crds: Sequence[dict[str, Any]], *, kserve: bool = False, node: bool = False
+) -> LoopbackCluster:
+    """Start a detached cluster in ``folder`` (stopping one already recorded there); with
+    ``kserve``, also the workloads (:mod:`harness.cluster.workloads`) and the real KServe
+    (:mod:`harness.cluster.kserve`); with ``node``, the workloads and a real node."""
+    down(folder)
+    cluster = start_cluster(folder, crds=crds, detach=True)
+    state: dict[str, Any] = {}
+    real: RealNode | None = None
+    try:
+        if kserve or node:
+            start_workloads(cluster, detach=True)
+        if kserve:
+            start_kserve(cluster, detach=True)
+        if node:
+            real = start_node(cluster, folder / "node", detach=True)
+            state["node"] = {"folder": str(real.folder), "before": real.before.to_json()}
+    except BaseException:
+        if real is not None:
+            real.stop()
+        cluster.stop()
+        raise
+    state.update(pids=cluster.pids, port=cluster.port)
+    _state(folder).write_text(json.dumps(state))
+    return cluster
+
+
+def down(folder: Path) -> bool:
+    """Stop the cluster recorded in ``folder`` and remove its files; False if none was."""
+    state = _state(folder)
+    if not state.exists():
+        return False
+    recorded = json.loads(state.read_text())
+    if "node" in recorded:
+        node = RealNode(
+            Path(recorded["node"]["folder"]), Footprint.from_json(recorded["node"]["before"])
+        )
+        left = node.stop()
+        if left:
+            print(f"warning: the node left {left}", file=sys.stderr)
+    LoopbackCluster(folder, recorded["port"], "", pids=list(recorded["pids"])).stop()
+    shutil.rmtree(folder, ignore_errors=True)
+    return True
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m harness",
+        description="A loopback etcd + kube-apiserver with the product's and upstream CRDs.",
+    )
+    parser.add_argument("action", choices=["up", "down"])
+    parser.add_argument("--dir", type=Path, required=True, help="where the cluster's files live")
+    parser.add_argument(
+        "--kserve",
+        action="store_true",
+        help="also run kube-controller-manager, kube-scheduler, kwok GPU nodes and KServe",
+    )
+    parser.add_argument(
+        "--node",
+        action="store_true",
+        help="also run a real node: kubelet, containerd and CNI with locally built images (root)",
+    )
+    args = parser.parse_args(argv)
+    folder: Path = args.dir.resolve()
+    try:
+        if args.action == "down":
+            stopped = down(folder)
+            print("stopped" if stopped else f"no cluster recorded in {folder}")
+            return 0
+        cluster = up(folder, all_crds(), kserve=args.kserve, node=args.node)
+    except ControlPlaneError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"kube-apiserver {KUBE_VERSION} at {cluster.server} (etcd {ETCD_VERSION}); logs in {folder}"
+    )
+    print(f"KUBECONFIG={cluster.kubeconfig}")
+    return 0
