@@ -74,16 +74,17 @@ test-latest: $(UV) kube-tools ## lint and test against the newest releases pypro
 lock: $(UV) ## re-resolve uv.lock to the newest releases that pyproject.toml allows
 	$(UV) lock --upgrade --python $(PY)
 
-kube-tools: ## build kube-apiserver, -controller-manager, -scheduler, kubectl, etcd, kwok, helm, KServe from their Go modules (pinned, cached)
+kube-tools: ## build kube-apiserver, -controller-manager, -scheduler, kubectl, kubelet, etcd, kwok, helm, KServe from their Go modules (pinned, cached); install containerd, runc, CNI
+	@scripts/ensure-node.sh
 	@scripts/build-kube.sh >/dev/null
 
 # the loopback cluster's files (kubeconfig, certificates, logs, etcd data); never committed
 KUBE_DIR ?= .kube-up
-kube-up: setup kube-tools ## start etcd + kube-apiserver on loopback with every CRD (KSERVE=1: + real KServe on fake GPU nodes); prints KUBECONFIG=
-	@$(BIN)/python -m harness.cluster up --dir $(KUBE_DIR) $(if $(KSERVE),--kserve)
+kube-up: setup kube-tools ## start etcd + kube-apiserver on loopback with every CRD (KSERVE=1: + real KServe on fake GPU nodes; NODE=1: + a real node); prints KUBECONFIG=
+	@$(BIN)/python -m harness up --dir $(KUBE_DIR) $(if $(KSERVE),--kserve) $(if $(NODE),--node)
 
-kube-down: ## stop the cluster kube-up started (no process or port left behind)
-	@$(BIN)/python -m harness.cluster down --dir $(KUBE_DIR)
+kube-down: ## stop the cluster kube-up started (no process, port, mount, network namespace, link or cgroup left behind)
+	@$(BIN)/python -m harness down --dir $(KUBE_DIR)
 
 bench: setup ## run the benchmarks and rewrite docs/benchmarks-derivation.md
 	$(BIN)/python bench/run_all.py

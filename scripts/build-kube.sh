@@ -3,7 +3,8 @@
 # module proxy is needed, no git checkout) into a per-user cache folder:
 #
 #   ${XDG_CACHE_HOME:-$HOME/.cache}/controlplane-tools/kube-<KUBE_VERSION>/bin/
-#       kube-apiserver  kube-controller-manager  kube-scheduler  kubectl  etcd  kwok  helm  kserve-manager
+#       kube-apiserver  kube-controller-manager  kube-scheduler  kubectl  kubelet  etcd  kwok  helm
+#       kserve-manager  pause
 #       prometheus-operator  prometheus
 #       llmisvc-manager
 #
@@ -51,6 +52,11 @@ PROMETHEUS_OPERATOR_VERSION="v0.85.0"
 # Kubernetes service discovery. Its go.mod has a replace directive: built in a module copy.
 PROMETHEUS_VERSION="v3.5.0"
 PROMETHEUS_MODULE_VERSION="v0.305.0"
+# The sandbox ("pause") image Kubernetes v1.34.10 uses: kubeadm's PauseVersion
+# (cmd/kubeadm/app/constants/constants.go) and build/pause/Makefile's TAG are both 3.10.1. Its
+# program is build/pause/linux/pause.c of the same k8s.io/kubernetes module, compiled with the
+# Makefile's flags (-Os -Wall -Werror -static) by the C compiler here.
+PAUSE_VERSION="3.10.1"
 # -----------------------------------------------------------------------------
 
 GO_MIN_MINOR=24 # both go.mod files above say go 1.24
@@ -90,9 +96,11 @@ llmisvc_ok() { [[ -x "${BIN_DIR}/llmisvc-manager" ]] && grep -qxF "${KSERVE_VERS
 promop_ok() { has "${BIN_DIR}/prometheus-operator" "prometheus-operator, version ${PROMETHEUS_OPERATOR_VERSION#v} "; }
 # prometheus --version -> "prometheus, version 3.5.0 (branch: ..."
 prometheus_ok() { has "${BIN_DIR}/prometheus" "prometheus, version ${PROMETHEUS_VERSION#v} "; }
+# the sandbox image's program (harness/node/images.py): pause -v -> "pause.c v3.10.1-..."
+pause_ok() { [[ -x "${BIN_DIR}/pause" ]] && says "pause.c v${PAUSE_VERSION}" "${BIN_DIR}/pause" -v; }
 binaries_ok() {
 	promop_ok && prometheus_ok && kube_ok kube-apiserver && kube_ok kube-controller-manager && kube_ok kube-scheduler && kubectl_ok && etcd_ok && kwok_ok &&
-		helm_ok && kserve_ok && llmisvc_ok
+		helm_ok && kserve_ok && llmisvc_ok && kube_ok kubelet && pause_ok
 }
 
 if binaries_ok; then
@@ -146,7 +154,8 @@ mkdir "$WORK/kube"
 	"$GO" get "k8s.io/kubernetes/cmd/kube-apiserver@${KUBE_VERSION}" \
 		"k8s.io/kubernetes/cmd/kube-controller-manager@${KUBE_VERSION}" \
 		"k8s.io/kubernetes/cmd/kube-scheduler@${KUBE_VERSION}" \
-		"k8s.io/kubernetes/cmd/kubectl@${KUBE_VERSION}"
+		"k8s.io/kubernetes/cmd/kubectl@${KUBE_VERSION}" \
+		"k8s.io/kubernetes/cmd/kubelet@${KUBE_VERSION}"
 	# same version stamping, tags and stripping as hack/lib/golang.sh in a release build
 	minor="${KUBE_VERSION#v1.}"
 	minor="${minor%%.*}"
@@ -154,11 +163,17 @@ mkdir "$WORK/kube"
 	for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
 		ldflags+=" -X ${pkg}.gitVersion=${KUBE_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor}"
 	done
-	for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+	for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet; do
 		if [[ "$cmd" == kubectl ]]; then kubectl_ok && continue; else kube_ok "$cmd" && continue; fi
 		"$GO" build -tags=selinux,notest,grpcnotrace -ldflags="$ldflags" \
 			-o "$WORK/out/${cmd}" "k8s.io/kubernetes/cmd/${cmd}"
 	done
+	if ! pause_ok; then
+		pause_c="$("$GO" env GOMODCACHE)/k8s.io/kubernetes@${KUBE_VERSION}/build/pause/linux/pause.c"
+		[[ -f "$pause_c" ]] || die "no build/pause/linux/pause.c in k8s.io/kubernetes@${KUBE_VERSION}"
+		"${CC:-cc}" -Os -Wall -Werror -static "-DVERSION=v${PAUSE_VERSION}-controlplane" \
+			-o "$WORK/out/pause" "$pause_c"
+	fi
 )
 
 # --- etcd ----------------------------------------------------------------------
