@@ -12,8 +12,10 @@ benchmarks (``bench/``) and ``make kube-up``; what only tests use, built on it, 
   (:mod:`harness.kube.fake_kserve`);
 - :class:`StaticProvider` -- an in-memory metric provider (:mod:`harness.providers`);
 - :class:`LoopbackCluster`, :func:`start_cluster`, :class:`KubeSetupError` -- etcd and a real
-  kube-apiserver on loopback (:mod:`harness.cluster.kubeapi`); ``python -m harness.cluster
-  up|down`` is ``make kube-up`` / ``make kube-down`` (:mod:`harness.cluster.cli`).
+  kube-apiserver on loopback (:mod:`harness.cluster.kubeapi`); ``python -m harness
+  up|down`` is ``make kube-up`` / ``make kube-down`` (:mod:`harness.cli`);
+- :func:`~harness.node.node.start_node` -- a real node on that cluster: kubelet, containerd and CNI
+  running pods from images built here (:mod:`harness.node`).
 
 Its subpackages and modules, one line each: docs/architecture.md, "Module map" (``harness/``).
 """

@@ -32,7 +32,7 @@ def exception_classes() -> dict[str, type[BaseException]]:
     ]
     for info in infos:
         if info.name.endswith(".__main__"):
-            continue  # running it is its import: `python -m harness.cluster`
+            continue  # running it is its import: `python -m harness`
         module = importlib.import_module(info.name)
         for name, obj in vars(module).items():
             if (

@@ -73,6 +73,7 @@ def test_every_package_has_a_nested_contract_that_places_every_module() -> None:
     assert containers == packages()
     assert {
         "harness.cluster",
+        "harness.node",
         "controlplane.analysis.sequential",
         "controlplane.promql",
     } <= containers
@@ -84,6 +85,9 @@ def test_every_package_has_a_nested_contract_that_places_every_module() -> None:
         assert sorted(names) == sorted(children), container
         assert contract["exhaustive"] is True, container
     assert {info.name for info in pkgutil.iter_modules(harness.__path__)} == {
+        "__main__",
+        "cli",
+        "node",
         "cluster",
         "kube",
         "providers",
@@ -189,15 +193,19 @@ CROSSINGS = {
     ),
     "the API server module imports the add-ons it starts (the harness's old cycle)": (
         {"harness/cluster/kubeapi.py": "from harness.cluster import kserve\n"},
-        "harness.cluster: the command line over the add-ons over the API server BROKEN",
+        "harness.cluster: the add-ons over the API server BROKEN",
     ),
     "the fakes import the loopback cluster (harness siblings)": (
         {"harness/kube/fake.py": "from harness.cluster import kubeapi\n"},
-        "harness: cluster, fakes and provider independent BROKEN",
+        "harness: the command line over the node over cluster, fakes and provider BROKEN",
+    ),
+    "the loopback cluster imports the real node that runs on it": (
+        {"harness/cluster/workloads.py": "from harness.node import node\n"},
+        "harness: the command line over the node over cluster, fakes and provider BROKEN",
     ),
     "a new harness module nobody placed": (
         {"harness/newmodule.py": ""},
-        "harness: cluster, fakes and provider independent BROKEN",
+        "harness: the command line over the node over cluster, fakes and provider BROKEN",
     ),
 }
 

@@ -13,7 +13,7 @@ The binaries are built once per machine by ``scripts/build-kube.sh`` (``make kub
 ``$XDG_CACHE_HOME/controlplane-tools/kube-<version>/bin``; a missing binary is a
 :class:`KubeSetupError` that says how to build it, never a skip.
 
-``make kube-up`` / ``make kube-down`` run it through :mod:`harness.cluster.cli`, which sits above
+``make kube-up`` / ``make kube-down`` run it through :mod:`harness.cli`, which sits above
 this module and the ones that add workloads and KServe to a cluster (so none of them imports
 another's caller).
 """

@@ -20,7 +20,8 @@ import yaml
 
 from controlplane.kube.client import Ref
 from controlplane.kube.real import RealKube
-from harness.cluster import cli, kubeapi, upstream_crds
+from harness import cli
+from harness.cluster import kubeapi, upstream_crds
 from harness.cluster.kubeapi import KubeSetupError, LoopbackCluster
 
 

@@ -1,0 +1,305 @@
+"""The container images a real node runs, built here and never pulled.
+
+Owns the two OCI images the node's pods run, written as OCI image layouts with ``umoci`` and
+imported into containerd with ``ctr images import`` (no registry anywhere):
+
+- ``localhost/pause:3.10.1``: the sandbox image, Kubernetes' own ``build/pause/linux/pause.c``
+  compiled static (``scripts/build-kube.sh`` builds it from the ``k8s.io/kubernetes`` module, as
+  ``build/pause/Makefile`` does: ``-Os -Wall -Werror -static``), run as 65535 like the upstream
+  image;
+- ``localhost/controlplane-engine:<tag>``: the project's vLLM-compatible server
+  (``python -m controlplane.local.serve``). Its base layer is Debian bookworm ``minbase`` with
+  ``python3`` (``mmdebstrap`` from Debian's packages) and the server's dependencies at the
+  versions of ``uv.lock`` (``uv pip install --target``, manylinux wheels for CPython 3.11,
+  bookworm's Python); the base is built once per lock and cached outside the repository. The
+  project's wheel (``uv build``, package data included) is one more layer on top, so a code
+  change costs seconds, and the tag is the hash of that layer.
+
+Called by :mod:`harness.node.node`; the cache folder is ``$XDG_CACHE_HOME/controlplane-tools/
+images``. A missing tool is a :class:`~harness.cluster.kubeapi.KubeSetupError` naming the Debian
+package, never a skip.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.cluster.kubeapi import KubeSetupError, tool_dir
+
+PAUSE_VERSION = "3.10.1"
+"""kubeadm's ``PauseVersion`` in Kubernetes v1.34.10 (``cmd/kubeadm/app/constants``)."""
+PAUSE_IMAGE = f"localhost/pause:{PAUSE_VERSION}"
+ENGINE_REPOSITORY = "localhost/controlplane-engine"
+DEBIAN_SUITE = "bookworm"
+"""Debian 12: its ``python3`` is CPython 3.11, the wheels below are for it."""
+ENGINE_PACKAGES = ("aiohttp", "prometheus-client", "pydantic", "pyyaml")
+"""What ``python -m controlplane.local.serve`` imports outside the standard library (its test
+checks numpy, scipy, kubernetes and fastapi stay out)."""
+ENGINE_USER = "65532:65532"
+ENGINE_SITE = "/opt/engine/site"
+ENGINE_SRC = "/opt/engine/src"
+RECIPE = "engine-base-1"
+"""Bumped whenever the way the base layer is built changes (part of its cache key)."""
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Image:
+    """An OCI image layout archive ready for ``ctr images import`` and the name it gets."""
+
+    ref: str
+    archive: Path
+
+
+def cache_dir() -> Path:
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "controlplane-tools" / "images"
+
+
+def need(tool: str, package: str) -> str:
+    """The path of ``tool``, or a KubeSetupError naming the Debian package that has it."""
+    found = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")
+    if found is None:
+        raise KubeSetupError(
+            f"{tool} is not installed: run `make kube-tools` (it installs the Debian package "
+            f"{package})"
+        )
+    return found
+
+
+def uv_binary() -> str:
+    """``$UV``, else the uv ``make setup`` installs in the tools folder, else ``uv`` on PATH."""
+    if os.environ.get("UV"):
+        return os.environ["UV"]
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    pinned = sorted(glob.glob(os.path.join(cache, "controlplane-tools", "uv-*", "bin", "uv")))
+    if pinned:
+        return pinned[-1]
+    found = shutil.which("uv")
+    if found is None:
+        raise KubeSetupError("uv is not installed: run `make setup`")
+    return found
+
+
+def _run(argv: list[str], what: str, timeout: float = 900) -> str:
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode != 0:
+        raise KubeSetupError(f"{what} failed ({' '.join(argv[:3])} ...):\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def _umoci(*args: str) -> str:
+    return _run([need("umoci", "umoci"), *args], f"umoci {args[0]}")
+
+
+def _archive(layout: Path, into: Path) -> Path:
+    """The layout folder as one tar (what ``ctr images import`` reads)."""
+    with tarfile.open(into, "w") as tar:
+        for entry in sorted(layout.rglob("*")):
+            tar.add(entry, arcname=str(entry.relative_to(layout)), recursive=False)
+    return into
+
+
+def pause_image(work: Path) -> Image:
+    """The sandbox image from the pause binary ``scripts/build-kube.sh`` built."""
+    binary = tool_dir() / "pause"
+    if not os.access(binary, os.X_OK):
+        raise KubeSetupError("pause is not built: run `make kube-tools`")
+    layout, bundle = work / "pause-layout", work / "pause-bundle"
+    shutil.rmtree(layout, ignore_errors=True)
+    shutil.rmtree(bundle, ignore_errors=True)
+    _umoci("init", "--layout", str(layout))
+    _umoci("new", "--image", f"{layout}:{PAUSE_VERSION}")
+    _umoci("unpack", "--image", f"{layout}:{PAUSE_VERSION}", str(bundle))
+    shutil.copy2(binary, bundle / "rootfs" / "pause")
+    _umoci("repack", "--image", f"{layout}:{PAUSE_VERSION}", str(bundle))
+    _umoci(
+        "config",
+        "--image",
+        f"{layout}:{PAUSE_VERSION}",
+        "--config.entrypoint",
+        "/pause",
+        "--config.user",
+        "65535:65535",
+    )
+    shutil.rmtree(bundle, ignore_errors=True)
+    return Image(PAUSE_IMAGE, _archive(layout, work / "pause.tar"))
+
+
+def locked_requirements() -> str:
+    """The engine's packages and their dependencies at ``uv.lock``'s versions (a constraints
+    file for ``uv pip install``)."""
+    return _run(
+        [
+            uv_binary(),
+            "export",
+            "--frozen",
+            "--no-dev",
+            "--no-emit-project",
+            "--no-hashes",
+            "--format",
+            "requirements-txt",
+            "--project",
+            str(ROOT),
+        ],
+        "uv export",
+    )
+
+
+def base_key(constraints: str) -> str:
+    text = "\n".join([RECIPE, DEBIAN_SUITE, *ENGINE_PACKAGES, constraints])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def engine_base() -> Path:
+    """The cached OCI layout holding the engine's base (tag ``base``), built when missing."""
+    constraints = locked_requirements()
+    final = cache_dir() / f"engine-base-{base_key(constraints)}"
+    if (final / "index.json").exists():
+        return final
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_dir(), prefix="building-") as tmp:
+        work = Path(tmp)
+        layout, bundle = work / "layout", work / "bundle"
+        _umoci("init", "--layout", str(layout))
+        _umoci("new", "--image", f"{layout}:base")
+        _umoci("unpack", "--image", f"{layout}:base", str(bundle))
+        rootfs = bundle / "rootfs"
+        _run(
+            [
+                need("mmdebstrap", "mmdebstrap"),
+                "--variant=minbase",
+                "--include=python3",
+                "--mode=root",
+                "--quiet",
+                DEBIAN_SUITE,
+                str(rootfs),
+            ],
+            "mmdebstrap",
+        )
+        for doc in ("usr/share/doc", "usr/share/man", "usr/share/locale", "var/cache/apt"):
+            shutil.rmtree(rootfs / doc, ignore_errors=True)
+        (work / "constraints.txt").write_text(constraints)
+        _run(
+            [
+                uv_binary(),
+                "pip",
+                "install",
+                "--quiet",
+                "--target",
+                str(rootfs / ENGINE_SITE.lstrip("/")),
+                "--python-version",
+                "3.11",
+                "--python-platform",
+                "x86_64-manylinux_2_28",
+                "--only-binary",
+                ":all:",
+                "--no-compile",
+                "-c",
+                str(work / "constraints.txt"),
+                *ENGINE_PACKAGES,
+            ],
+            "uv pip install (the engine's dependencies)",
+        )
+        _umoci("repack", "--image", f"{layout}:base", str(bundle))
+        shutil.rmtree(bundle)
+        if not final.exists():  # another build may have finished first: same content
+            os.replace(layout, final)
+    return final
+
+
+def project_layer(work: Path) -> tuple[Path, str]:
+    """This checkout's package as one layer tar under :data:`ENGINE_SRC`: its wheel
+    (``uv build``, package data included) installed there without dependencies, archived
+    deterministically (sorted, owner 0, time 0; umoci compresses it). Returns the tar and the
+    hash of its content (the image's tag)."""
+    wheels, site = work / "wheel", work / "site"
+    shutil.rmtree(wheels, ignore_errors=True)
+    shutil.rmtree(site, ignore_errors=True)
+    uv = uv_binary()
+    _run([uv, "build", "--quiet", "--wheel", "--out-dir", str(wheels), str(ROOT)], "uv build")
+    (wheel,) = wheels.glob("*.whl")
+    _run(
+        [
+            uv,
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-compile",
+            "--target",
+            str(site),
+            "--python-version",
+            "3.11",
+            str(wheel),
+        ],
+        "uv pip install (the project's wheel)",
+    )
+    return layer_of(site, ENGINE_SRC, work / "project.tar")
+
+
+def layer_of(folder: Path, prefix: str, into: Path) -> tuple[Path, str]:
+    """Every file under ``folder`` as a layer tar at ``prefix`` (deterministic: sorted, owner 0,
+    time 0, no ``__pycache__``); returns it and the first 12 hex digits of its sha256."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in sorted(folder.rglob("*")):
+            if "__pycache__" in path.parts or path.suffix == ".pyc" or path.is_symlink():
+                continue
+            name = f"{prefix.strip('/')}/{path.relative_to(folder)}"
+            info = tar.gettarinfo(str(path), arcname=name)
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            info.mtime = 0
+            info.mode = 0o755 if path.is_dir() else 0o644
+            if path.is_file():
+                with path.open("rb") as fh:
+                    tar.addfile(info, fh)
+            else:
+                tar.addfile(info)
+    data = raw.getvalue()
+    into.write_bytes(data)
+    return into, hashlib.sha256(data).hexdigest()[:12]
+
+
+def engine_image(work: Path) -> Image:
+    """The engine image: the cached base plus this checkout's package."""
+    base = engine_base()
+    layout = work / "engine-layout"
+    shutil.rmtree(layout, ignore_errors=True)
+    shutil.copytree(base, layout, copy_function=os.link)
+    # umoci rewrites index.json: the copy gets its own, the blobs stay shared (content-addressed)
+    (layout / "index.json").unlink()
+    shutil.copy2(base / "index.json", layout / "index.json")
+    layer, tag = project_layer(work)
+    _umoci("raw", "add-layer", "--image", f"{layout}:base", "--tag", tag, str(layer))
+    _umoci(
+        "config",
+        "--image",
+        f"{layout}:{tag}",
+        "--config.entrypoint",
+        "python3",
+        "--config.entrypoint",
+        "-m",
+        "--config.entrypoint",
+        "controlplane.local.serve",
+        "--config.env",
+        f"PYTHONPATH={ENGINE_SRC}:{ENGINE_SITE}",
+        "--config.env",
+        "PYTHONDONTWRITEBYTECODE=1",
+        "--config.user",
+        ENGINE_USER,
+        "--config.workingdir",
+        "/",
+    )
+    _umoci("rm", "--image", f"{layout}:base")
+    return Image(f"{ENGINE_REPOSITORY}:{tag}", _archive(layout, work / "engine.tar"))

@@ -1,0 +1,334 @@
+"""A real Kubernetes node on this machine: kubelet, containerd, runc and CNI, running real pods.
+
+Owns :func:`start_node` and :class:`RealNode`. Against a loopback control plane
+(:mod:`harness.cluster.kubeapi`, with :mod:`harness.cluster.workloads`' scheduler and
+controllers), it starts
+
+- ``containerd`` (Debian's 1.6) with its CRI plugin, every folder under :data:`RUN_DIR`, its
+  sandbox image the locally built pause image, runc as the runtime (``restrict_oom_score_adj``:
+  this machine lets no process lower its OOM score, which runc otherwise does for every sandbox
+  and fails: "failed to update /proc/self/oom_score_adj: Permission denied");
+- a CNI network (Debian's ``containernetworking-plugins``: ``bridge`` with ``host-local`` IPAM,
+  and ``loopback``) on the bridge :data:`BRIDGE`, :data:`POD_SUBNET`, without IP masquerade or
+  port mapping: pods reach the machine and each other, nothing beyond, and no iptables rule is
+  written;
+- ``kubelet`` v1.34.10 (``scripts/build-kube.sh``), cgroupfs driver under its own cgroup root
+  :data:`CGROUP`, registering the node :data:`NODE_NAME` with the bridge address as its
+  InternalIP. It authenticates with the cluster's admin kubeconfig (no node certificate: the
+  Node authorizer is not exercised here).
+
+Images are built by :mod:`harness.node.images` and imported with ``ctr``; pods use
+``imagePullPolicy: Never`` or ``IfNotPresent``. One node per machine (fixed bridge, subnet and
+kubelet port): :func:`start_node` refuses a second. :meth:`RealNode.stop` kills every process
+of the node and takes back everything it changed on the machine (:mod:`harness.node.host`),
+and reports what is left, if anything. Called by ``make kube-up NODE=1``
+(:mod:`harness.cli`) and the test fixtures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.cluster.kubeapi import KubeSetupError, LoopbackCluster, binary
+from harness.node import host
+from harness.node.images import Image, engine_image, need, pause_image
+
+NODE_NAME = "node-1"
+BRIDGE = "cpnode0"
+POD_SUBNET = "10.245.0.0/24"
+NODE_IP = "10.245.0.1"
+"""The bridge's address: the node's InternalIP, the pods' gateway, where kubelet listens."""
+CGROUP = "controlplane-node"
+RUN_DIR = Path("/run/controlplane-node")
+"""containerd's and kubelet's state, sockets and mounts: short, since a Unix socket path has at
+most 107 bytes (kubelet's ``pod-resources`` socket under a pytest folder had more), and fixed,
+one node per machine."""
+KUBELET_PORT = 10250
+CNI_BIN = Path("/usr/lib/cni")
+NETWORK = "controlplane"
+_DETACHED: list[subprocess.Popen[bytes]] = []
+
+
+def containerd_config(run: Path) -> str:
+    """containerd's config (version 2) with every folder under ``run`` (pure)."""
+    c = run / "containerd"
+    return f"""version = 2
+root = "{c / "root"}"
+state = "{c / "state"}"
+[grpc]
+  address = "{c / "containerd.sock"}"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "localhost/pause:3.10.1"
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "{CNI_BIN}"
+    conf_dir = "{run / "cni" / "net.d"}"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        Root = "{c / "runc"}"
+"""
+
+
+def cni_config(run: Path) -> dict[str, Any]:
+    """The pods' network: a bridge with host-local addresses, no masquerade (pure)."""
+    return {
+        "cniVersion": "1.0.0",
+        "name": NETWORK,
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": BRIDGE,
+                "isGateway": True,
+                "ipMasq": False,
+                "hairpinMode": True,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{"subnet": POD_SUBNET, "gateway": NODE_IP}]],
+                    "dataDir": str(run / "cni" / "ipam"),
+                },
+            }
+        ],
+    }
+
+
+def kubelet_config(run: Path) -> dict[str, Any]:
+    """kubelet's KubeletConfiguration (pure)."""
+    return {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "containerRuntimeEndpoint": f"unix://{run / 'containerd' / 'containerd.sock'}",
+        "cgroupDriver": "cgroupfs",
+        "cgroupRoot": f"/{CGROUP}",
+        "cgroupsPerQOS": True,
+        "enforceNodeAllocatable": [],
+        "failSwapOn": False,
+        "address": NODE_IP,
+        "port": KUBELET_PORT,
+        "healthzBindAddress": "127.0.0.1",
+        "healthzPort": 0,
+        "readOnlyPort": 0,
+        "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": False}},
+        "authorization": {"mode": "AlwaysAllow"},
+        "podCIDR": POD_SUBNET,
+        "podLogsDir": str(run / "pod-logs"),
+        "resolvConf": "",
+        "evictionHard": {},
+        "imageGCHighThresholdPercent": 100,
+        "imageGCLowThresholdPercent": 99,
+        "serializeImagePulls": False,
+        "localStorageCapacityIsolation": False,
+        "maxPods": 30,
+        "syncFrequency": "10s",
+        "nodeStatusReportFrequency": "10s",
+    }
+
+
+@dataclass
+class RealNode:
+    """A running node; :meth:`stop` takes it all back."""
+
+    folder: Path
+    """The node's logs (``log/containerd.log``, ``log/kubelet.log``) and image builds."""
+    before: host.Footprint
+    images: dict[str, str] = field(default_factory=dict)
+    """What each built image is called in containerd: ``pause``, ``engine``."""
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    """containerd and kubelet, when started by this process and not detached."""
+    name: str = NODE_NAME
+    run: Path = RUN_DIR
+
+    @property
+    def socket(self) -> Path:
+        return self.run / "containerd" / "containerd.sock"
+
+    def ctr(self, *args: str, timeout: float = 300) -> str:
+        """``ctr -n k8s.io ARGS`` against this node's containerd."""
+        argv = [need("ctr", "containerd"), "--address", str(self.socket), "-n", "k8s.io", *args]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        if done.returncode != 0:
+            raise KubeSetupError(f"ctr {' '.join(args[:2])} failed:\n{done.stderr[-2000:]}")
+        return done.stdout
+
+    def import_image(self, image: Image) -> str:
+        repository = image.ref.rsplit(":", 1)[0]
+        self.ctr("images", "import", "--base-name", repository, str(image.archive))
+        return image.ref
+
+    def log_tail(self, chars: int = 3000) -> str:
+        parts = []
+        for name in ("containerd", "kubelet"):
+            with contextlib.suppress(OSError):
+                text = (self.folder / "log" / f"{name}.log").read_text()[-chars:]
+                parts.append(f"--- {name}.log\n{text}")
+        return "\n".join(parts)
+
+    def stop(self) -> dict[str, list[str]]:
+        """Kill the node's processes and containers, undo its mounts, network namespaces,
+        links, cgroups and files, remove :data:`RUN_DIR` (the logs stay in its folder); returns
+        what is left (empty: nothing)."""
+        for proc in reversed(self.processes):  # kubelet first, then containerd
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.processes.clear()
+        return host.take_back(self.before, self.run, CGROUP, BRIDGE)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
+
+
+def _cgroup_root() -> None:
+    """kubelet wants its cgroup root to exist in every hierarchy (v1: one per controller)."""
+    for hierarchy in host.CGROUP_ROOT.iterdir():
+        if hierarchy.is_dir() and not hierarchy.is_symlink():
+            with contextlib.suppress(OSError):
+                (hierarchy / CGROUP).mkdir(exist_ok=True)
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], capture_output=True, check=True, timeout=30)
+
+
+def _spawn(node: RealNode, name: str, argv: Sequence[str], detach: bool) -> subprocess.Popen[bytes]:
+    logs = node.folder / "log"
+    logs.mkdir(parents=True, exist_ok=True)
+    with (logs / f"{name}.log").open("wb") as log:
+        proc = subprocess.Popen(
+            list(argv),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=detach,
+        )
+    if not detach:
+        node.processes.append(proc)
+    else:
+        _DETACHED.append(proc)  # outlives this process (make kube-up); taken back by RUN_DIR
+    return proc
+
+
+def _until(check: Any, what: str, node: RealNode, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise KubeSetupError(f"{what} within {timeout:.0f} s:\n{node.log_tail()}")
+        time.sleep(0.2)
+
+
+def _node_ready(cluster: LoopbackCluster) -> bool:
+    try:
+        node = cluster.request("GET", f"/api/v1/nodes/{NODE_NAME}")
+    except OSError:
+        return False
+    conditions = (node.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def start_node(
+    cluster: LoopbackCluster,
+    folder: Path,
+    *,
+    engine: bool = True,
+    detach: bool = False,
+    timeout: float = 120.0,
+) -> RealNode:
+    """Start containerd and kubelet as the node :data:`NODE_NAME` of ``cluster`` (their state in
+    :data:`RUN_DIR`, their logs and the image builds in ``folder``),
+    with the pause image (and, with ``engine``, the engine image) imported; returns once the
+    node is Ready. Needs root, and the Debian packages ``scripts/ensure-node.sh`` installs."""
+    if os.geteuid() != 0:
+        raise KubeSetupError("a real node needs root (kubelet, containerd, network namespaces)")
+    for tool, package in (
+        ("containerd", "containerd"),
+        ("runc", "runc"),
+        ("umoci", "umoci"),
+        ("mmdebstrap", "mmdebstrap"),
+        ("ip", "iproute2"),
+    ):
+        need(tool, package)
+    if not (CNI_BIN / "bridge").exists():
+        raise KubeSetupError(
+            "the CNI plugins are not installed: run `make kube-tools` (Debian package "
+            "containernetworking-plugins)"
+        )
+    kubelet = binary("kubelet")
+    folder, run = folder.resolve(), RUN_DIR
+    probe = subprocess.run(["ip", "link", "show", BRIDGE], capture_output=True, check=False)
+    if probe.returncode == 0 or run.exists() or not _port_free(KUBELET_PORT):
+        raise KubeSetupError(
+            f"a real node already runs on this machine (bridge {BRIDGE}, {run} or port "
+            f"{KUBELET_PORT} taken): stop it first (`make kube-down`)"
+        )
+    before = host.read_footprint(run, CGROUP)
+    node = RealNode(folder, before)
+    try:
+        for sub in ("containerd", "cni/net.d", "kubelet", "pod-logs"):
+            (run / sub).mkdir(parents=True, exist_ok=True)
+        (folder / "images").mkdir(parents=True, exist_ok=True)
+        (run / "containerd" / "config.toml").write_text(containerd_config(run))
+        (run / "cni" / "net.d" / f"10-{NETWORK}.conflist").write_text(
+            json.dumps(cni_config(run), indent=1)
+        )
+        config = run / "kubelet" / "config.yaml"
+        config.write_text(yaml.safe_dump(kubelet_config(run)))
+        _ip("link", "add", BRIDGE, "type", "bridge")
+        _ip("addr", "add", f"{NODE_IP}/{POD_SUBNET.split('/')[1]}", "dev", BRIDGE)
+        _ip("link", "set", BRIDGE, "up")
+        _cgroup_root()
+        _spawn(
+            node,
+            "containerd",
+            [need("containerd", "containerd"), "--config", str(run / "containerd/config.toml")],
+            detach,
+        )
+        _until(node.socket.exists, "containerd did not open its socket", node, timeout)
+        node.images["pause"] = node.import_image(pause_image(folder / "images"))
+        if engine:
+            node.images["engine"] = node.import_image(engine_image(folder / "images"))
+        shutil.rmtree(folder / "images", ignore_errors=True)
+        _spawn(
+            node,
+            "kubelet",
+            [
+                str(kubelet),
+                f"--config={config}",
+                f"--kubeconfig={cluster.kubeconfig}",
+                f"--root-dir={run / 'kubelet' / 'root'}",
+                f"--cert-dir={run / 'kubelet' / 'pki'}",
+                f"--hostname-override={NODE_NAME}",
+                f"--node-ip={NODE_IP}",
+                "--v=0",
+            ],
+            detach,
+        )
+        _until(
+            lambda: _node_ready(cluster), f"node {NODE_NAME} did not become Ready", node, timeout
+        )
+    except BaseException:
+        node.stop()
+        raise
+    return node

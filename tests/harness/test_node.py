@@ -1,0 +1,272 @@
+"""A real node: kubelet v1.34.10, containerd, runc and CNI run the engine image built here.
+
+The loopback control plane with kube-controller-manager and kube-scheduler
+(:mod:`harness.cluster.workloads`, no kwok node in the way) gets a real node
+(:func:`harness.node.node.start_node`). What it shows, read back as ``kubectl`` would:
+
+- a Deployment of the engine image becomes Ready pods because kubelet ran their readiness probe
+  against a real process, each on its own address on the node's bridge; the EndpointSlice of a
+  Service lists them; the real ``openai`` client gets answers from each pod's address;
+- an engine that crashes on start (a GPU out of memory at load) loops in ``CrashLoopBackOff``;
+  one that never passes its probe runs but is never a ready endpoint; a killed engine process is
+  restarted by kubelet;
+- stopping the node (and ``make kube-down`` after ``make kube-up NODE=1``) leaves no process,
+  mount, network namespace, link, iptables rule, cgroup or file behind.
+
+Needs root and the Debian packages of ``scripts/ensure-node.sh`` (``make kube-tools``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openai import OpenAI
+
+from harness import cli
+from harness.cluster.kubeapi import LoopbackCluster, start_cluster
+from harness.cluster.workloads import start_workloads
+from harness.node import host, node
+from harness.node.node import RealNode, start_node
+
+pytestmark = [pytest.mark.binary, pytest.mark.slow, pytest.mark.timeout(900)]
+
+NS = "serving"
+PORT = 8000
+MODEL = "llama-tiny"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackCluster]:
+    with start_cluster(tmp_path_factory.mktemp("node-cluster")) as running:
+        start_workloads(running, nodes=[])
+        running.request("POST", "/api/v1/namespaces", {"metadata": {"name": NS}})
+        yield running
+
+
+@pytest.fixture(scope="module")
+def real(cluster: LoopbackCluster) -> Iterator[RealNode]:
+    started = start_node(cluster, cluster.workdir / "node")
+    yield started
+    started.stop()
+
+
+def until(check: Callable[[], Any], what: str, timeout: float = 120.0) -> Any:
+    """``check()``'s first truthy result, polled every half second."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} within {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def engine_pod_spec(image: str, *args: str) -> dict[str, Any]:
+    return {
+        "automountServiceAccountToken": False,
+        "terminationGracePeriodSeconds": 5,
+        "containers": [
+            {
+                "name": "main",
+                "image": image,
+                "imagePullPolicy": "Never",
+                "args": [MODEL, "--port", str(PORT), *args],
+                "ports": [{"containerPort": PORT, "name": "http"}],
+                "env": [
+                    {
+                        "name": "CONTROLPLANE_NAMESPACE",
+                        "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+                    }
+                ],
+                "readinessProbe": {
+                    "httpGet": {"path": "/health", "port": PORT},
+                    "periodSeconds": 1,
+                    "failureThreshold": 1,
+                },
+            }
+        ],
+    }
+
+
+def deployment(name: str, image: str, replicas: int, *args: str) -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": engine_pod_spec(image, *args)},
+        },
+    }
+
+
+def pods(cluster: LoopbackCluster, app: str) -> list[dict[str, Any]]:
+    path = f"/api/v1/namespaces/{NS}/pods?labelSelector=app%3D{app}"
+    items: list[dict[str, Any]] = cluster.request("GET", path)["items"]
+    return items
+
+
+def ready(pod: dict[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def main_status(pod: dict[str, Any]) -> dict[str, Any]:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or [{}]
+    status: dict[str, Any] = statuses[0]
+    return status
+
+
+def ready_endpoints(cluster: LoopbackCluster, service: str) -> set[str]:
+    path = (
+        f"/apis/discovery.k8s.io/v1/namespaces/{NS}/endpointslices"
+        f"?labelSelector=kubernetes.io%2Fservice-name%3D{service}"
+    )
+    found = set()
+    for piece in cluster.request("GET", path)["items"]:
+        for endpoint in piece.get("endpoints") or []:
+            if (endpoint.get("conditions") or {}).get("ready"):
+                found.update(endpoint["addresses"])
+    return found
+
+
+def service(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"selector": {"app": name}, "ports": [{"port": 80, "targetPort": PORT}]},
+    }
+
+
+def test_a_deployment_runs_real_pods_that_answer_openai(
+    cluster: LoopbackCluster, real: RealNode
+) -> None:
+    cluster.request(
+        "POST",
+        f"/apis/apps/v1/namespaces/{NS}/deployments",
+        deployment("engine", real.images["engine"], 2, "--served-model-name", MODEL),
+    )
+    cluster.request("POST", f"/api/v1/namespaces/{NS}/services", service("engine"))
+    running = until(
+        lambda: (got := pods(cluster, "engine")) and len(got) == 2 and all(map(ready, got)) and got,
+        "two Ready engine pods",
+    )
+    addresses = {p["status"]["podIP"] for p in running}
+    assert len(addresses) == 2
+    for pod in running:
+        assert pod["spec"]["nodeName"] == node.NODE_NAME
+        assert pod["status"]["hostIP"] == node.NODE_IP
+        assert main_status(pod)["imageID"].startswith("sha256:")  # run by containerd
+    assert until(lambda: ready_endpoints(cluster, "engine") == addresses, "both ready endpoints")
+
+    for address in sorted(addresses):
+        client = OpenAI(base_url=f"http://{address}:{PORT}/v1", api_key="none", max_retries=0)
+        assert [m.id for m in client.models.list().data] == [MODEL]
+        answer = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "hello"}], max_tokens=8
+        )
+        assert answer.choices[0].message.content
+        assert answer.usage is not None
+        assert answer.usage.completion_tokens >= 1
+        with urllib.request.urlopen(f"http://{address}:{PORT}/metrics", timeout=10) as got:
+            metrics = got.read().decode()
+        (count,) = [
+            line
+            for line in metrics.splitlines()
+            if line.startswith("vllm:e2e_request_latency_seconds_count{")
+        ]
+        assert f'model_name="{MODEL}"' in count
+        assert f'namespace="{NS}"' in count  # from the downward API
+        assert float(count.rsplit(" ", 1)[1]) == 1.0
+
+
+def test_an_engine_crashing_on_start_loops_and_a_never_ready_one_gets_no_endpoint(
+    cluster: LoopbackCluster, real: RealNode
+) -> None:
+    image = real.images["engine"]
+    for name, fault in (("crashing", "crash-on-start"), ("unready", "never-ready")):
+        cluster.request(
+            "POST",
+            f"/apis/apps/v1/namespaces/{NS}/deployments",
+            deployment(name, image, 1, f"--inject={fault}"),
+        )
+        cluster.request("POST", f"/api/v1/namespaces/{NS}/services", service(name))
+
+    def crash_looping() -> dict[str, Any] | None:
+        got = pods(cluster, "crashing")
+        status = main_status(got[0]) if got else {}
+        waiting = (status.get("state") or {}).get("waiting") or {}
+        return status if waiting.get("reason") == "CrashLoopBackOff" else None
+
+    status = until(crash_looping, "the crashing engine in CrashLoopBackOff")
+    assert status["restartCount"] >= 1
+    assert status["lastState"]["terminated"]["exitCode"] != 0
+
+    def running_unready() -> dict[str, Any] | None:
+        got = pods(cluster, "unready")
+        if not got:
+            return None
+        state = main_status(got[0]).get("state") or {}
+        return got[0] if "running" in state else None
+
+    pod = until(running_unready, "the never-ready engine running")
+    time.sleep(3)  # several probe periods
+    pod = pods(cluster, "unready")[0]
+    assert not ready(pod)
+    with urllib.request.urlopen(f"http://{pod['status']['podIP']}:{PORT}/v1/models") as got:
+        assert json.loads(got.read())["data"][0]["id"] == MODEL  # it serves, it is not ready
+    assert ready_endpoints(cluster, "unready") == set()
+
+
+def test_kubelet_restarts_a_killed_engine(cluster: LoopbackCluster, real: RealNode) -> None:
+    pod = pods(cluster, "engine")[0]
+    before = main_status(pod)["restartCount"]
+    name = pod["metadata"]["name"]
+    marker = f"pod{pod['metadata']['uid']}"
+    engines = [
+        pid
+        for pid, cmd in host.node_processes(real.run, node.CGROUP).items()
+        if "controlplane.local.serve" in cmd and marker in Path(f"/proc/{pid}/cgroup").read_text()
+    ]
+    assert len(engines) == 1, engines
+    os.kill(engines[0], signal.SIGKILL)
+
+    def restarted() -> bool:
+        got = cluster.request("GET", f"/api/v1/namespaces/{NS}/pods/{name}")
+        return main_status(got)["restartCount"] > before and ready(got)
+
+    until(restarted, "the engine restarted and Ready again")
+
+
+def test_stopping_the_node_leaves_nothing_behind(real: RealNode) -> None:
+    assert real.stop() == {}
+    after = host.read_footprint(real.run, node.CGROUP)
+    assert after.left_over(real.before) == {}
+    assert not real.run.exists()
+    assert "Started kubelet" in (real.folder / "log" / "kubelet.log").read_text()  # logs stay
+
+
+def test_kube_up_node_then_kube_down_leaves_nothing_behind(tmp_path: Path) -> None:
+    folder = tmp_path / "up"
+    before = host.read_footprint(node.RUN_DIR, node.CGROUP)
+    cluster = cli.up(folder, [], node=True)
+    try:
+        got = cluster.request("GET", f"/api/v1/nodes/{node.NODE_NAME}")
+        assert got["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
+        assert got["status"]["nodeInfo"]["kubeletVersion"] == "v1.34.10"
+    finally:
+        assert cli.main(["down", "--dir", str(folder)]) == 0
+    assert host.read_footprint(node.RUN_DIR, node.CGROUP).left_over(before) == {}
+    assert not folder.exists()

@@ -1,0 +1,99 @@
+"""The real node's configuration and its record of the machine, without starting anything.
+
+What :mod:`harness.node` writes for containerd, the CNI plugins and kubelet, and how
+:class:`~harness.node.host.Footprint` tells what a node left behind (the binary tests in
+``test_node.py`` run them for real).
+"""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+from harness.node import host, images, node
+
+
+def test_containerd_keeps_every_folder_under_the_node_and_never_lowers_oom_scores(
+    tmp_path: Path,
+) -> None:
+    text = node.containerd_config(tmp_path)
+    for key in ("root", "state", "address", "conf_dir", "Root"):
+        line = next(line for line in text.splitlines() if line.strip().startswith(f"{key} ="))
+        assert str(tmp_path) in line, line
+    assert 'sandbox_image = "localhost/pause:3.10.1"' in text
+    assert "restrict_oom_score_adj = true" in text
+
+
+def test_the_pod_network_writes_no_iptables_rule(tmp_path: Path) -> None:
+    config = node.cni_config(tmp_path)
+    (bridge,) = config["plugins"]
+    assert bridge["type"] == "bridge"
+    assert bridge["bridge"] == node.BRIDGE
+    assert bridge["ipMasq"] is False  # masquerade is the bridge plugin's only iptables rule
+    assert [p["type"] for p in config["plugins"]] == ["bridge"]  # no portmap
+    assert bridge["ipam"]["ranges"] == [[{"subnet": node.POD_SUBNET, "gateway": node.NODE_IP}]]
+    assert bridge["ipam"]["dataDir"].startswith(str(tmp_path))
+
+
+def test_kubelet_runs_under_its_own_cgroup_root_and_logs_in_the_node_folder(
+    tmp_path: Path,
+) -> None:
+    config = node.kubelet_config(tmp_path)
+    assert config["cgroupRoot"] == f"/{node.CGROUP}"
+    assert config["cgroupDriver"] == "cgroupfs"
+    assert config["podLogsDir"].startswith(str(tmp_path))
+    assert config["containerRuntimeEndpoint"] == (
+        f"unix://{tmp_path / 'containerd' / 'containerd.sock'}"
+    )
+    assert config["address"] == node.NODE_IP
+    assert config["podCIDR"] == node.POD_SUBNET
+
+
+def _footprint(**changes: object) -> host.Footprint:
+    empty: dict[str, frozenset[str]] = {kind: frozenset() for kind in host.KINDS}
+    return host.Footprint(**{**empty, "ip_forward": "0", **changes})  # type: ignore[arg-type]
+
+
+def test_left_over_names_only_what_is_new() -> None:
+    before = _footprint(links=frozenset({"lo", "eth0"}), files=frozenset({"/run/netns"}))
+    after = _footprint(
+        links=frozenset({"lo", "eth0", "veth1"}),
+        files=frozenset({"/run/netns", "/run/netns/cni-1"}),
+        ip_forward="1",
+    )
+    assert after.left_over(before) == {
+        "links": ["veth1"],
+        "files": ["/run/netns/cni-1"],
+        "ip_forward": ["0 -> 1"],
+    }
+    assert before.left_over(before) == {}
+    # what went missing is not left over
+    assert before.left_over(after) == {"ip_forward": ["1 -> 0"]}
+
+
+def test_a_footprint_survives_the_state_file() -> None:
+    one = _footprint(mounts=frozenset({"/a", "/b"}), iptables=frozenset({"nat -A X -j Y"}))
+    assert host.Footprint.from_json(one.to_json()) == one
+
+
+def test_a_layer_is_the_folder_and_the_same_for_the_same_files(tmp_path: Path) -> None:
+    folder = tmp_path / "site"
+    (folder / "pkg" / "__pycache__").mkdir(parents=True)
+    (folder / "pkg" / "mod.py").write_text("x = 1\n")
+    (folder / "pkg" / "__pycache__" / "mod.cpython-311.pyc").write_bytes(b"\0")
+    first, tag = images.layer_of(folder, "/opt/engine/src", tmp_path / "one.tar")
+    (folder / "pkg" / "mod.py").touch()  # a new mtime changes nothing
+    again, tag_again = images.layer_of(folder, "/opt/engine/src", tmp_path / "two.tar")
+    assert tag == tag_again
+    assert first.read_bytes() == again.read_bytes()
+    with tarfile.open(first) as tar:
+        members = tar.getmembers()
+    assert [m.name for m in members] == ["opt/engine/src/pkg", "opt/engine/src/pkg/mod.py"]
+    assert {(m.uid, m.gid, m.mtime) for m in members} == {(0, 0, 0)}
+    (folder / "pkg" / "mod.py").write_text("x = 2\n")
+    assert images.layer_of(folder, "/opt/engine/src", tmp_path / "three.tar")[1] != tag
+
+
+def test_the_engine_base_is_rebuilt_when_the_lock_changes() -> None:
+    assert images.base_key("aiohttp==3.12.0\n") != images.base_key("aiohttp==3.12.1\n")
+    assert images.base_key("x\n") == images.base_key("x\n")
