@@ -7,6 +7,8 @@ themselves.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 pytestmark = pytest.mark.binary
@@ -101,3 +103,33 @@ def test_b(request):
     )
     result = pytester.runpytest_inprocess("-p", "support.tiers", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
+
+
+def test_a_group_runs_on_one_worker(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--dist loadgroup`` really groups: pytest 9.2 broke it silently (its structured node ids
+    ignore the suffix pytest-xdist 3.8.0 writes; pytest-xdist issue 1386), which let two pytest
+    workers each start a real node, one per machine (pyproject.toml pins pytest below 9.2)."""
+    pytester.makeini(INI)
+    pytester.makepyfile(
+        test_one="""
+import os
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("together")]
+
+@pytest.mark.parametrize("i", range(6))
+def test_where(i, tmp_path_factory):
+    (tmp_path_factory.getbasetemp().parent / f"ran-{i}").write_text(
+        os.environ["PYTEST_XDIST_WORKER"]
+    )
+"""
+    )
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # support.tiers
+    result = pytester.runpytest_subprocess(
+        "-p", "support.tiers", "-p", "no:cacheprovider", "-n", "2", "--dist", "loadgroup"
+    )
+    result.assert_outcomes(passed=6)
+    workers = {p.read_text() for p in pytester.path.rglob("ran-*")}
+    assert len(workers) == 1, workers
