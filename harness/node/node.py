@@ -19,15 +19,17 @@ controllers), it starts
 
 Images are built by :mod:`harness.node.images` and imported with ``ctr``; pods use
 ``imagePullPolicy: Never`` or ``IfNotPresent``. One node per machine (fixed bridge, subnet and
-kubelet port): :func:`start_node` refuses a second. :meth:`RealNode.stop` kills every process
-of the node and takes back everything it changed on the machine (:mod:`harness.node.host`),
-and reports what is left, if anything. Called by ``make kube-up NODE=1``
+kubelet port): :func:`start_node` waits for the node another process runs (a lock file), and
+refuses to start beside one it cannot see stop (``make kube-up``'s). :meth:`RealNode.stop` kills
+every process of the node and takes back everything it changed on the machine
+(:mod:`harness.node.host`), and reports what is left, if anything. Called by ``make kube-up NODE=1``
 (:mod:`harness.cli`) and the test fixtures.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -55,6 +57,7 @@ RUN_DIR = Path("/run/controlplane-node")
 """containerd's and kubelet's state, sockets and mounts: short, since a Unix socket path has at
 most 107 bytes (kubelet's ``pod-resources`` socket under a pytest folder had more), and fixed,
 one node per machine."""
+LOCK_FILE = Path("/run/lock/controlplane-node.lock")
 KUBELET_PORT = 10250
 CNI_BIN = Path("/usr/lib/cni")
 NETWORK = "controlplane"
@@ -151,6 +154,8 @@ class RealNode:
     """containerd and kubelet, when started by this process and not detached."""
     name: str = NODE_NAME
     run: Path = RUN_DIR
+    lock: int | None = None
+    """The descriptor holding :data:`LOCK_FILE` while this process runs the node."""
 
     @property
     def socket(self) -> Path:
@@ -189,7 +194,11 @@ class RealNode:
                 proc.kill()
                 proc.wait()
         self.processes.clear()
-        return host.take_back(self.before, self.run, CGROUP, BRIDGE)
+        left = host.take_back(self.before, self.run, CGROUP, BRIDGE)
+        if self.lock is not None:
+            os.close(self.lock)  # releases the flock
+            self.lock = None
+        return left
 
 
 def _port_free(port: int) -> bool:
@@ -248,6 +257,26 @@ def _node_ready(cluster: LoopbackCluster) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
+def _lock(timeout: float) -> int:
+    """Hold :data:`LOCK_FILE` (``flock``), waiting up to ``timeout`` for the node another process
+    runs to stop: one node per machine, whichever pytest worker asks. The file descriptor is
+    closed on exec, so a detached ``make kube-up`` node does not keep it."""
+    LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                raise KubeSetupError(
+                    f"another real node kept {LOCK_FILE} for {timeout:.0f} s"
+                ) from None
+            time.sleep(0.5)
+
+
 def start_node(
     cluster: LoopbackCluster,
     folder: Path,
@@ -255,6 +284,7 @@ def start_node(
     engine: bool = True,
     detach: bool = False,
     timeout: float = 120.0,
+    wait: float = 900.0,
 ) -> RealNode:
     """Start containerd and kubelet as the node :data:`NODE_NAME` of ``cluster`` (their state in
     :data:`RUN_DIR`, their logs and the image builds in ``folder``),
@@ -277,14 +307,16 @@ def start_node(
         )
     kubelet = binary("kubelet")
     folder, run = folder.resolve(), RUN_DIR
+    lock = _lock(wait)
     probe = subprocess.run(["ip", "link", "show", BRIDGE], capture_output=True, check=False)
     if probe.returncode == 0 or run.exists() or not _port_free(KUBELET_PORT):
+        os.close(lock)
         raise KubeSetupError(
             f"a real node already runs on this machine (bridge {BRIDGE}, {run} or port "
             f"{KUBELET_PORT} taken): stop it first (`make kube-down`)"
         )
     before = host.read_footprint(run, CGROUP)
-    node = RealNode(folder, before)
+    node = RealNode(folder, before, lock=lock)
     try:
         for sub in ("containerd", "cni/net.d", "kubelet", "pod-logs"):
             (run / sub).mkdir(parents=True, exist_ok=True)
@@ -331,4 +363,7 @@ def start_node(
     except BaseException:
         node.stop()
         raise
+    if detach and node.lock is not None:  # the node outlives this process, the lock would not
+        os.close(node.lock)
+        node.lock = None
     return node
