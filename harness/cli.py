@@ -6,7 +6,9 @@ KSERVE=1``) also the workloads (:mod:`harness.cluster.workloads`) and the real K
 (:mod:`harness.cluster.kserve`); with ``--node`` (``make kube-up NODE=1``) the workloads and a real
 node (:mod:`harness.node.node`: kubelet, containerd, CNI, the locally built images). It records
 the cluster's processes (and the node's folder and what the machine looked like before it) in
-``D/state.json`` and prints ``KUBECONFIG=<path>`` as its last line; ``down`` takes the node back,
+``D/state.json`` and prints ``KUBECONFIG=<path>`` as its last line (with ``--node``, then
+``GATEWAY_URL=http://127.0.0.1:<port>``: Traefik, :mod:`harness.cluster.traefik`); ``down`` takes
+the node back,
 stops the cluster and removes ``D``. The top of the harness: it imports the modules below it, and
 none of them imports it.
 """
@@ -24,6 +26,7 @@ from typing import Any
 from controlplane.errors import ControlPlaneError
 from harness.cluster.kserve import start_kserve
 from harness.cluster.kubeapi import ETCD_VERSION, KUBE_VERSION, LoopbackCluster, start_cluster
+from harness.cluster.traefik import start_traefik
 from harness.cluster.upstream_crds import all_crds
 from harness.cluster.workloads import start_workloads
 from harness.node.host import Footprint
@@ -39,7 +42,8 @@ def up(
 ) -> LoopbackCluster:
     """Start a detached cluster in ``folder`` (stopping one already recorded there); with
     ``kserve``, also the workloads (:mod:`harness.cluster.workloads`) and the real KServe
-    (:mod:`harness.cluster.kserve`); with ``node``, the workloads and a real node."""
+    (:mod:`harness.cluster.kserve`); with ``node``, the workloads, a real node and Traefik as
+    its gateway."""
     down(folder)
     cluster = start_cluster(folder, crds=crds, detach=True)
     state: dict[str, Any] = {}
@@ -52,6 +56,7 @@ def up(
         if node:
             real = start_node(cluster, folder / "node", detach=True)
             state["node"] = {"folder": str(real.folder), "before": real.before.to_json()}
+            state["gateway_url"] = start_traefik(cluster, detach=True).url
     except BaseException:
         if real is not None:
             real.stop()
@@ -112,4 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"kube-apiserver {KUBE_VERSION} at {cluster.server} (etcd {ETCD_VERSION}); logs in {folder}"
     )
     print(f"KUBECONFIG={cluster.kubeconfig}")
+    gateway = json.loads(_state(folder).read_text()).get("gateway_url")
+    if gateway:
+        print(f"GATEWAY_URL={gateway}")
     return 0

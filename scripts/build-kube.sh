@@ -4,7 +4,7 @@
 #
 #   ${XDG_CACHE_HOME:-$HOME/.cache}/controlplane-tools/kube-<KUBE_VERSION>/bin/
 #       kube-apiserver  kube-controller-manager  kube-scheduler  kubectl  kubelet  etcd  kwok  helm
-#       kserve-manager  pause
+#       kserve-manager  pause  traefik
 #       prometheus-operator  prometheus
 #       llmisvc-manager
 #
@@ -57,9 +57,15 @@ PROMETHEUS_MODULE_VERSION="v0.305.0"
 # program is build/pause/linux/pause.c of the same k8s.io/kubernetes module, compiled with the
 # Makefile's flags (-Os -Wall -Werror -static) by the C compiler here.
 PAUSE_VERSION="3.10.1"
+# Traefik, the Gateway API data plane of the real-traffic tests (harness/cluster/traefik.py):
+# Envoy is in no registry reached here. v3.7.x cannot be built from the module proxy: its go.mod
+# replaces github.com/abbot/go-http-auth by a containous/go-http-auth pseudo-version the proxy
+# refuses (403 "not available"); v3.6.12's replacement is there. Its go.mod has replace
+# directives: built inside a copy of the module, stamped as its Makefile does.
+TRAEFIK_VERSION="v3.6.12"
 # -----------------------------------------------------------------------------
 
-GO_MIN_MINOR=24 # both go.mod files above say go 1.24
+GO_MIN_MINOR=25 # Traefik v3.6.12's go.mod says go 1.25 (Kubernetes' and KServe's say 1.24)
 
 die() {
 	echo "error: $*" >&2
@@ -98,9 +104,11 @@ promop_ok() { has "${BIN_DIR}/prometheus-operator" "prometheus-operator, version
 prometheus_ok() { has "${BIN_DIR}/prometheus" "prometheus, version ${PROMETHEUS_VERSION#v} "; }
 # the sandbox image's program (harness/node/images.py): pause -v -> "pause.c v3.10.1-..."
 pause_ok() { [[ -x "${BIN_DIR}/pause" ]] && says "pause.c v${PAUSE_VERSION}" "${BIN_DIR}/pause" -v; }
+# traefik version -> "Version:      3.6.12"
+traefik_ok() { [[ -x "${BIN_DIR}/traefik" ]] && says "${TRAEFIK_VERSION#v}" "${BIN_DIR}/traefik" version; }
 binaries_ok() {
 	promop_ok && prometheus_ok && kube_ok kube-apiserver && kube_ok kube-controller-manager && kube_ok kube-scheduler && kubectl_ok && etcd_ok && kwok_ok &&
-		helm_ok && kserve_ok && llmisvc_ok && kube_ok kubelet && pause_ok
+		helm_ok && kserve_ok && llmisvc_ok && kube_ok kubelet && pause_ok && traefik_ok
 }
 
 if binaries_ok; then
@@ -227,6 +235,18 @@ helm_ok || (
 		"$GO" build -ldflags="-s -w" -o "$WORK/out/llmisvc-manager" ./cmd/llmisvc
 		echo "${KSERVE_VERSION}" >"$WORK/out/llmisvc-manager.version"
 	fi
+)
+
+# --- Traefik ---------------------------------------------------------------------------
+traefik_ok || (
+	src="$("$GO" mod download -json "github.com/traefik/traefik/v3@${TRAEFIK_VERSION}" |
+		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+	[[ -f "$src/go.mod" ]] || die "could not download github.com/traefik/traefik/v3@${TRAEFIK_VERSION}"
+	cp -r "$src" "$WORK/traefik"
+	chmod -R u+w "$WORK/traefik"
+	cd "$WORK/traefik"
+	"$GO" build -ldflags="-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=${TRAEFIK_VERSION#v}" \
+		-o "$WORK/out/traefik" ./cmd/traefik
 )
 
 # --- the Prometheus Operator ---------------------------------------------------------

@@ -71,7 +71,7 @@ def binary(name: str) -> Path:
         version = {"etcd": ETCD_VERSION}.get(name, KUBE_VERSION if name.startswith("kube") else "")
         raise KubeSetupError(
             f"{name}{' ' + version if version else ''} is not built: "
-            "run `make kube-tools` (it needs Go >= 1.24 on PATH: https://go.dev/doc/install)"
+            "run `make kube-tools` (it needs Go >= 1.25 on PATH: https://go.dev/doc/install)"
         )
     return path
 

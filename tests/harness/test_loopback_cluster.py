@@ -147,7 +147,7 @@ def test_a_missing_binary_says_how_to_build_it(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert "make kube-tools" in err[0]
-    assert "Go >= 1.24" in err[0]
+    assert "Go >= 1.25" in err[0]
 
 
 def test_a_missing_go_toolchain_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,15 +20,29 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
+import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from openai import OpenAI
+from support.realnode import (
+    MODEL,
+    PORT,
+    XDIST_GROUP,
+    deployment,
+    main_status,
+    pods,
+    ready,
+    ready_endpoints,
+    service,
+    until,
+)
 
 from harness import cli
 from harness.cluster.kubeapi import LoopbackCluster, start_cluster
@@ -36,11 +50,14 @@ from harness.cluster.workloads import start_workloads
 from harness.node import host, node
 from harness.node.node import RealNode, start_node
 
-pytestmark = [pytest.mark.binary, pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [
+    pytest.mark.binary,
+    pytest.mark.slow,
+    pytest.mark.timeout(900),
+    pytest.mark.xdist_group(XDIST_GROUP),
+]
 
 NS = "serving"
-PORT = 8000
-MODEL = "llama-tiny"
 
 
 @pytest.fixture(scope="module")
@@ -58,109 +75,19 @@ def real(cluster: LoopbackCluster) -> Iterator[RealNode]:
     started.stop()
 
 
-def until(check: Callable[[], Any], what: str, timeout: float = 120.0) -> Any:
-    """``check()``'s first truthy result, polled every half second."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} within {timeout:.0f} s")
-        time.sleep(0.5)
-
-
-def engine_pod_spec(image: str, *args: str) -> dict[str, Any]:
-    return {
-        "automountServiceAccountToken": False,
-        "terminationGracePeriodSeconds": 5,
-        "containers": [
-            {
-                "name": "main",
-                "image": image,
-                "imagePullPolicy": "Never",
-                "args": [MODEL, "--port", str(PORT), *args],
-                "ports": [{"containerPort": PORT, "name": "http"}],
-                "env": [
-                    {
-                        "name": "CONTROLPLANE_NAMESPACE",
-                        "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
-                    }
-                ],
-                "readinessProbe": {
-                    "httpGet": {"path": "/health", "port": PORT},
-                    "periodSeconds": 1,
-                    "failureThreshold": 1,
-                },
-            }
-        ],
-    }
-
-
-def deployment(name: str, image: str, replicas: int, *args: str) -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels}, "spec": engine_pod_spec(image, *args)},
-        },
-    }
-
-
-def pods(cluster: LoopbackCluster, app: str) -> list[dict[str, Any]]:
-    path = f"/api/v1/namespaces/{NS}/pods?labelSelector=app%3D{app}"
-    items: list[dict[str, Any]] = cluster.request("GET", path)["items"]
-    return items
-
-
-def ready(pod: dict[str, Any]) -> bool:
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-
-
-def main_status(pod: dict[str, Any]) -> dict[str, Any]:
-    statuses = (pod.get("status") or {}).get("containerStatuses") or [{}]
-    status: dict[str, Any] = statuses[0]
-    return status
-
-
-def ready_endpoints(cluster: LoopbackCluster, service: str) -> set[str]:
-    path = (
-        f"/apis/discovery.k8s.io/v1/namespaces/{NS}/endpointslices"
-        f"?labelSelector=kubernetes.io%2Fservice-name%3D{service}"
-    )
-    found = set()
-    for piece in cluster.request("GET", path)["items"]:
-        for endpoint in piece.get("endpoints") or []:
-            if (endpoint.get("conditions") or {}).get("ready"):
-                found.update(endpoint["addresses"])
-    return found
-
-
-def service(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {"selector": {"app": name}, "ports": [{"port": 80, "targetPort": PORT}]},
-    }
-
-
 def test_a_deployment_runs_real_pods_that_answer_openai(
     cluster: LoopbackCluster, real: RealNode
 ) -> None:
     cluster.request(
         "POST",
         f"/apis/apps/v1/namespaces/{NS}/deployments",
-        deployment("engine", real.images["engine"], 2, "--served-model-name", MODEL),
+        deployment(NS, "engine", real.images["engine"], 2, "--served-model-name", MODEL),
     )
-    cluster.request("POST", f"/api/v1/namespaces/{NS}/services", service("engine"))
+    cluster.request("POST", f"/api/v1/namespaces/{NS}/services", service(NS, "engine"))
     running = until(
-        lambda: (got := pods(cluster, "engine")) and len(got) == 2 and all(map(ready, got)) and got,
+        lambda: (
+            (got := pods(cluster, NS, "engine")) and len(got) == 2 and all(map(ready, got)) and got
+        ),
         "two Ready engine pods",
     )
     addresses = {p["status"]["podIP"] for p in running}
@@ -169,7 +96,9 @@ def test_a_deployment_runs_real_pods_that_answer_openai(
         assert pod["spec"]["nodeName"] == node.NODE_NAME
         assert pod["status"]["hostIP"] == node.NODE_IP
         assert main_status(pod)["imageID"].startswith("sha256:")  # run by containerd
-    assert until(lambda: ready_endpoints(cluster, "engine") == addresses, "both ready endpoints")
+    assert until(
+        lambda: ready_endpoints(cluster, NS, "engine") == addresses, "both ready endpoints"
+    )
 
     for address in sorted(addresses):
         client = OpenAI(base_url=f"http://{address}:{PORT}/v1", api_key="none", max_retries=0)
@@ -200,12 +129,12 @@ def test_an_engine_crashing_on_start_loops_and_a_never_ready_one_gets_no_endpoin
         cluster.request(
             "POST",
             f"/apis/apps/v1/namespaces/{NS}/deployments",
-            deployment(name, image, 1, f"--inject={fault}"),
+            deployment(NS, name, image, 1, f"--inject={fault}"),
         )
-        cluster.request("POST", f"/api/v1/namespaces/{NS}/services", service(name))
+        cluster.request("POST", f"/api/v1/namespaces/{NS}/services", service(NS, name))
 
     def crash_looping() -> dict[str, Any] | None:
-        got = pods(cluster, "crashing")
+        got = pods(cluster, NS, "crashing")
         status = main_status(got[0]) if got else {}
         waiting = (status.get("state") or {}).get("waiting") or {}
         return status if waiting.get("reason") == "CrashLoopBackOff" else None
@@ -215,7 +144,7 @@ def test_an_engine_crashing_on_start_loops_and_a_never_ready_one_gets_no_endpoin
     assert status["lastState"]["terminated"]["exitCode"] != 0
 
     def running_unready() -> dict[str, Any] | None:
-        got = pods(cluster, "unready")
+        got = pods(cluster, NS, "unready")
         if not got:
             return None
         state = main_status(got[0]).get("state") or {}
@@ -223,15 +152,15 @@ def test_an_engine_crashing_on_start_loops_and_a_never_ready_one_gets_no_endpoin
 
     pod = until(running_unready, "the never-ready engine running")
     time.sleep(3)  # several probe periods
-    pod = pods(cluster, "unready")[0]
+    pod = pods(cluster, NS, "unready")[0]
     assert not ready(pod)
     with urllib.request.urlopen(f"http://{pod['status']['podIP']}:{PORT}/v1/models") as got:
         assert json.loads(got.read())["data"][0]["id"] == MODEL  # it serves, it is not ready
-    assert ready_endpoints(cluster, "unready") == set()
+    assert ready_endpoints(cluster, NS, "unready") == set()
 
 
 def test_kubelet_restarts_a_killed_engine(cluster: LoopbackCluster, real: RealNode) -> None:
-    pod = pods(cluster, "engine")[0]
+    pod = pods(cluster, NS, "engine")[0]
     before = main_status(pod)["restartCount"]
     name = pod["metadata"]["name"]
     marker = f"pod{pod['metadata']['uid']}"
@@ -245,7 +174,7 @@ def test_kubelet_restarts_a_killed_engine(cluster: LoopbackCluster, real: RealNo
 
     def restarted() -> bool:
         got = cluster.request("GET", f"/api/v1/namespaces/{NS}/pods/{name}")
-        return main_status(got)["restartCount"] > before and ready(got)
+        return bool(main_status(got)["restartCount"] > before) and ready(got)
 
     until(restarted, "the engine restarted and Ready again")
 
@@ -258,14 +187,19 @@ def test_stopping_the_node_leaves_nothing_behind(real: RealNode) -> None:
     assert "Started kubelet" in (real.folder / "log" / "kubelet.log").read_text()  # logs stay
 
 
-def test_kube_up_node_then_kube_down_leaves_nothing_behind(tmp_path: Path) -> None:
+def test_kube_up_node_then_kube_down_leaves_nothing_behind(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = tmp_path / "up"
     before = host.read_footprint(node.RUN_DIR, node.CGROUP)
-    cluster = cli.up(folder, [], node=True)
     try:
-        got = cluster.request("GET", f"/api/v1/nodes/{node.NODE_NAME}")
-        assert got["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
-        assert got["status"]["nodeInfo"]["kubeletVersion"] == "v1.34.10"
+        assert cli.main(["up", "--dir", str(folder), "--node"]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[-2] == f"KUBECONFIG={folder / 'kubeconfig'}"
+        assert re.fullmatch(r"GATEWAY_URL=http://127\.0\.0\.1:\d+", lines[-1])
+        # Traefik answers; no HTTPRoute matches yet
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            urllib.request.urlopen(lines[-1].split("=", 1)[1] + "/v1/models", timeout=10)
     finally:
         assert cli.main(["down", "--dir", str(folder)]) == 0
     assert host.read_footprint(node.RUN_DIR, node.CGROUP).left_over(before) == {}

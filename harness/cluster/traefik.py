@@ -1,0 +1,207 @@
+"""A real Gateway API data plane on the loopback cluster: Traefik v3, built from its Go module.
+
+Owns :func:`start_traefik`: Traefik's ``kubernetesGateway`` provider reads the cluster's
+GatewayClasses, Gateways, HTTPRoutes, Services and EndpointSlices (out of cluster: the API
+server's address, the admin token and the cluster's CA), writes their status as a Gateway
+controller does, and proxies each request to a pod address the EndpointSlices list (no
+kube-proxy in the way), weighted by the HTTPRoute's ``backendRefs``. It listens on loopback:
+the ``web`` entry point takes the requests (``GATEWAY_URL``), the ``traefik`` one serves
+``/metrics`` (Prometheus format), ``/ping`` and the API whose ``/api/http/services`` shows the
+weights in effect (:meth:`Traefik.weights`).
+
+Why Traefik (issue #35): Envoy, which Envoy Gateway and Istio need, is in no registry reached
+here; Traefik is one Go program on the module proxy. v3.6.12 is the newest that builds: v3.7.x
+replace ``github.com/abbot/go-http-auth`` by a ``containous/go-http-auth`` pseudo-version the
+proxy refuses ("403 Forbidden: This module version is not available").
+
+Upstream facts relied on (Traefik v3.6.12, ``pkg/provider/kubernetes/gateway/``):
+
+- a Gateway listener binds to the entry point whose address ends in ``:<listener port>``
+  (``entryPointName`` in ``kubernetes.go``): the Gateway is created with the web entry point's
+  port;
+- the controller name is ``traefik.io/gateway-controller`` (``kubernetes.go``);
+- each Service backendRef is a load balancer of its own, ``<namespace>-<name>-http-<port>``
+  (:func:`traefik_service`), inside a weighted round robin ``<router>-wrr`` with the backendRef's
+  weight (``loadWRRService`` / ``loadService`` in ``httproute.go``), whose servers are the ready
+  addresses of the Service's EndpointSlices. So ``traefik_service_requests_total{service=...}``
+  counts each variant apart;
+- backendRef filters are not loaded (``loadService`` reads none): the router's per-backend
+  ``RequestHeaderModifier`` (``x-canary-variant``) is ignored, harmlessly; route-rule filters
+  are, but ``RequestMirror`` is not among them (``loadMiddlewares``): a shadow phase cannot be
+  served by Traefik, and the route reports the filter unsupported.
+
+Called by the test fixtures and ``make kube-up NODE=1`` (:mod:`harness.cli`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from harness.cluster.kubeapi import KubeSetupError, LoopbackCluster, binary, free_port
+
+TRAEFIK_VERSION = "v3.6.12"
+CONTROLLER = "traefik.io/gateway-controller"
+GATEWAY_CLASS = "traefik"
+GATEWAY = ("kserve", "kserve-ingress-gateway")
+"""The product's default Gateway (KServe's, ``routing.gateway_api.DEFAULT_GATEWAY``)."""
+TOKEN_FILE = "traefik.token"
+
+
+@dataclass(frozen=True)
+class Traefik:
+    """Where a running Traefik answers."""
+
+    port: int
+    metrics_port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    def weights(self) -> dict[str, int]:
+        """The weight of every backend of every weighted service in the configuration Traefik
+        runs now (its API, ``/api/http/services``): backend service name -> weight. What the
+        router's HTTPRoute asked for is in effect once it is here."""
+        url = f"http://127.0.0.1:{self.metrics_port}/api/http/services?per_page=1000"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            services = json.loads(response.read())
+        found: dict[str, int] = {}
+        for service in services:
+            for backend in (service.get("weighted") or {}).get("services") or []:
+                found[str(backend["name"])] = int(backend.get("weight", 1))
+        return found
+
+
+def traefik_service(namespace: str, name: str, port: int) -> str:
+    """The name Traefik v3.6.12 gives the load balancer of a Service backendRef (pure): what its
+    API lists in a weighted service, and, with ``@kubernetesgateway``, the ``service`` label of
+    its request counters."""
+    return f"{namespace}-{name}-http-{port}"
+
+
+def gateway_objects(port: int, namespace: str, name: str) -> list[dict[str, Any]]:
+    """Traefik's GatewayClass and the Gateway listening on ``port`` for routes of every
+    namespace (pure)."""
+    return [
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "GatewayClass",
+            "metadata": {"name": GATEWAY_CLASS},
+            "spec": {"controllerName": CONTROLLER},
+        },
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "Gateway",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "gatewayClassName": GATEWAY_CLASS,
+                "listeners": [
+                    {
+                        "name": "http",
+                        "port": port,
+                        "protocol": "HTTP",
+                        "allowedRoutes": {"namespaces": {"from": "All"}},
+                    }
+                ],
+            },
+        },
+    ]
+
+
+def arguments(cluster: LoopbackCluster, port: int, metrics_port: int) -> list[str]:
+    """Traefik's static configuration, as flags (pure but for the token file's path)."""
+    return [
+        f"--entryPoints.web.address=127.0.0.1:{port}",
+        f"--entryPoints.traefik.address=127.0.0.1:{metrics_port}",
+        "--providers.kubernetesGateway=true",
+        f"--providers.kubernetesGateway.endpoint={cluster.server}",
+        f"--providers.kubernetesGateway.token={cluster.workdir / TOKEN_FILE}",
+        f"--providers.kubernetesGateway.certAuthFilePath={cluster.ca}",
+        "--providers.kubernetesGateway.throttleDuration=0s",
+        "--metrics.prometheus=true",
+        "--metrics.prometheus.entryPoint=traefik",
+        "--metrics.prometheus.addServicesLabels=true",
+        "--metrics.prometheus.addRoutersLabels=true",
+        "--api=true",
+        "--api.insecure=true",  # the API on the traefik entry point, loopback only
+        "--api.dashboard=false",
+        "--ping=true",
+        "--ping.entryPoint=traefik",
+        "--global.checkNewVersion=false",
+        "--global.sendAnonymousUsage=false",
+        "--log.level=INFO",
+    ]
+
+
+def _ping(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _gateway_programmed(cluster: LoopbackCluster, namespace: str, name: str) -> bool:
+    path = f"/apis/gateway.networking.k8s.io/v1/namespaces/{namespace}/gateways/{name}"
+    try:
+        gateway = cluster.request("GET", path)
+    except OSError:
+        return False
+    conditions = (gateway.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Programmed" and c["status"] == "True" for c in conditions)
+
+
+def start_traefik(
+    cluster: LoopbackCluster,
+    *,
+    gateway: tuple[str, str] = GATEWAY,
+    detach: bool = False,
+    timeout: float = 60.0,
+) -> Traefik:
+    """Start Traefik against ``cluster`` with its GatewayClass and the Gateway ``gateway``
+    (namespace, name; created with its namespace); returns once the Gateway is Programmed."""
+    program = binary("traefik")
+    port, metrics_port = free_port(), free_port()
+    token = cluster.workdir / TOKEN_FILE
+    token.write_text(cluster.token)
+    token.chmod(0o600)
+    namespace, name = gateway
+    try:
+        cluster.request("POST", "/api/v1/namespaces", {"metadata": {"name": namespace}})
+    except urllib.error.HTTPError as exc:
+        if exc.code != 409:
+            raise
+    for obj in gateway_objects(port, namespace, name):
+        plural = obj["kind"].lower() + "es" if obj["kind"] == "GatewayClass" else "gateways"
+        base = "/apis/gateway.networking.k8s.io/v1"
+        path = (
+            f"{base}/{plural}"
+            if obj["kind"] == "GatewayClass"
+            else (f"{base}/namespaces/{namespace}/{plural}")
+        )
+        cluster.request("POST", path, obj)
+    proc = cluster.spawn(
+        "traefik", [str(program), *arguments(cluster, port, metrics_port)], detach=detach
+    )
+    running = Traefik(port, metrics_port)
+    deadline = time.monotonic() + timeout
+    while not (
+        _ping(f"http://127.0.0.1:{metrics_port}/ping")
+        and _gateway_programmed(cluster, namespace, name)
+    ):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise KubeSetupError(
+                f"Traefik {TRAEFIK_VERSION} did not program the Gateway {namespace}/{name}:\n"
+                + cluster.log_tail(names=("traefik",))
+            )
+        time.sleep(0.2)
+    return running

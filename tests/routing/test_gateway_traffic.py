@@ -1,0 +1,198 @@
+"""Real requests through a real gateway, split by the weights the ``gateway-api`` router writes.
+
+On the loopback control plane with a real node (:mod:`harness.node`) and Traefik v3.6.12 as the
+Gateway API data plane (:mod:`harness.cluster.traefik`), the product's ``gateway-api`` router
+writes the canary's HTTPRoute at each step of the four-week example (5, 25, 75, 100 %); OpenAI
+requests sent to the gateway reach the stable and candidate engine pods (the Services KServe
+would create, ``<model>-<variant>-predictor``), and each variant's own ``/metrics`` counts what
+it served. The share matches the weight within binomial bounds, and a rollback sends everything
+back to the stable variant. Traefik's per-backend counters agree with the pods' counts.
+"""
+
+from __future__ import annotations
+
+import math
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from support.canaries import model_canary
+from support.realnode import XDIST_GROUP, deployment, pods, ready, service, until
+
+from controlplane.kube.real import RealKube
+from controlplane.routing import gateway_api
+from controlplane.routing.base import Weights
+from controlplane.serving import names
+from controlplane.serving.render import isvc_name
+from controlplane.spec.models import ModelCanary
+from harness.cluster.kubeapi import LoopbackCluster, start_cluster
+from harness.cluster.traefik import Traefik, start_traefik, traefik_service
+from harness.cluster.upstream_crds import GATEWAY_API, crds
+from harness.cluster.workloads import start_workloads
+from harness.node.node import RealNode, start_node
+
+pytestmark = [
+    pytest.mark.binary,
+    pytest.mark.slow,
+    pytest.mark.timeout(900),
+    pytest.mark.xdist_group(XDIST_GROUP),
+]
+
+NS = "traffic"
+REQUESTS = 200
+Z = 4.0
+"""Binomial bounds of four standard deviations: a false alarm once in about 16,000 steps."""
+
+
+@dataclass
+class Stack:
+    cluster: LoopbackCluster
+    node: RealNode
+    gateway: Traefik
+    kube: RealKube
+    canary: ModelCanary
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    folder = tmp_path_factory.mktemp("traffic-cluster")
+    with start_cluster(folder, crds=crds(GATEWAY_API)) as cluster:
+        start_workloads(cluster, nodes=[])
+        cluster.request("POST", "/api/v1/namespaces", {"metadata": {"name": NS}})
+        real = start_node(cluster, cluster.workdir / "node")
+        try:
+            gateway = start_traefik(cluster)
+            canary = model_canary(namespace=NS, router="gateway-api", shadow=None)
+            model = canary.spec.model.name
+            for role in ("stable", "candidate"):
+                name = isvc_name(canary, role)
+                cluster.request(
+                    "POST",
+                    f"/apis/apps/v1/namespaces/{NS}/deployments",
+                    deployment(NS, name, real.images["engine"], 1, model=model),
+                )
+                cluster.request(
+                    "POST",
+                    f"/api/v1/namespaces/{NS}/services",
+                    service(NS, names.predictor_service(name), app=name),
+                )
+            for role in ("stable", "candidate"):
+                app = isvc_name(canary, role)
+                until(lambda a=app: all(map(ready, pods(cluster, NS, a))), f"{app} Ready")
+            kube = RealKube.connect(kubeconfig=str(cluster.kubeconfig))
+            yield Stack(cluster, real, gateway, kube, canary)
+        finally:
+            real.stop()
+
+
+def served(stack: Stack) -> dict[str, int]:
+    """Completions each variant's pods have answered, from their own ``/metrics``."""
+    out = {}
+    for role in ("stable", "candidate"):
+        total = 0
+        for pod in pods(stack.cluster, NS, isvc_name(stack.canary, role)):
+            url = f"http://{pod['status']['podIP']}:8000/metrics"
+            with urllib.request.urlopen(url, timeout=10) as got:
+                for line in got.read().decode().splitlines():
+                    if (
+                        line.startswith("http_requests_total{")
+                        and 'handler="/v1/completions"' in line
+                    ):
+                        total += int(float(line.rsplit(" ", 1)[1]))
+        out[role] = total
+    return out
+
+
+def gateway_served(stack: Stack) -> dict[str, int]:
+    """What Traefik counted per variant (``traefik_service_requests_total`` of each backend)."""
+    with urllib.request.urlopen(stack.gateway.metrics_url, timeout=10) as got:
+        lines = got.read().decode().splitlines()
+    out = {}
+    for role in ("stable", "candidate"):
+        service = names.predictor_service(isvc_name(stack.canary, role))
+        label = f'service="{traefik_service(NS, service, 80)}@kubernetesgateway"'
+        out[role] = sum(
+            int(float(line.rsplit(" ", 1)[1]))
+            for line in lines
+            if line.startswith("traefik_service_requests_total{") and label in line
+        )
+    return out
+
+
+def send(stack: Stack, count: int) -> None:
+    """``count`` OpenAI completions through the gateway, 16 at a time; every one must succeed."""
+    body = (
+        b'{"model": "' + stack.canary.spec.model.name.encode() + b'", "prompt": "hi", '
+        b'"max_tokens": 1}'
+    )
+
+    def one(_: int) -> int:
+        request = urllib.request.Request(
+            f"{stack.gateway.url}/v1/completions",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as got:
+            return int(got.status)
+
+    with ThreadPoolExecutor(16) as pool:
+        codes = list(pool.map(one, range(count)))
+    assert codes == [200] * count
+
+
+def in_effect(stack: Stack, weight: int) -> bool:
+    """Traefik runs the HTTPRoute's weights now (its API), and has said so in its status."""
+    route: dict[str, Any] = stack.kube.get(gateway_api.route_ref(stack.canary))
+    generation = route["metadata"]["generation"]
+    accepted = any(
+        c["type"] == "Accepted"
+        and c["status"] == "True"
+        and c.get("observedGeneration") == generation
+        for parent in (route.get("status") or {}).get("parents") or []
+        for c in parent.get("conditions") or []
+    )
+    running = stack.gateway.weights()
+    want = {}
+    for role, share in (("stable", 100 - weight), ("candidate", weight)):
+        service = names.predictor_service(isvc_name(stack.canary, role))
+        want[role] = (running.get(traefik_service(NS, service, 80)), share)
+    return accepted and all(got == share for got, share in want.values())
+
+
+def within_bounds(candidate: int, total: int, weight: int) -> bool:
+    p = weight / 100
+    spread = Z * math.sqrt(total * p * (1 - p))
+    return abs(candidate - total * p) <= spread + 1
+
+
+@pytest.mark.parametrize("weight", [5, 25, 75, 100])
+def test_each_step_sends_the_candidate_its_weight(stack: Stack, weight: int) -> None:
+    router = gateway_api.router(stack.kube)
+    router.set_weights(stack.canary, weight, False)
+    router.verify(stack.canary, Weights(weight))
+    until(lambda: in_effect(stack, weight), f"Traefik serving the HTTPRoute at {weight} %")
+    before, counted_before = served(stack), gateway_served(stack)
+    send(stack, REQUESTS)
+    after, counted = served(stack), gateway_served(stack)
+    got = {role: after[role] - before[role] for role in after}
+    assert sum(got.values()) == REQUESTS, got
+    assert within_bounds(got["candidate"], REQUESTS, weight), (weight, got)
+    # the gateway's per-backend counters (the error rate's source for Traefik) agree
+    assert {role: counted[role] - counted_before[role] for role in counted} == got
+
+
+def test_a_rollback_sends_everything_to_the_stable(stack: Stack) -> None:
+    router = gateway_api.router(stack.kube)
+    router.set_weights(stack.canary, 25, False)
+    until(lambda: in_effect(stack, 25), "Traefik serving the HTTPRoute at 25 %")
+    router.finalize(stack.canary, "rolled_back")
+    router.verify(stack.canary, Weights(0))
+    until(lambda: in_effect(stack, 0), "Traefik serving the rolled-back HTTPRoute")
+    before = served(stack)
+    send(stack, REQUESTS)
+    after = served(stack)
+    assert after["candidate"] == before["candidate"]
+    assert after["stable"] - before["stable"] == REQUESTS
