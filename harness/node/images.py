@@ -218,15 +218,17 @@ def engine_base() -> Path:
 
 
 def project_layer(work: Path) -> tuple[Path, str]:
-    """This checkout's package as one layer tar under :data:`ENGINE_SRC`: its wheel
-    (``uv build``, package data included) installed there without dependencies, archived
-    deterministically (sorted, owner 0, time 0; umoci compresses it). Returns the tar and the
-    hash of its content (the image's tag)."""
+    """This checkout's package as one layer tar under :data:`ENGINE_SRC`: its wheel (``uv
+    build``, from its sdist, package data included) installed there without dependencies,
+    archived deterministically (sorted, owner 0, time 0; umoci compresses it). Returns the tar
+    and the hash of its content (the image's tag)."""
     wheels, site = work / "wheel", work / "site"
     shutil.rmtree(wheels, ignore_errors=True)
     shutil.rmtree(site, ignore_errors=True)
     uv = uv_binary()
-    _run([uv, "build", "--quiet", "--wheel", "--out-dir", str(wheels), str(ROOT)], "uv build")
+    # the sdist first, then the wheel from it in a temporary folder (what plain ``uv build``
+    # does): a wheel built straight from the checkout would leave setuptools' build/ in it
+    _run([uv, "build", "--quiet", "--out-dir", str(wheels), str(ROOT)], "uv build")
     (wheel,) = wheels.glob("*.whl")
     _run(
         [
