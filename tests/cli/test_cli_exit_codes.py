@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+from support.answers import Healthy
 
 from controlplane.cli import simulate as simulate_verb
 from controlplane.cli import up
@@ -22,27 +23,6 @@ SHORT = (ROOT / "canary" / "four-week.yml").read_text().replace("duration: 7d", 
 START = 1_790_000_000.0
 
 
-class AnswersAll:
-    """A healthy Prometheus but for the candidate's latency, ``latency_s`` (both variants alike)."""
-
-    def __init__(self, latency_s: float) -> None:
-        self.latency_s = latency_s
-
-    def instant(self, query: str, at: float) -> float:
-        if "histogram_quantile" in query:
-            return self.latency_s
-        if "finished_reason" in query:
-            return 0.0001
-        return 1000.0
-
-    def range(self, query: str, start: float, end: float, step: float) -> list[tuple[float, float]]:
-        n = int((end - start) // step) + 1
-        return [(start + i * step, self.instant(query, start + i * step)) for i in range(n)]
-
-    def vector(self, query: str, at: float) -> list[tuple[dict[str, str], float]]:
-        return [({}, self.instant(query, at))]
-
-
 def _simulate(
     latency_s: float,
     tmp_path: Path,
@@ -51,7 +31,9 @@ def _simulate(
     *extra: str,
 ) -> tuple[int, str]:
     monkeypatch.setattr(
-        simulate_verb, "prefetched", lambda _canary, _source, _s, _e: AnswersAll(latency_s)
+        simulate_verb,
+        "prefetched",
+        lambda _canary, _source, _s, _e: Healthy(latency_s, error_ratio=0.0001),
     )
     path = tmp_path / "canary.yml"
     path.write_text(SHORT)
