@@ -34,19 +34,27 @@ import socket
 import ssl
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from controlplane.errors import KubeError
-from harness.cluster.kubeapi import KubeSetupError, LoopbackCluster, binary, free_port, harness_env
+from harness.cluster import gatewaystatus
+from harness.cluster.gateways import GATEWAY, gateway_objects
+from harness.cluster.kubeapi import (
+    KubeSetupError,
+    LoopbackCluster,
+    applier,
+    binary,
+    free_port,
+    harness_env,
+)
 from harness.cluster.upstream_crds import KSERVE, module_dir
 
 NAMESPACE = "kserve"
 GATEWAY_CLASS = "controlplane-loopback"
-GATEWAY = ("kserve", "kserve-ingress-gateway")
+GATEWAY_LABELS = {"serving.kserve.io/gateway": GATEWAY[1]}
+"""KServe's Gateway carries its name as this infrastructure label (what its installation writes)."""
 RUNTIME = "kserve-huggingfaceserver"
 _MANIFESTS = "config/webhook/manifests.yaml"
 
@@ -108,54 +116,6 @@ def webhook_configurations(
     return docs
 
 
-def gateway_objects() -> list[dict[str, Any]]:
-    """A GatewayClass and KServe's default Gateway (pure)."""
-    namespace, name = GATEWAY
-    return [
-        {
-            "apiVersion": "gateway.networking.k8s.io/v1",
-            "kind": "GatewayClass",
-            "metadata": {"name": GATEWAY_CLASS},
-            "spec": {"controllerName": "controlplane.dev/loopback-gateway"},
-        },
-        {
-            "apiVersion": "gateway.networking.k8s.io/v1",
-            "kind": "Gateway",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {
-                "gatewayClassName": GATEWAY_CLASS,
-                "listeners": [
-                    {
-                        "name": "http",
-                        "protocol": "HTTP",
-                        "port": 80,
-                        "allowedRoutes": {"namespaces": {"from": "All"}},
-                    }
-                ],
-                "infrastructure": {"labels": {"serving.kserve.io/gateway": name}},
-            },
-        },
-    ]
-
-
-def _applier(cluster: LoopbackCluster) -> Callable[[dict[str, Any]], None]:
-    """Server-side apply as the admin, through the product's adapter (discovery finds each kind's
-    resource); a refusal is a :class:`KubeSetupError` naming the object."""
-    from controlplane.kube.real import RealKube
-
-    kube = RealKube.connect(kubeconfig=str(cluster.kubeconfig))
-
-    def apply(obj: dict[str, Any]) -> None:
-        try:
-            kube.apply(obj, field_manager="controlplane-kube-up")
-        except KubeError as exc:
-            raise KubeSetupError(
-                f"the API server refused {obj['kind']} {obj['metadata']['name']}: {exc}"
-            ) from exc
-
-    return apply
-
-
 def _tls_ready(port: int, ca: Path) -> bool:
     context = ssl.create_default_context(cafile=str(ca))
     try:
@@ -210,11 +170,11 @@ def start_kserve(cluster: LoopbackCluster, *, detach: bool = False, timeout: flo
     have run for anything to become Ready."""
     kserve_dir = module_dir(KSERVE)
     manager = binary("kserve-manager")
-    apply = _applier(cluster)
+    apply = applier(cluster)
     apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
     apply(inferenceservice_config(kserve_dir))
     apply(storage_container(kserve_dir))
-    for obj in gateway_objects():
+    for obj in gateway_objects(GATEWAY_CLASS, gatewaystatus.CONTROLLER, 80, labels=GATEWAY_LABELS):
         apply(obj)
 
     port = start_webhook_manager(

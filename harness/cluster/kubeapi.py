@@ -8,6 +8,8 @@ serving certificate for 127.0.0.1), token authentication (an admin token in ``sy
 an admin kubeconfig and installs the CustomResourceDefinitions it is given
 (:mod:`harness.cluster.upstream_crds` reads the upstream ones from their Go modules).
 :meth:`LoopbackCluster.stop` terminates both processes and waits: no orphans, no port held.
+:func:`applier` server-side applies setup objects as the admin through the product's adapter
+(the add-ons' ConfigMaps, Gateways, webhooks).
 
 The binaries are built once per machine by ``scripts/build-kube.sh`` (``make kube-tools``) into
 ``$XDG_CACHE_HOME/controlplane-tools/kube-<version>/bin``; a missing binary is a
@@ -33,7 +35,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +43,7 @@ from typing import Any
 
 import yaml
 
-from controlplane.errors import ControlPlaneError
+from controlplane.errors import ControlPlaneError, KubeError
 
 KUBE_VERSION = "v1.34.10"
 """kube-apiserver's version; KServe v0.20.0 (the pinned KServe) builds against k8s.io 0.34."""
@@ -306,6 +308,24 @@ class LoopbackCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def applier(cluster: LoopbackCluster) -> Callable[[dict[str, Any]], None]:
+    """Server-side apply as the admin, through the product's adapter (discovery finds each kind's
+    resource); a refusal is a :class:`KubeSetupError` naming the object."""
+    from controlplane.kube.real import RealKube
+
+    kube = RealKube.connect(kubeconfig=str(cluster.kubeconfig))
+
+    def apply(obj: dict[str, Any]) -> None:
+        try:
+            kube.apply(obj, field_manager="controlplane-kube-up")
+        except KubeError as exc:
+            raise KubeSetupError(
+                f"the API server refused {obj['kind']} {obj['metadata']['name']}: {exc}"
+            ) from exc
+
+    return apply
 
 
 def _alive(pid: int) -> bool:

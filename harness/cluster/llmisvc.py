@@ -37,17 +37,19 @@ from typing import Any
 
 import yaml
 
+from harness.cluster.gateways import gateway_objects
+from harness.cluster.gatewaystatus import CONTROLLER
 from harness.cluster.kserve import (
     GATEWAY_CLASS,
+    GATEWAY_LABELS,
     NAMESPACE,
-    _applier,
-    gateway_objects,
     inferenceservice_config,
     start_webhook_manager,
     webhook_configurations,
 )
 from harness.cluster.kubeapi import (
     LoopbackCluster,
+    applier,
     binary,
     harness_env,
     install_crds,
@@ -107,10 +109,10 @@ def start_llmisvc(
     kserve_dir = module_dir(KSERVE)
     manager = binary(MANAGER)
     install_crds(cluster, crds(GATEWAY_API_INFERENCE))
-    apply = _applier(cluster)
+    apply = applier(cluster)
     apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
     apply(inferenceservice_config(kserve_dir))
-    for obj in gateway_objects():
+    for obj in gateway_objects(GATEWAY_CLASS, CONTROLLER, 80, labels=GATEWAY_LABELS):
         apply(obj)
 
     port = start_webhook_manager(

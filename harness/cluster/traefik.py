@@ -40,15 +40,13 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import Any
 
-from harness.cluster.kubeapi import KubeSetupError, LoopbackCluster, binary, free_port
+from harness.cluster.gateways import GATEWAY, gateway_objects
+from harness.cluster.kubeapi import KubeSetupError, LoopbackCluster, applier, binary, free_port
 
 TRAEFIK_VERSION = "v3.6.12"
 CONTROLLER = "traefik.io/gateway-controller"
 GATEWAY_CLASS = "traefik"
-GATEWAY = ("kserve", "kserve-ingress-gateway")
-"""The product's default Gateway (KServe's, ``routing.gateway_api.DEFAULT_GATEWAY``)."""
 TOKEN_FILE = "traefik.token"
 
 
@@ -86,35 +84,6 @@ def traefik_service(namespace: str, name: str, port: int) -> str:
     API lists in a weighted service, and, with ``@kubernetesgateway``, the ``service`` label of
     its request counters."""
     return f"{namespace}-{name}-http-{port}"
-
-
-def gateway_objects(port: int, namespace: str, name: str) -> list[dict[str, Any]]:
-    """Traefik's GatewayClass and the Gateway listening on ``port`` for routes of every
-    namespace (pure)."""
-    return [
-        {
-            "apiVersion": "gateway.networking.k8s.io/v1",
-            "kind": "GatewayClass",
-            "metadata": {"name": GATEWAY_CLASS},
-            "spec": {"controllerName": CONTROLLER},
-        },
-        {
-            "apiVersion": "gateway.networking.k8s.io/v1",
-            "kind": "Gateway",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {
-                "gatewayClassName": GATEWAY_CLASS,
-                "listeners": [
-                    {
-                        "name": "http",
-                        "port": port,
-                        "protocol": "HTTP",
-                        "allowedRoutes": {"namespaces": {"from": "All"}},
-                    }
-                ],
-            },
-        },
-    ]
 
 
 def arguments(cluster: LoopbackCluster, port: int, metrics_port: int) -> list[str]:
@@ -175,20 +144,10 @@ def start_traefik(
     token.write_text(cluster.token)
     token.chmod(0o600)
     namespace, name = gateway
-    try:
-        cluster.request("POST", "/api/v1/namespaces", {"metadata": {"name": namespace}})
-    except urllib.error.HTTPError as exc:
-        if exc.code != 409:
-            raise
-    for obj in gateway_objects(port, namespace, name):
-        plural = obj["kind"].lower() + "es" if obj["kind"] == "GatewayClass" else "gateways"
-        base = "/apis/gateway.networking.k8s.io/v1"
-        path = (
-            f"{base}/{plural}"
-            if obj["kind"] == "GatewayClass"
-            else (f"{base}/namespaces/{namespace}/{plural}")
-        )
-        cluster.request("POST", path, obj)
+    apply = applier(cluster)
+    apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    for obj in gateway_objects(GATEWAY_CLASS, CONTROLLER, port, gateway=gateway):
+        apply(obj)
     proc = cluster.spawn(
         "traefik", [str(program), *arguments(cluster, port, metrics_port)], detach=detach
     )
