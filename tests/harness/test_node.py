@@ -32,9 +32,9 @@ from typing import Any
 import pytest
 from openai import OpenAI
 from support.realnode import (
+    MARKS,
     MODEL,
     PORT,
-    XDIST_GROUP,
     deployment,
     main_status,
     pods,
@@ -50,12 +50,7 @@ from harness.cluster.workloads import start_workloads
 from harness.node import host, node
 from harness.node.node import RealNode, start_node
 
-pytestmark = [
-    pytest.mark.binary,
-    pytest.mark.slow,
-    pytest.mark.timeout(900),
-    pytest.mark.xdist_group(XDIST_GROUP),
-]
+pytestmark = MARKS
 
 NS = "serving"
 

@@ -337,6 +337,13 @@ def _command(*args: str) -> list[str]:
     return [sys.executable, "-m", "controlplane.local.serve", *args]
 
 
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    """The process run to its end with ``args`` (for the ones that exit by themselves)."""
+    return subprocess.run(
+        _command(*args), env=_env(), capture_output=True, text=True, timeout=TIMEOUT_S, check=False
+    )
+
+
 class Process:
     """``python -m controlplane.local.serve`` running; its stdout read line by line."""
 
@@ -463,14 +470,7 @@ def test_never_ready_serves_but_health_stays_503() -> None:
 
 @pytest.mark.binary
 def test_crash_on_start_exits_1_with_the_oom_message() -> None:
-    done = subprocess.run(
-        _command("m", "--inject=crash-on-start"),
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        check=False,
-    )
+    done = _run("m", "--inject=crash-on-start")
     assert done.returncode == 1
     assert "torch.OutOfMemoryError: CUDA out of memory." in done.stderr
     assert "Traceback" not in done.stderr
@@ -502,9 +502,7 @@ def test_a_signal_stops_it_cleanly_and_promptly(sig: signal.Signals) -> None:
 def test_bad_input_exits_2_without_a_traceback(
     args: tuple[str, ...], code: int, message: str
 ) -> None:
-    done = subprocess.run(
-        _command(*args), env=_env(), capture_output=True, text=True, timeout=TIMEOUT_S, check=False
-    )
+    done = _run(*args)
     assert done.returncode == code
     assert message in done.stderr
     assert "Traceback" not in done.stderr
@@ -516,14 +514,7 @@ def test_a_busy_port_is_one_line_and_exit_1() -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = str(busy.getsockname()[1])
-        done = subprocess.run(
-            _command("m", "--host", "127.0.0.1", "--port", port),
-            env=_env(),
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT_S,
-            check=False,
-        )
+        done = _run("m", "--host", "127.0.0.1", "--port", port)
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from support.canaries import model_canary
-from support.realnode import XDIST_GROUP, deployment, pods, ready, service, until
+from support.realnode import MARKS, deployment, pods, ready, service, until
 
 from controlplane.kube.real import RealKube
 from controlplane.routing import gateway_api
@@ -34,12 +34,7 @@ from harness.cluster.upstream_crds import GATEWAY_API, crds
 from harness.cluster.workloads import start_workloads
 from harness.node.node import RealNode, start_node
 
-pytestmark = [
-    pytest.mark.binary,
-    pytest.mark.slow,
-    pytest.mark.timeout(900),
-    pytest.mark.xdist_group(XDIST_GROUP),
-]
+pytestmark = MARKS
 
 NS = "traffic"
 REQUESTS = 200

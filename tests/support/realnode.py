@@ -12,11 +12,20 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from harness.cluster.kubeapi import LoopbackCluster
 
 PORT = 8000
 MODEL = "llama-tiny"
 XDIST_GROUP = "real-node"
+MARKS = [
+    pytest.mark.binary,
+    pytest.mark.slow,
+    pytest.mark.timeout(900),
+    pytest.mark.xdist_group(XDIST_GROUP),
+]
+"""The ``pytestmark`` of a module that starts a real node."""
 
 
 def until(check: Callable[[], Any], what: str, timeout: float = 120.0) -> Any:
