@@ -16,7 +16,8 @@ Where they come from, as observed with Kubernetes v1.34.10, containerd 1.6.20 an
   ``/run/netns/cni-<uuid>``;
 - libcni caches each attachment's result in ``/var/lib/cni/results``;
 - kubelet hard-codes ``/var/lib/kubelet/device-plugins`` and the ``/var/log/containers`` links;
-- the CNI ``bridge`` plugin turns on ``net.ipv4.ip_forward`` for a gateway bridge.
+- the CNI ``bridge`` plugin turns on ``net.ipv4.ip_forward`` on every ADD (``cmdAdd`` calls
+  ``ip.EnableForward``, ``plugins/main/bridge/bridge.go``; docs/testing.md says which source).
 """
 
 from __future__ import annotations

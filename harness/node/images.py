@@ -273,12 +273,20 @@ def layer_of(folder: Path, prefix: str, into: Path) -> tuple[Path, str]:
     return into, hashlib.sha256(data).hexdigest()[:12]
 
 
+def _link_or_copy(source: str, target: str) -> None:
+    """A hard link where the cache and the work folder share a file system, else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
 def engine_image(work: Path) -> Image:
     """The engine image: the cached base plus this checkout's package."""
     base = engine_base()
     layout = work / "engine-layout"
     shutil.rmtree(layout, ignore_errors=True)
-    shutil.copytree(base, layout, copy_function=os.link)
+    shutil.copytree(base, layout, copy_function=_link_or_copy)
     # umoci rewrites index.json: the copy gets its own, the blobs stay shared (content-addressed)
     (layout / "index.json").unlink()
     shutil.copy2(base / "index.json", layout / "index.json")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import tarfile
 from pathlib import Path
 
+import pytest
+
 from harness.node import host, images, node
 
 
@@ -97,3 +99,18 @@ def test_a_layer_is_the_folder_and_the_same_for_the_same_files(tmp_path: Path) -
 def test_the_engine_base_is_rebuilt_when_the_lock_changes() -> None:
     assert images.base_key("aiohttp==3.12.0\n") != images.base_key("aiohttp==3.12.1\n")
     assert images.base_key("x\n") == images.base_key("x\n")
+
+
+def test_a_cached_blob_is_copied_where_it_cannot_be_linked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The image cache and the node's folder may sit on two file systems (EXDEV)."""
+    source = tmp_path / "blob"
+    source.write_bytes(b"layer")
+
+    def cross_device(src: str, dst: str) -> None:
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(images.os, "link", cross_device)
+    images._link_or_copy(str(source), str(tmp_path / "copy"))
+    assert (tmp_path / "copy").read_bytes() == b"layer"
