@@ -41,7 +41,6 @@ from controlplane.promql.contract import (
     contract_for,
 )
 from controlplane.promql.queries import all_checks
-from controlplane.promql.sequential import quantile_of
 from controlplane.spec.models import CheckSpec, MetricSpec, ModelCanary
 from controlplane.spec.units import Quantity, Unit, display_value
 
@@ -136,7 +135,7 @@ def check_problems(
     if found_latency is None:
         return []
     metric, builtin = found_latency
-    quantile = quantile_of(metric)
+    quantile = metric.quantile_or_default
     buckets = contract.buckets(builtin)
     found: list[Problem] = []
     for side, threshold in (("above", check.above), ("below", check.below)):
@@ -202,7 +201,7 @@ def check_warnings(
     if found_latency is None:
         return []
     metric, builtin = found_latency
-    quantile = quantile_of(metric)
+    quantile = metric.quantile_or_default
     p = f"p{quantile * 100:g}"
     found: list[Problem] = []
     for side, threshold in (("above", check.above), ("below", check.below)):

@@ -444,7 +444,7 @@ def _plan_sequential(
         if due.check.compare == "baseline" and due.check.test == "shift":
             keys["reference"] = SeqKey(f"reference:{builtin}@{lookback!r}", ns, "", version)
         elif due.check.compare == "baseline":
-            q = sequential_promql.quantile_of(metric)
+            q = metric.quantile_or_default
             keys["boundary"] = SeqKey(f"boundary:{builtin}@{q!r}@{lookback!r}", ns, "", version)
     end = sequential_promql.closing_time(due.check, due.closes_at, now)
     if end is not None:

@@ -24,7 +24,7 @@ from controlplane.promql import http_errors, queries
 from controlplane.promql import sequential as sequential_promql
 from controlplane.promql.answers import GROUP_LABELS, Sample, parse_le
 from controlplane.promql.contract import DEFAULT_VLLM_VERSION, contract_for
-from controlplane.spec.models import DEFAULT_QUANTILE, MetricSpec, ModelCanary
+from controlplane.spec.models import MetricSpec, ModelCanary
 
 
 @dataclass(frozen=True, order=True)
@@ -44,8 +44,7 @@ class GroupKey:
 def _family(metric: MetricSpec) -> str:
     assert metric.builtin is not None
     if metric.builtin in ("e2e-latency", "ttft", "inter-token-latency"):
-        q = DEFAULT_QUANTILE if metric.quantile is None else metric.quantile
-        return f"{metric.builtin}@{q!r}"
+        return f"{metric.builtin}@{metric.quantile_or_default!r}"
     return metric.builtin
 
 

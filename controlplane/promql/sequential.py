@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from controlplane.promql import http_errors, queries
 from controlplane.promql.contract import contract_for
 from controlplane.rollout.observations import TIME_SLACK_S
-from controlplane.spec.models import DEFAULT_QUANTILE, CheckSpec, MetricSpec, ModelCanary
+from controlplane.spec.models import CheckSpec, MetricSpec, ModelCanary
 
 MIN_WINDOW_S = 1.0
 """The shortest window a count is asked over (a step that started this second)."""
@@ -29,10 +29,6 @@ MIN_WINDOW_S = 1.0
 def window_seconds(since: float, now: float) -> float:
     """Whole seconds from the step start to ``now`` (rounded down: never before the step)."""
     return float(max(math.floor(now - since + 1e-6), 0))
-
-
-def quantile_of(metric: MetricSpec) -> float:
-    return DEFAULT_QUANTILE if metric.quantile is None else metric.quantile
 
 
 @dataclass(frozen=True)
@@ -103,7 +99,7 @@ def plan(
         reference = f"sum by (le) (increase({hist}{{{stable}}}[{lookback}] @ {since:.3f}))"
     elif check.compare == "baseline":
         boundary = (
-            f"histogram_quantile({quantile_of(metric)!r}, sum by (le) "
+            f"histogram_quantile({metric.quantile_or_default!r}, sum by (le) "
             f"(rate({hist}{{{stable}}}[{lookback}] @ {since:.3f})))"
         )
     return replace(counts, boundary=boundary, reference=reference, closing=closing)

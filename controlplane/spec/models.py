@@ -269,6 +269,11 @@ class MetricSpec(_Model):
     query: str | None = Field(default=None, min_length=1, max_length=20_000)
     unit: MetricUnit | None = None
 
+    @property
+    def quantile_or_default(self) -> float:
+        """The quantile a latency built-in reads: ``quantile``, else :data:`DEFAULT_QUANTILE`."""
+        return DEFAULT_QUANTILE if self.quantile is None else self.quantile
+
 
 class AnalysisSpec(_Model):
     """When and against what the checks are evaluated."""

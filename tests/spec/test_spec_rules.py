@@ -15,7 +15,7 @@ from typing import Any
 
 from controlplane.spec import rules
 from controlplane.spec.load import parse_text
-from controlplane.spec.models import ModelCanary
+from controlplane.spec.models import DEFAULT_QUANTILE, MetricSpec, ModelCanary
 from controlplane.validation import validate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,3 +70,9 @@ def test_spec_problems_are_found_by_both_and_product_ones_keep_field_order() -> 
         "spec.candidate.gpu",
         "spec.alerts[0]",
     ]
+
+
+def test_a_latency_reads_its_quantile_or_the_default() -> None:
+    """One rule for every query and judge that reads a latency histogram."""
+    assert MetricSpec(name="p", builtin="ttft").quantile_or_default == DEFAULT_QUANTILE == 0.95
+    assert MetricSpec(name="p", builtin="ttft", quantile=0.99).quantile_or_default == 0.99

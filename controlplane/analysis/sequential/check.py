@@ -57,7 +57,7 @@ from controlplane.analysis.sequential.latency_judges import (
 from controlplane.analysis.sequential.support import HISTOGRAMS, problems
 from controlplane.errors import NoData, SpecError
 from controlplane.promql import sequential as sequential_promql
-from controlplane.promql.sequential import Plan, quantile_of
+from controlplane.promql.sequential import Plan
 from controlplane.rollout.observations import CheckResult
 from controlplane.spec.models import CheckSpec, MetricSpec, ModelCanary
 from controlplane.spec.units import Unit, display_value
@@ -181,7 +181,7 @@ def _prepare(
                 fixed=fixed,
             )
         return Prepared(res, _zero(counts.cand_total), res.estimate, None)
-    q = quantile_of(metric)
+    q = metric.quantile_or_default
     cand = dict(counts.cand_buckets or {})
     if not cand or max(cand.values()) <= 0:
         return None
@@ -363,7 +363,7 @@ def _prepare_latency(items: Sequence[CheckLook]) -> dict[int, Prepared | None]:
         built = absolute_looks(
             [items[i].counts.cand_buckets for i in absolute],
             [above(i) for i in absolute],
-            [quantile_of(items[i].metric) for i in absolute],
+            [items[i].metric.quantile_or_default for i in absolute],
             [level(i) for i in absolute],
         )
         out.update({absolute[j]: p for j, p in built.items()})
@@ -373,7 +373,7 @@ def _prepare_latency(items: Sequence[CheckLook]) -> dict[int, Prepared | None]:
             [items[i].counts.stable_buckets for i in shift],
             [items[i].counts.reference_buckets for i in shift],
             [above(i) for i in shift],
-            [quantile_of(items[i].metric) for i in shift],
+            [items[i].metric.quantile_or_default for i in shift],
             [level(i) for i in shift],
         )
         out.update({shift[j]: p for j, p in built.items()})
