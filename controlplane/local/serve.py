@@ -8,8 +8,13 @@ node without a GPU (the test harness starts pods from such an image):
   the server was given (the model card's ``root``); ``--served-model-name`` takes one or more
   names as vLLM's does, and the first is the ``id`` of ``/v1/models``, the name requests must
   send and the ``model_name`` label of every metric (default: KServe's ``--model_name``, else
-  ``MODEL``). ``--host`` (default ``0.0.0.0``) and ``--port`` (default ``8000``, vLLM's; ``0``
-  picks a free one) say where to listen;
+  ``MODEL``). ``--host`` (default ``0.0.0.0``) and ``--port`` (default ``8000``, vLLM's; KServe's
+  ``--http_port`` takes its place; ``0`` picks a free one) say where to listen;
+- a ``MODEL`` that is a local path (KServe mounts a ``pvc://`` model at ``/mnt/models``) is read
+  as vLLM reads it (:func:`local_model`): no ``config.json`` there is vLLM's "Invalid repository
+  ID or local directory" and exit 1; its context length comes from that file as vLLM derives
+  it, and a ``--max-model-len`` above it is vLLM's refusal, exit 1. A Hugging Face id is served
+  as it is (nothing is downloaded);
 - the identity labels of the metrics (:class:`~controlplane.local.server.Identity`):
   ``--namespace`` / ``--canary`` / ``--variant``, else the environment variables
   ``CONTROLPLANE_NAMESPACE`` (then ``POD_NAMESPACE``) / ``CONTROLPLANE_CANARY`` /
@@ -32,8 +37,9 @@ node without a GPU (the test harness starts pods from such an image):
 - fault injection of this one variant: ``--inject KIND=VALUE`` in the grammar of ``canaryctl up
   --inject`` without the ``ROLE.`` (:func:`controlplane.local.inject.parse_fault`), plus two
   faults of the process: ``crash-on-start`` (print what vLLM prints when the weights do not fit
-  in GPU memory and exit 1, as it does) and ``never-ready`` (serve, but ``/health`` answers 503
-  for ever, so a readiness probe never passes);
+  in GPU memory and exit 1, as it does) and ``never-ready`` (the engine loads for ever: the port is
+  bound but refuses connections, as vLLM's does while it loads, so no readiness probe passes,
+  KServe's default TCP one included);
 - the process: one line when it listens (``... running on http://HOST:PORT``, as uvicorn's), a
   clean stop and exit 0 on SIGTERM or SIGINT; bad input is one ``error:`` line and exit 2, a port
   it cannot bind one line and exit 1, never a traceback.
@@ -48,12 +54,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import signal
+import socket
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from controlplane.errors import ControlPlaneError, ProfileError, UsageError
 from controlplane.local.engines.simulated import SimulatedEngine, speed_for
@@ -248,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     kserve.add_argument("--model-name", help="the name KServe registers (served name if none)")
     kserve.add_argument("--model-dir", help="where KServe put the model (MODEL if none)")
     kserve.add_argument("--model-id", help="the Hugging Face model id (MODEL if none)")
+    kserve.add_argument(
+        "--http-port", type=int, help="KServe's model server port (as --port; the runtime's 8080)"
+    )
 
     # vLLM 0.24.0: the kwargs its _compute_kwargs derives from each config field's type hint
     vllm = parser.add_argument_group("vLLM 0.24.0 flags")
@@ -340,8 +351,9 @@ def parse_args(argv: Sequence[str], env: Mapping[str, str] | None = None) -> Ser
     names = tuple(name for name in args.served_model_name or () if name)
     served = names or ((args.model_name,) if args.model_name else (model,))
     faults, crash, never_ready = parse_faults(args.inject)
-    if not 0 <= args.port <= 65535:
-        raise UsageError(f"--port {args.port}: a port is 0 to 65535")
+    port = args.port if args.http_port is None else args.http_port
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port {port}: a port is 0 to 65535")
     if not 0 < args.gpu_memory_utilization <= 1:
         raise UsageError(
             f"--gpu-memory-utilization {args.gpu_memory_utilization:g}: must be in (0, 1]"
@@ -370,7 +382,7 @@ def parse_args(argv: Sequence[str], env: Mapping[str, str] | None = None) -> Ser
         model=model,
         served_names=served,
         host=args.host or DEFAULT_HOST,
-        port=args.port,
+        port=port,
         namespace=_label(args.namespace, env, ENV_NAMESPACE, DEFAULT_NAMESPACE),
         canary=_label(args.canary, env, ENV_CANARY, served[0]),
         variant=_label(args.variant, env, ENV_VARIANT, served[0]),
@@ -417,6 +429,88 @@ def _label(flag: str | None, env: Mapping[str, str], names: Sequence[str], defau
     if flag:
         return flag
     return next((env[name] for name in names if env.get(name)), default)
+
+
+# ----------------------------------------------------------------- the model on disk
+
+HF_CONFIG = "config.json"
+MAX_LEN_KEYS = (
+    "max_position_embeddings",
+    "n_positions",
+    "max_seq_len",
+    "seq_length",
+    "model_max_length",
+    "max_target_positions",
+    "max_sequence_length",
+    "max_seq_length",
+    "seq_len",
+)
+"""The keys of a model's ``config.json`` vLLM 0.24.0 derives the context length from, the
+smallest winning (``transformers_utils/model_arch_config_convertor.py``,
+``derive_max_model_len_and_key``), ``model_max_length`` overriding the rest when set."""
+
+
+def is_local(model: str) -> bool:
+    """vLLM reads ``model`` from disk when it is a path there; an absolute path (KServe's
+    ``/mnt/models``) never names a Hugging Face repository, so it is local or an error."""
+    return os.path.isabs(model) or os.path.exists(model)
+
+
+def derived_max_len(hf_config: Mapping[str, object]) -> tuple[int | None, str | None]:
+    """The context length a ``config.json`` allows and the key it came from (pure; vLLM's
+    ``derive_max_model_len_and_key``); ``(None, None)`` when it names none."""
+    found: tuple[int | None, str | None] = (None, None)
+    for key in MAX_LEN_KEYS:
+        value = hf_config.get(key)
+        if not isinstance(value, int) or isinstance(value, bool):
+            continue
+        if found[0] is None or value < found[0]:
+            found = (value, key)
+    limit = hf_config.get("model_max_length")
+    if isinstance(limit, int) and not isinstance(limit, bool) and limit:
+        found = (limit, "model_max_length")
+    return found
+
+
+def local_model(config: ServeConfig) -> ServeConfig | str:
+    """``config`` with the context length its model directory allows, or the error vLLM 0.24.0
+    raises for that directory: none or no ``config.json`` there (``transformers_utils/config.py``,
+    "Invalid repository ID or local directory specified"), or a ``--max-model-len`` above what
+    the config allows (``config/model.py`` ``_get_and_verify_max_len``). A model that is not a
+    local path (a Hugging Face id) is served as it is: nothing can be downloaded here."""
+    if not is_local(config.model):
+        return config
+    path = os.path.join(config.model, HF_CONFIG)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            hf_config = json.load(handle)
+        if not isinstance(hf_config, dict):
+            raise ValueError(f"{path} is not a JSON object")
+    except (OSError, ValueError):
+        return (
+            f"ValueError: Invalid repository ID or local directory specified: "
+            f"'{config.model}'.\nPlease verify the following requirements:\n"
+            "1. Provide a valid Hugging Face repository ID.\n"
+            "2. Specify a local directory that contains a recognized configuration file.\n"
+            "   - For Hugging Face models: ensure the presence of a 'config.json'.\n"
+            "   - For Mistral models: ensure the presence of a 'params.json'."
+        )
+    derived, key = derived_max_len(hf_config)
+    if derived is None:
+        return config
+    if config.max_model_len is None:
+        return replace(config, max_model_len=derived)
+    override = hf_config.get("model_max_length")
+    if config.max_model_len > derived and (
+        not isinstance(override, int) or config.max_model_len > override
+    ):
+        return (
+            f"ValueError: User-specified max_model_len ({config.max_model_len}) is greater than "
+            f"the derived max_model_len ({key}={derived} or model_max_length="
+            f"{override} in model's config.json). To allow overriding this maximum, set the env "
+            "var VLLM_ALLOW_LONG_MAX_MODEL_LEN=1."
+        )
+    return config
 
 
 # ----------------------------------------------------------------- the engine and the run
@@ -520,7 +614,6 @@ async def start(config: ServeConfig, catalog: Catalog | None = None) -> ModelSer
         host=config.host,
         port=config.port,
     )
-    server.ready = not config.never_ready
     await server.start()
     return server
 
@@ -536,22 +629,23 @@ async def run(
     if config.crash_on_start:
         print(crash_message(config, catalog), file=sys.stderr, flush=True)
         return 1
+    loaded = local_model(config)
+    if isinstance(loaded, str):
+        print(loaded, file=sys.stderr, flush=True)
+        return 1
+    config = loaded
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT)
     for sig in signals:
         loop.add_signal_handler(sig, stop.set)
     try:
+        if config.never_ready:
+            return await _load_for_ever(config, stop, say)
         try:
             server = await start(config, catalog)
         except OSError as exc:
-            reason = exc.strerror or str(exc)
-            print(
-                f"{PROG}: error: cannot listen on {config.host}:{config.port}: {reason}",
-                file=sys.stderr,
-                flush=True,
-            )
-            return 1
+            return _cannot_listen(config, exc)
         say(describe(config, server.engine.description))
         say(f"INFO:     Simulated vLLM server running on {server.url} (Press CTRL+C to quit)")
         try:
@@ -562,6 +656,41 @@ async def run(
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)
+    return 0
+
+
+def _cannot_listen(config: ServeConfig, exc: OSError) -> int:
+    reason = exc.strerror or str(exc)
+    print(
+        f"{PROG}: error: cannot listen on {config.host}:{config.port}: {reason}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return 1
+
+
+async def _load_for_ever(
+    config: ServeConfig, stop: asyncio.Event, say: Callable[[str], None]
+) -> int:
+    """``never-ready``: what vLLM 0.24.0 does while its engine loads, for ever. Its API server
+    binds the port before it builds the engine and listens only once the engine is up
+    (``entrypoints/openai/api_server.py``, ``setup_server`` / ``create_server_socket``: bound,
+    no ``listen``), so a connection is refused: neither a TCP readiness probe (KServe's default,
+    on 8080) nor an HTTP one on ``/health`` ever passes. Exit 0 on SIGTERM / SIGINT."""
+    sock = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((config.host, config.port))
+    except OSError as exc:
+        sock.close()
+        return _cannot_listen(config, exc)
+    try:
+        say(describe(config, "its engine"))
+        say(f"INFO:     Loading {config.model}: never-ready injected, the load never ends")
+        await stop.wait()
+        say("INFO:     Shutting down")
+    finally:
+        sock.close()
     return 0
 
 

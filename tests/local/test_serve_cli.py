@@ -283,25 +283,79 @@ def test_crash_on_start_prints_vllms_oom_and_exits_1(capsys: pytest.CaptureFixtu
     assert "Traceback" not in out.err
 
 
-def test_the_server_binds_the_given_host_and_never_ready_answers_503() -> None:
+def test_the_server_binds_the_given_host_and_an_unready_one_answers_503() -> None:
     async def main() -> None:
-        config = serve.parse_args(
-            ["m", "--host", "127.0.0.1", "--port", "0", "--inject=never-ready"], {}
-        )
+        config = serve.parse_args(["m", "--host", "127.0.0.1", "--port", "0"], {})
         server = await serve.start(config)
         try:
             assert server.url.startswith("http://127.0.0.1:")
             assert server.port != 0
+            assert (await asyncio.to_thread(_get, f"{server.url}/health"))[0] == 200
+            server.ready = False
             health = await asyncio.to_thread(_get, f"{server.url}/health")
             models = await asyncio.to_thread(_get, f"{server.url}/v1/models")
             assert health[0] == 503
             assert models[0] == 200
-            server.ready = True
-            assert (await asyncio.to_thread(_get, f"{server.url}/health"))[0] == 200
         finally:
             await server.stop()
 
     asyncio.run(main())
+
+
+def test_kserves_http_port_is_the_port() -> None:
+    assert serve.parse_args(["--model_dir=/mnt/models", "--http_port=8080"], {}).port == 8080
+    assert serve.parse_args(["m"], {}).port == 8000
+
+
+def _model_dir(tmp_path: Path, **config: object) -> str:
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", **config}))
+    return str(tmp_path)
+
+
+def test_a_local_model_takes_its_context_length_from_config_json(tmp_path: Path) -> None:
+    path = _model_dir(tmp_path, max_position_embeddings=4096, n_positions=2048)
+    loaded = serve.local_model(serve.parse_args([f"--model_dir={path}"], {}))
+    assert not isinstance(loaded, str)
+    assert loaded.max_model_len == 2048  # the smallest key wins, as vLLM derives it
+    assert serve.derived_max_len({"max_position_embeddings": 4096}) == (
+        4096,
+        "max_position_embeddings",
+    )
+    assert serve.derived_max_len({"max_position_embeddings": 4096, "model_max_length": 8192}) == (
+        8192,
+        "model_max_length",
+    )
+    assert serve.derived_max_len({}) == (None, None)
+    # a Hugging Face id is served as it is
+    config = serve.parse_args(["org/x-7b", "--max-model-len=99999"], {})
+    assert serve.local_model(config) == config
+
+
+def test_a_max_model_len_above_the_config_is_vllms_refusal(tmp_path: Path) -> None:
+    path = _model_dir(tmp_path, max_position_embeddings=4096)
+    fits = serve.local_model(serve.parse_args([path, "--max-model-len=4096"], {}))
+    assert not isinstance(fits, str)
+    assert fits.max_model_len == 4096
+    refused = serve.local_model(serve.parse_args([path, "--max-model-len=8192"], {}))
+    assert refused == (
+        "ValueError: User-specified max_model_len (8192) is greater than the derived "
+        "max_model_len (max_position_embeddings=4096 or model_max_length=None in model's "
+        "config.json). To allow overriding this maximum, set the env var "
+        "VLLM_ALLOW_LONG_MAX_MODEL_LEN=1."
+    )
+
+
+@pytest.mark.parametrize("content", [None, "[1, 2]", "{not json"], ids=["none", "list", "broken"])
+def test_a_model_dir_without_a_config_fails_to_load(
+    tmp_path: Path, content: str | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if content is not None:
+        (tmp_path / "config.json").write_text(content)
+    assert serve.main([f"--model_dir={tmp_path}", "--port=0"]) == 1
+    err = capsys.readouterr().err
+    assert f"Invalid repository ID or local directory specified: '{tmp_path}'" in err
+    assert "Traceback" not in err
+    assert serve.main(["--model_dir=/nonexistent/models", "--port=0"]) == 1
 
 
 # ----------------------------------------------------------------- the process
@@ -403,6 +457,12 @@ class Process:
                     stream.close()
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 @contextmanager
 def running(*args: str, env: dict[str, str] | None = None) -> Iterator[tuple[Process, str]]:
     process = Process("--host", "127.0.0.1", "--port", "0", *args, env=env)
@@ -460,12 +520,27 @@ def test_injected_errors_are_http_500() -> None:
 
 
 @pytest.mark.binary
-def test_never_ready_serves_but_health_stays_503() -> None:
-    with running("m-0.1B", "--inject=never-ready") as (_, url):
-        for _ in range(3):
-            assert _get(f"{url}/health")[0] == 503
-        assert _get(f"{url}/v1/models")[0] == 200
-        assert _post(f"{url}/v1/chat/completions", CHAT)[0] == 200
+def test_never_ready_binds_the_port_but_refuses_connections() -> None:
+    port = _free_port()
+    process = Process("m", "--host", "127.0.0.1", "--port", str(port), "--inject=never-ready")
+    try:
+        line = process.lines.get(timeout=TIMEOUT_S)
+        deadline = time.monotonic() + TIMEOUT_S
+        while line is not None and "Loading" not in line and time.monotonic() < deadline:
+            line = process.lines.get(timeout=TIMEOUT_S)
+        assert line is not None
+        assert "never-ready injected" in line
+        for _ in range(3):  # what a TCP readiness probe (KServe's default) sees
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+            time.sleep(0.2)
+        with socket.socket() as other, pytest.raises(OSError, match="in use"):
+            other.bind(("127.0.0.1", port))  # the port is taken all the same
+        process.proc.terminate()
+        assert process.proc.wait(timeout=TIMEOUT_S) == 0
+        assert "Traceback" not in process.stderr()
+    finally:
+        process.stop()
 
 
 @pytest.mark.binary
