@@ -80,7 +80,7 @@ kube-tools: ## build kube-apiserver, -controller-manager, -scheduler, kubectl, k
 
 # the loopback cluster's files (kubeconfig, certificates, logs, etcd data); never committed
 KUBE_DIR ?= .kube-up
-kube-up: setup kube-tools ## start etcd + kube-apiserver on loopback with every CRD (KSERVE=1: + real KServe on fake GPU nodes; NODE=1: + a real node); prints KUBECONFIG=
+kube-up: setup kube-tools ## start etcd + kube-apiserver on loopback with every CRD (KSERVE=1: + real KServe on fake GPU nodes; NODE=1: + a real node and Traefik; both: KServe serving on the node); prints KUBECONFIG=
 	@$(BIN)/python -m harness up --dir $(KUBE_DIR) $(if $(KSERVE),--kserve) $(if $(NODE),--node)
 
 kube-down: ## stop the cluster kube-up started (no process, port, mount, network namespace, link or cgroup left behind)

@@ -4,7 +4,9 @@
 the upstream CRDs (:mod:`harness.cluster.upstream_crds`); with ``--kserve`` (``make kube-up
 KSERVE=1``) also the workloads (:mod:`harness.cluster.workloads`) and the real KServe
 (:mod:`harness.cluster.kserve`); with ``--node`` (``make kube-up NODE=1``) the workloads and a real
-node (:mod:`harness.node.node`: kubelet, containerd, CNI, the locally built images). It records
+node (:mod:`harness.node.node`: kubelet, containerd, CNI, the locally built images; with both,
+every pod runs on that node, which :mod:`harness.node.serving` makes a GPU node with model
+storage and KServe's Hugging Face runtime running the engine image). It records
 the cluster's processes (and the node's folder and what the machine looked like before it) in
 ``D/state.json`` and prints ``KUBECONFIG=<path>`` as its last line (with ``--node``, then
 ``GATEWAY_URL=http://127.0.0.1:<port>``: Traefik, :mod:`harness.cluster.traefik`); ``down`` takes
@@ -31,6 +33,10 @@ from harness.cluster.upstream_crds import all_crds
 from harness.cluster.workloads import start_workloads
 from harness.node.host import Footprint
 from harness.node.node import RealNode, start_node
+from harness.node.serving import start_serving
+
+SERVING_GPU = "NVIDIA-L40S"
+"""The GPU the real node advertises with ``--kserve --node``: the examples' ``nvidia-l40s``."""
 
 
 def _state(folder: Path) -> Path:
@@ -49,13 +55,15 @@ def up(
     state: dict[str, Any] = {}
     real: RealNode | None = None
     try:
-        if kserve or node:
-            start_workloads(cluster, detach=True)
+        if kserve or node:  # with a real node, every pod runs there: no fake GPU nodes
+            start_workloads(cluster, nodes=[] if node else None, detach=True)
         if kserve:
             start_kserve(cluster, detach=True)
         if node:
             real = start_node(cluster, folder / "node", detach=True)
             state["node"] = {"folder": str(real.folder), "before": real.before.to_json()}
+            if kserve:
+                start_serving(cluster, real, SERVING_GPU)
             state["gateway_url"] = start_traefik(cluster, detach=True).url
     except BaseException:
         if real is not None:

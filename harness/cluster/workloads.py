@@ -35,11 +35,19 @@ KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 """Nodes kwok manages carry ``kwok.x-k8s.io/node: fake`` (see the module docstring)."""
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
 CONTROLLERS = (
-    "deployment,replicaset,garbagecollector,namespace,endpointslice,serviceaccount,nodelifecycle"
+    "deployment,replicaset,garbagecollector,namespace,endpointslice,serviceaccount,nodelifecycle,"
+    "persistentvolume-binder,horizontalpodautoscaling"
 )
-"""kube-controller-manager's controllers a rollout needs: no HPA (there is no metrics server);
-``nodelifecycle`` lifts the ``node.kubernetes.io/not-ready`` taint admission puts on a new node,
-``serviceaccount`` creates the ``default`` ServiceAccount KServe's credential builder reads."""
+"""kube-controller-manager's controllers a rollout needs. ``horizontalpodautoscaling``: KServe
+v0.20.0's Standard mode leaves a predictor's Deployment at one replica and creates an HPA with
+the predictor's ``minReplicas`` / ``maxReplicas``; with no metrics server the HPA controller
+still raises a Deployment below its minimum to it (Kubernetes v1.34.10
+``pkg/controller/podautoscaler/horizontal.go``, "Current number of replicas below
+Spec.MinReplicas") and moves nothing else. ``nodelifecycle`` lifts the
+``node.kubernetes.io/not-ready`` taint admission puts on a new node, ``serviceaccount``
+creates the ``default`` ServiceAccount KServe's credential builder reads,
+``persistentvolume-binder`` binds the claim of the real node's model volume
+(:mod:`harness.node.serving`)."""
 POD_CIDR = "10.244.0.1/16"
 
 

@@ -1,0 +1,198 @@
+"""KServe's serving pods on the real node: GPUs the node advertises, model storage, the runtime.
+
+Owns what lets the real KServe (:mod:`harness.cluster.kserve`) turn the InferenceServices the
+product renders (:mod:`controlplane.serving.render`) into running pods on the real node
+(:mod:`harness.node.node`), with nothing pulled and nothing downloaded:
+
+- **GPUs** (:func:`advertise_gpus`): the node is labelled as NVIDIA's GPU Feature Discovery
+  labels a GPU node (``nvidia.com/gpu.product`` is what the rendered predictors select on) and
+  ``nvidia.com/gpu`` is patched into its status capacity, Kubernetes' documented way to advertise
+  an extended resource without a device plugin. Kubernetes v1.34.10 keeps it: kubelet builds
+  each status from the node it reads back and copies every capacity into allocatable
+  (``pkg/kubelet/nodestatus/setters.go``, ``MachineInfo``), and its device manager skips a
+  resource no device plugin registered when it admits a pod (``pkg/kubelet/cm/devicemanager/
+  manager.go``, ``allocateContainerResources``: ``if !m.isDevicePluginResource(resource)
+  continue``). The scheduler counts the GPUs; no container sees one.
+- **Model storage** (:func:`write_model`, :func:`model_volume`): a tiny model is a folder with a
+  Hugging Face ``config.json`` under :data:`MODELS_DIR` on the node; a ``hostPath``
+  PersistentVolume bound to the claim :data:`MODEL_CLAIM` in the canary's namespace holds them
+  all, and a variant's ``storageUri`` is ``pvc://models/<name>``. KServe v0.20.0 mounts a
+  ``pvc://`` URI straight into the model container at ``/mnt/models``, the URI's path as
+  ``subPath``, with no storage-initializer container (``pkg/webhook/admission/pod/
+  storage_initializer_injector.go``, the ``PvcURIPrefix`` branch), whose image could not be
+  pulled here. The engine reads ``config.json`` as vLLM does
+  (:func:`controlplane.local.serve.local_model`).
+- **The runtime** (:func:`engine_runtime`): KServe's own ``kserve-huggingfaceserver``
+  ClusterServingRuntime (``config/runtimes/kserve-huggingfaceserver.yaml`` of the module, the
+  name the product renders), its image replaced by the engine image and its command by the
+  engine's (``python3 -m controlplane.local.serve``, the image's entrypoint); its ``args`` keep
+  upstream's ``--model_name={{.Name}}`` and add what ``huggingfaceserver`` takes by default
+  (``--model_dir=/mnt/models``, ``--http_port=8080``); KServe appends the predictor's ``args``
+  (the ``vllm serve`` flags the product renders), which the engine parses with vLLM's rules, so a
+  flag vLLM would refuse fails the pod. The CPU request is lowered from 1 to 100m (this machine
+  has two cores for every replica); the labels of the metrics come from the downward API.
+  KServe runs ``<image>-gpu`` for a ``huggingfaceserver`` container that requests GPUs (its GPU
+  build's tag: ``pkg/controller/v1beta1/inferenceservice/utils/utils.go``, ``UpdateImageTag``),
+  so the engine image is also tagged so on the node (:data:`GPU_TAG_SUFFIX`). No
+  readiness probe is added: KServe gives the container its default TCP probe on 8080
+  (``pkg/controller/v1beta1/inferenceservice/reconcilers/deployment/deployment_reconciler.go``),
+  as it does the real runtime's.
+
+Called by ``make kube-up NODE=1 KSERVE=1`` (:mod:`harness.cli`) and the test fixtures.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from harness.cluster.kserve import huggingface_runtime
+from harness.cluster.kubeapi import LoopbackCluster, applier
+from harness.cluster.upstream_crds import KSERVE, module_dir
+from harness.node.node import NODE_NAME, RUN_DIR, RealNode
+
+MODELS_DIR = RUN_DIR / "models"
+MODEL_CLAIM = "models"
+MODEL_MOUNT = "/mnt/models"
+HTTP_PORT = 8080
+"""KServe's model server port (``huggingfaceserver``'s ``--http_port`` default): the predictor
+Service's target and the ``prometheus.io/port`` the product annotates."""
+CPU_REQUEST = "100m"
+GPU_TAG_SUFFIX = "-gpu"
+ENGINE_COMMAND = ["python3", "-m", "controlplane.local.serve"]
+IDENTITY_ENV = (
+    ("CONTROLPLANE_NAMESPACE", "metadata.namespace"),
+    ("CONTROLPLANE_CANARY", "metadata.labels['canary.controlplane.dev/canary']"),
+    ("CONTROLPLANE_VARIANT", "metadata.labels['canary.controlplane.dev/variant']"),
+)
+"""The metrics' identity labels from the pod's own fields (the labels the product puts on every
+predictor)."""
+
+
+def gpu_labels(product: str, count: int) -> dict[str, str]:
+    """GPU Feature Discovery's labels of a node with ``count`` GPUs ``product`` (pure)."""
+    return {
+        "nvidia.com/gpu.present": "true",
+        "nvidia.com/gpu.product": product,
+        "nvidia.com/gpu.count": str(count),
+    }
+
+
+def advertise_gpus(cluster: LoopbackCluster, product: str, count: int = 4) -> None:
+    """Label the real node as a node with ``count`` GPUs ``product`` and put ``nvidia.com/gpu``
+    in its capacity (see the module docstring for why kubelet keeps it)."""
+    path = f"/api/v1/nodes/{NODE_NAME}"
+    merge = "application/merge-patch+json"
+    cluster.request(
+        "PATCH", path, {"metadata": {"labels": gpu_labels(product, count)}}, content_type=merge
+    )
+    cluster.request(
+        "PATCH",
+        f"{path}/status",
+        {"status": {"capacity": {"nvidia.com/gpu": str(count)}}},
+        content_type=merge,
+    )
+
+
+def model_config(max_position_embeddings: int) -> dict[str, Any]:
+    """A tiny Llama's ``config.json`` (pure): what vLLM reads the architecture and the context
+    length from."""
+    return {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_attention_heads": 4,
+        "num_hidden_layers": 2,
+        "num_key_value_heads": 4,
+        "vocab_size": 32000,
+        "max_position_embeddings": max_position_embeddings,
+        "torch_dtype": "bfloat16",
+    }
+
+
+def write_model(
+    name: str, *, max_position_embeddings: int = 131072, root: Path = MODELS_DIR
+) -> str:
+    """Write the tiny model ``name`` under ``root`` (readable by the engine's user); its
+    ``storageUri``."""
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o755)
+    folder.chmod(0o755)
+    config = folder / "config.json"
+    config.write_text(json.dumps(model_config(max_position_embeddings), indent=1))
+    config.chmod(0o644)
+    return f"pvc://{MODEL_CLAIM}/{name}"
+
+
+def model_volume(namespace: str, root: Path = MODELS_DIR) -> list[dict[str, Any]]:
+    """The hostPath PersistentVolume of ``root`` and the claim :data:`MODEL_CLAIM` of
+    ``namespace`` bound to it (pure): one volume per namespace, read-only to the pods."""
+    volume = f"{MODEL_CLAIM}-{namespace}"
+    access = ["ReadOnlyMany"]
+    size = {"storage": "1Gi"}
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": volume},
+            "spec": {
+                "capacity": size,
+                "accessModes": access,
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": "",
+                "hostPath": {"path": str(root), "type": "Directory"},
+                "claimRef": {"namespace": namespace, "name": MODEL_CLAIM},
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": MODEL_CLAIM, "namespace": namespace},
+            "spec": {
+                "accessModes": access,
+                "resources": {"requests": size},
+                "storageClassName": "",
+                "volumeName": volume,
+            },
+        },
+    ]
+
+
+def engine_runtime(upstream: dict[str, Any], image: str) -> dict[str, Any]:
+    """KServe's ``kserve-huggingfaceserver`` runtime ``upstream`` running the engine ``image``
+    (pure; see the module docstring for each change)."""
+    runtime = copy.deepcopy(upstream)
+    container = runtime["spec"]["containers"][0]
+    container["image"] = image
+    container["imagePullPolicy"] = "Never"
+    container["command"] = list(ENGINE_COMMAND)
+    container["args"] = [
+        *container.get("args", []),
+        f"--model_dir={MODEL_MOUNT}",
+        f"--http_port={HTTP_PORT}",
+    ]
+    container["env"] = [
+        *container.get("env", []),
+        *(
+            {"name": name, "valueFrom": {"fieldRef": {"fieldPath": field}}}
+            for name, field in IDENTITY_ENV
+        ),
+    ]
+    for side in ("requests", "limits"):
+        container["resources"][side]["cpu"] = CPU_REQUEST if side == "requests" else "1"
+    return runtime
+
+
+def start_serving(cluster: LoopbackCluster, node: RealNode, product: str, *, gpus: int = 4) -> None:
+    """Make the real ``node`` a GPU node of ``product`` and KServe's Hugging Face runtime run its
+    engine image (also tagged with :data:`GPU_TAG_SUFFIX`); KServe
+    (:func:`harness.cluster.kserve.start_kserve`) must run. Namespaces that serve models also
+    need :func:`model_volume` and :func:`write_model`."""
+    image = node.images["engine"]
+    node.ctr("images", "tag", "--force", image, image + GPU_TAG_SUFFIX)
+    advertise_gpus(cluster, product, gpus)
+    applier(cluster)(engine_runtime(huggingface_runtime(module_dir(KSERVE)), image=image))
