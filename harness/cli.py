@@ -9,10 +9,11 @@ every pod runs on that node, which :mod:`harness.node.serving` makes a GPU node 
 storage and KServe's Hugging Face runtime running the engine image). It records
 the cluster's processes (and the node's folder and what the machine looked like before it) in
 ``D/state.json`` and prints ``KUBECONFIG=<path>`` as its last line (with ``--node``, then
-``GATEWAY_URL=http://127.0.0.1:<port>``: Traefik, :mod:`harness.cluster.traefik`); ``down`` takes
-the node back,
-stops the cluster and removes ``D``. The top of the harness: it imports the modules below it, and
-none of them imports it.
+``GATEWAY_URL=http://127.0.0.1:<port>``: Traefik, :mod:`harness.cluster.traefik`, and
+``PROMETHEUS_URL=http://127.0.0.1:<port>``: the Prometheus the operator configures from the
+chart's PodMonitor, scraping the pods and Traefik, :mod:`harness.cluster.monitoring`);
+``down`` takes the node back, stops the cluster and removes ``D``. The top of the harness: it
+imports the modules below it, and none of them imports it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 from controlplane.errors import ControlPlaneError
 from harness.cluster.kserve import start_kserve
 from harness.cluster.kubeapi import ETCD_VERSION, KUBE_VERSION, LoopbackCluster, start_cluster
+from harness.cluster.monitoring import start_monitoring
 from harness.cluster.traefik import start_traefik
 from harness.cluster.upstream_crds import all_crds
 from harness.cluster.workloads import start_workloads
@@ -64,7 +66,9 @@ def up(
             state["node"] = {"folder": str(real.folder), "before": real.before.to_json()}
             if kserve:
                 start_serving(cluster, real, SERVING_GPU)
-            state["gateway_url"] = start_traefik(cluster, detach=True).url
+            gateway = start_traefik(cluster, detach=True)
+            state["gateway_url"] = gateway.url
+            state["prometheus_url"] = start_monitoring(cluster, gateway=gateway, detach=True).url
     except BaseException:
         if real is not None:
             real.stop()
@@ -125,7 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"kube-apiserver {KUBE_VERSION} at {cluster.server} (etcd {ETCD_VERSION}); logs in {folder}"
     )
     print(f"KUBECONFIG={cluster.kubeconfig}")
-    gateway = json.loads(_state(folder).read_text()).get("gateway_url")
-    if gateway:
-        print(f"GATEWAY_URL={gateway}")
+    recorded = json.loads(_state(folder).read_text())
+    for key in ("gateway_url", "prometheus_url"):
+        if key in recorded:
+            print(f"{key.upper()}={recorded[key]}")
     return 0

@@ -95,7 +95,9 @@ def installed_prometheus_version() -> str:
     return prometheus_version(out.stdout + out.stderr)
 
 
-def start_operator(cluster: LoopbackCluster, *, timeout: float = 60.0) -> None:
+def start_operator(
+    cluster: LoopbackCluster, *, detach: bool = False, timeout: float = 60.0
+) -> None:
     """Install the operator's CRDs and start it against ``cluster``; return once its web server
     answers ``/healthz``. It is stopped with the cluster."""
     _install_crds(cluster, crds(OPERATOR_CRDS))
@@ -109,6 +111,7 @@ def start_operator(cluster: LoopbackCluster, *, timeout: float = 60.0) -> None:
             "--log-level=info",
         ],
         env={"KUBECONFIG": str(cluster.kubeconfig)},
+        detach=detach,
     )
     deadline = time.monotonic() + timeout
     while True:

@@ -18,6 +18,7 @@ Needs root and the Debian packages of ``scripts/ensure-node.sh`` (``make kube-to
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -190,11 +191,25 @@ def test_kube_up_node_then_kube_down_leaves_nothing_behind(
     try:
         assert cli.main(["up", "--dir", str(folder), "--node"]) == 0
         lines = capsys.readouterr().out.splitlines()
-        assert lines[-2] == f"KUBECONFIG={folder / 'kubeconfig'}"
-        assert re.fullmatch(r"GATEWAY_URL=http://127\.0\.0\.1:\d+", lines[-1])
+        assert lines[-3] == f"KUBECONFIG={folder / 'kubeconfig'}"
+        assert re.fullmatch(r"GATEWAY_URL=http://127\.0\.0\.1:\d+", lines[-2])
+        assert re.fullmatch(r"PROMETHEUS_URL=http://127\.0\.0\.1:\d+", lines[-1])
         # Traefik answers; no HTTPRoute matches yet
         with pytest.raises(urllib.error.HTTPError, match="404"):
-            urllib.request.urlopen(lines[-1].split("=", 1)[1] + "/v1/models", timeout=10)
+            urllib.request.urlopen(lines[-2].split("=", 1)[1] + "/v1/models", timeout=10)
+        # the operator configured Prometheus from the chart's PodMonitor and Traefik's
+        # ScrapeConfig; the gateway is scraped
+        prometheus = lines[-1].split("=", 1)[1]
+
+        def gateway_up() -> bool:
+            with urllib.request.urlopen(f"{prometheus}/api/v1/targets", timeout=10) as got:
+                active = json.loads(got.read())["data"]["activeTargets"]
+            pools = {t["scrapePool"]: t["health"] for t in active}
+            return pools.get("scrapeConfig/monitoring/traefik") == "up"
+
+        until(gateway_up, "Prometheus scraping Traefik", timeout=60)
+        config = (folder / "prometheus" / "prometheus.yml").read_text()
+        assert "podMonitor/monitoring/canary-controller-variants/0" in config
     finally:
         assert cli.main(["down", "--dir", str(folder)]) == 0
     assert host.read_footprint(node.RUN_DIR, node.CGROUP).left_over(before) == {}
