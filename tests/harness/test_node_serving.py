@@ -22,7 +22,7 @@ from typing import Any
 
 import openai
 import pytest
-from support.canaries import CANDIDATE, STABLE, model_canary
+from support.real_serving import GPU, served_canary
 from support.realnode import MARKS, main_status, ready, until
 
 from controlplane.kube.client import Ref
@@ -40,7 +40,6 @@ from harness.node.serving import HTTP_PORT, model_volume, start_serving, write_m
 pytestmark = MARKS
 
 NS = "serving"
-GPU = "nvidia-l40s"
 ISVC_LABEL = "serving.kserve.io/inferenceservice"
 
 
@@ -61,17 +60,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LoopbackCl
             yield cluster, real
         finally:
             real.stop()
-
-
-def canary(**candidate: Any) -> ModelCanary:
-    """The contract example on the real node's models: the stable on a 128k-context model, the
-    candidate ``candidate`` (its ``storageUri`` a model written here)."""
-    stable_uri = write_model("llama-tiny")
-    return model_canary(
-        namespace=NS,
-        stable={**STABLE, "storageUri": stable_uri, "gpu": GPU},
-        candidate={**CANDIDATE, "storageUri": stable_uri, "gpu": GPU, **candidate},
-    )
 
 
 def deploy(cluster: LoopbackCluster, c: ModelCanary, *roles: Role) -> None:
@@ -117,7 +105,7 @@ def test_rendered_inferenceservices_serve_on_the_real_node(
     stack: tuple[LoopbackCluster, RealNode],
 ) -> None:
     cluster, _ = stack
-    c = canary()
+    c = served_canary(NS)
     deploy(cluster, c, "stable", "candidate")
     try:
         wanted: tuple[tuple[Role, int], ...] = (("stable", 2), ("candidate", 1))
@@ -185,7 +173,7 @@ def test_what_vllm_refuses_fails_the_pod(
 ) -> None:
     cluster, _ = stack
     write_model("llama-4k", max_position_embeddings=4096)
-    c = canary(**candidate)
+    c = served_canary(NS, **candidate)
     deploy(cluster, c, "candidate")
     try:
         pod = until(
@@ -205,7 +193,7 @@ def test_a_never_ready_candidate_runs_and_is_never_ready(
     stack: tuple[LoopbackCluster, RealNode],
 ) -> None:
     cluster, _ = stack
-    c = canary(args=["--inject=never-ready"])
+    c = served_canary(NS, args=["--inject=never-ready"])
     deploy(cluster, c, "candidate")
     try:
         name = isvc_name(c, "candidate")

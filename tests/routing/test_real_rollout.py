@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.canaries import canary_dict
+from support.real_serving import GPU, traffic_canary
 from support.realnode import MARKS, until
 
 from controlplane.kube.client import Ref
@@ -52,11 +52,10 @@ from harness.cluster.traefik import Traefik, start_traefik
 from harness.cluster.upstream_crds import all_crds
 from harness.cluster.workloads import start_workloads
 from harness.node.node import RealNode, start_node
-from harness.node.serving import model_volume, start_serving, write_model
+from harness.node.serving import model_volume, start_serving
 
 pytestmark = MARKS
 
-GPU = "nvidia-l40s"
 RATE = 6.0
 """Requests per second per canary."""
 API = ("canary.controlplane.dev/v1alpha1", "ModelCanary")
@@ -129,46 +128,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             real.stop()
 
 
-def canary(name: str, **candidate: Any) -> dict[str, Any]:
-    """A three-step canary of ``name`` in its own namespace and host, judged every 10 s on 30 s
-    windows with 20 requests at least; the stable bf16 and an FP8 candidate of the tiny model."""
-    uri = write_model("llama-tiny")
-    checks = [
-        {"metric": "latency", "above": "2500ms", "minSamples": 20},
-        {"metric": "errors", "above": "2%", "minSamples": 20},
-    ]
-    return canary_dict(
-        name=name,
-        namespace=name,
-        model={"name": f"{name}-llm", "runtime": "vllm", "maxModelLen": 8192},
-        stable={"name": "bf16", "storageUri": uri, "gpu": GPU, "replicas": 1},
-        candidate={
-            "name": "fp8",
-            "storageUri": uri,
-            "gpu": GPU,
-            "quantization": "fp8",
-            "replicas": 1,
-            **candidate,
-        },
-        traffic={"router": "gateway-api", "hosts": [f"{name}.example.com"]},
-        analysis={
-            "interval": "10s",
-            "window": "30s",
-            "metrics": [
-                {"name": "latency", "builtin": "e2e-latency", "quantile": 0.95},
-                {"name": "errors", "builtin": "error-rate"},
-            ],
-        },
-        steps=[
-            {"weight": 25, "duration": "30s", "rollbackOn": checks},
-            {"weight": 75, "duration": "30s", "rollbackOn": checks},
-            {"weight": 100},
-        ],
-        shadow=None,
-        budget=None,
-    )
-
-
 def status(stack: Stack, name: str) -> dict[str, Any]:
     got: dict[str, Any] = stack.kube.get(Ref(*API, name, name)).get("status") or {}
     return got
@@ -195,7 +154,10 @@ def test_a_healthy_candidate_is_promoted_and_a_slow_one_rolled_back_on_real_traf
     stack: Stack,
 ) -> None:
     apply = applier(stack.cluster)
-    specs = {"good": canary("good"), "slow": canary("slow", args=["--inject=latency=+3s"])}
+    specs = {
+        "good": traffic_canary("good"),
+        "slow": traffic_canary("slow", args=["--inject=latency=+3s"]),
+    }
     for name in specs:
         apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
         for obj in model_volume(name):
