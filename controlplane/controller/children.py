@@ -3,7 +3,8 @@
 Owns what the controller does with the serving objects a spec renders
 (:func:`controlplane.routing.objects.desired_objects`): applying them server-side with an
 ownerReference to the ModelCanary (:func:`deploy`), reading whether the served ones are ready
-(:func:`all_ready`, :func:`is_ready`: KServe's readiness rules), the in-cluster base URL of each
+(:func:`readiness`, :func:`is_ready`: KServe's readiness rules; :func:`load_failure`: why a
+model did not load), the in-cluster base URL of each
 variant for ``{{candidate.endpoint}}`` (:func:`variant_endpoints`), deleting the losing variant
 after an outcome (:func:`release`) and everything on deletion (:func:`delete_all`).
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from controlplane.controller.argo_gates import variant_endpoint
@@ -46,6 +48,8 @@ from controlplane.status import document as st
 FIELD_MANAGER = "canary-controller"
 OWNER_FIELD_MANAGER = "canary-controller-owner"
 SERVED_KINDS = frozenset({"InferenceService", "LLMInferenceService"})
+FAILURE_CHARS = 300
+"""The most of a load failure's message a rollback reason carries."""
 FOREIGN_REASON = "ForeignObject"
 
 
@@ -85,24 +89,77 @@ def deploy(
             kube.apply(patch, field_manager=OWNER_FIELD_MANAGER)
 
 
-def all_ready(kube: KubeClient, objects: Sequence[Obj], owner: Obj | None = None) -> bool:
-    """True when every InferenceService / LLMInferenceService of ``objects`` exists and reports
+@dataclass(frozen=True)
+class Readiness:
+    """Whether every served object of a spec is ready and, when one is not, why, in KServe's
+    words when KServe says (:func:`load_failure`), else None."""
+
+    ready: bool
+    why: str | None = None
+
+
+def readiness(kube: KubeClient, objects: Sequence[Obj], owner: Obj | None = None) -> Readiness:
+    """Ready when every InferenceService / LLMInferenceService of ``objects`` exists and reports
     Ready for its latest generation; with ``owner`` (the ModelCanary), only objects that are
     ``owner``'s count: another's Ready object of the same name is not this canary's candidate
-    being ready (:mod:`~controlplane.routing.ownership`)."""
+    being ready (:mod:`~controlplane.routing.ownership`). When one is not ready, ``why`` is the
+    first load failure KServe reports on one of them (a crash loop on start)."""
     claimant = Claimant.of_object(owner) if owner is not None else None
+    ready, why = True, None
     for obj in objects:
         if obj["kind"] not in SERVED_KINDS:
             continue
         try:
             live = kube.get(Ref.of(obj))
         except NotFound:
-            return False
+            ready = False
+            continue
         if claimant is not None and foreign_reason(live, claimant) is not None:
-            return False
+            ready = False
+            continue
         if not is_ready(live):
-            return False
-    return True
+            ready = False
+            why = why or load_failure(live)
+    return Readiness(ready, None if ready else why)
+
+
+def load_failure(obj: Mapping[str, Any]) -> str | None:
+    """What KServe says of a served object whose model failed to load (pure), else None.
+
+    KServe v0.20.0 (``PropagateModelStatus`` in ``pkg/apis/serving/v1beta1/
+    inference_service_status.go``) sets ``status.modelStatus.states.targetModelState`` to
+    ``FailedToLoad`` (and ``transitionStatus`` to ``BlockedByFailedLoad``) with
+    ``lastFailureInfo`` {``reason: ModelLoadFailed``, ``message``, ``exitCode``} when the
+    predictor's ``kserve-container`` terminated with an error or waits in
+    ``CrashLoopBackOff``; ``message`` is the container's termination message, which the
+    rendered container fills from the end of its log (``terminationMessagePolicy:
+    FallbackToLogsOnError``, :func:`controlplane.serving.render.predictor_spec`). The message's
+    last non-empty line is kept (an engine's last line is its fatal error: vLLM's is the
+    exception, e.g. ``torch.OutOfMemoryError: CUDA out of memory. ...``), cut at
+    :data:`FAILURE_CHARS`."""
+    status = obj.get("status") or {}
+    model = status.get("modelStatus") or {}
+    states = model.get("states") or {}
+    target = states.get("targetModelState") if isinstance(states, Mapping) else None
+    if target != "FailedToLoad" and model.get("transitionStatus") != "BlockedByFailedLoad":
+        return None
+    info = model.get("lastFailureInfo") or {}
+    if not isinstance(info, Mapping):
+        info = {}
+    name = obj.get("metadata", {}).get("name", "?")
+    text = f"{obj.get('kind', 'object')} {name} failed to load"
+    details = [str(info["reason"])] if info.get("reason") else []
+    if info.get("exitCode") is not None:
+        details.append(f"exit code {info['exitCode']}")
+    if details:
+        text += f" ({', '.join(details)})"
+    lines = [ln.strip() for ln in str(info.get("message") or "").splitlines() if ln.strip()]
+    if lines:
+        last = lines[-1]
+        if len(last) > FAILURE_CHARS:
+            last = last[: FAILURE_CHARS - 1] + "\u2026"
+        text += f": {last}"
+    return text
 
 
 def variant_endpoints(

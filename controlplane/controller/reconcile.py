@@ -187,8 +187,10 @@ class Reconciler:
             return NeedsAnalysis(ctx, schedule.due_checks(canary, state, now))
         obs = None
         if not spec_changed and state.stage == "pending" and (due_now or overdue):
+            ready = self._readiness(ctx)
             obs = Observations(
-                candidate_ready=self._ready(ctx),
+                candidate_ready=ready.ready,
+                not_ready_why=ready.why,
                 progress_deadline_s=self.settings.progress_deadline_s,
             )
         return Done(self.finish(ctx, obs))
@@ -282,10 +284,10 @@ class Reconciler:
             canary = canary.model_copy(update={"spec": spec})
         return canary, []
 
-    def _ready(self, ctx: Ctx) -> bool:
-        """True when every InferenceService / LLMInferenceService of the spec reports Ready for
-        its latest generation."""
-        return children.all_ready(self.kube, self._objects(ctx), ctx.obj)
+    def _readiness(self, ctx: Ctx) -> children.Readiness:
+        """Whether every InferenceService / LLMInferenceService of the spec reports Ready for
+        its latest generation, and KServe's load failure when one does not."""
+        return children.readiness(self.kube, self._objects(ctx), ctx.obj)
 
     def _objects(self, ctx: Ctx) -> list[Obj]:
         return desired_objects(ctx.canary, self.catalog, ctx.state.weight, ctx.state.mirror)

@@ -91,7 +91,9 @@ class Observations:
     """Everything measured at one evaluation time.
 
     ``spend`` is the candidate's spend over the last day in USD (None: unknown or no budget).
-    ``candidate_ready`` is False while the candidate's serving objects are not ready.
+    ``candidate_ready`` is False while the candidate's serving objects are not ready;
+    ``not_ready_why`` then says why when the serving layer says (KServe's load failure of a
+    crash-looping engine), and the ``not-ready`` rollback's message carries it.
     ``spend_error`` is True when the cost query failed (treated like a provider error).
     ``gates`` holds the latest answer about each running gate by key; unlike the checks they are
     taken whenever given (polls are more frequent than evaluations), and repeating one is
@@ -112,5 +114,6 @@ class Observations:
     spend: float | None = None
     spend_error: bool = False
     candidate_ready: bool = True
+    not_ready_why: str | None = None
     progress_deadline_s: float | None = None
     weights_refused: str | None = None

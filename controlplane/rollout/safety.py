@@ -47,6 +47,8 @@ def check_not_ready(tick: Tick, obs: Observations) -> None:
         f"candidate {tick.spec.spec.candidate.name} did not become ready within "
         f"{Duration.of(deadline_s)} (progress deadline)"
     )
+    if obs.not_ready_why:
+        message += f": {obs.not_ready_why}"
     rollback(tick, Reason("not-ready", message, tick.now, state.step))
 
 

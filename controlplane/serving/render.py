@@ -47,6 +47,12 @@ CHAT_TEMPLATE_DIR = "/etc/controlplane/chat-template"
 CHAT_TEMPLATE_FILE = "chat-template.jinja"
 CHAT_TEMPLATE_VOLUME = "chat-template"
 DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
+TERMINATION_MESSAGE_POLICY = "FallbackToLogsOnError"
+"""The engine container's: an engine that dies writes no termination message file, so the
+kubelet takes the end of its log (2,048 bytes or 80 lines), and KServe copies that into the
+InferenceService's ``status.modelStatus.lastFailureInfo.message``: a crash loop on start (the GPU
+out-of-memory case) is rolled back with vLLM's own last words
+(:func:`controlplane.controller.children.load_failure`)."""
 
 
 def variant_of(canary: ModelCanary, role: Role) -> VariantSpec:
@@ -164,6 +170,7 @@ def predictor_spec(
             canary.spec.model, variant, catalog, chat_template=template, path=f"spec.{role}"
         ),
         "resources": _gpu_resources(variant),
+        "terminationMessagePolicy": TERMINATION_MESSAGE_POLICY,
     }
     predictor: Obj = {}
     if autoscaling:
@@ -215,6 +222,7 @@ def llm_inference_service(canary: ModelCanary, role: Role, catalog: Catalog) -> 
             canary.spec.model, variant, catalog, chat_template=template, path=f"spec.{role}"
         ),
         "resources": _gpu_resources(variant),
+        "terminationMessagePolicy": TERMINATION_MESSAGE_POLICY,
     }
     pod: Obj = {**_scheduling(variant, profile), "containers": [main]}
     if template is not None:

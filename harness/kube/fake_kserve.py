@@ -492,6 +492,7 @@ class FakeKServe:
             ],
             "modelStatus": {
                 "transitionStatus": "BlockedByFailedLoad",
+                "states": {"activeModelState": "", "targetModelState": "FailedToLoad"},
                 "lastFailureInfo": {"reason": reason, "message": message or reason},
             },
         }

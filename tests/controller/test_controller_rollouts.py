@@ -13,6 +13,7 @@ from support.controller_world import (
     ROLLBACK_CASES,
     Metrics,
     World,
+    crash_loop_rolls_back_with_the_engine_s_words,
     finished,
     never_ready_rolls_back_at_the_deadline,
     world_canary,
@@ -94,3 +95,10 @@ def test_rollback_on_each_kind_of_check(
 def test_candidate_never_ready_is_rolled_back_at_the_deadline(metrics: Metrics) -> None:
     world = World(metrics.t0, metrics.url, settings=Settings(progress_deadline_s=3 * HOUR))
     never_ready_rolls_back_at_the_deadline(world, metrics.url, metrics.t0)
+
+
+def test_a_crash_looping_candidate_is_rolled_back_with_the_engine_s_words(
+    metrics: Metrics,
+) -> None:
+    world = World(metrics.t0, metrics.url, settings=Settings(progress_deadline_s=3 * HOUR))
+    crash_loop_rolls_back_with_the_engine_s_words(world, metrics.url)

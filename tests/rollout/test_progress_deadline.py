@@ -186,3 +186,13 @@ def test_not_routed_leaves_a_pending_rollout_to_not_ready() -> None:
     assert state.reason.kind == "not-ready"
     state, _ = step(CANARY, in_step_one(T0), Observations(weights_refused=REFUSED), T0 + DEADLINE)
     assert state.stage == "steps"  # no deadline given: never
+
+
+def test_the_not_ready_rollback_says_why_when_the_serving_layer_says() -> None:
+    why = "InferenceService llm-nf4 failed to load (ModelLoadFailed, exit code 1): OOM"
+    state, _ = step(CANARY, pending(), not_ready(not_ready_why=why), T0 + DEADLINE)
+    assert state.reason is not None
+    assert state.reason.kind == "not-ready"
+    assert state.reason.message == (
+        f"candidate nf4 did not become ready within 30m (progress deadline): {why}"
+    )

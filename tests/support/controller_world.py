@@ -311,6 +311,23 @@ def never_ready_rolls_back_at_the_deadline(world: World, prometheus: str, t0: fl
     assert stage_of("good")(world) == "rolled_back"
 
 
+def crash_loop_rolls_back_with_the_engine_s_words(world: World, prometheus: str) -> None:
+    """A candidate whose engine dies on start (KServe: FailedToLoad with the container's last
+    words) is rolled back at the progress deadline with those words in the reason and Event."""
+    last_words = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
+    world.kserve.fail("good-llm-nf4", "ModelLoadFailed", f"Loading weights\n{last_words}\n\n")
+    world.create(world_canary("good", prometheus))
+    world.run_until(finished("good"), limit=2 * DAY)
+    state = world.state("good")
+    assert state.reason is not None
+    assert state.reason.kind == "not-ready"
+    assert state.reason.message.endswith(
+        "(progress deadline): InferenceService good-llm-nf4 failed to load (ModelLoadFailed): "
+        + last_words
+    ), state.reason.message
+    assert [e[0] for e in world.history("good")] == ["RolledBack"]
+
+
 def delete_cleans_up_through_the_finalizer(world: World, prometheus: str) -> None:
     """Deleting mid-rollout: the object stays (deletionTimestamp) until the finalizer has deleted
     the InferenceServices and the HTTPRoute, then it is gone."""
