@@ -23,6 +23,7 @@ deadline's readiness observation and the finalizer) and by :mod:`controlplane.co
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +51,10 @@ OWNER_FIELD_MANAGER = "canary-controller-owner"
 SERVED_KINDS = frozenset({"InferenceService", "LLMInferenceService"})
 FAILURE_CHARS = 300
 """The most of a load failure's message a rollback reason carries."""
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception): ")
+"""A Python exception's last traceback line: ``torch.OutOfMemoryError: ...``."""
+WRAPPER = "see root cause above"
+"""What vLLM's API server says when the engine core died of something it printed before."""
 FOREIGN_REASON = "ForeignObject"
 
 
@@ -133,10 +138,8 @@ def load_failure(obj: Mapping[str, Any]) -> str | None:
     predictor's ``kserve-container`` terminated with an error or waits in
     ``CrashLoopBackOff``; ``message`` is the container's termination message, which the
     rendered container fills from the end of its log (``terminationMessagePolicy:
-    FallbackToLogsOnError``, :func:`controlplane.serving.render.predictor_spec`). The message's
-    last non-empty line is kept (an engine's last line is its fatal error: vLLM's is the
-    exception, e.g. ``torch.OutOfMemoryError: CUDA out of memory. ...``), cut at
-    :data:`FAILURE_CHARS`."""
+    FallbackToLogsOnError``, :func:`controlplane.serving.render.predictor_spec`). One line of
+    it is kept (:func:`root_cause`), cut at :data:`FAILURE_CHARS`."""
     status = obj.get("status") or {}
     model = status.get("modelStatus") or {}
     states = model.get("states") or {}
@@ -153,13 +156,30 @@ def load_failure(obj: Mapping[str, Any]) -> str | None:
         details.append(f"exit code {info['exitCode']}")
     if details:
         text += f" ({', '.join(details)})"
-    lines = [ln.strip() for ln in str(info.get("message") or "").splitlines() if ln.strip()]
-    if lines:
-        last = lines[-1]
-        if len(last) > FAILURE_CHARS:
-            last = last[: FAILURE_CHARS - 1] + "\u2026"
-        text += f": {last}"
+    cause = root_cause(str(info.get("message") or ""))
+    if cause:
+        if len(cause) > FAILURE_CHARS:
+            cause = cause[: FAILURE_CHARS - 1] + "\u2026"
+        text += f": {cause}"
     return text
+
+
+def root_cause(log: str) -> str | None:
+    """The line of the end of an engine's log that says why it died (pure): the last exception
+    line (``torch.OutOfMemoryError: CUDA out of memory. ...``) that is not a wrapper pointing
+    above it, else the last exception line, else the last non-empty line, else None.
+
+    vLLM 0.24.0 dies of an out-of-memory load with the engine core's traceback, ending in torch's
+    ``torch.OutOfMemoryError``, followed by the API server's ``RuntimeError: Engine core
+    initialization failed. See root cause above. ...`` (``v1/engine/utils.py``): its last line
+    names no cause, the exception line before it does."""
+    lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if EXCEPTION_LINE.match(ln)]
+    causes = [ln for ln in errors if WRAPPER not in ln.lower()]
+    for found in (causes, errors, lines):
+        if found:
+            return found[-1]
+    return None
 
 
 def variant_endpoints(

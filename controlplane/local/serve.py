@@ -563,7 +563,8 @@ def crash_message(config: ServeConfig, catalog: Catalog) -> str:
     """What vLLM 0.24.0 prints when the weights do not fit at load: its model runner's error
     (``v1/worker/gpu_model_runner.py``, ``except torch.cuda.OutOfMemoryError``), the exception
     torch raises (the caching allocator's message, ``c10/cuda/CUDACachingAllocator.cpp``), and the
-    API server's ``Engine core initialization failed`` (``v1/engine/utils.py``); exit status 1."""
+    API server's ``Engine core initialization failed`` (``v1/engine/utils.py``), which vLLM
+    prints last; the injection says so first. Exit status 1."""
     total = _gpu(config, catalog).memory_gib
     oom = (
         f"CUDA out of memory. Tried to allocate 1.96 GiB. GPU 0 has a total capacity of "
@@ -577,6 +578,7 @@ def crash_message(config: ServeConfig, catalog: Catalog) -> str:
     )
     return "\n".join(
         [
+            f"{PROG}: crash-on-start injected: {config.served_name} never loads",
             "(EngineCore_DP0) ERROR [gpu_model_runner.py] Failed to load model - not enough GPU "
             "memory. Try lowering --gpu-memory-utilization to free memory for weights, increasing "
             "--tensor-parallel-size, or using --quantization. See "
@@ -585,7 +587,6 @@ def crash_message(config: ServeConfig, catalog: Catalog) -> str:
             f"torch.OutOfMemoryError: {oom}",
             "RuntimeError: Engine core initialization failed. See root cause above. "
             "Failed core proc(s): {'EngineCore_DP0': 1}",
-            f"{PROG}: crash-on-start injected: {config.served_name} never loads",
         ]
     )
 

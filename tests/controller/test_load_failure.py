@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
-from controlplane.controller.children import FAILURE_CHARS, load_failure
+from controlplane.controller.children import FAILURE_CHARS, load_failure, root_cause
+from controlplane.local.serve import crash_message, parse_args
+from controlplane.profiles.catalog import load_catalog
 
 
 def isvc(model_status: dict[str, Any] | None) -> dict[str, Any]:
@@ -29,6 +31,45 @@ def failed(message: str, exit_code: int | None = 1) -> dict[str, Any]:
             "lastFailureInfo": info,
         }
     )
+
+
+def test_the_cause_not_vllm_s_wrapper_is_the_reason() -> None:
+    log = (
+        "INFO loading weights\n"
+        "Traceback (most recent call last):\n"
+        "  ...\n"
+        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n"
+        "Traceback (most recent call last):\n"
+        "RuntimeError: Engine core initialization failed. See root cause above. "
+        "Failed core proc(s): {'EngineCore_DP0': 1}\n"
+    )
+    assert root_cause(log) == (
+        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
+    )
+
+
+@pytest.mark.parametrize(
+    ("log", "cause"),
+    [
+        pytest.param("a\nValueError: bad\nb\n", "ValueError: bad", id="last-exception"),
+        pytest.param(
+            "RuntimeError: x. See root cause above.",
+            "RuntimeError: x. See root cause above.",
+            id="only-a-wrapper",
+        ),
+        pytest.param("starting\nkilled\n\n", "killed", id="no-exception"),
+        pytest.param("\n  \n", None, id="empty"),
+    ],
+)
+def test_root_cause(log: str, cause: str | None) -> None:
+    assert root_cause(log) == cause
+
+
+def test_the_simulated_engine_s_crash_log_gives_torch_s_error() -> None:
+    config = parse_args(["--model=m", "--inject=crash-on-start"])
+    got = root_cause(crash_message(config, load_catalog()))
+    assert got is not None
+    assert got.startswith("torch.OutOfMemoryError: CUDA out of memory."), got
 
 
 def test_the_last_line_of_the_engine_s_log_is_the_reason() -> None:
