@@ -11,7 +11,6 @@ back to the stable variant. Traefik's per-backend counters agree with the pods' 
 
 from __future__ import annotations
 
-import math
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 from support.canaries import model_canary
 from support.realnode import MARKS, deployment, pods, ready, service, until
+from support.traffic_report import within_bounds
 
 from controlplane.kube.real import RealKube
 from controlplane.routing import gateway_api
@@ -38,8 +38,6 @@ pytestmark = MARKS
 
 NS = "traffic"
 REQUESTS = 200
-Z = 4.0
-"""Binomial bounds of four standard deviations: a false alarm once in about 16,000 steps."""
 
 
 @dataclass
@@ -155,12 +153,6 @@ def in_effect(stack: Stack, weight: int) -> bool:
         service = names.predictor_service(isvc_name(stack.canary, role))
         want[role] = (running.get(traefik_service(NS, service, 80)), share)
     return accepted and all(got == share for got, share in want.values())
-
-
-def within_bounds(candidate: int, total: int, weight: int) -> bool:
-    p = weight / 100
-    spread = Z * math.sqrt(total * p * (1 - p))
-    return abs(candidate - total * p) <= spread + 1
 
 
 @pytest.mark.parametrize("weight", [5, 25, 75, 100])
