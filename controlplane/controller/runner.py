@@ -9,6 +9,10 @@ Owns :class:`Controller`, the one long-running object of ``canaryctl controller`
   pruned, and only canaries whose trigger changed are marked dirty. Any other list or watch
   failure backs the namespace off exponentially (``watch_backoff_base_s`` doubling up to
   ``watch_backoff_cap_s``, reset by a watch that works; the delays are in :class:`Stats`).
+  When the server answers again after such a failure (a list that works, or a watch's first
+  event or BOOKMARK), every canary of the namespace that is backing off is retried at once: a
+  reconcile that failed because the API server was down may have backed off for minutes, and
+  nothing else would wake it before its timer (its trigger has not changed).
   Events whose trigger (generation, annotations, finalizers, deletion) did not change — our own
   status writes — are ignored.
 - **Work queue**: keys are ``(namespace, name)``; a key is dirty after a relevant event, or when
@@ -115,6 +119,8 @@ class Stats:
     bookmarks: int = 0
     watch_errors: int = 0
     pruned: int = 0
+    retried_on_recovery: int = 0
+    """Backed-off canaries retried at once when the server answered again."""
     watch_delays: list[float] = field(default_factory=list)
     """The backoff delays chosen after list / watch failures (the last 100)."""
 
@@ -170,6 +176,7 @@ class Controller:
         self.watch_backoff_cap_s = watch_backoff_cap_s
         self.list_page_size = list_page_size
         self._watch_failures: dict[str | None, int] = dict.fromkeys(self.namespaces, 0)
+        self._unanswered: set[str | None] = set()  # list or watch failed, no answer since
         self._retry_at: dict[str | None, float] = {}
         self._wakeups: queue.Queue[WatchEvent | None] | None = None
         self.stats.leader = elector is None
@@ -225,6 +232,7 @@ class Controller:
         for namespace, name in gone:
             gone_obj = {"metadata": {"namespace": namespace, "name": name}}
             self.observe(WatchEvent("DELETED", gone_obj))
+        self._answered(ns)
         with self._lock:
             if ns in self._synced:
                 self.stats.relists += 1
@@ -275,6 +283,7 @@ class Controller:
         try:
             stream = self.kube.watch(API_VERSION, KIND, ns, version, timeout_s, bookmarks=True)
             for event in stream:
+                self._answered(ns)
                 seen = event_version(event)
                 if seen is not None:
                     self._rv[ns] = seen  # events come in order: resume after the latest
@@ -294,6 +303,7 @@ class Controller:
 
     def _watch_failed(self, ns: str | None, what: str, exc: BaseException) -> float:
         """Count a list / watch failure of ``ns``; the delay before the next attempt."""
+        self._unanswered.add(ns)
         self.stats.watch_errors += 1
         failures = self._watch_failures.get(ns, 0) + 1
         self._watch_failures[ns] = failures
@@ -312,6 +322,24 @@ class Controller:
             delay,
         )
         return delay
+
+    def _answered(self, ns: str | None) -> None:
+        """The server answered for ``ns``: after a failed list or watch, retry now every
+        canary of ``ns`` that is backing off (their failure count stays: one that fails again
+        backs off further)."""
+        if ns not in self._unanswered:
+            return
+        self._unanswered.discard(ns)
+        with self._lock:
+            waiting = [key for key in self._failures if ns is None or key[0] == ns]
+            self._dirty.update(waiting)
+        if waiting:
+            self.stats.retried_on_recovery += len(waiting)
+            log.info(
+                "%s answers again: retrying %d backed-off canaries now",
+                ns or "the API server",
+                len(waiting),
+            )
 
     def observe(self, event: WatchEvent) -> None:
         """Mark the event's canary dirty when something other than its status changed."""
@@ -466,13 +494,15 @@ class Controller:
         return _FAILED
 
     def _succeeded(self, key: Key, requeue_at: float | None) -> None:
-        self._failures.pop(key, None)
+        with self._lock:
+            self._failures.pop(key, None)
         self.schedule(key, requeue_at)
 
     def _failed(self, key: Key, now: float, exc: BaseException) -> None:
         self.stats.errors += 1
-        failures = self._failures.get(key, 0) + 1
-        self._failures[key] = failures
+        with self._lock:
+            failures = self._failures.get(key, 0) + 1
+            self._failures[key] = failures
         delay = min(self.backoff_base_s * 2 ** (failures - 1), self.backoff_cap_s)
         log.warning("%s/%s: reconcile failed (%s); retrying in %.0fs", *key, exc, delay)
         self.schedule(key, now + delay)

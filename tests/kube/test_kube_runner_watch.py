@@ -163,6 +163,56 @@ def test_a_failed_list_backs_off_too() -> None:
     assert ctrl.ready()[0] is True
 
 
+def test_canaries_backed_off_while_the_server_was_down_retry_when_it_answers() -> None:
+    """A reconcile that failed while the API server was down backs its canary off (up to
+    300 s); once the namespace's watch or list works again, that canary is retried at once,
+    not when its timer fires (before: minutes of standing still after a short outage)."""
+    kube = FakeKube()
+    for name in ("stuck", "elsewhere"):
+        kube.create(api_canary(name, namespace=NS))
+    clock = Clock()
+    ctrl = controller(kube, clock, watch_backoff_base_s=1.0)
+    ctrl.poll()
+    assert take_dirty(ctrl) == {(NS, "stuck"), (NS, "elsewhere")}
+    for _ in range(6):  # the server is down: each retry of its reconcile fails, up to 160 s
+        clock.t = ctrl.next_wake() or clock.t
+        assert ctrl._take_due(clock.t) <= {(NS, "stuck")}
+        ctrl._failed((NS, "stuck"), clock.t, KubeError("connection refused"))
+    assert ctrl.next_wake() == clock.t + 160.0
+    kube.fail_next("watch", KubeError("connection refused"))
+    ctrl.poll()
+    assert take_dirty(ctrl) == set()
+    clock.t += 1.0
+    ctrl.poll()  # the server is back but says nothing yet: no evidence, no retry
+    assert take_dirty(ctrl) == set()
+    kube.patch(Ref(API_VERSION, KIND, NS, "elsewhere"), {"metadata": {"labels": {"a": "b"}}})
+    ctrl.poll()  # its first event: the backed-off canary is retried now
+    assert take_dirty(ctrl) == {(NS, "stuck")}
+    assert ctrl.stats.retried_on_recovery == 1
+    kube.patch(Ref(API_VERSION, KIND, NS, "elsewhere"), {"metadata": {"labels": {"a": "c"}}})
+    ctrl.poll()  # later events are no news: nothing is retried twice
+    assert take_dirty(ctrl) == set()
+
+
+def test_a_list_that_works_again_retries_the_backed_off() -> None:
+    kube = FakeKube()
+    kube.create(api_canary("stuck", namespace=NS))
+    clock = Clock()
+    ctrl = controller(kube, clock, watch_backoff_base_s=1.0)
+    ctrl.poll()
+    take_dirty(ctrl)
+    ctrl._failed((NS, "stuck"), clock.t, KubeError("connection refused"))
+    kube.create(configmap("elsewhere", "moved-on"))
+    kube.compact()  # while it was down, the server lost the version: a 410, then a list ...
+    kube.fail_next("list", KubeError("503 ServiceUnavailable"))
+    ctrl.poll()
+    assert take_dirty(ctrl) == set()
+    clock.t += 1.0
+    ctrl.poll()  # ... that works: the canary is retried although nothing of it changed
+    assert ctrl.stats.relists == 1
+    assert take_dirty(ctrl) == {(NS, "stuck")}
+
+
 class NothingToDo:
     """A reconciler with nothing to do: these tests are about the watch."""
 
