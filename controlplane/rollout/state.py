@@ -321,9 +321,11 @@ def last_checks(state: RolloutState) -> list[dict[str, Any]]:
 
 def spec_hash(canary: ModelCanary) -> str:
     """A stable hash of what is being rolled out: ``spec`` minus ``alerts``,
-    ``analysis.prometheus`` and ``gates[].argoServer`` (where to notify, where metrics live and
-    which Argo Server to ask do not change the candidate or its gates, so editing them does not
-    restart a rollout). 16 hex digits.
+    ``analysis.prometheus``, ``gates[].argoServer`` and ``traffic.gateway.implementation``
+    (where to notify, where metrics live, which Argo Server to ask and which implementation
+    runs the Gateway do not change the candidate or its gates, so editing them does not restart
+    a rollout; the hashes of specs written before ``implementation`` existed stay the same).
+    16 hex digits.
 
     Memoized per (immutable) model object: the machine asks for it on every call."""
     cached = _HASHES.get(id(canary))
@@ -343,6 +345,9 @@ _HASHES: dict[int, tuple[weakref.ref[ModelCanary], str]] = {}
 def _compute_spec_hash(canary: ModelCanary) -> str:
     data = canary.spec.model_dump(mode="json", by_alias=True, exclude={"alerts"})
     data["analysis"].pop("prometheus", None)
+    gateway = data["traffic"].get("gateway")
+    if gateway is not None:
+        gateway.pop("implementation", None)
     for gate in data.get("gates") or []:
         gate.pop("argoServer", None)
     if not data.get("gates"):

@@ -126,6 +126,7 @@ DNSSubdomain = Annotated[
 
 Quantization = Literal["none", "fp8", "awq", "gptq", "bitsandbytes-nf4", "bitsandbytes-int8"]
 RouterName = Literal["gateway-api", "istio", "kserve", "kserve-knative", "llmisvc"]
+GatewayImplementation = Literal["envoy-gateway", "istio", "traefik"]
 Builtin = Literal[
     "e2e-latency",
     "ttft",
@@ -237,11 +238,16 @@ class VariantSpec(_Model):
 
 
 class GatewayRef(_Model):
-    """A Gateway API parentRef (the Gateway the HTTPRoute attaches to)."""
+    """A Gateway API parentRef (the Gateway the HTTPRoute attaches to) and what implements it."""
 
     name: DNSSubdomain
     namespace: DNSLabel | None = None
     section_name: str | None = None
+    implementation: GatewayImplementation | None = Field(
+        default=None,
+        description="Gateway API implementation of the Gateway (envoy-gateway, istio, traefik): "
+        "the HTTP source of error-rate; unset: from its GatewayClass's controllerName",
+    )
 
 
 class CohortSpec(_Model):

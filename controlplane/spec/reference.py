@@ -101,6 +101,10 @@ MEANINGS: dict[tuple[str, str], str] = {
     ("GatewayRef", "name"): "Gateway name",
     ("GatewayRef", "namespace"): "Gateway namespace (default: the canary's)",
     ("GatewayRef", "sectionName"): "listener of the Gateway",
+    ("GatewayRef", "implementation"): (
+        "`envoy-gateway`, `istio` or `traefik`: where `error-rate` reads the gateway's HTTP "
+        "answers (unset: from the Gateway's GatewayClass `controllerName`); not in the spec hash"
+    ),
     ("AnalysisSpec", "interval"): "how often checks are evaluated",
     ("AnalysisSpec", "window"): "default range of each query",
     ("AnalysisSpec", "prometheus"): "Prometheus URL (default: the controller's setting); "

@@ -731,6 +731,20 @@ def test_spec_hash_covers_what_is_rolled_out(change: dict[str, Any], same: bool)
     assert spec_hash(model_canary(base=BASE)) == spec_hash(model_canary(base=BASE))
 
 
+@pytest.mark.parametrize("implementation", [None, "envoy-gateway", "istio", "traefik"])
+def test_the_gateway_implementation_is_not_in_the_spec_hash(implementation: str | None) -> None:
+    """Naming (or changing) the Gateway's implementation changes where ``error-rate`` reads HTTP
+    answers, not what is rolled out: no restart, and a spec written before the field existed
+    keeps its hash (the pinned value, computed before ``implementation`` was added)."""
+    gateway: dict[str, Any] = {"name": "gw", "namespace": "gateway-system"}
+    if implementation is not None:
+        gateway["implementation"] = implementation
+    traffic = {"router": "gateway-api", "gateway": gateway}
+    assert spec_hash(model_canary("c", "ml", traffic=traffic)) == "d285786e1af41e2d"
+    moved = {"router": "gateway-api", "gateway": {**gateway, "name": "other-gw"}}
+    assert spec_hash(model_canary("c", "ml", traffic=moved)) != "d285786e1af41e2d"
+
+
 # --------------------------------------------------------------------------- timing and idempotence
 
 
