@@ -14,6 +14,10 @@ and by ``canaryctl simulate`` (with the replay provider) for each simulated tick
 current step (or shadow phase) started, ``since``: their counts are cumulative from then. Callers
 pass the state's ``stage_started_at``; without it such a check is inconclusive and says why.
 
+``error-rate``'s HTTP source is the caller's ``http_source`` (the controller's decision from the
+Gateway's class); None is the one the spec names
+(:func:`controlplane.promql.http_errors.http_source`).
+
 An absolute check on a built-in metric also asks the stable variant's value, for display only
 (``CheckResult.stable``: status, alerts, dashboard); it never changes the verdict, and when it
 cannot be had it is simply left out.
@@ -33,6 +37,7 @@ from controlplane.errors import NoData, ProviderError, ProviderQueryError, SpecE
 from controlplane.promql import queries
 from controlplane.promql import sequential as sequential_promql
 from controlplane.promql.answers import Sample
+from controlplane.promql.http_errors import HttpSource
 from controlplane.rollout.observations import CheckResult, DueCheck, Observations
 from controlplane.spec.models import CheckSpec, ModelCanary
 
@@ -94,23 +99,31 @@ class _Once:
             return None
 
 
-_PLANS: dict[tuple[int, int], tuple[ModelCanary, CheckSpec, queries.CheckQueries | SpecError]] = {}
+_PLANS: dict[
+    tuple[int, int, HttpSource | None],
+    tuple[ModelCanary, CheckSpec, queries.CheckQueries | SpecError],
+] = {}
 _PLANS_MAX = 4096
 
 
-def _plan(canary: ModelCanary, check: CheckSpec) -> queries.CheckQueries:
-    """``queries.check_queries`` memoised by object identity (specs are immutable).
+def _plan(
+    canary: ModelCanary, check: CheckSpec, source: HttpSource | None = None
+) -> queries.CheckQueries:
+    """``queries.check_queries`` memoised by object identity (specs are immutable) and HTTP
+    source.
 
     A replay evaluates the same checks ~40,000 times; rendering their PromQL each time would
     dominate its run time. Entries hold their objects, so an id is never reused while cached.
     """
-    key = (id(canary), id(check))
+    key = (id(canary), id(check), source)
     hit = _PLANS.get(key)
     if hit is None or hit[0] is not canary or hit[1] is not check:
         if len(_PLANS) >= _PLANS_MAX:
             _PLANS.clear()
         try:
-            planned: queries.CheckQueries | SpecError = queries.check_queries(canary, check)
+            planned: queries.CheckQueries | SpecError = queries.check_queries(
+                canary, check, source=source
+            )
         except SpecError as exc:
             planned = exc
         hit = (canary, check, planned)
@@ -140,7 +153,12 @@ def stage_start(due: DueCheck, since: float | None) -> float | None:
 
 
 def evaluate_sequential(
-    canary: ModelCanary, due: DueCheck, ask: _Once, since: float | None, now: float
+    canary: ModelCanary,
+    due: DueCheck,
+    ask: _Once,
+    since: float | None,
+    now: float,
+    source: HttpSource | None = None,
 ) -> CheckResult:
     """Judge one ``judge: sequential`` check on counts since ``since``."""
     name = due.check.metric
@@ -152,7 +170,9 @@ def evaluate_sequential(
             provider_error=False,
         )
     try:
-        plan = sequential_check.plan(canary, due.check, since, now, closes_at=due.closes_at)
+        plan = sequential_check.plan(
+            canary, due.check, since, now, closes_at=due.closes_at, source=source
+        )
     except SpecError as exc:
         return _error_result(due.key, name, f"cannot build the query: {exc}", provider_error=True)
     try:
@@ -194,14 +214,15 @@ def evaluate_check(
     *,
     since: float | None = None,
     now: float | None = None,
+    http_source: HttpSource | None = None,
 ) -> CheckResult:
     """Judge one due check, turning every provider problem into an inconclusive result."""
     name = due.check.metric
     if sequential_support.is_sequential(due.check):
         at = ask.at if now is None else now
-        return evaluate_sequential(canary, due, ask, stage_start(due, since), at)
+        return evaluate_sequential(canary, due, ask, stage_start(due, since), at, http_source)
     try:
-        plan = _plan(canary, due.check)
+        plan = _plan(canary, due.check, http_source)
     except SpecError as exc:
         return _error_result(due.key, name, f"cannot build the query: {exc}", provider_error=True)
 
@@ -247,14 +268,19 @@ def evaluate(
     now: float,
     *,
     since: float | None = None,
+    http_source: HttpSource | None = None,
 ) -> Observations:
     """Observations at ``now`` for the ``due`` checks, plus the candidate's daily spend.
 
     ``since``: when the current step (or shadow phase) started; ``judge: sequential`` checks
-    count from then (see :func:`stage_start`).
+    count from then (see :func:`stage_start`). ``http_source``: ``error-rate``'s HTTP source
+    (None: the spec's).
     """
     ask = _Once(provider, now)
-    checks = {d.key: evaluate_check(canary, d, ask, since=since, now=now) for d in due}
+    checks = {
+        d.key: evaluate_check(canary, d, ask, since=since, now=now, http_source=http_source)
+        for d in due
+    }
 
     spend: float | None = None
     spend_error = False

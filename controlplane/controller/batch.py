@@ -5,14 +5,16 @@ their answers live in :mod:`controlplane.promql.grouped`), the answers kept betw
 ticks and the judging. For N canaries the per-canary evaluator
 (:func:`controlplane.analysis.evaluator.evaluate`) would send one query per canary per metric per
 variant; here every built-in query is grouped by (metric family, window, namespace, and the
-router and vLLM version that decide its text), sent ONCE with ``by (canary, variant)``
+HTTP source and vLLM version that decide its text), sent ONCE with ``by (canary, variant)``
 aggregation over ``canary=~"a|b|..."``, and its vector answer is distributed to the canaries.
 The values are the contract's per-variant values exactly: ``sum by (le, canary, variant)``
 restricted to one (canary, variant) is ``sum by (le)`` over that variant's selector
-(``error-rate``'s Envoy source has no such labels: its series are selected for the whole group
-by one regular expression over the routes, summed by route and backend, and folded back to
-(canary, variant) here, :func:`read_grouped`; a ``label_replace`` per canary made the query grow
-with the group until Prometheus failed it at 1,000 canaries). Judging is
+(``error-rate``'s gateway sources, Envoy's and Traefik's, have no such labels: their series are
+selected for the whole group by one regular expression over the routes or Services, summed by
+backend, and folded back to (canary, variant) here, :func:`read_grouped`; a ``label_replace``
+per canary made the query grow with the group until Prometheus failed it at 1,000 canaries).
+``error-rate``'s HTTP source is each request's ``http_source`` (the controller's decision from
+the Gateway's class, :mod:`controlplane.routing.gateways`; None: the spec's). Judging is
 :func:`controlplane.analysis.verdict.judge`, the same as the evaluator's, and provider failures
 map to results the same way (no data: inconclusive; failure: inconclusive with
 ``provider_error``). An absolute check's result also carries the stable variant's value for
@@ -66,7 +68,7 @@ from controlplane.promql.grouped import (
     canary_keys,
     group_key,
     grouped_query,
-    is_envoy,
+    is_gateway,
     pinned_at,
     read_grouped,
     read_sequential,
@@ -74,6 +76,7 @@ from controlplane.promql.grouped import (
     sequential_query,
     shards,
 )
+from controlplane.promql.http_errors import HttpSource
 from controlplane.providers.source import CountingSource, MetricSource
 from controlplane.rollout.observations import CheckResult, DueCheck, Observations
 from controlplane.spec.models import CheckSpec, MetricSpec, ModelCanary
@@ -89,12 +92,15 @@ _Answer = dict[tuple[str, str], float] | ProviderError
 class Request:
     """A canary due at this tick: ``key`` identifies it to the caller, ``due`` its checks,
     ``since`` when its current step started (``RolloutState.stage_started_at``; needed by
-    ``judge: sequential`` checks, which are inconclusive without it)."""
+    ``judge: sequential`` checks, which are inconclusive without it), ``http_source``
+    ``error-rate``'s HTTP source (None: the one the spec names,
+    :func:`controlplane.promql.http_errors.http_source`)."""
 
     key: Hashable
     canary: ModelCanary
     due: Sequence[DueCheck]
     since: float | None = None
+    http_source: HttpSource | None = None
 
 
 @dataclass
@@ -172,7 +178,7 @@ class BatchEvaluator:
             known[(ns, name)] = req.canary
             keys: tuple[str, str] | None
             try:
-                keys = canary_keys(req.canary)
+                keys = canary_keys(req.canary, req.http_source)
             except SpecError:  # no metric contract: the evaluator says so per check
                 keys = None
             for due in req.due:
@@ -180,9 +186,9 @@ class BatchEvaluator:
                 if metric is None or keys is None:
                     plan.fallback.append(due)
                     continue
-                router, version = keys
+                source, version = keys
                 if sequential_support.is_sequential(due.check):
-                    seq = _plan_sequential(req, due, metric, now, router, version)
+                    seq = _plan_sequential(req, due, metric, now, source, version)
                     if seq is None:
                         plan.fallback.append(due)  # the evaluator says what is wrong
                         continue
@@ -195,8 +201,8 @@ class BatchEvaluator:
                 planned = _Planned(
                     due,
                     metric,
-                    group_key(metric, window, ns, router, version),
-                    group_key(metric, window, ns, router, version)
+                    group_key(metric, window, ns, source, version),
+                    group_key(metric, window, ns, source, version)
                     if due.check.compare == "baseline"
                     else None,
                     samples_key(window, ns, version),
@@ -216,8 +222,10 @@ class BatchEvaluator:
             }
             named = {ns: _named(known, ns) for ns in {key.namespace for key in seq_terms}}
             indexes = {
-                ns: RouteIndex.of(ns, named[ns])
-                for ns in {key.namespace for key in seq_terms if is_envoy(key.router)}
+                (ns, src): RouteIndex.of(src, ns, named[ns])
+                for ns, src in {
+                    (key.namespace, key.source) for key in seq_terms if is_gateway(key.source)
+                }
             }
             seq_runs = {
                 key: [
@@ -227,7 +235,7 @@ class BatchEvaluator:
                         part,
                         named[key.namespace],
                         now,
-                        indexes.get(key.namespace),
+                        indexes.get((key.namespace, key.source)),
                     )
                     for part in shards(terms, self.workers)
                 ]
@@ -340,7 +348,14 @@ class BatchEvaluator:
         now: float,
     ) -> Observations:
         # The fallback also asks the budget's cost query (once per canary, not groupable).
-        base = evaluator.evaluate(req.canary, plan.fallback, self.source, now, since=req.since)
+        base = evaluator.evaluate(
+            req.canary,
+            plan.fallback,
+            self.source,
+            now,
+            since=req.since,
+            http_source=req.http_source,
+        )
         checks = dict(base.checks)
         for planned in plan.grouped:
             checks[planned.due.key] = self._judge(req.canary, planned, answers)
@@ -422,7 +437,7 @@ def _named(known: Mapping[tuple[str, str], ModelCanary], namespace: str) -> dict
 
 
 def _plan_sequential(
-    req: Request, due: DueCheck, metric: MetricSpec, now: float, router: str, version: str
+    req: Request, due: DueCheck, metric: MetricSpec, now: float, source: str, version: str
 ) -> _SeqPlanned | None:
     """The grouped queries of one sequential check; None when the evaluator must handle it (no
     step start, or a check the sequential judge does not support)."""
@@ -436,8 +451,8 @@ def _plan_sequential(
     assert builtin is not None
     absolute = due.check.compare != "baseline"
     if builtin == "error-rate":
-        keys["events"] = SeqKey("errors", ns, router, version, candidate_only=absolute)
-        keys["total"] = SeqKey("requests", ns, router, version, candidate_only=absolute)
+        keys["events"] = SeqKey("errors", ns, source, version, candidate_only=absolute)
+        keys["total"] = SeqKey("requests", ns, source, version, candidate_only=absolute)
     else:
         keys["buckets"] = SeqKey(f"buckets:{builtin}", ns, "", version, candidate_only=absolute)
         lookback = (due.check.window or req.canary.spec.analysis.window).seconds

@@ -6,10 +6,11 @@ from the contract's names. ``by`` is the extra grouping: empty for one variant o
 "variant")`` for the batched query over many canaries
 (:func:`controlplane.promql.grouped.grouped_query`). Both forms are the same
 expression with ``by`` added to every aggregation (``sum by (le)`` becomes ``sum by (le,
-canary, variant)``; the Envoy source, which has no ``canary``/``variant`` labels, gets them per
-variant with ``label_replace``), so a grouped answer's ``(canary, variant)`` series equals the
-per-canary value: tested against a real Prometheus in ``tests/promql/test_promql_grouped.py``, for
-``error-rate`` with every router's HTTP source.
+canary, variant)``; ``error-rate``'s gateway sources, whose series have no ``canary``/``variant``
+labels, have a grouped form of their own, :func:`controlplane.promql.http_errors.grouped_sources`),
+so a grouped answer's ``(canary, variant)`` series equals the per-canary value: tested against a
+real Prometheus in ``tests/promql/test_promql_grouped.py``, for ``error-rate`` with every HTTP
+source.
 
 Pure: no I/O.
 """
@@ -43,24 +44,25 @@ def builtin_expr(
     *,
     by: Sequence[str] = (),
     contract: MetricContract | None = None,
-    router: str | None = None,
-    envoy: Sequence[http_errors.EnvoyBackend] = (),
+    source: str | None = None,
+    backends: Sequence[http_errors.GatewayBackend] = (),
 ) -> str:
     """The PromQL of ``builtin`` for label matchers ``sel`` over ``window`` (a Prometheus
-    duration), aggregated ``by`` the given labels (none: one number). With ``router``
-    (``spec.traffic.router``), ``error-rate`` reads that router's HTTP failures too
-    (:func:`controlplane.promql.http_errors.error_terms`; ``envoy``: the selected variants'
-    Envoy clusters, which the Envoy routers need). Every canary query passes the router; without
-    one, ``error-rate`` is the engine's finish reasons alone."""
+    duration), aggregated ``by`` the given labels (none: one number). With ``source`` (the
+    canary's HTTP source, :func:`controlplane.promql.http_errors.http_source` or the
+    controller's decision), ``error-rate`` reads that source's HTTP failures too
+    (:func:`controlplane.promql.http_errors.error_terms`; ``backends``: the selected variant's
+    gateway series, which the gateway sources need). Every canary query passes its source;
+    without one, ``error-rate`` is the engine's finish reasons alone."""
     c = contract_for() if contract is None else contract
     if builtin in LATENCY_BUILTINS:
         q = DEFAULT_QUANTILE if quantile is None else quantile
         series = c.histogram(builtin).series
         inner = aggregate("sum", ("le", *by), f"rate({series}{{{sel}}}[{window}])")
         return f"histogram_quantile({q!r}, {inner})"
-    if builtin == "error-rate" and router is not None:
+    if builtin == "error-rate" and source is not None:
         http = http_errors.error_terms(
-            router, sel, window, by, vllm_version=c.read_from, envoy=envoy
+            source, sel, window, by, vllm_version=c.read_from, backends=backends
         )
         return f"{http.failed} / {http.total}"
     if builtin == "error-rate":

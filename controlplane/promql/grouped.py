@@ -5,7 +5,7 @@ threshold checks' grouped queries (:class:`GroupKey`, :func:`grouped_query`,
 :func:`read_grouped`: one query per metric family, window and namespace, ``by (canary,
 variant)``), the sequential checks' (:class:`SeqKey`, :func:`sequential_query`,
 :func:`read_sequential`: one union of per-window terms per kind of count), which terms are
-pinned in the past (:func:`pinned_at`), the Envoy routes named once a tick
+pinned in the past (:func:`pinned_at`), the gateway backends named once a tick
 (:class:`RouteIndex`) and how a large fleet's query is split (:func:`shards`). No I/O; the
 module docstring of :mod:`controlplane.controller.batch` says why the grouped values are the
 contract's per-variant values.
@@ -31,13 +31,14 @@ from controlplane.spec.models import MetricSpec, ModelCanary
 class GroupKey:
     """One grouped query: ``family`` (``e2e-latency@0.95``, ``error-rate``, ``samples``...),
     ``window`` in seconds (0 for gauges), ``namespace``, and what makes the query's text differ
-    between canaries: ``router`` (``spec.traffic.router``; ``error-rate`` only, else empty) and
+    between canaries: ``source`` (``error-rate``'s HTTP source,
+    :data:`~controlplane.promql.http_errors.HttpSource`; ``error-rate`` only, else empty) and
     ``vllm_version`` (the metric contract's)."""
 
     family: str
     window: float
     namespace: str
-    router: str = ""
+    source: str = ""
     vllm_version: str = DEFAULT_VLLM_VERSION
 
 
@@ -52,16 +53,16 @@ def group_key(
     metric: MetricSpec,
     window: float,
     namespace: str,
-    router: str = "",
+    source: str = "",
     vllm_version: str = DEFAULT_VLLM_VERSION,
 ) -> GroupKey:
-    """The group of ``metric``'s query; ``router`` counts for ``error-rate`` only."""
+    """The group of ``metric``'s query; ``source`` counts for ``error-rate`` only."""
     family = _family(metric)
     return GroupKey(
         family,
         0.0 if family == "kv-cache-usage" else window,
         namespace,
-        router if family == "error-rate" else "",
+        source if family == "error-rate" else "",
         vllm_version,
     )
 
@@ -72,16 +73,21 @@ def samples_key(
     return GroupKey("samples", window, namespace, "", vllm_version)
 
 
-def canary_keys(canary: ModelCanary) -> tuple[str, str]:
-    """``(router, vllm_version)`` of ``canary``'s grouped keys (:func:`queries.engine_version`:
-    SpecError for a version without a metric contract)."""
-    return canary.spec.traffic.router, queries.engine_version(canary)
+def canary_keys(
+    canary: ModelCanary, source: http_errors.HttpSource | None = None
+) -> tuple[str, str]:
+    """``(source, vllm_version)`` of ``canary``'s grouped keys: ``error-rate``'s HTTP source
+    (``source``, the controller's decision; None: the spec's,
+    :func:`http_errors.http_source`) and :func:`queries.engine_version` (SpecError for a
+    version without a metric contract)."""
+    http = http_errors.http_source(canary) if source is None else source
+    return http, queries.engine_version(canary)
 
 
-def is_envoy(router: str) -> bool:
-    """Whether ``router``'s HTTP source is Envoy's: its series carry no canary labels, so its
-    grouped ``error-rate`` terms come back unfolded (:func:`http_errors.grouped_sources`)."""
-    return router in http_errors.ENVOY_ROUTERS
+def is_gateway(source: str) -> bool:
+    """Whether ``source`` is a gateway's: its series carry no canary labels, so its grouped
+    ``error-rate`` terms come back unfolded (:func:`http_errors.grouped_sources`)."""
+    return source in http_errors.GATEWAY_SOURCES
 
 
 def group_selector(namespace: str, canaries: Sequence[str]) -> str:
@@ -92,10 +98,10 @@ def group_selector(namespace: str, canaries: Sequence[str]) -> str:
 
 
 def grouped_query(key: GroupKey, canaries: Sequence[ModelCanary]) -> str:
-    """The PromQL of ``key`` for ``canaries`` (all of ``key``'s namespace, router and version),
+    """The PromQL of ``key`` for ``canaries`` (all of ``key``'s namespace, source and version),
     aggregated ``by (canary, variant)``: the builder of the per-canary queries
     (:mod:`controlplane.promql.builtins`) with the group labels added, over the metric names of
-    ``key.vllm_version`` and, for ``error-rate``, the HTTP source of ``key.router``."""
+    ``key.vllm_version`` and, for ``error-rate``, the HTTP source ``key.source``."""
     sel = group_selector(key.namespace, [c.metadata.name for c in canaries])
     contract = contract_for(key.vllm_version)
     family, _, quantile = key.family.partition("@")
@@ -104,25 +110,25 @@ def grouped_query(key: GroupKey, canaries: Sequence[ModelCanary]) -> str:
     w = queries.prom_duration(key.window)
     if family == "samples":
         return promql.samples_expr(sel, w, by=GROUP_LABELS, contract=contract)
-    if family == "error-rate" and is_envoy(key.router):
-        routes = http_errors.envoy_routes(key.namespace, canaries)
+    if family == "error-rate" and is_gateway(key.source):
+        gateway = http_errors.gateway_group(key.source, key.namespace, canaries)
         return http_errors.grouped_sources(
-            sel, w, GROUP_LABELS, routes, vllm_version=key.vllm_version
+            sel, w, GROUP_LABELS, gateway, vllm_version=key.vllm_version
         )
     q = float(quantile) if quantile else None
     return promql.builtin_expr(
-        family, sel, w, q, by=GROUP_LABELS, contract=contract, router=key.router or None
+        family, sel, w, q, by=GROUP_LABELS, contract=contract, source=key.source or None
     )
 
 
 def read_grouped(
     key: GroupKey, samples: Iterable[Sample], canaries: Sequence[ModelCanary]
 ) -> dict[tuple[str, str], float]:
-    """The answer to :func:`grouped_query` as values by (canary, variant); the Envoy routers'
+    """The answer to :func:`grouped_query` as values by (canary, variant); a gateway source's
     ``error-rate`` folded from its sources (failed / all requests, NaN when none finished)."""
-    if key.family == "error-rate" and is_envoy(key.router):
+    if key.family == "error-rate" and is_gateway(key.source):
         folded = http_errors.fold_sources(
-            samples, http_errors.envoy_routes(key.namespace, canaries)
+            samples, http_errors.gateway_group(key.source, key.namespace, canaries)
         )
         return {
             ident: terms["failed"] / terms["total"] if terms.get("total") else math.nan
@@ -141,12 +147,12 @@ class SeqKey:
 
     kind: str
     namespace: str
-    router: str = ""
+    source: str = ""
     vllm_version: str = DEFAULT_VLLM_VERSION
     candidate_only: bool = False
     """The counts of absolute checks: only the candidates' series are asked (each term's
-    selector adds ``variant=~`` its canaries' candidates; an Envoy router's HTTP source, selected
-    by route, still answers for both backends), since an absolute check never reads the
+    selector adds ``variant=~`` its canaries' candidates; a gateway's HTTP source, selected
+    by route or Service, still answers for both variants), since an absolute check never reads the
     stable's counts: half the series of the tick's answers. A namespace with absolute and
     ``compare: baseline`` checks of one kind asks two queries for it, still whatever N."""
 
@@ -178,13 +184,14 @@ def _seq_term(
     param: float,
     sel: str,
     *,
-    router: str = "",
+    source: str = "",
     vllm_version: str = DEFAULT_VLLM_VERSION,
-    routes: http_errors.EnvoyRoutes | None = None,
+    gateway: http_errors.GatewayGroup | None = None,
 ) -> str:
     """One term of a grouped sequential query over ``sel``'s canaries. The error counts are
-    :func:`controlplane.promql.http_errors.error_terms` of ``router`` (``increase``, grouped,
-    already aggregated), the histograms those of ``vllm_version``'s metric contract."""
+    :func:`controlplane.promql.http_errors.error_terms` of ``source`` (``increase``, grouped,
+    already aggregated; a gateway source's through ``gateway``), the histograms those of
+    ``vllm_version``'s metric contract."""
     histograms = contract_for(vllm_version).bucket_series()
     pin = ""
     if kind.startswith("closing@"):  # the step's whole counts, pinned at its end
@@ -192,20 +199,20 @@ def _seq_term(
         param, pin = float(duration), f" @ {param + float(duration):.3f}"
     if kind in ("errors", "requests"):
         w = queries.prom_duration(max(param, sequential_promql.MIN_WINDOW_S))
-        if is_envoy(router):
-            assert routes is not None
+        if is_gateway(source):
+            assert gateway is not None
             return http_errors.grouped_sources(
                 sel,
                 w,
                 GROUP_LABELS,
-                routes,
+                gateway,
                 terms=("failed",) if kind == "errors" else ("total",),
                 fn="increase",
                 modifier=pin,
                 vllm_version=vllm_version,
             )
         terms = http_errors.error_terms(
-            router, sel, w, GROUP_LABELS, fn="increase", modifier=pin, vllm_version=vllm_version
+            source, sel, w, GROUP_LABELS, fn="increase", modifier=pin, vllm_version=vllm_version
         )
         return terms.failed if kind == "errors" else terms.total
     family, _, rest = kind.partition(":")
@@ -231,39 +238,54 @@ def _seq_term(
 
 @dataclass(frozen=True)
 class RouteIndex:
-    """The Envoy backends of a namespace's canaries, named once a tick: each canary's
-    :func:`http_errors.envoy_routes` members, so that the routes of any group of them are
-    joined, not named again for every term, part and kind of a tick's queries."""
+    """The gateway backends of a namespace's canaries for one gateway source, named once a
+    tick: each canary's :func:`http_errors.gateway_group` members, so that the backends of any
+    group of them are joined, not named again for every term, part and kind of a tick's
+    queries."""
 
+    source: str
     namespace: str
-    by_canary: Mapping[str, Mapping[tuple[str, int], tuple[str, str]]]
+    by_canary: Mapping[str, http_errors.EnvoyRoutes | http_errors.TraefikServices]
 
     @classmethod
-    def of(cls, namespace: str, canaries: Mapping[str, ModelCanary]) -> RouteIndex:
+    def of(cls, source: str, namespace: str, canaries: Mapping[str, ModelCanary]) -> RouteIndex:
         return cls(
+            source,
             namespace,
             {
-                name: http_errors.envoy_routes(namespace, [canary]).members
+                name: http_errors.gateway_group(source, namespace, [canary])
                 for name, canary in canaries.items()
             },
         )
 
-    def routes(self, names: Iterable[str]) -> http_errors.EnvoyRoutes:
-        """:func:`http_errors.envoy_routes` of the canaries ``names``, in that order (a route
-        two canaries share goes to the later one, as there)."""
+    def routes(self, names: Iterable[str]) -> http_errors.EnvoyRoutes | http_errors.TraefikServices:
+        """:func:`http_errors.gateway_group` of the canaries ``names``, in that order (a
+        backend two canaries share goes to the later one, as there)."""
+        if self.source == "traefik":
+            services: dict[str, tuple[str, str]] = {}
+            for name in names:
+                found = self.by_canary[name]
+                assert isinstance(found, http_errors.TraefikServices)
+                services.update(found.members)
+            return http_errors.TraefikServices(services)
         members: dict[tuple[str, int], tuple[str, str]] = {}
         for name in names:
-            members.update(self.by_canary[name])
+            routes = self.by_canary[name]
+            assert isinstance(routes, http_errors.EnvoyRoutes)
+            members.update(routes.members)
         return http_errors.EnvoyRoutes(self.namespace, members)
 
 
 def _routes(
     key: SeqKey, canaries: Mapping[str, ModelCanary], index: RouteIndex | None
 ) -> RouteIndex | None:
-    """``index``, or one named now for ``canaries``; None unless ``key``'s router is Envoy's."""
-    if not is_envoy(key.router):
+    """``index``, or one named now for ``canaries``; None unless ``key``'s source is a
+    gateway's."""
+    if not is_gateway(key.source):
         return None
-    return index if index is not None else RouteIndex.of(key.namespace, canaries)
+    if index is not None and index.source == key.source:
+        return index
+    return RouteIndex.of(key.source, key.namespace, canaries)
 
 
 def sequential_query(
@@ -273,16 +295,16 @@ def sequential_query(
     index: RouteIndex | None = None,
 ) -> str:
     """The union (``or``) of one term per window (or step start), each over its canaries
-    (``canaries``: by name, for their routes; ``index``: their Envoy routes, named once)."""
+    (``canaries``: by name, for their routes; ``index``: their gateway backends, named once)."""
     routes = _routes(key, canaries, index)
     return " or ".join(
         _seq_term(
             key.kind,
             param,
             _term_selector(key, sorted(names), canaries),
-            router=key.router,
+            source=key.source,
             vllm_version=key.vllm_version,
-            routes=routes.routes(sorted(names)) if routes is not None else None,
+            gateway=routes.routes(sorted(names)) if routes is not None else None,
         )
         for param, names in sorted(terms.items())
     )
@@ -306,8 +328,8 @@ def read_sequential(
     index: RouteIndex | None = None,
 ) -> dict[tuple[str, str], Any]:
     """The answer to :func:`sequential_query` by (canary, variant): ``{le: count}`` for bucket
-    kinds, else a count (the Envoy routers' error counts folded from their sources, over the
-    routes of every canary of ``canaries``: ``index`` when given). NoData when a bucket bound
+    kinds, else a count (a gateway source's error counts folded from their sources, over the
+    backends of every canary of ``canaries``: ``index`` when given). NoData when a bucket bound
     cannot be read."""
     base = key.kind.partition(":")[2] if key.kind.startswith("closing@") else key.kind
     found_routes = _routes(key, canaries, index)

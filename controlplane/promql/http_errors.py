@@ -1,23 +1,27 @@
-"""Where the ``error-rate`` built-in's failed and all requests come from, per router.
+"""Where the ``error-rate`` built-in's failed and all requests come from, per HTTP source.
 
 Owns the PromQL of the two terms of ``error-rate`` (failed requests / all requests) for every
-``spec.traffic.router``, for one selector and window, in a plain and a grouped form::
+HTTP source, for one selector and window, in a plain and a grouped form::
 
-    error_terms(router, sel, window, by=(), *, fn="rate", modifier="", vllm_version=None,
-                envoy=())
+    error_terms(source, sel, window, by=(), *, fn="rate", modifier="", vllm_version=None,
+                backends=())
         -> ErrorTerms(failed=..., total=...)
-    grouped_sources(sel, window, by, routes, *, terms, fn, modifier, vllm_version) -> str
-    fold_sources(samples, routes) -> {(canary, variant): {"failed": ..., "total": ...}}
+    grouped_sources(sel, window, by, gateway, *, terms, fn, modifier, vllm_version) -> str
+    fold_sources(samples, gateway) -> {(canary, variant): {"failed": ..., "total": ...}}
 
-(the grouped form of the Envoy routers, whose series carry no canary labels), and the Envoy
-clusters of one variant of a canary (:func:`envoy_backend`, :func:`envoy_routes`). ``failed`` and
-``total`` are complete, aggregated expressions (``sum``/``max``, ``by (...)`` when ``by`` is
-given): the built-in's value is ``failed / total``; with ``fn="increase"`` they are the counts
-over the window (the cumulative counts of ``judge: sequential``). ``modifier`` is appended to
-every range (`` @ 1700000000.000``). Called by the single PromQL builder
-(:mod:`controlplane.promql.builtins`), by the sequential counts
-(:mod:`controlplane.analysis.sequential.check`, :mod:`controlplane.controller.batch`) and by the
-local stack's tests; pure string functions.
+(the grouped form of the gateway sources, whose series carry no canary labels); which source a
+canary's spec names (:func:`http_source`: the router's, or for the routers whose traffic passes
+a Gateway API Gateway the implementation ``spec.traffic.gateway.implementation`` names; the
+controller decides it from the GatewayClass otherwise, :mod:`controlplane.routing.gateways`);
+and the gateway series of one variant of a canary (:func:`gateway_backends`: Envoy's clusters,
+:func:`envoy_backend`; Traefik's services, :func:`traefik_backend`) and of a group
+(:func:`gateway_group`). ``failed`` and ``total`` are complete, aggregated expressions
+(``sum``/``max``, ``by (...)`` when ``by`` is given): the built-in's value is ``failed /
+total``; with ``fn="increase"`` they are the counts over the window (the cumulative counts of
+``judge: sequential``). ``modifier`` is appended to every range (`` @ 1700000000.000``). Called
+by the single PromQL builder (:mod:`controlplane.promql.builtins`), by the sequential counts
+(:mod:`controlplane.promql.sequential`, :mod:`controlplane.promql.grouped`), by the decision of
+:mod:`controlplane.routing.gateways` and by the local stack's tests; pure string functions.
 
 What counts as a failure (decided here, documented in docs/analysis.md, "Where errors come
 from"): an HTTP 5xx answered for the variant; an HTTP 429 where the source tells it apart from
@@ -35,9 +39,12 @@ the engine source (``max`` over both, each summed first): never double counted; 
 (HTTP 503, no engine finishes) and a streamed engine error (HTTP 200, an ``error`` finish) are
 both seen. A source with no series (not scraped, not exported) falls out of the ``max``.
 
-Sources per router (versions read in docs/analysis.md):
+Sources (versions read in docs/analysis.md), and the routers whose default each is
+(:data:`ROUTER_SOURCES`); ``gateway-api`` and ``kserve`` (:data:`GATEWAY_ROUTERS`) read the
+source of the Gateway's implementation instead when it is known (:data:`IMPLEMENTATION_SOURCES`):
 
-- ``gateway-api``, ``kserve``: Envoy Gateway's Envoy, per-backend cluster stats
+- ``envoy`` (default of ``gateway-api``, ``kserve``; implementation ``envoy-gateway``): Envoy
+  Gateway's Envoy, per-backend cluster stats
   ``envoy_cluster_upstream_rq{envoy_cluster_name, envoy_response_code}`` (failed: the failure
   codes; all: every code), selected by ``envoy_cluster_name`` alone: the clusters of the
   variant's backendRef in the canary's HTTPRoute (:func:`envoy_backend`), so the gateway's scrape
@@ -46,11 +53,18 @@ Sources per router (versions read in docs/analysis.md):
   sums ``by`` the route and backend index it reads from the cluster name, so its size does not
   grow with the group; :func:`fold_sources` maps those back to (canary, variant) and takes the
   larger source, the ``max`` the plain form does in PromQL;
-- ``istio``: ``istio_requests_total{reporter="destination", response_code}`` from the
-  destination pod's sidecar (its PodMonitor labels); plus the engine;
-- ``llmisvc``: ``vllm serve``'s own ``http_requests_total{handler, status}`` (status grouped
-  ``5xx``); plus the engine;
-- ``kserve-knative`` (and any other router): the engine only.
+- ``traefik`` (implementation ``traefik``): Traefik's per-service counter
+  ``traefik_service_requests_total{service, code}``, selected by ``service`` alone: the load
+  balancer Traefik makes of the variant's Service backendRef, named from the canary
+  (:func:`traefik_backend`); plus the engine. Its grouped form selects the Services of the
+  whole group with one regular expression and sums ``by (service)``, folded as Envoy's is;
+- ``istio`` (default of ``istio``; implementation ``istio``):
+  ``istio_requests_total{reporter="destination", response_code}`` from the destination pod's
+  sidecar (its PodMonitor labels); plus the engine;
+- ``vllm-http`` (default of ``llmisvc``): ``vllm serve``'s own
+  ``http_requests_total{handler, status}`` (status grouped ``5xx``); plus the engine;
+- ``engine`` (``kserve-knative``, any other router, a Gateway of an implementation not known
+  here): the engine only.
 """
 
 from __future__ import annotations
@@ -58,11 +72,38 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from controlplane.promql.contract import contract_for
 from controlplane.serving import names
-from controlplane.spec.models import ModelCanary
+from controlplane.serving.render import isvc_name
+from controlplane.spec.models import GatewayImplementation, ModelCanary
+
+HttpSource = Literal["envoy", "istio", "traefik", "vllm-http", "engine"]
+"""Where ``error-rate`` reads HTTP answers (the module docstring lists them)."""
+
+ROUTER_SOURCES: Mapping[str, HttpSource] = {
+    "gateway-api": "envoy",
+    "kserve": "envoy",
+    "istio": "istio",
+    "llmisvc": "vllm-http",
+}
+"""Each router's own source (any other router: ``engine``)."""
+
+GATEWAY_ROUTERS = frozenset({"gateway-api", "kserve"})
+"""The routers whose traffic passes a Gateway API Gateway (ours, or KServe's ingress Gateway):
+their source follows the Gateway's implementation."""
+
+IMPLEMENTATION_SOURCES: Mapping[GatewayImplementation, HttpSource] = {
+    "envoy-gateway": "envoy",
+    "istio": "istio",
+    "traefik": "traefik",
+}
+"""The source of each Gateway API implementation ``spec.traffic.gateway.implementation`` names."""
+
+GATEWAY_SOURCES = frozenset({"envoy", "traefik"})
+"""Sources whose series carry none of the canary's labels: selected by the canary's own route or
+Services (:func:`gateway_backends`), grouped by :func:`grouped_sources`."""
 
 VLLM_HTTP_REQUESTS = "http_requests_total"
 """prometheus-fastapi-instrumentator's counter, attached by ``vllm serve``."""
@@ -78,6 +119,19 @@ ENVOY_RQ_TOTAL = "envoy_cluster_upstream_rq_total"
 when a request is attached to an upstream connection, so a request to an unreachable backend
 (charged ``upstream_rq_503``) is not in it; all requests are the sum over every code."""
 
+TRAEFIK_REQUESTS = "traefik_service_requests_total"
+"""Traefik's per-service request counter, labels ``code``, ``method``, ``protocol``,
+``service`` (v3.6.12 ``pkg/observability/metrics/prometheus.go``, ``serviceReqsTotalName``; on
+with ``metrics.prometheus.addServicesLabels``, whose default is true)."""
+
+TRAEFIK_SERVICE = "service"
+"""The label of :data:`TRAEFIK_REQUESTS` naming the service: ``<name>@<provider>``."""
+
+TRAEFIK_PROVIDER = "kubernetesgateway"
+"""The provider of Traefik's Gateway API configuration (v3.6.12
+``pkg/provider/kubernetes/gateway/kubernetes.go``, ``providerName``): the suffix of its
+services' qualified names (``pkg/server/provider/provider.go``, ``MakeQualifiedName``)."""
+
 ISTIO_REQUESTS = "istio_requests_total"
 """Istio's standard request counter."""
 
@@ -87,9 +141,22 @@ FAILED_CODES = "5..|429"
 ENVOY_CLUSTER = "envoy_cluster_name"
 """The tag Envoy's stats tag extraction gives the cluster of ``cluster.<name>.*`` stats."""
 
-ENVOY_ROUTERS = frozenset({"gateway-api", "kserve"})
-ISTIO_ROUTERS = frozenset({"istio"})
-VLLM_HTTP_ROUTERS = frozenset({"llmisvc"})
+
+def router_source(router: str) -> HttpSource:
+    """The source of ``router`` by itself (:data:`ROUTER_SOURCES`; ``engine`` when none)."""
+    return ROUTER_SOURCES.get(router, "engine")
+
+
+def http_source(canary: ModelCanary) -> HttpSource:
+    """The source the canary's spec alone names: for a router of :data:`GATEWAY_ROUTERS` with
+    ``spec.traffic.gateway.implementation``, that implementation's; else the router's. What
+    every query uses unless the controller decided otherwise from the GatewayClass
+    (:func:`controlplane.routing.gateways.decide`, passed down as ``source``)."""
+    traffic = canary.spec.traffic
+    implementation = traffic.gateway.implementation if traffic.gateway is not None else None
+    if traffic.router in GATEWAY_ROUTERS and implementation is not None:
+        return IMPLEMENTATION_SOURCES[implementation]
+    return router_source(traffic.router)
 
 
 @dataclass(frozen=True)
@@ -103,25 +170,16 @@ class ErrorTerms:
 
 
 @dataclass(frozen=True)
-class EnvoyBackend:
-    """The Envoy clusters of one variant of one canary: ``clusters`` is a regular expression of
-    ``envoy_cluster_name`` values."""
+class GatewayBackend:
+    """The gateway series of one variant of one canary: those whose ``label`` fully matches
+    ``pattern`` (a regular expression; Prometheus anchors it)."""
 
-    clusters: str
-
-
-@dataclass(frozen=True)
-class EnvoyRoutes:
-    """The Envoy side of a grouped query: the canaries' ``namespace`` and, per (HTTPRoute name,
-    backend index), the (canary, variant) whose requests that backend carries
-    (:func:`envoy_routes`)."""
-
-    namespace: str
-    members: Mapping[tuple[str, int], tuple[str, str]]
+    label: str
+    pattern: str
 
 
 def _route_of(canary: ModelCanary) -> str:
-    """The HTTPRoute Envoy Gateway serves the canary from: ours for ``gateway-api``
+    """The HTTPRoute the gateway serves the canary from: ours for ``gateway-api``
     (:func:`controlplane.routing.gateway_api.build_httproute`, named
     :func:`~controlplane.serving.names.route_name`), KServe's top-level route named after the
     one InferenceService for ``kserve`` (:func:`controlplane.routing.kserve.route_ref`)."""
@@ -130,7 +188,7 @@ def _route_of(canary: ModelCanary) -> str:
     return names.route_name(canary.metadata.name)
 
 
-def envoy_backend(canary: ModelCanary, variant: str) -> EnvoyBackend:
+def envoy_backend(canary: ModelCanary, variant: str) -> GatewayBackend:
     """The Envoy Gateway clusters that carry ``variant``'s requests of ``canary``, from the
     canary itself (no relabeling of Envoy's stats needed).
 
@@ -143,9 +201,8 @@ def envoy_backend(canary: ModelCanary, variant: str) -> EnvoyBackend:
     candidate backend 1 in any rule. A custom ``spec.analysis.selector`` does not change this:
     Envoy's series carry none of its labels. ValueError for a variant that is neither."""
     route = f"httproute/{canary.metadata.namespace}/{_route_of(canary)}/"
-    return EnvoyBackend(
-        clusters=f"{_literal(route)}rule/[0-9]+/backend/{_backend_index(canary, variant)}"
-    )
+    index = _backend_index(canary, variant)
+    return GatewayBackend(ENVOY_CLUSTER, f"{_literal(route)}rule/[0-9]+/backend/{index}")
 
 
 def _backend_index(canary: ModelCanary, variant: str) -> int:
@@ -154,6 +211,156 @@ def _backend_index(canary: ModelCanary, variant: str) -> int:
     if variant == canary.spec.candidate.name:
         return 1
     raise ValueError(f"{variant!r} is neither variant of canary {canary.metadata.name!r}")
+
+
+def traefik_service(namespace: str, service: str, port: int) -> str:
+    """The ``service`` label Traefik v3.6.12 gives the requests it sends to a Service backendRef
+    of an HTTPRoute (pure): ``<namespace>-<name>-http-<port>@kubernetesgateway``.
+
+    Its Gateway API provider makes each Service backendRef a load balancer of its own,
+    ``provider.Normalize(namespace + "-" + name + "-http")`` then ``+ "-" + port`` normalized
+    again (``loadService`` in ``pkg/provider/kubernetes/gateway/httproute.go``), which the
+    rule's weighted round robin (``loadWRRService``) holds with the backendRef's weight; the
+    service manager counts every request a server of that load balancer answers under its
+    qualified name, ``<name>@kubernetesgateway`` (``getLoadBalancerServiceHandler`` in
+    ``pkg/server/service/service.go``, ``metricsMiddle.ServiceMetricsHandler``). The name is the
+    Service's, whichever route points at it: one series set per variant."""
+    return f"{_normalize(f'{namespace}-{service}-http-{port}')}@{TRAEFIK_PROVIDER}"
+
+
+def _normalize(name: str) -> str:
+    """Traefik's ``provider.Normalize`` (v3.6.12 ``pkg/provider/configuration.go``): every run of
+    characters that are neither letters nor digits becomes one ``-``, none at either end."""
+    return "-".join(part for part in re.split(r"[^0-9A-Za-z]+", name) if part)
+
+
+def traefik_services(canary: ModelCanary, variant: str) -> tuple[str, ...]:
+    """The ``service`` label values (:func:`traefik_service`) of the Services that carry
+    ``variant``'s requests of ``canary`` through Traefik: the variant's predictor Service on
+    :data:`~controlplane.serving.names.PREDICTOR_PORT`, in the canary's namespace.
+
+    ``gateway-api``: our HTTPRoute's backendRefs, ``<model>-<variant>-predictor`` (the
+    InferenceService of each variant, :func:`~controlplane.serving.render.isvc_name`).
+    ``kserve``: KServe's route to the one InferenceService's predictors
+    (``PredictorServiceName``): the candidate's ``<isvc>-<candidate>-predictor``; the stable's
+    ``<isvc>-predictor``, or ``<isvc>-<stable>-predictor`` once a promotion renamed the stable
+    predictor after the variant it promoted (the next rollout's stable). ValueError for a
+    variant that is neither."""
+    role = _role(canary, variant)
+    ns, port = canary.metadata.namespace, names.PREDICTOR_PORT
+    if canary.spec.traffic.router == "kserve":
+        isvc = names.single_service_name(canary.spec.model.name)
+        found = [names.predictor_service(isvc, variant)]
+        if role == "stable":
+            found.insert(0, names.predictor_service(isvc))
+        return tuple(traefik_service(ns, service, port) for service in found)
+    service = names.predictor_service(isvc_name(canary, role))
+    return (traefik_service(ns, service, port),)
+
+
+def _role(canary: ModelCanary, variant: str) -> Literal["stable", "candidate"]:
+    return "stable" if _backend_index(canary, variant) == 0 else "candidate"
+
+
+def traefik_backend(canary: ModelCanary, variant: str) -> GatewayBackend:
+    """``variant``'s Traefik services (:func:`traefik_services`) as one :class:`GatewayBackend`."""
+    services = traefik_services(canary, variant)
+    return GatewayBackend(TRAEFIK_SERVICE, "|".join(_literal(s) for s in services))
+
+
+def gateway_backends(canary: ModelCanary, variant: str, source: str) -> tuple[GatewayBackend, ...]:
+    """``variant``'s series of ``source`` when it is a gateway's (:data:`GATEWAY_SOURCES`: its
+    series carry none of the canary's labels), else none (the selector picks them)."""
+    if source == "envoy":
+        return (envoy_backend(canary, variant),)
+    if source == "traefik":
+        return (traefik_backend(canary, variant),)
+    return ()
+
+
+def _literal(text: str) -> str:
+    """``text`` as a regular expression matching itself (RE2 metacharacters escaped)."""
+    return re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", text)
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+_GATEWAY_SERIES: Mapping[str, tuple[str, str, str]] = {
+    "envoy": (ENVOY_RQ_BY_CODE, ENVOY_CLUSTER, f'envoy_response_code=~"{FAILED_CODES}"'),
+    "traefik": (TRAEFIK_REQUESTS, TRAEFIK_SERVICE, f'code=~"{FAILED_CODES}"'),
+}
+"""Per gateway source: its counter, the label that names a backend, the failed codes' matcher
+(all requests: every code, the sum over them)."""
+
+
+def _gateway_term(
+    source: str, backends: Sequence[GatewayBackend], failed: bool, fn: str, rng: str
+) -> str:
+    """``source``'s counter summed over the ``backends``' series (joined)."""
+    series, label, codes = _GATEWAY_SERIES[source]
+    wrong = {b.label for b in backends} - {label}
+    if wrong:
+        raise ValueError(f"source {source!r} selects its series by {label!r}, not {wrong}")
+    pattern = "|".join(f"(?:{b.pattern})" for b in backends)
+    if len(backends) == 1:
+        pattern = backends[0].pattern
+    matchers = f'{label}=~"{_quote(pattern)}"' + (f",{codes}" if failed else "")
+    return f"sum({fn}({series}{{{matchers}}}{rng}))"
+
+
+class GatewayGroup(Protocol):
+    """The gateway side of a grouped query (:func:`grouped_sources`): which series to ask,
+    summed by the labels that name a backend, and the (canary, variant) each backend carries
+    (:func:`fold_sources`). Made by :func:`gateway_group`."""
+
+    @property
+    def source(self) -> HttpSource: ...
+
+    def term(self, failed: bool, fn: str, rng: str) -> str:
+        """The counter of every backend of the group, one selector, summed per backend."""
+        ...
+
+    def member(self, labels: Mapping[str, str]) -> tuple[str, str] | None:
+        """The (canary, variant) of one series of :meth:`term`; None when not the group's."""
+        ...
+
+
+ROUTE_LABEL = "envoy_route"
+BACKEND_LABEL = "envoy_backend"
+SOURCE_TERM = "error_term"
+"""The label :func:`grouped_sources` tags each series with: ``<failed|total>/<source>``."""
+
+
+@dataclass(frozen=True)
+class EnvoyRoutes:
+    """The Envoy side of a grouped query: the canaries' ``namespace`` and, per (HTTPRoute name,
+    backend index), the (canary, variant) whose requests that backend carries
+    (:func:`envoy_routes`)."""
+
+    namespace: str
+    members: Mapping[tuple[str, int], tuple[str, str]]
+    source: HttpSource = "envoy"
+
+    def term(self, failed: bool, fn: str, rng: str) -> str:
+        """``envoy_cluster_upstream_rq`` of every backend of the routes, one selector for the
+        whole group, summed ``by`` the route and backend index read from the cluster name."""
+        names = "|".join(_literal(route) for route in sorted({r for r, _ in self.members}))
+        regex = f"httproute/{_literal(self.namespace)}/({names})/rule/[0-9]+/backend/([01])"
+        series, label, codes = _GATEWAY_SERIES["envoy"]
+        matchers = f'{label}=~"{_quote(regex)}"' + (f",{codes}" if failed else "")
+        inner = f"{fn}({series}{{{matchers}}}{rng})"
+        for tag, group in ((ROUTE_LABEL, "$1"), (BACKEND_LABEL, "$2")):
+            inner = f'label_replace({inner}, "{tag}", "{group}", "{label}", "{_quote(regex)}")'
+        return f"sum by ({ROUTE_LABEL}, {BACKEND_LABEL}) ({inner})"
+
+    def member(self, labels: Mapping[str, str]) -> tuple[str, str] | None:
+        try:
+            backend = int(labels.get(BACKEND_LABEL, ""))
+        except ValueError:
+            return None
+        return self.members.get((labels.get(ROUTE_LABEL, ""), backend))
 
 
 def envoy_routes(namespace: str, canaries: Sequence[ModelCanary]) -> EnvoyRoutes:
@@ -167,98 +374,103 @@ def envoy_routes(namespace: str, canaries: Sequence[ModelCanary]) -> EnvoyRoutes
     return EnvoyRoutes(namespace, members)
 
 
-def _literal(text: str) -> str:
-    """``text`` as a regular expression matching itself (RE2 metacharacters escaped)."""
-    return re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", text)
+@dataclass(frozen=True)
+class TraefikServices:
+    """The Traefik side of a grouped query: per ``service`` label value (:func:`traefik_service`),
+    the (canary, variant) whose requests that service carries (:func:`traefik_group`)."""
+
+    members: Mapping[str, tuple[str, str]]
+    source: HttpSource = "traefik"
+
+    def term(self, failed: bool, fn: str, rng: str) -> str:
+        """``traefik_service_requests_total`` of every service of the group, one selector,
+        summed ``by (service)``."""
+        series, label, codes = _GATEWAY_SERIES["traefik"]
+        regex = "|".join(_literal(service) for service in sorted(self.members))
+        matchers = f'{label}=~"{_quote(regex)}"' + (f",{codes}" if failed else "")
+        return f"sum by ({label}) ({fn}({series}{{{matchers}}}{rng}))"
+
+    def member(self, labels: Mapping[str, str]) -> tuple[str, str] | None:
+        return self.members.get(labels.get(TRAEFIK_SERVICE, ""))
 
 
-def _quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
+def traefik_group(canaries: Sequence[ModelCanary]) -> TraefikServices:
+    """The Traefik services of both variants of every canary of a group
+    (:func:`traefik_services`)."""
+    members: dict[str, tuple[str, str]] = {}
+    for canary in canaries:
+        for variant in (canary.spec.stable.name, canary.spec.candidate.name):
+            for service in traefik_services(canary, variant):
+                members[service] = (canary.metadata.name, variant)
+    return TraefikServices(members)
 
 
-def _envoy_term(backends: Sequence[EnvoyBackend], extra: str, fn: str, rng: str) -> str:
-    """``envoy_cluster_upstream_rq`` summed over the ``backends``' clusters (joined)."""
-    clusters = "|".join(f"(?:{b.clusters})" for b in backends)
-    if len(backends) == 1:
-        clusters = backends[0].clusters
-    matchers = f'{ENVOY_CLUSTER}=~"{_quote(clusters)}"' + (f",{extra}" if extra else "")
-    return f"sum({fn}({ENVOY_RQ_BY_CODE}{{{matchers}}}{rng}))"
-
-
-ROUTE_LABEL = "envoy_route"
-BACKEND_LABEL = "envoy_backend"
-SOURCE_TERM = "error_term"
-"""The label :func:`grouped_sources` tags each series with: ``<failed|total>/<source>``."""
-
-
-def _envoy_grouped(routes: EnvoyRoutes, extra: str, fn: str, rng: str) -> str:
-    """``envoy_cluster_upstream_rq`` of every backend of ``routes``, one selector for the whole
-    group, summed ``by`` the route and backend index read from the cluster name."""
-    names = "|".join(_literal(route) for route in sorted({r for r, _ in routes.members}))
-    regex = f"httproute/{_literal(routes.namespace)}/({names})/rule/[0-9]+/backend/([01])"
-    matchers = f'{ENVOY_CLUSTER}=~"{_quote(regex)}"' + (f",{extra}" if extra else "")
-    inner = f"{fn}({ENVOY_RQ_BY_CODE}{{{matchers}}}{rng})"
-    for label, group in ((ROUTE_LABEL, "$1"), (BACKEND_LABEL, "$2")):
-        inner = (
-            f'label_replace({inner}, "{label}", "{group}", "{ENVOY_CLUSTER}", "{_quote(regex)}")'
-        )
-    return f"sum by ({ROUTE_LABEL}, {BACKEND_LABEL}) ({inner})"
+def gateway_group(
+    source: str, namespace: str, canaries: Sequence[ModelCanary]
+) -> EnvoyRoutes | TraefikServices:
+    """The gateway side of a grouped query over ``canaries`` (all in ``namespace``) for a source
+    of :data:`GATEWAY_SOURCES`; ValueError for another."""
+    if source == "envoy":
+        return envoy_routes(namespace, canaries)
+    if source == "traefik":
+        return traefik_group(canaries)
+    raise ValueError(f"source {source!r} is not a gateway's: its series carry the canary labels")
 
 
 def grouped_sources(
     sel: str,
     window: str,
     by: Sequence[str],
-    routes: EnvoyRoutes,
+    gateway: GatewayGroup,
     *,
     terms: Sequence[Literal["failed", "total"]] = ("failed", "total"),
     fn: Literal["rate", "increase"] = "rate",
     modifier: str = "",
     vllm_version: str | None = None,
 ) -> str:
-    """The Envoy routers' ``error-rate`` terms for a group of canaries, unfolded: each source's
+    """A gateway source's ``error-rate`` terms for a group of canaries, unfolded: each source's
     ``terms`` as its own series, tagged ``error_term="<term>/<source>"`` — the engine's summed
-    ``by`` (``canary``, ``variant``), Envoy's by route and backend (:func:`_envoy_grouped`).
-    The query's size is one selector per source and term, whatever the group's size (the
-    alternative, one relabelled sum per canary, grew with the group until Prometheus refused
-    it at 1,000 canaries). :func:`fold_sources` turns the answer into (canary, variant) values."""
+    ``by`` (``canary``, ``variant``), the gateway's by backend (``gateway.term``). The query's
+    size is one selector per source and term, whatever the group's size (the alternative, one
+    relabelled sum per canary, grew with the group until Prometheus refused it at 1,000
+    canaries). :func:`fold_sources` turns the answer into (canary, variant) values."""
     contract = contract_for(vllm_version)
     rng = f"[{window}]{modifier}"
     engine_sel = {
         "failed": f'{sel},finished_reason=~"{"|".join(contract.error_reasons)}"',
         "total": sel,
     }
-    envoy_codes = {"failed": f'envoy_response_code=~"{FAILED_CODES}"', "total": ""}
     parts = []
     for name in terms:
         engine = _agg("sum", by, f"{fn}({contract.requests}{{{engine_sel[name]}}}{rng})")
-        envoy = _envoy_grouped(routes, envoy_codes[name], fn, rng)
-        for source, expr in (("envoy", envoy), ("engine", engine)):
+        http = gateway.term(name == "failed", fn, rng)
+        for source, expr in ((gateway.source, http), ("engine", engine)):
             parts.append(f'label_replace({expr}, "{SOURCE_TERM}", "{name}/{source}", "", "")')
     return " or ".join(parts)
 
 
 def fold_sources(
-    samples: Iterable[tuple[Mapping[str, str], float]], routes: EnvoyRoutes
+    samples: Iterable[tuple[Mapping[str, str], float]], gateway: GatewayGroup
 ) -> dict[tuple[str, str], dict[str, float]]:
-    """A :func:`grouped_sources` answer as ``{(canary, variant): {term: value}}``: each term the
-    larger of its sources (a source with no series falls out), as the plain form's ``max``.
-    Series of a route or backend not in ``routes`` are ignored."""
-    out: dict[tuple[str, str], dict[str, float]] = {}
+    """A :func:`grouped_sources` answer as ``{(canary, variant): {term: value}}``: a source's
+    series of one variant summed (a variant the gateway knows under two names), then each term
+    the larger of its sources (a source with no series falls out), as the plain form's ``max``.
+    Series of a backend not in ``gateway`` are ignored."""
+    sums: dict[tuple[tuple[str, str], str, str], float] = {}
     for labels, value in samples:
         term, _, source = labels.get(SOURCE_TERM, "").partition("/")
-        if source == "envoy":
-            try:
-                backend = int(labels.get(BACKEND_LABEL, ""))
-            except ValueError:
-                continue
-            ident = routes.members.get((labels.get(ROUTE_LABEL, ""), backend))
+        if source == gateway.source:
+            ident = gateway.member(labels)
         elif source:
             ident = (labels.get("canary", ""), labels.get("variant", ""))
         else:
             ident = None
         if ident is None or not term:
             continue
+        key = (ident, term, source)
+        sums[key] = sums.get(key, 0.0) + value
+    out: dict[tuple[str, str], dict[str, float]] = {}
+    for (ident, term, _source), value in sums.items():
         found = out.setdefault(ident, {})
         found[term] = max(found.get(term, value), value)
     return out
@@ -276,7 +488,7 @@ def _larger(by: Sequence[str], terms: Sequence[tuple[str, str]]) -> str:
 
 
 def error_terms(
-    router: str,
+    source: str,
     sel: str,
     window: str,
     by: Sequence[str] = (),
@@ -284,14 +496,16 @@ def error_terms(
     fn: Literal["rate", "increase"] = "rate",
     modifier: str = "",
     vllm_version: str | None = None,
-    envoy: Sequence[EnvoyBackend] = (),
+    backends: Sequence[GatewayBackend] = (),
 ) -> ErrorTerms:
-    """The failed and all-requests terms of ``error-rate`` for ``router`` (see the module
+    """The failed and all-requests terms of ``error-rate`` from ``source`` (an
+    :data:`HttpSource`; any other is the engine alone) and the engine (see the module
     docstring), label matchers ``sel`` (no braces), ``window`` (a Prometheus duration), grouped
     ``by`` these labels when given. ``vllm_version`` picks the engine's metric contract
     (:func:`~controlplane.promql.contract.contract_for`; ValueError when unknown).
-    ``envoy``: the variants' :func:`envoy_backend` (the Envoy routers need them: ValueError
-    without). The Envoy routers' grouped form is :func:`grouped_sources` (ValueError here)."""
+    ``backends``: the variants' :func:`gateway_backends` (the gateway sources need them:
+    ValueError without). The gateway sources' grouped form is :func:`grouped_sources`
+    (ValueError here)."""
     contract = contract_for(vllm_version)
     requests = contract.requests
     rng = f"[{window}]{modifier}"
@@ -302,24 +516,18 @@ def error_terms(
 
     engine_failed = term(requests, f'finished_reason=~"{"|".join(contract.error_reasons)}"')
     engine_total = term(requests)
-    if router in ENVOY_ROUTERS:
-        if not envoy:
-            raise ValueError(f"router {router!r}: the Envoy source needs the variants' backends")
-        source = "envoy"
-        codes = f'envoy_response_code=~"{FAILED_CODES}"'
+    if source in GATEWAY_SOURCES:
+        if not backends:
+            raise ValueError(f"source {source!r}: the gateway's series need the variants' backends")
         if by:
-            raise ValueError(
-                f"router {router!r}: the grouped form of the Envoy source is grouped_sources"
-            )
-        http_failed = _envoy_term(envoy, codes, fn, rng)
-        http_total = _envoy_term(envoy, "", fn, rng)
-    elif router in ISTIO_ROUTERS:
-        source = "istio"
+            raise ValueError(f"source {source!r}: the grouped form is grouped_sources")
+        http_failed = _gateway_term(source, backends, True, fn, rng)
+        http_total = _gateway_term(source, backends, False, fn, rng)
+    elif source == "istio":
         dest = 'reporter="destination"'
         http_failed = term(ISTIO_REQUESTS, f'{dest},response_code=~"{FAILED_CODES}"')
         http_total = term(ISTIO_REQUESTS, dest)
-    elif router in VLLM_HTTP_ROUTERS:
-        source = "vllm-http"
+    elif source == "vllm-http":
         handlers = f'handler=~"{"|".join(VLLM_INFERENCE_HANDLERS)}"'
         http_failed = term(VLLM_HTTP_REQUESTS, f'{handlers},status="5xx"')
         http_total = term(VLLM_HTTP_REQUESTS, handlers)

@@ -120,12 +120,12 @@ def builtin_query(
     quantile: float | None = None,
     vllm_version: str | None = None,
     *,
-    router: str | None = None,
-    envoy: tuple[http_errors.EnvoyBackend, ...] = (),
+    source: str | None = None,
+    backends: tuple[http_errors.GatewayBackend, ...] = (),
 ) -> str:
     """The preset ``vllm`` PromQL of ``builtin`` for selector ``sel`` over ``window`` seconds,
-    with the metric names of ``vllm_version`` (None: the KServe-pinned version); ``router`` and
-    ``envoy`` give ``error-rate`` its HTTP source (:func:`canary_builtin_query` passes the
+    with the metric names of ``vllm_version`` (None: the KServe-pinned version); ``source`` and
+    ``backends`` give ``error-rate`` its HTTP source (:func:`canary_builtin_query` passes the
     canary's)."""
     contract = contract_for(vllm_version)
     return promql.builtin_expr(
@@ -134,8 +134,8 @@ def builtin_query(
         prom_duration(window),
         quantile,
         contract=contract,
-        router=router,
-        envoy=envoy,
+        source=source,
+        backends=backends,
     )
 
 
@@ -152,32 +152,30 @@ def engine_version(canary: ModelCanary) -> str:
     return version
 
 
-def envoy_backends(canary: ModelCanary, variant: str) -> tuple[http_errors.EnvoyBackend, ...]:
-    """The Envoy clusters of ``variant`` when the canary's router's HTTP source is Envoy
-    (:func:`controlplane.promql.http_errors.envoy_backend`), else none."""
-    if canary.spec.traffic.router not in http_errors.ENVOY_ROUTERS:
-        return ()
-    return (http_errors.envoy_backend(canary, variant),)
-
-
 def canary_builtin_query(
     canary: ModelCanary,
     builtin: Builtin,
     variant: str,
     window: float,
     quantile: float | None = None,
+    *,
+    source: http_errors.HttpSource | None = None,
 ) -> str:
-    """:func:`builtin_query` for one variant of ``canary``: its selector, its
-    ``spec.traffic.router`` (``error-rate``'s HTTP source) and the vLLM version it runs
-    (:func:`controlplane.serving.versions.vllm_version`)."""
+    """:func:`builtin_query` for one variant of ``canary``: its selector, ``error-rate``'s HTTP
+    source (``source``, the controller's decision from the Gateway's class; None: the one the
+    spec names, :func:`controlplane.promql.http_errors.http_source`) with the variant's gateway
+    series, and the vLLM version it runs (:func:`controlplane.serving.versions.vllm_version`)."""
+    http = http_errors.http_source(canary) if source is None else source
     return builtin_query(
         builtin,
         selector(canary, variant),
         window,
         quantile,
         engine_version(canary),
-        router=canary.spec.traffic.router,
-        envoy=envoy_backends(canary, variant) if builtin == "error-rate" else (),
+        source=http,
+        backends=http_errors.gateway_backends(canary, variant, http)
+        if builtin == "error-rate"
+        else (),
     )
 
 
@@ -197,10 +195,20 @@ def metric_path(canary: ModelCanary, metric: MetricSpec) -> str:
     return f"spec.analysis.metrics[{index}]"
 
 
-def metric_query(canary: ModelCanary, metric: MetricSpec, variant: str, window: float) -> str:
-    """PromQL of ``metric`` for ``variant`` over ``window`` seconds (builtin or custom)."""
+def metric_query(
+    canary: ModelCanary,
+    metric: MetricSpec,
+    variant: str,
+    window: float,
+    *,
+    source: http_errors.HttpSource | None = None,
+) -> str:
+    """PromQL of ``metric`` for ``variant`` over ``window`` seconds (builtin or custom);
+    ``source``: ``error-rate``'s HTTP source (:func:`canary_builtin_query`)."""
     if metric.builtin is not None:
-        return canary_builtin_query(canary, metric.builtin, variant, window, metric.quantile)
+        return canary_builtin_query(
+            canary, metric.builtin, variant, window, metric.quantile, source=source
+        )
     if metric.query is None:
         raise SpecError(
             [Problem(metric_path(canary, metric), "a metric needs either 'builtin' or 'query'")]
@@ -245,8 +253,11 @@ class CheckQueries:
         return list(dict.fromkeys(q for q in found if q is not None))
 
 
-def check_queries(canary: ModelCanary, check: CheckSpec) -> CheckQueries:
-    """Plan the queries of ``check``. Raises :class:`SpecError` for an undefined metric."""
+def check_queries(
+    canary: ModelCanary, check: CheckSpec, *, source: http_errors.HttpSource | None = None
+) -> CheckQueries:
+    """Plan the queries of ``check`` (``source``: ``error-rate``'s HTTP source,
+    :func:`canary_builtin_query`). Raises :class:`SpecError` for an undefined metric."""
     metric = canary.metric(check.metric)
     if metric is None:
         raise SpecError(
@@ -256,7 +267,7 @@ def check_queries(canary: ModelCanary, check: CheckSpec) -> CheckQueries:
     candidate_name = canary.spec.candidate.name
     baseline = check.compare == "baseline"
     stable_query = (
-        metric_query(canary, metric, canary.spec.stable.name, window)
+        metric_query(canary, metric, canary.spec.stable.name, window, source=source)
         if baseline or metric.builtin is not None
         else None
     )
@@ -268,7 +279,7 @@ def check_queries(canary: ModelCanary, check: CheckSpec) -> CheckQueries:
     return CheckQueries(
         metric=metric,
         window=window,
-        candidate=metric_query(canary, metric, candidate_name, window),
+        candidate=metric_query(canary, metric, candidate_name, window, source=source),
         stable=stable_query if baseline else None,
         samples=samples,
         stable_shown=None if baseline else stable_query,

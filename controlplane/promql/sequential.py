@@ -76,19 +76,22 @@ def plan(
     now: float,
     *,
     closes_at: float | None = None,
+    source: http_errors.HttpSource | None = None,
 ) -> Plan:
     """Queries for ``check`` over ``[since, now]`` (and, for the closing test, over the whole
-    step: see :func:`closing_time`). The check must be one the sequential judge supports
-    (:func:`controlplane.analysis.sequential.support.problems`, which the judge's ``plan`` asks
-    first)."""
+    step: see :func:`closing_time`); ``source``: ``error-rate``'s HTTP source (None: the one the
+    spec names, :func:`controlplane.promql.http_errors.http_source`). The check must be one the
+    sequential judge supports (:func:`controlplane.analysis.sequential.support.problems`, which
+    the judge's ``plan`` asks first)."""
     metric = canary.metric(check.metric)
     assert metric is not None
     assert metric.builtin is not None
-    counts = _counts(canary, check, metric, window_seconds(since, now), None)
+    http = http_errors.http_source(canary) if source is None else source
+    counts = _counts(canary, check, metric, window_seconds(since, now), None, http)
     end = closing_time(check, closes_at, now)
     closing = None
     if end is not None:
-        closing = _counts(canary, check, metric, window_seconds(since, end), end)
+        closing = _counts(canary, check, metric, window_seconds(since, end), end, http)
     if metric.builtin == "error-rate":
         return replace(counts, closing=closing)
     hist = contract_for(queries.engine_version(canary)).bucket_series()[metric.builtin]
@@ -106,11 +109,16 @@ def plan(
 
 
 def _counts(
-    canary: ModelCanary, check: CheckSpec, metric: MetricSpec, window: float, at: float | None
+    canary: ModelCanary,
+    check: CheckSpec,
+    metric: MetricSpec,
+    window: float,
+    at: float | None,
+    source: http_errors.HttpSource,
 ) -> Plan:
     """The cumulative counts over ``window`` seconds, ending now or ``@ at``. Error counts are
-    :func:`controlplane.promql.http_errors.error_terms` of the canary's router and vLLM version
-    (already aggregated), as the per-canary and grouped ``error-rate`` queries are."""
+    :func:`controlplane.promql.http_errors.error_terms` of ``source`` and the canary's vLLM
+    version (already aggregated), as the per-canary and grouped ``error-rate`` queries are."""
     version = queries.engine_version(canary)
     w = queries.prom_duration(max(window, MIN_WINDOW_S))
     pin = "" if at is None else f" @ {at:.3f}"
@@ -121,13 +129,13 @@ def _counts(
 
         def terms(sel: str, variant: str) -> http_errors.ErrorTerms:
             return http_errors.error_terms(
-                canary.spec.traffic.router,
+                source,
                 sel,
                 w,
                 fn="increase",
                 modifier=pin,
                 vllm_version=version,
-                envoy=queries.envoy_backends(canary, variant),
+                backends=http_errors.gateway_backends(canary, variant, source),
             )
 
         c = terms(cand, canary.spec.candidate.name)

@@ -32,7 +32,7 @@ from controlplane.spec.models import GatewayRef, ModelCanary
 
 API_VERSION = "gateway.networking.k8s.io/v1"
 KIND = "HTTPRoute"
-PORT = 80
+PORT = names.PREDICTOR_PORT
 ROUTER = "gateway-api"
 
 

@@ -21,6 +21,10 @@ _DASHES = re.compile(r"-{2,}")
 # KServe names the predictor's Service ``<isvc>-predictor``; reserve room for the suffix so the
 # Service name itself stays a valid label.
 PREDICTOR_SUFFIX = "-predictor"
+PREDICTOR_PORT = 80
+"""The HTTP port of that Service, which every route to a predictor names (KServe v0.20.0:
+``constants.CommonDefaultHttpPort`` in ``pkg/constants/constants.go``, the port of
+``service_reconciler.go`` and of the backendRefs ``httproute_reconciler.go`` writes)."""
 CHAT_TEMPLATE_SUFFIX = "-chat-template"
 
 

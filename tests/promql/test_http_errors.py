@@ -1,12 +1,13 @@
-"""The error-rate terms per router: which source each router reads, failures as decided (5xx,
-429 where told apart, engine ``error``; not other 4xx nor ``abort``), no double counting (the
-larger of the HTTP and the engine source), plain and grouped forms, rate and increase; the Envoy
-source selected by the canary's own route and backend index (no relabeling).
+"""The error-rate terms per HTTP source: which source each router and Gateway implementation
+reads, failures as decided (5xx, 429 where told apart, engine ``error``; not other 4xx nor
+``abort``), no double counting (the larger of the HTTP and the engine source), plain and grouped
+forms, rate and increase; the Envoy source selected by the canary's own route and backend index,
+Traefik's by the names Traefik gives the canary's own Services (no relabeling).
 
 The PromQL is checked for what it means, and evaluated by the real ``promtool`` on series that
 hold one engine error seen twice, a streamed engine error, a dead candidate, client errors,
-``abort`` finishes and another route's failures, Envoy's series carrying ``envoy_cluster_name``
-only (as Envoy exports them).
+``abort`` finishes and another route's (Service's) failures, Envoy's series carrying
+``envoy_cluster_name`` only and Traefik's ``service`` and ``code`` only (as they export them).
 """
 
 from __future__ import annotations
@@ -19,24 +20,37 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from support.canaries import ANALYSIS, model_canary
+from support.canaries import ANALYSIS, MODEL, model_canary
 
 from controlplane.promql.contract import UnknownEngineVersion, contract_for
 from controlplane.promql.http_errors import (
-    EnvoyBackend,
+    ENVOY_CLUSTER,
+    TRAEFIK_SERVICE,
     EnvoyRoutes,
     ErrorTerms,
+    GatewayBackend,
+    TraefikServices,
     envoy_backend,
     envoy_routes,
     error_terms,
     fold_sources,
+    gateway_backends,
+    gateway_group,
     grouped_sources,
+    http_source,
+    traefik_backend,
+    traefik_group,
+    traefik_service,
+    traefik_services,
 )
 from controlplane.routing import gateway_api, kserve
 from controlplane.serving import names
 
 SEL = 'namespace="ml",canary="c",variant="nf4"'
-NF4 = EnvoyBackend("httproute/ml/c/rule/[0-9]+/backend/1")
+NF4 = GatewayBackend(ENVOY_CLUSTER, "httproute/ml/c/rule/[0-9]+/backend/1")
+NF4_TRAEFIK = GatewayBackend(
+    TRAEFIK_SERVICE, r"ml-support-triage-llm-nf4-predictor-http-80@kubernetesgateway"
+)
 
 
 # These tests' canary is the example as ``c`` in ``ml`` (stable bf16, candidate nf4), routed
@@ -44,33 +58,59 @@ NF4 = EnvoyBackend("httproute/ml/c/rule/[0-9]+/backend/1")
 GATEWAY = {"name": "gw", "namespace": "gateway-system"}
 
 
-def _envoy(router: str) -> tuple[EnvoyBackend, ...]:
-    return (NF4,) if router in ("gateway-api", "kserve") else ()
+def _backends(source: str) -> tuple[GatewayBackend, ...]:
+    return {"envoy": (NF4,), "traefik": (NF4_TRAEFIK,)}.get(source, ())
+
+
+def _traffic(router: str, implementation: str | None = None) -> dict[str, object]:
+    """``spec.traffic``: ``router`` through :data:`GATEWAY`, of ``implementation`` if named."""
+    gateway = {**GATEWAY, "implementation": implementation} if implementation else GATEWAY
+    return {"router": router, "gateway": gateway}
 
 
 @pytest.mark.parametrize(
-    ("router", "source", "failed_series", "failed_matcher"),
+    ("router", "implementation", "source"),
     [
-        ("gateway-api", "envoy", "envoy_cluster_upstream_rq{", 'envoy_response_code=~"5..|429"'),
-        ("kserve", "envoy", "envoy_cluster_upstream_rq{", 'envoy_response_code=~"5..|429"'),
-        ("istio", "istio", "istio_requests_total{", 'response_code=~"5..|429"'),
-        ("llmisvc", "vllm-http", "http_requests_total{", 'status="5xx"'),
+        ("gateway-api", None, "envoy"),
+        ("kserve", None, "envoy"),
+        ("istio", None, "istio"),
+        ("llmisvc", None, "vllm-http"),
+        ("kserve-knative", None, "engine"),
+        ("gateway-api", "envoy-gateway", "envoy"),
+        ("gateway-api", "istio", "istio"),
+        ("gateway-api", "traefik", "traefik"),
+        ("kserve", "traefik", "traefik"),
+        # no Gateway API Gateway in the way: the implementation says nothing about the source
+        ("istio", "traefik", "istio"),
+        ("kserve-knative", "traefik", "engine"),
     ],
 )
-def test_http_source_per_router(
-    router: str, source: str, failed_series: str, failed_matcher: str
+def test_the_spec_names_the_source(router: str, implementation: str | None, source: str) -> None:
+    assert http_source(model_canary("c", "ml", traffic=_traffic(router, implementation))) == source
+
+
+@pytest.mark.parametrize(
+    ("source", "failed_series", "failed_matcher", "backend"),
+    [
+        ("envoy", "envoy_cluster_upstream_rq{", 'envoy_response_code=~"5..|429"', NF4),
+        ("traefik", "traefik_service_requests_total{", 'code=~"5..|429"', NF4_TRAEFIK),
+        ("istio", "istio_requests_total{", 'response_code=~"5..|429"', None),
+        ("vllm-http", "http_requests_total{", 'status="5xx"', None),
+    ],
+)
+def test_http_source_terms(
+    source: str, failed_series: str, failed_matcher: str, backend: GatewayBackend | None
 ) -> None:
-    terms = error_terms(router, SEL, "5m", envoy=_envoy(router))
+    terms = error_terms(source, SEL, "5m", backends=_backends(source))
     assert terms.sources == (source, "engine")
     for text in (terms.failed, terms.total):
         assert text.startswith("max(")
         assert f'"source", "{source}"' in text
         assert '"source", "engine"' in text
-        # Envoy's series have none of SEL's labels: they are selected by cluster name alone
-        assert text.count(SEL) == (1 if source == "envoy" else 2)
-        assert text.count('envoy_cluster_name=~"httproute/ml/c/rule/[0-9]+/backend/1"') == (
-            1 if source == "envoy" else 0
-        )
+        # a gateway's series have none of SEL's labels: they are selected by its own label alone
+        assert text.count(SEL) == (1 if backend is not None else 2)
+        if backend is not None:
+            assert text.count(f'{backend.label}=~"{backend.pattern}"') == 1
         assert text.count("[5m]") == 2
     assert failed_series in terms.failed
     assert failed_matcher in terms.failed
@@ -80,18 +120,23 @@ def test_http_source_per_router(
 
 
 def test_abort_is_not_a_failure_in_one_place() -> None:
-    """The metric contract owns the failed finish reasons; the router terms take them."""
+    """The metric contract owns the failed finish reasons; the source terms take them."""
     assert contract_for().error_reasons == ("error",)
     assert contract_for("0.33.0").error_reasons == ("error",)
     assert "abort" in contract_for().finished_reasons
-    for router in ("gateway-api", "istio", "llmisvc", "kserve-knative"):
-        assert "abort" not in error_terms(router, SEL, "5m", envoy=_envoy(router)).failed
+    for source in ("envoy", "traefik", "istio", "vllm-http", "engine"):
+        assert "abort" not in error_terms(source, SEL, "5m", backends=_backends(source)).failed
 
 
-@pytest.mark.parametrize("router", ["gateway-api", "kserve"])
-def test_the_envoy_routers_need_the_backends(router: str) -> None:
+@pytest.mark.parametrize("source", ["envoy", "traefik"])
+def test_the_gateway_sources_need_the_backends(source: str) -> None:
     with pytest.raises(ValueError, match="backends"):
-        error_terms(router, SEL, "5m")
+        error_terms(source, SEL, "5m")
+
+
+def test_a_backend_of_another_gateway_is_refused() -> None:
+    with pytest.raises(ValueError, match="service"):
+        error_terms("traefik", SEL, "5m", backends=(NF4,))
 
 
 def test_istio_reads_the_destination_sidecar() -> None:
@@ -101,15 +146,15 @@ def test_istio_reads_the_destination_sidecar() -> None:
 
 
 def test_vllm_http_counts_inference_handlers_only() -> None:
-    terms = error_terms("llmisvc", SEL, "1m")
+    terms = error_terms("vllm-http", SEL, "1m")
     handlers = 'handler=~"/v1/chat/completions|/v1/completions|/v1/responses"'
     assert handlers in terms.failed
     assert handlers in terms.total
 
 
-@pytest.mark.parametrize("router", ["kserve-knative", "something-else"])
-def test_engine_only_elsewhere(router: str) -> None:
-    terms = error_terms(router, SEL, "5m")
+@pytest.mark.parametrize("source", ["engine", "something-else"])
+def test_engine_only_elsewhere(source: str) -> None:
+    terms = error_terms(source, SEL, "5m")
     assert terms == ErrorTerms(
         failed=f'sum(rate(vllm:request_success_total{{{SEL},finished_reason=~"error"}}[5m]))',
         total=f"sum(rate(vllm:request_success_total{{{SEL}}}[5m]))",
@@ -169,12 +214,13 @@ def test_envoy_routes_name_each_backend_as_envoy_backend_does() -> None:
         for (route, index), (name, variant) in routes.members.items():
             assert name == "c"
             cluster = f"httproute/ml/{route}/rule/0/backend/{index}"
-            assert re.fullmatch(envoy_backend(c, variant).clusters, cluster)
+            assert re.fullmatch(envoy_backend(c, variant).pattern, cluster)
 
 
 def test_the_plain_form_refuses_to_group_envoy() -> None:
-    with pytest.raises(ValueError, match="grouped_sources"):
-        error_terms("kserve", SEL, "5m", ("canary", "variant"), envoy=(EnvoyBackend("x"),))
+    for source, backends in (("envoy", (NF4,)), ("traefik", (NF4_TRAEFIK,))):
+        with pytest.raises(ValueError, match="grouped_sources"):
+            error_terms(source, SEL, "5m", ("canary", "variant"), backends=backends)
 
 
 def _clusters(route: str, ns: str, rules: list[dict[str, object]]) -> dict[str, str]:
@@ -204,7 +250,7 @@ def test_envoy_backends_are_the_gateway_api_routes_backend_refs(cohort: bool, we
         "nf4": names.predictor_service(names.variant_service_name(c.spec.model.name, "nf4")),
     }
     for variant, service in services.items():
-        pattern = re.compile(envoy_backend(c, variant).clusters)
+        pattern = re.compile(envoy_backend(c, variant).pattern)
         matched = {name for name in clusters if pattern.fullmatch(name)}
         assert matched == {name for name, svc in clusters.items() if svc == service}, variant
         assert matched  # every variant has a cluster in every route of the router
@@ -215,9 +261,9 @@ def test_kserve_envoy_backends_are_on_kserves_route() -> None:
     ref = kserve.route_ref(c)
     stable, cand = envoy_backend(c, "bf16"), envoy_backend(c, "nf4")
     prefix = f"httproute/{ref.namespace}/{ref.name}/rule/0/backend/"
-    assert re.fullmatch(stable.clusters, prefix + "0")
-    assert re.fullmatch(cand.clusters, prefix + "1")
-    assert not re.fullmatch(cand.clusters, prefix + "0")
+    assert re.fullmatch(stable.pattern, prefix + "0")
+    assert re.fullmatch(cand.pattern, prefix + "1")
+    assert not re.fullmatch(cand.pattern, prefix + "0")
     with pytest.raises(ValueError, match="neither variant"):
         envoy_backend(c, "fp8")
 
@@ -232,7 +278,118 @@ def test_a_custom_selector_keeps_the_envoy_backend_of_the_canary() -> None:
 
 def test_unknown_engine_version_is_refused() -> None:
     with pytest.raises(UnknownEngineVersion):
-        error_terms("gateway-api", SEL, "5m", vllm_version="0.1.0")
+        error_terms("envoy", SEL, "5m", backends=(NF4,), vllm_version="0.1.0")
+
+
+# --------------------------------------------------------------------------- Traefik's services
+
+
+def test_traefik_names_a_service_backend_as_its_provider_does() -> None:
+    """``loadService`` (v3.6.12 ``httproute.go``): ``Normalize(ns-name-http)``, then the port,
+    qualified with the provider; ``Normalize`` turns every run of non-alphanumerics into one
+    ``-`` and drops them at the ends."""
+    assert traefik_service("ml", "m-nf4-predictor", 80) == (
+        "ml-m-nf4-predictor-http-80@kubernetesgateway"
+    )
+    assert traefik_service("a--b", "x.y-", 8080) == "a-b-x-y-http-8080@kubernetesgateway"
+
+
+@pytest.mark.parametrize("cohort", [False, True], ids=["split", "cohort"])
+@pytest.mark.parametrize("weight", [0, 30, 100])
+def test_traefik_services_are_the_gateway_api_routes_backend_refs(
+    cohort: bool, weight: int
+) -> None:
+    """Every Service backendRef of our HTTPRoute, named as Traefik names it, is one variant's."""
+    traffic: dict[str, object] = {"router": "gateway-api", "gateway": GATEWAY}
+    if cohort:
+        traffic["cohort"] = {"header": "x-tier", "values": ["beta"]}
+    c = model_canary("c", "ml", traffic=traffic)
+    route = gateway_api.build_httproute(c, weight, mirror=False)
+    ns = route["metadata"]["namespace"]
+    named = {
+        traefik_service(ns, ref["name"], ref["port"]): ref["name"]
+        for rule in route["spec"]["rules"]
+        for ref in rule["backendRefs"]
+    }
+    for variant in ("bf16", "nf4"):
+        service = names.predictor_service(names.variant_service_name(c.spec.model.name, variant))
+        assert traefik_services(c, variant) == (traefik_service(ns, service, gateway_api.PORT),)
+        (found,) = traefik_services(c, variant)
+        assert named[found] == service
+
+
+def test_kserve_traefik_services_are_the_predictors_of_kserves_route() -> None:
+    """KServe's route points at ``<isvc>-predictor`` (``<isvc>-<name>-predictor`` once a
+    promotion renamed it) and ``<isvc>-<candidate>-predictor``, port 80
+    (``PredictorServiceName``, ``CommonDefaultHttpPort``)."""
+    c = model_canary("c", "ml", traffic=_traffic("kserve", "traefik"))
+    isvc = kserve.single_ref(c).name
+    assert traefik_services(c, "nf4") == (
+        traefik_service("ml", names.predictor_service(isvc, "nf4"), 80),
+    )
+    assert traefik_services(c, "bf16") == (
+        traefik_service("ml", names.predictor_service(isvc), 80),
+        traefik_service("ml", names.predictor_service(isvc, "bf16"), 80),
+    )
+    stable = re.compile(traefik_backend(c, "bf16").pattern)
+    assert all(stable.fullmatch(s) for s in traefik_services(c, "bf16"))
+    assert not any(stable.fullmatch(s) for s in traefik_services(c, "nf4"))
+    with pytest.raises(ValueError, match="neither variant"):
+        traefik_services(c, "fp8")
+
+
+def test_only_the_gateway_sources_have_backends() -> None:
+    c = model_canary("c", "ml", traffic=_traffic("gateway-api", "traefik"))
+    assert gateway_backends(c, "nf4", "traefik") == (traefik_backend(c, "nf4"),)
+    assert gateway_backends(c, "nf4", "envoy") == (envoy_backend(c, "nf4"),)
+    for source in ("istio", "vllm-http", "engine"):
+        assert gateway_backends(c, "nf4", source) == ()
+    with pytest.raises(ValueError, match="gateway"):
+        gateway_group("istio", "ml", [c])
+
+
+def test_traefik_grouped_selects_the_group_in_one_selector_summed_by_service() -> None:
+    traffic = {"router": "gateway-api", "gateway": {**GATEWAY, "implementation": "traefik"}}
+    canaries = [
+        model_canary(f"c{i}", "ml", model={**MODEL, "name": f"m{i}"}, traffic=traffic)
+        for i in range(1000)
+    ]
+    group = traefik_group(canaries)
+    assert gateway_group("traefik", "ml", canaries) == group
+    assert len(group.members) == 2000
+    query = grouped_sources('namespace="ml"', "5m", ("canary", "variant"), group)
+    assert query.count("traefik_service_requests_total{") == 2  # failed, total
+    assert query.count("sum by (service) (") == 2
+    assert query.count('"error_term", "failed/traefik"') == 1
+    assert query.count('"error_term", "total/traefik"') == 1
+    assert query.count('code=~"5..|429"') == 1
+
+
+def test_traefik_fold_sums_a_variants_names_then_takes_the_larger_source() -> None:
+    """KServe's stable predictor may answer under two names (before and after a renaming
+    promotion): one source's series of a variant add up; the sources' terms are compared."""
+    c = model_canary("c", "ml", traffic=_traffic("kserve", "traefik"))
+    group = traefik_group([c])
+    old, renamed = traefik_services(c, "bf16")
+    (cand,) = traefik_services(c, "nf4")
+    samples = [
+        ({"error_term": "failed/traefik", "service": old}, 2.0),
+        ({"error_term": "failed/traefik", "service": renamed}, 3.0),
+        ({"error_term": "failed/engine", "canary": "c", "variant": "bf16"}, 4.0),
+        ({"error_term": "total/traefik", "service": old}, 40.0),
+        ({"error_term": "total/traefik", "service": renamed}, 60.0),
+        ({"error_term": "total/engine", "canary": "c", "variant": "bf16"}, 90.0),
+        ({"error_term": "failed/traefik", "service": cand}, 1.0),
+        ({"error_term": "total/traefik", "service": cand}, 10.0),
+        ({"error_term": "total/traefik", "service": "elsewhere@kubernetesgateway"}, 7.0),
+    ]
+    assert fold_sources(samples, group) == {
+        ("c", "bf16"): {"failed": 5.0, "total": 100.0},
+        ("c", "nf4"): {"failed": 1.0, "total": 10.0},
+    }
+    assert fold_sources(samples, TraefikServices({})) == {
+        ("c", "bf16"): {"failed": 4.0, "total": 90.0},
+    }
 
 
 # --------------------------------------------------------------------------- evaluated by promtool
@@ -258,7 +415,27 @@ load 15s
   # another canary's route in the same namespace, and another namespace: never counted.
   envoy_cluster_upstream_rq{O1,envoy_response_code="500"} 0+50x4
   envoy_cluster_upstream_rq{O2,envoy_response_code="500"} 0+50x4
+  # The same requests as Traefik counts them (``service``, ``code`` and its own labels only):
+  # nf4's as Envoy's; bf16's pods refuse connections (Traefik's proxy answers 502).
+  traefik_service_requests_total{T1,code="200",method="POST",protocol="http"} 0+16x4
+  traefik_service_requests_total{T1,code="500",method="POST",protocol="http"} 0+2x4
+  traefik_service_requests_total{T1,code="400",method="POST",protocol="http"} 0+1x4
+  traefik_service_requests_total{T1,code="429",method="POST",protocol="http"} 0+1x4
+  traefik_service_requests_total{T0,code="502",method="POST",protocol="http"} 0+10x4
+  # KServe's stable predictor before its renaming: only the kserve router's stable reads it.
+  traefik_service_requests_total{TK,code="200",method="POST",protocol="http"} 0+10x4
+  # another canary's Service in the same namespace, and another namespace's: never counted.
+  traefik_service_requests_total{TO1,code="500",method="POST",protocol="http"} 0+50x4
+  traefik_service_requests_total{TO2,code="500",method="POST",protocol="http"} 0+50x4
 """
+
+_TRAEFIK = {
+    "{T1,": "ml-support-triage-llm-nf4-predictor-http-80",
+    "{T0,": "ml-support-triage-llm-bf16-predictor-http-80",
+    "{TK,": "ml-support-triage-llm-predictor-http-80",
+    "{TO1,": "ml-other-llm-nf4-predictor-http-80",
+    "{TO2,": "mlx-support-triage-llm-nf4-predictor-http-80",
+}
 
 
 def _holds(expr: str, expected: float | None) -> bool:
@@ -273,6 +450,8 @@ def _holds(expr: str, expected: float | None) -> bool:
     series = series.replace("{R1,", '{envoy_cluster_name="httproute/ml/c/rule/1/backend/0",')
     series = series.replace("{O1,", '{envoy_cluster_name="httproute/ml/cc/rule/0/backend/1",')
     series = series.replace("{O2,", '{envoy_cluster_name="httproute/mlx/c/rule/0/backend/1",')
+    for short, service in _TRAEFIK.items():
+        series = series.replace(short, f'{{service="{service}@kubernetesgateway",')
     lines = [ln.strip() for ln in series.splitlines()[2:]]
     inputs = [
         {"series": ln.rsplit(" ", 1)[0], "values": ln.rsplit(" ", 1)[1]}
@@ -297,33 +476,42 @@ def _holds(expr: str, expected: float | None) -> bool:
     return done.returncode == 0
 
 
-def _ratio_is(router: str, variant: str, expected: float | None) -> bool:
-    from controlplane.promql import queries
-
+def _ratio_is(
+    router: str, variant: str, expected: float | None, implementation: str | None = None
+) -> bool:
+    canary = model_canary("c", "ml", traffic=_traffic(router, implementation))
+    source = http_source(canary)
     terms = error_terms(
-        router,
+        source,
         f'namespace="ml",canary="c",variant="{variant}"',
         "1m",
-        envoy=queries.envoy_backends(
-            model_canary("c", "ml", traffic={"router": router, "gateway": GATEWAY}), variant
-        ),
+        backends=gateway_backends(canary, variant, source),
     )
     return _holds(f"({terms.failed}) / ({terms.total})", expected)
 
 
 @pytest.mark.binary
-def test_gateway_counts_each_failure_once() -> None:
+@pytest.mark.parametrize("implementation", [None, "traefik"])
+def test_gateway_counts_each_failure_once(implementation: str | None) -> None:
     # 2 engine errors seen twice + 1 streamed one = 3 engine failures; the gateway sees 2 x 500
     # and 1 x 429: 3 failures of 20 requests, never 5 (the sum of both sources), and never the
-    # other routes' 500s (53 / 70 if their clusters matched).
-    assert _ratio_is("gateway-api", "nf4", 3 / 20)
-    assert not _ratio_is("gateway-api", "nf4", 5 / 20)  # the check can fail
+    # other routes' (Services') 500s (53 / 70 if their series matched).
+    assert _ratio_is("gateway-api", "nf4", 3 / 20, implementation)
+    assert not _ratio_is("gateway-api", "nf4", 5 / 20, implementation)  # the check can fail
 
 
 @pytest.mark.binary
-def test_gateway_sees_a_dead_candidate_the_engine_cannot() -> None:
-    assert _ratio_is("gateway-api", "bf16", 1.0)
+@pytest.mark.parametrize("implementation", [None, "traefik"])
+def test_gateway_sees_a_dead_candidate_the_engine_cannot(implementation: str | None) -> None:
+    assert _ratio_is("gateway-api", "bf16", 1.0, implementation)
     assert _ratio_is("kserve-knative", "bf16", None)  # the engine alone has no data at all
+
+
+@pytest.mark.binary
+def test_traefik_adds_up_kserves_two_names_of_the_stable() -> None:
+    # 10 x 502 under the renamed predictor's Service, 10 x 200 under the unnamed one's
+    assert _ratio_is("kserve", "bf16", 0.5, "traefik")
+    assert _ratio_is("kserve", "nf4", 3 / 20, "traefik")  # KServe names it as we do
 
 
 @pytest.mark.binary
@@ -333,15 +521,16 @@ def test_engine_only_misses_the_429_and_abort_is_no_failure() -> None:
 
 
 @pytest.mark.parametrize("by", [(), ("canary", "variant")], ids=["plain", "grouped"])
-def test_the_builder_takes_error_rate_from_here_for_a_router(by: tuple[str, ...]) -> None:
+def test_the_builder_takes_error_rate_from_here_for_a_source(by: tuple[str, ...]) -> None:
     from controlplane.promql.builtins import builtin_expr
 
     terms = error_terms("istio", SEL, "5m", by)
-    assert builtin_expr("error-rate", SEL, "5m", by=by, router="istio") == (
+    assert builtin_expr("error-rate", SEL, "5m", by=by, source="istio") == (
         f"{terms.failed} / {terms.total}"
     )
     if not by:
-        envoy = error_terms("kserve", SEL, "5m", envoy=(NF4,))
-        assert builtin_expr("error-rate", SEL, "5m", router="kserve", envoy=(NF4,)) == (
-            f"{envoy.failed} / {envoy.total}"
-        )
+        for source, backend in (("envoy", NF4), ("traefik", NF4_TRAEFIK)):
+            gateway = error_terms(source, SEL, "5m", backends=(backend,))
+            assert builtin_expr("error-rate", SEL, "5m", source=source, backends=(backend,)) == (
+                f"{gateway.failed} / {gateway.total}"
+            )

@@ -2,16 +2,18 @@
 
 Against a real Prometheus: seeded random vLLM-shaped metrics (the contract's names and buckets,
 several engines per variant, every ``finished_reason``, a variant without traffic, a canary in
-another namespace) and every router's HTTP source (Envoy Gateway's per-backendRef cluster stats
-with only ``envoy_cluster_name`` on them, for our HTTPRoute and KServe's; Istio's
-``istio_requests_total``; ``vllm serve``'s ``http_requests_total``), all independent of the
-engine's counts, are backfilled once; hypothesis then draws the built-in, router, quantile,
-window, evaluation time and the set of canaries grouped, and every (canary, variant) of the
-grouped answer must equal the per-canary query's value (both absent/NaN, or equal to 1e-9).
-Both sides are built from the canaries (``queries.metric_query`` and
-``grouped_promql.grouped_query``, ``sequential_check.plan`` and
-``grouped_promql.sequential_query``), so a path that forgets the router (or reads another
-variant's Envoy cluster) gives a different number.
+another namespace) and every HTTP source (Envoy Gateway's per-backendRef cluster stats with
+only ``envoy_cluster_name`` on them, for our HTTPRoute and KServe's; Traefik's per-service
+``traefik_service_requests_total`` with only ``service`` and ``code``, for our Services and
+KServe's, its stable under both its names; Istio's ``istio_requests_total``; ``vllm serve``'s
+``http_requests_total``), all independent of the engine's counts, are backfilled once;
+hypothesis then draws the built-in, router (and Gateway implementation), quantile, window,
+evaluation time and the set of canaries grouped, and every (canary, variant) of the grouped
+answer must equal the per-canary query's value (both absent/NaN, or equal to 1e-9). Both sides
+are built from the canaries (``queries.metric_query`` and ``grouped_promql.grouped_query``,
+``sequential_check.plan`` and ``grouped_promql.sequential_query``), so a path that forgets the
+HTTP source (or reads another variant's Envoy cluster or Traefik service) gives a different
+number.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from support.canaries import CANDIDATE, MODEL, STABLE, canary_dict, model_canary
 from support.prometheus import PrometheusServer, start_shared
@@ -36,6 +38,7 @@ from controlplane.promql.contract import LATENCY_BUILTINS, contract_for
 from controlplane.promql.grouped import (
     GroupKey,
     SeqKey,
+    canary_keys,
     group_key,
     grouped_query,
     read_grouped,
@@ -56,8 +59,18 @@ CANARIES = ("c0", "c1", "c2", "c3", "c4")
 VARIANTS = ("stable", "cand")
 SILENT = ("c3", "cand")  # no traffic at all: NaN on both sides
 CONTRACT = contract_for()
-ROUTERS = ("gateway-api", "kserve", "istio", "llmisvc", "kserve-knative")
+ROUTERS = (
+    ("gateway-api", None),
+    ("kserve", None),
+    ("istio", None),
+    ("llmisvc", None),
+    ("kserve-knative", None),
+    ("gateway-api", "traefik"),
+    ("kserve", "traefik"),
+)
+"""(router, the Gateway's implementation in the spec) of the drawn canaries."""
 ENVOY_CODES = ("200", "500", "503", "429", "404")
+TRAEFIK_CODES = ("200", "500", "502", "429", "404")
 HANDLERS = ("/v1/chat/completions", "/v1/completions", "/v1/models")
 
 
@@ -77,6 +90,21 @@ def _envoy_clusters(namespace: str, canary: str, variant: str) -> list[str]:
     if index == 0:
         found.append(f"httproute/{namespace}/{canary}/rule/1/backend/0")
     return found
+
+
+def _traefik_services(namespace: str, canary: str, variant: str) -> list[str]:
+    """Traefik's names of the Services of ``variant`` (``<ns>-<Service>-http-80`` at the
+    ``kubernetesgateway`` provider): ours and KServe's candidate ``m-<canary>-<variant>-predictor``;
+    KServe's stable predictor before its renaming, ``m-<canary>-predictor``, too."""
+    found = [f"m-{canary}-{variant}-predictor"]
+    if variant == "stable":
+        found.append(f"m-{canary}-predictor")
+    return [f"{namespace}-{service}-http-80@kubernetesgateway" for service in found]
+
+
+def _traffic(router: str, implementation: str | None) -> dict[str, object]:
+    gateway = {"name": "gw"} | ({"implementation": implementation} if implementation else {})
+    return {"router": router, "gateway": gateway}
 
 
 def _labels(namespace: str, canary: str, variant: str, engine: int, **extra: str) -> str:
@@ -148,6 +176,16 @@ def _openmetrics(seed: int) -> Iterator[str]:
                 per_step[0] = 0.0
                 labels = f'{{envoy_cluster_name="{cluster}",envoy_response_code="{code}"}}'
                 yield lines("envoy_cluster_upstream_rq", labels, np.cumsum(per_step).tolist())
+    yield "# TYPE traefik_service_requests counter\n"
+    for ns, canary, variant in targets:
+        scale = rate_scale(canary, variant)
+        for service in _traefik_services(ns, canary, variant):
+            for code in TRAEFIK_CODES:
+                share = float(rng.uniform(0.0, 0.3)) if code != "200" else 1.0
+                per_step = rng.poisson(scale * share * STEP, size=POINTS).astype(float)
+                per_step[0] = 0.0
+                labels = f'{{service="{service}",code="{code}",method="POST",protocol="http"}}'
+                yield lines("traefik_service_requests_total", labels, np.cumsum(per_step).tolist())
     yield "# TYPE istio_requests counter\n"
     for ns, canary, variant in targets:
         scale = rate_scale(canary, variant)
@@ -220,17 +258,45 @@ FAMILIES = st.sampled_from(
 )
 @given(
     builtin=FAMILIES,
-    router=st.sampled_from(ROUTERS),
+    routed=st.sampled_from(ROUTERS),
     quantile=st.sampled_from([0.5, 0.9, 0.95, 0.99]),
     window=st.sampled_from([60.0, 300.0, 900.0, 3600.0]),
     minute=st.integers(min_value=2, max_value=POINTS - 1),
     grouped=st.sets(st.sampled_from(CANARIES), min_size=1),
     samples=st.booleans(),
 )
+# every gateway source's error rate at least once (a draw of 40 may miss one)
+@example(
+    builtin="error-rate",
+    routed=("gateway-api", "traefik"),
+    quantile=0.95,
+    window=300.0,
+    minute=120,
+    grouped={"c0", "c3", "c4"},
+    samples=False,
+)
+@example(
+    builtin="error-rate",
+    routed=("kserve", "traefik"),
+    quantile=0.95,
+    window=900.0,
+    minute=150,
+    grouped={"c1", "c2", "c3"},
+    samples=False,
+)
+@example(
+    builtin="error-rate",
+    routed=("kserve", None),
+    quantile=0.95,
+    window=900.0,
+    minute=150,
+    grouped={"c1", "c2", "c3"},
+    samples=False,
+)
 def test_grouped_series_equal_the_per_canary_query(
     prometheus: PrometheusProvider,
     builtin: str,
-    router: str,
+    routed: tuple[str, str | None],
     quantile: float,
     window: float,
     minute: int,
@@ -245,14 +311,14 @@ def test_grouped_series_equal_the_per_canary_query(
             NAMESPACE,
             base=BASE,
             model={**MODEL, "name": f"m-{name}"},
-            traffic={"router": router, "gateway": {"name": "gw"}},
+            traffic=_traffic(*routed),
         )
         for name in sorted(grouped)
     ]
     key: GroupKey = (
         samples_key(window, NAMESPACE)
         if samples
-        else group_key(metric, window, NAMESPACE, router, queries.engine_version(canaries[0]))
+        else group_key(metric, window, NAMESPACE, *canary_keys(canaries[0]))
     )
     answer = read_grouped(key, prometheus.vector(grouped_query(key, canaries), at), canaries)
     assert {c for c, _ in answer} <= grouped  # the other namespace and canaries stay out
@@ -274,14 +340,14 @@ def test_grouped_series_equal_the_per_canary_query(
     database=None,
 )
 @given(
-    router=st.sampled_from(ROUTERS),
+    routed=st.sampled_from(ROUTERS),
     step_minutes=st.sampled_from([1, 5, 30, 120]),
     minute=st.integers(min_value=2, max_value=POINTS - 1),
     grouped=st.sets(st.sampled_from(CANARIES), min_size=1),
 )
 def test_grouped_sequential_error_counts_equal_the_per_canary_counts(
     prometheus: PrometheusProvider,
-    router: str,
+    routed: tuple[str, str | None],
     step_minutes: int,
     minute: int,
     grouped: set[str],
@@ -298,21 +364,21 @@ def test_grouped_sequential_error_counts_equal_the_per_canary_counts(
             NAMESPACE,
             base=BASE,
             model={**MODEL, "name": f"m-{name}"},
-            traffic={"router": router, "gateway": {"name": "gw"}},
+            traffic=_traffic(*routed),
         )
         for name in sorted(grouped)
     }
     check = CheckSpec.model_validate(
         {"metric": "errors", "above": "10%", "compare": "baseline", "judge": "sequential"}
     )
-    version = queries.engine_version(next(iter(canaries.values())))
+    source, version = canary_keys(next(iter(canaries.values())))
     # Every other canary's step started a minute earlier: two terms (windows) in one query.
     starts = {name: since - 60.0 * (i % 2) for i, name in enumerate(sorted(grouped))}
     terms: dict[float, set[str]] = {}
     for name, start in starts.items():
         terms.setdefault(sequential_promql.window_seconds(start, at), set()).add(name)
     for kind in ("errors", "requests"):
-        key = SeqKey(kind, NAMESPACE, router, version)
+        key = SeqKey(kind, NAMESPACE, source, version)
         query = sequential_query(key, terms, canaries)
         answer = read_sequential(key, prometheus.vector(query, at), canaries)
         for name, canary in canaries.items():
@@ -325,7 +391,7 @@ def test_grouped_sequential_error_counts_equal_the_per_canary_counts(
                 assert single is not None
                 expected = _per_canary(prometheus, single, at)
                 got = answer.get((name, variant), math.nan)
-                assert _same(got, expected), (kind, router, name, variant, got, expected)
+                assert _same(got, expected), (kind, routed, name, variant, got, expected)
         alone = replace(key, candidate_only=True)
         query = sequential_query(alone, terms, canaries)
         assert 'variant=~"cand"' in query
@@ -338,4 +404,4 @@ def test_grouped_sequential_error_counts_equal_the_per_canary_counts(
             assert single is not None
             expected = _per_canary(prometheus, single, at)
             got = answer.get((name, "cand"), math.nan)
-            assert _same(got, expected), (kind, router, name, "alone", got, expected)
+            assert _same(got, expected), (kind, routed, name, "alone", got, expected)

@@ -57,6 +57,7 @@ from controlplane.analysis.sequential.latency_judges import (
 from controlplane.analysis.sequential.support import HISTOGRAMS, problems
 from controlplane.errors import NoData, SpecError
 from controlplane.promql import sequential as sequential_promql
+from controlplane.promql.http_errors import HttpSource
 from controlplane.promql.sequential import Plan
 from controlplane.rollout.observations import CheckResult
 from controlplane.spec.models import CheckSpec, MetricSpec, ModelCanary
@@ -70,13 +71,15 @@ def plan(
     now: float,
     *,
     closes_at: float | None = None,
+    source: HttpSource | None = None,
 ) -> Plan:
-    """The queries of ``check`` over ``[since, now]`` (:func:`controlplane.promql.sequential.plan`).
-    Raises :class:`SpecError` when the sequential judge does not support the check."""
+    """The queries of ``check`` over ``[since, now]`` (:func:`controlplane.promql.sequential.plan`;
+    ``source``: ``error-rate``'s HTTP source, None: the spec's). Raises :class:`SpecError` when
+    the sequential judge does not support the check."""
     found = problems(canary, check, "check")
     if found:
         raise SpecError(found)
-    return sequential_promql.plan(canary, check, since, now, closes_at=closes_at)
+    return sequential_promql.plan(canary, check, since, now, closes_at=closes_at, source=source)
 
 
 @dataclass(frozen=True)
