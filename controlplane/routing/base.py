@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from controlplane.errors import Problem, RouterError
+from controlplane.promql import http_errors
 from controlplane.spec.models import ModelCanary, RouterName
 
 Outcome = Literal["promoted", "rolled_back"]
@@ -105,11 +106,28 @@ CAPABILITIES: dict[RouterName, Capabilities] = {
 
 
 def capability_problems(canary: ModelCanary) -> list[Problem]:
-    """Every feature the spec asks of its router that the router cannot provide."""
+    """Every feature the spec asks of its router that the router cannot provide, and a Gateway
+    implementation named for a router whose traffic passes no Gateway API Gateway (it would say
+    nothing: :data:`~controlplane.promql.http_errors.GATEWAY_ROUTERS`)."""
     traffic = canary.spec.traffic
     router = traffic.router
     caps = CAPABILITIES[router]
     problems = []
+    gateway = traffic.gateway
+    if (
+        gateway is not None
+        and gateway.implementation is not None
+        and router not in http_errors.GATEWAY_ROUTERS
+    ):
+        routers = " and ".join(sorted(http_errors.GATEWAY_ROUTERS))
+        problems.append(
+            Problem(
+                "spec.traffic.gateway.implementation",
+                f"router {router!r} passes no Gateway API Gateway: its error-rate reads "
+                f"{http_errors.router_source(router)!r} whatever implementation is named; "
+                f"the implementation applies to {routers}",
+            )
+        )
     if traffic.cohort is not None and not caps.cohort:
         problems.append(
             Problem(
