@@ -19,16 +19,17 @@ loop's two halves; the effects it applies live in modules of their own (the serv
    the status' ``controller`` section (:class:`~controlplane.status.document.Book`).
 5. When the machine wants to be called (an evaluation is due, the spec changed, a new intent, a
    gate answered, or the progress deadline has passed while pending),
-   :func:`~controlplane.rollout.machine.step` runs on observations (readiness while pending, with
-   the progress deadline; the analysis of the due checks, batched by the runner, in
-   shadow/steps), its new state is persisted with ``replace_status`` and the resourceVersion
-   read, and only then step 4 applies its effects. Weights the router keeps refusing are
-   observed while catching up: once the progress deadline has passed since the stage began, the
-   machine is asked with the router's read-back and its decision persisted before the outcome
-   is finalized. Every rollout decision is the machine's (the ``not-ready`` and ``not-routed``
-   rollbacks included); actions it returns are not executed as such: every effect is derived
-   from the persisted state, so a controller killed between the write and the effect redoes the
-   effect, never the decision.
+   :func:`~controlplane.rollout.machine.step` runs on observations (readiness while pending,
+   with the progress deadline; the analysis of the due checks, batched by the runner, in
+   shadow/steps, ``error-rate`` reading the HTTP source of the Gateway's implementation:
+   :mod:`~controlplane.controller.gateway_source`), its new state is persisted with
+   ``replace_status`` and the resourceVersion read, and only then step 4 applies its effects.
+   Weights the router keeps refusing are observed while catching up: once the progress deadline
+   has passed since the stage began, the machine is asked with the router's read-back and its
+   decision persisted before the outcome is finalized. Every rollout decision is the machine's
+   (the ``not-ready`` and ``not-routed`` rollbacks included); actions it returns are not
+   executed as such: every effect is derived from the persisted state, so a controller killed
+   between the write and the effect redoes the effect, never the decision.
 6. **Gates** (``spec.gates``, docs/gates.md): while the machine holds a transition for gate runs,
    catching up submits each run's Workflow, every reconcile polls the submitted ones and hands
    their phases to the machine as observations, requeueing at the gate runner's poll interval;
@@ -55,9 +56,11 @@ from controlplane.controller.argo_gates import DEFAULT_POLL_S, GateRunner
 from controlplane.controller.context import Ctx, event
 from controlplane.controller.event_sink import EventSink
 from controlplane.controller.gate_effects import GateEffects
+from controlplane.controller.gateway_source import GatewaySources
 from controlplane.errors import NotFound, Problem, SpecError
 from controlplane.kube.client import KubeClient, Obj, canary_ref
 from controlplane.profiles.catalog import Catalog
+from controlplane.promql.http_errors import HttpSource
 from controlplane.rollout import machine, schedule
 from controlplane.rollout.gate_runs import abandoned_runs, pending_runs
 from controlplane.rollout.observations import DueCheck, Observations
@@ -126,10 +129,12 @@ class Done:
 
 @dataclass(frozen=True)
 class NeedsAnalysis:
-    """The machine wants observations of ``due`` at ``ctx.now``; the runner batches them."""
+    """The machine wants observations of ``due`` at ``ctx.now``; the runner batches them,
+    ``error-rate`` reading ``http_source`` (None: the spec's)."""
 
     ctx: Ctx
     due: Sequence[DueCheck]
+    http_source: HttpSource | None = None
 
     @property
     def canary(self) -> ModelCanary:
@@ -160,6 +165,7 @@ class Reconciler:
         self._told = EventSink(kube)  # Kubernetes Events, then the notifier
         self.gates = gates
         self._gate_effects = GateEffects(kube, gates)
+        self._gateways = GatewaySources(kube)  # error-rate's HTTP source
         self._router_for = router_for or (
             lambda canary: make_router(canary.spec.traffic.router, kube, catalog)
         )
@@ -184,7 +190,8 @@ class Reconciler:
         if ctx.unverified and not (spec_changed or ctx.recorded or overdue):
             return Done(self._requeue(ctx))  # the step has not begun: nothing to evaluate yet
         if not spec_changed and due_now and state.stage in ("shadow", "steps"):
-            return NeedsAnalysis(ctx, schedule.due_checks(canary, state, now))
+            due = schedule.due_checks(canary, state, now)
+            return NeedsAnalysis(ctx, due, self._gateways.source(ctx.obj, canary, now))
         obs = None
         if not spec_changed and state.stage == "pending" and (due_now or overdue):
             ready = self._readiness(ctx)
@@ -233,9 +240,11 @@ class Reconciler:
         try:
             obj = self.kube.get(canary_ref(*key))
         except NotFound:
+            self._gateways.forget(*key)
             return Done(None)
         meta = obj.get("metadata", {})
         if meta.get("deletionTimestamp"):
+            self._gateways.forget(*key)
             self._delete(obj)
             return Done(None)
         canary, problems = self._load(obj)

@@ -437,7 +437,13 @@ class Controller:
         for url, group in by_url.items():
             evaluator = self._evaluator(url)
             requests = [
-                Request(key, p.canary, p.due, since=p.ctx.state.stage_started_at)
+                Request(
+                    key,
+                    p.canary,
+                    p.due,
+                    since=p.ctx.state.stage_started_at,
+                    http_source=p.http_source,
+                )
                 for key, p in group
             ]
             try:

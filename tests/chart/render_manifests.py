@@ -83,7 +83,7 @@ def files() -> dict[str, str]:
         "rbac/serviceaccount.yaml": (
             "Bind it with EITHER clusterrole.yaml + clusterrolebinding.yaml (every\n"
             "# namespace) OR role.yaml + rolebinding.yaml per watched namespace (--namespace NS)\n"
-            "# and argocd-role.yaml.",
+            "# and argocd-role.yaml; gateways.yaml and auth-delegator.yaml in both.",
             _pick(cluster, "ServiceAccount"),
         ),
         "rbac/clusterrole.yaml": (
@@ -104,6 +104,12 @@ def files() -> dict[str, str]:
             "--leader-elect: the Lease, in the controller's namespace only.",
             _pick(cluster, "Role", "-leader-election")
             + _pick(cluster, "RoleBinding", "-leader-election"),
+        ),
+        "rbac/gateways.yaml": (
+            "Both scopes: get Gateways and GatewayClasses\n"
+            "# (rbac.readGateways): their implementation decides where the error rate reads.",
+            _pick(cluster, "ClusterRole", "-gateways")
+            + _pick(cluster, "ClusterRoleBinding", "-gateways"),
         ),
         "rbac/auth-delegator.yaml": (
             "The API's TokenReview and SubjectAccessReview (cluster-scoped, both scopes).",

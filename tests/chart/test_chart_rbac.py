@@ -12,7 +12,8 @@ Three sources agree:
    router through promotion, rollback and deletion on FakeKube (+ FakeKServe), through a proxy
    that records each adapter call as (verb, group, resource); every recorded call is granted.
 
-The rendered ClusterRole (cluster scope) and each Role (namespaced scope) grant ``NEEDS``, no more.
+The rendered ClusterRole (cluster scope) and each Role (namespaced scope) grant ``NEEDS``, no more;
+the cluster-wide reads of ``GATEWAY_NEEDS`` are a ClusterRole of their own in both scopes.
 """
 
 from __future__ import annotations
@@ -106,6 +107,12 @@ GIT_PRUNE_NEEDS = frozenset({"delete"})
 LEASE_NEEDS: dict[Rule, frozenset[str]] = {
     ("coordination.k8s.io", "leases"): frozenset({"get", "create", "update"}),  # kube/lease.py
 }
+# Cluster-wide in both scopes (rbac.readGateways), read-only: controller/gateway_source.py gets a
+# canary's Gateway (any namespace: KServe's is in kserve) and its cluster-scoped GatewayClass.
+GATEWAY_NEEDS: dict[Rule, frozenset[str]] = {
+    ("gateway.networking.k8s.io", "gateways"): frozenset({"get"}),
+    ("gateway.networking.k8s.io", "gatewayclasses"): frozenset({"get"}),
+}
 # Cluster-scoped, for the API's authentication (api/auth.py).
 AUTH_NEEDS: dict[Rule, frozenset[str]] = {
     ("authentication.k8s.io", "tokenreviews"): frozenset({"create"}),
@@ -118,6 +125,8 @@ KINDS: dict[str, Rule] = {
     "InferenceService": ("serving.kserve.io", "inferenceservices"),
     "LLMInferenceService": ("serving.kserve.io", "llminferenceservices"),
     "HTTPRoute": ("gateway.networking.k8s.io", "httproutes"),
+    "Gateway": ("gateway.networking.k8s.io", "gateways"),
+    "GatewayClass": ("gateway.networking.k8s.io", "gatewayclasses"),
     "VirtualService": ("networking.istio.io", "virtualservices"),
     "Deployment": ("apps", "deployments"),
     "Service": ("", "services"),
@@ -131,7 +140,6 @@ KINDS: dict[str, Rule] = {
 }
 # Kinds the code names without calling the API for them, and why.
 NOT_CALLED: dict[str, str] = {
-    "Gateway": "a parentRef inside an HTTPRoute (routing/gateway_api.py)",
     "List": "the wrapper of `canaryctl render -o yaml` output (cli/render.py)",
     "CustomResourceDefinition": "`canaryctl schema --crd` prints it (spec/crd.py); the chart "
     "installs it from crds/",
@@ -293,6 +301,35 @@ def test_cluster_role_grants_exactly_what_the_code_needs() -> None:
     assert granted(auth) == {k: set(v) for k, v in AUTH_NEEDS.items()}
 
 
+@pytest.mark.parametrize(
+    "values",
+    [{}, {"rbac": {"scope": "namespaced"}, "watchNamespaces": ["a", "b"]}],
+    ids=["cluster", "namespaced"],
+)
+def test_the_gateway_reads_are_a_read_only_cluster_role_in_both_scopes(
+    values: dict[str, Any],
+) -> None:
+    docs = render(values)
+    (role,) = named(docs, "ClusterRole", "cp-controlplane-gateways")
+    assert granted(role) == {k: set(v) for k, v in GATEWAY_NEEDS.items()}
+    (binding,) = named(docs, "ClusterRoleBinding", "cp-controlplane-gateways")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "cp-controlplane-gateways",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "cp-controlplane", "namespace": NAMESPACE}
+    ]
+    # nothing else of the Gateway API is read cluster-wide, and nothing is written by it
+    for other in of_kind(docs, "ClusterRole"):
+        if other is role:
+            continue
+        for rule in other["rules"]:
+            if "gateway.networking.k8s.io" in rule["apiGroups"]:
+                assert set(rule["resources"]) == {"httproutes"}, other["metadata"]["name"]
+
+
 def test_namespaced_roles_grant_exactly_what_the_code_needs() -> None:
     docs = render({"rbac": {"scope": "namespaced"}, "watchNamespaces": ["a", "b"]})
     roles = named(docs, "Role", "cp-controlplane")
@@ -327,13 +364,15 @@ def test_the_git_source_adds_apply_and_prune_on_modelcanaries(scope: str, prune:
 def test_switches_drop_their_rules() -> None:
     docs = render(
         {
-            "rbac": {"readSecrets": False, "argoCDApplications": False},
+            "rbac": {"readSecrets": False, "argoCDApplications": False, "readGateways": False},
             "api": {"kubernetesAuth": False},
         }
     )
     (role,) = named(docs, "ClusterRole", "cp-controlplane")
     assert set(granted(role)) == set(NEEDS) - {SECRETS, ("argoproj.io", "applications")}
     assert not named(docs, "ClusterRole", "cp-controlplane-auth-delegator")
+    assert not named(docs, "ClusterRole", "cp-controlplane-gateways")
+    assert not named(docs, "ClusterRoleBinding", "cp-controlplane-gateways")
     assert not [d for d in render({"rbac": {"create": False}}) if "Role" in d["kind"]]
 
 
@@ -450,6 +489,23 @@ def recorded() -> set[tuple[str, str, str]]:
     # the kserve router reads KServe's HTTPRoute: a KServe that splits (the run must promote)
     kserve = FakeKServe(fake, now=now, ready_after_s=60, gateway_routes="ready-canaries")
     rec = Recorder(fake)
+    # the canaries' Gateway and its class: the controller reads both (KServe's is missing: 404)
+    fake.create(
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "GatewayClass",
+            "metadata": {"name": "eg"},
+            "spec": {"controllerName": "gateway.envoyproxy.io/gatewayclass-controller"},
+        }
+    )
+    fake.create(
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "Gateway",
+            "metadata": {"name": "gw", "namespace": NS},
+            "spec": {"gatewayClassName": "eg", "listeners": []},
+        }
+    )
     settings = Settings(progress_deadline_s=3600, promote_cleanup_s=0, rollback_cleanup_s=0)
     reconciler = Reconciler(rec, load_catalog(), settings)  # type: ignore[arg-type]
     elector = LeaderElector(rec, NAMESPACE, "canary-controller", "me", 15, now)  # type: ignore[arg-type]
@@ -499,6 +555,8 @@ def test_the_recorded_run_covers_the_controller(recorded: set[tuple[str, str, st
         "configmaps",
         "events",
         "leases",
+        "gateways",
+        "gatewayclasses",
     } <= resources
     assert ("delete", "serving.kserve.io", "inferenceservices") in recorded
     assert ("watch", "canary.controlplane.dev", "modelcanaries") in recorded

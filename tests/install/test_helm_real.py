@@ -116,8 +116,10 @@ def test_install_with_default_values(cluster: LoopbackCluster, helm: Helm, admin
     assert sorted((d["kind"], d["metadata"]["name"]) for d in manifest) == [
         ("ClusterRole", "cp-controlplane"),
         ("ClusterRole", "cp-controlplane-auth-delegator"),
+        ("ClusterRole", "cp-controlplane-gateways"),
         ("ClusterRoleBinding", "cp-controlplane"),
         ("ClusterRoleBinding", "cp-controlplane-auth-delegator"),
+        ("ClusterRoleBinding", "cp-controlplane-gateways"),
         ("ConfigMap", "cp-controlplane-modelcanary-dashboard"),
         ("Deployment", "cp-controlplane"),
         ("NetworkPolicy", "cp-controlplane"),

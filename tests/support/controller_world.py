@@ -1,7 +1,9 @@
 """A cluster-shaped world for controller tests: FakeKube + FakeKServe + an injected clock.
 
 ``World`` builds the controller exactly as ``canaryctl controller`` does (Reconciler + Controller
-with a real Prometheus source), and :meth:`World.run_until` drives it tick by tick: the clock jumps
+with a real Prometheus source) on a cluster whose Gateways (the canaries' ``gw`` and KServe's
+default) are of one GatewayClass (Envoy Gateway's unless told: ``error-rate`` reads the HTTP
+source of its implementation), and :meth:`World.run_until` drives it tick by tick: the clock jumps
 to the next timer (the controller's or the fake KServe's), so weeks pass in seconds. ``crash``
 hooks kill the controller (a ``Crash`` BaseException that no ``except Exception`` swallows) and
 ``restart`` builds a fresh one on the same cluster, as a new pod would.
@@ -30,6 +32,7 @@ from controlplane.rollout.state import RolloutState
 from controlplane.routing.base import Router
 from controlplane.spec.models import ModelCanary
 from controlplane.status.document import INTENT_ANNOTATION
+from harness.cluster.gateways import gateway_objects
 from harness.kube.fake import FakeKube
 from harness.kube.fake_kserve import FakeKServe
 from support.canaries import KPI_QUERY, STEPS, canary_dict
@@ -41,6 +44,9 @@ HOUR = 3600.0
 DAY = 86400.0
 ISVC = ("serving.kserve.io/v1beta1", "InferenceService")
 ROUTE = ("gateway.networking.k8s.io/v1", "HTTPRoute")
+ENVOY_GATEWAY = "gateway.envoyproxy.io/gatewayclass-controller"
+GATEWAY_NAME = "gw"
+"""The Gateway :data:`CANARY` attaches to (in the canary's namespace)."""
 
 
 class Clock:
@@ -61,7 +67,7 @@ class Crash(BaseException):
 CANARY = canary_dict(
     namespace=NS,
     stable={"name": "bf16", "storageUri": "hf://m/x", "gpu": "nvidia-l40s"},
-    traffic={"router": "gateway-api", "gateway": {"name": "gw"}},
+    traffic={"router": "gateway-api", "gateway": {"name": GATEWAY_NAME}},
     analysis={
         "interval": "2h",
         "window": "2h",
@@ -122,11 +128,19 @@ class World:
     ready_after_s: float = 600.0
     router_for: Callable[[ModelCanary], Router] | None = None
     wrap: Callable[[FakeKube], Any] | None = None
+    gateway_controller: str | None = ENVOY_GATEWAY
+    """The ``controllerName`` of the Gateways' class (None: no Gateway, no class)."""
 
     def __post_init__(self) -> None:
         self.clock = Clock(self.start)
         self.kube = FakeKube(now=self.clock)
         self.kserve = FakeKServe(self.kube, now=self.clock, ready_after_s=self.ready_after_s)
+        if self.gateway_controller is not None:
+            controller = self.gateway_controller
+            gateway_class, kserves = gateway_objects("gateways", controller, 80)
+            _, own = gateway_objects("gateways", controller, 80, gateway=(NS, GATEWAY_NAME))
+            for obj in (gateway_class, kserves, own):
+                self.kube.create(obj)
         self.catalog = load_catalog()
         self.restarts = 0
         self.controller = self.new_controller()
