@@ -6,7 +6,9 @@ writes the canary's HTTPRoute at each step of the four-week example (5, 25, 75, 
 requests sent to the gateway reach the stable and candidate engine pods (the Services KServe
 would create, ``<model>-<variant>-predictor``), and each variant's own ``/metrics`` counts what
 it served. The share matches the weight within binomial bounds, and a rollback sends everything
-back to the stable variant. Traefik's per-backend counters agree with the pods' counts.
+back to the stable variant. Traefik's per-backend counters, read under the ``service`` label the
+error rate's Traefik source computes for each variant (``http_errors.traefik_services``), agree
+with the pods' counts: the names are the real Traefik's.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from support.realnode import MARKS, deployment, pods, ready, service, until
 from support.traffic_report import within_bounds
 
 from controlplane.kube.real import RealKube
+from controlplane.promql import http_errors
 from controlplane.routing import gateway_api
 from controlplane.routing.base import Weights
 from controlplane.serving import names
@@ -100,17 +103,19 @@ def served(stack: Stack) -> dict[str, int]:
 
 
 def gateway_served(stack: Stack) -> dict[str, int]:
-    """What Traefik counted per variant (``traefik_service_requests_total`` of each backend)."""
+    """What Traefik counted per variant: ``traefik_service_requests_total`` of the ``service``
+    the error rate's Traefik source selects for it."""
     with urllib.request.urlopen(stack.gateway.metrics_url, timeout=10) as got:
         lines = got.read().decode().splitlines()
     out = {}
-    for role in ("stable", "candidate"):
-        service = names.predictor_service(isvc_name(stack.canary, role))
-        label = f'service="{traefik_service(NS, service, 80)}@kubernetesgateway"'
+    spec = stack.canary.spec
+    for role, variant in (("stable", spec.stable.name), ("candidate", spec.candidate.name)):
+        (service,) = http_errors.traefik_services(stack.canary, variant)
+        label = f'service="{service}"'
         out[role] = sum(
             int(float(line.rsplit(" ", 1)[1]))
             for line in lines
-            if line.startswith("traefik_service_requests_total{") and label in line
+            if line.startswith(f"{http_errors.TRAEFIK_REQUESTS}{{") and label in line
         )
     return out
 
@@ -167,8 +172,10 @@ def test_each_step_sends_the_candidate_its_weight(stack: Stack, weight: int) -> 
     got = {role: after[role] - before[role] for role in after}
     assert sum(got.values()) == REQUESTS, got
     assert within_bounds(got["candidate"], REQUESTS, weight), (weight, got)
-    # the gateway's per-backend counters (the error rate's source for Traefik) agree
+    # the gateway's per-backend counters, under the names the error rate's Traefik source
+    # computes, agree (a name Traefik does not use would count 0)
     assert {role: counted[role] - counted_before[role] for role in counted} == got
+    assert sum(counted.values()) >= REQUESTS
 
 
 def test_a_rollback_sends_everything_to_the_stable(stack: Stack) -> None:
