@@ -62,7 +62,9 @@ from controlplane.kube.client import Obj, Ref, canary_ref
 from controlplane.kube.real import RealKube
 from controlplane.notify import AlertNotifier, NotifySettings
 from controlplane.spec.models import API_GROUP, API_VERSION, KIND
+from harness.cluster.gateways import gateway_objects
 from harness.cluster.kubeapi import LoopbackCluster, install_crds
+from harness.cluster.traefik import CONTROLLER as TRAEFIK
 
 pytestmark = [pytest.mark.binary, pytest.mark.xdist_group("rbac-real"), pytest.mark.timeout(300)]
 
@@ -189,6 +191,12 @@ def installed(
     install_crds(loopback, [APPLICATION_CRD])
     for ns in (*names.watched, names.other, names.argocd):
         ensure(real_kube, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    # the Gateway of the gateway-api canaries and its class: the controller reads both
+    # (controller/gateway_source.py) for the error rate's HTTP source
+    for obj in gateway_objects(
+        f"{names.prefix}-gateways", TRAEFIK, 80, gateway=(names.watched[0], "gw")
+    ):
+        ensure(real_kube, obj)
     for ns in names.watched:
         ensure(
             real_kube,
@@ -531,6 +539,12 @@ def test_every_feature_works_with_exactly_the_charts_rules(
         lambda: all(stage(admin, ns, n) == "steps" for n, ns in started), 3 * 3600, "at step 1"
     )
     assert s.argo.posts, "the gate's workflow was not submitted to the Argo Server"
+    # --- analysis: gw's error rate reads the class of its Gateway (its HTTP source)
+    p.run_until(
+        lambda: bool((admin.get(canary_ref(a, "gw")).get("status") or {}).get("checks")),
+        3600,
+        "gw evaluated",
+    )
     assert p.controller.stats.leader
     lease = admin.get(Ref("coordination.k8s.io/v1", "Lease", s.namespace, "canary-controller"))
     assert lease["spec"]["holderIdentity"] == "pod-1"
@@ -626,6 +640,7 @@ def test_every_feature_works_with_exactly_the_charts_rules(
         assert {c.grant for c in p.log.calls if c.namespace is None} == {
             ("authentication.k8s.io", "tokenreviews", "create"),
             ("authorization.k8s.io", "subjectaccessreviews", "create"),
+            ("gateway.networking.k8s.io", "gatewayclasses", "get"),  # cluster-scoped
         }
 
 
