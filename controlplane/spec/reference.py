@@ -91,7 +91,10 @@ MEANINGS: dict[tuple[str, str], str] = {
     ("VariantSpec", "args"): "extra `vllm serve` arguments",
     ("TrafficSpec", "router"): "what splits the traffic (see Router capabilities)",
     ("TrafficSpec", "cohort"): "only matching requests may reach the candidate",
-    ("TrafficSpec", "gateway"): "the Gateway the HTTPRoute attaches to (gateway-api)",
+    ("TrafficSpec", "gateway"): (
+        "the Gateway the HTTPRoute attaches to (gateway-api); for kserve, KServe's ingress "
+        "Gateway when not its default (where error-rate's HTTP source is read from)"
+    ),
     ("TrafficSpec", "hosts"): (
         "host names the route serves: no wildcard, cluster-local hosts of the canary's "
         "namespace only (rule 14)"
