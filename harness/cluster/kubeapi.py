@@ -8,6 +8,10 @@ serving certificate for 127.0.0.1), token authentication (an admin token in ``sy
 an admin kubeconfig and installs the CustomResourceDefinitions it is given
 (:mod:`harness.cluster.upstream_crds` reads the upstream ones from their Go modules).
 :meth:`LoopbackCluster.stop` terminates both processes and waits: no orphans, no port held.
+Every program of the cluster is started by name with its command line recorded (etcd,
+``kube-apiserver`` and what :meth:`LoopbackCluster.spawn` adds), so a test can crash one and
+start it again as it was (:meth:`LoopbackCluster.restart`: SIGKILL, then the same argv and
+environment on the same ports, its log appended; etcd keeps the API server's data).
 :func:`applier` server-side applies setup objects as the admin through the product's adapter
 (the add-ons' ConfigMaps, Gateways, webhooks).
 
@@ -224,15 +228,30 @@ def kubeconfig(server: str, ca: Path, token: str, user: str = ADMIN_USER) -> dic
 # --- the cluster ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Program:
+    """How one program of the cluster was started: what :meth:`LoopbackCluster.restart` runs
+    again."""
+
+    argv: tuple[str, ...]
+    env: dict[str, str] | None
+    detach: bool
+
+
 @dataclass
 class LoopbackCluster:
-    """A running etcd + kube-apiserver under ``workdir``; :attr:`kubeconfig` is an admin's."""
+    """A running etcd + kube-apiserver under ``workdir``; :attr:`kubeconfig` is an admin's.
+
+    ``programs`` and ``running``: each program started by name (its command line, and the
+    process running it now)."""
 
     workdir: Path
     port: int
     token: str
     pids: list[int] = field(default_factory=list)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    programs: dict[str, Program] = field(default_factory=dict)
+    running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
     def server(self) -> str:
@@ -265,19 +284,95 @@ class LoopbackCluster:
     ) -> subprocess.Popen[bytes]:
         """Start one more program of this cluster (logging to ``<workdir>/<name>.log``); it is
         stopped by :meth:`stop`, before the ones started earlier."""
-        popen: dict[str, Any] = {"stderr": subprocess.STDOUT, "stdin": subprocess.DEVNULL}
-        if detach:
-            popen["start_new_session"] = True
-        with (self.workdir / f"{name}.log").open("wb") as log:
-            proc = subprocess.Popen(
-                list(argv), stdout=log, env={**os.environ, **(env or {})}, **popen
-            )
+        proc = self._launch(name, Program(tuple(argv), env, detach))
         if detach:
             self.pids.append(proc.pid)
             _DETACHED.append(proc)
         else:
             self.processes.append(proc)
         return proc
+
+    def _launch(
+        self, name: str, program: Program, *, again: bool = False
+    ) -> subprocess.Popen[bytes]:
+        """Run ``program`` as ``name``, its output to ``<name>.log`` (appended ``again``), and
+        remember both."""
+        popen: dict[str, Any] = {"stderr": subprocess.STDOUT, "stdin": subprocess.DEVNULL}
+        if program.detach:
+            popen["start_new_session"] = True
+        with (self.workdir / f"{name}.log").open("ab" if again else "wb") as log:
+            if again:
+                log.write(f"\n--- {name} started again after SIGKILL (harness)\n".encode())
+                log.flush()
+            proc = subprocess.Popen(
+                list(program.argv), stdout=log, env={**os.environ, **(program.env or {})}, **popen
+            )
+        self.programs[name] = program
+        self.running[name] = proc
+        return proc
+
+    def kill(self, name: str) -> None:
+        """SIGKILL the program ``name`` (a crash: nothing is cleaned up) and wait until it is
+        gone; its ports are free once this returns."""
+        proc = self._running(name)
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+    def revive(
+        self, name: str, *, ready: Callable[[], bool] | None = None, timeout: float = 90.0
+    ) -> subprocess.Popen[bytes]:
+        """Start the program ``name`` again, exactly as it was started (argv, environment, so
+        the same ports and data folders), once it has exited; it takes the old one's place in
+        the stop order. Returns once ``ready()`` holds (for ``kube-apiserver``: ``/readyz``; for
+        ``etcd``: ``/health``; for others, None: at once)."""
+        old = self._running(name)
+        if old.poll() is None:
+            raise KubeSetupError(f"{name} is still running: kill it first")
+        proc = self._launch(name, self.programs[name], again=True)
+        if old in self.processes:
+            self.processes[self.processes.index(old)] = proc
+        else:
+            if old.pid in self.pids:
+                self.pids[self.pids.index(old.pid)] = proc.pid
+            _reap(old.pid)
+            _DETACHED.append(proc)
+        check = ready or self._ready_check(name)
+        if check is not None and not _wait(check, [proc], timeout):
+            raise KubeSetupError(
+                f"{name} did not come back after a restart:\n{self.log_tail(names=(name,))}"
+            )
+        return proc
+
+    def restart(
+        self,
+        name: str,
+        *,
+        down_s: float = 0.0,
+        ready: Callable[[], bool] | None = None,
+        timeout: float = 90.0,
+    ) -> subprocess.Popen[bytes]:
+        """Crash the program ``name`` (:meth:`kill`), leave it down ``down_s`` seconds, and
+        start it again as it was (:meth:`revive`, which waits for ``ready``)."""
+        self.kill(name)
+        if down_s > 0:
+            time.sleep(down_s)
+        return self.revive(name, ready=ready, timeout=timeout)
+
+    def _running(self, name: str) -> subprocess.Popen[bytes]:
+        try:
+            return self.running[name]
+        except KeyError:
+            known = ", ".join(sorted(self.running)) or "none"
+            raise KubeSetupError(f"no program {name!r} in this cluster (known: {known})") from None
+
+    def _ready_check(self, name: str) -> Callable[[], bool] | None:
+        if name == "kube-apiserver":
+            return lambda: _healthy(self.server + "/readyz", self.ca, self.token)
+        if name == "etcd":
+            url = _flag(self.programs[name].argv, "--advertise-client-urls")
+            return None if url is None else (lambda: _healthy(url + "/health", None))
+        return None
 
     def request(
         self, method: str, path: str, body: Any = None, *, content_type: str = "application/json"
@@ -326,6 +421,15 @@ def applier(cluster: LoopbackCluster) -> Callable[[dict[str, Any]], None]:
             ) from exc
 
     return apply
+
+
+def _flag(argv: Sequence[str], name: str) -> str | None:
+    """The value of ``name=value`` in ``argv`` (the last one), or None (pure)."""
+    found = None
+    for arg in argv:
+        if arg.startswith(name + "="):
+            found = arg.split("=", 1)[1]
+    return found
 
 
 def _alive(pid: int) -> bool:
@@ -420,59 +524,46 @@ def start_cluster(
     client_port, peer_port, port = free_port(), free_port(), free_port()
     etcd_url = f"http://127.0.0.1:{client_port}"
     peer_url = f"http://127.0.0.1:{peer_port}"
-    popen: dict[str, Any] = {"stderr": subprocess.STDOUT, "stdin": subprocess.DEVNULL}
-    if detach:
-        popen["start_new_session"] = True
     cluster = LoopbackCluster(workdir, port, token)
     try:
-        with (workdir / "etcd.log").open("wb") as log:
-            cluster.processes.append(
-                subprocess.Popen(
-                    [
-                        str(etcd),
-                        "--name=default",
-                        f"--data-dir={workdir / 'etcd'}",
-                        f"--listen-client-urls={etcd_url}",
-                        f"--advertise-client-urls={etcd_url}",
-                        f"--listen-peer-urls={peer_url}",
-                        f"--initial-advertise-peer-urls={peer_url}",
-                        f"--initial-cluster=default={peer_url}",
-                        "--unsafe-no-fsync",  # a throwaway store: durability costs seconds
-                        "--log-level=warn",
-                    ],
-                    stdout=log,
-                    **popen,
-                )
-            )
+        etcd_argv = (
+            str(etcd),
+            "--name=default",
+            f"--data-dir={workdir / 'etcd'}",
+            f"--listen-client-urls={etcd_url}",
+            f"--advertise-client-urls={etcd_url}",
+            f"--listen-peer-urls={peer_url}",
+            f"--initial-advertise-peer-urls={peer_url}",
+            f"--initial-cluster=default={peer_url}",
+            "--unsafe-no-fsync",  # a throwaway store: durability costs seconds
+            "--log-level=warn",
+        )
+        cluster.processes.append(cluster._launch("etcd", Program(etcd_argv, None, detach)))
         if not _wait(lambda: _healthy(etcd_url + "/health", None), cluster.processes, timeout):
             raise KubeSetupError(f"etcd did not become healthy:\n{cluster.log_tail()}")
-        with (workdir / "kube-apiserver.log").open("wb") as log:
-            cluster.processes.append(
-                subprocess.Popen(
-                    [
-                        str(apiserver),
-                        f"--etcd-servers={etcd_url}",
-                        "--bind-address=127.0.0.1",
-                        "--advertise-address=127.0.0.1",
-                        f"--secure-port={port}",
-                        f"--cert-dir={workdir / 'pki'}",
-                        f"--tls-cert-file={creds.serving_cert}",
-                        f"--tls-private-key-file={creds.serving_key}",
-                        f"--client-ca-file={creds.ca}",
-                        f"--token-auth-file={tokens}",
-                        "--authorization-mode=Node,RBAC",
-                        "--service-account-issuer=https://kubernetes.default.svc",
-                        f"--service-account-key-file={creds.service_account_key}",
-                        f"--service-account-signing-key-file={creds.service_account_key}",
-                        f"--service-cluster-ip-range={SERVICE_CIDR}",
-                        "--disable-admission-plugins=ServiceAccount",
-                        "--watch-cache=true",
-                        "--v=0",
-                    ],
-                    stdout=log,
-                    **popen,
-                )
-            )
+        apiserver_argv = (
+            str(apiserver),
+            f"--etcd-servers={etcd_url}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={port}",
+            f"--cert-dir={workdir / 'pki'}",
+            f"--tls-cert-file={creds.serving_cert}",
+            f"--tls-private-key-file={creds.serving_key}",
+            f"--client-ca-file={creds.ca}",
+            f"--token-auth-file={tokens}",
+            "--authorization-mode=Node,RBAC",
+            "--service-account-issuer=https://kubernetes.default.svc",
+            f"--service-account-key-file={creds.service_account_key}",
+            f"--service-account-signing-key-file={creds.service_account_key}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--disable-admission-plugins=ServiceAccount",
+            "--watch-cache=true",
+            "--v=0",
+        )
+        cluster.processes.append(
+            cluster._launch("kube-apiserver", Program(apiserver_argv, None, detach))
+        )
         ready = cluster.server + "/readyz"
         if not _wait(lambda: _healthy(ready, creds.ca, token), cluster.processes, timeout):
             raise KubeSetupError(f"kube-apiserver did not become ready:\n{cluster.log_tail()}")

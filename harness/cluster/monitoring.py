@@ -15,7 +15,9 @@ which this machine reaches, so Prometheus scrapes the real serving pods
 The ``Prometheus`` object asks for a 5 s scrape and evaluation interval (the operator's default
 is 30 s) so that a test sees a rollout's numbers within seconds; the PodMonitor's own 15 s
 interval, the chart's, wins for the pods. Called by ``make kube-up NODE=1`` (:mod:`harness.cli`)
-and the test fixtures.
+and the test fixtures. :func:`restart_prometheus` crashes Prometheus (SIGKILL) and starts it
+again on the same port and the same data folder (its write-ahead log replayed: a crash, not a
+wipe), for the resilience test.
 """
 
 from __future__ import annotations
@@ -156,3 +158,17 @@ def start_monitoring(
             )
         time.sleep(0.2)
     return running
+
+
+def restart_prometheus(
+    cluster: LoopbackCluster,
+    running: Monitoring | str,
+    *,
+    down_s: float = 0.0,
+    timeout: float = 60.0,
+) -> None:
+    """Crash the cluster's Prometheus (SIGKILL), leave it down ``down_s`` seconds and start it
+    again with the same flags: the same port (``running``, or its URL) and the same TSDB folder,
+    so the history scraped before the crash is still there; returns once ``/-/ready`` answers."""
+    url = running if isinstance(running, str) else running.url
+    cluster.restart("prometheus", down_s=down_s, ready=lambda: _ready(url), timeout=timeout)

@@ -30,6 +30,9 @@ Upstream facts relied on (Traefik v3.6.12, ``pkg/provider/kubernetes/gateway/``)
   are, but ``RequestMirror`` is not among them (``loadMiddlewares``): a shadow phase cannot be
   served by Traefik, and the route reports the filter unsupported.
 
+:func:`restart_traefik` crashes it (SIGKILL) and starts it again on the same ports, for the
+resilience test: it is back once ``/ping`` answers and it serves again the routers it served.
+
 Called by the test fixtures and ``make kube-up NODE=1`` (:mod:`harness.cli`).
 """
 
@@ -64,6 +67,12 @@ class Traefik:
     @property
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    def routers(self) -> set[str]:
+        """The names of the HTTP routers in the configuration Traefik runs now (its API)."""
+        url = f"http://127.0.0.1:{self.metrics_port}/api/http/routers?per_page=1000"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return {str(router["name"]) for router in json.loads(response.read())}
 
     def weights(self) -> dict[str, int]:
         """The weight of every backend of every weighted service in the configuration Traefik
@@ -164,3 +173,29 @@ def start_traefik(
             )
         time.sleep(0.2)
     return running
+
+
+def restart_traefik(
+    cluster: LoopbackCluster, gateway: Traefik, *, down_s: float = 0.0, timeout: float = 60.0
+) -> None:
+    """Crash the running Traefik (SIGKILL), leave it down ``down_s`` seconds and start it again
+    with the same flags, so on the same ports; returns once ``/ping`` answers and it serves
+    every router it served before (its Gateway provider has read the routes again)."""
+    try:
+        served = gateway.routers()
+    except (urllib.error.URLError, OSError):
+        served = set()  # down already: back means answering /ping
+    ping = f"http://127.0.0.1:{gateway.metrics_port}/ping"
+
+    def back() -> bool:
+        if not _ping(ping):
+            return False
+        try:
+            return served <= gateway.routers()
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+
+    try:
+        cluster.restart("traefik", down_s=down_s, ready=back, timeout=timeout)
+    except KubeSetupError as exc:
+        raise KubeSetupError(f"Traefik {TRAEFIK_VERSION}: {exc}") from exc
