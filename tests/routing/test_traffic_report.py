@@ -39,6 +39,22 @@ def test_each_answer_counts_once_in_the_phase_it_was_sent_in() -> None:
     ]
 
 
+def test_the_first_seconds_of_a_phase_settle_apart_from_its_split_but_failures_count() -> None:
+    answers = [
+        Answer(5.5, 0.1, 200, "bf16"),  # pending is the first phase: nothing settles there
+        Answer(30.5, 0.1, 200, "fp8"),  # the gateway still had the old weights
+        Answer(31.0, 0.1, 503, "fp8"),
+        Answer(33.5, 0.1, 200, "bf16"),
+    ]
+    rows = [t.as_dict() for t in tally(answers, phases(HISTORY, 5.0, 40.0), settle=3.0)]
+    assert [(r["requests"], r["failed"], r["variants"], r["settling"]) for r in rows] == [
+        (1, {}, {"bf16": 1}, {}),
+        (0, {}, {}, {}),
+        (0, {}, {}, {}),
+        (3, {"503": 1}, {"bf16": 1}, {"fp8": 2}),
+    ]
+
+
 @pytest.mark.parametrize(
     ("candidate", "total", "weight", "ok"),
     [

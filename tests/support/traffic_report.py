@@ -5,9 +5,10 @@ Owns the accounting of ``tests/routing/test_real_rollout.py`` and its benchmark
 (:func:`phases`: pending, each step with its weight, after the promotion or rollback), the
 answers of each phase by status code and by the variant that served them (:func:`tally`, the
 variant from the engine's ``x-canary-variant`` header), whether a step's split matches its
-weight (:func:`within_bounds`), and for a faulty candidate the seconds and the bad requests it
-served until it was rolled back (:func:`until_rollback`). No I/O: the test gathers the answers
-and the status; these functions only count.
+weight (:func:`within_bounds`; the first seconds of a phase, while the gateway is still
+taking up the new weights, are kept apart: ``settling``), and for a faulty candidate the
+seconds and the bad requests it served until it was rolled back (:func:`until_rollback`). No
+I/O: the test gathers the answers and the status; these functions only count.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ ENDS = {"Promoted": "after promotion", "RolledBack": "after rollback"}
 """The history events that end a rollout, and the label of the phase they start."""
 Z = 4.0
 """Four standard deviations: a correct split falls outside about once in 16,000 steps."""
+SETTLE_S = 3.0
+"""How long after a boundary in the status the gateway may still serve the old weights: the
+controller writes the status and the HTTPRoute one after the other, and Traefik applies a new
+configuration at most every ``providersThrottleDuration`` (2 s by default: Traefik v3.6.12,
+``cmd/configuration.go``; used in ``pkg/provider/aggregator/aggregator.go``)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,9 @@ class Tally:
     requests: int = 0
     codes: Counter[str] = field(default_factory=Counter)
     variants: Counter[str] = field(default_factory=Counter)
+    settling: Counter[str] = field(default_factory=Counter)
+    """The variants of the answers sent in the phase's first seconds (:func:`tally`'s
+    ``settle``): in ``requests`` and ``codes``, not in ``variants``, the split."""
 
     @property
     def failed(self) -> dict[str, int]:
@@ -72,6 +81,7 @@ class Tally:
             "requests": self.requests,
             "failed": self.failed,
             "variants": dict(self.variants),
+            "settling": dict(self.settling),
         }
 
 
@@ -91,15 +101,18 @@ def phases(history: Sequence[Mapping[str, Any]], start: float, end: float) -> li
     ]
 
 
-def tally(answers: Sequence[Answer], spans: Sequence[Phase]) -> list[Tally]:
-    """Each phase's answers, by the time they were sent."""
+def tally(answers: Sequence[Answer], spans: Sequence[Phase], settle: float = 0.0) -> list[Tally]:
+    """Each phase's answers, by the time they were sent; the variants of those sent in the first
+    ``settle`` seconds of every phase but the first are ``settling``, not part of its split
+    (every answer still counts in ``requests`` and ``codes``: a failure is never set aside)."""
     out = [Tally(p) for p in spans]
     for answer in answers:
-        for t in out:
+        for i, t in enumerate(out):
             if t.phase.start <= answer.sent < t.phase.end:
                 t.requests += 1
                 t.codes[str(answer.code)] += 1
-                t.variants[answer.variant or "none"] += 1
+                early = i > 0 and answer.sent < t.phase.start + settle
+                (t.settling if early else t.variants)[answer.variant or "none"] += 1
                 break
     return out
 
