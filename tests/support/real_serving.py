@@ -30,11 +30,13 @@ def served_canary(namespace: str, **candidate: Any) -> ModelCanary:
     )
 
 
-def traffic_canary(name: str, **candidate: Any) -> dict[str, Any]:
+def traffic_canary(
+    name: str, *, alerts: list[dict[str, Any]] | None = None, **candidate: Any
+) -> dict[str, Any]:
     """A three-step canary (25, 75, 100 %, 30 s each) named ``name`` in the namespace ``name``
     with the host ``<name>.example.com``: the stable bf16 and an FP8 candidate (changed by
     ``candidate``) of the tiny model, one replica each, rolled back on a p95 latency above
-    2.5 s or errors above 2 % with 20 requests at least."""
+    2.5 s or errors above 2 % with 20 requests at least; ``alerts`` its ``spec.alerts``."""
     uri = write_model(MODEL)
     checks = [
         {"metric": "latency", "above": "2500ms", "minSamples": 20},
@@ -69,4 +71,5 @@ def traffic_canary(name: str, **candidate: Any) -> dict[str, Any]:
         ],
         shadow=None,
         budget=None,
+        alerts=alerts or [],
     )

@@ -1,0 +1,269 @@
+"""Real traffic through the loopback cluster's gateway, and the pieces the tests share.
+
+Owns what ``tests/routing/test_real_rollout.py`` and ``tests/routing/test_real_resilience.py``
+stand on: the whole stack as one context (:func:`real_stack`: the loopback control plane with
+KServe v0.20.0, a real node serving the engine image, Traefik v3.6.12 and the Prometheus
+Operator's Prometheus), ``canaryctl controller`` as a process that can be killed and started
+again (:class:`Controller`, on the token of the ServiceAccount the chart installs:
+:func:`install_chart`), OpenAI completions to a canary's host at a fixed rate with every
+answer kept (:class:`Load`, :func:`run_loads`), and the per-phase report
+(:func:`report`, counted by :mod:`support.traffic_report`; written as JSON for
+``bench/real_rollout.py`` when ``CONTROLPLANE_TRAFFIC_REPORT`` names a folder).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from controlplane.kube.client import Ref
+from controlplane.kube.real import RealKube
+from controlplane.profiles.catalog import load_catalog
+from harness.cluster.kserve import start_kserve
+from harness.cluster.kubeapi import LoopbackCluster, applier, start_cluster
+from harness.cluster.monitoring import start_monitoring
+from harness.cluster.traefik import Traefik, start_traefik
+from harness.cluster.upstream_crds import all_crds
+from harness.cluster.workloads import start_workloads
+from harness.node.node import RealNode, start_node
+from harness.node.serving import model_volume, start_serving
+from support.chart import Helm, service_account_kubeconfig
+from support.real_serving import GPU
+from support.realnode import until
+from support.traffic_report import SETTLE_S, Answer, phases, tally
+
+RATE = 6.0
+"""Requests per second per canary."""
+API = ("canary.controlplane.dev/v1alpha1", "ModelCanary")
+VARIANT_HEADER = "x-canary-variant"
+STABLE, CANDIDATE = "bf16", "fp8"
+"""The variants of :func:`support.real_serving.traffic_canary`."""
+GPUS = 8
+"""Two per canary at once; the first test's winners keep one each."""
+DEADLINE_S = 180
+"""The controller's progress deadline."""
+REPORT_ENV = "CONTROLPLANE_TRAFFIC_REPORT"
+RELEASE, RELEASE_NAMESPACE = "canary", "controlplane-system"
+"""The chart's release the controller's ServiceAccount comes from."""
+
+
+@dataclass
+class Load:
+    """OpenAI completions to ``host`` through the gateway at :data:`RATE`, each answer kept."""
+
+    url: str
+    host: str
+    model: str
+    answers: list[Answer] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def one(self) -> Answer:
+        sent = time.time()
+        body = json.dumps({"model": self.model, "prompt": "hello", "max_tokens": 8}).encode()
+        request = urllib.request.Request(
+            f"{self.url}/v1/completions",
+            data=body,
+            headers={"Content-Type": "application/json", "Host": self.host},
+        )
+        code: int | str
+        variant = None
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                response.read()
+                code, variant = int(response.status), response.headers.get(VARIANT_HEADER)
+        except urllib.error.HTTPError as exc:
+            code, variant = exc.code, exc.headers.get(VARIANT_HEADER)
+        except OSError as exc:
+            code = type(exc).__name__
+        return Answer(sent, time.time() - sent, code, variant)
+
+    def _keep(self) -> None:
+        self.answers.append(self.one())
+
+    def run(self) -> None:
+        started, n = time.monotonic(), 0
+        while not self.stop.is_set():
+            n += 1
+            threading.Thread(target=self._keep, daemon=True).start()
+            self.stop.wait(max(0.0, started + n / RATE - time.monotonic()))
+
+
+@dataclass
+class Stack:
+    """The running stack; ``controller_kubeconfig`` authenticates as the chart's
+    ServiceAccount (:func:`install_chart`), which the controller runs as."""
+
+    cluster: LoopbackCluster
+    node: RealNode
+    gateway: Traefik
+    prometheus: str
+    kube: RealKube
+    controller_kubeconfig: Path
+
+
+@contextmanager
+def real_stack(folder: Path, gpus: int = GPUS) -> Iterator[Stack]:
+    """The whole stack under ``folder``, its node advertising ``gpus`` GPUs; stopped after."""
+    with start_cluster(folder, crds=all_crds()) as cluster:
+        start_workloads(cluster, nodes=[])
+        start_kserve(cluster)
+        real = start_node(cluster, cluster.workdir / "node")
+        try:
+            product = load_catalog().require_gpu(GPU).product_label
+            start_serving(cluster, real, product, gpus=gpus)
+            gateway = start_traefik(cluster)
+            prometheus = start_monitoring(cluster, gateway=gateway).url
+            kube = RealKube.connect(kubeconfig=str(cluster.kubeconfig))
+            token = install_chart(cluster)
+            yield Stack(cluster, real, gateway, prometheus, kube, token)
+        finally:
+            real.stop()
+
+
+def install_chart(cluster: LoopbackCluster) -> Path:
+    """``helm install`` the chart as an administrator would, with no controller pod (its image
+    is not built here: ``replicas: 0``) and without the PodMonitor
+    (:func:`harness.cluster.monitoring.start_monitoring` applies the same one); returns a
+    kubeconfig with the token of the chart's ServiceAccount, on which the controller runs out of
+    cluster with exactly the chart's RBAC."""
+    helm = Helm(cluster.kubeconfig, cluster.workdir / "helm")
+    helm.install(
+        RELEASE,
+        RELEASE_NAMESPACE,
+        {"replicas": 0, "podMonitor": {"enabled": False}, "serviceMonitor": {"enabled": False}},
+    )
+    return service_account_kubeconfig(
+        cluster,
+        RELEASE_NAMESPACE,
+        f"{RELEASE}-controlplane",
+        cluster.workdir / "controller-kubeconfig",
+    )
+
+
+@dataclass
+class Controller:
+    """``canaryctl controller`` as a process on the stack, for ``namespaces``."""
+
+    stack: Stack
+    namespaces: tuple[str, ...]
+    extra: tuple[str, ...] = ()
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = (self.stack.cluster.workdir / "controller.log").open("ab")
+        self.proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("canaryctl")),
+                "controller",
+                f"--kubeconfig={self.stack.controller_kubeconfig}",
+                f"--prometheus={self.stack.prometheus}",
+                *(f"--namespace={ns}" for ns in self.namespaces),
+                "--tick=1s",
+                f"--progress-deadline={DEADLINE_S}s",
+                "--promote-cleanup-delay=20s",
+                "--rollback-cleanup-delay=20s",
+                "--api-port=0",
+                *self.extra,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to finish what it was doing."""
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+
+def status(stack: Stack, name: str) -> dict[str, Any]:
+    got: dict[str, Any] = stack.kube.get(Ref(*API, name, name)).get("status") or {}
+    return got
+
+
+def created(stack: Stack, name: str) -> float:
+    """When the ModelCanary was created (seconds since the epoch)."""
+    stamp = stack.kube.get(Ref(*API, name, name))["metadata"]["creationTimestamp"]
+    return time.mktime(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+
+
+def prepare(stack: Stack, names: tuple[str, ...]) -> None:
+    apply = applier(stack.cluster)
+    for name in names:
+        apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+        for obj in model_volume(name):
+            apply(obj)
+
+
+def events(stack: Stack, namespace: str, reason: str) -> list[str]:
+    items = stack.cluster.request("GET", f"/api/v1/namespaces/{namespace}/events")["items"]
+    return [str(e["message"]) for e in items if e["reason"] == reason]
+
+
+def run_loads(
+    stack: Stack, loads: Mapping[str, Load], done: Callable[[], Any], timeout: float
+) -> None:
+    """Each load from the moment its stable answers through the gateway (not counted) until
+    ``done()`` holds and 25 s more (past the cleanup delays: the losers released under load)."""
+    threads: list[threading.Thread] = []
+    pending = dict(loads)
+    try:
+        deadline = time.monotonic() + 300
+        while pending and time.monotonic() < deadline:
+            for name, load in list(pending.items()):
+                if load.one().code == 200:
+                    thread = threading.Thread(target=load.run, daemon=True)
+                    thread.start()
+                    threads.append(thread)
+                    del pending[name]
+            time.sleep(0.5)
+        assert not pending, f"{sorted(pending)} never answered through the gateway"
+        until(done, "every canary finished", timeout)
+        time.sleep(25)
+    finally:
+        for load in loads.values():
+            load.stop.set()
+        for thread in threads:
+            thread.join(timeout=5)
+    time.sleep(3)  # the last answers in flight
+
+
+def report(stack: Stack, loads: Mapping[str, Load]) -> dict[str, Any]:
+    """Each canary's phases, what their requests met, and its history."""
+    out: dict[str, Any] = {}
+    end = time.time()
+    for name, load in loads.items():
+        history = status(stack, name)["history"]
+        start = min(a.sent for a in load.answers)
+        out[name] = {
+            "history": [(h["type"], h.get("weight"), h.get("message", "")) for h in history],
+            "phases": [
+                t.as_dict() for t in tally(load.answers, phases(history, start, end), SETTLE_S)
+            ],
+        }
+    return out
+
+
+def write_report(test: str, data: Mapping[str, Any]) -> None:
+    folder = os.environ.get(REPORT_ENV)
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / f"{test}.json").write_text(json.dumps(data, indent=1))
