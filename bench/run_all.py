@@ -27,6 +27,8 @@ SCRIPTS = [
     ["test_suite.py"],
     # 1,000 canaries on both backends and 10,000 on the real server: about 40 minutes on 2 cores
     ["kube_scale.py", "--fake-max", "1000"],
+    # whole canaries on a real node, KServe, Traefik and Prometheus: about 10 minutes on 2 cores
+    ["real_rollout.py"],
 ]
 
 
