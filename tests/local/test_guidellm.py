@@ -13,6 +13,7 @@ offline. Each run starts GuideLLM's own worker processes (and imports torch): ``
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import subprocess
@@ -27,10 +28,14 @@ import pytest
 from controlplane.local import serve
 from controlplane.local.server import ModelServer
 
-pytest.importorskip(
-    "guidellm",
-    reason="GuideLLM is not installed: it is in the local-cpu extra (it needs torch), `make setup`",
-)
+# Found, not imported: importing guidellm installs uvloop's event loop policy for the whole
+# process, and uvloop starts programs without subprocess.Popen, past the tier guard
+# (tests/support/tiers.py) of every later test in the worker. It runs as its own program.
+if importlib.util.find_spec("guidellm") is None:
+    pytest.skip(
+        "GuideLLM is not installed: it is in the local-cpu extra (it needs torch), `make setup`",
+        allow_module_level=True,
+    )
 tokenizers = pytest.importorskip("tokenizers", reason="GuideLLM's transformers brings tokenizers")
 
 GUIDELLM = Path(sys.executable).with_name("guidellm")
