@@ -120,8 +120,9 @@ def gateway_served(stack: Stack) -> dict[str, int]:
     return out
 
 
-def send(stack: Stack, count: int) -> None:
-    """``count`` OpenAI completions through the gateway, 16 at a time; every one must succeed."""
+def send(stack: Stack, count: int, headers: dict[str, str] | None = None) -> None:
+    """``count`` OpenAI completions through the gateway, 16 at a time, with ``headers`` too;
+    every one must succeed."""
     body = (
         b'{"model": "' + stack.canary.spec.model.name.encode() + b'", "prompt": "hi", '
         b'"max_tokens": 1}'
@@ -131,7 +132,7 @@ def send(stack: Stack, count: int) -> None:
         request = urllib.request.Request(
             f"{stack.gateway.url}/v1/completions",
             data=body,
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", **(headers or {})},
         )
         with urllib.request.urlopen(request, timeout=30) as got:
             return int(got.status)
@@ -190,3 +191,38 @@ def test_a_rollback_sends_everything_to_the_stable(stack: Stack) -> None:
     after = served(stack)
     assert after["candidate"] == before["candidate"]
     assert after["stable"] - before["stable"] == REQUESTS
+
+
+def test_a_cohort_header_match_keeps_everyone_else_on_the_stable(stack: Stack) -> None:
+    """With ``spec.traffic.cohort``, the router's HTTPRoute matches the cohort's header values
+    in a rule of their own that splits by the weight; every other request meets the rule that
+    holds the stable alone. Through the real Traefik: the cohort's requests split at 50 %, the
+    rest all reach the stable."""
+    data = stack.canary.model_dump(by_alias=True, mode="json", exclude_none=True)
+    data["spec"]["traffic"]["cohort"] = {"header": "x-cohort", "values": ["beta"]}
+    cohort = ModelCanary.model_validate(data)
+    router = gateway_api.router(stack.kube)
+    try:
+        router.set_weights(cohort, 50, False)
+        router.verify(cohort, Weights(50))
+        route = gateway_api.route_ref(cohort)
+        assert len(stack.kube.get(route)["spec"]["rules"]) == 2
+        # Traefik v3.6.12 names a router per rule "httproute-<ns>-<route>-gw-...-ep-<ep>-<rule>"
+        # (routeKey, pkg/provider/kubernetes/gateway/httproute.go)
+        key = f"httproute-{NS}-{route.name}-gw-"
+        until(
+            lambda: len([r for r in stack.gateway.routers() if key in r]) == 2,
+            "Traefik serving both rules of the cohort's HTTPRoute",
+        )
+        before = served(stack)
+        send(stack, REQUESTS, {"x-cohort": "beta"})
+        inside = {role: n - before[role] for role, n in served(stack).items()}
+        before = served(stack)
+        send(stack, REQUESTS, {"x-cohort": "gamma"})
+        send(stack, REQUESTS)
+        outside = {role: n - before[role] for role, n in served(stack).items()}
+    finally:
+        router.set_weights(stack.canary, 0, False)  # the next test writes its own weights
+    assert sum(inside.values()) == REQUESTS, inside
+    assert within_bounds(inside["candidate"], REQUESTS, 50), inside
+    assert outside == {"stable": 2 * REQUESTS, "candidate": 0}, outside
