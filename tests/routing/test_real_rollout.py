@@ -15,8 +15,8 @@ engine's ``x-canary-variant`` header) and counted per phase of the status histor
 
 The canaries, on the GPUs the node advertises:
 
-- ``good``: an FP8 candidate of the same model, promoted 25 -> 75 -> 100, each step's split
-  within binomial bounds of its weight;
+- ``good``: an FP8 candidate of the same model, promoted 5 -> 25 -> 75 -> 100, each step's
+  split within binomial bounds of its weight;
 - ``slow``: a candidate whose engine adds 3 s to every request (``--inject=latency=+3s``), rolled
   back at its first step by the latency check;
 - ``errors``: a candidate answering 10 % of requests with HTTP 500 (``--inject=errors=10%``),
@@ -119,7 +119,11 @@ def test_a_healthy_candidate_is_promoted_and_a_slow_one_rolled_back_on_real_traf
     stack: Stack,
 ) -> None:
     specs = {
-        "good": traffic_canary("good"),
+        # the four-week example's schedule: at 5 % of 6 requests/s the candidate gets 18 in a
+        # minute, so the first step lasts one and the checks ask for 10
+        "good": traffic_canary(
+            "good", steps=((5, "60s"), (25, "30s"), (75, "30s")), window="60s", min_samples=10
+        ),
         "slow": traffic_canary("slow", args=["--inject=latency=+3s"]),
     }
     loads = roll_out(stack, specs, {"good": "promoted", "slow": "rolled_back"}, timeout=480)
@@ -138,7 +142,7 @@ def test_a_healthy_candidate_is_promoted_and_a_slow_one_rolled_back_on_real_traf
         assert all(not row["failed"] for row in data["phases"]), (name, data)
         assert_split(data["phases"])
     steps = [h["weight"] for h in good["history"] if h["type"] in ("StepStarted", "Advanced")]
-    assert steps == [25, 75, 100], good["history"]
+    assert steps == [5, 25, 75, 100], good["history"]
     after = {row["phase"]: row["variants"] for row in got["good"]["phases"]}
     assert set(after["after promotion"]) == {CANDIDATE}, after
     assert set(after["pending"]) == {STABLE}, after

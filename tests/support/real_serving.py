@@ -2,8 +2,8 @@
 
 Built on :mod:`support.canaries` (the one builder) for ``tests/harness/test_node_serving.py``
 (:func:`served_canary`: the example with both variants on a model written to the node) and
-``tests/routing/test_real_rollout.py`` (:func:`traffic_canary`: a three-step canary of its own
-namespace and host, judged every 10 s on 30 s windows). The model storage is
+``tests/routing/test_real_rollout.py`` (:func:`traffic_canary`: a canary of its own namespace and
+host, 25 -> 75 -> 100 % unless told, judged every 10 s). The model storage is
 :mod:`harness.node.serving`'s.
 """
 
@@ -30,17 +30,28 @@ def served_canary(namespace: str, **candidate: Any) -> ModelCanary:
     )
 
 
+STEPS = ((25, "30s"), (75, "30s"))
+"""The timed steps of :func:`traffic_canary` (weight %, duration); 100 % follows."""
+
+
 def traffic_canary(
-    name: str, *, alerts: list[dict[str, Any]] | None = None, **candidate: Any
+    name: str,
+    *,
+    alerts: list[dict[str, Any]] | None = None,
+    steps: tuple[tuple[int, str], ...] = STEPS,
+    window: str = "30s",
+    min_samples: int = 20,
+    **candidate: Any,
 ) -> dict[str, Any]:
-    """A three-step canary (25, 75, 100 %, 30 s each) named ``name`` in the namespace ``name``
-    with the host ``<name>.example.com``: the stable bf16 and an FP8 candidate (changed by
-    ``candidate``) of the tiny model, one replica each, rolled back on a p95 latency above
-    2.5 s or errors above 2 % with 20 requests at least; ``alerts`` its ``spec.alerts``."""
+    """A canary named ``name`` in the namespace ``name`` with the host ``<name>.example.com``,
+    its timed ``steps`` then 100 %: the stable bf16 and an FP8 candidate (changed by
+    ``candidate``) of the tiny model, one replica each, judged every 10 s on ``window``, rolled
+    back on a p95 latency above 2.5 s or errors above 2 % with ``min_samples`` requests at
+    least; ``alerts`` its ``spec.alerts``."""
     uri = write_model(MODEL)
     checks = [
-        {"metric": "latency", "above": "2500ms", "minSamples": 20},
-        {"metric": "errors", "above": "2%", "minSamples": 20},
+        {"metric": "latency", "above": "2500ms", "minSamples": min_samples},
+        {"metric": "errors", "above": "2%", "minSamples": min_samples},
     ]
     return canary_dict(
         name=name,
@@ -58,15 +69,14 @@ def traffic_canary(
         traffic={"router": "gateway-api", "hosts": [f"{name}.example.com"]},
         analysis={
             "interval": "10s",
-            "window": "30s",
+            "window": window,
             "metrics": [
                 {"name": "latency", "builtin": "e2e-latency", "quantile": 0.95},
                 {"name": "errors", "builtin": "error-rate"},
             ],
         },
         steps=[
-            {"weight": 25, "duration": "30s", "rollbackOn": checks},
-            {"weight": 75, "duration": "30s", "rollbackOn": checks},
+            *({"weight": w, "duration": d, "rollbackOn": checks} for w, d in steps),
             {"weight": 100},
         ],
         shadow=None,
