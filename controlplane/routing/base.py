@@ -105,8 +105,15 @@ CAPABILITIES: dict[RouterName, Capabilities] = {
 }
 
 
+NO_MIRROR = {"traefik": "Traefik"}
+"""Gateway implementations that cannot serve a shadow phase. Traefik v3.6.12 loads no
+``RequestMirror`` filter (``loadMiddlewares`` in ``pkg/provider/kubernetes/gateway/
+httproute.go``): the rule that carries one is served by an error service answering 500."""
+
+
 def capability_problems(canary: ModelCanary) -> list[Problem]:
-    """Every feature the spec asks of its router that the router cannot provide, and a Gateway
+    """Every feature the spec asks of its router that the router cannot provide, a shadow phase
+    on a Gateway implementation that cannot mirror (:data:`NO_MIRROR`), and a Gateway
     implementation named for a router whose traffic passes no Gateway API Gateway (it would say
     nothing: :data:`~controlplane.promql.http_errors.GATEWAY_ROUTERS`)."""
     traffic = canary.spec.traffic
@@ -133,6 +140,21 @@ def capability_problems(canary: ModelCanary) -> list[Problem]:
             Problem(
                 "spec.traffic.cohort",
                 f"router {router!r} cannot route by header (cohort); use gateway-api or istio",
+            )
+        )
+    if (
+        canary.spec.shadow is not None
+        and caps.mirror
+        and gateway is not None
+        and gateway.implementation in NO_MIRROR
+    ):
+        problems.append(
+            Problem(
+                "spec.shadow",
+                f"the Gateway is {NO_MIRROR[gateway.implementation]} "
+                "(spec.traffic.gateway.implementation), which does not load the HTTPRoute's "
+                "RequestMirror filter: the shadow phase's rule would answer 500; drop "
+                "spec.shadow or use a Gateway that mirrors (envoy-gateway, istio)",
             )
         )
     if canary.spec.shadow is not None and not caps.mirror:

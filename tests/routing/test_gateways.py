@@ -141,3 +141,22 @@ def test_an_implementation_for_a_router_without_a_gateway_is_a_problem() -> None
         "router 'istio' passes no Gateway API Gateway: its error-rate reads 'istio' whatever "
         "implementation is named; the implementation applies to gateway-api and kserve",
     )
+
+
+def test_a_shadow_phase_on_a_gateway_that_cannot_mirror_is_a_problem() -> None:
+    """Traefik v3.6.12 loads no RequestMirror filter: a named Traefik Gateway with a shadow
+    phase is refused; Envoy Gateway and Istio mirror, and an unnamed implementation is not
+    judged (the class is read only at run time)."""
+
+    def problems(implementation: str | None, **spec: Any) -> list[Problem]:
+        found = traffic("gateway-api", implementation=implementation)
+        return capability_problems(model_canary("c", "ml", traffic=found, **spec))
+
+    (problem,) = problems("traefik")
+    assert problem.path == "spec.shadow"
+    assert "Traefik" in problem.message
+    assert "RequestMirror" in problem.message
+    assert problems("envoy-gateway") == []
+    assert problems("istio") == []
+    assert problems(None) == []
+    assert problems("traefik", shadow=None) == []
