@@ -468,10 +468,15 @@ def _reap(pid: int) -> None:
 
     A child this process started detached is collected through its ``Popen`` (``poll``), so
     that the object knows it is gone and is dropped: reaped behind its back, it would report
-    itself "still running" (a ``ResourceWarning``) when collected at exit."""
+    itself "still running" (a ``ResourceWarning``) when collected at exit. It waits (10 s at
+    most) rather than polls: :func:`_alive` calls a process gone once its main thread is a
+    zombie, and a threaded program's other threads may still be exiting then, when ``waitpid``
+    would not report it yet (seen under load: a stopped ``http.server`` left unreaped)."""
     for proc in _DETACHED:
         if proc.pid == pid:
-            if proc.poll() is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+            if proc.returncode is not None:
                 _DETACHED.remove(proc)
             return
     with contextlib.suppress(ChildProcessError):
