@@ -46,6 +46,8 @@ except ImportError:  # run as a script: bench/ is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Real traffic"
+REPORT_ENV = "CONTROLPLANE_TRAFFIC_REPORT"
+"""Where the tests write what they counted (``support.real_traffic.REPORT_ENV``)."""
 TESTS = ("tests/routing/test_real_rollout.py", "tests/routing/test_real_resilience.py")
 REASON_CHARS = 160
 """The most of a rollback reason a table row shows (vLLM's out-of-memory message is long)."""
@@ -59,7 +61,7 @@ FAULTS = {
 
 def run(folder: Path) -> int:
     """The test modules once, each test writing its JSON into ``folder``."""
-    env = {**os.environ, "CONTROLPLANE_TRAFFIC_REPORT": str(folder)}
+    env = {**os.environ, REPORT_ENV: str(folder)}
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider"]
     return subprocess.call([*cmd, *TESTS], cwd=ROOT, env=env)
 
@@ -169,7 +171,13 @@ def main(argv: list[str] | None = None) -> int:
             if code != 0:
                 print(f"{' '.join(TESTS)} failed (exit {code}): nothing written", file=sys.stderr)
                 return code
-    text = section(canaries, "python bench/real_rollout.py")
+    cmd = "python bench/real_rollout.py"
+    if args.report is not None:  # the figures came from an earlier run of the same tests
+        cmd = (  # section() puts cmd in one code span: this closes and opens one between
+            f"{REPORT_ENV}=DIR pytest -p no:randomly {' '.join(TESTS)}`, then "
+            f"`python bench/real_rollout.py --report DIR"
+        )
+    text = section(canaries, cmd)
     print(text)
     if not args.no_write:
         replace_section(args.output, SECTION, text)
