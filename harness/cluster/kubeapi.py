@@ -512,11 +512,16 @@ def start_cluster(
     crds: Iterable[dict[str, Any]] = (),
     detach: bool = False,
     timeout: float = 90.0,
+    service_accounts: bool = False,
 ) -> LoopbackCluster:
     """Start etcd and kube-apiserver under ``workdir`` and install ``crds`` (CRD objects).
 
     ``detach`` starts them in their own session, for a cluster that outlives this process
     (``make kube-up``); the returned cluster then tracks them by pid only.
+    ``service_accounts`` keeps the ``ServiceAccount`` admission plugin on, so pods get their
+    ServiceAccount's token mounted as in any cluster (the real node's pods that call the API:
+    the chart's controller); off, the default, a pod is admitted before its namespace's
+    ``default`` ServiceAccount exists, which kwok's fleets of pods in fresh namespaces need.
     """
     apiserver, etcd = binary("kube-apiserver"), binary("etcd")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -562,7 +567,7 @@ def start_cluster(
             f"--service-account-key-file={creds.service_account_key}",
             f"--service-account-signing-key-file={creds.service_account_key}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
-            "--disable-admission-plugins=ServiceAccount",
+            *(() if service_accounts else ("--disable-admission-plugins=ServiceAccount",)),
             "--watch-cache=true",
             "--v=0",
         )
