@@ -12,9 +12,16 @@ ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# Optional: a constraints file inside the build (a bind mount) pins every dependency, as the
+# tests' build pins them to uv.lock (harness/node/images.py): pip reads PIP_CONSTRAINT.
+ARG PIP_CONSTRAINT
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY controlplane ./controlplane
+# the package data are links into these (controlplane/profiles/data, controlplane/local/data):
+# without them the wheel has no catalogue and the controller exits at start
+COPY profiles ./profiles
+COPY canary/four-week.yml ./canary/four-week.yml
 # The controller needs the package and the Kubernetes client (not the kserve SDK: it talks to
 # KServe through plain dicts).
 RUN python -m pip wheel --wheel-dir /wheels . "kubernetes>=29"
@@ -29,4 +36,7 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     && useradd --uid 65532 --gid 65532 --no-create-home --shell /usr/sbin/nologin nonroot
 USER 65532:65532
 EXPOSE 8080
-ENTRYPOINT ["canaryctl", "controller"]
+# The verb is the command, so the chart's `args: [controller, ...]` and `docker run IMAGE validate
+# FILE` both work; with no arguments the image runs the controller.
+ENTRYPOINT ["canaryctl"]
+CMD ["controller"]

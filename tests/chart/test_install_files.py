@@ -64,7 +64,11 @@ def test_dockerfile_runtime_is_non_root_without_build_tools() -> None:
     for tool in ("apt-get install", "gcc", "build-essential", "git "):
         assert tool not in joined, tool
     assert "pip uninstall -y pip" in joined
-    assert runtime[-1] == 'ENTRYPOINT ["canaryctl", "controller"]'
+    # the chart's args start with the verb: an entrypoint that names it too would run
+    # `canaryctl controller controller ...` (the pod's first start on the real node said so)
+    assert runtime[-2:] == ['ENTRYPOINT ["canaryctl"]', 'CMD ["controller"]']
+    deployment = (CHART / "templates" / "deployment.yaml").read_text()
+    assert re.search(r"^        args:\n        - controller$", deployment, re.M)
     pod = yaml.safe_load((CHART / "values.yaml").read_text())["podSecurityContext"]
     assert pod["runAsUser"] == 65532
     assert pod["runAsGroup"] == 65532
@@ -85,6 +89,11 @@ def test_dockerignore_sends_only_what_the_image_builds_from() -> None:
                 copied.update(i.split()[1:-1])
     assert copied <= allowed
     assert all((ROOT / path).exists() for path in copied)
+    # the package data are links: what they point to is sent and copied too (the first image
+    # built here had none and its controller exited at start: "gpus.yaml is missing")
+    for link in (p for p in (ROOT / "controlplane").rglob("*") if p.is_symlink()):
+        target = link.resolve().relative_to(ROOT)
+        assert any(target.is_relative_to(path) for path in copied), (link, target)
 
 
 # ----------------------------------------------------------------------------- shell scripts
