@@ -52,6 +52,15 @@ VARIATIONS: dict[str, dict[str, Any]] = {
             "istioSidecar": {"enabled": False},
         }
     },
+    "host-network": {
+        "hostNetwork": True,
+        "controller": {
+            "extraEnv": [
+                {"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"},
+                {"name": "KUBERNETES_SERVICE_PORT", "value": "6443"},
+            ]
+        },
+    },
     "custom-image": {"image": {"repository": "registry.example/ml/canaryctl", "tag": "9.9.9"}},
     "api-token": {"api": {"tokenSecret": {"name": "canary-api", "key": "token"}}},
     "git-source": {
@@ -222,6 +231,18 @@ def test_monitors_off_render_no_monitoring_objects() -> None:
     kinds = {d["kind"] for d in docs}
     assert not kinds & {"PodMonitor", "ServiceMonitor", "PrometheusRule", "ConfigMap"}
     assert {d["apiVersion"] for d in docs}.isdisjoint({"monitoring.coreos.com/v1"})
+
+
+def test_host_network_takes_the_nodes_network_and_dns() -> None:
+    pod = one(render({}), "Deployment")["spec"]["template"]["spec"]
+    assert "hostNetwork" not in pod
+    assert "dnsPolicy" not in pod
+    docs = render(VARIATIONS["host-network"])
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    assert pod["hostNetwork"] is True
+    assert pod["dnsPolicy"] == "ClusterFirstWithHostNet"
+    env = {e["name"]: e.get("value") for e in container(docs)["env"]}
+    assert env["KUBERNETES_SERVICE_HOST"] == "127.0.0.1"
 
 
 def test_custom_image_and_digest() -> None:
