@@ -5,14 +5,16 @@ stand on: the whole stack as one context (:func:`real_stack`: the loopback contr
 KServe v0.20.0, a real node serving the engine image, Traefik v3.6.12 and the Prometheus
 Operator's Prometheus), ``canaryctl controller`` as a process that can be killed and started
 again (:class:`Controller`, on the token of the ServiceAccount the chart installs:
-:func:`install_chart`), OpenAI completions to a canary's host at a fixed rate with every
-answer kept (:class:`Load`, :func:`run_loads`), and the per-phase report
+:func:`install_chart`) or as the chart runs it, a pod of the image built from the Dockerfile
+on the real node (:class:`PodController`), OpenAI completions to a canary's host at a fixed
+rate with every answer kept (:class:`Load`, :func:`run_loads`), and the per-phase report
 (:func:`report`, counted by :mod:`support.traffic_report`; written as JSON for
 ``bench/real_rollout.py`` when ``CONTROLPLANE_TRAFFIC_REPORT`` names a folder).
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import signal
@@ -32,12 +34,13 @@ from controlplane.kube.client import Ref
 from controlplane.kube.real import RealKube
 from controlplane.profiles.catalog import load_catalog
 from harness.cluster.kserve import start_kserve
-from harness.cluster.kubeapi import LoopbackCluster, applier, start_cluster
+from harness.cluster.kubeapi import LoopbackCluster, applier, free_port, start_cluster
 from harness.cluster.monitoring import start_monitoring
 from harness.cluster.traefik import Traefik, start_traefik
 from harness.cluster.upstream_crds import all_crds
 from harness.cluster.workloads import start_workloads
-from harness.node.node import RealNode, start_node
+from harness.node.controller_image import controller_image
+from harness.node.node import NODE_IP, RUN_DIR, RealNode, start_node
 from harness.node.serving import model_volume, start_serving
 from support.chart import Helm, service_account_kubeconfig
 from support.real_serving import GPU
@@ -111,12 +114,16 @@ class Stack:
     prometheus: str
     kube: RealKube
     controller_kubeconfig: Path
+    controller_image: str | None = None
+    """The controller image imported into the node (:class:`PodController`), if any."""
 
 
 @contextmanager
-def real_stack(folder: Path, gpus: int = GPUS) -> Iterator[Stack]:
-    """The whole stack under ``folder``, its node advertising ``gpus`` GPUs; stopped after."""
-    with start_cluster(folder, crds=all_crds()) as cluster:
+def real_stack(folder: Path, gpus: int = GPUS, controller_pod: bool = False) -> Iterator[Stack]:
+    """The whole stack under ``folder``, its node advertising ``gpus`` GPUs (with
+    ``controller_pod``, the controller's image built and imported for :class:`PodController`);
+    stopped after. Pods get their ServiceAccount's token, as in any cluster."""
+    with start_cluster(folder, crds=all_crds(), service_accounts=True) as cluster:
         start_workloads(cluster, nodes=[])
         start_kserve(cluster)
         real = start_node(cluster, cluster.workdir / "node")
@@ -127,9 +134,17 @@ def real_stack(folder: Path, gpus: int = GPUS) -> Iterator[Stack]:
             prometheus = start_monitoring(cluster, gateway=gateway).url
             kube = RealKube.connect(kubeconfig=str(cluster.kubeconfig))
             token = install_chart(cluster)
-            yield Stack(cluster, real, gateway, prometheus, kube, token)
+            image = real.import_image(controller_image()) if controller_pod else None
+            yield Stack(cluster, real, gateway, prometheus, kube, token, image)
         finally:
             real.stop()
+
+
+CHART_VALUES: dict[str, Any] = {
+    "replicas": 0,
+    "podMonitor": {"enabled": False},
+    "serviceMonitor": {"enabled": False},
+}
 
 
 def install_chart(cluster: LoopbackCluster) -> Path:
@@ -139,11 +154,7 @@ def install_chart(cluster: LoopbackCluster) -> Path:
     kubeconfig with the token of the chart's ServiceAccount, on which the controller runs out of
     cluster with exactly the chart's RBAC."""
     helm = Helm(cluster.kubeconfig, cluster.workdir / "helm")
-    helm.install(
-        RELEASE,
-        RELEASE_NAMESPACE,
-        {"replicas": 0, "podMonitor": {"enabled": False}, "serviceMonitor": {"enabled": False}},
-    )
+    helm.install(RELEASE, RELEASE_NAMESPACE, CHART_VALUES)
     return service_account_kubeconfig(
         cluster,
         RELEASE_NAMESPACE,
@@ -267,3 +278,95 @@ def write_report(test: str, data: Mapping[str, Any]) -> None:
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
         (Path(folder) / f"{test}.json").write_text(json.dumps(data, indent=1))
+
+
+@dataclass
+class PodController:
+    """The controller as the chart runs it: ``helm upgrade`` to one replica of the image built
+    from the Dockerfile (:mod:`harness.node.controller_image`) on the real node, with the
+    timings of :class:`Controller` and ``extra`` flags through ``controller.extraArgs``.
+
+    The loopback API server and Prometheus listen on 127.0.0.1 and the node runs no
+    kube-proxy, so the pod takes the node's network (the chart's ``hostNetwork``) and its
+    Kubernetes client is pointed at the API server with ``KUBERNETES_SERVICE_HOST`` /
+    ``KUBERNETES_SERVICE_PORT`` (``controller.extraEnv``), as Cilium's chart does without
+    kube-proxy; everything else is the chart's: its ServiceAccount's token mounted by the
+    kubelet, its security context, probes and arguments. :meth:`stop` keeps the pod's log in
+    the cluster's ``controller.log`` (where :class:`Controller` writes) and scales to zero."""
+
+    stack: Stack
+    namespaces: tuple[str, ...] = ()
+    extra: tuple[str, ...] = ()
+
+    @property
+    def helm(self) -> Helm:
+        return Helm(self.stack.cluster.kubeconfig, self.stack.cluster.workdir / "helm")
+
+    def values(self, replicas: int) -> dict[str, Any]:
+        image = self.stack.controller_image
+        assert image is not None, "real_stack(controller_pod=True) builds the image"
+        repository, tag = image.rsplit(":", 1)
+        return {
+            **CHART_VALUES,
+            "replicas": replicas,
+            "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
+            "hostNetwork": True,
+            "api": {"port": self.port},
+            "controller": {
+                "prometheusUrl": self.stack.prometheus,
+                "tick": "1s",
+                "progressDeadline": f"{DEADLINE_S}s",
+                "promoteCleanupDelay": "20s",
+                "rollbackCleanupDelay": "20s",
+                "logLevel": "INFO",
+                "extraArgs": [f"--api-address={NODE_IP}", *self.extra],
+                "extraEnv": [
+                    {"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"},
+                    {"name": "KUBERNETES_SERVICE_PORT", "value": str(self.stack.cluster.port)},
+                ],
+            },
+        }
+
+    def __post_init__(self) -> None:
+        self.port = free_port()
+
+    def pods(self) -> list[dict[str, Any]]:
+        path = f"/api/v1/namespaces/{RELEASE_NAMESPACE}/pods"
+        items: list[dict[str, Any]] = self.stack.cluster.request("GET", path)["items"]
+        return items
+
+    def start(self) -> None:
+        self.helm.upgrade(RELEASE, RELEASE_NAMESPACE, self.values(1))
+        try:
+            until(
+                lambda: any(_ready(pod) for pod in self.pods()), "the controller's pod Ready", 180
+            )
+        except AssertionError as exc:
+            statuses = [pod.get("status") for pod in self.pods()]
+            raise AssertionError(
+                f"{exc}\n{statuses}\n{self.log()[-3000:]}\n{self.stack.node.log_tail()}"
+            ) from None
+
+    def log(self) -> str:
+        """What the pods' controller containers wrote (kubelet's log files)."""
+        text = []
+        for pod in self.pods():
+            meta = pod["metadata"]
+            pattern = (
+                f"{RUN_DIR}/pod-logs/{RELEASE_NAMESPACE}_{meta['name']}_{meta['uid']}"
+                "/controller/*.log"
+            )
+            for path in sorted(glob.glob(pattern)):
+                text.append(Path(path).read_text(encoding="utf-8", errors="replace"))
+        return "".join(text)
+
+    def stop(self) -> None:
+        with (self.stack.cluster.workdir / "controller.log").open("a") as out:
+            out.write(self.log())
+        self.helm.upgrade(RELEASE, RELEASE_NAMESPACE, CHART_VALUES)
+        until(lambda: not self.pods(), "the controller's pod gone", 120)
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
