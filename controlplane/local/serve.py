@@ -31,9 +31,15 @@ node without a GPU (the test harness starts pods from such an image):
   ``--quantization``, ``--tensor-parallel-size`` / ``--pipeline-parallel-size``,
   ``--gpu-memory-utilization`` and ``--seed`` shape the simulated engine; the others are accepted
   and have no effect;
-- the engine: ``--engine simulated`` (the only one; the image carries no torch), timed from the
-  catalogue's ``--simulated-gpu`` (default ``nvidia-l4``) and ``--simulated-parameters`` (default:
-  the size in the model's name, ``1B`` of ``Llama-3.2-1B-Instruct``, else 8e9);
+- the engine: ``--engine simulated`` (the default), timed from the catalogue's
+  ``--simulated-gpu`` (default ``nvidia-l4``) and ``--simulated-parameters`` (default: the size
+  in the model's name, ``1B`` of ``Llama-3.2-1B-Instruct``, else 8e9); or ``--engine
+  transformers``, real CPU inference of the tiny random Llama
+  (:mod:`controlplane.local.engines.transformers_engine`), quantized as ``--quantization`` says
+  (``bitsandbytes`` is NF4; none is float32; a method that needs a GPU is refused). It needs
+  torch, transformers and bitsandbytes on ``sys.path`` (the engine image carries none: the node's
+  runtime mounts them, :mod:`harness.node.serving`); without them, or for a method it cannot
+  run, the server fails to load as vLLM does: one line and exit 1;
 - fault injection of this one variant: ``--inject KIND=VALUE`` in the grammar of ``canaryctl up
   --inject`` without the ``ROLE.`` (:func:`controlplane.local.inject.parse_fault`), plus two
   faults of the process: ``crash-on-start`` (print what vLLM prints when the weights do not fit
@@ -64,6 +70,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from controlplane.errors import ControlPlaneError, ProfileError, UsageError
+from controlplane.local.engines.base import Engine, EngineError
 from controlplane.local.engines.simulated import SimulatedEngine, speed_for
 from controlplane.local.inject import KINDS, Faults, parse_fault, with_fault
 from controlplane.local.server import Identity, ModelServer
@@ -79,7 +86,7 @@ DEFAULT_MODEL = "Qwen/Qwen3-0.6B"
 ``ModelConfig.model``)."""
 DEFAULT_GPU = "nvidia-l4"
 DEFAULT_NAMESPACE = "default"
-ENGINES = ("simulated",)
+ENGINES = ("simulated", "transformers")
 PROCESS_FAULTS = ("crash-on-start", "never-ready")
 ENV_NAMESPACE = ("CONTROLPLANE_NAMESPACE", "POD_NAMESPACE")
 ENV_CANARY = ("CONTROLPLANE_CANARY",)
@@ -214,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         usage=(
             "%(prog)s [MODEL] [--host HOST] [--port PORT] [--served-model-name NAME ...] "
-            "[--inject KIND=VALUE ...] [--engine simulated] [vLLM flags]"
+            "[--inject KIND=VALUE ...] [--engine {simulated,transformers}] [vLLM flags]"
         ),
         description=(
             "A simulated vLLM-compatible model server for one variant, shaped like `vllm serve`."
@@ -537,10 +544,16 @@ def _gpu(config: ServeConfig, catalog: Catalog) -> GpuProfile:
         raise UsageError(f"--simulated-gpu: {exc}") from None
 
 
-def make_engine(config: ServeConfig, catalog: Catalog) -> SimulatedEngine:
-    """The simulated engine of ``config``: the speed model of its GPU, size and quantization."""
+def make_engine(config: ServeConfig, catalog: Catalog) -> Engine:
+    """The engine of ``config``: the simulated one (the speed model of its GPU, size and
+    quantization) or the transformers one (the tiny model, quantized as the catalogue's method
+    of ``--quantization``; imported only when chosen)."""
     _gpu(config, catalog)
     method = catalog_method(config.quantization, catalog)
+    if config.engine == "transformers":
+        from controlplane.local.engines.transformers_engine import TransformersEngine
+
+        return TransformersEngine(method, seed=config.seed)
     spec: dict[str, object] = {"name": "model", "parameters": config.parameters}
     if config.max_model_len is not None:
         spec["max_model_len"] = min(config.max_model_len, MAX_SPEC_LEN)
@@ -647,6 +660,9 @@ async def run(
             server = await start(config, catalog)
         except OSError as exc:
             return _cannot_listen(config, exc)
+        except EngineError as exc:  # vLLM's engine fails to load: one line, exit 1
+            print(f"{PROG}: error: {exc}", file=sys.stderr, flush=True)
+            return 1
         say(describe(config, server.engine.description))
         say(f"INFO:     Simulated vLLM server running on {server.url} (Press CTRL+C to quit)")
         try:

@@ -37,6 +37,23 @@ product renders (:mod:`controlplane.serving.render`) into running pods on the re
   readiness probe is added: KServe gives the container its default TCP probe on 8080
   (``pkg/controller/v1beta1/inferenceservice/reconcilers/deployment/deployment_reconciler.go``),
   as it does the real runtime's.
+- **The transformers engine's stack** (:func:`torch_stack`): the engine image carries no torch.
+  PyPI's torch for x86-64 Linux is the CUDA build, whose ``nvidia-*`` wheels make this checkout's
+  ``local-cpu`` extra 5.9 GB of site-packages; packing that as a layer (umoci gzips it) and
+  importing it into containerd would cost every cold CI run minutes for one test. So where the
+  running interpreter has torch, transformers and bitsandbytes, the runtime mounts their
+  site-packages folder read-only (a ``hostPath``, as the model volume is; KServe v0.20.0 adds a
+  runtime's ``volumes`` to every predictor pod: ``MergePodSpec``, ``pkg/controller/v1beta1/
+  inferenceservice/utils/utils.go``) at :data:`STACK_MOUNT`, the site folder Debian's Python
+  3.11 in the image searches after ``PYTHONPATH``, so the image's own packages come first and a
+  variant's ``args: ["--engine=transformers"]`` serves the tiny model with real CPU inference,
+  quantized by bitsandbytes as ``--quantization`` says. Not through ``PYTHONPATH``: KServe
+  v0.20.0's webhook refuses a runtime that sets it, "setting PYTHONPATH in container
+  "kserve-container" is not allowed for security reasons" (``DefaultBlockedEnvVars``,
+  ``pkg/validation/env_policy.go``; the first run here met it). The folder's ``.pth`` files
+  run as they do in its virtualenv.
+  Where it has not, nothing is mounted and such a pod fails to load, as vLLM does without its
+  stack.
 
 Called by ``make kube-up NODE=1 KSERVE=1`` (:mod:`harness.cli`) and the test fixtures.
 """
@@ -44,6 +61,7 @@ Called by ``make kube-up NODE=1 KSERVE=1`` (:mod:`harness.cli`) and the test fix
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -59,6 +77,9 @@ MODEL_MOUNT = "/mnt/models"
 HTTP_PORT = 8080
 """KServe's model server port (``huggingfaceserver``'s ``--http_port`` default): the predictor
 Service's target and the ``prometheus.io/port`` the product annotates."""
+STACK_MOUNT = "/usr/local/lib/python3.11/dist-packages"
+"""On ``sys.path`` of Debian's ``python3`` (``site``), after the image's ``PYTHONPATH``."""
+STACK_MODULES = ("torch", "transformers", "bitsandbytes")
 CPU_REQUEST = "100m"
 GPU_TAG_SUFFIX = "-gpu"
 ENGINE_COMMAND = ["python3", "-m", "controlplane.local.serve"]
@@ -162,9 +183,24 @@ def model_volume(namespace: str, root: Path = MODELS_DIR) -> list[dict[str, Any]
     ]
 
 
-def engine_runtime(upstream: dict[str, Any], image: str) -> dict[str, Any]:
-    """KServe's ``kserve-huggingfaceserver`` runtime ``upstream`` running the engine ``image``
-    (pure; see the module docstring for each change)."""
+def torch_stack() -> Path | None:
+    """The site-packages folder holding :data:`STACK_MODULES` for this interpreter, found
+    without importing them; None when one is missing or they lie in different folders."""
+    folders = set()
+    for name in STACK_MODULES:
+        found = importlib.util.find_spec(name)
+        if found is None or not found.submodule_search_locations:
+            return None
+        folders.add(Path(next(iter(found.submodule_search_locations))).parent)
+    return folders.pop() if len(folders) == 1 else None
+
+
+def engine_runtime(
+    upstream: dict[str, Any], image: str, stack: Path | None = None
+) -> dict[str, Any]:
+    """KServe's ``kserve-huggingfaceserver`` runtime ``upstream`` running the engine ``image``,
+    with the transformers engine's ``stack`` mounted when given (pure; see the module
+    docstring for each change)."""
     runtime = copy.deepcopy(upstream)
     container = runtime["spec"]["containers"][0]
     container["image"] = image
@@ -184,6 +220,15 @@ def engine_runtime(upstream: dict[str, Any], image: str) -> dict[str, Any]:
     ]
     for side in ("requests", "limits"):
         container["resources"][side]["cpu"] = CPU_REQUEST if side == "requests" else "1"
+    if stack is not None:
+        runtime["spec"]["volumes"] = [
+            *runtime["spec"].get("volumes", []),
+            {"name": "engine-stack", "hostPath": {"path": str(stack), "type": "Directory"}},
+        ]
+        container["volumeMounts"] = [
+            *container.get("volumeMounts", []),
+            {"name": "engine-stack", "mountPath": STACK_MOUNT, "readOnly": True},
+        ]
     return runtime
 
 
@@ -195,4 +240,5 @@ def start_serving(cluster: LoopbackCluster, node: RealNode, product: str, *, gpu
     image = node.images["engine"]
     node.ctr("images", "tag", "--force", image, image + GPU_TAG_SUFFIX)
     advertise_gpus(cluster, product, gpus)
-    applier(cluster)(engine_runtime(huggingface_runtime(module_dir(KSERVE)), image=image))
+    runtime = engine_runtime(huggingface_runtime(module_dir(KSERVE)), image, torch_stack())
+    applier(cluster)(runtime)

@@ -7,12 +7,14 @@ What :mod:`harness.node` writes for containerd, the CNI plugins and kubelet, and
 
 from __future__ import annotations
 
+import importlib.util
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from harness.node import host, images, node
+from harness.node import host, images, node, serving
 
 
 def test_containerd_keeps_every_folder_under_the_node_and_never_lowers_oom_scores(
@@ -114,3 +116,48 @@ def test_a_cached_blob_is_copied_where_it_cannot_be_linked(
     monkeypatch.setattr(images.os, "link", cross_device)
     images._link_or_copy(str(source), str(tmp_path / "copy"))
     assert (tmp_path / "copy").read_bytes() == b"layer"
+
+
+def _upstream() -> dict[str, Any]:
+    """The shape of KServe's ``kserve-huggingfaceserver`` runtime that engine_runtime edits."""
+    return {
+        "kind": "ClusterServingRuntime",
+        "spec": {
+            "containers": [
+                {
+                    "name": "kserve-container",
+                    "args": ["--model_name={{.Name}}"],
+                    "resources": {"requests": {"cpu": "1"}, "limits": {"cpu": "1"}},
+                }
+            ]
+        },
+    }
+
+
+def test_the_runtime_mounts_the_transformers_stack_last_on_the_path(tmp_path: Path) -> None:
+    plain = serving.engine_runtime(_upstream(), "localhost/engine:x")
+    assert "volumes" not in plain["spec"]
+    assert "PYTHONPATH" not in {e["name"] for e in plain["spec"]["containers"][0]["env"]}
+
+    runtime = serving.engine_runtime(_upstream(), "localhost/engine:x", tmp_path)
+    (volume,) = runtime["spec"]["volumes"]
+    assert volume["hostPath"] == {"path": str(tmp_path), "type": "Directory"}
+    container = runtime["spec"]["containers"][0]
+    (mount,) = container["volumeMounts"]
+    assert mount == {"name": volume["name"], "mountPath": serving.STACK_MOUNT, "readOnly": True}
+    # KServe's webhook refuses PYTHONPATH: the stack is Debian python3's own site folder, which
+    # comes after the image's PYTHONPATH (its own packages first)
+    assert "PYTHONPATH" not in {e["name"] for e in container["env"]}
+    assert mount["mountPath"] == "/usr/local/lib/python3.11/dist-packages"
+
+
+def test_the_stack_is_where_torch_is_or_none() -> None:
+    found = importlib.util.find_spec("torch")
+    stack = serving.torch_stack()
+    if found is None:
+        assert stack is None
+    else:
+        assert stack is not None
+        assert (stack / "torch" / "__init__.py").is_file()
+        assert (stack / "bitsandbytes").is_dir()
+        assert (stack / "transformers").is_dir()

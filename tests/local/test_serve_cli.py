@@ -283,6 +283,48 @@ def test_crash_on_start_prints_vllms_oom_and_exits_1(capsys: pytest.CaptureFixtu
     assert "Traceback" not in out.err
 
 
+def test_the_transformers_engine_refuses_a_gpu_method_as_a_failed_load(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """fp8 needs a GPU: the transformers engine cannot load it, which is vLLM's failed start
+    (one line, exit 1), not a usage error; nothing listens. Decided before torch is imported."""
+    argv = ["m", "--engine", "transformers", "--quantization", "fp8", "--port", "0"]
+    assert serve.parse_args(argv, {}).engine == "transformers"
+    assert serve.main(argv) == 1
+    out = capsys.readouterr()
+    assert out.err.startswith(f"{serve.PROG}: error: --engine transformers runs 'none'")
+    assert "'fp8' needs a GPU" in out.err
+    assert out.err.count("\n") == 1
+    assert "running on" not in out.out
+
+
+@pytest.mark.slow
+@pytest.mark.binary  # torch runs ldconfig on import
+def test_the_transformers_engine_serves_the_quantized_tiny_model() -> None:
+    """``--engine transformers --quantization bitsandbytes`` serves the tiny model quantized to
+    NF4 for real: the engine header and info metric say ``transformers``, and greedy answers
+    differ from the float32 model's on the same prompt (the quantization changed the weights)."""
+    for name in ("torch", "transformers", "bitsandbytes"):
+        pytest.importorskip(name, reason=f"{name} is not installed (the local-cpu extra)")
+
+    async def answer(*flags: str) -> tuple[str, str, bytes]:
+        argv = ["m", "--engine", "transformers", "--host", "127.0.0.1", "--port", "0", *flags]
+        server = await serve.start(serve.parse_args(argv, {}))
+        try:
+            body = {"model": "m", "prompt": "hello", "max_tokens": 12, "temperature": 0}
+            engine, text = await asyncio.to_thread(_complete, server.url, body)
+            metrics = (await asyncio.to_thread(_get, f"{server.url}/metrics"))[1]
+            return engine, text, metrics
+        finally:
+            await server.stop()
+
+    nf4 = asyncio.run(answer("--quantization", "bitsandbytes"))
+    full = asyncio.run(answer())
+    assert nf4[0] == full[0] == "transformers"
+    assert b'engine="transformers"' in nf4[2]
+    assert nf4[1] != full[1]
+
+
 def test_the_server_binds_the_given_host_and_an_unready_one_answers_503() -> None:
     async def main() -> None:
         config = serve.parse_args(["m", "--host", "127.0.0.1", "--port", "0"], {})
@@ -378,6 +420,17 @@ def _post(url: str, body: dict[str, Any]) -> tuple[int, bytes]:
             return answer.status, answer.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+
+
+def _complete(url: str, body: dict[str, Any]) -> tuple[str, str]:
+    """The engine header and the first choice's text of a completion."""
+    request = urllib.request.Request(
+        f"{url}/v1/completions", json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=TIMEOUT_S) as reply:
+        return reply.headers["x-controlplane-engine"], json.loads(reply.read())["choices"][0][
+            "text"
+        ]
 
 
 def _env(**extra: str) -> dict[str, str]:
