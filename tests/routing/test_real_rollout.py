@@ -4,9 +4,11 @@ Everything runs for real on this machine: the loopback control plane with kube-c
 and kube-scheduler, KServe v0.20.0 serving the product's InferenceServices as pods of the engine
 image on the real node (:mod:`harness.node.serving`), Traefik v3.6.12 as the Gateway API data
 plane, the Prometheus Operator configuring Prometheus from the chart's PodMonitor
-(:mod:`harness.cluster.monitoring`), and ``canaryctl controller`` as a process out of cluster
-on the token of the ServiceAccount that ``helm install`` of the chart creates, so with exactly
-the chart's RBAC (issue #35's item 5: the controller's image is not built here). OpenAI
+(:mod:`harness.cluster.monitoring`), and the controller as the chart runs it: a pod on the real
+node of the image buildah builds from the repository's Dockerfile
+(:mod:`harness.node.controller_image`), installed by ``helm upgrade`` with its ServiceAccount,
+RBAC, security context and probes (:class:`support.real_traffic.PodController`; the node's
+network, since nothing on it routes a Service to the loopback API server). OpenAI
 completions are sent through the gateway at a fixed rate, each canary on its own host
 (``spec.traffic.hosts``), from the moment its stable variant answers through the gateway to after
 its end; each answer is kept with the variant that served it (the
@@ -25,7 +27,11 @@ The canaries, on the GPUs the node advertises:
   (``--inject=crash-on-start``), rolled back at the progress deadline with vLLM's error taken
   from KServe's ``lastFailureInfo``;
 - ``never``: an engine that never becomes ready (``--inject=never-ready``), rolled back at the
-  progress deadline.
+  progress deadline;
+- ``tiny``: both variants on the transformers engine (``--engine=transformers``: real CPU
+  inference of the tiny random Llama, its stack mounted into the pods by
+  :mod:`harness.node.serving`), the candidate quantized to NF4 by bitsandbytes; promoted, and
+  greedy answers through the gateway differ between the two.
 
 Each rollback is an Event and an alert in a real Alertmanager. No request may fail but those the
 faulty candidates answer themselves before their rollback. With ``CONTROLPLANE_TRAFFIC_REPORT``
@@ -35,9 +41,12 @@ set to a folder, each test writes what it counted there as JSON (``bench/real_ro
 from __future__ import annotations
 
 import json
+import threading
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +57,9 @@ from support.real_traffic import (
     CANDIDATE,
     DEADLINE_S,
     STABLE,
-    Controller,
+    VARIANT_HEADER,
     Load,
+    PodController,
     Stack,
     created,
     events,
@@ -61,14 +71,18 @@ from support.real_traffic import (
     write_report,
 )
 from support.realnode import MARKS, until
-from support.traffic_report import until_rollback, within_bounds
+from support.traffic_report import SETTLE_S, until_rollback, within_bounds
+
+from controlplane.errors import NotFound
+from controlplane.local.server import ENGINE_HEADER
+from harness.node.serving import STACK_MODULES
 
 pytestmark = MARKS
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with real_stack(tmp_path_factory.mktemp("rollout-cluster")) as running:
+    with real_stack(tmp_path_factory.mktemp("rollout-cluster"), controller_pod=True) as running:
         yield running
 
 
@@ -89,7 +103,7 @@ def roll_out(
     """Apply ``specs`` with the controller running (``extra``: more of its flags) and each
     canary's host under load until every canary is in its phase of ``ends``; the loads."""
     prepare(stack, tuple(specs))
-    controller = Controller(stack, tuple(specs), extra)
+    controller = PodController(stack, tuple(specs), extra)
     loads = {name: Load(stack.gateway.url, f"{name}.example.com", f"{name}-llm") for name in specs}
     controller.start()
     try:
@@ -228,3 +242,75 @@ def test_faulty_candidates_are_rolled_back_with_their_reasons_and_alerts(
             ), labels
     finally:
         am.stop()
+
+
+@dataclass
+class Probe:
+    """Greedy completions to ``host`` once the controller verified the step at ``weight`` (and
+    Traefik had time to apply it): each kept as (variant, engine, text)."""
+
+    url: str
+    host: str
+    model: str
+    canary: str
+    weight: int
+    got: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def at_weight(self, stack: Stack) -> bool:
+        """The controller verified the step's weights: Traefik reported it took them up."""
+        try:
+            book = status(stack, self.canary).get("controller") or {}
+        except NotFound:  # not applied yet
+            return False
+        verified = book.get("verified") or {}
+        return verified.get("stage") == "steps" and verified.get("weight") == self.weight
+
+    def run(self, stack: Stack) -> None:
+        until(lambda: self.at_weight(stack), f"{self.canary} at {self.weight} %", 240)
+        time.sleep(SETTLE_S)
+        body = {"model": self.model, "prompt": "hello", "max_tokens": 12, "temperature": 0}
+        for _ in range(40):
+            request = urllib.request.Request(
+                f"{self.url}/v1/completions",
+                json.dumps(body).encode(),
+                {"Content-Type": "application/json", "Host": self.host},
+            )
+            with urllib.request.urlopen(request, timeout=30) as reply:
+                text = json.loads(reply.read())["choices"][0]["text"]
+                self.got.append((reply.headers[VARIANT_HEADER], reply.headers[ENGINE_HEADER], text))
+
+
+def test_the_transformers_engine_serves_a_quantized_candidate_in_pods(stack: Stack) -> None:
+    """Real CPU inference in the node's pods: both variants run ``--engine=transformers`` (the
+    tiny random Llama), the candidate quantized to NF4 by bitsandbytes from the product's
+    rendered ``--quantization=bitsandbytes``; promoted 50 -> 100 under load. At 50 %, greedy
+    answers through the gateway name the transformers engine, each variant answers the same
+    prompt the same way every time, and the two differ (the candidate's weights are 4-bit)."""
+    for name in STACK_MODULES:
+        pytest.importorskip(name, reason=f"{name} is not installed (the local-cpu extra)")
+    engine = ["--engine=transformers"]
+    spec = traffic_canary(
+        "tiny", steps=((50, "60s"),), window="60s", min_samples=10, quantization="bitsandbytes-nf4"
+    )
+    spec["spec"]["stable"]["args"] = engine
+    spec["spec"]["candidate"]["args"] = engine
+    probe = Probe(stack.gateway.url, "tiny.example.com", "tiny-llm", "tiny", 50)
+    thread = threading.Thread(target=probe.run, args=(stack,), daemon=True)
+    thread.start()
+    loads = roll_out(stack, {"tiny": spec}, {"tiny": "promoted"}, timeout=480)
+    thread.join(timeout=60)
+
+    got = report(stack, loads)
+    for row in got["tiny"]["phases"]:
+        assert not row["failed"], row
+    assert_split(got["tiny"]["phases"])
+    steps = [h["weight"] for h in status(stack, "tiny")["history"] if h["type"] != "RolledBack"]
+    assert steps[-1] == 100, status(stack, "tiny")["history"]
+    assert len(probe.got) == 40, probe.got
+    texts: dict[str, set[str]] = {}
+    for variant, served_by, text in probe.got:
+        assert served_by == "transformers", probe.got
+        texts.setdefault(variant, set()).add(text)
+    assert set(texts) == {STABLE, CANDIDATE}, probe.got
+    assert all(len(seen) == 1 for seen in texts.values()), texts
+    assert texts[STABLE] != texts[CANDIDATE], texts
