@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from controlplane.errors import RouterPending
 from controlplane.kube.client import KubeClient, Obj
 from controlplane.rollout.observations import GateObservation
 from controlplane.rollout.state import RolloutState
@@ -28,7 +29,9 @@ class Ctx:
     """One canary during one reconcile: the object as last read or written, and its state.
 
     ``unverified``: the weights (or the outcome) asked of the router are not known to be in
-    effect; ``error``: why, raised at the end of the catch-up so the runner backs the canary off.
+    effect; ``error``: why, raised at the end of the catch-up so the runner backs the canary off;
+    ``pending``: why, when the router wrote them and waits for the cluster to take them up (not
+    a failure: asked again soon, without backing off).
     """
 
     obj: Obj
@@ -38,6 +41,7 @@ class Ctx:
     now: float
     unverified: bool = False
     error: Exception | None = None
+    pending: RouterPending | None = None
     recorded: list[st.RecordedIntent] = field(default_factory=list)
     gate_obs: dict[str, GateObservation] = field(default_factory=dict)
     gate_problems: dict[str, GateObservation] = field(default_factory=dict)

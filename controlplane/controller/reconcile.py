@@ -96,7 +96,9 @@ class Settings:
     slow), and a stage's weights to be put in effect, before the machine rolls it back.
     ``promote_cleanup_s`` / ``rollback_cleanup_s``: how long the losing variant (old stable /
     failed candidate) keeps running after the outcome, for a quick manual undo.
-    ``verify_retry_s``: how soon unverified weights are tried again. ``interval_override_s``:
+    ``verify_retry_s``: how soon unverified weights are tried again; ``pending_retry_s``: how
+    soon, when the router wrote them and waits for the cluster to take them up (the Gateway's
+    controller, KServe's pods). ``interval_override_s``:
     replace every spec's ``analysis.interval`` (demos and tests; note that it is part of the spec
     hash, so changing it restarts rollouts). ``default_prometheus``: the controller's
     ``--prometheus``. ``endpoints``: the URLs a spec may name (``--allow-prometheus``,
@@ -108,6 +110,7 @@ class Settings:
     promote_cleanup_s: float = 600.0
     rollback_cleanup_s: float = 600.0
     verify_retry_s: float = 10.0
+    pending_retry_s: float = 1.0
     interval_override_s: float | None = None
     default_prometheus: str | None = None
     endpoints: EndpointPolicy = field(default_factory=EndpointPolicy)
@@ -385,7 +388,7 @@ class Reconciler:
         obs = Observations(weights_refused=refused, progress_deadline_s=deadline_s)
         ctx.state, _actions = machine.step(ctx.canary, ctx.state, obs, ctx.now)
         if ctx.state.terminal:
-            ctx.error, ctx.unverified = None, False
+            ctx.error, ctx.pending, ctx.unverified = None, None, False
             self._persist(ctx)  # the decision comes before its effects
 
     def _finalize(self, ctx: Ctx, router: Router) -> None:
@@ -433,7 +436,10 @@ class Reconciler:
         state, canary = ctx.state, ctx.canary
         times: list[float] = []
         if ctx.unverified:
-            times.append(ctx.now + self.settings.verify_retry_s)
+            retry_s = self.settings.verify_retry_s
+            if ctx.pending is not None and ctx.error is None:
+                retry_s = self.settings.pending_retry_s
+            times.append(ctx.now + retry_s)
         if state.spec_hash != spec_hash(canary):
             times.append(ctx.now)
         nxt = schedule.next_evaluation(canary, state)

@@ -2,7 +2,8 @@
 an outcome on the router, release the losing variant.
 
 Owns :func:`verify_weights` (set and read back the weights the persisted state calls for; the
-step's clock starts when they are verified), :func:`weights_refused` (the observation the
+step's clock starts when they are verified, which for the gateway-api router is once the
+Gateway's controllers have taken them up), :func:`weights_refused` (the observation the
 machine's ``not-routed`` rule reads: the router's read-back while the stage's weights are not in
 effect), :func:`finalize` (promote or roll back on the router, then release the losing variant
 after its delay) and :func:`finalize_noop` (a no-op rollout touches nothing, unless it replaced one
@@ -52,6 +53,11 @@ def verify_weights(kube: KubeClient, ctx: Ctx, router: Router) -> None:
     try:
         router.set_weights(ctx.canary, state.weight, state.mirror)
         router.verify(ctx.canary, Weights(state.weight, state.mirror))
+    except RouterPending as exc:  # written; the gateway has not taken them up yet
+        ctx.unverified = True
+        ctx.pending = exc
+        event(kube, ctx.obj, "WeightsPending", str(exc))
+        return
     except (RouterError, KubeError) as exc:  # retried with the canary's backoff
         ctx.unverified = True
         ctx.error = exc
@@ -78,13 +84,13 @@ def verify_weights(kube: KubeClient, ctx: Ctx, router: Router) -> None:
 def weights_refused(ctx: Ctx) -> str | None:
     """The router's last read-back when it refused the weights of the current shadow phase or
     step (read them back and found otherwise, a :class:`~controlplane.errors.RouterError`, not an
-    API error); None when they are in effect or the failure says nothing about routing."""
-    if (
-        ctx.unverified
-        and isinstance(ctx.error, RouterError)
-        and ctx.state.stage in ("shadow", "steps")
-    ):
-        return str(ctx.error)
+    API error) or its data plane has not taken them up (:class:`RouterPending`); None when they
+    are in effect or the failure says nothing about routing."""
+    if not ctx.unverified or ctx.state.stage not in ("shadow", "steps"):
+        return None
+    for why in (ctx.error, ctx.pending):
+        if isinstance(why, RouterError):
+            return str(why)
     return None
 
 
@@ -106,6 +112,7 @@ def finalize(
             router.verify(canary, Weights(100 if outcome == "promoted" else 0))
         except RouterPending as exc:  # a phase applied; the next waits for the cluster
             ctx.unverified = True
+            ctx.pending = exc
             event(kube, ctx.obj, "FinalizePending", str(exc))
             return
         except (RouterError, KubeError) as exc:

@@ -91,6 +91,10 @@ def percent(part: int, total: int) -> int:
 
 Build = Callable[[ModelCanary, int, bool, "Outcome | None"], Obj]
 """A pure builder of a router's whole object at a rollout point (weight, mirror, outcome)."""
+TakenUp = Callable[[ModelCanary, Obj], None]
+"""A pure check that the data plane has taken up the stored object (what its controller reports
+in the object's status): raises :class:`~controlplane.errors.RouterPending` while it has not yet,
+:class:`~controlplane.errors.RouterError` when it refused the object."""
 
 
 class ObjectRouter:
@@ -98,6 +102,8 @@ class ObjectRouter:
 
     gateway-api (HTTPRoute), istio (VirtualService), kserve and kserve-knative (one
     InferenceService) are all this, with their own pure ``build`` / ``weights_of`` functions.
+    ``taken_up`` (gateway-api): :meth:`verify` also asks the object's status whether the data
+    plane has taken up what was read back.
     """
 
     def __init__(
@@ -107,12 +113,14 @@ class ObjectRouter:
         ref: Callable[[ModelCanary], Ref],
         build: Build,
         weights_of: Callable[[ModelCanary, Obj], Weights],
+        taken_up: TakenUp | None = None,
     ) -> None:
         self.name = name
         self.kube = kube
         self._ref = ref
         self._build = build
         self._weights_of = weights_of
+        self._taken_up = taken_up
 
     def set_weights(self, canary: ModelCanary, candidate_weight: int, mirror: bool) -> None:
         apply_all(self.kube, canary, [self._build(canary, candidate_weight, mirror, None)])
@@ -121,7 +129,12 @@ class ObjectRouter:
         return self._weights_of(canary, read(self.kube, self._ref(canary), self.name))
 
     def verify(self, canary: ModelCanary, expected: Weights) -> None:
-        verify_weights(self.name, self.get_weights(canary), expected)
+        """The stored object expresses ``expected`` (else :class:`RouterError`) and, with
+        ``taken_up``, the data plane has taken it up (else :class:`RouterPending`)."""
+        obj = read(self.kube, self._ref(canary), self.name)
+        verify_weights(self.name, self._weights_of(canary, obj), expected)
+        if self._taken_up is not None:
+            self._taken_up(canary, obj)
 
     def finalize(self, canary: ModelCanary, outcome: Outcome) -> None:
         apply_all(self.kube, canary, [self._build(canary, 0, False, outcome)])

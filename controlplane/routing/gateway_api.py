@@ -9,13 +9,15 @@ rule: weighted ``backendRefs`` to ``<model>-<stable>-predictor`` and
 splits by weight, and rule 2 (everything else) goes to stable only, so rule 1 is the ONLY way to
 the candidate. Shadow adds a ``RequestMirror`` filter with ``percent: 100`` (Gateway API v1.2+)
 to the rule(s) that may reach the candidate. :func:`build_httproute` is pure; the
-:func:`router` applies it and reads it back. Called by the controller and
-``canaryctl render``.
+:func:`router` applies it and reads it back, and its weights count as verified only once every
+Gateway controller that reports on the route's parent has taken up the route's current generation
+(:func:`taken_up`: Gateway API's ``status.parents[].conditions[].observedGeneration``). Called by
+the controller and ``canaryctl render``.
 """
 
 from __future__ import annotations
 
-from controlplane.errors import RouterError
+from controlplane.errors import RouterError, RouterPending
 from controlplane.kube.client import KubeClient, Obj, Ref
 from controlplane.routing._common import (
     ObjectRouter,
@@ -142,11 +144,61 @@ def weights_of(canary: ModelCanary, route: Obj) -> Weights:
     raise RouterError(f"{ROUTER}: HTTPRoute routes to neither {stable} nor {candidate}")
 
 
+def _same_parent(canary: ModelCanary, ref: Obj) -> bool:
+    """Whether a ``parentRef`` (as a controller echoes it in the route's status) names the
+    canary's Gateway: name, namespace (the route's when unset) and section."""
+    want = _parent_refs(canary)[0]
+    namespace = canary.metadata.namespace
+    return (
+        ref.get("kind", "Gateway") == "Gateway"
+        and ref.get("group", "gateway.networking.k8s.io") == "gateway.networking.k8s.io"
+        and ref.get("name") == want["name"]
+        and (ref.get("namespace") or namespace) == want.get("namespace", namespace)
+        and ref.get("sectionName") == want.get("sectionName")
+    )
+
+
+def taken_up(canary: ModelCanary, route: Obj) -> None:
+    """Whether the Gateway's controllers have taken up ``route`` as stored (pure).
+
+    Gateway API has each implementation write, per parent it serves, an ``Accepted`` condition
+    whose ``observedGeneration`` is the route generation it built its configuration from
+    (``RouteParentStatus`` in ``apis/v1/shared_types.go``, ``sigs.k8s.io/gateway-api`` v1.5.1).
+    Traefik v3.6.12 writes it in the pass that builds the routers and weighted services, then
+    applies that configuration within its ``providersThrottleDuration`` (2 s); after an API
+    server outage its informers can lag tens of seconds (docs/routing.md, "When weights count
+    as verified"). So the weights read back count as in effect only once every controller
+    reporting on the canary's parent reports the current generation: :class:`RouterPending`
+    while one reports an older one, :class:`RouterError` when one reports it not accepted. A
+    route no controller reports on (an implementation that writes no status, or none running)
+    is taken as before this check: the read-back alone."""
+    generation = int(dig(route, "metadata", "generation") or 0)
+    for parent in dig(route, "status", "parents") or []:
+        if not isinstance(parent, dict) or not _same_parent(canary, parent.get("parentRef") or {}):
+            continue
+        who = parent.get("controllerName") or "the Gateway's controller"
+        accepted = next(
+            (c for c in parent.get("conditions") or [] if c.get("type") == "Accepted"), None
+        )
+        seen = int((accepted or {}).get("observedGeneration") or 0)
+        if accepted is None or seen < generation:
+            raise RouterPending(
+                f"{ROUTER}: {who} has not taken up generation {generation} of the HTTPRoute "
+                f"yet (it reports {seen or 'none'})"
+            )
+        if accepted.get("status") != "True":
+            raise RouterError(
+                f"{ROUTER}: {who} does not accept the HTTPRoute: {accepted.get('reason')}: "
+                f"{accepted.get('message') or ''}".rstrip(": ")
+            )
+
+
 def route_ref(canary: ModelCanary) -> Ref:
     """The HTTPRoute of ``canary``."""
     return route_object_ref(API_VERSION, KIND, canary)
 
 
 def router(kube: KubeClient) -> ObjectRouter:
-    """Applies :func:`build_httproute` through the Kubernetes adapter and reads it back."""
-    return ObjectRouter(ROUTER, kube, route_ref, build_httproute, weights_of)
+    """Applies :func:`build_httproute` through the Kubernetes adapter and reads it back; the
+    weights are verified once the Gateway's controllers have taken them up (:func:`taken_up`)."""
+    return ObjectRouter(ROUTER, kube, route_ref, build_httproute, weights_of, taken_up)

@@ -386,6 +386,85 @@ def test_verify_sees_a_route_changed_behind_its_back() -> None:
         r.verify(c, Weights(5))
 
 
+def _parent(
+    seen: int, accepted: str = "True", name: str = "inference-gateway", **ref: str
+) -> dict[str, Any]:
+    """One ``status.parents`` entry as a Gateway controller writes it (Traefik v3.6.12)."""
+    parent_ref = {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": name, **ref}
+    parent_ref.setdefault("namespace", "gateways")
+    condition = {"type": "Accepted", "status": accepted, "observedGeneration": seen}
+    condition["reason"] = "Accepted" if accepted == "True" else "NotAllowedByListeners"
+    return {
+        "parentRef": parent_ref,
+        "controllerName": "traefik.io/gateway-controller",
+        "conditions": [condition],
+    }
+
+
+@pytest.mark.parametrize(
+    ("parents", "raises", "match"),
+    [
+        pytest.param(None, None, "", id="no-controller-reports"),
+        pytest.param([_parent(3)], None, "", id="current-generation"),
+        pytest.param([_parent(4)], None, "", id="a-later-generation"),
+        pytest.param([_parent(2)], RouterPending, "has not taken up generation 3", id="older"),
+        pytest.param(
+            [_parent(3, name="other")], None, "", id="another-gateway-s-parent-is-not-ours"
+        ),
+        pytest.param([_parent(2, sectionName="https")], None, "", id="another-section-is-not-ours"),
+        pytest.param(
+            [_parent(3), _parent(2, namespace="gateways")],
+            RouterPending,
+            "reports 2",
+            id="every-report-on-our-parent-counts",
+        ),
+        pytest.param(
+            [_parent(3, accepted="False")],
+            RouterError,
+            "does not accept the HTTPRoute: NotAllowedByListeners",
+            id="refused",
+        ),
+        pytest.param(
+            [{"parentRef": _parent(3)["parentRef"], "conditions": []}],
+            RouterPending,
+            "reports none",
+            id="no-accepted-condition-yet",
+        ),
+    ],
+)
+def test_weights_count_once_the_gateway_s_controller_took_them_up(
+    parents: list[dict[str, Any]] | None, raises: type[Exception] | None, match: str
+) -> None:
+    c = model_canary(traffic=traffic("gateway-api"))
+    route = gateway_api.build_httproute(c, 25, False)
+    route["metadata"]["generation"] = 3
+    if parents is not None:
+        route["status"] = {"parents": parents}
+    if raises is None:
+        gateway_api.taken_up(c, route)
+    else:
+        with pytest.raises(raises, match=match) as caught:
+            gateway_api.taken_up(c, route)
+        assert isinstance(caught.value, RouterPending) == (raises is RouterPending)
+
+
+def test_verify_waits_for_the_gateway_to_take_up_the_route() -> None:
+    c = model_canary(traffic=traffic("gateway-api"))
+    kube = seeded(c)
+    r = make_router("gateway-api", kube, CATALOG)
+    r.set_weights(c, 5, False)
+    ref = Ref(gateway_api.API_VERSION, "HTTPRoute", "ml-serving", "support-triage")
+    r.verify(c, Weights(5))  # nobody reports on the route: the read-back decides
+    kube.system_replace_status(ref, {"parents": [_parent(1)]})
+    r.set_weights(c, 25, False)  # generation 2
+    with pytest.raises(RouterPending, match="generation 2"):
+        r.verify(c, Weights(25))
+    kube.system_replace_status(ref, {"parents": [_parent(2)]})
+    r.verify(c, Weights(25))
+    with pytest.raises(RouterError, match="candidate 25%"):  # the weights still come first
+        r.verify(c, Weights(75))
+
+
 @pytest.mark.parametrize("router", ROUTERS)
 def test_reading_before_applying_is_a_router_error(router: str) -> None:
     kube = FakeKube()
