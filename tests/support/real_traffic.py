@@ -64,13 +64,16 @@ RELEASE, RELEASE_NAMESPACE = "canary", "controlplane-system"
 
 @dataclass
 class Load:
-    """OpenAI completions to ``host`` through the gateway at :data:`RATE`, each answer kept."""
+    """OpenAI completions to ``host`` through the gateway at :data:`RATE`, each answer kept;
+    ``sent`` counts the requests :meth:`run` sent (each must come back answered)."""
 
     url: str
     host: str
     model: str
     answers: list[Answer] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
+    sent: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def one(self) -> Answer:
         sent = time.time()
@@ -93,6 +96,8 @@ class Load:
         return Answer(sent, time.time() - sent, code, variant)
 
     def _keep(self) -> None:
+        with self._lock:
+            self.sent += 1
         self.answers.append(self.one())
 
     def run(self) -> None:
@@ -335,12 +340,13 @@ class PodController:
         items: list[dict[str, Any]] = self.stack.cluster.request("GET", path)["items"]
         return items
 
+    def ready(self) -> bool:
+        return any(pod_ready(pod) for pod in self.pods())
+
     def start(self) -> None:
         self.helm.upgrade(RELEASE, RELEASE_NAMESPACE, self.values(1))
         try:
-            until(
-                lambda: any(_ready(pod) for pod in self.pods()), "the controller's pod Ready", 180
-            )
+            until(self.ready, "the controller's pod Ready", 180)
         except AssertionError as exc:
             statuses = [pod.get("status") for pod in self.pods()]
             raise AssertionError(
@@ -367,6 +373,7 @@ class PodController:
         until(lambda: not self.pods(), "the controller's pod gone", 120)
 
 
-def _ready(pod: dict[str, Any]) -> bool:
+def pod_ready(pod: Mapping[str, Any]) -> bool:
+    """The pod's ``Ready`` condition is True."""
     conditions = (pod.get("status") or {}).get("conditions") or []
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
