@@ -276,7 +276,6 @@ def test_a_window_row_counts_its_failures_and_says_where_it_landed() -> None:
 # --- the stack, the faults ------------------------------------------------------------------------
 
 
-@dataclass
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
     with real_stack(tmp_path_factory.mktemp("resilience-cluster"), gpus=GPUS) as running:
