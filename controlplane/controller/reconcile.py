@@ -183,7 +183,9 @@ class Reconciler:
         ctx, canary = read, read.canary
         spec_changed = ctx.state.spec_hash != spec_hash(canary)
         if not spec_changed:
-            self._catch_up(ctx)
+            # a person's intent (abort, promote, pause) is heard even while the router refuses
+            # the weights: the failure is raised after the machine has seen it (``finish``)
+            self._catch_up(ctx, defer_error=bool(ctx.recorded))
             ctx.gate_obs = self._gate_effects.poll(ctx)
         state = ctx.state
         overdue = not spec_changed and self._readiness_overdue(state, now)
@@ -192,7 +194,12 @@ class Reconciler:
             return Done(self._requeue(ctx))
         if ctx.unverified and not (spec_changed or ctx.recorded or overdue):
             return Done(self._requeue(ctx))  # the step has not begun: nothing to evaluate yet
-        if not spec_changed and due_now and state.stage in ("shadow", "steps"):
+        if (
+            not spec_changed
+            and due_now
+            and state.stage in ("shadow", "steps")
+            and not ctx.unverified
+        ):
             due = schedule.due_checks(canary, state, now)
             return NeedsAnalysis(ctx, due, self._gateways.source(ctx.obj, canary, now))
         obs = None
@@ -348,9 +355,12 @@ class Reconciler:
 
     # ------------------------------------------------------------------------- effects
 
-    def _catch_up(self, ctx: Ctx) -> None:
-        """Bring the world to the persisted state (idempotent), then persist the book."""
+    def _catch_up(self, ctx: Ctx, *, defer_error: bool = False) -> None:
+        """Bring the world to the persisted state (idempotent), then persist the book. A failed
+        effect is raised (the runner backs the canary off) unless ``defer_error``: then the
+        machine runs first, and the effects are tried again after it (``finish``)."""
         state, canary = ctx.state, ctx.canary
+        ctx.unverified, ctx.pending = False, None
         router = self._router_for(canary)
         if state.deployed and ctx.book.deployed_hash != state.spec_hash and not state.terminal:
             objects = self._objects(ctx)
@@ -374,7 +384,8 @@ class Reconciler:
         self._persist(ctx)
         if ctx.error is not None:
             error, ctx.error = ctx.error, None
-            raise error  # the runner backs this canary off (exponentially, capped)
+            if not defer_error:
+                raise error  # the runner backs this canary off (exponentially, capped)
 
     def _weights_refused(self, ctx: Ctx) -> None:
         """Once the progress deadline has passed since the stage began with its weights still

@@ -7,12 +7,14 @@ v1.5.1), waits for it to report the route's current generation
 fake cluster reports each generation :data:`LAG_S` seconds after it was written, as Traefik does
 after an API server outage (its informers back off): the step's clock starts at the take-up, the
 promotion's cleanup delay counts from it, and a gateway that never takes the route up rolls the
-canary back as ``not-routed`` at the progress deadline. The same on the real Traefik:
+canary back as ``not-routed`` at the progress deadline, while a person's ``abort`` or ``promote
+--full`` is acted on at once. The same on the real Traefik:
 ``tests/routing/test_real_resilience.py``.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,8 +22,9 @@ import pytest
 from support.controller_world import DAY, NS, Metrics, World, finished, world_canary
 
 from controlplane.controller.reconcile import Settings
-from controlplane.kube.client import Ref
+from controlplane.kube.client import Ref, canary_ref
 from controlplane.routing.gateway_api import API_VERSION, KIND
+from controlplane.status.document import INTENT_ANNOTATION
 
 pytestmark = pytest.mark.binary
 
@@ -35,11 +38,13 @@ again every second meanwhile: a short one keeps the test short)."""
 @dataclass
 class LaggingGateway:
     """Reports each generation of the canary's HTTPRoute ``lag_s`` after it first saw it
-    (``None``: never reports the new ones, only the first)."""
+    (``None``: never reports the new ones, only the first); with ``refuse``, reports every
+    generation after the first at once, not accepted."""
 
     world: World
     name: str
     lag_s: float | None = LAG_S
+    refuse: bool = False
     seen: dict[int, float] = field(default_factory=dict)
     reported: list[tuple[int, float]] = field(default_factory=list)
 
@@ -54,21 +59,24 @@ class LaggingGateway:
         due = [
             g
             for g, at in self.seen.items()
-            if g == min(self.seen) or (self.lag_s is not None and at + self.lag_s <= now)
+            if g == min(self.seen)
+            or self.refuse
+            or (self.lag_s is not None and at + self.lag_s <= now)
         ]
         latest = max(due)
         if self.reported and self.reported[-1][0] == latest:
             return
         self.reported.append((latest, now))
-        self.world.kube.system_replace_status(ref, status(route, latest))
+        accepted = not self.refuse or latest == min(self.seen)
+        self.world.kube.system_replace_status(ref, status(route, latest, accepted))
 
 
-def status(route: dict[str, Any], generation: int) -> dict[str, Any]:
+def status(route: dict[str, Any], generation: int, accepted: bool = True) -> dict[str, Any]:
     parent = route["spec"]["parentRefs"][0]
     condition = {
         "type": "Accepted",
-        "status": "True",
-        "reason": "Accepted",
+        "status": "True" if accepted else "False",
+        "reason": "Accepted" if accepted else "NotAllowedByListeners",
         "observedGeneration": generation,
         "lastTransitionTime": "2026-01-01T00:00:00Z",
         "message": "",
@@ -81,6 +89,12 @@ def finalized(world: World, name: str) -> bool:
     """``name`` ended and its outcome is in effect on the router (the book's ``finishedAt``)."""
     book = (world.get(name).get("status") or {}).get("controller") or {}
     return finished(name)(world) and book.get("finishedAt") is not None
+
+
+def step_asked(world: World, name: str) -> bool:
+    """Step 1 was asked for (its weights need not be in effect)."""
+    history = (world.get(name).get("status") or {}).get("history") or []
+    return "StepStarted" in [h["type"] for h in history]
 
 
 def drive(
@@ -142,3 +156,33 @@ def test_a_gateway_that_never_takes_up_the_weights_rolls_back_as_not_routed(
     assert "has not taken up generation" in state.reason.message, state.reason
     # step 1 was asked for and never began: nothing advanced, nothing was judged
     assert [h[0] for h in world.history("good")] == ["StepStarted", "RolledBack"]
+
+
+@pytest.mark.parametrize("refuse", [True, False], ids=["refused", "not-taken-up"])
+@pytest.mark.parametrize(
+    ("verb", "stage", "kind"),
+    [("abort", "rolled_back", "RolledBack"), ("promote-full", "promoted", "Promoted")],
+)
+def test_a_person_s_intent_is_heard_while_the_step_s_weights_are_not_in_effect(
+    metrics: Metrics, verb: str, stage: str, kind: str, refuse: bool
+) -> None:
+    """A refused weight (a RouterError) used to be raised before the machine saw the intents,
+    so neither ``abort`` nor ``promote --full`` did anything until the progress deadline (found
+    by the ``kserve``-router promotion on real traffic, where KServe v0.20.0 never puts the
+    weights in effect); weights not yet taken up (RouterPending) never were."""
+    world = World(metrics.t0, metrics.url, settings=Settings(progress_deadline_s=DEADLINE_S))
+    world.create(world_canary("good", metrics.url))
+    gateway = LaggingGateway(world, "good", lag_s=None, refuse=refuse)
+    drive(world, gateway, "good", limit=DAY, until=step_asked)
+    assert world.state("good").stage == "steps"
+    at = world.clock.t
+    intent = {"id": "by-hand", "verb": verb, "at": at, "user": "alice"}
+    annotations = {INTENT_ANNOTATION: json.dumps(intent)}
+    world.kube.patch(canary_ref(NS, "good"), {"metadata": {"annotations": annotations}})
+    world.pass_once()
+
+    state = world.state("good")
+    assert state.stage == stage, state
+    assert state.history[-1].type == kind, state.history
+    assert state.history[-1].time < at + DEADLINE_S / 2, (state.history[-1], at)
+    assert world.get("good")["status"]["controller"]["lastIntentId"] == "by-hand"
