@@ -27,7 +27,7 @@ MODE = "Serverless"
 
 def build_baseline(canary: ModelCanary, catalog: Catalog) -> Obj:
     """The InferenceService before a rollout: stable only (pure)."""
-    return single_isvc(canary, predictor_spec(canary, "stable", catalog), MODE)
+    return single_isvc(canary, predictor_spec(canary, "stable", catalog, drain=False), MODE)
 
 
 def build_inferenceservice(
@@ -40,7 +40,7 @@ def build_inferenceservice(
     """The whole InferenceService at a rollout point (pure)."""
     target = target_weights(weight, mirror, outcome)
     check_request(canary, target)
-    predictor = predictor_spec(canary, "candidate", catalog)
+    predictor = predictor_spec(canary, "candidate", catalog, drain=False)
     if outcome != "promoted":
         predictor["canaryTrafficPercent"] = target.candidate
     return single_isvc(canary, predictor, MODE)

@@ -53,6 +53,15 @@ kubelet takes the end of its log (2,048 bytes or 80 lines), and KServe copies th
 InferenceService's ``status.modelStatus.lastFailureInfo.message``: a crash loop on start (the GPU
 out-of-memory case) is rolled back with vLLM's own last words
 (:func:`controlplane.controller.children.load_failure`)."""
+DRAIN_S = 10
+"""The engine container's ``preStop`` sleep: a pod being deleted keeps serving this long after
+its endpoint turned not ready, while the gateway drops its address, before its engine gets
+SIGTERM. Without it, KServe rolling a stable's pods under traffic (a two-phase promotion of the
+``kserve`` router) failed requests on real Traefik: 502 from the stopped engine, and 504 after
+Traefik's 30 s dial timeout to the address of the pod already gone (docs/serving.md, "Pods that
+stop under traffic"). The kubelet's own ``sleep`` action (``PodLifecycleSleepAction``: on by
+default since Kubernetes 1.30, GA in 1.34), so the image needs no ``sleep`` binary; KServe
+v0.20.0's InferenceService CRD allows ``lifecycle.preStop.sleep`` on the model container."""
 
 
 def variant_of(canary: ModelCanary, role: Role) -> VariantSpec:
@@ -153,11 +162,14 @@ def predictor_spec(
     catalog: Catalog,
     *,
     autoscaling: bool = True,
+    drain: bool = True,
 ) -> Obj:
     """``spec.predictor`` serving ``role``.
 
     ``autoscaling=False`` leaves out min/maxReplicas, which KServe forbids on ``spec.canary[]``
-    entries.
+    entries. ``drain=False`` leaves out the :data:`DRAIN_S` ``preStop`` sleep: Knative Serving
+    refuses a container's ``lifecycle`` (its webhook allows only the fields of its container
+    mask) and drains a revision's pods through its queue-proxy itself.
     """
     variant = variant_of(canary, role)
     profile = resolve_gpu(variant, catalog, f"spec.{role}")
@@ -172,6 +184,8 @@ def predictor_spec(
         "resources": _gpu_resources(variant),
         "terminationMessagePolicy": TERMINATION_MESSAGE_POLICY,
     }
+    if drain:
+        model["lifecycle"] = {"preStop": {"sleep": {"seconds": DRAIN_S}}}
     predictor: Obj = {}
     if autoscaling:
         predictor["minReplicas"] = variant.replicas
