@@ -17,7 +17,10 @@ completions at 6 requests per second per canary through the gateway), with
 It runs ``tests/routing/test_real_resilience.py`` in the same pytest call, and adds a fourth
 table: each crash of a part of the stack under traffic (the controller at every phase boundary,
 Traefik, Prometheus, a candidate pod, kube-apiserver), how long it was down, the requests on
-their way meanwhile and the failed ones by code.
+their way meanwhile and the failed ones by code. And
+``tests/routing/test_real_kserve_promotion.py``, whose canary ``roll`` (the ``kserve`` router)
+is promoted by hand while KServe rolls the stable pods under traffic: its phases join the first
+two tables.
 
 Run ``python bench/real_rollout.py`` (about 10 minutes on 2 cores; ``make kube-tools`` first);
 ``--no-write`` prints only; ``--report DIR`` renders an earlier run's JSON without running.
@@ -48,7 +51,11 @@ ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Real traffic"
 REPORT_ENV = "CONTROLPLANE_TRAFFIC_REPORT"
 """Where the tests write what they counted (``support.real_traffic.REPORT_ENV``)."""
-TESTS = ("tests/routing/test_real_rollout.py", "tests/routing/test_real_resilience.py")
+TESTS = (
+    "tests/routing/test_real_rollout.py",
+    "tests/routing/test_real_resilience.py",
+    "tests/routing/test_real_kserve_promotion.py",
+)
 REASON_CHARS = 160
 """The most of a rollback reason a table row shows (vLLM's out-of-memory message is long)."""
 FAULTS = {
@@ -86,13 +93,16 @@ def section(canaries: dict[str, Any], cmd: str) -> str:
     lines = [
         f"Measured {today()} on {machine_summary(())}; `{cmd}`.",
         "",
-        "One run of `tests/routing/test_real_rollout.py` and `test_real_resilience.py`: each "
-        "canary's stable and candidate are "
+        "One run of `tests/routing/test_real_rollout.py`, `test_real_resilience.py` and "
+        "`test_real_kserve_promotion.py`: each canary's stable and candidate are "
         "KServe InferenceServices served by the engine image on a real kubelet, behind Traefik "
         "v3.6.12, with OpenAI completions at 6 requests per second per canary from the moment "
         "the stable answers through the gateway. A phase is a span of the status history: "
         "`pending` until the first step, each step, and the time after the promotion or "
         "rollback (including the 20 s cleanup delay and the release of the losing variant). "
+        "`roll` is the `kserve` router's: one InferenceService, promoted by hand at its first "
+        "step (KServe v0.20.0 routes a canary entry nothing), its stable pods rolled to the "
+        "candidate by KServe under load. "
         "The answers to requests sent in a phase's first 3 s (`settling`: the gateway may still "
         "serve the previous weights, `support.traffic_report.SETTLE_S`) count in `requests` and "
         "`failed`, not in the split.",
