@@ -24,6 +24,7 @@ from support.canaries import model_canary
 from support.realnode import MARKS, deployment, pods, ready, service, until
 from support.traffic_report import within_bounds
 
+from controlplane.errors import RouterPending
 from controlplane.kube.real import RealKube
 from controlplane.promql import http_errors
 from controlplane.routing import gateway_api
@@ -161,11 +162,27 @@ def in_effect(stack: Stack, weight: int) -> bool:
     return accepted and all(got == share for got, share in want.values())
 
 
+def verify(stack: Stack, canary: ModelCanary, weights: Weights) -> None:
+    """The router's ``verify`` as the controller calls it: again, while it says Traefik has not
+    taken up the HTTPRoute's generation yet (:class:`RouterPending`); then Traefik's status
+    says it has (:func:`in_effect`'s first half)."""
+    router = gateway_api.router(stack.kube)
+
+    def verified() -> bool:
+        try:
+            router.verify(canary, weights)
+        except RouterPending:
+            return False
+        return True
+
+    until(verified, f"the router verifying {weights}")
+
+
 @pytest.mark.parametrize("weight", [5, 25, 75, 100])
 def test_each_step_sends_the_candidate_its_weight(stack: Stack, weight: int) -> None:
     router = gateway_api.router(stack.kube)
     router.set_weights(stack.canary, weight, False)
-    router.verify(stack.canary, Weights(weight))
+    verify(stack, stack.canary, Weights(weight))
     until(lambda: in_effect(stack, weight), f"Traefik serving the HTTPRoute at {weight} %")
     before, counted_before = served(stack), gateway_served(stack)
     send(stack, REQUESTS)
@@ -184,7 +201,7 @@ def test_a_rollback_sends_everything_to_the_stable(stack: Stack) -> None:
     router.set_weights(stack.canary, 25, False)
     until(lambda: in_effect(stack, 25), "Traefik serving the HTTPRoute at 25 %")
     router.finalize(stack.canary, "rolled_back")
-    router.verify(stack.canary, Weights(0))
+    verify(stack, stack.canary, Weights(0))
     until(lambda: in_effect(stack, 0), "Traefik serving the rolled-back HTTPRoute")
     before = served(stack)
     send(stack, REQUESTS)
@@ -204,7 +221,7 @@ def test_a_cohort_header_match_keeps_everyone_else_on_the_stable(stack: Stack) -
     router = gateway_api.router(stack.kube)
     try:
         router.set_weights(cohort, 50, False)
-        router.verify(cohort, Weights(50))
+        verify(stack, cohort, Weights(50))
         route = gateway_api.route_ref(cohort)
         assert len(stack.kube.get(route)["spec"]["rules"]) == 2
         # Traefik v3.6.12 names a router per rule "httproute-<ns>-<route>-gw-...-ep-<ep>-<rule>"
