@@ -159,7 +159,9 @@ def test_a_healthy_candidate_is_promoted_and_a_slow_one_rolled_back_on_real_traf
     assert steps == [5, 25, 75, 100], good["history"]
     after = {row["phase"]: row["variants"] for row in got["good"]["phases"]}
     assert set(after["after promotion"]) == {CANDIDATE}, after
-    assert set(after["pending"]) == {STABLE}, after
+    # before the first step only the stable serves (the load may start after the step did:
+    # it waits for the stable to answer through the gateway, and the candidate is as quick)
+    assert set(after["pending"]) <= {STABLE}, after
     rolled = [h for h in slow["history"] if h["type"] == "RolledBack"]
     assert rolled, slow["history"]
     assert "latency" in rolled[0]["message"], rolled
@@ -206,13 +208,22 @@ def test_faulty_candidates_are_rolled_back_with_their_reasons_and_alerts(
                 loads[name].answers, history[name], created(stack, name), CANDIDATE, lambda a: True
             )
         write_report("faults", got)
+        # the only failures are the 500s the faulty candidate answered itself until its rollback
+        # was in effect: verified by the controller (finishedAt: Traefik reported the route's
+        # generation) and applied by Traefik (SETTLE_S); requests sent in that gap may reach it
+        in_effect = float(status(stack, "errors")["controller"]["finishedAt"]) + SETTLE_S
+        own = [
+            a
+            for a in loads["errors"].answers
+            if a.code == 500 and a.variant == CANDIDATE and a.sent < in_effect
+        ]
+        others = [a for a in loads["errors"].answers if a.failed and a not in own]
+        assert own, got["errors"]
+        assert not others, (others[:20], in_effect)
         for name, data in got.items():
-            for row in data["phases"]:
-                # the only failures are those the faulty candidate answered before its rollback
-                bad = row["failed"]
-                if name == "errors" and row["phase"].startswith("step"):
-                    bad = {} if set(bad) <= {"500"} else bad
-                assert not bad, (name, row)
+            if name != "errors":
+                for row in data["phases"]:
+                    assert not row["failed"], (name, row)
             assert_split(data["phases"])
         # the controller read the Gateway's class on the chart's RBAC and chose Traefik's source
         log = (stack.cluster.workdir / "controller.log").read_text()
