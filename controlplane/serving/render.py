@@ -167,9 +167,9 @@ def predictor_spec(
     """``spec.predictor`` serving ``role``.
 
     ``autoscaling=False`` leaves out min/maxReplicas, which KServe forbids on ``spec.canary[]``
-    entries. ``drain=False`` leaves out the :data:`DRAIN_S` ``preStop`` sleep: Knative Serving
-    refuses a container's ``lifecycle`` (its webhook allows only the fields of its container
-    mask) and drains a revision's pods through its queue-proxy itself.
+    entries. ``drain=False`` leaves out the :data:`DRAIN_S` ``preStop`` sleep (``kserve-knative``:
+    Knative Serving drains a revision's pods through its queue-proxy; whether its webhook takes
+    a container's ``lifecycle`` was not read from its source here, so none is sent).
     """
     variant = variant_of(canary, role)
     profile = resolve_gpu(variant, catalog, f"spec.{role}")
