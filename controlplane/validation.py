@@ -29,6 +29,8 @@ from collections.abc import Mapping
 
 from controlplane.analysis import resolution
 from controlplane.analysis.sequential import support as sequential_support
+from controlplane.capacity import plan as capacity_plan
+from controlplane.capacity.estimate import sizes_of
 from controlplane.errors import Problem, ProfileError, SpecError
 from controlplane.profiles.catalog import Catalog, load_catalog
 from controlplane.profiles.measured import preferred_fit
@@ -81,8 +83,49 @@ class ProductRules:
         return capability_problems(canary)
 
     def canary(self, canary: ModelCanary) -> list[Problem]:
-        """Latency thresholds the canary's vLLM histograms cannot resolve."""
-        return resolution.problems(canary, vllm_version(canary))
+        """Latency thresholds the canary's vLLM histograms cannot resolve; a capacity plan its
+        router cannot run or its GPU budget cannot hold."""
+        found = resolution.problems(canary, vllm_version(canary))
+        return [*found, *capacity_problems(canary, self.catalog)]
+
+
+SINGLE_SERVICE_ROUTERS = ("kserve", "kserve-knative")
+"""Routers that serve both variants from one InferenceService, whose canary replicas KServe
+derives itself (docs/capacity.md, "Routers")."""
+
+
+def capacity_problems(canary: ModelCanary, catalog: Catalog) -> list[Problem]:
+    """``spec.capacity`` on a router that cannot size each variant on its own, or a plan that
+    holds more GPUs than its budget at some moment (the first such change is named). An unknown
+    GPU is the variant rule's to report."""
+    spec = canary.spec.capacity
+    if spec is None:
+        return []
+    router = canary.spec.traffic.router
+    if router in SINGLE_SERVICE_ROUTERS:
+        message = (
+            f"the {router} router serves both variants from one InferenceService, whose canary "
+            "replicas KServe sizes itself: capacity follows traffic on gateway-api, istio and "
+            "llmisvc"
+        )
+        return [Problem(path="spec.capacity", message=message)]
+    try:
+        sizes = sizes_of(canary, catalog)
+    except ProfileError:
+        return []
+    stages = capacity_plan.rollout_plan(canary, sizes, capacity_plan.sized_demand(canary, sizes))
+    overrun = capacity_plan.first_overrun(stages, sizes)
+    if overrun is None:
+        return []
+    stage, moved = overrun
+    what = "its rollback" if moved is stage.rollback else stage.name
+    field = "maxGPUs" if spec.max_gpus == moved.budget else "maxSurgeGPUs"
+    message = (
+        f"{what} needs {moved.peak_gpus(sizes)} GPUs while the weights move ({moved.before} "
+        f"replicas), more than the budget of {moved.budget}: raise it, or lower the headroom "
+        f"({spec.headroom:g}) or the stable's replicas"
+    )
+    return [Problem(path=f"spec.capacity.{field}", message=message)]
 
 
 def validate(canary: ModelCanary, catalog: Catalog | None = None) -> list[Problem]:

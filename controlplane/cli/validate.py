@@ -19,6 +19,7 @@ import json
 import sys
 from pathlib import Path
 
+from controlplane.capacity.notes import plan_lines
 from controlplane.errors import Problem
 from controlplane.profiles.catalog import Catalog, load_catalog
 from controlplane.profiles.expected import notes
@@ -65,9 +66,10 @@ def expand(paths: list[str]) -> tuple[list[str], list[Problem]]:
 
 
 def print_notes(name: str, catalog: Catalog) -> None:
-    """The measured-profile notes of every canary of the valid file ``name``, on stderr."""
+    """The measured-profile notes and the capacity plan of every canary of the valid file
+    ``name``, on stderr."""
     for canary in validated_file(name, catalog):
-        for line in notes(canary, catalog):
+        for line in [*notes(canary, catalog), *plan_lines(canary, catalog)]:
             print(f"{name}: {line}", file=sys.stderr)
 
 

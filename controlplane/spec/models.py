@@ -375,6 +375,54 @@ class BudgetSpec(_Model):
     cost_query: str | None = Field(default=None, min_length=1, max_length=20_000)
 
 
+class TypicalRequest(_Model):
+    """The request a replica's capacity is estimated for (the catalogue estimate only)."""
+
+    input_tokens: int = Field(default=512, ge=1, le=10_000_000)
+    output_tokens: int = Field(default=256, ge=1, le=10_000_000)
+
+
+class ReplicaRates(_Model):
+    """Requests per second one replica of each variant serves at full batch, as measured; each
+    replaces the estimate (a measured profile, else the catalogue) of its variant."""
+
+    stable: float | None = Field(default=None, gt=0, le=1e6)
+    candidate: float | None = Field(default=None, gt=0, le=1e6)
+
+
+class CapacitySpec(_Model):
+    """Size each variant's replicas to its share of the traffic at every step (docs/capacity.md).
+
+    Present: the controller scales the candidate up (and waits for it to be Ready) before its
+    weight rises, and the stable down only once traffic has left it; ``stable.replicas`` is the
+    stable's full size and ``candidate.replicas`` the fewest the candidate runs. Absent: both
+    run their ``replicas`` throughout.
+    """
+
+    max_gpus: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        alias="maxGPUs",
+        description="GPUs both variants may hold at once, at every moment of the rollout",
+    )
+    max_surge_gpus: int | None = Field(
+        default=None,
+        ge=0,
+        le=100_000,
+        alias="maxSurgeGPUs",
+        description="GPUs the rollout may hold beyond what the stable holds at full size",
+    )
+    headroom: float = Field(
+        default=0.2,
+        ge=0,
+        lt=1,
+        description="Share of each replica's capacity kept spare (0.2: sized to run at 80 %)",
+    )
+    typical_request: TypicalRequest = Field(default_factory=TypicalRequest)
+    requests_per_replica: ReplicaRates = Field(default_factory=ReplicaRates)
+
+
 class SecretKeyRef(_Model):
     """A key of a Kubernetes Secret in the canary's namespace."""
 
@@ -435,6 +483,7 @@ class ModelCanarySpec(_Model):
     steps: list[StepSpec] = Field(min_length=1, max_length=100)
     shadow: ShadowSpec | None = None
     budget: BudgetSpec | None = None
+    capacity: CapacitySpec | None = None
     alerts: list[AlertSpec] = Field(default_factory=list, max_length=20)
     git_write_back: GitWriteBackSpec | None = None
     gates: list[GateSpec] = Field(default_factory=list, max_length=50)

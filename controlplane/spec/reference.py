@@ -40,6 +40,8 @@ MEANINGS: dict[tuple[str, str], str] = {
     ("ModelCanarySpec", "steps"): "the traffic schedule; weights increase, the last is 100",
     ("ModelCanarySpec", "shadow"): "optional mirrored-traffic phase before the steps",
     ("ModelCanarySpec", "budget"): "optional daily spend limit on the candidate",
+    ("ModelCanarySpec", "capacity"): "optional: size each variant's replicas to its share at every "
+    "step, within a GPU budget ([capacity](capacity.md))",
     ("ModelCanarySpec", "alerts"): "where outcomes are announced",
     ("ModelCanarySpec", "gitWriteBack"): "revert the candidate in git after an automatic rollback",
     ("ModelCanarySpec", "gates"): "Argo Workflows that must succeed before steps or promotion "
@@ -143,6 +145,16 @@ MEANINGS: dict[tuple[str, str], str] = {
     ("ShadowSpec", "duration"): "the shadow phase fails when it lasts longer than this",
     ("ShadowSpec", "promoteOn"): "the phase passes when this holds for its `for`",
     ("ShadowSpec", "rollbackOn"): "checks whose breach fails the shadow phase",
+    ("CapacitySpec", "maxGPUs"): "GPUs both variants may hold at once, at every moment",
+    ("CapacitySpec", "maxSurgeGPUs"): "GPUs beyond the stable's full size the rollout may hold",
+    ("CapacitySpec", "headroom"): "share of each replica's capacity kept spare (0.2: run at 80 %)",
+    ("CapacitySpec", "typicalRequest"): "the request a replica's capacity is estimated for",
+    ("CapacitySpec", "requestsPerReplica"): "measured req/s of one replica, per variant "
+    "(replaces the estimate)",
+    ("TypicalRequest", "inputTokens"): "prompt tokens of a typical request",
+    ("TypicalRequest", "outputTokens"): "generated tokens of a typical request",
+    ("ReplicaRates", "stable"): "req/s one stable replica serves at full batch",
+    ("ReplicaRates", "candidate"): "req/s one candidate replica serves at full batch",
     ("BudgetSpec", "dailyLimit"): "USD per day spent on the candidate",
     ("BudgetSpec", "throttleWeight"): "weight while over the limit; below the first step's",
     ("BudgetSpec", "costQuery"): "PromQL for the candidate's spend over the last day",

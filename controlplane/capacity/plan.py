@@ -1,0 +1,249 @@
+"""The capacity plan: how many replicas each variant runs at each weight, and in which order.
+
+Owns one decision, a pure function of (spec, weights, demand, each variant's per-replica
+capacity): the replicas a variant needs for its share of the traffic, kept at ``1 - headroom``
+of what one replica serves (:func:`replicas_at`); the order of a change of weights
+(:func:`change`: the variant whose share rises is scaled up and Ready *before* the weights move,
+the one whose share falls is scaled down only *after* they moved, as Argo Rollouts'
+``setCanaryScale`` / ``dynamicStableScale`` do); the GPU budget of ``spec.capacity``
+(:func:`budget_gpus`), which no moment of a change may exceed; and the whole rollout's plan
+(:func:`rollout_plan`: every stage, the promotion, and the rollback from each stage).
+
+Demand is the requests per second both variants serve together: observed when the caller has
+it, else the traffic the stable's ``replicas`` were sized for (``replicas x capacity x (1 -
+headroom)``), so that at weight 0 the stable keeps exactly its replicas.
+
+Without ``spec.capacity`` nothing follows traffic: both variants run their ``replicas`` at every
+weight (:func:`fixed_replicas`), and :func:`utilisation` says how hard each variant's replicas
+run at a weight. No I/O, no clock. Called by validation (the budget), ``canaryctl
+render`` / ``validate``, the controller's capacity effect and the local stack.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from controlplane.spec.models import CapacitySpec, ModelCanary
+
+EPSILON = 1e-9
+"""Shares are computed in floating point: ``ceil(2.0000000001)`` must stay 2."""
+
+
+@dataclass(frozen=True)
+class ReplicaCapacity:
+    """What one replica of a variant serves and holds: requests per second at full batch (before
+    headroom), its GPUs, and where the figure comes from (shown to people)."""
+
+    requests_per_s: float
+    gpus: int
+    source: str
+
+    @property
+    def valid(self) -> bool:
+        return self.requests_per_s > 0 and self.gpus >= 1
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Both variants' per-replica capacities."""
+
+    stable: ReplicaCapacity
+    candidate: ReplicaCapacity
+
+
+@dataclass(frozen=True)
+class Replicas:
+    """Replicas of each variant at one moment."""
+
+    stable: int
+    candidate: int
+
+    def gpus(self, sizes: Sizes) -> int:
+        """GPUs both variants hold."""
+        return self.stable * sizes.stable.gpus + self.candidate * sizes.candidate.gpus
+
+    def at_least(self, other: Replicas) -> Replicas:
+        """Each variant's larger count of the two."""
+        return Replicas(max(self.stable, other.stable), max(self.candidate, other.candidate))
+
+    def __str__(self) -> str:
+        return f"stable {self.stable}, candidate {self.candidate}"
+
+
+@dataclass(frozen=True)
+class Share:
+    """Where traffic goes: the candidate's weight in percent, and whether it gets a mirror of
+    all traffic besides (shadow: it serves every request, its answers thrown away)."""
+
+    weight: int
+    mirror: bool = False
+
+    @property
+    def candidate_percent(self) -> int:
+        return 100 if self.mirror else self.weight
+
+    @property
+    def stable_percent(self) -> int:
+        return 100 - self.weight
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change of weights: ``before`` must be Ready before the weights move (every variant
+    whose share rises scaled up, nothing scaled down yet), ``after`` is what runs once they
+    moved. ``budget`` is None when the spec sets none."""
+
+    source: Share
+    target: Share
+    before: Replicas
+    after: Replicas
+    budget: int | None
+
+    def peak_gpus(self, sizes: Sizes) -> int:
+        """The most GPUs held during the change (``before``: nothing shrinks until after)."""
+        return self.before.gpus(sizes)
+
+    def fits(self, sizes: Sizes) -> bool:
+        return self.budget is None or self.peak_gpus(sizes) <= self.budget
+
+
+def usable_rps(capacity: ReplicaCapacity, spec: CapacitySpec) -> float:
+    """What one replica is planned to serve: its capacity less the headroom."""
+    return capacity.requests_per_s * (1.0 - spec.headroom)
+
+
+def sized_demand(canary: ModelCanary, sizes: Sizes) -> float:
+    """The requests per second the stable's ``replicas`` were sized for, at the headroom."""
+    spec = _spec(canary)
+    return canary.spec.stable.replicas * usable_rps(sizes.stable, spec)
+
+
+def demand_of(canary: ModelCanary, sizes: Sizes, observed_rps: float | None) -> float:
+    """The demand a plan is made for: ``observed_rps`` when known, else :func:`sized_demand`."""
+    if observed_rps is not None and observed_rps >= 0:
+        return observed_rps
+    return sized_demand(canary, sizes)
+
+
+def needed(demand_rps: float, percent: int, capacity: ReplicaCapacity, spec: CapacitySpec) -> int:
+    """Replicas that serve ``percent`` of ``demand_rps`` within the headroom; at least one while
+    the share is above zero (a variant that receives traffic must run)."""
+    if percent <= 0:
+        return 0
+    load = demand_rps * percent / 100.0
+    return max(1, math.ceil(load / usable_rps(capacity, spec) - EPSILON))
+
+
+def replicas_at(canary: ModelCanary, sizes: Sizes, demand_rps: float, share: Share) -> Replicas:
+    """Each variant's replicas at ``share``: the stable sized to its share (none at 100 %), the
+    candidate to its share and never below ``candidate.replicas`` (the fewest it runs: at
+    weight 0 it still has to be Ready). Without ``spec.capacity``: :func:`fixed_replicas`."""
+    spec = canary.spec.capacity
+    if spec is None:
+        return fixed_replicas(canary)
+    stable = needed(demand_rps, share.stable_percent, sizes.stable, spec)
+    candidate = needed(demand_rps, share.candidate_percent, sizes.candidate, spec)
+    return Replicas(stable, max(candidate, canary.spec.candidate.replicas))
+
+
+def fixed_replicas(canary: ModelCanary) -> Replicas:
+    """What runs without ``spec.capacity``: each variant's ``replicas``, at every weight."""
+    return Replicas(canary.spec.stable.replicas, canary.spec.candidate.replicas)
+
+
+def budget_gpus(canary: ModelCanary, sizes: Sizes) -> int | None:
+    """The GPUs the rollout may hold at once: ``maxGPUs``, and the stable's full size plus
+    ``maxSurgeGPUs``, whichever is less; None when the spec sets neither."""
+    spec = canary.spec.capacity
+    if spec is None:
+        return None
+    limits: list[int] = []
+    if spec.max_gpus is not None:
+        limits.append(spec.max_gpus)
+    if spec.max_surge_gpus is not None:
+        limits.append(canary.spec.stable.replicas * sizes.stable.gpus + spec.max_surge_gpus)
+    return min(limits) if limits else None
+
+
+def change(
+    canary: ModelCanary, sizes: Sizes, demand_rps: float, source: Share, target: Share
+) -> Change:
+    """The order of moving the weights from ``source`` to ``target``: ``before`` holds each
+    variant at the larger of its two sizes (up first), ``after`` at its size for ``target``.
+    A rollback (``target`` weight 0) restores the stable before traffic returns to it, the
+    same way."""
+    was = replicas_at(canary, sizes, demand_rps, source)
+    will = replicas_at(canary, sizes, demand_rps, target)
+    return Change(source, target, was.at_least(will), will, budget_gpus(canary, sizes))
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the plan: its name as people read it (``step 2``, ``promotion``), the change
+    that enters it, and, for a stage with traffic on the candidate, the rollback from it."""
+
+    name: str
+    entry: Change
+    rollback: Change | None
+
+
+def rollout_plan(canary: ModelCanary, sizes: Sizes, demand_rps: float) -> list[Stage]:
+    """Every stage in order: the candidate deployed (weight 0), the shadow phase when there is
+    one, each step, and the promotion (all traffic) when the last step is not at 100 %. A
+    stage with traffic on the candidate has its rollback to weight 0, but for a step at 100 %
+    without checks of its own: nothing rolls it back but a person's abort, which waits for
+    the stable's GPUs like any change."""
+    stages: list[Stage] = []
+    current = Share(0)
+    shares: list[tuple[str, Share, bool]] = [("deploy", Share(0), False)]
+    if canary.spec.shadow is not None:
+        shares.append(("shadow", Share(0, mirror=True), True))
+    for i, step in enumerate(canary.spec.steps):
+        rolls_back = step.weight < 100 or bool(step.rollback_on)
+        shares.append((f"step {i + 1}", Share(step.weight), rolls_back and step.weight > 0))
+    if canary.spec.steps[-1].weight != 100:
+        shares.append(("promotion", Share(100), False))
+    for name, share, rolls_back in shares:
+        entry = change(canary, sizes, demand_rps, current, share)
+        back = change(canary, sizes, demand_rps, share, Share(0)) if rolls_back else None
+        stages.append(Stage(name, entry, back))
+        current = share
+    return stages
+
+
+def first_overrun(stages: list[Stage], sizes: Sizes) -> tuple[Stage, Change] | None:
+    """The first change of the plan (an entry or a rollback) that holds more GPUs than the
+    budget, with its stage; None when every change fits."""
+    for stage in stages:
+        for moved in (stage.entry, stage.rollback):
+            if moved is not None and not moved.fits(sizes):
+                return stage, moved
+    return None
+
+
+@dataclass(frozen=True)
+class Utilisation:
+    """The share of its capacity each variant's replicas run at (1.0: full batch; None: no
+    traffic or no replica)."""
+
+    stable: float | None
+    candidate: float | None
+
+
+def utilisation(sizes: Sizes, demand_rps: float, share: Share, replicas: Replicas) -> Utilisation:
+    """What ``replicas`` run at, as a share of their capacity, at ``share`` of ``demand_rps``."""
+
+    def one(percent: int, count: int, capacity: ReplicaCapacity) -> float | None:
+        if percent <= 0 or count <= 0:
+            return None
+        return demand_rps * percent / 100.0 / (count * capacity.requests_per_s)
+
+    return Utilisation(
+        one(share.stable_percent, replicas.stable, sizes.stable),
+        one(share.candidate_percent, replicas.candidate, sizes.candidate),
+    )
+
+
+def _spec(canary: ModelCanary) -> CapacitySpec:
+    return canary.spec.capacity if canary.spec.capacity is not None else CapacitySpec()

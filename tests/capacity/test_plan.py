@@ -1,0 +1,175 @@
+"""The capacity plan (controlplane.capacity.plan): replicas per weight, the order of a change,
+the GPU budget, and the whole rollout's plan, table-driven on explicit per-replica capacities."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from controlplane.capacity import plan
+from controlplane.capacity.plan import ReplicaCapacity, Replicas, Share, Sizes
+from tests.support.canaries import CANDIDATE, STABLE, model_canary
+
+# a stable replica serves 10 req/s; the candidate 20 (a faster quantized variant) or 8 (slower)
+FAST = Sizes(ReplicaCapacity(10.0, 1, "test"), ReplicaCapacity(20.0, 1, "test"))
+SLOW = Sizes(ReplicaCapacity(10.0, 1, "test"), ReplicaCapacity(8.0, 1, "test"))
+
+
+def canary(capacity: dict[str, Any] | None, stable: int = 2, candidate: int = 1) -> Any:
+    return model_canary(
+        stable={**STABLE, "replicas": stable},
+        candidate={**CANDIDATE, "replicas": candidate},
+        capacity=capacity,
+        shadow=None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("sizes", "headroom", "demand", "share", "want"),
+    [
+        # 16 req/s, 20 % headroom: a stable replica plans 8, a fast candidate replica 16
+        (FAST, 0.2, 16.0, Share(0), Replicas(2, 1)),
+        (FAST, 0.2, 16.0, Share(5), Replicas(2, 1)),
+        (FAST, 0.2, 16.0, Share(25), Replicas(2, 1)),
+        (FAST, 0.2, 16.0, Share(75), Replicas(1, 1)),
+        (FAST, 0.2, 16.0, Share(100), Replicas(0, 1)),
+        # the slower candidate (6.4 planned per replica) needs two at 75 %, three at 100 %
+        (SLOW, 0.2, 16.0, Share(75), Replicas(1, 2)),
+        (SLOW, 0.2, 16.0, Share(100), Replicas(0, 3)),
+        # shadow: the candidate serves a mirror of everything, the stable all of it too
+        (SLOW, 0.2, 16.0, Share(0, mirror=True), Replicas(2, 3)),
+        # twice the traffic observed: twice the stable
+        (FAST, 0.2, 32.0, Share(0), Replicas(4, 1)),
+        (FAST, 0.2, 32.0, Share(50), Replicas(2, 1)),
+        # no headroom: exactly at capacity still fits one replica per 10 / 20 req/s
+        (FAST, 0.0, 20.0, Share(50), Replicas(1, 1)),
+        (FAST, 0.0, 20.1, Share(50), Replicas(2, 1)),
+    ],
+)
+def test_replicas_follow_each_variants_share(
+    sizes: Sizes, headroom: float, demand: float, share: Share, want: Replicas
+) -> None:
+    spec = canary({"headroom": headroom})
+    assert plan.replicas_at(spec, sizes, demand, share) == want
+
+
+def test_the_candidate_never_runs_fewer_than_its_replicas() -> None:
+    spec = canary({}, candidate=2)
+    assert plan.replicas_at(spec, FAST, 16.0, Share(5)).candidate == 2
+
+
+def test_without_a_capacity_block_replicas_are_fixed() -> None:
+    spec = canary(None)
+    for weight in (0, 5, 75, 100):
+        assert plan.replicas_at(spec, SLOW, 16.0, Share(weight)) == Replicas(2, 1)
+
+
+def test_the_default_demand_is_what_the_stables_replicas_were_sized_for() -> None:
+    spec = canary({"headroom": 0.2})
+    assert plan.sized_demand(spec, FAST) == pytest.approx(16.0)
+    assert plan.demand_of(spec, FAST, None) == pytest.approx(16.0)
+    assert plan.demand_of(spec, FAST, 3.0) == 3.0
+    # at weight 0 the stable keeps exactly its replicas
+    assert plan.replicas_at(spec, FAST, plan.sized_demand(spec, FAST), Share(0)).stable == 2
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "before", "after"),
+    [
+        # a rising candidate is scaled up before, the stable down only after
+        (Share(25), Share(75), Replicas(2, 2), Replicas(1, 2)),
+        (Share(75), Share(100), Replicas(1, 3), Replicas(0, 3)),
+        # a rollback restores the stable before traffic returns; the candidate goes after
+        (Share(75), Share(0), Replicas(2, 2), Replicas(2, 1)),
+        (Share(0), Share(5), Replicas(2, 1), Replicas(2, 1)),
+    ],
+)
+def test_a_change_scales_up_before_and_down_after(
+    source: Share, target: Share, before: Replicas, after: Replicas
+) -> None:
+    spec = canary({})
+    moved = plan.change(spec, SLOW, 16.0, source, target)
+    assert (moved.before, moved.after) == (before, after)
+    assert moved.peak_gpus(SLOW) == before.gpus(SLOW)
+
+
+@pytest.mark.parametrize(
+    ("capacity", "stable_gpus", "budget"),
+    [
+        ({}, 1, None),
+        ({"maxGPUs": 3}, 1, 3),
+        ({"maxSurgeGPUs": 1}, 1, 3),  # stable's 2 GPUs plus 1
+        ({"maxSurgeGPUs": 1}, 2, 5),  # stable's 2 x 2 GPUs plus 1
+        ({"maxGPUs": 3, "maxSurgeGPUs": 4}, 1, 3),  # the lesser
+    ],
+)
+def test_the_budget(capacity: dict[str, Any], stable_gpus: int, budget: int | None) -> None:
+    sizes = Sizes(ReplicaCapacity(10.0, stable_gpus, "t"), ReplicaCapacity(20.0, 1, "t"))
+    assert plan.budget_gpus(canary(capacity), sizes) == budget
+
+
+def test_the_rollout_plan_names_every_stage_with_its_rollback() -> None:
+    spec = canary({"maxGPUs": 4})
+    stages = plan.rollout_plan(spec, SLOW, 16.0)
+    assert [s.name for s in stages] == ["deploy", "step 1", "step 2", "step 3", "step 4"]
+    assert stages[0].rollback is None
+    step3 = stages[3]
+    assert (step3.entry.before, step3.entry.after) == (Replicas(2, 2), Replicas(1, 2))
+    assert step3.rollback is not None
+    assert step3.rollback.before == Replicas(2, 2)
+    assert step3.entry.fits(SLOW)
+    assert step3.entry.peak_gpus(SLOW) == 4
+    # the promotion step: 3 candidate replicas beside the 1 stable still serving 25 %
+    assert stages[4].entry.before == Replicas(1, 3)
+    assert stages[4].rollback is None  # 100 % without checks: only a person's abort
+    assert plan.first_overrun(stages, SLOW) is None
+
+
+def test_a_step_at_100_percent_with_checks_needs_the_stables_gpus_back() -> None:
+    steps = [
+        {"weight": 50, "duration": "1h"},
+        {"weight": 100, "duration": "1h", "rollbackOn": [{"metric": "latency", "above": "300ms"}]},
+    ]
+    spec = model_canary(capacity={"maxGPUs": 4}, shadow=None, steps=steps)
+    stages = plan.rollout_plan(spec, SLOW, 16.0)
+    overrun = plan.first_overrun(stages, SLOW)
+    assert overrun is not None
+    assert overrun[0].name == "step 2"
+    assert overrun[1] is overrun[0].rollback
+    assert overrun[1].before == Replicas(2, 3)
+
+
+def test_a_budget_that_cannot_fit_names_the_first_change_over_it() -> None:
+    spec = canary({"maxGPUs": 3})
+    stages = plan.rollout_plan(spec, SLOW, 16.0)
+    overrun = plan.first_overrun(stages, SLOW)
+    assert overrun is not None
+    stage, moved = overrun
+    assert stage.name == "step 3"
+    assert moved is stage.entry
+    assert moved.peak_gpus(SLOW) == 4
+    assert moved.budget == 3
+
+
+def test_a_faster_candidate_ends_on_fewer_gpus_than_the_stable_had() -> None:
+    spec = canary({})
+    stages = plan.rollout_plan(spec, FAST, plan.sized_demand(spec, FAST))
+    assert stages[-1].entry.after == Replicas(0, 1)
+    assert stages[-1].entry.after.gpus(FAST) < Replicas(2, 0).gpus(FAST)
+
+
+def test_a_shadow_phase_sizes_the_candidate_for_the_whole_mirror() -> None:
+    spec = model_canary(capacity={})  # the example has a shadow phase
+    stages = plan.rollout_plan(spec, SLOW, 16.0)
+    assert stages[1].name == "shadow"
+    assert stages[1].entry.after == Replicas(2, 3)
+
+
+def test_utilisation_shows_the_fixed_candidate_overloaded() -> None:
+    spec = canary(None)
+    use = plan.utilisation(SLOW, 16.0, Share(75), plan.fixed_replicas(spec))
+    assert use.stable == pytest.approx(4.0 / 20.0)
+    assert use.candidate == pytest.approx(12.0 / 8.0)
+    none = plan.utilisation(SLOW, 16.0, Share(0), plan.fixed_replicas(spec))
+    assert none.candidate is None
