@@ -123,6 +123,11 @@ class RouterPending(RouterError):
     rolling pods during a two-phase promotion): not a failure, the controller asks again."""
 
 
+class CapacityPending(RouterPending):
+    """The weights wait for capacity: a variant whose share rises is not running the replicas
+    the capacity plan gives it yet (docs/capacity.md). Not a failure: asked again soon."""
+
+
 class KubeError(ControlPlaneError):
     """The Kubernetes adapter failed."""
 

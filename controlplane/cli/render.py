@@ -6,7 +6,9 @@ the candidate deployed at weight 0) and printing the objects from
 :func:`controlplane.routing.objects.desired_objects` as a multi-document YAML stream (pipe it
 to ``kubectl apply -f -``) or, with ``-o json``, a ``v1`` ``List``. Nothing is applied. When both
 variants have a measured profile entry, their fit checks and the expected change go to stderr,
-as ``validate`` prints them (:func:`controlplane.profiles.expected.notes`).
+as ``validate`` prints them (:func:`controlplane.profiles.expected.notes`); with
+``spec.capacity``, each variant's replicas and GPUs at the point
+(:func:`controlplane.capacity.notes.point_line`).
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from typing import Any
 
 import yaml
 
+from controlplane.capacity.notes import point_line
 from controlplane.errors import UsageError
 from controlplane.kube.client import Obj
 from controlplane.profiles.catalog import load_catalog
 from controlplane.profiles.expected import notes
 from controlplane.routing.base import Outcome
-from controlplane.routing.objects import desired_objects
+from controlplane.routing.objects import desired_objects, planned_replicas
 from controlplane.spec.models import ModelCanary
 from controlplane.validation import validated_file
 
@@ -91,7 +94,11 @@ def run(args: argparse.Namespace) -> int:
     for canary in validated_file(args.file, catalog):
         weight, mirror, outcome = point_of(canary, args)
         objs += desired_objects(canary, catalog, weight, mirror, outcome)
-        for line in notes(canary, catalog):
+        here = None
+        if canary.spec.capacity is not None:
+            replicas = planned_replicas(canary, catalog, weight, mirror, outcome)
+            here = point_line(canary, catalog, replicas)
+        for line in [*notes(canary, catalog), *([here] if here else [])]:
             print(f"{args.file}: {line}", file=sys.stderr)
     sys.stdout.write(dump(objs, args.output))
     return 0

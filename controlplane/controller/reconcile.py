@@ -51,7 +51,7 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
-from controlplane.controller import children, traffic
+from controlplane.controller import capacity, children, traffic
 from controlplane.controller.argo_gates import DEFAULT_POLL_S, GateRunner
 from controlplane.controller.context import Ctx, event
 from controlplane.controller.event_sink import EventSink
@@ -370,7 +370,9 @@ class Reconciler:
             event(self.kube, ctx.obj, "Deployed", text)
         self._gate_effects.stop_abandoned(ctx)
         if not state.terminal:
-            traffic.verify_weights(self.kube, ctx, router)
+            if capacity.before_weights(self.kube, ctx, self.catalog):  # scale up first
+                traffic.verify_weights(self.kube, ctx, router)
+                capacity.after_weights(self.kube, ctx, self.catalog)  # then down
             self._weights_refused(ctx)
             if ctx.state.terminal:
                 self._finalize(ctx, router)
@@ -380,6 +382,7 @@ class Reconciler:
             traffic.finalize_noop(self.kube, ctx, router)
         else:
             self._finalize(ctx, router)
+        capacity.record(self.kube, ctx, self.catalog)
         self._notify(ctx)
         self._persist(ctx)
         if ctx.error is not None:
@@ -403,6 +406,11 @@ class Reconciler:
             self._persist(ctx)  # the decision comes before its effects
 
     def _finalize(self, ctx: Ctx, router: Router) -> None:
+        state = ctx.state
+        if ctx.book.finalized != f"{state.spec_hash}:{state.stage}":
+            promoted = state.stage == "promoted"
+            if not capacity.before_outcome(self.kube, ctx, self.catalog, promoted):
+                return  # the winner is not sized for all the traffic yet
         traffic.finalize(self.kube, ctx, router, self._cleanup_s, self._release)
 
     def _cleanup_s(self, outcome: RouterOutcome) -> float:

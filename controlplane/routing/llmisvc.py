@@ -82,14 +82,16 @@ def build_llminferenceservices(
     weight: int,
     mirror: bool,
     outcome: Outcome | None = None,
+    replicas: dict[Role, int] | None = None,
 ) -> list[Obj]:
     """Both LLMInferenceServices, routes included, at a rollout point (pure): a member at
-    weight 0 has no ``spec.router``."""
+    weight 0 has no ``spec.router``; ``replicas``: the capacity plan's counts."""
     target = target_weights(weight, mirror, outcome)
     check_request(canary, target)
     objs = []
     for role in ROLES:
-        obj = llm_inference_service(canary, role, catalog)
+        count = None if replicas is None else replicas[role]
+        obj = llm_inference_service(canary, role, catalog, count)
         router = build_route_patch(canary, role, target)["spec"]["router"]
         if router["route"] is not None:
             obj["spec"]["router"] = router

@@ -8,12 +8,14 @@ pure; :func:`make_router` builds the :class:`~controlplane.routing.base.Router` 
 
 from __future__ import annotations
 
+from controlplane.capacity import plan as capacity_plan
+from controlplane.capacity.estimate import sizes_of
 from controlplane.errors import RouterError
 from controlplane.kube.client import KubeClient, Obj
 from controlplane.profiles.catalog import Catalog
 from controlplane.routing import gateway_api, istio, kserve, kserve_knative, llmisvc
 from controlplane.routing.base import Outcome, Router
-from controlplane.serving.render import ROLES, chat_template_configmap, inference_service
+from controlplane.serving.render import ROLES, Role, chat_template_configmap, inference_service
 from controlplane.spec.models import ModelCanary, RouterName
 
 
@@ -28,13 +30,25 @@ def desired_objects(
     weight: int = 0,
     mirror: bool = False,
     outcome: Outcome | None = None,
+    replicas: capacity_plan.Replicas | None = None,
 ) -> list[Obj]:
     """Every object of ``canary`` when the candidate has ``weight`` percent (mirrored when
-    ``mirror``), or after ``outcome``. Raises SpecError / RouterError on what cannot be served."""
+    ``mirror``), or after ``outcome``. With ``spec.capacity``, each variant runs ``replicas``
+    (default: the plan's for that point, :func:`planned_replicas`). Raises SpecError /
+    RouterError on what cannot be served."""
     router = canary.spec.traffic.router
     objs = _configmaps(canary)
+    counts: dict[Role, int] | None = None
+    if canary.spec.capacity is not None:
+        planned = replicas or planned_replicas(canary, catalog, weight, mirror, outcome)
+        counts = {"stable": planned.stable, "candidate": planned.candidate}
     if router in ("gateway-api", "istio"):
-        objs += [inference_service(canary, role, catalog) for role in ROLES]
+        objs += [
+            inference_service(
+                canary, role, catalog, replicas=None if counts is None else counts[role]
+            )
+            for role in ROLES
+        ]
         if router == "gateway-api":
             objs.append(gateway_api.build_httproute(canary, weight, mirror, outcome))
         else:
@@ -46,10 +60,34 @@ def desired_objects(
     elif router == "kserve-knative":
         objs.append(kserve_knative.build_inferenceservice(canary, catalog, weight, mirror, outcome))
     elif router == "llmisvc":
-        objs += llmisvc.build_llminferenceservices(canary, catalog, weight, mirror, outcome)
+        objs += llmisvc.build_llminferenceservices(
+            canary, catalog, weight, mirror, outcome, counts
+        )
     else:  # pragma: no cover - the spec model admits only the routers above
         raise RouterError(f"unknown router {router!r}")
     return objs
+
+
+def planned_replicas(
+    canary: ModelCanary,
+    catalog: Catalog,
+    weight: int = 0,
+    mirror: bool = False,
+    outcome: Outcome | None = None,
+    demand_rps: float | None = None,
+) -> capacity_plan.Replicas:
+    """What each variant runs at a rollout point once its weights are in effect: the capacity
+    plan's (:mod:`controlplane.capacity.plan`) for the traffic the stable was sized for, or
+    ``demand_rps``; after ``outcome`` all traffic is on the winner."""
+    sizes = sizes_of(canary, catalog)
+    demand = capacity_plan.demand_of(canary, sizes, demand_rps)
+    if outcome == "promoted":
+        share = capacity_plan.Share(100)
+    elif outcome == "rolled_back":
+        share = capacity_plan.Share(0)
+    else:
+        share = capacity_plan.Share(weight, mirror)
+    return capacity_plan.replicas_at(canary, sizes, demand, share)
 
 
 def make_router(name: RouterName, kube: KubeClient, catalog: Catalog) -> Router:

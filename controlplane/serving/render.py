@@ -163,6 +163,7 @@ def predictor_spec(
     *,
     autoscaling: bool = True,
     drain: bool = True,
+    replicas: int | None = None,
 ) -> Obj:
     """``spec.predictor`` serving ``role``.
 
@@ -170,6 +171,8 @@ def predictor_spec(
     entries. ``drain=False`` leaves out the :data:`DRAIN_S` ``preStop`` sleep (``kserve-knative``:
     Knative Serving drains a revision's pods through its queue-proxy; whether its webhook takes
     a container's ``lifecycle`` was not read from its source here, so none is sent).
+    ``replicas``: the capacity plan's count (:mod:`controlplane.capacity.plan`) in place of the
+    variant's ``replicas``.
     """
     variant = variant_of(canary, role)
     profile = resolve_gpu(variant, catalog, f"spec.{role}")
@@ -187,9 +190,10 @@ def predictor_spec(
     if drain:
         model["lifecycle"] = {"preStop": {"sleep": {"seconds": DRAIN_S}}}
     predictor: Obj = {}
+    count = variant.replicas if replicas is None else replicas
     if autoscaling:
-        predictor["minReplicas"] = variant.replicas
-        predictor["maxReplicas"] = max(variant.replicas, 1)
+        predictor["minReplicas"] = count
+        predictor["maxReplicas"] = max(count, 1)
     predictor["labels"] = object_labels(canary, role)
     predictor["annotations"] = scrape_annotations()
     predictor.update(_scheduling(variant, profile))
@@ -206,8 +210,10 @@ def inference_service(
     catalog: Catalog,
     *,
     mode: DeploymentMode = "Standard",
+    replicas: int | None = None,
 ) -> Obj:
-    """The InferenceService serving ``role`` alone, named ``<model.name>-<variant.name>``."""
+    """The InferenceService serving ``role`` alone, named ``<model.name>-<variant.name>``;
+    ``replicas`` as :func:`predictor_spec` takes it."""
     name = isvc_name(canary, role)
     return {
         "apiVersion": ISVC_API_VERSION,
@@ -216,12 +222,15 @@ def inference_service(
             **_meta(canary, name, object_labels(canary, role)),
             "annotations": {DEPLOYMENT_MODE_ANNOTATION: mode, **scrape_annotations()},
         },
-        "spec": {"predictor": predictor_spec(canary, role, catalog)},
+        "spec": {"predictor": predictor_spec(canary, role, catalog, replicas=replicas)},
     }
 
 
-def llm_inference_service(canary: ModelCanary, role: Role, catalog: Catalog) -> Obj:
-    """The LLMInferenceService serving ``role`` (the ``llmisvc`` router adds ``spec.router``).
+def llm_inference_service(
+    canary: ModelCanary, role: Role, catalog: Catalog, replicas: int | None = None
+) -> Obj:
+    """The LLMInferenceService serving ``role`` (the ``llmisvc`` router adds ``spec.router``);
+    ``replicas``: the capacity plan's count in place of the variant's.
 
     vLLM flags go in the ``main`` container's args; the model name clients send is
     ``spec.model.name``; tensor parallelism is ``spec.parallelism.tensor``.
@@ -244,7 +253,7 @@ def llm_inference_service(canary: ModelCanary, role: Role, catalog: Catalog) -> 
         pod["volumes"] = [_template_volume(canary, role)]
     spec: Obj = {
         "model": {"uri": variant.storage_uri, "name": canary.spec.model.name},
-        "replicas": variant.replicas,
+        "replicas": variant.replicas if replicas is None else replicas,
     }
     if variant.gpu_count > 1:
         spec["parallelism"] = {"tensor": variant.gpu_count}

@@ -41,6 +41,8 @@ FINALIZER = f"{API_GROUP}/cleanup"
 """Finalizer the controller puts on every ModelCanary it manages."""
 
 BOOK_KEY = "controller"
+CAPACITY_KEY = "capacity"
+"""Where the capacity effect's record is shown (:class:`CapacityRecord`)."""
 PROBLEMS_KEY = "problems"
 
 
@@ -80,6 +82,7 @@ class Book:
     notified: str | dict[str, Any] | None = None
     last_intent_id: str | None = None
     gates_submitted: tuple[str, ...] = ()
+    capacity: CapacityRecord | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -137,6 +140,52 @@ class Book:
         )
 
 
+@dataclass(frozen=True)
+class CapacityRecord:
+    """What the capacity effect last saw (``status.capacity``): each variant's planned and ready
+    replicas, the GPUs they hold, the budget, and the GPU-hours held since the rollout began
+    (ready replicas x GPUs, summed from one reconcile to the next, ``at`` the last)."""
+
+    planned: dict[str, int]
+    ready: dict[str, int]
+    gpus: int
+    budget: int | None
+    gpu_hours: float
+    at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "planned": dict(self.planned),
+            "ready": dict(self.ready),
+            "gpus": self.gpus,
+            "gpuHours": round(self.gpu_hours, 6),
+            "at": self.at,
+        }
+        if self.budget is not None:
+            out["budget"] = self.budget
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any) -> CapacityRecord | None:
+        """Tolerant: None for anything unreadable."""
+        if not isinstance(data, Mapping):
+            return None
+        try:
+            planned = {str(k): int(v) for k, v in dict(data["planned"]).items()}
+            ready = {str(k): int(v) for k, v in dict(data["ready"]).items()}
+            budget = data.get("budget")
+            return cls(
+                planned,
+                ready,
+                int(data["gpus"]),
+                None if budget is None else int(budget),
+                float(data["gpuHours"]),
+                float(data["at"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
 def _camel(data: dict[str, Any]) -> dict[str, Any]:
     def camel(name: str) -> str:
         head, *rest = name.split("_")
@@ -172,7 +221,10 @@ def read_state(status: Mapping[str, Any] | None) -> RolloutState | None:
 
 
 def read_book(status: Mapping[str, Any] | None) -> Book:
-    return Book.from_dict((status or {}).get(BOOK_KEY))
+    """The book of ``status`` (its ``controller`` section), with ``status.capacity``."""
+    book = Book.from_dict((status or {}).get(BOOK_KEY))
+    capacity = CapacityRecord.from_dict((status or {}).get(CAPACITY_KEY))
+    return book if capacity is None else replace(book, capacity=capacity)
 
 
 # --------------------------------------------------------------------------- writing the status
@@ -198,6 +250,8 @@ def rollout_status(
         wanted, (previous or {}).get("conditions"), generation, now
     )
     status[BOOK_KEY] = book.to_dict()
+    if book.capacity is not None:
+        status[CAPACITY_KEY] = book.capacity.to_dict()
     return status
 
 

@@ -1,0 +1,252 @@
+"""The controller's capacity effect: each variant's replicas before and after its weights move.
+
+Owns bringing the serving objects to the capacity plan (:mod:`controlplane.capacity.plan`) of a
+canary with ``spec.capacity``, in the plan's order:
+
+- :func:`before_weights`: before the weights the persisted state calls for are set, every
+  variant whose share rises is scaled to the change's ``before`` replicas, and the weights wait
+  (``ctx.pending``: a :class:`~controlplane.errors.CapacityPending`, a ``CapacityPending`` Event)
+  until that many of its pods are ready, read from the Deployment KServe keeps for it
+  (``<isvc>-predictor`` in Standard mode; ``<llmisvc>-kserve``, KServe v0.20.0
+  ``pkg/controller/v1alpha2/llmisvc/workload_single_node.go`` ``mainDeploymentName``). The
+  step's clock starts only once the weights are verified, so a step never runs on a variant
+  too small for it: on a cluster short of GPUs it waits, and says why, until the progress
+  deadline rolls it back;
+- :func:`after_weights`: once they are verified, the variant whose share fell is scaled down to
+  the change's ``after`` replicas;
+- :func:`before_outcome`: before a promotion or a rollback is put on the router, the winner is
+  scaled to all the traffic and ready (the loser keeps running until it is released).
+
+Replicas are written by a field manager of their own (:data:`FIELD_MANAGER`), only when the
+live object asks for other counts. Nothing is decided here; the plan is a pure function of the
+spec, the weights and the per-replica capacities. Called by
+:class:`controlplane.controller.reconcile.Reconciler` (its catch-up).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from controlplane.capacity import plan
+from controlplane.capacity.estimate import sizes_of
+from controlplane.controller.context import Ctx, event
+from controlplane.errors import CapacityPending, NotFound
+from controlplane.kube.client import KubeClient, Obj, Ref
+from controlplane.profiles.catalog import Catalog
+from controlplane.serving import names
+from controlplane.serving.render import isvc_name
+from controlplane.spec.models import ModelCanary
+from controlplane.status.document import CapacityRecord
+
+FIELD_MANAGER = "canary-controller-capacity"
+RECORD_EVERY_S = 300.0
+"""``status.capacity`` is rewritten when a count changes, else at most this often (GPU-hours)."""
+DEPLOYMENT_API_VERSION = "apps/v1"
+LLMISVC_DEPLOYMENT_SUFFIX = "-kserve"
+ROLES = ("stable", "candidate")
+
+
+def _served_kind(canary: ModelCanary) -> tuple[str, str]:
+    if canary.spec.traffic.router == "llmisvc":
+        return "serving.kserve.io/v1alpha2", "LLMInferenceService"
+    return "serving.kserve.io/v1beta1", "InferenceService"
+
+
+def _count(replicas: plan.Replicas, role: str) -> int:
+    return replicas.stable if role == "stable" else replicas.candidate
+
+
+def asked(obj: Mapping[str, Any]) -> int | None:
+    """The replicas a live serving object asks for (None: not said)."""
+    spec = obj.get("spec") or {}
+    if obj.get("kind") == "LLMInferenceService":
+        value = spec.get("replicas")
+    else:
+        value = (spec.get("predictor") or {}).get("minReplicas")
+    return None if value is None else int(value)
+
+
+def ready_replicas(kube: KubeClient, canary: ModelCanary, role: str) -> int:
+    """Ready pods of ``role``'s Deployment, as KServe keeps it (0 when it does not exist)."""
+    name = isvc_name(canary, role)  # type: ignore[arg-type]
+    if canary.spec.traffic.router == "llmisvc":
+        deployment = names.child_name(name, LLMISVC_DEPLOYMENT_SUFFIX)
+    else:
+        deployment = names.predictor_service(name)
+    ref = Ref(DEPLOYMENT_API_VERSION, "Deployment", canary.metadata.namespace, deployment)
+    try:
+        live = kube.get(ref)
+    except NotFound:
+        return 0
+    status = live.get("status") or {}
+    return int(status.get("readyReplicas") or 0)
+
+
+def scale(kube: KubeClient, canary: ModelCanary, replicas: plan.Replicas) -> list[str]:
+    """Ask each variant's serving object for its count of ``replicas`` where it asks for
+    another; the names of those changed, with their new counts."""
+    api_version, kind = _served_kind(canary)
+    changed: list[str] = []
+    for role in ROLES:
+        name = isvc_name(canary, role)  # type: ignore[arg-type]
+        ref = Ref(api_version, kind, canary.metadata.namespace, name)
+        try:
+            live = kube.get(ref)
+        except NotFound:
+            continue  # not deployed (yet, or released): nothing to size
+        count = _count(replicas, role)
+        if asked(live) == count:
+            continue
+        body: Obj
+        if kind == "LLMInferenceService":
+            body = {"replicas": count}
+        else:
+            body = {"predictor": {"minReplicas": count, "maxReplicas": max(count, 1)}}
+        meta = {"name": name, "namespace": canary.metadata.namespace}
+        kube.apply(
+            {"apiVersion": api_version, "kind": kind, "metadata": meta, "spec": body},
+            field_manager=FIELD_MANAGER,
+        )
+        changed.append(f"{name} to {count}")
+    return changed
+
+
+def _short(kube: KubeClient, canary: ModelCanary, want: plan.Replicas) -> list[str]:
+    """What is not ready yet of ``want``: ``"candidate 1/2 ready"`` per short variant."""
+    short: list[str] = []
+    for role in ROLES:
+        count = _count(want, role)
+        if count == 0:
+            continue
+        ready = ready_replicas(kube, canary, role)
+        if ready < count:
+            short.append(f"{role} {ready}/{count} ready")
+    return short
+
+
+def _share(weight: int, mirror: bool) -> plan.Share:
+    return plan.Share(weight, mirror)
+
+
+def source_share(ctx: Ctx) -> plan.Share:
+    """Where traffic is now: the weights last verified for this spec, else none on the
+    candidate."""
+    was = ctx.book.verified
+    if was is None or was.hash != ctx.state.spec_hash:
+        return plan.Share(0)
+    return _share(was.weight, was.mirror)
+
+
+def _in_effect(ctx: Ctx) -> bool:
+    """The weights of the state's stage are verified already (a step under way)."""
+    was, state = ctx.book.verified, ctx.state
+    return was is not None and (
+        was.hash,
+        was.stage,
+        was.step_index,
+        was.weight,
+        was.mirror,
+    ) == (state.spec_hash, state.stage, state.step_index, state.weight, state.mirror)
+
+
+def _wait(kube: KubeClient, ctx: Ctx, short: list[str], what: str, moved: plan.Change) -> bool:
+    if not short:
+        return True
+    message = (
+        f"waiting for capacity before {what}: {', '.join(short)} "
+        f"(planned {moved.before}, {moved.budget if moved.budget is not None else 'no'} GPU "
+        "budget)"
+    )
+    ctx.unverified = True
+    ctx.pending = CapacityPending(message)
+    event(kube, ctx.obj, "CapacityPending", message)
+    return False
+
+
+def before_weights(kube: KubeClient, ctx: Ctx, catalog: Catalog) -> bool:
+    """Scale up for the weights the state calls for and say whether they may be set (every
+    variant whose share rises is ready at its ``before`` replicas). True without a plan."""
+    canary = ctx.canary
+    if canary.spec.capacity is None:
+        return True
+    target = _share(ctx.state.weight, ctx.state.mirror)
+    source = source_share(ctx)
+    sizes = sizes_of(canary, catalog)
+    moved = plan.change(canary, sizes, plan.sized_demand(canary, sizes), source, target)
+    changed = scale(kube, canary, moved.before)
+    if changed:
+        event(kube, ctx.obj, "Scaled", f"before the weights move: {', '.join(changed)}")
+    if ctx.state.stage == "pending" or _in_effect(ctx):
+        return True  # readiness is the machine's while pending; a running step is not held
+    what = f"candidate {target.weight}%{' (mirrored)' if target.mirror else ''}"
+    return _wait(kube, ctx, _short(kube, canary, moved.before), what, moved)
+
+
+def after_weights(kube: KubeClient, ctx: Ctx, catalog: Catalog) -> None:
+    """Once the state's weights are verified: each variant at its replicas for them (the one
+    whose share fell scaled down)."""
+    canary = ctx.canary
+    if canary.spec.capacity is None or ctx.unverified:
+        return
+    sizes = sizes_of(canary, catalog)
+    share = _share(ctx.state.weight, ctx.state.mirror)
+    want = plan.replicas_at(canary, sizes, plan.sized_demand(canary, sizes), share)
+    changed = scale(kube, canary, want)
+    if changed:
+        event(kube, ctx.obj, "Scaled", f"after the weights moved: {', '.join(changed)}")
+
+
+def before_outcome(kube: KubeClient, ctx: Ctx, catalog: Catalog, promoted: bool) -> bool:
+    """Before the outcome goes on the router: the winner sized for all the traffic and ready
+    (the loser keeps what it runs until it is released). True when the outcome may go on."""
+    canary = ctx.canary
+    if canary.spec.capacity is None:
+        return True
+    sizes = sizes_of(canary, catalog)
+    target = plan.Share(100 if promoted else 0)
+    moved = plan.change(canary, sizes, plan.sized_demand(canary, sizes), source_share(ctx), target)
+    winner = moved.after
+    keep = (
+        plan.Replicas(moved.before.stable, winner.candidate)
+        if promoted
+        else plan.Replicas(winner.stable, moved.before.candidate)
+    )
+    changed = scale(kube, canary, keep)
+    if changed:
+        event(kube, ctx.obj, "Scaled", f"before the outcome: {', '.join(changed)}")
+    role = "candidate" if promoted else "stable"
+    only = plan.Replicas(0, winner.candidate) if promoted else plan.Replicas(winner.stable, 0)
+    short = _short(kube, canary, only)
+    what = "the promotion" if promoted else f"the rollback, {role} taking all traffic back"
+    return _wait(kube, ctx, short, what, moved)
+
+
+def record(kube: KubeClient, ctx: Ctx, catalog: Catalog) -> None:
+    """Keep ``status.capacity`` (the book's :class:`CapacityRecord`): the plan for the state's
+    weights, the ready replicas, the GPUs they hold and the GPU-hours held since the rollout
+    began, summed at each write."""
+    canary, state = ctx.canary, ctx.state
+    if canary.spec.capacity is None:
+        return
+    sizes = sizes_of(canary, catalog)
+    demand = plan.sized_demand(canary, sizes)
+    if state.terminal:
+        share = plan.Share(100 if state.stage == "promoted" else 0)
+    else:
+        share = _share(state.weight, state.mirror)
+    want = plan.replicas_at(canary, sizes, demand, share)
+    ready = {role: ready_replicas(kube, canary, role) for role in ROLES}
+    held = plan.Replicas(ready["stable"], ready["candidate"]).gpus(sizes)
+    planned = {"stable": want.stable, "candidate": want.candidate}
+    was = ctx.book.capacity
+    hours = 0.0
+    if was is not None and was.at >= state.started_at:
+        hours = was.gpu_hours + was.gpus * max(0.0, ctx.now - was.at) / 3600.0
+        same = (was.planned, was.ready, was.gpus) == (planned, ready, held)
+        if same and ctx.now - was.at < RECORD_EVERY_S:
+            return
+    budget = plan.budget_gpus(canary, sizes)
+    new = CapacityRecord(planned, ready, held, budget, hours, ctx.now)
+    ctx.book = replace(ctx.book, capacity=new)
