@@ -249,6 +249,8 @@ def render(snap: CanaryView, now: float, *, events: int = EVENTS_SHOWN) -> Rende
     elif snap.stage in ("shadow", "steps"):
         parts += [Text(""), Text("Checks: none in this stage", style="dim")]
     parts += _expected(snap)
+    if snap.capacity is not None:
+        parts += [Text(""), Text("Capacity", style="bold"), Text(snap.capacity.line())]
     if snap.gates:
         parts += [Text(""), Text("Gates", style="bold"), _gates(snap, now)]
     if snap.events:

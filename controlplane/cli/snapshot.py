@@ -150,6 +150,49 @@ class PendingIntent:
 
 
 @dataclass(frozen=True)
+class CapacityView:
+    """``status.capacity``: each variant's planned and ready replicas, the GPUs held, the
+    budget and the GPU-hours so far."""
+
+    planned: dict[str, int]
+    ready: dict[str, int]
+    gpus: int
+    budget: int | None
+    gpu_hours: float
+
+    def line(self) -> str:
+        """``stable 1/1 ready (planned 1), candidate 2/2 ...; 3 GPUs held of 4; 12.5 GPU-h``."""
+        parts = [
+            f"{role} {self.ready.get(role, 0)} ready of {self.planned.get(role, 0)} planned"
+            for role in ("stable", "candidate")
+        ]
+        budget = f" of a budget of {self.budget}" if self.budget is not None else ""
+        return (
+            f"{', '.join(parts)}; {self.gpus} GPUs held{budget}; "
+            f"{self.gpu_hours:.1f} GPU-hours since the rollout began"
+        )
+
+
+def _capacity(raw: Any) -> CapacityView | None:
+    data = _map(raw)
+    if not data:
+        return None
+    try:
+        planned = {str(k): int(v) for k, v in _map(data.get("planned")).items()}
+        ready = {str(k): int(v) for k, v in _map(data.get("ready")).items()}
+        budget = data.get("budget")
+        return CapacityView(
+            planned,
+            ready,
+            int(data.get("gpus", 0)),
+            None if budget is None else int(budget),
+            float(data.get("gpuHours", 0.0)),
+        )
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
 class CanaryView:
     """A ModelCanary as the ``kubectl canary`` views show it. See :func:`snapshot`."""
 
@@ -179,6 +222,7 @@ class CanaryView:
     observed_generation: int | None = None
     created_at: float | None = None
     expected: Pairing | None = None
+    capacity: CapacityView | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -281,6 +325,7 @@ def snapshot(obj: Mapping[str, Any], measured: Sequence[Loaded] = ()) -> CanaryV
         observed_generation=_int(status.get("observedGeneration")),
         created_at=_timestamp(meta.get("creationTimestamp")),
         expected=_pairing(spec, measured),
+        capacity=_capacity(status.get("capacity")),
     )
 
 

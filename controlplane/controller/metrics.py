@@ -10,7 +10,9 @@ Owns :class:`ControllerMetrics`: one :class:`~prometheus_client.CollectorRegistr
   watch (:meth:`~controlplane.controller.runner.Controller.snapshot`): ``canary_phase`` (1 for the
   current phase, 0 for the others), ``canary_weight``, ``canary_step``,
   ``canary_step_started_timestamp_seconds``, ``canary_check_value`` and
-  ``canary_check_threshold`` of the current stage's checks. Only the leader (or a controller
+  ``canary_check_threshold`` of the current stage's checks, and with ``spec.capacity``
+  ``canary_replicas{variant,kind=planned|ready}``, ``canary_gpus`` and ``canary_gpu_hours``
+  (from ``status.capacity``). Only the leader (or a controller
   without leader election) exports them, so a standby replica adds no duplicate series;
 - **event counters** incremented exactly once per event: the
   :class:`~controlplane.controller.runner.AnalysisObserver` half (called by the runner once per
@@ -293,6 +295,30 @@ class _RunnerCollector(Collector):
         )
 
 
+def _capacity(
+    obj: dict[str, Any],
+    replicas: GaugeMetricFamily,
+    gpus: GaugeMetricFamily,
+    gpu_hours: GaugeMetricFamily,
+) -> None:
+    """The capacity gauges of one canary, from its ``status.capacity`` (none without one)."""
+    meta = obj.get("metadata") or {}
+    record = (obj.get("status") or {}).get("capacity")
+    if not isinstance(record, dict):
+        return
+    ids = [str(meta.get("namespace") or ""), str(meta.get("name") or "")]
+    for kind in ("planned", "ready"):
+        counts = record.get(kind)
+        if isinstance(counts, dict):
+            for variant, count in sorted(counts.items()):
+                if isinstance(count, int | float) and not isinstance(count, bool):
+                    replicas.add_metric([*ids, str(variant), kind], float(count))
+    for family, field in ((gpus, "gpus"), (gpu_hours, "gpuHours")):
+        number = record.get(field)
+        if isinstance(number, int | float) and not isinstance(number, bool):
+            family.add_metric(ids, float(number))
+
+
 class _CanaryCollector(Collector):
     """The per-canary gauges, from the controller's last-seen objects (scrape time)."""
 
@@ -323,11 +349,23 @@ class _CanaryCollector(Collector):
             "Threshold of a current check (base units; drift for compare: baseline)",
             labels=[*labels, "metric", "bound"],
         )
+        replicas = GaugeMetricFamily(
+            "canary_replicas",
+            "Replicas of a variant: planned by the capacity plan, or ready (spec.capacity only)",
+            labels=[*labels, "variant", "kind"],
+        )
+        gpus = GaugeMetricFamily(
+            "canary_gpus", "GPUs held by both variants' ready replicas", labels=labels
+        )
+        gpu_hours = GaugeMetricFamily(
+            "canary_gpu_hours", "GPU-hours held since the rollout began", labels=labels
+        )
         controller = self.metrics.controller
         if controller is not None and controller.exports_canaries():
             for obj in controller.snapshot():
                 self._one(obj, phase, weight, step, started, value, threshold)
-        yield from (phase, weight, step, started, value, threshold)
+                _capacity(obj, replicas, gpus, gpu_hours)
+        yield from (phase, weight, step, started, value, threshold, replicas, gpus, gpu_hours)
 
     def _one(
         self,

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import Counter
 from prometheus_client.parser import text_string_to_metric_families
 from support.api import NAME, NS, STATIC, World, canary
+from support.canaries import STABLE
 from support.history import History
 
 from controlplane.errors import Conflict
@@ -208,3 +209,39 @@ def test_static_token_is_not_needed_for_metrics(tmp_path: Path) -> None:
         assert client.get("/api/v1/canaries").status_code == 401
         ok = client.get("/api/v1/canaries", headers={"Authorization": f"Bearer {STATIC}"})
         assert ok.status_code == 200
+
+
+def test_capacity_gauges_and_status_follow_the_plan(tmp_path: Path) -> None:
+    """With ``spec.capacity`` the status carries the plan and the ready replicas, the gauges
+    read it and the API returns it; GPU-hours grow while replicas hold GPUs."""
+    world = World(1_800_000_000.0, tmp_path)
+    rates = {"stable": 10.0, "candidate": 8.0}
+    world.create(
+        canary(
+            stable={**STABLE, "replicas": 2},
+            capacity={"maxGPUs": 4, "requestsPerReplica": rates},
+            shadow=None,
+            steps=[{"weight": 75, "duration": "2h"}, {"weight": 100}],
+        )
+    )
+    world.run_until(lambda: world.status().get("weight") == 75, limit_s=10 * HOUR)
+    world.run_until(lambda: (world.status().get("capacity") or {}).get("gpuHours", 0) > 0, HOUR)
+    world.controller.poll(0.0)
+    record = world.status()["capacity"]
+    assert record["planned"] == {"stable": 1, "candidate": 2}
+    assert record["budget"] == 4
+    samples = scrape(world)
+    for variant, count in record["planned"].items():
+        got = value(samples, "canary_replicas", **ids(variant=variant, kind="planned"))
+        assert got == count
+    for variant, count in record["ready"].items():
+        assert value(samples, "canary_replicas", **ids(variant=variant, kind="ready")) == count
+    assert value(samples, "canary_gpus", **ids()) == record["gpus"]
+    assert value(samples, "canary_gpu_hours", **ids()) == record["gpuHours"] > 0
+    with TestClient(world.app()) as client:
+        detail = client.get(
+            f"/api/v1/namespaces/{NS}/canaries/{NAME}",
+            headers={"Authorization": f"Bearer {STATIC}"},
+        )
+    assert detail.status_code == 200, detail.text
+    assert detail.json()["status"]["capacity"] == record
