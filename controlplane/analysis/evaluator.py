@@ -18,6 +18,11 @@ pass the state's ``stage_started_at``; without it such a check is inconclusive a
 Gateway's class); None is the one the spec names
 (:func:`controlplane.promql.http_errors.http_source`).
 
+A check that compares the variants (``compare: baseline``, a sequential judge) also asks each
+variant's requests in flight per replica (:func:`fair`): when one carries more than
+``spec.capacity.maxLoadRatio`` times the other's, its message says the comparison is not fair
+(an overloaded variant, not a worse model); the verdict is never changed.
+
 An absolute check on a built-in metric also asks the stable variant's value, for display only
 (``CheckResult.stable``: status, alerts, dashboard); it never changes the verdict, and when it
 cannot be had it is simply left out.
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 
 from controlplane.analysis import verdict
 from controlplane.analysis.metric_provider import MetricProvider, VectorProvider
@@ -39,7 +45,7 @@ from controlplane.promql import sequential as sequential_promql
 from controlplane.promql.answers import Sample
 from controlplane.promql.http_errors import HttpSource
 from controlplane.rollout.observations import CheckResult, DueCheck, Observations
-from controlplane.spec.models import CheckSpec, ModelCanary
+from controlplane.spec.models import CapacitySpec, CheckSpec, ModelCanary
 
 
 class _Failed:
@@ -261,6 +267,45 @@ def evaluate_check(
     )
 
 
+def compares_variants(check: CheckSpec) -> bool:
+    """A check whose verdict sets the candidate against the stable (``compare: baseline`` or a
+    sequential judge): the variants' loads decide whether that comparison is fair."""
+    return check.compare == "baseline" or sequential_support.is_sequential(check)
+
+
+def fair(canary: ModelCanary, due: DueCheck, result: CheckResult, ask: _Once) -> CheckResult:
+    """``result`` with each variant's requests in flight per replica over the check's window
+    when the check compares the variants; when one carries more than ``maxLoadRatio`` times the
+    other's (``spec.capacity``, default 1.5), its message says the comparison is not fair. The
+    verdict is never changed; a load that cannot be read is left out."""
+    if not compares_variants(due.check):
+        return result
+    window = (due.check.window or canary.spec.analysis.window).seconds
+    loads: dict[str, float | None] = {}
+    for role, variant in (("candidate", canary.spec.candidate), ("stable", canary.spec.stable)):
+        try:
+            value = ask.maybe(queries.load_query(canary, variant.name, window))
+        except (ProviderError, SpecError):
+            value = None
+        loads[role] = value if value is not None and math.isfinite(value) else None
+    candidate, stable = loads["candidate"], loads["stable"]
+    result = replace(result, load_candidate=candidate, load_stable=stable)
+    if candidate is None or stable is None or min(candidate, stable) <= 0:
+        return result
+    allowed = (canary.spec.capacity or CapacitySpec()).max_load_ratio
+    ratio = max(candidate, stable) / min(candidate, stable)
+    if ratio <= allowed:
+        return result
+    heavier = "candidate" if candidate > stable else "stable"
+    note = (
+        f"not a fair comparison: the {heavier} carries {ratio:.1f}x the other's requests in "
+        f"flight per replica (candidate {candidate:.1f}, stable {stable:.1f}; "
+        f"spec.capacity.maxLoadRatio {allowed:g}), so a difference may be load, not the model"
+    )
+    message = f"{result.message}; {note}" if result.message else note
+    return replace(result, message=message)
+
+
 def evaluate(
     canary: ModelCanary,
     due: Sequence[DueCheck],
@@ -278,7 +323,12 @@ def evaluate(
     """
     ask = _Once(provider, now)
     checks = {
-        d.key: evaluate_check(canary, d, ask, since=since, now=now, http_source=http_source)
+        d.key: fair(
+            canary,
+            d,
+            evaluate_check(canary, d, ask, since=since, now=now, http_source=http_source),
+            ask,
+        )
         for d in due
     }
 

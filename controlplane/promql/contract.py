@@ -53,6 +53,10 @@ LATENCY_BUILTINS: tuple[str, ...] = ("e2e-latency", "ttft", "inter-token-latency
 REQUESTS = "vllm:request_success_total"
 """Requests finished, one series per ``finished_reason`` (a counter; the ``_total`` sample)."""
 
+RUNNING = "vllm:num_requests_running"
+"""Requests in the engine's running batch, per server (a gauge: ``len(self.running)`` of
+``Scheduler.make_stats``, exported in ``vllm/v1/metrics/loggers.py``; 0.24.0 to 0.33.0)."""
+
 # Bucket upper bounds (seconds), identical in 0.24.0 (literals in vllm/v1/metrics/loggers.py) and
 # 0.33.0 (vllm/v1/metrics/buckets.py). +Inf is implied, as in every Prometheus histogram.
 _REQUEST_LATENCY: tuple[float, ...] = (

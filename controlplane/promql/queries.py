@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from controlplane.errors import Problem, SpecError
 from controlplane.promql import builtins as promql
 from controlplane.promql import http_errors
-from controlplane.promql.contract import UnknownEngineVersion, contract_for
+from controlplane.promql.contract import RUNNING, UnknownEngineVersion, contract_for
 from controlplane.serving.versions import vllm_version as canary_vllm_version
 from controlplane.spec.check_keys import PROMOTE_KEY, shadow_check, step_check
 from controlplane.spec.models import (
@@ -177,6 +177,14 @@ def canary_builtin_query(
         if builtin == "error-rate"
         else (),
     )
+
+
+def load_query(canary: ModelCanary, variant: str, window: float) -> str:
+    """Requests in flight per replica of ``variant`` over ``window``: each server's mean running
+    batch (``vllm:num_requests_running``), averaged over its servers. What a check that compares
+    variants records, so an overloaded variant is not read as a worse model."""
+    sel = selector(canary, variant)
+    return f"avg(avg_over_time({RUNNING}{{{sel}}}[{prom_duration(window)}]))"
 
 
 def samples_query(sel: str, window: float, vllm_version: str | None = None) -> str:

@@ -50,7 +50,9 @@ class CheckResult:
     raw per-variant values when known. ``provider_error`` is True when the result is inconclusive
     because the metric source failed (this, and only this, counts towards ``errorLimit``).
     ``decided`` is set by a sequential judge that reached a conclusion early: ``"pass"`` lets a
-    step finish before its duration, ``"breach"`` rolls back.
+    step finish before its duration, ``"breach"`` rolls back. ``load_candidate`` /
+    ``load_stable``: requests in flight per replica of each variant over the check's window, for
+    a check that compares the variants (:func:`controlplane.promql.queries.load_query`).
     """
 
     key: str
@@ -63,6 +65,8 @@ class CheckResult:
     provider_error: bool = False
     message: str = ""
     decided: Literal["pass", "breach"] | None = None
+    load_candidate: float | None = None
+    load_stable: float | None = None
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,8 @@ def next_check_state(
         message=result.message,
         above=number(due.check.above),
         below=number(due.check.below),
+        load_candidate=finite_or_none(result.load_candidate),
+        load_stable=finite_or_none(result.load_stable),
     )
 
 

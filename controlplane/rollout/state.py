@@ -156,6 +156,8 @@ class CheckState:
     message: str = ""
     above: float | None = None
     below: float | None = None
+    load_candidate: float | None = None
+    load_stable: float | None = None
 
 
 @with_config(_CONFIG)
@@ -300,9 +302,12 @@ def last_checks(state: RolloutState) -> list[dict[str, Any]]:
     at, since, message}]``. ``result`` is ``pass`` / ``breach`` / ``inconclusive``; ``value`` is
     what was compared (the drift for ``compare: baseline``); ``candidate`` / ``stable`` the raw
     per-variant values; ``above`` / ``below`` the bounds in base units (seconds, fractions);
-    ``at`` the evaluation's time (unix seconds); ``since`` the start of a breach streak."""
-    return [
-        {
+    ``at`` the evaluation's time (unix seconds); ``since`` the start of a breach streak;
+    ``loadCandidate`` / ``loadStable``, for a check that compares the variants, the requests in
+    flight per replica of each."""
+    rows = []
+    for key, check in sorted(state.checks.items()):
+        row: dict[str, Any] = {
             "key": key,
             "metric": check.metric,
             "result": check.verdict,
@@ -315,16 +320,20 @@ def last_checks(state: RolloutState) -> list[dict[str, Any]]:
             "since": check.since,
             "message": check.message,
         }
-        for key, check in sorted(state.checks.items())
-    ]
+        if check.load_candidate is not None or check.load_stable is not None:
+            row["loadCandidate"] = check.load_candidate
+            row["loadStable"] = check.load_stable
+        rows.append(row)
+    return rows
 
 
 def spec_hash(canary: ModelCanary) -> str:
-    """A stable hash of what is being rolled out: ``spec`` minus ``alerts``,
+    """A stable hash of what is being rolled out: ``spec`` minus ``alerts``, ``capacity``,
     ``analysis.prometheus``, ``gates[].argoServer`` and ``traffic.gateway.implementation``
-    (where to notify, where metrics live, which Argo Server to ask and which implementation
-    runs the Gateway do not change the candidate or its gates, so editing them does not restart
-    a rollout; the hashes of specs written before ``implementation`` existed stay the same).
+    (where to notify, how many GPUs to hold, where metrics live, which Argo Server to ask and
+    which implementation runs the Gateway do not change the candidate or its gates, so editing
+    them does not restart a rollout: a new capacity plan is applied at once; the hashes of specs
+    written before ``capacity`` or ``implementation`` existed stay the same).
     16 hex digits.
 
     Memoized per (immutable) model object: the machine asks for it on every call."""
@@ -343,7 +352,7 @@ _HASHES: dict[int, tuple[weakref.ref[ModelCanary], str]] = {}
 
 
 def _compute_spec_hash(canary: ModelCanary) -> str:
-    data = canary.spec.model_dump(mode="json", by_alias=True, exclude={"alerts"})
+    data = canary.spec.model_dump(mode="json", by_alias=True, exclude={"alerts", "capacity"})
     data["analysis"].pop("prometheus", None)
     gateway = data["traffic"].get("gateway")
     if gateway is not None:

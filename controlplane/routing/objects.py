@@ -60,9 +60,7 @@ def desired_objects(
     elif router == "kserve-knative":
         objs.append(kserve_knative.build_inferenceservice(canary, catalog, weight, mirror, outcome))
     elif router == "llmisvc":
-        objs += llmisvc.build_llminferenceservices(
-            canary, catalog, weight, mirror, outcome, counts
-        )
+        objs += llmisvc.build_llminferenceservices(canary, catalog, weight, mirror, outcome, counts)
     else:  # pragma: no cover - the spec model admits only the routers above
         raise RouterError(f"unknown router {router!r}")
     return objs

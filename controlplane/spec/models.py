@@ -419,6 +419,13 @@ class CapacitySpec(_Model):
         lt=1,
         description="Share of each replica's capacity kept spare (0.2: sized to run at 80 %)",
     )
+    max_load_ratio: float = Field(
+        default=1.5,
+        ge=1,
+        le=1000,
+        description="Most requests in flight per replica one variant may carry over the other's "
+        "before a check that compares them says the comparison is not fair",
+    )
     typical_request: TypicalRequest = Field(default_factory=TypicalRequest)
     requests_per_replica: ReplicaRates = Field(default_factory=ReplicaRates)
 

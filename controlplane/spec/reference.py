@@ -148,6 +148,8 @@ MEANINGS: dict[tuple[str, str], str] = {
     ("CapacitySpec", "maxGPUs"): "GPUs both variants may hold at once, at every moment",
     ("CapacitySpec", "maxSurgeGPUs"): "GPUs beyond the stable's full size the rollout may hold",
     ("CapacitySpec", "headroom"): "share of each replica's capacity kept spare (0.2: run at 80 %)",
+    ("CapacitySpec", "maxLoadRatio"): "requests in flight per replica one variant may carry over "
+    "the other's before a comparing check says it is not fair (default 1.5)",
     ("CapacitySpec", "typicalRequest"): "the request a replica's capacity is estimated for",
     ("CapacitySpec", "requestsPerReplica"): "measured req/s of one replica, per variant "
     "(replaces the estimate)",

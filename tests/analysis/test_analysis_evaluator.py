@@ -70,7 +70,54 @@ def test_compare_baseline_asks_both_variants() -> None:
     assert result.verdict == "breach"
     assert result.value == pytest.approx(-0.1)
     assert (result.candidate, result.stable, result.samples) == (0.63, 0.70, None)
-    assert {q for q, _ in provider.calls} == {KPI.candidate, KPI.stable, COST}
+    # ... and, since the check compares them, each variant's load (none here: left out)
+    assert {q for q, _ in provider.calls} == {KPI.candidate, KPI.stable, COST, *LOADS}
+    assert (result.load_candidate, result.load_stable) == (None, None)
+
+
+WINDOW_4H = 4 * 3600.0
+LOADS = (
+    queries.load_query(CANARY, CANARY.spec.candidate.name, WINDOW_4H),
+    queries.load_query(CANARY, CANARY.spec.stable.name, WINDOW_4H),
+)
+"""The drift check's loads, over its own 4-hour window."""
+
+
+@pytest.mark.parametrize(
+    ("candidate", "stable", "unfair"),
+    [(12.0, 3.0, True), (3.0, 12.0, True), (4.0, 3.0, False), (4.5, 3.0, False)],
+)
+def test_a_comparison_says_when_one_variant_carries_more_load(
+    candidate: float, stable: float, unfair: bool
+) -> None:
+    answers: dict[str, Answer] = {KPI.candidate: 0.69, KPI.stable: 0.70}
+    answers.update(dict(zip(LOADS, (candidate, stable), strict=True)))
+    result = evaluate(CANARY, due("steps[1].rollbackOn[0]"), StaticProvider(answers), NOW).checks[
+        "steps[1].rollbackOn[0]"
+    ]
+    assert result.verdict == "pass"  # the verdict is never changed by the loads
+    assert (result.load_candidate, result.load_stable) == (candidate, stable)
+    assert ("not a fair comparison" in result.message) is unfair
+    if unfair:
+        heavier = "candidate" if candidate > stable else "stable"
+        assert f"the {heavier} carries 4.0x" in result.message
+
+
+def test_the_allowed_load_ratio_comes_from_the_spec() -> None:
+    canary = model_canary(capacity={"maxLoadRatio": 5})
+    answers: dict[str, Answer] = {KPI.candidate: 0.69, KPI.stable: 0.70}
+    answers.update(dict(zip(LOADS, (12.0, 3.0), strict=True)))
+    result = evaluate(canary, due("steps[1].rollbackOn[0]"), StaticProvider(answers), NOW).checks[
+        "steps[1].rollbackOn[0]"
+    ]
+    assert result.load_candidate == 12.0
+    assert "not a fair comparison" not in result.message
+
+
+def test_a_check_on_the_candidate_alone_asks_no_load() -> None:
+    provider = StaticProvider({LATENCY.candidate: 0.2, LATENCY.samples: 500})
+    evaluate(CANARY, due("steps[0].rollbackOn[0]"), provider, NOW)
+    assert not [q for q, _ in provider.calls if "num_requests_running" in q]
 
 
 def test_same_query_is_asked_once_per_evaluation() -> None:

@@ -212,4 +212,5 @@ def test_canaryctl_validate_prints_the_warning_and_exits_0(
     assert main(["validate", "-o", "json", str(path)]) == 0
     out, err = capsys.readouterr()
     assert out.strip() == "[]"  # the JSON contract (a list of problems) is unchanged
-    assert err.splitlines() == [f"{path}:{line}: warning: {PATH}: {WARNING_150}"]
+    lines = [x for x in err.splitlines() if ": capacity: " not in x]
+    assert lines == [f"{path}:{line}: warning: {PATH}: {WARNING_150}"]
