@@ -15,7 +15,9 @@ host and port):
   (:mod:`controlplane.promql.contract`: ``vllm:e2e_request_latency_seconds``,
   ``vllm:time_to_first_token_seconds``, ``vllm:inter_token_latency_seconds`` with vLLM's bucket
   bounds, ``vllm:request_success_total{finished_reason}`` with every reason present at 0 from the
-  start as vLLM v1 creates them, the token counters and the gauges), labelled ``model_name`` plus
+  start as vLLM v1 creates them, the token counters, and the gauges ``vllm:num_requests_running``
+  / ``vllm:num_requests_waiting`` / ``vllm:kv_cache_usage_perc``, read from the engine's scheduler
+  at each scrape as vLLM sets them from its own), labelled ``model_name`` plus
   ``namespace`` / ``canary`` / ``variant``; ``vllm serve``'s HTTP counter
   ``http_requests_total{handler, method, status}`` (prometheus-fastapi-instrumentator's, status
   grouped to ``2xx``/``4xx``/``5xx``, ``/metrics`` and ``/health`` excluded, an exception counted
@@ -186,7 +188,14 @@ class _Metrics:
         families = (self.e2e, self.ttft, self.itl, self.prompt_tokens, self.generation_tokens)
         for family in (*families, self.request_generation_tokens):
             family.labels(*values)
-        self.waiting.labels(*values).set(0)
+
+    def watch(self, engine: Engine) -> None:
+        """The scheduler gauges read ``engine`` at every collection, as vLLM 0.24.0 sets them
+        from its scheduler's own counts (``v1/metrics/loggers.py``: ``len(running)``,
+        ``len(waiting)``, the KV-cache usage), not from HTTP requests in flight."""
+        self.running.labels(*self.values).set_function(engine.running)
+        self.waiting.labels(*self.values).set_function(engine.waiting)
+        self.kv.labels(*self.values).set_function(engine.load)
 
     def finished(self, reason: str) -> None:
         self.success.labels(*self.values, reason).inc()
@@ -217,6 +226,7 @@ class ModelServer:
         self.engine = engine
         self.faults = faults or Faults()
         self.metrics = _Metrics(who, engine.kind)
+        self.metrics.watch(engine)
         self._rng = random.Random(seed)
         self._runner: web.AppRunner | None = None
         self.host = host
@@ -288,8 +298,6 @@ class ModelServer:
         )
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        labels = self.metrics.values
-        self.metrics.kv.labels(*labels).set(self.engine.load())
         body = generate_latest(self.metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -354,8 +362,6 @@ class ModelServer:
     ) -> web.StreamResponse:
         m = self.metrics
         started = time.monotonic()
-        for seq in seqs:
-            self._hold(seq)
         headers = {ENGINE_HEADER: self.engine.kind, VARIANT_HEADER: self.who.variant}
         response: web.StreamResponse | None = None
         tasks: list[asyncio.Task[None]] = []
@@ -389,8 +395,7 @@ class ModelServer:
                 )
                 await response.prepare(request)
             if engine_error:  # every sequence of the request finishes with "error"
-                for seq in seqs:
-                    self._release(seq)
+                for _ in seqs:
                     m.finished("error")
                 raise EngineError("Internal server error")
             queue: asyncio.Queue[_Event] = asyncio.Queue()
@@ -453,8 +458,6 @@ class ModelServer:
                 task.cancel()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
-            for seq in seqs:
-                self._release(seq)
 
     def _chunk(
         self, req: Request, rid: str, created: int, event: _Event, role: str | None = "assistant"
@@ -505,7 +508,6 @@ class ModelServer:
         except Exception as exc:  # not the engine's finish: no finish counted, a 500 as before
             await queue.put(_Event(seq, "", seq.tokens, error=exc))
         finally:
-            self._release(seq)
             close = getattr(chunks, "aclose", None)
             if close is not None:
                 await close()
@@ -514,21 +516,11 @@ class ModelServer:
         self, seq: _Sequence, reason: str, started: float, queue: asyncio.Queue[_Event]
     ) -> None:
         seq.finish = reason
-        self._release(seq)
         self.metrics.finished(reason)
         self.metrics.e2e.labels(*self.metrics.values).observe(time.monotonic() - started)
         self.metrics.request_generation_tokens.labels(*self.metrics.values).observe(seq.tokens)
         text = seq.scanner.emit(True)
         await queue.put(_Event(seq, text, seq.tokens, reason, seq.stop_reason))
-
-    def _hold(self, seq: _Sequence) -> None:
-        seq.running = True
-        self.metrics.running.labels(*self.metrics.values).inc()
-
-    def _release(self, seq: _Sequence) -> None:
-        if seq.running:
-            seq.running = False
-            self.metrics.running.labels(*self.metrics.values).dec()
 
 
 @dataclass(eq=False)
@@ -542,7 +534,6 @@ class _Sequence:
     tokens: int = 0
     finish: str | None = None
     stop_reason: str | None = None
-    running: bool = False
 
 
 @dataclass(frozen=True)

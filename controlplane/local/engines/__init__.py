@@ -38,7 +38,8 @@ def make_engine(
     seed: int | None = None,
     gpu_share: float = 0.45,
 ) -> Engine:
-    """The engine ``kind`` for ``variant``. Raises :class:`EngineError` when it cannot run here."""
+    """The engine ``kind`` for ``variant``. Raises :class:`EngineError` when it cannot run here,
+    :class:`~controlplane.errors.ProfileError` for an unknown GPU or a batch flag vLLM refuses."""
     if kind == "simulated":
         from controlplane.local.engines.simulated import SimulatedEngine, speed_for
 

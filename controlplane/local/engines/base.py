@@ -4,7 +4,8 @@ Owns the seam between :mod:`controlplane.local.server` (HTTP, the OpenAI API, me
 and the engines that produce tokens: ``simulated`` (:mod:`.simulated`, the default),
 ``transformers`` (:mod:`.transformers_engine`, real CPU inference of a tiny random model) and
 ``vllm`` (:mod:`.vllm_engine`, a ``vllm serve`` process behind the server). An engine streams
-:class:`Chunk` records; the server times them, so every engine exports the same metrics.
+:class:`Chunk` records; the server times them, so every engine exports the same metrics, and
+reads the scheduler gauges (running, waiting, KV-cache use) from the engine.
 """
 
 from __future__ import annotations
@@ -78,4 +79,12 @@ class Engine(Protocol):
 
     def load(self) -> float:
         """KV-cache use in [0, 1] right now (exported as ``vllm:kv_cache_usage_perc``)."""
+        ...
+
+    def running(self) -> int:
+        """Sequences in the running batch right now (exported as ``vllm:num_requests_running``)."""
+        ...
+
+    def waiting(self) -> int:
+        """Sequences queued, not yet admitted (exported as ``vllm:num_requests_waiting``)."""
         ...

@@ -1,39 +1,125 @@
-"""The ``simulated`` engine: no model runs; latencies and token rates come from the GPU profile.
+"""The ``simulated`` engine: no model runs; latencies and token rates come from the GPU profile,
+and requests are scheduled as vLLM 0.24.0's v1 scheduler schedules them.
 
-Owns the speed model of a variant on its GPU, derived from ``profiles/`` (never hard-coded per
-GPU): decoding is memory-bound, so one token costs ``parameters x bytes per weight`` read at the
-GPU's bandwidth (at :data:`BANDWIDTH_UTILISATION`); prefill is compute-bound at the GPU's BF16
-TFLOP/s (at :data:`COMPUTE_UTILISATION`). Quantization changes the bytes read only where the
-catalogue expects a speed-up (``expectFaster`` yes / low-concurrency: AWQ, GPTQ, FP8); the
-bitsandbytes methods dequantize on the fly and read as much as bf16 plus an overhead, as the
-field notes measured. Concurrent requests slow decoding a little (a batch shares the GPU), and
-KV-cache use is the tokens in flight over what fits beside the weights.
+Runs the speed model of a variant on its GPU, :mod:`controlplane.profiles.speed` (re-exported
+here: :class:`Speed`, :func:`speed_for`, :func:`scheduler_limits`), which the capacity estimate
+runs too: decoding is memory-bound (``parameters x bytes per weight`` read at the GPU's
+bandwidth), prefill compute-bound (the GPU's BF16 TFLOP/s), bitsandbytes reads as much as bf16
+plus an overhead, and the KV cache is what fits beside the weights; ``max_num_seqs`` and
+``max_num_batched_tokens`` come from the variant's ``args``, else vLLM's defaults (below).
+
+**Scheduling as vLLM does.** One engine loop (an asyncio task, started with the first request or
+by :meth:`SimulatedEngine.start`) runs steps, as vLLM's engine core does. Facts taken from the
+source of vLLM 0.24.0 (the wheel ``vllm-0.24.0-cp38-abi3-manylinux_2_28_x86_64.whl``, paths inside
+its ``vllm`` package):
+
+- ``v1/core/sched/scheduler.py``, ``Scheduler.schedule()``: each step first schedules the
+  RUNNING requests in order, each ``num_tokens - num_computed_tokens`` new tokens (its remaining
+  prompt, or the one token sampled last step) capped by the step's token budget
+  ``max_num_batched_tokens`` (chunked prefill); when ``kv_cache_manager.allocate_slots`` returns
+  None for a running request, the FCFS policy preempts ``self.running.pop()`` (the most recently
+  admitted) until it fits, or the request itself is preempted and the pass over running requests
+  stops. Then, only when nothing was preempted this step, WAITING requests are admitted in FIFO
+  order while the budget lasts and ``len(self.running) < max_num_running_reqs`` (``= max_num_seqs``,
+  ``__init__``); admission stops at the first request ``allocate_slots`` refuses. ``policy`` is
+  ``"fcfs"`` by default (``config/scheduler.py``).
+- ``_preempt_request``: a preempted request frees its blocks, ``num_computed_tokens = 0`` and is
+  put back at the head of the waiting queue (``prepend_request``): it is recomputed, its prompt
+  and the tokens already generated, when readmitted.
+- ``v1/core/kv_cache_manager.py``, ``allocate_slots``: slots for ``num_computed_tokens +
+  num_new_tokens`` tokens in blocks; with ``full_sequence_must_fit`` (the scheduler passes
+  ``scheduler_reserve_full_isl``, True by default in ``config/scheduler.py``) a waiting request is
+  admitted only when the blocks of its whole sequence so far fit in the free blocks; the watermark
+  (``config/scheduler.py`` ``watermark``, default 0.0) keeps nothing back by default.
+- ``config/cache.py``: ``CacheConfig.DEFAULT_BLOCK_SIZE = 16`` tokens per block (an attention
+  backend may prefer another size, ``platforms/interface.py`` ``update_block_size_for_backend``:
+  not modelled, 16 is used).
+- ``engine/arg_utils.py``, ``get_batch_defaults`` and
+  ``_set_default_max_num_seqs_and_batched_tokens_args``: for the OpenAI API server
+  (``UsageContext.OPENAI_API_SERVER``, what ``vllm serve`` passes,
+  ``entrypoints/openai/api_server.py``) on a GPU whose total memory is ``>= 70 * GiB_bytes``
+  (``utils/mem_constants.py``: ``1 << 30``) and whose name does not contain ``a100``:
+  ``max_num_batched_tokens = 8192``, ``max_num_seqs = 1024``; on any other GPU 2048 and 256
+  (TPU and CPU platforms have their own, not modelled). A defaulted ``max_num_batched_tokens``
+  becomes ``min(max_num_seqs * max_model_len, it)`` (chunked prefill on, the default for a
+  generative model: ``config/model.py`` ``is_chunked_prefill_supported``), then a defaulted
+  ``max_num_seqs`` becomes ``min(max_num_seqs, max_num_batched_tokens)``; ``--performance-mode
+  throughput`` doubles whichever was defaulted (the default mode is ``balanced``,
+  ``config/vllm.py``). ``utils/argparse_utils.py``: a flag may be spelled with ``_`` or ``-``.
+- ``v1/core/block_pool.py`` ``get_usage``: KV usage is ``1 - free blocks / total blocks``;
+  ``v1/metrics/loggers.py`` exports it as ``vllm:kv_cache_usage_perc`` and ``len(running)`` /
+  ``len(waiting)`` (``Scheduler.make_stats``) as ``vllm:num_requests_running`` /
+  ``vllm:num_requests_waiting``: :meth:`SimulatedEngine.load`, :meth:`~SimulatedEngine.running`
+  and :meth:`~SimulatedEngine.waiting` here.
+
+What the simulation adds or leaves out: a step lasts ``decode_s_per_token x (1 + BATCH_SLOWDOWN
+x (requests in the step - 1))`` (one pass reads every weight, a batch shares it) plus
+``prefill_s_per_token`` per prompt (or recomputed) token in the step, times a lognormal jitter
+drawn once per step; a request whose scheduled tokens reach its length samples one token. The
+fixed :data:`OVERHEAD_S` (tokenization, the HTTP hop) comes before a request reaches the queue.
+Prefix caching, speculative decoding, priorities, LoRA and the KV connector are not modelled.
+vLLM refuses to start when ``max_model_len`` does not fit in the KV cache, so a request always
+fits an empty cache; here, where no such check runs, a request larger than the whole cache is
+admitted when nothing else runs and runs alone (usage then reads 1), rather than waiting forever.
 
 Every answer is placeholder text and every output of ``up`` says "simulated". Called by
-:mod:`controlplane.local.server` through :mod:`controlplane.local.engines`.
+:mod:`controlplane.local.server` through :mod:`controlplane.local.engines`; docs/local.md,
+"Scheduling as vLLM does".
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from controlplane.local.engines.base import Chunk, EngineKind, FinishReason, Generation
-from controlplane.profiles.catalog import Catalog
-from controlplane.profiles.fit import kv_bytes_per_token
-from controlplane.spec.models import ModelSpec, VariantSpec
+from controlplane.local.engines.base import (
+    Chunk,
+    EngineError,
+    EngineKind,
+    FinishReason,
+    Generation,
+)
+from controlplane.profiles.speed import (
+    BANDWIDTH_UTILISATION,
+    BATCH_SLOWDOWN,
+    BLOCK_SIZE,
+    COMPUTE_UTILISATION,
+    DEFAULT_PARAMETERS,
+    DEQUANT_OVERHEAD,
+    GPU_DEFAULTS,
+    LARGE_GPU_DEFAULTS,
+    LARGE_GPU_GIB,
+    OVERHEAD_S,
+    Speed,
+    batch_defaults,
+    scheduler_limits,
+    speed_for,
+)
 
-BANDWIDTH_UTILISATION = 0.6
-COMPUTE_UTILISATION = 0.4
-DEFAULT_PARAMETERS = 8.0e9
-OVERHEAD_S = 0.015
-"""Fixed time to first token: scheduling, tokenization, the HTTP hop."""
-BATCH_SLOWDOWN = 0.01
-"""Each other running request makes a decode step this much slower."""
-DEQUANT_OVERHEAD = {"yes": 1.1, "low-concurrency": 1.15, "no": 1.15}
+__all__ = [
+    "BANDWIDTH_UTILISATION",
+    "BATCH_SLOWDOWN",
+    "BLOCK_SIZE",
+    "CHUNK_INTERVAL_S",
+    "COMPUTE_UTILISATION",
+    "DEFAULT_PARAMETERS",
+    "DEQUANT_OVERHEAD",
+    "GPU_DEFAULTS",
+    "LARGE_GPU_DEFAULTS",
+    "LARGE_GPU_GIB",
+    "OVERHEAD_S",
+    "SimulatedEngine",
+    "Speed",
+    "batch_defaults",
+    "scheduler_limits",
+    "speed_for",
+]
+
 CHUNK_INTERVAL_S = 0.05
 """Streaming sends at most one chunk per this many seconds (tokens are coalesced)."""
 
@@ -47,47 +133,29 @@ _TEXT = (
 _WORDS = tuple(_TEXT.split())
 
 
-@dataclass(frozen=True)
-class Speed:
-    """How fast one variant is on its GPU."""
+@dataclass(eq=False)
+class _Request:
+    """One sequence in the engine: vLLM's ``Request`` reduced to what the scheduler reads."""
 
-    decode_s_per_token: float
-    prefill_s_per_token: float
-    kv_capacity_tokens: float
-    overhead_s: float = OVERHEAD_S
-    jitter_sigma: float = 0.1
+    prompt_tokens: int
+    output_tokens: int
+    """How many tokens it will generate in all."""
+    tokens: asyncio.Queue[int | EngineError]
+    """One ``1`` per token sampled; an EngineError when the engine stops under it."""
+    generated: int = 0
+    computed: int = 0
+    """``num_computed_tokens``: tokens whose KV is in the cache."""
+    blocks: int = 0
+    done: bool = False
 
-    def describe(self) -> str:
-        return (
-            f"{1 / self.decode_s_per_token:.0f} tok/s decode, "
-            f"{self.prefill_s_per_token * 1e6:.0f} µs/prompt token"
-        )
-
-
-def speed_for(model: ModelSpec, variant: VariantSpec, catalog: Catalog) -> Speed:
-    """The speed model of ``variant`` (see the module docstring). Pure."""
-    gpu = catalog.require_gpu(variant.gpu)
-    method = catalog.quant(variant.quantization)
-    params = model.parameters or DEFAULT_PARAMETERS
-    gpus = variant.gpu_count
-    faster = method.expect_faster
-    read_bytes = method.bytes_per_weight if faster != "no" else 2.0
-    overhead = 1.0 if variant.quantization == "none" else DEQUANT_OVERHEAD[faster]
-    bandwidth = gpu.memory_bandwidth_gbps * 1e9 * BANDWIDTH_UTILISATION * gpus
-    decode = params * read_bytes * overhead / bandwidth
-    compute = gpu.bf16_tflops * 1e12 * COMPUTE_UTILISATION * gpus
-    if variant.quantization == "fp8" and gpu.fp8:
-        compute *= 1.6
-    prefill = 2 * params / compute
-    weights = params * method.bytes_per_weight
-    free = gpu.memory_gib * 2**30 * gpus * variant.gpu_memory_utilization - weights
-    per_token, _, _ = kv_bytes_per_token(model)
-    capacity = free / per_token if per_token > 0 and free > 0 else 1e6
-    return Speed(decode, prefill, max(capacity, 1.0))
+    @property
+    def num_tokens(self) -> int:
+        return self.prompt_tokens + self.generated
 
 
 class SimulatedEngine:
-    """Sleeps like the variant would compute; yields placeholder words."""
+    """Steps like the variant's vLLM would, sleeping what each step would compute; yields
+    placeholder words."""
 
     kind: EngineKind = "simulated"
 
@@ -95,24 +163,48 @@ class SimulatedEngine:
         self.speed = speed
         self.label = label
         self._rng = random.Random(seed)
-        self._running = 0
-        self._tokens_in_flight = 0
+        self._waiting: deque[_Request] = deque()
+        self._running: list[_Request] = []
+        self._used_blocks = 0
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopped = False
+        self.preemptions = 0
+        """Requests preempted so far (vLLM's ``num_preemptions``, summed)."""
 
     @property
     def description(self) -> str:
         return f"simulated ({self.label}: {self.speed.describe()})"
 
     async def start(self) -> None:
-        return None
+        self._stopped = False
+        self._ensure_loop()
 
     async def stop(self) -> None:
-        return None
+        """End the loop; every request still queued or running gets an EngineError (none hangs).
+        Safe to call twice."""
+        self._stopped = True
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._fail_all(EngineError("the simulated engine stopped"))
 
     def count_tokens(self, text: str) -> int:
         return max(1, math.ceil(len(text.split()) * 4 / 3))
 
     def load(self) -> float:
-        return min(1.0, self._tokens_in_flight / self.speed.kv_capacity_tokens)
+        """KV-cache blocks in use over all blocks (``vllm:kv_cache_usage_perc``)."""
+        return min(1.0, self._used_blocks / self.speed.kv_blocks)
+
+    def running(self) -> int:
+        """Requests in the running batch (``vllm:num_requests_running``)."""
+        return len(self._running)
+
+    def waiting(self) -> int:
+        """Requests queued for admission (``vllm:num_requests_waiting``)."""
+        return len(self._waiting)
 
     def _jitter(self) -> float:
         return self._rng.lognormvariate(0.0, self.speed.jitter_sigma)
@@ -122,31 +214,30 @@ class SimulatedEngine:
         natural = max(1, round(self._rng.lognormvariate(math.log(0.7 * max_tokens), 0.5)))
         return min(natural, max_tokens), natural >= max_tokens
 
+    # ----------------------------------------------------------------- requests
+
     async def generate(self, request: Generation) -> AsyncIterator[Chunk]:
+        if self._stopped:
+            raise EngineError("the simulated engine is stopped")
         n, truncated = self._length(request.max_tokens)
         if request.ignore_eos:  # vLLM's ignore_eos: no natural stop, exactly max_tokens
             n, truncated = request.max_tokens, True
-        seq = request.prompt_tokens + n
-        self._running += 1
-        self._tokens_in_flight += seq
+        req = _Request(max(1, request.prompt_tokens), n, asyncio.Queue())
+        loop = asyncio.get_running_loop()
         try:
-            ttft = self.speed.overhead_s + request.prompt_tokens * self.speed.prefill_s_per_token
-            await asyncio.sleep(ttft * self._jitter())
+            await asyncio.sleep(self.speed.overhead_s * self._jitter())
+            self._submit(req)
             sent = 0
             pending: list[str] = []
-            wait = 0.0
-            for i in range(n):
+            last_sent = 0.0
+            while sent + len(pending) < n:
+                item = await req.tokens.get()
+                if isinstance(item, EngineError):
+                    raise item
                 pending.append(self._rng.choice(_WORDS))
-                if i > 0:
-                    step = self.speed.decode_s_per_token * (
-                        1 + BATCH_SLOWDOWN * (self._running - 1)
-                    )
-                    wait += step * self._jitter()
-                last = i == n - 1
-                if i == 0 or wait >= CHUNK_INTERVAL_S or last:
-                    if wait:
-                        await asyncio.sleep(wait)
-                        wait = 0.0
+                now = loop.time()
+                last = sent + len(pending) == n
+                if sent == 0 or last or now - last_sent >= CHUNK_INTERVAL_S:
                     text = (" " if sent else "") + " ".join(pending)
                     reason: FinishReason | None = None
                     if last:
@@ -154,6 +245,151 @@ class SimulatedEngine:
                     yield Chunk(text, len(pending), reason)
                     sent += len(pending)
                     pending = []
+                    last_sent = now
         finally:
-            self._running -= 1
-            self._tokens_in_flight -= seq
+            self._abort(req)  # a closed generator / cancelled task frees its slot and blocks
+
+    def _submit(self, req: _Request) -> None:
+        if self._stopped:
+            raise EngineError("the simulated engine is stopped")
+        self._waiting.append(req)
+        self._ensure_loop()
+        assert self._wake is not None
+        self._wake.set()
+
+    def _abort(self, req: _Request) -> None:
+        """Take ``req`` out of the scheduler, freeing its blocks (no-op once finished)."""
+        if req.done:
+            return
+        req.done = True
+        if req in self._running:
+            self._running.remove(req)
+        elif req in self._waiting:
+            self._waiting.remove(req)
+        self._free(req)
+
+    def _fail_all(self, error: EngineError) -> None:
+        for req in [*self._running, *self._waiting]:
+            req.done = True
+            self._free(req)
+            req.tokens.put_nowait(error)
+        self._running.clear()
+        self._waiting.clear()
+
+    # ----------------------------------------------------------------- the KV cache
+
+    def _blocks_for(self, tokens: int) -> int:
+        return -(-tokens // self.speed.block_size)
+
+    def _free_blocks(self) -> int:
+        return self.speed.kv_blocks - self._used_blocks
+
+    def _fits(self, req: _Request, tokens: int) -> bool:
+        return self._blocks_for(tokens) - req.blocks <= self._free_blocks()
+
+    def _grow(self, req: _Request, tokens: int) -> None:
+        need = self._blocks_for(tokens)
+        if need > req.blocks:
+            self._used_blocks += need - req.blocks
+            req.blocks = need
+
+    def _free(self, req: _Request) -> None:
+        self._used_blocks -= req.blocks
+        req.blocks = 0
+
+    def _preempt(self, req: _Request) -> None:
+        """vLLM's ``_preempt_request``: free the blocks, recompute from scratch, head of queue."""
+        self._free(req)
+        req.computed = 0
+        self.preemptions += 1
+        self._waiting.appendleft(req)
+
+    # ----------------------------------------------------------------- the loop
+
+    def _ensure_loop(self) -> None:
+        if self._task is None or self._task.done():
+            self._wake = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self._loop(self._wake))
+
+    def _schedule(self) -> list[tuple[_Request, int]]:
+        """One step of ``Scheduler.schedule()`` (module docstring): ``(request, new tokens)``."""
+        budget = self.speed.max_num_batched_tokens
+        scheduled: list[tuple[_Request, int]] = []
+        preempted = False
+        i = 0
+        while i < len(self._running) and budget > 0:
+            req = self._running[i]
+            new = min(req.num_tokens - req.computed, budget)
+            if new <= 0:
+                i += 1
+                continue
+            target = req.computed + new
+            while not self._fits(req, target) and len(self._running) > 1:
+                victim = self._running.pop()  # FCFS: the most recently admitted
+                self._preempt(victim)
+                preempted = True
+                if victim is req:
+                    break
+            if preempted and req not in self._running:
+                break  # it preempted itself: nothing more runs this step
+            self._grow(req, target)  # alone and still too big: runs over (module docstring)
+            scheduled.append((req, new))
+            budget -= new
+            i += 1
+        if preempted:
+            return scheduled
+        while self._waiting and budget > 0 and len(self._running) < self.speed.max_num_seqs:
+            req = self._waiting[0]
+            # full_sequence_must_fit: the whole sequence so far must fit, not the first chunk
+            if self._running and not self._fits(req, req.num_tokens):
+                break
+            new = min(req.num_tokens - req.computed, budget)
+            self._waiting.popleft()
+            self._running.append(req)
+            self._grow(req, req.computed + new)
+            scheduled.append((req, new))
+            budget -= new
+        return scheduled
+
+    def _step_seconds(self, scheduled: list[tuple[_Request, int]]) -> float:
+        prefill = sum(
+            new
+            for req, new in scheduled
+            if not (req.generated and req.num_tokens - req.computed == 1)
+        )
+        decode = self.speed.step_s(len(scheduled))
+        return (decode + prefill * self.speed.prefill_s_per_token) * self._jitter()
+
+    def _advance(self, scheduled: list[tuple[_Request, int]]) -> None:
+        """After a step: the scheduled tokens are computed; each request whose tokens are all
+        computed samples one; a request with all its tokens finishes and frees its blocks."""
+        for req, new in scheduled:
+            if req.done:
+                continue  # aborted while the step ran (preemption happens before it runs)
+            req.computed += new
+            if req.computed < req.num_tokens:
+                continue  # a prefill chunk: no token yet
+            req.generated += 1
+            req.tokens.put_nowait(1)
+            if req.generated >= req.output_tokens:
+                req.done = True
+                self._running.remove(req)
+                self._free(req)
+
+    async def _loop(self, wake: asyncio.Event) -> None:
+        try:
+            while True:
+                if not self._running and not self._waiting:
+                    wake.clear()
+                    await wake.wait()
+                    continue
+                scheduled = self._schedule()
+                if not scheduled:  # everything was preempted: the next step admits again
+                    await asyncio.sleep(0)
+                    continue
+                await asyncio.sleep(self._step_seconds(scheduled))
+                self._advance(scheduled)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug here must not leave requests waiting forever
+            self._fail_all(EngineError(f"simulated engine failed: {exc!r}"))

@@ -162,6 +162,12 @@ class TransformersEngine:
     def load(self) -> float:
         return min(1.0, self._busy / 8)
 
+    def running(self) -> int:
+        return self._busy  # every request in flight takes its turn token by token
+
+    def waiting(self) -> int:
+        return 0  # no admission limit: nothing queues before the lock
+
     def _encode(self, text: str, token_ids: tuple[int, ...] | None = None) -> list[int]:
         if token_ids:  # a token-id prompt: the ids as given, folded into the tiny vocabulary
             return [t % self.shape.vocab_size for t in token_ids[-MAX_PROMPT_TOKENS:]]

@@ -76,6 +76,7 @@ class VllmEngine:
         self._process: subprocess.Popen[bytes] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._load = 0.0
+        self._in_flight = 0
 
     @property
     def description(self) -> str:
@@ -139,6 +140,12 @@ class VllmEngine:
     def load(self) -> float:
         return self._load
 
+    def running(self) -> int:
+        return self._in_flight  # requests forwarded and not yet answered
+
+    def waiting(self) -> int:
+        return 0  # vLLM's own queue is in its /metrics, which this engine does not read
+
     async def generate(self, request: Generation) -> AsyncIterator[Chunk]:
         if self._session is None:
             raise EngineError("vllm engine is not started")
@@ -154,6 +161,7 @@ class VllmEngine:
             "stream": True,
         }
         url = f"http://127.0.0.1:{self.port}/v1/completions"
+        self._in_flight += 1
         try:
             async with self._session.post(url, json=body) as response:
                 if response.status != 200:
@@ -171,3 +179,5 @@ class VllmEngine:
                     )
         except aiohttp.ClientError as exc:
             raise EngineError(f"vllm request failed: {exc}") from exc
+        finally:
+            self._in_flight -= 1

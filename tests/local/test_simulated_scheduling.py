@@ -1,0 +1,377 @@
+"""The simulated engine schedules as vLLM 0.24.0 does: at most ``max_num_seqs`` running, a FIFO
+waiting queue, admission gated by free KV blocks, preemption when the cache is full, and the
+batch limits of ``vllm serve`` (flags, else its defaults for the GPU's memory).
+
+Every speed here is tiny (milliseconds per step, no jitter) so the file runs in a few seconds;
+timing assertions compare waves of requests, with generous upper bounds for a loaded machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar, cast
+
+import aiohttp
+import pytest
+
+from controlplane.errors import ProfileError
+from controlplane.local.engines.base import Chunk, EngineError, Generation
+from controlplane.local.engines.simulated import (
+    BLOCK_SIZE,
+    SimulatedEngine,
+    Speed,
+    scheduler_limits,
+    speed_for,
+)
+from controlplane.local.server import Identity, ModelServer
+from controlplane.profiles.catalog import load_catalog
+from controlplane.spec.models import ModelSpec, VariantSpec
+
+T = TypeVar("T")
+DECODE_S = 0.002
+BASE = Speed(
+    decode_s_per_token=DECODE_S,
+    prefill_s_per_token=1e-6,
+    kv_capacity_tokens=1e5,
+    overhead_s=0.0,
+    jitter_sigma=0.0,
+)
+
+
+def run(test: Callable[[], Awaitable[T]], timeout: float = 5.0) -> T:
+    """Run ``test`` in a fresh event loop; a hang fails it instead of stalling the suite."""
+
+    async def main() -> T:
+        return await asyncio.wait_for(test(), timeout)
+
+    return asyncio.run(main())
+
+
+@dataclass
+class Watch:
+    """The highest ``running()`` / ``waiting()`` / ``load()`` seen, sampled every millisecond."""
+
+    engine: SimulatedEngine
+    running: int = 0
+    waiting: int = 0
+    load: float = 0.0
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    def sample(self) -> None:
+        self.running = max(self.running, self.engine.running())
+        self.waiting = max(self.waiting, self.engine.waiting())
+        self.load = max(self.load, self.engine.load())
+
+    async def _loop(self) -> None:
+        while True:
+            self.sample()
+            await asyncio.sleep(0.001)
+
+    def __enter__(self) -> Watch:
+        self.task = asyncio.get_running_loop().create_task(self._loop())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.task is not None
+        self.task.cancel()
+
+
+async def first_token_and_count(
+    engine: SimulatedEngine, start: float, prompt: int, tokens: int, watch: Watch | None = None
+) -> tuple[float, int]:
+    """Seconds from ``start`` to the first chunk, and the tokens generated (exactly ``tokens``)."""
+    first: float | None = None
+    count = 0
+    async for chunk in engine.generate(Generation("x", prompt, tokens, ignore_eos=True)):
+        if first is None:
+            first = time.monotonic() - start
+        count += chunk.tokens
+        if watch is not None:
+            watch.sample()
+    assert first is not None
+    return first, count
+
+
+def test_max_num_seqs_caps_the_batch_and_ttft_climbs_past_it() -> None:
+    """12 requests at once on ``max_num_seqs=4``: 4 run, 8 wait; they run in three waves, so the
+    last four wait for the two waves before them (vLLM's ``len(self.running) <
+    max_num_running_reqs`` admission)."""
+    tokens = 40
+    engine = SimulatedEngine(replace(BASE, max_num_seqs=4), "t", seed=1)
+
+    async def check() -> list[tuple[float, int]]:
+        start = time.monotonic()
+        with Watch(engine) as watch:
+            results = await asyncio.gather(
+                *(first_token_and_count(engine, start, 100, tokens, watch) for _ in range(12))
+            )
+        assert watch.running == 4
+        assert watch.waiting == 8
+        assert engine.running() == engine.waiting() == 0
+        assert engine.load() == 0.0
+        return results
+
+    results = run(check)
+    assert all(count == tokens for _, count in results)
+    ttft = sorted(first for first, _ in results)
+    first_wave, last_wave = ttft[:4], ttft[-4:]
+    wave_s = tokens * DECODE_S  # one wave generates ``tokens`` tokens, a step each
+    assert max(first_wave) < 0.5 * wave_s  # the first four start at once
+    # the last four wait for the 2 x 40 steps of the two waves before them
+    assert min(last_wave) - max(first_wave) >= 0.9 * 2 * wave_s
+    assert min(last_wave) < 1.5  # about 0.16 s; bounded for a loaded machine
+
+
+def test_below_capacity_ttft_stays_near_the_unloaded_value() -> None:
+    speed = replace(BASE, max_num_seqs=8, overhead_s=0.005)
+    tokens = 20
+
+    async def check() -> tuple[float, list[float], int]:
+        alone = SimulatedEngine(speed, "t", seed=1)
+        start = time.monotonic()
+        unloaded, _ = await first_token_and_count(alone, start, 100, tokens)
+        engine = SimulatedEngine(speed, "t", seed=1)
+        start = time.monotonic()
+        with Watch(engine) as watch:
+            results = await asyncio.gather(
+                *(first_token_and_count(engine, start, 100, tokens, watch) for _ in range(8))
+            )
+        return unloaded, [first for first, _ in results], watch.running
+
+    unloaded, ttfts, running = run(check)
+    assert running == 8  # all admitted together, at the step after they arrive
+    # 8 share one step: 7 % slower decoding and 8 prompts' prefill, far from a queue's wait
+    assert max(ttfts) < unloaded + 0.5 * tokens * DECODE_S + 0.02
+
+
+def test_a_kv_cache_too_small_for_every_prompt_admits_fewer_than_max_num_seqs() -> None:
+    """10 blocks of 16 tokens; 40-token prompts need 3 blocks each: 3 are admitted of
+    ``max_num_seqs=8``, the rest wait (vLLM's ``allocate_slots`` with
+    ``full_sequence_must_fit``); as they grow past 48 tokens the cache runs out and the latest
+    admitted is preempted and recomputed, and every request still gets all its tokens."""
+    speed = replace(BASE, max_num_seqs=8, kv_capacity_tokens=10 * BLOCK_SIZE)
+    engine = SimulatedEngine(speed, "t", seed=1)
+    tokens = 20
+
+    async def check() -> tuple[Watch, list[tuple[float, int]]]:
+        start = time.monotonic()
+        with Watch(engine) as watch:
+            results = await asyncio.gather(
+                *(first_token_and_count(engine, start, 40, tokens, watch) for _ in range(6))
+            )
+        return watch, results
+
+    watch, results = run(check)
+    assert watch.running == 3 < speed.max_num_seqs
+    assert watch.waiting >= 3
+    assert 0.9 <= watch.load <= 1.0
+    assert engine.preemptions > 0
+    assert all(count == tokens for _, count in results)
+    assert engine.load() == 0.0
+
+
+def test_a_request_larger_than_the_whole_cache_runs_alone_rather_than_waiting_forever() -> None:
+    engine = SimulatedEngine(replace(BASE, kv_capacity_tokens=2 * BLOCK_SIZE), "t", seed=1)
+
+    async def check() -> list[tuple[float, int]]:
+        start = time.monotonic()
+        return await asyncio.gather(
+            *(first_token_and_count(engine, start, 100, 5) for _ in range(2))
+        )
+
+    assert [count for _, count in run(check)] == [5, 5]
+
+
+@pytest.mark.parametrize("how", ["aclose", "cancel"])
+def test_a_client_that_goes_away_frees_its_slot_for_a_waiting_request(how: str) -> None:
+    engine = SimulatedEngine(replace(BASE, max_num_seqs=1), "t", seed=1)
+
+    async def check() -> float:
+        request = Generation("x", 50, 2000, ignore_eos=True)  # ~4 s alone
+        long = cast(AsyncGenerator[Chunk, None], engine.generate(request))
+        await long.__anext__()
+        task: asyncio.Task[Any] | None = None
+        if how == "cancel":
+
+            async def drain() -> None:
+                async for _ in long:
+                    pass
+
+            task = asyncio.create_task(drain())
+        assert engine.running() == 1
+        assert engine.load() > 0
+        start = time.monotonic()
+        waiter = asyncio.create_task(first_token_and_count(engine, start, 50, 3))
+        while engine.waiting() == 0:
+            await asyncio.sleep(0.001)
+        assert engine.running() == 1
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        else:
+            await long.aclose()
+        assert engine.running() == 0  # freed at once: slot and blocks
+        assert engine.load() == 0.0
+        first, count = await waiter
+        assert count == 3
+        assert engine.running() == engine.waiting() == 0
+        return first
+
+    assert run(check) < 1.0  # admitted at the next step, not after the long request's 4 s
+
+
+def test_stop_fails_what_is_queued_instead_of_hanging() -> None:
+    engine = SimulatedEngine(replace(BASE, max_num_seqs=1), "t", seed=1)
+
+    async def check() -> list[BaseException | tuple[float, int]]:
+        start = time.monotonic()
+        tasks = [
+            asyncio.create_task(first_token_and_count(engine, start, 10, 1000)) for _ in range(3)
+        ]
+        while engine.waiting() < 2:
+            await asyncio.sleep(0.001)
+        await engine.stop()
+        await engine.stop()  # twice is fine
+        done = await asyncio.gather(*tasks, return_exceptions=True)
+        with pytest.raises(EngineError):
+            await first_token_and_count(engine, start, 10, 1)
+        await engine.start()  # a restarted engine serves again
+        _, count = await first_token_and_count(engine, start, 10, 2)
+        assert count == 2
+        await engine.stop()
+        return done
+
+    outcomes = run(check)
+    assert all(isinstance(o, EngineError) for o in outcomes)
+
+
+def test_the_same_seed_gives_the_same_answer() -> None:
+    async def text(seed: int) -> str:
+        engine = SimulatedEngine(BASE, "t", seed=seed)
+        out = [c.text async for c in engine.generate(Generation("x", 10, 30))]
+        await engine.stop()
+        return "".join(out)
+
+    assert run(lambda: text(7)) == run(lambda: text(7))
+
+
+# ----------------------------------------------------------------- the batch limits
+
+
+CATALOG = load_catalog()
+
+
+def _variant(gpu: str, args: list[str]) -> VariantSpec:
+    return VariantSpec.model_validate(
+        {"name": "v", "storage_uri": "hf://org/m", "gpu": gpu, "args": args}
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--max-num-seqs", "8"],
+        ["--max-num-seqs=8"],
+        ["--max_num_seqs", "8"],
+        ["--max-num-seqs=64", "--max-num-seqs", "8"],  # the last one wins, as in argparse
+    ],
+    ids=["space", "equals", "underscores", "last-wins"],
+)
+def test_max_num_seqs_from_args(args: list[str]) -> None:
+    speed = speed_for(ModelSpec(name="m"), _variant("nvidia-l4", args), CATALOG)
+    assert speed.max_num_seqs == 8
+    assert speed.max_num_batched_tokens == 2048  # still the default
+
+
+@pytest.mark.parametrize(
+    ("gpu", "expected"),
+    [
+        ("nvidia-l4", (256, 2048)),  # 22.49 GiB
+        ("nvidia-a100-40gb", (256, 2048)),
+        ("nvidia-a100-80gb", (256, 2048)),  # >= 70 GiB, but vLLM leaves A100s out
+        ("nvidia-h100-80gb", (1024, 8192)),  # 79.65 GiB
+        ("nvidia-h200", (1024, 8192)),
+    ],
+)
+def test_the_defaults_follow_the_gpus_memory_as_vllm_0_24_0s(
+    gpu: str, expected: tuple[int, int]
+) -> None:
+    speed = speed_for(ModelSpec(name="m"), _variant(gpu, []), CATALOG)
+    assert (speed.max_num_seqs, speed.max_num_batched_tokens) == expected
+
+
+def test_the_defaults_are_adjusted_as_vllm_adjusts_them() -> None:
+    l4, h100 = CATALOG.require_gpu("nvidia-l4"), CATALOG.require_gpu("nvidia-h100-80gb")
+    assert scheduler_limits(["--max-num-batched-tokens=512"], l4, 4096) == (256, 512)
+    # a defaulted budget is at most max_num_seqs x max_model_len; then seqs at most the budget
+    assert scheduler_limits([], l4, 4) == (256, 1024)
+    assert scheduler_limits(["--max-num-seqs", "2"], h100, 100) == (2, 200)
+    assert scheduler_limits(["--max-num-batched-tokens", "100"], h100, 4096) == (100, 100)
+    # --performance-mode throughput doubles what was defaulted
+    assert scheduler_limits(["--performance-mode=throughput"], l4, 4096) == (512, 4096)
+    assert scheduler_limits(
+        ["--performance-mode", "throughput", "--max-num-seqs=3"], h100, 4096
+    ) == (
+        3,
+        12288,
+    )
+
+
+@pytest.mark.parametrize("value", ["0", "many"])
+def test_a_max_num_seqs_vllm_would_refuse_is_a_profile_error(value: str) -> None:
+    with pytest.raises(ProfileError, match="max-num-seqs"):
+        speed_for(ModelSpec(name="m"), _variant("nvidia-l4", [f"--max-num-seqs={value}"]), CATALOG)
+
+
+# ----------------------------------------------------------------- the server's gauges
+
+
+def _sample(text: str, name: str) -> float:
+    values = [
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{")
+    ]
+    assert len(values) == 1, f"{name}: {values}"
+    return values[0]
+
+
+def test_metrics_show_the_engines_queue_under_overload() -> None:
+    who = Identity("demo-llm", "default", "local-demo", "nf4")
+    engine = SimulatedEngine(replace(BASE, max_num_seqs=2), "t", seed=1)
+    body = {"model": "demo-llm", "prompt": "hi", "max_tokens": 60, "ignore_eos": True}
+
+    async def check() -> tuple[dict[str, float], dict[str, float]]:
+        server = ModelServer(who, engine, seed=1)
+        await server.start()
+        try:
+            async with aiohttp.ClientSession(base_url=server.url) as session:
+
+                async def one() -> int:
+                    async with session.post("/v1/completions", json=body) as r:
+                        return (await r.json())["usage"]["completion_tokens"]  # type: ignore[no-any-return]
+
+                async def scrape() -> dict[str, float]:
+                    async with session.get("/metrics") as r:
+                        text = await r.text()
+                    names = ("running", "waiting")
+                    got = {n: _sample(text, f"vllm:num_requests_{n}") for n in names}
+                    got["kv"] = _sample(text, "vllm:kv_cache_usage_perc")
+                    return got
+
+                calls = [asyncio.create_task(one()) for _ in range(8)]
+                while engine.waiting() < 6:
+                    await asyncio.sleep(0.001)
+                busy = await scrape()
+                assert await asyncio.gather(*calls) == [60] * 8
+                idle = await scrape()
+        finally:
+            await server.stop()
+        return busy, idle
+
+    busy, idle = run(check)
+    assert busy["running"] == 2
+    assert busy["waiting"] > 0
+    assert 0 < busy["kv"] <= 1
+    assert idle == {"running": 0, "waiting": 0, "kv": 0}
