@@ -267,3 +267,64 @@ def test_gateway_api_router_rolls_out_on_real_kserve(
     assert end["routes"][name] == (
         {stable: 0, candidate: 100} if outcome == "promoted" else {stable: 100, candidate: 0}
     )
+
+
+# ------------------------------------------------------------------- capacity follows traffic
+
+RATES = {"stable": 10.0, "candidate": 8.0}
+"""Requests/s of one replica (spec.capacity.requestsPerReplica): the 4-bit candidate is slower."""
+PLANNED = {0: (2, 1), 5: (2, 1), 25: (2, 1), 75: (1, 2), 100: (0, 3)}
+"""(stable, candidate) replicas the plan gives each weight: 16 req/s, 20 % headroom."""
+
+
+@pytest.mark.parametrize(
+    ("name", "outcome"),
+    [("good", "promoted"), ("tail", "rolled_back")],
+    ids=["promotion", "rollback-at-75"],
+)
+def test_capacity_follows_traffic_on_real_kserve(
+    kserve_loopback: LoopbackCluster, metrics: Metrics, name: str, outcome: str
+) -> None:
+    """KServe's Deployments follow the plan, scaled up before the weights move and down after:
+    at no pass does the HTTPRoute send a variant's share to fewer ready pods than the plan
+    gives it, and the GPUs asked never pass the budget; promoted, the candidate runs three."""
+    world = world_on(kserve_loopback, metrics)
+    capacity = {"maxGPUs": 4, "requestsPerReplica": RATES}
+    world.create(world_canary(name, metrics.url, stable=STABLE, capacity=capacity))
+    stable, candidate = f"{name}-llm-bf16-predictor", f"{name}-llm-nf4-predictor"
+    views: list[dict[str, Any]] = []
+
+    def every_pass(w: KServeWorld) -> bool:
+        """Snapshot each settled pass; done once the outcome is in effect on the route."""
+        w.kserve.tick()
+        views.append(snapshot(w.admin))
+        book = (w.get(name).get("status") or {}).get("controller") or {}
+        return finished(name)(w) and book.get("finishedAt") is not None
+
+    world.run_until(every_pass, limit=30 * DAY)
+    assert world.state(name).stage == outcome
+
+    weights: list[int] = []
+    for view in views:
+        route = view["routes"].get(name)
+        if not route or not sum(route.values()):
+            continue
+        weight = round(100 * route.get(candidate, 0) / sum(route.values()))
+        if not weights and weight == 0:
+            continue  # deploying: nothing is on the candidate yet
+        weights.append(weight)
+        ready = view["deployments"]
+        want_stable, want_candidate = PLANNED[weight]
+        assert ready.get(stable, 0) >= want_stable, (weight, ready)
+        if weight:
+            assert ready.get(candidate, 0) >= want_candidate, (weight, ready)
+        assert sum(ready.values()) <= 4, ready  # one GPU a replica
+    if outcome == "promoted":
+        assert {5, 25, 75, 100} <= set(weights), weights
+        assert views[-1]["deployments"][candidate] == 3
+    else:
+        assert 75 in weights, weights
+        assert weights[-1] == 0
+        assert views[-1]["deployments"][stable] == 2
+    reasons = {r for r, _ in world.events(name)}
+    assert {"Scaled", "CapacityPending"} <= reasons, reasons
