@@ -85,8 +85,9 @@ def _times(data: Any, keys: tuple[str, ...]) -> Any:
 def status_times(status: Any) -> Any:
     """``status`` with its unix-second times as RFC 3339 UTC (a copy; the rest unchanged):
     :data:`STATUS_TIMES`, ``reason.at``, ``history[].time``, ``checks.*`` and ``lastChecks[]``
-    ``at`` / ``since``, ``gates.*`` :data:`GATE_TIMES`, ``controller.finishedAt`` and
-    ``controller.verified.at``. A status that is no mapping is returned as it is."""
+    ``at`` / ``since``, ``gates.*`` :data:`GATE_TIMES`, ``controller.finishedAt``,
+    ``controller.verified.at`` and ``capacity.at``. A status that is no mapping is returned as
+    it is."""
     if not isinstance(status, Mapping):
         return status
     out: dict[str, Any] = dict(_times(status, STATUS_TIMES))
@@ -106,6 +107,8 @@ def status_times(status: Any) -> Any:
         if isinstance(book.get("verified"), Mapping):
             book["verified"] = _times(book["verified"], ("at",))
         out["controller"] = book
+    if isinstance(out.get("capacity"), Mapping):
+        out["capacity"] = _times(out["capacity"], ("at",))
     return out
 
 

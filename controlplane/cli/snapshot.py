@@ -175,7 +175,7 @@ class CapacityView:
 
 def _capacity(raw: Any) -> CapacityView | None:
     data = _map(raw)
-    if not data:
+    if not isinstance(data.get("planned"), Mapping) or not isinstance(data.get("ready"), Mapping):
         return None
     try:
         planned = {str(k): int(v) for k, v in _map(data.get("planned")).items()}
