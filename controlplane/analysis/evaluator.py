@@ -267,6 +267,12 @@ def evaluate_check(
     )
 
 
+def asking(provider: MetricProvider, at: float) -> _Once:
+    """One evaluation's lookups at ``at``: each distinct query asked of ``provider`` once (for
+    :func:`fair` on results judged elsewhere: the controller's batched analysis)."""
+    return _Once(provider, at)
+
+
 def compares_variants(check: CheckSpec) -> bool:
     """A check whose verdict sets the candidate against the stable (``compare: baseline`` or a
     sequential judge): the variants' loads decide whether that comparison is fair."""

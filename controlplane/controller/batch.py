@@ -357,10 +357,13 @@ class BatchEvaluator:
             http_source=req.http_source,
         )
         checks = dict(base.checks)
+        ask = evaluator.asking(self.source, now)  # the loads of the comparing checks
         for planned in plan.grouped:
-            checks[planned.due.key] = self._judge(req.canary, planned, answers)
+            result = self._judge(req.canary, planned, answers)
+            checks[planned.due.key] = evaluator.fair(req.canary, planned.due, result, ask)
         for seq in plan.sequential:
-            checks[seq.due.key] = judged[(req.key, seq.due.key)]
+            result = judged[(req.key, seq.due.key)]
+            checks[seq.due.key] = evaluator.fair(req.canary, seq.due, result, ask)
         return Observations(checks=checks, spend=base.spend, spend_error=base.spend_error)
 
     @staticmethod

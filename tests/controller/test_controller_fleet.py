@@ -113,5 +113,10 @@ def test_batch_evaluator_matches_the_per_canary_evaluator(metrics: Metrics) -> N
                 got = found[request.key].checks[key]
                 assert (got.verdict, got.provider_error) == (result.verdict, result.provider_error)
                 assert got.value == pytest.approx(result.value, rel=1e-9), (request.key, key)
-        # built-ins: p95, p99, error rate, request count; the KPI is custom: 2 queries per canary
-        assert batch.last.queries == 4 + 2 * len(canaries)
+                assert (got.load_candidate, got.load_stable) == (
+                    result.load_candidate,
+                    result.load_stable,
+                )
+        # built-ins: p95, p99, error rate, request count; the KPI is custom: 2 queries per
+        # canary, and it compares the variants: their loads, 2 more
+        assert batch.last.queries == 4 + 4 * len(canaries)
