@@ -19,6 +19,9 @@ The canaries, on the GPUs the node advertises:
 
 - ``good``: an FP8 candidate of the same model, promoted 5 -> 25 -> 75 -> 100, each step's
   split within binomial bounds of its weight;
+- ``sized``: the same rollout with ``spec.capacity`` and a stable of two replicas: the candidate
+  is scaled to two pods before 75 % reaches it, the stable to one once it has left, and not a
+  request fails while pods come and go under load;
 - ``slow``: a candidate whose engine adds 3 s to every request (``--inject=latency=+3s``), rolled
   back at its first step by the latency check;
 - ``errors``: a candidate answering 10 % of requests with HTTP 500 (``--inject=errors=10%``),
@@ -139,8 +142,19 @@ def test_a_healthy_candidate_is_promoted_and_a_slow_one_rolled_back_on_real_traf
             "good", steps=((5, "60s"), (25, "30s"), (75, "30s")), window="60s", min_samples=10
         ),
         "slow": traffic_canary("slow", args=["--inject=latency=+3s"]),
+        # 4 requests/s a replica, kept at 80 %: the stable's two carry 6.4; the candidate needs
+        # one up to 25 %, two from 75 % (the stable one), two at 100 %
+        "sized": traffic_canary(
+            "sized",
+            steps=((5, "60s"), (25, "30s"), (75, "30s")),
+            window="60s",
+            min_samples=10,
+            stable_replicas=2,
+            capacity={"maxGPUs": 4, "requestsPerReplica": {"stable": 4.0, "candidate": 4.0}},
+        ),
     }
-    loads = roll_out(stack, specs, {"good": "promoted", "slow": "rolled_back"}, timeout=480)
+    ends = {"good": "promoted", "slow": "rolled_back", "sized": "promoted"}
+    loads = roll_out(stack, specs, ends, timeout=480)
 
     got = report(stack, loads)
     good, slow = status(stack, "good"), status(stack, "slow")
@@ -169,6 +183,15 @@ def test_a_healthy_candidate_is_promoted_and_a_slow_one_rolled_back_on_real_traf
         STABLE
     }
     assert any("latency" in m for m in events(stack, "slow", "RolledBack"))
+    # capacity followed traffic: the candidate up before its weight rose, the stable down after
+    sized = status(stack, "sized")
+    steps = [h["weight"] for h in sized["history"] if h["type"] in ("StepStarted", "Advanced")]
+    assert steps == [5, 25, 75, 100], sized["history"]
+    scaled = events(stack, "sized", "Scaled")
+    assert any("before the weights move: sized-llm-fp8 to 2" in m for m in scaled), scaled
+    assert any("after the weights moved: sized-llm-bf16 to 1" in m for m in scaled), scaled
+    assert sized["capacity"]["planned"] == {"stable": 0, "candidate": 2}, sized["capacity"]
+    assert sized["capacity"]["ready"]["candidate"] == 2, sized["capacity"]
 
 
 def test_faulty_candidates_are_rolled_back_with_their_reasons_and_alerts(

@@ -41,13 +41,16 @@ def traffic_canary(
     steps: tuple[tuple[int, str], ...] = STEPS,
     window: str = "30s",
     min_samples: int = 20,
+    stable_replicas: int = 1,
+    capacity: dict[str, Any] | None = None,
     **candidate: Any,
 ) -> dict[str, Any]:
     """A canary named ``name`` in the namespace ``name`` with the host ``<name>.example.com``,
     its timed ``steps`` then 100 %: the stable bf16 and an FP8 candidate (changed by
     ``candidate``) of the tiny model, one replica each, judged every 10 s on ``window``, rolled
     back on a p95 latency above 2.5 s or errors above 2 % with ``min_samples`` requests at
-    least; ``alerts`` its ``spec.alerts``."""
+    least; ``alerts`` its ``spec.alerts``; ``stable_replicas`` and ``capacity`` (its
+    ``spec.capacity``) to size the variants to their shares."""
     uri = write_model(MODEL)
     checks = [
         {"metric": "latency", "above": "2500ms", "minSamples": min_samples},
@@ -57,7 +60,7 @@ def traffic_canary(
         name=name,
         namespace=name,
         model={"name": f"{name}-llm", "runtime": "vllm", "maxModelLen": 8192},
-        stable={"name": "bf16", "storageUri": uri, "gpu": GPU, "replicas": 1},
+        stable={"name": "bf16", "storageUri": uri, "gpu": GPU, "replicas": stable_replicas},
         candidate={
             "name": "fp8",
             "storageUri": uri,
@@ -82,4 +85,5 @@ def traffic_canary(
         shadow=None,
         budget=None,
         alerts=alerts or [],
+        capacity=capacity,
     )

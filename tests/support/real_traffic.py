@@ -53,8 +53,9 @@ API = ("canary.controlplane.dev/v1alpha1", "ModelCanary")
 VARIANT_HEADER = "x-canary-variant"
 STABLE, CANDIDATE = "bf16", "fp8"
 """The variants of :func:`support.real_serving.traffic_canary`."""
-GPUS = 8
-"""Two per canary at once; the first test's winners keep one each."""
+GPUS = 12
+"""Two per canary at once (four for the canary whose capacity follows traffic); the first
+test's winners keep theirs."""
 DEADLINE_S = 180
 """The controller's progress deadline."""
 REPORT_ENV = "CONTROLPLANE_TRAFFIC_REPORT"
