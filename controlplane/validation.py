@@ -86,12 +86,38 @@ class ProductRules:
         """Latency thresholds the canary's vLLM histograms cannot resolve; a capacity plan its
         router cannot run or its GPU budget cannot hold."""
         found = resolution.problems(canary, vllm_version(canary))
-        return [*found, *capacity_problems(canary, self.catalog)]
+        return [*found, *autoscaling_problems(canary), *capacity_problems(canary, self.catalog)]
 
 
 SINGLE_SERVICE_ROUTERS = ("kserve", "kserve-knative")
 """Routers that serve both variants from one InferenceService, whose canary replicas KServe
 derives itself (docs/capacity.md, "Routers")."""
+
+
+def autoscaling_problems(canary: ModelCanary) -> list[Problem]:
+    """A variant's ``autoscaling`` whose ``maxReplicas`` is below its ``replicas``, or on a
+    router that cannot keep it: ``kserve`` / ``kserve-knative`` (KServe refuses autoscaling
+    fields on a canary entry) and ``llmisvc`` (not built for LLMInferenceServices)."""
+    found: list[Problem] = []
+    router = canary.spec.traffic.router
+    for role, variant in (("stable", canary.spec.stable), ("candidate", canary.spec.candidate)):
+        scaling = variant.autoscaling
+        if scaling is None:
+            continue
+        path = f"spec.{role}.autoscaling"
+        if router in (*SINGLE_SERVICE_ROUTERS, "llmisvc"):
+            message = (
+                f"the {router} router cannot keep a variant's autoscaling: it is kept on "
+                "gateway-api and istio, where each variant is its own InferenceService"
+            )
+            found.append(Problem(path=path, message=message))
+        elif scaling.max_replicas < variant.replicas:
+            message = (
+                f"maxReplicas {scaling.max_replicas} is below the variant's replicas "
+                f"{variant.replicas}: the autoscaler runs between the two"
+            )
+            found.append(Problem(path=f"{path}.maxReplicas", message=message))
+    return found
 
 
 def capacity_problems(canary: ModelCanary, catalog: Catalog) -> list[Problem]:

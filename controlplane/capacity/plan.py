@@ -92,17 +92,23 @@ class Share:
 class Change:
     """One change of weights: ``before`` must be Ready before the weights move (every variant
     whose share rises scaled up, nothing scaled down yet), ``after`` is what runs once they
-    moved. ``budget`` is None when the spec sets none."""
+    moved; ``ceiling_before`` / ``ceiling_after`` the most replicas an autoscaling variant may
+    reach meanwhile (equal to the others for a variant that does not autoscale). ``budget`` is
+    None when the spec sets none."""
 
     source: Share
     target: Share
     before: Replicas
     after: Replicas
     budget: int | None
+    ceiling_before: Replicas | None = None
+    ceiling_after: Replicas | None = None
 
     def peak_gpus(self, sizes: Sizes) -> int:
-        """The most GPUs held during the change (``before``: nothing shrinks until after)."""
-        return self.before.gpus(sizes)
+        """The most GPUs held during the change (``before``, or what autoscaling may reach:
+        nothing shrinks until after)."""
+        top = self.ceiling_before if self.ceiling_before is not None else self.before
+        return top.gpus(sizes)
 
     def fits(self, sizes: Sizes) -> bool:
         return self.budget is None or self.peak_gpus(sizes) <= self.budget
@@ -147,6 +153,28 @@ def replicas_at(canary: ModelCanary, sizes: Sizes, demand_rps: float, share: Sha
     return Replicas(stable, max(candidate, canary.spec.candidate.replicas))
 
 
+def ceilings(canary: ModelCanary, share: Share, floor: Replicas) -> Replicas:
+    """The most replicas each variant may autoscale to at ``share``: with ``autoscaling``, its
+    ``maxReplicas`` times its share (all of it without ``spec.capacity``: nothing follows
+    traffic), never below ``floor``; without, its floor (pinned)."""
+
+    def one(role: str, percent: int, floor_count: int) -> int:
+        variant = canary.spec.stable if role == "stable" else canary.spec.candidate
+        if variant.autoscaling is None:
+            return floor_count
+        top = variant.autoscaling.max_replicas
+        if canary.spec.capacity is None:
+            return max(floor_count, top)
+        if percent <= 0:
+            return floor_count
+        return max(floor_count, math.ceil(top * percent / 100.0 - EPSILON))
+
+    return Replicas(
+        one("stable", share.stable_percent, floor.stable),
+        one("candidate", share.candidate_percent, floor.candidate),
+    )
+
+
 def fixed_replicas(canary: ModelCanary) -> Replicas:
     """What runs without ``spec.capacity``: each variant's ``replicas``, at every weight."""
     return Replicas(canary.spec.stable.replicas, canary.spec.candidate.replicas)
@@ -175,7 +203,10 @@ def change(
     same way."""
     was = replicas_at(canary, sizes, demand_rps, source)
     will = replicas_at(canary, sizes, demand_rps, target)
-    return Change(source, target, was.at_least(will), will, budget_gpus(canary, sizes))
+    top_was, top_will = ceilings(canary, source, was), ceilings(canary, target, will)
+    budget = budget_gpus(canary, sizes)
+    before = was.at_least(will)
+    return Change(source, target, before, will, budget, top_was.at_least(top_will), top_will)
 
 
 @dataclass(frozen=True)

@@ -58,14 +58,16 @@ def _count(replicas: plan.Replicas, role: str) -> int:
     return replicas.stable if role == "stable" else replicas.candidate
 
 
-def asked(obj: Mapping[str, Any]) -> int | None:
-    """The replicas a live serving object asks for (None: not said)."""
+def asked(obj: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    """The (minimum, maximum) replicas a live serving object asks for (None: not said)."""
     spec = obj.get("spec") or {}
     if obj.get("kind") == "LLMInferenceService":
         value = spec.get("replicas")
-    else:
-        value = (spec.get("predictor") or {}).get("minReplicas")
-    return None if value is None else int(value)
+        count = None if value is None else int(value)
+        return count, count
+    predictor = spec.get("predictor") or {}
+    low, high = predictor.get("minReplicas"), predictor.get("maxReplicas")
+    return (None if low is None else int(low)), (None if high is None else int(high))
 
 
 def ready_replicas(kube: KubeClient, canary: ModelCanary, role: str) -> int:
@@ -84,10 +86,17 @@ def ready_replicas(kube: KubeClient, canary: ModelCanary, role: str) -> int:
     return int(status.get("readyReplicas") or 0)
 
 
-def scale(kube: KubeClient, canary: ModelCanary, replicas: plan.Replicas) -> list[str]:
-    """Ask each variant's serving object for its count of ``replicas`` where it asks for
-    another; the names of those changed, with their new counts."""
+def scale(
+    kube: KubeClient,
+    canary: ModelCanary,
+    replicas: plan.Replicas,
+    ceilings: plan.Replicas | None = None,
+) -> list[str]:
+    """Ask each variant's serving object for its count of ``replicas`` (and, autoscaling, at
+    most its count of ``ceilings``) where it asks for others; the names of those changed, with
+    their new bounds."""
     api_version, kind = _served_kind(canary)
+    tops = ceilings if ceilings is not None else replicas
     changed: list[str] = []
     for role in ROLES:
         name = isvc_name(canary, role)  # type: ignore[arg-type]
@@ -97,19 +106,22 @@ def scale(kube: KubeClient, canary: ModelCanary, replicas: plan.Replicas) -> lis
         except NotFound:
             continue  # not deployed (yet, or released): nothing to size
         count = _count(replicas, role)
-        if asked(live) == count:
+        top = max(count, 1, _count(tops, role))
+        if kind == "LLMInferenceService":
+            top = count
+        if asked(live) == (count, top):
             continue
         body: Obj
         if kind == "LLMInferenceService":
             body = {"replicas": count}
         else:
-            body = {"predictor": {"minReplicas": count, "maxReplicas": max(count, 1)}}
+            body = {"predictor": {"minReplicas": count, "maxReplicas": top}}
         meta = {"name": name, "namespace": canary.metadata.namespace}
         kube.apply(
             {"apiVersion": api_version, "kind": kind, "metadata": meta, "spec": body},
             field_manager=FIELD_MANAGER,
         )
-        changed.append(f"{name} to {count}")
+        changed.append(f"{name} to {count}" + (f"-{top}" if top > count else ""))
     return changed
 
 
@@ -175,7 +187,7 @@ def before_weights(kube: KubeClient, ctx: Ctx, catalog: Catalog) -> bool:
     source = source_share(ctx)
     sizes = sizes_of(canary, catalog)
     moved = plan.change(canary, sizes, plan.sized_demand(canary, sizes), source, target)
-    changed = scale(kube, canary, moved.before)
+    changed = scale(kube, canary, moved.before, moved.ceiling_before)
     if changed:
         event(kube, ctx.obj, "Scaled", f"before the weights move: {', '.join(changed)}")
     if ctx.state.stage == "pending" or _in_effect(ctx):
@@ -193,7 +205,7 @@ def after_weights(kube: KubeClient, ctx: Ctx, catalog: Catalog) -> None:
     sizes = sizes_of(canary, catalog)
     share = _share(ctx.state.weight, ctx.state.mirror)
     want = plan.replicas_at(canary, sizes, plan.sized_demand(canary, sizes), share)
-    changed = scale(kube, canary, want)
+    changed = scale(kube, canary, want, plan.ceilings(canary, share, want))
     if changed:
         event(kube, ctx.obj, "Scaled", f"after the weights moved: {', '.join(changed)}")
 
@@ -213,7 +225,8 @@ def before_outcome(kube: KubeClient, ctx: Ctx, catalog: Catalog, promoted: bool)
         if promoted
         else plan.Replicas(winner.stable, moved.before.candidate)
     )
-    changed = scale(kube, canary, keep)
+    tops = moved.ceiling_before if moved.ceiling_before is not None else moved.before
+    changed = scale(kube, canary, keep, keep.at_least(tops))
     if changed:
         event(kube, ctx.obj, "Scaled", f"before the outcome: {', '.join(changed)}")
     role = "candidate" if promoted else "stable"

@@ -53,6 +53,9 @@ LATENCY_BUILTINS: tuple[str, ...] = ("e2e-latency", "ttft", "inter-token-latency
 REQUESTS = "vllm:request_success_total"
 """Requests finished, one series per ``finished_reason`` (a counter; the ``_total`` sample)."""
 
+WAITING = "vllm:num_requests_waiting"
+"""Requests waiting for the engine's scheduler, per server (a gauge, the same source)."""
+
 RUNNING = "vllm:num_requests_running"
 """Requests in the engine's running batch, per server (a gauge: ``len(self.running)`` of
 ``Scheduler.make_stats``, exported in ``vllm/v1/metrics/loggers.py``; 0.24.0 to 0.33.0)."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from controlplane.errors import Problem, SpecError
 from controlplane.promql import builtins as promql
 from controlplane.promql import http_errors
-from controlplane.promql.contract import RUNNING, UnknownEngineVersion, contract_for
+from controlplane.promql.contract import RUNNING, WAITING, UnknownEngineVersion, contract_for
 from controlplane.serving.versions import vllm_version as canary_vllm_version
 from controlplane.spec.check_keys import PROMOTE_KEY, shadow_check, step_check
 from controlplane.spec.models import (
@@ -185,6 +185,12 @@ def load_query(canary: ModelCanary, variant: str, window: float) -> str:
     variants records, so an overloaded variant is not read as a worse model."""
     sel = selector(canary, variant)
     return f"avg(avg_over_time({RUNNING}{{{sel}}}[{prom_duration(window)}]))"
+
+
+def waiting_query(canary: ModelCanary, variant: str) -> str:
+    """Requests waiting in all of ``variant``'s servers (``vllm:num_requests_waiting``): what
+    KEDA scales a variant on (``autoscaling.queue``)."""
+    return f"sum({WAITING}{{{selector(canary, variant)}}})"
 
 
 def samples_query(sel: str, window: float, vllm_version: str | None = None) -> str:

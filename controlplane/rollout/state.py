@@ -354,6 +354,9 @@ _HASHES: dict[int, tuple[weakref.ref[ModelCanary], str]] = {}
 def _compute_spec_hash(canary: ModelCanary) -> str:
     data = canary.spec.model_dump(mode="json", by_alias=True, exclude={"alerts", "capacity"})
     data["analysis"].pop("prometheus", None)
+    for role in ("stable", "candidate"):
+        if data[role].get("autoscaling") is None:
+            data[role].pop("autoscaling", None)  # the hashes of specs from before it stay
     gateway = data["traffic"].get("gateway")
     if gateway is not None:
         gateway.pop("implementation", None)

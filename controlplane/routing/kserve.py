@@ -60,6 +60,7 @@ from controlplane.routing._common import (
 from controlplane.routing.base import Outcome, Weights, check_request
 from controlplane.serving import names
 from controlplane.serving.render import (
+    AUTOSCALER_CLASS_ANNOTATION,
     DEPLOYMENT_MODE_ANNOTATION,
     ISVC_API_VERSION,
     LABEL_ROLE,
@@ -73,7 +74,7 @@ KIND = "InferenceService"
 ROUTER = "kserve"
 CONTAINER_NAME = "kserve-container"
 """``spec.canary[].predictor.model.name``: required by KServe v0.20.0's CRD (see above)."""
-AUTOSCALER_CLASS_ANNOTATION = "serving.kserve.io/autoscalerClass"
+
 ROUTE_API_VERSION = "gateway.networking.k8s.io/v1"
 DEPLOYMENT_API_VERSION = "apps/v1"
 

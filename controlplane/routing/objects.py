@@ -13,6 +13,7 @@ from controlplane.capacity.estimate import sizes_of
 from controlplane.errors import RouterError
 from controlplane.kube.client import KubeClient, Obj
 from controlplane.profiles.catalog import Catalog
+from controlplane.promql import queries
 from controlplane.routing import gateway_api, istio, kserve, kserve_knative, llmisvc
 from controlplane.routing.base import Outcome, Router
 from controlplane.serving.render import ROLES, Role, chat_template_configmap, inference_service
@@ -39,13 +40,20 @@ def desired_objects(
     router = canary.spec.traffic.router
     objs = _configmaps(canary)
     counts: dict[Role, int] | None = None
+    planned = capacity_plan.fixed_replicas(canary)
     if canary.spec.capacity is not None:
         planned = replicas or planned_replicas(canary, catalog, weight, mirror, outcome)
         counts = {"stable": planned.stable, "candidate": planned.candidate}
+    tops = capacity_plan.ceilings(canary, _share(weight, mirror, outcome), planned)
     if router in ("gateway-api", "istio"):
         objs += [
             inference_service(
-                canary, role, catalog, replicas=None if counts is None else counts[role]
+                canary,
+                role,
+                catalog,
+                replicas=None if counts is None else counts[role],
+                max_replicas=tops.stable if role == "stable" else tops.candidate,
+                autoscale=queue_autoscaling(canary, role),
             )
             for role in ROLES
         ]
@@ -79,13 +87,37 @@ def planned_replicas(
     ``demand_rps``; after ``outcome`` all traffic is on the winner."""
     sizes = sizes_of(canary, catalog)
     demand = capacity_plan.demand_of(canary, sizes, demand_rps)
+    return capacity_plan.replicas_at(canary, sizes, demand, _share(weight, mirror, outcome))
+
+
+def _share(weight: int, mirror: bool, outcome: Outcome | None) -> capacity_plan.Share:
+    """Where traffic goes at a rollout point: after ``outcome`` all of it on the winner."""
     if outcome == "promoted":
-        share = capacity_plan.Share(100)
-    elif outcome == "rolled_back":
-        share = capacity_plan.Share(0)
-    else:
-        share = capacity_plan.Share(weight, mirror)
-    return capacity_plan.replicas_at(canary, sizes, demand, share)
+        return capacity_plan.Share(100)
+    if outcome == "rolled_back":
+        return capacity_plan.Share(0)
+    return capacity_plan.Share(weight, mirror)
+
+
+def queue_autoscaling(canary: ModelCanary, role: Role) -> Obj | None:
+    """The predictor's ``autoScaling`` of a variant that scales on vLLM's queue
+    (``autoscaling.queue``), else None: one ``External`` Prometheus metric, the variant's
+    waiting requests (``vllm:num_requests_waiting``, summed over its servers), whose target
+    ``value`` KServe v0.20.0 hands KEDA as the trigger's ``threshold``
+    (``reconcilers/keda/keda_reconciler.go``, ``getKedaMetrics``); KEDA's Prometheus scaler
+    divides the query by the replicas (``AverageValue``), so it holds ``waitingPerReplica``."""
+    variant = canary.spec.stable if role == "stable" else canary.spec.candidate
+    scaling = variant.autoscaling
+    if scaling is None or scaling.queue is None:
+        return None
+    query = queries.waiting_query(canary, variant.name)
+    metric = {
+        "backend": "prometheus",
+        "serverAddress": scaling.queue.server_address,
+        "query": query,
+    }
+    target = {"type": "Value", "value": f"{scaling.queue.waiting_per_replica:g}"}
+    return {"metrics": [{"type": "External", "external": {"metric": metric, "target": target}}]}
 
 
 def make_router(name: RouterName, kube: KubeClient, catalog: Catalog) -> Router:

@@ -47,6 +47,12 @@ CHAT_TEMPLATE_DIR = "/etc/controlplane/chat-template"
 CHAT_TEMPLATE_FILE = "chat-template.jinja"
 CHAT_TEMPLATE_VOLUME = "chat-template"
 DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
+AUTOSCALER_CLASS_ANNOTATION = "serving.kserve.io/autoscalerClass"
+KEDA = "keda"
+"""KServe v0.20.0's ``AutoscalerClassKeda`` (``pkg/constants/constants.go``): a KEDA
+ScaledObject in place of the HPA, its triggers from ``autoScaling.metrics``
+(``reconcilers/keda/keda_reconciler.go``: an ``External`` metric becomes a ``prometheus``
+trigger with ``serverAddress``, ``query`` and ``threshold`` = the target's ``value``)."""
 TERMINATION_MESSAGE_POLICY = "FallbackToLogsOnError"
 """The engine container's: an engine that dies writes no termination message file, so the
 kubelet takes the end of its log (2,048 bytes or 80 lines), and KServe copies that into the
@@ -164,6 +170,8 @@ def predictor_spec(
     autoscaling: bool = True,
     drain: bool = True,
     replicas: int | None = None,
+    max_replicas: int | None = None,
+    autoscale: Obj | None = None,
 ) -> Obj:
     """``spec.predictor`` serving ``role``.
 
@@ -172,7 +180,8 @@ def predictor_spec(
     Knative Serving drains a revision's pods through its queue-proxy; whether its webhook takes
     a container's ``lifecycle`` was not read from its source here, so none is sent).
     ``replicas``: the capacity plan's count (:mod:`controlplane.capacity.plan`) in place of the
-    variant's ``replicas``.
+    variant's ``replicas``; ``max_replicas``: the most an autoscaling variant may reach (default:
+    the minimum: pinned); ``autoscale``: the predictor's ``autoScaling`` (KEDA on the queue).
     """
     variant = variant_of(canary, role)
     profile = resolve_gpu(variant, catalog, f"spec.{role}")
@@ -193,7 +202,9 @@ def predictor_spec(
     count = variant.replicas if replicas is None else replicas
     if autoscaling:
         predictor["minReplicas"] = count
-        predictor["maxReplicas"] = max(count, 1)
+        predictor["maxReplicas"] = max(count, 1, max_replicas or 0)
+        if autoscale is not None:
+            predictor["autoScaling"] = autoscale
     predictor["labels"] = object_labels(canary, role)
     predictor["annotations"] = scrape_annotations()
     predictor.update(_scheduling(variant, profile))
@@ -211,18 +222,27 @@ def inference_service(
     *,
     mode: DeploymentMode = "Standard",
     replicas: int | None = None,
+    max_replicas: int | None = None,
+    autoscale: Obj | None = None,
 ) -> Obj:
     """The InferenceService serving ``role`` alone, named ``<model.name>-<variant.name>``;
-    ``replicas`` as :func:`predictor_spec` takes it."""
+    ``replicas``, ``max_replicas`` and ``autoscale`` as :func:`predictor_spec` takes them (with
+    ``autoscale``, KServe's ``keda`` autoscaler class)."""
     name = isvc_name(canary, role)
+    annotations = {DEPLOYMENT_MODE_ANNOTATION: mode, **scrape_annotations()}
+    if autoscale is not None:
+        annotations[AUTOSCALER_CLASS_ANNOTATION] = KEDA
+    predictor = predictor_spec(
+        canary, role, catalog, replicas=replicas, max_replicas=max_replicas, autoscale=autoscale
+    )
     return {
         "apiVersion": ISVC_API_VERSION,
         "kind": "InferenceService",
         "metadata": {
             **_meta(canary, name, object_labels(canary, role)),
-            "annotations": {DEPLOYMENT_MODE_ANNOTATION: mode, **scrape_annotations()},
+            "annotations": annotations,
         },
-        "spec": {"predictor": predictor_spec(canary, role, catalog, replicas=replicas)},
+        "spec": {"predictor": predictor},
     }
 
 

@@ -223,6 +223,22 @@ class ModelSpec(_Model):
     )
 
 
+class QueueScaling(_Model):
+    """KEDA on vLLM's queue: KServe's ``keda`` autoscaler class scales the variant on its
+    waiting requests (``vllm:num_requests_waiting``) read from ``serverAddress``."""
+
+    server_address: str = Field(max_length=2048, pattern=r"^https?://\S+$")
+    waiting_per_replica: float = Field(gt=0, le=1e6)
+
+
+class VariantAutoscaling(_Model):
+    """The variant autoscales between its replicas and ``maxReplicas`` (at all the traffic): on
+    KServe's default autoscaler (an HPA in Standard mode), or on vLLM's queue with ``queue``."""
+
+    max_replicas: int = Field(ge=1, le=1000)
+    queue: QueueScaling | None = None
+
+
 class VariantSpec(_Model):
     """One deployable variant of the model (the stable one or the candidate)."""
 
@@ -232,6 +248,7 @@ class VariantSpec(_Model):
     gpu: str = Field(min_length=1, max_length=128)
     gpu_count: int = Field(default=1, ge=1, le=64)
     replicas: int = Field(default=1, ge=0, le=1000)
+    autoscaling: VariantAutoscaling | None = None
     gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
     system_prompt: str | None = Field(default=None, max_length=100_000)
     args: list[str] = Field(default_factory=list, max_length=200)

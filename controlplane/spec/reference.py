@@ -88,6 +88,13 @@ MEANINGS: dict[tuple[str, str], str] = {
     ("VariantSpec", "gpu"): "a GPU name from the profile catalogue (`profiles/gpus.yaml`)",
     ("VariantSpec", "gpuCount"): "GPUs per replica (tensor parallel)",
     ("VariantSpec", "replicas"): "serving replicas",
+    ("VariantSpec", "autoscaling"): "autoscale between `replicas` and `maxReplicas`; with "
+    "`spec.capacity`, both bounds follow the variant's share ([capacity](capacity.md))",
+    ("VariantAutoscaling", "maxReplicas"): "the most replicas, at all the traffic",
+    ("VariantAutoscaling", "queue"): "scale on vLLM's waiting requests with KEDA (KServe's `keda` "
+    "autoscaler class) instead of KServe's default autoscaler",
+    ("QueueScaling", "serverAddress"): "Prometheus URL KEDA reads `vllm:num_requests_waiting` from",
+    ("QueueScaling", "waitingPerReplica"): "waiting requests per replica KEDA keeps the variant at",
     ("VariantSpec", "gpuMemoryUtilization"): "vLLM `--gpu-memory-utilization`",
     ("VariantSpec", "systemPrompt"): "system prompt prepended to requests (a prompt variant)",
     ("VariantSpec", "args"): "extra `vllm serve` arguments",

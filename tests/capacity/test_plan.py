@@ -173,3 +173,51 @@ def test_utilisation_shows_the_fixed_candidate_overloaded() -> None:
     assert use.candidate == pytest.approx(12.0 / 8.0)
     none = plan.utilisation(SLOW, 16.0, Share(0), plan.fixed_replicas(spec))
     assert none.candidate is None
+
+
+def autoscaling(stable: int | None = None, candidate: int | None = None) -> dict[str, Any]:
+    """Stable and candidate sections, each autoscaling up to the given ``maxReplicas``."""
+
+    def one(base: dict[str, Any], replicas: int, top: int | None) -> dict[str, Any]:
+        section = {**base, "replicas": replicas}
+        if top is not None:
+            section["autoscaling"] = {"maxReplicas": top}
+        return section
+
+    return {"stable": one(STABLE, 2, stable), "candidate": one(CANDIDATE, 1, candidate)}
+
+
+@pytest.mark.parametrize(
+    ("share", "floor", "want"),
+    [
+        # the stable autoscales to 6 at all the traffic, the candidate to 4: each its share
+        (Share(0), Replicas(2, 1), Replicas(6, 1)),
+        (Share(25), Replicas(2, 1), Replicas(5, 1)),
+        (Share(75), Replicas(1, 2), Replicas(2, 3)),
+        (Share(100), Replicas(0, 3), Replicas(0, 4)),
+        # never below the plan's minimum
+        (Share(5), Replicas(2, 2), Replicas(6, 2)),
+    ],
+)
+def test_autoscaling_bounds_follow_each_variants_share(
+    share: Share, floor: Replicas, want: Replicas
+) -> None:
+    spec = model_canary(capacity={}, shadow=None, **autoscaling(stable=6, candidate=4))
+    assert plan.ceilings(spec, share, floor) == want
+
+
+def test_without_capacity_autoscaling_keeps_its_whole_range_and_others_are_pinned() -> None:
+    spec = model_canary(shadow=None, **autoscaling(stable=6))
+    assert plan.ceilings(spec, Share(75), Replicas(2, 1)) == Replicas(6, 1)
+
+
+def test_the_budget_holds_what_autoscaling_may_reach() -> None:
+    pinned = canary({"maxGPUs": 4})
+    assert plan.first_overrun(plan.rollout_plan(pinned, SLOW, 16.0), SLOW) is None
+    spec = model_canary(capacity={"maxGPUs": 4}, shadow=None, **autoscaling(candidate=4))
+    overrun = plan.first_overrun(plan.rollout_plan(spec, SLOW, 16.0), SLOW)
+    assert overrun is not None
+    stage, moved = overrun
+    assert stage.name == "step 3"
+    assert moved.ceiling_before == Replicas(2, 3)
+    assert moved.peak_gpus(SLOW) == 5

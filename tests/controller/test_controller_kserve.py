@@ -272,6 +272,18 @@ def test_gateway_api_router_rolls_out_on_real_kserve(
 # ------------------------------------------------------------------- capacity follows traffic
 
 RATES = {"stable": 10.0, "candidate": 8.0}
+
+
+def hpa(world: KServeWorld) -> tuple[int, int] | None:
+    """(minReplicas, maxReplicas) of the HorizontalPodAutoscaler KServe keeps for the
+    candidate's predictor (``<isvc>-predictor``), or None before it exists."""
+    for obj in world.admin.list("autoscaling/v2", "HorizontalPodAutoscaler", NS):
+        if obj["metadata"]["name"].endswith("-nf4-predictor"):
+            spec = obj["spec"]
+            return int(spec.get("minReplicas", 1)), int(spec["maxReplicas"])
+    return None
+
+
 """Requests/s of one replica (spec.capacity.requestsPerReplica): the 4-bit candidate is slower."""
 PLANNED = {0: (2, 1), 5: (2, 1), 25: (2, 1), 75: (1, 2), 100: (0, 3)}
 """(stable, candidate) replicas the plan gives each weight: 16 req/s, 20 % headroom."""
@@ -289,8 +301,14 @@ def test_capacity_follows_traffic_on_real_kserve(
     at no pass does the HTTPRoute send a variant's share to fewer ready pods than the plan
     gives it, and the GPUs asked never pass the budget; promoted, the candidate runs three."""
     world = world_on(kserve_loopback, metrics)
-    capacity = {"maxGPUs": 4, "requestsPerReplica": RATES}
-    world.create(world_canary(name, metrics.url, stable=STABLE, capacity=capacity))
+    # the candidate autoscales up to 4 at all the traffic: KServe's HPA gets each step's bounds
+    capacity = {"maxGPUs": 5, "requestsPerReplica": RATES}
+    candidate_spec = {**CANDIDATE, "replicas": 1, "autoscaling": {"maxReplicas": 4}}
+    data = world_canary(
+        name, metrics.url, stable=STABLE, candidate=candidate_spec, capacity=capacity
+    )
+    world.create(data)
+    bounds: list[tuple[int, tuple[int, int] | None]] = []
     stable, candidate = f"{name}-llm-bf16-predictor", f"{name}-llm-nf4-predictor"
     views: list[dict[str, Any]] = []
 
@@ -298,6 +316,7 @@ def test_capacity_follows_traffic_on_real_kserve(
         """Snapshot each settled pass; done once the outcome is in effect on the route."""
         w.kserve.tick()
         views.append(snapshot(w.admin))
+        bounds.append((int((w.get(name).get("status") or {}).get("weight", 0)), hpa(w)))
         book = (w.get(name).get("status") or {}).get("controller") or {}
         return finished(name)(w) and book.get("finishedAt") is not None
 
@@ -318,7 +337,7 @@ def test_capacity_follows_traffic_on_real_kserve(
         assert ready.get(stable, 0) >= want_stable, (weight, ready)
         if weight:
             assert ready.get(candidate, 0) >= want_candidate, (weight, ready)
-        assert sum(ready.values()) <= 4, ready  # one GPU a replica
+        assert sum(ready.values()) <= 5, ready  # one GPU a replica
     if outcome == "promoted":
         assert {5, 25, 75, 100} <= set(weights), weights
         assert views[-1]["deployments"][candidate] == 3
@@ -328,3 +347,9 @@ def test_capacity_follows_traffic_on_real_kserve(
         assert views[-1]["deployments"][stable] == 2
     reasons = {r for r, _ in world.events(name)}
     assert {"Scaled", "CapacityPending"} <= reasons, reasons
+    # the candidate's HPA, as KServe keeps it, held each step's bounds: (1, 1) up to 25 %,
+    # (2, 3) from 75 % (4 x 75 %), (3, 4) at all the traffic
+    seen = {b for _, b in bounds if b is not None}
+    assert (2, 3) in seen, bounds
+    if outcome == "promoted":
+        assert bounds[-1][1] == (3, 4), bounds[-1]
