@@ -320,8 +320,11 @@ def evaluate(
     *,
     since: float | None = None,
     http_source: HttpSource | None = None,
+    mirror: bool = False,
 ) -> Observations:
-    """Observations at ``now`` for the ``due`` checks, plus the candidate's daily spend.
+    """Observations at ``now`` for the ``due`` checks, plus the candidate's daily spend and,
+    with ``spec.capacity``, the demand both variants served over the analysis window (the
+    stable's alone while the candidate gets a mirror: ``mirror``).
 
     ``since``: when the current step (or shadow phase) started; ``judge: sequential`` checks
     count from then (see :func:`stage_start`). ``http_source``: ``error-rate``'s HTTP source
@@ -351,4 +354,26 @@ def evaluate(
             spend = None
         except ProviderError:
             spend_error = True
-    return Observations(checks=checks, spend=spend, spend_error=spend_error)
+    return Observations(
+        checks=checks,
+        spend=spend,
+        spend_error=spend_error,
+        demand_rps=demand(canary, ask, mirror),
+    )
+
+
+def demand(canary: ModelCanary, ask: _Once, mirror: bool = False) -> float | None:
+    """Requests per second users sent the variants over the analysis window, with
+    ``spec.capacity`` (None without it, or when it cannot be read: the plan then sizes for
+    what the stable's replicas were sized for)."""
+    if canary.spec.capacity is None:
+        return None
+    variants = [canary.spec.stable.name]
+    if not mirror:
+        variants.append(canary.spec.candidate.name)
+    query = queries.demand_query(canary, variants, canary.spec.analysis.window.seconds)
+    try:
+        value = ask.maybe(query)
+    except (ProviderError, SpecError):
+        return None
+    return value if value is not None and math.isfinite(value) and value >= 0 else None

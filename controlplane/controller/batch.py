@@ -101,6 +101,8 @@ class Request:
     due: Sequence[DueCheck]
     since: float | None = None
     http_source: HttpSource | None = None
+    mirror: bool = False
+    """The candidate gets a mirror of the traffic (shadow): its requests are no demand."""
 
 
 @dataclass
@@ -355,6 +357,7 @@ class BatchEvaluator:
             now,
             since=req.since,
             http_source=req.http_source,
+            mirror=req.mirror,
         )
         checks = dict(base.checks)
         ask = evaluator.asking(self.source, now)  # the loads of the comparing checks
@@ -364,7 +367,12 @@ class BatchEvaluator:
         for seq in plan.sequential:
             result = judged[(req.key, seq.due.key)]
             checks[seq.due.key] = evaluator.fair(req.canary, seq.due, result, ask)
-        return Observations(checks=checks, spend=base.spend, spend_error=base.spend_error)
+        return Observations(
+            checks=checks,
+            spend=base.spend,
+            spend_error=base.spend_error,
+            demand_rps=base.demand_rps,
+        )
 
     @staticmethod
     def _judge(

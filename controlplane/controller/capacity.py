@@ -125,6 +125,33 @@ def scale(
     return changed
 
 
+def demand_of(ctx: Ctx, sizes: plan.Sizes) -> float:
+    """The demand the plan is made for: what the stable's replicas were sized for, or more
+    when users sent more at the last evaluation (``status.capacity.demandRps``) and the whole
+    plan for it still fits the GPU budget: capacity follows traffic up, within the budget, and
+    never sizes the stable below its ``replicas`` at weight 0."""
+    sized = plan.sized_demand(ctx.canary, sizes)
+    record = ctx.book.capacity
+    observed = record.demand_rps if record is not None else None
+    if observed is None or observed <= sized:
+        return sized
+    if plan.first_overrun(plan.rollout_plan(ctx.canary, sizes, observed), sizes) is not None:
+        return sized  # more than the budget holds: what validation checked
+    return observed
+
+
+def observe(ctx: Ctx, demand_rps: float | None) -> None:
+    """Keep the demand an evaluation read (``status.capacity.demandRps``) for the effects."""
+    if ctx.canary.spec.capacity is None or demand_rps is None:
+        return
+    was = ctx.book.capacity
+    if was is None:
+        new = CapacityRecord({}, {}, 0, None, 0.0, ctx.now, demand_rps)
+    else:
+        new = replace(was, demand_rps=demand_rps)
+    ctx.book = replace(ctx.book, capacity=new)
+
+
 def _short(kube: KubeClient, canary: ModelCanary, want: plan.Replicas) -> list[str]:
     """What is not ready yet of ``want``: ``"candidate 1/2 ready"`` per short variant."""
     short: list[str] = []
@@ -186,7 +213,7 @@ def before_weights(kube: KubeClient, ctx: Ctx, catalog: Catalog) -> bool:
     target = _share(ctx.state.weight, ctx.state.mirror)
     source = source_share(ctx)
     sizes = sizes_of(canary, catalog)
-    moved = plan.change(canary, sizes, plan.sized_demand(canary, sizes), source, target)
+    moved = plan.change(canary, sizes, demand_of(ctx, sizes), source, target)
     changed = scale(kube, canary, moved.before, moved.ceiling_before)
     if changed:
         event(kube, ctx.obj, "Scaled", f"before the weights move: {', '.join(changed)}")
@@ -204,7 +231,7 @@ def after_weights(kube: KubeClient, ctx: Ctx, catalog: Catalog) -> None:
         return
     sizes = sizes_of(canary, catalog)
     share = _share(ctx.state.weight, ctx.state.mirror)
-    want = plan.replicas_at(canary, sizes, plan.sized_demand(canary, sizes), share)
+    want = plan.replicas_at(canary, sizes, demand_of(ctx, sizes), share)
     changed = scale(kube, canary, want, plan.ceilings(canary, share, want))
     if changed:
         event(kube, ctx.obj, "Scaled", f"after the weights moved: {', '.join(changed)}")
@@ -218,7 +245,7 @@ def before_outcome(kube: KubeClient, ctx: Ctx, catalog: Catalog, promoted: bool)
         return True
     sizes = sizes_of(canary, catalog)
     target = plan.Share(100 if promoted else 0)
-    moved = plan.change(canary, sizes, plan.sized_demand(canary, sizes), source_share(ctx), target)
+    moved = plan.change(canary, sizes, demand_of(ctx, sizes), source_share(ctx), target)
     winner = moved.after
     keep = (
         plan.Replicas(moved.before.stable, winner.candidate)
@@ -244,7 +271,7 @@ def record(kube: KubeClient, ctx: Ctx, catalog: Catalog) -> None:
     if canary.spec.capacity is None:
         return
     sizes = sizes_of(canary, catalog)
-    demand = plan.sized_demand(canary, sizes)
+    demand = demand_of(ctx, sizes)
     if state.terminal:
         share = plan.Share(100 if state.stage == "promoted" else 0)
     else:
@@ -255,11 +282,12 @@ def record(kube: KubeClient, ctx: Ctx, catalog: Catalog) -> None:
     planned = {"stable": want.stable, "candidate": want.candidate}
     was = ctx.book.capacity
     hours = 0.0
-    if was is not None and was.at >= state.started_at:
+    if was is not None and was.at >= state.started_at and was.planned:
         hours = was.gpu_hours + was.gpus * max(0.0, ctx.now - was.at) / 3600.0
         same = (was.planned, was.ready, was.gpus) == (planned, ready, held)
         if same and ctx.now - was.at < RECORD_EVERY_S:
             return
     budget = plan.budget_gpus(canary, sizes)
-    new = CapacityRecord(planned, ready, held, budget, hours, ctx.now)
+    observed = was.demand_rps if was is not None else None
+    new = CapacityRecord(planned, ready, held, budget, hours, ctx.now, observed)
     ctx.book = replace(ctx.book, capacity=new)

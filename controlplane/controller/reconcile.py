@@ -220,6 +220,8 @@ class Reconciler:
             obs = replace(obs, gates=gates) if obs is not None else Observations(gates=gates)
             ctx.gate_obs = {}
         previous = ctx.state
+        if obs is not None:
+            capacity.observe(ctx, obs.demand_rps)  # the demand the capacity plan follows
         ctx.state, _actions = machine.step(ctx.canary, ctx.state, obs, ctx.now, intents)
         if ctx.recorded:
             ctx.book = replace(ctx.book, last_intent_id=ctx.recorded[-1].id)

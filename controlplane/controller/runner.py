@@ -443,6 +443,7 @@ class Controller:
                     p.due,
                     since=p.ctx.state.stage_started_at,
                     http_source=p.http_source,
+                    mirror=p.ctx.state.mirror,
                 )
                 for key, p in group
             ]

@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from controlplane.errors import Problem, SpecError
 from controlplane.promql import builtins as promql
 from controlplane.promql import http_errors
-from controlplane.promql.contract import RUNNING, WAITING, UnknownEngineVersion, contract_for
+from controlplane.promql.contract import (
+    REQUESTS,
+    RUNNING,
+    WAITING,
+    UnknownEngineVersion,
+    contract_for,
+)
 from controlplane.serving.versions import vllm_version as canary_vllm_version
 from controlplane.spec.check_keys import PROMOTE_KEY, shadow_check, step_check
 from controlplane.spec.models import (
@@ -185,6 +191,16 @@ def load_query(canary: ModelCanary, variant: str, window: float) -> str:
     variants records, so an overloaded variant is not read as a worse model."""
     sel = selector(canary, variant)
     return f"avg(avg_over_time({RUNNING}{{{sel}}}[{prom_duration(window)}]))"
+
+
+def demand_query(canary: ModelCanary, variants: Iterable[str], window: float) -> str:
+    """Requests per second ``variants`` finished over ``window``
+    (``vllm:request_success_total``, every finish reason): the demand the capacity plan sizes
+    for. Shadow's mirrored copies are not demand: the caller leaves the candidate out then."""
+    terms = [
+        f"sum(rate({REQUESTS}{{{selector(canary, v)}}}[{prom_duration(window)}]))" for v in variants
+    ]
+    return " + ".join(terms)
 
 
 def waiting_query(canary: ModelCanary, variant: str) -> str:

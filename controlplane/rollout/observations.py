@@ -99,6 +99,8 @@ class Observations:
     ``not_ready_why`` then says why when the serving layer says (KServe's load failure of a
     crash-looping engine), and the ``not-ready`` rollback's message carries it.
     ``spend_error`` is True when the cost query failed (treated like a provider error).
+    ``demand_rps``: with ``spec.capacity``, the requests per second users sent both variants
+    over the analysis window (the capacity plan's observed demand; the machine ignores it).
     ``gates`` holds the latest answer about each running gate by key; unlike the checks they are
     taken whenever given (polls are more frequent than evaluations), and repeating one is
     harmless.
@@ -117,6 +119,7 @@ class Observations:
     gates: dict[str, GateObservation] = field(default_factory=dict)
     spend: float | None = None
     spend_error: bool = False
+    demand_rps: float | None = None
     candidate_ready: bool = True
     not_ready_why: str | None = None
     progress_deadline_s: float | None = None

@@ -144,7 +144,8 @@ class Book:
 class CapacityRecord:
     """What the capacity effect last saw (``status.capacity``): each variant's planned and ready
     replicas, the GPUs they hold, the budget, and the GPU-hours held since the rollout began
-    (ready replicas x GPUs, summed from one reconcile to the next, ``at`` the last)."""
+    (ready replicas x GPUs, summed from one reconcile to the next, ``at`` the last);
+    ``demand_rps`` the requests per second users sent at the last evaluation (None: not read)."""
 
     planned: dict[str, int]
     ready: dict[str, int]
@@ -152,6 +153,7 @@ class CapacityRecord:
     budget: int | None
     gpu_hours: float
     at: float
+    demand_rps: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -163,6 +165,8 @@ class CapacityRecord:
         }
         if self.budget is not None:
             out["budget"] = self.budget
+        if self.demand_rps is not None:
+            out["demandRps"] = round(self.demand_rps, 6)
         return out
 
     @classmethod
@@ -173,7 +177,7 @@ class CapacityRecord:
         try:
             planned = {str(k): int(v) for k, v in dict(data["planned"]).items()}
             ready = {str(k): int(v) for k, v in dict(data["ready"]).items()}
-            budget = data.get("budget")
+            budget, demand = data.get("budget"), data.get("demandRps")
             return cls(
                 planned,
                 ready,
@@ -181,6 +185,7 @@ class CapacityRecord:
                 None if budget is None else int(budget),
                 float(data["gpuHours"]),
                 float(data["at"]),
+                None if demand is None else float(demand),
             )
         except (KeyError, TypeError, ValueError):
             return None

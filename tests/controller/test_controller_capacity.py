@@ -214,3 +214,36 @@ def test_a_cluster_short_of_gpus_holds_the_step_then_rolls_it_back(metrics: Metr
     assert 75 not in {m.weight for m in pods.timeline}
     pending = [m for r, m in world.events("good") if r == "CapacityPending"]
     assert any("candidate 1/2 ready" in m for m in pending), pending
+
+
+def test_the_plan_follows_the_traffic_users_send(metrics: Metrics) -> None:
+    """The scenario's users send 10 requests/s; at 4 a replica, kept at 80 %, the stable's two
+    were sized for 6.4: from the first evaluation the plan sizes for what it reads."""
+    world = World(metrics.t0, metrics.url)
+    rates = {"stable": 4.0, "candidate": 4.0}
+    world.create(canary("good", metrics.url, capacity={"requestsPerReplica": rates}))
+    pods = Pods(world, "good")
+    drive(world, pods, "good", limit=30 * DAY)
+
+    assert world.state("good").stage == "promoted"
+    record = world.get("good")["status"]["capacity"]
+    assert record["demandRps"] == pytest.approx(10.0, rel=0.05)
+    assert record["planned"] == {"stable": 0, "candidate": 4}  # ceil(10 / 3.2)
+    # at 5 % the stable carried 9.5 of them on three replicas, more than its two
+    at_5 = [m for m in pods.timeline if m.weight == 5]
+    assert max(m.asked["stable"] for m in at_5) == 3, at_5[-1]
+
+
+def test_traffic_beyond_the_budget_keeps_the_plan_validation_checked(metrics: Metrics) -> None:
+    world = World(metrics.t0, metrics.url)
+    rates = {"stable": 4.0, "candidate": 4.0}
+    spec = {"maxGPUs": 4, "requestsPerReplica": rates}  # 10 requests/s would need 5 at 75 %
+    world.create(canary("good", metrics.url, capacity=spec))
+    pods = Pods(world, "good")
+    drive(world, pods, "good", limit=30 * DAY)
+
+    assert world.state("good").stage == "promoted"
+    assert max(sum(m.asked.values()) for m in pods.timeline) <= 4
+    record = world.get("good")["status"]["capacity"]
+    assert record["demandRps"] == pytest.approx(10.0, rel=0.05)
+    assert record["planned"] == {"stable": 0, "candidate": 2}  # ceil(6.4 / 3.2)
