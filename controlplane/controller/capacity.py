@@ -15,12 +15,16 @@ canary with ``spec.capacity``, in the plan's order:
 - :func:`after_weights`: once they are verified, the variant whose share fell is scaled down to
   the change's ``after`` replicas;
 - :func:`before_outcome`: before a promotion or a rollback is put on the router, the winner is
-  scaled to all the traffic and ready (the loser keeps running until it is released).
+  scaled to all the traffic and ready (the loser keeps running until it is released);
+- :func:`observe` / :func:`demand_of`: the demand an evaluation read, kept in the status, and
+  the demand the plan is made for (the sized one, or more within the budget);
+- :func:`record`: ``status.capacity``, planned against ready replicas and GPU-hours.
 
-Replicas are written by a field manager of their own (:data:`FIELD_MANAGER`), only when the
-live object asks for other counts. Nothing is decided here; the plan is a pure function of the
-spec, the weights and the per-replica capacities. Called by
-:class:`controlplane.controller.reconcile.Reconciler` (its catch-up).
+Replicas (and an autoscaling variant's ceiling) are written by a field manager of their own
+(:data:`FIELD_MANAGER`), only when the live object asks for other bounds. Nothing is decided
+here; the plan is a pure function of the spec, the weights, the demand and the per-replica
+capacities. Called by :class:`controlplane.controller.reconcile.Reconciler` (its catch-up, and
+:func:`observe` after an evaluation).
 """
 
 from __future__ import annotations
