@@ -8,6 +8,8 @@ outcome with its reason at the end (``-o json``: the ``simulate`` JSON shape plu
 Exit codes (:func:`exit_code`): 0 promoted, 5 rolled back (as ``status`` and ``simulate``), 1
 when it ended without an outcome (``--max-time`` reached, paused) or the stack failed, 2 on an
 invalid spec or arguments, 130 when interrupted (Ctrl-C / SIGTERM; everything is shut down first).
+After the outcome, one line gives the GPUs of the run (:func:`capacity_line`): the peak held, the
+GPU-hours of the rollout in spec time against both variants at full size, and the budget.
 A thin shell over :func:`controlplane.local.stack.run_up`; called by :mod:`controlplane.cli.main`.
 """
 
@@ -156,6 +158,25 @@ def outcome_line(result: UpResult) -> str:
     return f"NO OUTCOME after {took}: {state.phase} at step {state.step}{why} {engine}"
 
 
+def capacity_line(result: UpResult) -> str | None:
+    """The GPUs of the run in one line: peak (and budget), GPU-hours in spec time against both
+    variants at full size for as long; None when the rollout never ran."""
+    report = result.capacity
+    if report is None or report.spec_hours <= 0:
+        return None
+    how = "replicas followed the plan" if report.planned else "fixed replicas"
+    budget = f" of a {report.budget_gpus}-GPU budget" if report.budget_gpus is not None else ""
+    full = report.full_size
+    share = report.gpu_hours / report.full_size_gpu_hours if report.full_size_gpu_hours else 0.0
+    spec_time = format_duration(round(report.spec_hours * 3600))
+    return (
+        f"GPUs ({how}): peak {report.peak_gpus}{budget}; {report.gpu_hours:,.1f} GPU-hours over "
+        f"{spec_time} of spec time, against {report.full_size_gpu_hours:,.1f} with both variants "
+        f"at full size (stable {full.stable} + candidate {full.candidate} replicas, "
+        f"{report.full_size_gpus} GPUs): {share:.0%}"
+    )
+
+
 async def _main(
     args: argparse.Namespace,
     canary: ModelCanary,
@@ -195,6 +216,9 @@ def run(args: argparse.Namespace) -> int:
     if as_json:
         print(json.dumps(result.to_json(), indent=2))
     console.print(outcome_line(result), markup=False, highlight=False, soft_wrap=True)
+    gpus = capacity_line(result)
+    if gpus is not None:
+        console.print(gpus, markup=False, highlight=False, soft_wrap=True)
     if args.plot and result.outcome != "interrupted":
         console.print(f"plot written to {args.plot}", markup=False)
     return exit_code(result.outcome)

@@ -25,6 +25,20 @@ Owns request routing of the local stack (aiohttp, ``127.0.0.1`` only):
   mirrored}``, ``controlplane_router_request_duration_seconds{variant}`` and the applied
   ``controlplane_router_candidate_weight`` / ``controlplane_router_mirror`` gauges.
 
+**Replicas.** Each variant is a pool of endpoints (one per replica: its own server, engine,
+queue and KV cache), as the gateway sees a backendRef's Service through its EndpointSlices.
+Within a variant a request goes to the endpoint with the fewest requests outstanding through
+the router (ties at random): Envoy's ``LEAST_REQUEST`` load balancer, the default of Envoy
+Gateway (``BackendTrafficPolicy`` without ``loadBalancer``), scanning every endpoint where
+Envoy's default samples two at random ("power of two choices"); among a variant's two or three
+replicas the two differ little. A Kubernetes Service reached through kube-proxy would pick at
+random instead; a gateway routes to the endpoints itself. Endpoints come and go while requests
+flow (:meth:`LocalRouter.add_endpoint`, :meth:`LocalRouter.remove_endpoint`): one being removed
+gets no new request at once and the removal waits until its requests in flight have finished
+(a drain), as a gateway stops sending to a terminating pod and the pod finishes what it holds.
+A variant with no endpoint answers 503 (Envoy's "no healthy upstream"), charged like an
+unreachable one.
+
 Responses are streamed through unchanged (server-sent events included) with an added
 ``x-canary-variant`` header. Started by :mod:`controlplane.local.stack`; tested on its own.
 """
@@ -110,10 +124,39 @@ class EnvoyClusterStats:
 
 @dataclass(frozen=True)
 class Backend:
-    """A variant behind the router: its name and base URL."""
+    """A variant behind the router: its name and the base URL of its first endpoint (None: no
+    endpoint yet; :meth:`LocalRouter.add_endpoint` adds them)."""
 
     name: str
-    url: str
+    url: str | None = None
+
+
+class Endpoint:
+    """One replica of a variant as the router sees it: its base URL and the requests it has
+    outstanding through the router (answers still streaming included)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.outstanding = 0
+        self.served = 0
+        self.in_rotation = True
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def begin(self) -> None:
+        self.outstanding += 1
+        self.served += 1
+        self._idle.clear()
+
+    def end(self) -> None:
+        self.outstanding -= 1
+        if self.outstanding <= 0:
+            self.outstanding = 0
+            self._idle.set()
+
+    async def drained(self) -> None:
+        """Return once nothing is outstanding."""
+        await self._idle.wait()
 
 
 class LocalRouter:
@@ -132,6 +175,10 @@ class LocalRouter:
     ) -> None:
         self.stable = stable
         self.candidate = candidate
+        self.pools: dict[str, list[Endpoint]] = {
+            b.name: [Endpoint(b.url)] if b.url is not None else [] for b in (stable, candidate)
+        }
+        """Each variant's endpoints in rotation."""
         self.weights = weights
         self.cohort = cohort
         self._rng = random.Random(seed)
@@ -205,6 +252,48 @@ class LocalRouter:
             await self._session.close()
             self._session = None
 
+    # ----------------------------------------------------------------- endpoints
+
+    def add_endpoint(self, variant: str, url: str) -> Endpoint:
+        """Put a ready replica of ``variant`` in rotation; the next request may go to it."""
+        endpoint = Endpoint(url)
+        self.pools[variant].append(endpoint)
+        return endpoint
+
+    def endpoints(self, variant: str) -> list[str]:
+        """The URLs of ``variant``'s endpoints in rotation."""
+        return [e.url for e in self.pools[variant]]
+
+    def remove_endpoint(self, variant: str, url: str) -> Endpoint | None:
+        """Take ``url`` out of ``variant``'s rotation at once: no request goes to it from now on
+        (those in flight go on: :meth:`drain`). None when it was not in rotation."""
+        pool = self.pools[variant]
+        for endpoint in pool:
+            if endpoint.url == url:
+                pool.remove(endpoint)
+                endpoint.in_rotation = False
+                return endpoint
+        return None
+
+    async def drain(self, endpoint: Endpoint, timeout_s: float | None = None) -> bool:
+        """Wait until ``endpoint``'s requests in flight have finished (at most ``timeout_s``):
+        True when they have, False on the timeout (what is left is the caller's to cut)."""
+        try:
+            await asyncio.wait_for(endpoint.drained(), timeout=timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    def pick(self, variant: str) -> Endpoint | None:
+        """The endpoint of ``variant`` with the fewest requests outstanding (ties at random);
+        None when it has none (module docstring)."""
+        pool = self.pools[variant]
+        if not pool:
+            return None
+        least = min(e.outstanding for e in pool)
+        fewest = [e for e in pool if e.outstanding == least]
+        return fewest[0] if len(fewest) == 1 else self._rng.choice(fewest)
+
     # ----------------------------------------------------------------- decisions
 
     def eligible(self, headers: Mapping[str, str]) -> bool:
@@ -244,9 +333,14 @@ class LocalRouter:
         code = 502
         envoy_code: int | None = None
         response: web.StreamResponse | None = None
+        endpoint = self.pick(backend.name)  # no await between the pick and begin(): drains see it
+        if endpoint is not None:
+            endpoint.begin()
         try:
+            if endpoint is None:
+                raise aiohttp.ClientConnectionError("no healthy upstream")
             async with self._session.request(
-                request.method, backend.url + request.path_qs, headers=headers, data=body
+                request.method, endpoint.url + request.path_qs, headers=headers, data=body
             ) as upstream:
                 code = upstream.status
                 envoy_code = upstream.status
@@ -274,6 +368,8 @@ class LocalRouter:
                 headers={VARIANT_HEADER: backend.name},
             )
         finally:
+            if endpoint is not None:
+                endpoint.end()
             if envoy_code is not None:
                 self.envoy.charge(cluster, envoy_code)
             self.served[backend.name] += 1
@@ -294,9 +390,14 @@ class LocalRouter:
     ) -> None:
         assert self._session is not None
         code = 502
+        endpoint = self.pick(self.candidate.name)
+        if endpoint is not None:
+            endpoint.begin()
         try:
+            if endpoint is None:
+                raise aiohttp.ClientConnectionError("no healthy upstream")
             async with self._session.request(
-                method, self.candidate.url + path, headers=headers, data=body
+                method, endpoint.url + path, headers=headers, data=body
             ) as upstream:
                 code = upstream.status
                 async for _ in upstream.content.iter_any():
@@ -304,6 +405,8 @@ class LocalRouter:
         except (aiohttp.ClientError, TimeoutError):
             code = 502
         finally:
+            if endpoint is not None:
+                endpoint.end()
             self.mirrored[code] += 1
             self._requests.labels(
                 **self._labels, variant=self.candidate.name, code=str(code), mirrored="true"
