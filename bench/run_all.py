@@ -22,6 +22,8 @@ SCRIPTS = [
         "--write",
     ],
     ["scale.py"],
+    # the four-week schedule on canaryctl up, fixed and planned replicas: about 5 minutes
+    ["capacity.py"],
     ["hostile_input.py"],
     ["cli_start.py"],
     ["test_suite.py"],
