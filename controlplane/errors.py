@@ -17,6 +17,7 @@ package), whose errors the tests and ``make kube-up`` catch as the product's;
     │   └── NoData                the query ran but returned nothing usable (inconclusive)
     ├── RouterError               a router cannot apply or verify the requested weights
     │   └── RouterPending         one phase applied, the next waits for the cluster (not a failure)
+    │       └── CapacityPending   the weights wait for a variant's planned replicas to be ready
     ├── KubeError                 the Kubernetes adapter failed
     │   ├── NotFound
     │   │   └── Unserved          the API server does not serve that apiVersion/kind (no CRD)

@@ -9,20 +9,17 @@ import pytest
 
 from controlplane.capacity import plan
 from controlplane.capacity.plan import ReplicaCapacity, Replicas, Share, Sizes
-from tests.support.canaries import CANDIDATE, STABLE, model_canary
+from tests.support.canaries import CANDIDATE, STABLE, canary_dict, model_canary
 
 # a stable replica serves 10 req/s; the candidate 20 (a faster quantized variant) or 8 (slower)
 FAST = Sizes(ReplicaCapacity(10.0, 1, "test"), ReplicaCapacity(20.0, 1, "test"))
 SLOW = Sizes(ReplicaCapacity(10.0, 1, "test"), ReplicaCapacity(8.0, 1, "test"))
 
 
-def canary(capacity: dict[str, Any] | None, stable: int = 2, candidate: int = 1) -> Any:
-    return model_canary(
-        stable={**STABLE, "replicas": stable},
-        candidate={**CANDIDATE, "replicas": candidate},
-        capacity=capacity,
-        shadow=None,
-    )
+BASE = canary_dict(
+    stable={**STABLE, "replicas": 2}, candidate={**CANDIDATE, "replicas": 1}, shadow=None
+)
+"""The example with a stable of two replicas, a candidate of one and no shadow phase."""
 
 
 @pytest.mark.parametrize(
@@ -50,23 +47,23 @@ def canary(capacity: dict[str, Any] | None, stable: int = 2, candidate: int = 1)
 def test_replicas_follow_each_variants_share(
     sizes: Sizes, headroom: float, demand: float, share: Share, want: Replicas
 ) -> None:
-    spec = canary({"headroom": headroom})
+    spec = model_canary(base=BASE, capacity={"headroom": headroom})
     assert plan.replicas_at(spec, sizes, demand, share) == want
 
 
 def test_the_candidate_never_runs_fewer_than_its_replicas() -> None:
-    spec = canary({}, candidate=2)
+    spec = model_canary(base=BASE, capacity={}, candidate={**CANDIDATE, "replicas": 2})
     assert plan.replicas_at(spec, FAST, 16.0, Share(5)).candidate == 2
 
 
 def test_without_a_capacity_block_replicas_are_fixed() -> None:
-    spec = canary(None)
+    spec = model_canary(base=BASE)
     for weight in (0, 5, 75, 100):
         assert plan.replicas_at(spec, SLOW, 16.0, Share(weight)) == Replicas(2, 1)
 
 
 def test_the_default_demand_is_what_the_stables_replicas_were_sized_for() -> None:
-    spec = canary({"headroom": 0.2})
+    spec = model_canary(base=BASE, capacity={"headroom": 0.2})
     assert plan.sized_demand(spec, FAST) == pytest.approx(16.0)
     assert plan.demand_of(spec, FAST, None) == pytest.approx(16.0)
     assert plan.demand_of(spec, FAST, 3.0) == 3.0
@@ -88,7 +85,7 @@ def test_the_default_demand_is_what_the_stables_replicas_were_sized_for() -> Non
 def test_a_change_scales_up_before_and_down_after(
     source: Share, target: Share, before: Replicas, after: Replicas
 ) -> None:
-    spec = canary({})
+    spec = model_canary(base=BASE, capacity={})
     moved = plan.change(spec, SLOW, 16.0, source, target)
     assert (moved.before, moved.after) == (before, after)
     assert moved.peak_gpus(SLOW) == before.gpus(SLOW)
@@ -106,11 +103,11 @@ def test_a_change_scales_up_before_and_down_after(
 )
 def test_the_budget(capacity: dict[str, Any], stable_gpus: int, budget: int | None) -> None:
     sizes = Sizes(ReplicaCapacity(10.0, stable_gpus, "t"), ReplicaCapacity(20.0, 1, "t"))
-    assert plan.budget_gpus(canary(capacity), sizes) == budget
+    assert plan.budget_gpus(model_canary(base=BASE, capacity=capacity), sizes) == budget
 
 
 def test_the_rollout_plan_names_every_stage_with_its_rollback() -> None:
-    spec = canary({"maxGPUs": 4})
+    spec = model_canary(base=BASE, capacity={"maxGPUs": 4})
     stages = plan.rollout_plan(spec, SLOW, 16.0)
     assert [s.name for s in stages] == ["deploy", "step 1", "step 2", "step 3", "step 4"]
     assert stages[0].rollback is None
@@ -141,7 +138,7 @@ def test_a_step_at_100_percent_with_checks_needs_the_stables_gpus_back() -> None
 
 
 def test_a_budget_that_cannot_fit_names_the_first_change_over_it() -> None:
-    spec = canary({"maxGPUs": 3})
+    spec = model_canary(base=BASE, capacity={"maxGPUs": 3})
     stages = plan.rollout_plan(spec, SLOW, 16.0)
     overrun = plan.first_overrun(stages, SLOW)
     assert overrun is not None
@@ -153,7 +150,7 @@ def test_a_budget_that_cannot_fit_names_the_first_change_over_it() -> None:
 
 
 def test_a_faster_candidate_ends_on_fewer_gpus_than_the_stable_had() -> None:
-    spec = canary({})
+    spec = model_canary(base=BASE, capacity={})
     stages = plan.rollout_plan(spec, FAST, plan.sized_demand(spec, FAST))
     assert stages[-1].entry.after == Replicas(0, 1)
     assert stages[-1].entry.after.gpus(FAST) < Replicas(2, 0).gpus(FAST)
@@ -167,7 +164,7 @@ def test_a_shadow_phase_sizes_the_candidate_for_the_whole_mirror() -> None:
 
 
 def test_utilisation_shows_the_fixed_candidate_overloaded() -> None:
-    spec = canary(None)
+    spec = model_canary(base=BASE)
     use = plan.utilisation(SLOW, 16.0, Share(75), plan.fixed_replicas(spec))
     assert use.stable == pytest.approx(4.0 / 20.0)
     assert use.candidate == pytest.approx(12.0 / 8.0)
@@ -212,7 +209,7 @@ def test_without_capacity_autoscaling_keeps_its_whole_range_and_others_are_pinne
 
 
 def test_the_budget_holds_what_autoscaling_may_reach() -> None:
-    pinned = canary({"maxGPUs": 4})
+    pinned = model_canary(base=BASE, capacity={"maxGPUs": 4})
     assert plan.first_overrun(plan.rollout_plan(pinned, SLOW, 16.0), SLOW) is None
     spec = model_canary(capacity={"maxGPUs": 4}, shadow=None, **autoscaling(candidate=4))
     overrun = plan.first_overrun(plan.rollout_plan(spec, SLOW, 16.0), SLOW)

@@ -13,7 +13,6 @@ waits, says so, and is rolled back at the progress deadline rather than run over
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 from support.controller_world import DAY, NS, Metrics, World, finished, world_canary
@@ -126,17 +125,15 @@ def overloaded(timeline: list[Moment]) -> list[Moment]:
     ]
 
 
-def canary(name: str, prometheus: str, **spec: Any) -> dict[str, Any]:
-    """The controller tests' canary with a stable of two replicas."""
-    stable = {"name": "bf16", "storageUri": "hf://m/x", "gpu": "nvidia-l40s", "replicas": 2}
-    return world_canary(name, prometheus, stable=stable, **spec)
+STABLE_2 = {"name": "bf16", "storageUri": "hf://m/x", "gpu": "nvidia-l40s", "replicas": 2}
+"""The controller tests' stable with two replicas."""
 
 
 def test_the_candidate_is_scaled_up_before_its_weight_and_the_stable_down_after(
     metrics: Metrics,
 ) -> None:
     world = World(metrics.t0, metrics.url)
-    world.create(canary("good", metrics.url, capacity=CAPACITY))
+    world.create(world_canary("good", metrics.url, stable=STABLE_2, capacity=CAPACITY))
     pods = Pods(world, "good")
     drive(world, pods, "good", limit=30 * DAY)
 
@@ -169,7 +166,7 @@ def test_without_a_plan_the_fixed_candidate_takes_75_percent_on_one_replica(
 ) -> None:
     """The same rollout with fixed replicas: what the test above would see without the plan."""
     world = World(metrics.t0, metrics.url)
-    world.create(canary("good", metrics.url))
+    world.create(world_canary("good", metrics.url, stable=STABLE_2))
     pods = Pods(world, "good")
     drive(world, pods, "good", limit=30 * DAY)
     assert world.state("good").stage == "promoted"
@@ -180,7 +177,9 @@ def test_without_a_plan_the_fixed_candidate_takes_75_percent_on_one_replica(
 
 def test_a_rollback_restores_the_stable_before_traffic_returns(metrics: Metrics) -> None:
     world = World(metrics.t0, metrics.url)
-    world.create(canary("tail", metrics.url, capacity=CAPACITY))  # breaches at step 3
+    world.create(
+        world_canary("tail", metrics.url, stable=STABLE_2, capacity=CAPACITY)
+    )  # breaches at step 3
     pods = Pods(world, "tail")
     drive(world, pods, "tail", limit=30 * DAY)
 
@@ -200,7 +199,7 @@ def test_a_rollback_restores_the_stable_before_traffic_returns(metrics: Metrics)
 def test_a_cluster_short_of_gpus_holds_the_step_then_rolls_it_back(metrics: Metrics) -> None:
     deadline = 1200.0  # retried every second while it waits: a short one keeps it short
     world = World(metrics.t0, metrics.url, settings=Settings(progress_deadline_s=deadline))
-    world.create(canary("good", metrics.url, capacity=CAPACITY))
+    world.create(world_canary("good", metrics.url, stable=STABLE_2, capacity=CAPACITY))
     pods = Pods(world, "good", gpus=3)  # the budget says 4; the cluster has 3
     drive(world, pods, "good", limit=30 * DAY)
 
@@ -221,7 +220,9 @@ def test_the_plan_follows_the_traffic_users_send(metrics: Metrics) -> None:
     were sized for 6.4: from the first evaluation the plan sizes for what it reads."""
     world = World(metrics.t0, metrics.url)
     rates = {"stable": 4.0, "candidate": 4.0}
-    world.create(canary("good", metrics.url, capacity={"requestsPerReplica": rates}))
+    world.create(
+        world_canary("good", metrics.url, stable=STABLE_2, capacity={"requestsPerReplica": rates})
+    )
     pods = Pods(world, "good")
     drive(world, pods, "good", limit=30 * DAY)
 
@@ -238,7 +239,7 @@ def test_traffic_beyond_the_budget_keeps_the_plan_validation_checked(metrics: Me
     world = World(metrics.t0, metrics.url)
     rates = {"stable": 4.0, "candidate": 4.0}
     spec = {"maxGPUs": 4, "requestsPerReplica": rates}  # 10 requests/s would need 5 at 75 %
-    world.create(canary("good", metrics.url, capacity=spec))
+    world.create(world_canary("good", metrics.url, stable=STABLE_2, capacity=spec))
     pods = Pods(world, "good")
     drive(world, pods, "good", limit=30 * DAY)
 

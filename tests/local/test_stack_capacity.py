@@ -24,6 +24,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from support.canaries import canary_dict, model_canary
 from support.local import Backend
 
 from controlplane.analysis.metric_provider import MetricProvider
@@ -40,35 +41,28 @@ from controlplane.promql import queries
 from controlplane.routing.memory import MemoryRouter
 from controlplane.simulation import SimulationResult
 from controlplane.spec.models import ModelCanary
-from controlplane.validation import validated_text
 
-SPEC = """\
-apiVersion: canary.controlplane.dev/v1alpha1
-kind: ModelCanary
-metadata: {name: replicas, namespace: default}
-spec:
-  model: {name: demo-llm, maxModelLen: 4096, parameters: 1.0e9}
-  stable:
-    name: bf16
-    storageUri: hf://meta-llama/Llama-3.2-1B-Instruct
-    quantization: none
-    gpu: nvidia-l4
-    replicas: 2
-    args: ["--max-num-seqs", "4"]
-  candidate:
-    name: nf4
-    storageUri: hf://meta-llama/Llama-3.2-1B-Instruct
-    quantization: bitsandbytes-nf4
-    gpu: nvidia-l4
-    replicas: 1
-    args: ["--max-num-seqs", "4"]
-  traffic: {router: gateway-api, gateway: {name: inference-gateway, namespace: gateway-system}}
-  analysis: {interval: 1m, window: 10m}
-  steps:
-    - {weight: 10, duration: 30m}
-    - {weight: 50, duration: 30m}
-    - {weight: 100}
-"""
+VARIANT = {
+    "storageUri": "hf://meta-llama/Llama-3.2-1B-Instruct",
+    "gpu": "nvidia-l4",
+    "args": ["--max-num-seqs", "4"],
+}
+BASE = canary_dict(
+    "replicas",
+    "default",
+    model={"name": "demo-llm", "maxModelLen": 4096, "parameters": 1.0e9},
+    stable={**VARIANT, "name": "bf16", "quantization": "none", "replicas": 2},
+    candidate={**VARIANT, "name": "nf4", "quantization": "bitsandbytes-nf4", "replicas": 1},
+    analysis={"interval": "1m", "window": "10m"},
+    steps=[
+        {"weight": 10, "duration": "30m"},
+        {"weight": 50, "duration": "30m"},
+        {"weight": 100},
+    ],
+    shadow=None,
+    budget=None,
+    alerts=[],
+)
 CONFIG = UpConfig(time_scale=900, load_rps=4, seed=3, scrape_interval=0.5, max_time_s=60)
 BUDGET = 4
 
@@ -89,9 +83,11 @@ class Quiet:
         return None
 
 
-def canary(planned: bool) -> ModelCanary:
-    text = SPEC + (f"  capacity: {{maxGPUs: {BUDGET}}}\n" if planned else "")
-    return validated_text(text, "replicas.yml")[0]
+CANARIES = {
+    False: model_canary(base=BASE),
+    True: model_canary(base=BASE, capacity={"maxGPUs": BUDGET}),
+}
+"""The canary with fixed replicas (False) and with replicas that follow the plan (True)."""
 
 
 Probe = Callable[[ModelCanary, MetricProvider, float], Any]
@@ -106,7 +102,7 @@ def run(planned: bool, probe: Probe | None = None) -> tuple[UpResult, Any]:
             seen.append(probe(result.canary, provider, result.end))
         return None
 
-    result = asyncio.run(run_up(canary(planned), CONFIG, Quiet(), plot=plot))
+    result = asyncio.run(run_up(CANARIES[planned], CONFIG, Quiet(), plot=plot))
     return result, seen[0] if seen else None
 
 
@@ -168,7 +164,7 @@ def test_with_capacity_the_replicas_follow_the_plan(planned: tuple[UpResult, Any
     assert report is not None
     assert report.planned
     assert report.budget_gpus == BUDGET
-    spec = canary(True)
+    spec = CANARIES[True]
     sizes = sizes_of(spec, load_catalog())
     demand = plan.sized_demand(spec, sizes)
     points = report.points
@@ -225,7 +221,7 @@ def test_an_endpoint_taken_out_drains_its_requests() -> None:
         for backend in (one, two, candidate):
             await backend.start()
         memory = MemoryRouter(check_capabilities=False)
-        spec = canary(False)
+        spec = CANARIES[False]
         memory.set_weights(spec, 0, False)
         router = LocalRouter(
             "replicas",
