@@ -284,14 +284,15 @@ def record(kube: KubeClient, ctx: Ctx, catalog: Catalog) -> None:
     ready = {role: ready_replicas(kube, canary, role) for role in ROLES}
     held = plan.Replicas(ready["stable"], ready["candidate"]).gpus(sizes)
     planned = {"stable": want.stable, "candidate": want.candidate}
+    waiting = str(ctx.pending) if isinstance(ctx.pending, CapacityPending) else None
     was = ctx.book.capacity
     hours = 0.0
     if was is not None and was.at >= state.started_at and was.planned:
         hours = was.gpu_hours + was.gpus * max(0.0, ctx.now - was.at) / 3600.0
-        same = (was.planned, was.ready, was.gpus) == (planned, ready, held)
+        same = (was.planned, was.ready, was.gpus, was.waiting) == (planned, ready, held, waiting)
         if same and ctx.now - was.at < RECORD_EVERY_S:
             return
     budget = plan.budget_gpus(canary, sizes)
     observed = was.demand_rps if was is not None else None
-    new = CapacityRecord(planned, ready, held, budget, hours, ctx.now, observed)
+    new = CapacityRecord(planned, ready, held, budget, hours, ctx.now, observed, waiting)
     ctx.book = replace(ctx.book, capacity=new)

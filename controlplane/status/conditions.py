@@ -4,6 +4,7 @@ Owns the mapping from where a rollout is (its phase, or an invalid spec) to the 
 that ``kstatus`` (kubectl wait, Flux, Argo CD health) reads: ``Ready`` True only once promoted;
 ``Stalled`` True when rolled back, invalid or paused on provider errors; ``Reconciling`` True while
 the rollout makes progress. ``lastTransitionTime`` only moves when a condition's status changes.
+With ``spec.capacity`` a fourth, ``CapacityReady``, says whether the weights wait for replicas.
 
 Pure: no I/O, no clock (``now`` is an argument). Called by :mod:`controlplane.status.document`.
 """
@@ -62,6 +63,15 @@ def for_phase(phase: str, message: str = "", paused: str | None = None) -> list[
         Condition("Reconciling", "True", reason, message),
         Condition("Stalled", "False", reason),
     ]
+
+
+def capacity(waiting: str | None) -> Condition:
+    """``CapacityReady`` of a canary with ``spec.capacity`` (beside the three kstatus reads):
+    False with reason ``WaitingForCapacity`` and why while the weights wait for a variant's
+    planned replicas, else True."""
+    if waiting is not None:
+        return Condition("CapacityReady", "False", "WaitingForCapacity", waiting)
+    return Condition("CapacityReady", "True", "PlannedReplicasReady")
 
 
 def render(

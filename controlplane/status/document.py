@@ -145,7 +145,9 @@ class CapacityRecord:
     """What the capacity effect last saw (``status.capacity``): each variant's planned and ready
     replicas, the GPUs they hold, the budget, and the GPU-hours held since the rollout began
     (ready replicas x GPUs, summed from one reconcile to the next, ``at`` the last);
-    ``demand_rps`` the requests per second users sent at the last evaluation (None: not read)."""
+    ``demand_rps`` the requests per second users sent at the last evaluation (None: not read);
+    ``waiting``: why the weights wait for capacity (None: they do not), the ``CapacityReady``
+    condition's message."""
 
     planned: dict[str, int]
     ready: dict[str, int]
@@ -154,6 +156,7 @@ class CapacityRecord:
     gpu_hours: float
     at: float
     demand_rps: float | None = None
+    waiting: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -167,6 +170,8 @@ class CapacityRecord:
             out["budget"] = self.budget
         if self.demand_rps is not None:
             out["demandRps"] = round(self.demand_rps, 6)
+        if self.waiting is not None:
+            out["waiting"] = self.waiting
         return out
 
     @classmethod
@@ -177,7 +182,7 @@ class CapacityRecord:
         try:
             planned = {str(k): int(v) for k, v in dict(data["planned"]).items()}
             ready = {str(k): int(v) for k, v in dict(data["ready"]).items()}
-            budget, demand = data.get("budget"), data.get("demandRps")
+            budget, demand, waiting = data.get("budget"), data.get("demandRps"), data.get("waiting")
             return cls(
                 planned,
                 ready,
@@ -186,6 +191,7 @@ class CapacityRecord:
                 float(data["gpuHours"]),
                 float(data["at"]),
                 None if demand is None else float(demand),
+                waiting if isinstance(waiting, str) else None,
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -250,6 +256,8 @@ def rollout_status(
     # an unreachable Argo Server stalls a rollout like an unreachable Prometheus does
     paused = "errors" if state.paused == "gate-errors" else state.paused
     wanted = conditions.for_phase(state.phase, message, paused)
+    if book.capacity is not None and not state.terminal:
+        wanted.append(conditions.capacity(book.capacity.waiting))
     status["observedGeneration"] = generation
     status["conditions"] = conditions.render(
         wanted, (previous or {}).get("conditions"), generation, now

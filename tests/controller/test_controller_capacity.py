@@ -56,6 +56,8 @@ class Pods:
     gpus: int | None = None
     ready: dict[str, int] = field(default_factory=dict)
     timeline: list[Moment] = field(default_factory=list)
+    conditions: list[tuple[str, str, str]] = field(default_factory=list)
+    """Each tick's ``CapacityReady`` condition of the canary: (status, reason, message)."""
 
     def deployment(self, role: str) -> Ref:
         variant = "bf16" if role == "stable" else "nf4"
@@ -81,6 +83,10 @@ class Pods:
                 status["availableReplicas"] = self.ready[role]
                 self.world.kube.system_replace_status(ref, status)
         self.timeline.append(Moment(self.world.clock.t, self.weight(), dict(self.ready), asked))
+        status = self.world.get(self.name).get("status") or {}
+        for cond in status.get("conditions") or []:
+            if cond["type"] == "CapacityReady":
+                self.conditions.append((cond["status"], cond["reason"], cond.get("message", "")))
 
     def weight(self) -> int | None:
         route = self.world.kube.peek(Ref(API_VERSION, KIND, NS, self.name))
@@ -213,6 +219,12 @@ def test_a_cluster_short_of_gpus_holds_the_step_then_rolls_it_back(metrics: Metr
     assert 75 not in {m.weight for m in pods.timeline}
     pending = [m for r, m in world.events("good") if r == "CapacityPending"]
     assert any("candidate 1/2 ready" in m for m in pending), pending
+    # ... and the status said so while it waited, in a condition of its own
+    waiting = [c for c in pods.conditions if c[0] == "False"]
+    assert waiting, pods.conditions[-3:]
+    assert waiting[-1][1] == "WaitingForCapacity"
+    assert "candidate 1/2 ready" in waiting[-1][2]
+    assert ("True", "PlannedReplicasReady", "") in pods.conditions  # before step 3
 
 
 def test_the_plan_follows_the_traffic_users_send(metrics: Metrics) -> None:
