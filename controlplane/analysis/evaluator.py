@@ -18,8 +18,8 @@ pass the state's ``stage_started_at``; without it such a check is inconclusive a
 Gateway's class); None is the one the spec names
 (:func:`controlplane.promql.http_errors.http_source`).
 
-A check that compares the variants (``compare: baseline``, a sequential judge) also asks each
-variant's requests in flight per replica (:func:`fair`): when one carries more than
+A breached check that compares the variants (``compare: baseline``, a sequential judge) also
+asks each variant's requests in flight per replica (:func:`fair`): when one carries more than
 ``spec.capacity.maxLoadRatio`` times the other's, its message says the comparison is not fair
 (an overloaded variant, not a worse model); the verdict is never changed.
 
@@ -267,10 +267,9 @@ def evaluate_check(
     )
 
 
-def asking(provider: MetricProvider, at: float) -> _Once:
-    """One evaluation's lookups at ``at``: each distinct query asked of ``provider`` once (for
-    :func:`fair` on results judged elsewhere: the controller's batched analysis)."""
-    return _Once(provider, at)
+def breached(result: CheckResult) -> bool:
+    """The check is breached, or its sequential judge decided to roll back."""
+    return result.verdict == "breach" or result.decided == "breach"
 
 
 def compares_variants(check: CheckSpec) -> bool:
@@ -281,10 +280,12 @@ def compares_variants(check: CheckSpec) -> bool:
 
 def fair(canary: ModelCanary, due: DueCheck, result: CheckResult, ask: _Once) -> CheckResult:
     """``result`` with each variant's requests in flight per replica over the check's window
-    when the check compares the variants; when one carries more than ``maxLoadRatio`` times the
-    other's (``spec.capacity``, default 1.5), its message says the comparison is not fair. The
-    verdict is never changed; a load that cannot be read is left out."""
-    if not compares_variants(due.check):
+    when the check compares the variants and is breached (the evaluations that can roll back:
+    a healthy tick asks nothing more, so the controller's batched queries stay independent of
+    the fleet's size); when one carries more than ``maxLoadRatio`` times the other's
+    (``spec.capacity``, default 1.5), its message says the comparison is not fair. The verdict
+    is never changed; a load that cannot be read is left out."""
+    if not compares_variants(due.check) or not breached(result):
         return result
     window = (due.check.window or canary.spec.analysis.window).seconds
     loads: dict[str, float | None] = {}

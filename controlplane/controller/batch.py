@@ -359,14 +359,11 @@ class BatchEvaluator:
             http_source=req.http_source,
             mirror=req.mirror,
         )
-        checks = dict(base.checks)
-        ask = evaluator.asking(self.source, now)  # the loads of the comparing checks
+        checks = dict(base.checks)  # the fallback's breached comparisons read their loads
         for planned in plan.grouped:
-            result = self._judge(req.canary, planned, answers)
-            checks[planned.due.key] = evaluator.fair(req.canary, planned.due, result, ask)
+            checks[planned.due.key] = self._judge(req.canary, planned, answers)
         for seq in plan.sequential:
-            result = judged[(req.key, seq.due.key)]
-            checks[seq.due.key] = evaluator.fair(req.canary, seq.due, result, ask)
+            checks[seq.due.key] = judged[(req.key, seq.due.key)]
         return Observations(
             checks=checks,
             spend=base.spend,

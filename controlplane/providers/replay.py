@@ -23,6 +23,7 @@ Called by ``canaryctl simulate``; the planning helper :func:`replay_queries` is 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -53,6 +54,19 @@ def replay_queries(canary: ModelCanary) -> list[str]:
             found += queries.check_queries(canary, check).all()
         except SpecError:
             continue
+        if check.compare == "baseline" or check.judge == "sequential":
+            # a breached comparison reads each variant's load (analysis.evaluator.fair)
+            window = (check.window or canary.spec.analysis.window).seconds
+            for variant in (canary.spec.candidate, canary.spec.stable):
+                try:
+                    found.append(queries.load_query(canary, variant.name, window))
+                except SpecError:
+                    continue
+    if canary.spec.capacity is not None:
+        variants = [canary.spec.stable.name, canary.spec.candidate.name]
+        window = canary.spec.analysis.window.seconds
+        with contextlib.suppress(SpecError):
+            found.append(queries.demand_query(canary, variants, window))
     try:
         cost = queries.cost_query(canary)
     except SpecError:

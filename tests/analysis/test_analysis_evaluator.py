@@ -90,12 +90,12 @@ LOADS = (
 def test_a_comparison_says_when_one_variant_carries_more_load(
     candidate: float, stable: float, unfair: bool
 ) -> None:
-    answers: dict[str, Answer] = {KPI.candidate: 0.69, KPI.stable: 0.70}
+    answers: dict[str, Answer] = {KPI.candidate: 0.63, KPI.stable: 0.70}
     answers.update(dict(zip(LOADS, (candidate, stable), strict=True)))
     result = evaluate(CANARY, due("steps[1].rollbackOn[0]"), StaticProvider(answers), NOW).checks[
         "steps[1].rollbackOn[0]"
     ]
-    assert result.verdict == "pass"  # the verdict is never changed by the loads
+    assert result.verdict == "breach"  # the verdict is never changed by the loads
     assert (result.load_candidate, result.load_stable) == (candidate, stable)
     assert ("not a fair comparison" in result.message) is unfair
     if unfair:
@@ -105,13 +105,23 @@ def test_a_comparison_says_when_one_variant_carries_more_load(
 
 def test_the_allowed_load_ratio_comes_from_the_spec() -> None:
     canary = model_canary(capacity={"maxLoadRatio": 5})
-    answers: dict[str, Answer] = {KPI.candidate: 0.69, KPI.stable: 0.70}
+    answers: dict[str, Answer] = {KPI.candidate: 0.63, KPI.stable: 0.70}
     answers.update(dict(zip(LOADS, (12.0, 3.0), strict=True)))
     result = evaluate(canary, due("steps[1].rollbackOn[0]"), StaticProvider(answers), NOW).checks[
         "steps[1].rollbackOn[0]"
     ]
     assert result.load_candidate == 12.0
     assert "not a fair comparison" not in result.message
+
+
+def test_a_comparison_that_passes_asks_no_load() -> None:
+    provider = StaticProvider({KPI.candidate: 0.69, KPI.stable: 0.70})
+    result = evaluate(CANARY, due("steps[1].rollbackOn[0]"), provider, NOW).checks[
+        "steps[1].rollbackOn[0]"
+    ]
+    assert result.verdict == "pass"
+    assert (result.load_candidate, result.load_stable) == (None, None)
+    assert not [q for q, _ in provider.calls if "num_requests_running" in q]
 
 
 def test_a_check_on_the_candidate_alone_asks_no_load() -> None:
@@ -225,13 +235,14 @@ def test_replay_prefetch_fails_when_the_source_is_down() -> None:
 
 def test_replay_plan_covers_every_query_of_the_example() -> None:
     plan = replay_queries(CANARY)
-    wanted = {q for p in PLANS.values() for q in p.all()} | {COST}
+    wanted = {q for p in PLANS.values() for q in p.all()} | {COST} | set(LOADS)
     assert set(plan) == wanted
-    # 8 the verdicts need, plus the stable variant of the three absolute built-in checks (display)
+    # 8 the verdicts need, the stable variant of the three absolute built-in checks (display),
+    # and the two variants' loads a breached comparison (the KPI drift) reads
     shown = {p.stable_shown for p in PLANS.values() if p.stable_shown is not None}
     assert len(shown) == 3
     assert shown <= set(plan)
-    assert len(plan) == len(set(plan)) == 8 + 3
+    assert len(plan) == len(set(plan)) == 8 + 3 + 2
 
 
 @pytest.mark.parametrize(
