@@ -169,17 +169,13 @@ def _short(kube: KubeClient, canary: ModelCanary, want: plan.Replicas) -> list[s
     return short
 
 
-def _share(weight: int, mirror: bool) -> plan.Share:
-    return plan.Share(weight, mirror)
-
-
 def source_share(ctx: Ctx) -> plan.Share:
     """Where traffic is now: the weights last verified for this spec, else none on the
     candidate."""
     was = ctx.book.verified
     if was is None or was.hash != ctx.state.spec_hash:
         return plan.Share(0)
-    return _share(was.weight, was.mirror)
+    return plan.Share(was.weight, was.mirror)
 
 
 def _in_effect(ctx: Ctx) -> bool:
@@ -214,7 +210,7 @@ def before_weights(kube: KubeClient, ctx: Ctx, catalog: Catalog) -> bool:
     canary = ctx.canary
     if canary.spec.capacity is None:
         return True
-    target = _share(ctx.state.weight, ctx.state.mirror)
+    target = plan.Share(ctx.state.weight, ctx.state.mirror)
     source = source_share(ctx)
     sizes = sizes_of(canary, catalog)
     moved = plan.change(canary, sizes, demand_of(ctx, sizes), source, target)
@@ -234,7 +230,7 @@ def after_weights(kube: KubeClient, ctx: Ctx, catalog: Catalog) -> None:
     if canary.spec.capacity is None or ctx.unverified:
         return
     sizes = sizes_of(canary, catalog)
-    share = _share(ctx.state.weight, ctx.state.mirror)
+    share = plan.Share(ctx.state.weight, ctx.state.mirror)
     want = plan.replicas_at(canary, sizes, demand_of(ctx, sizes), share)
     changed = scale(kube, canary, want, plan.ceilings(canary, share, want))
     if changed:
@@ -279,7 +275,7 @@ def record(kube: KubeClient, ctx: Ctx, catalog: Catalog) -> None:
     if state.terminal:
         share = plan.Share(100 if state.stage == "promoted" else 0)
     else:
-        share = _share(state.weight, state.mirror)
+        share = plan.Share(state.weight, state.mirror)
     want = plan.replicas_at(canary, sizes, demand, share)
     ready = {role: ready_replicas(kube, canary, role) for role in ROLES}
     held = plan.Replicas(ready["stable"], ready["candidate"]).gpus(sizes)

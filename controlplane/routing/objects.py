@@ -104,8 +104,9 @@ def queue_autoscaling(canary: ModelCanary, role: Role) -> Obj | None:
     (``autoscaling.queue``), else None: one ``External`` Prometheus metric, the variant's
     waiting requests (``vllm:num_requests_waiting``, summed over its servers), whose target
     ``value`` KServe v0.20.0 hands KEDA as the trigger's ``threshold``
-    (``reconcilers/keda/keda_reconciler.go``, ``getKedaMetrics``); KEDA's Prometheus scaler
-    divides the query by the replicas (``AverageValue``), so it holds ``waitingPerReplica``."""
+    (``reconcilers/keda/keda_reconciler.go``, ``getKedaMetrics``). That KEDA's Prometheus scaler
+    then divides the query by the replicas (its ``AverageValue`` default), so the variant holds
+    about ``waitingPerReplica``, is KEDA's documented behaviour, not read in KEDA's source here."""
     variant = canary.spec.stable if role == "stable" else canary.spec.candidate
     scaling = variant.autoscaling
     if scaling is None or scaling.queue is None:
