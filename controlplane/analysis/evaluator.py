@@ -278,24 +278,44 @@ def compares_variants(check: CheckSpec) -> bool:
     return check.compare == "baseline" or sequential_support.is_sequential(check)
 
 
+def needs_loads(check: CheckSpec, result: CheckResult) -> bool:
+    """Whether ``result`` reads the variants' loads: a comparison of the variants that is
+    breached (the evaluations that can roll back; a healthy tick asks nothing more, so the
+    controller's batched queries stay independent of the fleet's size)."""
+    return compares_variants(check) and breached(result)
+
+
+def load_window(canary: ModelCanary, check: CheckSpec) -> float:
+    """The seconds the loads of ``check`` are averaged over: its window."""
+    return (check.window or canary.spec.analysis.window).seconds
+
+
 def fair(canary: ModelCanary, due: DueCheck, result: CheckResult, ask: _Once) -> CheckResult:
     """``result`` with each variant's requests in flight per replica over the check's window
-    when the check compares the variants and is breached (the evaluations that can roll back:
-    a healthy tick asks nothing more, so the controller's batched queries stay independent of
-    the fleet's size); when one carries more than ``maxLoadRatio`` times the other's
-    (``spec.capacity``, default 1.5), its message says the comparison is not fair. The verdict
-    is never changed; a load that cannot be read is left out."""
-    if not compares_variants(due.check) or not breached(result):
+    when it :func:`needs_loads` (:func:`with_loads`); a load that cannot be read is left out.
+    The controller's batched tick reads the same loads grouped
+    (:func:`controlplane.promql.grouped.load_key`)."""
+    if not needs_loads(due.check, result):
         return result
-    window = (due.check.window or canary.spec.analysis.window).seconds
+    window = load_window(canary, due.check)
     loads: dict[str, float | None] = {}
     for role, variant in (("candidate", canary.spec.candidate), ("stable", canary.spec.stable)):
         try:
-            value = ask.maybe(queries.load_query(canary, variant.name, window))
+            loads[role] = ask.maybe(queries.load_query(canary, variant.name, window))
         except (ProviderError, SpecError):
-            value = None
-        loads[role] = value if value is not None and math.isfinite(value) else None
-    candidate, stable = loads["candidate"], loads["stable"]
+            loads[role] = None
+    return with_loads(canary, result, loads["candidate"], loads["stable"])
+
+
+def with_loads(
+    canary: ModelCanary, result: CheckResult, candidate: float | None, stable: float | None
+) -> CheckResult:
+    """``result`` recording the variants' requests in flight per replica (``candidate``,
+    ``stable``; None or not finite: not read). When one carries more than ``maxLoadRatio``
+    times the other's (``spec.capacity``, default 1.5), its message says the comparison is not
+    fair. The verdict is never changed."""
+    candidate = candidate if candidate is not None and math.isfinite(candidate) else None
+    stable = stable if stable is not None and math.isfinite(stable) else None
     result = replace(result, load_candidate=candidate, load_stable=stable)
     if candidate is None or stable is None or min(candidate, stable) <= 0:
         return result

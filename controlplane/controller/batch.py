@@ -18,7 +18,10 @@ the Gateway's class, :mod:`controlplane.routing.gateways`; None: the spec's). Ju
 :func:`controlplane.analysis.verdict.judge`, the same as the evaluator's, and provider failures
 map to results the same way (no data: inconclusive; failure: inconclusive with
 ``provider_error``). An absolute check's result also carries the stable variant's value for
-display, read from the same grouped answer (no extra query).
+display, read from the same grouped answer (no extra query). A breached comparison of the
+variants records their loads (:func:`controlplane.analysis.evaluator.with_loads`): one more
+grouped query per window and namespace, asked only at a tick with such a breach
+(:meth:`BatchEvaluator._fair`), so a healthy tick's queries do not change.
 
 ``judge: sequential`` checks count from the start of each canary's current step, so their windows
 differ from canary to canary. They are grouped too: one query per kind of count (errors, requests,
@@ -69,6 +72,7 @@ from controlplane.promql.grouped import (
     group_key,
     grouped_query,
     is_gateway,
+    load_key,
     pinned_at,
     read_grouped,
     read_sequential,
@@ -253,8 +257,55 @@ class BatchEvaluator:
         out: dict[Hashable, Observations] = {}
         for req in requests:
             out[req.key] = self._observations(req, plans[req.key], answers, judged, now)
+        grouped += self._fair(requests, plans, out, now)
         self.last = TickStats(len(requests), grouped, self.source.count - before)
         return out
+
+    def _fair(
+        self,
+        requests: Sequence[Request],
+        plans: Mapping[Hashable, _Plan],
+        out: dict[Hashable, Observations],
+        now: float,
+    ) -> int:
+        """Records the variants' loads in ``out``'s breached comparisons among the grouped and
+        sequential checks (the fallback's read theirs in the evaluator): one grouped query per
+        window and namespace (:func:`load_key`), none at a tick without such a breach. A load
+        that cannot be read is left out. Returns the number of grouped queries sent."""
+        wanted: list[tuple[Request, str, GroupKey]] = []
+        members: dict[GroupKey, set[str]] = {}
+        for req in requests:
+            plan = plans[req.key]
+            dues = [p.due for p in plan.grouped] + [s.due for s in plan.sequential]
+            checks = out[req.key].checks
+            for due in dues:
+                if not evaluator.needs_loads(due.check, checks[due.key]):
+                    continue
+                _, version = canary_keys(req.canary, req.http_source)  # read when planned
+                window = evaluator.load_window(req.canary, due.check)
+                key = load_key(window, req.canary.metadata.namespace, version)
+                wanted.append((req, due.key, key))
+                members.setdefault(key, set()).add(req.canary.metadata.name)
+        canaries = {
+            (r.canary.metadata.namespace, r.canary.metadata.name): r.canary for r in requests
+        }
+        answers = {
+            key: self._run(key, [canaries[(key.namespace, n)] for n in sorted(names)], now)
+            for key, names in sorted(members.items())
+        }
+        for req, check, key in wanted:
+            found = answers[key]
+            loads = {} if isinstance(found, ProviderError) else found
+            name, spec = req.canary.metadata.name, req.canary.spec
+            obs = out[req.key]
+            result = evaluator.with_loads(
+                req.canary,
+                obs.checks[check],
+                loads.get((name, spec.candidate.name)),
+                loads.get((name, spec.stable.name)),
+            )
+            out[req.key] = replace(obs, checks={**obs.checks, check: result})
+        return len(answers)
 
     def _run_seq(
         self,

@@ -42,6 +42,11 @@ class GroupKey:
     vllm_version: str = DEFAULT_VLLM_VERSION
 
 
+LOAD = "load"
+"""The family of the variants' requests in flight per replica
+(:func:`controlplane.promql.queries.load_query`, grouped)."""
+
+
 def _family(metric: MetricSpec) -> str:
     assert metric.builtin is not None
     if metric.builtin in ("e2e-latency", "ttft", "inter-token-latency"):
@@ -71,6 +76,12 @@ def samples_key(
     window: float, namespace: str, vllm_version: str = DEFAULT_VLLM_VERSION
 ) -> GroupKey:
     return GroupKey("samples", window, namespace, "", vllm_version)
+
+
+def load_key(window: float, namespace: str, vllm_version: str = DEFAULT_VLLM_VERSION) -> GroupKey:
+    """The group of the variants' loads over ``window`` (:func:`grouped_query`'s ``load``
+    family): what the tick's breached comparisons read to say whether they were fair."""
+    return GroupKey(LOAD, window, namespace, "", vllm_version)
 
 
 def canary_keys(
@@ -108,6 +119,8 @@ def grouped_query(key: GroupKey, canaries: Sequence[ModelCanary]) -> str:
     if family == "kv-cache-usage":
         return promql.builtin_expr(family, sel, "", by=GROUP_LABELS, contract=contract)
     w = queries.prom_duration(key.window)
+    if family == LOAD:
+        return queries.load_expr(sel, key.window, by=GROUP_LABELS)
     if family == "samples":
         return promql.samples_expr(sel, w, by=GROUP_LABELS, contract=contract)
     if family == "error-rate" and is_gateway(key.source):

@@ -15,7 +15,7 @@ validation (:func:`template_problems`).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from controlplane.errors import Problem, SpecError
@@ -189,8 +189,14 @@ def load_query(canary: ModelCanary, variant: str, window: float) -> str:
     """Requests in flight per replica of ``variant`` over ``window``: each server's mean running
     batch (``vllm:num_requests_running``), averaged over its servers. What a check that compares
     variants records, so an overloaded variant is not read as a worse model."""
-    sel = selector(canary, variant)
-    return f"avg(avg_over_time({RUNNING}{{{sel}}}[{prom_duration(window)}]))"
+    return load_expr(selector(canary, variant), window)
+
+
+def load_expr(sel: str, window: float, by: Sequence[str] = ()) -> str:
+    """:func:`load_query` over the series ``sel`` selects, aggregated ``by`` those labels (none:
+    one number; the controller's batched tick groups it ``by (canary, variant)``)."""
+    grouping = f" by ({', '.join(by)})" if by else ""
+    return f"avg{grouping}(avg_over_time({RUNNING}{{{sel}}}[{prom_duration(window)}]))"
 
 
 def demand_query(canary: ModelCanary, variants: Iterable[str], window: float) -> str:

@@ -241,8 +241,10 @@ def test_batched_path_matches_the_evaluator_with_one_query_per_kind(
     batch = BatchEvaluator(source)
     requests = step_requests(canaries, starts)
     found = batch.evaluate(requests, now)
-    # errors, requests, buckets: three grouped queries for three canaries
-    assert batch.last.queries == 3
+    # errors, requests, buckets: three grouped queries for three canaries; and one more for
+    # the variants' loads, since a comparison (seq-bad's errors) breached
+    assert batch.last.queries == 4
+    assert len([q for q in source.queries if "num_requests_running" in q]) == 1
     # An absolute latency check reads the candidate's histogram only: its terms ask for no
     # other variant (the samples and verdicts below still equal the evaluator's).
     (buckets,) = [q for q in source.queries if "_bucket" in q]
@@ -255,6 +257,10 @@ def test_batched_path_matches_the_evaluator_with_one_query_per_kind(
             got = found[req.key].checks[key]
             assert (got.verdict, got.decided) == (result.verdict, result.decided), key
             assert got.samples == pytest.approx(result.samples)
+            assert (got.load_candidate, got.load_stable) == (
+                result.load_candidate,
+                result.load_stable,
+            )
     bad = found["seq-bad"].checks["steps[0].rollbackOn[0]"]
     assert bad.decided == "breach"
     assert found["seq-slow"].checks["steps[0].rollbackOn[1]"].decided == "breach"
@@ -339,7 +345,8 @@ def test_batched_shift_test_matches_the_evaluator_with_one_reference_query(
     batch = BatchEvaluator(PrometheusSource(from_url(server.url)))
     requests = step_requests(canaries, starts)
     found = batch.evaluate(requests, now)
-    assert batch.last.queries == 2  # the buckets since each step start, the references before
+    # the buckets since each step start, the references before; the loads of seq-drift's breach
+    assert batch.last.queries == 3
     assert_as_evaluator(server, requests, found, now)
     assert found["seq-drift"].checks["steps[0].rollbackOn[0]"].decided == "breach"
     assert found["seq-good"].checks["steps[0].rollbackOn[0]"].decided is None
@@ -391,8 +398,9 @@ def test_batched_closing_test_matches_the_evaluator_and_is_pinned_at_the_steps_e
     for now in (starts[1] + 30 * MINUTE, starts[1] + 40 * MINUTE):
         requests = step_requests(canaries, starts)
         found = batch.evaluate(requests, now)
-        # errors and requests since each step start, and both over each whole step
-        assert batch.last.queries == 4
+        # errors and requests since each step start, and both over each whole step; the loads
+        # of seq-mild's breached comparison
+        assert batch.last.queries == 5
         assert_as_evaluator(server, requests, found, now)
         mild = found["seq-mild"].checks["steps[0].rollbackOn[0]"]
         assert mild.decided == "breach"
@@ -425,9 +433,10 @@ def test_a_large_fleet_splits_its_grouped_queries_and_decides_the_same(
     monkeypatch.setattr(grouped_promql, "SHARD_CANARIES", 1)
     split = BatchEvaluator(PrometheusSource(from_url(server.url)))
     found = split.evaluate(requests, now)
-    assert split.last.queries == 3 * whole.last.queries
+    # the sequential kinds are split; the breached comparisons' one load query is not
+    assert split.last.queries == 3 * (whole.last.queries - 1) + 1
     pair = BatchEvaluator(PrometheusSource(from_url(server.url)), workers=2)
     assert pair.evaluate(requests, now) == expected
-    assert pair.last.queries == 2 * whole.last.queries
+    assert pair.last.queries == 2 * (whole.last.queries - 1) + 1
     assert found == expected
     assert_as_evaluator(server, requests, found, now)
