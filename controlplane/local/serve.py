@@ -75,7 +75,8 @@ from controlplane.local.engines.simulated import SimulatedEngine, speed_for
 from controlplane.local.inject import KINDS, Faults, parse_fault, with_fault
 from controlplane.local.server import Identity, ModelServer
 from controlplane.profiles.catalog import Catalog, GpuProfile, load_catalog
-from controlplane.spec.models import ModelSpec, VariantSpec
+from controlplane.serving.chat_template import default_system_prompt
+from controlplane.spec.models import ModelArchitecture, ModelSpec, VariantSpec
 
 PROG = "python -m controlplane.local.serve"
 DEFAULT_HOST = "0.0.0.0"
@@ -158,6 +159,8 @@ KV_CACHE_DTYPES = tuple(
     )
 )
 """``config/cache.py`` ``CacheDType``: the choices of ``--kv-cache-dtype``."""
+PERFORMANCE_MODES = ("balanced", "interactivity", "throughput")
+"""``config/vllm.py`` ``PerformanceMode``: the choices of ``--performance-mode``."""
 UVICORN_LOG_LEVELS = ("critical", "debug", "error", "info", "trace", "warning")
 """``entrypoints/openai/cli_args.py`` ``FrontendArgs.uvicorn_log_level``."""
 _HUMAN_INT = re.compile(r"(\d+(?:\.\d+)?)([kKmMgGtT])")
@@ -291,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--generation-config", type=str, default="auto")
     add("--max-num-seqs", type=int, default=None)
     add("--max-num-batched-tokens", type=human_readable_int, default=None)
+    add("--performance-mode", type=str, choices=PERFORMANCE_MODES, default="balanced")
+    add("--hf-config-path", type=optional_str, default=None)
     add("--block-size", type=int, default=None)
     add("--max-logprobs", type=int, default=20)
     add("--trust-remote-code", action=argparse.BooleanOptionalAction, default=False)
@@ -327,6 +332,17 @@ class ServeConfig:
     gpu: str = DEFAULT_GPU
     parameters: float | None = None
     seed: int = 0
+    batch_args: tuple[str, ...] = ()
+    """The scheduler's flags as given (``--max-num-seqs``, ``--max-num-batched-tokens``,
+    ``--performance-mode``): the simulated engine's batch limits, as vLLM derives them."""
+    hf_config_path: str | None = None
+    chat_template: str | None = None
+    """``--chat-template`` as given: a file, or the template itself (:func:`read_template`)."""
+    system_prompt: str | None = None
+    """The default system message of the chat template (a system-prompt variant's)."""
+    architecture: ModelArchitecture | None = None
+    """Read from the model's ``config.json`` (:func:`local_model`); None: estimated from the
+    size, as the speed model does without one."""
 
     @property
     def served_name(self) -> str:
@@ -341,6 +357,7 @@ class ServeConfig:
             variant=self.variant,
             max_model_len=self.max_model_len,
             root=self.model,
+            system_prompt=self.system_prompt,
         )
 
 
@@ -385,6 +402,19 @@ def parse_args(argv: Sequence[str], env: Mapping[str, str] | None = None) -> Ser
         raise UsageError(f"--simulated-parameters {parameters:g}: must be in (0, 1e14]")
     if parameters is None:
         parameters = parameters_in_name(model)
+    for flag, count in (
+        ("--max-num-seqs", args.max_num_seqs),
+        ("--max-num-batched-tokens", args.max_num_batched_tokens),
+    ):
+        if count is not None and count < 1:
+            raise UsageError(f"{flag} {count}: must be at least 1")
+    batch: list[str] = []
+    if args.max_num_seqs is not None:
+        batch.append(f"--max-num-seqs={args.max_num_seqs}")
+    if args.max_num_batched_tokens is not None:
+        batch.append(f"--max-num-batched-tokens={args.max_num_batched_tokens}")
+    if args.performance_mode != "balanced":
+        batch.append(f"--performance-mode={args.performance_mode}")
     return ServeConfig(
         model=model,
         served_names=served,
@@ -404,6 +434,9 @@ def parse_args(argv: Sequence[str], env: Mapping[str, str] | None = None) -> Ser
         gpu=args.simulated_gpu,
         parameters=parameters,
         seed=args.seed,
+        batch_args=tuple(batch),
+        hf_config_path=args.hf_config_path,
+        chat_template=args.chat_template,
     )
 
 
@@ -463,6 +496,42 @@ def is_local(model: str) -> bool:
     return os.path.isabs(model) or os.path.exists(model)
 
 
+KV_HEAD_KEYS = (
+    "n_head_kv",
+    "num_kv_heads",
+    "num_key_value_heads",
+    "multi_query_group_num",
+    "num_attention_groups",
+)
+"""Where vLLM 0.24.0 reads the KV heads in a ``config.json``, the first found winning
+(``transformers_utils/model_arch_config_convertor.py``, ``get_total_num_kv_heads``; none: the
+attention heads)."""
+
+
+def _count(hf_config: Mapping[str, object], key: str) -> int:
+    value = hf_config.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def architecture_of(hf_config: Mapping[str, object]) -> ModelArchitecture | None:
+    """The transformer's shape a ``config.json`` gives, as vLLM 0.24.0 reads it
+    (``model_arch_config_convertor.py``: ``num_hidden_layers``; the KV heads of
+    :data:`KV_HEAD_KEYS`, else ``num_attention_heads``; ``head_dim``, else
+    ``hidden_size_per_head``, else ``hidden_size // num_attention_heads``); None when a part is
+    missing or out of the spec's range (the speed model then estimates it from the size)."""
+    heads = _count(hf_config, "num_attention_heads")
+    kv_heads = next((n for n in (_count(hf_config, k) for k in KV_HEAD_KEYS) if n), heads)
+    head_dim = _count(hf_config, "head_dim") or _count(hf_config, "hidden_size_per_head")
+    if not head_dim and heads:
+        head_dim = _count(hf_config, "hidden_size") // heads
+    try:
+        return ModelArchitecture(
+            layers=_count(hf_config, "num_hidden_layers"), kv_heads=kv_heads, head_dim=head_dim
+        )
+    except ValueError:  # pydantic's ValidationError: zero or beyond the spec's bounds
+        return None
+
+
 def derived_max_len(hf_config: Mapping[str, object]) -> tuple[int | None, str | None]:
     """The context length a ``config.json`` allows and the key it came from (pure; vLLM's
     ``derive_max_model_len_and_key``); ``(None, None)`` when it names none."""
@@ -479,15 +548,42 @@ def derived_max_len(hf_config: Mapping[str, object]) -> tuple[int | None, str | 
     return found
 
 
-def local_model(config: ServeConfig) -> ServeConfig | str:
-    """``config`` with the context length its model directory allows, or the error vLLM 0.24.0
-    raises for that directory: none or no ``config.json`` there (``transformers_utils/config.py``,
-    "Invalid repository ID or local directory specified"), or a ``--max-model-len`` above what
-    the config allows (``config/model.py`` ``_get_and_verify_max_len``). A model that is not a
-    local path (a Hugging Face id) is served as it is: nothing can be downloaded here."""
-    if not is_local(config.model):
+def read_template(config: ServeConfig) -> ServeConfig | str:
+    """``config`` with the system message its ``--chat-template`` prepends
+    (:func:`controlplane.serving.chat_template.default_system_prompt`: the template the product
+    renders for a ``systemPrompt``), or vLLM 0.24.0's error for a template it cannot load. As
+    vLLM loads one (``entrypoints/chat_utils.py``, ``_load_chat_template``): the file at that
+    path; failing that, a value with no ``{``, ``}`` or newline is a path that failed (vLLM's
+    built-in templates are not here), any other the template itself."""
+    given = config.chat_template
+    if given is None:
         return config
-    path = os.path.join(config.model, HF_CONFIG)
+    try:
+        with open(given, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as exc:
+        if not any(c in given for c in "{}\n"):
+            return (
+                f"ValueError: The supplied chat template ({given}) looks like a file path, but "
+                f"it failed to be opened. Reason: {exc}"
+            )
+        text = given
+    return replace(config, system_prompt=default_system_prompt(text))
+
+
+def local_model(config: ServeConfig) -> ServeConfig | str:
+    """``config`` with the context length and the architecture (:func:`architecture_of`) its
+    model's ``config.json`` gives, or the error vLLM 0.24.0 raises for that directory: none or no
+    ``config.json`` there (``transformers_utils/config.py``, "Invalid repository ID or local
+    directory specified"), or a ``--max-model-len`` above what the config allows
+    (``config/model.py`` ``_get_and_verify_max_len``). The config is read from
+    ``--hf-config-path`` when given (vLLM's ``ModelConfig.hf_config_path``), else from a model
+    that is a local path; a Hugging Face id without one is served as it is: nothing can be
+    downloaded here."""
+    folder = config.hf_config_path or (config.model if is_local(config.model) else None)
+    if folder is None:
+        return config
+    path = os.path.join(folder, HF_CONFIG)
     try:
         with open(path, encoding="utf-8") as handle:
             hf_config = json.load(handle)
@@ -496,12 +592,13 @@ def local_model(config: ServeConfig) -> ServeConfig | str:
     except (OSError, ValueError):
         return (
             f"ValueError: Invalid repository ID or local directory specified: "
-            f"'{config.model}'.\nPlease verify the following requirements:\n"
+            f"'{folder}'.\nPlease verify the following requirements:\n"
             "1. Provide a valid Hugging Face repository ID.\n"
             "2. Specify a local directory that contains a recognized configuration file.\n"
             "   - For Hugging Face models: ensure the presence of a 'config.json'.\n"
             "   - For Mistral models: ensure the presence of a 'params.json'."
         )
+    config = replace(config, architecture=architecture_of(hf_config))
     derived, key = derived_max_len(hf_config)
     if derived is None:
         return config
@@ -555,6 +652,8 @@ def make_engine(config: ServeConfig, catalog: Catalog) -> Engine:
 
         return TransformersEngine(method, seed=config.seed)
     spec: dict[str, object] = {"name": "model", "parameters": config.parameters}
+    if config.architecture is not None:
+        spec["architecture"] = config.architecture
     if config.max_model_len is not None:
         spec["max_model_len"] = min(config.max_model_len, MAX_SPEC_LEN)
     model = ModelSpec.model_validate(spec)
@@ -566,6 +665,7 @@ def make_engine(config: ServeConfig, catalog: Catalog) -> Engine:
             "gpu": config.gpu,
             "gpu_count": min(config.gpu_count, MAX_SPEC_GPUS),
             "gpu_memory_utilization": config.gpu_memory_utilization,
+            "args": list(config.batch_args),
         }
     )
     label = f"{config.served_name}: {method} on {config.gpu}"
@@ -644,6 +744,8 @@ async def run(
         print(crash_message(config, catalog), file=sys.stderr, flush=True)
         return 1
     loaded = local_model(config)
+    if not isinstance(loaded, str):
+        loaded = read_template(loaded)
     if isinstance(loaded, str):
         print(loaded, file=sys.stderr, flush=True)
         return 1

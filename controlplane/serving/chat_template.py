@@ -17,6 +17,8 @@ in a ConfigMap and mounts it.
 
 from __future__ import annotations
 
+import codecs
+import re
 from dataclasses import dataclass
 
 from controlplane.errors import Problem, SpecError
@@ -81,6 +83,22 @@ def jinja_string(text: str) -> str:
         else:
             out.append(f"\\U{ord(ch):08x}")
     return '"' + "".join(out) + '"'
+
+
+_PREFIX = re.compile(
+    r"\{%- set messages = \[\{'role': 'system', 'content': \"((?:[^\"\\]|\\.)*)\"\}\] "
+    r"\+ messages %\}"
+)
+
+
+def default_system_prompt(template: str) -> str | None:
+    """The system message :func:`system_prompt_prefix` put in ``template`` (its inverse), or
+    None when the template prepends none: what a stand-in for vLLM, which cannot run Jinja,
+    applies as the template would (:mod:`controlplane.local.serve`)."""
+    found = _PREFIX.search(template)
+    if found is None:
+        return None
+    return codecs.decode(found.group(1), "unicode_escape")
 
 
 def system_prompt_prefix(system_prompt: str) -> str:
