@@ -44,7 +44,7 @@ package), whose errors the tests and ``make kube-up`` catch as the product's;
     ├── BadSignature              api.git: a git webhook not from who it claims to be (401)
     ├── EngineError               local.engines.base: a local engine cannot run or failed
     ├── PrometheusSetupError      local.prometheus: the throwaway Prometheus could not start
-    ├── LocalStackError           local.stack: the local stack could not start or run
+    ├── LocalStackError           local.replicas: the local stack could not start or run
     ├── RequestError              local.openai_api: a request vLLM refuses, answered by the local
     │                             model server with vLLM's 400 / 404 (never leaves local/)
     └── KubeSetupError            harness.cluster.kubeapi (the test harness, not shipped): the

@@ -2,8 +2,10 @@
 
 Owns the lifecycle behind ``canaryctl up`` (:mod:`controlplane.cli.up`):
 
-1. each variant's replicas, one :class:`~controlplane.local.server.ModelServer` each (its own
-   engine, port, queue and KV cache; engine ``simulated`` by default), faults injected where
+1. each variant's replicas, each a model server in an OS process of its own, started with the
+   command a pod of the variant runs (:mod:`controlplane.local.replicas`: its own engine, port,
+   queue and KV cache; engine ``simulated`` by default, ``transformers`` too; the ``vllm``
+   engine alone runs in this process, its variants sharing the one GPU), faults injected where
    asked, each named as a pod (``<model>-<variant>-<i>``). Without ``spec.capacity`` each
    variant runs its ``replicas`` throughout; with it, what the capacity plan
    (:mod:`controlplane.capacity.plan`) gives at each point, for the traffic the stable was sized
@@ -55,6 +57,7 @@ import json
 import math
 import os
 import re
+import secrets
 import tempfile
 import time
 import urllib.error
@@ -74,7 +77,6 @@ from controlplane.analysis.metric_provider import MetricProvider
 from controlplane.capacity import plan
 from controlplane.capacity.estimate import sizes_of
 from controlplane.errors import (
-    ControlPlaneError,
     ProfileError,
     ProviderError,
     SpecError,
@@ -85,6 +87,13 @@ from controlplane.local.engines import EngineKind, make_engine
 from controlplane.local.inject import Faults
 from controlplane.local.load import LoadGenerator, LoadStats, RequestMaker
 from controlplane.local.prometheus import PrometheusServer, start_prometheus_with_config
+from controlplane.local.replicas import (
+    InProcess,
+    LocalStackError,
+    ReplicaServer,
+    ServerProcess,
+    serve_command,
+)
 from controlplane.local.router import Backend, Endpoint, LocalRouter
 from controlplane.local.server import HOST, Identity, ModelServer
 from controlplane.local.timescale import Scaling, scale_canary
@@ -127,10 +136,6 @@ _LIVE: tuple[tuple[str, Builtin, float | None, Unit], ...] = (
     ("p95 ttft", "ttft", 0.95, Unit.SECONDS),
     ("errors", "error-rate", None, Unit.RATIO),
 )
-
-
-class LocalStackError(ControlPlaneError):
-    """The local stack could not start or run (ports, processes, Prometheus targets)."""
 
 
 @dataclass(frozen=True)
@@ -354,15 +359,22 @@ def scrape_config(
 
 @dataclass(eq=False)
 class Replica:
-    """One replica of a variant: its server (engine, port, queue, KV cache) and pod name;
-    ``in_service`` while the router sends it requests."""
+    """One replica of a variant: its server (a process of its own, or for the ``vllm`` engine a
+    server in this one) and pod name; ``in_service`` while the router sends it requests, through
+    ``endpoint`` (which counts them)."""
 
     role: str
     variant: str
     index: int
     pod: str
-    server: ModelServer
+    server: ReplicaServer
     in_service: bool = False
+    endpoint: Endpoint | None = None
+
+    @property
+    def requests(self) -> int:
+        """Requests the router sent it."""
+        return 0 if self.endpoint is None else self.endpoint.served
 
     @property
     def instance(self) -> str:
@@ -466,6 +478,8 @@ class LocalStack:
         self._retiring: set[asyncio.Task[None]] = set()
         self._retired: Tally[str] = Tally()
         self._closing = False
+        self._seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
+        """The first replica's seed (``--seed``, else drawn): each replica's differs."""
         self._noting = False
         """True while the rollout runs: the ledger notes the GPUs held."""
 
@@ -477,16 +491,6 @@ class LocalStack:
     def planned(self) -> bool:
         """Whether the replicas follow the capacity plan (``spec.capacity``)."""
         return self.canary.spec.capacity is not None
-
-    @property
-    def servers(self) -> dict[str, ModelServer]:
-        """Each variant's oldest replica in service, by role."""
-        found: dict[str, ModelServer] = {}
-        for role in ROLES:
-            serving = [r for r in self.replicas[role] if r.in_service]
-            if serving:
-                found[role] = serving[0].server
-        return found
 
     def _sizes(self) -> plan.Sizes | None:
         """Per-replica capacities (None without a plan when the catalogue cannot tell)."""
@@ -547,7 +551,7 @@ class LocalStack:
         counts = Tally(self._retired)
         for role in ROLES:
             for replica in self.replicas[role]:
-                counts[replica.pod] = replica.server.requests
+                counts[replica.pod] = replica.requests
         return dict(counts)
 
     def describe(self) -> list[str]:
@@ -561,7 +565,7 @@ class LocalStack:
             urls = ", ".join(r.server.url for r in reps)
             lines.append(
                 f"{role} {reps[0].variant}: {len(reps)} replica(s), "
-                f"{reps[0].server.engine.description} at {urls}{extra}"
+                f"{reps[0].server.description} at {urls}{extra}"
             )
         if self.planned and self.sizes is not None:
             budget = plan.budget_gpus(self.canary, self.sizes)
@@ -689,27 +693,47 @@ class LocalStack:
         every = [r for role in ROLES for r in self.replicas[role]]
         _write_atomically(self._targets_file, json.dumps(replica_targets(self.canary, every)))
 
+    def _server(self, role: str, variant: VariantSpec, seed: int, pod: str) -> ReplicaServer:
+        """The server of one replica: a process running the pod's command
+        (:func:`~controlplane.local.replicas.serve_command`), or for the ``vllm`` engine one in
+        this process."""
+        canary, cfg = self.canary, self.config
+        faults = cfg.faults.get(role, Faults())
+        if cfg.engine == "vllm":
+            engine = make_engine(cfg.engine, canary.spec.model, variant, self.catalog, seed=seed)
+            who = Identity(
+                model=canary.spec.model.name,
+                namespace=canary.metadata.namespace,
+                canary=canary.metadata.name,
+                variant=variant.name,
+                system_prompt=variant.system_prompt,
+                max_model_len=canary.spec.model.max_model_len,
+                root=variant.storage_uri.removeprefix("hf://"),  # what `vllm serve` is given
+            )
+            return InProcess(ModelServer(who, engine, faults, seed=seed))
+        assert self._tmp is not None
+        argv = serve_command(
+            canary,
+            variant,
+            self.catalog,
+            engine=cfg.engine,
+            faults=faults,
+            seed=seed,
+            files=Path(self._tmp.name),
+        )
+        return ServerProcess(argv, pod)
+
     async def _launch(self, role: str) -> Replica:
         """Start one replica of ``role`` (its GPUs held from here) and list it for scraping; not
         in service yet (:meth:`_enter`)."""
-        canary, cfg = self.canary, self.config
+        canary = self.canary
         variant = self._variant(role)
         index = self._next_index[role]
         self._next_index[role] += 1
         # the first replica of each variant keeps the seed a variant's one server had
-        seed = None if cfg.seed is None else cfg.seed + ROLES.index(role) + 2 * index
-        engine = make_engine(cfg.engine, canary.spec.model, variant, self.catalog, seed=seed)
-        who = Identity(
-            model=canary.spec.model.name,
-            namespace=canary.metadata.namespace,
-            canary=canary.metadata.name,
-            variant=variant.name,
-            system_prompt=variant.system_prompt,
-            max_model_len=canary.spec.model.max_model_len,
-            root=variant.storage_uri.removeprefix("hf://"),  # what `vllm serve` is given
-        )
-        server = ModelServer(who, engine, cfg.faults.get(role), seed=seed)
-        pod = pod_name(who.model, variant.name, index)
+        seed = self._seed + ROLES.index(role) + 2 * index
+        pod = pod_name(canary.spec.model.name, variant.name, index)
+        server = self._server(role, variant, seed, pod)
         replica = Replica(role, variant.name, index, pod, server)
         self.replicas[role].append(replica)
         try:
@@ -726,7 +750,7 @@ class LocalStack:
         scraped it."""
         await self._until_serving(replica)
         assert self.router is not None
-        self.router.add_endpoint(replica.variant, replica.server.url)
+        replica.endpoint = self.router.add_endpoint(replica.variant, replica.server.url)
         replica.in_service = True
         self.record(time.time())
 
@@ -808,7 +832,7 @@ class LocalStack:
         try:
             await replica.server.stop()
         finally:
-            self._retired[replica.pod] = replica.server.requests
+            self._retired[replica.pod] = replica.requests
             self.record(time.time())
 
     # ----------------------------------------------------------------- the rollout loop

@@ -7,6 +7,7 @@ with SIGINT / SIGTERM must leave no process behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -117,6 +118,19 @@ def _children(pid: int) -> set[int]:
     return found
 
 
+def _serving(pids: set[int]) -> dict[int, str]:
+    """The model server processes among ``pids``, with the variant each serves."""
+    found = {}
+    for pid in pids:
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        except OSError:
+            continue
+        if "controlplane.local.serve" in argv:
+            found[pid] = next(a for a in argv if a.startswith("--variant=")).partition("=")[2]
+    return found
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -153,6 +167,8 @@ def test_signal_shuts_everything_down(sig: signal.Signals) -> None:
         children = _children(proc.pid)
         names = {Path(f"/proc/{p}/comm").read_text().strip() for p in children if _alive(p)}
         assert "prometheus" in names
+        # each replica is a model server process of its own: one per variant in the demo
+        assert sorted(_serving(children).values()) == ["bf16", "nf4"]
         time.sleep(1.0)  # requests in flight while stopping
         proc.send_signal(sig)
         out, _ = proc.communicate(timeout=30)
@@ -166,3 +182,36 @@ def test_signal_shuts_everything_down(sig: signal.Signals) -> None:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+@pytest.mark.timeout(90)
+def test_a_killed_up_leaves_no_model_server_behind() -> None:
+    """SIGKILL gives ``up`` no chance to stop its replicas: each asked Linux to send it SIGTERM
+    when its parent dies (``PR_SET_PDEATHSIG``)."""
+    proc = subprocess.Popen(
+        [PYTHON, "-c", UP_PROGRAM, str(DEMO), "--time-scale", "20", "--load", "20"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    servers: dict[int, str] = {}
+    try:
+        deadline = time.monotonic() + 60
+        while len(servers) < 2 and time.monotonic() < deadline:
+            assert proc.poll() is None
+            servers = _serving(_children(proc.pid))
+            time.sleep(0.2)
+        assert sorted(servers.values()) == ["bf16", "nf4"]
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 20
+        while any(_alive(p) for p in servers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [p for p in servers if _alive(p)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # what else it started (Prometheus)
