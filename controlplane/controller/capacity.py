@@ -156,14 +156,21 @@ def observe(ctx: Ctx, demand_rps: float | None) -> None:
     ctx.book = replace(ctx.book, capacity=new)
 
 
-def _short(kube: KubeClient, canary: ModelCanary, want: plan.Replicas) -> list[str]:
+def _ready(kube: KubeClient, ctx: Ctx, role: str) -> int:
+    """:func:`ready_replicas` of ``role``, read once per reconcile (``ctx.ready``)."""
+    if role not in ctx.ready:
+        ctx.ready[role] = ready_replicas(kube, ctx.canary, role)
+    return ctx.ready[role]
+
+
+def _short(kube: KubeClient, ctx: Ctx, want: plan.Replicas) -> list[str]:
     """What is not ready yet of ``want``: ``"candidate 1/2 ready"`` per short variant."""
     short: list[str] = []
     for role in ROLES:
         count = _count(want, role)
         if count == 0:
             continue
-        ready = ready_replicas(kube, canary, role)
+        ready = _ready(kube, ctx, role)
         if ready < count:
             short.append(f"{role} {ready}/{count} ready")
     return short
@@ -216,11 +223,12 @@ def before_weights(kube: KubeClient, ctx: Ctx, catalog: Catalog) -> bool:
     moved = plan.change(canary, sizes, demand_of(ctx, sizes), source, target)
     changed = scale(kube, canary, moved.before, moved.ceiling_before)
     if changed:
+        ctx.ready.clear()  # a scaled Deployment is read again
         event(kube, ctx.obj, "Scaled", f"before the weights move: {', '.join(changed)}")
     if ctx.state.stage == "pending" or _in_effect(ctx):
         return True  # readiness is the machine's while pending; a running step is not held
     what = f"candidate {target.weight}%{' (mirrored)' if target.mirror else ''}"
-    return _wait(kube, ctx, _short(kube, canary, moved.before), what, moved)
+    return _wait(kube, ctx, _short(kube, ctx, moved.before), what, moved)
 
 
 def after_weights(kube: KubeClient, ctx: Ctx, catalog: Catalog) -> None:
@@ -234,6 +242,7 @@ def after_weights(kube: KubeClient, ctx: Ctx, catalog: Catalog) -> None:
     want = plan.replicas_at(canary, sizes, demand_of(ctx, sizes), share)
     changed = scale(kube, canary, want, plan.ceilings(canary, share, want))
     if changed:
+        ctx.ready.clear()  # a scaled Deployment is read again
         event(kube, ctx.obj, "Scaled", f"after the weights moved: {', '.join(changed)}")
 
 
@@ -255,10 +264,11 @@ def before_outcome(kube: KubeClient, ctx: Ctx, catalog: Catalog, promoted: bool)
     tops = moved.ceiling_before if moved.ceiling_before is not None else moved.before
     changed = scale(kube, canary, keep, keep.at_least(tops))
     if changed:
+        ctx.ready.clear()  # a scaled Deployment is read again
         event(kube, ctx.obj, "Scaled", f"before the outcome: {', '.join(changed)}")
     role = "candidate" if promoted else "stable"
     only = plan.Replicas(0, winner.candidate) if promoted else plan.Replicas(winner.stable, 0)
-    short = _short(kube, canary, only)
+    short = _short(kube, ctx, only)
     what = "the promotion" if promoted else f"the rollback, {role} taking all traffic back"
     return _wait(kube, ctx, short, what, moved)
 
@@ -277,7 +287,7 @@ def record(kube: KubeClient, ctx: Ctx, catalog: Catalog) -> None:
     else:
         share = plan.Share(state.weight, state.mirror)
     want = plan.replicas_at(canary, sizes, demand, share)
-    ready = {role: ready_replicas(kube, canary, role) for role in ROLES}
+    ready = {role: _ready(kube, ctx, role) for role in ROLES}
     held = plan.Replicas(ready["stable"], ready["candidate"]).gpus(sizes)
     planned = {"stable": want.stable, "candidate": want.candidate}
     waiting = str(ctx.pending) if isinstance(ctx.pending, CapacityPending) else None

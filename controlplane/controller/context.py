@@ -45,6 +45,9 @@ class Ctx:
     recorded: list[st.RecordedIntent] = field(default_factory=list)
     gate_obs: dict[str, GateObservation] = field(default_factory=dict)
     gate_problems: dict[str, GateObservation] = field(default_factory=dict)
+    ready: dict[str, int] = field(default_factory=dict)
+    """Each variant's ready pods as read in this reconcile (by role): the capacity effect reads
+    a Deployment once, for the wait and for ``status.capacity`` alike."""
 
     @property
     def key(self) -> tuple[str, str]:

@@ -12,12 +12,15 @@ waits, says so, and is rolled back at the progress deadline rather than run over
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from support.controller_world import DAY, NS, Metrics, World, finished, world_canary
 
 from controlplane.capacity import plan
+from controlplane.controller import capacity as capacity_effect
 from controlplane.controller.reconcile import Settings
 from controlplane.kube.client import Ref
 from controlplane.routing.gateway_api import API_VERSION, KIND
@@ -260,3 +263,43 @@ def test_traffic_beyond_the_budget_keeps_the_plan_validation_checked(metrics: Me
     record = world.get("good")["status"]["capacity"]
     assert record["demandRps"] == pytest.approx(10.0, rel=0.05)
     assert record["planned"] == {"stable": 0, "candidate": 2}  # ceil(6.4 / 3.2)
+
+
+def test_a_reconcile_reads_each_variants_deployment_once(
+    metrics: Metrics, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a step waits for capacity, each reconcile needs the ready pods twice (the wait and
+    ``status.capacity``): one read of each Deployment serves both, until a scale (then read
+    again)."""
+    reads: list[Counter[str]] = [Counter()]
+    real = capacity_effect.ready_replicas
+
+    def counting(kube: Any, canary: Any, role: str) -> int:
+        reads[-1][role] += 1
+        return real(kube, canary, role)
+
+    def scaling(*args: Any) -> list[str]:
+        changed = real_scale(*args)
+        if changed:
+            reads.append(Counter())  # what it scaled is read again
+        return changed
+
+    real_scale = capacity_effect.scale
+    monkeypatch.setattr(capacity_effect, "ready_replicas", counting)
+    monkeypatch.setattr(capacity_effect, "scale", scaling)
+    world = World(metrics.t0, metrics.url, settings=Settings(progress_deadline_s=1200.0))
+    world.create(world_canary("good", metrics.url, stable=STABLE_2, capacity=CAPACITY))
+    pods = Pods(world, "good", gpus=3)
+    once = world.pass_once
+
+    def counted() -> float | None:
+        reads.append(Counter())
+        return once()
+
+    monkeypatch.setattr(world, "pass_once", counted)
+    drive(world, pods, "good", limit=30 * DAY)
+    assert world.state("good").stage == "rolled_back"
+    waited = [c for c in reads if c["candidate"]]
+    assert len(waited) > 10  # it waited, reading the candidate's pods at every pass
+    most = max(reads, key=lambda c: max(c.values(), default=0))
+    assert max(most.values()) == 1, most
