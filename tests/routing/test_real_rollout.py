@@ -22,6 +22,9 @@ The canaries, on the GPUs the node advertises:
 - ``sized``: the same rollout with ``spec.capacity`` and a stable of two replicas: the candidate
   is scaled to two pods before 75 % reaches it, the stable to one once it has left, and not a
   request fails while pods come and go under load;
+- ``sized-back``: ``sized`` again, with a check at 75 % that no candidate passes (P95 below
+  100 s): rolled back there, the stable is scaled back to two pods and ready before traffic
+  returns to it, and not a request fails;
 - ``slow``: a candidate whose engine adds 3 s to every request (``--inject=latency=+3s``), rolled
   back at its first step by the latency check;
 - ``errors``: a candidate answering 10 % of requests with HTTP 500 (``--inject=errors=10%``),
@@ -279,6 +282,43 @@ def test_faulty_candidates_are_rolled_back_with_their_reasons_and_alerts(
             ), labels
     finally:
         am.stop()
+
+
+def test_a_rollback_at_75_restores_the_stable_before_traffic_returns(stack: Stack) -> None:
+    """The capacity plan's rollback on real traffic: at 75 % the stable runs one pod; the
+    rollback scales it back to two, ready, before the route sends all traffic to it."""
+    name = "sized-back"
+    specs = {
+        name: traffic_canary(
+            name,
+            steps=((5, "60s"), (25, "30s"), (75, "60s")),
+            window="60s",
+            min_samples=10,
+            stable_replicas=2,
+            capacity={"maxGPUs": 4, "requestsPerReplica": {"stable": 4.0, "candidate": 4.0}},
+            last_checks=({"metric": "latency", "below": "100s", "minSamples": 10},),
+        )
+    }
+    loads = roll_out(stack, specs, {name: "rolled_back"}, timeout=420)
+    got = report(stack, loads)
+    write_report("capacity-rollback", got)
+    back = status(stack, name)
+    steps = [h["weight"] for h in back["history"] if h["type"] in ("StepStarted", "Advanced")]
+    assert steps == [5, 25, 75], back["history"]
+    rolled = [h for h in back["history"] if h["type"] == "RolledBack"]
+    assert rolled, back["history"]
+    assert "latency" in rolled[0]["message"], rolled
+    scaled = events(stack, name, "Scaled")
+    stable = f"{name}-llm-bf16"
+    assert any(f"after the weights moved: {stable} to 1" in m for m in scaled), scaled
+    assert any(f"before the outcome: {stable} to 2" in m for m in scaled), scaled
+    assert back["capacity"]["planned"]["stable"] == 2, back["capacity"]
+    assert back["capacity"]["ready"]["stable"] == 2, back["capacity"]
+    # the stable took all traffic back on two pods: not a request failed, at any phase
+    for row in got[name]["phases"]:
+        assert not row["failed"], row
+    after = {row["phase"]: row["variants"] for row in got[name]["phases"]}
+    assert set(after["after rollback"]) == {STABLE}, after
 
 
 @dataclass

@@ -43,6 +43,7 @@ def traffic_canary(
     min_samples: int = 20,
     stable_replicas: int = 1,
     capacity: dict[str, Any] | None = None,
+    last_checks: tuple[dict[str, Any], ...] = (),
     **candidate: Any,
 ) -> dict[str, Any]:
     """A canary named ``name`` in the namespace ``name`` with the host ``<name>.example.com``,
@@ -50,7 +51,8 @@ def traffic_canary(
     ``candidate``) of the tiny model, one replica each, judged every 10 s on ``window``, rolled
     back on a p95 latency above 2.5 s or errors above 2 % with ``min_samples`` requests at
     least; ``alerts`` its ``spec.alerts``; ``stable_replicas`` and ``capacity`` (its
-    ``spec.capacity``) to size the variants to their shares."""
+    ``spec.capacity``) to size the variants to their shares; ``last_checks`` more checks of
+    the last timed step alone."""
     uri = write_model(MODEL)
     checks = [
         {"metric": "latency", "above": "2500ms", "minSamples": min_samples},
@@ -79,7 +81,14 @@ def traffic_canary(
             ],
         },
         steps=[
-            *({"weight": w, "duration": d, "rollbackOn": checks} for w, d in steps),
+            *(
+                {
+                    "weight": w,
+                    "duration": d,
+                    "rollbackOn": checks + list(last_checks if i == len(steps) - 1 else ()),
+                }
+                for i, (w, d) in enumerate(steps)
+            ),
             {"weight": 100},
         ],
         shadow=None,

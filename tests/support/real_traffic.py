@@ -53,9 +53,9 @@ API = ("canary.controlplane.dev/v1alpha1", "ModelCanary")
 VARIANT_HEADER = "x-canary-variant"
 STABLE, CANDIDATE = "bf16", "fp8"
 """The variants of :func:`support.real_serving.traffic_canary`."""
-GPUS = 12
-"""Two per canary at once (four for the canary whose capacity follows traffic); the first
-test's winners keep theirs."""
+GPUS = 16
+"""Two per canary at once (four for each canary whose capacity follows traffic); the earlier
+tests' canaries keep what they ended with."""
 DEADLINE_S = 180
 """The controller's progress deadline."""
 REPORT_ENV = "CONTROLPLANE_TRAFFIC_REPORT"
