@@ -104,9 +104,13 @@ def queue_autoscaling(canary: ModelCanary, role: Role) -> Obj | None:
     (``autoscaling.queue``), else None: one ``External`` Prometheus metric, the variant's
     waiting requests (``vllm:num_requests_waiting``, summed over its servers), whose target
     ``value`` KServe v0.20.0 hands KEDA as the trigger's ``threshold``
-    (``reconcilers/keda/keda_reconciler.go``, ``getKedaMetrics``). That KEDA's Prometheus scaler
-    then divides the query by the replicas (its ``AverageValue`` default), so the variant holds
-    about ``waitingPerReplica``, is KEDA's documented behaviour, not read in KEDA's source here."""
+    (``reconcilers/keda/keda_reconciler.go``, ``getKedaMetrics``), with no ``metricType``: its
+    webhook requires the target's ``value`` (``inference_service_validation.go``,
+    ``validateScalingKedaCompExtension``), and ``type: Value`` is not passed on. KEDA v2.18.0 (the
+    version KServe's ``go.mod`` requires) then targets the threshold as an ``AverageValue``
+    (``pkg/scalers/scaler.go``, ``GetMetricTargetType``), so the HPA divides the query by the
+    replicas and the variant holds about ``waitingPerReplica``. The ScaledObject the real KServe
+    makes of it is checked in ``tests/controller/test_controller_kserve.py``."""
     variant = canary.spec.stable if role == "stable" else canary.spec.candidate
     scaling = variant.autoscaling
     if scaling is None or scaling.queue is None:

@@ -21,6 +21,17 @@ Standard (raw Deployment) mode with Gateway API ingress, as KServe's own
   :mod:`harness.cluster.gatewaystatus` in the part of a Gateway controller that KServe reads:
   the HTTPRoute ``status.parents`` conditions (no proxy runs; nothing here carries traffic).
 
+- KEDA's ScaledObject CRD (:data:`~harness.cluster.upstream_crds.KEDA`, v2.18.0, what KServe's
+  ``go.mod`` requires), installed before the manager starts: KServe v0.20.0 looks for it once,
+  at start (``pkg/controller/v1beta1/inferenceservice/controller.go``, ``SetupWithManager``:
+  ``utils.IsCrdAvailable`` for ``keda.sh/v1alpha1`` ``ScaledObject``), and watches the
+  ScaledObjects it owns only if it is there. Its KEDA reconciler
+  (``reconcilers/keda/keda_reconciler.go``) reads and writes ScaledObjects either way: without
+  the CRD a predictor of the ``keda`` autoscaler class (the product's ``autoscaling.queue``) is
+  never reconciled (``PredictorReady`` False, ``failed to get existing KEDA autoscaler: no
+  matches for kind "ScaledObject"``, as observed). KEDA's operator is not run: nothing here
+  turns a ScaledObject into an HPA (the tests' stand-in, ``support.kserve_world``, does).
+
 Workloads come from :mod:`harness.cluster.workloads` (kube-controller-manager,
 kube-scheduler, kwok on fake GPU nodes). Called by the test fixtures and ``make kube-up``.
 Upstream files are read from the Go module cache at the pinned version, never copied here.
@@ -48,8 +59,9 @@ from harness.cluster.kubeapi import (
     binary,
     free_port,
     harness_env,
+    install_crds,
 )
-from harness.cluster.upstream_crds import KSERVE, module_dir
+from harness.cluster.upstream_crds import KEDA, KSERVE, crds, module_dir
 
 NAMESPACE = "kserve"
 GATEWAY_CLASS = "controlplane-loopback"
@@ -170,6 +182,7 @@ def start_kserve(cluster: LoopbackCluster, *, detach: bool = False, timeout: flo
     have run for anything to become Ready."""
     kserve_dir = module_dir(KSERVE)
     manager = binary("kserve-manager")
+    install_crds(cluster, crds(KEDA))  # before the manager looks for it (the module docstring)
     apply = applier(cluster)
     apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
     apply(inferenceservice_config(kserve_dir))

@@ -2,13 +2,16 @@
 
 Owns the pins of the schemas our objects are validated against on the loopback API server
 (:mod:`harness.cluster.kubeapi`): KServe, Gateway API (standard channel), Istio networking and
-the Prometheus Operator. Each is fetched with ``go mod download -json <module>@<version>`` into Go's
-module cache (outside the repository; a machine downloads each once) and the CRD files are read
-from the module's folder there. Nothing is committed. Called by ``make kube-up`` and the test
-fixtures; :func:`all_crd_files` adds the product's own CRD.
+the Prometheus Operator; and of two that only the clusters running KServe's managers install
+(Gateway API Inference Extension's InferencePool, KEDA's ScaledObject). Each is fetched with
+``go mod download -json <module>@<version>`` into Go's module cache (outside the repository; a
+machine downloads each once) and the CRD files are read from the module's folder there. Nothing
+is committed. Called by ``make kube-up`` and the test fixtures; :func:`all_crds` adds the
+product's own CRD.
 
 The versions match what KServe v0.20.0's ``go.mod`` requires (Gateway API v1.5.1, Istio API
-v1.27.1); the Prometheus Operator is the newest release on the module proxy when pinned.
+v1.27.1, Gateway API Inference Extension v1.5.0, KEDA v2.18.0); the Prometheus Operator is the
+newest release on the module proxy when pinned.
 """
 
 from __future__ import annotations
@@ -85,6 +88,17 @@ GATEWAY_API_INFERENCE = Upstream(
 """The InferencePool CRD KServe's LLMInferenceService controller watches when served (KServe
 v0.20.0's ``go.mod`` pins the module at v1.5.0); installed by :mod:`harness.cluster.llmisvc`
 only, not one of :data:`UPSTREAMS` (the product renders no InferencePool)."""
+KEDA = Upstream(
+    "github.com/kedacore/keda/v2",
+    "v2.18.0",
+    ("config/crd/bases/keda.sh_scaledobjects.yaml",),
+)
+"""KEDA's ScaledObject CRD, at the version KServe v0.20.0's ``go.mod`` requires (its manager
+imports ``apis/keda/v1alpha1``, so building it downloads this module too; :func:`module_dir`
+fetches it pinned either way). KServe makes a predictor of the ``keda`` autoscaler class a
+ScaledObject, which the product asks for with ``autoscaling.queue``. Installed by
+:mod:`harness.cluster.kserve` before KServe's manager starts, not one of :data:`UPSTREAMS` (the
+product renders no ScaledObject itself); KEDA's operator is not run."""
 UPSTREAMS = (KSERVE, GATEWAY_API, ISTIO, PROMETHEUS_OPERATOR)
 
 

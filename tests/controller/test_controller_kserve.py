@@ -16,26 +16,40 @@ What these tests found, and what changed on our side (docs/routing.md "KServe as
   take effect, instead of judging a candidate that gets no traffic;
 - an InferenceService's ``observedGeneration`` is its Deployment's, so readiness no longer
   compares it with the InferenceService's generation (the rollout would never start);
-- a canary entry's replicas and the stable's are derived by KServe unless set: both now are.
+- a canary entry's replicas and the stable's are derived by KServe unless set: both now are;
+- without KEDA's ScaledObject CRD KServe never reconciles a ``keda``-class predictor
+  (``autoscaling.queue``): the cluster installs the CRD (:mod:`harness.cluster.kserve`), and
+  the ScaledObject KServe writes is checked at every step (KEDA's HPA from
+  :class:`~support.kserve_world.KedaConverged`).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from support.canaries import CANDIDATE, STABLE, model_canary
 from support.controller_world import DAY, NS, Metrics, finished, world_canary
-from support.kserve_world import DEPLOYMENT, KServeWorld, release, snapshot
+from support.kserve_world import (
+    DEPLOYMENT,
+    HPA,
+    ISVC,
+    SCALED_OBJECT,
+    KServeWorld,
+    release,
+    snapshot,
+)
 
-from controlplane.errors import RouterPending
+from controlplane.errors import NotFound, RouterPending
 from controlplane.kube.client import Ref
 from controlplane.kube.real import RealKube
 from controlplane.profiles.catalog import load_catalog
 from controlplane.routing import kserve as kserve_router
 from controlplane.routing.base import Weights
+from controlplane.serving.names import predictor_service
 from controlplane.spec.models import ModelCanary
 from harness.cluster.kubeapi import LoopbackCluster
 
@@ -353,3 +367,141 @@ def test_capacity_follows_traffic_on_real_kserve(
     assert (2, 3) in seen, bounds
     if outcome == "promoted":
         assert bounds[-1][1] == (3, 4), bounds[-1]
+
+
+# ------------------------------------------------- capacity follows traffic, KEDA on the queue
+
+QUEUE = {"serverAddress": "http://prometheus.monitoring:9090", "waitingPerReplica": 2.5}
+"""``autoscaling.queue``: a fractional target, which KServe must hand KEDA as written."""
+KEDA_BOUNDS = {5: (1, 1), 25: (1, 1), 75: (2, 3), 100: (3, 4)}
+"""The candidate's (minReplicas, maxReplicas) the plan gives each weight once it is in effect:
+its replicas of :data:`PLANNED`, at most ``ceil(4 x share)`` (the HPA test's bounds)."""
+
+
+def scaled_object(world: KServeWorld, isvc: str, timeout_s: float = 30.0) -> dict[str, Any] | None:
+    """The ScaledObject KServe keeps for ``isvc``'s predictor (``<isvc>-predictor``), read once
+    it asks for the bounds the InferenceService now asks for (KServe writes it in the reconcile
+    after the change; fails after ``timeout_s``); None while the InferenceService or the
+    ScaledObject do not exist (not yet, or released)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            live = world.admin.get(Ref(*ISVC, NS, isvc))
+        except NotFound:
+            return None
+        if live["metadata"].get("deletionTimestamp"):
+            return None
+        predictor = live["spec"]["predictor"]
+        want = (predictor.get("minReplicas"), predictor.get("maxReplicas"))
+        try:
+            scaled = world.admin.get(Ref(*SCALED_OBJECT, NS, predictor_service(isvc)))
+        except NotFound:
+            scaled = None
+        if scaled is not None:
+            got = (scaled["spec"].get("minReplicaCount"), scaled["spec"].get("maxReplicaCount"))
+            if got == want:
+                return scaled
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"KServe's ScaledObject of {isvc} is {scaled and scaled['spec']}, "
+                f"while the InferenceService asks for {want}"
+            )
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize(
+    ("name", "outcome"),
+    [("good", "promoted"), ("tail", "rolled_back")],
+    ids=["promotion", "rollback-at-75"],
+)
+def test_capacity_follows_traffic_through_kserves_scaledobject(
+    kserve_loopback: LoopbackCluster, metrics: Metrics, name: str, outcome: str
+) -> None:
+    """With ``autoscaling.queue`` the candidate is KServe's ``keda`` autoscaler class: at every
+    settled pass the ScaledObject the real KServe v0.20.0 keeps for its predictor holds the
+    plan's bounds for the weight on the route, scales the candidate's Deployment on its waiting
+    requests in Prometheus at the spec's target, and KServe keeps no HPA for it (the stable's,
+    of the default class, it does). KEDA's operator is not run: its HPA is the stand-in's
+    (:class:`~support.kserve_world.KedaConverged`), so the rollout can finish."""
+    world = KServeWorld(
+        metrics.t0, metrics.url, kubeconfig=str(kserve_loopback.kubeconfig), keda=True
+    )
+    capacity = {"maxGPUs": 5, "requestsPerReplica": RATES}
+    autoscaling = {"maxReplicas": 4, "queue": QUEUE}
+    candidate_spec = {**CANDIDATE, "replicas": 1, "autoscaling": autoscaling}
+    data = world_canary(
+        name, metrics.url, stable=STABLE, candidate=candidate_spec, capacity=capacity
+    )
+    world.create(data)
+    stable, candidate = f"{name}-llm-bf16-predictor", f"{name}-llm-nf4-predictor"
+    passes: list[tuple[str, int, int | None, dict[str, Any] | None, set[str]]] = []
+
+    def every_pass(w: KServeWorld) -> bool:
+        """Each settled pass: (phase, status weight, route weight, ScaledObject, HPA names)."""
+        w.kserve.tick()
+        status = w.get(name).get("status") or {}
+        route = snapshot(w.admin)["routes"].get(name) or {}
+        on_route = round(100 * route.get(candidate, 0) / sum(route.values())) if route else None
+        hpas = {o["metadata"]["name"] for o in w.admin.list(*HPA, NS)}
+        scaled = scaled_object(w, f"{name}-llm-nf4")
+        passes.append(
+            (str(status.get("phase")), int(status.get("weight", 0)), on_route, scaled, hpas)
+        )
+        book = status.get("controller") or {}
+        return finished(name)(w) and book.get("finishedAt") is not None
+
+    world.run_until(every_pass, limit=30 * DAY)
+    assert world.state(name).stage == outcome
+
+    found = [(phase, weight, routed, so, hpas) for phase, weight, routed, so, hpas in passes if so]
+    assert found, passes
+    # what KServe made of the candidate's autoScaling: one Prometheus trigger on the variant's
+    # waiting requests, the target as written, and no metricType (KEDA then takes the threshold
+    # as an AverageValue: KEDA v2.18.0 pkg/scalers/scaler.go, GetMetricTargetType)
+    query = f'sum(vllm:num_requests_waiting{{namespace="{NS}",canary="{name}",variant="nf4"}})'
+    for _, _, _, so, _ in found:
+        assert so is not None
+        assert so["spec"]["scaleTargetRef"] == {"name": candidate}
+        assert so["spec"]["triggers"] == [
+            {
+                "type": "prometheus",
+                "metadata": {
+                    "serverAddress": QUEUE["serverAddress"],
+                    "query": query,
+                    "threshold": "2.5",
+                },
+            }
+        ], so["spec"]["triggers"]
+        (owner,) = so["metadata"]["ownerReferences"]
+        assert (owner["kind"], owner["name"], owner["controller"]) == (
+            "InferenceService",
+            f"{name}-llm-nf4",
+            True,
+        )
+    # keda class: KServe keeps no HPA of its own for the candidate (only KEDA's would be there);
+    # the stable, of the default class, has KServe's
+    for _, _, _, _, hpas in found:
+        assert candidate not in hpas, hpas
+        assert stable in hpas, hpas
+    # at every pass with the step's weights in effect, the plan's bounds for that weight
+    bounds = [
+        (weight, (so["spec"]["minReplicaCount"], so["spec"]["maxReplicaCount"]))
+        for phase, weight, routed, so, _ in found
+        if so is not None and phase == "progressing" and routed == weight
+    ]
+    settled = {weight for weight, _ in bounds}
+    assert settled == {5, 25, 75}, bounds
+    for weight, got in bounds:
+        assert got == KEDA_BOUNDS[weight], (weight, got)
+    # and the order they came in: up before 75 %, all the traffic's once promoted
+    seen = [
+        (so["spec"]["minReplicaCount"], so["spec"]["maxReplicaCount"])
+        for _, _, _, so, _ in found
+        if so is not None
+    ]
+    distinct = [b for i, b in enumerate(seen) if i == 0 or seen[i - 1] != b]
+    if outcome == "promoted":
+        assert distinct == [(1, 1), (2, 3), (3, 4)], seen
+        assert snapshot(world.admin)["deployments"][candidate] == 3
+    else:  # the loser keeps its bounds through the rollback, until it is released
+        assert distinct == [(1, 1), (2, 3)], seen

@@ -112,6 +112,25 @@ def test_every_pinned_crd_is_served(real_kube: RealKube) -> None:
 
 
 @pytest.mark.binary
+def test_the_pins_beside_kserve_are_what_its_go_mod_requires() -> None:
+    # the CRDs of the objects KServe's managers watch and write must be the versions they are
+    # built against: a KServe bump that moves one fails here, not in a reconcile
+    go_mod = (upstream_crds.module_dir(upstream_crds.KSERVE) / "go.mod").read_text()
+    required = {
+        parts[0]: parts[1]
+        for line in go_mod.splitlines()
+        if len(parts := line.split()) >= 2 and parts[1].startswith("v")
+    }
+    for pinned in (
+        upstream_crds.GATEWAY_API,
+        upstream_crds.ISTIO,
+        upstream_crds.GATEWAY_API_INFERENCE,
+        upstream_crds.KEDA,
+    ):
+        assert required.get(pinned.module) == pinned.version, pinned
+
+
+@pytest.mark.binary
 def test_up_prints_kubeconfig_last_and_down_leaves_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
