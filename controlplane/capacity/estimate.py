@@ -23,7 +23,7 @@ from controlplane.capacity.plan import ReplicaCapacity, Sizes
 from controlplane.profiles.catalog import Catalog
 from controlplane.profiles.measured import find, measured_for
 from controlplane.profiles.speed import Speed, speed_for
-from controlplane.spec.models import ModelCanary, TypicalRequest, VariantSpec
+from controlplane.spec.models import ModelCanary, TypicalRequest
 
 Role = Literal["stable", "candidate"]
 
@@ -41,7 +41,7 @@ def batch_rps(speed: Speed, request: TypicalRequest) -> float:
 
 def replica_capacity(canary: ModelCanary, role: Role, catalog: Catalog) -> ReplicaCapacity:
     """The capacity of one replica of ``role`` (see the module docstring for the order)."""
-    variant = _variant(canary, role)
+    variant = canary.spec.variant(role)
     spec = canary.spec.capacity
     given = None
     if spec is not None:
@@ -67,7 +67,3 @@ def sizes_of(canary: ModelCanary, catalog: Catalog) -> Sizes:
         replica_capacity(canary, "stable", catalog),
         replica_capacity(canary, "candidate", catalog),
     )
-
-
-def _variant(canary: ModelCanary, role: Role) -> VariantSpec:
-    return canary.spec.stable if role == "stable" else canary.spec.candidate

@@ -159,7 +159,7 @@ def ceilings(canary: ModelCanary, share: Share, floor: Replicas) -> Replicas:
     traffic), never below ``floor``; without, its floor (pinned)."""
 
     def one(role: str, percent: int, floor_count: int) -> int:
-        variant = canary.spec.stable if role == "stable" else canary.spec.candidate
+        variant = canary.spec.variant(role)
         if variant.autoscaling is None:
             return floor_count
         top = variant.autoscaling.max_replicas

@@ -501,10 +501,6 @@ class LocalStack:
                 raise
             return None
 
-    def _variant(self, role: str) -> VariantSpec:
-        spec = self.canary.spec
-        return spec.stable if role == "stable" else spec.candidate
-
     def _demand(self) -> float:
         assert self.sizes is not None
         return plan.sized_demand(self.canary, self.sizes)
@@ -727,7 +723,7 @@ class LocalStack:
         """Start one replica of ``role`` (its GPUs held from here) and list it for scraping; not
         in service yet (:meth:`_enter`)."""
         canary = self.canary
-        variant = self._variant(role)
+        variant = self.canary.spec.variant(role)
         index = self._next_index[role]
         self._next_index[role] += 1
         # the first replica of each variant keeps the seed a variant's one server had

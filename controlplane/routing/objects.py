@@ -111,7 +111,7 @@ def queue_autoscaling(canary: ModelCanary, role: Role) -> Obj | None:
     (``pkg/scalers/scaler.go``, ``GetMetricTargetType``), so the HPA divides the query by the
     replicas and the variant holds about ``waitingPerReplica``. The ScaledObject the real KServe
     makes of it is checked in ``tests/controller/test_controller_kserve.py``."""
-    variant = canary.spec.stable if role == "stable" else canary.spec.candidate
+    variant = canary.spec.variant(role)
     scaling = variant.autoscaling
     if scaling is None or scaling.queue is None:
         return None

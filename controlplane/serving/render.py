@@ -70,13 +70,9 @@ default since Kubernetes 1.30, GA in 1.34), so the image needs no ``sleep`` bina
 v0.20.0's InferenceService CRD allows ``lifecycle.preStop.sleep`` on the model container."""
 
 
-def variant_of(canary: ModelCanary, role: Role) -> VariantSpec:
-    return canary.spec.stable if role == "stable" else canary.spec.candidate
-
-
 def isvc_name(canary: ModelCanary, role: Role) -> str:
     """Name of the InferenceService / LLMInferenceService serving ``role`` alone."""
-    return names.variant_service_name(canary.spec.model.name, variant_of(canary, role).name)
+    return names.variant_service_name(canary.spec.model.name, canary.spec.variant(role).name)
 
 
 def canary_labels(canary: ModelCanary) -> dict[str, str]:
@@ -88,7 +84,7 @@ def object_labels(canary: ModelCanary, role: Role) -> dict[str, str]:
     """Labels on the objects (and pods) of a variant: the contract's two, plus role and owner."""
     return {
         LABEL_CANARY: canary.metadata.name,
-        LABEL_VARIANT: variant_of(canary, role).name,
+        LABEL_VARIANT: canary.spec.variant(role).name,
         LABEL_ROLE: role,
         **MANAGED_BY,
     }
@@ -127,7 +123,7 @@ def chat_template_configmap(canary: ModelCanary, role: Role) -> Obj | None:
     Named after the variant (``<model>-<variant>-chat-template``) whichever object mounts it, so
     both variants of one InferenceService (the ``kserve`` routers) keep their own template.
     """
-    variant = variant_of(canary, role)
+    variant = canary.spec.variant(role)
     if variant.system_prompt is None:
         return None
     template = chat_template(
@@ -183,7 +179,7 @@ def predictor_spec(
     variant's ``replicas``; ``max_replicas``: the most an autoscaling variant may reach (default:
     the minimum: pinned); ``autoscale``: the predictor's ``autoScaling`` (KEDA on the queue).
     """
-    variant = variant_of(canary, role)
+    variant = canary.spec.variant(role)
     profile = resolve_gpu(variant, catalog, f"spec.{role}")
     template = _template_path(variant)
     model: Obj = {
@@ -255,7 +251,7 @@ def llm_inference_service(
     vLLM flags go in the ``main`` container's args; the model name clients send is
     ``spec.model.name``; tensor parallelism is ``spec.parallelism.tensor``.
     """
-    variant = variant_of(canary, role)
+    variant = canary.spec.variant(role)
     profile = resolve_gpu(variant, catalog, f"spec.{role}")
     name = isvc_name(canary, role)
     template = _template_path(variant)

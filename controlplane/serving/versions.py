@@ -122,7 +122,7 @@ def version_problems(canary: ModelCanary, catalog: Catalog) -> list[Problem]:
     """
     problems = []
     for role in ("stable", "candidate"):
-        variant = canary.spec.stable if role == "stable" else canary.spec.candidate
+        variant = canary.spec.variant(role)
         message = quantization_problem(variant.quantization, catalog, vllm_version(canary))
         if message is not None:
             problems.append(Problem(f"spec.{role}.quantization", f"{message} ({_why(canary)})"))

@@ -512,6 +512,14 @@ class ModelCanarySpec(_Model):
     git_write_back: GitWriteBackSpec | None = None
     gates: list[GateSpec] = Field(default_factory=list, max_length=50)
 
+    def variant(self, role: str) -> VariantSpec:
+        """The variant of ``role``, ``"stable"`` or ``"candidate"`` (ValueError for another)."""
+        if role == "stable":
+            return self.stable
+        if role == "candidate":
+            return self.candidate
+        raise ValueError(f"no variant role {role!r}: stable or candidate")
+
     def candidate_is_stable(self) -> bool:
         """True when the candidate equals the stable variant in every field but ``name``: there
         is nothing to roll out (a no-op rollout, e.g. after a git revert of a failed candidate)."""

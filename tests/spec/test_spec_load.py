@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.canaries import model_canary
 from support.loadwork import Work, counted
 
 from controlplane.errors import SpecError
@@ -382,3 +383,11 @@ def test_a_huge_file_is_not_read_whole(tmp_path: Path) -> None:
 def test_paths_round_trip(loc: tuple[str | int, ...], text: str) -> None:
     assert format_path(loc) == text
     assert parse_path(text) == loc
+
+
+def test_a_role_names_its_variant() -> None:
+    spec = model_canary().spec
+    assert spec.variant("stable") is spec.stable
+    assert spec.variant("candidate") is spec.candidate
+    with pytest.raises(ValueError, match="stable or candidate"):
+        spec.variant("canary")
