@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import numpy.typing as npt
 
+from controlplane.analysis import evaluator
 from controlplane.analysis.metric_provider import MetricProvider, VectorProvider
 from controlplane.errors import NoData, ProviderQueryError, SpecError
 from controlplane.promql import queries
@@ -54,9 +55,9 @@ def replay_queries(canary: ModelCanary) -> list[str]:
             found += queries.check_queries(canary, check).all()
         except SpecError:
             continue
-        if check.compare == "baseline" or check.judge == "sequential":
+        if evaluator.compares_variants(check):
             # a breached comparison reads each variant's load (analysis.evaluator.fair)
-            window = (check.window or canary.spec.analysis.window).seconds
+            window = evaluator.load_window(canary, check)
             for variant in (canary.spec.candidate, canary.spec.stable):
                 try:
                     found.append(queries.load_query(canary, variant.name, window))
