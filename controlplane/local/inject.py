@@ -51,6 +51,18 @@ class Faults:
     def active(self) -> bool:
         return self.latency_s > 0 or self.error_fraction > 0 or self.engine_error_fraction > 0
 
+    def injections(self) -> list[str]:
+        """``faults`` in the ``KIND=VALUE`` grammar :func:`parse_fault` reads (its inverse):
+        what a model server process is given as ``--inject``."""
+        out = []
+        if self.latency_s:
+            out.append(f"latency=+{self.latency_s * 1000:g}ms")
+        if self.error_fraction:
+            out.append(f"errors={self.error_fraction!r}")
+        if self.engine_error_fraction:
+            out.append(f"engine-errors={self.engine_error_fraction!r}")
+        return out
+
     def describe(self) -> str:
         parts = []
         if self.latency_s:

@@ -61,8 +61,11 @@ STOP_GRACE_S = 10.0
 """How long a replica has to stop after SIGTERM before it is killed."""
 TAIL_LINES = 40
 _LISTENING = re.compile(r"running on (http://(\S+):(\d+))")
-_ERROR = re.compile(r"^python -m controlplane\.local\.serve: error: (.*)$")
+_ERROR = re.compile(rf"^{re.escape(f'python -m {SERVE_MODULE}')}: error: (.*)$")
+"""The one line the serve process prints for a refusal (``serve.PROG``, then ``error:``)."""
 PR_SET_PDEATHSIG = 1
+"""``prctl``'s option (Linux ``include/uapi/linux/prctl.h``): the signal sent at the parent's
+death."""
 
 
 class LocalStackError(ControlPlaneError):
@@ -102,18 +105,6 @@ class InProcess:
 
     async def stop(self) -> None:
         await self.server.stop()
-
-
-def fault_flags(faults: Faults) -> list[str]:
-    """``--inject`` flags of ``serve`` that inject ``faults`` (its ``KIND=VALUE`` grammar)."""
-    out = []
-    if faults.latency_s:
-        out.append(f"--inject=latency=+{faults.latency_s * 1000:g}ms")
-    if faults.error_fraction:
-        out.append(f"--inject=errors={faults.error_fraction!r}")
-    if faults.engine_error_fraction:
-        out.append(f"--inject=engine-errors={faults.engine_error_fraction!r}")
-    return out
 
 
 def hf_config(canary: ModelCanary) -> dict[str, int] | None:
@@ -172,7 +163,7 @@ def serve_command(
         f"--seed={seed}",
         "--host=127.0.0.1",
         "--port=0",
-        *fault_flags(faults),
+        *(f"--inject={text}" for text in faults.injections()),
     ]
     if model.parameters is not None:
         argv.append(f"--simulated-parameters={model.parameters!r}")

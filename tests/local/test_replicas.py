@@ -20,7 +20,7 @@ from controlplane.local import serve
 from controlplane.local.engines import make_engine
 from controlplane.local.engines.simulated import SimulatedEngine
 from controlplane.local.inject import Faults
-from controlplane.local.replicas import fault_flags, serve_command
+from controlplane.local.replicas import serve_command
 from controlplane.profiles.catalog import load_catalog
 from controlplane.spec.load import load_file
 from controlplane.spec.models import ModelCanary, VariantSpec
@@ -96,8 +96,7 @@ def test_the_batch_flags_and_the_architecture_reach_the_process(tmp_path: Path) 
     ids=["latency", "errors", "all", "none"],
 )
 def test_faults_reach_the_process_as_they_were_asked(faults: Faults) -> None:
-    texts = [flag.removeprefix("--inject=") for flag in fault_flags(faults)]
-    parsed, crash, never = serve.parse_faults(texts)
+    parsed, crash, never = serve.parse_faults(faults.injections())
     assert (parsed, crash, never) == (faults, False, False)
 
 
