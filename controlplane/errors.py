@@ -40,6 +40,8 @@ package), whose errors the tests and ``make kube-up`` catch as the product's;
     ├── EndpointError             profiling.endpoint: an endpoint cannot be profiled
     ├── ForeignObject             routing.ownership: an object a canary would write exists and
     │                             is not the canary's; nothing is written (a KubeError)
+    ├── TargetUnavailable         controller.adoption: the live service a canary adopts is
+    │                             missing, held by another canary or unreadable as a stable
     ├── Unauthenticated           api.auth: no usable bearer token (the API answers 401)
     ├── BadSignature              api.git: a git webhook not from who it claims to be (401)
     ├── EngineError               local.engines.base: a local engine cannot run or failed

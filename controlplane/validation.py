@@ -35,6 +35,7 @@ from controlplane.errors import Problem, ProfileError, SpecError
 from controlplane.profiles.catalog import Catalog, load_catalog
 from controlplane.profiles.measured import preferred_fit
 from controlplane.routing.base import capability_problems
+from controlplane.serving import adopt
 from controlplane.serving.versions import version_problems, vllm_version
 from controlplane.spec import rules
 from controlplane.spec.document import Document
@@ -86,12 +87,82 @@ class ProductRules:
         """Latency thresholds the canary's vLLM histograms cannot resolve; a capacity plan its
         router cannot run or its GPU budget cannot hold."""
         found = resolution.problems(canary, vllm_version(canary))
-        return [*found, *autoscaling_problems(canary), *capacity_problems(canary, self.catalog)]
+        return [
+            *found,
+            *adoption_problems(canary),
+            *autoscaling_problems(canary),
+            *capacity_problems(canary, self.catalog),
+        ]
 
 
 SINGLE_SERVICE_ROUTERS = ("kserve", "kserve-knative")
 """Routers that serve both variants from one InferenceService, whose canary replicas KServe
 derives itself (docs/capacity.md, "Routers")."""
+
+
+ADOPTING_ROUTERS = ("gateway-api", "istio")
+"""Routers that can take over the split of a live InferenceService's clients without rewriting
+it (docs/adopt.md, "Routers")."""
+
+_NOT_ADOPTING = {
+    "kserve": "it would add a canary entry to the live InferenceService, and KServe v0.20.0 then "
+    "lowers the stable's replicas by the canary's (predictor.go, canaryReplicaCount) and routes "
+    "the entry nothing (httproute_reconciler.go)",
+    "kserve-knative": "it would rewrite the live InferenceService's predictor to start the "
+    "canary, so Knative makes a new revision of it",
+    "llmisvc": "it would rewrite the live LLMInferenceService's spec.router.route to put it in a "
+    "routing group",
+}
+
+
+def adoption_problems(canary: ModelCanary) -> list[Problem]:
+    """A ``stable.targetRef`` on a router that cannot adopt without rewriting the live
+    service, of a kind not adopted yet, or with ``spec.capacity`` (which resizes the stable)."""
+    ref = canary.spec.stable.target_ref
+    if ref is None:
+        return []
+    found: list[Problem] = []
+    router = canary.spec.traffic.router
+    if router not in ADOPTING_ROUTERS:
+        why = _NOT_ADOPTING.get(router, "it cannot")
+        message = (
+            f"the {router} router cannot adopt a live service: {why}. Adopt it with router "
+            f"gateway-api or istio, which route to it as it is"
+        )
+        found.append(Problem(path="spec.traffic.router", message=message))
+    expected = (
+        "serving.kserve.io/v1beta1"
+        if ref.kind == "InferenceService"
+        else ("serving.kserve.io/v1alpha2")
+    )
+    if ref.kind == "LLMInferenceService":
+        message = (
+            "adopting an LLMInferenceService is not built: splitting its traffic needs its "
+            "spec.router.route rewritten (a routing group), which is the live service's own. "
+            "Name an InferenceService, or describe the stable in full with router llmisvc"
+        )
+        found.append(Problem(path="spec.stable.targetRef.kind", message=message))
+    elif ref.api_version != expected:
+        message = f"a {ref.kind} is {expected}, got {ref.api_version}"
+        found.append(Problem(path="spec.stable.targetRef.apiVersion", message=message))
+    cohort = canary.spec.traffic.cohort
+    if cohort is not None and router == "gateway-api":
+        limit = adopt.MAX_ADOPTED_COHORT_VALUES
+        if len(cohort.values) > limit:
+            message = (
+                f"at most {limit} values with an adopted stable: the cohort rule matches each "
+                f"value on each of the {len(adopt.INFERENCE_PATHS)} inference paths, and Gateway "
+                "API allows 64 matches in a rule"
+            )
+            found.append(Problem(path="spec.traffic.cohort.values", message=message))
+    if canary.spec.capacity is not None:
+        message = (
+            "capacity would resize the adopted stable as traffic leaves it, and the canary never "
+            "rewrites the live service before promotion: size the candidate with its replicas "
+            "and autoscaling"
+        )
+        found.append(Problem(path="spec.capacity", message=message))
+    return found
 
 
 def autoscaling_problems(canary: ModelCanary) -> list[Problem]:

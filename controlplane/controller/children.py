@@ -30,7 +30,7 @@ from typing import Any
 
 from controlplane.controller.argo_gates import variant_endpoint
 from controlplane.controller.context import event
-from controlplane.errors import NotFound
+from controlplane.errors import NotFound, Unserved
 from controlplane.kube.client import KubeClient, Obj, Ref
 from controlplane.routing.base import CAPABILITIES
 from controlplane.routing.ownership import (
@@ -41,6 +41,7 @@ from controlplane.routing.ownership import (
     foreign_reason,
     refusal,
 )
+from controlplane.serving.adopt import PODMONITOR_KIND
 from controlplane.serving.render import LABEL_ROLE
 from controlplane.spec.models import ModelCanary
 from controlplane.status import conditions
@@ -79,7 +80,18 @@ def deploy(
         raise ForeignObject(message)
     reference = owner_reference(owner)
     for obj in objects:
-        kube.apply(obj, field_manager=FIELD_MANAGER)
+        try:
+            kube.apply(obj, field_manager=FIELD_MANAGER)
+        except Unserved:
+            if obj["kind"] != PODMONITOR_KIND:
+                raise
+            message = (
+                f"no PodMonitor applied ({obj['apiVersion']} is not served: no Prometheus "
+                "Operator): scrape the adopted stable's pods with the labels canary and variant "
+                'yourself (docs/adopt.md, "Metrics")'
+            )
+            event(kube, owner, "NoPodMonitor", message, "Warning")
+            continue
         meta = obj["metadata"]
         if meta.get("namespace") == namespace:
             patch: Obj = {
@@ -210,10 +222,15 @@ def variant_endpoints(
 
 def release(kube: KubeClient, canary: ModelCanary, objects: Sequence[Obj], role: str) -> list[str]:
     """Delete the serving objects of the losing ``role`` (single-service routers drop it
-    themselves on finalize). Returns what was deleted."""
+    themselves on finalize); for an adopted stable, every object of the canary's (the route,
+    the candidate, the PodMonitor): the live service alone serves on, under its own route.
+    Returns what was deleted."""
     if CAPABILITIES[canary.spec.traffic.router].single_service:
         return []
-    mine = [o for o in objects if (o["metadata"].get("labels") or {}).get(LABEL_ROLE) == role]
+    if canary.spec.adopted:  # the live service stays: everything made for the canary goes
+        mine = list(objects)
+    else:
+        mine = [o for o in objects if (o["metadata"].get("labels") or {}).get(LABEL_ROLE) == role]
     deleted, _left = _delete_owned(kube, Claimant.of_canary(canary), mine)
     return deleted
 
@@ -250,20 +267,28 @@ def _delete_owned(
     return deleted, left
 
 
-def refuse(kube: KubeClient, owner: Obj, message: str, now: float | None) -> None:
-    """Tell that ``owner``'s objects were not applied because some are not its own: a Warning
-    Event (reason :data:`FOREIGN_REASON`) and, when ``now`` is given, the kstatus conditions
-    (``Stalled=True``, ``Ready`` and ``Reconciling`` False, the same reason and ``message``) on
-    the status, the rest of which is kept. The next status the rollout writes replaces them."""
-    event(kube, owner, FOREIGN_REASON, message, "Warning")
+def refuse(
+    kube: KubeClient,
+    owner: Obj,
+    message: str,
+    now: float | None,
+    *,
+    reason: str = FOREIGN_REASON,
+) -> None:
+    """Tell that ``owner``'s objects were not applied because some are not its own (or, with
+    another ``reason``, why else): a Warning Event and, when ``now`` is given, the kstatus
+    conditions (``Stalled=True``, ``Ready`` and ``Reconciling`` False, the same reason and
+    ``message``) on the status, the rest of which is kept. The next status the rollout writes
+    replaces them."""
+    event(kube, owner, reason, message, "Warning")
     if now is None:
         return
     previous = owner.get("status") or {}
     generation = owner.get("metadata", {}).get("generation")
     wanted = [
-        conditions.Condition("Ready", "False", FOREIGN_REASON, message),
-        conditions.Condition("Reconciling", "False", FOREIGN_REASON, message),
-        conditions.Condition("Stalled", "True", FOREIGN_REASON, message),
+        conditions.Condition("Ready", "False", reason, message),
+        conditions.Condition("Reconciling", "False", reason, message),
+        conditions.Condition("Stalled", "True", reason, message),
     ]
     status = dict(previous)
     status["conditions"] = conditions.render(wanted, previous.get("conditions"), generation, now)

@@ -10,7 +10,10 @@ loop's two halves; the effects it applies live in modules of their own (the serv
 1. Deleted (``deletionTimestamp``): delete what the canary deployed, drop the finalizer.
 2. Validate the spec with the same function as ``canaryctl validate``; an invalid spec gets
    ``phase: invalid``, a Stalled condition and an Event, and nothing is applied.
-3. Ensure the finalizer; read the rollout state from ``status`` (a new rollout starts with
+3. Ensure the finalizer; resolve an adopted stable (``targetRef``: read from the live service
+   when a rollout begins, kept in ``status.adopted``: :mod:`~controlplane.controller.adoption`;
+   one that cannot be adopted stalls the canary with the reason, nothing deployed);
+   read the rollout state from ``status`` (a new rollout starts with
    :func:`~controlplane.rollout.schedule.initial_state`, persisted before anything is deployed).
 4. **Catch up** the world with the persisted state (level-triggered, idempotent): deploy the spec's
    serving objects (with ownerReferences), set and VERIFY the weights (the step clock starts when
@@ -51,7 +54,7 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
-from controlplane.controller import capacity, children, traffic
+from controlplane.controller import adoption, capacity, children, traffic
 from controlplane.controller.argo_gates import DEFAULT_POLL_S, GateRunner
 from controlplane.controller.context import Ctx, event
 from controlplane.controller.event_sink import EventSink
@@ -67,7 +70,7 @@ from controlplane.rollout.observations import DueCheck, Observations
 from controlplane.rollout.state import Event, RolloutState, spec_hash
 from controlplane.routing.base import Outcome as RouterOutcome
 from controlplane.routing.base import Router
-from controlplane.routing.objects import desired_objects, make_router
+from controlplane.routing.objects import adopting_router, desired_objects, make_router
 from controlplane.spec.endpoints import EndpointPolicy, endpoint_problems
 from controlplane.spec.models import ModelCanary
 from controlplane.spec.units import Duration
@@ -169,9 +172,13 @@ class Reconciler:
         self.gates = gates
         self._gate_effects = GateEffects(kube, gates)
         self._gateways = GatewaySources(kube)  # error-rate's HTTP source
-        self._router_for = router_for or (
+        self._made_router = router_for or (
             lambda canary: make_router(canary.spec.traffic.router, kube, catalog)
         )
+
+    def _router_for(self, canary: ModelCanary) -> Router:
+        """The canary's router (promoting into the live service for an adopted stable)."""
+        return adopting_router(self._made_router(canary), canary, self.kube, self.catalog)
 
     # ------------------------------------------------------------------------- the two halves
 
@@ -264,6 +271,8 @@ class Reconciler:
             self._invalid(obj, problems, now)
             return Done(None)
         obj = self._ensure_finalizer(obj)
+        # an adopted stable is read when its rollout begins, then from status.adopted
+        obj, canary = adoption.resolved(self.kube, obj, canary, self.catalog, now)
         previous = obj.get("status")
         try:
             state = st.read_state(previous)
@@ -438,6 +447,7 @@ class Reconciler:
             return
         canary, _ = self._load(obj, endpoints=False)  # deleting sends nothing to them
         if canary is not None:
+            canary = adoption.from_status(obj, canary)  # the live service is never deleted
             state = st.read_state(obj.get("status")) if st.has_state(obj.get("status")) else None
             weight = state.weight if state is not None else 0
             mirror = state.mirror if state is not None else False

@@ -333,7 +333,9 @@ def spec_hash(canary: ModelCanary) -> str:
     (where to notify, how many GPUs to hold, where metrics live, which Argo Server to ask and
     which implementation runs the Gateway do not change the candidate or its gates, so editing
     them does not restart a rollout: a new capacity plan is applied at once; the hashes of specs
-    written before ``capacity`` or ``implementation`` existed stay the same).
+    written before ``capacity`` or ``implementation`` existed stay the same). An adopted stable
+    (``targetRef``) counts as its name and reference only: resolving it from the live service
+    changes no hash.
     16 hex digits.
 
     Memoized per (immutable) model object: the machine asks for it on every call."""
@@ -357,6 +359,10 @@ def _compute_spec_hash(canary: ModelCanary) -> str:
     for role in ("stable", "candidate"):
         if data[role].get("autoscaling") is None:
             data[role].pop("autoscaling", None)  # the hashes of specs from before it stay
+        if data[role].get("targetRef") is None:
+            data[role].pop("targetRef", None)
+        else:  # an adopted stable is what it names, resolved from the live service or not
+            data[role] = {"name": data[role]["name"], "targetRef": data[role]["targetRef"]}
     gateway = data["traffic"].get("gateway")
     if gateway is not None:
         gateway.pop("implementation", None)

@@ -8,7 +8,10 @@ rule: weighted ``backendRefs`` to ``<model>-<stable>-predictor`` and
 ``<model>-<candidate>-predictor``. With a cohort, rule 1 matches the cohort header's values and
 splits by weight, and rule 2 (everything else) goes to stable only, so rule 1 is the ONLY way to
 the candidate. Shadow adds a ``RequestMirror`` filter with ``percent: 100`` (Gateway API v1.2+)
-to the rule(s) that may reach the candidate. :func:`build_httproute` is pure; the
+to the rule(s) that may reach the candidate. For an adopted stable (``targetRef``) the route
+is on the hosts KServe serves the live service on, and each rule matches the inference paths
+exactly (:data:`controlplane.serving.adopt.INFERENCE_PATHS`), which outranks KServe's own route
+there; the stable backend is the live predictor Service. :func:`build_httproute` is pure; the
 :func:`router` applies it and reads it back, and its weights count as verified only once every
 Gateway controller that reports on the route's parent has taken up the route's current generation
 (:func:`taken_up`: Gateway API's ``status.parents[].conditions[].observedGeneration``). Called by
@@ -28,7 +31,7 @@ from controlplane.routing._common import (
     target_weights,
 )
 from controlplane.routing.base import Outcome, Weights, check_request
-from controlplane.serving import names
+from controlplane.serving import adopt, names
 from controlplane.serving.render import isvc_name
 from controlplane.spec.models import GatewayRef, ModelCanary
 
@@ -66,10 +69,25 @@ def _backend(name: str, weight: int | None = None, variant: str | None = None) -
 
 
 def _services(canary: ModelCanary) -> tuple[str, str]:
-    return (
-        names.predictor_service(isvc_name(canary, "stable")),
-        names.predictor_service(isvc_name(canary, "candidate")),
+    stable = (
+        adopt.stable_service(canary)
+        if canary.spec.adopted
+        else names.predictor_service(isvc_name(canary, "stable"))
     )
+    return stable, names.predictor_service(isvc_name(canary, "candidate"))
+
+
+def _paths() -> list[Obj]:
+    """The matches of an adopted stable's split: an Exact match on each inference path."""
+    return [{"path": {"type": "Exact", "value": path}} for path in adopt.INFERENCE_PATHS]
+
+
+def _hostnames(canary: ModelCanary) -> list[str]:
+    """``spec.traffic.hosts``, and for an adopted stable the hosts KServe serves it on (where
+    its clients send their requests today)."""
+    found = adopt.adoption(canary)
+    adopted = list(found.hosts) if found is not None else []
+    return [*canary.spec.traffic.hosts, *(h for h in adopted if h not in canary.spec.traffic.hosts)]
 
 
 def _parent_refs(canary: ModelCanary) -> list[Obj]:
@@ -103,24 +121,29 @@ def build_httproute(
             }
         )
     cohort = canary.spec.traffic.cohort
+    # an adopted stable's host has KServe's own route too: the split takes the inference paths
+    paths = _paths() if canary.spec.adopted else [{}]
+    everything: Obj = {"matches": [p for p in paths if p]} if canary.spec.adopted else {}
     rules: list[Obj]
     if cohort is None or outcome is not None:
-        rule: Obj = {"backendRefs": split}
+        rule: Obj = {**everything, "backendRefs": split}
         if filters:
             rule["filters"] = filters
         rules = [rule]
     else:
         matches = [
-            {"headers": [{"type": "Exact", "name": cohort.header, "value": value}]}
+            {**path, "headers": [{"type": "Exact", "name": cohort.header, "value": value}]}
             for value in cohort.values
+            for path in paths
         ]
         cohort_rule: Obj = {"matches": matches, "backendRefs": split}
         if filters:
             cohort_rule["filters"] = filters
-        rules = [cohort_rule, {"backendRefs": [_backend(stable, 100, stable_name)]}]
+        rules = [cohort_rule, {**everything, "backendRefs": [_backend(stable, 100, stable_name)]}]
     spec: Obj = {"parentRefs": _parent_refs(canary)}
-    if canary.spec.traffic.hosts:
-        spec["hostnames"] = list(canary.spec.traffic.hosts)
+    hostnames = _hostnames(canary)
+    if hostnames:
+        spec["hostnames"] = hostnames
     spec["rules"] = rules
     return route_object(API_VERSION, KIND, canary, spec)
 

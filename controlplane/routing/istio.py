@@ -2,13 +2,15 @@
 
 Owns the VirtualService (``networking.istio.io/v1``) of a canary, for ``spec.traffic.hosts``, or
 else for the model's own host with a selector-less Service of that name (:func:`model_service`),
-and ``spec.traffic.gateway`` as an Istio Gateway when given. Without a cohort one HTTP route
-carries weighted destinations; with a cohort the first route ``match``es the cohort header's
-values and splits by weight, and the second sends everything else to stable, so the first route
-is the only way to the candidate. Shadow sets ``mirror`` + ``mirrorPercentage: 100`` on the
-route(s) that may reach the candidate. :func:`build_virtualservice` is pure; the
-:func:`router` applies it and reads it back. Called by the controller and ``canaryctl
-render``.
+and ``spec.traffic.gateway`` as an Istio Gateway when given. For an adopted stable
+(``targetRef``) the VirtualService is on the live predictor Service's own host, the one its
+in-cluster clients call, and routes to it and to the candidate's (docs/adopt.md). Without a
+cohort one HTTP route carries weighted destinations; with a cohort the first route ``match``es
+the cohort header's values and splits by weight, and the second sends everything else to
+stable, so the first route is the only way to the candidate. Shadow sets ``mirror`` +
+``mirrorPercentage: 100`` on the route(s) that may reach the candidate.
+:func:`build_virtualservice` is pure; the :func:`router` applies it and reads it back. Called
+by the controller and ``canaryctl render``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from controlplane.routing._common import (
     target_weights,
 )
 from controlplane.routing.base import Outcome, Weights, check_request
-from controlplane.serving import names
+from controlplane.serving import adopt, names
 from controlplane.serving.render import Role, canary_labels, isvc_name
 from controlplane.spec.models import ModelCanary
 
@@ -35,7 +37,10 @@ ROUTER = "istio"
 
 
 def _host(canary: ModelCanary, role: Role) -> str:
-    service = names.predictor_service(isvc_name(canary, role))
+    if role == "stable" and canary.spec.adopted:
+        service = adopt.stable_service(canary)
+    else:
+        service = names.predictor_service(isvc_name(canary, role))
     return f"{service}.{canary.metadata.namespace}.svc.cluster.local"
 
 
@@ -52,8 +57,13 @@ def model_host(canary: ModelCanary) -> str:
 
 
 def hosts(canary: ModelCanary) -> list[str]:
-    """``spec.traffic.hosts``, or else the model's own host (:func:`model_host`)."""
-    return list(canary.spec.traffic.hosts) or [model_host(canary)]
+    """``spec.traffic.hosts``, or else the model's own host (:func:`model_host`); for an adopted
+    stable, the live predictor Service's host, the one in-cluster clients call today."""
+    if canary.spec.traffic.hosts:
+        return list(canary.spec.traffic.hosts)
+    if canary.spec.adopted:
+        return [_host(canary, "stable")]
+    return [model_host(canary)]
 
 
 def model_service(canary: ModelCanary) -> Obj | None:
@@ -62,7 +72,7 @@ def model_service(canary: ModelCanary) -> Obj | None:
     Without a selector (no endpoints of its own): it gives the host a cluster IP and DNS name,
     and puts it in Istio's service registry, so the sidecar of a client calling it applies the
     VirtualService, which sends the request to the variants' predictor Services."""
-    if canary.spec.traffic.hosts:
+    if canary.spec.traffic.hosts or canary.spec.adopted:
         return None
     return {
         "apiVersion": "v1",

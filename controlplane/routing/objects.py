@@ -4,6 +4,9 @@ Owns the composition of serving objects (:mod:`controlplane.serving.render`) wit
 objects, per router, in apply order (ConfigMaps, then serving objects, then routes), so that the
 controller and ``canaryctl render`` print and apply the same list. :func:`desired_objects` is
 pure; :func:`make_router` builds the :class:`~controlplane.routing.base.Router` of a spec.
+For an adopted stable (``targetRef``) the live service is not among them (it is the user's):
+the candidate's objects, the route, and the PodMonitor that scrapes the live pods as the
+stable (:func:`controlplane.serving.adopt.stable_podmonitor`).
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ from controlplane.kube.client import KubeClient, Obj
 from controlplane.profiles.catalog import Catalog
 from controlplane.promql import queries
 from controlplane.routing import gateway_api, istio, kserve, kserve_knative, llmisvc
+from controlplane.routing.adopting import AdoptingRouter
 from controlplane.routing.base import Outcome, Router
+from controlplane.serving import adopt
 from controlplane.serving.render import ROLES, Role, chat_template_configmap, inference_service
 from controlplane.spec.models import ModelCanary, RouterName
 
 
 def _configmaps(canary: ModelCanary) -> list[Obj]:
-    maps = (chat_template_configmap(canary, role) for role in ROLES)
+    roles: tuple[Role, ...] = ("candidate",) if canary.spec.adopted else ROLES
+    maps = (chat_template_configmap(canary, role) for role in roles)
     return [cm for cm in maps if cm is not None]
 
 
@@ -46,6 +52,10 @@ def desired_objects(
         counts = {"stable": planned.stable, "candidate": planned.candidate}
     tops = capacity_plan.ceilings(canary, _share(weight, mirror, outcome), planned)
     if router in ("gateway-api", "istio"):
+        # the live stable is not ours to apply
+        roles: tuple[Role, ...] = ("candidate",) if canary.spec.adopted else ROLES
+        if canary.spec.adopted:
+            objs.append(adopt.stable_podmonitor(canary))
         objs += [
             inference_service(
                 canary,
@@ -55,7 +65,7 @@ def desired_objects(
                 max_replicas=tops.stable if role == "stable" else tops.candidate,
                 autoscale=queue_autoscaling(canary, role),
             )
-            for role in ROLES
+            for role in roles
         ]
         if router == "gateway-api":
             objs.append(gateway_api.build_httproute(canary, weight, mirror, outcome))
@@ -123,6 +133,16 @@ def queue_autoscaling(canary: ModelCanary, role: Role) -> Obj | None:
     }
     target = {"type": "Value", "value": f"{scaling.queue.waiting_per_replica:g}"}
     return {"metrics": [{"type": "External", "external": {"metric": metric, "target": target}}]}
+
+
+def adopting_router(
+    router: Router, canary: ModelCanary, kube: KubeClient, catalog: Catalog
+) -> Router:
+    """``router`` for ``canary``: wrapped to promote into the live service when the stable is
+    adopted (:class:`~controlplane.routing.adopting.AdoptingRouter`), else as it is."""
+    if canary.spec.adopted:
+        return AdoptingRouter(router, kube, catalog)
+    return router
 
 
 def make_router(name: RouterName, kube: KubeClient, catalog: Catalog) -> Router:

@@ -71,7 +71,11 @@ v0.20.0's InferenceService CRD allows ``lifecycle.preStop.sleep`` on the model c
 
 
 def isvc_name(canary: ModelCanary, role: Role) -> str:
-    """Name of the InferenceService / LLMInferenceService serving ``role`` alone."""
+    """Name of the InferenceService / LLMInferenceService serving ``role`` alone: for an adopted
+    stable (``targetRef``), the live service's own name."""
+    ref = canary.spec.stable.target_ref
+    if role == "stable" and ref is not None:
+        return ref.name
     return names.variant_service_name(canary.spec.model.name, canary.spec.variant(role).name)
 
 

@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    PrivateAttr,
     WithJsonSchema,
 )
 from pydantic.alias_generators import to_camel
@@ -239,13 +240,31 @@ class VariantAutoscaling(_Model):
     queue: QueueScaling | None = None
 
 
+class TargetRef(_Model):
+    """The InferenceService that serves users today, adopted as the stable variant
+    (``spec.stable.targetRef``, the shape of Flagger's ``targetRef`` and Argo Rollouts'
+    ``workloadRef``): in the canary's namespace, read and never rewritten before a promotion
+    (docs/adopt.md)."""
+
+    api_version: Literal["serving.kserve.io/v1beta1", "serving.kserve.io/v1alpha2"] = Field(
+        default="serving.kserve.io/v1beta1", alias="apiVersion"
+    )
+    kind: Literal["InferenceService", "LLMInferenceService"] = "InferenceService"
+    name: DNSLabel
+
+
 class VariantSpec(_Model):
-    """One deployable variant of the model (the stable one or the candidate)."""
+    """One deployable variant of the model (the stable one or the candidate).
+
+    A stable with ``targetRef`` names the live InferenceService instead: its ``storageUri``,
+    ``gpu`` and the rest are read from that object (:mod:`controlplane.serving.adopt`), so the
+    document leaves them out (they default to empty until resolved)."""
 
     name: DNSLabel
-    storage_uri: str = Field(min_length=1, max_length=2048)
+    target_ref: TargetRef | None = None
+    storage_uri: str = Field(default="", max_length=2048)
     quantization: Quantization = "none"
-    gpu: str = Field(min_length=1, max_length=128)
+    gpu: str = Field(default="", max_length=128)
     gpu_count: int = Field(default=1, ge=1, le=64)
     replicas: int = Field(default=1, ge=0, le=1000)
     autoscaling: VariantAutoscaling | None = None
@@ -522,10 +541,17 @@ class ModelCanarySpec(_Model):
 
     def candidate_is_stable(self) -> bool:
         """True when the candidate equals the stable variant in every field but ``name``: there
-        is nothing to roll out (a no-op rollout, e.g. after a git revert of a failed candidate)."""
-        return self.candidate.model_dump(exclude={"name"}) == self.stable.model_dump(
-            exclude={"name"}
-        )
+        is nothing to roll out (a no-op rollout, e.g. after a git revert of a failed candidate).
+        An adopted stable not yet resolved (:attr:`adopted`, no ``storageUri``) is never equal."""
+        if self.adopted and not self.stable.storage_uri:
+            return False
+        exclude = {"name", "target_ref"}
+        return self.candidate.model_dump(exclude=exclude) == self.stable.model_dump(exclude=exclude)
+
+    @property
+    def adopted(self) -> bool:
+        """The stable is a live InferenceService the canary adopted (``stable.targetRef``)."""
+        return self.stable.target_ref is not None
 
 
 class ModelCanary(_Model):
@@ -539,6 +565,13 @@ class ModelCanary(_Model):
     metadata: ObjectMeta
     spec: ModelCanarySpec
     status: dict[str, Any] | None = None
+    _resolved: Any = PrivateAttr(default=None)
+    """What an adopted stable was resolved from (:func:`controlplane.serving.adopt.resolve`
+    sets it; not part of the resource: never dumped, hashed or validated)."""
+
+    def resolved_from(self) -> Any:
+        """What :func:`controlplane.serving.adopt.resolve` made this copy with, or None."""
+        return self._resolved
 
     def metric(self, name: str) -> MetricSpec | None:
         """The metric called ``name``, or None."""

@@ -80,12 +80,19 @@ MEANINGS: dict[tuple[str, str], str] = {
     ("GitWriteBackSpec", "provider"): "`github` or `gitlab` (pull-request mode)",
     ("GitWriteBackSpec", "credentialsSecretRef"): "Secret key holding the token for pushes and PRs",
     ("VariantSpec", "name"): "variant name: the `variant` label of its pods and metrics",
+    ("VariantSpec", "targetRef"): "stable only: the InferenceService serving users today, "
+    "adopted as the stable; every other field is read from it (docs/adopt.md)",
+    ("TargetRef", "apiVersion"): "the live service's API version",
+    ("TargetRef", "kind"): "`InferenceService` (an `LLMInferenceService` is refused: not built)",
+    ("TargetRef", "name"): "its name, in the canary's namespace",
     (
         "VariantSpec",
         "storageUri",
-    ): "where the weights are (`hf://org/model`, `s3://...`, `pvc://...`)",
+    ): "where the weights are (`hf://org/model`, `s3://...`, `pvc://...`); required "
+    "unless `targetRef`",
     ("VariantSpec", "quantization"): "quantization method vLLM applies or expects",
-    ("VariantSpec", "gpu"): "a GPU name from the profile catalogue (`profiles/gpus.yaml`)",
+    ("VariantSpec", "gpu"): "a GPU name from the profile catalogue (`profiles/gpus.yaml`); "
+    "required unless `targetRef`",
     ("VariantSpec", "gpuCount"): "GPUs per replica (tensor parallel)",
     ("VariantSpec", "replicas"): "serving replicas",
     ("VariantSpec", "autoscaling"): "autoscale between `replicas` and `maxReplicas`; with "

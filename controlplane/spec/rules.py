@@ -394,6 +394,14 @@ class _Rules:
     def variants(self) -> None:
         spec = self.canary.spec
         stable, candidate = spec.stable, spec.candidate
+        self.adoption()
+        if spec.adopted and not stable.storage_uri:
+            # the stable is read from the live InferenceService when the canary runs: only the
+            # candidate's own rules hold here (canaryctl validate --cluster resolves it first)
+            self.problems.extend(self.product.versions(self.canary))
+            if candidate.storage_uri and candidate.gpu:
+                self.fit(candidate, ("spec", "candidate"))
+            return
         self.problems.extend(self.product.versions(self.canary))
         if spec.candidate_is_stable():
             # A no-op rollout (e.g. git reverted a failed candidate to the stable): valid, the
@@ -418,7 +426,38 @@ class _Rules:
         for role, variant in (("stable", stable), ("candidate", candidate)):
             self.fit(variant, ("spec", role))
 
+    def adoption(self) -> None:
+        """A variant written out needs ``storageUri`` and ``gpu``; a stable that names the live
+        InferenceService (``targetRef``) takes them, and every other serving field, from it, so
+        it names nothing else; the candidate never has a ``targetRef``."""
+        spec = self.canary.spec
+        for role in ("stable", "candidate"):
+            variant = spec.variant(role)
+            loc: Loc = ("spec", role)
+            if variant.target_ref is not None:
+                if role == "candidate":
+                    self.add(
+                        (*loc, "targetRef"),
+                        "only the stable names a live InferenceService: the candidate is what "
+                        "the canary deploys, so write it out (storageUri, gpu, ...)",
+                    )
+                    continue
+                ref = variant.target_ref
+                for field in sorted(variant.model_fields_set - {"name", "target_ref"}):
+                    key = VariantSpec.model_fields[field].alias or field
+                    self.add(
+                        (*loc, key),
+                        f"read from {ref.kind} {ref.name!r} (targetRef): the live service is "
+                        "the stable as it serves; leave it out",
+                    )
+                continue
+            for field, key in (("storage_uri", "storageUri"), ("gpu", "gpu")):
+                if not getattr(variant, field):
+                    self.add((*loc, key), "Field required")
+
     def fit(self, variant: VariantSpec, loc: Loc) -> None:
+        if not (variant.storage_uri and variant.gpu):
+            return  # what is missing is said (adoption); the product cannot judge the rest
         self.problems.extend(self.product.variant(self.canary, variant, loc))
 
     def traffic(self) -> None:

@@ -65,6 +65,37 @@ def _standard(obj: Obj) -> bool:
     return bool(annotations.get(MODE_ANNOTATION, "Serverless") != "Serverless")
 
 
+RUNTIME_ARGS = ("--model_dir=/mnt/models", "--http_port=8080")
+"""What KServe v0.20.0's ``kserve-huggingfaceserver`` runtime puts before an InferenceService's
+own ``args`` (``config/runtimes/kserve-huggingfaceserver.yaml``), after ``--model_name``."""
+SOURCE_URI = "internal.serving.kserve.io/storage-initializer-sourceuri"
+
+
+def stable_model(predictor: Obj) -> Obj:
+    return dict(predictor.get("model") or {})
+
+
+def model_of(entry: Obj) -> Obj:
+    return dict((entry.get("predictor") or {}).get("model") or {})
+
+
+def pod_template(isvc: str, predictor: Obj, labels: dict[str, str]) -> Obj:
+    """The predictor Deployment's pod template as KServe makes it: the predictor's labels, the
+    storage URI kept in an annotation for the storage initializer, and the engine container
+    ``kserve-container`` running the runtime's arguments followed by the model's
+    (``components/predictor.go``, ``MergeRuntimeContainers``)."""
+    model = predictor.get("model") or {}
+    annotations = {SOURCE_URI: model["storageUri"]} if model.get("storageUri") else {}
+    args = [f"--model_name={isvc}", *RUNTIME_ARGS, *(model.get("args") or [])]
+    container = {"name": "kserve-container", "args": args}
+    if model.get("resources"):
+        container["resources"] = model["resources"]
+    return {
+        "metadata": {"labels": dict(labels), "annotations": annotations},
+        "spec": {"containers": [container]},
+    }
+
+
 def member_routes(members: list[Obj], namespace: str) -> tuple[list[Obj], list[Ref]]:
     """LLMInferenceService routes as KServe v0.20.0 writes them (pure): each member with
     ``spec.router.route`` gets the HTTPRoute ``<member>-kserve-route``, its per-participant rule
@@ -314,17 +345,21 @@ class FakeKServe:
                 replicas = -(-stable_min * int(entry.get("trafficPercent", 0)) // 100)
             canary_total += int(replicas)
             labels = {**(stable.get("labels") or {}), **(predictor.get("labels") or {})}
-            wanted[predictor_service(name, predictor.get("name"))] = (labels, int(replicas))
+            merged = {**stable, **predictor, "model": {**stable_model(stable), **model_of(entry)}}
+            wanted[predictor_service(name, predictor.get("name"))] = (
+                pod_template(name, merged, labels),
+                int(replicas),
+            )
         own = max(1, stable_min - canary_total) if canary_total else stable_min
         wanted[predictor_service(name, stable.get("name"))] = (
-            dict(stable.get("labels") or {}),
+            pod_template(name, stable, dict(stable.get("labels") or {})),
             own,
         )
         owner = {"serving.kserve.io/inferenceservice": name}
         for existing in self._kube.list("apps/v1", "Deployment", ns, label_selector=owner):
             if existing["metadata"]["name"] not in wanted:
                 self._kube.delete(Ref.of(existing))
-        for deployment, (labels, replicas) in wanted.items():
+        for deployment, (template, replicas) in wanted.items():
             applied = self._kube.apply(
                 {
                     "apiVersion": "apps/v1",
@@ -333,7 +368,13 @@ class FakeKServe:
                     "spec": {
                         "replicas": replicas,
                         "selector": {"matchLabels": {"app": deployment}},
-                        "template": {"metadata": {"labels": {**labels, "app": deployment}}},
+                        "template": {
+                            **template,
+                            "metadata": {
+                                **template["metadata"],
+                                "labels": {**template["metadata"]["labels"], "app": deployment},
+                            },
+                        },
                     },
                 },
                 field_manager="kserve-controller",

@@ -67,6 +67,10 @@ NEEDS: dict[Rule, tuple[frozenset[str], str]] = {
         frozenset({"get", "create", "patch", "delete"}),
         "routing/gateway_api.py",
     ),
+    ("monitoring.coreos.com", "podmonitors"): (
+        frozenset({"get", "create", "patch", "delete"}),
+        "serving/adopt.py: an adopted stable's PodMonitor (apply, release, delete)",
+    ),
     ("networking.istio.io", "virtualservices"): (
         frozenset({"get", "create", "patch", "delete"}),
         "routing/istio.py",
@@ -135,6 +139,7 @@ KINDS: dict[str, Rule] = {
     "Secret": ("", "secrets"),
     "Application": ("argoproj.io", "applications"),
     "Lease": ("coordination.k8s.io", "leases"),
+    "PodMonitor": ("monitoring.coreos.com", "podmonitors"),
     "TokenReview": ("authentication.k8s.io", "tokenreviews"),
     "SubjectAccessReview": ("authorization.k8s.io", "subjectaccessreviews"),
 }

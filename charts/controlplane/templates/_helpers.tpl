@@ -130,8 +130,13 @@ extra.
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["get", "create", "patch", "delete"]
+# serving/adopt.py: the PodMonitor that scrapes an adopted stable's pods with the canary's labels
+# (apply, delete; a cluster without the Prometheus Operator serves no such kind: skipped)
+- apiGroups: ["monitoring.coreos.com"]
+  resources: ["podmonitors"]
+  verbs: ["get", "create", "patch", "delete"]
 # routing/kserve.py: the stable predictor's Deployment (a promotion without a rename waits for its
-# rollout)
+# rollout); routing/adopting.py: the adopted service's (a promotion waits for its rollout)
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get"]
