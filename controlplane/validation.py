@@ -25,7 +25,7 @@ else refuses or records them.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from controlplane.analysis import resolution
 from controlplane.analysis.sequential import support as sequential_support
@@ -233,39 +233,53 @@ def validate(canary: ModelCanary, catalog: Catalog | None = None) -> list[Proble
     return rules.problems(canary, product)
 
 
-def _check_document(doc: Document, catalog: Catalog | None) -> list[Problem]:
+More = Callable[[ModelCanary], list[Problem]]
+"""More rules a caller runs on each canary that builds (paths set; the lines are added here):
+``canaryctl validate --cluster``'s, which read the live service a stable adopts."""
+
+
+def _check_document(doc: Document, catalog: Catalog | None, more: More | None) -> list[Problem]:
     canary, problems = build(doc)
     if canary is not None:
         problems.extend(doc.problem(p.path, p.message) for p in validate(canary, catalog))
+        if more is not None and not problems:
+            problems.extend(doc.problem(p.path, p.message) for p in more(canary))
     return sorted(problems, key=lambda p: p.line if p.line is not None else 0)
 
 
 def check_text(
-    source: str | bytes, filename: str | None = None, catalog: Catalog | None = None
+    source: str | bytes,
+    filename: str | None = None,
+    catalog: Catalog | None = None,
+    *,
+    more: More | None = None,
 ) -> list[Problem]:
-    """Every problem of every document in ``source``: YAML, structure and cross-field rules."""
+    """Every problem of every document in ``source``: YAML, structure and cross-field rules
+    (and ``more``'s, for a canary with no other problem)."""
     try:
         documents = parse_text(source, filename)
     except SpecError as exc:
         return list(exc.problems)
     problems: list[Problem] = []
     for doc in documents:
-        problems.extend(_check_document(doc, catalog))
+        problems.extend(_check_document(doc, catalog, more))
     return problems
 
 
-def check_file(path: str | os.PathLike[str], catalog: Catalog | None = None) -> list[Problem]:
+def check_file(
+    path: str | os.PathLike[str], catalog: Catalog | None = None, *, more: More | None = None
+) -> list[Problem]:
     """Every problem of the file at ``path`` (an unreadable file is one problem)."""
     try:
         source = read_source(path)
     except SpecError as exc:
         return list(exc.problems)
-    return check_text(source, os.fspath(path), catalog)
+    return check_text(source, os.fspath(path), catalog, more=more)
 
 
 def check_object(data: Mapping[str, object], catalog: Catalog | None = None) -> list[Problem]:
     """Every problem of a ModelCanary given as plain data (e.g. read from Kubernetes); no lines."""
-    return _check_document(Document(data=dict(data), lines={}, line=None), catalog)
+    return _check_document(Document(data=dict(data), lines={}, line=None), catalog, None)
 
 
 def validated_text(

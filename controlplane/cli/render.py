@@ -8,7 +8,9 @@ to ``kubectl apply -f -``) or, with ``-o json``, a ``v1`` ``List``. Nothing is a
 variants have a measured profile entry, their fit checks and the expected change go to stderr,
 as ``validate`` prints them (:func:`controlplane.profiles.expected.notes`); with
 ``spec.capacity``, each variant's replicas and GPUs at the point
-(:func:`controlplane.capacity.notes.point_line`).
+(:func:`controlplane.capacity.notes.point_line`). A stable that adopts a live InferenceService
+(``spec.stable.targetRef``) is read from the cluster with ``--cluster`` (:func:`adopted`);
+``--promoted`` then prints what the promotion writes into the live service (:func:`objects_at`).
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ from typing import Any
 import yaml
 
 from controlplane.capacity.notes import point_line
-from controlplane.errors import UsageError
-from controlplane.kube.client import Obj
-from controlplane.profiles.catalog import load_catalog
+from controlplane.cli.cluster import connect
+from controlplane.controller import adoption
+from controlplane.errors import NotFound, Problem, SpecError, UsageError
+from controlplane.kube.client import Obj, canary_ref
+from controlplane.profiles.catalog import Catalog, load_catalog
 from controlplane.profiles.expected import notes
 from controlplane.routing.base import Outcome
 from controlplane.routing.objects import desired_objects, planned_replicas
+from controlplane.serving import adopt
 from controlplane.spec.models import ModelCanary
 from controlplane.validation import validated_file
 
@@ -46,6 +51,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     point.add_argument("--rolled-back", action="store_true", help="after a rollback")
     p.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
     p.add_argument("--catalog", metavar="PATH", help="GPU catalogue (gpus.yaml or its directory)")
+    p.add_argument(
+        "--cluster",
+        action="store_true",
+        help="read the live InferenceService a stable adopts (spec.stable.targetRef): its "
+        "hosts, its predictor Service and how it serves (needed for such a spec)",
+    )
+    p.add_argument("--kubeconfig", metavar="FILE", help="with --cluster: kubeconfig file")
+    p.add_argument("--context", metavar="NAME", help="with --cluster: kubeconfig context")
 
 
 def point_of(canary: ModelCanary, args: argparse.Namespace) -> tuple[int, bool, Outcome | None]:
@@ -88,12 +101,59 @@ def dump(objs: list[Obj], output: str) -> str:
     return yaml.dump_all(objs, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
 
 
+def adopted(canary: ModelCanary, args: argparse.Namespace, catalog: Catalog) -> ModelCanary:
+    """``canary`` with an adopted stable read from the cluster (``--cluster``), as the
+    controller reads it when the rollout begins; a UsageError without ``--cluster``, and a
+    SpecError naming ``targetRef`` when the live service cannot be adopted."""
+    if not canary.spec.adopted:
+        return canary
+    where = f"{args.file}: {canary.metadata.name}: {adopt.WHERE}"
+    if not args.cluster:
+        raise UsageError(
+            f"{where}: the objects depend on the live InferenceService (its hosts, its predictor "
+            "Service, how it serves): pass --cluster to read it"
+        )
+    kube = connect(args)
+    meta = canary.metadata
+    try:
+        existing = kube.get(canary_ref(meta.namespace, meta.name))
+    except NotFound:
+        existing = {"metadata": {"name": meta.name, "namespace": meta.namespace}}
+    try:
+        found = adoption.adopt_live(kube, existing, canary, catalog)
+    except adoption.TargetUnavailable as exc:
+        raise SpecError([Problem(path=adopt.WHERE, message=str(exc), file=args.file)]) from exc
+    return adopt.resolve(canary, found)
+
+
+def objects_at(
+    canary: ModelCanary, catalog: Catalog, weight: int, mirror: bool, outcome: Outcome | None
+) -> list[Obj]:
+    """What the controller applies at the point; for an adopted stable after a promotion, the
+    candidate's predictor in the live InferenceService (what the promotion writes), and after a
+    rollback nothing (the canary's objects are deleted; the live service was never written)."""
+    if canary.spec.adopted and outcome == "promoted":
+        ref = canary.spec.stable.target_ref
+        assert ref is not None
+        return [
+            {
+                "apiVersion": ref.api_version,
+                "kind": ref.kind,
+                "metadata": {"name": ref.name, "namespace": canary.metadata.namespace},
+                "spec": {"predictor": adopt.promoted_predictor(canary, catalog)},
+            }
+        ]
+    if canary.spec.adopted and outcome == "rolled_back":
+        return []
+    return desired_objects(canary, catalog, weight, mirror, outcome)
+
+
 def run(args: argparse.Namespace) -> int:
     catalog = load_catalog(args.catalog)
     objs: list[Obj] = []
-    for canary in validated_file(args.file, catalog):
+    for canary in (adopted(c, args, catalog) for c in validated_file(args.file, catalog)):
         weight, mirror, outcome = point_of(canary, args)
-        objs += desired_objects(canary, catalog, weight, mirror, outcome)
+        objs += objects_at(canary, catalog, weight, mirror, outcome)
         here = None
         if canary.spec.capacity is not None:
             replicas = planned_replicas(canary, catalog, weight, mirror, outcome)

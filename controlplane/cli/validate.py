@@ -9,7 +9,11 @@ on stderr (``FILE: NAME: ...``, never a problem) give each variant's fit check a
 change (:func:`controlplane.profiles.expected.notes`). Warnings
 (:func:`controlplane.validation.warnings_file`: a latency threshold inside a coarse histogram
 bucket) go to stderr too, ``FILE:LINE: warning: field.path: message``, in both output formats:
-they never change the exit status nor the JSON on stdout. Called by :mod:`controlplane.cli.main`.
+they never change the exit status nor the JSON on stdout. With ``--cluster`` a stable that
+adopts a live InferenceService (``spec.stable.targetRef``) is read from the cluster as the
+controller reads it (:func:`live_rules`): one that does not exist, that another canary holds or
+that cannot be read as a stable is a problem at the ``targetRef`` line. Called by
+:mod:`controlplane.cli.main`.
 """
 
 from __future__ import annotations
@@ -20,10 +24,15 @@ import sys
 from pathlib import Path
 
 from controlplane.capacity.notes import plan_lines
-from controlplane.errors import Problem
+from controlplane.cli.cluster import connect
+from controlplane.controller import adoption
+from controlplane.errors import NotFound, Problem
+from controlplane.kube.client import KubeClient, canary_ref
 from controlplane.profiles.catalog import Catalog, load_catalog
 from controlplane.profiles.expected import notes
-from controlplane.validation import check_file, validated_file, warnings_file
+from controlplane.serving import adopt
+from controlplane.spec.models import ModelCanary
+from controlplane.validation import More, check_file, validate, validated_file, warnings_file
 
 SUFFIXES = (".yml", ".yaml")
 
@@ -41,6 +50,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument(
         "-o", "--output", choices=("text", "json"), default="text", help="output format"
     )
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="also read the live InferenceService a stable adopts (spec.stable.targetRef): "
+        "refuse one that does not exist, that another canary holds or that cannot be read as a "
+        "stable, and check the candidate against it",
+    )
+    parser.add_argument("--kubeconfig", metavar="FILE", help="with --cluster: kubeconfig file")
+    parser.add_argument("--context", metavar="NAME", help="with --cluster: kubeconfig context")
     parser.add_argument(
         "--profiles",
         metavar="PATH",
@@ -79,12 +97,36 @@ def format_warning(warning: Problem) -> str:
     return f"{where}warning: {warning.path}: {warning.message}"
 
 
+def live_rules(kube: KubeClient, catalog: Catalog) -> More:
+    """The rules of a canary that read the cluster: the live service its stable adopts exists,
+    is free and reads as a stable (as the controller checks when a rollout begins:
+    :func:`controlplane.controller.adoption.adopt_live`), and the spec's rules hold with the
+    stable as it serves (the candidate is checked against it)."""
+
+    def more(canary: ModelCanary) -> list[Problem]:
+        if not canary.spec.adopted:
+            return []
+        meta = canary.metadata
+        try:
+            existing = kube.get(canary_ref(meta.namespace, meta.name))
+        except NotFound:  # not applied yet: it comes after every canary that is
+            existing = {"metadata": {"name": meta.name, "namespace": meta.namespace}}
+        try:
+            found = adoption.adopt_live(kube, existing, canary, catalog)
+        except adoption.TargetUnavailable as exc:
+            return [Problem(path=adopt.WHERE, message=str(exc))]
+        return validate(adopt.resolve(canary, found), catalog)
+
+    return more
+
+
 def run(args: argparse.Namespace) -> int:
     catalog = load_catalog(args.profiles)
     files, problems = expand(list(args.files))
+    more = live_rules(connect(args), catalog) if args.cluster else None
     warned = 0
     for name in files:
-        found = check_file(name, catalog)
+        found = check_file(name, catalog, more=more)
         problems.extend(found)
         for warning in warnings_file(name):
             print(format_warning(warning), file=sys.stderr)

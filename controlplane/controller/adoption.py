@@ -27,9 +27,8 @@ from controlplane.profiles.catalog import Catalog
 from controlplane.rollout.state import spec_hash
 from controlplane.serving import adopt
 from controlplane.spec.models import ModelCanary
+from controlplane.status.document import ADOPTED_KEY
 
-ADOPTED_KEY = "adopted"
-"""``status.adopted``: the live service as the current rollout adopted it, with its spec hash."""
 NOT_FOUND = "TargetNotFound"
 HELD = "TargetHeld"
 NOT_ADOPTABLE = "TargetNotAdoptable"
@@ -59,7 +58,8 @@ def holder(kube: KubeClient, obj: Obj, canary: ModelCanary) -> str | None:
     ref = canary.spec.stable.target_ref
     assert ref is not None
     me = obj.get("metadata") or {}
-    mine = (str(me.get("creationTimestamp", "")), str(me.get("name", "")))
+    # a canary not created yet (canaryctl validate --cluster) comes after every one that is
+    mine = (str(me.get("creationTimestamp") or "~"), str(me.get("name", "")))
     for other in kube.list(*CANARY_API, canary.metadata.namespace):
         meta = other.get("metadata") or {}
         if meta.get("name") == me.get("name") or meta.get("deletionTimestamp"):
@@ -93,26 +93,26 @@ def adopt_live(kube: KubeClient, obj: Obj, canary: ModelCanary, catalog: Catalog
     except NotFound as exc:
         raise TargetUnavailable(
             NOT_FOUND,
-            f"spec.stable.targetRef: {where} does not exist: the canary adopts the service that "
+            f"{where} does not exist: the canary adopts the service that "
             "serves users today; create it, or fix the name",
         ) from exc
     created_by = _creator(live)
     if created_by is not None:
         raise TargetUnavailable(
             HELD,
-            f"spec.stable.targetRef: {where} was created by ModelCanary {created_by!r}: a "
+            f"{where} was created by ModelCanary {created_by!r}: a "
             "canary's own variant is not a live service to adopt",
         )
     other = holder(kube, obj, canary)
     if other is not None:
         raise TargetUnavailable(
             HELD,
-            f"spec.stable.targetRef: {where} is adopted by ModelCanary {other!r}: one canary "
+            f"{where} is adopted by ModelCanary {other!r}: one canary "
             "at a time rolls out a live service; delete that canary or wait until it is done",
         )
     adoption, problems = adopt.adoption_of(canary, live, catalog)
     if adoption is None:
-        text = "; ".join(f"{p.path}: {p.message}" for p in problems)
+        text = "; ".join(p.message for p in problems)
         raise TargetUnavailable(NOT_ADOPTABLE, text)
     return adoption
 
@@ -131,7 +131,7 @@ def resolved(
     try:
         adoption = adopt_live(kube, obj, canary, catalog)
     except TargetUnavailable as exc:
-        children.refuse(kube, obj, str(exc), now, reason=exc.reason)
+        children.refuse(kube, obj, f"{adopt.WHERE}: {exc}", now, reason=exc.reason)
         raise
     body = copy.deepcopy(obj)
     status: dict[str, Any] = dict(body.get("status") or {})

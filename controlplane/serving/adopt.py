@@ -258,6 +258,19 @@ def adoption_of(
                 f"the other would refuse; set spec.model.maxModelLen to {max_len}",
             )
         )
+    if (
+        canary.spec.traffic.router == "gateway-api"
+        and not hosts_of(isvc)
+        and not canary.spec.traffic.hosts
+    ):
+        problems.append(
+            Problem(
+                WHERE,
+                f"{where} has no URL (status.url): KServe routes it no host, so its clients call "
+                "its Service directly and no Gateway route can split them; use router istio, "
+                "or name the hosts in spec.traffic.hosts",
+            )
+        )
     if problems or quantization is None:
         return None, problems
     rest = _without(args, (*_NAME_FLAGS, *_READ_FLAGS, "--max-model-len", "--max_model_len"))

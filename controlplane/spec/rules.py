@@ -443,6 +443,8 @@ class _Rules:
                     )
                     continue
                 ref = variant.target_ref
+                if self.canary.resolved_from() is not None:
+                    continue  # filled in from the live service, not written
                 for field in sorted(variant.model_fields_set - {"name", "target_ref"}):
                     key = VariantSpec.model_fields[field].alias or field
                     self.add(

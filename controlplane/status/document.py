@@ -42,6 +42,9 @@ FINALIZER = f"{API_GROUP}/cleanup"
 
 BOOK_KEY = "controller"
 CAPACITY_KEY = "capacity"
+ADOPTED_KEY = "adopted"
+"""``status.adopted``: the live service as the current rollout adopted it
+(:mod:`controlplane.controller.adoption`), kept through every status the rollout writes."""
 """Where the capacity effect's record is shown (:class:`CapacityRecord`)."""
 PROBLEMS_KEY = "problems"
 
@@ -265,6 +268,8 @@ def rollout_status(
     status[BOOK_KEY] = book.to_dict()
     if book.capacity is not None:
         status[CAPACITY_KEY] = book.capacity.to_dict()
+    if previous and ADOPTED_KEY in previous:
+        status[ADOPTED_KEY] = previous[ADOPTED_KEY]
     return status
 
 
