@@ -35,7 +35,8 @@ from controlplane.errors import Problem, ProfileError, SpecError
 from controlplane.profiles.catalog import Catalog, load_catalog
 from controlplane.profiles.measured import preferred_fit
 from controlplane.routing.base import capability_problems
-from controlplane.serving import adopt
+from controlplane.serving import adopt, names
+from controlplane.serving.render import isvc_name
 from controlplane.serving.versions import version_problems, vllm_version
 from controlplane.spec import rules
 from controlplane.spec.document import Document
@@ -89,6 +90,7 @@ class ProductRules:
         found = resolution.problems(canary, vllm_version(canary))
         return [
             *found,
+            *route_name_problems(canary),
             *adoption_problems(canary),
             *autoscaling_problems(canary),
             *capacity_problems(canary, self.catalog),
@@ -113,6 +115,26 @@ _NOT_ADOPTING = {
     "llmisvc": "it would rewrite the live LLMInferenceService's spec.router.route to put it in a "
     "routing group",
 }
+
+
+def route_name_problems(canary: ModelCanary) -> list[Problem]:
+    """A ``gateway-api`` canary whose HTTPRoute (named after the canary) would have the name of
+    an HTTPRoute KServe writes for one of its InferenceServices: ``<isvc>`` and
+    ``<isvc>-predictor`` (``httproute_reconciler.go``, KServe v0.20.0), for the candidate's,
+    the stable's, or the live service it adopts. The two would be one object."""
+    if canary.spec.traffic.router != "gateway-api":
+        return []
+    route = names.route_name(canary.metadata.name)
+    services = [isvc_name(canary, "stable"), isvc_name(canary, "candidate")]
+    taken = {name for isvc in services for name in (isvc, names.predictor_service(isvc))}
+    if route not in taken:
+        return []
+    message = (
+        f"the canary's HTTPRoute would be named {route!r}, the name of an HTTPRoute KServe writes "
+        f"for InferenceService {route.removesuffix(names.PREDICTOR_SUFFIX)!r}: name the canary "
+        "otherwise"
+    )
+    return [Problem(path="metadata.name", message=message)]
 
 
 def adoption_problems(canary: ModelCanary) -> list[Problem]:
@@ -155,6 +177,13 @@ def adoption_problems(canary: ModelCanary) -> list[Problem]:
                 "API allows 64 matches in a rule"
             )
             found.append(Problem(path="spec.traffic.cohort.values", message=message))
+    if canary.spec.candidate.system_prompt is not None:
+        message = (
+            "a promotion writes the candidate into the live service, and the chat template of a "
+            "systemPrompt is a ConfigMap of the candidate's, deleted with it: not built with an "
+            "adopted stable"
+        )
+        found.append(Problem(path="spec.candidate.systemPrompt", message=message))
     if canary.spec.capacity is not None:
         message = (
             "capacity would resize the adopted stable as traffic leaves it, and the canary never "

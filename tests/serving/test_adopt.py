@@ -252,3 +252,20 @@ def test_too_many_cohort_values_for_the_paths_are_refused() -> None:
     traffic = {"router": "gateway-api", "cohort": {"header": "x-c", "values": values}}
     found = problems_of(adopting_canary("triage", NS, traffic=traffic))
     assert "64 matches" in found["spec.traffic.cohort.values"]
+
+
+def test_a_prompt_candidate_is_refused_with_the_reason() -> None:
+    candidate = {
+        "name": "prompt",
+        "storageUri": "hf://meta-llama/Llama-3.1-8B-Instruct",
+        "gpu": "nvidia-l40s",
+        "systemPrompt": "Be brief.",
+    }
+    found = problems_of(adopting_canary("triage", NS, candidate=candidate))
+    assert "not built with an adopted stable" in found["spec.candidate.systemPrompt"]
+
+
+@pytest.mark.parametrize("name", ["chat", "chat-predictor", "chat-fp8", "chat-fp8-predictor"])
+def test_a_canary_named_like_a_kserve_route_is_refused(name: str) -> None:
+    found = problems_of(adopting_canary(name, NS))
+    assert "the name of an HTTPRoute KServe writes" in found["metadata.name"]
