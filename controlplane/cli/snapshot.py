@@ -306,7 +306,7 @@ def snapshot(obj: Mapping[str, Any], measured: Sequence[Loaded] = ()) -> CanaryV
         step=step,
         steps=len(steps),
         weight=_int(status.get("weight")) or 0,
-        stable=_variant(spec.get("stable")),
+        stable=_stable(spec.get("stable"), status.get("adopted")),
         candidate=_variant(spec.get("candidate")),
         paused=_str(status.get("paused")),
         started_at=_float(status.get("startedAt")),
@@ -364,6 +364,19 @@ def _stage_duration(
     except ValueError:
         return None, None
     return parsed.seconds, str(parsed)
+
+
+def _stable(raw: Any, adopted: Any) -> str:
+    """The stable as :func:`_variant` shows it; an adopted one (``targetRef``) as the live
+    service serves it (``status.adopted``, once the controller read it), and which it is."""
+    target = _str(_map(_map(raw).get("targetRef")).get("name"))
+    if target is None:
+        return _variant(raw)
+    read = _map(_map(adopted).get("variant"))
+    name = _str(_map(raw).get("name")) or "?"
+    if not read:
+        return f"{name} (live {target})"
+    return f"{name} ({_str(read.get('quantization')) or 'none'}, live {target})"
 
 
 def _variant(raw: Any) -> str:

@@ -10,6 +10,7 @@ import yaml
 from support.adoption import LIVE, adopting_canary, live_isvc
 from support.cli import RunCli
 
+from controlplane.cli.snapshot import snapshot
 from controlplane.kube.client import Obj, Ref
 from harness.kube.fake import FakeKube
 
@@ -125,3 +126,11 @@ def test_render_promoted_is_the_live_service_with_the_candidate(
     rolled_back = run_cli("render", "--cluster", "--rolled-back", str(write(tmp_path)))
     assert rolled_back.code == 0
     assert list(yaml.safe_load_all(rolled_back.out)) == []
+
+
+def test_get_shows_the_adopted_stable_as_the_controller_read_it() -> None:
+    data = adopting_canary("triage", NS)
+    assert snapshot(data).stable == "live (live chat)"
+    data["status"] = {"adopted": {"variant": {"name": "live", "quantization": "fp8"}}}
+    assert snapshot(data).stable == "live (fp8, live chat)"
+    assert snapshot(data).candidate == "fp8 (fp8)"
