@@ -111,7 +111,15 @@ def _load(path: str) -> ModelCanary:
     canaries = validated_file(path)
     if len(canaries) != 1:
         raise UsageError(f"{path} holds {len(canaries)} ModelCanary documents; `up` runs one")
-    return canaries[0]
+    canary = canaries[0]
+    ref = canary.spec.stable.target_ref
+    if ref is not None:
+        raise UsageError(
+            f"{path}: spec.stable.targetRef: `up` serves both variants on this machine, and this "
+            f"stable is the {ref.kind} {ref.name!r} of a cluster: write the stable out "
+            "(storageUri, gpu, ...) to run it here"
+        )
+    return canary
 
 
 def config_from_args(args: argparse.Namespace, canary: ModelCanary) -> UpConfig:

@@ -306,6 +306,11 @@ def replace_candidate(
             raise WriteBackError(f"the ModelCanary {name} has no spec.stable mapping")
         doc = find_canary(text, name, namespace) or {}
         stable = dict(doc.get("spec", {}).get("stable") or {})
+        if "targetRef" in stable:
+            raise WriteBackError(
+                "the file had no earlier candidate, and its stable is a live InferenceService "
+                "(targetRef), which a candidate cannot copy: revert the candidate by hand"
+            )
         name_node = _get(target.stable, "name")
         cand_name = target.candidate_name
         if name_node is None or cand_name is None:

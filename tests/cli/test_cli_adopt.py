@@ -134,3 +134,9 @@ def test_get_shows_the_adopted_stable_as_the_controller_read_it() -> None:
     data["status"] = {"adopted": {"variant": {"name": "live", "quantization": "fp8"}}}
     assert snapshot(data).stable == "live (fp8, live chat)"
     assert snapshot(data).candidate == "fp8 (fp8)"
+
+
+def test_up_says_an_adopted_stable_is_a_clusters(run_cli: RunCli, tmp_path: Path) -> None:
+    got = run_cli("up", str(write(tmp_path)))
+    assert got.code == 2
+    assert "spec.stable.targetRef: `up` serves both variants on this machine" in got.err

@@ -91,3 +91,13 @@ def test_same_variant_counts_defaults_as_written() -> None:
     a = {"name": "x", "storageUri": "hf://a", "gpu": "g"}
     assert same_variant(a, {**a, "replicas": 1, "quantization": "none"})
     assert not same_variant(a, {**a, "replicas": 2})
+
+
+def test_an_adopted_stable_is_never_copied_over_the_candidate() -> None:
+    current = canary_file(CANDIDATE_NF4, SECTION)
+    start = current.index("  stable:")
+    end = current.index("  candidate:")
+    adopted = "  stable: {name: live, targetRef: {name: chat}}\n"
+    current = current[:start] + adopted + current[end:]
+    with pytest.raises(WriteBackError, match="revert the candidate by hand"):
+        replace_candidate(current, "support-triage", "ml-serving", None)
