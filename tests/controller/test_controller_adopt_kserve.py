@@ -57,11 +57,18 @@ def _gpus_freed(kserve_loopback: LoopbackCluster) -> Iterator[None]:
     release(RealKube.connect(kubeconfig=str(kserve_loopback.kubeconfig)), NS)
 
 
-def adopting(world: KServeWorld, metrics: Metrics) -> dict[str, Any]:
+VS = ("networking.istio.io/v1", "VirtualService")
+TRAFFIC = {
+    "gateway-api": {"router": "gateway-api", "gateway": {"name": "gw"}},
+    "istio": {"router": "istio"},
+}
+
+
+def adopting(world: KServeWorld, metrics: Metrics, router: str = "gateway-api") -> dict[str, Any]:
     return adopting_canary(
         "triage",
         NS,
-        traffic={"router": "gateway-api", "gateway": {"name": "gw"}},
+        traffic=TRAFFIC[router],
         steps=STEPS,
         analysis={"interval": "30m", "window": "30m", "prometheus": metrics.url},
     )
@@ -102,7 +109,7 @@ def serving_live(world: KServeWorld) -> Obj:
 
 def leftovers(world: KServeWorld) -> list[str]:
     found = []
-    for api, kind in (ISVC, ROUTE, PODMONITOR):
+    for api, kind in (ISVC, ROUTE, VS, PODMONITOR):
         try:
             objs = world.admin.list(api, kind, NS, {"canary.controlplane.dev/canary": "triage"})
         except NotFound:  # a kind the cluster does not serve
@@ -120,17 +127,31 @@ def cleaned(world: KServeWorld) -> bool:
     return book.get("cleaned") is not None
 
 
-def routes_at_each_step(world: KServeWorld, seen: dict[int, dict[str, Any]]) -> bool:
+def split_of(world: KServeWorld, router: str) -> tuple[list[str], dict[str, int]]:
+    """The hosts the canary's route is on and its split by Service name."""
+    if router == "istio":
+        vs = world.admin.get(Ref(*VS, NS, "triage"))["spec"]
+        dests = vs["http"][0]["route"]
+        split = {d["destination"]["host"].split(".")[0]: d["weight"] for d in dests}
+        return vs["hosts"], split
+    ours = world.admin.get(Ref(*ROUTE, NS, "triage"))["spec"]
+    split = {b["name"]: b["weight"] for b in ours["rules"][0]["backendRefs"]}
+    return ours.get("hostnames") or [], split
+
+
+def routes_at_each_step(
+    world: KServeWorld, seen: dict[int, dict[str, Any]], router: str = "gateway-api"
+) -> bool:
     """Record, once per step, the split of the canary's route and KServe's own route."""
     status = world.get("triage").get("status") or {}
     weight = int(status.get("weight", 0))
     if status.get("phase") == "progressing" and weight not in seen:
         world.kserve.tick()
-        ours = world.admin.get(Ref(*ROUTE, NS, "triage"))["spec"]
+        hostnames, split = split_of(world, router)
         kserves = world.admin.get(Ref(*ROUTE, NS, LIVE))["spec"]
         seen[weight] = {
-            "hostnames": ours.get("hostnames"),
-            "split": {b["name"]: b["weight"] for b in ours["rules"][0]["backendRefs"]},
+            "hostnames": hostnames,
+            "split": split,
             "kserve": [b["name"] for r in kserves["rules"] for b in r["backendRefs"]],
             "kserve_hosts": kserves.get("hostnames"),
             "pods": live_pods(world),
@@ -140,21 +161,27 @@ def routes_at_each_step(world: KServeWorld, seen: dict[int, dict[str, Any]]) -> 
     return False
 
 
+@pytest.mark.parametrize("router", ["gateway-api", "istio"])
 def test_a_promotion_into_the_live_service_on_real_kserve(
-    kserve_loopback: LoopbackCluster, metrics: Metrics
+    kserve_loopback: LoopbackCluster, metrics: Metrics, router: str
 ) -> None:
     world = KServeWorld(metrics.t0, metrics.url, kubeconfig=str(kserve_loopback.kubeconfig))
     before = serving_live(world)
     pods_before = live_pods(world)
-    world.create(adopting(world, metrics))
+    world.create(adopting(world, metrics, router))
     seen: dict[int, dict[str, Any]] = {}
-    world.run_until(lambda w: routes_at_each_step(w, seen) or phase(w) == "promoted", 10 * DAY)
+    world.run_until(
+        lambda w: routes_at_each_step(w, seen, router) or phase(w) == "promoted", 10 * DAY
+    )
 
     assert sorted(seen) == [25, 75, 100], seen
-    host = before["status"]["url"].split("://", 1)[1]
+    kserve_host = before["status"]["url"].split("://", 1)[1]
+    # gateway-api: KServe's host of the live service; istio: the Service host in-cluster
+    # clients call
+    host = kserve_host if router == "gateway-api" else f"{LIVE}-predictor.{NS}.svc.cluster.local"
     for weight, view in seen.items():
         assert host in view["hostnames"]
-        assert view["kserve_hosts"] == [host]  # the clients' host is KServe's route's too
+        assert view["kserve_hosts"] == [kserve_host]
         assert view["split"] == {f"{LIVE}-predictor": 100 - weight, f"{LIVE}-fp8-predictor": weight}
         assert view["kserve"] == [f"{LIVE}-predictor"]  # KServe's own route is left alone
         assert view["pods"] == pods_before  # same pods, same start times, until promotion
