@@ -28,6 +28,7 @@ from controlplane.rollout.state import spec_hash
 from controlplane.serving import adopt
 from controlplane.spec.models import ModelCanary
 from controlplane.status.document import ADOPTED_KEY
+from controlplane.validation import validate
 
 NOT_FOUND = "TargetNotFound"
 HELD = "TargetHeld"
@@ -114,6 +115,11 @@ def adopt_live(kube: KubeClient, obj: Obj, canary: ModelCanary, catalog: Catalog
     if adoption is None:
         text = "; ".join(p.message for p in problems)
         raise TargetUnavailable(NOT_ADOPTABLE, text)
+    # the spec's rules with the stable as it serves: the candidate is checked against it
+    found = validate(adopt.resolve(canary, adoption), catalog)
+    if found:
+        text = "; ".join(f"{p.path}: {p.message}" for p in found)
+        raise TargetUnavailable(NOT_ADOPTABLE, f"{where} as the stable: {text}")
     return adoption
 
 

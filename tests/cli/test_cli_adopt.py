@@ -140,3 +140,21 @@ def test_up_says_an_adopted_stable_is_a_clusters(run_cli: RunCli, tmp_path: Path
     got = run_cli("up", str(write(tmp_path)))
     assert got.code == 2
     assert "spec.stable.targetRef: `up` serves both variants on this machine" in got.err
+
+
+def test_a_candidate_that_serves_as_the_live_service_is_refused(
+    run_cli: RunCli, kube: FakeKube, tmp_path: Path
+) -> None:
+    created = kube.create(live_isvc(NS, args=["--model_name=chat", "--quantization=fp8"]))
+    created["status"] = {"url": f"http://{LIVE}-{NS}.example.com"}
+    kube.replace_status(created)
+    candidate = {
+        "name": "fp8",
+        "storageUri": "hf://meta-llama/Llama-3.1-8B-Instruct",
+        "quantization": "fp8",
+        "gpu": "nvidia-l40s",
+        "replicas": 3,
+    }
+    got = run_cli("validate", "--cluster", str(write(tmp_path, candidate=candidate)))
+    assert got.code == 2
+    assert "as the stable: spec.candidate: candidate serves the same as stable" in got.out
