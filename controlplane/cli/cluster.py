@@ -21,15 +21,15 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
+from typing import TYPE_CHECKING, Any
 
 from controlplane.errors import KubeError, UsageError
-from controlplane.kube.client import KubeClient
 from controlplane.spec.units import parse_duration
+
+if TYPE_CHECKING:  # imported where used: every verb builds a Runtime, few draw (issue 41)
+    from rich.console import Console
+
+    from controlplane.kube.client import KubeClient
 
 COMPONENT = "kubectl-canary"
 
@@ -54,6 +54,8 @@ class Runtime:
 
     def terminal(self) -> Console:
         if self.console is None:
+            from rich.console import Console
+
             self.console = Console()
         return self.console
 
@@ -172,6 +174,9 @@ def context_info(paths: list[Path], context: str | None) -> ContextInfo:
 
 
 def _read_yaml(path: Path) -> Any:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):

@@ -22,17 +22,17 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from controlplane.capacity.notes import plan_lines
-from controlplane.cli.cluster import connect
-from controlplane.controller import adoption
 from controlplane.errors import NotFound, Problem
-from controlplane.kube.client import KubeClient, canary_ref
 from controlplane.profiles.catalog import Catalog, load_catalog
 from controlplane.profiles.expected import notes
-from controlplane.serving import adopt
-from controlplane.spec.models import ModelCanary
 from controlplane.validation import More, check_file, validated_file, warnings_file
+
+if TYPE_CHECKING:  # --cluster only: the client, the controller's adoption (issue 41)
+    from controlplane.kube.client import KubeClient
+    from controlplane.spec.models import ModelCanary
 
 SUFFIXES = (".yml", ".yaml")
 
@@ -101,7 +101,13 @@ def live_rules(kube: KubeClient, catalog: Catalog) -> More:
     """The rules of a canary that read the cluster: the live service its stable adopts exists,
     is free and reads as a stable (as the controller checks when a rollout begins:
     :func:`controlplane.controller.adoption.adopt_live`), and the spec's rules hold with the
-    stable as it serves (the candidate is checked against it)."""
+    stable as it serves (the candidate is checked against it).
+
+    Imported here, not at the top: an offline ``validate`` loads neither the Kubernetes client
+    nor the controller (issue 41)."""
+    from controlplane.controller import adoption
+    from controlplane.kube.client import canary_ref
+    from controlplane.serving import adopt
 
     def more(canary: ModelCanary) -> list[Problem]:
         if not canary.spec.adopted:
@@ -123,7 +129,11 @@ def live_rules(kube: KubeClient, catalog: Catalog) -> More:
 def run(args: argparse.Namespace) -> int:
     catalog = load_catalog(args.profiles)
     files, problems = expand(list(args.files))
-    more = live_rules(connect(args), catalog) if args.cluster else None
+    more = None
+    if args.cluster:
+        from controlplane.cli.cluster import connect
+
+        more = live_rules(connect(args), catalog)
     warned = 0
     for name in files:
         found = check_file(name, catalog, more=more)

@@ -227,9 +227,10 @@ def dump(entry: MeasuredProfile) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
 
 
-def parse(text: str, name: str) -> MeasuredProfile:
-    """An entry from YAML text; ProfileError naming ``name:LINE`` when malformed."""
-    return _validate(MeasuredProfile, text, name)
+def parse(text: str, name: str, *, packaged: bool = False) -> MeasuredProfile:
+    """An entry from YAML text; ProfileError naming ``name:LINE`` when malformed. ``packaged``:
+    one of the packaged entries (parsed by libyaml when PyYAML has it, as the catalogue is)."""
+    return _validate(MeasuredProfile, text, name, packaged=packaged)
 
 
 def load(path: str | Path) -> MeasuredProfile:
@@ -267,7 +268,8 @@ def _packaged() -> tuple[Loaded, ...]:
     for item in sorted(base.iterdir(), key=lambda i: i.name):
         if item.name.endswith((".yaml", ".yml")):
             name = f"{MEASURED_DIR}/{item.name} (packaged)"
-            found.append(Loaded(parse(item.read_text(encoding="utf-8"), name), name))
+            entry = parse(item.read_text(encoding="utf-8"), name, packaged=True)
+            found.append(Loaded(entry, name))
     return tuple(found)
 
 

@@ -422,3 +422,39 @@ def test_docs_table_lists_every_gpu_with_its_price(catalog: Catalog) -> None:
         assert any(f"| {gpu.price_per_hour_usd:g}" in row for row in rows), gpu.name
     for method in catalog.methods:
         assert f"| `{method}` |" in docs
+
+
+def test_the_packaged_files_read_the_same_with_libyaml() -> None:
+    """The packaged catalogue and measured entries go through libyaml (start-up, issue 41): the
+    same catalogue and entries as the pure-Python parser gives."""
+    from controlplane.profiles import measured
+
+    gpus = (PACKAGE_DATA / "gpus.yaml").read_text(encoding="utf-8")
+    quant = (PACKAGE_DATA / "quantization.yaml").read_text(encoding="utf-8")
+    assert parse_catalog(gpus, quant, packaged=True) == parse_catalog(gpus, quant)
+    entries = sorted((PACKAGE_DATA / "measured").glob("*.yaml"))
+    assert entries
+    for path in entries:
+        text = path.read_text(encoding="utf-8")
+        assert measured.parse(text, path.name, packaged=True) == measured.parse(text, path.name)
+
+
+@pytest.mark.parametrize(
+    "gpus_text",
+    [
+        _replace(GOOD_GPU, "    fp8: false\n", "    fp8: false\n    hbm: 3\n"),
+        _replace(GOOD_GPU, "memoryGib: 40.0", "memoryGib: lots"),
+        _replace(GOOD_GPU, "    fp8: false\n", "    fp8: false\n    fp8: true\n"),
+        _replace(GOOD_GPU, 'priceSource: "a test"', "priceSource: [unclosed"),
+        _replace(GOOD_GPU, "gpus:\n", "gpus:\n\t"),
+        "",
+    ],
+    ids=["unknown-field", "wrong-type", "duplicate-key", "yaml-syntax", "tab", "empty"],
+)
+def test_a_packaged_file_is_refused_as_any_other(gpus_text: str) -> None:
+    """libyaml's marks give the same lines; what it refuses, the pure parser words as ever."""
+    with pytest.raises(ProfileError) as pure:
+        parse_catalog(gpus_text, GOOD_QUANT)
+    with pytest.raises(ProfileError) as fast:
+        parse_catalog(gpus_text, GOOD_QUANT, packaged=True)
+    assert str(fast.value) == str(pure.value)
