@@ -11,13 +11,22 @@ variants) are backfilled into a real Prometheus (``promtool``), then replayed si
   over the first day only (1,441 evaluations) and extrapolated linearly to 28 days (marked so).
 
 Both run the same state machine and evaluator. Figures are medians of ``--runs`` runs.
+
+Then, against the same Prometheus, what a user runs: ``canaryctl simulate canary/four-week.yml``
+(its own schedule, to the promotion) as a whole process, ``--runs`` times: its wall time, its
+CPU time and the CPU time Prometheus spent answering it (issue 41: 1.1 s a week earlier, 5.0-8.1
+s since). ``--tree DIR`` runs that command from another checkout of the project (its
+``controlplane`` first on ``PYTHONPATH``), to compare a commit before a change with one after.
 Run: ``python bench/replay.py`` (or ``make bench``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -52,11 +61,42 @@ def four_weeks() -> ModelCanary:
     return canary.model_copy(update={"spec": canary.spec.model_copy(update={"steps": steps})})
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of the running process ``pid`` so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def whole_process(
+    tree: Path, url: str, start: float, end: float, prometheus_pid: int
+) -> tuple[float, float, float]:
+    """(wall s, CPU s of the command, CPU s of Prometheus) of one ``canaryctl simulate
+    canary/four-week.yml`` run from ``tree``."""
+    argv = [sys.executable, "-m", "controlplane.cli.main", "simulate", "canary/four-week.yml"]
+    argv += ["--prometheus", url, "--start", str(int(start)), "--end", str(int(end))]
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as an installed package runs: bytecode cached
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    served = _cpu_s(prometheus_pid)
+    t0 = time.perf_counter()
+    done = subprocess.run(argv, cwd=tree, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr[-400:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, _cpu_s(prometheus_pid) - served
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-write", action="store_true", help="print, do not edit the docs")
+    parser.add_argument(
+        "--tree", type=Path, default=ROOT, help="checkout the whole-process runs use"
+    )
     args = parser.parse_args(argv)
+    tree = args.tree.resolve()
     canary = four_weeks()
     end = history_end(time.time())
     end -= end % 60
@@ -73,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     fast: list[float] = []
     naive_day: list[float] = []
+    cli: list[tuple[float, float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         t0 = time.perf_counter()
@@ -87,9 +128,13 @@ def main(argv: list[str] | None = None) -> int:
                 t0 = time.perf_counter()
                 day = simulate(canary, source, start, start + DAY)
                 naive_day.append(time.perf_counter() - t0)
+            whole_process(tree, server.url, start, end, server.process.pid)  # warm-up
+            for _ in range(args.runs):
+                cli.append(whole_process(tree, server.url, start, end, server.process.pid))
     evaluations = result.evaluations
     fast_s = statistics.median(fast)
     naive_s = statistics.median(naive_day) * (evaluations / day.evaluations)
+    cli_wall, cli_cpu, cli_served = (statistics.median(c[i] for c in cli) for i in range(3))
     body = f"""\
 `canaryctl simulate` over 28 days of history: the four-week schedule of `canary/four-week.yml`
 with its 100 % step baking for 7 days, {evaluations:,} evaluations at a 1-minute interval, 4
@@ -105,6 +150,15 @@ history took {setup:.1f} s (not counted). Medians of {args.runs} runs; {today()}
 {naive_s / evaluations * 1e6:.0f} µs |
 
 Target: under 10 s for the four weeks. Reproduce: `python bench/replay.py` (or `make bench`).
+
+What a user runs against the same Prometheus, as a whole process: `canaryctl simulate
+canary/four-week.yml` (its own schedule: promoted at day 21), after one warm-up run; medians
+of {args.runs} runs{"" if tree == ROOT else f" from the checkout {tree.name}"}.
+
+| command | wall time | its CPU time | Prometheus CPU time |
+|---|---:|---:|---:|
+| `canaryctl simulate canary/four-week.yml --prometheus URL --start T --end T` | \
+{cli_wall:.2f} s | {cli_cpu:.2f} s | {cli_served:.2f} s |
 """
     print(body)
     if not args.no_write:

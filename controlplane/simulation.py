@@ -23,7 +23,7 @@ from typing import Any
 from controlplane.analysis.evaluator import evaluate
 from controlplane.analysis.metric_provider import MetricProvider
 from controlplane.errors import UsageError
-from controlplane.providers.replay import ReplayProvider, replay_queries
+from controlplane.providers.replay import ReplayProvider, on_demand_queries, replay_queries
 from controlplane.rollout.gate_runs import pending_runs
 from controlplane.rollout.intents import Intent
 from controlplane.rollout.machine import step
@@ -121,9 +121,12 @@ def _reason_json(reason: Reason | None) -> dict[str, Any] | None:
 def prefetched(
     canary: ModelCanary, source: MetricProvider, start: float, end: float
 ) -> ReplayProvider:
-    """A provider holding every series the replay of ``canary`` over [start, end] will ask for."""
+    """A provider holding every series the replay of ``canary`` over [start, end] will ask for
+    (the loads a breached comparison reads: when one is first asked)."""
     interval = canary.spec.analysis.interval.seconds
-    return ReplayProvider.prefetch(source, replay_queries(canary), start, end, interval)
+    later = on_demand_queries(canary)
+    plan = [q for q in replay_queries(canary) if q not in later]
+    return ReplayProvider.prefetch(source, plan, start, end, interval, on_demand=later)
 
 
 SIMULATED_GATE = "assumed passed: simulate runs no workflows"

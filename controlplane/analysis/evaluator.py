@@ -36,9 +36,7 @@ from dataclasses import replace
 
 from controlplane.analysis import verdict
 from controlplane.analysis.metric_provider import MetricProvider, VectorProvider
-from controlplane.analysis.sequential import check as sequential_check
 from controlplane.analysis.sequential import support as sequential_support
-from controlplane.analysis.sequential.buckets import buckets_from
 from controlplane.errors import NoData, ProviderError, ProviderQueryError, SpecError
 from controlplane.promql import queries
 from controlplane.promql import sequential as sequential_promql
@@ -166,7 +164,13 @@ def evaluate_sequential(
     now: float,
     source: HttpSource | None = None,
 ) -> CheckResult:
-    """Judge one ``judge: sequential`` check on counts since ``since``."""
+    """Judge one ``judge: sequential`` check on counts since ``since``.
+
+    The judges (numpy, scipy's special functions) are imported here, by the first sequential
+    check: a spec without one, and ``canaryctl simulate`` of it, never load them (issue 41)."""
+    from controlplane.analysis.sequential import check as sequential_check
+    from controlplane.analysis.sequential.buckets import buckets_from
+
     name = due.check.metric
     if since is None:
         return _error_result(

@@ -17,6 +17,11 @@ that time would, so the replay sees the same numbers the controller would have s
 - A query that was not planned, or a time off the grid, is passed to the source provider. So are
   the queries of ``judge: sequential`` checks: their window ("since the step started") changes at
   every evaluation, so they cannot be prefetched on a grid; they cost one instant query each.
+- The variants' loads (:func:`on_demand_queries`) are read only for a breached comparison, which
+  most replays never see: they are planned ``on_demand``, fetched over the whole range (the same
+  range queries) the first time one is asked, then answered from memory like the rest. A
+  Prometheus that fails at that moment gives the asker the error (the evaluator then leaves the
+  load unknown, as it does live).
 
 Called by ``canaryctl simulate``; the planning helper :func:`replay_queries` is pure.
 """
@@ -77,6 +82,21 @@ def replay_queries(canary: ModelCanary) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def on_demand_queries(canary: ModelCanary) -> list[str]:
+    """The queries of :func:`replay_queries` read only for a breached comparison: each variant's
+    load (:func:`controlplane.analysis.evaluator.fair`). Fetching them up front cost every
+    four-week replay two range queries it never read (issue 41)."""
+    found: list[str] = []
+    for _key, check in queries.all_checks(canary):
+        if not evaluator.compares_variants(check):
+            continue
+        window = evaluator.load_window(canary, check)
+        for variant in (canary.spec.candidate, canary.spec.stable):
+            with contextlib.suppress(SpecError):
+                found.append(queries.load_query(canary, variant.name, window))
+    return list(dict.fromkeys(found))
+
+
 def grid_size(start: float, end: float, step: float) -> int:
     """Number of grid points ``start + k * step`` within ``[start, end]``."""
     if step <= 0:
@@ -109,12 +129,19 @@ class ReplayProvider:
         step: float,
         series: dict[str, npt.NDArray[np.float64]],
         errors: dict[str, ProviderQueryError] | None = None,
+        *,
+        on_demand: Iterable[str] = (),
+        end: float | None = None,
+        max_points: int = MAX_POINTS_PER_QUERY,
     ) -> None:
         self.source = source
         self.start = start
         self.step = step
         self._series = series
         self._errors = dict(errors or {})
+        self._on_demand = set() if end is None else set(on_demand) - set(series) - set(self._errors)
+        self._end = start if end is None else end
+        self._max_points = max_points
 
     @classmethod
     def prefetch(
@@ -127,34 +154,20 @@ class ReplayProvider:
         *,
         workers: int = 4,
         max_points: int = MAX_POINTS_PER_QUERY,
+        on_demand: Iterable[str] = (),
     ) -> ReplayProvider:
-        """Fetch every query of ``plan`` over ``[start, end]`` once, ``workers`` requests at a time.
+        """Fetch every query of ``plan`` over ``[start, end]`` once, ``workers`` requests at a time;
+        the queries of ``on_demand`` (not in ``plan``) are fetched alike the first time one is
+        asked (:meth:`instant`).
 
         Raises :class:`~controlplane.errors.ProviderUnavailable` when the source cannot be used.
         """
-        n = grid_size(start, end, step)
-        spans = chunks(start, end, step, max_points)
         wanted = list(dict.fromkeys(plan))
-        jobs = [(q, s, e) for q in wanted for s, e in spans]
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            answers = list(pool.map(lambda job: _fetch(source, job[0], job[1], job[2], step), jobs))
-
-        series = {q: np.full(n, np.nan) for q in wanted}
-        errors: dict[str, ProviderQueryError] = {}
-        for (query, _s, _e), answer in zip(jobs, answers, strict=True):
-            if isinstance(answer, ProviderQueryError):
-                errors.setdefault(query, answer)
-                continue
-            if not answer:
-                continue
-            times = np.fromiter((t for t, _v in answer), dtype=np.float64, count=len(answer))
-            values = np.fromiter((v for _t, v in answer), dtype=np.float64, count=len(answer))
-            index = np.rint((times - start) / step).astype(np.int64)
-            ok = (index >= 0) & (index < n)
-            series[query][index[ok]] = values[ok]
-        for query in errors:
-            series.pop(query, None)
-        return cls(source, start, step, series, errors)
+        series, errors = _fetch_all(source, wanted, start, end, step, workers, max_points)
+        later = [q for q in on_demand if q not in series and q not in errors]
+        return cls(
+            source, start, step, series, errors, on_demand=later, end=end, max_points=max_points
+        )
 
     @property
     def queries(self) -> list[str]:
@@ -170,7 +183,18 @@ class ReplayProvider:
             return None
         return k
 
+    def _fetch_on_demand(self, query: str) -> None:
+        """Fetch ``query`` of the on-demand plan over the whole range (once)."""
+        self._on_demand.discard(query)
+        series, errors = _fetch_all(
+            self.source, [query], self.start, self._end, self.step, 1, self._max_points
+        )
+        self._series.update(series)
+        self._errors.update(errors)
+
     def instant(self, query: str, at: float) -> float:
+        if query in self._on_demand:
+            self._fetch_on_demand(query)
         error = self._errors.get(query)
         if error is not None:
             raise error
@@ -190,6 +214,41 @@ class ReplayProvider:
         if not isinstance(self.source, VectorProvider):
             raise ProviderQueryError(f"the metric source cannot answer vector queries: {query!r}")
         return self.source.vector(query, at)
+
+
+def _fetch_all(
+    source: MetricProvider,
+    wanted: list[str],
+    start: float,
+    end: float,
+    step: float,
+    workers: int,
+    max_points: int,
+) -> tuple[dict[str, npt.NDArray[np.float64]], dict[str, ProviderQueryError]]:
+    """Each query of ``wanted`` on the grid of ``[start, end]`` (chunked range queries,
+    ``workers`` at a time), and the queries Prometheus rejected."""
+    n = grid_size(start, end, step)
+    spans = chunks(start, end, step, max_points)
+    jobs = [(q, s, e) for q in wanted for s, e in spans]
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        answers = list(pool.map(lambda job: _fetch(source, job[0], job[1], job[2], step), jobs))
+
+    series = {q: np.full(n, np.nan) for q in wanted}
+    errors: dict[str, ProviderQueryError] = {}
+    for (query, _s, _e), answer in zip(jobs, answers, strict=True):
+        if isinstance(answer, ProviderQueryError):
+            errors.setdefault(query, answer)
+            continue
+        if not answer:
+            continue
+        times = np.fromiter((t for t, _v in answer), dtype=np.float64, count=len(answer))
+        values = np.fromiter((v for _t, v in answer), dtype=np.float64, count=len(answer))
+        index = np.rint((times - start) / step).astype(np.int64)
+        ok = (index >= 0) & (index < n)
+        series[query][index[ok]] = values[ok]
+    for query in errors:
+        series.pop(query, None)
+    return series, errors
 
 
 def _fetch(

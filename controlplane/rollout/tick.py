@@ -12,7 +12,7 @@ Called by :func:`controlplane.rollout.machine.step` and the rule modules it is s
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from controlplane.rollout.actions import (
@@ -53,7 +53,17 @@ class Tick:
     gates_answered: bool = False  # the Argo Server answered about a running gate in this call
 
     def update(self, **changes: Any) -> None:
-        self.state = replace(self.state, **changes)
+        """The state with ``changes``, as :func:`dataclasses.replace` gives it (a name that is no
+        field is a TypeError), copied field by field: ``replace`` re-runs ``__init__`` over the
+        state's 24 fields, a tenth of a four-week replay's time (issue 41). RolloutState has no
+        ``__post_init__`` and no ``init=False`` field, so the copy is the same value."""
+        unknown = changes.keys() - _STATE_FIELDS
+        if unknown:
+            raise TypeError(f"RolloutState has no field {sorted(unknown)[0]!r}")
+        state = object.__new__(RolloutState)
+        state.__dict__.update(self.state.__dict__)
+        state.__dict__.update(changes)
+        self.state = state
 
     def emit(self, kind: EventType, message: str) -> None:
         event = Event(kind, self.now, self.state.step, self.state.weight, message)
@@ -65,6 +75,9 @@ class Tick:
         if (weight, mirror) != (self.state.weight, self.state.mirror):
             self.update(weight=weight, mirror=mirror)
             self.actions.append(SetWeights(weight, mirror))
+
+
+_STATE_FIELDS = frozenset(f.name for f in fields(RolloutState))
 
 
 FINISHED: dict[str, Any] = {

@@ -12,6 +12,7 @@ every layer that writes or reads one sits above spec. Pure.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -75,13 +76,18 @@ def decode(text: str) -> CheckKey | None:
     return key if encode(key) == text else None
 
 
+@functools.lru_cache(maxsize=1024)
 def step_check(step: int, index: int) -> str:
-    """The key of check ``index`` of ``rollbackOn`` in step ``step`` (0-based)."""
+    """The key of check ``index`` of ``rollbackOn`` in step ``step`` (0-based). Cached: the
+    rollout machine asks for the current stage's keys at every evaluation (a four-week replay:
+    160,000 times), and the answer depends on the two numbers only."""
     return encode(CheckKey("steps", step, index))
 
 
+@functools.lru_cache(maxsize=1024)
 def shadow_check(index: int) -> str:
-    """The key of check ``index`` of the shadow phase's ``rollbackOn``."""
+    """The key of check ``index`` of the shadow phase's ``rollbackOn`` (cached, as
+    :func:`step_check`)."""
     return encode(CheckKey("shadow", None, index))
 
 

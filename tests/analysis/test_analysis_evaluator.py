@@ -280,3 +280,28 @@ def test_custom_absolute_metric_has_no_stable_query() -> None:
     assert win_rate.stable is None
     assert win_rate.stable_shown is None
     assert KPI.stable_shown is None  # baseline checks ask the stable variant for the verdict
+
+
+def test_the_loads_are_fetched_when_first_asked() -> None:
+    """The loads only a breached comparison reads are planned on demand (a replay that never
+    breaches never fetches them, issue 41); the first ask fetches the whole range, as the
+    prefetch would have, and every later one is answered from memory."""
+    from controlplane.providers.replay import on_demand_queries
+    from controlplane.simulation import prefetched
+
+    assert set(on_demand_queries(CANARY)) == set(LOADS)
+    source = StaticProvider({"a": 1.0, "load": lambda t: t / 60})
+    replay = ReplayProvider.prefetch(source, ["a"], 0, 600, 60, max_points=4, on_demand=["load"])
+    assert [q for q, *_ in source.range_calls] == ["a"] * 3
+    assert replay.instant("load", 120) == 2.0
+    assert [q for q, *_ in source.range_calls] == ["a"] * 3 + ["load"] * 3
+    assert [replay.instant("load", t) for t in (0, 600)] == [0.0, 10.0]
+    assert len(source.range_calls) == 6
+    assert source.calls == []
+
+    full = StaticProvider(dict.fromkeys(replay_queries(CANARY), 1.0))
+    provider = prefetched(CANARY, full, 0, 600)
+    fetched = {q for q, *_ in full.range_calls}
+    assert fetched == set(replay_queries(CANARY)) - set(LOADS)
+    assert provider.instant(LOADS[0], 60) == 1.0
+    assert {q for q, *_ in full.range_calls} == fetched | {LOADS[0]}

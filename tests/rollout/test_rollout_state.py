@@ -150,3 +150,29 @@ def test_intent_round_trip_and_errors() -> None:
     ]
     with pytest.raises(SpecError):
         Intent.from_dict(["pause"])
+
+
+def test_a_tick_updates_the_state_as_replace_does() -> None:
+    """``Tick.update`` copies the fields instead of calling ``dataclasses.replace`` (a replay's
+    hot path, issue 41): the same state, and a name that is no field still refused."""
+    import dataclasses
+
+    from support.canaries import model_canary
+
+    from controlplane.rollout.tick import Tick
+
+    # what makes a copy of the fields the same value as a new __init__
+    assert not hasattr(RolloutState, "__post_init__")
+    assert all(f.init for f in dataclasses.fields(RolloutState))
+    before = busy_state()
+    tick = Tick(spec=model_canary(), now=T0, state=before)
+    tick.update(weight=75, consecutive_errors=0)
+    expected = dataclasses.replace(before, weight=75, consecutive_errors=0)
+    assert tick.state == expected
+    assert tick.state.__dict__ == expected.__dict__
+    assert type(tick.state) is RolloutState
+    assert before.weight == 25  # the old state is untouched
+    with pytest.raises(TypeError, match="no field 'wieght'"):
+        tick.update(wieght=75)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        tick.state.weight = 5  # type: ignore[misc]

@@ -76,3 +76,12 @@ def test_a_key_names_a_place_that_can_exist(
 ) -> None:
     with pytest.raises(ValueError, match="check key"):
         CheckKey(stage, step, index)  # type: ignore[arg-type]
+
+
+def test_the_keys_of_a_stage_are_remembered() -> None:
+    """The machine asks for the current stage's keys at every evaluation: the same string
+    object comes back, never recomputed (issue 41's replay)."""
+    from controlplane.spec.check_keys import shadow_check, step_check
+
+    assert step_check(3, 1) is step_check(3, 1) == "steps[3].rollbackOn[1]"
+    assert shadow_check(2) is shadow_check(2) == "shadow.rollbackOn[2]"
