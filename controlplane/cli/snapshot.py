@@ -26,10 +26,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from controlplane.profiles.expected import Observation, Pairing, Split, VariantRef, pair
-from controlplane.profiles.measured import Loaded
 from controlplane.spec import check_keys
 from controlplane.spec.models import DEFAULT_QUANTILE
 from controlplane.spec.units import (
@@ -41,6 +39,10 @@ from controlplane.spec.units import (
     parse_quantity,
 )
 from controlplane.status import document as st
+
+if TYPE_CHECKING:  # the pairing loads the catalogue; `list` never pairs (issue 41)
+    from controlplane.profiles.expected import Observation, Pairing, Split, VariantRef
+    from controlplane.profiles.measured import Loaded
 
 TERMINAL_PHASES = ("promoted", "rolled_back")
 _LATENCIES = ("e2e-latency", "ttft", "inter-token-latency")
@@ -240,6 +242,8 @@ class CanaryView:
 
     def observations(self) -> list[Observation]:
         """What the checks last measured of each variant (for the expected-change comparison)."""
+        from controlplane.profiles.expected import Observation
+
         return [
             Observation(c.metric, c.builtin, c.quantile, c.candidate, c.stable) for c in self.checks
         ]
@@ -330,6 +334,8 @@ def snapshot(obj: Mapping[str, Any], measured: Sequence[Loaded] = ()) -> CanaryV
 
 
 def _ref(raw: Any) -> VariantRef | None:
+    from controlplane.profiles.expected import VariantRef
+
     variant = _map(raw)
     name, gpu = _str(variant.get("name")), _str(variant.get("gpu"))
     if name is None or gpu is None:
@@ -339,9 +345,13 @@ def _ref(raw: Any) -> VariantRef | None:
 
 def _pairing(spec: Mapping[str, Any], measured: Sequence[Loaded]) -> Pairing | None:
     """The variants paired with their measured entries when both have one; else None."""
+    if not measured:  # the views that pair nothing (`list`) never load the pairing
+        return None
+    from controlplane.profiles.expected import pair
+
     model = _str(_map(spec.get("model")).get("name"))
     stable, candidate = _ref(spec.get("stable")), _ref(spec.get("candidate"))
-    if not measured or model is None or stable is None or candidate is None:
+    if model is None or stable is None or candidate is None:
         return None
     found = pair(measured, model, stable, candidate)
     return found if found.measured else None

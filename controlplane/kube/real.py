@@ -35,6 +35,7 @@ import builtins
 import importlib
 import json
 import math
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -521,8 +522,25 @@ def _timed_dynamic_client(
 
 
 def _module(name: str) -> Any:
-    """Import a ``kubernetes`` module lazily (and untyped: the client ships partial stubs)."""
-    return importlib.import_module(name)
+    """Import a ``kubernetes`` module lazily (and untyped: the client ships partial stubs), the
+    first one as a user's install has it.
+
+    The ``kubernetes`` package imports ``kubernetes.dynamic``, whose client imports
+    ``kubernetes_validate`` when it is installed, for ``DynamicClient.validate`` only, which
+    nothing here calls. The kube extra does not install it; the development environment does
+    (the chart's tests validate with it), and there it loads jsonschema and its schemas: a
+    tenth of a second of every ``kubectl canary`` verb (issue 41). So it is hidden while the
+    package is first imported (a module set to None in ``sys.modules`` raises ImportError,
+    which the client takes as not installed) and importable again right after; when something
+    imported it before, nothing changes."""
+    if "kubernetes" in sys.modules or "kubernetes_validate" in sys.modules:
+        return importlib.import_module(name)
+    sys.modules["kubernetes_validate"] = None  # type: ignore[assignment]
+    try:
+        return importlib.import_module(name)
+    finally:
+        if "kubernetes_validate" in sys.modules and sys.modules["kubernetes_validate"] is None:
+            del sys.modules["kubernetes_validate"]
 
 
 def _namespace(obj: Obj) -> str | None:

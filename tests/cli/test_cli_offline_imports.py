@@ -69,3 +69,61 @@ def test_the_probe_sees_a_heavy_import() -> None:
     assert found["code"] in (0, None)
     assert "numpy" in found["loaded"]  # type: ignore[operator]
     assert "scipy" not in found["loaded"]  # type: ignore[operator]
+
+
+LIST_SPARED = ("kubernetes_validate", "jsonschema", "numpy", "scipy", "matplotlib", "hera", "rich")
+"""What ``kubectl canary list`` does without. It needs the Kubernetes client (which brings
+requests_oauthlib with ``kubernetes.config``, and ``kubernetes.dynamic`` with the package), but
+not ``kubernetes.dynamic``'s optional client-side validation (kubernetes-validate and
+jsonschema, installed here for the chart's tests), the catalogue, numpy or a rich view."""
+
+LIST_PROBE = """
+import json, sys
+from controlplane.cli import main
+code = main.main(sys.argv[1:])
+names = {{m.split(".")[0] for m in sys.modules}}
+loaded = sorted(names & set({SPARED!r}))
+modules = [m for m in {MODULES!r} if m in sys.modules]
+print(json.dumps({{"code": code, "loaded": loaded, "modules": modules}}))
+"""
+
+
+@pytest.mark.binary
+def test_list_loads_the_client_and_nothing_it_does_not_use(tmp_path: Path) -> None:
+    """``list`` against an API server that is not there (a loopback port nobody listens on):
+    it fails to connect, as it should, having imported only what it uses."""
+    import socket
+
+    with socket.socket() as sock:  # a port that was free a moment ago, never listened on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = tmp_path / "config"
+    config.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        f"clusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:{port}'}}}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+    )
+    modules = ("kubernetes.client", "controlplane.profiles.catalog", "controlplane.spec.models")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            LIST_PROBE.format(SPARED=LIST_SPARED, MODULES=modules),
+            "list",
+            "--kubeconfig",
+            str(config),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["code"] == 1, done.stderr  # the API server is unreachable
+    assert "unreachable" in done.stderr
+    assert found["loaded"] == []
+    # the client is loaded (the probe would see a heavy import), the catalogue is not; the spec
+    # models are, through the status document
+    assert found["modules"] == ["kubernetes.client", "controlplane.spec.models"]
