@@ -8,9 +8,15 @@ such name. What it reads is inline code (``` `...` ```) and fenced code blocks:
   ``tests/``, ``canary/``, ...) or that contains ``/`` and ends with a source suffix
   (``rollout/machine.py``). It is resolved against the repository root, then ``controlplane/``,
   then ``harness/``; a glob (``canary/*.yml``) must match something.
-- a *flag* is a ``--word`` of a ``canaryctl VERB ...`` or ``kubectl canary VERB ...`` command;
-  it must be an option of that verb's parser, built by ``controlplane.cli.main.build_parser``.
+- a *flag* is a ``--word`` or ``-x`` of a ``canaryctl VERB ...`` or ``kubectl canary VERB ...``
+  command, its continuation lines (a fenced command ending in a backslash) included, or of an inline
+  span that starts with a verb (`` `get -w` ``, `` `simulate --plot FILE` ``); it must be an option
+  of that verb's parser, built by ``controlplane.cli.main.build_parser``. A ``--word`` of a
+  ``python bench/SCRIPT.py ...`` command must be an ``add_argument`` of that script.
 - a *target* is the word after ``make``; it must be a rule of the Makefile.
+
+A page of this repository named in prose or a heading (``canary-spec.md``, ``docs/cli.md``), not
+in code, must exist too.
 
 Paths inside upstream projects (vLLM's ``vllm/entrypoints/...``, a KServe ``hack/`` script) are
 not in this repository: a path on a line that names an upstream project with a version, or one
@@ -43,6 +49,7 @@ TOP = (
     "profiles/",
     "docs/",
     "scripts/",
+    ".ci/",
 )
 SUFFIXES = (".py", ".yml", ".yaml", ".md", ".json", ".sh", ".toml", ".txt", ".csv", ".tpl")
 
@@ -78,7 +85,9 @@ _COMMAND = re.compile(
     r"(?:^|[\s`(])(canaryctl|kubectl[ -]canary)\s+([a-z][a-z-]*)((?:\s+[^\s|;&`]+)*)"
 )
 _MAKE = re.compile(r"(?:^|[\s`(])make\s+((?:[a-z][a-z-]*\s*)+)")
-_FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
+_FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*|-[a-zA-Z](?![\w-]))")
+_VERB_FIRST = re.compile(r"^([a-z][a-z-]*)((?:\s+[^\s|;&`]+)+)$")
+_BENCH = re.compile(r"(?:^|[\s`(])python3?\s+(bench/[\w-]+\.py)((?:\s+[^\s|;&`]+)*)")
 
 
 def _code(path: Path) -> list[tuple[int, str, str, str]]:
@@ -184,6 +193,29 @@ def paths(page: Path) -> list[tuple[int, str]]:
     return missing
 
 
+_PROSE_PAGE = re.compile(r"(?<![\w/.-])([\w-]+(?:/[\w.-]+)*\.md)\b")
+_LINK_TARGET = re.compile(r"\]\([^)]*\)")
+
+
+def prose_pages(page: Path) -> list[tuple[int, str]]:
+    """``(line number, page)`` of every ``*.md`` named outside code (prose, headings, tables)
+    that does not exist; a link's target is tests/test_docs_links.py's."""
+    missing = []
+    fenced = False
+    for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), start=1):
+        if _FENCE.match(line):
+            fenced = not fenced
+            continue
+        if fenced:
+            continue
+        prose = _LINK_TARGET.sub("]", _INLINE.sub("", line))
+        for match in _PROSE_PAGE.finditer(prose):
+            word = match.group(1)
+            if not _exists(word) and not _upstream(word, line):
+                missing.append((number, word))
+    return missing
+
+
 @functools.cache
 def _parsers() -> dict[str, argparse.ArgumentParser]:
     parser, _verbs = build_parser()
@@ -195,20 +227,71 @@ def _options(parser: argparse.ArgumentParser) -> set[str]:
     return {opt for action in parser._actions for opt in action.option_strings}
 
 
+def _commands(page: Path) -> list[tuple[int, str, str]]:
+    """``(line number, code, kind)`` of each inline span and each fenced command, a command
+    continued with a backslash joined to its continuation lines (numbered by its first line)."""
+    joined: list[tuple[int, str, str]] = []
+    open_line: tuple[int, str, str] | None = None
+    for number, _context, code, kind in _code(page):
+        text = _COMMENT.sub("", code)
+        if open_line is not None and kind != "inline":
+            text = open_line[1] + " " + text.strip()
+            number = open_line[0]
+        open_line = None
+        if kind != "inline" and text.rstrip().endswith("\\"):
+            open_line = (number, text.rstrip()[:-1], kind)
+            continue
+        joined.append((number, text, kind))
+    if open_line is not None:
+        joined.append(open_line)
+    return joined
+
+
+def _wrong_flags(verb: str, rest: str, verbs: dict[str, argparse.ArgumentParser]) -> list[str]:
+    if verb not in verbs:
+        return [verb]
+    known = _options(verbs[verb])
+    return [f"{verb} {flag}" for flag in _FLAG.findall(rest) if flag not in known]
+
+
 def flags(page: Path, verbs: dict[str, argparse.ArgumentParser]) -> list[tuple[int, str]]:
     """``(line number, "VERB --flag")`` of every flag of a CLI command the verb does not take,
     and ``(line number, "VERB")`` of every verb that does not exist."""
     wrong = []
-    for number, _context, code, _kind in _code(page):
-        for match in _COMMAND.finditer(_COMMENT.sub("", code)):
-            verb, rest = match.group(2), match.group(3)
-            if verb not in verbs:
-                wrong.append((number, verb))
-                continue
-            known = _options(verbs[verb])
-            for flag in _FLAG.findall(rest):
-                if flag not in known:
-                    wrong.append((number, f"{verb} {flag}"))
+    for number, code, kind in _commands(page):
+        found = [(m.group(2), m.group(3)) for m in _COMMAND.finditer(code)]
+        if not found and kind == "inline":
+            # `get -w`, `simulate --plot FILE`: a span that starts with a verb and a flag
+            match = _VERB_FIRST.match(code.strip())
+            if match and match.group(1) in verbs and _FLAG.search(match.group(2)):
+                found = [(match.group(1), match.group(2))]
+        for verb, rest in found:
+            wrong.extend((number, what) for what in _wrong_flags(verb, rest, verbs))
+    return wrong
+
+
+@functools.cache
+def _script_options(script: str) -> frozenset[str]:
+    """The ``--options`` a bench script's argparse parser declares (read from its source)."""
+    path = ROOT / script
+    if not path.is_file():
+        return frozenset()
+    text = path.read_text(encoding="utf-8")
+    return frozenset(re.findall(r"[\"'](--[a-z][a-z0-9-]*)[\"']", text)) | {"--help"}
+
+
+def script_flags(page: Path) -> list[tuple[int, str]]:
+    """``(line number, "bench/SCRIPT.py --flag")`` of every flag a bench script does not take."""
+    wrong = []
+    for number, code, _kind in _commands(page):
+        for match in _BENCH.finditer(code):
+            script, rest = match.group(1), match.group(2)
+            known = _script_options(script)
+            wrong.extend(
+                (number, f"{script} {flag}")
+                for flag in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", rest)
+                if flag not in known
+            )
     return wrong
 
 
@@ -246,11 +329,30 @@ def test_the_scanner_finds_what_it_should(tmp_path: Path) -> None:
         "```console\n$ canaryctl up canary/local-demo.yml --time-scale 60 --nope"
         "  # kubectl-canary on PATH\n"
         "wrote canary/output-only.yml\n```\n\n"
-        "Run `make test-fast`, `make nothing`, `kubectl canary get x -w`, `canaryctl frob`.\n",
+        "Run `make test-fast`, `make nothing`, `kubectl canary get x -w`, `canaryctl frob`.\n\n"
+        "```sh\ncanaryctl simulate canary/four-week.yml \\\n  --start now-7d \\\n"
+        "  --plotz x.png -o json\n```\n\n"
+        "Also `get -w`, `get -q`, `simulate --plot FILE`, `up --nah`, `kubectl canary list -Z`,\n"
+        "`python bench/replay.py --runs 3 --nope` and `.ci/gone`.\n\n"
+        "## An extension of canary-spec.md\n\nAs [cli.md](cli.md) and docs/testing.md say.\n",
         encoding="utf-8",
     )
-    assert paths(page) == [(4, "rollout/gone.py"), (4, "gone.md"), (6, "controlplane/gone.py")]
-    assert flags(page, _parsers()) == [(13, "up --nope"), (17, "frob")]
+    assert prose_pages(page) == [(28, "canary-spec.md")]
+    assert paths(page) == [
+        (4, "rollout/gone.py"),
+        (4, "gone.md"),
+        (6, "controlplane/gone.py"),
+        (26, ".ci/gone"),
+    ]
+    assert flags(page, _parsers()) == [
+        (13, "up --nope"),
+        (17, "frob"),
+        (20, "simulate --plotz"),
+        (25, "get -q"),
+        (25, "up --nah"),
+        (25, "list -Z"),
+    ]
+    assert script_flags(page) == [(26, "bench/replay.py --nope")]
     assert targets(page, _make_targets()) == [(17, "nothing")]
 
 
@@ -263,6 +365,18 @@ def test_every_named_path_exists(page: Path) -> None:
 @pytest.mark.parametrize("page", PAGES, ids=_ids)
 def test_every_cli_flag_is_an_option_of_its_verb(page: Path) -> None:
     wrong = flags(page, _parsers())
+    assert not wrong, f"{_ids(page)}:\n" + "\n".join(f"line {n}: {w}" for n, w in wrong)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_ids)
+def test_every_page_named_in_prose_exists(page: Path) -> None:
+    missing = prose_pages(page)
+    assert not missing, f"{_ids(page)}:\n" + "\n".join(f"line {n}: {w}" for n, w in missing)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_ids)
+def test_every_bench_flag_is_an_option_of_its_script(page: Path) -> None:
+    wrong = script_flags(page)
     assert not wrong, f"{_ids(page)}:\n" + "\n".join(f"line {n}: {w}" for n, w in wrong)
 
 
