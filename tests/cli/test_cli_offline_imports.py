@@ -5,6 +5,10 @@ Checking a spec in CI or a pre-commit hook should start as fast as ``kubectl`` d
 before the sequential judge's spec rules moved to ``analysis/sequential/support.py``, validating
 imported scipy through ``validation`` -> ``sequential.check`` -> ``eprocess``. Each case runs in a
 fresh interpreter (this one has loaded everything already) and reports what it imported.
+Later, ``validate`` imported the controller's adoption code (hera, requests, numpy) for its
+``--cluster`` option; it loads it only with ``--cluster`` now. ``simulate`` may load numpy but
+not scipy (a spec without a sequential check), and ``list``, which needs the Kubernetes client,
+none of what it does not use (:data:`LIST_SPARED`). The seconds are bench/cli_start.py's.
 """
 
 from __future__ import annotations
