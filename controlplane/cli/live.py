@@ -13,6 +13,7 @@ verdicts; rich drops them when the output is not a terminal or ``NO_COLOR`` is s
 from __future__ import annotations
 
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -20,8 +21,12 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from controlplane.cli import tree_view
 from controlplane.cli.snapshot import CanaryView, CheckRow, human
 from controlplane.profiles.expected import compare, pct, sources_line
+
+if TYPE_CHECKING:
+    from controlplane.routing.owned import Owned
 
 EVENTS_SHOWN = 5
 
@@ -170,7 +175,7 @@ def _checks(snap: CanaryView, now: float) -> Table:
         action = "promote if" if row.promote else "roll back if"
         table.add_row(
             row.metric,
-            f"{action} {row.threshold()}",
+            f"{action} {row.threshold()}" + (f" over {row.window}" if row.window else ""),
             row.show(row.candidate),
             row.show(row.stable),
             row.show(row.value, compared=True),
@@ -238,14 +243,35 @@ def _expected(snap: CanaryView) -> list[RenderableType]:
     return [Text(""), title, table, Text(sources_line(snap.expected), style="dim")]
 
 
-def render(snap: CanaryView, now: float, *, events: int = EVENTS_SHOWN) -> RenderableType:
-    """The whole view of ``snap`` at ``now``."""
-    parts: list[RenderableType] = [_header(snap, now)]
+def render(
+    snap: CanaryView, now: float, *, events: int = EVENTS_SHOWN, owned: Owned | None = None
+) -> RenderableType:
+    """The whole view of ``snap`` at ``now``; with ``owned`` (what the cluster holds: ``get``
+    without ``-w``), the weight in effect, the objects the canary owns and the Kubernetes
+    Events about them too."""
+    header = _header(snap, now)
+    if owned is not None:
+        header.add_row("Weight", tree_view.weights(snap, owned.actual))
+    parts: list[RenderableType] = [header]
+    if snap.plan:
+        parts += [Text(""), Text("Steps", style="bold"), tree_view.plan(snap, now)]
+    if owned is not None:
+        parts += [Text(""), Text("Objects", style="bold")]
+        if owned.note:
+            parts.append(Text(owned.note, style="yellow"))
+        else:
+            parts.append(tree_view.tree(snap, owned))
     if snap.checks:
         where = "shadow" if snap.stage == "shadow" else f"step {snap.stage_label()}"
         if snap.terminal or snap.phase == "invalid":
             where = "last evaluation"
         parts += [Text(""), Text(f"Checks ({where})", style="bold"), _checks(snap, now)]
+        if owned is not None:
+            parts += [
+                Text(""),
+                Text("Check history", style="bold"),
+                tree_view.check_history(snap.checks),
+            ]
     elif snap.stage in ("shadow", "steps"):
         parts += [Text(""), Text("Checks: none in this stage", style="dim")]
     parts += _expected(snap)
@@ -261,8 +287,26 @@ def render(snap: CanaryView, now: float, *, events: int = EVENTS_SHOWN) -> Rende
             _events(snap, now, events),
         ]
     else:
-        parts += [Text(""), Text("Events: none yet", style="dim")]
+        parts += [Text(""), Text("Events: none in the rollout's history yet", style="dim")]
+    if owned is not None:
+        parts += _cluster_events(owned, now, events)
     return Group(*parts)
+
+
+def _cluster_events(owned: Owned, now: float, limit: int) -> list[RenderableType]:
+    """The Kubernetes Events about the canary and its objects (Warnings counted in the title)."""
+    if owned.events_why:
+        return [
+            Text(""),
+            Text(f"Kubernetes Events: cannot list: {owned.events_why}", style="yellow"),
+        ]
+    if not owned.events:
+        return [Text(""), Text("Kubernetes Events: none", style="dim")]
+    shown = min(limit, len(owned.events))
+    warnings = sum(1 for e in owned.events if e.type == "Warning")
+    title = f"Kubernetes Events (last {shown} of {len(owned.events)}"
+    title += f", {warnings} warning{'s' if warnings != 1 else ''})" if warnings else ")"
+    return [Text(""), Text(title, style="bold"), tree_view.cluster_events(owned, now, limit)]
 
 
 class FrameWriter:

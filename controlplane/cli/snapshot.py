@@ -79,6 +79,12 @@ class CheckRow:
     message: str = ""
     builtin: str | None = None
     quantile: float | None = None
+    recent: tuple[tuple[float | None, str | None, float | None], ...] = ()
+    """The check's recent results in this stage, oldest first, as the status records them
+    (``checks.<key>.recent``: ``at``, ``verdict``, ``value``); empty when it records none."""
+    why: str = ""
+    """Why the latest result is what it is, when the status says (``reason``, else
+    ``message``)."""
 
     def threshold(self) -> str:
         """``> 200ms``, ``< -5% or > 5%`` (drift for baseline checks), ``?`` when unknown."""
@@ -123,6 +129,21 @@ class EventRow:
             "weight": self.weight,
             "message": self.message,
         }
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """One stage of the spec's plan: ``label`` (``shadow`` or ``n/N``), its weight and duration,
+    ``state`` (``done``, ``current``, ``pending``, ``rolled back``, ``skipped`` by a full
+    promotion, ``not run`` after a rollback) and when it began and ended, from the history."""
+
+    label: str
+    weight: int
+    duration: str | None
+    state: str
+    started: float | None = None
+    ended: float | None = None
+    manual: bool = False
 
 
 @dataclass(frozen=True)
@@ -223,6 +244,7 @@ class CanaryView:
     created_at: float | None = None
     expected: Pairing | None = None
     capacity: CapacityView | None = None
+    plan: tuple[PlanRow, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -294,6 +316,8 @@ def snapshot(obj: Mapping[str, Any], measured: Sequence[Loaded] = ()) -> CanaryV
         step = index + 1 if index is not None else 0
     stage_duration, duration_text = _stage_duration(spec, stage, step)
     reason = _map(status.get("reason"))
+    events = tuple(_events(status))
+    phase = _str(status.get("phase")) or ""
     problems = tuple(
         f"{p.get('path')}: {p.get('message')}" if p.get("path") else str(p.get("message"))
         for p in (_map(x) for x in _list(status.get("problems")))
@@ -301,7 +325,7 @@ def snapshot(obj: Mapping[str, Any], measured: Sequence[Loaded] = ()) -> CanaryV
     return CanaryView(
         namespace=_str(meta.get("namespace")) or "default",
         name=_str(meta.get("name")) or "?",
-        phase=_str(status.get("phase")) or "",
+        phase=phase,
         stage=stage,
         step=step,
         steps=len(steps),
@@ -317,7 +341,7 @@ def snapshot(obj: Mapping[str, Any], measured: Sequence[Loaded] = ()) -> CanaryV
         reason=_str(reason.get("message")) or "",
         problems=problems,
         checks=tuple(_checks(spec, status, stage, step)),
-        events=tuple(_events(status)),
+        events=events,
         pending=tuple(_pending(meta, status)),
         gates=tuple(_gates(status)),
         awaiting_approval=status.get("awaitingApproval") is True,
@@ -326,7 +350,72 @@ def snapshot(obj: Mapping[str, Any], measured: Sequence[Loaded] = ()) -> CanaryV
         created_at=_timestamp(meta.get("creationTimestamp")),
         expected=_pairing(spec, measured),
         capacity=_capacity(status.get("capacity")),
+        plan=tuple(_plan(spec, phase, stage, step, events)),
     )
+
+
+_ENTERED = ("StepStarted", "Advanced")
+_ENDED = ("Promoted", "RolledBack")
+
+
+def _plan(
+    spec: Mapping[str, Any], phase: str, stage: str | None, step: int, events: Sequence[EventRow]
+) -> list[PlanRow]:
+    """The spec's stages with where the rollout stands in them (:class:`PlanRow`)."""
+    starts: dict[int, float] = {}  # stage -> when it began (0: the shadow phase)
+    ended: float | None = None
+    for event in events:
+        if event.time is None:
+            continue
+        if event.type == "ShadowStarted":
+            starts.setdefault(0, event.time)
+        elif event.type in _ENTERED and event.step > 0:
+            starts.setdefault(event.step, event.time)
+        elif event.type in _ENDED:
+            ended = event.time
+    rows: list[PlanRow] = []
+    shadow = spec.get("shadow")
+    steps = _list(spec.get("steps"))
+    stages: list[tuple[int, str, int, Any, bool]] = []
+    if isinstance(shadow, Mapping):
+        stages.append((0, "shadow", 0, shadow.get("duration"), False))
+    for index, raw in enumerate(steps, start=1):
+        entry = _map(raw)
+        weight = _int(entry.get("weight")) or 0
+        manual = entry.get("approval") == "manual"
+        stages.append((index, f"{index}/{len(steps)}", weight, entry.get("duration"), manual))
+    current = 0 if stage == "shadow" else step
+    for number, label, weight, duration, manual in stages:
+        started = starts.get(number)
+        later = [starts[n] for n in starts if n > number]
+        end = min(later) if later else None
+        if phase == "promoted":
+            state = "done" if started is not None else "skipped"
+            end = end if end is not None or started is None else ended
+        elif phase == "rolled_back":
+            if started is None:
+                state = "not run"
+            elif number == current and end is None:
+                state, end = "rolled back", ended
+            else:
+                state = "done"
+        elif stage in ("shadow", "steps") and number == current:
+            state = "current"
+        elif stage == "steps" and number < current:
+            state = "done"
+        else:
+            state = "pending"
+        rows.append(PlanRow(label, weight, _duration_text(duration), state, started, end, manual))
+    return rows
+
+
+def _duration_text(raw: Any) -> str | None:
+    if raw is None:
+        return None
+    try:
+        return str(parse_duration(raw))
+    except ValueError:
+        return str(raw)
 
 
 def _ref(raw: Any) -> VariantRef | None:
@@ -533,7 +622,29 @@ def _check_row(spec: Mapping[str, Any], key: str, latest: Mapping[str, Any] | No
         message=_str(entry.get("message")) or "",
         builtin=builtin,
         quantile=quantile,
+        recent=_recent(entry.get("recent")),
+        why=_why(entry),
     )
+
+
+def _why(entry: Mapping[str, Any]) -> str:
+    """The check's ``reason`` (a text, or an object with a ``message``), else its ``message``."""
+    reason = entry.get("reason")
+    return _str(reason) or _str(_map(reason).get("message")) or _str(entry.get("message")) or ""
+
+
+def _recent(raw: Any) -> tuple[tuple[float | None, str | None, float | None], ...]:
+    rows = []
+    for item in _list(raw):
+        item = _map(item)
+        rows.append(
+            (
+                _float(item.get("at")),
+                _str(item.get("verdict") or item.get("result")),
+                _float(item.get("value")),
+            )
+        )
+    return tuple(rows)
 
 
 def _events(status: Mapping[str, Any]) -> list[EventRow]:

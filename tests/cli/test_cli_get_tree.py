@@ -1,0 +1,222 @@
+"""``kubectl canary get``: what the cluster holds beside the status (issue 41).
+
+The objects the canary owns as a tree with health (InferenceService -> predictor Deployment ->
+pods, the HTTPRoute), the weight the route holds against the one the status sets, the step plan,
+each check's recent results and window, and the Kubernetes Events about the canary (Warnings
+such as ``AlertDeliveryFailed`` included): all against the in-memory cluster, with the objects
+the controller applies (:func:`controlplane.routing.objects.desired_objects`) made Ready by the
+fake KServe, and Deployments and pods as the real KServe and kubelet would report them.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from support.cli import RunCli, check_golden
+from support.cli_rollouts import NAME, NS, Clock, Rollout, at_step_two, scenario
+
+from controlplane.errors import Forbidden
+from controlplane.kube.client import Obj, Ref
+from controlplane.profiles.catalog import load_catalog
+from controlplane.routing.objects import desired_objects
+from controlplane.serving import names
+from controlplane.status.times import format_time
+from harness.kube.fake import FakeKube
+from harness.kube.fake_kserve import FakeKServe
+
+LATER = 120.0
+ROUTE = Ref("gateway.networking.k8s.io/v1", "HTTPRoute", NS, NAME)
+
+
+def _pod(name: str, app: str, state: dict[str, Any], ready: bool, restarts: int = 0) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": NS, "labels": {"app": app}},
+        "spec": {"containers": [{"name": "kserve-container"}]},
+        "status": {
+            "phase": "Running",
+            "containerStatuses": [
+                {
+                    "name": "kserve-container",
+                    "ready": ready,
+                    "restartCount": restarts,
+                    "state": state,
+                }
+            ],
+        },
+    }
+
+
+def deploy(kube: FakeKube, clock: Clock, rollout: Rollout, weight: int) -> dict[str, str]:
+    """What the controller and KServe leave at ``weight``: the InferenceServices (Ready), the
+    HTTPRoute, the predictor Deployments (the fake KServe's), the stable's pod ready and the
+    candidate's crash-looping.
+    Returns the Deployment of each role."""
+    kserve = FakeKServe(kube, now=clock)
+    for obj in desired_objects(rollout.spec, load_catalog(None), weight):
+        kube.apply(obj)
+    kserve.tick()
+    made = {}
+    for role, ready in (("stable", 1), ("candidate", 0)):
+        isvc = names.variant_service_name(
+            rollout.spec.spec.model.name, rollout.spec.spec.variant(role).name
+        )
+        name = names.predictor_service(isvc)
+        if not ready:  # KServe made it; its pod does not start
+            kube.system_replace_status(
+                Ref("apps/v1", "Deployment", NS, name),
+                {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1},
+            )
+        running = {"running": {"startedAt": format_time(clock.now)}}
+        crash = {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s"}}
+        pod = _pod(
+            f"{name}-6d5f7-x2x9q",
+            name,
+            running if ready else crash,
+            bool(ready),
+            0 if ready else 4,
+        )
+        status = pod.pop("status")
+        kube.create(pod)
+        kube.system_replace_status(Ref("v1", "Pod", NS, pod["metadata"]["name"]), status)
+        made[role] = name
+    return made
+
+
+def test_get_shows_the_owned_objects_with_health_and_the_weights(
+    kube: FakeKube, clock: Clock, run_cli: RunCli
+) -> None:
+    rollout = at_step_two(kube, clock)
+    made = deploy(kube, clock, rollout, 25)
+    clock.now += LATER
+    result = run_cli("get", NAME, "-n", NS)
+    assert result.code == 0, result.err
+    check_golden("get-tree.txt", result.out)
+    out = result.out
+    assert "set 25%, actual 25% (HTTPRoute support-triage)" in out
+    assert "DIFFERS" not in out
+    rows = out.splitlines()
+    stable = next(x for x in rows if f"{made['stable']} " in x and "Deployment" in x)
+    assert "Ready" in stable
+    assert "2/2" in stable
+    candidate = next(x for x in rows if f"{made['candidate']} " in x and "Deployment" in x)
+    assert "Progressing" in candidate
+    assert "0/1" in candidate
+    at = next(i for i, x in enumerate(rows) if f"{made['candidate']}-6d5f7" in x)
+    assert "Degraded" in rows[at]
+    assert "CrashLoopBackOff: back-off 5m0s (4 restarts)" in rows[at + 1]  # why, below it
+    assert "InferenceService" in out
+    assert "HTTPRoute" in out
+
+
+def test_a_route_that_holds_another_weight_is_flagged(
+    kube: FakeKube, clock: Clock, run_cli: RunCli
+) -> None:
+    rollout = at_step_two(kube, clock)
+    deploy(kube, clock, rollout, 5)  # the route still holds step 1's weight
+    result = run_cli("get", NAME, "-n", NS)
+    assert result.code == 0, result.err
+    assert "set 25%, actual 5% (HTTPRoute support-triage)  DIFFERS" in result.out
+
+
+def test_missing_and_refused_objects_show_as_such(
+    kube: FakeKube, clock: Clock, run_cli: RunCli
+) -> None:
+    rollout = at_step_two(kube, clock)
+    deploy(kube, clock, rollout, 25)
+    kube.delete(ROUTE)
+    refusal = Forbidden(
+        '403 Forbidden: deployments.apps "x" is forbidden: User "viewer" cannot get resource'
+    )
+    real_get = kube.get
+
+    def get(ref: Ref) -> Obj:
+        if ref.kind == "Deployment":
+            raise refusal
+        return real_get(ref)
+
+    kube.get = get  # type: ignore[method-assign]
+    kube.fail_next("list", Forbidden('403 Forbidden: events is forbidden: User "viewer"'))
+    result = run_cli("get", NAME, "-n", NS)
+    assert result.code == 0, result.err
+    rows = result.out.splitlines()
+    at = next(i for i, x in enumerate(rows) if "└─ support-triage " in x)
+    assert "Missing" in rows[at]
+    assert rows[at + 1].strip() == "not found"
+    assert "actual unknown: HTTPRoute support-triage: not found" in result.out
+    assert result.out.count("Forbidden") >= 2
+    assert "Kubernetes Events: cannot list: 403 Forbidden: events is forbidden" in result.out
+
+
+def test_warning_events_show_after_a_first_pass_with_no_history(
+    kube: FakeKube, clock: Clock, run_cli: RunCli
+) -> None:
+    """After ``controller --once`` the status had no history yet (waiting for the candidate)
+    while the controller had written Events: ``get`` said "Events: none yet" because it showed
+    only ``status.history``. It shows the Kubernetes Events about the canary too."""
+    rollout = Rollout(kube, clock).start(ready=False)
+    obj = rollout.obj
+    kube.event(obj, "Deployed", "applied support-triage-llm-bf16, support-triage-llm-nf4")
+    kube.event(
+        obj,
+        "AlertDeliveryFailed",
+        "slack alert (spec.alerts[0]) for Advanced not delivered: Secret ml-serving/slack "
+        "not found",
+        "Warning",
+    )
+    other = copy.deepcopy(obj)
+    other["metadata"]["name"] = "someone-else"
+    kube.event(other, "Deployed", "not this canary's")
+    namesake = copy.deepcopy(obj)
+    namesake["metadata"]["uid"] = "an-older-canary-of-the-same-name"
+    kube.event(namesake, "RolledBack", "a deleted namesake's")
+    clock.now += LATER
+    result = run_cli("get", NAME, "-n", NS)
+    assert result.code == 0, result.err
+    assert "Events: none yet" not in result.out
+    assert "Kubernetes Events (last 2 of 2, 1 warning)" in result.out
+    assert "AlertDeliveryFailed" in result.out
+    assert "not delivered: Secret ml-serving/slack not found" in " ".join(result.out.split())
+    assert "not this canary's" not in result.out
+    assert "namesake" not in result.out
+
+
+@pytest.mark.parametrize(
+    ("case", "states"),
+    [
+        (
+            "progressing",
+            ["shadow mirror 14d done 1h", "1/4 5% 7d done 10m1s", "2/4 25% 7d current 3d"],
+        ),
+        ("rolled_back", ["1/4 5% 7d rolled back 3m", "2/4 25% 7d not run"]),
+        ("promoted", ["2/4 25% 7d done 3d1h", "3/4 75% 7d skipped", "4/4 100% - skipped"]),
+        ("pending", ["shadow mirror 14d pending", "1/4 5% 7d pending"]),
+    ],
+)
+def test_the_step_plan_says_done_current_and_pending(
+    case: str, states: list[str], kube: FakeKube, clock: Clock, run_cli: RunCli
+) -> None:
+    scenario(case, kube, clock)
+    clock.now += LATER
+    result = run_cli("get", NAME, "-n", NS)
+    assert result.code == 0, result.err
+    rows = [" ".join(line.split()) for line in result.out.splitlines()]
+    for state in states:
+        assert any(row.startswith(state) for row in rows), (state, rows)
+
+
+def test_each_check_shows_its_window_and_recent_results(
+    kube: FakeKube, clock: Clock, run_cli: RunCli
+) -> None:
+    rollout = at_step_two(kube, clock)
+    for verdict, value in (("pass", 0.02), ("inconclusive", None), ("breach", -0.061)):
+        rollout.tick(600, {"kpi": (verdict, value, None, None)})
+    result = run_cli("get", NAME, "-n", NS)
+    assert result.code == 0, result.err
+    assert "roll back if drift < -5% or > 5% over 4h" in result.out
+    line = next(x for x in result.out.splitlines() if x.startswith("kpi") and "✔" in x)
+    assert "✔✔?✖" in line
+    assert "2 pass, 1 breach, 1 inconclusive" in line
