@@ -289,11 +289,11 @@ def render(
     else:
         parts += [Text(""), Text("Events: none in the rollout's history yet", style="dim")]
     if owned is not None:
-        parts += _cluster_events(owned, now, events)
+        parts += _cluster_events(owned, now, events, snap.name)
     return Group(*parts)
 
 
-def _cluster_events(owned: Owned, now: float, limit: int) -> list[RenderableType]:
+def _cluster_events(owned: Owned, now: float, limit: int, canary: str) -> list[RenderableType]:
     """The Kubernetes Events about the canary and its objects (Warnings counted in the title)."""
     if owned.events_why:
         return [
@@ -306,7 +306,8 @@ def _cluster_events(owned: Owned, now: float, limit: int) -> list[RenderableType
     warnings = sum(1 for e in owned.events if e.type == "Warning")
     title = f"Kubernetes Events (last {shown} of {len(owned.events)}"
     title += f", {warnings} warning{'s' if warnings != 1 else ''})" if warnings else ")"
-    return [Text(""), Text(title, style="bold"), tree_view.cluster_events(owned, now, limit)]
+    table = tree_view.cluster_events(owned, now, limit, canary)
+    return [Text(""), Text(title, style="bold"), table]
 
 
 class FrameWriter:

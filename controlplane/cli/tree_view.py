@@ -194,9 +194,10 @@ def _verdict_style(result: str | None) -> str:
     return {"pass": "green", "breach": "bold red", "inconclusive": "yellow"}.get(result or "", "")
 
 
-def cluster_events(owned: Owned, now: float, limit: int) -> Table:
+def cluster_events(owned: Owned, now: float, limit: int, canary: str = "") -> Table:
     """The last ``limit`` Kubernetes Events about the canary and its objects, Warnings in
-    colour, repeats counted (``x3``)."""
+    colour, repeats counted (``x3``); the object as ``kubectl events`` names it
+    (``deployment/x``), ``canary`` for the canary ``canary`` itself."""
     table = _table()
     table.add_column("AGE", justify="right", no_wrap=True)
     table.add_column("TYPE", no_wrap=True)
@@ -212,7 +213,14 @@ def cluster_events(owned: Owned, now: float, limit: int) -> Table:
             age,
             Text(event.type, style="bold yellow" if warning else ""),
             Text(event.reason, style="red" if warning else ""),
-            event.object,
+            _object(event.object, canary),
             event.message,
         )
     return table
+
+
+def _object(what: str, canary: str) -> str:
+    kind, _, name = what.partition("/")
+    if kind == "ModelCanary" and name == canary:
+        return "canary"
+    return f"{kind.lower()}/{name}"

@@ -178,7 +178,8 @@ def test_warning_events_show_after_a_first_pass_with_no_history(
     assert result.code == 0, result.err
     assert "Events: none yet" not in result.out
     assert "Kubernetes Events (last 2 of 2, 1 warning)" in result.out
-    assert "AlertDeliveryFailed" in result.out
+    warning = next(x for x in result.out.splitlines() if "AlertDeliveryFailed" in x)
+    assert warning.split()[:4] == ["2m", "Warning", "AlertDeliveryFailed", "canary"]
     assert "not delivered: Secret ml-serving/slack not found" in " ".join(result.out.split())
     assert "not this canary's" not in result.out
     assert "namesake" not in result.out
