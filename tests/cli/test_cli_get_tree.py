@@ -89,8 +89,19 @@ def deploy(kube: FakeKube, clock: Clock, rollout: Rollout, weight: int) -> dict[
 def test_get_shows_the_owned_objects_with_health_and_the_weights(
     kube: FakeKube, clock: Clock, run_cli: RunCli
 ) -> None:
+    """The example of docs/cli.md (``get-tree.txt``)."""
     rollout = at_step_two(kube, clock)
     made = deploy(kube, clock, rollout, 25)
+    for verdict, value in (("pass", 0.011), ("inconclusive", None), ("pass", 0.0137)):
+        seen = (None, None) if value is None else (0.812, 0.801)
+        rollout.tick(600, {"kpi": (verdict, value, *seen)})
+    kube.event(
+        rollout.obj,
+        "AlertDeliveryFailed",
+        "slack alert (spec.alerts[0]) for Advanced not delivered: Secret "
+        "ml-serving/slack-webhook not found",
+        "Warning",
+    )
     clock.now += LATER
     result = run_cli("get", NAME, "-n", NS)
     assert result.code == 0, result.err
