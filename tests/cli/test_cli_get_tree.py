@@ -232,3 +232,36 @@ def test_each_check_shows_its_window_and_recent_results(
     line = next(x for x in result.out.splitlines() if x.startswith("kpi") and "✔" in x)
     assert "✔✔?✖" in line
     assert "2 pass, 1 breach, 1 inconclusive" in line
+
+
+@pytest.mark.parametrize(
+    ("router", "kinds", "actual"),
+    [
+        ("gateway-api", ["InferenceService", "Deployment", "HTTPRoute"], "HTTPRoute"),
+        ("istio", ["InferenceService", "Deployment", "VirtualService"], "VirtualService"),
+        ("kserve", ["InferenceService", "Deployment", "HTTPRoute"], "HTTPRoute"),
+        ("kserve-knative", ["InferenceService"], "(canaryTrafficPercent)"),
+        ("llmisvc", ["LLMInferenceService", "Deployment"], "HTTPRoute support-triage-llm-bf16"),
+    ],
+)
+def test_every_router_shows_its_objects_and_the_weights_they_hold(
+    router: str, kinds: list[str], actual: str, kube: FakeKube, clock: Clock, run_cli: RunCli
+) -> None:
+    """Each router's serving objects, Deployments and routes, as the fake KServe makes them
+    from the objects the controller applies (KServe's own HTTPRoute for ``kserve``, Knative
+    mode without Deployments for ``kserve-knative``, the members' routes for ``llmisvc``)."""
+    rollout = Rollout(kube, clock, router=router, shadow=None)
+    kserve = FakeKServe(kube, now=clock, gateway_routes="ready-canaries")
+    for obj in desired_objects(rollout.spec, load_catalog(None), 0):
+        kube.apply(obj)
+    kserve.tick()
+    result = run_cli("get", NAME, "-n", NS)
+    assert result.code == 0, result.err
+    tree = result.out[result.out.index("\nObjects\n") : result.out.index("\nEvents")]
+    for kind in kinds:
+        assert f" {kind} " in tree, kind
+    # the fake KServe makes no LLMInferenceService workload; a member at weight 0 has no route
+    assert "Missing" not in tree or router == "llmisvc"
+    weight = next(x for x in result.out.splitlines() if x.startswith("Weight"))
+    assert "set 0%, actual 0% (" in weight
+    assert actual in weight
