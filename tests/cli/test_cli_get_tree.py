@@ -14,6 +14,7 @@ import copy
 from typing import Any
 
 import pytest
+from support.adoption import adopting_canary, live_isvc
 from support.cli import RunCli, check_golden
 from support.cli_rollouts import NAME, NS, Clock, Rollout, at_step_two, scenario
 
@@ -265,3 +266,20 @@ def test_every_router_shows_its_objects_and_the_weights_they_hold(
     weight = next(x for x in result.out.splitlines() if x.startswith("Weight"))
     assert "set 0%, actual 0% (" in weight
     assert actual in weight
+
+
+def test_an_adopted_stable_is_the_live_service_in_the_tree(
+    kube: FakeKube, clock: Clock, run_cli: RunCli
+) -> None:
+    """``spec.stable.targetRef``: the stable's InferenceService is the live one the canary
+    names, with the Deployment KServe made for it; the candidate is the canary's own."""
+    kserve = FakeKServe(kube, now=clock)
+    kube.create(live_isvc("support"))
+    kube.create(adopting_canary("triage", "support"))
+    kserve.tick()
+    result = run_cli("get", "triage", "-n", "support")
+    assert result.code == 0, result.err
+    rows = [" ".join(x.split()) for x in result.out.splitlines()]
+    assert "├─ chat (stable) InferenceService Ready" in rows
+    assert "│ └─ chat-predictor (stable) Deployment Ready 2/2" in rows
+    assert any(x.startswith("├─ chat-fp8 (candidate) InferenceService Missing") for x in rows)
