@@ -279,7 +279,9 @@ def render(
         parts += [Text(""), Text("Capacity", style="bold"), Text(snap.capacity.line())]
     if snap.gates:
         parts += [Text(""), Text("Gates", style="bold"), _gates(snap, now)]
-    if snap.events:
+    if snap.events and events == 0:
+        parts += [Text(""), Text(f"Events: {len(snap.events)} (--events 0)", style="dim")]
+    elif snap.events:
         shown = min(events, len(snap.events))
         parts += [
             Text(""),
@@ -304,8 +306,11 @@ def _cluster_events(owned: Owned, now: float, limit: int, canary: str) -> list[R
         return [Text(""), Text("Kubernetes Events: none", style="dim")]
     shown = min(limit, len(owned.events))
     warnings = sum(1 for e in owned.events if e.type == "Warning")
-    title = f"Kubernetes Events (last {shown} of {len(owned.events)}"
-    title += f", {warnings} warning{'s' if warnings != 1 else ''})" if warnings else ")"
+    said = f", {warnings} warning{'s' if warnings != 1 else ''}" if warnings else ""
+    if shown == 0:
+        text = f"Kubernetes Events: {len(owned.events)}{said} (--events 0)"
+        return [Text(""), Text(text, style="bold yellow" if warnings else "dim")]
+    title = f"Kubernetes Events (last {shown} of {len(owned.events)}{said})"
     table = tree_view.cluster_events(owned, now, limit, canary)
     return [Text(""), Text(title, style="bold"), table]
 

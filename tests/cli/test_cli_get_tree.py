@@ -283,3 +283,30 @@ def test_an_adopted_stable_is_the_live_service_in_the_tree(
     assert "├─ chat (stable) InferenceService Ready" in rows
     assert "│ └─ chat-predictor (stable) Deployment Ready 2/2" in rows
     assert any(x.startswith("├─ chat-fp8 (candidate) InferenceService Missing") for x in rows)
+
+
+def test_events_0_shows_how_many_there_are_and_no_table(
+    kube: FakeKube, clock: Clock, run_cli: RunCli
+) -> None:
+    rollout = at_step_two(kube, clock)
+    kube.event(rollout.obj, "AlertDeliveryFailed", "not delivered", "Warning")
+    result = run_cli("get", NAME, "-n", NS, "--events", "0")
+    assert result.code == 0, result.err
+    assert "Events: 4 (--events 0)" in result.out
+    assert "Kubernetes Events: 1, 1 warning (--events 0)" in result.out
+    assert "ShadowStarted" not in result.out
+    assert "not delivered" not in result.out
+
+
+def test_a_spec_that_does_not_parse_has_no_tree_and_no_traceback(
+    kube: FakeKube, clock: Clock, run_cli: RunCli
+) -> None:
+    rollout = at_step_two(kube, clock)
+    obj = rollout.obj
+    obj["spec"]["traffic"] = {"router": "carrier-pigeon"}
+    kube.replace(obj)
+    kube.event(obj, "InvalidSpec", "spec.traffic.router: unknown router", "Warning")
+    result = run_cli("get", NAME, "-n", NS)
+    assert result.code == 0, result.err
+    assert "the spec does not parse, so the objects it owns are unknown" in result.out
+    assert "InvalidSpec" in result.out
