@@ -25,7 +25,15 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from controlplane.errors import Conflict, Forbidden, KubeError, NotFound, Unserved, UsageError
+from controlplane.errors import (
+    Conflict,
+    ControlPlaneError,
+    Forbidden,
+    KubeError,
+    NotFound,
+    Unserved,
+    UsageError,
+)
 from controlplane.kube.client import KubeClient, Obj, Ref, canary_ref
 from controlplane.rollout.intents import INTENT_VERBS, Intent
 from controlplane.spec.models import API_VERSION, KIND
@@ -96,7 +104,7 @@ def read_owned(kube: KubeClient, obj: Obj) -> Owned:
         events_why = str(exc)
     try:
         canary = ModelCanary.model_validate({k: v for k, v in obj.items() if k != "status"})
-    except (ValidationError, ValueError) as exc:
+    except (ValidationError, ValueError, ControlPlaneError) as exc:
         note = "the spec does not parse, so the objects it owns are unknown"
         return owned.Owned(
             events=owned.cluster_events(obj, events),
