@@ -58,9 +58,6 @@ the Gateway refuses). Missing: not in the cluster. Forbidden: the reader may not
 Unknown: nothing reports on it (a route no Gateway controller writes a status for)."""
 
 DEPLOYMENT_API_VERSION = "apps/v1"
-LLMISVC_DEPLOYMENT_SUFFIX = "-kserve"
-"""KServe names an LLMInferenceService's workload Deployment ``kmeta.ChildName(<name>,
-"-kserve")`` (what the capacity effect reads too)."""
 PODS_SHOWN = 10
 """Pods listed under one Deployment; more are counted."""
 POD_FAILURES = frozenset(
@@ -219,7 +216,7 @@ def deployments(
         ):
             continue
         if ref.kind == llmisvc.KIND:
-            name = names.child_name(ref.name, LLMISVC_DEPLOYMENT_SUFFIX)
+            name = names.llmisvc_deployment(ref.name)
             found.append((ref, role, Ref(DEPLOYMENT_API_VERSION, "Deployment", namespace, name)))
             continue
         predictor = dig(obj, "spec", "predictor") or {}
