@@ -2,8 +2,12 @@
 
 Owns :func:`render` (a :class:`~controlplane.cli.snapshot.CanaryView` at a given time as a rich
 renderable: phase, step and weight, variants, time in the stage and time left, pending intents,
-each check of the stage with its condition and latest candidate / stable / compared values, the
-expected change from measured profiles beside what the checks observed, the last events) and
+the step plan, each check of the stage with its condition (threshold and window) and latest
+candidate / stable / compared values, the expected change from measured profiles beside what the
+checks observed, the last events; given what the cluster holds, a
+:class:`~controlplane.routing.owned.Owned`, also the weight the route holds, the objects the
+canary owns, each check's recent results and the Kubernetes Events, drawn by
+:mod:`controlplane.cli.tree_view`) and
 :class:`FrameWriter`, which writes successive frames: redrawn in place with
 :class:`rich.live.Live` on a terminal, appended one after another (only when the object changed)
 anywhere else, so ``get -w | tee log`` keeps a readable record. Colours follow the phase and the
