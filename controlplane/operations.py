@@ -1,12 +1,13 @@
 """What people do to a ModelCanary in a cluster, shared by ``kubectl canary`` and the HTTP API.
 
-Owns reading canaries through the Kubernetes adapter and recording user intents on them. A verb
-(``pause``, ``resume``, ``promote``, ``promote-full``, ``abort``, ``retry``) is recorded in the
-annotation ``canary.controlplane.dev/intent`` (a JSON list of ``{"id", "verb", "at", "user"}``)
-and the call returns: the controller consumes each intent exactly once, by id, and acts. The
-write is a compare-and-swap on ``resourceVersion``, retried on conflict, so concurrent verbs are
-never lost. Errors are :class:`~controlplane.errors.UsageError` naming the resource and what to
-do, or :class:`~controlplane.errors.NotFound`.
+Owns reading canaries through the Kubernetes adapter (with, for ``kubectl canary get``, what
+the cluster holds of the objects a canary owns: :func:`read_owned`) and recording user intents
+on them. A verb (``pause``, ``resume``, ``promote``, ``promote-full``, ``abort``, ``retry``) is
+recorded in the annotation ``canary.controlplane.dev/intent`` (a JSON list of ``{"id", "verb",
+"at", "user"}``) and the call returns: the controller consumes each intent exactly once, by id,
+and acts. The write is a compare-and-swap on ``resourceVersion``, retried on conflict, so
+concurrent verbs are never lost. Errors are :class:`~controlplane.errors.UsageError` naming the
+resource and what to do, or :class:`~controlplane.errors.NotFound`.
 
 Every namespace and canary name is checked before the adapter is asked
 (:func:`check_names`): a namespace is a DNS-1123 label and a ModelCanary's name a DNS-1123
