@@ -10,16 +10,20 @@ fake KServe, and Deployments and pods as the real KServe and kubelet would repor
 
 from __future__ import annotations
 
+import argparse
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
 from support.adoption import adopting_canary, live_isvc
+from support.canaries import canary_dict
 from support.cli import RunCli, check_golden
 from support.cli_rollouts import NAME, NS, Clock, Rollout, at_step_two, scenario
 
+from controlplane.cli import controller
 from controlplane.errors import Forbidden
-from controlplane.kube.client import Obj, Ref
+from controlplane.kube.client import Obj, Ref, canary_ref
 from controlplane.profiles.catalog import load_catalog
 from controlplane.routing.objects import desired_objects
 from controlplane.serving import names
@@ -310,3 +314,26 @@ def test_a_spec_that_does_not_parse_has_no_tree_and_no_traceback(
     assert result.code == 0, result.err
     assert "the spec does not parse, so the objects it owns are unknown" in result.out
     assert "InvalidSpec" in result.out
+
+
+def test_after_controller_once_get_shows_the_events_it_wrote(
+    kube: FakeKube, run_cli: RunCli, tmp_path: Path
+) -> None:
+    """The report of issue 41, replayed: one ``canaryctl controller --once`` pass deploys the
+    variants and leaves the canary pending (no history yet); ``get`` shows its Events."""
+    kube.create(canary_dict(traffic={"router": "gateway-api", "gateway": {"name": "gw"}}))
+    parser = argparse.ArgumentParser()
+    controller.add_parser(parser.add_subparsers())
+    args = parser.parse_args(
+        ["controller", "--once", "--api-port", "0", "--git-cache-dir", str(tmp_path)]
+    )
+    assert controller.run(args, kube) == 0
+    status = kube.get(canary_ref(NS, NAME))["status"]
+    assert (status["phase"], status.get("history", [])) == ("pending", [])
+    reasons = {e["reason"] for e in kube.list("v1", "Event", NS)}
+    assert "Deployed" in reasons
+    result = run_cli("get", NAME, "-n", NS)
+    assert result.code == 0, result.err
+    assert "Events: none in the rollout's history yet" in result.out
+    listed = result.out[result.out.index("Kubernetes Events (") :]
+    assert " Deployed " in listed
