@@ -123,7 +123,8 @@ def read_owned(kube: KubeClient, obj: Obj) -> Owned:
                 pods[ref] = kube.list("v1", "Pod", namespace, label_selector=selector)
             except KubeError as exc:
                 pods[ref] = owned.Absent(str(exc), refused=isinstance(exc, Forbidden))
-    nodes = owned.build(canary, shape, reads, pods)
+    phase = str((obj.get("status") or {}).get("phase") or "")
+    nodes = owned.build(canary, shape, reads, pods, phase)
     return owned.Owned(
         nodes=nodes,
         actual=owned.actual_weights(canary, shape, reads),

@@ -442,15 +442,23 @@ def _deployment_node(
     return Node("Deployment", ref.name, health, why, role, ready, wanted, _pods_nodes(pods))
 
 
+RELEASED = {"rolled_back": ("candidate", "the rollback"), "promoted": ("stable", "the promotion")}
+"""The variant an outcome releases (the controller deletes its objects, after
+``--rollback-cleanup-delay`` for a rollback), by phase."""
+
+
 def build(
     canary: ModelCanary,
     shape: Layout,
     reads: Mapping[Ref, Read],
     pods: Mapping[Ref, Sequence[Obj] | Absent] | None = None,
+    phase: str = "",
 ) -> tuple[Node, ...]:
     """The tree under the canary: each serving object over its predictor Deployments over their
-    pods (``pods``: by Deployment), then the routes."""
+    pods (``pods``: by Deployment), then the routes. After an outcome (``phase``), the released
+    variant's serving object not found says so: it is gone as it should be."""
     pods = pods or {}
+    released, outcome = RELEASED.get(phase, ("", ""))
     children: dict[Ref, list[Node]] = {}
     for parent, role, ref in deployments(canary, shape, reads):
         children.setdefault(parent, []).append(
@@ -460,7 +468,10 @@ def build(
     for role, ref in shape.served:
         read = reads.get(ref)
         if read is None or isinstance(read, Absent):
-            nodes.append(absent_node(ref.kind, ref.name, read or Absent("not read"), role))
+            absent = read or Absent("not read")
+            if role == released and not absent.refused and absent.why == "not found":
+                absent = Absent(f"not found: released after {outcome}")
+            nodes.append(absent_node(ref.kind, ref.name, absent, role))
             continue
         health, why = served_health(read)
         under = tuple(children.get(ref, ()))

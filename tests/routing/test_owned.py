@@ -171,3 +171,16 @@ def test_only_the_canarys_events_and_its_objects_are_kept_oldest_first() -> None
         ("Deployment/c-llm-nf4-predictor", "Normal"),
         ("ModelCanary/c", "Warning"),
     ]
+
+
+def test_after_an_outcome_the_released_variant_not_found_says_it_was_released() -> None:
+    canary = model_canary(router="gateway-api")
+    shape = owned.layout(canary)
+    gone = {ref: owned.Absent("not found") for ref in shape.refs()}
+    nodes = owned.build(canary, shape, gone, phase="rolled_back")
+    why = {n.role: n.why for n in nodes if n.role}
+    assert why == {"stable": "not found", "candidate": "not found: released after the rollback"}
+    nodes = owned.build(canary, shape, gone, phase="promoted")
+    assert [n.why for n in nodes if n.role == "stable"] == [
+        "not found: released after the promotion"
+    ]
