@@ -289,6 +289,23 @@ class CheckQueries:
         return list(dict.fromkeys(q for q in found if q is not None))
 
 
+_SELECTOR = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*\{[^{}]*\}")
+
+
+def looked_for(query: str, window: float | None = None) -> str:
+    """What a query that found nothing looked for, for the reason of a "no data" check: its
+    first series selector (``vllm:e2e_request_latency_seconds_bucket{namespace="ml-serving",
+    canary="support-triage",variant="nf4"}``, ``and N more selectors`` when there are several)
+    and the window, else the query cut to 160 characters. Pure."""
+    found = list(dict.fromkeys(_SELECTOR.findall(query)))
+    if not found:
+        text = query if len(query) <= 160 else query[:159] + "\u2026"
+        return f"no result for {text}"
+    more = f" (and {len(found) - 1} more selectors)" if len(found) > 1 else ""
+    over = f" over the last {prom_duration(window)}" if window else ""
+    return f"no series matched {found[0]}{more}{over}"
+
+
 def check_queries(
     canary: ModelCanary, check: CheckSpec, *, source: http_errors.HttpSource | None = None
 ) -> CheckQueries:
