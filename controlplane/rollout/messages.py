@@ -15,6 +15,7 @@ from typing import Any
 
 from controlplane.rollout.observations import DueCheck
 from controlplane.rollout.state import CheckState, Reason, RolloutState
+from controlplane.spec import check_keys
 from controlplane.spec.models import CheckSpec, ModelCanary
 from controlplane.spec.units import Unit, display_value
 
@@ -61,10 +62,17 @@ def _crossed(check: CheckSpec, latest: CheckState) -> str:
 
 def breach_message(spec: ModelCanary, due: DueCheck, latest: CheckState) -> str:
     """The ``Breached`` event's text when a rollbackOn check starts a breach streak."""
-    what = _crossed(due.check, latest)
+    what = f"{_crossed(due.check, latest)} {_at(due.key)}"
     if due.check.for_.seconds <= 0 or latest.decided == "breach":
-        return f"{what} ({due.key}): rolling back"
-    return f"{what} ({due.key}): rolls back if still breached after {due.check.for_}"
+        return f"{what}: rolling back"
+    return f"{what}: rolls back if still breached after {due.check.for_}"
+
+
+def _at(key: str) -> str:
+    """``at step 2`` / ``in shadow``: where a check runs, named for people (the check itself is
+    named by its metric; ``steps[1].rollbackOn[0]`` stays in ``status.checks``' keys)."""
+    place = check_keys.where(key)
+    return "in shadow" if place == "shadow" else f"at {place}"
 
 
 def breach_reason(

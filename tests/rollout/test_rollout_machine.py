@@ -355,6 +355,9 @@ def test_rollback_reason_records_the_breach() -> None:
         now,
     )
     assert "231.0ms" in reason.message
+    breached = [e for e in state.history if e.type == "Breached"][-1]
+    # named by its metric and step for people, not by the key's index path
+    assert breached.message == "latency 231.0ms > 200ms at step 1: rolling back"
     assert state.phase == "rolled_back"
     assert state.weight == 0
 
