@@ -79,7 +79,7 @@ def _timing(snap: CanaryView, now: float) -> str:
         since = snap.started_at
         if since is None:
             return "not yet seen by the controller"
-        return f"waiting {human(now - since)} for the candidate to be ready"
+        return f"pending for {human(now - since)}: {snap.pending_why(now)}"
     where = "in shadow" if snap.stage == "shadow" else f"in step {snap.step}"
     text = f"{human(spent)} {where}"
     left = snap.left(now)
@@ -180,6 +180,19 @@ def _checks(snap: CanaryView, now: float) -> Table:
     return table
 
 
+def _why_inconclusive(snap: CanaryView) -> list[RenderableType]:
+    """One line per inconclusive check under the table: why, as the verdict said it
+    (``latency: no data: no series matched ...``, ``too few samples: 42 of minSamples 100 ...``);
+    the table's RESULT column has no room for it."""
+    lines: list[RenderableType] = []
+    for row in snap.checks:
+        if row.verdict != "inconclusive":
+            continue
+        why = row.message.removeprefix(f"{row.metric}: ") or "no reason recorded"
+        lines.append(Text.assemble((f"{row.metric} inconclusive: ", "yellow"), why))
+    return lines
+
+
 def _events(snap: CanaryView, now: float, limit: int) -> Table:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     table.add_column("AGE", justify="right", no_wrap=True)
@@ -246,6 +259,7 @@ def render(snap: CanaryView, now: float, *, events: int = EVENTS_SHOWN) -> Rende
         if snap.terminal or snap.phase == "invalid":
             where = "last evaluation"
         parts += [Text(""), Text(f"Checks ({where})", style="bold"), _checks(snap, now)]
+        parts += _why_inconclusive(snap)
     elif snap.stage in ("shadow", "steps"):
         parts += [Text(""), Text("Checks: none in this stage", style="dim")]
     parts += _expected(snap)

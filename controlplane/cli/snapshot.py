@@ -30,8 +30,9 @@ from typing import Any
 
 from controlplane.profiles.expected import Observation, Pairing, Split, VariantRef, pair
 from controlplane.profiles.measured import Loaded
+from controlplane.rollout.messages import pending_why
 from controlplane.spec import check_keys
-from controlplane.spec.models import DEFAULT_QUANTILE
+from controlplane.spec.models import DEFAULT_INTERVAL, DEFAULT_QUANTILE
 from controlplane.spec.units import (
     BUILTIN_UNITS,
     Quantity,
@@ -223,6 +224,9 @@ class CanaryView:
     created_at: float | None = None
     expected: Pairing | None = None
     capacity: CapacityView | None = None
+    last_evaluation: float | None = None
+    waiting: str | None = None
+    interval_s: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -254,6 +258,11 @@ class CanaryView:
         if self.stage == "steps" and 0 < self.weight < 100:
             return self.weight / (100 - self.weight), f"weight {self.weight}%"
         return None
+
+    def pending_why(self, now: float | None) -> str:
+        """Why a pending rollout has not started, as the core words it
+        (:func:`controlplane.rollout.messages.pending_why`; ``now`` None: no clock parts)."""
+        return pending_why(self.last_evaluation, self.waiting, self.interval_s, now)
 
     def stage_label(self) -> str:
         if self.stage == "shadow":
@@ -326,7 +335,19 @@ def snapshot(obj: Mapping[str, Any], measured: Sequence[Loaded] = ()) -> CanaryV
         created_at=_timestamp(meta.get("creationTimestamp")),
         expected=_pairing(spec, measured),
         capacity=_capacity(status.get("capacity")),
+        last_evaluation=_float(status.get("lastEvaluation")),
+        waiting=_str(status.get("waiting")),
+        interval_s=_interval(spec),
     )
+
+
+def _interval(spec: Mapping[str, Any]) -> float | None:
+    """``spec.analysis.interval`` in seconds (its default when unset); None when unreadable."""
+    raw = _map(spec.get("analysis")).get("interval", DEFAULT_INTERVAL)
+    try:
+        return parse_duration(raw).seconds
+    except (ValueError, TypeError):
+        return None
 
 
 def _ref(raw: Any) -> VariantRef | None:

@@ -117,7 +117,7 @@ def describe(snap: CanaryView) -> str:
         running = [g.gate for g in snap.gates if g.result == "running"]
         return f"gated at {where}: waiting for {', '.join(running) or 'its gates'}"
     if snap.phase == "pending":
-        return "pending: waiting for the candidate to be ready"
+        return f"pending: {snap.pending_why(None)}"
     return f"{snap.phase}, {where}"
 
 

@@ -1,8 +1,9 @@
-"""How the rollout machine words a breach: event messages and rollback reasons.
+"""How the rollout machine words a breach and a wait: event messages and rollback reasons.
 
 Owns the text of ``Breached`` events (:func:`breach_message`), the ``breach`` rollback reason
-with its numbers (:func:`breach_reason`), and the small formatting helpers they share (a check's
-window, the bound a value crossed, a threshold as a number).
+with its numbers (:func:`breach_reason`), the small formatting helpers they share (a check's
+window, the bound a value crossed, a threshold as a number), and why a pending rollout has not
+started yet (:func:`pending_why`, read by the status' conditions and ``kubectl canary get``).
 
 Called by :mod:`controlplane.rollout.records` (a new breach streak), by
 :mod:`controlplane.rollout.safety` (a breach held for its ``for``) and by
@@ -106,3 +107,47 @@ def breach_reason(
         below=number(due.check.below),
         window=window(spec, due.check),
     )
+
+
+def _ago(seconds: float) -> str:
+    """``45s``, ``3m``, ``2h5m``: a short span for the wait's words."""
+    total = max(0, round(seconds))
+    if total < 60:
+        return f"{total}s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs}s" if secs and minutes < 10 else f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes}m" if minutes else f"{hours}h"
+
+
+def pending_why(
+    last_evaluation: float | None,
+    waiting: str | None,
+    interval_s: float | None,
+    now: float | None,
+) -> str:
+    """Why a pending rollout (candidate deployed, no step started) has not started, from what
+    its status holds: ``lastEvaluation``, ``waiting`` (:attr:`RolloutState.waiting`) and the
+    spec's ``analysis.interval``. The controller checks readiness only at an evaluation, so a
+    candidate that became ready since waits for the next one, and this says so instead of
+    "waiting for the candidate to be ready". ``now`` None: without the clock-dependent parts
+    (how long ago, how long until the next evaluation). Pure."""
+    every = f" (every {_ago(interval_s)})" if interval_s else ""
+    if last_evaluation is None:
+        return (
+            "the candidate is being deployed; the controller checks its readiness at its "
+            f"next evaluation{every}"
+        )
+    ago = nxt = ""
+    if now is not None:
+        ago = f", {_ago(now - last_evaluation)} ago"
+        if interval_s:
+            left = last_evaluation + interval_s - now
+            nxt = f", in {_ago(left)}" if left > 0 else ", due now"
+    if waiting:
+        return (
+            f"at the last evaluation{ago}, {waiting}; readiness is checked again at the "
+            f"next evaluation{nxt}{every}"
+        )
+    return f"waiting for the controller's next evaluation{nxt}{every} to start the rollout"

@@ -43,8 +43,13 @@ def pending(tick: Tick, obs: Observations | None) -> None:
     if obs is None or not evaluation_due(tick.spec, tick.state, tick.now):
         return
     tick.update(last_evaluation=tick.now)
-    if tick.state.paused is not None or not obs.candidate_ready:
+    if tick.state.paused is not None:
         return
+    if not obs.candidate_ready:
+        why = f": {obs.not_ready_why}" if obs.not_ready_why else ""
+        tick.update(waiting=f"the candidate was not ready{why}")
+        return
+    tick.update(waiting=None)
     if tick.spec.spec.shadow is not None:
         tick.update(stage="shadow", stage_started_at=tick.now, checks={})
         tick.sync_weights()

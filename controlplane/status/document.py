@@ -29,6 +29,7 @@ from typing import Any
 from controlplane.errors import Problem, SpecError
 from controlplane.rollout import events
 from controlplane.rollout.intents import Intent
+from controlplane.rollout.messages import pending_why
 from controlplane.rollout.state import Event, RolloutState
 from controlplane.spec.models import API_GROUP
 from controlplane.status import conditions
@@ -254,6 +255,8 @@ def rollout_status(
     """The whole status for ``state``; conditions keep their transition times from ``previous``."""
     status = state.to_status()
     message = state.reason.message if state.reason is not None else ""
+    if not message and state.stage == "pending" and state.paused is None:
+        message = pending_why(state.last_evaluation, state.waiting, None, None)
     if not message and state.history:
         message = state.history[-1].message
     # an unreachable Argo Server stalls a rollout like an unreachable Prometheus does

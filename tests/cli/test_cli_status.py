@@ -27,7 +27,11 @@ from harness.kube.fake import FakeKube
     ("case", "code", "says"),
     [
         ("new", EXIT_IN_PROGRESS, "waiting for the controller to pick it up"),
-        ("pending", EXIT_IN_PROGRESS, "pending: waiting for the candidate to be ready"),
+        (
+            "pending",
+            EXIT_IN_PROGRESS,
+            "pending: at the last evaluation, the candidate was not ready",
+        ),
         ("shadow", EXIT_IN_PROGRESS, "shadow, shadow (mirroring, weight 0%) (1d1h in stage"),
         ("progressing", EXIT_IN_PROGRESS, "progressing, step 2/4 at weight 25% (3d in stage"),
         ("holding", EXIT_IN_PROGRESS, "holding, step 2/4 at weight 25%"),
