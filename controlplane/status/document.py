@@ -48,6 +48,10 @@ ADOPTED_KEY = "adopted"
 (:mod:`controlplane.controller.adoption`), kept through every status the rollout writes."""
 """Where the capacity effect's record is shown (:class:`CapacityRecord`)."""
 PROBLEMS_KEY = "problems"
+WARNINGS_KEY = "warnings"
+"""``status.warnings``: trouble beside the rollout that a user must see where they look (an alert
+that could not be delivered), :func:`with_warning`; kept while the rollout of the same spec runs."""
+WARNINGS_KEPT = 5
 
 
 @dataclass(frozen=True)
@@ -273,7 +277,31 @@ def rollout_status(
         status[CAPACITY_KEY] = book.capacity.to_dict()
     if previous and ADOPTED_KEY in previous:
         status[ADOPTED_KEY] = previous[ADOPTED_KEY]
+    warnings = (previous or {}).get(WARNINGS_KEY)
+    if warnings and (previous or {}).get("specHash") == state.spec_hash:
+        status[WARNINGS_KEY] = warnings  # a new rollout (a new spec) starts without them
     return status
+
+
+def with_warning(
+    previous: Any, type_: str, message: str, now: float, *, kept: int = WARNINGS_KEPT
+) -> list[dict[str, Any]]:
+    """``status.warnings`` with one more: ``{type, message, at (unix seconds), count}``. The same
+    type and message again moves to the end with ``count`` + 1 and its new ``at``; the newest
+    ``kept`` are kept. ``previous`` is read tolerantly (anything unreadable is dropped)."""
+    entries = [
+        dict(w)
+        for w in (previous if isinstance(previous, list) else [])
+        if isinstance(w, Mapping) and isinstance(w.get("type"), str)
+    ]
+    count = 1
+    for entry in entries:
+        if entry.get("type") == type_ and entry.get("message") == message:
+            seen = entry.get("count")
+            count = (seen if isinstance(seen, int) and not isinstance(seen, bool) else 1) + 1
+    entries = [e for e in entries if (e.get("type"), e.get("message")) != (type_, message)]
+    entries.append({"type": type_, "message": message, "at": now, "count": count})
+    return entries[-kept:]
 
 
 def invalid_status(
