@@ -318,12 +318,23 @@ def translate_error(exc: Exception, query: str) -> ProviderError | None:
         return failure(*_library_error(str(exc)), query)
     if isinstance(exc, RecursionError):
         return ProviderUnavailable(f"Prometheus answer nested deeper than {MAX_ANSWER_DEPTH}")
+    if isinstance(exc, _BAD_URL):  # also ValueErrors: not the answer's fault
+        return ProviderUnavailable(
+            f"the Prometheus URL is not usable ({type(exc).__name__}): write it as "
+            "http://HOST:PORT or https://HOST:PORT"
+        )
     if isinstance(exc, (ValueError, KeyError, TypeError)):  # incl. requests' JSONDecodeError
         return ProviderUnavailable(f"the answer is not Prometheus API JSON ({type(exc).__name__})")
     if isinstance(exc, requests.exceptions.RequestException):
         return ProviderUnavailable(transport_failure(exc))
     return None
 
+
+_BAD_URL = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+)
 
 _CAUSES: tuple[tuple[str, str], ...] = (
     ("connection refused", "connection refused (is Prometheus running on that port?)"),

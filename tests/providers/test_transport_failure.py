@@ -60,3 +60,11 @@ def test_an_unknown_transport_failure_still_names_the_address() -> None:
     line = transport_failure(failed)
     assert line.startswith("Prometheus at http://prom.example:9090 failed: ")
     assert "IncompleteRead" in line
+
+
+def test_a_url_requests_cannot_use_is_said_so_not_blamed_on_the_answer() -> None:
+    error = translate_error(requests.exceptions.InvalidURL("Invalid URL 'prom:9090'"), "up")
+    assert str(error) == (
+        "the Prometheus URL is not usable (InvalidURL): write it as http://HOST:PORT or "
+        "https://HOST:PORT"
+    )
