@@ -3,7 +3,8 @@
 Owns the text of ``Breached`` events (:func:`breach_message`), the ``breach`` rollback reason
 with its numbers (:func:`breach_reason`), the small formatting helpers they share (a check's
 window, the bound a value crossed, a threshold as a number), and why a pending rollout has not
-started yet (:func:`pending_why`, read by the status' conditions and ``kubectl canary get``).
+started yet (:func:`pending_why`, read by the status' conditions and ``kubectl canary get``) and
+why its checks hold a stage (:func:`inconclusive_now`, read by ``canaryctl up``).
 
 Called by :mod:`controlplane.rollout.records` (a new breach streak), by
 :mod:`controlplane.rollout.safety` (a breach held for its ``for``) and by
@@ -151,3 +152,15 @@ def pending_why(
             f"next evaluation{nxt}{every}"
         )
     return f"waiting for the controller's next evaluation{nxt}{every} to start the rollout"
+
+
+def inconclusive_now(state: RolloutState) -> str | None:
+    """Why the current stage's checks hold it, in words: the latest reason of each check that
+    was inconclusive at its last evaluation (``latency: no data: no series matched ...; errors:
+    too few samples: ...``); None when none is. For a run that ended without an outcome."""
+    found = [
+        check.message or f"{check.metric}: inconclusive"
+        for _key, check in sorted(state.checks.items())
+        if check.verdict == "inconclusive"
+    ]
+    return "; ".join(found) if found else None
