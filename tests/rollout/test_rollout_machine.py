@@ -239,6 +239,11 @@ def test_one_inconclusive_check_holds_the_step() -> None:
     run.tick(10, {"steps[0].rollbackOn[1]": "I"})
     assert run.where == ("holding", 1)
     assert run.state.weight == 10
+    held = run.state.history[-1]
+    assert (held.type, held.message) == (
+        "Held",
+        "step 1 is due but waits for errors (inconclusive: I)",
+    )
 
 
 def test_advance_then_promote_emits_weights_in_order() -> None:
