@@ -118,6 +118,10 @@ def describe(snap: CanaryView) -> str:
         return f"gated at {where}: waiting for {', '.join(running) or 'its gates'}"
     if snap.phase == "pending":
         return f"pending: {snap.pending_why(None)}"
+    if snap.phase == "holding":
+        held = [r.message for r in snap.checks if r.verdict == "inconclusive" and r.message]
+        if held:
+            return f"holding, {where}: inconclusive: {'; '.join(held)}"
     return f"{snap.phase}, {where}"
 
 

@@ -34,7 +34,11 @@ from harness.kube.fake import FakeKube
         ),
         ("shadow", EXIT_IN_PROGRESS, "shadow, shadow (mirroring, weight 0%) (1d1h in stage"),
         ("progressing", EXIT_IN_PROGRESS, "progressing, step 2/4 at weight 25% (3d in stage"),
-        ("holding", EXIT_IN_PROGRESS, "holding, step 2/4 at weight 25%"),
+        (
+            "holding",
+            EXIT_IN_PROGRESS,
+            "holding, step 2/4 at weight 25%: inconclusive: kpi: too few",
+        ),
         ("rolled_back", EXIT_ROLLED_BACK, "rolled back: latency 412.3ms > 300ms over 5m"),
         ("paused", EXIT_PAUSED, "paused by a user at step 2/4 at weight 25%"),
         ("paused_errors", EXIT_PAUSED, "it resumes by itself once the errors stop"),
