@@ -78,7 +78,7 @@ def _checks_table(result: SimulationResult) -> Table:
     table.add_column("where", no_wrap=True)
     for name in ("evaluated", "pass", "breach", "inconclusive"):
         table.add_column(name, justify="right")
-    table.add_column("last inconclusive because")
+    table.add_column("last inconclusive because", overflow="fold")
     for tally in result.checks:
         table.add_row(
             tally.metric,
