@@ -3,7 +3,8 @@
 Owns :func:`render` (a :class:`~controlplane.cli.snapshot.CanaryView` at a given time as a rich
 renderable: phase, step and weight, variants, time in the stage and time left, pending intents,
 each check of the stage with its condition and latest candidate / stable / compared values, the
-expected change from measured profiles beside what the checks observed, the last events) and
+expected change from measured profiles beside what the checks observed, the warnings of
+``status.warnings``, the last events) and
 :class:`FrameWriter`, which writes successive frames: redrawn in place with
 :class:`rich.live.Live` on a terminal, appended one after another (only when the object changed)
 anywhere else, so ``get -w | tee log`` keeps a readable record. Colours follow the phase and the
@@ -229,6 +230,20 @@ def _gates(snap: CanaryView, now: float) -> Table:
     return table
 
 
+def _warnings(snap: CanaryView, now: float) -> list[RenderableType]:
+    """``status.warnings``, newest last: ``2m ago  AlertDeliveryFailed (x3)  slack alert ...``."""
+    lines: list[RenderableType] = []
+    for warning in snap.warnings:
+        ago = f"{human(now - warning.at)} ago" if warning.at is not None else "-"
+        times = f" (x{warning.count})" if warning.count > 1 else ""
+        lines.append(
+            Text.assemble(
+                (f"{ago}  ", "dim"), (f"{warning.type}{times}", "yellow"), f"  {warning.message}"
+            )
+        )
+    return lines
+
+
 def _change(ratio: float | None) -> Text:
     if ratio is None:
         return Text("-", style="dim")
@@ -267,6 +282,8 @@ def render(snap: CanaryView, now: float, *, events: int = EVENTS_SHOWN) -> Rende
         parts += [Text(""), Text("Capacity", style="bold"), Text(snap.capacity.line())]
     if snap.gates:
         parts += [Text(""), Text("Gates", style="bold"), _gates(snap, now)]
+    if snap.warnings:
+        parts += [Text(""), Text("Warnings", style="bold"), *_warnings(snap, now)]
     if snap.events:
         shown = min(events, len(snap.events))
         parts += [

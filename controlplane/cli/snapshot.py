@@ -141,6 +141,17 @@ class GateRow:
 
 
 @dataclass(frozen=True)
+class WarningRow:
+    """Trouble beside the rollout, from ``status.warnings`` (an alert not delivered:
+    ``AlertDeliveryFailed``): its type, message, when it last happened and how often."""
+
+    type: str
+    message: str
+    at: float | None
+    count: int
+
+
+@dataclass(frozen=True)
 class PendingIntent:
     """A verb recorded on the resource that the controller has not acted on yet."""
 
@@ -227,6 +238,7 @@ class CanaryView:
     last_evaluation: float | None = None
     waiting: str | None = None
     interval_s: float | None = None
+    warnings: tuple[WarningRow, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -338,7 +350,22 @@ def snapshot(obj: Mapping[str, Any], measured: Sequence[Loaded] = ()) -> CanaryV
         last_evaluation=_float(status.get("lastEvaluation")),
         waiting=_str(status.get("waiting")),
         interval_s=_interval(spec),
+        warnings=tuple(_warnings(status)),
     )
+
+
+def _warnings(status: Mapping[str, Any]) -> list[WarningRow]:
+    """``status.warnings`` (:func:`controlplane.status.document.with_warning`), oldest first;
+    unreadable entries are skipped."""
+    rows = []
+    for item in _list(status.get(st.WARNINGS_KEY)):
+        entry = _map(item)
+        kind, message = _str(entry.get("type")), _str(entry.get("message"))
+        if kind is None or message is None:
+            continue
+        count = _int(entry.get("count"))
+        rows.append(WarningRow(kind, message, _float(entry.get("at")), count or 1))
+    return rows
 
 
 def _interval(spec: Mapping[str, Any]) -> float | None:
