@@ -52,6 +52,9 @@ WARNINGS_KEY = "warnings"
 """``status.warnings``: trouble beside the rollout that a user must see where they look (an alert
 that could not be delivered), :func:`with_warning`; kept while the rollout of the same spec runs."""
 WARNINGS_KEPT = 5
+EFFECT_WARNINGS = frozenset({"WeightsNotVerified", "ForeignObject"})
+"""Warnings the controller's effects put in ``status.warnings`` while their trouble lasts (a
+router that refuses or cannot be written): :func:`with_trouble` adds and clears them."""
 
 
 @dataclass(frozen=True)
@@ -302,6 +305,31 @@ def with_warning(
     entries = [e for e in entries if (e.get("type"), e.get("message")) != (type_, message)]
     entries.append({"type": type_, "message": message, "at": now, "count": count})
     return entries[-kept:]
+
+
+def with_trouble(status: dict[str, Any], trouble: Mapping[str, str], now: float) -> dict[str, Any]:
+    """``status`` with its :data:`EFFECT_WARNINGS` as ``trouble`` (reason -> message) says now:
+    one entry per reason in trouble (kept as it is while its message is the same, so a lasting
+    failure writes nothing new), those no longer in trouble removed; other warnings (an alert
+    not delivered) untouched. Pure."""
+    current = status.get(WARNINGS_KEY)
+    entries = [w for w in (current if isinstance(current, list) else []) if isinstance(w, Mapping)]
+    kept = [
+        dict(w)
+        for w in entries
+        if w.get("type") not in EFFECT_WARNINGS
+        or trouble.get(str(w.get("type"))) == w.get("message")
+    ]
+    have = {(w.get("type"), w.get("message")) for w in kept}
+    for reason, message in trouble.items():
+        if (reason, message) not in have:
+            kept.append({"type": reason, "message": message, "at": now, "count": 1})
+    out = dict(status)
+    if kept:
+        out[WARNINGS_KEY] = kept[-WARNINGS_KEPT:]
+    else:
+        out.pop(WARNINGS_KEY, None)
+    return out
 
 
 def invalid_status(
