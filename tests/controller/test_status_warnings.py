@@ -4,7 +4,7 @@ controller's own status writes while the same spec rolls out, bounded and dedupl
 from __future__ import annotations
 
 from controlplane.rollout.state import RolloutState
-from controlplane.status.document import Book, rollout_status, with_warning
+from controlplane.status.document import Book, rollout_status, with_trouble, with_warning
 
 STATE = RolloutState(spec_hash="h1", stage="steps", started_at=0, stage_started_at=0, step_index=0)
 
@@ -32,3 +32,20 @@ def test_the_controller_keeps_them_for_the_same_spec_only() -> None:
     assert kept["warnings"] == previous["warnings"]
     new_spec = RolloutState(spec_hash="h2", stage="pending", started_at=20, stage_started_at=20)
     assert "warnings" not in rollout_status(new_spec, Book(), 2, previous, 20.0)
+
+
+def test_trouble_is_current_and_leaves_other_warnings_alone() -> None:
+    alert = with_warning(None, "AlertDeliveryFailed", "slack: no Secret", 1.0)
+    status = {"warnings": alert}
+    troubled = with_trouble(status, {"WeightsNotVerified": "never converges"}, 2.0)
+    assert [w["type"] for w in troubled["warnings"]] == [
+        "AlertDeliveryFailed",
+        "WeightsNotVerified",
+    ]
+    again = with_trouble(troubled, {"WeightsNotVerified": "never converges"}, 3.0)
+    assert again == troubled  # nothing new to write
+    changed = with_trouble(again, {"WeightsNotVerified": "refused: 0% read back"}, 4.0)
+    assert changed["warnings"][-1]["message"] == "refused: 0% read back"
+    assert len(changed["warnings"]) == 2
+    assert with_trouble(changed, {}, 5.0)["warnings"] == alert
+    assert "warnings" not in with_trouble({"warnings": troubled["warnings"][1:]}, {}, 6.0)
