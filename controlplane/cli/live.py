@@ -4,9 +4,9 @@ Owns :func:`render` (a :class:`~controlplane.cli.snapshot.CanaryView` at a given
 renderable: phase, step and weight, variants, time in the stage and time left, pending intents,
 the step plan, each check of the stage with its condition (threshold and window) and latest
 candidate / stable / compared values, the expected change from measured profiles beside what the
-checks observed, the last events; given what the cluster holds, a
-:class:`~controlplane.routing.owned.Owned`, also the weight the route holds, the objects the
-canary owns, each check's recent results and the Kubernetes Events, drawn by
+checks observed, the warnings of ``status.warnings``, the last events; given what the cluster
+holds, a :class:`~controlplane.routing.owned.Owned`, also the weight the route holds, the objects
+the canary owns, each check's recent results and the Kubernetes Events, drawn by
 :mod:`controlplane.cli.tree_view`) and
 :class:`FrameWriter`, which writes successive frames: redrawn in place with
 :class:`rich.live.Live` on a terminal, appended one after another (only when the object changed)
@@ -88,7 +88,7 @@ def _timing(snap: CanaryView, now: float) -> str:
         since = snap.started_at
         if since is None:
             return "not yet seen by the controller"
-        return f"waiting {human(now - since)} for the candidate to be ready"
+        return f"pending for {human(now - since)}: {snap.pending_why(now)}"
     where = "in shadow" if snap.stage == "shadow" else f"in step {snap.step}"
     text = f"{human(spent)} {where}"
     left = snap.left(now)
@@ -189,6 +189,19 @@ def _checks(snap: CanaryView, now: float) -> Table:
     return table
 
 
+def _why_inconclusive(snap: CanaryView) -> list[RenderableType]:
+    """One line per inconclusive check under the table: why, as the verdict said it
+    (``latency: no data: no series matched ...``, ``too few samples: 42 of minSamples 100 ...``);
+    the table's RESULT column has no room for it."""
+    lines: list[RenderableType] = []
+    for row in snap.checks:
+        if row.verdict != "inconclusive":
+            continue
+        why = row.message.removeprefix(f"{row.metric}: ") or "no reason recorded"
+        lines.append(Text.assemble((f"{row.metric} inconclusive: ", "yellow"), why))
+    return lines
+
+
 def _events(snap: CanaryView, now: float, limit: int) -> Table:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     table.add_column("AGE", justify="right", no_wrap=True)
@@ -223,6 +236,20 @@ def _gates(snap: CanaryView, now: float) -> Table:
             gate.message,
         )
     return table
+
+
+def _warnings(snap: CanaryView, now: float) -> list[RenderableType]:
+    """``status.warnings``, newest last: ``2m ago  AlertDeliveryFailed (x3)  slack alert ...``."""
+    lines: list[RenderableType] = []
+    for warning in snap.warnings:
+        ago = f"{human(now - warning.at)} ago" if warning.at is not None else "-"
+        times = f" (x{warning.count})" if warning.count > 1 else ""
+        lines.append(
+            Text.assemble(
+                (f"{ago}  ", "dim"), (f"{warning.type}{times}", "yellow"), f"  {warning.message}"
+            )
+        )
+    return lines
 
 
 def _change(ratio: float | None) -> Text:
@@ -270,12 +297,14 @@ def render(
         if snap.terminal or snap.phase == "invalid":
             where = "last evaluation"
         parts += [Text(""), Text(f"Checks ({where})", style="bold"), _checks(snap, now)]
-        if owned is not None:
+        if owned is not None:  # the history's WHY column says why
             parts += [
                 Text(""),
                 Text("Check history", style="bold"),
                 tree_view.check_history(snap.checks),
             ]
+        else:
+            parts += _why_inconclusive(snap)
     elif snap.stage in ("shadow", "steps"):
         parts += [Text(""), Text("Checks: none in this stage", style="dim")]
     parts += _expected(snap)
@@ -283,6 +312,8 @@ def render(
         parts += [Text(""), Text("Capacity", style="bold"), Text(snap.capacity.line())]
     if snap.gates:
         parts += [Text(""), Text("Gates", style="bold"), _gates(snap, now)]
+    if snap.warnings:
+        parts += [Text(""), Text("Warnings", style="bold"), *_warnings(snap, now)]
     if snap.events and events == 0:
         parts += [Text(""), Text(f"Events: {len(snap.events)} (--events 0)", style="dim")]
     elif snap.events:

@@ -94,8 +94,8 @@ def status_times(status: Any) -> Any:
     """``status`` with its unix-second times as RFC 3339 UTC (a copy; the rest unchanged):
     :data:`STATUS_TIMES`, ``reason.at``, ``history[].time``, ``checks.*`` and ``lastChecks[]``
     ``at`` / ``since``, ``checks.*.recent[].at``, ``gates.*`` :data:`GATE_TIMES`,
-    ``controller.finishedAt``, ``controller.verified.at`` and ``capacity.at``. A status that is
-    no mapping is returned as it is."""
+    ``controller.finishedAt``, ``controller.verified.at``, ``capacity.at`` and ``warnings[].at``.
+    A status that is no mapping is returned as it is."""
     if not isinstance(status, Mapping):
         return status
     out: dict[str, Any] = dict(_times(status, STATUS_TIMES))
@@ -117,6 +117,8 @@ def status_times(status: Any) -> Any:
         out["controller"] = book
     if isinstance(out.get("capacity"), Mapping):
         out["capacity"] = _times(out["capacity"], ("at",))
+    if isinstance(out.get("warnings"), list):
+        out["warnings"] = [_times(w, ("at",)) for w in out["warnings"]]
     return out
 
 

@@ -30,8 +30,9 @@ from typing import Any
 
 from controlplane.profiles.expected import Observation, Pairing, Split, VariantRef, pair
 from controlplane.profiles.measured import Loaded
+from controlplane.rollout.messages import pending_why
 from controlplane.spec import check_keys
-from controlplane.spec.models import DEFAULT_QUANTILE
+from controlplane.spec.models import DEFAULT_INTERVAL, DEFAULT_QUANTILE
 from controlplane.spec.units import (
     BUILTIN_UNITS,
     Quantity,
@@ -161,6 +162,17 @@ class GateRow:
 
 
 @dataclass(frozen=True)
+class WarningRow:
+    """Trouble beside the rollout, from ``status.warnings`` (an alert not delivered:
+    ``AlertDeliveryFailed``): its type, message, when it last happened and how often."""
+
+    type: str
+    message: str
+    at: float | None
+    count: int
+
+
+@dataclass(frozen=True)
 class PendingIntent:
     """A verb recorded on the resource that the controller has not acted on yet."""
 
@@ -245,6 +257,10 @@ class CanaryView:
     expected: Pairing | None = None
     capacity: CapacityView | None = None
     plan: tuple[PlanRow, ...] = ()
+    last_evaluation: float | None = None
+    waiting: str | None = None
+    interval_s: float | None = None
+    warnings: tuple[WarningRow, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -276,6 +292,11 @@ class CanaryView:
         if self.stage == "steps" and 0 < self.weight < 100:
             return self.weight / (100 - self.weight), f"weight {self.weight}%"
         return None
+
+    def pending_why(self, now: float | None) -> str:
+        """Why a pending rollout has not started, as the core words it
+        (:func:`controlplane.rollout.messages.pending_why`; ``now`` None: no clock parts)."""
+        return pending_why(self.last_evaluation, self.waiting, self.interval_s, now)
 
     def stage_label(self) -> str:
         if self.stage == "shadow":
@@ -351,6 +372,10 @@ def snapshot(obj: Mapping[str, Any], measured: Sequence[Loaded] = ()) -> CanaryV
         expected=_pairing(spec, measured),
         capacity=_capacity(status.get("capacity")),
         plan=tuple(_plan(spec, phase, stage, step, events)),
+        last_evaluation=_float(status.get("lastEvaluation")),
+        waiting=_str(status.get("waiting")),
+        interval_s=_interval(spec),
+        warnings=tuple(_warnings(status)),
     )
 
 
@@ -416,6 +441,29 @@ def _duration_text(raw: Any) -> str | None:
         return str(parse_duration(raw))
     except ValueError:
         return str(raw)
+
+
+def _warnings(status: Mapping[str, Any]) -> list[WarningRow]:
+    """``status.warnings`` (:func:`controlplane.status.document.with_warning`), oldest first;
+    unreadable entries are skipped."""
+    rows = []
+    for item in _list(status.get(st.WARNINGS_KEY)):
+        entry = _map(item)
+        kind, message = _str(entry.get("type")), _str(entry.get("message"))
+        if kind is None or message is None:
+            continue
+        count = _int(entry.get("count"))
+        rows.append(WarningRow(kind, message, _float(entry.get("at")), count or 1))
+    return rows
+
+
+def _interval(spec: Mapping[str, Any]) -> float | None:
+    """``spec.analysis.interval`` in seconds (its default when unset); None when unreadable."""
+    raw = _map(spec.get("analysis")).get("interval", DEFAULT_INTERVAL)
+    try:
+        return parse_duration(raw).seconds
+    except (ValueError, TypeError):
+        return None
 
 
 def _ref(raw: Any) -> VariantRef | None:

@@ -18,6 +18,7 @@ from controlplane.rollout.observations import CheckResult, DueCheck, Observation
 from controlplane.rollout.schedule import PROMOTE_KEY, stage_checks
 from controlplane.rollout.state import RECENT_RESULTS, CheckSample, CheckState, finite_or_none
 from controlplane.rollout.tick import Tick
+from controlplane.spec.check_keys import where
 
 
 def record(tick: Tick, obs: Observations) -> None:
@@ -30,7 +31,7 @@ def record(tick: Tick, obs: Observations) -> None:
             key=due.key,
             metric=due.check.metric,
             verdict="inconclusive",
-            message=f"{due.check.metric}: no result for {due.key}",
+            message=f"{due.check.metric}: no result at this evaluation ({where(due.key)})",
         )
         if result.provider_error:
             errors.append(result.message or f"{due.check.metric}: provider error")

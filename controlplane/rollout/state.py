@@ -220,7 +220,9 @@ class RolloutState:
     after it for display; ``gate_errors`` counts consecutive polls the Argo Server did not
     answer. ``awaiting_approval``: a ``approval: manual`` step is done and waits for ``promote``.
     ``noop``: the spec's candidate equals its stable, so the rollout finished at once and
-    deployed nothing.
+    deployed nothing. ``waiting``: why a pending rollout did not start at its last evaluation
+    (``the candidate was not ready: ...``), None otherwise; readers word the wait with
+    :func:`controlplane.rollout.messages.pending_why`.
     """
 
     spec_hash: str
@@ -247,6 +249,7 @@ class RolloutState:
     gate_errors: int = 0
     awaiting_approval: bool = False
     noop: bool = False
+    waiting: str | None = None
 
     @property
     def step(self) -> int:

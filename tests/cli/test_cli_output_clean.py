@@ -143,6 +143,7 @@ def test_every_time_of_a_full_status_is_converted() -> None:
         "lastChecks": [{"at": T0, "since": None, "value": 0.5}],
         "gates": {"g@step-1": {"submittedAt": T0, "startedAt": T0, "finishedAt": None}},
         "controller": {"finishedAt": T0, "verified": {"at": T0, "weight": 5}},
+        "warnings": [{"type": "AlertDeliveryFailed", "message": "m", "at": T0, "count": 1}],
         "observedGeneration": 3,
         "spend": 12.5,
     }
