@@ -1,12 +1,13 @@
 """What people do to a ModelCanary in a cluster, shared by ``kubectl canary`` and the HTTP API.
 
-Owns reading canaries through the Kubernetes adapter and recording user intents on them. A verb
-(``pause``, ``resume``, ``promote``, ``promote-full``, ``abort``, ``retry``) is recorded in the
-annotation ``canary.controlplane.dev/intent`` (a JSON list of ``{"id", "verb", "at", "user"}``)
-and the call returns: the controller consumes each intent exactly once, by id, and acts. The
-write is a compare-and-swap on ``resourceVersion``, retried on conflict, so concurrent verbs are
-never lost. Errors are :class:`~controlplane.errors.UsageError` naming the resource and what to
-do, or :class:`~controlplane.errors.NotFound`.
+Owns reading canaries through the Kubernetes adapter (with, for ``kubectl canary get``, what
+the cluster holds of the objects a canary owns: :func:`read_owned`) and recording user intents
+on them. A verb (``pause``, ``resume``, ``promote``, ``promote-full``, ``abort``, ``retry``) is
+recorded in the annotation ``canary.controlplane.dev/intent`` (a JSON list of ``{"id", "verb",
+"at", "user"}``) and the call returns: the controller consumes each intent exactly once, by id,
+and acts. The write is a compare-and-swap on ``resourceVersion``, retried on conflict, so
+concurrent verbs are never lost. Errors are :class:`~controlplane.errors.UsageError` naming the
+resource and what to do, or :class:`~controlplane.errors.NotFound`.
 
 Every namespace and canary name is checked before the adapter is asked
 (:func:`check_names`): a namespace is a DNS-1123 label and a ModelCanary's name a DNS-1123
@@ -23,14 +24,25 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from controlplane.errors import Conflict, NotFound, UsageError
-from controlplane.kube.client import KubeClient, Obj, canary_ref
+from controlplane.errors import (
+    Conflict,
+    ControlPlaneError,
+    Forbidden,
+    KubeError,
+    NotFound,
+    Unserved,
+    UsageError,
+)
+from controlplane.kube.client import KubeClient, Obj, Ref, canary_ref
 from controlplane.rollout.intents import INTENT_VERBS, Intent
 from controlplane.spec.models import API_VERSION, KIND
 from controlplane.spec.names import check_label, check_subdomain
 from controlplane.status import document as st
+
+if TYPE_CHECKING:  # imported where used: `list` and the action verbs do not load the routers
+    from controlplane.routing.owned import Owned, Read
 
 MAX_RECORDED = 20
 """Intents kept in the annotation; the oldest (long consumed) are dropped when one is added."""
@@ -69,6 +81,73 @@ def list_canaries(kube: KubeClient, namespace: str | None) -> list[Obj]:
         check_label(namespace, "namespace")
     items = kube.list(API_VERSION, KIND, namespace)
     return sorted(items, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+
+
+def read_owned(kube: KubeClient, obj: Obj) -> Owned:
+    """The objects the canary ``obj`` owns as the cluster holds them, with their health, the
+    weights its route holds now and the Kubernetes Events about them
+    (:mod:`controlplane.routing.owned` decides what to read and builds the tree; this reads).
+    Never raises for the cluster: an object not found, of a kind the API server does not serve,
+    or refused to the reader (RBAC) is an :class:`~controlplane.routing.owned.Absent` in the
+    tree, an Event list refused is said in ``events_why``; a spec that does not parse has no
+    tree (``note``)."""
+    from pydantic import ValidationError
+
+    from controlplane.routing import owned
+    from controlplane.spec.models import ModelCanary
+
+    namespace = str((obj.get("metadata") or {}).get("namespace") or "default")
+    events: list[Obj] = []
+    events_why = ""
+    try:
+        events = kube.list("v1", "Event", namespace)
+    except KubeError as exc:
+        events_why = str(exc)
+    try:
+        canary = ModelCanary.model_validate({k: v for k, v in obj.items() if k != "status"})
+    except (ValidationError, ValueError, ControlPlaneError) as exc:
+        note = "the spec does not parse, so the objects it owns are unknown"
+        return owned.Owned(
+            events=owned.cluster_events(obj, events),
+            events_why=events_why,
+            note=f"{note} ({type(exc).__name__})",
+        )
+    shape = owned.layout(canary)
+    reads: dict[Ref, owned.Read] = {ref: _read(kube, ref) for ref in shape.refs()}
+    pods: dict[Ref, list[Obj] | owned.Absent] = {}
+    for _parent, _role, ref in owned.deployments(canary, shape, reads):
+        reads[ref] = deployment = _read(kube, ref)
+        selector = owned.pod_selector(deployment) if isinstance(deployment, dict) else None
+        if selector is not None:
+            try:
+                pods[ref] = kube.list("v1", "Pod", namespace, label_selector=selector)
+            except KubeError as exc:
+                pods[ref] = owned.Absent(str(exc), refused=isinstance(exc, Forbidden))
+    phase = str((obj.get("status") or {}).get("phase") or "")
+    nodes = owned.build(canary, shape, reads, pods, phase)
+    return owned.Owned(
+        nodes=nodes,
+        actual=owned.actual_weights(canary, shape, reads),
+        events=owned.cluster_events(obj, events, nodes),
+        events_why=events_why,
+    )
+
+
+def _read(kube: KubeClient, ref: Ref) -> Read:
+    """The object, or why there is none: not found (or its kind not served), refused, or the
+    API server's error in its words."""
+    from controlplane.routing.owned import Absent
+
+    try:
+        return kube.get(ref)
+    except Unserved:
+        return Absent(f"{ref.api_version} is not served by this cluster")
+    except NotFound:
+        return Absent("not found")
+    except Forbidden as exc:
+        return Absent(str(exc), refused=True)
+    except KubeError as exc:
+        return Absent(str(exc))
 
 
 def phase_of(obj: Obj) -> str:

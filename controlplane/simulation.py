@@ -15,7 +15,7 @@ the controller would have done. ``judge: sequential`` checks get the state's ``s
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -27,9 +27,10 @@ from controlplane.providers.replay import ReplayProvider, on_demand_queries, rep
 from controlplane.rollout.gate_runs import pending_runs
 from controlplane.rollout.intents import Intent
 from controlplane.rollout.machine import step
-from controlplane.rollout.observations import GateObservation, Observations
+from controlplane.rollout.observations import CheckResult, GateObservation, Observations
 from controlplane.rollout.schedule import due_checks, initial_state
 from controlplane.rollout.state import Event, Reason, RolloutState
+from controlplane.spec import check_keys
 from controlplane.spec.models import ModelCanary
 
 MAX_EVALUATIONS = 2_000_000
@@ -47,8 +48,65 @@ class TracePoint:
 
 
 @dataclass(frozen=True)
+class CheckTally:
+    """How one check fared over a replay, for people: named by its ``metric`` and ``where`` it
+    ran (``step 2``, ``shadow``; ``key`` is the status key), how many evaluations it had and
+    their verdicts, and ``last_inconclusive``: why the latest inconclusive one was (``latency:
+    no data: no series matched ...``, ``too few samples: 42 of minSamples 100 ...``)."""
+
+    key: str
+    metric: str
+    where: str
+    evaluations: int = 0
+    passed: int = 0
+    breached: int = 0
+    inconclusive: int = 0
+    last_inconclusive: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "where": self.where,
+            "key": self.key,
+            "evaluations": self.evaluations,
+            "pass": self.passed,
+            "breach": self.breached,
+            "inconclusive": self.inconclusive,
+            "lastInconclusive": self.last_inconclusive or None,
+        }
+
+
+class _Tallies:
+    """The running counts behind :class:`CheckTally`."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, list[Any]] = {}  # key -> [metric, n, pass, breach, inc, why]
+
+    def add(self, results: Mapping[str, CheckResult]) -> None:
+        for key, result in results.items():
+            row = self._rows.get(key)
+            if row is None:
+                row = self._rows[key] = [result.metric, 0, 0, 0, 0, ""]
+            row[1] += 1
+            if result.verdict == "pass":
+                row[2] += 1
+            elif result.verdict == "breach":
+                row[3] += 1
+            else:
+                row[4] += 1
+                row[5] = result.message
+
+    def done(self) -> tuple[CheckTally, ...]:
+        return tuple(
+            CheckTally(key, m, check_keys.where(key), n, ok, bad, inc, why)
+            for key, (m, n, ok, bad, inc, why) in self._rows.items()
+        )
+
+
+@dataclass(frozen=True)
 class SimulationResult:
-    """What a replay found. ``state`` is the machine's final state."""
+    """What a replay found. ``state`` is the machine's final state; ``checks`` how each check
+    fared (:class:`CheckTally`), in the order they were first evaluated."""
 
     canary: ModelCanary
     start: float
@@ -56,6 +114,7 @@ class SimulationResult:
     state: RolloutState
     evaluations: int
     trace: list[TracePoint]
+    checks: tuple[CheckTally, ...] = ()
 
     @property
     def outcome(self) -> str:
@@ -75,6 +134,33 @@ class SimulationResult:
     def reason(self) -> Reason | None:
         return self.state.reason if self.outcome in ("rolled_back", "paused") else None
 
+    def why(self) -> str | None:
+        """Why a replay ended in progress, in words (None for any other outcome): where it
+        stood at ``--end`` and, when the checks there were inconclusive, why (the last reason of
+        each), since checks that never see data hold a step forever."""
+        if self.outcome != "in_progress":
+            return None
+        state = self.state
+        if state.stage == "steps":
+            where = f"still at step {state.step} (weight {state.weight}%)"
+        elif state.stage == "shadow":
+            where = "still in the shadow phase"
+        else:
+            where = "the candidate never started"
+        place = "shadow" if state.stage == "shadow" else f"step {state.step}"
+        here = [t for t in self.checks if t.where == place]
+        stuck = [t for t in here if t.inconclusive]
+        if stuck:
+            worst = ", ".join(
+                f"{t.metric} inconclusive at {t.inconclusive} of {t.evaluations} evaluations "
+                f"({t.last_inconclusive.removeprefix(t.metric + ': ')})"
+                for t in stuck
+            )
+            return f"{where} when the replay ended: {worst}"
+        if state.awaiting_approval:
+            return f"{where} when the replay ended: waiting for approval"
+        return f"{where} when the replay ended: its duration had not elapsed by --end"
+
     def to_json(self) -> dict[str, Any]:
         """The contract's ``simulate -o json`` object."""
         return {
@@ -83,6 +169,8 @@ class SimulationResult:
             "step": self.state.step,
             "weight": self.state.weight,
             "reason": _reason_json(self.reason),
+            "why": self.why(),
+            "checks": [t.to_json() for t in self.checks],
             "events": [
                 {
                     "time": _iso(e.time),
@@ -156,6 +244,7 @@ def simulate(
         )
     state = initial_state(canary, start)
     trace: list[TracePoint] = []
+    tallies = _Tallies()
     evaluations = 0
     for k in range(count):
         now = start + k * interval
@@ -167,6 +256,7 @@ def simulate(
         )
         state, _actions = step(canary, state, obs, now)
         state = _assume_gates_pass(canary, state, now)
+        tallies.add(obs.checks)
         evaluations += 1
         point = TracePoint(
             time=now,
@@ -179,7 +269,7 @@ def simulate(
             on_evaluation(point)
         if state.terminal:
             break
-    return SimulationResult(canary, start, end, state, evaluations, trace)
+    return SimulationResult(canary, start, end, state, evaluations, trace, tallies.done())
 
 
 def _assume_gates_pass(canary: ModelCanary, state: RolloutState, now: float) -> RolloutState:

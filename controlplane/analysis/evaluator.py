@@ -268,6 +268,9 @@ def evaluate_check(
         stable=stable,
         samples=values["samples"],
         min_samples=verdict.min_samples_for(plan.metric, due.check),
+        looked_for=(
+            queries.looked_for(plan.candidate, plan.window) if values["candidate"] is None else None
+        ),
     )
 
 

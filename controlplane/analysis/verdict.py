@@ -51,10 +51,13 @@ def judge(
     stable: float | None = None,
     samples: float | None = None,
     min_samples: int | None = None,
+    looked_for: str | None = None,
 ) -> CheckResult:
     """Judge ``check`` on the candidate's value (and the stable one for ``compare: baseline``).
 
     For an absolute check ``stable`` is only carried into the result (for display).
+    ``looked_for``: what the candidate's query looked for
+    (:func:`controlplane.promql.queries.looked_for`), said when it found nothing.
 
     ``samples`` is the candidate's request count within the window; it is compared with
     ``min_samples`` (see :func:`min_samples_for`; None disables the rule).
@@ -74,15 +77,19 @@ def judge(
         )
 
     if candidate is None:
-        return inconclusive("no data")
+        return inconclusive(f"no data: {looked_for}" if looked_for else "no data")
     if not math.isfinite(candidate):
         return inconclusive(f"value is {candidate} (no usable data)")
     if min_samples is not None and min_samples > 0:
         if not _finite(samples):
-            return inconclusive(f"request count unknown (minSamples {min_samples})")
+            return inconclusive(
+                f"too few samples: request count unknown (minSamples {min_samples})"
+            )
         assert samples is not None
         if samples < min_samples:
-            return inconclusive(f"{samples:.0f} requests < minSamples {min_samples}")
+            return inconclusive(
+                f"too few samples: {samples:.0f} of minSamples {min_samples} requests in the window"
+            )
 
     unit = _unit(check)
     label = name

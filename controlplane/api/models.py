@@ -65,7 +65,11 @@ class CanarySummary(BaseModel):
     step: int | None = None
     weight: int | None = None
     outcome: str | None = None
-    reason: str | None = Field(None, description="why it rolled back or paused")
+    reason: str | None = Field(
+        None,
+        description="why it rolled back or paused, or (pending) why it has not started "
+        "(status.waiting)",
+    )
     stable: str | None = None
     candidate: str | None = None
     generation: int | None = None
@@ -132,6 +136,8 @@ def summary(obj: Obj) -> dict[str, Any]:
     reason = status.get("reason")
     if isinstance(reason, dict):
         reason = reason.get("message")
+    if not reason and isinstance(status.get("waiting"), str):
+        reason = status["waiting"]
     return {
         "namespace": meta.get("namespace") or "",
         "name": meta.get("name") or "",

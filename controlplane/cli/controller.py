@@ -38,12 +38,30 @@ def _seconds(text: str, flag: str) -> float:
         raise UsageError(f"{flag}: {exc}") from None
 
 
+class DefaultsShown(argparse.HelpFormatter):
+    """``--help`` with each flag's default, as ``ArgumentDefaultsHelpFormatter`` shows it, but
+    only where there is one to show (not for None, an empty list or an off switch) and the
+    help text does not already say it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            default in (None, [], False, argparse.SUPPRESS)
+            or "default" in text
+            or not action.option_strings
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "controller",
         help="run the controller",
         description="Reconcile ModelCanary resources: deploy, shift traffic, analyse, promote or "
         "roll back. Crash-safe (state lives in .status) and HA with --leader-elect.",
+        formatter_class=DefaultsShown,
     )
     p.add_argument(
         "--namespace",
@@ -53,22 +71,60 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="NS",
         help="watch this namespace (repeatable); default: all namespaces",
     )
-    p.add_argument("--prometheus", metavar="URL", help="Prometheus for specs that name none")
+    p.add_argument(
+        "--prometheus",
+        metavar="URL",
+        help="Prometheus for specs that name none (spec.analysis.prometheus); always allowed",
+    )
     p.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig file (default: in-cluster)")
-    p.add_argument("--context", help="kubeconfig context")
-    p.add_argument("--leader-elect", action="store_true", help="elect one active replica")
-    p.add_argument("--lease-namespace", default="canary-system", metavar="NS")
-    p.add_argument("--lease-name", default=LEASE_NAME, metavar="NAME")
-    p.add_argument("--lease-duration", default="15s", metavar="DURATION")
+    p.add_argument(
+        "--context", metavar="NAME", help="kubeconfig context (default: the current one)"
+    )
+    p.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="elect one active replica through a Lease (run several for HA)",
+    )
+    p.add_argument(
+        "--lease-namespace",
+        default="canary-system",
+        metavar="NS",
+        help="namespace of the leader-election Lease",
+    )
+    p.add_argument(
+        "--lease-name", default=LEASE_NAME, metavar="NAME", help="name of the leader-election Lease"
+    )
+    p.add_argument(
+        "--lease-duration",
+        default="15s",
+        metavar="DURATION",
+        help="how long a leader's Lease holds without renewal before another replica takes over",
+    )
     p.add_argument("--identity", help="replica identity (default: host name + random suffix)")
     p.add_argument(
         "--interval-override",
         metavar="DURATION",
         help="use this analysis interval for every canary (demos; part of the spec hash)",
     )
-    p.add_argument("--progress-deadline", default="30m", metavar="DURATION")
-    p.add_argument("--promote-cleanup-delay", default="10m", metavar="DURATION")
-    p.add_argument("--rollback-cleanup-delay", default="10m", metavar="DURATION")
+    p.add_argument(
+        "--progress-deadline",
+        default="30m",
+        metavar="DURATION",
+        help="roll back a candidate not ready this long after the rollout started, or weights "
+        "the router has not put in effect this long after a step started",
+    )
+    p.add_argument(
+        "--promote-cleanup-delay",
+        default="10m",
+        metavar="DURATION",
+        help="after a promotion, keep the old stable this long before releasing it",
+    )
+    p.add_argument(
+        "--rollback-cleanup-delay",
+        default="10m",
+        metavar="DURATION",
+        help="after a rollback, keep the candidate this long before releasing it",
+    )
     p.add_argument("--tick", default="5s", metavar="DURATION", help="timers align to this grid")
     p.add_argument(
         "--api-port",
@@ -79,7 +135,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="PORT",
         help="port of the HTTP API, /metrics, /healthz and /readyz (0 disables them)",
     )
-    p.add_argument("--api-address", "--metrics-address", dest="api_address", default="0.0.0.0")
+    p.add_argument(
+        "--api-address",
+        "--metrics-address",
+        dest="api_address",
+        default="0.0.0.0",
+        metavar="ADDRESS",
+        help="address the HTTP API listens on",
+    )
     p.add_argument(
         "--api-token-file",
         metavar="FILE",
@@ -89,7 +152,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--api-token-review",
         choices=["on", "off"],
         default="on",
-        help="check other bearer tokens with TokenReview and SubjectAccessReview (default on)",
+        help="check other bearer tokens with TokenReview and SubjectAccessReview",
     )
     p.add_argument(
         "--api-max-body",
@@ -166,7 +229,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
     add_git_arguments(p)
     p.add_argument("--once", action="store_true", help="one pass over every canary, then exit")
-    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="INFO logs each rollout transition (step started, advanced, promoted, rolled back)",
+    )
 
 
 def endpoints_from(args: argparse.Namespace) -> Any:

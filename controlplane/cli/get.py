@@ -1,6 +1,9 @@
 """``kubectl canary get NAME [-w] [--timeout D] [-o json|yaml]``: one ModelCanary, live.
 
-Owns the ``get`` verb: the view of :mod:`controlplane.cli.live` printed once, or with ``-w`` kept
+Owns the ``get`` verb: the view of :mod:`controlplane.cli.live` printed once, with what the
+cluster holds beside the status (:func:`controlplane.operations.read_owned`: the objects the
+canary owns as a tree with health, the weight its route holds now against the one the status
+sets, the Kubernetes Events about them, Warnings included), or with ``-w`` (the status only) kept
 up to date (redrawn in place on a terminal, at least every second so the clocks move, and on
 every change of the object) until Ctrl-C or ``--timeout``. ``-o json|yaml`` prints the object as
 the API server holds it; with ``-w`` one document per change (JSON lines / ``---``-separated
@@ -19,7 +22,7 @@ from controlplane.cli.follow import follow
 from controlplane.cli.live import FrameWriter, render
 from controlplane.cli.snapshot import snapshot
 from controlplane.kube.client import Obj
-from controlplane.operations import get_canary
+from controlplane.operations import get_canary, read_owned
 from controlplane.profiles.catalog import load_catalog
 from controlplane.profiles.measured import measured_for
 
@@ -28,8 +31,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser = sub.add_parser(
         "get",
         help="show one ModelCanary (-w: live view)",
-        description="Show a ModelCanary: phase, step, weight, time in step and left, every "
-        "check's latest candidate and stable values against its threshold, the last events.",
+        description="Show a ModelCanary: phase, step, the weight set and the weight the route "
+        "holds, time in step and left, the step plan, the objects it owns with their health, "
+        "every check's latest candidate and stable values against its threshold and its recent "
+        "results, the last rollout events and Kubernetes Events (warnings included).",
     )
     parser.add_argument("name", metavar="NAME", help="the ModelCanary")
     parser.add_argument(
@@ -65,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         if args.output != "text":
             output.emit(output.shown(obj), args.output, sys.stdout)
         else:
-            view = render(snapshot(obj, measured), runtime.clock(), events=args.events)
+            owned = read_owned(kube, obj)
+            view = render(snapshot(obj, measured), runtime.clock(), events=args.events, owned=owned)
             runtime.terminal().print(view)
         return 0
 

@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     )
     label = f"modelcanary {namespace}/{args.name}"
     said = f"{args.name} ({namespace})"  # the text lines say what happened, not the intent's id
+    words = "promote --full" if verb == "promote-full" else verb  # as the user typed it
     result: dict[str, Any] = {
         "namespace": namespace,
         "name": args.name,
@@ -92,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     if text:
         # flushed: with --wait the line must reach a pipe now, not when the wait ends
         print(
-            f"{said}: {verb} recorded; the controller applies it at its next reconcile",
+            f"{said}: {words} recorded; the controller applies it at its next reconcile",
             flush=True,
         )
     code = 0
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
             )
         elif text:
             detail = f": {snap.events[-1].message}" if snap.events else ""
-            print(f"{said}: {verb} done, now {snap.phase or 'unknown'}{detail}")
+            print(f"{said}: {words} done, now {snap.phase or 'unknown'}{detail}")
     if not text:
         output.emit(result, args.output, sys.stdout)
     return code

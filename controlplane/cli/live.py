@@ -2,8 +2,12 @@
 
 Owns :func:`render` (a :class:`~controlplane.cli.snapshot.CanaryView` at a given time as a rich
 renderable: phase, step and weight, variants, time in the stage and time left, pending intents,
-each check of the stage with its condition and latest candidate / stable / compared values, the
-expected change from measured profiles beside what the checks observed, the last events) and
+the step plan, each check of the stage with its condition (threshold and window) and latest
+candidate / stable / compared values, the expected change from measured profiles beside what the
+checks observed, the warnings of ``status.warnings``, the last events; given what the cluster
+holds, a :class:`~controlplane.routing.owned.Owned`, also the weight the route holds, the objects
+the canary owns, each check's recent results and the Kubernetes Events, drawn by
+:mod:`controlplane.cli.tree_view`) and
 :class:`FrameWriter`, which writes successive frames: redrawn in place with
 :class:`rich.live.Live` on a terminal, appended one after another (only when the object changed)
 anywhere else, so ``get -w | tee log`` keeps a readable record. Colours follow the phase and the
@@ -13,6 +17,7 @@ verdicts; rich drops them when the output is not a terminal or ``NO_COLOR`` is s
 from __future__ import annotations
 
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -20,8 +25,12 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from controlplane.cli import tree_view
 from controlplane.cli.snapshot import CanaryView, CheckRow, human
 from controlplane.profiles.expected import compare, pct, sources_line
+
+if TYPE_CHECKING:
+    from controlplane.routing.owned import Owned
 
 EVENTS_SHOWN = 5
 
@@ -79,7 +88,7 @@ def _timing(snap: CanaryView, now: float) -> str:
         since = snap.started_at
         if since is None:
             return "not yet seen by the controller"
-        return f"waiting {human(now - since)} for the candidate to be ready"
+        return f"pending for {human(now - since)}: {snap.pending_why(now)}"
     where = "in shadow" if snap.stage == "shadow" else f"in step {snap.step}"
     text = f"{human(spent)} {where}"
     left = snap.left(now)
@@ -170,7 +179,7 @@ def _checks(snap: CanaryView, now: float) -> Table:
         action = "promote if" if row.promote else "roll back if"
         table.add_row(
             row.metric,
-            f"{action} {row.threshold()}",
+            f"{action} {row.threshold()}" + (f" over {row.window}" if row.window else ""),
             row.show(row.candidate),
             row.show(row.stable),
             row.show(row.value, compared=True),
@@ -178,6 +187,19 @@ def _checks(snap: CanaryView, now: float) -> Table:
             f"{human(now - row.at)} ago" if row.at is not None else "-",
         )
     return table
+
+
+def _why_inconclusive(snap: CanaryView) -> list[RenderableType]:
+    """One line per inconclusive check under the table: why, as the verdict said it
+    (``latency: no data: no series matched ...``, ``too few samples: 42 of minSamples 100 ...``);
+    the table's RESULT column has no room for it."""
+    lines: list[RenderableType] = []
+    for row in snap.checks:
+        if row.verdict != "inconclusive":
+            continue
+        why = row.message.removeprefix(f"{row.metric}: ") or "no reason recorded"
+        lines.append(Text.assemble((f"{row.metric} inconclusive: ", "yellow"), why))
+    return lines
 
 
 def _events(snap: CanaryView, now: float, limit: int) -> Table:
@@ -216,6 +238,20 @@ def _gates(snap: CanaryView, now: float) -> Table:
     return table
 
 
+def _warnings(snap: CanaryView, now: float) -> list[RenderableType]:
+    """``status.warnings``, newest last: ``2m ago  AlertDeliveryFailed (x3)  slack alert ...``."""
+    lines: list[RenderableType] = []
+    for warning in snap.warnings:
+        ago = f"{human(now - warning.at)} ago" if warning.at is not None else "-"
+        times = f" (x{warning.count})" if warning.count > 1 else ""
+        lines.append(
+            Text.assemble(
+                (f"{ago}  ", "dim"), (f"{warning.type}{times}", "yellow"), f"  {warning.message}"
+            )
+        )
+    return lines
+
+
 def _change(ratio: float | None) -> Text:
     if ratio is None:
         return Text("-", style="dim")
@@ -238,14 +274,37 @@ def _expected(snap: CanaryView) -> list[RenderableType]:
     return [Text(""), title, table, Text(sources_line(snap.expected), style="dim")]
 
 
-def render(snap: CanaryView, now: float, *, events: int = EVENTS_SHOWN) -> RenderableType:
-    """The whole view of ``snap`` at ``now``."""
-    parts: list[RenderableType] = [_header(snap, now)]
+def render(
+    snap: CanaryView, now: float, *, events: int = EVENTS_SHOWN, owned: Owned | None = None
+) -> RenderableType:
+    """The whole view of ``snap`` at ``now``; with ``owned`` (what the cluster holds: ``get``
+    without ``-w``), the weight in effect, the objects the canary owns and the Kubernetes
+    Events about them too."""
+    header = _header(snap, now)
+    if owned is not None:
+        header.add_row("Weight", tree_view.weights(snap, owned.actual))
+    parts: list[RenderableType] = [header]
+    if snap.plan:
+        parts += [Text(""), Text("Steps", style="bold"), tree_view.plan(snap, now)]
+    if owned is not None:
+        parts += [Text(""), Text("Objects", style="bold")]
+        if owned.note:
+            parts.append(Text(owned.note, style="yellow"))
+        else:
+            parts.append(tree_view.tree(snap, owned))
     if snap.checks:
         where = "shadow" if snap.stage == "shadow" else f"step {snap.stage_label()}"
         if snap.terminal or snap.phase == "invalid":
             where = "last evaluation"
         parts += [Text(""), Text(f"Checks ({where})", style="bold"), _checks(snap, now)]
+        if owned is not None:  # the history's WHY column says why
+            parts += [
+                Text(""),
+                Text("Check history", style="bold"),
+                tree_view.check_history(snap.checks),
+            ]
+        else:
+            parts += _why_inconclusive(snap)
     elif snap.stage in ("shadow", "steps"):
         parts += [Text(""), Text("Checks: none in this stage", style="dim")]
     parts += _expected(snap)
@@ -253,7 +312,11 @@ def render(snap: CanaryView, now: float, *, events: int = EVENTS_SHOWN) -> Rende
         parts += [Text(""), Text("Capacity", style="bold"), Text(snap.capacity.line())]
     if snap.gates:
         parts += [Text(""), Text("Gates", style="bold"), _gates(snap, now)]
-    if snap.events:
+    if snap.warnings:
+        parts += [Text(""), Text("Warnings", style="bold"), *_warnings(snap, now)]
+    if snap.events and events == 0:
+        parts += [Text(""), Text(f"Events: {len(snap.events)} (--events 0)", style="dim")]
+    elif snap.events:
         shown = min(events, len(snap.events))
         parts += [
             Text(""),
@@ -261,8 +324,30 @@ def render(snap: CanaryView, now: float, *, events: int = EVENTS_SHOWN) -> Rende
             _events(snap, now, events),
         ]
     else:
-        parts += [Text(""), Text("Events: none yet", style="dim")]
+        parts += [Text(""), Text("Events: none in the rollout's history yet", style="dim")]
+    if owned is not None:
+        parts += _cluster_events(owned, now, events, snap.name)
     return Group(*parts)
+
+
+def _cluster_events(owned: Owned, now: float, limit: int, canary: str) -> list[RenderableType]:
+    """The Kubernetes Events about the canary and its objects (Warnings counted in the title)."""
+    if owned.events_why:
+        return [
+            Text(""),
+            Text(f"Kubernetes Events: cannot list: {owned.events_why}", style="yellow"),
+        ]
+    if not owned.events:
+        return [Text(""), Text("Kubernetes Events: none", style="dim")]
+    shown = min(limit, len(owned.events))
+    warnings = sum(1 for e in owned.events if e.type == "Warning")
+    said = f", {warnings} warning{'s' if warnings != 1 else ''}" if warnings else ""
+    if shown == 0:
+        text = f"Kubernetes Events: {len(owned.events)}{said} (--events 0)"
+        return [Text(""), Text(text, style="bold yellow" if warnings else "dim")]
+    title = f"Kubernetes Events (last {shown} of {len(owned.events)}{said})"
+    table = tree_view.cluster_events(owned, now, limit, canary)
+    return [Text(""), Text(title, style="bold"), table]
 
 
 class FrameWriter:

@@ -82,12 +82,20 @@ def _times(data: Any, keys: tuple[str, ...]) -> Any:
     return {k: _rfc3339(v) if k in keys else v for k, v in data.items()}
 
 
+def _check_times(check: Any) -> Any:
+    """A check's ``at`` / ``since`` and its ``recent[].at`` as RFC 3339."""
+    out = _times(check, CHECK_TIMES)
+    if isinstance(out, dict) and isinstance(out.get("recent"), list):
+        out["recent"] = [_times(r, ("at",)) for r in out["recent"]]
+    return out
+
+
 def status_times(status: Any) -> Any:
     """``status`` with its unix-second times as RFC 3339 UTC (a copy; the rest unchanged):
     :data:`STATUS_TIMES`, ``reason.at``, ``history[].time``, ``checks.*`` and ``lastChecks[]``
-    ``at`` / ``since``, ``gates.*`` :data:`GATE_TIMES`, ``controller.finishedAt``,
-    ``controller.verified.at`` and ``capacity.at``. A status that is no mapping is returned as
-    it is."""
+    ``at`` / ``since``, ``checks.*.recent[].at``, ``gates.*`` :data:`GATE_TIMES`,
+    ``controller.finishedAt``, ``controller.verified.at``, ``capacity.at`` and ``warnings[].at``.
+    A status that is no mapping is returned as it is."""
     if not isinstance(status, Mapping):
         return status
     out: dict[str, Any] = dict(_times(status, STATUS_TIMES))
@@ -96,7 +104,7 @@ def status_times(status: Any) -> Any:
     if isinstance(out.get("history"), list):
         out["history"] = [_times(e, ("time",)) for e in out["history"]]
     if isinstance(out.get("checks"), Mapping):
-        out["checks"] = {k: _times(v, CHECK_TIMES) for k, v in out["checks"].items()}
+        out["checks"] = {k: _check_times(v) for k, v in out["checks"].items()}
     if isinstance(out.get("lastChecks"), list):
         out["lastChecks"] = [_times(c, CHECK_TIMES) for c in out["lastChecks"]]
     if isinstance(out.get("gates"), Mapping):
@@ -109,6 +117,8 @@ def status_times(status: Any) -> Any:
         out["controller"] = book
     if isinstance(out.get("capacity"), Mapping):
         out["capacity"] = _times(out["capacity"], ("at",))
+    if isinstance(out.get("warnings"), list):
+        out["warnings"] = [_times(w, ("at",)) for w in out["warnings"]]
     return out
 
 

@@ -28,8 +28,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from controlplane.rollout.messages import pending_why
 from controlplane.spec import check_keys
-from controlplane.spec.models import DEFAULT_QUANTILE
+from controlplane.spec.models import DEFAULT_INTERVAL, DEFAULT_QUANTILE
 from controlplane.spec.units import (
     BUILTIN_UNITS,
     Quantity,
@@ -81,6 +82,12 @@ class CheckRow:
     message: str = ""
     builtin: str | None = None
     quantile: float | None = None
+    recent: tuple[tuple[float | None, str | None, float | None], ...] = ()
+    """The check's recent results in this stage, oldest first, as the status records them
+    (``checks.<key>.recent``: ``at``, ``verdict``, ``value``); empty when it records none."""
+    why: str = ""
+    """Why the latest result is what it is, when the status says (``reason``, else
+    ``message``)."""
 
     def threshold(self) -> str:
         """``> 200ms``, ``< -5% or > 5%`` (drift for baseline checks), ``?`` when unknown."""
@@ -128,6 +135,21 @@ class EventRow:
 
 
 @dataclass(frozen=True)
+class PlanRow:
+    """One stage of the spec's plan: ``label`` (``shadow`` or ``n/N``), its weight and duration,
+    ``state`` (``done``, ``current``, ``pending``, ``rolled back``, ``skipped`` by a full
+    promotion, ``not run`` after a rollback) and when it began and ended, from the history."""
+
+    label: str
+    weight: int
+    duration: str | None
+    state: str
+    started: float | None = None
+    ended: float | None = None
+    manual: bool = False
+
+
+@dataclass(frozen=True)
 class GateRow:
     """One gate run (an Argo Workflow) of the latest gate point, from ``status.gates``."""
 
@@ -139,6 +161,17 @@ class GateRow:
     result: str
     message: str
     submitted_at: float | None
+
+
+@dataclass(frozen=True)
+class WarningRow:
+    """Trouble beside the rollout, from ``status.warnings`` (an alert not delivered:
+    ``AlertDeliveryFailed``): its type, message, when it last happened and how often."""
+
+    type: str
+    message: str
+    at: float | None
+    count: int
 
 
 @dataclass(frozen=True)
@@ -225,6 +258,11 @@ class CanaryView:
     created_at: float | None = None
     expected: Pairing | None = None
     capacity: CapacityView | None = None
+    plan: tuple[PlanRow, ...] = ()
+    last_evaluation: float | None = None
+    waiting: str | None = None
+    interval_s: float | None = None
+    warnings: tuple[WarningRow, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -258,6 +296,11 @@ class CanaryView:
         if self.stage == "steps" and 0 < self.weight < 100:
             return self.weight / (100 - self.weight), f"weight {self.weight}%"
         return None
+
+    def pending_why(self, now: float | None) -> str:
+        """Why a pending rollout has not started, as the core words it
+        (:func:`controlplane.rollout.messages.pending_why`; ``now`` None: no clock parts)."""
+        return pending_why(self.last_evaluation, self.waiting, self.interval_s, now)
 
     def stage_label(self) -> str:
         if self.stage == "shadow":
@@ -298,6 +341,8 @@ def snapshot(obj: Mapping[str, Any], measured: Sequence[Loaded] = ()) -> CanaryV
         step = index + 1 if index is not None else 0
     stage_duration, duration_text = _stage_duration(spec, stage, step)
     reason = _map(status.get("reason"))
+    events = tuple(_events(status))
+    phase = _str(status.get("phase")) or ""
     problems = tuple(
         f"{p.get('path')}: {p.get('message')}" if p.get("path") else str(p.get("message"))
         for p in (_map(x) for x in _list(status.get("problems")))
@@ -305,7 +350,7 @@ def snapshot(obj: Mapping[str, Any], measured: Sequence[Loaded] = ()) -> CanaryV
     return CanaryView(
         namespace=_str(meta.get("namespace")) or "default",
         name=_str(meta.get("name")) or "?",
-        phase=_str(status.get("phase")) or "",
+        phase=phase,
         stage=stage,
         step=step,
         steps=len(steps),
@@ -321,7 +366,7 @@ def snapshot(obj: Mapping[str, Any], measured: Sequence[Loaded] = ()) -> CanaryV
         reason=_str(reason.get("message")) or "",
         problems=problems,
         checks=tuple(_checks(spec, status, stage, step)),
-        events=tuple(_events(status)),
+        events=events,
         pending=tuple(_pending(meta, status)),
         gates=tuple(_gates(status)),
         awaiting_approval=status.get("awaitingApproval") is True,
@@ -330,7 +375,99 @@ def snapshot(obj: Mapping[str, Any], measured: Sequence[Loaded] = ()) -> CanaryV
         created_at=_timestamp(meta.get("creationTimestamp")),
         expected=_pairing(spec, measured),
         capacity=_capacity(status.get("capacity")),
+        plan=tuple(_plan(spec, phase, stage, step, events)),
+        last_evaluation=_float(status.get("lastEvaluation")),
+        waiting=_str(status.get("waiting")),
+        interval_s=_interval(spec),
+        warnings=tuple(_warnings(status)),
     )
+
+
+_ENTERED = ("StepStarted", "Advanced")
+_ENDED = ("Promoted", "RolledBack")
+
+
+def _plan(
+    spec: Mapping[str, Any], phase: str, stage: str | None, step: int, events: Sequence[EventRow]
+) -> list[PlanRow]:
+    """The spec's stages with where the rollout stands in them (:class:`PlanRow`)."""
+    starts: dict[int, float] = {}  # stage -> when it began (0: the shadow phase)
+    ended: float | None = None
+    for event in events:
+        if event.time is None:
+            continue
+        if event.type == "ShadowStarted":
+            starts.setdefault(0, event.time)
+        elif event.type in _ENTERED and event.step > 0:
+            starts.setdefault(event.step, event.time)
+        elif event.type in _ENDED:
+            ended = event.time
+    rows: list[PlanRow] = []
+    shadow = spec.get("shadow")
+    steps = _list(spec.get("steps"))
+    stages: list[tuple[int, str, int, Any, bool]] = []
+    if isinstance(shadow, Mapping):
+        stages.append((0, "shadow", 0, shadow.get("duration"), False))
+    for index, raw in enumerate(steps, start=1):
+        entry = _map(raw)
+        weight = _int(entry.get("weight")) or 0
+        manual = entry.get("approval") == "manual"
+        stages.append((index, f"{index}/{len(steps)}", weight, entry.get("duration"), manual))
+    current = 0 if stage == "shadow" else step
+    for number, label, weight, duration, manual in stages:
+        started = starts.get(number)
+        later = [starts[n] for n in starts if n > number]
+        end = min(later) if later else None
+        if phase == "promoted":
+            state = "done" if started is not None else "skipped"
+            end = end if end is not None or started is None else ended
+        elif phase == "rolled_back":
+            if started is None:
+                state = "not run"
+            elif number == current and end is None:
+                state, end = "rolled back", ended
+            else:
+                state = "done"
+        elif stage in ("shadow", "steps") and number == current:
+            state = "current"
+        elif stage == "steps" and number < current:
+            state = "done"
+        else:
+            state = "pending"
+        rows.append(PlanRow(label, weight, _duration_text(duration), state, started, end, manual))
+    return rows
+
+
+def _duration_text(raw: Any) -> str | None:
+    if raw is None:
+        return None
+    try:
+        return str(parse_duration(raw))
+    except ValueError:
+        return str(raw)
+
+
+def _warnings(status: Mapping[str, Any]) -> list[WarningRow]:
+    """``status.warnings`` (:func:`controlplane.status.document.with_warning`), oldest first;
+    unreadable entries are skipped."""
+    rows = []
+    for item in _list(status.get(st.WARNINGS_KEY)):
+        entry = _map(item)
+        kind, message = _str(entry.get("type")), _str(entry.get("message"))
+        if kind is None or message is None:
+            continue
+        count = _int(entry.get("count"))
+        rows.append(WarningRow(kind, message, _float(entry.get("at")), count or 1))
+    return rows
+
+
+def _interval(spec: Mapping[str, Any]) -> float | None:
+    """``spec.analysis.interval`` in seconds (its default when unset); None when unreadable."""
+    raw = _map(spec.get("analysis")).get("interval", DEFAULT_INTERVAL)
+    try:
+        return parse_duration(raw).seconds
+    except (ValueError, TypeError):
+        return None
 
 
 def _ref(raw: Any) -> VariantRef | None:
@@ -543,7 +680,29 @@ def _check_row(spec: Mapping[str, Any], key: str, latest: Mapping[str, Any] | No
         message=_str(entry.get("message")) or "",
         builtin=builtin,
         quantile=quantile,
+        recent=_recent(entry.get("recent")),
+        why=_why(entry),
     )
+
+
+def _why(entry: Mapping[str, Any]) -> str:
+    """The check's ``reason`` (a text, or an object with a ``message``), else its ``message``."""
+    reason = entry.get("reason")
+    return _str(reason) or _str(_map(reason).get("message")) or _str(entry.get("message")) or ""
+
+
+def _recent(raw: Any) -> tuple[tuple[float | None, str | None, float | None], ...]:
+    rows = []
+    for item in _list(raw):
+        item = _map(item)
+        rows.append(
+            (
+                _float(item.get("at")),
+                _str(item.get("verdict") or item.get("result")),
+                _float(item.get("value")),
+            )
+        )
+    return tuple(rows)
 
 
 def _events(status: Mapping[str, Any]) -> list[EventRow]:

@@ -117,7 +117,11 @@ def describe(snap: CanaryView) -> str:
         running = [g.gate for g in snap.gates if g.result == "running"]
         return f"gated at {where}: waiting for {', '.join(running) or 'its gates'}"
     if snap.phase == "pending":
-        return "pending: waiting for the candidate to be ready"
+        return f"pending: {snap.pending_why(None)}"
+    if snap.phase == "holding":
+        held = [r.message for r in snap.checks if r.verdict == "inconclusive" and r.message]
+        if held:
+            return f"holding, {where}: inconclusive: {'; '.join(held)}"
     return f"{snap.phase}, {where}"
 
 

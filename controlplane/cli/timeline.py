@@ -10,8 +10,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from controlplane.simulation import SimulationResult
 
@@ -64,7 +66,30 @@ def print_timeline(result: SimulationResult, console: Console | None = None) -> 
             event.message,
         )
     out.print(table)
+    if result.checks:
+        out.print(_checks_table(result))
     out.print(_outcome_panel(result))
+
+
+def _checks_table(result: SimulationResult) -> Table:
+    """Each check by its metric and where it ran: its verdicts, and why it was inconclusive."""
+    table = Table(title="checks", title_justify="left", expand=False)
+    table.add_column("check", no_wrap=True)
+    table.add_column("where", no_wrap=True)
+    for name in ("evaluated", "pass", "breach", "inconclusive"):
+        table.add_column(name, justify="right")
+    table.add_column("last inconclusive because", overflow="fold")
+    for tally in result.checks:
+        table.add_row(
+            tally.metric,
+            tally.where,
+            str(tally.evaluations),
+            str(tally.passed),
+            f"[red]{tally.breached}[/]" if tally.breached else "0",
+            f"[yellow]{tally.inconclusive}[/]" if tally.inconclusive else "0",
+            Text(tally.last_inconclusive.removeprefix(f"{tally.metric}: ") or "-"),
+        )
+    return table
 
 
 def _outcome_panel(result: SimulationResult) -> Panel:
@@ -76,4 +101,7 @@ def _outcome_panel(result: SimulationResult) -> Panel:
     reason = result.reason
     if reason is not None:
         lines.append(f"reason: {reason.message}")
+    why = result.why()
+    if why is not None:
+        lines.append(f"why: {escape(why)}")
     return Panel("\n".join(lines), border_style=colour, title="outcome", expand=False)

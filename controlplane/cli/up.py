@@ -143,6 +143,8 @@ def config_from_args(args: argparse.Namespace, canary: ModelCanary) -> UpConfig:
 
 def outcome_line(result: UpResult) -> str:
     """The one line that says how the run ended, and why."""
+    from controlplane.rollout.messages import inconclusive_now
+
     state, spec = result.state, result.canary.spec
     engine = f"[{result.engine} engine]"
     took = f"{result.elapsed_s:.0f}s"
@@ -163,6 +165,9 @@ def outcome_line(result: UpResult) -> str:
     if result.outcome == "interrupted":
         return f"INTERRUPTED at step {state.step} (weight {state.weight}%) after {took} {engine}"
     why = f": {state.reason.message}" if state.reason is not None else ""
+    held = inconclusive_now(state)
+    if held is not None and state.reason is None:
+        why = f": checks inconclusive: {held}"
     return f"NO OUTCOME after {took}: {state.phase} at step {state.step}{why} {engine}"
 
 

@@ -61,6 +61,7 @@ from controlplane.analysis.sequential import check as sequential_check
 from controlplane.analysis.sequential import support as sequential_support
 from controlplane.controller import gc_pause
 from controlplane.errors import NoData, ProviderError, SpecError
+from controlplane.promql import queries
 from controlplane.promql import sequential as sequential_promql
 from controlplane.promql.grouped import (
     AT_START,
@@ -469,7 +470,17 @@ class BatchEvaluator:
             stable=values["stable"],
             samples=values["samples"],
             min_samples=verdict.min_samples_for(planned.metric, planned.due.check),
+            looked_for=_looked_for(canary, planned) if values["candidate"] is None else None,
         )
+
+
+def _looked_for(canary: ModelCanary, planned: _Planned) -> str | None:
+    """What the candidate's (ungrouped) query of ``planned`` looks for: the "no data" hint."""
+    try:
+        plan = queries.check_queries(canary, planned.due.check)
+    except SpecError:
+        return None
+    return queries.looked_for(plan.candidate, plan.window)
 
 
 _SeqAnswer = dict[tuple[str, str], Any] | ProviderError

@@ -48,7 +48,6 @@ FIELD_MANAGER = "canary-controller-capacity"
 RECORD_EVERY_S = 300.0
 """``status.capacity`` is rewritten when a count changes, else at most this often (GPU-hours)."""
 DEPLOYMENT_API_VERSION = "apps/v1"
-LLMISVC_DEPLOYMENT_SUFFIX = "-kserve"
 ROLES = ("stable", "candidate")
 
 
@@ -78,7 +77,7 @@ def ready_replicas(kube: KubeClient, canary: ModelCanary, role: str) -> int:
     """Ready pods of ``role``'s Deployment, as KServe keeps it (0 when it does not exist)."""
     name = isvc_name(canary, role)  # type: ignore[arg-type]
     if canary.spec.traffic.router == "llmisvc":
-        deployment = names.child_name(name, LLMISVC_DEPLOYMENT_SUFFIX)
+        deployment = names.llmisvc_deployment(name)
     else:
         deployment = names.predictor_service(name)
     ref = Ref(DEPLOYMENT_API_VERSION, "Deployment", canary.metadata.namespace, deployment)

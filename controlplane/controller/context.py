@@ -48,6 +48,10 @@ class Ctx:
     ready: dict[str, int] = field(default_factory=dict)
     """Each variant's ready pods as read in this reconcile (by role): the capacity effect reads
     a Deployment once, for the wait and for ``status.capacity`` alike."""
+    trouble: dict[str, str] = field(default_factory=dict)
+    """What an effect of this catch-up could not do, by Event reason (``WeightsNotVerified``:
+    the router's error): put in ``status.warnings`` while it lasts
+    (:func:`controlplane.status.document.with_trouble`)."""
 
     @property
     def key(self) -> tuple[str, str]:

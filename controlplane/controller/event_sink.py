@@ -13,11 +13,17 @@ tells the entry again, finds the name taken (AlreadyExists) and writes nothing. 
 notifiers (alerts, metrics, write-back) are handed every entry after the cursor and keep their
 own delivered records of the same kind.
 
+Each entry told is also one log line (:func:`controlplane.rollout.events.log_line`: the
+canary, the transition, step and weight, the reason; WARNING for :data:`WARNING_EVENTS`, else
+INFO), so ``canaryctl controller [--once]`` shows every step started or advanced, promotion and
+rollback as it happens.
+
 Called by :class:`controlplane.controller.reconcile.Reconciler`. Time is an argument.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 
@@ -38,6 +44,8 @@ def event_name(obj: Obj, key: str) -> str:
 
 WARNING_EVENTS = frozenset({"Breached", "RolledBack", "Paused", "Throttled", "Held", "GateFailed"})
 """History entries emitted as Kubernetes Events of type Warning (the others are Normal)."""
+
+log = logging.getLogger(__name__)
 
 Notify = Callable[[Obj, ModelCanary, RolloutState, Event], None]
 
@@ -65,6 +73,7 @@ class EventSink:
         An Event the API server refuses raises (the reconcile is retried); what was emitted
         before it is not emitted again."""
         owner = st.owner_of(obj)
+        meta = obj.get("metadata") or {}
         pending = st.unnotified(state.history, book.notified, owner)
         keys = [
             events.delivery_key(events.fingerprint(owner, event), events.KUBE_EVENTS)
@@ -76,6 +85,11 @@ class EventSink:
             for event, key in zip(pending, keys, strict=True):
                 if not told.has(key):
                     type_ = "Warning" if event.type in WARNING_EVENTS else "Normal"
+                    log.log(
+                        logging.WARNING if type_ == "Warning" else logging.INFO,
+                        "%s",
+                        events.log_line(str(meta.get("namespace")), str(meta.get("name")), event),
+                    )
                     write_event(
                         self.kube,
                         obj,

@@ -330,12 +330,16 @@ class Reconciler:
 
     # ------------------------------------------------------------------------- writing
 
-    def _persist(self, ctx: Ctx) -> None:
+    def _persist(self, ctx: Ctx, *, effects: bool = False) -> None:
         """Write the status (state + book) with the resourceVersion read; Conflict propagates
-        (the runner re-reads and retries: nothing has been applied for this decision yet)."""
+        (the runner re-reads and retries: nothing has been applied for this decision yet).
+        ``effects``: after the catch-up, whose trouble (``ctx.trouble``) ``status.warnings``
+        then holds (:func:`~controlplane.status.document.with_trouble`)."""
         previous = ctx.obj.get("status")
         generation = ctx.obj.get("metadata", {}).get("generation")
         new = st.rollout_status(ctx.state, ctx.book, generation, previous, ctx.now)
+        if effects:
+            new = st.with_trouble(new, ctx.trouble, ctx.now)
         if st.same_status(previous, new):
             return
         body = copy.deepcopy(ctx.obj)
@@ -371,7 +375,7 @@ class Reconciler:
         effect is raised (the runner backs the canary off) unless ``defer_error``: then the
         machine runs first, and the effects are tried again after it (``finish``)."""
         state, canary = ctx.state, ctx.canary
-        ctx.unverified, ctx.pending = False, None
+        ctx.unverified, ctx.pending, ctx.trouble = False, None, {}
         router = self._router_for(canary)
         if state.deployed and ctx.book.deployed_hash != state.spec_hash and not state.terminal:
             objects = self._objects(ctx)
@@ -395,7 +399,7 @@ class Reconciler:
             self._finalize(ctx, router)
         capacity.record(self.kube, ctx, self.catalog)
         self._notify(ctx)
-        self._persist(ctx)
+        self._persist(ctx, effects=True)
         if ctx.error is not None:
             error, ctx.error = ctx.error, None
             if not defer_error:

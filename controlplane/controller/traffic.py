@@ -35,6 +35,13 @@ def _reason(exc: Exception) -> str:
     return "ForeignObject" if isinstance(exc, ForeignObject) else "WeightsNotVerified"
 
 
+def _trouble(kube: KubeClient, ctx: Ctx, exc: Exception) -> None:
+    """A router write that failed: a Warning Event, and the same in ``status.warnings`` while it
+    lasts (``ctx.trouble``)."""
+    event(kube, ctx.obj, _reason(exc), str(exc), "Warning")
+    ctx.trouble[_reason(exc)] = str(exc)
+
+
 def verify_weights(kube: KubeClient, ctx: Ctx, router: Router) -> None:
     """Set the weights the state calls for and read them back (once per stage and weight);
     a failure leaves ``ctx.unverified`` and ``ctx.error`` set, retried with the canary's
@@ -61,7 +68,7 @@ def verify_weights(kube: KubeClient, ctx: Ctx, router: Router) -> None:
     except (RouterError, KubeError) as exc:  # retried with the canary's backoff
         ctx.unverified = True
         ctx.error = exc
-        event(kube, ctx.obj, _reason(exc), str(exc), "Warning")
+        _trouble(kube, ctx, exc)
         return
     ctx.unverified = False
     started = have is None or (have.hash, have.stage, have.step_index) != (
@@ -118,7 +125,7 @@ def finalize(
         except (RouterError, KubeError) as exc:
             ctx.unverified = True
             ctx.error = exc
-            event(kube, ctx.obj, _reason(exc), str(exc), "Warning")
+            _trouble(kube, ctx, exc)
             return
         # a later restart (retry, new spec) redeploys everything: the losing variant goes
         ctx.book = replace(
@@ -153,6 +160,6 @@ def finalize_noop(kube: KubeClient, ctx: Ctx, router: Router) -> None:
         except (RouterError, KubeError) as exc:
             ctx.unverified = True
             ctx.error = exc
-            event(kube, ctx.obj, _reason(exc), str(exc), "Warning")
+            _trouble(kube, ctx, exc)
             return
     ctx.book = replace(book, finalized=tag, finished_at=ctx.now, cleaned=tag, deployed_hash=None)

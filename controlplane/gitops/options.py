@@ -46,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="apply the ModelCanary files of this repo (https://, ssh:// or user@host:path)",
     )
     g.add_argument("--git-path", default="canary/", metavar="DIR", help="directory in the repo")
-    g.add_argument("--git-branch", default="main", metavar="BRANCH")
+    g.add_argument("--git-branch", default="main", metavar="BRANCH", help="branch to apply")
     g.add_argument("--git-interval", default="1m", metavar="DURATION", help="poll interval")
     g.add_argument("--git-prune", action="store_true", help="delete canaries whose file left git")
     g.add_argument(
@@ -57,18 +57,37 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--git-token-file", metavar="FILE", help="HTTPS token for the git source")
     g.add_argument("--git-ssh-key-file", metavar="FILE", help="SSH private key for the git source")
-    g.add_argument("--git-username", default=DEFAULT_USERNAME, metavar="NAME")
-    g.add_argument("--git-cache-dir", metavar="DIR", help="where repositories are mirrored")
+    g.add_argument(
+        "--git-username",
+        default=DEFAULT_USERNAME,
+        metavar="NAME",
+        help="user name sent with --git-token-file over HTTPS",
+    )
+    g.add_argument(
+        "--git-cache-dir",
+        metavar="DIR",
+        help="where repositories are mirrored (default: <tmp>/canary-git)",
+    )
     g.add_argument(
         "--git-write-back-on-abort",
         action="store_true",
         help="also write back rollbacks a user aborted (default: automatic rollbacks only)",
     )
-    g.add_argument("--github-api-url", metavar="URL", help="GitHub API (Enterprise Server)")
+    g.add_argument(
+        "--github-api-url",
+        metavar="URL",
+        help="GitHub API (default: https://api.github.com, https://HOST/api/v3 on Enterprise "
+        "Server)",
+    )
     g.add_argument(
         "--gitlab-api-url", metavar="URL", help="GitLab API (default https://HOST/api/v4)"
     )
-    g.add_argument("--argocd-namespace", default=DEFAULT_ARGOCD_NAMESPACE, metavar="NS")
+    g.add_argument(
+        "--argocd-namespace",
+        default=DEFAULT_ARGOCD_NAMESPACE,
+        metavar="NS",
+        help="namespace of the Argo CD Applications whose repo a rollback is written back to",
+    )
 
 
 def _read(path: str, flag: str) -> str:

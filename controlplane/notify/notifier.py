@@ -13,8 +13,11 @@ Owns :class:`AlertNotifier`, the controller's :class:`~controlplane.controller.r
   ``backoff_max_s``, times a random factor in [0.5, 1]); 429 waits its ``Retry-After`` (seconds
   or an HTTP date, capped at ``max_retry_after_s``); at most ``max_attempts`` attempts. A retry
   waiting its turn does not hold up other deliveries. Other 4xx, a missing Secret or key, and
-  exhausted attempts fail the delivery: a warning log and a Warning Kubernetes Event
-  ``AlertDeliveryFailed`` on the canary. What a tenant reads there names the channel by
+  exhausted attempts fail the delivery: a warning log, a Warning Kubernetes Event
+  ``AlertDeliveryFailed`` on the canary, and the same text in the canary's ``status.warnings``
+  (:func:`controlplane.status.document.with_warning`; ``kubectl canary get`` and the API show
+  the status, so the failure is seen without ``kubectl get events``). What a tenant reads there
+  names the channel by
   :func:`shown_url` (no credentials, query or fragment; a Slack webhook only as "the Slack
   webhook") and the receiver's status code and reason phrase: never its answer, whose body is
   not even read (the response is streamed and closed unread). httpx logs every request's URL
@@ -45,8 +48,8 @@ import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from controlplane.delayqueue import DelayQueue
-from controlplane.errors import AlertDeliveryError, KubeError
-from controlplane.kube.client import KubeClient
+from controlplane.errors import AlertDeliveryError, Conflict, KubeError
+from controlplane.kube.client import KubeClient, Ref
 from controlplane.notify.alert import DEFAULT_DASHBOARD_UID, Alert, build_alert
 from controlplane.notify.alertmanager import alertmanager_alerts, alerts_url
 from controlplane.notify.ledger import Ledger, Owner
@@ -57,6 +60,7 @@ from controlplane.providers.bounded import clip
 from controlplane.rollout.events import delivery_key
 from controlplane.rollout.state import Event, RolloutState
 from controlplane.spec.models import API_VERSION, AlertSpec, ModelCanary, SecretKeyRef
+from controlplane.status import document as st
 
 log = logging.getLogger(__name__)
 
@@ -486,6 +490,29 @@ class AlertNotifier:
             self._kube.event(task.involved, "AlertDeliveryFailed", text[:1000], "Warning")
         except KubeError as exc:
             log.warning("could not record the AlertDeliveryFailed Event: %s", exc)
+        self._warn(task.involved, "AlertDeliveryFailed", text[:1000])
+
+    def _warn(self, involved: dict[str, Any], type_: str, text: str) -> None:
+        """Add the failure to the canary's ``status.warnings`` (where ``kubectl canary get`` and
+        the API show it, beside the Event), compare-and-swap on the resourceVersion, retried on
+        a conflict with the controller's own status writes (which keep the list)."""
+        assert self._kube is not None
+        ref = Ref.of(involved)
+        for _ in range(5):
+            try:
+                obj = self._kube.get(ref)
+                status = dict(obj.get("status") or {})
+                status[st.WARNINGS_KEY] = st.with_warning(
+                    status.get(st.WARNINGS_KEY), type_, text, time.time()
+                )
+                self._kube.replace_status({**obj, "status": status})
+                return
+            except Conflict:
+                continue
+            except KubeError as exc:
+                log.warning("could not record %s in the status of %s: %s", type_, ref.name, exc)
+                return
+        log.warning("could not record %s in the status of %s: kept conflicting", type_, ref.name)
 
     def _count(self, channel: ChannelKind, result: Result) -> None:
         self._deliveries.labels(channel, result).inc()

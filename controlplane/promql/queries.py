@@ -14,6 +14,7 @@ validation (:func:`template_problems`).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -287,6 +288,25 @@ class CheckQueries:
         """The distinct queries, candidate first."""
         found = [self.candidate, self.stable, self.samples, self.stable_shown]
         return list(dict.fromkeys(q for q in found if q is not None))
+
+
+_SELECTOR = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*\{[^{}]*\}")
+
+
+@functools.lru_cache(maxsize=512)
+def looked_for(query: str, window: float | None = None) -> str:
+    """What a query that found nothing looked for, for the reason of a "no data" check: its
+    first series selector (``vllm:e2e_request_latency_seconds_bucket{namespace="ml-serving",
+    canary="support-triage",variant="nf4"}``, ``and N more selectors`` when there are several)
+    and the window, else the query cut to 160 characters. Pure; memoised (a replay with no
+    data asks it for the same few queries at every evaluation)."""
+    found = list(dict.fromkeys(_SELECTOR.findall(query)))
+    if not found:
+        text = query if len(query) <= 160 else query[:159] + "\u2026"
+        return f"no result for {text}"
+    more = f" (and {len(found) - 1} more selectors)" if len(found) > 1 else ""
+    over = f" over the last {prom_duration(window)}" if window else ""
+    return f"no series matched {found[0]}{more}{over}"
 
 
 def check_queries(

@@ -54,6 +54,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 import urllib3
@@ -87,6 +88,7 @@ __all__ = [
     "parse_answer",
     "prometheus_error",
     "translate_error",
+    "transport_failure",
 ]
 
 MAX_ERROR_BYTES = 64 * 1024
@@ -316,13 +318,73 @@ def translate_error(exc: Exception, query: str) -> ProviderError | None:
         return failure(*_library_error(str(exc)), query)
     if isinstance(exc, RecursionError):
         return ProviderUnavailable(f"Prometheus answer nested deeper than {MAX_ANSWER_DEPTH}")
+    if isinstance(exc, _BAD_URL):  # also ValueErrors: not the answer's fault
+        return ProviderUnavailable(
+            f"the Prometheus URL is not usable ({type(exc).__name__}): write it as "
+            "http://HOST:PORT or https://HOST:PORT"
+        )
     if isinstance(exc, (ValueError, KeyError, TypeError)):  # incl. requests' JSONDecodeError
         return ProviderUnavailable(f"the answer is not Prometheus API JSON ({type(exc).__name__})")
-    if isinstance(exc, requests.exceptions.Timeout):
-        return ProviderUnavailable(f"Prometheus timed out: {without_bytes(str(exc))}")
     if isinstance(exc, requests.exceptions.RequestException):
-        return ProviderUnavailable(f"Prometheus unreachable: {without_bytes(str(exc))}")
+        return ProviderUnavailable(transport_failure(exc))
     return None
+
+
+_BAD_URL = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+)
+
+_CAUSES: tuple[tuple[str, str], ...] = (
+    ("connection refused", "connection refused (is Prometheus running on that port?)"),
+    ("name or service not known", "host name not found"),
+    ("nodename nor servname", "host name not found"),
+    ("temporary failure in name resolution", "host name not found (DNS unavailable)"),
+    ("failed to resolve", "host name not found"),
+    ("no route to host", "no route to host"),
+    ("network is unreachable", "network unreachable"),
+    ("connection reset", "connection reset by the server"),
+    ("remote end closed connection", "the server closed the connection"),
+    ("certificate verify failed", "TLS certificate not trusted"),
+    ("ssl", "TLS handshake failed"),
+)
+
+
+def _address(exc: requests.exceptions.RequestException) -> str:
+    """``scheme://host:port`` of the failed request (no path, query or credentials); ``?``."""
+    request = getattr(exc, "request", None)
+    url = getattr(request, "url", None)
+    if not isinstance(url, str):
+        return "?"
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    host = f"[{host}]" if ":" in host else host
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}" if parts.scheme else host
+
+
+def transport_failure(exc: requests.exceptions.RequestException) -> str:
+    """One line for a request that got no answer: the address and the cause in words
+    (``Prometheus at http://127.0.0.1:9 is unreachable: connection refused``), never the URL's
+    path or URL-encoded query, nor urllib3's retry wrapper text. Pure."""
+    where = f"Prometheus at {_address(exc)}"
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return f"{where} is unreachable: connecting timed out"
+    if isinstance(exc, requests.exceptions.Timeout):
+        return f"{where} timed out: no answer within the request timeout"
+    text = str(exc).lower()
+    for needle, cause in _CAUSES:
+        if needle in text:
+            return f"{where} is unreachable: {cause}"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return f"{where} is unreachable: {type(exc).__name__}"
+    return f"{where} failed: {without_bytes(_no_url(str(exc)), 200)}"
+
+
+def _no_url(text: str) -> str:
+    """``text`` without the request's path and query (``url: /api/v1/query_range?query=...``)."""
+    return re.sub(r"(url: )?/api/v1/\S*", "", text)
 
 
 def _labels(result: list[Any]) -> str:

@@ -45,6 +45,17 @@ def owner_id(namespace: str, name: str, uid: str | None) -> str:
     return uid or f"{namespace}/{name}"
 
 
+def log_line(namespace: str, name: str, event: Event) -> str:
+    """One readable line for the controller's log about a transition (a history entry):
+    ``ml-serving/support-triage: RolledBack at step 1, weight 0%: latency 412.3ms > 300ms over
+    5m at step 1``. Its message carries the reason (who promoted, what breached); newlines are
+    folded so one transition stays one log line."""
+    where = "before step 1" if event.step <= 0 else f"at step {event.step}"
+    message = " ".join((event.message or "").split())
+    said = f": {message}" if message else ""
+    return f"{namespace}/{name}: {event.type} {where}, weight {event.weight}%{said}"
+
+
 def fingerprint(owner: str, event: Event) -> str:
     """What identifies ``event`` of ``owner`` (:func:`owner_id`) across controller restarts.
 

@@ -1,8 +1,10 @@
-"""How the rollout machine words a breach: event messages and rollback reasons.
+"""How the rollout machine words a breach and a wait: event messages and rollback reasons.
 
 Owns the text of ``Breached`` events (:func:`breach_message`), the ``breach`` rollback reason
-with its numbers (:func:`breach_reason`), and the small formatting helpers they share (a check's
-window, the bound a value crossed, a threshold as a number).
+with its numbers (:func:`breach_reason`), the small formatting helpers they share (a check's
+window, the bound a value crossed, a threshold as a number), and why a pending rollout has not
+started yet (:func:`pending_why`, read by the status' conditions and ``kubectl canary get``) and
+why its checks hold a stage (:func:`inconclusive_now`, read by ``canaryctl up``).
 
 Called by :mod:`controlplane.rollout.records` (a new breach streak), by
 :mod:`controlplane.rollout.safety` (a breach held for its ``for``) and by
@@ -15,6 +17,7 @@ from typing import Any
 
 from controlplane.rollout.observations import DueCheck
 from controlplane.rollout.state import CheckState, Reason, RolloutState
+from controlplane.spec import check_keys
 from controlplane.spec.models import CheckSpec, ModelCanary
 from controlplane.spec.units import Unit, display_value
 
@@ -61,10 +64,17 @@ def _crossed(check: CheckSpec, latest: CheckState) -> str:
 
 def breach_message(spec: ModelCanary, due: DueCheck, latest: CheckState) -> str:
     """The ``Breached`` event's text when a rollbackOn check starts a breach streak."""
-    what = _crossed(due.check, latest)
+    what = f"{_crossed(due.check, latest)} {_at(due.key)}"
     if due.check.for_.seconds <= 0 or latest.decided == "breach":
-        return f"{what} ({due.key}): rolling back"
-    return f"{what} ({due.key}): rolls back if still breached after {due.check.for_}"
+        return f"{what}: rolling back"
+    return f"{what}: rolls back if still breached after {due.check.for_}"
+
+
+def _at(key: str) -> str:
+    """``at step 2`` / ``in shadow``: where a check runs, named for people (the check itself is
+    named by its metric; ``steps[1].rollbackOn[0]`` stays in ``status.checks``' keys)."""
+    place = check_keys.where(key)
+    return "in shadow" if place == "shadow" else f"at {place}"
 
 
 def breach_reason(
@@ -98,3 +108,59 @@ def breach_reason(
         below=number(due.check.below),
         window=window(spec, due.check),
     )
+
+
+def _ago(seconds: float) -> str:
+    """``45s``, ``3m``, ``2h5m``: a short span for the wait's words."""
+    total = max(0, round(seconds))
+    if total < 60:
+        return f"{total}s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs}s" if secs and minutes < 10 else f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes}m" if minutes else f"{hours}h"
+
+
+def pending_why(
+    last_evaluation: float | None,
+    waiting: str | None,
+    interval_s: float | None,
+    now: float | None,
+) -> str:
+    """Why a pending rollout (candidate deployed, no step started) has not started, from what
+    its status holds: ``lastEvaluation``, ``waiting`` (:attr:`RolloutState.waiting`) and the
+    spec's ``analysis.interval``. The controller checks readiness only at an evaluation, so a
+    candidate that became ready since waits for the next one, and this says so instead of
+    "waiting for the candidate to be ready". ``now`` None: without the clock-dependent parts
+    (how long ago, how long until the next evaluation). Pure."""
+    every = f" (every {_ago(interval_s)})" if interval_s else ""
+    if last_evaluation is None:
+        return (
+            "the candidate is being deployed; the controller checks its readiness at its "
+            f"next evaluation{every}"
+        )
+    ago = nxt = ""
+    if now is not None:
+        ago = f", {_ago(now - last_evaluation)} ago"
+        if interval_s:
+            left = last_evaluation + interval_s - now
+            nxt = f", in {_ago(left)}" if left > 0 else ", due now"
+    if waiting:
+        return (
+            f"at the last evaluation{ago}, {waiting}; readiness is checked again at the "
+            f"next evaluation{nxt}{every}"
+        )
+    return f"waiting for the controller's next evaluation{nxt}{every} to start the rollout"
+
+
+def inconclusive_now(state: RolloutState) -> str | None:
+    """Why the current stage's checks hold it, in words: the latest reason of each check that
+    was inconclusive at its last evaluation (``latency: no data: no series matched ...; errors:
+    too few samples: ...``); None when none is. For a run that ended without an outcome."""
+    found = [
+        check.message or f"{check.metric}: inconclusive"
+        for _key, check in sorted(state.checks.items())
+        if check.verdict == "inconclusive"
+    ]
+    return "; ".join(found) if found else None

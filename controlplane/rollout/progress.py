@@ -28,7 +28,7 @@ from controlplane.rollout.gate_runs import (
 from controlplane.rollout.messages import number, window
 from controlplane.rollout.observations import TIME_SLACK_S, Observations
 from controlplane.rollout.schedule import PROMOTE_KEY, evaluation_due, stage_checks
-from controlplane.rollout.state import GateState, Reason
+from controlplane.rollout.state import CheckState, GateState, Reason
 from controlplane.rollout.tick import Tick, promote, rollback
 
 _EPS = TIME_SLACK_S
@@ -43,8 +43,13 @@ def pending(tick: Tick, obs: Observations | None) -> None:
     if obs is None or not evaluation_due(tick.spec, tick.state, tick.now):
         return
     tick.update(last_evaluation=tick.now)
-    if tick.state.paused is not None or not obs.candidate_ready:
+    if tick.state.paused is not None:
         return
+    if not obs.candidate_ready:
+        why = f": {obs.not_ready_why}" if obs.not_ready_why else ""
+        tick.update(waiting=f"the candidate was not ready{why}")
+        return
+    tick.update(waiting=None)
     if tick.spec.spec.shadow is not None:
         tick.update(stage="shadow", stage_started_at=tick.now, checks={})
         tick.sync_weights()
@@ -117,13 +122,23 @@ def progress_gates(tick: Tick) -> None:
     transition(tick, point, f" (gates passed: {', '.join(run.gate for run in runs)})")
 
 
+def _waits_for(metric: str, check: CheckState | None) -> str:
+    """``latency (inconclusive: no data: no series matched ...)``: a check a due step waits
+    for, by its metric, with the verdict's reason."""
+    if check is None:
+        return f"{metric} (not evaluated yet)"
+    why = check.message.removeprefix(f"{check.metric}: ") if check.message else ""
+    return f"{metric} ({check.verdict}: {why})" if why else f"{metric} ({check.verdict})"
+
+
 def progress_steps(tick: Tick) -> None:
     """Advance while the current step is finished; mark it holding when it is due but cannot;
     a done ``approval: manual`` step waits for a ``promote`` intent."""
     while tick.state.stage == "steps" and tick.state.gate_point is None:
         state = tick.state
         current = tick.spec.spec.steps[state.step_index]
-        keys = [due.key for due in stage_checks(tick.spec, state)]
+        dues = stage_checks(tick.spec, state)
+        keys = [due.key for due in dues]
         latest = [state.checks.get(key) for key in keys]
         all_passed = all(c is not None and c.verdict == "pass" for c in latest)
         all_decided = bool(latest) and all(c is not None and c.decided == "pass" for c in latest)
@@ -137,8 +152,8 @@ def progress_steps(tick: Tick) -> None:
             continue
         if elapsed and not state.holding and any(c is not None for c in latest):
             waiting = [
-                f"{key}: {c.verdict if c is not None else 'not evaluated'}"
-                for key, c in zip(keys, latest, strict=True)
+                _waits_for(due.check.metric, c)
+                for due, c in zip(dues, latest, strict=True)
                 if c is None or c.verdict != "pass"
             ]
             tick.update(holding=True)

@@ -16,8 +16,9 @@ from dataclasses import replace
 from controlplane.rollout.messages import breach_message, number
 from controlplane.rollout.observations import CheckResult, DueCheck, Observations
 from controlplane.rollout.schedule import PROMOTE_KEY, stage_checks
-from controlplane.rollout.state import CheckState, finite_or_none
+from controlplane.rollout.state import RECENT_RESULTS, CheckSample, CheckState, finite_or_none
 from controlplane.rollout.tick import Tick
+from controlplane.spec.check_keys import where
 
 
 def record(tick: Tick, obs: Observations) -> None:
@@ -30,7 +31,7 @@ def record(tick: Tick, obs: Observations) -> None:
             key=due.key,
             metric=due.check.metric,
             verdict="inconclusive",
-            message=f"{due.check.metric}: no result for {due.key}",
+            message=f"{due.check.metric}: no result at this evaluation ({where(due.key)})",
         )
         if result.provider_error:
             errors.append(result.message or f"{due.check.metric}: provider error")
@@ -52,7 +53,8 @@ def next_check_state(
 ) -> CheckState:
     """The check's new record. The streak goes on while the condition holds at every evaluation
     (rollbackOn: breached; promoteOn: its threshold condition met); a pass or an inconclusive
-    result ends it."""
+    result ends it. ``recent`` keeps the last results of the stage (``prev`` is None in a new
+    stage: the checks are reset when a stage begins)."""
     if due.key == PROMOTE_KEY:
         condition = result.verdict == "breach"
     else:
@@ -74,6 +76,10 @@ def next_check_state(
         below=number(due.check.below),
         load_candidate=finite_or_none(result.load_candidate),
         load_stable=finite_or_none(result.load_stable),
+        recent=(
+            *(prev.recent if prev is not None else ())[-(RECENT_RESULTS - 1) :],
+            CheckSample(now, result.verdict, finite_or_none(result.value)),
+        ),
     )
 
 

@@ -135,6 +135,20 @@ class Reason:
     workflow: str | None = None
 
 
+RECENT_RESULTS = 10
+"""Results of one check kept in its ``recent`` list (the current stage's, newest last)."""
+
+
+@with_config(_CONFIG)
+@dataclass(frozen=True)
+class CheckSample:
+    """One earlier evaluation of a check: its time, verdict and compared value."""
+
+    at: float
+    verdict: Verdict
+    value: float | None = None
+
+
 @with_config(_CONFIG)
 @dataclass(frozen=True)
 class CheckState:
@@ -143,6 +157,8 @@ class CheckState:
     ``since`` is when the current streak began: the first of the consecutive evaluations at which
     a ``rollbackOn`` check was breached, or at which the ``promoteOn`` condition held. None when the
     latest evaluation broke (or never started) a streak. ``at`` is the latest evaluation's time.
+    ``recent``: the last :data:`RECENT_RESULTS` evaluations in this stage, the latest included,
+    oldest first (what ``kubectl canary get`` shows as the check's history).
     """
 
     metric: str
@@ -158,6 +174,7 @@ class CheckState:
     below: float | None = None
     load_candidate: float | None = None
     load_stable: float | None = None
+    recent: tuple[CheckSample, ...] = ()
 
 
 @with_config(_CONFIG)
@@ -203,7 +220,9 @@ class RolloutState:
     after it for display; ``gate_errors`` counts consecutive polls the Argo Server did not
     answer. ``awaiting_approval``: a ``approval: manual`` step is done and waits for ``promote``.
     ``noop``: the spec's candidate equals its stable, so the rollout finished at once and
-    deployed nothing.
+    deployed nothing. ``waiting``: why a pending rollout did not start at its last evaluation
+    (``the candidate was not ready: ...``), None otherwise; readers word the wait with
+    :func:`controlplane.rollout.messages.pending_why`.
     """
 
     spec_hash: str
@@ -230,6 +249,7 @@ class RolloutState:
     gate_errors: int = 0
     awaiting_approval: bool = False
     noop: bool = False
+    waiting: str | None = None
 
     @property
     def step(self) -> int:

@@ -72,6 +72,15 @@ def predictor_service(isvc_name: str, predictor_name: str | None = None) -> str:
     return f"{isvc_name}{infix}{PREDICTOR_SUFFIX}"
 
 
+LLMISVC_WORKLOAD_SUFFIX = "-kserve"
+
+
+def llmisvc_deployment(name: str) -> str:
+    """The workload Deployment KServe makes for the LLMInferenceService ``name``:
+    ``kmeta.ChildName(<name>, "-kserve")`` (:func:`child_name`)."""
+    return child_name(name, LLMISVC_WORKLOAD_SUFFIX)
+
+
 def chat_template_configmap(isvc_name: str) -> str:
     """The ConfigMap that carries a variant's chat template (system-prompt variants)."""
     return dns_name(isvc_name, "chat-template")

@@ -76,6 +76,15 @@ def decode(text: str) -> CheckKey | None:
     return key if encode(key) == text else None
 
 
+def where(text: str) -> str:
+    """Where the check of key ``text`` runs, in words for people: ``step 2`` (1-based),
+    ``shadow``; ``text`` itself for a key :func:`decode` does not read."""
+    key = decode(text)
+    if key is None:
+        return text
+    return "shadow" if key.stage == "shadow" else f"step {(key.step or 0) + 1}"
+
+
 @functools.lru_cache(maxsize=1024)
 def step_check(step: int, index: int) -> str:
     """The key of check ``index`` of ``rollbackOn`` in step ``step`` (0-based). Cached: the

@@ -29,6 +29,7 @@ from typing import Any
 from controlplane.errors import Problem, SpecError
 from controlplane.rollout import events
 from controlplane.rollout.intents import Intent
+from controlplane.rollout.messages import pending_why
 from controlplane.rollout.state import Event, RolloutState
 from controlplane.spec.models import API_GROUP
 from controlplane.status import conditions
@@ -47,6 +48,13 @@ ADOPTED_KEY = "adopted"
 (:mod:`controlplane.controller.adoption`), kept through every status the rollout writes."""
 """Where the capacity effect's record is shown (:class:`CapacityRecord`)."""
 PROBLEMS_KEY = "problems"
+WARNINGS_KEY = "warnings"
+"""``status.warnings``: trouble beside the rollout that a user must see where they look (an alert
+that could not be delivered), :func:`with_warning`; kept while the rollout of the same spec runs."""
+WARNINGS_KEPT = 5
+EFFECT_WARNINGS = frozenset({"WeightsNotVerified", "ForeignObject"})
+"""Warnings the controller's effects put in ``status.warnings`` while their trouble lasts (a
+router that refuses or cannot be written): :func:`with_trouble` adds and clears them."""
 
 
 @dataclass(frozen=True)
@@ -254,6 +262,8 @@ def rollout_status(
     """The whole status for ``state``; conditions keep their transition times from ``previous``."""
     status = state.to_status()
     message = state.reason.message if state.reason is not None else ""
+    if not message and state.stage == "pending" and state.paused is None:
+        message = pending_why(state.last_evaluation, state.waiting, None, None)
     if not message and state.history:
         message = state.history[-1].message
     # an unreachable Argo Server stalls a rollout like an unreachable Prometheus does
@@ -270,7 +280,56 @@ def rollout_status(
         status[CAPACITY_KEY] = book.capacity.to_dict()
     if previous and ADOPTED_KEY in previous:
         status[ADOPTED_KEY] = previous[ADOPTED_KEY]
+    warnings = (previous or {}).get(WARNINGS_KEY)
+    if warnings and (previous or {}).get("specHash") == state.spec_hash:
+        status[WARNINGS_KEY] = warnings  # a new rollout (a new spec) starts without them
     return status
+
+
+def with_warning(
+    previous: Any, type_: str, message: str, now: float, *, kept: int = WARNINGS_KEPT
+) -> list[dict[str, Any]]:
+    """``status.warnings`` with one more: ``{type, message, at (unix seconds), count}``. The same
+    type and message again moves to the end with ``count`` + 1 and its new ``at``; the newest
+    ``kept`` are kept. ``previous`` is read tolerantly (anything unreadable is dropped)."""
+    entries = [
+        dict(w)
+        for w in (previous if isinstance(previous, list) else [])
+        if isinstance(w, Mapping) and isinstance(w.get("type"), str)
+    ]
+    count = 1
+    for entry in entries:
+        if entry.get("type") == type_ and entry.get("message") == message:
+            seen = entry.get("count")
+            count = (seen if isinstance(seen, int) and not isinstance(seen, bool) else 1) + 1
+    entries = [e for e in entries if (e.get("type"), e.get("message")) != (type_, message)]
+    entries.append({"type": type_, "message": message, "at": now, "count": count})
+    return entries[-kept:]
+
+
+def with_trouble(status: dict[str, Any], trouble: Mapping[str, str], now: float) -> dict[str, Any]:
+    """``status`` with its :data:`EFFECT_WARNINGS` as ``trouble`` (reason -> message) says now:
+    one entry per reason in trouble (kept as it is while its message is the same, so a lasting
+    failure writes nothing new), those no longer in trouble removed; other warnings (an alert
+    not delivered) untouched. Pure."""
+    current = status.get(WARNINGS_KEY)
+    entries = [w for w in (current if isinstance(current, list) else []) if isinstance(w, Mapping)]
+    kept = [
+        dict(w)
+        for w in entries
+        if w.get("type") not in EFFECT_WARNINGS
+        or trouble.get(str(w.get("type"))) == w.get("message")
+    ]
+    have = {(w.get("type"), w.get("message")) for w in kept}
+    for reason, message in trouble.items():
+        if (reason, message) not in have:
+            kept.append({"type": reason, "message": message, "at": now, "count": 1})
+    out = dict(status)
+    if kept:
+        out[WARNINGS_KEY] = kept[-WARNINGS_KEPT:]
+    else:
+        out.pop(WARNINGS_KEY, None)
+    return out
 
 
 def invalid_status(

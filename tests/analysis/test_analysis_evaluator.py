@@ -36,10 +36,14 @@ def due(key: str) -> list[DueCheck]:
         pytest.param({LATENCY.candidate: 0.29, LATENCY.samples: 500}, "pass", False, "<= 300ms",
                      id="pass"),
         pytest.param({LATENCY.candidate: 0.25, LATENCY.samples: 50}, "inconclusive", False,
-                     "50 requests < minSamples 100", id="few-samples"),
+                     "too few samples: 50 of minSamples 100 requests", id="few-samples"),
         pytest.param({LATENCY.candidate: 0.25}, "inconclusive", False,
-                     "0 requests < minSamples", id="samples-no-data-is-zero"),
-        pytest.param({LATENCY.samples: 500}, "inconclusive", False, "no data", id="no-data"),
+                     "too few samples: 0 of minSamples", id="samples-no-data-is-zero"),
+        pytest.param({LATENCY.samples: 500}, "inconclusive", False,
+                     'latency: no data: no series matched vllm:e2e_request_latency_seconds_bucket'
+                     '{namespace="ml-serving",canary="support-triage",variant="nf4"}'
+                     ' over the last 5m',
+                     id="no-data"),
         pytest.param({LATENCY.candidate: float("nan"), LATENCY.samples: 500}, "inconclusive",
                      False, "no data", id="nan"),
         pytest.param({LATENCY.candidate: ProviderUnavailable("connection refused"),

@@ -40,7 +40,7 @@ CASES: list[tuple[str, dict[str, Any], Any, Any, Any, Any, str, Any, str]] = [
     ("baseline-stable-nan", {"compare": "baseline", "above": "5%"}, 0.7, math.nan, None, None,
      "inconclusive", None, "stable value is nan"),
     ("too-few-samples", {"above": "200ms"}, 0.9, None, 42, 100, "inconclusive", None,
-     "42 requests < minSamples 100"),
+     "too few samples: 42 of minSamples 100 requests"),
     ("samples-exactly-min", {"above": "200ms"}, 0.9, None, 100, 100, "breach", 0.9, "> 200ms"),
     ("samples-unknown", {"above": "200ms"}, 0.9, None, None, 100, "inconclusive", None,
      "request count unknown"),

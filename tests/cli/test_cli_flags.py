@@ -48,3 +48,25 @@ def test_bad_cache_duration(tmp_path: Path) -> None:
     args = controller_args("--api-auth-cache", "soon")
     with pytest.raises(UsageError, match="--api-auth-cache"):
         cli.api_app(args, world.kube, world.controller, world.metrics)
+
+
+def test_every_controller_flag_has_help_and_shows_its_default() -> None:
+    """Issue #41: many controller flags had no help text or default shown."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    cli.add_parser(parser.add_subparsers())
+    controller = next(
+        a for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+    ).choices["controller"]
+    text = controller.format_help()
+    for action in controller._actions:
+        if not action.option_strings or action.dest == "help":
+            continue
+        assert action.help, action.option_strings
+        if action.default not in (None, [], False):
+            shown = controller._get_formatter()._get_help_string(action) or ""
+            assert "default" in shown, action.option_strings
+    assert "--lease-duration DURATION" in text
+    assert "(default: 15s)" in text
+    assert "(default: 30m)" in text  # --progress-deadline

@@ -48,8 +48,9 @@ def test_verb_records_an_intent_the_controller_then_consumes(
     before = len(recorded(kube))
     result = run_cli(*argv, NAME, "-n", NS)
     assert result.code == 0, result.err
+    typed = "promote --full" if verb == "promote-full" else verb  # as the user typed it
     assert result.out == (
-        f"{NAME} ({NS}): {verb} recorded; the controller applies it at its next reconcile\n"
+        f"{NAME} ({NS}): {typed} recorded; the controller applies it at its next reconcile\n"
     )
     intents, _problem = read_intents(get_canary(kube, NS, NAME)["metadata"].get("annotations"))
     intent_id = intents[-1].id

@@ -132,10 +132,18 @@ def test_every_time_of_a_full_status_is_converted() -> None:
         "lastIntentAt": t,
         "reason": {"at": T0, "message": "m"},
         "history": [{"time": T0, "type": "StepStarted"}],
-        "checks": {"steps[0].rollbackOn[0]": {"at": T0, "since": T0, "value": 1.0}},
+        "checks": {
+            "steps[0].rollbackOn[0]": {
+                "at": T0,
+                "since": T0,
+                "value": 1.0,
+                "recent": [{"at": T0, "verdict": "pass", "value": 1.0}],
+            }
+        },
         "lastChecks": [{"at": T0, "since": None, "value": 0.5}],
         "gates": {"g@step-1": {"submittedAt": T0, "startedAt": T0, "finishedAt": None}},
         "controller": {"finishedAt": T0, "verified": {"at": T0, "weight": 5}},
+        "warnings": [{"type": "AlertDeliveryFailed", "message": "m", "at": T0, "count": 1}],
         "observedGeneration": 3,
         "spend": 12.5,
     }

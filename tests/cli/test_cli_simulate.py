@@ -132,8 +132,10 @@ def test_unreachable_prometheus_exits_1(tmp_path: Path, capsys: pytest.CaptureFi
     )
     assert code == 1
     err = capsys.readouterr().err
-    assert "error:" in err
-    assert "Traceback" not in err
+    assert err == (
+        "error: Prometheus at http://127.0.0.1:9 is unreachable: connection refused "
+        "(is Prometheus running on that port?)\n"
+    )
 
 
 @pytest.mark.slow

@@ -27,10 +27,18 @@ from harness.kube.fake import FakeKube
     ("case", "code", "says"),
     [
         ("new", EXIT_IN_PROGRESS, "waiting for the controller to pick it up"),
-        ("pending", EXIT_IN_PROGRESS, "pending: waiting for the candidate to be ready"),
+        (
+            "pending",
+            EXIT_IN_PROGRESS,
+            "pending: at the last evaluation, the candidate was not ready",
+        ),
         ("shadow", EXIT_IN_PROGRESS, "shadow, shadow (mirroring, weight 0%) (1d1h in stage"),
         ("progressing", EXIT_IN_PROGRESS, "progressing, step 2/4 at weight 25% (3d in stage"),
-        ("holding", EXIT_IN_PROGRESS, "holding, step 2/4 at weight 25%"),
+        (
+            "holding",
+            EXIT_IN_PROGRESS,
+            "holding, step 2/4 at weight 25%: inconclusive: kpi: too few",
+        ),
         ("rolled_back", EXIT_ROLLED_BACK, "rolled back: latency 412.3ms > 300ms over 5m"),
         ("paused", EXIT_PAUSED, "paused by a user at step 2/4 at weight 25%"),
         ("paused_errors", EXIT_PAUSED, "it resumes by itself once the errors stop"),

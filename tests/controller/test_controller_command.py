@@ -135,3 +135,27 @@ def test_a_malformed_allow_entry_stops_the_controller_before_it_connects(
     with pytest.raises(UsageError) as caught:
         command.run(_args(flag, url, "--once", "--api-port", "0"), kube=None)
     assert str(caught.value).startswith(f"{flag} {url!r}: {why}")
+
+
+def test_each_transition_is_one_log_line(tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue #41: ``controller --once`` and the running controller logged no transitions."""
+    kube = FakeKube()
+    kube.create(canary_dict(traffic=TRAFFIC))
+    args = _args("--api-port", "0", "--git-cache-dir", str(tmp_path))
+    controller = command.build(args, kube, metrics=ControllerMetrics())
+    caplog.set_level("INFO", logger="controlplane.controller.event_sink")
+    controller.poll(0.1)
+    controller.run_once()
+    record_intent(kube, NS, "support-triage", "abort", "alice")
+    controller.poll(0.1)
+    controller.run_once()
+    history = kube.get(command_ref())["status"]["history"]
+    lines = [r for r in caplog.records if r.name == "controlplane.controller.event_sink"]
+    assert [r.getMessage().split(": ", 2)[1].split(" ")[0] for r in lines] == [
+        e["type"] for e in history
+    ]
+    rolled = lines[-1]
+    assert rolled.levelname == "WARNING"
+    assert rolled.getMessage().startswith(f"{NS}/support-triage: RolledBack ")
+    assert "aborted by alice" in rolled.getMessage()
+    assert all("\n" not in r.getMessage() for r in lines)

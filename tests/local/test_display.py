@@ -68,3 +68,19 @@ def test_outcome_line(outcome: str, expected: str) -> None:
     line = outcome_line(result)
     assert line.startswith(expected)
     assert line.endswith("[simulated engine]")
+
+
+def test_no_outcome_says_which_checks_held_and_why() -> None:
+    from controlplane.rollout.observations import CheckResult
+
+    canary, scaling, state = started()
+    why = "ttft: too few samples: 3 of minSamples 20 requests in the window"
+    key = "steps[0].rollbackOn[0]"
+    due = {key: CheckResult(key, "ttft", "inconclusive", message=why)}
+    state, _ = step(canary, state, Observations(checks=due), T0 + 60)
+    result = UpResult("in_progress", state, canary, scaling, "simulated", 5.0, LoadStats(), {})
+    line = outcome_line(result)
+    assert line.startswith("NO OUTCOME after 5s: holding at step 1: checks inconclusive: ")
+    assert why in line
+    assert "errors: no result at this evaluation (step 1)" in line
+    assert "rollbackOn[" not in line

@@ -23,6 +23,7 @@ from support.notify import (
     secret,
 )
 
+from controlplane.kube.client import Ref
 from controlplane.notify import AlertNotifier, NotifySettings, build_alert, verify_signature
 from controlplane.notify.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from controlplane.rollout.state import Reason
@@ -295,3 +296,26 @@ def test_only_subscribed_events_are_sent() -> None:
     assert paths == ["/default", "/steps"]
     kinds = {r.path: json.loads(r.body)["type"] for r in hook.requests}
     assert kinds == {"/default": "RolledBack", "/steps": "Advanced"}
+
+
+def test_a_failed_delivery_is_in_the_status_warnings() -> None:
+    """Issue #41: AlertDeliveryFailed showed only in ``kubectl get events``."""
+    kube = FakeKube()
+    obj = canary_obj([{"slack": {"webhookSecretRef": {"name": "absent", "key": "url"}}}])
+    del obj["metadata"]["resourceVersion"]
+    stored = kube.create(obj)
+    canary = canary_of(stored)
+    notifier = AlertNotifier(kube, FAST)
+    later = replace(LATENCY_REASON, at=LATENCY_REASON.at + 60)
+    try:
+        notifier.notify(stored, canary, *rollback(canary))
+        assert notifier.flush(5)
+        notifier.notify(stored, canary, *rollback(canary, later))
+        assert notifier.flush(5)
+    finally:
+        notifier.close(2)
+    (warning,) = kube.get(Ref.of(stored))["status"]["warnings"]
+    assert warning["type"] == "AlertDeliveryFailed"
+    assert "Secret ml-serving/absent not found (spec.alerts[0].slack)" in warning["message"]
+    assert warning["count"] == 2  # the same failure twice is one entry
+    assert isinstance(warning["at"], float)

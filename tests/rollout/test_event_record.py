@@ -112,3 +112,13 @@ def test_the_cursor_never_skips_and_never_repeats(
     else:
         assert left == now
     assert events.cursor([], "uid-1", cursor) == cursor
+
+
+def test_log_line_is_one_readable_line() -> None:
+    event = Event("RolledBack", 0.0, 1, 0, "latency 412.3ms > 300ms\nover 5m at step 1")
+    assert events.log_line("ml", "c", event) == (
+        "ml/c: RolledBack at step 1, weight 0%: latency 412.3ms > 300ms over 5m at step 1"
+    )
+    assert events.log_line("ml", "c", Event("ShadowStarted", 0.0, 0, 0, "")) == (
+        "ml/c: ShadowStarted before step 1, weight 0%"
+    )

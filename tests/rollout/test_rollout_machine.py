@@ -239,6 +239,11 @@ def test_one_inconclusive_check_holds_the_step() -> None:
     run.tick(10, {"steps[0].rollbackOn[1]": "I"})
     assert run.where == ("holding", 1)
     assert run.state.weight == 10
+    held = run.state.history[-1]
+    assert (held.type, held.message) == (
+        "Held",
+        "step 1 is due but waits for errors (inconclusive: I)",
+    )
 
 
 def test_advance_then_promote_emits_weights_in_order() -> None:
@@ -355,6 +360,9 @@ def test_rollback_reason_records_the_breach() -> None:
         now,
     )
     assert "231.0ms" in reason.message
+    breached = [e for e in state.history if e.type == "Breached"][-1]
+    # named by its metric and step for people, not by the key's index path
+    assert breached.message == "latency 231.0ms > 200ms at step 1: rolling back"
     assert state.phase == "rolled_back"
     assert state.weight == 0
 

@@ -108,7 +108,14 @@ class Rollout:
                     candidate=candidate,
                     stable=stable,
                     provider_error=provider_error,
-                    message="prometheus unreachable" if provider_error else "",
+                    message=(
+                        "prometheus unreachable"
+                        if provider_error
+                        else f"{check.check.metric}: too few samples: 42 of minSamples 100 "
+                        "requests in the window"
+                        if verdict == "inconclusive"
+                        else ""
+                    ),
                 )
             obs = Observations(checks=results)
         self.state, _ = machine.step(self.spec, self.state, obs, now, intents)
