@@ -445,9 +445,14 @@ def _servers(stack: Stack, service: str) -> set[str]:
     return {urllib.parse.urlsplit(s["url"]).hostname or "" for s in servers}
 
 
+RELEASE_WAIT_S = 90.0
+"""How long after the end :func:`roll_out` waits at most for the stable's release."""
+
+
 def roll_out(stack: Stack, load: Load, faults: Faults, timeout: float) -> None:
     """Apply the canary and drive it to its end under load, striking each fault on time; then
-    25 s more (the stable released under load, past the 20 s cleanup delay)."""
+    25 s more, and on until the stable is released (past the 20 s cleanup delay) or
+    :data:`RELEASE_WAIT_S` has passed."""
     stack.kube.apply(canary(), field_manager="test")
     seen: list[str] = []
     plan: list[tuple[float, str]] = []
@@ -476,8 +481,12 @@ def roll_out(stack: Stack, load: Load, faults: Faults, timeout: float) -> None:
             assert time.monotonic() < deadline, f"no end within {timeout:.0f} s: {seen}"
             time.sleep(0.2)
         faults.join()
-        end = time.monotonic() + 25
-        while time.monotonic() < end:
+        # at least 25 s more, and until the stable is released: the controller killed at the
+        # promotion restarts first, which on a loaded host can take it past the cleanup delay
+        start = time.monotonic()
+        while time.monotonic() < start + 25 or (
+            time.monotonic() < start + RELEASE_WAIT_S and not events(stack, NAME, "Released")
+        ):
             faults.tick()
             time.sleep(0.2)
     finally:
