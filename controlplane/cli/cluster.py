@@ -34,6 +34,10 @@ if TYPE_CHECKING:  # imported where used: every verb builds a Runtime, few draw 
 COMPONENT = "kubectl-canary"
 
 
+PIPE_WIDTH = 160
+"""The width of a view printed to a pipe or a file (a terminal's own width otherwise)."""
+
+
 @dataclass
 class Runtime:
     """The outside world of a cluster verb.
@@ -53,10 +57,16 @@ class Runtime:
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
 
     def terminal(self) -> Console:
+        """The console the views are printed on. Piped or redirected (no terminal, no
+        ``COLUMNS``), it is :data:`PIPE_WIDTH` wide rather than rich's 80, so that ``get > file``
+        keeps the object tree's and the Events' columns on one line as ``kubectl`` does."""
         if self.console is None:
             from rich.console import Console
 
-            self.console = Console()
+            console = Console()
+            if not console.is_terminal and "COLUMNS" not in self.environ:
+                console.width = PIPE_WIDTH
+            self.console = console
         return self.console
 
 

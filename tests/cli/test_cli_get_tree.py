@@ -22,6 +22,7 @@ from support.cli import RunCli, check_golden
 from support.cli_rollouts import NAME, NS, Clock, Rollout, at_step_two, scenario
 
 from controlplane.cli import controller
+from controlplane.cli.cluster import PIPE_WIDTH, Runtime
 from controlplane.errors import Forbidden
 from controlplane.kube.client import Obj, Ref, canary_ref
 from controlplane.profiles.catalog import load_catalog
@@ -337,3 +338,17 @@ def test_after_controller_once_get_shows_the_events_it_wrote(
     assert "Events: none in the rollout's history yet" in result.out
     listed = result.out[result.out.index("Kubernetes Events (") :]
     assert " Deployed " in listed
+
+
+def test_a_view_printed_to_a_pipe_keeps_its_columns_on_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Piped or redirected, the console is :data:`PIPE_WIDTH` wide, not rich's 80, which cut the
+    object tree's READY column onto a line of its own and dropped the Events' MESSAGE column;
+    ``COLUMNS`` still wins, as it does for a terminal."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    piped = Runtime(environ={}).terminal()
+    assert not piped.is_terminal
+    assert piped.width == PIPE_WIDTH > 80
+    monkeypatch.setenv("COLUMNS", "90")
+    assert Runtime(environ={"COLUMNS": "90"}).terminal().width == 90
