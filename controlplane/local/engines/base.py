@@ -6,11 +6,18 @@ and the engines that produce tokens: ``simulated`` (:mod:`.simulated`, the defau
 ``vllm`` (:mod:`.vllm_engine`, a ``vllm serve`` process behind the server). An engine streams
 :class:`Chunk` records; the server times them, so every engine exports the same metrics, and
 reads the scheduler gauges (running, waiting, KV-cache use) from the engine.
+
+Owns the clocks answers are timed by (:class:`HostClock`, :class:`ModelClock`): the server reads
+an engine's ``clock`` for every latency it exports, so a simulated engine's numbers are the
+model's and not the host's (a busy or stalled host does not show as a slow model).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -19,6 +26,71 @@ from controlplane.errors import ControlPlaneError
 EngineKind = Literal["simulated", "transformers", "vllm"]
 ENGINE_KINDS: tuple[EngineKind, ...] = ("simulated", "transformers", "vllm")
 FinishReason = Literal["stop", "length"]
+
+
+class HostClock:
+    """The host's monotonic clock: what a real engine's answers take, host stalls included (a
+    model that runs on this machine's CPU, or a ``vllm serve`` process, is slowed by them).
+
+    ``monotonic`` and ``sleep`` are the time source (tests give fakes)."""
+
+    def __init__(
+        self,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        self._monotonic = monotonic
+        self._sleep = sleep
+
+    def now(self) -> float:
+        """Seconds on this clock (only differences mean anything)."""
+        return self._monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of this clock."""
+        await self._sleep(seconds)
+
+
+class ModelClock(HostClock):
+    """The time a simulated model lives in: the host's clock less the host's stalls.
+
+    A simulated engine sleeps what its GPU would compute. When the host is busy (another job on
+    the cores, the demo's own processes, a laptop's power saving) a sleep wakes late, and every
+    request in flight would be charged the lateness as if the model had been slow: a one-second
+    stall of a two-core machine read as a one-second TTFT, and failed a healthy candidate. Here
+    each :meth:`sleep` that wakes after its deadline adds the lateness to :attr:`stalled` and
+    :meth:`now` leaves it out, as vLLM v1's engine core, a process on its own GPU, is not slowed
+    by its API server's host. Overlapping sleeps late through the same stall count it once (the
+    late spans are merged as they come, :meth:`woke`); :meth:`now` never goes backwards.
+    """
+
+    def __init__(
+        self,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        super().__init__(monotonic, sleep)
+        self.stalled = 0.0
+        """Host seconds left out so far."""
+        self._late_until = -math.inf
+        self._last = -math.inf
+
+    def now(self) -> float:
+        self._last = max(self._last, self._monotonic() - self.stalled)
+        return self._last
+
+    async def sleep(self, seconds: float) -> None:
+        deadline = self._monotonic() + max(0.0, seconds)
+        await self._sleep(seconds)
+        self.woke(deadline, self._monotonic())
+
+    def woke(self, deadline: float, at: float) -> None:
+        """A sleep due at host time ``deadline`` ended at ``at``: the part of ``[deadline, at]``
+        not already counted is a stall of the host."""
+        late = at - max(deadline, self._late_until)
+        if late > 0:
+            self.stalled += late
+        self._late_until = max(self._late_until, at)
 
 
 class EngineError(ControlPlaneError):
@@ -55,6 +127,8 @@ class Engine(Protocol):
     """Produces tokens for one variant. ``kind`` is shown in every output (``simulated``...)."""
 
     kind: EngineKind
+    clock: HostClock
+    """What the server times this engine's answers by (:class:`ModelClock` for a simulated one)."""
 
     @property
     def description(self) -> str:

@@ -52,6 +52,11 @@ its ``vllm`` package):
   ``vllm:num_requests_waiting``: :meth:`SimulatedEngine.load`, :meth:`~SimulatedEngine.running`
   and :meth:`~SimulatedEngine.waiting` here.
 
+**Model time, not the host's.** Every sleep and timestamp goes through the engine's
+:class:`~controlplane.local.engines.base.ModelClock`: a step that wakes late because the host was
+busy is not charged to the model, and the server times answers by the same clock, so a host
+stall does not show as a slow GPU (docs/local.md, "A busy host").
+
 What the simulation adds or leaves out: a step lasts ``decode_s_per_token x (1 + BATCH_SLOWDOWN
 x (requests in the step - 1))`` (one pass reads every weight, a batch shares it) plus
 ``prefill_s_per_token`` per prompt (or recomputed) token in the step, times a lognormal jitter
@@ -83,6 +88,8 @@ from controlplane.local.engines.base import (
     EngineKind,
     FinishReason,
     Generation,
+    HostClock,
+    ModelClock,
 )
 from controlplane.profiles.speed import (
     BANDWIDTH_UTILISATION,
@@ -159,9 +166,13 @@ class SimulatedEngine:
 
     kind: EngineKind = "simulated"
 
-    def __init__(self, speed: Speed, label: str, seed: int | None = None) -> None:
+    def __init__(
+        self, speed: Speed, label: str, seed: int | None = None, clock: HostClock | None = None
+    ) -> None:
         self.speed = speed
         self.label = label
+        self.clock: HostClock = clock if clock is not None else ModelClock()
+        """Every sleep and timestamp: the host's time less its stalls (:class:`ModelClock`)."""
         self._rng = random.Random(seed)
         self._waiting: deque[_Request] = deque()
         self._running: list[_Request] = []
@@ -223,9 +234,8 @@ class SimulatedEngine:
         if request.ignore_eos:  # vLLM's ignore_eos: no natural stop, exactly max_tokens
             n, truncated = request.max_tokens, True
         req = _Request(max(1, request.prompt_tokens), n, asyncio.Queue())
-        loop = asyncio.get_running_loop()
         try:
-            await asyncio.sleep(self.speed.overhead_s * self._jitter())
+            await self.clock.sleep(self.speed.overhead_s * self._jitter())
             self._submit(req)
             sent = 0
             pending: list[str] = []
@@ -235,7 +245,7 @@ class SimulatedEngine:
                 if isinstance(item, EngineError):
                     raise item
                 pending.append(self._rng.choice(_WORDS))
-                now = loop.time()
+                now = self.clock.now()
                 last = sent + len(pending) == n
                 if sent == 0 or last or now - last_sent >= CHUNK_INTERVAL_S:
                     text = (" " if sent else "") + " ".join(pending)
@@ -387,7 +397,7 @@ class SimulatedEngine:
                 if not scheduled:  # everything was preempted: the next step admits again
                     await asyncio.sleep(0)
                     continue
-                await asyncio.sleep(self._step_seconds(scheduled))
+                await self.clock.sleep(self._step_seconds(scheduled))
                 self._advance(scheduled)
         except asyncio.CancelledError:
             raise
