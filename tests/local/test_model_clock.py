@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
-from controlplane.local.engines.base import Generation, HostClock, ModelClock
+from controlplane.local.engines.base import Chunk, Generation, HostClock, ModelClock
 from controlplane.local.engines.simulated import SimulatedEngine, Speed
 from controlplane.local.inject import Faults
 from controlplane.local.server import Identity, ModelServer
@@ -32,24 +33,29 @@ WHO = Identity("demo-llm", "default", "local-demo", "nf4")
 
 
 class FakeHost:
-    """A host clock that only moves when slept on; the first non-zero sleep after
-    :meth:`stall` wakes that much late (the host did not run the process meanwhile)."""
+    """A host clock that moves when slept on or when a test moves ``t``; after
+    :meth:`stall`, the first sleep of at most ``up_to`` seconds wakes that much late (the host
+    did not run the process meanwhile)."""
 
     def __init__(self) -> None:
         self.t = 1000.0
         self._stall = 0.0
+        self._up_to = 0.0
 
     def monotonic(self) -> float:
         return self.t
 
-    def stall(self, seconds: float) -> None:
-        self._stall = seconds
+    def stall(self, seconds: float, up_to: float = math.inf) -> None:
+        self._stall, self._up_to = seconds, up_to
 
     async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(0)
+        start = self.t
+        await asyncio.sleep(0)  # others run meanwhile, and may move the host's time on
         if seconds > 0:
-            self.t += seconds + self._stall
-            self._stall = 0.0
+            self.t = max(self.t, start + seconds)
+            if self._stall and seconds <= self._up_to:
+                self.t += self._stall
+                self._stall = 0.0
 
 
 def test_late_spans_are_merged_and_now_never_goes_back() -> None:
@@ -76,10 +82,28 @@ def test_a_host_clock_counts_the_stall() -> None:
         clock = HostClock(host.monotonic, host.sleep)
         start = clock.now()
         host.stall(STALL_S)
-        await clock.sleep(STEP_S)
+        await clock.compute(STEP_S)
         return clock.now() - start
 
     assert asyncio.run(main()) == pytest.approx(STEP_S + STALL_S)
+
+
+def test_a_model_sleep_lasts_its_seconds_of_model_time() -> None:
+    async def main() -> tuple[float, float, float]:
+        host = FakeHost()
+        clock = ModelClock(host.monotonic, host.sleep)
+        start, host_start = clock.now(), host.t
+        delay = asyncio.ensure_future(clock.sleep(0.3))
+        await asyncio.sleep(0)  # the delay has begun
+        # a step found late meanwhile (the loop was held) takes 0.2 s out of the model's time
+        clock.woke(host.t, host.t + 0.2)
+        await delay
+        return clock.now() - start, host.t - host_start, clock.stalled
+
+    model, host_seconds, stalled = asyncio.run(main())
+    assert stalled == pytest.approx(0.2)
+    assert model == pytest.approx(0.3)  # slept again for what the stall took away
+    assert host_seconds == pytest.approx(0.5)
 
 
 def test_a_stall_of_the_host_is_not_charged_to_the_simulated_model() -> None:
@@ -114,20 +138,41 @@ def _metric(text: str, name: str) -> float:
     raise AssertionError(f"no sample {name}")
 
 
-def _served_ttft(faults: Faults | None) -> tuple[float, float]:
-    """TTFT and end-to-end latency the server exports for one request whose first step was
-    stalled by the host for STALL_S."""
+class PreemptedServer(SimulatedEngine):
+    """The host takes the CPU from the server after each chunk the engine produces, before the
+    server reads it (while the engine sleeps its next step): the stall lands in the server's
+    work, not in an engine sleep that is already late."""
+
+    def __init__(self, host: FakeHost) -> None:
+        super().__init__(SPEED, "test", seed=1, clock=ModelClock(host.monotonic, host.sleep))
+        self.host = host
+
+    async def generate(self, request: Generation) -> AsyncIterator[Chunk]:
+        async for chunk in super().generate(request):
+            self.host.t += STALL_S
+            yield chunk
+
+
+def _served_ttft(faults: Faults | None, preempt: bool = False) -> tuple[float, float]:
+    """TTFT and end-to-end latency the server exports for one request of three tokens whose
+    first step was stalled by the host for STALL_S (``preempt``: the server is stalled before it
+    reads each chunk instead)."""
 
     async def main() -> tuple[float, float]:
         host = FakeHost()
         clock = ModelClock(host.monotonic, host.sleep)
-        engine = SimulatedEngine(SPEED, "test", seed=1, clock=clock)
+        engine = (
+            PreemptedServer(host)
+            if preempt
+            else SimulatedEngine(SPEED, "test", seed=1, clock=clock)
+        )
         server = ModelServer(WHO, engine, faults, seed=1)
         await server.start()
         try:
             body = {"model": "demo-llm", "prompt": [1] * 50, "max_tokens": 3, "ignore_eos": True}
             async with aiohttp.ClientSession(base_url=server.url) as session:
-                host.stall(STALL_S)
+                if not preempt:
+                    host.stall(STALL_S, up_to=STEP_S * 2)  # on the first step, not the delay
                 async with session.post("/v1/completions", json=body) as r:
                     assert r.status == 200
                 async with session.get("/metrics") as r:
@@ -149,8 +194,14 @@ def test_the_server_exports_the_models_latency_not_the_hosts() -> None:
     assert e2e == pytest.approx(first_step + 2 * STEP_S)
 
 
+def test_a_server_stalled_before_it_reads_a_token_times_it_when_it_was_made() -> None:
+    ttft, e2e = _served_ttft(None, preempt=True)
+    first_step = STEP_S + 50 * PREFILL_S
+    assert ttft == pytest.approx(first_step)
+    assert e2e == pytest.approx(first_step + 2 * STEP_S)
+
+
 def test_an_injected_latency_still_counts_on_a_stalled_host() -> None:
     ttft, _ = _served_ttft(Faults(latency_s=0.3))
-    # the stall lands on the injected delay's sleep and is left out; the 300 ms are the model's
+    # the stall lands on the first step and is left out; the 300 ms before it count in full
     assert ttft == pytest.approx(0.3 + STEP_S + 50 * PREFILL_S)
-    assert not math.isclose(ttft, 0.3 + STALL_S, rel_tol=0.1)

@@ -47,21 +47,27 @@ class HostClock:
         return self._monotonic()
 
     async def sleep(self, seconds: float) -> None:
-        """Wait ``seconds`` of this clock."""
+        """Wait ``seconds`` of this clock (a delay: overhead, an injected latency)."""
+        await self._sleep(seconds)
+
+    async def compute(self, seconds: float) -> None:
+        """The model computes for ``seconds`` (one engine step)."""
         await self._sleep(seconds)
 
 
 class ModelClock(HostClock):
     """The time a simulated model lives in: the host's clock less the host's stalls.
 
-    A simulated engine sleeps what its GPU would compute. When the host is busy (another job on
-    the cores, the demo's own processes, a laptop's power saving) a sleep wakes late, and every
-    request in flight would be charged the lateness as if the model had been slow: a one-second
-    stall of a two-core machine read as a one-second TTFT, and failed a healthy candidate. Here
-    each :meth:`sleep` that wakes after its deadline adds the lateness to :attr:`stalled` and
-    :meth:`now` leaves it out, as vLLM v1's engine core, a process on its own GPU, is not slowed
-    by its API server's host. Overlapping sleeps late through the same stall count it once (the
-    late spans are merged as they come, :meth:`woke`); :meth:`now` never goes backwards.
+    A simulated engine sleeps what its GPU would compute, one :meth:`compute` per step. When the
+    host is busy (another job on the cores, the demo's own processes, a laptop's power saving)
+    or the server's own work holds the event loop, a step wakes late, and every request in
+    flight would be charged the lateness as if the model had been slow: a one-second stall of a
+    two-core machine read as a one-second TTFT, and failed a healthy candidate. Here a step
+    that wakes after its deadline adds the lateness to :attr:`stalled` and :meth:`now` leaves it
+    out, as vLLM v1's engine core, a process on its own GPU, is not slowed by its API server's
+    host. :meth:`sleep` waits its seconds of this clock (it sleeps again for what a stall found
+    meanwhile took away), so an injected delay lasts what it says; :meth:`now` never goes back
+    (a stall found after it was read freezes it until the clock has caught up).
     """
 
     def __init__(
@@ -80,12 +86,17 @@ class ModelClock(HostClock):
         return self._last
 
     async def sleep(self, seconds: float) -> None:
+        until = self.now() + seconds
+        while (left := until - self.now()) > 0:
+            await self._sleep(left)
+
+    async def compute(self, seconds: float) -> None:
         deadline = self._monotonic() + max(0.0, seconds)
         await self._sleep(seconds)
         self.woke(deadline, self._monotonic())
 
     def woke(self, deadline: float, at: float) -> None:
-        """A sleep due at host time ``deadline`` ended at ``at``: the part of ``[deadline, at]``
+        """A step due at host time ``deadline`` ended at ``at``: the part of ``[deadline, at]``
         not already counted is a stall of the host."""
         late = at - max(deadline, self._late_until)
         if late > 0:
@@ -121,6 +132,10 @@ class Chunk:
     text: str
     tokens: int
     finish_reason: FinishReason | None = None
+    at: float | None = None
+    """When the chunk's last token was produced, on the engine's clock; None: when the server
+    receives it. A simulated engine stamps its tokens as each step ends, so a host that stalls
+    the server before it reads them does not lengthen them."""
 
 
 class Engine(Protocol):

@@ -53,9 +53,11 @@ its ``vllm`` package):
   and :meth:`~SimulatedEngine.waiting` here.
 
 **Model time, not the host's.** Every sleep and timestamp goes through the engine's
-:class:`~controlplane.local.engines.base.ModelClock`: a step that wakes late because the host was
-busy is not charged to the model, and the server times answers by the same clock, so a host
-stall does not show as a slow GPU (docs/local.md, "A busy host").
+:class:`~controlplane.local.engines.base.ModelClock`: a step (``compute``) that wakes late
+because the host was busy is not charged to the model, each token is stamped as its step ends
+(``Chunk.at``), and the server times answers by those stamps and the same clock, so a host
+stall, while the engine waits or while the server writes answers, does not show as a slow GPU
+(docs/local.md, "A busy host").
 
 What the simulation adds or leaves out: a step lasts ``decode_s_per_token x (1 + BATCH_SLOWDOWN
 x (requests in the step - 1))`` (one pass reads every weight, a batch shares it) plus
@@ -147,8 +149,9 @@ class _Request:
     prompt_tokens: int
     output_tokens: int
     """How many tokens it will generate in all."""
-    tokens: asyncio.Queue[int | EngineError]
-    """One ``1`` per token sampled; an EngineError when the engine stops under it."""
+    tokens: asyncio.Queue[float | EngineError]
+    """One item per token sampled: when (the engine's clock, as its step ended); an EngineError
+    when the engine stops under it."""
     generated: int = 0
     computed: int = 0
     """``num_computed_tokens``: tokens whose KV is in the cache."""
@@ -245,14 +248,14 @@ class SimulatedEngine:
                 if isinstance(item, EngineError):
                     raise item
                 pending.append(self._rng.choice(_WORDS))
-                now = self.clock.now()
+                now = item  # when the step that sampled it ended, not when it is read here
                 last = sent + len(pending) == n
                 if sent == 0 or last or now - last_sent >= CHUNK_INTERVAL_S:
                     text = (" " if sent else "") + " ".join(pending)
                     reason: FinishReason | None = None
                     if last:
                         reason = "length" if truncated else "stop"
-                    yield Chunk(text, len(pending), reason)
+                    yield Chunk(text, len(pending), reason, at=now)
                     sent += len(pending)
                     pending = []
                     last_sent = now
@@ -370,9 +373,10 @@ class SimulatedEngine:
         decode = self.speed.step_s(len(scheduled))
         return (decode + prefill * self.speed.prefill_s_per_token) * self._jitter()
 
-    def _advance(self, scheduled: list[tuple[_Request, int]]) -> None:
-        """After a step: the scheduled tokens are computed; each request whose tokens are all
-        computed samples one; a request with all its tokens finishes and frees its blocks."""
+    def _advance(self, scheduled: list[tuple[_Request, int]], at: float) -> None:
+        """After a step that ended at ``at``: the scheduled tokens are computed; each request
+        whose tokens are all computed samples one (stamped ``at``); a request with all its
+        tokens finishes and frees its blocks."""
         for req, new in scheduled:
             if req.done:
                 continue  # aborted while the step ran (preemption happens before it runs)
@@ -380,7 +384,7 @@ class SimulatedEngine:
             if req.computed < req.num_tokens:
                 continue  # a prefill chunk: no token yet
             req.generated += 1
-            req.tokens.put_nowait(1)
+            req.tokens.put_nowait(at)
             if req.generated >= req.output_tokens:
                 req.done = True
                 self._running.remove(req)
@@ -397,8 +401,8 @@ class SimulatedEngine:
                 if not scheduled:  # everything was preempted: the next step admits again
                     await asyncio.sleep(0)
                     continue
-                await self.clock.sleep(self._step_seconds(scheduled))
-                self._advance(scheduled)
+                await self.clock.compute(self._step_seconds(scheduled))
+                self._advance(scheduled, self.clock.now())
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug here must not leave requests waiting forever
