@@ -176,8 +176,9 @@ def _spans(events: tuple[Event, ...], axis: TimeAxis, end: float) -> list[Span]:
 
 def _weights(result: SimulationResult, axis: TimeAxis, x_max: float) -> list[tuple[float, int]]:
     """The weight after every event and evaluation, in time order, held to ``x_max``."""
+    done = result.finished_at
     points = [(e.time, 0, e.weight) for e in result.events]
-    points += [(p.time, 1, p.weight) for p in result.trace]
+    points += [(p.time, 1, p.weight) for p in result.trace if done is None or p.time < done]
     points.sort(key=lambda p: (p[0], p[1]))
     line: list[tuple[float, int]] = []
     for t, _, weight in points:
@@ -186,10 +187,10 @@ def _weights(result: SimulationResult, axis: TimeAxis, x_max: float) -> list[tup
             line[-1] = (x, weight)
         elif not line or line[-1][1] != weight:
             line.append((x, weight))
-    if result.finished_at is not None and result.events:
-        final = result.events[-1].weight  # promoted: 100, rolled back: 0; later samples lag
+    if done is not None and result.events:
+        final = result.events[-1].weight  # promoted: 100, rolled back: 0
         if line[-1][1] != final:
-            line.append((axis.x(result.finished_at), final))
+            line.append((axis.x(done), final))
     if line:
         line.append((x_max, line[-1][1]))
     return line

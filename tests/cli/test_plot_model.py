@@ -176,3 +176,15 @@ def test_a_metric_checked_at_two_steps_is_one_panel_with_a_threshold_per_step() 
     assert [(t.value, t.label) for t in drift.thresholds] == [
         (pytest.approx(30.0), "step 2: above 30%")
     ]
+
+
+def test_an_evaluation_after_the_outcome_does_not_pull_the_weight_back() -> None:
+    result = promoted()
+    late = TracePoint(T0 + 61, 50, "steps")  # an evaluation recorded as the run wound down
+    result = SimulationResult(
+        result.canary, result.start, result.end, result.state, 0, [*result.trace, late]
+    )
+    model = plot_model(result, time_scale=60)
+    xs = [x for x, _ in model.weights]
+    assert xs == sorted(xs)
+    assert model.weights[-2:] == ((60.0, 100), (model.x_max, 100))
