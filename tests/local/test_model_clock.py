@@ -82,7 +82,7 @@ def test_a_host_clock_counts_the_stall() -> None:
         clock = HostClock(host.monotonic, host.sleep)
         start = clock.now()
         host.stall(STALL_S)
-        await clock.compute(STEP_S)
+        await clock.sleep(STEP_S)
         return clock.now() - start
 
     assert asyncio.run(main()) == pytest.approx(STEP_S + STALL_S)
@@ -104,6 +104,35 @@ def test_a_model_sleep_lasts_its_seconds_of_model_time() -> None:
     assert stalled == pytest.approx(0.2)
     assert model == pytest.approx(0.3)  # slept again for what the stall took away
     assert host_seconds == pytest.approx(0.5)
+
+
+def test_a_stall_during_the_overhead_of_an_idle_engine_is_left_out() -> None:
+    """An idle engine has no step under way: the request's own overhead sleep finds the stall."""
+
+    async def main() -> float:
+        host = FakeHost()
+        clock = ModelClock(host.monotonic, host.sleep)
+        speed = Speed(
+            decode_s_per_token=STEP_S,
+            prefill_s_per_token=PREFILL_S,
+            kv_capacity_tokens=1e5,
+            overhead_s=0.015,
+            jitter_sigma=0.0,
+        )
+        engine = SimulatedEngine(speed, "test", seed=1, clock=clock)
+        await engine.start()
+        try:
+            start = clock.now()
+            host.stall(STALL_S, up_to=0.015)  # lands on the overhead, before the engine
+            gen = Generation("hi", 100, max_tokens=1, ignore_eos=True)
+            async for chunk in engine.generate(gen):
+                assert chunk.at is not None
+                return chunk.at - start
+            raise AssertionError("no chunk")
+        finally:
+            await engine.stop()
+
+    assert asyncio.run(main()) == pytest.approx(0.015 + STEP_S + 100 * PREFILL_S)
 
 
 def test_a_stall_of_the_host_is_not_charged_to_the_simulated_model() -> None:

@@ -47,27 +47,24 @@ class HostClock:
         return self._monotonic()
 
     async def sleep(self, seconds: float) -> None:
-        """Wait ``seconds`` of this clock (a delay: overhead, an injected latency)."""
-        await self._sleep(seconds)
-
-    async def compute(self, seconds: float) -> None:
-        """The model computes for ``seconds`` (one engine step)."""
+        """Wait ``seconds`` of this clock (an engine step, the overhead, an injected delay)."""
         await self._sleep(seconds)
 
 
 class ModelClock(HostClock):
     """The time a simulated model lives in: the host's clock less the host's stalls.
 
-    A simulated engine sleeps what its GPU would compute, one :meth:`compute` per step. When the
-    host is busy (another job on the cores, the demo's own processes, a laptop's power saving)
-    or the server's own work holds the event loop, a step wakes late, and every request in
-    flight would be charged the lateness as if the model had been slow: a one-second stall of a
-    two-core machine read as a one-second TTFT, and failed a healthy candidate. Here a step
-    that wakes after its deadline adds the lateness to :attr:`stalled` and :meth:`now` leaves it
-    out, as vLLM v1's engine core, a process on its own GPU, is not slowed by its API server's
-    host. :meth:`sleep` waits its seconds of this clock (it sleeps again for what a stall found
-    meanwhile took away), so an injected delay lasts what it says; :meth:`now` never goes back
-    (a stall found after it was read freezes it until the clock has caught up).
+    A simulated engine sleeps what its GPU would compute, step by step. When the host is busy
+    (another job on the cores, the demo's own processes, a laptop's power saving) or the
+    server's own work holds the event loop, a sleep wakes late, and every request in flight
+    would be charged the lateness as if the model had been slow: a one-second stall of a
+    two-core machine read as a one-second TTFT, and failed a healthy candidate. Here any
+    :meth:`sleep` that wakes after its deadline adds the lateness to :attr:`stalled` (the late
+    spans of overlapping sleeps merged, so a stall counts once) and :meth:`now` leaves it out,
+    as vLLM v1's engine core, a process on its own GPU, is not slowed by its API server's host.
+    A sleep lasts its seconds of this clock: it sleeps again for what a stall found meanwhile
+    took away, so a step or an injected delay lasts what it says. :meth:`now` never goes back (a
+    stall found after it was read freezes it until the clock has caught up).
     """
 
     def __init__(
@@ -87,16 +84,17 @@ class ModelClock(HostClock):
 
     async def sleep(self, seconds: float) -> None:
         until = self.now() + seconds
-        while (left := until - self.now()) > 0:
-            await self._sleep(left)
-
-    async def compute(self, seconds: float) -> None:
-        deadline = self._monotonic() + max(0.0, seconds)
-        await self._sleep(seconds)
-        self.woke(deadline, self._monotonic())
+        left = seconds
+        while True:
+            deadline = self._monotonic() + max(0.0, left)
+            await self._sleep(max(0.0, left))
+            self.woke(deadline, self._monotonic())
+            left = until - self.now()
+            if left <= 0:
+                return
 
     def woke(self, deadline: float, at: float) -> None:
-        """A step due at host time ``deadline`` ended at ``at``: the part of ``[deadline, at]``
+        """A sleep due at host time ``deadline`` ended at ``at``: the part of ``[deadline, at]``
         not already counted is a stall of the host."""
         late = at - max(deadline, self._late_until)
         if late > 0:

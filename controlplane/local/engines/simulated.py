@@ -53,11 +53,11 @@ its ``vllm`` package):
   and :meth:`~SimulatedEngine.waiting` here.
 
 **Model time, not the host's.** Every sleep and timestamp goes through the engine's
-:class:`~controlplane.local.engines.base.ModelClock`: a step (``compute``) that wakes late
-because the host was busy is not charged to the model, each token is stamped as its step ends
-(``Chunk.at``), and the server times answers by those stamps and the same clock, so a host
-stall, while the engine waits or while the server writes answers, does not show as a slow GPU
-(docs/local.md, "A busy host").
+:class:`~controlplane.local.engines.base.ModelClock`: a step, the overhead or a delay that
+wakes late because the host was busy is not charged to the model, each token is stamped as its
+step ends (``Chunk.at``), and the server times answers by those stamps and the same clock, so a
+host stall, while the engine waits or while the server writes answers, does not show as a slow
+GPU (docs/local.md, "A busy host").
 
 What the simulation adds or leaves out: a step lasts ``decode_s_per_token x (1 + BATCH_SLOWDOWN
 x (requests in the step - 1))`` (one pass reads every weight, a batch shares it) plus
@@ -401,7 +401,7 @@ class SimulatedEngine:
                 if not scheduled:  # everything was preempted: the next step admits again
                     await asyncio.sleep(0)
                     continue
-                await self.clock.compute(self._step_seconds(scheduled))
+                await self.clock.sleep(self._step_seconds(scheduled))
                 self._advance(scheduled, self.clock.now())
         except asyncio.CancelledError:
             raise
