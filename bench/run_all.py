@@ -24,6 +24,8 @@ SCRIPTS = [
     ["scale.py"],
     # the four-week schedule on canaryctl up, fixed and planned replicas: about 5 minutes
     ["capacity.py"],
+    # make demo's verdict 20 times (and 3 with a fault) beside a CPU-heavy job: about 35 minutes
+    ["demo_busy_host.py"],
     ["hostile_input.py"],
     ["cli_start.py"],
     ["test_suite.py"],

@@ -208,7 +208,7 @@ async def _main(
         path = args.plot
 
         def plot(run: SimulationResult, provider: MetricProvider) -> object:
-            return plot_result(run, provider, path)
+            return plot_result(run, provider, path, time_scale=config.time_scale)
 
     try:
         return await run_up(canary, config, display, stop, load_catalog(args.profiles), plot)

@@ -28,6 +28,10 @@ host and port):
   streamed and an error event in a 200 stream when streamed; a client disconnect is no finish at
   all and a ``2xx``; the engine metrics count per sequence (``n = 3``: three finishes, three
   TTFTs, the prompt three times in ``vllm:prompt_tokens_total``), the HTTP counter per request;
+- every latency timed by the engine's clock (``engine.clock``) and the chunks' stamps
+  (``Chunk.at``) where the engine gives them: the host's clock for a real engine, the model's
+  for the simulated one, which leaves out the host's stalls
+  (:class:`~controlplane.local.engines.base.ModelClock`);
 - fault injection (:class:`~controlplane.local.inject.Faults`) for any engine: the delay comes
   before the first token; an injected ``errors`` share is an HTTP 500 before the engine (only
   ``5xx``); an ``engine-errors`` share is an engine ``error`` finish.
@@ -361,13 +365,14 @@ class ModelServer:
         self, request: web.Request, req: Request, seqs: list[_Sequence]
     ) -> web.StreamResponse:
         m = self.metrics
-        started = time.monotonic()
+        clock = self.engine.clock
+        started = clock.now()
         headers = {ENGINE_HEADER: self.engine.kind, VARIANT_HEADER: self.who.variant}
         response: web.StreamResponse | None = None
         tasks: list[asyncio.Task[None]] = []
         try:
             if self.faults.latency_s:
-                await asyncio.sleep(self.faults.latency_s)
+                await clock.sleep(self.faults.latency_s)
             if self.faults.error_fraction and self._rng.random() < self.faults.error_fraction:
                 return web.json_response(
                     {
@@ -478,7 +483,7 @@ class ModelServer:
         first, last = True, started
         try:
             async for chunk in chunks:
-                now = time.monotonic()
+                now = chunk.at if chunk.at is not None else self.engine.clock.now()
                 stop, used = seq.scanner.feed(chunk.text)
                 tokens = chunk.tokens
                 if stop is not None and chunk.text and tokens:
@@ -498,10 +503,11 @@ class ModelServer:
                     seq.stop_reason = stop
                 finish = "stop" if stop is not None else chunk.finish_reason
                 if finish is not None:
-                    await self._finish(seq, finish, started, queue)
+                    await self._finish(seq, finish, started, queue, now)
                     return
                 await queue.put(_Event(seq, seq.scanner.emit(False), seq.tokens))
-            await self._finish(seq, "stop", started, queue)  # ended with no reason: a plain stop
+            # ended with no reason: a plain stop
+            await self._finish(seq, "stop", started, queue, self.engine.clock.now())
         except EngineError as exc:
             m.finished("error")
             await queue.put(_Event(seq, "", seq.tokens, error=exc))
@@ -513,11 +519,16 @@ class ModelServer:
                 await close()
 
     async def _finish(
-        self, seq: _Sequence, reason: str, started: float, queue: asyncio.Queue[_Event]
+        self,
+        seq: _Sequence,
+        reason: str,
+        started: float,
+        queue: asyncio.Queue[_Event],
+        now: float,
     ) -> None:
         seq.finish = reason
         self.metrics.finished(reason)
-        self.metrics.e2e.labels(*self.metrics.values).observe(time.monotonic() - started)
+        self.metrics.e2e.labels(*self.metrics.values).observe(now - started)
         self.metrics.request_generation_tokens.labels(*self.metrics.values).observe(seq.tokens)
         text = seq.scanner.emit(True)
         await queue.put(_Event(seq, text, seq.tokens, reason, seq.stop_reason))

@@ -52,6 +52,13 @@ its ``vllm`` package):
   ``vllm:num_requests_waiting``: :meth:`SimulatedEngine.load`, :meth:`~SimulatedEngine.running`
   and :meth:`~SimulatedEngine.waiting` here.
 
+**Model time, not the host's.** Every sleep and timestamp goes through the engine's
+:class:`~controlplane.local.engines.base.ModelClock`: a step, the overhead or a delay that
+wakes late because the host was busy is not charged to the model, each token is stamped as its
+step ends (``Chunk.at``), and the server times answers by those stamps and the same clock, so a
+host stall, while the engine waits or while the server writes answers, does not show as a slow
+GPU (docs/local.md, "A busy host").
+
 What the simulation adds or leaves out: a step lasts ``decode_s_per_token x (1 + BATCH_SLOWDOWN
 x (requests in the step - 1))`` (one pass reads every weight, a batch shares it) plus
 ``prefill_s_per_token`` per prompt (or recomputed) token in the step, times a lognormal jitter
@@ -83,6 +90,8 @@ from controlplane.local.engines.base import (
     EngineKind,
     FinishReason,
     Generation,
+    HostClock,
+    ModelClock,
 )
 from controlplane.profiles.speed import (
     BANDWIDTH_UTILISATION,
@@ -140,8 +149,9 @@ class _Request:
     prompt_tokens: int
     output_tokens: int
     """How many tokens it will generate in all."""
-    tokens: asyncio.Queue[int | EngineError]
-    """One ``1`` per token sampled; an EngineError when the engine stops under it."""
+    tokens: asyncio.Queue[float | EngineError]
+    """One item per token sampled: when (the engine's clock, as its step ended); an EngineError
+    when the engine stops under it."""
     generated: int = 0
     computed: int = 0
     """``num_computed_tokens``: tokens whose KV is in the cache."""
@@ -159,9 +169,13 @@ class SimulatedEngine:
 
     kind: EngineKind = "simulated"
 
-    def __init__(self, speed: Speed, label: str, seed: int | None = None) -> None:
+    def __init__(
+        self, speed: Speed, label: str, seed: int | None = None, clock: HostClock | None = None
+    ) -> None:
         self.speed = speed
         self.label = label
+        self.clock: HostClock = clock if clock is not None else ModelClock()
+        """Every sleep and timestamp: the host's time less its stalls (:class:`ModelClock`)."""
         self._rng = random.Random(seed)
         self._waiting: deque[_Request] = deque()
         self._running: list[_Request] = []
@@ -223,9 +237,8 @@ class SimulatedEngine:
         if request.ignore_eos:  # vLLM's ignore_eos: no natural stop, exactly max_tokens
             n, truncated = request.max_tokens, True
         req = _Request(max(1, request.prompt_tokens), n, asyncio.Queue())
-        loop = asyncio.get_running_loop()
         try:
-            await asyncio.sleep(self.speed.overhead_s * self._jitter())
+            await self.clock.sleep(self.speed.overhead_s * self._jitter())
             self._submit(req)
             sent = 0
             pending: list[str] = []
@@ -235,14 +248,14 @@ class SimulatedEngine:
                 if isinstance(item, EngineError):
                     raise item
                 pending.append(self._rng.choice(_WORDS))
-                now = loop.time()
+                now = item  # when the step that sampled it ended, not when it is read here
                 last = sent + len(pending) == n
                 if sent == 0 or last or now - last_sent >= CHUNK_INTERVAL_S:
                     text = (" " if sent else "") + " ".join(pending)
                     reason: FinishReason | None = None
                     if last:
                         reason = "length" if truncated else "stop"
-                    yield Chunk(text, len(pending), reason)
+                    yield Chunk(text, len(pending), reason, at=now)
                     sent += len(pending)
                     pending = []
                     last_sent = now
@@ -360,9 +373,10 @@ class SimulatedEngine:
         decode = self.speed.step_s(len(scheduled))
         return (decode + prefill * self.speed.prefill_s_per_token) * self._jitter()
 
-    def _advance(self, scheduled: list[tuple[_Request, int]]) -> None:
-        """After a step: the scheduled tokens are computed; each request whose tokens are all
-        computed samples one; a request with all its tokens finishes and frees its blocks."""
+    def _advance(self, scheduled: list[tuple[_Request, int]], at: float) -> None:
+        """After a step that ended at ``at``: the scheduled tokens are computed; each request
+        whose tokens are all computed samples one (stamped ``at``); a request with all its
+        tokens finishes and frees its blocks."""
         for req, new in scheduled:
             if req.done:
                 continue  # aborted while the step ran (preemption happens before it runs)
@@ -370,7 +384,7 @@ class SimulatedEngine:
             if req.computed < req.num_tokens:
                 continue  # a prefill chunk: no token yet
             req.generated += 1
-            req.tokens.put_nowait(1)
+            req.tokens.put_nowait(at)
             if req.generated >= req.output_tokens:
                 req.done = True
                 self._running.remove(req)
@@ -387,8 +401,8 @@ class SimulatedEngine:
                 if not scheduled:  # everything was preempted: the next step admits again
                     await asyncio.sleep(0)
                     continue
-                await asyncio.sleep(self._step_seconds(scheduled))
-                self._advance(scheduled)
+                await self.clock.sleep(self._step_seconds(scheduled))
+                self._advance(scheduled, self.clock.now())
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug here must not leave requests waiting forever

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from controlplane.local.engines.base import Chunk, EngineError, EngineKind, Generation
+from controlplane.local.engines.base import Chunk, EngineError, EngineKind, Generation, HostClock
 
 if TYPE_CHECKING:  # typed against the real stack when the local-cpu extra is installed
     import torch
@@ -135,6 +135,8 @@ class TransformersEngine:
     """A tiny random Llama on the CPU, optionally bitsandbytes-quantized."""
 
     kind: EngineKind = "transformers"
+    clock: HostClock = HostClock()
+    """Real inference: the host's time is the model's."""
 
     def __init__(self, quantization: str, seed: int = 0, shape: TinyConfig = TINY) -> None:
         self.quantization = quantization

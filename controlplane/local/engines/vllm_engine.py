@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
-from controlplane.local.engines.base import Chunk, EngineError, EngineKind, Generation
+from controlplane.local.engines.base import Chunk, EngineError, EngineKind, Generation, HostClock
 from controlplane.profiles.catalog import Catalog
 from controlplane.serving.vllm_args import vllm_flags
 from controlplane.spec.models import ModelSpec, VariantSpec
@@ -63,6 +63,8 @@ class VllmEngine:
     """One ``vllm serve`` process; generation through its OpenAI API."""
 
     kind: EngineKind = "vllm"
+    clock: HostClock = HostClock()
+    """Real inference: the host's time is the model's."""
 
     def __init__(
         self, model: ModelSpec, variant: VariantSpec, catalog: Catalog, gpu_share: float = 0.45
