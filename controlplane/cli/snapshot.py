@@ -358,9 +358,9 @@ def snapshot(obj: Mapping[str, Any], measured: Sequence[Loaded] = ()) -> CanaryV
         stable=_stable(spec.get("stable"), status.get("adopted")),
         candidate=_variant(spec.get("candidate")),
         paused=_str(status.get("paused")),
-        started_at=_float(status.get("startedAt")),
-        stage_started_at=_float(status.get("stageStartedAt")),
-        paused_at=_float(status.get("pausedAt")),
+        started_at=_time(status.get("startedAt")),
+        stage_started_at=_time(status.get("stageStartedAt")),
+        paused_at=_time(status.get("pausedAt")),
         stage_duration=stage_duration,
         stage_duration_text=duration_text,
         reason=_str(reason.get("message")) or "",
@@ -376,7 +376,7 @@ def snapshot(obj: Mapping[str, Any], measured: Sequence[Loaded] = ()) -> CanaryV
         expected=_pairing(spec, measured),
         capacity=_capacity(status.get("capacity")),
         plan=tuple(_plan(spec, phase, stage, step, events)),
-        last_evaluation=_float(status.get("lastEvaluation")),
+        last_evaluation=_time(status.get("lastEvaluation")),
         waiting=_str(status.get("waiting")),
         interval_s=_interval(spec),
         warnings=tuple(_warnings(status)),
@@ -457,7 +457,7 @@ def _warnings(status: Mapping[str, Any]) -> list[WarningRow]:
         if kind is None or message is None:
             continue
         count = _int(entry.get("count"))
-        rows.append(WarningRow(kind, message, _float(entry.get("at")), count or 1))
+        rows.append(WarningRow(kind, message, _time(entry.get("at")), count or 1))
     return rows
 
 
@@ -674,8 +674,8 @@ def _check_row(spec: Mapping[str, Any], key: str, latest: Mapping[str, Any] | No
         value=_float(entry.get("value")),
         candidate=_float(entry.get("candidate")),
         stable=_float(entry.get("stable")),
-        at=_float(entry.get("at")),
-        since=_float(entry.get("since")),
+        at=_time(entry.get("at")),
+        since=_time(entry.get("since")),
         decided=_str(entry.get("decided")),
         message=_str(entry.get("message")) or "",
         builtin=builtin,
@@ -697,7 +697,7 @@ def _recent(raw: Any) -> tuple[tuple[float | None, str | None, float | None], ..
         item = _map(item)
         rows.append(
             (
-                _float(item.get("at")),
+                _time(item.get("at")),
                 _str(item.get("verdict") or item.get("result")),
                 _float(item.get("value")),
             )
@@ -712,7 +712,7 @@ def _events(status: Mapping[str, Any]) -> list[EventRow]:
         rows.append(
             EventRow(
                 type=_str(event.get("type")) or "?",
-                time=_float(event.get("time")),
+                time=_time(event.get("time")),
                 step=_int(event.get("step")) or 0,
                 weight=_int(event.get("weight")) or 0,
                 message=_str(event.get("message")) or "",
@@ -739,7 +739,7 @@ def _gates(status: Mapping[str, Any]) -> list[GateRow]:
                 phase=_str(gate.get("phase")) or "Pending",
                 result=_str(gate.get("result")) or "running",
                 message=_str(gate.get("message")) or "",
-                submitted_at=_float(gate.get("submittedAt")),
+                submitted_at=_time(gate.get("submittedAt")),
             )
         )
     return rows
@@ -782,6 +782,19 @@ def _float(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if math.isfinite(value) else None
+
+
+def _time(value: Any) -> float | None:
+    """A time of the status (RFC 3339, or an older controller's unix seconds); None when missing
+    or unreadable."""
+    from controlplane.spec.units import time_value
+
+    if value is None:
+        return None
+    try:
+        return time_value(value)
+    except ValueError:
+        return None
 
 
 def _timestamp(value: Any) -> float | None:

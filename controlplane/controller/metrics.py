@@ -52,6 +52,7 @@ from controlplane.rollout.observations import Observations
 from controlplane.rollout.schedule import stage_checks
 from controlplane.rollout.state import Event, RolloutState
 from controlplane.spec.models import ModelCanary
+from controlplane.spec.units import time_value
 
 PHASES: tuple[str, ...] = (
     "pending",
@@ -385,16 +386,17 @@ class _CanaryCollector(Collector):
         current = str(status.get("phase") or "")
         for name in PHASES:
             phase.add_metric([*ids, name], 1.0 if name == current else 0.0)
-        for family, field in ((weight, "weight"), (step, "step"), (started, "stageStartedAt")):
+        for family, field in ((weight, "weight"), (step, "step")):
             number = status.get(field)
             if isinstance(number, int | float) and not isinstance(number, bool):
                 family.add_metric(ids, float(number))
+        if (stage_started := _time(status.get("stageStartedAt"))) is not None:
+            started.add_metric(ids, stage_started)
         latest: dict[tuple[str, str], tuple[float, float]] = {}
         for check in (status.get("checks") or {}).values():
             if not isinstance(check, dict):
                 continue
-            stamp = check.get("at")
-            at = float(stamp) if isinstance(stamp, int | float) else 0.0
+            at = _time(check.get("at")) or 0.0
             for variant in ("candidate", "stable"):
                 number = check.get(variant)
                 if not isinstance(number, int | float) or isinstance(number, bool):
@@ -431,3 +433,12 @@ class _CanaryCollector(Collector):
                     continue
                 seen.add(key)
                 threshold.add_metric([*ids, due.check.metric, bound], float(quantity.value))
+
+
+def _time(value: Any) -> float | None:
+    """A time of the status as unix seconds (RFC 3339 or an older controller's number); None
+    when it is missing or unreadable."""
+    try:
+        return time_value(value)
+    except ValueError:
+        return None

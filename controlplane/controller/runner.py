@@ -60,6 +60,7 @@ from controlplane.kube.lease import LeaderElector
 from controlplane.providers.source import MetricSource
 from controlplane.rollout.observations import Observations
 from controlplane.spec.models import API_VERSION, KIND
+from controlplane.spec.units import time_value
 
 log = logging.getLogger(__name__)
 
@@ -590,7 +591,10 @@ _FAILED = object()
 def _persisted(prepared: NeedsAnalysis, now: float) -> bool:
     """Whether the evaluation at ``now`` is in the status last written for this canary."""
     status = prepared.ctx.obj.get("status") or {}
-    return status.get("lastEvaluation") == now
+    try:
+        return time_value(status.get("lastEvaluation")) == now
+    except ValueError:
+        return False
 
 
 def _trigger(obj: dict[str, Any]) -> str:

@@ -1,7 +1,11 @@
-"""Units of the spec: durations and thresholds, parsed once into typed values.
+"""Units of the spec and the status: durations, thresholds and times, parsed once into typed values.
 
 Owns the grammar of ``30s`` / ``1h30m`` / ``7d`` durations and of ``200ms`` / ``0.1%`` / ``1.5``
-thresholds (see the contract's *Units*). Pure; called by the spec models' validators.
+thresholds (see the contract's *Units*), and the exact times of the ``status`` document
+(:func:`status_time` / :func:`time_value`: RFC 3339 with as many fraction digits as the float
+needs, so a status read back gives the same floats and a restarted controller resumes on the same
+clock). Pure; called by the spec models' validators, the rollout state's round trip
+(:mod:`controlplane.rollout.state`) and the status document (:mod:`controlplane.status.document`).
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
 from enum import StrEnum
 
 _DURATION_UNITS: dict[str, float] = {
@@ -162,3 +168,44 @@ def parse_quantity(raw: object) -> Quantity:
     if suffix == "%":
         return Quantity(number / 100.0, Unit.RATIO, text)
     return Quantity(number * _TIME_FACTORS[suffix], Unit.SECONDS, text)
+
+
+_STATUS_TIME = re.compile(r"(\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def status_time(t: float) -> str:
+    """A unix time as RFC 3339 UTC that :func:`time_value` reads back as the same float:
+    ``2026-11-25T11:00:00Z``, or with the fraction the float's shortest form has
+    (``2026-11-25T11:00:00.1234567Z``; RFC 3339 allows any number of fraction digits).
+
+    Raises ``ValueError`` for a time that is not a finite number."""
+    if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t):
+        raise ValueError(f"not a finite time: {t!r}")
+    exact = Decimal(repr(float(t)))
+    whole = math.floor(exact)
+    stamp = datetime.fromtimestamp(whole, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    fraction = format(exact - whole, "f").rstrip("0").rstrip(".")
+    return stamp + fraction[1:] + "Z"
+
+
+def time_value(value: object) -> float:
+    """A time of the status as unix seconds: an RFC 3339 string (what :func:`status_time`
+    writes, read back exactly) or a number (what controllers before RFC 3339 statuses wrote).
+
+    Raises ``ValueError`` for anything else."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a time: {value!r}")
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError(f"not a finite time: {value!r}")
+        return float(value)
+    match = _STATUS_TIME.fullmatch(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f"not an RFC 3339 time: {value!r}")
+    base, fraction, zone = match.groups()
+    zone = "+00:00" if zone in ("Z", "z") else zone
+    try:
+        whole = datetime.fromisoformat(base.replace("t", "T") + zone).timestamp()
+    except ValueError as exc:
+        raise ValueError(f"not an RFC 3339 time: {value!r}") from exc
+    return float(Decimal(int(whole)) + Decimal("0" + (fraction or ".0")))

@@ -32,6 +32,7 @@ from controlplane.rollout.intents import Intent
 from controlplane.rollout.messages import pending_why
 from controlplane.rollout.state import Event, RolloutState
 from controlplane.spec.models import API_GROUP
+from controlplane.spec.units import status_time, time_value
 from controlplane.status import conditions
 
 INTENT_ANNOTATION = f"{API_GROUP}/intent"
@@ -99,9 +100,11 @@ class Book:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "deployedHash": self.deployed_hash,
-            "verified": None if self.verified is None else _camel(asdict(self.verified)),
+            "verified": None
+            if self.verified is None
+            else _camel({**asdict(self.verified), "at": status_time(self.verified.at)}),
             "finalized": self.finalized,
-            "finishedAt": self.finished_at,
+            "finishedAt": None if self.finished_at is None else status_time(self.finished_at),
             "cleaned": self.cleaned,
             "notified": self.notified,
             "lastIntentId": self.last_intent_id,
@@ -124,7 +127,7 @@ class Book:
                     step_index=int(v["stepIndex"]),
                     weight=int(v["weight"]),
                     mirror=bool(v["mirror"]),
-                    at=float(v["at"]),
+                    at=time_value(v["at"]),
                 )
             except (KeyError, TypeError, ValueError):
                 verified = None
@@ -139,7 +142,7 @@ class Book:
             deployed_hash=_str_or_none(data.get("deployedHash")),
             verified=verified,
             finalized=_str_or_none(data.get("finalized")),
-            finished_at=_float_or_none(data.get("finishedAt")),
+            finished_at=_time_or_none(data.get("finishedAt")),
             cleaned=_str_or_none(data.get("cleaned")),
             notified=notified
             if isinstance(notified, str)
@@ -175,7 +178,7 @@ class CapacityRecord:
             "ready": dict(self.ready),
             "gpus": self.gpus,
             "gpuHours": round(self.gpu_hours, 6),
-            "at": self.at,
+            "at": status_time(self.at),
         }
         if self.budget is not None:
             out["budget"] = self.budget
@@ -200,7 +203,7 @@ class CapacityRecord:
                 int(data["gpus"]),
                 None if budget is None else int(budget),
                 float(data["gpuHours"]),
-                float(data["at"]),
+                time_value(data["at"]),
                 None if demand is None else float(demand),
                 waiting if isinstance(waiting, str) else None,
             )
@@ -220,10 +223,11 @@ def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _float_or_none(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+def _time_or_none(value: Any) -> float | None:
+    try:
+        return time_value(value)
+    except ValueError:
         return None
-    return float(value)
 
 
 # --------------------------------------------------------------------------- reading the status
@@ -289,7 +293,7 @@ def rollout_status(
 def with_warning(
     previous: Any, type_: str, message: str, now: float, *, kept: int = WARNINGS_KEPT
 ) -> list[dict[str, Any]]:
-    """``status.warnings`` with one more: ``{type, message, at (unix seconds), count}``. The same
+    """``status.warnings`` with one more: ``{type, message, at (RFC 3339), count}``. The same
     type and message again moves to the end with ``count`` + 1 and its new ``at``; the newest
     ``kept`` are kept. ``previous`` is read tolerantly (anything unreadable is dropped)."""
     entries = [
@@ -303,7 +307,7 @@ def with_warning(
             seen = entry.get("count")
             count = (seen if isinstance(seen, int) and not isinstance(seen, bool) else 1) + 1
     entries = [e for e in entries if (e.get("type"), e.get("message")) != (type_, message)]
-    entries.append({"type": type_, "message": message, "at": now, "count": count})
+    entries.append({"type": type_, "message": message, "at": status_time(now), "count": count})
     return entries[-kept:]
 
 
@@ -323,7 +327,7 @@ def with_trouble(status: dict[str, Any], trouble: Mapping[str, str], now: float)
     have = {(w.get("type"), w.get("message")) for w in kept}
     for reason, message in trouble.items():
         if (reason, message) not in have:
-            kept.append({"type": reason, "message": message, "at": now, "count": 1})
+            kept.append({"type": reason, "message": message, "at": status_time(now), "count": 1})
     out = dict(status)
     if kept:
         out[WARNINGS_KEY] = kept[-WARNINGS_KEPT:]

@@ -1,6 +1,7 @@
 """``-o json|yaml`` of ``get`` and ``list`` print the object as ``kubectl neat`` would: without
 ``metadata.managedFields`` and the ``kubectl.kubernetes.io/last-applied-configuration``
-annotation, everything else kept; the status's unix-second times as RFC 3339 (stored unchanged)."""
+annotation, everything else kept. The controller stores the status's times as RFC 3339, read
+back exactly; a status written by an older controller (unix seconds) is printed as RFC 3339 too."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from support.cli_rollouts import NAME, NS, SCENARIOS, T0, Clock, scenario
 from controlplane.cli.output import LAST_APPLIED, shown, status_times
 from controlplane.kube.client import canary_ref
 from controlplane.rollout.state import RolloutState
-from controlplane.status.times import format_time
+from controlplane.spec.units import time_value
 from harness.kube.fake import FakeKube
 
 MANAGED = [
@@ -95,6 +96,10 @@ def test_shown_keeps_everything_else_and_leaves_the_object_alone() -> None:
 EPOCH = re.compile(r"\b1[0-9]{9}(\.[0-9]+)?\b")  # a unix time of 2001-2286
 
 
+RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
+TOP_TIMES = ("startedAt", "stageStartedAt", "lastEvaluation", "pausedAt", "lastIntentAt")
+
+
 @pytest.mark.parametrize("case", SCENARIOS)
 @pytest.mark.parametrize("fmt", ["json", "yaml"])
 def test_get_prints_the_status_times_as_rfc3339(
@@ -106,20 +111,42 @@ def test_get_prints_the_status_times_as_rfc3339(
     assert result.code == 0, result.err
     assert not EPOCH.search(result.out), EPOCH.search(result.out)
     status = _parse(result.out, fmt).get("status") or {}
-    for key in ("startedAt", "stageStartedAt", "lastEvaluation", "pausedAt"):
-        if isinstance(stored.get(key), float):
-            assert status[key] == format_time(stored[key])
+    for key in TOP_TIMES:
+        if stored.get(key) is not None:
+            assert RFC3339.fullmatch(status[key]), status[key]
+            assert status[key] == stored[key]
     if stored.get("history"):
-        assert [e["time"] for e in status["history"]] == [
-            format_time(e["time"]) for e in stored["history"]
-        ]
+        assert [e["time"] for e in status["history"]] == [e["time"] for e in stored["history"]]
 
 
-def test_the_stored_status_keeps_unix_seconds(kube: FakeKube, clock: Clock) -> None:
-    scenario("rolled_back", kube, clock)
-    stored = kube.get(canary_ref(NS, NAME))["status"]
-    assert isinstance(stored["startedAt"], float)
-    assert RolloutState.from_status(stored).started_at == stored["startedAt"]
+@pytest.mark.parametrize("case", SCENARIOS)
+def test_the_stored_status_times_are_rfc3339_and_read_back_exactly(
+    case: str, kube: FakeKube, clock: Clock
+) -> None:
+    scenario(case, kube, clock)
+    stored = kube.get(canary_ref(NS, NAME)).get("status") or {}
+    times = [stored[k] for k in TOP_TIMES if stored.get(k) is not None]
+    times += [e["time"] for e in stored.get("history") or []]
+    for check in (stored.get("checks") or {}).values():
+        times += [check["at"], *(r["at"] for r in check.get("recent") or [])]
+    times += [w["at"] for w in stored.get("warnings") or []]
+    if case not in ("new", "invalid"):  # no status yet; a spec refused before any rollout
+        assert times, "the scenario wrote no times"
+    for stamp in times:
+        assert isinstance(stamp, str), stamp
+        assert RFC3339.fullmatch(stamp), stamp
+    if "specHash" in stored:
+        state = RolloutState.from_status(stored)
+        assert state.started_at == time_value(stored["startedAt"])
+        assert RolloutState.from_status(state.to_status()) == state
+
+
+def test_a_status_of_unix_seconds_from_an_older_controller_is_read() -> None:
+    state = RolloutState(spec_hash="h", stage="steps", started_at=T0 + 0.125, stage_started_at=T0)
+    old = state.to_status()
+    old["startedAt"], old["stageStartedAt"] = T0 + 0.125, T0
+    assert RolloutState.from_status(old) == state
+    assert old["startedAt"] != state.to_status()["startedAt"]  # rewritten as RFC 3339
 
 
 def test_every_time_of_a_full_status_is_converted() -> None:

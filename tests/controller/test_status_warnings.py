@@ -14,14 +14,14 @@ def test_the_same_warning_is_counted_and_the_newest_kept() -> None:
     warnings = with_warning(warnings, "AlertDeliveryFailed", "b", 2.0)
     warnings = with_warning(warnings, "AlertDeliveryFailed", "a", 3.0)
     assert warnings == [
-        {"type": "AlertDeliveryFailed", "message": "b", "at": 2.0, "count": 1},
-        {"type": "AlertDeliveryFailed", "message": "a", "at": 3.0, "count": 2},
+        {"type": "AlertDeliveryFailed", "message": "b", "at": "1970-01-01T00:00:02Z", "count": 1},
+        {"type": "AlertDeliveryFailed", "message": "a", "at": "1970-01-01T00:00:03Z", "count": 2},
     ]
     for i in range(10):
         warnings = with_warning(warnings, "AlertDeliveryFailed", str(i), 10.0 + i, kept=5)
     assert [w["message"] for w in warnings] == ["5", "6", "7", "8", "9"]
     assert with_warning("junk", "X", "m", 1.0) == [
-        {"type": "X", "message": "m", "at": 1.0, "count": 1}
+        {"type": "X", "message": "m", "at": "1970-01-01T00:00:01Z", "count": 1}
     ]
 
 

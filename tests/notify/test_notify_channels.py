@@ -27,6 +27,7 @@ from controlplane.kube.client import Ref
 from controlplane.notify import AlertNotifier, NotifySettings, build_alert, verify_signature
 from controlplane.notify.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from controlplane.rollout.state import Reason
+from controlplane.spec.units import time_value
 from harness.kube.fake import FakeKube
 
 FAST = NotifySettings(
@@ -318,4 +319,5 @@ def test_a_failed_delivery_is_in_the_status_warnings() -> None:
     assert warning["type"] == "AlertDeliveryFailed"
     assert "Secret ml-serving/absent not found (spec.alerts[0].slack)" in warning["message"]
     assert warning["count"] == 2  # the same failure twice is one entry
-    assert isinstance(warning["at"], float)
+    assert isinstance(warning["at"], str)  # RFC 3339, read back as unix seconds
+    assert time_value(warning["at"]) > 0

@@ -23,6 +23,7 @@ from controlplane.rollout.schedule import due_checks, initial_state, next_evalua
 from controlplane.rollout.state import RolloutState
 from controlplane.rollout.tick import NOOP_MESSAGE
 from controlplane.spec.models import ModelCanary
+from controlplane.spec.units import status_time
 
 T0 = 1_800_000_000.0
 MIN = 60.0
@@ -488,7 +489,7 @@ def test_status_lists_the_latest_check_values_with_bounds() -> None:
             "stable": None,
             "above": 0.2,
             "below": None,
-            "at": T0 + MIN,
+            "at": status_time(T0 + MIN),
             "since": None,
             "message": "",
         }

@@ -11,6 +11,7 @@ import pytest
 from controlplane.errors import SpecError
 from controlplane.rollout.intents import Intent
 from controlplane.rollout.state import CheckState, Event, Reason, RolloutState, finite_or_none
+from controlplane.spec.units import status_time
 
 T0 = 1_800_000_000.0
 
@@ -70,11 +71,11 @@ def test_status_is_camel_case_with_derived_views() -> None:
     assert status["phase"] == "paused"
     assert status["step"] == 2
     assert status["outcome"] == "paused"
-    assert status["stageStartedAt"] == T0 + 60.5
-    assert status["checks"]["steps[1].rollbackOn[0]"]["since"] == T0 + 60.5
+    assert status["stageStartedAt"] == status_time(T0 + 60.5) == "2027-01-15T08:01:00.5Z"
+    assert status["checks"]["steps[1].rollbackOn[0]"]["since"] == status_time(T0 + 60.5)
     assert status["history"][1] == {
         "type": "Advanced",
-        "time": T0 + 60.5,
+        "time": status_time(T0 + 60.5),
         "step": 2,
         "weight": 25,
         "message": "step 1 -> 2",

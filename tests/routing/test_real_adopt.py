@@ -74,6 +74,7 @@ from controlplane.profiles.catalog import load_catalog
 from controlplane.routing.adopting import FIELD_MANAGER
 from controlplane.serving.adopt import hosts_of
 from controlplane.serving.names import child_name, route_name, variant_service_name
+from controlplane.spec.units import time_value
 from harness.node.serving import write_model
 
 pytestmark = MARKS
@@ -534,7 +535,7 @@ def test_a_promotion_rolls_the_live_service_to_the_candidate_without_failing_a_r
     got = measured(stack, ns, run)
     final = status(stack, ns)
     history = final["history"]
-    promoted_at = next(float(h["time"]) for h in history if h["type"] == "Promoted")
+    promoted_at = next(time_value(h["time"]) for h in history if h["type"] == "Promoted")
     finished_at = float(final["controller"]["finishedAt"])
     # after the promotion: the route all on the candidate while KServe rolls the live pods
     # (from the first sample that saw a new live pod), then all back on the live service
@@ -620,7 +621,7 @@ def test_a_rollback_leaves_the_live_pods_serving_as_they_were(stack: Stack) -> N
     run = adopt_under_load(stack, ns, "rolled_back", abort_at=STEPS[0][0])
     got = measured(stack, ns, run)
     final = status(stack, ns)
-    rolled_at = next(float(h["time"]) for h in final["history"] if h["type"] == "RolledBack")
+    rolled_at = next(time_value(h["time"]) for h in final["history"] if h["type"] == "RolledBack")
     got["rolled_back_at"] = rolled_at
     got["cleaned_after_rollback_s"] = round(run.cleaned_at - rolled_at, 1)
     got["pods"] = sorted(run.pods_before)

@@ -56,6 +56,7 @@ from controlplane.errors import NotFound
 from controlplane.kube.client import Ref
 from controlplane.operations import record_intent
 from controlplane.serving.names import single_service_name
+from controlplane.spec.units import time_value
 
 pytestmark = MARKS
 
@@ -170,7 +171,7 @@ def test_a_kserve_router_promotion_rolls_the_stable_pods_without_failing_a_reque
     # KServe v0.20.0's route never sent the canary entry anything: until the promotion only
     # the stable answered; the stable predictor served the candidate once its pods rolled
     rows = {row["phase"]: row for row in got[NAME]["phases"]}
-    promoted_at = float(final["history"][-1]["time"])
+    promoted_at = time_value(final["history"][-1]["time"])
     before = {a.variant for a in load.answers if a.sent < promoted_at}
     assert before == {STABLE}, (before, rows)
     finished = float(final["controller"]["finishedAt"])

@@ -70,6 +70,7 @@ from support.traffic_report import SETTLE_S, Answer, phases, within_bounds
 
 from controlplane.routing.gateway_api import PORT as ROUTE_PORT
 from controlplane.serving.names import predictor_service, variant_service_name
+from controlplane.spec.units import time_value
 from harness.cluster.monitoring import restart_prometheus
 from harness.cluster.traefik import restart_traefik, traefik_service
 
@@ -149,7 +150,7 @@ def boundary_times(history: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     found: dict[str, float] = {}
     for entry in history:
         if entry["type"] in BOUNDARIES:
-            found.setdefault(_label(entry), float(entry["time"]))
+            found.setdefault(_label(entry), time_value(entry["time"]))
     return found
 
 

@@ -81,6 +81,7 @@ from support.traffic_report import SETTLE_S, until_rollback, within_bounds
 
 from controlplane.errors import NotFound
 from controlplane.local.server import ENGINE_HEADER
+from controlplane.spec.units import time_value
 from harness.node.serving import STACK_MODULES
 
 pytestmark = MARKS
@@ -164,7 +165,7 @@ def test_a_healthy_candidate_is_promoted_and_a_slow_one_rolled_back_on_real_traf
     got["slow"]["fault"] = until_rollback(
         loads["slow"].answers,
         slow["history"],
-        next(float(h["time"]) for h in slow["history"] if h["type"] == "StepStarted"),
+        next(time_value(h["time"]) for h in slow["history"] if h["type"] == "StepStarted"),
         CANDIDATE,
         lambda a: a.seconds > 2.5,
     )
@@ -228,7 +229,7 @@ def test_faulty_candidates_are_rolled_back_with_their_reasons_and_alerts(
         got["errors"]["fault"] = until_rollback(
             loads["errors"].answers,
             history["errors"],
-            next(float(h["time"]) for h in history["errors"] if h["type"] == "StepStarted"),
+            next(time_value(h["time"]) for h in history["errors"] if h["type"] == "StepStarted"),
             CANDIDATE,
             lambda a: a.failed,
         )

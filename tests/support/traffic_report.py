@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from controlplane.spec.units import time_value
+
 STEPS = ("StepStarted", "Advanced")
 """The history events that start a step: the first, then each advance."""
 ENDS = {"Promoted": "after promotion", "RolledBack": "after rollback"}
@@ -90,7 +92,7 @@ def phases(history: Sequence[Mapping[str, Any]], start: float, end: float) -> li
     first step, each step, then the time after the promotion or rollback."""
     marks: list[tuple[str, float, int | None]] = [("pending", start, 0)]
     for event in history:
-        kind, at = event["type"], float(event["time"])
+        kind, at = event["type"], time_value(event["time"])
         if kind in STEPS:
             marks.append((f"step {event['step']}", at, int(event["weight"])))
         elif kind in ENDS:
@@ -136,7 +138,7 @@ def until_rollback(
 ) -> dict[str, Any]:
     """For a candidate that was rolled back: seconds from ``since`` (its creation, or its first
     step) to the rollback, and how many of the requests it served until then were ``bad``."""
-    end = next(float(e["time"]) for e in history if e["type"] == "RolledBack")
+    end = next(time_value(e["time"]) for e in history if e["type"] == "RolledBack")
     served = [a for a in answers if since <= a.sent < end and a.variant == candidate]
     return {
         "seconds": round(end - since, 1),
