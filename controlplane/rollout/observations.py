@@ -53,6 +53,11 @@ class CheckResult:
     step finish before its duration, ``"breach"`` rolls back. ``load_candidate`` /
     ``load_stable``: requests in flight per replica of each variant over the check's window, for
     a check that compares the variants (:func:`controlplane.promql.queries.load_query`).
+    ``evidence`` / ``evidence_bound``: for a ``judge: sequential`` check, the natural log of the
+    breach side's e-value at this look and the level it rolls back at, ``log(1 / alpha)`` at
+    the anytime test's alpha; None where the judge did not compute it (a tick's batched count
+    looks compute it only where it decides: :func:`~controlplane.analysis.sequential.
+    count_judges.judge_looks`).
     """
 
     key: str
@@ -67,6 +72,8 @@ class CheckResult:
     decided: Literal["pass", "breach"] | None = None
     load_candidate: float | None = None
     load_stable: float | None = None
+    evidence: float | None = None
+    evidence_bound: float | None = None
 
 
 @dataclass(frozen=True)

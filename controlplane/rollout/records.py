@@ -76,9 +76,20 @@ def next_check_state(
         below=number(due.check.below),
         load_candidate=finite_or_none(result.load_candidate),
         load_stable=finite_or_none(result.load_stable),
+        samples=finite_or_none(result.samples),
+        evidence=finite_or_none(result.evidence),
+        evidence_bound=finite_or_none(result.evidence_bound),
         recent=(
             *(prev.recent if prev is not None else ())[-(RECENT_RESULTS - 1) :],
-            CheckSample(now, result.verdict, finite_or_none(result.value)),
+            CheckSample(
+                now,
+                result.verdict,
+                finite_or_none(result.value),
+                finite_or_none(result.candidate),
+                finite_or_none(result.stable),
+                finite_or_none(result.samples),
+                finite_or_none(result.evidence),
+            ),
         ),
     )
 

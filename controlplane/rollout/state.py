@@ -17,14 +17,22 @@ import math
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    TypeAdapter,
+    ValidationError,
+    with_config,
+)
 from pydantic.alias_generators import to_camel
 
 from controlplane.errors import Problem, SpecError
 from controlplane.rollout.observations import Verdict
 from controlplane.spec.models import ModelCanary
+from controlplane.spec.units import status_time, time_value
 
 HISTORY_LIMIT = 200
 """How many events :attr:`RolloutState.history` keeps (the oldest are dropped)."""
@@ -82,6 +90,15 @@ EventType = Literal[
 
 TERMINAL_STAGES: frozenset[Stage] = frozenset({"promoted", "rolled_back"})
 
+Time = Annotated[
+    float,
+    BeforeValidator(time_value),
+    PlainSerializer(status_time, return_type=str, when_used="json"),
+]
+"""A time of the state: unix seconds in memory, RFC 3339 in the ``status``
+(:func:`~controlplane.spec.units.status_time`, read back exactly; a number written by an older
+controller is read too)."""
+
 _CONFIG = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
 
@@ -102,7 +119,7 @@ class Event:
     """
 
     type: EventType
-    time: float
+    time: Time
     step: int
     weight: int
     message: str = ""
@@ -122,7 +139,7 @@ class Reason:
 
     kind: ReasonKind
     message: str
-    at: float
+    at: Time
     step: int
     key: str | None = None
     metric: str | None = None
@@ -142,11 +159,17 @@ RECENT_RESULTS = 10
 @with_config(_CONFIG)
 @dataclass(frozen=True)
 class CheckSample:
-    """One earlier evaluation of a check: its time, verdict and compared value."""
+    """One earlier evaluation of a check: its time, verdict and compared value, both variants'
+    values, the candidate's sample count and, for a sequential check, the log e-value
+    (:attr:`CheckState.evidence`): what the dashboard draws over time."""
 
-    at: float
+    at: Time
     verdict: Verdict
     value: float | None = None
+    candidate: float | None = None
+    stable: float | None = None
+    samples: float | None = None
+    evidence: float | None = None
 
 
 @with_config(_CONFIG)
@@ -158,13 +181,16 @@ class CheckState:
     a ``rollbackOn`` check was breached, or at which the ``promoteOn`` condition held. None when the
     latest evaluation broke (or never started) a streak. ``at`` is the latest evaluation's time.
     ``recent``: the last :data:`RECENT_RESULTS` evaluations in this stage, the latest included,
-    oldest first (what ``kubectl canary get`` shows as the check's history).
+    oldest first (what ``kubectl canary get`` shows as the check's history). ``samples``: the
+    candidate's sample count of the latest evaluation; ``evidence`` / ``evidence_bound``: a
+    sequential check's log e-value and the level it rolls back at
+    (:class:`~controlplane.rollout.observations.CheckResult`).
     """
 
     metric: str
     verdict: Verdict
-    at: float
-    since: float | None = None
+    at: Time
+    since: Time | None = None
     value: float | None = None
     candidate: float | None = None
     stable: float | None = None
@@ -174,6 +200,9 @@ class CheckState:
     below: float | None = None
     load_candidate: float | None = None
     load_stable: float | None = None
+    samples: float | None = None
+    evidence: float | None = None
+    evidence_bound: float | None = None
     recent: tuple[CheckSample, ...] = ()
 
 
@@ -194,11 +223,11 @@ class GateState:
     point: str
     workflow: str
     namespace: str
-    submitted_at: float
+    submitted_at: Time
     timeout: float
     phase: str = ""
-    started_at: float | None = None
-    finished_at: float | None = None
+    started_at: Time | None = None
+    finished_at: Time | None = None
     message: str = ""
     result: GateResult = "running"
 
@@ -208,12 +237,12 @@ class GateState:
 class RolloutState:
     """Everything the machine remembers between two calls. Immutable; compare with ``==``.
 
-    Times are unix seconds. ``stage_started_at`` is when the current shadow phase or step began
-    (shifted forward by the length of a pause on resume: paused time does not count towards a
-    duration). ``step_index`` is 0-based, -1 before step 1 (``step`` is the 1-based view).
-    ``weight`` / ``mirror`` are the traffic settings last asked for with ``SetWeights``: a
-    restarted controller re-applies them. ``checks`` holds the current stage's checks by key
-    (``steps[0].rollbackOn[1]``).
+    Times are unix seconds (RFC 3339 in the ``status``: :data:`Time`). ``stage_started_at`` is
+    when the current shadow phase or step began (shifted forward by the length of a pause on
+    resume: paused time does not count towards a duration). ``step_index`` is 0-based, -1 before
+    step 1 (``step`` is the 1-based view). ``weight`` / ``mirror`` are the traffic settings last
+    asked for with ``SetWeights``: a restarted controller re-applies them. ``checks`` holds the
+    current stage's checks by key (``steps[0].rollbackOn[1]``).
 
     ``gate_point`` is the transition waiting for gates (``step-1`` ... ``step-N``, ``promotion``)
     and ``gates`` the gate runs of the latest gate point by key (``regression@step-2``), kept
@@ -227,22 +256,22 @@ class RolloutState:
 
     spec_hash: str
     stage: Stage
-    started_at: float
-    stage_started_at: float
+    started_at: Time
+    stage_started_at: Time
     step_index: int = -1
     weight: int = 0
     mirror: bool = False
-    last_evaluation: float | None = None
+    last_evaluation: Time | None = None
     checks: Mapping[str, CheckState] = field(default_factory=dict)
     consecutive_errors: int = 0
     paused: PauseKind | None = None
-    paused_at: float | None = None
+    paused_at: Time | None = None
     throttled: bool = False
     spend: float | None = None
     holding: bool = False
     deployed: bool = False
     reason: Reason | None = None
-    last_intent_at: float | None = None
+    last_intent_at: Time | None = None
     history: tuple[Event, ...] = ()
     gate_point: str | None = None
     gates: Mapping[str, GateState] = field(default_factory=dict)
@@ -290,7 +319,13 @@ class RolloutState:
         data["phase"] = self.phase
         data["step"] = self.step
         data["outcome"] = self.outcome
-        data["lastChecks"] = last_checks(self)
+        data["lastChecks"] = [
+            {
+                k: status_time(v) if k in ("at", "since") and v is not None else v
+                for k, v in row.items()
+            }
+            for row in last_checks(self)
+        ]
         return data
 
     @classmethod

@@ -7,6 +7,7 @@ from __future__ import annotations
 from support.cli_rollouts import DAY, Clock, at_step_two
 
 from controlplane.rollout.state import RECENT_RESULTS, CheckSample, RolloutState
+from controlplane.spec.units import status_time
 from harness.kube.fake import FakeKube
 
 KPI = "steps[1].rollbackOn[0]"
@@ -40,5 +41,15 @@ def test_the_recent_results_are_the_current_stages_and_survive_a_restart() -> No
     status = rollout.obj["status"]
     assert RolloutState.from_status(status) == rollout.state
     (check,) = status["checks"].values()
-    assert check["recent"] == [{"at": clock.now, "verdict": "pass", "value": 0.2}]
+    assert check["recent"] == [
+        {
+            "at": status_time(clock.now),
+            "verdict": "pass",
+            "value": 0.2,
+            "candidate": 0.2,
+            "stable": None,
+            "samples": None,
+            "evidence": None,
+        }
+    ]
     assert "recent" not in status["lastChecks"][0]  # the readers' summary is unchanged

@@ -419,6 +419,8 @@ def _verdict(item: CheckLook, judged: _Judged | str | None) -> CheckResult:
     else:
         value = _finite(res.estimate - 1.0 if baseline else quantity)
     detail = f" [alpha {anytime_alpha:g}, {served:.0f} candidate requests since the step started]"
+    evidence = _log_e(res.e_value)
+    bound = math.log(1.0 / anytime_alpha) if anytime_alpha > 0 else None
     decision = res.decision
     said = f"{res.message}{detail}"
     closing = _closing(check, metric, counts) if decision != "breach" else None
@@ -436,6 +438,8 @@ def _verdict(item: CheckLook, judged: _Judged | str | None) -> CheckResult:
             samples=served,
             message=f"{name} (sequential) {word}: {said}",
             decided=decision,
+            evidence=evidence,
+            evidence_bound=bound,
         )
     if min_samples is not None and served < min_samples:
         return CheckResult(
@@ -448,6 +452,8 @@ def _verdict(item: CheckLook, judged: _Judged | str | None) -> CheckResult:
                 f"{name} (sequential): no evidence either way yet, {served:.0f} requests since "
                 f"the step started < minSamples {min_samples}"
             ),
+            evidence=evidence,
+            evidence_bound=bound,
         )
     shown = display_value(value, _unit(check)) if value is not None else "n/a"
     return CheckResult(
@@ -459,8 +465,18 @@ def _verdict(item: CheckLook, judged: _Judged | str | None) -> CheckResult:
         stable=_finite(stable_quantity),
         samples=served,
         message=(f"{name} (sequential): no evidence of a breach ({shown}; {res.message}){detail}"),
+        evidence=evidence,
+        evidence_bound=bound,
     )
 
 
 def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
+
+
+def _log_e(e_value: float) -> float | None:
+    """The log of an e-value the judge computed; None where it did not (``NaN``: a batched count
+    look that cannot decide) or where it is not positive."""
+    if not math.isfinite(e_value) or e_value <= 0:
+        return None
+    return math.log(e_value)

@@ -154,7 +154,7 @@ def test_checks_judged_together_equal_each_check_judged_alone(items: list[Any]) 
         want = sequential_check.judge_check(
             item.key, item.check, item.metric, item.counts, min_samples=item.min_samples
         )
-        assert got == want
+        assert _same_but_evidence(got, want)
 
 
 # ------------------------------------------------------------------------- latency looks on arrays
@@ -232,7 +232,7 @@ def test_latency_looks_built_on_arrays_equal_each_look_built_alone(items: list[A
         want = sequential_check.judge_check(
             item.key, item.check, item.metric, item.counts, min_samples=item.min_samples
         )
-        assert got == want
+        assert _same_but_evidence(got, want)
 
 
 @pytest.mark.parametrize("size", [7, 13, 22])
@@ -337,3 +337,12 @@ def test_count_looks_without_e_values_decide_and_report_the_same(drawn: list[Cal
             assert math.isnan(e_got) or e_got == e_want
         assert got.decision != "breach" or got.e_value == want.e_value
         assert got.decision != "pass" or got.e_pass == want.e_pass
+
+
+def _same_but_evidence(together: Any, alone: Any) -> bool:
+    """Equal results, but for the e-value a tick's count looks leave out where they cannot
+    reach the level (``judge_looks(e_values=False)``): there ``evidence`` is None, elsewhere
+    the same."""
+    if together.evidence is None:
+        alone = replace(alone, evidence=None)
+    return bool(together == alone)

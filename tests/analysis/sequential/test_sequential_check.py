@@ -184,3 +184,42 @@ def test_shift_tolerance_problems(fields: dict[str, object], path: str, said: st
     assert not sequential_support.problems(
         CANARY, check(metric="latency", compare="baseline", test="shift", above="10%"), "check"
     )
+
+
+@pytest.mark.parametrize(
+    ("errors", "total", "decided"),
+    [
+        pytest.param(40.0, 1000.0, "breach", id="breach-reaches-the-bound"),
+        pytest.param(1.0, 500.0, None, id="no-evidence-stays-below"),
+    ],
+)
+def test_the_result_carries_the_log_e_value_and_its_bound(
+    errors: float, total: float, decided: str | None
+) -> None:
+    """What the dashboard draws: the breach side's log e-value against ``log(1 / alpha)``, and
+    the state keeps them, with both variants' values and the samples, in ``recent``."""
+    from controlplane.rollout.records import next_check_state
+
+    c = check(metric="errors", above="0.1%", alpha=0.01)
+    plan = errors_plan(c)
+    assert plan.cand_events is not None
+    assert plan.cand_total is not None
+    provider = StaticProvider({plan.cand_events: errors, plan.cand_total: total})
+    due = DueCheck("k", c)
+    result = evaluate(CANARY, [due], provider, NOW, since=SINCE).checks["k"]
+    assert result.decided == decided, result.message
+    assert result.evidence is not None
+    assert result.evidence_bound == pytest.approx(math.log(100))
+    assert (result.evidence >= result.evidence_bound) == (decided == "breach")
+    state = next_check_state(due, None, result, NOW)
+    assert (state.evidence, state.evidence_bound, state.samples) == (
+        result.evidence,
+        result.evidence_bound,
+        total,
+    )
+    (sample,) = state.recent
+    assert (sample.evidence, sample.samples, sample.candidate) == (
+        result.evidence,
+        total,
+        result.candidate,
+    )
