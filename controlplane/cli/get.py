@@ -3,9 +3,10 @@
 Owns the ``get`` verb: the view of :mod:`controlplane.cli.live` printed once, with what the
 cluster holds beside the status (:func:`controlplane.operations.read_owned`: the objects the
 canary owns as a tree with health, the weight its route holds now against the one the status
-sets, the Kubernetes Events about them, Warnings included), or with ``-w`` (the status only) kept
-up to date (redrawn in place on a terminal, at least every second so the clocks move, and on
-every change of the object) until Ctrl-C or ``--timeout``. ``-o json|yaml`` prints the object as
+sets, the Kubernetes Events about them, Warnings included), or with ``-w`` the same kept up to
+date (redrawn in place on a terminal, at least every second so the clocks move, and on every
+change of the object; what the cluster holds read again at every change and every
+:data:`OWNED_REFRESH_S`) until Ctrl-C or ``--timeout``. ``-o json|yaml`` prints the object as
 the API server holds it; with ``-w`` one document per change (JSON lines / ``---``-separated
 YAML). With measured profile entries for both variants beside the catalogue (``--profiles``,
 default the packaged one) the view shows the expected change next to what the checks observed.
@@ -25,6 +26,11 @@ from controlplane.kube.client import Obj
 from controlplane.operations import get_canary, read_owned
 from controlplane.profiles.catalog import load_catalog
 from controlplane.profiles.measured import measured_for
+from controlplane.routing.owned import Owned
+
+OWNED_REFRESH_S = 5.0
+"""How often ``get -w`` reads again the objects the canary owns, their health, the route's weight
+and the Events while the canary itself does not change (at once when it does)."""
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -85,12 +91,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     with FrameWriter(runtime.terminal()) as display:
+        seen: list[tuple[float, Owned]] = []  # what the cluster held, and when it was read
 
         def draw(obj: Obj, changed: bool) -> None:
-            display.show(
-                render(snapshot(obj, measured), runtime.clock(), events=args.events),
-                changed=changed,
-            )
+            now = runtime.clock()
+            if changed or not seen or now - seen[-1][0] >= OWNED_REFRESH_S:
+                seen[:] = [(now, read_owned(kube, obj))]
+            view = render(snapshot(obj, measured), now, events=args.events, owned=seen[-1][1])
+            display.show(view, changed=changed)
 
         follow(kube, namespace, args.name, runtime, done=_never, timeout_s=timeout, on_update=draw)
     return 0

@@ -166,7 +166,7 @@ def test_watch_appends_a_frame_per_change_off_a_terminal(
     result = run_cli("get", NAME, "-n", NS, "-w", "--timeout", "20s")
     thread.join()
     assert result.code == 0
-    frames = result.out.split("ModelCanary  ")
+    frames = result.out.split(f"ModelCanary  {NS}/{NAME}")
     assert len(frames) == 3  # before and after the pause; quiet redraws are not appended
     assert "progressing" in frames[1]
     assert "paused (by a user)" in frames[2]

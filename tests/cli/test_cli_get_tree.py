@@ -352,3 +352,36 @@ def test_a_view_printed_to_a_pipe_keeps_its_columns_on_one_line(
     assert piped.width == PIPE_WIDTH > 80
     monkeypatch.setenv("COLUMNS", "90")
     assert Runtime(environ={"COLUMNS": "90"}).terminal().width == 90
+
+
+def test_get_watch_shows_the_tree_and_reads_it_again_at_a_change(
+    kube: FakeKube, clock: Clock, run_cli: RunCli
+) -> None:
+    """``get -w`` showed the status only; it shows what the cluster holds too, read again when
+    the canary changes: here the route moves from step 1's weight to step 2's."""
+    import threading
+    import time
+
+    rollout = at_step_two(kube, clock)
+    deploy(kube, clock, rollout, 5)  # the route still holds step 1's weight
+
+    def change() -> None:
+        deadline = time.monotonic() + 30
+        while kube.open_watches == 0 and time.monotonic() < deadline:
+            time.sleep(0.002)
+        for obj in desired_objects(rollout.spec, load_catalog(None), 25):
+            kube.apply(obj)
+        rollout.intent("pause")
+        clock.step = 1.0  # then the fake clock runs to the timeout
+
+    thread = threading.Thread(target=change, daemon=True)
+    thread.start()
+    result = run_cli("get", NAME, "-n", NS, "-w", "--timeout", "20s")
+    thread.join()
+    assert result.code == 0, result.err
+    frames = result.out.split(f"ModelCanary  {NS}/{NAME}")[1:]
+    assert len(frames) == 2, result.out
+    assert "set 25%, actual 5% (HTTPRoute support-triage)  DIFFERS" in frames[0]
+    assert "InferenceService" in frames[0]
+    assert "set 25%, actual 25% (HTTPRoute support-triage)" in frames[1]
+    assert "DIFFERS" not in frames[1]
