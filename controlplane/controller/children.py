@@ -65,9 +65,11 @@ def deploy(
     namespace: str,
     objects: Sequence[Obj],
     now: float | None = None,
-) -> None:
+) -> dict[str, str]:
     """Apply ``objects`` (server-side, as :data:`FIELD_MANAGER`); those in the canary's
     ``namespace`` get an ownerReference to ``owner``, applied by a field manager of their own.
+    Returns the warnings of the deploy by Event reason (``NoPodMonitor``: a PodMonitor not
+    applied because no Prometheus Operator serves its kind), each also told as an Event.
 
     Every object is read first: when any exists and is not ``owner``'s, none is applied, the
     refusal is told (:func:`refuse`; its condition when ``now`` is given) and
@@ -79,6 +81,7 @@ def deploy(
         refuse(kube, owner, message, now)
         raise ForeignObject(message)
     reference = owner_reference(owner)
+    warnings: dict[str, str] = {}
     for obj in objects:
         try:
             kube.apply(obj, field_manager=FIELD_MANAGER)
@@ -91,6 +94,7 @@ def deploy(
                 'yourself (docs/adopt.md, "Metrics")'
             )
             event(kube, owner, "NoPodMonitor", message, "Warning")
+            warnings["NoPodMonitor"] = message
             continue
         meta = obj["metadata"]
         if meta.get("namespace") == namespace:
@@ -104,6 +108,7 @@ def deploy(
                 },
             }
             kube.apply(patch, field_manager=OWNER_FIELD_MANAGER)
+    return warnings
 
 
 @dataclass(frozen=True)

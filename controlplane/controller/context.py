@@ -52,6 +52,13 @@ class Ctx:
     """What an effect of this catch-up could not do, by Event reason (``WeightsNotVerified``:
     the router's error): put in ``status.warnings`` while it lasts
     (:func:`controlplane.status.document.with_trouble`)."""
+    intent_problem: str | None = None
+    """Why the intent annotation could not be read (``InvalidIntent``): a lasting trouble too,
+    in ``status.warnings`` until the annotation is mended."""
+    notes: dict[str, str] = field(default_factory=dict)
+    """Warnings that happened once (``NoPodMonitor``: the deploy found no Prometheus Operator),
+    by Event reason: added to ``status.warnings`` at the next write
+    (:func:`controlplane.status.document.with_warning`), kept while the rollout runs."""
 
     @property
     def key(self) -> tuple[str, str]:

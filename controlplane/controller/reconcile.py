@@ -286,6 +286,7 @@ class Reconciler:
         recorded, problem = st.read_intents(meta.get("annotations"))
         if problem:
             event(self.kube, ctx.obj, "InvalidIntent", problem, "Warning")
+        ctx.intent_problem = problem or None
         ctx.recorded = st.new_intents(recorded, ctx.book.last_intent_id)
         return ctx
 
@@ -338,13 +339,21 @@ class Reconciler:
         previous = ctx.obj.get("status")
         generation = ctx.obj.get("metadata", {}).get("generation")
         new = st.rollout_status(ctx.state, ctx.book, generation, previous, ctx.now)
+        for reason, message in ctx.notes.items():
+            new[st.WARNINGS_KEY] = st.with_warning(
+                new.get(st.WARNINGS_KEY), reason, message, ctx.now
+            )
         if effects:
-            new = st.with_trouble(new, ctx.trouble, ctx.now)
+            trouble = dict(ctx.trouble)
+            if ctx.intent_problem:
+                trouble["InvalidIntent"] = ctx.intent_problem
+            new = st.with_trouble(new, trouble, ctx.now)
         if st.same_status(previous, new):
             return
         body = copy.deepcopy(ctx.obj)
         body["status"] = new
         ctx.obj = self.kube.replace_status(body)
+        ctx.notes = {}  # written once
 
     def _invalid(self, obj: Obj, problems: Sequence[Problem], now: float) -> None:
         previous = obj.get("status")
@@ -379,7 +388,9 @@ class Reconciler:
         router = self._router_for(canary)
         if state.deployed and ctx.book.deployed_hash != state.spec_hash and not state.terminal:
             objects = self._objects(ctx)
-            children.deploy(self.kube, ctx.obj, canary.metadata.namespace, objects, ctx.now)
+            ctx.notes.update(
+                children.deploy(self.kube, ctx.obj, canary.metadata.namespace, objects, ctx.now)
+            )
             ctx.book = replace(ctx.book, deployed_hash=state.spec_hash)
             text = f"applied the serving objects of {canary.spec.candidate.name}"
             event(self.kube, ctx.obj, "Deployed", text)

@@ -53,9 +53,10 @@ WARNINGS_KEY = "warnings"
 """``status.warnings``: trouble beside the rollout that a user must see where they look (an alert
 that could not be delivered), :func:`with_warning`; kept while the rollout of the same spec runs."""
 WARNINGS_KEPT = 5
-EFFECT_WARNINGS = frozenset({"WeightsNotVerified", "ForeignObject"})
-"""Warnings the controller's effects put in ``status.warnings`` while their trouble lasts (a
-router that refuses or cannot be written): :func:`with_trouble` adds and clears them."""
+EFFECT_WARNINGS = frozenset({"WeightsNotVerified", "ForeignObject", "InvalidIntent"})
+"""Warnings the controller puts in ``status.warnings`` while their trouble lasts (a router that
+refuses or cannot be written, an intent annotation that cannot be read): :func:`with_trouble`
+adds and clears them."""
 
 
 @dataclass(frozen=True)

@@ -196,3 +196,45 @@ def test_deleting_the_canary_mid_rollout_leaves_the_live_service_serving(world: 
         world.get("triage")
     assert leftovers(world) == []
     untouched(before, live(world))
+
+
+def test_no_podmonitor_is_a_warning_in_the_status_not_only_an_event(world: World) -> None:
+    """Issue #41: ``NoPodMonitor`` (no Prometheus Operator serves PodMonitor, so the adopted
+    stable's pods are not scraped for the canary) was only an Event; it is in
+    ``status.warnings`` too, where ``get`` and the API show it, once, for the rollout."""
+    world.kube.unserve(*PODMONITOR)
+    world.create(canary())
+    world.run_until(lambda w: w.step("triage") == 1, limit=2 * HOUR)
+    world.run_until(lambda w: w.step("triage") == 2, limit=4 * HOUR)
+    warnings = world.get("triage")["status"].get("warnings") or []
+    (entry,) = [w for w in warnings if w["type"] == "NoPodMonitor"]
+    assert "no PodMonitor applied" in entry["message"]
+    assert entry["count"] == 1  # one deploy, one warning: later writes do not repeat it
+
+
+def _set_intent_annotation(world: World, value: str | None) -> None:
+    from controlplane.status.document import INTENT_ANNOTATION
+
+    obj = world.get("triage")
+    annotations = dict(obj["metadata"].get("annotations") or {})
+    if value is None:
+        annotations.pop(INTENT_ANNOTATION, None)
+    else:
+        annotations[INTENT_ANNOTATION] = value
+    obj["metadata"]["annotations"] = annotations
+    world.kube.replace(obj)
+
+
+def test_an_unreadable_intent_is_a_warning_while_it_lasts(world: World) -> None:
+    """Issue #41: ``InvalidIntent`` was only an Event. It is in ``status.warnings`` while the
+    annotation cannot be read, and gone once it is mended."""
+    world.create(canary())
+    world.run_until(lambda w: w.step("triage") == 1, limit=2 * HOUR)
+    _set_intent_annotation(world, "{not json")
+    world.settle()
+    warnings = world.get("triage")["status"].get("warnings") or []
+    assert [w["type"] for w in warnings] == ["InvalidIntent"]
+    assert "intent" in warnings[0]["message"]
+    _set_intent_annotation(world, None)
+    world.settle()
+    assert not world.get("triage")["status"].get("warnings")
