@@ -35,7 +35,9 @@ COMPONENT = "kubectl-canary"
 
 
 PIPE_WIDTH = 160
-"""The width of a view printed to a pipe or a file (a terminal's own width otherwise)."""
+"""The width of a view printed to a pipe or a file (a terminal's own width otherwise): our own
+choice, no upstream value; wide enough for ``get``'s object tree and Events on one line each
+(``COLUMNS`` overrides it, as rich reads it)."""
 
 
 @dataclass

@@ -60,8 +60,10 @@ class ModelClock(HostClock):
     would be charged the lateness as if the model had been slow: a one-second stall of a
     two-core machine read as a one-second TTFT, and failed a healthy candidate. Here any
     :meth:`sleep` that wakes after its deadline adds the lateness to :attr:`stalled` (the late
-    spans of overlapping sleeps merged, so a stall counts once) and :meth:`now` leaves it out,
-    as vLLM v1's engine core, a process on its own GPU, is not slowed by its API server's host.
+    spans of overlapping sleeps merged, so a stall counts once) and :meth:`now` leaves it out:
+    the simulated engine stands for a GPU's compute, which the demo's busy CPU cores do not
+    slow (a choice of this simulation, not a claim about vLLM's processes: a real server's host
+    stalls are the real server's, and the analysis on a cluster sees them).
     A sleep lasts its seconds of this clock: it sleeps again for what a stall found meanwhile
     took away, so a step or an injected delay lasts what it says. :meth:`now` never goes back (a
     stall found after it was read freezes it until the clock has caught up).
