@@ -3,7 +3,7 @@ ready" while both variants were Ready: it was waiting for the next evaluation)."
 
 from __future__ import annotations
 
-from support.canaries import model_canary
+from support.canaries import one_step_canary
 
 from controlplane.rollout.machine import step
 from controlplane.rollout.messages import pending_why
@@ -12,17 +12,7 @@ from controlplane.rollout.schedule import initial_state
 from controlplane.status.document import Book, rollout_status
 
 T0 = 1_800_000_000.0
-CANARY = model_canary(
-    "demo",
-    "ml",
-    analysis={"interval": "1m", "metrics": [{"name": "latency", "builtin": "e2e-latency"}]},
-    steps=[
-        {"weight": 10, "duration": "10m", "rollbackOn": [{"metric": "latency", "above": "200ms"}]},
-        {"weight": 100},
-    ],
-    shadow=None,
-    budget=None,
-)
+CANARY = one_step_canary()
 
 
 def test_the_machine_records_why_it_did_not_start() -> None:

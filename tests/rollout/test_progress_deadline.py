@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from support.canaries import model_canary
+from support.canaries import one_step_canary
 
 from controlplane.rollout.actions import Rollback
 from controlplane.rollout.intents import Intent
@@ -24,25 +24,7 @@ MIN = 60.0
 DEADLINE = 30 * MIN
 REFUSED = "KServe v0.20.0 routes none of good-llm to the candidate"
 
-CANARY = model_canary(
-    "demo",
-    "ml",
-    model={"name": "demo-llm"},
-    stable={"name": "bf16", "storageUri": "hf://org/m", "gpu": "nvidia-l40s"},
-    candidate={
-        "name": "nf4",
-        "storageUri": "hf://org/m",
-        "gpu": "nvidia-l40s",
-        "quantization": "bitsandbytes-nf4",
-    },
-    analysis={"interval": "1m", "metrics": [{"name": "latency", "builtin": "e2e-latency"}]},
-    steps=[
-        {"weight": 10, "duration": "10m", "rollbackOn": [{"metric": "latency", "above": "200ms"}]},
-        {"weight": 100},
-    ],
-    shadow=None,
-    budget=None,
-)
+CANARY = one_step_canary()
 
 
 def pending() -> RolloutState:

@@ -1,4 +1,5 @@
-"""The one ModelCanary builder of the tests: :func:`canary_dict` and :func:`model_canary`.
+"""The one ModelCanary builder of the tests: :func:`canary_dict` and :func:`model_canary`
+(and :func:`one_step_canary`, the small rollout of the machine's pending tests, built on them).
 
 Owns the contract's four-week example (``EXAMPLE``: the example of ``canary-spec.md``,
 support-triage in ml-serving, stable ``bf16``, candidate ``nf4``, metrics latency / latency-p99 /
@@ -192,3 +193,32 @@ def _merge(into: dict[str, Any], changes: Mapping[str, Any]) -> None:
             into.pop(key, None)
         else:
             into[key] = copy.deepcopy(value)
+
+
+def one_step_canary() -> ModelCanary:
+    """A canary of one 10-minute step at 10 % with one latency check, then 100 %, evaluated
+    every minute, no shadow, no budget: the small rollout of the pending and progress-deadline
+    tests of the machine."""
+    return model_canary(
+        "demo",
+        "ml",
+        model={"name": "demo-llm"},
+        stable={"name": "bf16", "storageUri": "hf://org/m", "gpu": "nvidia-l40s"},
+        candidate={
+            "name": "nf4",
+            "storageUri": "hf://org/m",
+            "gpu": "nvidia-l40s",
+            "quantization": "bitsandbytes-nf4",
+        },
+        analysis={"interval": "1m", "metrics": [{"name": "latency", "builtin": "e2e-latency"}]},
+        steps=[
+            {
+                "weight": 10,
+                "duration": "10m",
+                "rollbackOn": [{"metric": "latency", "above": "200ms"}],
+            },
+            {"weight": 100},
+        ],
+        shadow=None,
+        budget=None,
+    )
