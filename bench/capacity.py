@@ -43,7 +43,7 @@ from rich.console import Console
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import BENCHMARKS_MD, machine_summary, replace_section, today  # noqa: E402
+from common import add_record_args, machine_summary, publish, today  # noqa: E402
 
 from controlplane.analysis.metric_provider import MetricProvider  # noqa: E402
 from controlplane.capacity.estimate import batch_rps  # noqa: E402
@@ -408,9 +408,7 @@ def section(results: dict[str, Any], report: str | None = None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--no-write", action="store_true", help="print, do not edit the docs")
-    parser.add_argument("--json", default=None, metavar="FILE", help="keep the run's figures")
-    parser.add_argument("--report", default=None, metavar="FILE", help="render FILE, no run")
+    add_record_args(parser)
     args = parser.parse_args(argv)
     if args.report:
         results = json.loads(Path(args.report).read_text())
@@ -424,10 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=2))
-    body = section(results, Path(args.report).name if args.report else None)
-    print(body)
-    if not args.no_write:
-        replace_section(BENCHMARKS_MD, SECTION, body)
+    publish(args, SECTION, section(results, Path(args.report).name if args.report else None))
     return 0
 
 

@@ -1,13 +1,16 @@
 """Helpers shared by the benchmark scripts in ``bench/``.
 
-Owns two things every benchmark needs: a one-line description of the machine and software a
-result was measured on, and the idempotent rewrite of *one* ``## Section`` of
+Owns what every benchmark needs: a one-line description of the machine and software a result
+was measured on, the idempotent rewrite of *one* ``## Section`` of
 ``docs/benchmarks-derivation.md`` (each benchmark owns its section and leaves the others alone;
-``docs/benchmarks.md`` quotes the headline rows). Called by every benchmark script in ``bench/``.
+``docs/benchmarks.md`` quotes the headline rows), and the options of a benchmark that keeps its
+figures and can render them again without running (:func:`add_record_args`, :func:`publish`).
+Called by every benchmark script in ``bench/``.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import os
 import platform
@@ -66,3 +69,21 @@ def replace_section(path: Path, header: str, body: str) -> None:
     new = new.rstrip("\n") + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(new, encoding="utf-8")
+
+
+def add_record_args(parser: argparse.ArgumentParser) -> None:
+    """``--json FILE`` (keep the figures), ``--report FILE`` (render kept figures, no run) and
+    ``--no-write`` (print, do not edit the page)."""
+    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="keep the figures")
+    parser.add_argument(
+        "--report", type=Path, default=None, metavar="FILE", help="render FILE, no run"
+    )
+    parser.add_argument("--no-write", action="store_true", help="print, do not edit the docs")
+
+
+def publish(args: argparse.Namespace, header: str, body: str) -> None:
+    """Print ``body`` and, unless ``--no-write``, write it as the ``header`` section of the
+    derivation page."""
+    print(body)
+    if not args.no_write:
+        replace_section(BENCHMARKS_MD, header, body)

@@ -34,7 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import BENCHMARKS_MD, machine_summary, replace_section, today  # noqa: E402
+from common import add_record_args, machine_summary, publish, today  # noqa: E402
 
 SECTION = "## The demo on a busy host"
 DEMO = ["up", "canary/local-demo.yml", "--time-scale", "60", "--load", "20"]
@@ -187,18 +187,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--neighbour", choices=("auto", "stress-ng", "python", "none"), default="auto"
     )
-    parser.add_argument("--json", type=Path, default=None, help="keep each run's result here")
-    parser.add_argument("--report", type=Path, default=None, help="render a --json file only")
-    parser.add_argument("--no-write", action="store_true", help="print, do not write the page")
+    add_record_args(parser)  # --json keeps each run's result as it ends
     args = parser.parse_args(argv)
     if args.report is not None:
         results = json.loads(args.report.read_text())
     else:
         results = measure(args.runs, args.faulty, args.neighbour, args.json)
-    body = render(results)
-    print(body)
-    if not args.no_write:
-        replace_section(BENCHMARKS_MD, SECTION, body)
+    publish(args, SECTION, render(results))
     return 0
 
 
