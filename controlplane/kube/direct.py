@@ -225,15 +225,17 @@ def endpoint(paths: list[Path], context: str | None) -> Endpoint | None:
 def _endpoint(
     server: Any, cluster: Mapping[str, Any], user: Mapping[str, Any], base: Path
 ) -> Endpoint:
-    """The client's order: a token (``tokenFile`` read as is), an exec plugin, a user name and
-    password; then the cluster's TLS with the user's (or the plugin's) client certificate."""
+    """The client's order: a token (``token``, else ``tokenFile``; surrounding white space
+    dropped, as client-go does, where the Python client would send a file's last newline), an
+    exec plugin, a user name and password; then the cluster's TLS with the user's (or the
+    plugin's) client certificate."""
     authorization = ""
     cert = key = None
     token = user.get("token") or (
         (base / str(user["tokenFile"])).read_text() if user.get("tokenFile") else None
     )
-    if token:
-        authorization = f"Bearer {token}"
+    if token and str(token).strip():
+        authorization = f"Bearer {str(token).strip()}"
     elif isinstance(user.get("exec"), Mapping):
         status = _exec_status(user["exec"], cluster, base)
         if isinstance(status, Mapping) and status.get("token"):
@@ -379,5 +381,7 @@ class DirectLister:
         except (OSError, http.client.HTTPException) as exc:
             name = type(exc).__name__
             raise KubeError(f"the API server is unreachable: {name}: {exc}") from exc
+        except ValueError as exc:  # http.client refuses a header with a line break in it
+            raise KubeError(f"no usable Kubernetes configuration: {exc}") from exc
         finally:
             conn.close()

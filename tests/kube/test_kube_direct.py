@@ -94,7 +94,7 @@ def test_token_basic_and_token_file_headers(tmp_path: Path) -> None:
         assert (found.scheme, found.port, found.prefix, found.tls) == ("http", 1, "/prefix", None)
         return found.authorization
 
-    (tmp_path / "token").write_text("from-file", encoding="utf-8")
+    (tmp_path / "token").write_text("from-file\n", encoding="utf-8")  # as `echo` writes it
     assert authorization({"token": "abc"}) == "Bearer abc"
     assert authorization({"tokenFile": "token"}) == "Bearer from-file"  # beside the kubeconfig
     basic = base64.b64encode(b"me:secret").decode()
