@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -223,6 +222,8 @@ def record_intent(
     InvalidName for a namespace or name that no canary can have.
     """
     check_names(namespace, name)
+    import uuid  # here: `list` and the views never record an intent (issue 41)
+
     for _ in range(CONFLICT_RETRIES):
         obj = get_canary(kube, namespace, name)
         check_verb(obj, verb)

@@ -15,7 +15,6 @@ the way ``kubectl`` merges ``KUBECONFIG``: the first file that sets a value wins
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -243,6 +242,8 @@ def user_of(args: argparse.Namespace) -> str:
     found = _context(args).user
     if found:
         return found
+    import getpass  # here: only an intent records a user
+
     try:
         return getpass.getuser()
     except (OSError, KeyError):

@@ -33,7 +33,6 @@ import json
 import os
 import ssl
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -183,6 +182,8 @@ def _tls(
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     if cert:  # load_cert_chain reads files: written, loaded and removed at once
+        import tempfile
+
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "cert").write_bytes(cert)
             if key:
