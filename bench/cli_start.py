@@ -7,11 +7,14 @@ shuffled order, as a user does: the installed entry point (``canaryctl`` in the 
 ``bin``), a new process each time, wall time from ``fork`` to exit, with Python's bytecode cache
 written and used (as an installed package runs; ``PYTHONDONTWRITEBYTECODE`` is dropped from the
 children's environment). The table gives the median and the slowest over ``--rounds`` and the
-ratio of the medians to kubectl's; two floors show what a verb that uses pydantic, or the
-Kubernetes client, cannot start below: the interpreter importing them. ``canaryctl list`` asks
-an API server: here a loopback HTTP server in this process that answers discovery as
-kube-apiserver does and lists two ModelCanaries (the four-week example), through a kubeconfig
-in a temporary directory.
+ratio of the medians to kubectl's; the floors show what no verb can start below: the
+interpreter alone, and the interpreter importing pydantic (one model, or the spec's models that
+``validate`` checks a file with) or the Kubernetes client. ``canaryctl list`` asks the real
+kube-apiserver v1.34.10 on loopback (:func:`harness.cluster.kubeapi.start_cluster`, the
+ModelCanary CRD installed, the four-week example under two names) with the admin's token:
+once through a kubeconfig it reads itself (:mod:`controlplane.kube.direct`), once with
+``KUBECONFIG`` naming two files, which it leaves to the Kubernetes client. The load average
+before and after the run is written beside the table.
 
 Run ``python bench/cli_start.py`` (``--rounds N``, ``--no-write`` prints only).
 """
@@ -26,13 +29,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 try:
     from bench.common import BENCHMARKS_MD, machine_summary, replace_section, today
@@ -46,170 +46,108 @@ except ImportError:  # run as a script: bench/ is on sys.path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: harness/
 
-from harness.cluster.kubeapi import binary
+from harness.cluster.kubeapi import binary, start_cluster
+from harness.cluster.upstream_crds import own_crd
 
 SECTION = "## CLI start-up"
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 FOUR_WEEK = "canary/four-week.yml"
+NAMESPACE = "ml-serving"
+CANARIES = ("support-triage", "support-triage-b")
 
-
-GROUP, VERSION = "canary.controlplane.dev", "v1alpha1"
-LIST_PATH = f"/apis/{GROUP}/{VERSION}/namespaces/ml-serving/modelcanaries"
-
-
-def _discovery() -> dict[str, Any]:
-    """What kube-apiserver answers to the discovery the Kubernetes client sends."""
-    group_version = {"groupVersion": f"{GROUP}/{VERSION}", "version": VERSION}
-    return {
-        "/version": {"major": "1", "minor": "34", "gitVersion": "v1.34.10"},
-        "/api": {"kind": "APIVersions", "versions": ["v1"]},
-        "/api/v1": {"kind": "APIResourceList", "groupVersion": "v1", "resources": []},
-        "/apis": {
-            "kind": "APIGroupList",
-            "groups": [
-                {"name": GROUP, "versions": [group_version], "preferredVersion": group_version}
-            ],
-        },
-        f"/apis/{GROUP}/{VERSION}": {
-            "kind": "APIResourceList",
-            "groupVersion": f"{GROUP}/{VERSION}",
-            "resources": [
-                {
-                    "name": "modelcanaries",
-                    "namespaced": True,
-                    "kind": "ModelCanary",
-                    "verbs": ["get", "list"],
-                }
-            ],
-        },
-    }
-
-
-def _canaries() -> dict[str, Any]:
-    """A ``ModelCanaryList`` of the four-week example under two names, as the server holds it."""
-    from ruamel.yaml import YAML
-
-    spec = YAML(typ="safe", pure=True).load((REPO / FOUR_WEEK).read_text(encoding="utf-8"))
-    items = []
-    for name in ("support-triage", "support-triage-b"):
-        meta = {"name": name, "namespace": "ml-serving", "uid": name, "resourceVersion": "1"}
-        meta["creationTimestamp"] = "2026-11-01T00:00:00Z"
-        items.append({"metadata": meta, "spec": spec["spec"]})
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "ModelCanaryList",
-        "metadata": {"resourceVersion": "2"},
-        "items": items,
-    }
+Command = tuple[str, list[str], dict[str, str]]
+"""(label, argv, environment variables added to the run's)."""
 
 
 @contextmanager
-def api_server() -> Iterator[Path]:
-    """A loopback API server for ``canaryctl list``; yields the kubeconfig that points at it."""
-    answers = {**_discovery(), LIST_PATH: _canaries()}
+def api_server() -> Iterator[tuple[Path, Path]]:
+    """The real kube-apiserver with two ModelCanaries in :data:`NAMESPACE`; yields the admin's
+    kubeconfig and a second, empty one (``KUBECONFIG=admin:empty`` is merged by the client)."""
+    from controlplane.spec.constants import API_VERSION, PLURAL
+    from controlplane.spec.load import parse_text  # the spec's YAML dialect: 8.0e9 is a number
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-        def do_GET(self) -> None:
-            body = answers.get(self.path.split("?", 1)[0])
-            data = json.dumps(body if body is not None else {"kind": "Status", "code": 404})
-            self.send_response(200 if body is not None else 404)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data.encode())
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            config = Path(tmp) / "kubeconfig"
-            config.write_text(
-                json.dumps(
-                    {
-                        "apiVersion": "v1",
-                        "kind": "Config",
-                        "current-context": "bench",
-                        "clusters": [
-                            {
-                                "name": "bench",
-                                "cluster": {"server": f"http://127.0.0.1:{server.server_port}"},
-                            }
-                        ],
-                        "contexts": [
-                            {
-                                "name": "bench",
-                                "context": {
-                                    "cluster": "bench",
-                                    "user": "bench",
-                                    "namespace": "ml-serving",
-                                },
-                            }
-                        ],
-                        "users": [{"name": "bench", "user": {"token": "bench"}}],
-                    }
-                )
-            )
-            yield config
-    finally:
-        server.shutdown()
-        server.server_close()
+    document = parse_text((REPO / FOUR_WEEK).read_text(encoding="utf-8"), FOUR_WEEK)[0]
+    assert isinstance(document.data, dict)
+    spec = document.data["spec"]
+    with tempfile.TemporaryDirectory() as tmp:
+        cluster = start_cluster(Path(tmp) / "kube", crds=[own_crd()])
+        try:
+            namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
+            cluster.request("POST", "/api/v1/namespaces", namespace)
+            for name in CANARIES:
+                obj = {
+                    "apiVersion": API_VERSION,
+                    "kind": "ModelCanary",
+                    "metadata": {"name": name, "namespace": NAMESPACE},
+                    "spec": spec,
+                }
+                path = f"/apis/{API_VERSION}/namespaces/{NAMESPACE}/{PLURAL}"
+                cluster.request("POST", path, obj)
+            empty = Path(tmp) / "empty"
+            empty.write_text(json.dumps({"apiVersion": "v1", "kind": "Config"}), encoding="utf-8")
+            yield cluster.kubeconfig, empty
+        finally:
+            cluster.stop()
 
 
-def commands(kubeconfig: Path) -> list[tuple[str, list[str]]]:
-    """(label, argv): kubectl first (the reference), then canaryctl's verbs."""
+def commands(kubeconfig: Path, empty: Path) -> list[Command]:
+    """kubectl first (the reference), then canaryctl's verbs, then the floors."""
     canaryctl = str(BIN / "canaryctl")
+    listing = [canaryctl, "list", "-n", NAMESPACE]
     return [
-        ("kubectl version --client", [str(binary("kubectl")), "version", "--client"]),
-        ("canaryctl --help", [canaryctl, "--help"]),
+        ("kubectl version --client", [str(binary("kubectl")), "version", "--client"], {}),
+        ("canaryctl --help", [canaryctl, "--help"], {}),
+        (f"canaryctl validate {FOUR_WEEK}", [canaryctl, "validate", FOUR_WEEK], {}),
+        ("canaryctl schema", [canaryctl, "schema"], {}),
+        ("canaryctl list", [*listing, "--kubeconfig", str(kubeconfig)], {}),
         (
-            "canaryctl validate canary/four-week.yml",
-            [canaryctl, "validate", "canary/four-week.yml"],
+            "canaryctl list, KUBECONFIG of two files (the Kubernetes client)",
+            listing,
+            {"KUBECONFIG": os.pathsep.join([str(kubeconfig), str(empty)])},
         ),
-        ("canaryctl schema", [canaryctl, "schema"]),
-        ("canaryctl list", [canaryctl, "list", "--kubeconfig", str(kubeconfig)]),
-        # what no verb that uses them can start below: the interpreter with pydantic (import,
-        # one model built and validated), and with the Kubernetes client
-        ("floor: python, pydantic, one model", [sys.executable, "-c", PYDANTIC_FLOOR]),
-        ("floor: python, kubernetes client", [sys.executable, "-c", KUBE_FLOOR]),
+        # what no verb can start below: the interpreter, with pydantic (import, one model built
+        # and validated; the spec's models, which validate needs), with the Kubernetes client
+        ("floor: python", [sys.executable, "-c", "pass"], {}),
+        ("floor: python, pydantic, one model", [sys.executable, "-c", PYDANTIC_FLOOR], {}),
+        ("floor: python, the spec's models", [sys.executable, "-c", MODELS_FLOOR], {}),
+        ("floor: python, kubernetes client", [sys.executable, "-c", KUBE_FLOOR], {}),
     ]
 
 
 PYDANTIC_FLOOR = "from pydantic import BaseModel\nclass M(BaseModel):\n    x: int\nM(x=1)"
+MODELS_FLOOR = "import controlplane.spec.models"
 KUBE_FLOOR = "import kubernetes.client, kubernetes.config"
 
 
-def _env() -> dict[str, str]:
+def _env(extra: dict[str, str]) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    return env
+    env.pop("KUBECONFIG", None)
+    return {**env, **extra}
 
 
-def _once(argv: list[str]) -> float:
+def _once(argv: list[str], extra: dict[str, str]) -> float:
+    env = _env(extra)
     start = time.perf_counter()
-    done = subprocess.run(argv, cwd=REPO, capture_output=True, check=False, timeout=120, env=_env())
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, check=False, timeout=120, env=env)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed: {done.stderr.decode()[-400:]}")
     return elapsed
 
 
-def measure(rounds: int, kubeconfig: Path, seed: int = 41) -> dict[str, list[float]]:
+def measure(rounds: int, cmds: list[Command], seed: int = 41) -> dict[str, list[float]]:
     """Seconds per command, ``rounds`` each, interleaved in a shuffled order every round."""
-    cmds = commands(kubeconfig)
-    times: dict[str, list[float]] = {label: [] for label, _ in cmds}
+    times: dict[str, list[float]] = {label: [] for label, _, _ in cmds}
     rng = random.Random(seed)
-    for _label, argv in cmds:  # one warm-up each: the page cache, not the interpreter's
-        _once(argv)
+    for _label, argv, extra in cmds:  # one warm-up each: the page cache, not the interpreter's
+        _once(argv, extra)
     for _ in range(rounds):
         order = list(cmds)
         rng.shuffle(order)
-        for label, argv in order:
-            times[label].append(_once(argv))
+        for label, argv, extra in order:
+            times[label].append(_once(argv, extra))
     return times
 
 
@@ -229,13 +167,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--no-write", action="store_true", help="print, do not edit the docs")
     args = parser.parse_args(argv)
-    with api_server() as kubeconfig:
-        times = measure(args.rounds, kubeconfig)
+    with api_server() as (kubeconfig, empty):
+        before = os.getloadavg()
+        times = measure(args.rounds, commands(kubeconfig, empty))
+        after = os.getloadavg()
+    load = (
+        f"load average (1, 5, 15 min) {before[0]:.1f} / {before[1]:.1f} / {before[2]:.1f} "
+        f"before and {after[0]:.1f} / {after[1]:.1f} / {after[2]:.1f} after, on "
+        f"{os.cpu_count()} CPUs"
+    )
     body = (
         f"Whole-process wall time of each command, {args.rounds} interleaved rounds in a shuffled "
         f"order after one warm-up each (bytecode cached, as an installed package runs; `list` "
-        f"against a loopback server answering as kube-apiserver does); {today()}; "
-        f"{machine_summary(())}.\n\n"
+        f"against the real kube-apiserver on loopback, the admin's token); {today()}; "
+        f"{machine_summary(('pydantic', 'kubernetes'))}; {load}.\n\n"
         f"{table(times)}\n\n"
         "Target (issue 41): within 3x of `kubectl version --client`. Reproduce: "
         "`python bench/cli_start.py` (after `make kube-tools`, which builds kubectl)."

@@ -15,7 +15,6 @@ the way ``kubectl`` merges ``KUBECONFIG``: the first file that sets a value wins
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -29,7 +28,7 @@ from controlplane.spec.units import parse_duration
 if TYPE_CHECKING:  # imported where used: every verb builds a Runtime, few draw (issue 41)
     from rich.console import Console
 
-    from controlplane.kube.client import KubeClient
+    from controlplane.kube.client import KubeClient, Lister
 
 COMPONENT = "kubectl-canary"
 
@@ -99,11 +98,8 @@ def runtime_of(args: argparse.Namespace) -> Runtime:
     return found if isinstance(found, Runtime) else Runtime()
 
 
-def connect(args: argparse.Namespace) -> KubeClient:
-    """The runtime's client, or a real one from ``--kubeconfig`` / ``--context``."""
-    runtime = runtime_of(args)
-    if runtime.kube is not None:
-        return runtime.kube
+def _check_context(args: argparse.Namespace, runtime: Runtime) -> None:
+    """``--context`` names a context of the kubeconfig (when one can be read)."""
     context = getattr(args, "context", None)
     if context:
         paths = kubeconfig_paths(getattr(args, "kubeconfig", None), runtime.environ)
@@ -114,6 +110,30 @@ def connect(args: argparse.Namespace) -> KubeClient:
                 f"context {context!r} is not in the kubeconfig ({where}); "
                 f"its contexts: {', '.join(sorted(known)) or 'none'}"
             )
+
+
+def lister(args: argparse.Namespace) -> Lister:
+    """What ``list`` lists with: the runtime's client, else the API server asked directly with
+    the standard library when the kubeconfig allows it
+    (:func:`controlplane.kube.direct.lister`: no Kubernetes client to import, issue 41), else
+    :func:`connect`."""
+    runtime = runtime_of(args)
+    if runtime.kube is not None:
+        return runtime.kube
+    _check_context(args, runtime)
+    from controlplane.kube import direct
+
+    paths = kubeconfig_paths(getattr(args, "kubeconfig", None), runtime.environ)
+    found = direct.lister(paths, getattr(args, "context", None))
+    return found if found is not None else connect(args)
+
+
+def connect(args: argparse.Namespace) -> KubeClient:
+    """The runtime's client, or a real one from ``--kubeconfig`` / ``--context``."""
+    runtime = runtime_of(args)
+    if runtime.kube is not None:
+        return runtime.kube
+    _check_context(args, runtime)
     from controlplane.kube.real import RealKube  # the kubernetes client loads only when needed
 
     return RealKube.connect(
@@ -186,17 +206,11 @@ def context_info(paths: list[Path], context: str | None) -> ContextInfo:
 
 
 def _read_yaml(path: Path) -> Any:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
+    """The kubeconfig at ``path`` as the Kubernetes client reads it (PyYAML's safe loader,
+    ``kubernetes/config/kube_config.py``), or None when it cannot be read."""
+    from controlplane.kube.direct import read_kubeconfig
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
-    try:
-        return YAML(typ="safe", pure=True).load(text)
-    except YAMLError:
-        return None
+    return read_kubeconfig(path)
 
 
 def _context(args: argparse.Namespace) -> ContextInfo:
@@ -230,6 +244,8 @@ def user_of(args: argparse.Namespace) -> str:
     found = _context(args).user
     if found:
         return found
+    import getpass  # here: only an intent records a user
+
     try:
         return getpass.getuser()
     except (OSError, KeyError):

@@ -20,7 +20,7 @@ from controlplane.cli.cluster import Runtime
 from controlplane.errors import Expired, NotFound
 from controlplane.kube.client import KubeClient, Obj, event_version
 from controlplane.operations import get_canary
-from controlplane.spec.models import API_VERSION, KIND
+from controlplane.spec.constants import API_VERSION, KIND
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     namespace = cluster.list_namespace(args)
-    kube = cluster.connect(args)
+    kube = cluster.lister(args)
     items = list_canaries(kube, namespace)
     if args.output != "text":
         shown = [output.shown(obj) for obj in items]

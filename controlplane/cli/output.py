@@ -20,8 +20,6 @@ import math
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from ruamel.yaml import YAML
-
 from controlplane.status.times import format_time
 
 FORMATS = ("text", "json", "yaml")
@@ -46,6 +44,8 @@ def dumps(value: Any, fmt: str, *, stream: bool = False) -> str:
             return json.dumps(value, separators=(",", ":"), sort_keys=False) + "\n"
         return json.dumps(value, indent=2) + "\n"
     if fmt == "yaml":
+        from ruamel.yaml import YAML  # only for -o yaml: `list` prints a table without it
+
         yaml = YAML(typ="safe", pure=True)
         yaml.default_flow_style = False
         yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from controlplane.rollout.messages import pending_why
 from controlplane.spec import check_keys
-from controlplane.spec.models import DEFAULT_INTERVAL, DEFAULT_QUANTILE
+from controlplane.spec.constants import DEFAULT_INTERVAL, DEFAULT_QUANTILE
 from controlplane.spec.units import (
     BUILTIN_UNITS,
     Quantity,
@@ -39,7 +39,8 @@ from controlplane.spec.units import (
     parse_duration,
     parse_quantity,
 )
-from controlplane.status import document as st
+from controlplane.status import intents as st_intents
+from controlplane.status import keys as st_keys
 
 if TYPE_CHECKING:  # the pairing loads the catalogue; `list` never pairs (issue 41)
     from controlplane.profiles.expected import Observation, Pairing, Split, VariantRef
@@ -451,7 +452,7 @@ def _warnings(status: Mapping[str, Any]) -> list[WarningRow]:
     """``status.warnings`` (:func:`controlplane.status.document.with_warning`), oldest first;
     unreadable entries are skipped."""
     rows = []
-    for item in _list(status.get(st.WARNINGS_KEY)):
+    for item in _list(status.get(st_keys.WARNINGS_KEY)):
         entry = _map(item)
         kind, message = _str(entry.get("type")), _str(entry.get("message"))
         if kind is None or message is None:
@@ -749,11 +750,11 @@ def _pending(meta: Mapping[str, Any], status: Mapping[str, Any]) -> list[Pending
     annotations = meta.get("annotations")
     if not isinstance(annotations, Mapping):
         return []
-    recorded, _problem = st.read_intents({str(k): str(v) for k, v in annotations.items()})
-    last = _str(_map(status.get(st.BOOK_KEY)).get("lastIntentId"))
+    recorded, _problem = st_intents.read_intents({str(k): str(v) for k, v in annotations.items()})
+    last = _str(_map(status.get(st_keys.BOOK_KEY)).get("lastIntentId"))
     return [
         PendingIntent(r.id, r.intent.verb, r.intent.user, r.intent.at)
-        for r in st.new_intents(recorded, last)
+        for r in st_intents.new_intents(recorded, last)
     ]
 
 

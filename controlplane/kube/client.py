@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from controlplane.errors import Expired, KubeError, Unserved
-from controlplane.spec.models import API_VERSION, KIND
+from controlplane.spec.constants import API_VERSION, KIND
 from controlplane.spec.names import check_path_segment, check_ref_names
 from controlplane.status.times import format_time
 
@@ -72,6 +72,21 @@ def canary_ref(namespace: str, name: str) -> Ref:
 class WatchEvent:
     type: Literal["ADDED", "MODIFIED", "DELETED", "BOOKMARK"]
     object: Obj
+
+
+class Lister(Protocol):
+    """What ``kubectl canary list`` needs: the objects of a kind. A :class:`KubeClient` is one;
+    so is :class:`controlplane.kube.direct.DirectLister`, which needs no Kubernetes client."""
+
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: Mapping[str, str] | None = None,
+    ) -> list[Obj]:
+        """Objects of a kind (all namespaces when ``namespace`` is None); every page of it."""
+        ...
 
 
 class KubeClient(Protocol):

@@ -110,8 +110,9 @@ def _server_message(body: Any) -> str | None:
     return None
 
 
-def to_kube_error(exc: BaseException) -> KubeError:
-    """The product error for an exception of the ``kubernetes`` client (or its transport)."""
+def to_kube_error(exc: object) -> KubeError:
+    """The product error for an exception of the ``kubernetes`` client (or its transport), or an
+    answer shaped like one (:class:`controlplane.kube.direct.DirectLister`'s)."""
     if isinstance(exc, KubeError):
         return exc
     status = getattr(exc, "status", None)
@@ -479,7 +480,7 @@ MAX_RETRIES = 10
 """Retries of one request the server asked to retry (client-go's ``maxRetries``)."""
 
 
-def retry_after(exc: BaseException) -> float | None:
+def retry_after(exc: object) -> float | None:
     """Seconds to wait before retrying, when the server asked for a retry; else None.
 
     As client-go does (``rest/request.go``, ``checkWait``, k8s.io/client-go v0.34): a 429, or a

@@ -13,13 +13,15 @@ Called by :mod:`controlplane.rollout.records` (a new breach streak), by
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from controlplane.rollout.observations import DueCheck
-from controlplane.rollout.state import CheckState, Reason, RolloutState
 from controlplane.spec import check_keys
-from controlplane.spec.models import CheckSpec, ModelCanary
 from controlplane.spec.units import Unit, display_value
+
+if TYPE_CHECKING:  # types only: `kubectl canary list` reads pending_why without pydantic
+    from controlplane.rollout.observations import DueCheck
+    from controlplane.rollout.state import CheckState, Reason, RolloutState
+    from controlplane.spec.models import CheckSpec, ModelCanary
 
 
 def number(quantity: Any) -> float | None:
@@ -82,6 +84,8 @@ def breach_reason(
 ) -> Reason:
     """The ``breach`` rollback reason of ``due`` breached for its ``for`` (or decided by a
     sequential judge) at ``now``."""
+    from controlplane.rollout.state import Reason
+
     where = f"step {state.step}" if state.stage == "steps" else "shadow"
     if latest.decided == "breach":  # judge: sequential, on counts since the stage began
         message = (

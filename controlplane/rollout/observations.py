@@ -14,9 +14,10 @@ A check is identified by a stable *key* naming where it sits in the spec:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from controlplane.spec.models import CheckSpec
+if TYPE_CHECKING:  # an annotation only: the status views read this module without pydantic
+    from controlplane.spec.models import CheckSpec
 
 Verdict = Literal["pass", "breach", "inconclusive"]
 ArgoPhase = Literal["Pending", "Running", "Succeeded", "Failed", "Error"]

@@ -23,7 +23,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from controlplane.spec import names
+from controlplane.spec import constants, names
 from controlplane.spec.git_url import GIT_URL_PATTERN, git_url_problem
 from controlplane.spec.units import (
     DURATION_PATTERN,
@@ -34,13 +34,14 @@ from controlplane.spec.units import (
 )
 from controlplane.spec.vllm_version import VLLM_VERSION_PATTERN, parse_vllm_version
 
-API_GROUP = "canary.controlplane.dev"
-API_VERSION = f"{API_GROUP}/v1alpha1"
-KIND = "ModelCanary"
-PLURAL = "modelcanaries"
-SHORT_NAME = "mcanary"
-LABEL_CANARY = f"{API_GROUP}/canary"
-LABEL_VARIANT = f"{API_GROUP}/variant"
+API_GROUP = constants.API_GROUP
+API_VERSION = constants.API_VERSION
+KIND = constants.KIND
+PLURAL = constants.PLURAL
+SHORT_NAME = constants.SHORT_NAME
+LABEL_CANARY = constants.LABEL_CANARY
+LABEL_VARIANT = constants.LABEL_VARIANT
+
 
 DurationField = Annotated[
     Duration,
@@ -144,11 +145,11 @@ AlertEvent = Literal["rollback", "promotion", "pause", "throttle", "step"]
 GateWhen = Literal["first-step", "each-step", "step", "promotion"]
 Approval = Literal["auto", "manual"]
 
-DEFAULT_INTERVAL = "1m"
-DEFAULT_WINDOW = "5m"
+DEFAULT_INTERVAL = constants.DEFAULT_INTERVAL
+DEFAULT_WINDOW = constants.DEFAULT_WINDOW
 DEFAULT_ERROR_LIMIT = 5
 DEFAULT_MIN_SAMPLES = 100
-DEFAULT_QUANTILE = 0.95
+DEFAULT_QUANTILE = constants.DEFAULT_QUANTILE
 DEFAULT_ALPHA = 0.01
 DEFAULT_GATE_TIMEOUT = "1h"
 GATE_PLACEHOLDERS = (

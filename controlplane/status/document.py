@@ -14,7 +14,8 @@ Owns three things, all pure:
   told (:func:`unnotified` / :func:`with_notified`): the fingerprint
   (:func:`controlplane.rollout.events.fingerprint`) of the last one.
 - :func:`read_intents`: user intents recorded by the CLI in the annotation
-  ``canary.controlplane.dev/intent`` and :func:`new_intents` (consumed exactly once, by id).
+  ``canary.controlplane.dev/intent`` and :func:`new_intents` (consumed exactly once, by id),
+  re-exported from :mod:`controlplane.status.intents`.
 
 Called by :mod:`controlplane.controller.reconcile`. No I/O, no clock.
 """
@@ -26,32 +27,26 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from controlplane.errors import Problem, SpecError
+from controlplane.errors import Problem
 from controlplane.rollout import events
-from controlplane.rollout.intents import Intent
 from controlplane.rollout.messages import pending_why
 from controlplane.rollout.state import Event, RolloutState
-from controlplane.spec.models import API_GROUP
+from controlplane.spec.constants import API_GROUP
 from controlplane.spec.units import status_time, time_value
 from controlplane.status import conditions
-
-INTENT_ANNOTATION = f"{API_GROUP}/intent"
-"""Annotation holding one intent (JSON object) or several (JSON list), each ``{"id": "...",
-"verb": "pause|resume|promote|promote-full|abort|retry", "at": unix seconds, "user": ""}``."""
+from controlplane.status.intents import INTENT_ANNOTATION as INTENT_ANNOTATION
+from controlplane.status.intents import RecordedIntent as RecordedIntent
+from controlplane.status.intents import new_intents as new_intents
+from controlplane.status.intents import read_intents as read_intents
+from controlplane.status.keys import ADOPTED_KEY as ADOPTED_KEY
+from controlplane.status.keys import BOOK_KEY as BOOK_KEY
+from controlplane.status.keys import CAPACITY_KEY as CAPACITY_KEY
+from controlplane.status.keys import PROBLEMS_KEY as PROBLEMS_KEY
+from controlplane.status.keys import WARNINGS_KEY as WARNINGS_KEY
 
 FINALIZER = f"{API_GROUP}/cleanup"
 """Finalizer the controller puts on every ModelCanary it manages."""
 
-BOOK_KEY = "controller"
-CAPACITY_KEY = "capacity"
-ADOPTED_KEY = "adopted"
-"""``status.adopted``: the live service as the current rollout adopted it
-(:mod:`controlplane.controller.adoption`), kept through every status the rollout writes."""
-"""Where the capacity effect's record is shown (:class:`CapacityRecord`)."""
-PROBLEMS_KEY = "problems"
-WARNINGS_KEY = "warnings"
-"""``status.warnings``: trouble beside the rollout that a user must see where they look (an alert
-that could not be delivered), :func:`with_warning`; kept while the rollout of the same spec runs."""
 WARNINGS_KEPT = 5
 EFFECT_WARNINGS = frozenset({"WeightsNotVerified", "ForeignObject", "InvalidIntent"})
 """Warnings the controller puts in ``status.warnings`` while their trouble lasts (a router that
@@ -415,50 +410,3 @@ def with_notified(book: Book, history: Sequence[Event], owner: str) -> Book:
     if not history:
         return book
     return replace(book, notified=events.cursor(history, owner, None))
-
-
-# --------------------------------------------------------------------------- intents
-
-
-@dataclass(frozen=True)
-class RecordedIntent:
-    id: str
-    intent: Intent
-
-
-def read_intents(annotations: Mapping[str, str] | None) -> tuple[list[RecordedIntent], str]:
-    """The intents recorded on the resource, in order, and a problem message ("" when none).
-
-    A malformed annotation is reported, never raised: the rollout goes on without it.
-    """
-    raw = (annotations or {}).get(INTENT_ANNOTATION)
-    if raw is None:
-        return [], ""
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        return [], f"annotation {INTENT_ANNOTATION} is not JSON: {exc}"
-    items = data if isinstance(data, list) else [data]
-    found: list[RecordedIntent] = []
-    problems: list[str] = []
-    for index, item in enumerate(items):
-        path = f"{INTENT_ANNOTATION}[{index}]"
-        try:
-            intent = Intent.from_dict(item, path)
-        except SpecError as exc:
-            problems.append(str(exc))
-            continue
-        given = item.get("id") if isinstance(item, dict) else None
-        ident = given if isinstance(given, str) and given else f"{intent.verb}@{intent.at!r}"
-        found.append(RecordedIntent(ident, intent))
-    return found, "; ".join(problems)
-
-
-def new_intents(recorded: Sequence[RecordedIntent], last_id: str | None) -> list[RecordedIntent]:
-    """The recorded intents after the one consumed last (all when it is gone or None)."""
-    if last_id is None:
-        return list(recorded)
-    for index, item in enumerate(recorded):
-        if item.id == last_id:
-            return list(recorded[index + 1 :])
-    return list(recorded)

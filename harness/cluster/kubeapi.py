@@ -123,9 +123,24 @@ class Credentials:
     def service_account_key(self) -> Path:
         return self.folder / "sa.key"
 
+    @property
+    def client_cert(self) -> Path:
+        """A client certificate the API server trusts (its ``--client-ca-file`` signed it) for
+        the user :data:`CERT_USER`, in no group: what it may do, RBAC bindings say."""
+        return self.folder / "client.crt"
+
+    @property
+    def client_key(self) -> Path:
+        return self.folder / "client.key"
+
+
+CERT_USER = "cert-user"
+"""The user name (the certificate's common name) of :attr:`Credentials.client_cert`."""
+
 
 def make_credentials(folder: Path) -> Credentials:
-    """A throwaway CA, a serving certificate for 127.0.0.1/localhost and a service-account key."""
+    """A throwaway CA, a serving certificate for 127.0.0.1/localhost, a client certificate for
+    :data:`CERT_USER` and a service-account key."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -196,11 +211,27 @@ def make_credentials(folder: Path) -> Credentials:
         )
         .sign(ca_key, hashes.SHA256())
     )
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    client = (
+        x509.CertificateBuilder()
+        .subject_name(name(CERT_USER))
+        .issuer_name(ca_cert.subject)
+        .public_key(client_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    creds.client_cert.write_bytes(client.public_bytes(serialization.Encoding.PEM))
+    creds.client_key.write_bytes(pem_key(client_key))
     creds.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     creds.serving_cert.write_bytes(serving.public_bytes(serialization.Encoding.PEM))
     creds.serving_key.write_bytes(pem_key(serving_key))
     creds.service_account_key.write_bytes(pem_key(rsa.generate_private_key(65537, 2048)))
-    for private in (creds.serving_key, creds.service_account_key):
+    for private in (creds.serving_key, creds.service_account_key, creds.client_key):
         private.chmod(0o600)
     return creds
 

@@ -7,8 +7,10 @@ imported scipy through ``validation`` -> ``sequential.check`` -> ``eprocess``. E
 fresh interpreter (this one has loaded everything already) and reports what it imported.
 Later, ``validate`` imported the controller's adoption code (hera, requests, numpy) for its
 ``--cluster`` option; it loads it only with ``--cluster`` now. ``simulate`` may load numpy but
-not scipy (a spec without a sequential check), and ``list``, which needs the Kubernetes client,
-none of what it does not use (:data:`LIST_SPARED`). The seconds are bench/cli_start.py's.
+not scipy (a spec without a sequential check), and ``list`` none of what it does not use
+(:data:`LIST_SPARED`): since it asks the API server with the standard library for the users it
+can (:mod:`controlplane.kube.direct`), not even the Kubernetes client or pydantic. The seconds
+are bench/cli_start.py's.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,11 +78,25 @@ def test_the_probe_sees_a_heavy_import() -> None:
     assert "scipy" not in found["loaded"]  # type: ignore[operator]
 
 
-LIST_SPARED = ("kubernetes_validate", "jsonschema", "numpy", "scipy", "matplotlib", "hera", "rich")
-"""What ``kubectl canary list`` does without. It needs the Kubernetes client (which brings
-requests_oauthlib with ``kubernetes.config``, and ``kubernetes.dynamic`` with the package), but
-not ``kubernetes.dynamic``'s optional client-side validation (kubernetes-validate and
-jsonschema, installed here for the chart's tests), the catalogue, numpy or a rich view."""
+LIST_SPARED = (
+    "kubernetes",
+    "kubernetes_validate",
+    "jsonschema",
+    "pydantic",
+    "ruamel",
+    "requests",
+    "urllib3",
+    "numpy",
+    "scipy",
+    "matplotlib",
+    "hera",
+    "rich",
+)
+"""What ``kubectl canary list`` does without for a kubeconfig it reads itself (a token, a client
+certificate, an exec plugin: :mod:`controlplane.kube.direct`): the Kubernetes client (and the
+requests, urllib3 and oauthlib it brings), pydantic and the spec models (the table reads the
+objects as plain data), ruamel (only ``-o yaml`` writes YAML), the catalogue, numpy or a rich
+view. A user the direct path does not handle (an ``auth-provider``) still gets the client."""
 
 LIST_PROBE = """
 import json, sys
@@ -91,9 +108,15 @@ modules = [m for m in {MODULES!r} if m in sys.modules]
 print(json.dumps({{"code": code, "loaded": loaded, "modules": modules}}))
 """
 
+LIST_MODULES = (
+    "kubernetes.client",
+    "controlplane.kube.direct",
+    "controlplane.profiles.catalog",
+    "controlplane.spec.models",
+)
 
-@pytest.mark.binary
-def test_list_loads_the_client_and_nothing_it_does_not_use(tmp_path: Path) -> None:
+
+def _list_imports(tmp_path: Path, user: str) -> tuple[dict[str, Any], str]:
     """``list`` against an API server that is not there (a loopback port nobody listens on):
     it fails to connect, as it should, having imported only what it uses."""
     import socket
@@ -106,14 +129,13 @@ def test_list_loads_the_client_and_nothing_it_does_not_use(tmp_path: Path) -> No
         "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
         f"clusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:{port}'}}}}]\n"
         "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
-        "users: [{name: u, user: {token: t}}]\n"
+        f"users: [{{name: u, user: {user}}}]\n"
     )
-    modules = ("kubernetes.client", "controlplane.profiles.catalog", "controlplane.spec.models")
     done = subprocess.run(
         [
             sys.executable,
             "-c",
-            LIST_PROBE.format(SPARED=LIST_SPARED, MODULES=modules),
+            LIST_PROBE.format(SPARED=LIST_SPARED, MODULES=LIST_MODULES),
             "list",
             "--kubeconfig",
             str(config),
@@ -124,10 +146,26 @@ def test_list_loads_the_client_and_nothing_it_does_not_use(tmp_path: Path) -> No
         timeout=120,
         check=False,
     )
-    found = json.loads(done.stdout.strip().splitlines()[-1])
-    assert found["code"] == 1, done.stderr  # the API server is unreachable
-    assert "unreachable" in done.stderr
+    found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found, done.stderr
+
+
+@pytest.mark.binary
+def test_list_loads_neither_the_client_nor_pydantic(tmp_path: Path) -> None:
+    found, err = _list_imports(tmp_path, "{token: t}")
+    assert found["code"] == 1, err  # the API server is unreachable
+    assert "unreachable" in err
     assert found["loaded"] == []
-    # the client is loaded (the probe would see a heavy import), the catalogue is not; the spec
-    # models are, through the status document
-    assert found["modules"] == ["kubernetes.client", "controlplane.spec.models"]
+    assert found["modules"] == ["controlplane.kube.direct"]
+
+
+@pytest.mark.binary
+def test_list_falls_back_to_the_client_for_an_auth_provider(tmp_path: Path) -> None:
+    """The probe sees the client when ``list`` needs it: an ``auth-provider`` user (here one
+    the client knows no longer, so it says so) goes to the Kubernetes client, never the direct
+    path's own reading."""
+    found, err = _list_imports(tmp_path, "{auth-provider: {name: gone, config: {}}}")
+    assert found["code"] == 1, err
+    assert "kubernetes" in found["loaded"]
+    assert "kubernetes.client" in found["modules"]
+    assert "Traceback" not in err
