@@ -42,6 +42,23 @@ export function Actions({ canary, onDone }) {
     }
   };
 
+  // Tab and Shift+Tab wrap around inside the dialog (a modal <dialog> alone lets the focus
+  // leave the page after its last button)
+  const trap = (e) => {
+    if (e.key !== "Tab") return;
+    const items = [...dialog.current.querySelectorAll("button:not([disabled])")];
+    if (!items.length) return;
+    const first = items[0];
+    const last = items[items.length - 1];
+    if (e.shiftKey && document.activeElement === first) {
+      e.preventDefault();
+      last.focus();
+    } else if (!e.shiftKey && document.activeElement === last) {
+      e.preventDefault();
+      first.focus();
+    }
+  };
+
   const button = (v, primary) => html`<button type="button" class=${primary ? "" : "secondary"}
     data-verb=${v} disabled=${!allowed[v === "promote-full" ? "promote" : v]} onClick=${ask(v)}>
     ${VERB_TEXT[v].label}</button>`;
@@ -55,7 +72,7 @@ export function Actions({ canary, onDone }) {
     html`<p class=${outcome.ok ? "notice" : "alert"} role=${outcome.ok ? "status" : "alert"}
       data-testid="action-outcome">${outcome.text}</p>`}
     <dialog ref=${dialog} aria-labelledby="confirm-title" aria-describedby="confirm-text"
-      onClose=${() => opener.current?.focus()}>
+      onKeyDown=${trap} onClose=${() => opener.current?.focus()}>
       <h2 id="confirm-title">${verb ? VERB_TEXT[verb].label : ""} ${canary.name}?</h2>
       <p id="confirm-text">${verb ? VERB_TEXT[verb].ask : ""}</p>
       <p class="muted">${canary.namespace}/${canary.name}, now ${canary.phase || "not started"}.</p>

@@ -21,9 +21,24 @@ function colors() {
   };
 }
 
+const hm = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const dhm = new Intl.DateTimeFormat(undefined, {
+  month: "short",
+  day: "numeric",
+  hour: "2-digit",
+  minute: "2-digit",
+});
+
+// time ticks in the viewer's zone: hours and minutes, with the date when the chart spans days
+function timeTicks(u, ticks) {
+  const span = (u.scales.x.max ?? 0) - (u.scales.x.min ?? 0);
+  const fmt = span > 86400 ? dhm : hm;
+  return ticks.map((t) => fmt.format(new Date(t * 1000)));
+}
+
 function axes(c, extra = {}) {
   const base = { stroke: c.fg, grid: { stroke: c.grid, width: 1 }, ticks: { stroke: c.grid } };
-  return [{ ...base }, { ...base, ...extra }];
+  return [{ ...base, values: timeTicks, space: 90 }, { ...base, ...extra }];
 }
 
 // a uPlot chart in a div; rebuilt when `key` changes, data updated in place otherwise

@@ -68,7 +68,10 @@ function Timeline({ spec, status, simulated }) {
       ${steps.map((s, i) => {
         const n = i + 1;
         const state = done || n < current ? "done" : n === current ? "current" : "pending";
-        const label = state === "done" ? "done" : state === "current" ? "now" : "to come";
+        const back = status.phase === "rolled_back";
+        const label =
+          state === "done" ? "done" : state === "current" ? (back ? "rolled back here" : "now")
+            : back ? "not run" : "to come";
         return html`<li class=${`step step-${state}`} aria-current=${state === "current" ? "step" : undefined}>
           <strong>Step ${n}</strong> · ${s.weight}%${s.duration ? ` for ${s.duration}` : ""}
           <span class="muted"> · ${label}</span>
@@ -377,6 +380,6 @@ export function DetailPage({ ns, name, fromStream, version }) {
     <${Events} events=${events} />
     <${History} status=${status} simulated=${simulated} />
     <p class="muted small">Last evaluated <${When} t=${status.lastEvaluation} start=${status.startedAt} simulated=${simulated} />
-      (${age(status.lastEvaluation)} ago).</p>
+      ${" "}(${age(status.lastEvaluation)} ago).</p>
   </main>`;
 }
