@@ -77,7 +77,7 @@ def browser_context(playwright: Any, **options: Any) -> Iterator[Any]:
             context.close()
 
 
-def _with_dashboard(app: Any) -> Any:
+def with_dashboard(app: Any) -> Any:
     """The app, serving the built dashboard under /dashboard/ if its routes do not already."""
     if any(getattr(r, "path", "").startswith("/dashboard") for r in app.routes):
         return app
@@ -92,9 +92,16 @@ def serve(kube: FakeKube, *, static_token: str | None = ADMIN) -> Iterator[ApiSe
     """The controller's HTTP API over ``kube`` on a loopback port: ``static_token`` may do
     everything; other tokens go to TokenReview and SubjectAccessReview in ``kube``."""
     auth = Authenticator(static_token=static_token, kube=kube, ttl_s=0)
-    app = _with_dashboard(create_app(ApiConfig(kube=kube, auth=auth)))
+    app = with_dashboard(create_app(ApiConfig(kube=kube, auth=auth)))
     with ApiServer(app) as server:
         yield server
+
+
+def token_of(loopback: Any, namespace: str, name: str) -> str:
+    """A token of ServiceAccount ``namespace/name`` from the real API server's TokenRequest API."""
+    path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token"
+    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}}
+    return str(loopback.request("POST", path, body)["status"]["token"])
 
 
 def add_user(kube: FakeKube, token: str, user: str, verbs: list[str], namespace: str = NS) -> None:
