@@ -15,7 +15,7 @@ const num = (v) => (typeof v === "number" && Number.isFinite(v) ? v : null);
 
 function When({ t, start, simulated }) {
   if (ms(t) === null) return html`<span class="muted">—</span>`;
-  const spec = simulated ? specTime(t, start) : null;
+  const spec = simulated ? specTime(t, start, simulated) : null;
   return html`<time datetime=${new Date(ms(t)).toISOString()}>${clock(t)}</time>${spec
     ? html` <span class="spec">(${spec})</span>`
     : null}`;
@@ -259,7 +259,7 @@ function Events({ events }) {
       : events.error
       ? html`<p class="muted">${events.error}</p>`
       : events.items.length === 0
-      ? html`<p class="muted">No Events.</p>`
+      ? html`<p class="muted">${events.why || "No Events."}</p>`
       : html`<table>
           <thead><tr><th scope="col">Type</th><th scope="col">Reason</th><th scope="col">Object</th>
             <th scope="col">Last seen</th><th scope="col">Count</th><th scope="col">Message</th></tr></thead>
@@ -288,21 +288,24 @@ function History({ status, simulated }) {
 }
 
 function Tree({ items }) {
-  return html`<ul>${items.map((o) => html`<li>
-    <strong>${o.kind}</strong> ${o.name} · <span class=${`health health-${(o.health || "").toLowerCase()}`}>${o.health}</span>
-    ${o.detail ? html` <span class="muted">${o.detail}</span>` : null}
+  return html`<ul class="tree">${items.map((o) => html`<li>
+    <strong>${o.kind}</strong> ${o.name}${o.role ? html` <span class="muted">(${o.role})</span>` : null}
+    · <span class=${`health health-${(o.health || "").toLowerCase()}`}>${o.health}</span>
+    ${o.wanted !== null && o.wanted !== undefined ? html` · ${o.ready ?? 0} of ${o.wanted} ready` : null}
+    ${o.detail ? html` <span class="muted">— ${o.detail}</span>` : null}
     ${o.children && o.children.length ? html`<${Tree} items=${o.children} />` : null}
   </li>`)}</ul>`;
 }
 
 function Objects({ objects }) {
   if (!objects || objects.error || !objects.items) return null;
+  const w = objects.weights;
+  const pair = (v) => `stable ${v.stable}%, candidate ${v.candidate}%${v.mirror ? " (mirrored)" : ""}`;
   return html`<${Section} id="objects" title="What it runs">
-    <${Tree} items=${objects.items} />
-    ${objects.weights
-      ? html`<p>Traffic set: stable ${objects.weights.set?.stable}%, candidate ${objects.weights.set?.candidate}%${objects.weights.actual
-          ? `; measured: stable ${objects.weights.actual.stable}%, candidate ${objects.weights.actual.candidate}%`
-          : ""}</p>`
+    ${objects.items.length ? html`<${Tree} items=${objects.items} />` : html`<p class="muted">${objects.note || "No objects."}</p>`}
+    ${w && w.set
+      ? html`<p data-testid="weights">Traffic set by the rollout: ${pair(w.set)}.
+          ${w.actual ? ` The route holds now: ${pair(w.actual)}${w.source ? ` (${w.source})` : ""}.` : w.why ? ` ${w.why}` : ""}</p>`
       : null}
   </${Section}>`;
 }
@@ -350,7 +353,8 @@ export function DetailPage({ ns, name, fromStream, version }) {
   if (!canary) return html`<main id="main" tabindex="-1"><p role="status">Loading…</p></main>`;
   const status = canary.status || {};
   const spec = canary.spec || {};
-  const simulated = Boolean(canary.simulated);
+  // a simulated canary's time scale (its spec's clock runs that much faster), else false
+  const simulated = canary.simulated ? canary.timeScale || 1 : false;
   const steps = (spec.steps || []).length;
 
   return html`<main id="main" tabindex="-1" data-canary=${`${ns}/${name}`}>
@@ -364,8 +368,9 @@ export function DetailPage({ ns, name, fromStream, version }) {
       ${status.stageStartedAt ? html`<span>in this step for ${duration((ms(status.lastEvaluation) ?? Date.now()) / 1000 - status.stageStartedAt)}</span>` : null}
     </div>
     ${simulated
-      ? html`<p class="notice">A simulated canary (canaryctl up): its clock runs faster than real
-          time, so times are shown in your zone (${timeZone()}) and as time into the spec.</p>`
+      ? html`<p class="notice" data-testid="simulated">A simulated canary (canaryctl up): the spec's
+          clock runs ${simulated}× faster than real time, so times are shown in your zone
+          (${timeZone()}) and, in brackets, as time into the spec.</p>`
       : html`<p class="muted small">Times are in your zone, ${timeZone()}.</p>`}
     <${Reason} status=${status} />
     ${status.waiting ? html`<p class="notice">Waiting: ${typeof status.waiting === "string" ? status.waiting : JSON.stringify(status.waiting)}</p>` : null}
