@@ -49,7 +49,8 @@ Reads and verbs go through a :class:`~controlplane.api.sources.CanarySource`: in
 decides), ``kubectl canary dashboard`` (:mod:`controlplane.cli.dashboard`: the user's own
 kubeconfig reads and writes, so the API server's RBAC decides and its refusal is a 403 with its
 reason; a random static token guards the local port) and ``canaryctl up --dashboard``
-(:mod:`controlplane.cli.up`: the one canary of a local run, no webhooks).
+(:mod:`controlplane.cli.up`: the one canary of a local run); the webhooks are the controller's
+only.
 The application's ``state.stop_hooks`` are called by :class:`~controlplane.api.server.ApiServer`
 when it stops (they end the live streams and the watches).
 
@@ -103,7 +104,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.include_router(canary_routes(source, access, config.mode))
     app.include_router(action_routes(source, access))
     app.include_router(watch_routes(source, hub, access, config.keepalive_s))
-    if config.kube is not None:
+    if config.kube is not None and config.mode == "controller":
         app.include_router(webhook_routes(config, access))
     app.include_router(dashboard_routes(config.dashboard_dir))
     return app
