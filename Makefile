@@ -49,7 +49,7 @@ setup: $(UV) ## sync .venv to uv.lock (package, test and lint tools, EXTRAS) and
 demo replay: EXTRAS :=
 demo replay: SYNC := --inexact
 demo: setup dashboard ## run a whole canary on this machine: simulated vLLM servers, router, real Prometheus
-	$(BIN)/canaryctl up canary/local-demo.yml --time-scale 60 --load 20
+	$(BIN)/canaryctl up canary/local-demo.yml --time-scale 60 --load 20 --dashboard
 
 replay: setup ## replay the four-week canary against synthetic history (canaryctl demo)
 	$(BIN)/canaryctl demo
