@@ -9,8 +9,10 @@ Debian's Chromium driven by Playwright (``tests/support/dashboard.py``: the same
 browser tests). Each round opens a fresh browser context (empty cache: the bundle, the list and
 the stream fetched anew), navigates to ``/dashboard/#token=...`` and stops the clock in the page
 (``performance.now()``, from the navigation's start) on the first animation frame where the count
-reads "1000 of 1000" and the first page of rows is in the document. The table gives the median
-and the slowest over ``--rounds`` (after one warm-up round), and what was transferred.
+reads "1000 of 1000" and the first page of rows is in the document. The page marks when the
+canaries arrived (``canaries-received``: the stream's snapshot), which splits the server's part
+from the page's. The table gives the median and the slowest over ``--rounds`` (after one warm-up
+round); beside it, one ``GET /api/v1/canaries`` from Python, the list the stream replaces.
 
 Run ``python bench/dashboard_load.py`` (after ``make dashboard`` and ``make browser``;
 ``--rounds N``, ``--canaries N``, ``--no-write`` prints only).
@@ -19,6 +21,7 @@ Run ``python bench/dashboard_load.py`` (after ``make dashboard`` and ``make brow
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -123,6 +126,7 @@ def body(n: int, rounds: int, results: list[tuple[float, float, int]], api_ms: f
         "`python bench/dashboard_load.py` (after `make dashboard` and `make browser`)."
     )
     machine = machine_summary(("playwright", "fastapi"))
+    load = os.getloadavg()[0]
     return f"""How long the dashboard's list takes to appear with {n:,} canaries, in Debian's
 Chromium on the loopback: a fresh browser context each round (nothing cached), from the
 navigation's start to the frame where the first page of rows (50) and the count are drawn.
@@ -137,8 +141,9 @@ navigation's start to the frame where the first page of rows (50) and the count 
 > {quote}
 
 {verdict}: median {median:.0f} ms over {rounds} rounds (after one warm-up), slowest
-{slowest:.0f} ms. Each load received {transferred / 1024:.0f} KiB (the page, its script and
-style, and the canaries' summaries). Measured on {today()}; {machine}.
+{slowest:.0f} ms. Each load received {transferred / 1024:.0f} KiB of page, script and style,
+then the canaries through the stream (`/api/v1/watch/canaries`, its first event: every summary).
+The machine's load average when the run ended: {load:.1f}. Measured on {today()}; {machine}.
 """
 
 

@@ -105,7 +105,7 @@ def real_stage(request: pytest.FixtureRequest) -> Iterator[Stage]:
     kube.replace_status(stored)
     _service_account(kube, ns, "operator", ["get", "list", "watch", "patch"])
     _service_account(kube, ns, "viewer", ["get", "list", "watch"])
-    app = d.with_dashboard(create_app(ApiConfig(kube=kube, auth=Authenticator(kube=kube))))
+    app = create_app(ApiConfig(kube=kube, auth=Authenticator(kube=kube)))
     with ApiServer(app) as server:
         yield Stage(
             kube,

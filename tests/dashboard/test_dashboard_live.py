@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 from support import dashboard as d
 
 from controlplane.kube.client import canary_ref
@@ -40,12 +41,11 @@ def test_a_step_advance_reaches_the_open_page_without_a_reload(page: Any, site: 
     page.goto(site.detail("support-triage"))
     page.wait_for_selector("[data-testid=step]")
     assert page.locator("[data-testid=step]").inner_text() == "2"
+    expect(page.locator(".live")).to_have_text("live")  # the stream, not polling
     page.evaluate("window.__notReloaded = true")
     ref = canary_ref(d.NS, "support-triage")
     site.kube.system_replace_status(ref, _promoted(site.kube.get(ref)["status"]))
-    page.wait_for_function(
-        "document.querySelector('[data-testid=step]').textContent === '3'", timeout=10_000
-    )
+    expect(page.locator("[data-testid=step]")).to_have_text("3", timeout=10_000)
     assert page.locator("[data-testid=weight]").inner_text() == "100%"
     assert "promoted" in page.locator("[data-testid=phase]").inner_text()
     assert "promoted" in page.locator("[data-testid=history]").inner_text()
@@ -60,9 +60,5 @@ def test_the_list_follows_too(page: Any, site: Any) -> None:
     page.evaluate("window.__notReloaded = true")
     ref = canary_ref(d.NS, "support-triage")
     site.kube.system_replace_status(ref, _promoted(site.kube.get(ref)["status"]))
-    page.wait_for_function(
-        "document.querySelector(\"tr[data-canary='ml-serving/support-triage']\")"
-        ".textContent.includes('promoted')",
-        timeout=10_000,
-    )
+    expect(row).to_contain_text("promoted", timeout=10_000)
     assert page.evaluate("window.__notReloaded === true")

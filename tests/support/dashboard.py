@@ -77,22 +77,12 @@ def browser_context(playwright: Any, **options: Any) -> Iterator[Any]:
             context.close()
 
 
-def with_dashboard(app: Any) -> Any:
-    """The app, serving the built dashboard under /dashboard/ if its routes do not already."""
-    if any(getattr(r, "path", "").startswith("/dashboard") for r in app.routes):
-        return app
-    from fastapi.staticfiles import StaticFiles
-
-    app.mount("/dashboard", StaticFiles(directory=ASSETS, html=True), name="dashboard")
-    return app
-
-
 @contextmanager
 def serve(kube: FakeKube, *, static_token: str | None = ADMIN) -> Iterator[ApiServer]:
     """The controller's HTTP API over ``kube`` on a loopback port: ``static_token`` may do
     everything; other tokens go to TokenReview and SubjectAccessReview in ``kube``."""
     auth = Authenticator(static_token=static_token, kube=kube, ttl_s=0)
-    app = with_dashboard(create_app(ApiConfig(kube=kube, auth=auth)))
+    app = create_app(ApiConfig(kube=kube, auth=auth))
     with ApiServer(app) as server:
         yield server
 
