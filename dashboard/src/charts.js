@@ -22,6 +22,11 @@ function colors() {
 }
 
 const hm = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const hms = new Intl.DateTimeFormat(undefined, {
+  hour: "2-digit",
+  minute: "2-digit",
+  second: "2-digit",
+});
 const dhm = new Intl.DateTimeFormat(undefined, {
   month: "short",
   day: "numeric",
@@ -32,7 +37,7 @@ const dhm = new Intl.DateTimeFormat(undefined, {
 // time ticks in the viewer's zone: hours and minutes, with the date when the chart spans days
 function timeTicks(u, ticks) {
   const span = (u.scales.x.max ?? 0) - (u.scales.x.min ?? 0);
-  const fmt = span > 86400 ? dhm : hm;
+  const fmt = span > 86400 ? dhm : span < 600 ? hms : hm;
   return ticks.map((t) => fmt.format(new Date(t * 1000)));
 }
 

@@ -3,7 +3,7 @@
 // sequential evidence against its boundary when the check has one), gates, capacity and
 // GPU-hours, what was expected against what is observed, Events and history, and the verbs.
 import { html } from "htm/preact";
-import { useEffect, useMemo, useState } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api } from "./api.js";
 import { Actions } from "./actions.js";
 import { Chart, checkChart, evidenceChart, weightChart } from "./charts.js";
@@ -318,6 +318,17 @@ export function DetailPage({ ns, name, fromStream, version }) {
   const [tick, setTick] = useState(0);
 
   const reload = () => setTick((t) => t + 1);
+  // Events and the objects follow a change too, at most once a second
+  const pending = useRef(null);
+  const refreshAround = () => {
+    if (pending.current) return;
+    pending.current = setTimeout(() => {
+      pending.current = null;
+      api.events(ns, name).then(setEvents, () => {});
+      api.objects(ns, name).then(setObjects, () => {});
+    }, 1000);
+  };
+  useEffect(() => () => clearTimeout(pending.current), []);
 
   useEffect(() => {
     api.get(ns, name).then(
@@ -339,7 +350,7 @@ export function DetailPage({ ns, name, fromStream, version }) {
     if (fromStream.resourceVersion === canary.resourceVersion) return;
     if (fromStream.status) setCanary(fromStream);
     else reload();
-    api.events(ns, name).then(setEvents, () => {});
+    refreshAround();
   }, [version]);
 
   useEffect(() => {

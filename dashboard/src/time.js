@@ -39,16 +39,11 @@ export function age(value, now = Date.now()) {
   return t === null ? "—" : duration((now - t) / 1000);
 }
 
-// "day 3, 04:10 of the spec" for a simulated canary (canaryctl up --time-scale N): its times are
+// "spec time 1h 30m" for a simulated canary (canaryctl up --time-scale N): its times are
 // wall-clock, and the spec's clock runs N times faster from the rollout's start.
 export function specTime(value, start, scale = 1) {
   const t = ms(value);
   const s = ms(start);
   if (t === null || s === null) return null;
-  const secs = Math.max(0, ((t - s) / 1000) * (scale || 1));
-  const day = Math.floor(secs / 86400) + 1;
-  const rest = secs % 86400;
-  const hh = String(Math.floor(rest / 3600)).padStart(2, "0");
-  const mm = String(Math.floor((rest % 3600) / 60)).padStart(2, "0");
-  return `day ${day}, ${hh}:${mm} of the spec`;
+  return `spec time ${duration(Math.max(0, ((t - s) / 1000) * (scale || 1)))}`;
 }
