@@ -229,7 +229,8 @@ function Capacity({ spec, status }) {
   </${Section}>`;
 }
 
-// what the profile expected of the candidate against stable, beside what the checks observed
+// what the checks observed of the candidate against stable, beside what its profile expected
+// when the server sends it (status.expected: {metric: ratio})
 function Expected({ status }) {
   const rows = [];
   const expected = status.expected || {};
@@ -241,14 +242,17 @@ function Expected({ status }) {
     rows.push({ metric: c.metric, observed: cand / stab, expected: num(exp?.ratio ?? exp), id });
   }
   if (!rows.length) return null;
+  const withExpected = rows.some((r) => r.expected !== null);
   const pct = (r) => (r === null || r === undefined ? "—" : `${r >= 1 ? "+" : ""}${((r - 1) * 100).toFixed(1)}%`);
-  return html`<${Section} id="expected" title="Speed and cost: expected and observed">
+  return html`<${Section} id="expected" title="Speed: the candidate against stable">
     <table>
-      <caption class="sr-only">The candidate's change against stable, per check</caption>
-      <thead><tr><th scope="col">Measure</th><th scope="col">Expected change</th><th scope="col">Observed change</th></tr></thead>
-      <tbody>${rows.map((r) => html`<tr><td>${r.metric}</td><td>${pct(r.expected)}</td><td>${pct(r.observed)}</td></tr>`)}</tbody>
+      <thead><tr><th scope="col">Measure</th>${withExpected ? html`<th scope="col">Expected change</th>` : null}
+        <th scope="col">Observed change</th></tr></thead>
+      <tbody>${rows.map((r) => html`<tr><td>${r.metric}</td>${withExpected ? html`<td>${pct(r.expected)}</td>` : null}
+        <td>${pct(r.observed)}</td></tr>`)}</tbody>
     </table>
-    <p class="muted">The candidate's value over stable's, as the latest check measured them.</p>
+    <p class="muted">The candidate's value over stable's, as the latest check measured them
+      (more is slower for a latency).</p>
   </${Section}>`;
 }
 

@@ -4,12 +4,16 @@ history), keyboard use, and axe-core with no serious finding in light and dark m
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 from support import dashboard as d
+
+from harness.kube.fake import FakeKube
 
 pytestmark = pytest.mark.binary  # Playwright's driver and Chromium
 
@@ -31,7 +35,27 @@ def test_the_token_leaves_the_address_bar_and_the_list_shows_every_canary(
     row = page.locator("tr[data-canary='ml-serving/summarizer']")
     assert "rolled back" in row.inner_text()
     assert "progressing" in page.locator("tr[data-canary='ml-serving/support-triage']").inner_text()
-    shoot(page, "list")
+
+
+def test_a_long_list_is_paged_and_filtered(page: Any, shoot: Callable[[Any, str], Path]) -> None:
+    kube = FakeKube()
+    d.fleet(kube, 120, time.time() - 3 * d.HOUR)
+    with d.serve(kube) as server:
+        page.goto(f"{server.url}/dashboard/#token={d.ADMIN}")
+        rows = page.locator("[data-testid=canary-list] tbody tr")
+        expect(page.locator(".count")).to_have_text("120 of 120 canaries")
+        assert rows.count() == 50
+        assert page.get_by_text("page 1 of 3").is_visible()
+        shoot(page, "list")
+        page.get_by_role("button", name="Next").click()
+        assert (
+            rows.first.get_attribute("data-canary") == "team-04/model-0024"
+        )  # by namespace, then name
+        page.get_by_label("Phase").select_option("paused")
+        expect(page.locator(".count")).to_have_text("8 of 120 canaries")
+        assert all("paused" in r.inner_text() for r in rows.all())
+        page.get_by_label("Name contains").fill("model-0007")
+        assert [r.get_attribute("data-canary") for r in rows.all()] == ["team-07/model-0007"]
 
 
 def test_filters_by_namespace_and_phase(page: Any, site: Any) -> None:

@@ -293,10 +293,19 @@ def put(kube: FakeKube, obj: Obj) -> Obj:
 
 
 def fleet(kube: FakeKube, n: int, start: float) -> None:
-    """``n`` canaries over ten namespaces, in every phase."""
+    """``n`` canaries over ten namespaces: progressing, rolled back, promoted, paused, new."""
     for i in range(n):
         ns = f"team-{i % 10:02d}"
-        status = rolled_back(start) if i % 7 == 3 else progressing(start)
+        status: dict[str, Any] | None = progressing(start)
+        if i % 7 == 3:
+            status = rolled_back(start)
+        elif i % 11 == 5:
+            status = {**progressing(start), "phase": "promoted", "stage": "promoted",
+                      "step": 3, "weight": 100}  # fmt: skip
+        elif i % 13 == 7:
+            status = {**progressing(start), "phase": "paused", "paused": "user"}
+        elif i % 17 == 1:
+            status = None
         put(kube, canary(f"model-{i:04d}", ns, status))
 
 
