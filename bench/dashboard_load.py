@@ -138,7 +138,7 @@ navigation's start to the frame where the first page of rows (50) and the count 
 | of which: the page draws them | {drawn:.0f} ms | |
 | `GET /api/v1/canaries` alone ({n:,} items, from Python) | {api_ms:.0f} ms | |
 
-> {quote}
+{quote}
 
 {verdict}: median {median:.0f} ms over {rounds} rounds (after one warm-up), slowest
 {slowest:.0f} ms. Each load received {transferred / 1024:.0f} KiB of page, script and style,
