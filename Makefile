@@ -48,7 +48,7 @@ setup: $(UV) ## sync .venv to uv.lock (package, test and lint tools, EXTRAS) and
 # the simulated engine needs no torch: installed only if absent, and left alone if present
 demo replay: EXTRAS :=
 demo replay: SYNC := --inexact
-demo: setup dashboard ## run a whole canary on this machine: simulated vLLM servers, router, real Prometheus
+demo: setup dashboard ## run a whole canary on this machine: simulated vLLM servers, router, real Prometheus, the dashboard (URL printed)
 	$(BIN)/canaryctl up canary/local-demo.yml --time-scale 60 --load 20 --dashboard
 
 replay: setup ## replay the four-week canary against synthetic history (canaryctl demo)
