@@ -293,7 +293,7 @@ function History({ status, simulated }) {
 
 function Tree({ items }) {
   return html`<ul class="tree">${items.map((o) => html`<li>
-    <strong>${o.kind}</strong> ${o.name}${o.role ? html` <span class="muted">(${o.role})</span>` : null}
+    <strong>${o.kind}</strong> ${o.name}${o.role ? html` <span class="muted">(${o.role})</span>` : null}${" "}
     · <span class=${`health health-${(o.health || "").toLowerCase()}`}>${o.health}</span>
     ${o.wanted !== null && o.wanted !== undefined ? html` · ${o.ready ?? 0} of ${o.wanted} ready` : null}
     ${o.detail ? html` <span class="muted">— ${o.detail}</span>` : null}
@@ -384,8 +384,8 @@ export function DetailPage({ ns, name, fromStream, version }) {
     </div>
     ${simulated
       ? html`<p class="notice" data-testid="simulated">A simulated canary (canaryctl up): the spec's
-          clock runs ${simulated}× faster than real time, so times are shown in your zone
-          (${timeZone()}) and, in brackets, as time into the spec.</p>`
+          clock runs ${simulated}× faster than real time, so each time is shown in your zone
+          (${timeZone()}) and, in brackets, as the spec's time since the rollout began.</p>`
       : html`<p class="muted small">Times are in your zone, ${timeZone()}.</p>`}
     <${Reason} status=${status} />
     ${status.waiting ? html`<p class="notice">Waiting: ${typeof status.waiting === "string" ? status.waiting : JSON.stringify(status.waiting)}</p>` : null}
