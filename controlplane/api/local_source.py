@@ -201,6 +201,8 @@ class LocalSource:
 
     def feed(self, hub: Hub) -> None:
         with self._lock:
+            if self._hub is hub:
+                return
             self._hub = hub
             obj = copy.deepcopy(self._obj)
         for scope in hub.scopes:

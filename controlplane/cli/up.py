@@ -253,7 +253,9 @@ def run(args: argparse.Namespace) -> int:
     display: ProgressDisplay = (
         LiveDisplay(console) if console.is_terminal and not as_json else LogDisplay(console)
     )
-    dashboard = serve_dashboard(canary, config, args.dashboard) if args.dashboard else None
+    dashboard = None
+    if args.dashboard is not None:  # --dashboard=0: any free port
+        dashboard = serve_dashboard(canary, config, args.dashboard)
     if dashboard is not None:
         console.print(f"dashboard: {dashboard.url}", markup=False, highlight=False, soft_wrap=True)
     try:

@@ -6,20 +6,24 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import threading
 from typing import Any
 
 import httpx
 import pytest
 from rich.console import Console
-from support.local import demo
+from support.local import DEMO, UP_VERB, demo
 from support.sse import EventStream
 
+from controlplane.cli import main as cli
+from controlplane.cli.main import build_parser
 from controlplane.cli.up import serve_dashboard
 from controlplane.local.display import LogDisplay
 from controlplane.local.stack import UpConfig, run_up
 
 pytestmark = [pytest.mark.binary, pytest.mark.slow]
+FLAGS: list[list[str]] = [[], ["--dashboard"], ["--dashboard=0"], ["--dashboard", "8081"]]
 
 
 @pytest.mark.timeout(120)
@@ -64,3 +68,22 @@ def test_a_run_is_watched_and_aborted_from_the_dashboard() -> None:
     assert (final["phase"], final["simulated"], final["timeScale"]) == ("rolled_back", True, 200)
     assert after.status_code == 409
     assert "over (rolled_back)" in after.json()["detail"]
+
+
+def test_the_flags_port() -> None:
+    parser, _verbs = build_parser(["up"])
+    port = [parser.parse_args(["up", str(DEMO), *flag]).dashboard for flag in FLAGS]
+    assert port == [None, 3100, 0, 8081]
+
+
+@pytest.mark.timeout(120)
+def test_up_prints_the_dashboards_url(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(cli.VERBS, "up", UP_VERB)
+    fast = ["--time-scale", "200", "--load", "30", "--seed", "1", "--max-time", "90s"]
+    exited = cli.main(["up", str(DEMO), *fast, "-o", "json", "--dashboard=0"])
+    err = capsys.readouterr().err
+    assert exited == 0, err[-3000:]
+    (line,) = [x for x in err.splitlines() if x.startswith("dashboard: ")]
+    assert re.fullmatch(r"dashboard: http://127\.0\.0\.1:\d+/dashboard/#token=[\w-]{40,}", line)
