@@ -48,8 +48,8 @@ setup: $(UV) ## sync .venv to uv.lock (package, test and lint tools, EXTRAS) and
 # the simulated engine needs no torch: installed only if absent, and left alone if present
 demo replay: EXTRAS :=
 demo replay: SYNC := --inexact
-demo: setup ## run a whole canary on this machine: simulated vLLM servers, router, real Prometheus
-	$(BIN)/canaryctl up canary/local-demo.yml --time-scale 60 --load 20
+demo: setup dashboard ## run a whole canary on this machine: simulated vLLM servers, router, real Prometheus, the dashboard (URL printed)
+	$(BIN)/canaryctl up canary/local-demo.yml --time-scale 60 --load 20 --dashboard
 
 replay: setup ## replay the four-week canary against synthetic history (canaryctl demo)
 	$(BIN)/canaryctl demo
@@ -57,14 +57,14 @@ replay: setup ## replay the four-week canary against synthetic history (canaryct
 lint: setup ## ruff, ruff format --check, mypy --strict, import-linter layer contracts
 	$(LINT)
 
-test: lint kube-tools ## everything CI runs: lint + types + layers, then every pytest tier (warnings are errors)
+test: lint kube-tools dashboard browser ## everything CI runs: lint + types + layers, then every pytest tier (warnings are errors)
 	$(BIN)/pytest -q $(XDIST)
 
 test-fast: setup ## the everyday loop: the pure core and every test that starts no binary (< 1 min)
 	$(BIN)/pytest -q $(XDIST) $(FAST)
 
 test-latest: BIN := .venv-latest/bin
-test-latest: $(UV) kube-tools ## lint and test against the newest releases pyproject.toml allows (not the lock)
+test-latest: $(UV) kube-tools dashboard browser ## lint and test against the newest releases pyproject.toml allows (not the lock)
 	@scripts/ensure-prometheus.sh
 	$(UV) venv -q --clear --python $(PY) .venv-latest
 	VIRTUAL_ENV=.venv-latest $(UV) pip install -q --refresh -e '.[$(DEV_EXTRAS)]'
@@ -73,6 +73,20 @@ test-latest: $(UV) kube-tools ## lint and test against the newest releases pypro
 
 lock: $(UV) ## re-resolve uv.lock to the newest releases that pyproject.toml allows
 	$(UV) lock --upgrade --python $(PY)
+
+# The dashboard (dashboard/, served under /dashboard/): npm ci from package-lock.json (npm's cache is
+# outside the repository) and a vite build into the package; skipped when the build is newer than
+# every source. Nothing it installs or builds is committed.
+DASHBOARD_OUT := controlplane/api/dashboard_assets/index.html
+DASHBOARD_SRC := $(shell find dashboard -path dashboard/node_modules -prune -o -type f -print 2>/dev/null)
+dashboard: $(DASHBOARD_OUT) ## build the web dashboard (npm ci + vite) into controlplane/api/dashboard_assets/
+
+$(DASHBOARD_OUT): $(DASHBOARD_SRC)
+	cd dashboard && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
+	@touch $@
+
+browser: ## install Debian's chromium and chromium-driver for the dashboard's browser tests (if missing)
+	@scripts/ensure-chromium.sh
 
 kube-tools: ## build kube-apiserver, -controller-manager, -scheduler, kubectl, kubelet, etcd, kwok, helm, KServe from their Go modules (pinned, cached); install containerd, runc, CNI
 	@scripts/ensure-node.sh
@@ -96,4 +110,4 @@ format: setup ## apply ruff fixes and formatting
 clean: ## remove the virtualenvs and caches (the uv tool folder and uv's cache stay)
 	rm -rf $(VENV) .venv-latest .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info
 
-.PHONY: help setup demo replay lint test test-fast test-latest lock kube-tools kube-up kube-down bench format clean
+.PHONY: help setup demo replay dashboard browser lint test test-fast test-latest lock kube-tools kube-up kube-down bench format clean

@@ -28,6 +28,8 @@ SCRIPTS = [
     ["demo_busy_host.py"],
     ["hostile_input.py"],
     ["cli_start.py"],
+    # the dashboard's list of 1,000 canaries in Chromium (make dashboard, make browser): a minute
+    ["dashboard_load.py"],
     ["test_suite.py"],
     # 1,000 canaries on both backends and 10,000 on the real server: about 40 minutes on 2 cores
     ["kube_scale.py", "--fake-max", "1000"],

@@ -1,10 +1,12 @@
 """The HTTP API's verbs: ``POST /api/v1/namespaces/{ns}/canaries/{name}/{verb}``.
 
 Owns :data:`VERBS` and :func:`action_routes`: pause, resume, promote (``{"full": true}``: to
-100% at once), abort, retry. A verb records the intent through :mod:`controlplane.operations`
-exactly like ``kubectl canary``, wakes the controller and answers 202 with the intent; the
-controller consumes it. Who may act is :class:`~controlplane.api.access.Access`'s (``patch``);
-``{namespace}`` and ``{name}`` are checked as Kubernetes names first (422).
+100% at once), abort, retry. A verb records the intent through the
+:class:`~controlplane.api.sources.CanarySource` (in a cluster: :mod:`controlplane.operations`,
+exactly like ``kubectl canary``, then wakes the controller) and answers 202 with the intent; the
+controller (or the local run of ``canaryctl up``) consumes it. Who may act is
+:class:`~controlplane.api.access.Access`'s (``patch``); ``{namespace}`` and ``{name}`` are
+checked as Kubernetes names first (422).
 Called by :func:`controlplane.api.app.create_app`.
 """
 
@@ -13,10 +15,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
-from controlplane import operations
 from controlplane.api.access import Access
 from controlplane.api.auth import Identity
-from controlplane.api.config import ApiConfig
 from controlplane.api.error_responses import declared
 from controlplane.api.models import (
     ActionBody,
@@ -26,6 +26,7 @@ from controlplane.api.models import (
     NamespacePath,
     PromoteBody,
 )
+from controlplane.api.sources import CanarySource
 
 VERBS: dict[str, str] = {
     "pause": "Pause the rollout where it is (no more steps; analysis goes on).",
@@ -41,24 +42,21 @@ _RESPONSES: dict[int | str, dict[str, Any]] = declared(
 
 
 def act(
-    config: ApiConfig, access: Access, namespace: str, name: str, verb: str, who: Identity
+    source: CanarySource, access: Access, namespace: str, name: str, verb: str, who: Identity
 ) -> ActionResult:
     """Record ``verb`` by ``who`` on the canary, wake the controller, answer with the intent."""
     access.allow(who, "patch", namespace, name)
-    recorded = operations.record_intent(config.kube, namespace, name, verb, who.username)
-    if config.wake is not None:
-        config.wake(namespace, name)
-    obj = operations.get_canary(config.kube, namespace, name)
+    recorded, phase = source.act(namespace, name, verb, who.username)
     intent = recorded.intent
     return ActionResult(
         namespace=namespace,
         name=name,
         intent=IntentView(id=recorded.id, verb=intent.verb, at=intent.at, user=intent.user),
-        phase=operations.phase_of(obj),
+        phase=phase,
     )
 
 
-def _endpoint(config: ApiConfig, access: Access, verb: str) -> Callable[..., ActionResult]:
+def _endpoint(source: CanarySource, access: Access, verb: str) -> Callable[..., ActionResult]:
     """The route function of ``verb``: promote reads ``full`` from its body; the others take an
     empty body."""
     if verb == "promote":
@@ -70,7 +68,7 @@ def _endpoint(config: ApiConfig, access: Access, verb: str) -> Callable[..., Act
             body: PromoteBody | None = None,
         ) -> ActionResult:
             full = body is not None and body.full
-            return act(config, access, namespace, name, "promote-full" if full else "promote", who)
+            return act(source, access, namespace, name, "promote-full" if full else "promote", who)
 
         return promote
 
@@ -80,18 +78,18 @@ def _endpoint(config: ApiConfig, access: Access, verb: str) -> Callable[..., Act
         who: Annotated[Identity, Depends(access.identity)],
         body: ActionBody | None = None,
     ) -> ActionResult:
-        return act(config, access, namespace, name, verb, who)
+        return act(source, access, namespace, name, verb, who)
 
     return other
 
 
-def action_routes(config: ApiConfig, access: Access) -> APIRouter:
+def action_routes(source: CanarySource, access: Access) -> APIRouter:
     """One ``POST`` route per verb of :data:`VERBS`."""
     router = APIRouter(tags=["actions"])
     for verb in VERBS:
         router.add_api_route(
             f"/api/v1/namespaces/{{namespace}}/canaries/{{name}}/{verb}",
-            _endpoint(config, access, verb),
+            _endpoint(source, access, verb),
             methods=["POST"],
             status_code=202,
             response_model=ActionResult,

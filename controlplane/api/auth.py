@@ -107,9 +107,10 @@ def read_token_file(path: str | Path) -> str:
 class Authenticator:
     """Bearer-token authentication and SubjectAccessReview authorization (module docstring).
 
-    ``static_token``: accepted as an all-powerful identity. ``kube``: when given, other tokens go
-    to TokenReview and non-static callers to SubjectAccessReview; without it only the static
-    token is accepted. ``audiences``: passed to TokenReview when set.
+    ``static_token``: accepted as an all-powerful identity, named ``static_user`` (a local
+    server names its user: ``kubectl canary dashboard``'s kubeconfig user). ``kube``: when
+    given, other tokens go to TokenReview and non-static callers to SubjectAccessReview; without
+    it only the static token is accepted. ``audiences``: passed to TokenReview when set.
     """
 
     def __init__(
@@ -120,10 +121,12 @@ class Authenticator:
         ttl_s: float = DEFAULT_TTL_S,
         audiences: tuple[str, ...] = (),
         clock: Callable[[], float] = time.monotonic,
+        static_user: str = STATIC_USER,
     ) -> None:
         if not static_token and kube is None:
             raise UsageError("the API needs a static token or a Kubernetes client to check tokens")
         self.static_token = static_token or None
+        self.static_user = static_user
         self.kube = kube
         self.audiences = audiences
         self._tokens = _TTLCache(ttl_s, clock)
@@ -136,7 +139,7 @@ class Authenticator:
         if self.static_token is not None and hmac.compare_digest(
             token.encode("utf-8"), self.static_token.encode("utf-8")
         ):
-            return Identity(STATIC_USER, static=True)
+            return Identity(self.static_user, static=True)
         if self.kube is None:
             raise Unauthenticated("invalid bearer token")
         digest = hashlib.sha256(token.encode("utf-8")).hexdigest()

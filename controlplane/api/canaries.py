@@ -1,8 +1,14 @@
-"""The HTTP API's read routes: list ModelCanaries, get one.
+"""The HTTP API's read routes: who am I, list ModelCanaries, get one, its Events and objects.
 
-Owns :func:`canary_routes` (``GET /api/v1/canaries``, ``GET /api/v1/namespaces/{ns}/canaries``
-and ``.../canaries/{name}``). Reads go through :mod:`controlplane.operations`, as
-``kubectl canary list`` / ``get`` do; who may read is :class:`~controlplane.api.access.Access`'s.
+Owns :func:`canary_routes`: ``GET /api/v1/whoami``, ``GET /api/v1/canaries``,
+``GET /api/v1/namespaces/{ns}/canaries``, ``.../canaries/{name}`` and, for the dashboard,
+``.../canaries/{name}/events`` (the Kubernetes Events about the canary and its objects) and
+``.../canaries/{name}/objects`` (the objects it owns as a tree with health, and the weights set
+and held): what ``kubectl canary get`` shows, read by the same code
+(:func:`controlplane.operations.read_owned`) through the
+:class:`~controlplane.api.sources.CanarySource`. Who may read is
+:class:`~controlplane.api.access.Access`'s (``list`` / ``get`` on modelcanaries; the Events and
+objects of a canary are shown to whoever may get it, as ``kubectl canary get`` shows them).
 ``{namespace}`` and ``{name}`` are checked as Kubernetes names before anything else
 (:data:`~controlplane.api.models.NamespacePath`, :data:`~controlplane.api.models.NamePath`: 422),
 so a name can never reach the Kubernetes client as a query or another path. Every answer a route
@@ -13,27 +19,52 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException
 
-from controlplane import operations
 from controlplane.api.access import Access
 from controlplane.api.auth import Identity
-from controlplane.api.config import ApiConfig
 from controlplane.api.error_responses import declared
 from controlplane.api.models import (
     CanaryDetail,
     CanaryList,
     CanarySummary,
+    EventList,
+    Mode,
     NamePath,
     NamespacePath,
+    ObjectTree,
+    WhoAmI,
+    event_list,
+    object_tree,
     summary,
 )
+from controlplane.api.sources import CanarySource
 
 _NOT_WATCHED = "a namespace the controller does not watch"
 
 
-def canary_routes(config: ApiConfig, access: Access) -> APIRouter:
-    """The read routes over ``config.kube``."""
+def listable(access: Access, who: Identity) -> tuple[str, ...] | None:
+    """The namespaces ``who`` may list canaries in (None: all), as ``GET /api/v1/canaries``
+    decides: ``list`` in all namespaces, or, on a server that watches some namespaces, each of
+    them the caller may list; 403 when none."""
+    if access.watched is None:
+        access.allow(who, "list", None)
+        return None
+    decisions = {ns: access.auth.authorize(who, "list", ns) for ns in access.watched}
+    allowed = tuple(ns for ns, decision in decisions.items() if decision.allowed)
+    if not allowed:
+        raise HTTPException(403, "; ".join(d.reason for d in decisions.values()))
+    return allowed
+
+
+def canary_routes(source: CanarySource, access: Access, mode: Mode) -> APIRouter:
+    """The read routes over ``source``."""
     router = APIRouter(tags=["canaries"])
-    kube, watched = config.kube, access.watched
+
+    @router.get("/api/v1/whoami", response_model=WhoAmI, responses=declared(401))
+    def whoami(who: Annotated[Identity, Depends(access.identity)]) -> WhoAmI:
+        """The caller as authenticated, and what serves this API (``controller``: the
+        controller's; ``kubeconfig``: ``kubectl canary dashboard``; ``local``: ``canaryctl
+        up``)."""
+        return WhoAmI(user=who.username, mode=mode)
 
     @router.get(
         "/api/v1/canaries",
@@ -45,15 +76,11 @@ def canary_routes(config: ApiConfig, access: Access) -> APIRouter:
     def list_all(who: Annotated[Identity, Depends(access.identity)]) -> CanaryList:
         """Every ModelCanary the controller can see: needs ``list`` in all namespaces, or, on a
         controller that watches some namespaces, lists each of them the caller may list."""
-        if watched is None:
-            access.allow(who, "list", None)
-            items = operations.list_canaries(kube, None)
+        allowed = listable(access, who)
+        if allowed is None:
+            items = source.list(None)
         else:
-            decisions = {ns: access.auth.authorize(who, "list", ns) for ns in watched}
-            allowed = [ns for ns, decision in decisions.items() if decision.allowed]
-            if not allowed:
-                raise HTTPException(403, "; ".join(d.reason for d in decisions.values()))
-            items = [o for ns in allowed for o in operations.list_canaries(kube, ns)]
+            items = [o for ns in allowed for o in source.list(ns)]
         return CanaryList(items=[CanarySummary(**summary(o)) for o in items])
 
     @router.get(
@@ -66,7 +93,7 @@ def canary_routes(config: ApiConfig, access: Access) -> APIRouter:
     ) -> CanaryList:
         """The ModelCanaries of ``namespace``."""
         access.allow(who, "list", namespace)
-        items = operations.list_canaries(kube, namespace)
+        items = source.list(namespace)
         return CanaryList(items=[CanarySummary(**summary(o)) for o in items])
 
     @router.get(
@@ -81,9 +108,41 @@ def canary_routes(config: ApiConfig, access: Access) -> APIRouter:
     ) -> CanaryDetail:
         """One ModelCanary with its spec and status."""
         access.allow(who, "get", namespace, name)
-        obj = operations.get_canary(kube, namespace, name)
+        obj = source.get(namespace, name)
         return CanaryDetail(
             **summary(obj), spec=obj.get("spec") or {}, status=obj.get("status") or {}
         )
+
+    @router.get(
+        "/api/v1/namespaces/{namespace}/canaries/{name}/events",
+        response_model=EventList,
+        responses=declared(401, 403, 404, 502, 503),
+    )
+    def events(
+        namespace: NamespacePath,
+        name: NamePath,
+        who: Annotated[Identity, Depends(access.identity)],
+    ) -> EventList:
+        """The Kubernetes Events about the canary and the objects it owns, oldest first
+        (``why``: why none could be read)."""
+        access.allow(who, "get", namespace, name)
+        obj = source.get(namespace, name)
+        return event_list(source.owned(obj))
+
+    @router.get(
+        "/api/v1/namespaces/{namespace}/canaries/{name}/objects",
+        response_model=ObjectTree,
+        responses=declared(401, 403, 404, 502, 503),
+    )
+    def objects(
+        namespace: NamespacePath,
+        name: NamePath,
+        who: Annotated[Identity, Depends(access.identity)],
+    ) -> ObjectTree:
+        """The objects the canary owns as a tree with their health, and the weights the status
+        sets against those its route holds now."""
+        access.allow(who, "get", namespace, name)
+        obj = source.get(namespace, name)
+        return object_tree(obj, source.owned(obj))
 
     return router

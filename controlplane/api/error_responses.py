@@ -42,7 +42,8 @@ class ErrorDetail(BaseModel):
 
 _WHY: dict[int, str] = {
     401: "no or invalid bearer token (WWW-Authenticate: Bearer)",
-    403: "the caller may not do this (SubjectAccessReview on modelcanaries)",
+    403: "the caller may not do this (SubjectAccessReview on modelcanaries; under kubectl "
+    "canary dashboard, the API server's RBAC for the user's kubeconfig)",
     404: "no such canary, or a namespace the controller does not watch",
     409: "the verb makes no sense in the canary's phase",
     413: "the request body is larger than the API's limit",
@@ -71,15 +72,18 @@ def invalid(kind: str, message: str, loc: tuple[str | int, ...] = ()) -> JSONRes
     return JSONResponse({"detail": [error]}, status_code=422)
 
 
-def product_error(exc: ControlPlaneError) -> JSONResponse | None:
+def product_error(exc: ControlPlaneError, *, callers: bool = False) -> JSONResponse | None:
     """The answer to one of the product's exceptions (module docstring); None for one the API
-    does not translate (a bug: the server answers 500)."""
+    does not translate (a bug: the server answers 500). ``callers``: the Kubernetes client holds
+    the caller's own credentials, so the API server's refusal is the caller's (403)."""
     if isinstance(exc, NotFound):
         return _detail(404, exc)
     if isinstance(exc, (UsageError, Conflict)):
         return _detail(409, exc)
     if isinstance(exc, InvalidName):
         return invalid("invalid_name", str(exc))
+    if isinstance(exc, Forbidden) and callers:
+        return _detail(403, exc)
     if isinstance(exc, Forbidden):
         # the caller was allowed (SubjectAccessReview); the API's own ServiceAccount was not
         return JSONResponse(
@@ -100,11 +104,11 @@ TRANSLATED: tuple[type[ControlPlaneError], ...] = (UsageError, KubeError)
 """The exception classes :func:`product_error` answers (with their subclasses)."""
 
 
-def add_error_handlers(app: FastAPI) -> None:
-    """Register the handlers on ``app``."""
+def add_error_handlers(app: FastAPI, *, callers: bool = False) -> None:
+    """Register the handlers on ``app`` (``callers``: see :func:`product_error`)."""
 
     async def product(_request: Request, exc: Exception) -> Response:
-        answer = product_error(exc) if isinstance(exc, ControlPlaneError) else None
+        answer = product_error(exc, callers=callers) if isinstance(exc, ControlPlaneError) else None
         if answer is None:  # unreachable: registered for what product_error answers
             raise exc
         return answer

@@ -10,8 +10,10 @@ OpenAPI document carries the patterns), and :func:`summary` (a ModelCanary objec
 :mod:`controlplane.api.webhooks`. Pure.
 """
 
+from __future__ import annotations
+
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Path
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -21,6 +23,10 @@ from controlplane import operations
 from controlplane.errors import InvalidName
 from controlplane.kube.client import Obj
 from controlplane.spec import names
+from controlplane.status.times import format_time
+
+if TYPE_CHECKING:
+    from controlplane.routing.owned import Node, Owned
 
 
 def _name_check(check: Callable[[object, str], str], what: str) -> BeforeValidator:
@@ -74,6 +80,19 @@ class CanarySummary(BaseModel):
     candidate: str | None = None
     generation: int | None = None
     resourceVersion: str | None = None
+    createdAt: str | None = Field(None, description="metadata.creationTimestamp (RFC 3339)")
+    lastDecision: dict[str, Any] | None = Field(
+        None,
+        description="the last rollout event, status.history[-1]: type, time, step, weight, message",
+    )
+    warnings: int = Field(0, description="how many warnings status.warnings holds")
+    paused: str | None = Field(None, description="status.paused: why it is paused, if it is")
+    simulated: bool = Field(
+        False,
+        description="a canary of `canaryctl up`: its spec is the time-scaled one run on this "
+        "machine and its times are wall-clock; spec time is wall time x timeScale",
+    )
+    timeScale: float | None = Field(None, description="with simulated: the --time-scale")
 
 
 class CanaryDetail(CanarySummary):
@@ -133,6 +152,7 @@ def summary(obj: Obj) -> dict[str, Any]:
     meta = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
+    warnings, scale = status.get("warnings"), status.get("timeScale")
     reason = status.get("reason")
     if isinstance(reason, dict):
         reason = reason.get("message")
@@ -150,4 +170,164 @@ def summary(obj: Obj) -> dict[str, Any]:
         "candidate": (spec.get("candidate") or {}).get("name"),
         "generation": meta.get("generation"),
         "resourceVersion": meta.get("resourceVersion"),
+        "createdAt": _str(meta.get("creationTimestamp")),
+        "lastDecision": _last(status.get("history")),
+        "warnings": len(warnings) if isinstance(warnings, list) else 0,
+        "paused": _str(status.get("paused")),
+        "simulated": status.get("simulated") is True,
+        "timeScale": scale
+        if isinstance(scale, int | float) and not isinstance(scale, bool)
+        else None,
     }
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _last(history: Any) -> dict[str, Any] | None:
+    """The last entry of ``status.history`` (the last decision), when it is an object."""
+    if not isinstance(history, list) or not history or not isinstance(history[-1], dict):
+        return None
+    return {k: history[-1].get(k) for k in ("type", "time", "step", "weight", "message")}
+
+
+Mode = Literal["controller", "kubeconfig", "local"]
+"""Who serves the API: the controller (its ServiceAccount reads; SubjectAccessReview decides),
+``kubectl canary dashboard`` (the user's kubeconfig: the API server decides) or ``canaryctl up``
+(the one canary of a run on this machine)."""
+
+
+class WhoAmI(BaseModel):
+    """The caller as the API authenticated it, and what serves the API."""
+
+    user: str
+    mode: Mode
+
+
+class EventItem(BaseModel):
+    """A Kubernetes Event about the canary or one of its objects (``kubectl canary get``'s)."""
+
+    type: str = Field(description="Normal or Warning")
+    reason: str
+    message: str
+    count: int
+    firstTimestamp: str | None = None
+    lastTimestamp: str | None = None
+    object: str = Field(description="Kind/name of the object it is about")
+
+
+class EventList(BaseModel):
+    """The Events, oldest first; ``why``: why none could be read (RBAC, say), else ''."""
+
+    items: list[EventItem]
+    why: str = ""
+
+
+class ObjectNode(BaseModel):
+    """One object the canary owns, with its health and why (``detail``)."""
+
+    kind: str
+    name: str
+    health: str = Field(description="Ready, Progressing, Degraded, Missing, Forbidden, Unknown")
+    detail: str = ""
+    role: str = Field("", description="the variant it serves (stable, candidate, both)")
+    ready: int | None = None
+    wanted: int | None = None
+    children: list[ObjectNode] = Field(default_factory=list)
+
+
+class WeightView(BaseModel):
+    stable: int
+    candidate: int
+    mirror: bool = False
+
+
+class ObjectWeights(BaseModel):
+    """The weights the status sets, and those the route holds now (None: unknown, ``why``)."""
+
+    set: WeightView
+    actual: WeightView | None = None
+    source: str = ""
+    why: str = ""
+
+
+class ObjectTree(BaseModel):
+    """``kubectl canary get``'s tree: ``note`` says why there is none (an invalid spec)."""
+
+    items: list[ObjectNode]
+    weights: ObjectWeights
+    note: str = ""
+
+
+def _stamp(t: float | None) -> str | None:
+    return None if t is None else format_time(t)
+
+
+def event_list(owned: Owned) -> EventList:
+    """The Events of ``owned`` as the API answers them."""
+    return EventList(
+        items=[
+            EventItem(
+                type=e.type,
+                reason=e.reason,
+                message=e.message,
+                count=e.count,
+                firstTimestamp=_stamp(e.first if e.first is not None else e.last),
+                lastTimestamp=_stamp(e.last),
+                object=e.object,
+            )
+            for e in owned.events
+        ],
+        why=owned.events_why,
+    )
+
+
+def _node(node: Node) -> ObjectNode:
+    return ObjectNode(
+        kind=node.kind,
+        name=node.name,
+        health=node.health,
+        detail=node.why,
+        role=node.role,
+        ready=node.ready,
+        wanted=node.wanted,
+        children=[_node(c) for c in node.children],
+    )
+
+
+def set_weights(obj: Obj) -> WeightView:
+    """The weights the status asks of the router now (100 once promoted, 0 once rolled back)."""
+    status = obj.get("status") or {}
+    phase = operations.phase_of(obj)
+    weight = status.get("weight")
+    candidate = weight if isinstance(weight, int) and not isinstance(weight, bool) else 0
+    if phase == "promoted":
+        candidate = 100
+    elif phase == "rolled_back":
+        candidate = 0
+    mirror = phase not in ("promoted", "rolled_back") and status.get("stage") == "shadow"
+    return WeightView(stable=100 - candidate, candidate=candidate, mirror=mirror)
+
+
+def object_tree(obj: Obj, owned: Owned) -> ObjectTree:
+    """The tree of ``owned`` under the canary ``obj``, with the weights set and held."""
+    actual = owned.actual
+    held = None
+    if actual is not None and actual.weights is not None:
+        got = actual.weights
+        held = WeightView(stable=100 - got.candidate, candidate=got.candidate, mirror=got.mirror)
+    return ObjectTree(
+        items=[_node(n) for n in owned.nodes],
+        weights=ObjectWeights(
+            set=set_weights(obj),
+            actual=held,
+            source=actual.source if actual is not None else "",
+            why=actual.why if actual is not None else "",
+        ),
+        note=owned.note,
+    )

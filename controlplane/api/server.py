@@ -1,9 +1,11 @@
 """Serve an ASGI application with uvicorn on a background thread.
 
 Owns :class:`ApiServer`: ``canaryctl controller`` runs its API (:mod:`controlplane.api.app`)
-next to the reconcile loop in one process, and the tests run it on ``127.0.0.1:0`` to talk to it
+next to the reconcile loop in one process (``kubectl canary dashboard`` and ``canaryctl up
+--dashboard`` run the same application), and the tests run it on ``127.0.0.1:0`` to talk to it
 over a real socket. :meth:`ApiServer.start` returns once the socket listens (the chosen port is in
-:attr:`ApiServer.port`); :meth:`ApiServer.stop` shuts down gracefully.
+:attr:`ApiServer.port`); :meth:`ApiServer.stop` calls the application's ``state.stop_hooks``
+(which end its endless responses: the live watch streams) and shuts down gracefully.
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ import uvicorn
 
 from controlplane.errors import ControlPlaneError
 
+GRACE_S = 2
+"""The longest a stop waits for responses still running before they are cancelled."""
+
 
 class ApiServer:
     """``app`` served on ``host:port`` (port 0: any free port) by uvicorn in a daemon thread."""
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.host = host
+        self.host, self.app = host, app
         self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -31,7 +36,13 @@ class ApiServer:
             self._sock.close()
             raise ControlPlaneError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
         self.port: int = self._sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=GRACE_S,
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, name="api", daemon=True
@@ -52,6 +63,9 @@ class ApiServer:
         return self
 
     def stop(self, timeout_s: float = 5.0) -> None:
+        state = getattr(self.app, "state", None)
+        for hook in getattr(state, "stop_hooks", ()):
+            hook()
         self._server.should_exit = True
         if self._thread.is_alive():
             self._thread.join(timeout_s)

@@ -26,6 +26,8 @@ from controlplane.api.models import GitWebhookResult
 def webhook_routes(config: ApiConfig, access: Access) -> APIRouter:
     """The two receivers of ``config``."""
     router = APIRouter(tags=["webhooks"])
+    kube = config.kube
+    assert kube is not None, "the webhooks act on a cluster"
 
     @router.post(
         "/api/v1/alertmanager",
@@ -48,7 +50,7 @@ def webhook_routes(config: ApiConfig, access: Access) -> APIRouter:
         namespace rolls that canary back now. One result per alert; 503 with the same body when
         the cluster failed for one of them, so that Alertmanager sends the notification again."""
         answer = alertmanager.receive(
-            payload, who, config.kube, access.auth, config.wake, config.alert_labels, access.watched
+            payload, who, kube, access.auth, config.wake, config.alert_labels, access.watched
         )
         if any(result.result == "error" for result in answer.results):
             return JSONResponse(answer.model_dump(mode="json"), status_code=503)

@@ -52,6 +52,10 @@ VERBS: dict[str, tuple[str, str]] = {
     "pause": ("controlplane.cli.intents", "stop the rollout where it is"),
     "resume": ("controlplane.cli.intents", "go on after a pause"),
     "retry": ("controlplane.cli.intents", "run a rolled-back candidate again"),
+    "dashboard": (
+        "controlplane.cli.dashboard",
+        "serve the dashboard on this machine with your kubeconfig",
+    ),
     "profile": (
         "controlplane.cli.profile",
         "measure latency, tokens/s, memory and $/1M tokens of a variant",

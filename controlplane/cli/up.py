@@ -1,4 +1,4 @@
-"""``canaryctl up FILE [--time-scale N] [--load RPS] [--inject ROLE.KIND=VALUE]...``
+"""``canaryctl up FILE [--time-scale N] [--load RPS] [--inject R.K=V]... [--dashboard[=PORT]]``
 
 Runs a canary end to end on this machine, no cluster: local model servers (the ``simulated``
 engine by default), a router, a real Prometheus, a load generator, and the controller's own state
@@ -10,6 +10,11 @@ when it ended without an outcome (``--max-time`` reached, paused) or the stack f
 invalid spec or arguments, 130 when interrupted (Ctrl-C / SIGTERM; everything is shut down first).
 After the outcome, one line gives the GPUs of the run (:func:`capacity_line`): the peak held, the
 GPU-hours of the rollout in spec time against both variants at full size, and the budget.
+With ``--dashboard[=PORT]`` (default port 3100) the run is served on 127.0.0.1 by the
+controller's HTTP API and dashboard (mode ``local``,
+:class:`~controlplane.api.local_source.LocalSource`: the one canary, its status live, its
+rollout events; pause, resume, promote and abort act on the run), guarded by a random token
+printed in the URL's fragment; the server stops with the run.
 A thin shell over :func:`controlplane.local.stack.run_up`; called by :mod:`controlplane.cli.main`.
 """
 
@@ -17,19 +22,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import math
+import secrets
 import signal
+from dataclasses import dataclass
 
 from rich.console import Console
 
 from controlplane.analysis.metric_provider import MetricProvider
+from controlplane.api.local_source import LocalSource
+from controlplane.api.server import ApiServer
 from controlplane.cli.exits import replay_exit
 from controlplane.errors import UsageError
 from controlplane.local.display import LiveDisplay, LogDisplay, ProgressDisplay
 from controlplane.local.engines import ENGINE_KINDS
 from controlplane.local.inject import parse_injections
 from controlplane.local.stack import UpConfig, UpResult, run_up
+from controlplane.local.timescale import scale_canary
+from controlplane.local.watcher import RunWatcher
 from controlplane.profiles.catalog import load_catalog
 from controlplane.simulation import SimulationResult
 from controlplane.spec.models import ModelCanary
@@ -92,7 +104,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument(
         "--profiles", default=None, metavar="PATH", help="GPU catalogue (default: packaged)"
     )
+    parser.add_argument(
+        "--dashboard",
+        nargs="?",
+        type=int,
+        const=DASHBOARD_PORT,
+        default=None,
+        metavar="PORT",
+        help=f"serve the dashboard of the run on 127.0.0.1:PORT (default {DASHBOARD_PORT}; "
+        "write --dashboard=PORT)",
+    )
     parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
+
+
+DASHBOARD_PORT = 3100
 
 
 def _duration(raw: str | None, flag: str) -> float | None:
@@ -196,6 +221,7 @@ async def _main(
     config: UpConfig,
     console: Console,
     display: ProgressDisplay,
+    watcher: RunWatcher | None = None,
 ) -> UpResult:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -211,7 +237,9 @@ async def _main(
             return plot_result(run, provider, path, time_scale=config.time_scale)
 
     try:
-        return await run_up(canary, config, display, stop, load_catalog(args.profiles), plot)
+        return await run_up(
+            canary, config, display, stop, load_catalog(args.profiles), plot, watcher
+        )
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
@@ -225,7 +253,17 @@ def run(args: argparse.Namespace) -> int:
     display: ProgressDisplay = (
         LiveDisplay(console) if console.is_terminal and not as_json else LogDisplay(console)
     )
-    result = asyncio.run(_main(args, canary, config, console, display))
+    dashboard = None
+    if args.dashboard is not None:  # --dashboard=0: any free port
+        dashboard = serve_dashboard(canary, config, args.dashboard)
+    if dashboard is not None:
+        console.print(f"dashboard: {dashboard.url}", markup=False, highlight=False, soft_wrap=True)
+    try:
+        watcher = dashboard.source if dashboard is not None else None
+        result = asyncio.run(_main(args, canary, config, console, display, watcher))
+    finally:
+        if dashboard is not None:
+            dashboard.stop()
     if as_json:
         print(json.dumps(result.to_json(), indent=2))
     console.print(outcome_line(result), markup=False, highlight=False, soft_wrap=True)
@@ -235,6 +273,46 @@ def run(args: argparse.Namespace) -> int:
     if args.plot and result.outcome != "interrupted":
         console.print(f"plot written to {args.plot}", markup=False)
     return exit_code(result.outcome)
+
+
+@dataclass
+class Dashboard:
+    """The dashboard of a run: its server, the URL with the token, the run's source."""
+
+    server: ApiServer
+    url: str
+    source: LocalSource
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def serve_dashboard(canary: ModelCanary, config: UpConfig, port: int) -> Dashboard:
+    """Serve the run of ``canary`` on 127.0.0.1:``port`` (0: any free port)."""
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--dashboard: the port must be within 0..65535, got {port}")
+    from controlplane.api.app import create_app
+    from controlplane.api.auth import Authenticator
+    from controlplane.api.config import ApiConfig
+
+    scaled, _ = scale_canary(canary, config.time_scale, config.scrape_interval)
+    source = LocalSource(scaled, config.time_scale)
+    token = secrets.token_urlsafe(32)
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):
+        user = "local"
+    app = create_app(
+        ApiConfig(
+            kube=None,
+            auth=Authenticator(static_token=token, static_user=user),
+            source=source,
+            mode="local",
+            namespaces=(canary.metadata.namespace,),
+        )
+    )
+    server = ApiServer(app, "127.0.0.1", port).start()
+    return Dashboard(server, f"{server.url}/dashboard/#token={token}", source)
 
 
 def exit_code(outcome: str) -> int:

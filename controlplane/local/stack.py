@@ -97,6 +97,7 @@ from controlplane.local.replicas import (
 from controlplane.local.router import Backend, Endpoint, LocalRouter
 from controlplane.local.server import HOST, Identity, ModelServer
 from controlplane.local.timescale import Scaling, scale_canary
+from controlplane.local.watcher import NoWatcher, Pod, RunSnapshot, RunWatcher
 from controlplane.profiles.catalog import Catalog, load_catalog
 from controlplane.promql import queries
 from controlplane.providers.prometheus import PrometheusProvider, from_url
@@ -905,14 +906,25 @@ class LocalStack:
             out[variant] = values
         return out
 
+    def snapshot(self, state: RolloutState) -> RunSnapshot:
+        """The run now, for a :class:`~controlplane.local.watcher.RunWatcher`."""
+        pods = tuple(Pod(role, r.pod, r.in_service) for role in ROLES for r in self.replicas[role])
+        return RunSnapshot(state, pods, self.share.weight, self.share.mirror)
+
     async def run_rollout(
-        self, display: ProgressDisplay, stop: asyncio.Event, started: float
+        self,
+        display: ProgressDisplay,
+        stop: asyncio.Event,
+        started: float,
+        watcher: RunWatcher | None = None,
     ) -> tuple[RolloutState, list[tuple[float, int]], bool]:
         """The controller's loop on this stack until an outcome, ``stop`` or the deadline.
 
         Returns the final state, the (time, weight) timeline and whether it was interrupted;
         every check result is appended to :attr:`evaluations`, the GPUs held go to
-        :attr:`ledger` and :attr:`points` (:meth:`report`)."""
+        :attr:`ledger` and :attr:`points` (:meth:`report`). ``watcher`` is told every new state
+        and its intents go to the state machine each tick, as the controller's do."""
+        watcher = watcher or NoWatcher()
         assert self.prometheus is not None
         provider = PrometheusProvider(from_url(self.prometheus.url, timeout_s=5.0))
         canary, cfg = self.canary, self.config
@@ -922,6 +934,8 @@ class LocalStack:
         self.record(state.started_at)
         live: dict[str, dict[str, str]] = {}
         live_at = 0.0
+        told = self.snapshot(state)
+        watcher.on_state(told)
         try:
             while True:
                 now = time.time()
@@ -946,13 +960,17 @@ class LocalStack:
                 values: dict[str, tuple[float | None, str]] = {}
                 if obs is not None:
                     values = {k: (r.value, str(r.verdict)) for k, r in obs.checks.items()}
-                state, actions = step(canary, state, obs, now)
+                state, actions = step(canary, state, obs, now, watcher.take_intents())
                 set_at = await self.apply(actions)
                 in_stage = state.stage in ("shadow", "steps")
                 if set_at is not None and in_stage and set_at > state.stage_started_at:
                     # the step's clock starts once its weights are on the router (after the
                     # scale-up), as the controller starts it once they are verified
                     state = replace(state, stage_started_at=set_at)
+                seen = self.snapshot(state)
+                if seen != told:
+                    told = seen
+                    watcher.on_state(seen)
                 if obs is not None:
                     self.trace.append(TracePoint(now, state.weight, state.phase, values))
                 if any(isinstance(a, SetWeights) for a in actions):
@@ -1034,10 +1052,12 @@ async def run_up(
     stop: asyncio.Event | None = None,
     catalog: Catalog | None = None,
     plot: Plotter | None = None,
+    watcher: RunWatcher | None = None,
 ) -> UpResult:
     """Run ``canary`` end to end on this machine (see the module docstring). ``plot`` is
     called with the run as a :class:`~controlplane.simulation.SimulationResult` (the shape
-    ``simulate`` plots) and the live Prometheus before the stack stops."""
+    ``simulate`` plots) and the live Prometheus before the stack stops. ``watcher`` follows
+    the run and may pause, resume, promote or abort it (:mod:`controlplane.local.watcher`)."""
     if config.load_rps < 0 or not math.isfinite(config.load_rps):
         raise UsageError(f"--load must be a non-negative number, got {config.load_rps!r}")
     scaled, scaling = scale_canary(canary, config.time_scale, config.scrape_interval)
@@ -1049,7 +1069,7 @@ async def run_up(
         lines += [f"warning: {n}" for n in min_samples_notes(scaled, scaling, config.load_rps)]
         display.start(lines)
         try:
-            state, timeline, interrupted = await stack.run_rollout(display, stop, started)
+            state, timeline, interrupted = await stack.run_rollout(display, stop, started, watcher)
         finally:
             display.stop()
         load = stack.load.stats if stack.load is not None else LoadStats()
@@ -1064,6 +1084,8 @@ async def run_up(
             provider = PrometheusProvider(from_url(stack.prometheus.url, timeout_s=10.0))
             await asyncio.to_thread(plot, run, provider)
     outcome = "interrupted" if interrupted else state.outcome
+    if watcher is not None:
+        watcher.finished(outcome)
     return UpResult(
         outcome,
         state,

@@ -136,6 +136,8 @@ class ClusterEvent:
     message: str
     count: int
     last: float | None
+    first: float | None = None
+    """When it was first seen (``firstTimestamp``; a repeat counts up from there)."""
 
 
 @dataclass(frozen=True)
@@ -568,6 +570,17 @@ def _event_time(event: Obj) -> float | None:
     return None
 
 
+def _first_time(event: Obj) -> float | None:
+    for path in (("firstTimestamp",), ("eventTime",), ("metadata", "creationTimestamp")):
+        value = dig(event, *path)
+        if isinstance(value, str) and value:
+            try:
+                return parse_time(value)
+            except KubeError:
+                continue
+    return None
+
+
 def cluster_events(
     canary_obj: Obj, events: Sequence[Obj], nodes: Iterable[Node] = ()
 ) -> tuple[ClusterEvent, ...]:
@@ -604,6 +617,7 @@ def cluster_events(
                     message=str(event.get("message") or event.get("note") or "").strip(),
                     count=count,
                     last=when,
+                    first=_first_time(event),
                 ),
             )
         )

@@ -24,7 +24,7 @@ def test_list_all_and_per_namespace(world: World, admin: dict[str, str]) -> None
         mine = client.get(BASE, headers=admin).json()["items"]
         nobody = client.get("/api/v1/namespaces/nobody/canaries", headers=admin).json()
     assert len(mine) == 1
-    assert mine[0] | {"resourceVersion": None} == {
+    assert mine[0] | {"resourceVersion": None, "createdAt": None} == {
         "namespace": NS,
         "name": NAME,
         "phase": "progressing",
@@ -36,7 +36,20 @@ def test_list_all_and_per_namespace(world: World, admin: dict[str, str]) -> None
         "candidate": "nf4",
         "generation": 1,
         "resourceVersion": None,
+        "createdAt": None,
+        "lastDecision": {
+            "type": "StepStarted",
+            "time": 1_800_000_060.0,  # the fixture starts at 1_800_000_000 and waits a minute
+            "step": 1,
+            "weight": 5,
+            "message": "step 1 started at weight 5%",
+        },
+        "warnings": 0,
+        "paused": None,
+        "simulated": False,
+        "timeScale": None,
     }
+    assert mine[0]["createdAt"].endswith("Z")
     assert nobody == {"items": []}
 
 

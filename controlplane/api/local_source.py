@@ -1,0 +1,209 @@
+"""The canary of a ``canaryctl up`` run as the HTTP API serves it (``canaryctl up --dashboard``).
+
+Owns :class:`LocalSource`: a :class:`~controlplane.api.sources.CanarySource` over the one
+ModelCanary of a run on this machine, and the run's
+:class:`~controlplane.local.watcher.RunWatcher`. The run keeps its
+:class:`~controlplane.rollout.state.RolloutState` in memory; each state it is told becomes the
+object the routes answer with (the time-scaled spec that runs, ``status`` =
+:meth:`~controlplane.rollout.state.RolloutState.to_status` with ``simulated: true`` and the
+``timeScale``, a new ``resourceVersion``) and an upsert to every watcher of the dashboard. Its
+Events are the run's rollout events (a ``Warning`` for a breach, a rollback, a failed gate, a
+pause or a throttle); its objects are the replicas, each a ``Pod`` in the router or not, and the
+weights on the router.
+
+A verb is refused as ``kubectl canary`` refuses it (:func:`controlplane.operations.check_verb`,
+409), or because the run is over; otherwise it is recorded in the object's intent annotation as
+``kubectl canary`` records it and handed to the run's state machine at its next tick (at most
+half a second), which applies it as the controller does, once, by id. ``retry`` after a
+rollback cannot restart a finished run: 409, saying to run ``canaryctl up`` again. Called by
+``canaryctl up`` (:mod:`controlplane.cli.up`); its methods are called from the run's event loop
+and from the API's thread, under one lock.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from controlplane import operations
+from controlplane.api.hub import Hub
+from controlplane.errors import NotFound, UsageError
+from controlplane.kube.client import Obj
+from controlplane.local.watcher import RunSnapshot
+from controlplane.rollout.intents import Intent
+from controlplane.routing.base import Weights
+from controlplane.routing.owned import Actual, ClusterEvent, Node, Owned
+from controlplane.spec.models import ModelCanary
+from controlplane.status import document as st
+from controlplane.status.times import format_time
+
+WARNING_EVENTS = frozenset({"Breached", "RolledBack", "GateFailed", "Paused", "Throttled"})
+"""Rollout events shown as ``Warning`` Events; the others are ``Normal``."""
+ROUTER = "the local router"
+
+
+class LocalSource:
+    """The canary ``canary`` (time-scaled by ``time_scale``) of one local run."""
+
+    def __init__(
+        self, canary: ModelCanary, time_scale: float, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.canary, self.time_scale, self.clock = canary, time_scale, clock
+        body = canary.model_dump(mode="json", by_alias=True, exclude_none=True)
+        meta = body.get("metadata") or {}
+        self.namespace, self.name = canary.metadata.namespace, canary.metadata.name
+        self._obj: Obj = {
+            "apiVersion": body.get("apiVersion"),
+            "kind": body.get("kind"),
+            "metadata": {
+                **meta,
+                "uid": uuid.uuid4().hex,
+                "generation": 1,
+                "resourceVersion": "1",
+                "creationTimestamp": format_time(clock()),
+            },
+            "spec": body.get("spec") or {},
+            "status": {"simulated": True, "timeScale": time_scale},
+        }
+        self._version = 1
+        self._recorded: list[st.RecordedIntent] = []
+        self._consumed: str | None = None
+        self._run: RunSnapshot | None = None
+        self._over: str | None = None
+        self._hub: Hub | None = None
+        self._lock = threading.Lock()
+
+    # --- the run's side (RunWatcher) ---------------------------------------------------------
+
+    def on_state(self, snapshot: RunSnapshot) -> None:
+        with self._lock:
+            self._run = snapshot
+            status = snapshot.state.to_status()
+            status.update(simulated=True, timeScale=self.time_scale)
+            if self._consumed is not None:
+                status[st.BOOK_KEY] = {"lastIntentId": self._consumed}
+            self._obj["status"] = status
+            obj = self._bump()
+        if self._hub is not None:
+            self._hub.upsert(obj)
+
+    def take_intents(self) -> list[Intent]:
+        with self._lock:
+            fresh = st.new_intents(self._recorded, self._consumed)
+            if not fresh:
+                return []
+            self._consumed = fresh[-1].id
+            status = self._obj.get("status") or {}
+            status[st.BOOK_KEY] = {"lastIntentId": self._consumed}
+            obj = self._bump()
+        if self._hub is not None:
+            self._hub.upsert(obj)
+        return [r.intent for r in fresh]
+
+    def finished(self, outcome: str) -> None:
+        with self._lock:
+            self._over = outcome
+
+    def _bump(self) -> Obj:
+        """A new resourceVersion; a copy of the object (the lock is held)."""
+        self._version += 1
+        self._obj["metadata"]["resourceVersion"] = str(self._version)
+        return copy.deepcopy(self._obj)
+
+    # --- the API's side (CanarySource) -------------------------------------------------------
+
+    def list(self, namespace: str | None) -> list[Obj]:
+        if namespace is not None and namespace != self.namespace:
+            return []
+        with self._lock:
+            return [copy.deepcopy(self._obj)]
+
+    def get(self, namespace: str, name: str) -> Obj:
+        operations.check_names(namespace, name)
+        if (namespace, name) != (self.namespace, self.name):
+            raise NotFound(
+                f"modelcanary {name!r} not found in namespace {namespace!r}: this run of "
+                f"canaryctl up serves {self.namespace}/{self.name} only"
+            )
+        with self._lock:
+            return copy.deepcopy(self._obj)
+
+    def owned(self, obj: Obj) -> Owned:
+        with self._lock:
+            run = self._run
+        if run is None:
+            return Owned(note="the run has not started its rollout yet")
+        nodes = tuple(
+            Node(
+                "Pod",
+                pod.name,
+                "Ready" if pod.in_service else "Progressing",
+                "" if pod.in_service else "starting, or retiring: not in the router",
+                pod.role,
+            )
+            for pod in run.pods
+        )
+        events = tuple(
+            ClusterEvent(
+                type="Warning" if e.type in WARNING_EVENTS else "Normal",
+                reason=e.type,
+                object=f"ModelCanary/{self.name}",
+                message=e.message,
+                count=1,
+                last=e.time,
+                first=e.time,
+            )
+            for e in run.state.history
+        )
+        actual = Actual(Weights(run.candidate_weight, run.mirror), ROUTER)
+        return Owned(nodes=nodes, actual=actual, events=events)
+
+    def act(self, namespace: str, name: str, verb: str, user: str) -> tuple[st.RecordedIntent, str]:
+        with self._lock:
+            if (namespace, name) != (self.namespace, self.name):
+                raise NotFound(
+                    f"modelcanary {name!r} not found in namespace {namespace!r}: this run of "
+                    f"canaryctl up serves {self.namespace}/{self.name} only"
+                )
+            obj = copy.deepcopy(self._obj)
+            phase = operations.phase_of(obj)
+            if self._over is not None:
+                raise UsageError(
+                    f"this run of canaryctl up is over ({self._over}): nothing acts on "
+                    f"{name!r} any more; run canaryctl up again to start a new one"
+                )
+            if verb == "retry":
+                raise UsageError(
+                    "canaryctl up cannot re-run a candidate in the same run: run canaryctl up "
+                    "again to start a new one"
+                )
+            operations.check_verb(obj, verb)
+            at = self.clock()
+            if self._recorded:
+                at = max(at, self._recorded[-1].intent.at + 1e-3)
+            intent = Intent(verb=verb, at=at, user=user)  # type: ignore[arg-type]
+            recorded = st.RecordedIntent(uuid.uuid4().hex[:12], intent)
+            self._recorded = [*self._recorded, recorded][-operations.MAX_RECORDED :]
+            entries: list[dict[str, Any]] = [
+                {"id": r.id, **r.intent.to_dict()} for r in self._recorded
+            ]
+            annotations = self._obj["metadata"].setdefault("annotations", {})
+            annotations[st.INTENT_ANNOTATION] = json.dumps(entries, separators=(",", ":"))
+            fresh = self._bump()
+        if self._hub is not None:
+            self._hub.upsert(fresh)
+        return recorded, phase
+
+    def feed(self, hub: Hub) -> None:
+        with self._lock:
+            if self._hub is hub:
+                return
+            self._hub = hub
+            obj = copy.deepcopy(self._obj)
+        for scope in hub.scopes:
+            hub.reset(scope, [obj] if scope in (None, self.namespace) else [])

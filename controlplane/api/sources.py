@@ -1,0 +1,158 @@
+"""Where the HTTP API's canaries come from: a cluster, or the one run of ``canaryctl up``.
+
+Owns :class:`CanarySource`, the seam every canary route reads and acts through (list, get, the
+owned objects and Events of ``kubectl canary get``, a verb, and feeding the
+:class:`~controlplane.api.hub.Hub` of the live watch), and its cluster implementation
+:class:`KubeSource`: reads and verbs through :mod:`controlplane.operations` exactly as ``kubectl
+canary`` does, with whatever credentials its :class:`~controlplane.kube.client.KubeClient` holds
+(the controller's ServiceAccount; the user's kubeconfig under ``kubectl canary dashboard``).
+Its feed is :class:`KubeFeed`: one list-then-watch per scope (a watched namespace, or all of
+them) with bookmarks, in a daemon thread, for the whole process however many browsers watch; a
+410 lists again and a failure is retried with backoff, the hub told of the error meanwhile.
+The local run's source is :class:`~controlplane.api.local_source.LocalSource`. Called by
+:func:`controlplane.api.app.create_app` and the route groups.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from controlplane import operations
+from controlplane.api.hub import Hub
+from controlplane.errors import Expired, KubeError
+from controlplane.kube.client import KubeClient, Obj, event_version
+from controlplane.spec.models import API_VERSION, KIND
+from controlplane.status.document import RecordedIntent
+
+if TYPE_CHECKING:
+    from controlplane.routing.owned import Owned
+
+WATCH_S = 30.0
+"""How long one watch of the feed lasts before it is renewed from its last version."""
+BACKOFF_S = (1.0, 30.0)
+"""The first and the longest wait before a failed list or watch is tried again."""
+
+log = logging.getLogger(__name__)
+
+
+class CanarySource(Protocol):
+    """What the canary routes need, wherever the canaries are."""
+
+    def list(self, namespace: str | None) -> list[Obj]:
+        """The ModelCanaries of ``namespace`` (None: all), by namespace and name."""
+        ...
+
+    def get(self, namespace: str, name: str) -> Obj:
+        """One ModelCanary, or :class:`~controlplane.errors.NotFound`."""
+        ...
+
+    def owned(self, obj: Obj) -> Owned:
+        """The objects ``obj`` owns with their health, the weights in effect and the Events."""
+        ...
+
+    def act(self, namespace: str, name: str, verb: str, user: str) -> tuple[RecordedIntent, str]:
+        """Record ``verb`` by ``user``; the intent and the phase it was recorded in.
+        :class:`~controlplane.errors.UsageError` when the verb makes no sense now (409)."""
+        ...
+
+    def feed(self, hub: Hub) -> None:
+        """Keep ``hub`` up to date from now on (idempotent)."""
+        ...
+
+
+class KubeSource:
+    """The canaries of a cluster through ``kube``; ``wake(ns, name)`` after a verb (the
+    controller reconciles that canary now)."""
+
+    def __init__(self, kube: KubeClient, wake: Callable[[str, str], None] | None = None) -> None:
+        self.kube, self.wake = kube, wake
+        self._feeds: list[KubeFeed] = []
+        self._lock = threading.Lock()
+
+    def list(self, namespace: str | None) -> list[Obj]:
+        return operations.list_canaries(self.kube, namespace)
+
+    def get(self, namespace: str, name: str) -> Obj:
+        return operations.get_canary(self.kube, namespace, name)
+
+    def owned(self, obj: Obj) -> Owned:
+        return operations.read_owned(self.kube, obj)
+
+    def act(self, namespace: str, name: str, verb: str, user: str) -> tuple[RecordedIntent, str]:
+        recorded = operations.record_intent(self.kube, namespace, name, verb, user)
+        if self.wake is not None:
+            self.wake(namespace, name)
+        return recorded, operations.phase_of(operations.get_canary(self.kube, namespace, name))
+
+    def feed(self, hub: Hub) -> None:
+        with self._lock:
+            if self._feeds:
+                return
+            self._feeds = [KubeFeed(self.kube, hub, scope) for scope in hub.scopes]
+            for feed in self._feeds:
+                feed.start()
+
+    def stop(self) -> None:
+        """Stop the feeds (each ends within one watch, :data:`WATCH_S`)."""
+        with self._lock:
+            for feed in self._feeds:
+                feed.stop.set()
+
+
+class KubeFeed:
+    """List-then-watch of the ModelCanaries of ``scope`` (a namespace; None: all) into ``hub``."""
+
+    def __init__(
+        self, kube: KubeClient, hub: Hub, scope: str | None, *, watch_s: float = WATCH_S
+    ) -> None:
+        self.kube, self.hub, self.scope, self.watch_s = kube, hub, scope, watch_s
+        self.stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self.run, name=f"watch-canaries-{scope or 'all'}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def run(self) -> None:
+        """Until :attr:`stop`: list, then watch from the list's version; list again on 410."""
+        version: str | None = None
+        backoff = BACKOFF_S[0]
+        while not self.stop.is_set():
+            try:
+                if version is None:
+                    items, version = self.kube.list_with_version(API_VERSION, KIND, self.scope)
+                    self.hub.reset(self.scope, items)
+                    backoff = BACKOFF_S[0]
+                version = self._watch(version)
+            except Expired:
+                version = None
+            except KubeError as exc:
+                log.warning("watching modelcanaries (%s): %s", self.scope or "all", exc)
+                self.hub.fail(self.scope, exc)
+                version = None
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, BACKOFF_S[1])
+
+    def _watch(self, version: str) -> str:
+        """One watch from ``version`` into the hub; the version to go on from."""
+        stream = self.kube.watch(
+            API_VERSION, KIND, self.scope, version, timeout_s=self.watch_s, bookmarks=True
+        )
+        try:
+            for event in stream:
+                version = event_version(event) or version
+                if event.type in ("ADDED", "MODIFIED"):
+                    self.hub.upsert(event.object)
+                elif event.type == "DELETED":
+                    self.hub.delete(event.object)
+                if self.stop.is_set():
+                    break
+        finally:
+            close = getattr(stream, "close", None)
+            if callable(close):
+                close()
+        return version

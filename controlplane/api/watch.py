@@ -1,0 +1,135 @@
+"""The dashboard's live feed: ``GET /api/v1/watch/canaries[?namespace=NS]`` as server-sent events.
+
+Owns :func:`watch_routes`. The stream is ``text/event-stream``: first one ``event: snapshot``
+whose data is ``{"items": [CanarySummary...]}``, then for each change an ``event: upsert``
+(a :class:`~controlplane.api.models.CanaryDetail`) or ``event: delete`` (``{"namespace",
+"name"}``), and a ``: keepalive`` comment every ``ApiConfig.keepalive_s`` (15 s) of quiet. The
+changes come from the process's one :class:`~controlplane.api.hub.Hub`, fed by one watch per
+scope (:meth:`~controlplane.api.sources.CanarySource.feed`, started by the first watcher), not
+by one watch per browser; a change reaches the stream as soon as the watch delivers it.
+
+Who may watch is decided as for the list routes (:func:`~controlplane.api.canaries.listable`:
+``list`` on modelcanaries in all namespaces, or in each watched namespace, or in ``NS``), and
+the stream carries only the namespaces the caller may list. At each keepalive the decision is
+asked again (the authorizer caches it for a few seconds): a caller whose right was taken away
+sees the stream end. A subscriber that falls :data:`~controlplane.api.hub.QUEUE_SIZE` events
+behind is dropped (the stream ends; the page reconnects). 503 with the reason when the canaries
+could not be listed yet (the API server's 403 under ``kubectl canary dashboard``). Called by
+:func:`controlplane.api.app.create_app`.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from controlplane.api.access import Access
+from controlplane.api.auth import Identity
+from controlplane.api.canaries import listable
+from controlplane.api.error_responses import declared
+from controlplane.api.hub import Hub, Subscription
+from controlplane.api.sources import CanarySource
+from controlplane.errors import ControlPlaneError
+from controlplane.spec import names
+
+SYNC_TIMEOUT_S = 10.0
+"""The longest a first watcher waits for the first list of the canaries."""
+KEEPALIVE = b": keepalive\n\n"
+
+
+def watch_routes(source: CanarySource, hub: Hub, access: Access, keepalive_s: float) -> APIRouter:
+    """The watch route over ``hub``, fed by ``source``."""
+    router = APIRouter(tags=["canaries"])
+
+    def allowed_now(who: Identity, namespace: str | None) -> frozenset[str] | None:
+        if namespace is not None:
+            access.allow(who, "list", namespace)
+            return frozenset({namespace})
+        listed = listable(access, who)
+        return None if listed is None else frozenset(listed)
+
+    def still_allowed(who: Identity, namespace: str | None) -> bool:
+        try:
+            allowed_now(who, namespace)
+        except (HTTPException, ControlPlaneError):
+            return False
+        return True
+
+    @router.get(
+        "/api/v1/watch/canaries",
+        response_class=StreamingResponse,
+        responses={
+            200: {
+                "content": {"text/event-stream": {}},
+                "description": "server-sent events: snapshot, then upsert / delete",
+            },
+            **declared(401, 403, 404, 502, 503),
+        },
+    )
+    async def watch(
+        who: Annotated[Identity, Depends(access.identity)],
+        namespace: Annotated[
+            str | None,
+            Query(
+                description="only this namespace's canaries (a DNS-1123 label)",
+                max_length=names.LABEL_MAX,
+            ),
+        ] = None,
+    ) -> StreamingResponse:
+        """Every change of the ModelCanaries the caller may list, as it happens."""
+        if namespace is not None:
+            names.check_label(namespace, "namespace")  # InvalidName: 422
+        allowed = await run_in_threadpool(allowed_now, who, namespace)
+        scopes = _scopes(hub, allowed)
+        source.feed(hub)
+        await run_in_threadpool(hub.wait_synced, scopes, SYNC_TIMEOUT_S)
+        for scope in scopes:
+            error = hub.failed(scope)
+            if error is not None:
+                raise error
+            if not hub.synced(scope):
+                raise HTTPException(503, "the watch has not listed the modelcanaries yet")
+        snapshot, sub = hub.subscribe(allowed, asyncio.get_running_loop())
+        stream = _events(hub, sub, snapshot, keepalive_s, lambda: still_allowed(who, namespace))
+        return StreamingResponse(
+            stream,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    return router
+
+
+def _scopes(hub: Hub, allowed: frozenset[str] | None) -> list[str | None]:
+    """The hub's scopes a watcher of ``allowed`` (None: all) reads from."""
+    if None in hub.scopes:
+        return [None]
+    return [s for s in hub.scopes if allowed is None or s in allowed]
+
+
+async def _events(
+    hub: Hub,
+    sub: Subscription,
+    snapshot: bytes,
+    keepalive_s: float,
+    still_allowed: Callable[[], bool],
+) -> AsyncIterator[bytes]:
+    """The stream of one subscriber: its snapshot, then its queue, keepalives in between."""
+    try:
+        yield snapshot
+        while True:
+            try:
+                data = await asyncio.wait_for(sub.queue.get(), keepalive_s)
+            except TimeoutError:
+                if not await run_in_threadpool(still_allowed):
+                    return
+                yield KEEPALIVE
+                continue
+            if data is None:
+                return
+            yield data
+    finally:
+        hub.unsubscribe(sub)

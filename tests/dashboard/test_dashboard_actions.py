@@ -1,0 +1,167 @@
+"""Promote and abort through the page, as a user who may and one who may not.
+
+Each confirms in the dialog; the server's answer is on the page: for the operator, the intent is
+recorded on the ModelCanary (what ``kubectl canary promote`` / ``abort`` record); for the viewer
+(``get`` and ``list`` only), the 403 with the server's reason, and the canary unchanged. Run over
+the fake cluster's TokenReview / SubjectAccessReview and over the real kube-apiserver's, with
+ServiceAccount tokens from the TokenRequest API.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import dashboard as d
+from support.realkube import new_namespace
+
+from controlplane.api.app import create_app
+from controlplane.api.auth import Authenticator
+from controlplane.api.config import ApiConfig
+from controlplane.api.server import ApiServer
+from controlplane.kube.client import KubeClient, Obj, canary_ref
+from controlplane.spec.models import API_GROUP
+from controlplane.status.document import INTENT_ANNOTATION
+from harness.kube.fake import FakeKube
+
+pytestmark = pytest.mark.binary  # Playwright's driver and Chromium; kube-apiserver and etcd
+
+NAME = "support-triage"
+
+
+@dataclass
+class Stage:
+    """A canary at step 2 behind the API, and two tokens: may act, may only read."""
+
+    kube: KubeClient
+    url: str
+    namespace: str
+    operator: str
+    viewer: str
+
+    def canary(self) -> Obj:
+        return self.kube.get(canary_ref(self.namespace, NAME))
+
+    def verbs(self) -> list[str]:
+        value = (self.canary()["metadata"].get("annotations") or {}).get(INTENT_ANNOTATION)
+        return [i["verb"] for i in json.loads(value)] if value else []
+
+    def page_url(self, token: str) -> str:
+        return f"{self.url}/dashboard/#token={token}"
+
+
+@contextmanager
+def fake_stage() -> Iterator[Stage]:
+    kube = FakeKube()
+    d.put(kube, d.canary(NAME, status=d.progressing(time.time() - 2 * d.HOUR)))
+    d.add_user(kube, "operator-token", "olivia", ["get", "list", "watch", "patch"])
+    d.add_user(kube, "viewer-token", "victor", ["get", "list", "watch"])
+    with d.serve(kube, static_token=None) as server:
+        yield Stage(kube, server.url, d.NS, "operator-token", "viewer-token")
+
+
+def _service_account(kube: KubeClient, namespace: str, name: str, verbs: list[str]) -> None:
+    rbac = "rbac.authorization.k8s.io"
+    meta = {"name": name, "namespace": namespace}
+    rule = {"apiGroups": [API_GROUP], "resources": ["modelcanaries"]}
+    kube.create({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta})
+    kube.create(
+        {"apiVersion": f"{rbac}/v1", "kind": "Role", "metadata": meta,
+         "rules": [{**rule, "verbs": verbs}]}
+    )  # fmt: skip
+    subject = {"kind": "ServiceAccount", "name": name, "namespace": namespace}
+    kube.create(
+        {"apiVersion": f"{rbac}/v1", "kind": "RoleBinding", "metadata": meta,
+         "roleRef": {"apiGroup": rbac, "kind": "Role", "name": name}, "subjects": [subject]}
+    )  # fmt: skip
+    # the list page lists every namespace: list (only) across the cluster
+    cluster = {"name": f"{namespace}-{name}-list"}
+    kube.create(
+        {"apiVersion": f"{rbac}/v1", "kind": "ClusterRole", "metadata": cluster,
+         "rules": [{**rule, "verbs": ["list", "watch"]}]}
+    )  # fmt: skip
+    kube.create(
+        {"apiVersion": f"{rbac}/v1", "kind": "ClusterRoleBinding", "metadata": cluster,
+         "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": cluster["name"]},
+         "subjects": [subject]}
+    )  # fmt: skip
+
+
+@contextmanager
+def real_stage(request: pytest.FixtureRequest) -> Iterator[Stage]:
+    loopback = request.getfixturevalue("loopback")
+    kube = request.getfixturevalue("real_kube")
+    ns = new_namespace(kube, "dash")
+    obj = d.canary(NAME, ns)
+    kube.create(obj)
+    stored = kube.get(canary_ref(ns, NAME))
+    stored["status"] = d.progressing(time.time() - 2 * d.HOUR)
+    kube.replace_status(stored)
+    _service_account(kube, ns, "operator", ["get", "list", "watch", "patch"])
+    _service_account(kube, ns, "viewer", ["get", "list", "watch"])
+    app = create_app(ApiConfig(kube=kube, auth=Authenticator(kube=kube)))
+    with ApiServer(app) as server:
+        yield Stage(
+            kube,
+            server.url,
+            ns,
+            d.token_of(loopback, ns, "operator"),
+            d.token_of(loopback, ns, "viewer"),
+        )
+
+
+@pytest.fixture(params=["fake", "real"])
+def stage(request: pytest.FixtureRequest) -> Iterator[Stage]:
+    make: Callable[[], AbstractContextManager[Stage]] = (
+        fake_stage if request.param == "fake" else lambda: real_stage(request)
+    )
+    with make() as s:
+        yield s
+
+
+def _act(page: Any, stage: Stage, token: str, verb: str) -> str:
+    """Open the canary, press ``verb``, confirm; the outcome's words."""
+    page.goto(stage.page_url(token))
+    # the real cluster is shared: other tests' canaries of the same name are listed too
+    page.locator(f"tr[data-canary='{stage.namespace}/{NAME}'] a").click()
+    page.wait_for_selector("[data-testid=step]")
+    page.locator(f"button[data-verb={verb}]").click()
+    dialog = page.locator("dialog[open]")
+    dialog.wait_for()
+    assert NAME in dialog.inner_text()
+    dialog.locator("button[data-confirm]").click()
+    outcome = page.locator("[data-testid=action-outcome]")
+    outcome.wait_for()
+    return str(outcome.inner_text())
+
+
+def test_an_operator_promotes_then_aborts(
+    page: Any, stage: Stage, shoot: Callable[[Any, str], Path]
+) -> None:
+    said = _act(page, stage, stage.operator, "promote")
+    assert said.startswith("Promote: asked by"), said
+    assert stage.verbs() == ["promote"]
+    said = _act(page, stage, stage.operator, "abort")
+    assert said.startswith("Abort: asked by"), said
+    assert stage.verbs() == ["promote", "abort"]
+
+
+def test_a_viewer_is_refused_and_nothing_changes(
+    page: Any, stage: Stage, shoot: Callable[[Any, str], Path]
+) -> None:
+    before = stage.canary()
+    for verb in ("promote", "abort"):
+        said = _act(page, stage, stage.viewer, verb)
+        assert said.startswith("Not allowed (HTTP 403): "), said
+        assert "patch" in said  # the server's reason names what is missing
+    assert page.locator("[data-testid=action-outcome][role=alert]").count() == 1
+    after = stage.canary()
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert stage.verbs() == []
+    shoot(page, "refused")
