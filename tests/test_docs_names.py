@@ -277,6 +277,8 @@ def _script_options(script: str) -> frozenset[str]:
     if not path.is_file():
         return frozenset()
     text = path.read_text(encoding="utf-8")
+    if "add_record_args(" in text:  # --json, --report, --no-write of bench/common.py
+        text += (ROOT / "bench" / "common.py").read_text(encoding="utf-8")
     return frozenset(re.findall(r"[\"'](--[a-z][a-z0-9-]*)[\"']", text)) | {"--help"}
 
 

@@ -83,7 +83,8 @@ class CanarySummary(BaseModel):
     createdAt: str | None = Field(None, description="metadata.creationTimestamp (RFC 3339)")
     lastDecision: dict[str, Any] | None = Field(
         None,
-        description="the last rollout event, status.history[-1]: type, time, step, weight, message",
+        description="the last rollout event, status.history[-1]: type, time (RFC 3339), step, "
+        "weight, message",
     )
     warnings: int = Field(0, description="how many warnings status.warnings holds")
     paused: str | None = Field(None, description="status.paused: why it is paused, if it is")

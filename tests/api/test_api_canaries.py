@@ -39,7 +39,7 @@ def test_list_all_and_per_namespace(world: World, admin: dict[str, str]) -> None
         "createdAt": None,
         "lastDecision": {
             "type": "StepStarted",
-            "time": 1_800_000_060.0,  # the fixture starts at 1_800_000_000 and waits a minute
+            "time": "2027-01-15T08:01:00Z",  # the fixture starts at 1_800_000_000, waits a minute
             "step": 1,
             "weight": 5,
             "message": "step 1 started at weight 5%",
