@@ -22,11 +22,13 @@ promoted) of four deciders fed the same traffic model:
   ``tests/bench/test_judge_verdict.py`` checks that the decisions are the controller's.
 * ``sprt_ville`` — not deployable, and the reference the verdict uses: the SPRT that knows the
   bad scenario exactly (likelihood ratio of the candidate's buckets and errors, bad against the
-  good candidate on the tolerance, :func:`oracle_paths`), over the same traffic and the same
+  good candidate on the tolerance, or against the bad one itself at the looks where it is
+  still within the tolerance: :func:`ville_paths`), over the same traffic and the same
   15 s looks as the judge, stopped the first time its log likelihood ratio reaches Ville's
   threshold ``log(1/alpha)`` with ``alpha`` the judge's alpha for that check (:data:`ALPHA`).
-  Under the candidate on the tolerance its likelihood ratio is a nonnegative martingale, so by
-  Ville's inequality it rolls it back with probability at most ``alpha`` at any look: an
+  Under any candidate within the tolerance its likelihood ratio is a nonnegative
+  supermartingale, so by Ville's inequality it rolls it back with probability at most
+  ``alpha`` over the whole step: an
   anytime-valid test with no calibration, the best such a test can do when it knows the
   scenario (:func:`sprt_ville`).
 * ``oracle`` — not deployable, reported beside it: the same SPRT with its threshold set on the
@@ -209,11 +211,29 @@ def simulate(s: Scenario, runs: int, rps: float, rng: np.random.Generator) -> St
     )
 
 
-def oracle_paths(st: Streams, bad: Scenario) -> F:
-    """Cumulative log-likelihood ratio of the candidate's data, ``bad`` against
-    :func:`boundary_of` it."""
+def least_favourable(bad: Scenario) -> Scenario:
+    """The good candidate ``sprt_ville`` tests ``bad`` against, look by look: ``bad`` itself
+    wherever it is within the tolerance (no evidence then), the tolerance wherever it is beyond
+    (:func:`boundary_of`). For a regression present from the start this is the boundary; for the
+    drift it is the drift until it passes +10 % (minute 12) and +10 % after. Against the
+    boundary alone, the drift's first minutes (faster than +10 %) would count as evidence
+    against a good candidate, and an identical candidate would be rolled back in most steps."""
+    edge = boundary_of(bad)
+
+    def latency(t: F) -> F:
+        out: F = np.minimum(bad.latency(t), edge.latency(t))
+        return out
+
+    return Scenario(
+        "least favourable", "tolerated", min(bad.error_factor, edge.error_factor), latency
+    )
+
+
+def oracle_paths(st: Streams, bad: Scenario, null: Scenario | None = None) -> F:
+    """Cumulative log-likelihood ratio of the candidate's data, ``bad`` against ``null``
+    (:func:`boundary_of` it unless given)."""
     t = (np.arange(LOOKS) + 0.5) * LOOK_S / 60.0
-    null = boundary_of(bad)
+    null = boundary_of(bad) if null is None else null
     llr: F = (st.cand * _llr_per_bucket(bad, null, t)[None]).sum(-1).astype(np.float64)
     if bad.error_factor != null.error_factor:
         q0 = br.STABLE_ERROR * null.error_factor
@@ -222,6 +242,16 @@ def oracle_paths(st: Streams, bad: Scenario) -> F:
         llr += st.cand_err * math.log(q1 / q0) + (n - st.cand_err) * math.log((1 - q1) / (1 - q0))
     out: F = np.cumsum(llr, 1)
     return out
+
+
+def ville_paths(st: Streams, bad: Scenario) -> F:
+    """``sprt_ville``'s log likelihood ratio: ``bad`` against :func:`least_favourable` it. Each
+    look's factor has mean at most 1 under every candidate within the tolerance at that look
+    (the bucketed lognormal scale family and the Bernoulli have monotone likelihood ratios, so
+    a candidate faster than the boundary, or with fewer errors, lowers it): the product is a
+    nonnegative supermartingale, and Ville's inequality bounds its chance of ever reaching
+    ``1/alpha`` by ``alpha``."""
+    return oracle_paths(st, bad, least_favourable(bad))
 
 
 # --------------------------------------------------------------------------------------------
@@ -284,7 +314,7 @@ def judge(st: Streams) -> Outcome:
 
 def sprt_ville(paths: F, st: Streams, alpha: float = ALPHA) -> Outcome:
     """The SPRT on ``paths`` (cumulative log likelihood ratios per run and look,
-    :func:`oracle_paths`) stopped at the first look where it reaches ``log(1/alpha)``: rolled
+    :func:`ville_paths`) stopped at the first look where it reaches ``log(1/alpha)``: rolled
     back there; promoted at the step's end otherwise (no lower boundary: an early pass would
     only make it slower to roll back)."""
     return threshold_outcome(paths, math.log(1.0 / alpha), st)
@@ -485,7 +515,7 @@ def evaluate(seed: int, runs: int, tuned: Tuned) -> list[Row]:
                 if bad:
                     paths = oracle_paths(st, s)
                     best.append(threshold_outcome(paths, tuned.oracle_cut[(rps, s.name)], st))
-                    ville.append(sprt_ville(paths, st))
+                    ville.append(sprt_ville(ville_paths(st, s), st))
                 done += r
             j = _cat(mine)
             o = _cat(best) if bad else None

@@ -161,6 +161,29 @@ def test_rows_the_reference_promotes_are_scored_on_the_share_rolled_back(
     assert not bs.share_met(1, 2)
 
 
+def test_the_sprt_at_villes_threshold_tests_the_drift_only_where_it_is_beyond_the_tolerance(
+    bs: ModuleType,
+) -> None:
+    """Against the boundary alone (+10 % from the start), the drift's first twelve minutes
+    (faster than +10 %) would be evidence for it: an identical candidate, faster than the
+    boundary, is then rolled back in nearly every step. Against the least favourable good
+    candidate (the drift itself while it is within the tolerance) it is rolled back within
+    alpha."""
+    drift = next(x for x in bs.SCENARIOS if x.name.startswith("drift"))
+    null = bs.least_favourable(drift)
+    t = np.array([0.0, 6.0, 12.0, 30.0, 60.0])
+    assert np.allclose(null.latency(t), [1.0, 1.05, 1.1, 1.1, 1.1])
+    assert null.error_factor == 1.0
+    plus30 = next(x for x in bs.SCENARIOS if x.name == "+30% P99")
+    assert np.allclose(bs.least_favourable(plus30).latency(t), 1.1)
+    errors = next(x for x in bs.SCENARIOS if x.name == "2x error rate")
+    assert bs.least_favourable(errors).error_factor == 1.5
+    st = bs.simulate(bs.IDENTICAL, 200, 200.0, np.random.default_rng(12))
+    naive = bs.sprt_ville(bs.oracle_paths(st, drift), st)
+    assert naive.rolled.mean() > 0.9
+    assert bs.sprt_ville(bs.ville_paths(st, drift), st).rolled.sum() <= bs.ALPHA * 200
+
+
 def _streams(bs: ModuleType, n: int, errors: int, looks: int) -> object:
     """One run: ``n`` candidate requests a look in the fastest bucket, ``errors`` of them
     failed."""
@@ -185,21 +208,21 @@ def test_the_sprt_at_villes_threshold_stops_where_a_hand_computation_does(
     bad = next(x for x in bs.SCENARIOS if x.name == "2x error rate")
     assert abs(bs.VILLE - 5.298317) < 1e-6
     st = _streams(bs, 1, 1, bs.LOOKS)
-    paths = bs.oracle_paths(st, bad)
+    paths = bs.ville_paths(st, bad)
     assert paths[0, 0] == pytest.approx(0.287682, abs=1e-6)
     out = bs.sprt_ville(paths, st)
     assert out.rolled.tolist() == [True]
     assert out.look.tolist() == [19]
     assert out.served.tolist() == [19.0]
     st = _streams(bs, 2, 1, bs.LOOKS)
-    paths = bs.oracle_paths(st, bad)
+    paths = bs.ville_paths(st, bad)
     assert paths[0, 0] == pytest.approx(0.287682 - 0.000500876, abs=1e-6)
     out = bs.sprt_ville(paths, st)
     assert (out.look.tolist(), out.served.tolist()) == ([19], [38.0])
     assert bs.sprt_ville(paths, st, alpha=0.05).look.tolist() == [11]
     # never reached: promoted at the step's end, nothing rolled back
     st = _streams(bs, 1, 0, bs.LOOKS)
-    out = bs.sprt_ville(bs.oracle_paths(st, bad), st)
+    out = bs.sprt_ville(bs.ville_paths(st, bad), st)
     assert (out.rolled.tolist(), out.look.tolist()) == ([False], [bs.LOOKS])
 
 
@@ -209,6 +232,8 @@ def test_the_sprt_at_villes_threshold_stops_where_a_hand_computation_does(
         ("+30% P99", "10% slower (P99 440 ms)", 10.0),  # on the tolerance: a martingale
         ("+50% P99", "identical", 10.0),  # inside it: a supermartingale
         ("2x error rate", "1.5x errors", 200.0),
+        ("drift to +50% over 1h", "identical", 200.0),  # within the tolerance until minute 12
+        ("drift to +50% over 1h", "10% slower (P99 440 ms)", 50.0),
     ],
 )
 def test_the_sprt_at_villes_threshold_rolls_back_a_good_candidate_at_most_alpha(
@@ -223,7 +248,7 @@ def test_the_sprt_at_villes_threshold_rolls_back_a_good_candidate_at_most_alpha(
     b = next(x for x in bs.SCENARIOS if x.name == bad)
     g = next(x for x in bs.SCENARIOS if x.name == good)
     st = bs.simulate(g, runs, rps, np.random.default_rng([39, int(rps)]))
-    paths = bs.oracle_paths(st, b)
+    paths = bs.ville_paths(st, b)
     rolled = int(bs.sprt_ville(paths, st, alpha=alpha).rolled.sum())
     assert rolled <= alpha * runs, (bad, good, rolled)
     half = int(bs.threshold_outcome(paths, math.log(1 / alpha) / 2, st).rolled.sum())
