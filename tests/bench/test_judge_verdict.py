@@ -1,8 +1,11 @@
-"""Tests of bench/blast_seeds.py: the judge's verdict against the oracle and a faithful Flagger.
+"""Tests of bench/blast_seeds.py: the judge's verdict against the SPRT at Ville's threshold, the
+calibrated oracle and a faithful Flagger.
 
 Flagger's weighted canary must promote and roll back on the ticks Flagger v1.44.0's scheduler
-does; the judge must spare candidates within its tolerance and catch bad ones; the verdict
-seeds must not be tuning seeds; ``-o json`` must give every row's numbers.
+does; the SPRT stopped at ``log(1/alpha)`` must stop where a hand computation does and roll
+back a good candidate at most ``alpha`` of the time; the judge must spare candidates within its
+tolerance and catch bad ones; the verdict seeds must not be tuning seeds; ``-o json`` must give
+every row's and seed's numbers.
 """
 
 from __future__ import annotations
@@ -95,39 +98,163 @@ def test_verdict_seeds_are_not_tuning_seeds(bs: ModuleType) -> None:
             bs.parse_seeds(bad)
 
 
-def test_verdict_of_a_row(bs: ModuleType) -> None:
-    def row(**kw: object) -> object:
-        base: dict[str, object] = {
-            "rps": 10.0,
-            "scenario": "x",
-            "kind": "bad",
-            "runs": 100,
-            "judge": 100.0,
-            "oracle": 80.0,
-            "flagger": 1000.0,
-            "flagger_quiet": math.inf,
-            "judge_rolled": 100,
-            "oracle_rolled": 100,
-            "flagger_rolled": 100,
-            "flagger_quiet_rolled": 30,
-            "judge_minutes": 1.0,
-            "oracle_minutes": 1.0,
-            "flagger_minutes": 6.0,
-            "flagger_quiet_minutes": 60.0,
-            "verdict": "",
-        }
-        base.update(kw)
-        return bs.Row(**base)
+def _row(bs: ModuleType, **kw: object) -> object:
+    base: dict[str, object] = {
+        "seed": 5,
+        "rps": 10.0,
+        "scenario": "x",
+        "kind": "bad",
+        "runs": 100,
+        "judge": 100.0,
+        "sprt_ville": 80.0,
+        "oracle": 50.0,
+        "flagger": 1000.0,
+        "flagger_quiet": math.inf,
+        "judge_rolled": 100,
+        "sprt_ville_rolled": 100,
+        "oracle_rolled": 100,
+        "flagger_rolled": 100,
+        "flagger_quiet_rolled": 30,
+        "judge_minutes": 1.0,
+        "sprt_ville_minutes": 1.0,
+        "oracle_minutes": 1.0,
+        "flagger_minutes": 6.0,
+        "flagger_quiet_minutes": 60.0,
+        "verdict": "",
+        "met": False,
+    }
+    base.update(kw)
+    return bs.Row(**base)
 
-    assert bs.verdict(row()) == "met"
-    assert "2.5x the oracle" in bs.verdict(row(judge=200.0))
-    assert "worse than flagger" in bs.verdict(row(judge=1001.0, oracle=1000.0))
-    assert "fewer than flagger-quiet" in bs.verdict(
-        row(judge=math.inf, oracle=math.inf, judge_rolled=10)
+
+def test_verdict_of_a_row(bs: ModuleType) -> None:
+    # the reference is the SPRT at Ville's threshold, not the calibrated oracle (2x here)
+    assert bs.verdict(_row(bs)) == "met"
+    assert bs.verdict(_row(bs, judge=120.0)) == "met"  # exactly 1.5x
+    assert "1.62x sprt_ville" in bs.verdict(_row(bs, judge=130.0))
+    assert "worse than flagger" in bs.verdict(_row(bs, judge=1001.0, sprt_ville=1000.0))
+    assert "promotes where" in bs.verdict(_row(bs, judge=math.inf, judge_rolled=60))
+    assert bs.verdict(_row(bs, kind="identical", judge_rolled=1)) == "met"
+    assert "false rollbacks" in bs.verdict(_row(bs, kind="tolerated", judge_rolled=2))
+
+
+def test_rows_the_reference_promotes_are_scored_on_the_share_rolled_back(
+    bs: ModuleType,
+) -> None:
+    """Where even the SPRT at Ville's threshold promotes in at least half the runs, one median
+    says nothing (both infinite): the judge must roll back at least 1/1.5 of its share, and no
+    fewer than a Flagger that promotes."""
+    partial = {"sprt_ville": math.inf, "oracle": math.inf, "judge": math.inf}
+    none = {"flagger": math.inf, "flagger_rolled": 0, "flagger_quiet_rolled": 0}
+    assert bs.verdict(_row(bs, **partial, **none, sprt_ville_rolled=45, judge_rolled=30)) == "met"
+    said = bs.verdict(_row(bs, **partial, **none, sprt_ville_rolled=45, judge_rolled=29))
+    assert said.startswith("not met: rolls back 29 < 1/1.5 of sprt_ville's 45")
+    # a share rule, not a median one: the judge's median may be finite where the reference's
+    # is not, and it is then met on the share alone
+    assert bs.verdict(_row(bs, sprt_ville=math.inf, sprt_ville_rolled=40, **none)) == "met"
+    # never fewer than a Flagger that promotes
+    said = bs.verdict(
+        _row(bs, **partial, sprt_ville_rolled=3, judge_rolled=2, flagger_quiet_rolled=30)
     )
-    assert "promotes where" in bs.verdict(row(judge=math.inf, judge_rolled=60))
-    assert bs.verdict(row(kind="identical", judge_rolled=1)) == "met"
-    assert "false rollbacks" in bs.verdict(row(kind="tolerated", judge_rolled=2))
+    assert "fewer than flagger-quiet (2 < 30)" in said
+    assert bs.share_met(2, 3)
+    assert not bs.share_met(1, 2)
+
+
+def test_the_sprt_at_villes_threshold_tests_the_drift_only_where_it_is_beyond_the_tolerance(
+    bs: ModuleType,
+) -> None:
+    """Against the boundary alone (+10 % from the start), the drift's first twelve minutes
+    (faster than +10 %) would be evidence for it: an identical candidate, faster than the
+    boundary, is then rolled back in nearly every step. Against the least favourable good
+    candidate (the drift itself while it is within the tolerance) it is rolled back within
+    alpha."""
+    drift = next(x for x in bs.SCENARIOS if x.name.startswith("drift"))
+    null = bs.least_favourable(drift)
+    t = np.array([0.0, 6.0, 12.0, 30.0, 60.0])
+    assert np.allclose(null.latency(t), [1.0, 1.05, 1.1, 1.1, 1.1])
+    assert null.error_factor == 1.0
+    plus30 = next(x for x in bs.SCENARIOS if x.name == "+30% P99")
+    assert np.allclose(bs.least_favourable(plus30).latency(t), 1.1)
+    errors = next(x for x in bs.SCENARIOS if x.name == "2x error rate")
+    assert bs.least_favourable(errors).error_factor == 1.5
+    st = bs.simulate(bs.IDENTICAL, 200, 200.0, np.random.default_rng(12))
+    naive = bs.sprt_ville(bs.oracle_paths(st, drift), st)
+    assert naive.rolled.mean() > 0.9
+    assert bs.sprt_ville(bs.ville_paths(st, drift), st).rolled.sum() <= bs.ALPHA * 200
+
+
+def _streams(bs: ModuleType, n: int, errors: int, looks: int) -> object:
+    """One run: ``n`` candidate requests a look in the fastest bucket, ``errors`` of them
+    failed."""
+    cand = np.zeros((1, looks, len(bs.LES)), dtype=np.int64)
+    cand[:, :, 0] = n
+    zeros = np.zeros((1, looks), dtype=np.int64)
+    return bs.Streams(
+        cand, cand.copy(), np.full((1, looks), errors), zeros, np.zeros((1, len(bs.LES)))
+    )
+
+
+def test_the_sprt_at_villes_threshold_stops_where_a_hand_computation_does(
+    bs: ModuleType,
+) -> None:
+    """2x errors against the 1.5x tolerance, at 0.1 % stable errors: a failed request adds
+    log(0.002 / 0.0015) = 0.287682 to the log likelihood ratio, a served one
+    log(0.998 / 0.9985) = -0.000500876 (latency plays no part: both candidates have the stable's).
+    Ville's threshold at alpha 0.005 is log(200) = 5.298317: one failed request a look reaches it
+    at look ceil(5.298317 / 0.287682) = 19 (18.42); one failed and one served a look, each look
+    adds 0.287181, at look ceil(18.449) = 19 too, 38 requests served; at alpha 0.05
+    (log 20 = 2.995732), at look ceil(10.413) = 11."""
+    bad = next(x for x in bs.SCENARIOS if x.name == "2x error rate")
+    assert abs(bs.VILLE - 5.298317) < 1e-6
+    st = _streams(bs, 1, 1, bs.LOOKS)
+    paths = bs.ville_paths(st, bad)
+    assert paths[0, 0] == pytest.approx(0.287682, abs=1e-6)
+    out = bs.sprt_ville(paths, st)
+    assert out.rolled.tolist() == [True]
+    assert out.look.tolist() == [19]
+    assert out.served.tolist() == [19.0]
+    st = _streams(bs, 2, 1, bs.LOOKS)
+    paths = bs.ville_paths(st, bad)
+    assert paths[0, 0] == pytest.approx(0.287682 - 0.000500876, abs=1e-6)
+    out = bs.sprt_ville(paths, st)
+    assert (out.look.tolist(), out.served.tolist()) == ([19], [38.0])
+    assert bs.sprt_ville(paths, st, alpha=0.05).look.tolist() == [11]
+    # never reached: promoted at the step's end, nothing rolled back
+    st = _streams(bs, 1, 0, bs.LOOKS)
+    out = bs.sprt_ville(bs.ville_paths(st, bad), st)
+    assert (out.rolled.tolist(), out.look.tolist()) == ([False], [bs.LOOKS])
+
+
+@pytest.mark.parametrize(
+    ("bad", "good", "rps"),
+    [
+        ("+30% P99", "10% slower (P99 440 ms)", 10.0),  # on the tolerance: a martingale
+        ("+50% P99", "identical", 10.0),  # inside it: a supermartingale
+        ("2x error rate", "1.5x errors", 200.0),
+        ("drift to +50% over 1h", "identical", 200.0),  # within the tolerance until minute 12
+        ("drift to +50% over 1h", "10% slower (P99 440 ms)", 50.0),
+    ],
+)
+def test_the_sprt_at_villes_threshold_rolls_back_a_good_candidate_at_most_alpha(
+    bs: ModuleType, bad: str, good: str, rps: float
+) -> None:
+    """Ville's inequality: at alpha 0.05 over 2,000 good one-hour steps, the SPRT stopped at
+    log(1/alpha) rolls back at most alpha of them (about 100); the discrete looks' overshoot
+    keeps it below, and a threshold too low by half (log(1/alpha) / 2) would roll back several
+    times as many. On the tolerance it rolls back more than a tenth of alpha: the threshold is
+    not needlessly high."""
+    alpha, runs = 0.05, 2000
+    b = next(x for x in bs.SCENARIOS if x.name == bad)
+    g = next(x for x in bs.SCENARIOS if x.name == good)
+    st = bs.simulate(g, runs, rps, np.random.default_rng([39, int(rps)]))
+    paths = bs.ville_paths(st, b)
+    rolled = int(bs.sprt_ville(paths, st, alpha=alpha).rolled.sum())
+    assert rolled <= alpha * runs, (bad, good, rolled)
+    half = int(bs.threshold_outcome(paths, math.log(1 / alpha) / 2, st).rolled.sum())
+    if g.kind == "tolerated":
+        assert rolled >= alpha * runs / 10, (bad, good, rolled)
+        assert half > 2 * rolled, (bad, good, half, rolled)
 
 
 @pytest.mark.binary  # machine_summary() asks platform, which runs uname
@@ -150,13 +277,18 @@ def test_json_output_has_every_rows_numbers(
     assert data["seeds"] == [5]
     assert [r["scenario"] for r in data["rows"]] == ["identical", "+50% P99"]
     bad = data["rows"][1]
-    assert bad["judge"] <= bad["oracle"] * 1.5
+    assert {"seed", "judge", "sprt_ville", "oracle", "flagger", "met"} <= set(bad)
+    assert bad["seed"] == 5
+    assert bad["judge"] <= bad["sprt_ville"] * 1.5
+    assert bad["oracle"] <= bad["sprt_ville"]  # calibrated below Ville's threshold here
     assert bad["flagger"] > bad["judge"]
-    assert {"flagger_quiet", "judge_rolled", "verdict", "oracle_minutes"} <= set(bad)
+    assert bad["met"] is True
+    assert {"flagger_quiet", "judge_rolled", "sprt_ville_rolled", "verdict"} <= set(bad)
     text = out.read_text(encoding="utf-8")
     assert "## Judge verdict on unseen seeds" in text
     assert "python bench/blast_seeds.py --seeds 5 --runs 100" in text
     assert "### Flagger, as modelled" in text
+    assert "| judge | sprt_ville | oracle |" in text
 
 
 def test_the_oracle_is_held_to_the_budget_on_the_tolerance(bs: ModuleType) -> None:
