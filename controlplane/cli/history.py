@@ -12,10 +12,10 @@ import argparse
 import sys
 
 from controlplane.cli import cluster, output
-from controlplane.cli.snapshot import snapshot
 from controlplane.cli.table import columns
 from controlplane.errors import UsageError
 from controlplane.operations import get_canary
+from controlplane.status.view import snapshot
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -19,10 +19,10 @@ from typing import Any
 
 from controlplane.cli import cluster, output
 from controlplane.cli.follow import follow
-from controlplane.cli.snapshot import human, snapshot
 from controlplane.errors import UsageError
 from controlplane.operations import intent_consumed, record_intent
 from controlplane.status.times import format_time
+from controlplane.status.view import human, snapshot
 
 VERBS: dict[str, str] = {
     "promote": "finish the current step (or the shadow phase) now; --full: go to 100%",

@@ -12,9 +12,9 @@ import argparse
 import sys
 
 from controlplane.cli import cluster, output
-from controlplane.cli.snapshot import human, snapshot
 from controlplane.cli.table import columns
 from controlplane.operations import list_canaries
+from controlplane.status.view import human, snapshot
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -1,6 +1,6 @@
 """The view of ``kubectl canary get NAME [-w]``: one ModelCanary on a terminal, with rich.
 
-Owns :func:`render` (a :class:`~controlplane.cli.snapshot.CanaryView` at a given time as a rich
+Owns :func:`render` (a :class:`~controlplane.status.view.CanaryView` at a given time as a rich
 renderable: phase, step and weight, variants, time in the stage and time left, pending intents,
 the step plan, each check of the stage with its condition (threshold and window) and latest
 candidate / stable / compared values, the expected change from measured profiles beside what the
@@ -26,8 +26,8 @@ from rich.table import Table
 from rich.text import Text
 
 from controlplane.cli import tree_view
-from controlplane.cli.snapshot import CanaryView, CheckRow, human
 from controlplane.profiles.expected import compare, pct, sources_line
+from controlplane.status.view import CanaryView, CheckRow, human
 
 if TYPE_CHECKING:
     from controlplane.routing.owned import Owned

@@ -35,9 +35,9 @@ from controlplane.cli.exits import (
     EXIT_ROLLED_BACK,
 )
 from controlplane.cli.follow import follow
-from controlplane.cli.snapshot import CanaryView, human, snapshot
 from controlplane.kube.client import Obj
 from controlplane.operations import get_canary
+from controlplane.status.view import CanaryView, human, snapshot
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

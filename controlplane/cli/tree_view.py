@@ -6,7 +6,7 @@ differ (:func:`weights`); the step plan with each stage done, current or pending
 duration and time spent (:func:`plan`); the objects the canary owns as a tree with health and
 ready / wanted replicas (:func:`tree`); each check's recent results (:func:`check_history`);
 and the Kubernetes Events about the canary and its objects, Warnings first in colour
-(:func:`cluster_events`). The data comes from :mod:`controlplane.cli.snapshot` (the object) and
+(:func:`cluster_events`). The data comes from :mod:`controlplane.status.view` (the object) and
 :mod:`controlplane.routing.owned` (the cluster, read by
 :func:`controlplane.operations.read_owned`); nothing here reads or decides.
 """
@@ -19,7 +19,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from controlplane.cli.snapshot import CanaryView, CheckRow, human
+from controlplane.status.view import CanaryView, CheckRow, human
 
 if TYPE_CHECKING:
     from controlplane.routing.owned import Actual, Node, Owned

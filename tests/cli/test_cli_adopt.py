@@ -10,8 +10,8 @@ import yaml
 from support.adoption import LIVE, adopting_canary, live_isvc
 from support.cli import RunCli
 
-from controlplane.cli.snapshot import snapshot
 from controlplane.kube.client import Obj, Ref
+from controlplane.status.view import snapshot
 from harness.kube.fake import FakeKube
 
 NS = "support"

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from support.cli_rollouts import DAY, Clock, Rollout, at_step_two, in_step_one, scenario
 
-from controlplane.cli.snapshot import snapshot
 from controlplane.rollout import schedule
 from controlplane.spec.check_keys import decode
+from controlplane.status.view import snapshot
 from harness.kube.fake import FakeKube
 
 

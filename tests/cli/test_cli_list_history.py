@@ -14,8 +14,8 @@ from support.cli_rollouts import NAME, NS, Clock, Rollout, scenario
 from controlplane.cli.cluster import Runtime, context_info, kubeconfig_paths
 from controlplane.cli.main import main
 from controlplane.cli.output import shown
-from controlplane.cli.snapshot import human
 from controlplane.operations import get_canary
+from controlplane.status.view import human
 from harness.kube.fake import FakeKube
 
 

@@ -9,9 +9,9 @@ from support.cli import plain_console
 from support.cli_rollouts import NAME, NS, Clock, at_step_two
 
 from controlplane.cli.live import render
-from controlplane.cli.snapshot import WarningRow, snapshot
 from controlplane.operations import get_canary
 from controlplane.status.document import with_warning
+from controlplane.status.view import WarningRow, snapshot
 from harness.kube.fake import FakeKube
 
 TEXT = (

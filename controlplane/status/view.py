@@ -1,4 +1,4 @@
-"""What ``kubectl canary`` shows about one ModelCanary: a tolerant reading of the object.
+"""What ``kubectl canary`` and the dashboard show about one ModelCanary: a tolerant reading of it.
 
 Owns :func:`snapshot`, which turns a ModelCanary as the API server returns it (``spec`` plus the
 controller's ``status``) into a :class:`CanaryView`: phase, step, weight, the current stage's
