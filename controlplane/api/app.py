@@ -71,6 +71,7 @@ from controlplane.api.error_responses import add_error_handlers
 from controlplane.api.health import health_routes
 from controlplane.api.hub import Hub
 from controlplane.api.intake import Intake
+from controlplane.api.models import detail, packaged_measured
 from controlplane.api.sources import CanarySource, KubeSource
 from controlplane.api.watch import watch_routes
 from controlplane.api.webhooks import webhook_routes
@@ -95,13 +96,18 @@ def create_app(config: ApiConfig) -> FastAPI:
         source = KubeSource(config.kube, config.wake)
     else:
         raise UsageError("the API needs a Kubernetes client or a canary source")
-    hub = Hub(config.namespaces or (None,), queue_size=config.watch_queue)
+    measured = config.measured if config.measured is not None else packaged_measured()
+    hub = Hub(
+        config.namespaces or (None,),
+        queue_size=config.watch_queue,
+        detail=lambda obj: detail(obj, measured).model_dump(mode="json"),
+    )
     stop_hooks = [hub.close]
     if isinstance(source, KubeSource):
         stop_hooks.append(source.stop)
     app.state.stop_hooks = stop_hooks
     app.include_router(health_routes(config))
-    app.include_router(canary_routes(source, access, config.mode))
+    app.include_router(canary_routes(source, access, config.mode, measured))
     app.include_router(action_routes(source, access))
     app.include_router(watch_routes(source, hub, access, config.keepalive_s))
     if config.kube is not None and config.mode == "controller":

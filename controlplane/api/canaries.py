@@ -15,6 +15,7 @@ so a name can never reach the Kubernetes client as a query or another path. Ever
 can give is declared in the OpenAPI document. Called by :func:`controlplane.api.app.create_app`.
 """
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException
@@ -32,11 +33,13 @@ from controlplane.api.models import (
     NamespacePath,
     ObjectTree,
     WhoAmI,
+    detail,
     event_list,
     object_tree,
     summary,
 )
 from controlplane.api.sources import CanarySource
+from controlplane.profiles.measured import Loaded
 
 _NOT_WATCHED = "a namespace the controller does not watch"
 
@@ -55,8 +58,11 @@ def listable(access: Access, who: Identity) -> tuple[str, ...] | None:
     return allowed
 
 
-def canary_routes(source: CanarySource, access: Access, mode: Mode) -> APIRouter:
-    """The read routes over ``source``."""
+def canary_routes(
+    source: CanarySource, access: Access, mode: Mode, measured: Sequence[Loaded] = ()
+) -> APIRouter:
+    """The read routes over ``source``; a canary's variants are paired with the ``measured``
+    profile entries for its expected change."""
     router = APIRouter(tags=["canaries"])
 
     @router.get("/api/v1/whoami", response_model=WhoAmI, responses=declared(401))
@@ -106,12 +112,10 @@ def canary_routes(source: CanarySource, access: Access, mode: Mode) -> APIRouter
         name: NamePath,
         who: Annotated[Identity, Depends(access.identity)],
     ) -> CanaryDetail:
-        """One ModelCanary with its spec and status."""
+        """One ModelCanary with its spec and status, and the expected change beside the
+        observed one (``expected``)."""
         access.allow(who, "get", namespace, name)
-        obj = source.get(namespace, name)
-        return CanaryDetail(
-            **summary(obj), spec=obj.get("spec") or {}, status=obj.get("status") or {}
-        )
+        return detail(source.get(namespace, name), measured)
 
     @router.get(
         "/api/v1/namespaces/{namespace}/canaries/{name}/events",

@@ -16,6 +16,7 @@ from controlplane.api.intake import DEFAULT_MAX_BODY_BYTES
 from controlplane.api.models import Mode
 from controlplane.api.sources import CanarySource
 from controlplane.kube.client import KubeClient
+from controlplane.profiles.measured import Loaded
 
 KEEPALIVE_S = 15.0
 """How often a quiet watch stream sends a ``: keepalive`` comment (and checks its caller may
@@ -39,6 +40,8 @@ class ApiConfig:
     parsed, :mod:`controlplane.api.intake`). ``dashboard_dir``: the built dashboard (default:
     the package's ``dashboard_assets``). ``keepalive_s``, ``watch_queue``: the live watch's
     keepalive period and how many events a subscriber may fall behind before it is dropped.
+    ``measured``: the measured profile entries a canary's variants are paired with for the
+    expected change (None: those beside the packaged catalogue).
     """
 
     kube: KubeClient | None
@@ -56,3 +59,4 @@ class ApiConfig:
     dashboard_dir: Path | None = None
     keepalive_s: float = KEEPALIVE_S
     watch_queue: int = 256
+    measured: tuple[Loaded, ...] | None = None

@@ -24,11 +24,11 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from controlplane.api.models import CanaryDetail, CanarySummary, summary
+from controlplane.api.models import CanarySummary, detail, summary
 from controlplane.kube.client import Obj
 
 QUEUE_SIZE = 256
@@ -46,11 +46,9 @@ def sse(event: str, data: Any) -> bytes:
 
 
 def detail_of(obj: Obj) -> dict[str, Any]:
-    """The :class:`~controlplane.api.models.CanaryDetail` of ``obj`` as JSON-ready data."""
-    detail = CanaryDetail(
-        **summary(obj), spec=obj.get("spec") or {}, status=obj.get("status") or {}
-    )
-    return detail.model_dump(mode="json")
+    """The :class:`~controlplane.api.models.CanaryDetail` of ``obj`` as JSON-ready data
+    (without an expected change: no measured entries)."""
+    return detail(obj).model_dump(mode="json")
 
 
 def _key(obj: Obj) -> Key:
@@ -102,8 +100,15 @@ class _Scope:
 class Hub:
     """The canaries of ``scopes`` (namespaces; ``(None,)``: all of them) and their watchers."""
 
-    def __init__(self, scopes: Iterable[str | None], *, queue_size: int = QUEUE_SIZE) -> None:
+    def __init__(
+        self,
+        scopes: Iterable[str | None],
+        *,
+        queue_size: int = QUEUE_SIZE,
+        detail: Callable[[Obj], dict[str, Any]] = detail_of,
+    ) -> None:
         self.queue_size = queue_size
+        self._detail = detail
         self._scopes: dict[str | None, _Scope] = {scope: _Scope() for scope in scopes}
         self._objects: dict[Key, Obj] = {}
         self._subscribers: list[Subscription] = []
@@ -161,7 +166,7 @@ class Hub:
         if old is not None and _version(old) is not None and _version(old) == _version(obj):
             return
         self._objects[key] = obj
-        self._publish(key[0], sse("upsert", detail_of(obj)))
+        self._publish(key[0], sse("upsert", self._detail(obj)))
 
     def _publish(self, namespace: str, data: bytes | None) -> None:
         """Hand ``data`` to every subscriber of ``namespace`` (the lock is held)."""

@@ -12,7 +12,8 @@ OpenAPI document carries the patterns), and :func:`summary` (a ModelCanary objec
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Path
@@ -26,6 +27,7 @@ from controlplane.spec import names
 from controlplane.status.times import format_time
 
 if TYPE_CHECKING:
+    from controlplane.profiles.measured import Loaded
     from controlplane.routing.owned import Node, Owned
 
 
@@ -96,11 +98,71 @@ class CanarySummary(BaseModel):
     timeScale: float | None = Field(None, description="with simulated: the --time-scale")
 
 
+class ExpectedRow(BaseModel):
+    """One quantity of the candidate against the stable: the change its measured profile
+    expects and the change the checks observed (ratios; ``observed`` None with ``how`` saying
+    why)."""
+
+    quantity: str
+    expected: float
+    observed: float | None = None
+    how: str
+
+
+class Expected(BaseModel):
+    """What the measured profiles expected of the candidate beside what the canary observed
+    (:func:`controlplane.profiles.expected.compare`, the same rows as ``kubectl canary get``'s
+    "Expected vs observed"), and where the expectation comes from."""
+
+    rows: list[ExpectedRow]
+    sources: str
+
+
 class CanaryDetail(CanarySummary):
-    """One ModelCanary with its whole spec and status."""
+    """One ModelCanary with its whole spec and status, and the expected change beside the
+    observed one when both variants have a measured profile."""
 
     spec: dict[str, Any] = Field(default_factory=dict)
     status: dict[str, Any] = Field(default_factory=dict)
+    expected: Expected | None = Field(
+        None,
+        description="the measured profiles' expected change of the candidate against the "
+        "stable, beside what the checks observed; null when a variant has no measured profile",
+    )
+
+
+@cache
+def packaged_measured() -> tuple[Loaded, ...]:
+    """The measured profile entries beside the packaged catalogue (read once): what the API
+    pairs the variants with unless told otherwise (:attr:`ApiConfig.measured`)."""
+    from controlplane.profiles.catalog import load_catalog
+    from controlplane.profiles.measured import measured_for
+
+    return tuple(measured_for(load_catalog(None)))
+
+
+def detail(obj: Obj, measured: Sequence[Loaded] = ()) -> CanaryDetail:
+    """``obj`` as a :class:`CanaryDetail`: its summary, spec and status, and the expected change
+    from the ``measured`` entries beside the observed one, as ``kubectl canary get`` computes it
+    (:func:`controlplane.status.view.snapshot`)."""
+    from controlplane.profiles.expected import compare, sources_line
+    from controlplane.status.view import snapshot
+
+    expected = None
+    view = snapshot(obj, measured)
+    if view.expected is not None:
+        rows = compare(view.expected, view.observations(), view.split())
+        if rows:
+            expected = Expected(
+                rows=[ExpectedRow(**vars(row)) for row in rows],
+                sources=sources_line(view.expected),
+            )
+    return CanaryDetail(
+        **summary(obj),
+        spec=obj.get("spec") or {},
+        status=obj.get("status") or {},
+        expected=expected,
+    )
 
 
 class CanaryList(BaseModel):

@@ -12,6 +12,13 @@ import { age, clock, duration, ms, specTime, timeZone } from "./time.js";
 import { eventText, fmtValue, verdictText, verdictTone } from "./words.js";
 
 const num = (v) => (typeof v === "number" && Number.isFinite(v) ? v : null);
+// a status time (RFC 3339, or unix seconds from an older controller) as unix seconds, or null
+const secs = (v) => {
+  const t = ms(v);
+  return t === null ? null : t / 1000;
+};
+// the level a sequential check's evidence rolls back at (evidenceBound; boundary in older pages)
+const bound = (check) => num(check.evidenceBound) ?? num(check.boundary);
 
 function When({ t, start, simulated }) {
   if (ms(t) === null) return html`<span class="muted">—</span>`;
@@ -51,12 +58,12 @@ function Timeline({ spec, status, simulated }) {
     const xs = [];
     const ys = [];
     for (const e of history) {
-      if (num(e.time) === null) continue;
-      xs.push(e.time);
+      if (secs(e.time) === null) continue;
+      xs.push(secs(e.time));
       ys.push(num(e.weight) ?? 0);
     }
     const last = xs.length ? xs[xs.length - 1] : null;
-    const now = num(status.lastEvaluation) ?? last;
+    const now = secs(status.lastEvaluation) ?? last;
     if (now !== null && last !== null && now > last) {
       xs.push(now);
       ys.push(ys[ys.length - 1]);
@@ -110,8 +117,8 @@ function CheckCard({ id, check, simulated, start }) {
     const stab = [];
     const val = [];
     for (const r of recent) {
-      if (num(r.at) === null) continue;
-      xs.push(r.at);
+      if (secs(r.at) === null) continue;
+      xs.push(secs(r.at));
       cand.push(num(r.candidate) ?? (separate ? null : num(r.value)));
       stab.push(num(r.stable));
       val.push(num(r.value));
@@ -123,9 +130,9 @@ function CheckCard({ id, check, simulated, start }) {
     return cols;
   }, [check]);
   const ev = useMemo(() => {
-    const rows = recent.filter((r) => num(r.evidence) !== null && num(r.at) !== null);
-    if (!rows.length || num(check.boundary) === null) return null;
-    return [rows.map((r) => r.at), rows.map((r) => r.evidence), rows.map(() => check.boundary)];
+    const rows = recent.filter((r) => num(r.evidence) !== null && secs(r.at) !== null);
+    if (!rows.length || bound(check) === null) return null;
+    return [rows.map((r) => secs(r.at)), rows.map((r) => r.evidence), rows.map(() => bound(check))];
   }, [check]);
   const key = `check-${id.replace(/[^a-zA-Z0-9]/g, "-")}`;
   const samples = check.samples;
@@ -140,7 +147,7 @@ function CheckCard({ id, check, simulated, start }) {
         ? html`<div><dt>Samples</dt><dd>${typeof samples === "object" ? Object.entries(samples).map(([k, v]) => `${k} ${v}`).join(", ") : samples}</dd></div>`
         : null}
       ${num(check.evidence) !== null
-        ? html`<div><dt>Evidence</dt><dd>${check.evidence.toPrecision(3)}${num(check.boundary) !== null ? ` of ${check.boundary.toPrecision(3)} needed` : ""}</dd></div>`
+        ? html`<div><dt>Evidence</dt><dd>${check.evidence.toPrecision(3)}${bound(check) !== null ? ` of ${bound(check).toPrecision(3)} needed` : ""}</dd></div>`
         : null}
       <div><dt>Checked</dt><dd><${When} t=${check.at} start=${start} simulated=${simulated} /></dd></div>
     </dl>
@@ -229,30 +236,40 @@ function Capacity({ spec, status }) {
   </${Section}>`;
 }
 
-// what the checks observed of the candidate against stable, beside what its profile expected
-// when the server sends it (status.expected: {metric: ratio})
-function Expected({ status }) {
+// what the measured profiles expected of the candidate against stable, beside what the checks
+// observed: the server's rows (CanaryDetail.expected, as `kubectl canary get` computes them);
+// without measured profiles, what the checks observed alone
+function Expected({ canary, status }) {
+  const pct = (r) => (r === null || r === undefined ? "—" : `${r >= 1 ? "+" : ""}${((r - 1) * 100).toFixed(1)}%`);
+  const given = canary.expected;
+  if (given && given.rows && given.rows.length) {
+    return html`<${Section} id="expected" title="Speed and cost: expected against observed">
+      <table data-testid="expected">
+        <thead><tr><th scope="col">Measure</th><th scope="col">Expected change</th>
+          <th scope="col">Observed change</th><th scope="col">Observed by</th></tr></thead>
+        <tbody>${given.rows.map((r) => html`<tr><td>${r.quantity}</td><td>${pct(r.expected)}</td>
+          <td>${pct(r.observed)}</td><td>${r.how}</td></tr>`)}</tbody>
+      </table>
+      <p class="muted">The candidate against stable (more is slower for a latency, dearer for a
+        cost). ${given.sources}</p>
+    </${Section}>`;
+  }
   const rows = [];
-  const expected = status.expected || {};
   for (const [id, c] of Object.entries(status.checks || {})) {
     const cand = num(c.candidate);
     const stab = num(c.stable);
     if (cand === null || stab === null || stab === 0) continue;
-    const exp = expected[c.metric];
-    rows.push({ metric: c.metric, observed: cand / stab, expected: num(exp?.ratio ?? exp), id });
+    rows.push({ metric: c.metric, observed: cand / stab, id });
   }
   if (!rows.length) return null;
-  const withExpected = rows.some((r) => r.expected !== null);
-  const pct = (r) => (r === null || r === undefined ? "—" : `${r >= 1 ? "+" : ""}${((r - 1) * 100).toFixed(1)}%`);
   return html`<${Section} id="expected" title="Speed: the candidate against stable">
     <table>
-      <thead><tr><th scope="col">Measure</th>${withExpected ? html`<th scope="col">Expected change</th>` : null}
-        <th scope="col">Observed change</th></tr></thead>
-      <tbody>${rows.map((r) => html`<tr><td>${r.metric}</td>${withExpected ? html`<td>${pct(r.expected)}</td>` : null}
-        <td>${pct(r.observed)}</td></tr>`)}</tbody>
+      <thead><tr><th scope="col">Measure</th><th scope="col">Observed change</th></tr></thead>
+      <tbody>${rows.map((r) => html`<tr><td>${r.metric}</td><td>${pct(r.observed)}</td></tr>`)}</tbody>
     </table>
     <p class="muted">The candidate's value over stable's, as the latest check measured them
-      (more is slower for a latency).</p>
+      (more is slower for a latency). No measured profile of both variants, so nothing is
+      expected.</p>
   </${Section}>`;
 }
 
@@ -380,7 +397,7 @@ export function DetailPage({ ns, name, fromStream, version }) {
       <span>step <strong data-testid="step">${canary.step ?? "—"}</strong>${steps ? ` of ${steps}` : ""}</span>
       <span>candidate weight <strong data-testid="weight">${canary.weight ?? 0}%</strong></span>
       <span>${canary.stable || "?"} → ${canary.candidate || "?"}</span>
-      ${status.stageStartedAt ? html`<span>in this step for ${duration((ms(status.lastEvaluation) ?? Date.now()) / 1000 - status.stageStartedAt)}</span>` : null}
+      ${status.stageStartedAt ? html`<span>in this step for ${duration((ms(status.lastEvaluation) ?? Date.now()) / 1000 - secs(status.stageStartedAt))}</span>` : null}
     </div>
     ${simulated
       ? html`<p class="notice" data-testid="simulated">A simulated canary (canaryctl up): the spec's
@@ -395,7 +412,7 @@ export function DetailPage({ ns, name, fromStream, version }) {
     <${Checks} status=${status} simulated=${simulated} />
     <${Gates} status=${status} simulated=${simulated} />
     <${Capacity} spec=${spec} status=${status} />
-    <${Expected} status=${status} />
+    <${Expected} canary=${canary} status=${status} />
     <${Objects} objects=${objects} />
     <${Events} events=${events} />
     <${History} status=${status} simulated=${simulated} />

@@ -2,7 +2,7 @@
 // by namespace, phase and name, 50 rows a page (a thousand canaries render as fast as fifty).
 import { html } from "htm/preact";
 import { useMemo, useState } from "preact/hooks";
-import { age, clock } from "./time.js";
+import { age, clock, ms } from "./time.js";
 import { eventText, phaseText, tone } from "./words.js";
 
 const PAGE = 50;
@@ -17,7 +17,7 @@ export function Badge({ phase }) {
 function Decision({ d }) {
   if (!d) return html`<span class="muted">none yet</span>`;
   return html`<span title=${d.message || ""}>${eventText(d.type)}</span>
-    <span class="muted"> · <time datetime=${new Date((d.time || 0) * 1000).toISOString()}
+    <span class="muted"> · <time datetime=${new Date(ms(d.time) || 0).toISOString()}
       title=${clock(d.time)}>${age(d.time)} ago</time></span>`;
 }
 

@@ -1,7 +1,8 @@
 // Times as people read them: in the viewer's own time zone (Intl), ages in words, and for a
 // simulated canary (canaryctl up), the spec's clock as time since the rollout began.
 
-// Unix seconds (the status) or RFC 3339 (metadata, Events) -> milliseconds, or null.
+// RFC 3339 (the status, metadata, Events) or unix seconds (an older controller's status) ->
+// milliseconds, or null.
 export function ms(value) {
   if (value === null || value === undefined || value === "") return null;
   if (typeof value === "number") return Number.isFinite(value) ? value * 1000 : null;

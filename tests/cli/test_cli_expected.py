@@ -289,3 +289,42 @@ def test_get_reports_a_malformed_entry_as_file_and_line(
     result = run_cli("get", NAME, "-n", NS, "--profiles", str(base))
     assert result.code != 0
     assert "bad.yaml:" in result.err
+
+
+def test_the_api_gives_the_same_expected_change_as_get(
+    tmp_path: Path, kube: FakeKube, clock: Clock, run_cli: RunCli
+) -> None:
+    """The dashboard's "expected against observed" (issue 38) is the API's ``expected``: the
+    rows ``get`` prints, computed by the same code, with where the expectation comes from."""
+    from fastapi.testclient import TestClient
+
+    from controlplane.api.app import create_app
+    from controlplane.api.auth import Authenticator
+    from controlplane.api.config import ApiConfig
+    from controlplane.profiles.catalog import load_catalog
+    from controlplane.profiles.measured import measured_for
+
+    _in_step_one(kube, clock, analysis=TPS_ANALYSIS, steps=TPS_STEPS)
+    base = _catalog(tmp_path, "support-triage-llm", "nvidia-l40s")
+    shown = run_cli("get", NAME, "-n", NS, "--profiles", str(base)).out
+    measured = tuple(measured_for(load_catalog(base)))
+    config = ApiConfig(kube=kube, auth=Authenticator(static_token="t"), measured=measured)
+    with TestClient(create_app(config)) as api:
+        got = api.get(
+            f"/api/v1/namespaces/{NS}/canaries/{NAME}", headers={"Authorization": "Bearer t"}
+        ).json()
+        bare = ApiConfig(kube=kube, auth=Authenticator(static_token="t"), measured=())
+        with TestClient(create_app(bare)) as none:
+            unpaired = none.get(
+                f"/api/v1/namespaces/{NS}/canaries/{NAME}",
+                headers={"Authorization": "Bearer t"},
+            ).json()
+    rows = {r["quantity"]: r for r in got["expected"]["rows"]}
+    tps = rows["tokens/s"]
+    assert (round(tps["expected"] - 1, 2), round(tps["observed"] - 1, 2)) == (0.38, 0.33)
+    assert rows["$/1M output tokens"]["observed"] is None  # the canary never observes cost
+    for quantity, row in rows.items():  # each row is one of get's, in the same words
+        assert quantity in shown
+        assert row["how"].split(" (")[0] in shown
+    assert "bf16.yaml" in got["expected"]["sources"]
+    assert unpaired["expected"] is None

@@ -101,7 +101,7 @@ def real_stage(request: pytest.FixtureRequest) -> Iterator[Stage]:
     obj = d.canary(NAME, ns)
     kube.create(obj)
     stored = kube.get(canary_ref(ns, NAME))
-    stored["status"] = d.progressing(time.time() - 2 * d.HOUR)
+    stored["status"] = d.as_written(d.progressing(time.time() - 2 * d.HOUR))
     kube.replace_status(stored)
     _service_account(kube, ns, "operator", ["get", "list", "watch", "patch"])
     _service_account(kube, ns, "viewer", ["get", "list", "watch"])

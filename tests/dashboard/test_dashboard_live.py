@@ -25,15 +25,17 @@ def _promoted(status: dict[str, Any]) -> dict[str, Any]:
         *status["history"],
         {"type": "Promoted", "time": now, "step": 3, "weight": 100, "message": "all traffic"},
     ]
-    return {
-        **status,
-        "phase": "promoted",
-        "stage": "promoted",
-        "step": 3,
-        "weight": 100,
-        "lastEvaluation": now,
-        "history": history,
-    }
+    return d.as_written(
+        {
+            **status,
+            "phase": "promoted",
+            "stage": "promoted",
+            "step": 3,
+            "weight": 100,
+            "lastEvaluation": now,
+            "history": history,
+        }
+    )
 
 
 def test_a_step_advance_reaches_the_open_page_without_a_reload(page: Any, site: Any) -> None:

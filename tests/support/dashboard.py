@@ -24,6 +24,7 @@ from controlplane.api.auth import Authenticator
 from controlplane.api.config import ApiConfig
 from controlplane.api.server import ApiServer
 from controlplane.kube.client import Obj, canary_ref
+from controlplane.spec.units import status_time
 from harness.kube.fake import FakeKube
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -151,7 +152,7 @@ def _recent(start: float, n: int, candidate: float, drift: float) -> list[dict[s
                 "value": cand,
                 "candidate": cand,
                 "stable": 0.180 + 0.002 * (i % 3),
-                "samples": {"candidate": 40 + 12 * i, "stable": 360 + 100 * i},
+                "samples": 40 + 12 * i,
                 "evidence": round(0.4 * i, 3),
             }
         )
@@ -185,7 +186,7 @@ def progressing(start: float) -> dict[str, Any]:
                 "above": 0.25,
                 "samples": recent[-1]["samples"],
                 "evidence": recent[-1]["evidence"],
-                "boundary": 4.6,
+                "evidenceBound": 4.6,
                 "message": "ttft P95 of the candidate is below 250ms",
                 "recent": recent,
             }
@@ -236,7 +237,7 @@ def rolled_back(start: float) -> dict[str, Any]:
                 "above": 0.25,
                 "samples": recent[-1]["samples"],
                 "evidence": recent[-1]["evidence"],
-                "boundary": 3.2,
+                "evidenceBound": 3.2,
                 "message": message,
                 "recent": recent,
             }
@@ -282,9 +283,30 @@ def canary(name: str, namespace: str = NS, status: dict[str, Any] | None = None)
     }
 
 
+_TIMES = frozenset(
+    {"startedAt", "stageStartedAt", "lastEvaluation", "pausedAt", "time", "at", "since"}
+    | {"submittedAt"}
+)
+
+
+def as_written(value: Any) -> Any:
+    """A status made here in unix seconds, with its times as the controller writes them (RFC 3339,
+    :func:`controlplane.spec.units.status_time`)."""
+    if isinstance(value, list):
+        return [as_written(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    return {
+        k: status_time(v) if k in _TIMES and isinstance(v, int | float) else as_written(v)
+        for k, v in value.items()
+    }
+
+
 def put(kube: FakeKube, obj: Obj) -> Obj:
-    """Create ``obj`` in ``kube`` and give it its status (as the controller would write it)."""
+    """Create ``obj`` in ``kube`` and give it its status as the controller would write it (times
+    in RFC 3339: :func:`as_written`)."""
     status = obj.get("status")
+    status = None if status is None else as_written(status)
     created = kube.create({k: v for k, v in obj.items() if k != "status"})
     if status is None:
         return created
