@@ -22,6 +22,7 @@ from support.history import History
 from controlplane.errors import Conflict
 from controlplane.rollout.state import Event, RolloutState
 from controlplane.spec.models import ModelCanary
+from controlplane.spec.units import time_value
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 HOUR = 3600.0
@@ -126,9 +127,8 @@ def test_thresholds_and_values_while_progressing(history: History, tmp_path: Pat
     status = world.status()
     assert value(samples, "canary_phase", **ids(phase="progressing")) == 1.0
     assert value(samples, "canary_weight", **ids()) == 5.0
-    assert (
-        value(samples, "canary_step_started_timestamp_seconds", **ids())
-        == (status["stageStartedAt"])
+    assert value(samples, "canary_step_started_timestamp_seconds", **ids()) == time_value(
+        status["stageStartedAt"]
     )
     assert value(samples, "canary_check_threshold", **ids(metric="latency", bound="above")) == 2.0
     check = status["checks"]["steps[0].rollbackOn[0]"]

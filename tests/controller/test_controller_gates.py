@@ -29,6 +29,7 @@ from controlplane.controller.reconcile import Reconciler
 from controlplane.controller.runner import Controller
 from controlplane.kube.client import Obj, Ref
 from controlplane.rollout.tick import NOOP_MESSAGE
+from controlplane.spec.units import time_value
 from harness.kube.fake import FakeKube
 
 pytestmark = pytest.mark.binary
@@ -110,7 +111,7 @@ def test_failed_promotion_gate_rolls_back_with_the_workflow_name(
     # polled at the runner's interval (tick-rounded), not every analysis interval
     gate_run = st["gates"]["final-eval@promotion"]
     assert gate_run["result"] == "failed"
-    assert gate_run["finishedAt"] - gate_run["submittedAt"] <= 60
+    assert time_value(gate_run["finishedAt"]) - time_value(gate_run["submittedAt"]) <= 60
     route = w.kube.get(Ref(*ROUTE, NS, "good"))
     weights = {b["name"]: b.get("weight") for b in route["spec"]["rules"][-1]["backendRefs"]}
     assert weights == {"good-llm-bf16-predictor": 100, "good-llm-nf4-predictor": 0}

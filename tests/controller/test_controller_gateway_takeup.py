@@ -24,6 +24,7 @@ from support.controller_world import DAY, NS, Metrics, World, finished, world_ca
 from controlplane.controller.reconcile import Settings
 from controlplane.kube.client import Ref, canary_ref
 from controlplane.routing.gateway_api import API_VERSION, KIND
+from controlplane.spec.units import time_value
 from controlplane.status.document import INTENT_ANNOTATION
 
 pytestmark = pytest.mark.binary
@@ -137,7 +138,7 @@ def test_each_step_starts_when_the_gateway_has_taken_up_its_weights(metrics: Met
     messages = {m for r, m in world.events("good") if r == "WeightsPending"}
     assert any(TRAEFIK in m and "has not taken up generation" in m for m in messages), messages
     # the promotion counts as done (and its cleanup delay runs) from the take-up of 100 %
-    finished_at = float(world.get("good")["status"]["controller"]["finishedAt"])
+    finished_at = time_value(world.get("good")["status"]["controller"]["finishedAt"])
     assert finished_at >= gateway.reported[-1][1], (finished_at, gateway.reported)
 
 

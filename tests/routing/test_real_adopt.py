@@ -536,7 +536,7 @@ def test_a_promotion_rolls_the_live_service_to_the_candidate_without_failing_a_r
     final = status(stack, ns)
     history = final["history"]
     promoted_at = next(time_value(h["time"]) for h in history if h["type"] == "Promoted")
-    finished_at = float(final["controller"]["finishedAt"])
+    finished_at = time_value(final["controller"]["finishedAt"])
     # after the promotion: the route all on the candidate while KServe rolls the live pods
     # (from the first sample that saw a new live pod), then all back on the live service
     back = [s for s in run.watch.samples if s.at > promoted_at and s.split is not None]

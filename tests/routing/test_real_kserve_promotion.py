@@ -174,7 +174,7 @@ def test_a_kserve_router_promotion_rolls_the_stable_pods_without_failing_a_reque
     promoted_at = time_value(final["history"][-1]["time"])
     before = {a.variant for a in load.answers if a.sent < promoted_at}
     assert before == {STABLE}, (before, rows)
-    finished = float(final["controller"]["finishedAt"])
+    finished = time_value(final["controller"]["finishedAt"])
     late = {a.variant for a in load.answers if a.sent > finished + 3.0}
     assert late == {CANDIDATE}, (late, rows)
     assert "FinalizePending" in got[NAME]["events"], got[NAME]["events"]

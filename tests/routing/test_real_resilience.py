@@ -582,7 +582,7 @@ def test_a_canary_survives_crashes_of_every_part_of_the_stack_under_traffic(
     # the route's status, docs/routing.md) and Traefik applied it (SETTLE_S). A kill at the
     # Promoted boundary falls between the status write and the route's, so the last step's
     # weights stay until the controller is back and writes them (state first, effects resumed)
-    confirmed = float(final["controller"]["finishedAt"])
+    confirmed = time_value(final["controller"]["finishedAt"])
     late = [a for a in load.answers if a.code == 200 and a.sent > confirmed + SETTLE_S]
     stale = [round(a.sent - confirmed, 2) for a in late if a.variant != CANDIDATE]
     assert late, (after, confirmed)

@@ -241,7 +241,7 @@ def test_faulty_candidates_are_rolled_back_with_their_reasons_and_alerts(
         # the only failures are the 500s the faulty candidate answered itself until its rollback
         # was in effect: verified by the controller (finishedAt: Traefik reported the route's
         # generation) and applied by Traefik (SETTLE_S); requests sent in that gap may reach it
-        in_effect = float(status(stack, "errors")["controller"]["finishedAt"]) + SETTLE_S
+        in_effect = time_value(status(stack, "errors")["controller"]["finishedAt"]) + SETTLE_S
         own = [
             a
             for a in loads["errors"].answers
