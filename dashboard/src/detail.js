@@ -17,8 +17,8 @@ const secs = (v) => {
   const t = ms(v);
   return t === null ? null : t / 1000;
 };
-// the level a sequential check's evidence rolls back at (evidenceBound; boundary in older pages)
-const bound = (check) => num(check.evidenceBound) ?? num(check.boundary);
+// the level a sequential check's evidence rolls back at (status.checks.*.evidenceBound)
+const bound = (check) => num(check.evidenceBound);
 
 function When({ t, start, simulated }) {
   if (ms(t) === null) return html`<span class="muted">—</span>`;
