@@ -135,6 +135,9 @@ def connect(args: argparse.Namespace) -> KubeClient:
         return runtime.kube
     _check_context(args, runtime)
     from controlplane.kube.real import RealKube  # the kubernetes client loads only when needed
+    from controlplane.providers.logsafety import quiet_http_loggers
+
+    quiet_http_loggers()  # urllib3 logs each request's path at DEBUG (idempotent)
 
     return RealKube.connect(
         kubeconfig=args.kubeconfig, context=args.context, in_cluster=None, component=COMPONENT

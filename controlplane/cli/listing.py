@@ -16,6 +16,11 @@ from controlplane.cli.table import columns
 from controlplane.operations import list_canaries
 from controlplane.status.view import human, snapshot
 
+USES_HTTP_LIBRARIES = False
+"""``list`` asks with the standard library (:mod:`controlplane.kube.direct`): no HTTP client
+library logs, so :func:`~controlplane.cli.main.main` need not import :mod:`logging` to quiet
+them; the Kubernetes client's path quiets them itself (:func:`controlplane.cli.cluster.connect`)."""
+
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Protocol, cast
 
 from controlplane import __version__
 from controlplane.errors import ControlPlaneError, InvalidName, SpecError, UsageError
-from controlplane.providers.logsafety import quiet_http_loggers
 
 if TYPE_CHECKING:
     from controlplane.cli.cluster import Runtime
@@ -137,7 +136,6 @@ def build_parser(
 def main(argv: Sequence[str] | None = None, *, runtime: Runtime | None = None) -> int:
     """Run ``canaryctl ARGV``; ``runtime`` replaces the cluster, clock and terminal (tests)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    quiet_http_loggers()  # no request URL (a Slack webhook, a token in a query) in any log
     parser, verbs = build_parser(argv)
     try:
         args = parser.parse_args(argv)
@@ -154,6 +152,10 @@ def main(argv: Sequence[str] | None = None, *, runtime: Runtime | None = None) -
 
         runtime = Runtime()
     args.runtime = runtime
+    if getattr(verbs[args.verb], "USES_HTTP_LIBRARIES", True):  # list: none (it imports no logging)
+        from controlplane.providers.logsafety import quiet_http_loggers
+
+        quiet_http_loggers()  # no request URL (a Slack webhook, a token in a query) in any log
     try:
         return verbs[args.verb].run(args)
     except SpecError as exc:

@@ -98,6 +98,10 @@ def _named(entries: Any, name: Any) -> Mapping[str, Any] | None:
 def _proxied(scheme: str) -> bool:
     """A proxy from the environment applies to ``scheme`` (the client's ``_env_proxy``, before
     ``no_proxy``): left to the client, which speaks to proxies."""
+    if sys.platform not in ("darwin", "win32") and not any(
+        key.lower().endswith("_proxy") for key in os.environ
+    ):  # getproxies() reads only *_proxy variables there: no need to import urllib.request
+        return False
     from urllib.request import getproxies
 
     proxies = getproxies()

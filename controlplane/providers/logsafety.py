@@ -8,8 +8,11 @@ Alertmanager it may carry credentials. httpcore logs connection details at DEBUG
 ``--log-level INFO`` (or DEBUG) logs none of those lines; their warnings and errors still show.
 
 Owns :data:`HTTP_LOGGERS` and :func:`quiet_http_loggers`. Called once where a process configures
-logging: ``canaryctl controller`` (:mod:`controlplane.cli.controller`) and the command line's
-entry point (:mod:`controlplane.cli.main`). Imports nothing but :mod:`logging`.
+logging: ``canaryctl controller`` (:mod:`controlplane.cli.controller`), the command line's entry
+point (:mod:`controlplane.cli.main`) for every verb that may reach an HTTP client library (a verb
+module setting ``USES_HTTP_LIBRARIES = False`` says it does not), and
+:func:`controlplane.cli.cluster.connect` before it loads the Kubernetes client. Imports nothing but
+:mod:`logging`.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ are bench/cli_start.py's.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -91,12 +92,15 @@ LIST_SPARED = (
     "matplotlib",
     "hera",
     "rich",
+    "logging",
 )
 """What ``kubectl canary list`` does without for a kubeconfig it reads itself (a token, a client
 certificate, an exec plugin: :mod:`controlplane.kube.direct`): the Kubernetes client (and the
 requests, urllib3 and oauthlib it brings), pydantic and the spec models (the table reads the
 objects as plain data), ruamel (only ``-o yaml`` writes YAML), the catalogue, numpy or a rich
-view. A user the direct path does not handle (an ``auth-provider``) still gets the client."""
+view; nor :mod:`logging` (only HTTP client libraries need their loggers quieted) or
+``urllib.request`` (only a ``*_proxy`` variable needs its ``getproxies``). A user the direct
+path does not handle (an ``auth-provider``) still gets the client."""
 
 LIST_PROBE = """
 import json, sys
@@ -110,6 +114,7 @@ print(json.dumps({{"code": code, "loaded": loaded, "modules": modules}}))
 
 LIST_MODULES = (
     "kubernetes.client",
+    "urllib.request",
     "controlplane.kube.direct",
     "controlplane.profiles.catalog",
     "controlplane.spec.models",
@@ -141,6 +146,7 @@ def _list_imports(tmp_path: Path, user: str) -> tuple[dict[str, Any], str]:
             str(config),
         ],
         cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")},
         capture_output=True,
         text=True,
         timeout=120,
@@ -169,3 +175,32 @@ def test_list_falls_back_to_the_client_for_an_auth_provider(tmp_path: Path) -> N
     assert "kubernetes" in found["loaded"]
     assert "kubernetes.client" in found["modules"]
     assert "Traceback" not in err
+
+
+@pytest.mark.binary
+def test_the_checkout_is_installed_without_an_import_hook() -> None:
+    """``make setup`` installs the checkout in setuptools' "compat" editable mode (a ``.pth``
+    naming the repository): the default mode's finder module imported pathlib and more before
+    every ``canaryctl`` verb, 25-30 ms of each start (docs/benchmarks.md, "CLI start-up")."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; print(sorted(m for m in sys.modules if 'editable' in m))",
+        ],
+        cwd=ROOT.parent,  # not the checkout: only the installed .pth may make the package found
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.strip() == "[]"
+    found = subprocess.run(
+        [sys.executable, "-c", "import controlplane, sys; print(controlplane.__file__)"],
+        cwd=ROOT.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert Path(found.stdout.strip()).parent == ROOT / "controlplane"
