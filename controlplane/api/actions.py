@@ -5,7 +5,8 @@ Owns :data:`VERBS` and :func:`action_routes`: pause, resume, promote (``{"full":
 :class:`~controlplane.api.sources.CanarySource` (in a cluster: :mod:`controlplane.operations`,
 exactly like ``kubectl canary``, then wakes the controller) and answers 202 with the intent; the
 controller (or the local run of ``canaryctl up``) consumes it. Who may act is
-:class:`~controlplane.api.access.Access`'s (``patch``); ``{namespace}`` and ``{name}`` are
+:class:`~controlplane.api.access.Access`'s (``patch``), and ``GET .../access`` tells the page
+before it offers the verbs (:func:`may_act`); ``{namespace}`` and ``{name}`` are
 checked as Kubernetes names first (422).
 Called by :func:`controlplane.api.app.create_app`.
 """
@@ -19,6 +20,7 @@ from controlplane.api.access import Access
 from controlplane.api.auth import Identity
 from controlplane.api.error_responses import declared
 from controlplane.api.models import (
+    ActAccess,
     ActionBody,
     ActionResult,
     IntentView,
@@ -83,9 +85,42 @@ def _endpoint(source: CanarySource, access: Access, verb: str) -> Callable[..., 
     return other
 
 
+def may_act(
+    source: CanarySource, access: Access, namespace: str, name: str, who: Identity
+) -> ActAccess:
+    """What :func:`act` would meet, asked without acting: the caller's ``patch`` right (403 /
+    404 as a read of the canary when it may not even ``get`` it); for the static token, the
+    source's own (under ``kubectl canary dashboard`` the API server decides, with the user's
+    kubeconfig)."""
+    access.allow(who, "get", namespace, name)
+    decision = access.auth.authorize(who, "patch", namespace, name)
+    if not decision.allowed:
+        return ActAccess(act=False, reason=decision.reason)
+    if who.static:
+        allowed, reason = source.may("patch", namespace, name)
+        return ActAccess(act=allowed, reason=reason)
+    return ActAccess(act=True, reason=decision.reason)
+
+
 def action_routes(source: CanarySource, access: Access) -> APIRouter:
-    """One ``POST`` route per verb of :data:`VERBS`."""
+    """One ``POST`` route per verb of :data:`VERBS`, and ``GET .../access``: whether the caller
+    may use them."""
     router = APIRouter(tags=["actions"])
+
+    @router.get(
+        "/api/v1/namespaces/{namespace}/canaries/{name}/access",
+        response_model=ActAccess,
+        responses=declared(401, 403, 404, 502, 503),
+    )
+    def access_route(
+        namespace: NamespacePath,
+        name: NamePath,
+        who: Annotated[Identity, Depends(access.identity)],
+    ) -> ActAccess:
+        """Whether the caller may act on the canary (the verbs need ``patch`` on
+        modelcanaries), with the authorizer's reason; nothing is changed."""
+        return may_act(source, access, namespace, name, who)
+
     for verb in VERBS:
         router.add_api_route(
             f"/api/v1/namespaces/{{namespace}}/canaries/{{name}}/{verb}",

@@ -16,11 +16,13 @@ Owns :func:`create_app`, which assembles the application from its route groups
 ``GET /``, ``/dashboard/``, ``/dashboard/assets/...``       the dashboard's pages (no auth)
 ``GET /api/v1/whoami``                                      the caller, and who serves (``mode``)
 ``GET /api/v1/canaries``                                    every ModelCanary (all namespaces, or
-                                                            each watched one the caller may list)
+                                                            each watched one the caller may list,
+                                                            or each holding a canary it may list)
 ``GET /api/v1/namespaces/{ns}/canaries``                    the ModelCanaries of one namespace
 ``GET /api/v1/namespaces/{ns}/canaries/{name}``             one, with its spec and status
 ``GET .../canaries/{name}/events``                          its Kubernetes Events
 ``GET .../canaries/{name}/objects``                         the objects it owns, with health
+``GET .../canaries/{name}/access``                          whether the caller may act on it, why
 ``GET /api/v1/watch/canaries[?namespace=NS]``               server-sent events: a snapshot, then
                                                             every change (one watch per process)
 ``POST /api/v1/namespaces/{ns}/canaries/{name}/{verb}``     pause, resume, promote (``{"full":

@@ -15,7 +15,7 @@ so a name can never reach the Kubernetes client as a query or another path. Ever
 can give is declared in the OpenAPI document. Called by :func:`controlplane.api.app.create_app`.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException
@@ -39,22 +39,32 @@ from controlplane.api.models import (
     summary,
 )
 from controlplane.api.sources import CanarySource
+from controlplane.kube.client import Obj
 from controlplane.profiles.measured import Loaded
 
 _NOT_WATCHED = "a namespace the controller does not watch"
 
 
-def listable(access: Access, who: Identity) -> tuple[str, ...] | None:
+def listable(
+    access: Access, who: Identity, present: Callable[[], Iterable[str]] = tuple
+) -> tuple[str, ...] | None:
     """The namespaces ``who`` may list canaries in (None: all), as ``GET /api/v1/canaries``
-    decides: ``list`` in all namespaces, or, on a server that watches some namespaces, each of
-    them the caller may list; 403 when none."""
+    decides: ``list`` in all namespaces; else, on a server that watches some namespaces, each of
+    them the caller may list; else (it watches all) each of the namespaces ``present`` names (those
+    that hold a canary) the caller may list, so a team that may list its own namespace only sees
+    its canaries on the list page. 403 when none, with the API server's reasons."""
     if access.watched is None:
-        access.allow(who, "list", None)
-        return None
-    decisions = {ns: access.auth.authorize(who, "list", ns) for ns in access.watched}
+        whole = access.auth.authorize(who, "list", None)
+        if whole.allowed:
+            return None
+        candidates: Iterable[str] = sorted(set(present()))
+        refusal = whole.reason
+    else:
+        candidates, refusal = access.watched, ""
+    decisions = {ns: access.auth.authorize(who, "list", ns) for ns in candidates}
     allowed = tuple(ns for ns, decision in decisions.items() if decision.allowed)
     if not allowed:
-        raise HTTPException(403, "; ".join(d.reason for d in decisions.values()))
+        raise HTTPException(403, refusal or "; ".join(d.reason for d in decisions.values()))
     return allowed
 
 
@@ -82,9 +92,17 @@ def canary_routes(
     def list_all(who: Annotated[Identity, Depends(access.identity)]) -> CanaryList:
         """Every ModelCanary the controller can see: needs ``list`` in all namespaces, or, on a
         controller that watches some namespaces, lists each of them the caller may list."""
-        allowed = listable(access, who)
+        listed: list[Obj] = []
+
+        def present() -> Iterable[str]:  # asked only when the caller may not list them all
+            listed.extend(source.list(None))
+            return (o["metadata"]["namespace"] for o in listed)
+
+        allowed = listable(access, who, present)
         if allowed is None:
             items = source.list(None)
+        elif access.watched is None:
+            items = [o for o in listed if o["metadata"]["namespace"] in allowed]
         else:
             items = [o for ns in allowed for o in source.list(ns)]
         return CanaryList(items=[CanarySummary(**summary(o)) for o in items])

@@ -191,6 +191,11 @@ class Hub:
             if state is not None:
                 state.done.wait(timeout_s)
 
+    def namespaces(self) -> frozenset[str]:
+        """The namespaces that hold a canary now, as the cache knows them."""
+        with self._lock:
+            return frozenset(key[0] for key in self._objects)
+
     def synced(self, scope: str | None) -> bool:
         state = self._scopes.get(scope)
         return state is not None and state.synced

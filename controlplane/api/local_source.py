@@ -199,6 +199,10 @@ class LocalSource:
             self._hub.upsert(fresh)
         return recorded, phase
 
+    def may(self, verb: str, namespace: str, name: str) -> tuple[bool, str]:
+        """Whoever holds this run's token may act on its canary (the verb may still refuse)."""
+        return True, "this run of canaryctl up"
+
     def feed(self, hub: Hub) -> None:
         with self._lock:
             if self._hub is hub:

@@ -199,6 +199,14 @@ class ActionResult(BaseModel):
     phase: str = Field(description="the phase when the intent was recorded")
 
 
+class ActAccess(BaseModel):
+    """Whether the caller may act on the canary (pause, resume, promote, abort, retry: ``patch``
+    on modelcanaries), and why; the page offers the verbs only when it may."""
+
+    act: bool
+    reason: str = Field(description="the authorizer's reason (why not, when ``act`` is false)")
+
+
 class GitWebhookResult(BaseModel):
     forge: str
     event: str

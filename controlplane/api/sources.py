@@ -24,7 +24,7 @@ from controlplane import operations
 from controlplane.api.hub import Hub
 from controlplane.errors import Expired, KubeError
 from controlplane.kube.client import KubeClient, Obj, event_version
-from controlplane.spec.models import API_VERSION, KIND
+from controlplane.spec.models import API_GROUP, API_VERSION, KIND, PLURAL
 from controlplane.status.document import RecordedIntent
 
 if TYPE_CHECKING:
@@ -62,6 +62,12 @@ class CanarySource(Protocol):
         """Keep ``hub`` up to date from now on (idempotent)."""
         ...
 
+    def may(self, verb: str, namespace: str, name: str) -> tuple[bool, str]:
+        """Whether this source's own credentials may ``verb`` the canary, and why: what the
+        verbs of a server whose caller is the source itself (``kubectl canary dashboard``) will
+        meet. ``True`` with the reason when it cannot be told: the verb's answer will say."""
+        ...
+
 
 class KubeSource:
     """The canaries of a cluster through ``kube``; ``wake(ns, name)`` after a verb (the
@@ -86,6 +92,31 @@ class KubeSource:
         if self.wake is not None:
             self.wake(namespace, name)
         return recorded, operations.phase_of(operations.get_canary(self.kube, namespace, name))
+
+    def may(self, verb: str, namespace: str, name: str) -> tuple[bool, str]:
+        """A SelfSubjectAccessReview (``authorization.k8s.io/v1``) of ``verb`` on the canary."""
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {
+                "resourceAttributes": {
+                    "group": API_GROUP,
+                    "resource": PLURAL,
+                    "verb": verb,
+                    "namespace": namespace,
+                    "name": name,
+                }
+            },
+        }
+        try:
+            status = self.kube.create(review).get("status") or {}
+        except KubeError as exc:
+            return True, f"could not be checked: {exc}"
+        allowed = bool(status.get("allowed"))
+        why = str(status.get("reason") or status.get("evaluationError") or "")
+        if allowed:
+            return True, why or "allowed"
+        return False, why or f"may not {verb} modelcanaries in namespace {namespace!r}"
 
     def feed(self, hub: Hub) -> None:
         with self._lock:

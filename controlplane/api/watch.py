@@ -9,13 +9,14 @@ scope (:meth:`~controlplane.api.sources.CanarySource.feed`, started by the first
 by one watch per browser; a change reaches the stream as soon as the watch delivers it.
 
 Who may watch is decided as for the list routes (:func:`~controlplane.api.canaries.listable`:
-``list`` on modelcanaries in all namespaces, or in each watched namespace, or in ``NS``), and
-the stream carries only the namespaces the caller may list. At each keepalive the decision is
-asked again (the authorizer caches it for a few seconds): a caller whose right was taken away
-sees the stream end. A subscriber that falls :data:`~controlplane.api.hub.QUEUE_SIZE` events
-behind is dropped (the stream ends; the page reconnects). 503 with the reason when the canaries
-could not be listed yet (the API server's 403 under ``kubectl canary dashboard``). Called by
-:func:`controlplane.api.app.create_app`.
+``list`` on modelcanaries in all namespaces, or in each watched namespace, or in each namespace
+that holds a canary, or in ``NS``), and the stream carries only the namespaces the caller may
+list. At each keepalive the decision is asked again (the authorizer caches it for a few
+seconds): a caller whose right was taken away, or who may now see a namespace more (its first
+canary), sees the stream end, and the page reconnects. A subscriber that falls
+:data:`~controlplane.api.hub.QUEUE_SIZE` events behind is dropped (the stream ends; the page
+reconnects). 503 with the reason when the canaries could not be listed yet (the API server's
+403 under ``kubectl canary dashboard``). Called by :func:`controlplane.api.app.create_app`.
 """
 
 import asyncio
@@ -48,15 +49,19 @@ def watch_routes(source: CanarySource, hub: Hub, access: Access, keepalive_s: fl
         if namespace is not None:
             access.allow(who, "list", namespace)
             return frozenset({namespace})
-        listed = listable(access, who)
+        listed = listable(access, who, hub.namespaces)
         return None if listed is None else frozenset(listed)
 
-    def still_allowed(who: Identity, namespace: str | None) -> bool:
+    def still_allowed(
+        who: Identity, namespace: str | None, subscribed: frozenset[str] | None
+    ) -> bool:
+        """The caller may still watch what it subscribed to, and no more: a namespace it may
+        list that got its first canary since ends the stream too, and the page, reconnecting,
+        gets a snapshot with it."""
         try:
-            allowed_now(who, namespace)
+            return allowed_now(who, namespace) == subscribed
         except (HTTPException, ControlPlaneError):
             return False
-        return True
 
     @router.get(
         "/api/v1/watch/canaries",
@@ -82,18 +87,16 @@ def watch_routes(source: CanarySource, hub: Hub, access: Access, keepalive_s: fl
         """Every change of the ModelCanaries the caller may list, as it happens."""
         if namespace is not None:
             names.check_label(namespace, "namespace")  # InvalidName: 422
-        allowed = await run_in_threadpool(allowed_now, who, namespace)
-        scopes = _scopes(hub, allowed)
-        source.feed(hub)
-        await run_in_threadpool(hub.wait_synced, scopes, SYNC_TIMEOUT_S)
-        for scope in scopes:
-            error = hub.failed(scope)
-            if error is not None:
-                raise error
-            if not hub.synced(scope):
-                raise HTTPException(503, "the watch has not listed the modelcanaries yet")
+        if namespace is not None or access.watched is not None:
+            allowed = await run_in_threadpool(allowed_now, who, namespace)
+            await _synced(hub, source, _scopes(hub, allowed))
+        else:  # who may not list every namespace is told the namespaces the cache holds
+            await _synced(hub, source, _scopes(hub, None))
+            allowed = await run_in_threadpool(allowed_now, who, namespace)
         snapshot, sub = hub.subscribe(allowed, asyncio.get_running_loop())
-        stream = _events(hub, sub, snapshot, keepalive_s, lambda: still_allowed(who, namespace))
+        stream = _events(
+            hub, sub, snapshot, keepalive_s, lambda: still_allowed(who, namespace, allowed)
+        )
         return StreamingResponse(
             stream,
             media_type="text/event-stream",
@@ -101,6 +104,19 @@ def watch_routes(source: CanarySource, hub: Hub, access: Access, keepalive_s: fl
         )
 
     return router
+
+
+async def _synced(hub: Hub, source: CanarySource, scopes: list[str | None]) -> None:
+    """Start the feed and wait until ``scopes`` were listed once: the error of a scope that
+    could not be, or 503."""
+    source.feed(hub)
+    await run_in_threadpool(hub.wait_synced, scopes, SYNC_TIMEOUT_S)
+    for scope in scopes:
+        error = hub.failed(scope)
+        if error is not None:
+            raise error
+        if not hub.synced(scope):
+            raise HTTPException(503, "the watch has not listed the modelcanaries yet")
 
 
 def _scopes(hub: Hub, allowed: frozenset[str] | None) -> list[str | None]:

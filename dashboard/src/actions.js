@@ -1,8 +1,9 @@
 // The verbs on one canary (pause, resume, promote, abort, retry): each asks for confirmation in a
 // modal <dialog> (the browser keeps focus inside it; Escape cancels), then shows what the server
-// answered: the recorded intent, or its refusal in its own words (403, 404, 409).
+// answered: the recorded intent, or its refusal in its own words (403, 404, 409). A caller who
+// may not act (GET .../access) sees the verbs greyed out and the authorizer's reason.
 import { html } from "htm/preact";
-import { useRef, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { api } from "./api.js";
 import { VERB_TEXT, verbsFor } from "./words.js";
 
@@ -11,8 +12,21 @@ export function Actions({ canary, onDone }) {
   const [verb, setVerb] = useState(null);
   const [busy, setBusy] = useState(false);
   const [outcome, setOutcome] = useState(null); // {ok, text}
-  const allowed = verbsFor(canary);
+  const [access, setAccess] = useState(null); // {act, reason}: may the caller act at all
+  const byPhase = verbsFor(canary);
+  const allowed = access && !access.act ? {} : byPhase;
   const opener = useRef(null);
+
+  useEffect(() => {
+    let live = true;
+    api.access(canary.namespace, canary.name).then(
+      (a) => live && setAccess(a),
+      () => live && setAccess(null), // not told: the verb's own answer will say
+    );
+    return () => {
+      live = false;
+    };
+  }, [canary.namespace, canary.name]);
 
   const ask = (v) => (e) => {
     opener.current = e.currentTarget;
@@ -68,6 +82,9 @@ export function Actions({ canary, onDone }) {
       ${button("pause")} ${button("resume")} ${button("promote")} ${button("promote-full")}
       ${button("abort")} ${button("retry")}
     </div>
+    ${access && !access.act
+      ? html`<p class="muted" data-testid="no-access">${`You may not act on this canary: ${access.reason}`}</p>`
+      : null}
     ${outcome &&
     html`<p class=${outcome.ok ? "notice" : "alert"} role=${outcome.ok ? "status" : "alert"}
       data-testid="action-outcome">${outcome.text}</p>`}

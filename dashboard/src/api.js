@@ -61,6 +61,7 @@ export const api = {
   get: (ns, name) => getJson(canaryPath(ns, name)),
   events: (ns, name) => getJson(`${canaryPath(ns, name)}/events`),
   objects: (ns, name) => getJson(`${canaryPath(ns, name)}/objects`),
+  access: (ns, name) => getJson(`${canaryPath(ns, name)}/access`),
   async act(ns, name, verb, body) {
     const res = await fetch(`${canaryPath(ns, name)}/${verb}`, {
       method: "POST",
@@ -99,9 +100,10 @@ async function* events(body) {
   }
 }
 
-// Follow every canary: onMessage(kind, payload) with kind snapshot | upsert | delete;
-// onState(text) tells the page whether it is live. Returns stop().
-export function watch(onMessage, onState) {
+// Follow every canary (of one namespace when `namespace` is given): onMessage(kind, payload) with
+// kind snapshot | upsert | delete; onState(text) tells the page whether it is live. Returns stop().
+export function watch(onMessage, onState, namespace) {
+  const query = namespace ? `?namespace=${enc(namespace)}` : "";
   let stopped = false;
   let controller = null;
   let delay = 500;
@@ -109,7 +111,7 @@ export function watch(onMessage, onState) {
 
   async function poll() {
     try {
-      const list = await api.list();
+      const list = await (namespace ? getJson(`/api/v1/namespaces/${enc(namespace)}/canaries`) : api.list());
       onMessage("snapshot", list);
       onState("polling");
     } catch (err) {
@@ -121,7 +123,7 @@ export function watch(onMessage, onState) {
   async function connect() {
     controller = new AbortController();
     try {
-      const res = await fetch("/api/v1/watch/canaries", {
+      const res = await fetch(`/api/v1/watch/canaries${query}`, {
         headers: headers({ Accept: "text/event-stream" }),
         signal: controller.signal,
       });

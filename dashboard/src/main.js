@@ -14,7 +14,24 @@ takeTokenFromUrl();
 function route() {
   const m = window.location.hash.match(/^#\/canary\/([^/]+)\/([^/]+)$/);
   if (m) return { page: "detail", ns: decodeURIComponent(m[1]), name: decodeURIComponent(m[2]) };
-  return { page: "list" };
+  const one = window.location.hash.match(/^#\/ns\/([^/]+)$/);
+  if (one) return { page: "list", scope: decodeURIComponent(one[1]) };
+  return { page: "list", scope: "" };
+}
+
+// A user who may not list every namespace names one: its list (#/ns/NAME) is watched instead.
+function NamespaceForm() {
+  const [value, setValue] = useState("");
+  const submit = (e) => {
+    e.preventDefault();
+    if (value.trim()) window.location.hash = `#/ns/${encodeURIComponent(value.trim())}`;
+  };
+  return html`<form class="namespace-form" onSubmit=${submit} data-testid="namespace-form">
+    <label for="scope">Show the canaries of one namespace</label>
+    <input id="scope" autocomplete="off" value=${value}
+      onInput=${(e) => setValue(e.currentTarget.value)} />
+    <button type="submit">Show</button>
+  </form>`;
 }
 
 function SignIn({ problem, onToken }) {
@@ -49,6 +66,8 @@ const LIVE_TEXT = {
 
 function App() {
   const [where, setWhere] = useState(route());
+  // the namespace watched ("" every one the caller may list); a canary's page keeps the list's
+  const [scope, setScope] = useState(where.scope || "");
   const [signedIn, setSignedIn] = useState(Boolean(token.get()));
   const [problem, setProblem] = useState(null);
   const [who, setWho] = useState(null);
@@ -57,7 +76,11 @@ function App() {
   const [version, setVersion] = useState(0);
 
   useEffect(() => {
-    const onHash = () => setWhere(route());
+    const onHash = () => {
+      const next = route();
+      setWhere(next);
+      if (next.page === "list") setScope(next.scope);
+    };
     window.addEventListener("hashchange", onHash);
     return () => window.removeEventListener("hashchange", onHash);
   }, []);
@@ -65,6 +88,8 @@ function App() {
   useEffect(() => {
     if (!signedIn) return undefined;
     let store = new Map();
+    setProblem(null);
+    setItems(null);
     api.whoami().then(setWho, () => setWho(null));
     const stop = watch(
       (kind, data) => {
@@ -96,13 +121,16 @@ function App() {
           setProblem(
             err.status === 401
               ? "The token was not accepted: sign in again."
-              : `You may not list canaries: ${err.message}`,
+              : scope
+                ? `You may not list the canaries of namespace ${scope}: ${err.message}`
+                : `You may not list canaries in every namespace: ${err.message}`,
           );
         }
       },
+      scope,
     );
     return stop;
-  }, [signedIn]);
+  }, [signedIn, scope]);
 
   useEffect(() => {
     document.title =
@@ -134,10 +162,17 @@ function App() {
       }}>Sign out</button>
     </header>
     ${problem && html`<p class="alert" role="alert">${problem}</p>`}
+    ${problem && where.page === "list" ? html`<${NamespaceForm} />` : null}
+    ${scope && where.page === "list"
+      ? html`<p class="muted" data-testid="scope">Namespace ${scope} only ·
+          <a href="#/">every namespace</a></p>`
+      : null}
     ${where.page === "detail"
       ? html`<${DetailPage} key=${`${where.ns}/${where.name}`} ns=${where.ns} name=${where.name}
           fromStream=${items && items.get(`${where.ns}/${where.name}`)} version=${version} />`
-      : html`<${ListPage} items=${items} />`}
+      : problem
+        ? null
+        : html`<${ListPage} items=${items} />`}
   `;
 }
 

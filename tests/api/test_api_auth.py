@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from support.api import NAME, NS, World
+from support.api import NAME, NS, STATIC, World, canary
 
 from controlplane.api.auth import Authenticator, Identity, Unauthenticated
 from controlplane.errors import Forbidden, KubeError, UsageError
@@ -89,12 +89,45 @@ def test_reader_may_read_but_not_act(world: World, client: TestClient) -> None:
 
 
 def test_namespace_grant_does_not_reach_other_namespaces(world: World, client: TestClient) -> None:
+    """A cluster-wide controller lists for alice, who may list ml-serving only, the canaries of
+    ml-serving and of no other namespace (issue 38: a team sees its own on the list page); carol,
+    who may list nowhere, is refused with the API server's reason."""
     operator(world)
+    world.create(canary("theirs", namespace="team-b"))
+    world.kube.add_token("carol-token", "carol")  # no grant anywhere
     with TestClient(world.app(namespace=[])) as every_namespace:  # a cluster-wide controller
         answer = every_namespace.get("/api/v1/canaries", headers=bearer("alice-token"))
-        assert answer.status_code == 403
+        nothing = every_namespace.get("/api/v1/canaries", headers=bearer("carol-token"))
+    assert answer.status_code == 200
+    assert [(c["namespace"], c["name"]) for c in answer.json()["items"]] == [(NS, NAME)]
+    assert nothing.status_code == 403
+    assert nothing.json()["detail"].startswith('user "carol" may not list modelcanaries')
     other = client.get("/api/v1/namespaces/team-b/canaries/x", headers=bearer("alice-token"))
     assert other.status_code == 403  # denied before looking: existence does not leak
+
+
+@pytest.mark.parametrize("namespaces", [[], [NS]], ids=["cluster-wide", "namespaced"])
+def test_access_says_who_may_act_and_why_and_changes_nothing(
+    world: World, namespaces: list[str]
+) -> None:
+    """``GET .../access``: alice (patch) may act; bob (get, list) may not, with the API server's
+    reason naming patch; carol (nothing) may not even read it: 403, as a read would be."""
+    operator(world)
+    world.kube.add_token("carol-token", "carol")
+    before = world.get()["metadata"]["resourceVersion"]
+    with TestClient(world.app(namespace=namespaces)) as client:
+        url = f"/api/v1/namespaces/{NS}/canaries/{NAME}/access"
+        alice = client.get(url, headers=bearer("alice-token"))
+        bob = client.get(url, headers=bearer("bob-token"))
+        carol = client.get(url, headers=bearer("carol-token"))
+        static = client.get(url, headers=bearer(STATIC))
+    assert (alice.status_code, alice.json()["act"]) == (200, True)
+    assert (bob.status_code, bob.json()["act"]) == (200, False)
+    assert bob.json()["reason"].startswith('user "bob" may not patch modelcanaries')
+    assert carol.status_code == 403
+    assert static.json()["act"] is True  # the controller's own token; its source may patch
+    assert world.get()["metadata"]["resourceVersion"] == before
+    assert world.woken == []
 
 
 def test_a_namespaced_controller_lists_the_watched_namespaces_the_caller_may_list(

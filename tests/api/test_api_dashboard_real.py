@@ -19,6 +19,7 @@ import pytest
 import yaml
 from support.api import STATIC
 from support.api import canary as api_canary
+from support.realkube import new_namespace
 from support.sse import EventStream
 
 from controlplane.api.app import create_app
@@ -141,6 +142,28 @@ def test_a_viewers_token_reads_and_watches_but_may_not_promote(
         f"user \"{viewer.user}\" may not patch modelcanaries.{API_GROUP} 'mine'"
     )
     assert viewer.canary() == before
+    access = httpx.get(f"{base}/access", headers=token)
+    assert (access.status_code, access.json()["act"]) == (200, False)
+    assert access.json()["reason"].startswith(f'user "{viewer.user}" may not patch')
+
+
+def test_a_namespace_viewer_lists_its_namespace_on_a_cluster_wide_controller(
+    viewer: Viewer, controller_api: ApiServer, real_kube: RealKube
+) -> None:
+    """The viewer may list in its namespace only (a Role, no ClusterRole): the controller's
+    cluster-wide list and watch carry its namespace's canaries, nothing of another's."""
+    other = new_namespace(real_kube, "other")
+    real_kube.create(api_canary("theirs", namespace=other))
+    token = {"Authorization": f"Bearer {viewer.token}"}
+    listed = httpx.get(f"{controller_api.url}/api/v1/canaries", headers=token)
+    assert listed.status_code == 200, listed.text
+    assert [(c["namespace"], c["name"]) for c in listed.json()["items"]] == [
+        (viewer.namespace, "mine")
+    ]
+    with EventStream(f"{controller_api.url}/api/v1/watch/canaries", token) as stream:
+        event, data = stream.next()
+    assert event == "snapshot"
+    assert {i["namespace"] for i in data["items"]} == {viewer.namespace}
 
 
 def test_kubectl_canary_dashboard_answers_the_api_servers_refusal(
@@ -182,6 +205,11 @@ def test_kubectl_canary_dashboard_answers_the_api_servers_refusal(
         detail = answer.json()["detail"]
         assert f'User "{viewer.user}" cannot update resource "modelcanaries"' in detail
         assert viewer.canary() == before
+        access = httpx.get(  # asked of the API server first: a SelfSubjectAccessReview
+            f"{base}/api/v1/namespaces/{viewer.namespace}/canaries/mine/access", headers=auth
+        ).json()
+        assert access["act"] is False
+        assert viewer.namespace in access["reason"] or "RBAC" in access["reason"]
         refused = httpx.get(f"{base}/api/v1/namespaces/kube-system/canaries", headers=auth)
         assert refused.status_code == 404  # not the namespace it serves
     finally:

@@ -34,11 +34,13 @@ def server(world: World) -> Iterator[ApiServer]:
         yield running
 
 
-def with_warning(world: World, name: str = NAME, namespace: str = NS) -> dict[str, Any]:
+def with_warning(
+    world: World, name: str = NAME, namespace: str = NS, message: str = "a change to see"
+) -> dict[str, Any]:
     """Write a status change as the controller would (a warning added); the status written."""
     ref = canary_ref(namespace, name)
     status = copy.deepcopy(world.kube.get(ref).get("status") or {})
-    status["warnings"] = [{"type": "Test", "message": "a change to see", "at": 1.0, "count": 1}]
+    status["warnings"] = [{"type": "Test", "message": message, "at": 1.0, "count": 1}]
     world.kube.system_replace_status(ref, status)
     return status
 
@@ -89,8 +91,9 @@ def test_one_watch_of_the_api_server_for_every_browser(world: World, server: Api
 
 
 def test_a_caller_sees_the_namespaces_it_may_list_only(world: World, server: ApiServer) -> None:
-    """bob may list ml-serving only: the cluster-wide watch is refused as the cluster-wide list
-    is; the watch of ml-serving carries ml-serving's changes and nothing of team-b's."""
+    """bob may list ml-serving only: the cluster-wide watch carries ml-serving's canaries and
+    changes and nothing of team-b's, as does the watch of ml-serving; team-b's is refused, and
+    so is any watch of carol, who may list nowhere."""
     world.kube.add_token("bob-token", "bob")
     world.kube.grant(
         "canary-reader",
@@ -102,9 +105,18 @@ def test_a_caller_sees_the_namespaces_it_may_list_only(world: World, server: Api
     )
     world.create(canary("theirs", namespace="team-b"))
     bob = {"Authorization": "Bearer bob-token"}
-    everything = httpx.get(server.url + WATCH, headers=bob)
-    assert everything.status_code == 403
-    assert everything.json()["detail"].startswith('user "bob" may not list modelcanaries')
+    world.kube.add_token("carol-token", "carol")
+    nothing = httpx.get(server.url + WATCH, headers={"Authorization": "Bearer carol-token"})
+    assert nothing.status_code == 403
+    assert nothing.json()["detail"].startswith('user "carol" may not list modelcanaries')
+    with EventStream(server.url + WATCH, bob) as stream:
+        event, data = stream.next()
+        assert event == "snapshot"
+        assert [(i["namespace"], i["name"]) for i in data["items"]] == [(NS, NAME)]
+        with_warning(world, "theirs", "team-b", "first")
+        with_warning(world, message="first")
+        event, data = stream.next()
+        assert (event, data["namespace"], data["name"]) == ("upsert", NS, NAME)
     elsewhere = httpx.get(server.url + WATCH, params={"namespace": "team-b"}, headers=bob)
     assert elsewhere.status_code == 403
     with EventStream(server.url + f"{WATCH}?namespace={NS}", bob) as stream:
@@ -161,6 +173,36 @@ def test_a_caller_whose_right_is_taken_away_sees_the_stream_end(world: World) ->
             users=["carol"],
         )
         assert s.ended()
+
+
+def test_a_namespace_with_its_first_canary_ends_the_stream_for_a_fresh_snapshot(
+    world: World,
+) -> None:
+    """dave may list ml-serving and team-c, not the cluster: his stream carries ml-serving (the
+    only one holding a canary); when team-c gets its first canary, the next keepalive's check
+    ends the stream, and the page's reconnection gets a snapshot with both."""
+    world.kube.add_token("dave-token", "dave")
+    for namespace in (NS, "team-c"):
+        world.kube.grant(
+            f"dave-{namespace}",
+            verbs=["list"],
+            resources=["modelcanaries"],
+            api_groups=[API_GROUP],
+            namespace=namespace,
+            users=["dave"],
+        )
+    auth = Authenticator(static_token=STATIC, kube=world.kube, ttl_s=0)
+    config = ApiConfig(kube=world.kube, auth=auth, keepalive_s=0.1)
+    dave = {"Authorization": "Bearer dave-token"}
+    with ApiServer(create_app(config)) as running:
+        with EventStream(running.url + WATCH, dave) as s:
+            assert [i["namespace"] for i in s.next()[1]["items"]] == [NS]
+            assert s.next(comments=True) == ("comment", "keepalive")
+            world.create(canary("new", namespace="team-c"))
+            assert s.ended()
+        with EventStream(running.url + WATCH, dave) as again:
+            items = again.next()[1]["items"]
+    assert [(i["namespace"], i["name"]) for i in items] == [(NS, NAME), ("team-c", "new")]
 
 
 def test_stopping_the_server_ends_the_streams(world: World) -> None:

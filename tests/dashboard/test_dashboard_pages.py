@@ -58,6 +58,33 @@ def test_a_long_list_is_paged_and_filtered(page: Any, shoot: Callable[[Any, str]
         assert [r.get_attribute("data-canary") for r in rows.all()] == ["team-07/model-0007"]
 
 
+def test_a_user_of_one_empty_namespace_names_it_and_sees_its_list(page: Any) -> None:
+    """nina may list in team-z only, where no canary is yet: the page says she may not list
+    every namespace (the server's reason) and asks for a namespace; named, it is watched."""
+    kube = FakeKube()
+    d.fleet(kube, 3, time.time() - d.HOUR)
+    kube.add_token("nina-token", "nina")
+    kube.grant(
+        "nina-reader",
+        verbs=["list", "watch"],
+        resources=["modelcanaries"],
+        api_groups=[d.GROUP],
+        namespace="team-z",
+        users=["nina"],
+    )
+    with d.serve(kube, static_token=None) as server:
+        page.goto(f"{server.url}/dashboard/#token=nina-token")
+        alert = page.get_by_role("alert")
+        expect(alert).to_contain_text("You may not list canaries in every namespace")
+        expect(alert).to_contain_text('user "nina" may not list')
+        page.get_by_label("Show the canaries of one namespace").fill("team-z")
+        page.get_by_role("button", name="Show").click()
+        expect(page.locator("[data-testid=scope]")).to_contain_text("Namespace team-z only")
+        expect(page.locator(".count")).to_have_text("0 of 0 canaries")
+        assert page.get_by_role("alert").count() == 0
+        assert "#/ns/team-z" in page.url
+
+
 def test_filters_by_namespace_and_phase(page: Any, site: Any) -> None:
     _open_list(page, site)
     page.get_by_label("Namespace").select_option("search")
