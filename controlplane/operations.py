@@ -236,15 +236,16 @@ def record_intent(
         entry = {"id": uuid.uuid4().hex[:12], **intent.to_dict()}
         kept: list[dict[str, Any]] = [{"id": r.id, **r.intent.to_dict()} for r in recorded]
         value = json.dumps([*kept[-(MAX_RECORDED - 1) :], entry], separators=(",", ":"))
-        updated = {
-            **obj,
+        # a merge patch whose resourceVersion is a precondition (409 when it moved): the verbs
+        # need only ``patch`` on modelcanaries, as docs/security.md grants a tenant, not update
+        change = {
             "metadata": {
-                **meta,
-                "annotations": {**(meta.get("annotations") or {}), st.INTENT_ANNOTATION: value},
-            },
+                "resourceVersion": meta["resourceVersion"],
+                "annotations": {st.INTENT_ANNOTATION: value},
+            }
         }
         try:
-            kube.replace(updated)
+            kube.patch(canary_ref(namespace, name), change)
         except Conflict:
             continue
         return st.RecordedIntent(entry["id"], intent)

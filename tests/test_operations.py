@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from support.canaries import canary_dict
 
 from controlplane.errors import Conflict, NotFound, UsageError
-from controlplane.kube.client import Obj
+from controlplane.kube.client import Obj, Ref
 from controlplane.operations import (
     MAX_RECORDED,
     get_canary,
@@ -68,32 +69,47 @@ def test_old_intents_are_dropped_beyond_the_limit() -> None:
 
 def test_a_conflicting_writer_is_retried_not_lost() -> None:
     kube, _ = _cluster()
-    real_replace = kube.replace
+    real_patch = kube.patch
     raced: list[bool] = []
 
-    def racing_replace(obj: Obj) -> Obj:
+    def racing_patch(ref: Ref, patch: Any, *, kind: Any = "merge") -> Obj:
         if not raced:  # someone else writes between our read and our write, once
             raced.append(True)
             current = get_canary(kube, NS, "support-triage")
             current["metadata"].setdefault("labels", {})["touched"] = "yes"
-            real_replace(current)
-        return real_replace(obj)
+            kube.replace(current)
+        return real_patch(ref, patch, kind=kind)
 
-    kube.replace = racing_replace  # type: ignore[method-assign]
+    kube.patch = racing_patch  # type: ignore[method-assign]
     record_intent(kube, NS, "support-triage", "abort")
+    assert raced == [True]  # the first patch met the other writer's version: 409, read again
     obj = get_canary(kube, NS, "support-triage")
     assert obj["metadata"]["labels"]["touched"] == "yes"
     recorded, _ = read_intents(obj["metadata"]["annotations"])
     assert [r.intent.verb for r in recorded] == ["abort"]
 
 
+def test_an_intent_is_recorded_with_patch_alone() -> None:
+    """A tenant may ``patch`` its canaries (docs/security.md), not ``update`` them: recording
+    an intent replaces nothing."""
+    kube, _ = _cluster()
+
+    def no_update(obj: Obj) -> Obj:
+        raise AssertionError("record_intent must not replace the canary")
+
+    kube.replace = no_update  # type: ignore[method-assign]
+    record_intent(kube, NS, "support-triage", "pause")
+    recorded, _ = read_intents(get_canary(kube, NS, "support-triage")["metadata"]["annotations"])
+    assert [r.intent.verb for r in recorded] == ["pause"]
+
+
 def test_conflicts_forever_give_a_usage_error() -> None:
     kube, _ = _cluster()
 
-    def always_conflict(obj: Obj) -> Obj:
+    def always_conflict(ref: Ref, patch: Any, *, kind: Any = "merge") -> Obj:
         raise Conflict("resourceVersion changed")
 
-    kube.replace = always_conflict  # type: ignore[method-assign]
+    kube.patch = always_conflict  # type: ignore[method-assign]
     with pytest.raises(UsageError, match="kept changing"):
         record_intent(kube, NS, "support-triage", "pause")
 

@@ -406,7 +406,13 @@ class LoopbackCluster:
         return None
 
     def request(
-        self, method: str, path: str, body: Any = None, *, content_type: str = "application/json"
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        content_type: str = "application/json",
+        timeout: float = 30.0,
     ) -> Any:
         """One authenticated call as the admin (for setup; the product uses RealKube)."""
         data = None if body is None else json.dumps(body).encode()
@@ -416,7 +422,7 @@ class LoopbackCluster:
         if data is not None:
             req.add_header("Content-Type", content_type)
         context = ssl.create_default_context(cafile=str(self.ca))
-        with urllib.request.urlopen(req, context=context, timeout=30) as response:
+        with urllib.request.urlopen(req, context=context, timeout=timeout) as response:
             raw = response.read()
         return json.loads(raw) if raw else None
 
@@ -672,6 +678,10 @@ def wait_served(
             time.sleep(0.05)
 
 
+CRD_APPLY_TIMEOUT_S = 180.0
+"""How long one CRD's server-side apply may take (setup, not the product's calls)."""
+
+
 def _apply_crd(cluster: LoopbackCluster, crd: dict[str, Any]) -> str:
     name = crd["metadata"]["name"]
     path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
@@ -681,6 +691,9 @@ def _apply_crd(cluster: LoopbackCluster, crd: dict[str, Any]) -> str:
             f"{path}?fieldManager=controlplane-kube-up&force=true",
             crd,
             content_type="application/apply-patch+yaml",
+            # KServe's LLMInferenceService CRDs are 0.8 MB each: applied four at a time on two
+            # busy cores, one took over 30 s (19.6 s alone at load 9)
+            timeout=CRD_APPLY_TIMEOUT_S,
         )
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")

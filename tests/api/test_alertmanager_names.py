@@ -78,7 +78,7 @@ def test_labels_that_are_no_names_are_invalid_and_ask_nothing(
         (KubeError('503: etcd leader changed while reading "db-creds"'), "could not be asked"),
     ],
 )
-@pytest.mark.parametrize("verb", ["get", "replace"])
+@pytest.mark.parametrize("verb", ["get", "patch"])
 def test_kube_errors_are_a_per_alert_error_without_the_servers_text(
     world: World, client: TestClient, admin: dict[str, str], error: KubeError, says: str, verb: str
 ) -> None:

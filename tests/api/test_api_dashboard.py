@@ -174,13 +174,13 @@ def test_with_the_users_kubeconfig_a_refusal_is_the_callers_403(world: World) ->
     its own ServiceAccount's refusal 502)."""
     why = (
         '403 Forbidden: modelcanaries.canary.controlplane.dev "support-triage" is forbidden: '
-        'User "viewer" cannot update resource "modelcanaries"'
+        'User "viewer" cannot patch resource "modelcanaries"'
     )
     config = ApiConfig(kube=world.kube, auth=Authenticator(static_token=STATIC), mode="kubeconfig")
     before = world.get()["metadata"]["resourceVersion"]
     token = {"Authorization": f"Bearer {STATIC}"}
     with TestClient(create_app(config)) as api:
-        world.kube.fail_next("replace", Forbidden(why))
+        world.kube.fail_next("patch", Forbidden(why))
         answer = api.post(f"{BASE}/pause", headers=token)
         assert (answer.status_code, answer.json()) == (403, {"detail": why})
         alert = api.post("/api/v1/alertmanager", json={}, headers=token)

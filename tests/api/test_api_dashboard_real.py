@@ -203,7 +203,7 @@ def test_kubectl_canary_dashboard_answers_the_api_servers_refusal(
         )
         assert answer.status_code == 403, answer.text
         detail = answer.json()["detail"]
-        assert f'User "{viewer.user}" cannot update resource "modelcanaries"' in detail
+        assert f'User "{viewer.user}" cannot patch resource "modelcanaries"' in detail
         assert viewer.canary() == before
         access = httpx.get(  # asked of the API server first: a SelfSubjectAccessReview
             f"{base}/api/v1/namespaces/{viewer.namespace}/canaries/mine/access", headers=auth

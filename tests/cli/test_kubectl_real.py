@@ -406,7 +406,7 @@ def test_a_user_without_rights_gets_the_servers_reason(world: World) -> None:
         ("list", "--context", "viewer"): None,  # the Role allows reading
         ("get", "guarded", "--context", "viewer", "-o", "json"): None,
         ("pause", "guarded", "--context", "viewer"): (
-            f'modelcanaries.{GROUP} "guarded" is forbidden: {sa % "viewer"} cannot update '
+            f'modelcanaries.{GROUP} "guarded" is forbidden: {sa % "viewer"} cannot patch '
             f'resource "modelcanaries" in API group "{GROUP}" in the namespace "{ns}"'
         ),
         ("list", "--context", "viewer", "-n", "default"): (

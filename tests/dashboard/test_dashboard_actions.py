@@ -11,6 +11,9 @@ ServiceAccount tokens from the TokenRequest API.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from support import dashboard as d
 from support.realkube import new_namespace
 
@@ -29,6 +33,7 @@ from controlplane.api.server import ApiServer
 from controlplane.kube.client import KubeClient, Obj, canary_ref
 from controlplane.spec.models import API_GROUP
 from controlplane.status.document import INTENT_ANNOTATION
+from harness.cluster.kubeapi import kubeconfig
 from harness.kube.fake import FakeKube
 
 pytestmark = pytest.mark.binary  # Playwright's driver and Chromium; kube-apiserver and etcd
@@ -45,6 +50,7 @@ class Stage:
     namespace: str
     operator: str
     viewer: str
+    loopback: Any = None
 
     def canary(self) -> Obj:
         return self.kube.get(canary_ref(self.namespace, NAME))
@@ -104,6 +110,7 @@ def real_stage(request: pytest.FixtureRequest) -> Iterator[Stage]:
             ns,
             d.token_of(loopback, ns, "operator"),
             d.token_of(loopback, ns, "viewer"),
+            loopback,
         )
 
 
@@ -173,3 +180,56 @@ def test_a_viewer_is_told_why_it_may_not_act_and_nothing_changes(
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
     assert stage.verbs() == []
     shoot(page, "refused")
+
+
+@contextmanager
+def kubectl_canary_dashboard(stage: Stage, token: str, who: str, tmp: Path) -> Iterator[str]:
+    """``kubectl canary dashboard -n NS`` run as a user would, with a kubeconfig of ``token``;
+    the URL it prints (its one-time token in the fragment)."""
+    config = tmp / f"{who}.kubeconfig"
+    config.write_text(
+        yaml.safe_dump(kubeconfig(stage.loopback.server, stage.loopback.ca, token, who))
+    )
+    argv = [sys.executable, "-m", "controlplane.cli.main", "dashboard", "--kubeconfig",
+            str(config), "-n", stage.namespace, "--port", "0", "--no-browser"]  # fmt: skip
+    env = {**os.environ, "HOME": str(tmp)}
+    log = tmp / f"{who}.stderr"
+    with log.open("w") as err:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        said = f"{line}{log.read_text()}"
+        assert line.startswith(f"Dashboard of namespace '{stage.namespace}' as "), said
+        yield line.rsplit(": ", 1)[1].strip()
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0, log.read_text()  # SIGTERM: a clean stop
+
+
+@pytest.mark.parametrize("stage", ["real"], indirect=True)
+def test_kubectl_canary_dashboard_in_the_browser_acts_as_the_kubeconfig_user(
+    page: Any, stage: Stage, tmp_path: Path
+) -> None:
+    """The dashboard verb, run as a process with each ServiceAccount's kubeconfig: the viewer's
+    page greys the verbs out with the API server's answer to its SelfSubjectAccessReview; the
+    operator's page promotes, recorded as the operator (the kubeconfig's user, not a token's)."""
+    with kubectl_canary_dashboard(stage, stage.viewer, "viewer", tmp_path) as url:
+        page.goto(url)
+        page.locator(f"tr[data-canary='{stage.namespace}/{NAME}'] a").click()
+        why = page.locator("[data-testid=no-access]")
+        why.wait_for()
+        assert "patch" in why.inner_text()
+        assert page.locator("button[data-verb=promote]").is_disabled()
+    assert stage.verbs() == []
+    with kubectl_canary_dashboard(stage, stage.operator, "operator", tmp_path) as url:
+        page.goto(url)
+        page.locator(f"tr[data-canary='{stage.namespace}/{NAME}'] a").click()
+        page.wait_for_selector("[data-testid=step]")
+        page.locator("button[data-verb=promote]").click()
+        page.locator("dialog[open] button[data-confirm]").click()
+        said = page.locator("[data-testid=action-outcome]")
+        said.wait_for()
+        operator = f"system:serviceaccount:{stage.namespace}:operator"
+        assert said.inner_text().startswith(f"Promote: asked by {operator}"), said.inner_text()
+    assert stage.verbs() == ["promote"]

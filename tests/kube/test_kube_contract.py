@@ -114,6 +114,20 @@ def objects(events: list[WatchEvent]) -> list[tuple[str, str]]:
 # --- CRUD and conflicts --------------------------------------------------------------------------
 
 
+def test_a_merge_patch_carrying_a_resource_version_is_a_precondition(backend: Backend) -> None:
+    """What ``kubectl canary``'s verbs rely on to record an intent with ``patch`` alone (no
+    ``update``): the version in the patch must be the stored one, else 409 and nothing changes."""
+    kube, ns = backend.kube, backend.ns
+    stored = kube.create(configmap(ns, "precondition", a="1"))
+    ref, version = Ref.of(stored), stored["metadata"]["resourceVersion"]
+    patched = kube.patch(ref, {"metadata": {"resourceVersion": version}, "data": {"a": "2"}})
+    assert patched["data"] == {"a": "2"}
+    with pytest.raises(Conflict):
+        kube.patch(ref, {"metadata": {"resourceVersion": version}, "data": {"a": "3"}})
+    assert kube.get(ref)["data"] == {"a": "2"}
+    kube.delete(ref)
+
+
 def test_crud(backend: Backend) -> None:
     kube, ns = backend.kube, backend.ns
     stored = kube.create(configmap(ns, a="1"))
