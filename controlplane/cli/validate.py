@@ -28,7 +28,13 @@ from controlplane.capacity.notes import plan_lines
 from controlplane.errors import NotFound, Problem
 from controlplane.profiles.catalog import Catalog, load_catalog
 from controlplane.profiles.expected import notes
-from controlplane.validation import More, check_file, validated_file, warnings_file
+from controlplane.validation import (
+    More,
+    check_file,
+    fast_file,
+    validated_file,
+    warnings_file,
+)
 
 if TYPE_CHECKING:  # --cluster only: the client, the controller's adoption (issue 41)
     from controlplane.kube.client import KubeClient
@@ -83,10 +89,10 @@ def expand(paths: list[str]) -> tuple[list[str], list[Problem]]:
     return files, problems
 
 
-def print_notes(name: str, catalog: Catalog) -> None:
+def print_notes(name: str, catalog: Catalog, canaries: list[ModelCanary] | None = None) -> None:
     """The measured-profile notes and the capacity plan of every canary of the valid file
-    ``name``, on stderr."""
-    for canary in validated_file(name, catalog):
+    ``name`` (its ``canaries`` when the caller has them), on stderr."""
+    for canary in validated_file(name, catalog) if canaries is None else canaries:
         for line in [*notes(canary, catalog), *plan_lines(canary, catalog)]:
             print(f"{name}: {line}", file=sys.stderr)
 
@@ -136,6 +142,14 @@ def run(args: argparse.Namespace) -> int:
         more = live_rules(connect(args), catalog)
     warned = 0
     for name in files:
+        fast = fast_file(name, catalog) if more is None else None
+        if fast is not None:  # valid: the same lines as below, without the models (issue 41)
+            canaries, warned_here = fast
+            for warning in warned_here:
+                print(format_warning(warning), file=sys.stderr)
+                warned += 1
+            print_notes(name, catalog, canaries)
+            continue
         found = check_file(name, catalog, more=more)
         problems.extend(found)
         for warning in warnings_file(name):

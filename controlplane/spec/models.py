@@ -24,15 +24,17 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from controlplane.spec import constants, names
-from controlplane.spec.git_url import GIT_URL_PATTERN, git_url_problem
+from controlplane.spec.behaviour import CanaryMethods, MetricMethods, SpecMethods
+from controlplane.spec.git_url import GIT_URL_PATTERN, checked_git_url
 from controlplane.spec.units import (
     DURATION_PATTERN,
     Duration,
     Quantity,
     parse_duration,
     parse_quantity,
+    quantity_out,
 )
-from controlplane.spec.vllm_version import VLLM_VERSION_PATTERN, parse_vllm_version
+from controlplane.spec.vllm_version import VLLM_VERSION_PATTERN, checked_vllm_version
 
 API_GROUP = constants.API_GROUP
 API_VERSION = constants.API_VERSION
@@ -58,7 +60,7 @@ DurationField = Annotated[
 QuantityField = Annotated[
     Quantity,
     BeforeValidator(parse_quantity),
-    PlainSerializer(lambda q: q.text or q.value, return_type=Any),
+    PlainSerializer(quantity_out, return_type=Any),
     WithJsonSchema(
         {
             "anyOf": [{"type": "number"}, {"type": "string"}],
@@ -69,17 +71,10 @@ QuantityField = Annotated[
 ]
 
 
-def _git_url(value: str) -> str:
-    problem = git_url_problem(value)
-    if problem is not None:
-        raise ValueError(problem)
-    return value
-
-
 GitUrlField = Annotated[
     str,
     Field(max_length=2048),
-    AfterValidator(_git_url),
+    AfterValidator(checked_git_url),
     WithJsonSchema(
         {
             "type": "string",
@@ -91,19 +86,10 @@ GitUrlField = Annotated[
 ]
 
 
-def _vllm_version(value: str) -> str:
-    if parse_vllm_version(value) is None:
-        raise ValueError(
-            f"{value!r} is not a vLLM version: write the release the runtime image runs, "
-            "e.g. 0.24.0"
-        )
-    return value
-
-
 VllmVersionField = Annotated[
     str,
     Field(max_length=64),
-    AfterValidator(_vllm_version),
+    AfterValidator(checked_vllm_version),
     WithJsonSchema(
         {
             "type": "string",
@@ -152,24 +138,7 @@ DEFAULT_MIN_SAMPLES = 100
 DEFAULT_QUANTILE = constants.DEFAULT_QUANTILE
 DEFAULT_ALPHA = 0.01
 DEFAULT_GATE_TIMEOUT = "1h"
-GATE_PLACEHOLDERS = (
-    "canary",
-    "namespace",
-    "model",
-    "step",
-    "weight",
-    "point",
-    "gate",
-    "candidate",
-    "stable",
-    "candidate.endpoint",
-    "stable.endpoint",
-    "candidate.storageUri",
-    "candidate.quantization",
-    "stable.storageUri",
-    "stable.quantization",
-)
-"""Placeholders a gate's ``parameters`` may use (``{{candidate.endpoint}}``); see docs/gates.md."""
+GATE_PLACEHOLDERS = constants.GATE_PLACEHOLDERS
 
 
 class _Model(BaseModel):
@@ -303,7 +272,7 @@ class TrafficSpec(_Model):
     hosts: list[str] = Field(default_factory=list, max_length=100)
 
 
-class MetricSpec(_Model):
+class MetricSpec(_Model, MetricMethods):
     """A named metric: a built-in of the preset, or a custom PromQL ``query``."""
 
     name: DNSLabel
@@ -311,11 +280,6 @@ class MetricSpec(_Model):
     quantile: float | None = Field(default=None, gt=0, lt=1)
     query: str | None = Field(default=None, min_length=1, max_length=20_000)
     unit: MetricUnit | None = None
-
-    @property
-    def quantile_or_default(self) -> float:
-        """The quantile a latency built-in reads: ``quantile``, else :data:`DEFAULT_QUANTILE`."""
-        return DEFAULT_QUANTILE if self.quantile is None else self.quantile
 
 
 class AnalysisSpec(_Model):
@@ -516,8 +480,8 @@ class GitWriteBackSpec(_Model):
     credentials_secret_ref: SecretKeyRef | None = None
 
 
-class ModelCanarySpec(_Model):
-    """``spec`` of a ModelCanary."""
+class ModelCanarySpec(_Model, SpecMethods):
+    """``spec`` of a ModelCanary (methods: :class:`~controlplane.spec.behaviour.SpecMethods`)."""
 
     model: ModelSpec
     stable: VariantSpec
@@ -532,30 +496,8 @@ class ModelCanarySpec(_Model):
     git_write_back: GitWriteBackSpec | None = None
     gates: list[GateSpec] = Field(default_factory=list, max_length=50)
 
-    def variant(self, role: str) -> VariantSpec:
-        """The variant of ``role``, ``"stable"`` or ``"candidate"`` (ValueError for another)."""
-        if role == "stable":
-            return self.stable
-        if role == "candidate":
-            return self.candidate
-        raise ValueError(f"no variant role {role!r}: stable or candidate")
 
-    def candidate_is_stable(self) -> bool:
-        """True when the candidate equals the stable variant in every field but ``name``: there
-        is nothing to roll out (a no-op rollout, e.g. after a git revert of a failed candidate).
-        An adopted stable not yet resolved (:attr:`adopted`, no ``storageUri``) is never equal."""
-        if self.adopted and not self.stable.storage_uri:
-            return False
-        exclude = {"name", "target_ref"}
-        return self.candidate.model_dump(exclude=exclude) == self.stable.model_dump(exclude=exclude)
-
-    @property
-    def adopted(self) -> bool:
-        """The stable is a live InferenceService the canary adopted (``stable.targetRef``)."""
-        return self.stable.target_ref is not None
-
-
-class ModelCanary(_Model):
+class ModelCanary(_Model, CanaryMethods):
     """The whole resource as users commit it.
 
     ``status`` is the controller's and is not validated here.
@@ -569,11 +511,3 @@ class ModelCanary(_Model):
     _resolved: Any = PrivateAttr(default=None)
     """What an adopted stable was resolved from (:func:`controlplane.serving.adopt.resolve`
     sets it; not part of the resource: never dumped, hashed or validated)."""
-
-    def resolved_from(self) -> Any:
-        """What :func:`controlplane.serving.adopt.resolve` made this copy with, or None."""
-        return self._resolved
-
-    def metric(self, name: str) -> MetricSpec | None:
-        """The metric called ``name``, or None."""
-        return next((m for m in self.spec.analysis.metrics if m.name == name), None)
