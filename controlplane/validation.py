@@ -33,6 +33,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, cast
+
 from controlplane.analysis import resolution
 from controlplane.analysis.sequential import support as sequential_support
 from controlplane.capacity import plan as capacity_plan
@@ -389,7 +390,19 @@ def fast_file(path: str | os.PathLike[str], catalog: Catalog | None = None) -> V
     :func:`check_file`, which says what, in the models' words. ``canaryctl validate``'s path for
     a valid file (issue 41); tests/spec/test_fast_contract.py holds it to :func:`check_file`."""
     try:
-        documents = parse_text(read_source(path), os.fspath(path))
+        source = read_source(path)
+    except SpecError:
+        return None
+    return fast_text(source, os.fspath(path), catalog)
+
+
+def fast_text(
+    source: str | bytes, filename: str | None = None, catalog: Catalog | None = None
+) -> Valid | None:
+    """:func:`fast_file` of ``source`` (the file's bytes), as :func:`check_text` is of
+    :func:`check_file`."""
+    try:
+        documents = parse_text(source, filename)
     except SpecError:
         return None
     canaries: list[ModelCanary] = []

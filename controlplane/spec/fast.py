@@ -32,6 +32,8 @@ class FastObject:
     gave (pydantic's ``model_fields_set``)."""
 
     __slots__ = ("_extra", "_fields_set")
+    _extra: dict[str, Any] | None
+    _fields_set: set[str]
     _FIELDS: ClassVar[tuple[tuple[str, str, Serializer | None], ...]] = ()
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -63,9 +65,9 @@ class FastObject:
         return out
 
     def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
+        if not isinstance(other, FastObject) or type(other) is not type(self):
             return NotImplemented
-        return self.model_dump() == other.model_dump()  # type: ignore[attr-defined]
+        return self.model_dump() == other.model_dump()
 
     __hash__ = None  # type: ignore[assignment]  # lists inside: pydantic's are unhashable too
 

@@ -1,11 +1,11 @@
-"""GENERATED from :mod:`controlplane.spec.models` by :mod:`controlplane.spec.fastgen`: do not
-edit. ``make fast-models`` rewrites it; tests/spec/test_fast_models.py checks it is current.
+"""GENERATED from :mod:`controlplane.spec.models` by :mod:`controlplane.spec.fastgen`:
+do not edit. ``make fast-models`` rewrites it; tests/spec/test_fast_models.py checks it is current.
 
 The spec's fast copy: light ``__slots__`` objects with the models' attribute names and defaults,
 and ``build_<Model>(data)`` functions that accept what the models accept and raise
 :class:`~controlplane.spec.fast.Invalid` for anything else. Called by
-:func:`controlplane.validation.fast_file` (``canaryctl validate``'s path for a valid file, issue 41).
-Imports no pydantic.
+:func:`controlplane.validation.fast_text` (``canaryctl validate``'s path for a valid file, issue
+41). Imports no pydantic.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import re as _re
 from typing import Any, Literal
 
-from controlplane.spec.behaviour import CanaryMethods, MetricMethods, SpecMethods
+from controlplane.spec.constants import DEFAULT_QUANTILE
 from controlplane.spec.fast import FastObject, Invalid, new, put
 from controlplane.spec.git_url import checked_git_url
 from controlplane.spec.units import Duration, Quantity, parse_duration, parse_quantity, quantity_out
@@ -52,7 +52,7 @@ def build_ObjectMeta(data: Any) -> ObjectMeta:
         raise Invalid
     extra = {k: x for k, x in data.items() if k not in _KEYS_ObjectMeta}
     given: set[str] = set()
-    obj = new(ObjectMeta, given, extra)
+    obj: ObjectMeta = new(ObjectMeta, given, extra)
     if 'name' in data:
         put(obj, 'name', _v1(data['name']))
         given.add('name')
@@ -100,7 +100,7 @@ def build_ModelArchitecture(data: Any) -> ModelArchitecture:
         raise Invalid
     extra = None
     given: set[str] = set()
-    obj = new(ModelArchitecture, given, extra)
+    obj: ModelArchitecture = new(ModelArchitecture, given, extra)
     if 'layers' in data:
         put(obj, 'layers', _v5(data['layers']))
         given.add('layers')
@@ -161,7 +161,7 @@ def build_ModelSpec(data: Any) -> ModelSpec:
         raise Invalid
     extra = None
     given: set[str] = set()
-    obj = new(ModelSpec, given, extra)
+    obj: ModelSpec = new(ModelSpec, given, extra)
     if 'name' in data:
         put(obj, 'name', _v2(data['name']))
         given.add('name')
@@ -237,7 +237,7 @@ def build_QueueScaling(data: Any) -> QueueScaling:
         raise Invalid
     extra = None
     given: set[str] = set()
-    obj = new(QueueScaling, given, extra)
+    obj: QueueScaling = new(QueueScaling, given, extra)
     if 'serverAddress' in data:
         if 'server_address' in data:
             raise Invalid
@@ -283,7 +283,7 @@ def build_VariantAutoscaling(data: Any) -> VariantAutoscaling:
         raise Invalid
     extra = None
     given: set[str] = set()
-    obj = new(VariantAutoscaling, given, extra)
+    obj: VariantAutoscaling = new(VariantAutoscaling, given, extra)
     if 'maxReplicas' in data:
         if 'max_replicas' in data:
             raise Invalid
@@ -326,7 +326,7 @@ def build_TargetRef(data: Any) -> TargetRef:
         raise Invalid
     extra = None
     given: set[str] = set()
-    obj = new(TargetRef, given, extra)
+    obj: TargetRef = new(TargetRef, given, extra)
     if 'apiVersion' in data:
         if 'api_version' in data:
             raise Invalid
@@ -390,7 +390,7 @@ def build_VariantSpec(data: Any) -> VariantSpec:
         raise Invalid
     extra = None
     given: set[str] = set()
-    obj = new(VariantSpec, given, extra)
+    obj: VariantSpec = new(VariantSpec, given, extra)
     if 'name' in data:
         put(obj, 'name', _v2(data['name']))
         given.add('name')
@@ -500,7 +500,7 @@ def build_GatewayRef(data: Any) -> GatewayRef:
         raise Invalid
     extra = None
     given: set[str] = set()
-    obj = new(GatewayRef, given, extra)
+    obj: GatewayRef = new(GatewayRef, given, extra)
     if 'name' in data:
         put(obj, 'name', _v1(data['name']))
         given.add('name')
@@ -551,7 +551,7 @@ def build_CohortSpec(data: Any) -> CohortSpec:
         raise Invalid
     extra = None
     given: set[str] = set()
-    obj = new(CohortSpec, given, extra)
+    obj: CohortSpec = new(CohortSpec, given, extra)
     if 'header' in data:
         put(obj, 'header', _v41(data['header']))
         given.add('header')
@@ -591,7 +591,7 @@ def build_TrafficSpec(data: Any) -> TrafficSpec:
         raise Invalid
     extra = None
     given: set[str] = set()
-    obj = new(TrafficSpec, given, extra)
+    obj: TrafficSpec = new(TrafficSpec, given, extra)
     if 'router' in data:
         put(obj, 'router', _v43(data['router']))
         given.add('router')
@@ -615,7 +615,7 @@ def build_TrafficSpec(data: Any) -> TrafficSpec:
     return obj
 
 
-class MetricSpec(FastObject, MetricMethods):
+class MetricSpec(FastObject):
     """Fast copy of :class:`controlplane.spec.models.MetricSpec`."""
 
     __slots__ = ('name', 'builtin', 'quantile', 'query', 'unit')
@@ -632,6 +632,11 @@ class MetricSpec(FastObject, MetricMethods):
     query: str | None
     unit: Literal['seconds', 'ratio', 'number'] | None
 
+    @property
+    def quantile_or_default(self) -> float:
+        """The quantile a latency built-in reads: ``quantile``, else :data:`DEFAULT_QUANTILE`."""
+        return DEFAULT_QUANTILE if self.quantile is None else self.quantile
+
 
 _KEYS_MetricSpec = frozenset(['builtin', 'name', 'quantile', 'query', 'unit'])
 
@@ -643,7 +648,7 @@ def build_MetricSpec(data: Any) -> MetricSpec:
         raise Invalid
     extra = None
     given: set[str] = set()
-    obj = new(MetricSpec, given, extra)
+    obj: MetricSpec = new(MetricSpec, given, extra)
     if 'name' in data:
         put(obj, 'name', _v2(data['name']))
         given.add('name')
@@ -704,7 +709,7 @@ def build_AnalysisSpec(data: Any) -> AnalysisSpec:
         raise Invalid
     extra = None
     given: set[str] = set()
-    obj = new(AnalysisSpec, given, extra)
+    obj: AnalysisSpec = new(AnalysisSpec, given, extra)
     if 'interval' in data:
         put(obj, 'interval', _v57(data['interval']))
         given.add('interval')
@@ -788,7 +793,7 @@ def build_CheckSpec(data: Any) -> CheckSpec:
         raise Invalid
     extra = None
     given: set[str] = set()
-    obj = new(CheckSpec, given, extra)
+    obj: CheckSpec = new(CheckSpec, given, extra)
     if 'metric' in data:
         put(obj, 'metric', _v2(data['metric']))
         given.add('metric')
@@ -888,7 +893,7 @@ def build_StepSpec(data: Any) -> StepSpec:
         raise Invalid
     extra = None
     given: set[str] = set()
-    obj = new(StepSpec, given, extra)
+    obj: StepSpec = new(StepSpec, given, extra)
     if 'weight' in data:
         put(obj, 'weight', _v74(data['weight']))
         given.add('weight')
@@ -939,7 +944,7 @@ def build_WorkflowTemplateRef(data: Any) -> WorkflowTemplateRef:
         raise Invalid
     extra = None
     given: set[str] = set()
-    obj = new(WorkflowTemplateRef, given, extra)
+    obj: WorkflowTemplateRef = new(WorkflowTemplateRef, given, extra)
     if 'name' in data:
         put(obj, 'name', _v1(data['name']))
         given.add('name')
@@ -992,7 +997,7 @@ def build_GateSpec(data: Any) -> GateSpec:
         raise Invalid
     extra = None
     given: set[str] = set()
-    obj = new(GateSpec, given, extra)
+    obj: GateSpec = new(GateSpec, given, extra)
     if 'name' in data:
         put(obj, 'name', _v2(data['name']))
         given.add('name')
@@ -1070,7 +1075,7 @@ def build_ShadowSpec(data: Any) -> ShadowSpec:
         raise Invalid
     extra = None
     given: set[str] = set()
-    obj = new(ShadowSpec, given, extra)
+    obj: ShadowSpec = new(ShadowSpec, given, extra)
     if 'duration' in data:
         put(obj, 'duration', _v57(data['duration']))
         given.add('duration')
@@ -1123,7 +1128,7 @@ def build_BudgetSpec(data: Any) -> BudgetSpec:
         raise Invalid
     extra = None
     given: set[str] = set()
-    obj = new(BudgetSpec, given, extra)
+    obj: BudgetSpec = new(BudgetSpec, given, extra)
     if 'dailyLimit' in data:
         if 'daily_limit' in data:
             raise Invalid
@@ -1179,7 +1184,7 @@ def build_TypicalRequest(data: Any) -> TypicalRequest:
         raise Invalid
     extra = None
     given: set[str] = set()
-    obj = new(TypicalRequest, given, extra)
+    obj: TypicalRequest = new(TypicalRequest, given, extra)
     if 'inputTokens' in data:
         if 'input_tokens' in data:
             raise Invalid
@@ -1225,7 +1230,7 @@ def build_ReplicaRates(data: Any) -> ReplicaRates:
         raise Invalid
     extra = None
     given: set[str] = set()
-    obj = new(ReplicaRates, given, extra)
+    obj: ReplicaRates = new(ReplicaRates, given, extra)
     if 'stable' in data:
         put(obj, 'stable', _v88(data['stable']))
         given.add('stable')
@@ -1269,7 +1274,7 @@ def build_CapacitySpec(data: Any) -> CapacitySpec:
         raise Invalid
     extra = None
     given: set[str] = set()
-    obj = new(CapacitySpec, given, extra)
+    obj: CapacitySpec = new(CapacitySpec, given, extra)
     if 'maxGPUs' in data:
         if 'max_gpus' in data:
             raise Invalid
@@ -1350,7 +1355,7 @@ def build_SecretKeyRef(data: Any) -> SecretKeyRef:
         raise Invalid
     extra = None
     given: set[str] = set()
-    obj = new(SecretKeyRef, given, extra)
+    obj: SecretKeyRef = new(SecretKeyRef, given, extra)
     if 'name' in data:
         put(obj, 'name', _v1(data['name']))
         given.add('name')
@@ -1386,7 +1391,7 @@ def build_SlackAlert(data: Any) -> SlackAlert:
         raise Invalid
     extra = None
     given: set[str] = set()
-    obj = new(SlackAlert, given, extra)
+    obj: SlackAlert = new(SlackAlert, given, extra)
     if 'webhookSecretRef' in data:
         if 'webhook_secret_ref' in data:
             raise Invalid
@@ -1427,7 +1432,7 @@ def build_WebhookAlert(data: Any) -> WebhookAlert:
         raise Invalid
     extra = None
     given: set[str] = set()
-    obj = new(WebhookAlert, given, extra)
+    obj: WebhookAlert = new(WebhookAlert, given, extra)
     if 'url' in data:
         put(obj, 'url', _v17(data['url']))
         given.add('url')
@@ -1466,7 +1471,7 @@ def build_AlertmanagerAlert(data: Any) -> AlertmanagerAlert:
         raise Invalid
     extra = None
     given: set[str] = set()
-    obj = new(AlertmanagerAlert, given, extra)
+    obj: AlertmanagerAlert = new(AlertmanagerAlert, given, extra)
     if 'url' in data:
         put(obj, 'url', _v17(data['url']))
         given.add('url')
@@ -1501,7 +1506,7 @@ def build_AlertSpec(data: Any) -> AlertSpec:
         raise Invalid
     extra = None
     given: set[str] = set()
-    obj = new(AlertSpec, given, extra)
+    obj: AlertSpec = new(AlertSpec, given, extra)
     if 'slack' in data:
         put(obj, 'slack', _v99(data['slack']))
         given.add('slack')
@@ -1555,7 +1560,7 @@ def build_GitWriteBackSpec(data: Any) -> GitWriteBackSpec:
         raise Invalid
     extra = None
     given: set[str] = set()
-    obj = new(GitWriteBackSpec, given, extra)
+    obj: GitWriteBackSpec = new(GitWriteBackSpec, given, extra)
     if 'repo' in data:
         put(obj, 'repo', _v107(data['repo']))
         given.add('repo')
@@ -1594,7 +1599,7 @@ def build_GitWriteBackSpec(data: Any) -> GitWriteBackSpec:
     return obj
 
 
-class ModelCanarySpec(FastObject, SpecMethods):
+class ModelCanarySpec(FastObject):
     """Fast copy of :class:`controlplane.spec.models.ModelCanarySpec`."""
 
     __slots__ = ('model', 'stable', 'candidate', 'traffic', 'analysis', 'steps', 'shadow', 'budget', 'capacity', 'alerts', 'git_write_back', 'gates')
@@ -1625,6 +1630,28 @@ class ModelCanarySpec(FastObject, SpecMethods):
     git_write_back: GitWriteBackSpec | None
     gates: list[GateSpec]
 
+    def variant(self, role: str) -> VariantSpec:
+        """The variant of ``role``, ``"stable"`` or ``"candidate"`` (ValueError for another)."""
+        if role == "stable":
+            return self.stable
+        if role == "candidate":
+            return self.candidate
+        raise ValueError(f"no variant role {role!r}: stable or candidate")
+
+    def candidate_is_stable(self) -> bool:
+        """True when the candidate equals the stable variant in every field but ``name``: there
+        is nothing to roll out (a no-op rollout, e.g. after a git revert of a failed candidate).
+        An adopted stable not yet resolved (:attr:`adopted`, no ``storageUri``) is never equal."""
+        if self.adopted and not self.stable.storage_uri:
+            return False
+        exclude = {"name", "target_ref"}
+        return self.candidate.model_dump(exclude=exclude) == self.stable.model_dump(exclude=exclude)
+
+    @property
+    def adopted(self) -> bool:
+        """The stable is a live InferenceService the canary adopted (``stable.targetRef``)."""
+        return self.stable.target_ref is not None
+
 
 _KEYS_ModelCanarySpec = frozenset(['alerts', 'analysis', 'budget', 'candidate', 'capacity', 'gates', 'gitWriteBack', 'git_write_back', 'model', 'shadow', 'stable', 'steps', 'traffic'])
 
@@ -1636,7 +1663,7 @@ def build_ModelCanarySpec(data: Any) -> ModelCanarySpec:
         raise Invalid
     extra = None
     given: set[str] = set()
-    obj = new(ModelCanarySpec, given, extra)
+    obj: ModelCanarySpec = new(ModelCanarySpec, given, extra)
     if 'model' in data:
         put(obj, 'model', _v114(data['model']))
         given.add('model')
@@ -1705,7 +1732,7 @@ def build_ModelCanarySpec(data: Any) -> ModelCanarySpec:
     return obj
 
 
-class ModelCanary(FastObject, CanaryMethods):
+class ModelCanary(FastObject):
     """Fast copy of :class:`controlplane.spec.models.ModelCanary`."""
 
     __slots__ = ('api_version', 'kind', 'metadata', 'spec', 'status', '_resolved')
@@ -1723,6 +1750,14 @@ class ModelCanary(FastObject, CanaryMethods):
     status: dict[str, Any] | None
     _resolved: Any
 
+    def resolved_from(self) -> Any:
+        """What :func:`controlplane.serving.adopt.resolve` made this copy with, or None."""
+        return self._resolved
+
+    def metric(self, name: str) -> MetricSpec | None:
+        """The metric called ``name``, or None."""
+        return next((m for m in self.spec.analysis.metrics if m.name == name), None)
+
 
 _KEYS_ModelCanary = frozenset(['apiVersion', 'api_version', 'kind', 'metadata', 'spec', 'status'])
 
@@ -1734,7 +1769,7 @@ def build_ModelCanary(data: Any) -> ModelCanary:
         raise Invalid
     extra = None
     given: set[str] = set()
-    obj = new(ModelCanary, given, extra)
+    obj: ModelCanary = new(ModelCanary, given, extra)
     if 'apiVersion' in data:
         if 'api_version' in data:
             raise Invalid
@@ -1837,7 +1872,7 @@ def _v7(v: Any) -> Any:
 
 
 def _v8(v: Any) -> Any:
-    if type(v) is not str or v not in {'vllm'}:
+    if type(v) is not str or v not in ('vllm',):
         raise Invalid
     return v
 
@@ -1950,13 +1985,13 @@ def _v21(v: Any) -> Any:
 
 
 def _v22(v: Any) -> Any:
-    if type(v) is not str or v not in {'serving.kserve.io/v1alpha2', 'serving.kserve.io/v1beta1'}:
+    if type(v) is not str or v not in ('serving.kserve.io/v1beta1', 'serving.kserve.io/v1alpha2'):
         raise Invalid
     return v
 
 
 def _v23(v: Any) -> Any:
-    if type(v) is not str or v not in {'LLMInferenceService', 'InferenceService'}:
+    if type(v) is not str or v not in ('InferenceService', 'LLMInferenceService'):
         raise Invalid
     return v
 
@@ -1981,7 +2016,7 @@ def _v26(v: Any) -> Any:
 
 
 def _v27(v: Any) -> Any:
-    if type(v) is not str or v not in {'bitsandbytes-int8', 'none', 'gptq', 'bitsandbytes-nf4', 'fp8', 'awq'}:
+    if type(v) is not str or v not in ('none', 'fp8', 'awq', 'gptq', 'bitsandbytes-nf4', 'bitsandbytes-int8'):
         raise Invalid
     return v
 
@@ -2073,7 +2108,7 @@ def _v38(v: Any) -> Any:
 
 
 def _v39(v: Any) -> Any:
-    if type(v) is not str or v not in {'envoy-gateway', 'traefik', 'istio'}:
+    if type(v) is not str or v not in ('envoy-gateway', 'istio', 'traefik'):
         raise Invalid
     return v
 
@@ -2108,7 +2143,7 @@ def _v42(v: Any) -> Any:
 
 
 def _v43(v: Any) -> Any:
-    if type(v) is not str or v not in {'gateway-api', 'llmisvc', 'istio', 'kserve-knative', 'kserve'}:
+    if type(v) is not str or v not in ('gateway-api', 'istio', 'kserve', 'kserve-knative', 'llmisvc'):
         raise Invalid
     return v
 
@@ -2145,7 +2180,7 @@ def _v48(v: Any) -> Any:
 
 
 def _v49(v: Any) -> Any:
-    if type(v) is not str or v not in {'request-rate', 'e2e-latency', 'tokens-per-second', 'ttft', 'inter-token-latency', 'kv-cache-usage', 'error-rate'}:
+    if type(v) is not str or v not in ('e2e-latency', 'ttft', 'inter-token-latency', 'error-rate', 'request-rate', 'tokens-per-second', 'kv-cache-usage'):
         raise Invalid
     return v
 
@@ -2191,7 +2226,7 @@ def _v54(v: Any) -> Any:
 
 
 def _v55(v: Any) -> Any:
-    if type(v) is not str or v not in {'seconds', 'ratio', 'number'}:
+    if type(v) is not str or v not in ('seconds', 'ratio', 'number'):
         raise Invalid
     return v
 
@@ -2263,7 +2298,7 @@ def _v65(v: Any) -> Any:
 
 
 def _v66(v: Any) -> Any:
-    if type(v) is not str or v not in {'baseline'}:
+    if type(v) is not str or v not in ('baseline',):
         raise Invalid
     return v
 
@@ -2291,7 +2326,7 @@ def _v69(v: Any) -> Any:
 
 
 def _v70(v: Any) -> Any:
-    if type(v) is not str or v not in {'threshold', 'sequential'}:
+    if type(v) is not str or v not in ('threshold', 'sequential'):
         raise Invalid
     return v
 
@@ -2309,7 +2344,7 @@ def _v71(v: Any) -> Any:
 
 
 def _v72(v: Any) -> Any:
-    if type(v) is not str or v not in {'tail', 'shift'}:
+    if type(v) is not str or v not in ('tail', 'shift'):
         raise Invalid
     return v
 
@@ -2351,7 +2386,7 @@ def _v76(v: Any) -> Any:
 
 
 def _v77(v: Any) -> Any:
-    if type(v) is not str or v not in {'auto', 'manual'}:
+    if type(v) is not str or v not in ('auto', 'manual'):
         raise Invalid
     return v
 
@@ -2363,7 +2398,7 @@ def _v78(v: Any) -> Any:
 
 
 def _v79(v: Any) -> Any:
-    if type(v) is not str or v not in {'promotion', 'step', 'each-step', 'first-step'}:
+    if type(v) is not str or v not in ('first-step', 'each-step', 'step', 'promotion'):
         raise Invalid
     return v
 
@@ -2548,7 +2583,7 @@ def _v103(v: Any) -> Any:
 
 
 def _v104(v: Any) -> Any:
-    if type(v) is not str or v not in {'promotion', 'step', 'throttle', 'rollback', 'pause'}:
+    if type(v) is not str or v not in ('rollback', 'promotion', 'pause', 'throttle', 'step'):
         raise Invalid
     return v
 
@@ -2604,13 +2639,13 @@ def _v110(v: Any) -> Any:
 
 
 def _v111(v: Any) -> Any:
-    if type(v) is not str or v not in {'pull-request', 'commit'}:
+    if type(v) is not str or v not in ('commit', 'pull-request'):
         raise Invalid
     return v
 
 
 def _v112(v: Any) -> Any:
-    if type(v) is not str or v not in {'github', 'gitlab'}:
+    if type(v) is not str or v not in ('github', 'gitlab'):
         raise Invalid
     return v
 
@@ -2730,13 +2765,13 @@ def _v131(v: Any) -> Any:
 
 
 def _v132(v: Any) -> Any:
-    if type(v) is not str or v not in {'canary.controlplane.dev/v1alpha1'}:
+    if type(v) is not str or v not in ('canary.controlplane.dev/v1alpha1',):
         raise Invalid
     return v
 
 
 def _v133(v: Any) -> Any:
-    if type(v) is not str or v not in {'ModelCanary'}:
+    if type(v) is not str or v not in ('ModelCanary',):
         raise Invalid
     return v
 

@@ -1,10 +1,10 @@
 """The generator of the spec's fast copy: :mod:`controlplane.spec.models` -> ``fast_models.py``.
 
 Owns the translation of the pydantic models into plain Python: for each model a ``__slots__``
-class with the same attribute names (and the behaviour mixins the model has,
-:mod:`controlplane.spec.behaviour`), and a builder that accepts exactly what the model accepts
-as it is -- the fields under their aliases (and names, where ``populate_by_name``), strict
-types, ``Literal`` values, ``ge``/``gt``/``le``/``lt``, lengths, patterns, unknown keys refused
+class with the same attribute names and the model's own methods and properties (their source
+copied: ``variant()``, ``candidate_is_stable()``, ``quantile_or_default``...), and a builder
+that accepts exactly what the model accepts as it is -- the fields under their aliases (and
+names, where ``populate_by_name``), strict types, ``Literal`` values, ``ge``/``gt``/``le``/``lt``, lengths, patterns, unknown keys refused
 or kept (``extra``), defaults and default factories, and the models' own Before/After validator
 functions (``parse_duration``, ``checked_git_url``...), called from where they live. Anything
 else raises :class:`~controlplane.spec.fast.Invalid`, never a message: the models stay the one
@@ -20,7 +20,10 @@ Called by that command and that test only (it imports pydantic; the generated mo
 
 from __future__ import annotations
 
+import builtins
+import inspect
 import sys
+import textwrap
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -31,17 +34,19 @@ import annotated_types
 from pydantic import AfterValidator, BaseModel, BeforeValidator, PlainSerializer, WithJsonSchema
 from pydantic.fields import FieldInfo
 
-from controlplane.spec import models
+from controlplane.spec import constants, models
+
+_NONE = object()
 
 TARGET = Path(__file__).with_name("fast_models.py")
-HEADER = '''"""GENERATED from :mod:`controlplane.spec.models` by :mod:`controlplane.spec.fastgen`: do not
-edit. ``make fast-models`` rewrites it; tests/spec/test_fast_models.py checks it is current.
+HEADER = '''"""GENERATED from :mod:`controlplane.spec.models` by :mod:`controlplane.spec.fastgen`:
+do not edit. ``make fast-models`` rewrites it; tests/spec/test_fast_models.py checks it is current.
 
 The spec's fast copy: light ``__slots__`` objects with the models' attribute names and defaults,
 and ``build_<Model>(data)`` functions that accept what the models accept and raise
 :class:`~controlplane.spec.fast.Invalid` for anything else. Called by
-:func:`controlplane.validation.fast_file` (``canaryctl validate``'s path for a valid file, issue 41).
-Imports no pydantic.
+:func:`controlplane.validation.fast_text` (``canaryctl validate``'s path for a valid file, issue
+41). Imports no pydantic.
 """
 '''
 
@@ -163,7 +168,7 @@ class _Writer:
         if origin is Literal:
             if not all(type(a) is str for a in args):
                 raise NotImplementedError(f"fastgen: Literal of non-strings {tp}")
-            yield f"    if type(v) is not str or v not in {set(args)!r}:"
+            yield f"    if type(v) is not str or v not in {tuple(args)!r}:"
             yield "        raise Invalid"
         elif tp is bool:
             yield "    if type(v) is not bool:"
@@ -230,9 +235,26 @@ class _Writer:
         extra = config.get("extra")
         if extra not in ("forbid", "allow"):
             raise NotImplementedError(f"fastgen: {cls.__name__} extra={extra!r}")
+        hooks = cls.__pydantic_decorators__
+        if any(
+            getattr(hooks, kind)
+            for kind in (
+                "validators",
+                "field_validators",
+                "root_validators",
+                "field_serializers",
+                "model_serializers",
+                "model_validators",
+                "computed_fields",
+            )
+        ):
+            raise NotImplementedError(
+                f"fastgen: {cls.__name__} has validator or serializer methods: use Annotated "
+                "Before/AfterValidator with a plain function"
+            )
         by_name = bool(config.get("populate_by_name"))
-        mixins = [base for base in cls.__bases__ if not issubclass(base, BaseModel)]
-        bases = ", ".join(["FastObject", *(self.ref(m) for m in mixins)])
+        if any(not issubclass(base, BaseModel) for base in cls.__bases__):
+            raise NotImplementedError(f"fastgen: {cls.__name__} has a base that is no model")
         private = dict(cls.__private_attributes__)
         slots = [*cls.model_fields, *private]
         fields_meta = []
@@ -254,7 +276,7 @@ class _Writer:
                 f"    extra = {{k: x for k, x in data.items() if k not in _KEYS_{cls.__name__}}}"
             )
         lines.append("    given: set[str] = set()")
-        lines.append(f"    obj = new({cls.__name__}, given, extra)")
+        lines.append(f"    obj: {cls.__name__} = new({cls.__name__}, given, extra)")
         for name, info in cls.model_fields.items():
             alias = info.alias or name
             shape = _Shape(info.annotation, list(info.metadata))
@@ -283,7 +305,7 @@ class _Writer:
         lines.append("    return obj")
         doc = f"Fast copy of :class:`controlplane.spec.models.{cls.__name__}`."
         head = [
-            f"class {cls.__name__}({bases}):",
+            f"class {cls.__name__}(FastObject):",
             f'    """{doc}"""',
             "",
             f"    __slots__ = {tuple(slots)!r}",
@@ -295,8 +317,36 @@ class _Writer:
             head.append(f"    {name}: {_annotation(info.annotation)}")
         for name in private:
             head.append(f"    {name}: Any")
+        head.extend(self.methods(cls))
         key_line = f"_KEYS_{cls.__name__} = frozenset({sorted(set(keys))!r})"
         return "\n".join(head) + "\n\n\n" + key_line + "\n\n\n" + "\n".join(lines) + "\n"
+
+    def methods(self, cls: type[BaseModel]) -> Iterator[str]:
+        """The model's own methods and properties, their source copied as it is: they read only
+        the fields (and constants of :mod:`controlplane.spec.constants`), which the fast objects
+        have under the same names."""
+        for name, member in vars(cls).items():
+            func = member.fget if isinstance(member, property) else member
+            if not isinstance(func, types.FunctionType) or name.startswith("__"):
+                continue
+            if func.__module__ != models.__name__:
+                continue  # pydantic's own (model_post_init, for the private attributes)
+            if func.__qualname__ != f"{cls.__name__}.{name}":
+                raise NotImplementedError(f"fastgen: {cls.__name__}.{name} is not a plain method")
+            for used in func.__code__.co_names:
+                if used in vars(models) and not hasattr(builtins, used):
+                    self._constant(used)
+            source = textwrap.dedent(inspect.getsource(func))  # with its decorator
+            yield ""
+            yield textwrap.indent(source, "    ").rstrip()
+
+    def _constant(self, name: str) -> None:
+        value = getattr(models, name)
+        if isinstance(value, type) or getattr(constants, name, _NONE) is not value:
+            raise NotImplementedError(
+                f"fastgen: a method reads {name}, which is not in controlplane.spec.constants"
+            )
+        self.imports.setdefault(constants.__name__, set()).add(name)
 
     def _default(self, cls: type[BaseModel], name: str, info: FieldInfo) -> str:
         factory = info.default_factory

@@ -24,7 +24,6 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from controlplane.spec import constants, names
-from controlplane.spec.behaviour import CanaryMethods, MetricMethods, SpecMethods
 from controlplane.spec.git_url import GIT_URL_PATTERN, checked_git_url
 from controlplane.spec.units import (
     DURATION_PATTERN,
@@ -272,7 +271,7 @@ class TrafficSpec(_Model):
     hosts: list[str] = Field(default_factory=list, max_length=100)
 
 
-class MetricSpec(_Model, MetricMethods):
+class MetricSpec(_Model):
     """A named metric: a built-in of the preset, or a custom PromQL ``query``."""
 
     name: DNSLabel
@@ -280,6 +279,11 @@ class MetricSpec(_Model, MetricMethods):
     quantile: float | None = Field(default=None, gt=0, lt=1)
     query: str | None = Field(default=None, min_length=1, max_length=20_000)
     unit: MetricUnit | None = None
+
+    @property
+    def quantile_or_default(self) -> float:
+        """The quantile a latency built-in reads: ``quantile``, else :data:`DEFAULT_QUANTILE`."""
+        return DEFAULT_QUANTILE if self.quantile is None else self.quantile
 
 
 class AnalysisSpec(_Model):
@@ -480,8 +484,8 @@ class GitWriteBackSpec(_Model):
     credentials_secret_ref: SecretKeyRef | None = None
 
 
-class ModelCanarySpec(_Model, SpecMethods):
-    """``spec`` of a ModelCanary (methods: :class:`~controlplane.spec.behaviour.SpecMethods`)."""
+class ModelCanarySpec(_Model):
+    """``spec`` of a ModelCanary."""
 
     model: ModelSpec
     stable: VariantSpec
@@ -496,8 +500,30 @@ class ModelCanarySpec(_Model, SpecMethods):
     git_write_back: GitWriteBackSpec | None = None
     gates: list[GateSpec] = Field(default_factory=list, max_length=50)
 
+    def variant(self, role: str) -> VariantSpec:
+        """The variant of ``role``, ``"stable"`` or ``"candidate"`` (ValueError for another)."""
+        if role == "stable":
+            return self.stable
+        if role == "candidate":
+            return self.candidate
+        raise ValueError(f"no variant role {role!r}: stable or candidate")
 
-class ModelCanary(_Model, CanaryMethods):
+    def candidate_is_stable(self) -> bool:
+        """True when the candidate equals the stable variant in every field but ``name``: there
+        is nothing to roll out (a no-op rollout, e.g. after a git revert of a failed candidate).
+        An adopted stable not yet resolved (:attr:`adopted`, no ``storageUri``) is never equal."""
+        if self.adopted and not self.stable.storage_uri:
+            return False
+        exclude = {"name", "target_ref"}
+        return self.candidate.model_dump(exclude=exclude) == self.stable.model_dump(exclude=exclude)
+
+    @property
+    def adopted(self) -> bool:
+        """The stable is a live InferenceService the canary adopted (``stable.targetRef``)."""
+        return self.stable.target_ref is not None
+
+
+class ModelCanary(_Model):
     """The whole resource as users commit it.
 
     ``status`` is the controller's and is not validated here.
@@ -511,3 +537,11 @@ class ModelCanary(_Model, CanaryMethods):
     _resolved: Any = PrivateAttr(default=None)
     """What an adopted stable was resolved from (:func:`controlplane.serving.adopt.resolve`
     sets it; not part of the resource: never dumped, hashed or validated)."""
+
+    def resolved_from(self) -> Any:
+        """What :func:`controlplane.serving.adopt.resolve` made this copy with, or None."""
+        return self._resolved
+
+    def metric(self, name: str) -> MetricSpec | None:
+        """The metric called ``name``, or None."""
+        return next((m for m in self.spec.analysis.metrics if m.name == name), None)
