@@ -3,13 +3,13 @@
 Owns the translation of the pydantic models into plain Python: for each model a ``__slots__``
 class with the same attribute names and the model's own methods and properties (their source
 copied: ``variant()``, ``candidate_is_stable()``, ``quantile_or_default``...), and a builder
-that accepts exactly what the model accepts as it is -- the fields under their aliases (and
-names, where ``populate_by_name``), strict types, ``Literal`` values, ``ge``/``gt``/``le``/``lt``, lengths, patterns, unknown keys refused
-or kept (``extra``), defaults and default factories, and the models' own Before/After validator
-functions (``parse_duration``, ``checked_git_url``...), called from where they live. Anything
-else raises :class:`~controlplane.spec.fast.Invalid`, never a message: the models stay the one
-source of shapes, defaults and messages, and the caller asks them whenever the fast copy
-refuses (:func:`controlplane.validation.fast_file`).
+that accepts exactly what the model accepts as it is: the fields under their aliases (and
+names, where ``populate_by_name``), strict types, ``Literal`` values, ``ge``/``gt``/``le``/``lt``,
+lengths, patterns, unknown keys refused or kept (``extra``), defaults and default factories, and
+the models' own Before/After validator functions (``parse_duration``, ``checked_git_url``...),
+called from where they live. Anything else raises :class:`~controlplane.spec.fast.Invalid`,
+never a message: the models stay the one source of shapes, defaults and messages, and the
+caller asks them whenever the fast copy refuses (:func:`controlplane.validation.fast_text`).
 
 Run ``make fast-models`` (``python -m controlplane.spec.fastgen``) after changing the models;
 ``tests/spec/test_fast_models.py`` regenerates the module and fails when the committed one
