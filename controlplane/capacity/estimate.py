@@ -56,12 +56,7 @@ def replica_capacity(canary: ModelCanary, role: Role, catalog: Catalog) -> Repli
         rates = [p.requests_per_s for p in found.entry.points if p.requests and not p.errors]
         if rates:
             return ReplicaCapacity(max(rates), variant.gpu_count, f"measured ({found.source})")
-    if spec is not None:
-        request = spec.typical_request
-    else:  # the model's defaults; imported here, so that `validate` loads no pydantic (issue 41)
-        from controlplane.spec.models import TypicalRequest
-
-        request = TypicalRequest()
+    request = canary.spec.capacity_or_default().typical_request
     speed = speed_for(canary.spec.model, variant, catalog)
     rps = batch_rps(speed, request)
     shape = f"{request.input_tokens} in / {request.output_tokens} out"

@@ -280,10 +280,4 @@ def utilisation(sizes: Sizes, demand_rps: float, share: Share, replicas: Replica
 
 
 def _spec(canary: ModelCanary) -> CapacitySpec:
-    if canary.spec.capacity is not None:
-        return canary.spec.capacity
-    from controlplane.spec.models import (
-        CapacitySpec,  # the defaults; no pydantic on validate's path
-    )
-
-    return CapacitySpec()
+    return canary.spec.capacity_or_default()

@@ -38,6 +38,10 @@ class ObjectMeta(FastObject):
         ('labels', 'labels', None),
         ('annotations', 'annotations', None),
     )
+
+    def __new__(cls, **data: Any) -> ObjectMeta:
+        """As ``ObjectMeta(**fields)`` makes the model: checked, defaults in."""
+        return build_ObjectMeta(data)
     name: str
     namespace: str
     labels: dict[str, str]
@@ -85,6 +89,10 @@ class ModelArchitecture(FastObject):
         ('kv_heads', 'kvHeads', None),
         ('head_dim', 'headDim', None),
     )
+
+    def __new__(cls, **data: Any) -> ModelArchitecture:
+        """As ``ModelArchitecture(**fields)`` makes the model: checked, defaults in."""
+        return build_ModelArchitecture(data)
     layers: int
     kv_heads: int
     head_dim: int
@@ -142,6 +150,10 @@ class ModelSpec(FastObject):
         ('fit_concurrency', 'fitConcurrency', None),
         ('vllm_version', 'vllmVersion', None),
     )
+
+    def __new__(cls, **data: Any) -> ModelSpec:
+        """As ``ModelSpec(**fields)`` makes the model: checked, defaults in."""
+        return build_ModelSpec(data)
     name: str
     runtime: Literal['vllm']
     max_model_len: int
@@ -223,6 +235,10 @@ class QueueScaling(FastObject):
         ('server_address', 'serverAddress', None),
         ('waiting_per_replica', 'waitingPerReplica', None),
     )
+
+    def __new__(cls, **data: Any) -> QueueScaling:
+        """As ``QueueScaling(**fields)`` makes the model: checked, defaults in."""
+        return build_QueueScaling(data)
     server_address: str
     waiting_per_replica: float
 
@@ -269,6 +285,10 @@ class VariantAutoscaling(FastObject):
         ('max_replicas', 'maxReplicas', None),
         ('queue', 'queue', None),
     )
+
+    def __new__(cls, **data: Any) -> VariantAutoscaling:
+        """As ``VariantAutoscaling(**fields)`` makes the model: checked, defaults in."""
+        return build_VariantAutoscaling(data)
     max_replicas: int
     queue: QueueScaling | None
 
@@ -311,6 +331,10 @@ class TargetRef(FastObject):
         ('kind', 'kind', None),
         ('name', 'name', None),
     )
+
+    def __new__(cls, **data: Any) -> TargetRef:
+        """As ``TargetRef(**fields)`` makes the model: checked, defaults in."""
+        return build_TargetRef(data)
     api_version: Literal['serving.kserve.io/v1beta1', 'serving.kserve.io/v1alpha2']
     kind: Literal['InferenceService', 'LLMInferenceService']
     name: str
@@ -367,6 +391,10 @@ class VariantSpec(FastObject):
         ('system_prompt', 'systemPrompt', None),
         ('args', 'args', None),
     )
+
+    def __new__(cls, **data: Any) -> VariantSpec:
+        """As ``VariantSpec(**fields)`` makes the model: checked, defaults in."""
+        return build_VariantSpec(data)
     name: str
     target_ref: TargetRef | None
     storage_uri: str
@@ -484,6 +512,10 @@ class GatewayRef(FastObject):
         ('section_name', 'sectionName', None),
         ('implementation', 'implementation', None),
     )
+
+    def __new__(cls, **data: Any) -> GatewayRef:
+        """As ``GatewayRef(**fields)`` makes the model: checked, defaults in."""
+        return build_GatewayRef(data)
     name: str
     namespace: str | None
     section_name: str | None
@@ -537,6 +569,10 @@ class CohortSpec(FastObject):
         ('header', 'header', None),
         ('values', 'values', None),
     )
+
+    def __new__(cls, **data: Any) -> CohortSpec:
+        """As ``CohortSpec(**fields)`` makes the model: checked, defaults in."""
+        return build_CohortSpec(data)
     header: str
     values: list[str]
 
@@ -575,6 +611,10 @@ class TrafficSpec(FastObject):
         ('gateway', 'gateway', None),
         ('hosts', 'hosts', None),
     )
+
+    def __new__(cls, **data: Any) -> TrafficSpec:
+        """As ``TrafficSpec(**fields)`` makes the model: checked, defaults in."""
+        return build_TrafficSpec(data)
     router: Literal['gateway-api', 'istio', 'kserve', 'kserve-knative', 'llmisvc']
     cohort: CohortSpec | None
     gateway: GatewayRef | None
@@ -626,6 +666,10 @@ class MetricSpec(FastObject):
         ('query', 'query', None),
         ('unit', 'unit', None),
     )
+
+    def __new__(cls, **data: Any) -> MetricSpec:
+        """As ``MetricSpec(**fields)`` makes the model: checked, defaults in."""
+        return build_MetricSpec(data)
     name: str
     builtin: Literal['e2e-latency', 'ttft', 'inter-token-latency', 'error-rate', 'request-rate', 'tokens-per-second', 'kv-cache-usage'] | None
     quantile: float | None
@@ -690,6 +734,10 @@ class AnalysisSpec(FastObject):
         ('selector', 'selector', None),
         ('metrics', 'metrics', None),
     )
+
+    def __new__(cls, **data: Any) -> AnalysisSpec:
+        """As ``AnalysisSpec(**fields)`` makes the model: checked, defaults in."""
+        return build_AnalysisSpec(data)
     interval: Duration
     window: Duration
     prometheus: str | None
@@ -770,6 +818,10 @@ class CheckSpec(FastObject):
         ('test', 'test', None),
         ('final_look', 'finalLook', None),
     )
+
+    def __new__(cls, **data: Any) -> CheckSpec:
+        """As ``CheckSpec(**fields)`` makes the model: checked, defaults in."""
+        return build_CheckSpec(data)
     metric: str
     above: Quantity | None
     below: Quantity | None
@@ -877,6 +929,10 @@ class StepSpec(FastObject):
         ('rollback_on', 'rollbackOn', None),
         ('approval', 'approval', None),
     )
+
+    def __new__(cls, **data: Any) -> StepSpec:
+        """As ``StepSpec(**fields)`` makes the model: checked, defaults in."""
+        return build_StepSpec(data)
     weight: int
     duration: Duration | None
     rollback_on: list[CheckSpec]
@@ -930,6 +986,10 @@ class WorkflowTemplateRef(FastObject):
         ('name', 'name', None),
         ('cluster_scope', 'clusterScope', None),
     )
+
+    def __new__(cls, **data: Any) -> WorkflowTemplateRef:
+        """As ``WorkflowTemplateRef(**fields)`` makes the model: checked, defaults in."""
+        return build_WorkflowTemplateRef(data)
     name: str
     cluster_scope: bool
 
@@ -977,6 +1037,10 @@ class GateSpec(FastObject):
         ('namespace', 'namespace', None),
         ('argo_server', 'argoServer', None),
     )
+
+    def __new__(cls, **data: Any) -> GateSpec:
+        """As ``GateSpec(**fields)`` makes the model: checked, defaults in."""
+        return build_GateSpec(data)
     name: str
     before: Literal['first-step', 'each-step', 'step', 'promotion']
     steps: list[int]
@@ -1060,6 +1124,10 @@ class ShadowSpec(FastObject):
         ('promote_on', 'promoteOn', None),
         ('rollback_on', 'rollbackOn', None),
     )
+
+    def __new__(cls, **data: Any) -> ShadowSpec:
+        """As ``ShadowSpec(**fields)`` makes the model: checked, defaults in."""
+        return build_ShadowSpec(data)
     duration: Duration
     promote_on: CheckSpec
     rollback_on: list[CheckSpec]
@@ -1113,6 +1181,10 @@ class BudgetSpec(FastObject):
         ('throttle_weight', 'throttleWeight', None),
         ('cost_query', 'costQuery', None),
     )
+
+    def __new__(cls, **data: Any) -> BudgetSpec:
+        """As ``BudgetSpec(**fields)`` makes the model: checked, defaults in."""
+        return build_BudgetSpec(data)
     daily_limit: float
     throttle_weight: int
     cost_query: str | None
@@ -1170,6 +1242,10 @@ class TypicalRequest(FastObject):
         ('input_tokens', 'inputTokens', None),
         ('output_tokens', 'outputTokens', None),
     )
+
+    def __new__(cls, **data: Any) -> TypicalRequest:
+        """As ``TypicalRequest(**fields)`` makes the model: checked, defaults in."""
+        return build_TypicalRequest(data)
     input_tokens: int
     output_tokens: int
 
@@ -1216,6 +1292,10 @@ class ReplicaRates(FastObject):
         ('stable', 'stable', None),
         ('candidate', 'candidate', None),
     )
+
+    def __new__(cls, **data: Any) -> ReplicaRates:
+        """As ``ReplicaRates(**fields)`` makes the model: checked, defaults in."""
+        return build_ReplicaRates(data)
     stable: float | None
     candidate: float | None
 
@@ -1256,6 +1336,10 @@ class CapacitySpec(FastObject):
         ('typical_request', 'typicalRequest', None),
         ('requests_per_replica', 'requestsPerReplica', None),
     )
+
+    def __new__(cls, **data: Any) -> CapacitySpec:
+        """As ``CapacitySpec(**fields)`` makes the model: checked, defaults in."""
+        return build_CapacitySpec(data)
     max_gpus: int | None
     max_surge_gpus: int | None
     headroom: float
@@ -1341,6 +1425,10 @@ class SecretKeyRef(FastObject):
         ('name', 'name', None),
         ('key', 'key', None),
     )
+
+    def __new__(cls, **data: Any) -> SecretKeyRef:
+        """As ``SecretKeyRef(**fields)`` makes the model: checked, defaults in."""
+        return build_SecretKeyRef(data)
     name: str
     key: str
 
@@ -1377,6 +1465,10 @@ class SlackAlert(FastObject):
         ('webhook_secret_ref', 'webhookSecretRef', None),
         ('channel', 'channel', None),
     )
+
+    def __new__(cls, **data: Any) -> SlackAlert:
+        """As ``SlackAlert(**fields)`` makes the model: checked, defaults in."""
+        return build_SlackAlert(data)
     webhook_secret_ref: SecretKeyRef
     channel: str | None
 
@@ -1418,6 +1510,10 @@ class WebhookAlert(FastObject):
         ('url', 'url', None),
         ('hmac_secret_ref', 'hmacSecretRef', None),
     )
+
+    def __new__(cls, **data: Any) -> WebhookAlert:
+        """As ``WebhookAlert(**fields)`` makes the model: checked, defaults in."""
+        return build_WebhookAlert(data)
     url: str
     hmac_secret_ref: SecretKeyRef | None
 
@@ -1458,6 +1554,10 @@ class AlertmanagerAlert(FastObject):
     _FIELDS = (
         ('url', 'url', None),
     )
+
+    def __new__(cls, **data: Any) -> AlertmanagerAlert:
+        """As ``AlertmanagerAlert(**fields)`` makes the model: checked, defaults in."""
+        return build_AlertmanagerAlert(data)
     url: str
 
 
@@ -1490,6 +1590,10 @@ class AlertSpec(FastObject):
         ('alertmanager', 'alertmanager', None),
         ('events', 'events', None),
     )
+
+    def __new__(cls, **data: Any) -> AlertSpec:
+        """As ``AlertSpec(**fields)`` makes the model: checked, defaults in."""
+        return build_AlertSpec(data)
     slack: SlackAlert | None
     webhook: WebhookAlert | None
     alertmanager: AlertmanagerAlert | None
@@ -1542,6 +1646,10 @@ class GitWriteBackSpec(FastObject):
         ('provider', 'provider', None),
         ('credentials_secret_ref', 'credentialsSecretRef', None),
     )
+
+    def __new__(cls, **data: Any) -> GitWriteBackSpec:
+        """As ``GitWriteBackSpec(**fields)`` makes the model: checked, defaults in."""
+        return build_GitWriteBackSpec(data)
     repo: str | None
     path: str | None
     branch: str
@@ -1617,6 +1725,10 @@ class ModelCanarySpec(FastObject):
         ('git_write_back', 'gitWriteBack', None),
         ('gates', 'gates', None),
     )
+
+    def __new__(cls, **data: Any) -> ModelCanarySpec:
+        """As ``ModelCanarySpec(**fields)`` makes the model: checked, defaults in."""
+        return build_ModelCanarySpec(data)
     model: ModelSpec
     stable: VariantSpec
     candidate: VariantSpec
@@ -1646,6 +1758,10 @@ class ModelCanarySpec(FastObject):
             return False
         exclude = {"name", "target_ref"}
         return self.candidate.model_dump(exclude=exclude) == self.stable.model_dump(exclude=exclude)
+
+    def capacity_or_default(self) -> CapacitySpec:
+        """``capacity``, or the defaults of one (what a plan without it is reckoned with)."""
+        return self.capacity if self.capacity is not None else CapacitySpec()
 
     @property
     def adopted(self) -> bool:
@@ -1743,6 +1859,10 @@ class ModelCanary(FastObject):
         ('spec', 'spec', None),
         ('status', 'status', None),
     )
+
+    def __new__(cls, **data: Any) -> ModelCanary:
+        """As ``ModelCanary(**fields)`` makes the model: checked, defaults in."""
+        return build_ModelCanary(data)
     api_version: Literal['canary.controlplane.dev/v1alpha1']
     kind: Literal['ModelCanary']
     metadata: ObjectMeta

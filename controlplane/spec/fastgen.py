@@ -312,6 +312,10 @@ class _Writer:
             "    _FIELDS = (",
             *fields_meta,
             "    )",
+            "",
+            f"    def __new__(cls, **data: Any) -> {cls.__name__}:",
+            f'        """As ``{cls.__name__}(**fields)`` makes the model: checked, defaults in."""',
+            f"        return build_{cls.__name__}(data)",
         ]
         for name, info in cls.model_fields.items():
             head.append(f"    {name}: {_annotation(info.annotation)}")
@@ -342,6 +346,8 @@ class _Writer:
 
     def _constant(self, name: str) -> None:
         value = getattr(models, name)
+        if isinstance(value, type) and issubclass(value, BaseModel) and value.model_fields:
+            return  # a model: its fast class, same name, same module (called as the model is)
         if isinstance(value, type) or getattr(constants, name, _NONE) is not value:
             raise NotImplementedError(
                 f"fastgen: a method reads {name}, which is not in controlplane.spec.constants"

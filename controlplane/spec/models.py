@@ -517,6 +517,10 @@ class ModelCanarySpec(_Model):
         exclude = {"name", "target_ref"}
         return self.candidate.model_dump(exclude=exclude) == self.stable.model_dump(exclude=exclude)
 
+    def capacity_or_default(self) -> CapacitySpec:
+        """``capacity``, or the defaults of one (what a plan without it is reckoned with)."""
+        return self.capacity if self.capacity is not None else CapacitySpec()
+
     @property
     def adopted(self) -> bool:
         """The stable is a live InferenceService the canary adopted (``stable.targetRef``)."""
