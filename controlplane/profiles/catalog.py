@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,9 @@ __all__ = ["Architecture", "Speed", "Support", "format_version", "parse_vllm_ver
 ARCHITECTURES: tuple[Architecture, ...] = ("ampere", "ada", "hopper", "blackwell")
 GPUS_FILE = "gpus.yaml"
 QUANT_FILE = "quantization.yaml"
-_PACKAGE = "controlplane.profiles"
+PACKAGE_DATA = Path(__file__).with_name("data")
+"""The packaged catalogue and measured entries: a folder of the package (read as a path, not
+through importlib.resources, whose imports every command would pay for at start-up, issue 41)."""
 
 
 @dataclass(frozen=True)
@@ -270,7 +271,7 @@ def _packaged_data(file: str, name: str) -> Any:
 
 def _packaged_text(name: str) -> str:
     try:
-        return resources.files(_PACKAGE).joinpath("data", name).read_text(encoding="utf-8")
+        return (PACKAGE_DATA / name).read_text(encoding="utf-8")
     except OSError as exc:  # pragma: no cover - only a broken install lands here
         raise ProfileError(f"packaged catalogue file {name} is missing: {exc}") from exc
 

@@ -24,14 +24,13 @@ import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
 
 from controlplane.errors import ProfileError
-from controlplane.profiles.catalog import Catalog
+from controlplane.profiles.catalog import PACKAGE_DATA, Catalog
 from controlplane.profiles.fit import FitReport, memory_fit
 
 if TYPE_CHECKING:  # the models: imported where an entry is parsed or built (issue 41)
@@ -234,7 +233,7 @@ def measured_for(catalog: Catalog) -> tuple[Loaded, ...]:
 
 @functools.lru_cache(maxsize=1)
 def _packaged() -> tuple[Loaded, ...]:
-    base = resources.files("controlplane.profiles").joinpath("data", MEASURED_DIR)
+    base = PACKAGE_DATA / MEASURED_DIR
     if not base.is_dir():
         return ()
     found = []
