@@ -383,12 +383,12 @@ Valid = tuple[list["ModelCanary"], list[Problem]]
 
 def fast_file(path: str | os.PathLike[str], catalog: Catalog | None = None) -> Valid | None:
     """The canaries of the file at ``path`` and their warnings when it is valid, checked without
-    the models: each
-    document built by the fast copy of the models (:mod:`controlplane.spec.fast_models`) and run
-    through :func:`validate`, the one set of rules; None as soon as anything is wrong (unreadable,
-    bad YAML, a shape the models refuse, a rule's problem): the caller then runs
-    :func:`check_file`, which says what, in the models' words. ``canaryctl validate``'s path for
-    a valid file (issue 41); tests/spec/test_fast_contract.py holds it to :func:`check_file`."""
+    the models: each document built by the fast copy of the models
+    (:mod:`controlplane.spec.fast_models`) and run through :func:`validate`, the one set of rules;
+    None as soon as anything is wrong (unreadable, bad YAML, a shape the models refuse, a rule's
+    problem): the caller then runs :func:`check_file`, which says what, in the models' words.
+    ``canaryctl validate``'s path for a valid file (issue 41); tests/spec/test_fast_contract.py
+    holds it to :func:`check_file`."""
     try:
         source = read_source(path)
     except SpecError:

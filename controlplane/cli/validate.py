@@ -1,19 +1,21 @@
 """``canaryctl validate FILE... [-o json]``: check canary.yml files, report every problem.
 
-A thin shell over :func:`controlplane.validation.check_file` (the same function the controller
-and the API use). Directories stand for the ``*.yml`` / ``*.yaml`` files directly inside them.
-Prints one ``FILE:LINE: field.path: message`` line per problem (or, with ``-o json``, a JSON list of
-``{file, line, path, message}``) and exits 0 when every file is valid, 2 otherwise. For a valid
-canary whose stable and candidate both have a measured profile entry beside the catalogue, notes
-on stderr (``FILE: NAME: ...``, never a problem) give each variant's fit check and the expected
-change (:func:`controlplane.profiles.expected.notes`). Warnings
+A thin shell over :func:`controlplane.validation.check_file` (the same function the controller and
+the API use), which it calls for a file :func:`controlplane.validation.fast_file` does not find
+valid: a valid file is checked, and its notes and warnings made, without the pydantic models (issue
+41); a file with a problem gets exactly the models' messages. Directories stand for the ``*.yml`` /
+``*.yaml`` files directly inside them. Prints one ``FILE:LINE: field.path: message`` line per
+problem (or, with ``-o json``, a JSON list of ``{file, line, path, message}``) and exits 0 when
+every file is valid, 2 otherwise. For a valid canary whose stable and candidate both have a
+measured profile entry beside the catalogue, notes on stderr (``FILE: NAME: ...``, never a problem)
+give each variant's fit check and the expected change
+(:func:`controlplane.profiles.expected.notes`). Warnings
 (:func:`controlplane.validation.warnings_file`: a latency threshold inside a coarse histogram
-bucket) go to stderr too, ``FILE:LINE: warning: field.path: message``, in both output formats:
-they never change the exit status nor the JSON on stdout. With ``--cluster`` a stable that
-adopts a live InferenceService (``spec.stable.targetRef``) is read from the cluster as the
-controller reads it (:func:`live_rules`): one that does not exist, that another canary holds or
-that cannot be read as a stable is a problem at the ``targetRef`` line. Called by
-:mod:`controlplane.cli.main`.
+bucket) go to stderr too, ``FILE:LINE: warning: field.path: message``, in both output formats: they
+never change the exit status nor the JSON on stdout. With ``--cluster`` a stable that adopts a live
+InferenceService (``spec.stable.targetRef``) is read from the cluster as the controller reads it
+(:func:`live_rules`): one that does not exist, that another canary holds or that cannot be read as
+a stable is a problem at the ``targetRef`` line. Called by :mod:`controlplane.cli.main`.
 """
 
 from __future__ import annotations
