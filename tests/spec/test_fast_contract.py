@@ -4,16 +4,18 @@ the models' path does, and then gives the same canaries, warnings and notes.
 :func:`controlplane.validation.fast_text` checks a file with the generated light objects
 (:mod:`controlplane.spec.fast_models`) instead of the pydantic models (issue 41); for anything
 it does not call valid, ``validate`` asks the models (:func:`~controlplane.validation.check_text`),
-whose messages are the only ones. Here, over every example in ``canary/``, the support builder's
-example and a corpus of mutations of each (every field removed, null, of the wrong type, out of
-range, with an unknown key beside it, a bad enum or name, a bare number for a duration or
-threshold, a list emptied): fast-valid <=> models-valid; for a valid input the fast objects dump
+whose messages are the only ones. Here, over every example in ``canary/``, the spec tests'
+``MINIMAL``, the support builder's example (as it is and on each router) and a corpus of
+mutations (each field path, the first time an example has it: removed, null, of the wrong type,
+out of range, with an unknown key beside it, a bad enum or name, a bare number for a duration
+or threshold, a list emptied): fast-valid <=> models-valid; for a valid input the fast objects dump
 to what ``model_dump(by_alias=True)`` of the models gives, and the warnings and the notes
 ``validate`` prints are the same. The corpus size is asserted, so it cannot shrink unnoticed.
 """
 
 from __future__ import annotations
 
+import ast
 import copy
 from collections.abc import Iterator
 from functools import cache
@@ -35,12 +37,31 @@ EXAMPLES = sorted((ROOT / "canary").glob("*.yml"))
 Path_ = tuple[str | int, ...]
 
 
+ROUTERS = ("gateway-api", "istio", "kserve", "kserve-knative", "llmisvc")
+
+
+def _kept_texts() -> list[tuple[str, str]]:
+    """The specs the spec tests keep as YAML text (``MINIMAL``: every default, router kserve),
+    read from their source (a test module is not imported by another)."""
+    path = ROOT / "tests" / "spec" / "test_spec_load.py"
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "MINIMAL":
+            return [("test_spec_load.MINIMAL", ast.literal_eval(node.value))]
+    raise AssertionError("MINIMAL is gone from test_spec_load.py")
+
+
 def _bases() -> list[tuple[str, Any]]:
     found: list[tuple[str, Any]] = []
     for path in EXAMPLES:
         for doc in parse_text(path.read_bytes(), path.name):
             found.append((f"{path.name}#{doc.index}", doc.data))
+    for name, text in _kept_texts():
+        found.extend((name, doc.data) for doc in parse_text(text, name))
     found.append(("support.canaries.EXAMPLE", copy.deepcopy(EXAMPLE)))
+    for router in ROUTERS:  # each router's own rules (capabilities, adoption, capacity)
+        data = copy.deepcopy(EXAMPLE)
+        data["spec"]["traffic"] = {"router": router}
+        found.append((f"EXAMPLE, router {router}", data))
     return found
 
 
@@ -138,9 +159,9 @@ def _outcome(name: str, text: str) -> tuple[bool, bool]:
 def test_the_corpus_is_as_large_as_it_was() -> None:
     found = corpus()
     assert len(EXAMPLES) == 7
-    assert len(found) == 593
+    assert len(found) == 602
     valid = sum(1 for name, text in found if _outcome(name, text)[1])
-    assert valid == 117
+    assert valid == 121
 
 
 @pytest.mark.parametrize("index", range(8))
@@ -171,7 +192,7 @@ def test_a_valid_input_gives_the_same_canaries_warnings_and_notes() -> None:
             assert notes(light, catalog()) == notes(model, catalog()), name
             assert plan_lines(light, catalog()) == plan_lines(model, catalog()), name
         compared += 1
-    assert compared == 117
+    assert compared == 121
 
 
 def _validate(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
