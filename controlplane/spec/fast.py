@@ -13,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import Any, ClassVar
 
+from controlplane.errors import ControlPlaneError
+
 Serializer = Callable[[Any], Any]
 
 
-class Invalid(Exception):
+class Invalid(ControlPlaneError):
     """The input is not one the fast copy accepts (a wrong type, a bound crossed, an unknown
     key...). It carries no message on purpose: the pydantic models are the only source of them,
     and the caller asks them (:func:`controlplane.validation.fast_file`)."""
