@@ -1,20 +1,21 @@
 """CLI start-up benchmark: canaryctl's verbs against ``kubectl version --client``, side by side.
 
-Owns the "## CLI start-up" section of ``docs/benchmarks-derivation.md``. Issue 41 asks
-``--help``, ``list`` and ``validate FILE`` to start within 3x of ``kubectl version --client``
-(kubectl v1.34.10, built by ``make kube-tools``). Each round runs every command once, in a
-shuffled order, as a user does: the installed entry point (``canaryctl`` in the environment's
-``bin``), a new process each time, wall time from ``fork`` to exit, with Python's bytecode cache
-written and used (as an installed package runs; ``PYTHONDONTWRITEBYTECODE`` is dropped from the
-children's environment). The table gives the median and the slowest over ``--rounds`` and the
-ratio of the medians to kubectl's; the floors show what no verb can start below: the
-interpreter alone, and the interpreter importing pydantic (one model, or the spec's models that
-``validate`` checks a file with) or the Kubernetes client. ``canaryctl list`` asks the real
-kube-apiserver v1.34.10 on loopback (:func:`harness.cluster.kubeapi.start_cluster`, the
-ModelCanary CRD installed, the four-week example under two names) with the admin's token:
-once through a kubeconfig it reads itself (:mod:`controlplane.kube.direct`), once with
-``KUBECONFIG`` naming two files, which it leaves to the Kubernetes client. The load average
-before and after the run is written beside the table.
+Owns the "## CLI start-up" section of ``docs/benchmarks-derivation.md``. Issue 41 asks ``--help``,
+``list`` and ``validate FILE`` to start within 3x of ``kubectl version --client`` (kubectl
+v1.34.10, built by ``make kube-tools``). Each round runs every command once, in a shuffled order,
+as a user does: the installed entry point (``canaryctl`` in the environment's ``bin``), a new
+process each time, wall time from ``fork`` to exit, with Python's bytecode cache written and used
+(as an installed package runs; ``PYTHONDONTWRITEBYTECODE`` is dropped from the children's
+environment). The table gives the median and the slowest over ``--rounds`` and the ratio of the
+medians to kubectl's; the floors show what no verb can start below: the interpreter alone, and the
+interpreter importing pydantic (one model, or the spec's models, which ``validate`` asks only for a
+file with a problem: a valid one is checked by their generated fast copy,
+:mod:`controlplane.spec.fast_models`) or the Kubernetes client. ``canaryctl list`` asks the real
+kube-apiserver v1.34.10 on loopback (:func:`harness.cluster.kubeapi.start_cluster`, the ModelCanary
+CRD installed, the four-week example under two names) with the admin's token: once through a
+kubeconfig it reads itself (:mod:`controlplane.kube.direct`), once with ``KUBECONFIG`` naming two
+files, which it leaves to the Kubernetes client. The load average before and after the run is
+written beside the table.
 
 Run ``python bench/cli_start.py`` (``--rounds N``, ``--no-write`` prints only).
 """
@@ -107,7 +108,8 @@ def commands(kubeconfig: Path, empty: Path) -> list[Command]:
             {"KUBECONFIG": os.pathsep.join([str(kubeconfig), str(empty)])},
         ),
         # what no verb can start below: the interpreter, with pydantic (import, one model built
-        # and validated; the spec's models, which validate needs), with the Kubernetes client
+        # and validated; the spec's models, which validate asks for a bad file), with the
+        # Kubernetes client
         ("floor: python", [sys.executable, "-c", "pass"], {}),
         ("floor: python, pydantic, one model", [sys.executable, "-c", PYDANTIC_FLOOR], {}),
         ("floor: python, the spec's models", [sys.executable, "-c", MODELS_FLOOR], {}),

@@ -32,6 +32,7 @@ KServe-pinned version).
 from __future__ import annotations
 
 from itertools import pairwise
+from typing import TYPE_CHECKING
 
 from controlplane.errors import Problem
 from controlplane.promql.contract import (
@@ -41,8 +42,10 @@ from controlplane.promql.contract import (
     contract_for,
 )
 from controlplane.promql.queries import all_checks
-from controlplane.spec.models import CheckSpec, MetricSpec, ModelCanary
 from controlplane.spec.units import Quantity, Unit, display_value
+
+if TYPE_CHECKING:
+    from controlplane.spec.models import CheckSpec, MetricSpec, ModelCanary
 
 COARSE_ERROR = 0.25
 """A latency threshold inside a bucket is coarse when a reading can be more than this fraction of

@@ -17,13 +17,15 @@ Pure but for reading the measured entries beside the catalogue. Called by valida
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from controlplane.capacity.plan import ReplicaCapacity, Sizes
 from controlplane.profiles.catalog import Catalog
 from controlplane.profiles.measured import find, measured_for
 from controlplane.profiles.speed import Speed, speed_for
-from controlplane.spec.models import ModelCanary, TypicalRequest
+
+if TYPE_CHECKING:
+    from controlplane.spec.models import ModelCanary, TypicalRequest
 
 Role = Literal["stable", "candidate"]
 
@@ -54,7 +56,7 @@ def replica_capacity(canary: ModelCanary, role: Role, catalog: Catalog) -> Repli
         rates = [p.requests_per_s for p in found.entry.points if p.requests and not p.errors]
         if rates:
             return ReplicaCapacity(max(rates), variant.gpu_count, f"measured ({found.source})")
-    request = spec.typical_request if spec is not None else TypicalRequest()
+    request = canary.spec.capacity_or_default().typical_request
     speed = speed_for(canary.spec.model, variant, catalog)
     rps = batch_rps(speed, request)
     shape = f"{request.input_tokens} in / {request.output_tokens} out"

@@ -10,11 +10,15 @@ would run past what they serve (:func:`fixed_overload`). Pure but for reading me
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from controlplane.capacity import plan
 from controlplane.capacity.estimate import sizes_of
 from controlplane.errors import ProfileError
 from controlplane.profiles.catalog import Catalog
-from controlplane.spec.models import ModelCanary
+
+if TYPE_CHECKING:
+    from controlplane.spec.models import ModelCanary
 
 
 def _replicas(replicas: plan.Replicas, sizes: plan.Sizes) -> str:

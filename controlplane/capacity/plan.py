@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from controlplane.spec.models import CapacitySpec, ModelCanary
+if TYPE_CHECKING:
+    from controlplane.spec.models import CapacitySpec, ModelCanary
+
 
 EPSILON = 1e-9
 """Shares are computed in floating point: ``ceil(2.0000000001)`` must stay 2."""
@@ -277,4 +280,4 @@ def utilisation(sizes: Sizes, demand_rps: float, share: Share, replicas: Replica
 
 
 def _spec(canary: ModelCanary) -> CapacitySpec:
-    return canary.spec.capacity if canary.spec.capacity is not None else CapacitySpec()
+    return canary.spec.capacity_or_default()

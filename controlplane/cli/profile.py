@@ -34,15 +34,17 @@ from controlplane.profiles.catalog import Catalog, load_catalog
 from controlplane.profiles.expected import pair_canary
 from controlplane.profiles.fit import GIB, weight_bytes
 from controlplane.profiles.measured import (
-    EngineInfo,
-    MeasuredProfile,
-    MemoryFigures,
-    SweepPoint,
     dump,
     measured_for,
     preferred_fit,
     requests_per_s_at,
     summarize,
+)
+from controlplane.profiles.measured_models import (
+    EngineInfo,
+    MeasuredProfile,
+    MemoryFigures,
+    SweepPoint,
 )
 from controlplane.spec.units import parse_duration
 

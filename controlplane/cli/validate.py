@@ -1,19 +1,21 @@
 """``canaryctl validate FILE... [-o json]``: check canary.yml files, report every problem.
 
-A thin shell over :func:`controlplane.validation.check_file` (the same function the controller
-and the API use). Directories stand for the ``*.yml`` / ``*.yaml`` files directly inside them.
-Prints one ``FILE:LINE: field.path: message`` line per problem (or, with ``-o json``, a JSON list of
-``{file, line, path, message}``) and exits 0 when every file is valid, 2 otherwise. For a valid
-canary whose stable and candidate both have a measured profile entry beside the catalogue, notes
-on stderr (``FILE: NAME: ...``, never a problem) give each variant's fit check and the expected
-change (:func:`controlplane.profiles.expected.notes`). Warnings
+A thin shell over :func:`controlplane.validation.check_file` (the same function the controller and
+the API use), which it calls for a file :func:`controlplane.validation.fast_file` does not find
+valid: a valid file is checked, and its notes and warnings made, without the pydantic models (issue
+41); a file with a problem gets exactly the models' messages. Directories stand for the ``*.yml`` /
+``*.yaml`` files directly inside them. Prints one ``FILE:LINE: field.path: message`` line per
+problem (or, with ``-o json``, a JSON list of ``{file, line, path, message}``) and exits 0 when
+every file is valid, 2 otherwise. For a valid canary whose stable and candidate both have a
+measured profile entry beside the catalogue, notes on stderr (``FILE: NAME: ...``, never a problem)
+give each variant's fit check and the expected change
+(:func:`controlplane.profiles.expected.notes`). Warnings
 (:func:`controlplane.validation.warnings_file`: a latency threshold inside a coarse histogram
-bucket) go to stderr too, ``FILE:LINE: warning: field.path: message``, in both output formats:
-they never change the exit status nor the JSON on stdout. With ``--cluster`` a stable that
-adopts a live InferenceService (``spec.stable.targetRef``) is read from the cluster as the
-controller reads it (:func:`live_rules`): one that does not exist, that another canary holds or
-that cannot be read as a stable is a problem at the ``targetRef`` line. Called by
-:mod:`controlplane.cli.main`.
+bucket) go to stderr too, ``FILE:LINE: warning: field.path: message``, in both output formats: they
+never change the exit status nor the JSON on stdout. With ``--cluster`` a stable that adopts a live
+InferenceService (``spec.stable.targetRef``) is read from the cluster as the controller reads it
+(:func:`live_rules`): one that does not exist, that another canary holds or that cannot be read as
+a stable is a problem at the ``targetRef`` line. Called by :mod:`controlplane.cli.main`.
 """
 
 from __future__ import annotations
@@ -28,7 +30,13 @@ from controlplane.capacity.notes import plan_lines
 from controlplane.errors import NotFound, Problem
 from controlplane.profiles.catalog import Catalog, load_catalog
 from controlplane.profiles.expected import notes
-from controlplane.validation import More, check_file, validated_file, warnings_file
+from controlplane.validation import (
+    More,
+    check_file,
+    fast_file,
+    validated_file,
+    warnings_file,
+)
 
 if TYPE_CHECKING:  # --cluster only: the client, the controller's adoption (issue 41)
     from controlplane.kube.client import KubeClient
@@ -83,10 +91,10 @@ def expand(paths: list[str]) -> tuple[list[str], list[Problem]]:
     return files, problems
 
 
-def print_notes(name: str, catalog: Catalog) -> None:
+def print_notes(name: str, catalog: Catalog, canaries: list[ModelCanary] | None = None) -> None:
     """The measured-profile notes and the capacity plan of every canary of the valid file
-    ``name``, on stderr."""
-    for canary in validated_file(name, catalog):
+    ``name`` (its ``canaries`` when the caller has them), on stderr."""
+    for canary in validated_file(name, catalog) if canaries is None else canaries:
         for line in [*notes(canary, catalog), *plan_lines(canary, catalog)]:
             print(f"{name}: {line}", file=sys.stderr)
 
@@ -136,6 +144,14 @@ def run(args: argparse.Namespace) -> int:
         more = live_rules(connect(args), catalog)
     warned = 0
     for name in files:
+        fast = fast_file(name, catalog) if more is None else None
+        if fast is not None:  # valid: the same lines as below, without the models (issue 41)
+            canaries, warned_here = fast
+            for warning in warned_here:
+                print(format_warning(warning), file=sys.stderr)
+                warned += 1
+            print_notes(name, catalog, canaries)
+            continue
         found = check_file(name, catalog, more=more)
         problems.extend(found)
         for warning in warnings_file(name):

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from controlplane.profiles.catalog import Catalog
 from controlplane.profiles.measured import (
@@ -28,7 +29,9 @@ from controlplane.profiles.measured import (
     measured_for,
     preferred_fit,
 )
-from controlplane.spec.models import ModelCanary
+
+if TYPE_CHECKING:
+    from controlplane.spec.models import ModelCanary
 
 
 @dataclass(frozen=True)

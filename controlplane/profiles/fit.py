@@ -28,9 +28,12 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from controlplane.profiles.catalog import Catalog, Support
-from controlplane.spec.models import ModelSpec, VariantSpec
+
+if TYPE_CHECKING:
+    from controlplane.spec.models import ModelSpec, VariantSpec
 
 GIB = float(2**30)
 KV_DTYPE_BYTES = 2  # vLLM's default KV cache dtype follows the model dtype: bf16

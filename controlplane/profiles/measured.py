@@ -22,112 +22,77 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
 
 from controlplane.errors import ProfileError
-from controlplane.profiles.catalog import Catalog, _validate
+from controlplane.profiles.catalog import PACKAGE_DATA, Catalog
 from controlplane.profiles.fit import FitReport, memory_fit
-from controlplane.spec.models import ModelSpec, VariantSpec
+
+if TYPE_CHECKING:  # the models: imported where an entry is parsed or built (issue 41)
+    from controlplane.profiles.measured_models import (
+        MeasuredProfile,
+        Percentiles,
+        SweepPoint,
+    )
+    from controlplane.spec.models import ModelSpec, VariantSpec
 
 MEASURED_DIR = "measured"
 KIND = "MeasuredProfile"
-Mode = Literal["endpoint", "in-process"]
 
 
-class _Entry(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
-    )
+Key = tuple[str, str, str | None, str]
+"""What :func:`find` compares of an entry: model, quantization, GPU, ``measuredAt``."""
 
 
-class Percentiles(_Entry):
-    """p50 / p90 / p99 of one latency, in milliseconds."""
-
-    p50: float = Field(ge=0)
-    p90: float = Field(ge=0)
-    p99: float = Field(ge=0)
-
-
-class SweepPoint(_Entry):
-    """The raw figures of one point of the sweep (one concurrency, one prompt/output length)."""
-
-    concurrency: int = Field(ge=1)
-    input_len: int = Field(ge=1)
-    output_len: int = Field(ge=1)
-    requests: int = Field(ge=0)
-    errors: int = Field(default=0, ge=0)
-    output_tokens: int = Field(ge=0)
-    duration_s: float = Field(gt=0)
-    ttft_ms: Percentiles
-    itl_ms: Percentiles | None = None
-    e2e_ms: Percentiles = Field(alias="e2eMs")
-    output_tokens_per_s: float = Field(ge=0)
-    requests_per_s: float = Field(ge=0)
-    cost_per_million_output_tokens_usd: float | None = None
-    peak_memory_gib: float | None = None
-    kv_cache_usage_max: float | None = None
-    gpu_utilization_max: float | None = None
-
-
-class MemoryFigures(_Entry):
-    """Memory of the whole model as measured, beside what ``fit.py`` predicts for it."""
-
-    weights_gib: float = Field(gt=0)
-    predicted_weights_gib: float | None = None
-    peak_gib: float | None = None
-    how: str = Field(min_length=1)
-
-
-class EngineInfo(_Entry):
-    """What served or ran the model, with versions."""
-
-    name: str = Field(min_length=1)
-    version: str | None = None
-    libraries: dict[str, str] = Field(default_factory=dict)
-
-
-class MeasuredProfile(_Entry):
-    """One measured profile entry (``profiles/measured/<name>.yaml``)."""
-
-    kind: Literal["MeasuredProfile"] = "MeasuredProfile"
-    model: str = Field(min_length=1)
-    architecture: str | None = None
-    quantization: str = Field(min_length=1)
-    gpu: str | None = None
-    device: str = Field(min_length=1)
-    mode: Mode
-    endpoint: str | None = None
-    measured_at: str = Field(min_length=1)
-    engine: EngineInfo
-    command: str = Field(min_length=1)
-    layers_run: int | None = None
-    layers_total: int | None = None
-    fixed_output: str = Field(min_length=1)
-    ttft_target_ms: float | None = None
-    requests_per_s_at_target: float | None = None
-    memory: MemoryFigures | None = None
-    points: list[SweepPoint] = Field(min_length=1)
-    notes: list[str] = Field(default_factory=list)
-
-    def point(self, concurrency: int) -> SweepPoint | None:
-        """The first point measured at ``concurrency``, or None."""
-        return next((p for p in self.points if p.concurrency == concurrency), None)
-
-
-@dataclass(frozen=True)
 class Loaded:
-    """An entry and the file it was read from."""
+    """An entry and the file it was read from.
 
-    entry: MeasuredProfile
-    source: str
+    A packaged entry (:func:`_packaged`) is checked by its model when it is first read
+    (:attr:`entry`), and :func:`find` compares only :attr:`key`, read from its YAML as it is:
+    looking for the entry of a variant that has none (what ``canaryctl validate`` does for every
+    variant) reads no model and imports no pydantic (issue 41). The packaged entries are the
+    package's own; the tests check each with the model."""
+
+    __slots__ = ("_entry", "_read", "key", "source")
+
+    def __init__(
+        self,
+        entry: MeasuredProfile | None,
+        source: str,
+        *,
+        key: Key | None = None,
+        read: Callable[[], MeasuredProfile] | None = None,
+    ) -> None:
+        self._entry = entry
+        self._read = read
+        self.source = source
+        if key is None:
+            assert entry is not None, "an entry, or its key and a reader"
+            key = (entry.model, entry.quantization, entry.gpu, entry.measured_at)
+        self.key = key
+
+    @property
+    def entry(self) -> MeasuredProfile:
+        """The entry, checked by its model (on the first read, for a packaged one)."""
+        if self._entry is None:
+            assert self._read is not None
+            self._entry = self._read()
+        return self._entry
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Loaded):
+            return NotImplemented
+        return (self.entry, self.source) == (other.entry, other.source)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Loaded(entry={self.entry!r}, source={self.source!r})"
 
 
 # --------------------------------------------------------------------------- arithmetic
@@ -146,6 +111,8 @@ def quantile(values: Sequence[float], q: float) -> float:
 
 def percentiles_ms(seconds: Sequence[float]) -> Percentiles:
     """p50/p90/p99 of latencies given in seconds, in milliseconds."""
+    from controlplane.profiles.measured_models import Percentiles
+
     return Percentiles(
         p50=round(quantile(seconds, 0.5) * 1000, 3),
         p90=round(quantile(seconds, 0.9) * 1000, 3),
@@ -192,6 +159,8 @@ def summarize(
     cost = None
     if price_per_hour_usd is not None:
         cost = cost_per_million_tokens(tps, price_per_hour_usd)
+    from controlplane.profiles.measured_models import SweepPoint
+
     return SweepPoint(
         concurrency=concurrency,
         input_len=input_len,
@@ -230,7 +199,10 @@ def dump(entry: MeasuredProfile) -> str:
 def parse(text: str, name: str, *, packaged: bool = False) -> MeasuredProfile:
     """An entry from YAML text; ProfileError naming ``name:LINE`` when malformed. ``packaged``:
     one of the packaged entries (parsed by libyaml when PyYAML has it, as the catalogue is)."""
-    return _validate(MeasuredProfile, text, name, packaged=packaged)
+    from controlplane.profiles.catalog_schema import validate
+    from controlplane.profiles.measured_models import MeasuredProfile
+
+    return validate(MeasuredProfile, text, name, packaged=packaged)
 
 
 def load(path: str | Path) -> MeasuredProfile:
@@ -261,26 +233,35 @@ def measured_for(catalog: Catalog) -> tuple[Loaded, ...]:
 
 @functools.lru_cache(maxsize=1)
 def _packaged() -> tuple[Loaded, ...]:
-    base = resources.files("controlplane.profiles").joinpath("data", MEASURED_DIR)
+    base = PACKAGE_DATA / MEASURED_DIR
     if not base.is_dir():
         return ()
     found = []
     for item in sorted(base.iterdir(), key=lambda i: i.name):
         if item.name.endswith((".yaml", ".yml")):
             name = f"{MEASURED_DIR}/{item.name} (packaged)"
-            entry = parse(item.read_text(encoding="utf-8"), name, packaged=True)
-            found.append(Loaded(entry, name))
+            text = item.read_text(encoding="utf-8")
+            found.append(_pending(text, name))
     return tuple(found)
+
+
+def _pending(text: str, name: str) -> Loaded:
+    """A packaged entry whose model is read when first needed (see :class:`Loaded`); one whose
+    key cannot be read as it is is parsed at once (its model says what is wrong)."""
+    data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    fields = ("model", "quantization", "gpu", "measuredAt")
+    if not isinstance(data, dict) or not all(
+        isinstance(data.get(f), str) or (f == "gpu" and data.get(f) is None) for f in fields
+    ):
+        return Loaded(parse(text, name, packaged=True), name)
+    key: Key = (data["model"], data["quantization"], data.get("gpu"), data["measuredAt"])
+    return Loaded(None, name, key=key, read=lambda: parse(text, name, packaged=True))
 
 
 def find(entries: Sequence[Loaded], model: str, quantization: str, gpu: str) -> Loaded | None:
     """The newest entry measured for ``model`` in ``quantization`` on ``gpu``, or None."""
-    matching = [
-        e
-        for e in entries
-        if e.entry.model == model and e.entry.quantization == quantization and e.entry.gpu == gpu
-    ]
-    return max(matching, key=lambda e: e.entry.measured_at, default=None)
+    matching = [e for e in entries if e.key[:3] == (model, quantization, gpu)]
+    return max(matching, key=lambda e: e.key[3], default=None)
 
 
 # --------------------------------------------------------------------------- the checks

@@ -20,11 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from controlplane.errors import ProfileError
 from controlplane.profiles.catalog import Catalog, GpuProfile
 from controlplane.profiles.fit import kv_bytes_per_token
-from controlplane.spec.models import ModelSpec, VariantSpec
+
+if TYPE_CHECKING:
+    from controlplane.spec.models import ModelSpec, VariantSpec
 
 BANDWIDTH_UTILISATION = 0.6
 COMPUTE_UTILISATION = 0.4

@@ -26,7 +26,7 @@ from controlplane.promql.contract import (
     contract_for,
     error_terms,
 )
-from controlplane.spec.models import DEFAULT_QUANTILE
+from controlplane.spec.constants import DEFAULT_QUANTILE
 
 
 def aggregate(op: str, by: Sequence[str], expr: str) -> str:

@@ -72,12 +72,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from controlplane.promql.contract import contract_for
 from controlplane.serving import names
 from controlplane.serving.render import isvc_name
-from controlplane.spec.models import GatewayImplementation, ModelCanary
+
+if TYPE_CHECKING:
+    from controlplane.spec.models import GatewayImplementation, ModelCanary
 
 HttpSource = Literal["envoy", "istio", "traefik", "vllm-http", "engine"]
 """Where ``error-rate`` reads HTTP answers (the module docstring lists them)."""

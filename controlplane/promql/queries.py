@@ -18,6 +18,7 @@ import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from controlplane.errors import Problem, SpecError
 from controlplane.promql import builtins as promql
@@ -31,12 +32,14 @@ from controlplane.promql.contract import (
 )
 from controlplane.serving.versions import vllm_version as canary_vllm_version
 from controlplane.spec.check_keys import PROMOTE_KEY, shadow_check, step_check
-from controlplane.spec.models import (
-    Builtin,
-    CheckSpec,
-    MetricSpec,
-    ModelCanary,
-)
+
+if TYPE_CHECKING:
+    from controlplane.spec.models import (
+        Builtin,
+        CheckSpec,
+        MetricSpec,
+        ModelCanary,
+    )
 
 PLACEHOLDERS: frozenset[str] = frozenset({"namespace", "canary", "variant", "window"})
 """Placeholders a custom ``query`` or ``costQuery`` may use."""

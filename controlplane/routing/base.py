@@ -15,11 +15,13 @@ controller, ``canaryctl render`` and the local stack (:mod:`controlplane.routing
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from controlplane.errors import Problem, RouterError
 from controlplane.promql import http_errors
-from controlplane.spec.models import ModelCanary, RouterName
+
+if TYPE_CHECKING:
+    from controlplane.spec.models import ModelCanary, RouterName
 
 Outcome = Literal["promoted", "rolled_back"]
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from controlplane.errors import Problem, ProfileError
@@ -34,8 +34,10 @@ from controlplane.serving.render import (
     predictor_spec,
 )
 from controlplane.serving.versions import resolve_vllm_version
-from controlplane.spec.models import ModelCanary, Quantization, VariantSpec
 from controlplane.spec.vllm_version import parse_vllm_version
+
+if TYPE_CHECKING:
+    from controlplane.spec.models import ModelCanary, Quantization, VariantSpec
 
 WHERE = "spec.stable.targetRef"
 QUANTIZATIONS: tuple[Quantization, ...] = (
@@ -83,6 +85,8 @@ class Adoption:
         """Tolerant: a snapshot that cannot be read is None (it is taken again)."""
         if not isinstance(data, Mapping):
             return None
+        from controlplane.spec.models import VariantSpec  # not on validate's offline path
+
         try:
             variant = VariantSpec.model_validate(data["variant"])
             length = data.get("maxModelLen")
@@ -275,6 +279,8 @@ def adoption_of(
         return None, problems
     rest = _without(args, (*_NAME_FLAGS, *_READ_FLAGS, "--max-model-len", "--max_model_len"))
     replicas = predictor.get("minReplicas")
+    from controlplane.spec.models import VariantSpec  # --cluster only: no pydantic offline
+
     variant = VariantSpec(
         name=canary.spec.stable.name,
         target_ref=ref,

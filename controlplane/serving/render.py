@@ -12,19 +12,16 @@ the SDK models). Routers (:mod:`controlplane.routing`) add the traffic fields; t
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from controlplane.profiles.catalog import Catalog, GpuProfile
 from controlplane.serving import names
 from controlplane.serving.chat_template import chat_template
 from controlplane.serving.vllm_args import kserve_args, resolve_gpu, vllm_flags
-from controlplane.spec.models import (
-    API_GROUP,
-    LABEL_CANARY,
-    LABEL_VARIANT,
-    ModelCanary,
-    VariantSpec,
-)
+from controlplane.spec.constants import API_GROUP, LABEL_CANARY, LABEL_VARIANT
+
+if TYPE_CHECKING:
+    from controlplane.spec.models import ModelCanary, VariantSpec
 
 Obj = dict[str, Any]
 Role = Literal["stable", "candidate"]

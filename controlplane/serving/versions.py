@@ -17,11 +17,14 @@ The tables cite what they were read from; docs/serving.md, "Verified against vLL
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from controlplane.errors import Problem
 from controlplane.profiles.catalog import Catalog
-from controlplane.spec.models import ModelCanary, ModelSpec, RouterName
 from controlplane.spec.vllm_version import format_version, parse_vllm_version
+
+if TYPE_CHECKING:
+    from controlplane.spec.models import ModelCanary, ModelSpec, RouterName
 
 PINNED_KSERVE = "v0.20.0"
 """The KServe release the product is built and tested against (scripts/build-kube.sh)."""

@@ -17,11 +17,15 @@ the pinned KServe's vLLM). See ``docs/serving.md``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from controlplane.errors import Problem, ProfileError, SpecError
 from controlplane.profiles.catalog import Catalog, GpuProfile
 from controlplane.serving.versions import quantization_problem, resolve_vllm_version
-from controlplane.spec.models import ModelSpec, VariantSpec
 from controlplane.spec.vllm_version import parse_vllm_version
+
+if TYPE_CHECKING:
+    from controlplane.spec.models import ModelSpec, VariantSpec
 
 # Flags the renderer owns: a user arg repeating one of them would silently fight the rendering.
 OWNED_FLAGS = (

@@ -20,3 +20,21 @@ LABEL_VARIANT = f"{API_GROUP}/variant"
 DEFAULT_INTERVAL = "1m"
 DEFAULT_WINDOW = "5m"
 DEFAULT_QUANTILE = 0.95
+GATE_PLACEHOLDERS = (
+    "canary",
+    "namespace",
+    "model",
+    "step",
+    "weight",
+    "point",
+    "gate",
+    "candidate",
+    "stable",
+    "candidate.endpoint",
+    "stable.endpoint",
+    "candidate.storageUri",
+    "candidate.quantization",
+    "stable.storageUri",
+    "stable.quantization",
+)
+"""Placeholders a gate's ``parameters`` may use (``{{candidate.endpoint}}``); see docs/gates.md."""

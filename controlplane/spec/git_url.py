@@ -35,3 +35,12 @@ def git_url_problem(url: str) -> str | None:
         shown = scheme if len(scheme) <= 16 else scheme[:16] + "..."
         return f"{shown}:// git URLs are not used, only {ALLOWED}"
     return f"{url[:64]!r} is not a git URL the controller uses: {ALLOWED}"
+
+
+def checked_git_url(value: str) -> str:
+    """``value`` when it is a git remote the product uses; ValueError with the reason when not
+    (the validator of ``spec.gitWriteBack.repo``, in the models and in their fast copy)."""
+    problem = git_url_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value

@@ -8,10 +8,8 @@ camelCase field path users wrote, the YAML line, and a message a person can act 
 
 from __future__ import annotations
 
-import difflib
 import types
 import typing
-from collections.abc import Iterable
 from typing import Any, Union
 
 from pydantic import BaseModel, ValidationError
@@ -20,6 +18,7 @@ from controlplane.errors import Problem
 from controlplane.spec.document import Document
 from controlplane.spec.models import ModelCanary
 from controlplane.spec.paths import Loc, format_path
+from controlplane.spec.words import describe, did_you_mean
 
 _TYPE_WORDS = {
     "string_type": "a string",
@@ -43,32 +42,6 @@ _PATTERN_WORDS = {
     r"^https?://\S+$": "an http:// or https:// URL",
     r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$": "an HTTP header name (no spaces or separators)",
 }
-
-
-def describe(value: object) -> str:
-    """``5`` -> ``integer 5``; ``[1]`` -> ``a list``; used in "got ..." phrases."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"boolean {str(value).lower()}"
-    if isinstance(value, int):
-        return f"integer {value}"
-    if isinstance(value, float):
-        return f"number {value!r}"
-    if isinstance(value, str):
-        shown = value if len(value) <= 40 else value[:37] + "..."
-        return f"string {shown!r}"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
-
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """``"; did you mean 'weight'?"`` when ``word`` is close to one of ``choices``, else ``""``."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def strip_optional(annotation: Any) -> Any:

@@ -24,15 +24,16 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from controlplane.spec import constants, names
-from controlplane.spec.git_url import GIT_URL_PATTERN, git_url_problem
+from controlplane.spec.git_url import GIT_URL_PATTERN, checked_git_url
 from controlplane.spec.units import (
     DURATION_PATTERN,
     Duration,
     Quantity,
     parse_duration,
     parse_quantity,
+    quantity_out,
 )
-from controlplane.spec.vllm_version import VLLM_VERSION_PATTERN, parse_vllm_version
+from controlplane.spec.vllm_version import VLLM_VERSION_PATTERN, checked_vllm_version
 
 API_GROUP = constants.API_GROUP
 API_VERSION = constants.API_VERSION
@@ -58,7 +59,7 @@ DurationField = Annotated[
 QuantityField = Annotated[
     Quantity,
     BeforeValidator(parse_quantity),
-    PlainSerializer(lambda q: q.text or q.value, return_type=Any),
+    PlainSerializer(quantity_out, return_type=Any),
     WithJsonSchema(
         {
             "anyOf": [{"type": "number"}, {"type": "string"}],
@@ -69,17 +70,10 @@ QuantityField = Annotated[
 ]
 
 
-def _git_url(value: str) -> str:
-    problem = git_url_problem(value)
-    if problem is not None:
-        raise ValueError(problem)
-    return value
-
-
 GitUrlField = Annotated[
     str,
     Field(max_length=2048),
-    AfterValidator(_git_url),
+    AfterValidator(checked_git_url),
     WithJsonSchema(
         {
             "type": "string",
@@ -91,19 +85,10 @@ GitUrlField = Annotated[
 ]
 
 
-def _vllm_version(value: str) -> str:
-    if parse_vllm_version(value) is None:
-        raise ValueError(
-            f"{value!r} is not a vLLM version: write the release the runtime image runs, "
-            "e.g. 0.24.0"
-        )
-    return value
-
-
 VllmVersionField = Annotated[
     str,
     Field(max_length=64),
-    AfterValidator(_vllm_version),
+    AfterValidator(checked_vllm_version),
     WithJsonSchema(
         {
             "type": "string",
@@ -152,24 +137,7 @@ DEFAULT_MIN_SAMPLES = 100
 DEFAULT_QUANTILE = constants.DEFAULT_QUANTILE
 DEFAULT_ALPHA = 0.01
 DEFAULT_GATE_TIMEOUT = "1h"
-GATE_PLACEHOLDERS = (
-    "canary",
-    "namespace",
-    "model",
-    "step",
-    "weight",
-    "point",
-    "gate",
-    "candidate",
-    "stable",
-    "candidate.endpoint",
-    "stable.endpoint",
-    "candidate.storageUri",
-    "candidate.quantization",
-    "stable.storageUri",
-    "stable.quantization",
-)
-"""Placeholders a gate's ``parameters`` may use (``{{candidate.endpoint}}``); see docs/gates.md."""
+GATE_PLACEHOLDERS = constants.GATE_PLACEHOLDERS
 
 
 class _Model(BaseModel):
@@ -548,6 +516,10 @@ class ModelCanarySpec(_Model):
             return False
         exclude = {"name", "target_ref"}
         return self.candidate.model_dump(exclude=exclude) == self.stable.model_dump(exclude=exclude)
+
+    def capacity_or_default(self) -> CapacitySpec:
+        """``capacity``, or the defaults of one (what a plan without it is reckoned with)."""
+        return self.capacity if self.capacity is not None else CapacitySpec()
 
     @property
     def adopted(self) -> bool:

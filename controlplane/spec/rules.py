@@ -17,20 +17,16 @@ Pure. Called by :mod:`controlplane.validation` only. The rules are listed in doc
 from __future__ import annotations
 
 import re
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from controlplane.errors import Problem
-from controlplane.spec.messages import did_you_mean
-from controlplane.spec.models import (
-    GATE_PLACEHOLDERS,
-    CheckSpec,
-    GateSpec,
-    MetricSpec,
-    ModelCanary,
-    VariantSpec,
-)
+from controlplane.spec.constants import GATE_PLACEHOLDERS
 from controlplane.spec.paths import Loc, format_path
 from controlplane.spec.units import BUILTIN_UNITS, Duration, Quantity, Unit
+from controlplane.spec.words import did_you_mean
+
+if TYPE_CHECKING:  # annotations only: the rules run on the models and on their fast copy
+    from controlplane.spec.models import CheckSpec, GateSpec, MetricSpec, ModelCanary, VariantSpec
 
 LATENCY_BUILTINS = ("e2e-latency", "ttft", "inter-token-latency")
 QUERY_PLACEHOLDERS = ("namespace", "canary", "variant", "window")
@@ -445,6 +441,8 @@ class _Rules:
                 ref = variant.target_ref
                 if self.canary.resolved_from() is not None:
                     continue  # filled in from the live service, not written
+                from controlplane.spec.models import VariantSpec  # a problem: the models say it
+
                 for field in sorted(variant.model_fields_set - {"name", "target_ref"}):
                     key = VariantSpec.model_fields[field].alias or field
                     self.add(

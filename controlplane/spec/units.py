@@ -133,6 +133,11 @@ class Quantity:
         return display_value(value, self.unit)
 
 
+def quantity_out(quantity: Quantity) -> str | float:
+    """A threshold as a document writes it: its text (``200ms``), else its number."""
+    return quantity.text or quantity.value
+
+
 def display_value(value: float, unit: Unit) -> str:
     """Human rendering of ``value`` in ``unit``: ``0.2314`` seconds -> ``231.4ms``."""
     if math.isnan(value):

@@ -32,3 +32,14 @@ def parse_vllm_version(text: str) -> VersionKey | None:
 def format_version(key: VersionKey) -> str:
     """``(0, 24, 0)`` -> ``"0.24.0"``."""
     return ".".join(str(part) for part in key)
+
+
+def checked_vllm_version(value: str) -> str:
+    """``value`` when it is a vLLM version; ValueError saying what to write when not (the
+    validator of ``spec.model.vllmVersion``, in the models and in their fast copy)."""
+    if parse_vllm_version(value) is None:
+        raise ValueError(
+            f"{value!r} is not a vLLM version: write the release the runtime image runs, "
+            "e.g. 0.24.0"
+        )
+    return value

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from controlplane.errors import ProfileError, UsageError
-from controlplane.profiles.catalog import _validate
+from controlplane.profiles.catalog_schema import validate as _validate
 from controlplane.profiles.measured import RequestSample
 
 if TYPE_CHECKING:

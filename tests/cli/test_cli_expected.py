@@ -21,7 +21,8 @@ from controlplane.profiles.expected import (
     compare,
     pair,
 )
-from controlplane.profiles.measured import Loaded, MeasuredProfile
+from controlplane.profiles.measured import Loaded
+from controlplane.profiles.measured_models import MeasuredProfile
 from harness.kube.fake import FakeKube
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,7 +9,9 @@ Later, ``validate`` imported the controller's adoption code (hera, requests, num
 ``--cluster`` option; it loads it only with ``--cluster`` now. ``simulate`` may load numpy but
 not scipy (a spec without a sequential check), and ``list`` none of what it does not use
 (:data:`LIST_SPARED`): since it asks the API server with the standard library for the users it
-can (:mod:`controlplane.kube.direct`), not even the Kubernetes client or pydantic. The seconds
+can (:mod:`controlplane.kube.direct`), not even the Kubernetes client or pydantic. Nor does
+``validate`` of a valid file load pydantic (:data:`VALIDATE_SPARED`): it checks the file with the
+models' generated fast copy and hands only a file with a problem to the models. The seconds
 are bench/cli_start.py's.
 """
 
@@ -66,6 +68,62 @@ def test_an_offline_verb_imports_no_heavy_stack(argv: tuple[str, ...]) -> None:
     found = _imports(*argv)
     assert found["code"] in (0, None)
     assert found["loaded"] == []
+
+
+VALIDATE_SPARED = ("pydantic", "numpy", "scipy", "kubernetes")
+"""What ``canaryctl validate`` does without for a valid file: the spec's pydantic models too
+(it checks the file with their generated fast copy, :func:`controlplane.validation.fast_file`,
+and reads the packaged catalogue as it is); only a file with a problem is handed to the models,
+whose messages are the only ones."""
+
+VALIDATE_PROBE = """
+import json, sys
+from controlplane.cli import main
+code = main.main(sys.argv[1:])
+names = {{m.split(".")[0] for m in sys.modules}}
+print(json.dumps({{"code": code, "loaded": sorted(names & set({SPARED!r}))}}))
+"""
+
+
+def _validate_imports(*argv: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", VALIDATE_PROBE.format(SPARED=VALIDATE_SPARED), "validate", *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found
+
+
+@pytest.mark.binary
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("canary/four-week.yml",),
+        ("canary/gated.yml", "-o", "json"),
+        ("canary/local-demo.yml", "canary/shadow-winrate.yml", "canary/cohort-tier1.yml"),
+        ("canary",),
+    ],
+    ids=["four-week", "json", "several", "directory"],
+)
+def test_validate_of_valid_files_loads_no_pydantic(argv: tuple[str, ...]) -> None:
+    found = _validate_imports(*argv)
+    assert found["code"] == 0
+    assert found["loaded"] == []
+
+
+@pytest.mark.binary
+def test_validate_of_a_bad_file_asks_the_models(tmp_path: Path) -> None:
+    """The probe can fail: a file with a problem goes to the pydantic models for its message."""
+    bad = tmp_path / "bad.yml"
+    text = (ROOT / "canary" / "four-week.yml").read_text(encoding="utf-8")
+    bad.write_text(text.replace("weight: 5", "weight: 500", 1), encoding="utf-8")
+    found = _validate_imports(str(bad))
+    assert found["code"] == 2
+    assert found["loaded"] == ["pydantic"]
 
 
 @pytest.mark.binary

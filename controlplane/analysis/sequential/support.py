@@ -9,9 +9,13 @@ validate``) does not load the statistics. Called by :mod:`controlplane.validatio
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from controlplane.errors import Problem
 from controlplane.promql.contract import contract_for
-from controlplane.spec.models import CheckSpec, ModelCanary
+
+if TYPE_CHECKING:
+    from controlplane.spec.models import CheckSpec, ModelCanary
 
 HISTOGRAMS: dict[str, str] = contract_for().bucket_series()
 """Built-in latency metrics the sequential judge supports, with their bucket series in the
