@@ -30,7 +30,8 @@ host and port):
   TTFTs, the prompt three times in ``vllm:prompt_tokens_total``), the HTTP counter per request;
 - every latency timed by the engine's clock (``engine.clock``) and the chunks' stamps
   (``Chunk.at``) where the engine gives them: the host's clock for a real engine, the model's
-  for the simulated one, which leaves out the host's stalls
+  for the simulated one, on which an injected delay and each engine step last their seconds
+  from when they began, however late the host wakes the process
   (:class:`~controlplane.local.engines.base.ModelClock`);
 - fault injection (:class:`~controlplane.local.inject.Faults`) for any engine: the delay comes
   before the first token; an injected ``errors`` share is an HTTP 500 before the engine (only
@@ -52,7 +53,7 @@ import random
 import socket
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiohttp import web
@@ -366,13 +367,13 @@ class ModelServer:
     ) -> web.StreamResponse:
         m = self.metrics
         clock = self.engine.clock
-        started = clock.now()
+        started = arrived = clock.now()
         headers = {ENGINE_HEADER: self.engine.kind, VARIANT_HEADER: self.who.variant}
         response: web.StreamResponse | None = None
         tasks: list[asyncio.Task[None]] = []
         try:
-            if self.faults.latency_s:
-                await clock.sleep(self.faults.latency_s)
+            if self.faults.latency_s:  # the request reaches the engine this much later
+                arrived = await clock.wait(started, self.faults.latency_s)
             if self.faults.error_fraction and self._rng.random() < self.faults.error_fraction:
                 return web.json_response(
                     {
@@ -404,7 +405,9 @@ class ModelServer:
                     m.finished("error")
                 raise EngineError("Internal server error")
             queue: asyncio.Queue[_Event] = asyncio.Queue()
-            tasks = [asyncio.create_task(self._sequence(seq, started, queue)) for seq in seqs]
+            tasks = [
+                asyncio.create_task(self._sequence(seq, started, arrived, queue)) for seq in seqs
+            ]
             texts: dict[int, list[str]] = {seq.index: [] for seq in seqs}
             left, greeted = len(seqs), False
             while left:
@@ -475,11 +478,14 @@ class ModelServer:
         counts = usage(seq.gen.prompt_tokens, event.tokens) if req.continuous_usage else None
         return stream_body(rid, self.who.model, req.chat, created, [choice], counts)
 
-    async def _sequence(self, seq: _Sequence, started: float, queue: asyncio.Queue[_Event]) -> None:
-        """Run one sequence on the engine: its metrics as vLLM v1 keeps them per (child) request,
-        ``stop`` applied to its text, and an event on ``queue`` per engine chunk."""
+    async def _sequence(
+        self, seq: _Sequence, started: float, arrived: float, queue: asyncio.Queue[_Event]
+    ) -> None:
+        """Run one sequence on the engine, which it reached at ``arrived`` (the engine's clock):
+        its metrics as vLLM v1 keeps them per (child) request, ``stop`` applied to its text, and
+        an event on ``queue`` per engine chunk."""
         m, labels = self.metrics, self.metrics.values
-        chunks = self.engine.generate(seq.gen)
+        chunks = self.engine.generate(replace(seq.gen, arrived=arrived))
         first, last = True, started
         try:
             async for chunk in chunks:

@@ -1,13 +1,17 @@
-"""A busy host is not a slow model: the simulated engine and its server time answers by the
-engine's :class:`~controlplane.local.engines.base.ModelClock`, which leaves out the host's stalls.
+"""A busy host is neither a slow model nor a busier one: the simulated engine and its server
+wait and time answers by the engine's :class:`~controlplane.local.engines.base.ModelClock`, on
+which a step or a delay lasts its seconds from when it began, however late the host wakes them.
 
-The host here is a fake clock: a sleep advances it by what was asked plus a stall the test plants,
-so every figure is exact and nothing depends on this machine's speed.
+The host here is a fake clock: a sleep advances it by what was asked plus a stall the test plants
+(:class:`FakeHost`), or a scheduler of virtual time whose process runs late after every wait
+(:class:`BusyHost`), so every figure is exact and nothing depends on this machine's speed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import math
 from collections.abc import AsyncIterator
 
@@ -58,52 +62,33 @@ class FakeHost:
                 self._stall = 0.0
 
 
-def test_late_spans_are_merged_and_now_never_goes_back() -> None:
-    host = FakeHost()
-    clock = ModelClock(host.monotonic, host.sleep)
-    # two sleeps due at 10 and 10.5 both woke at 12 (one stall): counted once, from 10
-    clock.woke(10.0, 12.0)
-    clock.woke(10.5, 12.0)
-    assert clock.stalled == pytest.approx(2.0)
-    # a later sleep late from 11 to 13 adds only what lies beyond 12
-    clock.woke(11.0, 13.0)
-    assert clock.stalled == pytest.approx(3.0)
-    clock.woke(20.0, 19.0)  # on time: nothing
-    assert clock.stalled == pytest.approx(3.0)
-    host.t = 14.0
-    assert clock.now() == pytest.approx(11.0)
-    clock.woke(13.5, 14.0)  # the stall is found after now() was read: now() holds, never drops
-    assert clock.now() == pytest.approx(11.0)
-
-
 def test_a_host_clock_counts_the_stall() -> None:
-    async def main() -> float:
+    async def main() -> tuple[float, float]:
         host = FakeHost()
         clock = HostClock(host.monotonic, host.sleep)
         start = clock.now()
         host.stall(STALL_S)
-        await clock.sleep(STEP_S)
-        return clock.now() - start
+        ended = await clock.wait(start, STEP_S)
+        return ended - start, clock.now() - start
 
-    assert asyncio.run(main()) == pytest.approx(STEP_S + STALL_S)
+    assert asyncio.run(main()) == pytest.approx((STEP_S + STALL_S, STEP_S + STALL_S))
 
 
-def test_a_model_sleep_lasts_its_seconds_of_model_time() -> None:
+def test_a_model_wait_ends_at_its_deadline_however_late_the_host_wakes_it() -> None:
     async def main() -> tuple[float, float, float]:
         host = FakeHost()
         clock = ModelClock(host.monotonic, host.sleep)
-        start, host_start = clock.now(), host.t
-        delay = asyncio.ensure_future(clock.sleep(0.3))
-        await asyncio.sleep(0)  # the delay has begun
-        # a step found late meanwhile (the loop was held) takes 0.2 s out of the model's time
-        clock.woke(host.t, host.t + 0.2)
-        await delay
-        return clock.now() - start, host.t - host_start, clock.stalled
+        start = clock.now()
+        host.stall(STALL_S)
+        ended = await clock.wait(start, 0.3)
+        # a wait whose deadline has passed returns at once with it (a step caught up)
+        again = await clock.wait(ended, STEP_S)
+        return ended - start, again - start, host.t - start
 
-    model, host_seconds, stalled = asyncio.run(main())
-    assert stalled == pytest.approx(0.2)
-    assert model == pytest.approx(0.3)  # slept again for what the stall took away
-    assert host_seconds == pytest.approx(0.5)
+    ended, again, host_seconds = asyncio.run(main())
+    assert ended == pytest.approx(0.3)
+    assert again == pytest.approx(0.3 + STEP_S)
+    assert host_seconds == pytest.approx(0.3 + STALL_S)
 
 
 def test_a_stall_during_the_overhead_of_an_idle_engine_is_left_out() -> None:
@@ -138,7 +123,7 @@ def test_a_stall_during_the_overhead_of_an_idle_engine_is_left_out() -> None:
 def test_a_stall_of_the_host_is_not_charged_to_the_simulated_model() -> None:
     prompt = 100
 
-    async def main() -> tuple[float, float, float]:
+    async def main() -> tuple[list[float], float]:
         host = FakeHost()
         clock = ModelClock(host.monotonic, host.sleep)
         engine = SimulatedEngine(SPEED, "test", seed=1, clock=clock)
@@ -146,18 +131,113 @@ def test_a_stall_of_the_host_is_not_charged_to_the_simulated_model() -> None:
         try:
             start, host_start = clock.now(), host.t
             host.stall(STALL_S)  # the first step (the prefill) wakes 1.5 s late
-            gen = Generation("hi", prompt, max_tokens=1, ignore_eos=True)
-            async for _chunk in engine.generate(gen):
-                pass
-            return clock.now() - start, host.t - host_start, clock.stalled
+            gen = Generation("hi", prompt, max_tokens=3, ignore_eos=True)
+            stamps = [chunk.at - start async for chunk in engine.generate(gen) if chunk.at]
+            return stamps, host.t - host_start
         finally:
             await engine.stop()
 
-    model, host_seconds, stalled = asyncio.run(main())
+    stamps, host_seconds = asyncio.run(main())
     first_step = STEP_S + prompt * PREFILL_S
-    assert host_seconds == pytest.approx(first_step + STALL_S)
-    assert stalled == pytest.approx(STALL_S)
-    assert model == pytest.approx(first_step)
+    assert host_seconds == pytest.approx(first_step + STALL_S)  # the host did stall
+    # the steps due meanwhile were caught up: each token when the model made it
+    assert stamps[0] == pytest.approx(first_step)
+    assert stamps[-1] == pytest.approx(first_step + 2 * STEP_S)
+
+
+class BusyHost:
+    """Virtual time with one process that the host runs late: every wait of the process ends
+    when its deadline has come and the host has given it a core again, ``late`` seconds after
+    the deadline when the process was idle until then (another job had the cores), at once when
+    it was already running (the deadline passed while it ran).
+
+    :meth:`run` is the host: it wakes the waits in the order of their deadlines, after letting
+    every task that can run, run."""
+
+    def __init__(self, late: float) -> None:
+        self.t = 0.0
+        self.late = late
+        self._waits: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    def monotonic(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        future = asyncio.get_running_loop().create_future()
+        # a wait of a rounding error still lasts a microsecond, as a real sleep lasts a while
+        heapq.heappush(self._waits, (self.t + max(seconds, 1e-6), next(self._order), future))
+        await future
+
+    async def run(self, until: asyncio.Future[None]) -> None:
+        while not until.done():
+            for _ in range(50):  # the process runs until every task waits
+                await asyncio.sleep(0)
+            if not self._waits:
+                continue
+            deadline, _, future = heapq.heappop(self._waits)
+            if deadline > self.t:  # the process was idle: it runs late
+                self.t = deadline + self.late
+            future.set_result(None)
+
+
+def _ttfts_under_open_loop(late: float) -> list[float]:
+    """Times to first token, on the engine's clock, of requests sent every ``GAP_S`` of the
+    host's time (open loop, as ``up --load`` sends) to an engine that serves one at a time, on a
+    host that runs the process ``late`` seconds after each of its waits."""
+    gap, tokens, requests = 0.08, 5, 20
+    speed = Speed(
+        decode_s_per_token=STEP_S,
+        prefill_s_per_token=0.0,
+        kv_capacity_tokens=1e5,
+        overhead_s=0.0,
+        jitter_sigma=0.0,
+        max_num_seqs=1,
+    )
+
+    async def main() -> list[float]:
+        host = BusyHost(late)
+        clock = ModelClock(host.monotonic, host.sleep)
+        engine = SimulatedEngine(speed, "test", seed=1, clock=clock)
+        ttfts: list[float] = []
+
+        async def one() -> None:
+            start = clock.now()
+            gen = Generation("hi", 1, max_tokens=tokens, ignore_eos=True)
+            stamps = [chunk.at async for chunk in engine.generate(gen) if chunk.at is not None]
+            ttfts.append(stamps[0] - start)  # every token read: the request runs to its end
+
+        async def users() -> None:
+            sent = []
+            for i in range(requests):
+                await host.sleep(gap * i - host.t)  # open loop: on the host's schedule
+                sent.append(asyncio.create_task(one()))
+            await asyncio.gather(*sent)
+
+        await engine.start()
+        try:
+            done = asyncio.ensure_future(users())
+            await host.run(done)
+            await done
+        finally:
+            await engine.stop()
+        return ttfts
+
+    return asyncio.run(asyncio.wait_for(main(), 10))
+
+
+def test_a_busy_host_does_not_load_the_simulated_gpu_more() -> None:
+    """Each request takes 5 steps of 10 ms and one comes every 80 ms: the model never queues.
+    A host that runs the process 10 ms late after every wait (half of a busy engine's time)
+    must not change that: a model clock that left the host's stalls out fell behind the
+    host's, so the same arrivals came faster than the model served them and queued."""
+    quiet = _ttfts_under_open_loop(late=0.0)
+    busy = _ttfts_under_open_loop(late=STEP_S)
+    assert quiet == pytest.approx([STEP_S] * 20)
+    assert busy == pytest.approx(quiet)
 
 
 def _metric(text: str, name: str) -> float:

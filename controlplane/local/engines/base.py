@@ -8,14 +8,14 @@ and the engines that produce tokens: ``simulated`` (:mod:`.simulated`, the defau
 reads the scheduler gauges (running, waiting, KV-cache use) from the engine.
 
 Owns the clocks answers are timed by (:class:`HostClock`, :class:`ModelClock`): the server reads
-an engine's ``clock`` for every latency it exports, so a simulated engine's numbers are the
-model's and not the host's (a busy or stalled host does not show as a slow model).
+an engine's ``clock`` for every latency it exports and waits on it, so a simulated engine's
+numbers are the model's and not the host's (a busy or stalled host does not show as a slow
+model, nor as a busier one).
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -47,61 +47,46 @@ class HostClock:
         return self._monotonic()
 
     async def sleep(self, seconds: float) -> None:
-        """Wait ``seconds`` of this clock (an engine step, the overhead, an injected delay)."""
+        """Wait ``seconds`` of this clock."""
         await self._sleep(seconds)
+
+    async def wait(self, since: float, seconds: float) -> float:
+        """Wait ``seconds`` counted from ``since`` (an engine step, the overhead, an injected
+        delay, begun at ``since`` on this clock); return when the wait ended on this clock. Here:
+        sleep ``seconds`` from now and return the time it woke, so a late wake counts."""
+        await self._sleep(seconds)
+        return self.now()
 
 
 class ModelClock(HostClock):
-    """The time a simulated model lives in: the host's clock less the host's stalls.
+    """The time a simulated model lives in: the host's clock, with every wait a deadline.
 
-    A simulated engine sleeps what its GPU would compute, step by step. When the host is busy
-    (another job on the cores, the demo's own processes, a laptop's power saving) or the
-    server's own work holds the event loop, a sleep wakes late, and every request in flight
-    would be charged the lateness as if the model had been slow: a one-second stall of a
-    two-core machine read as a one-second TTFT, and failed a healthy candidate. Here any
-    :meth:`sleep` that wakes after its deadline adds the lateness to :attr:`stalled` (the late
-    spans of overlapping sleeps merged, so a stall counts once) and :meth:`now` leaves it out:
-    the simulated engine stands for a GPU's compute, which the demo's busy CPU cores do not
-    slow (a choice of this simulation, not a claim about vLLM's processes: a real server's host
-    stalls are the real server's, and the analysis on a cluster sees them).
-    A sleep lasts its seconds of this clock: it sleeps again for what a stall found meanwhile
-    took away, so a step or an injected delay lasts what it says. :meth:`now` never goes back (a
-    stall found after it was read freezes it until the clock has caught up).
+    A simulated engine stands for a GPU (and its own process) that this machine's CPU does not
+    slow: a choice of this simulation, not a claim about vLLM's processes (a real server's host
+    stalls are the real server's, and the analysis on a cluster sees them). So the engine's
+    steps follow one another on the host's clock, each from when the last one ended, whenever
+    the host lets the process notice: :meth:`wait` returns ``since + seconds`` however late the
+    sleep woke. When the host kept the process off the cores (another job, the demo's own
+    processes, a laptop's power saving) or the server's own work held the event loop, the steps
+    due meanwhile are caught up back to back when it runs again, each token stamped with the
+    time its step ended (``Chunk.at``); a request's injected delay and overhead run on the
+    request's own deadlines the same way. A stall therefore delays when the server reads a
+    token, never when the model made it, and takes no throughput from the model.
+
+    Why not leave the stalls out of the clock instead (what this clock did before): the load
+    generator's open-loop arrivals keep the host's pace, so a model clock that stops while the
+    host is stalled sees them arrive faster, and a host stalled a fraction ``f`` of the time
+    loads the simulated GPU ``1 / (1 - f)`` times as much: on a busy two-core machine the
+    stable's time per token grew from 11 ms to 60-90 ms, and a candidate whose process happened
+    to be starved more than the stable's failed its drift check.
     """
 
-    def __init__(
-        self,
-        monotonic: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
-    ) -> None:
-        super().__init__(monotonic, sleep)
-        self.stalled = 0.0
-        """Host seconds left out so far."""
-        self._late_until = -math.inf
-        self._last = -math.inf
-
-    def now(self) -> float:
-        self._last = max(self._last, self._monotonic() - self.stalled)
-        return self._last
-
-    async def sleep(self, seconds: float) -> None:
-        until = self.now() + seconds
-        left = seconds
-        while True:
-            deadline = self._monotonic() + max(0.0, left)
-            await self._sleep(max(0.0, left))
-            self.woke(deadline, self._monotonic())
-            left = until - self.now()
-            if left <= 0:
-                return
-
-    def woke(self, deadline: float, at: float) -> None:
-        """A sleep due at host time ``deadline`` ended at ``at``: the part of ``[deadline, at]``
-        not already counted is a stall of the host."""
-        late = at - max(deadline, self._late_until)
-        if late > 0:
-            self.stalled += late
-        self._late_until = max(self._late_until, at)
+    async def wait(self, since: float, seconds: float) -> float:
+        """Sleep until ``since + seconds`` on the host's clock (at once, yielding to the other
+        tasks, when that has passed) and return that deadline: a late wake is the host's."""
+        deadline = since + max(0.0, seconds)
+        await self._sleep(max(0.0, deadline - self._monotonic()))
+        return deadline
 
 
 class EngineError(ControlPlaneError):
@@ -123,6 +108,10 @@ class Generation:
     ignore_eos: bool = False
     """vLLM's ``ignore_eos`` extension: generate exactly ``max_tokens`` (no natural stop)."""
     prompt_token_ids: tuple[int, ...] | None = None
+    arrived: float | None = None
+    """When the request reached the engine, on the engine's clock (the server's start plus an
+    injected delay); None: when ``generate`` is called. The simulated engine counts its
+    overhead from it, so a host stall before ``generate`` runs is not the model's."""
 
 
 @dataclass(frozen=True)

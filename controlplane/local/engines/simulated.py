@@ -52,12 +52,14 @@ its ``vllm`` package):
   ``vllm:num_requests_waiting``: :meth:`SimulatedEngine.load`, :meth:`~SimulatedEngine.running`
   and :meth:`~SimulatedEngine.waiting` here.
 
-**Model time, not the host's.** Every sleep and timestamp goes through the engine's
-:class:`~controlplane.local.engines.base.ModelClock`: a step, the overhead or a delay that
-wakes late because the host was busy is not charged to the model, each token is stamped as its
-step ends (``Chunk.at``), and the server times answers by those stamps and the same clock, so a
-host stall, while the engine waits or while the server writes answers, does not show as a slow
-GPU (docs/local.md, "A busy host").
+**Model time, not the host's.** Every wait and timestamp goes through the engine's
+:class:`~controlplane.local.engines.base.ModelClock`: a step lasts its seconds from when the
+last one ended and a request's overhead from when it reached the engine, however late a busy
+host wakes the process (the steps due meanwhile are caught up back to back, and a step admits
+only the requests that arrived before it began); each token is stamped as its step ends
+(``Chunk.at``), and the server times answers by those stamps and the same clock, so a host
+stall, while the engine waits or while the server writes answers, neither shows as a slow GPU
+nor takes throughput from it (docs/local.md, "A busy host").
 
 What the simulation adds or leaves out: a step lasts ``decode_s_per_token x (1 + BATCH_SLOWDOWN
 x (requests in the step - 1))`` (one pass reads every weight, a batch shares it) plus
@@ -152,6 +154,8 @@ class _Request:
     tokens: asyncio.Queue[float | EngineError]
     """One item per token sampled: when (the engine's clock, as its step ended); an EngineError
     when the engine stops under it."""
+    arrived: float = 0.0
+    """When it reached the queue (the engine's clock): steps that began before do not admit it."""
     generated: int = 0
     computed: int = 0
     """``num_computed_tokens``: tokens whose KV is in the cache."""
@@ -175,13 +179,16 @@ class SimulatedEngine:
         self.speed = speed
         self.label = label
         self.clock: HostClock = clock if clock is not None else ModelClock()
-        """Every sleep and timestamp: the host's time less its stalls (:class:`ModelClock`)."""
+        """Every wait and timestamp: the host's time, each wait a deadline (:class:`ModelClock`)."""
         self._rng = random.Random(seed)
         self._waiting: deque[_Request] = deque()
         self._running: list[_Request] = []
         self._used_blocks = 0
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+        self._free_at = -math.inf
+        """When the last step ended (the engine's clock): the next one begins then, or when its
+        first request arrived if none was running."""
         self._stopped = False
         self.preemptions = 0
         """Requests preempted so far (vLLM's ``num_preemptions``, summed)."""
@@ -237,8 +244,9 @@ class SimulatedEngine:
         if request.ignore_eos:  # vLLM's ignore_eos: no natural stop, exactly max_tokens
             n, truncated = request.max_tokens, True
         req = _Request(max(1, request.prompt_tokens), n, asyncio.Queue())
+        since = request.arrived if request.arrived is not None else self.clock.now()
         try:
-            await self.clock.sleep(self.speed.overhead_s * self._jitter())
+            req.arrived = await self.clock.wait(since, self.speed.overhead_s * self._jitter())
             self._submit(req)
             sent = 0
             pending: list[str] = []
@@ -324,8 +332,18 @@ class SimulatedEngine:
             self._wake = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(self._loop(self._wake))
 
-    def _schedule(self) -> list[tuple[_Request, int]]:
-        """One step of ``Scheduler.schedule()`` (module docstring): ``(request, new tokens)``."""
+    def _start(self) -> float:
+        """When the next step begins: as the last one ended, or as the first waiting request
+        arrived when none is running (the model was idle until then)."""
+        if not self._running and self._waiting:
+            return max(self._free_at, self._waiting[0].arrived)
+        return self._free_at
+
+    def _schedule(self, start: float = math.inf) -> list[tuple[_Request, int]]:
+        """One step of ``Scheduler.schedule()`` (module docstring) beginning at ``start``:
+        ``(request, new tokens)``; a request that arrived after ``start`` waits for a later
+        step (a step the engine catches up after a host stall does not admit the requests the
+        server took in after it)."""
         budget = self.speed.max_num_batched_tokens
         scheduled: list[tuple[_Request, int]] = []
         preempted = False
@@ -353,6 +371,8 @@ class SimulatedEngine:
             return scheduled
         while self._waiting and budget > 0 and len(self._running) < self.speed.max_num_seqs:
             req = self._waiting[0]
+            if req.arrived > start:
+                break
             # full_sequence_must_fit: the whole sequence so far must fit, not the first chunk
             if self._running and not self._fits(req, req.num_tokens):
                 break
@@ -397,12 +417,14 @@ class SimulatedEngine:
                     wake.clear()
                     await wake.wait()
                     continue
-                scheduled = self._schedule()
+                start = self._start()
+                scheduled = self._schedule(start)
                 if not scheduled:  # everything was preempted: the next step admits again
                     await asyncio.sleep(0)
                     continue
-                await self.clock.sleep(self._step_seconds(scheduled))
-                self._advance(scheduled, self.clock.now())
+                # a step lasts its seconds from its start, however late the host wakes us
+                self._free_at = await self.clock.wait(start, self._step_seconds(scheduled))
+                self._advance(scheduled, self._free_at)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug here must not leave requests waiting forever
