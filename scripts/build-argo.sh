@@ -34,7 +34,8 @@ BIN_DIR="${CACHE_ROOT}/kube-${KUBE_VERSION}/bin"
 argo_ok() { # argo_ok BINARY: it exists and says the pinned version
 	local out
 	[[ -x "${BIN_DIR}/$1" ]] || return 1
-	out="$("${BIN_DIR}/$1" version --short 2>/dev/null)" && grep -qF "${ARGO_VERSION}" <<<"$out"
+	# (unset ARGO_SERVER: with it, `argo version` also asks that server for its version)
+	out="$(env -u ARGO_SERVER "${BIN_DIR}/$1" version --short 2>/dev/null)" && grep -qF "${ARGO_VERSION}" <<<"$out"
 }
 binaries_ok() { argo_ok workflow-controller && argo_ok argoexec && argo_ok argo; }
 
@@ -88,6 +89,12 @@ patch_once() { # patch_once FILE OLD NEW
 	[[ "$n" == 1 ]] || die "$1: expected one '$2', found ${n}: re-read the pins"
 	OLD="$2" NEW="$3" perl -0pi -e 's/\Q$ENV{OLD}\E/$ENV{NEW}/' "$1"
 }
+# The module zip has no workflow/executor/osspecific/signal_linux.go: in the repository it is a
+# symbolic link to signal_darwin.go, and Go module zips leave symbolic links out, so argoexec does
+# not build on Linux from the module ("undefined: Setpgid"). The link's target is copied in its
+# place, which is what the link gives a build from a checkout.
+osdir=workflow/executor/osspecific
+[[ -e "$osdir/signal_linux.go" ]] || cp "$osdir/signal_darwin.go" "$osdir/signal_linux.go"
 patch_once cmd/workflow-controller/main.go 'http.ListenAndServe(":6060", nil)' 'http.ListenAndServe("127.0.0.1:6060", nil)'
 patch_once server/apiserver/argoserver.go 'address := fmt.Sprintf(":%d", port)' 'address := fmt.Sprintf("127.0.0.1:%d", port)'
 # the version stamping of its Makefile (LDFLAGS: version, gitTag, gitTreeState); no git here
