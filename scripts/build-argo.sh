@@ -82,7 +82,7 @@ mkdir -p ui/dist/app
 # (server/apiserver/argoserver.go, Run: address := fmt.Sprintf(":%d", port)) listen on every
 # interface. These binaries serve the loopback cluster of this machine only, so both are bound
 # to 127.0.0.1 (the controller's metrics server is switched off in its ConfigMap instead,
-# harness/cluster/argo.py). Each edit must match exactly once, or the build stops.
+# harness/node/argo.py). Each edit must match exactly once, or the build stops.
 patch_once() { # patch_once FILE OLD NEW
 	local n
 	n="$(grep -cF -- "$2" "$1" || true)"
