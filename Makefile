@@ -88,9 +88,10 @@ $(DASHBOARD_OUT): $(DASHBOARD_SRC)
 browser: ## install Debian's chromium and chromium-driver for the dashboard's browser tests (if missing)
 	@scripts/ensure-chromium.sh
 
-kube-tools: ## build kube-apiserver, -controller-manager, -scheduler, kubectl, kubelet, etcd, kwok, helm, KServe from their Go modules (pinned, cached); install containerd, runc, CNI
+kube-tools: ## build kube-apiserver, -controller-manager, -scheduler, kubectl, kubelet, etcd, kwok, helm, KServe, Argo Workflows from their Go modules (pinned, cached); install containerd, runc, CNI
 	@scripts/ensure-node.sh
 	@scripts/build-kube.sh >/dev/null
+	@scripts/build-argo.sh >/dev/null
 
 # the loopback cluster's files (kubeconfig, certificates, logs, etcd data); never committed
 KUBE_DIR ?= .kube-up

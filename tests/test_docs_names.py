@@ -58,6 +58,9 @@ UPSTREAM: dict[str, str] = {
     "docs/gitbook/tutorials/istio-progressive-delivery.md": "Flagger's tutorial, the analysis "
     "the benchmark models (docs/benchmarks-derivation.md)",
     "api/openapi-spec/swagger.json": "Argo Workflows' OpenAPI document (docs/gates.md)",
+    "manifests/base/crds/full/": "Argo Workflows v3.7.3's full CRDs (docs/gates.md)",
+    "manifests/quick-start/base/executor/emissary/executor-role.yaml": "Argo Workflows "
+    "v3.7.3's executor Role (docs/gates.md)",
     "manifests/charts/istio-control/istio-discovery/files/injection-template.yaml": "Istio "
     "1.27.1's sidecar injection template (docs/metrics.md)",
     "canary/support-triage.yml": "a file of the team repository docs/git.md's example writes to",

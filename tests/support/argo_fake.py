@@ -6,6 +6,10 @@ when the name is taken) and ``GET /api/v1/workflows/{namespace}/{name}`` returns
 per GET, the last one repeated (phase None: no ``status.phase`` at all, as Argo answers before
 the controller picks the Workflow up; a script's key may be a part of the names it is for).
 
+A Workflow whose template is in ``refuse`` is refused with that message: 404 (``code`` 5) when it
+says "... not found", as the real Argo Server v3.7.3 refuses a missing WorkflowTemplate (the
+contract tests of ``tests/controller/test_argo_real.py``), else 400 (``code`` 3).
+
 ``PUT /api/v1/workflows/{namespace}/{name}/stop`` stops it (every later GET answers ``Failed``,
 as Argo's stop strategy ends a Workflow), or answers 500 with Argo's "cannot shutdown a
 completed workflow" when it has finished (the script's step the next GET would serve is final:
@@ -44,7 +48,7 @@ class ArgoFake:
     posts: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     gets: list[tuple[str, str]] = field(default_factory=list)
     stops: list[tuple[str, str, str]] = field(default_factory=list)  # namespace, name, message
-    refuse: dict[str, str] = field(default_factory=dict)  # template name -> 400 message
+    refuse: dict[str, str] = field(default_factory=dict)  # template name -> 400 (404: not found)
     down: bool = False
     refuse_stops: bool = False  # PUT .../stop answers 503 (the rest works)
     unauthorized: int = 0
@@ -80,7 +84,10 @@ class ArgoFake:
             self.posts.append((namespace, body))
             template = ((workflow.get("spec") or {}).get("workflowTemplateRef") or {}).get("name")
             if template in self.refuse:
-                return 400, {"code": 3, "message": self.refuse[template]}
+                message = self.refuse[template]
+                if message.endswith(" not found"):  # as the real Argo Server v3.7.3 answers
+                    return 404, {"code": 5, "message": message}
+                return 400, {"code": 3, "message": message}
             if (namespace, name) in self.workflows:
                 message = f'workflows.argoproj.io "{name}" already exists'
                 return 409, {"code": 6, "message": message}

@@ -1,0 +1,332 @@
+"""Gates on the real Argo Workflows v3.7.3: the shipped WorkflowTemplates run on a real node.
+
+The stack (:func:`support.real_argo.argo_stack`): the loopback control plane, a real node, and
+Argo Workflows built here (``scripts/build-argo.sh``; ``workflow-controller`` and ``argo server``
+as host processes, the executor image built here, the module's strict CRDs:
+:mod:`harness.node.argo`). What it shows:
+
+- both WorkflowTemplates of ``manifests/argo/`` are accepted by Argo's full CRDs with
+  server-side field validation ``Strict``, and a misspelt field is refused (the schema is real);
+- the product's own client (:class:`~controlplane.controller.argo_gates.ArgoGates`, through
+  hera) submits a gate's Workflow of ``llm-regression-eval`` to the real Argo Server with a
+  Kubernetes token (``--auth-mode=client``) and polls it to ``Succeeded``: the step sent the
+  suite's prompts through the node's network to an engine pod (the simulated vLLM) and its
+  ``score`` output comes back (1 of 1); against an engine whose every answer fails (the
+  engine's fault argument ``--inject errors=100%``) the same Workflow ends ``Failed``, score 0;
+- the Argo Server's answers are what the client expects: a second create of the same name is
+  AlreadyExists (the crash-safe resubmission), a deleted Workflow reads ``Error`` "not found",
+  a token the API server does not know is "not allowed" (an Argo Server error, not a failure).
+
+The templates name ``python:3.12-slim`` for their step, which no registry here serves: the
+Workflows pass the template's ``image`` parameter, the Debian Python image built here
+(:func:`harness.node.workflow_images.python_image`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from support.argo_fake import running_argo
+from support.real_argo import TEMPLATES, ArgoStack, apply_strict, argo_stack, engine, outputs
+from support.real_argo import workflow as read_workflow
+from support.real_traffic import write_report
+from support.realnode import MARKS, MODEL, until
+
+from controlplane.controller.argo_gates import ArgoGates
+from controlplane.rollout.gate_runs import GateRun
+from controlplane.rollout.observations import GateObservation
+from controlplane.spec.models import ModelCanary
+from controlplane.validation import validated_file
+
+ROOT = Path(__file__).resolve().parents[2]
+NS = "ml-serving"
+
+
+def real(test: Callable[..., None]) -> Callable[..., None]:
+    """The marks of a test that starts the real node (:data:`support.realnode.MARKS`)."""
+    for mark in MARKS:
+        test = mark(test)
+    return test
+
+
+SUITE = '{"prompt": "Say something.", "expect": "\\\\w"}\n'
+"""One prompt; any word passes (the simulated engine answers placeholder words)."""
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ArgoStack]:
+    with argo_stack(tmp_path_factory.mktemp("argo"), (NS,)) as running:
+        for path in sorted(TEMPLATES.glob("*.yaml")):
+            apply_strict(running.cluster, NS, path.read_text())
+        yield running
+
+
+@pytest.fixture(scope="module")
+def engines(stack: ArgoStack) -> dict[str, str]:
+    return {
+        "stable": engine(stack, NS, "stable"),
+        "candidate": engine(stack, NS, "candidate"),
+        "broken": engine(stack, NS, "broken", "--inject", "errors=100%"),
+        "hanging": engine(stack, NS, "hanging", "--inject", "latency=+600s"),
+    }
+
+
+def canary(tmp: Path, stack: ArgoStack) -> ModelCanary:
+    """canary/gated.yml with one gate before promotion: llm-regression-eval on the candidate."""
+    doc = yaml.safe_load((ROOT / "canary" / "gated.yml").read_text())
+    doc["spec"]["gates"] = [
+        {
+            "name": "final-eval",
+            "before": "promotion",
+            "workflowTemplate": {"name": "llm-regression-eval"},
+            "parameters": {
+                "endpoint": "{{candidate.endpoint}}",
+                "model": "{{model}}",
+                "api-path": "/v1",
+                "min-score": "0.9",
+                "suite": SUITE,
+                "image": stack.argo.python,
+            },
+            "timeout": "10m",
+        }
+    ]
+    doc["spec"]["model"]["name"] = MODEL
+    path = tmp / "gated.yml"
+    path.write_text(yaml.safe_dump(doc))
+    (spec,) = validated_file(path)
+    return spec
+
+
+def run_of(spec: ModelCanary, name: str) -> GateRun:
+    (gate,) = spec.spec.gates
+    return GateRun(
+        key=f"{gate.name}@promotion",
+        gate=gate,
+        point="promotion",
+        workflow=name,
+        namespace=NS,
+        submitted_at=0.0,
+        step=len(spec.spec.steps),
+        weight=100,
+    )
+
+
+def gates_for(stack: ArgoStack, monkeypatch: pytest.MonkeyPatch) -> ArgoGates:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(stack.cluster.ca))  # the Argo Server's CA
+    return ArgoGates(stack.argo.url, token=stack.cluster.token)
+
+
+def finished(gates: ArgoGates, spec: ModelCanary, run: GateRun) -> GateObservation:
+    def final() -> GateObservation | None:
+        seen = gates.poll(spec, run)
+        assert not seen.error, seen.error
+        return seen if seen.phase in ("Succeeded", "Failed", "Error") else None
+
+    got: GateObservation = until(final, f"workflow {run.workflow} finished", 240)
+    return got
+
+
+@real
+def test_the_templates_are_accepted_by_the_strict_crds(stack: ArgoStack) -> None:
+    for path in sorted(TEMPLATES.glob("*.yaml")):
+        said = apply_strict(stack.cluster, NS, path.read_text())
+        assert f"workflowtemplate.argoproj.io/{path.stem} serverside-applied" in said
+    typo = (TEMPLATES / "llm-regression-eval.yaml").read_text()
+    typo = typo.replace("  entrypoint: evaluate", "  entrypont: evaluate", 1)
+    with pytest.raises(
+        AssertionError, match=re.escape(".spec.entrypont: field not declared in schema")
+    ):
+        apply_strict(stack.cluster, NS, typo)
+
+
+@real
+def test_the_evaluation_passes_on_a_healthy_candidate_and_its_score_comes_back(
+    stack: ArgoStack, engines: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = canary(tmp_path, stack)
+    run = run_of(spec, "support-awq-final-eval-promotion-pass0001")
+    gates = gates_for(stack, monkeypatch)
+    assert gates.submit(spec, run, engines, "h") is None
+    seen = finished(gates, spec, run)
+    assert seen.phase == "Succeeded", seen.message
+    found = read_workflow(stack, NS, run.workflow)
+    assert found["spec"]["workflowTemplateRef"] == {"name": "llm-regression-eval"}
+    assert found["metadata"]["labels"]["canary.controlplane.dev/gate"] == "final-eval"
+    assert outputs(found) == {"score": "1.0000"}
+    shown = stack.argo.cli("get", "-n", NS, run.workflow)  # as a user reads it
+    assert re.search(r"^Status:\s+Succeeded$", shown, re.M), shown
+    write_report("argo_get_passed", {"argo get": shown})
+    arguments = {p["name"]: p["value"] for p in found["spec"]["arguments"]["parameters"]}
+    assert arguments["endpoint"] == engines["candidate"]
+
+
+@real
+def test_the_evaluation_fails_a_candidate_whose_answers_fail(
+    stack: ArgoStack, engines: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = canary(tmp_path, stack)
+    run = run_of(spec, "support-awq-final-eval-promotion-fail0001")
+    gates = gates_for(stack, monkeypatch)
+    assert gates.submit(spec, run, {**engines, "candidate": engines["broken"]}, "h") is None
+    seen = finished(gates, spec, run)
+    assert seen.phase == "Failed"
+    assert "exit code 1" in seen.message
+    assert outputs(read_workflow(stack, NS, run.workflow)) == {"score": "0.0000"}
+
+
+# --------------------------------------------------------------------------- the contract
+# The same tests against our fake (tests/support/argo_fake.py, which the controller's gate tests
+# use) and the real Argo Server: what the fake answers is what the real one answers.
+
+
+@dataclass
+class Server:
+    """An Argo Server for the contract: ``hang`` names an endpoint whose Workflow runs until
+    stopped; ``down()`` makes it unreachable, ``up()`` brings it back."""
+
+    url: str
+    token: str
+    hang: dict[str, str]
+    down: Callable[[], None]
+    up: Callable[[], None]
+
+
+@pytest.fixture(params=[pytest.param("fake"), pytest.param("real", marks=MARKS)])
+def server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+    if request.param == "fake":
+        with running_argo(
+            token=TOKEN,
+            refuse={MISSING: f'workflowtemplates.argoproj.io "{MISSING}" not found'},
+        ) as fake:
+            fake.script("-hang", [("Running", "")])
+
+            def down() -> None:
+                fake.down = True
+
+            def up() -> None:
+                fake.down = False
+
+            yield Server(fake.url, TOKEN, {"candidate": "http://unused"}, down, up)
+        return
+    stack: ArgoStack = request.getfixturevalue("stack")
+    endpoints: dict[str, str] = request.getfixturevalue("engines")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(stack.cluster.ca))
+    cluster = stack.cluster
+
+    def revive() -> None:
+        cluster.revive("argo-server", ready=lambda: _answers(stack))
+
+    yield Server(
+        stack.argo.url,
+        cluster.token,
+        {**endpoints, "candidate": endpoints["hanging"]},
+        lambda: cluster.kill("argo-server"),
+        revive,
+    )
+
+
+def _answers(stack: ArgoStack) -> bool:
+    try:
+        stack.argo.server_version()
+    except OSError:
+        return False
+    return True
+
+
+TOKEN = "s3cret"
+MISSING = "no-such-template"
+
+
+def contract_canary(tmp: Path, template: str = "llm-regression-eval") -> ModelCanary:
+    doc = yaml.safe_load((ROOT / "canary" / "gated.yml").read_text())
+    doc["spec"]["gates"] = [
+        {
+            "name": "final-eval",
+            "before": "promotion",
+            "workflowTemplate": {"name": template},
+            "parameters": {"endpoint": "{{candidate.endpoint}}", "model": "{{model}}"},
+        }
+    ]
+    path = tmp / "contract.yml"
+    path.write_text(yaml.safe_dump(doc))
+    (spec,) = validated_file(path)
+    return spec
+
+
+def test_a_second_submission_is_the_same_workflow(server: Server, tmp_path: Path) -> None:
+    spec = contract_canary(tmp_path)
+    run = run_of(spec, "support-awq-final-eval-promotion-twice001")
+    assert ArgoGates(server.url, token=server.token).submit(spec, run, server.hang, "h") is None
+    again = ArgoGates(server.url, token=server.token)  # a restarted controller
+    assert again.submit(spec, run, server.hang, "h") is None  # HTTP 409: the same Workflow
+    assert again.poll(spec, run).phase in ("Pending", "Running")
+
+
+def test_a_workflow_that_is_not_there_is_an_error(server: Server, tmp_path: Path) -> None:
+    spec = contract_canary(tmp_path)
+    seen = ArgoGates(server.url, token=server.token).poll(
+        spec, run_of(spec, "support-awq-final-eval-promotion-nothere01")
+    )
+    assert seen.phase == "Error"
+    assert not seen.error
+    assert seen.message.endswith("not found (deleted?)")
+
+
+def test_a_missing_template_is_refused_with_argos_message(server: Server, tmp_path: Path) -> None:
+    spec = contract_canary(tmp_path, MISSING)
+    run = run_of(spec, "support-awq-final-eval-promotion-missing01")
+    seen = ArgoGates(server.url, token=server.token).submit(spec, run, server.hang, "h")
+    assert seen is not None
+    assert seen.phase == "Error"
+    assert seen.message.startswith(
+        f"the Argo Server refused workflow {NS}/{run.workflow}: HTTP 404 Not Found: "
+    )
+    assert f'workflowtemplates.argoproj.io "{MISSING}" not found' in seen.message
+
+
+def test_a_token_it_does_not_know_is_not_allowed(server: Server, tmp_path: Path) -> None:
+    spec = contract_canary(tmp_path)
+    seen = ArgoGates(server.url, token="not-a-token").poll(
+        spec, run_of(spec, "support-awq-final-eval-promotion-token001")
+    )
+    assert seen.phase is None
+    assert seen.error is not None
+    assert seen.error.startswith("not allowed: HTTP 401 Unauthorized")
+
+
+def test_a_running_workflow_is_stopped_and_ends_failed(server: Server, tmp_path: Path) -> None:
+    spec = contract_canary(tmp_path)
+    run = run_of(spec, "support-awq-final-eval-promotion-hang0001")
+    gates = ArgoGates(server.url, token=server.token)
+    assert gates.submit(spec, run, server.hang, "h") is None
+    until(lambda: gates.poll(spec, run).phase == "Running", "the workflow Running", 120)
+    assert gates.stop(spec, run, "the rollout ended") is None
+    seen = finished(gates, spec, run)
+    assert seen.phase == "Failed"
+    assert "Stopped with strategy 'Stop'" in seen.message
+    assert gates.stop(spec, run, "again") is None  # finished: nothing to stop
+
+
+def test_an_argo_server_that_is_down_is_unavailable_not_a_failure(
+    server: Server, tmp_path: Path
+) -> None:
+    spec = contract_canary(tmp_path)
+    run = run_of(spec, "support-awq-final-eval-promotion-down0001")
+    gates = ArgoGates(server.url, token=server.token)
+    server.down()
+    try:
+        seen = gates.submit(spec, run, server.hang, "h")
+        assert seen is not None
+        assert seen.phase is None
+        assert seen.error is not None
+        assert seen.error.startswith(f"Argo Server at {server.url}/ unavailable: ")
+    finally:
+        server.up()
+    # the real Argo Server answers its version before its REST gateway reaches its gRPC side
+    # ("Error while dialing ... connection refused", a 503): unavailable until then, as above
+    until(lambda: gates.submit(spec, run, server.hang, "h") is None, "the Argo Server back", 60)

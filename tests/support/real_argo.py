@@ -1,0 +1,129 @@
+"""The real Argo Workflows on a real node, for the tests of gates and WorkflowTemplates.
+
+Owns :func:`argo_stack`: the loopback control plane (with ServiceAccount tokens), its workloads
+controllers, a real node serving the engine image, and Argo Workflows v3.7.3
+(:func:`harness.node.argo.start_argo`); and the reads the tests share: :func:`workflow` (a
+Workflow as ``argo get -o json`` shows it), :func:`outputs` (the output parameters of its
+nodes), :func:`apply_strict` (``kubectl apply --server-side --validate=strict``) and
+:func:`engine` (an engine pod and its address on the node's bridge).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.error
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.cluster.kubeapi import LoopbackCluster, binary, start_cluster
+from harness.cluster.workloads import start_workloads
+from harness.node.argo import Argo, allow_workflows, start_argo
+from harness.node.node import RealNode, start_node
+from support.realnode import PORT, engine_pod_spec, pods, ready, until
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = ROOT / "manifests" / "argo"
+
+
+@dataclass
+class ArgoStack:
+    cluster: LoopbackCluster
+    node: RealNode
+    argo: Argo
+
+
+@contextmanager
+def argo_stack(folder: Path, namespaces: tuple[str, ...]) -> Iterator[ArgoStack]:
+    """The stack under ``folder``, Workflows allowed in ``namespaces``; stopped after."""
+    with start_cluster(folder, service_accounts=True) as cluster:
+        start_workloads(cluster, nodes=[])
+        real = start_node(cluster, cluster.workdir / "node")
+        try:
+            argo = start_argo(cluster, real)
+            for ns in namespaces:
+                cluster.request("POST", "/api/v1/namespaces", {"metadata": {"name": ns}})
+                allow_workflows(cluster, ns)
+                until(  # pods are admitted once kube-controller-manager made it
+                    lambda ns=ns: _has_default_account(cluster, ns),
+                    f"the ServiceAccount {ns}/default",
+                    60,
+                )
+            yield ArgoStack(cluster, real, argo)
+        finally:
+            real.stop()
+
+
+def _has_default_account(cluster: LoopbackCluster, ns: str) -> bool:
+    try:
+        cluster.request("GET", f"/api/v1/namespaces/{ns}/serviceaccounts/default")
+    except urllib.error.HTTPError:
+        return False
+    return True
+
+
+def kubectl(cluster: LoopbackCluster, *args: str, stdin: str | None = None) -> str:
+    done = subprocess.run(
+        [str(binary("kubectl")), f"--kubeconfig={cluster.kubeconfig}", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args[:2])}: {done.stderr.strip()}")
+    return done.stdout
+
+
+def apply_strict(cluster: LoopbackCluster, ns: str, text: str) -> str:
+    """``kubectl apply --server-side --validate=strict`` of ``text`` in ``ns``: the API server
+    refuses an unknown or duplicate field instead of dropping it."""
+    return kubectl(
+        cluster,
+        "apply",
+        "--server-side",
+        "--field-manager=controlplane-tests",
+        "--validate=strict",
+        "-n",
+        ns,
+        "-f",
+        "-",
+        stdin=text,
+    )
+
+
+def workflow(stack: ArgoStack, ns: str, name: str) -> dict[str, Any]:
+    got: dict[str, Any] = json.loads(stack.argo.cli("get", "-n", ns, name, "-o", "json"))
+    return got
+
+
+def outputs(found: dict[str, Any]) -> dict[str, str]:
+    """Every output parameter of the Workflow's nodes, by name."""
+    out: dict[str, str] = {}
+    for node in ((found.get("status") or {}).get("nodes") or {}).values():
+        for param in (node.get("outputs") or {}).get("parameters") or []:
+            out[param["name"]] = str(param.get("value"))
+    return out
+
+
+def engine(stack: ArgoStack, ns: str, name: str, *args: str) -> str:
+    """An engine pod ``name`` (labelled ``app: <name>``) with ``args``; its base URL once
+    Ready."""
+    spec = engine_pod_spec(stack.node.images["engine"], *args)
+    body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "labels": {"app": name}},
+        "spec": spec,
+    }
+    stack.cluster.request("POST", f"/api/v1/namespaces/{ns}/pods", body)
+    (pod,) = until(
+        lambda: [p for p in pods(stack.cluster, ns, name) if ready(p)],
+        f"the engine pod {name} Ready",
+        180,
+    )
+    return f"http://{pod['status']['podIP']}:{PORT}"
