@@ -544,6 +544,7 @@ def start_cluster(
     detach: bool = False,
     timeout: float = 90.0,
     service_accounts: bool = False,
+    audit_writes: bool = False,
 ) -> LoopbackCluster:
     """Start etcd and kube-apiserver under ``workdir`` and install ``crds`` (CRD objects).
 
@@ -553,6 +554,8 @@ def start_cluster(
     ServiceAccount's token mounted as in any cluster (the real node's pods that call the API:
     the chart's controller); off, the default, a pod is admitted before its namespace's
     ``default`` ServiceAccount exists, which kwok's fleets of pods in fresh namespaces need.
+    ``audit_writes`` logs every write request (:data:`AUDIT_POLICY`) to ``<workdir>/audit.log``,
+    one JSON event a line (:func:`audit_events`), for counting who wrote what.
     """
     apiserver, etcd = binary("kube-apiserver"), binary("etcd")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -600,6 +603,7 @@ def start_cluster(
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             *(() if service_accounts else ("--disable-admission-plugins=ServiceAccount",)),
             "--watch-cache=true",
+            *(_audit_flags(workdir) if audit_writes else ()),
             "--v=0",
         )
         cluster.processes.append(
@@ -619,6 +623,40 @@ def start_cluster(
         _DETACHED.extend(cluster.processes)  # outlive this process; stopped by pid (down)
         cluster.processes = []
     return cluster
+
+
+AUDIT_POLICY: dict[str, Any] = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [
+        {
+            "level": "Metadata",
+            "verbs": ["create", "update", "patch", "delete", "deletecollection"],
+        },
+        {"level": "None"},
+    ],
+}
+"""Every write at the ``Metadata`` level (who, what, when, the answer's code), once it answered
+(``ResponseComplete``); nothing else (kube-apiserver's ``--audit-policy-file``)."""
+AUDIT_LOG = "audit.log"
+
+
+def _audit_flags(workdir: Path) -> tuple[str, ...]:
+    policy = workdir / "audit-policy.yaml"
+    policy.write_text(yaml.safe_dump(AUDIT_POLICY))
+    return (f"--audit-policy-file={policy}", f"--audit-log-path={workdir / AUDIT_LOG}")
+
+
+def audit_events(cluster: LoopbackCluster) -> list[dict[str, Any]]:
+    """The write events of a cluster started with ``audit_writes`` (every complete line)."""
+    path = cluster.workdir / AUDIT_LOG
+    events = []
+    with contextlib.suppress(OSError):
+        for line in path.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                events.append(json.loads(line))
+    return events
 
 
 def crd_documents(paths: Iterable[Path]) -> list[dict[str, Any]]:
