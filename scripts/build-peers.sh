@@ -24,8 +24,9 @@ FLAGGER_VERSION="v1.44.0"
 # available"). Its go.mod says go 1.26.10 and has replace directives (k8s.io/* => v0.34.5): built
 # inside a copy of the module with that Go, which the go command fetches from the module proxy
 # as the module golang.org/toolchain (GOTOOLCHAIN below). Stamped as its Makefile's LDFLAGS do
-# (utils/version.version, gitCommit, gitTag, gitTreeState); `rollouts-controller --version`
-# then prints the tag, as a release does (utils/version/version.go GetVersion).
+# (utils/version.version, gitCommit, gitTag, gitTreeState). The proxy records no commit for
+# v1.10.2 (its .info has no Origin), so `rollouts-controller --version` prints "v1.10.2+unknown"
+# where a release prints the tag (utils/version/version.go GetVersion).
 ARGO_ROLLOUTS_VERSION="v1.10.2"
 ARGO_ROLLOUTS_GO="go1.26.10"
 # argoproj-labs/rollouts-plugin-trafficrouter-gatewayapi (the Gateway API traffic router that
@@ -50,7 +51,8 @@ says() { # says TEXT COMMAND...: the command's output contains TEXT (read whole:
 	shift
 	out="$("$@" 2>&1)" && grep -qF "$text" <<<"$out"
 }
-# flagger -version -> "1.44.0"; rollouts-controller --version -> "v1.10.2"
+# flagger -version -> "Flagger version 1.44.0 revision <commit>"; rollouts-controller --version ->
+# "v1.10.2+unknown"
 flagger_ok() { [[ -x "${BIN_DIR}/flagger" && -s "${BIN_DIR}/flagger-crd.yaml" ]] && says "${FLAGGER_VERSION#v}" "${BIN_DIR}/flagger" -version; }
 rollouts_ok() { [[ -x "${BIN_DIR}/rollouts-controller" && -s "${BIN_DIR}/argo-rollouts-crds.yaml" ]] && says "${ARGO_ROLLOUTS_VERSION}" "${BIN_DIR}/rollouts-controller" --version; }
 binaries_ok() { flagger_ok && rollouts_ok; }

@@ -710,16 +710,27 @@ def wait_served(
             time.sleep(0.05)
 
 
+CRD_APPLY_TRIES = 3
+"""Server-side apply of a CRD is idempotent: on a machine busy enough that the API server takes
+longer than the client's 30 s to answer one of KServe's large CRDs, it is sent again."""
+
+
 def _apply_crd(cluster: LoopbackCluster, crd: dict[str, Any]) -> str:
     name = crd["metadata"]["name"]
     path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
     try:
-        cluster.request(
-            "PATCH",
-            f"{path}?fieldManager=controlplane-kube-up&force=true",
-            crd,
-            content_type="application/apply-patch+yaml",
-        )
+        for attempt in range(CRD_APPLY_TRIES):
+            try:
+                cluster.request(
+                    "PATCH",
+                    f"{path}?fieldManager=controlplane-kube-up&force=true",
+                    crd,
+                    content_type="application/apply-patch+yaml",
+                )
+                break
+            except TimeoutError:
+                if attempt == CRD_APPLY_TRIES - 1:
+                    raise
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")
         with contextlib.suppress(ValueError, KeyError, TypeError):

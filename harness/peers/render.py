@@ -51,6 +51,22 @@ FLAGGER_LATENCY_INTERVAL_S = 30.0  # latency interval: 30s
 FLAGGER_LATENCY_QUANTILE = 0.99  # the latency template's histogram_quantile(0.99, ...)
 
 
+TRAEFIK_BUCKETS = (0.1, 0.3, 1.2, 5.0)
+"""The upper bounds (seconds) of Traefik v3.6.12's request duration histograms by default
+(``pkg/observability/types/metrics.go``), which every latency query here reads."""
+LATENCY_MARGIN = 1.25
+
+
+def latency_bound(slowest_s: float) -> float:
+    """The latency bound (seconds) of Flagger's check and Rollouts' latency metric: above what
+    the stable shows through the same query. The query interpolates P99 inside Traefik's
+    buckets, so a stable whose requests all end in ``(0.3, 1.2]`` reads about 1.19 s whatever
+    their spread: the bound is the first bucket edge at or above :data:`LATENCY_MARGIN` times
+    the stable's slowest request (that product itself beyond the last edge)."""
+    wanted = LATENCY_MARGIN * slowest_s
+    return next((edge for edge in TRAEFIK_BUCKETS if edge >= wanted), round(wanted, 3))
+
+
 @dataclass(frozen=True)
 class Pace:
     """Every interval of every tool divided by ``factor`` (1: as documented), never below

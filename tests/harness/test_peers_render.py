@@ -24,6 +24,7 @@ from harness.peers.render import (
     flagger_canary,
     flagger_metric_templates,
     flagger_traefik_service,
+    latency_bound,
     rollouts_objects,
     rollouts_traefik_service,
 )
@@ -126,3 +127,11 @@ def test_the_analysis_template_asks_the_success_rate_and_flaggers_latency() -> N
         query = metric["provider"]["prometheus"]["query"]
         assert rollouts_traefik_service("ns", "engine") in query
         assert "[100s]" in query
+
+
+def test_the_latency_bound_is_a_bucket_edge_above_the_stable() -> None:
+    assert latency_bound(0.8) == 1.2  # 1.0 s lies in (0.3, 1.2]: its P99 reads ~1.19
+    assert latency_bound(0.96) == 1.2
+    assert latency_bound(0.97) == 5.0  # 1.2125 is past the 1.2 edge
+    assert latency_bound(0.2) == 0.3
+    assert latency_bound(4.5) == 5.625  # beyond the last edge: the margin itself
