@@ -10,8 +10,8 @@ candidate (:func:`harness.peers.render.candidates`) under load through the gatew
 :mod:`support.peers`.
 
 By default the short version: one healthy and one bad candidate, once, so the harness cannot
-rot; it asserts what holds whatever the timing: the healthy candidate served requests and a
-verdict came, the bad one was rolled back before it was promoted. ``CONTROLPLANE_PEERS_RUNS``
+rot; it asserts what holds whatever the verdicts: a verdict came, the candidate took traffic
+through the gateway, and the tool's writes were counted. ``CONTROLPLANE_PEERS_RUNS``
 (runs per candidate) and ``CONTROLPLANE_PEERS_CANDIDATES`` (comma-separated names, ``all``) make
 it the whole benchmark; ``CONTROLPLANE_PEERS_PACE`` divides every interval (6 unless told:
 ``bench/peers.py`` runs the benchmark at 3); ``CONTROLPLANE_PEERS_TOOLS`` picks the tools
@@ -83,25 +83,15 @@ def namespace(tool: str, name: str, i: int) -> str:
 
 
 def check(outcomes: list[Outcome]) -> None:
-    """What holds whatever the timing: a verdict each time, traffic through the gateway, the
-    healthy candidate served some of it, and a fault that shows in traffic rolled back."""
+    """What holds whatever the verdicts (which are what is measured, right or wrong): a verdict
+    each time, traffic through the gateway all along, the candidate served some of it unless it
+    never started, and the tool's own API writes counted."""
     for got in outcomes:
         assert got.verdict != "undecided", got
         assert got.requests > 0, got
-        if got.candidate == "healthy":
+        if got.candidate != "crash loop":
             assert got.candidate_requests > 0, got
-        elif got.candidate == "2x errors":
-            assert got.verdict == "rolled back", got
-
-
-@pytest.mark.skipif("flagger" not in TOOLS, reason="CONTROLPLANE_PEERS_TOOLS leaves it out")
-def test_flagger_decides_each_candidate_on_real_traffic(stack: Stack) -> None:
-    outcomes = []
-    for name in chosen():
-        for i in range(runs()):
-            outcomes.append(flagger_run(stack, namespace("flagger", name, i), name, PACE))
-            keep("flagger", outcomes)
-    check(outcomes)
+        assert got.writes_per_minute > 0, got
 
 
 @pytest.mark.skipif("argo-rollouts" not in TOOLS, reason="CONTROLPLANE_PEERS_TOOLS leaves it out")
@@ -111,4 +101,14 @@ def test_argo_rollouts_decides_each_candidate_on_real_traffic(stack: Stack) -> N
         for i in range(runs()):
             outcomes.append(rollouts_run(stack, namespace("argo-rollouts", name, i), name, PACE))
             keep("argo-rollouts", outcomes)
+    check(outcomes)
+
+
+@pytest.mark.skipif("flagger" not in TOOLS, reason="CONTROLPLANE_PEERS_TOOLS leaves it out")
+def test_flagger_decides_each_candidate_on_real_traffic(stack: Stack) -> None:
+    outcomes = []
+    for name in chosen():
+        for i in range(runs()):
+            outcomes.append(flagger_run(stack, namespace("flagger", name, i), name, PACE))
+            keep("flagger", outcomes)
     check(outcomes)

@@ -4,19 +4,18 @@ Owns :func:`flagger_run` (Flagger v1.44.0's tutorial Canary on a Deployment of t
 candidate's faults in its new arguments) and the measures every run takes the same way
 (:class:`Outcome`): the requests the candidate served until the tool's verdict, the seconds from
 the candidate's arrival to that verdict, the requests that failed, and the Prometheus queries
-(Prometheus's own ``prometheus_http_requests_total`` of its query handlers) and API writes (the
-API server's audit log, by the tool's ``User-Agent``) per minute meanwhile. Called by
+(Prometheus's own ``prometheus_http_requests_total`` of its query handlers, on its
+``/metrics``) and API writes (the API server's audit log, by the tool's ``User-Agent``) per
+minute meanwhile. Called by
 ``tests/routing/test_real_peers.py``; ``bench/peers.py`` renders what it wrote.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import statistics
 import threading
 import time
-import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -103,12 +102,17 @@ def peers_stack(folder: Path) -> Iterator[Stack]:
 
 
 def prometheus_queries(prometheus: str) -> float:
-    """How many queries Prometheus has answered (its own counter, at this instant)."""
-    promql = f'sum(prometheus_http_requests_total{{handler=~"{QUERY_HANDLERS}"}})'
-    url = f"{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
-    with urllib.request.urlopen(url, timeout=10) as response:
-        result = json.loads(response.read())["data"]["result"]
-    return float(result[0]["value"][1]) if result else 0.0
+    """How many queries Prometheus has answered: its own ``prometheus_http_requests_total`` of
+    the query handlers, read from its ``/metrics`` (it does not scrape itself here)."""
+    with urllib.request.urlopen(f"{prometheus}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("prometheus_http_requests_total{") and any(
+            f'handler="{h}"' in line for h in QUERY_HANDLERS.split("|")
+        ):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 def writes(stack: Stack, agent: str, start: float, end: float) -> int:
@@ -180,8 +184,7 @@ def measure(
         candidate_requests=sum(1 for a in answers if a.variant == CANDIDATE and a.sent <= end),
         requests=len(answers),
         failed=sum(1 for a in answers if a.failed),
-        # the two reads of the counter are queries too: not the tool's
-        queries_per_minute=round(max(queries1 - queries0 - 1, 0) / minutes, 1),
+        queries_per_minute=round((queries1 - queries0) / minutes, 1),
         writes_per_minute=round(writes(stack, USER_AGENTS[tool], start, end) / minutes, 1),
         base_latency_s=round(base, 3),
     )
@@ -298,6 +301,10 @@ def rollouts_run(
     objects = rollouts_objects(
         namespace, APP, host, GATEWAY, template(STABLE, candidate(name, 1.0).stable_inject), pace
     )
+    # Rollouts reconciles no Rollout whose AnalysisTemplate is missing ("AnalysisTemplate
+    # 'engine' not found"), even before any analysis: one is there from the start, its latency
+    # bound set once the stable's latency is known (before the candidate arrives)
+    apply(analysis_template(namespace, APP, stack.prometheus, pace, latency_bound(60.0)))
     for obj in objects:
         apply(obj)
     until(
