@@ -61,6 +61,15 @@ UPSTREAM: dict[str, str] = {
     "manifests/base/crds/full/": "Argo Workflows v3.7.3's full CRDs (docs/gates.md)",
     "manifests/quick-start/base/executor/emissary/executor-role.yaml": "Argo Workflows "
     "v3.7.3's executor Role (docs/gates.md)",
+    "docs/gitbook/tutorials/gatewayapi-progressive-delivery.md": "Flagger v1.44.0's Gateway API "
+    "tutorial, whose Canary the side-by-side benchmark gives Flagger (docs/peers.md)",
+    "docs/features/analysis.md": "Argo Rollouts v1.10.2's analysis guide (docs/peers.md)",
+    "docs/features/traffic-management/traefik.md": "Argo Rollouts v1.10.2's Traefik router "
+    "(docs/peers.md)",
+    "docs/features/specification.md": "Argo Rollouts v1.10.2's Rollout reference (docs/peers.md)",
+    "manifests/crds/*-crd.yaml": "Argo Rollouts v1.10.2's CRDs (docs/peers.md)",
+    "docs/content/reference/dynamic-configuration/kubernetes-crd-definition-v1.yml": "Traefik "
+    "v3.6.12's CRDs of its kubernetesCRD provider (docs/peers.md)",
     "manifests/charts/istio-control/istio-discovery/files/injection-template.yaml": "Istio "
     "1.27.1's sidecar injection template (docs/metrics.md)",
     "canary/support-triage.yml": "a file of the team repository docs/git.md's example writes to",

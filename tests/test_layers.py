@@ -88,6 +88,7 @@ def test_every_package_has_a_nested_contract_that_places_every_module() -> None:
         "__main__",
         "cli",
         "node",
+        "peers",
         "cluster",
         "kube",
         "providers",

@@ -550,6 +550,7 @@ def start_cluster(
     detach: bool = False,
     timeout: float = 90.0,
     service_accounts: bool = False,
+    audit_writes: bool = False,
 ) -> LoopbackCluster:
     """Start etcd and kube-apiserver under ``workdir`` and install ``crds`` (CRD objects).
 
@@ -559,6 +560,8 @@ def start_cluster(
     ServiceAccount's token mounted as in any cluster (the real node's pods that call the API:
     the chart's controller); off, the default, a pod is admitted before its namespace's
     ``default`` ServiceAccount exists, which kwok's fleets of pods in fresh namespaces need.
+    ``audit_writes`` logs every write request (:data:`AUDIT_POLICY`) to ``<workdir>/audit.log``,
+    one JSON event a line (:func:`audit_events`), for counting who wrote what.
     """
     apiserver, etcd = binary("kube-apiserver"), binary("etcd")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -606,6 +609,7 @@ def start_cluster(
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             *(() if service_accounts else ("--disable-admission-plugins=ServiceAccount",)),
             "--watch-cache=true",
+            *(_audit_flags(workdir) if audit_writes else ()),
             "--v=0",
         )
         cluster.processes.append(
@@ -625,6 +629,40 @@ def start_cluster(
         _DETACHED.extend(cluster.processes)  # outlive this process; stopped by pid (down)
         cluster.processes = []
     return cluster
+
+
+AUDIT_POLICY: dict[str, Any] = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [
+        {
+            "level": "Metadata",
+            "verbs": ["create", "update", "patch", "delete", "deletecollection"],
+        },
+        {"level": "None"},
+    ],
+}
+"""Every write at the ``Metadata`` level (who, what, when, the answer's code), once it answered
+(``ResponseComplete``); nothing else (kube-apiserver's ``--audit-policy-file``)."""
+AUDIT_LOG = "audit.log"
+
+
+def _audit_flags(workdir: Path) -> tuple[str, ...]:
+    policy = workdir / "audit-policy.yaml"
+    policy.write_text(yaml.safe_dump(AUDIT_POLICY))
+    return (f"--audit-policy-file={policy}", f"--audit-log-path={workdir / AUDIT_LOG}")
+
+
+def audit_events(cluster: LoopbackCluster) -> list[dict[str, Any]]:
+    """The write events of a cluster started with ``audit_writes`` (every complete line)."""
+    path = cluster.workdir / AUDIT_LOG
+    events = []
+    with contextlib.suppress(OSError):
+        for line in path.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                events.append(json.loads(line))
+    return events
 
 
 def crd_documents(paths: Iterable[Path]) -> list[dict[str, Any]]:
@@ -680,21 +718,32 @@ def wait_served(
 
 CRD_APPLY_TIMEOUT_S = 180.0
 """How long one CRD's server-side apply may take (setup, not the product's calls)."""
+CRD_APPLY_TRIES = 3
+"""Server-side apply of a CRD is idempotent: on a machine busy enough that the API server gives
+up on one of KServe's large CRDs (its own 60 s: 504, "request did not complete within requested
+timeout") or the client's wait runs out, it is sent again."""
 
 
 def _apply_crd(cluster: LoopbackCluster, crd: dict[str, Any]) -> str:
     name = crd["metadata"]["name"]
     path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
     try:
-        cluster.request(
-            "PATCH",
-            f"{path}?fieldManager=controlplane-kube-up&force=true",
-            crd,
-            content_type="application/apply-patch+yaml",
-            # KServe's LLMInferenceService CRDs are 0.8 MB each: applied four at a time on two
-            # busy cores, one took over 30 s (19.6 s alone at load 9)
-            timeout=CRD_APPLY_TIMEOUT_S,
-        )
+        for attempt in range(CRD_APPLY_TRIES):
+            try:
+                cluster.request(
+                    "PATCH",
+                    f"{path}?fieldManager=controlplane-kube-up&force=true",
+                    crd,
+                    content_type="application/apply-patch+yaml",
+                    # KServe's LLMInferenceService CRDs are 0.8 MB each: applied four at a time
+                    # on two busy cores, one took over 30 s (19.6 s alone at load 9)
+                    timeout=CRD_APPLY_TIMEOUT_S,
+                )
+                break
+            except (TimeoutError, urllib.error.HTTPError) as exc:
+                busy = isinstance(exc, TimeoutError) or exc.code == 504
+                if not busy or attempt == CRD_APPLY_TRIES - 1:
+                    raise
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")
         with contextlib.suppress(ValueError, KeyError, TypeError):

@@ -45,7 +45,15 @@ import urllib.request
 from dataclasses import dataclass
 
 from harness.cluster.gateways import GATEWAY, gateway_objects
-from harness.cluster.kubeapi import KubeSetupError, LoopbackCluster, applier, binary, free_port
+from harness.cluster.kubeapi import (
+    KubeSetupError,
+    LoopbackCluster,
+    applier,
+    binary,
+    free_port,
+    install_crds,
+)
+from harness.cluster.upstream_crds import TRAEFIK_CRD, crds
 
 TRAEFIK_VERSION = "v3.6.12"
 CONTROLLER = "traefik.io/gateway-controller"
@@ -95,9 +103,20 @@ def traefik_service(namespace: str, name: str, port: int) -> str:
     return f"{namespace}-{name}-http-{port}"
 
 
-def arguments(cluster: LoopbackCluster, port: int, metrics_port: int) -> list[str]:
-    """Traefik's static configuration, as flags (pure but for the token file's path)."""
+def arguments(
+    cluster: LoopbackCluster, port: int, metrics_port: int, crd: bool = False
+) -> list[str]:
+    """Traefik's static configuration, as flags (pure but for the token file's path); with
+    ``crd``, its ``kubernetesCRD`` provider too (:func:`start_traefik`)."""
+    crd_provider = [
+        "--providers.kubernetesCRD=true",
+        f"--providers.kubernetesCRD.endpoint={cluster.server}",
+        f"--providers.kubernetesCRD.token={cluster.workdir / TOKEN_FILE}",
+        f"--providers.kubernetesCRD.certAuthFilePath={cluster.ca}",
+        "--providers.kubernetesCRD.throttleDuration=0s",
+    ]
     return [
+        *(crd_provider if crd else []),
         f"--entryPoints.web.address=127.0.0.1:{port}",
         f"--entryPoints.traefik.address=127.0.0.1:{metrics_port}",
         "--providers.kubernetesGateway=true",
@@ -144,9 +163,16 @@ def start_traefik(
     gateway: tuple[str, str] = GATEWAY,
     detach: bool = False,
     timeout: float = 60.0,
+    crd: bool = False,
 ) -> Traefik:
     """Start Traefik against ``cluster`` with its GatewayClass and the Gateway ``gateway``
-    (namespace, name; created with its namespace); returns once the Gateway is Programmed."""
+    (namespace, name; created with its namespace); returns once the Gateway is Programmed.
+
+    ``crd`` also turns on its ``kubernetesCRD`` provider, with the module's CRDs
+    (``docs/content/reference/dynamic-configuration/kubernetes-crd-definition-v1.yml``):
+    Argo Rollouts' Traefik router sets the weights of a ``TraefikService``, which an HTTPRoute
+    may name as its backendRef (``loadHTTPBackendRef`` in
+    ``pkg/provider/kubernetes/gateway/httproute.go``)."""
     program = binary("traefik")
     port, metrics_port = free_port(), free_port()
     token = cluster.workdir / TOKEN_FILE
@@ -154,11 +180,13 @@ def start_traefik(
     token.chmod(0o600)
     namespace, name = gateway
     apply = applier(cluster)
+    if crd:
+        install_crds(cluster, crds(TRAEFIK_CRD))
     apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
     for obj in gateway_objects(GATEWAY_CLASS, CONTROLLER, port, gateway=gateway):
         apply(obj)
     proc = cluster.spawn(
-        "traefik", [str(program), *arguments(cluster, port, metrics_port)], detach=detach
+        "traefik", [str(program), *arguments(cluster, port, metrics_port, crd)], detach=detach
     )
     running = Traefik(port, metrics_port)
     deadline = time.monotonic() + timeout

@@ -99,6 +99,15 @@ fetches it pinned either way). KServe makes a predictor of the ``keda`` autoscal
 ScaledObject, which the product asks for with ``autoscaling.queue``. Installed by
 :mod:`harness.cluster.kserve` before KServe's manager starts, not one of :data:`UPSTREAMS` (the
 product renders no ScaledObject itself); KEDA's operator is not run."""
+TRAEFIK_CRD = Upstream(
+    "github.com/traefik/traefik/v3",
+    "v3.6.12",
+    ("docs/content/reference/dynamic-configuration/kubernetes-crd-definition-v1.yml",),
+)
+"""The CRDs of Traefik's ``kubernetesCRD`` provider (``TraefikService``, ``IngressRoute``, ...),
+of the Traefik ``scripts/build-kube.sh`` builds; installed by
+:func:`harness.cluster.traefik.start_traefik` when asked (Argo Rollouts' Traefik router), not
+one of :data:`UPSTREAMS`."""
 UPSTREAMS = (KSERVE, GATEWAY_API, ISTIO, PROMETHEUS_OPERATOR)
 
 

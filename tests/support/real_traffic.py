@@ -92,6 +92,7 @@ class Load:
                 code, variant = int(response.status), response.headers.get(VARIANT_HEADER)
         except urllib.error.HTTPError as exc:
             code, variant = exc.code, exc.headers.get(VARIANT_HEADER)
+            exc.close()  # its answer's socket, else unclosed when collected (a ResourceWarning)
         except OSError as exc:
             code = type(exc).__name__
         return Answer(sent, time.time() - sent, code, variant)

@@ -1,0 +1,158 @@
+"""Side by side with the real peers: Flagger and Argo Rollouts on one node, gateway, Prometheus.
+
+Owns the "## Side by side with the real peers" section of ``docs/benchmarks-derivation.md``. It
+runs ``tests/routing/test_real_peers.py`` under its ``peers`` marker (the loopback control plane
+with an audit log, the real node, Traefik v3.6.12, the Prometheus Operator's Prometheus, and
+Flagger v1.44.0 and Argo Rollouts v1.10.2 built by ``scripts/build-peers.sh``), every candidate of
+``harness.peers.render.candidates`` ``--runs`` times, with ``CONTROLPLANE_TRAFFIC_REPORT`` set so
+that the test writes each outcome, and turns them into one table: per tool and candidate, the
+verdicts, the requests the candidate served until the verdict, the seconds to it, the requests
+that failed, and the Prometheus queries and API writes per minute meanwhile.
+
+Run ``python bench/peers.py`` (``scripts/build-peers.sh`` and ``make kube-tools`` first; about
+5 minutes a candidate run at the default pace); ``--short`` runs what ``pytest -m peers`` runs
+(one healthy and one bad candidate, once); ``--json FILE`` keeps the outcomes, ``--report
+FILE`` renders kept ones without running, ``--no-write`` prints only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+try:
+    from bench.common import add_record_args, machine_summary, publish, today
+except ImportError:  # run as a script: bench/ is on sys.path
+    from common import (  # type: ignore[no-redef]
+        add_record_args,
+        machine_summary,
+        publish,
+        today,
+    )
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTION = "## Side by side with the real peers"
+TEST = "tests/routing/test_real_peers.py"
+REPORT_ENV = "CONTROLPLANE_TRAFFIC_REPORT"
+PINS = (
+    "Flagger v1.44.0 (`-mesh-provider=gatewayapi:v1`)",
+    "Argo Rollouts v1.10.2 (its built-in Traefik router)",
+    "Traefik v3.6.12",
+    "Prometheus v3.5.0",
+    "Kubernetes v1.34.10",
+)
+
+
+def run(folder: Path, candidates: str, runs: int, pace: float) -> int:
+    """The test once, its outcomes written into ``folder``."""
+    env = {
+        **os.environ,
+        REPORT_ENV: str(folder),
+        "CONTROLPLANE_PEERS_CANDIDATES": candidates,
+        "CONTROLPLANE_PEERS_RUNS": str(runs),
+        "CONTROLPLANE_PEERS_PACE": str(pace),
+    }
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider"]
+    return subprocess.call([*cmd, "-m", "peers", TEST], cwd=ROOT, env=env)
+
+
+def load(folder: Path) -> dict[str, Any]:
+    """Every tool's outcomes in ``folder``, with the pace they ran at."""
+    got: dict[str, Any] = {"pace": None, "outcomes": []}
+    for path in sorted(folder.glob("peers-*.json")):
+        data = json.loads(path.read_text())
+        got["pace"] = data["pace"]
+        got["outcomes"] += data["outcomes"]
+    return got
+
+
+def _median(values: list[float]) -> str:
+    return f"{median(values):g}" if values else "-"
+
+
+def rows(outcomes: list[dict[str, Any]]) -> list[str]:
+    """One table row per tool and candidate, in the order first met (pure)."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for outcome in outcomes:
+        groups[(outcome["tool"], outcome["candidate"])].append(outcome)
+    lines = []
+    for (tool, name), runs in groups.items():
+        verdicts = defaultdict(int)
+        for o in runs:
+            verdicts[o["verdict"]] += 1
+        said = ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items()))
+        wrong = sum(1 for o in runs if (o["verdict"] == "rolled back") != o["bad"])
+        lines.append(
+            f"| {tool} | {name} | {len(runs)} | {said} | {wrong} "
+            f"| {_median([o['candidate_requests'] for o in runs])} "
+            f"| {_median([o['seconds'] for o in runs])} "
+            f"| {sum(o['failed'] for o in runs)} of {sum(o['requests'] for o in runs)} "
+            f"| {_median([o['queries_per_minute'] for o in runs])} "
+            f"| {_median([o['writes_per_minute'] for o in runs])} |"
+        )
+    return lines
+
+
+def section(data: dict[str, Any], cmd: str) -> str:
+    pace = data["pace"]
+    lines = [
+        f"Measured {today()} on {machine_summary(())}; `{cmd}`.",
+        "",
+        f"Pins: {', '.join(PINS)}; each tool configured as docs/peers.md says (Flagger: its "
+        "Gateway API tutorial's Canary; Rollouts: analysis.md's background analysis). Every "
+        "interval divided by "
+        f"{pace:g} (the tutorial's 1m analysis interval ran every {60 / pace:g} s), the same "
+        "factor for every tool, and none below 10 s (two of Prometheus's 5 s scrapes). Load: "
+        "OpenAI completions at 6 requests per second through the "
+        "gateway from before the candidate arrives until 10 s after the verdict. `wrong`: a "
+        "healthy candidate rolled back or a bad one promoted. Medians over the runs; `seconds` "
+        "from the candidate's arrival (the Deployment's or the Rollout's new pod template) to the "
+        "verdict.",
+        "",
+        "| tool | candidate | runs | verdicts | wrong | requests the candidate served "
+        "| seconds | failed requests | Prometheus queries / min | API writes / min |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|",
+        *rows(data["outcomes"]),
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="runs per candidate (default 3)")
+    parser.add_argument("--pace", type=float, default=3.0, help="divide every interval by this")
+    parser.add_argument("--short", action="store_true", help="one healthy, one bad, once")
+    add_record_args(parser)
+    args = parser.parse_args(argv)
+    if args.report is not None:
+        data = json.loads(args.report.read_text())
+    else:
+        candidates, runs = ("", 1) if args.short else ("all", args.runs)
+        with tempfile.TemporaryDirectory(prefix="peers-") as tmp:
+            code = run(Path(tmp), candidates, runs, args.pace)
+            data = load(Path(tmp))
+        if code != 0:
+            print(f"{TEST} failed (exit {code}): nothing written", file=sys.stderr)
+            return code
+    scope = "--short" if args.short else f"--runs {args.runs}"
+    cmd = f"python bench/peers.py {scope} --pace {args.pace:g}"
+    if args.report is not None:  # the run's own command, kept with its figures
+        cmd = data.get("cmd") or f"python bench/peers.py --report {args.report.name}"
+    else:
+        data["cmd"] = cmd
+        if args.json is not None:
+            args.json.write_text(json.dumps(data, indent=1))
+    publish(args, SECTION, section(data, cmd))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,416 @@
+"""What the peers are given, as their own documentation gives it (pure): objects and candidates.
+
+Owns the objects ``bench/peers.py`` applies for Flagger v1.44.0 and Argo Rollouts v1.10.2 and
+the candidates every tool meets. Each setting taken from upstream names the file it was read
+from (docs/peers.md lists them all):
+
+- **Flagger** (:func:`flagger_canary`, :func:`flagger_metric_templates`): the Canary of its
+  Gateway API tutorial, ``docs/gitbook/tutorials/gatewayapi-progressive-delivery.md`` in
+  ``github.com/fluxcd/flagger@v1.44.0``: ``analysis.interval: 1m``, ``threshold: 5``,
+  ``maxWeight: 50``, ``stepWeight: 10``, ``progressDeadlineSeconds: 60``, an ``error-rate``
+  MetricTemplate (5xx share in %, ``thresholdRange.max: 1``, ``interval: 1m``) and a
+  ``latency`` one (P99 in seconds, ``interval: 30s``), with ``service.hosts`` and
+  ``gatewayRefs``. The tutorial's queries read Istio's Envoy metrics; the gateway here is Traefik,
+  so the same two queries read Traefik's per-service histogram
+  ``traefik_service_request_duration_seconds`` (the series Flagger's own Traefik observer reads,
+  ``pkg/metrics/observers/traefik.go``), selected by the ``service`` label Traefik's Gateway API
+  provider gives the canary Service (:func:`flagger_traefik_service`). The tutorial's latency
+  bound (0.5 s) is podinfo's; :func:`flagger_canary` takes the bound for this engine.
+- **Argo Rollouts** (:func:`rollout`, :func:`analysis_template`): see their docstrings.
+- **Time** (:class:`Pace`): every interval of every tool divided by one factor.
+- **The workload** (:func:`engine_deployment`): a Deployment of the engine image with the
+  arguments KServe's runtime gives it (:mod:`harness.node.serving`), the model from the node's
+  model folder, the candidate's faults as ``--inject`` arguments.
+
+Called by ``bench/peers.py`` and tested in ``tests/harness/test_peers_render.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+FLAGGER_VERSION = "v1.44.0"
+ARGO_ROLLOUTS_VERSION = "v1.10.2"
+ENGINE_PORT = 8080
+"""KServe's model server port, which the engine listens on (``harness.node.serving``)."""
+ENGINE_COMMAND = ("python3", "-m", "controlplane.local.serve")
+MODEL_MOUNT = "/mnt/models"
+STABLE, CANDIDATE = "stable", "candidate"
+"""The ``--variant`` each side's engine answers in its ``x-canary-variant`` header."""
+
+# Flagger's Gateway API tutorial (docs/gitbook/tutorials/gatewayapi-progressive-delivery.md)
+FLAGGER_INTERVAL_S = 60.0  # analysis.interval: 1m
+FLAGGER_THRESHOLD = 5  # analysis.threshold
+FLAGGER_MAX_WEIGHT = 50  # analysis.maxWeight
+FLAGGER_STEP_WEIGHT = 10  # analysis.stepWeight
+FLAGGER_PROGRESS_DEADLINE_S = 60.0  # progressDeadlineSeconds
+FLAGGER_ERROR_RATE_MAX = 1.0  # error-rate thresholdRange.max (%)
+FLAGGER_ERROR_INTERVAL_S = 60.0  # error-rate interval: 1m
+FLAGGER_LATENCY_INTERVAL_S = 30.0  # latency interval: 30s
+FLAGGER_LATENCY_QUANTILE = 0.99  # the latency template's histogram_quantile(0.99, ...)
+
+
+TRAEFIK_BUCKETS = (0.1, 0.3, 1.2, 5.0)
+"""The upper bounds (seconds) of Traefik v3.6.12's request duration histograms by default
+(``pkg/observability/types/metrics.go``), which every latency query here reads."""
+LATENCY_MARGIN = 1.25
+
+
+def latency_bound(slowest_s: float) -> float:
+    """The latency bound (seconds) of Flagger's check and Rollouts' latency metric: above what
+    the stable shows through the same query. The query interpolates P99 inside Traefik's
+    buckets, so a stable whose requests all end in ``(0.3, 1.2]`` reads about 1.19 s whatever
+    their spread: the bound is the first bucket edge at or above :data:`LATENCY_MARGIN` times
+    the stable's slowest request (that product itself beyond the last edge)."""
+    wanted = LATENCY_MARGIN * slowest_s
+    return next((edge for edge in TRAEFIK_BUCKETS if edge >= wanted), round(wanted, 3))
+
+
+@dataclass(frozen=True)
+class Pace:
+    """Every interval of every tool divided by ``factor`` (1: as documented), never below
+    ``floor_s`` seconds: a rate over less than two of Prometheus's 5 s scrapes has no value."""
+
+    factor: float = 1.0
+    floor_s: int = 10
+
+    def seconds(self, upstream_s: float) -> int:
+        return max(self.floor_s, round(upstream_s / self.factor))
+
+    def duration(self, upstream_s: float) -> str:
+        return f"{self.seconds(upstream_s)}s"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One candidate every tool meets: its engine's ``--inject`` arguments (the stable's are
+    ``stable_inject``) and whether a tool should roll it back."""
+
+    name: str
+    inject: tuple[str, ...] = ()
+    bad: bool = False
+    stable_inject: tuple[str, ...] = ()
+
+
+def candidates(base_latency_s: float, base_errors: float = 0.01) -> tuple[Candidate, ...]:
+    """The candidates, their latency faults relative to the stable's measured median
+    ``base_latency_s`` (the engine's fault adds a fixed delay) and the error ones to a stable
+    that fails ``base_errors`` of its requests."""
+    errors = f"errors={100 * base_errors:g}%"
+    return (
+        Candidate("healthy"),
+        Candidate("latency +30%", (f"latency=+{0.3 * base_latency_s * 1000:.0f}ms",), True),
+        Candidate("latency +50%", (f"latency=+{0.5 * base_latency_s * 1000:.0f}ms",), True),
+        Candidate("2x errors", (f"errors={200 * base_errors:g}%",), True, stable_inject=(errors,)),
+        Candidate("crash loop", ("crash-on-start",), True),
+    )
+
+
+def candidate(name: str, base_latency_s: float) -> Candidate:
+    """The candidate called ``name`` of :func:`candidates`."""
+    for found in candidates(base_latency_s):
+        if found.name == name:
+            return found
+    raise ValueError(f"no candidate {name!r}: {', '.join(CANDIDATES)}")
+
+
+CANDIDATES = tuple(c.name for c in candidates(1.0))
+
+
+def engine_args(
+    model: str, variant: str, inject: tuple[str, ...] = (), extra: tuple[str, ...] = ()
+) -> list[str]:
+    """The engine's arguments as KServe's Hugging Face runtime gives them (``--model_name``,
+    ``--model_dir``, ``--http_port``), the variant it answers as, and its faults."""
+    return [
+        f"--model_name={model}",
+        f"--model_dir={MODEL_MOUNT}",
+        f"--http_port={ENGINE_PORT}",
+        f"--variant={variant}",
+        *extra,
+        *(f"--inject={fault}" for fault in inject),
+    ]
+
+
+def pod_template(
+    app: str, image: str, model: str, model_dir: str, args: list[str]
+) -> dict[str, Any]:
+    """The engine's pod: ``app`` labelled (Flagger's and Rollouts' selectors), the node's model
+    folder ``model_dir`` mounted, ready once the engine's ``/health`` answers (a crash loop never
+    is)."""
+    return {
+        "metadata": {"labels": {"app": app}},
+        "spec": {
+            "containers": [
+                {
+                    "name": "engine",
+                    "image": image,
+                    "imagePullPolicy": "Never",
+                    "command": list(ENGINE_COMMAND),
+                    "args": args,
+                    "ports": [{"name": "http", "containerPort": ENGINE_PORT}],
+                    "readinessProbe": {
+                        "httpGet": {"path": "/health", "port": ENGINE_PORT},
+                        "periodSeconds": 2,
+                    },
+                    "resources": {"requests": {"cpu": "100m"}, "limits": {"cpu": "1"}},
+                    "volumeMounts": [{"name": "model", "mountPath": MODEL_MOUNT}],
+                }
+            ],
+            "volumes": [{"name": "model", "hostPath": {"path": model_dir, "type": "Directory"}}],
+            "terminationGracePeriodSeconds": 5,
+        },
+    }
+
+
+def engine_deployment(
+    namespace: str, app: str, image: str, model: str, model_dir: str, args: list[str]
+) -> dict[str, Any]:
+    """The Deployment Flagger's Canary targets: one replica of the engine."""
+    template = pod_template(app, image, model, model_dir, args)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": app, "namespace": namespace, "labels": {"app": app}},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": app}},
+            "template": template,
+        },
+    }
+
+
+def flagger_traefik_service(namespace: str, app: str, port: int = ENGINE_PORT) -> str:
+    """The ``service`` label of Traefik v3.6.12's counters for the canary Service Flagger
+    creates, ``<app>-canary`` (``GetServiceNames`` in ``pkg/apis/flagger/v1beta1/canary.go``),
+    as an HTTPRoute's backendRef (:func:`harness.cluster.traefik.traefik_service`)."""
+    return f"{namespace}-{app}-canary-http-{port}@kubernetesgateway"
+
+
+def flagger_metric_templates(namespace: str, prometheus: str) -> list[dict[str, Any]]:
+    """The tutorial's ``error-rate`` and ``latency`` MetricTemplates on Traefik's histogram of
+    the canary Service (``{{ namespace }}`` and ``{{ target }}`` are Flagger's template
+    variables, ``{{ interval }}`` the metric's interval: ``MetricTemplateModel`` in
+    ``pkg/apis/flagger/v1beta1/metric.go``)."""
+    service = (
+        'service="{{ namespace }}-{{ target }}-canary-http-'
+        + str(ENGINE_PORT)
+        + '@kubernetesgateway"'
+    )
+    series = "traefik_service_request_duration_seconds"
+    error_rate = (
+        f'100 - sum(rate({series}_count{{{service},code!~"5.*"}}[{{{{ interval }}}}]))\n'
+        f"/\nsum(rate({series}_count{{{service}}}[{{{{ interval }}}}]))\n* 100\n"
+    )
+    latency = (
+        f"histogram_quantile({FLAGGER_LATENCY_QUANTILE},\n"
+        f"  sum(rate({series}_bucket{{{service}}}[{{{{ interval }}}}])) by (le)\n)\n"
+    )
+    return [
+        {
+            "apiVersion": "flagger.app/v1beta1",
+            "kind": "MetricTemplate",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"provider": {"type": "prometheus", "address": prometheus}, "query": query},
+        }
+        for name, query in (("error-rate", error_rate), ("latency", latency))
+    ]
+
+
+def flagger_canary(
+    namespace: str,
+    app: str,
+    host: str,
+    gateway: tuple[str, str],
+    pace: Pace,
+    latency_max_s: float,
+) -> dict[str, Any]:
+    """The tutorial's Canary for the Deployment ``app``, on ``host`` through the Gateway
+    ``gateway`` (namespace, name), every interval paced; no HPA (one replica) and no webhooks
+    (the load comes from the benchmark, as the tutorial's load tester sends it)."""
+    return {
+        "apiVersion": "flagger.app/v1beta1",
+        "kind": "Canary",
+        "metadata": {"name": app, "namespace": namespace},
+        "spec": {
+            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": app},
+            "progressDeadlineSeconds": pace.seconds(FLAGGER_PROGRESS_DEADLINE_S),
+            "service": {
+                "port": ENGINE_PORT,
+                "targetPort": ENGINE_PORT,
+                "hosts": [host],
+                "gatewayRefs": [{"name": gateway[1], "namespace": gateway[0]}],
+            },
+            "analysis": {
+                "interval": pace.duration(FLAGGER_INTERVAL_S),
+                "threshold": FLAGGER_THRESHOLD,
+                "maxWeight": FLAGGER_MAX_WEIGHT,
+                "stepWeight": FLAGGER_STEP_WEIGHT,
+                "metrics": [
+                    {
+                        "name": "error-rate",
+                        "templateRef": {"name": "error-rate", "namespace": namespace},
+                        "thresholdRange": {"max": FLAGGER_ERROR_RATE_MAX},
+                        "interval": pace.duration(FLAGGER_ERROR_INTERVAL_S),
+                    },
+                    {
+                        "name": "latency",
+                        "templateRef": {"name": "latency", "namespace": namespace},
+                        "thresholdRange": {"max": round(latency_max_s, 3)},
+                        "interval": pace.duration(FLAGGER_LATENCY_INTERVAL_S),
+                    },
+                ],
+            },
+        },
+    }
+
+
+# Argo Rollouts v1.10.2: docs/features/analysis.md, "Background Analysis" (the Rollout's steps and
+# the success-rate AnalysisTemplate), docs/features/traffic-management/traefik.md (the router)
+ROLLOUTS_WEIGHTS = (20, 40, 60, 80)  # setWeight steps
+ROLLOUTS_PAUSE_S = 600.0  # pause: {duration: 10m} after each
+ROLLOUTS_STARTING_STEP = 2  # analysis.startingStep: from setWeight: 40
+ROLLOUTS_INTERVAL_S = 300.0  # the metric's interval: 5m
+ROLLOUTS_SUCCESS = 0.95  # successCondition: result[0] >= 0.95
+ROLLOUTS_FAILURE_LIMIT = 3  # failureLimit: 3
+ROLLOUTS_PROGRESS_DEADLINE_S = 600.0  # spec.progressDeadlineSeconds' default (specification.md)
+
+
+def rollouts_traefik_service(namespace: str, app: str, port: int = ENGINE_PORT) -> str:
+    """The ``service`` label Traefik v3.6.12 gives the canary Service ``<app>-canary`` as a
+    server of a TraefikService (``fullServiceName`` in
+    ``pkg/provider/kubernetes/crd/kubernetes_http.go``: ``<namespace>-<name>-<port>``)."""
+    return f"{namespace}-{app}-canary-{port}@kubernetescrd"
+
+
+def rollouts_objects(
+    namespace: str,
+    app: str,
+    host: str,
+    gateway: tuple[str, str],
+    template: dict[str, Any],
+    pace: Pace,
+) -> list[dict[str, Any]]:
+    """What Rollouts' Traefik router needs beside the Rollout: the stable and canary Services,
+    the TraefikService whose weights it sets (traefik.md: its ``spec.weighted.services`` without
+    weights), and the HTTPRoute of ``host`` on the Gateway, whose one backendRef is that
+    TraefikService (Traefik's Gateway API provider takes a ``TraefikService`` backendRef named
+    ``<namespace>-<name>@kubernetescrd``: ``loadHTTPBackendRef`` in
+    ``pkg/provider/kubernetes/gateway/httproute.go``); then the Rollout (:func:`rollout`)."""
+    services = [
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": f"{app}-{side}", "namespace": namespace},
+            "spec": {
+                "selector": {"app": app},
+                "ports": [{"name": "http", "port": ENGINE_PORT, "targetPort": ENGINE_PORT}],
+            },
+        }
+        for side in ("stable", "canary")
+    ]
+    weighted = {
+        "apiVersion": "traefik.io/v1alpha1",
+        "kind": "TraefikService",
+        "metadata": {"name": app, "namespace": namespace},
+        "spec": {
+            "weighted": {
+                "services": [
+                    {"name": f"{app}-{side}", "port": ENGINE_PORT} for side in ("stable", "canary")
+                ]
+            }
+        },
+    }
+    route = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": app, "namespace": namespace},
+        "spec": {
+            "parentRefs": [{"name": gateway[1], "namespace": gateway[0]}],
+            "hostnames": [host],
+            "rules": [
+                {
+                    "backendRefs": [
+                        {
+                            "group": "traefik.io",
+                            "kind": "TraefikService",
+                            "name": f"{namespace}-{app}@kubernetescrd",
+                        }
+                    ]
+                }
+            ],
+        },
+    }
+    return [*services, weighted, route, rollout(namespace, app, template, pace)]
+
+
+def rollout(namespace: str, app: str, template: dict[str, Any], pace: Pace) -> dict[str, Any]:
+    """The Rollout of analysis.md's background analysis: ``setWeight`` 20, 40, 60, 80, each
+    followed by a paced 10m pause, the AnalysisTemplate :func:`analysis_template` from step 2,
+    traffic through the TraefikService ``app`` (traefik.md)."""
+    steps: list[dict[str, Any]] = []
+    for weight in ROLLOUTS_WEIGHTS:
+        steps += [{"setWeight": weight}, {"pause": {"duration": pace.duration(ROLLOUTS_PAUSE_S)}}]
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": app, "namespace": namespace},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": app}},
+            "template": template,
+            "progressDeadlineSeconds": pace.seconds(ROLLOUTS_PROGRESS_DEADLINE_S),
+            "strategy": {
+                "canary": {
+                    "canaryService": f"{app}-canary",
+                    "stableService": f"{app}-stable",
+                    "trafficRouting": {"traefik": {"weightedTraefikServiceName": app}},
+                    "analysis": {
+                        "templates": [{"templateName": app}],
+                        "startingStep": ROLLOUTS_STARTING_STEP,
+                    },
+                    "steps": steps,
+                }
+            },
+        },
+    }
+
+
+def analysis_template(
+    namespace: str, app: str, prometheus: str, pace: Pace, latency_max_s: float
+) -> dict[str, Any]:
+    """analysis.md's ``success-rate`` metric (interval 5m, ``result[0] >= 0.95``, failureLimit
+    3) on Traefik's counters of the canary Service, and beside it, with the same interval and
+    limit, the latency query Flagger's template asks (P99 below ``latency_max_s``)."""
+    service = f'service="{rollouts_traefik_service(namespace, app)}"'
+    series = "traefik_service_request_duration_seconds"
+    window = pace.duration(ROLLOUTS_INTERVAL_S)
+    success = (
+        f'sum(irate({series}_count{{{service},code!~"5.*"}}[{window}])) /\n'
+        f"sum(irate({series}_count{{{service}}}[{window}]))\n"
+    )
+    latency = (
+        f"histogram_quantile(0.99, sum(rate({series}_bucket{{{service}}}[{window}])) by (le))\n"
+    )
+
+    def metric(name: str, condition: str, query: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "interval": window,
+            "successCondition": condition,
+            "failureLimit": ROLLOUTS_FAILURE_LIMIT,
+            "provider": {"prometheus": {"address": prometheus, "query": query}},
+        }
+
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "AnalysisTemplate",
+        "metadata": {"name": app, "namespace": namespace},
+        "spec": {
+            "metrics": [
+                metric("success-rate", f"result[0] >= {ROLLOUTS_SUCCESS}", success),
+                metric("latency", f"result[0] <= {round(latency_max_s, 3)}", latency),
+            ]
+        },
+    }

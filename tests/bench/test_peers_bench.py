@@ -1,0 +1,89 @@
+"""Tests of bench/peers.py's table, on made-up outcomes (no cluster)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    monkeypatch.syspath_prepend(str(REPO))
+    monkeypatch.delitem(sys.modules, "bench.peers", raising=False)
+    return importlib.import_module("bench.peers")
+
+
+def outcome(tool: str, name: str, bad: bool, verdict: str, **more: Any) -> dict[str, Any]:
+    base = {
+        "tool": tool,
+        "candidate": name,
+        "bad": bad,
+        "verdict": verdict,
+        "seconds": 100.0,
+        "candidate_requests": 40,
+        "requests": 700,
+        "failed": 0,
+        "queries_per_minute": 6.0,
+        "writes_per_minute": 12.0,
+        "base_latency_s": 0.5,
+        "detail": "",
+    }
+    return {**base, **more}
+
+
+def test_a_row_per_tool_and_candidate_counts_the_wrong_verdicts(bench: ModuleType) -> None:
+    outcomes = [
+        outcome("flagger", "healthy", False, "promoted", seconds=150.0),
+        outcome("flagger", "healthy", False, "rolled back", seconds=90.0, failed=3),
+        outcome("flagger", "healthy", False, "promoted", seconds=160.0),
+        outcome("flagger", "2x errors", True, "rolled back", candidate_requests=20),
+        outcome("argo-rollouts", "2x errors", True, "promoted"),
+    ]
+    rows = bench.rows(outcomes)
+    assert len(rows) == 3
+    healthy, errors, argo = (row.split(" | ") for row in rows)
+    assert healthy[2:5] == ["3", "2 promoted, 1 rolled back", "1"]  # one healthy rolled back
+    assert healthy[6] == "150"  # the median seconds
+    assert healthy[7] == "3 of 2100"
+    assert errors[4] == "0"
+    assert errors[5] == "20"
+    assert argo[4] == "1"  # a bad one promoted
+
+
+def test_the_report_renders_without_a_run(
+    bench: ModuleType,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(bench, "machine_summary", lambda _: "a machine")  # no uname here
+    kept = tmp_path / "peers.json"
+    data = {"pace": 3.0, "outcomes": [outcome("flagger", "healthy", False, "promoted")]}
+    kept.write_text(json.dumps(data))
+    assert bench.main(["--report", str(kept), "--no-write"]) == 0
+    out = capsys.readouterr().out
+    assert "`python bench/peers.py --report peers.json`" in out
+    assert "divided by 3 (the tutorial's 1m analysis interval ran every 20 s)" in out
+    assert "| flagger | healthy | 1 | 1 promoted | 0 |" in out
+
+
+def test_a_report_quotes_the_command_that_ran(
+    bench: ModuleType,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(bench, "machine_summary", lambda _: "a machine")
+    kept = tmp_path / "peers.json"
+    data = {"pace": 6.0, "cmd": "python bench/peers.py --short --pace 6", "outcomes": []}
+    kept.write_text(json.dumps(data))
+    assert bench.main(["--report", str(kept), "--no-write"]) == 0
+    assert "`python bench/peers.py --short --pace 6`" in capsys.readouterr().out

@@ -1,0 +1,119 @@
+"""The real Flagger and Argo Rollouts on one node, gateway, Prometheus and traffic (make bench).
+
+Under the ``peers`` marker, which ``make test`` leaves out (``pyproject.toml`` ``addopts``: the
+cold CI's time goes to other builds) and ``bench/peers.py`` runs (``make bench``): the loopback
+control plane with an audit log of every write, the real node, Traefik v3.6.12 and Prometheus
+(:func:`support.peers.peers_stack`, Traefik's CRD provider on for Rollouts' router), and
+Flagger v1.44.0 and Argo Rollouts v1.10.2 as host processes (:mod:`harness.peers.run`, built by
+``scripts/build-peers.sh``). Each run is one
+candidate (:func:`harness.peers.render.candidates`) under load through the gateway, measured by
+:mod:`support.peers`.
+
+By default the short version: one healthy and one bad candidate, once, so the harness cannot
+rot; it asserts what holds whatever the verdicts: a verdict came, the candidate took traffic
+through the gateway, and the tool's writes were counted. ``CONTROLPLANE_PEERS_RUNS``
+(runs per candidate) and ``CONTROLPLANE_PEERS_CANDIDATES`` (comma-separated names, ``all``) make
+it the whole benchmark; ``CONTROLPLANE_PEERS_PACE`` divides every interval (6 unless told:
+``bench/peers.py`` runs the benchmark at 3); ``CONTROLPLANE_PEERS_TOOLS`` picks the tools
+(comma-separated; both unless told);
+with ``CONTROLPLANE_TRAFFIC_REPORT`` set to a folder each outcome is written there as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support.peers import Outcome, flagger_run, peers_stack, rollouts_run
+from support.real_traffic import REPORT_ENV, Stack
+from support.realnode import MARKS
+
+from harness.peers.render import CANDIDATES, Pace
+from harness.peers.run import start_flagger, start_rollouts
+
+# MARKS but its 900 s timeout: the whole benchmark is hours of canaries in one test
+pytestmark = [
+    *(m for m in MARKS if m.name != "timeout"),
+    pytest.mark.peers,
+    pytest.mark.timeout(7200),
+]
+
+SHORT = ("healthy", "2x errors")
+RUNS_ENV, CANDIDATES_ENV, PACE_ENV = (
+    "CONTROLPLANE_PEERS_RUNS",
+    "CONTROLPLANE_PEERS_CANDIDATES",
+    "CONTROLPLANE_PEERS_PACE",
+)
+PACE = Pace(float(os.environ.get(PACE_ENV, "6")))
+TOOLS = tuple(os.environ.get("CONTROLPLANE_PEERS_TOOLS", "flagger,argo-rollouts").split(","))
+
+
+def chosen() -> tuple[str, ...]:
+    """The candidates this session runs."""
+    named = os.environ.get(CANDIDATES_ENV, "")
+    if named == "all":
+        return CANDIDATES
+    return tuple(n.strip() for n in named.split(",") if n.strip()) or SHORT
+
+
+def runs() -> int:
+    return int(os.environ.get(RUNS_ENV, "1"))
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    folder = tmp_path_factory.mktemp("peers-cluster")
+    with peers_stack(folder) as running:
+        if "flagger" in TOOLS:
+            start_flagger(running.cluster, running.prometheus)
+        if "argo-rollouts" in TOOLS:
+            start_rollouts(running.cluster)
+        yield running
+
+
+def keep(tool: str, outcomes: list[Outcome]) -> None:
+    folder = os.environ.get(REPORT_ENV)
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        data = {"pace": PACE.factor, "outcomes": [o.as_dict() for o in outcomes]}
+        (Path(folder) / f"peers-{tool}.json").write_text(json.dumps(data, indent=1))
+
+
+def namespace(tool: str, name: str, i: int) -> str:
+    """``flagger-2xerrors-0``: the tool, the candidate's letters and digits, the run."""
+    return f"{tool.split('-')[0]}-{''.join(c for c in name if c.isalnum())}-{i}".lower()
+
+
+def check(outcomes: list[Outcome]) -> None:
+    """What holds whatever the verdicts (which are what is measured, right or wrong): a verdict
+    each time, traffic through the gateway all along, the candidate served some of it unless it
+    never started, and the tool's own API writes counted."""
+    for got in outcomes:
+        assert got.verdict != "undecided", got
+        assert got.requests > 0, got
+        if got.candidate != "crash loop":
+            assert got.candidate_requests > 0, got
+        assert got.writes_per_minute > 0, got
+
+
+@pytest.mark.skipif("argo-rollouts" not in TOOLS, reason="CONTROLPLANE_PEERS_TOOLS leaves it out")
+def test_argo_rollouts_decides_each_candidate_on_real_traffic(stack: Stack) -> None:
+    outcomes = []
+    for name in chosen():
+        for i in range(runs()):
+            outcomes.append(rollouts_run(stack, namespace("argo-rollouts", name, i), name, PACE))
+            keep("argo-rollouts", outcomes)
+    check(outcomes)
+
+
+@pytest.mark.skipif("flagger" not in TOOLS, reason="CONTROLPLANE_PEERS_TOOLS leaves it out")
+def test_flagger_decides_each_candidate_on_real_traffic(stack: Stack) -> None:
+    outcomes = []
+    for name in chosen():
+        for i in range(runs()):
+            outcomes.append(flagger_run(stack, namespace("flagger", name, i), name, PACE))
+            keep("flagger", outcomes)
+    check(outcomes)
