@@ -43,9 +43,9 @@ Rule = tuple[str, str]  # (apiGroup, resource)
 # What the product calls, per (group, resource): verbs, and who calls.
 NEEDS: dict[Rule, tuple[frozenset[str], str]] = {
     ("canary.controlplane.dev", "modelcanaries"): (
-        frozenset({"get", "list", "watch", "update"}),
+        frozenset({"get", "list", "watch", "update", "patch"}),
         "controller/runner.py watch; reconcile.py get, replace (finalizer); operations.py list, "
-        "replace (intents)",
+        "patch (intents)",
     ),
     ("canary.controlplane.dev", "modelcanaries/status"): (
         frozenset({"update"}),
@@ -121,6 +121,7 @@ GATEWAY_NEEDS: dict[Rule, frozenset[str]] = {
 AUTH_NEEDS: dict[Rule, frozenset[str]] = {
     ("authentication.k8s.io", "tokenreviews"): frozenset({"create"}),
     ("authorization.k8s.io", "subjectaccessreviews"): frozenset({"create"}),
+    ("authorization.k8s.io", "selfsubjectaccessreviews"): frozenset({"create"}),
 }
 
 # kind -> (group, resource) of every kind the product calls.
@@ -142,6 +143,7 @@ KINDS: dict[str, Rule] = {
     "PodMonitor": ("monitoring.coreos.com", "podmonitors"),
     "TokenReview": ("authentication.k8s.io", "tokenreviews"),
     "SubjectAccessReview": ("authorization.k8s.io", "subjectaccessreviews"),
+    "SelfSubjectAccessReview": ("authorization.k8s.io", "selfsubjectaccessreviews"),
 }
 # Kinds the code names without calling the API for them, and why.
 NOT_CALLED: dict[str, str] = {

@@ -103,10 +103,10 @@ extra.
 */}}
 {{- define "controlplane.rules" -}}
 # controller/runner.py watches, controller/reconcile.py gets and replaces (finalizer),
-# operations.py lists and replaces (intents recorded by the API)
+# operations.py lists and patches (intents recorded by the API)
 - apiGroups: ["canary.controlplane.dev"]
   resources: ["modelcanaries"]
-  verbs: ["get", "list", "watch", "update"]
+  verbs: ["get", "list", "watch", "update", "patch"]
 # controller/reconcile.py: the rollout state lives in .status (replace_status)
 - apiGroups: ["canary.controlplane.dev"]
   resources: ["modelcanaries/status"]
