@@ -204,7 +204,10 @@ def kubectl_canary_dashboard(stage: Stage, token: str, who: str, tmp: Path) -> I
         yield line.rsplit(": ", 1)[1].strip()
     finally:
         proc.terminate()
-        assert proc.wait(timeout=30) == 0, log.read_text()  # SIGTERM: a clean stop
+        code = proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()
+        assert code == 0, log.read_text()  # SIGTERM: a clean stop
 
 
 @pytest.mark.parametrize("stage", ["real"], indirect=True)
