@@ -121,7 +121,6 @@ GATEWAY_NEEDS: dict[Rule, frozenset[str]] = {
 AUTH_NEEDS: dict[Rule, frozenset[str]] = {
     ("authentication.k8s.io", "tokenreviews"): frozenset({"create"}),
     ("authorization.k8s.io", "subjectaccessreviews"): frozenset({"create"}),
-    ("authorization.k8s.io", "selfsubjectaccessreviews"): frozenset({"create"}),
 }
 
 # kind -> (group, resource) of every kind the product calls.
@@ -143,7 +142,6 @@ KINDS: dict[str, Rule] = {
     "PodMonitor": ("monitoring.coreos.com", "podmonitors"),
     "TokenReview": ("authentication.k8s.io", "tokenreviews"),
     "SubjectAccessReview": ("authorization.k8s.io", "subjectaccessreviews"),
-    "SelfSubjectAccessReview": ("authorization.k8s.io", "selfsubjectaccessreviews"),
 }
 # Kinds the code names without calling the API for them, and why.
 NOT_CALLED: dict[str, str] = {
@@ -154,6 +152,10 @@ NOT_CALLED: dict[str, str] = {
     "Kubernetes object",
     "SelfSubjectReview": "`kubectl canary dashboard` asks it with the user's own kubeconfig "
     "(cli/dashboard.py), never the controller's ServiceAccount; every user may",
+    "SelfSubjectAccessReview": "`GET .../access` asks it with the source's own credentials "
+    "(api/sources.py): the user's kubeconfig under `kubectl canary dashboard`, the controller's "
+    "ServiceAccount only for its static token; Kubernetes' system:basic-user ClusterRole lets "
+    "every authenticated user create it, so the chart need not",
     "ExecCredential": "what a kubeconfig's exec plugin answers `kubectl canary list` "
     "(kube/direct.py), not an object of the API server",
 }
