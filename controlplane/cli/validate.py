@@ -43,6 +43,9 @@ if TYPE_CHECKING:  # --cluster only: the client, the controller's adoption (issu
     from controlplane.spec.models import ModelCanary
 
 SUFFIXES = (".yml", ".yaml")
+USES_HTTP_LIBRARIES = False
+"""Only ``--cluster`` sends a request, through :func:`controlplane.cli.cluster.connect`, which
+quiets the HTTP libraries' loggers itself: an offline ``validate`` imports no :mod:`logging`."""
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -10,7 +10,6 @@ Called by :mod:`controlplane.serving.render` and :mod:`controlplane.routing`.
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 MAX_NAME = 63
@@ -45,6 +44,8 @@ def dns_name(*parts: str, max_len: int = MAX_NAME) -> str:
         name = f"x{name}"
     if len(name) <= max_len:
         return name
+    import hashlib  # here: names are made on few paths; start-up imports it for none (issue 41)
+
     digest = hashlib.sha256(raw.encode()).hexdigest()[:_HASH_LEN]
     head = name[: max_len - _HASH_LEN - 1].rstrip("-")
     return f"{head}-{digest}"
@@ -97,5 +98,7 @@ def child_name(parent: str, suffix: str) -> str:
     passes 63 characters the parent cut to fit an md5 of it (pure)."""
     if len(parent) <= MAX_NAME - len(suffix):
         return parent + suffix
+    import hashlib
+
     digest = hashlib.md5(parent.encode(), usedforsecurity=False).hexdigest()
     return parent[: 31 - len(suffix)] + digest + suffix

@@ -14,7 +14,6 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from enum import StrEnum
 
 _DURATION_UNITS: dict[str, float] = {
@@ -186,6 +185,8 @@ def status_time(t: float) -> str:
     Raises ``ValueError`` for a time that is not a finite number."""
     if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t):
         raise ValueError(f"not a finite time: {t!r}")
+    from decimal import Decimal  # here: only status times need it, not the spec (issue 41)
+
     exact = Decimal(repr(float(t)))
     whole = math.floor(exact)
     stamp = datetime.fromtimestamp(whole, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
@@ -213,4 +214,6 @@ def time_value(value: object) -> float:
         whole = datetime.fromisoformat(base.replace("t", "T") + zone).timestamp()
     except ValueError as exc:
         raise ValueError(f"not an RFC 3339 time: {value!r}") from exc
+    from decimal import Decimal
+
     return float(Decimal(int(whole)) + Decimal("0" + (fraction or ".0")))
