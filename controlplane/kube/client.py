@@ -32,7 +32,6 @@ verb, so the fake refuses exactly what the real one refuses (tests/kube/test_kub
 from __future__ import annotations
 
 import builtins
-import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -284,6 +283,8 @@ def aggregate_name(event: Mapping[str, Any]) -> str:
             event.get("reportingComponent"),
         )
     )
+    import hashlib  # here: only Events need it, and `list` makes none (issue 41)
+
     base = str(involved.get("name") or "event")[:200]
     return f"{base}.{hashlib.sha256(same.encode()).hexdigest()[:16]}"
 

@@ -17,7 +17,8 @@ that fails is an error here, where the client logs it and goes on without creden
 the client: several kubeconfig files (``KUBECONFIG`` merging), no kubeconfig (in-cluster), an
 unknown context, cluster or user, ``auth-provider``, ``proxy-url``, ``tls-server-name``, and a
 proxy from the environment for the server's scheme. Answers are read as
-:class:`~controlplane.kube.real.RealKube` reads them (:func:`~controlplane.kube.real.to_kube_error`,
+:class:`~controlplane.kube.real.RealKube` reads them
+(:func:`~controlplane.kube.answers.to_kube_error`,
 ``Retry-After``, paging, a path the server does not serve is
 :func:`~controlplane.kube.client.unserved`). Tests: tests/kube/test_kube_direct.py (offline) and
 tests/cli/test_cli_real_kube.py (a real kube-apiserver: token, client certificate, exec plugin,
@@ -42,8 +43,7 @@ from urllib.parse import urlencode, urlsplit
 
 from controlplane import __version__
 from controlplane.errors import KubeError, NotFound
-from controlplane.kube.client import Obj, unserved
-from controlplane.kube.real import (
+from controlplane.kube.answers import (
     DEFAULT_PAGE_SIZE,
     MAX_RETRIES,
     NO_ROUTE,
@@ -51,6 +51,7 @@ from controlplane.kube.real import (
     selector_string,
     to_kube_error,
 )
+from controlplane.kube.client import Obj, unserved
 from controlplane.spec.constants import API_VERSION, KIND, PLURAL
 from controlplane.spec.names import check_ref_names
 
@@ -281,8 +282,8 @@ def lister(paths: list[Path], context: str | None) -> DirectLister | None:
 @dataclass
 class _Answer:
     """An HTTP error answer, shaped as the client's ``ApiException`` that
-    :func:`~controlplane.kube.real.to_kube_error` and :func:`~controlplane.kube.real.retry_after`
-    read."""
+    :func:`~controlplane.kube.answers.to_kube_error` and
+    :func:`~controlplane.kube.answers.retry_after` read."""
 
     status: int
     reason: str

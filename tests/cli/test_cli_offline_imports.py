@@ -151,14 +151,17 @@ LIST_SPARED = (
     "hera",
     "rich",
     "logging",
+    "hashlib",
 )
 """What ``kubectl canary list`` does without for a kubeconfig it reads itself (a token, a client
 certificate, an exec plugin: :mod:`controlplane.kube.direct`): the Kubernetes client (and the
-requests, urllib3 and oauthlib it brings), pydantic and the spec models (the table reads the
-objects as plain data), ruamel (only ``-o yaml`` writes YAML), the catalogue, numpy or a rich
-view; nor :mod:`logging` (only HTTP client libraries need their loggers quieted) or
-``urllib.request`` (only a ``*_proxy`` variable needs its ``getproxies``). A user the direct
-path does not handle (an ``auth-provider``) still gets the client."""
+requests, urllib3 and oauthlib it brings) and its adapter :mod:`controlplane.kube.real` (what
+both read of an answer is :mod:`controlplane.kube.answers`), pydantic and the spec models (the
+table reads the objects as plain data), ruamel (only ``-o yaml`` writes YAML), the catalogue,
+numpy or a rich view; nor :mod:`hashlib` (only Event names need it), :mod:`logging` (only HTTP
+client libraries need their loggers quieted) or ``urllib.request`` (only a ``*_proxy`` variable
+needs its ``getproxies``). A user the direct path does not handle (an ``auth-provider``) still
+gets the client."""
 
 LIST_PROBE = """
 import json, sys
@@ -174,6 +177,7 @@ LIST_MODULES = (
     "kubernetes.client",
     "urllib.request",
     "controlplane.kube.direct",
+    "controlplane.kube.real",
     "controlplane.profiles.catalog",
     "controlplane.spec.models",
 )

@@ -22,8 +22,9 @@ from kubernetes.client.exceptions import ApiException
 from support.http import serving
 
 from controlplane.errors import Conflict, Expired, Forbidden, KubeError, NotFound, Unserved
+from controlplane.kube.answers import selector_string, to_kube_error
 from controlplane.kube.client import KubeClient, Obj, Ref, is_expired
-from controlplane.kube.real import RealKube, selector_string, to_kube_error
+from controlplane.kube.real import RealKube
 
 CANARY_API = "canary.controlplane.dev/v1alpha1"
 
