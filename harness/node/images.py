@@ -109,30 +109,51 @@ def _archive(layout: Path, into: Path) -> Path:
     return into
 
 
-def pause_image(work: Path) -> Image:
-    """The sandbox image from the pause binary ``scripts/build-kube.sh`` built."""
-    binary = tool_dir() / "pause"
+def binary_image(
+    work: Path,
+    reference: str,
+    binary: Path,
+    at: str,
+    config: tuple[str, ...],
+    files: dict[str, str] | None = None,
+) -> Image:
+    """An image of one layer holding one static ``binary`` (built by ``make kube-tools``) at
+    ``at`` in an otherwise empty root, with ``files`` (path in the root -> text) beside it and a
+    sticky, writable ``/tmp`` when there are any, and ``umoci config`` arguments ``config``: the
+    sandbox's pause image and Argo's executor (:mod:`harness.node.workflow_images`)."""
     if not os.access(binary, os.X_OK):
-        raise KubeSetupError("pause is not built: run `make kube-tools`")
-    layout, bundle = work / "pause-layout", work / "pause-bundle"
+        raise KubeSetupError(f"{binary.name} is not built: run `make kube-tools`")
+    name, tag = binary.name, reference.rsplit(":", 1)[1]
+    layout, bundle = work / f"{name}-layout", work / f"{name}-bundle"
     shutil.rmtree(layout, ignore_errors=True)
     shutil.rmtree(bundle, ignore_errors=True)
     _umoci("init", "--layout", str(layout))
-    _umoci("new", "--image", f"{layout}:{PAUSE_VERSION}")
-    _umoci("unpack", "--image", f"{layout}:{PAUSE_VERSION}", str(bundle))
-    shutil.copy2(binary, bundle / "rootfs" / "pause")
-    _umoci("repack", "--image", f"{layout}:{PAUSE_VERSION}", str(bundle))
-    _umoci(
-        "config",
-        "--image",
-        f"{layout}:{PAUSE_VERSION}",
-        "--config.entrypoint",
-        "/pause",
-        "--config.user",
-        "65535:65535",
-    )
+    _umoci("new", "--image", f"{layout}:{tag}")
+    _umoci("unpack", "--image", f"{layout}:{tag}", str(bundle))
+    rootfs = bundle / "rootfs"
+    (rootfs / at).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(binary, rootfs / at)
+    for path, text in (files or {}).items():
+        (rootfs / path).parent.mkdir(parents=True, exist_ok=True)
+        (rootfs / path).write_text(text)
+    if files:
+        (rootfs / "tmp").mkdir(exist_ok=True)
+        (rootfs / "tmp").chmod(0o1777)
+    _umoci("repack", "--image", f"{layout}:{tag}", str(bundle))
+    _umoci("config", "--image", f"{layout}:{tag}", *config)
     shutil.rmtree(bundle, ignore_errors=True)
-    return Image(PAUSE_IMAGE, _archive(layout, work / "pause.tar"))
+    return Image(reference, _archive(layout, work / f"{name}.tar"))
+
+
+def pause_image(work: Path) -> Image:
+    """The sandbox image from the pause binary ``scripts/build-kube.sh`` built."""
+    return binary_image(
+        work,
+        PAUSE_IMAGE,
+        tool_dir() / "pause",
+        "pause",
+        ("--config.entrypoint", "/pause", "--config.user", "65535:65535"),
+    )
 
 
 def locked_requirements() -> str:

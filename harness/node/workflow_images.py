@@ -22,13 +22,12 @@ Called by :func:`harness.node.argo.start_argo`. A missing tool is a
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
-from harness.cluster.kubeapi import KubeSetupError, tool_dir
+from harness.cluster.kubeapi import tool_dir
 from harness.node.controller_image import PYTHON_BASE, python_base
-from harness.node.images import Image, _archive, _umoci
+from harness.node.images import Image, _archive, _umoci, binary_image
 
 EXECUTOR_REPOSITORY = "localhost/argoexec"
 NSSWITCH = "hosts: files dns\n"
@@ -37,25 +36,14 @@ NSSWITCH = "hosts: files dns\n"
 
 def executor_image(work: Path, version: str) -> Image:
     """The executor image from the ``argoexec`` that ``scripts/build-argo.sh`` built."""
-    binary = tool_dir() / "argoexec"
-    if not os.access(binary, os.X_OK):
-        raise KubeSetupError("argoexec is not built: run `make kube-tools`")
-    layout, bundle = work / "argoexec-layout", work / "argoexec-bundle"
-    shutil.rmtree(layout, ignore_errors=True)
-    shutil.rmtree(bundle, ignore_errors=True)
-    _umoci("init", "--layout", str(layout))
-    _umoci("new", "--image", f"{layout}:{version}")
-    _umoci("unpack", "--image", f"{layout}:{version}", str(bundle))
-    rootfs = bundle / "rootfs"
-    for folder in ("bin", "etc", "tmp"):
-        (rootfs / folder).mkdir(exist_ok=True)
-    (rootfs / "tmp").chmod(0o1777)
-    shutil.copy2(binary, rootfs / "bin" / "argoexec")
-    (rootfs / "etc" / "nsswitch.conf").write_text(NSSWITCH)
-    _umoci("repack", "--image", f"{layout}:{version}", str(bundle))
-    _umoci("config", "--image", f"{layout}:{version}", "--config.entrypoint", "argoexec")
-    shutil.rmtree(bundle, ignore_errors=True)
-    return Image(f"{EXECUTOR_REPOSITORY}:{version}", _archive(layout, work / "argoexec.tar"))
+    return binary_image(
+        work,
+        f"{EXECUTOR_REPOSITORY}:{version}",
+        tool_dir() / "argoexec",
+        "bin/argoexec",
+        ("--config.entrypoint", "argoexec"),
+        files={"etc/nsswitch.conf": NSSWITCH},
+    )
 
 
 def python_image(work: Path) -> Image:
