@@ -106,15 +106,18 @@ def build_parser(
     """The parser and the imported verb modules, by verb.
 
     With ``argv``, only the module of the verb it names is imported (with the verbs that module
-    also serves); every other verb is listed with its one-line help from :data:`VERBS`, so
-    ``kubectl canary list`` does not pay for ``simulate``'s or ``up``'s imports. Without it
-    every module is imported."""
+    also serves), so ``kubectl canary list`` does not pay for ``simulate``'s or ``up``'s
+    imports; when it names none (``--help``, a misspelt verb) every other verb is listed with its
+    one-line help from :data:`VERBS`, which a named verb's run never shows (each stub is a
+    parser of its own: 18 of them were a tenth of ``validate``'s start, issue 41). Without
+    ``argv`` every module is imported."""
     prog = "kubectl canary" if sys.argv[0].endswith("kubectl-canary") else "canaryctl"
     parser = argparse.ArgumentParser(
         prog=prog, description="Metric-gated canary rollouts of LLM variants on KServe + vLLM."
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    named = None
     if argv is None:
         verbs = _available_verbs()
     else:
@@ -126,7 +129,7 @@ def build_parser(
         if not any(module_of_verb is seen for seen in registered):  # one module, several verbs
             module_of_verb.add_parser(sub)
             registered.append(module_of_verb)
-    if argv is not None:  # the others, by name and help only (in the order of VERBS)
+    if argv is not None and named is None:  # the others, by name and help only (VERBS' order)
         for verb, (module, help_text) in VERBS.items():
             if verb not in sub.choices and _module_exists(module):
                 sub.add_parser(verb, help=help_text.replace("%", "%%"))

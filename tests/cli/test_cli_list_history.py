@@ -180,6 +180,18 @@ def test_only_the_named_verbs_module_is_imported() -> None:
     parser, verbs = build_parser(["--help"])
     assert verbs == {}
     assert "    history " in parser.format_help()  # listed by name and help all the same
+    parser, verbs = build_parser(["list"])  # a named verb's run builds no other verb's parser
+    assert "history" not in parser.format_help()
+
+
+def test_a_verb_after_a_named_one_is_still_parsed() -> None:
+    """``build_parser`` saw ``list``; the words name nothing else, so main's re-parse with
+    every verb is only for a verb it did not see (none here)."""
+    from controlplane.cli.main import build_parser
+
+    parser, _verbs = build_parser(["list", "-n", "x"])
+    args = parser.parse_args(["list", "-n", "x"])
+    assert (args.verb, args.namespace) == ("list", "x")
 
 
 def test_a_closed_stdout_ends_quietly_with_141(
