@@ -3,7 +3,8 @@
 # module proxy is needed, no git checkout) into a per-user cache folder:
 #
 #   ${XDG_CACHE_HOME:-$HOME/.cache}/controlplane-tools/kube-<KUBE_VERSION>/bin/
-#       kube-apiserver  kube-controller-manager  kube-scheduler  kubectl  kubelet  etcd  kwok  helm
+#       kube-apiserver  kube-controller-manager  kube-scheduler  kubectl  kubelet  kube-proxy
+#       etcd  kwok  helm  coredns
 #       kserve-manager  pause  traefik
 #       prometheus-operator  prometheus
 #       llmisvc-manager
@@ -63,6 +64,10 @@ PAUSE_VERSION="3.10.1"
 # refuses (403 "not available"); v3.6.12's replacement is there. Its go.mod has replace
 # directives: built inside a copy of the module, stamped as its Makefile does.
 TRAEFIK_VERSION="v3.6.12"
+# CoreDNS, the real node's cluster DNS (harness/node/services.py): the version kubeadm v1.34.10
+# installs (cmd/kubeadm/app/constants/constants.go, CoreDNSVersion = "v1.12.1"). Its go.mod has no
+# replace directive: built in a throwaway module, with the plugins the node's Corefile uses only.
+COREDNS_VERSION="v1.12.1"
 # -----------------------------------------------------------------------------
 
 GO_MIN_MINOR=25 # Traefik v3.6.12's go.mod says go 1.25 (Kubernetes' and KServe's say 1.24)
@@ -106,9 +111,11 @@ prometheus_ok() { has "${BIN_DIR}/prometheus" "prometheus, version ${PROMETHEUS_
 pause_ok() { [[ -x "${BIN_DIR}/pause" ]] && says "pause.c v${PAUSE_VERSION}" "${BIN_DIR}/pause" -v; }
 # traefik version -> "Version:      3.6.12"
 traefik_ok() { [[ -x "${BIN_DIR}/traefik" ]] && says "${TRAEFIK_VERSION#v}" "${BIN_DIR}/traefik" version; }
+# coredns -version -> "CoreDNS-1.12.1" (coremain/version.go, showVersion)
+coredns_ok() { [[ -x "${BIN_DIR}/coredns" ]] && says "CoreDNS-${COREDNS_VERSION#v}" "${BIN_DIR}/coredns" -version; }
 binaries_ok() {
 	promop_ok && prometheus_ok && kube_ok kube-apiserver && kube_ok kube-controller-manager && kube_ok kube-scheduler && kubectl_ok && etcd_ok && kwok_ok &&
-		helm_ok && kserve_ok && llmisvc_ok && kube_ok kubelet && pause_ok && traefik_ok
+		helm_ok && kserve_ok && llmisvc_ok && kube_ok kubelet && kube_ok kube-proxy && pause_ok && traefik_ok && coredns_ok
 }
 
 if binaries_ok; then
@@ -163,7 +170,8 @@ mkdir "$WORK/kube"
 		"k8s.io/kubernetes/cmd/kube-controller-manager@${KUBE_VERSION}" \
 		"k8s.io/kubernetes/cmd/kube-scheduler@${KUBE_VERSION}" \
 		"k8s.io/kubernetes/cmd/kubectl@${KUBE_VERSION}" \
-		"k8s.io/kubernetes/cmd/kubelet@${KUBE_VERSION}"
+		"k8s.io/kubernetes/cmd/kubelet@${KUBE_VERSION}" \
+		"k8s.io/kubernetes/cmd/kube-proxy@${KUBE_VERSION}"
 	# same version stamping, tags and stripping as hack/lib/golang.sh in a release build
 	minor="${KUBE_VERSION#v1.}"
 	minor="${minor%%.*}"
@@ -171,7 +179,8 @@ mkdir "$WORK/kube"
 	for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
 		ldflags+=" -X ${pkg}.gitVersion=${KUBE_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor}"
 	done
-	for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet; do
+	# kube-proxy shares nearly every package with kubelet: built after it, it costs little more
+	for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy; do
 		if [[ "$cmd" == kubectl ]]; then kubectl_ok && continue; else kube_ok "$cmd" && continue; fi
 		"$GO" build -tags=selinux,notest,grpcnotrace -ldflags="$ldflags" \
 			-o "$WORK/out/${cmd}" "k8s.io/kubernetes/cmd/${cmd}"
@@ -247,6 +256,39 @@ traefik_ok || (
 	cd "$WORK/traefik"
 	"$GO" build -ldflags="-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=${TRAEFIK_VERSION#v}" \
 		-o "$WORK/out/traefik" ./cmd/traefik
+)
+
+# --- CoreDNS ---------------------------------------------------------------------------
+# CoreDNS's own way to build fewer plugins is to list fewer in plugin.cfg and regenerate
+# core/plugin/zplugin.go ("go generate", directives_generate.go); its coredns.go is a main that
+# imports core/plugin (every plugin) and calls coremain.Run(). This main imports the five plugins
+# the node's Corefile names instead, as zplugin.go would for a plugin.cfg of those lines: the
+# cloud back ends (route53, azure, clouddns) and etcd are most of a cold build and unused here.
+mkdir "$WORK/coredns"
+coredns_ok || (
+	cd "$WORK/coredns"
+	"$GO" mod init controlplane-tools.local/corednsbuild >/dev/null 2>&1
+	"$GO" get "github.com/coredns/coredns@${COREDNS_VERSION}"
+	cat >main.go <<-'GO'
+		// A CoreDNS main with the plugins of the node's Corefile only (harness/node/services.py).
+		package main
+
+		import (
+			_ "github.com/coredns/coredns/plugin/bind"
+			_ "github.com/coredns/coredns/plugin/errors"
+			_ "github.com/coredns/coredns/plugin/kubernetes"
+			_ "github.com/coredns/coredns/plugin/log"
+			_ "github.com/coredns/coredns/plugin/ready"
+
+			"github.com/coredns/coredns/coremain"
+		)
+
+		func main() {
+			coremain.Run()
+		}
+	GO
+	"$GO" mod tidy >/dev/null
+	"$GO" build -ldflags="-s -w" -o "$WORK/out/coredns" .
 )
 
 # --- the Prometheus Operator ---------------------------------------------------------

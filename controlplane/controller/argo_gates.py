@@ -209,19 +209,53 @@ def _time(value: Any) -> float | None:
         return None
 
 
+MAX_OUTPUTS = 16
+"""Output parameters kept of one Workflow (its first by name); each value cut to 200
+characters: they go into the canary's status, which the tenant reads."""
+REASON_OUTPUT = "reason"
+"""The output parameter that says why, in a line (the shipped evaluation writes it): added to
+the gate's message, so a rollback says why the evaluation failed, not only its exit code."""
+
+
+def workflow_outputs(status: Mapping[str, Any]) -> dict[str, str]:
+    """The output parameters of a Workflow's nodes by name (``status.nodes[*].outputs``, and
+    the Workflow's own ``status.outputs``), bounded (pure)."""
+    found: dict[str, str] = {}
+    nodes = status.get("nodes")
+    sources = [nodes[k] for k in sorted(nodes)] if isinstance(nodes, Mapping) else []
+    for source in [*sources, status]:
+        outputs = source.get("outputs") if isinstance(source, Mapping) else None
+        params = outputs.get("parameters") if isinstance(outputs, Mapping) else None
+        for param in params if isinstance(params, list) else []:
+            if (
+                isinstance(param, Mapping)
+                and isinstance(param.get("name"), str)
+                and "value" in param
+            ):
+                found[param["name"]] = clip(str(param["value"]), 200)
+    return {name: found[name] for name in sorted(found)[:MAX_OUTPUTS]}
+
+
 def observation_of(run: GateRun, data: Mapping[str, Any]) -> GateObservation:
     """A Workflow as the Argo Server returns it -> the gate observation (absent or unknown
-    phase: ``Pending``; ``status.message`` kept)."""
+    phase: ``Pending``; ``status.message`` kept, followed by the ``reason`` output when the
+    Workflow has one; its output parameters)."""
     status: Mapping[str, Any] = data.get("status") or {}
     raw = str(status.get("phase") or "")
     phase: ArgoPhase = raw if raw in _PHASES else "Pending"  # type: ignore[assignment]
+    outputs = workflow_outputs(status)
+    message = str(status.get("message") or "")
+    reason = outputs.get(REASON_OUTPUT, "")
+    if reason:
+        message = f"{message}: {reason}" if message else reason
     return GateObservation(
         key=run.key,
         workflow=run.workflow,
         phase=phase,
-        message=clip(str(status.get("message") or ""), 300),
+        message=clip(message, 300),
         started_at=_time(status.get("startedAt")),
         finished_at=_time(status.get("finishedAt")),
+        outputs=outputs,
     )
 
 

@@ -11,7 +11,11 @@ applies to every request, whatever its engine:
   ``5xx``, never as a ``finished_reason``;
 - ``engine-errors=2%``: that share of requests finishes in the engine with
   ``finished_reason="error"``, answered as vLLM does: HTTP 500 when not streamed, an error event
-  inside the 200 stream when streamed.
+  inside the 200 stream when streamed;
+- ``wrong-answers=100%``: that share of requests is answered with other words than a healthy
+  engine answers the same prompt at temperature 0 (the simulated engine; a real one ignores it):
+  a candidate whose quality regressed, which an evaluation gate comparing it with the stable
+  variant catches and latency or error checks do not.
 
 One variant's server on its own (``python -m controlplane.local.serve``, one process per
 variant) takes the same ``KIND=VALUE`` without the ``ROLE.`` prefix: :func:`parse_fault`.
@@ -31,7 +35,7 @@ from controlplane.errors import UsageError
 from controlplane.spec.units import Unit, parse_quantity
 
 ROLES = ("stable", "candidate")
-KINDS = ("latency", "errors", "engine-errors")
+KINDS = ("latency", "errors", "engine-errors", "wrong-answers")
 _SYNTAX = re.compile(r"^\s*([a-z0-9-]+)\.([a-z-]+)\s*=\s*(\S+)\s*$")
 _FAULT = re.compile(r"^\s*([a-z-]+)\s*=\s*(\S+)\s*$")
 USAGE = "expected ROLE.KIND=VALUE, e.g. candidate.latency=+300ms or candidate.errors=2%"
@@ -46,10 +50,16 @@ class Faults:
     latency_s: float = 0.0
     error_fraction: float = 0.0
     engine_error_fraction: float = 0.0
+    wrong_answer_fraction: float = 0.0
 
     @property
     def active(self) -> bool:
-        return self.latency_s > 0 or self.error_fraction > 0 or self.engine_error_fraction > 0
+        return (
+            self.latency_s > 0
+            or self.error_fraction > 0
+            or self.engine_error_fraction > 0
+            or self.wrong_answer_fraction > 0
+        )
 
     def injections(self) -> list[str]:
         """``faults`` in the ``KIND=VALUE`` grammar :func:`parse_fault` reads (its inverse):
@@ -61,6 +71,8 @@ class Faults:
             out.append(f"errors={self.error_fraction!r}")
         if self.engine_error_fraction:
             out.append(f"engine-errors={self.engine_error_fraction!r}")
+        if self.wrong_answer_fraction:
+            out.append(f"wrong-answers={self.wrong_answer_fraction!r}")
         return out
 
     def describe(self) -> str:
@@ -71,6 +83,8 @@ class Faults:
             parts.append(f"errors {self.error_fraction * 100:g}%")
         if self.engine_error_fraction:
             parts.append(f"engine errors {self.engine_error_fraction * 100:g}%")
+        if self.wrong_answer_fraction:
+            parts.append(f"wrong answers {self.wrong_answer_fraction * 100:g}%")
         return ", ".join(parts) or "none"
 
 
@@ -116,7 +130,7 @@ def _value(text: str, kind: str, raw: str) -> float:
         if quantity.unit is not Unit.SECONDS or quantity.value < 0:
             raise UsageError(f"--inject {text!r}: latency takes a delay such as +300ms or +1.5s")
         return quantity.value
-    if kind in ("errors", "engine-errors"):
+    if kind in ("errors", "engine-errors", "wrong-answers"):
         if quantity.unit is Unit.SECONDS or not 0 <= quantity.value <= 1:
             raise UsageError(f"--inject {text!r}: {kind} takes a share such as 2% or 0.02")
         return quantity.value
@@ -129,6 +143,8 @@ def with_fault(faults: Faults, kind: str, value: float) -> Faults:
         return replace(faults, latency_s=value)
     if kind == "errors":
         return replace(faults, error_fraction=value)
+    if kind == "wrong-answers":
+        return replace(faults, wrong_answer_fraction=value)
     return replace(faults, engine_error_fraction=value)
 
 

@@ -389,6 +389,11 @@ class ModelServer:
             engine_error = bool(self.faults.engine_error_fraction) and (
                 self._rng.random() < self.faults.engine_error_fraction
             )
+            if self.faults.wrong_answer_fraction and (
+                self._rng.random() < self.faults.wrong_answer_fraction
+            ):
+                for seq in seqs:
+                    seq.gen = replace(seq.gen, wrong=True)
             rid = f"{'chatcmpl' if req.chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
             created = int(time.time())
             if req.stream:

@@ -86,7 +86,7 @@ class GateObservation:
     could not be asked (unreachable, timed out, 5xx), with ``error`` saying why: that counts
     towards ``analysis.errorLimit`` like a provider error and is never a failure by itself.
     ``message`` is Argo's ``status.message``; ``started_at`` / ``finished_at`` are Argo's times
-    (unix seconds) when known.
+    (unix seconds) when known; ``outputs`` the Workflow's output parameters seen so far.
     """
 
     key: str
@@ -96,6 +96,7 @@ class GateObservation:
     started_at: float | None = None
     finished_at: float | None = None
     error: str = ""
+    outputs: dict[str, str] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)

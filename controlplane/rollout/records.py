@@ -111,7 +111,13 @@ def record_gates(tick: Tick, obs: Observations) -> None:
             continue
         tick.gates_answered = True
         started = run.started_at if run.started_at is not None else seen.started_at
-        updated = replace(run, phase=seen.phase, started_at=started, message=seen.message)
+        updated = replace(
+            run,
+            phase=seen.phase,
+            started_at=started,
+            message=seen.message,
+            outputs=dict(seen.outputs) or run.outputs,
+        )
         if seen.phase == "Succeeded":
             finished = seen.finished_at if seen.finished_at is not None else tick.now
             updated = replace(updated, result="passed", finished_at=finished)

@@ -215,7 +215,9 @@ class GateState:
     controller that crashed after submitting finds the same Workflow again); ``submitted_at`` is
     that decision's time, from which ``timeout`` counts. ``phase`` is the last Argo phase seen
     (``""`` before any answer), ``started_at`` / ``finished_at`` Argo's times when known,
-    ``message`` Argo's ``status.message``. ``result`` is ``running`` until the Workflow succeeds
+    ``message`` Argo's ``status.message`` (with the Workflow's ``reason`` output, when it has
+    one), ``outputs`` the Workflow's output parameters by name (the shipped evaluation's
+    ``score``, ``agreement``, ``reason``). ``result`` is ``running`` until the Workflow succeeds
     (``passed``) or fails, errors or times out (``failed``).
     """
 
@@ -230,6 +232,7 @@ class GateState:
     finished_at: Time | None = None
     message: str = ""
     result: GateResult = "running"
+    outputs: dict[str, str] = field(default_factory=dict, hash=False)
 
 
 @with_config(_CONFIG)

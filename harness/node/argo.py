@@ -19,11 +19,13 @@ up, with these differences, each for this machine:
   chart grants and nothing more;
 - the controller's ConfigMap :data:`CONFIGMAP` (``config/config.go`` of the module, its
   ``Config``): the executor image built here (:func:`harness.node.workflow_images.
-  executor_image`, ``--executor-image``), ``imagePullPolicy: Never``; and, since the node runs
-  no kube-proxy and the API server listens on 127.0.0.1, every Workflow pod takes the node's
+  executor_image`, ``--executor-image``), ``imagePullPolicy: Never``; and, since the API server
+  listens on 127.0.0.1 (no Service reaches it), every Workflow pod takes the node's
   network (``workflowDefaults.spec.hostNetwork``) and the executor reaches the API server through
   ``KUBERNETES_SERVICE_HOST`` / ``_PORT`` (``executor.env``), as the controller's own pod does in
-  the real-traffic tests; its steps reach other pods by their addresses on the node's bridge;
+  the real-traffic tests; with ``dnsPolicy: ClusterFirstWithHostNet`` its steps use the cluster's
+  DNS where the node runs it (``start_node(cluster_network=True)``: kube-proxy and CoreDNS,
+  :mod:`harness.node.services`), so they reach a Service by its name as in any cluster;
 - the executor's Role (``manifests/quick-start/base/executor/emissary/executor-role.yaml``:
   ``create`` and ``patch`` on ``workflowtaskresults``) bound to the ``default`` ServiceAccount of
   each namespace Workflows run in (:func:`allow_workflows`).
@@ -98,7 +100,9 @@ def controller_config(executor: str, api_port: int) -> dict[str, Any]:
             {"name": "KUBERNETES_SERVICE_PORT", "value": str(api_port)},
         ],
     }
-    defaults = {"spec": {"hostNetwork": True}}
+    # the node's network, and the cluster's DNS on it (kubelet falls back to the host's resolver
+    # when the node has none): a step reaches a Service by name where the node runs CoreDNS
+    defaults = {"spec": {"hostNetwork": True, "dnsPolicy": "ClusterFirstWithHostNet"}}
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",

@@ -17,7 +17,11 @@ Where they come from, as observed with Kubernetes v1.34.10, containerd 1.6.20 an
 - libcni caches each attachment's result in ``/var/lib/cni/results``;
 - kubelet hard-codes ``/var/lib/kubelet/device-plugins`` and the ``/var/log/containers`` links;
 - the CNI ``bridge`` plugin turns on ``net.ipv4.ip_forward`` on every ADD (``cmdAdd`` calls
-  ``ip.EnableForward``, ``plugins/main/bridge/bridge.go``; docs/testing.md says which source).
+  ``ip.EnableForward``, ``plugins/main/bridge/bridge.go``; docs/testing.md says which source);
+- kube-proxy (iptables mode, :mod:`harness.node.services`) writes its ``KUBE-`` chains and the
+  rules that jump to them in the ``filter``, ``nat`` and ``mangle`` tables of both IPv4 and IPv6
+  (``pkg/proxy/iptables/proxier.go``: a proxier per family the host supports), and kubelet a few
+  ``KUBE-`` chains of its own; both are read and taken back, IPv6 prefixed ``6/``.
 """
 
 from __future__ import annotations
@@ -152,14 +156,17 @@ def _cgroups(name: str) -> set[str]:
 
 
 def _iptables() -> set[str]:
-    """``TABLE -A CHAIN ...`` for every rule, ``TABLE :CHAIN`` for every CNI chain."""
+    """``TABLE -A CHAIN ...`` for every rule, ``TABLE :CHAIN`` for every CNI and kube-proxy chain
+    (``KUBE-``; kubelet makes a few too), of IPv4; the same prefixed ``6/`` for IPv6 (kube-proxy
+    writes both families where the kernel has IPv6)."""
     out = set()
-    for table in TABLES:
-        for line in _run(["iptables-save", "-t", table]).splitlines():
-            if line.startswith("-A "):
-                out.add(f"{table} {line}")
-            elif line.startswith(":CNI"):
-                out.add(f"{table} {line.split()[0]}")
+    for family, save in (("", "iptables-save"), ("6/", "ip6tables-save")):
+        for table in TABLES:
+            for line in _run([save, "-t", table]).splitlines():
+                if line.startswith("-A "):
+                    out.add(f"{family}{table} {line}")
+                elif line.startswith((":CNI", ":KUBE-")):
+                    out.add(f"{family}{table} {line.split()[0]}")
     return out
 
 
@@ -223,9 +230,11 @@ def take_back(before: Footprint, folder: Path, cgroup: str, bridge: str) -> dict
     # namespace asynchronously: delete them (and the bridge) rather than wait on it
     for link in sorted(now.links - before.links, key=lambda name: name == bridge):
         subprocess.run(["ip", "link", "delete", link], capture_output=True, check=False)
-    # rules (" -A") before the chains (" :") they jump to
-    for entry in sorted(now.iptables - before.iptables, key=lambda e: " :" in e):
-        _undo_iptables(entry)
+    # rules (" -A") before the chains (" :") they jump to; a chain another chain jumps to goes
+    # only once that one is flushed: a second round takes what the first could not
+    for _ in range(2):
+        for entry in sorted(_iptables() - before.iptables, key=lambda e: " :" in e):
+            _undo_iptables(entry)
     for path in sorted(now.cgroups - before.cgroups, key=len, reverse=True):
         with contextlib.suppress(OSError):
             os.rmdir(path)
@@ -250,9 +259,12 @@ def take_back(before: Footprint, folder: Path, cgroup: str, bridge: str) -> dict
 def _undo_iptables(entry: str) -> None:
     """Delete one rule (``TABLE -A CHAIN ...``) or chain (``TABLE :CHAIN``) of :func:`_iptables`."""
     table, line = entry.split(" ", 1)
+    tool = "iptables"
+    if table.startswith("6/"):
+        tool, table = "ip6tables", table[2:]
     if line.startswith("-A "):
-        argv = ["iptables", "-t", table, "-D", *shlex.split(line[3:])]
+        argv = [tool, "-t", table, "-D", *shlex.split(line[3:])]
     else:
-        subprocess.run(["iptables", "-t", table, "-F", line[1:]], capture_output=True, check=False)
-        argv = ["iptables", "-t", table, "-X", line[1:]]
+        subprocess.run([tool, "-t", table, "-F", line[1:]], capture_output=True, check=False)
+        argv = [tool, "-t", table, "-X", line[1:]]
     subprocess.run(argv, capture_output=True, check=False)

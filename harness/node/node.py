@@ -11,11 +11,13 @@ controllers), it starts
 - a CNI network (Debian's ``containernetworking-plugins``: ``bridge`` with ``host-local`` IPAM,
   and ``loopback``) on the bridge :data:`BRIDGE`, :data:`POD_SUBNET`, without IP masquerade or
   port mapping: pods reach the machine and each other, nothing beyond, and no iptables rule is
-  written;
+  written (but kube-proxy's, below);
 - ``kubelet`` v1.34.10 (``scripts/build-kube.sh``), cgroupfs driver under its own cgroup root
   :data:`CGROUP`, registering the node :data:`NODE_NAME` with the bridge address as its
   InternalIP. It authenticates with the cluster's admin kubeconfig (no node certificate: the
-  Node authorizer is not exercised here).
+  Node authorizer is not exercised here);
+- with ``cluster_network``, Service routing and cluster DNS: ``kube-proxy`` (iptables mode) and
+  CoreDNS on the bridge's address, kubelet's ``clusterDNS`` (:mod:`harness.node.services`).
 
 Images are built by :mod:`harness.node.images` and imported with ``ctr``; pods use
 ``imagePullPolicy: Never`` or ``IfNotPresent``. One node per machine (fixed bridge, subnet and
@@ -43,8 +45,14 @@ from typing import Any
 
 import yaml
 
-from harness.cluster.kubeapi import KubeSetupError, LoopbackCluster, binary
-from harness.node import host
+from harness.cluster.kubeapi import (
+    SERVICE_CIDR,
+    KubeSetupError,
+    LoopbackCluster,
+    binary,
+    free_port,
+)
+from harness.node import host, services
 from harness.node.images import Image, engine_image, need, pause_image
 
 NODE_NAME = "node-1"
@@ -87,8 +95,11 @@ state = "{c / "state"}"
 """
 
 
-def cni_config(run: Path) -> dict[str, Any]:
-    """The pods' network: a bridge with host-local addresses, no masquerade (pure)."""
+def cni_config(run: Path, service_cidr: str | None = None) -> dict[str, Any]:
+    """The pods' network: a bridge with host-local addresses, no masquerade (pure). A pod has
+    a route to the bridge's subnet only, and with ``service_cidr`` (where kube-proxy runs) one to
+    the Services' addresses through the bridge's address, where kube-proxy's rules take them."""
+    routes = [{"dst": service_cidr, "gw": NODE_IP}] if service_cidr else []
     return {
         "cniVersion": "1.0.0",
         "name": NETWORK,
@@ -102,6 +113,7 @@ def cni_config(run: Path) -> dict[str, Any]:
                 "ipam": {
                     "type": "host-local",
                     "ranges": [[{"subnet": POD_SUBNET, "gateway": NODE_IP}]],
+                    **({"routes": routes} if routes else {}),
                     "dataDir": str(run / "cni" / "ipam"),
                 },
             }
@@ -109,9 +121,11 @@ def cni_config(run: Path) -> dict[str, Any]:
     }
 
 
-def kubelet_config(run: Path) -> dict[str, Any]:
-    """kubelet's KubeletConfiguration (pure)."""
+def kubelet_config(run: Path, dns: bool = False) -> dict[str, Any]:
+    """kubelet's KubeletConfiguration (pure); with ``dns``, pods are pointed at the node's
+    CoreDNS (:func:`harness.node.services.kubelet_dns`)."""
     return {
+        **(services.kubelet_dns(NODE_IP) if dns else {}),
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
         "containerRuntimeEndpoint": f"unix://{run / 'containerd' / 'containerd.sock'}",
@@ -151,7 +165,8 @@ class RealNode:
     images: dict[str, str] = field(default_factory=dict)
     """What each built image is called in containerd: ``pause``, ``engine``."""
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    """containerd and kubelet, when started by this process and not detached."""
+    """containerd and kubelet (and kube-proxy and CoreDNS), when started by this process and not
+    detached."""
     name: str = NODE_NAME
     run: Path = RUN_DIR
     lock: int | None = None
@@ -176,7 +191,7 @@ class RealNode:
 
     def log_tail(self, chars: int = 3000) -> str:
         parts = []
-        for name in ("containerd", "kubelet"):
+        for name in ("containerd", "kubelet", "kube-proxy", "coredns"):
             with contextlib.suppress(OSError):
                 text = (self.folder / "log" / f"{name}.log").read_text()[-chars:]
                 parts.append(f"--- {name}.log\n{text}")
@@ -186,7 +201,7 @@ class RealNode:
         """Kill the node's processes and containers, undo its mounts, network namespaces,
         links, cgroups and files, remove :data:`RUN_DIR` (the logs stay in its folder); returns
         what is left (empty: nothing)."""
-        for proc in reversed(self.processes):  # kubelet first, then containerd
+        for proc in reversed(self.processes):  # CoreDNS, kube-proxy, kubelet, then containerd
             proc.terminate()
             try:
                 proc.wait(timeout=10)
@@ -199,6 +214,40 @@ class RealNode:
             os.close(self.lock)  # releases the flock
             self.lock = None
         return left
+
+
+def _cluster_network(
+    cluster: LoopbackCluster, node: RealNode, detach: bool, timeout: float
+) -> None:
+    """kube-proxy and CoreDNS as processes of the node; returns once both serve."""
+    run = node.run
+    health, metrics, ready = free_port(), free_port(), free_port()
+    (run / "kube-proxy").mkdir(parents=True, exist_ok=True)
+    proxy_config = run / "kube-proxy" / "config.yaml"
+    proxy_config.write_text(
+        yaml.safe_dump(
+            services.kube_proxy_config(
+                cluster.kubeconfig, NODE_NAME, POD_SUBNET, NODE_IP, health, metrics
+            )
+        )
+    )
+    _spawn(node, "kube-proxy", [str(binary("kube-proxy")), f"--config={proxy_config}"], detach)
+    (run / "coredns").mkdir(parents=True, exist_ok=True)
+    core = run / "coredns" / "Corefile"
+    core.write_text(services.corefile(cluster.kubeconfig, NODE_IP, ready))
+    _spawn(node, "coredns", [str(binary("coredns")), "-conf", str(core)], detach)
+    _until(
+        lambda: services.answers(f"http://127.0.0.1:{health}/healthz"),
+        "kube-proxy did not sync its rules",
+        node,
+        timeout,
+    )
+    _until(
+        lambda: services.answers(f"http://127.0.0.1:{ready}/ready"),
+        "CoreDNS was not ready",
+        node,
+        timeout,
+    )
 
 
 def _port_free(port: int) -> bool:
@@ -283,13 +332,16 @@ def start_node(
     *,
     engine: bool = True,
     detach: bool = False,
+    cluster_network: bool = False,
     timeout: float = 120.0,
     wait: float = 900.0,
 ) -> RealNode:
     """Start containerd and kubelet as the node :data:`NODE_NAME` of ``cluster`` (their state in
     :data:`RUN_DIR`, their logs and the image builds in ``folder``),
     with the pause image (and, with ``engine``, the engine image) imported; returns once the
-    node is Ready. Needs root, and the Debian packages ``scripts/ensure-node.sh`` installs."""
+    node is Ready (with ``cluster_network``, once kube-proxy has synced its rules and CoreDNS
+    answers too: :mod:`harness.node.services`). Needs root, and the Debian packages
+    ``scripts/ensure-node.sh`` installs."""
     if os.geteuid() != 0:
         raise KubeSetupError("a real node needs root (kubelet, containerd, network namespaces)")
     for tool, package in (
@@ -306,6 +358,9 @@ def start_node(
             "containernetworking-plugins)"
         )
     kubelet = binary("kubelet")
+    if cluster_network:
+        binary("kube-proxy")
+        binary("coredns")
     folder, run = folder.resolve(), RUN_DIR
     lock = _lock(wait)
     probe = subprocess.run(["ip", "link", "show", BRIDGE], capture_output=True, check=False)
@@ -323,10 +378,10 @@ def start_node(
         (folder / "images").mkdir(parents=True, exist_ok=True)
         (run / "containerd" / "config.toml").write_text(containerd_config(run))
         (run / "cni" / "net.d" / f"10-{NETWORK}.conflist").write_text(
-            json.dumps(cni_config(run), indent=1)
+            json.dumps(cni_config(run, SERVICE_CIDR if cluster_network else None), indent=1)
         )
         config = run / "kubelet" / "config.yaml"
-        config.write_text(yaml.safe_dump(kubelet_config(run)))
+        config.write_text(yaml.safe_dump(kubelet_config(run, dns=cluster_network)))
         _ip("link", "add", BRIDGE, "type", "bridge")
         _ip("addr", "add", f"{NODE_IP}/{POD_SUBNET.split('/')[1]}", "dev", BRIDGE)
         _ip("link", "set", BRIDGE, "up")
@@ -360,6 +415,8 @@ def start_node(
         _until(
             lambda: _node_ready(cluster), f"node {NODE_NAME} did not become Ready", node, timeout
         )
+        if cluster_network:
+            _cluster_network(cluster, node, detach, timeout)
     except BaseException:
         node.stop()
         raise

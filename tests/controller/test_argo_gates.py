@@ -11,7 +11,13 @@ import pytest
 import yaml
 from support.argo_fake import FINISHED, STARTED, ArgoFake, running_argo
 
-from controlplane.controller.argo_gates import ArgoGates, variant_endpoint, workflow_body
+from controlplane.controller.argo_gates import (
+    ArgoGates,
+    observation_of,
+    variant_endpoint,
+    workflow_body,
+    workflow_outputs,
+)
 from controlplane.rollout.gate_runs import GateRun, pending_runs
 from controlplane.rollout.machine import step
 from controlplane.rollout.observations import Observations
@@ -388,3 +394,47 @@ def test_importing_hera_leaves_the_products_yaml_alone() -> None:
 
     assert yaml.safe_dump({"a": "x\ny"}) == "a: 'x\n\n  y'\n"
     assert yaml.dump({"a": "x\ny"}) == "a: 'x\n\n  y'\n"
+
+
+def test_the_workflows_outputs_and_reason_come_back_with_the_observation() -> None:
+    """Argo v3.7.3 keeps a step's output parameters on its node (``status.nodes[id].outputs``),
+    a failed step's too: the observation carries them, and the ``reason`` output follows
+    Argo's message, so the rollback says why."""
+    run = first_run(gated())
+    status = {
+        "phase": "Failed",
+        "message": "Error (exit code 1)",
+        "nodes": {
+            "wf-1": {
+                "phase": "Failed",
+                "outputs": {
+                    "parameters": [
+                        {"name": "score", "value": ""},
+                        {"name": "agreement", "value": "0.1200"},
+                        {"name": "reason", "value": "agreement with stable 0.12 < 0.8 (6 prompts)"},
+                        {"name": "unset", "valueFrom": {"path": "/tmp/x"}},
+                    ],
+                    "exitCode": "1",
+                },
+            },
+            "wf-0": {"phase": "Failed", "outputs": "not a mapping"},
+        },
+    }
+    seen = observation_of(run, {"status": status})
+    assert seen.phase == "Failed"
+    assert seen.message == "Error (exit code 1): agreement with stable 0.12 < 0.8 (6 prompts)"
+    assert seen.outputs == {
+        "agreement": "0.1200",
+        "reason": "agreement with stable 0.12 < 0.8 (6 prompts)",
+        "score": "",
+    }
+    passed = observation_of(run, {"status": {"phase": "Succeeded", "nodes": status["nodes"]}})
+    assert passed.message == "agreement with stable 0.12 < 0.8 (6 prompts)"
+    assert observation_of(run, {"status": {"phase": "Running"}}).outputs == {}
+
+
+def test_outputs_are_bounded() -> None:
+    many = [{"name": f"p{i:02d}", "value": "x" * 500} for i in range(40)]
+    got = workflow_outputs({"outputs": {"parameters": many}})
+    assert sorted(got) == [f"p{i:02d}" for i in range(16)]
+    assert all(len(v) <= 200 for v in got.values())

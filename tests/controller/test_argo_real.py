@@ -24,7 +24,9 @@ Workflows pass the template's ``image`` parameter, the Debian Python image built
 
 from __future__ import annotations
 
+import json
 import re
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +44,8 @@ from controlplane.rollout.gate_runs import GateRun
 from controlplane.rollout.observations import GateObservation
 from controlplane.spec.models import ModelCanary
 from controlplane.validation import validated_file
+from harness.node import services
+from harness.node.node import NODE_IP
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = "ml-serving"
@@ -56,6 +60,10 @@ def real(test: Callable[..., None]) -> Callable[..., None]:
 
 SUITE = '{"prompt": "Say something.", "expect": "\\\\w"}\n'
 """One prompt; any word passes (the simulated engine answers placeholder words)."""
+COMPARED = "\n".join(
+    f'{{"prompt": "{p}"}}' for p in ("Where is my order?", "Reset my password.", "A refund?")
+)
+"""Three prompts with nothing expected: only the agreement with the stable judges them."""
 
 
 @pytest.fixture(scope="module")
@@ -73,24 +81,26 @@ def engines(stack: ArgoStack) -> dict[str, str]:
         "candidate": engine(stack, NS, "candidate"),
         "broken": engine(stack, NS, "broken", "--inject", "errors=100%"),
         "hanging": engine(stack, NS, "hanging", "--inject", "latency=+600s"),
+        "wrong": engine(stack, NS, "wrong", "--inject", "wrong-answers=100%"),
     }
 
 
-def canary(tmp: Path, stack: ArgoStack) -> ModelCanary:
-    """canary/gated.yml with one gate before promotion: llm-regression-eval on the candidate."""
+def canary(
+    tmp: Path, stack: ArgoStack, template: str = "llm-regression-eval", **parameters: str
+) -> ModelCanary:
+    """canary/gated.yml with one gate before promotion: ``template`` (llm-regression-eval on
+    the candidate unless told) with ``parameters`` besides the endpoint and the model."""
     doc = yaml.safe_load((ROOT / "canary" / "gated.yml").read_text())
     doc["spec"]["gates"] = [
         {
             "name": "final-eval",
             "before": "promotion",
-            "workflowTemplate": {"name": "llm-regression-eval"},
+            "workflowTemplate": {"name": template},
             "parameters": {
                 "endpoint": "{{candidate.endpoint}}",
                 "model": "{{model}}",
                 "api-path": "/v1",
-                "min-score": "0.9",
-                "suite": SUITE,
-                "image": stack.argo.python,
+                **(parameters or {"min-score": "0.9", "suite": SUITE, "image": stack.argo.python}),
             },
             "timeout": "10m",
         }
@@ -157,7 +167,12 @@ def test_the_evaluation_passes_on_a_healthy_candidate_and_its_score_comes_back(
     found = read_workflow(stack, NS, run.workflow)
     assert found["spec"]["workflowTemplateRef"] == {"name": "llm-regression-eval"}
     assert found["metadata"]["labels"]["canary.controlplane.dev/gate"] == "final-eval"
-    assert outputs(found) == {"score": "1.0000"}
+    assert outputs(found) == {
+        "score": "1.0000",
+        "agreement": "",
+        "reason": "score 1.00 >= 0.9 (1 prompts)",
+    }
+    assert seen.outputs == outputs(found)  # what the controller reads back
     shown = stack.argo.cli("get", "-n", NS, run.workflow)  # as a user reads it
     assert re.search(r"^Status:\s+Succeeded$", shown, re.M), shown
     write_report("argo_get_passed", {"argo get": shown})
@@ -176,7 +191,59 @@ def test_the_evaluation_fails_a_candidate_whose_answers_fail(
     seen = finished(gates, spec, run)
     assert seen.phase == "Failed"
     assert "exit code 1" in seen.message
-    assert outputs(read_workflow(stack, NS, run.workflow)) == {"score": "0.0000"}
+    assert seen.message.endswith(": score 0.00 < 0.9 (1 prompts)")
+    assert outputs(read_workflow(stack, NS, run.workflow))["score"] == "0.0000"
+
+
+@real
+def test_a_service_is_reached_by_its_cluster_dns_name(
+    stack: ArgoStack, engines: dict[str, str]
+) -> None:
+    """CoreDNS answers the Service's name with its ClusterIP, and kube-proxy's rules take a
+    connection to that address to the pod (here from the host, as a Workflow pod on the node's
+    network connects)."""
+    assert engines["candidate"] == f"http://candidate.{NS}.svc.cluster.local"
+    service = stack.cluster.request("GET", f"/api/v1/namespaces/{NS}/services/candidate")
+    cluster_ip = service["spec"]["clusterIP"]
+    assert services.resolve(f"candidate.{NS}.svc.cluster.local", NODE_IP) == [cluster_ip]
+    assert services.resolve(f"nothing.{NS}.svc.cluster.local", NODE_IP) == []
+    with urllib.request.urlopen(f"http://{cluster_ip}/v1/models", timeout=10) as answer:
+        assert [m["id"] for m in json.load(answer)["data"]] == [MODEL]
+
+
+@real
+def test_the_evaluation_compares_the_candidates_answers_with_the_stables(
+    stack: ArgoStack, engines: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same model answers the same way at temperature 0: agreement 1; an engine whose
+    answers differ (``--inject wrong-answers=100%``) fails the gate with the scorer's reason."""
+    spec = canary(
+        tmp_path,
+        stack,
+        baseline="{{stable.endpoint}}",
+        suite=COMPARED,
+        image=stack.argo.python,
+        **{"max-tokens": "16"},
+    )
+    gates = gates_for(stack, monkeypatch)
+    same = run_of(spec, "support-awq-final-eval-promotion-same0001")
+    wrong = run_of(spec, "support-awq-final-eval-promotion-wrong001")
+    assert gates.submit(spec, same, engines, "h") is None
+    assert gates.submit(spec, wrong, {**engines, "candidate": engines["wrong"]}, "h") is None
+    passed = finished(gates, spec, same)
+    assert passed.phase == "Succeeded", passed.message
+    assert passed.outputs == {
+        "score": "",
+        "agreement": "1.0000",
+        "reason": "agreement with stable 1.00 >= 0.8 (3 prompts)",
+    }
+    failed = finished(gates, spec, wrong)
+    assert failed.phase == "Failed"
+    assert float(failed.outputs["agreement"]) < 0.8
+    assert re.search(r"agreement with stable 0\.\d\d < 0\.8 \(3 prompts\)$", failed.message), (
+        failed.message
+    )
+    write_report("argo_get_compared", {"argo get": stack.argo.cli("get", "-n", NS, wrong.workflow)})
 
 
 # --------------------------------------------------------------------------- the contract

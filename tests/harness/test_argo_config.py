@@ -42,7 +42,9 @@ def test_the_controller_runs_the_executor_built_here_on_the_nodes_network() -> N
         ],
     }
     assert data["metricsConfig"] == data["telemetryConfig"] == {"enabled": False}
-    assert data["workflowDefaults"] == {"spec": {"hostNetwork": True}}
+    assert data["workflowDefaults"] == {
+        "spec": {"hostNetwork": True, "dnsPolicy": "ClusterFirstWithHostNet"}
+    }
 
 
 def test_the_executor_may_write_task_results_and_nothing_else() -> None:

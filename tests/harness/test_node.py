@@ -10,8 +10,13 @@ The loopback control plane with kube-controller-manager and kube-scheduler
 - an engine that crashes on start (a GPU out of memory at load) loops in ``CrashLoopBackOff``;
   one that never passes its probe runs but is never a ready endpoint; a killed engine process is
   restarted by kubelet;
+- with the node's cluster network (``cluster_network=True``: kube-proxy and CoreDNS), a pod
+  reaches a Service by its DNS name, ``engine.serving.svc.cluster.local``: CoreDNS answers its
+  ClusterIP, kube-proxy's rules take the connection to a pod on the same bridge and back, and so
+  from the host, as a Workflow pod on the node's network connects;
 - stopping the node (and ``make kube-down`` after ``make kube-up NODE=1``) leaves no process,
-  mount, network namespace, link, iptables rule, cgroup or file behind.
+  mount, network namespace, link, iptables rule (kube-proxy's of both families included), cgroup
+  or file behind.
 
 Needs root and the Debian packages of ``scripts/ensure-node.sh`` (``make kube-tools``).
 """
@@ -48,7 +53,7 @@ from support.realnode import (
 from harness import cli
 from harness.cluster.kubeapi import LoopbackCluster, start_cluster
 from harness.cluster.workloads import start_workloads
-from harness.node import host, node
+from harness.node import host, node, services
 from harness.node.node import RealNode, start_node
 
 pytestmark = MARKS
@@ -66,7 +71,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackCluste
 
 @pytest.fixture(scope="module")
 def real(cluster: LoopbackCluster) -> Iterator[RealNode]:
-    started = start_node(cluster, cluster.workdir / "node")
+    started = start_node(cluster, cluster.workdir / "node", cluster_network=True)
     yield started
     started.stop()
 
@@ -115,6 +120,54 @@ def test_a_deployment_runs_real_pods_that_answer_openai(
         assert f'model_name="{MODEL}"' in count
         assert f'namespace="{NS}"' in count  # from the downward API
         assert float(count.rsplit(" ", 1)[1]) == 1.0
+
+
+ASK = (
+    "import json, sys, urllib.request\n"
+    "url = 'http://engine.serving.svc.cluster.local/v1/models'\n"
+    "with urllib.request.urlopen(url, timeout=10) as answer:\n"
+    "    print(json.dumps([m['id'] for m in json.load(answer)['data']]))\n"
+)
+"""What the client pod runs: the engine Service's models, asked by its cluster DNS name."""
+
+
+def test_a_pod_reaches_a_service_by_its_cluster_dns_name(
+    cluster: LoopbackCluster, real: RealNode
+) -> None:
+    until(lambda: ready_endpoints(cluster, NS, "engine"), "the engine Service's endpoints")
+    service_ip = cluster.request("GET", f"/api/v1/namespaces/{NS}/services/engine")["spec"][
+        "clusterIP"
+    ]
+    name = f"engine.{NS}.svc.cluster.local"
+    assert services.resolve(name, node.NODE_IP) == [service_ip]
+    assert services.resolve(f"engine.{NS}.svc.cluster.local.example.com", node.NODE_IP) == []
+    with urllib.request.urlopen(f"http://{service_ip}/v1/models", timeout=10) as answer:
+        assert [m["id"] for m in json.load(answer)["data"]] == [MODEL]  # from the host
+    spec = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "containers": [
+            {
+                "name": "ask",
+                "image": real.images["engine"],
+                "imagePullPolicy": "Never",
+                "command": ["python3", "-c", ASK],
+            }
+        ],
+    }
+    body = {"metadata": {"name": "ask", "namespace": NS}, "spec": spec}
+    created = cluster.request("POST", f"/api/v1/namespaces/{NS}/pods", body)
+
+    def finished() -> str | None:
+        got = cluster.request("GET", f"/api/v1/namespaces/{NS}/pods/ask")
+        phase = (got.get("status") or {}).get("phase")
+        return str(phase) if phase in ("Succeeded", "Failed") else None
+
+    phase = until(finished, "the client pod finished", 120)
+    folder = node.RUN_DIR / "pod-logs" / f"{NS}_ask_{created['metadata']['uid']}" / "ask"
+    said = "".join(p.read_text() for p in sorted(folder.glob("*.log")))
+    assert phase == "Succeeded", said
+    assert f'["{MODEL}"]' in said
 
 
 def test_an_engine_crashing_on_start_loops_and_a_never_ready_one_gets_no_endpoint(

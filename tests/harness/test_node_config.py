@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from harness.node import host, images, node, serving
+from harness.node import host, images, node, services, serving
 
 
 def test_containerd_keeps_every_folder_under_the_node_and_never_lowers_oom_scores(
@@ -37,6 +37,9 @@ def test_the_pod_network_writes_no_iptables_rule(tmp_path: Path) -> None:
     assert [p["type"] for p in config["plugins"]] == ["bridge"]  # no portmap
     assert bridge["ipam"]["ranges"] == [[{"subnet": node.POD_SUBNET, "gateway": node.NODE_IP}]]
     assert bridge["ipam"]["dataDir"].startswith(str(tmp_path))
+    assert "routes" not in bridge["ipam"]  # the bridge's subnet only: nothing beyond
+    (routed,) = node.cni_config(tmp_path, "10.0.0.0/24")["plugins"]
+    assert routed["ipam"]["routes"] == [{"dst": "10.0.0.0/24", "gw": node.NODE_IP}]
 
 
 def test_kubelet_runs_under_its_own_cgroup_root_and_logs_in_the_node_folder(
@@ -161,3 +164,55 @@ def test_the_stack_is_where_torch_is_or_none() -> None:
         assert (stack / "torch" / "__init__.py").is_file()
         assert (stack / "bitsandbytes").is_dir()
         assert (stack / "transformers").is_dir()
+
+
+def test_the_cluster_network_changes_no_sysctl_and_listens_on_loopback_and_the_bridge(
+    tmp_path: Path,
+) -> None:
+    config = services.kube_proxy_config(
+        tmp_path / "kubeconfig", node.NODE_NAME, node.POD_SUBNET, node.NODE_IP, 4001, 4002
+    )
+    assert config["mode"] == "iptables"
+    assert config["hostnameOverride"] == node.NODE_NAME
+    assert config["clientConnection"] == {"kubeconfig": str(tmp_path / "kubeconfig")}
+    # a reply on the same bridge would skip conntrack without br_netfilter: masquerade all
+    assert config["iptables"] == {"masqueradeAll": True, "localhostNodePorts": False}
+    assert set(config["conntrack"].values()) == {0, "0s"}  # the kernel's values stay
+    assert config["healthzBindAddress"] == "127.0.0.1:4001"
+    assert config["metricsBindAddress"] == "127.0.0.1:4002"
+    assert config["nodePortAddresses"] == [f"{node.NODE_IP}/32"]
+    core = services.corefile(tmp_path / "kubeconfig", node.NODE_IP, 4003)
+    assert core.startswith("cluster.local:53 {")
+    assert f"bind {node.NODE_IP}" in core
+    assert "ready 127.0.0.1:4003" in core
+    assert f"kubeconfig {tmp_path / 'kubeconfig'}" in core
+    assert "forward" not in core  # nothing beyond the cluster is answered
+    plain, dns = node.kubelet_config(tmp_path), node.kubelet_config(tmp_path, dns=True)
+    assert "clusterDNS" not in plain
+    assert dns == {**plain, "clusterDNS": [node.NODE_IP], "clusterDomain": "cluster.local"}
+
+
+def test_kube_proxys_rules_and_chains_of_both_families_are_taken_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    saved = {
+        ("iptables-save", "nat"): ":KUBE-SERVICES - [0:0]\n:OTHER - [0:0]\n"
+        "-A OUTPUT -j KUBE-SERVICES\n",
+        ("ip6tables-save", "filter"): ":KUBE-FORWARD - [0:0]\n-A FORWARD -j KUBE-FORWARD\n",
+    }
+    monkeypatch.setattr(host, "_run", lambda argv: saved.get((argv[0], argv[2]), ""))
+    assert host._iptables() == {
+        "nat :KUBE-SERVICES",
+        "nat -A OUTPUT -j KUBE-SERVICES",
+        "6/filter :KUBE-FORWARD",
+        "6/filter -A FORWARD -j KUBE-FORWARD",
+    }
+    ran: list[list[str]] = []
+    monkeypatch.setattr(host.subprocess, "run", lambda argv, **_: ran.append(argv))
+    host._undo_iptables("6/filter -A FORWARD -j KUBE-FORWARD")
+    host._undo_iptables("nat :KUBE-SERVICES")
+    assert ran == [
+        ["ip6tables", "-t", "filter", "-D", "FORWARD", "-j", "KUBE-FORWARD"],
+        ["iptables", "-t", "nat", "-F", "KUBE-SERVICES"],
+        ["iptables", "-t", "nat", "-X", "KUBE-SERVICES"],
+    ]

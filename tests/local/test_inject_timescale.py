@@ -22,6 +22,7 @@ NAMES = {"bf16": "stable", "nf4": "candidate"}
         ("candidate.errors=0.05", ("candidate", "errors", 0.05)),
         ("nf4.errors=10%", ("candidate", "errors", 0.1)),
         ("nf4.engine-errors=5%", ("candidate", "engine-errors", 0.05)),
+        ("candidate.wrong-answers=100%", ("candidate", "wrong-answers", 1.0)),
         (" bf16.latency = 20ms ", ("stable", "latency", 0.02)),
     ],
     ids=[
@@ -32,6 +33,7 @@ NAMES = {"bf16": "stable", "nf4": "candidate"}
         "errors-fraction",
         "variant-name",
         "engine-errors",
+        "wrong-answers",
         "spaces",
     ],
 )
@@ -51,6 +53,7 @@ def test_parse_injection(text: str, expected: tuple[str, str, float]) -> None:
         ("candidate.latency=2%", "latency takes a delay"),
         ("candidate.errors=300ms", "errors takes a share"),
         ("candidate.errors=150%", "errors takes a share"),
+        ("candidate.wrong-answers=1s", "wrong-answers takes a share"),
     ],
     ids=[
         "no-value",
@@ -60,6 +63,7 @@ def test_parse_injection(text: str, expected: tuple[str, str, float]) -> None:
         "latency-pct",
         "errors-time",
         "errors-over-100",
+        "wrong-answers-time",
     ],
 )
 def test_parse_injection_errors(text: str, message: str) -> None:
@@ -77,6 +81,11 @@ def test_parse_injections_combines_per_role() -> None:
     assert both["candidate"] == Faults(error_fraction=0.02, engine_error_fraction=0.03)
     assert faults["candidate"].describe() == "latency +300ms, errors 2%"
     assert not parse_injections([], NAMES)["stable"].active
+    wrong = parse_injections(["candidate.wrong-answers=50%"], NAMES)["candidate"]
+    assert wrong == Faults(wrong_answer_fraction=0.5)
+    assert wrong.active
+    assert wrong.describe() == "wrong answers 50%"
+    assert wrong.injections() == ["wrong-answers=0.5"]
 
 
 @pytest.mark.parametrize(

@@ -308,3 +308,51 @@ def test_token_count_buckets_are_vllms_1_2_5() -> None:
     example, and a context length between two bounds."""
     assert one_two_five(100) == (1, 2, 5, 10, 20, 50, 100)
     assert one_two_five(8192)[-3:] == (1000, 2000, 5000)
+
+
+def test_at_temperature_zero_an_answer_is_the_prompts_and_wrong_answers_differ() -> None:
+    """Greedy decoding: two engines (other seeds) answer a prompt the same way at temperature 0;
+    another prompt gets another answer; the ``wrong-answers`` fault answers other words."""
+    body = {**CHAT, "temperature": 0}
+
+    async def answer(faults: Faults | None, seed: int, content: str = "hello there") -> str:
+        server = ModelServer(WHO, SimulatedEngine(FAST, "test", seed=seed), faults, seed=seed)
+        await server.start()
+        try:
+            async with aiohttp.ClientSession(base_url=server.url) as session:
+                question = {**body, "messages": [{"role": "user", "content": content}]}
+                async with session.post("/v1/chat/completions", json=question) as resp:
+                    assert resp.status == 200
+                    text: str = (await resp.json())["choices"][0]["message"]["content"]
+                    return text
+        finally:
+            await server.stop()
+
+    async def main() -> None:
+        first, second = await answer(None, 1), await answer(None, 2)
+        assert first
+        assert first == second
+        assert await answer(None, 1, "another question") != first
+        wrong = await answer(Faults(wrong_answer_fraction=1.0), 1)
+        assert wrong
+        assert wrong != first
+        assert await answer(Faults(wrong_answer_fraction=1.0), 2) == wrong  # deterministic too
+
+    asyncio.run(main())
+
+
+def test_above_temperature_zero_answers_vary() -> None:
+    async def main() -> None:
+        server = ModelServer(WHO, SimulatedEngine(FAST, "test", seed=4), None, seed=4)
+        await server.start()
+        try:
+            async with aiohttp.ClientSession(base_url=server.url) as session:
+                texts = set()
+                for _ in range(4):
+                    async with session.post("/v1/chat/completions", json=CHAT) as resp:
+                        texts.add((await resp.json())["choices"][0]["message"]["content"])
+                assert len(texts) > 1
+        finally:
+            await server.stop()
+
+    asyncio.run(main())

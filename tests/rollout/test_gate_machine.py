@@ -186,6 +186,32 @@ def test_failed_or_errored_workflow_rolls_back_with_its_name_and_message(
     assert [t for t, _ in run.events()][-2:] == ["GateFailed", "RolledBack"]
 
 
+def test_the_workflows_outputs_are_kept_in_the_status() -> None:
+    run = Run(
+        model_canary(
+            base=BASE, gates=eval_gates({"name": "regression", "before": "step", "steps": [2]})
+        )
+    )
+    for minute in range(11):
+        run.at(minute)
+    key = "regression@step-2"
+    workflow = run.state.gates[key].workflow
+    running = {"score": "", "agreement": ""}
+    seen = GateObservation(key, workflow, "Running", outputs=running)
+    state = run.at(11, Observations(gates={key: seen}))
+    assert state.gates[key].outputs == running
+    assert run.at(11.5, Observations(gates={key: GateObservation(key, workflow, "Running")}))
+    assert run.state.gates[key].outputs == running  # none seen this time: the last ones stay
+    outputs = {"agreement": "0.1200", "reason": "agreement with stable 0.12 < 0.8 (2 prompts)"}
+    seen = GateObservation(key, workflow, "Failed", outputs["reason"], outputs=outputs)
+    state = run.at(12, Observations(gates={key: seen}))
+    assert state.stage == "rolled_back"
+    assert state.gates[key].outputs == outputs
+    assert state.to_status()["gates"][key]["outputs"] == outputs
+    assert state.reason is not None
+    assert state.reason.message.endswith("Failed: agreement with stable 0.12 < 0.8 (2 prompts)")
+
+
 def test_runs_left_running_by_a_failed_gate_are_abandoned_once_submitted() -> None:
     run = Run(
         model_canary(

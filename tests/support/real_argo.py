@@ -23,7 +23,7 @@ from harness.cluster.kubeapi import LoopbackCluster, binary, start_cluster
 from harness.cluster.workloads import start_workloads
 from harness.node.argo import Argo, allow_workflows, start_argo
 from harness.node.node import RealNode, start_node
-from support.realnode import PORT, engine_pod_spec, pods, ready, until
+from support.realnode import engine_pod_spec, pods, ready, ready_endpoints, service, until
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "manifests" / "argo"
@@ -41,7 +41,7 @@ def argo_stack(folder: Path, namespaces: tuple[str, ...]) -> Iterator[ArgoStack]
     """The stack under ``folder``, Workflows allowed in ``namespaces``; stopped after."""
     with start_cluster(folder, service_accounts=True) as cluster:
         start_workloads(cluster, nodes=[])
-        real = start_node(cluster, cluster.workdir / "node")
+        real = start_node(cluster, cluster.workdir / "node", cluster_network=True)
         try:
             argo = start_argo(cluster, real)
             for ns in namespaces:
@@ -111,8 +111,10 @@ def outputs(found: dict[str, Any]) -> dict[str, str]:
 
 
 def engine(stack: ArgoStack, ns: str, name: str, *args: str) -> str:
-    """An engine pod ``name`` (labelled ``app: <name>``) with ``args``; its base URL once
-    Ready."""
+    """An engine pod ``name`` (labelled ``app: <name>``) with ``args`` behind the Service
+    ``name`` (port 80); the Service's base URL by its cluster DNS name, as the controller gives
+    a gate's ``{{candidate.endpoint}}`` (``http://<service>.<ns>.svc.cluster.local``), once the
+    pod is Ready and the Service lists it."""
     spec = engine_pod_spec(stack.node.images["engine"], *args)
     body = {
         "apiVersion": "v1",
@@ -121,9 +123,16 @@ def engine(stack: ArgoStack, ns: str, name: str, *args: str) -> str:
         "spec": spec,
     }
     stack.cluster.request("POST", f"/api/v1/namespaces/{ns}/pods", body)
+    stack.cluster.request("POST", f"/api/v1/namespaces/{ns}/services", service(ns, name))
     (pod,) = until(
         lambda: [p for p in pods(stack.cluster, ns, name) if ready(p)],
         f"the engine pod {name} Ready",
         180,
     )
-    return f"http://{pod['status']['podIP']}:{PORT}"
+    address = pod["status"]["podIP"]
+    until(
+        lambda: address in ready_endpoints(stack.cluster, ns, name),
+        f"the Service {name} listing {address}",
+        60,
+    )
+    return f"http://{name}.{ns}.svc.cluster.local"

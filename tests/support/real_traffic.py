@@ -126,14 +126,17 @@ class Stack:
 
 
 @contextmanager
-def real_stack(folder: Path, gpus: int = GPUS, controller_pod: bool = False) -> Iterator[Stack]:
+def real_stack(
+    folder: Path, gpus: int = GPUS, controller_pod: bool = False, cluster_network: bool = False
+) -> Iterator[Stack]:
     """The whole stack under ``folder``, its node advertising ``gpus`` GPUs (with
-    ``controller_pod``, the controller's image built and imported for :class:`PodController`);
-    stopped after. Pods get their ServiceAccount's token, as in any cluster."""
+    ``controller_pod``, the controller's image built and imported for :class:`PodController`;
+    with ``cluster_network``, kube-proxy and CoreDNS on the node); stopped after. Pods get their
+    ServiceAccount's token, as in any cluster."""
     with start_cluster(folder, crds=all_crds(), service_accounts=True) as cluster:
         start_workloads(cluster, nodes=[])
         start_kserve(cluster)
-        real = start_node(cluster, cluster.workdir / "node")
+        real = start_node(cluster, cluster.workdir / "node", cluster_network=cluster_network)
         try:
             product = load_catalog().require_gpu(GPU).product_label
             start_serving(cluster, real, product, gpus=gpus)

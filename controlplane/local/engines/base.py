@@ -108,6 +108,9 @@ class Generation:
     ignore_eos: bool = False
     """vLLM's ``ignore_eos`` extension: generate exactly ``max_tokens`` (no natural stop)."""
     prompt_token_ids: tuple[int, ...] | None = None
+    wrong: bool = False
+    """The ``wrong-answers`` fault (:mod:`controlplane.local.inject`) drew this request: the
+    simulated engine answers other words than a healthy engine would; real engines ignore it."""
     arrived: float | None = None
     """When the request reached the engine, on the engine's clock (the server's start plus an
     injected delay); None: when ``generate`` is called. The simulated engine counts its

@@ -71,7 +71,11 @@ vLLM refuses to start when ``max_model_len`` does not fit in the KV cache, so a 
 fits an empty cache; here, where no such check runs, a request larger than the whole cache is
 admitted when nothing else runs and runs alone (usage then reads 1), rather than waiting forever.
 
-Every answer is placeholder text and every output of ``up`` says "simulated". Called by
+Every answer is placeholder text and every output of ``up`` says "simulated". At temperature 0
+(greedy decoding) the words and the length of an answer are drawn from its prompt alone, so every
+healthy engine answers a prompt the same way, as one model's greedy decoding does; the
+``wrong-answers`` fault (``Generation.wrong``) draws them from the prompt with a salt, so those
+answers differ. Called by
 :mod:`controlplane.local.server` through :mod:`controlplane.local.engines`; docs/local.md,
 "Scheduling as vLLM does".
 """
@@ -80,6 +84,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import math
 import random
 from collections import deque
@@ -230,17 +235,29 @@ class SimulatedEngine:
     def _jitter(self) -> float:
         return self._rng.lognormvariate(0.0, self.speed.jitter_sigma)
 
-    def _length(self, max_tokens: int) -> tuple[int, bool]:
+    def _length(self, max_tokens: int, rng: random.Random) -> tuple[int, bool]:
         """Tokens the answer would naturally have (lognormal around 70% of max_tokens)."""
-        natural = max(1, round(self._rng.lognormvariate(math.log(0.7 * max_tokens), 0.5)))
+        natural = max(1, round(rng.lognormvariate(math.log(0.7 * max_tokens), 0.5)))
         return min(natural, max_tokens), natural >= max_tokens
+
+    def _answers(self, request: Generation) -> random.Random:
+        """What draws the answer's length and words: at temperature 0 a generator seeded by the
+        prompt (salted for a wrong answer), so the same prompt gets the same answer; else the
+        engine's own."""
+        if request.temperature > 0:
+            return self._rng
+        text = ("wrong\0" if request.wrong else "") + request.prompt
+        if request.prompt_token_ids is not None:
+            text += "\0" + ",".join(map(str, request.prompt_token_ids))
+        return random.Random(hashlib.sha256(text.encode()).digest())
 
     # ----------------------------------------------------------------- requests
 
     async def generate(self, request: Generation) -> AsyncIterator[Chunk]:
         if self._stopped:
             raise EngineError("the simulated engine is stopped")
-        n, truncated = self._length(request.max_tokens)
+        answers = self._answers(request)
+        n, truncated = self._length(request.max_tokens, answers)
         if request.ignore_eos:  # vLLM's ignore_eos: no natural stop, exactly max_tokens
             n, truncated = request.max_tokens, True
         req = _Request(max(1, request.prompt_tokens), n, asyncio.Queue())
@@ -255,7 +272,7 @@ class SimulatedEngine:
                 item = await req.tokens.get()
                 if isinstance(item, EngineError):
                     raise item
-                pending.append(self._rng.choice(_WORDS))
+                pending.append(answers.choice(_WORDS))
                 now = item  # when the step that sampled it ended, not when it is read here
                 last = sent + len(pending) == n
                 if sent == 0 or last or now - last_sent >= CHUNK_INTERVAL_S:
