@@ -45,6 +45,7 @@ from controlplane.rollout.observations import GateObservation
 from controlplane.spec.models import ModelCanary
 from controlplane.validation import validated_file
 from harness.node import services
+from harness.node.controller_image import controller_image
 from harness.node.node import NODE_IP
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -244,6 +245,47 @@ def test_the_evaluation_compares_the_candidates_answers_with_the_stables(
         failed.message
     )
     write_report("argo_get_compared", {"argo get": stack.argo.cli("get", "-n", NS, wrong.workflow)})
+
+
+@real
+def test_the_profile_gate_runs_canaryctl_profile_against_the_candidate(
+    stack: ArgoStack, engines: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``quantized-model-profile`` (no quantization) in the controller's image, built from the
+    Dockerfile: ``canaryctl profile`` measures the candidate Service; limits it meets pass, a
+    P90 end-to-end limit below what it measured fails with the step's reason."""
+    image = stack.node.import_image(controller_image())
+    common = {
+        "api-path": "/v1",
+        "image": image,
+        "requests": "4",
+        "concurrency": "1,2",
+        "input-len": "32",
+        "output-len": "8",
+    }
+    gates = gates_for(stack, monkeypatch)
+    meets = canary(tmp_path, stack, "quantized-model-profile", **common)
+    fails = canary(
+        tmp_path, stack, "quantized-model-profile", **common, **{"max-p90-latency-s": "0.01"}
+    )
+    ok = run_of(meets, "support-awq-final-eval-promotion-prof0001")
+    slow = run_of(fails, "support-awq-final-eval-promotion-prof0002")
+    assert gates.submit(meets, ok, engines, "h") is None
+    assert gates.submit(fails, slow, engines, "h") is None
+    passed = finished(gates, meets, ok)
+    assert passed.phase == "Succeeded", passed.message
+    assert re.fullmatch(
+        r"at concurrency 2: p90 e2e \d+\.\d{3}s, p90 ttft \d+ms, \d+\.\d output tokens/s",
+        passed.outputs["reason"],
+    ), passed.outputs
+    points = json.loads(outputs(read_workflow(stack, NS, ok.workflow))["result"])
+    assert [p["concurrency"] for p in points] == [1, 2]
+    assert all(p["errors"] == 0 for p in points)
+    failed = finished(gates, fails, slow)
+    assert failed.phase == "Failed"
+    assert re.search(r": p90 e2e \d+\.\d{3}s > 0\.01s \(at concurrency 2: ", failed.message), (
+        failed.message
+    )
 
 
 # --------------------------------------------------------------------------- the contract
