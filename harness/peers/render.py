@@ -93,16 +93,28 @@ class Candidate:
     stable_inject: tuple[str, ...] = ()
 
 
+DRIFT_PER_MINUTE = 0.5
+"""The drift candidate's latency grows by this share of the stable's median every minute from
+its engine's start (the engine's ``latency-drift`` fault): healthy at first, +50 % after a
+minute, +150 % after three."""
+
+
 def candidates(base_latency_s: float, base_errors: float = 0.01) -> tuple[Candidate, ...]:
     """The candidates, their latency faults relative to the stable's measured median
-    ``base_latency_s`` (the engine's fault adds a fixed delay) and the error ones to a stable
-    that fails ``base_errors`` of its requests."""
+    ``base_latency_s`` (the engine's fault adds a fixed delay, or one that grows with time:
+    :data:`DRIFT_PER_MINUTE`) and the error ones to a stable that fails ``base_errors`` of its
+    requests."""
     errors = f"errors={100 * base_errors:g}%"
     return (
         Candidate("healthy"),
         Candidate("latency +30%", (f"latency=+{0.3 * base_latency_s * 1000:.0f}ms",), True),
         Candidate("latency +50%", (f"latency=+{0.5 * base_latency_s * 1000:.0f}ms",), True),
         Candidate("2x errors", (f"errors={200 * base_errors:g}%",), True, stable_inject=(errors,)),
+        Candidate(
+            "drift",
+            (f"latency-drift=+{DRIFT_PER_MINUTE * base_latency_s * 1000:.0f}ms/1m",),
+            True,
+        ),
         Candidate("crash loop", ("crash-on-start",), True),
     )
 

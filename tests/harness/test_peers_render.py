@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from controlplane.local.inject import parse_fault
 from harness.cluster.traefik import traefik_service
 from harness.peers.render import (
     CANDIDATES,
@@ -77,10 +78,14 @@ def test_the_candidates_scale_with_the_stable() -> None:
     assert found["2x errors"].inject == ("errors=2%",)
     assert found["2x errors"].stable_inject == ("errors=1%",)
     assert found["crash loop"].inject == ("crash-on-start",)
+    # the drift grows by half the stable's median a minute, in the engine's own grammar
+    assert found["drift"].inject == ("latency-drift=+250ms/1m",)
+    kind, per_second = parse_fault(found["drift"].inject[0])
+    assert (kind, per_second) == ("latency-drift", pytest.approx(0.25 / 60))
     assert all(c.bad for name, c in found.items() if name != "healthy")
     assert candidate("latency +50%", 1.0).inject == ("latency=+500ms",)
     with pytest.raises(ValueError, match="no candidate"):
-        candidate("drift", 1.0)
+        candidate("slow start", 1.0)
 
 
 def test_the_engine_deployment_runs_the_variant_with_its_faults() -> None:
