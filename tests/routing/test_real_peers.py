@@ -29,7 +29,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.peers import OURS, Outcome, flagger_run, ours_run, peers_stack, rollouts_run
+from support.peers import (
+    OURS,
+    Outcome,
+    flagger_run,
+    ours_controller,
+    ours_run,
+    peers_stack,
+    rollouts_run,
+)
 from support.real_traffic import REPORT_ENV, Stack
 from support.realnode import MARKS
 
@@ -126,8 +134,10 @@ def test_flagger_decides_each_candidate_on_real_traffic(stack: Stack) -> None:
 @pytest.mark.skipif(OURS not in TOOLS, reason="CONTROLPLANE_PEERS_TOOLS leaves it out")
 def test_ours_decides_each_candidate_on_real_traffic(stack: Stack) -> None:
     outcomes = []
-    for name in chosen():
-        for i in range(runs()):
-            outcomes.append(ours_run(stack, namespace(OURS, name, i), name, PACE))
-            keep(OURS, outcomes)
+    every = tuple(namespace(OURS, name, i) for name in chosen() for i in range(runs()))
+    with ours_controller(stack, every, PACE):
+        for name in chosen():
+            for i in range(runs()):
+                outcomes.append(ours_run(stack, namespace(OURS, name, i), name, PACE))
+                keep(OURS, outcomes)
     check(outcomes)

@@ -452,12 +452,11 @@ def ours_run(stack: Stack, namespace: str, name: str, pace: Pace, timeout: float
     """Ours on the candidate ``name`` in ``namespace``, as a team adopts what it serves
     (docs/first-canary.md): the stable is an InferenceService of the engine on KServe's
     Hugging Face runtime, one replica, served on KServe's host through the same Gateway; once
-    its latency is known, ``canaryctl controller`` (the chart's RBAC, its defaults but the
-    paced ones of :func:`harness.peers.render.ours_controller_flags`) and then the ModelCanary
-    adopting it (:func:`harness.peers.render.ours_analysis`, :func:`~harness.peers.render.
-    ours_steps` with the same latency bound as the peers'), whose candidate runs the
-    candidate's faults. Promoted / rolled back: the ModelCanary's ``status.phase``."""
-    prepare(stack, (namespace,))
+    its latency is known, the ModelCanary adopting it arrives (sections of
+    :func:`harness.peers.render.ours_analysis` and :func:`harness.peers.render.ours_steps`,
+    with the peers' latency bound), its candidate running the candidate's faults, driven by
+    ``canaryctl controller`` (:func:`ours_controller`, already running for ``namespace``).
+    Promoted / rolled back: the ModelCanary's ``status.phase``."""
     uri = write_model(MODEL)
     product = load_catalog().require_gpu(GPU).product_label
     model = APP  # the live service's --model_name: what clients send
@@ -494,32 +493,42 @@ def ours_run(stack: Stack, namespace: str, name: str, pace: Pace, timeout: float
     )
     load = Load(stack.gateway.url, host, model)
     until(lambda: load.one().code == 200, f"{host} answers through the gateway", 120)
+
+    def verdict() -> str | None:
+        phase = _canary_status(stack, namespace).get("phase")
+        return {"promoted": "promoted", "rolled_back": "rolled back"}.get(str(phase))
+
+    outcome = measure(
+        stack,
+        OURS,
+        chosen,
+        load,
+        lambda: stack.kube.apply(spec, field_manager="peers"),
+        verdict,
+        timeout,
+        base,
+    )
+    state = _canary_status(stack, namespace)
+    outcome.detail = str((state.get("reason") or {}).get("message") or state.get("phase"))
+    _clean_ours(stack, namespace)
+    return outcome
+
+
+@contextmanager
+def ours_controller(stack: Stack, namespaces: tuple[str, ...], pace: Pace) -> Iterator[None]:
+    """``canaryctl controller`` for ``namespaces`` (made first, with the node's model volume)
+    on the chart's ServiceAccount, started once before every run of ours as the peers'
+    controllers are: its defaults but for the paced timings of
+    :func:`harness.peers.render.ours_controller_flags`; stopped after."""
+    prepare(stack, namespaces)
     # the default tick (support.real_traffic.Controller gives the other tests 1 s)
     flags = (f"--tick={OURS_TICK}", *ours_controller_flags(pace))
-    controller = Controller(stack, (namespace,), extra=flags)
+    controller = Controller(stack, namespaces, extra=flags)
     controller.start()
     try:
-
-        def verdict() -> str | None:
-            phase = _canary_status(stack, namespace).get("phase")
-            return {"promoted": "promoted", "rolled_back": "rolled back"}.get(str(phase))
-
-        outcome = measure(
-            stack,
-            OURS,
-            chosen,
-            load,
-            lambda: stack.kube.apply(spec, field_manager="peers"),
-            verdict,
-            timeout,
-            base,
-        )
-        state = _canary_status(stack, namespace)
-        outcome.detail = str((state.get("reason") or {}).get("message") or state.get("phase"))
-        _clean_ours(stack, namespace)
+        yield
     finally:
         controller.stop()
-    return outcome
 
 
 def _clean_ours(stack: Stack, namespace: str) -> None:
