@@ -161,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--merge", type=Path, action="append", default=[], metavar="FILE", help="add kept runs"
     )
+    parser.add_argument(
+        "--dir", type=Path, default=None, help="keep each tool's outcomes there as they come"
+    )
     add_record_args(parser)
     args = parser.parse_args(argv)
     if args.report is not None:
@@ -172,8 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         sampler = threading.Thread(target=sampled_load, args=(stop, samples), daemon=True)
         sampler.start()
         with tempfile.TemporaryDirectory(prefix="peers-") as tmp:
-            code = run(Path(tmp), candidates, runs, args.pace, args.tools)
-            data = load(Path(tmp))
+            folder = args.dir or Path(tmp)
+            code = run(folder, candidates, runs, args.pace, args.tools)
+            data = load(folder)
         stop.set()
         data["load"] = samples
         if code != 0:
