@@ -460,7 +460,10 @@ def ours_run(stack: Stack, namespace: str, name: str, pace: Pace, timeout: float
     uri = write_model(MODEL)
     product = load_catalog().require_gpu(GPU).product_label
     model = APP  # the live service's --model_name: what clients send
-    stable_args = [f"--model_name={model}", "--max-model-len=8192"]
+    # --variant: what the engine answers in x-canary-variant, as the peers' pods are given it;
+    # it also makes the healthy candidate a change (the controller promotes a candidate
+    # identical to the stable at once: "nothing to roll out"), as the peers' is a new template
+    stable_args = [f"--model_name={model}", "--max-model-len=8192", f"--variant={STABLE}"]
     stable_inject = candidate(name, 1.0).stable_inject
     args = [*stable_args, *(f"--inject={fault}" for fault in stable_inject)]
     live = live_isvc(namespace, APP, args=args, replicas=1, product=product, storage_uri=uri)
@@ -484,7 +487,7 @@ def ours_run(stack: Stack, namespace: str, name: str, pace: Pace, timeout: float
             "storageUri": uri,
             "gpu": GPU,
             "replicas": 1,
-            "args": [f"--inject={fault}" for fault in chosen.inject],
+            "args": [f"--variant={CANDIDATE}", *(f"--inject={f}" for f in chosen.inject)],
         },
         traffic={"router": "gateway-api"},
         analysis=ours_analysis(pace),
