@@ -166,6 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_record_args(parser)
     args = parser.parse_args(argv)
+    scope = "--short" if args.short else f"--runs {args.runs}"
+    if args.tools and not args.short:
+        scope += f" --tools {args.tools}"
+    if args.candidates and not args.short:
+        scope += f" --candidates '{args.candidates}'"
+    cmd = f"python bench/peers.py {scope} --pace {args.pace:g}"
     if args.report is not None:
         data = json.loads(args.report.read_text())
     else:
@@ -183,14 +189,10 @@ def main(argv: list[str] | None = None) -> int:
         if code != 0:
             print(f"{TEST} failed (exit {code}): nothing written", file=sys.stderr)
             if args.json is not None and data["outcomes"]:  # what did finish, for the record
+                data["cmd"] = cmd
+                data["exit"] = code
                 args.json.write_text(json.dumps(data, indent=1))
             return code
-    scope = "--short" if args.short else f"--runs {args.runs}"
-    if args.tools and not args.short:
-        scope += f" --tools {args.tools}"
-    if args.candidates and not args.short:
-        scope += f" --candidates '{args.candidates}'"
-    cmd = f"python bench/peers.py {scope} --pace {args.pace:g}"
     if args.report is not None:  # the run's own command, kept with its figures
         cmd = data.get("cmd") or f"python bench/peers.py --report {args.report.name}"
     else:
