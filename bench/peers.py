@@ -112,7 +112,9 @@ def rows(outcomes: list[dict[str, Any]]) -> list[str]:
         for o in runs:
             verdicts[o["verdict"]] += 1
         said = ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items()))
-        wrong = sum(1 for o in runs if (o["verdict"] == "rolled back") != o["bad"])
+        # a healthy candidate not promoted, or a bad one promoted (a bad one halted short of
+        # promotion, as Rollouts halts one past its progress deadline, is not promoted)
+        wrong = sum(1 for o in runs if (o["verdict"] == "promoted") == o["bad"])
         lines.append(
             f"| {tool} | {name} | {len(runs)} | {said} | {wrong} "
             f"| {_median([o['candidate_requests'] for o in runs])} "

@@ -380,6 +380,11 @@ def rollouts_run(
         status = _rollout(stack, namespace).get("status") or {}
         if status.get("abort"):
             return "rolled back"
+        if status.get("phase") == "Degraded":
+            # past progressDeadlineSeconds Rollouts marks the Rollout Degraded and, with
+            # progressDeadlineAbort false by default (docs/features/specification.md), does not
+            # abort: it halts with the candidate's ReplicaSet still there
+            return "halted"
         if status.get("stableRS") not in (None, stable) and status.get("phase") == "Healthy":
             return "promoted"
         return None
