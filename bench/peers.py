@@ -139,7 +139,8 @@ def section(data: dict[str, Any], cmd: str) -> str:
         "factor for every tool, and none below 10 s (two of Prometheus's 5 s scrapes). Load: "
         "OpenAI completions at 6 requests per second through the "
         "gateway from before the candidate arrives until 10 s after the verdict. `wrong`: a "
-        "healthy candidate rolled back or a bad one promoted. Medians over the runs; `seconds` "
+        "healthy candidate not promoted or a bad one promoted (`halted`: Rollouts' Rollout "
+        "Degraded past its progress deadline, not aborted). Medians over the runs; `seconds` "
         "from the candidate's arrival (the Deployment's or the Rollout's new pod template, the "
         "ModelCanary applied) to the verdict. " + load_line(data.get("load") or []),
         "",
