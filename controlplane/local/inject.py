@@ -6,6 +6,9 @@ applies to every request, whatever its engine:
 - ``ROLE`` is ``stable`` or ``candidate`` (the spec's variant names are accepted too);
 - ``latency=+300ms`` (or ``300ms``, ``+0.3s``): extra delay before the first token, so it adds to
   the time to first token and to the end-to-end latency;
+- ``latency-drift=+100ms/1m``: a delay that grows with time, that much more per that span since
+  the server started (a leak, a cache that fills): 0 at the start, +100 ms after a minute, +1 s
+  after ten; added to ``latency`` (:meth:`Faults.delay_s`);
 - ``errors=2%`` (or ``0.02``): that share of requests fails with HTTP 500 before reaching the
   engine (as an exception in vLLM's API layer does): counted in ``http_requests_total`` as
   ``5xx``, never as a ``finished_reason``;
@@ -32,34 +35,42 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from controlplane.errors import UsageError
-from controlplane.spec.units import Unit, parse_quantity
+from controlplane.spec.units import Unit, parse_duration, parse_quantity
 
 ROLES = ("stable", "candidate")
-KINDS = ("latency", "errors", "engine-errors", "wrong-answers")
+KINDS = ("latency", "latency-drift", "errors", "engine-errors", "wrong-answers")
 _SYNTAX = re.compile(r"^\s*([a-z0-9-]+)\.([a-z-]+)\s*=\s*(\S+)\s*$")
 _FAULT = re.compile(r"^\s*([a-z-]+)\s*=\s*(\S+)\s*$")
 USAGE = "expected ROLE.KIND=VALUE, e.g. candidate.latency=+300ms or candidate.errors=2%"
-FAULT_USAGE = "expected KIND=VALUE, e.g. latency=+300ms or errors=2%"
+FAULT_USAGE = "expected KIND=VALUE, e.g. latency=+300ms, latency-drift=+100ms/1m or errors=2%"
 
 
 @dataclass(frozen=True)
 class Faults:
-    """What a model server adds to every request: a delay (seconds), the share answered HTTP 500
+    """What a model server adds to every request: a delay (seconds), a delay that grows by
+    ``latency_drift`` seconds per second since the server started, the share answered HTTP 500
     before the engine, and the share finishing in the engine with ``error``."""
 
     latency_s: float = 0.0
     error_fraction: float = 0.0
     engine_error_fraction: float = 0.0
+    latency_drift: float = 0.0
     wrong_answer_fraction: float = 0.0
 
     @property
     def active(self) -> bool:
         return (
             self.latency_s > 0
+            or self.latency_drift > 0
             or self.error_fraction > 0
             or self.engine_error_fraction > 0
             or self.wrong_answer_fraction > 0
         )
+
+    def delay_s(self, since_start_s: float) -> float:
+        """The delay of a request that arrives ``since_start_s`` seconds after the server started:
+        the fixed one plus the drift's growth until then (pure)."""
+        return self.latency_s + self.latency_drift * max(0.0, since_start_s)
 
     def injections(self) -> list[str]:
         """``faults`` in the ``KIND=VALUE`` grammar :func:`parse_fault` reads (its inverse):
@@ -67,6 +78,8 @@ class Faults:
         out = []
         if self.latency_s:
             out.append(f"latency=+{self.latency_s * 1000:g}ms")
+        if self.latency_drift:
+            out.append(f"latency-drift=+{self.latency_drift * 60_000:g}ms/1m")
         if self.error_fraction:
             out.append(f"errors={self.error_fraction!r}")
         if self.engine_error_fraction:
@@ -79,6 +92,8 @@ class Faults:
         parts = []
         if self.latency_s:
             parts.append(f"latency +{self.latency_s * 1000:g}ms")
+        if self.latency_drift:
+            parts.append(f"latency +{self.latency_drift * 60_000:g}ms a minute")
         if self.error_fraction:
             parts.append(f"errors {self.error_fraction * 100:g}%")
         if self.engine_error_fraction:
@@ -111,7 +126,7 @@ def parse_injection(text: str, names: dict[str, str] | None = None) -> tuple[str
 
 def parse_fault(text: str) -> tuple[str, float]:
     """``(kind, value)`` of one ``KIND=VALUE`` injection of a single variant (no ``ROLE.``):
-    ``latency=+300ms``, ``errors=5%``, ``engine-errors=2%``."""
+    ``latency=+300ms``, ``latency-drift=+100ms/1m``, ``errors=5%``, ``engine-errors=2%``."""
     match = _FAULT.match(text)
     if not match:
         raise UsageError(f"--inject {text!r}: {FAULT_USAGE}")
@@ -120,8 +135,10 @@ def parse_fault(text: str) -> tuple[str, float]:
 
 
 def _value(text: str, kind: str, raw: str) -> float:
-    """The value of ``kind`` written ``raw`` (seconds or a fraction); ``text`` is the whole
-    injection, for the message."""
+    """The value of ``kind`` written ``raw`` (seconds, seconds per second or a fraction);
+    ``text`` is the whole injection, for the message."""
+    if kind == "latency-drift":
+        return _drift(text, raw)
     try:
         quantity = parse_quantity(raw.removeprefix("+"))
     except ValueError as exc:
@@ -137,10 +154,28 @@ def _value(text: str, kind: str, raw: str) -> float:
     raise UsageError(f"--inject {text!r}: unknown kind {kind!r} (known: {', '.join(KINDS)})")
 
 
+def _drift(text: str, raw: str) -> float:
+    """Seconds of delay per second of ``DELAY/SPAN`` (``+100ms/1m``: 1/600)."""
+    delay, slash, span = raw.partition("/")
+    message = f"--inject {text!r}: latency-drift takes a delay per span such as +100ms/1m"
+    if not slash:
+        raise UsageError(message)
+    try:
+        quantity = parse_quantity(delay.removeprefix("+"))
+        seconds = parse_duration(span).seconds
+    except ValueError:
+        raise UsageError(message) from None
+    if quantity.unit is not Unit.SECONDS or quantity.value < 0 or seconds <= 0:
+        raise UsageError(message)
+    return quantity.value / seconds
+
+
 def with_fault(faults: Faults, kind: str, value: float) -> Faults:
     """``faults`` with ``kind`` (one of :data:`KINDS`) set to ``value``; a later value wins."""
     if kind == "latency":
         return replace(faults, latency_s=value)
+    if kind == "latency-drift":
+        return replace(faults, latency_drift=value)
     if kind == "errors":
         return replace(faults, error_fraction=value)
     if kind == "wrong-answers":

@@ -33,7 +33,8 @@ host and port):
   for the simulated one, on which an injected delay and each engine step last their seconds
   from when they began, however late the host wakes the process
   (:class:`~controlplane.local.engines.base.ModelClock`);
-- fault injection (:class:`~controlplane.local.inject.Faults`) for any engine: the delay comes
+- fault injection (:class:`~controlplane.local.inject.Faults`) for any engine: the delay (a
+  drift's counted from when the server was made) comes
   before the first token; an injected ``errors`` share is an HTTP 500 before the engine (only
   ``5xx``); an ``engine-errors`` share is an engine ``error`` finish.
 
@@ -238,6 +239,8 @@ class ModelServer:
         self.port = port
         self.ready = True
         self.requests = 0
+        self._started = engine.clock.now()
+        """When the server was made, on the engine's clock: what a drift counts from."""
 
     @property
     def url(self) -> str:
@@ -372,8 +375,9 @@ class ModelServer:
         response: web.StreamResponse | None = None
         tasks: list[asyncio.Task[None]] = []
         try:
-            if self.faults.latency_s:  # the request reaches the engine this much later
-                arrived = await clock.wait(started, self.faults.latency_s)
+            delay = self.faults.delay_s(started - self._started)
+            if delay:  # the request reaches the engine this much later
+                arrived = await clock.wait(started, delay)
             if self.faults.error_fraction and self._rng.random() < self.faults.error_fraction:
                 return web.json_response(
                     {

@@ -17,6 +17,9 @@ from (docs/peers.md lists them all):
   provider gives the canary Service (:func:`flagger_traefik_service`). The tutorial's latency
   bound (0.5 s) is podinfo's; :func:`flagger_canary` takes the bound for this engine.
 - **Argo Rollouts** (:func:`rollout`, :func:`analysis_template`): see their docstrings.
+- **Ours** (:func:`ours_analysis`, :func:`ours_steps`, :func:`ours_controller_flags`): the
+  sections of the ModelCanary ``canaryctl controller`` runs with the spec's defaults for all
+  it has one for, and Flagger's schedule and bounds for what it has none for.
 - **Time** (:class:`Pace`): every interval of every tool divided by one factor.
 - **The workload** (:func:`engine_deployment`): a Deployment of the engine image with the
   arguments KServe's runtime gives it (:mod:`harness.node.serving`), the model from the node's
@@ -27,6 +30,7 @@ Called by ``bench/peers.py`` and tested in ``tests/harness/test_peers_render.py`
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,16 +97,28 @@ class Candidate:
     stable_inject: tuple[str, ...] = ()
 
 
+DRIFT_PER_MINUTE = 0.5
+"""The drift candidate's latency grows by this share of the stable's median every minute from
+its engine's start (the engine's ``latency-drift`` fault): healthy at first, +50 % after a
+minute, +150 % after three."""
+
+
 def candidates(base_latency_s: float, base_errors: float = 0.01) -> tuple[Candidate, ...]:
     """The candidates, their latency faults relative to the stable's measured median
-    ``base_latency_s`` (the engine's fault adds a fixed delay) and the error ones to a stable
-    that fails ``base_errors`` of its requests."""
+    ``base_latency_s`` (the engine's fault adds a fixed delay, or one that grows with time:
+    :data:`DRIFT_PER_MINUTE`) and the error ones to a stable that fails ``base_errors`` of its
+    requests."""
     errors = f"errors={100 * base_errors:g}%"
     return (
         Candidate("healthy"),
         Candidate("latency +30%", (f"latency=+{0.3 * base_latency_s * 1000:.0f}ms",), True),
         Candidate("latency +50%", (f"latency=+{0.5 * base_latency_s * 1000:.0f}ms",), True),
         Candidate("2x errors", (f"errors={200 * base_errors:g}%",), True, stable_inject=(errors,)),
+        Candidate(
+            "drift",
+            (f"latency-drift=+{DRIFT_PER_MINUTE * base_latency_s * 1000:.0f}ms/1m",),
+            True,
+        ),
         Candidate("crash loop", ("crash-on-start",), True),
     )
 
@@ -414,3 +430,62 @@ def analysis_template(
             ]
         },
     }
+
+
+# Ours: the spec's defaults (controlplane/spec/constants.py, controlplane/spec/models.py) and the
+# controller's (controlplane/cli/controller.py); the spec has no default schedule or threshold
+OURS_INTERVAL_S = 60.0  # analysis.interval: DEFAULT_INTERVAL, 1m
+OURS_WINDOW_S = 300.0  # analysis.window: DEFAULT_WINDOW, 5m
+OURS_MIN_SAMPLES = 100  # a check's minSamples: DEFAULT_MIN_SAMPLES
+OURS_PROGRESS_DEADLINE_S = 1800.0  # canaryctl controller --progress-deadline: 30m
+OURS_CLEANUP_DELAY_S = 600.0  # --promote-cleanup-delay, --rollback-cleanup-delay: 10m
+
+
+def ours_min_samples(pace: Pace) -> int:
+    """``minSamples`` for a window divided by the pace: the default's 100 requests in a 5m
+    window are this many in the paced window at the same request rate (the pace shortens time,
+    not the traffic), never fewer than 1."""
+    return max(1, math.ceil(OURS_MIN_SAMPLES / pace.factor))
+
+
+def ours_analysis(pace: Pace) -> dict[str, Any]:
+    """``spec.analysis``: the default interval and window, paced, and the two built-ins with
+    their defaults (``e2e-latency`` at the default quantile, ``error-rate``)."""
+    return {
+        "interval": pace.duration(OURS_INTERVAL_S),
+        "window": pace.duration(OURS_WINDOW_S),
+        "metrics": [
+            {"name": "latency", "builtin": "e2e-latency"},
+            {"name": "errors", "builtin": "error-rate"},
+        ],
+    }
+
+
+def ours_steps(pace: Pace, latency_max_s: float) -> list[dict[str, Any]]:
+    """``spec.steps``: Flagger's tutorial schedule (``stepWeight`` 10 up to ``maxWeight`` 50, one
+    ``analysis.interval`` each, paced), then 100 %; each step rolls back on the latency bound
+    Flagger's check gets and on Flagger's error bound (1 %), ``for`` and the judge their
+    defaults, ``minSamples`` :func:`ours_min_samples`."""
+    samples = ours_min_samples(pace)
+    checks = [
+        {"metric": "latency", "above": f"{round(latency_max_s * 1000)}ms", "minSamples": samples},
+        {"metric": "errors", "above": f"{FLAGGER_ERROR_RATE_MAX:g}%", "minSamples": samples},
+    ]
+    weights = range(FLAGGER_STEP_WEIGHT, FLAGGER_MAX_WEIGHT + 1, FLAGGER_STEP_WEIGHT)
+    duration = pace.duration(FLAGGER_INTERVAL_S)
+    steps: list[dict[str, Any]] = [
+        {"weight": w, "duration": duration, "rollbackOn": [dict(c) for c in checks]}
+        for w in weights
+    ]
+    return [*steps, {"weight": 100}]
+
+
+def ours_controller_flags(pace: Pace) -> list[str]:
+    """The controller's timings that are not the spec's, paced: its progress deadline (a
+    candidate never ready is rolled back after it) and both cleanup delays."""
+    cleanup = pace.duration(OURS_CLEANUP_DELAY_S)
+    return [
+        f"--progress-deadline={pace.duration(OURS_PROGRESS_DEADLINE_S)}",
+        f"--promote-cleanup-delay={cleanup}",
+        f"--rollback-cleanup-delay={cleanup}",
+    ]

@@ -87,3 +87,43 @@ def test_a_report_quotes_the_command_that_ran(
     kept.write_text(json.dumps(data))
     assert bench.main(["--report", str(kept), "--no-write"]) == 0
     assert "`python bench/peers.py --short --pace 6`" in capsys.readouterr().out
+
+
+def test_merged_runs_make_one_table_with_every_command_and_the_load(
+    bench: ModuleType,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A matrix run in parts: ``--merge`` adds another kept run's outcomes, its command and its
+    load samples; a run at another pace is refused."""
+    monkeypatch.setattr(bench, "machine_summary", lambda _: "a machine")
+    first, second, other = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "c.json"
+    first.write_text(
+        json.dumps(
+            {
+                "pace": 6.0,
+                "cmd": "python bench/peers.py --runs 1 --pace 6",
+                "load": [3.0, 5.0],
+                "outcomes": [outcome("ours", "healthy", False, "promoted")],
+            }
+        )
+    )
+    second.write_text(
+        json.dumps(
+            {
+                "pace": 6.0,
+                "cmd": "python bench/peers.py --runs 2 --candidates 'healthy' --pace 6",
+                "load": [4.0],
+                "outcomes": [outcome("ours", "healthy", False, "rolled back")] * 2,
+            }
+        )
+    )
+    other.write_text(json.dumps({"pace": 3.0, "outcomes": []}))
+    assert bench.main(["--report", str(first), "--merge", str(second), "--no-write"]) == 0
+    out = capsys.readouterr().out
+    assert "`python bench/peers.py --runs 1 --pace 6`, then `python bench/peers.py --runs 2" in out
+    assert "| ours | healthy | 3 | 1 promoted, 2 rolled back | 2 |" in out
+    assert "median 4, 3 to 5 over 3 samples" in out
+    with pytest.raises(SystemExit):
+        bench.main(["--report", str(first), "--merge", str(other), "--no-write"])

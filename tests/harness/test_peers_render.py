@@ -10,11 +10,18 @@ stable's latency, and the engine's Deployment.
 from __future__ import annotations
 
 import pytest
+from support.adoption import adopting_model
 
+from controlplane.local.inject import parse_fault
+from controlplane.spec.models import DEFAULT_INTERVAL, DEFAULT_MIN_SAMPLES, DEFAULT_WINDOW
+from controlplane.spec.units import parse_duration
 from harness.cluster.traefik import traefik_service
 from harness.peers.render import (
     CANDIDATES,
     ENGINE_PORT,
+    OURS_INTERVAL_S,
+    OURS_MIN_SAMPLES,
+    OURS_WINDOW_S,
     Pace,
     analysis_template,
     candidate,
@@ -25,6 +32,10 @@ from harness.peers.render import (
     flagger_metric_templates,
     flagger_traefik_service,
     latency_bound,
+    ours_analysis,
+    ours_controller_flags,
+    ours_min_samples,
+    ours_steps,
     rollouts_objects,
     rollouts_traefik_service,
 )
@@ -77,10 +88,14 @@ def test_the_candidates_scale_with_the_stable() -> None:
     assert found["2x errors"].inject == ("errors=2%",)
     assert found["2x errors"].stable_inject == ("errors=1%",)
     assert found["crash loop"].inject == ("crash-on-start",)
+    # the drift grows by half the stable's median a minute, in the engine's own grammar
+    assert found["drift"].inject == ("latency-drift=+250ms/1m",)
+    kind, per_second = parse_fault(found["drift"].inject[0])
+    assert (kind, per_second) == ("latency-drift", pytest.approx(0.25 / 60))
     assert all(c.bad for name, c in found.items() if name != "healthy")
     assert candidate("latency +50%", 1.0).inject == ("latency=+500ms",)
     with pytest.raises(ValueError, match="no candidate"):
-        candidate("drift", 1.0)
+        candidate("slow start", 1.0)
 
 
 def test_the_engine_deployment_runs_the_variant_with_its_faults() -> None:
@@ -135,3 +150,44 @@ def test_the_latency_bound_is_a_bucket_edge_above_the_stable() -> None:
     assert latency_bound(0.97) == 5.0  # 1.2125 is past the 1.2 edge
     assert latency_bound(0.2) == 0.3
     assert latency_bound(4.5) == 5.625  # beyond the last edge: the margin itself
+
+
+def test_ours_runs_the_spec_defaults_paced_on_flaggers_schedule() -> None:
+    """Ours: the spec's default interval, window and minSamples (read from the package, so a
+    changed default fails here), paced like every peer's; Flagger's 10 % steps up to 50 %, one
+    interval each, then 100 %; the result validates as an adopting ModelCanary."""
+    assert parse_duration(DEFAULT_INTERVAL).seconds == OURS_INTERVAL_S
+    assert parse_duration(DEFAULT_WINDOW).seconds == OURS_WINDOW_S
+    assert DEFAULT_MIN_SAMPLES == OURS_MIN_SAMPLES
+    as_documented = ours_analysis(Pace(1))
+    assert (as_documented["interval"], as_documented["window"]) == ("60s", "300s")
+    pace = Pace(6)
+    analysis = ours_analysis(pace)
+    assert (analysis["interval"], analysis["window"]) == ("10s", "50s")
+    assert all("quantile" not in m for m in analysis["metrics"])  # the default quantile
+    steps = ours_steps(pace, 1.2)
+    assert [s["weight"] for s in steps] == [10, 20, 30, 40, 50, 100]
+    assert {s.get("duration") for s in steps[:-1]} == {"10s"}
+    assert steps[0]["rollbackOn"] == [
+        {"metric": "latency", "above": "1200ms", "minSamples": 17},
+        {"metric": "errors", "above": "1%", "minSamples": 17},
+    ]
+    assert ours_min_samples(Pace(1)) == 100
+    assert ours_min_samples(Pace(1000)) == 1
+    assert ours_controller_flags(pace) == [
+        "--progress-deadline=300s",
+        "--promote-cleanup-delay=100s",
+        "--rollback-cleanup-delay=100s",
+    ]
+    canary = adopting_model(
+        "canary",
+        "ns",
+        target="engine",
+        model={"name": "engine", "maxModelLen": 8192},
+        candidate={"name": "candidate", "storageUri": "hf://m/x", "gpu": "nvidia-l40s"},
+        traffic={"router": "gateway-api"},
+        analysis=analysis,
+        steps=steps,
+    )
+    assert canary.spec.analysis.interval.seconds == 10
+    assert canary.spec.steps[0].rollback_on[0].for_.seconds == 0

@@ -71,6 +71,41 @@ def test_parse_injection_errors(text: str, message: str) -> None:
         parse_injection(text, NAMES)
 
 
+def test_a_latency_drift_grows_with_the_time_since_start() -> None:
+    """``latency-drift=+DELAY/SPAN``: DELAY more for every SPAN since the server started, on
+    top of a fixed ``latency``; it round-trips through :meth:`Faults.injections`."""
+    role, kind, value = parse_injection("candidate.latency-drift=+100ms/1m", NAMES)
+    assert (role, kind) == ("candidate", "latency-drift")
+    assert value == pytest.approx(0.1 / 60)
+    faults = parse_injections(["nf4.latency=+50ms", "nf4.latency-drift=+2s/10s"], NAMES)
+    drift = faults["candidate"]
+    assert drift == Faults(latency_s=0.05, latency_drift=0.2)
+    assert drift.active
+    assert drift.delay_s(0.0) == pytest.approx(0.05)
+    assert drift.delay_s(30.0) == pytest.approx(6.05)
+    assert drift.delay_s(-5.0) == pytest.approx(0.05)  # a clock read before the start: no growth
+    assert drift.describe() == "latency +50ms, latency +12000ms a minute"
+    again = parse_injections([f"candidate.{text}" for text in drift.injections()], NAMES)
+    assert again["candidate"].latency_drift == pytest.approx(drift.latency_drift)
+    assert again["candidate"].latency_s == pytest.approx(drift.latency_s)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "candidate.latency-drift=+100ms",
+        "candidate.latency-drift=2%/1m",
+        "candidate.latency-drift=+100ms/0",
+        "candidate.latency-drift=+100ms/soon",
+        "candidate.latency-drift=-100ms/1m",
+    ],
+    ids=["no-span", "share", "zero-span", "bad-span", "negative"],
+)
+def test_parse_latency_drift_errors(text: str) -> None:
+    with pytest.raises(UsageError, match="latency-drift takes a delay per span"):
+        parse_injection(text, NAMES)
+
+
 def test_parse_injections_combines_per_role() -> None:
     faults = parse_injections(
         ["candidate.latency=+300ms", "candidate.errors=2%", "stable.errors=1%"], NAMES

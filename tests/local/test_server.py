@@ -202,6 +202,27 @@ def test_injected_faults() -> None:
     serve(check, Faults(latency_s=0.05, error_fraction=0.5))
 
 
+def test_an_injected_drift_slows_later_requests() -> None:
+    """``latency-drift`` of one second per second: a request at the start waits about nothing,
+    one sent 0.4 s later at least 0.4 s more (what a fixed delay or none would not do)."""
+
+    async def check(session: aiohttp.ClientSession, server: ModelServer) -> None:
+        async def timed() -> float:
+            started = asyncio.get_running_loop().time()
+            async with session.post("/v1/chat/completions", json=CHAT) as r:
+                await r.read()
+                assert r.status == 200
+            return asyncio.get_running_loop().time() - started
+
+        first = await timed()
+        await asyncio.sleep(0.4)
+        later = await timed()
+        assert later >= 0.4, (first, later)
+        assert first < later - 0.2, (first, later)
+
+    serve(check, Faults(latency_drift=1.0))
+
+
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 def test_injected_engine_errors_count_as_vllm_does(stream: bool) -> None:
     """An engine ``error`` finish: vLLM answers 500 when not streamed (both counters see it) and

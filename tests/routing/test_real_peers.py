@@ -1,11 +1,13 @@
-"""The real Flagger and Argo Rollouts on one node, gateway, Prometheus and traffic (make bench).
+"""The real Flagger and Argo Rollouts, and ours, on one node, gateway, Prometheus and traffic.
 
 Under the ``peers`` marker, which ``make test`` leaves out (``pyproject.toml`` ``addopts``: the
 cold CI's time goes to other builds) and ``bench/peers.py`` runs (``make bench``): the loopback
 control plane with an audit log of every write, the real node, Traefik v3.6.12 and Prometheus
 (:func:`support.peers.peers_stack`, Traefik's CRD provider on for Rollouts' router), and
 Flagger v1.44.0 and Argo Rollouts v1.10.2 as host processes (:mod:`harness.peers.run`, built by
-``scripts/build-peers.sh``). Each run is one
+``scripts/build-peers.sh``), and ours: ``canaryctl controller`` adopting a KServe v0.20.0
+InferenceService of the engine (:func:`support.peers.ours_run`; KServe runs in the same stack
+for it). Each run is one
 candidate (:func:`harness.peers.render.candidates`) under load through the gateway, measured by
 :mod:`support.peers`.
 
@@ -15,19 +17,29 @@ through the gateway, and the tool's writes were counted. ``CONTROLPLANE_PEERS_RU
 (runs per candidate) and ``CONTROLPLANE_PEERS_CANDIDATES`` (comma-separated names, ``all``) make
 it the whole benchmark; ``CONTROLPLANE_PEERS_PACE`` divides every interval (6 unless told:
 ``bench/peers.py`` runs the benchmark at 3); ``CONTROLPLANE_PEERS_TOOLS`` picks the tools
-(comma-separated; both unless told);
+(comma-separated ``flagger``, ``argo-rollouts``, ``ours``; all three unless told);
 with ``CONTROLPLANE_TRAFFIC_REPORT`` set to a folder each outcome is written there as JSON.
+The tools run quickest first (ours, Flagger, then Rollouts, whose pauses take longest), so a run
+cut short has the most cells.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from support.peers import Outcome, flagger_run, peers_stack, rollouts_run
+from support.peers import (
+    OURS,
+    Outcome,
+    flagger_run,
+    ours_controller,
+    ours_run,
+    peers_stack,
+    rollouts_run,
+)
 from support.real_traffic import REPORT_ENV, Stack
 from support.realnode import MARKS
 
@@ -48,7 +60,9 @@ RUNS_ENV, CANDIDATES_ENV, PACE_ENV = (
     "CONTROLPLANE_PEERS_PACE",
 )
 PACE = Pace(float(os.environ.get(PACE_ENV, "6")))
-TOOLS = tuple(os.environ.get("CONTROLPLANE_PEERS_TOOLS", "flagger,argo-rollouts").split(","))
+TOOLS = tuple(
+    os.environ.get("CONTROLPLANE_PEERS_TOOLS", f"flagger,argo-rollouts,{OURS}").split(",")
+)
 
 
 def chosen() -> tuple[str, ...]:
@@ -66,7 +80,7 @@ def runs() -> int:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     folder = tmp_path_factory.mktemp("peers-cluster")
-    with peers_stack(folder) as running:
+    with peers_stack(folder, ours=OURS in TOOLS) as running:
         if "flagger" in TOOLS:
             start_flagger(running.cluster, running.prometheus)
         if "argo-rollouts" in TOOLS:
@@ -99,21 +113,34 @@ def check(outcomes: list[Outcome]) -> None:
         assert got.writes_per_minute > 0, got
 
 
-@pytest.mark.skipif("argo-rollouts" not in TOOLS, reason="CONTROLPLANE_PEERS_TOOLS leaves it out")
-def test_argo_rollouts_decides_each_candidate_on_real_traffic(stack: Stack) -> None:
-    outcomes = []
+def each(tool: str, run: Callable[[str, str], Outcome]) -> None:
+    """``run(namespace, candidate)`` for every chosen candidate and run, each outcome kept as it
+    comes; a run that raises is told at the end, after the others ran (a long benchmark keeps
+    what it measured), and fails the test as a wrong outcome does (:func:`check`)."""
+    outcomes, broken = [], []
     for name in chosen():
         for i in range(runs()):
-            outcomes.append(rollouts_run(stack, namespace("argo-rollouts", name, i), name, PACE))
-            keep("argo-rollouts", outcomes)
+            try:
+                outcomes.append(run(namespace(tool, name, i), name))
+            except Exception as exc:
+                broken.append(f"{tool} {name} #{i}: {type(exc).__name__}: {exc}"[:2000])
+            keep(tool, outcomes)
     check(outcomes)
+    assert not broken, "\n".join(broken)
+
+
+@pytest.mark.skipif(OURS not in TOOLS, reason="CONTROLPLANE_PEERS_TOOLS leaves it out")
+def test_ours_decides_each_candidate_on_real_traffic(stack: Stack) -> None:
+    every = tuple(namespace(OURS, name, i) for name in chosen() for i in range(runs()))
+    with ours_controller(stack, every, PACE):
+        each(OURS, lambda ns, name: ours_run(stack, ns, name, PACE))
 
 
 @pytest.mark.skipif("flagger" not in TOOLS, reason="CONTROLPLANE_PEERS_TOOLS leaves it out")
 def test_flagger_decides_each_candidate_on_real_traffic(stack: Stack) -> None:
-    outcomes = []
-    for name in chosen():
-        for i in range(runs()):
-            outcomes.append(flagger_run(stack, namespace("flagger", name, i), name, PACE))
-            keep("flagger", outcomes)
-    check(outcomes)
+    each("flagger", lambda ns, name: flagger_run(stack, ns, name, PACE))
+
+
+@pytest.mark.skipif("argo-rollouts" not in TOOLS, reason="CONTROLPLANE_PEERS_TOOLS leaves it out")
+def test_argo_rollouts_decides_each_candidate_on_real_traffic(stack: Stack) -> None:
+    each("argo-rollouts", lambda ns, name: rollouts_run(stack, ns, name, PACE))

@@ -1,12 +1,15 @@
 """One canary of one tool on the real stack, with what it cost: the side-by-side runs' shared part.
 
-Owns :func:`flagger_run` (Flagger v1.44.0's tutorial Canary on a Deployment of the engine, the
-candidate's faults in its new arguments) and the measures every run takes the same way
+Owns :func:`peers_stack`, :func:`flagger_run` (Flagger v1.44.0's tutorial Canary on a Deployment
+of the engine, the candidate's faults in its new arguments), :func:`rollouts_run` (Argo Rollouts
+v1.10.2's background analysis), :func:`ours_run` (``canaryctl controller`` adopting a KServe
+InferenceService of the engine, the candidate's faults in the ModelCanary's candidate) and the
+measures every run takes the same way
 (:class:`Outcome`): the requests the candidate served until the tool's verdict, the seconds from
 the candidate's arrival to that verdict, the requests that failed, and the Prometheus queries
 (Prometheus's own ``prometheus_http_requests_total`` of its query handlers, on its
 ``/metrics``) and API writes (the API server's audit log, by the tool's ``User-Agent``) per
-minute meanwhile. Called by
+minute meanwhile (ours: by the chart's ServiceAccount, its user in the audit log). Called by
 ``tests/routing/test_real_peers.py``; ``bench/peers.py`` renders what it wrote.
 """
 
@@ -16,6 +19,7 @@ import contextlib
 import statistics
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,16 +27,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from controlplane.kube.client import Ref
 from controlplane.kube.real import RealKube
+from controlplane.profiles.catalog import load_catalog
+from controlplane.serving.names import variant_service_name
 from harness.cluster.gateways import GATEWAY
+from harness.cluster.kserve import start_kserve
 from harness.cluster.kubeapi import applier, audit_events, start_cluster
 from harness.cluster.monitoring import start_monitoring
 from harness.cluster.traefik import start_traefik
-from harness.cluster.upstream_crds import GATEWAY_API, PROMETHEUS_OPERATOR
+from harness.cluster.upstream_crds import GATEWAY_API, PROMETHEUS_OPERATOR, all_crds
 from harness.cluster.upstream_crds import crds as upstream
 from harness.cluster.workloads import start_workloads
 from harness.node.node import start_node
-from harness.node.serving import MODELS_DIR, write_model
+from harness.node.serving import MODELS_DIR, start_serving, write_model
 from harness.peers.render import (
     CANDIDATE,
     STABLE,
@@ -45,15 +53,33 @@ from harness.peers.render import (
     flagger_canary,
     flagger_metric_templates,
     latency_bound,
+    ours_analysis,
+    ours_controller_flags,
+    ours_steps,
     pod_template,
     rollouts_objects,
 )
 from harness.peers.run import USER_AGENTS
-from support.real_traffic import Load, Stack
+from support.adoption import adopting_canary, live_isvc
+from support.real_serving import GPU
+from support.real_traffic import (
+    RELEASE,
+    RELEASE_NAMESPACE,
+    Controller,
+    Load,
+    Stack,
+    install_chart,
+    pod_ready,
+    prepare,
+)
 from support.realnode import until
 
 MODEL = "llama-tiny"
 APP = "engine"
+OURS = "ours"
+OURS_TICK = "5s"
+"""``canaryctl controller --tick``'s default (``controlplane/cli/controller.py``)."""
+"""The tool name of ``canaryctl controller`` in the outcomes."""
 QUERY_HANDLERS = "/api/v1/query|/api/v1/query_range"
 AFTER_S = 10.0
 """The load runs this long after the verdict (what users met once it was applied)."""
@@ -81,22 +107,40 @@ class Outcome:
         return asdict(self)
 
 
+OURS_GPUS = 4
+"""The node's GPUs for ours: the live service's pod, the candidate's, and one each may surge to
+(KServe rolls the live pods at a promotion)."""
+OURS_USER = f"system:serviceaccount:{RELEASE_NAMESPACE}:{RELEASE}-controlplane"
+"""Who our controller is in the audit log: the chart's ServiceAccount, whose token it runs on
+(:func:`support.real_traffic.install_chart`). Its ``User-Agent`` is the Python client's, which
+the harness's own requests share, so its writes are told by user."""
+
+
 @contextmanager
-def peers_stack(folder: Path) -> Iterator[Stack]:
-    """What the peers need of :func:`support.real_traffic.real_stack`, and no KServe: the
-    loopback control plane with the Gateway API and Prometheus Operator CRDs and an audit log of
-    every write, kube-controller-manager and kube-scheduler, the real node with the engine image,
-    Traefik (its CRD provider on, for Rollouts' router) and the Prometheus Operator's
-    Prometheus; stopped after."""
-    crds = [*upstream(GATEWAY_API), *upstream(PROMETHEUS_OPERATOR)]
+def peers_stack(folder: Path, ours: bool = False) -> Iterator[Stack]:
+    """What the peers need of :func:`support.real_traffic.real_stack`: the loopback control
+    plane with the Gateway API and Prometheus Operator CRDs and an audit log of every write,
+    kube-controller-manager and kube-scheduler, the real node with the engine image, Traefik
+    (its CRD provider on, for Rollouts' router) and the Prometheus Operator's Prometheus;
+    stopped after. With ``ours``, also what ours drives and runs on, as ``real_stack`` has it:
+    every CRD (the ModelCanary's and KServe's), KServe v0.20.0 serving the engine image on the
+    node's GPUs, and the chart installed (``Stack.controller_kubeconfig``: its
+    ServiceAccount's token)."""
+    crds = all_crds() if ours else [*upstream(GATEWAY_API), *upstream(PROMETHEUS_OPERATOR)]
     with start_cluster(folder, crds=crds, service_accounts=True, audit_writes=True) as cluster:
         start_workloads(cluster, nodes=[])
+        if ours:
+            start_kserve(cluster)
         real = start_node(cluster, cluster.workdir / "node")
         try:
+            if ours:
+                product = load_catalog().require_gpu(GPU).product_label
+                start_serving(cluster, real, product, gpus=OURS_GPUS)
             gateway = start_traefik(cluster, crd=True)
             prometheus = start_monitoring(cluster, gateway=gateway).url
             kube = RealKube.connect(kubeconfig=str(cluster.kubeconfig))
-            yield Stack(cluster, real, gateway, prometheus, kube, cluster.kubeconfig)
+            token = install_chart(cluster) if ours else cluster.kubeconfig
+            yield Stack(cluster, real, gateway, prometheus, kube, token)
         finally:
             real.stop()
 
@@ -115,11 +159,15 @@ def prometheus_queries(prometheus: str) -> float:
     return total
 
 
-def writes(stack: Stack, agent: str, start: float, end: float) -> int:
-    """The API writes whose ``User-Agent`` begins with ``agent`` between ``start`` and ``end``."""
+def writes(stack: Stack, tool: str, start: float, end: float) -> int:
+    """The API writes of ``tool`` between ``start`` and ``end``: a peer's by its ``User-Agent``
+    (:data:`harness.peers.run.USER_AGENTS`), ours by its user (:data:`OURS_USER`)."""
     count = 0
     for event in audit_events(stack.cluster):
-        if not str(event.get("userAgent", "")).startswith(agent):
+        if tool == OURS:
+            if (event.get("user") or {}).get("username") != OURS_USER:
+                continue
+        elif not str(event.get("userAgent", "")).startswith(USER_AGENTS[tool]):
             continue
         stamp = event.get("requestReceivedTimestamp", "")
         when = time.mktime(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
@@ -188,7 +236,7 @@ def measure(
         requests=len(answers),
         failed=sum(1 for a in answers if a.failed),
         queries_per_minute=round((queries1 - queries0) / minutes, 1),
-        writes_per_minute=round(writes(stack, USER_AGENTS[tool], start, end) / minutes, 1),
+        writes_per_minute=round(writes(stack, tool, start, end) / minutes, 1),
         base_latency_s=round(base, 3),
     )
 
@@ -332,6 +380,11 @@ def rollouts_run(
         status = _rollout(stack, namespace).get("status") or {}
         if status.get("abort"):
             return "rolled back"
+        if status.get("phase") == "Degraded":
+            # past progressDeadlineSeconds Rollouts marks the Rollout Degraded and, with
+            # progressDeadlineAbort false by default (docs/features/specification.md), does not
+            # abort: it halts with the candidate's ReplicaSet still there
+            return "halted"
         if status.get("stableRS") not in (None, stable) and status.get("phase") == "Healthy":
             return "promoted"
         return None
@@ -354,3 +407,147 @@ def rollouts_run(
         with contextlib.suppress(OSError):
             stack.cluster.request("DELETE", path)
     return outcome
+
+
+MODEL_CANARY = ("canary.controlplane.dev/v1alpha1", "ModelCanary")
+OURS_CANARY = "canary"
+"""The ModelCanary's name in each run's namespace (not ``engine`` nor ``engine-*``: KServe's
+and the candidate's names)."""
+
+
+def _found(stack: Stack, path: str) -> Any:
+    """The object at ``path``, or None where the API server answers 404."""
+    try:
+        return stack.cluster.request("GET", path)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise
+
+
+def _isvc_path(namespace: str, name: str) -> str:
+    return f"/apis/serving.kserve.io/v1beta1/namespaces/{namespace}/inferenceservices/{name}"
+
+
+def _serving(stack: Stack, namespace: str) -> bool:
+    """The live InferenceService is Ready on its pod."""
+    isvc = stack.cluster.request("GET", _isvc_path(namespace, APP))
+    conditions = (isvc.get("status") or {}).get("conditions") or []
+    ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+    pods = _live_pods(stack, namespace)
+    return ready and len(pods) == 1 and pod_ready(pods[0])
+
+
+def _live_pods(stack: Stack, namespace: str) -> list[dict[str, Any]]:
+    path = (
+        f"/api/v1/namespaces/{namespace}/pods"
+        f"?labelSelector=serving.kserve.io%2Finferenceservice%3D{APP}"
+    )
+    items: list[dict[str, Any]] = stack.cluster.request("GET", path)["items"]
+    return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+
+def _canary_status(stack: Stack, namespace: str) -> dict[str, Any]:
+    got = stack.kube.get(Ref(*MODEL_CANARY, namespace, OURS_CANARY))
+    status: dict[str, Any] = got.get("status") or {}
+    return status
+
+
+def ours_run(stack: Stack, namespace: str, name: str, pace: Pace, timeout: float = 1800) -> Outcome:
+    """Ours on the candidate ``name`` in ``namespace``, as a team adopts what it serves
+    (docs/first-canary.md): the stable is an InferenceService of the engine on KServe's
+    Hugging Face runtime, one replica, served on KServe's host through the same Gateway; once
+    its latency is known, the ModelCanary adopting it arrives (sections of
+    :func:`harness.peers.render.ours_analysis` and :func:`harness.peers.render.ours_steps`,
+    with the peers' latency bound), its candidate running the candidate's faults, driven by
+    ``canaryctl controller`` (:func:`ours_controller`, already running for ``namespace``).
+    Promoted / rolled back: the ModelCanary's ``status.phase``."""
+    uri = write_model(MODEL)
+    product = load_catalog().require_gpu(GPU).product_label
+    model = APP  # the live service's --model_name: what clients send
+    # --variant: what the engine answers in x-canary-variant, as the peers' pods are given it;
+    # it also makes the healthy candidate a change (the controller promotes a candidate
+    # identical to the stable at once: "nothing to roll out"), as the peers' is a new template
+    stable_args = [f"--model_name={model}", "--max-model-len=8192", f"--variant={STABLE}"]
+    stable_inject = candidate(name, 1.0).stable_inject
+    args = [*stable_args, *(f"--inject={fault}" for fault in stable_inject)]
+    live = live_isvc(namespace, APP, args=args, replicas=1, product=product, storage_uri=uri)
+    stack.kube.apply(live, field_manager="argocd-controller")
+    until(lambda: _serving(stack, namespace), f"{namespace}/{APP} Ready", 300)
+    route_path = f"/apis/gateway.networking.k8s.io/v1/namespaces/{namespace}/httproutes/{APP}"
+    route = until(lambda: _found(stack, route_path), "KServe's HTTPRoute", 120)
+    host = str(route["spec"]["hostnames"][0])
+    pod = _live_pods(stack, namespace)[0]
+    seen = latencies(Load(f"http://{pod['status']['podIP']}:8080", host, model))
+    base = statistics.median(seen)
+    chosen = candidate(name, base)
+    spec = adopting_canary(
+        OURS_CANARY,
+        namespace,
+        target=APP,
+        model={"name": model, "maxModelLen": 8192},
+        stable={"name": STABLE, "targetRef": {"name": APP}},
+        candidate={
+            "name": CANDIDATE,
+            "storageUri": uri,
+            "gpu": GPU,
+            "replicas": 1,
+            "args": [f"--variant={CANDIDATE}", *(f"--inject={f}" for f in chosen.inject)],
+        },
+        traffic={"router": "gateway-api"},
+        analysis=ours_analysis(pace),
+        steps=ours_steps(pace, latency_bound(max(seen))),
+        alerts=[],
+    )
+    load = Load(stack.gateway.url, host, model)
+    until(lambda: load.one().code == 200, f"{host} answers through the gateway", 120)
+
+    def verdict() -> str | None:
+        phase = _canary_status(stack, namespace).get("phase")
+        return {"promoted": "promoted", "rolled_back": "rolled back"}.get(str(phase))
+
+    outcome = measure(
+        stack,
+        OURS,
+        chosen,
+        load,
+        lambda: stack.kube.apply(spec, field_manager="peers"),
+        verdict,
+        timeout,
+        base,
+    )
+    state = _canary_status(stack, namespace)
+    outcome.detail = str((state.get("reason") or {}).get("message") or state.get("phase"))
+    _clean_ours(stack, namespace)
+    return outcome
+
+
+@contextmanager
+def ours_controller(stack: Stack, namespaces: tuple[str, ...], pace: Pace) -> Iterator[None]:
+    """``canaryctl controller`` for ``namespaces`` (made first, with the node's model volume)
+    on the chart's ServiceAccount, started once before every run of ours as the peers'
+    controllers are: its defaults but for the paced timings of
+    :func:`harness.peers.render.ours_controller_flags`; stopped after."""
+    prepare(stack, namespaces)
+    # the default tick (support.real_traffic.Controller gives the other tests 1 s)
+    flags = (f"--tick={OURS_TICK}", *ours_controller_flags(pace))
+    controller = Controller(stack, namespaces, extra=flags)
+    controller.start()
+    try:
+        yield
+    finally:
+        controller.stop()
+
+
+def _clean_ours(stack: Stack, namespace: str) -> None:
+    """Delete the ModelCanary while the controller runs (it takes its own objects away), then
+    both InferenceServices: no pod of a finished run keeps a core busy."""
+    path = f"/apis/canary.controlplane.dev/v1alpha1/namespaces/{namespace}/modelcanaries/"
+    with contextlib.suppress(OSError):
+        stack.cluster.request("DELETE", path + OURS_CANARY)
+
+    with contextlib.suppress(AssertionError):
+        until(lambda: _found(stack, path + OURS_CANARY) is None, "the ModelCanary deleted", 60)
+    for isvc in (APP, variant_service_name(APP, CANDIDATE)):
+        with contextlib.suppress(OSError):
+            stack.cluster.request("DELETE", _isvc_path(namespace, isvc))
