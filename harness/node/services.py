@@ -4,9 +4,10 @@ Owns the configuration of both (pure: :func:`kube_proxy_config`, :func:`corefile
 :func:`kubelet_dns`) and the checks that they serve (:func:`answers`). With them a pod of the
 node reaches a Service by its name, ``http://<service>.<namespace>.svc.cluster.local``, as in any
 cluster: what the product's ``{{candidate.endpoint}}`` is (``controller/argo_gates.py``,
-``variant_endpoint``). :func:`harness.node.node.start_node` starts them with ``services=True``,
-after kubelet, as processes of the node (their command lines name :data:`~harness.node.node.
-RUN_DIR`, so :meth:`~harness.node.node.RealNode.stop` ends them and takes back what they wrote):
+``variant_endpoint``). :func:`harness.node.node.start_node` starts them with
+``cluster_network=True``, after kubelet, as processes of the node (their command lines name
+:data:`~harness.node.node.RUN_DIR`, so :meth:`~harness.node.node.RealNode.stop` ends them
+and takes back what they wrote):
 
 - ``kube-proxy`` v1.34.10 (``scripts/build-kube.sh``, the same module as kubelet) in
   ``iptables`` mode, on the admin kubeconfig, for the node :data:`~harness.node.node.NODE_NAME`.
