@@ -8,10 +8,13 @@ rule: weighted ``backendRefs`` to ``<model>-<stable>-predictor`` and
 ``<model>-<candidate>-predictor``. With a cohort, rule 1 matches the cohort header's values and
 splits by weight, and rule 2 (everything else) goes to stable only, so rule 1 is the ONLY way to
 the candidate. Shadow adds a ``RequestMirror`` filter with ``percent: 100`` (Gateway API v1.2+)
-to the rule(s) that may reach the candidate. For an adopted stable (``targetRef``) the route
-is on the hosts KServe serves the live service on, and each rule matches the inference paths
-exactly (:data:`controlplane.serving.adopt.INFERENCE_PATHS`), which outranks KServe's own route
-there; the stable backend is the live predictor Service. :func:`build_httproute` is pure; the
+to the rule(s) that may reach the candidate. Once the rollout has an outcome the route names
+the winner's Service alone: the loser's InferenceService is released after it, and a backendRef
+to a Service that is gone is one the Gateway's controller reports unresolved (Traefik v3.6.12:
+``ResolvedRefs`` False, ``BackendNotFound``), even at weight 0. For an adopted stable
+(``targetRef``) the route is on the hosts KServe serves the live service on, and each rule
+matches the inference paths exactly (:data:`controlplane.serving.adopt.INFERENCE_PATHS`), which
+outranks KServe's own route there; the stable backend is the live predictor Service. :func:`build_httproute` is pure; the
 :func:`router` applies it and reads it back, and its weights count as verified only once every
 Gateway controller that reports on the route's parent has taken up the route's current generation
 (:func:`taken_up`: Gateway API's ``status.parents[].conditions[].observedGeneration``). Called by
@@ -112,6 +115,8 @@ def build_httproute(
         _backend(stable, target.stable, stable_name),
         _backend(candidate, target.candidate, candidate_name),
     ]
+    if outcome is not None:  # the loser's Service is released: a ref to it would be unresolved
+        split = [split[1] if outcome == "promoted" else split[0]]
     filters: list[Obj] = []
     if target.mirror:
         filters.append(

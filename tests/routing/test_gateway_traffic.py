@@ -158,7 +158,8 @@ def in_effect(stack: Stack, weight: int) -> bool:
     want = {}
     for role, share in (("stable", 100 - weight), ("candidate", weight)):
         service = names.predictor_service(isvc_name(stack.canary, role))
-        want[role] = (running.get(traefik_service(NS, service, 80)), share)
+        # a variant the route no longer names (after an outcome) gets nothing: no weight
+        want[role] = (running.get(traefik_service(NS, service, 80), 0), share)
     return accepted and all(got == share for got, share in want.values())
 
 

@@ -80,7 +80,9 @@ from support.realnode import MARKS, until
 from support.traffic_report import SETTLE_S, until_rollback, within_bounds
 
 from controlplane.errors import NotFound
+from controlplane.kube.client import Ref
 from controlplane.local.server import ENGINE_HEADER
+from controlplane.routing.owned import route_health
 from controlplane.spec.units import time_value
 from harness.node.serving import STACK_MODULES
 
@@ -125,6 +127,21 @@ def roll_out(
     finally:
         controller.stop()
     return loads
+
+
+def assert_route_names_only(stack: Stack, name: str, variant: str) -> None:
+    """After the end, canary ``name``'s HTTPRoute names ``variant``'s predictor Service alone, and
+    Traefik reports every ref resolved on the route's generation (a ref to the released
+    variant's Service, even at weight 0, was ``ResolvedRefs`` False, ``BackendNotFound``)."""
+    ref = Ref("gateway.networking.k8s.io/v1", "HTTPRoute", name, name)
+    route = stack.kube.get(ref)
+    refs = [b["name"] for rule in route["spec"]["rules"] for b in rule["backendRefs"]]
+    assert refs == [f"{name}-llm-{variant}-predictor"], refs
+    until(
+        lambda: route_health(stack.kube.get(ref)) == ("Ready", ""),
+        f"Traefik reporting {name}'s HTTPRoute resolved",
+        60,
+    )
 
 
 def assert_split(rows: list[dict[str, Any]]) -> None:
@@ -188,6 +205,8 @@ def test_a_healthy_candidate_is_promoted_and_a_slow_one_rolled_back_on_real_traf
         STABLE
     }
     assert any("latency" in m for m in events(stack, "slow", "RolledBack"))
+    assert_route_names_only(stack, "good", CANDIDATE)
+    assert_route_names_only(stack, "slow", STABLE)
     # capacity followed traffic: the candidate up before its weight rose, the stable down after
     sized = status(stack, "sized")
     steps = [h["weight"] for h in sized["history"] if h["type"] in ("StepStarted", "Advanced")]
