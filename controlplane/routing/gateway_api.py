@@ -14,11 +14,12 @@ to a Service that is gone is one the Gateway's controller reports unresolved (Tr
 ``ResolvedRefs`` False, ``BackendNotFound``), even at weight 0. For an adopted stable
 (``targetRef``) the route is on the hosts KServe serves the live service on, and each rule
 matches the inference paths exactly (:data:`controlplane.serving.adopt.INFERENCE_PATHS`), which
-outranks KServe's own route there; the stable backend is the live predictor Service. :func:`build_httproute` is pure; the
-:func:`router` applies it and reads it back, and its weights count as verified only once every
-Gateway controller that reports on the route's parent has taken up the route's current generation
-(:func:`taken_up`: Gateway API's ``status.parents[].conditions[].observedGeneration``). Called by
-the controller and ``canaryctl render``.
+outranks KServe's own route there; the stable backend is the live predictor Service.
+:func:`build_httproute` is pure; the :func:`router` applies it and reads it back, and its weights
+count as verified only once every Gateway controller that reports on the route's parent has
+taken up the route's current generation (:func:`taken_up`: Gateway API's
+``status.parents[].conditions[].observedGeneration``). Called by the controller and ``canaryctl
+render``.
 """
 
 from __future__ import annotations
