@@ -6,7 +6,8 @@ the product's error tree: 403 -> ``Forbidden``, 404 -> ``NotFound``, 409 -> ``Co
 the ``Expired`` of :func:`~controlplane.kube.client.is_expired`, anything else -> ``KubeError``
 with the status, reason and the server's own message), :func:`retry_after` (when the server asks
 for a retry, as client-go reads it) and the list conventions both clients follow (page size,
-label selectors, kube-apiserver's 404 for a path it does not serve). Its own module so that
+label selectors, kube-apiserver's 404 for a path it does not serve, the connections a request
+tries). Its own module so that
 ``kubectl canary list`` reaches them without importing the Kubernetes client's adapter (issue 41).
 Pure.
 """
@@ -26,6 +27,13 @@ NO_ROUTE = ("the server could not find the requested resource", "404 page not fo
 as opposed to a missing object's (``... "name" not found``)."""
 DEFAULT_PAGE_SIZE = 500
 """Objects per list request (client-go's pager uses 500 too)."""
+CONNECT_ATTEMPTS = 3
+"""Connections a request tries before the API server counts as unreachable, both clients: one
+never made (refused, or no answer to its SYN within the connect timeout) sent no byte of the
+request, so a new one is opened at once. Each is a new socket, so a new source port: on this
+project's 2-core test machine a loopback connect to kube-apiserver sat in SYN_SENT for 10 s,
+three SYNs unanswered, while a connect to the same listener from another socket at that moment
+completed at once (docs/kube-adapter.md, "Connections")."""
 
 
 def selector_string(label_selector: Mapping[str, str] | None) -> str | None:

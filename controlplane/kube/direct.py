@@ -44,6 +44,7 @@ from urllib.parse import urlencode, urlsplit
 from controlplane import __version__
 from controlplane.errors import KubeError, NotFound
 from controlplane.kube.answers import (
+    CONNECT_ATTEMPTS,
     DEFAULT_PAGE_SIZE,
     MAX_RETRIES,
     NO_ROUTE,
@@ -362,22 +363,39 @@ class DirectLister:
             self._sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _request(self, path: str) -> _Answer:
+    def _connection(self) -> http.client.HTTPConnection:
         where = self.where
-        conn: http.client.HTTPConnection
         if where.tls is not None:
-            conn = http.client.HTTPSConnection(
+            return http.client.HTTPSConnection(
                 where.host, where.port, timeout=self._connect_timeout_s, context=where.tls
             )
-        else:
-            conn = http.client.HTTPConnection(
-                where.host, where.port, timeout=self._connect_timeout_s
-            )
+        return http.client.HTTPConnection(where.host, where.port, timeout=self._connect_timeout_s)
+
+    def _connected(self) -> http.client.HTTPConnection:
+        """A connection to the server: one never made (refused, or its SYN unanswered within
+        the connect timeout) is tried again on a new one, up to :data:`CONNECT_ATTEMPTS` in all,
+        as :func:`controlplane.kube.real.connect_retries` does; a TLS handshake that failed on a
+        connection made is not."""
+        for attempt in range(1, CONNECT_ATTEMPTS + 1):
+            conn = self._connection()
+            try:
+                conn.connect()
+                return conn
+            except OSError:
+                made = conn.sock is not None
+                conn.close()
+                if made or attempt == CONNECT_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _request(self, path: str) -> _Answer:
+        where = self.where
+        conn: http.client.HTTPConnection | None = None
         headers = {"Accept": "application/json", "User-Agent": f"kubectl-canary/{__version__}"}
         if where.authorization:
             headers["Authorization"] = where.authorization
         try:
-            conn.connect()
+            conn = self._connected()
             if conn.sock is not None:
                 conn.sock.settimeout(self._request_timeout_s)
             conn.request("GET", where.prefix + path, headers=headers)
@@ -390,4 +408,5 @@ class DirectLister:
         except ValueError as exc:  # http.client refuses a header with a line break in it
             raise KubeError(f"no usable Kubernetes configuration: {exc}") from exc
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()

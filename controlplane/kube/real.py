@@ -12,7 +12,10 @@ found without asking the server on every call. Server-side apply is a PATCH with
 ``application/apply-patch+yaml``, ``fieldManager`` and ``force=true``; Events are core/v1.
 
 Every request carries a client-side timeout (``_request_timeout``): ``(connect_timeout_s,
-request_timeout_s)`` for ordinary calls and discovery; a watch asks the server to end it after
+request_timeout_s)`` for ordinary calls and discovery; a connection that was never made (refused,
+or no answer to its SYN within ``connect_timeout_s``) is tried again on a new connection, up to
+:data:`CONNECT_ATTEMPTS` in all (:func:`connect_retries`), since no byte of the request reached
+the server; a watch asks the server to end it after
 ``timeoutSeconds`` and reads with a timeout ``watch_slack_s`` longer. Lists are paged
 (``limit``/``continue``, ``page_size`` per request) and every page is followed. A request the
 server asks to retry (429, or 500-504, with ``Retry-After``) is retried after that wait, up to
@@ -47,6 +50,7 @@ if TYPE_CHECKING:  # what this module depends on, for import-linter ("only kube/
 
 from controlplane.errors import Conflict, KubeError, NotFound, Unserved
 from controlplane.kube.answers import (
+    CONNECT_ATTEMPTS,
     DEFAULT_PAGE_SIZE,
     MAX_RETRIES,
     NO_ROUTE,
@@ -74,6 +78,24 @@ PATCH_CONTENT_TYPES: dict[str, str] = {
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 DEFAULT_WATCH_S = 300.0
 """How long a watch asks to last when the caller gives no ``timeout_s``."""
+
+
+def connect_retries() -> Any:
+    """urllib3's retry policy for :meth:`RealKube.connect`: a connection that was never made is
+    tried again at once, up to :data:`CONNECT_ATTEMPTS` connections in all; nothing else is
+    retried by urllib3 (a read that failed or timed out may have reached the server; a status
+    the server asks to retry is :func:`_timed_dynamic_client`'s, after its ``Retry-After``; a
+    redirect is not followed; a TLS failure is not a connection to try again)."""
+    retry = importlib.import_module("urllib3.util.retry").Retry
+    return retry(
+        total=CONNECT_ATTEMPTS - 1,
+        connect=CONNECT_ATTEMPTS - 1,
+        read=0,
+        redirect=0,
+        status=0,
+        other=0,
+        respect_retry_after_header=False,
+    )
 
 
 @contextmanager
@@ -169,7 +191,9 @@ class RealKube:
                         f"no usable Kubernetes configuration: kubeconfig: {kube_config_error}; "
                         f"in-cluster: {in_cluster_error}"
                     ) from in_cluster_error
-        configuration.retries = 0  # a timed-out call fails once; the callers back off and retry
+        # only a connection never made is tried again; a call that timed out fails once, and
+        # the callers back off and retry
+        configuration.retries = connect_retries()
         return cls(
             client.ApiClient(configuration),
             component=component,

@@ -19,9 +19,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
-from support.http import serving
+from support.http import PROC_NET_TCP, first_syn_dropped, serving
 
 from controlplane.errors import Forbidden, KubeError, NotFound, Unserved
+from controlplane.kube import direct
 from controlplane.kube.client import unserved
 from controlplane.kube.direct import DirectLister, Endpoint, endpoint, lister
 from controlplane.spec.constants import API_VERSION, KIND
@@ -219,3 +220,22 @@ def test_an_unreachable_server_is_an_error(tmp_path: Path) -> None:
     assert found is not None
     with pytest.raises(KubeError, match=r"^the API server is unreachable: ConnectionRefusedError"):
         found.list(API_VERSION, KIND, "team-a")
+
+
+@pytest.mark.skipif(not PROC_NET_TCP.exists(), reason="reads Linux's /proc/net/tcp")
+def test_a_connection_never_made_is_tried_again_on_a_new_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As RealKube's: no byte reached the server, so a new connection (a new source port) is
+    opened and the list succeeds; with one attempt the same dropped SYN is the error."""
+    answer = {"metadata": {}, "items": [{"metadata": {"name": "a"}}]}
+    for attempts in (direct.CONNECT_ATTEMPTS, 1):
+        monkeypatch.setattr(direct, "CONNECT_ATTEMPTS", attempts)
+        with first_syn_dropped(lambda path: answer) as url:
+            port = int(url.rsplit(":", 1)[1])
+            kube = DirectLister(Endpoint("http", "127.0.0.1", port, ""), connect_timeout_s=0.5)
+            if attempts > 1:
+                assert [i["metadata"]["name"] for i in kube.list(API_VERSION, KIND)] == ["a"]
+            else:
+                with pytest.raises(KubeError, match="unreachable: TimeoutError"):
+                    kube.list(API_VERSION, KIND)
