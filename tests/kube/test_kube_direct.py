@@ -227,11 +227,11 @@ def test_a_connection_never_made_is_tried_again_on_a_new_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """As RealKube's: no byte reached the server, so a new connection (a new source port) is
-    opened and the list succeeds; with one attempt the same dropped SYN is the error."""
+    opened and the list succeeds; with one attempt a dropped SYN is the error."""
     answer = {"metadata": {}, "items": [{"metadata": {"name": "a"}}]}
     for attempts in (direct.CONNECT_ATTEMPTS, 1):
         monkeypatch.setattr(direct, "CONNECT_ATTEMPTS", attempts)
-        with first_syn_dropped(lambda path: answer) as url:
+        with first_syn_dropped(lambda path: answer, drain=attempts > 1) as url:
             port = int(url.rsplit(":", 1)[1])
             kube = DirectLister(Endpoint("http", "127.0.0.1", port, ""), connect_timeout_s=0.5)
             if attempts > 1:

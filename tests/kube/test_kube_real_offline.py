@@ -439,8 +439,8 @@ def test_unreachable_server_is_a_kube_error(tmp_path: Path) -> None:
 @pytest.mark.skipif(not PROC_NET_TCP.exists(), reason="reads Linux's /proc/net/tcp")
 def test_a_connection_never_made_is_tried_again_on_a_new_one(tmp_path: Path) -> None:
     """No byte of the request reached the server, so RealKube.connect's policy opens a new
-    connection (a new source port) and the call succeeds; with urllib3's retries off, the same
-    dropped SYN is the error "the API server is unreachable"."""
+    connection (a new source port) and the call succeeds; with urllib3's retries off, a dropped
+    SYN is the error "the API server is unreachable"."""
     assert CONNECT_ATTEMPTS >= 2
     with first_syn_dropped(lambda path: DISCOVERY.get(path) or canary()) as url:
         config = Configuration(host=url)
@@ -449,7 +449,7 @@ def test_a_connection_never_made_is_tried_again_on_a_new_one(tmp_path: Path) -> 
         kube = RealKube(api, discovery_cache=str(tmp_path / "d.json"), connect_timeout_s=0.5)
         assert kube.get(C1)["metadata"]["name"] == "c1"
         api.close()
-    with first_syn_dropped(lambda path: DISCOVERY.get(path) or canary()) as url:
+    with first_syn_dropped(lambda path: DISCOVERY.get(path) or canary(), drain=False) as url:
         config = Configuration(host=url)
         config.retries = 0
         api = ApiClient(config)

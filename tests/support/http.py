@@ -49,14 +49,15 @@ def syn_sent_to(port: int) -> bool:
 
 
 @contextmanager
-def first_syn_dropped(answer: Callable[[str], Any]) -> Iterator[str]:
+def first_syn_dropped(answer: Callable[[str], Any], drain: bool = True) -> Iterator[str]:
     """Serve ``answer(path)`` as JSON to every GET, behind a listener that drops the first SYN it
     gets, as a connect was dropped on this project's test machine. The listener's accept queue
     (``listen(0)``: room for one) is held full by a connection nobody accepts, so Linux drops a
     new SYN (``tcp_conn_request``: the accept queue is full). Once a connect waits in SYN_SENT,
     the queue is emptied and the server serves: the waiting connect's SYN goes again only after
     the kernel's initial RTO (1 s), so a client that gives up on it sooner and opens a new
-    connection is served at once, and one that does not fails."""
+    connection is served at once. With ``drain=False`` the queue stays full and every SYN is
+    dropped: a client that tries one connection fails however late its timeout fires."""
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:
@@ -85,10 +86,13 @@ def first_syn_dropped(answer: Callable[[str], Any]) -> Iterator[str]:
         server.serve_forever(poll_interval=0.05)
 
     thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
+    if drain:
+        thread.start()
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        server.shutdown()
-        thread.join(10)
+        filler.close()
+        if drain:
+            server.shutdown()
+            thread.join(10)
         server.server_close()
