@@ -374,7 +374,7 @@ class DirectLister:
     def _connected(self) -> http.client.HTTPConnection:
         """A connection to the server: one never made (refused, or its SYN unanswered within
         the connect timeout) is tried again on a new one, up to :data:`CONNECT_ATTEMPTS` in all,
-        as :func:`controlplane.kube.real.connect_retries` does; a TLS handshake that failed on a
+        as :class:`controlplane.kube.real.RealKube` does; a TLS handshake that failed on a
         connection made is not."""
         for attempt in range(1, CONNECT_ATTEMPTS + 1):
             conn = self._connection()

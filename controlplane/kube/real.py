@@ -12,11 +12,12 @@ found without asking the server on every call. Server-side apply is a PATCH with
 ``application/apply-patch+yaml``, ``fieldManager`` and ``force=true``; Events are core/v1.
 
 Every request carries a client-side timeout (``_request_timeout``): ``(connect_timeout_s,
-request_timeout_s)`` for ordinary calls and discovery; a connection that was never made (refused,
-or no answer to its SYN within ``connect_timeout_s``) is tried again on a new connection, up to
-:data:`CONNECT_ATTEMPTS` in all (:func:`connect_retries`), since no byte of the request reached
-the server; a watch asks the server to end it after
-``timeoutSeconds`` and reads with a timeout ``watch_slack_s`` longer. Lists are paged
+request_timeout_s)`` for ordinary calls and discovery; a request whose connection was never made
+(refused, or no answer to its SYN within ``connect_timeout_s``) is sent again on a new
+connection, up to ``connect_attempts`` (:data:`~controlplane.kube.answers.CONNECT_ATTEMPTS`) in
+all, since no byte of it reached the server (:func:`_never_connected`); a watch asks the
+server to end it after ``timeoutSeconds`` and reads with a timeout ``watch_slack_s`` longer.
+Lists are paged
 (``limit``/``continue``, ``page_size`` per request) and every page is followed. A request the
 server asks to retry (429, or 500-504, with ``Retry-After``) is retried after that wait, up to
 ten times, as client-go does.
@@ -80,24 +81,6 @@ DEFAULT_WATCH_S = 300.0
 """How long a watch asks to last when the caller gives no ``timeout_s``."""
 
 
-def connect_retries() -> Any:
-    """urllib3's retry policy for :meth:`RealKube.connect`: a connection that was never made is
-    tried again at once, up to :data:`CONNECT_ATTEMPTS` connections in all; nothing else is
-    retried by urllib3 (a read that failed or timed out may have reached the server; a status
-    the server asks to retry is :func:`_timed_dynamic_client`'s, after its ``Retry-After``; a
-    redirect is not followed; a TLS failure is not a connection to try again)."""
-    retry = importlib.import_module("urllib3.util.retry").Retry
-    return retry(
-        total=CONNECT_ATTEMPTS - 1,
-        connect=CONNECT_ATTEMPTS - 1,
-        read=0,
-        redirect=0,
-        status=0,
-        other=0,
-        respect_retry_after_header=False,
-    )
-
-
 @contextmanager
 def _translated() -> Iterator[None]:
     try:
@@ -137,6 +120,7 @@ class RealKube:
         request_timeout_s: float = 30.0,
         watch_slack_s: float = 10.0,
         page_size: int = DEFAULT_PAGE_SIZE,
+        connect_attempts: int = CONNECT_ATTEMPTS,
         rediscover_after_s: float = 30.0,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -149,6 +133,7 @@ class RealKube:
         self._request_timeout_s = request_timeout_s
         self._watch_slack_s = watch_slack_s
         self._page_size = page_size
+        self._connect_attempts = connect_attempts
         self._rediscover_after_s = rediscover_after_s
         self._monotonic = monotonic
         self._sleep = sleep
@@ -191,9 +176,10 @@ class RealKube:
                         f"no usable Kubernetes configuration: kubeconfig: {kube_config_error}; "
                         f"in-cluster: {in_cluster_error}"
                     ) from in_cluster_error
-        # only a connection never made is tried again; a call that timed out fails once, and
-        # the callers back off and retry
-        configuration.retries = connect_retries()
+        # urllib3 retries nothing: a request whose connection was never made is sent again by
+        # the client itself (_never_connected); one that timed out fails once, and the callers
+        # back off and retry
+        configuration.retries = 0
         return cls(
             client.ApiClient(configuration),
             component=component,
@@ -214,6 +200,7 @@ class RealKube:
                         self._cache_file,
                         self._timeout(self._request_timeout_s),
                         self._sleep,
+                        self._connect_attempts,
                     )
             return self._dynamic
 
@@ -439,25 +426,47 @@ class RealKube:
         return True
 
 
+def _never_connected(exc: BaseException) -> bool:
+    """``exc`` is urllib3's for a connection that was never made: refused, or no answer to its
+    SYN within the connect timeout (a ``MaxRetryError`` whose reason is a
+    ``ConnectTimeoutError``, of which ``NewConnectionError`` is one). No byte of the request
+    reached the server, so any request may be sent again on a new connection."""
+    errors = importlib.import_module("urllib3.exceptions")
+    return isinstance(exc, errors.MaxRetryError) and isinstance(
+        exc.reason, errors.ConnectTimeoutError
+    )
+
+
 def _timed_dynamic_client(
-    api_client: Any, cache_file: str | None, timeout: Any, sleep: Callable[[float], None]
+    api_client: Any,
+    cache_file: str | None,
+    timeout: Any,
+    sleep: Callable[[float], None],
+    connect_attempts: int = CONNECT_ATTEMPTS,
 ) -> Any:
-    """A DynamicClient whose every request (discovery included) has ``_request_timeout`` and is
-    retried, up to :data:`MAX_RETRIES` times, after the wait a ``Retry-After`` asks for."""
+    """A DynamicClient whose every request (discovery and watches included) has
+    ``_request_timeout``, is sent again at once on a new connection while its connection was
+    never made (:func:`_never_connected`), up to ``connect_attempts`` connections, and is
+    retried, up to :data:`MAX_RETRIES` times, after the wait a ``Retry-After`` asks for. Nothing
+    is logged per attempt (urllib3's own retries would log a warning for each)."""
     base = _module("kubernetes.dynamic").DynamicClient
 
     class TimedDynamicClient(base):  # type: ignore[misc, valid-type]
         def request(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
             params.setdefault("_request_timeout", timeout)
-            for attempt in range(MAX_RETRIES + 1):
+            connects = waits = 0
+            while True:
                 try:
                     return super().request(method, path, body, **params)
                 except Exception as exc:
+                    if _never_connected(exc) and connects + 1 < connect_attempts:
+                        connects += 1
+                        continue
                     wait = retry_after(exc)
-                    if wait is None or attempt == MAX_RETRIES:
+                    if wait is None or waits == MAX_RETRIES:
                         raise
+                    waits += 1
                     sleep(wait)
-            raise AssertionError("unreachable")  # pragma: no cover
 
     return TimedDynamicClient(api_client, cache_file=cache_file)
 

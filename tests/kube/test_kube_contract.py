@@ -30,7 +30,7 @@ from support.api import canary as api_canary
 from controlplane.errors import Conflict, Expired, KubeError, NotFound, Unserved
 from controlplane.kube.client import KubeClient, Obj, Ref, WatchEvent, event_version
 from controlplane.kube.lease import LeaderElector
-from controlplane.kube.real import RealKube, connect_retries
+from controlplane.kube.real import RealKube
 from controlplane.spec.models import API_VERSION, KIND
 from harness.kube.fake import FakeKube
 from harness.kube.fake_watch import INITIAL_EVENTS_END
@@ -449,7 +449,7 @@ def test_a_hung_server_fails_after_the_client_timeout(
     not tried again: it may have reached the server."""
     url, accepted = hung_server
     config = Configuration(host=url)
-    config.retries = connect_retries()  # as RealKube.connect sets it
+    config.retries = 0  # as RealKube.connect sets it
     api = ApiClient(config)
     kube = RealKube(
         api,

@@ -24,7 +24,7 @@ from support.http import PROC_NET_TCP, first_syn_dropped, serving
 from controlplane.errors import Conflict, Expired, Forbidden, KubeError, NotFound, Unserved
 from controlplane.kube.answers import selector_string, to_kube_error
 from controlplane.kube.client import KubeClient, Obj, Ref, is_expired
-from controlplane.kube.real import CONNECT_ATTEMPTS, RealKube, connect_retries
+from controlplane.kube.real import CONNECT_ATTEMPTS, RealKube
 
 CANARY_API = "canary.controlplane.dev/v1alpha1"
 
@@ -438,25 +438,28 @@ def test_unreachable_server_is_a_kube_error(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not PROC_NET_TCP.exists(), reason="reads Linux's /proc/net/tcp")
 def test_a_connection_never_made_is_tried_again_on_a_new_one(tmp_path: Path) -> None:
-    """No byte of the request reached the server, so RealKube.connect's policy opens a new
-    connection (a new source port) and the call succeeds; with urllib3's retries off, a dropped
-    SYN is the error "the API server is unreachable"."""
+    """No byte of the request reached the server, so RealKube sends it again on a new connection
+    (a new source port) and the call succeeds; with one connection allowed, a dropped SYN is the
+    error "the API server is unreachable"."""
     assert CONNECT_ATTEMPTS >= 2
-    with first_syn_dropped(lambda path: DISCOVERY.get(path) or canary()) as url:
-        config = Configuration(host=url)
-        config.retries = connect_retries()
-        api = ApiClient(config)
-        kube = RealKube(api, discovery_cache=str(tmp_path / "d.json"), connect_timeout_s=0.5)
-        assert kube.get(C1)["metadata"]["name"] == "c1"
-        api.close()
-    with first_syn_dropped(lambda path: DISCOVERY.get(path) or canary(), drain=False) as url:
-        config = Configuration(host=url)
-        config.retries = 0
-        api = ApiClient(config)
-        kube = RealKube(api, discovery_cache=str(tmp_path / "e.json"), connect_timeout_s=0.5)
-        with pytest.raises(KubeError, match=r"unreachable.*timed out"):
-            kube.get(C1)
-        api.close()
+    answer = lambda path: DISCOVERY.get(path) or canary()  # noqa: E731
+    for attempts in (CONNECT_ATTEMPTS, 1):
+        with first_syn_dropped(answer, drain=attempts > 1) as url:
+            config = Configuration(host=url)
+            config.retries = 0  # as RealKube.connect sets it
+            api = ApiClient(config)
+            kube = RealKube(
+                api,
+                discovery_cache=str(tmp_path / f"{attempts}.json"),
+                connect_timeout_s=0.5,
+                connect_attempts=attempts,
+            )
+            if attempts > 1:
+                assert kube.get(C1)["metadata"]["name"] == "c1"
+            else:
+                with pytest.raises(KubeError, match=r"unreachable.*timed out"):
+                    kube.get(C1)
+            api.close()
 
 
 def test_replace_status_needs_a_status_subresource(kube: RealKube) -> None:
