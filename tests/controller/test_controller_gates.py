@@ -114,7 +114,7 @@ def test_failed_promotion_gate_rolls_back_with_the_workflow_name(
     assert time_value(gate_run["finishedAt"]) - time_value(gate_run["submittedAt"]) <= 60
     route = w.kube.get(Ref(*ROUTE, NS, "good"))
     weights = {b["name"]: b.get("weight") for b in route["spec"]["rules"][-1]["backendRefs"]}
-    assert weights == {"good-llm-bf16-predictor": 100, "good-llm-nf4-predictor": 0}
+    assert weights == {"good-llm-bf16-predictor": 100}
     reasons = [r for r, _ in w.events("good")]
     assert "GateSubmitted" in reasons
     assert "GateFailed" in reasons

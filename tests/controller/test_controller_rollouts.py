@@ -46,10 +46,8 @@ def test_full_promotion_four_weeks(metrics: Metrics) -> None:
     for before, after in itertools.pairwise(starts[:4]):
         assert 7 * DAY <= after - before <= 7 * DAY + 2 * HOUR
     assert world.history("good")[-1][3] == 100
-    assert route_weights(world, "good") == {
-        "good-llm-bf16-predictor": 0,
-        "good-llm-nf4-predictor": 100,
-    }
+    # the released stable's Service is no longer named
+    assert route_weights(world, "good") == {"good-llm-nf4-predictor": 100}
     status = world.get("good")["status"]
     assert (status["phase"], status["step"], status["weight"]) == ("promoted", 4, 100)
     conditions = {c["type"]: c["status"] for c in status["conditions"]}
@@ -77,10 +75,7 @@ def test_rollback_on_each_kind_of_check(
     assert state.stage == "rolled_back"
     assert state.reason is not None
     assert (state.reason.kind, state.reason.metric, state.reason.step) == ("breach", metric, step)
-    assert route_weights(world, name) == {
-        f"{name}-llm-bf16-predictor": 100,
-        f"{name}-llm-nf4-predictor": 0,
-    }
+    assert route_weights(world, name) == {f"{name}-llm-bf16-predictor": 100}
     status = world.get(name)["status"]
     conditions = {c["type"]: c["status"] for c in status["conditions"]}
     assert conditions == {"Ready": "False", "Reconciling": "False", "Stalled": "True"}
