@@ -7,9 +7,8 @@ the ``Expired`` of :func:`~controlplane.kube.client.is_expired`, anything else -
 with the status, reason and the server's own message), :func:`retry_after` (when the server asks
 for a retry, as client-go reads it) and the list conventions both clients follow (page size,
 label selectors, kube-apiserver's 404 for a path it does not serve, the connections a request
-tries). Its own module so that
-``kubectl canary list`` reaches them without importing the Kubernetes client's adapter (issue 41).
-Pure.
+tries). Its own module so that ``kubectl canary list`` reaches them without importing the
+Kubernetes client's adapter (issue 41). Pure.
 """
 
 from __future__ import annotations

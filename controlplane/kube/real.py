@@ -17,10 +17,9 @@ request_timeout_s)`` for ordinary calls and discovery; a request whose connectio
 connection, up to ``connect_attempts`` (:data:`~controlplane.kube.answers.CONNECT_ATTEMPTS`) in
 all, since no byte of it reached the server (:func:`_never_connected`); a watch asks the
 server to end it after ``timeoutSeconds`` and reads with a timeout ``watch_slack_s`` longer.
-Lists are paged
-(``limit``/``continue``, ``page_size`` per request) and every page is followed. A request the
-server asks to retry (429, or 500-504, with ``Retry-After``) is retried after that wait, up to
-ten times, as client-go does.
+Lists are paged (``limit``/``continue``, ``page_size`` per request) and every page is followed.
+A request the server asks to retry (429, or 500-504, with ``Retry-After``) is retried after that
+wait, up to ten times, as client-go does.
 
 Every verb fences its names first (:func:`~controlplane.kube.client.check_ref`,
 :func:`~controlplane.kube.client.check_object`, :func:`~controlplane.kube.client.check_event`):

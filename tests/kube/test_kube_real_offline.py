@@ -442,7 +442,10 @@ def test_a_connection_never_made_is_tried_again_on_a_new_one(tmp_path: Path) -> 
     (a new source port) and the call succeeds; with one connection allowed, a dropped SYN is the
     error "the API server is unreachable"."""
     assert CONNECT_ATTEMPTS >= 2
-    answer = lambda path: DISCOVERY.get(path) or canary()  # noqa: E731
+
+    def answer(path: str) -> Obj:
+        return DISCOVERY.get(path) or canary()
+
     for attempts in (CONNECT_ATTEMPTS, 1):
         with first_syn_dropped(answer, drain=attempts > 1) as url:
             config = Configuration(host=url)
