@@ -247,7 +247,11 @@ def _in_process(args: argparse.Namespace, catalog: Catalog, sweep: list[int]) ->
         f"built), fit.py predicts {predicted if predicted is None else f'{predicted:.4g}'} GiB"
     )
     price = _price(catalog, args.gpu)
-    inprocess.run_batch(built, 1, min(args.input_len, 8), 2)  # warm-up, not measured
+    # warm-up, not measured: on a GPU every point's shape once (its first use picks and loads
+    # kernels, hundreds of ms), on a CPU one short batch (its kernels need no picking)
+    gpu = args.device == "cuda"
+    for c in sweep if gpu else [1]:
+        inprocess.run_batch(built, c, args.input_len if gpu else min(args.input_len, 8), 2)
     points = []
     peak_gib = None
     for c in sweep:
@@ -276,6 +280,14 @@ def _in_process(args: argparse.Namespace, catalog: Catalog, sweep: list[int]) ->
         )
     if args.device == "cpu":
         notes.append("measured on a CPU: memory is real for the shape, speed is not a GPU's")
+    else:
+        notes.append(
+            "transformers' eager forward, one static batch: no continuous batching, paged "
+            "attention or CUDA graphs, so figures compare quantizations with each other, not "
+            "with what vLLM serves on this GPU"
+        )
+    if args.quantization == "fp8":
+        notes.append(f"fp8 here: {inprocess.fp8_scheme(args.device)}")
     how = (
         "bytes of every tensor (parameters, buffers, bitsandbytes quantization states), "
         "one decoder layer x the layers not built"

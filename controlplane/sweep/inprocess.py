@@ -2,14 +2,14 @@
 
 Owns building a Llama-architecture model from a shape of ``profiles/architectures.yaml`` (nothing
 is downloaded; weights are random) in bf16, bitsandbytes NF4 (``Linear4bit``) or int8
-(``Linear8bitLt``), or FP8 (torchao, when installed), on ``cpu`` or ``cuda``, and measuring it:
+(``Linear8bitLt``), or FP8 (torchao), on ``cpu`` or ``cuda``, and measuring it:
 the bytes its tensors hold (quantization states included) extrapolated from the ``layers`` built
 to the architecture's full depth (decoder layers are identical), the KV cache it filled, and per
 batch size the prefill time (the TTFT of every request of the batch), each decode step (the
 inter-token gaps) and the end-to-end time. Only the decoder's linear layers are quantized, as vLLM
 and bitsandbytes do: embeddings and ``lm_head`` stay bf16.
 
-Optional: needs torch, transformers and bitsandbytes (the ``local-cpu`` extra); torchao for FP8.
+Optional: needs torch, transformers, bitsandbytes and torchao (the ``local-cpu`` extra).
 Called by ``canaryctl profile --in-process`` (:mod:`controlplane.cli.profile`).
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -103,17 +104,13 @@ def require(quantization: str, device: str) -> None:
         needed.append("torchao")
     for name in needed:
         try:
-            importlib.import_module(name)
+            with warnings.catch_warnings():  # torchao 0.18's quant_api.py: an invalid escape
+                warnings.simplefilter("ignore", SyntaxWarning)  # in a docstring, when compiled
+                importlib.import_module(name)
         except ImportError:
-            hint = (
-                "FP8 in-process uses torchao's float8 weight quantization, which is not in the "
-                "project's lock: pip install torchao"
-                if name == "torchao"
-                else "pip install 'controlplane[local-cpu]'"
-            )
             raise ProfileError(
                 f"--in-process --quantization {quantization} needs {name}, which is not "
-                f"installed ({hint})"
+                "installed (pip install 'controlplane[local-cpu]')"
             ) from None
     if device == "cuda":
         import torch
@@ -133,6 +130,11 @@ def tensor_bytes(module: torch.nn.Module) -> int:
         if t is None or not hasattr(t, "element_size") or id(t) in seen:
             return
         seen.add(id(t))
+        flatten = getattr(t, "__tensor_flatten__", None)
+        if flatten is not None:  # a wrapper (torchao's Float8Tensor): its own dtype is the
+            for name in flatten()[0]:  # original one; the bytes are in its inner tensors
+                add(getattr(t, name))
+            return
         total += int(t.numel() * t.element_size())
 
     for p in module.parameters():
@@ -184,18 +186,17 @@ def build(
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
     default = torch.get_default_dtype()
-    torch.set_default_dtype(torch.bfloat16)  # built in bf16: no float32 copy of a large shape
+    torch.set_default_dtype(torch.bfloat16)
     try:
-        model: Any = transformers.LlamaForCausalLM(config)  # random weights, as transformers inits
+        with torch.device(device):  # bf16 on the device: no float32 copy, no CPU init
+            model: Any = transformers.LlamaForCausalLM(config)  # random, as transformers inits
     finally:
         torch.set_default_dtype(default)
     model.eval()
     if quantization.startswith("bitsandbytes"):
         _bitsandbytes(model, "nf4" if quantization.endswith("nf4") else "int8", device)
-    elif device == "cuda":
-        model.to("cuda")
     if quantization == "fp8":
-        _fp8(model)
+        _fp8(model, device)
     allocated = None
     name = "cpu"
     if device == "cuda":
@@ -244,14 +245,30 @@ def _bitsandbytes(model: Any, method: str, device: str) -> None:
                         bias=child.bias is not None,
                         has_fp16_weights=False,
                     )
-                    q.weight = Int8Params(weight, requires_grad=False, has_fp16_weights=False)
+                    # Int8Params quantizes only on a move from the CPU (bitsandbytes 0.50.2
+                    # nn/modules.py Int8Params.to)
+                    q.weight = Int8Params(weight.cpu(), requires_grad=False, has_fp16_weights=False)
                 setattr(parent, child_name, q.to(device))  # quantizes on .to()
     model.to(device)
 
 
-def _fp8(model: Any) -> None:  # pragma: no cover - needs torchao, not in the lock
+def fp8_scheme(device: str) -> str:
+    """What ``fp8`` means on ``device``: on a GPU vLLM's online FP8 (``--quantization fp8`` /
+    ``fp8_per_tensor``: FP8 weights with one scale per tensor, activations quantized per tensor
+    on each forward, FP8 matrix products), on a CPU, which has no FP8 matrix product, FP8 weights
+    dequantized to bf16."""
+    if device == "cuda":
+        return "W8A8 FP8 e4m3, per-tensor scales, dynamic activations (torchao)"
+    return "FP8 e4m3 weights only, per-row scales, bf16 compute (torchao)"
+
+
+def _fp8(model: Any, device: str) -> None:
     torchao = importlib.import_module("torchao.quantization")
-    config = torchao.Float8WeightOnlyConfig()
+    config = (
+        torchao.Float8DynamicActivationFloat8WeightConfig()  # per-tensor by default
+        if device == "cuda"
+        else torchao.Float8WeightOnlyConfig()
+    )
     torchao.quantize_(model.model.layers, config)
 
 

@@ -120,11 +120,12 @@ def test_bad_arguments(argv: list[str], message: str, capsys: pytest.CaptureFixt
 
 @pytest.mark.slow
 @pytest.mark.binary  # importing torch runs ldconfig
-@pytest.mark.parametrize("quantization", ["none", "bitsandbytes-nf4", "bitsandbytes-int8"])
+@pytest.mark.parametrize("quantization", ["none", "bitsandbytes-nf4", "bitsandbytes-int8", "fp8"])
 def test_in_process_tiny_on_cpu_measures_what_fit_predicts(
     quantization: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pytest.importorskip("bitsandbytes")
+    pytest.importorskip("torchao")
     out = tmp_path / "tiny.yaml"
     argv = [
         "profile", "--in-process", "--arch", "tiny", "--quantization", quantization,
@@ -140,6 +141,9 @@ def test_in_process_tiny_on_cpu_measures_what_fit_predicts(
     # fit.py keeps embeddings and lm_head in bf16: within the quantization states' few percent
     ratio = entry.memory.weights_gib / entry.memory.predicted_weights_gib
     assert ratio == pytest.approx(1.0, abs=0.08), ratio
+    if quantization == "fp8":  # torchao's weights are wrappers: their bytes are inner tensors
+        assert "fp8 here: FP8 e4m3 weights only, per-row scales, bf16 compute" in text
+        assert "torchao" in entry.engine.libraries
     for point in entry.points:
         assert point.output_tokens == point.concurrency * 3
         assert point.itl_ms is not None
