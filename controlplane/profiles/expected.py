@@ -64,6 +64,16 @@ class Pairing:
         """The change at the largest concurrency both entries measured; None without one."""
         return max(self.changes, key=lambda c: c.concurrency, default=None)
 
+    @property
+    def in_process(self) -> bool:
+        """Either entry was measured in-process (``canaryctl profile --in-process``):
+        transformers' eager forward of one static batch, whose speed ranks quantizations by
+        that engine's kernels, not by what the served engine (vLLM) runs."""
+        return any(
+            e is not None and e.entry.mode == "in-process"
+            for e in (self.stable_entry, self.candidate_entry)
+        )
+
     def sources(self) -> str:
         """``[stable entry, candidate entry]``, file names as they were read."""
         files = [e.source for e in (self.stable_entry, self.candidate_entry) if e is not None]
@@ -88,7 +98,8 @@ class Pairing:
         ):
             if ratio is not None:
                 parts.append(f"{label} {pct(ratio)}")
-        return f"expected from measured profiles: {', '.join(parts)} {self.sources()}"
+        where = " (in-process, not the served engine)" if self.in_process else ""
+        return f"expected from measured profiles{where}: {', '.join(parts)} {self.sources()}"
 
 
 def pct(ratio: float) -> str:
@@ -243,4 +254,5 @@ def sources_line(pairing: Pairing) -> str:
     head = pairing.headline
     where = f" at concurrency {head.concurrency}" if head is not None else ""
     files = [Path(e.source).name for e in (pairing.stable_entry, pairing.candidate_entry) if e]
-    return f"expected: measured profiles{where} [{', '.join(files)}]"
+    how = " in-process, not the served engine," if pairing.in_process else ""
+    return f"expected: measured profiles{how}{where} [{', '.join(files)}]"

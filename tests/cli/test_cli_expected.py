@@ -20,6 +20,7 @@ from controlplane.profiles.expected import (
     VariantRef,
     compare,
     pair,
+    sources_line,
 )
 from controlplane.profiles.measured import Loaded
 from controlplane.profiles.measured_models import MeasuredProfile
@@ -115,6 +116,24 @@ def test_headline_is_the_largest_common_concurrency_with_absolute_tokens() -> No
         "expected from measured profiles: tokens/s +38% (bf16 1,020 -> nf4 1,410 at concurrency "
         "8), TTFT p90 -12%, e2e p90 +0%, $/1M output tokens -27% "
         "[none.yaml, bitsandbytes-nf4.yaml]"
+    )
+
+
+def test_an_in_process_entry_is_named_as_such_in_both_lines() -> None:
+    entries = [_loaded("m", "none", STABLE), _loaded("m", "bitsandbytes-nf4", CANDIDATE)]
+    entries[1] = Loaded(entries[1].entry.model_copy(update={"mode": "in-process"}), "nf4.yaml")
+    pairing = pair(
+        entries, "m", VariantRef("bf16", "none", "g"), VariantRef("nf4", "bitsandbytes-nf4", "g")
+    )
+    assert pairing.in_process
+    line = pairing.line()
+    assert line is not None
+    assert line.startswith(
+        "expected from measured profiles (in-process, not the served engine): tokens/s +38%"
+    )
+    assert sources_line(pairing) == (
+        "expected: measured profiles in-process, not the served engine, at concurrency 8 "
+        "[none.yaml, nf4.yaml]"
     )
 
 
