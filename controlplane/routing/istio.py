@@ -8,7 +8,11 @@ in-cluster clients call, and routes to it and to the candidate's (docs/adopt.md)
 cohort one HTTP route carries weighted destinations; with a cohort the first route ``match``es
 the cohort header's values and splits by weight, and the second sends everything else to
 stable, so the first route is the only way to the candidate. Shadow sets ``mirror`` +
-``mirrorPercentage: 100`` on the route(s) that may reach the candidate.
+``mirrorPercentage: 100`` on the route(s) that may reach the candidate. Once the rollout has
+an outcome the route names the winner alone: the loser's predictor Service goes with its
+InferenceService, and Istio's analysis reports a destination host it cannot find as IST0101
+ReferencedResourceNotFound, an error, whatever the weight (``virtualservice/destinationhosts.go``
+and ``msg/messages.yaml`` under ``pkg/config/analysis``), which the route's health reads.
 :func:`build_virtualservice` is pure; the :func:`router` applies it and reads it back. Called
 by the controller and ``canaryctl render``.
 """
@@ -98,9 +102,10 @@ def build_virtualservice(
     check_request(canary, target)
     traffic = canary.spec.traffic
     stable, candidate = _hosts(canary)
-    split: Obj = {
-        "route": [_destination(stable, target.stable), _destination(candidate, target.candidate)]
-    }
+    route = [_destination(stable, target.stable), _destination(candidate, target.candidate)]
+    if outcome is not None:  # the loser's Service is released: Istio's analysis reports a
+        route = [route[1] if outcome == "promoted" else route[0]]  # host it cannot find
+    split: Obj = {"route": route}
     if target.mirror:
         split["mirror"] = {"host": candidate, "port": {"number": PORT}}
         split["mirrorPercentage"] = {"value": 100.0}
