@@ -126,6 +126,26 @@ def rows(outcomes: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def failure_lines(outcomes: list[dict[str, Any]]) -> list[str]:
+    """Where the failed requests were, per tool and candidate with any (pure): each status with
+    its count, the variant that answered, and when each was sent against the verdict's time.
+    Outcomes kept before failures were recorded add nothing."""
+    lines = []
+    for o in outcomes:
+        failures = o.get("failures") or []
+        if not failures:
+            continue
+        kinds: dict[tuple[str, str], list[float]] = defaultdict(list)
+        for f in failures:
+            kinds[(str(f["code"]), f.get("variant") or "no variant")].append(float(f["at_s"]))
+        said = "; ".join(
+            f"{code} from {variant} x{len(at)} at {', '.join(f'{t:g}' for t in sorted(at))} s"
+            for (code, variant), at in sorted(kinds.items())
+        )
+        lines.append(f"- {o['tool']}, {o['candidate']} (verdict at {o['seconds']:g} s): {said}")
+    return lines
+
+
 def section(data: dict[str, Any], cmd: str) -> str:
     pace = data["pace"]
     lines = [
@@ -149,6 +169,10 @@ def section(data: dict[str, Any], cmd: str) -> str:
         "|---|---|---:|---|---:|---:|---:|---:|---:|---:|",
         *rows(data["outcomes"]),
     ]
+    failed = failure_lines(data["outcomes"])
+    if failed:
+        lines += ["", "Failed requests, by run (sent, seconds after the candidate's arrival):", ""]
+        lines += failed
     return "\n".join(lines)
 
 

@@ -58,6 +58,32 @@ def test_a_row_per_tool_and_candidate_counts_the_wrong_verdicts(bench: ModuleTyp
     assert argo[4] == "1"  # a bad one promoted
 
 
+def test_failed_requests_are_listed_by_status_variant_and_time(
+    bench: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failures = [
+        {"at_s": 99.5, "code": 502, "variant": None, "seconds": 0.01},
+        {"at_s": 97.0, "code": 502, "variant": None, "seconds": 0.02},
+        {"at_s": 40.2, "code": 500, "variant": "candidate", "seconds": 0.3},
+    ]
+    outcomes = [
+        outcome("flagger", "healthy", False, "promoted", seconds=99.2, failures=failures),
+        outcome("ours", "healthy", False, "promoted"),  # none failed: no line
+        outcome("ours", "drift", True, "promoted", failed=2),  # kept before failures were
+    ]
+    assert bench.failure_lines(outcomes) == [
+        "- flagger, healthy (verdict at 99.2 s): 500 from candidate x1 at 40.2 s; "
+        "502 from no variant x2 at 97, 99.5 s"
+    ]
+    monkeypatch.setattr(bench, "machine_summary", lambda _: "a machine")  # no uname
+    text = bench.section({"pace": 6.0, "outcomes": outcomes}, "python bench/peers.py")
+    assert text.endswith(
+        "Failed requests, by run (sent, seconds after the candidate's arrival):\n\n"
+        "- flagger, healthy (verdict at 99.2 s): 500 from candidate x1 at 40.2 s; "
+        "502 from no variant x2 at 97, 99.5 s"
+    )
+
+
 def test_the_report_renders_without_a_run(
     bench: ModuleType,
     tmp_path: Path,

@@ -23,7 +23,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,9 @@ class Outcome:
     writes_per_minute: float
     base_latency_s: float
     detail: str = ""
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    """Each failed request: ``at_s`` (sent, seconds after the candidate's arrival), ``code``
+    (HTTP status, or the exception's name), ``variant`` (None: no answer said) and ``seconds``."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -238,6 +241,16 @@ def measure(
         queries_per_minute=round((queries1 - queries0) / minutes, 1),
         writes_per_minute=round(writes(stack, tool, start, end) / minutes, 1),
         base_latency_s=round(base, 3),
+        failures=[
+            {
+                "at_s": round(a.sent - start, 1),
+                "code": a.code,
+                "variant": a.variant,
+                "seconds": round(a.seconds, 2),
+            }
+            for a in answers
+            if a.failed
+        ],
     )
 
 
