@@ -15,10 +15,12 @@ Called by ``canaryctl profile --in-process`` (:mod:`controlplane.cli.profile`).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import logging
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -104,8 +106,7 @@ def require(quantization: str, device: str) -> None:
         needed.append("torchao")
     for name in needed:
         try:
-            with warnings.catch_warnings():  # torchao 0.18's quant_api.py: an invalid escape
-                warnings.simplefilter("ignore", SyntaxWarning)  # in a docstring, when compiled
+            with _quiet_import():
                 importlib.import_module(name)
         except ImportError:
             raise ProfileError(
@@ -117,6 +118,23 @@ def require(quantization: str, device: str) -> None:
 
         if not torch.cuda.is_available():
             raise ProfileError("--device cuda: torch sees no CUDA device on this machine")
+
+
+@contextlib.contextmanager
+def _quiet_import() -> Iterator[None]:
+    """What importing torchao 0.18 (directly, or through transformers 5.23's quantizers) says
+    that is not the user's business: an invalid escape in a docstring of its ``quant_api.py`` (a
+    SyntaxWarning, when compiled) and torch's pytree logger warning that its Enum registrations
+    are deprecated."""
+    pytree = logging.getLogger("torch.utils._pytree")
+    level = pytree.level
+    pytree.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)
+            yield
+    finally:
+        pytree.setLevel(level)
 
 
 def tensor_bytes(module: torch.nn.Module) -> int:
@@ -188,7 +206,9 @@ def build(
     default = torch.get_default_dtype()
     torch.set_default_dtype(torch.bfloat16)
     try:
-        with torch.device(device):  # bf16 on the device: no float32 copy, no CPU init
+        # bf16 on the device: no float32 copy, no CPU init; quiet: transformers' model classes
+        # import torchao's prototypes when it is installed
+        with torch.device(device), _quiet_import():
             model: Any = transformers.LlamaForCausalLM(config)  # random, as transformers inits
     finally:
         torch.set_default_dtype(default)
@@ -263,13 +283,14 @@ def fp8_scheme(device: str) -> str:
 
 
 def _fp8(model: Any, device: str) -> None:
-    torchao = importlib.import_module("torchao.quantization")
-    config = (
-        torchao.Float8DynamicActivationFloat8WeightConfig()  # per-tensor by default
-        if device == "cuda"
-        else torchao.Float8WeightOnlyConfig()
-    )
-    torchao.quantize_(model.model.layers, config)
+    with _quiet_import():  # quantize_ imports more of torchao
+        torchao = importlib.import_module("torchao.quantization")
+        config = (
+            torchao.Float8DynamicActivationFloat8WeightConfig()  # per-tensor by default
+            if device == "cuda"
+            else torchao.Float8WeightOnlyConfig()
+        )
+        torchao.quantize_(model.model.layers, config)
 
 
 def _versions(quantization: str) -> dict[str, str]:
