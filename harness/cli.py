@@ -4,7 +4,8 @@
 the upstream CRDs (:mod:`harness.cluster.upstream_crds`); with ``--kserve`` (``make kube-up
 KSERVE=1``) also the workloads (:mod:`harness.cluster.workloads`) and the real KServe
 (:mod:`harness.cluster.kserve`); with ``--node`` (``make kube-up NODE=1``) the workloads and a real
-node (:mod:`harness.node.node`: kubelet, containerd, CNI, the locally built images; with both,
+node (:mod:`harness.node.node`: kubelet, containerd, CNI, the locally built images, and Service
+routing and cluster DNS, kube-proxy and CoreDNS (:mod:`harness.node.services`); with both,
 every pod runs on that node, which :mod:`harness.node.serving` makes a GPU node with model
 storage and KServe's Hugging Face runtime running the engine image). It records
 the cluster's processes (and the node's folder and what the machine looked like before it) in
@@ -50,8 +51,8 @@ def up(
 ) -> LoopbackCluster:
     """Start a detached cluster in ``folder`` (stopping one already recorded there); with
     ``kserve``, also the workloads (:mod:`harness.cluster.workloads`) and the real KServe
-    (:mod:`harness.cluster.kserve`); with ``node``, the workloads, a real node and Traefik as
-    its gateway."""
+    (:mod:`harness.cluster.kserve`); with ``node``, the workloads, a real node with its cluster
+    network (a pod reaches a Service by its DNS name) and Traefik as its gateway."""
     down(folder)
     cluster = start_cluster(folder, crds=crds, detach=True)
     state: dict[str, Any] = {}
@@ -62,7 +63,7 @@ def up(
         if kserve:
             start_kserve(cluster, detach=True)
         if node:
-            real = start_node(cluster, folder / "node", detach=True)
+            real = start_node(cluster, folder / "node", detach=True, cluster_network=True)
             state["node"] = {"folder": str(real.folder), "before": real.before.to_json()}
             if kserve:
                 start_serving(cluster, real, SERVING_GPU)

@@ -14,6 +14,8 @@ The loopback control plane with kube-controller-manager and kube-scheduler
   reaches a Service by its DNS name, ``engine.serving.svc.cluster.local``: CoreDNS answers its
   ClusterIP, kube-proxy's rules take the connection to a pod on the same bridge and back, and so
   from the host, as a Workflow pod on the node's network connects;
+- ``make kube-up NODE=1`` starts the node with that network (CoreDNS answers for the API
+  server's own Service);
 - stopping the node (and ``make kube-down`` after ``make kube-up NODE=1``) leaves no process,
   mount, network namespace, link, iptables rule (kube-proxy's of both families included), cgroup
   or file behind.
@@ -23,6 +25,7 @@ Needs root and the Debian packages of ``scripts/ensure-node.sh`` (``make kube-to
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -51,7 +54,7 @@ from support.realnode import (
 )
 
 from harness import cli
-from harness.cluster.kubeapi import LoopbackCluster, start_cluster
+from harness.cluster.kubeapi import SERVICE_CIDR, LoopbackCluster, start_cluster
 from harness.cluster.workloads import start_workloads
 from harness.node import host, node, services
 from harness.node.node import RealNode, start_node
@@ -247,6 +250,11 @@ def test_kube_up_node_then_kube_down_leaves_nothing_behind(
         assert lines[-3] == f"KUBECONFIG={folder / 'kubeconfig'}"
         assert re.fullmatch(r"GATEWAY_URL=http://127\.0\.0\.1:\d+", lines[-2])
         assert re.fullmatch(r"PROMETHEUS_URL=http://127\.0\.0\.1:\d+", lines[-1])
+        # the node's cluster network: CoreDNS on the bridge answers for the API server's own
+        # Service, which takes the first address of the Service range
+        first = str(next(ipaddress.ip_network(SERVICE_CIDR).hosts()))
+        name = "kubernetes.default.svc.cluster.local"
+        assert services.resolve(name, node.NODE_IP) == [first]
         # Traefik answers; no HTTPRoute matches yet
         with pytest.raises(urllib.error.HTTPError, match="404"):
             urllib.request.urlopen(lines[-2].split("=", 1)[1] + "/v1/models", timeout=10)
