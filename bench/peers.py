@@ -126,9 +126,17 @@ def rows(outcomes: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _when(at: list[float], listed: int = 5) -> str:
+    """``at 80.3, 81 s``; a longer series (errors injected all along) as its span."""
+    if len(at) <= listed:
+        return f"at {', '.join(f'{t:g}' for t in at)} s"
+    return f"between {at[0]:g} and {at[-1]:g} s"
+
+
 def failure_lines(outcomes: list[dict[str, Any]]) -> list[str]:
     """Where the failed requests were, per tool and candidate with any (pure): each status with
-    its count, the variant that answered, and when each was sent against the verdict's time.
+    its count, the variant that answered, and when each was sent (up to five; more as their
+    span) against the verdict's time.
     Outcomes kept before failures were recorded add nothing."""
     lines = []
     for o in outcomes:
@@ -139,7 +147,7 @@ def failure_lines(outcomes: list[dict[str, Any]]) -> list[str]:
         for f in failures:
             kinds[(str(f["code"]), f.get("variant") or "no variant")].append(float(f["at_s"]))
         said = "; ".join(
-            f"{code} from {variant} x{len(at)} at {', '.join(f'{t:g}' for t in sorted(at))} s"
+            f"{code} from {variant} x{len(at)} {_when(sorted(at))}"
             for (code, variant), at in sorted(kinds.items())
         )
         lines.append(f"- {o['tool']}, {o['candidate']} (verdict at {o['seconds']:g} s): {said}")

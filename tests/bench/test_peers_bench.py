@@ -65,6 +65,7 @@ def test_failed_requests_are_listed_by_status_variant_and_time(
         {"at_s": 99.5, "code": 502, "variant": None, "seconds": 0.01},
         {"at_s": 97.0, "code": 502, "variant": None, "seconds": 0.02},
         {"at_s": 40.2, "code": 500, "variant": "candidate", "seconds": 0.3},
+        *({"at_s": 10.0 * i, "code": 500, "variant": "stable", "seconds": 0.0} for i in range(6)),
     ]
     outcomes = [
         outcome("flagger", "healthy", False, "promoted", seconds=99.2, failures=failures),
@@ -73,14 +74,14 @@ def test_failed_requests_are_listed_by_status_variant_and_time(
     ]
     assert bench.failure_lines(outcomes) == [
         "- flagger, healthy (verdict at 99.2 s): 500 from candidate x1 at 40.2 s; "
-        "502 from no variant x2 at 97, 99.5 s"
+        "500 from stable x6 between 0 and 50 s; 502 from no variant x2 at 97, 99.5 s"
     ]
     monkeypatch.setattr(bench, "machine_summary", lambda _: "a machine")  # no uname
     text = bench.section({"pace": 6.0, "outcomes": outcomes}, "python bench/peers.py")
     assert text.endswith(
         "Failed requests, by run (sent, seconds after the candidate's arrival):\n\n"
         "- flagger, healthy (verdict at 99.2 s): 500 from candidate x1 at 40.2 s; "
-        "502 from no variant x2 at 97, 99.5 s"
+        "500 from stable x6 between 0 and 50 s; 502 from no variant x2 at 97, 99.5 s"
     )
 
 
