@@ -130,8 +130,9 @@ def _quiet_import() -> Iterator[None]:
     level = pytree.level
     pytree.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", SyntaxWarning)
+        with warnings.catch_warnings():  # a DeprecationWarning up to Python 3.11
+            warnings.filterwarnings("ignore", "invalid escape sequence", SyntaxWarning)
+            warnings.filterwarnings("ignore", "invalid escape sequence", DeprecationWarning)
             yield
     finally:
         pytree.setLevel(level)
