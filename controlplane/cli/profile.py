@@ -247,8 +247,9 @@ def _in_process(args: argparse.Namespace, catalog: Catalog, sweep: list[int]) ->
         f"built), fit.py predicts {predicted if predicted is None else f'{predicted:.4g}'} GiB"
     )
     price = _price(catalog, args.gpu)
-    # warm-up, not measured: on a GPU every point's shape once (its first use picks and loads
-    # kernels, hundreds of ms), on a CPU one short batch (its kernels need no picking)
+    # warm-up, not measured: on a GPU every point's shape once (on the H200 an 8-token warm-up
+    # left batch 1's first 512-token prefill five times slower than batch 8's), on a CPU one
+    # short batch
     gpu = args.device == "cuda"
     for c in sweep if gpu else [1]:
         inprocess.run_batch(built, c, args.input_len if gpu else min(args.input_len, 8), 2)
