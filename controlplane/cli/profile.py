@@ -32,7 +32,7 @@ from controlplane.cli.table import columns
 from controlplane.errors import ProfileError, UsageError
 from controlplane.profiles.catalog import Catalog, load_catalog
 from controlplane.profiles.expected import pair_canary
-from controlplane.profiles.fit import GIB, weight_bytes
+from controlplane.profiles.fit import GIB
 from controlplane.profiles.measured import (
     dump,
     measured_for,
@@ -239,9 +239,7 @@ def _in_process(args: argparse.Namespace, catalog: Catalog, sweep: list[int]) ->
     weights_gib = built.weights_bytes_full / GIB
     predicted = None
     if args.quantization in catalog.methods:
-        params, unquantized = _parameters(arch)
-        method = catalog.quant(args.quantization)
-        predicted = weight_bytes(params, method.bytes_per_weight, unquantized) / GIB
+        predicted = inprocess.predicted_weights_gib(arch, catalog.quant(args.quantization))
     _progress(
         f"  weights {weights_gib:.4g} GiB measured ({built.layers_run} of {arch.layers} layers "
         f"built), fit.py predicts {predicted if predicted is None else f'{predicted:.4g}'} GiB"
@@ -321,18 +319,6 @@ def _in_process(args: argparse.Namespace, catalog: Catalog, sweep: list[int]) ->
         points=points,
         notes=notes,
     )
-
-
-def _parameters(arch: Any) -> tuple[float, float]:
-    """(parameters of the full shape, those that stay bf16: embeddings, lm_head, norms)."""
-    h, i, v = arch.hidden_size, arch.intermediate_size, arch.vocab_size
-    q = h * arch.heads * arch.head_dim
-    kv = 2 * h * arch.kv_heads * arch.head_dim
-    o = arch.heads * arch.head_dim * h
-    per_layer = q + kv + o + 3 * h * i + 2 * h
-    embed = v * h * (1 if arch.tie_word_embeddings else 2)
-    norms = 2 * h * arch.layers + h
-    return float(per_layer * arch.layers + embed + h), float(embed + norms)
 
 
 # --------------------------------------------------------------------------- output

@@ -29,7 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from controlplane.errors import ProfileError, UsageError
+from controlplane.profiles.catalog import QuantMethod
 from controlplane.profiles.catalog_schema import validate as _validate
+from controlplane.profiles.fit import weight_bytes
 from controlplane.profiles.measured import RequestSample
 
 if TYPE_CHECKING:
@@ -60,6 +62,24 @@ class Architecture(BaseModel):
 class _File(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     architectures: dict[str, Architecture] = Field(min_length=1)
+
+
+def parameters(arch: Architecture) -> tuple[float, float]:
+    """(parameters of the full shape, those that stay bf16: embeddings, lm_head, norms)."""
+    h, i, v = arch.hidden_size, arch.intermediate_size, arch.vocab_size
+    q = h * arch.heads * arch.head_dim
+    kv = 2 * h * arch.kv_heads * arch.head_dim
+    o = arch.heads * arch.head_dim * h
+    per_layer = q + kv + o + 3 * h * i + 2 * h
+    embed = v * h * (1 if arch.tie_word_embeddings else 2)
+    norms = 2 * h * arch.layers + h
+    return float(per_layer * arch.layers + embed + h), float(embed + norms)
+
+
+def predicted_weights_gib(arch: Architecture, method: QuantMethod) -> float:
+    """fit.py's weights for the full shape in ``method`` (what a measured entry is held to)."""
+    params, unquantized = parameters(arch)
+    return weight_bytes(params, method.bytes_per_weight, unquantized) / GIB
 
 
 def architectures() -> dict[str, Architecture]:

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from controlplane.cli.profile import _parameters
 from controlplane.profiles import measured
 from controlplane.profiles.catalog import load_catalog
-from controlplane.profiles.fit import GIB, weight_bytes
-from controlplane.sweep.inprocess import architecture
+from controlplane.sweep.inprocess import architecture, predicted_weights_gib
 
 
 def _gpu_entries() -> list[measured.MeasuredProfile]:
@@ -37,7 +35,7 @@ def test_fit_predicts_the_measured_weights_within_2_percent(
     catalog = load_catalog(None)
     assert entry.architecture is not None
     assert entry.memory is not None
-    params, unquantized = _parameters(architecture(entry.architecture))
-    method = catalog.quant(entry.quantization)
-    predicted = weight_bytes(params, method.bytes_per_weight, unquantized) / GIB
+    predicted = predicted_weights_gib(
+        architecture(entry.architecture), catalog.quant(entry.quantization)
+    )
     assert predicted == pytest.approx(entry.memory.weights_gib, rel=0.02)
