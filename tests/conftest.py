@@ -5,7 +5,8 @@ metrics for the contract example's canary (stable ``bf16``, candidate ``nf4``) â
 TSDB and serves it from the real ``prometheus`` binary on a loopback port. A missing binary fails
 the tests that use it with a clear message (CI installs it). ``tests/`` is on ``sys.path`` through
 this file, so tests import helpers as ``support.*``. The tiers (``binary``, ``slow``, ``e2e``) are
-enforced by :mod:`support.tiers`.
+enforced by :mod:`support.tiers`; under ``CI=true`` a skip
+fails the run unless :mod:`support.skips` allows its reason.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from support.history import History, standard_scenario
 from support.prometheus import start_shared
 from support.scenario import history_end
 
-pytest_plugins = ["support.tiers", "support.realkube", "pytester"]  # tiers enforced; real API
+pytest_plugins = ["support.tiers", "support.skips", "support.realkube", "pytester"]
 
 
 @pytest.fixture(scope="session")

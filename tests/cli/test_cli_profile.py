@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from support.canaries import canary_dict
+from support.extras import local_cpu
 
 from controlplane.cli.main import main
 from controlplane.local.engines import make_engine
@@ -120,12 +121,11 @@ def test_bad_arguments(argv: list[str], message: str, capsys: pytest.CaptureFixt
 
 @pytest.mark.slow
 @pytest.mark.binary  # importing torch runs ldconfig
+@local_cpu()
 @pytest.mark.parametrize("quantization", ["none", "bitsandbytes-nf4", "bitsandbytes-int8", "fp8"])
 def test_in_process_tiny_on_cpu_measures_what_fit_predicts(
     quantization: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pytest.importorskip("bitsandbytes")
-    pytest.importorskip("torchao")
     out = tmp_path / "tiny.yaml"
     argv = [
         "profile", "--in-process", "--arch", "tiny", "--quantization", quantization,

@@ -13,7 +13,6 @@ offline. Each run starts GuideLLM's own worker processes (and imports torch): ``
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import subprocess
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.extras import missing, skip_reason
 
 from controlplane.local import serve
 from controlplane.local.server import ModelServer
@@ -31,12 +31,10 @@ from controlplane.local.server import ModelServer
 # Found, not imported: importing guidellm installs uvloop's event loop policy for the whole
 # process, and uvloop starts programs without subprocess.Popen, past the tier guard
 # (tests/support/tiers.py) of every later test in the worker. It runs as its own program.
-if importlib.util.find_spec("guidellm") is None:
-    pytest.skip(
-        "GuideLLM is not installed: it is in the local-cpu extra (it needs torch), `make setup`",
-        allow_module_level=True,
-    )
-tokenizers = pytest.importorskip("tokenizers", reason="GuideLLM's transformers brings tokenizers")
+# GuideLLM is in the local-cpu extra (it needs torch); its transformers brings tokenizers.
+if absent := missing(("guidellm", "tokenizers")):
+    pytest.skip(skip_reason(tuple(absent)), allow_module_level=True)
+import tokenizers
 
 GUIDELLM = Path(sys.executable).with_name("guidellm")
 MODEL = "demo-llm"

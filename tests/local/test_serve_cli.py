@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
+from support.extras import local_cpu
 
 from controlplane.errors import ProfileError, UsageError
 from controlplane.local import serve
@@ -300,12 +301,11 @@ def test_the_transformers_engine_refuses_a_gpu_method_as_a_failed_load(
 
 @pytest.mark.slow
 @pytest.mark.binary  # torch runs ldconfig on import
+@local_cpu("torch", "transformers", "bitsandbytes")
 def test_the_transformers_engine_serves_the_quantized_tiny_model() -> None:
     """``--engine transformers --quantization bitsandbytes`` serves the tiny model quantized to
     NF4 for real: the engine header and info metric say ``transformers``, and greedy answers
     differ from the float32 model's on the same prompt (the quantization changed the weights)."""
-    for name in ("torch", "transformers", "bitsandbytes"):
-        pytest.importorskip(name, reason=f"{name} is not installed (the local-cpu extra)")
 
     async def answer(*flags: str) -> tuple[str, str, bytes]:
         argv = ["m", "--engine", "transformers", "--host", "127.0.0.1", "--port", "0", *flags]

@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from support.extras import local_cpu
 
 from controlplane.local.engines.base import EngineError
 from controlplane.local.engines.transformers_engine import (
@@ -23,15 +24,14 @@ from controlplane.local.engines.transformers_engine import (
 from controlplane.local.server import Identity, ModelServer
 
 # The torch stack takes seconds to import: only when a test here runs, never at collection.
-pytestmark = [pytest.mark.slow, pytest.mark.binary]  # torch runs ldconfig on import
+pytestmark = [pytest.mark.slow, pytest.mark.binary, local_cpu()]  # torch runs ldconfig on import
 
 
 @pytest.fixture(scope="module")
 def torch() -> ModuleType:
-    reason = "not installed (optional: the local-cpu extra; torch's CPU build is enough)"
-    for name in ("transformers", "bitsandbytes"):
-        pytest.importorskip(name, reason=f"{name} is {reason}")
-    return pytest.importorskip("torch", reason=f"torch is {reason}")
+    import torch
+
+    return torch
 
 
 @pytest.fixture(scope="module")

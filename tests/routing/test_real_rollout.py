@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.extras import local_cpu
 from support.notify import Alertmanager, start_alertmanager
 from support.real_serving import traffic_canary
 from support.real_traffic import (
@@ -377,14 +378,13 @@ class Probe:
                 self.got.append((reply.headers[VARIANT_HEADER], reply.headers[ENGINE_HEADER], text))
 
 
+@local_cpu(*STACK_MODULES)  # decided before the module's stack starts
 def test_the_transformers_engine_serves_a_quantized_candidate_in_pods(stack: Stack) -> None:
     """Real CPU inference in the node's pods: both variants run ``--engine=transformers`` (the
     tiny random Llama), the candidate quantized to NF4 by bitsandbytes from the product's
     rendered ``--quantization=bitsandbytes``; promoted 50 -> 100 under load. At 50 %, greedy
     answers through the gateway name the transformers engine, each variant answers the same
     prompt the same way every time, and the two differ (the candidate's weights are 4-bit)."""
-    for name in STACK_MODULES:
-        pytest.importorskip(name, reason=f"{name} is not installed (the local-cpu extra)")
     engine = ["--engine=transformers"]
     spec = traffic_canary(
         "tiny", steps=((50, "60s"),), window="60s", min_samples=10, quantization="bitsandbytes-nf4"

@@ -1,0 +1,97 @@
+"""A skip is a decision: under ``CI=true`` a skipped test fails the run unless :data:`ALLOWED`
+names its reason.
+
+A test that skips where it should run passes without testing (an optional module missing, a
+shallow clone, a program not on PATH), and a green CI then means less than it says. So under
+``CI=true`` (set by CI, and by anyone who wants CI's rule locally) every skip, at collection or
+at run time, is turned into a failure that quotes its reason, unless its reason starts with a
+prefix of :data:`ALLOWED` whose condition holds now. Registered by ``tests/conftest.py``; an
+expected failure (``xfail``) is not a skip and is left alone.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+
+import pytest
+
+from support.extras import MISSING_EXTRA
+
+
+def _extra_left_out(name: str) -> Callable[[], bool]:
+    """True when this run leaves the extra out on purpose: the Makefile exports its ``EXTRAS`` as
+    ``CONTROLPLANE_EXTRAS``; a run that does not say so is taken to have every extra."""
+
+    def left_out() -> bool:
+        declared = os.environ.get("CONTROLPLANE_EXTRAS")
+        return declared is not None and name not in declared.replace(",", " ").split()
+
+    return left_out
+
+
+@dataclass(frozen=True)
+class Allowance:
+    why: str
+    holds: Callable[[], bool]
+
+
+ALLOWED: dict[str, Allowance] = {
+    MISSING_EXTRA: Allowance(
+        "the run leaves the optional local-cpu extra out on purpose (`make test-fast EXTRAS=`, "
+        ".ci/run's first pass, shows the base install passes without torch)",
+        _extra_left_out("local-cpu"),
+    ),
+}
+"""Skip reasons that may stand under ``CI=true``, by prefix, each with why and when."""
+
+
+def enforced() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def reason_of(report: pytest.TestReport | pytest.CollectReport) -> str:
+    """The reason pytest recorded for a skip (its longrepr is ``(path, line, "Skipped: ...")``)."""
+    longrepr = report.longrepr
+    text = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    return text.removeprefix("Skipped: ")
+
+
+def refusal(reason: str) -> str | None:
+    """Why this skip fails the run, or None when :data:`ALLOWED` lets it stand now."""
+    for prefix, allowance in ALLOWED.items():
+        if reason.startswith(prefix) and allowance.holds():
+            return None
+    return (
+        f"skipped under CI=true: {reason}\n"
+        "A skip in CI hides a test that did not run. Install what it needs, or, where the "
+        "machine cannot provide it, add its reason to ALLOWED in tests/support/skips.py with why."
+    )
+
+
+def _refuse(report: pytest.TestReport | pytest.CollectReport) -> None:
+    if not report.skipped or hasattr(report, "wasxfail") or not enforced():
+        return
+    message = refusal(reason_of(report))
+    if message is not None:
+        report.outcome = "failed"
+        report.longrepr = message
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    _refuse(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    report = yield
+    _refuse(report)
+    return report
