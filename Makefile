@@ -106,9 +106,6 @@ kube-down: ## stop the cluster kube-up started (no process, port, mount, network
 bench: setup ## run the benchmarks and rewrite docs/benchmarks-derivation.md
 	$(BIN)/python bench/run_all.py
 
-fast-models: setup ## regenerate controlplane/spec/fast_models.py from the spec models (after changing them)
-	$(BIN)/python -m controlplane.spec.fastgen
-
 format: setup ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix controlplane harness tests bench
 	$(BIN)/ruff format controlplane harness tests bench
@@ -116,4 +113,4 @@ format: setup ## apply ruff fixes and formatting
 clean: ## remove the virtualenvs and caches (the uv tool folder and uv's cache stay)
 	rm -rf $(VENV) .venv-latest .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info
 
-.PHONY: help setup demo replay dashboard browser lint test test-fast test-latest lock kube-tools kube-up kube-down bench fast-models format clean
+.PHONY: help setup demo replay dashboard browser lint test test-fast test-latest lock kube-tools kube-up kube-down bench format clean

@@ -35,8 +35,6 @@ package), whose errors the tests and ``make kube-up`` catch as the product's;
     │                             express (also a ValueError)
     ├── _Limit                    spec.load: input over a YAML limit (depth, nodes, aliases,
     │                             documents); becomes a SpecError before it leaves spec.load
-    ├── Invalid                   spec.fast: the spec's fast copy does not accept an input (no
-    │                             message: the caller asks the models; never leaves validation)
     ├── UnknownEngineVersion      promql.contract: a vLLM version with no metric
     │                             contract (also a ValueError: the callers turn it into a Problem)
     ├── EndpointError             profiling.endpoint: an endpoint cannot be profiled

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,7 @@ from controlplane.errors import (
     Unserved,
     UsageError,
 )
-from controlplane.kube.client import KubeClient, Lister, Obj, Ref, canary_ref
+from controlplane.kube.client import KubeClient, Obj, Ref, canary_ref
 from controlplane.rollout.intents import INTENT_VERBS, Intent
 from controlplane.spec.constants import API_VERSION, KIND
 from controlplane.spec.names import check_label, check_subdomain
@@ -74,7 +75,7 @@ def get_canary(kube: KubeClient, namespace: str, name: str) -> Obj:
     return obj
 
 
-def list_canaries(kube: Lister, namespace: str | None) -> list[Obj]:
+def list_canaries(kube: KubeClient, namespace: str | None) -> list[Obj]:
     """ModelCanaries of one namespace (all when None), sorted by namespace and name."""
     if namespace is not None:
         check_label(namespace, "namespace")
@@ -222,8 +223,6 @@ def record_intent(
     InvalidName for a namespace or name that no canary can have.
     """
     check_names(namespace, name)
-    import uuid  # here: `list` and the views never record an intent (issue 41)
-
     for _ in range(CONFLICT_RETRIES):
         obj = get_canary(kube, namespace, name)
         check_verb(obj, verb)

@@ -16,12 +16,6 @@ demo (:func:`validated_file` / :func:`validated_text`), the controller's admissi
 tests. Pure given a catalogue; with ``catalog=None`` the packaged GPU catalogue (read once per
 process).
 
-``canaryctl validate`` first tries :func:`fast_file`: the same YAML reader and the same rules, on
-the light objects of the models' generated fast copy (:mod:`controlplane.spec.fast_models`)
-instead of the models, so a valid file is checked without importing pydantic (issue 41). It
-answers only "valid, and here are the canaries" or "ask the models" (None): any problem at all,
-of shape or of a rule, sends the file down the models' path, whose messages are the only ones.
-
 Warnings (:func:`warnings`, :func:`warnings_text`, :func:`warnings_file`) are what a valid spec
 may still get wrong without being refused: a latency threshold inside a coarse histogram bucket
 (:func:`controlplane.analysis.resolution.warnings`). ``canaryctl validate`` prints them; nothing
@@ -32,7 +26,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from controlplane.analysis import resolution
 from controlplane.analysis.sequential import support as sequential_support
@@ -47,8 +41,6 @@ from controlplane.serving.render import isvc_name
 from controlplane.serving.versions import version_problems, vllm_version
 from controlplane.spec import rules
 from controlplane.spec.document import Document
-from controlplane.spec.fast import Invalid
-from controlplane.spec.fast_models import build_ModelCanary
 from controlplane.spec.load import build, parse_text, read_source
 from controlplane.spec.paths import Loc, format_path
 from controlplane.spec.words import did_you_mean
@@ -375,51 +367,3 @@ def warnings_file(path: str | os.PathLike[str]) -> list[Problem]:
     except SpecError:
         return []
     return warnings_text(source, os.fspath(path))
-
-
-Valid = tuple[list["ModelCanary"], list[Problem]]
-"""A valid file's canaries and their warnings (with lines), as :func:`warnings_file` gives them."""
-
-
-def fast_file(path: str | os.PathLike[str], catalog: Catalog | None = None) -> Valid | None:
-    """The canaries of the file at ``path`` and their warnings when it is valid, checked without
-    the models: each document built by the fast copy of the models
-    (:mod:`controlplane.spec.fast_models`) and run through :func:`validate`, the one set of rules;
-    None as soon as anything is wrong (unreadable, bad YAML, a shape the models refuse, a rule's
-    problem): the caller then runs :func:`check_file`, which says what, in the models' words.
-    ``canaryctl validate``'s path for a valid file (issue 41); tests/spec/test_fast_contract.py
-    holds it to :func:`check_file`."""
-    try:
-        source = read_source(path)
-    except SpecError:
-        return None
-    return fast_text(source, os.fspath(path), catalog)
-
-
-def fast_text(
-    source: str | bytes, filename: str | None = None, catalog: Catalog | None = None
-) -> Valid | None:
-    """:func:`fast_file` of ``source`` (the file's bytes), as :func:`check_text` is of
-    :func:`check_file`."""
-    try:
-        documents = parse_text(source, filename)
-    except SpecError:
-        return None
-    canaries: list[ModelCanary] = []
-    found: list[Problem] = []
-    for doc in documents:
-        if doc.problems:
-            return None
-        try:
-            light = build_ModelCanary(doc.data)
-        except Invalid:
-            return None
-        # The one boundary where a fast object stands for a model: it has the model's attribute
-        # names, values, defaults and methods (generated from it, and the contract suite
-        # compares their dumps and the rules' answers over every example and mutation).
-        canary = cast("ModelCanary", light)
-        if validate(canary, catalog):
-            return None
-        canaries.append(canary)
-        found.extend(doc.problem(w.path, w.message) for w in warnings(canary))
-    return canaries, found

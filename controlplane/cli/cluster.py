@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 from controlplane.errors import KubeError, UsageError
 from controlplane.spec.units import parse_duration
 
-if TYPE_CHECKING:  # imported where used: every verb builds a Runtime, few draw (issue 41)
+if TYPE_CHECKING:  # imported where used: every verb builds a Runtime, few draw
     from rich.console import Console
 
-    from controlplane.kube.client import KubeClient, Lister
+    from controlplane.kube.client import KubeClient
 
 COMPONENT = "kubectl-canary"
 
@@ -110,22 +110,6 @@ def _check_context(args: argparse.Namespace, runtime: Runtime) -> None:
                 f"context {context!r} is not in the kubeconfig ({where}); "
                 f"its contexts: {', '.join(sorted(known)) or 'none'}"
             )
-
-
-def lister(args: argparse.Namespace) -> Lister:
-    """What ``list`` lists with: the runtime's client, else the API server asked directly with
-    the standard library when the kubeconfig allows it
-    (:func:`controlplane.kube.direct.lister`: no Kubernetes client to import, issue 41), else
-    :func:`connect`."""
-    runtime = runtime_of(args)
-    if runtime.kube is not None:
-        return runtime.kube
-    _check_context(args, runtime)
-    from controlplane.kube import direct
-
-    paths = kubeconfig_paths(getattr(args, "kubeconfig", None), runtime.environ)
-    found = direct.lister(paths, getattr(args, "context", None))
-    return found if found is not None else connect(args)
 
 
 def connect(args: argparse.Namespace) -> KubeClient:
@@ -210,10 +194,18 @@ def context_info(paths: list[Path], context: str | None) -> ContextInfo:
 
 def _read_yaml(path: Path) -> Any:
     """The kubeconfig at ``path`` as the Kubernetes client reads it (PyYAML's safe loader,
-    ``kubernetes/config/kube_config.py``), or None when it cannot be read."""
-    from controlplane.kube.direct import read_kubeconfig
+    ``kubernetes/config/kube_config.py``), or None when it cannot be read or parsed."""
+    import yaml
 
-    return read_kubeconfig(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        return yaml.load(text, Loader=loader)
+    except yaml.YAMLError:
+        return None
 
 
 def _context(args: argparse.Namespace) -> ContextInfo:

@@ -16,11 +16,6 @@ from controlplane.cli.table import columns
 from controlplane.operations import list_canaries
 from controlplane.status.view import human, snapshot
 
-USES_HTTP_LIBRARIES = False
-"""``list`` asks with the standard library (:mod:`controlplane.kube.direct`): no HTTP client
-library logs, so :func:`~controlplane.cli.main.main` need not import :mod:`logging` to quiet
-them; the Kubernetes client's path quiets them itself (:func:`controlplane.cli.cluster.connect`)."""
-
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
@@ -34,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     namespace = cluster.list_namespace(args)
-    kube = cluster.lister(args)
+    kube = cluster.connect(args)
     items = list_canaries(kube, namespace)
     if args.output != "text":
         shown = [output.shown(obj) for obj in items]

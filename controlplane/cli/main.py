@@ -109,7 +109,7 @@ def build_parser(
     also serves), so ``kubectl canary list`` does not pay for ``simulate``'s or ``up``'s
     imports; when it names none (``--help``, a misspelt verb) every other verb is listed with its
     one-line help from :data:`VERBS`, which a named verb's run never shows (each stub is a
-    parser of its own: 18 of them were a tenth of ``validate``'s start, issue 41). Without
+    parser of its own: 18 of them were a tenth of ``validate``'s start). Without
     ``argv`` every module is imported."""
     prog = "kubectl canary" if sys.argv[0].endswith("kubectl-canary") else "canaryctl"
     parser = argparse.ArgumentParser(
@@ -155,7 +155,7 @@ def main(argv: Sequence[str] | None = None, *, runtime: Runtime | None = None) -
 
         runtime = Runtime()
     args.runtime = runtime
-    if getattr(verbs[args.verb], "USES_HTTP_LIBRARIES", True):  # list: none (it imports no logging)
+    if getattr(verbs[args.verb], "USES_HTTP_LIBRARIES", True):  # validate: none (no logging)
         from controlplane.providers.logsafety import quiet_http_loggers
 
         quiet_http_loggers()  # no request URL (a Slack webhook, a token in a query) in any log

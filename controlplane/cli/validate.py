@@ -1,9 +1,7 @@
 """``canaryctl validate FILE... [-o json]``: check canary.yml files, report every problem.
 
-A thin shell over :func:`controlplane.validation.check_file` (the same function the controller and
-the API use), which it calls for a file :func:`controlplane.validation.fast_file` does not find
-valid: a valid file is checked, and its notes and warnings made, without the pydantic models (issue
-41); a file with a problem gets exactly the models' messages. Directories stand for the ``*.yml`` /
+A thin shell over :func:`controlplane.validation.check_file`: the same rules, on the same pydantic
+models, as the controller and the API check a spec with. Directories stand for the ``*.yml`` /
 ``*.yaml`` files directly inside them. Prints one ``FILE:LINE: field.path: message`` line per
 problem (or, with ``-o json``, a JSON list of ``{file, line, path, message}``) and exits 0 when
 every file is valid, 2 otherwise. For a valid canary whose stable and candidate both have a
@@ -30,15 +28,9 @@ from controlplane.capacity.notes import plan_lines
 from controlplane.errors import NotFound, Problem
 from controlplane.profiles.catalog import Catalog, load_catalog
 from controlplane.profiles.expected import notes
-from controlplane.validation import (
-    More,
-    check_file,
-    fast_file,
-    validated_file,
-    warnings_file,
-)
+from controlplane.validation import More, check_file, validated_file, warnings_file
 
-if TYPE_CHECKING:  # --cluster only: the client, the controller's adoption (issue 41)
+if TYPE_CHECKING:  # --cluster only: the client, the controller's adoption
     from controlplane.kube.client import KubeClient
     from controlplane.spec.models import ModelCanary
 
@@ -94,10 +86,10 @@ def expand(paths: list[str]) -> tuple[list[str], list[Problem]]:
     return files, problems
 
 
-def print_notes(name: str, catalog: Catalog, canaries: list[ModelCanary] | None = None) -> None:
+def print_notes(name: str, catalog: Catalog) -> None:
     """The measured-profile notes and the capacity plan of every canary of the valid file
-    ``name`` (its ``canaries`` when the caller has them), on stderr."""
-    for canary in validated_file(name, catalog) if canaries is None else canaries:
+    ``name``, on stderr."""
+    for canary in validated_file(name, catalog):
         for line in [*notes(canary, catalog), *plan_lines(canary, catalog)]:
             print(f"{name}: {line}", file=sys.stderr)
 
@@ -115,7 +107,7 @@ def live_rules(kube: KubeClient, catalog: Catalog) -> More:
     stable as it serves (the candidate is checked against it).
 
     Imported here, not at the top: an offline ``validate`` loads neither the Kubernetes client
-    nor the controller (issue 41)."""
+    nor the controller."""
     from controlplane.controller import adoption
     from controlplane.kube.client import canary_ref
     from controlplane.serving import adopt
@@ -147,14 +139,6 @@ def run(args: argparse.Namespace) -> int:
         more = live_rules(connect(args), catalog)
     warned = 0
     for name in files:
-        fast = fast_file(name, catalog) if more is None else None
-        if fast is not None:  # valid: the same lines as below, without the models (issue 41)
-            canaries, warned_here = fast
-            for warning in warned_here:
-                print(format_warning(warning), file=sys.stderr)
-                warned += 1
-            print_notes(name, catalog, canaries)
-            continue
         found = check_file(name, catalog, more=more)
         problems.extend(found)
         for warning in warnings_file(name):

@@ -1,14 +1,13 @@
-"""What the API server's answers mean, for both clients of it: the Kubernetes client's
-(:mod:`controlplane.kube.real`) and the standard library's (:mod:`controlplane.kube.direct`).
+"""What the API server's answers mean, as :mod:`controlplane.kube.real` reads them through the
+Kubernetes client.
 
 Owns :func:`to_kube_error` (an error answer, or an exception of the client or its transport, as
 the product's error tree: 403 -> ``Forbidden``, 404 -> ``NotFound``, 409 -> ``Conflict``, 410 ->
 the ``Expired`` of :func:`~controlplane.kube.client.is_expired`, anything else -> ``KubeError``
 with the status, reason and the server's own message), :func:`retry_after` (when the server asks
-for a retry, as client-go reads it) and the list conventions both clients follow (page size,
-label selectors, kube-apiserver's 404 for a path it does not serve, the connections a request
-tries). Its own module so that ``kubectl canary list`` reaches them without importing the
-Kubernetes client's adapter (issue 41). Pure.
+for a retry, as client-go reads it) and the list conventions (page size, label selectors,
+kube-apiserver's 404 for a path it does not serve, the connections a request tries). Pure: it
+imports no Kubernetes client and reads the client's exceptions by their attributes.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ as opposed to a missing object's (``... "name" not found``)."""
 DEFAULT_PAGE_SIZE = 500
 """Objects per list request (client-go's pager uses 500 too)."""
 CONNECT_ATTEMPTS = 3
-"""Connections a request tries before the API server counts as unreachable, both clients: one
+"""Connections a request tries before the API server counts as unreachable: one
 never made (refused, or no answer to its SYN within the connect timeout) sent no byte of the
 request, so a new one is opened at once. Each is a new socket, so a new source port: on this
 project's 2-core test machine a loopback connect to kube-apiserver sat in SYN_SENT for 10 s,
@@ -72,7 +71,7 @@ def _server_message(body: Any) -> str | None:
 
 def to_kube_error(exc: object) -> KubeError:
     """The product error for an exception of the ``kubernetes`` client (or its transport), or an
-    answer shaped like one (:class:`controlplane.kube.direct.DirectLister`'s)."""
+    answer shaped like one."""
     if isinstance(exc, KubeError):
         return exc
     status = getattr(exc, "status", None)

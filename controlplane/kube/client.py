@@ -32,6 +32,7 @@ verb, so the fake refuses exactly what the real one refuses (tests/kube/test_kub
 from __future__ import annotations
 
 import builtins
+import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -71,21 +72,6 @@ def canary_ref(namespace: str, name: str) -> Ref:
 class WatchEvent:
     type: Literal["ADDED", "MODIFIED", "DELETED", "BOOKMARK"]
     object: Obj
-
-
-class Lister(Protocol):
-    """What ``kubectl canary list`` needs: the objects of a kind. A :class:`KubeClient` is one;
-    so is :class:`controlplane.kube.direct.DirectLister`, which needs no Kubernetes client."""
-
-    def list(
-        self,
-        api_version: str,
-        kind: str,
-        namespace: str | None = None,
-        label_selector: Mapping[str, str] | None = None,
-    ) -> list[Obj]:
-        """Objects of a kind (all namespaces when ``namespace`` is None); every page of it."""
-        ...
 
 
 class KubeClient(Protocol):
@@ -283,8 +269,6 @@ def aggregate_name(event: Mapping[str, Any]) -> str:
             event.get("reportingComponent"),
         )
     )
-    import hashlib  # here: only Events need it, and `list` makes none (issue 41)
-
     base = str(involved.get("name") or "event")[:200]
     return f"{base}.{hashlib.sha256(same.encode()).hexdigest()[:16]}"
 

@@ -39,7 +39,7 @@ def git_url_problem(url: str) -> str | None:
 
 def checked_git_url(value: str) -> str:
     """``value`` when it is a git remote the product uses; ValueError with the reason when not
-    (the validator of ``spec.gitWriteBack.repo``, in the models and in their fast copy)."""
+    (the validator of ``spec.gitWriteBack.repo`` in the models)."""
     problem = git_url_problem(value)
     if problem is not None:
         raise ValueError(problem)

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import os
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
+from pydantic import ValidationError
 from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -36,11 +37,10 @@ from yaml.resolver import Resolver
 
 from controlplane.errors import ControlPlaneError, Problem, SpecError
 from controlplane.spec.document import Document
+from controlplane.spec.messages import problems_from_validation_error
+from controlplane.spec.models import ModelCanary
 from controlplane.spec.paths import Loc, format_path
 from controlplane.spec.words import describe
-
-if TYPE_CHECKING:
-    from controlplane.spec.models import ModelCanary
 
 MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 64
@@ -301,12 +301,6 @@ def build(doc: Document) -> tuple[ModelCanary | None, list[Problem]]:
         got = describe(doc.data)
         problems.append(doc.problem("", f"expected a mapping (a ModelCanary object), got {got}"))
         return None, problems
-    # the models, imported here: reading YAML (validate's fast path, bench/) needs no pydantic
-    from pydantic import ValidationError
-
-    from controlplane.spec.messages import problems_from_validation_error
-    from controlplane.spec.models import ModelCanary
-
     try:
         canary = ModelCanary.model_validate(doc.data)
     except ValidationError as exc:

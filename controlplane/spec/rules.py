@@ -25,7 +25,7 @@ from controlplane.spec.paths import Loc, format_path
 from controlplane.spec.units import BUILTIN_UNITS, Duration, Quantity, Unit
 from controlplane.spec.words import did_you_mean
 
-if TYPE_CHECKING:  # annotations only: the rules run on the models and on their fast copy
+if TYPE_CHECKING:  # annotations only
     from controlplane.spec.models import CheckSpec, GateSpec, MetricSpec, ModelCanary, VariantSpec
 
 LATENCY_BUILTINS = ("e2e-latency", "ttft", "inter-token-latency")

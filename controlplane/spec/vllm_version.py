@@ -36,7 +36,7 @@ def format_version(key: VersionKey) -> str:
 
 def checked_vllm_version(value: str) -> str:
     """``value`` when it is a vLLM version; ValueError saying what to write when not (the
-    validator of ``spec.model.vllmVersion``, in the models and in their fast copy)."""
+    validator of ``spec.model.vllmVersion`` in the models)."""
     if parse_vllm_version(value) is None:
         raise ValueError(
             f"{value!r} is not a vLLM version: write the release the runtime image runs, "

@@ -1,9 +1,9 @@
 """Words the spec's messages share: how a value is named, and "did you mean".
 
-Owns :func:`describe` (``5`` -> ``integer 5`` in "got ..." phrases) and :func:`did_you_mean`. Pure
-and free of pydantic, so the rules (:mod:`controlplane.spec.rules`, :mod:`controlplane.validation`)
-and the YAML reader (:mod:`controlplane.spec.load`) use them on ``validate``'s fast path (issue 41);
-:mod:`controlplane.spec.messages` (pydantic's errors in our words) re-exports them.
+Owns :func:`describe` (``5`` -> ``integer 5`` in "got ..." phrases) and :func:`did_you_mean`, which
+the rules (:mod:`controlplane.spec.rules`, :mod:`controlplane.validation`) and the YAML reader
+(:mod:`controlplane.spec.load`) use; :mod:`controlplane.spec.messages` (pydantic's errors in our
+words) re-exports them. Pure.
 """
 
 from __future__ import annotations

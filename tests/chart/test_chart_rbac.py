@@ -156,8 +156,6 @@ NOT_CALLED: dict[str, str] = {
     "(api/sources.py): the user's kubeconfig under `kubectl canary dashboard`, the controller's "
     "ServiceAccount only for its static token; Kubernetes' system:basic-user ClusterRole lets "
     "every authenticated user create it, so the chart need not",
-    "ExecCredential": "what a kubeconfig's exec plugin answers `kubectl canary list` "
-    "(kube/direct.py), not an object of the API server",
 }
 # Modules that are not the product talking to a cluster.
 SKIPPED_MODULES = {

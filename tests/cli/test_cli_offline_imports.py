@@ -1,18 +1,14 @@
 """The offline verbs load no heavy stack: ``canaryctl --help`` and ``canaryctl validate FILE``
 import neither numpy, scipy, matplotlib, the Kubernetes client nor an HTTP client.
 
-Checking a spec in CI or a pre-commit hook should start as fast as ``kubectl`` does (issue 41);
-before the sequential judge's spec rules moved to ``analysis/sequential/support.py``, validating
-imported scipy through ``validation`` -> ``sequential.check`` -> ``eprocess``. Each case runs in a
-fresh interpreter (this one has loaded everything already) and reports what it imported.
-Later, ``validate`` imported the controller's adoption code (hera, requests, numpy) for its
+Checking a spec in CI or a pre-commit hook should start as fast as ``kubectl`` does; before the
+sequential judge's spec rules moved to ``analysis/sequential/support.py``, validating imported
+scipy through ``validation`` -> ``sequential.check`` -> ``eprocess``. Each case runs in a fresh
+interpreter (this one has loaded everything already) and reports what it imported. Later,
+``validate`` imported the controller's adoption code (hera, requests, numpy) for its
 ``--cluster`` option; it loads it only with ``--cluster`` now. ``simulate`` may load numpy but
-not scipy (a spec without a sequential check), and ``list`` none of what it does not use
-(:data:`LIST_SPARED`): since it asks the API server with the standard library for the users it
-can (:mod:`controlplane.kube.direct`), not even the Kubernetes client or pydantic. Nor does
-``validate`` of a valid file load pydantic (:data:`VALIDATE_SPARED`): it checks the file with the
-models' generated fast copy and hands only a file with a problem to the models. The seconds
-are bench/cli_start.py's.
+not scipy (a spec without a sequential check), and ``list`` the Kubernetes client and none of
+what it does not use (:data:`LIST_SPARED`). The seconds are bench/cli_start.py's.
 """
 
 from __future__ import annotations
@@ -61,69 +57,20 @@ def _imports(*argv: str) -> dict[str, object]:
         ("--help",),
         ("validate", "canary/four-week.yml"),
         ("validate", "canary/gated.yml", "-o", "json"),
+        (
+            "validate",
+            "canary/local-demo.yml",
+            "canary/shadow-winrate.yml",
+            "canary/cohort-tier1.yml",
+        ),
+        ("validate", "canary"),
     ],
-    ids=["help", "validate", "validate-json"],
+    ids=["help", "validate", "validate-json", "validate-several", "validate-directory"],
 )
 def test_an_offline_verb_imports_no_heavy_stack(argv: tuple[str, ...]) -> None:
     found = _imports(*argv)
     assert found["code"] in (0, None)
     assert found["loaded"] == []
-
-
-VALIDATE_SPARED = ("pydantic", "numpy", "scipy", "kubernetes", "logging", "hashlib", "decimal")
-"""What ``canaryctl validate`` does without for a valid file: the spec's pydantic models too
-(it checks the file with their generated fast copy, :func:`controlplane.validation.fast_file`,
-and reads the packaged catalogue as it is); only a file with a problem is handed to the models,
-whose messages are the only ones."""
-
-VALIDATE_PROBE = """
-import json, sys
-from controlplane.cli import main
-code = main.main(sys.argv[1:])
-names = {{m.split(".")[0] for m in sys.modules}}
-print(json.dumps({{"code": code, "loaded": sorted(names & set({SPARED!r}))}}))
-"""
-
-
-def _validate_imports(*argv: str) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-c", VALIDATE_PROBE.format(SPARED=VALIDATE_SPARED), "validate", *argv],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return found
-
-
-@pytest.mark.binary
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ("canary/four-week.yml",),
-        ("canary/gated.yml", "-o", "json"),
-        ("canary/local-demo.yml", "canary/shadow-winrate.yml", "canary/cohort-tier1.yml"),
-        ("canary",),
-    ],
-    ids=["four-week", "json", "several", "directory"],
-)
-def test_validate_of_valid_files_loads_no_pydantic(argv: tuple[str, ...]) -> None:
-    found = _validate_imports(*argv)
-    assert found["code"] == 0
-    assert found["loaded"] == []
-
-
-@pytest.mark.binary
-def test_validate_of_a_bad_file_asks_the_models(tmp_path: Path) -> None:
-    """The probe can fail: a file with a problem goes to the pydantic models for its message."""
-    bad = tmp_path / "bad.yml"
-    text = (ROOT / "canary" / "four-week.yml").read_text(encoding="utf-8")
-    bad.write_text(text.replace("weight: 5", "weight: 500", 1), encoding="utf-8")
-    found = _validate_imports(str(bad))
-    assert found["code"] == 2
-    assert "pydantic" in found["loaded"]  # it brings decimal, hashlib and logging along
 
 
 @pytest.mark.binary
@@ -138,30 +85,20 @@ def test_the_probe_sees_a_heavy_import() -> None:
 
 
 LIST_SPARED = (
-    "kubernetes",
     "kubernetes_validate",
     "jsonschema",
-    "pydantic",
     "ruamel",
-    "requests",
-    "urllib3",
     "numpy",
     "scipy",
     "matplotlib",
     "hera",
     "rich",
-    "logging",
-    "hashlib",
 )
-"""What ``kubectl canary list`` does without for a kubeconfig it reads itself (a token, a client
-certificate, an exec plugin: :mod:`controlplane.kube.direct`): the Kubernetes client (and the
-requests, urllib3 and oauthlib it brings) and its adapter :mod:`controlplane.kube.real` (what
-both read of an answer is :mod:`controlplane.kube.answers`), pydantic and the spec models (the
-table reads the objects as plain data), ruamel (only ``-o yaml`` writes YAML), the catalogue,
-numpy or a rich view; nor :mod:`hashlib` (only Event names need it), :mod:`logging` (only HTTP
-client libraries need their loggers quieted) or ``urllib.request`` (only a ``*_proxy`` variable
-needs its ``getproxies``). A user the direct path does not handle (an ``auth-provider``) still
-gets the client."""
+"""What ``kubectl canary list`` does without: the spec models (the table reads the objects as
+plain data; pydantic itself comes with the Kubernetes client), ruamel (only ``-o yaml`` writes
+YAML), the catalogue, numpy or a rich view; nor ``kubernetes_validate`` and the jsonschema it
+loads, which the Kubernetes client imports when installed for a method nothing here calls
+(:func:`controlplane.kube.real._module` hides it while the client is first imported)."""
 
 LIST_PROBE = """
 import json, sys
@@ -174,9 +111,6 @@ print(json.dumps({{"code": code, "loaded": loaded, "modules": modules}}))
 """
 
 LIST_MODULES = (
-    "kubernetes.client",
-    "urllib.request",
-    "controlplane.kube.direct",
     "controlplane.kube.real",
     "controlplane.profiles.catalog",
     "controlplane.spec.models",
@@ -219,24 +153,13 @@ def _list_imports(tmp_path: Path, user: str) -> tuple[dict[str, Any], str]:
 
 
 @pytest.mark.binary
-def test_list_loads_neither_the_client_nor_pydantic(tmp_path: Path) -> None:
+def test_list_loads_the_client_and_nothing_it_does_not_use(tmp_path: Path) -> None:
     found, err = _list_imports(tmp_path, "{token: t}")
     assert found["code"] == 1, err  # the API server is unreachable
     assert "unreachable" in err
-    assert found["loaded"] == []
-    assert found["modules"] == ["controlplane.kube.direct"]
-
-
-@pytest.mark.binary
-def test_list_falls_back_to_the_client_for_an_auth_provider(tmp_path: Path) -> None:
-    """The probe sees the client when ``list`` needs it: an ``auth-provider`` user (here one
-    the client knows no longer, so it says so) goes to the Kubernetes client, never the direct
-    path's own reading."""
-    found, err = _list_imports(tmp_path, "{auth-provider: {name: gone, config: {}}}")
-    assert found["code"] == 1, err
-    assert "kubernetes" in found["loaded"]
-    assert "kubernetes.client" in found["modules"]
     assert "Traceback" not in err
+    assert found["loaded"] == []
+    assert found["modules"] == ["controlplane.kube.real"]
 
 
 @pytest.mark.binary

@@ -1,20 +1,20 @@
-"""``kubectl canary list`` without the Kubernetes client, against the real kube-apiserver.
+"""``kubectl canary list`` against the real kube-apiserver, through the Kubernetes client.
 
-:mod:`controlplane.kube.direct` reads the kubeconfig and asks the API server with the standard
-library; the contract is that it answers what :class:`~controlplane.kube.real.RealKube` (the
-``kubernetes`` client) answers for the same kubeconfig: the same objects, and the same error
-for a user RBAC refuses (403) and a token the server does not know (401). Users: a
-ServiceAccount token (``token`` and ``tokenFile``), a client certificate signed by the
+Each kind of credential a kubeconfig gives the client lists the ModelCanaries of a namespace:
+a ServiceAccount token (``token`` and ``tokenFile``), a client certificate signed by the
 server's client CA (``client-certificate-data`` and files beside the kubeconfig), an ``exec``
-credential plugin answering a token and one answering a client certificate, all bound to a Role
-that may list ModelCanaries; ``nobody`` (no binding) and ``stranger`` (an unknown token).
+credential plugin answering a token and one answering a client certificate (run from the
+kubeconfig's folder, with ``KUBERNETES_EXEC_INFO`` and the kubeconfig's ``env``). Every one of
+them is bound to a Role that grants ``list`` on ``modelcanaries`` and nothing else (the API
+groups are discovered with what every authenticated user may read): ``list`` needs no more.
+``nobody`` (a ServiceAccount with no binding) gets the server's 403 reason and ``stranger`` (a
+token the server does not know) its 401, each as one ``error:`` line, exit 1.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,15 +25,14 @@ from support.canaries import canary_dict
 from support.kubectl import service_account_token
 from support.realkube import new_namespace
 
-from controlplane.errors import KubeError
-from controlplane.kube import direct
+from controlplane.cli.cluster import Runtime
+from controlplane.cli.main import main
 from controlplane.kube.real import RealKube
-from controlplane.spec.constants import API_GROUP, API_VERSION, KIND
+from controlplane.spec.constants import API_GROUP
 from harness.cluster.kubeapi import CERT_USER, Credentials, LoopbackCluster
 
 pytestmark = pytest.mark.binary
 
-ROOT = Path(__file__).resolve().parents[2]
 OK_USERS = ("token", "token-file", "cert-data", "cert-files", "exec-token", "exec-cert")
 
 PLUGIN = """#!{python}
@@ -116,7 +115,7 @@ def _exec(home: Path, name: str, status: dict[str, str]) -> dict[str, Any]:
 def world(
     loopback: LoopbackCluster, real_kube: RealKube, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[str, dict[str, Path]]:
-    ns = new_namespace(real_kube, "direct")
+    ns = new_namespace(real_kube, "lister")
     for account in ("lister", "nobody"):
         real_kube.create(
             {
@@ -129,7 +128,7 @@ def world(
         real_kube.create(obj)
     for name in ("support-triage", "support-triage-b"):
         real_kube.create(canary_dict(name, ns))
-    home = tmp_path_factory.mktemp("direct-home")
+    home = tmp_path_factory.mktemp("lister-home")
     token = service_account_token(loopback, ns, "lister")
     creds = Credentials(loopback.workdir / "pki")
     (home / "token").write_text(token, encoding="utf-8")
@@ -158,64 +157,57 @@ def world(
     return ns, paths
 
 
-def _client(path: Path) -> RealKube:
-    return RealKube.connect(kubeconfig=str(path), component="kubectl-canary")
-
-
-def _direct(path: Path) -> direct.DirectLister:
-    found = direct.lister([path], None)
-    assert found is not None, f"{path.name}: the direct path gave way to the client"
-    return found
+def _list(path: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``kubectl canary list --kubeconfig PATH ARGV`` as a user runs it: the runtime connects
+    with the kubeconfig (no client handed in)."""
+    code = main(["list", "--kubeconfig", str(path), *argv], runtime=Runtime(environ={}))
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 @pytest.mark.parametrize("user", OK_USERS)
-def test_a_user_lists_what_the_client_lists(world: tuple[str, dict[str, Path]], user: str) -> None:
-    ns, paths = world
-    listed = _direct(paths[user]).list(API_VERSION, KIND, ns)
-    assert sorted(o["metadata"]["name"] for o in listed) == ["support-triage", "support-triage-b"]
-    assert listed == _client(paths[user]).list(API_VERSION, KIND, ns)
+def test_a_user_allowed_to_list_gets_the_table(
+    world: tuple[str, dict[str, Path]], user: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _ns, paths = world
+    code, out, err = _list(paths[user], capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["NAME", "PHASE", "STEP"]
+    assert [line.split()[0] for line in lines[1:]] == ["support-triage", "support-triage-b"]
 
 
-@pytest.mark.parametrize("user", ["nobody", "stranger"])
-def test_a_refused_user_gets_the_clients_error(
-    world: tuple[str, dict[str, Path]], user: str
+def test_list_as_json_is_the_servers_objects(
+    world: tuple[str, dict[str, Path]], capsys: pytest.CaptureFixture[str]
 ) -> None:
     ns, paths = world
-    with pytest.raises(KubeError) as mine:
-        _direct(paths[user]).list(API_VERSION, KIND, ns)
-    with pytest.raises(KubeError) as theirs:
-        _client(paths[user]).list(API_VERSION, KIND, ns)
-    assert type(mine.value) is type(theirs.value)
-    assert str(mine.value) == str(theirs.value)
-    assert str(mine.value).startswith("403 Forbidden" if user == "nobody" else "401 Unauthorized")
+    code, out, err = _list(paths["exec-cert"], capsys, "-o", "json")
+    assert code == 0, err
+    listed = json.loads(out)
+    assert listed["kind"] == "List"
+    assert [o["metadata"]["name"] for o in listed["items"]] == [
+        "support-triage",
+        "support-triage-b",
+    ]
+    assert {o["metadata"]["namespace"] for o in listed["items"]} == {ns}
 
 
-PROBE = """
-import json, sys
-from controlplane.cli import main
-code = main.main(sys.argv[1:])
-print(json.dumps({"code": code, "kubernetes": "kubernetes" in sys.modules}))
-"""
-
-
-@pytest.mark.parametrize("user", ["exec-cert", "nobody"])
-def test_canaryctl_list_needs_no_client(world: tuple[str, dict[str, Path]], user: str) -> None:
-    """The whole verb, as a user runs it: the table (or the 403) and no Kubernetes client."""
+@pytest.mark.parametrize(
+    ("user", "said"),
+    [
+        ("nobody", "error: 403 Forbidden: modelcanaries.canary.controlplane.dev is forbidden"),
+        ("stranger", "error: 401 Unauthorized"),
+    ],
+)
+def test_a_refused_user_gets_the_servers_reason(
+    world: tuple[str, dict[str, Path]],
+    user: str,
+    said: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     _ns, paths = world
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, "list", "--kubeconfig", str(paths[user])],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    found = json.loads(done.stdout.strip().splitlines()[-1])
-    assert found["kubernetes"] is False
-    if user == "nobody":
-        assert found["code"] == 1
-        assert done.stderr.startswith("error: 403 Forbidden: modelcanaries."), done.stderr
-    else:
-        assert found["code"] == 0, done.stderr
-        assert done.stdout.splitlines()[0].split()[:3] == ["NAME", "PHASE", "STEP"]
-        assert "support-triage-b" in done.stdout
+    code, out, err = _list(paths[user], capsys)
+    assert code == 1
+    assert out == ""
+    assert err.startswith(said), err
+    assert len(err.splitlines()) == 1, err  # one line, no traceback
