@@ -122,7 +122,7 @@ def body(n: int, rounds: int, results: list[tuple[float, float, int]], api_ms: f
     transferred = results[-1][2]
     verdict = "Met" if median < TARGET_MS else "**Not met**"
     quote = (
-        "Target (issue 38): under 1 s on the loopback with 1,000 canaries. Reproduce: "
+        "Target: under 1 s on the loopback with 1,000 canaries. Reproduce: "
         "`python bench/dashboard_load.py` (after `make dashboard` and `make browser`)."
     )
     machine = machine_summary(("playwright", "fastapi"))

@@ -10,8 +10,10 @@ BENCH = Path(__file__).resolve().parent
 SCRIPTS = [
     ["replay.py"],
     ["blast_radius.py"],
-    # the verdict on the ten seeds docs/benchmarks.md reports: chosen after the code was final,
-    # from the hash of its last commit, cf4d617 (docs/judges-derivation.md gives the command);
+    # the verdict on the ten seeds docs/judges-derivation.md reports: chosen after the code was
+    # final, the first ten 24-bit words of the SHA-256 of the full hash of its last commit,
+    # cf4d617: python3 -c "import hashlib,sys; h=hashlib.sha256(sys.argv[1].encode()).hexdigest();
+    # print(','.join(str(int(h[6*i:6*i+6],16)) for i in range(10)))" "$(git rev-parse cf4d617)";
     # 20261123-32 and 20261201-10 judged earlier code
     [
         "blast_seeds.py",

@@ -394,7 +394,7 @@ def speedups(results: list[Result]) -> str:
 
 
 BEFORE = """\
-Before the judges were batched (commit 63dae0d: scalar judges, the confidence sequence by
+Before the judges were batched (scalar judges, the confidence sequence by
 Brent's method on scalar e-values; the same machine and Prometheus, `--sizes 1000 --runs 1`),
 a 1,000-canary tick took 2.00 s (`sequential`) and 4.67 s (`sequential-final`, whose error
 counts then also paid an Envoy query that grew with the group, since fixed). The `per-check`
@@ -433,7 +433,7 @@ def target_line(results: list[Result]) -> str:
         return "The 10,000-canary target was not measured in this run."
     verdict = "met" if ticks["sequential"] <= TARGET_S else "not met"
     line = (
-        f"Target (issue #23): a batched `sequential` tick at 10,000 canaries in at most "
+        f"Target: a batched `sequential` tick at 10,000 canaries in at most "
         f"{TARGET_S:.1f} s (a third of the 14.8 s before batching): {verdict}, "
         f"{ticks['sequential']:.1f} s."
     )

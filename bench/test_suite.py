@@ -39,6 +39,7 @@ except ImportError:  # run as a script: bench/ is on sys.path
 SECTION = "## Test suite"
 REPO = Path(__file__).resolve().parent.parent
 BASELINE = "bc92713"  # main before the lock, the tiers and the parallel run
+BASELINE_LABEL = "baseline (before the lock, the tiers and the parallel run)"
 LINT = [
     ["ruff", "check", "controlplane", "tests", "bench"],
     ["ruff", "format", "--check", "controlplane", "tests", "bench"],
@@ -124,7 +125,9 @@ def main(argv: list[str] | None = None) -> int:
             add = ["git", "worktree", "add", "-q", "--detach", str(tree), ref]
             subprocess.run(add, cwd=REPO, check=True)
         rows = []
-        for label, tree in ((f"baseline {args.baseline}", base), (f"head {head_sha}", head)):
+        # the labels name no commit: the docs say what a tree is, not which hash it had
+        base_label = BASELINE_LABEL if args.baseline == BASELINE else f"baseline {args.baseline}"
+        for label, tree in ((base_label, base), ("head", head)):
             bin_dir = environment(tree)
             lint = timed(
                 f"{label}: lint", [[str(bin_dir / c[0]), *c[1:]] for c in LINT], tree, bin_dir
@@ -157,10 +160,11 @@ def main(argv: list[str] | None = None) -> int:
         ]
         table.append("| " + " | ".join(cells) + " |")
     table.append(f"| head, `make test-fast` | | {fast.seconds:.0f} | | {fast.summary} |")
+    baseline_flag = "" if args.baseline == BASELINE else f" --baseline {args.baseline}"
     body = "\n".join(
         [
-            f"`python bench/test_suite.py --baseline {args.baseline}` on {today()}, head "
-            f"{head_sha}: {machine_summary(('pytest', 'pytest-xdist'))}.",
+            f"`python bench/test_suite.py{baseline_flag}` on {today()}: "
+            f"{machine_summary(('pytest', 'pytest-xdist'))}.",
             "",
             "Both trees in one run, each in its own worktree and virtualenv installed from the "
             "head's `uv.lock`, cold mypy cache. Each runs pytest as its Makefile says: the "

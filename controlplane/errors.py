@@ -1,12 +1,9 @@
 """The one exception tree of the product.
 
-Every error the product raises on purpose derives from :class:`ControlPlaneError`, so a shell
-(CLI, API, controller) can catch exactly one type and turn it into an exit code, a 4xx or a
-status condition -- never a traceback. The classes above the line are defined here; those below
-it live in the one module that raises them (named beside each) and derive from
-:class:`ControlPlaneError` all the same -- the test harness's too (``harness/``, outside the
-package), whose errors the tests and ``make kube-up`` catch as the product's;
-``tests/test_error_tree.py`` fails when a class anywhere in either package does not::
+Every error the product (and the test harness, ``harness/``) raises on purpose derives from
+:class:`ControlPlaneError`, so a shell can catch one type and turn it into an exit code, a 4xx or
+a status condition, never a traceback. Classes above the line are defined here, those below it in
+the module named beside each; ``tests/test_error_tree.py`` holds every class to this drawing::
 
     ControlPlaneError
     ├── SpecError                 a canary.yml is invalid; carries every Problem found

@@ -1,32 +1,16 @@
 """Resolution-aware validation: a latency threshold that vLLM's histogram cannot resolve.
 
-Owns the rule (derived in ``docs/analysis.md``) that an absolute threshold ``T`` on a latency
-built-in (``e2e-latency``, ``ttft``, ``inter-token-latency``) must lie within the histogram's
-finite bucket bounds ``b_1 <= T < b_n`` of the engine version's
-:mod:`~controlplane.promql.contract` (a bare number, which the spec's rules refuse unless it is 0,
-is read as seconds here, so no way of writing ``T`` escapes the rule):
+Owns the rule that an absolute threshold ``T`` on a latency built-in (``e2e-latency``, ``ttft``,
+``inter-token-latency``) must lie within the finite bucket bounds ``b_1 <= T < b_n`` of the
+engine version's :mod:`~controlplane.promql.contract` (a bare number is read as seconds here, so
+no way of writing ``T`` escapes it): below ``b_1`` ``histogram_quantile`` interpolates from 0 and
+the quantile reads what it cannot know, and nothing above ``b_n`` is ever reported. A threshold
+inside a bucket much wider than :data:`COARSE_ERROR` of ``T`` is a *warning*
+(:func:`warnings`), never a problem. Relative checks (``compare: baseline``) are not refused.
 
-* ``T < b_1``: Prometheus' ``bucketQuantile`` (``promql/quantile.go``) interpolates linearly
-  from 0 inside the first bucket, so a ``q`` quantile that falls there reads as
-  ``b_1 * q * N / c_1`` (``N`` requests, ``c_1`` of them under ``b_1``): somewhere in
-  ``[q * b_1, b_1]`` whatever the requests' real latencies. ``above T`` with ``T < q * b_1``
-  breaches at every evaluation with traffic; with ``q * b_1 <= T < b_1`` it tests
-  "at least ``q * b_1 / T`` of the requests finished under ``b_1``", not the quantile.
-* ``T >= b_n``: a quantile in the ``+Inf`` bucket reads as ``b_n``; nothing above ``b_n`` is
-  ever reported (``above`` never breaches, ``below`` always does).
-
-Inside that range a threshold strictly between two bucket bounds ``lo < T < hi`` is resolved
-only as finely as the bucket: ``histogram_quantile`` interpolates linearly inside it, so a true
-quantile anywhere in ``(lo, hi]`` can read as anything in ``(lo, hi]``, up to
-``max(T - lo, hi - T)`` past ``T`` on the wrong side. When that worst case exceeds
-:data:`COARSE_ERROR` of ``T`` the threshold is a *warning* (:func:`warnings`), never a problem;
-a bound on a bucket edge is read exactly (the bucket's cumulative count is the answer).
-
-Relative checks (``compare: baseline``) have no threshold in seconds and are not refused; the
-limit of their resolution (within the first bucket the ratio of two quantiles is bounded by
-``[q, 1/q]``) is documented in ``docs/analysis.md``. Pure. Called once by
-:func:`controlplane.validation.validate`; the engine version comes from the caller (None: the
-KServe-pinned version).
+Pure. Called once by :func:`controlplane.validation.validate`; the engine version comes from the
+caller (None: the KServe-pinned version). The derivation, from Prometheus' ``bucketQuantile``,
+and the limit of relative checks: docs/analysis.md, "Histogram resolution".
 """
 
 from __future__ import annotations

@@ -1,34 +1,19 @@
 """Gates on Argo Workflows: submit a gate run's Workflow and poll its phase, through ``hera``.
 
 Owns the controller's side of ``spec.gates`` (the decisions are the machine's, see
-:mod:`controlplane.rollout.gate_runs`):
-
-- :func:`workflow_body`: the Workflow a gate run submits: ``workflowTemplateRef`` to the gate's
-  WorkflowTemplate / ClusterWorkflowTemplate, the parameters with their placeholders filled in,
-  the deterministic name the machine chose, and labels naming the canary, gate and point.
-- :func:`variant_endpoint`: the in-cluster base URL of a variant (``{{candidate.endpoint}}``),
-  from the live serving object's ``status.address.url`` / ``status.url`` or else its predictor
-  Service's DNS name.
-- :class:`ArgoGates`: :meth:`~ArgoGates.submit` creates the Workflow through the Argo Server's
-  REST API (hera's ``WorkflowsService``; an AlreadyExists is the same Workflow, submitted before
-  a crash) and :meth:`~ArgoGates.poll` reads its phase (an absent phase is ``Pending``). Neither
-  raises on a server problem: they answer a :class:`~controlplane.rollout.observations.
-  GateObservation` with ``phase=None`` and the error (retried at the next poll, counted towards
-  ``analysis.errorLimit``), or with phase ``Error`` when the Argo Server refused the Workflow
-  (bad template reference or parameters: a failed gate). :meth:`~ArgoGates.stop` stops a
-  Workflow the rollout no longer waits for (Argo's ``stop``: exit handlers still run).
-
-What reaches a canary's status and Events of the Argo Server's answers (:func:`_describe`): the
-HTTP status code and reason phrase, plus Argo's own error message (its gRPC-gateway shape
-``{"code": N, "message": "..."}``, cut to 200 characters: "workflowtemplates.argoproj.io "x" not
-found" is how a user learns a gate is misconfigured) -- never another body; the session reads
-every answer streamed, at most 16 MiB and 64 levels of JSON
-(:mod:`controlplane.providers.bounded`), does not follow redirects, and hands hera a body
-reduced to that message when the answer is an error. A Workflow's own ``status.message`` is cut
-to 300 characters.
+:mod:`controlplane.rollout.gate_runs`): :func:`workflow_body` (the Workflow a gate run submits,
+under the deterministic name the machine chose), :func:`variant_endpoint` (a variant's in-cluster
+base URL, ``{{candidate.endpoint}}``) and :class:`ArgoGates`, which submits, polls and stops
+Workflows through the Argo Server's REST API. Neither :meth:`~ArgoGates.submit` nor
+:meth:`~ArgoGates.poll` raises on a server problem: each answers a
+:class:`~controlplane.rollout.observations.GateObservation` with the error (counted towards
+``analysis.errorLimit``) or with phase ``Error`` when the server refused the Workflow. Answers are
+read bounded (:mod:`controlplane.providers.bounded`), and only the Argo Server's own error
+message, cut short, reaches a status (:func:`_describe`).
 
 Called by the reconciler's gate effects (:mod:`controlplane.controller.gate_effects`) with the
-core's :func:`~controlplane.rollout.gate_runs.pending_runs`. See docs/gates.md.
+core's :func:`~controlplane.rollout.gate_runs.pending_runs`. What users see: docs/gates.md,
+"In the controller" and "What an Argo Server's answer may put in a status".
 """
 
 from __future__ import annotations

@@ -1,30 +1,19 @@
 """The controller's capacity effect: each variant's replicas before and after its weights move.
 
 Owns bringing the serving objects to the capacity plan (:mod:`controlplane.capacity.plan`) of a
-canary with ``spec.capacity``, in the plan's order:
+canary with ``spec.capacity``, in the plan's order: :func:`before_weights` scales up every
+variant whose share rises and holds the weights (:class:`~controlplane.errors.CapacityPending`)
+until its pods are ready, so a step never runs on a variant too small for it;
+:func:`after_weights` scales down the variant whose share fell once the weights are verified;
+:func:`before_outcome` sizes the winner for all the traffic before a promotion or rollback;
+:func:`observe` / :func:`demand_of` keep the demand an evaluation read and the demand the plan
+is made for; :func:`record` writes ``status.capacity``.
 
-- :func:`before_weights`: before the weights the persisted state calls for are set, every
-  variant whose share rises is scaled to the change's ``before`` replicas, and the weights wait
-  (``ctx.pending``: a :class:`~controlplane.errors.CapacityPending`, a ``CapacityPending`` Event)
-  until that many of its pods are ready, read from the Deployment KServe keeps for it
-  (``<isvc>-predictor`` in Standard mode; ``<llmisvc>-kserve``, KServe v0.20.0
-  ``pkg/controller/v1alpha2/llmisvc/workload_single_node.go`` ``mainDeploymentName``). The
-  step's clock starts only once the weights are verified, so a step never runs on a variant
-  too small for it: on a cluster short of GPUs it waits, and says why, until the progress
-  deadline rolls it back;
-- :func:`after_weights`: once they are verified, the variant whose share fell is scaled down to
-  the change's ``after`` replicas;
-- :func:`before_outcome`: before a promotion or a rollback is put on the router, the winner is
-  scaled to all the traffic and ready (the loser keeps running until it is released);
-- :func:`observe` / :func:`demand_of`: the demand an evaluation read, kept in the status, and
-  the demand the plan is made for (the sized one, or more within the budget);
-- :func:`record`: ``status.capacity``, planned against ready replicas and GPU-hours.
-
-Replicas (and an autoscaling variant's ceiling) are written by a field manager of their own
-(:data:`FIELD_MANAGER`), only when the live object asks for other bounds. Nothing is decided
-here; the plan is a pure function of the spec, the weights, the demand and the per-replica
-capacities. Called by :class:`controlplane.controller.reconcile.Reconciler` (its catch-up, and
-:func:`observe` after an evaluation).
+Replicas are written by a field manager of their own (:data:`FIELD_MANAGER`), only when the live
+object asks for other bounds. Nothing is decided here; the plan is a pure function of the spec,
+the weights, the demand and the per-replica capacities. Called by
+:class:`controlplane.controller.reconcile.Reconciler` (its catch-up, and :func:`observe` after
+an evaluation). What users see: docs/capacity.md, "In the cluster".
 """
 
 from __future__ import annotations

@@ -1,35 +1,17 @@
 """The controller's Prometheus metrics (``prometheus_client``), served on ``/metrics``.
 
-Owns :class:`ControllerMetrics`: one :class:`~prometheus_client.CollectorRegistry` holding
+Owns :class:`ControllerMetrics`: one :class:`~prometheus_client.CollectorRegistry` holding the
+runner's counters and gauges (read from :class:`~controlplane.controller.runner.Stats` at scrape
+time), the per-canary gauges (read at scrape time from the objects the controller last saw,
+:meth:`~controlplane.controller.runner.Controller.snapshot`; the leader's only), and the event
+counters, each incremented exactly once: the
+:class:`~controlplane.controller.runner.AnalysisObserver` half once per persisted evaluation and
+per tick, the :class:`~controlplane.controller.reconcile.Notifier` half once per history event
+(its delivered record, :class:`~controlplane.rollout.events.Delivered`, drops a re-delivered one).
 
-- **runner counters and gauges** read from :class:`~controlplane.controller.runner.Stats` at
-  scrape time (``canary_controller_reconciles_total``, ``..._reconcile_errors_total``,
-  ``..._conflicts_total``, ``..._analysis_ticks_total``, ``..._analysis_queries_total``,
-  ``..._last_tick_queries``, ``..._last_tick_canaries``, ``..._leader``);
-- **per-canary gauges** read at scrape time from the objects the controller last saw through its
-  watch (:meth:`~controlplane.controller.runner.Controller.snapshot`): ``canary_phase`` (1 for the
-  current phase, 0 for the others), ``canary_weight``, ``canary_step``,
-  ``canary_step_started_timestamp_seconds``, ``canary_check_value`` and
-  ``canary_check_threshold`` of the current stage's checks, and with ``spec.capacity``
-  ``canary_replicas{variant,kind=planned|ready}``, ``canary_gpus`` and ``canary_gpu_hours``
-  (from ``status.capacity``). Only the leader (or a controller
-  without leader election) exports them, so a standby replica adds no duplicate series;
-- **event counters** incremented exactly once per event: the
-  :class:`~controlplane.controller.runner.AnalysisObserver` half (called by the runner once per
-  *persisted* evaluation: ``canary_checks_total``, ``canary_controller_provider_errors_total``
-  labelled by :data:`SOURCES`, never by URL; once per tick:
-  ``canary_controller_analysis_tick_duration_seconds``) and the
-  :class:`~controlplane.controller.reconcile.Notifier` half (``canary_rollbacks_total``,
-  ``canary_promotions_total``, ``canary_step_duration_seconds``), which keeps the metrics sink's
-  delivered record of the events it counted (:class:`~controlplane.rollout.events.Delivered`,
-  keyed by the event's one fingerprint) so that a re-delivered event (a status write that
-  conflicted after the notification) is not counted twice.
-
-No label carries a URL: ``/metrics`` is served without authentication, and a Prometheus URL
-(the controller's or a tenant's ``spec.analysis.prometheus``) may hold credentials
-(``http://user:password@...``); one series per URL would also let tenants grow the series
-without bound. Counters start at zero when the process starts. Other parts register their
-collectors on :attr:`ControllerMetrics.registry` (``canary_controller_alert_*`` by the
+No label carries a URL: ``/metrics`` is served without authentication, and a Prometheus URL may
+hold credentials; provider errors are labelled by :data:`SOURCES` instead. Other parts register
+their collectors on :attr:`ControllerMetrics.registry` (``canary_controller_alert_*`` by the
 notifications). docs/metrics.md lists every metric.
 """
 

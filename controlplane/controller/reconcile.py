@@ -1,48 +1,19 @@
 """Reconcile one ModelCanary at one time: the imperative shell around the rollout machine.
 
-Owns the per-resource algorithm (docs/controller.md states it rule by rule) and the reconcile
-loop's two halves; the effects it applies live in modules of their own (the serving objects:
-:mod:`~controlplane.controller.children`; weights and outcomes on the router:
+Owns the per-resource algorithm (deleted, validate, finalizer and state, catch up, decide, gates)
+and the reconcile loop's two halves; the effects it applies live in modules of their own (the
+serving objects: :mod:`~controlplane.controller.children`; weights and outcomes on the router:
 :mod:`~controlplane.controller.traffic`; gate Workflows:
 :mod:`~controlplane.controller.gate_effects`; Events and notifiers:
-:mod:`~controlplane.controller.event_sink`):
-
-1. Deleted (``deletionTimestamp``): delete what the canary deployed, drop the finalizer.
-2. Validate the spec with the same function as ``canaryctl validate``; an invalid spec gets
-   ``phase: invalid``, a Stalled condition and an Event, and nothing is applied.
-3. Ensure the finalizer; resolve an adopted stable (``targetRef``: read from the live service
-   when a rollout begins, kept in ``status.adopted``: :mod:`~controlplane.controller.adoption`;
-   one that cannot be adopted stalls the canary with the reason, nothing deployed);
-   read the rollout state from ``status`` (a new rollout starts with
-   :func:`~controlplane.rollout.schedule.initial_state`, persisted before anything is deployed).
-4. **Catch up** the world with the persisted state (level-triggered, idempotent): deploy the spec's
-   serving objects (with ownerReferences), set and VERIFY the weights (the step clock starts when
-   verification succeeds), finalize the outcome on the router, release the losing variant after
-   its delay, emit an Event for every new history entry. The bookkeeping of what has been done is
-   the status' ``controller`` section (:class:`~controlplane.status.document.Book`).
-5. When the machine wants to be called (an evaluation is due, the spec changed, a new intent, a
-   gate answered, or the progress deadline has passed while pending),
-   :func:`~controlplane.rollout.machine.step` runs on observations (readiness while pending,
-   with the progress deadline; the analysis of the due checks, batched by the runner, in
-   shadow/steps, ``error-rate`` reading the HTTP source of the Gateway's implementation:
-   :mod:`~controlplane.controller.gateway_source`), its new state is persisted with
-   ``replace_status`` and the resourceVersion read, and only then step 4 applies its effects.
-   Weights the router keeps refusing are observed while catching up: once the progress deadline
-   has passed since the stage began, the machine is asked with the router's read-back and its
-   decision persisted before the outcome is finalized. Every rollout decision is the machine's
-   (the ``not-ready`` and ``not-routed`` rollbacks included); actions it returns are not
-   executed as such: every effect is derived from the persisted state, so a controller killed
-   between the write and the effect redoes the effect, never the decision.
-6. **Gates** (``spec.gates``, docs/gates.md): while the machine holds a transition for gate runs,
-   catching up submits each run's Workflow, every reconcile polls the submitted ones and hands
-   their phases to the machine as observations, requeueing at the gate runner's poll interval;
-   Workflows the machine no longer waits for are stopped
-   (:class:`~controlplane.controller.gate_effects.GateEffects`). A no-op rollout (candidate equal
-   to stable) touches nothing in the cluster.
+:mod:`~controlplane.controller.event_sink`). Every rollout decision is the machine's
+(:func:`~controlplane.rollout.machine.step`); its new state is persisted before any effect, and
+every effect is derived from the persisted state, so a controller killed between the write and
+the effect redoes the effect, never the decision.
 
 :class:`Reconciler` is driven by :mod:`controlplane.controller.runner` in two halves,
 :meth:`Reconciler.prepare` and :meth:`Reconciler.finish`, so that one analysis tick can serve
-every canary due at it. Time is always an argument (``now``); nothing here reads a clock.
+every canary due at it. Time is always an argument (``now``); nothing here reads a clock. The
+algorithm, rule by rule: docs/controller.md, "Per resource" and "Crash safety".
 """
 
 from __future__ import annotations

@@ -1,41 +1,21 @@
 """The controller loop: watch + work queue + timer heap + batched analysis + backoff + HA.
 
-Owns :class:`Controller`, the one long-running object of ``canaryctl controller``:
-
-- **List, then watch** ModelCanaries (per namespace, or all) through the KubeClient protocol:
-  list (paged) and remember the list's resourceVersion, watch from it with bookmarks, and move
-  the version on with every event and BOOKMARK (so a quiet namespace never falls behind the
-  server's compaction). A watch that expires (410 Gone) relists: canaries deleted meanwhile are
-  pruned, and only canaries whose trigger changed are marked dirty. Any other list or watch
-  failure backs the namespace off exponentially (``watch_backoff_base_s`` doubling up to
-  ``watch_backoff_cap_s``, reset by a watch that works; the delays are in :class:`Stats`).
-  When the server answers again after such a failure (a list that works, or a watch's first
-  event or BOOKMARK), every canary of the namespace that is backing off is retried at once: a
-  reconcile that failed because the API server was down may have backed off for minutes, and
-  nothing else would wake it before its timer (its trigger has not changed).
-  Events whose trigger (generation, annotations, finalizers, deletion) did not change — our own
-  status writes — are ignored.
-- **Work queue**: keys are ``(namespace, name)``; a key is dirty after a relevant event, or when
-  its timer fires. Timers come from the reconciler (next evaluation, progress deadline, cleanup,
-  verify retry) and are rounded up to ``grid_s`` so that canaries with staggered starts share
-  analysis ticks.
-- **One analysis tick** per loop pass: every canary that needs observations is evaluated together
-  through :class:`~controlplane.controller.batch.BatchEvaluator` (one per Prometheus URL).
-- **Failures** of one canary never block the others: a Conflict re-reads and retries at once;
-  any other error backs the key off exponentially (``backoff_base_s`` doubling up to
-  ``backoff_cap_s``).
-- **Leader election** (optional) through :class:`~controlplane.kube.lease.LeaderElector`: a
-  replica that does not hold the lease reconciles nothing.
-- **Wake-ups** from outside the loop (:meth:`Controller.wake`, called by the HTTP API after it
-  records an intent): the canary is reconciled at once, without waiting for its timer or the watch.
-- **What it last saw** of every canary (:meth:`Controller.snapshot`, the per-canary metrics) and
-  whether it is ready (:meth:`Controller.ready`: every namespace listed, leader state known).
-- **Observation hooks** (:class:`AnalysisObserver`, the metrics): the duration of every analysis
-  tick, and every evaluation once it is persisted (so a retried evaluation is never counted twice).
+Owns :class:`Controller`, the one long-running object of ``canaryctl controller``: it lists, then
+watches ModelCanaries (per namespace, or all) through the KubeClient protocol, relisting on 410
+Gone and backing a failing namespace off; keeps a work queue of ``(namespace, name)`` keys made
+dirty by events whose trigger changed, by timers the reconciler returns (rounded up to ``grid_s``
+so canaries share analysis ticks) and by :meth:`Controller.wake` (the HTTP API, after it records
+an intent); runs one analysis tick per pass for every canary that needs observations
+(:class:`~controlplane.controller.batch.BatchEvaluator`); backs off one failing canary without
+blocking the others; and, with leader election (:class:`~controlplane.kube.lease.LeaderElector`),
+reconciles nothing without the lease. It reports what it last saw (:meth:`Controller.snapshot`),
+whether it is ready (:meth:`Controller.ready`) and every tick and persisted evaluation to
+:class:`AnalysisObserver` (the metrics).
 
 Time comes from an injected ``clock``; tests drive :meth:`Controller.poll` and
 :meth:`Controller.run_once` directly (no threads, no sleeping). :meth:`Controller.run` is the
-production loop around them; its pauses go through an injectable ``sleep``.
+production loop around them; its pauses go through an injectable ``sleep``. The loop as users
+see it: docs/controller.md, "The loop"; the watch: docs/kube-adapter.md.
 """
 
 from __future__ import annotations

@@ -2,30 +2,16 @@
 
 Owns :class:`GitSource` (``canaryctl controller --git-repo URL --git-path DIR``): it polls a
 branch every ``interval_s`` (or at once on :meth:`GitSource.trigger`, which the push webhook
-``POST /api/v1/git/webhook`` calls), and at each new commit:
+calls), and at each new commit validates every canary file exactly as ``canaryctl validate``
+does (:func:`controlplane.validation.check_text`): a file with any problem changes nothing and is
+reported (log lines, a ``GitSyncFailed`` Event, ``on_invalid``); each document of a valid file is
+applied through the KubeClient adapter with server-side apply and the ``source`` annotations
+write-back reads. Unchanged objects are not rewritten; orphans are deleted only with
+``prune=True``; an object another source or tool applied is never taken over. ``namespaces``
+(the controller's ``--namespace`` list) confines the source to those namespaces, never a
+cluster-wide list; None: every namespace.
 
-- reads every ``*.yml`` / ``*.yaml`` file under the path; a file with at least one
-  ``kind: ModelCanary`` document (or one that is not YAML) is a canary file;
-- validates each canary file exactly as ``canaryctl validate FILE`` does
-  (:func:`controlplane.validation.check_text`): a file with any problem is *invalid* and
-  changes nothing (the version applied before stays), and is reported as ``FILE:LINE: path:
-  message`` log lines, a Warning Event ``GitSyncFailed`` on the objects it held, and the
-  ``on_invalid(file, problems)`` callback (the alert hook);
-- applies each document of a valid file through the KubeClient adapter (server-side apply, field
-  manager ``canary-git-source``) with three annotations: ``canary.controlplane.dev/source``
-  (``<repo>#<file>@<branch>``, what write-back reads), ``.../source-commit`` (the commit at which
-  this content was applied) and ``.../source-digest`` (a hash of the document). An object whose
-  digest and spec already match is not written again, so restarts and unrelated commits do not
-  thrash;
-- objects this source applied whose document is gone from git are reported as orphaned; they are
-  deleted only with ``prune=True`` (``--git-prune``). Objects from an invalid file are never
-  pruned. An object another source or tool applied (a different ``source`` annotation, or Argo
-  CD's tracking id) is never taken over.
-
-``namespaces`` (the controller's ``--namespace`` list) confines the source to those namespaces:
-it lists ModelCanaries in each of them, never across the cluster (which a namespaced Role does
-not allow), and a document for another namespace is an error that names the namespaces watched,
-not an apply the API server would refuse. None: every namespace (one cluster-wide list).
+What users see: docs/git.md, "The git source".
 """
 
 from __future__ import annotations

@@ -4,36 +4,19 @@ Owns :class:`GitWriteBack`, a reconciler Notifier (``notify(obj, canary, state, 
 queues a :class:`WriteBackRequest` for every ``RolledBack`` event of a canary with
 ``spec.gitWriteBack`` and handles it on its own worker thread (``notify`` never blocks), and
 :meth:`GitWriteBack.write_back`, the synchronous procedure (tests and ``recover`` call it too):
+find the file (:mod:`controlplane.gitops.locate`), skip a rollback already written (the commit
+trailer) or a candidate already replaced, restore the newest earlier candidate in the file's
+history by editing only the candidate mapping
+(:func:`controlplane.gitops.yamledit.replace_candidate`), commit and push, never forced (or open
+a pull request, :mod:`controlplane.gitops.hosting`).
+Failures on git or the hosting API are retried on the worker after ``retry_s`` delays, and again
+by :meth:`GitWriteBack.recover` at the next start.
 
-1. find the repository, branch and file (:mod:`controlplane.gitops.locate`);
-2. fetch the branch; stop if it already has a commit with the trailer
-   ``Canary-Rollback: <namespace>/<name> <spec hash>`` (a restart never writes twice);
-3. stop if the file's candidate is no longer the failed one (already reverted, or replaced by a
-   newer candidate: never clobbered);
-4. walk the file's history for the newest version whose candidate differs from the failed one
-   (and is a valid variant). No such version (the file was created with the failed candidate):
-   the candidate becomes a copy of ``spec.stable`` that keeps the candidate's name;
-5. edit only the candidate mapping (:func:`controlplane.gitops.yamledit.replace_candidate`),
-   commit with a message naming the canary, the failed candidate and the reason, and push — never
-   forced. A non-fast-forward answer means the branch moved: fetch and redo 2-5 on the new tip,
-   at most ``max_attempts`` times;
-6. ``pull-request`` mode pushes to ``canary-rollback/<namespace>-<name>-<hash>`` instead and opens
-   a GitHub pull request / GitLab merge request (:mod:`controlplane.gitops.hosting`).
-
-A write-back that fails on git or the hosting API (host down, a push refused for a moment) is
-tried again on the worker after ``retry_s`` delays (30 s, 1 m, 2 m, 5 m, 10 m, then 15 m; about
-an hour in all), each try a new run of 1-6, so a retry never writes twice; a file or canary that
-cannot be found is not retried (nothing will change by itself). After the last retry the
-controller's next start (:meth:`GitWriteBack.recover`) tries again.
-
-Which rollbacks is a rollout rule, :func:`controlplane.rollout.writeback_rule.writes_back`
-(automatic reason kinds; a user's ``abort`` only when the notifier is built with
-``on_abort=True``). Each rollback event is written back once per process: the worker's
-delivered record (:class:`controlplane.rollout.events.Delivered`, keyed by the event's
-fingerprint for the :data:`~controlplane.rollout.events.WRITE_BACK` sink) holds what is queued,
-in flight, waiting for a retry or done; across restarts the commit trailer says what was written.
-The outcome is a Kubernetes Event on the canary (``GitWriteBack`` or ``GitWriteBackFailed``), a
-log line and the optional ``on_result`` callback.
+Which rollbacks is a rollout rule (:func:`controlplane.rollout.writeback_rule.writes_back`); each
+is written back once per process (:class:`controlplane.rollout.events.Delivered`) and once across
+restarts (the trailer). The outcome is a Kubernetes Event on the canary (``GitWriteBack`` or
+``GitWriteBackFailed``), a log line and the optional ``on_result`` callback. What users see, step
+by step: docs/git.md, "Write-back".
 """
 
 from __future__ import annotations

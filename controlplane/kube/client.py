@@ -3,30 +3,19 @@
 Owns the seam between the product and the API server. Objects are plain ``dict``s in the API's
 camelCase JSON form (what ``kubectl get -o json`` prints). Implementations: the real one over the
 ``kubernetes`` client (:mod:`controlplane.kube.real`) and, in the test harness beside the
-package (not in the wheel), a faithful in-memory fake (:mod:`harness.kube.fake`) with
-resourceVersion conflicts, watches, the status subresource and a fake KServe. Errors are
-:class:`controlplane.errors.KubeError` subclasses (``NotFound`` and its ``Unserved``,
-``Conflict``, ``Expired``), never the client's own exceptions.
-
-Reading a collection so that nothing is missed is list-then-watch:
-:meth:`KubeClient.list_with_version` gives the items and the list's ``resourceVersion``;
-:meth:`KubeClient.watch` from that version with ``bookmarks=True`` delivers every later change
-plus BOOKMARK events that only advance the version (so a quiet watch never falls behind the
-server's compaction); a 410 (:func:`is_expired`) means list again. The controller runner
-(:mod:`controlplane.controller.runner`) and ``kubectl canary status --watch``
-(:mod:`controlplane.cli.follow`) do this. tests/kube/test_kube_contract.py runs one suite
-against both implementations.
+package (not in the wheel), a faithful in-memory fake (:mod:`harness.kube.fake`); one contract
+suite runs against both. Errors are :class:`controlplane.errors.KubeError` subclasses, never the
+client's own exceptions. Reading a collection so that nothing is missed is list-then-watch
+(:meth:`KubeClient.list_with_version`, then :meth:`KubeClient.watch` with bookmarks; a 410,
+:func:`is_expired`, means list again), as the controller runner and ``kubectl canary status
+--watch`` do.
 
 Every name is fenced before a request is built (:func:`check_ref`, :func:`check_object`,
-:func:`check_event`, over :func:`controlplane.spec.names.check_ref_names`): a namespace is a
-DNS-1123 label and a name one safe path segment (no ``/``, ``%``, ``?``, ``#``, no ``..``, not
-empty), else :class:`~controlplane.errors.InvalidName` and nothing is sent. The ``kubernetes``
-client (v37.0.1, ``dynamic/resource.py``, ``Resource.path``) formats names into the request path
-unescaped and urllib3 (v2.8.0, ``util/url.py``: ``parse_url`` calls
-``_remove_path_dot_segments``) collapses ``..``, so ``team-a`` +
-``../../team-b/modelcanaries/victim`` would address another namespace's object and
-``?labelSelector=x`` would list instead of get. Both adapters call the same fence on every
-verb, so the fake refuses exactly what the real one refuses (tests/kube/test_kube_names.py).
+:func:`check_event`, over :func:`controlplane.spec.names.check_ref_names`), else
+:class:`~controlplane.errors.InvalidName` and nothing is sent: the client joins names into the
+request path unescaped, so ``..`` or ``?`` in a name would address another object. Both adapters
+call the same fence on every verb. See docs/kube-adapter.md (list, then watch: at its top) and
+its "Names are checked before any request".
 """
 
 from __future__ import annotations

@@ -1,31 +1,15 @@
 """Fault injection of the local stack: ``candidate.latency=+300ms``, ``candidate.errors=2%``.
 
-Owns the grammar of an injection (``ROLE.KIND=VALUE``) and the :class:`Faults` a model server
-applies to every request, whatever its engine:
-
-- ``ROLE`` is ``stable`` or ``candidate`` (the spec's variant names are accepted too);
-- ``latency=+300ms`` (or ``300ms``, ``+0.3s``): extra delay before the first token, so it adds to
-  the time to first token and to the end-to-end latency;
-- ``latency-drift=+100ms/1m``: a delay that grows with time, that much more per that span since
-  the server started (a leak, a cache that fills): 0 at the start, +100 ms after a minute, +1 s
-  after ten; added to ``latency`` (:meth:`Faults.delay_s`);
-- ``errors=2%`` (or ``0.02``): that share of requests fails with HTTP 500 before reaching the
-  engine (as an exception in vLLM's API layer does): counted in ``http_requests_total`` as
-  ``5xx``, never as a ``finished_reason``;
-- ``engine-errors=2%``: that share of requests finishes in the engine with
-  ``finished_reason="error"``, answered as vLLM does: HTTP 500 when not streamed, an error event
-  inside the 200 stream when streamed;
-- ``wrong-answers=100%``: that share of requests is answered with other words than a healthy
-  engine answers the same prompt at temperature 0 (the simulated engine; a real one ignores it):
-  a candidate whose quality regressed, which an evaluation gate comparing it with the stable
-  variant catches and latency or error checks do not.
-
-One variant's server on its own (``python -m controlplane.local.serve``, one process per
-variant) takes the same ``KIND=VALUE`` without the ``ROLE.`` prefix: :func:`parse_fault`.
+Owns the grammar of an injection (``ROLE.KIND=VALUE``, ``ROLE`` ``stable``, ``candidate`` or a
+variant's name; ``KIND`` one of ``latency``, ``latency-drift``, ``errors``, ``engine-errors``,
+``wrong-answers``) and the :class:`Faults` a model server applies to every request, whatever its
+engine (:meth:`Faults.delay_s`: the delay before the first token, drift included). One variant's
+server on its own takes the same ``KIND=VALUE`` without the ``ROLE.`` prefix: :func:`parse_fault`.
 
 Pure: parsing only. Called by ``canaryctl up`` (:mod:`controlplane.cli.up`) and
 :mod:`controlplane.local.serve`, and applied by :mod:`controlplane.local.server`. Bad input raises
-:class:`~controlplane.errors.UsageError`.
+:class:`~controlplane.errors.UsageError`. What each fault does: docs/local.md, "Options" and
+"Engines".
 """
 
 from __future__ import annotations

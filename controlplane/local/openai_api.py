@@ -7,40 +7,8 @@ refusing it with a :class:`RequestError` carrying vLLM's status, message and ``p
 chunks, usage, the model card of ``GET /v1/models``).
 
 Every rule was read in vLLM :data:`READ_FROM` (the version KServe v0.20.0 pins, the project's
-default: :data:`controlplane.promql.contract.DEFAULT_VLLM_VERSION`); the files named below are
-paths inside its ``vllm`` package, and docs/local.md ("What the engine answers, as vLLM 0.24.0")
-lists each behaviour with its file:
-
-- chat ``content``: a string, or a list of parts; ``text``, ``input_text``, ``output_text``,
-  ``refusal``, ``thinking`` (and ``tool_reference``'s name) parts are text, joined with ``"\\n"``
-  for a text-only model; a part whose text is missing or empty is skipped; a missing ``content``
-  is no text; image / audio / video parts are refused for a model that is not multimodal
-  (``entrypoints/chat_utils.py``: ``_parse_chat_message_content``,
-  ``_parse_chat_message_content_parts``, ``MM_PARSER_MAP``; ``multimodal/registry.py``);
-- ``prompt`` on ``/v1/completions``: a string, a list of strings, a list of token ids or a list of
-  token-id lists; each prompt is its own engine request, a token-id prompt counts its length in
-  prompt tokens, ``[]`` is no prompt at all, an empty token list is refused
-  (``entrypoints/openai/completion/protocol.py``, ``renderers/inputs/preprocess.py``:
-  ``prompt_to_seq``, ``v1/engine/input_processor.py``: ``_validate_prompt_len``);
-- ``n`` choices per prompt, indexed ``prompt * n + choice`` on ``/v1/completions``
-  (``entrypoints/openai/completion/serving.py``), ``0..n-1`` on chat
-  (``entrypoints/openai/chat_completion/serving.py``);
-- ``stop`` (a string or a list), applied to the generated text, first listed match wins, the
-  match cut off unless ``include_stop_str_in_output``, up to ``max(len(stop)) - 1`` characters
-  held back while streaming; the choice finishes ``"stop"`` with ``stop_reason`` the matched string
-  (``v1/engine/detokenizer.py``: ``check_stop_strings``, ``get_next_output_text``;
-  ``v1/engine/output_processor.py``);
-- the values SamplingParams refuses, and its messages (``sampling_params.py``: ``_verify_args``,
-  ``_verify_greedy_sampling``; ``envs.py``: ``VLLM_MAX_N_SEQUENCES``), the request validators
-  (``stream_options`` without ``stream``, an empty prompt), and the error body
-  ``{"error": {"message", "type", "param", "code"}}``
-  (``entrypoints/serve/utils/error_response.py``, ``entrypoints/serve/utils/server_utils.py``);
-- ``GET /v1/models``: ``ModelList`` of ``ModelCard`` (``id``, ``object``, ``created``,
-  ``owned_by: "vllm"``, ``root``, ``parent``, ``max_model_len``, ``permission``)
-  (``entrypoints/openai/engine/protocol.py``, ``entrypoints/openai/models/serving.py``);
-- usage: ``prompt_tokens`` once per prompt, ``completion_tokens`` summed over every choice;
-  ``stream_options.continuous_usage_stats`` puts each choice's running usage in its chunks
-  (``entrypoints/serve/utils/api_utils.py``: ``should_include_usage``).
+default: :data:`controlplane.promql.contract.DEFAULT_VLLM_VERSION`); docs/local.md ("What the
+engine answers, as vLLM 0.24.0") lists each behaviour with the file of vLLM's it was read in.
 """
 
 from __future__ import annotations

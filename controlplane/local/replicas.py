@@ -2,33 +2,19 @@
 
 Owns the command line of a replica (:func:`serve_command`) and the life of its process
 (:class:`ServerProcess`); :mod:`controlplane.local.stack` starts one per replica of a variant
-and stops it when the plan retires it.
+and stops it when the plan retires it. The command is the one a pod of the variant runs on the
+node, ``python -m controlplane.local.serve``, given what the cluster renders (the served name,
+the variant's vLLM flags from :func:`controlplane.serving.vllm_args.vllm_flags`, a ``config.json``
+of the model's ``architecture``) plus the stand-in's own flags (metric labels, simulated GPU and
+size, engine, faults, seed, ``--port 0``), so its scheduler and KV cache are sized as vLLM's.
 
-The command is the one a pod of the variant runs on the node, ``python -m
-controlplane.local.serve`` (:mod:`controlplane.local.serve`), given what the cluster renders:
-
-- the model's name as ``--served-model-name`` (KServe's runtime gets the same, so clients and
-  metrics see one model whichever variant answers) and the variant's checkpoint as ``MODEL``;
-- the vLLM flags of the variant (:func:`controlplane.serving.vllm_args.vllm_flags`: context
-  length, GPU memory share, tensor parallelism, the quantization's flags, a system prompt's
-  ``--chat-template``, the variant's own ``args`` last), so its batch limits
-  (``--max-num-seqs``...) shape its scheduler as they shape vLLM's;
-- a model with ``architecture``: a ``config.json`` saying it, given as ``--hf-config-path``
-  (vLLM's flag), so the server's KV cache is sized from the spec's shape as vLLM sizes it from
-  the checkpoint's config;
-- the stand-in's own flags: the contract's metric labels (``--namespace`` / ``--canary`` /
-  ``--variant``), the GPU and size the simulated engine is timed from, the engine, the faults
-  of ``up --inject`` for this variant, the seed, and ``--port 0`` on the loopback.
-
-:class:`ServerProcess` starts the command, reads its address from the line it prints when it
-listens (``... running on http://HOST:PORT``, as uvicorn's), keeps reading its output (the
-last lines are kept for an error), and stops it as the kubelet stops a pod: SIGTERM, then
-SIGKILL after :data:`STOP_GRACE_S`. On Linux the child is also asked to receive SIGTERM when
-the ``canaryctl`` process dies (``PR_SET_PDEATHSIG``), so a killed ``up`` leaves no server
-behind. A process that exits before it listens, or does not listen within
-:data:`START_TIMEOUT_S`, is a :class:`LocalStackError` with its last
-lines; a refusal of the engine (exit 1 with vLLM's one line) is an
-:class:`~controlplane.local.engines.base.EngineError`, as an engine started in process raises.
+:class:`ServerProcess` reads the address from the line the server prints when it listens, and
+stops it as the kubelet stops a pod (SIGTERM, then SIGKILL after :data:`STOP_GRACE_S`); on Linux
+the child also gets SIGTERM when ``canaryctl`` dies (``PR_SET_PDEATHSIG``). A process that exits
+before it listens, or does not listen within :data:`START_TIMEOUT_S`, is a
+:class:`LocalStackError` with its last lines; an engine's refusal (exit 1 with vLLM's one line)
+is an :class:`~controlplane.local.engines.base.EngineError`, as an engine started in process
+raises. What runs: docs/local.md, "What runs".
 """
 
 from __future__ import annotations

@@ -1,46 +1,18 @@
 """The local router: an HTTP proxy splitting requests between two model servers by live weights.
 
-Owns request routing of the local stack (aiohttp, ``127.0.0.1`` only):
+Owns request routing of the local stack (aiohttp, ``127.0.0.1`` only): the weighted split, read
+from the live weights (``weights()``, in practice
+:meth:`controlplane.routing.memory.MemoryRouter.get_weights`) as each request arrives, so a
+change never drops a request in flight; the cohort; shadow mirroring; and, within a variant, the
+replica with the fewest requests outstanding (Envoy Gateway's default), endpoints added and
+drained while requests flow (:meth:`LocalRouter.add_endpoint`,
+:meth:`LocalRouter.remove_endpoint`). At ``/metrics`` it exports what Envoy Gateway's Envoy
+exports per backendRef cluster, named and counted as Envoy does, so the ``gateway-api`` error
+terms read it as they read a cluster's gateway, plus its own ``controlplane_router_*`` metrics.
 
-- **weighted split**: each request reads the current weights (``weights()``, in practice
-  :meth:`controlplane.routing.memory.MemoryRouter.get_weights`) when it arrives and goes to the
-  candidate with probability ``candidate / 100``. A weight change applies to the next request;
-  requests in flight finish where they started, so changing weights never drops a request;
-- **cohort**: with ``spec.traffic.cohort``, only requests whose header holds one of the values may
-  reach (or be mirrored to) the candidate; the others always go to stable;
-- **shadow mirroring**: while ``mirror`` is set, every eligible request is also sent to the
-  candidate in the background; its answer is read and discarded, the client sees stable's;
-- **what Envoy Gateway's Envoy exports** at ``/metrics``, per backend: the cluster stats
-  ``envoy_cluster_upstream_rq{envoy_response_code, envoy_cluster_name}``,
-  ``envoy_cluster_upstream_rq_xx{envoy_response_code_class, envoy_cluster_name}`` and
-  ``envoy_cluster_upstream_rq_total{envoy_cluster_name}``, named as Envoy Gateway v1.8.1 names a
-  cluster per backendRef (``httproute/<namespace>/<route>/rule/<r>/backend/<b>``; rule 0 the
-  weighted split, rule 1 the cohort's stable-only rest; backend 0 stable, 1 candidate) and
-  counted as Envoy does: the code charged when the upstream's headers arrive, 503 when the
-  backend cannot be reached (Envoy's "upstream connect error"), 504 on a timeout, nothing for a
-  client gone before the headers. The local Prometheus scrapes them as they are, as a
-  cluster's would (:func:`controlplane.local.stack.scrape_config`): the error terms find each
-  variant's clusters from the canary's route and backend index;
-- **its own metrics** at ``/metrics``: ``controlplane_router_requests_total{variant, code,
-  mirrored}``, ``controlplane_router_request_duration_seconds{variant}`` and the applied
-  ``controlplane_router_candidate_weight`` / ``controlplane_router_mirror`` gauges.
-
-**Replicas.** Each variant is a pool of endpoints (one per replica: its own server, engine,
-queue and KV cache), as the gateway sees a backendRef's Service through its EndpointSlices.
-Within a variant a request goes to the endpoint with the fewest requests outstanding through
-the router (ties at random): Envoy's ``LEAST_REQUEST`` load balancer, the default of Envoy
-Gateway (``BackendTrafficPolicy`` without ``loadBalancer``), scanning every endpoint where
-Envoy's default samples two at random ("power of two choices"); among a variant's two or three
-replicas the two differ little. A Kubernetes Service reached through kube-proxy would pick at
-random instead; a gateway routes to the endpoints itself. Endpoints come and go while requests
-flow (:meth:`LocalRouter.add_endpoint`, :meth:`LocalRouter.remove_endpoint`): one being removed
-gets no new request at once and the removal waits until its requests in flight have finished
-(a drain), as a gateway stops sending to a terminating pod and the pod finishes what it holds.
-A variant with no endpoint answers 503 (Envoy's "no healthy upstream"), charged like an
-unreachable one.
-
-Responses are streamed through unchanged (server-sent events included) with an added
-``x-canary-variant`` header. Started by :mod:`controlplane.local.stack`; tested on its own.
+Responses are streamed through unchanged with an added ``x-canary-variant`` header. Started by
+:mod:`controlplane.local.stack`; tested on its own. What it exports and how it routes:
+docs/local.md, "What runs" (router).
 """
 
 from __future__ import annotations

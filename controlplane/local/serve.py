@@ -1,59 +1,14 @@
 """``python -m controlplane.local.serve MODEL``: one simulated variant as the main process of a pod.
 
 Owns the command line and the life of a :class:`~controlplane.local.server.ModelServer` run on its
-own, shaped like ``vllm serve`` so that a container image can stand in for vLLM on a Kubernetes
-node without a GPU (the test harness starts pods from such an image):
+own, shaped like ``vllm serve`` (vLLM 0.24.0's flags, its refusals and exit codes) so that a
+container image can stand in for vLLM on a Kubernetes node without a GPU: the test harness starts
+pods from such an image (:mod:`harness.node.serving`). Imports stay light (aiohttp,
+prometheus-client, pydantic and pyyaml, because the image carries only those), which
+``tests/local/test_serve_cli.py`` checks in a process of its own.
 
-- ``MODEL`` (positional, or ``--model``; KServe's ``--model_dir`` / ``--model_id`` too) is what
-  the server was given (the model card's ``root``); ``--served-model-name`` takes one or more
-  names as vLLM's does, and the first is the ``id`` of ``/v1/models``, the name requests must
-  send and the ``model_name`` label of every metric (default: KServe's ``--model_name``, else
-  ``MODEL``). ``--host`` (default ``0.0.0.0``) and ``--port`` (default ``8000``, vLLM's; KServe's
-  ``--http_port`` takes its place; ``0`` picks a free one) say where to listen;
-- a ``MODEL`` that is a local path (KServe mounts a ``pvc://`` model at ``/mnt/models``) is read
-  as vLLM reads it (:func:`local_model`): no ``config.json`` there is vLLM's "Invalid repository
-  ID or local directory" and exit 1; its context length comes from that file as vLLM derives
-  it, and a ``--max-model-len`` above it is vLLM's refusal, exit 1. A Hugging Face id is served
-  as it is (nothing is downloaded);
-- the identity labels of the metrics (:class:`~controlplane.local.server.Identity`):
-  ``--namespace`` / ``--canary`` / ``--variant``, else the environment variables
-  ``CONTROLPLANE_NAMESPACE`` (then ``POD_NAMESPACE``) / ``CONTROLPLANE_CANARY`` /
-  ``CONTROLPLANE_VARIANT`` (a pod fills them from the downward API: ``metadata.namespace`` and its
-  ``canary.controlplane.dev/canary`` / ``canary.controlplane.dev/variant`` labels; an empty value
-  counts as unset), else ``default`` / the served name / the served name;
-- every flag that :mod:`controlplane.serving.vllm_args` renders, and the usual ones a variant's
-  ``args`` add, with the types, choices and aliases of vLLM 0.24.0's own parser (read from
-  ``vllm/entrypoints/openai/cli_args.py`` ``make_arg_parser`` and ``vllm/engine/arg_utils.py``
-  ``EngineArgs.add_cli_args`` / ``_compute_kwargs`` in its wheel), ``_`` and ``-`` alike in names
-  as its ``FlexibleArgumentParser`` takes them; what vLLM refuses only when it builds its configs
-  (an unknown ``--quantization``, ``--gpu-memory-utilization`` outside (0, 1]) is refused here
-  right after parsing. An unknown flag is argparse's exit 2. ``--max-model-len``,
-  ``--quantization``, ``--tensor-parallel-size`` / ``--pipeline-parallel-size``,
-  ``--gpu-memory-utilization`` and ``--seed`` shape the simulated engine; the others are accepted
-  and have no effect;
-- the engine: ``--engine simulated`` (the default), timed from the catalogue's
-  ``--simulated-gpu`` (default ``nvidia-l4``) and ``--simulated-parameters`` (default: the size
-  in the model's name, ``1B`` of ``Llama-3.2-1B-Instruct``, else 8e9); or ``--engine
-  transformers``, real CPU inference of the tiny random Llama
-  (:mod:`controlplane.local.engines.transformers_engine`), quantized as ``--quantization`` says
-  (``bitsandbytes`` is NF4; none is float32; a method that needs a GPU is refused). It needs
-  torch, transformers and bitsandbytes on ``sys.path`` (the engine image carries none: the node's
-  runtime mounts them, :mod:`harness.node.serving`); without them, or for a method it cannot
-  run, the server fails to load as vLLM does: one line and exit 1;
-- fault injection of this one variant: ``--inject KIND=VALUE`` in the grammar of ``canaryctl up
-  --inject`` without the ``ROLE.`` (:func:`controlplane.local.inject.parse_fault`), plus two
-  faults of the process: ``crash-on-start`` (print what vLLM prints when the weights do not fit
-  in GPU memory and exit 1, as it does) and ``never-ready`` (the engine loads for ever: the port is
-  bound but refuses connections, as vLLM's does while it loads, so no readiness probe passes,
-  KServe's default TCP one included);
-- the process: one line when it listens (``... running on http://HOST:PORT``, as uvicorn's), a
-  clean stop and exit 0 on SIGTERM or SIGINT; bad input is one ``error:`` line and exit 2, a port
-  it cannot bind one line and exit 1, never a traceback.
-
-Imports stay light: aiohttp, prometheus-client, pydantic and pyyaml with the standard library,
-nothing else (no numpy, scipy, kubernetes nor fastapi), because the image carries only those;
-``tests/local/test_serve_cli.py`` checks it in a process of its own. Run by the container image;
-the tests start it as a process.
+Every option, the identity labels a pod fills from the downward API, the process faults and the
+exit codes: docs/local.md, "One model server as a pod's process".
 """
 
 from __future__ import annotations

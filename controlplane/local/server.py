@@ -1,48 +1,17 @@
 """A local model server: the OpenAI-compatible API in front of one engine, counting as vLLM does.
 
-Owns the HTTP surface of one variant (aiohttp; on ``127.0.0.1`` and a free port unless given a
-host and port):
+Owns the HTTP surface of one variant (aiohttp): ``/v1/chat/completions`` and ``/v1/completions``
+(streamed or not), ``/v1/models``, ``/health`` and ``/metrics`` with the contract's ``vllm:``
+names (:mod:`controlplane.promql.contract`) and ``vllm serve``'s own HTTP counter, counted as
+vLLM v1 counts them, so the error-rate and latency queries a cluster runs read it unchanged.
+What a request may hold and the 400 / 404 bodies are vLLM 0.24.0's
+(:mod:`controlplane.local.openai_api`); latencies are timed by the engine's clock (for the
+simulated engine, model time: :class:`~controlplane.local.engines.base.ModelClock`); faults
+(:class:`~controlplane.local.inject.Faults`) are injected here, for any engine. Started by
+:mod:`controlplane.local.stack` and :mod:`controlplane.local.serve`; the tests start it directly.
 
-- ``POST /v1/chat/completions`` and ``POST /v1/completions``, with ``"stream": true`` answered as
-  server-sent events (``data: {chunk}`` ... ``data: [DONE]``), ``stream_options.include_usage``
-  and ``continuous_usage_stats`` honoured; ``GET /v1/models`` (vLLM's model card);
-  ``GET /health`` (an empty 503 while the server is not ``ready``); what a request may hold
-  (content parts, list and token-id prompts, ``n``, ``stop``) and the 400 / 404 bodies are
-  vLLM 0.24.0's, read from its source by
-  :mod:`controlplane.local.openai_api`; every choice of every prompt is a sequence of its own on
-  the engine, run concurrently, as vLLM v1 runs a child request per choice;
-- ``GET /metrics``: the vLLM metric names of the contract
-  (:mod:`controlplane.promql.contract`: ``vllm:e2e_request_latency_seconds``,
-  ``vllm:time_to_first_token_seconds``, ``vllm:inter_token_latency_seconds`` with vLLM's bucket
-  bounds, ``vllm:request_success_total{finished_reason}`` with every reason present at 0 from the
-  start as vLLM v1 creates them, the token counters, and the gauges ``vllm:num_requests_running``
-  / ``vllm:num_requests_waiting`` / ``vllm:kv_cache_usage_perc``, read from the engine's scheduler
-  at each scrape as vLLM sets them from its own), labelled ``model_name`` plus
-  ``namespace`` / ``canary`` / ``variant``; ``vllm serve``'s HTTP counter
-  ``http_requests_total{handler, method, status}`` (prometheus-fastapi-instrumentator's, status
-  grouped to ``2xx``/``4xx``/``5xx``, ``/metrics`` and ``/health`` excluded, an exception counted
-  as ``5xx``); and ``controlplane_local_engine_info{engine}`` so a dashboard can tell simulated
-  numbers apart;
-- counting as vLLM v1 does (docs/analysis.md, "Where errors come from"): a request refused before
-  the engine (400, 404) is only an HTTP ``4xx``; an engine ``error`` finish is HTTP 500 when not
-  streamed and an error event in a 200 stream when streamed; a client disconnect is no finish at
-  all and a ``2xx``; the engine metrics count per sequence (``n = 3``: three finishes, three
-  TTFTs, the prompt three times in ``vllm:prompt_tokens_total``), the HTTP counter per request;
-- every latency timed by the engine's clock (``engine.clock``) and the chunks' stamps
-  (``Chunk.at``) where the engine gives them: the host's clock for a real engine, the model's
-  for the simulated one, on which an injected delay and each engine step last their seconds
-  from when they began, however late the host wakes the process
-  (:class:`~controlplane.local.engines.base.ModelClock`);
-- fault injection (:class:`~controlplane.local.inject.Faults`) for any engine: the delay (a
-  drift's counted from when the server was made) comes
-  before the first token; an injected ``errors`` share is an HTTP 500 before the engine (only
-  ``5xx``); an ``engine-errors`` share is an engine ``error`` finish.
-
-The variant's ``systemPrompt`` is prepended to chat requests. Every response carries the header
-``x-controlplane-engine`` (``simulated`` / ``transformers`` / ``vllm``). Started by
-:mod:`controlplane.local.stack` (loopback, free ports) and by :mod:`controlplane.local.serve` (the
-``vllm serve``-shaped process of a container, on the host and port it is given); the tests start it
-directly.
+What it answers and exports, and how it counts: docs/local.md, "What runs" (model servers) and
+"What the engine answers, as vLLM 0.24.0".
 """
 
 from __future__ import annotations

@@ -1,53 +1,18 @@
 """The whole canary on one machine: model servers, router, Prometheus, load, and the rollout loop.
 
-Owns the lifecycle behind ``canaryctl up`` (:mod:`controlplane.cli.up`):
+Owns the lifecycle behind ``canaryctl up`` (:mod:`controlplane.cli.up`): each variant's replicas
+as processes of their own (:mod:`controlplane.local.replicas`), sized by the capacity plan when
+the spec has ``spec.capacity``; a :class:`~controlplane.local.router.LocalRouter` in front; a real
+Prometheus that discovers the replicas from a ``file_sd_configs`` file; the load generator
+(:mod:`controlplane.local.load`); and the controller's own loop, unchanged
+(:func:`controlplane.rollout.machine.step` fed by :func:`controlplane.analysis.evaluator.evaluate`
+on the time-scaled spec), whose actions run in the plan's order as the controller's capacity
+effect runs them (:mod:`controlplane.controller.capacity`). :class:`GpuLedger` notes the GPUs the
+replicas hold (:class:`CapacityReport`). Shutdown runs in reverse order and always completes;
+blocking calls run in threads so the servers keep answering.
 
-1. each variant's replicas, each a model server in an OS process of its own, started with the
-   command a pod of the variant runs (:mod:`controlplane.local.replicas`: its own engine, port,
-   queue and KV cache; engine ``simulated`` by default, ``transformers`` too; the ``vllm``
-   engine alone runs in this process, its variants sharing the one GPU), faults injected where
-   asked, each named as a pod (``<model>-<variant>-<i>``). Without ``spec.capacity`` each
-   variant runs its ``replicas`` throughout; with it, what the capacity plan
-   (:mod:`controlplane.capacity.plan`) gives at each point, for the traffic the stable was sized
-   for (:func:`~controlplane.capacity.plan.sized_demand`; per-replica capacities from
-   :func:`~controlplane.capacity.estimate.sizes_of`);
-2. a :class:`~controlplane.local.router.LocalRouter` in front, reading the weights that the rollout
-   sets on a :class:`~controlplane.routing.memory.MemoryRouter` and sending a variant's share to
-   its replicas in service, the one with the fewest requests outstanding first (Envoy Gateway's
-   default, least request);
-3. a real Prometheus (:func:`~controlplane.local.prometheus.start_prometheus_with_config`) scraping
-   the router and every replica that exists at the moment, every ``scrape_interval`` seconds.
-   Replicas are discovered from a ``file_sd_configs`` file, rewritten in one rename whenever one
-   starts or stops and reread by Prometheus on the change, as a cluster's Prometheus discovers
-   pods: each replica a target of its own (its ``instance``, a ``pod`` label) with the contract's
-   ``namespace`` / ``canary`` / ``variant`` labels (``honor_labels``, so servers that already
-   export them, like ours, keep theirs). The analysis sums each variant over its replicas
-   (quantiles from the summed buckets: :mod:`controlplane.promql.queries`);
-4. the load generator (:mod:`controlplane.local.load`);
-5. the controller's own loop, unchanged: :func:`controlplane.rollout.machine.step` fed by
-   :func:`controlplane.analysis.evaluator.evaluate` against that Prometheus, on the time-scaled
-   spec (:mod:`controlplane.local.timescale`), at :func:`~controlplane.rollout.machine.
-   next_evaluation`. Its actions are executed in the plan's order, as the controller's capacity
-   effect does (:mod:`controlplane.controller.capacity`). Before a ``SetWeights``, every variant
-   whose share rises is brought to the change's ``before`` replicas, each new one put in the
-   router once it serves (``/health`` answers and Prometheus has scraped it, as a vLLM pod is
-   scraped long before its engine is loaded); then the weights are set and the step's clock
-   starts again from then (as the controller starts it once the weights are verified); then the
-   replicas beyond the change's ``after`` are retired in the background: out of the router at
-   once, drained (their requests in flight finish, for at most :data:`DRAIN_TIMEOUT_S`),
-   scraped once more, out of the scrape file, stopped. A retiring replica holds its GPUs until it
-   has stopped, and a scale-up first waits for the retirements under way, so the GPUs held never
-   exceed what the plan's changes hold. Before ``Promote`` / ``Rollback`` the winner is sized
-   for all the traffic; the loser keeps its replicas (in a cluster, until it is released).
-
-Every tick, and at every start and stop of a replica, the GPUs the replicas hold are noted
-(:class:`GpuLedger`): the peak, and the GPU-hours of the rollout in spec time (wall time x the
-time scale), against both variants at full size for as long (:class:`CapacityReport`).
-
-Shutdown (outcome, ``stop`` event from SIGINT/SIGTERM, deadline or an error) runs in reverse
-order and always completes: load stopped, router and servers closed, Prometheus terminated and
-waited for, the temporary directory removed. Blocking calls (Prometheus queries, process waits)
-run in threads so the servers keep answering.
+What runs, how replicas start and retire, and shutdown: docs/local.md, "What runs" and
+"Shutdown".
 """
 
 from __future__ import annotations

@@ -1,34 +1,18 @@
 """Delivery of rollout alerts to the channels of ``spec.alerts``, off the reconciliation path.
 
 Owns :class:`AlertNotifier`, the controller's :class:`~controlplane.controller.reconcile.Notifier`:
+``notify(obj, canary, state, event)`` builds the :class:`~controlplane.notify.alert.Alert`
+(pure), picks the channels subscribed to its kind and **only enqueues** (no I/O, never an
+exception into the caller) on a bounded queue; one background thread reads each channel's Secret
+(:class:`~controlplane.notify.secrets.SecretReader`), renders the body (Slack, signed webhook,
+Alertmanager) and posts it, retrying with backoff, and reports a failed delivery as a Warning
+Event and in ``status.warnings`` without the receiver's answer or the URL's credentials
+(:func:`shown_url`). Deliveries are deduplicated per (event, channel) by
+:class:`~controlplane.notify.ledger.Ledger` and counted in ``canary_controller_alert_*`` metrics
+on its ``registry``; its ``close`` delivers what it can within the timeout and drops the rest.
 
-- ``notify(obj, canary, state, event)`` builds the :class:`~controlplane.notify.alert.Alert`
-  (pure), picks the channels subscribed to its kind, and **only enqueues** — no I/O, no Secret
-  read, never an exception into the caller. The queue is bounded (``queue_size``): when full, the
-  oldest queued delivery is dropped and counted (``result="dropped"``).
-- One background thread delivers with a sync ``httpx.Client``: reads the channel's Secret
-  (:class:`~controlplane.notify.secrets.SecretReader`), renders the body (Slack Block Kit, signed
-  JSON webhook, Alertmanager ``/api/v2/alerts``), posts. Connection errors, timeouts, 408 and 5xx
-  are retried with exponential backoff and jitter (``backoff_base_s * 2**(n-1)``, capped at
-  ``backoff_max_s``, times a random factor in [0.5, 1]); 429 waits its ``Retry-After`` (seconds
-  or an HTTP date, capped at ``max_retry_after_s``); at most ``max_attempts`` attempts. A retry
-  waiting its turn does not hold up other deliveries. Other 4xx, a missing Secret or key, and
-  exhausted attempts fail the delivery: a warning log, a Warning Kubernetes Event
-  ``AlertDeliveryFailed`` on the canary, and the same text in the canary's ``status.warnings``
-  (:func:`controlplane.status.document.with_warning`; ``kubectl canary get`` and the API show
-  the status, so the failure is seen without ``kubectl get events``). What a tenant reads there
-  names the channel by
-  :func:`shown_url` (no credentials, query or fragment; a Slack webhook only as "the Slack
-  webhook") and the receiver's status code and reason phrase: never its answer, whose body is
-  not even read (the response is streamed and closed unread). httpx logs every request's URL
-  at INFO: :func:`controlplane.providers.logsafety.quiet_http_loggers` keeps it at WARNING.
-- Deduplication by (event fingerprint, channel) within ``dedup_window_s``: each channel is a
-  sink of the one event record (:func:`controlplane.rollout.events.delivery_key`), kept by
-  :class:`~controlplane.notify.ledger.Ledger` (persisted in a ConfigMap when ``persist_dedup``).
-- Metrics on the given ``CollectorRegistry`` (a private one by default, see :attr:`registry`):
-  ``canary_controller_alert_deliveries_total{channel,result}`` (result ``delivered`` |
-  ``failed`` | ``dropped`` | ``deduplicated``) and ``canary_controller_alert_queue_depth``.
-- :meth:`close` stops taking work, delivers what it can within the timeout, drops the rest.
+Queue, retries, deduplication and metrics as users see them: docs/alerts.md, "Delivery, retries,
+deduplication".
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ GPUS_FILE = "gpus.yaml"
 QUANT_FILE = "quantization.yaml"
 PACKAGE_DATA = Path(__file__).with_name("data")
 """The packaged catalogue and measured entries: a folder of the package (read as a path, not
-through importlib.resources, whose imports every command would pay for at start-up, issue 41)."""
+through importlib.resources, whose imports every command would pay for at start-up)."""
 
 
 @dataclass(frozen=True)
@@ -250,7 +250,7 @@ def _load_packaged() -> Catalog:
     """The packaged catalogue, read as it is: its files are the package's own, and
     tests/profiles/test_catalog_schema.py checks them with the schema and that this gives the
     same catalogue as :func:`parse_catalog`, so every command (``canaryctl validate`` first)
-    starts without pydantic (issue 41)."""
+    starts without pydantic."""
     gpus_name, quant_name = f"{GPUS_FILE} (packaged)", f"{QUANT_FILE} (packaged)"
     return from_data(
         _packaged_data(GPUS_FILE, gpus_name),

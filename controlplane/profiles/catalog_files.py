@@ -29,7 +29,7 @@ def compose(text: str, name: str, *, packaged: bool = False) -> yaml.Node:
     """The YAML node tree of ``text``, duplicate keys refused.
 
     The packaged files (``packaged``) are composed by libyaml when it is there: every command
-    that loads the catalogue pays for it at start-up (issue 41). Anything else, and a packaged
+    that loads the catalogue pays for it at start-up. Anything else, and a packaged
     file libyaml refuses, goes through the pure-Python parser, so that what a file given on the
     command line is accepted with, or refused with, never depends on how PyYAML was built."""
     if packaged and _FAST_LOADER is not None:

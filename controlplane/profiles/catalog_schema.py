@@ -7,7 +7,7 @@ profiles and the in-process sweep read their files with it too). What the rest o
 holds is the plain objects of :mod:`controlplane.profiles.catalog`, made from a validated file by
 its one converter. Imported by :mod:`controlplane.profiles.catalog` only when a file is checked
 (a catalogue or a measured profile given on the command line; the tests check the packaged
-files), so ``canaryctl validate`` starts without pydantic (issue 41). Pure.
+files), so ``canaryctl validate`` starts without pydantic. Pure.
 """
 
 from __future__ import annotations

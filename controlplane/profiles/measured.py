@@ -33,7 +33,7 @@ from controlplane.errors import ProfileError
 from controlplane.profiles.catalog import PACKAGE_DATA, Catalog
 from controlplane.profiles.fit import FitReport, memory_fit
 
-if TYPE_CHECKING:  # the models: imported where an entry is parsed or built (issue 41)
+if TYPE_CHECKING:  # the models: imported where an entry is parsed or built
     from controlplane.profiles.measured_models import (
         MeasuredProfile,
         Percentiles,
@@ -55,7 +55,7 @@ class Loaded:
     A packaged entry (:func:`_packaged`) is checked by its model when it is first read
     (:attr:`entry`), and :func:`find` compares only :attr:`key`, read from its YAML as it is:
     looking for the entry of a variant that has none (what ``canaryctl validate`` does for every
-    variant) reads no model and imports no pydantic (issue 41). The packaged entries are the
+    variant) reads no model and imports no pydantic. The packaged entries are the
     package's own; the tests check each with the model."""
 
     __slots__ = ("_entry", "_read", "key", "source")

@@ -3,7 +3,7 @@
 Owns what an entry holds: what was measured, where, when, with which engine and version, and the
 raw figures of every sweep point (camelCase keys, unknown fields refused). Read and written by
 :mod:`controlplane.profiles.measured` (which imports it when it parses or builds an entry, so a
-command that only looks entries up starts without pydantic, issue 41), ``canaryctl profile`` and
+command that only looks entries up starts without pydantic), ``canaryctl profile`` and
 the sweeps. Pure.
 """
 

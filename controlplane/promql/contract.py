@@ -1,33 +1,21 @@
 """The metric contract with vLLM: what each built-in metric reads, per vLLM version.
 
-Owns, for every vLLM version whose source was read, each built-in's Prometheus metric name, type,
-label names and (for the latency histograms) bucket boundaries, the values of
-``vllm:request_success_total``'s ``finished_reason`` label, which of them are failed requests
-(``error_reasons``: the one definition) and the engine's ``error-rate`` terms
-(:func:`error_terms`; the router's HTTP source is added by
-:mod:`controlplane.promql.http_errors`). Nothing else
-in the code base spells a ``vllm:`` name: :mod:`controlplane.promql.builtins` builds every query
-from here, :mod:`controlplane.analysis.resolution` checks thresholds against the buckets, and the
-local stack (:mod:`controlplane.local.server`, :mod:`controlplane.local.synthetic`) exposes and
+Owns, for every vLLM version whose source was read (0.24.0, the version KServe v0.20.0 pins;
+0.27.1; 0.33.0), each built-in's Prometheus metric name, type, label names and (for the latency
+histograms) bucket boundaries, the values of ``vllm:request_success_total``'s ``finished_reason``
+label, which of them are failed requests (``error_reasons``: the one definition) and the engine's
+``error-rate`` terms (:func:`error_terms`; the router's HTTP source is added by
+:mod:`controlplane.promql.http_errors`). Nothing else in the code base spells a ``vllm:`` name:
+:mod:`controlplane.promql.builtins` builds every query from here,
+:mod:`controlplane.analysis.resolution` checks thresholds against the buckets, and the local
+stack (:mod:`controlplane.local.server`, :mod:`controlplane.local.synthetic`) exposes and
 generates these exact histograms.
 
-Read from vLLM's released wheels (see ``docs/metrics.md`` for the file paths):
-
-* 0.24.0 (the version KServe v0.20.0 pins: ``python/kserve/pyproject.toml``, extra ``llm``,
-  ``vllm==0.24.0``; ``python/huggingfaceserver/uv.lock`` resolves ``vllm`` 0.24.0): the buckets
-  are literals in ``vllm/v1/metrics/loggers.py`` (``PrometheusStatLogger.__init__``);
-* 0.27.1 (a version the quantization catalogue serves bitsandbytes on, read so that a canary
-  pinned to it gets its metrics): the same names, labels, bucket literals in
-  ``vllm/v1/metrics/loggers.py`` and finish reasons as 0.24.0; no ``--custom-histogram-buckets``;
-* 0.33.0 (the newest release when this was written): the same bucket values, moved to
-  ``vllm/v1/metrics/buckets.py`` (``REQUEST_LATENCY_BUCKETS``, ``TIME_TO_FIRST_TOKEN_BUCKETS``,
-  ``INTER_TOKEN_LATENCY_BUCKETS``) and overridable per family with
-  ``--custom-histogram-buckets`` (``vllm/config/observability.py``).
-
-A version is matched on ``major.minor`` (``0.24``, ``0.24.0``, ``v0.24.1`` are all 0.24); a
-version whose source was not read is refused (:class:`UnknownEngineVersion`) rather than guessed.
-Pure data and string functions: no I/O. The engine version of a canary is given by the caller
-(``None``: the KServe-pinned :data:`DEFAULT_VLLM_VERSION`).
+A version is matched on ``major.minor``; one whose source was not read is refused
+(:class:`UnknownEngineVersion`) rather than guessed. Pure data and string functions: no I/O. The
+engine version of a canary is given by the caller (``None``: the KServe-pinned
+:data:`DEFAULT_VLLM_VERSION`). Where each version was read: docs/metrics.md, "The vLLM metric
+contract".
 """
 
 from __future__ import annotations

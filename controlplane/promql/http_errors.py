@@ -1,70 +1,16 @@
 """Where the ``error-rate`` built-in's failed and all requests come from, per HTTP source.
 
-Owns the PromQL of the two terms of ``error-rate`` (failed requests / all requests) for every
-HTTP source, for one selector and window, in a plain and a grouped form::
+Owns the PromQL of both terms (failed / all) for every source (``envoy``, ``traefik``, ``istio``,
+``vllm-http``, ``engine``), plain (:func:`error_terms`) and grouped over many canaries
+(:func:`grouped_sources`, folded back by :func:`fold_sources`); which source a spec names
+(:func:`http_source`); and each variant's gateway series (:func:`gateway_backends`). What counts
+as a failure is decided here: each term is the larger of the HTTP and the engine source, so an
+engine error vLLM also answers as a 500 is never counted twice. Pure string functions, called by
+:mod:`controlplane.promql.builtins`, the sequential counts (:mod:`controlplane.promql.sequential`,
+:mod:`controlplane.promql.grouped`) and :mod:`controlplane.routing.gateways`.
 
-    error_terms(source, sel, window, by=(), *, fn="rate", modifier="", vllm_version=None,
-                backends=())
-        -> ErrorTerms(failed=..., total=...)
-    grouped_sources(sel, window, by, gateway, *, terms, fn, modifier, vllm_version) -> str
-    fold_sources(samples, gateway) -> {(canary, variant): {"failed": ..., "total": ...}}
-
-(the grouped form of the gateway sources, whose series carry no canary labels); which source a
-canary's spec names (:func:`http_source`: the router's, or for the routers whose traffic passes
-a Gateway API Gateway the implementation ``spec.traffic.gateway.implementation`` names; the
-controller decides it from the GatewayClass otherwise, :mod:`controlplane.routing.gateways`);
-and the gateway series of one variant of a canary (:func:`gateway_backends`: Envoy's clusters,
-:func:`envoy_backend`; Traefik's services, :func:`traefik_backend`) and of a group
-(:func:`gateway_group`). ``failed`` and ``total`` are complete, aggregated expressions
-(``sum``/``max``, ``by (...)`` when ``by`` is given): the built-in's value is ``failed /
-total``; with ``fn="increase"`` they are the counts over the window (the cumulative counts of
-``judge: sequential``). ``modifier`` is appended to every range (`` @ 1700000000.000``). Called
-by the single PromQL builder (:mod:`controlplane.promql.builtins`), by the sequential counts
-(:mod:`controlplane.promql.sequential`, :mod:`controlplane.promql.grouped`), by the decision of
-:mod:`controlplane.routing.gateways` and by the local stack's tests; pure string functions.
-
-What counts as a failure (decided here, documented in docs/analysis.md, "Where errors come
-from"): an HTTP 5xx answered for the variant; an HTTP 429 where the source tells it apart from
-other 4xx (an overloaded candidate is a regression; vLLM's own metric groups codes to ``4xx``,
-so there it cannot be told apart and is not counted); an engine finish whose
-``finished_reason`` is one of the metric contract's ``error_reasons`` (``error``: the contract
-owns that list and says why ``abort`` is not in it). Not failures: other 4xx (the client's
-fault), client disconnects and ``abort`` finishes.
-
-One request can be seen twice: vLLM turns an engine ``error`` finish into HTTP 500 when it has
-not started streaming (``vllm/v1/engine/__init__.py``, ``FinishReason``: "always converted to
-500"), and into an error event inside a 200 stream when it has. Adding the two sources would
-count every non-streamed engine error twice, so each term is the *larger* of the HTTP source and
-the engine source (``max`` over both, each summed first): never double counted; a dead candidate
-(HTTP 503, no engine finishes) and a streamed engine error (HTTP 200, an ``error`` finish) are
-both seen. A source with no series (not scraped, not exported) falls out of the ``max``.
-
-Sources (versions read in docs/analysis.md), and the routers whose default each is
-(:data:`ROUTER_SOURCES`); ``gateway-api`` and ``kserve`` (:data:`GATEWAY_ROUTERS`) read the
-source of the Gateway's implementation instead when it is known (:data:`IMPLEMENTATION_SOURCES`):
-
-- ``envoy`` (default of ``gateway-api``, ``kserve``; implementation ``envoy-gateway``): Envoy
-  Gateway's Envoy, per-backend cluster stats
-  ``envoy_cluster_upstream_rq{envoy_cluster_name, envoy_response_code}`` (failed: the failure
-  codes; all: every code), selected by ``envoy_cluster_name`` alone: the clusters of the
-  variant's backendRef in the canary's HTTPRoute (:func:`envoy_backend`), so the gateway's scrape
-  needs no relabeling; plus the engine. The grouped form (many canaries in one query,
-  :func:`grouped_sources`) selects every route of the group with one regular expression and
-  sums ``by`` the route and backend index it reads from the cluster name, so its size does not
-  grow with the group; :func:`fold_sources` maps those back to (canary, variant) and takes the
-  larger source, the ``max`` the plain form does in PromQL;
-- ``traefik`` (implementation ``traefik``): Traefik's per-service counter
-  ``traefik_service_requests_total{service, code}``, selected by ``service`` alone: the load
-  balancer Traefik makes of the variant's Service backendRef, named from the canary
-  (:func:`traefik_backend`); plus the engine. Its grouped form selects the Services of the
-  whole group with one regular expression and sums ``by (service)``, folded as Envoy's is;
-- ``istio`` (default of ``istio``; implementation ``istio``):
-  ``istio_requests_total{reporter="destination", response_code}`` from the destination pod's
-  sidecar (its PodMonitor labels); plus the engine;
-- ``vllm-http`` (default of ``llmisvc``): ``vllm serve``'s own
-  ``http_requests_total{handler, status}`` (status grouped ``5xx``); plus the engine;
-- ``engine`` (``kserve-knative``, any other router, a Gateway of an implementation not known
-  here): the engine only.
+What fails, each source's series and scrape, and the upstream sources read: docs/analysis.md,
+"Where errors come from".
 """
 
 from __future__ import annotations

@@ -1,46 +1,19 @@
 """The Prometheus metric provider, on ``prometheus-api-client``.
 
 Implements :class:`~controlplane.analysis.metric_provider.MetricProvider`. Owns the HTTP exchange
-with a Prometheus (:class:`BodyQueries`) and the translation of its answers and failures into the
-product's terms:
-
-- connection errors, timeouts, exhausted retries, HTTP 5xx / 408 / 429, a redirect, or an answer
-  that is not Prometheus JSON -> :class:`~controlplane.errors.ProviderUnavailable`;
-- HTTP 4xx (``bad_data``: PromQL parse errors; 422 ``execution`` errors) ->
-  :class:`~controlplane.errors.ProviderQueryError`;
-- an empty result, NaN or ±Inf -> :class:`~controlplane.errors.NoData`;
-- **several series** -> :class:`~controlplane.errors.ProviderQueryError` asking the user to
-  aggregate (``sum(...)``, ``avg(...)``). Summing silently would be wrong for ratios, averages and
-  quantiles, so a check never guesses which aggregation was meant.
-
-**Answers are bounded.** The URL may be a tenant's (``spec.analysis.prometheus``), so an answer is
-untrusted input. Its body is read streamed and refused past :data:`MAX_ANSWER_BYTES` (16 MiB, a
-``Content-Length`` over it is refused before any byte is read; at most the cap is ever held),
-refused when its JSON nests deeper than :data:`MAX_ANSWER_DEPTH` (64; Prometheus' answers nest
-at most 6 deep), checked before it is parsed (:func:`nesting_over`), and a ``RecursionError``
-from the parser is caught all the same. One answer is parsed at a time (a parsed answer takes up
-to ~11 times its bytes), and a range answer with more samples than the grid asked is refused
-before it is converted. Reading the body must end within the request's timeout in
-total (a server that drips bytes is cut off). Each refusal is a
-:class:`~controlplane.errors.ProviderUnavailable` ("Prometheus answer over 16 MiB", "...nested
-deeper than 64"), which counts towards ``analysis.errorLimit``: the canary pauses and says why.
-Redirects are not followed (a redirect would leave the URL an administrator allowed).
-
-**No upstream body in a message.** Error messages end up in ``status.checks[].message``,
-``status.reason`` and Events a tenant reads, so they carry only the HTTP status code and reason
-phrase — plus, and only when the body is Prometheus' own JSON error shape
-(``{"status": "error", "errorType": ..., "error": ...}``), its ``errorType`` and its ``error`` text
-cut to :data:`ERROR_TEXT_CHARS` (200) characters: users need Prometheus' PromQL parse errors to fix
-a query, and an endpoint that answers in that shape is a Prometheus API. The only other answer
-data a message may carry is the label sets of a result with several series (what to aggregate
-by), cut to 200 characters. Never the raw body, never a parsed value of an unexpected answer.
+with a Prometheus (:class:`BodyQueries`: instant queries in a POST body) and the translation of
+its answers and failures into the product's terms: unreachable, 5xx, over a limit ->
+:class:`~controlplane.errors.ProviderUnavailable`; 4xx and several series ->
+:class:`~controlplane.errors.ProviderQueryError` (a check never guesses an aggregation); empty,
+NaN, ±Inf -> :class:`~controlplane.errors.NoData`. The URL may be a tenant's, so every answer is
+bounded (:mod:`controlplane.providers.bounded`) and no upstream body reaches a message a tenant
+reads, beyond Prometheus' own ``errorType`` and ``error`` cut to :data:`ERROR_TEXT_CHARS`.
 
 The ``PrometheusConnect`` client is injected; :func:`from_url` builds one with a timeout, a short
-retry policy and the limits above, which sends instant queries in a POST body
-(:class:`BodyQueries`); the limits and the readers are :mod:`controlplane.providers.bounded`'s.
-Called by the controller (through :class:`~controlplane.providers.source.PrometheusSource`),
-``canaryctl simulate`` (through the evaluator and :mod:`controlplane.providers.replay`),
-``canaryctl up`` and the demo.
+retry policy and the limits. Called by the controller (through
+:class:`~controlplane.providers.source.PrometheusSource`), ``canaryctl simulate`` (through the
+evaluator and :mod:`controlplane.providers.replay`), ``canaryctl up`` and the demo. The limits
+and what a message may carry: docs/analysis.md, "No data, errors and the evaluator".
 """
 
 from __future__ import annotations

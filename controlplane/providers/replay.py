@@ -1,29 +1,18 @@
 """Fast replay: prefetch every series a simulation needs, then answer instant queries from memory.
 
-``canaryctl simulate`` evaluates a canary every ``analysis.interval`` over weeks of history: the
-four-week example is ~40,000 evaluations of ~8 distinct queries. One instant query per evaluation
-would be ~300,000 HTTP round trips; instead :meth:`ReplayProvider.prefetch` asks Prometheus for each
-distinct query once with ``query_range`` on the evaluation grid ``start + k * step`` (split into
-chunks under Prometheus' 11,000-points-per-series limit), and :meth:`ReplayProvider.instant` then
-looks the value up by timestamp. A range query evaluates each step exactly as an instant query at
-that time would, so the replay sees the same numbers the controller would have seen.
+``canaryctl simulate`` evaluates a canary every ``analysis.interval`` over weeks of history: one
+instant query per evaluation would be hundreds of thousands of HTTP round trips. Instead
+:meth:`ReplayProvider.prefetch` asks Prometheus for each distinct query once with ``query_range``
+on the evaluation grid, and :meth:`ReplayProvider.instant` looks the value up by timestamp; a
+range query evaluates each step exactly as an instant query at that time would, so the replay
+sees the numbers the controller would have seen. Errors are the live provider's
+(:class:`~controlplane.errors.NoData`, :class:`~controlplane.errors.ProviderQueryError`,
+:class:`~controlplane.errors.ProviderUnavailable`); a query that was not planned, or a time off
+the grid, goes to the source provider; the variants' loads (:func:`on_demand_queries`) are
+fetched only when first asked.
 
-- A grid point without a value (or NaN / ±Inf) raises :class:`~controlplane.errors.NoData`.
-- A query Prometheus rejected (or that returned several series) raises its
-  :class:`~controlplane.errors.ProviderQueryError` at every lookup, as the live provider would.
-- An unreachable Prometheus during the prefetch, or one whose answers the provider refuses (over
-  its byte cap, nested too deep, more samples than the grid asked), raises
-  :class:`~controlplane.errors.ProviderUnavailable` from :meth:`ReplayProvider.prefetch`.
-- A query that was not planned, or a time off the grid, is passed to the source provider. So are
-  the queries of ``judge: sequential`` checks: their window ("since the step started") changes at
-  every evaluation, so they cannot be prefetched on a grid; they cost one instant query each.
-- The variants' loads (:func:`on_demand_queries`) are read only for a breached comparison, which
-  most replays never see: they are planned ``on_demand``, fetched over the whole range (the same
-  range queries) the first time one is asked, then answered from memory like the rest. A
-  Prometheus that fails at that moment gives the asker the error (the evaluator then leaves the
-  load unknown, as it does live).
-
-Called by ``canaryctl simulate``; the planning helper :func:`replay_queries` is pure.
+Called by ``canaryctl simulate``; the planning helper :func:`replay_queries` is pure. The steps
+and their errors: docs/analysis.md, "Replay (``canaryctl simulate``)".
 """
 
 from __future__ import annotations
@@ -85,7 +74,7 @@ def replay_queries(canary: ModelCanary) -> list[str]:
 def on_demand_queries(canary: ModelCanary) -> list[str]:
     """The queries of :func:`replay_queries` read only for a breached comparison: each variant's
     load (:func:`controlplane.analysis.evaluator.fair`). Fetching them up front cost every
-    four-week replay two range queries it never read (issue 41)."""
+    four-week replay two range queries it never read."""
     found: list[str] = []
     for _key, check in queries.all_checks(canary):
         if not evaluator.compares_variants(check):

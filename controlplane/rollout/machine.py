@@ -1,34 +1,12 @@
 """The rollout state machine: ``step(spec, state, observations, now, intents) -> (state, actions)``.
 
-Owns the order in which every rollout decision is taken in one call (one *tick*). The decisions
-of the contract's *Checks*, *Steps, promotion, rollback* and *Shadow and budget* sections, of
-``spec.gates`` (docs/gates.md), manual approval, no-op rollouts and the operator's progress
-deadline are rules, one function each, in the modules named here (docs/rollout.md states each):
-
-- spec changed: restart with the new candidate (:func:`~controlplane.rollout.tick.restart`);
-- evaluation bookkeeping: results, ``for`` streaks, provider errors, spend
-  (:func:`~controlplane.rollout.records.record`); gate polls
-  (:func:`~controlplane.rollout.records.record_gates`);
-- progress deadline: a candidate not ready in time rolls back as ``not-ready``
-  (:func:`~controlplane.rollout.safety.check_not_ready`); weights the router did not put in effect
-  in time roll back as ``not-routed`` (:func:`~controlplane.rollout.safety.check_not_routed`);
-- no-op rollout, candidate equal to stable: promoted at once
-  (:func:`~controlplane.rollout.tick.noop`);
-- user intents: pause, resume, promote (also the approval of ``approval: manual``),
-  promote-full, abort (``aborted``), retry (:mod:`controlplane.rollout.intent_rules`);
-- pending: deploy once, start when ready (:func:`~controlplane.rollout.progress.pending`);
-- breach held for its ``for`` or decided by a sequential judge: rollback ``breach``
-  (:func:`~controlplane.rollout.safety.check_rollback`);
-- failed or timed-out gate: rollback ``gate-failed``
-  (:func:`~controlplane.rollout.safety.check_gates`);
-- pause and resume on Argo Server / provider errors (``errorLimit``)
-  (:func:`~controlplane.rollout.safety.check_gate_errors`,
-  :func:`~controlplane.rollout.safety.check_errors`);
-- budget throttling (:func:`~controlplane.rollout.safety.check_budget`);
-- progress: gate holds (:func:`~controlplane.rollout.progress.gated`,
-  :func:`~controlplane.rollout.progress.progress_gates`), shadow pass or ``shadow-expired``
-  (:func:`~controlplane.rollout.progress.progress_shadow`), step advance, hold, approval and
-  promotion (:func:`~controlplane.rollout.progress.progress_steps`).
+Owns the order in which every rollout decision is taken in one call (one *tick*): spec change,
+evaluation bookkeeping, gate observations, progress deadline, no-op, intents, pending, rollback,
+failed gates, provider and gate errors, budget, progress. Each rule is one function of its own
+module (:mod:`~controlplane.rollout.tick`, :mod:`~controlplane.rollout.records`,
+:mod:`~controlplane.rollout.safety`, :mod:`~controlplane.rollout.progress`,
+:mod:`~controlplane.rollout.intent_rules`); docs/rollout.md ("One call of ``step``: the order")
+states each, and docs/architecture.md ("Where is it decided") names the function of each.
 
 When to call it and what to observe: :mod:`controlplane.rollout.schedule`. Called by the
 controller (every ``analysis.interval``, see :func:`~controlplane.rollout.schedule.next_evaluation`,

@@ -55,7 +55,7 @@ class Tick:
     def update(self, **changes: Any) -> None:
         """The state with ``changes``, as :func:`dataclasses.replace` gives it (a name that is no
         field is a TypeError), copied field by field: ``replace`` re-runs ``__init__`` over the
-        state's 24 fields, a tenth of a four-week replay's time (issue 41). RolloutState has no
+        state's 24 fields, a tenth of a four-week replay's time. RolloutState has no
         ``__post_init__`` and no ``init=False`` field, so the copy is the same value."""
         unknown = changes.keys() - _STATE_FIELDS
         if unknown:

@@ -3,34 +3,15 @@
 Owns the decision (pure): from a canary and the ``spec.controllerName`` of its Gateway's
 GatewayClass (None: not read), the :data:`~controlplane.promql.http_errors.HttpSource` of its
 ``error-rate`` and why (:func:`decide`), and which Gateway a canary's traffic passes
-(:func:`gateway_of`, :func:`needs_gateway_class`). The reading itself (Gateway, then
-GatewayClass, through the kube layer) and what the controller does when it cannot read them are
-:mod:`controlplane.controller.gateway_source`'s.
+(:func:`gateway_of`, :func:`needs_gateway_class`). In order: a router that passes no Gateway
+reads its own source; ``spec.traffic.gateway.implementation`` wins; a known ``controllerName``
+(:data:`CONTROLLERS`, each implementation's default) gives its source; an unknown one the engine
+alone; an unread class the router's default.
 
-The rules, in order:
-
-1. a router whose traffic passes no Gateway API Gateway (``istio``, ``llmisvc``,
-   ``kserve-knative``) reads its own source
-   (:func:`~controlplane.promql.http_errors.router_source`);
-2. ``spec.traffic.gateway.implementation`` wins: its source
-   (:data:`~controlplane.promql.http_errors.IMPLEMENTATION_SOURCES`), nothing is read;
-3. a known ``controllerName`` (:data:`CONTROLLERS`) gives its implementation's source;
-4. an unknown one gives the engine alone: no gateway source is known to count that
-   implementation's answers per variant, and reading another's series would find none;
-5. no ``controllerName`` (the GatewayClass could not be read) gives the router's default
-   (Envoy Gateway's source: what every canary read before the decision existed).
-
-The controller names, each the implementation's default (all three can be configured otherwise,
-and then rule 4 applies: name the implementation in the spec):
-
-- Envoy Gateway v1.8.1: ``gateway.envoyproxy.io/gatewayclass-controller``
-  (``GatewayControllerName``, ``api/v1alpha1/envoygateway_types.go``);
-- Istio 1.30.3: ``istio.io/gateway-controller`` (``ManagedGatewayController``, the default of
-  ``PILOT_GATEWAY_API_CONTROLLER_NAME``, ``pilot/pkg/features/pilot.go``);
-- Traefik v3.6.12: ``traefik.io/gateway-controller`` (``controllerName``,
-  ``pkg/provider/kubernetes/gateway/kubernetes.go``).
-
-Called by :mod:`controlplane.controller.gateway_source` and the tests.
+The reading itself (Gateway, then GatewayClass, through the kube layer) and what the controller
+does when it cannot read them are :mod:`controlplane.controller.gateway_source`'s, which calls
+this module. The rules and the controller names, with where each was read: docs/analysis.md,
+"Which source" and "What was read, and where".
 """
 
 from __future__ import annotations

@@ -1,45 +1,17 @@
 """The ``kserve`` router: KServe's own canary in Standard mode (KServe 0.20+).
 
 Owns the one InferenceService (named after ``spec.model.name``) that holds both variants:
-``spec.predictor`` serves stable and ``spec.canary:
-[{predictor: {name: <candidate>, minReplicas: N, ...}, trafficPercent: W}]`` the candidate. As
-observed against the real KServe v0.20.0 controller (``tests/controller/test_controller_kserve.py``;
-source: ``pkg/controller/v1beta1/inferenceservice/components/predictor.go``):
+``spec.predictor`` serves stable and a ``spec.canary`` entry with ``trafficPercent`` the
+candidate, each with exactly the replicas the ModelCanary names (``autoscalerClass: none``).
+Weights are read back from KServe's top-level HTTPRoute (:func:`route_weights`), so a step starts
+only once the split is really in effect (on KServe v0.20.0, never: use ``router: gateway-api``
+there). Promotion never sends traffic to restarting pods: KServe's own rename when the storage
+URI changes, else two phases (:func:`promotion_phase`); every build keeps the live
+``spec.predictor.name`` (:class:`Live`). No cohorts, no mirroring (KServe owns the HTTPRoute).
 
-- the stable predictor gets the Deployment and Service ``<isvc>-predictor`` (``<isvc>-<name>-
-  predictor`` once named), the canary ``<isvc>-<candidate>-predictor``;
-- a canary entry without ``minReplicas`` runs ``ceil(stable minReplicas x W / 100)`` pods, and
-  the stable's minimum is lowered by the canary's replicas (never below 1). The entry therefore
-  says the candidate's replicas, the stable predictor asks for its replicas plus the candidate's,
-  and the InferenceService is annotated ``serving.kserve.io/autoscalerClass: none``, so both
-  Deployments run exactly the replicas the ModelCanary names (no HPA to move them);
-- KServe's top-level HTTPRoute ``<isvc>`` is the route in effect. KServe v0.20.0 writes it with
-  the stable Service as its only backend whatever ``trafficPercent`` says; the split
-  (``applyCanaryWeights`` in ``reconcilers/ingress/httproute_reconciler.go``) arrived after
-  v0.20.0 and weights only canaries whose Deployment is Ready. :func:`route_weights` reads the
-  weights from that route, so ``verify`` fails, and the step does not start, until the split is
-  really in effect (on v0.20.0: never; use ``router: gateway-api`` there);
-- promotion never sends the traffic to restarting pods. When the candidate's storage URI
-  differs from the stable's, it is KServe's own promotion: ``spec.predictor`` becomes the
-  canary entry, ``name`` included, so KServe adopts the candidate's Deployment and Service as
-  the stable ones (same pod template: no pod restarts) and deletes the old stable's
-  (``canary_controller_test.go``, "Should not trigger a redeployment of the canary pods").
-  KServe's webhook refuses that rename without a model change ("predictor.name change
-  requires a model change", ``validatePredictorNameChange`` in
-  ``pkg/apis/serving/v1beta1/inference_service_validation.go``), and a quantized candidate of
-  the same checkpoint (FP8 dynamic, bitsandbytes) keeps the URI: then promotion takes two
-  phases (:func:`promotion_phase`): the canary entry serves 100% while ``spec.predictor`` gets
-  the candidate's spec and KServe rolls the stable pods, and the entry is dropped once the
-  stable Deployment has rolled out. Every build keeps the live ``spec.predictor.name``
-  (:class:`Live`), so the rollout after a renamed promotion is not refused either. Rollback
-  drops the entry; KServe deletes the candidate's Deployment and Service.
-
-No cohorts, no mirroring (KServe owns the HTTPRoute). KServe v0.20.0's CRD requires
-``spec.canary[].predictor.model.name`` (a ``corev1.Container`` name the Makefile's ``yq`` step
-leaves required), so the entry names the container :data:`CONTAINER_NAME`, the name KServe gives
-the predictor's container anyway (``constants.InferenceServiceContainerName``).
 :func:`build_inferenceservice`, :func:`promotion_phase` and :func:`route_weights` are pure;
-:class:`KServeRouter` reads :class:`Live`, applies the one and reads the other back.
+:class:`KServeRouter` reads :class:`Live`, applies the one and reads the other back. What KServe
+v0.20.0 does, with its source and the tests that show it: docs/routing.md, "KServe as observed".
 """
 
 from __future__ import annotations

@@ -3,33 +3,17 @@
 Owns ``spec.router.route`` of the two LLMInferenceServices (``serving.kserve.io/v1alpha2``) of a
 canary. A member with a weight names the route ``group`` (the canary's name) and carries its
 proportional ``weight`` (stable ``100 - W``, candidate ``W``); KServe's LLMInferenceService
-controller writes, into each member's HTTPRoute ``<member>-kserve-route``, every routable
-member's backend with its weight on the shared rules (model-routing header, publisher paths),
-and the member's own backend alone on its per-participant ``/{namespace}/{member}/...`` rules.
-As read in KServe v0.20.0 (``pkg/controller/v1alpha2/llmisvc/router_group.go``,
-``router_group_routing.go``, ``router.go``) and observed against its real controller
-(``tests/controller/test_controller_llmisvc.py``):
+controller writes the split into each member's HTTPRoute ``<member>-kserve-route``. A member at
+weight 0 has no ``spec.router.route`` at all (it would keep per-participant paths that bypass the
+split), and the weights are read from the routes in effect (:func:`route_split`), which KServe
+converges one after another. No cohorts, no mirroring.
 
-- a member at weight 0 that keeps its route stays a weight-0 backend of the others' routes and
-  keeps its per-participant paths, which bypass the split. So a member at weight 0 (the
-  candidate before the first step and after rollback, the stable after promotion) has NO
-  ``spec.router.route``: KServe deletes its HTTPRoute (``reconcileHTTPRoutes``: no route, delete)
-  and it leaves the group, so the others drop its backend; its pods keep running (the
-  controller waits for the candidate to be Ready before the first step, and deletes a released
-  variant itself). Not force-stopped (``serving.kserve.io/stop``): that deletes the Deployment,
-  and a stopped member stays in the others' routes at weight 0;
-- only Ready members are in another member's split (``filterEligibleMembers``), and the
-  member routes converge one after another (a rewritten route is not Ready until the gateway
-  accepts its new generation, and its member drops out of the others' routes meanwhile). So the
-  weights are read from the routes in effect (:func:`route_split`): the oldest member route
-  wins Gateway API's precedence for the shared rules; ``verify`` also wants every member route
-  to agree and no route for a member at weight 0.
-
-No cohorts, no mirroring. :func:`build_route_patch`, :func:`build_llminferenceservices`,
-:func:`route_split` and :func:`routes_in_effect` are pure; :class:`LLMISvcRouter` merge-patches
-the route of the two objects the controller created
-(:func:`controlplane.serving.render.llm_inference_service`), once both are read and found the
-canary's (:mod:`controlplane.routing.ownership`), and reads KServe's routes back.
+:func:`build_route_patch`, :func:`build_llminferenceservices`, :func:`route_split` and
+:func:`routes_in_effect` are pure; :class:`LLMISvcRouter` merge-patches the route of the two
+objects the controller created (:func:`controlplane.serving.render.llm_inference_service`), once
+both are read and found the canary's (:mod:`controlplane.routing.ownership`), and reads KServe's
+routes back. What KServe v0.20.0 does, with its source: docs/routing.md, "LLMInferenceService as
+observed".
 """
 
 from __future__ import annotations

@@ -3,32 +3,17 @@ deletes any object for a ModelCanary.
 
 Owns :class:`Claimant` (a ModelCanary as its objects name it: namespace, name, uid),
 :func:`foreign_reason` and :func:`foreign_line` (pure: why a live object is not the canary's,
-None when it is), :func:`refusal` (the message),
-:func:`foreign_objects` (reads each object about to be written, before any is written) and
-:func:`check_owned` (the same, raising :class:`ForeignObject` naming every object that is not
-the canary's), and :class:`ForeignObject` itself.
-
-The rule. An object the controller would write for ModelCanary C that does not exist is created
-(and is C's from then on). One that exists is C's when
-
-1. its controlling ownerReference (``controller: true``) is C: C's ``uid`` (its kind and name
-   when C's uid is unknown, a canary not read from the cluster), or
-2. it has no controlling ownerReference and carries C's labels: ``LABEL_CANARY`` = C's name and
-   ``app.kubernetes.io/managed-by: controlplane``. The controller applies an object, then its
-   ownerReference, in two requests (:func:`controlplane.controller.children.deploy`); a
-   controller stopped between the two leaves exactly this.
-
-Anything else (created by a person, another tool or another canary, or owned by an earlier
-ModelCanary of the same name that the garbage collector has not caught up with) is foreign: it
-is not applied, patched or deleted, and a write that would touch one writes nothing at all. The
-labels alone are a claim only someone with write access to the object can make, so rule 2 lets
-no tenant reach an object it could not already change. KServe's own objects (predictor Services
-and Deployments, HTTPRoutes, owned by an InferenceService) are never written by the controller,
-so the rule never looks at them.
+None when it is), :func:`refusal` (the message), :func:`foreign_objects` (reads each object about
+to be written, before any is written) and :func:`check_owned` (the same, raising
+:class:`ForeignObject` naming every object that is not the canary's), and :class:`ForeignObject`.
+An existing object is the canary's when its controlling ownerReference is the canary, or when it
+has none and carries the canary's labels (what a controller stopped between its apply and the
+ownerReference leaves); anything else is foreign, and a write that would touch one writes nothing.
 
 Called by the routers before they write (:func:`controlplane.routing._common.apply_all`,
 :class:`controlplane.routing.llmisvc.LLMISvcRouter`) and by :mod:`controlplane.controller.children`
-(deploy, release, delete on the finalizer).
+(deploy, release, delete on the finalizer). The rule and what users see: docs/routing.md, "Whose
+objects".
 """
 
 from __future__ import annotations

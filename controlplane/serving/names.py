@@ -44,7 +44,7 @@ def dns_name(*parts: str, max_len: int = MAX_NAME) -> str:
         name = f"x{name}"
     if len(name) <= max_len:
         return name
-    import hashlib  # here: names are made on few paths; start-up imports it for none (issue 41)
+    import hashlib  # here: names are made on few paths; start-up imports it for none
 
     digest = hashlib.sha256(raw.encode()).hexdigest()[:_HASH_LEN]
     head = name[: max_len - _HASH_LEN - 1].rstrip("-")

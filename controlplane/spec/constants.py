@@ -4,7 +4,7 @@ Owns the API group, version, kind and labels, and the defaults the views show fo
 out (``analysis.interval``, a latency built-in's quantile). :mod:`controlplane.spec.models`
 re-exports them and builds its defaults from them; the readers that never validate a spec
 (``kubectl canary list``, the Kubernetes client, the status views) import them from here, so
-they do not pay for pydantic and the models (issue 41). Pure.
+they do not pay for pydantic and the models. Pure.
 """
 
 from __future__ import annotations

@@ -185,7 +185,7 @@ def status_time(t: float) -> str:
     Raises ``ValueError`` for a time that is not a finite number."""
     if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t):
         raise ValueError(f"not a finite time: {t!r}")
-    from decimal import Decimal  # here: only status times need it, not the spec (issue 41)
+    from decimal import Decimal  # here: only status times need it, not the spec
 
     exact = Decimal(repr(float(t)))
     whole = math.floor(exact)

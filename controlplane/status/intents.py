@@ -5,7 +5,7 @@ with an ``id``), :func:`read_intents` (a malformed entry is reported, never rais
 :func:`new_intents` (the intents after the one consumed last, so each is consumed exactly once).
 :mod:`controlplane.status.document` re-exports them for the controller; ``kubectl canary``'s
 views and :mod:`controlplane.operations` import them from here, without the rollout state and
-pydantic (issue 41). Pure.
+pydantic. Pure.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Owns their names. :mod:`controlplane.status.document` writes them (and re-exports them);
 ``kubectl canary``'s views read them from here, without the rollout state and pydantic
-(issue 41). Pure.
+at start-up. Pure.
 """
 
 from __future__ import annotations

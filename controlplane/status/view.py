@@ -42,7 +42,7 @@ from controlplane.spec.units import (
 from controlplane.status import intents as st_intents
 from controlplane.status import keys as st_keys
 
-if TYPE_CHECKING:  # the pairing loads the catalogue; `list` never pairs (issue 41)
+if TYPE_CHECKING:  # the pairing loads the catalogue; `list` never pairs
     from controlplane.profiles.expected import Observation, Pairing, Split, VariantRef
     from controlplane.profiles.measured import Loaded
 

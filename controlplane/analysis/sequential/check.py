@@ -10,21 +10,8 @@ supports (:func:`problems`), the plan of one canary's counts (:func:`plan`: the 
 
 Pure: no I/O, no clock. Called by :mod:`controlplane.analysis.evaluator` (one canary) and by
 :mod:`controlplane.controller.batch` (many canaries, grouped queries). The decisions documented
-here are in ``docs/judges.md``, the mathematics and the queries in ``docs/judges-derivation.md``.
-
-Semantics (what the state machine sees):
-
-* ``breach`` (evidence, at level ``alpha``, that the candidate is on the wrong side of the
-  check) -> verdict ``breach`` with ``decided="breach"``: the machine rolls back at once
-  (``for`` does not apply: the evidence is already cumulative).
-* ``pass`` (evidence that it is on the good side) -> verdict ``pass`` with ``decided="pass"``:
-  when every check of the step has decided ``pass`` at one evaluation, the step ends early.
-* ``continue`` (no evidence either way) -> verdict ``pass`` without ``decided`` once the
-  candidate has served ``minSamples`` requests since the step started (default 100), else
-  ``inconclusive``. "No evidence of harm" at the end of the step's ``duration`` therefore lets
-  the step finish, as a passing threshold check does: the test controls false rollbacks, the
-  step's duration (and traffic) governs its power. ``minSamples`` keeps a step without traffic
-  from passing on no evidence at all.
+here (how ``breach``, ``pass`` and ``continue`` map onto a verdict and ``decided``) are in
+``docs/judges.md``, the mathematics and the queries in ``docs/judges-derivation.md``.
 """
 
 from __future__ import annotations

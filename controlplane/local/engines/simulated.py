@@ -1,83 +1,17 @@
 """The ``simulated`` engine: no model runs; latencies and token rates come from the GPU profile,
 and requests are scheduled as vLLM 0.24.0's v1 scheduler schedules them.
 
-Runs the speed model of a variant on its GPU, :mod:`controlplane.profiles.speed` (re-exported
-here: :class:`Speed`, :func:`speed_for`, :func:`scheduler_limits`), which the capacity estimate
-runs too: decoding is memory-bound (``parameters x bytes per weight`` read at the GPU's
-bandwidth), prefill compute-bound (the GPU's BF16 TFLOP/s), bitsandbytes reads as much as bf16
-plus an overhead, and the KV cache is what fits beside the weights; ``max_num_seqs`` and
-``max_num_batched_tokens`` come from the variant's ``args``, else vLLM's defaults (below).
+It owns one engine loop of steps (chunked prefill, FCFS admission and preemption, 16-token KV
+blocks, vLLM's ``max_num_seqs`` / ``max_num_batched_tokens`` defaults) so that an overloaded
+replica queues and the ``vllm:`` gauges are its own counts; each step is timed by the speed model
+of :mod:`controlplane.profiles.speed` (re-exported here: :class:`Speed`, :func:`speed_for`,
+:func:`scheduler_limits`), the one the capacity estimate runs, on the engine's
+:class:`~controlplane.local.engines.base.ModelClock`, so a busy host is not charged to the GPU.
+Answers are placeholder text, the same for one prompt on every healthy engine.
 
-**Scheduling as vLLM does.** One engine loop (an asyncio task, started with the first request or
-by :meth:`SimulatedEngine.start`) runs steps, as vLLM's engine core does. Facts taken from the
-source of vLLM 0.24.0 (the wheel ``vllm-0.24.0-cp38-abi3-manylinux_2_28_x86_64.whl``, paths inside
-its ``vllm`` package):
-
-- ``v1/core/sched/scheduler.py``, ``Scheduler.schedule()``: each step first schedules the
-  RUNNING requests in order, each ``num_tokens - num_computed_tokens`` new tokens (its remaining
-  prompt, or the one token sampled last step) capped by the step's token budget
-  ``max_num_batched_tokens`` (chunked prefill); when ``kv_cache_manager.allocate_slots`` returns
-  None for a running request, the FCFS policy preempts ``self.running.pop()`` (the most recently
-  admitted) until it fits, or the request itself is preempted and the pass over running requests
-  stops. Then, only when nothing was preempted this step, WAITING requests are admitted in FIFO
-  order while the budget lasts and ``len(self.running) < max_num_running_reqs`` (``= max_num_seqs``,
-  ``__init__``); admission stops at the first request ``allocate_slots`` refuses. ``policy`` is
-  ``"fcfs"`` by default (``config/scheduler.py``).
-- ``_preempt_request``: a preempted request frees its blocks, ``num_computed_tokens = 0`` and is
-  put back at the head of the waiting queue (``prepend_request``): it is recomputed, its prompt
-  and the tokens already generated, when readmitted.
-- ``v1/core/kv_cache_manager.py``, ``allocate_slots``: slots for ``num_computed_tokens +
-  num_new_tokens`` tokens in blocks; with ``full_sequence_must_fit`` (the scheduler passes
-  ``scheduler_reserve_full_isl``, True by default in ``config/scheduler.py``) a waiting request is
-  admitted only when the blocks of its whole sequence so far fit in the free blocks; the watermark
-  (``config/scheduler.py`` ``watermark``, default 0.0) keeps nothing back by default.
-- ``config/cache.py``: ``CacheConfig.DEFAULT_BLOCK_SIZE = 16`` tokens per block (an attention
-  backend may prefer another size, ``platforms/interface.py`` ``update_block_size_for_backend``:
-  not modelled, 16 is used).
-- ``engine/arg_utils.py``, ``get_batch_defaults`` and
-  ``_set_default_max_num_seqs_and_batched_tokens_args``: for the OpenAI API server
-  (``UsageContext.OPENAI_API_SERVER``, what ``vllm serve`` passes,
-  ``entrypoints/openai/api_server.py``) on a GPU whose total memory is ``>= 70 * GiB_bytes``
-  (``utils/mem_constants.py``: ``1 << 30``) and whose name does not contain ``a100``:
-  ``max_num_batched_tokens = 8192``, ``max_num_seqs = 1024``; on any other GPU 2048 and 256
-  (TPU and CPU platforms have their own, not modelled). A defaulted ``max_num_batched_tokens``
-  becomes ``min(max_num_seqs * max_model_len, it)`` (chunked prefill on, the default for a
-  generative model: ``config/model.py`` ``is_chunked_prefill_supported``), then a defaulted
-  ``max_num_seqs`` becomes ``min(max_num_seqs, max_num_batched_tokens)``; ``--performance-mode
-  throughput`` doubles whichever was defaulted (the default mode is ``balanced``,
-  ``config/vllm.py``). ``utils/argparse_utils.py``: a flag may be spelled with ``_`` or ``-``.
-- ``v1/core/block_pool.py`` ``get_usage``: KV usage is ``1 - free blocks / total blocks``;
-  ``v1/metrics/loggers.py`` exports it as ``vllm:kv_cache_usage_perc`` and ``len(running)`` /
-  ``len(waiting)`` (``Scheduler.make_stats``) as ``vllm:num_requests_running`` /
-  ``vllm:num_requests_waiting``: :meth:`SimulatedEngine.load`, :meth:`~SimulatedEngine.running`
-  and :meth:`~SimulatedEngine.waiting` here.
-
-**Model time, not the host's.** Every wait and timestamp goes through the engine's
-:class:`~controlplane.local.engines.base.ModelClock`: a step lasts its seconds from when the
-last one ended and a request's overhead from when it reached the engine, however late a busy
-host wakes the process (the steps due meanwhile are caught up back to back, and a step admits
-only the requests that arrived before it began); each token is stamped as its step ends
-(``Chunk.at``), and the server times answers by those stamps and the same clock, so a host
-stall, while the engine waits or while the server writes answers, neither shows as a slow GPU
-nor takes throughput from it (docs/local.md, "A busy host").
-
-What the simulation adds or leaves out: a step lasts ``decode_s_per_token x (1 + BATCH_SLOWDOWN
-x (requests in the step - 1))`` (one pass reads every weight, a batch shares it) plus
-``prefill_s_per_token`` per prompt (or recomputed) token in the step, times a lognormal jitter
-drawn once per step; a request whose scheduled tokens reach its length samples one token. The
-fixed :data:`OVERHEAD_S` (tokenization, the HTTP hop) comes before a request reaches the queue.
-Prefix caching, speculative decoding, priorities, LoRA and the KV connector are not modelled.
-vLLM refuses to start when ``max_model_len`` does not fit in the KV cache, so a request always
-fits an empty cache; here, where no such check runs, a request larger than the whole cache is
-admitted when nothing else runs and runs alone (usage then reads 1), rather than waiting forever.
-
-Every answer is placeholder text and every output of ``up`` says "simulated". At temperature 0
-(greedy decoding) the words and the length of an answer are drawn from its prompt alone, so every
-healthy engine answers a prompt the same way, as one model's greedy decoding does; the
-``wrong-answers`` fault (``Generation.wrong``) draws them from the prompt with a salt, so those
-answers differ. Called by
-:mod:`controlplane.local.server` through :mod:`controlplane.local.engines`; docs/local.md,
-"Scheduling as vLLM does".
+Called by :mod:`controlplane.local.server` through :mod:`controlplane.local.engines`. The vLLM
+facts it copies, with the source file of each, what it adds and leaves out: docs/local.md,
+"Scheduling as vLLM does" and "A busy host".
 """
 
 from __future__ import annotations
