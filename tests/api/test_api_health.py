@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import collections
+import queue
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from support.api import NS, World, canary
 
+from controlplane.controller import runner
 from controlplane.kube.lease import LeaderElector
 
 START = 1_800_000_000.0
@@ -53,18 +60,63 @@ def test_metrics_endpoint_needs_no_token(client: TestClient) -> None:
     assert "canary_controller_reconciles_total" in answer.text
 
 
-def test_wake_interrupts_the_production_loop(tmp_path: Path) -> None:
+class EndlessWait(queue.Queue[Any]):
+    """The production loop's queue of watch events and wake-ups, with the loop's periodic pass
+    taken out: a ``get`` with a timeout (the loop's wait for its next pass, at most 5 s) waits
+    for an item however long that takes. ``waiting`` is set while a ``get`` waits; ``woken``
+    when the loop takes an item the test's thread put (a wake-up), with ``passes_then`` the
+    passes counted at that moment."""
+
+    def __init__(self, passes: list[int]) -> None:
+        super().__init__()
+        self.passes = passes
+        self.test_thread = threading.current_thread()
+        self.waiting = threading.Event()
+        self.woken = threading.Event()
+        self.passes_then: int | None = None
+        self._from_test: collections.deque[bool] = collections.deque()
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        if not block:
+            return super().get(block, timeout)
+        self.waiting.set()
+        try:
+            return super().get(block, None)
+        finally:
+            self.waiting.clear()
+
+    def _put(self, item: Any) -> None:
+        super()._put(item)
+        self._from_test.append(threading.current_thread() is self.test_thread)
+
+    def _get(self) -> Any:
+        if self._from_test.popleft() and not self.woken.is_set():
+            self.passes_then = len(self.passes)
+            self.woken.set()
+        return super()._get()
+
+
+def test_wake_interrupts_the_production_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A canary woken by the API is reconciled at once, though its next timer is an hour away
-    and the loop would otherwise wait (up to 5 s) for a watch event."""
+    and the loop would otherwise wait (up to 5 s) for a watch event.
+
+    The loop's periodic pass is taken out (:class:`EndlessWait`), so nothing but an item in its
+    queue ends its wait: the wake-up must put one there, the loop must take it and pass again.
+    Waits are for those states, each bounded at 60 s only against a hang; a wake that did not
+    interrupt the wait leaves the loop waiting for ever, and the test fails at that bound."""
     world = World(START, tmp_path)
     world.create(canary())
     world.run_until(lambda: world.phase() == "progressing", limit_s=3600)
     world.controller.elector = None
-    passes: list[float] = []
+    passes: list[int] = []
+    events = EndlessWait(passes)
+    monkeypatch.setattr(runner, "queue", SimpleNamespace(Queue=lambda: events, Empty=queue.Empty))
     run_once = world.controller.run_once
 
     def counting() -> float | None:
-        passes.append(time.monotonic())
+        passes.append(len(passes))
         return run_once()
 
     world.controller.run_once = counting  # type: ignore[method-assign]
@@ -73,20 +125,23 @@ def test_wake_interrupts_the_production_loop(tmp_path: Path) -> None:
     loop = threading.Thread(target=world.controller.run, args=(stop,), daemon=True)
     loop.start()
     try:
-        deadline = time.monotonic() + 5
-        while not world.controller.ready()[0] and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.2)  # the loop is now waiting
-        before = len(passes)
-        woken = time.monotonic()
+        _until(lambda: world.controller.ready()[0] and events.waiting.is_set(), "the loop waits")
         world.controller.wake(NS, "support-triage")
-        while len(passes) == before and time.monotonic() < woken + 4:
-            time.sleep(0.005)
-        assert len(passes) > before
-        assert passes[before] - woken < 1.0
+        assert events.woken.wait(60), "the loop never took the wake-up"
+        then = events.passes_then
+        assert then is not None
+        _until(lambda: len(passes) > then, "a pass after the wake-up")
     finally:
         stop.set()
         world.controller.wake(NS, "support-triage")  # ends the loop's wait at once
         world.kube.drop_watches()
         loop.join(10)
     assert not loop.is_alive()
+
+
+def _until(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Poll ``check`` until it holds; ``timeout`` only bounds a hang."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f} s"
+        time.sleep(0.005)

@@ -278,9 +278,11 @@ def test_an_empty_prompt_list_is_no_choice(running: Running) -> None:
 
 
 def test_models_list_parsed_by_the_client(running: Running) -> None:
+    before = int(time.time())
     (model,) = running.client.models.list().data
+    after = time.time()
     assert model.id == "demo-llm"
-    assert abs(model.created - time.time()) < 60
+    assert before <= model.created <= after  # created as it answered (whole seconds, as vLLM)
     assert model.owned_by == "vllm"
     extra = model.model_extra or {}
     assert extra["max_model_len"] == 4096

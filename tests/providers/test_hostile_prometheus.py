@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import http.server
 import json
+import threading
 import time
 import tracemalloc
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import pytest
@@ -205,8 +207,19 @@ def test_a_redirect_is_not_followed() -> None:
     assert Target.hits == []
 
 
+DRIP_BYTES = 30_000
+"""How many bytes :class:`_Drip` sends at most: 300 s of drip, past pytest's 120 s timeout, so
+a client that never gives up hangs the test there; the count only lets the server's thread end
+by itself."""
+
+
 class _Drip(http.server.BaseHTTPRequestHandler):
-    """A 200 that sends one byte every 0.1 s, for at most 10 s."""
+    """A 200 that sends one byte every 0.01 s (each far within the client's 1 s read timeout),
+    for :data:`DRIP_BYTES` bytes; ``gone`` is set when a write fails (the client went away),
+    ``finished`` when every byte was sent."""
+
+    gone: ClassVar[threading.Event]
+    finished: ClassVar[threading.Event]
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -214,25 +227,59 @@ class _Drip(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.end_headers()
         try:
-            for _ in range(100):
+            for _ in range(DRIP_BYTES):
                 self.wfile.write(b" ")
                 self.wfile.flush()
-                time.sleep(0.1)
+                time.sleep(0.01)
         except OSError:
-            pass
+            self.gone.set()
+            return
+        self.finished.set()
 
     def log_message(self, format: str, *args: object) -> None:
         pass
 
 
 def test_an_answer_that_drips_is_cut_at_the_timeout() -> None:
-    """Each byte comes within the read timeout, so only a deadline on the whole body ends it."""
-    with serving(_Drip) as url:
+    """Each byte comes within the read timeout, so only a deadline on the whole body ends it.
+
+    No seconds are asserted: without the deadline the client reads the 300 s drip to its end,
+    and pytest's 120 s timeout fails the test; with it, the provider gives up with its own
+    message and the server sees the connection closed before the drip finished. How the
+    deadline is counted is :func:`test_read_capped_stops_at_its_deadline`'s, on a fake clock."""
+
+    class Drip(_Drip):
+        gone = threading.Event()
+        finished = threading.Event()
+
+    with serving(Drip) as url:
         provider = PrometheusProvider(from_url(url, timeout_s=1.0, retries=0))
-        began = time.monotonic()
         with pytest.raises(ProviderUnavailable, match="not read within the timeout"):
             provider.instant("up", AT)
-        assert time.monotonic() - began < 4.0
+        # the closed connection fails the server's next write (or the one after it)
+        assert Drip.gone.wait(60), "the server never saw the client go away"
+    assert not Drip.finished.is_set()
+
+
+def test_read_capped_stops_at_its_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The body is refused at the first chunk that arrives after ``deadline`` (a fake clock:
+    each chunk read moves it 0.25 s on, a step exact in binary), not before and not later."""
+    now = [100.0]
+    monkeypatch.setattr(bounded, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    read: list[int] = []
+
+    def dripping() -> Any:
+        for n in range(1000):
+            read.append(n)
+            now[0] += 0.25
+            yield b" "
+
+    assert read_capped(dripping(), MAX_ANSWER_BYTES, deadline=101.0) == (
+        "not read within the timeout"
+    )
+    assert len(read) == 5  # at 101.25, the first past the deadline (101.0 is not past it)
+    now[0], read[:] = 100.0, []
+    assert read_capped(dripping(), MAX_ANSWER_BYTES, deadline=None) == bytearray(b" " * 1000)
 
 
 # --------------------------------------------------------------------------- the depth scan
