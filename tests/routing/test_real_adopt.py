@@ -29,8 +29,11 @@ What must hold, on every request:
 - rollback (``abort`` once step 1 is in effect): the live pods are the same ones (names, start
   times, no restart), the live InferenceService's spec and generation unchanged, nothing of the
   canary left;
-- not a single request fails, and every answer sent :data:`~support.traffic_report.SETTLE_S`
-  after the cleanup comes from the live service.
+- not a single request fails, and every answer sent once Traefik is seen without the canary's
+  route (after the cleanup) comes from the live service.
+
+Each step's split counts the answers sent while Traefik was seen running it
+(:class:`support.real_traffic.Splits`), not after seconds allowed for it to take it up.
 
 The analysis reads the candidate from the chart's PodMonitor; the ``<canary>-adopted``
 PodMonitor the controller applies for the live pods is checked as an object (this harness's
@@ -54,8 +57,11 @@ from support.adoption import LIVE, adopting_canary, live_isvc
 from support.real_serving import GPU, MODEL
 from support.real_traffic import (
     CANDIDATE,
+    RATE,
     Controller,
     Load,
+    Route,
+    Splits,
     Stack,
     pod_ready,
     prepare,
@@ -65,7 +71,7 @@ from support.real_traffic import (
     write_report,
 )
 from support.realnode import MARKS, until
-from support.traffic_report import SETTLE_S, within_bounds
+from support.traffic_report import Answer, first_seen, within_bounds
 
 from controlplane.errors import NotFound
 from controlplane.kube.client import Obj, Ref
@@ -368,21 +374,24 @@ class Watch:
 
 
 @contextmanager
-def running(load: Load, watch: Watch) -> Iterator[None]:
-    """``load`` and ``watch`` in threads until the block ends; the load begins once the live
-    service answers through the gateway (that first answer is not counted)."""
+def running(run: Run) -> Iterator[None]:
+    """``run``'s load, watch and looks at Traefik in threads until the block ends (when the load
+    stopped: ``run.stopped_at``), then until every request has its answer; the load begins once
+    the live service answers through the gateway (that first answer is not counted)."""
+    load = run.load
     until(lambda: load.one().code == 200, "the live service through the gateway", 120)
-    threads = [threading.Thread(target=w.run, daemon=True) for w in (load, watch)]
+    threads = [threading.Thread(target=w.run, daemon=True) for w in (load, run.watch, run.splits)]
     for thread in threads:
         thread.start()
     try:
         yield
     finally:
-        load.stop.set()
-        watch.stop.set()
+        run.stopped_at = time.time()
+        for stop in (load.stop, run.watch.stop, run.splits.stop):
+            stop.set()
         for thread in threads:
             thread.join(timeout=10)
-        time.sleep(3)  # the last answers in flight
+        until(load.answered, "every request answered", 60)  # the last answers in flight
 
 
 def book(stack: Stack, ns: str) -> dict[str, Any]:
@@ -413,10 +422,24 @@ class Run:
 
     load: Load
     watch: Watch
+    splits: Splits
     before: Obj
     pods_before: dict[str, tuple[str, int]]
     cleaned_at: float = 0.0
+    stopped_at: float = 0.0
     seconds: float = 0.0
+
+    def tail(self, ns: str) -> list[Answer]:
+        """The answers sent once Traefik was seen without the canary's route, after the
+        cleanup; at least half what the load's schedule (:data:`RATE`) sends from then until it
+        stopped, so that what is said of them is said of many (only a load thread starved for
+        half that time sends fewer)."""
+        gone = first_seen(self.splits.seen[ns], None, after=self.cleaned_at)
+        assert gone is not None, "Traefik still runs the canary's route after the cleanup"
+        late = [a for a in self.load.answers if a.sent > gone]
+        assert len(late) >= RATE * (self.stopped_at - gone) / 2, (len(late), gone)
+        assert late, gone
+        return late
 
 
 def adopt_under_load(stack: Stack, ns: str, outcome: str, abort_at: int | None = None) -> Run:
@@ -424,12 +447,19 @@ def adopt_under_load(stack: Stack, ns: str, outcome: str, abort_at: int | None =
     ``abort_at`` has been in effect 15 s) and run until it reached ``outcome`` and was cleaned
     up, then :data:`TAIL_S` more."""
     before, host = serve_live(stack, ns)
-    run = Run(Load(stack.gateway.url, host, LIVE), Watch(stack, ns), before, live_pods(stack, ns))
+    route = Route.of(ns, f"{LIVE}-predictor", f"{candidate_name()}-predictor")
+    run = Run(
+        Load(stack.gateway.url, host, LIVE),
+        Watch(stack, ns),
+        Splits(stack.gateway, {ns: route}),
+        before,
+        live_pods(stack, ns),
+    )
     controller = Controller(stack, (ns,))
     controller.start()
     started = time.monotonic()
     try:
-        with running(run.load, run.watch):
+        with running(run):
             time.sleep(5)  # the live service answers alone before any canary
             stack.kube.apply(canary(ns), field_manager="test")
             try:
@@ -450,7 +480,7 @@ def adopt_under_load(stack: Stack, ns: str, outcome: str, abort_at: int | None =
 
 def measured(stack: Stack, ns: str, run: Run) -> dict[str, Any]:
     """The per-phase report of ``run`` with its own numbers; written as JSON when asked."""
-    got: dict[str, Any] = report(stack, {ns: run.load})[ns]
+    got: dict[str, Any] = report(stack, {ns: run.load}, run.splits)[ns]
     for row in got["phases"]:  # the live pods answer with no variant
         for key in ("variants", "settling"):
             row[key] = {served_by(k): n for k, n in row[key].items()}
@@ -583,12 +613,14 @@ def test_a_promotion_rolls_the_live_service_to_the_candidate_without_failing_a_r
     assert roll_began is not None, why
     assert rolling, why
     assert {served_by(a.variant) for a in rolling} == {CANDIDATE}, (len(rolling), why)
-    # then the live service, now the candidate, took everything back; so after the cleanup
-    late = [a for a in run.load.answers if a.sent > returned.at + SETTLE_S]
+    # then the live service, now the candidate, took everything back (from when Traefik was
+    # seen running the route's return); so after the cleanup
+    taken_back = first_seen(run.splits.seen[ns], 0, after=returned.at)
+    assert taken_back is not None, why
+    late = [a for a in run.load.answers if a.sent > taken_back]
     assert late, why
     assert {served_by(a.variant) for a in late} == {LIVE_SERVED}, why
-    after_cleanup = [a for a in late if a.sent > run.cleaned_at + SETTLE_S]
-    assert len(after_cleanup) >= (TAIL_S - SETTLE_S - 2) * 5, (len(after_cleanup), why)
+    assert {served_by(a.variant) for a in run.tail(ns)} == {LIVE_SERVED}, why
     # the live InferenceService serves the candidate under its own name, on new pods
     live = stack.kube.get(live_ref(ns))
     model = live["spec"]["predictor"]["model"]
@@ -646,8 +678,6 @@ def test_a_rollback_leaves_the_live_pods_serving_as_they_were(stack: Stack) -> N
     assert set(managers(live)) == {ARGOCD}, why
     # all on the live service after the rollback, and nothing of the canary left
     assert set(rows["after rollback"]["variants"]) == {LIVE_SERVED}, why
-    late = [a for a in run.load.answers if a.sent > run.cleaned_at + SETTLE_S]
-    assert len(late) >= (TAIL_S - SETTLE_S - 2) * 5, (len(late), why)
-    assert {served_by(a.variant) for a in late} == {LIVE_SERVED}, why
+    assert {served_by(a.variant) for a in run.tail(ns)} == {LIVE_SERVED}, why
     assert leftovers(stack, ns) == [], why
     assert kserve_backends(stack, ns) == [f"{LIVE}-predictor"], why

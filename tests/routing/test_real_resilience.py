@@ -26,11 +26,15 @@ window has data again: waiting, not skipping).
 What must hold: the status history's steps are 25, 75 and 100 once each, then one ``Promoted``
 (nothing skipped, repeated or rolled back, no pause); no history entry twice; one Kubernetes
 Event per history entry; no traceback in the controller's log; no other program of the stack
-died; each step's split is its weight; every request answered (a failure is an answer too) and
-none failed outside the two windows where failing is the fault itself, each with
-:data:`GRACE_S` of slack: the gateway down (reset in flight, connection refused, 404 until its
-provider has loaded the routes again) and the deleted pod's address still in Traefik's
-configuration (it no longer listens: 502). Prometheus keeps the history it had before its crash.
+died; each step's split is its weight (counted while Traefik was seen running it); every request
+answered (a failure is an answer too) and none failed outside the two windows where failing is
+the fault itself: the gateway down (reset in flight, connection refused, 404 until its provider
+has loaded the routes again; the window closes once Traefik is seen running the canary's split
+again with an address for each variant it sends to) and the deleted pod's address still in
+Traefik's configuration (it no longer listens: 502; the window closes once Traefik is seen
+without it). A request sent before a window closed may fail after it. No seconds of slack:
+each window ends at the state the requests need. Prometheus keeps the history it had before its
+crash.
 With ``CONTROLPLANE_TRAFFIC_REPORT`` set, the phases, the fault windows (how long each lasted,
 the failed requests in each, by code) and the Events are written as ``resilience.json`` for
 ``bench/real_rollout.py``.
@@ -57,16 +61,20 @@ from support.real_traffic import (
     STABLE,
     Controller,
     Load,
+    Route,
+    Splits,
     Stack,
     events,
     pod_ready,
     prepare,
     real_stack,
     report,
+    route_share,
+    traefik_services,
     write_report,
 )
 from support.realnode import MARKS, until
-from support.traffic_report import SETTLE_S, Answer, phases, within_bounds
+from support.traffic_report import Answer, first_seen, phases, within_bounds
 
 from controlplane.routing.gateway_api import PORT as ROUTE_PORT
 from controlplane.serving.names import predictor_service, variant_service_name
@@ -87,10 +95,8 @@ DOWN_S = {"gateway": 3.0, "prometheus": 12.0, "apiserver": 12.0}
 """How long each crashed program stays down before it is started again: Prometheus and the API
 server longer than the canary's 10 s analysis interval, so that an evaluation (its queries, its
 status write) meets the outage; the gateway a few seconds, as a restarted proxy would be."""
-GRACE_S = 2.0
-"""Slack after an expected-failure window: answers already on their way when it closed. In the
-runs measured the last failure came before the window closed (``late_s`` of the report: -0.16 s
-after the gateway was back); two seconds cover a slower machine."""
+ROUTE = Route.of_model(NAME, MODEL)
+"""The canary's HTTPRoute and its backends' names in Traefik."""
 BOUNDARIES = ("StepStarted", "Advanced", "Promoted")
 EXPECTED = ("gateway", "candidate-pod")
 """The faults whose window may hold failed requests: the fault is the failure itself."""
@@ -126,9 +132,10 @@ class Window:
     def expected(self) -> bool:
         return self.fault in EXPECTED
 
-    def covers(self, answer: Answer, grace: float = GRACE_S) -> bool:
-        """Whether ``answer`` was on its way during the window (or its grace)."""
-        end = (self.end if self.end is not None else self.start) + grace
+    def covers(self, answer: Answer) -> bool:
+        """Whether ``answer`` was on its way during the window: sent before it closed, and
+        answered after it opened."""
+        end = self.end if self.end is not None else self.start
         return answer.sent <= end and answer.sent + answer.seconds >= self.start
 
 
@@ -162,12 +169,10 @@ def phase_of(history: Sequence[Mapping[str, Any]], at: float) -> str:
     return "pending"
 
 
-def unexplained(
-    answers: Sequence[Answer], windows: Sequence[Window], grace: float = GRACE_S
-) -> list[Answer]:
+def unexplained(answers: Sequence[Answer], windows: Sequence[Window]) -> list[Answer]:
     """The failed answers no expected-failure window covers."""
     allowed = [w for w in windows if w.expected]
-    return [a for a in answers if a.failed and not any(w.covers(a, grace) for w in allowed)]
+    return [a for a in answers if a.failed and not any(w.covers(a) for w in allowed)]
 
 
 def window_row(
@@ -175,7 +180,7 @@ def window_row(
 ) -> dict[str, Any]:
     """What the report says of one window: when, how long, the failed requests it covers (by
     code), the seconds between the first and the last of them, and how late the last one was
-    sent after the window closed (what :data:`GRACE_S` must cover)."""
+    sent after the window closed (at most 0: a window closes at the state requests need)."""
     failed = [a for a in answers if a.failed and window.covers(a)]
     end = window.end if window.end is not None else window.start
     return {
@@ -184,7 +189,7 @@ def window_row(
         "phase": phase_of(history, window.start),
         "start": round(window.start, 3),
         "seconds": round(end - window.start, 1),
-        "requests": sum(1 for a in answers if window.covers(a, 0.0)),
+        "requests": sum(1 for a in answers if window.covers(a)),
         "failed": len(failed),
         "codes": dict(Counter(str(a.code) for a in failed)),
         "failing_s": round(max(a.sent for a in failed) - min(a.sent for a in failed), 2)
@@ -222,14 +227,13 @@ def test_boundaries_are_read_in_order_from_the_status() -> None:
     }
 
 
-def test_a_window_covers_the_answers_on_their_way_during_it_and_its_grace() -> None:
+def test_a_window_covers_the_answers_on_their_way_during_it() -> None:
     window = Window("gateway", start=100.0, end=102.0)
     assert window.covers(Answer(99.9, 0.2, "URLError"))  # in flight when it struck
     assert not window.covers(Answer(99.0, 0.5, "URLError"))  # answered before
     assert window.covers(Answer(101.0, 0.0, "URLError"))
-    assert window.covers(Answer(102 + GRACE_S - 0.1, 0.0, 502))  # within the grace
-    assert not window.covers(Answer(102 + GRACE_S + 0.1, 0.0, 502))
-    assert not window.covers(Answer(102.5, 0.0, 502), grace=0.0)
+    assert window.covers(Answer(101.9, 5.0, 502))  # sent before it closed, failed after
+    assert not window.covers(Answer(102.1, 0.0, 502))  # sent after it closed: no excuse
     assert Window("apiserver", 100.0, 130.0).expected is False
 
 
@@ -253,7 +257,8 @@ def test_a_window_row_counts_its_failures_and_says_where_it_landed() -> None:
         Answer(20.0, 0.0, "URLError"),
         Answer(21.5, 0.0, "URLError"),
         Answer(22.0, 0.1, 200, "bf16"),
-        Answer(23.9, 0.0, "RemoteDisconnected"),
+        Answer(21.9, 2.0, "RemoteDisconnected"),  # sent before it closed, failed after
+        Answer(22.5, 0.0, "URLError"),  # sent after it closed: not this window's
     ]
     row = window_row(Window("gateway", 20.0, 22.0, detail={"x": 1}), answers, history)
     assert row == {
@@ -262,11 +267,11 @@ def test_a_window_row_counts_its_failures_and_says_where_it_landed() -> None:
         "phase": "step 1",
         "start": 20.0,
         "seconds": 2.0,
-        "requests": 3,
+        "requests": 4,
         "failed": 3,
         "codes": {"URLError": 2, "RemoteDisconnected": 1},
-        "failing_s": 3.9,
-        "late_s": 1.9,
+        "failing_s": 1.9,
+        "late_s": -0.1,
         "expected": True,
         "x": 1,
     }
@@ -373,8 +378,11 @@ class Faults:
             self.tick()
 
     def _gateway(self, window: Window) -> None:
+        """Crash Traefik and start it again; the window closes once it is seen running the
+        canary's split again with an address for each variant it sends to."""
         window.start = time.time()
         restart_traefik(self.stack.cluster, self.stack.gateway, down_s=DOWN_S["gateway"])
+        until(lambda: _serving(self.stack), "Traefik serving the canary's route again", 120)
         window.end = time.time()
 
     def _prometheus(self, window: Window) -> None:
@@ -432,6 +440,19 @@ def event_counts(stack: Stack) -> dict[str, int]:
     return dict(found)
 
 
+def _serving(stack: Stack) -> bool:
+    """Traefik runs the canary's split (its API) and has an address for each variant the split
+    sends to."""
+    try:
+        share = route_share(traefik_services(stack.gateway), ROUTE)
+        if share is None:
+            return False
+        to = [name for name, w in ((ROUTE.stable, 100 - share), (ROUTE.candidate, share)) if w]
+        return all(_servers(stack, name) for name in to)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
 def _servers(stack: Stack, service: str) -> set[str]:
     """The pod addresses Traefik's running configuration sends ``service``'s requests to."""
     url = f"http://127.0.0.1:{stack.gateway.metrics_port}/api/http/services/{service}@kubernetesgateway"
@@ -450,10 +471,15 @@ RELEASE_WAIT_S = 90.0
 """How long after the end :func:`roll_out` waits at most for the stable's release."""
 
 
-def roll_out(stack: Stack, load: Load, faults: Faults, timeout: float) -> None:
-    """Apply the canary and drive it to its end under load, striking each fault on time; then
-    25 s more, and on until the stable is released (past the 20 s cleanup delay) or
-    :data:`RELEASE_WAIT_S` has passed."""
+def roll_out(stack: Stack, load: Load, faults: Faults, splits: Splits, timeout: float) -> None:
+    """Apply the canary and drive it to its end under load, striking each fault on time and
+    looking at what Traefik runs (``splits``); then 25 s more, and on until the stable is
+    released (past the 20 s cleanup delay) or :data:`RELEASE_WAIT_S` has passed."""
+    with splits.looking():
+        _roll_out(stack, load, faults, timeout)
+
+
+def _roll_out(stack: Stack, load: Load, faults: Faults, timeout: float) -> None:
     stack.kube.apply(canary(), field_manager="test")
     seen: list[str] = []
     plan: list[tuple[float, str]] = []
@@ -495,7 +521,7 @@ def roll_out(stack: Stack, load: Load, faults: Faults, timeout: float) -> None:
         faults.join()
         if runner is not None:
             runner.join(timeout=5)
-    until(lambda: len(load.answers) >= load.sent, "every request answered", 40)
+    until(load.answered, "every request answered", 60)
 
 
 @real
@@ -506,13 +532,14 @@ def test_a_canary_survives_crashes_of_every_part_of_the_stack_under_traffic(
     controller = Controller(stack, (NAME,))
     load = Load(stack.gateway.url, f"{NAME}.example.com", MODEL)
     faults = Faults(stack, controller)
+    splits = Splits(stack.gateway, {NAME: ROUTE})
     controller.start()
     try:
-        roll_out(stack, load, faults, timeout=600)
+        roll_out(stack, load, faults, splits, timeout=600)
     finally:
         controller.stop()
 
-    got = report(stack, {NAME: load})
+    got = report(stack, {NAME: load}, splits)
     final = read_status(stack) or {}
     history = final["history"]
     when = boundary_times(history)
@@ -579,11 +606,14 @@ def test_a_canary_survives_crashes_of_every_part_of_the_stack_under_traffic(
     assert after["pending"] == {STABLE}, after
     # after the promotion only the candidate serves from the moment the controller verified it
     # (its book's finishedAt: the HTTPRoute read back and Traefik reporting its generation in
-    # the route's status, docs/routing.md) and Traefik applied it (SETTLE_S). A kill at the
-    # Promoted boundary falls between the status write and the route's, so the last step's
-    # weights stay until the controller is back and writes them (state first, effects resumed)
+    # the route's status, docs/routing.md) and Traefik was seen running it (its API: the
+    # candidate alone). A kill at the Promoted boundary falls between the status write and the
+    # route's, so the last step's weights stay until the controller is back and writes them
+    # (state first, effects resumed)
     confirmed = time_value(final["controller"]["finishedAt"])
-    late = [a for a in load.answers if a.code == 200 and a.sent > confirmed + SETTLE_S]
-    stale = [round(a.sent - confirmed, 2) for a in late if a.variant != CANDIDATE]
-    assert late, (after, confirmed)
+    applied = first_seen(splits.seen[NAME], 100, after=confirmed)
+    assert applied is not None, ("Traefik never seen running the promotion", confirmed)
+    late = [a for a in load.answers if a.code == 200 and a.sent > applied]
+    stale = [round(a.sent - applied, 2) for a in late if a.variant != CANDIDATE]
+    assert late, (after, confirmed, applied)
     assert not stale, (stale[:20], len(late), after, events(stack, NAME, "WeightsPending"))

@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -67,18 +66,22 @@ from support.real_traffic import (
     VARIANT_HEADER,
     Load,
     PodController,
+    Route,
+    Splits,
     Stack,
     created,
     events,
     prepare,
     real_stack,
     report,
+    route_share,
     run_loads,
     status,
+    traefik_services,
     write_report,
 )
 from support.realnode import MARKS, until
-from support.traffic_report import SETTLE_S, until_rollback, within_bounds
+from support.traffic_report import first_seen, until_rollback, within_bounds
 
 from controlplane.errors import NotFound
 from controlplane.kube.client import Ref
@@ -109,25 +112,28 @@ def roll_out(
     ends: Mapping[str, str],
     timeout: float,
     extra: tuple[str, ...] = (),
-) -> dict[str, Load]:
+) -> tuple[dict[str, Load], Splits]:
     """Apply ``specs`` with the controller running (``extra``: more of its flags) and each
-    canary's host under load until every canary is in its phase of ``ends``; the loads."""
+    canary's host under load until every canary is in its phase of ``ends``; the loads, and
+    what Traefik was seen running for each canary's route meanwhile."""
     prepare(stack, tuple(specs))
     controller = PodController(stack, tuple(specs), extra)
     loads = {name: Load(stack.gateway.url, f"{name}.example.com", f"{name}-llm") for name in specs}
+    splits = Splits(stack.gateway, {name: Route.of_model(name, f"{name}-llm") for name in specs})
     controller.start()
     try:
         for spec in specs.values():
             stack.kube.apply(spec, field_manager="test")
-        run_loads(
-            stack,
-            loads,
-            lambda: all(status(stack, n).get("phase") == phase for n, phase in ends.items()),
-            timeout=timeout,
-        )
+        with splits.looking():
+            run_loads(
+                stack,
+                loads,
+                lambda: all(status(stack, n).get("phase") == phase for n, phase in ends.items()),
+                timeout=timeout,
+            )
     finally:
         controller.stop()
-    return loads
+    return loads, splits
 
 
 def assert_route_names_only(stack: Stack, name: str, variant: str) -> None:
@@ -176,9 +182,9 @@ def test_a_healthy_candidate_is_promoted_and_a_slow_one_rolled_back_on_real_traf
         ),
     }
     ends = {"good": "promoted", "slow": "rolled_back", "sized": "promoted"}
-    loads = roll_out(stack, specs, ends, timeout=480)
+    loads, splits = roll_out(stack, specs, ends, timeout=480)
 
-    got = report(stack, loads)
+    got = report(stack, loads, splits)
     good, slow = status(stack, "good"), status(stack, "slow")
     got["slow"]["fault"] = until_rollback(
         loads["slow"].answers,
@@ -235,7 +241,7 @@ def test_faulty_candidates_are_rolled_back_with_their_reasons_and_alerts(
             name: traffic_canary(name, args=[arg], alerts=[{"alertmanager": {"url": am.url}}])
             for name, arg in faults.items()
         }
-        loads = roll_out(
+        loads, splits = roll_out(
             stack,
             specs,
             dict.fromkeys(specs, "rolled_back"),
@@ -243,7 +249,7 @@ def test_faulty_candidates_are_rolled_back_with_their_reasons_and_alerts(
             extra=(f"--allow-alert-url={am.url}",),
         )
 
-        got = report(stack, loads)
+        got = report(stack, loads, splits)
         reasons = {name: status(stack, name)["reason"] for name in specs}
         history = {name: status(stack, name)["history"] for name in specs}
         got["errors"]["fault"] = until_rollback(
@@ -260,8 +266,11 @@ def test_faulty_candidates_are_rolled_back_with_their_reasons_and_alerts(
         write_report("faults", got)
         # the only failures are the 500s the faulty candidate answered itself until its rollback
         # was in effect: verified by the controller (finishedAt: Traefik reported the route's
-        # generation) and applied by Traefik (SETTLE_S); requests sent in that gap may reach it
-        in_effect = time_value(status(stack, "errors")["controller"]["finishedAt"]) + SETTLE_S
+        # generation) and seen applied by Traefik (its API: the stable's alone); requests sent
+        # in that gap may reach it
+        verified = time_value(status(stack, "errors")["controller"]["finishedAt"])
+        in_effect = first_seen(splits.seen["errors"], 0, after=verified)
+        assert in_effect is not None, ("Traefik never seen running the rollback", got["errors"])
         own = [
             a
             for a in loads["errors"].answers
@@ -320,8 +329,8 @@ def test_a_rollback_at_75_restores_the_stable_before_traffic_returns(stack: Stac
             last_checks=({"metric": "latency", "below": "100s", "minSamples": 10},),
         )
     }
-    loads = roll_out(stack, specs, {name: "rolled_back"}, timeout=420)
-    got = report(stack, loads)
+    loads, splits = roll_out(stack, specs, {name: "rolled_back"}, timeout=420)
+    got = report(stack, loads, splits)
     write_report("capacity-rollback", got)
     back = status(stack, name)
     steps = [h["weight"] for h in back["history"] if h["type"] in ("StepStarted", "Advanced")]
@@ -344,8 +353,8 @@ def test_a_rollback_at_75_restores_the_stable_before_traffic_returns(stack: Stac
 
 @dataclass
 class Probe:
-    """Greedy completions to ``host`` once the controller verified the step at ``weight`` (and
-    Traefik had time to apply it): each kept as (variant, engine, text)."""
+    """Greedy completions to ``host`` once the controller verified the step at ``weight`` and
+    Traefik was seen running it: each kept as (variant, engine, text)."""
 
     url: str
     host: str
@@ -365,7 +374,12 @@ class Probe:
 
     def run(self, stack: Stack) -> None:
         until(lambda: self.at_weight(stack), f"{self.canary} at {self.weight} %", 240)
-        time.sleep(SETTLE_S)
+        route = Route.of_model(self.canary, self.model)
+        until(
+            lambda: route_share(traefik_services(stack.gateway), route) == self.weight,
+            f"Traefik running {self.canary} at {self.weight} %",
+            120,
+        )
         body = {"model": self.model, "prompt": "hello", "max_tokens": 12, "temperature": 0}
         for _ in range(40):
             request = urllib.request.Request(
@@ -394,10 +408,10 @@ def test_the_transformers_engine_serves_a_quantized_candidate_in_pods(stack: Sta
     probe = Probe(stack.gateway.url, "tiny.example.com", "tiny-llm", "tiny", 50)
     thread = threading.Thread(target=probe.run, args=(stack,), daemon=True)
     thread.start()
-    loads = roll_out(stack, {"tiny": spec}, {"tiny": "promoted"}, timeout=480)
+    loads, splits = roll_out(stack, {"tiny": spec}, {"tiny": "promoted"}, timeout=480)
     thread.join(timeout=60)
 
-    got = report(stack, loads)
+    got = report(stack, loads, splits)
     for row in got["tiny"]["phases"]:
         assert not row["failed"], row
     assert_split(got["tiny"]["phases"])

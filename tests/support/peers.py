@@ -226,7 +226,7 @@ def measure(
     time.sleep(AFTER_S)
     load.stop.set()
     thread.join(timeout=5)
-    time.sleep(3)  # the last answers in flight
+    until(load.answered, "every request answered", 60)  # the last answers in flight
     minutes = max(end - start, 1.0) / 60.0
     answers = [a for a in load.answers if a.sent >= start]
     return Outcome(

@@ -7,7 +7,8 @@ Operator's Prometheus), ``canaryctl controller`` as a process that can be killed
 again (:class:`Controller`, on the token of the ServiceAccount the chart installs:
 :func:`install_chart`) or as the chart runs it, a pod of the image built from the Dockerfile
 on the real node (:class:`PodController`), OpenAI completions to a canary's host at a fixed
-rate with every answer kept (:class:`Load`, :func:`run_loads`), and the per-phase report
+rate with every answer kept (:class:`Load`, :func:`run_loads`), what Traefik runs for each
+canary's HTTPRoute, looked at all along (:class:`Splits`), and the per-phase report
 (:func:`report`, counted by :mod:`support.traffic_report`; written as JSON for
 ``bench/real_rollout.py`` when ``CONTROLPLANE_TRAFFIC_REPORT`` names a folder).
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,7 +26,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,10 +35,12 @@ from typing import Any
 from controlplane.kube.client import Ref
 from controlplane.kube.real import RealKube
 from controlplane.profiles.catalog import load_catalog
+from controlplane.routing.gateway_api import PORT as ROUTE_PORT
+from controlplane.serving.names import predictor_service, route_name, variant_service_name
 from harness.cluster.kserve import start_kserve
 from harness.cluster.kubeapi import LoopbackCluster, applier, free_port, start_cluster
 from harness.cluster.monitoring import start_monitoring
-from harness.cluster.traefik import Traefik, start_traefik
+from harness.cluster.traefik import Traefik, start_traefik, traefik_service
 from harness.cluster.upstream_crds import all_crds
 from harness.cluster.workloads import start_workloads
 from harness.node.controller_image import controller_image
@@ -45,7 +49,7 @@ from harness.node.serving import model_volume, start_serving
 from support.chart import Helm, service_account_kubeconfig
 from support.real_serving import GPU
 from support.realnode import until
-from support.traffic_report import SETTLE_S, Answer, phases, tally
+from support.traffic_report import Answer, Phase, Seen, in_effect, phases, tally
 
 RATE = 6.0
 """Requests per second per canary."""
@@ -108,6 +112,123 @@ class Load:
             n += 1
             threading.Thread(target=self._keep, daemon=True).start()
             self.stop.wait(max(0.0, started + n / RATE - time.monotonic()))
+
+    def answered(self) -> bool:
+        """Every request sent has its answer (each gives up after its own 30 s at most)."""
+        return len(self.answers) >= self.sent
+
+
+@dataclass(frozen=True)
+class Route:
+    """A canary's HTTPRoute (``namespace``/``name``) and the Traefik services of the stable's
+    and the candidate's backendRefs (:func:`harness.cluster.traefik.traefik_service`)."""
+
+    namespace: str
+    name: str
+    stable: str
+    candidate: str
+
+    @classmethod
+    def of(cls, canary: str, stable_service: str, candidate_service: str) -> Route:
+        """The route of canary ``canary`` (in its own namespace, as :func:`prepare` makes it)
+        to the predictor Services ``stable_service`` and ``candidate_service``."""
+        return cls(
+            canary,
+            route_name(canary),
+            traefik_service(canary, stable_service, ROUTE_PORT),
+            traefik_service(canary, candidate_service, ROUTE_PORT),
+        )
+
+    @classmethod
+    def of_model(cls, canary: str, model: str) -> Route:
+        """The route of a :func:`support.real_serving.traffic_canary` (model ``model``)."""
+        stable, candidate = (
+            predictor_service(variant_service_name(model, role)) for role in (STABLE, CANDIDATE)
+        )
+        return cls.of(canary, stable, candidate)
+
+
+def route_share(services: Sequence[Mapping[str, Any]], route: Route) -> int | None:
+    """The candidate's share (%) of the split Traefik runs for ``route``'s first rule, from its
+    API's ``/api/http/services``: Traefik v3.6.12 builds a weighted service per match of a
+    rule (``loadWRRService``, ``pkg/provider/kubernetes/gateway/httproute.go``), named
+    ``httproute-<ns>-<route>-gw-<gw ns>-<gw>-ep-<entry point>-<rule index>-<hash>-wrr``, the hash
+    the first 10 bytes of the rule's sha256 in hex (``provider.Normalize`` and ``makeRouterName``'s
+    ``%.10x``; seen on the real Traefik: ``...-ep-web-0-c06f0779389314e56c49-wrr``), over services
+    named as
+    :func:`~harness.cluster.traefik.traefik_service` does. None when it runs none for the
+    route (or its matches disagree)."""
+    own = re.compile(
+        rf"^httproute-{re.escape(route.namespace)}-{re.escape(route.name)}-gw-.+-0-[0-9a-f]{{20}}-wrr$"
+    )
+    shares = set()
+    for service in services:
+        if not own.match(str(service.get("name", "")).split("@", 1)[0]):
+            continue
+        backends = (service.get("weighted") or {}).get("services") or []
+        weights = {str(b["name"]).split("@", 1)[0]: int(b.get("weight", 1)) for b in backends}
+        stable, candidate = weights.get(route.stable, 0), weights.get(route.candidate, 0)
+        if stable + candidate:
+            shares.add(round(100 * candidate / (stable + candidate)))
+    return shares.pop() if len(shares) == 1 else None
+
+
+def traefik_services(gateway: Traefik) -> list[dict[str, Any]]:
+    """Every HTTP service in the configuration Traefik runs now (its API)."""
+    url = f"http://127.0.0.1:{gateway.metrics_port}/api/http/services?per_page=1000"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        got: list[dict[str, Any]] = json.loads(response.read())
+    return got
+
+
+LOOK_S = 0.2
+"""How often :class:`Splits` looks at Traefik."""
+
+
+@dataclass
+class Splits:
+    """What Traefik runs for each canary's route (:func:`route_share`), looked at every
+    :data:`LOOK_S` in a thread (:meth:`run`) until ``stop`` is set: ``seen[name]`` holds every
+    look (:class:`~support.traffic_report.Seen`; share None while Traefik runs no split for the
+    route or does not answer). What a phase's split is counted from (:meth:`in_effect`): the
+    gateway seen running it, not seconds allowed after the status changed."""
+
+    gateway: Traefik
+    routes: Mapping[str, Route]
+    seen: dict[str, list[Seen]] = field(default_factory=dict)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def look(self) -> None:
+        start = time.time()
+        try:
+            services: list[dict[str, Any]] | None = traefik_services(self.gateway)
+        except (urllib.error.URLError, OSError, ValueError):
+            services = None  # down (a restart): it runs nothing anyone can reach
+        end = time.time()
+        for name, route in self.routes.items():
+            share = None if services is None else route_share(services, route)
+            self.seen.setdefault(name, []).append(Seen(start, end, share))
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.look()
+            self.stop.wait(LOOK_S)
+
+    def in_effect(self, name: str) -> Callable[[Phase], list[tuple[float, float]]]:
+        """For :func:`~support.traffic_report.tally`: when each phase of ``name`` was in effect."""
+        seen = list(self.seen.get(name, ()))
+        return lambda phase: in_effect(seen, phase)
+
+    @contextmanager
+    def looking(self) -> Iterator[Splits]:
+        """Look in a thread for the length of the block."""
+        thread = threading.Thread(target=self.run, name="splits", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self.stop.set()
+            thread.join(timeout=30)
 
 
 @dataclass
@@ -243,7 +364,8 @@ def run_loads(
     stack: Stack, loads: Mapping[str, Load], done: Callable[[], Any], timeout: float
 ) -> None:
     """Each load from the moment its stable answers through the gateway (not counted) until
-    ``done()`` holds and 25 s more (past the cleanup delays: the losers released under load)."""
+    ``done()`` holds and 25 s more (past the cleanup delays: the losers released under load),
+    then until every request sent has its answer."""
     threads: list[threading.Thread] = []
     pending = dict(loads)
     try:
@@ -264,20 +386,26 @@ def run_loads(
             load.stop.set()
         for thread in threads:
             thread.join(timeout=5)
-    time.sleep(3)  # the last answers in flight
+    for load in loads.values():  # the last answers in flight
+        until(load.answered, "every request answered", 60)
 
 
-def report(stack: Stack, loads: Mapping[str, Load]) -> dict[str, Any]:
-    """Each canary's phases, what their requests met, and its history."""
+def report(stack: Stack, loads: Mapping[str, Load], splits: Splits | None = None) -> dict[str, Any]:
+    """Each canary's phases, what their requests met, and its history; a phase's split counts
+    the answers sent while Traefik was seen running it (``splits``), the others are
+    ``settling``. Without ``splits`` (a router whose steps are no split of the gateway's, such
+    as ``kserve``) every answer counts in its phase's split."""
     out: dict[str, Any] = {}
     end = time.time()
     for name, load in loads.items():
         history = status(stack, name)["history"]
         start = min(a.sent for a in load.answers)
+        spans = phases(history, start, end)
         out[name] = {
             "history": [(h["type"], h.get("weight"), h.get("message", "")) for h in history],
             "phases": [
-                t.as_dict() for t in tally(load.answers, phases(history, start, end), SETTLE_S)
+                t.as_dict()
+                for t in tally(load.answers, spans, splits.in_effect(name) if splits else 0.0)
             ],
         }
     return out

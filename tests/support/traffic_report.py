@@ -5,10 +5,11 @@ Owns the accounting of ``tests/routing/test_real_rollout.py`` and its benchmark
 (:func:`phases`: pending, each step with its weight, after the promotion or rollback), the
 answers of each phase by status code and by the variant that served them (:func:`tally`, the
 variant from the engine's ``x-canary-variant`` header), whether a step's split matches its
-weight (:func:`within_bounds`; the first seconds of a phase, while the gateway is still
-taking up the new weights, are kept apart: ``settling``), and for a faulty candidate the
-seconds and the bad requests it served until it was rolled back (:func:`until_rollback`). No
-I/O: the test gathers the answers and the status; these functions only count.
+weight (:func:`within_bounds`; the answers sent while the gateway was not yet, or no longer, seen
+running the phase's split are kept apart: ``settling``, :func:`in_effect`), and for a faulty
+candidate the seconds and the bad requests it served until it was rolled back
+(:func:`until_rollback`). No I/O: the test gathers the answers, the status and its looks at the
+gateway (:class:`Seen`); these functions only count.
 """
 
 from __future__ import annotations
@@ -25,13 +26,10 @@ STEPS = ("StepStarted", "Advanced")
 """The history events that start a step: the first, then each advance."""
 ENDS = {"Promoted": "after promotion", "RolledBack": "after rollback"}
 """The history events that end a rollout, and the label of the phase they start."""
+ENDS_SHARE = {"after promotion": 100, "after rollback": 0}
+"""The candidate's share (%) of the phases after an end: the route names the winner alone."""
 Z = 4.0
 """Four standard deviations: a correct split falls outside about once in 16,000 steps."""
-SETTLE_S = 3.0
-"""How long after a boundary in the status the gateway may still serve the old weights: the
-controller writes the status and the HTTPRoute one after the other, and Traefik applies a new
-configuration at most every ``providersThrottleDuration`` (2 s by default: Traefik v3.6.12,
-``cmd/configuration.go``; used in ``pkg/provider/aggregator/aggregator.go``)."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +45,20 @@ class Answer:
     @property
     def failed(self) -> bool:
         return self.code != 200
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One look at what the gateway runs for a canary's route: the look was asked at ``start``
+    and answered by ``end`` (``time.time()``); ``share`` is the candidate's share (%) of the
+    split it runs, None when it runs none or did not answer. What the gateway runs changes
+    when its configuration does (the controller writes the status and the HTTPRoute one after
+    the other; Traefik applies a new configuration at most every ``providersThrottleDuration``,
+    2 s by default, and later on a busy host), so a test looks instead of allowing seconds."""
+
+    start: float
+    end: float
+    share: int | None
 
 
 @dataclass(frozen=True)
@@ -68,7 +80,7 @@ class Tally:
     codes: Counter[str] = field(default_factory=Counter)
     variants: Counter[str] = field(default_factory=Counter)
     settling: Counter[str] = field(default_factory=Counter)
-    """The variants of the answers sent in the phase's first seconds (:func:`tally`'s
+    """The variants of the answers sent while the phase's split was not in effect (:func:`tally`'s
     ``settle``): in ``requests`` and ``codes``, not in ``variants``, the split."""
 
     @property
@@ -103,20 +115,64 @@ def phases(history: Sequence[Mapping[str, Any]], start: float, end: float) -> li
     ]
 
 
-def tally(answers: Sequence[Answer], spans: Sequence[Phase], settle: float = 0.0) -> list[Tally]:
-    """Each phase's answers, by the time they were sent; the variants of those sent in the first
-    ``settle`` seconds of every phase but the first are ``settling``, not part of its split
-    (every answer still counts in ``requests`` and ``codes``: a failure is never set aside)."""
+Settle = float | Callable[[Phase], Sequence[tuple[float, float]]]
+"""How :func:`tally` tells a phase's split from its settling: seconds after the phase's start,
+or the spans in which its split was seen in effect (:func:`in_effect`)."""
+
+
+def tally(answers: Sequence[Answer], spans: Sequence[Phase], settle: Settle = 0.0) -> list[Tally]:
+    """Each phase's answers, by the time they were sent; in every phase but the first, the
+    variants of those sent outside the spans ``settle(phase)`` gives (or, for a number, in the
+    phase's first ``settle`` seconds) are ``settling``, not part of its split (every answer still
+    counts in ``requests`` and ``codes``: a failure is never set aside)."""
     out = [Tally(p) for p in spans]
+    effect = {t.phase: settle(t.phase) for t in out} if callable(settle) else {}
     for answer in answers:
         for i, t in enumerate(out):
             if t.phase.start <= answer.sent < t.phase.end:
                 t.requests += 1
                 t.codes[str(answer.code)] += 1
-                early = i > 0 and answer.sent < t.phase.start + settle
+                if callable(settle):
+                    inside = any(lo <= answer.sent < hi for lo, hi in effect[t.phase])
+                    early = i > 0 and not inside
+                else:
+                    early = i > 0 and answer.sent < t.phase.start + settle
                 (t.settling if early else t.variants)[answer.variant or "none"] += 1
                 break
     return out
+
+
+def share_of(phase: Phase) -> int | None:
+    """The candidate's share (%) of ``phase``'s split: its weight, or the end's winner's."""
+    return phase.weight if phase.weight is not None else ENDS_SHARE.get(phase.label)
+
+
+def in_effect(seen: Sequence[Seen], phase: Phase) -> list[tuple[float, float]]:
+    """The spans of ``phase`` in which the gateway surely ran its split, from ``seen`` (every
+    look, in order): each run of looks that saw the phase's share, from the moment the first of
+    them was answered to the moment the last of them was asked (the change to that share came
+    before the one, the change away from it after the other), cut to the phase. A run of one
+    look spans nothing: too short to be sure of."""
+    want = share_of(phase)
+    spans: list[tuple[float, float]] = []
+    i = 0
+    while i < len(seen):
+        j = i
+        while j + 1 < len(seen) and seen[j + 1].share == seen[i].share:
+            j += 1
+        if want is not None and seen[i].share == want:
+            lo, hi = max(seen[i].end, phase.start), min(seen[j].start, phase.end)
+            if lo < hi:
+                spans.append((lo, hi))
+        i = j + 1
+    return spans
+
+
+def first_seen(seen: Sequence[Seen], share: int | None, after: float) -> float | None:
+    """When the gateway was first seen running ``share`` (None: no split) in a look asked
+    after ``after``: the moment that look was answered; None if it never was. From then on
+    (until it is seen running something else) a request sent meets that split."""
+    return next((s.end for s in seen if s.start > after and s.share == share), None)
 
 
 def within_bounds(candidate: int, total: int, weight: int, z: float = Z) -> bool:
