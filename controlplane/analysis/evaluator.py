@@ -1,38 +1,28 @@
-"""One evaluation: query the provider for every due check and judge the answers.
+"""What a query's answer makes of a check, for every caller; and one canary's evaluation.
 
-Owns the mapping from provider outcomes to check results: a value is judged by
-:mod:`controlplane.analysis.verdict`; :class:`~controlplane.errors.NoData` is inconclusive (not a
-provider error); any other :class:`~controlplane.errors.ProviderError` (unreachable, timeout,
-rejected query) — and a query that cannot be rendered from the spec — is inconclusive with
-``provider_error=True``, which counts towards ``analysis.errorLimit``. It never raises for provider
-problems. Within one evaluation the same query at the same time is asked once.
+Owns the one mapping from (spec check, the answers to its queries) to a check result: a number
+is judged (:mod:`~controlplane.analysis.verdict`; the sequential judge,
+:mod:`~controlplane.analysis.sequential.check`); no series, NaN, ±Inf or
+:class:`~controlplane.errors.NoData` is no data (inconclusive; a missing request count, or a
+sequential count, is 0 requests); any other :class:`~controlplane.errors.ProviderError`, or a
+query the spec cannot render, is inconclusive with ``provider_error`` (it counts towards
+``analysis.errorLimit``); a breached comparison of the variants records their loads
+(:func:`with_loads`). In one place so that the controller and ``canaryctl simulate`` / ``up``
+cannot disagree (docs/analysis.md, "No data, errors and the evaluator").
 
-A thin shell around the pure queries/verdict: called by the controller every ``analysis.interval``
-and by ``canaryctl simulate`` (with the replay provider) for each simulated tick.
-
-``judge: sequential`` checks (see :mod:`controlplane.analysis.sequential.check`) need the time the
-current step (or shadow phase) started, ``since``: their counts are cumulative from then. Callers
-pass the state's ``stage_started_at``; without it such a check is inconclusive and says why.
-
-``error-rate``'s HTTP source is the caller's ``http_source`` (the controller's decision from the
-Gateway's class); None is the one the spec names
-(:func:`controlplane.promql.http_errors.http_source`).
-
-A breached check that compares the variants (``compare: baseline``, a sequential judge) also
-asks each variant's requests in flight per replica (:func:`fair`): when one carries more than
-``spec.capacity.maxLoadRatio`` times the other's, its message says the comparison is not fair
-(an overloaded variant, not a worse model); the verdict is never changed.
-
-An absolute check on a built-in metric also asks the stable variant's value, for display only
-(``CheckResult.stable``: status, alerts, dashboard); it never changes the verdict, and when it
-cannot be had it is simply left out.
+:func:`evaluate` asks a provider for one canary's due checks (each distinct query once) and maps
+the answers: ``canaryctl simulate`` and ``up`` call it, and so does the controller's batched tick
+(:mod:`controlplane.controller.batch`) for what it does not group; the tick hands every grouped
+answer, split per canary and check, to :func:`threshold_result`, :func:`sequential_look` and
+:func:`with_loads`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from controlplane.analysis import verdict
 from controlplane.analysis.metric_provider import MetricProvider, VectorProvider
@@ -40,67 +30,85 @@ from controlplane.analysis.sequential import support as sequential_support
 from controlplane.errors import NoData, ProviderError, ProviderQueryError, SpecError
 from controlplane.promql import queries
 from controlplane.promql import sequential as sequential_promql
-from controlplane.promql.answers import Sample
 from controlplane.promql.http_errors import HttpSource
 from controlplane.rollout.observations import CheckResult, DueCheck, Observations
-from controlplane.spec.models import CapacitySpec, CheckSpec, ModelCanary
+from controlplane.spec.models import CapacitySpec, CheckSpec, MetricSpec, ModelCanary
+
+if TYPE_CHECKING:  # the judge loads numpy and scipy: only a sequential check imports it
+    from controlplane.analysis.sequential.check import CheckLook, Counts
+
+K = TypeVar("K")
+
+Answer = float | Mapping[float, float] | ProviderError | None
+"""One query's answer for one variant: a number, a histogram's ``{le: count}``, None for no
+series, or the error the source gave (:class:`~controlplane.errors.NoData`: no usable value)."""
 
 
-class _Failed:
-    """A failed lookup, cached like a value."""
-
-    def __init__(self, error: ProviderError) -> None:
-        self.error = error
+def _number(found: Answer) -> float | None:
+    """``found`` when it is a finite number, else None (no data, a failure, a histogram)."""
+    return float(found) if isinstance(found, float | int) and math.isfinite(found) else None
 
 
-class _Once:
-    """Asks ``provider`` each distinct query once; remembers values and failures."""
+def _failure(found: Answer) -> ProviderError | None:
+    """``found`` when the source failed (a :class:`ProviderError` other than ``NoData``)."""
+    return found if isinstance(found, ProviderError) and not isinstance(found, NoData) else None
 
-    def __init__(self, provider: MetricProvider, at: float) -> None:
-        self._provider = provider
-        self._at = at
-        self._seen: dict[str, float | _Failed] = {}
-        self._vectors: dict[str, list[Sample] | _Failed] = {}
 
-    @property
-    def at(self) -> float:
-        return self._at
+def _error_result(key: str, metric: str, why: str, *, provider_error: bool) -> CheckResult:
+    return CheckResult(
+        key=key,
+        metric=metric,
+        verdict="inconclusive",
+        provider_error=provider_error,
+        message=f"{metric}: {why}",
+    )
 
-    def get(self, query: str) -> float:
-        if query not in self._seen:
-            try:
-                self._seen[query] = self._provider.instant(query, self._at)
-            except ProviderError as exc:
-                self._seen[query] = _Failed(exc)
-        found = self._seen[query]
-        if isinstance(found, _Failed):
-            raise found.error
-        return found
 
-    def vector(self, query: str) -> list[Sample]:
-        if query not in self._vectors:
-            try:
-                if not isinstance(self._provider, VectorProvider):
-                    raise ProviderQueryError(
-                        "this metric source cannot answer vector queries (needed for the "
-                        f"histogram buckets of a sequential check): {query!r}"
-                    )
-                self._vectors[query] = self._provider.vector(query, self._at)
-            except ProviderError as exc:
-                self._vectors[query] = _Failed(exc)
-        found = self._vectors[query]
-        if isinstance(found, _Failed):
-            raise found.error
-        return found
+# --------------------------------------------------------------------------- threshold checks
 
-    def maybe(self, query: str | None) -> float | None:
-        """The value of ``query``; None for no query or no data."""
-        if query is None:
-            return None
-        try:
-            return self.get(query)
-        except NoData:
-            return None
+
+def threshold_result(
+    canary: ModelCanary,
+    due: DueCheck,
+    metric: MetricSpec,
+    answer: Callable[[K], Answer],
+    *,
+    candidate: K,
+    stable: K | None = None,
+    samples: K | None = None,
+    shown: K | None = None,
+    http_source: HttpSource | None = None,
+) -> CheckResult:
+    """``due``'s ``judge: threshold`` result from ``answer(query)`` of its queries, asked in this
+    order and none after a failure: the candidate's value, the stable's (``compare:
+    baseline``), the candidate's request count (built-ins: ``minSamples``), and the stable's
+    value ``shown`` beside an absolute check, for display only (never judged; left out when it
+    cannot be had). A "no data" result says what the candidate's query looked for
+    (:func:`looked_for`, with ``error-rate``'s ``http_source``)."""
+    name = due.check.metric
+    values: dict[str, float | None] = {}
+    for role, key in (("candidate", candidate), ("stable", stable), ("samples", samples)):
+        found = None if key is None else answer(key)
+        failed = _failure(found)
+        if failed is not None:
+            return _error_result(due.key, name, str(failed), provider_error=True)
+        value = _number(found)
+        if value is None and role == "samples" and key is not None:
+            value = 0.0  # no requests finished in the window: the count is zero, not unknown
+        values[role] = value
+    if shown is not None:
+        values["stable"] = _number(answer(shown))
+    return verdict.judge(
+        due.key,
+        due.check,
+        candidate=values["candidate"],
+        stable=values["stable"],
+        samples=values["samples"],
+        min_samples=verdict.min_samples_for(metric, due.check),
+        looked_for=looked_for(canary, due.check, http_source)
+        if values["candidate"] is None
+        else None,
+    )
 
 
 _PLANS: dict[
@@ -114,11 +122,8 @@ def _plan(
     canary: ModelCanary, check: CheckSpec, source: HttpSource | None = None
 ) -> queries.CheckQueries:
     """``queries.check_queries`` memoised by object identity (specs are immutable) and HTTP
-    source.
-
-    A replay evaluates the same checks ~40,000 times; rendering their PromQL each time would
-    dominate its run time. Entries hold their objects, so an id is never reused while cached.
-    """
+    source: a replay evaluates the same checks ~40,000 times. Entries hold their objects, so an
+    id is never reused while cached."""
     key = (id(canary), id(check), source)
     hit = _PLANS.get(key)
     if hit is None or hit[0] is not canary or hit[1] is not check:
@@ -137,14 +142,132 @@ def _plan(
     return hit[2]
 
 
-def _error_result(key: str, metric: str, why: str, *, provider_error: bool) -> CheckResult:
-    return CheckResult(
-        key=key,
-        metric=metric,
-        verdict="inconclusive",
-        provider_error=provider_error,
-        message=f"{metric}: {why}",
+def looked_for(
+    canary: ModelCanary, check: CheckSpec, source: HttpSource | None = None
+) -> str | None:
+    """What the candidate's query of ``check`` looks for (``source``: ``error-rate``'s HTTP
+    source, None: the spec's), the hint of a "no data" result
+    (:func:`controlplane.promql.queries.looked_for`); None when it cannot be rendered."""
+    try:
+        plan = _plan(canary, check, source)
+    except SpecError:
+        return None
+    return queries.looked_for(plan.candidate, plan.window)
+
+
+# --------------------------------------------------------------------------- sequential checks
+
+
+class SeqRole(NamedTuple):
+    """One count a ``judge: sequential`` check reads: its ``kind`` (``events``, ``total``,
+    ``buckets``; the baseline's ``boundary`` or ``reference``, the stable's before the step),
+    the ``variant`` it is of (``candidate``, ``stable``), and whether it is over the whole step
+    for the closing test (``closing``)."""
+
+    kind: str
+    variant: str
+    closing: bool = False
+
+
+_SEQ_FIELDS = (
+    ("cand_events", "events", "candidate"),
+    ("cand_total", "total", "candidate"),
+    ("stable_events", "events", "stable"),
+    ("stable_total", "total", "stable"),
+    ("cand_buckets", "buckets", "candidate"),
+    ("stable_buckets", "buckets", "stable"),
+    ("boundary_s", "boundary", "stable"),
+    ("reference_buckets", "reference", "stable"),
+)
+"""The :class:`~controlplane.analysis.sequential.check.Counts` fields, in the order asked."""
+
+_HISTOGRAMS = ("buckets", "reference")
+_BEFORE = ("boundary", "reference")
+"""The stable's counts before the step (``@`` its start): not part of the closing counts."""
+
+
+def _read_counts(
+    check: CheckSpec, answer: Callable[[SeqRole], Answer], closing: bool
+) -> dict[str, Any] | ProviderError:
+    """The counts of ``check`` by ``Counts`` field, or the first failure: a count without a
+    series (or ``NoData``) is None, nothing served yet (vLLM starts its counters at 0); a number
+    goes to the judge as it is (it says when a count is broken); a histogram that cannot be read
+    (``NoData``) fails the look. The stable's counts are asked for ``compare: baseline`` only,
+    the boundary and reference outside the closing counts only."""
+    baseline = check.compare == "baseline"
+    out: dict[str, Any] = {}
+    for name, kind, variant in _SEQ_FIELDS:
+        if (variant == "stable" and not baseline) or (closing and kind in _BEFORE):
+            continue
+        found = answer(SeqRole(kind, variant, closing))
+        if isinstance(found, ProviderError):
+            if kind in _HISTOGRAMS or not isinstance(found, NoData):
+                return found
+            found = None
+        out[name] = (found or None) if kind in _HISTOGRAMS else found
+    return out
+
+
+def sequential_look(
+    due: DueCheck,
+    metric: MetricSpec,
+    answer: Callable[[SeqRole], Answer],
+    *,
+    closing: bool = False,
+) -> CheckLook | CheckResult:
+    """``due``'s look for the sequential judge from ``answer(role)`` of its counts
+    (:class:`SeqRole`, asked in order, none after a failure; ``closing``: the closing test's
+    counts too), or its inconclusive result when one failed (``provider_error`` unless it was
+    ``NoData``). Judged by :func:`judge_sequential`."""
+    from controlplane.analysis.sequential.check import CheckLook, Counts
+
+    outer = _read_counts(due.check, answer, False)
+    inner: dict[str, Any] | ProviderError | None = None
+    if closing and not isinstance(outer, ProviderError):
+        inner = _read_counts(due.check, answer, True)
+    for found in (outer, inner):
+        if isinstance(found, ProviderError):
+            name = due.check.metric
+            return CheckResult(
+                key=due.key,
+                metric=name,
+                verdict="inconclusive",
+                provider_error=not isinstance(found, NoData),
+                message=f"{name} (sequential): {found}",
+            )
+    assert isinstance(outer, dict)
+    final: Counts | None = Counts(**inner) if isinstance(inner, dict) else None
+    return CheckLook(
+        due.key,
+        due.check,
+        metric,
+        Counts(**outer, closing=final),
+        verdict.min_samples_for(metric, due.check),
     )
+
+
+def judge_sequential(
+    looks: Sequence[CheckLook | CheckResult], *, batched: bool = True
+) -> list[CheckResult]:
+    """The results of :func:`sequential_look`'s looks, in order (a result is kept as it is):
+    judged together, one numpy pass per kind of test
+    (:func:`~controlplane.analysis.sequential.check.judge_checks`: the count looks' e-values
+    only where they decide), or one at a time (``batched=False``, ``judge_check``: every
+    e-value); the verdicts are the same."""
+    from controlplane.analysis.sequential import check as sequential_check
+
+    pending = [look for look in looks if not isinstance(look, CheckResult)]
+    if batched:
+        judged = sequential_check.judge_checks(pending)
+    else:
+        judged = [
+            sequential_check.judge_check(
+                look.key, look.check, look.metric, look.counts, min_samples=look.min_samples
+            )
+            for look in pending
+        ]
+    results = iter(judged)
+    return [look if isinstance(look, CheckResult) else next(results) for look in looks]
 
 
 def stage_start(due: DueCheck, since: float | None) -> float | None:
@@ -154,6 +277,19 @@ def stage_start(due: DueCheck, since: float | None) -> float | None:
         return since
     found = getattr(due, "since", None)
     return float(found) if isinstance(found, int | float) else None
+
+
+def _plan_query(plan: sequential_promql.Plan, role: SeqRole) -> str | None:
+    """The query of ``role`` in ``plan`` (None: not planned)."""
+    counts = plan.closing if role.closing else plan
+    if counts is None:
+        return None
+    if role.kind in _BEFORE:
+        field = role.kind
+    else:
+        field = f"{'cand' if role.variant == 'candidate' else 'stable'}_{role.kind}"
+    query = getattr(counts, field)
+    return query if isinstance(query, str) else None
 
 
 def evaluate_sequential(
@@ -166,10 +302,9 @@ def evaluate_sequential(
 ) -> CheckResult:
     """Judge one ``judge: sequential`` check on counts since ``since``.
 
-    The judges (numpy, scipy's special functions) are imported here, by the first sequential
-    check: a spec without one, and ``canaryctl simulate`` of it, never load them (issue 41)."""
+    The judges (numpy, scipy's special functions) are imported by the first sequential check: a
+    spec without one, and ``canaryctl simulate`` of it, never load them."""
     from controlplane.analysis.sequential import check as sequential_check
-    from controlplane.analysis.sequential.buckets import buckets_from
 
     name = due.check.metric
     if since is None:
@@ -185,36 +320,52 @@ def evaluate_sequential(
         )
     except SpecError as exc:
         return _error_result(due.key, name, f"cannot build the query: {exc}", provider_error=True)
-    try:
 
-        def buckets(query: str | None) -> dict[float, float] | None:
-            return buckets_from(ask.vector(query)) if query else None
+    def answer(role: SeqRole) -> Answer:
+        query = _plan_query(plan, role)
+        if query is None:
+            return None
+        return ask.histogram(query) if role.kind in _HISTOGRAMS else ask.answer(query)
 
-        def counts_of(p: sequential_promql.Plan) -> sequential_check.Counts:
-            return sequential_check.Counts(
-                cand_events=ask.maybe(p.cand_events),
-                cand_total=ask.maybe(p.cand_total),
-                stable_events=ask.maybe(p.stable_events),
-                stable_total=ask.maybe(p.stable_total),
-                cand_buckets=buckets(p.cand_buckets),
-                stable_buckets=buckets(p.stable_buckets),
-                boundary_s=ask.maybe(p.boundary),
-                reference_buckets=buckets(p.reference),
-                closing=counts_of(p.closing) if p.closing is not None else None,
-            )
+    look = sequential_look(due, plan.metric, answer, closing=plan.closing is not None)
+    return judge_sequential([look], batched=False)[0]
 
-        counts = counts_of(plan)
-    except NoData as exc:
-        return _error_result(due.key, name, str(exc), provider_error=False)
-    except ProviderError as exc:
-        return _error_result(due.key, name, str(exc), provider_error=True)
-    return sequential_check.judge_check(
-        due.key,
-        due.check,
-        plan.metric,
-        counts,
-        min_samples=verdict.min_samples_for(plan.metric, due.check),
-    )
+
+# --------------------------------------------------------------------------- one canary
+
+
+class _Once:
+    """Asks ``provider`` each distinct query once at ``at``; remembers answers and failures."""
+
+    def __init__(self, provider: MetricProvider, at: float) -> None:
+        self._provider = provider
+        self.at = at
+        self._seen: dict[str, Answer] = {}
+        self._histograms: dict[str, Answer] = {}
+
+    def answer(self, query: str) -> Answer:
+        if query not in self._seen:
+            try:
+                self._seen[query] = self._provider.instant(query, self.at)
+            except ProviderError as exc:
+                self._seen[query] = exc
+        return self._seen[query]
+
+    def histogram(self, query: str) -> Answer:
+        """``{le: count}`` of a ``sum by (le)`` vector query (a sequential check's buckets)."""
+        if query not in self._histograms:
+            from controlplane.analysis.sequential.buckets import buckets_from
+
+            try:
+                if not isinstance(self._provider, VectorProvider):
+                    raise ProviderQueryError(
+                        "this metric source cannot answer vector queries (needed for the "
+                        f"histogram buckets of a sequential check): {query!r}"
+                    )
+                self._histograms[query] = buckets_from(self._provider.vector(query, self.at))
+            except ProviderError as exc:
+                self._histograms[query] = exc
+        return self._histograms[query]
 
 
 def evaluate_check(
@@ -227,50 +378,24 @@ def evaluate_check(
     http_source: HttpSource | None = None,
 ) -> CheckResult:
     """Judge one due check, turning every provider problem into an inconclusive result."""
-    name = due.check.metric
     if sequential_support.is_sequential(due.check):
         at = ask.at if now is None else now
         return evaluate_sequential(canary, due, ask, stage_start(due, since), at, http_source)
     try:
         plan = _plan(canary, due.check, http_source)
     except SpecError as exc:
+        name = due.check.metric
         return _error_result(due.key, name, f"cannot build the query: {exc}", provider_error=True)
-
-    values: dict[str, float | None] = {}
-    for role, query in (
-        ("candidate", plan.candidate),
-        ("stable", plan.stable),
-        ("samples", plan.samples),
-    ):
-        if query is None:
-            values[role] = None
-            continue
-        try:
-            values[role] = ask.get(query)
-        except NoData:
-            # No requests finished in the window: the count is zero, not unknown.
-            values[role] = 0.0 if role == "samples" else None
-        except ProviderError as exc:
-            return _error_result(due.key, name, str(exc), provider_error=True)
-
-    stable = values["stable"]
-    if plan.stable_shown is not None:
-        # Display only: no data or a failure leaves the stable value unknown, never the verdict.
-        try:
-            shown = ask.get(plan.stable_shown)
-            stable = shown if math.isfinite(shown) else None
-        except ProviderError:
-            stable = None
-    return verdict.judge(
-        due.key,
-        due.check,
-        candidate=values["candidate"],
-        stable=stable,
-        samples=values["samples"],
-        min_samples=verdict.min_samples_for(plan.metric, due.check),
-        looked_for=(
-            queries.looked_for(plan.candidate, plan.window) if values["candidate"] is None else None
-        ),
+    return threshold_result(
+        canary,
+        due,
+        plan.metric,
+        ask.answer,
+        candidate=plan.candidate,
+        stable=plan.stable,
+        samples=plan.samples,
+        shown=plan.stable_shown,
+        http_source=http_source,
     )
 
 
@@ -299,41 +424,42 @@ def load_window(canary: ModelCanary, check: CheckSpec) -> float:
 
 def fair(canary: ModelCanary, due: DueCheck, result: CheckResult, ask: _Once) -> CheckResult:
     """``result`` with each variant's requests in flight per replica over the check's window
-    when it :func:`needs_loads` (:func:`with_loads`); a load that cannot be read is left out.
-    The controller's batched tick reads the same loads grouped
-    (:func:`controlplane.promql.grouped.load_key`)."""
+    when it :func:`needs_loads` (:func:`with_loads`). The controller's batched tick reads the
+    same loads grouped (:func:`controlplane.promql.grouped.load_key`)."""
     if not needs_loads(due.check, result):
         return result
     window = load_window(canary, due.check)
-    loads: dict[str, float | None] = {}
-    for role, variant in (("candidate", canary.spec.candidate), ("stable", canary.spec.stable)):
+
+    def load(variant: str) -> Answer:
         try:
-            loads[role] = ask.maybe(queries.load_query(canary, variant.name, window))
-        except (ProviderError, SpecError):
-            loads[role] = None
-    return with_loads(canary, result, loads["candidate"], loads["stable"])
+            return ask.answer(queries.load_query(canary, variant, window))
+        except SpecError:
+            return None
+
+    return with_loads(
+        canary, result, load(canary.spec.candidate.name), load(canary.spec.stable.name)
+    )
 
 
 def with_loads(
-    canary: ModelCanary, result: CheckResult, candidate: float | None, stable: float | None
+    canary: ModelCanary, result: CheckResult, candidate: Answer, stable: Answer
 ) -> CheckResult:
-    """``result`` recording the variants' requests in flight per replica (``candidate``,
-    ``stable``; None or not finite: not read). When one carries more than ``maxLoadRatio``
-    times the other's (``spec.capacity``, default 1.5), its message says the comparison is not
-    fair. The verdict is never changed."""
-    candidate = candidate if candidate is not None and math.isfinite(candidate) else None
-    stable = stable if stable is not None and math.isfinite(stable) else None
-    result = replace(result, load_candidate=candidate, load_stable=stable)
-    if candidate is None or stable is None or min(candidate, stable) <= 0:
+    """``result`` recording the variants' requests in flight per replica (the answers to their
+    load queries; a load that cannot be read, no data or a failure, is left out). When one
+    carries more than ``maxLoadRatio`` times the other's (``spec.capacity``, default 1.5), its
+    message says the comparison is not fair. The verdict is never changed."""
+    cand, base = _number(candidate), _number(stable)
+    result = replace(result, load_candidate=cand, load_stable=base)
+    if cand is None or base is None or min(cand, base) <= 0:
         return result
     allowed = (canary.spec.capacity or CapacitySpec()).max_load_ratio
-    ratio = max(candidate, stable) / min(candidate, stable)
+    ratio = max(cand, base) / min(cand, base)
     if ratio <= allowed:
         return result
-    heavier = "candidate" if candidate > stable else "stable"
+    heavier = "candidate" if cand > base else "stable"
     note = (
         f"not a fair comparison: the {heavier} carries {ratio:.1f}x the other's requests in "
-        f"flight per replica (candidate {candidate:.1f}, stable {stable:.1f}; "
+        f"flight per replica (candidate {cand:.1f}, stable {base:.1f}; "
         f"spec.capacity.maxLoadRatio {allowed:g}), so a difference may be load, not the model"
     )
     message = f"{result.message}; {note}" if result.message else note
@@ -376,12 +502,9 @@ def evaluate(
     except SpecError:
         cost, spend_error = None, True
     if cost is not None:
-        try:
-            spend = ask.get(cost)
-        except NoData:
-            spend = None
-        except ProviderError:
-            spend_error = True
+        found = ask.answer(cost)
+        spend_error = _failure(found) is not None
+        spend = _number(found)
     return Observations(
         checks=checks,
         spend=spend,
@@ -400,8 +523,5 @@ def demand(canary: ModelCanary, ask: _Once, mirror: bool = False) -> float | Non
     if not mirror:
         variants.append(canary.spec.candidate.name)
     query = queries.demand_query(canary, variants, canary.spec.analysis.window.seconds)
-    try:
-        value = ask.maybe(query)
-    except (ProviderError, SpecError):
-        return None
-    return value if value is not None and math.isfinite(value) and value >= 0 else None
+    value = _number(ask.answer(query))
+    return value if value is not None and value >= 0 else None

@@ -1,67 +1,36 @@
-"""Batched analysis: one tick evaluates the due checks of every canary due at that tick.
+"""The controller's analysis tick: query planning for every canary due at once.
 
-Owns a tick: which checks are grouped, the grouped queries sent (their text and the reading of
-their answers live in :mod:`controlplane.promql.grouped`), the answers kept between
-ticks and the judging. For N canaries the per-canary evaluator
-(:func:`controlplane.analysis.evaluator.evaluate`) would send one query per canary per metric per
-variant; here every built-in query is grouped by (metric family, window, namespace, and the
-HTTP source and vLLM version that decide its text), sent ONCE with ``by (canary, variant)``
-aggregation over ``canary=~"a|b|..."``, and its vector answer is distributed to the canaries.
-The values are the contract's per-variant values exactly: ``sum by (le, canary, variant)``
-restricted to one (canary, variant) is ``sum by (le)`` over that variant's selector
-(``error-rate``'s gateway sources, Envoy's and Traefik's, have no such labels: their series are
-selected for the whole group by one regular expression over the routes or Services, summed by
-backend, and folded back to (canary, variant) here, :func:`read_grouped`; a ``label_replace``
-per canary made the query grow with the group until Prometheus failed it at 1,000 canaries).
-``error-rate``'s HTTP source is each request's ``http_source`` (the controller's decision from
-the Gateway's class, :mod:`controlplane.routing.gateways`; None: the spec's). Judging is
-:func:`controlplane.analysis.verdict.judge`, the same as the evaluator's, and provider failures
-map to results the same way (no data: inconclusive; failure: inconclusive with
-``provider_error``). An absolute check's result also carries the stable variant's value for
-display, read from the same grouped answer (no extra query). A breached comparison of the
-variants records their loads (:func:`controlplane.analysis.evaluator.with_loads`): one more
-grouped query per window and namespace, asked only at a tick with such a breach
-(:meth:`BatchEvaluator._fair`), so a healthy tick's queries do not change.
+Owns which due checks are grouped, the grouped queries a tick sends (their text and the reading
+of their answers are :mod:`controlplane.promql.grouped`'s), the answers pinned in the past kept
+between ticks, and the split of each answer back per canary and check. What an answer makes of a
+check is :mod:`controlplane.analysis.evaluator`'s, as for ``canaryctl simulate`` and ``up``:
+every split answer is handed to it (:func:`~controlplane.analysis.evaluator.threshold_result`,
+:func:`~controlplane.analysis.evaluator.sequential_look`,
+:func:`~controlplane.analysis.evaluator.with_loads`), and what is not grouped (custom queries, a
+custom ``spec.analysis.selector``, ``budget.costQuery``, a sequential check without a step
+start) goes through :func:`~controlplane.analysis.evaluator.evaluate` itself.
 
-``judge: sequential`` checks count from the start of each canary's current step, so their windows
-differ from canary to canary. They are grouped too: one query per kind of count (errors, requests,
-histogram buckets, the baseline's boundary) and namespace, the union (``or``) of one term per
-distinct window, each term ``sum by (canary, variant) (increase(...{canary=~"a|b"}[<window>]))``
-over the canaries sharing that window. The union of disjoint label sets is exact, so each canary
-gets its own counts, and the number of queries per tick does not grow with the number of canaries
-(the query text does); above :data:`SHARD_CANARIES` canaries a kind's query is split into at
-most ``workers`` parts (:func:`shards`), which Prometheus evaluates side by side while this
-process reads the answers already in. An absolute check's terms ask for the candidates' series only
-(``SeqKey.candidate_only``: it never reads the stable's counts). :class:`Request` carries
-``since`` (the state's ``stage_started_at``). The tick's sequential checks are then judged
-together (:func:`controlplane.analysis.sequential.check.judge_checks`: the latency looks built
-on arrays, one numpy pass per kind of test).
-
-Not grouped (per-canary fallback through the evaluator): custom ``query`` metrics, canaries with a
-custom ``spec.analysis.selector`` (their labels are not ``canary``/``variant``), and
-``budget.costQuery``. :class:`CountingSource` counts the queries of each tick (exposed by the
-runner as ``canary_controller_analysis_queries``) and turns any failure of the source into a
-:class:`~controlplane.errors.ProviderError`, so that a hostile answer (refused by the provider:
-too big, too deep) or a bug in a source is a check result with ``provider_error``, counted
-towards ``analysis.errorLimit`` like an outage, and never fails the whole tick.
-
-Called by :mod:`controlplane.controller.runner` once per analysis tick.
+Why: the queries of a tick do not grow with the fleet. A built-in is asked once per metric
+family, window, namespace, HTTP source and vLLM version, ``by (canary, variant)``; a sequential
+count once per kind and namespace, a union of one term per step start; a breached comparison's
+loads once more per window (docs/controller.md, "Batched analysis", says why the grouped values
+are the per-variant ones). :class:`~controlplane.providers.source.CountingSource` counts them
+and turns any failure of the source into a provider error. Called by
+:mod:`controlplane.controller.runner` once per analysis tick.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from controlplane.analysis import evaluator, verdict
-from controlplane.analysis.sequential import check as sequential_check
+from controlplane.analysis import evaluator
+from controlplane.analysis.evaluator import Answer, SeqRole
 from controlplane.analysis.sequential import support as sequential_support
 from controlplane.controller import gc_pause
-from controlplane.errors import NoData, ProviderError, SpecError
-from controlplane.promql import queries
+from controlplane.errors import ProviderError, SpecError
 from controlplane.promql import sequential as sequential_promql
 from controlplane.promql.grouped import (
     AT_START,
@@ -86,11 +55,9 @@ from controlplane.providers.source import CountingSource, MetricSource
 from controlplane.rollout.observations import CheckResult, DueCheck, Observations
 from controlplane.spec.models import CheckSpec, MetricSpec, ModelCanary
 
-# --------------------------------------------------------------------------- one tick
-
-
-_Answer = dict[tuple[str, str], float] | ProviderError
-"""A grouped query's values by (canary, variant), or why it failed."""
+_Answer = dict[tuple[str, str], Any] | ProviderError
+"""A grouped query's values by (canary, variant) (numbers, or ``{le: count}``), or why it
+failed."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +83,7 @@ class _SeqPlanned:
     metric: MetricSpec
     window: float
     since: float
-    keys: dict[str, SeqKey]  # role -> grouped query (errors/requests/buckets/boundary)
+    keys: dict[str, SeqKey]  # SeqRole.kind, "closing-" before a closing one -> grouped query
 
 
 @dataclass
@@ -154,9 +121,9 @@ class BatchEvaluator:
     """Evaluates many canaries at one tick through one :class:`MetricSource`.
 
     ``batched`` (default): the tick's ``judge: sequential`` checks are judged together
-    (:func:`controlplane.analysis.sequential.check.judge_checks`: one numpy pass per kind of
-    test over every check); False judges them one at a time (``judge_check`` per check, the
-    same results: ``bench/scale.py`` measures both).
+    (:func:`controlplane.analysis.evaluator.judge_sequential`: one numpy pass per kind of test
+    over every check); False judges them one at a time (the same verdicts: ``bench/scale.py``
+    measures both).
     """
 
     def __init__(self, source: MetricSource, *, batched: bool = True, workers: int = 4) -> None:
@@ -269,10 +236,11 @@ class BatchEvaluator:
         out: dict[Hashable, Observations],
         now: float,
     ) -> int:
-        """Records the variants' loads in ``out``'s breached comparisons among the grouped and
-        sequential checks (the fallback's read theirs in the evaluator): one grouped query per
-        window and namespace (:func:`load_key`), none at a tick without such a breach. A load
-        that cannot be read is left out. Returns the number of grouped queries sent."""
+        """Hands the variants' loads to ``out``'s breached comparisons among the grouped and
+        sequential checks (:func:`~controlplane.analysis.evaluator.with_loads`; the fallback's
+        read theirs in the evaluator): one grouped query per window and namespace
+        (:func:`load_key`), none at a tick without such a breach. Returns the number of grouped
+        queries sent."""
         wanted: list[tuple[Request, str, GroupKey]] = []
         members: dict[GroupKey, set[str]] = {}
         for req in requests:
@@ -295,15 +263,13 @@ class BatchEvaluator:
             for key, names in sorted(members.items())
         }
         for req, check, key in wanted:
-            found = answers[key]
-            loads = {} if isinstance(found, ProviderError) else found
-            name, spec = req.canary.metadata.name, req.canary.spec
-            obs = out[req.key]
+            answer = _split(answers, req.canary.metadata.name)
+            spec, obs = req.canary.spec, out[req.key]
             result = evaluator.with_loads(
                 req.canary,
                 obs.checks[check],
-                loads.get((name, spec.candidate.name)),
-                loads.get((name, spec.stable.name)),
+                answer((key, spec.candidate.name)),
+                answer((key, spec.stable.name)),
             )
             out[req.key] = replace(obs, checks={**obs.checks, check: result})
         return len(answers)
@@ -315,7 +281,7 @@ class BatchEvaluator:
         canaries: Mapping[str, ModelCanary],
         at: float,
         index: RouteIndex | None = None,
-    ) -> _SeqAnswer:
+    ) -> _Answer:
         kept: dict[tuple[str, str], Any] = {}
         asked: dict[float, set[str]] = {}
         for param, names in terms.items():
@@ -366,38 +332,32 @@ class BatchEvaluator:
         self,
         requests: Sequence[Request],
         plans: Mapping[Hashable, _Plan],
-        seq_answers: dict[SeqKey, _SeqAnswer],
+        seq_answers: Mapping[SeqKey, _Answer],
     ) -> dict[tuple[Hashable, str], CheckResult]:
-        """Every sequential check of the tick, by (request key, check key): a provider failure
-        per check, the rest judged together (or one by one when not ``batched``)."""
-        out: dict[tuple[Hashable, str], CheckResult] = {}
-        pending: list[tuple[tuple[Hashable, str], sequential_check.CheckLook]] = []
+        """Every sequential check of the tick, by (request key, check key): its split answers
+        handed to the evaluator, the looks judged together (one at a time unless
+        ``batched``)."""
+        idents: list[tuple[Hashable, str]] = []
+        looks = []
         for req in requests:
             for seq in plans[req.key].sequential:
-                found = _sequential_look(req.canary, seq, seq_answers)
-                if isinstance(found, CheckResult):
-                    out[(req.key, seq.due.key)] = found
-                else:
-                    pending.append(((req.key, seq.due.key), found))
-        looks = [look for _, look in pending]
-        if self.batched:
-            results = sequential_check.judge_checks(looks)
-        else:
-            results = [
-                sequential_check.judge_check(
-                    look.key, look.check, look.metric, look.counts, min_samples=look.min_samples
+                idents.append((req.key, seq.due.key))
+                looks.append(
+                    evaluator.sequential_look(
+                        seq.due,
+                        seq.metric,
+                        _seq_split(seq, req.canary, seq_answers),
+                        closing=any(role.startswith("closing-") for role in seq.keys),
+                    )
                 )
-                for look in looks
-            ]
-        for (ident, _), result in zip(pending, results, strict=True):
-            out[ident] = result
-        return out
+        results = evaluator.judge_sequential(looks, batched=self.batched)
+        return dict(zip(idents, results, strict=True))
 
     def _observations(
         self,
         req: Request,
         plan: _Plan,
-        answers: dict[GroupKey, _Answer],
+        answers: Mapping[GroupKey, _Answer],
         judged: Mapping[tuple[Hashable, str], CheckResult],
         now: float,
     ) -> Observations:
@@ -412,82 +372,54 @@ class BatchEvaluator:
             mirror=req.mirror,
         )
         checks = dict(base.checks)  # the fallback's breached comparisons read their loads
-        for planned in plan.grouped:
-            checks[planned.due.key] = self._judge(req.canary, planned, answers)
+        answer = _split(answers, req.canary.metadata.name)
+        cand, stable = req.canary.spec.candidate.name, req.canary.spec.stable.name
+        for p in plan.grouped:
+            checks[p.due.key] = evaluator.threshold_result(
+                req.canary,
+                p.due,
+                p.metric,
+                answer,
+                candidate=(p.candidate, cand),
+                stable=None if p.stable is None else (p.stable, stable),
+                samples=(p.samples, cand),
+                # an absolute check's stable value, for display: the candidate's grouped answer
+                # is ``by (canary, variant)`` and holds it already (no extra query)
+                shown=(p.candidate, stable) if p.stable is None else None,
+                http_source=req.http_source,
+            )
         for seq in plan.sequential:
             checks[seq.due.key] = judged[(req.key, seq.due.key)]
-        return Observations(
-            checks=checks,
-            spend=base.spend,
-            spend_error=base.spend_error,
-            demand_rps=base.demand_rps,
-        )
-
-    @staticmethod
-    def _judge(
-        canary: ModelCanary,
-        planned: _Planned,
-        answers: dict[GroupKey, _Answer],
-    ) -> CheckResult:
-        name = canary.metadata.name
-        spec = canary.spec
-        values: dict[str, float | None] = {}
-        roles: list[tuple[str, GroupKey | None, str]] = [
-            ("candidate", planned.candidate, spec.candidate.name),
-            ("stable", planned.stable, spec.stable.name),
-            ("samples", planned.samples, spec.candidate.name),
-        ]
-        for role, key, variant in roles:
-            if key is None:
-                values[role] = None
-                continue
-            found = answers[key]
-            if isinstance(found, ProviderError):
-                return CheckResult(
-                    key=planned.due.key,
-                    metric=planned.due.check.metric,
-                    verdict="inconclusive",
-                    provider_error=not isinstance(found, NoData),
-                    message=f"{planned.due.check.metric}: {found}",
-                )
-            value = found.get((name, variant))
-            if value is None or not math.isfinite(value):
-                # No requests finished in the window: the count is zero, not unknown.
-                value = 0.0 if role == "samples" else None
-            values[role] = value
-        if planned.stable is None:
-            # Display only: the candidate's grouped answer is ``by (canary, variant)`` and so
-            # already holds the stable variant's value: no extra query, and no effect on the
-            # verdict of an absolute check.
-            found = answers[planned.candidate]
-            ident = (name, spec.stable.name)
-            shown = None if isinstance(found, ProviderError) else found.get(ident)
-            values["stable"] = shown if shown is not None and math.isfinite(shown) else None
-        return verdict.judge(
-            planned.due.key,
-            planned.due.check,
-            candidate=values["candidate"],
-            stable=values["stable"],
-            samples=values["samples"],
-            min_samples=verdict.min_samples_for(planned.metric, planned.due.check),
-            looked_for=_looked_for(canary, planned) if values["candidate"] is None else None,
-        )
+        return replace(base, checks=checks)
 
 
-def _looked_for(canary: ModelCanary, planned: _Planned) -> str | None:
-    """What the candidate's (ungrouped) query of ``planned`` looks for: the "no data" hint."""
-    try:
-        plan = queries.check_queries(canary, planned.due.check)
-    except SpecError:
-        return None
-    return queries.looked_for(plan.candidate, plan.window)
+def _split(answers: Mapping[Any, _Answer], name: str) -> Callable[[tuple[Any, str]], Answer]:
+    """Canary ``name``'s answer to a grouped query (``answers``' key) for one of its variants:
+    the query's failure, or the variant's value (None: no series)."""
+
+    def answer(asked: tuple[Any, str]) -> Answer:
+        found = answers[asked[0]]
+        return found if isinstance(found, ProviderError) else found.get((name, asked[1]))
+
+    return answer
 
 
-_SeqAnswer = dict[tuple[str, str], Any] | ProviderError
-"""A grouped sequential query's values (floats, or ``{le: count}``) by (canary, variant)."""
+def _seq_split(
+    seq: _SeqPlanned, canary: ModelCanary, answers: Mapping[SeqKey, _Answer]
+) -> Callable[[SeqRole], Answer]:
+    """``canary``'s answers to the grouped queries of ``seq`` by the evaluator's role (None:
+    a count ``seq`` did not plan)."""
+    answer = _split(answers, canary.metadata.name)
+    variants = {"candidate": canary.spec.candidate.name, "stable": canary.spec.stable.name}
+
+    def of(role: SeqRole) -> Answer:
+        key = seq.keys.get(f"closing-{role.kind}" if role.closing else role.kind)
+        return None if key is None else answer((key, variants[role.variant]))
+
+    return of
 
 
-def _merged(parts: list[_SeqAnswer]) -> _SeqAnswer:
+def _merged(parts: list[_Answer]) -> _Answer:
     """The answers of one query's shards as one (the first failure, if any)."""
     for part in parts:
         if isinstance(part, ProviderError):
@@ -542,54 +474,6 @@ def _plan_sequential(
 
 _COUNTS = ("events", "total", "buckets")
 """The roles of a sequential check's cumulative counts (the closing test re-asks them)."""
-
-
-def _sequential_look(
-    canary: ModelCanary, seq: _SeqPlanned, answers: dict[SeqKey, _SeqAnswer]
-) -> sequential_check.CheckLook | CheckResult:
-    """One sequential check's counts from the tick's grouped answers, ready to judge; or its
-    result when a query it needs failed."""
-    name = canary.metadata.name
-    cand, stable = canary.spec.candidate.name, canary.spec.stable.name
-    baseline = seq.due.check.compare == "baseline"
-    got: dict[str, dict[tuple[str, str], Any]] = {}
-    for role, key in seq.keys.items():
-        found = answers[key]
-        if isinstance(found, ProviderError):
-            return CheckResult(
-                key=seq.due.key,
-                metric=seq.due.check.metric,
-                verdict="inconclusive",
-                provider_error=not isinstance(found, NoData),
-                message=f"{seq.due.check.metric} (sequential): {found}",
-            )
-        got[role] = found
-
-    def value(role: str, variant: str) -> Any:
-        return got[role].get((name, variant)) if role in got else None
-
-    def counts_of(prefix: str, closing: sequential_check.Counts | None) -> sequential_check.Counts:
-        return sequential_check.Counts(
-            cand_events=value(f"{prefix}events", cand),
-            cand_total=value(f"{prefix}total", cand),
-            stable_events=value(f"{prefix}events", stable) if baseline else None,
-            stable_total=value(f"{prefix}total", stable) if baseline else None,
-            cand_buckets=value(f"{prefix}buckets", cand),
-            stable_buckets=value(f"{prefix}buckets", stable) if baseline else None,
-            boundary_s=value("boundary", stable),
-            reference_buckets=value("reference", stable),
-            closing=closing,
-        )
-
-    ends = any(role.startswith("closing-") for role in seq.keys)
-    counts = counts_of("", counts_of("closing-", None) if ends else None)
-    return sequential_check.CheckLook(
-        seq.due.key,
-        seq.due.check,
-        seq.metric,
-        counts,
-        verdict.min_samples_for(seq.metric, seq.due.check),
-    )
 
 
 def describe(stats: TickStats) -> dict[str, Any]:
