@@ -2,52 +2,9 @@
 
 Every error the product (and the test harness, ``harness/``) raises on purpose derives from
 :class:`ControlPlaneError`, so a shell can catch one type and turn it into an exit code, a 4xx or
-a status condition, never a traceback. Classes above the line are defined here, those below it in
-the module named beside each; ``tests/test_error_tree.py`` holds every class to this drawing::
-
-    ControlPlaneError
-    ├── SpecError                 a canary.yml is invalid; carries every Problem found
-    ├── ProfileError              the GPU / quantization catalogue is malformed or lacks an entry
-    ├── ProviderError             a metric source failed
-    │   ├── ProviderUnavailable   unreachable, timed out, 5xx: counts towards errorLimit
-    │   ├── ProviderQueryError    the source rejected the query (bad PromQL): a spec problem
-    │   └── NoData                the query ran but returned nothing usable (inconclusive)
-    ├── RouterError               a router cannot apply or verify the requested weights
-    │   └── RouterPending         one phase applied, the next waits for the cluster (not a failure)
-    │       └── CapacityPending   the weights wait for a variant's planned replicas to be ready
-    ├── KubeError                 the Kubernetes adapter failed
-    │   ├── NotFound
-    │   │   └── Unserved          the API server does not serve that apiVersion/kind (no CRD)
-    │   ├── Forbidden             the credentials may not do this (403): the server's RBAC reason
-    │   ├── Conflict              resourceVersion mismatch (409): re-read and retry
-    │   ├── Expired               a watch's resourceVersion is too old (410 Gone): re-list
-    │   └── InvalidName           a name or namespace that is no Kubernetes name, refused before
-    │                             any request (spec.names; the API answers 422)
-    ├── GitError                  a git repository or a git host's API could not be used
-    │   └── WriteBackError        a rollback cannot be written back (file or canary not found, ...)
-    ├── UsageError                bad command-line arguments (exit code 2)
-    ├── AlertDeliveryError        an alert could not be delivered (kept inside notify/)
-    │   ------------------------------------------------------------------------------------
-    ├── UnsupportedSchema         spec.crd: the models' JSON Schema uses a keyword no CRD can
-    │                             express (also a ValueError)
-    ├── _Limit                    spec.load: input over a YAML limit (depth, nodes, aliases,
-    │                             documents); becomes a SpecError before it leaves spec.load
-    ├── UnknownEngineVersion      promql.contract: a vLLM version with no metric
-    │                             contract (also a ValueError: the callers turn it into a Problem)
-    ├── EndpointError             profiling.endpoint: an endpoint cannot be profiled
-    ├── ForeignObject             routing.ownership: an object a canary would write exists and
-    │                             is not the canary's; nothing is written (a KubeError)
-    ├── TargetUnavailable         controller.adoption: the live service a canary adopts is
-    │                             missing, held by another canary or unreadable as a stable
-    ├── Unauthenticated           api.auth: no usable bearer token (the API answers 401)
-    ├── BadSignature              api.git: a git webhook not from who it claims to be (401)
-    ├── EngineError               local.engines.base: a local engine cannot run or failed
-    ├── PrometheusSetupError      local.prometheus: the throwaway Prometheus could not start
-    ├── LocalStackError           local.replicas: the local stack could not start or run
-    ├── RequestError              local.openai_api: a request vLLM refuses, answered by the local
-    │                             model server with vLLM's 400 / 404 (never leaves local/)
-    └── KubeSetupError            harness.cluster.kubeapi (the test harness, not shipped): the
-                                  loopback control plane could not be built
+a status condition, never a traceback. The tree, with what each class means and where those not
+defined here live, is drawn in docs/architecture.md, "The error tree";
+``tests/test_error_tree.py`` holds every class to that drawing.
 """
 
 from __future__ import annotations

@@ -24,26 +24,6 @@ DOCS = ROOT / "docs"
 
 MAX_DOCSTRING_LINES = 25
 
-# Being rewritten by another change; remove each entry once its rewrite lands.
-REWRITTEN = frozenset(
-    {
-        "controlplane/controller/batch.py",
-        "controlplane/analysis/evaluator.py",
-    }
-)
-
-# Edited by another change at the same time (its issue citations stay until it lands).
-EDITED_ELSEWHERE = frozenset(
-    {
-        "controlplane/kube/real.py",
-        "controlplane/kube/answers.py",
-    }
-)
-
-# Long by design: tests/test_error_tree.py reads the drawn tree of every error class from
-# ``controlplane.errors.__doc__``.
-LONG_BY_DESIGN = frozenset({"controlplane/errors.py"})
-
 # A section of a page another change rewrites (its dated table of commits goes with it).
 SECTIONS_REWRITTEN = {"docs/testing.md": ("## Cold and warm times",)}
 
@@ -138,13 +118,7 @@ def citations(path: Path) -> list[str]:
 
 
 def test_no_docstring_in_the_package_is_longer_than_the_limit() -> None:
-    exempt = REWRITTEN | LONG_BY_DESIGN | EDITED_ELSEWHERE
-    offenders = [
-        line
-        for path in _package_files()
-        if _relative(path) not in exempt
-        for line in long_docstrings(path)
-    ]
+    offenders = [line for path in _package_files() for line in long_docstrings(path)]
     assert not offenders, (
         f"docstrings over {MAX_DOCSTRING_LINES} lines (say what the module owns, why and who "
         "calls it; move the manual to docs/):\n" + "\n".join(offenders)
@@ -153,10 +127,7 @@ def test_no_docstring_in_the_package_is_longer_than_the_limit() -> None:
 
 def test_no_file_cites_this_projects_issues_or_commits() -> None:
     paths = [*_package_files(), *sorted(DOCS.rglob("*.md"))]
-    exempt = REWRITTEN | EDITED_ELSEWHERE
-    offenders = [
-        line for path in paths if _relative(path) not in exempt for line in citations(path)
-    ]
+    offenders = [line for path in paths for line in citations(path)]
     assert not offenders, (
         "citations of this project's issues or commits (keep the fact, drop the number; "
         "CHANGELOG.md keeps the history):\n" + "\n".join(offenders)

@@ -49,8 +49,8 @@ def _server_message(body: Any) -> str | None:
     """The API server's own words in an error answer: ``message`` of a ``kind: Status`` object
     (cut to :data:`SERVER_MESSAGE_LIMIT`), or kube-apiserver's plain-text "404 page not found"
     (how an unserved path is told apart). Any other body -- a proxy's HTML page, an answer from
-    something that is not the API server -- is not copied into an error (issue #33: no upstream
-    body reaches a status, an Event or an alert); the reason phrase stands in for it."""
+    something that is not the API server -- is not copied into an error (no upstream body
+    reaches a status, an Event or an alert); the reason phrase stands in for it."""
     if isinstance(body, bytes):
         body = body.decode("utf-8", "replace")
     if not isinstance(body, str) or not body:

@@ -11,24 +11,10 @@ re-runs discovery, at most once per ``rediscover_after_s`` per kind, so a CRD in
 found without asking the server on every call. Server-side apply is a PATCH with
 ``application/apply-patch+yaml``, ``fieldManager`` and ``force=true``; Events are core/v1.
 
-Every request carries a client-side timeout (``_request_timeout``): ``(connect_timeout_s,
-request_timeout_s)`` for ordinary calls and discovery; a request whose connection was never made
-(refused, or no answer to its SYN within ``connect_timeout_s``) is sent again on a new
-connection, up to ``connect_attempts`` (:data:`~controlplane.kube.answers.CONNECT_ATTEMPTS`) in
-all, since no byte of it reached the server (:func:`_never_connected`); a watch asks the
-server to end it after ``timeoutSeconds`` and reads with a timeout ``watch_slack_s`` longer.
-Lists are paged (``limit``/``continue``, ``page_size`` per request) and every page is followed.
-A request the server asks to retry (429, or 500-504, with ``Retry-After``) is retried after that
-wait, up to ten times, as client-go does.
-
-Every verb fences its names first (:func:`~controlplane.kube.client.check_ref`,
-:func:`~controlplane.kube.client.check_object`, :func:`~controlplane.kube.client.check_event`):
-a name with ``/``, ``..``, ``?``, ``#`` or ``%``, or a namespace that is no DNS-1123 label, is
-:class:`~controlplane.errors.InvalidName` before discovery or any request.
-
-Tests: tests/kube/test_kube_real_offline.py drives it against a recording HTTP server on
-loopback (request shapes, error mapping); tests/kube/test_kube_contract.py runs the adapter
-contract against a real kube-apiserver on loopback (and the same tests against FakeKube).
+Timeouts, the resend of a connection never made, paging, ``Retry-After`` and the name fences
+before any request: docs/kube-adapter.md, "RealKube". Tests: tests/kube/test_kube_real_offline.py
+(a recording HTTP server) and tests/kube/test_kube_contract.py (a real kube-apiserver, and the
+same contract against FakeKube).
 """
 
 from __future__ import annotations
@@ -478,7 +464,7 @@ def _module(name: str) -> Any:
     ``kubernetes_validate`` when it is installed, for ``DynamicClient.validate`` only, which
     nothing here calls. The kube extra does not install it; the development environment does
     (the chart's tests validate with it), and there it loads jsonschema and its schemas: a
-    tenth of a second of every ``kubectl canary`` verb (issue 41). So it is hidden while the
+    tenth of a second of every ``kubectl canary`` verb. So it is hidden while the
     package is first imported (a module set to None in ``sys.modules`` raises ImportError,
     which the client takes as not installed) and importable again right after; when something
     imported it before, nothing changes."""

@@ -7,8 +7,8 @@ variant)``), the sequential checks' (:class:`SeqKey`, :func:`sequential_query`,
 :func:`read_sequential`: one union of per-window terms per kind of count), which terms are
 pinned in the past (:func:`pinned_at`), the gateway backends named once a tick
 (:class:`RouteIndex`) and how a large fleet's query is split (:func:`shards`). No I/O; the
-module docstring of :mod:`controlplane.controller.batch` says why the grouped values are the
-contract's per-variant values.
+controller's page, docs/controller.md, says why the grouped values are the contract's
+per-variant values.
 """
 
 from __future__ import annotations

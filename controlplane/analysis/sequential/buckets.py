@@ -6,7 +6,7 @@ checked arrays (:func:`checked`), Prometheus' ``histogram_quantile`` (:func:`buc
 snapping a bound to a boundary (:func:`snap_bound`, :func:`snap_up`) and the boundaries several
 histograms share (:func:`common_buckets`). Pure. Called by
 :mod:`controlplane.analysis.sequential.latency_judges`,
-:mod:`controlplane.analysis.sequential.check` and :mod:`controlplane.controller.batch`.
+:mod:`controlplane.analysis.sequential.check` and :mod:`controlplane.analysis.evaluator`.
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ supports (:func:`problems`), the plan of one canary's counts (:func:`plan`: the 
 :class:`~controlplane.analysis.sequential.count_judges.SequentialResult` onto the state machine's
 :class:`~controlplane.rollout.observations.CheckResult` (:func:`judge_check`).
 
-Pure: no I/O, no clock. Called by :mod:`controlplane.analysis.evaluator` (one canary) and by
-:mod:`controlplane.controller.batch` (many canaries, grouped queries). The decisions documented
+Pure: no I/O, no clock. Called by :mod:`controlplane.analysis.evaluator`, for one canary and
+for the controller's grouped answers alike. The decisions documented
 here (how ``breach``, ``pass`` and ``continue`` map onto a verdict and ``decided``) are in
 ``docs/judges.md``, the mathematics and the queries in ``docs/judges-derivation.md``.
 """
