@@ -216,7 +216,8 @@ def test_the_result_reports_gpu_hours(
 
 def test_an_endpoint_taken_out_drains_its_requests() -> None:
     async def main() -> None:
-        one, two = Backend("bf16", 0.6, 3), Backend("bf16", 0.6, 3)
+        # each request is held 2 s: long enough that those seen arriving are still in flight
+        one, two = Backend("bf16", 2.0, 3), Backend("bf16", 2.0, 3)
         candidate = Backend("nf4")
         for backend in (one, two, candidate):
             await backend.start()
@@ -241,7 +242,10 @@ def test_an_endpoint_taken_out_drains_its_requests() -> None:
                         return r.status, r.headers.get(VARIANT_HEADER, "") + await r.text()
 
                 first = [asyncio.create_task(send()) for _ in range(10)]
-                await asyncio.sleep(0.2)  # in flight on both endpoints
+                for _ in range(3000):  # until some are in flight on the second endpoint
+                    if two.received:
+                        break
+                    await asyncio.sleep(0.01)
                 assert two.received > 0
                 endpoint = router.remove_endpoint("bf16", two.url)
                 assert endpoint is not None
