@@ -103,9 +103,9 @@ def section(canaries: dict[str, Any], cmd: str) -> str:
         "`roll` is the `kserve` router's: one InferenceService, promoted by hand at its first "
         "step (KServe v0.20.0 routes a canary entry nothing), its stable pods rolled to the "
         "candidate by KServe under load. "
-        "The answers to requests sent in a phase's first 3 s (`settling`: the gateway may still "
-        "serve the previous weights, `support.traffic_report.SETTLE_S`) count in `requests` and "
-        "`failed`, not in the split.",
+        "An answer counts in `requests` and `failed` always, and in the split only if it was "
+        "sent while Traefik's API showed the phase's weights (`settling` otherwise: "
+        "`support.real_traffic.Splits`, read every 0.2 s).",
         "",
         "### Requests per variant per phase",
         "",
