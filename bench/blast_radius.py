@@ -90,7 +90,7 @@ from controlplane.analysis.sequential.eprocess import (
     binomial_p,
     two_sample_boundary,
 )
-from controlplane.analysis.sequential.shift_test import midrank_scores, shift_log_e
+from controlplane.analysis.sequential.rank_shift import midrank_scores, shift_log_e
 from controlplane.spec.models import CheckSpec, MetricSpec
 
 F = npt.NDArray[np.float64]

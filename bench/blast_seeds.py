@@ -14,7 +14,7 @@ promoted) of four deciders fed the same traffic model:
 * ``judge`` — this product's ``judge: sequential`` with the configuration of :data:`JUDGE_SPEC`
   (a tolerance on both checks), decided by the product's own statistics
   (:mod:`~controlplane.analysis.sequential.eprocess` and
-  :mod:`~controlplane.analysis.sequential.shift_test`: :func:`bernoulli_log_e_above` is
+  :mod:`~controlplane.analysis.sequential.rank_shift`: :func:`bernoulli_log_e_above` is
   ``judge_counts``' e-value, :func:`shift_log_e` with
   :func:`shift_null_tilt` ``judge_shift``'s, :func:`binomial_p` the closing test's) and its
   own decision rule (:mod:`~controlplane.analysis.sequential.decision_rule`: the levels, breach
@@ -85,7 +85,7 @@ from controlplane.analysis.sequential.eprocess import (
     binomial_p,
     two_sample_boundary,
 )
-from controlplane.analysis.sequential.shift_test import midrank_scores, shift_log_e, shift_null_tilt
+from controlplane.analysis.sequential.rank_shift import midrank_scores, shift_log_e, shift_null_tilt
 
 F = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
@@ -693,7 +693,7 @@ line ({", ".join(str(s) for s in seeds)}), none of them a tuning seed
 error rate 0.1 %.
 
 - **judge**: the product's `judge: sequential`, decided by `controlplane.analysis`
-  (`eprocess`, `shift_test`, `decision_rule`), configured once for every row (false-rollback
+  (`eprocess`, `rank_shift`, `decision_rule`), configured once for every row (false-rollback
   budget {BUDGET:.0%}: alpha {ALPHA:g} per check, two checks):
 
   ```yaml

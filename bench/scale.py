@@ -400,7 +400,7 @@ a 1,000-canary tick took 2.00 s (`sequential`) and 4.67 s (`sequential-final`, w
 counts then also paid an Envoy query that grew with the group, since fixed). The `per-check`
 rows above are slower than that scalar code: a look judged alone is a batch of one, so numpy's
 per-call overhead is paid by every step of its root search, and the shift test now fits an
-intercept per tilt (`shift_test.shift_log_e`), which costs more per look."""
+intercept per tilt (`rank_shift.shift_log_e`), which costs more per look."""
 """The pre-batching measurement the section quotes (not re-run by this script)."""
 
 

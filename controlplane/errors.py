@@ -111,7 +111,7 @@ class Conflict(KubeError):
 class InvalidName(KubeError, ValueError):
     """A name or namespace that is no valid Kubernetes name (DNS-1123), or that would change the
     meaning of a request path (``/``, ``..``, ``?``, ``#``, ``%``): refused before any request is
-    made (:mod:`controlplane.spec.names`). The API answers 422, the CLI exits 2."""
+    made (:mod:`controlplane.spec.name_checks`). The API answers 422, the CLI exits 2."""
 
 
 class Expired(KubeError):

@@ -38,7 +38,7 @@ from controlplane.errors import (
 from controlplane.kube.client import KubeClient, Obj, Ref, canary_ref
 from controlplane.rollout.intents import INTENT_VERBS, Intent
 from controlplane.spec.constants import API_VERSION, KIND
-from controlplane.spec.names import check_label, check_subdomain
+from controlplane.spec.name_checks import check_label, check_subdomain
 from controlplane.status import intents as st
 
 if TYPE_CHECKING:  # imported where used: `list` and the action verbs do not load the routers

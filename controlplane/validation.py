@@ -36,7 +36,7 @@ from controlplane.errors import Problem, ProfileError, SpecError
 from controlplane.profiles.catalog import Catalog, load_catalog
 from controlplane.profiles.measured import preferred_fit
 from controlplane.routing.base import capability_problems
-from controlplane.serving import adopt, names
+from controlplane.serving import adopt, object_names
 from controlplane.serving.render import isvc_name
 from controlplane.serving.versions import version_problems, vllm_version
 from controlplane.spec import rules
@@ -127,15 +127,15 @@ def route_name_problems(canary: ModelCanary) -> list[Problem]:
     the stable's, or the live service it adopts. The two would be one object."""
     if canary.spec.traffic.router != "gateway-api":
         return []
-    route = names.route_name(canary.metadata.name)
+    route = object_names.route_name(canary.metadata.name)
     services = [isvc_name(canary, "stable"), isvc_name(canary, "candidate")]
-    taken = {name for isvc in services for name in (isvc, names.predictor_service(isvc))}
+    taken = {name for isvc in services for name in (isvc, object_names.predictor_service(isvc))}
     if route not in taken:
         return []
     message = (
         f"the canary's HTTPRoute would be named {route!r}, the name of an HTTPRoute KServe writes "
-        f"for InferenceService {route.removesuffix(names.PREDICTOR_SUFFIX)!r}: name the canary "
-        "otherwise"
+        f"for InferenceService {route.removesuffix(object_names.PREDICTOR_SUFFIX)!r}: name the "
+        "canary otherwise"
     )
     return [Problem(path="metadata.name", message=message)]
 

@@ -17,6 +17,9 @@ benchmarks (``bench/``) and ``make kube-up``; what only tests use, built on it, 
 - :func:`~harness.node.node.start_node` -- a real node on that cluster: kubelet, containerd and CNI
   running pods from images built here (:mod:`harness.node`).
 
+Beside them, not exported: KServe's stand-in on a real API server (:mod:`harness.kube.isvc_standin`)
+and loopback stand-ins of the remote services the product calls (:mod:`harness.servers`).
+
 Its subpackages and modules, one line each: docs/architecture.md, "Module map" (``harness/``).
 """
 

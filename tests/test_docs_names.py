@@ -72,8 +72,9 @@ UPSTREAM: dict[str, str] = {
     "v3.6.12's CRDs of its kubernetesCRD provider (docs/peers.md)",
     "manifests/charts/istio-control/istio-discovery/files/injection-template.yaml": "Istio "
     "1.27.1's sidecar injection template (docs/metrics.md)",
-    "canary/support-triage.yml": "a file of the team repository docs/git.md's example writes to",
-    "canary/support.yml": "a file of a team repository in docs/git.md's example log line",
+    "canary/support-triage.yml": "a file of the team repository docs/git-writeback.md's example "
+    "writes to",
+    "canary/support.yml": "a file of a team repository in docs/git-writeback.md's example log line",
 }
 """Paths named in the docs that are deliberately not in this repository, each with its reason."""
 

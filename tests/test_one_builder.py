@@ -5,7 +5,8 @@ or a preset of a support module built on them). This scans each test file outsid
 ``tests/support/`` (its AST) and fails on:
 
 - a ModelCanary written out as a dict: a ``"kind"`` of ``"ModelCanary"`` (or of ``KIND`` from
-  :mod:`controlplane.spec.models`) beside a ``"spec"`` key;
+  :mod:`controlplane.spec.models`) beside a ``"spec"`` key, or beside both ``"apiVersion"`` and
+  ``"metadata"`` (a whole object; a reference such as an ``involvedObject`` has no metadata);
 - a ModelCanary written out as YAML text: a string with a ``kind: ModelCanary`` line and a
   ``spec:`` line;
 - a private canary factory: a function other than a test that returns (or yields) a canary it
@@ -16,6 +17,11 @@ or a preset of a support module built on them). This scans each test file outsid
 
 :data:`ALLOWED` lists the files that keep such a text or dict, each with its reason; an entry the
 scan no longer needs fails too, so the list only shrinks.
+
+The support modules are held to the first rule too: outside the builder (``support/canaries.py``,
+whose ``EXAMPLE`` is the one literal), no module of ``tests/support/`` writes a ModelCanary out as
+a dict, at module level or inside a preset. Their presets are factories by design, and the YAML
+texts of ``support.gitops_world`` are what the write-back tests edit, so only dicts are checked.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import pytest
 
 TESTS = Path(__file__).resolve().parent
 SUPPORT = TESTS / "support"
+BUILDER = SUPPORT / "canaries.py"
 
 ALLOWED: dict[str, str] = {
     # the tests replace parts of MINIMAL's text and assert the YAML line of each problem
@@ -60,6 +67,11 @@ def scanned_files() -> list[Path]:
     return sorted(p for p in TESTS.rglob("*.py") if SUPPORT not in p.parents)
 
 
+def support_files() -> list[Path]:
+    """The support modules other than the builder."""
+    return sorted(p for p in SUPPORT.rglob("*.py") if p != BUILDER)
+
+
 def builder_names(tree: ast.Module) -> tuple[set[str], set[str]]:
     """The local names of canary-making callables, and the names bound to ``KIND`` of the
     spec models."""
@@ -77,7 +89,8 @@ def builder_names(tree: ast.Module) -> tuple[set[str], set[str]]:
 
 
 def is_canary_dict(node: ast.AST, kinds: set[str]) -> bool:
-    """A dict literal with ``"kind": "ModelCanary"`` (or ``KIND``) and a ``"spec"`` key."""
+    """A dict literal with ``"kind": "ModelCanary"`` (or ``KIND``) and a ``"spec"`` key, or both
+    ``"apiVersion"`` and ``"metadata"``."""
     if not isinstance(node, ast.Dict):
         return False
     keys = {
@@ -88,7 +101,7 @@ def is_canary_dict(node: ast.AST, kinds: set[str]) -> bool:
     kind = keys.get("kind")
     named = isinstance(kind, ast.Constant) and kind.value == "ModelCanary"
     named = named or (isinstance(kind, ast.Name) and kind.id in kinds)
-    return named and "spec" in keys
+    return named and ("spec" in keys or {"apiVersion", "metadata"} <= keys.keys())
 
 
 def _name(node: ast.AST) -> str:
@@ -165,14 +178,22 @@ def a_canary(value: ast.AST | None, makers: set[str], kinds: set[str], made: set
     )
 
 
+def canary_dicts(tree: ast.Module, kinds: set[str]) -> list[tuple[int, str]]:
+    """The ModelCanary dict literals of a module, module level or not."""
+    return [
+        (node.lineno, "a ModelCanary dict")
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Dict) and is_canary_dict(node, kinds)
+    ]
+
+
 def findings(source: str) -> list[str]:
     """What the scan finds in one file's source, as ``line: what``, in line order."""
     tree = ast.parse(source)
     makers, kinds = builder_names(tree)
     found = [(f.lineno, f"factory {f.name}()") for f in factories(tree, makers, kinds)]
+    found += canary_dicts(tree, kinds)
     for node in ast.walk(tree):
-        if isinstance(node, ast.Dict) and is_canary_dict(node, kinds):
-            found.append((node.lineno, "a ModelCanary dict"))
         if (
             isinstance(node, ast.Constant)
             and isinstance(node.value, str)
@@ -194,6 +215,21 @@ def test_no_test_makes_a_canary_of_its_own(path: Path) -> None:
             f"{name} makes ModelCanaries of its own; use support.canaries "
             f"(canary_dict / model_canary): {found}"
         )
+
+
+@pytest.mark.parametrize("path", support_files(), ids=lambda p: str(p.relative_to(TESTS)))
+def test_no_support_module_but_the_builder_writes_a_canary_out(path: Path) -> None:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = [f"{line}: {what}" for line, what in canary_dicts(tree, builder_names(tree)[1])]
+    assert found == [], (
+        f"{path.relative_to(TESTS)} writes ModelCanaries out by hand; build them with "
+        f"support.canaries (canary_dict / model_canary): {found}"
+    )
+
+
+def test_the_builder_holds_the_one_literal() -> None:
+    tree = ast.parse(BUILDER.read_text(encoding="utf-8"))
+    assert len(canary_dicts(tree, builder_names(tree)[1])) == 1
 
 
 def test_the_allow_list_names_scanned_files() -> None:
@@ -249,6 +285,8 @@ spec:
   steps: []
 '''
 LITERAL = {"kind": "ModelCanary", "metadata": {"name": "x"}, "spec": {}}
+BASE: dict = {"apiVersion": "v", "kind": "ModelCanary", "metadata": {"name": "x"}}
+OWNER = {"apiVersion": "v", "kind": "ModelCanary", "name": "x", "uid": "u"}
 """
 
 
@@ -263,4 +301,5 @@ def test_the_scan_finds_each_way_of_making_a_canary() -> None:
         "34: factory wrapping()",
         "43: a ModelCanary YAML text",
         "48: a ModelCanary dict",
+        "49: a ModelCanary dict",
     ]

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from controlplane.promql.answers import Sample
+from controlplane.promql.samples import Sample
 
 
 @runtime_checkable

@@ -7,8 +7,8 @@ Owns the webhook payload models (Alertmanager's ``webhook_config`` JSON, ``"vers
 - a firing alert must carry the canary's name and namespace in the labels named by
   :class:`AlertLabels` (``canary`` and ``namespace`` by default); otherwise ``ignored``;
 - the namespace must be a DNS-1123 label and the canary's name a DNS-1123 subdomain
-  (:mod:`controlplane.spec.names`); otherwise ``invalid``, decided from the labels alone, before
-  any review or lookup, so the answer is the same whatever exists in the cluster (a label of
+  (:mod:`controlplane.spec.name_checks`); otherwise ``invalid``, decided from the labels alone,
+  before any review or lookup, so the answer is the same whatever exists in the cluster (a label of
   ``../../team-b/modelcanaries/victim`` once addressed another namespace's object);
 - the caller must be allowed to ``patch`` modelcanaries in that namespace (else ``forbidden``);
 - then an ``abort`` intent is recorded with :func:`controlplane.operations.record_intent` as user
@@ -36,7 +36,7 @@ from controlplane import operations
 from controlplane.api.auth import Authenticator, Identity
 from controlplane.errors import Forbidden, InvalidName, KubeError, NotFound, UsageError
 from controlplane.kube.client import KubeClient, Obj
-from controlplane.spec.names import check_label, check_subdomain
+from controlplane.spec.name_checks import check_label, check_subdomain
 from controlplane.status import document as st
 
 ResultKind = Literal[

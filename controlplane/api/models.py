@@ -3,7 +3,7 @@ schemas).
 
 Owns the pydantic models of requests and responses, the path parameters :data:`NamespacePath`
 (a DNS-1123 label) and :data:`NamePath` (a DNS-1123 subdomain), checked with
-:mod:`controlplane.spec.names` before a route runs (422 ``invalid_name`` with the reason; the
+:mod:`controlplane.spec.name_checks` before a route runs (422 ``invalid_name`` with the reason; the
 OpenAPI document carries the patterns), and :func:`summary` (a ModelCanary object as a
 :class:`CanarySummary`'s fields). Called by the routes of :mod:`controlplane.api.canaries`,
 :mod:`controlplane.api.actions`, :mod:`controlplane.api.health` and
@@ -23,7 +23,7 @@ from pydantic_core import PydanticCustomError
 from controlplane import operations
 from controlplane.errors import InvalidName
 from controlplane.kube.client import Obj
-from controlplane.spec import names
+from controlplane.spec import name_checks
 from controlplane.status.times import format_time
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 
 def _name_check(check: Callable[[object, str], str], what: str) -> BeforeValidator:
-    """``check`` (:mod:`controlplane.spec.names`) as a validator: its reason as the 422's."""
+    """``check`` (:mod:`controlplane.spec.name_checks`) as a validator: its reason as the 422's."""
 
     def validate(value: object) -> str:
         try:
@@ -48,19 +48,19 @@ NamespacePath = Annotated[
     str,
     Path(
         description="a namespace: a DNS-1123 label",
-        pattern=names.LABEL_PATTERN,
-        max_length=names.LABEL_MAX,
+        pattern=name_checks.LABEL_PATTERN,
+        max_length=name_checks.LABEL_MAX,
     ),
-    _name_check(names.check_label, "namespace"),
+    _name_check(name_checks.check_label, "namespace"),
 ]
 NamePath = Annotated[
     str,
     Path(
         description="a ModelCanary's name: a DNS-1123 subdomain",
-        pattern=names.SUBDOMAIN_PATTERN,
-        max_length=names.SUBDOMAIN_MAX,
+        pattern=name_checks.SUBDOMAIN_PATTERN,
+        max_length=name_checks.SUBDOMAIN_MAX,
     ),
-    _name_check(names.check_subdomain, "name"),
+    _name_check(name_checks.check_subdomain, "name"),
 ]
 
 

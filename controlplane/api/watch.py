@@ -34,7 +34,7 @@ from controlplane.api.error_responses import declared
 from controlplane.api.hub import Hub, Subscription
 from controlplane.api.sources import CanarySource
 from controlplane.errors import ControlPlaneError
-from controlplane.spec import names
+from controlplane.spec import name_checks
 
 SYNC_TIMEOUT_S = 10.0
 """The longest a first watcher waits for the first list of the canaries."""
@@ -80,13 +80,13 @@ def watch_routes(source: CanarySource, hub: Hub, access: Access, keepalive_s: fl
             str | None,
             Query(
                 description="only this namespace's canaries (a DNS-1123 label)",
-                max_length=names.LABEL_MAX,
+                max_length=name_checks.LABEL_MAX,
             ),
         ] = None,
     ) -> StreamingResponse:
         """Every change of the ModelCanaries the caller may list, as it happens."""
         if namespace is not None:
-            names.check_label(namespace, "namespace")  # InvalidName: 422
+            name_checks.check_label(namespace, "namespace")  # InvalidName: 422
         if namespace is not None or access.watched is not None:
             allowed = await run_in_threadpool(allowed_now, who, namespace)
             await _synced(hub, source, _scopes(hub, allowed))

@@ -168,7 +168,7 @@ def config_from_args(args: argparse.Namespace, canary: ModelCanary) -> UpConfig:
 
 def outcome_line(result: UpResult) -> str:
     """The one line that says how the run ended, and why."""
-    from controlplane.rollout.messages import inconclusive_now
+    from controlplane.rollout.wording import inconclusive_now
 
     state, spec = result.state, result.canary.spec
     engine = f"[{result.engine} engine]"

@@ -61,7 +61,7 @@ from controlplane.providers.bounded import (
 )
 from controlplane.rollout.gate_runs import FINAL_PHASES, GateRun, render_parameters
 from controlplane.rollout.observations import ArgoPhase, GateObservation
-from controlplane.serving.names import predictor_service, single_service_name
+from controlplane.serving.object_names import predictor_service, single_service_name
 from controlplane.serving.render import isvc_name
 from controlplane.spec.endpoints import EndpointPolicy
 from controlplane.spec.models import API_GROUP, LABEL_CANARY, ModelCanary

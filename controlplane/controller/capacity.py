@@ -28,7 +28,7 @@ from controlplane.controller.context import Ctx, event
 from controlplane.errors import CapacityPending, NotFound
 from controlplane.kube.client import KubeClient, Obj, Ref
 from controlplane.profiles.catalog import Catalog
-from controlplane.serving import names
+from controlplane.serving import object_names
 from controlplane.serving.render import isvc_name
 from controlplane.spec.models import ModelCanary
 from controlplane.status.document import CapacityRecord
@@ -66,9 +66,9 @@ def ready_replicas(kube: KubeClient, canary: ModelCanary, role: str) -> int:
     """Ready pods of ``role``'s Deployment, as KServe keeps it (0 when it does not exist)."""
     name = isvc_name(canary, role)  # type: ignore[arg-type]
     if canary.spec.traffic.router == "llmisvc":
-        deployment = names.llmisvc_deployment(name)
+        deployment = object_names.llmisvc_deployment(name)
     else:
-        deployment = names.predictor_service(name)
+        deployment = object_names.predictor_service(name)
     ref = Ref(DEPLOYMENT_API_VERSION, "Deployment", canary.metadata.namespace, deployment)
     try:
         live = kube.get(ref)

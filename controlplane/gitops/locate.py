@@ -1,6 +1,6 @@
 """Where a ModelCanary came from in git: repository, branch and the canary.yml holding it.
 
-Owns the lookup order of write-back (docs/git.md, "How the file is found"):
+Owns the lookup order of write-back (docs/git-writeback.md, "How the file is found"):
 
 1. ``spec.gitWriteBack.repo`` / ``path`` / ``branch`` when the spec names a repository;
 2. the git source's annotation ``canary.controlplane.dev/source: <repo-url>#<path>@<branch>``;
@@ -10,7 +10,7 @@ Owns the lookup order of write-back (docs/git.md, "How the file is found"):
    (``argoproj.io/v1alpha1``, read through the KubeClient adapter) gives ``repoURL``, ``path`` and
    ``targetRevision``. The Application's namespace and name come from the canary's metadata,
    which whoever may edit the canary writes: they must be a DNS-1123 label and subdomain
-   (:mod:`controlplane.spec.names`) before the Application is read, else
+   (:mod:`controlplane.spec.name_checks`) before the Application is read, else
    :class:`~controlplane.errors.WriteBackError` and nothing is asked (a tracking id of
    ``argocd_../../../api/v1/namespaces/payments/secrets/db:...`` would otherwise address a
    Secret through the controller's credentials).
@@ -33,7 +33,7 @@ from controlplane.gitops.repo import GitRepo
 from controlplane.gitops.yamledit import find_canary
 from controlplane.kube.client import KubeClient, Ref
 from controlplane.spec.models import API_GROUP, GitWriteBackSpec
-from controlplane.spec.names import check_label, check_subdomain
+from controlplane.spec.name_checks import check_label, check_subdomain
 
 SOURCE_ANNOTATION = f"{API_GROUP}/source"
 """``<repo-url>#<path>@<branch>``: the file a resource was applied from (set by the git source)."""

@@ -38,8 +38,10 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The ``--git-*`` flags (docs/git.md)."""
-    g = p.add_argument_group("git", "the git source and write-back of rollbacks (docs/git.md)")
+    """The ``--git-*`` flags (docs/git-writeback.md)."""
+    g = p.add_argument_group(
+        "git", "the git source and write-back of rollbacks (docs/git-writeback.md)"
+    )
     g.add_argument(
         "--git-repo",
         metavar="URL",

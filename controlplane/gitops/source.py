@@ -11,7 +11,7 @@ write-back reads. Unchanged objects are not rewritten; orphans are deleted only 
 (the controller's ``--namespace`` list) confines the source to those namespaces, never a
 cluster-wide list; None: every namespace.
 
-What users see: docs/git.md, "The git source".
+What users see: docs/git-writeback.md, "The git source".
 """
 
 from __future__ import annotations

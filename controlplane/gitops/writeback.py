@@ -16,7 +16,7 @@ Which rollbacks is a rollout rule (:func:`controlplane.rollout.writeback_rule.wr
 is written back once per process (:class:`controlplane.rollout.events.Delivered`) and once across
 restarts (the trailer). The outcome is a Kubernetes Event on the canary (``GitWriteBack`` or
 ``GitWriteBackFailed``), a log line and the optional ``on_result`` callback. What users see, step
-by step: docs/git.md, "Write-back".
+by step: docs/git-writeback.md, "Write-back".
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ client's own exceptions. Reading a collection so that nothing is missed is list-
 --watch`` do.
 
 Every name is fenced before a request is built (:func:`check_ref`, :func:`check_object`,
-:func:`check_event`, over :func:`controlplane.spec.names.check_ref_names`), else
+:func:`check_event`, over :func:`controlplane.spec.name_checks.check_ref_names`), else
 :class:`~controlplane.errors.InvalidName` and nothing is sent: the client joins names into the
 request path unescaped, so ``..`` or ``?`` in a name would address another object. Both adapters
 call the same fence on every verb. See docs/kube-adapter.md (list, then watch: at its top) and
@@ -28,7 +28,7 @@ from typing import Any, Literal, Protocol
 
 from controlplane.errors import Expired, KubeError, Unserved
 from controlplane.spec.constants import API_VERSION, KIND
-from controlplane.spec.names import check_path_segment, check_ref_names
+from controlplane.spec.name_checks import check_path_segment, check_ref_names
 from controlplane.status.times import format_time
 
 Obj = dict[str, Any]

@@ -8,7 +8,7 @@ once it has seen the same record unchanged for ``leaseDurationSeconds`` *on its 
 every write carries the ``resourceVersion`` it read, so of two racing candidates one gets
 ``Conflict`` and is not leader this round. Time comes from an injected ``now()``. The lease's
 namespace and name (command-line flags) are checked when the elector is built
-(:func:`controlplane.spec.names.check_ref_names`, the adapters' own fence): a bad one is
+(:func:`controlplane.spec.name_checks.check_ref_names`, the adapters' own fence): a bad one is
 :class:`~controlplane.errors.InvalidName` at start-up, not on every round.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 from controlplane.errors import Conflict, NotFound
 from controlplane.kube.client import KubeClient, Obj, Ref
-from controlplane.spec.names import check_ref_names
+from controlplane.spec.name_checks import check_ref_names
 from controlplane.status.times import format_time
 
 API_VERSION = "coordination.k8s.io/v1"

@@ -2,9 +2,9 @@
 
 Owns :class:`RealKube` (built by the controller's and the kubectl plugin's shells with
 :meth:`RealKube.connect`); the client's exceptions become the product's error tree through
-:func:`~controlplane.kube.answers.to_kube_error` (403 -> ``Forbidden``, 404 -> ``NotFound``, 409
--> ``Conflict``, 410 -> ``Expired``, anything else -> ``KubeError`` with the status,
-reason and the server's message). A kind the server does not serve
+:func:`~controlplane.kube.api_conventions.to_kube_error` (403 -> ``Forbidden``, 404 ->
+``NotFound``, 409 -> ``Conflict``, 410 -> ``Expired``, anything else -> ``KubeError`` with the
+status, reason and the server's message). A kind the server does not serve
 (discovery has no such apiVersion/kind, or its endpoint answers 404 without an object: the CRD
 was removed) is :class:`~controlplane.errors.Unserved`, a ``NotFound``, on every verb. A miss
 re-runs discovery, at most once per ``rediscover_after_s`` per kind, so a CRD installed later is
@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # what this module depends on, for import-linter ("only kube/
     import kubernetes  # noqa: F401
 
 from controlplane.errors import Conflict, KubeError, NotFound, Unserved
-from controlplane.kube.answers import (
+from controlplane.kube.api_conventions import (
     CONNECT_ATTEMPTS,
     DEFAULT_PAGE_SIZE,
     MAX_RETRIES,
@@ -55,7 +55,7 @@ from controlplane.kube.client import (
     event_object,
     unserved,
 )
-from controlplane.spec.names import check_ref_names
+from controlplane.spec.name_checks import check_ref_names
 
 PATCH_CONTENT_TYPES: dict[str, str] = {
     "merge": "application/merge-patch+json",

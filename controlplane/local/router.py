@@ -31,7 +31,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from controlplane.local.server import HOST, VARIANT_HEADER, bind_socket
 from controlplane.routing.base import Weights
-from controlplane.serving import names
+from controlplane.serving import object_names
 from controlplane.spec.models import CohortSpec
 
 # Headers that belong to one hop (RFC 9110 section 7.6.1) or that aiohttp recomputes.
@@ -57,7 +57,7 @@ def envoy_cluster(namespace: str, canary: str, rule: int, backend: int) -> str:
     """The Envoy cluster Envoy Gateway (v1.8.1) builds for one backendRef of the canary's
     HTTPRoute when it makes a cluster per backend (``irRouteDestinationName`` +
     ``irDestinationSettingName``, internal/gatewayapi/helpers.go)."""
-    return f"httproute/{namespace}/{names.route_name(canary)}/rule/{rule}/backend/{backend}"
+    return f"httproute/{namespace}/{object_names.route_name(canary)}/rule/{rule}/backend/{backend}"
 
 
 class EnvoyClusterStats:

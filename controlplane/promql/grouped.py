@@ -22,8 +22,8 @@ from typing import Any
 from controlplane.promql import builtins as promql
 from controlplane.promql import http_errors, queries
 from controlplane.promql import sequential as sequential_promql
-from controlplane.promql.answers import GROUP_LABELS, Sample, parse_le
 from controlplane.promql.contract import DEFAULT_VLLM_VERSION, contract_for
+from controlplane.promql.samples import GROUP_LABELS, Sample, parse_le
 from controlplane.spec.models import MetricSpec, ModelCanary
 
 

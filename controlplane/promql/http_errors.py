@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from controlplane.promql.contract import contract_for
-from controlplane.serving import names
+from controlplane.serving import object_names
 from controlplane.serving.render import isvc_name
 
 if TYPE_CHECKING:
@@ -129,11 +129,11 @@ class GatewayBackend:
 def _route_of(canary: ModelCanary) -> str:
     """The HTTPRoute the gateway serves the canary from: ours for ``gateway-api``
     (:func:`controlplane.routing.gateway_api.build_httproute`, named
-    :func:`~controlplane.serving.names.route_name`), KServe's top-level route named after the
+    :func:`~controlplane.serving.object_names.route_name`), KServe's top-level route named after the
     one InferenceService for ``kserve`` (:func:`controlplane.routing.kserve.route_ref`)."""
     if canary.spec.traffic.router == "kserve":
-        return names.single_service_name(canary.spec.model.name)
-    return names.route_name(canary.metadata.name)
+        return object_names.single_service_name(canary.spec.model.name)
+    return object_names.route_name(canary.metadata.name)
 
 
 def envoy_backend(canary: ModelCanary, variant: str) -> GatewayBackend:
@@ -185,7 +185,7 @@ def _normalize(name: str) -> str:
 def traefik_services(canary: ModelCanary, variant: str) -> tuple[str, ...]:
     """The ``service`` label values (:func:`traefik_service`) of the Services that carry
     ``variant``'s requests of ``canary`` through Traefik: the variant's predictor Service on
-    :data:`~controlplane.serving.names.PREDICTOR_PORT`, in the canary's namespace.
+    :data:`~controlplane.serving.object_names.PREDICTOR_PORT`, in the canary's namespace.
 
     ``gateway-api``: our HTTPRoute's backendRefs, ``<model>-<variant>-predictor`` (the
     InferenceService of each variant, :func:`~controlplane.serving.render.isvc_name`).
@@ -195,14 +195,14 @@ def traefik_services(canary: ModelCanary, variant: str) -> tuple[str, ...]:
     predictor after the variant it promoted (the next rollout's stable). ValueError for a
     variant that is neither."""
     role = _role(canary, variant)
-    ns, port = canary.metadata.namespace, names.PREDICTOR_PORT
+    ns, port = canary.metadata.namespace, object_names.PREDICTOR_PORT
     if canary.spec.traffic.router == "kserve":
-        isvc = names.single_service_name(canary.spec.model.name)
-        found = [names.predictor_service(isvc, variant)]
+        isvc = object_names.single_service_name(canary.spec.model.name)
+        found = [object_names.predictor_service(isvc, variant)]
         if role == "stable":
-            found.insert(0, names.predictor_service(isvc))
+            found.insert(0, object_names.predictor_service(isvc))
         return tuple(traefik_service(ns, service, port) for service in found)
-    service = names.predictor_service(isvc_name(canary, role))
+    service = object_names.predictor_service(isvc_name(canary, role))
     return (traefik_service(ns, service, port),)
 
 

@@ -29,7 +29,7 @@ from controlplane.analysis import evaluator
 from controlplane.analysis.metric_provider import MetricProvider, VectorProvider
 from controlplane.errors import NoData, ProviderQueryError, SpecError
 from controlplane.promql import queries
-from controlplane.promql.answers import Sample
+from controlplane.promql.samples import Sample
 from controlplane.spec.models import ModelCanary
 
 MAX_POINTS_PER_QUERY = 10_000

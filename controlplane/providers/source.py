@@ -18,7 +18,7 @@ from typing import Protocol, TypeVar
 
 from controlplane.analysis.metric_provider import MetricProvider
 from controlplane.errors import ProviderError, ProviderUnavailable
-from controlplane.promql.answers import Sample
+from controlplane.promql.samples import Sample
 from controlplane.providers.prometheus import PrometheusClient, PrometheusProvider
 
 T = TypeVar("T")

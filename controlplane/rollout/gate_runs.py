@@ -27,7 +27,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from controlplane.rollout.state import GateState, RolloutState
-from controlplane.serving.names import dns_name
+from controlplane.serving.object_names import dns_name
 from controlplane.spec.models import GateSpec, ModelCanary
 
 PROMOTION = "promotion"

@@ -25,11 +25,11 @@ from controlplane.rollout.gate_runs import (
     step_point,
     workflow_name,
 )
-from controlplane.rollout.messages import number, window
 from controlplane.rollout.observations import TIME_SLACK_S, Observations
 from controlplane.rollout.schedule import PROMOTE_KEY, evaluation_due, stage_checks
 from controlplane.rollout.state import CheckState, GateState, Reason
 from controlplane.rollout.tick import Tick, promote, rollback
+from controlplane.rollout.wording import number, window
 
 _EPS = TIME_SLACK_S
 

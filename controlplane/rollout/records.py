@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from controlplane.rollout.messages import breach_message, number
 from controlplane.rollout.observations import CheckResult, DueCheck, Observations
 from controlplane.rollout.schedule import PROMOTE_KEY, stage_checks
 from controlplane.rollout.state import RECENT_RESULTS, CheckSample, CheckState, finite_or_none
 from controlplane.rollout.tick import Tick
+from controlplane.rollout.wording import breach_message, number
 from controlplane.spec.check_keys import where
 
 

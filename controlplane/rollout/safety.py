@@ -23,11 +23,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from controlplane.rollout.gate_runs import describe_point
-from controlplane.rollout.messages import breach_reason
 from controlplane.rollout.observations import TIME_SLACK_S, Observations
 from controlplane.rollout.schedule import PROMOTE_KEY, progress_deadline, stage_checks
 from controlplane.rollout.state import Reason
 from controlplane.rollout.tick import Tick, pause, resume, rollback
+from controlplane.rollout.wording import breach_reason
 from controlplane.spec.units import Duration
 
 _EPS = TIME_SLACK_S

@@ -254,7 +254,7 @@ class RolloutState:
     ``noop``: the spec's candidate equals its stable, so the rollout finished at once and
     deployed nothing. ``waiting``: why a pending rollout did not start at its last evaluation
     (``the candidate was not ready: ...``), None otherwise; readers word the wait with
-    :func:`controlplane.rollout.messages.pending_why`.
+    :func:`controlplane.rollout.wording.pending_why`.
     """
 
     spec_hash: str

@@ -15,7 +15,7 @@ from controlplane.errors import NotFound, RouterError
 from controlplane.kube.client import KubeClient, Obj, Ref
 from controlplane.routing.base import Outcome, Weights, verify_weights
 from controlplane.routing.ownership import Claimant, check_owned
-from controlplane.serving import names
+from controlplane.serving import object_names
 from controlplane.serving.render import canary_labels
 from controlplane.spec.models import ModelCanary
 
@@ -29,7 +29,7 @@ def route_object(api_version: str, kind: str, canary: ModelCanary, spec: Obj) ->
         "apiVersion": api_version,
         "kind": kind,
         "metadata": {
-            "name": names.route_name(canary.metadata.name),
+            "name": object_names.route_name(canary.metadata.name),
             "namespace": canary.metadata.namespace,
             "labels": canary_labels(canary),
         },
@@ -39,7 +39,9 @@ def route_object(api_version: str, kind: str, canary: ModelCanary, spec: Obj) ->
 
 def route_object_ref(api_version: str, kind: str, canary: ModelCanary) -> Ref:
     """Where :func:`route_object` of ``canary`` lives."""
-    return Ref(api_version, kind, canary.metadata.namespace, names.route_name(canary.metadata.name))
+    return Ref(
+        api_version, kind, canary.metadata.namespace, object_names.route_name(canary.metadata.name)
+    )
 
 
 def target_weights(weight: int, mirror: bool, outcome: Outcome | None) -> Weights:

@@ -30,7 +30,7 @@ from controlplane.profiles.catalog import Catalog
 from controlplane.routing._common import dig
 from controlplane.routing.base import Outcome, Router, Weights
 from controlplane.routing.kserve import DEPLOYMENT_API_VERSION, rolled_out
-from controlplane.serving import adopt, names
+from controlplane.serving import adopt, object_names
 from controlplane.serving.render import ISVC_API_VERSION
 from controlplane.spec.models import ModelCanary
 
@@ -104,7 +104,7 @@ class AdoptingRouter:
             DEPLOYMENT_API_VERSION,
             "Deployment",
             canary.metadata.namespace,
-            names.predictor_service(self._live_ref(canary).name, name),
+            object_names.predictor_service(self._live_ref(canary).name, name),
         )
         try:
             return self.kube.get(ref)

@@ -35,13 +35,13 @@ from controlplane.routing._common import (
     target_weights,
 )
 from controlplane.routing.base import Outcome, Weights, check_request
-from controlplane.serving import adopt, names
+from controlplane.serving import adopt, object_names
 from controlplane.serving.render import isvc_name
 from controlplane.spec.models import GatewayRef, ModelCanary
 
 API_VERSION = "gateway.networking.k8s.io/v1"
 KIND = "HTTPRoute"
-PORT = names.PREDICTOR_PORT
+PORT = object_names.PREDICTOR_PORT
 ROUTER = "gateway-api"
 
 
@@ -76,9 +76,9 @@ def _services(canary: ModelCanary) -> tuple[str, str]:
     stable = (
         adopt.stable_service(canary)
         if canary.spec.adopted
-        else names.predictor_service(isvc_name(canary, "stable"))
+        else object_names.predictor_service(isvc_name(canary, "stable"))
     )
-    return stable, names.predictor_service(isvc_name(canary, "candidate"))
+    return stable, object_names.predictor_service(isvc_name(canary, "candidate"))
 
 
 def _paths() -> list[Obj]:

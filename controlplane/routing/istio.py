@@ -30,7 +30,7 @@ from controlplane.routing._common import (
     target_weights,
 )
 from controlplane.routing.base import Outcome, Weights, check_request
-from controlplane.serving import adopt, names
+from controlplane.serving import adopt, object_names
 from controlplane.serving.render import Role, canary_labels, isvc_name
 from controlplane.spec.models import ModelCanary
 
@@ -44,7 +44,7 @@ def _host(canary: ModelCanary, role: Role) -> str:
     if role == "stable" and canary.spec.adopted:
         service = adopt.stable_service(canary)
     else:
-        service = names.predictor_service(isvc_name(canary, role))
+        service = object_names.predictor_service(isvc_name(canary, role))
     return f"{service}.{canary.metadata.namespace}.svc.cluster.local"
 
 
@@ -56,7 +56,7 @@ def model_host(canary: ModelCanary) -> str:
     """The model's own host: ``<model>.<namespace>.svc.cluster.local``, the name the
     single-InferenceService routers give the model's InferenceService too, so clients address
     the model the same way whichever variant serves it."""
-    name = names.single_service_name(canary.spec.model.name)
+    name = object_names.single_service_name(canary.spec.model.name)
     return f"{name}.{canary.metadata.namespace}.svc.cluster.local"
 
 
@@ -82,7 +82,7 @@ def model_service(canary: ModelCanary) -> Obj | None:
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {
-            "name": names.single_service_name(canary.spec.model.name),
+            "name": object_names.single_service_name(canary.spec.model.name),
             "namespace": canary.metadata.namespace,
             "labels": canary_labels(canary),
         },

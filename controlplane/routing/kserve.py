@@ -30,7 +30,7 @@ from controlplane.routing._common import (
     target_weights,
 )
 from controlplane.routing.base import Outcome, Weights, check_request
-from controlplane.serving import names
+from controlplane.serving import object_names
 from controlplane.serving.render import (
     AUTOSCALER_CLASS_ANNOTATION,
     DEPLOYMENT_MODE_ANNOTATION,
@@ -57,7 +57,7 @@ def single_isvc(canary: ModelCanary, predictor: Obj, mode: str) -> Obj:
         "apiVersion": ISVC_API_VERSION,
         "kind": KIND,
         "metadata": {
-            "name": names.single_service_name(canary.spec.model.name),
+            "name": object_names.single_service_name(canary.spec.model.name),
             "namespace": canary.metadata.namespace,
             "labels": canary_labels(canary),
             "annotations": {DEPLOYMENT_MODE_ANNOTATION: mode, **scrape_annotations()},
@@ -71,7 +71,7 @@ def single_ref(canary: ModelCanary) -> Ref:
         ISVC_API_VERSION,
         KIND,
         canary.metadata.namespace,
-        names.single_service_name(canary.spec.model.name),
+        object_names.single_service_name(canary.spec.model.name),
     )
 
 
@@ -221,11 +221,11 @@ def route_weights(canary: ModelCanary, route: Obj, live: Live | None = None) -> 
     weights (a backend without ``weight`` weighs 1). The stable predictor's Service is named
     after the live predictor name and serves ``live.serving`` (the stable variant by default):
     after promotion that is the candidate."""
-    isvc = names.single_service_name(canary.spec.model.name)
+    isvc = object_names.single_service_name(canary.spec.model.name)
     name = live.predictor_name if live is not None else None
     serving = live.serving if live is not None else None
-    candidate = names.predictor_service(isvc, canary.spec.candidate.name)
-    stable = names.predictor_service(isvc, name)
+    candidate = object_names.predictor_service(isvc, canary.spec.candidate.name)
+    stable = object_names.predictor_service(isvc, name)
     promoted = serving == canary.spec.candidate.name
     to_candidate = total = 0
     for rule in dig(route, "spec", "rules") or []:
@@ -298,7 +298,7 @@ class KServeRouter:
             DEPLOYMENT_API_VERSION,
             "Deployment",
             canary.metadata.namespace,
-            names.predictor_service(single_ref(canary).name, name),
+            object_names.predictor_service(single_ref(canary).name, name),
         )
         try:
             deployment: Obj | None = self.kube.get(ref)

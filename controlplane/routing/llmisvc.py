@@ -24,7 +24,7 @@ from controlplane.profiles.catalog import Catalog
 from controlplane.routing._common import dig, percent, read, target_weights
 from controlplane.routing.base import Outcome, Weights, check_request
 from controlplane.routing.ownership import Claimant, ForeignObject, foreign_line, refusal
-from controlplane.serving import names
+from controlplane.serving import object_names
 from controlplane.serving.render import (
     LLMISVC_API_VERSION,
     Role,
@@ -44,7 +44,7 @@ POOL_SUFFIX = "-inference-pool"
 
 
 def route_group(canary: ModelCanary) -> str:
-    return names.route_name(canary.metadata.name)
+    return object_names.route_name(canary.metadata.name)
 
 
 def _weight(weights: Weights, role: Role) -> int:
@@ -95,7 +95,7 @@ def weights_of(canary: ModelCanary, stable: Obj, candidate: Obj) -> Weights:
 
 
 def route_name(member: str) -> str:
-    return names.child_name(member, ROUTE_SUFFIX)
+    return object_names.child_name(member, ROUTE_SUFFIX)
 
 
 def _per_participant(rule: Obj, prefix: str) -> bool:
@@ -118,8 +118,8 @@ def route_split(canary: ModelCanary, role: Role, route: Obj) -> dict[Role, int]:
     backends: dict[str, Role] = {}
     for each in ROLES:
         name = isvc_name(canary, each)
-        backends[names.child_name(name, WORKLOAD_SUFFIX)] = each
-        backends[names.child_name(name, POOL_SUFFIX)] = each
+        backends[object_names.child_name(name, WORKLOAD_SUFFIX)] = each
+        backends[object_names.child_name(name, POOL_SUFFIX)] = each
     split: dict[Role, int] | None = None
     for rule in dig(route, "spec", "rules") or []:
         if _per_participant(rule, f"/{namespace}/{owner}"):

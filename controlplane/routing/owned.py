@@ -14,8 +14,9 @@ that could not be delivered, ``AlertDeliveryFailed``, is one).
 
 An object that could not be read is an :class:`Absent` (not found, the kind not served, or the
 API server's refusal in its own words), shown as such, never an exception. The names are the
-controller's (:mod:`controlplane.serving.names`, :func:`controlplane.serving.render.isvc_name`:
-an adopted stable, ``spec.stable.targetRef``, is the live service the canary names).
+controller's (:mod:`controlplane.serving.object_names`,
+:func:`controlplane.serving.render.isvc_name`: an adopted stable, ``spec.stable.targetRef``, is
+the live service the canary names).
 
 Pure. The reading shell is :func:`controlplane.operations.read_owned`; the view is
 :mod:`controlplane.cli.tree_view`.
@@ -32,7 +33,7 @@ from controlplane.kube.client import Obj, Ref
 from controlplane.routing import gateway_api, istio, kserve, kserve_knative, llmisvc
 from controlplane.routing._common import dig
 from controlplane.routing.base import Weights
-from controlplane.serving import names
+from controlplane.serving import object_names
 from controlplane.serving.render import (
     DEPLOYMENT_MODE_ANNOTATION,
     ISVC_API_VERSION,
@@ -218,7 +219,7 @@ def deployments(
         ):
             continue
         if ref.kind == llmisvc.KIND:
-            name = names.llmisvc_deployment(ref.name)
+            name = object_names.llmisvc_deployment(ref.name)
             found.append((ref, role, Ref(DEPLOYMENT_API_VERSION, "Deployment", namespace, name)))
             continue
         predictor = dig(obj, "spec", "predictor") or {}
@@ -226,12 +227,12 @@ def deployments(
         main_role = role
         if role == "stable+candidate":
             main_role = "candidate" if serving == canary.spec.candidate.name else "stable"
-        stable = names.predictor_service(ref.name, predictor.get("name") or None)
+        stable = object_names.predictor_service(ref.name, predictor.get("name") or None)
         found.append((ref, main_role, Ref(DEPLOYMENT_API_VERSION, "Deployment", namespace, stable)))
         for entry in dig(obj, "spec", "canary") or []:
             slot = dig(entry, "predictor", "name")
             if isinstance(slot, str) and slot:
-                deployment = names.predictor_service(ref.name, slot)
+                deployment = object_names.predictor_service(ref.name, slot)
                 found.append(
                     (
                         ref,

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from controlplane.errors import Problem, ProfileError
 from controlplane.profiles.catalog import Catalog
-from controlplane.serving import names
+from controlplane.serving import object_names
 from controlplane.serving.render import (
     GPU_PRODUCT_LABEL,
     GPU_RESOURCE,
@@ -295,7 +295,9 @@ def adoption_of(
     adoption = Adoption(
         name=str(meta.get("name", ref.name)),
         uid=str(meta.get("uid", "")),
-        service=names.predictor_service(str(meta.get("name", ref.name)), predictor.get("name")),
+        service=object_names.predictor_service(
+            str(meta.get("name", ref.name)), predictor.get("name")
+        ),
         hosts=hosts_of(isvc),
         served_model=served,
         variant=variant,
@@ -327,7 +329,7 @@ def stable_service(canary: ModelCanary) -> str:
         return found.service
     ref = canary.spec.stable.target_ref
     assert ref is not None, "stable_service needs a stable with targetRef"
-    return names.predictor_service(ref.name)
+    return object_names.predictor_service(ref.name)
 
 
 INFERENCE_PATHS = (
@@ -395,7 +397,7 @@ def stable_podmonitor(canary: ModelCanary) -> Obj:
         "apiVersion": PODMONITOR_API_VERSION,
         "kind": PODMONITOR_KIND,
         "metadata": {
-            "name": names.child_name(canary.metadata.name, "-adopted"),
+            "name": object_names.child_name(canary.metadata.name, "-adopted"),
             "namespace": canary.metadata.namespace,
             "labels": canary_labels(canary),
         },

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal
 
 from controlplane.profiles.catalog import Catalog, GpuProfile
-from controlplane.serving import names
+from controlplane.serving import object_names
 from controlplane.serving.chat_template import chat_template
 from controlplane.serving.vllm_args import kserve_args, resolve_gpu, vllm_flags
 from controlplane.spec.constants import API_GROUP, LABEL_CANARY, LABEL_VARIANT
@@ -73,7 +73,7 @@ def isvc_name(canary: ModelCanary, role: Role) -> str:
     ref = canary.spec.stable.target_ref
     if role == "stable" and ref is not None:
         return ref.name
-    return names.variant_service_name(canary.spec.model.name, canary.spec.variant(role).name)
+    return object_names.variant_service_name(canary.spec.model.name, canary.spec.variant(role).name)
 
 
 def canary_labels(canary: ModelCanary) -> dict[str, str]:
@@ -135,7 +135,7 @@ def chat_template_configmap(canary: ModelCanary, role: Role) -> Obj | None:
         "kind": "ConfigMap",
         "metadata": _meta(
             canary,
-            names.chat_template_configmap(isvc_name(canary, role)),
+            object_names.chat_template_configmap(isvc_name(canary, role)),
             object_labels(canary, role),
         ),
         "data": {CHAT_TEMPLATE_FILE: template},
@@ -151,7 +151,7 @@ def _template_path(variant: VariantSpec) -> str | None:
 def _template_volume(canary: ModelCanary, role: Role) -> Obj:
     return {
         "name": CHAT_TEMPLATE_VOLUME,
-        "configMap": {"name": names.chat_template_configmap(isvc_name(canary, role))},
+        "configMap": {"name": object_names.chat_template_configmap(isvc_name(canary, role))},
     }
 
 

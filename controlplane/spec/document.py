@@ -3,7 +3,7 @@
 Owns :class:`Document`, the unit :mod:`controlplane.spec.load` reads and every problem is placed
 by: a problem at a path gets the path's line, or its nearest ancestor's
 (``FILE:LINE: path: message``). Pure. Called by :mod:`controlplane.spec.load`, the messages of
-validation errors (:mod:`controlplane.spec.messages`) and :mod:`controlplane.validation`.
+validation errors (:mod:`controlplane.spec.pydantic_errors`) and :mod:`controlplane.validation`.
 """
 
 from __future__ import annotations

@@ -37,9 +37,9 @@ from yaml.resolver import Resolver
 
 from controlplane.errors import ControlPlaneError, Problem, SpecError
 from controlplane.spec.document import Document
-from controlplane.spec.messages import problems_from_validation_error
 from controlplane.spec.models import ModelCanary
 from controlplane.spec.paths import Loc, format_path
+from controlplane.spec.pydantic_errors import problems_from_validation_error
 from controlplane.spec.words import describe
 
 MAX_BYTES = 1024 * 1024

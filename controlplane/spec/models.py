@@ -23,7 +23,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from controlplane.spec import constants, names
+from controlplane.spec import constants, name_checks
 from controlplane.spec.git_url import GIT_URL_PATTERN, checked_git_url
 from controlplane.spec.units import (
     DURATION_PATTERN,
@@ -100,14 +100,14 @@ VllmVersionField = Annotated[
 ]
 DNSLabel = Annotated[
     str,
-    Field(min_length=1, max_length=names.LABEL_MAX, pattern=names.LABEL_PATTERN),
+    Field(min_length=1, max_length=name_checks.LABEL_MAX, pattern=name_checks.LABEL_PATTERN),
 ]
 DNSSubdomain = Annotated[
     str,
     Field(
         min_length=1,
-        max_length=names.SUBDOMAIN_MAX,
-        pattern=names.SUBDOMAIN_PATTERN,
+        max_length=name_checks.SUBDOMAIN_MAX,
+        pattern=name_checks.SUBDOMAIN_PATTERN,
     ),
 ]
 

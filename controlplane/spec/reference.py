@@ -15,8 +15,8 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from controlplane.spec.messages import strip_optional
 from controlplane.spec.models import API_VERSION, KIND, ModelCanary
+from controlplane.spec.pydantic_errors import strip_optional
 from controlplane.spec.units import Duration, Quantity
 
 BEGIN = "<!-- BEGIN GENERATED FIELDS: canaryctl schema --fields -->"

@@ -2,8 +2,8 @@
 
 Owns :func:`describe` (``5`` -> ``integer 5`` in "got ..." phrases) and :func:`did_you_mean`, which
 the rules (:mod:`controlplane.spec.rules`, :mod:`controlplane.validation`) and the YAML reader
-(:mod:`controlplane.spec.load`) use; :mod:`controlplane.spec.messages` (pydantic's errors in our
-words) re-exports them. Pure.
+(:mod:`controlplane.spec.load`) use; :mod:`controlplane.spec.pydantic_errors` (pydantic's errors
+in our words) re-exports them. Pure.
 """
 
 from __future__ import annotations

@@ -29,8 +29,8 @@ from typing import Any
 
 from controlplane.errors import Problem
 from controlplane.rollout import events
-from controlplane.rollout.messages import pending_why
 from controlplane.rollout.state import Event, RolloutState
+from controlplane.rollout.wording import pending_why
 from controlplane.spec.constants import API_GROUP
 from controlplane.spec.units import status_time, time_value
 from controlplane.status import conditions

@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from controlplane.rollout.messages import pending_why
+from controlplane.rollout.wording import pending_why
 from controlplane.spec import check_keys
 from controlplane.spec.constants import DEFAULT_INTERVAL, DEFAULT_QUANTILE
 from controlplane.spec.units import (
@@ -300,7 +300,7 @@ class CanaryView:
 
     def pending_why(self, now: float | None) -> str:
         """Why a pending rollout has not started, as the core words it
-        (:func:`controlplane.rollout.messages.pending_why`; ``now`` None: no clock parts)."""
+        (:func:`controlplane.rollout.wording.pending_why`; ``now`` None: no clock parts)."""
         return pending_why(self.last_evaluation, self.waiting, self.interval_s, now)
 
     def stage_label(self) -> str:

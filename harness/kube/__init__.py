@@ -1,5 +1,6 @@
 """In-memory fakes of the Kubernetes API server and of KServe's controller, behind the product's
-``KubeClient`` protocol (:mod:`controlplane.kube.client`).
+``KubeClient`` protocol (:mod:`controlplane.kube.client`), and KServe's stand-in on a real API
+server (:mod:`harness.kube.isvc_standin`).
 
 Its modules, one line each: docs/architecture.md, "Module map" (``harness/kube/``).
 """

@@ -73,7 +73,7 @@ from controlplane.kube.client import (
     expired,
     unserved,
 )
-from controlplane.spec.names import check_ref_names
+from controlplane.spec.name_checks import check_ref_names
 from controlplane.status.times import format_time
 from harness.kube.fake_auth import REVIEW_KINDS, Reviews, grant_objects
 from harness.kube.fake_kinds import (

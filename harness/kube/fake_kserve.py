@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from controlplane.kube.client import Obj, Ref, WatchEvent
-from controlplane.serving.names import child_name, predictor_service
+from controlplane.serving.object_names import child_name, predictor_service
 from controlplane.status.times import format_time
 from harness.kube.fake import FakeKube
 

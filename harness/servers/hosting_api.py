@@ -1,10 +1,8 @@
-"""Real HTTP servers on 127.0.0.1:0 for the gitops tests.
+"""A GitHub / GitLab REST API on ``127.0.0.1:0``, for the tests of write-back's pull requests.
 
-- :class:`ApiServer` stands in for the GitHub / GitLab REST API: it records every request (method,
-  path, headers, JSON body) and answers from a queue of scripted responses.
-- :func:`git_http_server` serves bare repositories over git's smart HTTP protocol, on TLS,
-  through the real ``git http-backend`` (CGI), requiring HTTP basic auth with one user name and
-  token (:mod:`support.git_https`).
+:class:`HostingApi` records every request (method, path, headers, JSON body) and answers from a
+queue of scripted responses, then ``201 {}``. The git host itself is
+:func:`harness.servers.git_https.serving`.
 """
 
 from __future__ import annotations
@@ -12,14 +10,9 @@ from __future__ import annotations
 import json
 import threading
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
-
-from support.git_https import serving
 
 
 @dataclass(frozen=True)
@@ -30,7 +23,7 @@ class Recorded:
     body: Any
 
 
-class ApiServer:
+class HostingApi:
     """Records requests; answers with ``responses`` (status, JSON) in order, then 201 ``{}``."""
 
     def __init__(self) -> None:
@@ -65,20 +58,10 @@ class ApiServer:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
-    def __enter__(self) -> ApiServer:
+    def __enter__(self) -> HostingApi:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-@contextmanager
-def git_http_server(root: Path, username: str, token: str) -> Iterator[tuple[str, list[str]]]:
-    """Serve the bare repositories under ``root`` at ``https://127.0.0.1:PORT/`` (TLS: the
-    product takes no plain-http git URL), asking for basic auth as ``username`` / ``token``;
-    yields the base URL and the list of Authorization outcomes ("ok" / "denied") for each
-    request (:func:`support.git_https.serving`)."""
-    with serving(root, username, token) as (url, outcomes):
-        yield url, outcomes

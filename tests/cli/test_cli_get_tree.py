@@ -27,7 +27,7 @@ from controlplane.errors import Forbidden
 from controlplane.kube.client import Obj, Ref, canary_ref
 from controlplane.profiles.catalog import load_catalog
 from controlplane.routing.objects import desired_objects
-from controlplane.serving import names
+from controlplane.serving import object_names
 from controlplane.status.times import format_time
 from harness.kube.fake import FakeKube
 from harness.kube.fake_kserve import FakeKServe
@@ -67,10 +67,10 @@ def deploy(kube: FakeKube, clock: Clock, rollout: Rollout, weight: int) -> dict[
     kserve.tick()
     made = {}
     for role, ready in (("stable", 1), ("candidate", 0)):
-        isvc = names.variant_service_name(
+        isvc = object_names.variant_service_name(
             rollout.spec.spec.model.name, rollout.spec.spec.variant(role).name
         )
-        name = names.predictor_service(isvc)
+        name = object_names.predictor_service(isvc)
         if not ready:  # KServe made it; its pod does not start
             kube.system_replace_status(
                 Ref("apps/v1", "Deployment", NS, name),

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support.argo_fake import FINISHED, STARTED, ArgoFake, running_argo
 
 from controlplane.controller.argo_gates import (
     ArgoGates,
@@ -25,6 +24,7 @@ from controlplane.rollout.schedule import initial_state
 from controlplane.spec.endpoints import EndpointPolicy
 from controlplane.spec.models import ModelCanary
 from controlplane.validation import validated_file
+from harness.servers.argo_fake import FINISHED, STARTED, ArgoFake, running_argo
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden" / "gates"

@@ -33,7 +33,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support.argo_fake import running_argo
 from support.real_argo import TEMPLATES, ArgoStack, apply_strict, argo_stack, engine, outputs
 from support.real_argo import workflow as read_workflow
 from support.real_traffic import write_report
@@ -47,6 +46,7 @@ from controlplane.validation import validated_file
 from harness.node import services
 from harness.node.controller_image import controller_image
 from harness.node.node import NODE_IP
+from harness.servers.argo_fake import running_argo
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = "ml-serving"
@@ -289,7 +289,7 @@ def test_the_profile_gate_runs_canaryctl_profile_against_the_candidate(
 
 
 # --------------------------------------------------------------------------- the contract
-# The same tests against our fake (tests/support/argo_fake.py, which the controller's gate tests
+# The same tests against our fake (harness/servers/argo_fake.py, which the controller's gate tests
 # use) and the real Argo Server: what the fake answers is what the real one answers.
 
 

@@ -25,7 +25,7 @@ from support.canaries import canary_dict, model_canary
 from controlplane.analysis.evaluator import evaluate
 from controlplane.controller.batch import BatchEvaluator, Request
 from controlplane.errors import NoData, ProviderError, ProviderQueryError, ProviderUnavailable
-from controlplane.promql.answers import Sample
+from controlplane.promql.samples import Sample
 from controlplane.rollout.observations import CheckResult, DueCheck
 from controlplane.spec.models import ModelCanary
 

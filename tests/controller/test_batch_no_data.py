@@ -8,7 +8,7 @@ from typing import Any
 from support.controller_world import world_canary
 
 from controlplane.controller.batch import BatchEvaluator, Request
-from controlplane.promql.answers import Sample
+from controlplane.promql.samples import Sample
 from controlplane.rollout.schedule import stage_checks
 from controlplane.rollout.state import RolloutState
 from controlplane.spec.models import ModelCanary

@@ -24,7 +24,7 @@ from controlplane.controller import capacity as capacity_effect
 from controlplane.controller.reconcile import Settings
 from controlplane.kube.client import Ref
 from controlplane.routing.gateway_api import API_VERSION, KIND
-from controlplane.serving.names import predictor_service
+from controlplane.serving.object_names import predictor_service
 from controlplane.spec.models import CapacitySpec
 
 pytestmark = pytest.mark.binary

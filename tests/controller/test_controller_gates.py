@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from support.argo_fake import ArgoFake, running_argo
 from support.controller_world import (
     CANARY,
     DAY,
@@ -31,6 +30,7 @@ from controlplane.kube.client import Obj, Ref
 from controlplane.rollout.tick import NOOP_MESSAGE
 from controlplane.spec.units import time_value
 from harness.kube.fake import FakeKube
+from harness.servers.argo_fake import ArgoFake, running_argo
 
 pytestmark = pytest.mark.binary
 

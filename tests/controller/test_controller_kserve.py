@@ -49,7 +49,7 @@ from controlplane.kube.real import RealKube
 from controlplane.profiles.catalog import load_catalog
 from controlplane.routing import kserve as kserve_router
 from controlplane.routing.base import Weights
-from controlplane.serving.names import predictor_service
+from controlplane.serving.object_names import predictor_service
 from controlplane.spec.models import ModelCanary
 from harness.cluster.kubeapi import LoopbackCluster
 

@@ -3,7 +3,7 @@
 The scenarios of test_controller_rollouts.py and test_controller_resilience.py, on
 :class:`~support.real_world.RealWorld`: the loopback API server with the pinned CRDs (schema
 validation, resourceVersions, the status subresource, finalizers, server-side apply, Leases, a
-real watch), KServe played by :class:`~support.isvc_standin.IsvcStandin`, the same backfilled
+real watch), KServe played by :class:`~harness.kube.isvc_standin.IsvcStandin`, the same backfilled
 Prometheus and the same injected clock. Each real run is compared with the same scenario on the
 fake cluster: the same rollout history, event for event, and the same end state.
 """

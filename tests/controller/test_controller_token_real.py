@@ -23,13 +23,13 @@ from typing import Any
 
 import pytest
 from support.api import canary
-from support.argo_fake import running_argo
 from support.canaries import MODEL
-from support.isvc_standin import IsvcStandin
 
 from controlplane.kube.client import canary_ref
 from controlplane.kube.real import RealKube
 from harness.cluster.kubeapi import LoopbackCluster
+from harness.kube.isvc_standin import IsvcStandin
+from harness.servers.argo_fake import running_argo
 
 pytestmark = [pytest.mark.binary, pytest.mark.timeout(300)]
 

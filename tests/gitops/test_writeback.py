@@ -27,13 +27,14 @@ from support.gitops_world import (
     rolled_back,
     write_back,
 )
-from support.http_stubs import ApiServer, git_http_server
 
 from controlplane.gitops.repo import Identity
 from controlplane.gitops.writeback import GitWriteBack, WriteBackRequest, WriteBackResult
 from controlplane.kube.client import Ref
 from controlplane.rollout.state import Event, Reason, spec_hash
 from harness.kube.fake import FakeKube
+from harness.servers import git_https
+from harness.servers.hosting_api import HostingApi
 
 pytestmark = pytest.mark.binary
 
@@ -347,7 +348,7 @@ def test_pull_request_mode_pushes_a_branch_and_calls_the_github_api(
     )
     request = request_for(remote.show(FILE))
     head = f"canary-rollback/ml-serving-support-triage-{request.spec_hash}"
-    with ApiServer() as api:
+    with HostingApi() as api:
         api.responses.append((201, {"html_url": "https://github.example/team/models/pull/7"}))
         wb = make(tmp_path, kube, api_urls={"github": api.url})
         result = wb.write_back(request)
@@ -389,7 +390,7 @@ def test_pull_request_mode_against_gitlab(tmp_path: Path, remote: Remote, dev: C
     section = write_back(remote.url, FILE, mode="pull-request", provider="gitlab")
     history(dev, section)
     request = request_for(remote.show(FILE))
-    with ApiServer() as api:
+    with HostingApi() as api:
         api.responses.append(
             (201, {"web_url": "https://gitlab.example/team/models/-/merge_requests/3"})
         )
@@ -415,7 +416,7 @@ def test_https_token_is_used_through_askpass_and_never_stored(
 ) -> None:
     token = "tok-9f8e7d6c5b4a"
     root = tmp_path / "host"
-    with git_http_server(root, "x-access-token", token) as (base, outcomes):
+    with git_https.serving(root, "x-access-token", token) as (base, outcomes):
         url = f"{base}/team/models.git"
         section = (
             write_back(url, FILE) + "    credentialsSecretRef: {name: git-token, key: token}\n"

@@ -6,7 +6,7 @@ namespaced scope, two watched namespaces set through values); a TokenRequest min
 ServiceAccount's token, as the kubelet would mount it; ``canaryctl controller`` is then wired
 in-process from the Deployment's own arguments (:class:`Product`: controller, leader election,
 alerts, git source, write-back, HTTP API) on a RealKube of that token, with an injected clock.
-:class:`~support.isvc_standin.IsvcStandin` plays KServe with the admin token.
+:class:`~harness.kube.isvc_standin.IsvcStandin` plays KServe with the admin token.
 
 One scenario per scope uses every feature: the git source applies three canaries (server-side
 apply), a gate runs through the Argo Server before a step, a user promotes two canaries through
@@ -36,7 +36,6 @@ from typing import Any
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from support.argo_fake import ArgoFake, running_argo
 from support.canaries import canary_dict
 from support.chart import (
     Doc,
@@ -48,7 +47,6 @@ from support.chart import (
     service_account_token,
 )
 from support.gitops_world import APPLICATION_CRD, Remote
-from support.isvc_standin import IsvcStandin
 from support.notify import Receiver, receiving
 from support.real_world import ServerView
 
@@ -65,6 +63,8 @@ from controlplane.spec.models import API_GROUP, API_VERSION, KIND
 from harness.cluster.gateways import gateway_objects
 from harness.cluster.kubeapi import LoopbackCluster, install_crds
 from harness.cluster.traefik import CONTROLLER as TRAEFIK
+from harness.kube.isvc_standin import IsvcStandin
+from harness.servers.argo_fake import ArgoFake, running_argo
 
 pytestmark = [pytest.mark.binary, pytest.mark.xdist_group("rbac-real"), pytest.mark.timeout(300)]
 

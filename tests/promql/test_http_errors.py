@@ -44,7 +44,7 @@ from controlplane.promql.http_errors import (
     traefik_services,
 )
 from controlplane.routing import gateway_api, kserve
-from controlplane.serving import names
+from controlplane.serving import object_names
 
 SEL = 'namespace="ml",canary="c",variant="nf4"'
 NF4 = GatewayBackend(ENVOY_CLUSTER, "httproute/ml/c/rule/[0-9]+/backend/1")
@@ -246,8 +246,12 @@ def test_envoy_backends_are_the_gateway_api_routes_backend_refs(cohort: bool, we
     meta = route["metadata"]
     clusters = _clusters(meta["name"], meta["namespace"], route["spec"]["rules"])
     services = {
-        "bf16": names.predictor_service(names.variant_service_name(c.spec.model.name, "bf16")),
-        "nf4": names.predictor_service(names.variant_service_name(c.spec.model.name, "nf4")),
+        "bf16": object_names.predictor_service(
+            object_names.variant_service_name(c.spec.model.name, "bf16")
+        ),
+        "nf4": object_names.predictor_service(
+            object_names.variant_service_name(c.spec.model.name, "nf4")
+        ),
     }
     for variant, service in services.items():
         pattern = re.compile(envoy_backend(c, variant).pattern)
@@ -312,7 +316,9 @@ def test_traefik_services_are_the_gateway_api_routes_backend_refs(
         for ref in rule["backendRefs"]
     }
     for variant in ("bf16", "nf4"):
-        service = names.predictor_service(names.variant_service_name(c.spec.model.name, variant))
+        service = object_names.predictor_service(
+            object_names.variant_service_name(c.spec.model.name, variant)
+        )
         assert traefik_services(c, variant) == (traefik_service(ns, service, gateway_api.PORT),)
         (found,) = traefik_services(c, variant)
         assert named[found] == service
@@ -325,11 +331,11 @@ def test_kserve_traefik_services_are_the_predictors_of_kserves_route() -> None:
     c = model_canary("c", "ml", traffic=_traffic("kserve", "traefik"))
     isvc = kserve.single_ref(c).name
     assert traefik_services(c, "nf4") == (
-        traefik_service("ml", names.predictor_service(isvc, "nf4"), 80),
+        traefik_service("ml", object_names.predictor_service(isvc, "nf4"), 80),
     )
     assert traefik_services(c, "bf16") == (
-        traefik_service("ml", names.predictor_service(isvc), 80),
-        traefik_service("ml", names.predictor_service(isvc, "bf16"), 80),
+        traefik_service("ml", object_names.predictor_service(isvc), 80),
+        traefik_service("ml", object_names.predictor_service(isvc, "bf16"), 80),
     )
     stable = re.compile(traefik_backend(c, "bf16").pattern)
     assert all(stable.fullmatch(s) for s in traefik_services(c, "bf16"))

@@ -6,9 +6,9 @@ from __future__ import annotations
 from support.canaries import one_step_canary
 
 from controlplane.rollout.machine import step
-from controlplane.rollout.messages import pending_why
 from controlplane.rollout.observations import Observations
 from controlplane.rollout.schedule import initial_state
+from controlplane.rollout.wording import pending_why
 from controlplane.status.document import Book, rollout_status
 
 T0 = 1_800_000_000.0

@@ -29,7 +29,7 @@ from controlplane.kube.real import RealKube
 from controlplane.promql import http_errors
 from controlplane.routing import gateway_api
 from controlplane.routing.base import Weights
-from controlplane.serving import names
+from controlplane.serving import object_names
 from controlplane.serving.render import isvc_name
 from controlplane.spec.models import ModelCanary
 from harness.cluster.kubeapi import LoopbackCluster, start_cluster
@@ -74,7 +74,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 cluster.request(
                     "POST",
                     f"/api/v1/namespaces/{NS}/services",
-                    service(NS, names.predictor_service(name), app=name),
+                    service(NS, object_names.predictor_service(name), app=name),
                 )
             for role in ("stable", "candidate"):
                 app = isvc_name(canary, role)
@@ -157,7 +157,7 @@ def in_effect(stack: Stack, weight: int) -> bool:
     running = stack.gateway.weights()
     want = {}
     for role, share in (("stable", 100 - weight), ("candidate", weight)):
-        service = names.predictor_service(isvc_name(stack.canary, role))
+        service = object_names.predictor_service(isvc_name(stack.canary, role))
         # a variant the route no longer names (after an outcome) gets nothing: no weight
         want[role] = (running.get(traefik_service(NS, service, 80), 0), share)
     return accepted and all(got == share for got, share in want.values())

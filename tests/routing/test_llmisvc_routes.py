@@ -14,7 +14,7 @@ from controlplane.errors import RouterError
 from controlplane.profiles.catalog import load_catalog
 from controlplane.routing import llmisvc
 from controlplane.routing.base import Weights
-from controlplane.serving import names
+from controlplane.serving import object_names
 from controlplane.serving.render import llm_inference_service
 from harness.kube.fake import FakeKube
 
@@ -104,7 +104,7 @@ def test_a_member_at_weight_0_has_no_route(weight: int, stable: Any, candidate: 
 )
 def test_child_name_is_knatives(parent: str, suffix: str, want: str) -> None:
     # the cases of kmeta/names_test.go in knative.dev/pkg (the version KServe v0.20.0 pins)
-    assert names.child_name(parent, suffix) == want
+    assert object_names.child_name(parent, suffix) == want
 
 
 def test_split_skips_the_per_participant_rules() -> None:

@@ -79,7 +79,7 @@ from controlplane.operations import record_intent
 from controlplane.profiles.catalog import load_catalog
 from controlplane.routing.adopting import FIELD_MANAGER
 from controlplane.serving.adopt import hosts_of
-from controlplane.serving.names import child_name, route_name, variant_service_name
+from controlplane.serving.object_names import child_name, route_name, variant_service_name
 from controlplane.spec.units import time_value
 from harness.node.serving import write_model
 

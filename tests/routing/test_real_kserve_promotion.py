@@ -55,7 +55,7 @@ from support.realnode import MARKS, until
 from controlplane.errors import NotFound
 from controlplane.kube.client import Ref
 from controlplane.operations import record_intent
-from controlplane.serving.names import single_service_name
+from controlplane.serving.object_names import single_service_name
 from controlplane.spec.units import time_value
 
 pytestmark = MARKS

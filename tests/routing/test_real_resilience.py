@@ -77,7 +77,7 @@ from support.realnode import MARKS, until
 from support.traffic_report import Answer, first_seen, phases, within_bounds
 
 from controlplane.routing.gateway_api import PORT as ROUTE_PORT
-from controlplane.serving.names import predictor_service, variant_service_name
+from controlplane.serving.object_names import predictor_service, variant_service_name
 from controlplane.spec.units import time_value
 from harness.cluster.monitoring import restart_prometheus
 from harness.cluster.traefik import restart_traefik, traefik_service

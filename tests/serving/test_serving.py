@@ -15,7 +15,7 @@ from support.canaries import CANDIDATE, model_canary
 from controlplane.errors import SpecError
 from controlplane.profiles.catalog import load_catalog
 from controlplane.routing.objects import desired_objects
-from controlplane.serving import names
+from controlplane.serving import object_names
 from controlplane.serving.chat_template import chat_template, jinja_string
 from controlplane.serving.render import (
     inference_service,
@@ -331,21 +331,21 @@ def test_system_prompt_configmap_is_mounted() -> None:
     ids=["plain", "upper-underscore", "leading-digit", "dashes"],
 )
 def test_dns_name(parts: tuple[str, ...], expected: str) -> None:
-    assert names.dns_name(*parts) == expected
+    assert object_names.dns_name(*parts) == expected
 
 
 @pytest.mark.parametrize("length", [40, 53, 54, 63, 64, 200])
 def test_long_names_are_cut_hashed_and_valid(length: int) -> None:
     model = "m" * length
-    name = names.variant_service_name(model, "candidate")
+    name = object_names.variant_service_name(model, "candidate")
     assert len(name) <= 63 - len("-predictor")
     assert DNS_LABEL.match(name)
-    assert DNS_LABEL.match(names.predictor_service(name))
-    assert len(names.chat_template_configmap(name)) <= 63
-    other = names.variant_service_name(model, "candidat3")
+    assert DNS_LABEL.match(object_names.predictor_service(name))
+    assert len(object_names.chat_template_configmap(name)) <= 63
+    other = object_names.variant_service_name(model, "candidat3")
     assert other != name
 
 
 def test_hashed_names_are_stable() -> None:
-    assert names.dns_name("x" * 100) == names.dns_name("x" * 100)
-    assert names.dns_name("x" * 100) != names.dns_name("x" * 101)
+    assert object_names.dns_name("x" * 100) == object_names.dns_name("x" * 100)
+    assert object_names.dns_name("x" * 100) != object_names.dns_name("x" * 101)

@@ -1,4 +1,4 @@
-"""spec/names: the DNS-1123 rules and the path-segment fence every name passes before a request."""
+"""spec/name_checks: the DNS-1123 rules and the path fence every name passes before a request."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 import pytest
 
 from controlplane.errors import InvalidName, KubeError
-from controlplane.spec import names
+from controlplane.spec import name_checks
 
 TRAVERSALS = [
     "../../team-b/modelcanaries/victim",
@@ -25,48 +25,48 @@ TRAVERSALS = [
 
 @pytest.mark.parametrize("value", ["a", "team-a", "a" * 63, "0x"])
 def test_labels_accepted(value: str) -> None:
-    assert names.check_label(value) == value
-    assert names.check_subdomain(value) == value
+    assert name_checks.check_label(value) == value
+    assert name_checks.check_subdomain(value) == value
 
 
 @pytest.mark.parametrize("value", ["A", "-a", "a-", "a" * 64, "a.b", "a_b", *TRAVERSALS, None, 7])
 def test_labels_refused(value: object) -> None:
-    assert not names.is_label(value)
+    assert not name_checks.is_label(value)
     with pytest.raises(InvalidName, match="not a valid Kubernetes name"):
-        names.check_label(value, "namespace")
+        name_checks.check_label(value, "namespace")
 
 
 def test_a_trailing_newline_is_no_name() -> None:
     """``$`` matches before a final newline: the patterns must match the whole string."""
-    assert not names.is_label("team-a\n")
-    assert not names.is_subdomain("x.y\n")
+    assert not name_checks.is_label("team-a\n")
+    assert not name_checks.is_subdomain("x.y\n")
 
 
 def test_subdomains() -> None:
-    assert names.check_subdomain("svc.team-a.example") == "svc.team-a.example"
-    assert not names.is_subdomain("a..b")
-    assert not names.is_subdomain("." + "a" * 10)
-    assert not names.is_subdomain("a" * 254)
+    assert name_checks.check_subdomain("svc.team-a.example") == "svc.team-a.example"
+    assert not name_checks.is_subdomain("a..b")
+    assert not name_checks.is_subdomain("." + "a" * 10)
+    assert not name_checks.is_subdomain("a" * 254)
     with pytest.raises(InvalidName, match=re.escape("canary '../x'")):
-        names.check_subdomain("../x", "canary")
+        name_checks.check_subdomain("../x", "canary")
 
 
 @pytest.mark.parametrize("value", TRAVERSALS)
 def test_the_fence_refuses_what_changes_a_path(value: str) -> None:
     with pytest.raises(InvalidName):
-        names.check_path_segment(value)
+        name_checks.check_path_segment(value)
 
 
 @pytest.mark.parametrize("value", ["leader-lock", "system:controller", "Mixed.Case-1", "a.b"])
 def test_the_fence_lets_other_kinds_names_through(value: str) -> None:
     """Looser than DNS-1123: RBAC and Event names may hold ':' or upper case."""
-    assert names.check_path_segment(value) == value
+    assert name_checks.check_path_segment(value) == value
 
 
 def test_ref_names_and_the_error_tree() -> None:
-    names.check_ref_names(None, "x")
-    names.check_ref_names("team-a", None)
+    name_checks.check_ref_names(None, "x")
+    name_checks.check_ref_names("team-a", None)
     with pytest.raises(KubeError):  # an adapter's callers already handle KubeError
-        names.check_ref_names("team-a/../kube-system", "x")
+        name_checks.check_ref_names("team-a/../kube-system", "x")
     with pytest.raises(ValueError, match=re.escape("may not contain '..'")):
-        names.check_ref_names("team-a", "../../x")
+        name_checks.check_ref_names("team-a", "../../x")

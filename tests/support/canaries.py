@@ -9,9 +9,10 @@ canaries share more than the example keeps that as data made by the builder at i
 ``BASE`` passed as ``base=``) and helpers that make one section (``traffic(router)``); the support
 modules' presets are built on it too (``canary`` of support.api, ``world_canary`` of
 support.controller_world, ``fleet_canary`` of support.kube_fleet, ``canary_obj`` of support.notify,
-``Rollout`` of support.cli_rollouts). ``tests/test_one_builder.py`` fails when a test file outside
-``tests/support/`` defines a canary factory of its own or writes a ModelCanary out by hand; its
-allow-list names the few texts and opaque objects that stay literal. Tests of the shipped specs
+``canary`` of support.dashboard, ``Rollout`` of support.cli_rollouts). ``tests/test_one_builder.py``
+fails when a test file outside ``tests/support/`` defines a canary factory of its own or writes a
+ModelCanary out by hand, and when a support module other than this one writes one out as a dict;
+its allow-list names the few texts and opaque objects that stay literal. Tests of the shipped specs
 (``canary/*.yml``) read those files, and the write-back tests edit the YAML texts of
 ``support.gitops_world`` (their comments and layout are what is tested).
 

@@ -11,7 +11,6 @@ run in a page (:func:`axe_violations`). Called by ``tests/dashboard/`` and
 
 from __future__ import annotations
 
-import copy
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from controlplane.api.server import ApiServer
 from controlplane.kube.client import Obj, canary_ref
 from controlplane.spec.units import status_time
 from harness.kube.fake import FakeKube
+from support.canaries import canary_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 ASSETS = ROOT / "controlplane" / "api" / "dashboard_assets"
@@ -273,14 +273,8 @@ def rolled_back(start: float) -> dict[str, Any]:
 
 
 def canary(name: str, namespace: str = NS, status: dict[str, Any] | None = None) -> Obj:
-    """A ModelCanary named ``name`` with the dashboard's example spec."""
-    return {
-        "apiVersion": f"{GROUP}/v1alpha1",
-        "kind": "ModelCanary",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": _spec(),
-        **({"status": copy.deepcopy(status)} if status is not None else {}),
-    }
+    """A ModelCanary named ``name`` with the dashboard's example spec, from the one builder."""
+    return canary_dict(name, namespace, status=status, shadow=None, budget=None, **_spec())
 
 
 _TIMES = frozenset(

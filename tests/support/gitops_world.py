@@ -16,7 +16,7 @@ from controlplane.gitops.writeback import WriteBackRequest
 from controlplane.rollout.state import Reason, RolloutState, spec_hash
 from controlplane.spec.load import load_text
 from controlplane.spec.models import ModelCanary
-from support.git_https import url_of
+from harness.servers.git_https import url_of
 
 DEV_ENV = {
     **os.environ,
@@ -69,7 +69,7 @@ class Clone:
 
 class Remote:
     """A bare repository standing in for the git host: the product reaches it at :attr:`url`,
-    ``https://`` on the loopback git host (:mod:`support.git_https`; the product takes no
+    ``https://`` on the loopback git host (:mod:`harness.servers.git_https`; the product takes no
     ``file://`` URL), developers' clones through its path."""
 
     def __init__(self, root: Path, name: str = "team/models.git") -> None:

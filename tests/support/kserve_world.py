@@ -29,7 +29,7 @@ from controlplane.controller.children import is_ready
 from controlplane.errors import NotFound
 from controlplane.kube.client import Obj, Ref
 from controlplane.kube.real import RealKube
-from controlplane.serving.names import predictor_service
+from controlplane.serving.object_names import predictor_service
 from support.controller_world import NS
 from support.real_world import RealWorld
 

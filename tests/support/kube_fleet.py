@@ -8,7 +8,7 @@ status writes). :class:`Fleet` builds the controller as ``canaryctl controller``
 canaries once (what the production loop does before it watches; the watch stream itself is one
 long request, not a per-tick cost) and :meth:`Fleet.tick` runs one loop pass at the clock's time,
 returning what it cost. KServe is :class:`~harness.kube.fake_kserve.FakeKServe` on the fake
-and :class:`~support.isvc_standin.IsvcStandin` on the real server, on their own clients.
+and :class:`~harness.kube.isvc_standin.IsvcStandin` on the real server, on their own clients.
 
 The canaries have no Prometheus (``analysis.prometheus`` unset, no default): an analysis tick
 asks nothing of a metrics server, records the unavailable provider in the status (a change, so a
@@ -33,9 +33,9 @@ from controlplane.profiles.catalog import load_catalog
 from controlplane.spec.models import KIND
 from harness.kube.fake import FakeKube
 from harness.kube.fake_kserve import FakeKServe
+from harness.kube.isvc_standin import IsvcStandin
 from support.canaries import EXAMPLE, canary_dict
 from support.controller_world import Clock
-from support.isvc_standin import IsvcStandin
 from support.real_world import ensure_namespace
 
 METHODS = frozenset(

@@ -30,7 +30,7 @@ from typing import Any
 from controlplane.kube.client import Ref
 from controlplane.kube.real import RealKube
 from controlplane.profiles.catalog import load_catalog
-from controlplane.serving.names import variant_service_name
+from controlplane.serving.object_names import variant_service_name
 from harness.cluster.gateways import GATEWAY
 from harness.cluster.kserve import start_kserve
 from harness.cluster.kubeapi import applier, audit_events, start_cluster

@@ -36,7 +36,7 @@ from controlplane.kube.client import Ref
 from controlplane.kube.real import RealKube
 from controlplane.profiles.catalog import load_catalog
 from controlplane.routing.gateway_api import PORT as ROUTE_PORT
-from controlplane.serving.names import predictor_service, route_name, variant_service_name
+from controlplane.serving.object_names import predictor_service, route_name, variant_service_name
 from harness.cluster.kserve import start_kserve
 from harness.cluster.kubeapi import LoopbackCluster, applier, free_port, start_cluster
 from harness.cluster.monitoring import start_monitoring

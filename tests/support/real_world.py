@@ -3,7 +3,7 @@
 :class:`RealWorld` is :class:`~support.controller_world.World` with the in-memory cluster replaced
 by the loopback API server (``loopback`` fixture): every controller talks to it through its own
 :class:`~controlplane.kube.real.RealKube` (a restart is a new client, as a new pod would have), and
-:class:`~support.isvc_standin.IsvcStandin` plays KServe. The clock stays injected: the server
+:class:`~harness.kube.isvc_standin.IsvcStandin` plays KServe. The clock stays injected: the server
 stores what the controller writes, the controller decides on the test's time.
 
 :class:`ServerView` is the controller's client. It delegates to RealKube and changes one thing
@@ -32,8 +32,8 @@ from controlplane.kube.lease import LeaderElector
 from controlplane.kube.real import RealKube
 from controlplane.profiles.catalog import load_catalog
 from controlplane.spec.models import API_VERSION, KIND
+from harness.kube.isvc_standin import IsvcStandin
 from support.controller_world import NS, Clock, World
-from support.isvc_standin import IsvcStandin
 
 LEASE_NS = "canary-system"
 KINDS = (

@@ -20,7 +20,7 @@ import numpy.typing as npt
 from controlplane.analysis.sequential.count_judges import checked_count
 from controlplane.analysis.sequential.eprocess import FloatArray
 from controlplane.errors import NoData
-from controlplane.promql.answers import parse_le
+from controlplane.promql.samples import parse_le
 
 
 def buckets_from(samples: Iterable[tuple[Mapping[str, str], float]]) -> dict[float, float]:

@@ -38,7 +38,7 @@ from controlplane.analysis.sequential.histogram_rows import (
     rows_of,
 )
 from controlplane.analysis.sequential.latency_judges import ShiftLook
-from controlplane.analysis.sequential.shift_test import (
+from controlplane.analysis.sequential.rank_shift import (
     midrank_scores,
     shift_null_tilt,
     tilted_index,

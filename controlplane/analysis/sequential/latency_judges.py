@@ -10,7 +10,7 @@ Owns the two histogram checks of ``judge: sequential``:
   stable's, relative tolerance, with
   :func:`~controlplane.analysis.sequential.count_judges.judge_counts`.
 * :func:`judge_shift` — ``test: shift``: the whole distribution, with the rank test of
-  :mod:`controlplane.analysis.sequential.shift_test`.
+  :mod:`controlplane.analysis.sequential.rank_shift`.
 
 Each judge is a look builder (:func:`latency_look`, :func:`shift_look`: the checks, the
 early answers) and an anytime test over many looks at once
@@ -45,7 +45,7 @@ from controlplane.analysis.sequential.count_judges import (
     rate_look,
 )
 from controlplane.analysis.sequential.eprocess import FloatArray, e_of
-from controlplane.analysis.sequential.shift_test import (
+from controlplane.analysis.sequential.rank_shift import (
     midrank_scores,
     rank_sum_p,
     shift_log_e,

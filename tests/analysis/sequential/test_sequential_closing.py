@@ -15,7 +15,7 @@ from controlplane.analysis.sequential import check as sequential_check
 from controlplane.analysis.sequential.count_judges import judge_counts, judge_rate
 from controlplane.analysis.sequential.eprocess import bernoulli_decisions, binomial_p
 from controlplane.analysis.sequential.latency_judges import judge_latency, judge_shift
-from controlplane.analysis.sequential.shift_test import rank_sum_p
+from controlplane.analysis.sequential.rank_shift import rank_sum_p
 from controlplane.promql import sequential as sequential_promql
 from controlplane.rollout.observations import DueCheck
 from controlplane.rollout.schedule import stage_checks

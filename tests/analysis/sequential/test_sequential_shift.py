@@ -16,7 +16,7 @@ import pytest
 from scipy import optimize, special
 
 from controlplane.analysis.sequential.latency_judges import judge_shift
-from controlplane.analysis.sequential.shift_test import (
+from controlplane.analysis.sequential.rank_shift import (
     TILTS,
     midrank_scores,
     shift_log_e,
