@@ -24,9 +24,6 @@ DOCS = ROOT / "docs"
 
 MAX_DOCSTRING_LINES = 25
 
-# A section of a page another change rewrites (its dated table of commits goes with it).
-SECTIONS_REWRITTEN = {"docs/testing.md": ("## Cold and warm times",)}
-
 CITATIONS = {
     # "issue 41", "Issue #35", "issues #23 and #39" (two digits or more: this project's issues
     # start at 20; "login issue 2" is a prompt's text)
@@ -79,23 +76,6 @@ def long_docstrings(path: Path, limit: int = MAX_DOCSTRING_LINES) -> list[str]:
     return found
 
 
-def _skipped_lines(relative: str, lines: list[str]) -> set[int]:
-    """The 1-based line numbers of the sections of ``relative`` that :data:`SECTIONS_REWRITTEN`
-    names, each from its heading to the next heading of the same or a higher level."""
-    skipped: set[int] = set()
-    for heading in SECTIONS_REWRITTEN.get(relative, ()):
-        level = len(heading) - len(heading.lstrip("#"))
-        inside = False
-        for number, line in enumerate(lines, start=1):
-            if line.strip() == heading:
-                inside = True
-            elif inside and re.match(rf"#{{1,{level}}}\s", line):
-                inside = False
-            if inside:
-                skipped.add(number)
-    return skipped
-
-
 def _upstream(text: str, start: int, end: int) -> bool:
     """Whether the match ``text[start:end]`` ends one of the :data:`UPSTREAM` citations."""
     before = " ".join(text[max(0, start - 60) : end].split())
@@ -106,12 +86,11 @@ def citations(path: Path) -> list[str]:
     """``file:line: kind: 'text'`` for every citation of this project's issues or commits."""
     relative = _relative(path)
     text = path.read_text(encoding="utf-8")
-    skipped = _skipped_lines(relative, text.splitlines())
     found = []
     for kind, pattern in CITATIONS.items():
         for match in pattern.finditer(text):
             number = text.count("\n", 0, match.start()) + 1
-            if number in skipped or _upstream(text, match.start(), match.end()):
+            if _upstream(text, match.start(), match.end()):
                 continue
             found.append(f"{relative}:{number}: {kind}: {match.group(0)!r}")
     return sorted(found)
@@ -150,8 +129,6 @@ def test_the_checks_see_what_they_look_for(tmp_path: Path) -> None:
         found = citations(probe)
         assert len(found) == 1, (kind, found)
         assert f":3: {kind}: " in found[0], found
-    lines = ["# Page", "## Cold and warm times", "issue 35", "### History", "#35", "## Next", "x"]
-    assert _skipped_lines("docs/testing.md", lines) == {2, 3, 4, 5}
     module = tmp_path / "long.py"
     module.write_text('"""One.\n' + "more\n" * 23 + '"""\n', encoding="utf-8")
     assert long_docstrings(module, limit=25) == []
