@@ -13,7 +13,9 @@ the cluster's processes (and the node's folder and what the machine looked like 
 ``GATEWAY_URL=http://127.0.0.1:<port>``: Traefik, :mod:`harness.cluster.traefik`, and
 ``PROMETHEUS_URL=http://127.0.0.1:<port>``: the Prometheus the operator configures from the
 chart's PodMonitor, scraping the pods and Traefik, :mod:`harness.cluster.monitoring`);
-``down`` takes the node back, stops the cluster and removes ``D``. The top of the harness: it
+``down`` takes the node back, stops the cluster and removes ``D``; ``images`` (``make images``,
+before ``make test``'s pytest) builds the node's images that are not cached yet, so that no
+test's timeout pays for a cold build. The top of the harness: it
 imports the modules below it, and none of them imports it.
 """
 
@@ -34,7 +36,9 @@ from harness.cluster.monitoring import start_monitoring
 from harness.cluster.traefik import start_traefik
 from harness.cluster.upstream_crds import all_crds
 from harness.cluster.workloads import start_workloads
+from harness.node.controller_image import controller_image
 from harness.node.host import Footprint
+from harness.node.images import engine_base
 from harness.node.node import RealNode, start_node
 from harness.node.serving import start_serving
 
@@ -98,13 +102,27 @@ def down(folder: Path) -> bool:
     return True
 
 
+def images() -> int:
+    """Build the engine's base and the controller's image unless cached (each keyed by what it
+    is built from); print where they are."""
+    try:
+        base = engine_base()
+        controller = controller_image()
+    except ControlPlaneError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"engine base: {base}")
+    print(f"controller image: {controller.ref} ({controller.archive})")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m harness",
         description="A loopback etcd + kube-apiserver with the product's and upstream CRDs.",
     )
-    parser.add_argument("action", choices=["up", "down"])
-    parser.add_argument("--dir", type=Path, required=True, help="where the cluster's files live")
+    parser.add_argument("action", choices=["up", "down", "images"])
+    parser.add_argument("--dir", type=Path, help="where the cluster's files live (up, down)")
     parser.add_argument(
         "--kserve",
         action="store_true",
@@ -116,6 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also run a real node: kubelet, containerd and CNI with locally built images (root)",
     )
     args = parser.parse_args(argv)
+    if args.action == "images":
+        return images()
+    if args.dir is None:
+        parser.error(f"{args.action} needs --dir")
     folder: Path = args.dir.resolve()
     try:
         if args.action == "down":

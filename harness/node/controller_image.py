@@ -36,7 +36,7 @@ import tempfile
 from pathlib import Path
 
 from harness.cluster.kubeapi import KubeSetupError
-from harness.node.images import ROOT, Image, cache_dir, locked_requirements, need
+from harness.node.images import ROOT, Image, cache_dir, locked_requirements, need, pinned
 
 CONTROLLER_REPOSITORY = "localhost/controlplane-controller"
 PYTHON_BASE = "localhost/python:3.11-bookworm"
@@ -115,7 +115,7 @@ def build_inputs() -> list[Path]:
 def image_key(constraints: str) -> str:
     """The hash of everything the build reads (first 12 hex digits)."""
     digest = hashlib.sha256()
-    for text in (PYTHON_RECIPE, constraints, (ROOT / "Dockerfile").read_text()):
+    for text in (PYTHON_RECIPE, pinned(constraints), (ROOT / "Dockerfile").read_text()):
         digest.update(text.encode() + b"\0")
     for path in build_inputs():
         digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")

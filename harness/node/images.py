@@ -176,8 +176,15 @@ def locked_requirements() -> str:
     )
 
 
+def pinned(constraints: str) -> str:
+    """``constraints`` without its comments: what a cache key may hash. ``uv export`` writes the
+    command it ran, the checkout's path included, as a comment, which would give every clone
+    keys of its own and a cold build."""
+    return "\n".join(line for line in constraints.splitlines() if not line.lstrip().startswith("#"))
+
+
 def base_key(constraints: str) -> str:
-    text = "\n".join([RECIPE, DEBIAN_SUITE, *ENGINE_PACKAGES, constraints])
+    text = "\n".join([RECIPE, DEBIAN_SUITE, *ENGINE_PACKAGES, pinned(constraints)])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from harness.node import host, images, node, services, serving
+from harness.node.controller_image import image_key
 
 
 def test_containerd_keeps_every_folder_under_the_node_and_never_lowers_oom_scores(
@@ -104,6 +105,15 @@ def test_a_layer_is_the_folder_and_the_same_for_the_same_files(tmp_path: Path) -
 def test_the_engine_base_is_rebuilt_when_the_lock_changes() -> None:
     assert images.base_key("aiohttp==3.12.0\n") != images.base_key("aiohttp==3.12.1\n")
     assert images.base_key("x\n") == images.base_key("x\n")
+
+
+def test_the_image_keys_do_not_depend_on_where_the_checkout_is() -> None:
+    """``uv export`` names the project's path in a comment: two clones must share the cache."""
+    here = "#    uv export --frozen --project /one/clone\naiohttp==3.12.0\n    # via x\n"
+    there = "#    uv export --frozen --project /another\naiohttp==3.12.0\n    # via y\n"
+    assert images.base_key(here) == images.base_key(there)
+    assert image_key(here) == image_key(there)
+    assert image_key(here) != image_key("aiohttp==3.12.1\n")
 
 
 def test_a_cached_blob_is_copied_where_it_cannot_be_linked(
