@@ -226,3 +226,13 @@ def test_kube_proxys_rules_and_chains_of_both_families_are_taken_back(
         ["iptables", "-t", "nat", "-F", "KUBE-SERVICES"],
         ["iptables", "-t", "nat", "-X", "KUBE-SERVICES"],
     ]
+
+
+def test_up_and_down_need_a_folder_and_images_does_not(capsys: pytest.CaptureFixture[str]) -> None:
+    from harness import cli
+
+    for action in ("up", "down"):
+        with pytest.raises(SystemExit) as exited:
+            cli.main([action])
+        assert exited.value.code == 2
+        assert f"{action} needs --dir" in capsys.readouterr().err
