@@ -228,7 +228,7 @@ def test_kube_proxys_rules_and_chains_of_both_families_are_taken_back(
     ]
 
 
-def test_up_and_down_need_a_folder_and_images_does_not(capsys: pytest.CaptureFixture[str]) -> None:
+def test_up_and_down_need_a_folder(capsys: pytest.CaptureFixture[str]) -> None:
     from harness import cli
 
     for action in ("up", "down"):
