@@ -5,8 +5,6 @@ from __future__ import annotations
 import collections
 import queue
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -14,6 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from support.api import NS, World, canary
+from support.realnode import until
 
 from controlplane.controller import runner
 from controlplane.kube.lease import LeaderElector
@@ -125,23 +124,19 @@ def test_wake_interrupts_the_production_loop(
     loop = threading.Thread(target=world.controller.run, args=(stop,), daemon=True)
     loop.start()
     try:
-        _until(lambda: world.controller.ready()[0] and events.waiting.is_set(), "the loop waits")
+        until(
+            lambda: world.controller.ready()[0] and events.waiting.is_set(),
+            "the loop waits",
+            every=0.005,
+        )
         world.controller.wake(NS, "support-triage")
         assert events.woken.wait(60), "the loop never took the wake-up"
         then = events.passes_then
         assert then is not None
-        _until(lambda: len(passes) > then, "a pass after the wake-up")
+        until(lambda: len(passes) > then, "a pass after the wake-up", every=0.005)
     finally:
         stop.set()
         world.controller.wake(NS, "support-triage")  # ends the loop's wait at once
         world.kube.drop_watches()
         loop.join(10)
     assert not loop.is_alive()
-
-
-def _until(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    """Poll ``check`` until it holds; ``timeout`` only bounds a hang."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f} s"
-        time.sleep(0.005)

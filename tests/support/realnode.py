@@ -28,8 +28,9 @@ MARKS = [
 """The ``pytestmark`` of a module that starts a real node."""
 
 
-def until(check: Callable[[], Any], what: str, timeout: float = 120.0) -> Any:
-    """``check()``'s first truthy result, polled every half second."""
+def until(check: Callable[[], Any], what: str, timeout: float = 120.0, every: float = 0.5) -> Any:
+    """``check()``'s first truthy result, polled every ``every`` seconds; ``timeout`` only
+    bounds a hang."""
     deadline = time.monotonic() + timeout
     while True:
         got = check()
@@ -37,7 +38,7 @@ def until(check: Callable[[], Any], what: str, timeout: float = 120.0) -> Any:
             return got
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} within {timeout:.0f} s")
-        time.sleep(0.5)
+        time.sleep(every)
 
 
 def engine_pod_spec(image: str, *args: str, model: str = MODEL) -> dict[str, Any]:
