@@ -47,7 +47,6 @@ from support.chart import (
     service_account_token,
 )
 from support.gitops_world import APPLICATION_CRD, Remote
-from support.notify import Receiver, receiving
 from support.real_world import ServerView
 
 from controlplane import operations
@@ -65,6 +64,7 @@ from harness.cluster.kubeapi import LoopbackCluster, install_crds
 from harness.cluster.traefik import CONTROLLER as TRAEFIK
 from harness.kube.isvc_standin import IsvcStandin
 from harness.servers.argo_fake import ArgoFake, running_argo
+from harness.servers.receiver import Receiver, receiving
 
 pytestmark = [pytest.mark.binary, pytest.mark.xdist_group("rbac-real"), pytest.mark.timeout(300)]
 
