@@ -1,22 +1,9 @@
 """The latency judges: anytime-valid verdicts on cumulative latency histograms.
 
-Owns the two histogram checks of ``judge: sequential``:
-
-* :func:`judge_latency` — latency from cumulative histogram buckets: "slow" (over a bucket
-  boundary) is the event. Absolute ``latency-pQ above: B``: ``P(latency > B) <= 1 - Q`` (this is
-  exactly "the Q-quantile is at most B"), tested with
-  :func:`~controlplane.analysis.sequential.count_judges.judge_rate`. ``compare: baseline``: the
-  boundary is the stable's Q-quantile and the candidate's share over it is compared with the
-  stable's, relative tolerance, with
-  :func:`~controlplane.analysis.sequential.count_judges.judge_counts`.
-* :func:`judge_shift` — ``test: shift``: the whole distribution, with the rank test of
-  :mod:`controlplane.analysis.sequential.rank_shift`.
-
-Each judge is a look builder (:func:`latency_look`, :func:`shift_look`: the checks, the
-early answers) and an anytime test over many looks at once
-(:func:`~controlplane.analysis.sequential.count_judges.judge_looks`, :func:`judge_shift_looks`), so
-a tick's checks share their numpy calls; ``judge_latency`` / ``judge_shift`` are one look.
-Pure. Called by :mod:`controlplane.analysis.sequential.check` and ``bench/``.
+Owns :func:`judge_latency` ("slow", over a bucket boundary, is the event counted by the count
+judges) and :func:`judge_shift` (``test: shift``, the rank test of
+:mod:`~controlplane.analysis.sequential.rank_shift`), each a look builder plus a test of many
+looks at once. Pure; called by the check glue and ``bench/``. See docs/judges-derivation.md.
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
 """The shift test: an anytime-valid rank test that one latency histogram is slower than another.
 
-Owns the statistics of ``test: shift`` (``docs/judges-derivation.md``, "Whole distribution"):
-Wilcoxon mid-rank scores of a reference histogram (:func:`midrank_scores`), the logistic-tilt
-e-process on bucket counts (:func:`shift_log_e`), the tilt that stands for a tolerated slowdown
-(:func:`shift_null_tilt`), the boundary in the reported scale (:func:`tilted_index`) and the closing
-test's Wilcoxon-Mann-Whitney p-value (:func:`rank_sum_p`). Pure, vectorised over leading axes.
-Called by :mod:`controlplane.analysis.sequential.latency_judges` and by ``bench/blast_radius.py`` /
-``bench/blast_seeds.py``.
+Owns the statistics of ``test: shift``: mid-rank scores, the logistic-tilt e-process, the null
+tilt and the closing Wilcoxon-Mann-Whitney p-value. Pure, vectorised; called by the latency
+judges and ``bench/``. Derivation: docs/judges-derivation.md, "Whole distribution".
 """
 
 from __future__ import annotations
