@@ -1,14 +1,8 @@
 """What the analysis tells the state machine: one result per due check, plus spend and gates.
 
-Owns the seam between :mod:`controlplane.analysis` (which produces observations by querying a
-metric provider) and :mod:`controlplane.rollout.machine` (which consumes them), and between the
-gate runner (:mod:`controlplane.controller.argo_gates`, which polls Argo Workflows) and the
-machine (:class:`GateObservation`), and between the controller's own observations of the progress
-deadline (the candidate's readiness, weights the router has not put in effect) and the machine's
-``not-ready`` / ``not-routed`` rules. Pure data.
-
-A check is identified by a stable *key* naming where it sits in the spec:
-``steps[0].rollbackOn[1]``, ``shadow.promoteOn``, ``shadow.rollbackOn[0]``.
+Owns the seam between the producers of observations (analysis, the Argo gate runner, the
+controller's readiness and routing observations) and :mod:`controlplane.rollout.machine`. A check
+is keyed by where it sits in the spec (``steps[0].rollbackOn[1]``, ``shadow.promoteOn``). Pure data.
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
 """The rollout's memory: plain, immutable data that the state machine reads and returns.
 
-Owns :class:`RolloutState` (where a canary is: stage, step, weights, check streaks, pause and
-budget flags, the bounded event history), the :class:`Event` and :class:`Reason` records it keeps,
-:func:`spec_hash`, and the exact round trip through a JSON-safe, camelCase ``status`` dict
-(:meth:`RolloutState.to_status` / :meth:`RolloutState.from_status`).
-
-Written by :mod:`controlplane.rollout.machine` only; persisted by the controller in the resource's
-``status`` and rendered by the CLI. Pure: no I/O, no clock.
+Owns :class:`RolloutState`, its :class:`Event` and :class:`Reason` records, :func:`spec_hash` and
+the exact round trip through the camelCase ``status`` dict. Written by the machine only; persisted
+by the controller, rendered by the CLI. Pure.
 """
 
 from __future__ import annotations
