@@ -1,16 +1,9 @@
 """Entry point of ``canaryctl`` and ``kubectl-canary`` (the same program).
 
-Owns argument dispatch only. Each verb lives in a module ``controlplane.cli.<module>`` exposing
-``add_parser(subparsers)`` (which registers every verb the module serves) and ``run(args) -> int``
-(``args.verb`` says which); only the module of the verb on the command line is imported (the
-others are listed by name and help), so ``validate`` or ``list`` never pays for matplotlib.
-Every :class:`ControlPlaneError` becomes a message and an exit code, never a traceback: 2 for bad
-arguments (a name that is no Kubernetes name, :class:`~controlplane.errors.InvalidName`, too) or
-an invalid spec, 1 for everything else (the cluster, Prometheus); argparse's own
-errors exit 2 too. Ctrl-C exits 130, and stdout closed by its reader (``| head``) 141, quietly.
-The cluster verbs (``list``, ``get``, ``status``, ``history``, ``promote``, ``abort``, ``pause``,
-``resume``, ``retry``) take their client, clock and terminal from the
-:class:`~controlplane.cli.cluster.Runtime` given to :func:`main` (tests pass a FakeKube).
+Owns argument dispatch only: each verb module exposes ``add_parser`` and ``run``, and only the
+module of the verb on the command line is imported (``validate`` never pays for matplotlib). Every
+:class:`ControlPlaneError` becomes a message and an exit code, never a traceback. See
+docs/cli.md, "Errors" and "Start-up".
 """
 
 from __future__ import annotations
