@@ -1,16 +1,10 @@
 """What a model server asks of an inference engine: the :class:`Engine` protocol and its records.
 
-Owns the seam between :mod:`controlplane.local.server` (HTTP, the OpenAI API, metrics, faults)
-and the engines that produce tokens: ``simulated`` (:mod:`.simulated`, the default),
-``transformers`` (:mod:`.transformers_engine`, real CPU inference of a tiny random model) and
-``vllm`` (:mod:`.vllm_engine`, a ``vllm serve`` process behind the server). An engine streams
-:class:`Chunk` records; the server times them, so every engine exports the same metrics, and
-reads the scheduler gauges (running, waiting, KV-cache use) from the engine.
-
-Owns the clocks answers are timed by (:class:`HostClock`, :class:`ModelClock`): the server reads
-an engine's ``clock`` for every latency it exports and waits on it, so a simulated engine's
-numbers are the model's and not the host's (a busy or stalled host does not show as a slow
-model, nor as a busier one).
+Owns the seam between :mod:`controlplane.local.server` and the engines (``simulated``,
+``transformers``, ``vllm``): engines stream :class:`Chunk` records and report scheduler gauges;
+the server times them, so every engine exports the same metrics. Also the clocks
+(:class:`HostClock`, :class:`ModelClock`), so a simulated engine's numbers are the model's, not a
+busy host's. See docs/local.md, "Engines".
 """
 
 from __future__ import annotations
