@@ -1,23 +1,10 @@
 """The ``status`` document of a ModelCanary: the source of truth of the controller.
 
-Owns three things, all pure:
-
-- :func:`rollout_status` / :func:`invalid_status`: the whole ``status`` dict. It is the rollout
-  state (:meth:`RolloutState.to_status`: ``phase``, ``step``, ``weight``, per-check last values in
-  ``checks``, the bounded ``history``, ``specHash`` under trial, ``reason``) plus
-  ``observedGeneration``, kstatus ``conditions`` and ``controller`` (:class:`Book`).
-- :class:`Book`: the controller's bookkeeping of *effects* (what was deployed, which weights were
-  verified and when, which outcome was finalized, cleanup, the last Event emitted, the last intent
-  consumed, the gate Workflows submitted). Decisions live in the rollout state; the book says how
-  far the world has caught up with them, so a restarted controller re-applies exactly what is
-  missing (docs/controller.md). Its ``notified`` is the persisted record of the history entries
-  told (:func:`unnotified` / :func:`with_notified`): the fingerprint
-  (:func:`controlplane.rollout.events.fingerprint`) of the last one.
-- :func:`read_intents`: user intents recorded by the CLI in the annotation
-  ``canary.controlplane.dev/intent`` and :func:`new_intents` (consumed exactly once, by id),
-  re-exported from :mod:`controlplane.status.intents`.
-
-Called by :mod:`controlplane.controller.reconcile`. No I/O, no clock.
+Owns the whole ``status`` dict (:func:`rollout_status`, :func:`invalid_status`) and :class:`Book`,
+the bookkeeping of effects: decisions live in the rollout state, the book says how far the world
+has caught up, so a restarted controller re-applies exactly what is missing; plus the cursor of
+told events and the intents re-exported from :mod:`controlplane.status.intents`. Pure. See
+docs/controller.md, "Status: the source of truth".
 """
 
 from __future__ import annotations
