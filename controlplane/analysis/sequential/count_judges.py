@@ -33,18 +33,12 @@ from controlplane.errors import NoData, Problem, SpecError
 class SequentialResult:
     """One look of the sequential judge.
 
-    ``decision``: ``"breach"`` (roll back), ``"pass"`` (the check is decided good; the step may
-    finish early) or ``"continue"`` (not enough evidence either way: keep watching).
-    ``e_value`` is the breach-side e-value (breach when ``>= 1/alpha``), ``e_pass`` the
-    pass-side one. ``estimate``, ``ci_low``, ``ci_high`` are the point estimate and the
-    anytime-valid ``1 - alpha`` confidence sequence of the tested quantity (a rate for
-    :func:`judge_rate`, the rate ratio candidate/stable for :func:`judge_counts`), ``boundary``
-    the value it is compared with. ``events`` / ``trials`` are the counts the test used.
-    ``p_fixed`` is the one-sided p-value of the fixed-horizon test of the same hypothesis on the
-    same counts (:func:`binomial_p`, :func:`rank_sum_p`), valid only at one look fixed in
-    advance, the step's end, where ``finalLook`` uses it (the closing test). A judge called with
-    ``fixed=True`` computes only that p-value and the estimate: no anytime test (e-values 1, no
-    confidence sequence, decision ``"continue"``); else ``p_fixed`` is 1.
+    ``decision``: ``"breach"``, ``"pass"`` (the step may finish early) or ``"continue"``.
+    ``e_value`` / ``e_pass``: the breach- and pass-side e-values; ``estimate``, ``ci_low``,
+    ``ci_high``: the tested quantity and its anytime-valid confidence sequence, against
+    ``boundary``; ``events`` / ``trials``: the counts used. ``p_fixed``: the fixed-horizon p-value
+    of the closing test; a judge called with ``fixed=True`` computes only it and the estimate (no
+    anytime test), else it is 1.
     """
 
     decision: Decision
