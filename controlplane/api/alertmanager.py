@@ -19,8 +19,8 @@ from controlplane import operations
 from controlplane.api.auth import Authenticator, Identity
 from controlplane.errors import Forbidden, InvalidName, KubeError, NotFound, UsageError
 from controlplane.kube.client import KubeClient, Obj
+from controlplane.rollout import intents
 from controlplane.spec.name_checks import check_label, check_subdomain
-from controlplane.status import document as st
 
 ResultKind = Literal[
     "aborted", "pending", "ignored", "invalid", "not-found", "forbidden", "refused", "error"
@@ -194,9 +194,7 @@ def unwatched(namespace: str, namespaces: Sequence[str]) -> str:
 
 def _waiting_abort(obj: Obj) -> str | None:
     """The id of an abort intent the controller has not consumed yet, if any."""
-    recorded, _ = st.read_intents(obj["metadata"].get("annotations"))
-    last = ((obj.get("status") or {}).get(st.BOOK_KEY) or {}).get("lastIntentId")
-    for item in st.new_intents(recorded, last):
+    for item in intents.pending(obj):
         if item.intent.verb == "abort":
             return item.id
     return None

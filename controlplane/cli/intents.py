@@ -1,14 +1,10 @@
 """``kubectl canary promote [--full] | abort | pause | resume | retry NAME [--wait]``.
 
-Owns the action verbs. Each records an intent on the ModelCanary with
-:func:`controlplane.operations.record_intent` (the annotation the controller consumes exactly
-once) and returns; with ``--wait`` it then watches until the controller has acted on it
-(:func:`~controlplane.operations.intent_consumed`) or ``--timeout`` passes (exit 3). A verb that
-cannot mean anything now is refused with a message saying why and what to do, and nothing is
-written (exit 2); the rules are :func:`~controlplane.operations.check_verb`, shared with the
-HTTP API. The text says what happened (``support-triage (ml-serving): pause recorded; the
-controller applies it at its next reconcile``); ``-o json|yaml`` prints what was recorded, the
-intent's id included. Called by :mod:`controlplane.cli.main`.
+Owns their arguments and what they print. Each records an intent with
+:func:`controlplane.operations.record_intent` (refused, exit 2, when
+:func:`~controlplane.rollout.intents.check_verb` says the verb means nothing now) and returns;
+``--wait`` watches until the controller has consumed it or ``--timeout`` passes (exit 3).
+Called by :mod:`controlplane.cli.main`.
 """
 
 from __future__ import annotations
@@ -20,34 +16,26 @@ from typing import Any
 from controlplane.cli import cluster, output
 from controlplane.cli.follow import follow
 from controlplane.errors import UsageError
-from controlplane.operations import intent_consumed, record_intent
+from controlplane.operations import record_intent
+from controlplane.rollout import intents
 from controlplane.status.times import format_time
 from controlplane.status.view import human, snapshot
 
-VERBS: dict[str, str] = {
-    "promote": "finish the current step (or the shadow phase) now; --full: go to 100%",
-    "abort": "roll back now: weight 0, outcome rolled_back",
-    "pause": "stop the rollout where it is (weights and the step clock stay)",
-    "resume": "go on after a pause (paused time does not count towards the step)",
-    "retry": "run a rolled-back candidate again from the start",
-}
 EXIT_TIMEOUT = 3
 DEFAULT_WAIT = "2m"
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    for verb, what in VERBS.items():
+    for verb, what in intents.VERBS.items():
         parser = sub.add_parser(
             verb,
-            help=what.split(";")[0],
+            help=what,
             description=f"{what[0].upper()}{what[1:]}. Recorded on the ModelCanary for the "
             "controller to act on; returns at once unless --wait.",
         )
         parser.add_argument("name", metavar="NAME", help="the ModelCanary")
         if verb == "promote":
-            parser.add_argument(
-                "--full", action="store_true", help="skip the remaining steps: go to 100%%"
-            )
+            parser.add_argument("--full", action="store_true", help=intents.FULL.replace("%", "%%"))
         parser.add_argument(
             "--wait", action="store_true", help="wait until the controller has acted on it"
         )
@@ -103,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
             namespace,
             args.name,
             runtime,
-            done=lambda obj: intent_consumed(obj, recorded.id),
+            done=lambda obj: intents.consumed(obj, recorded.id),
             timeout_s=timeout,
             on_update=lambda _obj, _changed: None,
         )

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 
 from controlplane import __version__
 from controlplane.errors import ControlPlaneError, InvalidName, SpecError, UsageError
+from controlplane.rollout import intents
 
 if TYPE_CHECKING:
     from controlplane.cli.cluster import Runtime
@@ -39,11 +40,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "get": ("controlplane.cli.get", "show one ModelCanary (-w: live view)"),
     "status": ("controlplane.cli.status", "a canary's outcome as an exit code (-w: wait for it)"),
     "history": ("controlplane.cli.history", "a canary's rollout events as a table"),
-    "promote": ("controlplane.cli.intents", "finish the current step now (--full: go to 100%)"),
-    "abort": ("controlplane.cli.intents", "roll back now"),
-    "pause": ("controlplane.cli.intents", "stop the rollout where it is"),
-    "resume": ("controlplane.cli.intents", "go on after a pause"),
-    "retry": ("controlplane.cli.intents", "run a rolled-back candidate again"),
+    **{verb: ("controlplane.cli.intents", what) for verb, what in intents.VERBS.items()},
     "dashboard": (
         "controlplane.cli.dashboard",
         "serve the dashboard on this machine with your kubeconfig",

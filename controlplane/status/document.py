@@ -3,8 +3,7 @@
 Owns the whole ``status`` dict (:func:`rollout_status`, :func:`invalid_status`) and :class:`Book`,
 the bookkeeping of effects: decisions live in the rollout state, the book says how far the world
 has caught up, so a restarted controller re-applies exactly what is missing; plus the cursor of
-told events and the intents re-exported from :mod:`controlplane.status.intents`. Pure. See
-docs/controller.md, "Status: the source of truth".
+told events. Pure. See docs/controller.md, "Status: the source of truth".
 """
 
 from __future__ import annotations
@@ -21,10 +20,6 @@ from controlplane.rollout.wording import pending_why
 from controlplane.spec.constants import API_GROUP
 from controlplane.spec.units import status_time, time_value
 from controlplane.status import conditions
-from controlplane.status.intents import INTENT_ANNOTATION as INTENT_ANNOTATION
-from controlplane.status.intents import RecordedIntent as RecordedIntent
-from controlplane.status.intents import new_intents as new_intents
-from controlplane.status.intents import read_intents as read_intents
 from controlplane.status.keys import ADOPTED_KEY as ADOPTED_KEY
 from controlplane.status.keys import BOOK_KEY as BOOK_KEY
 from controlplane.status.keys import CAPACITY_KEY as CAPACITY_KEY
