@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from controlplane.cli import cluster, output
+from controlplane.cli.exits import EXIT_IN_PROGRESS
 from controlplane.cli.follow import follow
 from controlplane.errors import UsageError
 from controlplane.operations import record_intent
@@ -21,7 +22,6 @@ from controlplane.rollout import intents
 from controlplane.status.times import format_time
 from controlplane.status.view import human, snapshot
 
-EXIT_TIMEOUT = 3
 DEFAULT_WAIT = "2m"
 
 
@@ -48,16 +48,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         output.add_output_arg(parser)
 
 
-def intent_verb(args: argparse.Namespace) -> str:
-    """The recorded verb: ``promote --full`` is ``promote-full``."""
-    return "promote-full" if args.verb == "promote" and args.full else str(args.verb)
-
-
 def run(args: argparse.Namespace) -> int:
     timeout = cluster.parse_timeout(args.timeout if args.timeout else DEFAULT_WAIT)
     if args.timeout and not args.wait:
         raise UsageError("--timeout only applies with --wait")
-    verb = intent_verb(args)
+    verb = "promote-full" if args.verb == "promote" and args.full else str(args.verb)
     namespace = cluster.namespace_of(args)
     kube = cluster.connect(args)
     runtime = cluster.runtime_of(args)
@@ -100,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         result["phase"] = snap.phase or None
         if followed.timed_out:
             assert timeout is not None
-            code = EXIT_TIMEOUT
+            code = EXIT_IN_PROGRESS  # exit 3: a timeout, as for status -w
             print(
                 f"error: the controller did not act on {verb} for {label} within "
                 f"{human(timeout)}; is it running? (the intent stays recorded: it will act later)",
