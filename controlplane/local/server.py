@@ -44,6 +44,8 @@ from controlplane.promql.contract import contract_for
 
 HOST = "127.0.0.1"
 ENGINE_HEADER = "x-controlplane-engine"
+ENGINE_INDEX = "0"
+"""The ``engine`` label vLLM puts on every metric: the engine core's index, one core here."""
 VARIANT_HEADER = "x-canary-variant"
 
 # vLLM's own bucket bounds and finish reasons (the metric contract), so quantiles are estimated
@@ -108,8 +110,9 @@ class _Metrics:
 
     def __init__(self, who: Identity, engine: str) -> None:
         self.registry = CollectorRegistry()
-        names = ["model_name", "namespace", "canary", "variant"]
-        values = [who.model, who.namespace, who.canary, who.variant]
+        # vLLM's own labels (engine: the engine core's index, "0" for one), then the scrape's
+        names = ["model_name", "engine", "namespace", "canary", "variant"]
+        values = [who.model, ENGINE_INDEX, who.namespace, who.canary, who.variant]
         r = self.registry
 
         def hist(name: str, doc: str, buckets: tuple[float, ...]) -> Histogram:
@@ -145,7 +148,7 @@ class _Metrics:
         info = Gauge(
             "controlplane_local_engine_info",
             "Engine behind this variant",
-            [*names, "engine"],
+            [*names, "kind"],
             registry=r,
         )
         info.labels(*values, engine).set(1)

@@ -1,9 +1,10 @@
 """The metric contract with vLLM: what each built-in metric reads, per vLLM version.
 
-Owns, per vLLM version whose source was read (0.24.0, pinned by KServe v0.20.0; 0.27.1; 0.33.0),
-each built-in's metric name, type, labels and histogram buckets, and which ``finished_reason``
-values are failures. Nothing else spells a ``vllm:`` name. A version is matched on
-``major.minor``; an unread one is refused (:class:`UnknownEngineVersion`), never guessed. Pure.
+Owns, per vLLM version whose source was read (0.24.0, pinned by KServe v0.20.0; 0.27.1; 0.32.0,
+the real engine the tests run; 0.33.0), each built-in's metric name, type, labels and histogram
+buckets, and which ``finished_reason`` values are failures. Nothing else spells a ``vllm:`` name.
+A version is matched on ``major.minor``; an unread one is refused (:class:`UnknownEngineVersion`),
+never guessed. Pure.
 Where each version was read: docs/metrics.md, "The vLLM metric contract".
 """
 
@@ -155,6 +156,9 @@ def _metrics() -> dict[str, BuiltinMetric]:
 CONTRACTS: Mapping[str, MetricContract] = {
     "0.24": MetricContract("0.24", "0.24.0", _metrics()),
     "0.27": MetricContract("0.27", "0.27.1", _metrics()),
+    "0.32": MetricContract(
+        "0.32", "0.32.0", _metrics(), custom_buckets_option="--custom-histogram-buckets"
+    ),
     "0.33": MetricContract(
         "0.33", "0.33.0", _metrics(), custom_buckets_option="--custom-histogram-buckets"
     ),

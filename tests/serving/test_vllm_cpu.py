@@ -27,7 +27,7 @@ from controlplane.spec.load import load_text
 from controlplane.spec.vllm_version import parse_vllm_version
 from harness import vllm_cpu as engine
 
-pytestmark = [pytest.mark.binary, vllm_cpu()]
+pytestmark = [pytest.mark.binary, pytest.mark.timeout(600), vllm_cpu()]
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "canary").glob("*.yml"))
 KSERVE_OWN = "--model_name="
