@@ -31,6 +31,7 @@ from controlplane.controller.context import Ctx, event
 from controlplane.controller.event_sink import EventSink
 from controlplane.controller.gate_effects import GateEffects
 from controlplane.controller.gateway_source import GatewaySources
+from controlplane.desired import adopting_router, desired_objects, make_router
 from controlplane.errors import NotFound, Problem, SpecError
 from controlplane.kube.client import KubeClient, Obj, canary_ref
 from controlplane.profiles.catalog import Catalog
@@ -42,7 +43,6 @@ from controlplane.rollout.observations import DueCheck, Observations
 from controlplane.rollout.state import Event, RolloutState, spec_hash
 from controlplane.routing.base import Outcome as RouterOutcome
 from controlplane.routing.base import Router
-from controlplane.routing.objects import adopting_router, desired_objects, make_router
 from controlplane.spec.endpoints import EndpointPolicy, endpoint_problems
 from controlplane.spec.models import ModelCanary
 from controlplane.spec.units import Duration

@@ -1,12 +1,10 @@
-"""Everything the controller applies for a canary at one rollout point, and the router factory.
+"""The desired state: everything the controller applies for a canary at one rollout point.
 
-Owns the composition of serving objects (:mod:`controlplane.serving.render`) with the router's
-objects, per router, in apply order (ConfigMaps, then serving objects, then routes), so that the
-controller and ``canaryctl render`` print and apply the same list. :func:`desired_objects` is
-pure; :func:`make_router` builds the :class:`~controlplane.routing.base.Router` of a spec.
-For an adopted stable (``targetRef``) the live service is not among them (it is the user's):
-the candidate's objects, the route, and the PodMonitor that scrapes the live pods as the
-stable (:func:`controlplane.serving.adopt.stable_podmonitor`).
+Composes the serving objects (:mod:`controlplane.serving`), the capacity plan's replicas and the
+routers' objects (:mod:`controlplane.routing`) in apply order, so that the controller and
+``canaryctl render`` apply and print the same list; builds the router of a spec. For an adopted
+stable the live service is the user's: the candidate's objects, the route and the PodMonitor of
+the live pods. Pure but for the routers it builds; called by the reconciler and ``render``.
 """
 
 from __future__ import annotations
