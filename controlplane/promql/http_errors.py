@@ -1,16 +1,13 @@
-"""Where the ``error-rate`` built-in's failed and all requests come from, per HTTP source.
+"""The ``error-rate`` built-in's HTTP source: which one a canary reads, and its PromQL (pure).
 
-Owns the PromQL of both terms (failed / all) for every source (``envoy``, ``traefik``, ``istio``,
-``vllm-http``, ``engine``), plain (:func:`error_terms`) and grouped over many canaries
-(:func:`grouped_sources`, folded back by :func:`fold_sources`); which source a spec names
-(:func:`http_source`); and each variant's gateway series (:func:`gateway_backends`). What counts
-as a failure is decided here: each term is the larger of the HTTP and the engine source, so an
-engine error vLLM also answers as a 500 is never counted twice. Pure string functions, called by
-:mod:`controlplane.promql.builtins`, the sequential counts (:mod:`controlplane.promql.sequential`,
-:mod:`controlplane.promql.grouped`) and :mod:`controlplane.routing.gateways`.
-
-What fails, each source's series and scrape, and the upstream sources read: docs/analysis.md,
-"Where errors come from".
+Owns which source (``envoy``, ``traefik``, ``istio``, ``vllm-http``, ``engine``) a spec names
+(:func:`http_source`) or the controller decides from the class of the Gateway in the way
+(:func:`decide`; the reading is :mod:`controlplane.controller.gateway_source`'s), each variant's
+gateway series (:func:`gateway_backends`), and both terms (failed / all) per source, plain
+(:func:`error_terms`) or grouped over many canaries (:func:`grouped_sources`,
+:func:`fold_sources`). Each term is the larger of the HTTP and the engine source, so an engine
+error vLLM also answers as a 500 is never counted twice. What fails, each source's series, the
+rules of the decision and where each was read: docs/analysis.md, "Where errors come from".
 """
 
 from __future__ import annotations
@@ -99,12 +96,106 @@ def http_source(canary: ModelCanary) -> HttpSource:
     """The source the canary's spec alone names: for a router of :data:`GATEWAY_ROUTERS` with
     ``spec.traffic.gateway.implementation``, that implementation's; else the router's. What
     every query uses unless the controller decided otherwise from the GatewayClass
-    (:func:`controlplane.routing.gateways.decide`, passed down as ``source``)."""
+    (:func:`decide`, passed down as ``source``)."""
     traffic = canary.spec.traffic
     implementation = traffic.gateway.implementation if traffic.gateway is not None else None
     if traffic.router in GATEWAY_ROUTERS and implementation is not None:
         return IMPLEMENTATION_SOURCES[implementation]
     return router_source(traffic.router)
+
+
+CONTROLLERS: Mapping[str, GatewayImplementation] = {
+    "gateway.envoyproxy.io/gatewayclass-controller": "envoy-gateway",
+    "istio.io/gateway-controller": "istio",
+    "traefik.io/gateway-controller": "traefik",
+}
+"""GatewayClass ``spec.controllerName`` -> the implementation (each one's default)."""
+
+NAMES: Mapping[GatewayImplementation, str] = {
+    "envoy-gateway": "Envoy Gateway",
+    "istio": "Istio",
+    "traefik": "Traefik",
+}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """``source``: where ``error-rate`` reads HTTP answers; ``reason``: why, in words (logged);
+    ``warning``: the canary's Warning Event when its Gateway could not be read, else None."""
+
+    source: HttpSource
+    reason: str
+    warning: str | None = None
+
+
+def gateway_of(canary: ModelCanary) -> tuple[str, str] | None:
+    """(namespace, name) of the Gateway API Gateway the canary's traffic passes: for
+    ``gateway-api``, the parentRef of our HTTPRoute (``spec.traffic.gateway``, its namespace
+    defaulting to the canary's, or KServe's default, ``DEFAULT_GATEWAY``); for ``kserve``, KServe's
+    ingress Gateway, which its HTTPRoute attaches to: ``spec.traffic.gateway`` names it when it
+    is not the default. None for the routers that pass none."""
+    from controlplane.spec.models import DEFAULT_GATEWAY  # here: the CLI's PromQL loads no models
+
+    if canary.spec.traffic.router not in GATEWAY_ROUTERS:
+        return None
+    gateway = canary.spec.traffic.gateway or DEFAULT_GATEWAY
+    return (gateway.namespace or canary.metadata.namespace, gateway.name)
+
+
+def needs_gateway_class(canary: ModelCanary) -> bool:
+    """Whether :func:`decide` needs the GatewayClass: a Gateway is in the way, the spec names no
+    implementation and the canary has an ``error-rate`` metric (nothing else reads the
+    source)."""
+    gateway = canary.spec.traffic.gateway
+    return (
+        gateway_of(canary) is not None
+        and (gateway is None or gateway.implementation is None)
+        and any(m.builtin == "error-rate" for m in canary.spec.analysis.metrics)
+    )
+
+
+def decide(
+    canary: ModelCanary, controller_name: str | None, unreadable: str | None = None
+) -> Decision:
+    """The HTTP source of ``canary``'s ``error-rate``, given the ``spec.controllerName`` of its
+    Gateway's GatewayClass (None: not read; ``unreadable``: what could not be read and why). In
+    order: a router that passes no Gateway reads its own source; the spec's implementation wins;
+    a known controller (:data:`CONTROLLERS`) gives its source, an unknown one the engine alone;
+    an unread class the router's default."""
+    router = canary.spec.traffic.router
+    spec_source = http_source(canary)
+    where = gateway_of(canary)
+    if where is None:
+        return Decision(spec_source, f"router {router!r} passes no Gateway API Gateway")
+    gateway = canary.spec.traffic.gateway
+    if gateway is not None and gateway.implementation is not None:
+        return Decision(
+            spec_source, f"spec.traffic.gateway.implementation is {gateway.implementation!r}"
+        )
+    named = f"Gateway {where[0]}/{where[1]}"
+    if controller_name is None:
+        warning = None
+        if unreadable is not None:
+            warning = (
+                f"{unreadable}; error-rate reads router {router!r}'s default HTTP source "
+                f"({spec_source}) until it can: let the controller get gateways and "
+                "gatewayclasses (chart value rbac.readGateways), or name the implementation in "
+                "spec.traffic.gateway.implementation"
+            )
+        reason = f"the GatewayClass of {named} was not read: router {router!r}'s default"
+        return Decision(spec_source, reason, warning)
+    implementation = CONTROLLERS.get(controller_name)
+    if implementation is None:
+        return Decision(
+            "engine",
+            f"{named} is run by {controller_name!r}, no implementation known here (known: "
+            f"{', '.join(sorted(CONTROLLERS))}): the engine alone; name it in "
+            "spec.traffic.gateway.implementation",
+        )
+    return Decision(
+        IMPLEMENTATION_SOURCES[implementation],
+        f"{named} is run by {NAMES[implementation]} ({controller_name})",
+    )
 
 
 @dataclass(frozen=True)

@@ -22,18 +22,13 @@ from controlplane.routing._common import (
 from controlplane.routing.base import Outcome, Weights, check_request
 from controlplane.serving import adopt, object_names
 from controlplane.serving.render import isvc_name
-from controlplane.spec.models import GatewayRef, ModelCanary
+from controlplane.spec.models import DEFAULT_GATEWAY, ModelCanary
 
 API_VERSION = "gateway.networking.k8s.io/v1"
 KIND = "HTTPRoute"
 PORT = object_names.PREDICTOR_PORT
 ROUTER = "gateway-api"
 
-
-DEFAULT_GATEWAY = GatewayRef(name="kserve-ingress-gateway", namespace="kserve")
-"""The Gateway without ``spec.traffic.gateway``: KServe's own, ``ingress.kserveIngressGateway``
-of its ``inferenceservice-config`` (``config/configmap/inferenceservice.yaml``, v0.20.0), the one
-its installation creates and its HTTPRoutes attach to."""
 
 VARIANT_HEADER = "x-canary-variant"
 """Set on each request by its backendRef: the variant that answers it."""

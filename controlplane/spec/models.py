@@ -252,6 +252,12 @@ class GatewayRef(_Model):
     )
 
 
+DEFAULT_GATEWAY = GatewayRef(name="kserve-ingress-gateway", namespace="kserve")
+"""The Gateway without ``spec.traffic.gateway``: KServe's own, ``ingress.kserveIngressGateway``
+of its ``inferenceservice-config`` (``config/configmap/inferenceservice.yaml``, v0.20.0), the one
+its installation creates and its HTTPRoutes attach to."""
+
+
 class CohortSpec(_Model):
     """Only requests whose ``header`` has one of ``values`` may reach the candidate."""
 
