@@ -109,16 +109,10 @@ def _share(weight: int, mirror: bool, outcome: Outcome | None) -> capacity_plan.
 
 def queue_autoscaling(canary: ModelCanary, role: Role) -> Obj | None:
     """The predictor's ``autoScaling`` of a variant that scales on vLLM's queue
-    (``autoscaling.queue``), else None: one ``External`` Prometheus metric, the variant's
-    waiting requests (``vllm:num_requests_waiting``, summed over its servers), whose target
-    ``value`` KServe v0.20.0 hands KEDA as the trigger's ``threshold``
-    (``reconcilers/keda/keda_reconciler.go``, ``getKedaMetrics``), with no ``metricType``: its
-    webhook requires the target's ``value`` (``inference_service_validation.go``,
-    ``validateScalingKedaCompExtension``), and ``type: Value`` is not passed on. KEDA v2.18.0 (the
-    version KServe's ``go.mod`` requires) then targets the threshold as an ``AverageValue``
-    (``pkg/scalers/scaler.go``, ``GetMetricTargetType``), so the HPA divides the query by the
-    replicas and the variant holds about ``waitingPerReplica``. The ScaledObject the real KServe
-    makes of it is checked in ``tests/controller/test_controller_kserve.py``."""
+    (``autoscaling.queue``), else None: one ``External`` Prometheus metric, the variant's waiting
+    requests, target ``value`` its ``waitingPerReplica`` (KServe's webhook requires ``value``, and
+    hands it to KEDA as the threshold of an average per replica): docs/capacity.md, "Autoscaling
+    kept"; checked on the real KServe in ``tests/controller/test_controller_kserve.py``."""
     variant = canary.spec.variant(role)
     scaling = variant.autoscaling
     if scaling is None or scaling.queue is None:

@@ -60,22 +60,18 @@ ENVOY_RQ_BY_CODE = "envoy_cluster_upstream_rq"
 """Envoy's ``cluster.<name>.upstream_rq_<code>`` with the ``envoy_response_code`` tag."""
 
 ENVOY_RQ_TOTAL = "envoy_cluster_upstream_rq_total"
-"""Envoy's ``cluster.<name>.upstream_rq_total``: NOT the denominator, because Envoy counts it
-when a request is attached to an upstream connection, so a request to an unreachable backend
-(charged ``upstream_rq_503``) is not in it; all requests are the sum over every code."""
+"""NOT the denominator (a request to an unreachable backend is charged 503 without being in it):
+all requests are the sum over every code."""
 
 TRAEFIK_REQUESTS = "traefik_service_requests_total"
 """Traefik's per-service request counter, labels ``code``, ``method``, ``protocol``,
-``service`` (v3.6.12 ``pkg/observability/metrics/prometheus.go``, ``serviceReqsTotalName``; on
-with ``metrics.prometheus.addServicesLabels``, whose default is true)."""
+``service``."""
 
 TRAEFIK_SERVICE = "service"
 """The label of :data:`TRAEFIK_REQUESTS` naming the service: ``<name>@<provider>``."""
 
 TRAEFIK_PROVIDER = "kubernetesgateway"
-"""The provider of Traefik's Gateway API configuration (v3.6.12
-``pkg/provider/kubernetes/gateway/kubernetes.go``, ``providerName``): the suffix of its
-services' qualified names (``pkg/server/provider/provider.go``, ``MakeQualifiedName``)."""
+"""The provider of Traefik's Gateway API configuration: the suffix of its services' names."""
 
 ISTIO_REQUESTS = "istio_requests_total"
 """Istio's standard request counter."""
@@ -218,10 +214,8 @@ class GatewayBackend:
 
 
 def _route_of(canary: ModelCanary) -> str:
-    """The HTTPRoute the gateway serves the canary from: ours for ``gateway-api``
-    (:func:`controlplane.routing.gateway_api.build_httproute`, named
-    :func:`~controlplane.serving.object_names.route_name`), KServe's top-level route named after the
-    one InferenceService for ``kserve`` (:func:`controlplane.routing.kserve.route_ref`)."""
+    """The HTTPRoute the gateway serves the canary from: ours for ``gateway-api``, KServe's
+    top-level route, named after the one InferenceService, for ``kserve``."""
     if canary.spec.traffic.router == "kserve":
         return object_names.single_service_name(canary.spec.model.name)
     return object_names.route_name(canary.metadata.name)
@@ -229,16 +223,9 @@ def _route_of(canary: ModelCanary) -> str:
 
 def envoy_backend(canary: ModelCanary, variant: str) -> GatewayBackend:
     """The Envoy Gateway clusters that carry ``variant``'s requests of ``canary``, from the
-    canary itself (no relabeling of Envoy's stats needed).
-
-    Envoy Gateway (v1.8.1, ``irRouteDestinationName`` / ``irDestinationSettingName`` in
-    ``internal/gatewayapi/helpers.go``) names a backendRef's own cluster
-    ``httproute/<namespace>/<route>/rule/<r>/backend/<b>``. Both routes list the stable backend
-    first and the candidate second in every rule that splits (``gateway-api``: the weighted rule,
-    and with a cohort the cohort's rule, whose other rule holds the stable alone as backend 0;
-    ``kserve``: the stable predictor, then the canary's), so the stable is backend 0 and the
-    candidate backend 1 in any rule. A custom ``spec.analysis.selector`` does not change this:
-    Envoy's series carry none of its labels. ValueError for a variant that is neither."""
+    canary itself: ``httproute/<namespace>/<route>/rule/<r>/backend/<b>``, the stable backend 0
+    and the candidate 1 in any rule (docs/analysis.md, "Where errors come from"). ValueError for
+    a variant that is neither."""
     route = f"httproute/{canary.metadata.namespace}/{_route_of(canary)}/"
     index = _backend_index(canary, variant)
     return GatewayBackend(ENVOY_CLUSTER, f"{_literal(route)}rule/[0-9]+/backend/{index}")
@@ -254,37 +241,22 @@ def _backend_index(canary: ModelCanary, variant: str) -> int:
 
 def traefik_service(namespace: str, service: str, port: int) -> str:
     """The ``service`` label Traefik v3.6.12 gives the requests it sends to a Service backendRef
-    of an HTTPRoute (pure): ``<namespace>-<name>-http-<port>@kubernetesgateway``.
-
-    Its Gateway API provider makes each Service backendRef a load balancer of its own,
-    ``provider.Normalize(namespace + "-" + name + "-http")`` then ``+ "-" + port`` normalized
-    again (``loadService`` in ``pkg/provider/kubernetes/gateway/httproute.go``), which the
-    rule's weighted round robin (``loadWRRService``) holds with the backendRef's weight; the
-    service manager counts every request a server of that load balancer answers under its
-    qualified name, ``<name>@kubernetesgateway`` (``getLoadBalancerServiceHandler`` in
-    ``pkg/server/service/service.go``, ``metricsMiddle.ServiceMetricsHandler``). The name is the
-    Service's, whichever route points at it: one series set per variant."""
+    of an HTTPRoute, whichever route points at it: ``<namespace>-<name>-http-<port>`` normalized,
+    ``@kubernetesgateway`` (docs/analysis.md, "What was read, and where")."""
     return f"{_normalize(f'{namespace}-{service}-http-{port}')}@{TRAEFIK_PROVIDER}"
 
 
 def _normalize(name: str) -> str:
-    """Traefik's ``provider.Normalize`` (v3.6.12 ``pkg/provider/configuration.go``): every run of
-    characters that are neither letters nor digits becomes one ``-``, none at either end."""
+    """Traefik's ``provider.Normalize``: every run of characters that are neither letters nor
+    digits becomes one ``-``, none at either end."""
     return "-".join(part for part in re.split(r"[^0-9A-Za-z]+", name) if part)
 
 
 def traefik_services(canary: ModelCanary, variant: str) -> tuple[str, ...]:
     """The ``service`` label values (:func:`traefik_service`) of the Services that carry
-    ``variant``'s requests of ``canary`` through Traefik: the variant's predictor Service on
-    :data:`~controlplane.serving.object_names.PREDICTOR_PORT`, in the canary's namespace.
-
-    ``gateway-api``: our HTTPRoute's backendRefs, ``<model>-<variant>-predictor`` (the
-    InferenceService of each variant, :func:`~controlplane.serving.render.isvc_name`).
-    ``kserve``: KServe's route to the one InferenceService's predictors
-    (``PredictorServiceName``): the candidate's ``<isvc>-<candidate>-predictor``; the stable's
-    ``<isvc>-predictor``, or ``<isvc>-<stable>-predictor`` once a promotion renamed the stable
-    predictor after the variant it promoted (the next rollout's stable). ValueError for a
-    variant that is neither."""
+    ``variant``'s requests of ``canary`` through Traefik: the variant's predictor Service (for
+    ``kserve`` the stable's under both its names, before and after a promotion renamed it;
+    docs/analysis.md, "Where errors come from"). ValueError for a variant that is neither."""
     role = _role(canary, variant)
     ns, port = canary.metadata.namespace, object_names.PREDICTOR_PORT
     if canary.spec.traffic.router == "kserve":
