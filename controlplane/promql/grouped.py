@@ -269,18 +269,11 @@ class RouteIndex:
     def routes(self, names: Iterable[str]) -> http_errors.EnvoyRoutes | http_errors.TraefikServices:
         """:func:`http_errors.gateway_group` of the canaries ``names``, in that order (a
         backend two canaries share goes to the later one, as there)."""
-        if self.source == "traefik":
-            services: dict[str, tuple[str, str]] = {}
-            for name in names:
-                found = self.by_canary[name]
-                assert isinstance(found, http_errors.TraefikServices)
-                services.update(found.members)
-            return http_errors.TraefikServices(services)
-        members: dict[tuple[str, int], tuple[str, str]] = {}
+        members: dict[Any, tuple[str, str]] = {}
         for name in names:
-            routes = self.by_canary[name]
-            assert isinstance(routes, http_errors.EnvoyRoutes)
-            members.update(routes.members)
+            members.update(self.by_canary[name].members)
+        if self.source == "traefik":
+            return http_errors.TraefikServices(members)
         return http_errors.EnvoyRoutes(self.namespace, members)
 
 
