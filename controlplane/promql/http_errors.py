@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from controlplane.errors import Problem
 from controlplane.promql.contract import contract_for
 from controlplane.serving import object_names
 from controlplane.serving.render import isvc_name
@@ -98,6 +99,22 @@ def http_source(canary: ModelCanary) -> HttpSource:
     if traffic.router in GATEWAY_ROUTERS and implementation is not None:
         return IMPLEMENTATION_SOURCES[implementation]
     return router_source(traffic.router)
+
+
+def implementation_problems(canary: ModelCanary) -> list[Problem]:
+    """A Gateway implementation named for a router whose traffic passes no Gateway API Gateway
+    (not in :data:`GATEWAY_ROUTERS`): it would say nothing, so it is a problem."""
+    traffic = canary.spec.traffic
+    if traffic.gateway is None or traffic.gateway.implementation is None:
+        return []
+    if traffic.router in GATEWAY_ROUTERS:
+        return []
+    message = (
+        f"router {traffic.router!r} passes no Gateway API Gateway: its error-rate reads "
+        f"{router_source(traffic.router)!r} whatever implementation is named; the "
+        f"implementation applies to {' and '.join(sorted(GATEWAY_ROUTERS))}"
+    )
+    return [Problem("spec.traffic.gateway.implementation", message)]
 
 
 CONTROLLERS: Mapping[str, GatewayImplementation] = {

@@ -110,27 +110,12 @@ httproute.go``): the rule that carries one is served by an error service answeri
 def capability_problems(canary: ModelCanary) -> list[Problem]:
     """Every feature the spec asks of its router that the router cannot provide, a shadow phase
     on a Gateway implementation that cannot mirror (:data:`NO_MIRROR`), and a Gateway
-    implementation named for a router whose traffic passes no Gateway API Gateway (it would say
-    nothing: :data:`~controlplane.promql.http_errors.GATEWAY_ROUTERS`)."""
+    implementation named in vain (:mod:`controlplane.promql.http_errors`)."""
     traffic = canary.spec.traffic
     router = traffic.router
     caps = CAPABILITIES[router]
-    problems = []
+    problems = http_errors.implementation_problems(canary)
     gateway = traffic.gateway
-    if (
-        gateway is not None
-        and gateway.implementation is not None
-        and router not in http_errors.GATEWAY_ROUTERS
-    ):
-        routers = " and ".join(sorted(http_errors.GATEWAY_ROUTERS))
-        problems.append(
-            Problem(
-                "spec.traffic.gateway.implementation",
-                f"router {router!r} passes no Gateway API Gateway: its error-rate reads "
-                f"{http_errors.router_source(router)!r} whatever implementation is named; "
-                f"the implementation applies to {routers}",
-            )
-        )
     if traffic.cohort is not None and not caps.cohort:
         problems.append(
             Problem(
