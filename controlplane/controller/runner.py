@@ -1,27 +1,16 @@
-"""The controller loop: watch + work queue + timer heap + batched analysis + backoff + HA.
+"""The controller loop: watch + work queue + batched analysis + backoff + HA.
 
 Owns :class:`Controller`, the one long-running object of ``canaryctl controller``: it lists, then
-watches ModelCanaries (per namespace, or all) through the KubeClient protocol, relisting on 410
-Gone and backing a failing namespace off; keeps a work queue of ``(namespace, name)`` keys made
-dirty by events whose trigger changed, by timers the reconciler returns (rounded up to ``grid_s``
-so canaries share analysis ticks) and by :meth:`Controller.wake` (the HTTP API, after it records
-an intent); runs one analysis tick per pass for every canary that needs observations
-(:class:`~controlplane.controller.batch.BatchEvaluator`); backs off one failing canary without
-blocking the others; and, with leader election (:class:`~controlplane.kube.lease.LeaderElector`),
-reconciles nothing without the lease. It reports what it last saw (:meth:`Controller.snapshot`),
-whether it is ready (:meth:`Controller.ready`) and every tick and persisted evaluation to
-:class:`AnalysisObserver` (the metrics).
-
-Time comes from an injected ``clock``; tests drive :meth:`Controller.poll` and
-:meth:`Controller.run_once` directly (no threads, no sleeping). :meth:`Controller.run` is the
-production loop around them; its pauses go through an injectable ``sleep``. The loop as users
-see it: docs/controller.md, "The loop"; the watch: docs/kube-adapter.md.
+watches ModelCanaries through the KubeClient protocol, feeds its :class:`~controlplane.controller.
+workqueue.WorkQueue`, runs one batched analysis tick per pass and, with leader election
+(:class:`~controlplane.kube.lease.LeaderElector`), reconciles nothing without the lease. Tests
+drive :meth:`Controller.poll` and :meth:`Controller.run_once` on an injected ``clock``. The loop
+as users see it: docs/controller.md, "The loop"; the watch: docs/kube-adapter.md.
 """
 
 from __future__ import annotations
 
 import functools
-import heapq
 import json
 import logging
 import math
@@ -34,6 +23,7 @@ from typing import Any, Protocol
 
 from controlplane.controller.batch import BatchEvaluator, Request
 from controlplane.controller.reconcile import Done, Key, NeedsAnalysis, Reconciler
+from controlplane.controller.workqueue import WorkQueue
 from controlplane.errors import Conflict, KubeError, ProviderUnavailable
 from controlplane.kube.client import KubeClient, Obj, WatchEvent, event_version, is_expired
 from controlplane.kube.lease import LeaderElector
@@ -133,17 +123,11 @@ class Controller:
         self.clock = clock
         self.namespaces = list(namespaces) or [None]
         self.elector = elector
-        self.grid_s = grid_s
-        self.backoff_base_s = backoff_base_s
-        self.backoff_cap_s = backoff_cap_s
+        self.queue = WorkQueue(clock, grid_s, backoff_base_s, backoff_cap_s)
         self.default_prometheus = default_prometheus
         self.stats = Stats()
         self._sources = sources
         self._evaluators: dict[str | None, BatchEvaluator] = {}
-        self._dirty: set[Key] = set()
-        self._timers: dict[Key, float] = {}
-        self._heap: list[tuple[float, Key]] = []
-        self._failures: dict[Key, int] = {}
         self._seen: dict[Key, str] = {}
         self._rv: dict[str | None, str | None] = dict.fromkeys(self.namespaces)
         self._was_leader = False
@@ -247,8 +231,8 @@ class Controller:
 
     def wake(self, namespace: str, name: str) -> None:
         """Reconcile ``namespace/name`` now (after the API recorded an intent on it)."""
+        self.queue.add([(namespace, name)])
         with self._lock:
-            self._dirty.add((namespace, name))
             wakeups = self._wakeups
         if wakeups is not None:
             wakeups.put(None)  # interrupts the production loop's wait
@@ -311,9 +295,7 @@ class Controller:
         if ns not in self._unanswered:
             return
         self._unanswered.discard(ns)
-        with self._lock:
-            waiting = [key for key in self._failures if ns is None or key[0] == ns]
-            self._dirty.update(waiting)
+        waiting = self.queue.retry_now(ns)
         if waiting:
             self.stats.retried_on_recovery += len(waiting)
             log.info(
@@ -331,50 +313,18 @@ class Controller:
             if event.type == "DELETED":
                 self._objects.pop(key, None)
                 self._seen.pop(key, None)
-                self._timers.pop(key, None)
-                self._failures.pop(key, None)
-                self._dirty.discard(key)
+                self.queue.forget(key)
                 return
             self._objects[key] = event.object
             trigger = _trigger(event.object)
             if event.type == "MODIFIED" and self._seen.get(key) == trigger:
                 return
             self._seen[key] = trigger
-            self._dirty.add(key)
-
-    # ------------------------------------------------------------------------- timers
-
-    def schedule(self, key: Key, at: float | None) -> None:
-        if at is None:
-            return
-        if self.grid_s > 0:
-            at = math.ceil((at - 1e-6) / self.grid_s) * self.grid_s
-        with self._lock:
-            current = self._timers.get(key)
-            if current is not None and current <= at:
-                return
-            self._timers[key] = at
-            heapq.heappush(self._heap, (at, key))
+            self.queue.add([key])
 
     def next_wake(self) -> float | None:
         """When a timer fires next (None: no timer); dirty keys mean now."""
-        with self._lock:
-            if self._dirty:
-                return self.clock()
-            while self._heap and self._timers.get(self._heap[0][1]) != self._heap[0][0]:
-                heapq.heappop(self._heap)
-            return self._heap[0][0] if self._heap else None
-
-    def _take_due(self, now: float) -> set[Key]:
-        with self._lock:
-            keys = set(self._dirty)
-            self._dirty.clear()
-            while self._heap and self._heap[0][0] <= now:
-                at, key = heapq.heappop(self._heap)
-                if self._timers.get(key) == at:
-                    del self._timers[key]
-                    keys.add(key)
-            return keys
+        return self.queue.next_wake()
 
     # ------------------------------------------------------------------------- one pass
 
@@ -386,7 +336,8 @@ class Controller:
         if leader and not self._was_leader:
             log.info("became leader as %s", self.elector.identity)
             with self._lock:
-                self._dirty.update(self._seen)  # take over every known canary now
+                known = list(self._seen)
+            self.queue.add(known)  # take over every known canary now
         self._was_leader = leader
         self.stats.leader = leader
         return leader
@@ -396,12 +347,12 @@ class Controller:
         now = self.clock()
         if not self.is_leader():
             return now + (self.elector.lease_duration_s / 3 if self.elector else 1.0)
-        keys = self._take_due(now)
+        keys = self.queue.take_due(now)
         waiting: list[tuple[Key, NeedsAnalysis]] = []
         for key in sorted(keys):
             prepared = self._guarded(key, now, functools.partial(self.reconciler.prepare, key, now))
             if isinstance(prepared, Done):
-                self._succeeded(key, prepared.requeue_at)
+                self.queue.succeeded(key, prepared.requeue_at)
             elif isinstance(prepared, NeedsAnalysis):
                 waiting.append((key, prepared))
         if waiting:
@@ -446,7 +397,7 @@ class Controller:
                     retry=False,
                 )
                 if result is not _FAILED:
-                    self._succeeded(key, result)
+                    self.queue.succeeded(key, result)
                 if self.observer is not None and _persisted(prepared, now):
                     self.observer.evaluated(key, url, obs)
         self.stats.ticks += 1
@@ -477,23 +428,12 @@ class Controller:
             except Exception as exc:
                 self._failed(key, now, exc)
                 return _FAILED
-        with self._lock:
-            self._dirty.add(key)  # still conflicting: try again on the next pass
+        self.queue.add([key])  # still conflicting: try again on the next pass
         return _FAILED
-
-    def _succeeded(self, key: Key, requeue_at: float | None) -> None:
-        with self._lock:
-            self._failures.pop(key, None)
-        self.schedule(key, requeue_at)
 
     def _failed(self, key: Key, now: float, exc: BaseException) -> None:
         self.stats.errors += 1
-        with self._lock:
-            failures = self._failures.get(key, 0) + 1
-            self._failures[key] = failures
-        delay = min(self.backoff_base_s * 2 ** (failures - 1), self.backoff_cap_s)
-        log.warning("%s/%s: reconcile failed (%s); retrying in %.0fs", *key, exc, delay)
-        self.schedule(key, now + delay)
+        self.queue.failed(key, now, exc)
 
     # ------------------------------------------------------------------------- production loop
 

@@ -43,7 +43,7 @@ def configmap(ns: str, name: str) -> Obj:
 
 
 def take_dirty(ctrl: Controller) -> set[tuple[str, str]]:
-    return ctrl._take_due(-1.0)
+    return ctrl.queue.take_due(-1.0)
 
 
 def bookmark_and_end(kube: FakeKube, ctrl: Controller, seen: int) -> Callable[[], None]:
@@ -176,7 +176,7 @@ def test_canaries_backed_off_while_the_server_was_down_retry_when_it_answers() -
     assert take_dirty(ctrl) == {(NS, "stuck"), (NS, "elsewhere")}
     for _ in range(6):  # the server is down: each retry of its reconcile fails, up to 160 s
         clock.t = ctrl.next_wake() or clock.t
-        assert ctrl._take_due(clock.t) <= {(NS, "stuck")}
+        assert ctrl.queue.take_due(clock.t) <= {(NS, "stuck")}
         ctrl._failed((NS, "stuck"), clock.t, KubeError("connection refused"))
     assert ctrl.next_wake() == clock.t + 160.0
     kube.fail_next("watch", KubeError("connection refused"))
