@@ -23,7 +23,7 @@ import aiohttp
 from controlplane.capacity import plan
 from controlplane.local.engines import EngineKind, make_engine
 from controlplane.local.inject import Faults
-from controlplane.local.prometheus import PrometheusServer
+from controlplane.local.prometheus import PrometheusServer, last_scrape
 from controlplane.local.replicas import (
     InProcess,
     LocalStackError,
@@ -32,7 +32,6 @@ from controlplane.local.replicas import (
     serve_command,
 )
 from controlplane.local.router import Endpoint, LocalRouter
-from controlplane.local.scrape import last_scrape
 from controlplane.local.server import HOST, Identity, ModelServer
 from controlplane.profiles.catalog import Catalog
 from controlplane.spec.models import ModelCanary, VariantSpec

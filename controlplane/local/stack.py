@@ -1,7 +1,7 @@
 """The whole canary on one machine: model servers, router, Prometheus, load, and the rollout loop.
 
 Owns :func:`run_up` behind ``canaryctl up`` (:mod:`controlplane.cli.up`) and :class:`LocalStack`:
-the router, a real Prometheus (:mod:`controlplane.local.scrape`), the replicas
+the router, a real Prometheus (:mod:`controlplane.local.prometheus`), the replicas
 (:mod:`controlplane.local.pool`), sized by the plan (:mod:`controlplane.local.gpus`), the load, and
 the controller's own loop on the time-scaled spec, whose actions run in the plan's order as the
 controller's capacity effect runs them. Shutdown runs in reverse order and always completes.
@@ -30,10 +30,14 @@ from controlplane.local.gpus import CapacityReport, GpuAccount
 from controlplane.local.inject import Faults
 from controlplane.local.load import LoadGenerator, LoadStats, RequestMaker
 from controlplane.local.pool import ROLES, TARGETS_TIMEOUT_S, ReplicaPool
-from controlplane.local.prometheus import PrometheusServer, start_prometheus_with_config
+from controlplane.local.prometheus import (
+    PrometheusServer,
+    scrape_config,
+    start_prometheus_with_config,
+    targets_up,
+)
 from controlplane.local.replicas import LocalStackError
 from controlplane.local.router import Backend, LocalRouter
-from controlplane.local.scrape import scrape_config, targets_up
 from controlplane.local.timescale import Scaling, scale_canary
 from controlplane.local.watcher import NoWatcher, Pod, RunSnapshot, RunWatcher
 from controlplane.profiles.catalog import Catalog, load_catalog
@@ -50,7 +54,7 @@ from controlplane.rollout.schedule import (
 )
 from controlplane.rollout.state import RolloutState
 from controlplane.routing.memory import MemoryRouter
-from controlplane.simulation import SimulationResult, TracePoint
+from controlplane.simulation import SimulationResult, TracePoint, events_json, iso
 from controlplane.spec.models import Builtin, ModelCanary
 from controlplane.spec.units import Unit, display_value
 
@@ -103,7 +107,7 @@ class UpResult:
         finished = any(e.type in ("Promoted", "RolledBack") for e in state.history)
         return {
             "outcome": self.outcome,
-            "finishedAt": _iso(state.history[-1].time) if finished and state.history else None,
+            "finishedAt": iso(state.history[-1].time) if finished and state.history else None,
             "step": state.step,
             "weight": state.weight,
             "reason": None
@@ -117,16 +121,7 @@ class UpResult:
                 "step": reason.step,
                 "message": reason.message,
             },
-            "events": [
-                {
-                    "time": _iso(e.time),
-                    "type": e.type,
-                    "step": e.step,
-                    "weight": e.weight,
-                    "message": e.message,
-                }
-                for e in state.history
-            ],
+            "events": events_json(state.history),
             "evaluations": self.evaluations,
             "engine": self.engine,
             "timeScale": self.scaling.factor,
@@ -140,10 +135,6 @@ class UpResult:
             },
             "capacity": None if self.capacity is None else self.capacity.to_json(),
         }
-
-
-def _iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
 class LocalStack:
