@@ -6,7 +6,7 @@ time), the per-canary gauges (read at scrape time from the objects the controlle
 :meth:`~controlplane.controller.runner.Controller.snapshot`; the leader's only), and the event
 counters, each incremented exactly once: the
 :class:`~controlplane.controller.runner.AnalysisObserver` half once per persisted evaluation and
-per tick, the :class:`~controlplane.controller.reconcile.Notifier` half once per history event
+per tick, the :class:`~controlplane.controller.event_sink.Notifier` half once per history event
 (its delivered record, :class:`~controlplane.rollout.events.Delivered`, drops a re-delivered one).
 
 No label carries a URL: ``/metrics`` is served without authentication, and a Prometheus URL may

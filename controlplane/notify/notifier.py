@@ -1,6 +1,6 @@
 """Delivery of rollout alerts to the channels of ``spec.alerts``, off the reconciliation path.
 
-Owns :class:`AlertNotifier`, the controller's :class:`~controlplane.controller.reconcile.Notifier`:
+Owns :class:`AlertNotifier`, the controller's :class:`~controlplane.controller.event_sink.Notifier`:
 ``notify(obj, canary, state, event)`` builds the :class:`~controlplane.notify.alert.Alert`
 (pure), picks the channels subscribed to its kind and **only enqueues** (no I/O, never an
 exception into the caller) on a bounded queue; one background thread reads each channel's Secret

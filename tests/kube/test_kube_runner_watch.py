@@ -294,5 +294,6 @@ def test_real_server_bookmarks_move_the_version(real_kube: RealKube, real_ns: st
     ctrl.poll(timeout_s=4.0)  # the server's bookmark comes 2 s before the end
     thread.join()
     assert ctrl.stats.bookmarks >= 1
-    assert int(ctrl.watch._rv[real_ns] or 0) >= int(wrote[0]["metadata"]["resourceVersion"]) > before
+    after = int(ctrl.watch._rv[real_ns] or 0)
+    assert after >= int(wrote[0]["metadata"]["resourceVersion"]) > before
     assert take_dirty(ctrl) == {(real_ns, "quiet")}  # from the first list only
