@@ -2,10 +2,9 @@
 
 Owns :func:`run_up` behind ``canaryctl up`` (:mod:`controlplane.cli.up`) and :class:`LocalStack`:
 the router, a real Prometheus (:mod:`controlplane.local.prometheus`), the replicas
-(:mod:`controlplane.local.pool`), sized by the plan (:mod:`controlplane.local.gpus`), the load, and
-the controller's own loop on the time-scaled spec, whose actions run in the plan's order as the
-controller's capacity effect runs them. Shutdown runs in reverse order and always completes.
-What runs and how it stops: docs/local.md, "What runs" and "Shutdown".
+(:mod:`controlplane.local.pool`) sized by the plan (:mod:`controlplane.local.gpus`), the load, and
+the controller's loop on the time-scaled spec (:mod:`controlplane.local.loop`). Shutdown runs in
+reverse order and always completes. What runs: docs/local.md, "What runs" and "Shutdown".
 """
 
 from __future__ import annotations
@@ -16,19 +15,19 @@ import secrets
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from controlplane.analysis.evaluator import evaluate
 from controlplane.analysis.metric_provider import MetricProvider
 from controlplane.capacity import plan
-from controlplane.errors import ProviderError, SpecError, UsageError
-from controlplane.local.display import ProgressDisplay, ProgressFrame
+from controlplane.errors import UsageError
+from controlplane.local.display import ProgressDisplay
 from controlplane.local.engines import EngineKind
 from controlplane.local.gpus import CapacityReport, GpuAccount
 from controlplane.local.inject import Faults
 from controlplane.local.load import LoadGenerator, LoadStats, RequestMaker
+from controlplane.local.loop import LocalLoop
 from controlplane.local.pool import ROLES, TARGETS_TIMEOUT_S, ReplicaPool
 from controlplane.local.prometheus import (
     PrometheusServer,
@@ -39,34 +38,14 @@ from controlplane.local.prometheus import (
 from controlplane.local.replicas import LocalStackError
 from controlplane.local.router import Backend, LocalRouter
 from controlplane.local.timescale import Scaling, scale_canary
-from controlplane.local.watcher import NoWatcher, Pod, RunSnapshot, RunWatcher
+from controlplane.local.watcher import RunWatcher
 from controlplane.profiles.catalog import Catalog, load_catalog
 from controlplane.promql import queries
 from controlplane.providers.prometheus import PrometheusProvider, from_url
-from controlplane.rollout.actions import Promote, Rollback, SetWeights
-from controlplane.rollout.machine import step
-from controlplane.rollout.observations import Observations
-from controlplane.rollout.schedule import (
-    due_checks,
-    evaluation_due,
-    initial_state,
-    next_evaluation,
-)
 from controlplane.rollout.state import RolloutState
 from controlplane.routing.memory import MemoryRouter
-from controlplane.simulation import SimulationResult, TracePoint, events_json, iso
-from controlplane.spec.models import Builtin, ModelCanary
-from controlplane.spec.units import Unit, display_value
-
-LIVE_EVERY_S = 2.0
-TICK_S = 0.5
-"""The loop wakes at least this often (display, stop requests) between evaluations."""
-_LIVE: tuple[tuple[str, Builtin, float | None, Unit], ...] = (
-    ("requests/s", "request-rate", None, Unit.NUMBER),
-    ("p95 latency", "e2e-latency", 0.95, Unit.SECONDS),
-    ("p95 ttft", "ttft", 0.95, Unit.SECONDS),
-    ("errors", "error-rate", None, Unit.RATIO),
-)
+from controlplane.simulation import SimulationResult, events_json, iso
+from controlplane.spec.models import ModelCanary
 
 
 @dataclass(frozen=True)
@@ -146,33 +125,25 @@ class LocalStack:
         self.catalog = catalog or load_catalog()
         self.memory = MemoryRouter(check_capabilities=False)
         self.capacity = GpuAccount(canary, self.catalog)
-        self.pool: ReplicaPool | None = None
+        self.loop = LocalLoop(
+            canary,
+            self.capacity,
+            self.memory,
+            engine=config.engine,
+            time_scale=config.time_scale,
+            max_time_s=config.max_time_s,
+        )
         self.router: LocalRouter | None = None
         self.prometheus: PrometheusServer | None = None
         self.load: LoadGenerator | None = None
-        self.share = plan.Share(0)
-        """The weights on the router."""
-        self.evaluations: list[dict[str, Any]] = []
-        self.trace: list[TracePoint] = []
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
         """The first replica's seed (``--seed``, else drawn): each replica's differs."""
-        self._noting = False
-        """True while the rollout runs: the ledger notes the GPUs held."""
-
-    @property
-    def spec(self) -> Any:
-        return self.canary.spec
-
-    def running(self) -> ReplicaPool:
-        """The replicas (once the stack has started)."""
-        assert self.pool is not None
-        return self.pool
 
     def describe(self) -> list[str]:
         lines = []
         for role in ROLES:
-            reps = self.running().replicas[role]
+            reps = self.loop.running().replicas[role]
             if not reps:
                 continue
             faults = self.config.faults.get(role, Faults())
@@ -226,7 +197,7 @@ class LocalStack:
         )
         await self.router.start()
         files = Path(self._tmp.name)
-        pool = self.pool = ReplicaPool(
+        pool = self.loop.pool = ReplicaPool(
             canary,
             cfg.faults,
             cfg.engine,
@@ -235,9 +206,9 @@ class LocalStack:
             self.router,
             files,
             self._seed,
-            lambda: self.record(time.time()),
+            lambda: self.loop.record(time.time()),
         )
-        want = self.capacity.wanted(self.share)
+        want = self.capacity.wanted(self.loop.share)
         # the first replicas are listed before Prometheus starts: its first discovery finds them
         # (a change is passed on to the scrapes within about 5 s, Prometheus' update period)
         first = [
@@ -275,195 +246,21 @@ class LocalStack:
 
     async def close(self) -> None:
         """Stop everything, newest first; never raises for a part that is already gone."""
-        if self.pool is not None:
-            self.pool.closing = True
+        pool = self.loop.pool
+        if pool is not None:
+            pool.closing = True
         if self.load is not None:
             await self.load.stop()
         if self.router is not None:
             await self.router.stop()  # requests in flight finish: the drains end with them
-        if self.pool is not None:
-            await self.pool.close()
+        if pool is not None:
+            await pool.close()
         if self.prometheus is not None:
             await asyncio.to_thread(self.prometheus.stop)
             self.prometheus = None
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
-
-    def record(self, now: float) -> None:
-        """While the rollout runs: note the GPUs held, and a point when anything changed."""
-        if self._noting:
-            pool = self.running()
-            self.capacity.note(now, pool.held(), pool.in_service(), self.share)
-
-    # ----------------------------------------------------------------- the rollout loop
-
-    async def move(self, target: plan.Share) -> None:
-        """Put ``target`` on the router in the plan's order: up and serving, weights, down."""
-        if not self.capacity.planned:
-            self.memory.set_weights(self.canary, target.weight, target.mirror)
-            self.share = target
-            self.record(time.time())
-            return
-        sizes, pool = self.capacity.sizes, self.running()
-        assert sizes is not None
-        moved = plan.change(self.canary, sizes, self.capacity.demand(), self.share, target)
-        await pool.scale_up(moved.before)
-        self.memory.set_weights(self.canary, target.weight, target.mirror)
-        self.share = target
-        self.record(time.time())
-        pool.scale_down(moved.after)
-
-    async def conclude(self, promoted: bool) -> None:
-        """Before an outcome goes on the router: the winner sized for all the traffic and in
-        service; the loser keeps what it runs (in a cluster, until it is released)."""
-        sizes = self.capacity.sizes
-        if not self.capacity.planned:
-            return
-        assert sizes is not None
-        target = plan.Share(100 if promoted else 0)
-        winner = plan.change(self.canary, sizes, self.capacity.demand(), self.share, target).after
-        only = plan.Replicas(0, winner.candidate) if promoted else plan.Replicas(winner.stable, 0)
-        await self.running().scale_up(only)
-
-    async def apply(self, actions: list[Any]) -> float | None:
-        """Execute the machine's actions on the replicas and the router, in the plan's order
-        (module docstring). Returns when weights went on the router (None: none did)."""
-        outcome = next((a for a in actions if isinstance(a, Promote | Rollback)), None)
-        if outcome is not None:
-            await self.conclude(isinstance(outcome, Promote))
-        set_at: float | None = None
-        for action in actions:
-            if isinstance(action, SetWeights):
-                target = plan.Share(action.candidate_weight, action.mirror)
-                if outcome is None:
-                    await self.move(target)
-                else:  # the winner is sized already; the loser keeps its replicas
-                    self.memory.set_weights(self.canary, target.weight, target.mirror)
-                    self.share = target
-                set_at = time.time()
-            elif isinstance(action, Promote):
-                self.memory.finalize(self.canary, "promoted")
-                self.share = plan.Share(100)
-            elif isinstance(action, Rollback):
-                self.memory.finalize(self.canary, "rolled_back")
-                self.share = plan.Share(0)
-        self.record(time.time())
-        return set_at
-
-    def live_values(self, provider: PrometheusProvider, now: float) -> dict[str, dict[str, str]]:
-        """Display metrics per variant over the analysis window (blocking: run in a thread)."""
-        window = self.spec.analysis.window.seconds
-        out: dict[str, dict[str, str]] = {}
-        for variant in (self.spec.stable.name, self.spec.candidate.name):
-            values: dict[str, str] = {}
-            for label, builtin, quantile, unit in _LIVE:
-                try:
-                    query = queries.canary_builtin_query(
-                        self.canary, builtin, variant, window, quantile
-                    )
-                    value = provider.instant(query, now)
-                except (ProviderError, SpecError):
-                    values[label] = "-"
-                    continue
-                values[label] = (
-                    f"{value:.1f}" if unit is Unit.NUMBER else display_value(value, unit)
-                )
-            out[variant] = values
-        return out
-
-    def snapshot(self, state: RolloutState) -> RunSnapshot:
-        """The run now, for a :class:`~controlplane.local.watcher.RunWatcher`."""
-        replicas = self.running().replicas
-        pods = tuple(Pod(role, r.pod, r.in_service) for role in ROLES for r in replicas[role])
-        return RunSnapshot(state, pods, self.share.weight, self.share.mirror)
-
-    async def run_rollout(
-        self,
-        display: ProgressDisplay,
-        stop: asyncio.Event,
-        started: float,
-        watcher: RunWatcher | None = None,
-    ) -> tuple[RolloutState, list[tuple[float, int]], bool]:
-        """The controller's loop on this stack until an outcome, ``stop`` or the deadline.
-
-        Returns the final state, the (time, weight) timeline and whether it was interrupted;
-        every check result is appended to :attr:`evaluations`, the GPUs held go to
-        :attr:`ledger` and :attr:`points` (:meth:`report`). ``watcher`` is told every new state
-        and its intents go to the state machine each tick, as the controller's do."""
-        watcher = watcher or NoWatcher()
-        assert self.prometheus is not None
-        provider = PrometheusProvider(from_url(self.prometheus.url, timeout_s=5.0))
-        canary, cfg = self.canary, self.config
-        state = initial_state(canary, time.time())
-        timeline = [(time.time(), 0)]
-        self._noting = True
-        self.record(state.started_at)
-        live: dict[str, dict[str, str]] = {}
-        live_at = 0.0
-        told = self.snapshot(state)
-        watcher.on_state(told)
-        try:
-            while True:
-                now = time.time()
-                obs: Observations | None = None
-                if evaluation_due(canary, state, now):
-                    due = due_checks(canary, state, now)
-                    obs = await asyncio.to_thread(evaluate, canary, due, provider, now)
-                    self.evaluations += [
-                        {
-                            "time": round(now, 3),
-                            "step": state.step,
-                            "key": r.key,
-                            "metric": r.metric,
-                            "verdict": r.verdict,
-                            "value": r.value,
-                            "candidate": r.candidate,
-                            "stable": r.stable,
-                            "samples": r.samples,
-                        }
-                        for r in obs.checks.values()
-                    ]
-                values: dict[str, tuple[float | None, str]] = {}
-                if obs is not None:
-                    values = {k: (r.value, str(r.verdict)) for k, r in obs.checks.items()}
-                state, actions = step(canary, state, obs, now, watcher.take_intents())
-                set_at = await self.apply(actions)
-                in_stage = state.stage in ("shadow", "steps")
-                if set_at is not None and in_stage and set_at > state.stage_started_at:
-                    # the step's clock starts once its weights are on the router (after the
-                    # scale-up), as the controller starts it once they are verified
-                    state = replace(state, stage_started_at=set_at)
-                seen = self.snapshot(state)
-                if seen != told:
-                    told = seen
-                    watcher.on_state(seen)
-                if obs is not None:
-                    self.trace.append(TracePoint(now, state.weight, state.phase, values))
-                if any(isinstance(a, SetWeights) for a in actions):
-                    timeline.append((now, state.weight))
-                if now - live_at >= LIVE_EVERY_S or state.terminal:
-                    live = await asyncio.to_thread(self.live_values, provider, now)
-                    live_at = now
-                load = self.load.stats if self.load is not None else None
-                display.update(
-                    ProgressFrame(canary, state, cfg.engine, cfg.time_scale, now, load, live)
-                )
-                if state.terminal:
-                    return state, timeline, False
-                if cfg.max_time_s is not None and time.monotonic() - started >= cfg.max_time_s:
-                    return state, timeline, False
-                due_at = next_evaluation(canary, state)
-                wait = TICK_S if due_at is None else min(TICK_S, max(0.0, due_at - time.time()))
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=max(wait, 0.01))
-                except TimeoutError:
-                    self.record(time.time())  # every tick: the GPUs held
-                    continue
-                return state, timeline, True
-        finally:
-            self.record(time.time())
-            self._noting = False
 
 
 def min_samples_notes(canary: ModelCanary, scaling: Scaling, rps: float) -> list[str]:
@@ -518,18 +315,19 @@ async def run_up(
         lines += [f"warning: {n}" for n in min_samples_notes(scaled, scaling, config.load_rps)]
         display.start(lines)
         try:
-            state, timeline, interrupted = await stack.run_rollout(display, stop, started, watcher)
+            state, timeline, interrupted = await stack.loop.run(
+                display, stop, started, stack.prometheus, stack.load, watcher
+            )
         finally:
             display.stop()
         load = stack.load.stats if stack.load is not None else LoadStats()
         served = dict(stack.router.served) if stack.router is not None else {}
-        evaluations = stack.evaluations
+        evaluations = stack.loop.evaluations
         capacity = stack.capacity.report(config.time_scale)
-        by_replica = stack.running().by_replica()
-        if plot is not None and stack.prometheus is not None and stack.trace:
-            run = SimulationResult(
-                scaled, state.started_at, time.time(), state, len(stack.trace), stack.trace
-            )
+        by_replica = stack.loop.running().by_replica()
+        trace = stack.loop.trace
+        if plot is not None and stack.prometheus is not None and trace:
+            run = SimulationResult(scaled, state.started_at, time.time(), state, len(trace), trace)
             provider = PrometheusProvider(from_url(stack.prometheus.url, timeout_s=10.0))
             await asyncio.to_thread(plot, run, provider)
     outcome = "interrupted" if interrupted else state.outcome

@@ -4,7 +4,7 @@ Owns :class:`RunSnapshot` (the rollout state of ``canaryctl up`` with the replic
 weights on its router, at one moment) and :class:`RunWatcher`, the protocol of whoever follows
 a run and may steer it (``canaryctl up --dashboard``:
 :class:`~controlplane.api.local_source.LocalSource`): the loop of
-:meth:`controlplane.local.stack.LocalStack.run_rollout` tells it every state that differs from
+:meth:`controlplane.local.loop.LocalLoop.run` tells it every state that differs from
 the last one and, every tick, asks it for the user intents recorded since
 (:class:`~controlplane.rollout.intents.Intent`), which it hands to the state machine exactly as
 the controller hands it the intents of the annotation. :class:`NoWatcher` is the run nobody
