@@ -1,9 +1,7 @@
 """The controller's catch-up: the world brought to a canary's persisted state, effect by effect.
 
-Owns :class:`CatchUp`: a new spec's serving objects, gate runs stopped and submitted, replicas
-and weights in the plan's order, an outcome finalized and the loser released, then the Events
-and notifiers and the book. Idempotent; called by :class:`controlplane.controller.reconcile.
-Reconciler` after every decision is persisted (docs/controller.md, "Crash safety").
+Owns :class:`CatchUp`, idempotent, called by :class:`controlplane.controller.reconcile.Reconciler`
+after every decision is persisted (docs/controller.md, "Crash safety").
 """
 
 from __future__ import annotations

@@ -1,14 +1,7 @@
 """One canary during one reconcile: the object as last read or written, its state and book.
 
-Owns :class:`Ctx`, the record the reconciler's halves and effects pass along (the ModelCanary
-object, its parsed spec, the rollout state and the controller's book, the reconcile time, what
-went wrong with the weights, the intents not yet applied, and the gate answers collected for the
-machine), :func:`persist`, the one status write of a decision, and :func:`event`, the one way the
-controller writes a Kubernetes Event for a canary.
-
-Called by :mod:`controlplane.controller.reconcile` and the effect modules it uses
-(:mod:`~controlplane.controller.traffic`, :mod:`~controlplane.controller.gate_effects`). Pure
-data, apart from :func:`persist` and :func:`event`.
+Owns :class:`Ctx`, the record the reconciler and its effects pass along, :func:`persist`, the one
+status write of a decision, and :func:`event`, the one way the controller writes an Event.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """Reconcile one ModelCanary at one time: the imperative shell around the rollout machine.
 
-Owns :class:`Reconciler`: read, validate, finalizer and first state, when to run the machine and
-what it observes, and when to come back; driven by :mod:`controlplane.controller.runner` in two
-halves (:meth:`Reconciler.prepare`, :meth:`Reconciler.finish`) so one analysis tick serves every
-canary due at it. Each decision is persisted before its effects (:mod:`controlplane.controller.
-catch_up`). Time is an argument. The rules: docs/controller.md, "Per resource", "Crash safety".
+Owns :class:`Reconciler`: read, validate, decide and requeue, in two halves (``prepare``,
+``finish``) so one analysis tick serves every canary due at it; each decision is persisted before
+its effects (:mod:`controlplane.controller.catch_up`). docs/controller.md, "Per resource".
 """
 
 from __future__ import annotations

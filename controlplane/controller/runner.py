@@ -1,11 +1,8 @@
 """The controller loop: watch + work queue + batched analysis + backoff + HA.
 
-Owns :class:`Controller`, the one long-running object of ``canaryctl controller``: it lists, then
-watches ModelCanaries through the KubeClient protocol, feeds its :class:`~controlplane.controller.
-workqueue.WorkQueue`, runs one batched analysis tick per pass and, with leader election
-(:class:`~controlplane.kube.lease.LeaderElector`), reconciles nothing without the lease. Tests
-drive :meth:`Controller.poll` and :meth:`Controller.run_once` on an injected ``clock``. The loop
-as users see it: docs/controller.md, "The loop"; the watch: docs/kube-adapter.md.
+Owns :class:`Controller`, the one long-running object of ``canaryctl controller``: its watch
+feeds its work queue, each pass runs one batched analysis tick, and with leader election nothing
+is reconciled without the lease. The loop: docs/controller.md, "The loop".
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """The controller's list-then-watch of ModelCanaries, and what it last saw of each.
 
-Owns :class:`CanaryWatch`: per namespace (or all), a list, then watches resumed from the latest
-version, relisting on 410 Gone and backing a failing namespace off; it marks a canary dirty in the
-:class:`~controlplane.controller.workqueue.WorkQueue` when its trigger changed. Called by
-:class:`controlplane.controller.runner.Controller`; the watch: docs/kube-adapter.md.
+Owns :class:`CanaryWatch`, which marks a canary dirty in the work queue when its trigger changed;
+called by :class:`controlplane.controller.runner.Controller`. docs/kube-adapter.md.
 """
 
 from __future__ import annotations

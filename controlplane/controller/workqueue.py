@@ -1,9 +1,7 @@
 """The controller's work queue: which canaries to reconcile now, and when the others fall due.
 
-Owns :class:`WorkQueue`: keys made dirty (watch events, wake-ups, a new leader's takeover), timers
-rounded up to ``grid_s`` so canaries share analysis ticks, and each failing key's exponential
-backoff. Thread-safe; time is an argument. Called by :class:`controlplane.controller.runner.
-Controller`.
+Owns :class:`WorkQueue`: dirty keys, timers on a grid, each failing key's backoff; called by
+:class:`controlplane.controller.runner.Controller`.
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
 """One write-back's git work: the revert commit of a failed candidate, pushed or proposed.
 
-Owns :class:`WriteBackRequest` / :class:`WriteBackResult` and :class:`Reverter`, which, on a
-mirrored repository, skips a rollback already written (the commit trailer) or a candidate already
-replaced, restores the newest earlier candidate (:func:`controlplane.gitops.yamledit.
-replace_candidate`), commits and pushes, never forced, or opens a pull request
-(:mod:`controlplane.gitops.hosting`). Called by :class:`controlplane.gitops.writeback.GitWriteBack`.
+Owns :class:`Reverter` and the request and result of a write-back; called by
+:class:`controlplane.gitops.writeback.GitWriteBack`.
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
 """Git write-back: after an automatic rollback, revert the failed candidate in the canary.yml.
 
-Owns :class:`GitWriteBack`, a reconciler Notifier that queues a :class:`WriteBackRequest` for
-every rollback the rule :func:`controlplane.rollout.writeback_rule.writes_back` picks and handles
-it on its own worker thread, once per process (:class:`controlplane.rollout.events.Delivered`);
-:meth:`GitWriteBack.write_back` finds the file (:mod:`controlplane.gitops.locate`) and hands the
-git work to :mod:`controlplane.gitops.revert`. Failures on git or the hosting API are retried
-after ``retry_s`` delays, and by :meth:`GitWriteBack.recover` at the next start. The outcome is a
-Kubernetes Event, a log line and ``on_result``. What users see: docs/git-writeback.md.
+Owns :class:`GitWriteBack`, the Notifier that queues each rollback the rule
+:func:`controlplane.rollout.writeback_rule.writes_back` picks and writes it back on a worker
+thread (:mod:`controlplane.gitops.revert`), retrying failures. docs/git-writeback.md.
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
 """The GPUs of a local run: each variant's replicas by the capacity plan, and what they held.
 
-Owns :class:`GpuAccount` (the plan's sizes of a canary, the replicas it wants at a share, the
-:class:`GpuLedger` and timeline of :class:`CapacityPoint`) and its :class:`CapacityReport`.
-Pure: the times are arguments. Called by :mod:`controlplane.local.stack`.
+Owns :class:`GpuAccount` and its :class:`CapacityReport`. Pure: the times are arguments.
 """
 
 from __future__ import annotations

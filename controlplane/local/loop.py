@@ -1,10 +1,7 @@
 """The controller's loop on the local stack: the machine's steps, its weights in the plan's order.
 
-Owns :class:`LocalLoop`: :func:`controlplane.rollout.machine.step` fed by
-:func:`controlplane.analysis.evaluator.evaluate` on the time-scaled spec, its actions run on the
-replicas and the router in the order the controller's capacity effect runs them
-(:mod:`controlplane.controller.capacity`), the GPUs noted meanwhile, the progress displayed.
-Called by :mod:`controlplane.local.stack`.
+Owns :class:`LocalLoop`, whose actions run on the replicas and the router in the order the
+controller's capacity effect runs them; called by :mod:`controlplane.local.stack`.
 """
 
 from __future__ import annotations

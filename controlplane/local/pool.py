@@ -1,9 +1,6 @@
 """The replicas of a local run: start one, put it in service, retire it, and the scrape file.
 
-Owns :class:`ReplicaPool`: each variant's replicas (:mod:`controlplane.local.replicas` processes,
-or for the ``vllm`` engine servers in this process), added to the router once ``/health`` answers
-and Prometheus has scraped them, retired newest first (out of the router, drained, scraped a last
-time, stopped). Called by :class:`controlplane.local.stack.LocalStack`.
+Owns :class:`ReplicaPool`; called by :class:`controlplane.local.stack.LocalStack`.
 """
 
 from __future__ import annotations

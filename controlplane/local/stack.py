@@ -1,10 +1,8 @@
 """The whole canary on one machine: model servers, router, Prometheus, load, and the rollout loop.
 
-Owns :func:`run_up` behind ``canaryctl up`` (:mod:`controlplane.cli.up`) and :class:`LocalStack`:
-the router, a real Prometheus (:mod:`controlplane.local.prometheus`), the replicas
-(:mod:`controlplane.local.pool`) sized by the plan (:mod:`controlplane.local.gpus`), the load, and
-the controller's loop on the time-scaled spec (:mod:`controlplane.local.loop`). Shutdown runs in
-reverse order and always completes. What runs: docs/local.md, "What runs" and "Shutdown".
+Owns :func:`run_up` behind ``canaryctl up`` and :class:`LocalStack`, which starts and stops the
+router, Prometheus, the replicas (:mod:`controlplane.local.pool`), the load and the loop
+(:mod:`controlplane.local.loop`). What runs: docs/local.md, "What runs" and "Shutdown".
 """
 
 from __future__ import annotations
