@@ -169,7 +169,7 @@ class Reconciler:
             return NeedsAnalysis(ctx, due, self._gateways.source(ctx.obj, canary, now))
         obs = None
         if not spec_changed and state.stage == "pending" and (due_now or overdue):
-            ready = self._readiness(ctx)
+            ready = children.readiness(self.kube, self._objects(ctx), ctx.obj)
             obs = Observations(
                 candidate_ready=ready.ready,
                 not_ready_why=ready.why,
@@ -273,11 +273,6 @@ class Reconciler:
             canary = canary.model_copy(update={"spec": spec})
         return canary, []
 
-    def _readiness(self, ctx: Ctx) -> children.Readiness:
-        """Whether every InferenceService / LLMInferenceService of the spec reports Ready for
-        its latest generation, and KServe's load failure when one does not."""
-        return children.readiness(self.kube, self._objects(ctx), ctx.obj)
-
     def _objects(self, ctx: Ctx) -> list[Obj]:
         return desired_objects(ctx.canary, self.catalog, ctx.state.weight, ctx.state.mirror)
 
@@ -306,8 +301,11 @@ class Reconciler:
         finalizers = list(obj.get("metadata", {}).get("finalizers") or [])
         if st.FINALIZER in finalizers:
             return obj
+        return self._with_finalizers(obj, [*finalizers, st.FINALIZER])
+
+    def _with_finalizers(self, obj: Obj, finalizers: list[str]) -> Obj:
         body = copy.deepcopy(obj)
-        body["metadata"]["finalizers"] = [*finalizers, st.FINALIZER]
+        body["metadata"]["finalizers"] = finalizers
         body.pop("status", None)
         return self.kube.replace(body)
 
@@ -335,10 +333,7 @@ class Reconciler:
             if left:
                 text = f"left {len(left)} object(s) this canary did not create: {'; '.join(left)}"
                 event(self.kube, obj, children.FOREIGN_REASON, text)
-        body = copy.deepcopy(obj)
-        body["metadata"]["finalizers"] = [f for f in finalizers if f != st.FINALIZER]
-        body.pop("status", None)
-        self.kube.replace(body)
+        self._with_finalizers(obj, [f for f in finalizers if f != st.FINALIZER])
 
     # ------------------------------------------------------------------------- timing
 
