@@ -102,7 +102,6 @@ class Controller:
         watch_backoff_cap_s: float = 30.0,
         list_page_size: int | None = None,
     ) -> None:
-        self.kube = kube
         self.reconciler = reconciler
         self.clock = clock
         self.namespaces = list(namespaces) or [None]
