@@ -3,7 +3,7 @@
 Owns the verb's arguments and output only: loading and validating the spec, choosing the rollout
 point (``--step N``, ``--shadow``, ``--promoted``, ``--rolled-back``; by default the start, with
 the candidate deployed at weight 0) and printing the objects from
-:func:`controlplane.routing.objects.desired_objects` as a multi-document YAML stream (pipe it
+:func:`controlplane.desired.desired_objects` as a multi-document YAML stream (pipe it
 to ``kubectl apply -f -``) or, with ``-o json``, a ``v1`` ``List``. Nothing is applied. When both
 variants have a measured profile entry, their fit checks and the expected change go to stderr,
 as ``validate`` prints them (:func:`controlplane.profiles.expected.notes`); with
@@ -25,12 +25,12 @@ import yaml
 from controlplane.capacity.notes import point_line
 from controlplane.cli.cluster import connect
 from controlplane.controller import adoption
+from controlplane.desired import desired_objects, planned_replicas
 from controlplane.errors import NotFound, Problem, SpecError, UsageError
 from controlplane.kube.client import Obj, canary_ref
 from controlplane.profiles.catalog import Catalog, load_catalog
 from controlplane.profiles.expected import notes
 from controlplane.routing.base import Outcome
-from controlplane.routing.objects import desired_objects, planned_replicas
 from controlplane.serving import adopt
 from controlplane.spec.models import ModelCanary
 from controlplane.validation import validated_file

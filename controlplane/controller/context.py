@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from controlplane.errors import RouterPending
 from controlplane.kube.client import KubeClient, Obj
+from controlplane.rollout.intents import RecordedIntent
 from controlplane.rollout.observations import GateObservation
 from controlplane.rollout.state import RolloutState
 from controlplane.spec.models import ModelCanary
@@ -37,7 +38,7 @@ class Ctx:
     unverified: bool = False
     error: Exception | None = None
     pending: RouterPending | None = None
-    recorded: list[st.RecordedIntent] = field(default_factory=list)
+    recorded: list[RecordedIntent] = field(default_factory=list)
     gate_obs: dict[str, GateObservation] = field(default_factory=dict)
     gate_problems: dict[str, GateObservation] = field(default_factory=dict)
     ready: dict[str, int] = field(default_factory=dict)

@@ -1,24 +1,11 @@
-"""Which HTTP source a canary's ``error-rate`` reads, from the class of its Gateway.
+"""Reads the class of a canary's Gateway for its ``error-rate``'s HTTP source (the shell).
 
-Owns :class:`GatewaySources`, asked by the reconciler for every canary it hands to analysis:
-for a canary whose traffic passes a Gateway API Gateway and whose spec names no implementation
-(:func:`controlplane.routing.gateways.needs_gateway_class`), it reads the Gateway
-(``spec.gatewayClassName``), then its cluster-scoped GatewayClass (``spec.controllerName``),
-with two GETs through the KubeClient (RBAC: get on ``gateways`` and ``gatewayclasses``, the
-chart's ``<release>-gateways`` ClusterRole), and returns the source
-:func:`~controlplane.routing.gateways.decide` makes of it. What was read is kept per Gateway
-for :data:`READ_EVERY_S` (a GatewayClass seldom changes; a fleet's canaries share a few
-Gateways), so a tick asks the API server at most twice per Gateway.
-
-When either object cannot be read (403 Forbidden: the chart's ``rbac.readGateways`` is off;
-404: no such Gateway or class, or no Gateway API CRDs; any other API error) the analysis goes
-on with the source the spec names (the router's default: Envoy Gateway's for ``gateway-api``
-and ``kserve``), and the canary gets ONE Warning Event, reason :data:`UNREADABLE_REASON`,
-naming what could not be read, why, and the source used instead; it is told again only after a
-read has worked in between. The chosen source is logged once per canary, and again when it
-changes. Nothing here fails a reconcile: an Event the API server refuses is logged.
-
-Called by :class:`controlplane.controller.reconcile.Reconciler` (``prepare``).
+Owns :class:`GatewaySources`, asked by the reconciler (``prepare``) for every canary it hands to
+analysis: two GETs (the Gateway's ``spec.gatewayClassName``, then the GatewayClass's
+``spec.controllerName``; RBAC: the chart's ``rbac.readGateways``), kept per Gateway for
+:data:`READ_EVERY_S`, handed to :func:`controlplane.promql.http_errors.decide`. A read that
+fails leaves the spec's source and ONE Warning Event (:data:`UNREADABLE_REASON`) until a read
+works again; the source is logged when it changes. Nothing here fails a reconcile.
 """
 
 from __future__ import annotations
@@ -30,15 +17,13 @@ from dataclasses import dataclass
 from controlplane.controller.context import event
 from controlplane.errors import KubeError
 from controlplane.kube.client import KubeClient, Obj, Ref
+from controlplane.promql import http_errors
 from controlplane.promql.http_errors import HttpSource
-from controlplane.routing import gateways
 from controlplane.spec.models import ModelCanary
 
 log = logging.getLogger(__name__)
 
 API_VERSION = "gateway.networking.k8s.io/v1"
-GATEWAY_KINDS = ("Gateway", "GatewayClass")
-"""The kinds read here (the Gateway namespaced, its class cluster-scoped)."""
 
 UNREADABLE_REASON = "GatewayUnreadable"
 READ_EVERY_S = 300.0
@@ -69,19 +54,17 @@ class GatewaySources:
     def source(self, obj: Obj, canary: ModelCanary, now: float) -> HttpSource:
         """The source of ``canary`` (``obj``: its object, for the Event) at ``now``."""
         key = (canary.metadata.namespace, canary.metadata.name)
-        where = gateways.gateway_of(canary)
+        where = http_errors.gateway_of(canary)
         read = None
-        if where is not None and gateways.needs_gateway_class(canary):
+        if where is not None and http_errors.needs_gateway_class(canary):
             read = self._read(where, now)
-        decision = gateways.decide(canary, read.controller if read is not None else None)
-        if read is not None and read.problem is not None:
-            message = (
-                f"{read.problem}; error-rate reads router {canary.spec.traffic.router!r}'s "
-                f"default HTTP source ({decision.source}) until it can: let the controller get "
-                "gateways and gatewayclasses (chart value rbac.readGateways), or name the "
-                "implementation in spec.traffic.gateway.implementation"
-            )
-            self._tell(obj, key, message)
+        decision = http_errors.decide(
+            canary,
+            read.controller if read is not None else None,
+            read.problem if read is not None else None,
+        )
+        if decision.warning is not None:
+            self._tell(obj, key, decision.warning)
         elif read is not None:
             with self._lock:
                 self._told.discard(key)

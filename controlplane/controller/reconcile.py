@@ -20,17 +20,18 @@ from controlplane.controller.context import Ctx, event, persist
 from controlplane.controller.event_sink import Notifier
 from controlplane.controller.gate_effects import GateEffects
 from controlplane.controller.gateway_source import GatewaySources
+from controlplane.desired import adopting_router, desired_objects, make_router
 from controlplane.errors import NotFound, Problem, SpecError
 from controlplane.kube.client import KubeClient, Obj, canary_ref
 from controlplane.profiles.catalog import Catalog
 from controlplane.promql.http_errors import HttpSource
 from controlplane.rollout import machine, schedule
 from controlplane.rollout.gate_runs import abandoned_runs, pending_runs
+from controlplane.rollout.intents import new_intents, read_intents
 from controlplane.rollout.observations import DueCheck, Observations
 from controlplane.rollout.state import RolloutState, spec_hash
 from controlplane.routing.base import Outcome as RouterOutcome
 from controlplane.routing.base import Router
-from controlplane.routing.objects import adopting_router, desired_objects, make_router
 from controlplane.spec.endpoints import EndpointPolicy, endpoint_problems
 from controlplane.spec.models import ModelCanary
 from controlplane.spec.units import Duration
@@ -241,11 +242,11 @@ class Reconciler:
         ctx = Ctx(obj, canary, fresh, st.read_book(previous), now)
         if state is None or previous.get("phase") == "invalid":  # type: ignore[union-attr]
             persist(self.kube, ctx)  # the decision to start (or go on) comes before any effect
-        recorded, problem = st.read_intents(meta.get("annotations"))
+        recorded, problem = read_intents(meta.get("annotations"))
         if problem:
             event(self.kube, ctx.obj, "InvalidIntent", problem, "Warning")
         ctx.intent_problem = problem or None
-        ctx.recorded = st.new_intents(recorded, ctx.book.last_intent_id)
+        ctx.recorded = new_intents(recorded, ctx.book.last_intent_id)
         return ctx
 
     def _load(

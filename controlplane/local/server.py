@@ -1,17 +1,9 @@
 """A local model server: the OpenAI-compatible API in front of one engine, counting as vLLM does.
 
-Owns the HTTP surface of one variant (aiohttp): ``/v1/chat/completions`` and ``/v1/completions``
-(streamed or not), ``/v1/models``, ``/health`` and ``/metrics`` with the contract's ``vllm:``
-names (:mod:`controlplane.promql.contract`) and ``vllm serve``'s own HTTP counter, counted as
-vLLM v1 counts them, so the error-rate and latency queries a cluster runs read it unchanged.
-What a request may hold and the 400 / 404 bodies are vLLM 0.24.0's
-(:mod:`controlplane.local.openai_api`); latencies are timed by the engine's clock (for the
-simulated engine, model time: :class:`~controlplane.local.engines.base.ModelClock`); faults
-(:class:`~controlplane.local.inject.Faults`) are injected here, for any engine. Started by
-:mod:`controlplane.local.stack` and :mod:`controlplane.local.serve`; the tests start it directly.
-
-What it answers and exports, and how it counts: docs/local.md, "What runs" (model servers) and
-"What the engine answers, as vLLM 0.24.0".
+Owns the HTTP surface of one variant: the completions endpoints, ``/v1/models``, ``/health`` and
+``/metrics`` with the contract's ``vllm:`` names counted as vLLM v1 counts them, so a cluster's
+queries read it unchanged; latencies on the engine's clock; faults injected for any engine.
+See docs/local.md, "What runs" and "What the engine answers, as vLLM 0.24.0".
 """
 
 from __future__ import annotations
@@ -52,6 +44,8 @@ from controlplane.promql.contract import contract_for
 
 HOST = "127.0.0.1"
 ENGINE_HEADER = "x-controlplane-engine"
+ENGINE_INDEX = "0"
+"""The ``engine`` label vLLM puts on every metric: the engine core's index, one core here."""
 VARIANT_HEADER = "x-canary-variant"
 
 # vLLM's own bucket bounds and finish reasons (the metric contract), so quantiles are estimated
@@ -116,8 +110,9 @@ class _Metrics:
 
     def __init__(self, who: Identity, engine: str) -> None:
         self.registry = CollectorRegistry()
-        names = ["model_name", "namespace", "canary", "variant"]
-        values = [who.model, who.namespace, who.canary, who.variant]
+        # vLLM's own labels (engine: the engine core's index, "0" for one), then the scrape's
+        names = ["model_name", "engine", "namespace", "canary", "variant"]
+        values = [who.model, ENGINE_INDEX, who.namespace, who.canary, who.variant]
         r = self.registry
 
         def hist(name: str, doc: str, buckets: tuple[float, ...]) -> Histogram:
@@ -153,7 +148,7 @@ class _Metrics:
         info = Gauge(
             "controlplane_local_engine_info",
             "Engine behind this variant",
-            [*names, "engine"],
+            [*names, "kind"],
             registry=r,
         )
         info.labels(*values, engine).set(1)

@@ -1,14 +1,9 @@
 """The text of a tick's grouped PromQL and the reading of its answers (pure).
 
-Owns what :mod:`controlplane.controller.batch` sends and how an answer is distributed: the
-threshold checks' grouped queries (:class:`GroupKey`, :func:`grouped_query`,
-:func:`read_grouped`: one query per metric family, window and namespace, ``by (canary,
-variant)``), the sequential checks' (:class:`SeqKey`, :func:`sequential_query`,
-:func:`read_sequential`: one union of per-window terms per kind of count), which terms are
-pinned in the past (:func:`pinned_at`), the gateway backends named once a tick
-(:class:`RouteIndex`) and how a large fleet's query is split (:func:`shards`). No I/O; the
-controller's page, docs/controller.md, says why the grouped values are the contract's
-per-variant values.
+Owns what :mod:`controlplane.controller.batch` sends (one query per metric family, window and
+namespace, ``by (canary, variant)``; the sequential unions; shards of a large fleet) and how an
+answer is split per canary and check. Why the grouped values are the per-variant values:
+docs/controller.md, "Batched analysis".
 """
 
 from __future__ import annotations
@@ -274,18 +269,11 @@ class RouteIndex:
     def routes(self, names: Iterable[str]) -> http_errors.EnvoyRoutes | http_errors.TraefikServices:
         """:func:`http_errors.gateway_group` of the canaries ``names``, in that order (a
         backend two canaries share goes to the later one, as there)."""
-        if self.source == "traefik":
-            services: dict[str, tuple[str, str]] = {}
-            for name in names:
-                found = self.by_canary[name]
-                assert isinstance(found, http_errors.TraefikServices)
-                services.update(found.members)
-            return http_errors.TraefikServices(services)
-        members: dict[tuple[str, int], tuple[str, str]] = {}
+        members: dict[Any, tuple[str, str]] = {}
         for name in names:
-            routes = self.by_canary[name]
-            assert isinstance(routes, http_errors.EnvoyRoutes)
-            members.update(routes.members)
+            members.update(self.by_canary[name].members)
+        if self.source == "traefik":
+            return http_errors.TraefikServices(members)
         return http_errors.EnvoyRoutes(self.namespace, members)
 
 

@@ -1,16 +1,13 @@
-"""Where the ``error-rate`` built-in's failed and all requests come from, per HTTP source.
+"""The ``error-rate`` built-in's HTTP source: which one a canary reads, and its PromQL (pure).
 
-Owns the PromQL of both terms (failed / all) for every source (``envoy``, ``traefik``, ``istio``,
-``vllm-http``, ``engine``), plain (:func:`error_terms`) and grouped over many canaries
-(:func:`grouped_sources`, folded back by :func:`fold_sources`); which source a spec names
-(:func:`http_source`); and each variant's gateway series (:func:`gateway_backends`). What counts
-as a failure is decided here: each term is the larger of the HTTP and the engine source, so an
-engine error vLLM also answers as a 500 is never counted twice. Pure string functions, called by
-:mod:`controlplane.promql.builtins`, the sequential counts (:mod:`controlplane.promql.sequential`,
-:mod:`controlplane.promql.grouped`) and :mod:`controlplane.routing.gateways`.
-
-What fails, each source's series and scrape, and the upstream sources read: docs/analysis.md,
-"Where errors come from".
+Owns which source (``envoy``, ``traefik``, ``istio``, ``vllm-http``, ``engine``) a spec names
+(:func:`http_source`) or the controller decides from the class of the Gateway in the way
+(:func:`decide`; the reading is :mod:`controlplane.controller.gateway_source`'s), each variant's
+gateway series (:func:`gateway_backends`), and both terms (failed / all) per source, plain
+(:func:`error_terms`) or grouped over many canaries (:func:`grouped_sources`,
+:func:`fold_sources`). Each term is the larger of the HTTP and the engine source, so an engine
+error vLLM also answers as a 500 is never counted twice. What fails, each source's series, the
+rules of the decision and where each was read: docs/analysis.md, "Where errors come from".
 """
 
 from __future__ import annotations
@@ -20,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from controlplane.errors import Problem
 from controlplane.promql.contract import contract_for
 from controlplane.serving import object_names
 from controlplane.serving.render import isvc_name
@@ -63,22 +61,18 @@ ENVOY_RQ_BY_CODE = "envoy_cluster_upstream_rq"
 """Envoy's ``cluster.<name>.upstream_rq_<code>`` with the ``envoy_response_code`` tag."""
 
 ENVOY_RQ_TOTAL = "envoy_cluster_upstream_rq_total"
-"""Envoy's ``cluster.<name>.upstream_rq_total``: NOT the denominator, because Envoy counts it
-when a request is attached to an upstream connection, so a request to an unreachable backend
-(charged ``upstream_rq_503``) is not in it; all requests are the sum over every code."""
+"""NOT the denominator (a request to an unreachable backend is charged 503 without being in it):
+all requests are the sum over every code."""
 
 TRAEFIK_REQUESTS = "traefik_service_requests_total"
 """Traefik's per-service request counter, labels ``code``, ``method``, ``protocol``,
-``service`` (v3.6.12 ``pkg/observability/metrics/prometheus.go``, ``serviceReqsTotalName``; on
-with ``metrics.prometheus.addServicesLabels``, whose default is true)."""
+``service``."""
 
 TRAEFIK_SERVICE = "service"
 """The label of :data:`TRAEFIK_REQUESTS` naming the service: ``<name>@<provider>``."""
 
 TRAEFIK_PROVIDER = "kubernetesgateway"
-"""The provider of Traefik's Gateway API configuration (v3.6.12
-``pkg/provider/kubernetes/gateway/kubernetes.go``, ``providerName``): the suffix of its
-services' qualified names (``pkg/server/provider/provider.go``, ``MakeQualifiedName``)."""
+"""The provider of Traefik's Gateway API configuration: the suffix of its services' names."""
 
 ISTIO_REQUESTS = "istio_requests_total"
 """Istio's standard request counter."""
@@ -99,12 +93,122 @@ def http_source(canary: ModelCanary) -> HttpSource:
     """The source the canary's spec alone names: for a router of :data:`GATEWAY_ROUTERS` with
     ``spec.traffic.gateway.implementation``, that implementation's; else the router's. What
     every query uses unless the controller decided otherwise from the GatewayClass
-    (:func:`controlplane.routing.gateways.decide`, passed down as ``source``)."""
+    (:func:`decide`, passed down as ``source``)."""
     traffic = canary.spec.traffic
     implementation = traffic.gateway.implementation if traffic.gateway is not None else None
     if traffic.router in GATEWAY_ROUTERS and implementation is not None:
         return IMPLEMENTATION_SOURCES[implementation]
     return router_source(traffic.router)
+
+
+def implementation_problems(canary: ModelCanary) -> list[Problem]:
+    """A Gateway implementation named for a router whose traffic passes no Gateway API Gateway
+    (not in :data:`GATEWAY_ROUTERS`): it would say nothing, so it is a problem."""
+    traffic = canary.spec.traffic
+    if traffic.gateway is None or traffic.gateway.implementation is None:
+        return []
+    if traffic.router in GATEWAY_ROUTERS:
+        return []
+    message = (
+        f"router {traffic.router!r} passes no Gateway API Gateway: its error-rate reads "
+        f"{router_source(traffic.router)!r} whatever implementation is named; the "
+        f"implementation applies to {' and '.join(sorted(GATEWAY_ROUTERS))}"
+    )
+    return [Problem("spec.traffic.gateway.implementation", message)]
+
+
+CONTROLLERS: Mapping[str, GatewayImplementation] = {
+    "gateway.envoyproxy.io/gatewayclass-controller": "envoy-gateway",
+    "istio.io/gateway-controller": "istio",
+    "traefik.io/gateway-controller": "traefik",
+}
+"""GatewayClass ``spec.controllerName`` -> the implementation (each one's default)."""
+
+NAMES: Mapping[GatewayImplementation, str] = {
+    "envoy-gateway": "Envoy Gateway",
+    "istio": "Istio",
+    "traefik": "Traefik",
+}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """``source``: where ``error-rate`` reads HTTP answers; ``reason``: why, in words (logged);
+    ``warning``: the canary's Warning Event when its Gateway could not be read, else None."""
+
+    source: HttpSource
+    reason: str
+    warning: str | None = None
+
+
+def gateway_of(canary: ModelCanary) -> tuple[str, str] | None:
+    """(namespace, name) of the Gateway API Gateway the canary's traffic passes: for
+    ``gateway-api``, the parentRef of our HTTPRoute (``spec.traffic.gateway``, its namespace
+    defaulting to the canary's, or KServe's default, ``DEFAULT_GATEWAY``); for ``kserve``, KServe's
+    ingress Gateway, which its HTTPRoute attaches to: ``spec.traffic.gateway`` names it when it
+    is not the default. None for the routers that pass none."""
+    from controlplane.spec.models import DEFAULT_GATEWAY  # here: the CLI's PromQL loads no models
+
+    if canary.spec.traffic.router not in GATEWAY_ROUTERS:
+        return None
+    gateway = canary.spec.traffic.gateway or DEFAULT_GATEWAY
+    return (gateway.namespace or canary.metadata.namespace, gateway.name)
+
+
+def needs_gateway_class(canary: ModelCanary) -> bool:
+    """Whether :func:`decide` needs the GatewayClass: a Gateway is in the way, the spec names no
+    implementation and the canary has an ``error-rate`` metric (nothing else reads the
+    source)."""
+    gateway = canary.spec.traffic.gateway
+    return (
+        gateway_of(canary) is not None
+        and (gateway is None or gateway.implementation is None)
+        and any(m.builtin == "error-rate" for m in canary.spec.analysis.metrics)
+    )
+
+
+def decide(
+    canary: ModelCanary, controller_name: str | None, unreadable: str | None = None
+) -> Decision:
+    """The HTTP source of ``canary``'s ``error-rate``, given the ``spec.controllerName`` of its
+    Gateway's GatewayClass (None: not read; ``unreadable``: what could not be read and why). In
+    order: a router that passes no Gateway reads its own source; the spec's implementation wins;
+    a known controller (:data:`CONTROLLERS`) gives its source, an unknown one the engine alone;
+    an unread class the router's default."""
+    router = canary.spec.traffic.router
+    spec_source = http_source(canary)
+    where = gateway_of(canary)
+    if where is None:
+        return Decision(spec_source, f"router {router!r} passes no Gateway API Gateway")
+    gateway = canary.spec.traffic.gateway
+    if gateway is not None and gateway.implementation is not None:
+        return Decision(
+            spec_source, f"spec.traffic.gateway.implementation is {gateway.implementation!r}"
+        )
+    named = f"Gateway {where[0]}/{where[1]}"
+    if controller_name is None:
+        warning = None
+        if unreadable is not None:
+            warning = (
+                f"{unreadable}; error-rate reads router {router!r}'s default HTTP source "
+                f"({spec_source}) until it can: let the controller get gateways and "
+                "gatewayclasses (chart value rbac.readGateways), or name the implementation in "
+                "spec.traffic.gateway.implementation"
+            )
+        reason = f"the GatewayClass of {named} was not read: router {router!r}'s default"
+        return Decision(spec_source, reason, warning)
+    implementation = CONTROLLERS.get(controller_name)
+    if implementation is None:
+        return Decision(
+            "engine",
+            f"{named} is run by {controller_name!r}, no implementation known here (known: "
+            f"{', '.join(sorted(CONTROLLERS))}): the engine alone; name it in "
+            "spec.traffic.gateway.implementation",
+        )
+    return Decision(
+        IMPLEMENTATION_SOURCES[implementation],
+        f"{named} is run by {NAMES[implementation]} ({controller_name})",
+    )
 
 
 @dataclass(frozen=True)
@@ -127,10 +231,8 @@ class GatewayBackend:
 
 
 def _route_of(canary: ModelCanary) -> str:
-    """The HTTPRoute the gateway serves the canary from: ours for ``gateway-api``
-    (:func:`controlplane.routing.gateway_api.build_httproute`, named
-    :func:`~controlplane.serving.object_names.route_name`), KServe's top-level route named after the
-    one InferenceService for ``kserve`` (:func:`controlplane.routing.kserve.route_ref`)."""
+    """The HTTPRoute the gateway serves the canary from: ours for ``gateway-api``, KServe's
+    top-level route, named after the one InferenceService, for ``kserve``."""
     if canary.spec.traffic.router == "kserve":
         return object_names.single_service_name(canary.spec.model.name)
     return object_names.route_name(canary.metadata.name)
@@ -138,16 +240,9 @@ def _route_of(canary: ModelCanary) -> str:
 
 def envoy_backend(canary: ModelCanary, variant: str) -> GatewayBackend:
     """The Envoy Gateway clusters that carry ``variant``'s requests of ``canary``, from the
-    canary itself (no relabeling of Envoy's stats needed).
-
-    Envoy Gateway (v1.8.1, ``irRouteDestinationName`` / ``irDestinationSettingName`` in
-    ``internal/gatewayapi/helpers.go``) names a backendRef's own cluster
-    ``httproute/<namespace>/<route>/rule/<r>/backend/<b>``. Both routes list the stable backend
-    first and the candidate second in every rule that splits (``gateway-api``: the weighted rule,
-    and with a cohort the cohort's rule, whose other rule holds the stable alone as backend 0;
-    ``kserve``: the stable predictor, then the canary's), so the stable is backend 0 and the
-    candidate backend 1 in any rule. A custom ``spec.analysis.selector`` does not change this:
-    Envoy's series carry none of its labels. ValueError for a variant that is neither."""
+    canary itself: ``httproute/<namespace>/<route>/rule/<r>/backend/<b>``, the stable backend 0
+    and the candidate 1 in any rule (docs/analysis.md, "Where errors come from"). ValueError for
+    a variant that is neither."""
     route = f"httproute/{canary.metadata.namespace}/{_route_of(canary)}/"
     index = _backend_index(canary, variant)
     return GatewayBackend(ENVOY_CLUSTER, f"{_literal(route)}rule/[0-9]+/backend/{index}")
@@ -163,37 +258,22 @@ def _backend_index(canary: ModelCanary, variant: str) -> int:
 
 def traefik_service(namespace: str, service: str, port: int) -> str:
     """The ``service`` label Traefik v3.6.12 gives the requests it sends to a Service backendRef
-    of an HTTPRoute (pure): ``<namespace>-<name>-http-<port>@kubernetesgateway``.
-
-    Its Gateway API provider makes each Service backendRef a load balancer of its own,
-    ``provider.Normalize(namespace + "-" + name + "-http")`` then ``+ "-" + port`` normalized
-    again (``loadService`` in ``pkg/provider/kubernetes/gateway/httproute.go``), which the
-    rule's weighted round robin (``loadWRRService``) holds with the backendRef's weight; the
-    service manager counts every request a server of that load balancer answers under its
-    qualified name, ``<name>@kubernetesgateway`` (``getLoadBalancerServiceHandler`` in
-    ``pkg/server/service/service.go``, ``metricsMiddle.ServiceMetricsHandler``). The name is the
-    Service's, whichever route points at it: one series set per variant."""
+    of an HTTPRoute, whichever route points at it: ``<namespace>-<name>-http-<port>`` normalized,
+    ``@kubernetesgateway`` (docs/analysis.md, "What was read, and where")."""
     return f"{_normalize(f'{namespace}-{service}-http-{port}')}@{TRAEFIK_PROVIDER}"
 
 
 def _normalize(name: str) -> str:
-    """Traefik's ``provider.Normalize`` (v3.6.12 ``pkg/provider/configuration.go``): every run of
-    characters that are neither letters nor digits becomes one ``-``, none at either end."""
+    """Traefik's ``provider.Normalize``: every run of characters that are neither letters nor
+    digits becomes one ``-``, none at either end."""
     return "-".join(part for part in re.split(r"[^0-9A-Za-z]+", name) if part)
 
 
 def traefik_services(canary: ModelCanary, variant: str) -> tuple[str, ...]:
     """The ``service`` label values (:func:`traefik_service`) of the Services that carry
-    ``variant``'s requests of ``canary`` through Traefik: the variant's predictor Service on
-    :data:`~controlplane.serving.object_names.PREDICTOR_PORT`, in the canary's namespace.
-
-    ``gateway-api``: our HTTPRoute's backendRefs, ``<model>-<variant>-predictor`` (the
-    InferenceService of each variant, :func:`~controlplane.serving.render.isvc_name`).
-    ``kserve``: KServe's route to the one InferenceService's predictors
-    (``PredictorServiceName``): the candidate's ``<isvc>-<candidate>-predictor``; the stable's
-    ``<isvc>-predictor``, or ``<isvc>-<stable>-predictor`` once a promotion renamed the stable
-    predictor after the variant it promoted (the next rollout's stable). ValueError for a
-    variant that is neither."""
+    ``variant``'s requests of ``canary`` through Traefik: the variant's predictor Service (for
+    ``kserve`` the stable's under both its names, before and after a promotion renamed it;
+    docs/analysis.md, "Where errors come from"). ValueError for a variant that is neither."""
     role = _role(canary, variant)
     ns, port = canary.metadata.namespace, object_names.PREDICTOR_PORT
     if canary.spec.traffic.router == "kserve":

@@ -1,15 +1,9 @@
 """The one protocol every router implements, its value types and the capability table.
 
-Owns what "a router" means to the controller: ``set_weights`` / ``get_weights`` / ``verify`` /
-``finalize`` (Argo Rollouts' ``TrafficRoutingReconciler`` shape, with ``verify`` reading the
-applied weights back before the controller advances), and :data:`CAPABILITIES`, which says what
-each router can express. Spec validation consumes the table so that a spec asking for what its
-router cannot do (a cohort on ``kserve-knative``, a mirror on ``kserve``) is a validation error
-naming the router and the field (:func:`capability_problems`), never a surprise at rollout time.
-
-Each router module has a PURE ``build_*`` function (canary, weight, mirror, outcome -> objects)
-and a thin class applying it through :class:`controlplane.kube.client.KubeClient`. Called by the
-controller, ``canaryctl render`` and the local stack (:mod:`controlplane.routing.memory`).
+Owns what "a router" means to the controller (``set_weights`` / ``get_weights`` / ``verify`` /
+``finalize``, Argo Rollouts' ``TrafficRoutingReconciler`` shape) and :data:`CAPABILITIES`, which
+validation reads so a spec asking what its router cannot do is refused up front. Each router has
+a pure ``build_*`` and a thin class applying it. See docs/routing.md.
 """
 
 from __future__ import annotations
@@ -116,27 +110,12 @@ httproute.go``): the rule that carries one is served by an error service answeri
 def capability_problems(canary: ModelCanary) -> list[Problem]:
     """Every feature the spec asks of its router that the router cannot provide, a shadow phase
     on a Gateway implementation that cannot mirror (:data:`NO_MIRROR`), and a Gateway
-    implementation named for a router whose traffic passes no Gateway API Gateway (it would say
-    nothing: :data:`~controlplane.promql.http_errors.GATEWAY_ROUTERS`)."""
+    implementation named in vain (:mod:`controlplane.promql.http_errors`)."""
     traffic = canary.spec.traffic
     router = traffic.router
     caps = CAPABILITIES[router]
-    problems = []
+    problems = http_errors.implementation_problems(canary)
     gateway = traffic.gateway
-    if (
-        gateway is not None
-        and gateway.implementation is not None
-        and router not in http_errors.GATEWAY_ROUTERS
-    ):
-        routers = " and ".join(sorted(http_errors.GATEWAY_ROUTERS))
-        problems.append(
-            Problem(
-                "spec.traffic.gateway.implementation",
-                f"router {router!r} passes no Gateway API Gateway: its error-rate reads "
-                f"{http_errors.router_source(router)!r} whatever implementation is named; "
-                f"the implementation applies to {routers}",
-            )
-        )
     if traffic.cohort is not None and not caps.cohort:
         problems.append(
             Problem(

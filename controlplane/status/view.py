@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from controlplane.rollout import intents as st_intents
 from controlplane.rollout.wording import pending_why
 from controlplane.spec import check_keys
 from controlplane.spec.constants import DEFAULT_INTERVAL, DEFAULT_QUANTILE
@@ -39,7 +40,6 @@ from controlplane.spec.units import (
     parse_duration,
     parse_quantity,
 )
-from controlplane.status import intents as st_intents
 from controlplane.status import keys as st_keys
 
 if TYPE_CHECKING:  # the pairing loads the catalogue; `list` never pairs

@@ -5,14 +5,14 @@ Owns :func:`gateway_objects`, used by :mod:`harness.cluster.kserve` and
 :mod:`harness.cluster.gatewaystatus`) and by :mod:`harness.cluster.traefik` (Traefik's class and
 a listener on its entry point's port). The Gateway is, by default, the one the product's routers
 attach to without ``spec.traffic.gateway``: KServe's ``kserve/kserve-ingress-gateway``
-(:data:`controlplane.routing.gateway_api.DEFAULT_GATEWAY`). Pure.
+(:data:`controlplane.spec.models.DEFAULT_GATEWAY`). Pure.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from controlplane.routing.gateway_api import DEFAULT_GATEWAY
+from controlplane.spec.models import DEFAULT_GATEWAY
 
 API_VERSION = "gateway.networking.k8s.io/v1"
 GATEWAY: tuple[str, str] = (DEFAULT_GATEWAY.namespace or "kserve", DEFAULT_GATEWAY.name)

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from support.canaries import CANDIDATE, STABLE, canary_dict, model_canary
 
+from controlplane.desired import desired_objects
 from controlplane.profiles.catalog import load_catalog
-from controlplane.routing.objects import desired_objects
 from controlplane.validation import check_object
 
 RATES = {"stable": 10.0, "candidate": 8.0}

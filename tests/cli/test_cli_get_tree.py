@@ -4,7 +4,7 @@ The objects the canary owns as a tree with health (InferenceService -> predictor
 pods, the HTTPRoute), the weight the route holds against the one the status sets, the step plan,
 each check's recent results and window, and the Kubernetes Events about the canary (Warnings
 such as ``AlertDeliveryFailed`` included): all against the in-memory cluster, with the objects
-the controller applies (:func:`controlplane.routing.objects.desired_objects`) made Ready by the
+the controller applies (:func:`controlplane.desired.desired_objects`) made Ready by the
 fake KServe, and Deployments and pods as the real KServe and kubelet would report them.
 """
 
@@ -23,10 +23,10 @@ from support.cli_rollouts import NAME, NS, Clock, Rollout, at_step_two, scenario
 
 from controlplane.cli import controller
 from controlplane.cli.cluster import PIPE_WIDTH, Runtime
+from controlplane.desired import desired_objects
 from controlplane.errors import Forbidden
 from controlplane.kube.client import Obj, Ref, canary_ref
 from controlplane.profiles.catalog import load_catalog
-from controlplane.routing.objects import desired_objects
 from controlplane.serving import object_names
 from controlplane.status.times import format_time
 from harness.kube.fake import FakeKube

@@ -89,7 +89,7 @@ def test_serves_chat_with_real_inference(torch: ModuleType) -> None:
                     text = await r.text()
             assert answer["usage"]["completion_tokens"] == 12
             assert len(answer["choices"][0]["message"]["content"]) == 12
-            assert 'engine="transformers"' in text
+            assert 'kind="transformers"' in text
             assert "transformers (tiny random Llama on CPU, bitsandbytes-nf4" in (
                 server.engine.description
             )

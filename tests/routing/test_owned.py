@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from support.canaries import model_canary
 
+from controlplane.desired import desired_objects
 from controlplane.kube.client import Obj, Ref
 from controlplane.profiles.catalog import load_catalog
 from controlplane.routing import owned
-from controlplane.routing.objects import desired_objects
 
 
 def _pod(phase: str = "Running", **status: Any) -> Obj:

@@ -11,10 +11,10 @@ import pytest
 from support.canaries import model_canary
 
 from controlplane.controller import children
+from controlplane.desired import desired_objects, make_router
 from controlplane.kube.client import Obj, Ref
 from controlplane.profiles.catalog import load_catalog
 from controlplane.routing import istio, llmisvc
-from controlplane.routing.objects import desired_objects, make_router
 from controlplane.routing.ownership import Claimant, ForeignObject, foreign_reason
 from controlplane.serving.render import llm_inference_service
 from controlplane.spec.models import ModelCanary

@@ -17,13 +17,13 @@ import yaml
 from support.canaries import CANDIDATE, SHADOW, STABLE, canary_dict, model_canary
 
 from controlplane.cli.main import main
+from controlplane.desired import desired_objects, make_router
 from controlplane.errors import RouterError, RouterPending
 from controlplane.kube.client import Ref
 from controlplane.profiles.catalog import load_catalog
 from controlplane.routing import gateway_api, istio, kserve, kserve_knative, llmisvc
 from controlplane.routing.base import CAPABILITIES, Weights, capability_problems
 from controlplane.routing.memory import MemoryRouter
-from controlplane.routing.objects import desired_objects, make_router
 from controlplane.serving.render import ROLES, llm_inference_service
 from controlplane.spec.models import ModelCanary
 from harness.kube.fake import FakeKube

@@ -47,9 +47,9 @@ from support.chart import KUBE_VERSION as CHART_SCHEMA_VERSION
 from support.realkube import running_cluster
 from support.serverside import Refused, apply_strict, describe, lost_fields, read_back, resource
 
+from controlplane.desired import desired_objects
 from controlplane.errors import ControlPlaneError
 from controlplane.profiles.catalog import load_catalog
-from controlplane.routing.objects import desired_objects
 from controlplane.validation import validated_file
 from harness.cluster.kubeapi import KUBE_VERSION, LoopbackCluster, binary, wait_served
 from harness.cluster.upstream_crds import (

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from support.adoption import LIVE, STORAGE_URI, adopting_canary, adopting_model, live_isvc
 
+from controlplane.desired import desired_objects
 from controlplane.profiles.catalog import load_catalog
 from controlplane.rollout.state import spec_hash
 from controlplane.routing import gateway_api, istio
-from controlplane.routing.objects import desired_objects
 from controlplane.serving import adopt
 from controlplane.spec.models import ModelCanary
 from controlplane.validation import check_object

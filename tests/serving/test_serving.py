@@ -12,9 +12,9 @@ import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from support.canaries import CANDIDATE, model_canary
 
+from controlplane.desired import desired_objects
 from controlplane.errors import SpecError
 from controlplane.profiles.catalog import load_catalog
-from controlplane.routing.objects import desired_objects
 from controlplane.serving import object_names
 from controlplane.serving.chat_template import chat_template, jinja_string
 from controlplane.serving.render import (

