@@ -21,7 +21,7 @@ KPI check, which has no source locally, is an error-rate check (:func:`bench_can
 Per case it reports the outcome, the step reached, the p99 end-to-end latency and p99 time to
 first token of each variant over step 3 (75 %), the most GPUs held at once, and the GPU-hours of
 the rollout in spec time against both variants at full size for as long
-(:class:`controlplane.local.stack.CapacityReport`).
+(:class:`controlplane.local.gpus.CapacityReport`).
 
 Run ``python bench/capacity.py`` (about 5 minutes on 2 cores); ``--no-write`` prints only;
 ``--json FILE`` keeps the run's figures; ``--report FILE`` renders such a file without running.

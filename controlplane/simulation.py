@@ -9,7 +9,7 @@ docs/analysis.md, "Replay (``canaryctl simulate``)".
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -159,27 +159,33 @@ class SimulationResult:
         """The contract's ``simulate -o json`` object."""
         return {
             "outcome": self.outcome,
-            "finishedAt": _iso(self.finished_at) if self.finished_at is not None else None,
+            "finishedAt": iso(self.finished_at) if self.finished_at is not None else None,
             "step": self.state.step,
             "weight": self.state.weight,
             "reason": _reason_json(self.reason),
             "why": self.why(),
             "checks": [t.to_json() for t in self.checks],
-            "events": [
-                {
-                    "time": _iso(e.time),
-                    "type": e.type,
-                    "step": e.step,
-                    "weight": e.weight,
-                    "message": e.message,
-                }
-                for e in self.events
-            ],
+            "events": events_json(self.events),
         }
 
 
-def _iso(t: float) -> str:
+def iso(t: float) -> str:
+    """A unix time as the JSON of ``simulate`` and ``up`` writes it (whole seconds, UTC)."""
     return datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def events_json(events: Iterable[Event]) -> list[dict[str, Any]]:
+    """The ``events`` of the ``simulate`` and ``up`` JSON."""
+    return [
+        {
+            "time": iso(e.time),
+            "type": e.type,
+            "step": e.step,
+            "weight": e.weight,
+            "message": e.message,
+        }
+        for e in events
+    ]
 
 
 def _reason_json(reason: Reason | None) -> dict[str, Any] | None:
@@ -195,7 +201,7 @@ def _reason_json(reason: Reason | None) -> dict[str, Any] | None:
         "below": reason.below,
         "window": reason.window,
         "step": reason.step,
-        "at": _iso(reason.at),
+        "at": iso(reason.at),
         "message": reason.message,
     }
 

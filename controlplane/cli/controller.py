@@ -282,7 +282,7 @@ def settings_from(args: argparse.Namespace) -> Any:
 
 
 class FanOut:
-    """One :class:`~controlplane.controller.reconcile.Notifier` telling several, in order; one
+    """One :class:`~controlplane.controller.event_sink.Notifier` telling several, in order; one
     that fails is logged and does not keep the others from being told."""
 
     def __init__(self, notifiers: Sequence[Any]) -> None:

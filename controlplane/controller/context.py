@@ -1,11 +1,12 @@
 """One canary during one reconcile: the object as last read or written, its state and book.
 
-Owns :class:`Ctx`, the record the reconciler and its effects pass along, and :func:`event`, the
-one way the controller writes a Kubernetes Event for a canary.
+Owns :class:`Ctx`, the record the reconciler and its effects pass along, :func:`persist`, the one
+status write of a decision, and :func:`event`, the one way the controller writes an Event.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 from controlplane.errors import RouterPending
@@ -73,3 +74,26 @@ def event(
     """A Kubernetes Event on ``obj`` (the message cut to the API server's limit); with ``name``,
     False when an Event of that name exists already (:meth:`KubeClient.event`)."""
     return kube.event(obj, reason, message[:EVENT_MESSAGE_LIMIT], type_, name=name)
+
+
+def persist(kube: KubeClient, ctx: Ctx, *, effects: bool = False) -> None:
+    """Write the status (state + book) with the resourceVersion read; Conflict propagates
+    (the runner re-reads and retries: nothing has been applied for this decision yet).
+    ``effects``: after the catch-up, whose trouble (``ctx.trouble``) ``status.warnings``
+    then holds (:func:`~controlplane.status.document.with_trouble`)."""
+    previous = ctx.obj.get("status")
+    generation = ctx.obj.get("metadata", {}).get("generation")
+    new = st.rollout_status(ctx.state, ctx.book, generation, previous, ctx.now)
+    for reason, message in ctx.notes.items():
+        new[st.WARNINGS_KEY] = st.with_warning(new.get(st.WARNINGS_KEY), reason, message, ctx.now)
+    if effects:
+        trouble = dict(ctx.trouble)
+        if ctx.intent_problem:
+            trouble["InvalidIntent"] = ctx.intent_problem
+        new = st.with_trouble(new, trouble, ctx.now)
+    if st.same_status(previous, new):
+        return
+    body = copy.deepcopy(ctx.obj)
+    body["status"] = new
+    ctx.obj = kube.replace_status(body)
+    ctx.notes = {}  # written once

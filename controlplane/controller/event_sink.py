@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import Protocol
 
 from controlplane.controller.context import event as write_event
 from controlplane.kube.client import KubeClient, Obj
@@ -34,6 +35,15 @@ WARNING_EVENTS = frozenset({"Breached", "RolledBack", "Paused", "Throttled", "He
 log = logging.getLogger(__name__)
 
 Notify = Callable[[Obj, ModelCanary, RolloutState, Event], None]
+
+
+class Notifier(Protocol):
+    """Told of every rollout event once, after the decision is persisted (alerts, metrics).
+
+    Must not block: implementations queue the work and return (``controlplane.notify``).
+    """
+
+    def notify(self, obj: Obj, canary: ModelCanary, state: RolloutState, event: Event) -> None: ...
 
 
 class EventSink:

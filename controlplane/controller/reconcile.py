@@ -1,19 +1,8 @@
 """Reconcile one ModelCanary at one time: the imperative shell around the rollout machine.
 
-Owns the per-resource algorithm (deleted, validate, finalizer and state, catch up, decide, gates)
-and the reconcile loop's two halves; the effects it applies live in modules of their own (the
-serving objects: :mod:`~controlplane.controller.children`; weights and outcomes on the router:
-:mod:`~controlplane.controller.traffic`; gate Workflows:
-:mod:`~controlplane.controller.gate_effects`; Events and notifiers:
-:mod:`~controlplane.controller.event_sink`). Every rollout decision is the machine's
-(:func:`~controlplane.rollout.machine.step`); its new state is persisted before any effect, and
-every effect is derived from the persisted state, so a controller killed between the write and
-the effect redoes the effect, never the decision.
-
-:class:`Reconciler` is driven by :mod:`controlplane.controller.runner` in two halves,
-:meth:`Reconciler.prepare` and :meth:`Reconciler.finish`, so that one analysis tick can serve
-every canary due at it. Time is always an argument (``now``); nothing here reads a clock. The
-algorithm, rule by rule: docs/controller.md, "Per resource" and "Crash safety".
+Owns :class:`Reconciler`: read, validate, decide and requeue, in two halves (``prepare``,
+``finish``) so one analysis tick serves every canary due at it; each decision is persisted before
+its effects (:mod:`controlplane.controller.catch_up`). docs/controller.md, "Per resource".
 """
 
 from __future__ import annotations
@@ -21,14 +10,14 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
 
 from pydantic import ValidationError
 
-from controlplane.controller import adoption, capacity, children, traffic
+from controlplane.controller import adoption, capacity, children
 from controlplane.controller.argo_gates import DEFAULT_POLL_S, GateRunner
-from controlplane.controller.context import Ctx, event
-from controlplane.controller.event_sink import EventSink
+from controlplane.controller.catch_up import CatchUp
+from controlplane.controller.context import Ctx, event, persist
+from controlplane.controller.event_sink import Notifier
 from controlplane.controller.gate_effects import GateEffects
 from controlplane.controller.gateway_source import GatewaySources
 from controlplane.desired import adopting_router, desired_objects, make_router
@@ -40,7 +29,7 @@ from controlplane.rollout import machine, schedule
 from controlplane.rollout.gate_runs import abandoned_runs, pending_runs
 from controlplane.rollout.intents import new_intents, read_intents
 from controlplane.rollout.observations import DueCheck, Observations
-from controlplane.rollout.state import Event, RolloutState, spec_hash
+from controlplane.rollout.state import RolloutState, spec_hash
 from controlplane.routing.base import Outcome as RouterOutcome
 from controlplane.routing.base import Router
 from controlplane.spec.endpoints import EndpointPolicy, endpoint_problems
@@ -48,16 +37,6 @@ from controlplane.spec.models import ModelCanary
 from controlplane.spec.units import Duration
 from controlplane.status import document as st
 from controlplane.validation import check_object
-
-
-class Notifier(Protocol):
-    """Told of every rollout event once, after the decision is persisted (alerts, metrics).
-
-    Must not block: implementations queue the work and return (``controlplane.notify``).
-    """
-
-    def notify(self, obj: Obj, canary: ModelCanary, state: RolloutState, event: Event) -> None: ...
-
 
 Key = tuple[str, str]
 """(namespace, name) of a ModelCanary."""
@@ -139,13 +118,21 @@ class Reconciler:
         self.kube = kube
         self.catalog = catalog
         self.settings = settings or Settings()
-        self.notifier = notifier
-        self._told = EventSink(kube)  # Kubernetes Events, then the notifier
         self.gates = gates
         self._gate_effects = GateEffects(kube, gates)
         self._gateways = GatewaySources(kube)  # error-rate's HTTP source
         self._made_router = router_for or (
             lambda canary: make_router(canary.spec.traffic.router, kube, catalog)
+        )
+        self.catch_up = CatchUp(
+            kube,
+            catalog,
+            self._gate_effects,
+            notifier,
+            self._router_for,
+            self._objects,
+            self.settings.progress_deadline_s,
+            self._cleanup_s,
         )
 
     def _router_for(self, canary: ModelCanary) -> Router:
@@ -164,7 +151,7 @@ class Reconciler:
         if not spec_changed:
             # a person's intent (abort, promote, pause) is heard even while the router refuses
             # the weights: the failure is raised after the machine has seen it (``finish``)
-            self._catch_up(ctx, defer_error=bool(ctx.recorded))
+            self.catch_up.run(ctx, defer_error=bool(ctx.recorded))
             ctx.gate_obs = self._gate_effects.poll(ctx)
         state = ctx.state
         overdue = not spec_changed and self._readiness_overdue(state, now)
@@ -183,7 +170,7 @@ class Reconciler:
             return NeedsAnalysis(ctx, due, self._gateways.source(ctx.obj, canary, now))
         obs = None
         if not spec_changed and state.stage == "pending" and (due_now or overdue):
-            ready = self._readiness(ctx)
+            ready = children.readiness(self.kube, self._objects(ctx), ctx.obj)
             obs = Observations(
                 candidate_ready=ready.ready,
                 not_ready_why=ready.why,
@@ -205,10 +192,10 @@ class Reconciler:
         if ctx.recorded:
             ctx.book = replace(ctx.book, last_intent_id=ctx.recorded[-1].id)
             ctx.recorded = []
-        self._persist(ctx)
+        persist(self.kube, ctx)
         if (ctx.state.spec_hash, ctx.state.started_at) != (previous.spec_hash, previous.started_at):
             self._gate_effects.stop_previous(ctx, previous)
-        self._catch_up(ctx)
+        self.catch_up.run(ctx)
         return self._requeue(ctx)
 
     def reconcile(
@@ -254,7 +241,7 @@ class Reconciler:
         fresh = state or schedule.initial_state(canary, now)
         ctx = Ctx(obj, canary, fresh, st.read_book(previous), now)
         if state is None or previous.get("phase") == "invalid":  # type: ignore[union-attr]
-            self._persist(ctx)  # the decision to start (or go on) comes before any effect
+            persist(self.kube, ctx)  # the decision to start (or go on) comes before any effect
         recorded, problem = read_intents(meta.get("annotations"))
         if problem:
             event(self.kube, ctx.obj, "InvalidIntent", problem, "Warning")
@@ -287,11 +274,6 @@ class Reconciler:
             canary = canary.model_copy(update={"spec": spec})
         return canary, []
 
-    def _readiness(self, ctx: Ctx) -> children.Readiness:
-        """Whether every InferenceService / LLMInferenceService of the spec reports Ready for
-        its latest generation, and KServe's load failure when one does not."""
-        return children.readiness(self.kube, self._objects(ctx), ctx.obj)
-
     def _objects(self, ctx: Ctx) -> list[Obj]:
         return desired_objects(ctx.canary, self.catalog, ctx.state.weight, ctx.state.mirror)
 
@@ -302,30 +284,6 @@ class Reconciler:
         return state.stage == "pending" and deadline is not None and now >= deadline
 
     # ------------------------------------------------------------------------- writing
-
-    def _persist(self, ctx: Ctx, *, effects: bool = False) -> None:
-        """Write the status (state + book) with the resourceVersion read; Conflict propagates
-        (the runner re-reads and retries: nothing has been applied for this decision yet).
-        ``effects``: after the catch-up, whose trouble (``ctx.trouble``) ``status.warnings``
-        then holds (:func:`~controlplane.status.document.with_trouble`)."""
-        previous = ctx.obj.get("status")
-        generation = ctx.obj.get("metadata", {}).get("generation")
-        new = st.rollout_status(ctx.state, ctx.book, generation, previous, ctx.now)
-        for reason, message in ctx.notes.items():
-            new[st.WARNINGS_KEY] = st.with_warning(
-                new.get(st.WARNINGS_KEY), reason, message, ctx.now
-            )
-        if effects:
-            trouble = dict(ctx.trouble)
-            if ctx.intent_problem:
-                trouble["InvalidIntent"] = ctx.intent_problem
-            new = st.with_trouble(new, trouble, ctx.now)
-        if st.same_status(previous, new):
-            return
-        body = copy.deepcopy(ctx.obj)
-        body["status"] = new
-        ctx.obj = self.kube.replace_status(body)
-        ctx.notes = {}  # written once
 
     def _invalid(self, obj: Obj, problems: Sequence[Problem], now: float) -> None:
         previous = obj.get("status")
@@ -344,88 +302,21 @@ class Reconciler:
         finalizers = list(obj.get("metadata", {}).get("finalizers") or [])
         if st.FINALIZER in finalizers:
             return obj
+        return self._with_finalizers(obj, [*finalizers, st.FINALIZER])
+
+    def _with_finalizers(self, obj: Obj, finalizers: list[str]) -> Obj:
         body = copy.deepcopy(obj)
-        body["metadata"]["finalizers"] = [*finalizers, st.FINALIZER]
+        body["metadata"]["finalizers"] = finalizers
         body.pop("status", None)
         return self.kube.replace(body)
 
     # ------------------------------------------------------------------------- effects
-
-    def _catch_up(self, ctx: Ctx, *, defer_error: bool = False) -> None:
-        """Bring the world to the persisted state (idempotent), then persist the book. A failed
-        effect is raised (the runner backs the canary off) unless ``defer_error``: then the
-        machine runs first, and the effects are tried again after it (``finish``)."""
-        state, canary = ctx.state, ctx.canary
-        ctx.unverified, ctx.pending, ctx.trouble = False, None, {}
-        router = self._router_for(canary)
-        if state.deployed and ctx.book.deployed_hash != state.spec_hash and not state.terminal:
-            objects = self._objects(ctx)
-            ctx.notes.update(
-                children.deploy(self.kube, ctx.obj, canary.metadata.namespace, objects, ctx.now)
-            )
-            ctx.book = replace(ctx.book, deployed_hash=state.spec_hash)
-            text = f"applied the serving objects of {canary.spec.candidate.name}"
-            event(self.kube, ctx.obj, "Deployed", text)
-        self._gate_effects.stop_abandoned(ctx)
-        if not state.terminal:
-            if capacity.before_weights(self.kube, ctx, self.catalog):  # scale up first
-                traffic.verify_weights(self.kube, ctx, router)
-                capacity.after_weights(self.kube, ctx, self.catalog)  # then down
-            self._weights_refused(ctx)
-            if ctx.state.terminal:
-                self._finalize(ctx, router)
-            else:
-                self._gate_effects.submit(ctx, self._endpoints)
-        elif state.noop:
-            traffic.finalize_noop(self.kube, ctx, router)
-        else:
-            self._finalize(ctx, router)
-        capacity.record(self.kube, ctx, self.catalog)
-        self._notify(ctx)
-        self._persist(ctx, effects=True)
-        if ctx.error is not None:
-            error, ctx.error = ctx.error, None
-            if not defer_error:
-                raise error  # the runner backs this canary off (exponentially, capped)
-
-    def _weights_refused(self, ctx: Ctx) -> None:
-        """Once the progress deadline has passed since the stage began with its weights still
-        refused by the router, ask the machine (rule ``not-routed``) with the router's read-back;
-        its decision is persisted before any effect of it."""
-        refused = traffic.weights_refused(ctx)
-        deadline_s = self.settings.progress_deadline_s
-        deadline = schedule.progress_deadline(ctx.state, deadline_s)
-        if refused is None or deadline is None or ctx.now < deadline:
-            return
-        obs = Observations(weights_refused=refused, progress_deadline_s=deadline_s)
-        ctx.state, _actions = machine.step(ctx.canary, ctx.state, obs, ctx.now)
-        if ctx.state.terminal:
-            ctx.error, ctx.pending, ctx.unverified = None, None, False
-            self._persist(ctx)  # the decision comes before its effects
-
-    def _finalize(self, ctx: Ctx, router: Router) -> None:
-        state = ctx.state
-        if ctx.book.finalized != f"{state.spec_hash}:{state.stage}":
-            promoted = state.stage == "promoted"
-            if not capacity.before_outcome(self.kube, ctx, self.catalog, promoted):
-                return  # the winner is not sized for all the traffic yet
-        traffic.finalize(self.kube, ctx, router, self._cleanup_s, self._release)
 
     def _cleanup_s(self, outcome: RouterOutcome) -> float:
         """How long the losing variant of ``outcome`` keeps running."""
         if outcome == "promoted":
             return self.settings.promote_cleanup_s
         return self.settings.rollback_cleanup_s
-
-    def _release(self, ctx: Ctx, role: str) -> list[str]:
-        return children.release(self.kube, ctx.canary, self._objects(ctx), role)
-
-    def _endpoints(self, ctx: Ctx) -> dict[str, str]:
-        return children.variant_endpoints(self.kube, ctx.canary, self._objects(ctx))
-
-    def _notify(self, ctx: Ctx) -> None:
-        notify = self.notifier.notify if self.notifier is not None else None
-        ctx.book = self._told.tell(ctx.obj, ctx.canary, ctx.state, ctx.book, ctx.now, notify)
 
     def _delete(self, obj: Obj) -> None:
         """Finalizer: delete what the canary deployed (routes first), then drop the finalizer."""
@@ -443,10 +334,7 @@ class Reconciler:
             if left:
                 text = f"left {len(left)} object(s) this canary did not create: {'; '.join(left)}"
                 event(self.kube, obj, children.FOREIGN_REASON, text)
-        body = copy.deepcopy(obj)
-        body["metadata"]["finalizers"] = [f for f in finalizers if f != st.FINALIZER]
-        body.pop("status", None)
-        self.kube.replace(body)
+        self._with_finalizers(obj, [f for f in finalizers if f != st.FINALIZER])
 
     # ------------------------------------------------------------------------- timing
 

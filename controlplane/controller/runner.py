@@ -1,52 +1,35 @@
-"""The controller loop: watch + work queue + timer heap + batched analysis + backoff + HA.
+"""The controller loop: watch + work queue + batched analysis + backoff + HA.
 
-Owns :class:`Controller`, the one long-running object of ``canaryctl controller``: it lists, then
-watches ModelCanaries (per namespace, or all) through the KubeClient protocol, relisting on 410
-Gone and backing a failing namespace off; keeps a work queue of ``(namespace, name)`` keys made
-dirty by events whose trigger changed, by timers the reconciler returns (rounded up to ``grid_s``
-so canaries share analysis ticks) and by :meth:`Controller.wake` (the HTTP API, after it records
-an intent); runs one analysis tick per pass for every canary that needs observations
-(:class:`~controlplane.controller.batch.BatchEvaluator`); backs off one failing canary without
-blocking the others; and, with leader election (:class:`~controlplane.kube.lease.LeaderElector`),
-reconciles nothing without the lease. It reports what it last saw (:meth:`Controller.snapshot`),
-whether it is ready (:meth:`Controller.ready`) and every tick and persisted evaluation to
-:class:`AnalysisObserver` (the metrics).
-
-Time comes from an injected ``clock``; tests drive :meth:`Controller.poll` and
-:meth:`Controller.run_once` directly (no threads, no sleeping). :meth:`Controller.run` is the
-production loop around them; its pauses go through an injectable ``sleep``. The loop as users
-see it: docs/controller.md, "The loop"; the watch: docs/kube-adapter.md.
+Owns :class:`Controller`, the one long-running object of ``canaryctl controller``: its watch
+feeds its work queue, each pass runs one batched analysis tick, and with leader election nothing
+is reconciled without the lease. The loop: docs/controller.md, "The loop".
 """
 
 from __future__ import annotations
 
 import functools
-import heapq
-import json
 import logging
-import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from controlplane.controller.batch import BatchEvaluator, Request
 from controlplane.controller.reconcile import Done, Key, NeedsAnalysis, Reconciler
-from controlplane.errors import Conflict, KubeError, ProviderUnavailable
-from controlplane.kube.client import KubeClient, Obj, WatchEvent, event_version, is_expired
+from controlplane.controller.watch import CanaryWatch, WatchStats
+from controlplane.controller.workqueue import WorkQueue
+from controlplane.errors import Conflict, ProviderUnavailable
+from controlplane.kube.client import KubeClient, Obj, WatchEvent
 from controlplane.kube.lease import LeaderElector
 from controlplane.providers.source import MetricSource
 from controlplane.rollout.observations import Observations
-from controlplane.spec.models import API_VERSION, KIND
 from controlplane.spec.units import time_value
 
 log = logging.getLogger(__name__)
 
 CONFLICT_RETRIES = 3
-WATCH_S = 30.0
-"""How long each watch of the production loop lasts before it is started again."""
 
 
 class NoPrometheus:
@@ -83,7 +66,7 @@ class AnalysisObserver(Protocol):
 
 
 @dataclass
-class Stats:
+class Stats(WatchStats):
     """Counters the runner keeps (served as Prometheus metrics by ``canaryctl controller``)."""
 
     reconciles: int = 0
@@ -95,15 +78,6 @@ class Stats:
     queries_total: int = 0
     leader: bool = False
     per_tick: list[tuple[int, int]] = field(default_factory=list)
-    lists: int = 0
-    relists: int = 0
-    bookmarks: int = 0
-    watch_errors: int = 0
-    pruned: int = 0
-    retried_on_recovery: int = 0
-    """Backed-off canaries retried at once when the server answered again."""
-    watch_delays: list[float] = field(default_factory=list)
-    """The backoff delays chosen after list / watch failures (the last 100)."""
 
 
 class Controller:
@@ -128,105 +102,48 @@ class Controller:
         watch_backoff_cap_s: float = 30.0,
         list_page_size: int | None = None,
     ) -> None:
-        self.kube = kube
         self.reconciler = reconciler
         self.clock = clock
         self.namespaces = list(namespaces) or [None]
         self.elector = elector
-        self.grid_s = grid_s
-        self.backoff_base_s = backoff_base_s
-        self.backoff_cap_s = backoff_cap_s
+        self.queue = WorkQueue(clock, grid_s, backoff_base_s, backoff_cap_s)
         self.default_prometheus = default_prometheus
         self.stats = Stats()
         self._sources = sources
         self._evaluators: dict[str | None, BatchEvaluator] = {}
-        self._dirty: set[Key] = set()
-        self._timers: dict[Key, float] = {}
-        self._heap: list[tuple[float, Key]] = []
-        self._failures: dict[Key, int] = {}
-        self._seen: dict[Key, str] = {}
-        self._rv: dict[str | None, str | None] = dict.fromkeys(self.namespaces)
         self._was_leader = False
         self._leader_known = elector is None
         self._lock = threading.Lock()
         self.observer = observer
         self._timer = timer
-        self._objects: dict[Key, Obj] = {}
-        self._synced: set[str | None] = set()
-        self.watch_backoff_base_s = watch_backoff_base_s
-        self.watch_backoff_cap_s = watch_backoff_cap_s
-        self.list_page_size = list_page_size
-        self._watch_failures: dict[str | None, int] = dict.fromkeys(self.namespaces, 0)
-        self._unanswered: set[str | None] = set()  # list or watch failed, no answer since
-        self._retry_at: dict[str | None, float] = {}
+        self.watch = CanaryWatch(
+            kube,
+            self.namespaces,
+            self.queue,
+            self.stats,
+            clock,
+            timer,
+            backoff_base_s=watch_backoff_base_s,
+            backoff_cap_s=watch_backoff_cap_s,
+            list_page_size=list_page_size,
+        )
         self._wakeups: queue.Queue[WatchEvent | None] | None = None
         self.stats.leader = elector is None
 
     # ------------------------------------------------------------------------- watch
 
     def poll(self, timeout_s: float = 0.0) -> int:
-        """List where needed, then consume the watch events available now (waiting up to
-        ``timeout_s`` per namespace); the number of canaries listed plus events seen.
-
-        A namespace never listed, or whose watch expired (410), is listed first; one whose last
-        list or watch failed is left alone until its backoff (on ``clock``) has passed.
-        """
-        count = 0
-        for ns in self.namespaces:
-            if self.clock() < self._retry_at.get(ns, -math.inf):
-                continue
-            for attempt in range(2):  # a 410 relists at once, once
-                if self._rv[ns] is None:
-                    try:
-                        count += self.sync(ns)
-                    except Exception as exc:
-                        self._watch_failed(ns, "list", exc)
-                        break
-                for event in self._watch(ns, timeout_s):
-                    self.observe(event)
-                    count += 1
-                if self._rv[ns] is not None or attempt:
-                    break
-        return count
+        """List where needed, then consume the watch events available now
+        (:meth:`CanaryWatch.poll`)."""
+        return self.watch.poll(timeout_s)
 
     def sync(self, ns: str | None) -> int:
-        """List the canaries of ``ns`` (None: all) and watch on from the list's version.
-
-        Canaries seen for the first time are marked dirty, known ones only when their trigger
-        changed; known canaries missing from the list were deleted meanwhile and are pruned."""
-        items, version = self.kube.list_with_version(
-            API_VERSION, KIND, ns, limit=self.list_page_size
-        )
-        listed: set[Key] = set()
-        for obj in items:
-            key = _key(obj)
-            listed.add(key)
-            with self._lock:
-                known = key in self._seen
-            self.observe(WatchEvent("MODIFIED" if known else "ADDED", obj))
-        with self._lock:
-            gone = [
-                key
-                for key in set(self._seen) | set(self._objects)
-                if (ns is None or key[0] == ns) and key not in listed
-            ]
-        for namespace, name in gone:
-            gone_obj = {"metadata": {"namespace": namespace, "name": name}}
-            self.observe(WatchEvent("DELETED", gone_obj))
-        self._answered(ns)
-        with self._lock:
-            if ns in self._synced:
-                self.stats.relists += 1
-            self.stats.lists += 1
-            self.stats.pruned += len(gone)
-            self._rv[ns] = version or _latest(items)
-            self._synced.add(ns)
-        return len(items)
+        """List the canaries of ``ns`` (None: all) and watch on (:meth:`CanaryWatch.sync`)."""
+        return self.watch.sync(ns)
 
     def ready(self) -> tuple[bool, str]:
         """(ready?, why): every namespace listed once and the leader state known."""
-        with self._lock:
-            missing = [ns for ns in self.namespaces if ns not in self._synced]
+        missing = self.watch.unsynced()
         if missing:
             names = ", ".join(ns or "all namespaces" for ns in missing)
             return False, f"the watch of {names} has not listed its canaries yet"
@@ -238,8 +155,7 @@ class Controller:
 
     def snapshot(self) -> list[Obj]:
         """The ModelCanaries as last seen through the watch (status included), by key."""
-        with self._lock:
-            return [self._objects[key] for key in sorted(self._objects)]
+        return self.watch.snapshot()
 
     def exports_canaries(self) -> bool:
         """Whether this replica exports per-canary metrics (the leader only, or when alone)."""
@@ -247,134 +163,15 @@ class Controller:
 
     def wake(self, namespace: str, name: str) -> None:
         """Reconcile ``namespace/name`` now (after the API recorded an intent on it)."""
+        self.queue.add([(namespace, name)])
         with self._lock:
-            self._dirty.add((namespace, name))
             wakeups = self._wakeups
         if wakeups is not None:
             wakeups.put(None)  # interrupts the production loop's wait
 
-    def _watch(self, ns: str | None, timeout_s: float) -> Iterable[WatchEvent]:
-        """One watch from the remembered version; consumes BOOKMARKs, yields the rest.
-
-        Ends cleanly (the backoff resets), with the version dropped after a 410 (relist), or
-        after another failure, backed off."""
-        version = self._rv[ns]
-        if version is None:
-            return
-        try:
-            stream = self.kube.watch(API_VERSION, KIND, ns, version, timeout_s, bookmarks=True)
-            for event in stream:
-                self._answered(ns)
-                seen = event_version(event)
-                if seen is not None:
-                    self._rv[ns] = seen  # events come in order: resume after the latest
-                if event.type == "BOOKMARK":
-                    self.stats.bookmarks += 1
-                    continue
-                yield event
-        except Exception as exc:
-            if is_expired(exc):
-                log.info("watch of %s in %s expired; listing again", KIND, ns or "all")
-                self._rv[ns] = None
-                return
-            self._watch_failed(ns, "watch", exc)
-            return
-        self._watch_failures[ns] = 0
-        self._retry_at.pop(ns, None)
-
-    def _watch_failed(self, ns: str | None, what: str, exc: BaseException) -> float:
-        """Count a list / watch failure of ``ns``; the delay before the next attempt."""
-        self._unanswered.add(ns)
-        self.stats.watch_errors += 1
-        failures = self._watch_failures.get(ns, 0) + 1
-        self._watch_failures[ns] = failures
-        delay = float(
-            min(self.watch_backoff_base_s * 2 ** (failures - 1), self.watch_backoff_cap_s)
-        )
-        self._retry_at[ns] = self.clock() + delay
-        self.stats.watch_delays.append(delay)
-        del self.stats.watch_delays[:-100]
-        log.warning(
-            "%s of %s in %s failed (%s); retrying in %.1fs",
-            what,
-            KIND,
-            ns or "all namespaces",
-            exc,
-            delay,
-        )
-        return delay
-
-    def _answered(self, ns: str | None) -> None:
-        """The server answered for ``ns``: after a failed list or watch, retry now every
-        canary of ``ns`` that is backing off (their failure count stays: one that fails again
-        backs off further)."""
-        if ns not in self._unanswered:
-            return
-        self._unanswered.discard(ns)
-        with self._lock:
-            waiting = [key for key in self._failures if ns is None or key[0] == ns]
-            self._dirty.update(waiting)
-        if waiting:
-            self.stats.retried_on_recovery += len(waiting)
-            log.info(
-                "%s answers again: retrying %d backed-off canaries now",
-                ns or "the API server",
-                len(waiting),
-            )
-
-    def observe(self, event: WatchEvent) -> None:
-        """Mark the event's canary dirty when something other than its status changed."""
-        key = _key(event.object)
-        with self._lock:
-            if event.type == "BOOKMARK":
-                return
-            if event.type == "DELETED":
-                self._objects.pop(key, None)
-                self._seen.pop(key, None)
-                self._timers.pop(key, None)
-                self._failures.pop(key, None)
-                self._dirty.discard(key)
-                return
-            self._objects[key] = event.object
-            trigger = _trigger(event.object)
-            if event.type == "MODIFIED" and self._seen.get(key) == trigger:
-                return
-            self._seen[key] = trigger
-            self._dirty.add(key)
-
-    # ------------------------------------------------------------------------- timers
-
-    def schedule(self, key: Key, at: float | None) -> None:
-        if at is None:
-            return
-        if self.grid_s > 0:
-            at = math.ceil((at - 1e-6) / self.grid_s) * self.grid_s
-        with self._lock:
-            current = self._timers.get(key)
-            if current is not None and current <= at:
-                return
-            self._timers[key] = at
-            heapq.heappush(self._heap, (at, key))
-
     def next_wake(self) -> float | None:
         """When a timer fires next (None: no timer); dirty keys mean now."""
-        with self._lock:
-            if self._dirty:
-                return self.clock()
-            while self._heap and self._timers.get(self._heap[0][1]) != self._heap[0][0]:
-                heapq.heappop(self._heap)
-            return self._heap[0][0] if self._heap else None
-
-    def _take_due(self, now: float) -> set[Key]:
-        with self._lock:
-            keys = set(self._dirty)
-            self._dirty.clear()
-            while self._heap and self._heap[0][0] <= now:
-                at, key = heapq.heappop(self._heap)
-                if self._timers.get(key) == at:
-                    del self._timers[key]
-                    keys.add(key)
-            return keys
+        return self.queue.next_wake()
 
     # ------------------------------------------------------------------------- one pass
 
@@ -385,8 +182,7 @@ class Controller:
         self._leader_known = True
         if leader and not self._was_leader:
             log.info("became leader as %s", self.elector.identity)
-            with self._lock:
-                self._dirty.update(self._seen)  # take over every known canary now
+            self.queue.add(self.watch.known())  # take over every known canary now
         self._was_leader = leader
         self.stats.leader = leader
         return leader
@@ -396,12 +192,12 @@ class Controller:
         now = self.clock()
         if not self.is_leader():
             return now + (self.elector.lease_duration_s / 3 if self.elector else 1.0)
-        keys = self._take_due(now)
+        keys = self.queue.take_due(now)
         waiting: list[tuple[Key, NeedsAnalysis]] = []
         for key in sorted(keys):
             prepared = self._guarded(key, now, functools.partial(self.reconciler.prepare, key, now))
             if isinstance(prepared, Done):
-                self._succeeded(key, prepared.requeue_at)
+                self.queue.succeeded(key, prepared.requeue_at)
             elif isinstance(prepared, NeedsAnalysis):
                 waiting.append((key, prepared))
         if waiting:
@@ -446,7 +242,7 @@ class Controller:
                     retry=False,
                 )
                 if result is not _FAILED:
-                    self._succeeded(key, result)
+                    self.queue.succeeded(key, result)
                 if self.observer is not None and _persisted(prepared, now):
                     self.observer.evaluated(key, url, obs)
         self.stats.ticks += 1
@@ -477,23 +273,12 @@ class Controller:
             except Exception as exc:
                 self._failed(key, now, exc)
                 return _FAILED
-        with self._lock:
-            self._dirty.add(key)  # still conflicting: try again on the next pass
+        self.queue.add([key])  # still conflicting: try again on the next pass
         return _FAILED
-
-    def _succeeded(self, key: Key, requeue_at: float | None) -> None:
-        with self._lock:
-            self._failures.pop(key, None)
-        self.schedule(key, requeue_at)
 
     def _failed(self, key: Key, now: float, exc: BaseException) -> None:
         self.stats.errors += 1
-        with self._lock:
-            failures = self._failures.get(key, 0) + 1
-            self._failures[key] = failures
-        delay = min(self.backoff_base_s * 2 ** (failures - 1), self.backoff_cap_s)
-        log.warning("%s/%s: reconcile failed (%s); retrying in %.0fs", *key, exc, delay)
-        self.schedule(key, now + delay)
+        self.queue.failed(key, now, exc)
 
     # ------------------------------------------------------------------------- production loop
 
@@ -505,38 +290,13 @@ class Controller:
         with self._lock:
             self._wakeups = events
 
-        pause: Callable[[float], object] = sleep or stop.wait
-
-        def watcher(ns: str | None) -> None:
-            while not stop.is_set():
-                if self._rv[ns] is None:
-                    try:
-                        self.sync(ns)
-                    except Exception as exc:
-                        pause(self._watch_failed(ns, "list", exc))
-                        continue
-                    events.put(None)
-                failures = self._watch_failures.get(ns, 0)
-                began, delivered = self._timer(), 0
-                for event in self._watch(ns, WATCH_S):
-                    delivered += 1
-                    events.put(event)
-                    if stop.is_set():
-                        return
-                if self._watch_failures.get(ns, 0) > failures:
-                    pause(self.stats.watch_delays[-1])
-                elif (
-                    self._rv[ns] is not None
-                    and not delivered
-                    and (self._timer() - began < WATCH_S / 2)
-                ):
-                    # ended early with nothing to say: no success (the backoff keeps growing),
-                    # and do not hammer a server that does this
-                    self._watch_failures[ns] = failures
-                    pause(self._watch_failed(ns, "watch", KubeError("the watch ended at once")))
-
         threads = [
-            threading.Thread(target=watcher, args=(ns,), name=f"watch-{ns}", daemon=True)
+            threading.Thread(
+                target=self.watch.follow,
+                args=(ns, stop, events, sleep or stop.wait),
+                name=f"watch-{ns}",
+                daemon=True,
+            )
             for ns in self.namespaces
         ]
         for thread in threads:
@@ -562,7 +322,7 @@ class Controller:
 
     def _take(self, event: WatchEvent | None) -> None:
         if event is not None:  # None: a wake-up, the key is already dirty
-            self.observe(event)
+            self.watch.observe(event)
 
 
 _FAILED = object()
@@ -575,38 +335,3 @@ def _persisted(prepared: NeedsAnalysis, now: float) -> bool:
         return time_value(status.get("lastEvaluation")) == now
     except ValueError:
         return False
-
-
-def _trigger(obj: dict[str, Any]) -> str:
-    meta = obj.get("metadata", {})
-    return json.dumps(
-        [
-            meta.get("generation"),
-            meta.get("annotations"),
-            meta.get("finalizers"),
-            meta.get("deletionTimestamp"),
-        ],
-        sort_keys=True,
-    )
-
-
-def _key(obj: Obj) -> Key:
-    meta = obj.get("metadata", {})
-    return (meta.get("namespace") or "default", meta.get("name", ""))
-
-
-def _latest(items: Iterable[Obj]) -> str | None:
-    """The newest item version (for a list that reports none; resourceVersions are integers
-    on every server we know, though the API calls them opaque)."""
-    latest: str | None = None
-    for obj in items:
-        seen = obj.get("metadata", {}).get("resourceVersion")
-        if seen is None:
-            continue
-        try:
-            newer = latest is None or int(seen) > int(latest)
-        except ValueError:
-            newer = True
-        if newer:
-            latest = str(seen)
-    return latest

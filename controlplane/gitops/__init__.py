@@ -3,7 +3,8 @@
 Its modules, one line each: docs/architecture.md, "Module map" (`gitops/`).
 """
 
+from controlplane.gitops.revert import WriteBackRequest, WriteBackResult
 from controlplane.gitops.source import GitSource, SyncReport
-from controlplane.gitops.writeback import GitWriteBack, WriteBackRequest, WriteBackResult
+from controlplane.gitops.writeback import GitWriteBack
 
 __all__ = ["GitSource", "GitWriteBack", "SyncReport", "WriteBackRequest", "WriteBackResult"]

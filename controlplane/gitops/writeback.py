@@ -1,22 +1,8 @@
 """Git write-back: after an automatic rollback, revert the failed candidate in the canary.yml.
 
-Owns :class:`GitWriteBack`, a reconciler Notifier (``notify(obj, canary, state, event)``) that
-queues a :class:`WriteBackRequest` for every ``RolledBack`` event of a canary with
-``spec.gitWriteBack`` and handles it on its own worker thread (``notify`` never blocks), and
-:meth:`GitWriteBack.write_back`, the synchronous procedure (tests and ``recover`` call it too):
-find the file (:mod:`controlplane.gitops.locate`), skip a rollback already written (the commit
-trailer) or a candidate already replaced, restore the newest earlier candidate in the file's
-history by editing only the candidate mapping
-(:func:`controlplane.gitops.yamledit.replace_candidate`), commit and push, never forced (or open
-a pull request, :mod:`controlplane.gitops.hosting`).
-Failures on git or the hosting API are retried on the worker after ``retry_s`` delays, and again
-by :meth:`GitWriteBack.recover` at the next start.
-
-Which rollbacks is a rollout rule (:func:`controlplane.rollout.writeback_rule.writes_back`); each
-is written back once per process (:class:`controlplane.rollout.events.Delivered`) and once across
-restarts (the trailer). The outcome is a Kubernetes Event on the canary (``GitWriteBack`` or
-``GitWriteBackFailed``), a log line and the optional ``on_result`` callback. What users see, step
-by step: docs/git-writeback.md, "Write-back".
+Owns :class:`GitWriteBack`, the Notifier that queues each rollback the rule
+:func:`controlplane.rollout.writeback_rule.writes_back` picks and writes it back on a worker
+thread (:mod:`controlplane.gitops.revert`), retrying failures. docs/git-writeback.md.
 """
 
 from __future__ import annotations
@@ -26,87 +12,28 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
 
 from controlplane.delayqueue import DelayQueue
 from controlplane.errors import ControlPlaneError, GitError, SpecError, WriteBackError
 from controlplane.gitops.credentials import GitCredentials, from_secret, redact
-from controlplane.gitops.hosting import default_api_url, guess_provider, open_pull_request
-from controlplane.gitops.locate import DEFAULT_ARGOCD_NAMESPACE, find_file, locate
+from controlplane.gitops.locate import DEFAULT_ARGOCD_NAMESPACE, locate
 from controlplane.gitops.repo import GitRepo, Identity
-from controlplane.gitops.yamledit import (
-    candidate_of,
-    normalized_variant,
-    replace_candidate,
-    same_variant,
-)
+from controlplane.gitops.revert import Reverter, WriteBackRequest, WriteBackResult
 from controlplane.kube.client import KubeClient, Obj
 from controlplane.rollout import events
-from controlplane.rollout.state import Event, Reason, RolloutState
+from controlplane.rollout.state import Event, RolloutState
 from controlplane.rollout.writeback_rule import WriteBackOptions, writes_back
 from controlplane.spec.models import API_VERSION, KIND, ModelCanary
 
 log = logging.getLogger(__name__)
 
-TRAILER_KEY = "Canary-Rollback"
-PR_BRANCH_PREFIX = "canary-rollback/"
 DEFAULT_AUTHOR = Identity()
 DEFAULT_RETRY_S = (30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 900.0, 900.0)
 """Delays before each retry of a write-back that failed on git or the hosting API (63.5 min)."""
 REMEMBERED = 1000
 """Write-backs the worker remembers as done (the newest), so a rollback event told again (a
 status write that conflicted after the notification) is not written back a second time."""
-
-Status = Literal["committed", "pull-request", "already-written", "already-reverted", "failed"]
-
-
-@dataclass(frozen=True)
-class WriteBackRequest:
-    """One rollback to write back: which canary, which spec (hash), why, and the object."""
-
-    namespace: str
-    name: str
-    spec_hash: str
-    canary: ModelCanary
-    reason: Reason | None
-    obj: Obj = field(repr=False)
-    event: Event | None = None
-
-    @property
-    def key(self) -> str:
-        """The delivery key of this write-back: the rollback event's fingerprint for the
-        write-back sink (without an event, the rollout's: namespace, name and spec hash)."""
-        uid = (self.obj.get("metadata") or {}).get("uid")
-        owner = events.owner_id(self.namespace, self.name, uid if isinstance(uid, str) else None)
-        if self.event is None:
-            return events.delivery_key(f"{owner}|{self.spec_hash}", events.WRITE_BACK)
-        return events.delivery_key(events.fingerprint(owner, self.event), events.WRITE_BACK)
-
-    @property
-    def trailer(self) -> str:
-        return f"{TRAILER_KEY}: {self.namespace}/{self.name} {self.spec_hash}"
-
-
-@dataclass(frozen=True)
-class WriteBackResult:
-    """What :meth:`GitWriteBack.write_back` did."""
-
-    status: Status
-    namespace: str
-    name: str
-    message: str
-    repo: str | None = None
-    branch: str | None = None
-    path: str | None = None
-    commit: str | None = None
-    url: str | None = None
-    attempts: int = 0
-    retry_in: float | None = None  # seconds until the worker tries again (None: it does not)
-
-    @property
-    def ok(self) -> bool:
-        return self.status != "failed"
 
 
 @dataclass
@@ -115,62 +42,6 @@ class _Job:
 
     request: WriteBackRequest
     tries: int = 0
-
-
-def _num(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.6g}"
-
-
-def commit_message(
-    request: WriteBackRequest,
-    path: str,
-    restored_from: tuple[str, str] | None,
-) -> str:
-    """The commit message: subject, what happened, what was restored, and the trailer."""
-    candidate = request.canary.spec.candidate
-    reason = request.reason
-    lines = [
-        f"Roll back candidate {candidate.name} of {request.namespace}/{request.name}",
-        "",
-    ]
-    if reason is not None:
-        how = "aborted by a user" if reason.kind == "aborted" else "rolled back automatically"
-        where = f"step {reason.step}" if reason.step else "shadow"
-        lines.append(f"The canary {how} at {where}: {reason.message}")
-        lines.append("")
-    if restored_from is not None:
-        sha, subject = restored_from
-        lines.append(
-            f"This restores spec.candidate in {path} to its version of {sha[:12]} ({subject!r})."
-        )
-    else:
-        lines.append(
-            f"{path} had no earlier candidate: spec.candidate now equals spec.stable "
-            f"(keeping the name {candidate.name!r}), so nothing new is rolled out."
-        )
-    lines += [
-        "",
-        f"Failed candidate: {candidate.name} (storageUri {candidate.storage_uri}, "
-        f"quantization {candidate.quantization}, gpu {candidate.gpu})",
-    ]
-    if reason is not None:
-        parts = [f"kind {reason.kind}"]
-        if reason.metric is not None:
-            parts.append(f"metric {reason.metric}")
-        if reason.key is not None:
-            parts.append(f"check {reason.key}")
-        if reason.value is not None or reason.metric is not None:
-            parts.append(f"value {_num(reason.value)}")
-        if reason.above is not None:
-            parts.append(f"threshold above {_num(reason.above)}")
-        if reason.below is not None:
-            parts.append(f"threshold below {_num(reason.below)}")
-        if reason.window is not None:
-            parts.append(f"window {reason.window}")
-        parts.append(f"step {reason.step}")
-        lines.append("Reason: " + "; ".join(parts))
-    lines += ["", request.trailer, ""]
-    return "\n".join(lines)
 
 
 def last_rollback(state: RolloutState) -> Event:
@@ -205,9 +76,8 @@ def request_name(request: WriteBackRequest) -> tuple[str, str]:
 class GitWriteBack:
     """The write-back Notifier. See the module docstring.
 
-    ``cache_dir`` holds one bare mirror per repository. ``api_urls`` maps ``github`` / ``gitlab``
-    (or a repository URL) to the REST API base URL (defaults from the host name).
-    ``before_push(attempt)`` is called right before every push (a seam for tests and metrics).
+    ``cache_dir`` holds one bare mirror per repository; ``author``, ``api_urls``,
+    ``max_attempts``, ``before_push`` and ``http_timeout_s`` go to its :class:`Reverter`.
     ``retry_s``: the delays before each retry of a write-back that failed on git or the hosting
     API (see the module docstring); empty: no retries.
     """
@@ -232,16 +102,14 @@ class GitWriteBack:
     ) -> None:
         self.kube = kube
         self.cache_dir = os.fspath(cache_dir)
-        self.author = author
-        self.api_urls = dict(api_urls or {})
+        self.reverter = Reverter(
+            author, dict(api_urls or {}), max(1, max_attempts), before_push, http_timeout_s
+        )
         self.on_abort = on_abort
-        self.max_attempts = max(1, max_attempts)
         self.argocd_namespace = argocd_namespace
-        self.before_push = before_push
         self.on_result = on_result
         self.credentials = credentials
         self.git_timeout_s = git_timeout_s
-        self.http_timeout_s = http_timeout_s
         self.retry_s = tuple(retry_s)
         self._queue: DelayQueue[_Job] = DelayQueue(queue_size)
         # queued, in flight, waiting for a retry, or done
@@ -390,160 +258,7 @@ class GitWriteBack:
         credentials = self._credentials(request)
         repo = GitRepo(where.repo, self.cache_dir, credentials, timeout_s=self.git_timeout_s)
         branch = where.branch or repo.default_branch()
-        failed = request.canary.spec.candidate.model_dump(mode="json", by_alias=True)
-        done: dict[str, Any] = {
-            "namespace": request.namespace,
-            "name": request.name,
-            "repo": repo.url,
-        }
-        for attempt in range(1, self.max_attempts + 1):
-            tip = repo.fetch(branch)
-            if tip is None:
-                raise WriteBackError(f"{repo.url} has no branch {branch!r}")
-            written = repo.find_trailer(tip, request.trailer)
-            if written is not None:
-                return WriteBackResult(
-                    "already-written",
-                    message=f"{branch} already has the write-back commit {written[:12]}",
-                    branch=branch,
-                    commit=written,
-                    attempts=attempt,
-                    **done,
-                )
-            path = find_file(repo, tip, where.path, request.name, request.namespace)
-            text = repo.read(tip, path) or ""
-            current = candidate_of(text, request.name, request.namespace)
-            if current is None or not same_variant(current, failed):
-                return WriteBackResult(
-                    "already-reverted",
-                    message=f"{path}@{branch} no longer holds the failed candidate "
-                    f"{request.canary.spec.candidate.name}: nothing to revert",
-                    branch=branch,
-                    path=path,
-                    attempts=attempt,
-                    **done,
-                )
-            previous = self._previous(repo, tip, path, request, failed)
-            edit = replace_candidate(
-                text,
-                request.name,
-                request.namespace,
-                previous[0] if previous else None,
-                filename=path,
-            )
-            restored = (previous[1], repo.subject(previous[1])) if previous else None
-            message = commit_message(request, path, restored)
-            commit = repo.commit_file(tip, path, edit.text, message, self.author)
-            if spec.mode == "pull-request":
-                return self._pull_request(
-                    repo,
-                    request,
-                    spec.provider,
-                    branch,
-                    path,
-                    commit,
-                    message,
-                    credentials,
-                    attempt,
-                    done,
-                )
-            if self.before_push is not None:
-                self.before_push(attempt)
-            if repo.push(commit, branch):
-                return WriteBackResult(
-                    "committed",
-                    message=f"pushed {commit[:12]} to {branch}: {path} reverts candidate "
-                    f"{request.canary.spec.candidate.name}",
-                    branch=branch,
-                    path=path,
-                    commit=commit,
-                    attempts=attempt,
-                    **done,
-                )
-            log.info(
-                "git write-back %s/%s: %s moved on (attempt %d), retrying on the new tip",
-                request.namespace,
-                request.name,
-                branch,
-                attempt,
-            )
-        raise GitError(  # not WriteBackError: a later try may find the branch still
-            f"{branch} of {repo.url} kept moving: gave up after {self.max_attempts} attempts"
-        )
-
-    @staticmethod
-    def _previous(
-        repo: GitRepo, tip: str, path: str, request: WriteBackRequest, failed: Mapping[str, Any]
-    ) -> tuple[str, str] | None:
-        """(text, commit) of the newest version of ``path`` whose candidate is valid and not the
-        failed one; None when the canary came into the file with the failed candidate."""
-        for sha in repo.file_history(tip, path):
-            old = repo.read(sha, path)
-            cand = candidate_of(old, request.name, request.namespace) if old else None
-            if cand is None:
-                return None  # the canary was not in this file before: it came with the failure
-            if same_variant(cand, failed) or normalized_variant(cand) is None:
-                continue  # the failed candidate, or an invalid one (never restored)
-            return old or "", sha
-        return None
-
-    def _pull_request(
-        self,
-        repo: GitRepo,
-        request: WriteBackRequest,
-        provider_name: str | None,
-        base: str,
-        path: str,
-        commit: str,
-        message: str,
-        credentials: GitCredentials | None,
-        attempt: int,
-        done: dict[str, Any],
-    ) -> WriteBackResult:
-        provider = guess_provider(repo.url, provider_name)
-        api = self.api_urls.get(repo.url) or self.api_urls.get(provider)
-        api = api or default_api_url(provider, repo.url)
-        head = f"{PR_BRANCH_PREFIX}{request.namespace}-{request.name}-{request.spec_hash}"
-        existing = repo.remote_branch(head)
-        pushed = commit
-        if existing is not None:
-            tip = repo.fetch(head)
-            if tip is not None and request.trailer in repo.message(tip):
-                pushed = tip  # pushed before a restart: open (or find) the request only
-            else:
-                raise WriteBackError(
-                    f"branch {head} exists without the write-back commit: delete it or merge it"
-                )
-        if pushed == commit:
-            if self.before_push is not None:
-                self.before_push(attempt)
-            if not repo.push(commit, head):
-                raise WriteBackError(f"branch {head} appeared while pushing: try again")
-        subject, _, body = message.partition("\n")
-        token = credentials.token if credentials is not None else None
-        pr = open_pull_request(
-            provider,
-            api,
-            repo.url,
-            token,
-            head=head,
-            base=base,
-            title=subject,
-            body=body.strip() + "\n",
-            timeout_s=self.http_timeout_s,
-        )
-        state = "opened" if pr.created else "already open"
-        return WriteBackResult(
-            "pull-request",
-            message=f"{provider} request {state} for {head} -> {base}"
-            + (f": {pr.url}" if pr.url else ""),
-            branch=head,
-            path=path,
-            commit=pushed,
-            url=pr.url,
-            attempts=attempt,
-            **done,
-        )
+        return self.reverter.revert(repo, branch, where.path, request, spec, credentials)
 
     def _report(self, request: WriteBackRequest, result: WriteBackResult) -> None:
         level = logging.INFO if result.ok else logging.WARNING

@@ -119,7 +119,7 @@ def test_wake_interrupts_the_production_loop(
         return run_once()
 
     world.controller.run_once = counting  # type: ignore[method-assign]
-    world.controller._dirty.clear()
+    world.controller.queue.dirty.clear()
     stop = threading.Event()
     loop = threading.Thread(target=world.controller.run, args=(stop,), daemon=True)
     loop.start()

@@ -62,7 +62,7 @@ def test_flags_reach_the_source_and_the_webhook_triggers_it(tmp_path: Path) -> N
     assert parts.source.repo.credentials is not None
     assert parts.source.repo.credentials.token == "t0ken"
     assert parts.write_back.on_abort
-    assert parts.write_back.api_urls == {"github": "http://127.0.0.1:1"}
+    assert parts.write_back.reverter.api_urls == {"github": "http://127.0.0.1:1"}
     stop = threading.Event()
     parts.start(stop)
     try:

@@ -43,7 +43,7 @@ def configmap(ns: str, name: str) -> Obj:
 
 
 def take_dirty(ctrl: Controller) -> set[tuple[str, str]]:
-    return ctrl._take_due(-1.0)
+    return ctrl.queue.take_due(-1.0)
 
 
 def bookmark_and_end(kube: FakeKube, ctrl: Controller, seen: int) -> Callable[[], None]:
@@ -102,7 +102,7 @@ def test_bookmarks_keep_a_quiet_namespace_from_expiring() -> None:
     assert ctrl.stats.bookmarks == 4
     assert ctrl.stats.lists == 1
     assert ctrl.stats.relists == 0
-    assert ctrl._rv[NS] == kube.resource_version
+    assert ctrl.watch._rv[NS] == kube.resource_version
     assert take_dirty(ctrl) == set()
 
 
@@ -122,7 +122,7 @@ def test_a_410_relists_prunes_the_deleted_and_marks_only_the_changed() -> None:
     assert ctrl.stats.pruned == 1
     assert [o["metadata"]["name"] for o in ctrl.snapshot()] == ["changed", "kept"]
     assert take_dirty(ctrl) == {(NS, "changed")}
-    assert ctrl._rv[NS] == kube.resource_version
+    assert ctrl.watch._rv[NS] == kube.resource_version
 
 
 def test_watch_failures_back_off_exponentially_and_reset_on_success() -> None:
@@ -176,7 +176,7 @@ def test_canaries_backed_off_while_the_server_was_down_retry_when_it_answers() -
     assert take_dirty(ctrl) == {(NS, "stuck"), (NS, "elsewhere")}
     for _ in range(6):  # the server is down: each retry of its reconcile fails, up to 160 s
         clock.t = ctrl.next_wake() or clock.t
-        assert ctrl._take_due(clock.t) <= {(NS, "stuck")}
+        assert ctrl.queue.take_due(clock.t) <= {(NS, "stuck")}
         ctrl._failed((NS, "stuck"), clock.t, KubeError("connection refused"))
     assert ctrl.next_wake() == clock.t + 160.0
     kube.fail_next("watch", KubeError("connection refused"))
@@ -266,7 +266,7 @@ def test_real_server_410_relists_and_prunes(
     compact_etcd(loopback, real_kube, real_ns)
     # Away for long: the watch cache still holds the deletion above, so only a version older
     # than everything it and etcd keep is sure to be answered 410.
-    ctrl._rv[real_ns] = "1"
+    ctrl.watch._rv[real_ns] = "1"
     ctrl.poll(timeout_s=1.0)
     assert ctrl.stats.relists == 1
     assert ctrl.stats.pruned == 1
@@ -281,7 +281,7 @@ def test_real_server_bookmarks_move_the_version(real_kube: RealKube, real_ns: st
     real_kube.create(api_canary("quiet", namespace=real_ns))
     ctrl = controller(real_kube, Clock(), real_ns)
     ctrl.poll(timeout_s=1.0)
-    before = int(ctrl._rv[real_ns] or 0)
+    before = int(ctrl.watch._rv[real_ns] or 0)
     elsewhere = new_namespace(real_kube, "noise")
     wrote: list[Obj] = []
 
@@ -294,5 +294,6 @@ def test_real_server_bookmarks_move_the_version(real_kube: RealKube, real_ns: st
     ctrl.poll(timeout_s=4.0)  # the server's bookmark comes 2 s before the end
     thread.join()
     assert ctrl.stats.bookmarks >= 1
-    assert int(ctrl._rv[real_ns] or 0) >= int(wrote[0]["metadata"]["resourceVersion"]) > before
+    after = int(ctrl.watch._rv[real_ns] or 0)
+    assert after >= int(wrote[0]["metadata"]["resourceVersion"]) > before
     assert take_dirty(ctrl) == {(real_ns, "quiet")}  # from the first list only

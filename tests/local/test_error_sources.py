@@ -36,10 +36,13 @@ from support.local import demo
 
 from controlplane.local.engines.simulated import SimulatedEngine, Speed
 from controlplane.local.inject import Faults
-from controlplane.local.prometheus import PrometheusServer, start_prometheus_with_config
+from controlplane.local.prometheus import (
+    PrometheusServer,
+    scrape_config,
+    start_prometheus_with_config,
+)
 from controlplane.local.router import Backend, LocalRouter
 from controlplane.local.server import VARIANT_HEADER, Identity, ModelServer
-from controlplane.local.stack import scrape_config
 from controlplane.promql import queries
 from controlplane.routing.memory import MemoryRouter
 from controlplane.spec.models import MetricSpec
