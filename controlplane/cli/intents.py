@@ -22,7 +22,7 @@ from controlplane.cli.follow import follow
 from controlplane.errors import UsageError
 from controlplane.operations import intent_consumed, record_intent
 from controlplane.status.times import format_time
-from controlplane.status.view import human, snapshot
+from controlplane.view.canary import human, snapshot
 
 VERBS: dict[str, str] = {
     "promote": "finish the current step (or the shadow phase) now; --full: go to 100%",

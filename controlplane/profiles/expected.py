@@ -10,7 +10,7 @@ check (:func:`notes`), and :func:`compare`: each expected change beside what the
 
 Pure but for reading the measured entries beside the catalogue (:func:`notes`). Called by
 ``canaryctl profile --canary``, ``canaryctl validate`` / ``render`` and, through
-:mod:`controlplane.status.view` and :mod:`controlplane.cli.live`, ``kubectl canary get``.
+:mod:`controlplane.view.canary` and :mod:`controlplane.cli.live`, ``kubectl canary get``.
 """
 
 from __future__ import annotations

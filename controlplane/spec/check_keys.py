@@ -6,7 +6,7 @@ Owns the one encoding of where a check sits in a spec, ``steps[1].rollbackOn[0]`
 :mod:`controlplane.spec.paths`. Written by the rollout machine (the keys of
 ``RolloutState.checks``, which ``RolloutState.to_status`` puts in ``status.checks``) and by
 :func:`controlplane.promql.queries.all_checks`; read back by ``kubectl canary status``
-(:mod:`controlplane.status.view`). It lives in spec/ because a key names a place in the spec, and
+(:mod:`controlplane.view.canary`). It lives in spec/ because a key names a place in the spec, and
 every layer that writes or reads one sits above spec. Pure.
 """
 

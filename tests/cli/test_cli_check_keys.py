@@ -16,7 +16,7 @@ from support.cli_rollouts import DAY, Clock, Rollout, at_step_two, in_step_one, 
 
 from controlplane.rollout import schedule
 from controlplane.spec.check_keys import decode
-from controlplane.status.view import snapshot
+from controlplane.view.canary import snapshot
 from harness.kube.fake import FakeKube
 
 

@@ -1,24 +1,10 @@
-"""What ``kubectl canary`` and the dashboard show about one ModelCanary: a tolerant reading of it.
-
-Owns :func:`snapshot`, which turns a ModelCanary as the API server returns it (``spec`` plus the
-controller's ``status``) into a :class:`CanaryView`: phase, step, weight, the current stage's
-timing, every check of the current stage with its thresholds and latest values, the rollout's
-events, intents not yet consumed, and whether the status is stale (``observedGeneration`` behind
-``metadata.generation``). Nothing here raises on a malformed object: a missing or unreadable field
-shows as unknown, so the views never answer bad data with a traceback. Pure (the time is an
-argument of the functions that need it).
-
-Checks come from ``status.checks``: a map from check key (``steps[1].rollbackOn[0]``,
-``shadow.promoteOn``) to the latest evaluation (``metric``, ``verdict``, ``at``, ``since``,
-``value``, ``candidate``, ``stable``, ``decided``, ``message``), or a list of such entries each
-with its ``key``. Keys are read with the one decoder of the keys the controller writes
-(:func:`controlplane.spec.check_keys.decode`), and the current stage's keys are spelled by its
-encoder. Thresholds are read from the entry when it carries them (``above`` / ``below`` as
-numbers in base units, ``unit``, ``window``, ``for``), else from the spec at the key's path.
-
-Given the measured profile entries beside the catalogue, :func:`snapshot` also pairs the canary's
-stable and candidate with theirs (:func:`controlplane.profiles.expected.pair`), so the view shows
-the expected change next to what the checks observed (:meth:`CanaryView.observations`).
+"""One ModelCanary as a person sees it: :func:`snapshot` reads the object (spec and status,
+tolerantly: a missing or bad field shows as unknown, never a traceback) into a
+:class:`CanaryView` (phase, step, weights, timing, plan, checks with thresholds, events, intents,
+gates, warnings, the expected change from measured profiles); :func:`summary` is the API's
+list row. Rendered by ``kubectl canary`` (:mod:`controlplane.cli.live`, ``list``, ``status``)
+and the HTTP API. Pure: the time is an argument. Check keys are read with
+:mod:`controlplane.spec.check_keys`; docs/cli.md says what each field means.
 """
 
 from __future__ import annotations
@@ -43,7 +29,7 @@ from controlplane.status import intents as st_intents
 from controlplane.status import keys as st_keys
 
 if TYPE_CHECKING:  # the pairing loads the catalogue; `list` never pairs
-    from controlplane.profiles.expected import Observation, Pairing, Split, VariantRef
+    from controlplane.profiles.expected import Comparison, Observation, Pairing, Split, VariantRef
     from controlplane.profiles.measured import Loaded
 
 TERMINAL_PHASES = ("promoted", "rolled_back")
@@ -298,6 +284,30 @@ class CanaryView:
             return self.weight / (100 - self.weight), f"weight {self.weight}%"
         return None
 
+    def expected_rows(self) -> list[Comparison]:
+        """The expected change from the measured profiles beside what the checks observed
+        (:func:`controlplane.profiles.expected.compare`); empty without a pairing."""
+        if self.expected is None:
+            return []
+        from controlplane.profiles.expected import compare
+
+        return compare(self.expected, self.observations(), self.split())
+
+    def set_weight(self) -> tuple[int, bool]:
+        """The candidate's weight and mirror the status asks of the router now (100 once
+        promoted, 0 once rolled back)."""
+        if self.phase == "promoted":
+            return 100, False
+        if self.phase == "rolled_back":
+            return 0, False
+        return self.weight, self.stage == "shadow"
+
+    def paused_by(self) -> str:
+        """Who paused it: ``by a user``, ``on gate errors``, else ``on provider errors``."""
+        return {"user": "by a user", "gate-errors": "on gate errors"}.get(
+            self.paused or "", "on provider errors"
+        )
+
     def pending_why(self, now: float | None) -> str:
         """Why a pending rollout has not started, as the core words it
         (:func:`controlplane.rollout.wording.pending_why`; ``now`` None: no clock parts)."""
@@ -382,6 +392,39 @@ def snapshot(obj: Mapping[str, Any], measured: Sequence[Loaded] = ()) -> CanaryV
         interval_s=_interval(spec),
         warnings=tuple(_warnings(status)),
     )
+
+
+def summary(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """What the API's list shows of a ModelCanary (its ``CanarySummary`` fields), read as the
+    status writes it: ``step`` and ``weight`` None when unset, ``lastDecision`` the last entry
+    of ``status.history`` as written."""
+    meta, spec, status = _map(obj.get("metadata")), _map(obj.get("spec")), _map(obj.get("status"))
+    reason = status.get("reason")
+    reason = reason.get("message") if isinstance(reason, Mapping) else reason
+    if not reason and isinstance(status.get("waiting"), str):
+        reason = status["waiting"]
+    history, scale = _list(status.get("history")), status.get("timeScale")
+    last = history[-1] if history and isinstance(history[-1], Mapping) else None
+    keys = ("type", "time", "step", "weight", "message")
+    return {
+        "namespace": _str(meta.get("namespace")) or "",
+        "name": _str(meta.get("name")) or "",
+        "phase": str(status.get("phase") or ""),
+        "step": status.get("step"),
+        "weight": status.get("weight"),
+        "outcome": status.get("outcome"),
+        "reason": reason if isinstance(reason, str) else None,
+        "stable": _map(spec.get("stable")).get("name"),
+        "candidate": _map(spec.get("candidate")).get("name"),
+        "generation": meta.get("generation"),
+        "resourceVersion": meta.get("resourceVersion"),
+        "createdAt": _str(meta.get("creationTimestamp")),
+        "lastDecision": None if last is None else {k: last.get(k) for k in keys},
+        "warnings": len(_list(status.get(st_keys.WARNINGS_KEY))),
+        "paused": _str(status.get("paused")),
+        "simulated": status.get("simulated") is True,
+        "timeScale": _float(scale),
+    }
 
 
 _ENTERED = ("StepStarted", "Advanced")
