@@ -11,7 +11,6 @@ from __future__ import annotations
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
@@ -133,7 +132,7 @@ def _result(row: CheckRow) -> Text:
 
 
 def _checks(snap: CanaryView, now: float) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, expand=False)
+    table = tree_view.new_table()
     for name, justify in (
         ("CHECK", "left"),
         ("CONDITION", "left"),
@@ -172,7 +171,7 @@ def _why_inconclusive(snap: CanaryView) -> list[RenderableType]:
 
 
 def _events(snap: CanaryView, now: float, limit: int) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    table = tree_view.new_table()
     table.add_column("AGE", justify="right", no_wrap=True)
     table.add_column("EVENT", no_wrap=True)
     table.add_column("STEP", justify="right", no_wrap=True)
@@ -190,7 +189,7 @@ def _events(snap: CanaryView, now: float, limit: int) -> Table:
 
 
 def _gates(snap: CanaryView, now: float) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    table = tree_view.new_table()
     for name in ("GATE", "POINT", "WORKFLOW", "PHASE", "RESULT", "SUBMITTED", "MESSAGE"):
         table.add_column(name, no_wrap=name != "MESSAGE")
     for gate in snap.gates:
@@ -231,7 +230,7 @@ def _expected(snap: CanaryView) -> list[RenderableType]:
     """The expected change from measured profiles beside what the checks observed."""
     if snap.expected is None or snap.expected.headline is None:
         return []
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, expand=False)
+    table = tree_view.new_table()
     table.add_column("QUANTITY", no_wrap=True)
     table.add_column("EXPECTED", justify="right", no_wrap=True)
     table.add_column("OBSERVED", justify="right", no_wrap=True)

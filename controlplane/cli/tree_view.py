@@ -69,7 +69,8 @@ RESULT_MARKS: dict[str, str] = {"pass": "✔", "breach": "✖", "inconclusive": 
 """One mark per recorded result in a check's history line."""
 
 
-def _table() -> Table:
+def new_table() -> Table:
+    """A table of ``get``: a heading rule, no outer edge (every section's)."""
     return Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, expand=False)
 
 
@@ -93,7 +94,7 @@ def weights(snap: CanaryView, actual: Actual | None) -> Text:
 
 def plan(snap: CanaryView, now: float) -> Table:
     """Every stage of the spec: done / current / pending (or rolled back, skipped, not run)."""
-    table = _table()
+    table = new_table()
     for name, justify in (
         ("STEP", "left"),
         ("WEIGHT", "right"),
@@ -183,7 +184,7 @@ def check_history(rows: tuple[CheckRow, ...]) -> Table:
     """Each check's recent results in this stage, oldest first (``✔`` pass, ``✖`` breach, ``?``
     inconclusive) with their counts, and why the latest result is what it is when the status
     says (a check's ``reason``, else its ``message``)."""
-    table = _table()
+    table = new_table()
     table.add_column("CHECK", no_wrap=True)
     table.add_column("RECENT (oldest first)", no_wrap=True)
     table.add_column("WHY (latest)")
@@ -203,7 +204,7 @@ def cluster_events(owned: Owned, now: float, limit: int, canary: str = "") -> Ta
     """The last ``limit`` Kubernetes Events about the canary and its objects, Warnings in
     colour, repeats counted (``x3``); the object as ``kubectl events`` names it
     (``deployment/x``), ``canary`` for the canary ``canary`` itself."""
-    table = _table()
+    table = new_table()
     table.add_column("AGE", justify="right", no_wrap=True)
     table.add_column("TYPE", no_wrap=True)
     table.add_column("REASON", no_wrap=True)

@@ -645,30 +645,20 @@ def _unit(raw: Any) -> Unit | None:
         return None
 
 
-def _metric_source(spec: Mapping[str, Any], metric: str) -> tuple[str | None, float | None]:
-    """(built-in, quantile) of the analysis metric named ``metric`` (a latency's quantile
-    defaults as the queries default it); (None, None) for a custom query or an unknown name."""
+def _metric(spec: Mapping[str, Any], metric: str) -> tuple[Unit | None, str | None, float | None]:
+    """(unit, built-in, quantile) of the analysis metric named ``metric``: its declared unit or
+    its built-in's, and a latency's quantile defaulted as the queries default it; built-in and
+    quantile None for a custom query, all None for an unknown name."""
     for entry in _list(_map(spec.get("analysis")).get("metrics")):
         entry = _map(entry)
         if entry.get("name") == metric:
             builtin = _str(entry.get("builtin"))
+            unit = _unit(entry.get("unit")) or BUILTIN_UNITS.get(builtin or "")
             if builtin not in _LATENCIES:
-                return builtin, None
+                return unit, builtin, None
             quantile = _float(entry.get("quantile"))
-            return builtin, DEFAULT_QUANTILE if quantile is None else quantile
-    return None, None
-
-
-def _metric_unit(spec: Mapping[str, Any], metric: str) -> Unit | None:
-    for entry in _list(_map(spec.get("analysis")).get("metrics")):
-        entry = _map(entry)
-        if entry.get("name") == metric:
-            declared = _unit(entry.get("unit"))
-            if declared is not None:
-                return declared
-            builtin = entry.get("builtin")
-            return BUILTIN_UNITS.get(builtin) if isinstance(builtin, str) else None
-    return None
+            return unit, builtin, DEFAULT_QUANTILE if quantile is None else quantile
+    return None, None, None
 
 
 def _check_row(spec: Mapping[str, Any], key: str, latest: Mapping[str, Any] | None) -> CheckRow:
@@ -683,7 +673,8 @@ def _check_row(spec: Mapping[str, Any], key: str, latest: Mapping[str, Any] | No
     # The spec's own text (200ms, 5%) when it states the same bound the status recorded.
     above_text = str(above_q) if above_q is not None and above == above_q.value else None
     below_text = str(below_q) if below_q is not None and below == below_q.value else None
-    metric_unit = _unit(entry.get("unit")) or _metric_unit(spec, metric)
+    declared, builtin, quantile = _metric(spec, metric)
+    metric_unit = _unit(entry.get("unit")) or declared
     unit = Unit.RATIO if baseline else (spec_unit or metric_unit or Unit.NUMBER)
     if not baseline and unit is Unit.NUMBER and metric_unit is not None:
         unit = metric_unit  # a plain-number threshold is in the metric's own unit
@@ -696,7 +687,6 @@ def _check_row(spec: Mapping[str, Any], key: str, latest: Mapping[str, Any] | No
             for_text, for_seconds = str(parsed), parsed.seconds
         except ValueError:
             for_text = str(for_raw)
-    builtin, quantile = _metric_source(spec, metric)
     window = entry.get("window", check.get("window"))
     if window is None:
         window = _map(spec.get("analysis")).get("window", "5m")
