@@ -1,4 +1,4 @@
-"""``kubectl canary status`` reads the checks the controller wrote, by the controller's own keys.
+"""The view reads the checks the controller wrote, by the controller's own keys.
 
 The statuses come from :mod:`support.cli_rollouts`: the real state machine, written by
 :func:`controlplane.status.document.rollout_status`. Each check the status holds must show with
