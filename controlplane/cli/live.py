@@ -19,7 +19,8 @@ from rich.text import Text
 from controlplane.cli import tree_view
 from controlplane.cli.tree_view import PHASE_STYLES, VERDICT_STYLES
 from controlplane.profiles.expected import pct, sources_line
-from controlplane.view.canary import CanaryView, CheckRow, human
+from controlplane.view.canary import CanaryView, human
+from controlplane.view.checks import CheckRow
 
 if TYPE_CHECKING:
     from controlplane.view.owned import Owned

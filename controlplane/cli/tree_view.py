@@ -13,7 +13,8 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from controlplane.view.canary import CanaryView, CheckRow, human
+from controlplane.view.canary import CanaryView, human
+from controlplane.view.checks import CheckRow
 
 if TYPE_CHECKING:
     from controlplane.view.owned import Actual, Node, Owned

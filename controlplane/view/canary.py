@@ -1,102 +1,30 @@
 """One ModelCanary as a person sees it: :func:`snapshot` reads the object (spec and status,
 tolerantly: a missing or bad field shows as unknown, never a traceback) into a
-:class:`CanaryView` (phase, step, weights, timing, plan, checks with thresholds, events, intents,
-gates, warnings, the expected change from measured profiles); :func:`summary` is the API's
-list row. Rendered by ``kubectl canary`` (:mod:`controlplane.cli.live`, ``list``, ``status``)
-and the HTTP API. Pure: the time is an argument. Check keys are read with
-:mod:`controlplane.spec.check_keys`; docs/cli.md says what each field means.
+:class:`CanaryView` (phase, step, weights, timing, plan, checks, events, intents, gates,
+warnings, the expected change from measured profiles); :func:`summary` is the API's list row.
+Rendered by ``kubectl canary`` (:mod:`controlplane.cli.live`, ``list``, ``status``) and the
+HTTP API. Pure: the time is an argument. docs/cli.md says what each field means.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from controlplane.rollout.wording import pending_why
-from controlplane.spec import check_keys
-from controlplane.spec.constants import DEFAULT_INTERVAL, DEFAULT_QUANTILE
-from controlplane.spec.units import (
-    BUILTIN_UNITS,
-    Quantity,
-    Unit,
-    display_value,
-    parse_duration,
-    parse_quantity,
-)
+from controlplane.spec.constants import DEFAULT_INTERVAL
+from controlplane.spec.units import parse_duration
 from controlplane.status import intents as st_intents
 from controlplane.status import keys as st_keys
+from controlplane.view.checks import CheckRow, check_rows
+from controlplane.view.read import as_float, as_int, as_list, as_map, as_str, as_time, as_timestamp
 
 if TYPE_CHECKING:  # the pairing loads the catalogue; `list` never pairs
     from controlplane.profiles.expected import Comparison, Observation, Pairing, Split, VariantRef
     from controlplane.profiles.measured import Loaded
 
 TERMINAL_PHASES = ("promoted", "rolled_back")
-_LATENCIES = ("e2e-latency", "ttft", "inter-token-latency")
-
-
-@dataclass(frozen=True)
-class CheckRow:
-    """One check of the current stage: what it demands and what it saw last.
-
-    ``above`` / ``below`` are in base units (seconds, fractions); ``unit`` is the thresholds' unit,
-    ``value_unit`` the unit of the raw per-variant values. ``verdict`` is None until the check is
-    evaluated in this stage. ``value`` is what was compared: the candidate's value, or its drift
-    from stable (``candidate / stable - 1``) when ``baseline``.
-    """
-
-    key: str
-    metric: str
-    promote: bool = False
-    above: float | None = None
-    below: float | None = None
-    above_text: str | None = None
-    below_text: str | None = None
-    unit: Unit = Unit.NUMBER
-    value_unit: Unit = Unit.NUMBER
-    baseline: bool = False
-    window: str | None = None
-    for_text: str | None = None
-    for_seconds: float = 0.0
-    verdict: str | None = None
-    value: float | None = None
-    candidate: float | None = None
-    stable: float | None = None
-    at: float | None = None
-    since: float | None = None
-    decided: str | None = None
-    message: str = ""
-    builtin: str | None = None
-    quantile: float | None = None
-    recent: tuple[tuple[float | None, str | None, float | None], ...] = ()
-    """The check's recent results in this stage, oldest first, as the status records them
-    (``checks.<key>.recent``: ``at``, ``verdict``, ``value``); empty when it records none."""
-    why: str = ""
-    """Why the latest result is what it is, when the status says (``reason``, else
-    ``message``)."""
-
-    def threshold(self) -> str:
-        """``> 200ms``, ``< -5% or > 5%`` (drift for baseline checks), ``?`` when unknown."""
-        parts = []
-        if self.below is not None:
-            parts.append(f"< {self.below_text or display_value(self.below, self.unit)}")
-        if self.above is not None:
-            parts.append(f"> {self.above_text or display_value(self.above, self.unit)}")
-        text = " or ".join(parts) or "?"
-        if self.baseline:
-            text = f"drift {text}"
-        if self.for_text and self.for_seconds > 0:
-            text += f" for {self.for_text}"
-        return text
-
-    def show(self, value: float | None, *, compared: bool = False) -> str:
-        """A value in its unit (compared drift as a signed percentage); ``-`` when unknown."""
-        if value is None:
-            return "-"
-        if compared and self.baseline:
-            return f"{value * 100:+.3g}%"
-        return display_value(value, self.unit if compared else self.value_unit)
 
 
 @dataclass(frozen=True)
@@ -196,12 +124,12 @@ class CapacityView:
 
 
 def _capacity(raw: Any) -> CapacityView | None:
-    data = _map(raw)
+    data = as_map(raw)
     if not isinstance(data.get("planned"), Mapping) or not isinstance(data.get("ready"), Mapping):
         return None
     try:
-        planned = {str(k): int(v) for k, v in _map(data.get("planned")).items()}
-        ready = {str(k): int(v) for k, v in _map(data.get("ready")).items()}
+        planned = {str(k): int(v) for k, v in as_map(data.get("planned")).items()}
+        ready = {str(k): int(v) for k, v in as_map(data.get("ready")).items()}
         budget = data.get("budget")
         return CapacityView(
             planned,
@@ -250,7 +178,6 @@ class CanaryView:
     waiting: str | None = None
     interval_s: float | None = None
     warnings: tuple[WarningRow, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def stale(self) -> bool:
@@ -341,54 +268,54 @@ class CanaryView:
 def snapshot(obj: Mapping[str, Any], measured: Sequence[Loaded] = ()) -> CanaryView:
     """Read ``obj`` (a ModelCanary as the API returns it) without ever raising on bad data;
     ``measured``: the measured profile entries to pair its variants with (none: no pairing)."""
-    meta = _map(obj.get("metadata"))
-    spec = _map(obj.get("spec"))
-    status = _map(obj.get("status"))
-    steps = _list(spec.get("steps"))
-    stage = _str(status.get("stage"))
-    step = _int(status.get("step"))
+    meta = as_map(obj.get("metadata"))
+    spec = as_map(obj.get("spec"))
+    status = as_map(obj.get("status"))
+    steps = as_list(spec.get("steps"))
+    stage = as_str(status.get("stage"))
+    step = as_int(status.get("step"))
     if step is None:
-        index = _int(status.get("stepIndex"))
+        index = as_int(status.get("stepIndex"))
         step = index + 1 if index is not None else 0
     stage_duration, duration_text = _stage_duration(spec, stage, step)
-    reason = _map(status.get("reason"))
+    reason = as_map(status.get("reason"))
     events = tuple(_events(status))
-    phase = _str(status.get("phase")) or ""
+    phase = as_str(status.get("phase")) or ""
     problems = tuple(
         f"{p.get('path')}: {p.get('message')}" if p.get("path") else str(p.get("message"))
-        for p in (_map(x) for x in _list(status.get("problems")))
+        for p in (as_map(x) for x in as_list(status.get("problems")))
     )
     return CanaryView(
-        namespace=_str(meta.get("namespace")) or "default",
-        name=_str(meta.get("name")) or "?",
+        namespace=as_str(meta.get("namespace")) or "default",
+        name=as_str(meta.get("name")) or "?",
         phase=phase,
         stage=stage,
         step=step,
         steps=len(steps),
-        weight=_int(status.get("weight")) or 0,
+        weight=as_int(status.get("weight")) or 0,
         stable=_stable(spec.get("stable"), status.get("adopted")),
         candidate=_variant(spec.get("candidate")),
-        paused=_str(status.get("paused")),
-        started_at=_time(status.get("startedAt")),
-        stage_started_at=_time(status.get("stageStartedAt")),
-        paused_at=_time(status.get("pausedAt")),
+        paused=as_str(status.get("paused")),
+        started_at=as_time(status.get("startedAt")),
+        stage_started_at=as_time(status.get("stageStartedAt")),
+        paused_at=as_time(status.get("pausedAt")),
         stage_duration=stage_duration,
         stage_duration_text=duration_text,
-        reason=_str(reason.get("message")) or "",
+        reason=as_str(reason.get("message")) or "",
         problems=problems,
-        checks=tuple(_checks(spec, status, stage, step)),
+        checks=tuple(check_rows(spec, status, stage, step)),
         events=events,
         pending=tuple(_pending(meta, status)),
         gates=tuple(_gates(status)),
         awaiting_approval=status.get("awaitingApproval") is True,
-        generation=_int(meta.get("generation")),
-        observed_generation=_int(status.get("observedGeneration")),
-        created_at=_timestamp(meta.get("creationTimestamp")),
+        generation=as_int(meta.get("generation")),
+        observed_generation=as_int(status.get("observedGeneration")),
+        created_at=as_timestamp(meta.get("creationTimestamp")),
         expected=_pairing(spec, measured),
         capacity=_capacity(status.get("capacity")),
         plan=tuple(_plan(spec, phase, stage, step, events)),
-        last_evaluation=_time(status.get("lastEvaluation")),
-        waiting=_str(status.get("waiting")),
+        last_evaluation=as_time(status.get("lastEvaluation")),
+        waiting=as_str(status.get("waiting")),
         interval_s=_interval(spec),
         warnings=tuple(_warnings(status)),
     )
@@ -398,32 +325,33 @@ def summary(obj: Mapping[str, Any]) -> dict[str, Any]:
     """What the API's list shows of a ModelCanary (its ``CanarySummary`` fields), read as the
     status writes it: ``step`` and ``weight`` None when unset, ``lastDecision`` the last entry
     of ``status.history`` as written."""
-    meta, spec, status = _map(obj.get("metadata")), _map(obj.get("spec")), _map(obj.get("status"))
+    meta, spec = as_map(obj.get("metadata")), as_map(obj.get("spec"))
+    status = as_map(obj.get("status"))
     reason = status.get("reason")
     reason = reason.get("message") if isinstance(reason, Mapping) else reason
     if not reason and isinstance(status.get("waiting"), str):
         reason = status["waiting"]
-    history, scale = _list(status.get("history")), status.get("timeScale")
+    history = as_list(status.get("history"))
     last = history[-1] if history and isinstance(history[-1], Mapping) else None
     keys = ("type", "time", "step", "weight", "message")
     return {
-        "namespace": _str(meta.get("namespace")) or "",
-        "name": _str(meta.get("name")) or "",
-        "phase": str(status.get("phase") or ""),
+        "namespace": as_str(meta.get("namespace")) or "",
+        "name": as_str(meta.get("name")) or "",
+        "phase": as_str(status.get("phase")) or "",
         "step": status.get("step"),
         "weight": status.get("weight"),
         "outcome": status.get("outcome"),
         "reason": reason if isinstance(reason, str) else None,
-        "stable": _map(spec.get("stable")).get("name"),
-        "candidate": _map(spec.get("candidate")).get("name"),
+        "stable": as_map(spec.get("stable")).get("name"),
+        "candidate": as_map(spec.get("candidate")).get("name"),
         "generation": meta.get("generation"),
         "resourceVersion": meta.get("resourceVersion"),
-        "createdAt": _str(meta.get("creationTimestamp")),
+        "createdAt": as_str(meta.get("creationTimestamp")),
         "lastDecision": None if last is None else {k: last.get(k) for k in keys},
-        "warnings": len(_list(status.get(st_keys.WARNINGS_KEY))),
-        "paused": _str(status.get("paused")),
+        "warnings": len(as_list(status.get(st_keys.WARNINGS_KEY))),
+        "paused": as_str(status.get("paused")),
         "simulated": status.get("simulated") is True,
-        "timeScale": _float(scale),
+        "timeScale": as_float(status.get("timeScale")),
     }
 
 
@@ -448,13 +376,13 @@ def _plan(
             ended = event.time
     rows: list[PlanRow] = []
     shadow = spec.get("shadow")
-    steps = _list(spec.get("steps"))
+    steps = as_list(spec.get("steps"))
     stages: list[tuple[int, str, int, Any, bool]] = []
     if isinstance(shadow, Mapping):
         stages.append((0, "shadow", 0, shadow.get("duration"), False))
     for index, raw in enumerate(steps, start=1):
-        entry = _map(raw)
-        weight = _int(entry.get("weight")) or 0
+        entry = as_map(raw)
+        weight = as_int(entry.get("weight")) or 0
         manual = entry.get("approval") == "manual"
         stages.append((index, f"{index}/{len(steps)}", weight, entry.get("duration"), manual))
     current = 0 if stage == "shadow" else step
@@ -495,19 +423,19 @@ def _warnings(status: Mapping[str, Any]) -> list[WarningRow]:
     """``status.warnings`` (:func:`controlplane.status.document.with_warning`), oldest first;
     unreadable entries are skipped."""
     rows = []
-    for item in _list(status.get(st_keys.WARNINGS_KEY)):
-        entry = _map(item)
-        kind, message = _str(entry.get("type")), _str(entry.get("message"))
+    for item in as_list(status.get(st_keys.WARNINGS_KEY)):
+        entry = as_map(item)
+        kind, message = as_str(entry.get("type")), as_str(entry.get("message"))
         if kind is None or message is None:
             continue
-        count = _int(entry.get("count"))
-        rows.append(WarningRow(kind, message, _time(entry.get("at")), count or 1))
+        count = as_int(entry.get("count"))
+        rows.append(WarningRow(kind, message, as_time(entry.get("at")), count or 1))
     return rows
 
 
 def _interval(spec: Mapping[str, Any]) -> float | None:
     """``spec.analysis.interval`` in seconds (its default when unset); None when unreadable."""
-    raw = _map(spec.get("analysis")).get("interval", DEFAULT_INTERVAL)
+    raw = as_map(spec.get("analysis")).get("interval", DEFAULT_INTERVAL)
     try:
         return parse_duration(raw).seconds
     except (ValueError, TypeError):
@@ -517,11 +445,11 @@ def _interval(spec: Mapping[str, Any]) -> float | None:
 def _ref(raw: Any) -> VariantRef | None:
     from controlplane.profiles.expected import VariantRef
 
-    variant = _map(raw)
-    name, gpu = _str(variant.get("name")), _str(variant.get("gpu"))
+    variant = as_map(raw)
+    name, gpu = as_str(variant.get("name")), as_str(variant.get("gpu"))
     if name is None or gpu is None:
         return None
-    return VariantRef(name, _str(variant.get("quantization")) or "none", gpu)
+    return VariantRef(name, as_str(variant.get("quantization")) or "none", gpu)
 
 
 def _pairing(spec: Mapping[str, Any], measured: Sequence[Loaded]) -> Pairing | None:
@@ -530,7 +458,7 @@ def _pairing(spec: Mapping[str, Any], measured: Sequence[Loaded]) -> Pairing | N
         return None
     from controlplane.profiles.expected import pair
 
-    model = _str(_map(spec.get("model")).get("name"))
+    model = as_str(as_map(spec.get("model")).get("name"))
     stable, candidate = _ref(spec.get("stable")), _ref(spec.get("candidate"))
     if model is None or stable is None or candidate is None:
         return None
@@ -542,10 +470,10 @@ def _stage_duration(
     spec: Mapping[str, Any], stage: str | None, step: int
 ) -> tuple[float | None, str | None]:
     if stage == "shadow":
-        raw = _map(spec.get("shadow")).get("duration")
+        raw = as_map(spec.get("shadow")).get("duration")
     elif stage == "steps":
-        steps = _list(spec.get("steps"))
-        raw = _map(steps[step - 1]).get("duration") if 0 < step <= len(steps) else None
+        steps = as_list(spec.get("steps"))
+        raw = as_map(steps[step - 1]).get("duration") if 0 < step <= len(steps) else None
     else:
         return None, None
     if raw is None:
@@ -560,196 +488,34 @@ def _stage_duration(
 def _stable(raw: Any, adopted: Any) -> str:
     """The stable as :func:`_variant` shows it; an adopted one (``targetRef``) as the live
     service serves it (``status.adopted``, once the controller read it), and which it is."""
-    target = _str(_map(_map(raw).get("targetRef")).get("name"))
+    target = as_str(as_map(as_map(raw).get("targetRef")).get("name"))
     if target is None:
         return _variant(raw)
-    read = _map(_map(adopted).get("variant"))
-    name = _str(_map(raw).get("name")) or "?"
+    read = as_map(as_map(adopted).get("variant"))
+    name = as_str(as_map(raw).get("name")) or "?"
     if not read:
         return f"{name} (live {target})"
-    return f"{name} ({_str(read.get('quantization')) or 'none'}, live {target})"
+    return f"{name} ({as_str(read.get('quantization')) or 'none'}, live {target})"
 
 
 def _variant(raw: Any) -> str:
-    variant = _map(raw)
-    name = _str(variant.get("name")) or "?"
-    quantization = _str(variant.get("quantization")) or "none"
+    variant = as_map(raw)
+    name = as_str(variant.get("name")) or "?"
+    quantization = as_str(variant.get("quantization")) or "none"
     return f"{name} ({quantization})"
-
-
-def _stage_keys(spec: Mapping[str, Any], stage: str | None, step: int) -> list[str]:
-    """The keys the controller gives the stage's checks (:mod:`controlplane.spec.check_keys`)."""
-    if stage == "shadow":
-        shadow = _map(spec.get("shadow"))
-        keys = [check_keys.PROMOTE_KEY] if shadow.get("promoteOn") is not None else []
-        count = len(_list(shadow.get("rollbackOn")))
-        return keys + [check_keys.shadow_check(j) for j in range(count)]
-    if stage == "steps":
-        steps = _list(spec.get("steps"))
-        if 0 < step <= len(steps):
-            count = len(_list(_map(steps[step - 1]).get("rollbackOn")))
-            return [check_keys.step_check(step - 1, j) for j in range(count)]
-    return []
-
-
-def _spec_check(spec: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    """The check the key names in the spec (read tolerantly); empty when it names none."""
-    decoded = check_keys.decode(key)
-    if decoded is None:
-        return {}
-    node: Any = spec
-    for seg in decoded.loc:
-        if isinstance(seg, int):
-            items = _list(node)
-            node = items[seg] if seg < len(items) else None
-        else:
-            node = _map(node).get(seg)
-    return _map(node)
-
-
-def _status_checks(status: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    raw = status.get("checks")
-    if isinstance(raw, Mapping):
-        return {str(k): _map(v) for k, v in raw.items()}
-    found: dict[str, Mapping[str, Any]] = {}
-    for entry in _list(raw) or _list(status.get("lastChecks")):
-        entry = _map(entry)
-        key = _str(entry.get("key"))
-        if key:
-            found[key] = entry
-    return found
-
-
-def _checks(
-    spec: Mapping[str, Any], status: Mapping[str, Any], stage: str | None, step: int
-) -> list[CheckRow]:
-    latest = _status_checks(status)
-    keys = _stage_keys(spec, stage, step)
-    keys += [k for k in latest if k not in keys]
-    return [_check_row(spec, key, latest.get(key)) for key in keys]
-
-
-def _quantity(raw: Any) -> Quantity | None:
-    if raw is None:
-        return None
-    try:
-        return parse_quantity(raw)
-    except ValueError:
-        return None
-
-
-def _unit(raw: Any) -> Unit | None:
-    try:
-        return Unit(raw) if isinstance(raw, str) else None
-    except ValueError:
-        return None
-
-
-def _metric(spec: Mapping[str, Any], metric: str) -> tuple[Unit | None, str | None, float | None]:
-    """(unit, built-in, quantile) of the analysis metric named ``metric``: its declared unit or
-    its built-in's, and a latency's quantile defaulted as the queries default it; built-in and
-    quantile None for a custom query, all None for an unknown name."""
-    for entry in _list(_map(spec.get("analysis")).get("metrics")):
-        entry = _map(entry)
-        if entry.get("name") == metric:
-            builtin = _str(entry.get("builtin"))
-            unit = _unit(entry.get("unit")) or BUILTIN_UNITS.get(builtin or "")
-            if builtin not in _LATENCIES:
-                return unit, builtin, None
-            quantile = _float(entry.get("quantile"))
-            return unit, builtin, DEFAULT_QUANTILE if quantile is None else quantile
-    return None, None, None
-
-
-def _check_row(spec: Mapping[str, Any], key: str, latest: Mapping[str, Any] | None) -> CheckRow:
-    check = _spec_check(spec, key)
-    entry = _map(latest)
-    metric = _str(entry.get("metric")) or _str(check.get("metric")) or key
-    above_q, below_q = _quantity(check.get("above")), _quantity(check.get("below"))
-    baseline = entry.get("compare", check.get("compare")) == "baseline"
-    spec_unit = next((q.unit for q in (above_q, below_q) if q is not None), None)
-    above = _float(entry["above"]) if "above" in entry else (above_q.value if above_q else None)
-    below = _float(entry["below"]) if "below" in entry else (below_q.value if below_q else None)
-    # The spec's own text (200ms, 5%) when it states the same bound the status recorded.
-    above_text = str(above_q) if above_q is not None and above == above_q.value else None
-    below_text = str(below_q) if below_q is not None and below == below_q.value else None
-    declared, builtin, quantile = _metric(spec, metric)
-    metric_unit = _unit(entry.get("unit")) or declared
-    unit = Unit.RATIO if baseline else (spec_unit or metric_unit or Unit.NUMBER)
-    if not baseline and unit is Unit.NUMBER and metric_unit is not None:
-        unit = metric_unit  # a plain-number threshold is in the metric's own unit
-    value_unit = metric_unit or (Unit.NUMBER if baseline else unit)
-    for_raw = entry.get("for", check.get("for"))
-    for_text, for_seconds = None, 0.0
-    if for_raw is not None:
-        try:
-            parsed = parse_duration(for_raw)
-            for_text, for_seconds = str(parsed), parsed.seconds
-        except ValueError:
-            for_text = str(for_raw)
-    window = entry.get("window", check.get("window"))
-    if window is None:
-        window = _map(spec.get("analysis")).get("window", "5m")
-    return CheckRow(
-        key=key,
-        metric=metric,
-        promote=key == check_keys.PROMOTE_KEY,
-        above=above,
-        below=below,
-        above_text=above_text,
-        below_text=below_text,
-        unit=unit,
-        value_unit=value_unit,
-        baseline=baseline,
-        window=str(window),
-        for_text=for_text,
-        for_seconds=for_seconds,
-        verdict=_str(entry.get("verdict") or entry.get("result")) if latest is not None else None,
-        value=_float(entry.get("value")),
-        candidate=_float(entry.get("candidate")),
-        stable=_float(entry.get("stable")),
-        at=_time(entry.get("at")),
-        since=_time(entry.get("since")),
-        decided=_str(entry.get("decided")),
-        message=_str(entry.get("message")) or "",
-        builtin=builtin,
-        quantile=quantile,
-        recent=_recent(entry.get("recent")),
-        why=_why(entry),
-    )
-
-
-def _why(entry: Mapping[str, Any]) -> str:
-    """The check's ``reason`` (a text, or an object with a ``message``), else its ``message``."""
-    reason = entry.get("reason")
-    return _str(reason) or _str(_map(reason).get("message")) or _str(entry.get("message")) or ""
-
-
-def _recent(raw: Any) -> tuple[tuple[float | None, str | None, float | None], ...]:
-    rows = []
-    for item in _list(raw):
-        item = _map(item)
-        rows.append(
-            (
-                _time(item.get("at")),
-                _str(item.get("verdict") or item.get("result")),
-                _float(item.get("value")),
-            )
-        )
-    return tuple(rows)
 
 
 def _events(status: Mapping[str, Any]) -> list[EventRow]:
     rows = []
-    for raw in _list(status.get("history")):
-        event = _map(raw)
+    for raw in as_list(status.get("history")):
+        event = as_map(raw)
         rows.append(
             EventRow(
-                type=_str(event.get("type")) or "?",
-                time=_time(event.get("time")),
-                step=_int(event.get("step")) or 0,
-                weight=_int(event.get("weight")) or 0,
-                message=_str(event.get("message")) or "",
+                type=as_str(event.get("type")) or "?",
+                time=as_time(event.get("time")),
+                step=as_int(event.get("step")) or 0,
+                weight=as_int(event.get("weight")) or 0,
+                message=as_str(event.get("message")) or "",
             )
         )
     return rows
@@ -761,19 +527,19 @@ def _gates(status: Mapping[str, Any]) -> list[GateRow]:
         return []
     rows = []
     for key, value in sorted(raw.items(), key=lambda kv: str(kv[0])):
-        gate = _map(value)
-        namespace = _str(gate.get("namespace"))
-        workflow = _str(gate.get("workflow")) or "?"
+        gate = as_map(value)
+        namespace = as_str(gate.get("namespace"))
+        workflow = as_str(gate.get("workflow")) or "?"
         rows.append(
             GateRow(
                 key=str(key),
-                gate=_str(gate.get("gate")) or str(key),
-                point=_str(gate.get("point")) or "?",
+                gate=as_str(gate.get("gate")) or str(key),
+                point=as_str(gate.get("point")) or "?",
                 workflow=f"{namespace}/{workflow}" if namespace else workflow,
-                phase=_str(gate.get("phase")) or "Pending",
-                result=_str(gate.get("result")) or "running",
-                message=_str(gate.get("message")) or "",
-                submitted_at=_time(gate.get("submittedAt")),
+                phase=as_str(gate.get("phase")) or "Pending",
+                result=as_str(gate.get("result")) or "running",
+                message=as_str(gate.get("message")) or "",
+                submitted_at=as_time(gate.get("submittedAt")),
             )
         )
     return rows
@@ -784,63 +550,11 @@ def _pending(meta: Mapping[str, Any], status: Mapping[str, Any]) -> list[Pending
     if not isinstance(annotations, Mapping):
         return []
     recorded, _problem = st_intents.read_intents({str(k): str(v) for k, v in annotations.items()})
-    last = _str(_map(status.get(st_keys.BOOK_KEY)).get("lastIntentId"))
+    last = as_str(as_map(status.get(st_keys.BOOK_KEY)).get("lastIntentId"))
     return [
         PendingIntent(r.id, r.intent.verb, r.intent.user, r.intent.at)
         for r in st_intents.new_intents(recorded, last)
     ]
-
-
-# --------------------------------------------------------------------------- tolerant accessors
-
-
-def _map(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return int(value) if math.isfinite(value) else None
-
-
-def _float(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def _time(value: Any) -> float | None:
-    """A time of the status (RFC 3339, or an older controller's unix seconds); None when missing
-    or unreadable."""
-    from controlplane.spec.units import time_value
-
-    if value is None:
-        return None
-    try:
-        return time_value(value)
-    except ValueError:
-        return None
-
-
-def _timestamp(value: Any) -> float | None:
-    from controlplane.errors import KubeError
-    from controlplane.status.times import parse_time
-
-    if not isinstance(value, str):
-        return None
-    try:
-        return parse_time(value)
-    except KubeError:
-        return None
 
 
 # --------------------------------------------------------------------------- formatting
