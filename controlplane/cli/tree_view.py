@@ -177,10 +177,6 @@ def tree(snap: CanaryView, owned: Owned) -> Text:
     return out
 
 
-def _mark(result: str | None) -> str:
-    return RESULT_MARKS.get(result or "", "·")
-
-
 def check_history(rows: tuple[CheckRow, ...]) -> Table:
     """Each check's recent results in this stage, oldest first (``✔`` pass, ``✖`` breach, ``?``
     inconclusive) with their counts, and why the latest result is what it is when the status
@@ -193,7 +189,8 @@ def check_history(rows: tuple[CheckRow, ...]) -> Table:
         recent = row.recent or (((row.at, row.verdict, row.value),) if row.verdict else ())
         marks = Text()
         for _at, result, _value in recent:
-            marks.append(_mark(result), style=VERDICT_STYLES.get(result or "", ""))
+            word = result or ""
+            marks.append(RESULT_MARKS.get(word, "·"), style=VERDICT_STYLES.get(word, ""))
         counts = {k: sum(1 for r in recent if r[1] == k) for k in RESULT_MARKS}
         said = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
         marks.append(f"  {said}" if said else "not evaluated")

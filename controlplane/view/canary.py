@@ -14,11 +14,20 @@ from typing import TYPE_CHECKING, Any
 
 from controlplane.rollout.wording import pending_why
 from controlplane.spec.constants import DEFAULT_INTERVAL
-from controlplane.spec.units import parse_duration
 from controlplane.status import intents as st_intents
 from controlplane.status import keys as st_keys
 from controlplane.view.checks import CheckRow, check_rows
-from controlplane.view.read import as_float, as_int, as_list, as_map, as_str, as_time, as_timestamp
+from controlplane.view.read import (
+    as_duration,
+    as_float,
+    as_int,
+    as_list,
+    as_map,
+    as_str,
+    as_time,
+    as_timestamp,
+    duration_text,
+)
 
 if TYPE_CHECKING:  # the pairing loads the catalogue; `list` never pairs
     from controlplane.profiles.expected import Comparison, Observation, Pairing, Split, VariantRef
@@ -406,17 +415,8 @@ def _plan(
             state = "done"
         else:
             state = "pending"
-        rows.append(PlanRow(label, weight, _duration_text(duration), state, started, end, manual))
+        rows.append(PlanRow(label, weight, duration_text(duration), state, started, end, manual))
     return rows
-
-
-def _duration_text(raw: Any) -> str | None:
-    if raw is None:
-        return None
-    try:
-        return str(parse_duration(raw))
-    except ValueError:
-        return str(raw)
 
 
 def _warnings(status: Mapping[str, Any]) -> list[WarningRow]:
@@ -435,11 +435,8 @@ def _warnings(status: Mapping[str, Any]) -> list[WarningRow]:
 
 def _interval(spec: Mapping[str, Any]) -> float | None:
     """``spec.analysis.interval`` in seconds (its default when unset); None when unreadable."""
-    raw = as_map(spec.get("analysis")).get("interval", DEFAULT_INTERVAL)
-    try:
-        return parse_duration(raw).seconds
-    except (ValueError, TypeError):
-        return None
+    parsed = as_duration(as_map(spec.get("analysis")).get("interval", DEFAULT_INTERVAL))
+    return None if parsed is None else parsed.seconds
 
 
 def _ref(raw: Any) -> VariantRef | None:
@@ -476,13 +473,8 @@ def _stage_duration(
         raw = as_map(steps[step - 1]).get("duration") if 0 < step <= len(steps) else None
     else:
         return None, None
-    if raw is None:
-        return None, None
-    try:
-        parsed = parse_duration(raw)
-    except ValueError:
-        return None, None
-    return parsed.seconds, str(parsed)
+    parsed = as_duration(raw)
+    return (None, None) if parsed is None else (parsed.seconds, str(parsed))
 
 
 def _stable(raw: Any, adopted: Any) -> str:

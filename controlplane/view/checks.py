@@ -12,15 +12,16 @@ from typing import Any
 
 from controlplane.spec import check_keys
 from controlplane.spec.constants import DEFAULT_QUANTILE
-from controlplane.spec.units import (
-    BUILTIN_UNITS,
-    Quantity,
-    Unit,
-    display_value,
-    parse_duration,
-    parse_quantity,
+from controlplane.spec.units import BUILTIN_UNITS, Quantity, Unit, display_value, parse_quantity
+from controlplane.view.read import (
+    as_duration,
+    as_float,
+    as_list,
+    as_map,
+    as_str,
+    as_time,
+    duration_text,
 )
-from controlplane.view.read import as_float, as_list, as_map, as_str, as_time
 
 _LATENCIES = ("e2e-latency", "ttft", "inter-token-latency")
 
@@ -191,13 +192,7 @@ def _check_row(spec: Mapping[str, Any], key: str, latest: Mapping[str, Any] | No
         unit = metric_unit  # a plain-number threshold is in the metric's own unit
     value_unit = metric_unit or (Unit.NUMBER if baseline else unit)
     for_raw = entry.get("for", check.get("for"))
-    for_text, for_seconds = None, 0.0
-    if for_raw is not None:
-        try:
-            parsed = parse_duration(for_raw)
-            for_text, for_seconds = str(parsed), parsed.seconds
-        except ValueError:
-            for_text = str(for_raw)
+    held = as_duration(for_raw)
     window = entry.get("window", check.get("window"))
     if window is None:
         window = as_map(spec.get("analysis")).get("window", "5m")
@@ -213,8 +208,8 @@ def _check_row(spec: Mapping[str, Any], key: str, latest: Mapping[str, Any] | No
         value_unit=value_unit,
         baseline=baseline,
         window=str(window),
-        for_text=for_text,
-        for_seconds=for_seconds,
+        for_text=duration_text(for_raw),
+        for_seconds=0.0 if held is None else held.seconds,
         verdict=as_str(entry.get("verdict") or entry.get("result")) if latest is not None else None,
         value=as_float(entry.get("value")),
         candidate=as_float(entry.get("candidate")),

@@ -9,6 +9,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from controlplane.spec.units import Duration, parse_duration
+
 
 def as_map(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
@@ -57,3 +59,18 @@ def as_timestamp(value: Any) -> float | None:
         return parse_time(value)
     except KubeError:
         return None
+
+
+def as_duration(value: Any) -> Duration | None:
+    """A duration of the spec (``5m``); None when missing or unreadable."""
+    try:
+        return parse_duration(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def duration_text(value: Any) -> str | None:
+    """A duration as the spec writes it (``1h30m``), the raw text when unreadable, None when
+    missing."""
+    parsed = as_duration(value)
+    return None if value is None else str(parsed if parsed is not None else value)
