@@ -105,15 +105,9 @@ def plan(snap: CanaryView, now: float) -> Table:
     ):
         table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for row in snap.plan:
-        if row.state == "current":
-            spent = snap.in_stage(now)
-            elapsed = human(spent) if spent is not None else "-"
-            if snap.paused_at is not None:
-                elapsed += " (paused)"
-        elif row.started is not None and row.ended is not None:
-            elapsed = human(row.ended - row.started)
-        else:
-            elapsed = "-"
+        elapsed = human(snap.elapsed(row, now))
+        if row.state == "current" and snap.paused_at is not None:
+            elapsed += " (paused)"
         weight = "mirror" if row.label == "shadow" else f"{row.weight}%"
         state = row.state + (" (manual approval)" if row.manual else "")
         table.add_row(

@@ -263,6 +263,13 @@ class CanaryView:
         end = self.paused_at if self.paused_at is not None else now
         return max(end - self.stage_started_at, 0.0)
 
+    def elapsed(self, row: PlanRow, now: float) -> float | None:
+        """Seconds spent in the plan's stage ``row``: so far in the current one (as
+        :meth:`in_stage`), from start to end in a finished one; None when unknown."""
+        if row.state == "current":
+            return self.in_stage(now)
+        return None if row.started is None or row.ended is None else row.ended - row.started
+
     def left(self, now: float) -> float | None:
         """Seconds until the stage's duration has elapsed (0 when due); None without one."""
         spent = self.in_stage(now)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from controlplane.errors import KubeError, RouterError
 from controlplane.kube.client import Obj, Ref
@@ -29,7 +29,6 @@ from controlplane.spec.models import LABEL_VARIANT, ModelCanary
 from controlplane.status.times import parse_time
 
 Health = Literal["Ready", "Progressing", "Degraded", "Missing", "Forbidden", "Unknown"]
-HEALTHS: tuple[Health, ...] = get_args(Health)
 """Ready: serves as asked. Progressing: on its way (rolling out, starting, not yet observed).
 Degraded: failed (a model that did not load, a crash loop, a rollout past its deadline, a route
 the Gateway refuses). Missing: not in the cluster. Forbidden: the reader may not see it.
