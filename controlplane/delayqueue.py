@@ -1,20 +1,9 @@
-"""A bounded, thread-safe queue of work items that fall due at a time: the core the
-controller's background workers share (alert delivery, :mod:`controlplane.notify.notifier`;
-git write-back, :mod:`controlplane.gitops.writeback`).
+"""A bounded, thread-safe queue of work items that fall due at a time.
 
-Owns, for one consumer thread and any number of producers:
-
-- **order**: the earliest due item first, arrival order among equals (``put(item, delay)``);
-- **bound**: a full queue refuses the new item, or drops its oldest queued one
-  (``drop_oldest``); either way :meth:`DelayQueue.put` hands back the item that did not fit;
-- **retries**: :meth:`DelayQueue.task_done` with ``retry_in`` queues the item just handled
-  again, past the bound (it was already admitted), so a retry never loses its place to the
-  bound and :meth:`DelayQueue.join` never sees a gap between the try and the retry;
-- **closing**: after :meth:`DelayQueue.close` nothing is admitted; the consumer still gets the
-  items that fall due before the deadline, then None; :meth:`DelayQueue.drain` hands back what
-  is left, for the owner to report.
-
-Time is ``time.monotonic`` unless a ``clock`` is given (tests).
+The core the controller's background workers share (alert delivery, git write-back): earliest due
+first; a full queue refuses or drops its oldest (``put`` hands back what did not fit); a retry is
+re-queued past the bound so it never loses its place; after ``close`` the due items still come
+before None and ``drain`` returns the rest. Time is ``time.monotonic`` unless a clock is given.
 """
 
 from __future__ import annotations

@@ -1,13 +1,11 @@
 """What people do to a ModelCanary in a cluster, shared by ``kubectl canary`` and the HTTP API.
 
 Owns reading canaries through the Kubernetes adapter (with, for ``kubectl canary get``, what
-the cluster holds of the objects a canary owns: :func:`read_owned`) and recording user intents
-on them. A verb (``pause``, ``resume``, ``promote``, ``promote-full``, ``abort``, ``retry``) is
-recorded in the annotation ``canary.controlplane.dev/intent`` (a JSON list of ``{"id", "verb",
-"at", "user"}``) and the call returns: the controller consumes each intent exactly once, by id,
-and acts. The write is a compare-and-swap on ``resourceVersion``, retried on conflict, so
-concurrent verbs are never lost. Errors are :class:`~controlplane.errors.UsageError` naming the
-resource and what to do, or :class:`~controlplane.errors.NotFound`.
+the cluster holds of the objects a canary owns: :func:`read_owned`) and :func:`record_intent`,
+the shell that writes a user intent (:mod:`controlplane.rollout.intents`) with a compare-and-swap
+on ``resourceVersion``, retried on conflict, so concurrent verbs are never lost. Errors are
+:class:`~controlplane.errors.UsageError` naming the resource and what to do, or
+:class:`~controlplane.errors.NotFound`.
 
 Every namespace and canary name is checked before the adapter is asked
 (:func:`check_names`): a namespace is a DNS-1123 label and a ModelCanary's name a DNS-1123
@@ -20,11 +18,10 @@ them again (:mod:`controlplane.kube.client`).
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from controlplane.errors import (
     Conflict,
@@ -36,16 +33,12 @@ from controlplane.errors import (
     UsageError,
 )
 from controlplane.kube.client import KubeClient, Obj, Ref, canary_ref
-from controlplane.rollout.intents import INTENT_VERBS, Intent
+from controlplane.rollout import intents
 from controlplane.spec.constants import API_VERSION, KIND
 from controlplane.spec.name_checks import check_label, check_subdomain
-from controlplane.status import intents as st
 
 if TYPE_CHECKING:  # imported where used: `list` and the action verbs do not load the routers
     from controlplane.view.owned import Owned, Read
-
-MAX_RECORDED = 20
-"""Intents kept in the annotation; the oldest (long consumed) are dropped when one is added."""
 
 CONFLICT_RETRIES = 8
 
@@ -155,59 +148,6 @@ def phase_of(obj: Obj) -> str:
     return str((obj.get("status") or {}).get("phase") or "")
 
 
-def pending_verbs(obj: Obj) -> list[str]:
-    """Verbs recorded on the canary that the controller has not consumed yet, oldest first."""
-    recorded, _ = st.read_intents(obj["metadata"].get("annotations"))
-    last = ((obj.get("status") or {}).get("controller") or {}).get("lastIntentId")
-    return [r.intent.verb for r in st.new_intents(recorded, last)]
-
-
-def check_verb(obj: Obj, verb: str) -> None:
-    """Refuse a verb that cannot mean anything in the canary's current state, saying what to do.
-
-    The plugin and the API refuse the same cases, before anything is written.
-    """
-    if verb not in INTENT_VERBS:
-        raise UsageError(f"unknown verb {verb!r}; expected one of {', '.join(INTENT_VERBS)}")
-    name = obj["metadata"]["name"]
-    ns = obj["metadata"].get("namespace") or "default"
-    status = obj.get("status") or {}
-    phase = phase_of(obj)
-    pending = pending_verbs(obj)
-    if phase == "invalid":
-        raise UsageError(
-            f"modelcanary {name!r} has an invalid spec: the controller acts on nothing until it "
-            f"is fixed (see: kubectl canary get {name} -n {ns})"
-        )
-    if verb == "retry":
-        if phase and phase != "rolled_back":
-            raise UsageError(
-                f"modelcanary {name!r} is {phase}, not rolled back: retry only re-runs a "
-                "rolled-back candidate"
-            )
-        return
-    if phase in ("promoted", "rolled_back"):
-        hint = "change the spec to start a new rollout"
-        if phase == "rolled_back":
-            hint += f", or run: kubectl canary retry {name} -n {ns}"
-        raise UsageError(f"modelcanary {name!r} is already {phase}; {hint}")
-    if verb == "resume" and phase != "paused" and "pause" not in pending:
-        raise UsageError(
-            f"modelcanary {name!r} is {phase or 'not started'}, not paused: nothing to resume"
-        )
-    if verb == "pause" and status.get("paused") == "user" and pending[-1:] != ["resume"]:
-        raise UsageError(
-            f"modelcanary {name!r} is already paused; "
-            f"resume it with: kubectl canary resume {name} -n {ns}"
-        )
-    if verb in ("promote", "promote-full") and status.get("stage") not in ("shadow", "steps"):
-        raise UsageError(
-            f"modelcanary {name!r} has not started yet ({phase or 'not picked up'}): promote "
-            "acts on the shadow phase or a step; "
-            f"wait with: kubectl canary status {name} -n {ns} -w"
-        )
-
-
 def record_intent(
     kube: KubeClient,
     namespace: str,
@@ -216,7 +156,7 @@ def record_intent(
     user: str = "",
     *,
     clock: Callable[[], float] = time.time,
-) -> st.RecordedIntent:
+) -> intents.RecordedIntent:
     """Append ``verb`` to the canary's intents and return what was recorded.
 
     Retries on resourceVersion conflicts; raises UsageError when the verb makes no sense now,
@@ -225,39 +165,23 @@ def record_intent(
     check_names(namespace, name)
     for _ in range(CONFLICT_RETRIES):
         obj = get_canary(kube, namespace, name)
-        check_verb(obj, verb)
+        intents.check_verb(obj, verb)
         meta = obj["metadata"]
-        recorded, _problem = st.read_intents(meta.get("annotations"))
-        at = clock()
-        if recorded:
-            at = max(at, max(r.intent.at for r in recorded) + 1e-3)  # ``at`` orders intents
-        intent = Intent(verb=verb, at=at, user=user)  # type: ignore[arg-type]
-        entry = {"id": uuid.uuid4().hex[:12], **intent.to_dict()}
-        kept: list[dict[str, Any]] = [{"id": r.id, **r.intent.to_dict()} for r in recorded]
-        value = json.dumps([*kept[-(MAX_RECORDED - 1) :], entry], separators=(",", ":"))
+        recorded, _problem = intents.read_intents(meta.get("annotations"))
+        kept, entry = intents.append(recorded, verb, user, clock(), uuid.uuid4().hex[:12])
         # a merge patch whose resourceVersion is a precondition (409 when it moved): the verbs
         # need only ``patch`` on modelcanaries, as docs/security.md grants a tenant, not update
         change = {
             "metadata": {
                 "resourceVersion": meta["resourceVersion"],
-                "annotations": {st.INTENT_ANNOTATION: value},
+                "annotations": {intents.INTENT_ANNOTATION: intents.encode(kept)},
             }
         }
         try:
             kube.patch(canary_ref(namespace, name), change)
         except Conflict:
             continue
-        return st.RecordedIntent(entry["id"], intent)
+        return entry
     raise UsageError(
         f"modelcanary {name!r} in {namespace!r} kept changing while recording {verb!r}; try again"
     )
-
-
-def intent_consumed(obj: Obj, intent_id: str) -> bool:
-    """Whether the controller has acted on the intent ``intent_id``."""
-    recorded, _ = st.read_intents(obj["metadata"].get("annotations"))
-    last = ((obj.get("status") or {}).get("controller") or {}).get("lastIntentId")
-    ids = [r.id for r in recorded]
-    if last is None or intent_id not in ids:
-        return False
-    return last in ids and ids.index(last) >= ids.index(intent_id)

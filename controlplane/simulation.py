@@ -1,15 +1,9 @@
 """Replaying a canary against metric history: the engine behind ``canaryctl simulate``.
 
-Owns the replay loop: starting from :func:`~controlplane.rollout.schedule.initial_state` at
-``start``, call the pure state machine every ``analysis.interval`` with observations evaluated *at
-that historical time*, until an outcome or ``end``. Nothing is deployed; actions are only recorded.
-The provider is injected: :func:`prefetched` builds the fast one (every series fetched once with
-range queries, see :mod:`controlplane.providers.replay`), tests may pass any
-:class:`~controlplane.analysis.metric_provider.MetricProvider`.
-
-The same machine and evaluator run in the controller and the local stack, so a replay shows what
-the controller would have done. ``judge: sequential`` checks get the state's ``stage_started_at``
-(their counts run from the start of the step), as in the controller.
+Owns the replay loop: the pure state machine called every ``analysis.interval`` with observations
+evaluated at that historical time, until an outcome or ``end``; nothing is deployed. The same
+machine and evaluator as the controller's, so a replay shows what it would have done. See
+docs/analysis.md, "Replay (``canaryctl simulate``)".
 """
 
 from __future__ import annotations

@@ -1,25 +1,10 @@
 """Whether a ModelCanary is valid for this product: the one entry point for every caller.
 
-Owns the rules of a spec that consult the layers above spec -- the sequential judge's support
-(:func:`controlplane.analysis.sequential.check.problems`), latency thresholds the engine's
-histogram can resolve (:mod:`controlplane.analysis.resolution`), the vLLM version and its
-quantization (:mod:`controlplane.serving.versions`), each variant's GPU and its fit in the
-catalogue or a measured profile (:mod:`controlplane.profiles`), what the router can do
-(:func:`controlplane.routing.base.capability_problems`) -- and runs them inside the spec's own
-rules (:mod:`controlplane.spec.rules`, which calls them at their place in the walk), with YAML
-lines from :mod:`controlplane.spec.load`: every problem, ``FILE:LINE: path: message``.
-
-Called by everybody who checks a spec, so a spec is checked the same everywhere: ``canaryctl
-validate`` (:func:`check_file`), ``render`` / ``simulate`` / ``up`` / ``profile`` and the local
-demo (:func:`validated_file` / :func:`validated_text`), the controller's admission
-(:func:`check_object`, a dict read from Kubernetes), the git source (:func:`check_text`) and the
-tests. Pure given a catalogue; with ``catalog=None`` the packaged GPU catalogue (read once per
-process).
-
-Warnings (:func:`warnings`, :func:`warnings_text`, :func:`warnings_file`) are what a valid spec
-may still get wrong without being refused: a latency threshold inside a coarse histogram bucket
-(:func:`controlplane.analysis.resolution.warnings`). ``canaryctl validate`` prints them; nothing
-else refuses or records them.
+Owns the rules that consult the layers above spec (the sequential judge, histogram resolution,
+the vLLM version, GPU fit, router capabilities), run inside :mod:`controlplane.spec.rules`' walk,
+so a spec is checked the same by ``canaryctl``, the controller's admission, the git source and the
+tests; and the warnings a valid spec may still get (only ``validate`` prints them). Pure given a
+catalogue. See docs/spec.md, "Validation rules".
 """
 
 from __future__ import annotations

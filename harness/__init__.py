@@ -10,15 +10,17 @@ benchmarks (``bench/``) and ``make kube-up``; what only tests use, built on it, 
   protocol (:mod:`harness.kube.fake`);
 - :class:`FakeKServe` -- a tick-driven fake KServe controller inside a ``FakeKube``
   (:mod:`harness.kube.fake_kserve`);
-- :class:`StaticProvider` -- an in-memory metric provider (:mod:`harness.providers`);
+- :class:`StaticProvider` -- an in-memory metric provider (:mod:`harness.providers`, beside
+  ``Healthy``, which answers every query as a healthy pair of variants would);
 - :class:`LoopbackCluster`, :func:`start_cluster`, :class:`KubeSetupError` -- etcd and a real
   kube-apiserver on loopback (:mod:`harness.cluster.kubeapi`); ``python -m harness
   up|down`` is ``make kube-up`` / ``make kube-down`` (:mod:`harness.cli`);
 - :func:`~harness.node.node.start_node` -- a real node on that cluster: kubelet, containerd and CNI
   running pods from images built here (:mod:`harness.node`).
 
-Beside them, not exported: KServe's stand-in on a real API server (:mod:`harness.kube.isvc_standin`)
-and loopback stand-ins of the remote services the product calls (:mod:`harness.servers`).
+Beside them, not exported: KServe's and KEDA's stand-ins on a real API server
+(:mod:`harness.kube`) and loopback stand-ins of the remote services the product calls
+(:mod:`harness.servers`).
 
 Its subpackages and modules, one line each: docs/architecture.md, "Module map" (``harness/``).
 """

@@ -1,12 +1,18 @@
-"""An in-memory fake metric provider for unit tests of the evaluator and replay.
+"""In-memory fake metric providers for unit tests of the evaluator, replay and ``simulate``.
 
-Implements :class:`~controlplane.analysis.metric_provider.MetricProvider`.
+Both implement :class:`~controlplane.analysis.metric_provider.MetricProvider`.
 
-Maps a PromQL string to a constant, a function of time, or an exception to raise; a query it does
-not know raises :class:`~controlplane.errors.NoData`, as an empty Prometheus result would.
-``vectors`` maps a query to the series ``vector`` returns (a list, a function of time, or an
-exception); an unknown query is an empty vector. Every
-call is recorded in ``calls`` so tests can assert what was asked, and how often.
+:class:`StaticProvider` maps a PromQL string to a constant, a function of time, or an exception to
+raise; a query it does not know raises :class:`~controlplane.errors.NoData`, as an empty
+Prometheus result would. ``vectors`` maps a query to the series ``vector`` returns (a list, a
+function of time, or an exception); an unknown query is an empty vector. Every call is recorded in
+``calls`` so tests can assert what was asked, and how often.
+
+:class:`Healthy` answers every query as a healthy pair of variants would, picking its answer by
+what a query reads: a latency quantile (``histogram_quantile``) is ``latency_s``, an engine error
+ratio (``finished_reason``) is ``error_ratio``, anything else (request counts, KPIs) is ``1000``.
+For tests that run a whole rollout in process without a Prometheus; a test that needs exact
+queries uses :class:`StaticProvider`.
 """
 
 from __future__ import annotations
@@ -69,3 +75,25 @@ class StaticProvider:
         if isinstance(answer, ProviderError):
             raise answer
         return list(answer(at) if callable(answer) else answer)
+
+
+class Healthy:
+    """Every query answered, at every time; ``latency_s`` and ``error_ratio`` as given."""
+
+    def __init__(self, latency_s: float = 0.5, error_ratio: float = 0.001) -> None:
+        self.latency_s = latency_s
+        self.error_ratio = error_ratio
+
+    def instant(self, query: str, at: float) -> float:
+        if "histogram_quantile" in query:
+            return self.latency_s
+        if "finished_reason" in query:
+            return self.error_ratio
+        return 1000.0
+
+    def range(self, query: str, start: float, end: float, step: float) -> list[tuple[float, float]]:
+        n = int((end - start) // step) + 1
+        return [(start + i * step, self.instant(query, start + i * step)) for i in range(n)]
+
+    def vector(self, query: str, at: float) -> Series:
+        return [({}, self.instant(query, at))]

@@ -10,14 +10,14 @@ from support.canaries import canary_dict
 
 from controlplane.errors import Conflict, NotFound, UsageError
 from controlplane.kube.client import Obj, Ref
-from controlplane.operations import (
+from controlplane.operations import get_canary, list_canaries, record_intent
+from controlplane.rollout.intents import (
+    INTENT_ANNOTATION,
     MAX_RECORDED,
-    get_canary,
-    intent_consumed,
-    list_canaries,
-    record_intent,
+    consumed,
+    new_intents,
+    read_intents,
 )
-from controlplane.status.document import INTENT_ANNOTATION, new_intents, read_intents
 from harness.kube.fake import FakeKube
 
 NS = "ml-serving"
@@ -52,11 +52,11 @@ def test_intent_consumed_follows_last_intent_id() -> None:
     one = record_intent(kube, NS, "support-triage", "pause")
     two = record_intent(kube, NS, "support-triage", "resume")
     obj = get_canary(kube, NS, "support-triage")
-    assert not intent_consumed(obj, one.id)
+    assert not consumed(obj, one.id)
     obj["status"] = {"phase": "paused", "controller": {"lastIntentId": one.id}}
     obj = kube.replace_status(obj)
-    assert intent_consumed(obj, one.id)
-    assert not intent_consumed(obj, two.id)
+    assert consumed(obj, one.id)
+    assert not consumed(obj, two.id)
 
 
 def test_old_intents_are_dropped_beyond_the_limit() -> None:

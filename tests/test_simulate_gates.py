@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from support.answers import Healthy
-
 from controlplane.simulation import SIMULATED_GATE, simulate
 from controlplane.validation import validated_file
+from harness.providers import Healthy
 
 GATED = Path(__file__).resolve().parents[1] / "canary" / "gated.yml"
 

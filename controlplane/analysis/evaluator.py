@@ -1,20 +1,9 @@
 """What a query's answer makes of a check, for every caller; and one canary's evaluation.
 
-Owns the one mapping from (spec check, the answers to its queries) to a check result: a number
-is judged (:mod:`~controlplane.analysis.verdict`; the sequential judge,
-:mod:`~controlplane.analysis.sequential.check`); no series, NaN, ±Inf or
-:class:`~controlplane.errors.NoData` is no data (inconclusive; a missing request count, or a
-sequential count, is 0 requests); any other :class:`~controlplane.errors.ProviderError`, or a
-query the spec cannot render, is inconclusive with ``provider_error`` (it counts towards
-``analysis.errorLimit``); a breached comparison of the variants records their loads
-(:func:`with_loads`). In one place so that the controller and ``canaryctl simulate`` / ``up``
-cannot disagree (docs/analysis.md, "No data, errors and the evaluator").
-
-:func:`evaluate` asks a provider for one canary's due checks (each distinct query once) and maps
-the answers: ``canaryctl simulate`` and ``up`` call it, and so does the controller's batched tick
-(:mod:`controlplane.controller.batch`) for what it does not group; the tick hands every grouped
-answer, split per canary and check, to :func:`threshold_result`, :func:`sequential_look` and
-:func:`with_loads`.
+Owns the one mapping from (check, answers) to a check result, so that the controller and
+``canaryctl simulate`` / ``up`` cannot disagree, and :func:`evaluate` (one canary's due checks,
+each query once). The controller's batched tick uses the mapping for its grouped answers.
+Behaviour: docs/analysis.md, "No data, errors and the evaluator".
 """
 
 from __future__ import annotations

@@ -1,23 +1,10 @@
 """The metric-provider protocol: how analysis asks a metric source for numbers.
 
-Owns the contract every provider honours (Prometheus, the replay cache, the static fake):
-
-- ``instant(query, at)`` returns one finite float, or raises
-  :class:`~controlplane.errors.NoData` (empty result, NaN, ±Inf),
-  :class:`~controlplane.errors.ProviderUnavailable` (connection error, timeout, 5xx) or
-  :class:`~controlplane.errors.ProviderQueryError` (the source rejected the query, or the query
-  returned several series where one number was expected).
-- ``range(query, start, end, step)`` returns the ``(timestamp, value)`` points of the query's one
-  series on the grid ``start + k * step`` (values may be NaN or ±Inf; an empty result is ``[]``),
-  with the same errors except ``NoData``.
-
-Some providers also answer ``vector(query, at)``: every series of an instant query as
-``(labels, value)`` pairs (values may be NaN; an empty result is ``[]``), with the errors of
-``range``. The sequential judge needs it for histogram buckets (``sum by (le) (...)``); the
-evaluator checks for it with ``isinstance(provider, VectorProvider)``.
-
-Called by :mod:`controlplane.analysis.evaluator` and :mod:`controlplane.providers.replay`; the
-implementations live outside the pure core, in :mod:`controlplane.providers`.
+Every provider (Prometheus, the replay cache, the static fake) honours it: ``instant`` returns one
+finite float or raises ``NoData`` (empty, NaN, ±Inf), ``ProviderUnavailable`` or
+``ProviderQueryError`` (rejected, or several series); ``range`` and ``vector`` return their points
+or series, NaN included, ``[]`` when empty, with the same errors but ``NoData``. Implementations
+live in :mod:`controlplane.providers`; docs/analysis.md, "No data, errors and the evaluator".
 """
 
 from __future__ import annotations

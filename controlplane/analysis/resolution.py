@@ -1,16 +1,9 @@
 """Resolution-aware validation: a latency threshold that vLLM's histogram cannot resolve.
 
-Owns the rule that an absolute threshold ``T`` on a latency built-in (``e2e-latency``, ``ttft``,
-``inter-token-latency``) must lie within the finite bucket bounds ``b_1 <= T < b_n`` of the
-engine version's :mod:`~controlplane.promql.contract` (a bare number is read as seconds here, so
-no way of writing ``T`` escapes it): below ``b_1`` ``histogram_quantile`` interpolates from 0 and
-the quantile reads what it cannot know, and nothing above ``b_n`` is ever reported. A threshold
-inside a bucket much wider than :data:`COARSE_ERROR` of ``T`` is a *warning*
-(:func:`warnings`), never a problem. Relative checks (``compare: baseline``) are not refused.
-
-Pure. Called once by :func:`controlplane.validation.validate`; the engine version comes from the
-caller (None: the KServe-pinned version). The derivation, from Prometheus' ``bucketQuantile``,
-and the limit of relative checks: docs/analysis.md, "Histogram resolution".
+Owns the rule that an absolute latency threshold must lie within the engine version's finite
+bucket bounds (refused outside, a warning inside a coarse bucket). Pure; called by
+:func:`controlplane.validation.validate`. The derivation, from Prometheus' ``bucketQuantile``:
+docs/analysis.md, "Histogram resolution".
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """Judging one check at one evaluation: value + check -> pass | breach | inconclusive.
 
-Owns the threshold semantics of the contract's *Checks*: strict ``above`` / ``below`` comparisons,
-relative drift for ``compare: baseline`` (``candidate / stable - 1``), ``minSamples`` (default 100
-candidate requests for built-in metrics, none for custom queries) and "missing / NaN / Inf is
-inconclusive". ``for`` is not judged here: it spans evaluations and belongs to the state machine.
-
-Pure: no I/O, no clock. Called by :mod:`controlplane.analysis.evaluator`.
+Owns the threshold semantics of a check (``above`` / ``below``, ``compare: baseline``,
+``minSamples``, missing is inconclusive); ``for`` spans evaluations and belongs to the state
+machine. Pure; called by :mod:`controlplane.analysis.evaluator`. See docs/thresholds.md.
 """
 
 from __future__ import annotations

@@ -1,13 +1,9 @@
 """Who calls a route of the HTTP API, and whether they may.
 
-Owns :class:`Access`: the bearer-token dependency every ``/api/v1`` route takes
-(:attr:`Access.identity`: the caller :class:`~controlplane.api.intake.Intake` authenticated before
-the body was read; 401 with ``WWW-Authenticate: Bearer`` without a valid token, should a route be
-reached without it), and
-:meth:`Access.allow` (403 unless the SubjectAccessReview on ``modelcanaries`` allows the verb;
-404 for a namespace the controller does not watch). Called by the route groups of
-:mod:`controlplane.api.canaries`, :mod:`controlplane.api.actions` and
-:mod:`controlplane.api.webhooks`; the checks themselves are :mod:`controlplane.api.auth`'s.
+Owns :class:`Access`, the bearer-token dependency of every ``/api/v1`` route: the identity
+:class:`~controlplane.api.intake.Intake` authenticated, and :meth:`Access.allow` (403 unless the
+SubjectAccessReview allows the verb; 404 for an unwatched namespace). The checks are
+:mod:`controlplane.api.auth`'s. See docs/api.md, "Authentication and authorisation".
 """
 
 from collections.abc import Callable

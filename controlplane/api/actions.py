@@ -1,13 +1,13 @@
 """The HTTP API's verbs: ``POST /api/v1/namespaces/{ns}/canaries/{name}/{verb}``.
 
-Owns :data:`VERBS` and :func:`action_routes`: pause, resume, promote (``{"full": true}``: to
-100% at once), abort, retry. A verb records the intent through the
+Owns :func:`action_routes`: one route per verb of :data:`controlplane.rollout.intents.VERBS`
+(promote with ``{"full": true}`` goes to 100% at once). A verb records the intent through the
 :class:`~controlplane.api.sources.CanarySource` (in a cluster: :mod:`controlplane.operations`,
 exactly like ``kubectl canary``, then wakes the controller) and answers 202 with the intent; the
 controller (or the local run of ``canaryctl up``) consumes it. Who may act is
 :class:`~controlplane.api.access.Access`'s (``patch``), and ``GET .../access`` tells the page
-before it offers the verbs (:func:`may_act`); ``{namespace}`` and ``{name}`` are
-checked as Kubernetes names first (422).
+before it offers the verbs (:func:`may_act`); ``{namespace}`` and ``{name}`` are checked as
+Kubernetes names first (422).
 Called by :func:`controlplane.api.app.create_app`.
 """
 
@@ -29,14 +29,7 @@ from controlplane.api.models import (
     PromoteBody,
 )
 from controlplane.api.sources import CanarySource
-
-VERBS: dict[str, str] = {
-    "pause": "Pause the rollout where it is (no more steps; analysis goes on).",
-    "resume": "Resume a paused rollout (paused time does not count towards the step).",
-    "promote": "Finish the current step now, or with full=true promote to 100% at once.",
-    "abort": "Roll the candidate back now.",
-    "retry": "Re-run a rolled-back candidate from the start.",
-}
+from controlplane.rollout import intents
 
 _RESPONSES: dict[int | str, dict[str, Any]] = declared(
     401, 403, 404, 409, 413, 502, 503, _403="not allowed to patch modelcanaries there"
@@ -103,7 +96,7 @@ def may_act(
 
 
 def action_routes(source: CanarySource, access: Access) -> APIRouter:
-    """One ``POST`` route per verb of :data:`VERBS`, and ``GET .../access``: whether the caller
+    """One ``POST`` route per verb, and ``GET .../access``: whether the caller
     may use them."""
     router = APIRouter(tags=["actions"])
 
@@ -121,7 +114,8 @@ def action_routes(source: CanarySource, access: Access) -> APIRouter:
         modelcanaries), with the authorizer's reason; nothing is changed."""
         return may_act(source, access, namespace, name, who)
 
-    for verb in VERBS:
+    for verb, what in intents.VERBS.items():
+        full = f" With full=true: {intents.FULL}." if verb == "promote" else ""
         router.add_api_route(
             f"/api/v1/namespaces/{{namespace}}/canaries/{{name}}/{verb}",
             _endpoint(source, access, verb),
@@ -129,7 +123,7 @@ def action_routes(source: CanarySource, access: Access) -> APIRouter:
             status_code=202,
             response_model=ActionResult,
             summary=verb,
-            description=VERBS[verb],
+            description=f"{what[0].upper()}{what[1:]}.{full}",
             name=verb,
             responses=_RESPONSES,
         )

@@ -1,27 +1,10 @@
 """The Alertmanager webhook receiver: a firing alert about a canary rolls it back at once.
 
-Owns the webhook payload models (Alertmanager's ``webhook_config`` JSON, ``"version": "4"``) and
-:func:`receive`, which turns each alert into one :class:`AlertResult`:
-
-- ``resolved`` alerts are ignored (a rollback is not undone when an alert clears);
-- a firing alert must carry the canary's name and namespace in the labels named by
-  :class:`AlertLabels` (``canary`` and ``namespace`` by default); otherwise ``ignored``;
-- the namespace must be a DNS-1123 label and the canary's name a DNS-1123 subdomain
-  (:mod:`controlplane.spec.name_checks`); otherwise ``invalid``, decided from the labels alone,
-  before any review or lookup, so the answer is the same whatever exists in the cluster (a label of
-  ``../../team-b/modelcanaries/victim`` once addressed another namespace's object);
-- the caller must be allowed to ``patch`` modelcanaries in that namespace (else ``forbidden``);
-- then an ``abort`` intent is recorded with :func:`controlplane.operations.record_intent` as user
-  ``alertmanager:<alertname>`` (the rollback reason reads "aborted by alertmanager:<alertname>"),
-  and the controller is woken for that canary (``aborted``). Unknown canaries are ``not-found``;
-  canaries already promoted or rolled back are ``refused`` with the reason; a canary that already
-  has an abort waiting for the controller, or that an earlier alert of the same payload aborted,
-  is ``pending`` (Alertmanager re-sends firing alerts; nothing is recorded twice). When the API
-  server refuses the API's own ServiceAccount or cannot be asked, the alert is ``error`` with
-  the reason's class only (no server message: it is not the caller's to read).
-
-Nothing here raises for one bad alert: every alert gets a result. Called by
-:mod:`controlplane.api.app`.
+Owns the webhook payload models and :func:`receive`, which gives each alert one
+:class:`AlertResult` and never raises for a bad one. Labels are checked as Kubernetes names before
+any review or lookup (a label once addressed another namespace's object); a permitted alert
+records an ``abort`` intent as ``alertmanager:<alertname>``; re-sent alerts are ``pending``, not
+recorded twice. Called by the webhook routes. The results: docs/api.md, "Alertmanager receiver".
 """
 
 from __future__ import annotations
@@ -36,8 +19,8 @@ from controlplane import operations
 from controlplane.api.auth import Authenticator, Identity
 from controlplane.errors import Forbidden, InvalidName, KubeError, NotFound, UsageError
 from controlplane.kube.client import KubeClient, Obj
+from controlplane.rollout import intents
 from controlplane.spec.name_checks import check_label, check_subdomain
-from controlplane.status import document as st
 
 ResultKind = Literal[
     "aborted", "pending", "ignored", "invalid", "not-found", "forbidden", "refused", "error"
@@ -211,9 +194,7 @@ def unwatched(namespace: str, namespaces: Sequence[str]) -> str:
 
 def _waiting_abort(obj: Obj) -> str | None:
     """The id of an abort intent the controller has not consumed yet, if any."""
-    recorded, _ = st.read_intents(obj["metadata"].get("annotations"))
-    last = ((obj.get("status") or {}).get(st.BOOK_KEY) or {}).get("lastIntentId")
-    for item in st.new_intents(recorded, last):
+    for item in intents.pending(obj):
         if item.intent.verb == "abort":
             return item.id
     return None

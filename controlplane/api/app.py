@@ -1,17 +1,9 @@
 """The controller's HTTP API: a FastAPI application served on the controller's one port.
 
-Owns :func:`create_app`, which assembles the application from its route groups
-(:mod:`~controlplane.api.health`, :mod:`~controlplane.api.canaries`,
-:mod:`~controlplane.api.actions`, :mod:`~controlplane.api.watch`,
-:mod:`~controlplane.api.webhooks`, :mod:`~controlplane.api.dashboard`), the error responses
-(:mod:`~controlplane.api.error_responses`) and who may call what
-(:mod:`~controlplane.api.access`); bodies are :mod:`~controlplane.api.models`'. Reads and verbs go
-through a :class:`~controlplane.api.sources.CanarySource`, so the API does what ``kubectl canary``
-does. Called with an :class:`~controlplane.api.config.ApiConfig` by ``canaryctl controller``,
-``kubectl canary dashboard`` and ``canaryctl up --dashboard``; the application's
-``state.stop_hooks`` are called by :class:`~controlplane.api.server.ApiServer` when it stops.
-
-The routes, who may call each, and every error status: docs/api.md.
+Owns :func:`create_app`, which assembles the route groups, the error responses and the access
+checks; reads and verbs go through a :class:`~controlplane.api.sources.CanarySource`, so the API
+does what ``kubectl canary`` does. Called by ``canaryctl controller``, ``kubectl canary
+dashboard`` and ``canaryctl up --dashboard``. The routes and their errors: docs/api.md.
 """
 
 from fastapi import FastAPI

@@ -1,20 +1,9 @@
 """Who is calling the controller's HTTP API, and may they do what they ask.
 
-Owns :class:`Authenticator`, the one object the API asks two questions:
-
-- :meth:`Authenticator.authenticate` (bearer token -> :class:`Identity`): a **static token**
-  (read from a file or a Secret; the local stack's way) matches in constant time and grants
-  everything; otherwise, in a cluster, a Kubernetes **TokenReview**
-  (``authentication.k8s.io/v1``) created through the :class:`~controlplane.kube.client.KubeClient`
-  says who the token belongs to.
-- :meth:`Authenticator.authorize` (identity, verb, namespace, name -> :class:`Decision`): a
-  Kubernetes **SubjectAccessReview** (``authorization.k8s.io/v1``) on ``modelcanaries`` in the
-  group ``canary.controlplane.dev``: ``get`` / ``list`` for reads, ``patch`` for actions, in the
-  canary's namespace (all namespaces: ``""``).
-
-Answers (allowed or denied; never errors) are cached for ``ttl_s`` (10 s by default) to spare the
-API server; tokens are cached by their SHA-256 only. A review the API server cannot answer raises
-:class:`~controlplane.errors.KubeError` (the API answers 503). Used by :mod:`controlplane.api.app`.
+Owns :class:`Authenticator`: a static token (constant-time) or a TokenReview authenticates; a
+SubjectAccessReview on ``modelcanaries`` authorizes. Answers are cached for ``ttl_s``, tokens by
+their SHA-256 only; a review the API server cannot answer raises
+:class:`~controlplane.errors.KubeError` (503). See docs/api.md, "Authentication and authorisation".
 """
 
 from __future__ import annotations

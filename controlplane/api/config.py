@@ -27,21 +27,13 @@ still list)."""
 class ApiConfig:
     """What the API needs from the process that serves it.
 
-    ``kube``: the cluster (None for ``canaryctl up``: no webhooks then). ``source``: where the
-    canary routes read and act (default: ``kube`` through :mod:`controlplane.operations`,
-    :class:`~controlplane.api.sources.KubeSource`). ``mode``: who serves (``whoami``; under
-    ``kubeconfig`` a refusal of the API server is the caller's, 403, not the API's own 502).
-    ``wake(namespace, name)``: reconcile that canary now (after an intent is recorded).
-    ``ready()``: (ready?, why not). ``metrics()``: the Prometheus exposition (bytes, content
-    type); None serves no ``/metrics``. ``on_git_push()``: tell the git source to fetch now (None:
-    the git webhook answers 404). ``git_secret``: the GitHub HMAC secret / GitLab token.
-    ``namespaces``: the namespaces the controller watches (None: all of them).
-    ``max_body_bytes``: the largest request body the API reads (1 MiB; larger: 413 before it is
-    parsed, :mod:`controlplane.api.intake`). ``dashboard_dir``: the built dashboard (default:
-    the package's ``dashboard_assets``). ``keepalive_s``, ``watch_queue``: the live watch's
-    keepalive period and how many events a subscriber may fall behind before it is dropped.
-    ``measured``: the measured profile entries a canary's variants are paired with for the
-    expected change (None: those beside the packaged catalogue).
+    ``kube`` (None under ``canaryctl up``: no webhooks); ``source`` (where the canary routes read
+    and act; default ``kube`` through :class:`~controlplane.api.sources.KubeSource`); ``mode`` (who
+    serves; under ``kubeconfig`` an API server refusal is the caller's 403, not a 502); ``wake``,
+    ``ready``, ``metrics`` (None: no ``/metrics``) and ``on_git_push`` (None: the git webhook is
+    404) from the process; ``git_secret``; ``namespaces`` (None: all); ``max_body_bytes`` (413
+    before parsing); ``dashboard_dir``; ``keepalive_s`` and ``watch_queue`` of the live watch;
+    ``measured`` (the profile entries for the expected change).
     """
 
     kube: KubeClient | None

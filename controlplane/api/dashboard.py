@@ -1,16 +1,8 @@
 """The dashboard's pages: the built single-page application under ``/dashboard/``.
 
-Owns :func:`dashboard_routes`: ``GET /`` redirects to ``/dashboard/``; ``GET /dashboard/``
-answers ``index.html`` and ``GET /dashboard/assets/...`` the built files, from
-``controlplane/api/dashboard_assets/`` (built from ``dashboard/`` by ``make dashboard``; not in
-git, shipped in the wheel), or another folder (``ApiConfig.dashboard_dir``). Any other path
-under ``/dashboard/`` that is no file answers ``index.html`` too (the page routes in the
-browser); a missing file under ``assets/`` is a 404. No authentication: the files hold no data
-(the page asks ``/api/v1`` with the token). Each answer carries the security headers
-(:data:`SECURITY_HEADERS`: a Content-Security-Policy of ``'self'`` only, no framing, no MIME
-sniffing, no referrer); ``index.html`` is never cached, the hashed assets for a year.
-Without a build every page answers 503 saying how to build it. Called by
-:func:`controlplane.api.app.create_app`.
+Owns :func:`dashboard_routes`: the built files (``make dashboard``, shipped in the wheel), with
+``index.html`` for any page path, the security headers (:data:`SECURITY_HEADERS`) and 503 without
+a build. No authentication: the files hold no data. See docs/dashboard.md, "Building it".
 """
 
 from __future__ import annotations

@@ -1,15 +1,9 @@
 """How the HTTP API answers the errors of the operations behind it, and what it declares of them.
 
-Owns :func:`add_error_handlers`: the product's exceptions as ``{"detail": "..."}`` responses
-(:func:`product_error`): 404 :class:`~controlplane.errors.NotFound`, 409
-:class:`~controlplane.errors.UsageError` and :class:`~controlplane.errors.Conflict`, 422
-:class:`~controlplane.errors.InvalidName` (a validation error, as FastAPI's own), 502
-:class:`~controlplane.errors.Forbidden` (the API's own ServiceAccount was refused: its RBAC), 503
-any other :class:`~controlplane.errors.KubeError`; and a body FastAPI could not parse (bytes that
-are not UTF-8 JSON, nesting too deep: FastAPI's own 400) as the 422 ``json_invalid`` a JSON syntax
-error already gets. Also owns the OpenAPI declarations of those answers (:func:`declared`).
-Called by :func:`controlplane.api.app.create_app`, by the route groups (:func:`declared`) and by
-:mod:`controlplane.api.intake`, which answers before any route runs.
+Owns :func:`add_error_handlers` (the product's exceptions as ``{"detail": ...}`` with their
+statuses; an unparsable body as 422 ``json_invalid``) and the OpenAPI declarations
+(:func:`declared`). Called by :func:`~controlplane.api.app.create_app`, the route groups and
+:mod:`~controlplane.api.intake`. The statuses: docs/api.md.
 """
 
 from typing import Any

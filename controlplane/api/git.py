@@ -1,13 +1,8 @@
 """The git push webhook: verify that GitHub or GitLab sent it, then tell the git source.
 
-Owns :func:`verify_push`, the check of a push notification against the configured secret:
-
-- GitHub signs the raw body: ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>``;
-- GitLab sends the secret itself: ``X-Gitlab-Token: <secret>``.
-
-Both are compared in constant time. :func:`event_kind` reads which event it is (GitHub's
-``X-GitHub-Event``, GitLab's ``X-Gitlab-Event``): only pushes call back into the git source; a
-GitHub ``ping`` is answered without it. Called by :mod:`controlplane.api.app`.
+Owns :func:`verify_push` (GitHub's body HMAC or GitLab's token, in constant time) and
+:func:`event_kind` (only pushes reach the git source). Called by the webhook routes. See
+docs/api.md, "Git push webhook".
 """
 
 from __future__ import annotations

@@ -1,22 +1,10 @@
 """One process's view of its ModelCanaries, fanned out to every live watcher of the dashboard.
 
-Owns :class:`Hub`: the canaries as last seen (a cache by namespace and name, filled by a feed:
-:class:`~controlplane.api.sources.KubeFeed`'s list-then-watch, or the local run of ``canaryctl
-up`` pushing each state) and the subscribers of ``GET /api/v1/watch/canaries``
-(:mod:`controlplane.api.watch`). Each change is rendered once, as the server-sent event every
-subscriber gets (``event: upsert`` with the :class:`~controlplane.api.models.CanaryDetail`,
-``event: delete`` with ``{"namespace", "name"}``), and handed to each subscriber whose
-namespaces it is in, on that subscriber's event loop. A subscriber's queue is bounded
-(:data:`QUEUE_SIZE`): one that falls that far behind is dropped (its stream ends; the page
-reconnects and starts again from a snapshot), never the process. A new subscriber is registered
-and given its snapshot under the same lock the changes are published under, so it misses
-nothing and sees nothing twice.
-
-Feeds and subscribers live in different threads (the feed's own, uvicorn's loop): every method
-is thread-safe. The hub knows the scopes it is fed for (one namespace each, or None: all of
-them), whether each has been listed yet (:meth:`Hub.synced`) and the last error of each
-(:meth:`Hub.failed`). Called by :mod:`controlplane.api.sources` (feeds) and
-:mod:`controlplane.api.watch` (subscribers).
+Owns :class:`Hub`: the canaries as last seen (filled by a feed) and the subscribers of the live
+watch. Each change is rendered once and handed to each subscriber in scope; a subscriber that
+falls :data:`QUEUE_SIZE` behind is dropped, never the process; a new one gets its snapshot under
+the publishing lock, so it misses nothing and sees nothing twice. Thread-safe (feeds and
+uvicorn's loop are different threads). See docs/api.md, "The live watch".
 """
 
 from __future__ import annotations

@@ -1,24 +1,10 @@
 """What a request must show before the API reads its body: a bearer token, and a small body.
 
-Owns :class:`Intake`, a pure ASGI middleware in front of every route, and :func:`bearer_token`.
-FastAPI reads and parses a body before it resolves a route's dependencies, so without it a caller
-with no token could make the process hold (and parse) a body of any size before its 401. For
-every HTTP request :class:`Intake`, in this order:
-
-1. on a bearer-authenticated path (:func:`needs_bearer`: every ``/api/v1/...`` except the git
-   webhook, which is authenticated by the HMAC signature *of* its body) authenticates the
-   ``Authorization: Bearer`` token with :meth:`~controlplane.api.auth.Authenticator.authenticate`
-   (on a worker thread: it may ask the API server with a TokenReview) before a byte of the body is
-   read: 401 with ``WWW-Authenticate`` exactly as :class:`~controlplane.api.access.Access` answers
-   it, 502/503 when the TokenReview cannot be made. The identity is left in the ASGI scope for
-   :class:`~controlplane.api.access.Access`, which does not authenticate again;
-2. answers 413 when ``Content-Length`` is over the cap, before reading anything;
-3. reads the body, counting (a chunked body has no ``Content-Length``): 413 as soon as it is over
-   the cap, so at most the cap is ever held; then hands the body on to the application.
-
-Authorization (SubjectAccessReview per namespace) stays with the routes. Installed by
-:func:`controlplane.api.app.create_app` with
-:attr:`~controlplane.api.config.ApiConfig.max_body_bytes`.
+Owns :class:`Intake`, an ASGI middleware before every route, and :func:`bearer_token`. FastAPI
+parses a body before a route's dependencies run, so without it a caller with no token could make
+the process hold any body before its 401. It authenticates first (except the git webhook, signed
+by its body), then refuses a body over the cap (413) by ``Content-Length`` or by counting.
+Authorization stays with the routes. See docs/api.md, "Authentication and authorisation".
 """
 
 from __future__ import annotations

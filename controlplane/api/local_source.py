@@ -11,31 +11,30 @@ Events are the run's rollout events (a ``Warning`` for a breach, a rollback, a f
 pause or a throttle); its objects are the replicas, each a ``Pod`` in the router or not, and the
 weights on the router.
 
-A verb is refused as ``kubectl canary`` refuses it (:func:`controlplane.operations.check_verb`,
+A verb is refused as ``kubectl canary`` refuses it (:func:`controlplane.rollout.intents.check_verb`,
 409), or because the run is over; otherwise it is recorded in the object's intent annotation as
-``kubectl canary`` records it and handed to the run's state machine at its next tick (at most
-half a second), which applies it as the controller does, once, by id. ``retry`` after a
-rollback cannot restart a finished run: 409, saying to run ``canaryctl up`` again. Called by
-``canaryctl up`` (:mod:`controlplane.cli.up`); its methods are called from the run's event loop
-and from the API's thread, under one lock.
+``kubectl canary`` records it and handed to the run's state machine at its next tick (at most half a
+second), which applies it as the controller does, once, by id. ``retry`` after a rollback cannot
+restart a finished run: 409, saying to run ``canaryctl up`` again. Called by ``canaryctl up``
+(:mod:`controlplane.cli.up`); its methods are called from the run's event loop and from the API's
+thread, under one lock.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 from controlplane import operations
 from controlplane.api.hub import Hub
 from controlplane.errors import NotFound, UsageError
 from controlplane.kube.client import Obj
 from controlplane.local.watcher import RunSnapshot
-from controlplane.rollout.intents import Intent
+from controlplane.rollout import intents
+from controlplane.rollout.intents import Intent, RecordedIntent
 from controlplane.routing.base import Weights
 from controlplane.spec.models import ModelCanary
 from controlplane.status import document as st
@@ -71,7 +70,7 @@ class LocalSource:
             "status": {"simulated": True, "timeScale": time_scale},
         }
         self._version = 1
-        self._recorded: list[st.RecordedIntent] = []
+        self._recorded: list[RecordedIntent] = []
         self._consumed: str | None = None
         self._run: RunSnapshot | None = None
         self._over: str | None = None
@@ -94,7 +93,7 @@ class LocalSource:
 
     def take_intents(self) -> list[Intent]:
         with self._lock:
-            fresh = st.new_intents(self._recorded, self._consumed)
+            fresh = intents.new_intents(self._recorded, self._consumed)
             if not fresh:
                 return []
             self._consumed = fresh[-1].id
@@ -163,7 +162,7 @@ class LocalSource:
         actual = Actual(Weights(run.candidate_weight, run.mirror), ROUTER)
         return Owned(nodes=nodes, actual=actual, events=events)
 
-    def act(self, namespace: str, name: str, verb: str, user: str) -> tuple[st.RecordedIntent, str]:
+    def act(self, namespace: str, name: str, verb: str, user: str) -> tuple[RecordedIntent, str]:
         with self._lock:
             if (namespace, name) != (self.namespace, self.name):
                 raise NotFound(
@@ -182,18 +181,11 @@ class LocalSource:
                     "canaryctl up cannot re-run a candidate in the same run: run canaryctl up "
                     "again to start a new one"
                 )
-            operations.check_verb(obj, verb)
-            at = self.clock()
-            if self._recorded:
-                at = max(at, self._recorded[-1].intent.at + 1e-3)
-            intent = Intent(verb=verb, at=at, user=user)  # type: ignore[arg-type]
-            recorded = st.RecordedIntent(uuid.uuid4().hex[:12], intent)
-            self._recorded = [*self._recorded, recorded][-operations.MAX_RECORDED :]
-            entries: list[dict[str, Any]] = [
-                {"id": r.id, **r.intent.to_dict()} for r in self._recorded
-            ]
+            intents.check_verb(obj, verb)
+            ident, now = uuid.uuid4().hex[:12], self.clock()
+            self._recorded, recorded = intents.append(self._recorded, verb, user, now, ident)
             annotations = self._obj["metadata"].setdefault("annotations", {})
-            annotations[st.INTENT_ANNOTATION] = json.dumps(entries, separators=(",", ":"))
+            annotations[intents.INTENT_ANNOTATION] = intents.encode(self._recorded)
             fresh = self._bump()
         if self._hub is not None:
             self._hub.upsert(fresh)

@@ -1,11 +1,8 @@
 """Serve an ASGI application with uvicorn on a background thread.
 
-Owns :class:`ApiServer`: ``canaryctl controller`` runs its API (:mod:`controlplane.api.app`)
-next to the reconcile loop in one process (``kubectl canary dashboard`` and ``canaryctl up
---dashboard`` run the same application), and the tests run it on ``127.0.0.1:0`` to talk to it
-over a real socket. :meth:`ApiServer.start` returns once the socket listens (the chosen port is in
-:attr:`ApiServer.port`); :meth:`ApiServer.stop` calls the application's ``state.stop_hooks``
-(which end its endless responses: the live watch streams) and shuts down gracefully.
+Owns :class:`ApiServer`, which runs the API beside the reconcile loop (and for the dashboard
+verbs and the tests, on ``127.0.0.1:0``): ``start`` returns once the socket listens; ``stop``
+ends the live streams through ``state.stop_hooks`` and shuts down gracefully.
 """
 
 from __future__ import annotations

@@ -24,8 +24,8 @@ from controlplane import operations
 from controlplane.api.hub import Hub
 from controlplane.errors import Expired, KubeError
 from controlplane.kube.client import KubeClient, Obj, event_version
+from controlplane.rollout.intents import RecordedIntent
 from controlplane.spec.models import API_GROUP, API_VERSION, KIND, PLURAL
-from controlplane.status.document import RecordedIntent
 
 if TYPE_CHECKING:
     from controlplane.view.owned import Owned

@@ -1,22 +1,9 @@
 """The dashboard's live feed: ``GET /api/v1/watch/canaries[?namespace=NS]`` as server-sent events.
 
-Owns :func:`watch_routes`. The stream is ``text/event-stream``: first one ``event: snapshot``
-whose data is ``{"items": [CanarySummary...]}``, then for each change an ``event: upsert``
-(a :class:`~controlplane.api.models.CanaryDetail`) or ``event: delete`` (``{"namespace",
-"name"}``), and a ``: keepalive`` comment every ``ApiConfig.keepalive_s`` (15 s) of quiet. The
-changes come from the process's one :class:`~controlplane.api.hub.Hub`, fed by one watch per
-scope (:meth:`~controlplane.api.sources.CanarySource.feed`, started by the first watcher), not
-by one watch per browser; a change reaches the stream as soon as the watch delivers it.
-
-Who may watch is decided as for the list routes (:func:`~controlplane.api.canaries.listable`:
-``list`` on modelcanaries in all namespaces, or in each watched namespace, or in each namespace
-that holds a canary, or in ``NS``), and the stream carries only the namespaces the caller may
-list. At each keepalive the decision is asked again (the authorizer caches it for a few
-seconds): a caller whose right was taken away, or who may now see a namespace more (its first
-canary), sees the stream end, and the page reconnects. A subscriber that falls
-:data:`~controlplane.api.hub.QUEUE_SIZE` events behind is dropped (the stream ends; the page
-reconnects). 503 with the reason when the canaries could not be listed yet (the API server's
-403 under ``kubectl canary dashboard``). Called by :func:`controlplane.api.app.create_app`.
+Owns :func:`watch_routes`: a snapshot, then each change from the process's one
+:class:`~controlplane.api.hub.Hub` (one watch per scope, not per browser), with keepalives. Who
+may watch is decided as for the list routes and asked again at each keepalive, so a revoked
+caller's stream ends. See docs/api.md, "The live watch".
 """
 
 import asyncio

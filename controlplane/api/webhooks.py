@@ -1,11 +1,8 @@
 """The HTTP API's webhook receivers: Alertmanager and git pushes.
 
-Owns :func:`webhook_routes`: ``POST /api/v1/alertmanager`` (bearer token; each firing alert
-labelled with a canary rolls it back, through :mod:`controlplane.api.alertmanager`) and
-``POST /api/v1/git/webhook`` (authenticated by its signature, :mod:`controlplane.api.git`; a
-push tells the git source to fetch now). Neither body is read before
-:class:`~controlplane.api.intake.Intake` has checked the bearer token (Alertmanager) and the size
-(both). Called by :func:`controlplane.api.app.create_app`.
+Owns :func:`webhook_routes`: ``POST /api/v1/alertmanager`` (bearer token) and ``POST
+/api/v1/git/webhook`` (its signature). Neither body is read before
+:class:`~controlplane.api.intake.Intake` has checked the token and the size. See docs/api.md.
 """
 
 from typing import Annotated

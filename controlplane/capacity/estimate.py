@@ -1,18 +1,9 @@
 """What one replica of a variant serves: requests per second at full batch, and its GPUs.
 
-Owns where a per-replica capacity comes from, in order of trust:
-
-1. ``spec.capacity.requestsPerReplica`` (the team measured it);
-2. a measured profile entry for the variant (same model name, quantization and GPU:
-   :func:`controlplane.profiles.measured.find`): the most requests per second its sweep
-   measured;
-3. the catalogue's speed model (:func:`controlplane.profiles.speed.speed_for`, the one the
-   simulated engine runs), for ``spec.capacity.typicalRequest``: a full batch of
-   ``min(max_num_seqs, what the KV cache holds)`` requests, each prefilled in turn and decoded
-   together (:func:`batch_rps`).
-
-Pure but for reading the measured entries beside the catalogue. Called by validation,
-``canaryctl render`` / ``validate``, the controller's capacity effect and the local stack.
+Owns where a per-replica capacity comes from, in order of trust: ``requestsPerReplica``, a
+measured profile entry, else the catalogue's speed model for ``typicalRequest``
+(:func:`batch_rps`). Called by validation, ``canaryctl render`` / ``validate``, the controller's
+capacity effect and the local stack. See docs/capacity.md, "The plan".
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """What people read of the capacity plan: the lines ``canaryctl validate`` and ``render`` print.
 
-Owns the words: per-replica capacities and where they come from, the demand the plan is made
-for, each stage's replicas and GPUs (the peak while its weights move), the budget, and the end
-state against what the stable held (:func:`plan_lines`; :func:`point_line` for one rollout point
-of ``render``). Without ``spec.capacity``, the first step where the candidate's fixed replicas
-would run past what they serve (:func:`fixed_overload`). Pure but for reading measured entries
-(through :mod:`.estimate`). Called by ``canaryctl validate`` and ``render``.
+Owns the words of the plan (:func:`plan_lines`, :func:`point_line`) and, without
+``spec.capacity``, the first step where fixed replicas would be overloaded
+(:func:`fixed_overload`). Called by ``canaryctl validate`` and ``render``.
 """
 
 from __future__ import annotations

@@ -1,22 +1,11 @@
 """The capacity plan: how many replicas each variant runs at each weight, and in which order.
 
-Owns one decision, a pure function of (spec, weights, demand, each variant's per-replica
-capacity): the replicas a variant needs for its share of the traffic, kept at ``1 - headroom``
-of what one replica serves (:func:`replicas_at`); the order of a change of weights
-(:func:`change`: the variant whose share rises is scaled up and Ready *before* the weights move,
-the one whose share falls is scaled down only *after* they moved, as Argo Rollouts'
-``setCanaryScale`` / ``dynamicStableScale`` do); the GPU budget of ``spec.capacity``
-(:func:`budget_gpus`), which no moment of a change may exceed; and the whole rollout's plan
-(:func:`rollout_plan`: every stage, the promotion, and the rollback from each stage).
-
-Demand is the requests per second both variants serve together: observed when the caller has
-it, else the traffic the stable's ``replicas`` were sized for (``replicas x capacity x (1 -
-headroom)``), so that at weight 0 the stable keeps exactly its replicas.
-
-Without ``spec.capacity`` nothing follows traffic: both variants run their ``replicas`` at every
-weight (:func:`fixed_replicas`), and :func:`utilisation` says how hard each variant's replicas
-run at a weight. No I/O, no clock. Called by validation (the budget), ``canaryctl
-render`` / ``validate``, the controller's capacity effect and the local stack.
+Owns one pure decision of (spec, weights, demand, per-replica capacity): the replicas at a
+weight, the order of a change (scale up before the weights move, down after, as Argo Rollouts'
+``setCanaryScale`` / ``dynamicStableScale``), the GPU budget and the whole rollout's plan; and,
+without ``spec.capacity``, the fixed replicas and their utilisation. Called by validation,
+``canaryctl render`` / ``validate``, the controller's capacity effect and the local stack.
+See docs/capacity.md.
 """
 
 from __future__ import annotations

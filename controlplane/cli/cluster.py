@@ -1,15 +1,11 @@
 """How the cluster verbs of ``kubectl canary`` reach a cluster, and the seams tests replace.
 
-Owns the shared connection flags (``--kubeconfig``, ``--context``, ``-n/--namespace``,
-``-A/--all-namespaces``), namespace resolution (the flag, else the kubeconfig context's namespace,
-else ``default``), the user recorded with an intent, and :class:`Runtime`: what the verbs take
-from the outside world (the Kubernetes client, the clock, the terminal, the environment).
-:func:`controlplane.cli.main.main` puts a :class:`Runtime` on every parsed command; tests pass one
-holding a :class:`~harness.kube.fake.FakeKube` and a fake clock.
-
-The kubeconfig is read here only for the context's namespace and user name (plain YAML, merged
-the way ``kubectl`` merges ``KUBECONFIG``: the first file that sets a value wins); connecting is
-:meth:`controlplane.kube.real.RealKube.connect`'s job.
+Owns the shared connection flags, namespace resolution (the flag, the context's namespace, else
+``default``), the user recorded with an intent, and :class:`Runtime` (client, clock, terminal,
+environment), which tests replace with a FakeKube and a fake clock. The kubeconfig is read here
+only for the namespace and user, merged as ``kubectl`` merges ``KUBECONFIG``; connecting is
+:meth:`controlplane.kube.real.RealKube.connect`'s. See docs/cli.md, "Flags every cluster
+verb takes".
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
 """``canaryctl completion bash|zsh``: a shell completion script for every verb and its flags.
 
-Owns the script, generated from the argparse parser itself (:func:`controlplane.cli.main.
-build_parser` with every verb imported), so it can never name a verb or a flag the program does
-not have: the verbs after ``canaryctl`` / ``kubectl-canary``, each verb's flags, the choices of a
-flag that has some (``-o text|json|yaml``), file names after a flag whose value is a file or a
-path (``--kubeconfig FILE``) and for the positional arguments. No dependency: the bash script uses
-``complete -F``; the zsh one is the same function through zsh's ``bashcompinit``. Install:
-``source <(canaryctl completion bash)`` (docs/cli.md, "Shell completion"). Called by
-:mod:`controlplane.cli.main`.
+Owns the script, generated from the argparse parser itself so it can never name a verb or flag
+the program lacks; zsh uses the bash function through ``bashcompinit``. Called by
+:mod:`controlplane.cli.main`. See docs/cli.md, "Shell completion".
 """
 
 from __future__ import annotations

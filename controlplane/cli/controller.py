@@ -1,14 +1,9 @@
 """``canaryctl controller``: run the ModelCanary controller against a cluster.
 
-Owns the command line of the controller and the wiring of its parts: the Kubernetes adapter
-(:class:`~controlplane.kube.real.RealKube`), the reconciler and the runner
-(:mod:`controlplane.controller`), Prometheus sources, optional leader election on a Lease, the
-metrics (:class:`~controlplane.controller.metrics.ControllerMetrics`, also told of every rollout
-event as a notifier) and the HTTP API on one port (:mod:`controlplane.api`: ``/metrics``,
-``/healthz``, ``/readyz``, ``/api/v1/...``) served by uvicorn on a thread next to the loop,
-and the allowed endpoints (``--allow-prometheus``, ``--allow-argo-server``, ``--allow-alert-url``:
-:func:`endpoints_from`, given to the reconciler's validation and to the Argo gates).
-SIGTERM and SIGINT stop it cleanly (the lease is released). Called by :mod:`controlplane.cli.main`.
+Owns the controller's command line and the wiring of its parts: the Kubernetes adapter, the
+reconciler and runner, Prometheus sources, leader election, the metrics, the HTTP API on one port
+(uvicorn on a thread beside the loop) and the allowed endpoints (:func:`endpoints_from`). SIGTERM
+and SIGINT stop it cleanly. See docs/controller.md and docs/install.md.
 """
 
 from __future__ import annotations

@@ -1,20 +1,9 @@
 """``kubectl canary dashboard [-n NS | -A] [--address A] [--port P] [--no-browser]``.
 
-Owns the ``dashboard`` verb, as ``kubectl argo rollouts dashboard`` runs Argo's: the HTTP API of
-the controller (:func:`controlplane.api.app.create_app`, the same application and dashboard
-pages) served in this process on ``--address:--port`` (127.0.0.1:3100), every read and every
-verb made with the user's own kubeconfig (``--kubeconfig`` / ``--context``), so the API
-server's RBAC decides what the user sees and may do: its refusal is answered 403 with its reason
-(mode ``kubeconfig``), nothing changed. The canaries of ``-n NS`` (default: the context's
-namespace), or of every namespace with ``-A``, are watched once (list-then-watch) however many
-browser tabs are open. The local port is guarded by a random token, printed in the URL's
-fragment (``http://127.0.0.1:3100/dashboard/#token=...``: a fragment never reaches a server
-or a log); the page keeps it for the tab. The user the page shows is the one the API server says
-the kubeconfig is (a ``SelfSubjectReview``, ``authentication.k8s.io/v1``, GA since Kubernetes
-v1.28), else the kubeconfig's user name; it is recorded with every verb.
-
-Runs until Ctrl-C (exit 130) or SIGTERM (0); a port in use is an error (exit 1). Called by
-:mod:`controlplane.cli.main`; :func:`start` serves without waiting (tests).
+Owns the ``dashboard`` verb: the controller's HTTP API and pages served in this process with the
+user's own kubeconfig, so the API server's RBAC decides what the user sees and may do, guarded by
+a random token in the URL's fragment. :func:`start` serves without waiting (tests). See
+docs/cli.md, "``dashboard``".
 """
 
 from __future__ import annotations

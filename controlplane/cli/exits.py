@@ -1,11 +1,8 @@
 """The exit codes of a rollout's outcome, shared by ``status``, ``simulate`` and ``up``.
 
-Owns the numbers scripts and CI branch on, so the three verbs agree: 0 promoted, 3 in progress
-(or a timeout), 4 paused or awaiting approval, 5 rolled back (1 and 2 are every verb's errors and
-usage errors, :mod:`controlplane.cli.main`). :func:`replay_exit` is the code of a replay
-(``simulate``, ``up``): a rollback exits 5, so ``canaryctl simulate ... && deploy`` stops on it.
-Pure; imported by :mod:`controlplane.cli.status`, :mod:`controlplane.cli.simulate` and
-:mod:`controlplane.cli.up`.
+Owns the numbers scripts and CI branch on (0 promoted, 3 in progress, 4 paused or awaiting
+approval, 5 rolled back), so the three verbs agree; :func:`replay_exit` is a replay's code. Pure.
+See docs/cli.md, "Exit codes of an outcome".
 """
 
 from __future__ import annotations

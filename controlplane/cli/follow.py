@@ -1,14 +1,9 @@
 """Following one ModelCanary over time: ``get -w``, ``status -w`` and the verbs' ``--wait``.
 
-Owns :func:`follow`: list the canary's namespace (the object and the list's resourceVersion),
-then watch from that version with bookmarks until ``done(obj)`` holds or the deadline passes.
-The version moves on with every event of the namespace and every BOOKMARK, so a quiet canary
-in a quiet namespace never falls behind the server's compaction (watching from the object's
-own, old version would answer 410 on every watch once it was compacted). Each watch lasts at
-most :attr:`Runtime.poll_s`, so the caller is called back at least that often to redraw times
-that move with the clock. A watch that is too old (410 Gone) lists again; a deleted canary is a
-:class:`~controlplane.errors.NotFound` that says so. The deadline is measured on the runtime's
-clock, so tests drive it with a fake one. Called by the plugin's commands (:mod:`controlplane.cli`).
+Owns :func:`follow`: list the namespace, then watch from the list's version with bookmarks until
+``done(obj)`` or the deadline (the runtime's clock). Watching from the namespace's moving version,
+not the object's old one, keeps a quiet canary clear of compaction (410); each watch lasts at most
+:attr:`Runtime.poll_s` so times on screen are redrawn.
 """
 
 from __future__ import annotations

@@ -1,14 +1,10 @@
 """``kubectl canary promote [--full] | abort | pause | resume | retry NAME [--wait]``.
 
-Owns the action verbs. Each records an intent on the ModelCanary with
-:func:`controlplane.operations.record_intent` (the annotation the controller consumes exactly
-once) and returns; with ``--wait`` it then watches until the controller has acted on it
-(:func:`~controlplane.operations.intent_consumed`) or ``--timeout`` passes (exit 3). A verb that
-cannot mean anything now is refused with a message saying why and what to do, and nothing is
-written (exit 2); the rules are :func:`~controlplane.operations.check_verb`, shared with the
-HTTP API. The text says what happened (``support-triage (ml-serving): pause recorded; the
-controller applies it at its next reconcile``); ``-o json|yaml`` prints what was recorded, the
-intent's id included. Called by :mod:`controlplane.cli.main`.
+Owns their arguments and what they print. Each records an intent with
+:func:`controlplane.operations.record_intent` (refused, exit 2, when
+:func:`~controlplane.rollout.intents.check_verb` says the verb means nothing now) and returns;
+``--wait`` watches until the controller has consumed it or ``--timeout`` passes (exit 3).
+Called by :mod:`controlplane.cli.main`.
 """
 
 from __future__ import annotations
@@ -18,36 +14,28 @@ import sys
 from typing import Any
 
 from controlplane.cli import cluster, output
+from controlplane.cli.exits import EXIT_IN_PROGRESS
 from controlplane.cli.follow import follow
 from controlplane.errors import UsageError
-from controlplane.operations import intent_consumed, record_intent
+from controlplane.operations import record_intent
+from controlplane.rollout import intents
 from controlplane.status.times import format_time
 from controlplane.view.canary import human, snapshot
 
-VERBS: dict[str, str] = {
-    "promote": "finish the current step (or the shadow phase) now; --full: go to 100%",
-    "abort": "roll back now: weight 0, outcome rolled_back",
-    "pause": "stop the rollout where it is (weights and the step clock stay)",
-    "resume": "go on after a pause (paused time does not count towards the step)",
-    "retry": "run a rolled-back candidate again from the start",
-}
-EXIT_TIMEOUT = 3
 DEFAULT_WAIT = "2m"
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    for verb, what in VERBS.items():
+    for verb, what in intents.VERBS.items():
         parser = sub.add_parser(
             verb,
-            help=what.split(";")[0],
+            help=what,
             description=f"{what[0].upper()}{what[1:]}. Recorded on the ModelCanary for the "
             "controller to act on; returns at once unless --wait.",
         )
         parser.add_argument("name", metavar="NAME", help="the ModelCanary")
         if verb == "promote":
-            parser.add_argument(
-                "--full", action="store_true", help="skip the remaining steps: go to 100%%"
-            )
+            parser.add_argument("--full", action="store_true", help=intents.FULL.replace("%", "%%"))
         parser.add_argument(
             "--wait", action="store_true", help="wait until the controller has acted on it"
         )
@@ -60,16 +48,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         output.add_output_arg(parser)
 
 
-def intent_verb(args: argparse.Namespace) -> str:
-    """The recorded verb: ``promote --full`` is ``promote-full``."""
-    return "promote-full" if args.verb == "promote" and args.full else str(args.verb)
-
-
 def run(args: argparse.Namespace) -> int:
     timeout = cluster.parse_timeout(args.timeout if args.timeout else DEFAULT_WAIT)
     if args.timeout and not args.wait:
         raise UsageError("--timeout only applies with --wait")
-    verb = intent_verb(args)
+    verb = "promote-full" if args.verb == "promote" and args.full else str(args.verb)
     namespace = cluster.namespace_of(args)
     kube = cluster.connect(args)
     runtime = cluster.runtime_of(args)
@@ -103,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             namespace,
             args.name,
             runtime,
-            done=lambda obj: intent_consumed(obj, recorded.id),
+            done=lambda obj: intents.consumed(obj, recorded.id),
             timeout_s=timeout,
             on_update=lambda _obj, _changed: None,
         )
@@ -112,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         result["phase"] = snap.phase or None
         if followed.timed_out:
             assert timeout is not None
-            code = EXIT_TIMEOUT
+            code = EXIT_IN_PROGRESS  # exit 3: a timeout, as for status -w
             print(
                 f"error: the controller did not act on {verb} for {label} within "
                 f"{human(timeout)}; is it running? (the intent stays recorded: it will act later)",

@@ -1,16 +1,9 @@
 """Entry point of ``canaryctl`` and ``kubectl-canary`` (the same program).
 
-Owns argument dispatch only. Each verb lives in a module ``controlplane.cli.<module>`` exposing
-``add_parser(subparsers)`` (which registers every verb the module serves) and ``run(args) -> int``
-(``args.verb`` says which); only the module of the verb on the command line is imported (the
-others are listed by name and help), so ``validate`` or ``list`` never pays for matplotlib.
-Every :class:`ControlPlaneError` becomes a message and an exit code, never a traceback: 2 for bad
-arguments (a name that is no Kubernetes name, :class:`~controlplane.errors.InvalidName`, too) or
-an invalid spec, 1 for everything else (the cluster, Prometheus); argparse's own
-errors exit 2 too. Ctrl-C exits 130, and stdout closed by its reader (``| head``) 141, quietly.
-The cluster verbs (``list``, ``get``, ``status``, ``history``, ``promote``, ``abort``, ``pause``,
-``resume``, ``retry``) take their client, clock and terminal from the
-:class:`~controlplane.cli.cluster.Runtime` given to :func:`main` (tests pass a FakeKube).
+Owns argument dispatch only: each verb module exposes ``add_parser`` and ``run``, and only the
+module of the verb on the command line is imported (``validate`` never pays for matplotlib). Every
+:class:`ControlPlaneError` becomes a message and an exit code, never a traceback. See
+docs/cli.md, "Errors" and "Start-up".
 """
 
 from __future__ import annotations
@@ -25,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 
 from controlplane import __version__
 from controlplane.errors import ControlPlaneError, InvalidName, SpecError, UsageError
+from controlplane.rollout import intents
 
 if TYPE_CHECKING:
     from controlplane.cli.cluster import Runtime
@@ -46,11 +40,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "get": ("controlplane.cli.get", "show one ModelCanary (-w: live view)"),
     "status": ("controlplane.cli.status", "a canary's outcome as an exit code (-w: wait for it)"),
     "history": ("controlplane.cli.history", "a canary's rollout events as a table"),
-    "promote": ("controlplane.cli.intents", "finish the current step now (--full: go to 100%)"),
-    "abort": ("controlplane.cli.intents", "roll back now"),
-    "pause": ("controlplane.cli.intents", "stop the rollout where it is"),
-    "resume": ("controlplane.cli.intents", "go on after a pause"),
-    "retry": ("controlplane.cli.intents", "run a rolled-back candidate again"),
+    **{verb: ("controlplane.cli.intents", what) for verb, what in intents.VERBS.items()},
     "dashboard": (
         "controlplane.cli.dashboard",
         "serve the dashboard on this machine with your kubeconfig",

@@ -1,14 +1,8 @@
 """Machine-readable output of the cluster verbs: ``-o json`` and ``-o yaml``.
 
-Owns the ``-o/--output`` flag and how a JSON-safe value is written: JSON indented by two spaces
-(one compact line per document when streaming, as ``kubectl get -w -o json``), YAML block style
-(documents separated by ``---`` when streaming). Both parse back to the same value. Also owns
-what of a Kubernetes object is printed (:func:`shown`): the object less the bookkeeping of the API
-server and ``kubectl apply`` (``metadata.managedFields``, the
-``kubectl.kubernetes.io/last-applied-configuration`` annotation), as ``kubectl neat`` shows it,
-with the times of the status (unix seconds as the controller stores them: ``startedAt``,
-``history[].time``, ``checks.*.at`` ...) as RFC 3339 UTC, like every other time in Kubernetes. Only
-what is printed changes; the stored status keeps its format (a restarted controller reads it).
+Owns the ``-o/--output`` flag, how a value is written (streamed as ``kubectl get -w`` does) and
+what of an object is shown (:func:`shown`: without the API server's bookkeeping, status times as
+RFC 3339). Only what is printed changes; the stored status keeps its format.
 """
 
 from __future__ import annotations

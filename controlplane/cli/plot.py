@@ -1,23 +1,8 @@
 """``--plot FILE.png``: a rollout's picture for a postmortem, weight and every checked metric.
 
-Owns the picture of a run (``canaryctl simulate --plot``, ``canaryctl up --plot``, ``canaryctl
-demo --plot-dir``), in two parts:
-
-- :func:`plot_model`, pure: what the picture shows. The x axis is spec time since the start, in
-  the unit that fits the span (seconds, minutes, hours, days; ``up`` runs at ``--time-scale N``,
-  so its wall seconds are multiplied back by N). Each step the rollout entered is a shaded span
-  labelled with its number and weight (the shadow phase too). The weight line follows the
-  events, so it reaches 100 % on promotion and 0 % on rollback, and runs on to the right edge.
-  Every vertical line (promoted, rolled back, paused, resumed) has a label. One panel per checked
-  metric (once per metric, ``compare`` and window), titled by the metric's name and what it
-  measures, only for checks of stages the rollout reached (no step-2 panel after a step-1
-  rollback); each check's threshold is drawn over its own step's span.
-- :func:`plot_result`: fetches each panel's series (one range query per variant and panel; a
-  ``compare: baseline`` panel shows the drift ``candidate / stable - 1``) and draws the model with
-  matplotlib (Agg backend, imported only here, when a plot is asked for).
-
-Called by :mod:`controlplane.cli.simulate`, :mod:`controlplane.cli.up` and
-:mod:`controlplane.cli.demo`.
+Owns the picture of ``simulate --plot``, ``up --plot`` and ``demo --plot-dir``: :func:`plot_model`
+(pure: spans, weight line, events and one panel per checked metric) and :func:`plot_result`
+(fetches the series and draws with matplotlib, imported only here). See docs/local.md, "The plot".
 """
 
 from __future__ import annotations

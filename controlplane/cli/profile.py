@@ -1,19 +1,9 @@
 """``canaryctl profile``: measure a variant's latency, throughput, memory and cost; write the entry.
 
-Owns the verb's arguments, its progress lines (stderr), its output (an aligned table, ``-o json``
-or ``-o yaml``, ``--plot`` as a text bar chart) and ``--write FILE`` (a measured profile entry,
-:mod:`controlplane.profiles.measured`). Two ways to measure:
-
-- ``--endpoint URL --model NAME``: any OpenAI-compatible server (vLLM, a KServe service, the
-  local stack of ``canaryctl up``), streamed requests (:mod:`controlplane.sweep.endpoint`);
-- ``--in-process --arch NAME --quantization Q --device cpu|cuda``: a random-weight model of a
-  real architecture's shape built here (:mod:`controlplane.sweep.inprocess`).
-
-``--gpu NAME`` prices the run (USD per million output tokens from the catalogue's $/GPU-hour)
-and makes the entry one the fit check of ``validate`` prefers for that model, quantization and
-GPU. ``--canary FILE`` instead compares the measured entries of a canary's stable and candidate
-(expected speed and cost change, with each variant's fit check). Called by
-:mod:`controlplane.cli.main`.
+Owns the verb's arguments, progress, output and ``--write FILE``; it measures through a served
+endpoint (:mod:`controlplane.sweep.endpoint`) or in process (:mod:`controlplane.sweep.inprocess`),
+or compares a canary's measured entries (``--canary``). See docs/profiles.md, "Measured profiles:
+``canaryctl profile``".
 """
 
 from __future__ import annotations

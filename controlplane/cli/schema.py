@@ -1,10 +1,8 @@
 """``canaryctl schema [--crd | --fields]``: print the ModelCanary schema.
 
-Default: the JSON Schema of a ModelCanary, from the pydantic models (for editors and CI linters).
-``--crd``: the CustomResourceDefinition (``manifests/crd/modelcanary.yaml`` is this output).
-``--fields``: the Markdown field reference of docs/spec.md. A thin shell over
-:mod:`controlplane.spec.crd` and :mod:`controlplane.spec.reference`; called by
-:mod:`controlplane.cli.main`.
+The JSON Schema, the CRD (``manifests/crd/modelcanary.yaml`` is this output) or the field
+reference of docs/spec.md; a thin shell over :mod:`controlplane.spec.crd` and
+:mod:`controlplane.spec.reference`.
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
 """``canaryctl simulate FILE --prometheus URL --start T [--end T] [-o json] [--plot FILE.png]``.
 
-Replays a canary against metric history already in Prometheus, as the controller would have run it
-(see :mod:`controlplane.simulation`), and prints a readable timeline (rich) or the contract's JSON
-object. Exit 0 when the simulation ran, 5 when it ended rolled back (the code ``status`` gives a
-rollback: :mod:`controlplane.cli.exits`), 2 on an invalid spec or arguments, 1 when Prometheus
-cannot be used: unreachable, or its answers refused (over 16 MiB, nested deeper than 64:
-:mod:`controlplane.providers.prometheus`), said in one line, never a traceback or a byte of the
-answer. Called by :mod:`controlplane.cli.main`.
+Replays a canary against metric history in Prometheus, as the controller would have run it
+(:mod:`controlplane.simulation`), and prints a timeline or JSON; a rollback exits 5. See
+docs/analysis.md, "Replay (``canaryctl simulate``)".
 """
 
 from __future__ import annotations

@@ -1,23 +1,8 @@
 """``kubectl canary status NAME [-w] [--timeout D] [-o json|yaml]``: the outcome as an exit code.
 
-Owns the verb scripts and CI use to wait for a rollout, and its exit codes:
-
-====  ==========================================================================================
-0     promoted
-1     error: the canary does not exist, the cluster cannot be reached (as every verb)
-2     usage error, or the canary's spec is invalid (``phase: invalid``: fix the spec)
-3     in progress (without ``-w``), or ``--timeout`` passed while watching
-4     paused (by a user, or on provider or gate errors), or a manual-approval step waits for
-      ``promote``: someone has to look
-5     rolled back
-====  ==========================================================================================
-
-The codes are :mod:`controlplane.cli.exits`' (``simulate`` and ``up`` exit 0 and 5 alike).
-A status the controller computed for an older generation of the spec (``observedGeneration``
-behind ``metadata.generation``), or no status yet, counts as in progress: right after
-``kubectl apply`` the old outcome is not the answer. ``-w`` watches until the outcome is one of
-0, 2, 4, 5 (``--timeout`` implies ``-w``), printing a line at each change; ``-o json|yaml`` prints
-one summary object at the end. Called by :mod:`controlplane.cli.main`.
+Owns the verb scripts and CI use to wait for a rollout (codes from :mod:`controlplane.cli.exits`).
+A status for an older generation of the spec, or none yet, counts as in progress: right after
+``kubectl apply`` the old outcome is not the answer. See docs/cli.md, "``status``: exit codes".
 """
 
 from __future__ import annotations

@@ -1,21 +1,9 @@
 """``canaryctl up FILE [--time-scale N] [--load RPS] [--inject R.K=V]... [--dashboard[=PORT]]``
 
-Runs a canary end to end on this machine, no cluster: local model servers (the ``simulated``
-engine by default), a router, a real Prometheus, a load generator, and the controller's own state
-machine and analysis on the spec with every duration divided by ``--time-scale``. Prints the
-outcome with its reason at the end (``-o json``: the ``simulate`` JSON shape plus run details).
-
-Exit codes (:func:`exit_code`): 0 promoted, 5 rolled back (as ``status`` and ``simulate``), 1
-when it ended without an outcome (``--max-time`` reached, paused) or the stack failed, 2 on an
-invalid spec or arguments, 130 when interrupted (Ctrl-C / SIGTERM; everything is shut down first).
-After the outcome, one line gives the GPUs of the run (:func:`capacity_line`): the peak held, the
-GPU-hours of the rollout in spec time against both variants at full size, and the budget.
-With ``--dashboard[=PORT]`` (default port 3100) the run is served on 127.0.0.1 by the
-controller's HTTP API and dashboard (mode ``local``,
-:class:`~controlplane.api.local_source.LocalSource`: the one canary, its status live, its
-rollout events; pause, resume, promote and abort act on the run), guarded by a random token
-printed in the URL's fragment; the server stops with the run.
-A thin shell over :func:`controlplane.local.stack.run_up`; called by :mod:`controlplane.cli.main`.
+Runs a canary end to end on this machine, no cluster, with every duration divided by
+``--time-scale``, and prints the outcome, its exit code (:func:`exit_code`) and the GPUs of the run
+(:func:`capacity_line`); ``--dashboard`` serves it through the controller's API. A thin shell over
+:func:`controlplane.local.stack.run_up`. See docs/local.md.
 """
 
 from __future__ import annotations

@@ -1,19 +1,10 @@
 """``canaryctl validate FILE... [-o json]``: check canary.yml files, report every problem.
 
-A thin shell over :func:`controlplane.validation.check_file`: the same rules, on the same pydantic
-models, as the controller and the API check a spec with. Directories stand for the ``*.yml`` /
-``*.yaml`` files directly inside them. Prints one ``FILE:LINE: field.path: message`` line per
-problem (or, with ``-o json``, a JSON list of ``{file, line, path, message}``) and exits 0 when
-every file is valid, 2 otherwise. For a valid canary whose stable and candidate both have a
-measured profile entry beside the catalogue, notes on stderr (``FILE: NAME: ...``, never a problem)
-give each variant's fit check and the expected change
-(:func:`controlplane.profiles.expected.notes`). Warnings
-(:func:`controlplane.validation.warnings_file`: a latency threshold inside a coarse histogram
-bucket) go to stderr too, ``FILE:LINE: warning: field.path: message``, in both output formats: they
-never change the exit status nor the JSON on stdout. With ``--cluster`` a stable that adopts a live
-InferenceService (``spec.stable.targetRef``) is read from the cluster as the controller reads it
-(:func:`live_rules`): one that does not exist, that another canary holds or that cannot be read as
-a stable is a problem at the ``targetRef`` line. Called by :mod:`controlplane.cli.main`.
+A thin shell over :func:`controlplane.validation.check_file`, the rules the controller and API
+apply: one ``FILE:LINE: field.path: message`` per problem, exit 2 if any. Warnings and the
+expected change from measured profiles go to stderr and never change the exit status;
+``--cluster`` reads an adopted stable as the controller does (:func:`live_rules`). See
+docs/cli.md, "``validate`` and ``render``".
 """
 
 from __future__ import annotations

@@ -1,17 +1,9 @@
 """The controller's side of adopting a live InferenceService as the stable (``targetRef``).
 
-Owns :func:`resolved`: the canary of one reconcile with its stable filled in from the live
-service (:mod:`controlplane.serving.adopt`). A rollout judges the stable it started from: the
-live service is read when a rollout (a spec hash) begins, checked (it exists, no other canary
-holds it, this product can read it) and kept in ``status.adopted`` with that hash; every later
-reconcile of the rollout, a restart's too, resolves from that snapshot, not from the live object
-(a promotion rewrites it). A service that cannot be adopted is told as for an object the canary
-does not own (:func:`controlplane.controller.children.refuse`: a Warning Event, ``Stalled=True``
-with reason :data:`NOT_FOUND`, :data:`HELD` or :data:`NOT_ADOPTABLE`) and
-:class:`TargetUnavailable` is raised: nothing is deployed, and the runner tries again with its
-backoff, so the rollout starts once the service is there or freed.
-
-Called by :mod:`controlplane.controller.reconcile` (``_read``, ``_delete``).
+Owns :func:`resolved`: the canary of one reconcile with its stable filled in from the snapshot
+kept in ``status.adopted`` when the rollout began (a promotion rewrites the live object, so it is
+not read again). A service that cannot be adopted stalls the canary and raises
+:class:`TargetUnavailable`, which the runner retries. Called by the reconciler. See docs/adopt.md.
 """
 
 from __future__ import annotations

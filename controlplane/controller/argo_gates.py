@@ -1,19 +1,11 @@
 """Gates on Argo Workflows: submit a gate run's Workflow and poll its phase, through ``hera``.
 
-Owns the controller's side of ``spec.gates`` (the decisions are the machine's, see
-:mod:`controlplane.rollout.gate_runs`): :func:`workflow_body` (the Workflow a gate run submits,
-under the deterministic name the machine chose), :func:`variant_endpoint` (a variant's in-cluster
-base URL, ``{{candidate.endpoint}}``) and :class:`ArgoGates`, which submits, polls and stops
-Workflows through the Argo Server's REST API. Neither :meth:`~ArgoGates.submit` nor
-:meth:`~ArgoGates.poll` raises on a server problem: each answers a
-:class:`~controlplane.rollout.observations.GateObservation` with the error (counted towards
-``analysis.errorLimit``) or with phase ``Error`` when the server refused the Workflow. Answers are
-read bounded (:mod:`controlplane.providers.bounded`), and only the Argo Server's own error
-message, cut short, reaches a status (:func:`_describe`).
-
-Called by the reconciler's gate effects (:mod:`controlplane.controller.gate_effects`) with the
-core's :func:`~controlplane.rollout.gate_runs.pending_runs`. What users see: docs/gates.md,
-"In the controller" and "What an Argo Server's answer may put in a status".
+Owns the controller's side of ``spec.gates`` (the decisions are
+:mod:`controlplane.rollout.gate_runs`'s): the Workflow body, a variant's in-cluster endpoint and
+:class:`ArgoGates`, whose ``submit`` and ``poll`` never raise on a server problem but answer a
+:class:`~controlplane.rollout.observations.GateObservation`. Answers are read bounded; only the
+Argo Server's own error message, cut, reaches a status. Called by the gate effects. See
+docs/gates.md, "In the controller" and "What an Argo Server's answer may put in a status".
 """
 
 from __future__ import annotations

@@ -1,22 +1,10 @@
 """The controller's analysis tick: query planning for every canary due at once.
 
-Owns which due checks are grouped, the grouped queries a tick sends (their text and the reading
-of their answers are :mod:`controlplane.promql.grouped`'s), the answers pinned in the past kept
-between ticks, and the split of each answer back per canary and check. What an answer makes of a
-check is :mod:`controlplane.analysis.evaluator`'s, as for ``canaryctl simulate`` and ``up``:
-every split answer is handed to it (:func:`~controlplane.analysis.evaluator.threshold_result`,
-:func:`~controlplane.analysis.evaluator.sequential_look`,
-:func:`~controlplane.analysis.evaluator.with_loads`), and what is not grouped (custom queries, a
-custom ``spec.analysis.selector``, ``budget.costQuery``, a sequential check without a step
-start) goes through :func:`~controlplane.analysis.evaluator.evaluate` itself.
-
-Why: the queries of a tick do not grow with the fleet. A built-in is asked once per metric
-family, window, namespace, HTTP source and vLLM version, ``by (canary, variant)``; a sequential
-count once per kind and namespace, a union of one term per step start; a breached comparison's
-loads once more per window (docs/controller.md, "Batched analysis", says why the grouped values
-are the per-variant ones). :class:`~controlplane.providers.source.CountingSource` counts them
-and turns any failure of the source into a provider error. Called by
-:mod:`controlplane.controller.runner` once per analysis tick.
+Owns which due checks are grouped, the pinned answers kept between ticks and the split of each
+answer per canary and check; what an answer makes of a check stays the evaluator's, and what is
+not grouped goes through :func:`~controlplane.analysis.evaluator.evaluate`. Why: a tick's queries
+do not grow with the fleet. Called by the runner once per tick. See docs/controller.md, "Batched
+analysis".
 """
 
 from __future__ import annotations

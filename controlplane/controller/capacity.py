@@ -1,19 +1,9 @@
 """The controller's capacity effect: each variant's replicas before and after its weights move.
 
-Owns bringing the serving objects to the capacity plan (:mod:`controlplane.capacity.plan`) of a
-canary with ``spec.capacity``, in the plan's order: :func:`before_weights` scales up every
-variant whose share rises and holds the weights (:class:`~controlplane.errors.CapacityPending`)
-until its pods are ready, so a step never runs on a variant too small for it;
-:func:`after_weights` scales down the variant whose share fell once the weights are verified;
-:func:`before_outcome` sizes the winner for all the traffic before a promotion or rollback;
-:func:`observe` / :func:`demand_of` keep the demand an evaluation read and the demand the plan
-is made for; :func:`record` writes ``status.capacity``.
-
-Replicas are written by a field manager of their own (:data:`FIELD_MANAGER`), only when the live
-object asks for other bounds. Nothing is decided here; the plan is a pure function of the spec,
-the weights, the demand and the per-replica capacities. Called by
-:class:`controlplane.controller.reconcile.Reconciler` (its catch-up, and :func:`observe` after
-an evaluation). What users see: docs/capacity.md, "In the cluster".
+Owns bringing the serving objects to the plan of :mod:`controlplane.capacity.plan`, in its order
+(scale up and wait for ready before the weights move, down after), the demand kept from an
+evaluation, and ``status.capacity``. Replicas are written by a field manager of their own. It
+decides nothing. Called by the reconciler. See docs/capacity.md, "In the cluster".
 """
 
 from __future__ import annotations

@@ -1,23 +1,10 @@
 """The canary's child objects in the cluster: apply, own, read ready, address, release, delete.
 
-Owns what the controller does with the serving objects a spec renders
-(:func:`controlplane.routing.objects.desired_objects`): applying them server-side with an
-ownerReference to the ModelCanary (:func:`deploy`), reading whether the served ones are ready
-(:func:`readiness`, :func:`is_ready`: KServe's readiness rules; :func:`load_failure`: why a
-model did not load), the in-cluster base URL of each
-variant for ``{{candidate.endpoint}}`` (:func:`variant_endpoints`), deleting the losing variant
-after an outcome (:func:`release`) and everything on deletion (:func:`delete_all`).
-
-Nothing the canary did not create is written: :func:`deploy` reads every object first and, when
-one exists and is not the canary's (:mod:`controlplane.routing.ownership`), applies none of them,
-writes a Warning Event and ``Stalled=True`` with reason ``ForeignObject`` naming each, and raises
-:class:`~controlplane.routing.ownership.ForeignObject` (the runner retries with its backoff, so
-the rollout goes on once the object is renamed or deleted); :func:`release` and
-:func:`delete_all` delete only the canary's own objects.
-
-Called by :class:`controlplane.controller.reconcile.Reconciler` (its catch-up, the progress
-deadline's readiness observation and the finalizer) and by :mod:`controlplane.controller.traffic`
-(release after an outcome).
+Owns what the controller does with the objects a spec renders: server-side apply with an
+ownerReference, KServe's readiness rules, each variant's in-cluster URL, releasing the losing
+variant and deleting on deletion. Nothing the canary did not create is written: a foreign object
+stalls the canary (``ForeignObject``) and the runner retries. Called by the reconciler and the
+traffic effects. See docs/controller.md, "Per resource", and docs/routing.md, "Whose objects".
 """
 
 from __future__ import annotations

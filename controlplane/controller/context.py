@@ -1,13 +1,7 @@
 """One canary during one reconcile: the object as last read or written, its state and book.
 
-Owns :class:`Ctx`, the record the reconciler's halves and effects pass along (the ModelCanary
-object, its parsed spec, the rollout state and the controller's book, the reconcile time, what
-went wrong with the weights, the intents not yet applied, and the gate answers collected for the
-machine), and :func:`event`, the one way the controller writes a Kubernetes Event for a canary.
-
-Called by :mod:`controlplane.controller.reconcile` and the effect modules it uses
-(:mod:`~controlplane.controller.traffic`, :mod:`~controlplane.controller.gate_effects`). Pure
-data, apart from :func:`event`.
+Owns :class:`Ctx`, the record the reconciler and its effects pass along, and :func:`event`, the
+one way the controller writes a Kubernetes Event for a canary.
 """
 
 from __future__ import annotations
@@ -16,6 +10,7 @@ from dataclasses import dataclass, field
 
 from controlplane.errors import RouterPending
 from controlplane.kube.client import KubeClient, Obj
+from controlplane.rollout.intents import RecordedIntent
 from controlplane.rollout.observations import GateObservation
 from controlplane.rollout.state import RolloutState
 from controlplane.spec.models import ModelCanary
@@ -42,7 +37,7 @@ class Ctx:
     unverified: bool = False
     error: Exception | None = None
     pending: RouterPending | None = None
-    recorded: list[st.RecordedIntent] = field(default_factory=list)
+    recorded: list[RecordedIntent] = field(default_factory=list)
     gate_obs: dict[str, GateObservation] = field(default_factory=dict)
     gate_problems: dict[str, GateObservation] = field(default_factory=dict)
     ready: dict[str, int] = field(default_factory=dict)

@@ -1,24 +1,10 @@
 """Telling a canary's new history entries: one Kubernetes Event each, then the notifiers.
 
-Owns :class:`EventSink`, the reconciler's notify step, and :data:`WARNING_EVENTS`. The entries to
-tell are those after the status' cursor (``controller.notified``,
-:func:`controlplane.status.document.unnotified`); the cursor moves past them in the book the
-reconciler persists next. Between telling and that write (a status write conflict, an Event the
-API server refused half-way) the sink keeps its delivered record in memory
-(:class:`~controlplane.rollout.events.Delivered`, keyed by the event's one fingerprint for the
-:data:`~controlplane.rollout.events.KUBE_EVENTS` sink), so an entry is emitted once per process.
-Across processes the Event's own name is the record: it is derived from the same delivery key
-(:func:`event_name`), so a controller that died between telling and writing the cursor, and
-tells the entry again, finds the name taken (AlreadyExists) and writes nothing. The
-notifiers (alerts, metrics, write-back) are handed every entry after the cursor and keep their
-own delivered records of the same kind.
-
-Each entry told is also one log line (:func:`controlplane.rollout.events.log_line`: the
-canary, the transition, step and weight, the reason; WARNING for :data:`WARNING_EVENTS`, else
-INFO), so ``canaryctl controller [--once]`` shows every step started or advanced, promotion and
-rollback as it happens.
-
-Called by :class:`controlplane.controller.reconcile.Reconciler`. Time is an argument.
+Owns :class:`EventSink`, the reconciler's notify step: the entries after the status' cursor
+become one Event and one log line each, then go to the notifiers. An entry is emitted once per
+process (a delivered record in memory) and once across processes (the Event's name is its
+delivery key, so a second create is AlreadyExists). See docs/controller.md, "Telling each event
+once".
 """
 
 from __future__ import annotations

@@ -1,16 +1,9 @@
 """The controller's effects of the machine's gate decisions: submit, poll and stop Workflows.
 
-Owns :class:`GateEffects`: while the persisted state waits for gate runs, it submits each run's
-Workflow (deterministic name, recorded in ``controller.gatesSubmitted``; an AlreadyExists after a
-crash is the same Workflow) and polls the submitted ones, handing their phases to the machine as
-:class:`~controlplane.rollout.observations.GateObservation`; it stops the Workflows the rollout
-no longer waits for (retried until the Argo Server takes the stop), and, once, those a new
-rollout's predecessor left running. Which runs are due for each is the core's
-(:mod:`controlplane.rollout.gate_runs`); the Argo Server is reached through a
-:class:`~controlplane.controller.argo_gates.GateRunner`.
-
-Called by :class:`controlplane.controller.reconcile.Reconciler` (its catch-up and its
-``prepare`` / ``finish``). See docs/gates.md.
+Owns :class:`GateEffects`: it submits each due run's Workflow (recorded in
+``controller.gatesSubmitted``), polls the submitted ones for the machine, and stops those no
+rollout waits for. Which runs are due is :mod:`controlplane.rollout.gate_runs`'s. Called by the
+reconciler. See docs/gates.md.
 """
 
 from __future__ import annotations

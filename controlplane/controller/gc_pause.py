@@ -1,16 +1,9 @@
 """Pausing Python's cyclic garbage collector while an analysis tick runs.
 
-Owns :func:`paused`. A tick reads hundreds of thousands of series (every answer is a list of
-JSON objects, turned into counts per canary) that all live until the tick ends; each one
-counts towards the collector's thresholds, so a tick set off full collections again and again,
-each walking every object of the process (every canary's spec, the kept answers): at 3,000
-canaries of the ``sequential-final`` fleet that was half of the tick's CPU (``bench/scale.py``).
-What a tick allocates is freed by reference counting as it goes (the answers hold no cycles), so
-the collector is paused for the tick and resumed after it, when it collects as usual.
-
-Process-wide, as the collector is: nested or concurrent pauses (two evaluators on two threads)
-resume it when the last one ends, and only if it was enabled before the first. Called by
-:meth:`controlplane.controller.batch.BatchEvaluator.evaluate`.
+A tick's answers (acyclic, freed by reference counting) set off full collections again and again:
+at 3,000 canaries that was half of the tick's CPU (``bench/scale.py``). :func:`paused` holds the
+collector for the tick; nested or concurrent pauses resume it when the last ends, and only if it
+was enabled. Called by :meth:`controlplane.controller.batch.BatchEvaluator.evaluate`.
 """
 
 from __future__ import annotations

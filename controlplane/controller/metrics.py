@@ -1,18 +1,8 @@
 """The controller's Prometheus metrics (``prometheus_client``), served on ``/metrics``.
 
-Owns :class:`ControllerMetrics`: one :class:`~prometheus_client.CollectorRegistry` holding the
-runner's counters and gauges (read from :class:`~controlplane.controller.runner.Stats` at scrape
-time), the per-canary gauges (read at scrape time from the objects the controller last saw,
-:meth:`~controlplane.controller.runner.Controller.snapshot`; the leader's only), and the event
-counters, each incremented exactly once: the
-:class:`~controlplane.controller.runner.AnalysisObserver` half once per persisted evaluation and
-per tick, the :class:`~controlplane.controller.reconcile.Notifier` half once per history event
-(its delivered record, :class:`~controlplane.rollout.events.Delivered`, drops a re-delivered one).
-
-No label carries a URL: ``/metrics`` is served without authentication, and a Prometheus URL may
-hold credentials; provider errors are labelled by :data:`SOURCES` instead. Other parts register
-their collectors on :attr:`ControllerMetrics.registry` (``canary_controller_alert_*`` by the
-notifications). docs/metrics.md lists every metric.
+Owns :class:`ControllerMetrics`: the runner's and the per-canary gauges (read at scrape time) and
+the event counters, each incremented once. No label carries a URL (``/metrics`` is served without
+authentication). docs/metrics.md lists every metric.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from controlplane.profiles.catalog import Catalog
 from controlplane.promql.http_errors import HttpSource
 from controlplane.rollout import machine, schedule
 from controlplane.rollout.gate_runs import abandoned_runs, pending_runs
+from controlplane.rollout.intents import new_intents, read_intents
 from controlplane.rollout.observations import DueCheck, Observations
 from controlplane.rollout.state import Event, RolloutState, spec_hash
 from controlplane.routing.base import Outcome as RouterOutcome
@@ -254,11 +255,11 @@ class Reconciler:
         ctx = Ctx(obj, canary, fresh, st.read_book(previous), now)
         if state is None or previous.get("phase") == "invalid":  # type: ignore[union-attr]
             self._persist(ctx)  # the decision to start (or go on) comes before any effect
-        recorded, problem = st.read_intents(meta.get("annotations"))
+        recorded, problem = read_intents(meta.get("annotations"))
         if problem:
             event(self.kube, ctx.obj, "InvalidIntent", problem, "Warning")
         ctx.intent_problem = problem or None
-        ctx.recorded = st.new_intents(recorded, ctx.book.last_intent_id)
+        ctx.recorded = new_intents(recorded, ctx.book.last_intent_id)
         return ctx
 
     def _load(

@@ -1,18 +1,9 @@
-"""The controller's traffic effects: put the state's weights in effect and verify them, finalize
-an outcome on the router, release the losing variant.
+"""The controller's traffic effects: put the weights in effect, finalize an outcome, release.
 
-Owns :func:`verify_weights` (set and read back the weights the persisted state calls for; the
-step's clock starts when they are verified, which for the gateway-api router is once the
-Gateway's controllers have taken them up), :func:`weights_refused` (the observation the
-machine's ``not-routed`` rule reads: the router's read-back while the stage's weights are not in
-effect), :func:`finalize` (promote or roll back on the router, then release the losing variant
-after its delay) and :func:`finalize_noop` (a no-op rollout touches nothing, unless it replaced one
-that had sent traffic elsewhere). None of them decides anything: each brings the world to the
-persisted state, idempotently, and records what it did in the status' book. A router refuses to
-write an object that is not the canary's (:mod:`controlplane.routing.ownership`): that failure is
-a Warning Event with reason ``ForeignObject`` and is retried like any other.
-
-Called by :class:`controlplane.controller.reconcile.Reconciler` (its catch-up).
+Owns :func:`verify_weights` (the step's clock starts once the weights read back), the
+``not-routed`` observation, :func:`finalize` and :func:`finalize_noop`. None decides anything:
+each brings the world to the persisted state idempotently and records it in the book. Called by
+the reconciler. See docs/routing.md, "When weights count as verified".
 """
 
 from __future__ import annotations

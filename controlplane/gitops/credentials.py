@@ -1,18 +1,8 @@
 """Git credentials: where they come from and how they reach ``git`` without being written down.
 
-Owns :class:`GitCredentials` (an HTTPS user name and token, or an SSH private key), reading them
-from a Kubernetes Secret through the :class:`~controlplane.kube.client.KubeClient` adapter, and the
-environment that hands them to one ``git`` process:
-
-- HTTPS: ``GIT_ASKPASS`` points at a small script (no secret inside it) that prints the user name
-  or the token from two environment variables of that one process. The token is never in the
-  remote URL, ``.git/config``, the command line or a log line. ``credential.helper`` is reset so
-  no helper stores it either.
-- SSH: the key is written to a file readable only by the controller's user (``ssh`` needs a file),
-  used through ``GIT_SSH_COMMAND -i``, and removed when the command ends.
-
-A repository URL with user info (``https://user:token@host/...``) is split: the token becomes the
-credentials and the URL is stored without it (:func:`split_userinfo`).
+Owns :class:`GitCredentials` (HTTPS token or SSH key, read from a Secret), the environment that
+hands them to one ``git`` process (``GIT_ASKPASS``, or a private key file removed afterwards) and
+:func:`split_userinfo`. See docs/git-writeback.md, "Credentials".
 """
 
 from __future__ import annotations

@@ -1,24 +1,9 @@
 """Opening a pull request (GitHub) or merge request (GitLab) for a pushed branch.
 
-Owns the two REST calls of write-back's ``pull-request`` mode and how their coordinates are derived
-from a repository URL:
-
-- GitHub: ``POST {api}/repos/{owner}/{repo}/pulls`` with ``{title, head, base, body}``, token as
-  ``Authorization: Bearer``; ``api`` is ``https://api.github.com`` for github.com, else
-  ``https://<host>/api/v3`` (GitHub Enterprise Server).
-- GitLab: ``POST {api}/projects/{url-encoded path}/merge_requests`` with ``{source_branch,
-  target_branch, title, description}``, token as ``PRIVATE-TOKEN``; ``api`` is
-  ``https://<host>/api/v4``.
-
-"Already exists" answers (GitHub 422 naming an existing pull request, GitLab 409) count as success:
-a retried write-back after a restart must not fail on its own earlier request. The provider is the
-spec's ``provider``, else guessed from the host name (``github`` / ``gitlab`` in it).
-
-The API's host comes from the spec's repository URL, so its answer is read like any tenant-chosen
-server's (:mod:`controlplane.providers.bounded`): streamed, at most 16 MiB, within the timeout
-in total, redirects not followed; a refusal's :class:`~controlplane.errors.GitError` (which
-reaches the canary's status and Events) names the status code and reason phrase, never the
-answer's body.
+Owns the two REST calls of write-back's ``pull-request`` mode, derived from the repository URL;
+"already exists" counts as success so a retried write-back does not fail. The host is a tenant's
+choice, so answers are read bounded and an error names the status, never the body. See
+docs/git-writeback.md, "Pull-request mode".
 """
 
 from __future__ import annotations

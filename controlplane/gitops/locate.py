@@ -1,24 +1,9 @@
 """Where a ModelCanary came from in git: repository, branch and the canary.yml holding it.
 
-Owns the lookup order of write-back (docs/git-writeback.md, "How the file is found"):
-
-1. ``spec.gitWriteBack.repo`` / ``path`` / ``branch`` when the spec names a repository;
-2. the git source's annotation ``canary.controlplane.dev/source: <repo-url>#<path>@<branch>``;
-3. Argo CD's tracking annotation ``argocd.argoproj.io/tracking-id``
-   (``<app>:<group>/<kind>:<namespace>/<name>``, ``<app>`` may be ``<app-namespace>_<app>``) or
-   its older tracking label ``app.kubernetes.io/instance``: the Application
-   (``argoproj.io/v1alpha1``, read through the KubeClient adapter) gives ``repoURL``, ``path`` and
-   ``targetRevision``. The Application's namespace and name come from the canary's metadata,
-   which whoever may edit the canary writes: they must be a DNS-1123 label and subdomain
-   (:mod:`controlplane.spec.name_checks`) before the Application is read, else
-   :class:`~controlplane.errors.WriteBackError` and nothing is asked (a tracking id of
-   ``argocd_../../../api/v1/namespaces/payments/secrets/db:...`` would otherwise address a
-   Secret through the controller's credentials).
-
-A path that is a directory (Argo CD's ``path``) is searched for the one ``*.yml`` / ``*.yaml`` file
-whose document is this canary (kind, ``metadata.name`` and, when the document names one, its
-namespace): :func:`find_file`. The annotation format itself is :func:`format_source` /
-:func:`parse_source`, shared with the git source.
+Owns the lookup order of write-back (spec, the git source's annotation, Argo CD's tracking) and
+:func:`find_file`. An Argo CD Application's name from the canary's metadata is checked as a
+Kubernetes name before it is read (a crafted tracking id could otherwise address a Secret).
+See docs/git-writeback.md, "How the file is found".
 """
 
 from __future__ import annotations

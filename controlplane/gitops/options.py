@@ -1,13 +1,8 @@
 """The controller's git flags and the wiring of write-back and the git source from them.
 
-Owns :func:`add_arguments` (the ``--git-*`` flags of ``canaryctl controller``) and
-:func:`build`, which turns them into a :class:`GitParts`: the write-back Notifier (always built;
-it acts only for canaries with ``spec.gitWriteBack``) and, with ``--git-repo``, a
-:class:`~controlplane.gitops.source.GitSource` with its thread. ``controlplane.cli.controller``
-calls both; nothing here parses a command line by itself. ``--git-repo`` takes ``https://``,
-``ssh://`` or ``user@host:path`` only (:mod:`controlplane.spec.git_url`): anything else is a
-:class:`~controlplane.errors.UsageError`. There is no switch for local (``file://``) remotes; the
-tests serve theirs over HTTPS on loopback.
+Owns :func:`add_arguments` (``--git-*``) and :func:`build` (the write-back notifier and, with
+``--git-repo``, a :class:`~controlplane.gitops.source.GitSource`). Only ``https://``, ``ssh://``
+and ``user@host:path`` remotes are taken. Called by :mod:`controlplane.cli.controller`.
 """
 
 from __future__ import annotations

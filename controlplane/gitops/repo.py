@@ -1,20 +1,9 @@
 """One remote git repository, mirrored in a local cache, driven through the ``git`` binary.
 
-Owns :class:`GitRepo`: a bare repository per remote URL under a cache directory (named by a hash
-of the URL), fetched on demand, and the handful of operations write-back and the git source need:
-read a file at a commit, list files, walk a file's history, look for a commit trailer, make a
-commit that changes one file (plumbing on a private index: no working tree, nothing checked out),
-and push it *without force* (a non-fast-forward answer is reported, not overridden).
-
-Only ``https://``, ``ssh://`` and scp-like ``user@host:path`` remotes are used
-(:func:`controlplane.spec.git_url.git_url_problem`, checked when a :class:`GitRepo` is made, so
-for every URL whatever named it: a flag, a spec, an annotation, an Argo CD Application), and git
-itself is held to those transports (``GIT_ALLOW_PROTOCOL=https:ssh``: no redirect or submodule
-reaches ``file``, ``http`` or ``ext``). Every command runs as ``git`` with explicit arguments
-through :mod:`subprocess` (no shell), with a time limit, with ``credential.helper`` reset and
-credentials only in that process's environment (:mod:`controlplane.gitops.credentials`). Error
-messages are redacted. Calls on one cache
-directory are serialised by a lock (shared by every :class:`GitRepo` of that directory).
+Owns :class:`GitRepo`: a bare mirror per URL and the few operations write-back and the git source
+need (read, list, history, trailers, a one-file commit on a private index, a push without force).
+Remotes are held to https and ssh (``GIT_ALLOW_PROTOCOL``); commands run without a shell, with a
+time limit and redacted errors; one lock per cache directory. See docs/git-writeback.md, "Safety".
 """
 
 from __future__ import annotations

@@ -1,17 +1,9 @@
 """The git source: apply the ModelCanary files of a git directory, for teams without Argo CD/Flux.
 
-Owns :class:`GitSource` (``canaryctl controller --git-repo URL --git-path DIR``): it polls a
-branch every ``interval_s`` (or at once on :meth:`GitSource.trigger`, which the push webhook
-calls), and at each new commit validates every canary file exactly as ``canaryctl validate``
-does (:func:`controlplane.validation.check_text`): a file with any problem changes nothing and is
-reported (log lines, a ``GitSyncFailed`` Event, ``on_invalid``); each document of a valid file is
-applied through the KubeClient adapter with server-side apply and the ``source`` annotations
-write-back reads. Unchanged objects are not rewritten; orphans are deleted only with
-``prune=True``; an object another source or tool applied is never taken over. ``namespaces``
-(the controller's ``--namespace`` list) confines the source to those namespaces, never a
-cluster-wide list; None: every namespace.
-
-What users see: docs/git-writeback.md, "The git source".
+Owns :class:`GitSource`: polls a branch (or at once on a push), validates every file as
+``canaryctl validate`` does, and applies the documents of valid files with server-side apply. An
+invalid file changes nothing; objects another tool applied are never taken over. See
+docs/git-writeback.md, "The git source".
 """
 
 from __future__ import annotations

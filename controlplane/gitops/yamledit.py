@@ -1,21 +1,9 @@
 """Reverting ``spec.candidate`` inside a canary.yml without touching anything else in the file.
 
-Owns the pure text edit behind git write-back: find one ModelCanary document in a (possibly
-multi-document) file, read its candidate, and replace the candidate mapping with another one
-(the candidate of an earlier version of the file, or the stable variant) so that every byte
-outside the candidate mapping stays as it was: comments, key order, quoting, blank lines and the
-other documents.
-
-How: :mod:`ruamel.yaml` composes the file into nodes with exact start/end marks; the replacement
-is the *source text* of the restored mapping (so its own comments come back too), re-indented to
-where the old mapping sat, and spliced in. Only when the two mappings differ in style (block vs
-flow) is the replacement rendered by ruamel instead. Every edit is verified before it is
-returned: the text outside the spliced region is compared byte for byte, and the result is parsed
-again with the product's own loader (:func:`controlplane.spec.load.parse_text`) to check that every
-other document and every other field is unchanged and the candidate is the intended one. Anything
-that does not verify raises :class:`~controlplane.errors.WriteBackError` and nothing is edited.
-
-Pure: no I/O.
+Owns the pure text edit behind git write-back: the restored candidate's source text is spliced
+where the old mapping sat (ruamel.yaml gives the marks), and every edit is verified (the rest
+byte for byte, the result re-parsed) or :class:`~controlplane.errors.WriteBackError` is raised.
+See docs/git-writeback.md, "Write-back".
 """
 
 from __future__ import annotations

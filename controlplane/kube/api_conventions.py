@@ -1,13 +1,8 @@
-"""What the API server's answers mean, as :mod:`controlplane.kube.real` reads them through the
-Kubernetes client.
+"""What the API server's answers mean, as :mod:`controlplane.kube.real` reads them.
 
-Owns :func:`to_kube_error` (an error answer, or an exception of the client or its transport, as
-the product's error tree: 403 -> ``Forbidden``, 404 -> ``NotFound``, 409 -> ``Conflict``, 410 ->
-the ``Expired`` of :func:`~controlplane.kube.client.is_expired`, anything else -> ``KubeError``
-with the status, reason and the server's own message), :func:`retry_after` (when the server asks
-for a retry, as client-go reads it) and the list conventions (page size, label selectors,
-kube-apiserver's 404 for a path it does not serve, the connections a request tries). Pure: it
-imports no Kubernetes client and reads the client's exceptions by their attributes.
+Owns :func:`to_kube_error` (an answer or a client exception as the product's error tree),
+:func:`retry_after` (as client-go reads it) and the list conventions. Pure: it imports no
+Kubernetes client. See docs/kube-adapter.md, "RealKube".
 """
 
 from __future__ import annotations

@@ -1,21 +1,10 @@
 """The protocol every Kubernetes call goes through, and the object reference type.
 
-Owns the seam between the product and the API server. Objects are plain ``dict``s in the API's
-camelCase JSON form (what ``kubectl get -o json`` prints). Implementations: the real one over the
-``kubernetes`` client (:mod:`controlplane.kube.real`) and, in the test harness beside the
-package (not in the wheel), a faithful in-memory fake (:mod:`harness.kube.fake`); one contract
-suite runs against both. Errors are :class:`controlplane.errors.KubeError` subclasses, never the
-client's own exceptions. Reading a collection so that nothing is missed is list-then-watch
-(:meth:`KubeClient.list_with_version`, then :meth:`KubeClient.watch` with bookmarks; a 410,
-:func:`is_expired`, means list again), as the controller runner and ``kubectl canary status
---watch`` do.
-
-Every name is fenced before a request is built (:func:`check_ref`, :func:`check_object`,
-:func:`check_event`, over :func:`controlplane.spec.name_checks.check_ref_names`), else
-:class:`~controlplane.errors.InvalidName` and nothing is sent: the client joins names into the
-request path unescaped, so ``..`` or ``?`` in a name would address another object. Both adapters
-call the same fence on every verb. See docs/kube-adapter.md (list, then watch: at its top) and
-its "Names are checked before any request".
+Owns the seam between the product and the API server: objects are camelCase ``dict``s, errors
+are :class:`~controlplane.errors.KubeError` subclasses, and every name is fenced before a request
+is built (the client joins names into the path unescaped). Implemented by
+:mod:`controlplane.kube.real` and the harness' fake, held to one contract suite. See
+docs/kube-adapter.md.
 """
 
 from __future__ import annotations

@@ -1,15 +1,9 @@
 """Leader election on a ``coordination.k8s.io/v1`` Lease, over the KubeClient protocol only.
 
-Owns :class:`LeaderElector`, which the controller shell calls once per loop
-(``try_acquire_or_renew()``) so that exactly one replica acts. The algorithm is client-go's
-``leaderelection`` package: the holder renews ``spec.renewTime``; another candidate takes over
-once it has seen the same record unchanged for ``leaseDurationSeconds`` *on its own clock*
-(never comparing its clock with the holder's timestamps, so clock skew cannot split the brain);
-every write carries the ``resourceVersion`` it read, so of two racing candidates one gets
-``Conflict`` and is not leader this round. Time comes from an injected ``now()``. The lease's
-namespace and name (command-line flags) are checked when the elector is built
-(:func:`controlplane.spec.name_checks.check_ref_names`, the adapters' own fence): a bad one is
-:class:`~controlplane.errors.InvalidName` at start-up, not on every round.
+Owns :class:`LeaderElector`, called once per loop so that exactly one replica acts, with
+client-go's ``leaderelection`` algorithm (expiry judged on the candidate's own clock, writes
+carrying the read ``resourceVersion``). A bad lease name fails at start-up. See
+docs/kube-adapter.md, "LeaderElector".
 """
 
 from __future__ import annotations

@@ -1,20 +1,10 @@
 """The KubeClient protocol over a real API server, through the ``kubernetes`` dynamic client.
 
-Owns :class:`RealKube` (built by the controller's and the kubectl plugin's shells with
-:meth:`RealKube.connect`); the client's exceptions become the product's error tree through
-:func:`~controlplane.kube.api_conventions.to_kube_error` (403 -> ``Forbidden``, 404 ->
-``NotFound``, 409 -> ``Conflict``, 410 -> ``Expired``, anything else -> ``KubeError`` with the
-status, reason and the server's message). A kind the server does not serve
-(discovery has no such apiVersion/kind, or its endpoint answers 404 without an object: the CRD
-was removed) is :class:`~controlplane.errors.Unserved`, a ``NotFound``, on every verb. A miss
-re-runs discovery, at most once per ``rediscover_after_s`` per kind, so a CRD installed later is
-found without asking the server on every call. Server-side apply is a PATCH with
-``application/apply-patch+yaml``, ``fieldManager`` and ``force=true``; Events are core/v1.
-
-Timeouts, the resend of a connection never made, paging, ``Retry-After`` and the name fences
-before any request: docs/kube-adapter.md, "RealKube". Tests: tests/kube/test_kube_real_offline.py
-(a recording HTTP server) and tests/kube/test_kube_contract.py (a real kube-apiserver, and the
-same contract against FakeKube).
+Owns :class:`RealKube` (built by the controller and the kubectl plugin with
+:meth:`RealKube.connect`): errors through :mod:`~controlplane.kube.api_conventions`, an unserved
+kind as :class:`~controlplane.errors.Unserved` with rate-limited rediscovery, server-side apply.
+See docs/kube-adapter.md, "RealKube"; tested in tests/kube/test_kube_real_offline.py and
+tests/kube/test_kube_contract.py.
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
 """Progress display of ``canaryctl up``: weight, step, time left and live metrics per variant.
 
-Owns what a person watching ``up`` sees. On a terminal a ``rich`` live panel redraws twice a
-second; elsewhere (CI logs, pipes, ``-o json``) it prints one line per rollout event plus a status
-line every :data:`LOG_EVERY_S` seconds, on stderr when stdout carries JSON. Every view names the
-engine, and says **simulated** loudly when the numbers come from the simulated engine.
-
-Pure rendering of a :class:`ProgressFrame` (built by :mod:`controlplane.local.stack`) through a
-:class:`ProgressDisplay` (:class:`LiveDisplay` on a terminal, :class:`LogDisplay` elsewhere); the
-only I/O is writing to the console.
+Owns what a person watching ``up`` sees: a ``rich`` live panel on a terminal, else one line per
+event plus a periodic status line (stderr when stdout carries JSON); every view names the engine
+and says **simulated** when it is. Pure rendering of a :class:`ProgressFrame`.
 """
 
 from __future__ import annotations

@@ -1,15 +1,9 @@
 """Fault injection of the local stack: ``candidate.latency=+300ms``, ``candidate.errors=2%``.
 
-Owns the grammar of an injection (``ROLE.KIND=VALUE``, ``ROLE`` ``stable``, ``candidate`` or a
-variant's name; ``KIND`` one of ``latency``, ``latency-drift``, ``errors``, ``engine-errors``,
-``wrong-answers``) and the :class:`Faults` a model server applies to every request, whatever its
-engine (:meth:`Faults.delay_s`: the delay before the first token, drift included). One variant's
-server on its own takes the same ``KIND=VALUE`` without the ``ROLE.`` prefix: :func:`parse_fault`.
-
-Pure: parsing only. Called by ``canaryctl up`` (:mod:`controlplane.cli.up`) and
-:mod:`controlplane.local.serve`, and applied by :mod:`controlplane.local.server`. Bad input raises
-:class:`~controlplane.errors.UsageError`. What each fault does: docs/local.md, "Options" and
-"Engines".
+Owns the grammar of an injection (``ROLE.KIND=VALUE``; :func:`parse_fault` without ``ROLE.``) and
+the :class:`Faults` a model server applies to every request, whatever its engine. Pure; bad input
+raises :class:`~controlplane.errors.UsageError`. What each fault does: docs/local.md, "Options"
+and "Engines".
 """
 
 from __future__ import annotations

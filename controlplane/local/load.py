@@ -1,14 +1,9 @@
 """The load generator of ``canaryctl up --load RPS``: open-loop traffic with realistic requests.
 
-Owns what users "send" in the local stack: Poisson arrivals at ``rps`` (open loop: a slow variant
-does not slow the arrivals down, as with real users), chat requests drawn from support-desk
-prompts with an optional earlier turn (so prompt lengths vary from ~20 to ~300 tokens),
-``max_tokens`` drawn log-normally around 128 (16 to 512), a share of streamed requests, and — when
-the spec has a cohort — a share of requests carrying one of the cohort's header values.
-
-It records what clients saw (status, latency, the variant from the ``x-canary-variant`` header)
-for the progress display and the tests; rollout decisions never use these numbers, only
-Prometheus. Started and stopped by :mod:`controlplane.local.stack`.
+Owns what users "send": Poisson arrivals (a slow variant does not slow them), support-desk chat
+prompts of varied length, log-normal ``max_tokens``, some streamed, cohort headers when the spec
+has a cohort. What clients saw feeds the display and tests; decisions use only Prometheus.
+Started and stopped by :mod:`controlplane.local.stack`.
 """
 
 from __future__ import annotations

@@ -1,14 +1,9 @@
 """What the local model server answers of the OpenAI API: vLLM 0.24.0's rules, read from its source.
 
-Owns the protocol half of :mod:`controlplane.local.server`, with no I/O: reading a chat or
-completions body into a :class:`Request` (its prompts, ``n``, ``stop`` and sampling values) or
-refusing it with a :class:`RequestError` carrying vLLM's status, message and ``param``;
-:class:`StopScanner`, vLLM's stop-string check; and the bodies vLLM answers (choices, stream
-chunks, usage, the model card of ``GET /v1/models``).
-
-Every rule was read in vLLM :data:`READ_FROM` (the version KServe v0.20.0 pins, the project's
-default: :data:`controlplane.promql.contract.DEFAULT_VLLM_VERSION`); docs/local.md ("What the
-engine answers, as vLLM 0.24.0") lists each behaviour with the file of vLLM's it was read in.
+Owns the protocol half of :mod:`controlplane.local.server`, with no I/O: reading a body into a
+:class:`Request` or refusing it with vLLM's status, message and ``param``, vLLM's stop-string
+check and the bodies vLLM answers. Every rule was read in vLLM :data:`READ_FROM`; docs/local.md,
+"What the engine answers, as vLLM 0.24.0", gives the source file of each.
 """
 
 from __future__ import annotations

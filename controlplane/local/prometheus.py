@@ -1,15 +1,9 @@
 """A real, throwaway Prometheus: backfill a temporary TSDB, start the binary, stop it cleanly.
 
-Owns the lifecycle of the Prometheus servers the demo, the local stack and the tests start.
-:func:`backfill` turns OpenMetrics files (a :class:`~controlplane.local.synthetic.Scenario`
-writes one per day) into TSDB blocks with
-``promtool tsdb create-blocks-from openmetrics --max-block-duration=24h``;
-:func:`start_prometheus` starts ``prometheus`` on a free loopback port with a 400-day retention
-(older blocks would be deleted at once), waiting for ``/-/ready``.
-:meth:`PrometheusServer.stop` terminates and waits: no orphans.
-
-Used by ``canaryctl demo``, the local stack, the test fixtures and the benchmarks. A missing
-binary is an error that says how to install it, never a skip.
+Owns the lifecycle of the Prometheus servers the demo, the local stack, the tests and the benches
+start: :func:`backfill` (``promtool tsdb create-blocks-from openmetrics``), :func:`start_prometheus`
+(a free loopback port, 400-day retention so old blocks survive) and a stop that leaves no orphan.
+A missing binary is an error that says how to install it, never a skip.
 """
 
 from __future__ import annotations

@@ -1,20 +1,9 @@
 """A replica of ``canaryctl up``: one model server in an OS process of its own, run as a pod's.
 
-Owns the command line of a replica (:func:`serve_command`) and the life of its process
-(:class:`ServerProcess`); :mod:`controlplane.local.stack` starts one per replica of a variant
-and stops it when the plan retires it. The command is the one a pod of the variant runs on the
-node, ``python -m controlplane.local.serve``, given what the cluster renders (the served name,
-the variant's vLLM flags from :func:`controlplane.serving.vllm_args.vllm_flags`, a ``config.json``
-of the model's ``architecture``) plus the stand-in's own flags (metric labels, simulated GPU and
-size, engine, faults, seed, ``--port 0``), so its scheduler and KV cache are sized as vLLM's.
-
-:class:`ServerProcess` reads the address from the line the server prints when it listens, and
-stops it as the kubelet stops a pod (SIGTERM, then SIGKILL after :data:`STOP_GRACE_S`); on Linux
-the child also gets SIGTERM when ``canaryctl`` dies (``PR_SET_PDEATHSIG``). A process that exits
-before it listens, or does not listen within :data:`START_TIMEOUT_S`, is a
-:class:`LocalStackError` with its last lines; an engine's refusal (exit 1 with vLLM's one line)
-is an :class:`~controlplane.local.engines.base.EngineError`, as an engine started in process
-raises. What runs: docs/local.md, "What runs".
+Owns a replica's command line (:func:`serve_command`: what a pod of the variant runs, so its
+scheduler and KV cache are sized as vLLM's) and its process (:class:`ServerProcess`: started and
+stopped as the kubelet does, killed with ``canaryctl`` on Linux, failures with its last lines).
+Called by :mod:`controlplane.local.stack`. See docs/local.md, "What runs".
 """
 
 from __future__ import annotations

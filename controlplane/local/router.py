@@ -1,18 +1,9 @@
 """The local router: an HTTP proxy splitting requests between two model servers by live weights.
 
-Owns request routing of the local stack (aiohttp, ``127.0.0.1`` only): the weighted split, read
-from the live weights (``weights()``, in practice
-:meth:`controlplane.routing.memory.MemoryRouter.get_weights`) as each request arrives, so a
-change never drops a request in flight; the cohort; shadow mirroring; and, within a variant, the
-replica with the fewest requests outstanding (Envoy Gateway's default), endpoints added and
-drained while requests flow (:meth:`LocalRouter.add_endpoint`,
-:meth:`LocalRouter.remove_endpoint`). At ``/metrics`` it exports what Envoy Gateway's Envoy
-exports per backendRef cluster, named and counted as Envoy does, so the ``gateway-api`` error
-terms read it as they read a cluster's gateway, plus its own ``controlplane_router_*`` metrics.
-
-Responses are streamed through unchanged with an added ``x-canary-variant`` header. Started by
-:mod:`controlplane.local.stack`; tested on its own. What it exports and how it routes:
-docs/local.md, "What runs" (router).
+Owns request routing of the local stack: the weighted split read per request, the cohort, shadow
+mirroring, least-outstanding replicas (Envoy Gateway's default) with endpoints added and drained
+live, and at ``/metrics`` what Envoy Gateway exports per backendRef, so the ``gateway-api`` error
+terms read it as a cluster's. See docs/local.md, "What runs".
 """
 
 from __future__ import annotations

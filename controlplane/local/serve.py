@@ -1,14 +1,9 @@
 """``python -m controlplane.local.serve MODEL``: one simulated variant as the main process of a pod.
 
-Owns the command line and the life of a :class:`~controlplane.local.server.ModelServer` run on its
-own, shaped like ``vllm serve`` (vLLM 0.24.0's flags, its refusals and exit codes) so that a
-container image can stand in for vLLM on a Kubernetes node without a GPU: the test harness starts
-pods from such an image (:mod:`harness.node.serving`). Imports stay light (aiohttp,
-prometheus-client, pydantic and pyyaml, because the image carries only those), which
-``tests/local/test_serve_cli.py`` checks in a process of its own.
-
-Every option, the identity labels a pod fills from the downward API, the process faults and the
-exit codes: docs/local.md, "One model server as a pod's process".
+Owns the command line and life of a model server run on its own, shaped like ``vllm serve`` (vLLM
+0.24.0's flags, refusals and exit codes) so an image can stand in for vLLM on a node without a
+GPU. Imports stay light, as the image carries little (``tests/local/test_serve_cli.py`` checks).
+See docs/local.md, "One model server as a pod's process".
 """
 
 from __future__ import annotations

@@ -1,17 +1,9 @@
 """A local model server: the OpenAI-compatible API in front of one engine, counting as vLLM does.
 
-Owns the HTTP surface of one variant (aiohttp): ``/v1/chat/completions`` and ``/v1/completions``
-(streamed or not), ``/v1/models``, ``/health`` and ``/metrics`` with the contract's ``vllm:``
-names (:mod:`controlplane.promql.contract`) and ``vllm serve``'s own HTTP counter, counted as
-vLLM v1 counts them, so the error-rate and latency queries a cluster runs read it unchanged.
-What a request may hold and the 400 / 404 bodies are vLLM 0.24.0's
-(:mod:`controlplane.local.openai_api`); latencies are timed by the engine's clock (for the
-simulated engine, model time: :class:`~controlplane.local.engines.base.ModelClock`); faults
-(:class:`~controlplane.local.inject.Faults`) are injected here, for any engine. Started by
-:mod:`controlplane.local.stack` and :mod:`controlplane.local.serve`; the tests start it directly.
-
-What it answers and exports, and how it counts: docs/local.md, "What runs" (model servers) and
-"What the engine answers, as vLLM 0.24.0".
+Owns the HTTP surface of one variant: the completions endpoints, ``/v1/models``, ``/health`` and
+``/metrics`` with the contract's ``vllm:`` names counted as vLLM v1 counts them, so a cluster's
+queries read it unchanged; latencies on the engine's clock; faults injected for any engine.
+See docs/local.md, "What runs" and "What the engine answers, as vLLM 0.24.0".
 """
 
 from __future__ import annotations

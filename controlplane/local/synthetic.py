@@ -1,27 +1,11 @@
 """Synthetic vLLM metric history: a scenario description -> OpenMetrics text.
 
-Owns the generator behind the packaged demo and the real-Prometheus test fixtures
-(:mod:`controlplane.local.prometheus` backfills it). A
-:class:`Scenario` says how much traffic each variant gets (total request rate split by the
-candidate's weight over time), how each variant behaves (lognormal latency / TTFT / inter-token
-latency, error and abort fractions, tokens per request, KV-cache use, a business KPI, GPU cost) and
-when any of that changes ("candidate latency +300 ms from day 1"). Output is one sample per ``step``
-(1 minute by default) per series, with labels ``namespace`` / ``canary`` / ``variant``.
-
-The latency histograms have vLLM's real bucket bounds, per built-in (``e2e-latency`` from 0.3 s,
-``ttft`` from 1 ms, ``inter-token-latency`` from 10 ms) and metric names, taken from
-:mod:`controlplane.promql.contract` for the scenario's ``vllm_version`` (None: the
-KServe-pinned one): a history shows what a real vLLM reports, including what its coarse first
-e2e bucket cannot resolve (``docs/analysis.md``, "Histogram resolution").
-:meth:`Scenario.expected_quantile` is what Prometheus' ``histogram_quantile`` returns over them.
-
-Counts are deterministic expected values (cumulative sums of rate x step), not random draws, so a
-test knows the exact value Prometheus must return; optional multiplicative noise takes a seed.
-Everything is computed with numpy column-wise; a four-week scenario renders in seconds.
-
-OpenMetrics details verified against promtool 2.42: counters are declared ``# TYPE x counter`` with
-samples named ``x_total``; names with colons (``vllm:...``) backfill and query fine; families are
-contiguous; timestamps are in seconds; the text ends with ``# EOF``.
+Owns the generator behind the demo and the real-Prometheus fixtures: a :class:`Scenario` of
+traffic, per-variant behaviour and changes over time, rendered with the contract's real bucket
+bounds and names as deterministic expected counts (so a test knows Prometheus' exact answer).
+OpenMetrics as promtool 2.42 backfills it: counters ``# TYPE x counter`` with ``x_total``
+samples, contiguous families, seconds, a final ``# EOF``. See docs/analysis.md, "Testing against
+a real Prometheus".
 """
 
 from __future__ import annotations

@@ -1,19 +1,10 @@
 """``--time-scale N``: every duration of a canary divided by N, within what Prometheus can see.
 
-Owns the rewriting of a :class:`~controlplane.spec.models.ModelCanary` for the local stack: step
-durations, ``analysis.interval``, ``analysis.window``, every check's ``window`` and ``for``, and the
-shadow phase's ``duration`` are divided by the factor, so the four-week schedule runs in minutes
-while the state machine and the analysis stay exactly the controller's.
-
-Two floors keep the analysis meaningful when a scrape happens every ``scrape_interval`` seconds:
-
-- ``interval`` is at least one scrape interval (evaluating faster only re-reads the same samples);
-- every query window is at least :data:`MIN_WINDOW_SCRAPES` scrape intervals. ``rate()`` and
-  ``increase()`` need two samples inside the window, and a window of exactly two intervals holds
-  only one sample whenever a scrape is late; four intervals is Prometheus' own advice.
-
-Every floor that applied is reported (:class:`Scaling`), so ``up`` can say so. Pure: no I/O.
-Called by :mod:`controlplane.local.stack`.
+Owns rewriting a canary for the local stack so the schedule runs in minutes while the machine and
+analysis stay the controller's, with two floors: ``interval`` at least one scrape, and every window
+at least :data:`MIN_WINDOW_SCRAPES` scrapes (``rate()`` needs two samples; four intervals is
+Prometheus' advice). Floors applied are reported (:class:`Scaling`). Pure. See docs/local.md,
+"Time scale, and the shortest usable windows".
 """
 
 from __future__ import annotations

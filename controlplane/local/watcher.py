@@ -1,14 +1,8 @@
 """What a local run tells whoever watches it, and the verbs it takes from them.
 
-Owns :class:`RunSnapshot` (the rollout state of ``canaryctl up`` with the replicas and the
-weights on its router, at one moment) and :class:`RunWatcher`, the protocol of whoever follows
-a run and may steer it (``canaryctl up --dashboard``:
-:class:`~controlplane.api.local_source.LocalSource`): the loop of
-:meth:`controlplane.local.stack.LocalStack.run_rollout` tells it every state that differs from
-the last one and, every tick, asks it for the user intents recorded since
-(:class:`~controlplane.rollout.intents.Intent`), which it hands to the state machine exactly as
-the controller hands it the intents of the annotation. :class:`NoWatcher` is the run nobody
-watches. Pure data.
+Owns :class:`RunSnapshot`, the :class:`RunWatcher` protocol (told every changed state, asked each
+tick for the intents recorded since, which reach the machine as the controller's do) and
+:class:`NoWatcher`. Pure data; implemented for ``canaryctl up --dashboard``.
 """
 
 from __future__ import annotations

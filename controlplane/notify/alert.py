@@ -1,14 +1,8 @@
 """What an alert says, independent of where it goes: the pure half of notification.
 
-Owns the mapping of rollout :class:`~controlplane.rollout.state.Event` types to the alert event
-kinds users subscribe to in ``spec.alerts[].events`` (:data:`EVENT_KINDS`), the channel-agnostic
-:class:`Alert` record built from (resource, canary, state, event) by :func:`build_alert` (its
-``fingerprint`` is the event's one identity, :func:`controlplane.rollout.events.fingerprint`),
-the breach details with values rendered in the check's units (:class:`Breach`), and the
-Grafana dashboard link (:func:`dashboard_url`).
-
-No I/O, no clock: the channels (:mod:`.slack`, :mod:`.webhook`, :mod:`.alertmanager`) render an
-:class:`Alert`, the worker (:mod:`.notifier`) delivers it.
+Owns the event kinds users subscribe to (:data:`EVENT_KINDS`), the channel-agnostic
+:class:`Alert` (:func:`build_alert`), the breach details in the check's units and the dashboard
+link. The channels render an :class:`Alert`; :mod:`.notifier` delivers it. See docs/alerts.md.
 """
 
 from __future__ import annotations

@@ -1,16 +1,8 @@
 """The Alertmanager channel: alerts for ``POST /api/v2/alerts``.
 
-Owns :func:`alertmanager_alerts` and :func:`alerts_url`. Labels route (``alertname``
-``ModelCanaryRolledBack`` / ``Promoted`` / ``Paused`` / ``Throttled`` / ``Step``, ``severity``,
-``namespace``, ``canary``, and for one-shot events ``step``, ``metric`` and ``reason``);
-annotations carry ``summary``, ``description``, ``dashboard`` (and ``runbook_url`` when set).
-
-Timing: one-shot events (rollback, promotion, step) start at the event and end ``hold_s`` later,
-so Alertmanager notifies once and resolves by itself. A pause or a throttle is a condition: it
-starts at the event with ``endsAt`` ``open_s`` ahead, and the matching ``Resumed`` /
-``Unthrottled`` event posts the same label set with ``endsAt`` = its own time, which resolves it.
-That is why those two carry no ``step`` / ``metric`` labels: the resolving post must name the
-same alert. Re-posting an alert with the same labels is idempotent in Alertmanager. Pure.
+Owns :func:`alertmanager_alerts` and :func:`alerts_url`. A pause or a throttle carries no
+``step`` / ``metric`` labels because the resolving post must name the same alert. Pure. Labels,
+annotations and timing: docs/alerts.md, "Alertmanager".
 """
 
 from __future__ import annotations

@@ -1,23 +1,9 @@
 """Which alerts were already delivered: deduplication that survives a controller restart.
 
-Owns :class:`Ledger`, the alert sink's delivered record: a
-:class:`~controlplane.rollout.events.Delivered` keyed by
-:func:`~controlplane.rollout.events.delivery_key` — the event's one fingerprint
-(:func:`controlplane.rollout.events.fingerprint`) plus the channel's identity as the sink — and
-kept for ``window_s``:
-
-- in memory, claimed when queued (so the same event notified twice while the first is still
-  queued or being retried is dropped as ``deduplicated``), confirmed when delivered, released when
-  delivery finally fails (a later notification of the event may try again);
-- with a ``kube`` client, also in a ConfigMap per canary (``modelcanary-<name>-alerts`` in its
-  namespace, owned by the canary so it goes with it; its ``data`` is the record,
-  :meth:`~controlplane.rollout.events.Delivered.to_data`), written after each successful delivery.
-  A restarted controller re-notifies the history entries it had not yet marked as emitted; the
-  worker consults the ConfigMap before sending, so those do not page twice. The window between
-  a successful POST and the ConfigMap write is the only at-least-once gap left.
-
-ConfigMap failures are logged and never raised: deduplication then falls back to memory.
-Called by :mod:`controlplane.notify.notifier`.
+Owns :class:`Ledger`, keyed by the event's fingerprint and the channel, kept in memory and, with a
+``kube`` client, in a ConfigMap per canary so a restarted controller does not page twice.
+ConfigMap failures are logged, never raised (memory only then). Called by
+:mod:`controlplane.notify.notifier`. See docs/alerts.md, "Delivery, retries, deduplication".
 """
 
 from __future__ import annotations

@@ -1,18 +1,9 @@
 """Delivery of rollout alerts to the channels of ``spec.alerts``, off the reconciliation path.
 
-Owns :class:`AlertNotifier`, the controller's :class:`~controlplane.controller.reconcile.Notifier`:
-``notify(obj, canary, state, event)`` builds the :class:`~controlplane.notify.alert.Alert`
-(pure), picks the channels subscribed to its kind and **only enqueues** (no I/O, never an
-exception into the caller) on a bounded queue; one background thread reads each channel's Secret
-(:class:`~controlplane.notify.secrets.SecretReader`), renders the body (Slack, signed webhook,
-Alertmanager) and posts it, retrying with backoff, and reports a failed delivery as a Warning
-Event and in ``status.warnings`` without the receiver's answer or the URL's credentials
-(:func:`shown_url`). Deliveries are deduplicated per (event, channel) by
-:class:`~controlplane.notify.ledger.Ledger` and counted in ``canary_controller_alert_*`` metrics
-on its ``registry``; its ``close`` delivers what it can within the timeout and drops the rest.
-
-Queue, retries, deduplication and metrics as users see them: docs/alerts.md, "Delivery, retries,
-deduplication".
+Owns :class:`AlertNotifier`, the controller's notifier: ``notify`` builds the alert and only
+enqueues (no I/O, never an exception into the caller); a background thread reads Secrets, renders,
+posts with retries, deduplicates through the ledger and reports failures without credentials.
+As users see it: docs/alerts.md, "Delivery, retries, deduplication".
 """
 
 from __future__ import annotations

@@ -1,14 +1,9 @@
 """Secret values for the alert channels, read through the Kubernetes adapter and cached briefly.
 
-Owns :class:`SecretReader`: ``read(namespace, ref)`` returns the decoded bytes of one key of a
-``v1`` Secret in the canary's namespace (``data`` is base64; ``stringData``, which only fakes
-keep, is taken as text), with surrounding whitespace stripped (``echo url | kubectl create secret
---from-file`` leaves a newline). Values are cached for ``ttl_s`` so a burst of alerts reads the
-Secret once, and a rotated Secret is picked up within ``ttl_s``. Misses are not cached.
-
-A missing Secret, a missing key, or an undecodable value raises
-:class:`~controlplane.errors.AlertDeliveryError` with a message naming the Secret and key; other
-API failures raise :class:`~controlplane.errors.KubeError` (transient: the worker retries).
+Owns :class:`SecretReader`: one key of a Secret in the canary's namespace, decoded and stripped,
+cached for ``ttl_s`` (misses are not). A missing Secret, key or value raises
+:class:`~controlplane.errors.AlertDeliveryError`; other API failures are transient
+:class:`~controlplane.errors.KubeError`. See docs/alerts.md, "Secrets".
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
 """The Slack channel: an incoming-webhook message in Block Kit.
 
-Owns :func:`slack_message`, the JSON body posted to the webhook URL read from the Secret named by
-``spec.alerts[].slack.webhookSecretRef``: a header, the event's message, the canary, step and
-weights, the breached metric with the compared value, the threshold and both variants' values,
-a button to the Grafana dashboard, and a context line. ``text`` is the notification fallback.
-Pure.
+Owns :func:`slack_message`, the JSON body posted to the webhook URL of
+``spec.alerts[].slack.webhookSecretRef``. Pure. What it shows: docs/alerts.md, "Slack".
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
 """The generic JSON webhook: payload, HMAC-SHA256 signature and its verification.
 
-Owns the signing scheme (documented in docs/alerts.md): the body is :meth:`Alert.to_json`
-serialized once; ``X-Canary-Timestamp`` is the unix time of the attempt; ``X-Canary-Signature`` is
-``sha256=`` + hex HMAC-SHA256 of ``"<timestamp>." + raw body`` keyed with the Secret's value.
-Binding the timestamp into the signed bytes lets a receiver refuse replays: it checks the
-signature in constant time and that the timestamp is within its tolerance
-(:func:`verify_signature`, usable as-is by Python receivers). ``X-Canary-Delivery`` carries the
-event's fingerprint, the same on every retry, so receivers can deduplicate too. Pure.
+Owns the signing scheme (the timestamp is signed with the body so receivers can refuse replays)
+and :func:`verify_signature`, usable as-is by Python receivers. Pure. The headers and the scheme:
+docs/alerts.md, "Generic webhook (signed JSON)".
 """
 
 from __future__ import annotations

@@ -1,19 +1,10 @@
 """The GPU and quantization catalogue: typed, validated, cached.
 
-Owns reading ``profiles/gpus.yaml`` and ``profiles/quantization.yaml`` (packaged as
-``controlplane/profiles/data/*.yaml``, symlinks to the repository copies) into immutable plain
-objects, and answering "what is GPU X" / "can GPU X run method Y". A file given by path is first
-checked by its schema (:mod:`controlplane.profiles.catalog_schema`, pydantic, imported then
-only): unknown fields are rejected and every malformed entry becomes a
-:class:`~controlplane.errors.ProfileError` that names ``FILE:LINE`` (from the YAML node marks),
-never a traceback; the packaged files, checked by the tests, are read as they are. Each
-quantization method carries its vLLM flags per vLLM version range (``vllm:``), keyed by the one
-parser of vLLM version strings, :mod:`controlplane.spec.vllm_version` (below the catalogue: the
-spec's ``vllmVersion`` uses it).
-
-Called by the memory-fit check (:mod:`controlplane.profiles.fit`), the cost arithmetic
-(:mod:`controlplane.profiles.cost`), spec validation and the serving layer (vLLM flags). The
-only I/O here is reading the two catalogue files; everything else is pure.
+Owns reading ``profiles/gpus.yaml`` and ``profiles/quantization.yaml`` into immutable objects and
+answering "what is GPU X" / "can GPU X run method Y", with each method's vLLM flags per version
+range. A file given by path is checked by :mod:`controlplane.profiles.catalog_schema` first
+(errors name ``FILE:LINE``); the packaged files, checked by the tests, are read as they are.
+Called by the fit check, the cost arithmetic, validation and serving. See docs/profiles.md.
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
 """The catalogue files' schema: what ``gpus.yaml`` and ``quantization.yaml`` may hold.
 
-Owns the pydantic models of the two files (camelCase keys, unknown fields refused, strict
-types, bounds, vLLM version ranges in order) and :func:`validate`, which turns a YAML text into
-one of them or a :class:`~controlplane.errors.ProfileError` naming ``FILE:LINE`` (the measured
-profiles and the in-process sweep read their files with it too). What the rest of the product
-holds is the plain objects of :mod:`controlplane.profiles.catalog`, made from a validated file by
-its one converter. Imported by :mod:`controlplane.profiles.catalog` only when a file is checked
-(a catalogue or a measured profile given on the command line; the tests check the packaged
-files), so ``canaryctl validate`` starts without pydantic. Pure.
+Owns the strict pydantic models of the two files and :func:`validate` (a text to a model, or a
+:class:`~controlplane.errors.ProfileError` naming ``FILE:LINE``), also used for measured profiles.
+Imported only when a file is checked, so ``canaryctl validate`` starts without pydantic. Pure.
 """
 
 from __future__ import annotations

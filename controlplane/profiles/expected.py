@@ -1,16 +1,9 @@
 """The expected change of a canary from measured profiles, and that expectation beside what it saw.
 
-Owns pairing a canary's stable and candidate with their measured profile entries (same model name
-and GPU, each variant's own quantization: :func:`controlplane.profiles.measured.find`), the one
-comparison of the two entries (:func:`controlplane.profiles.measured.expected_change`, computed
-here once for every view), its headline (the largest concurrency both entries measured: a served
-variant runs batched), the one line ``canaryctl validate`` and ``render`` print next to the fit
-check (:func:`notes`), and :func:`compare`: each expected change beside what the canary observed
-(the latest candidate and stable values of a check on the matching built-in metric).
-
-Pure but for reading the measured entries beside the catalogue (:func:`notes`). Called by
-``canaryctl profile --canary``, ``canaryctl validate`` / ``render`` and, through
-:mod:`controlplane.view.canary` and :mod:`controlplane.cli.live`, ``kubectl canary get``.
+Owns pairing a canary's variants with their measured entries, the one comparison of the two
+(headline at the largest concurrency both measured), the line ``validate`` and ``render`` print
+(:func:`notes`) and :func:`compare`, the expectation beside the observed values for ``kubectl
+canary get``. See docs/profiles.md, "Pairing with the canary".
 """
 
 from __future__ import annotations

@@ -1,26 +1,9 @@
 """The GPU memory-fit check: does a variant's model fit on its GPUs under vLLM?
 
-Owns the memory arithmetic (pure: a function of the spec and the catalogue, no I/O):
-
-    weights  = (parameters - embeddings) x bytes_per_weight(quantization) + embeddings x 2
-               (embeddings and lm_head stay bf16; estimated from the parameter count), or the
-               weight memory of a measured profile (profiles/measured/, via
-               controlplane.profiles.measured.preferred_fit)
-    KV cache = 2 (K and V) x layers x kv_heads x head_dim x 2 bytes (bf16 KV)
-               x maxModelLen x fitConcurrency          (x max(gpuCount, kv_heads) / kv_heads when
-                                                        tensor parallelism replicates KV heads)
-    overhead = gpuCount x 1.5 GiB + 2% of the weights
-               (CUDA context, CUDA graphs, activation peak of vLLM's profiling run, NCCL buffers)
-    required = weights + KV cache + overhead
-    available = GPU memory (as CUDA reports it) x gpuMemoryUtilization x gpuCount
-
-When ``model.architecture`` is absent the KV bytes per token are estimated from the parameter
-count by interpolating known Llama/Qwen shapes (see ``KV_ANCHORS``) and the message says so.
-Weights and KV cache split evenly over ``gpuCount`` GPUs (tensor parallel), so comparing totals
-is the same as comparing one GPU's share with one GPU's budget.
-
-Called by spec validation (``canaryctl validate``), the controller before deploying a variant
-and the docs. See ``docs/profiles.md``.
+Owns the memory arithmetic (weights, KV cache, overhead against the GPUs' usable memory), pure,
+with the KV size estimated from ``KV_ANCHORS`` when ``model.architecture`` is absent (the message
+says so). Called by validation and the controller before deploying. The formulas and why:
+docs/profiles.md, "The memory-fit check".
 """
 
 from __future__ import annotations

@@ -1,21 +1,10 @@
 """Measured profiles: what ``canaryctl profile`` writes, and how the checks prefer it.
 
-Owns the shape of a measured profile entry (``profiles/measured/<name>.yaml``: what was measured,
-where, when, with which engine and version, and the raw figures of every sweep point), the pure
-arithmetic over raw samples (percentiles, tokens/s, requests/s at a latency target, USD per
-million output tokens from the GPU's price), reading and writing entries (``FILE:LINE`` errors, as
-the catalogue), finding the entry that matches a variant, and two answers built on it:
-
-- :func:`preferred_fit`: the memory-fit check with the **measured** weight memory when a matching
-  entry has one (the message says so and names the file), else the cited arithmetic of
-  :func:`controlplane.profiles.fit.memory_fit`;
-- :func:`expected_change`: stable against candidate from their entries (tokens/s, TTFT, $/1M
-  output tokens at the concurrencies both measured).
-
-Measured entries live beside the catalogue: ``<catalogue directory>/measured/*.yaml`` (for the
-packaged catalogue, the packaged ``data/measured``). Pure but for reading those files. Called by
-spec validation (one call: :func:`preferred_fit`), ``canaryctl profile`` (which measures, in
-:mod:`controlplane.sweep`) and ``kubectl canary get``.
+Owns the shape of a measured entry (``profiles/measured/<name>.yaml``, beside the catalogue), the
+arithmetic over its raw samples, reading and writing entries, finding the one for a variant,
+:func:`preferred_fit` (the fit check with measured weight memory when there is some) and
+:func:`expected_change`. Pure but for reading those files. See docs/profiles.md, "Measured
+profiles: ``canaryctl profile``".
 """
 
 from __future__ import annotations

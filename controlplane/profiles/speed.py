@@ -1,19 +1,9 @@
 """The speed model of a variant on its GPU, and the batch limits its vLLM would run with.
 
-Owns the arithmetic both the simulated engine (:mod:`controlplane.local.engines.simulated`) and
-the capacity estimate (:mod:`controlplane.capacity.estimate`) run, so that what the local stack
-serves and what the capacity plan expects of a replica are one model: decoding is memory-bound,
-so one token costs ``parameters x bytes per weight`` read at the GPU's bandwidth (at
-:data:`BANDWIDTH_UTILISATION`); prefill is compute-bound at the GPU's BF16 TFLOP/s (at
-:data:`COMPUTE_UTILISATION`). Quantization changes the bytes read only where the catalogue
-expects a speed-up (``expectFaster`` yes / low-concurrency: AWQ, GPTQ, FP8); the bitsandbytes
-methods dequantize on the fly and read as much as bf16 plus an overhead, as the field notes
-measured. The KV cache is what fits beside the weights. ``max_num_seqs`` and
-``max_num_batched_tokens`` are vLLM 0.24.0's defaults for ``vllm serve`` on the GPU, or the
-variant's flags (the facts and their files: the simulated engine's docstring and docs/local.md,
-"Scheduling as vLLM does").
-
-Pure (no I/O). ProfileError for an unknown GPU or a batch flag vLLM would refuse.
+Owns the one model the simulated engine and the capacity estimate share: memory-bound decoding at
+the GPU's bandwidth, compute-bound prefill at its TFLOP/s, quantization faster only where the
+catalogue expects it, and vLLM 0.24.0's batch defaults or the variant's flags. Pure;
+ProfileError for an unknown GPU or a refused flag. See docs/local.md, "Scheduling as vLLM does".
 """
 
 from __future__ import annotations

@@ -1,18 +1,9 @@
 """One PromQL builder for the built-in metrics: per canary and grouped (batched).
 
-Owns the expression of every built-in of :mod:`controlplane.promql.contract`, built
-from the contract's names. ``by`` is the extra grouping: empty for one variant of one canary
-(the selector picks it: :func:`controlplane.promql.queries.builtin_query`), ``("canary",
-"variant")`` for the batched query over many canaries
-(:func:`controlplane.promql.grouped.grouped_query`). Both forms are the same
-expression with ``by`` added to every aggregation (``sum by (le)`` becomes ``sum by (le,
-canary, variant)``; ``error-rate``'s gateway sources, whose series have no ``canary``/``variant``
-labels, have a grouped form of their own, :func:`controlplane.promql.http_errors.grouped_sources`),
-so a grouped answer's ``(canary, variant)`` series equals the per-canary value: tested against a
-real Prometheus in ``tests/promql/test_promql_grouped.py``, for ``error-rate`` with every HTTP
-source.
-
-Pure: no I/O.
+Owns the expression of every built-in, from the contract's names. ``by`` is the extra grouping:
+empty for one variant, ``("canary", "variant")`` for the batched query, added to every
+aggregation, so a grouped series equals the per-canary value (tested against a real Prometheus
+in ``tests/promql/test_promql_grouped.py``). Pure.
 """
 
 from __future__ import annotations

@@ -1,21 +1,10 @@
 """The metric contract with vLLM: what each built-in metric reads, per vLLM version.
 
-Owns, for every vLLM version whose source was read (0.24.0, the version KServe v0.20.0 pins;
-0.27.1; 0.33.0), each built-in's Prometheus metric name, type, label names and (for the latency
-histograms) bucket boundaries, the values of ``vllm:request_success_total``'s ``finished_reason``
-label, which of them are failed requests (``error_reasons``: the one definition) and the engine's
-``error-rate`` terms (:func:`error_terms`; the router's HTTP source is added by
-:mod:`controlplane.promql.http_errors`). Nothing else in the code base spells a ``vllm:`` name:
-:mod:`controlplane.promql.builtins` builds every query from here,
-:mod:`controlplane.analysis.resolution` checks thresholds against the buckets, and the local
-stack (:mod:`controlplane.local.server`, :mod:`controlplane.local.synthetic`) exposes and
-generates these exact histograms.
-
-A version is matched on ``major.minor``; one whose source was not read is refused
-(:class:`UnknownEngineVersion`) rather than guessed. Pure data and string functions: no I/O. The
-engine version of a canary is given by the caller (``None``: the KServe-pinned
-:data:`DEFAULT_VLLM_VERSION`). Where each version was read: docs/metrics.md, "The vLLM metric
-contract".
+Owns, per vLLM version whose source was read (0.24.0, pinned by KServe v0.20.0; 0.27.1; 0.33.0),
+each built-in's metric name, type, labels and histogram buckets, and which ``finished_reason``
+values are failures. Nothing else spells a ``vllm:`` name. A version is matched on
+``major.minor``; an unread one is refused (:class:`UnknownEngineVersion`), never guessed. Pure.
+Where each version was read: docs/metrics.md, "The vLLM metric contract".
 """
 
 from __future__ import annotations

@@ -1,14 +1,9 @@
 """The text of a tick's grouped PromQL and the reading of its answers (pure).
 
-Owns what :mod:`controlplane.controller.batch` sends and how an answer is distributed: the
-threshold checks' grouped queries (:class:`GroupKey`, :func:`grouped_query`,
-:func:`read_grouped`: one query per metric family, window and namespace, ``by (canary,
-variant)``), the sequential checks' (:class:`SeqKey`, :func:`sequential_query`,
-:func:`read_sequential`: one union of per-window terms per kind of count), which terms are
-pinned in the past (:func:`pinned_at`), the gateway backends named once a tick
-(:class:`RouteIndex`) and how a large fleet's query is split (:func:`shards`). No I/O; the
-controller's page, docs/controller.md, says why the grouped values are the contract's
-per-variant values.
+Owns what :mod:`controlplane.controller.batch` sends (one query per metric family, window and
+namespace, ``by (canary, variant)``; the sequential unions; shards of a large fleet) and how an
+answer is split per canary and check. Why the grouped values are the per-variant values:
+docs/controller.md, "Batched analysis".
 """
 
 from __future__ import annotations

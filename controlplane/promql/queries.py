@@ -1,15 +1,8 @@
 """PromQL for every check: the built-in ``vllm`` preset and strict rendering of custom queries.
 
-Owns the queries of one variant of one canary: the contract's *Built-in metrics* table (built by
-:mod:`controlplane.promql.builtins` from the names of
-:mod:`controlplane.promql.contract`), the sample-count query behind ``minSamples``, the
-rendering of custom ``query`` / ``selector`` / ``costQuery`` templates
-(placeholders ``{{namespace}}``, ``{{canary}}``, ``{{variant}}``, ``{{window}}``; anything else is a
-:class:`~controlplane.errors.SpecError`), and Prometheus duration strings for windows.
-
-Pure: no I/O, no clock. Called by :mod:`controlplane.analysis.evaluator` (one evaluation),
-:mod:`controlplane.providers.replay` (to plan the prefetch of a whole replay) and by spec
-validation (:func:`template_problems`).
+Owns the queries of one variant of one canary: the built-ins, the ``minSamples`` count and the
+custom templates (an unknown placeholder is a :class:`~controlplane.errors.SpecError`). Pure.
+Called by the evaluator, the replay's planning and spec validation. See docs/analysis.md.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
 """The shapes of the Prometheus answers the product reads.
 
-Owns a sample (:data:`Sample`: a series' labels and its value), the labels a grouped query
-groups by (:data:`GROUP_LABELS`) and the reading of a histogram bucket's ``le`` label
-(:func:`parse_le`). Pure. Called by the grouped queries' readers
-(:mod:`controlplane.promql.grouped`), the metric provider's interface
-(:mod:`controlplane.analysis.metric_provider`), the sources (:mod:`controlplane.providers`) and
-the histograms of the sequential judge (:mod:`controlplane.analysis.sequential.buckets`).
+Owns :data:`Sample`, the grouping labels (:data:`GROUP_LABELS`) and :func:`parse_le`. Pure; used
+by the grouped readers, the provider protocol, the sources and the sequential histograms.
 """
 
 from __future__ import annotations

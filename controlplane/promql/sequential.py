@@ -1,15 +1,9 @@
 """The PromQL of ``judge: sequential`` checks: the cumulative counts since the step started.
 
-Owns, for one check of one canary at one evaluation, the queries of the counts the sequential
-judge needs (:class:`Plan`): the failed and all requests (``error-rate``, the terms of
-:func:`controlplane.promql.http_errors.error_terms`), or the candidate's and the stable's latency
-histograms (``sum by (le) (increase(...))``), the stable's boundary or reference just before the
-step (``compare: baseline``), and the same counts pinned (``@``) at the step's end for the closing
-test (:func:`closing_time`). The window is "since the step started" (:func:`window_seconds`).
-
-Pure: no I/O, no clock. Called by :mod:`controlplane.analysis.sequential.check` (which checks the
-judge supports the check first), by the grouped form (:mod:`controlplane.promql.grouped`) and by
-:mod:`controlplane.controller.batch`.
+Owns the queries of one check's counts (:class:`Plan`): failed and all requests, or both
+variants' latency histograms, the stable's reference before the step, and the counts pinned at the
+step's end for the closing test. Pure; called by the sequential check, the grouped form and the
+controller's batch. See docs/judges-derivation.md, "What the evaluator gives it".
 """
 
 from __future__ import annotations

@@ -1,18 +1,9 @@
 """Logging that shows no secret URL: the HTTP client libraries' loggers kept at WARNING.
 
-httpx logs every request at INFO as ``HTTP Request: POST <url> "HTTP/1.1 200 OK"``: for a Slack
-alert the URL is the webhook, a secret read from the tenant's Secret; for the git hosts' APIs and
-Alertmanager it may carry credentials. httpcore logs connection details at DEBUG, and urllib3
-(under requests: Prometheus, the Argo Server) logs each request's path and query at DEBUG.
-:func:`quiet_http_loggers` sets these loggers to WARNING, so a controller running at
-``--log-level INFO`` (or DEBUG) logs none of those lines; their warnings and errors still show.
-
-Owns :data:`HTTP_LOGGERS` and :func:`quiet_http_loggers`. Called once where a process configures
-logging: ``canaryctl controller`` (:mod:`controlplane.cli.controller`), the command line's entry
-point (:mod:`controlplane.cli.main`) for every verb that may reach an HTTP client library (a verb
-module setting ``USES_HTTP_LIBRARIES = False`` says it does not), and
-:func:`controlplane.cli.cluster.connect` before it loads the Kubernetes client. Imports nothing but
-:mod:`logging`.
+httpx logs every request URL at INFO (a Slack webhook URL is a secret); httpcore and urllib3
+log details at DEBUG. :func:`quiet_http_loggers` keeps :data:`HTTP_LOGGERS` at WARNING; it is
+called where a process configures logging (``canaryctl controller``, the CLI's entry point,
+:func:`controlplane.cli.cluster.connect`). See docs/security.md.
 """
 
 from __future__ import annotations

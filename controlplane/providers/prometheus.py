@@ -1,19 +1,10 @@
 """The Prometheus metric provider, on ``prometheus-api-client``.
 
-Implements :class:`~controlplane.analysis.metric_provider.MetricProvider`. Owns the HTTP exchange
-with a Prometheus (:class:`BodyQueries`: instant queries in a POST body) and the translation of
-its answers and failures into the product's terms: unreachable, 5xx, over a limit ->
-:class:`~controlplane.errors.ProviderUnavailable`; 4xx and several series ->
-:class:`~controlplane.errors.ProviderQueryError` (a check never guesses an aggregation); empty,
-NaN, ±Inf -> :class:`~controlplane.errors.NoData`. The URL may be a tenant's, so every answer is
-bounded (:mod:`controlplane.providers.bounded`) and no upstream body reaches a message a tenant
-reads, beyond Prometheus' own ``errorType`` and ``error`` cut to :data:`ERROR_TEXT_CHARS`.
-
-The ``PrometheusConnect`` client is injected; :func:`from_url` builds one with a timeout, a short
-retry policy and the limits. Called by the controller (through
-:class:`~controlplane.providers.source.PrometheusSource`), ``canaryctl simulate`` (through the
-evaluator and :mod:`controlplane.providers.replay`), ``canaryctl up`` and the demo. The limits
-and what a message may carry: docs/analysis.md, "No data, errors and the evaluator".
+Owns the HTTP exchange with a Prometheus (instant queries in a POST body) and the mapping of its
+answers and failures onto ``ProviderUnavailable``, ``ProviderQueryError`` and ``NoData``. The URL
+may be a tenant's: answers are bounded and no body reaches a message beyond Prometheus' own
+``errorType`` and ``error``, cut. Called through the controller's source, ``simulate``, ``up`` and
+the demo. docs/analysis.md, "No data, errors and the evaluator".
 """
 
 from __future__ import annotations

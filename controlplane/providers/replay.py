@@ -1,18 +1,9 @@
 """Fast replay: prefetch every series a simulation needs, then answer instant queries from memory.
 
-``canaryctl simulate`` evaluates a canary every ``analysis.interval`` over weeks of history: one
-instant query per evaluation would be hundreds of thousands of HTTP round trips. Instead
-:meth:`ReplayProvider.prefetch` asks Prometheus for each distinct query once with ``query_range``
-on the evaluation grid, and :meth:`ReplayProvider.instant` looks the value up by timestamp; a
-range query evaluates each step exactly as an instant query at that time would, so the replay
-sees the numbers the controller would have seen. Errors are the live provider's
-(:class:`~controlplane.errors.NoData`, :class:`~controlplane.errors.ProviderQueryError`,
-:class:`~controlplane.errors.ProviderUnavailable`); a query that was not planned, or a time off
-the grid, goes to the source provider; the variants' loads (:func:`on_demand_queries`) are
-fetched only when first asked.
-
-Called by ``canaryctl simulate``; the planning helper :func:`replay_queries` is pure. The steps
-and their errors: docs/analysis.md, "Replay (``canaryctl simulate``)".
+``canaryctl simulate`` evaluates weeks of history; instead of one instant query per evaluation it
+fetches each distinct query once with ``query_range`` on the evaluation grid (each step is
+evaluated as an instant query would be) and looks values up. Errors are the live provider's.
+The steps: docs/analysis.md, "Replay (``canaryctl simulate``)".
 """
 
 from __future__ import annotations

@@ -1,12 +1,9 @@
-"""Where a tick's metrics come from: :class:`MetricSource` (a ``MetricProvider`` that also
-answers with every series of a query), :class:`PrometheusSource` over ``prometheus-api-client``
-(bounded answers, errors without the answer's body: :mod:`controlplane.providers.prometheus`),
-and :class:`CountingSource`, which counts a tick's queries (the runner exposes them as
-``canary_controller_analysis_queries``) and contains a source's failures: whatever a query
-raises reaches the tick as a :class:`~controlplane.errors.ProviderError`, so it counts towards
-``analysis.errorLimit`` (the canary pauses and says why) instead of failing the whole tick, which
-the runner would retry with backoff for ever. Used by :mod:`controlplane.controller.batch` and
-the runner; the CLI builds a :class:`PrometheusSource`.
+"""Where a tick's metrics come from: a source, Prometheus' and one that counts.
+
+Owns :class:`MetricSource`, :class:`PrometheusSource` and :class:`CountingSource`, which counts a
+tick's queries and turns whatever a query raises into a :class:`~controlplane.errors.ProviderError`,
+so it counts towards ``analysis.errorLimit`` rather than failing the whole tick. Used by
+:mod:`controlplane.controller.batch` and the runner.
 """
 
 from __future__ import annotations

@@ -1,11 +1,9 @@
 """What the state machine asks the world to do: a closed union of small, frozen records.
 
-Owns the vocabulary between :func:`controlplane.rollout.machine.step` (which returns actions) and
-the shells that execute them: the controller (routers, KServe, notifiers), ``canaryctl simulate``
-(which only records them) and the local stack. Actions are *edges*: each is returned once, by the
-call that made the transition. The level they lead to is also kept in the state
-(``RolloutState.weight`` / ``mirror``), so a shell that crashed between saving the state and
-executing the actions re-applies the weights from the state. Pure data.
+Owns the vocabulary between :func:`controlplane.rollout.machine.step` and the shells that execute
+it (the controller, ``canaryctl simulate``, the local stack). Actions are edges, returned once;
+the level they lead to is kept in the state, so a shell that crashed before executing them
+re-applies the weights from the state. Pure data.
 """
 
 from __future__ import annotations

@@ -1,26 +1,10 @@
 """One identity and one delivered-record for rollout events, shared by every sink that tells them.
 
-A rollout event (:class:`~controlplane.rollout.state.Event`, an entry of the state's history) is
-told to four sinks: Kubernetes Events (the reconciler), alerts (:mod:`controlplane.notify`),
-metrics (:mod:`controlplane.controller.metrics`) and git write-back
-(:mod:`controlplane.gitops.writeback`). Each tells an event exactly once, through this module:
-
-- :func:`fingerprint`: what identifies an event across controller restarts — the resource (its
-  uid, so a deleted and re-created canary of the same name is a new one; :func:`owner_id`), the
-  event type, time, step and message. 24 hex digits; the ``id`` of an alert.
-- :func:`delivery_key`: one (event, sink) delivery — the fingerprint plus the sink's name
-  (:data:`KUBE_EVENTS`, :data:`METRICS`, :data:`WRITE_BACK`, or an alert channel's identity).
-- :class:`Delivered`: the per-sink delivered record, delivery key -> when it was claimed or
-  delivered, with the window and bound each sink keeps it for. The alert ledger persists it in a
-  ConfigMap (:meth:`Delivered.from_data` / :meth:`Delivered.to_data`); metrics, write-back and the
-  Kubernetes Events sink keep it in memory.
-- :func:`undelivered` / :func:`cursor`: the record of a sink that tells the history in order
-  (Kubernetes Events), persisted in the resource status as the fingerprint of the last entry told.
-
-Called by :mod:`controlplane.status.document`, :mod:`controlplane.controller.event_sink`,
-:mod:`controlplane.controller.metrics`, :mod:`controlplane.notify.alert`,
-:mod:`controlplane.notify.ledger` and :mod:`controlplane.gitops.writeback`. Pure: no I/O, no
-clock (times are arguments).
+Owns :func:`fingerprint` (an event's identity across restarts, by the resource's uid),
+:func:`delivery_key` (one event to one sink), :class:`Delivered` (the per-sink record) and the
+cursor of a sink that tells the history in order (Kubernetes Events). Kubernetes Events, alerts,
+metrics and git write-back each tell an event exactly once through it. Pure; times are arguments.
+See docs/controller.md, "Telling each event once".
 """
 
 from __future__ import annotations

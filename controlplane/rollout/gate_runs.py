@@ -1,22 +1,9 @@
 """Gate runs in the rollout: which gates guard which transition, their Workflow names, parameters.
 
-Owns the pure vocabulary of ``spec.gates`` that the machine (:mod:`controlplane.rollout.progress`,
-which holds a transition until its gates pass, and :mod:`controlplane.rollout.safety`, which rolls
-back on a failed one) and the controller's Argo Workflows runner
-(:mod:`controlplane.controller.argo_gates`, which submits, polls and stops Workflows) share:
-
-- *gate points*: ``step-1`` ... ``step-N`` (before step k begins) and ``promotion`` (after the
-  last step, before the candidate is promoted); :func:`gates_at` says which gates run there;
-- the deterministic Workflow name of a gate run (:func:`workflow_name`): the same rollout, gate
-  and point always give the same name, so a re-submission after a crash is an AlreadyExists, and
-  a new rollout (spec change, ``retry``) gives a new one;
-- :func:`pending_runs`: the runs the controller must submit or poll now;
-  :func:`abandoned_runs`: those it must stop (the rollout no longer waits for them), and
-  :func:`unfinished_runs`: all those still running (a new rollout stops its predecessor's);
-- :func:`render_parameters`: the ``{{placeholder}}`` substitution of a gate's parameters
-  (the placeholders are :data:`controlplane.spec.models.GATE_PLACEHOLDERS`).
-
-Pure: no I/O, no clock.
+Owns the vocabulary of ``spec.gates`` that the machine and the controller's Argo runner share:
+the gate points, the deterministic Workflow name of a run (a re-submission after a crash is an
+AlreadyExists; a new rollout gets a new name), the runs to submit, poll or stop, and the
+``{{placeholder}}`` parameters. Pure. See docs/gates.md.
 """
 
 from __future__ import annotations

@@ -1,14 +1,8 @@
-"""What a user's intent does to a rollout: pause, resume, promote, promote-full, abort, retry.
+"""What each user intent does to a rollout: :func:`apply_intents`, one rule per verb.
 
-Owns :func:`apply_intents` (each intent newer than the last applied one, oldest first, exactly
-once) and one rule per verb: ``promote`` finishes the current step or shadow phase unless a check
-is breached or gates are running (it is also the approval of an ``approval: manual`` step);
-``promote-full`` promotes at once past steps, approvals and gates; ``abort`` rolls back
-(``aborted``); ``retry`` restarts a rolled-back rollout; ``pause`` / ``resume`` hold and release it.
-The intents themselves (:class:`~controlplane.rollout.intents.Intent`) are read from the
-canary's annotation by the controller.
-
-Called by :func:`controlplane.rollout.machine.step`. Pure.
+Applies each intent newer than the last applied one, oldest first, exactly once; the intents
+themselves are :mod:`controlplane.rollout.intents`'s. Called by
+:func:`controlplane.rollout.machine.step`. Pure.
 """
 
 from __future__ import annotations

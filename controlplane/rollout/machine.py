@@ -1,18 +1,10 @@
 """The rollout state machine: ``step(spec, state, observations, now, intents) -> (state, actions)``.
 
-Owns the order in which every rollout decision is taken in one call (one *tick*): spec change,
-evaluation bookkeeping, gate observations, progress deadline, no-op, intents, pending, rollback,
-failed gates, provider and gate errors, budget, progress. Each rule is one function of its own
-module (:mod:`~controlplane.rollout.tick`, :mod:`~controlplane.rollout.records`,
-:mod:`~controlplane.rollout.safety`, :mod:`~controlplane.rollout.progress`,
-:mod:`~controlplane.rollout.intent_rules`); docs/rollout.md ("One call of ``step``: the order")
-states each, and docs/architecture.md ("Where is it decided") names the function of each.
-
-When to call it and what to observe: :mod:`controlplane.rollout.schedule`. Called by the
-controller (every ``analysis.interval``, see :func:`~controlplane.rollout.schedule.next_evaluation`,
-and when the progress deadline passes), by ``canaryctl simulate`` (replaying history) and by the
-local stack. Pure: time is an argument, observations come in as data, decisions go out as
-:mod:`~controlplane.rollout.actions`; no I/O, no clock.
+Owns the order in which every rollout decision is taken in one call (one tick); each rule is a
+function of its own module. Called by the controller, ``canaryctl simulate`` and the local stack;
+when to call it is :mod:`controlplane.rollout.schedule`'s. Pure: time is an argument. The order:
+docs/rollout.md, "One call of ``step``: the order"; the functions: docs/architecture.md, "Where
+is it decided".
 """
 
 from __future__ import annotations

@@ -1,14 +1,8 @@
 """What the analysis tells the state machine: one result per due check, plus spend and gates.
 
-Owns the seam between :mod:`controlplane.analysis` (which produces observations by querying a
-metric provider) and :mod:`controlplane.rollout.machine` (which consumes them), and between the
-gate runner (:mod:`controlplane.controller.argo_gates`, which polls Argo Workflows) and the
-machine (:class:`GateObservation`), and between the controller's own observations of the progress
-deadline (the candidate's readiness, weights the router has not put in effect) and the machine's
-``not-ready`` / ``not-routed`` rules. Pure data.
-
-A check is identified by a stable *key* naming where it sits in the spec:
-``steps[0].rollbackOn[1]``, ``shadow.promoteOn``, ``shadow.rollbackOn[0]``.
+Owns the seam between the producers of observations (analysis, the Argo gate runner, the
+controller's readiness and routing observations) and :mod:`controlplane.rollout.machine`. A check
+is keyed by where it sits in the spec (``steps[0].rollbackOn[1]``, ``shadow.promoteOn``). Pure data.
 """
 
 from __future__ import annotations
@@ -46,19 +40,12 @@ class DueCheck:
 class CheckResult:
     """The outcome of one check at one evaluation.
 
-    ``value`` is what was compared with the thresholds: the candidate's value, or the relative
-    drift ``candidate / stable - 1`` for ``compare: baseline``. ``candidate`` / ``stable`` are the
-    raw per-variant values when known. ``provider_error`` is True when the result is inconclusive
-    because the metric source failed (this, and only this, counts towards ``errorLimit``).
-    ``decided`` is set by a sequential judge that reached a conclusion early: ``"pass"`` lets a
-    step finish before its duration, ``"breach"`` rolls back. ``load_candidate`` /
-    ``load_stable``: requests in flight per replica of each variant over the check's window, for
-    a check that compares the variants (:func:`controlplane.promql.queries.load_query`).
-    ``evidence`` / ``evidence_bound``: for a ``judge: sequential`` check, the natural log of the
-    breach side's e-value at this look and the level it rolls back at, ``log(1 / alpha)`` at
-    the anytime test's alpha; None where the judge did not compute it (a tick's batched count
-    looks compute it only where it decides: :func:`~controlplane.analysis.sequential.
-    count_judges.judge_looks`).
+    ``value``: what was compared (the candidate's value, or the drift ``candidate / stable - 1``);
+    ``candidate`` / ``stable``: the raw values when known. ``provider_error``: inconclusive because
+    the source failed (only this counts towards ``errorLimit``). ``decided``: a sequential judge's
+    early ``"pass"`` or ``"breach"``. ``load_candidate`` / ``load_stable``: requests in flight per
+    replica, for a comparison. ``evidence`` / ``evidence_bound``: a sequential check's log e-value
+    and the level it rolls back at (None where not computed).
     """
 
     key: str
@@ -103,24 +90,12 @@ class GateObservation:
 class Observations:
     """Everything measured at one evaluation time.
 
-    ``spend`` is the candidate's spend over the last day in USD (None: unknown or no budget).
-    ``candidate_ready`` is False while the candidate's serving objects are not ready;
-    ``not_ready_why`` then says why when the serving layer says (KServe's load failure of a
-    crash-looping engine), and the ``not-ready`` rollback's message carries it.
-    ``spend_error`` is True when the cost query failed (treated like a provider error).
-    ``demand_rps``: with ``spec.capacity``, the requests per second users sent both variants
-    over the analysis window (the capacity plan's observed demand; the machine ignores it).
-    ``gates`` holds the latest answer about each running gate by key; unlike the checks they are
-    taken whenever given (polls are more frequent than evaluations), and repeating one is
-    harmless.
-
-    The progress deadline: ``progress_deadline_s`` is the operator's deadline the controller runs
-    with (None: none, the rules below never fire; ``canaryctl simulate`` has none).
-    ``weights_refused`` is the router's last read-back when it has not put the current stage's
-    weights in effect (None: in effect, or not known to be refused). Both are taken whenever
-    given: a pending candidate still not ready (``candidate_ready`` False) once the deadline has
-    passed since the rollout started is rolled back as ``not-ready``; weights still refused once
-    it has passed since the stage started, as ``not-routed``
+    ``spend`` (USD over the last day, None: unknown) and ``spend_error`` (treated like a provider
+    error); ``candidate_ready`` and ``not_ready_why`` (carried by the ``not-ready`` message);
+    ``demand_rps`` (the capacity plan's observed demand; the machine ignores it); ``gates``, the
+    latest answer per running gate, taken whenever given. ``progress_deadline_s`` (None: the
+    deadline rules never fire) and ``weights_refused`` (the router's read-back while the stage's
+    weights are not in effect) feed the ``not-ready`` and ``not-routed`` rules
     (:func:`~controlplane.rollout.schedule.progress_deadline`).
     """
 

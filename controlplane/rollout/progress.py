@@ -1,16 +1,8 @@
 """How a rollout moves forward: start, shadow, steps, gate holds, approval and promotion.
 
-Owns the rules of forward progress, one function each: the pending stage (deploy once, start
-when the candidate is ready: :func:`pending`), the shadow phase (pass when ``promoteOn`` held for
-its ``for``, roll back as ``shadow-expired`` when its duration ends first:
-:func:`progress_shadow`), steps (advance when done, hold when due but not passed, wait for
-``approval: manual``: :func:`progress_steps`), workflow gates (a transition that has gates starts
-their runs and waits: :func:`gated`; it is made once all passed: :func:`progress_gates`), and the
-stage transitions themselves (:func:`start_steps`, :func:`finish_step`, :func:`transition`).
-Nothing moves forward while paused.
-
-Called by :func:`controlplane.rollout.machine.step` and by the ``promote`` intent
-(:mod:`controlplane.rollout.intent_rules`). Pure.
+Owns the rules of forward progress, one function each (pending, shadow, steps, workflow gates and
+the stage transitions); nothing moves forward while paused. Called by
+:func:`controlplane.rollout.machine.step` and the ``promote`` intent. Pure. See docs/rollout.md.
 """
 
 from __future__ import annotations

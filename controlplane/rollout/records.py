@@ -1,11 +1,7 @@
 """What the rollout machine keeps of an evaluation: check results, streaks, errors, gate polls.
 
-Owns the bookkeeping half of a machine call: storing each due check's result and its ``for``
-streak (:func:`record`, :func:`next_check_state`), counting provider errors and noting the
-spend, and storing what the Argo Server said about the running gates, counting the polls it did
-not answer (:func:`record_gates`). It decides nothing; the rules in
-:mod:`controlplane.rollout.safety` and :mod:`controlplane.rollout.progress` read what it kept.
-
+Owns the bookkeeping half of a machine call; it decides nothing, the rules in
+:mod:`~controlplane.rollout.safety` and :mod:`~controlplane.rollout.progress` read what it kept.
 Called by :func:`controlplane.rollout.machine.step`. Pure.
 """
 

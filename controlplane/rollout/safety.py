@@ -1,21 +1,9 @@
 """The rules that stop or slow a rollout: rollbacks, pauses and budget throttling.
 
-Owns, one function per rule:
-
-- :func:`check_not_ready`: a candidate not ready within the progress deadline is rolled back
-  (reason ``not-ready``);
-- :func:`check_not_routed`: weights the router has not put in effect within the progress deadline
-  roll the rollout back (reason ``not-routed``): no traffic reached the candidate as the stage
-  needs, so it can never be judged;
-- :func:`check_rollback`: a rollbackOn check breached for its ``for`` (or decided ``breach`` by a
-  sequential judge) rolls back (reason ``breach``);
-- :func:`check_gates`: a gate run that failed or outlived its timeout rolls back
-  (``gate-failed``);
-- :func:`check_gate_errors`, :func:`check_errors`: pause after ``errorLimit`` unanswered gate
-  polls / evaluations with provider errors, resume at the first answer;
-- :func:`check_budget`: throttle while the spend is over ``dailyLimit``.
-
-Called by :func:`controlplane.rollout.machine.step`, in the order its docstring gives. Pure.
+Owns one function per rule: rollback on ``not-ready``, ``not-routed``, ``breach`` and
+``gate-failed``; pause after ``errorLimit`` unanswered evaluations or gate polls; throttle over
+the daily budget. Called by :func:`controlplane.rollout.machine.step`, in its order. Pure.
+See docs/rollback.md, "What triggers a rollback".
 """
 
 from __future__ import annotations

@@ -1,14 +1,8 @@
 """When the rollout machine is called and what it asks for: the public helpers around ``step``.
 
-Owns a fresh rollout's state (:func:`initial_state`), the checks of the current stage and when
-they are due (:func:`stage_checks`, :func:`evaluation_due`, :func:`due_checks`), when to call the
-machine next (:func:`next_evaluation`), when the current stage's progress deadline passes
-(:func:`progress_deadline`), and the weights a state calls for (:func:`desired_weights`).
-
-Called by the machine's rules (:mod:`controlplane.rollout.machine` and the modules it is split
-into), by the controller (which asks what to observe and when to wake), by ``canaryctl
-simulate`` (:mod:`controlplane.simulation`), the local stack and the controller's metrics. Pure:
-time is an argument.
+Owns a fresh rollout's state, the current stage's checks and when they are due, the next call,
+the progress deadline and the weights a state calls for. Called by the machine's rules, the
+controller, ``canaryctl simulate``, the local stack and the metrics. Pure: time is an argument.
 """
 
 from __future__ import annotations

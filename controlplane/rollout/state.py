@@ -1,12 +1,8 @@
 """The rollout's memory: plain, immutable data that the state machine reads and returns.
 
-Owns :class:`RolloutState` (where a canary is: stage, step, weights, check streaks, pause and
-budget flags, the bounded event history), the :class:`Event` and :class:`Reason` records it keeps,
-:func:`spec_hash`, and the exact round trip through a JSON-safe, camelCase ``status`` dict
-(:meth:`RolloutState.to_status` / :meth:`RolloutState.from_status`).
-
-Written by :mod:`controlplane.rollout.machine` only; persisted by the controller in the resource's
-``status`` and rendered by the CLI. Pure: no I/O, no clock.
+Owns :class:`RolloutState`, its :class:`Event` and :class:`Reason` records, :func:`spec_hash` and
+the exact round trip through the camelCase ``status`` dict. Written by the machine only; persisted
+by the controller, rendered by the CLI. Pure.
 """
 
 from __future__ import annotations
@@ -240,21 +236,13 @@ class GateState:
 class RolloutState:
     """Everything the machine remembers between two calls. Immutable; compare with ``==``.
 
-    Times are unix seconds (RFC 3339 in the ``status``: :data:`Time`). ``stage_started_at`` is
-    when the current shadow phase or step began (shifted forward by the length of a pause on
-    resume: paused time does not count towards a duration). ``step_index`` is 0-based, -1 before
-    step 1 (``step`` is the 1-based view). ``weight`` / ``mirror`` are the traffic settings last
-    asked for with ``SetWeights``: a restarted controller re-applies them. ``checks`` holds the
-    current stage's checks by key (``steps[0].rollbackOn[1]``).
-
-    ``gate_point`` is the transition waiting for gates (``step-1`` ... ``step-N``, ``promotion``)
-    and ``gates`` the gate runs of the latest gate point by key (``regression@step-2``), kept
-    after it for display; ``gate_errors`` counts consecutive polls the Argo Server did not
-    answer. ``awaiting_approval``: a ``approval: manual`` step is done and waits for ``promote``.
-    ``noop``: the spec's candidate equals its stable, so the rollout finished at once and
-    deployed nothing. ``waiting``: why a pending rollout did not start at its last evaluation
-    (``the candidate was not ready: ...``), None otherwise; readers word the wait with
-    :func:`controlplane.rollout.wording.pending_why`.
+    Times are unix seconds (RFC 3339 in the ``status``). ``stage_started_at`` moves forward by a
+    pause's length on resume (paused time does not count). ``step_index`` is 0-based, -1 before step
+    1. ``weight`` / ``mirror`` are the last ``SetWeights``, re-applied by a restarted controller.
+    ``checks``: the current stage's checks by key. ``gate_point`` / ``gates`` / ``gate_errors``: the
+    transition waiting for gates, its runs, unanswered polls. ``awaiting_approval``: a manual step
+    waits for ``promote``. ``noop``: candidate equals stable. ``waiting``: why a pending rollout has
+    not started (worded by :func:`controlplane.rollout.wording.pending_why`).
     """
 
     spec_hash: str

@@ -1,13 +1,8 @@
 """One call of the rollout machine in progress, and the outcomes every rule ends in.
 
-Owns :class:`Tick` (the state so far and the actions emitted so far, with the one way to record
-an event and to bring the weights in line with the state) and the outcomes the rules reach:
-:func:`promote`, :func:`rollback`, :func:`pause`, :func:`resume`, :func:`restart` and
-:func:`noop` (a candidate equal to stable).
-
-Called by :func:`controlplane.rollout.machine.step` and the rule modules it is split into
-(:mod:`~controlplane.rollout.records`, :mod:`~controlplane.rollout.safety`,
-:mod:`~controlplane.rollout.progress`, :mod:`~controlplane.rollout.intent_rules`). Pure.
+Owns :class:`Tick` (the state and actions so far, with the one way to record an event and to
+align the weights) and the outcomes :func:`promote`, :func:`rollback`, :func:`pause`,
+:func:`resume`, :func:`restart` and :func:`noop`. Called by the machine's rule modules. Pure.
 """
 
 from __future__ import annotations

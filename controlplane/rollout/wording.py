@@ -1,14 +1,8 @@
 """How the rollout machine words a breach and a wait: event messages and rollback reasons.
 
-Owns the text of ``Breached`` events (:func:`breach_message`), the ``breach`` rollback reason
-with its numbers (:func:`breach_reason`), the small formatting helpers they share (a check's
-window, the bound a value crossed, a threshold as a number), and why a pending rollout has not
-started yet (:func:`pending_why`, read by the status' conditions and ``kubectl canary get``) and
-why its checks hold a stage (:func:`inconclusive_now`, read by ``canaryctl up``).
-
-Called by :mod:`controlplane.rollout.records` (a new breach streak), by
-:mod:`controlplane.rollout.safety` (a breach held for its ``for``) and by
-:mod:`controlplane.rollout.progress` (the shadow phase expiring). Pure.
+Owns the text of ``Breached`` events and ``breach`` reasons, and why a pending rollout has not
+started (:func:`pending_why`) or why its checks hold a stage (:func:`inconclusive_now`). Called by
+the machine's rules, the status' conditions and ``canaryctl up``. Pure.
 """
 
 from __future__ import annotations

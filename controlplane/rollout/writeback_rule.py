@@ -1,10 +1,7 @@
 """Which rollbacks are reverted in git: the rollout rule behind ``spec.gitWriteBack``.
 
-Owns :func:`writes_back`, a pure function of (spec, state, event, options), and the reason kinds
-it reverts (:data:`AUTOMATIC_REASONS`). Called by
-:class:`controlplane.gitops.writeback.GitWriteBack` (``wants``, for every rollout event it is
-told and for every rolled-back canary it recovers at start); the git work itself stays there.
-docs/gitops.md describes the rule.
+Owns :func:`writes_back` and the reasons it reverts (:data:`AUTOMATIC_REASONS`); the git work
+stays in :mod:`controlplane.gitops.writeback`. Pure. See docs/git-writeback.md, "Which rollbacks".
 """
 
 from __future__ import annotations

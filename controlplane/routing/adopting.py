@@ -1,22 +1,10 @@
 """The router of a canary whose stable is a live InferenceService it adopted (``targetRef``).
 
-Owns what an adopted stable changes about the ``gateway-api`` and ``istio`` routers, which it
-wraps: the weights are theirs (their route, on the live service's hosts, reaching its predictor
-Service as it is), but a promotion ends with the live service serving the candidate under its
-own name (docs/adopt.md, "Promotion"), in three phases, each applied once the one before is in
-effect, and resumed from what the cluster shows after a restart:
-
-1. all traffic to the candidate's InferenceService (the wrapped router's promotion, verified and
-   taken up by the gateway), then the candidate's predictor applied to the live
-   InferenceService (:func:`controlplane.serving.adopt.promoted_predictor`, server-side apply,
-   field manager :data:`FIELD_MANAGER`): KServe rolls the live pods, which serve nothing now;
-2. wait until the live predictor's Deployment runs the candidate's template on every replica
-   (:class:`~controlplane.errors.RouterPending` meanwhile);
-3. all traffic back to the live service, now the candidate: the route's weights are the
-   stable's, and :meth:`AdoptingRouter.verify` counts that as promoted.
-
-A rollback is the wrapped router's (all traffic to the live service); the live service was never
-written. Called by the controller (:mod:`controlplane.controller.reconcile`).
+Owns what an adopted stable changes about the ``gateway-api`` and ``istio`` routers it wraps: a
+promotion ends with the live service serving the candidate under its own name, in three phases,
+each once the one before is in effect and resumed after a restart from what the cluster shows. A
+rollback is the wrapped router's; the live service was never written. See docs/adopt.md,
+"Promotion".
 """
 
 from __future__ import annotations

@@ -1,15 +1,9 @@
 """The one protocol every router implements, its value types and the capability table.
 
-Owns what "a router" means to the controller: ``set_weights`` / ``get_weights`` / ``verify`` /
-``finalize`` (Argo Rollouts' ``TrafficRoutingReconciler`` shape, with ``verify`` reading the
-applied weights back before the controller advances), and :data:`CAPABILITIES`, which says what
-each router can express. Spec validation consumes the table so that a spec asking for what its
-router cannot do (a cohort on ``kserve-knative``, a mirror on ``kserve``) is a validation error
-naming the router and the field (:func:`capability_problems`), never a surprise at rollout time.
-
-Each router module has a PURE ``build_*`` function (canary, weight, mirror, outcome -> objects)
-and a thin class applying it through :class:`controlplane.kube.client.KubeClient`. Called by the
-controller, ``canaryctl render`` and the local stack (:mod:`controlplane.routing.memory`).
+Owns what "a router" means to the controller (``set_weights`` / ``get_weights`` / ``verify`` /
+``finalize``, Argo Rollouts' ``TrafficRoutingReconciler`` shape) and :data:`CAPABILITIES`, which
+validation reads so a spec asking what its router cannot do is refused up front. Each router has
+a pure ``build_*`` and a thin class applying it. See docs/routing.md.
 """
 
 from __future__ import annotations

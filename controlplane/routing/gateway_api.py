@@ -1,25 +1,10 @@
 """The ``gateway-api`` router: one HTTPRoute splitting traffic between the predictor Services.
 
-Owns the HTTPRoute (``gateway.networking.k8s.io/v1``) of a canary, attached to
-``spec.traffic.gateway`` or else KServe's default Gateway (:data:`DEFAULT_GATEWAY`); each
-backendRef sets :data:`VARIANT_HEADER`, which also gives it an Envoy cluster of its own under Envoy
-Gateway (per-variant response codes for the error rate). Without a cohort it has one
-rule: weighted ``backendRefs`` to ``<model>-<stable>-predictor`` and
-``<model>-<candidate>-predictor``. With a cohort, rule 1 matches the cohort header's values and
-splits by weight, and rule 2 (everything else) goes to stable only, so rule 1 is the ONLY way to
-the candidate. Shadow adds a ``RequestMirror`` filter with ``percent: 100`` (Gateway API v1.2+)
-to the rule(s) that may reach the candidate. Once the rollout has an outcome the route names
-the winner's Service alone: the loser's InferenceService is released after it, and a backendRef
-to a Service that is gone is one the Gateway's controller reports unresolved (Traefik v3.6.12:
-``ResolvedRefs`` False, ``BackendNotFound``), even at weight 0. For an adopted stable
-(``targetRef``) the route is on the hosts KServe serves the live service on, and each rule
-matches the inference paths exactly (:data:`controlplane.serving.adopt.INFERENCE_PATHS`), which
-outranks KServe's own route there; the stable backend is the live predictor Service.
-:func:`build_httproute` is pure; the :func:`router` applies it and reads it back, and its weights
-count as verified only once every Gateway controller that reports on the route's parent has
-taken up the route's current generation (:func:`taken_up`: Gateway API's
-``status.parents[].conditions[].observedGeneration``). Called by the controller and ``canaryctl
-render``.
+Owns the canary's HTTPRoute: weighted backendRefs, a cohort rule that is the only way to the
+candidate, a ``RequestMirror`` for shadow, the winner alone after an outcome (Traefik v3.6.12
+reports a gone backend ``BackendNotFound`` even at weight 0), and the live service's hosts for an
+adopted stable. Weights count as verified once every Gateway controller took up the route's
+generation (:func:`taken_up`). :func:`build_httproute` is pure. See docs/routing.md.
 """
 
 from __future__ import annotations

@@ -1,20 +1,10 @@
 """The ``istio`` router: one VirtualService splitting traffic between the predictor Services.
 
-Owns the VirtualService (``networking.istio.io/v1``) of a canary, for ``spec.traffic.hosts``, or
-else for the model's own host with a selector-less Service of that name (:func:`model_service`),
-and ``spec.traffic.gateway`` as an Istio Gateway when given. For an adopted stable
-(``targetRef``) the VirtualService is on the live predictor Service's own host, the one its
-in-cluster clients call, and routes to it and to the candidate's (docs/adopt.md). Without a
-cohort one HTTP route carries weighted destinations; with a cohort the first route ``match``es
-the cohort header's values and splits by weight, and the second sends everything else to
-stable, so the first route is the only way to the candidate. Shadow sets ``mirror`` +
-``mirrorPercentage: 100`` on the route(s) that may reach the candidate. Once the rollout has
-an outcome the route names the winner alone: the loser's predictor Service goes with its
-InferenceService, and Istio's analysis reports a destination host it cannot find as IST0101
-ReferencedResourceNotFound, an error, whatever the weight (``virtualservice/destinationhosts.go``
-and ``msg/messages.yaml`` under ``pkg/config/analysis``), which the route's health reads.
-:func:`build_virtualservice` is pure; the :func:`router` applies it and reads it back. Called
-by the controller and ``canaryctl render``.
+Owns the canary's VirtualService: weighted destinations, a cohort route that is the only way to
+the candidate, ``mirror`` for shadow, and the winner alone after an outcome (Istio's analysis
+reports a missing destination host as IST0101, ``pkg/config/analysis``). For an adopted stable it
+is on the live predictor Service's host. :func:`build_virtualservice` is pure. See
+docs/routing.md.
 """
 
 from __future__ import annotations

@@ -1,17 +1,9 @@
 """The ``kserve`` router: KServe's own canary in Standard mode (KServe 0.20+).
 
-Owns the one InferenceService (named after ``spec.model.name``) that holds both variants:
-``spec.predictor`` serves stable and a ``spec.canary`` entry with ``trafficPercent`` the
-candidate, each with exactly the replicas the ModelCanary names (``autoscalerClass: none``).
-Weights are read back from KServe's top-level HTTPRoute (:func:`route_weights`), so a step starts
-only once the split is really in effect (on KServe v0.20.0, never: use ``router: gateway-api``
-there). Promotion never sends traffic to restarting pods: KServe's own rename when the storage
-URI changes, else two phases (:func:`promotion_phase`); every build keeps the live
-``spec.predictor.name`` (:class:`Live`). No cohorts, no mirroring (KServe owns the HTTPRoute).
-
-:func:`build_inferenceservice`, :func:`promotion_phase` and :func:`route_weights` are pure;
-:class:`KServeRouter` reads :class:`Live`, applies the one and reads the other back. What KServe
-v0.20.0 does, with its source and the tests that show it: docs/routing.md, "KServe as observed".
+Owns the one InferenceService holding both variants (``spec.canary`` with ``trafficPercent``);
+weights are read back from KServe's HTTPRoute, and a promotion never sends traffic to restarting
+pods (:func:`promotion_phase`). No cohorts, no mirroring. What KServe v0.20.0 does:
+docs/routing.md, "KServe as observed".
 """
 
 from __future__ import annotations

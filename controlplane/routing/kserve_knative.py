@@ -1,13 +1,8 @@
 """The ``kserve-knative`` router: ``canaryTrafficPercent`` on one InferenceService (Knative mode).
 
-Owns the one InferenceService (named after ``spec.model.name``, deployment mode ``Serverless``).
-Knative splits between the previous rolled-out revision and the latest one, so during a rollout
-``spec.predictor`` is the candidate's and ``canaryTrafficPercent`` is the candidate's weight
-(the previous revision, stable, takes the rest). Promotion removes the field (the latest revision
-takes everything); rollback sets it to 0. Before a rollout the predictor is stable's
-(:func:`build_baseline`), which is what makes stable the previous revision. Only two revisions:
-no cohorts, no mirroring. :func:`build_inferenceservice` is pure; :func:`router` applies
-it and reads it back.
+Owns the one Serverless InferenceService: during a rollout the predictor is the candidate's and
+``canaryTrafficPercent`` its weight (the previous revision, stable, takes the rest); before it the
+predictor is stable's (:func:`build_baseline`). No cohorts, no mirroring. See docs/routing.md.
 """
 
 from __future__ import annotations

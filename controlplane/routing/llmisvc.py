@@ -1,19 +1,9 @@
 """The ``llmisvc`` router: proportional weights between two LLMInferenceServices (llm-d).
 
-Owns ``spec.router.route`` of the two LLMInferenceServices (``serving.kserve.io/v1alpha2``) of a
-canary. A member with a weight names the route ``group`` (the canary's name) and carries its
-proportional ``weight`` (stable ``100 - W``, candidate ``W``); KServe's LLMInferenceService
-controller writes the split into each member's HTTPRoute ``<member>-kserve-route``. A member at
-weight 0 has no ``spec.router.route`` at all (it would keep per-participant paths that bypass the
-split), and the weights are read from the routes in effect (:func:`route_split`), which KServe
-converges one after another. No cohorts, no mirroring.
-
-:func:`build_route_patch`, :func:`build_llminferenceservices`, :func:`route_split` and
-:func:`routes_in_effect` are pure; :class:`LLMISvcRouter` merge-patches the route of the two
-objects the controller created (:func:`controlplane.serving.render.llm_inference_service`), once
-both are read and found the canary's (:mod:`controlplane.routing.ownership`), and reads KServe's
-routes back. What KServe v0.20.0 does, with its source: docs/routing.md, "LLMInferenceService as
-observed".
+Owns ``spec.router.route`` of the two LLMInferenceServices: a weighted member names the canary's
+route group; a member at weight 0 has no route (its own paths would bypass the split); weights
+are read from KServe's routes in effect. No cohorts, no mirroring. What KServe v0.20.0 does:
+docs/routing.md, "LLMInferenceService as observed".
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
-"""The in-memory router: weights kept in a dict, for tests, ``canaryctl simulate`` and the local
-stack (whose own HTTP proxy reads :meth:`MemoryRouter.get_weights` to split requests).
+"""The in-memory router: weights in a dict, for tests, ``canaryctl simulate`` and the local stack.
 
-Owns nothing in a cluster. Implements :class:`controlplane.routing.base.Router` faithfully:
-``set_weights`` validates like a real router (no mirror where the spec's router cannot mirror),
-``verify`` compares the stored weights, every change is recorded in ``history`` so tests can
-assert the sequence of weights a rollout went through.
+Implements :class:`controlplane.routing.base.Router` faithfully (validation as a real router,
+``verify``) and records every change in ``history``; the local stack's proxy reads its weights.
 """
 
 from __future__ import annotations

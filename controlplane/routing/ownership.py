@@ -1,19 +1,9 @@
-"""Whose objects a canary may write: the rule checked before the controller applies, patches or
-deletes any object for a ModelCanary.
+"""Whose objects a canary may write: the rule checked before any apply, patch or delete.
 
-Owns :class:`Claimant` (a ModelCanary as its objects name it: namespace, name, uid),
-:func:`foreign_reason` and :func:`foreign_line` (pure: why a live object is not the canary's,
-None when it is), :func:`refusal` (the message), :func:`foreign_objects` (reads each object about
-to be written, before any is written) and :func:`check_owned` (the same, raising
-:class:`ForeignObject` naming every object that is not the canary's), and :class:`ForeignObject`.
-An existing object is the canary's when its controlling ownerReference is the canary, or when it
-has none and carries the canary's labels (what a controller stopped between its apply and the
-ownerReference leaves); anything else is foreign, and a write that would touch one writes nothing.
-
-Called by the routers before they write (:func:`controlplane.routing._common.apply_all`,
-:class:`controlplane.routing.llmisvc.LLMISvcRouter`) and by :mod:`controlplane.controller.children`
-(deploy, release, delete on the finalizer). The rule and what users see: docs/routing.md, "Whose
-objects".
+Owns :class:`Claimant`, :class:`ForeignObject` and the checks: an object is the canary's when its
+controlling ownerReference is the canary, or it has none and carries the canary's labels; any
+other makes the whole write write nothing. Called by the routers and the controller's children.
+See docs/routing.md, "Whose objects".
 """
 
 from __future__ import annotations

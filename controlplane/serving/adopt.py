@@ -1,18 +1,9 @@
 """Adopting the InferenceService that serves users today as the stable variant (pure).
 
-Owns what the canary reads from the live service named by ``spec.stable.targetRef``
-(docs/adopt.md): the stable variant as it serves (:func:`adoption_of`: storage URI, GPU from its
-node selector, GPUs, replicas, quantization and the vLLM flags of its ``args``), the names
-clients reach it by (the predictor Service KServe made, the hosts of its URLs), the canary's
-copy of the spec with the stable filled in (:func:`resolve`, :func:`adoption`), the snapshot kept
-in the canary's status so a rollout judges the stable it started from (:meth:`Adoption.to_dict`,
-:meth:`Adoption.from_dict`), and the predictor a promotion writes into the live service
-(:func:`promoted_predictor`).
-
-Called by the controller (:mod:`controlplane.controller.adoption`), the routers
-(:mod:`controlplane.routing.gateway_api`, :mod:`controlplane.routing.istio`),
-:func:`controlplane.routing.objects.desired_objects` and ``canaryctl validate --cluster``.
-Nothing here reads a cluster: the live object is an argument.
+Owns what the canary reads from the live service of ``spec.stable.targetRef``: the stable variant
+as it serves (:func:`adoption_of`), the names clients reach it by, the resolved spec, the snapshot
+kept in the status (:class:`Adoption`) and the predictor a promotion writes
+(:func:`promoted_predictor`). The live object is an argument. See docs/adopt.md.
 """
 
 from __future__ import annotations

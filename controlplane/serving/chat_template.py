@@ -1,18 +1,10 @@
 """System-prompt variants: a vLLM chat template that injects a default system message (pure).
 
-vLLM has no server-side "system prompt" flag. What it has is ``--chat-template``, which replaces
-the model's own template. So a variant with ``systemPrompt`` gets a template made of
-
-1. a prefix that, when the request carries no system message, prepends
-   ``{"role": "system", "content": <systemPrompt>}`` to ``messages`` (a request that brings its
-   own system message keeps it: the variant's prompt is a default, not an override), then
-2. the model family's chat template, which formats ``messages`` as the model was trained to see.
-
-A template replaces the model's own one, so the family must be known: it is taken from the
-``storageUri`` (see :data:`FAMILIES`). An unknown family is a SpecError at ``systemPrompt``
-rather than a guess, because a wrong template silently ruins answer quality, which is exactly
-what the canary measures. Called by :mod:`controlplane.serving.render`, which puts the template
-in a ConfigMap and mounts it.
+vLLM has no system-prompt flag, only ``--chat-template``, which replaces the model's own; so the
+template prepends ``systemPrompt`` when a request has no system message, then formats as the model
+family does. An unknown family (from ``storageUri``, :data:`FAMILIES`) is a SpecError, not a
+guess: a wrong template silently ruins the quality the canary measures. See docs/serving.md,
+"System prompt variants".
 """
 
 from __future__ import annotations

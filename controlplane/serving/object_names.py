@@ -1,11 +1,8 @@
 """Names of the objects the controller deploys, derived from the spec (pure).
 
-Owns how a variant's InferenceService, its predictor Service, its chat-template ConfigMap and the
-router objects are named, so that the renderer, every router and ``canaryctl render`` agree.
-Kubernetes object names used as Service names must be DNS-1035 labels: at most 63 characters of
-``[a-z0-9-]``, starting with a letter and ending alphanumeric. A name that would be longer is cut
-and given a stable 8-hex-digit hash of the full name, so two long names never collide silently.
-Called by :mod:`controlplane.serving.render` and :mod:`controlplane.routing`.
+Owns how a variant's objects and the router objects are named, so the renderer, the routers and
+``canaryctl render`` agree: DNS-1035 labels, a name that would be too long cut and given a stable
+hash so two never collide. See docs/serving.md, "Names".
 """
 
 from __future__ import annotations

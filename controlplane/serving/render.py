@@ -1,13 +1,9 @@
 """Render a variant of a ModelCanary as KServe objects (pure).
 
-Owns the shape of what serves one variant: a ``serving.kserve.io/v1beta1`` InferenceService on the
-Hugging Face runtime with the vLLM backend (``modelFormat: huggingface``, runtime
-``kserve-huggingfaceserver``), or a ``serving.kserve.io/v1alpha2`` LLMInferenceService for the
-``llmisvc`` router, plus the ConfigMap holding the chat template of a system-prompt variant.
-Objects are plain camelCase dicts, as the Kubernetes adapter applies them (the KServe SDK's own
-create/patch are broken with kubernetes 37; tests check every InferenceService deserializes into
-the SDK models). Routers (:mod:`controlplane.routing`) add the traffic fields; the controller and
-``canaryctl render`` call this. No I/O, no clock.
+Owns what serves one variant: an InferenceService on the Hugging Face runtime with the vLLM
+backend, or an LLMInferenceService for ``llmisvc``, plus a system-prompt variant's ConfigMap.
+Plain camelCase dicts, not the KServe SDK (its create/patch break with kubernetes 37). Routers add
+the traffic fields. See docs/serving.md.
 """
 
 from __future__ import annotations

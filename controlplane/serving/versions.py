@@ -1,17 +1,9 @@
 """Which vLLM a canary's variants run, and what that version can serve (pure).
 
-Owns the answer to "which vLLM version serves this canary": ``spec.model.vllmVersion`` when the
-spec sets it, else the vLLM pinned by the runtime image the router deploys (KServe's
-``kserve-huggingfaceserver`` image of the pinned KServe for the InferenceService routers; for
-``llmisvc`` the llm-d image of KServe's LLMInferenceServiceConfig, whose tag names no vLLM
-release), else :data:`DEFAULT_VLLM_VERSION` (the vLLM of the pinned KServe's runtime). Both
-variants of a canary share the runtime, so they share the version.
-
-Called by :mod:`controlplane.serving.vllm_args` (the flags of that version), by spec validation
-(:func:`version_problems`, so ``canaryctl validate`` names impossible method/version pairs) and
-whoever needs the version of a canary, e.g. the metric contract:
-``controlplane.promql.contract.contract_for(vllm_version(canary))``.
-The tables cite what they were read from; docs/serving.md, "Verified against vLLM", has the rest.
+Owns the answer: ``spec.model.vllmVersion``, else the vLLM of the runtime image the router
+deploys, else :data:`DEFAULT_VLLM_VERSION`; both variants share it. Also
+:func:`version_problems` for validation. The tables cite what they were read from; docs/serving.md,
+"vLLM versions" and "Verified against vLLM".
 """
 
 from __future__ import annotations

@@ -1,18 +1,9 @@
 """The vLLM command-line flags of one variant (pure).
 
-Owns the translation of a variant's quantization, memory and parallelism settings into
-``vllm serve`` flags, which the KServe Hugging Face runtime (``kserve-huggingfaceserver``, vLLM
-backend) accepts verbatim in ``args`` (it builds its parser with vLLM's own ``make_arg_parser``),
-and which the ``main`` container of an LLMInferenceService runs. Called by
-:mod:`controlplane.serving.render`; spec validation may call :func:`variant_problems` so that
-``canaryctl validate`` reports the same errors.
-
-The quantization flags themselves are data, in ``profiles/quantization.yaml`` (``vllm``: the flags
-per vLLM version range), read through :mod:`controlplane.profiles.catalog`, which also says where a
-method cannot run (``bitsandbytes-int8``: vLLM quantizes in flight to 4-bit only) and when vLLM
-dropped it (bitsandbytes in 0.28.0). The flags are those of the vLLM version the caller passes,
-else of :func:`controlplane.serving.versions.resolve_vllm_version` (``spec.model.vllmVersion``, else
-the pinned KServe's vLLM). See ``docs/serving.md``.
+Owns turning a variant's quantization, memory and parallelism into ``vllm serve`` flags, which
+KServe's Hugging Face runtime takes verbatim in ``args`` (it uses vLLM's own ``make_arg_parser``);
+the quantization flags per version are data in ``profiles/quantization.yaml``. Also
+:func:`variant_problems` for validation. See docs/serving.md, "vLLM flags".
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
 """Check keys: the name of one check of a ModelCanary, as ``status.checks`` spells it.
 
-Owns the one encoding of where a check sits in a spec, ``steps[1].rollbackOn[0]``,
-``shadow.promoteOn``, ``shadow.rollbackOn[0]`` (:func:`encode`), and its one reading
-(:func:`decode`). A key is the check's field path below ``spec``, spelled by
-:mod:`controlplane.spec.paths`. Written by the rollout machine (the keys of
-``RolloutState.checks``, which ``RolloutState.to_status`` puts in ``status.checks``) and by
-:func:`controlplane.promql.queries.all_checks`; read back by ``kubectl canary status``
-(:mod:`controlplane.view.canary`). It lives in spec/ because a key names a place in the spec, and
-every layer that writes or reads one sits above spec. Pure.
+Owns the one encoding (:func:`encode`: ``steps[1].rollbackOn[0]``, ``shadow.promoteOn``) and its
+reading (:func:`decode`) of where a check sits in a spec; written by the rollout machine and the
+queries, read by ``kubectl canary status``. In spec/ because a key names a place in the spec. Pure.
 """
 
 from __future__ import annotations

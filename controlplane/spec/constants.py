@@ -1,10 +1,8 @@
 """The ModelCanary resource's names and the spec defaults that readers need without the models.
 
-Owns the API group, version, kind and labels, and the defaults the views show for a field left
-out (``analysis.interval``, a latency built-in's quantile). :mod:`controlplane.spec.models`
-re-exports them and builds its defaults from them; the readers that never validate a spec
-(``kubectl canary list``, the Kubernetes client, the status views) import them from here, so
-they do not pay for pydantic and the models. Pure.
+Owns the API group, version, kind, labels and the defaults views show; the models re-export them,
+and readers that never validate (``list``, the Kubernetes client, the views) import them from here
+without paying for pydantic. Pure.
 """
 
 from __future__ import annotations

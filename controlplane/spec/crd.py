@@ -1,16 +1,9 @@
 """The ModelCanary CustomResourceDefinition, generated from the pydantic models.
 
-Owns the translation of the models' JSON Schema (draft 2020-12, with ``$ref`` and ``anyOf``) into a
-*structural* OpenAPI v3.0 schema the Kubernetes API server accepts: references inlined, no titles or
-defaults (the API server would write defaults into stored objects; the models own defaults),
-``anyOf [X, null]`` as ``nullable``, ``const`` as a one-value ``enum``, numeric
-``exclusiveMinimum`` as the v3.0 boolean form, number-or-string thresholds as
-``x-kubernetes-preserve-unknown-fields`` (``x-kubernetes-int-or-string`` would refuse ``0.5``),
-durations as ``x-kubernetes-int-or-string`` (``for: 0`` is an integer), and ``status`` left open
-to the controller. The committed ``manifests/crd/modelcanary.yaml`` is this
-module's output (``canaryctl schema --crd``; ``scripts/gen-crd`` rewrites it; a test fails on
-drift). The API server checks shape only: ``canaryctl validate`` and the controller apply every
-rule. Called by ``controlplane.cli.schema`` and the tests. Pure.
+Owns the translation of the models' JSON Schema into a structural OpenAPI v3.0 schema the API
+server accepts (no defaults: the models own them). ``manifests/crd/modelcanary.yaml`` is its output
+(``canaryctl schema --crd``; a test fails on drift). The API server checks shape only. Pure.
+See docs/spec.md, "The CRD".
 """
 
 from __future__ import annotations

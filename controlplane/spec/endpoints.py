@@ -1,27 +1,10 @@
 """Which URLs a spec may send the controller to: the administrator's allow-list of endpoints.
 
-Owns :class:`EndpointPolicy` -- per kind of endpoint (``prometheus``: ``spec.analysis.prometheus``;
-``argo``: ``spec.gates[].argoServer``; ``alerts``: ``spec.alerts[].webhook.url`` and
-``spec.alerts[].alertmanager.url``) the URLs an administrator allowed (``canaryctl controller
---allow-prometheus / --allow-argo-server / --allow-alert-url``, the chart's
-``allowedEndpoints``), plus the controller's own ``--prometheus`` and ``--argo-server``, which
-are always allowed, exactly -- and :func:`endpoint_problems`, the validation problem of every
-spec URL outside it. Secure by default: an empty policy allows no spec URL at all.
-
-Matching (:meth:`EndpointPolicy.refusal`), on :func:`urllib.parse.urlsplit`: the scheme, the host
-(case-insensitive) and the port (the scheme's default when absent) must equal an allowed entry's;
-the entry's path is a prefix of the URL's on segment boundaries (``/prom`` allows ``/prom`` and
-``/prom/x``, not ``/prometheus``; the controller's own URLs only their exact path); a query or a
-fragment only when the entry has the same. Refused whatever the entries: a user name or password
-(``user:pass@``), a ``.`` or ``..`` path segment, a percent-encoded ``.``, ``/``, ``\\`` or ``%``,
-and a backslash -- anything another parser could read as a different endpoint.
-
-Pure. Called by the controller's admission (:meth:`controlplane.controller.reconcile.Reconciler.
-_load`, which adds :func:`endpoint_problems` to the spec's other problems, so such a spec is
-``invalid`` and nothing is applied), by :class:`controlplane.controller.argo_gates.ArgoGates`
-before it sends the controller's token anywhere (defence in depth), and by ``canaryctl
-controller``'s flag parsing (:func:`entry_problem`). ``canaryctl validate`` does not use it: it
-knows no controller's policy. See docs/controller.md, "Allowed endpoints".
+Owns :class:`EndpointPolicy` (per kind, the allowed URLs plus the controller's own; empty allows
+no spec URL) and :func:`endpoint_problems`. Matching is strict on scheme, host, port and path
+segments, and refuses user info, dot segments, encoded separators and backslashes, anything
+another parser could read as a different endpoint. Pure; used by the controller's admission, the
+Argo gates and the controller's flags. See docs/controller.md, "Allowed endpoints".
 """
 
 from __future__ import annotations

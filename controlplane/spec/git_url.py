@@ -1,15 +1,9 @@
-"""Which git URLs the product reads and pushes: ``https://``, ``ssh://`` and scp-like
-``user@host:path``, nothing else.
+"""Which git URLs the product reads and pushes: ``https://``, ``ssh://`` and ``user@host:path``.
 
-Owns :data:`GIT_URL_PATTERN` (the JSON Schema / CRD pattern of ``spec.gitWriteBack.repo``, so
-the API server refuses another URL too) and :func:`git_url_problem` (the same rule with a
-message). Refused: ``file://`` and plain local paths (the controller's own filesystem: its
-cache of other canaries' repositories, mounted tokens), ``http://`` (tokens in clear),
-``git://``, git's ``ext::`` / ``fd::`` transports, and an authority or scp-like user that starts
-with ``-`` (read by ssh as an option). Pure; called by :mod:`controlplane.spec.models`
-(``spec.gitWriteBack.repo``) and :mod:`controlplane.gitops` (``--git-repo``, every remote a
-:class:`~controlplane.gitops.repo.GitRepo` is made for: the spec's, a source annotation's, an Argo
-CD Application's).
+Owns :data:`GIT_URL_PATTERN` (the CRD pattern of ``spec.gitWriteBack.repo``) and
+:func:`git_url_problem`. Refused: local paths and ``file://`` (the controller's own files),
+``http://``, ``git://``, ``ext::`` / ``fd::`` and a host or user starting with ``-`` (an ssh
+option). Pure; used for every remote a :class:`~controlplane.gitops.repo.GitRepo` is made for.
 """
 
 from __future__ import annotations

@@ -1,25 +1,10 @@
 """Reading canary.yml files: bytes -> YAML documents with line numbers -> ``ModelCanary`` models.
 
-Owns the YAML dialect and the defences against hostile input. Called by
-:mod:`controlplane.validation` (``check_file`` / ``check_text``, which the CLI, the controller
-and the API use) and by anything that needs the typed models of a file (``load_file`` /
-``load_text``).
-
-Decisions (see docs/spec.md, "YAML dialect"):
-
-- Safe loading only (no Python tags). Floats follow YAML 1.2 as Kubernetes' decoder does, so
-  ``8.0e9`` is a number (PyYAML's YAML 1.1 resolver reads it as a string); everything else is
-  YAML 1.1 as PyYAML and go-yaml v2 (kubectl) read it: ``yes``, ``no``, ``on`` and ``off`` are
-  booleans, so quote such strings.
-- A file may hold several ``---``-separated documents, one ModelCanary each; empty documents are
-  skipped; line numbers are those of the file.
-- Duplicate keys are an error (PyYAML would silently keep the last one).
-- Hostile input gets a :class:`SpecError`, fast: at most ``MAX_BYTES`` bytes, UTF-8 only, no NUL
-  bytes, at most ``MAX_DEPTH`` levels of nesting, ``MAX_NODES`` nodes per file and ``MAX_EXPANDED``
-  nodes per document after aliases are expanded (a "billion laughs" bomb stops there), no recursive
-  aliases.
-
-Pure apart from :func:`load_file` / :func:`read_source`, which read one file.
+Owns the YAML dialect (floats as YAML 1.2, as Kubernetes reads them; the rest YAML 1.1 as kubectl;
+duplicate keys an error; several documents per file) and the defences against hostile input
+(size, encoding, depth, nodes and alias expansion limits, each a fast :class:`SpecError`). Called
+by :mod:`controlplane.validation` and whoever needs the typed models. Pure apart from
+:func:`load_file` / :func:`read_source`. See docs/spec.md, "YAML dialect and limits".
 """
 
 from __future__ import annotations

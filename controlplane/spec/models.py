@@ -1,10 +1,7 @@
 """The ``ModelCanary`` resource as typed, immutable pydantic models.
 
-Owns the shape of a canary.yml (names, types, defaults) exactly as ``canary-spec.md`` states it.
-Every default lives here and nowhere else. Cross-field rules (weights increasing, metrics defined,
-router capabilities, GPU fit, ...) are not here: they live in :mod:`controlplane.spec.rules` (the
-spec's own) and :mod:`controlplane.validation` (the product's, and the one entry point), which
-return every problem with its path. Pure: no I/O.
+Owns the shape of a canary.yml (names, types, defaults); every default lives here. Cross-field
+rules are :mod:`controlplane.spec.rules`' and :mod:`controlplane.validation`'s. Pure.
 """
 
 from __future__ import annotations

@@ -1,18 +1,10 @@
 """Kubernetes names: what a name or namespace may be before it reaches the API server.
 
-Owns the DNS-1123 rules (``k8s.io/apimachinery/pkg/util/validation``, v0.34: ``IsDNS1123Label``,
-``IsDNS1123Subdomain``) and the path-segment rule the API server applies to every name
-(``k8s.io/apimachinery/pkg/api/validation/path``, ``IsValidPathSegmentName``: not ``.`` or
-``..``, no ``/`` or ``%``), widened with ``?`` and ``#``, which an HTTP client would read as the
-start of a query or fragment. A name that breaks them is refused with
-:class:`~controlplane.errors.InvalidName` *before* any request is built: an HTTP client collapses
-``..`` segments, so ``team-a`` + ``../../team-b/modelcanaries/victim`` would otherwise address
-another namespace's object.
-
-Called at every boundary where a name arrives from outside (the HTTP API's paths and bodies,
-Alertmanager labels, git and Argo CD annotations) with :func:`check_label` /
-:func:`check_subdomain`, and by the Kubernetes adapters (:mod:`controlplane.kube.real`,
-:mod:`harness.kube.fake`) on every call with :func:`check_ref_names`, the last fence. Pure.
+Owns the DNS-1123 rules (``k8s.io/apimachinery/pkg/util/validation`` v0.34) and the API server's
+path-segment rule (``pkg/api/validation/path``, ``IsValidPathSegmentName``), widened with ``?``
+and ``#``. A name breaking them is :class:`~controlplane.errors.InvalidName` before any request:
+a client collapses ``..``, so a crafted name would address another namespace's object. Called at
+every boundary where a name arrives, and by both Kubernetes adapters on every call. Pure.
 """
 
 from __future__ import annotations

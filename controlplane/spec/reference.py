@@ -1,10 +1,8 @@
 """The field reference of a ModelCanary, as Markdown generated from the pydantic models.
 
-Owns the one-line meaning of every field (``MEANINGS``) and renders, for each object of the spec,
-a table of field / type / default / meaning, with types and defaults read from the models so they
-cannot drift. ``docs/spec.md`` embeds the output between markers (``canaryctl schema --fields``,
-``scripts/gen-crd`` rewrites it); a test fails when a model field has no meaning or the doc is
-stale. Called by ``controlplane.cli.schema`` and the tests. Pure.
+Owns each field's one-line meaning (``MEANINGS``) and the tables of docs/spec.md's field
+reference, with types and defaults read from the models (``canaryctl schema --fields``; a test
+fails on a missing meaning or a stale doc). Pure.
 """
 
 from __future__ import annotations

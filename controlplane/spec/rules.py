@@ -1,17 +1,9 @@
 """The spec's own cross-field rules: every problem a ModelCanary has on its own, with its path.
 
-Owns the rules a single field's type cannot express and that need nothing but the spec (weights
-increase, checks name defined metrics, thresholds fit their metric's unit, windows and ``for`` fit
-the interval and the step, gates name existing steps, one channel per alert, ...); the shape of
-each field is :mod:`controlplane.spec.models`'s. The rules that consult the layers above spec
-(the sequential judge, the engine's histogram buckets, the vLLM version, the GPU catalogue and
-measured profiles, the router's capabilities) plug in through :class:`RuleHooks`, which
-:mod:`controlplane.validation` implements (its ``ProductRules``; it is the one entry point every
-caller uses), and run here at their place in the walk, so the problems come in one list in field
-order whoever checks.
-
-Pure. Called by :mod:`controlplane.validation` only. The rules are listed in docs/spec.md,
-"Validation rules".
+Owns the rules a field's type cannot express and that need only the spec; rules that consult
+layers above spec plug in through :class:`RuleHooks` (implemented by
+:mod:`controlplane.validation`) at their place in the walk, so problems come in one list in field
+order. Pure; called by :mod:`controlplane.validation` only. See docs/spec.md, "Validation rules".
 """
 
 from __future__ import annotations

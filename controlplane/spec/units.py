@@ -1,11 +1,8 @@
 """Units of the spec and the status: durations, thresholds and times, parsed once into typed values.
 
-Owns the grammar of ``30s`` / ``1h30m`` / ``7d`` durations and of ``200ms`` / ``0.1%`` / ``1.5``
-thresholds (see the contract's *Units*), and the exact times of the ``status`` document
-(:func:`status_time` / :func:`time_value`: RFC 3339 with as many fraction digits as the float
-needs, so a status read back gives the same floats and a restarted controller resumes on the same
-clock). Pure; called by the spec models' validators, the rollout state's round trip
-(:mod:`controlplane.rollout.state`) and the status document (:mod:`controlplane.status.document`).
+Owns the grammar of durations and thresholds (docs/spec.md, "Units") and the exact RFC 3339 times
+of ``status``, with as many fraction digits as the float needs so a restarted controller resumes
+on the same clock. Pure.
 """
 
 from __future__ import annotations

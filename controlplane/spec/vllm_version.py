@@ -1,11 +1,7 @@
 """vLLM version strings: the one syntax and the one parser.
 
 Owns what a vLLM version looks like (``0.24.0``, ``v0.24.0``, ``0.8.5.post1``) and its comparable
-key. It sits in spec, the lowest layer that needs it: the spec's ``model.vllmVersion`` field
-(:mod:`controlplane.spec.models`), the catalogue's per-version vLLM flags
-(:mod:`controlplane.profiles.catalog`) and the serving layer's version resolution
-(:mod:`controlplane.serving.versions`, :mod:`controlplane.serving.vllm_args`) all import it from
-here. Pure.
+key; in spec, the lowest layer that needs it (the spec field, the catalogue, serving). Pure.
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
 """kstatus-compatible conditions of a ModelCanary: ``Ready``, ``Reconciling``, ``Stalled``.
 
-Owns the mapping from where a rollout is (its phase, or an invalid spec) to the three conditions
-that ``kstatus`` (kubectl wait, Flux, Argo CD health) reads: ``Ready`` True only once promoted;
-``Stalled`` True when rolled back, invalid or paused on provider errors; ``Reconciling`` True while
-the rollout makes progress. ``lastTransitionTime`` only moves when a condition's status changes.
-With ``spec.capacity`` a fourth, ``CapacityReady``, says whether the weights wait for replicas.
-
-Pure: no I/O, no clock (``now`` is an argument). Called by :mod:`controlplane.status.document`.
+Owns the mapping from where a rollout is to the conditions kstatus readers (kubectl wait, Flux,
+Argo CD) use, plus ``CapacityReady`` with ``spec.capacity``; ``lastTransitionTime`` moves only on
+a change. Pure. See docs/gitops.md.
 """
 
 from __future__ import annotations

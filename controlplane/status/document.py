@@ -1,23 +1,9 @@
 """The ``status`` document of a ModelCanary: the source of truth of the controller.
 
-Owns three things, all pure:
-
-- :func:`rollout_status` / :func:`invalid_status`: the whole ``status`` dict. It is the rollout
-  state (:meth:`RolloutState.to_status`: ``phase``, ``step``, ``weight``, per-check last values in
-  ``checks``, the bounded ``history``, ``specHash`` under trial, ``reason``) plus
-  ``observedGeneration``, kstatus ``conditions`` and ``controller`` (:class:`Book`).
-- :class:`Book`: the controller's bookkeeping of *effects* (what was deployed, which weights were
-  verified and when, which outcome was finalized, cleanup, the last Event emitted, the last intent
-  consumed, the gate Workflows submitted). Decisions live in the rollout state; the book says how
-  far the world has caught up with them, so a restarted controller re-applies exactly what is
-  missing (docs/controller.md). Its ``notified`` is the persisted record of the history entries
-  told (:func:`unnotified` / :func:`with_notified`): the fingerprint
-  (:func:`controlplane.rollout.events.fingerprint`) of the last one.
-- :func:`read_intents`: user intents recorded by the CLI in the annotation
-  ``canary.controlplane.dev/intent`` and :func:`new_intents` (consumed exactly once, by id),
-  re-exported from :mod:`controlplane.status.intents`.
-
-Called by :mod:`controlplane.controller.reconcile`. No I/O, no clock.
+Owns the whole ``status`` dict (:func:`rollout_status`, :func:`invalid_status`) and :class:`Book`,
+the bookkeeping of effects: decisions live in the rollout state, the book says how far the world
+has caught up, so a restarted controller re-applies exactly what is missing; plus the cursor of
+told events. Pure. See docs/controller.md, "Status: the source of truth".
 """
 
 from __future__ import annotations
@@ -34,10 +20,6 @@ from controlplane.rollout.wording import pending_why
 from controlplane.spec.constants import API_GROUP
 from controlplane.spec.units import status_time, time_value
 from controlplane.status import conditions
-from controlplane.status.intents import INTENT_ANNOTATION as INTENT_ANNOTATION
-from controlplane.status.intents import RecordedIntent as RecordedIntent
-from controlplane.status.intents import new_intents as new_intents
-from controlplane.status.intents import read_intents as read_intents
 from controlplane.status.keys import ADOPTED_KEY as ADOPTED_KEY
 from controlplane.status.keys import BOOK_KEY as BOOK_KEY
 from controlplane.status.keys import CAPACITY_KEY as CAPACITY_KEY

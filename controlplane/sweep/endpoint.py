@@ -1,19 +1,10 @@
 """Profiling a served variant through its OpenAI-compatible endpoint (vLLM, KServe, ``up``).
 
-Owns the client side of ``canaryctl profile --endpoint URL``: for each concurrency of the sweep,
-that many workers send streamed ``/v1/completions`` requests back to back (``requests`` in all),
-each with a prompt of about ``input_len`` tokens, ``max_tokens = output_len``, ``temperature 0``
-and ``ignore_eos: true`` (a vLLM extension of the OpenAI API, read in vLLM 0.24.0 and 0.33.0
-``vllm/entrypoints/openai/completion/protocol.py``: passed to ``SamplingParams``, so every answer
-has exactly ``max_tokens`` tokens; other servers ignore the field and answers may stop early,
-which the profile then says). Timed per request: the first token (TTFT), the gaps between
-streamed chunks spread over the tokens they hold (inter-token latency), the end. While a point
-runs, ``/metrics`` is read every half second for ``vllm:kv_cache_usage_perc`` (its peak is kept)
-and ``GET /version`` names vLLM's version (``vllm/entrypoints/serve/instrumentator/basic.py``).
-GPU memory and utilisation come from NVML when ``pynvml`` is installed and the GPU is on this
-machine; otherwise they are left out and the profile says so.
-
-Called by :mod:`controlplane.cli.profile`. Network I/O: aiohttp.
+Owns the client side of ``canaryctl profile --endpoint URL``: concurrent streamed completions
+timed per request, the KV-cache peak from ``/metrics``, vLLM's version and, with ``pynvml``, GPU
+readings. ``ignore_eos: true`` makes vLLM answer exactly ``max_tokens`` (vLLM 0.24.0 / 0.33.0,
+``vllm/entrypoints/openai/completion/protocol.py``). Called by :mod:`controlplane.cli.profile`.
+What is measured: docs/profiles.md, "Measured profiles: ``canaryctl profile``".
 """
 
 from __future__ import annotations

@@ -1,16 +1,9 @@
 """In-process profiling: a random-weight model of a real architecture's shape, on this machine.
 
-Owns building a Llama-architecture model from a shape of ``profiles/architectures.yaml`` (nothing
-is downloaded; weights are random) in bf16, bitsandbytes NF4 (``Linear4bit``) or int8
-(``Linear8bitLt``), or FP8 (torchao), on ``cpu`` or ``cuda``, and measuring it:
-the bytes its tensors hold (quantization states included) extrapolated from the ``layers`` built
-to the architecture's full depth (decoder layers are identical), the KV cache it filled, and per
-batch size the prefill time (the TTFT of every request of the batch), each decode step (the
-inter-token gaps) and the end-to-end time. Only the decoder's linear layers are quantized, as vLLM
-and bitsandbytes do: embeddings and ``lm_head`` stay bf16.
-
-Optional: needs torch, transformers, bitsandbytes and torchao (the ``local-cpu`` extra).
-Called by ``canaryctl profile --in-process`` (:mod:`controlplane.cli.profile`).
+Owns building a Llama-shaped model from ``profiles/architectures.yaml`` (random weights, no
+download) in bf16, NF4, int8 or FP8 on CPU or CUDA, and measuring its memory and per-batch
+timings. Optional (the ``local-cpu`` extra); called by ``canaryctl profile --in-process``.
+Method and limits: docs/profiles.md, "Measured profiles: ``canaryctl profile``".
 """
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from controlplane.rollout import intents as st_intents
 from controlplane.rollout.wording import pending_why
 from controlplane.spec.constants import DEFAULT_INTERVAL
-from controlplane.status import intents as st_intents
 from controlplane.status import keys as st_keys
 from controlplane.view.checks import CheckRow, check_rows
 from controlplane.view.read import (

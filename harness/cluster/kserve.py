@@ -30,7 +30,7 @@ Standard (raw Deployment) mode with Gateway API ingress, as KServe's own
   the CRD a predictor of the ``keda`` autoscaler class (the product's ``autoscaling.queue``) is
   never reconciled (``PredictorReady`` False, ``failed to get existing KEDA autoscaler: no
   matches for kind "ScaledObject"``, as observed). KEDA's operator is not run: nothing here
-  turns a ScaledObject into an HPA (the tests' stand-in, ``support.kserve_world``, does).
+  turns a ScaledObject into an HPA (the stand-in, :mod:`harness.kube.keda_standin`, does).
 
 Workloads come from :mod:`harness.cluster.workloads` (kube-controller-manager,
 kube-scheduler, kwok on fake GPU nodes). Called by the test fixtures and ``make kube-up``.

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from support.api import NAME, NS, World, canary
 
 from controlplane.kube.client import Ref
-from controlplane.status import document as st
+from controlplane.rollout.intents import read_intents
 
 BASE = f"/api/v1/namespaces/{NS}/canaries"
 
@@ -121,7 +121,7 @@ def test_action_records_the_intent_wakes_the_controller_and_it_acts(
     assert result["intent"]["verb"] == verb
     assert result["intent"]["user"] == "static-token"
     assert result["phase"] == "progressing"
-    recorded, _ = st.read_intents(world.get()["metadata"]["annotations"])
+    recorded, _ = read_intents(world.get()["metadata"]["annotations"])
     assert [(r.id, r.intent.verb) for r in recorded] == [(result["intent"]["id"], verb)]
     assert world.woken == [(NS, NAME)]
     # the controller acts on the next pass, at the same instant: no timer had to fire

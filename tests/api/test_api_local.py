@@ -19,11 +19,11 @@ from controlplane.api.local_source import LocalSource
 from controlplane.api.server import ApiServer
 from controlplane.local.timescale import scale_canary
 from controlplane.local.watcher import Pod, RunSnapshot
+from controlplane.rollout.intents import INTENT_ANNOTATION
 from controlplane.rollout.machine import step
 from controlplane.rollout.schedule import initial_state
 from controlplane.rollout.state import RolloutState
 from controlplane.spec.models import ModelCanary
-from controlplane.status.document import INTENT_ANNOTATION
 from controlplane.validation import validated_file
 
 TOKEN = "local-token"

@@ -33,8 +33,8 @@ from controlplane.api.auth import Authenticator
 from controlplane.api.config import ApiConfig
 from controlplane.kube.client import Obj, Ref, canary_ref
 from controlplane.kube.real import RealKube
+from controlplane.rollout.intents import INTENT_ANNOTATION
 from controlplane.spec.models import API_GROUP
-from controlplane.status.document import INTENT_ANNOTATION
 from harness.cluster.kubeapi import LoopbackCluster
 
 pytestmark = pytest.mark.binary

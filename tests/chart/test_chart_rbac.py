@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.canaries import canary_dict
+from support.canaries import FP8_ONE_CHECK, canary_dict
 from support.chart import NAMESPACE, ROOT, Doc, of_kind, render
 
 from controlplane.controller.reconcile import Reconciler, Settings
@@ -470,25 +470,12 @@ TRAFFIC: dict[str, dict[str, Any]] = {
 }
 
 
-LLAMA = "hf://meta-llama/Llama-3.1-8B-Instruct"  # a known chat-template family (systemPrompt)
-CHECK = {"metric": "errors", "above": "1%"}
-
-
 # The canaries of the recorded runs: fp8 with a system prompt (the chat-template ConfigMap), an
 # hour at 10 % checking errors, then 100 %; no shadow, no budget. Each has its own model.
 BASE = canary_dict(
-    stable={"name": "bf16", "storageUri": LLAMA, "gpu": "nvidia-l40s"},
-    candidate={
-        "name": "fp8",
-        "storageUri": LLAMA,
-        "quantization": "fp8",
-        "gpu": "nvidia-l40s",
-        "systemPrompt": "Be brief.",
-    },
+    base=FP8_ONE_CHECK,
+    candidate={**FP8_ONE_CHECK["spec"]["candidate"], "systemPrompt": "Be brief."},
     analysis={"interval": "1m", "metrics": [{"name": "errors", "builtin": "error-rate"}]},
-    steps=[{"weight": 10, "duration": "1h", "rollbackOn": [CHECK]}, {"weight": 100}],
-    shadow=None,
-    budget=None,
 )
 
 

@@ -11,12 +11,12 @@ import json
 from pathlib import Path
 
 import pytest
-from support.answers import Healthy
 
 from controlplane.cli import simulate as simulate_verb
 from controlplane.cli import up
 from controlplane.cli.exits import EXIT_PROMOTED, EXIT_ROLLED_BACK, replay_exit
 from controlplane.cli.main import main
+from harness.providers import Healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 SHORT = (ROOT / "canary" / "four-week.yml").read_text().replace("duration: 7d", "duration: 1h")

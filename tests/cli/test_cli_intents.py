@@ -12,7 +12,7 @@ from support.cli import RunCli
 from support.cli_rollouts import NAME, NS, Clock, Rollout, scenario
 
 from controlplane.operations import get_canary
-from controlplane.status.document import read_intents
+from controlplane.rollout.intents import read_intents
 from controlplane.status.times import format_time
 from harness.kube.fake import FakeKube
 

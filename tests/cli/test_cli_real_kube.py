@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 from support.canaries import canary_dict
-from support.http import serving
 
 from controlplane.cli.cluster import Runtime
 from controlplane.cli.main import main
+from harness.servers.loopback import serving
 
 GROUP, VERSION = "canary.controlplane.dev", "v1alpha1"
 BASE = f"/apis/{GROUP}/{VERSION}"

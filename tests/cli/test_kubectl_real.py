@@ -36,7 +36,7 @@ from support.realkube import new_namespace
 from controlplane.cli.output import shown
 from controlplane.kube.real import RealKube
 from controlplane.operations import get_canary, record_intent
-from controlplane.status.document import read_intents
+from controlplane.rollout.intents import read_intents
 from harness.cluster.kubeapi import KUBE_VERSION, LoopbackCluster, free_port
 
 pytestmark = pytest.mark.binary

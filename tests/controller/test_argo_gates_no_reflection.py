@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from support.hostile_prometheus import SECRET, deep_answer, huge_answer, secret_page
-from support.http import serving
 
 from controlplane.controller.argo_gates import ArgoGates
 from controlplane.rollout.gate_runs import GateRun, pending_runs
@@ -24,6 +22,8 @@ from controlplane.rollout.observations import Observations
 from controlplane.rollout.schedule import initial_state
 from controlplane.spec.models import ModelCanary
 from controlplane.validation import validated_file
+from harness.servers.hostile_prometheus import SECRET, deep_answer, huge_answer, secret_page
+from harness.servers.loopback import serving
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_800_000_000.0

@@ -213,7 +213,7 @@ def test_no_podmonitor_is_a_warning_in_the_status_not_only_an_event(world: World
 
 
 def _set_intent_annotation(world: World, value: str | None) -> None:
-    from controlplane.status.document import INTENT_ANNOTATION
+    from controlplane.rollout.intents import INTENT_ANNOTATION
 
     obj = world.get("triage")
     annotations = dict(obj["metadata"].get("annotations") or {})

@@ -13,7 +13,7 @@ from typing import Any, get_args
 
 from prometheus_client import CollectorRegistry
 from support.canaries import ANALYSIS, canary_dict
-from support.notify import NS, T0, Receiver, receiving
+from support.notify import NS, T0
 
 from controlplane.cli import controller as cli
 from controlplane.controller.event_sink import WARNING_EVENTS
@@ -26,6 +26,7 @@ from controlplane.rollout import events
 from controlplane.rollout.state import Event, EventType, RolloutState
 from harness.kube.fake import FakeKube
 from harness.kube.fake_kserve import FakeKServe
+from harness.servers.receiver import Receiver, receiving
 
 NAME = "support-triage"
 HOUR = 3600.0

@@ -23,9 +23,9 @@ from support.controller_world import DAY, NS, Metrics, World, finished, world_ca
 
 from controlplane.controller.reconcile import Settings
 from controlplane.kube.client import Ref, canary_ref
+from controlplane.rollout.intents import INTENT_ANNOTATION
 from controlplane.routing.gateway_api import API_VERSION, KIND
 from controlplane.spec.units import time_value
-from controlplane.status.document import INTENT_ANNOTATION
 
 pytestmark = pytest.mark.binary
 

@@ -33,15 +33,7 @@ from typing import Any
 import pytest
 from support.canaries import CANDIDATE, STABLE, model_canary
 from support.controller_world import DAY, NS, Metrics, finished, world_canary
-from support.kserve_world import (
-    DEPLOYMENT,
-    HPA,
-    ISVC,
-    SCALED_OBJECT,
-    KServeWorld,
-    release,
-    snapshot,
-)
+from support.kserve_world import DEPLOYMENT, ISVC, KServeWorld, release, snapshot
 
 from controlplane.errors import NotFound, RouterPending
 from controlplane.kube.client import Ref
@@ -52,6 +44,7 @@ from controlplane.routing.base import Weights
 from controlplane.serving.object_names import predictor_service
 from controlplane.spec.models import ModelCanary
 from harness.cluster.kubeapi import LoopbackCluster
+from harness.kube.keda_standin import HPA, SCALED_OBJECT
 
 pytestmark = [pytest.mark.binary, pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -6,7 +6,7 @@ no byte of an answer reaches ``status.checks[].message``, ``status.reason`` or a
 
 The world is the controller's own (FakeKube, fake KServe, an injected clock:
 :mod:`support.controller_world`); the hostile Prometheus is a real HTTP server on a loopback port
-(:mod:`support.hostile_prometheus`). No program is started.
+(:mod:`harness.servers.hostile_prometheus`). No program is started.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from typing import Any
 
 import pytest
 from support.controller_world import CANARY, DAY, HOUR, NS, World, world_canary
-from support.hostile_prometheus import SECRET, hostile
 
 from controlplane.controller.metrics import ControllerMetrics
 from controlplane.controller.reconcile import Reconciler
 from controlplane.controller.runner import Controller
 from controlplane.providers.prometheus import from_url
 from controlplane.providers.source import PrometheusSource
+from harness.servers.hostile_prometheus import SECRET, hostile
 
 T0 = float(int(time.time()) // 3600 * 3600 - 30 * DAY)
 ERROR_LIMIT = 3

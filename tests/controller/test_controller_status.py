@@ -82,33 +82,6 @@ def test_invalid_status_keeps_the_rollout_and_lists_every_problem() -> None:
     assert {c["type"]: c["status"] for c in doc["conditions"]}["Stalled"] == "True"
 
 
-@pytest.mark.parametrize(
-    ("annotation", "last", "verbs", "problem"),
-    [
-        pytest.param(None, None, [], False, id="none"),
-        pytest.param('{"id": "a", "verb": "pause", "at": 1}', None, ["pause"], False, id="one"),
-        pytest.param('{"id": "a", "verb": "pause", "at": 1}', "a", [], False, id="consumed"),
-        pytest.param(
-            '[{"id": "a", "verb": "pause", "at": 1}, {"id": "b", "verb": "resume", "at": 2}]',
-            "a",
-            ["resume"],
-            False,
-            id="list-after-consumed",
-        ),
-        pytest.param('{"verb": "retry", "at": 5}', None, ["retry"], False, id="id-defaults"),
-        pytest.param('{"verb": "explode", "at": 5}', None, [], True, id="bad-verb"),
-        pytest.param("{not json", None, [], True, id="not-json"),
-    ],
-)
-def test_intents_are_read_and_consumed_once(
-    annotation: str | None, last: str | None, verbs: list[str], problem: bool
-) -> None:
-    annotations = {} if annotation is None else {st.INTENT_ANNOTATION: annotation}
-    recorded, message = st.read_intents(annotations)
-    assert bool(message) == problem
-    assert [r.intent.verb for r in st.new_intents(recorded, last)] == verbs
-
-
 def test_unnotified_events_follow_the_last_one_emitted() -> None:
     history = tuple(Event("Advanced", T + i, i, 5 * i, f"e{i}") for i in range(4))
     book = st.with_notified(st.Book(), history[:2], "uid-1")

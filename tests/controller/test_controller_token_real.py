@@ -159,8 +159,11 @@ def test_the_token_goes_only_to_an_argo_server_an_administrator_allowed(
 
         # 2. allowed by the administrator: the same canary's gate runs there, with the token
         with controller(loopback, real_ns, tmp_path, f"--allow-argo-server={argo.url}") as log:
-            assert drive(real_kube, real_ns, lambda: bool(argo.posts), 90.0), log()
-            time.sleep(1.0)  # whatever else it was going to send
+
+            def polled() -> bool:  # submitted, then read back: both calls a gate makes
+                return bool(argo.posts) and any(m == "GET" for m, _, _ in argo.requests)
+
+            assert drive(real_kube, real_ns, polled, 90.0), log()
         assert argo.unauthorized == 0
         methods = {(method, auth) for method, _, auth in argo.requests}
         assert ("POST", f"Bearer {TOKEN}") in methods

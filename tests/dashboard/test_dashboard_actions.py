@@ -31,8 +31,8 @@ from controlplane.api.auth import Authenticator
 from controlplane.api.config import ApiConfig
 from controlplane.api.server import ApiServer
 from controlplane.kube.client import KubeClient, Obj, canary_ref
+from controlplane.rollout.intents import INTENT_ANNOTATION
 from controlplane.spec.models import API_GROUP
-from controlplane.status.document import INTENT_ANNOTATION
 from harness.cluster.kubeapi import kubeconfig
 from harness.kube.fake import FakeKube
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 import yaml
-from support.canaries import canary_dict
+from support.canaries import FP8_ONE_CHECK, canary_dict
 
 from controlplane.controller.reconcile import Reconciler, Settings
 from controlplane.controller.runner import Controller
@@ -114,21 +114,10 @@ def namespace(kube: RealKube) -> Iterator[str]:
 # scripts/kind-up.sh, an hour at 10 % checking errors, then 100 %; no shadow, no budget. Each
 # names its own model (``<name>-llm``).
 BASE = canary_dict(
+    base=FP8_ONE_CHECK,
     stable={"name": "bf16", "storageUri": "hf://m/x", "gpu": "nvidia-l40s"},
-    candidate={
-        "name": "fp8",
-        "storageUri": "hf://m/x",
-        "quantization": "fp8",
-        "gpu": "nvidia-l40s",
-    },
+    candidate={**FP8_ONE_CHECK["spec"]["candidate"], "storageUri": "hf://m/x"},
     traffic={"router": "gateway-api", "gateway": GATEWAY},
-    analysis={"metrics": [{"name": "errors", "builtin": "error-rate"}]},
-    steps=[
-        {"weight": 10, "duration": "1h", "rollbackOn": [{"metric": "errors", "above": "1%"}]},
-        {"weight": 100},
-    ],
-    shadow=None,
-    budget=None,
 )
 
 

@@ -12,11 +12,11 @@ import tracemalloc
 from typing import ClassVar
 
 import pytest
-from support.hostile_prometheus import SECRET, huge_answer, secret_page
-from support.http import serving
 
 from controlplane.errors import GitError
 from controlplane.gitops.hosting import PullRequest, open_pull_request
+from harness.servers.hostile_prometheus import SECRET, huge_answer, secret_page
+from harness.servers.loopback import serving
 
 MiB = 1 << 20
 

@@ -31,7 +31,6 @@ import os
 import re
 import signal
 import socket
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -202,8 +201,14 @@ def test_an_engine_crashing_on_start_loops_and_a_never_ready_one_gets_no_endpoin
         state = main_status(got[0]).get("state") or {}
         return got[0] if "running" in state else None
 
-    pod = until(running_unready, "the never-ready engine running")
-    time.sleep(3)  # several probe periods
+    name = until(running_unready, "the never-ready engine running")["metadata"]["name"]
+
+    def failed_probes() -> int:  # kubelet counts repeats of one event in its count
+        path = f"/api/v1/namespaces/{NS}/events?fieldSelector=involvedObject.name%3D{name}"
+        events = cluster.request("GET", path)["items"]
+        return sum(e.get("count") or 1 for e in events if e.get("reason") == "Unhealthy")
+
+    until(lambda: failed_probes() >= 3, "three readiness probes failed")
     pod = pods(cluster, NS, "unready")[0]
     assert not ready(pod)
     with pytest.raises(ConnectionRefusedError):  # loading for ever, as vLLM refuses meanwhile

@@ -36,7 +36,7 @@ from typing import Any
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from support.canaries import canary_dict
+from support.canaries import FP8_ONE_CHECK, canary_dict
 from support.chart import (
     Doc,
     Grant,
@@ -47,7 +47,6 @@ from support.chart import (
     service_account_token,
 )
 from support.gitops_world import APPLICATION_CRD, Remote
-from support.notify import Receiver, receiving
 from support.real_world import ServerView
 
 from controlplane import operations
@@ -65,10 +64,10 @@ from harness.cluster.kubeapi import LoopbackCluster, install_crds
 from harness.cluster.traefik import CONTROLLER as TRAEFIK
 from harness.kube.isvc_standin import IsvcStandin
 from harness.servers.argo_fake import ArgoFake, running_argo
+from harness.servers.receiver import Receiver, receiving
 
 pytestmark = [pytest.mark.binary, pytest.mark.xdist_group("rbac-real"), pytest.mark.timeout(300)]
 
-LLAMA = "hf://meta-llama/Llama-3.1-8B-Instruct"
 HMAC_KEY = "alert-signing-key"
 # Granted and never a request of its own: kube-apiserver checks it (OwnerReferencesPermission-
 # Enforcement, an admission plugin clusters such as OpenShift enable) when the controller sets
@@ -370,19 +369,12 @@ TRAFFIC: dict[str, dict[str, Any]] = {
 # then all; no shadow, no budget. Each serves a model of its own (own_model) and alerts a signed
 # webhook (signed_alerts).
 BASE = canary_dict(
-    stable={"name": "bf16", "storageUri": LLAMA, "gpu": "nvidia-l40s"},
-    candidate={"name": "fp8", "storageUri": LLAMA, "quantization": "fp8", "gpu": "nvidia-l40s"},
+    base=FP8_ONE_CHECK,
     analysis={
         "interval": "5m",
         "window": "5m",
         "metrics": [{"name": "errors", "builtin": "error-rate"}],
     },
-    steps=[
-        {"weight": 10, "duration": "1h", "rollbackOn": [{"metric": "errors", "above": "1%"}]},
-        {"weight": 100},
-    ],
-    shadow=None,
-    budget=None,
 )
 
 

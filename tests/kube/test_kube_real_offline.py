@@ -19,12 +19,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
-from support.http import PROC_NET_TCP, first_syn_dropped, serving
 
 from controlplane.errors import Conflict, Expired, Forbidden, KubeError, NotFound, Unserved
 from controlplane.kube.api_conventions import selector_string, to_kube_error
 from controlplane.kube.client import KubeClient, Obj, Ref, is_expired
 from controlplane.kube.real import CONNECT_ATTEMPTS, RealKube
+from harness.servers.loopback import PROC_NET_TCP, first_syn_dropped, serving
 
 CANARY_API = "canary.controlplane.dev/v1alpha1"
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 from kubernetes.client import ApiClient, Configuration
-from support.http import serving
 
 from controlplane.errors import KubeError
 from controlplane.kube.real import RealKube
 from harness.kube.fake import FakeKube
+from harness.servers.loopback import serving
 
 GROUP = "canary.controlplane.dev"
 

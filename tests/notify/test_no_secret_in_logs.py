@@ -11,21 +11,13 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-from support.hostile_prometheus import SECRET, secret_page
-from support.notify import (
-    NS,
-    Reply,
-    canary_obj,
-    canary_of,
-    events_of,
-    receiving,
-    rollback,
-    secret,
-)
+from support.notify import NS, canary_obj, canary_of, events_of, rollback, secret
 
 from controlplane.notify import AlertNotifier, NotifySettings
 from controlplane.providers.logsafety import HTTP_LOGGERS, quiet_http_loggers
 from harness.kube.fake import FakeKube
+from harness.servers.hostile_prometheus import SECRET, secret_page
+from harness.servers.receiver import Reply, receiving
 
 FAST = NotifySettings(backoff_base_s=0.05, backoff_max_s=0.1, timeout_s=2.0, max_attempts=2)
 TOKEN = "T0001/B0002/XXXXwebhookTOKENxxxx"

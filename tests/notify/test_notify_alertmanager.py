@@ -42,6 +42,10 @@ def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Alertmana
         am.stop()
 
 
+HANG_S = 60.0
+"""Bounds a hang only: Alertmanager answers at once when nothing is wrong."""
+
+
 def _alerts(am: Alertmanager, *filters: str, active: bool = True) -> list[dict[str, Any]]:
     query = "&".join(
         [f"filter={urllib.parse.quote(f)}" for f in filters]
@@ -53,7 +57,7 @@ def _alerts(am: Alertmanager, *filters: str, active: bool = True) -> list[dict[s
 
 
 def _wait_alerts(am: Alertmanager, *filters: str, active: bool = True) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + HANG_S
     while time.monotonic() < deadline:
         found = _alerts(am, *filters, active=active)
         if found:
@@ -76,7 +80,7 @@ def test_rollback_alert_reaches_alertmanager_with_routing_labels(
     notifier = AlertNotifier(None, NotifySettings(grafana_url="https://grafana.example.org"))
     try:
         notifier.notify(obj, canary, state, event)
-        assert notifier.flush(10)
+        assert notifier.flush(HANG_S)
     finally:
         notifier.close(2)
     assert notifier.count("alertmanager", "delivered") == 1
@@ -110,7 +114,7 @@ def test_pause_is_resolved_by_resume(alertmanager: Alertmanager) -> None:
     notifier = AlertNotifier(None)
     try:
         notifier.notify(obj, canary, *plain_event(canary, "Paused", now - 30, step=2, weight=25))
-        assert notifier.flush(10)
+        assert notifier.flush(HANG_S)
         (alert,) = _wait_alerts(alertmanager, 'canary="paused-one"')
         assert alert["labels"] == {
             "alertname": "ModelCanaryPaused",
@@ -120,10 +124,10 @@ def test_pause_is_resolved_by_resume(alertmanager: Alertmanager) -> None:
         }
         assert alert["annotations"]["step"] == "2"
         notifier.notify(obj, canary, *plain_event(canary, "Resumed", now - 1, step=2, weight=25))
-        assert notifier.flush(10)
+        assert notifier.flush(HANG_S)
     finally:
         notifier.close(2)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + HANG_S
     while _alerts(alertmanager, 'canary="paused-one"') and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _alerts(alertmanager, 'canary="paused-one"') == []
@@ -139,7 +143,7 @@ def test_alertmanager_rejecting_bad_alerts_is_a_failure_not_a_retry_loop(
     notifier = AlertNotifier(None, NotifySettings(backoff_base_s=0.01))
     try:
         notifier.notify(obj, canary, *rollback(canary))
-        assert notifier.flush(10)
+        assert notifier.flush(HANG_S)
     finally:
         notifier.close(2)
     assert notifier.count("alertmanager", "failed") == 1

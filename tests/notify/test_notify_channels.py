@@ -13,12 +13,10 @@ from support.notify import (
     NAME,
     NS,
     T0,
-    Reply,
     canary_obj,
     canary_of,
     events_of,
     plain_event,
-    receiving,
     rollback,
     secret,
 )
@@ -29,6 +27,7 @@ from controlplane.notify.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from controlplane.rollout.state import Reason
 from controlplane.spec.units import time_value
 from harness.kube.fake import FakeKube
+from harness.servers.receiver import Reply, receiving
 
 FAST = NotifySettings(
     grafana_url="https://grafana.example.org/",

@@ -9,7 +9,7 @@ import json
 import pytest
 from support.canaries import KPI_QUERY, canary_dict
 from support.history import History
-from support.notify import NS, receiving, secret
+from support.notify import NS, secret
 from support.scenario import DAY, HOUR
 
 from controlplane.controller.reconcile import Reconciler, Settings
@@ -23,6 +23,7 @@ from controlplane.providers.source import PrometheusSource
 from controlplane.spec.endpoints import EndpointPolicy
 from harness.kube.fake import FakeKube
 from harness.kube.fake_kserve import FakeKServe
+from harness.servers.receiver import receiving
 
 
 class Clock:

@@ -14,16 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
-from support.notify import (
-    NS,
-    T0,
-    Reply,
-    canary_obj,
-    canary_of,
-    plain_event,
-    receiving,
-    rollback,
-)
+from support.notify import NS, T0, canary_obj, canary_of, plain_event, rollback
 
 from controlplane.delayqueue import DelayQueue
 from controlplane.kube.client import Ref
@@ -31,6 +22,7 @@ from controlplane.notify import AlertNotifier, NotifySettings
 from controlplane.notify.alert import rfc3339
 from controlplane.notify.ledger import ledger_name
 from harness.kube.fake import FakeKube
+from harness.servers.receiver import Reply, receiving
 
 FAST = NotifySettings(backoff_base_s=0.2, backoff_max_s=1.0, timeout_s=2.0, max_attempts=4)
 HOLD_S = 30.0

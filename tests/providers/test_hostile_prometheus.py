@@ -3,9 +3,10 @@ most :data:`MAX_ANSWER_BYTES` of an answer, refuses JSON nested deeper than
 :data:`MAX_ANSWER_DEPTH`, never follows a redirect, cuts a dripping answer at its timeout, and
 puts no byte of an answer's body in an error message but Prometheus' own error text (cut).
 
-Every server here is a real HTTP server on a loopback port (:mod:`support.hostile_prometheus`);
-no program is started. ``canaryctl simulate`` against the same servers, as a process, is
-``test_simulate_hostile.py``; the controller, ``tests/controller/test_controller_no_reflection.py``.
+Every server here is a real HTTP server on a loopback port
+(:mod:`harness.servers.hostile_prometheus`); no program is started. ``canaryctl simulate`` against
+the same servers, as a process, is ``test_simulate_hostile.py``; the controller,
+``tests/controller/test_controller_no_reflection.py``.
 """
 
 from __future__ import annotations
@@ -21,14 +22,6 @@ from typing import Any, ClassVar
 
 import pytest
 from prometheus_api_client.exceptions import PrometheusApiClientException
-from support.hostile_prometheus import (
-    DEEP,
-    PROM_ERROR_TEXT,
-    SECRET,
-    hostile,
-    secret_page,
-)
-from support.http import serving
 
 from controlplane.errors import ProviderError, ProviderQueryError, ProviderUnavailable
 from controlplane.providers import bounded
@@ -39,6 +32,14 @@ from controlplane.providers.bounded import (
     read_capped,
 )
 from controlplane.providers.prometheus import PrometheusProvider, from_url, translate_error
+from harness.servers.hostile_prometheus import (
+    DEEP,
+    PROM_ERROR_TEXT,
+    SECRET,
+    hostile,
+    secret_page,
+)
+from harness.servers.loopback import serving
 
 AT = 1_700_000_000.0
 MiB = 1 << 20

@@ -2,7 +2,8 @@
 
 ``providers/prometheus.py`` keeps ``errorType`` and ``error`` of Prometheus' error JSON (the
 ``Response`` of ``web/api/v1/api.go``) and nothing else of a body; the canned answers of
-``support.hostile_prometheus`` follow that shape, and this holds the shape to the real server.
+``harness.servers.hostile_prometheus`` follow that shape, and this holds the shape to the real
+server.
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ from typing import ClassVar
 import pytest
 from support.canaries import model_canary
 from support.history import History
-from support.http import serving
 from support.prometheus import start_prometheus
 from support.scenario import (
     DAY,
@@ -28,6 +27,7 @@ from controlplane.errors import NoData, ProviderQueryError, ProviderUnavailable
 from controlplane.promql import queries
 from controlplane.providers.prometheus import PrometheusProvider, from_url
 from controlplane.rollout.observations import DueCheck
+from harness.servers.loopback import serving
 
 pytestmark = pytest.mark.binary
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support.hostile_prometheus import SECRET, hostile
+
+from harness.servers.hostile_prometheus import SECRET, hostile
 
 pytestmark = pytest.mark.binary
 

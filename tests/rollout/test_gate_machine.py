@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from support.canaries import canary_dict, model_canary
+from support.canaries import SMALL, canary_dict, model_canary
 
 from controlplane.rollout.actions import Deploy, Promote, Rollback, RunGate, SetWeights
 from controlplane.rollout.gate_runs import abandoned_runs, gates_at, pending_runs, workflow_name
@@ -29,10 +29,7 @@ T0 = 1_800_000_000.0
 MIN = 60.0
 
 BASE = canary_dict(
-    "demo",
-    "ml",
-    model={"name": "demo-llm"},
-    stable={"name": "bf16", "storageUri": "hf://org/m", "gpu": "nvidia-l40s"},
+    base=SMALL,
     candidate={
         "name": "awq",
         "storageUri": "hf://org/m-awq",
@@ -57,8 +54,6 @@ BASE = canary_dict(
         },
         {"weight": 100},
     ],
-    shadow=None,
-    budget=None,
 )
 STEPS: list[dict[str, Any]] = BASE["spec"]["steps"]
 # the first step waits for an approval (a promote intent) after its duration and checks

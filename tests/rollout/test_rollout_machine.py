@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
-from support.canaries import canary_dict, model_canary
+from support.canaries import SMALL, canary_dict, model_canary
 
 from controlplane.rollout.actions import (
     Action,
@@ -51,16 +51,7 @@ ANALYSIS: dict[str, Any] = {
     ],
 }
 BASE = canary_dict(
-    "demo",
-    "ml",
-    model={"name": "demo-llm"},
-    stable={"name": "bf16", "storageUri": "hf://org/m", "gpu": "nvidia-l40s"},
-    candidate={
-        "name": "nf4",
-        "storageUri": "hf://org/m",
-        "gpu": "nvidia-l40s",
-        "quantization": "bitsandbytes-nf4",
-    },
+    base=SMALL,
     analysis=ANALYSIS,
     steps=[
         {
@@ -78,8 +69,6 @@ BASE = canary_dict(
         },
         {"weight": 100},
     ],
-    shadow=None,
-    budget=None,
 )
 SHADOW = {
     "duration": "30m",

@@ -1,4 +1,4 @@
-"""The rollout state's status round trip, its derived views, and intents read from the resource."""
+"""The rollout state's status round trip and its derived views."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from controlplane.errors import SpecError
-from controlplane.rollout.intents import Intent
 from controlplane.rollout.state import CheckState, Event, Reason, RolloutState, finite_or_none
 from controlplane.spec.units import status_time
 
@@ -138,19 +137,6 @@ def test_phase_and_outcome(
 )
 def test_finite_or_none(value: float | None, expected: float | None) -> None:
     assert finite_or_none(value) == expected
-
-
-def test_intent_round_trip_and_errors() -> None:
-    intent = Intent("promote-full", T0 + 1.25, "ana")
-    assert Intent.from_dict(intent.to_dict()) == intent
-    with pytest.raises(SpecError) as caught:
-        Intent.from_dict({"verb": "explode", "at": "soon"}, "metadata.annotations.intent")
-    assert [p.path for p in caught.value.problems] == [
-        "metadata.annotations.intent.verb",
-        "metadata.annotations.intent.at",
-    ]
-    with pytest.raises(SpecError):
-        Intent.from_dict(["pause"])
 
 
 def test_a_tick_updates_the_state_as_replace_does() -> None:

@@ -1,12 +1,13 @@
 """The one ModelCanary builder of the tests: :func:`canary_dict` and :func:`model_canary`
-(and :func:`one_step_canary`, the small rollout of the machine's pending tests, built on them).
+(``SMALL`` and ``FP8_ONE_CHECK``, the bases several test modules share, built on them).
 
 Owns the contract's four-week example (``EXAMPLE``: the example of ``canary-spec.md``,
 support-triage in ml-serving, stable ``bf16``, candidate ``nf4``, metrics latency / latency-p99 /
 errors / kpi / win-rate, four steps, shadow, budget with a cost query) and the one way a test makes
-a spec: every test that needs one calls the builder, with the sections it changes. A module whose
-canaries share more than the example keeps that as data made by the builder at import time (a
-``BASE`` passed as ``base=``) and helpers that make one section (``traffic(router)``); the support
+a spec: every test that needs one calls the builder, with the sections it changes. A base that
+several modules share is data made by the builder here (``SMALL``, ``FP8_ONE_CHECK``); a module
+whose canaries share more than that keeps it as data made by the builder at import time (a ``BASE``
+passed as ``base=``) and helpers that make one section (``traffic(router)``); the support
 modules' presets are built on it too (``canary`` of support.api, ``world_canary`` of
 support.controller_world, ``fleet_canary`` of support.kube_fleet, ``canary_obj`` of support.notify,
 ``canary`` of support.dashboard, ``Rollout`` of support.cli_rollouts). ``tests/test_one_builder.py``
@@ -196,30 +197,53 @@ def _merge(into: dict[str, Any], changes: Mapping[str, Any]) -> None:
             into[key] = copy.deepcopy(value)
 
 
-def one_step_canary() -> ModelCanary:
-    """A canary of one 10-minute step at 10 % with one latency check, then 100 %, evaluated
-    every minute, no shadow, no budget: the small rollout of the pending and progress-deadline
-    tests of the machine."""
-    return model_canary(
-        "demo",
-        "ml",
-        model={"name": "demo-llm"},
-        stable={"name": "bf16", "storageUri": "hf://org/m", "gpu": "nvidia-l40s"},
-        candidate={
-            "name": "nf4",
-            "storageUri": "hf://org/m",
-            "gpu": "nvidia-l40s",
-            "quantization": "bitsandbytes-nf4",
+SMALL = canary_dict(
+    "demo",
+    "ml",
+    model={"name": "demo-llm"},
+    stable={"name": "bf16", "storageUri": "hf://org/m", "gpu": "nvidia-l40s"},
+    candidate={
+        "name": "nf4",
+        "storageUri": "hf://org/m",
+        "gpu": "nvidia-l40s",
+        "quantization": "bitsandbytes-nf4",
+    },
+    analysis={"interval": "1m", "metrics": [{"name": "latency", "builtin": "e2e-latency"}]},
+    steps=[
+        {
+            "weight": 10,
+            "duration": "10m",
+            "rollbackOn": [{"metric": "latency", "above": "200ms"}],
         },
-        analysis={"interval": "1m", "metrics": [{"name": "latency", "builtin": "e2e-latency"}]},
-        steps=[
-            {
-                "weight": 10,
-                "duration": "10m",
-                "rollbackOn": [{"metric": "latency", "above": "200ms"}],
-            },
-            {"weight": 100},
-        ],
-        shadow=None,
-        budget=None,
-    )
+        {"weight": 100},
+    ],
+    shadow=None,
+    budget=None,
+)
+"""The small rollout of the machine's tests: ``demo`` in ``ml``, one 10-minute step at 10 % with
+one latency check, then 100 %, evaluated every minute, no shadow, no budget (a ``base=`` of the
+machine's tests, which change its steps and analysis)."""
+
+LLAMA = "hf://meta-llama/Llama-3.1-8B-Instruct"
+"""A checkpoint of a known chat-template family (``systemPrompt``)."""
+
+FP8_ONE_CHECK = canary_dict(
+    stable={"name": "bf16", "storageUri": LLAMA, "gpu": "nvidia-l40s"},
+    candidate={"name": "fp8", "storageUri": LLAMA, "quantization": "fp8", "gpu": "nvidia-l40s"},
+    analysis={"metrics": [{"name": "errors", "builtin": "error-rate"}]},
+    steps=[
+        {"weight": 10, "duration": "1h", "rollbackOn": [{"metric": "errors", "above": "1%"}]},
+        {"weight": 100},
+    ],
+    shadow=None,
+    budget=None,
+)
+"""The example's canary as FP8 of Llama, an hour at 10 % rolling back on errors above 1 %, then
+100 %; no shadow, no budget: the ``base=`` of the tests that run a whole canary on a cluster (the
+chart's RBAC, the installed controller's, kind's)."""
+
+
+def one_step_canary() -> ModelCanary:
+    """:data:`SMALL`, validated: the canary of the pending and progress-deadline tests of the
+    machine."""
+    return model_canary(base=SMALL)

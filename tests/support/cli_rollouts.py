@@ -16,7 +16,7 @@ from controlplane.errors import Problem
 from controlplane.kube.client import Obj
 from controlplane.operations import get_canary
 from controlplane.rollout import machine, schedule
-from controlplane.rollout.intents import Intent
+from controlplane.rollout.intents import Intent, new_intents, read_intents
 from controlplane.rollout.observations import CheckResult, Observations
 from controlplane.rollout.state import RolloutState
 from controlplane.spec.models import ModelCanary
@@ -153,8 +153,8 @@ class Rollout:
         """Act like the controller on the intents recorded on the resource (once each, by id)."""
         assert self.state is not None
         obj = self.obj
-        recorded, _ = st.read_intents(obj["metadata"].get("annotations"))
-        new = st.new_intents(recorded, self.book.last_intent_id)
+        recorded, _ = read_intents(obj["metadata"].get("annotations"))
+        new = new_intents(recorded, self.book.last_intent_id)
         if not new:
             return self
         now = self.clock.now

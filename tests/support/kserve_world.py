@@ -12,11 +12,9 @@ sees the cluster a user would see once things settle. It never writes.
 :func:`snapshot` is what a user would look at: the Deployments of the namespace with their ready
 replicas, the labels of their pods, and the backends and weights of every HTTPRoute.
 
-KEDA's operator is not run (the clusters have KEDA's ScaledObject CRD only, for KServe's sake:
-:mod:`harness.cluster.kserve`). With ``KServeWorld(keda=True)``, :class:`KedaConverged` stands in
-for the one part of it a rollout needs: each ScaledObject becomes the HorizontalPodAutoscaler
-KEDA v2.18.0 would keep for it (:func:`keda_hpa`), whose bounds kube-controller-manager's real
-HPA controller enforces on the Deployment (it cannot read the metric: no external metrics API).
+KEDA's operator is not run. With ``KServeWorld(keda=True)``, :class:`KedaConverged` runs the
+harness's stand-in for the one part of it a rollout needs (:mod:`harness.kube.keda_standin`): each
+ScaledObject becomes the HorizontalPodAutoscaler KEDA v2.18.0 would keep for it.
 """
 
 from __future__ import annotations
@@ -26,15 +24,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from controlplane.controller.children import is_ready
-from controlplane.errors import NotFound
 from controlplane.kube.client import Obj, Ref
 from controlplane.kube.real import RealKube
 from controlplane.serving.object_names import predictor_service
+from harness.kube.keda_standin import DEPLOYMENT, KedaStandin
 from support.controller_world import NS
 from support.real_world import RealWorld
 
 ISVC = ("serving.kserve.io/v1beta1", "InferenceService")
-DEPLOYMENT = ("apps/v1", "Deployment")
 ROUTE = ("gateway.networking.k8s.io/v1", "HTTPRoute")
 
 
@@ -158,109 +155,18 @@ class Converged:
         raise NotImplementedError("the real KServe makes what it makes Ready")
 
 
-SCALED_OBJECT = ("keda.sh/v1alpha1", "ScaledObject")
-HPA = ("autoscaling/v2", "HorizontalPodAutoscaler")
-KEDA_HPA_PREFIX = "keda-hpa-"
-"""KEDA v2.18.0 ``controllers/keda/hpa.go``, ``getDefaultHpaName``."""
-
-
-def keda_hpa(scaled: Obj) -> Obj:
-    """The HorizontalPodAutoscaler KEDA v2.18.0's operator keeps for ``scaled``, a ScaledObject of
-    ``prometheus`` triggers on a Deployment (pure): ``controllers/keda/hpa.go``,
-    ``newHPAForScaledObject``: named ``keda-hpa-<name>``, owned by the ScaledObject, its bounds
-    ``GetHPAMinReplicas`` (``minReplicaCount`` when above 0, else 1) and ``GetHPAMaxReplicas``
-    (``maxReplicaCount``, else 100; ``apis/keda/v1alpha1/scaledobject_types.go``), the behaviour
-    of ``advanced.horizontalPodAutoscalerConfig``, and per trigger one External metric
-    ``s<i>-prometheus`` selected by ``scaledobject.keda.sh/name``, its target an ``AverageValue``
-    of the trigger's ``threshold`` (``pkg/scalers/prometheus_scaler.go``,
-    ``GetMetricSpecForScaling``; ``pkg/scalers/scaler.go``, ``GetMetricTargetType``: AverageValue
-    when the trigger has no ``metricType``). Left out: KEDA's labels, and scaling to and from
-    zero (``minReplicaCount: 0``), which KEDA's own loop does on the trigger's activity."""
-    meta, spec = scaled["metadata"], scaled["spec"]
-    low = spec.get("minReplicaCount")
-    metrics = []
-    for index, trigger in enumerate(spec.get("triggers") or []):
-        if trigger.get("type") != "prometheus":
-            raise AssertionError(f"the KEDA stand-in knows prometheus triggers only: {trigger}")
-        metric = {
-            "name": f"s{index}-prometheus",
-            "selector": {"matchLabels": {"scaledobject.keda.sh/name": meta["name"]}},
-        }
-        target = {"type": "AverageValue", "averageValue": trigger["metadata"]["threshold"]}
-        metrics.append({"type": "External", "external": {"metric": metric, "target": target}})
-    hpa_spec: Obj = {
-        "scaleTargetRef": {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "name": spec["scaleTargetRef"]["name"],
-        },
-        "minReplicas": low if low else 1,
-        "maxReplicas": spec.get("maxReplicaCount", 100),
-        "metrics": metrics,
-    }
-    behavior = ((spec.get("advanced") or {}).get("horizontalPodAutoscalerConfig") or {}).get(
-        "behavior"
-    )
-    if behavior:
-        hpa_spec["behavior"] = behavior
-    owner = {
-        "apiVersion": SCALED_OBJECT[0],
-        "kind": SCALED_OBJECT[1],
-        "name": meta["name"],
-        "uid": meta["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-    return {
-        "apiVersion": HPA[0],
-        "kind": HPA[1],
-        "metadata": {
-            "name": KEDA_HPA_PREFIX + meta["name"],
-            "namespace": meta["namespace"],
-            "labels": {"app.kubernetes.io/managed-by": "keda-operator"},
-            "ownerReferences": [owner],
-        },
-        "spec": hpa_spec,
-    }
-
-
 class KedaConverged(Converged):
-    """:class:`Converged` with KEDA's HPAs: before each look it creates or updates the HPA of
-    every ScaledObject (:func:`keda_hpa`), and it counts as settled only once each such HPA's
-    Deployment asks for replicas within its bounds (the HPA controller acts on a changed HPA
-    within its 15 s sync period)."""
+    """:class:`Converged` with KEDA's HPAs: before each look the KEDA stand-in creates or updates
+    the HPA of every ScaledObject (:class:`~harness.kube.keda_standin.KedaStandin`), and it counts
+    as settled only once each such HPA's Deployment asks for replicas within its bounds (the HPA
+    controller acts on a changed HPA within its 15 s sync period)."""
 
-    FIELD_MANAGER = "keda-standin"
-
-    def _sync(self) -> list[str]:
-        busy: list[str] = []
-        ns = self._namespace
-        for scaled in self._kube.list(*SCALED_OBJECT, ns):
-            if scaled["metadata"].get("deletionTimestamp"):
-                continue
-            want = keda_hpa(scaled)
-            ref = Ref.of(want)
-            try:
-                have: Obj | None = self._kube.get(ref)
-            except NotFound:
-                have = None
-            bounds = ("scaleTargetRef", "minReplicas", "maxReplicas")
-            if have is None or any(have["spec"].get(k) != want["spec"][k] for k in bounds):
-                self._kube.apply(want, field_manager=self.FIELD_MANAGER)
-            try:
-                target = self._kube.get(
-                    Ref(*DEPLOYMENT, ns, want["spec"]["scaleTargetRef"]["name"])
-                )
-            except NotFound:
-                continue
-            asked = int((target.get("spec") or {}).get("replicas", 1))
-            low, high = want["spec"]["minReplicas"], want["spec"]["maxReplicas"]
-            if not low <= asked <= high:
-                busy.append(f"Deployment/{target['metadata']['name']} at {asked}, HPA {low}-{high}")
-        return busy
+    def __init__(self, kube: RealKube, namespace: str = NS, timeout_s: float = 60.0) -> None:
+        super().__init__(kube, namespace, timeout_s)
+        self._keda = KedaStandin(kube, namespace)
 
     def _unsettled(self) -> list[str]:
-        return self._sync() + super()._unsettled()
+        return self._keda.sync() + super()._unsettled()
 
 
 @dataclass

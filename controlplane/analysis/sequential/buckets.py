@@ -1,12 +1,8 @@
 """Cumulative histogram buckets: parsing, checking, quantiles and boundaries.
 
-Owns what the latency judges and the check glue do with ``{le: count}`` histograms: the ``le``
-label (:func:`parse_le`), a ``sum by (le)`` answer as a histogram (:func:`buckets_from`), the
-checked arrays (:func:`checked`), Prometheus' ``histogram_quantile`` (:func:`bucket_quantile`),
-snapping a bound to a boundary (:func:`snap_bound`, :func:`snap_up`) and the boundaries several
-histograms share (:func:`common_buckets`). Pure. Called by
-:mod:`controlplane.analysis.sequential.latency_judges`,
-:mod:`controlplane.analysis.sequential.check` and :mod:`controlplane.analysis.evaluator`.
+Owns what the latency judges do with one ``{le: count}`` histogram: parsing ``le``, the checks,
+Prometheus' ``histogram_quantile`` and snapping a bound to a boundary. Pure; called by the
+latency judges, the check glue and the evaluator.
 """
 
 from __future__ import annotations

@@ -1,17 +1,9 @@
 """``judge: sequential`` checks: which it supports, the counts they need, their verdicts.
 
-Owns the bridge between a spec check and the sequential judge's statistics
-(:mod:`~controlplane.analysis.sequential.count_judges`,
-:mod:`~controlplane.analysis.sequential.latency_judges`): which checks the sequential judge
-supports (:func:`problems`), the plan of one canary's counts (:func:`plan`: the PromQL itself is
-:mod:`controlplane.promql.sequential`'s), and the mapping of a
-:class:`~controlplane.analysis.sequential.count_judges.SequentialResult` onto the state machine's
-:class:`~controlplane.rollout.observations.CheckResult` (:func:`judge_check`).
-
-Pure: no I/O, no clock. Called by :mod:`controlplane.analysis.evaluator`, for one canary and
-for the controller's grouped answers alike. The decisions documented
-here (how ``breach``, ``pass`` and ``continue`` map onto a verdict and ``decided``) are in
-``docs/judges.md``, the mathematics and the queries in ``docs/judges-derivation.md``.
+Owns the bridge between a spec check and the sequential statistics: the plan of a canary's
+counts (the PromQL is :mod:`controlplane.promql.sequential`'s) and the mapping of a look onto a
+:class:`~controlplane.rollout.observations.CheckResult`. Pure; called by the evaluator.
+Decisions: docs/judges.md; mathematics and queries: docs/judges-derivation.md.
 """
 
 from __future__ import annotations

@@ -1,26 +1,11 @@
 """The count judges: one check's anytime-valid verdict on event counts.
 
-Owns :class:`SequentialResult` (one look of the sequential judge), the checks of the counts a
-judge is given, and the two count judges on top of :mod:`controlplane.analysis.sequential.eprocess`:
-
-* :func:`judge_rate` — absolute limit on one variant's event rate (``errors above: 0.1%``):
-  each candidate request is a trial, ``theta`` its error probability, ``theta0`` the limit.
-* :func:`judge_counts` — relative comparison with the stable variant (``compare: baseline``):
-  each *event* (error) is a trial, success = "it came from the candidate". With request
-  exposures ``n_c, n_s`` and rates ``r_c, r_s``, ``theta = n_c r_c / (n_c r_c + n_s r_s)``;
-  ``r_c <= (1 + tolerance) r_s`` is ``theta <= theta0`` with
-  ``theta0 = pi (1 + tolerance) / (pi (1 + tolerance) + 1 - pi)``, ``pi = n_c / (n_c + n_s)``.
-  This is the two-arm case of Lindon et al.'s multinomial counting-process test.
-
-Each judge is a look builder (:func:`rate_look`, :func:`counts_look`: the checks of the counts
-and the early answers) and the anytime test of many looks at once (:func:`judge_looks`: the
-e-values, decisions and confidence sequences with numpy over all the looks), so a tick's checks
-share their numpy calls; ``judge_rate`` / ``judge_counts`` are one look of it.
-
-Pure: functions of cumulative counts since the step started, no I/O, no clock, no state — so
-the judge is crash-safe (the evaluator re-queries ``increase(...[since step start])``). Called
-by :mod:`controlplane.analysis.sequential.check` (one check),
-:mod:`controlplane.analysis.sequential.latency_judges` (latency as "slow" events) and the benches.
+Owns :class:`SequentialResult` and the two count judges on top of
+:mod:`~controlplane.analysis.sequential.eprocess`: :func:`judge_rate` (an absolute limit on an
+event rate) and :func:`judge_counts` (against the stable variant, Lindon et al.'s two-arm
+counting-process test). Each is a look builder plus :func:`judge_looks`, the test of many looks
+at once, so a tick's checks share their numpy calls. Pure functions of cumulative counts since the
+step started, hence crash-safe. The model: docs/judges-derivation.md.
 """
 
 from __future__ import annotations
@@ -48,18 +33,12 @@ from controlplane.errors import NoData, Problem, SpecError
 class SequentialResult:
     """One look of the sequential judge.
 
-    ``decision``: ``"breach"`` (roll back), ``"pass"`` (the check is decided good; the step may
-    finish early) or ``"continue"`` (not enough evidence either way: keep watching).
-    ``e_value`` is the breach-side e-value (breach when ``>= 1/alpha``), ``e_pass`` the
-    pass-side one. ``estimate``, ``ci_low``, ``ci_high`` are the point estimate and the
-    anytime-valid ``1 - alpha`` confidence sequence of the tested quantity (a rate for
-    :func:`judge_rate`, the rate ratio candidate/stable for :func:`judge_counts`), ``boundary``
-    the value it is compared with. ``events`` / ``trials`` are the counts the test used.
-    ``p_fixed`` is the one-sided p-value of the fixed-horizon test of the same hypothesis on the
-    same counts (:func:`binomial_p`, :func:`rank_sum_p`), valid only at one look fixed in
-    advance, the step's end, where ``finalLook`` uses it (the closing test). A judge called with
-    ``fixed=True`` computes only that p-value and the estimate: no anytime test (e-values 1, no
-    confidence sequence, decision ``"continue"``); else ``p_fixed`` is 1.
+    ``decision``: ``"breach"``, ``"pass"`` (the step may finish early) or ``"continue"``.
+    ``e_value`` / ``e_pass``: the breach- and pass-side e-values; ``estimate``, ``ci_low``,
+    ``ci_high``: the tested quantity and its anytime-valid confidence sequence, against
+    ``boundary``; ``events`` / ``trials``: the counts used. ``p_fixed``: the fixed-horizon p-value
+    of the closing test; a judge called with ``fixed=True`` computes only it and the estimate (no
+    anytime test), else it is 1.
     """
 
     decision: Decision

@@ -1,23 +1,9 @@
 """The sequential judge's decision rule: e-values and a closing p-value to breach, pass, continue.
 
-Owns how one ``judge: sequential`` check decides at one look, on arrays of any shape (one
-check, a tick's checks, or a benchmark's runs and looks):
-
-* the anytime test at level ``alpha (1 - finalLook)`` (:func:`anytime_alpha`): breach when the
-  breach side's log e-value reaches ``log(1 / level)``, else pass when the pass side's does,
-  else continue (:func:`decisions`; breach beats pass);
-* the closing test at level ``alpha finalLook`` (:func:`closing_level`): at the step's end a
-  fixed-horizon p-value at or below it is a breach, which overrules continue and an early pass
-  (:func:`with_closing`). By the union bound the check rolls back a good candidate with
-  probability at most ``alpha``.
-
-Codes: :data:`BREACH` (+1), :data:`PASS` (-1), :data:`CONTINUE` (0); :func:`decision_of` names
-one. Pure. Called by :mod:`controlplane.analysis.sequential.count_judges` and
-:mod:`controlplane.analysis.sequential.latency_judges` (the decisions of one check or of a tick's
-checks at once), :mod:`controlplane.analysis.sequential.eprocess` (``bernoulli_decisions``),
-:mod:`controlplane.analysis.sequential.check` (the levels, the closing test) and by
-``bench/blast_seeds.py`` / ``bench/blast_radius.py``, which decide thousands of runs at once
-through this rule rather than a copy of it.
+Owns how a ``judge: sequential`` check decides at one look, on arrays of any shape: the anytime
+test at level ``alpha (1 - finalLook)`` and the closing test at ``alpha finalLook`` (together at
+most ``alpha``, by the union bound). The judges and ``bench/`` decide through this rule, never a
+copy. See docs/judges.md, "What the sequential judge decides".
 """
 
 from __future__ import annotations

@@ -1,23 +1,9 @@
 """The Bernoulli e-process: anytime-valid mixture tests and confidence sequences.
 
-Owns the mathematics of the sequential judge's count tests (``docs/judges-derivation.md``): a
-Bernoulli sequence with success probability ``theta`` and a boundary ``theta0``,
-
-* *breach side*: H0 ``theta <= theta0``. The e-process is a likelihood-ratio martingale mixed
-  over alternatives ``q >= theta0`` with a two-component Beta mixture prior truncated to
-  ``[theta0, 1]`` (a mixture SPRT as in Lindon et al. 2022). Under H0 it is a nonnegative
-  supermartingale, so by Ville's inequality ``P(ever >= 1/alpha) <= alpha``: peeking every
-  interval is allowed.
-* *pass side*: the mirror test of H0 ``theta >= theta0`` (prior truncated to ``[0, theta0]``).
-  Reaching ``1/alpha`` there means the anytime-valid confidence sequence lies entirely on the
-  good side of the boundary: the check has *passed* and the step may finish early.
-
-Also the two-sample boundary (:func:`two_sample_boundary`), the closing test's exact binomial
-p-value (:func:`binomial_p`), the confidence sequence obtained by inverting both sides
-(:func:`cs_theta`); decisions follow :mod:`controlplane.analysis.sequential.decision_rule`. Pure,
-vectorised with numpy. Called by :mod:`controlplane.analysis.sequential.count_judges` (the judges of
-one check or of a tick's checks at once) and by ``bench/blast_radius.py`` / ``bench/blast_seeds.py``
-(many runs).
+Owns the mathematics of the count tests: the breach and pass sides (mixture SPRTs with truncated
+Beta-mixture priors, valid at every look by Ville's inequality), the two-sample boundary, the
+closing test's binomial p-value and the confidence sequence. Pure, vectorised with numpy; called
+by the count judges and ``bench/``. Derivation: docs/judges-derivation.md.
 """
 
 from __future__ import annotations

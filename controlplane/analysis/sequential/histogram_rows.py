@@ -1,14 +1,8 @@
 """Many cumulative histograms of one bucket layout as the rows of one array.
 
-Owns the array form of what :mod:`controlplane.analysis.sequential.buckets` does to one ``{le:
-count}`` histogram, for a tick's histograms at once: grouping them by layout (:func:`by_layout`: the
-same ``le`` bounds, read in one order), the rows that pass :func:`~buckets.checked`'s checks
-with its running maximum (:class:`Rows`), Prometheus' ``histogram_quantile`` of every row
-(:func:`row_quantiles`), the non-cumulative counts (:func:`non_cumulative`) and sums
-(:func:`row_sums`). Row by row the arithmetic is that of the one-histogram functions, so the
-numbers are the same to the bit; a
-histogram these checks refuse is left to them (the caller judges it alone, with their message).
-Pure. Called by :mod:`controlplane.analysis.sequential.latency_batch`.
+Owns the array form of :mod:`~controlplane.analysis.sequential.buckets` for a tick's histograms
+(grouping by layout, checked rows, quantiles, sums), equal to the one-histogram functions to the
+bit; a histogram they refuse is left to the one-check path. Pure; called by ``latency_batch``.
 """
 
 from __future__ import annotations

@@ -1,21 +1,9 @@
 """The latency judges' looks of many checks at once, built on arrays.
 
-Owns :class:`Prepared` (a sequential check's look, ready for the anytime test, with what its
-verdict reports) and the array form of the latency look builders for a tick's checks:
-absolute latency limits (:func:`absolute_looks`, what
-:func:`~controlplane.analysis.sequential.latency_judges.latency_look` does with ``bound_s``) and the
-shift test (:func:`shift_looks`, what
-:func:`~controlplane.analysis.sequential.latency_judges.shift_look`
-does). The histograms are grouped by bucket layout
-(:mod:`controlplane.analysis.sequential.histogram_rows`)
-and checked, accumulated, differenced, scored and ranked once per layout rather than once per check;
-the numbers are those of the one-check builders, row by row. A check these builders do not
-take (its histograms on different bounds, broken counts, no requests on a variant, a refused
-configuration) is left out of the answer: the caller builds its look alone, with the
-one-check builders' own checks and messages.
-
-Pure. Called by :mod:`controlplane.analysis.sequential.check` (``judge_checks``); the
-per-check path (``judge_check``) does not use it, and the tests hold both to the same results.
+Owns :class:`Prepared` and the array form of the latency look builders (absolute limits and the
+shift test) for a tick's checks, grouped by bucket layout. A check they do not take is left out,
+and the caller builds it alone with the one-check builders; the tests hold both to the same
+results. Pure; called by :mod:`controlplane.analysis.sequential.check`.
 """
 
 from __future__ import annotations

@@ -1,22 +1,9 @@
 """The latency judges: anytime-valid verdicts on cumulative latency histograms.
 
-Owns the two histogram checks of ``judge: sequential``:
-
-* :func:`judge_latency` — latency from cumulative histogram buckets: "slow" (over a bucket
-  boundary) is the event. Absolute ``latency-pQ above: B``: ``P(latency > B) <= 1 - Q`` (this is
-  exactly "the Q-quantile is at most B"), tested with
-  :func:`~controlplane.analysis.sequential.count_judges.judge_rate`. ``compare: baseline``: the
-  boundary is the stable's Q-quantile and the candidate's share over it is compared with the
-  stable's, relative tolerance, with
-  :func:`~controlplane.analysis.sequential.count_judges.judge_counts`.
-* :func:`judge_shift` — ``test: shift``: the whole distribution, with the rank test of
-  :mod:`controlplane.analysis.sequential.rank_shift`.
-
-Each judge is a look builder (:func:`latency_look`, :func:`shift_look`: the checks, the
-early answers) and an anytime test over many looks at once
-(:func:`~controlplane.analysis.sequential.count_judges.judge_looks`, :func:`judge_shift_looks`), so
-a tick's checks share their numpy calls; ``judge_latency`` / ``judge_shift`` are one look.
-Pure. Called by :mod:`controlplane.analysis.sequential.check` and ``bench/``.
+Owns :func:`judge_latency` ("slow", over a bucket boundary, is the event counted by the count
+judges) and :func:`judge_shift` (``test: shift``, the rank test of
+:mod:`~controlplane.analysis.sequential.rank_shift`), each a look builder plus a test of many
+looks at once. Pure; called by the check glue and ``bench/``. See docs/judges-derivation.md.
 """
 
 from __future__ import annotations
@@ -102,21 +89,12 @@ def latency_look(
 ) -> Look:
     """Latency check on cumulative histogram buckets (``le`` -> count since step start).
 
-    Absolute (``latency above: 200ms`` on a metric with quantile ``Q``): pass ``bound_s``; the
-    bound snaps *up* to the nearest bucket boundary ``B`` (:func:`snap_up`) and the check is
-    "share of candidate requests slower than ``B`` is at most ``1 - Q``" (equivalent to
-    "Q-quantile <= B"), :func:`judge_rate`. ``stable_buckets`` is not used.
-
-    ``compare: baseline`` (pass ``tolerance``): ``B`` is the boundary nearest to
-    ``stable_boundary_s`` when given (the evaluator passes the stable's Q-quantile just before the
-    step started, so ``B`` is fixed for the whole step, which the anytime validity needs), else to
-    the stable's Q-quantile from ``stable_buckets``; the check is "the candidate's share of requests
-    slower than ``B`` exceeds the stable's by more than ``tolerance`` (relative)",
-    :func:`judge_counts` with "slow" as the event. That is a test on the tail above the stable's
-    Q-quantile, not a ratio of two estimated quantiles (which has no anytime-valid test on bucket
-    counts). The anytime test is left to
-    :func:`~controlplane.analysis.sequential.count_judges.judge_looks` (a look, with the message's
-    prefix).
+    Absolute (``bound_s``): the bound snaps up to a bucket boundary ``B`` and the check is "the
+    share of candidate requests slower than ``B`` is at most ``1 - Q``" (:func:`judge_rate`).
+    ``compare: baseline`` (``tolerance``): ``B`` is the boundary nearest the stable's Q-quantile
+    before the step (``stable_boundary_s``, fixed for the step as anytime validity needs; else from
+    ``stable_buckets``), and "slow" events are compared with :func:`judge_counts`. The anytime test
+    is left to :func:`~controlplane.analysis.sequential.count_judges.judge_looks`.
     """
     alpha = check_alpha(alpha)
     if not (0.0 < quantile < 1.0):
@@ -226,25 +204,13 @@ def shift_look(
 ) -> ShiftLook | SequentialResult:
     """Is the candidate's whole latency distribution shifted slower than the stable's?
 
-    ``test: shift`` (``compare: baseline, above: 0%``): a sequential, anytime-valid
-    Mann-Whitney-type test on all the buckets (:func:`shift_log_e`). ``cand_buckets`` /
-    ``stable_buckets``: cumulative ``{le: count}`` since the step started; ``reference_buckets``:
-    the stable's over the check's window just before the step (it fixes the scores for the
-    whole step, as anytime validity needs; the scores only move power, never validity). Only the
-    ``le`` boundaries all three share are used. Breach when the evidence says the candidate is
-    slower; pass when it says it is faster. The estimate is the probabilistic index ``P(a
-    candidate request is slower than a stable one)`` (ties count half; 0.5 = no shift), with the
-    boundary 0.5; there is no confidence sequence (``ci_low``/``ci_high`` are NaN).
-
-    ``tolerance`` (``test: shift`` with ``above: 10%``): the slowdown the user does not care
-    about, as a factor on every latency (``0.1``: 10 % longer). The anytime test's null becomes
-    "no more tilted than the stable stretched by ``1 + tolerance``" (:func:`shift_null_tilt`,
-    the tilt fixed by the reference for the whole step) and the reported boundary is the
-    probabilistic index of that stretched stable against the stable. The closing test
-    (``fixed``) stays the rank test against no shift, at the tolerance's index as its boundary
-    only in the message: it is used with ``tolerance`` 0 alone
-    (:mod:`~controlplane.analysis.sequential.check` refuses ``finalLook`` with a shift
-    tolerance).
+    ``test: shift``: an anytime-valid Mann-Whitney-type test on the buckets all three histograms
+    share (:func:`shift_log_e`); ``reference_buckets`` (the stable's before the step) fix the scores
+    for the whole step, as anytime validity needs. The estimate is the probabilistic index ``P(a
+    candidate request is slower)`` against 0.5, with no confidence sequence. ``tolerance`` moves the
+    null to the stable stretched by ``1 + tolerance`` (:func:`shift_null_tilt`); the closing test
+    (``fixed``) is used with tolerance 0 only. The model: docs/judges-derivation.md, "Whole
+    distribution".
     """
     alpha = check_alpha(alpha)
     if not (math.isfinite(tolerance) and 0.0 <= tolerance <= 10.0):

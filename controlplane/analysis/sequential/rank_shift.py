@@ -1,12 +1,8 @@
 """The shift test: an anytime-valid rank test that one latency histogram is slower than another.
 
-Owns the statistics of ``test: shift`` (``docs/judges-derivation.md``, "Whole distribution"):
-Wilcoxon mid-rank scores of a reference histogram (:func:`midrank_scores`), the logistic-tilt
-e-process on bucket counts (:func:`shift_log_e`), the tilt that stands for a tolerated slowdown
-(:func:`shift_null_tilt`), the boundary in the reported scale (:func:`tilted_index`) and the closing
-test's Wilcoxon-Mann-Whitney p-value (:func:`rank_sum_p`). Pure, vectorised over leading axes.
-Called by :mod:`controlplane.analysis.sequential.latency_judges` and by ``bench/blast_radius.py`` /
-``bench/blast_seeds.py``.
+Owns the statistics of ``test: shift``: mid-rank scores, the logistic-tilt e-process, the null
+tilt and the closing Wilcoxon-Mann-Whitney p-value. Pure, vectorised; called by the latency
+judges and ``bench/``. Derivation: docs/judges-derivation.md, "Whole distribution".
 """
 
 from __future__ import annotations
@@ -44,18 +40,11 @@ def shift_null_tilt(
 ) -> FloatArray:
     """The tilt ``b0`` that stands for "the candidate is ``tolerance`` slower" in the shift test.
 
-    ``reference``: the stable's non-cumulative bucket counts before the step (last axis the
-    buckets, as :func:`midrank_scores` takes them); ``les``: the buckets' upper bounds (the
-    last one ``+Inf``); ``tolerance``: the relative slowdown the user does not care about
-    (``0.1``: every latency 10 % longer). The reference's distribution function is interpolated
-    linearly in log-latency between boundaries (linearly from 0 below the first one) and
-    stretched by ``1 + tolerance``; ``b0`` is the tilt of the logistic model of
-    :func:`shift_log_e` closest (in Kullback-Leibler divergence, fitted by Newton's method) to
-    "stable against the stretched stable" mixed as the step mixes them: ``share`` is the
-    candidate's share of requests (a misspecified model's projection depends on it: fitted on
-    an even mixture, ``b0`` is too small for a 5 % canary and the test rolls back candidates
-    exactly at the tolerance). Zero tolerance: exactly 0. Broadcasts over the leading axes of
-    ``reference``, ``tolerance`` and ``share``.
+    ``reference``: the stable's non-cumulative counts before the step; ``les``: the bounds (last
+    ``+Inf``); ``share``: the candidate's share of requests. The reference's distribution,
+    interpolated in log-latency and stretched by ``1 + tolerance``, is projected (Kullback-Leibler,
+    Newton's method) onto the logistic model of :func:`shift_log_e` at that share: fitted on an even
+    mixture, ``b0`` is too small for a 5 % canary. Zero tolerance: exactly 0. Broadcasts.
     """
     ref = np.asarray(reference, dtype=np.float64)
     tol = np.asarray(tolerance, dtype=np.float64)
@@ -154,20 +143,12 @@ def shift_log_e(
     """Log e-values ``(breach side, pass side)`` of the shift test.
 
     ``cand`` / ``stable``: non-cumulative bucket counts since the step started (last axis the
-    buckets, leading axes broadcast: the benchmark passes thousands of runs); ``scores`` the
-    buckets' mid-rank scores (:func:`midrank_scores`). Each request is a trial "it came from the
-    candidate" with log odds ``a + b u`` (``u`` its bucket's score). H0 (breach side): ``b <= b0``
-    (``b0 = null_tilt``, 0 by default: no tilt towards slow, the same latency distribution or a
-    faster one; :func:`shift_null_tilt` for a tolerated slowdown); the e-process is the
-    likelihood ratio of ``b0 + t`` against ``b0`` mixed over ``t`` in :data:`TILTS`. The pass
-    side mirrors it (``b >= b0`` against ``b0 - t``). ``a`` is the maximum-likelihood intercept
-    on the cumulative counts at each tilt, the null's and each alternative's own (for ``b0 =
-    0`` the null's is the logit of the candidate's share of requests, as :func:`judge_counts`
-    estimates it): every tilt then accounts for exactly the candidate requests there are, and
-    the ratio weighs only where they fell. (With the null's intercept at every tilt, a tilt
-    also predicts a different number of candidate requests, and the ratio paid for that
-    mismatch: a quarter to a third of the evidence at a 5 % weight,
-    ``docs/judges-derivation.md``.) No requests: ``(0, 0)``.
+    buckets, leading axes broadcast); ``scores``: :func:`midrank_scores`. Each request is a trial
+    "it came from the candidate" with log odds ``a + b u``; the breach side tests ``b <= b0``
+    (``null_tilt``) against ``b0 + t`` mixed over :data:`TILTS`, the pass side mirrors it. ``a`` is
+    fitted per tilt by maximum likelihood, so every tilt accounts for the candidate requests there
+    are (with one shared intercept, a quarter to a third of the evidence was lost at a 5 % weight:
+    docs/judges-derivation.md). No requests: ``(0, 0)``.
     """
     c, s, u = np.broadcast_arrays(
         np.asarray(cand, dtype=np.float64),

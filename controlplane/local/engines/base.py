@@ -1,16 +1,10 @@
 """What a model server asks of an inference engine: the :class:`Engine` protocol and its records.
 
-Owns the seam between :mod:`controlplane.local.server` (HTTP, the OpenAI API, metrics, faults)
-and the engines that produce tokens: ``simulated`` (:mod:`.simulated`, the default),
-``transformers`` (:mod:`.transformers_engine`, real CPU inference of a tiny random model) and
-``vllm`` (:mod:`.vllm_engine`, a ``vllm serve`` process behind the server). An engine streams
-:class:`Chunk` records; the server times them, so every engine exports the same metrics, and
-reads the scheduler gauges (running, waiting, KV-cache use) from the engine.
-
-Owns the clocks answers are timed by (:class:`HostClock`, :class:`ModelClock`): the server reads
-an engine's ``clock`` for every latency it exports and waits on it, so a simulated engine's
-numbers are the model's and not the host's (a busy or stalled host does not show as a slow
-model, nor as a busier one).
+Owns the seam between :mod:`controlplane.local.server` and the engines (``simulated``,
+``transformers``, ``vllm``): engines stream :class:`Chunk` records and report scheduler gauges;
+the server times them, so every engine exports the same metrics. Also the clocks
+(:class:`HostClock`, :class:`ModelClock`), so a simulated engine's numbers are the model's, not a
+busy host's. See docs/local.md, "Engines".
 """
 
 from __future__ import annotations
@@ -61,24 +55,11 @@ class HostClock:
 class ModelClock(HostClock):
     """The time a simulated model lives in: the host's clock, with every wait a deadline.
 
-    A simulated engine stands for a GPU (and its own process) that this machine's CPU does not
-    slow: a choice of this simulation, not a claim about vLLM's processes (a real server's host
-    stalls are the real server's, and the analysis on a cluster sees them). So the engine's
-    steps follow one another on the host's clock, each from when the last one ended, whenever
-    the host lets the process notice: :meth:`wait` returns ``since + seconds`` however late the
-    sleep woke. When the host kept the process off the cores (another job, the demo's own
-    processes, a laptop's power saving) or the server's own work held the event loop, the steps
-    due meanwhile are caught up back to back when it runs again, each token stamped with the
-    time its step ended (``Chunk.at``); a request's injected delay and overhead run on the
-    request's own deadlines the same way. A stall therefore delays when the server reads a
-    token, never when the model made it, and takes no throughput from the model.
-
-    Why not leave the stalls out of the clock instead (what this clock did before): the load
-    generator's open-loop arrivals keep the host's pace, so a model clock that stops while the
-    host is stalled sees them arrive faster, and a host stalled a fraction ``f`` of the time
-    loads the simulated GPU ``1 / (1 - f)`` times as much: on a busy two-core machine the
-    stable's time per token grew from 11 ms to 60-90 ms, and a candidate whose process happened
-    to be starved more than the stable's failed its drift check.
+    A simulated engine stands for a GPU that this machine's CPU does not slow (a choice of the
+    simulation, not a claim about vLLM): :meth:`wait` returns ``since + seconds`` however late the
+    sleep woke, steps due during a host stall are caught up back to back, and each token is stamped
+    with the time its step ended. A stall delays when the server reads a token, never when the model
+    made it. Why not stop the clock during stalls instead: docs/local.md, "A busy host".
     """
 
     async def wait(self, since: float, seconds: float) -> float:

@@ -1,17 +1,9 @@
-"""The ``simulated`` engine: no model runs; latencies and token rates come from the GPU profile,
-and requests are scheduled as vLLM 0.24.0's v1 scheduler schedules them.
+"""The ``simulated`` engine: no model runs; requests are scheduled as vLLM 0.24.0's v1 scheduler.
 
-It owns one engine loop of steps (chunked prefill, FCFS admission and preemption, 16-token KV
-blocks, vLLM's ``max_num_seqs`` / ``max_num_batched_tokens`` defaults) so that an overloaded
-replica queues and the ``vllm:`` gauges are its own counts; each step is timed by the speed model
-of :mod:`controlplane.profiles.speed` (re-exported here: :class:`Speed`, :func:`speed_for`,
-:func:`scheduler_limits`), the one the capacity estimate runs, on the engine's
-:class:`~controlplane.local.engines.base.ModelClock`, so a busy host is not charged to the GPU.
-Answers are placeholder text, the same for one prompt on every healthy engine.
-
-Called by :mod:`controlplane.local.server` through :mod:`controlplane.local.engines`. The vLLM
-facts it copies, with the source file of each, what it adds and leaves out: docs/local.md,
-"Scheduling as vLLM does" and "A busy host".
+Owns one engine loop of steps (chunked prefill, FCFS admission and preemption, 16-token KV blocks,
+vLLM's defaults) timed by :mod:`controlplane.profiles.speed` on the engine's model clock, so an
+overloaded replica queues and the gauges are its own. Answers are placeholder text. The vLLM facts
+and their sources: docs/local.md, "Scheduling as vLLM does" and "A busy host".
 """
 
 from __future__ import annotations

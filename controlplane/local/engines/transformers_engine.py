@@ -1,21 +1,9 @@
 """The ``transformers`` engine: real CPU inference of a tiny model, quantized for real.
 
-Owns building a small Llama-architecture model **from a config with random weights** (nothing is
-downloaded: :data:`TINY` is ~0.5M parameters, built in well under a second) and quantizing the
-linear layers of its decoder with bitsandbytes for the ``bitsandbytes-nf4`` (``Linear4bit``,
-NF4) and ``bitsandbytes-int8`` (``Linear8bitLt``) variants, so the candidate's weights really are
-4- or 8-bit and its speed and outputs really differ from the unquantized stable. ``none`` runs in
-float32. Other methods (fp8, awq, gptq) need a GPU and a prepared checkpoint: an
-:class:`~.base.EngineError` says so.
-
-The tokenizer is byte-level (one token per UTF-8 byte, printable ASCII decoded), since a random
-model has no vocabulary worth loading. Generation is token by token with a KV cache, one request
-at a time per variant (a lock: a CPU has no batching to speak of), in a worker thread so the
-server stays responsive. The answers are gibberish: the point is real compute and real
-quantization, not text quality.
-
-Optional: needs ``torch`` (the CPU build), ``transformers`` and ``bitsandbytes``; imported only
-when this engine is chosen. Called through :func:`controlplane.local.engines.make_engine`.
+Owns a tiny random-weight Llama (:data:`TINY`, nothing downloaded) whose decoder is quantized with
+bitsandbytes for the NF4 and int8 variants, so speed and outputs really differ; a byte-level
+tokenizer, one request at a time on a worker thread. Answers are gibberish. Optional (torch,
+transformers, bitsandbytes). See docs/local.md, "Engines".
 """
 
 from __future__ import annotations

@@ -1,15 +1,9 @@
 """The ``vllm`` engine: a ``vllm serve`` process per variant, behind the local model server.
 
-Owns launching and stopping ``vllm serve`` for one variant with the same flags the controller
-renders for KServe (:func:`controlplane.serving.vllm_args.vllm_flags`: quantization,
-``--max-model-len``, user args), on a free loopback port, with ``--gpu-memory-utilization``
-capped at ``gpu_share`` so stable and candidate fit on one GPU. Requests are forwarded to its
-OpenAI API and streamed back token by token; the local server in front still measures and
-exports the metrics and applies fault injection, so every engine reports the same way.
-
-Guarded: :meth:`VllmEngine.start` raises :class:`~.base.EngineError` unless the ``vllm`` command
-and an NVIDIA GPU (``nvidia-smi -L``) are present. ``hf://`` storage URIs become Hugging Face
-model ids (vLLM downloads them, or reads its cache). Not exercised by CI (no GPU there).
+Owns launching and stopping ``vllm serve`` with the flags the controller renders, GPU memory
+capped so both variants fit on one GPU; the server in front still measures and injects faults.
+:meth:`VllmEngine.start` refuses without ``vllm`` and an NVIDIA GPU. Not exercised by CI. See
+docs/local.md, "Engines".
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""A real HTTP server on a loopback port for tests that stand in for a remote API.
+"""A real HTTP server on a loopback port, for the stand-ins of a remote API.
 
 :func:`serving` runs a :class:`~http.server.BaseHTTPRequestHandler` class on ``127.0.0.1:0`` in a
 thread and yields its base URL; the server is shut down and joined on exit.
 :func:`first_syn_dropped` serves JSON behind a listener that drops the first SYN it gets (the
-API clients' connection retries, tests/kube).
+API clients' connection retries, ``tests/kube``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A hostile "Prometheus" on a loopback port: the answers a tenant-chosen URL may give.
 
 :func:`hostile` serves one of these to every query (instant queries come as a POST form, range
-queries as a GET), on ``127.0.0.1`` through :func:`support.http.serving`:
+queries as a GET), on ``127.0.0.1`` through :func:`harness.servers.loopback.serving`:
 
 - ``huge``: HTTP 200 with Prometheus-shaped JSON of about 55 MB (a matrix of seven million
   ``[1,"1"]`` samples, the shape that costs most memory once parsed), close-delimited (no
@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from support.http import serving
+from harness.servers.loopback import serving
 
 SECRET = "TOP-SECRET-ADMIN-PAGE"
 HUGE_SAMPLES = 7_000_000
