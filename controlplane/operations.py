@@ -38,7 +38,7 @@ from controlplane.spec.constants import API_VERSION, KIND
 from controlplane.spec.name_checks import check_label, check_subdomain
 
 if TYPE_CHECKING:  # imported where used: `list` and the action verbs do not load the routers
-    from controlplane.routing.owned import Owned, Read
+    from controlplane.view.owned import Owned, Read
 
 CONFLICT_RETRIES = 8
 
@@ -79,15 +79,15 @@ def list_canaries(kube: KubeClient, namespace: str | None) -> list[Obj]:
 def read_owned(kube: KubeClient, obj: Obj) -> Owned:
     """The objects the canary ``obj`` owns as the cluster holds them, with their health, the
     weights its route holds now and the Kubernetes Events about them
-    (:mod:`controlplane.routing.owned` decides what to read and builds the tree; this reads).
+    (:mod:`controlplane.view.owned` decides what to read and builds the tree; this reads).
     Never raises for the cluster: an object not found, of a kind the API server does not serve,
-    or refused to the reader (RBAC) is an :class:`~controlplane.routing.owned.Absent` in the
+    or refused to the reader (RBAC) is an :class:`~controlplane.view.owned.Absent` in the
     tree, an Event list refused is said in ``events_why``; a spec that does not parse has no
     tree (``note``)."""
     from pydantic import ValidationError
 
-    from controlplane.routing import owned
     from controlplane.spec.models import ModelCanary
+    from controlplane.view import owned
 
     namespace = str((obj.get("metadata") or {}).get("namespace") or "default")
     events: list[Obj] = []
@@ -129,7 +129,7 @@ def read_owned(kube: KubeClient, obj: Obj) -> Owned:
 def _read(kube: KubeClient, ref: Ref) -> Read:
     """The object, or why there is none: not found (or its kind not served), refused, or the
     API server's error in its words."""
-    from controlplane.routing.owned import Absent
+    from controlplane.view.owned import Absent
 
     try:
         return kube.get(ref)

@@ -36,11 +36,11 @@ from controlplane.api.models import (
     detail,
     event_list,
     object_tree,
-    summary,
 )
 from controlplane.api.sources import CanarySource
 from controlplane.kube.client import Obj
 from controlplane.profiles.measured import Loaded
+from controlplane.view.canary import summary
 
 _NOT_WATCHED = "a namespace the controller does not watch"
 

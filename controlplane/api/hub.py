@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from controlplane.api.models import CanarySummary, detail, summary
+from controlplane.api.models import CanarySummary, detail
 from controlplane.kube.client import Obj
+from controlplane.view.canary import summary
 
 QUEUE_SIZE = 256
 """Events a subscriber may have waiting before it is dropped."""

@@ -36,10 +36,10 @@ from controlplane.local.watcher import RunSnapshot
 from controlplane.rollout import intents
 from controlplane.rollout.intents import Intent, RecordedIntent
 from controlplane.routing.base import Weights
-from controlplane.routing.owned import Actual, ClusterEvent, Node, Owned
 from controlplane.spec.models import ModelCanary
 from controlplane.status import document as st
 from controlplane.status.times import format_time
+from controlplane.view.owned import Actual, ClusterEvent, Node, Owned
 
 WARNING_EVENTS = frozenset({"Breached", "RolledBack", "GateFailed", "Paused", "Throttled"})
 """Rollout events shown as ``Warning`` Events; the others are ``Normal``."""

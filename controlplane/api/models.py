@@ -1,13 +1,7 @@
-"""The bodies and path parameters the controller's HTTP API takes and answers with (its OpenAPI
-schemas).
-
-Owns the pydantic models of requests and responses, the path parameters :data:`NamespacePath`
-(a DNS-1123 label) and :data:`NamePath` (a DNS-1123 subdomain), checked with
-:mod:`controlplane.spec.name_checks` before a route runs (422 ``invalid_name`` with the reason; the
-OpenAPI document carries the patterns), and :func:`summary` (a ModelCanary object as a
-:class:`CanarySummary`'s fields). Called by the routes of :mod:`controlplane.api.canaries`,
-:mod:`controlplane.api.actions`, :mod:`controlplane.api.health` and
-:mod:`controlplane.api.webhooks`. Pure.
+"""The HTTP API's wire shapes: the pydantic models of requests and responses (its OpenAPI
+schemas) and the checked path parameters :data:`NamespacePath` / :data:`NamePath` (422
+``invalid_name``). The values come from the view model (:mod:`controlplane.view`); the
+functions here only put them in these shapes. Used by the routes of :mod:`controlplane.api`.
 """
 
 from __future__ import annotations
@@ -20,15 +14,15 @@ from fastapi import Path
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from controlplane import operations
 from controlplane.errors import InvalidName
 from controlplane.kube.client import Obj
 from controlplane.spec import name_checks
 from controlplane.status.times import format_time
+from controlplane.view.canary import snapshot, summary
 
 if TYPE_CHECKING:
     from controlplane.profiles.measured import Loaded
-    from controlplane.routing.owned import Node, Owned
+    from controlplane.view.owned import Node, Owned
 
 
 def _name_check(check: Callable[[object, str], str], what: str) -> BeforeValidator:
@@ -143,20 +137,16 @@ def packaged_measured() -> tuple[Loaded, ...]:
 
 def detail(obj: Obj, measured: Sequence[Loaded] = ()) -> CanaryDetail:
     """``obj`` as a :class:`CanaryDetail`: its summary, spec and status, and the expected change
-    from the ``measured`` entries beside the observed one, as ``kubectl canary get`` computes it
-    (:func:`controlplane.status.view.snapshot`)."""
-    from controlplane.profiles.expected import compare, sources_line
-    from controlplane.status.view import snapshot
+    from the ``measured`` entries beside the observed one, as ``kubectl canary get`` shows it."""
+    from controlplane.profiles.expected import sources_line
 
-    expected = None
     view = snapshot(obj, measured)
-    if view.expected is not None:
-        rows = compare(view.expected, view.observations(), view.split())
-        if rows:
-            expected = Expected(
-                rows=[ExpectedRow(**vars(row)) for row in rows],
-                sources=sources_line(view.expected),
-            )
+    rows = view.expected_rows()
+    expected = None
+    if view.expected is not None and rows:
+        expected = Expected(
+            rows=[ExpectedRow(**vars(row)) for row in rows], sources=sources_line(view.expected)
+        )
     return CanaryDetail(
         **summary(obj),
         spec=obj.get("spec") or {},
@@ -216,55 +206,6 @@ class GitWebhookResult(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "not ready"]
     detail: str = ""
-
-
-def summary(obj: Obj) -> dict[str, Any]:
-    """The :class:`CanarySummary` fields of a ModelCanary object."""
-    meta = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
-    status = obj.get("status") or {}
-    warnings, scale = status.get("warnings"), status.get("timeScale")
-    reason = status.get("reason")
-    if isinstance(reason, dict):
-        reason = reason.get("message")
-    if not reason and isinstance(status.get("waiting"), str):
-        reason = status["waiting"]
-    return {
-        "namespace": meta.get("namespace") or "",
-        "name": meta.get("name") or "",
-        "phase": operations.phase_of(obj),
-        "step": status.get("step"),
-        "weight": status.get("weight"),
-        "outcome": status.get("outcome"),
-        "reason": reason if isinstance(reason, str) else None,
-        "stable": (spec.get("stable") or {}).get("name"),
-        "candidate": (spec.get("candidate") or {}).get("name"),
-        "generation": meta.get("generation"),
-        "resourceVersion": meta.get("resourceVersion"),
-        "createdAt": _str(meta.get("creationTimestamp")),
-        "lastDecision": _last(status.get("history")),
-        "warnings": len(warnings) if isinstance(warnings, list) else 0,
-        "paused": _str(status.get("paused")),
-        "simulated": status.get("simulated") is True,
-        "timeScale": scale
-        if isinstance(scale, int | float) and not isinstance(scale, bool)
-        else None,
-    }
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _last(history: Any) -> dict[str, Any] | None:
-    """The last entry of ``status.history`` (the last decision), when it is an object."""
-    if not isinstance(history, list) or not history or not isinstance(history[-1], dict):
-        return None
-    return {k: history[-1].get(k) for k in ("type", "time", "step", "weight", "message")}
 
 
 Mode = Literal["controller", "kubeconfig", "local"]
@@ -371,32 +312,19 @@ def _node(node: Node) -> ObjectNode:
     )
 
 
-def set_weights(obj: Obj) -> WeightView:
-    """The weights the status asks of the router now (100 once promoted, 0 once rolled back)."""
-    status = obj.get("status") or {}
-    phase = operations.phase_of(obj)
-    weight = status.get("weight")
-    candidate = weight if isinstance(weight, int) and not isinstance(weight, bool) else 0
-    if phase == "promoted":
-        candidate = 100
-    elif phase == "rolled_back":
-        candidate = 0
-    mirror = phase not in ("promoted", "rolled_back") and status.get("stage") == "shadow"
+def _weights(candidate: int, mirror: bool) -> WeightView:
     return WeightView(stable=100 - candidate, candidate=candidate, mirror=mirror)
 
 
 def object_tree(obj: Obj, owned: Owned) -> ObjectTree:
     """The tree of ``owned`` under the canary ``obj``, with the weights set and held."""
     actual = owned.actual
-    held = None
-    if actual is not None and actual.weights is not None:
-        got = actual.weights
-        held = WeightView(stable=100 - got.candidate, candidate=got.candidate, mirror=got.mirror)
+    got = actual.weights if actual is not None else None
     return ObjectTree(
         items=[_node(n) for n in owned.nodes],
         weights=ObjectWeights(
-            set=set_weights(obj),
-            actual=held,
+            set=_weights(*snapshot(obj).set_weight()),
+            actual=None if got is None else _weights(got.candidate, got.mirror),
             source=actual.source if actual is not None else "",
             why=actual.why if actual is not None else "",
         ),

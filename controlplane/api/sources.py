@@ -28,7 +28,7 @@ from controlplane.rollout.intents import RecordedIntent
 from controlplane.spec.models import API_GROUP, API_VERSION, KIND, PLURAL
 
 if TYPE_CHECKING:
-    from controlplane.routing.owned import Owned
+    from controlplane.view.owned import Owned
 
 WATCH_S = 30.0
 """How long one watch of the feed lasts before it is renewed from its last version."""

@@ -25,8 +25,8 @@ from controlplane.kube.client import Obj
 from controlplane.operations import get_canary, read_owned
 from controlplane.profiles.catalog import load_catalog
 from controlplane.profiles.measured import measured_for
-from controlplane.routing.owned import Owned
-from controlplane.status.view import snapshot
+from controlplane.view.canary import snapshot
+from controlplane.view.owned import Owned
 
 OWNED_REFRESH_S = 5.0
 """How often ``get -w`` reads again the objects the canary owns, their health, the route's weight

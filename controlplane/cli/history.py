@@ -15,7 +15,7 @@ from controlplane.cli import cluster, output
 from controlplane.cli.table import columns
 from controlplane.errors import UsageError
 from controlplane.operations import get_canary
-from controlplane.status.view import snapshot
+from controlplane.view.canary import snapshot
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

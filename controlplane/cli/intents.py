@@ -20,7 +20,7 @@ from controlplane.errors import UsageError
 from controlplane.operations import record_intent
 from controlplane.rollout import intents
 from controlplane.status.times import format_time
-from controlplane.status.view import human, snapshot
+from controlplane.view.canary import human, snapshot
 
 DEFAULT_WAIT = "2m"
 

@@ -14,7 +14,7 @@ import sys
 from controlplane.cli import cluster, output
 from controlplane.cli.table import columns
 from controlplane.operations import list_canaries
-from controlplane.status.view import human, snapshot
+from controlplane.view.canary import human, snapshot
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -1,17 +1,9 @@
 """The view of ``kubectl canary get NAME [-w]``: one ModelCanary on a terminal, with rich.
 
-Owns :func:`render` (a :class:`~controlplane.status.view.CanaryView` at a given time as a rich
-renderable: phase, step and weight, variants, time in the stage and time left, pending intents,
-the step plan, each check of the stage with its condition (threshold and window) and latest
-candidate / stable / compared values, the expected change from measured profiles beside what the
-checks observed, the warnings of ``status.warnings``, the last events; given what the cluster
-holds, a :class:`~controlplane.routing.owned.Owned`, also the weight the route holds, the objects
-the canary owns, each check's recent results and the Kubernetes Events, drawn by
-:mod:`controlplane.cli.tree_view`) and
-:class:`FrameWriter`, which writes successive frames: redrawn in place with
-:class:`rich.live.Live` on a terminal, appended one after another (only when the object changed)
-anywhere else, so ``get -w | tee log`` keeps a readable record. Colours follow the phase and the
-verdicts; rich drops them when the output is not a terminal or ``NO_COLOR`` is set.
+Owns :func:`render` (a :class:`~controlplane.view.canary.CanaryView` at a given time, with the
+sections of :mod:`controlplane.cli.tree_view` when what the cluster holds was read) and
+:class:`FrameWriter` (frames redrawn in place on a terminal, appended when changed elsewhere, so
+``get -w | tee log`` keeps a record). Rendering only: the values come from :mod:`controlplane.view`.
 """
 
 from __future__ import annotations
@@ -19,44 +11,22 @@ from __future__ import annotations
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from controlplane.cli import tree_view
-from controlplane.profiles.expected import compare, pct, sources_line
-from controlplane.status.view import CanaryView, CheckRow, human
+from controlplane.cli.tree_view import PHASE_STYLES, VERDICT_STYLES
+from controlplane.profiles.expected import pct, sources_line
+from controlplane.view.canary import CanaryView, human
+from controlplane.view.checks import CheckRow
 
 if TYPE_CHECKING:
-    from controlplane.routing.owned import Owned
+    from controlplane.view.owned import Owned
 
 EVENTS_SHOWN = 5
 
-PHASE_STYLES: dict[str, str] = {
-    "promoted": "bold green",
-    "rolled_back": "bold red",
-    "invalid": "bold red",
-    "paused": "bold yellow",
-    "holding": "yellow",
-    "throttled": "magenta",
-    "progressing": "cyan",
-    "shadow": "blue",
-    "pending": "dim",
-    "gated": "blue",
-    "awaiting_approval": "bold yellow",
-}
-VERDICT_STYLES: dict[str, str] = {
-    "pass": "green",
-    "holds": "green",
-    "breach": "bold red",
-    "inconclusive": "yellow",
-    "not yet": "yellow",
-    "running": "blue",
-    "passed": "green",
-    "failed": "bold red",
-}
 EVENT_STYLES: dict[str, str] = {
     "RolledBack": "bold red",
     "Breached": "red",
@@ -107,8 +77,7 @@ def _header(snap: CanaryView, now: float) -> Table:
     grid.add_column()
     title = Text.assemble((f"{snap.namespace}/{snap.name}", "bold"), "  ", phase_text(snap))
     if snap.paused:
-        why = {"user": "by a user", "gate-errors": "on gate errors"}.get(snap.paused, "")
-        title.append(f" ({why or 'on provider errors'})")
+        title.append(f" ({snap.paused_by()})")
     grid.add_row("ModelCanary", title)
     if snap.stage == "shadow":
         step = "shadow (mirroring all traffic, user weight 0%)"
@@ -164,7 +133,7 @@ def _result(row: CheckRow) -> Text:
 
 
 def _checks(snap: CanaryView, now: float) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, expand=False)
+    table = tree_view.new_table()
     for name, justify in (
         ("CHECK", "left"),
         ("CONDITION", "left"),
@@ -203,7 +172,7 @@ def _why_inconclusive(snap: CanaryView) -> list[RenderableType]:
 
 
 def _events(snap: CanaryView, now: float, limit: int) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    table = tree_view.new_table()
     table.add_column("AGE", justify="right", no_wrap=True)
     table.add_column("EVENT", no_wrap=True)
     table.add_column("STEP", justify="right", no_wrap=True)
@@ -221,7 +190,7 @@ def _events(snap: CanaryView, now: float, limit: int) -> Table:
 
 
 def _gates(snap: CanaryView, now: float) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    table = tree_view.new_table()
     for name in ("GATE", "POINT", "WORKFLOW", "PHASE", "RESULT", "SUBMITTED", "MESSAGE"):
         table.add_column(name, no_wrap=name != "MESSAGE")
     for gate in snap.gates:
@@ -262,12 +231,12 @@ def _expected(snap: CanaryView) -> list[RenderableType]:
     """The expected change from measured profiles beside what the checks observed."""
     if snap.expected is None or snap.expected.headline is None:
         return []
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, expand=False)
+    table = tree_view.new_table()
     table.add_column("QUANTITY", no_wrap=True)
     table.add_column("EXPECTED", justify="right", no_wrap=True)
     table.add_column("OBSERVED", justify="right", no_wrap=True)
     table.add_column("OBSERVED BY")
-    for row in compare(snap.expected, snap.observations(), snap.split()):
+    for row in snap.expected_rows():
         how = Text(row.how, style="dim" if row.observed is None else "")
         table.add_row(row.quantity, _change(row.expected), _change(row.observed), how)
     title = Text("Expected vs observed (candidate against stable)", style="bold")

@@ -22,7 +22,7 @@ from controlplane.cli.exits import (
 from controlplane.cli.follow import follow
 from controlplane.kube.client import Obj
 from controlplane.operations import get_canary
-from controlplane.status.view import CanaryView, human, snapshot
+from controlplane.view.canary import CanaryView, human, snapshot
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -86,13 +86,10 @@ def describe(snap: CanaryView) -> str:
         )
         return f"spec is invalid: {problems} (fix the spec and apply it again)"
     if word == "paused":
-        who = {"user": "by a user", "gate-errors": "on gate errors"}.get(
-            snap.paused or "", "on provider errors"
-        )
         hint = f"resume with: kubectl canary resume {snap.name} -n {snap.namespace}"
         if snap.paused in ("errors", "gate-errors"):
             hint = "it resumes by itself once the errors stop"
-        return f"paused {who} at {where}: {snap.reason or '-'} ({hint})"
+        return f"paused {snap.paused_by()} at {where}: {snap.reason or '-'} ({hint})"
     if word == "awaiting_approval":
         return (
             f"awaiting approval at {where}: step {snap.step} is done "

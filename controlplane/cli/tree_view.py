@@ -1,14 +1,8 @@
-"""The sections of ``kubectl canary get`` about the cluster and the plan, drawn with rich.
-
-Owns how :mod:`controlplane.cli.live` draws what ``kubectl argo rollouts get rollout`` users look
-for: the weight the status sets against the weight the route holds now, flagged when they
-differ (:func:`weights`); the step plan with each stage done, current or pending, its weight,
-duration and time spent (:func:`plan`); the objects the canary owns as a tree with health and
-ready / wanted replicas (:func:`tree`); each check's recent results (:func:`check_history`);
-and the Kubernetes Events about the canary and its objects, Warnings first in colour
-(:func:`cluster_events`). The data comes from :mod:`controlplane.status.view` (the object) and
-:mod:`controlplane.routing.owned` (the cluster, read by
-:func:`controlplane.operations.read_owned`); nothing here reads or decides.
+"""The sections of ``kubectl canary get`` about the cluster and the plan, drawn with rich: the
+weight set against the weight held (:func:`weights`), the step plan (:func:`plan`), the object
+tree with health (:func:`tree`), each check's recent results (:func:`check_history`) and the
+Kubernetes Events (:func:`cluster_events`). Rendering only: the values come from
+:mod:`controlplane.view`. Drawn by :mod:`controlplane.cli.live`.
 """
 
 from __future__ import annotations
@@ -19,11 +13,35 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from controlplane.status.view import CanaryView, CheckRow, human
+from controlplane.view.canary import CanaryView, human
+from controlplane.view.checks import CheckRow
 
 if TYPE_CHECKING:
-    from controlplane.routing.owned import Actual, Node, Owned
+    from controlplane.view.owned import Actual, Node, Owned
 
+PHASE_STYLES: dict[str, str] = {
+    "promoted": "bold green",
+    "rolled_back": "bold red",
+    "invalid": "bold red",
+    "paused": "bold yellow",
+    "holding": "yellow",
+    "throttled": "magenta",
+    "progressing": "cyan",
+    "shadow": "blue",
+    "pending": "dim",
+    "gated": "blue",
+    "awaiting_approval": "bold yellow",
+}
+VERDICT_STYLES: dict[str, str] = {
+    "pass": "green",
+    "holds": "green",
+    "breach": "bold red",
+    "inconclusive": "yellow",
+    "not yet": "yellow",
+    "running": "blue",
+    "passed": "green",
+    "failed": "bold red",
+}
 PHASE_COLOURS: dict[str, str] = {
     "promoted": "green",
     "rolled_back": "red",
@@ -31,6 +49,7 @@ PHASE_COLOURS: dict[str, str] = {
     "paused": "yellow",
     "progressing": "cyan",
 }
+"""The phase on the tree's root line: plainer than the header's :data:`PHASE_STYLES`."""
 HEALTH_STYLES: dict[str, str] = {
     "Ready": "green",
     "Progressing": "cyan",
@@ -51,22 +70,14 @@ RESULT_MARKS: dict[str, str] = {"pass": "✔", "breach": "✖", "inconclusive": 
 """One mark per recorded result in a check's history line."""
 
 
-def _table() -> Table:
+def new_table() -> Table:
+    """A table of ``get``: a heading rule, no outer edge (every section's)."""
     return Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, expand=False)
-
-
-def _set_weight(snap: CanaryView) -> tuple[int, bool]:
-    """The weight (and mirror) the status asks of the router now."""
-    if snap.phase == "promoted":
-        return 100, False
-    if snap.phase == "rolled_back":
-        return 0, False
-    return snap.weight, snap.stage == "shadow"
 
 
 def weights(snap: CanaryView, actual: Actual | None) -> Text:
     """``set 25% (step 2/4), actual 25% (HTTPRoute x)``; ``DIFFERS`` when they are not equal."""
-    weight, mirror = _set_weight(snap)
+    weight, mirror = snap.set_weight()
     text = Text(f"set {weight}%{' + mirror' if mirror else ''}")
     if actual is None:
         return text
@@ -84,7 +95,7 @@ def weights(snap: CanaryView, actual: Actual | None) -> Text:
 
 def plan(snap: CanaryView, now: float) -> Table:
     """Every stage of the spec: done / current / pending (or rolled back, skipped, not run)."""
-    table = _table()
+    table = new_table()
     for name, justify in (
         ("STEP", "left"),
         ("WEIGHT", "right"),
@@ -94,15 +105,9 @@ def plan(snap: CanaryView, now: float) -> Table:
     ):
         table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for row in snap.plan:
-        if row.state == "current":
-            spent = snap.in_stage(now)
-            elapsed = human(spent) if spent is not None else "-"
-            if snap.paused_at is not None:
-                elapsed += " (paused)"
-        elif row.started is not None and row.ended is not None:
-            elapsed = human(row.ended - row.started)
-        else:
-            elapsed = "-"
+        elapsed = human(snap.elapsed(row, now))
+        if row.state == "current" and snap.paused_at is not None:
+            elapsed += " (paused)"
         weight = "mirror" if row.label == "shadow" else f"{row.weight}%"
         state = row.state + (" (manual approval)" if row.manual else "")
         table.add_row(
@@ -166,15 +171,11 @@ def tree(snap: CanaryView, owned: Owned) -> Text:
     return out
 
 
-def _mark(result: str | None) -> str:
-    return RESULT_MARKS.get(result or "", "·")
-
-
 def check_history(rows: tuple[CheckRow, ...]) -> Table:
     """Each check's recent results in this stage, oldest first (``✔`` pass, ``✖`` breach, ``?``
     inconclusive) with their counts, and why the latest result is what it is when the status
     says (a check's ``reason``, else its ``message``)."""
-    table = _table()
+    table = new_table()
     table.add_column("CHECK", no_wrap=True)
     table.add_column("RECENT (oldest first)", no_wrap=True)
     table.add_column("WHY (latest)")
@@ -182,7 +183,8 @@ def check_history(rows: tuple[CheckRow, ...]) -> Table:
         recent = row.recent or (((row.at, row.verdict, row.value),) if row.verdict else ())
         marks = Text()
         for _at, result, _value in recent:
-            marks.append(_mark(result), style=_verdict_style(result))
+            word = result or ""
+            marks.append(RESULT_MARKS.get(word, "·"), style=VERDICT_STYLES.get(word, ""))
         counts = {k: sum(1 for r in recent if r[1] == k) for k in RESULT_MARKS}
         said = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
         marks.append(f"  {said}" if said else "not evaluated")
@@ -190,15 +192,11 @@ def check_history(rows: tuple[CheckRow, ...]) -> Table:
     return table
 
 
-def _verdict_style(result: str | None) -> str:
-    return {"pass": "green", "breach": "bold red", "inconclusive": "yellow"}.get(result or "", "")
-
-
 def cluster_events(owned: Owned, now: float, limit: int, canary: str = "") -> Table:
     """The last ``limit`` Kubernetes Events about the canary and its objects, Warnings in
     colour, repeats counted (``x3``); the object as ``kubectl events`` names it
     (``deployment/x``), ``canary`` for the canary ``canary`` itself."""
-    table = _table()
+    table = new_table()
     table.add_column("AGE", justify="right", no_wrap=True)
     table.add_column("TYPE", no_wrap=True)
     table.add_column("REASON", no_wrap=True)

@@ -11,7 +11,7 @@ from support.adoption import LIVE, adopting_canary, live_isvc
 from support.cli import RunCli
 
 from controlplane.kube.client import Obj, Ref
-from controlplane.status.view import snapshot
+from controlplane.view.canary import snapshot
 from harness.kube.fake import FakeKube
 
 NS = "support"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from support.canaries import canary_dict
 
 from controlplane.cli.output import shown
-from controlplane.status.view import snapshot
+from controlplane.view.canary import snapshot
 
 RECORD = {
     "planned": {"stable": 1, "candidate": 2},

@@ -15,7 +15,7 @@ from support.cli_rollouts import NAME, NS, SCENARIOS, Clock, at_step_two, scenar
 from controlplane.cli.live import render
 from controlplane.cli.output import shown
 from controlplane.operations import get_canary
-from controlplane.status.view import snapshot
+from controlplane.view.canary import snapshot
 from harness.kube.fake import FakeKube
 
 LATER = 120.0  # the views are rendered two minutes after the last write

@@ -15,7 +15,7 @@ from controlplane.cli.cluster import Runtime, context_info, kubeconfig_paths
 from controlplane.cli.main import main
 from controlplane.cli.output import shown
 from controlplane.operations import get_canary
-from controlplane.status.view import human
+from controlplane.view.canary import human
 from harness.kube.fake import FakeKube
 
 

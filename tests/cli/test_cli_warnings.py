@@ -11,7 +11,7 @@ from support.cli_rollouts import NAME, NS, Clock, at_step_two
 from controlplane.cli.live import render
 from controlplane.operations import get_canary
 from controlplane.status.document import with_warning
-from controlplane.status.view import WarningRow, snapshot
+from controlplane.view.canary import WarningRow, snapshot
 from harness.kube.fake import FakeKube
 
 TEXT = (

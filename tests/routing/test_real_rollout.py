@@ -86,8 +86,8 @@ from support.traffic_report import first_seen, until_rollback, within_bounds
 from controlplane.errors import NotFound
 from controlplane.kube.client import Ref
 from controlplane.local.server import ENGINE_HEADER
-from controlplane.routing.owned import route_health
 from controlplane.spec.units import time_value
+from controlplane.view.owned import route_health
 from harness.node.serving import STACK_MODULES
 
 pytestmark = MARKS

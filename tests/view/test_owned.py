@@ -1,4 +1,4 @@
-"""The objects a canary owns, read into a tree with health (``controlplane/routing/owned.py``):
+"""The objects a canary owns, read into a tree with health (``controlplane/view/owned.py``):
 what is read for each router, how each kind's health is judged from its status, which weights
 the route holds, and which Events are the canary's. Pure: objects in, values out."""
 
@@ -12,7 +12,7 @@ from support.canaries import model_canary
 from controlplane.desired import desired_objects
 from controlplane.kube.client import Obj, Ref
 from controlplane.profiles.catalog import load_catalog
-from controlplane.routing import owned
+from controlplane.view import owned
 
 
 def _pod(phase: str = "Running", **status: Any) -> Obj:

@@ -1,25 +1,9 @@
-"""The objects a canary owns, as the cluster holds them: what to read, and the tree with health.
-
-Owns what ``kubectl canary get`` shows of the cluster beside the status, in the shape of
-``kubectl argo rollouts get rollout``: for each router, which serving objects and routes to read
-(:func:`layout`), which predictor Deployments follow from the serving objects read
-(:func:`deployments`), which pods belong to a Deployment (:func:`pod_selector`), and from what
-was read the tree (:func:`build`): each serving object (an InferenceService, or an
-LLMInferenceService) over its predictor Deployment over its pods, then the route (HTTPRoute /
-VirtualService), each with its health (:data:`HEALTHS`: Ready, Progressing, Degraded, with why)
-and ready / wanted replicas; the weights the route really holds now (:func:`actual_weights`,
-with each router's own pure reader, the one its ``verify`` uses); and the Kubernetes Events about
-the canary and the objects of the tree (:func:`cluster_events`), Warnings included (an alert
-that could not be delivered, ``AlertDeliveryFailed``, is one).
-
-An object that could not be read is an :class:`Absent` (not found, the kind not served, or the
-API server's refusal in its own words), shown as such, never an exception. The names are the
-controller's (:mod:`controlplane.serving.object_names`,
-:func:`controlplane.serving.render.isvc_name`: an adopted stable, ``spec.stable.targetRef``, is
-the live service the canary names).
-
-Pure. The reading shell is :func:`controlplane.operations.read_owned`; the view is
-:mod:`controlplane.cli.tree_view`.
+"""The objects a canary owns as a person sees them: what to read for each router
+(:func:`layout`, :func:`deployments`, :func:`pod_selector`), and from what was read the tree with
+health (:func:`build`: serving objects over Deployments over pods, then the routes), the weights
+the route holds (:func:`actual_weights`, with each router's own reader) and the Kubernetes Events
+about them (:func:`cluster_events`). An object not read is an :class:`Absent`, never an exception.
+Pure: :func:`controlplane.operations.read_owned` reads; ``get`` and the API render.
 """
 
 from __future__ import annotations
@@ -45,14 +29,6 @@ from controlplane.spec.models import LABEL_VARIANT, ModelCanary
 from controlplane.status.times import parse_time
 
 Health = Literal["Ready", "Progressing", "Degraded", "Missing", "Forbidden", "Unknown"]
-HEALTHS: tuple[Health, ...] = (
-    "Ready",
-    "Progressing",
-    "Degraded",
-    "Missing",
-    "Forbidden",
-    "Unknown",
-)
 """Ready: serves as asked. Progressing: on its way (rolling out, starting, not yet observed).
 Degraded: failed (a model that did not load, a crash loop, a rollout past its deadline, a route
 the Gateway refuses). Missing: not in the cluster. Forbidden: the reader may not see it.
@@ -554,25 +530,13 @@ def _unread(ref: Ref, read: Read | None) -> str:
 # --------------------------------------------------------------------------- events
 
 
-def _event_time(event: Obj) -> float | None:
-    for path in (
-        ("lastTimestamp",),
-        ("eventTime",),
-        ("series", "lastObservedTime"),
-        ("firstTimestamp",),
-        ("metadata", "creationTimestamp"),
-    ):
-        value = dig(event, *path)
-        if isinstance(value, str) and value:
-            try:
-                return parse_time(value)
-            except KubeError:
-                continue
-    return None
+_LAST = (("lastTimestamp",), ("eventTime",), ("series", "lastObservedTime"), ("firstTimestamp",))
+_FIRST = (("firstTimestamp",), ("eventTime",))
 
 
-def _first_time(event: Obj) -> float | None:
-    for path in (("firstTimestamp",), ("eventTime",), ("metadata", "creationTimestamp")):
+def _event_time(event: Obj, paths: Sequence[tuple[str, ...]]) -> float | None:
+    """The first readable time of ``event`` at ``paths``, else its creation time."""
+    for path in (*paths, ("metadata", "creationTimestamp")):
         value = dig(event, *path)
         if isinstance(value, str) and value:
             try:
@@ -605,7 +569,7 @@ def cluster_events(
                 continue
         elif what not in tree:
             continue
-        when = _event_time(event)
+        when = _event_time(event, _LAST)
         count = _int(event.get("count") or dig(event, "series", "count"), 1) or 1
         found.append(
             (
@@ -618,7 +582,7 @@ def cluster_events(
                     message=str(event.get("message") or event.get("note") or "").strip(),
                     count=count,
                     last=when,
-                    first=_first_time(event),
+                    first=_event_time(event, _FIRST),
                 ),
             )
         )

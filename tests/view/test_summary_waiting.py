@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from controlplane.api.models import summary
+from controlplane.view.canary import summary
 
 
 def test_pending_reason_is_the_wait() -> None:

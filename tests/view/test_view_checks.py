@@ -1,4 +1,4 @@
-"""``kubectl canary status`` reads the checks the controller wrote, by the controller's own keys.
+"""The view reads the checks the controller wrote, by the controller's own keys.
 
 The statuses come from :mod:`support.cli_rollouts`: the real state machine, written by
 :func:`controlplane.status.document.rollout_status`. Each check the status holds must show with
@@ -16,7 +16,7 @@ from support.cli_rollouts import DAY, Clock, Rollout, at_step_two, in_step_one, 
 
 from controlplane.rollout import schedule
 from controlplane.spec.check_keys import decode
-from controlplane.status.view import snapshot
+from controlplane.view.canary import snapshot
 from harness.kube.fake import FakeKube
 
 
