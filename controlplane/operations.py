@@ -1,19 +1,9 @@
 """What people do to a ModelCanary in a cluster, shared by ``kubectl canary`` and the HTTP API.
 
-Owns reading canaries through the Kubernetes adapter (with, for ``kubectl canary get``, what
-the cluster holds of the objects a canary owns: :func:`read_owned`) and :func:`record_intent`,
-the shell that writes a user intent (:mod:`controlplane.rollout.intents`) with a compare-and-swap
-on ``resourceVersion``, retried on conflict, so concurrent verbs are never lost. Errors are
-:class:`~controlplane.errors.UsageError` naming the resource and what to do, or
-:class:`~controlplane.errors.NotFound`.
-
-Every namespace and canary name is checked before the adapter is asked
-(:func:`check_names`): a namespace is a DNS-1123 label and a ModelCanary's name a DNS-1123
-subdomain (what kube-apiserver v1.34 accepts for a custom resource,
-``apiextensions-apiserver/pkg/registry/customresource/validator.go``: ``NameIsDNSSubdomain``),
-else :class:`~controlplane.errors.InvalidName` (the API answers 422, the CLI exits 2). These
-names arrive from outside (URL paths, Alertmanager labels, command lines); the adapters fence
-them again (:mod:`controlplane.kube.client`).
+Owns reading canaries (and, for ``get``, the objects a canary owns: :func:`read_owned`),
+:func:`record_intent` (a compare-and-swap on ``resourceVersion``, retried on conflict, so
+concurrent verbs are never lost) and :func:`check_names`, which refuses a namespace or name
+Kubernetes would not accept before the adapter is asked. See docs/cli.md and docs/api.md.
 """
 
 from __future__ import annotations

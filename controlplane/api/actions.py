@@ -1,14 +1,9 @@
 """The HTTP API's verbs: ``POST /api/v1/namespaces/{ns}/canaries/{name}/{verb}``.
 
-Owns :func:`action_routes`: one route per verb of :data:`controlplane.rollout.intents.VERBS`
-(promote with ``{"full": true}`` goes to 100% at once). A verb records the intent through the
-:class:`~controlplane.api.sources.CanarySource` (in a cluster: :mod:`controlplane.operations`,
-exactly like ``kubectl canary``, then wakes the controller) and answers 202 with the intent; the
-controller (or the local run of ``canaryctl up``) consumes it. Who may act is
-:class:`~controlplane.api.access.Access`'s (``patch``), and ``GET .../access`` tells the page
-before it offers the verbs (:func:`may_act`); ``{namespace}`` and ``{name}`` are checked as
-Kubernetes names first (422).
-Called by :func:`controlplane.api.app.create_app`.
+Owns :func:`action_routes`: one route per verb of :data:`controlplane.rollout.intents.VERBS`,
+recording the intent through the :class:`~controlplane.api.sources.CanarySource` as ``kubectl
+canary`` does (202), for whoever :class:`~controlplane.api.access.Access` lets ``patch``
+(:func:`may_act` tells the page first). Called by :func:`controlplane.api.app.create_app`.
 """
 
 from collections.abc import Callable

@@ -1,18 +1,9 @@
 """The HTTP API's read routes: who am I, list ModelCanaries, get one, its Events and objects.
 
-Owns :func:`canary_routes`: ``GET /api/v1/whoami``, ``GET /api/v1/canaries``,
-``GET /api/v1/namespaces/{ns}/canaries``, ``.../canaries/{name}`` and, for the dashboard,
-``.../canaries/{name}/events`` (the Kubernetes Events about the canary and its objects) and
-``.../canaries/{name}/objects`` (the objects it owns as a tree with health, and the weights set
-and held): what ``kubectl canary get`` shows, read by the same code
-(:func:`controlplane.operations.read_owned`) through the
-:class:`~controlplane.api.sources.CanarySource`. Who may read is
-:class:`~controlplane.api.access.Access`'s (``list`` / ``get`` on modelcanaries; the Events and
-objects of a canary are shown to whoever may get it, as ``kubectl canary get`` shows them).
-``{namespace}`` and ``{name}`` are checked as Kubernetes names before anything else
-(:data:`~controlplane.api.models.NamespacePath`, :data:`~controlplane.api.models.NamePath`: 422),
-so a name can never reach the Kubernetes client as a query or another path. Every answer a route
-can give is declared in the OpenAPI document. Called by :func:`controlplane.api.app.create_app`.
+Owns :func:`canary_routes`; each answers what ``kubectl canary get`` shows, read by the same
+code through the :class:`~controlplane.api.sources.CanarySource`, for whoever
+:class:`~controlplane.api.access.Access` lets read. Path names are checked as Kubernetes names
+first (422). Called by :func:`controlplane.api.app.create_app`; the routes are in docs/api.md.
 """
 
 from collections.abc import Callable, Iterable, Sequence

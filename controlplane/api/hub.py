@@ -108,9 +108,6 @@ class Hub:
     def scopes(self) -> tuple[str | None, ...]:
         return tuple(self._scopes)
 
-    def _scope_of(self, namespace: str) -> str | None:
-        return namespace if namespace in self._scopes else None
-
     # --- the feed's side -----------------------------------------------------------------------
 
     def reset(self, scope: str | None, items: Iterable[Obj]) -> None:

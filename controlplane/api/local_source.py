@@ -1,23 +1,10 @@
 """The canary of a ``canaryctl up`` run as the HTTP API serves it (``canaryctl up --dashboard``).
 
-Owns :class:`LocalSource`: a :class:`~controlplane.api.sources.CanarySource` over the one
-ModelCanary of a run on this machine, and the run's
-:class:`~controlplane.local.watcher.RunWatcher`. The run keeps its
-:class:`~controlplane.rollout.state.RolloutState` in memory; each state it is told becomes the
-object the routes answer with (the time-scaled spec that runs, ``status`` =
-:meth:`~controlplane.rollout.state.RolloutState.to_status` with ``simulated: true`` and the
-``timeScale``, a new ``resourceVersion``) and an upsert to every watcher of the dashboard. Its
-Events are the run's rollout events (a ``Warning`` for a breach, a rollback, a failed gate, a
-pause or a throttle); its objects are the replicas, each a ``Pod`` in the router or not, and the
-weights on the router.
-
-A verb is refused as ``kubectl canary`` refuses it (:func:`controlplane.rollout.intents.check_verb`,
-409), or because the run is over; otherwise it is recorded in the object's intent annotation as
-``kubectl canary`` records it and handed to the run's state machine at its next tick (at most half a
-second), which applies it as the controller does, once, by id. ``retry`` after a rollback cannot
-restart a finished run: 409, saying to run ``canaryctl up`` again. Called by ``canaryctl up``
-(:mod:`controlplane.cli.up`); its methods are called from the run's event loop and from the API's
-thread, under one lock.
+Owns :class:`LocalSource`, a :class:`~controlplane.api.sources.CanarySource` over the run's one
+ModelCanary: each state the run tells it becomes the object the routes answer with and an upsert
+to the dashboard's watchers; verbs are refused or recorded as ``kubectl canary`` does and handed
+to the run's state machine. Called by :mod:`controlplane.cli.up`, from the run's loop and the
+API's thread under one lock. See docs/local.md, "The dashboard".
 """
 
 from __future__ import annotations

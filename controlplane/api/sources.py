@@ -1,16 +1,9 @@
 """Where the HTTP API's canaries come from: a cluster, or the one run of ``canaryctl up``.
 
-Owns :class:`CanarySource`, the seam every canary route reads and acts through (list, get, the
-owned objects and Events of ``kubectl canary get``, a verb, and feeding the
-:class:`~controlplane.api.hub.Hub` of the live watch), and its cluster implementation
-:class:`KubeSource`: reads and verbs through :mod:`controlplane.operations` exactly as ``kubectl
-canary`` does, with whatever credentials its :class:`~controlplane.kube.client.KubeClient` holds
-(the controller's ServiceAccount; the user's kubeconfig under ``kubectl canary dashboard``).
-Its feed is :class:`KubeFeed`: one list-then-watch per scope (a watched namespace, or all of
-them) with bookmarks, in a daemon thread, for the whole process however many browsers watch; a
-410 lists again and a failure is retried with backoff, the hub told of the error meanwhile.
-The local run's source is :class:`~controlplane.api.local_source.LocalSource`. Called by
-:func:`controlplane.api.app.create_app` and the route groups.
+Owns :class:`CanarySource`, the seam every canary route reads and acts through, and its cluster
+implementation :class:`KubeSource` (reads and verbs through :mod:`controlplane.operations` as
+``kubectl canary`` does) with :class:`KubeFeed`, one list-then-watch per scope for the live
+watch's hub. Called by :func:`controlplane.api.app.create_app` and the route groups.
 """
 
 from __future__ import annotations

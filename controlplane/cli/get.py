@@ -1,16 +1,9 @@
 """``kubectl canary get NAME [-w] [--timeout D] [-o json|yaml]``: one ModelCanary, live.
 
-Owns the ``get`` verb: the view of :mod:`controlplane.cli.live` printed once, with what the
-cluster holds beside the status (:func:`controlplane.operations.read_owned`: the objects the
-canary owns as a tree with health, the weight its route holds now against the one the status
-sets, the Kubernetes Events about them, Warnings included), or with ``-w`` the same kept up to
-date (redrawn in place on a terminal, at least every second so the clocks move, and on every
-change of the object; what the cluster holds read again at every change and every
-:data:`OWNED_REFRESH_S`) until Ctrl-C or ``--timeout``. ``-o json|yaml`` prints the object as
-the API server holds it; with ``-w`` one document per change (JSON lines / ``---``-separated
-YAML). With measured profile entries for both variants beside the catalogue (``--profiles``,
-default the packaged one) the view shows the expected change next to what the checks observed.
-Called by :mod:`controlplane.cli.main`.
+Owns the ``get`` verb: the view of :mod:`controlplane.cli.live` with what the cluster holds
+beside the status (:func:`controlplane.operations.read_owned`), printed once or, with ``-w``,
+redrawn on every change until Ctrl-C or ``--timeout``; ``-o json|yaml`` prints the object (one
+document per change with ``-w``). Called by :mod:`controlplane.cli.main`; see docs/cli.md.
 """
 
 from __future__ import annotations

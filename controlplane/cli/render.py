@@ -1,16 +1,9 @@
 """``canaryctl render FILE``: print every object the controller would apply at one point.
 
-Owns the verb's arguments and output only: loading and validating the spec, choosing the rollout
-point (``--step N``, ``--shadow``, ``--promoted``, ``--rolled-back``; by default the start, with
-the candidate deployed at weight 0) and printing the objects from
-:func:`controlplane.desired.desired_objects` as a multi-document YAML stream (pipe it
-to ``kubectl apply -f -``) or, with ``-o json``, a ``v1`` ``List``. Nothing is applied. When both
-variants have a measured profile entry, their fit checks and the expected change go to stderr,
-as ``validate`` prints them (:func:`controlplane.profiles.expected.notes`); with
-``spec.capacity``, each variant's replicas and GPUs at the point
-(:func:`controlplane.capacity.notes.point_line`). A stable that adopts a live InferenceService
-(``spec.stable.targetRef``) is read from the cluster with ``--cluster`` (:func:`adopted`);
-``--promoted`` then prints what the promotion writes into the live service (:func:`objects_at`).
+Owns the verb's arguments and output: the rollout point (``--step N``, ``--shadow``,
+``--promoted``, ``--rolled-back``), the objects of :func:`controlplane.desired.desired_objects`
+as YAML or a ``v1`` ``List``, and the fit, expectation and capacity notes on stderr. Nothing is
+applied. See docs/cli.md, "`validate` and `render`".
 """
 
 from __future__ import annotations

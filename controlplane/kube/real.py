@@ -447,17 +447,10 @@ def _timed_dynamic_client(
 
 
 def _module(name: str) -> Any:
-    """Import a ``kubernetes`` module lazily (and untyped: the client ships partial stubs), the
-    first one as a user's install has it.
+    """Import a ``kubernetes`` module lazily (untyped: the client ships partial stubs).
 
-    The ``kubernetes`` package imports ``kubernetes.dynamic``, whose client imports
-    ``kubernetes_validate`` when it is installed, for ``DynamicClient.validate`` only, which
-    nothing here calls. The kube extra does not install it; the development environment does
-    (the chart's tests validate with it), and there it loads jsonschema and its schemas: a
-    tenth of a second of every ``kubectl canary`` verb. So it is hidden while the
-    package is first imported (a module set to None in ``sys.modules`` raises ImportError,
-    which the client takes as not installed) and importable again right after; when something
-    imported it before, nothing changes."""
+    ``kubernetes_validate``, which ``kubernetes.dynamic`` imports when installed and nothing
+    here uses, is hidden during the first import: a tenth of a second of every verb."""
     if "kubernetes" in sys.modules or "kubernetes_validate" in sys.modules:
         return importlib.import_module(name)
     sys.modules["kubernetes_validate"] = None  # type: ignore[assignment]

@@ -127,11 +127,6 @@ class Scenario:
     def weight_at(self, at: float) -> float:
         return _step_value(self.weights, at - self.start)
 
-    def rps_at(self, role: str, at: float) -> float:
-        """Request rate (per second) of ``role`` at ``at``."""
-        share = self.weight_at(at) / 100.0
-        return self.total_rps * (share if role == "candidate" else 1.0 - share)
-
     # -- column-wise generation -------------------------------------------------------------
 
     def _param(self, role: str, name: str) -> Array:

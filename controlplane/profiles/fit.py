@@ -94,10 +94,6 @@ class FitBreakdown:
     sequences: int
     gpu_count: int
 
-    @property
-    def total_gib(self) -> float:
-        return self.weights_gib + self.kv_cache_gib + self.overhead_gib
-
 
 @dataclass(frozen=True)
 class FitReport:

@@ -1,13 +1,9 @@
 """The ``error-rate`` built-in's HTTP source: which one a canary reads, and its PromQL (pure).
 
-Owns which source (``envoy``, ``traefik``, ``istio``, ``vllm-http``, ``engine``) a spec names
-(:func:`http_source`) or the controller decides from the class of the Gateway in the way
-(:func:`decide`; the reading is :mod:`controlplane.controller.gateway_source`'s), each variant's
-gateway series (:func:`gateway_backends`), and both terms (failed / all) per source, plain
-(:func:`error_terms`) or grouped over many canaries (:func:`grouped_sources`,
-:func:`fold_sources`). Each term is the larger of the HTTP and the engine source, so an engine
-error vLLM also answers as a 500 is never counted twice. What fails, each source's series, the
-rules of the decision and where each was read: docs/analysis.md, "Where errors come from".
+Owns which source a spec names (:func:`http_source`) or the Gateway in the way decides
+(:func:`decide`), each variant's gateway series, and both terms (failed / all) per source, plain
+or grouped; each term is the larger of the HTTP and the engine source, so no error counts twice.
+See docs/analysis.md, "Where errors come from".
 """
 
 from __future__ import annotations

@@ -125,16 +125,9 @@ class PrometheusClient(Protocol):
 
 
 class BodyQueries(PrometheusConnect):  # type: ignore[misc]
-    """``PrometheusConnect`` whose queries read bounded answers (module docstring): the body
-    streamed up to ``max_bytes``, its JSON no deeper than ``max_depth``, redirects not followed,
-    and a non-200 answer raised as the product's error (:func:`failure`: status, reason phrase
-    and Prometheus' own error, never the body). Instant queries (``custom_query``) send the PromQL
-    in a POST form body, which ``/api/v1/query`` accepts, rather than in the URL; range queries
-    are sent as the library sends them (its ``method``, GET by default).
-
-    A grouped query's text is hundreds of kilobytes (every canary of the group named in its
-    selectors); in a URL, requests and urllib3 percent-encode and then re-scan it character
-    by character in Python (at 3,000 canaries, a tenth of an analysis tick's CPU).
+    """``PrometheusConnect`` reading bounded answers (module docstring), instant queries in a POST
+    form body: a grouped query's text is hundreds of kilobytes, and in a URL requests and urllib3
+    re-scan it in Python (a tenth of a tick's CPU at 3,000 canaries); errors as :func:`failure`.
     """
 
     def __init__(

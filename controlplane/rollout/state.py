@@ -374,17 +374,10 @@ def last_checks(state: RolloutState) -> list[dict[str, Any]]:
 
 
 def spec_hash(canary: ModelCanary) -> str:
-    """A stable hash of what is being rolled out: ``spec`` minus ``alerts``, ``capacity``,
-    ``analysis.prometheus``, ``gates[].argoServer`` and ``traffic.gateway.implementation``
-    (where to notify, how many GPUs to hold, where metrics live, which Argo Server to ask and
-    which implementation runs the Gateway do not change the candidate or its gates, so editing
-    them does not restart a rollout: a new capacity plan is applied at once; the hashes of specs
-    written before ``capacity`` or ``implementation`` existed stay the same). An adopted stable
-    (``targetRef``) counts as its name and reference only: resolving it from the live service
-    changes no hash.
-    16 hex digits.
-
-    Memoized per (immutable) model object: the machine asks for it on every call."""
+    """A stable hash (16 hex digits) of what is being rolled out: ``spec`` minus what does not
+    change the candidate or its gates (``alerts``, ``capacity``, ``analysis.prometheus``,
+    ``gates[].argoServer``, ``traffic.gateway.implementation``), so editing those restarts nothing;
+    an adopted stable counts as its reference. Memoized per (immutable) model object."""
     cached = _HASHES.get(id(canary))
     if cached is not None and cached[0]() is canary:
         return cached[1]

@@ -274,15 +274,10 @@ def _inconclusive(item: CheckLook, why: str, *, provider_error: bool = False) ->
 def judge_checks(items: Sequence[CheckLook]) -> list[CheckResult]:
     """The :class:`CheckResult` of many sequential looks (a tick's checks), in their order.
 
-    The looks of the latency checks are built together on arrays, grouped by bucket layout
-    (:func:`_prepare_latency`), the others (and the latency checks those builders leave out) one by
-    one (:func:`_prepare`); the anytime tests of all the looks then run together, one numpy pass per
-    kind of test (:func:`run_looks`); the closing test and the verdict are per check again; the
-    count looks' e-values are computed only where they can decide (the results report none:
-    :func:`~controlplane.analysis.sequential.count_judges.judge_looks`). The results are those of
-    judging each check alone (:func:`judge_check`). With ``finalLook`` ``f``, the anytime test runs
-    at ``alpha * (1 - f)`` and the closing test (:func:`_closing`) at ``alpha * f``: by the union
-    bound the check still rolls back a good candidate with probability at most ``alpha``.
+    The same results as :func:`judge_check` on each alone, computed together: latency looks built on
+    arrays by bucket layout, every anytime test in one numpy pass per kind (:func:`run_looks`).
+    With ``finalLook`` ``f`` the anytime test runs at ``alpha * (1 - f)`` and the closing test at
+    ``alpha * f``, so by the union bound a good candidate is rolled back at most ``alpha``.
     """
     return _judge_items(items, arrays=True)
 
