@@ -254,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--enable-chunked-prefill", action=argparse.BooleanOptionalAction, default=None)
     add("--enable-log-requests", action=argparse.BooleanOptionalAction, default=False)
     add("--disable-log-stats", action="store_true")
+    add("--shutdown-timeout", type=int, default=0)
     add("--uvicorn-log-level", type=str, choices=UVICORN_LOG_LEVELS, default="info")
     add("--disable-uvicorn-access-log", action=argparse.BooleanOptionalAction, default=False)
     return parser
@@ -286,6 +287,8 @@ class ServeConfig:
     """The scheduler's flags as given (``--max-num-seqs``, ``--max-num-batched-tokens``,
     ``--performance-mode``): the simulated engine's batch limits, as vLLM derives them."""
     hf_config_path: str | None = None
+    shutdown_timeout: int = 0
+    """``--shutdown-timeout``: on SIGTERM, how long requests in flight may finish (0: none)."""
     chat_template: str | None = None
     """``--chat-template`` as given: a file, or the template itself (:func:`read_template`)."""
     system_prompt: str | None = None
@@ -386,6 +389,7 @@ def parse_args(argv: Sequence[str], env: Mapping[str, str] | None = None) -> Ser
         seed=args.seed,
         batch_args=tuple(batch),
         hf_config_path=args.hf_config_path,
+        shutdown_timeout=args.shutdown_timeout,
         chat_template=args.chat_template,
     )
 
@@ -677,6 +681,7 @@ async def start(config: ServeConfig, catalog: Catalog | None = None) -> ModelSer
         seed=config.seed,
         host=config.host,
         port=config.port,
+        shutdown_s=config.shutdown_timeout,
     )
     await server.start()
     return server

@@ -44,6 +44,8 @@ from controlplane.promql.contract import contract_for
 
 HOST = "127.0.0.1"
 ENGINE_HEADER = "x-controlplane-engine"
+ANSWER_S = 5.0
+"""With no drain, how long the answers of requests the stopped engine failed may take to send."""
 ENGINE_INDEX = "0"
 """The ``engine`` label vLLM puts on every metric: the engine core's index, one core here."""
 VARIANT_HEADER = "x-canary-variant"
@@ -191,8 +193,12 @@ class ModelServer:
         *,
         host: str = HOST,
         port: int = 0,
+        shutdown_s: float = 0.0,
     ) -> None:
         self.who = who
+        self.shutdown_s = shutdown_s
+        """On stop, how long requests in flight may finish before they are cut (vLLM's
+        ``--shutdown-timeout``; 0, its default, aborts them)."""
         self.engine = engine
         self.faults = faults or Faults()
         self.metrics = _Metrics(who, engine.kind)
@@ -222,7 +228,8 @@ class ModelServer:
 
     async def start(self) -> None:
         await self.engine.start()
-        self._runner = web.AppRunner(self.app(), access_log=None)
+        drain = self.shutdown_s if self.shutdown_s > 0 else ANSWER_S
+        self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=drain)
         await self._runner.setup()
         try:
             sock = bind_socket(self.host, self.port)
@@ -234,6 +241,10 @@ class ModelServer:
         await web.SockSite(self._runner, sock).start()
 
     async def stop(self) -> None:
+        """As vLLM on SIGTERM: with no ``shutdown_s``, requests in flight end as engine errors (a
+        500, or an error event in a stream); else they may finish for that long."""
+        if self.shutdown_s <= 0:
+            await self.engine.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from controlplane.profiles.catalog import Catalog, GpuProfile
 from controlplane.serving import object_names
 from controlplane.serving.chat_template import chat_template
-from controlplane.serving.vllm_args import kserve_args, resolve_gpu, vllm_flags
+from controlplane.serving.vllm_args import SHUTDOWN_S, kserve_args, resolve_gpu, vllm_flags
 from controlplane.spec.constants import API_GROUP, LABEL_CANARY, LABEL_VARIANT
 
 if TYPE_CHECKING:
@@ -61,6 +61,14 @@ Traefik's 30 s dial timeout to the address of the pod already gone (docs/serving
 stop under traffic"). The kubelet's own ``sleep`` action (``PodLifecycleSleepAction``: on by
 default since Kubernetes 1.30, GA in 1.34), so the image needs no ``sleep`` binary; KServe
 v0.20.0's InferenceService CRD allows ``lifecycle.preStop.sleep`` on the model container."""
+GRACE_S = DRAIN_S + SHUTDOWN_S + 10
+"""The engine pod's ``terminationGracePeriodSeconds``: the ``preStop`` drain, then vLLM's own on
+SIGTERM (:data:`~controlplane.serving.vllm_args.SHUTDOWN_S`), then 10 s to exit. Kubernetes'
+default, 30 s, would kill a long generation that vLLM is still finishing."""
+
+
+def _pre_stop() -> Obj:
+    return {"preStop": {"sleep": {"seconds": DRAIN_S}}}
 
 
 def isvc_name(canary: ModelCanary, role: Role) -> str:
@@ -190,7 +198,7 @@ def predictor_spec(
         "terminationMessagePolicy": TERMINATION_MESSAGE_POLICY,
     }
     if drain:
-        model["lifecycle"] = {"preStop": {"sleep": {"seconds": DRAIN_S}}}
+        model["lifecycle"] = _pre_stop()
     predictor: Obj = {}
     count = variant.replicas if replicas is None else replicas
     if autoscaling:
@@ -201,6 +209,8 @@ def predictor_spec(
     predictor["labels"] = object_labels(canary, role)
     predictor["annotations"] = scrape_annotations()
     predictor.update(_scheduling(variant, profile))
+    if drain:
+        predictor["terminationGracePeriodSeconds"] = GRACE_S
     if template is not None:
         model["volumeMounts"] = [_template_mount()]
         predictor["volumes"] = [_template_volume(canary, role)]
@@ -259,8 +269,10 @@ def llm_inference_service(
         ),
         "resources": _gpu_resources(variant),
         "terminationMessagePolicy": TERMINATION_MESSAGE_POLICY,
+        "lifecycle": _pre_stop(),
     }
     pod: Obj = {**_scheduling(variant, profile), "containers": [main]}
+    pod["terminationGracePeriodSeconds"] = GRACE_S
     if template is not None:
         main["volumeMounts"] = [_template_mount()]
         pod["volumes"] = [_template_volume(canary, role)]

@@ -29,7 +29,17 @@ OWNED_FLAGS = (
     "--tensor-parallel-size",
     "--quantization",
     "--chat-template",
+    "--shutdown-timeout",
 )
+
+
+SHUTDOWN_S = 120
+"""vLLM's ``--shutdown-timeout``: on SIGTERM the engine lets requests in flight finish for up to
+this long. vLLM's default, 0, aborts them (``vllm/engine/arg_utils.py``, "0 = abort, >0 = wait";
+``vllm/v1/engine/core.py``, ``_handle_shutdown``; read in 0.24.0 and 0.32.0). 120 s covers about
+4,000 tokens at 30 ms a token; the pod's grace period covers it (``render.GRACE_S``)."""
+SHUTDOWN_SINCE = (0, 24, 0)
+"""The oldest vLLM whose source was read with the flag; older ones get no flag."""
 
 
 def _flag_name(arg: str) -> str:
@@ -115,6 +125,8 @@ def vllm_flags(
     flags += catalog.quant(variant.quantization).vllm_args_for(key)
     if chat_template is not None:
         flags.append(f"--chat-template={chat_template}")
+    if key >= SHUTDOWN_SINCE:
+        flags.append(f"--shutdown-timeout={SHUTDOWN_S}")
     flags += variant.args
     return flags
 

@@ -349,3 +349,33 @@ def test_long_names_are_cut_hashed_and_valid(length: int) -> None:
 def test_hashed_names_are_stable() -> None:
     assert object_names.dns_name("x" * 100) == object_names.dns_name("x" * 100)
     assert object_names.dns_name("x" * 100) != object_names.dns_name("x" * 101)
+
+
+# ----------------------------------------------------------------------------- stopping pods
+
+
+def _shutdown_s(args: list[str]) -> int:
+    (flag,) = [a for a in args if a.startswith("--shutdown-timeout=")]
+    return int(flag.split("=", 1)[1])
+
+
+def test_a_stopping_engine_finishes_its_requests_within_the_pods_grace() -> None:
+    """Both kinds of serving object: the ``preStop`` drain, then vLLM draining what is in flight
+    (``--shutdown-timeout``, whose default aborts it), both inside the pod's grace period."""
+    canary = model_canary(traffic=TRAFFIC)
+    predictor = predictor_spec(canary, "candidate", CATALOG)
+    llm = llm_inference_service(canary, "candidate", CATALOG)["spec"]["template"]
+    for pod, main in ((predictor, predictor["model"]), (llm, llm["containers"][0])):
+        drain = main["lifecycle"]["preStop"]["sleep"]["seconds"]
+        shutdown = _shutdown_s(main["args"])
+        assert drain > 0
+        assert shutdown > 0
+        assert pod["terminationGracePeriodSeconds"] > drain + shutdown
+
+
+def test_a_variant_may_not_set_the_shutdown_timeout_the_grace_is_sized_for() -> None:
+    canary = model_canary(
+        traffic=TRAFFIC, candidate={**CANDIDATE, "args": ["--shutdown-timeout=9"]}
+    )
+    with pytest.raises(SpecError, match="shutdown-timeout"):
+        inference_service(canary, "candidate", CATALOG)
