@@ -44,20 +44,11 @@ Key = tuple[str, str]
 
 @dataclass(frozen=True)
 class Settings:
-    """What the operator may tune (``canaryctl controller`` flags).
+    """What the operator may tune: the ``canaryctl controller`` flags (docs/controller.md).
 
-    ``progress_deadline_s``: how long a candidate may take to become ready (GPU model loading is
-    slow), and a stage's weights to be put in effect, before the machine rolls it back.
-    ``promote_cleanup_s`` / ``rollback_cleanup_s``: how long the losing variant (old stable /
-    failed candidate) keeps running after the outcome, for a quick manual undo.
-    ``verify_retry_s``: how soon unverified weights are tried again; ``pending_retry_s``: how
-    soon, when the router wrote them and waits for the cluster to take them up (the Gateway's
-    controller, KServe's pods). ``interval_override_s``:
-    replace every spec's ``analysis.interval`` (demos and tests; note that it is part of the spec
-    hash, so changing it restarts rollouts). ``default_prometheus``: the controller's
-    ``--prometheus``. ``endpoints``: the URLs a spec may name (``--allow-prometheus``,
-    ``--allow-argo-server``, ``--allow-alert-url``); a spec naming another is invalid. Closed by
-    default: only ``default_prometheus`` (and the policy's own URLs) is allowed.
+    ``interval_override_s`` is part of the spec hash: changing it restarts rollouts. ``endpoints``
+    are the URLs a spec may name (``--allow-prometheus``, ``--allow-argo-server``,
+    ``--allow-alert-url``), closed by default to ``default_prometheus`` and the policy's own.
     """
 
     progress_deadline_s: float = 1800.0

@@ -173,14 +173,9 @@ class CheckSample:
 class CheckState:
     """The latest evaluation of one check in the current stage/step, plus its streak.
 
-    ``since`` is when the current streak began: the first of the consecutive evaluations at which
-    a ``rollbackOn`` check was breached, or at which the ``promoteOn`` condition held. None when the
-    latest evaluation broke (or never started) a streak. ``at`` is the latest evaluation's time.
-    ``recent``: the last :data:`RECENT_RESULTS` evaluations in this stage, the latest included,
-    oldest first (what ``kubectl canary get`` shows as the check's history). ``samples``: the
-    candidate's sample count of the latest evaluation; ``evidence`` / ``evidence_bound``: a
-    sequential check's log e-value and the level it rolls back at
-    (:class:`~controlplane.rollout.observations.CheckResult`).
+    ``since``: when the current streak (breached for ``rollbackOn``, holding for ``promoteOn``)
+    began, None without one; ``recent``: the last :data:`RECENT_RESULTS` results, oldest first;
+    ``evidence`` / ``evidence_bound``: a sequential check's log e-value and its rollback level.
     """
 
     metric: str
@@ -207,14 +202,9 @@ class CheckState:
 class GateState:
     """One run of a gate at one gate point: the Argo Workflow the machine decided to submit.
 
-    ``workflow`` is the Workflow's name, fixed when the gate became due (deterministic, so a
-    controller that crashed after submitting finds the same Workflow again); ``submitted_at`` is
-    that decision's time, from which ``timeout`` counts. ``phase`` is the last Argo phase seen
-    (``""`` before any answer), ``started_at`` / ``finished_at`` Argo's times when known,
-    ``message`` Argo's ``status.message`` (with the Workflow's ``reason`` output, when it has
-    one), ``outputs`` the Workflow's output parameters by name (the shipped evaluation's
-    ``score``, ``agreement``, ``reason``). ``result`` is ``running`` until the Workflow succeeds
-    (``passed``) or fails, errors or times out (``failed``).
+    ``workflow`` is fixed when the gate became due (deterministic: a controller that crashed after
+    submitting finds it again); ``timeout`` counts from ``submitted_at``. ``phase``, the times,
+    ``message`` and ``outputs`` are Argo's; ``result``: ``running``, ``passed`` or ``failed``.
     """
 
     gate: str

@@ -176,13 +176,10 @@ def predictor_spec(
 ) -> Obj:
     """``spec.predictor`` serving ``role``.
 
-    ``autoscaling=False`` leaves out min/maxReplicas, which KServe forbids on ``spec.canary[]``
-    entries. ``drain=False`` leaves out the :data:`DRAIN_S` ``preStop`` sleep (``kserve-knative``:
-    Knative Serving drains a revision's pods through its queue-proxy; whether its webhook takes
-    a container's ``lifecycle`` was not read from its source here, so none is sent).
-    ``replicas``: the capacity plan's count (:mod:`controlplane.capacity.plan`) in place of the
-    variant's ``replicas``; ``max_replicas``: the most an autoscaling variant may reach (default:
-    the minimum: pinned); ``autoscale``: the predictor's ``autoScaling`` (KEDA on the queue).
+    ``autoscaling=False`` leaves out min/maxReplicas (KServe forbids them on ``spec.canary[]``);
+    ``drain=False`` leaves out the ``preStop`` sleep and the grace (``kserve-knative``: Knative's
+    queue-proxy drains). ``replicas``: the capacity plan's count; ``max_replicas``: the most an
+    autoscaling variant may reach (default: pinned); ``autoscale``: KEDA on the queue.
     """
     variant = canary.spec.variant(role)
     profile = resolve_gpu(variant, catalog, f"spec.{role}")

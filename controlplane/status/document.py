@@ -51,17 +51,12 @@ class Verified:
 
 @dataclass(frozen=True)
 class Book:
-    """How far the effects have caught up with the persisted rollout state.
+    """How far the effects have caught up with the persisted rollout state; each field is a
+    ``status.controller`` field (docs/controller.md, "Status: the source of truth").
 
-    ``deployed_hash``: spec hash whose serving objects were applied. ``verified``: the weights
-    last verified. ``finalized``: ``"<hash>:<stage>"`` whose outcome the router was told.
-    ``finished_at``: when that finalization was verified (the cleanup delay counts from it).
-    ``cleaned``: ``"<hash>:<stage>"`` whose leftover variant was released. ``notified``: the
-    fingerprint of the last history event told (a Kubernetes Event, the notifiers); a mapping
-    when written by a controller from before the one fingerprint (read, never written).
-    ``last_intent_id``: the last intent consumed.
-    ``gates_submitted``: names of the gate Workflows of the current gate point the Argo Server
-    accepted (a Workflow missing from the Argo Server after that was deleted: the gate fails).
+    ``notified`` may be a mapping when written by an older controller (read, never written);
+    ``gates_submitted``: a Workflow accepted once and then missing from the Argo Server was deleted,
+    and its gate fails.
     """
 
     deployed_hash: str | None = None

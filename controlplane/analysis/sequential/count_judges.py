@@ -256,17 +256,10 @@ def judge_one(look: Look) -> SequentialResult:
 
 
 def judge_looks(looks: Sequence[CountLook], *, e_values: bool = True) -> list[SequentialResult]:
-    """The anytime test of many count looks at once (a tick's checks): both e-values, the
-    decisions and the confidence sequences, each computed with numpy over all the looks
-    (:func:`~controlplane.analysis.sequential.eprocess.log_e`,
-    :func:`~controlplane.analysis.sequential.eprocess.cs_bounds`). The same answers, look by look,
-    as one look at a time: the arithmetic is elementwise.
-
-    ``e_values=False`` (a tick's checks, whose results report decisions, estimates and confidence
-    sequences but no e-value): an e-value is computed only where its generalised likelihood ratio
-    can reach the level (:func:`~controlplane.analysis.sequential.eprocess.bernoulli_log_e_above`),
-    and reported only where it reaches it (``NaN`` elsewhere); the decisions, confidence sequences
-    and messages are the same."""
+    """The anytime test of many count looks at once (a tick's checks), elementwise with numpy: the
+    same answers as one look at a time. ``e_values=False`` computes an e-value only where it can
+    reach the level and reports it only where it does (``NaN`` elsewhere); the decisions,
+    confidence sequences and messages are the same."""
     if not looks:
         return []
     x = np.array([look.events for look in looks])
