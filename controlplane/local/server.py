@@ -45,7 +45,7 @@ from controlplane.promql.contract import contract_for
 HOST = "127.0.0.1"
 ENGINE_HEADER = "x-controlplane-engine"
 ANSWER_S = 5.0
-"""With no drain, how long the answers of requests the stopped engine failed may take to send."""
+"""With no drain, how long the answers of the aborted requests may take to send."""
 ENGINE_INDEX = "0"
 """The ``engine`` label vLLM puts on every metric: the engine core's index, one core here."""
 VARIANT_HEADER = "x-canary-variant"
@@ -197,8 +197,8 @@ class ModelServer:
     ) -> None:
         self.who = who
         self.shutdown_s = shutdown_s
-        """On stop, how long requests in flight may finish before they are cut (vLLM's
-        ``--shutdown-timeout``; 0, its default, aborts them)."""
+        """On stop, how long requests in flight may finish (vLLM's ``--shutdown-timeout``; 0, its
+        default, aborts them)."""
         self.engine = engine
         self.faults = faults or Faults()
         self.metrics = _Metrics(who, engine.kind)
@@ -241,10 +241,10 @@ class ModelServer:
         await web.SockSite(self._runner, sock).start()
 
     async def stop(self) -> None:
-        """As vLLM on SIGTERM: with no ``shutdown_s``, requests in flight end as engine errors (a
-        500, or an error event in a stream); else they may finish for that long."""
+        """As vLLM on SIGTERM: with no ``shutdown_s``, requests in flight end at once with finish
+        reason ``abort`` (a 200 with what was generated); else they may finish for that long."""
         if self.shutdown_s <= 0:
-            await self.engine.stop()
+            self.engine.abort_all()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

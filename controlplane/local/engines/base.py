@@ -19,7 +19,7 @@ from controlplane.errors import ControlPlaneError
 
 EngineKind = Literal["simulated", "transformers", "vllm"]
 ENGINE_KINDS: tuple[EngineKind, ...] = ("simulated", "transformers", "vllm")
-FinishReason = Literal["stop", "length"]
+FinishReason = Literal["stop", "length", "abort"]
 
 
 class HostClock:
@@ -145,6 +145,11 @@ class Engine(Protocol):
 
     def running(self) -> int:
         """Sequences in the running batch right now (exported as ``vllm:num_requests_running``)."""
+        ...
+
+    def abort_all(self) -> None:
+        """End every sequence in flight now with finish reason ``abort``, as vLLM's engine does
+        on SIGTERM without a ``--shutdown-timeout``."""
         ...
 
     def waiting(self) -> int:

@@ -75,6 +75,13 @@ _TEXT = (
 _WORDS = tuple(_TEXT.split())
 
 
+class _Aborted:
+    """Ended by :meth:`SimulatedEngine.abort_all` at ``at`` (the engine's clock)."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+
 @dataclass(eq=False)
 class _Request:
     """One sequence in the engine: vLLM's ``Request`` reduced to what the scheduler reads."""
@@ -82,9 +89,9 @@ class _Request:
     prompt_tokens: int
     output_tokens: int
     """How many tokens it will generate in all."""
-    tokens: asyncio.Queue[float | EngineError]
+    tokens: asyncio.Queue[float | EngineError | _Aborted]
     """One item per token sampled: when (the engine's clock, as its step ended); an EngineError
-    when the engine stops under it."""
+    when the engine stops under it; :class:`_Aborted` when :meth:`abort_all` ends it."""
     arrived: float = 0.0
     """When it reached the queue (the engine's clock): steps that began before do not admit it."""
     generated: int = 0
@@ -198,6 +205,10 @@ class SimulatedEngine:
                 item = await req.tokens.get()
                 if isinstance(item, EngineError):
                     raise item
+                if isinstance(item, _Aborted):  # what was sampled goes out, then the end
+                    text = (" " if sent else "") + " ".join(pending)
+                    yield Chunk(text, len(pending), "abort", at=item.at)
+                    return
                 pending.append(answers.choice(_WORDS))
                 now = item  # when the step that sampled it ended, not when it is read here
                 last = sent + len(pending) == n
@@ -231,6 +242,15 @@ class SimulatedEngine:
         elif req in self._waiting:
             self._waiting.remove(req)
         self._free(req)
+
+    def abort_all(self) -> None:
+        now = self.clock.now()
+        for req in [*self._running, *self._waiting]:
+            req.done = True
+            self._free(req)
+            req.tokens.put_nowait(_Aborted(now))
+        self._running.clear()
+        self._waiting.clear()
 
     def _fail_all(self, error: EngineError) -> None:
         for req in [*self._running, *self._waiting]:

@@ -152,6 +152,9 @@ class TransformersEngine:
     def load(self) -> float:
         return min(1.0, self._busy / 8)
 
+    def abort_all(self) -> None:
+        """Nothing to do: its generations run to their end: stopping it waits for them."""
+
     def running(self) -> int:
         return self._busy  # every request in flight takes its turn token by token
 

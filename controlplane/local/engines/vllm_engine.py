@@ -136,6 +136,9 @@ class VllmEngine:
     def load(self) -> float:
         return self._load
 
+    def abort_all(self) -> None:
+        """Nothing to do: the real vLLM process aborts its own requests when it is stopped."""
+
     def running(self) -> int:
         return self._in_flight  # requests forwarded and not yet answered
 
