@@ -25,15 +25,11 @@ still list)."""
 
 @dataclass
 class ApiConfig:
-    """What the API needs from the process that serves it.
+    """What the API needs from the process that serves it (docs/api.md).
 
-    ``kube`` (None under ``canaryctl up``: no webhooks); ``source`` (where the canary routes read
-    and act; default ``kube`` through :class:`~controlplane.api.sources.KubeSource`); ``mode`` (who
-    serves; under ``kubeconfig`` an API server refusal is the caller's 403, not a 502); ``wake``,
-    ``ready``, ``metrics`` (None: no ``/metrics``) and ``on_git_push`` (None: the git webhook is
-    404) from the process; ``git_secret``; ``namespaces`` (None: all); ``max_body_bytes`` (413
-    before parsing); ``dashboard_dir``; ``keepalive_s`` and ``watch_queue`` of the live watch;
-    ``measured`` (the profile entries for the expected change).
+    ``kube`` is None under ``canaryctl up`` (no webhooks); under ``mode`` ``kubeconfig`` an API
+    server refusal is the caller's 403, not a 502; None for ``metrics`` or ``on_git_push`` turns
+    that route off; ``max_body_bytes`` is refused (413) before parsing.
     """
 
     kube: KubeClient | None

@@ -297,13 +297,9 @@ def _argo_message(body: bytearray) -> str | None:
 class ArgoGates:
     """Runs gates against Argo Servers through hera's ``WorkflowsService``.
 
-    ``server``: the default Argo Server URL (a gate's ``argoServer`` overrides it). ``token``: a
-    bearer token, or a function returning one (re-read for every request: service-account tokens
-    rotate). ``poll_interval_s``: how often the reconciler polls a running gate. ``endpoints``:
-    the Argo Servers a gate's ``argoServer`` may name (``--allow-argo-server``; ``server`` is
-    always allowed, and with None only it): the token is sent nowhere else, and a Workflow is
-    submitted, read or stopped only in the canary's namespace -- whatever the run says, though
-    validation already refuses a spec that names another (defence in depth).
+    ``token`` is a bearer token or a function returning one (re-read per request: tokens rotate);
+    ``endpoints`` are the servers a gate may name besides ``server`` (``--allow-argo-server``). The
+    token goes nowhere else, and Workflows live only in the canary's namespace (defence in depth).
     """
 
     def __init__(

@@ -48,14 +48,10 @@ USER_AGENT = "canary-controller-notify/1"
 
 @dataclass(frozen=True)
 class NotifySettings:
-    """What the operator may tune (``canaryctl controller`` flags map onto these).
+    """What the operator may tune (``canaryctl controller`` flags; docs/alerts.md).
 
-    ``grafana_url``: base URL of Grafana for the dashboard links (None: no link).
-    ``hold_s``: how long one-shot Alertmanager alerts (rollback, promotion, step) stay firing;
-    ``open_s``: the ``endsAt`` horizon of a pause / throttle until its resolving event.
-    ``max_event_age_s``: events older than this (wall clock) are not sent — a controller that
-    lost track of what it emitted replays the whole history, and anything older than the
-    deduplication window was reported long ago (None: no limit).
+    ``hold_s``: how long one-shot alerts stay firing; ``open_s``: the ``endsAt`` horizon of a pause
+    or throttle; ``max_event_age_s``: older events are not sent when a history is replayed.
     """
 
     grafana_url: str | None = None

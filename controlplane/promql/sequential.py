@@ -27,14 +27,10 @@ def window_seconds(since: float, now: float) -> float:
 
 @dataclass(frozen=True)
 class Plan:
-    """The PromQL of one sequential check of one canary at one evaluation.
-
-    Rate checks: ``cand_events`` / ``cand_total`` (and ``stable_*`` for ``compare: baseline``)
-    are scalar queries. Latency checks: ``cand_buckets`` (and ``stable_buckets``) are *vector*
-    queries, one series per ``le``; ``boundary`` is the stable's quantile over the check's window
-    just before the step started (``compare: baseline`` only), a scalar. ``closing``: the same
-    counts over the whole step, pinned (``@``) at its end, once the step's duration is up and
-    the check has a ``finalLook`` (the closing test's data; None otherwise).
+    """The PromQL of one sequential check of one canary at one evaluation: scalar counts for rate
+    checks, one series per ``le`` for latency checks, ``boundary`` (the stable's quantile just
+    before the step, ``compare: baseline``) and ``closing`` (the whole step's counts pinned at its
+    end, for a ``finalLook``; None otherwise).
     """
 
     metric: MetricSpec

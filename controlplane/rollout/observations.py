@@ -40,12 +40,10 @@ class DueCheck:
 class CheckResult:
     """The outcome of one check at one evaluation.
 
-    ``value``: what was compared (the candidate's value, or the drift ``candidate / stable - 1``);
-    ``candidate`` / ``stable``: the raw values when known. ``provider_error``: inconclusive because
-    the source failed (only this counts towards ``errorLimit``). ``decided``: a sequential judge's
-    early ``"pass"`` or ``"breach"``. ``load_candidate`` / ``load_stable``: requests in flight per
-    replica, for a comparison. ``evidence`` / ``evidence_bound``: a sequential check's log e-value
-    and the level it rolls back at (None where not computed).
+    ``value``: what was compared (the candidate's, or the drift ``candidate / stable - 1``);
+    ``provider_error``: inconclusive because the source failed (only this counts towards
+    ``errorLimit``); ``decided``: a sequential judge's early verdict; ``load_*``: requests in flight
+    per replica; ``evidence`` / ``evidence_bound``: a sequential check's log e-value and its level.
     """
 
     key: str
@@ -66,14 +64,11 @@ class CheckResult:
 
 @dataclass(frozen=True)
 class GateObservation:
-    """What the Argo Server said about one gate run's Workflow (``key`` as in
-    ``RolloutState.gates``, ``workflow`` its name).
+    """What the Argo Server said about one gate run's Workflow (``key`` as in ``RolloutState``).
 
-    ``phase`` is the Workflow's phase (an absent phase is ``Pending``); None when the Argo Server
-    could not be asked (unreachable, timed out, 5xx), with ``error`` saying why: that counts
-    towards ``analysis.errorLimit`` like a provider error and is never a failure by itself.
-    ``message`` is Argo's ``status.message``; ``started_at`` / ``finished_at`` are Argo's times
-    (unix seconds) when known; ``outputs`` the Workflow's output parameters seen so far.
+    ``phase`` None: the server could not be asked, ``error`` says why; that counts towards
+    ``analysis.errorLimit`` like a provider error and is never a failure by itself. The rest is
+    Argo's: ``message``, the times (unix seconds), the output parameters seen so far.
     """
 
     key: str

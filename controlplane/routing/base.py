@@ -45,14 +45,8 @@ class Weights:
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a router can express.
-
-    ``cohort``: route only requests with a header value to the candidate. ``mirror``: copy
-    traffic to the candidate (shadow). ``mirror_percent``: mirror a fraction rather than all.
-    ``single_service``: both variants live in one InferenceService (KServe's own canary). No
-    router needs more than the contract's example gives: ``gateway-api`` without
-    ``spec.traffic.gateway`` attaches to KServe's default Gateway, ``istio`` without
-    ``spec.traffic.hosts`` routes the model's own host (see those routers).
+    """What a router can express: a cohort by header (``cohort``), a shadow copy (``mirror``, of a
+    fraction with ``mirror_percent``), both variants in one InferenceService (``single_service``).
     """
 
     cohort: bool

@@ -71,12 +71,9 @@ def single_ref(canary: ModelCanary) -> Ref:
 class Live:
     """What the router reads from the cluster before it builds (an observation, not a decision).
 
-    ``predictor_name``: the live ``spec.predictor.name`` (None when unnamed, or when the
-    InferenceService does not exist yet): KServe names the stable Deployment and Service after
-    it, and its webhook refuses to change it without a model change, so every build keeps it.
-    ``serving``: the variant label of the live ``spec.predictor``. ``has_canary``: the live object
-    still has a ``spec.canary`` entry. ``rolled_out``: the stable predictor's Deployment has
-    finished rolling out the pod template it was last given (``kubectl rollout status``).
+    ``predictor_name``: the live ``spec.predictor.name``, kept by every build (KServe names the
+    stable's Deployment after it and refuses to change it alone); ``rolled_out``: the stable's
+    Deployment finished rolling out its last pod template (``kubectl rollout status``).
     """
 
     predictor_name: str | None = None
