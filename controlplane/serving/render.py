@@ -67,6 +67,13 @@ SIGTERM (:data:`~controlplane.serving.vllm_args.SHUTDOWN_S`), then 10 s to exit.
 default, 30 s, would kill a long generation that vLLM is still finishing."""
 
 
+LLMISVC_GRACE_S = 15 + SHUTDOWN_S + 5
+"""The LLMInferenceService pod's grace. KServe v0.20.0's template gives ``main`` its own
+``preStop`` (``/bin/sleep 15``; a second handler makes the merge fail) and derives vLLM's
+``--shutdown-timeout`` as grace - 15 - 5 (``config_merge.go``, ``shutdownTimeout``): this grace
+makes that :data:`~controlplane.serving.vllm_args.SHUTDOWN_S`."""
+
+
 def _pre_stop() -> Obj:
     return {"preStop": {"sleep": {"seconds": DRAIN_S}}}
 
@@ -259,17 +266,17 @@ def llm_inference_service(
     profile = resolve_gpu(variant, catalog, f"spec.{role}")
     name = isvc_name(canary, role)
     template = _template_path(variant)
+    model, path = canary.spec.model, f"spec.{role}"
     main: Obj = {
         "name": "main",
         "args": vllm_flags(
-            canary.spec.model, variant, catalog, chat_template=template, path=f"spec.{role}"
+            model, variant, catalog, chat_template=template, path=path, shutdown=False
         ),
         "resources": _gpu_resources(variant),
         "terminationMessagePolicy": TERMINATION_MESSAGE_POLICY,
-        "lifecycle": _pre_stop(),
     }
     pod: Obj = {**_scheduling(variant, profile), "containers": [main]}
-    pod["terminationGracePeriodSeconds"] = GRACE_S
+    pod["terminationGracePeriodSeconds"] = LLMISVC_GRACE_S
     if template is not None:
         main["volumeMounts"] = [_template_mount()]
         pod["volumes"] = [_template_volume(canary, role)]

@@ -38,8 +38,9 @@ SHUTDOWN_S = 120
 this long. vLLM's default, 0, aborts them (``vllm/engine/arg_utils.py``, "0 = abort, >0 = wait";
 ``vllm/v1/engine/core.py``, ``_handle_shutdown``; read in 0.24.0 and 0.32.0). 120 s covers about
 4,000 tokens at 30 ms a token; the pod's grace period covers it (``render.GRACE_S``)."""
-SHUTDOWN_SINCE = (0, 24, 0)
-"""The oldest vLLM whose source was read with the flag; older ones get no flag."""
+SHUTDOWN_SINCE = (0, 18, 0)
+"""The vLLM that added the flag (vllm-project/vllm#36666), as KServe v0.20.0's LLMInferenceService
+template says (``config/llmisvcconfig/config-llm-template.yaml``); older ones get no flag."""
 
 
 def _flag_name(arg: str) -> str:
@@ -103,15 +104,12 @@ def vllm_flags(
     chat_template: str | None = None,
     path: str = "spec.variant",
     vllm_version: str | None = None,
+    shutdown: bool = True,
 ) -> list[str]:
-    """The vLLM flags of ``variant`` on ``vllm_version``, user ``args`` last (without the model
-    location/name).
-
-    ``vllm_version`` None: :func:`~controlplane.serving.versions.resolve_vllm_version` of
-    ``model``. ``chat_template`` is the in-pod path of a chat template file (system-prompt
-    variants). Raises SpecError (paths under ``path``) when the variant cannot be served, on that
-    vLLM version too.
-    """
+    """The vLLM flags of ``variant`` on ``vllm_version`` (None: the model's), user ``args``
+    last, without the model's location or name. ``shutdown=False`` leaves
+    ``--shutdown-timeout`` to KServe (the LLMInferenceService). SpecError (paths under ``path``)
+    when the variant cannot be served on that vLLM."""
     version = vllm_version if vllm_version is not None else resolve_vllm_version(model)
     resolve_gpu(variant, catalog, path, vllm_version=version)
     key = parse_vllm_version(version)
@@ -125,7 +123,7 @@ def vllm_flags(
     flags += catalog.quant(variant.quantization).vllm_args_for(key)
     if chat_template is not None:
         flags.append(f"--chat-template={chat_template}")
-    if key >= SHUTDOWN_SINCE:
+    if shutdown and key >= SHUTDOWN_SINCE:
         flags.append(f"--shutdown-timeout={SHUTDOWN_S}")
     flags += variant.args
     return flags

@@ -360,17 +360,27 @@ def _shutdown_s(args: list[str]) -> int:
 
 
 def test_a_stopping_engine_finishes_its_requests_within_the_pods_grace() -> None:
-    """Both kinds of serving object: the ``preStop`` drain, then vLLM draining what is in flight
+    """The InferenceService: the ``preStop`` drain, then vLLM draining what is in flight
     (``--shutdown-timeout``, whose default aborts it), both inside the pod's grace period."""
+    predictor = predictor_spec(model_canary(traffic=TRAFFIC), "candidate", CATALOG)
+    drain = predictor["model"]["lifecycle"]["preStop"]["sleep"]["seconds"]
+    shutdown = _shutdown_s(predictor["model"]["args"])
+    assert drain > 0
+    assert shutdown > 0
+    assert predictor["terminationGracePeriodSeconds"] > drain + shutdown
+
+
+def test_kserve_drains_the_llminferenceservice_for_as_long_as_the_inferenceservice() -> None:
+    """KServe v0.20.0's LLMInferenceService template has its own ``preStop`` (15 s) and derives
+    ``--shutdown-timeout`` from the pod's grace (grace - 15 - 5): no second handler, no flag of
+    ours, and a grace that makes KServe's flag the InferenceService's."""
     canary = model_canary(traffic=TRAFFIC)
-    predictor = predictor_spec(canary, "candidate", CATALOG)
-    llm = llm_inference_service(canary, "candidate", CATALOG)["spec"]["template"]
-    for pod, main in ((predictor, predictor["model"]), (llm, llm["containers"][0])):
-        drain = main["lifecycle"]["preStop"]["sleep"]["seconds"]
-        shutdown = _shutdown_s(main["args"])
-        assert drain > 0
-        assert shutdown > 0
-        assert pod["terminationGracePeriodSeconds"] > drain + shutdown
+    pod = llm_inference_service(canary, "candidate", CATALOG)["spec"]["template"]
+    (main,) = pod["containers"]
+    assert "lifecycle" not in main
+    assert not [a for a in main["args"] if a.startswith("--shutdown-timeout")]
+    isvc_shutdown = _shutdown_s(predictor_spec(canary, "candidate", CATALOG)["model"]["args"])
+    assert pod["terminationGracePeriodSeconds"] - 15 - 5 == isvc_shutdown
 
 
 def test_a_variant_may_not_set_the_shutdown_timeout_the_grace_is_sized_for() -> None:
