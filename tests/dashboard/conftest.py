@@ -35,9 +35,18 @@ def context(playwright: Any) -> Iterator[Any]:
         yield ctx
 
 
+HANG_MS = 120_000
+"""Every wait of a page and of ``expect`` bounds a hang only: a loaded machine may take seconds
+to render what a quiet one shows at once."""
+
+
 @pytest.fixture
 def page(context: Any) -> Iterator[Any]:
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=HANG_MS)
     page = context.new_page()
+    page.set_default_timeout(HANG_MS)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     yield page

@@ -47,7 +47,7 @@ def test_a_step_advance_reaches_the_open_page_without_a_reload(page: Any, site: 
     page.evaluate("window.__notReloaded = true")
     ref = canary_ref(d.NS, "support-triage")
     site.kube.system_replace_status(ref, _promoted(site.kube.get(ref)["status"]))
-    expect(page.locator("[data-testid=step]")).to_have_text("3", timeout=10_000)
+    expect(page.locator("[data-testid=step]")).to_have_text("3")
     assert page.locator("[data-testid=weight]").inner_text() == "100%"
     assert "promoted" in page.locator("[data-testid=phase]").inner_text()
     assert "promoted" in page.locator("[data-testid=history]").inner_text()
@@ -62,5 +62,5 @@ def test_the_list_follows_too(page: Any, site: Any) -> None:
     page.evaluate("window.__notReloaded = true")
     ref = canary_ref(d.NS, "support-triage")
     site.kube.system_replace_status(ref, _promoted(site.kube.get(ref)["status"]))
-    expect(row).to_contain_text("promoted", timeout=10_000)
+    expect(row).to_contain_text("promoted")
     assert page.evaluate("window.__notReloaded === true")

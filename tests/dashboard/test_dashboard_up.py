@@ -75,15 +75,15 @@ def test_a_step_of_up_advances_on_the_open_page(
 ) -> None:
     page.goto(up_link)
     link = page.locator("[data-testid=canary-list] tbody th a").first
-    link.wait_for(timeout=30_000)
+    link.wait_for()
     assert page.locator("[data-testid=canary-list] tbody tr").count() == 1
     link.click()
-    expect(page.locator("[data-testid=step]")).to_have_text("1", timeout=60_000)
+    expect(page.locator("[data-testid=step]")).to_have_text("1")
     assert _text(page, "weight") == "10%"
     assert "120" in _text(page, "simulated")  # the spec's clock runs 120 times faster
     assert page.locator("time + .spec").count() > 0  # times given in spec time too
     page.evaluate("window.__notReloaded = true")
-    expect(page.locator("[data-testid=step]")).to_have_text("2", timeout=60_000)
+    expect(page.locator("[data-testid=step]")).to_have_text("2")
     assert _text(page, "weight") == "50%"
     assert page.evaluate("window.__notReloaded === true")
     assert "live" in page.locator(".live").inner_text()
