@@ -1,0 +1,73 @@
+"""The real vLLM behind the product's predictor arguments: KServe's runtime flags mapped to vLLM's.
+
+The product renders a predictor for KServe's ``kserve-huggingfaceserver`` runtime: its own flags
+(``--model_name``; KServe's runtime adds ``--model_dir`` and ``--http_port``) followed by ``vllm
+serve`` flags. KServe v0.20.0's ``huggingfaceserver`` reads its own flags and hands the rest to
+vLLM (``python/huggingfaceserver/huggingfaceserver/__main__.py``: ``args.model = args.model_id
+or args.model_dir``; the served name is ``--served-model-name``'s first, else ``--model_name``).
+:func:`vllm_argv` does that mapping for vLLM's own OpenAI server, and :func:`main` replaces this
+process with it (``python -E -m vllm.entrypoints.openai.api_server``: ``-E`` so that vLLM imports
+its own packages, not the ones an image's ``PYTHONPATH`` names for this module).
+
+Run as ``python -m controlplane.local.vllm_engine`` by the real node's vLLM runtime
+(``make kube-up ... ENGINE=vllm``); imports nothing beyond the standard library.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+SERVER_MODULE = "vllm.entrypoints.openai.api_server"
+KSERVE_FLAGS = {"model_name": "name", "model_dir": "dir", "model_id": "id", "http_port": "port"}
+"""``huggingfaceserver``'s own flags this mapping reads (either spelling, ``_`` or ``-``)."""
+
+
+def _split(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+    """KServe's own flags (by :data:`KSERVE_FLAGS` key, the last one given wins) and the rest."""
+    own: dict[str, str] = {}
+    rest: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        flag, eq, value = arg.partition("=")
+        key = flag.lstrip("-").replace("-", "_")
+        if flag.startswith("--") and key in KSERVE_FLAGS:
+            own[key] = value if eq else next(args, "")
+        else:
+            rest.append(arg)
+    return own, rest
+
+
+def _given(rest: Sequence[str], flag: str) -> bool:
+    return any(arg == flag or arg.startswith(flag + "=") for arg in rest)
+
+
+def vllm_argv(argv: Sequence[str]) -> list[str]:
+    """vLLM's OpenAI server flags for ``argv``, the runtime's and the predictor's flags in
+    KServe's order (pure): ``--model`` from ``--model_id`` or ``--model_dir``, ``--port`` from
+    ``--http_port``, ``--served-model-name`` from ``--model_name`` unless given; every other flag
+    as it came, so a flag vLLM refuses still fails the engine."""
+    own, rest = _split(argv)
+    out: list[str] = []
+    model = own.get("model_id") or own.get("model_dir")
+    if model:
+        out.append(f"--model={model}")
+    if own.get("http_port"):
+        out.append(f"--port={own['http_port']}")
+    if own.get("model_name") and not _given(rest, "--served-model-name"):
+        out.append(f"--served-model-name={own['model_name']}")
+    return [*out, *rest]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Become vLLM's OpenAI server with :func:`vllm_argv` of ``argv`` (default: this process's)."""
+    args = vllm_argv(sys.argv[1:] if argv is None else argv)
+    command = [sys.executable, "-E", "-m", SERVER_MODULE, *args]
+    print("exec " + " ".join(command), file=sys.stderr, flush=True)
+    os.execv(sys.executable, command)
+    return 0  # not reached: execv replaces the process
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
