@@ -40,7 +40,7 @@ from harness.node.controller_image import controller_image
 from harness.node.host import Footprint
 from harness.node.images import engine_base
 from harness.node.node import RealNode, start_node
-from harness.node.serving import start_serving
+from harness.node.serving import ENGINES, start_serving
 
 SERVING_GPU = "NVIDIA-L40S"
 """The GPU the real node advertises with ``--kserve --node``: the examples' ``nvidia-l40s``."""
@@ -51,12 +51,18 @@ def _state(folder: Path) -> Path:
 
 
 def up(
-    folder: Path, crds: Sequence[dict[str, Any]], *, kserve: bool = False, node: bool = False
+    folder: Path,
+    crds: Sequence[dict[str, Any]],
+    *,
+    kserve: bool = False,
+    node: bool = False,
+    engine: str = "simulated",
 ) -> LoopbackCluster:
     """Start a detached cluster in ``folder`` (stopping one already recorded there); with
     ``kserve``, also the workloads (:mod:`harness.cluster.workloads`) and the real KServe
     (:mod:`harness.cluster.kserve`); with ``node``, the workloads, a real node with its cluster
-    network (a pod reaches a Service by its DNS name) and Traefik as its gateway."""
+    network (a pod reaches a Service by its DNS name) and Traefik as its gateway; with both,
+    KServe's pods run ``engine``: the simulated one or the real vLLM (``make vllm``)."""
     down(folder)
     cluster = start_cluster(folder, crds=crds, detach=True)
     state: dict[str, Any] = {}
@@ -70,7 +76,7 @@ def up(
             real = start_node(cluster, folder / "node", detach=True, cluster_network=True)
             state["node"] = {"folder": str(real.folder), "before": real.before.to_json()}
             if kserve:
-                start_serving(cluster, real, SERVING_GPU)
+                start_serving(cluster, real, SERVING_GPU, engine=engine)
             gateway = start_traefik(cluster, detach=True)
             state["gateway_url"] = gateway.url
             state["prometheus_url"] = start_monitoring(cluster, gateway=gateway, detach=True).url
@@ -133,6 +139,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="also run a real node: kubelet, containerd and CNI with locally built images (root)",
     )
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="simulated",
+        help="what KServe's pods run with --kserve --node: the simulated engine or the real vLLM",
+    )
     args = parser.parse_args(argv)
     if args.action == "images":
         return images()
@@ -144,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stopped = down(folder)
             print("stopped" if stopped else f"no cluster recorded in {folder}")
             return 0
-        cluster = up(folder, all_crds(), kserve=args.kserve, node=args.node)
+        cluster = up(folder, all_crds(), kserve=args.kserve, node=args.node, engine=args.engine)
     except ControlPlaneError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

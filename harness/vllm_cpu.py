@@ -13,6 +13,7 @@ import re
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -64,6 +65,22 @@ def tiny_model(out: Path) -> Path:
     if done.returncode != 0:
         raise RuntimeError(f"building the tiny model failed: {done.stderr[-2000:]}")
     return out
+
+
+def cached_tiny_model() -> Path:
+    """The tiny model built once per version of :mod:`harness.tiny_model` and of the engine, in
+    the tools folder (``tiny-model-<hash>``), built when missing."""
+    script = Path(__file__).resolve().parent / "tiny_model.py"
+    digest = hashlib.sha256(script.read_bytes() + LOCK.read_bytes()).hexdigest()[:12]
+    final = tools_dir() / f"tiny-model-{digest}"
+    if (final / "config.json").exists():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=final.parent, prefix="building-") as tmp:
+        built = tiny_model(Path(tmp) / "model")
+        if not final.exists():  # another build may have finished first: same bytes
+            os.replace(built, final)
+    return final
 
 
 @dataclass

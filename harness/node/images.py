@@ -49,6 +49,8 @@ ENGINE_USER = "65532:65532"
 ENGINE_SITE = "/opt/engine/site"
 ENGINE_SRC = "/opt/engine/src"
 RECIPE = "engine-base-1"
+DEBIAN_PACKAGES = ("python3", "libnuma1")
+"""``libnuma1``: vLLM's CPU kernels link ``libnuma.so.1`` (the real engine runs on this image)."""
 """Bumped whenever the way the base layer is built changes (part of its cache key)."""
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -183,7 +185,9 @@ def pinned(constraints: str) -> str:
 
 
 def base_key(constraints: str) -> str:
-    text = "\n".join([RECIPE, DEBIAN_SUITE, *ENGINE_PACKAGES, pinned(constraints)])
+    text = "\n".join(
+        [RECIPE, DEBIAN_SUITE, *DEBIAN_PACKAGES, *ENGINE_PACKAGES, pinned(constraints)]
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -205,7 +209,7 @@ def engine_base() -> Path:
             [
                 need("mmdebstrap", "mmdebstrap"),
                 "--variant=minbase",
-                "--include=python3",
+                f"--include={','.join(DEBIAN_PACKAGES)}",
                 "--mode=root",
                 "--quiet",
                 DEBIAN_SUITE,

@@ -54,6 +54,21 @@ product renders (:mod:`controlplane.serving.render`) into running pods on the re
   run as they do in its virtualenv.
   Where it has not, nothing is mounted and such a pod fails to load, as vLLM does without its
   stack.
+- **The real vLLM** (``engine="vllm"``, :func:`vllm_runtime`): the same runtime, its container
+  running vLLM 0.32's OpenAI server from the CPU build ``make vllm`` installs
+  (:mod:`harness.vllm_cpu`), whose site-packages are mounted read-only at :data:`STACK_MOUNT`
+  as the transformers stack is. The command is :mod:`controlplane.local.vllm_engine`, which maps
+  ``huggingfaceserver``'s own flags as it does and becomes ``python -E -m
+  vllm.entrypoints.openai.api_server`` with every other flag the predictor renders, so vLLM's own
+  parser judges them. What this machine needs comes first in the runtime's ``args`` (a
+  predictor's flag given later wins): ``--dtype=float32`` (the CPU build's bf16 kernels die with
+  SIGILL here) and ``--enforce-eager``; and in its environment a 1 GiB KV cache
+  (``VLLM_CPU_KVCACHE_SPACE``), no hub access, and ``HOME=/tmp`` for the engine's caches (the
+  image's user has no home). Its memory limit is :data:`VLLM_MEMORY`: upstream's 2 GiB is less
+  than vLLM's API server and engine core hold (about 4 GB here with the KV cache). The model is
+  the tiny Llama of :mod:`harness.tiny_model` with its weights and tokenizer
+  (:func:`write_model` with ``engine="vllm"``); the engine image adds ``libnuma1``, which vLLM's
+  CPU kernels link.
 
 Called by ``make kube-up NODE=1 KSERVE=1`` (:mod:`harness.cli`) and the test fixtures.
 """
@@ -63,11 +78,13 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
+from harness import vllm_cpu
 from harness.cluster.kserve import huggingface_runtime
-from harness.cluster.kubeapi import LoopbackCluster, applier
+from harness.cluster.kubeapi import KubeSetupError, LoopbackCluster, applier
 from harness.cluster.upstream_crds import KSERVE, module_dir
 from harness.node.node import NODE_NAME, RUN_DIR, RealNode
 
@@ -83,6 +100,17 @@ STACK_MODULES = ("torch", "transformers", "bitsandbytes")
 CPU_REQUEST = "100m"
 GPU_TAG_SUFFIX = "-gpu"
 ENGINE_COMMAND = ["python3", "-m", "controlplane.local.serve"]
+VLLM_COMMAND = ["python3", "-m", "controlplane.local.vllm_engine"]
+VLLM_ARGS = ("--dtype=float32", "--enforce-eager")
+VLLM_ENV = (
+    ("VLLM_CPU_KVCACHE_SPACE", "1"),
+    ("HF_HUB_OFFLINE", "1"),
+    ("HOME", "/tmp"),
+    ("VLLM_NO_USAGE_STATS", "1"),
+)
+VLLM_MEMORY = "6Gi"
+VLLM_CPU_LIMIT = "2"
+ENGINES = ("simulated", "vllm")
 IDENTITY_ENV = (
     ("CONTROLPLANE_NAMESPACE", "metadata.namespace"),
     ("CONTROLPLANE_CANARY", "metadata.labels['canary.controlplane.dev/canary']"),
@@ -135,16 +163,31 @@ def model_config(max_position_embeddings: int) -> dict[str, Any]:
 
 
 def write_model(
-    name: str, *, max_position_embeddings: int = 131072, root: Path = MODELS_DIR
+    name: str,
+    *,
+    max_position_embeddings: int = 131072,
+    root: Path = MODELS_DIR,
+    engine: str = "simulated",
 ) -> str:
     """Write the tiny model ``name`` under ``root`` (readable by the engine's user); its
-    ``storageUri``."""
+    ``storageUri``. For the simulated engine a ``config.json``; for ``engine="vllm"`` the real
+    tiny Llama (:func:`harness.vllm_cpu.cached_tiny_model`), its context length set to
+    ``max_position_embeddings`` so that vLLM takes the ``--max-model-len`` a spec renders."""
     folder = root / name
     folder.mkdir(parents=True, exist_ok=True)
     root.chmod(0o755)
     folder.chmod(0o755)
     config = folder / "config.json"
-    config.write_text(json.dumps(model_config(max_position_embeddings), indent=1))
+    if engine == "vllm":
+        built = vllm_cpu.cached_tiny_model()
+        for source in built.iterdir():
+            shutil.copyfile(source, folder / source.name)
+            (folder / source.name).chmod(0o644)
+        real = json.loads(config.read_text())
+        real["max_position_embeddings"] = max_position_embeddings
+        config.write_text(json.dumps(real, indent=1))
+    else:
+        config.write_text(json.dumps(model_config(max_position_embeddings), indent=1))
     config.chmod(0o644)
     return f"pvc://{MODEL_CLAIM}/{name}"
 
@@ -232,13 +275,49 @@ def engine_runtime(
     return runtime
 
 
-def start_serving(cluster: LoopbackCluster, node: RealNode, product: str, *, gpus: int = 4) -> None:
+def vllm_runtime(upstream: dict[str, Any], image: str, site: Path) -> dict[str, Any]:
+    """:func:`engine_runtime` running the real vLLM whose ``site``-packages are mounted (pure;
+    the module docstring says why each change)."""
+    runtime = engine_runtime(upstream, image, site)
+    container = runtime["spec"]["containers"][0]
+    container["command"] = list(VLLM_COMMAND)
+    container["args"] = [*container["args"], *VLLM_ARGS]
+    container["env"] = [*container["env"], *({"name": k, "value": v} for k, v in VLLM_ENV)]
+    container["resources"]["limits"].update(cpu=VLLM_CPU_LIMIT, memory=VLLM_MEMORY)
+    container["resources"]["requests"]["memory"] = VLLM_MEMORY
+    return runtime
+
+
+def vllm_site() -> Path:
+    """The site-packages folder of the installed real vLLM (``make vllm``)."""
+    engine = vllm_cpu.python()
+    if engine is None:
+        raise KubeSetupError("the real vLLM engine is not installed: make vllm")
+    (site,) = (vllm_cpu.venv() / "lib").glob("python3*/site-packages")
+    return site
+
+
+def start_serving(
+    cluster: LoopbackCluster,
+    node: RealNode,
+    product: str,
+    *,
+    gpus: int = 4,
+    engine: str = "simulated",
+) -> None:
     """Make the real ``node`` a GPU node of ``product`` and KServe's Hugging Face runtime run its
-    engine image (also tagged with :data:`GPU_TAG_SUFFIX`); KServe
-    (:func:`harness.cluster.kserve.start_kserve`) must run. Namespaces that serve models also
-    need :func:`model_volume` and :func:`write_model`."""
+    engine image (also tagged with :data:`GPU_TAG_SUFFIX`): the simulated engine, or with
+    ``engine="vllm"`` the real vLLM; KServe (:func:`harness.cluster.kserve.start_kserve`) must
+    run. Namespaces that serve models also need :func:`model_volume` and :func:`write_model`
+    (with the same ``engine``)."""
+    if engine not in ENGINES:
+        raise KubeSetupError(f"engine {engine!r}: one of {', '.join(ENGINES)}")
     image = node.images["engine"]
     node.ctr("images", "tag", "--force", image, image + GPU_TAG_SUFFIX)
     advertise_gpus(cluster, product, gpus)
-    runtime = engine_runtime(huggingface_runtime(module_dir(KSERVE)), image, torch_stack())
+    upstream = huggingface_runtime(module_dir(KSERVE))
+    if engine == "vllm":
+        runtime = vllm_runtime(upstream, image, vllm_site())
+    else:
+        runtime = engine_runtime(upstream, image, torch_stack())
     applier(cluster)(runtime)

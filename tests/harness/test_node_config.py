@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from harness.cluster.kubeapi import KubeSetupError
 from harness.node import host, images, node, services, serving
 from harness.node.controller_image import image_key
 
@@ -236,3 +237,34 @@ def test_up_and_down_need_a_folder(capsys: pytest.CaptureFixture[str]) -> None:
             cli.main([action])
         assert exited.value.code == 2
         assert f"{action} needs --dir" in capsys.readouterr().err
+
+
+def test_the_vllm_runtime_runs_the_real_server_with_this_machines_flags_first(
+    tmp_path: Path,
+) -> None:
+    upstream = _upstream()
+    upstream["spec"]["containers"][0]["resources"]["limits"]["memory"] = "2Gi"
+    runtime = serving.vllm_runtime(upstream, "localhost/engine:x", tmp_path)
+    container = runtime["spec"]["containers"][0]
+    assert container["command"] == ["python3", "-m", "controlplane.local.vllm_engine"]
+    # KServe appends the predictor's args: the machine's defaults first, so a spec's flag wins
+    assert container["args"] == [
+        "--model_name={{.Name}}",
+        "--model_dir=/mnt/models",
+        "--http_port=8080",
+        "--dtype=float32",
+        "--enforce-eager",
+    ]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    assert env["HOME"] == "/tmp"
+    assert container["resources"]["limits"]["memory"] == serving.VLLM_MEMORY
+    (mount,) = container["volumeMounts"]
+    assert mount["mountPath"] == serving.STACK_MOUNT
+    assert runtime["spec"]["volumes"][0]["hostPath"]["path"] == str(tmp_path)
+    assert upstream["spec"]["containers"][0]["resources"]["limits"]["memory"] == "2Gi"
+
+
+def test_an_unknown_engine_is_refused_before_anything_starts() -> None:
+    with pytest.raises(KubeSetupError, match="engine 'trt'"):
+        serving.start_serving(None, None, "NVIDIA-L40S", engine="trt")  # type: ignore[arg-type]

@@ -248,11 +248,16 @@ class Stack:
 
 @contextmanager
 def real_stack(
-    folder: Path, gpus: int = GPUS, controller_pod: bool = False, cluster_network: bool = False
+    folder: Path,
+    gpus: int = GPUS,
+    controller_pod: bool = False,
+    cluster_network: bool = False,
+    engine: str = "simulated",
 ) -> Iterator[Stack]:
     """The whole stack under ``folder``, its node advertising ``gpus`` GPUs (with
     ``controller_pod``, the controller's image built and imported for :class:`PodController`;
-    with ``cluster_network``, kube-proxy and CoreDNS on the node); stopped after. Pods get their
+    with ``cluster_network``, kube-proxy and CoreDNS on the node; ``engine``: what KServe's pods
+    run, :func:`harness.node.serving.start_serving`); stopped after. Pods get their
     ServiceAccount's token, as in any cluster."""
     with start_cluster(folder, crds=all_crds(), service_accounts=True) as cluster:
         start_workloads(cluster, nodes=[])
@@ -260,7 +265,7 @@ def real_stack(
         real = start_node(cluster, cluster.workdir / "node", cluster_network=cluster_network)
         try:
             product = load_catalog().require_gpu(GPU).product_label
-            start_serving(cluster, real, product, gpus=gpus)
+            start_serving(cluster, real, product, gpus=gpus, engine=engine)
             gateway = start_traefik(cluster)
             prometheus = start_monitoring(cluster, gateway=gateway).url
             kube = RealKube.connect(kubeconfig=str(cluster.kubeconfig))
