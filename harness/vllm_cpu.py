@@ -53,15 +53,22 @@ def python() -> Path | None:
     return folder / "bin" / "python" if (folder / ".complete").exists() else None
 
 
-def tiny_model(out: Path) -> Path:
-    """Build :mod:`harness.tiny_model` into ``out`` with the engine's python; ``out``."""
+SERVED_DTYPE = {"w8a8": "float32", "w4a16": "float16", "awq": "float16", "gptq": "float16"}
+"""The quantized twins (:data:`harness.tiny_model.SCHEMES`) this engine serves on this machine,
+each with the ``--dtype`` it serves it in: the int8 GEMM takes float32; the 4-bit one
+(``cpu_gemm_wna16``) has no float32 kernel, and AWQ and GPTQ refuse float32 before loading; bf16
+dies with SIGILL. ``w8a16`` has no CPU kernel. See ``docs/testing.md``."""
+
+
+def tiny_model(out: Path, quantized: str | None = None) -> Path:
+    """Build :mod:`harness.tiny_model` into ``out`` with the engine's python, or its twin
+    ``quantized`` (:func:`harness.tiny_model.build_quantized`); ``out``."""
     engine = python()
     if engine is None:
         raise RuntimeError("the real vLLM engine is not installed: make vllm")
     script = Path(__file__).resolve().parent / "tiny_model.py"
-    done = subprocess.run(
-        [str(engine), str(script), str(out)], capture_output=True, text=True, timeout=600
-    )
+    argv = [str(engine), str(script), str(out), *([quantized] if quantized else [])]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         raise RuntimeError(f"building the tiny model failed: {done.stderr[-2000:]}")
     return out
@@ -96,11 +103,17 @@ class Served:
 
 @contextmanager
 def serve(
-    model: Path, name: str, log: Path, *flags: str, ready_s: float = 600.0
+    model: Path,
+    name: str,
+    log: Path,
+    *flags: str,
+    dtype: str = "float32",
+    ready_s: float = 600.0,
 ) -> Iterator[Served]:
     """vLLM's OpenAI-compatible server for ``model`` (served as ``name``) on a free loopback port,
-    float32 and eager (the CPU build's bf16 kernels die with SIGILL on this machine's CPU), until
-    the block ends; ``ready_s`` bounds a hang only."""
+    eager, in ``dtype`` (float32 by default: the CPU build's bf16 kernels die with SIGILL on this
+    machine's CPU; float16 for the 4-bit twins, :data:`SERVED_DTYPE`), until the block ends;
+    ``ready_s`` bounds a hang only."""
     engine = python()
     if engine is None:
         raise RuntimeError("the real vLLM engine is not installed: make vllm")
@@ -109,7 +122,7 @@ def serve(
         port = probe.getsockname()[1]
     argv = [str(engine), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model)]
     argv += ["--served-model-name", name, "--host", "127.0.0.1", "--port", str(port)]
-    argv += ["--dtype", "float32", "--enforce-eager", *flags]
+    argv += ["--dtype", dtype, "--enforce-eager", *flags]
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
     with log.open("wb") as out:
         process = subprocess.Popen(

@@ -1,0 +1,202 @@
+"""The real vLLM engine for CPUs serving quantized twins of the tiny model.
+
+:func:`harness.tiny_model.build_quantized` writes the tiny model's own seeded weights rounded to
+nearest into the formats vLLM loads; every build gives the same bytes. The twins this engine
+serves on this machine (:data:`harness.vllm_cpu.SERVED_DTYPE`) each start one engine, with the
+``--quantization`` flag the catalogue renders for the installed release: each answers greedy
+completions with log-probabilities, differs from the float32 model on some prompt (a real
+quantization difference) while staying the same model, says in its log which quantization and
+which CPU kernel it loaded, and still exposes the time-to-first-token histogram. What the engine
+refuses is in ``docs/testing.md`` ("The real vLLM engine").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.extras import vllm_cpu
+
+from controlplane.profiles.catalog import load_catalog
+from controlplane.spec.vllm_version import parse_vllm_version
+from harness import vllm_cpu as engine
+
+pytestmark = [pytest.mark.binary, pytest.mark.slow, pytest.mark.timeout(900), vllm_cpu()]
+
+NAME = "tiny"
+PROMPTS = ("Hello", "A canary", "The quick brown fox", "Latency, errors")
+TTFT = "vllm:time_to_first_token_seconds"
+
+
+@dataclass(frozen=True)
+class Twin:
+    flags: tuple[str, ...]
+    """The ``--quantization`` flag it is served with."""
+    quantization: str
+    """What vLLM's engine config line says (``quantization=...``)."""
+    kernel: str
+    """vLLM's log line naming the CPU kernel it chose for the quantized layers."""
+
+
+TWINS = {
+    "w8a8": Twin(
+        (),
+        "compressed-tensors",
+        "Selected CPUInt8ScaledMMLinearKernel for CompressedTensorsW8A8Int8",
+    ),
+    # not the catalogue's awq_marlin: the CPU engine refuses it (the last test)
+    "awq": Twin(
+        ("--quantization=awq",), "awq", "Using CPUWNA16LinearKernel for AutoAWQMarlinLinearMethod"
+    ),
+    "gptq": Twin(
+        ("--quantization=gptq_marlin",),
+        "auto_gptq",
+        "Using CPUWNA16LinearKernel for AutoGPTQLinearMethod",
+    ),
+}
+
+
+def catalogue_flags(method: str) -> list[str]:
+    """The ``vllm serve`` flags the catalogue gives ``method`` for the installed release."""
+    key = parse_vllm_version(engine.VERSION)
+    assert key is not None
+    return list(load_catalog().quant(method).vllm_args_for(key))
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one engine answered: per prompt the tokens and their log-probabilities, the
+    ``/metrics`` text and the log."""
+
+    tokens: list[list[str]]
+    logprobs: list[list[float]]
+    metrics: str
+    log: str
+
+
+def post(url: str, body: dict[str, object]) -> Any:
+    request = urllib.request.Request(
+        url + "/v1/completions", json.dumps(body).encode(), {"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=300) as answer:
+        return json.load(answer)
+
+
+def run(folder: Path, quantized: str | None, flags: list[str], dtype: str) -> Run:
+    model = engine.tiny_model(folder / "model", quantized)
+    log = folder / "vllm.log"
+    tokens, logprobs = [], []
+    with engine.serve(model, NAME, log, "--max-model-len=256", *flags, dtype=dtype) as served:
+        for prompt in PROMPTS:
+            body = {"model": NAME, "prompt": prompt, "max_tokens": 16}
+            answer = post(served.url, {**body, "temperature": 0, "logprobs": 5})
+            choice = answer["choices"][0]["logprobs"]
+            tokens.append(choice["tokens"])
+            logprobs.append(choice["token_logprobs"])
+        with urllib.request.urlopen(served.url + "/metrics", timeout=60) as answer:
+            metrics = answer.read().decode()
+    return Run(tokens, logprobs, metrics, log.read_text(errors="replace"))
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    return run(tmp_path_factory.mktemp("float32"), None, [], "float32")
+
+
+@pytest.fixture(scope="module", params=sorted(TWINS))
+def twin(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, Run]:
+    scheme: str = request.param
+    folder = tmp_path_factory.mktemp(scheme)
+    return scheme, run(folder, scheme, list(TWINS[scheme].flags), engine.SERVED_DTYPE[scheme])
+
+
+BUILD_ALL = """
+import hashlib, json, sys, tempfile
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+import tiny_model
+sums = []
+for _ in range(2):
+    with tempfile.TemporaryDirectory() as top:
+        got = {}
+        for scheme in tiny_model.SCHEMES:
+            tiny_model.build_quantized(Path(top) / scheme, scheme)
+            for f in sorted((Path(top) / scheme).iterdir()):
+                got[f"{scheme}/{f.name}"] = hashlib.sha256(f.read_bytes()).hexdigest()
+        sums.append(got)
+print(json.dumps(sums))
+"""
+
+
+def test_every_twin_is_the_same_bytes_every_build() -> None:
+    python = engine.python()
+    assert python is not None
+    harness = Path(engine.__file__).resolve().parent
+    done = subprocess.run(
+        [str(python), "-c", BUILD_ALL, str(harness)], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    first, second = json.loads(done.stdout.splitlines()[-1])
+    assert first == second
+    schemes = {name.split("/")[0] for name in first}
+    assert schemes == set(TWINS) | {"w4a16", "w8a16"}
+    assert all(f"{scheme}/model.safetensors" in first for scheme in schemes)
+    assert hashlib.sha256(b"").hexdigest() not in first.values()
+
+
+def test_the_twin_answers_unlike_the_float32_model_but_as_the_same_model(
+    baseline: Run, twin: tuple[str, Run]
+) -> None:
+    scheme, got = twin
+    assert [len(t) for t in got.tokens] == [16] * len(PROMPTS), scheme
+    differ = [p for p, a, b in zip(PROMPTS, got.tokens, baseline.tokens, strict=True) if a != b]
+    assert differ, f"{scheme} answers every prompt as the float32 model does"
+    moved = max(abs(a[0] - b[0]) for a, b in zip(got.logprobs, baseline.logprobs, strict=True))
+    assert moved > 1e-4, (scheme, moved)
+    same_first = [a[0] == b[0] for a, b in zip(got.tokens, baseline.tokens, strict=True)]
+    assert any(same_first), f"{scheme} agrees with the float32 model on no first token"
+
+
+def test_vllm_says_which_quantization_and_cpu_kernel_it_loaded(twin: tuple[str, Run]) -> None:
+    scheme, got = twin
+    said = re.findall(r"Initializing a V1 LLM engine .*?quantization=([^,\s]+)", got.log)
+    assert said == [TWINS[scheme].quantization], (scheme, said)
+    assert TWINS[scheme].kernel in got.log, scheme
+    assert re.search(rf"dtype=torch\.{engine.SERVED_DTYPE[scheme]}\b", got.log), scheme
+
+
+def test_the_twin_still_exposes_time_to_first_token(twin: tuple[str, Run]) -> None:
+    scheme, got = twin
+    counts = re.findall(rf"^{TTFT}_count\{{[^}}]*\}} (\S+)$", got.metrics, re.MULTILINE)
+    assert [float(c) for c in counts] == [len(PROMPTS)], (scheme, counts)
+
+
+def test_the_catalogue_gives_gptq_the_flag_served_above_and_awq_one_the_cpu_refuses(
+    tmp_path: Path,
+) -> None:
+    """vLLM's AutoAWQConfig maps an ``awq`` checkpoint to ``awq_marlin`` on GPUs only
+    (``override_quantization_method`` returns nothing on CPUs), so the catalogue's
+    ``--quantization=awq_marlin`` is refused by the model config check on this engine."""
+    assert catalogue_flags("gptq") == list(TWINS["gptq"].flags)
+    assert catalogue_flags("none") == list(TWINS["w8a8"].flags)
+    flags = catalogue_flags("awq")
+    assert flags == ["--quantization=awq_marlin"]
+    model = engine.tiny_model(tmp_path / "model", "awq")
+    log = tmp_path / "vllm.log"
+    with (
+        pytest.raises(RuntimeError, match=r"vllm exited") as refused,
+        engine.serve(model, NAME, log, *flags, dtype="float16"),
+    ):
+        pass
+    said = log.read_text(errors="replace")
+    assert "model config (awq) does not match" in said, str(refused.value)[-2000:]
+    assert "`quantization` argument (awq_marlin)" in said
