@@ -32,6 +32,7 @@ from controlplane.rollout.observations import DueCheck, Observations
 from controlplane.rollout.state import RolloutState, spec_hash
 from controlplane.routing.base import Outcome as RouterOutcome
 from controlplane.routing.base import Router
+from controlplane.serving.render import LABEL_ROLE
 from controlplane.spec.endpoints import EndpointPolicy, endpoint_problems
 from controlplane.spec.models import ModelCanary
 from controlplane.spec.units import Duration
@@ -90,6 +91,13 @@ class NeedsAnalysis:
 
 
 Prepared = Done | NeedsAnalysis
+
+
+def candidate_objects(objects: Sequence[Obj]) -> list[Obj]:
+    """The candidate's own objects among ``objects`` (its role label), or all of them where the
+    variants share one (the ``kserve`` router's single InferenceService) (pure)."""
+    own = [o for o in objects if o["metadata"].get("labels", {}).get(LABEL_ROLE) == "candidate"]
+    return own or list(objects)
 
 
 class Reconciler:
@@ -158,6 +166,8 @@ class Reconciler:
             and not ctx.unverified
         ):
             due = schedule.due_checks(canary, state, now)
+            ready = children.readiness(self.kube, candidate_objects(self._objects(ctx)), ctx.obj)
+            ctx.candidate_readiness = (ready.ready, ready.why)
             return NeedsAnalysis(ctx, due, self._gateways.source(ctx.obj, canary, now))
         obs = None
         if not spec_changed and state.stage == "pending" and (due_now or overdue):
@@ -172,6 +182,16 @@ class Reconciler:
     def finish(self, ctx: Ctx, obs: Observations | None) -> float | None:
         """Step the machine, persist its decision, then apply the effects. The next wake time."""
         intents = [r.intent for r in ctx.recorded]
+        if obs is not None and ctx.candidate_readiness is not None:
+            ready, why = ctx.candidate_readiness
+            obs = replace(
+                obs,
+                candidate_ready=ready,
+                not_ready_why=why,
+                candidate_read=True,
+                progress_deadline_s=self.settings.progress_deadline_s,
+            )
+            ctx.candidate_readiness = None
         if ctx.gate_obs:
             gates = dict(ctx.gate_obs)
             obs = replace(obs, gates=gates) if obs is not None else Observations(gates=gates)

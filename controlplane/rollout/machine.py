@@ -22,6 +22,7 @@ from controlplane.rollout.safety import (
     check_errors,
     check_gate_errors,
     check_gates,
+    check_lost_readiness,
     check_not_ready,
     check_not_routed,
     check_rollback,
@@ -65,6 +66,8 @@ def step(
         if obs.gates:
             record_gates(tick, obs)
         check_not_ready(tick, obs)
+        if not tick.state.terminal:
+            check_lost_readiness(tick, obs)
         if not tick.state.terminal:
             check_not_routed(tick, obs)
     if not tick.state.terminal and spec.spec.candidate_is_stable():

@@ -86,7 +86,8 @@ class Observations:
     """Everything measured at one evaluation time.
 
     ``spend`` (USD over the last day, None: unknown) and ``spend_error`` (treated like a provider
-    error); ``candidate_ready`` and ``not_ready_why`` (carried by the ``not-ready`` message);
+    error); ``candidate_ready`` and ``not_ready_why`` (carried by the ``not-ready`` message),
+    read while pending and, with ``candidate_read``, at an evaluation of a started rollout;
     ``demand_rps`` (the capacity plan's observed demand; the machine ignores it); ``gates``, the
     latest answer per running gate, taken whenever given. ``progress_deadline_s`` (None: the
     deadline rules never fire) and ``weights_refused`` (the router's read-back while the stage's
@@ -101,5 +102,6 @@ class Observations:
     demand_rps: float | None = None
     candidate_ready: bool = True
     not_ready_why: str | None = None
+    candidate_read: bool = False
     progress_deadline_s: float | None = None
     weights_refused: str | None = None

@@ -1,8 +1,9 @@
 """The rules that stop or slow a rollout: rollbacks, pauses and budget throttling.
 
-Owns one function per rule: rollback on ``not-ready``, ``not-routed``, ``breach`` and
-``gate-failed``; pause after ``errorLimit`` unanswered evaluations or gate polls; throttle over
-the daily budget. Called by :func:`controlplane.rollout.machine.step`, in its order. Pure.
+Owns one function per rule: rollback on ``not-ready`` (before the start, or for a progress
+deadline after it), ``not-routed``, ``breach`` and ``gate-failed``; pause after ``errorLimit``
+unanswered evaluations or gate polls; throttle over the daily budget. Called by
+:func:`controlplane.rollout.machine.step`, in its order. Pure.
 See docs/rollback.md, "What triggers a rollback".
 """
 
@@ -34,6 +35,34 @@ def check_not_ready(tick: Tick, obs: Observations) -> None:
     message = (
         f"candidate {tick.spec.spec.candidate.name} did not become ready within "
         f"{Duration.of(deadline_s)} (progress deadline)"
+    )
+    if obs.not_ready_why:
+        message += f": {obs.not_ready_why}"
+    rollback(tick, Reason("not-ready", message, tick.now, state.step))
+
+
+def check_lost_readiness(tick: Tick, obs: Observations) -> None:
+    """Roll back a started rollout (shadow or a step) whose candidate, read at its evaluations
+    (``obs.candidate_read``), has not been ready for the whole progress deadline since it was
+    first seen not ready (``state.unready_since``); a ready reading clears that time. A crash
+    loop after the start leaves no samples to judge (the gateway sends the candidate's share
+    elsewhere), so the checks alone would hold the step for ever. Without a deadline (None) this
+    rule never fires."""
+    state, deadline_s = tick.state, obs.progress_deadline_s
+    if state.stage not in ("shadow", "steps") or not obs.candidate_read:
+        return
+    if obs.candidate_ready:
+        if state.unready_since is not None:
+            tick.update(unready_since=None)
+        return
+    since = tick.now if state.unready_since is None else state.unready_since
+    if state.unready_since is None:
+        tick.update(unready_since=since)
+    if deadline_s is None or tick.now < since + deadline_s - _EPS:
+        return
+    message = (
+        f"candidate {tick.spec.spec.candidate.name} was not ready for "
+        f"{Duration.of(deadline_s)} (progress deadline) after the rollout started"
     )
     if obs.not_ready_why:
         message += f": {obs.not_ready_why}"

@@ -232,7 +232,8 @@ class RolloutState:
     ``checks``: the current stage's checks by key. ``gate_point`` / ``gates`` / ``gate_errors``: the
     transition waiting for gates, its runs, unanswered polls. ``awaiting_approval``: a manual step
     waits for ``promote``. ``noop``: candidate equals stable. ``waiting``: why a pending rollout has
-    not started (worded by :func:`controlplane.rollout.wording.pending_why`).
+    not started (worded by :func:`controlplane.rollout.wording.pending_why`). ``unready_since``:
+    when a started rollout's candidate was first seen not ready (None: ready when last read).
     """
 
     spec_hash: str
@@ -260,6 +261,7 @@ class RolloutState:
     awaiting_approval: bool = False
     noop: bool = False
     waiting: str | None = None
+    unready_since: Time | None = None
 
     @property
     def step(self) -> int:

@@ -15,6 +15,7 @@ from support.controller_world import (
     World,
     crash_loop_rolls_back_with_the_engine_s_words,
     finished,
+    lost_readiness_rolls_back_at_the_deadline,
     never_ready_rolls_back_at_the_deadline,
     world_canary,
 )
@@ -90,6 +91,11 @@ def test_rollback_on_each_kind_of_check(
 def test_candidate_never_ready_is_rolled_back_at_the_deadline(metrics: Metrics) -> None:
     world = World(metrics.t0, metrics.url, settings=Settings(progress_deadline_s=3 * HOUR))
     never_ready_rolls_back_at_the_deadline(world, metrics.url, metrics.t0)
+
+
+def test_a_candidate_that_stops_being_ready_mid_step_is_rolled_back(metrics: Metrics) -> None:
+    world = World(metrics.t0, metrics.url, settings=Settings(progress_deadline_s=3 * HOUR))
+    lost_readiness_rolls_back_at_the_deadline(world, metrics.url)
 
 
 def test_a_crash_looping_candidate_is_rolled_back_with_the_engine_s_words(

@@ -178,3 +178,65 @@ def test_the_not_ready_rollback_says_why_when_the_serving_layer_says() -> None:
     assert state.reason.message == (
         f"candidate nf4 did not become ready within 30m (progress deadline): {why}"
     )
+
+
+# --------------------------------------------------------------------------- lost readiness
+
+
+def lost(**extra: object) -> Observations:
+    """The candidate read not ready at an evaluation of a started rollout."""
+    return replace(not_ready(**extra), candidate_read=True)
+
+
+def ready_again() -> Observations:
+    return Observations(candidate_ready=True, candidate_read=True, progress_deadline_s=DEADLINE)
+
+
+def test_a_candidate_not_ready_for_the_deadline_after_the_start_is_rolled_back() -> None:
+    why = "InferenceService llm-nf4 failed to load (ModelLoadFailed, exit code 1): EngineDeadError"
+    start = in_step_one(T0)
+    state, _ = step(CANARY, start, lost(), T0 + MIN)
+    assert (state.stage, state.unready_since) == ("steps", T0 + MIN)
+    state, _ = step(CANARY, state, lost(), T0 + MIN + DEADLINE - 1)
+    assert (state.stage, state.unready_since) == ("steps", T0 + MIN)  # the first sighting stays
+    state, actions = step(CANARY, state, lost(not_ready_why=why), T0 + MIN + DEADLINE)
+    assert state.stage == "rolled_back"
+    assert state.reason is not None
+    assert state.reason.kind == "not-ready"
+    assert state.reason.message == (
+        f"candidate nf4 was not ready for 30m (progress deadline) after the rollout started: {why}"
+    )
+    assert state.reason.step == 1
+    assert (state.weight, state.mirror) == (0, False)
+    assert [a for a in actions if isinstance(a, Rollback)] == [Rollback(state.reason)]
+
+
+def test_a_ready_reading_clears_the_lost_readiness() -> None:
+    state, _ = step(CANARY, in_step_one(T0), lost(), T0 + MIN)
+    state, _ = step(CANARY, state, ready_again(), T0 + 2 * MIN)
+    assert state.unready_since is None
+    state, _ = step(CANARY, state, lost(), T0 + 3 * MIN)
+    state, _ = step(CANARY, state, lost(), T0 + MIN + DEADLINE)  # 30 m since the first, not since
+    assert (state.stage, state.unready_since) == ("steps", T0 + 3 * MIN)
+
+
+@pytest.mark.parametrize(
+    "obs",
+    [
+        pytest.param(not_ready(), id="readiness-not-read"),
+        pytest.param(replace(lost(), progress_deadline_s=None), id="no-deadline"),
+    ],
+)
+def test_no_lost_readiness_rollback_without_the_facts(obs: Observations) -> None:
+    state, _ = step(CANARY, in_step_one(T0), obs, T0 + MIN)
+    state, _ = step(CANARY, state, obs, T0 + MIN + 2 * DEADLINE)
+    assert state.stage == "steps"
+
+
+def test_lost_readiness_survives_a_restart_of_the_controller() -> None:
+    """The first sighting is in the status: a restarted controller keeps counting from it."""
+    state, _ = step(CANARY, in_step_one(T0), lost(), T0 + MIN)
+    restored = RolloutState.from_status(state.to_status())
+    assert restored.unready_since == T0 + MIN
+    state, _ = step(CANARY, restored, lost(), T0 + MIN + DEADLINE)
+    assert state.stage == "rolled_back"

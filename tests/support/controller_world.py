@@ -41,6 +41,8 @@ from support.scenario import Scenario
 
 NS = "ml-serving"
 HOUR = 3600.0
+INTERVAL = 2 * HOUR
+"""The evaluation interval of :data:`CANARY`."""
 DAY = 86400.0
 ISVC = ("serving.kserve.io/v1beta1", "InferenceService")
 ROUTE = ("gateway.networking.k8s.io/v1", "HTTPRoute")
@@ -340,6 +342,31 @@ def crash_loop_rolls_back_with_the_engine_s_words(world: World, prometheus: str)
         + last_words
     ), state.reason.message
     assert [e[0] for e in world.history("good")] == ["RolledBack"]
+
+
+def lost_readiness_rolls_back_at_the_deadline(world: World, prometheus: str) -> None:
+    """A candidate that stops being ready in step 1 (its engine crash-looping: KServe's
+    FailedToLoad) is rolled back once the progress deadline has passed since the controller
+    first read it not ready, with KServe's words; the stable takes back every request."""
+    last_words = "vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue."
+    world.create(world_canary("good", prometheus))
+    world.run_until(lambda w: w.step("good") == 1, limit=2 * DAY)
+    broke = world.clock.t
+    world.kserve.fail("good-llm-nf4", "ModelLoadFailed", f"Serving\n{last_words}\n")
+    world.run_until(finished("good"), limit=2 * DAY)
+    state = world.state("good")
+    assert state.reason is not None
+    assert state.reason.kind == "not-ready"
+    assert state.reason.step == 1
+    assert "after the rollout started: InferenceService good-llm-nf4 failed to load" in (
+        state.reason.message
+    ), state.reason.message
+    assert state.reason.message.endswith(last_words), state.reason.message
+    deadline = world.settings.progress_deadline_s
+    assert deadline is not None
+    # first read not ready at the next evaluation, rolled back at the first one a deadline on
+    assert broke + deadline <= state.reason.at <= broke + deadline + 2 * INTERVAL
+    assert [e[0] for e in world.history("good")] == ["StepStarted", "RolledBack"]
 
 
 def delete_cleans_up_through_the_finalizer(world: World, prometheus: str) -> None:
