@@ -74,17 +74,18 @@ def tiny_model(out: Path, quantized: str | None = None) -> Path:
     return out
 
 
-def cached_tiny_model() -> Path:
-    """The tiny model built once per version of :mod:`harness.tiny_model` and of the engine, in
-    the tools folder (``tiny-model-<hash>``), built when missing."""
+def cached_tiny_model(quantized: str | None = None) -> Path:
+    """The tiny model, or its twin ``quantized``, built once per version of
+    :mod:`harness.tiny_model` and of the engine into the tools folder
+    (``tiny-model[-<scheme>]-<hash>``), built when missing."""
     script = Path(__file__).resolve().parent / "tiny_model.py"
     digest = hashlib.sha256(script.read_bytes() + LOCK.read_bytes()).hexdigest()[:12]
-    final = tools_dir() / f"tiny-model-{digest}"
+    final = tools_dir() / "-".join(["tiny-model", *([quantized] if quantized else []), digest])
     if (final / "config.json").exists():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=final.parent, prefix="building-") as tmp:
-        built = tiny_model(Path(tmp) / "model")
+        built = tiny_model(Path(tmp) / "model", quantized)
         if not final.exists():  # another build may have finished first: same bytes
             os.replace(built, final)
     return final

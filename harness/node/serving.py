@@ -168,18 +168,20 @@ def write_model(
     max_position_embeddings: int = 131072,
     root: Path = MODELS_DIR,
     engine: str = "simulated",
+    quantized: str | None = None,
 ) -> str:
     """Write the tiny model ``name`` under ``root`` (readable by the engine's user); its
     ``storageUri``. For the simulated engine a ``config.json``; for ``engine="vllm"`` the real
-    tiny Llama (:func:`harness.vllm_cpu.cached_tiny_model`), its context length set to
-    ``max_position_embeddings`` so that vLLM takes the ``--max-model-len`` a spec renders."""
+    tiny Llama or its twin ``quantized`` (:func:`harness.vllm_cpu.cached_tiny_model`), its
+    context length set to ``max_position_embeddings`` so that vLLM takes the
+    ``--max-model-len`` a spec renders."""
     folder = root / name
     folder.mkdir(parents=True, exist_ok=True)
     root.chmod(0o755)
     folder.chmod(0o755)
     config = folder / "config.json"
     if engine == "vllm":
-        built = vllm_cpu.cached_tiny_model()
+        built = vllm_cpu.cached_tiny_model(quantized)
         for source in built.iterdir():
             shutil.copyfile(source, folder / source.name)
             (folder / source.name).chmod(0o644)

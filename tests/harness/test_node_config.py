@@ -239,6 +239,28 @@ def test_up_and_down_need_a_folder(capsys: pytest.CaptureFixture[str]) -> None:
         assert f"{action} needs --dir" in capsys.readouterr().err
 
 
+def test_up_passes_the_engine_and_refuses_one_it_does_not_know(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness import cli
+
+    seen: list[dict[str, Any]] = []
+
+    def up(folder: Path, crds: Any, **flags: Any) -> Any:
+        seen.append(flags)
+        raise KubeSetupError("stopped here")
+
+    monkeypatch.setattr(cli, "up", up)
+    monkeypatch.setattr(cli, "all_crds", list)
+    argv = ["up", "--dir", str(tmp_path), "--kserve", "--node", "--engine", "vllm"]
+    assert cli.main(argv) == 2
+    assert seen == [{"kserve": True, "node": True, "engine": "vllm"}]
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["up", "--dir", str(tmp_path), "--engine", "trt"])
+    assert exited.value.code == 2
+    assert "invalid choice: 'trt'" in capsys.readouterr().err
+
+
 def test_the_vllm_runtime_runs_the_real_server_with_this_machines_flags_first(
     tmp_path: Path,
 ) -> None:
