@@ -1,0 +1,256 @@
+"""Whole canaries whose pods run the real vLLM: KServe, the real node, Traefik, Prometheus.
+
+The stack is :func:`support.real_traffic.real_stack`'s with ``engine="vllm"``: KServe v0.20.0's
+pods run vLLM 0.32's OpenAI server from the CPU build ``make vllm`` installs, with exactly the
+flags the product renders (:mod:`harness.node.serving`, :mod:`controlplane.local.vllm_engine`),
+serving the tiny Llama of :mod:`harness.tiny_model`; Prometheus scrapes vLLM's own ``/metrics``
+through the chart's PodMonitor, and the controller judges what vLLM wrote. OpenAI completions go
+through Traefik at a fixed rate from the moment the stable answers until after the end.
+
+- ``good``: the float32 stable and its W8A8-INT8 twin as the candidate (compressed-tensors,
+  detected by vLLM from the checkpoint), promoted 25 -> 100 with no request failed;
+- ``killed``: the candidate's engine core process is killed (SIGKILL, as the kernel's OOM killer
+  ends it) each time it comes up once its step has started: vLLM's API server answers the
+  requests it holds with errors and exits, the container restarts, and the controller, reading
+  the candidate not ready for the progress deadline, rolls it back (``not-ready``); after the
+  rollback no request fails.
+
+Which faults are real: the kill is (a real signal to vLLM's real engine process; what vLLM and
+the kubelet do next is theirs). Nothing in the engine is injected. The answers per phase (sent,
+failed, by code) are printed and, with ``CONTROLPLANE_TRAFFIC_REPORT`` set, written as
+``real-vllm.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.extras import vllm_cpu
+from support.real_serving import traffic_canary
+from support.real_traffic import (
+    Controller,
+    Load,
+    Route,
+    Splits,
+    Stack,
+    prepare,
+    real_stack,
+    report,
+    run_loads,
+    status,
+    write_report,
+)
+from support.realnode import MARKS, until
+from support.traffic_report import phases
+
+from controlplane.serving.object_names import predictor_service, variant_service_name
+from harness.node.node import RUN_DIR
+from harness.node.serving import write_model
+
+pytestmark = [*MARKS, vllm_cpu()]
+
+MODEL = "llama-tiny-vllm"
+"""Its own folder on the node: the simulated engine's tests write ``config.json`` alone."""
+STABLE = "fp32"
+CANDIDATE = "w8a8"
+VARIANTS = (STABLE, CANDIDATE)
+INT8_KERNEL = "CompressedTensorsW8A8Int8"
+"""What vLLM 0.32's log names for the W8A8-INT8 linear method it loaded."""
+ENGINE_CORE = "VLLM::EngineCor"
+"""vLLM's engine core process names itself ``VLLM::EngineCore``; ``comm`` keeps 15 bytes."""
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with real_stack(tmp_path_factory.mktemp("vllm-cluster"), gpus=8, engine="vllm") as running:
+        yield running
+
+
+def vllm_canary(name: str) -> dict[str, Any]:
+    """:func:`traffic_canary` on the real tiny model: 25 % for 60 s, then 100 %; the stable the
+    float32 model, the candidate its W8A8-INT8 twin (compressed-tensors, which vLLM detects from
+    the checkpoint's ``quantization_config``: ``quantization: none`` renders no flag); judged on
+    P95 latency under 2.5 s and errors under 2 %."""
+    spec = traffic_canary(name, steps=((25, "60s"),))
+    spec["spec"]["stable"].update(storageUri=write_model(MODEL, engine="vllm"), name=STABLE)
+    twin = write_model(f"{MODEL}-{CANDIDATE}", engine="vllm", quantized=CANDIDATE)
+    spec["spec"]["candidate"].update(storageUri=twin, name=CANDIDATE, quantization="none")
+    return spec
+
+
+def engine_log(pod: dict[str, Any]) -> str:
+    """What ``pod``'s engine container wrote, every restart's log, from the node's pod logs."""
+    meta = pod["metadata"]
+    folder = RUN_DIR / "pod-logs" / f"{meta['namespace']}_{meta['name']}_{meta['uid']}"
+    logs = sorted((folder / "kserve-container").glob("*.log"))
+    return "".join(path.read_text(errors="replace") for path in logs)
+
+
+def prometheus(stack: Stack, query: str) -> list[dict[str, Any]]:
+    url = f"{stack.prometheus}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        result: list[dict[str, Any]] = json.loads(answer.read())["data"]["result"]
+    return result
+
+
+def served_by_variant(stack: Stack, name: str) -> dict[str, float]:
+    """Requests vLLM itself counts as finished, per variant (the PodMonitor's labels)."""
+    rows = prometheus(stack, f'sum by (variant) (vllm:request_success_total{{namespace="{name}"}})')
+    return {row["metric"]["variant"]: float(row["value"][1]) for row in rows}
+
+
+def pods(stack: Stack, name: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = stack.cluster.request("GET", f"/api/v1/namespaces/{name}/pods")[
+        "items"
+    ]
+    return found
+
+
+def engine_cores(pod: dict[str, Any]) -> list[int]:
+    """The host pids of ``pod``'s processes named as vLLM's engine core (its cgroup names the
+    pod's UID)."""
+    uid = pod["metadata"]["uid"]
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm = (entry / "comm").read_text().strip()
+            cgroup = (entry / "cgroup").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        if comm == ENGINE_CORE and f"pod{uid}" in cgroup:
+            found.append(int(entry.name))
+    return found
+
+
+def variant_pods(stack: Stack, name: str, variant: str) -> list[dict[str, Any]]:
+    label = "canary.controlplane.dev/variant"
+    return [p for p in pods(stack, name) if p["metadata"]["labels"].get(label) == variant]
+
+
+DEADLINE = "300s"
+"""The controller's progress deadline: vLLM loads in about 100 s here, up to three minutes while
+two engines start on two busy cores."""
+
+
+def run(
+    stack: Stack, name: str, end: str, during: Callable[[threading.Event], None] | None = None
+) -> tuple[Load, dict[str, Any]]:
+    """Apply ``name``'s canary with the controller running and its host under load until the
+    canary is ``end``; ``during`` runs beside the load until told to stop. The load and the
+    report; the canary's namespace is deleted after (its pods free the machine for the next)."""
+    spec = vllm_canary(name)
+    prepare(stack, (name,))
+    controller = Controller(stack, (name,), (f"--progress-deadline={DEADLINE}",))
+    load = Load(stack.gateway.url, f"{name}.example.com", f"{name}-llm")
+    services = (predictor_service(variant_service_name(f"{name}-llm", v)) for v in VARIANTS)
+    splits = Splits(stack.gateway, {name: Route.of(name, *services)})
+    stop = threading.Event()
+    helper = threading.Thread(target=during, args=(stop,), daemon=True) if during else None
+    controller.start()
+    try:
+        stack.kube.apply(spec, field_manager="test")
+        if helper:
+            helper.start()
+        with splits.looking():
+            run_loads(stack, {name: load}, lambda: status(stack, name).get("phase") == end, 900)
+    finally:
+        stop.set()
+        if helper:
+            helper.join(timeout=30)
+        controller.stop()
+    got = report(stack, {name: load}, splits)
+    ends = [p for p in phases(status(stack, name)["history"], 0.0, time.time()) if p.weight is None]
+    settled = [span for p in ends for span in splits.in_effect(name)(p)]
+    got[name]["failed once the gateway ran the end"] = sum(
+        1 for a in load.answers if a.failed and any(lo <= a.sent < hi for lo, hi in settled)
+    )
+    got[name]["answered once the gateway ran the end"] = sum(
+        1 for a in load.answers if any(lo <= a.sent < hi for lo, hi in settled)
+    )
+    got[name]["served by vLLM"] = served_by_variant(stack, name)
+    print(json.dumps(got, indent=1))
+    write_report(f"real-vllm-{name}", got)
+    stack.cluster.request("DELETE", f"/api/v1/namespaces/{name}")
+    return load, got[name]
+
+
+def test_a_healthy_candidate_on_the_real_vllm_is_promoted_without_a_failed_request(
+    stack: Stack,
+) -> None:
+    name = "good"
+    seen: dict[str, list[int]] = {}
+    pods_seen: dict[str, dict[str, Any]] = {}
+
+    def look_at_the_engines(stop: threading.Event) -> None:
+        until(lambda: len(variant_pods(stack, name, CANDIDATE)) == 1, "the candidate's pod", 300)
+        for variant in (STABLE, CANDIDATE):
+            (pod,) = variant_pods(stack, name, variant)
+            pods_seen[variant] = pod
+            seen[variant] = until(lambda p=pod: engine_cores(p), f"{variant}'s engine core", 300)
+
+    load, got = run(stack, name, "promoted", look_at_the_engines)
+    final = status(stack, name)
+    weights = [h.get("weight") for h in final["history"] if h["type"] == "StepStarted"]
+    assert weights == [25], final["history"]
+    assert final["history"][-1]["type"] == "Promoted", final["history"]
+    # each variant's pod ran vLLM's own engine process, and vLLM counted what each served
+    assert set(seen) == {STABLE, CANDIDATE}, seen
+    assert all(seen.values()), seen
+    assert got["served by vLLM"].get(STABLE, 0) > 0, got
+    assert got["served by vLLM"].get(CANDIDATE, 0) > 0, got
+    # the candidate's engine served the int8 twin; the stable's, the float32 weights
+    assert INT8_KERNEL in engine_log(pods_seen[CANDIDATE])
+    assert INT8_KERNEL not in engine_log(pods_seen[STABLE])
+    failed = [a for a in load.answers if a.failed]
+    assert not failed, (failed[:10], got["phases"])
+    assert len(load.answers) == load.sent
+
+
+def test_a_candidate_whose_engine_keeps_dying_is_rolled_back_and_nothing_fails_after(
+    stack: Stack,
+) -> None:
+    name = "killed"
+    killed: list[int] = []
+
+    def kill_while_stepping(stop: threading.Event) -> None:
+        until(
+            lambda: (
+                stop.is_set()
+                or any(h["type"] == "StepStarted" for h in status(stack, name).get("history", []))
+            ),
+            "the first step",
+            600,
+        )
+        while not stop.is_set():
+            for pod in variant_pods(stack, name, CANDIDATE):
+                for pid in engine_cores(pod):
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+            time.sleep(0.5)
+
+    load, got = run(stack, name, "rolled_back", kill_while_stepping)
+    final = status(stack, name)
+    assert killed, "the engine core was never killed"
+    rolled = [h for h in final["history"] if h["type"] == "RolledBack"]
+    assert rolled, final["history"]
+    assert "was not ready for" in rolled[0]["message"], rolled
+    assert "after the rollout started" in rolled[0]["message"], rolled
+    rows = {row["phase"]: row for row in got["phases"]}
+    assert not rows["pending"]["failed"], rows["pending"]
+    # none failed once Traefik ran the stable alone (a request sent between the rollback and
+    # Traefik taking it up met the empty candidate: its 503)
+    assert got["answered once the gateway ran the end"] > 0, got
+    assert got["failed once the gateway ran the end"] == 0, got
+    assert len(load.answers) == load.sent
