@@ -86,8 +86,11 @@ def cached_tiny_model(quantized: str | None = None) -> Path:
     final.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=final.parent, prefix="building-") as tmp:
         built = tiny_model(Path(tmp) / "model", quantized)
-        if not final.exists():  # another build may have finished first: same bytes
+        try:
             os.replace(built, final)
+        except OSError:  # another build finished first (a folder is not replaced): same bytes
+            if not (final / "config.json").exists():
+                raise
     return final
 
 
