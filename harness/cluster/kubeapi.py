@@ -698,21 +698,31 @@ def install_crds(
 def wait_served(
     cluster: LoopbackCluster, crds: Iterable[dict[str, Any]], *, timeout: float = 90.0
 ) -> None:
-    """Wait until one list of each CRD's resource succeeds. Established is not serving: until
-    its watch cache is filled a new resource answers ``429 storage is (re)initializing`` (and
-    404 or 503 before discovery has it, for a CRD applied without waiting)."""
+    """Wait until one list of each CRD's resource succeeds and its group version's discovery
+    document names it. Established is not serving: until its watch cache is filled a new
+    resource answers ``429 storage is (re)initializing`` (and 404 or 503 before discovery has
+    it, for a CRD applied without waiting). And a list that succeeds is not discovery: a client
+    that finds the resource by discovery (the Kubernetes Python client's dynamic client) got
+    ``404`` for ``/apis/<group>/<version>`` once, right after the list had answered; the
+    discovery handler is installed apart from the resource's."""
     deadline = time.monotonic() + timeout
     for crd in crds:
         spec = crd["spec"]
         version = next(v["name"] for v in spec["versions"] if v.get("storage"))
-        collection = f"/apis/{spec['group']}/{version}/{spec['names']['plural']}?limit=1"
+        plural = spec["names"]["plural"]
+        collection = f"/apis/{spec['group']}/{version}/{plural}?limit=1"
+        discovery = f"/apis/{spec['group']}/{version}"
         while True:
             try:
                 cluster.request("GET", collection)
-                break
+                found = cluster.request("GET", discovery).get("resources") or []
+                if any(r.get("name") == plural for r in found):
+                    break
             except urllib.error.HTTPError as exc:
-                if exc.code not in (404, 429, 503) or time.monotonic() > deadline:
+                if exc.code not in (404, 429, 503):
                     raise KubeSetupError(f"{collection} is not served: {exc}") from exc
+            if time.monotonic() > deadline:
+                raise KubeSetupError(f"{collection} is not served by discovery ({discovery})")
             time.sleep(0.05)
 
 
