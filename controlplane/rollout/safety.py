@@ -32,13 +32,7 @@ def check_not_ready(tick: Tick, obs: Observations) -> None:
     at = progress_deadline(state, deadline_s)
     if at is None or tick.now < at:
         return
-    message = (
-        f"candidate {tick.spec.spec.candidate.name} did not become ready within "
-        f"{Duration.of(deadline_s)} (progress deadline)"
-    )
-    if obs.not_ready_why:
-        message += f": {obs.not_ready_why}"
-    rollback(tick, Reason("not-ready", message, tick.now, state.step))
+    _not_ready(tick, obs, f"did not become ready within {Duration.of(deadline_s)}")
 
 
 def check_lost_readiness(tick: Tick, obs: Observations) -> None:
@@ -60,13 +54,18 @@ def check_lost_readiness(tick: Tick, obs: Observations) -> None:
         tick.update(unready_since=since)
     if deadline_s is None or tick.now < since + deadline_s - _EPS:
         return
-    message = (
-        f"candidate {tick.spec.spec.candidate.name} was not ready for "
-        f"{Duration.of(deadline_s)} (progress deadline) after the rollout started"
+    _not_ready(
+        tick, obs, f"was not ready for {Duration.of(deadline_s)}", " after the rollout started"
     )
+
+
+def _not_ready(tick: Tick, obs: Observations, what: str, when: str = "") -> None:
+    """The ``not-ready`` rollback: ``candidate X <what> (progress deadline)<when>``, then what
+    the serving layer says of it (``obs.not_ready_why``) when it says."""
+    message = f"candidate {tick.spec.spec.candidate.name} {what} (progress deadline){when}"
     if obs.not_ready_why:
         message += f": {obs.not_ready_why}"
-    rollback(tick, Reason("not-ready", message, tick.now, state.step))
+    rollback(tick, Reason("not-ready", message, tick.now, tick.state.step))
 
 
 def check_not_routed(tick: Tick, obs: Observations) -> None:
