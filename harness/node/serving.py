@@ -64,8 +64,9 @@ product renders (:mod:`controlplane.serving.render`) into running pods on the re
   predictor's flag given later wins): ``--dtype=float32`` (the CPU build's bf16 kernels die with
   SIGILL here) and ``--enforce-eager``; and in its environment a 1 GiB KV cache
   (``VLLM_CPU_KVCACHE_SPACE``), no hub access, and ``HOME=/tmp`` for the engine's caches (the
-  image's user has no home). Its memory limit is :data:`VLLM_MEMORY`: upstream's 2 GiB is less
-  than vLLM's API server and engine core hold (about 4 GB here with the KV cache). The model is
+  image's user has no home). Its memory limit is :data:`VLLM_MEMORY`: upstream's 2Gi (the
+  runtime file above) is less than vLLM's API server and engine core hold (about 4 GB here with
+  the KV cache). The model is
   the tiny Llama of :mod:`harness.tiny_model` with its weights and tokenizer
   (:func:`write_model` with ``engine="vllm"``); the engine image adds ``libnuma1``, which vLLM's
   CPU kernels link.
