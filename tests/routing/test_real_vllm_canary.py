@@ -9,14 +9,22 @@ through Traefik at a fixed rate from the moment the stable answers until after t
 
 - ``good``: the float32 stable and its W8A8-INT8 twin as the candidate (compressed-tensors,
   detected by vLLM from the checkpoint), promoted 25 -> 100 with no request failed;
+- ``throttled``: once its step has started, the candidate's container gets a tenth of a CPU
+  (its cgroup's CFS quota, as a noisy neighbour or a throttled node gives it): vLLM itself
+  measures its requests slower, and the controller rolls it back on the P95 latency it read
+  from vLLM's histogram against the stable's (``compare: baseline``), with no request failed;
 - ``killed``: the candidate's engine core process is killed (SIGKILL, as the kernel's OOM killer
   ends it) each time it comes up once its step has started: vLLM's API server answers the
   requests it holds with errors and exits, the container restarts, and the controller, reading
   the candidate not ready for the progress deadline, rolls it back (``not-ready``); after the
   rollback no request fails.
 
-Which faults are real: the kill is (a real signal to vLLM's real engine process; what vLLM and
-the kubelet do next is theirs). Nothing in the engine is injected. The answers per phase (sent,
+Which faults are real: both are. The kill is a real signal to vLLM's real engine process (what
+vLLM and the kubelet do next is theirs); the throttle is the kernel's CFS bandwidth control on
+the container's real cgroup, and the latency is what vLLM measured. Nothing in the engine is
+injected. A network delay (``tc qdisc ... netem``) is not possible here: this machine's kernel
+has no ``netem`` queueing discipline ("Specified qdisc kind is unknown"); and vLLM's histograms
+would not see it, only a gateway's would. The answers per phase (sent,
 failed, by code) are printed and, with ``CONTROLPLANE_TRAFFIC_REPORT`` set, written as
 ``real-vllm.json``.
 """
@@ -76,12 +84,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield running
 
 
-def vllm_canary(name: str) -> dict[str, Any]:
+def vllm_canary(name: str, *checks: dict[str, Any]) -> dict[str, Any]:
     """:func:`traffic_canary` on the real tiny model: 25 % for 60 s, then 100 %; the stable the
     float32 model, the candidate its W8A8-INT8 twin (compressed-tensors, which vLLM detects from
     the checkpoint's ``quantization_config``: ``quantization: none`` renders no flag); judged on
-    P95 latency under 2.5 s and errors under 2 %."""
-    spec = traffic_canary(name, steps=((25, "60s"),))
+    P95 latency under 2.5 s and errors under 2 %, and ``checks`` besides."""
+    spec = traffic_canary(name, steps=((25, "60s"),), last_checks=checks)
     spec["spec"]["stable"].update(storageUri=write_model(MODEL, engine="vllm"), name=STABLE)
     twin = write_model(f"{MODEL}-{CANDIDATE}", engine="vllm", quantized=CANDIDATE)
     spec["spec"]["candidate"].update(storageUri=twin, name=CANDIDATE, quantization="none")
@@ -145,12 +153,17 @@ two engines start on two busy cores."""
 
 
 def run(
-    stack: Stack, name: str, end: str, during: Callable[[threading.Event], None] | None = None
+    stack: Stack,
+    name: str,
+    end: str,
+    during: Callable[[threading.Event], None] | None = None,
+    checks: tuple[dict[str, Any], ...] = (),
 ) -> tuple[Load, dict[str, Any]]:
-    """Apply ``name``'s canary with the controller running and its host under load until the
-    canary is ``end``; ``during`` runs beside the load until told to stop. The load and the
-    report; the canary's namespace is deleted after (its pods free the machine for the next)."""
-    spec = vllm_canary(name)
+    """Apply ``name``'s canary (with ``checks`` besides the usual) with the controller running
+    and its host under load until the canary is ``end``; ``during`` runs beside the load until
+    told to stop. The load and the report; the canary's namespace is deleted after (its pods
+    free the machine for the next)."""
+    spec = vllm_canary(name, *checks)
     prepare(stack, (name,))
     controller = Controller(stack, (name,), (f"--progress-deadline={DEADLINE}",))
     load = Load(stack.gateway.url, f"{name}.example.com", f"{name}-llm")
@@ -213,6 +226,79 @@ def test_a_healthy_candidate_on_the_real_vllm_is_promoted_without_a_failed_reque
     # the candidate's engine served the int8 twin; the stable's, the float32 weights
     assert INT8_KERNEL in engine_log(pods_seen[CANDIDATE])
     assert INT8_KERNEL not in engine_log(pods_seen[STABLE])
+    failed = [a for a in load.answers if a.failed]
+    assert not failed, (failed[:10], got["phases"])
+    assert len(load.answers) == load.sent
+
+
+QUOTA_US = 10_000
+"""The throttled candidate's CFS quota: 10 ms of CPU per 100 ms period, a tenth of a CPU (its
+limit is 2 CPUs: 200,000)."""
+
+CPU_CGROUPS = Path("/sys/fs/cgroup/cpu")
+"""Where the cgroup v1 ``cpu`` controller is mounted on this machine (the real node's kubelet
+and containerd use the same hierarchy)."""
+
+
+AGAINST_STABLE = {"metric": "latency", "compare": "baseline", "above": "100%", "minSamples": 20}
+"""The candidate's P95 more than twice the stable's. The absolute 2.5 s alone promoted the
+throttled candidate here: its requests of 8 tokens took 0.5 to 2 s, the stable's under 0.3 s."""
+
+
+def cpu_cgroup(pid: int) -> Path | None:
+    """The cgroup v1 ``cpu`` folder of process ``pid`` (its container's), or None once it is
+    gone or where the controller is not mounted."""
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "cpu" in controllers.split(","):
+            folder = CPU_CGROUPS / path.lstrip("/")
+            return folder if (folder / "cpu.cfs_quota_us").exists() else None
+    return None
+
+
+def test_a_candidate_throttled_to_a_tenth_of_a_cpu_is_rolled_back_on_latency(
+    stack: Stack,
+) -> None:
+    name = "throttled"
+    throttled: dict[Path, str] = {}
+
+    def throttle_while_stepping(stop: threading.Event) -> None:
+        until(
+            lambda: (
+                stop.is_set()
+                or any(h["type"] == "StepStarted" for h in status(stack, name).get("history", []))
+            ),
+            "the first step",
+            600,
+        )
+        while not stop.is_set():
+            for pod in variant_pods(stack, name, CANDIDATE):
+                for pid in engine_cores(pod):
+                    folder = cpu_cgroup(pid)
+                    if folder is None:
+                        continue
+                    quota = folder / "cpu.cfs_quota_us"
+                    before = quota.read_text().strip()
+                    if before != str(QUOTA_US):
+                        throttled.setdefault(folder, before)
+                        quota.write_text(str(QUOTA_US))
+            time.sleep(0.5)
+
+    load, got = run(stack, name, "rolled_back", throttle_while_stepping, (AGAINST_STABLE,))
+    final = status(stack, name)
+    assert throttled, "the candidate's container was never throttled"
+    # it had its limit's quota before (2 CPUs), never already a tenth
+    assert set(throttled.values()) == {"200000"}, throttled
+    rolled = [h for h in final["history"] if h["type"] == "RolledBack"]
+    assert rolled, final["history"]
+    assert "latency" in rolled[0]["message"], rolled
+    assert "not ready" not in rolled[0]["message"], rolled
+    # vLLM served the candidate's share before and while it was slow, and nothing failed
+    assert got["served by vLLM"].get(CANDIDATE, 0) > 0, got
     failed = [a for a in load.answers if a.failed]
     assert not failed, (failed[:10], got["phases"])
     assert len(load.answers) == load.sent
