@@ -105,8 +105,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--progress-deadline",
         default="30m",
         metavar="DURATION",
-        help="roll back a candidate not ready this long after the rollout started, or weights "
-        "the router has not put in effect this long after a step started",
+        help="roll back a candidate not ready this long after the rollout started (two "
+        "analysis intervals if shorter while it takes traffic), or a step whose weights the "
+        "router has not put in effect this long",
     )
     p.add_argument(
         "--promote-cleanup-delay",

@@ -1,10 +1,10 @@
 """The rules that stop or slow a rollout: rollbacks, pauses and budget throttling.
 
-Owns one function per rule: rollback on ``not-ready`` (before the start, or for a progress
-deadline after it), ``not-routed``, ``breach`` and ``gate-failed``; pause after ``errorLimit``
-unanswered evaluations or gate polls; throttle over the daily budget. Called by
-:func:`controlplane.rollout.machine.step`, in its order. Pure.
-See docs/rollback.md, "What triggers a rollback".
+Owns one function per rule: rollback on ``not-ready`` (before the start; after it for the
+progress deadline, or two analysis intervals while the candidate takes traffic), ``not-routed``,
+``breach`` and ``gate-failed``; pause after ``errorLimit`` unanswered evaluations or gate polls;
+throttle over the daily budget. Called by :func:`controlplane.rollout.machine.step`, in its
+order. Pure. See docs/rollback.md, "What triggers a rollback".
 """
 
 from __future__ import annotations
@@ -35,13 +35,33 @@ def check_not_ready(tick: Tick, obs: Observations) -> None:
     _not_ready(tick, obs, f"did not become ready within {Duration.of(deadline_s)}")
 
 
+SERVING_GRACE_INTERVALS = 2
+"""Analysis intervals a candidate that takes users' traffic may stay not ready. The gateway
+answers its share with errors meanwhile that no error source may count (Traefik v3.6 answers
+503 for a Service with no ready endpoint and adds nothing to that service's counters)."""
+
+
+def lost_readiness_limit(tick: Tick, deadline_s: float) -> tuple[float, str, str]:
+    """How long a started rollout's candidate may stay not ready, what that limit is called and
+    when it applies: while a step routes it users' traffic, the shorter of the progress deadline
+    and :data:`SERVING_GRACE_INTERVALS` analysis intervals; otherwise (shadow, a step at 0 %)
+    the progress deadline."""
+    state = tick.state
+    if state.stage == "steps" and state.weight > 0:
+        grace = SERVING_GRACE_INTERVALS * tick.spec.spec.analysis.interval.seconds
+        if grace < deadline_s:
+            took = f" while it took {state.weight}% of the traffic"
+            return grace, f"{SERVING_GRACE_INTERVALS} analysis intervals", took
+    return deadline_s, "progress deadline", " after the rollout started"
+
+
 def check_lost_readiness(tick: Tick, obs: Observations) -> None:
     """Roll back a started rollout (shadow or a step) whose candidate, read at its evaluations
-    (``obs.candidate_read``), has not been ready for the whole progress deadline since it was
-    first seen not ready (``state.unready_since``); a ready reading clears that time. A crash
-    loop after the start leaves no samples to judge (the gateway sends the candidate's share
-    elsewhere), so the checks alone would hold the step for ever. Without a deadline (None) this
-    rule never fires."""
+    (``obs.candidate_read``), has not been ready since it was first seen not ready
+    (``state.unready_since``) for as long as :func:`lost_readiness_limit` allows; a ready
+    reading clears that time. A crash loop after the start leaves no samples to judge, so the
+    checks alone would hold the step for ever, while the gateway answers the candidate's share
+    with errors. Without a progress deadline (None) this rule never fires."""
     state, deadline_s = tick.state, obs.progress_deadline_s
     if state.stage not in ("shadow", "steps") or not obs.candidate_read:
         return
@@ -52,17 +72,20 @@ def check_lost_readiness(tick: Tick, obs: Observations) -> None:
     since = tick.now if state.unready_since is None else state.unready_since
     if state.unready_since is None:
         tick.update(unready_since=since)
-    if deadline_s is None or tick.now < since + deadline_s - _EPS:
+    if deadline_s is None:
         return
-    _not_ready(
-        tick, obs, f"was not ready for {Duration.of(deadline_s)}", " after the rollout started"
-    )
+    limit_s, limit, when = lost_readiness_limit(tick, deadline_s)
+    if tick.now < since + limit_s - _EPS:
+        return
+    _not_ready(tick, obs, f"was not ready for {Duration.of(limit_s)}", when, limit)
 
 
-def _not_ready(tick: Tick, obs: Observations, what: str, when: str = "") -> None:
-    """The ``not-ready`` rollback: ``candidate X <what> (progress deadline)<when>``, then what
-    the serving layer says of it (``obs.not_ready_why``) when it says."""
-    message = f"candidate {tick.spec.spec.candidate.name} {what} (progress deadline){when}"
+def _not_ready(
+    tick: Tick, obs: Observations, what: str, when: str = "", limit: str = "progress deadline"
+) -> None:
+    """The ``not-ready`` rollback: ``candidate X <what> (<limit>)<when>``, then what the serving
+    layer says of it (``obs.not_ready_why``) when it says."""
+    message = f"candidate {tick.spec.spec.candidate.name} {what} ({limit}){when}"
     if obs.not_ready_why:
         message += f": {obs.not_ready_why}"
     rollback(tick, Reason("not-ready", message, tick.now, tick.state.step))

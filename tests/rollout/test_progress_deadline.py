@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from support.canaries import one_step_canary
+from support.canaries import SMALL, model_canary, one_step_canary
 
 from controlplane.rollout.actions import Rollback
 from controlplane.rollout.intents import Intent
@@ -192,23 +192,56 @@ def ready_again() -> Observations:
     return Observations(candidate_ready=True, candidate_read=True, progress_deadline_s=DEADLINE)
 
 
-def test_a_candidate_not_ready_for_the_deadline_after_the_start_is_rolled_back() -> None:
-    why = "InferenceService llm-nf4 failed to load (ModelLoadFailed, exit code 1): EngineDeadError"
+GRACE = 2 * MIN
+"""Two analysis intervals of :data:`CANARY` (``interval: 1m``)."""
+
+WHY = "InferenceService llm-nf4 failed to load (ModelLoadFailed, exit code 1): EngineDeadError"
+
+
+def test_a_candidate_not_ready_while_it_takes_traffic_is_rolled_back_after_two_intervals() -> None:
+    """Step 1 routes it 10 %: the gateway answers that share with errors meanwhile, so the
+    rollout waits two analysis intervals, not the 30-minute deadline."""
     start = in_step_one(T0)
     state, _ = step(CANARY, start, lost(), T0 + MIN)
     assert (state.stage, state.unready_since) == ("steps", T0 + MIN)
-    state, _ = step(CANARY, state, lost(), T0 + MIN + DEADLINE - 1)
+    state, _ = step(CANARY, state, lost(), T0 + MIN + GRACE - 1)
     assert (state.stage, state.unready_since) == ("steps", T0 + MIN)  # the first sighting stays
-    state, actions = step(CANARY, state, lost(not_ready_why=why), T0 + MIN + DEADLINE)
+    state, actions = step(CANARY, state, lost(not_ready_why=WHY), T0 + MIN + GRACE)
     assert state.stage == "rolled_back"
     assert state.reason is not None
     assert state.reason.kind == "not-ready"
     assert state.reason.message == (
-        f"candidate nf4 was not ready for 30m (progress deadline) after the rollout started: {why}"
+        "candidate nf4 was not ready for 2m (2 analysis intervals) while it took 10% of the "
+        f"traffic: {WHY}"
     )
     assert state.reason.step == 1
     assert (state.weight, state.mirror) == (0, False)
     assert [a for a in actions if isinstance(a, Rollback)] == [Rollback(state.reason)]
+
+
+def test_a_candidate_not_ready_at_zero_percent_is_rolled_back_at_the_deadline() -> None:
+    """A step that routes it nothing costs no user an error: the operator's deadline holds."""
+    canary = model_canary(base=SMALL, steps=[{"weight": 0, "duration": "1h"}, {"weight": 100}])
+    state, _ = step(canary, initial_state(canary, T0), Observations(), T0)
+    assert (state.stage, state.weight) == ("steps", 0)
+    state, _ = step(canary, state, lost(), T0 + MIN)
+    state, _ = step(canary, state, lost(), T0 + MIN + DEADLINE - 1)
+    assert state.stage == "steps"
+    state, _ = step(canary, state, lost(not_ready_why=WHY), T0 + MIN + DEADLINE)
+    assert state.reason is not None
+    assert state.reason.message == (
+        f"candidate nf4 was not ready for 30m (progress deadline) after the rollout started: {WHY}"
+    )
+
+
+def test_a_deadline_shorter_than_two_intervals_still_decides() -> None:
+    obs = replace(lost(), progress_deadline_s=MIN)
+    state, _ = step(CANARY, in_step_one(T0), obs, T0 + MIN)
+    state, _ = step(CANARY, state, obs, T0 + 2 * MIN)
+    assert state.reason is not None
+    assert state.reason.message == (
+        "candidate nf4 was not ready for 1m (progress deadline) after the rollout started"
+    )
 
 
 def test_a_ready_reading_clears_the_lost_readiness() -> None:
@@ -216,8 +249,10 @@ def test_a_ready_reading_clears_the_lost_readiness() -> None:
     state, _ = step(CANARY, state, ready_again(), T0 + 2 * MIN)
     assert state.unready_since is None
     state, _ = step(CANARY, state, lost(), T0 + 3 * MIN)
-    state, _ = step(CANARY, state, lost(), T0 + MIN + DEADLINE)  # 30 m since the first, not since
+    state, _ = step(CANARY, state, lost(), T0 + MIN + GRACE)  # since the second sighting only
     assert (state.stage, state.unready_since) == ("steps", T0 + 3 * MIN)
+    state, _ = step(CANARY, state, lost(), T0 + 3 * MIN + GRACE)
+    assert state.stage == "rolled_back"
 
 
 @pytest.mark.parametrize(
@@ -238,5 +273,5 @@ def test_lost_readiness_survives_a_restart_of_the_controller() -> None:
     state, _ = step(CANARY, in_step_one(T0), lost(), T0 + MIN)
     restored = RolloutState.from_status(state.to_status())
     assert restored.unready_since == T0 + MIN
-    state, _ = step(CANARY, restored, lost(), T0 + MIN + DEADLINE)
+    state, _ = step(CANARY, restored, lost(), T0 + MIN + GRACE)
     assert state.stage == "rolled_back"

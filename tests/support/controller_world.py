@@ -344,10 +344,11 @@ def crash_loop_rolls_back_with_the_engine_s_words(world: World, prometheus: str)
     assert [e[0] for e in world.history("good")] == ["RolledBack"]
 
 
-def lost_readiness_rolls_back_at_the_deadline(world: World, prometheus: str) -> None:
+def lost_readiness_rolls_back(world: World, prometheus: str) -> None:
     """A candidate that stops being ready in step 1 (its engine crash-looping: KServe's
-    FailedToLoad) is rolled back once the progress deadline has passed since the controller
-    first read it not ready, with KServe's words; the stable takes back every request."""
+    FailedToLoad) while it takes traffic is rolled back two analysis intervals after the
+    controller first read it not ready (the progress deadline is longer), with KServe's words;
+    the stable takes back every request."""
     last_words = "vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue."
     world.create(world_canary("good", prometheus))
     world.run_until(lambda w: w.step("good") == 1, limit=2 * DAY)
@@ -358,14 +359,16 @@ def lost_readiness_rolls_back_at_the_deadline(world: World, prometheus: str) -> 
     assert state.reason is not None
     assert state.reason.kind == "not-ready"
     assert state.reason.step == 1
-    assert "after the rollout started: InferenceService good-llm-nf4 failed to load" in (
+    assert "(2 analysis intervals) while it took 5% of the traffic: InferenceService" in (
         state.reason.message
     ), state.reason.message
+    assert "good-llm-nf4 failed to load" in state.reason.message, state.reason.message
     assert state.reason.message.endswith(last_words), state.reason.message
     deadline = world.settings.progress_deadline_s
     assert deadline is not None
-    # first read not ready at the next evaluation, rolled back at the first one a deadline on
-    assert broke + deadline <= state.reason.at <= broke + deadline + 2 * INTERVAL
+    assert deadline > 2 * INTERVAL
+    # first read not ready at the next evaluation, rolled back two evaluations on
+    assert broke + 2 * INTERVAL <= state.reason.at <= broke + 3 * INTERVAL + 1
     assert [e[0] for e in world.history("good")] == ["StepStarted", "RolledBack"]
 
 
