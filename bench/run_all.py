@@ -29,6 +29,8 @@ SCRIPTS = [
     # make demo's verdict 20 times (and 3 with a fault) beside a CPU-heavy job: about 35 minutes
     ["demo_busy_host.py"],
     ["hostile_input.py"],
+    # the simulated engine fitted to the real vLLM on the tiny model (make vllm): about 3 minutes
+    ["calibrate_engine.py"],
     ["cli_start.py"],
     # the dashboard's list of 1,000 canaries in Chromium (make dashboard, make browser): a minute
     ["dashboard_load.py"],

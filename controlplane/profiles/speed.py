@@ -54,6 +54,8 @@ class Speed:
     max_num_seqs: int = GPU_DEFAULTS[0]
     max_num_batched_tokens: int = GPU_DEFAULTS[1]
     block_size: int = BLOCK_SIZE
+    batch_slowdown: float = BATCH_SLOWDOWN
+    """What each other request in a step adds to it, as a share of a lone request's step."""
 
     @property
     def kv_blocks(self) -> int:
@@ -62,8 +64,8 @@ class Speed:
 
     def step_s(self, batch: int) -> float:
         """One decode step of ``batch`` requests, before jitter: every weight read once, and
-        :data:`BATCH_SLOWDOWN` more per other request."""
-        return self.decode_s_per_token * (1 + BATCH_SLOWDOWN * (max(1, batch) - 1))
+        ``batch_slowdown`` (:data:`BATCH_SLOWDOWN` unless measured) more per other request."""
+        return self.decode_s_per_token * (1 + self.batch_slowdown * (max(1, batch) - 1))
 
     def describe(self) -> str:
         return (
