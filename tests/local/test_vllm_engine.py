@@ -26,6 +26,7 @@ from controlplane.local.engines.vllm_engine import (
     cpu_defaults,
     find_vllm_python,
     local_model_problem,
+    log_reason,
     model_location,
 )
 from controlplane.local.vllm_engine import given, server_command, vllm_argv
@@ -177,6 +178,27 @@ def test_a_variants_args_replace_the_cpu_defaults_they_set(
     assert argv[4 : 4 + len(defaults)] == defaults
 
 
+@pytest.mark.parametrize(
+    ("log", "reason"),
+    [
+        (
+            "x\n  Value error, Invalid repository ID or local directory specified: '/m'.\n"
+            " [type=value_error, input_value=ArgsKwargs]",
+            "Value error, Invalid repository ID or local directory specified: '/m'.",
+        ),
+        (
+            "Traceback\ntorch.OutOfMemoryError: CUDA out of memory.\nRuntimeError: Engine core "
+            "initialization failed. See root cause above.",
+            "RuntimeError: Engine core initialization failed. See root cause above.",
+        ),
+        ("INFO loading\nINFO done", None),
+    ],
+    ids=["pydantic", "last-error", "none"],
+)
+def test_the_reason_is_the_last_error_line_of_the_log(log: str, reason: str | None) -> None:
+    assert log_reason(log) == reason
+
+
 def test_given_reads_both_spellings_and_the_value_forms() -> None:
     assert given(["--max_model_len=4"], "--max-model-len")
     assert given(["--dtype", "half"], "--dtype")
@@ -287,7 +309,10 @@ def test_a_server_that_exits_while_starting_is_one_line_and_its_logs_tail(
     with pytest.raises(EngineError) as raised:
         asyncio.run(engine.start())
     first, *tail = str(raised.value).splitlines()
-    assert first == "vLLM for w8a8 exited with 1 while starting; its log ends with:"
+    assert first == (
+        "vLLM for w8a8 exited with 1 while starting: "
+        "RuntimeError: Engine core initialization failed; its log ends with:"
+    )
     assert tail == [
         f"INFO loading --model={tmp_path / 'w8a8'}",
         "RuntimeError: Engine core initialization failed",

@@ -14,6 +14,7 @@ import asyncio
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -44,6 +45,7 @@ CPU_KV_CACHE_GIB = "1"
 share of the host's memory (``vllm/v1/worker/cpu_worker.py``), which two engines at the capped
 0.45 would not both get; an explicit KV-cache size takes its place."""
 LOG_TAIL_LINES = 20
+_REASON = re.compile(r"(\w*(Error|Exception)|\berror)[:,] ")
 _PROBE = "import importlib.util, sys; sys.exit(importlib.util.find_spec('vllm') is None)"
 _HELP = (
     f"install vLLM into this Python (pip install vllm) or name the Python of an environment "
@@ -140,6 +142,16 @@ def local_model_problem(storage_uri: str) -> str | None:
     return None
 
 
+def log_reason(log: str) -> str | None:
+    """The last line of ``log`` that states an error (``...Error: ...``, pydantic's ``Value
+    error, ...``), cut to 200 characters: the reason to put first, above vLLM's traceback."""
+    found = None
+    for line in log.splitlines():
+        if _REASON.search(line):
+            found = line.strip()
+    return found[:200] if found else None
+
+
 def cpu_defaults(flags: Sequence[str]) -> list[str]:
     """What vLLM's CPU platform needs unless the variant's flags say otherwise: float32 (bf16
     kernels die with SIGILL on CPUs without AVX512-BF16) and eager mode (no compilation)."""
@@ -222,7 +234,9 @@ class VllmEngine:
 
     def _failed(self, what: str) -> EngineError:
         tail = self.log_tail()
-        said = f"; its log ends with:\n{tail}" if tail else ""
+        reason = log_reason(tail)
+        said = f": {reason}" if reason else ""
+        said += f"; its log ends with:\n{tail}" if tail else ""
         return EngineError(f"vLLM for {self.variant.name} {what}{said}")
 
     async def start(self) -> None:
