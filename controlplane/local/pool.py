@@ -164,6 +164,8 @@ class ReplicaPool:
         canary = self.canary
         faults = self.faults.get(role, Faults())
         if self.engine == "vllm":
+            from controlplane.local.engines.vllm_engine import model_location
+
             engine = make_engine(self.engine, canary.spec.model, variant, self.catalog, seed=seed)
             who = Identity(
                 model=canary.spec.model.name,
@@ -172,7 +174,7 @@ class ReplicaPool:
                 variant=variant.name,
                 system_prompt=variant.system_prompt,
                 max_model_len=canary.spec.model.max_model_len,
-                root=variant.storage_uri.removeprefix("hf://"),  # what `vllm serve` is given
+                root=model_location(variant.storage_uri),  # what vLLM's --model is given
             )
             return InProcess(ModelServer(who, engine, faults, seed=seed))
         argv = serve_command(

@@ -10,7 +10,9 @@ process with it (``python -E -m vllm.entrypoints.openai.api_server``: ``-E`` so 
 its own packages, not the ones an image's ``PYTHONPATH`` names for this module).
 
 Run as ``python -m controlplane.local.vllm_engine`` by the real node's vLLM runtime
-(``make kube-up ... ENGINE=vllm``); imports nothing beyond the standard library.
+(``make kube-up ... ENGINE=vllm``); :func:`server_command` is also how ``canaryctl up --engine
+vllm`` starts vLLM (:mod:`controlplane.local.engines.vllm_engine`). Imports nothing beyond the
+standard library.
 """
 
 from __future__ import annotations
@@ -39,8 +41,17 @@ def _split(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
     return own, rest
 
 
-def _given(rest: Sequence[str], flag: str) -> bool:
-    return any(arg == flag or arg.startswith(flag + "=") for arg in rest)
+def given(args: Sequence[str], flag: str) -> bool:
+    """Whether ``args`` set ``flag`` (``--flag`` or ``--flag=value``; ``_`` and ``-`` alike)."""
+    name = flag.replace("_", "-")
+    return any(arg.split("=", 1)[0].replace("_", "-") == name for arg in args)
+
+
+def server_command(python: str, args: Sequence[str], *, isolated: bool = True) -> list[str]:
+    """The argv that runs vLLM's OpenAI server under ``python`` with ``args``. ``isolated``
+    (``-E``): vLLM imports that interpreter's own packages, not the ones this environment's
+    ``PYTHONPATH`` names."""
+    return [python, *(["-E"] if isolated else []), "-m", SERVER_MODULE, *args]
 
 
 def vllm_argv(argv: Sequence[str]) -> list[str]:
@@ -55,7 +66,7 @@ def vllm_argv(argv: Sequence[str]) -> list[str]:
         out.append(f"--model={model}")
     if own.get("http_port"):
         out.append(f"--port={own['http_port']}")
-    if own.get("model_name") and not _given(rest, "--served-model-name"):
+    if own.get("model_name") and not given(rest, "--served-model-name"):
         out.append(f"--served-model-name={own['model_name']}")
     return [*out, *rest]
 
@@ -63,7 +74,7 @@ def vllm_argv(argv: Sequence[str]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Become vLLM's OpenAI server with :func:`vllm_argv` of ``argv`` (default: this process's)."""
     args = vllm_argv(sys.argv[1:] if argv is None else argv)
-    command = [sys.executable, "-E", "-m", SERVER_MODULE, *args]
+    command = server_command(sys.executable, args)
     print("exec " + " ".join(command), file=sys.stderr, flush=True)
     os.execv(sys.executable, command)
     return 0  # not reached: execv replaces the process

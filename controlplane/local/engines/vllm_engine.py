@@ -1,32 +1,56 @@
-"""The ``vllm`` engine: a ``vllm serve`` process per variant, behind the local model server.
+"""The ``vllm`` engine: vLLM's OpenAI server per replica, behind the local model server.
 
-Owns launching and stopping ``vllm serve`` with the flags the controller renders, GPU memory
-capped so both variants fit on one GPU; the server in front still measures and injects faults.
-:meth:`VllmEngine.start` refuses without ``vllm`` and an NVIDIA GPU. Not exercised by CI. See
-docs/local.md, "Engines".
+Owns finding a Python that imports vLLM (:func:`find_vllm_python`), the server's command line
+(the flags the controller renders; on a machine without an NVIDIA GPU the CPU-safe defaults,
+:func:`cpu_defaults`), starting it, waiting until it answers and stopping it. The server in front
+still measures and injects faults. Every failure to start is an :class:`EngineError` of one line,
+then the tail of vLLM's log where there is one. ``tests/local/test_up_vllm.py`` runs it on vLLM's
+CPU build. See docs/local.md, "Engines".
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 
 from controlplane.local.engines.base import Chunk, EngineError, EngineKind, Generation, HostClock
+from controlplane.local.vllm_engine import given, server_command
 from controlplane.profiles.catalog import Catalog
 from controlplane.serving.vllm_args import vllm_flags
 from controlplane.spec.models import ModelSpec, VariantSpec
 
 READY_TIMEOUT_S = 900.0
 STOP_TIMEOUT_S = 20.0
+PROBE_TIMEOUT_S = 60.0
+PYTHON_ENV = "CONTROLPLANE_VLLM_PYTHON"
+"""Names the Python to run vLLM with, when vLLM is installed in an environment of its own."""
+CPU_KV_CACHE_GIB = "1"
+"""``VLLM_CPU_KVCACHE_SPACE`` unless set: on the CPU platform ``--gpu-memory-utilization`` is a
+share of the host's memory (``vllm/v1/worker/cpu_worker.py``), which two engines at the capped
+0.45 would not both get; an explicit KV-cache size takes its place."""
+LOG_TAIL_LINES = 20
+_REASON = re.compile(r"(\w*(Error|Exception)|\berror)[:,] ")
+_PROBE = "import importlib.util, sys; sys.exit(importlib.util.find_spec('vllm') is None)"
+_HELP = (
+    f"install vLLM into this Python (pip install vllm) or name the Python of an environment "
+    f"that has it in {PYTHON_ENV}"
+)
 
 
 def gpu_present() -> bool:
@@ -41,9 +65,102 @@ def gpu_present() -> bool:
     return out.returncode == 0 and "GPU" in out.stdout
 
 
+@dataclass(frozen=True)
+class VllmPython:
+    """The interpreter that runs vLLM, and whether it runs isolated (``-E``: another
+    environment's Python, which must import its own packages, not ours)."""
+
+    path: str
+    isolated: bool
+
+
+def _imports_vllm(python: str) -> bool:
+    try:
+        done = subprocess.run(
+            [python, "-E", "-c", _PROBE], capture_output=True, timeout=PROBE_TIMEOUT_S, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def _shebang(script: str) -> str | None:
+    """The interpreter a console script names on its first line, if it is a Python."""
+    try:
+        with open(script, "rb") as file:
+            first = file.readline(4096).decode(errors="replace")
+    except OSError:
+        return None
+    if not first.startswith("#!"):
+        return None
+    parts = first[2:].split()
+    return parts[0] if parts and "python" in Path(parts[0]).name else None
+
+
+def find_vllm_python(env: Mapping[str, str] | None = None) -> VllmPython:
+    """The Python to run vLLM with: the one :data:`PYTHON_ENV` names (it must import vLLM), else
+    this one when it imports vLLM, else the one the ``vllm`` command on ``PATH`` runs with. An
+    :class:`EngineError` when none does."""
+    env = os.environ if env is None else env
+    named = env.get(PYTHON_ENV, "")
+    if named:
+        exe = shutil.which(named)
+        if exe is None:
+            raise EngineError(f"{PYTHON_ENV}={named}: no such program")
+        if not _imports_vllm(exe):
+            raise EngineError(f"{PYTHON_ENV}={named} cannot import vllm; {_HELP}")
+        return VllmPython(exe, isolated=True)
+    if importlib.util.find_spec("vllm") is not None:
+        return VllmPython(sys.executable, isolated=False)
+    script = shutil.which("vllm", path=env.get("PATH"))
+    interpreter = _shebang(script) if script is not None else None
+    if interpreter is not None and _imports_vllm(interpreter):
+        return VllmPython(interpreter, isolated=True)
+    raise EngineError(f"--engine vllm: no vLLM found ({sys.executable} cannot import it); {_HELP}")
+
+
 def model_location(storage_uri: str) -> str:
-    """What ``vllm serve`` takes: ``hf://org/name`` -> ``org/name``; paths unchanged."""
-    return storage_uri.removeprefix("hf://")
+    """What vLLM's ``--model`` takes: ``hf://org/name`` -> ``org/name``, ``file://PATH`` ->
+    ``PATH``; a path or a Hugging Face id unchanged."""
+    return storage_uri.removeprefix("hf://").removeprefix("file://")
+
+
+def local_model_problem(storage_uri: str) -> str | None:
+    """Why vLLM cannot load ``storage_uri`` on this machine, or None: a scheme other than
+    ``hf://`` and ``file://`` (a cluster's storage), or a path that does not exist. A bare
+    ``org/name`` that is no folder here is a Hugging Face id, as vLLM reads it."""
+    scheme, sep, _ = storage_uri.partition("://")
+    if sep and scheme not in ("hf", "file"):
+        return (
+            f"storageUri {storage_uri} is a cluster's storage; --engine vllm loads hf:// models "
+            "and paths on this machine"
+        )
+    where = model_location(storage_uri)
+    local = scheme == "file" or where.startswith(("/", "./", "../", "~"))
+    if local and not Path(where).expanduser().exists():
+        return f"model path {where} does not exist"
+    return None
+
+
+def log_reason(log: str) -> str | None:
+    """The last line of ``log`` that states an error (``...Error: ...``, pydantic's ``Value
+    error, ...``), cut to 200 characters: the reason to put first, above vLLM's traceback."""
+    found = None
+    for line in log.splitlines():
+        if _REASON.search(line):
+            found = line.strip()
+    return found[:200] if found else None
+
+
+def cpu_defaults(flags: Sequence[str]) -> list[str]:
+    """What vLLM's CPU platform needs unless the variant's flags say otherwise: float32 (bf16
+    kernels die with SIGILL on CPUs without AVX512-BF16) and eager mode (no compilation)."""
+    out = []
+    if not given(flags, "--dtype"):
+        out.append("--dtype=float32")
+    if not (given(flags, "--enforce-eager") or given(flags, "--no-enforce-eager")):
+        out.append("--enforce-eager")
+    return out
 
 
 def _free_port() -> int:
@@ -54,7 +171,7 @@ def _free_port() -> int:
 
 
 class VllmEngine:
-    """One ``vllm serve`` process; generation through its OpenAI API."""
+    """One vLLM OpenAI server process; generation through its OpenAI API."""
 
     kind: EngineKind = "vllm"
     clock: HostClock = HostClock()
@@ -69,6 +186,10 @@ class VllmEngine:
         )
         self.flags = vllm_flags(model, self.variant, catalog, path=f"spec.{variant.name}")
         self.port = 0
+        self.cpu = False
+        """Whether vLLM runs on its CPU platform (no NVIDIA GPU here); set by :meth:`start`."""
+        self.log: Path | None = None
+        self._logs: tempfile.TemporaryDirectory[str] | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._load = 0.0
@@ -76,37 +197,78 @@ class VllmEngine:
 
     @property
     def description(self) -> str:
-        return f"vllm serve {model_location(self.variant.storage_uri)} {' '.join(self.flags)}"
+        where = "CPU" if self.cpu else "GPU"
+        log = f" (log {self.log})" if self.log is not None else ""
+        args = " ".join(self.arguments())
+        return f"vLLM on the {where}: {args}{log}"
 
-    def command(self, exe: str = "vllm") -> list[str]:
+    def arguments(self) -> list[str]:
+        """vLLM's OpenAI server flags: the model, loopback, the served name, on a CPU its
+        defaults (:func:`cpu_defaults`), then the rendered flags (the variant's ``args`` last,
+        so they win)."""
         return [
-            exe,
-            "serve",
-            model_location(self.variant.storage_uri),
+            f"--model={model_location(self.variant.storage_uri)}",
             "--host=127.0.0.1",
             f"--port={self.port}",
             f"--served-model-name={self.model.name}",
+            *(cpu_defaults(self.flags) if self.cpu else []),
             *self.flags,
         ]
 
+    def command(self, python: VllmPython) -> list[str]:
+        return server_command(python.path, self.arguments(), isolated=python.isolated)
+
+    def environment(self, base: Mapping[str, str]) -> dict[str, str]:
+        """The server's environment: ``base``, on a CPU with a KV cache of
+        :data:`CPU_KV_CACHE_GIB` unless ``base`` sizes it."""
+        env = dict(base)
+        if self.cpu:
+            env.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KV_CACHE_GIB)
+        return env
+
+    def log_tail(self) -> str:
+        if self.log is None or not self.log.exists():
+            return ""
+        with self.log.open(errors="replace") as file:
+            return "".join(deque(file, maxlen=LOG_TAIL_LINES)).rstrip()
+
+    def _failed(self, what: str) -> EngineError:
+        tail = self.log_tail()
+        reason = log_reason(tail)
+        said = f": {reason}" if reason else ""
+        said += f"; its log ends with:\n{tail}" if tail else ""
+        return EngineError(f"vLLM for {self.variant.name} {what}{said}")
+
     async def start(self) -> None:
-        exe = shutil.which("vllm")
-        if exe is None:
-            raise EngineError("--engine vllm needs the `vllm` command (pip install vllm)")
-        if not await asyncio.to_thread(gpu_present):
-            raise EngineError("--engine vllm needs an NVIDIA GPU (nvidia-smi lists none)")
+        problem = local_model_problem(self.variant.storage_uri)
+        if problem is not None:
+            raise EngineError(f"--engine vllm, {self.variant.name}: {problem}")
+        python = await asyncio.to_thread(find_vllm_python)
+        self.cpu = not await asyncio.to_thread(gpu_present)
         self.port = _free_port()
-        self._process = subprocess.Popen(
-            self.command(exe),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        self._logs = tempfile.TemporaryDirectory(prefix="canaryctl-vllm-")
+        self.log = Path(self._logs.name) / f"{self.model.name}-{self.variant.name}.log"
+        try:
+            with self.log.open("wb") as out:
+                self._process = subprocess.Popen(
+                    self.command(python),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=self.environment(os.environ),
+                    start_new_session=True,  # its engine core and workers: one group to stop
+                )
+            await self._until_ready(self._process)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _until_ready(self, process: subprocess.Popen[bytes]) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600))
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise EngineError(f"vllm serve exited with {self._process.returncode}")
+            if process.poll() is not None:
+                raise self._failed(f"exited with {process.returncode} while starting")
             try:
                 async with self._session.get(f"http://127.0.0.1:{self.port}/health") as r:
                     if r.status == 200:
@@ -114,8 +276,7 @@ class VllmEngine:
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(1.0)
-        await self.stop()
-        raise EngineError(f"vllm serve was not ready after {READY_TIMEOUT_S:g}s")
+        raise self._failed(f"did not answer /health within {READY_TIMEOUT_S:g}s")
 
     async def stop(self) -> None:
         if self._session is not None:
@@ -129,6 +290,9 @@ class VllmEngine:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 await asyncio.to_thread(process.wait)
+        logs, self._logs = self._logs, None
+        if logs is not None:
+            logs.cleanup()
 
     def count_tokens(self, text: str) -> int:
         return max(1, len(text) // 4)  # an estimate; vLLM's own count is in its usage block
@@ -164,7 +328,8 @@ class VllmEngine:
         try:
             async with self._session.post(url, json=body) as response:
                 if response.status != 200:
-                    raise EngineError(f"vllm answered HTTP {response.status}")
+                    said = (await response.text())[:300]
+                    raise EngineError(f"vllm answered HTTP {response.status}: {said}")
                 async for raw in response.content:
                     line = raw.decode(errors="replace").strip()
                     if not line.startswith("data: ") or line == "data: [DONE]":
