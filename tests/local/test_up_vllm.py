@@ -36,12 +36,20 @@ import yaml
 from support.canaries import canary_dict
 from support.extras import vllm_cpu
 from support.local import PYTHON, ROOT, UP_PROGRAM
+from support.realnode import XDIST_GROUP
 
 from controlplane.local.engines.vllm_engine import PYTHON_ENV
 from controlplane.local.vllm_engine import SERVER_MODULE
 from harness import vllm_cpu as engine
 
-pytestmark = [pytest.mark.binary, pytest.mark.slow, pytest.mark.timeout(900), vllm_cpu()]
+pytestmark = [
+    pytest.mark.binary,
+    pytest.mark.slow,
+    pytest.mark.timeout(900),
+    vllm_cpu(),
+    # two engines of about 4 GB each: never beside the real node's vLLM pods (up to three)
+    pytest.mark.xdist_group(XDIST_GROUP),
+]
 
 INT8_KERNEL = "CompressedTensorsW8A8Int8"
 """What vLLM 0.32's log names for the W8A8-INT8 linear method it loaded."""
