@@ -19,7 +19,13 @@ from support.history import History, standard_scenario
 from support.prometheus import start_shared
 from support.scenario import history_end
 
-pytest_plugins = ["support.tiers", "support.skips", "support.realkube", "pytester"]
+pytest_plugins = [
+    "support.tiers",
+    "support.skips",
+    "support.realkube",
+    "support.traffic_summary",
+    "pytester",
+]
 
 
 @pytest.fixture(scope="session")

@@ -40,8 +40,9 @@ from support.peers import (
     peers_stack,
     rollouts_run,
 )
-from support.real_traffic import REPORT_ENV, Stack
+from support.real_traffic import Stack
 from support.realnode import MARKS
+from support.traffic_summary import REPORT_ENV
 
 from harness.peers.render import CANDIDATES, Pace
 from harness.peers.run import start_flagger, start_rollouts

@@ -24,9 +24,9 @@ vLLM and the kubelet do next is theirs); the throttle is the kernel's CFS bandwi
 the container's real cgroup, and the latency is what vLLM measured. Nothing in the engine is
 injected. A network delay (``tc qdisc ... netem``) is not possible here: this machine's kernel
 has no ``netem`` queueing discipline ("Specified qdisc kind is unknown"); and vLLM's histograms
-would not see it, only a gateway's would. The answers per phase (sent,
-failed, by code) are printed and, with ``CONTROLPLANE_TRAFFIC_REPORT`` set, written as
-``real-vllm.json``.
+would not see it, only a gateway's would. The answers per phase (sent, failed, by code) are
+written as ``real-vllm-<canary>.json`` where ``CONTROLPLANE_TRAFFIC_REPORT`` says, and the run
+prints them at its end (:mod:`support.traffic_summary`).
 """
 
 from __future__ import annotations

@@ -50,6 +50,7 @@ from support.chart import Helm, service_account_kubeconfig
 from support.real_serving import GPU
 from support.realnode import until
 from support.traffic_report import Answer, Phase, Seen, in_effect, phases, tally
+from support.traffic_summary import REPORT_ENV
 
 RATE = 6.0
 """Requests per second per canary."""
@@ -62,7 +63,6 @@ GPUS = 16
 tests' canaries keep what they ended with."""
 DEADLINE_S = 180
 """The controller's progress deadline."""
-REPORT_ENV = "CONTROLPLANE_TRAFFIC_REPORT"
 RELEASE, RELEASE_NAMESPACE = "canary", "controlplane-system"
 """The chart's release the controller's ServiceAccount comes from."""
 
