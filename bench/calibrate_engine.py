@@ -53,8 +53,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import heapq
-import itertools
 import json
 import math
 import os
@@ -76,6 +74,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 from controlplane.local.engines.base import Generation, ModelClock
 from controlplane.local.engines.simulated import BATCH_SLOWDOWN, SimulatedEngine, Speed
+from harness.virtual_host import VirtualHost
 
 SECTION = "## The simulated engine, calibrated"
 COMMAND = "python bench/calibrate_engine.py"
@@ -301,37 +300,6 @@ def measure_real(loads: Sequence[tuple[int, int]], requests: int) -> dict[str, A
 
 
 # ----------------------------------------------------------------------------- the simulated engine
-
-
-class VirtualHost:
-    """A host clock that only moves when every task waits: each wait ends at its deadline, in
-    order, so the simulated engine's figures are its model's alone (no wall clock)."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-        self._waits: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._order = itertools.count()
-
-    def monotonic(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        if seconds <= 0:
-            await asyncio.sleep(0)
-            return
-        future = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waits, (self.t + seconds, next(self._order), future))
-        await future
-
-    async def run(self, until: asyncio.Future[Any]) -> None:
-        while not until.done():
-            for _ in range(20):  # every task runs until it waits
-                await asyncio.sleep(0)
-            if not self._waits:
-                continue
-            deadline, _, future = heapq.heappop(self._waits)
-            self.t = max(self.t, deadline)
-            future.set_result(None)
 
 
 async def _simulate_load(

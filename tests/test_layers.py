@@ -94,6 +94,7 @@ def test_every_package_has_a_nested_contract_that_places_every_module() -> None:
         "providers",
         "servers",
         "tiny_model",
+        "virtual_host",
         "tools",
         "vllm_cpu",
     }

@@ -4,14 +4,13 @@ which a step or a delay lasts its seconds from when it began, however late the h
 
 The host here is a fake clock: a sleep advances it by what was asked plus a stall the test plants
 (:class:`FakeHost`), or a scheduler of virtual time whose process runs late after every wait
-(:class:`BusyHost`), so every figure is exact and nothing depends on this machine's speed.
+(:class:`harness.virtual_host.VirtualHost`), so every figure is exact and nothing depends on
+this machine's speed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 import math
 from collections.abc import AsyncIterator
 
@@ -22,6 +21,7 @@ from controlplane.local.engines.base import Chunk, Generation, HostClock, ModelC
 from controlplane.local.engines.simulated import SimulatedEngine, Speed
 from controlplane.local.inject import Faults
 from controlplane.local.server import Identity, ModelServer
+from harness.virtual_host import VirtualHost
 
 STEP_S = 0.01
 PREFILL_S = 1e-4
@@ -145,45 +145,6 @@ def test_a_stall_of_the_host_is_not_charged_to_the_simulated_model() -> None:
     assert stamps[-1] == pytest.approx(first_step + 2 * STEP_S)
 
 
-class BusyHost:
-    """Virtual time with one process that the host runs late: every wait of the process ends
-    when its deadline has come and the host has given it a core again, ``late`` seconds after
-    the deadline when the process was idle until then (another job had the cores), at once when
-    it was already running (the deadline passed while it ran).
-
-    :meth:`run` is the host: it wakes the waits in the order of their deadlines, after letting
-    every task that can run, run."""
-
-    def __init__(self, late: float) -> None:
-        self.t = 0.0
-        self.late = late
-        self._waits: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._order = itertools.count()
-
-    def monotonic(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        if seconds <= 0:
-            await asyncio.sleep(0)
-            return
-        future = asyncio.get_running_loop().create_future()
-        # a wait of a rounding error still lasts a microsecond, as a real sleep lasts a while
-        heapq.heappush(self._waits, (self.t + max(seconds, 1e-6), next(self._order), future))
-        await future
-
-    async def run(self, until: asyncio.Future[None]) -> None:
-        while not until.done():
-            for _ in range(50):  # the process runs until every task waits
-                await asyncio.sleep(0)
-            if not self._waits:
-                continue
-            deadline, _, future = heapq.heappop(self._waits)
-            if deadline > self.t:  # the process was idle: it runs late
-                self.t = deadline + self.late
-            future.set_result(None)
-
-
 def _ttfts_under_open_loop(late: float) -> list[float]:
     """Times to first token, on the engine's clock, of requests sent every ``GAP_S`` of the
     host's time (open loop, as ``up --load`` sends) to an engine that serves one at a time, on a
@@ -199,7 +160,7 @@ def _ttfts_under_open_loop(late: float) -> list[float]:
     )
 
     async def main() -> list[float]:
-        host = BusyHost(late)
+        host = VirtualHost(late)
         clock = ModelClock(host.monotonic, host.sleep)
         engine = SimulatedEngine(speed, "test", seed=1, clock=clock)
         ttfts: list[float] = []
