@@ -37,8 +37,9 @@ def check_not_ready(tick: Tick, obs: Observations) -> None:
 
 SERVING_GRACE_INTERVALS = 2
 """Analysis intervals a candidate that takes users' traffic may stay not ready. The gateway
-answers its share with errors meanwhile that no error source may count (Traefik v3.6 answers
-503 for a Service with no ready endpoint and adds nothing to that service's counters)."""
+answers its share with errors meanwhile that no error source may count (Traefik v3.6.12 answers
+503 for a Service with no ready endpoint and counts nothing for it: docs/rollback.md, "What
+triggers a rollback", cites its source)."""
 
 
 def lost_readiness_limit(tick: Tick, deadline_s: float) -> tuple[float, str, str]:
