@@ -42,8 +42,9 @@ PYTHON_ENV = "CONTROLPLANE_VLLM_PYTHON"
 """Names the Python to run vLLM with, when vLLM is installed in an environment of its own."""
 CPU_KV_CACHE_GIB = "1"
 """``VLLM_CPU_KVCACHE_SPACE`` unless set: on the CPU platform ``--gpu-memory-utilization`` is a
-share of the host's memory (``vllm/v1/worker/cpu_worker.py``), which two engines at the capped
-0.45 would not both get; an explicit KV-cache size takes its place."""
+share of the host's memory (vllm-cpu 0.32.0, ``vllm/v1/worker/cpu_worker.py``), which two
+engines at the capped 0.45 would not both get; the variable (``vllm/platforms/cpu.py``) sets the
+KV cache's size instead."""
 LOG_TAIL_LINES = 20
 _REASON = re.compile(r"(\w*(Error|Exception)|\berror)[:,] ")
 _PROBE = "import importlib.util, sys; sys.exit(importlib.util.find_spec('vllm') is None)"
