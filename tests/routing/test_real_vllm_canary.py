@@ -201,6 +201,27 @@ def variant_pods(stack: Stack, name: str, variant: str) -> list[dict[str, Any]]:
     return [p for p in pods(stack, name) if p["metadata"]["labels"].get(label) == variant]
 
 
+def each_engine_core_while_stepping(
+    stack: Stack, name: str, stop: threading.Event, fault: Callable[[int], None]
+) -> None:
+    """Once ``name``'s first step has started, call ``fault`` with the pid of every engine core
+    of its candidate's pods, looking again every half second (a restarted one included) until
+    ``stop`` is set."""
+    until(
+        lambda: (
+            stop.is_set()
+            or any(h["type"] == "StepStarted" for h in status(stack, name).get("history", []))
+        ),
+        "the first step",
+        600,
+    )
+    while not stop.is_set():
+        for pod in variant_pods(stack, name, CANDIDATE):
+            for pid in engine_cores(pod):
+                fault(pid)
+        stop.wait(0.5)
+
+
 DEADLINE = "600s"
 """The controller's progress deadline, which no test here reaches: it only bounds a candidate's
 start. vLLM loads in about 100 s here, three to over five minutes while two engines start on two
@@ -325,27 +346,18 @@ def test_a_candidate_throttled_to_a_tenth_of_a_cpu_is_rolled_back_on_latency(
     name = "throttled"
     throttled: dict[Path, str] = {}
 
+    def throttle(pid: int) -> None:
+        folder = cpu_cgroup(pid)
+        if folder is None:
+            return
+        quota = folder / "cpu.cfs_quota_us"
+        before = quota.read_text().strip()
+        if before != str(QUOTA_US):
+            throttled.setdefault(folder, before)
+            quota.write_text(str(QUOTA_US))
+
     def throttle_while_stepping(stop: threading.Event) -> None:
-        until(
-            lambda: (
-                stop.is_set()
-                or any(h["type"] == "StepStarted" for h in status(stack, name).get("history", []))
-            ),
-            "the first step",
-            600,
-        )
-        while not stop.is_set():
-            for pod in variant_pods(stack, name, CANDIDATE):
-                for pid in engine_cores(pod):
-                    folder = cpu_cgroup(pid)
-                    if folder is None:
-                        continue
-                    quota = folder / "cpu.cfs_quota_us"
-                    before = quota.read_text().strip()
-                    if before != str(QUOTA_US):
-                        throttled.setdefault(folder, before)
-                        quota.write_text(str(QUOTA_US))
-            time.sleep(0.5)
+        each_engine_core_while_stepping(stack, name, stop, throttle)
         # the fault ends with the test: a pod still stopping does so at its own speed, and the
         # next test's engines start beside it
         for folder, before in throttled.items():
@@ -374,21 +386,12 @@ def test_a_candidate_whose_engine_keeps_dying_is_rolled_back_and_nothing_fails_a
     name = "killed"
     killed: list[int] = []
 
+    def kill(pid: int) -> None:
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
     def kill_while_stepping(stop: threading.Event) -> None:
-        until(
-            lambda: (
-                stop.is_set()
-                or any(h["type"] == "StepStarted" for h in status(stack, name).get("history", []))
-            ),
-            "the first step",
-            600,
-        )
-        while not stop.is_set():
-            for pod in variant_pods(stack, name, CANDIDATE):
-                for pid in engine_cores(pod):
-                    os.kill(pid, signal.SIGKILL)
-                    killed.append(pid)
-            time.sleep(0.5)
+        each_engine_core_while_stepping(stack, name, stop, kill)
 
     load, got = run(stack, name, "rolled_back", kill_while_stepping)
     final = status(stack, name)
