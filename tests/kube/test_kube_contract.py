@@ -48,6 +48,8 @@ class Backend:
     collects_garbage: bool
     watch_s: float
     """How long a watch that waits for a bookmark lasts (the real one comes 2 s before)."""
+    cluster: Any = None
+    """The real server's cluster (its metrics say when a watch is open); None for the fake."""
 
 
 def _etcd_url(loopback: Any) -> str:
@@ -91,6 +93,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
         lambda: new_namespace(kube, "other"),
         False,
         4.0,
+        loopback,
     )
 
 
@@ -289,17 +292,19 @@ def test_watch_delivers_changes_in_order(backend: Backend) -> None:
 
 def during_watch(backend: Backend, write: Callable[[], Obj]) -> tuple[threading.Thread, list[Obj]]:
     """Run ``write`` once the watch about to be read is open (the fake says when; the real
-    server is given half a second), on a thread; what it wrote lands in the list."""
+    server's gauge of open watches shows it), on a thread; what it wrote lands in the list."""
+    if backend.cluster is not None:
+        from support.realkube import write_once_watching
+
+        return write_once_watching(backend.cluster, "configmaps", write)
     done: list[Obj] = []
 
     def run() -> None:
-        if isinstance(backend.kube, FakeKube):
-            for _ in range(10_000):
-                if backend.kube.open_watches:
-                    break
-                time.sleep(0.001)
-        else:
-            time.sleep(0.5)
+        assert isinstance(backend.kube, FakeKube)
+        for _ in range(10_000):
+            if backend.kube.open_watches:
+                break
+            time.sleep(0.001)
         done.append(write())
 
     thread = threading.Thread(target=run, daemon=True)

@@ -275,22 +275,21 @@ def test_real_server_410_relists_and_prunes(
 
 
 @pytest.mark.binary
-def test_real_server_bookmarks_move_the_version(real_kube: RealKube, real_ns: str) -> None:
-    from support.realkube import new_namespace
+def test_real_server_bookmarks_move_the_version(
+    loopback: Any, real_kube: RealKube, real_ns: str
+) -> None:
+    from support.realkube import new_namespace, write_once_watching
 
     real_kube.create(api_canary("quiet", namespace=real_ns))
     ctrl = controller(real_kube, Clock(), real_ns)
     ctrl.poll(timeout_s=1.0)
     before = int(ctrl.watch._rv[real_ns] or 0)
     elsewhere = new_namespace(real_kube, "noise")
-    wrote: list[Obj] = []
-
-    def write() -> None:
-        time.sleep(0.5)
-        wrote.append(real_kube.create(api_canary("noise", namespace=elsewhere)))
-
-    thread = threading.Thread(target=write, daemon=True)
-    thread.start()
+    thread, wrote = write_once_watching(
+        loopback,
+        "modelcanaries",
+        lambda: real_kube.create(api_canary("noise", namespace=elsewhere)),
+    )
     ctrl.poll(timeout_s=4.0)  # the server's bookmark comes 2 s before the end
     thread.join()
     assert ctrl.stats.bookmarks >= 1

@@ -21,6 +21,10 @@ binaries first, with ``make kube-tools``).
 from __future__ import annotations
 
 import itertools
+import ssl
+import threading
+import time
+import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -101,6 +105,43 @@ def new_namespace(kube: RealKube, prefix: str = "t") -> str:
     name = f"{prefix}-{next(_names)}"
     kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
     return name
+
+
+def open_watches(cluster: LoopbackCluster, resource: str) -> int:
+    """The WATCH requests on ``resource`` (plural, as in its URL) the API server holds open now,
+    from its ``apiserver_longrunning_requests`` gauge: a test that must write while a watch
+    is open waits for this to rise instead of guessing how long the open takes."""
+    request = urllib.request.Request(cluster.server + "/metrics")
+    request.add_header("Authorization", f"Bearer {cluster.token}")
+    context = ssl.create_default_context(cafile=str(cluster.ca))
+    with urllib.request.urlopen(request, context=context, timeout=30) as answer:
+        text = answer.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith("apiserver_longrunning_requests{"):
+            continue
+        if 'verb="WATCH"' in line and f'resource="{resource}"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
+
+
+def write_once_watching(
+    cluster: LoopbackCluster, resource: str, write: Callable[[], Any]
+) -> tuple[threading.Thread, list[Any]]:
+    """On a thread: wait until one more watch on ``resource`` is open than now, then ``write``
+    (what it returned lands in the list). Start the watch after calling this."""
+    before = open_watches(cluster, resource)
+    done: list[Any] = []
+
+    def run() -> None:
+        deadline = time.monotonic() + 60  # bounds a hang only
+        while open_watches(cluster, resource) <= before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        done.append(write())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, done
 
 
 @pytest.fixture
