@@ -174,7 +174,13 @@ def test_a_kserve_router_promotion_rolls_the_stable_pods_without_failing_a_reque
     promoted_at = time_value(final["history"][-1]["time"])
     before = {a.variant for a in load.answers if a.sent < promoted_at}
     assert before == {STABLE}, (before, rows)
+    # once the old pods are gone from Traefik's endpoints only the candidate answers: how long
+    # that takes after the finish is the machine's, so no window is assumed; the switch must
+    # come while the load still runs (it runs 25 s past the finish) and hold for its last
+    # 40 requests (about 7 s at 6 a second), which a mixed tail would fail
     finished = time_value(final["controller"]["finishedAt"])
-    late = {a.variant for a in load.answers if a.sent > finished + 3.0}
-    assert late == {CANDIDATE}, (late, rows)
+    after = sorted((a for a in load.answers if a.sent > finished), key=lambda a: a.sent)
+    last_stable = max((i for i, a in enumerate(after) if a.variant != CANDIDATE), default=-1)
+    tail = after[last_stable + 1 :]
+    assert len(tail) >= 40, ([(round(a.sent - finished, 1), a.variant) for a in after], rows)
     assert "FinalizePending" in got[NAME]["events"], got[NAME]["events"]
