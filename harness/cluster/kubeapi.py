@@ -416,15 +416,30 @@ class LoopbackCluster:
     ) -> Any:
         """One authenticated call as the admin (for setup; the product uses RealKube)."""
         data = None if body is None else json.dumps(body).encode()
+        raw = self._read(method, path, data, content_type, "application/json", timeout)
+        return json.loads(raw) if raw else None
+
+    def text(self, path: str, *, timeout: float = 30.0) -> str:
+        """A GET of a plain-text path as the admin (``/metrics``: the server's own metrics)."""
+        return self._read("GET", path, None, "", "text/plain", timeout).decode()
+
+    def _read(
+        self,
+        method: str,
+        path: str,
+        data: bytes | None,
+        content_type: str,
+        accept: str,
+        timeout: float,
+    ) -> bytes:
         req = urllib.request.Request(self.server + path, data=data, method=method)
         req.add_header("Authorization", f"Bearer {self.token}")
-        req.add_header("Accept", "application/json")
+        req.add_header("Accept", accept)
         if data is not None:
             req.add_header("Content-Type", content_type)
         context = ssl.create_default_context(cafile=str(self.ca))
         with urllib.request.urlopen(req, context=context, timeout=timeout) as response:
-            raw = response.read()
-        return json.loads(raw) if raw else None
+            return bytes(response.read())
 
     def stop(self) -> None:
         """Terminate kube-apiserver, then etcd, and wait (kill after 10 s). Safe to call twice."""

@@ -61,6 +61,7 @@ from harness.peers.render import (
 )
 from harness.peers.run import USER_AGENTS
 from support.adoption import adopting_canary, live_isvc
+from support.prometheus import exposed_sum
 from support.real_serving import GPU
 from support.real_traffic import (
     RELEASE,
@@ -153,13 +154,10 @@ def prometheus_queries(prometheus: str) -> float:
     the query handlers, read from its ``/metrics`` (it does not scrape itself here)."""
     with urllib.request.urlopen(f"{prometheus}/metrics", timeout=10) as response:
         text = response.read().decode()
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith("prometheus_http_requests_total{") and any(
-            f'handler="{h}"' in line for h in QUERY_HANDLERS.split("|")
-        ):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+    handlers = set(QUERY_HANDLERS.split("|"))
+    return exposed_sum(
+        text, "prometheus_http_requests_total", lambda labels: labels.get("handler") in handlers
+    )
 
 
 def writes(stack: Stack, tool: str, start: float, end: float) -> int:

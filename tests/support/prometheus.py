@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from controlplane.local.prometheus import (
     PrometheusServer,
@@ -30,6 +31,7 @@ from controlplane.local.prometheus import (
 __all__ = [
     "PrometheusServer",
     "PrometheusSetupError",
+    "exposed_sum",
     "shared_tsdb",
     "start_alertmanager",
     "start_prometheus",
@@ -37,6 +39,17 @@ __all__ = [
 ]
 
 Writer = Callable[[Path], Sequence[Path]]
+
+
+def exposed_sum(text: str, sample: str, match: Callable[[dict[str, str]], bool]) -> float:
+    """The sum of the ``sample`` series (its exposed name: ``..._total`` for a counter) in the
+    Prometheus text exposition ``text`` whose labels ``match`` accepts."""
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == sample and match(s.labels)
+    )
 
 
 def _run_dir(factory: pytest.TempPathFactory) -> Path:

@@ -21,10 +21,8 @@ binaries first, with ``make kube-tools``).
 from __future__ import annotations
 
 import itertools
-import ssl
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +34,7 @@ from controlplane.kube.client import Ref
 from controlplane.kube.real import RealKube
 from harness.cluster.kubeapi import LoopbackCluster, start_cluster
 from harness.cluster.upstream_crds import all_crds
+from support.prometheus import exposed_sum
 
 _names = itertools.count(1)
 
@@ -111,17 +110,11 @@ def open_watches(cluster: LoopbackCluster, resource: str) -> int:
     """The WATCH requests on ``resource`` (plural, as in its URL) the API server holds open now,
     from its ``apiserver_longrunning_requests`` gauge: a test that must write while a watch
     is open waits for this to rise instead of guessing how long the open takes."""
-    request = urllib.request.Request(cluster.server + "/metrics")
-    request.add_header("Authorization", f"Bearer {cluster.token}")
-    context = ssl.create_default_context(cafile=str(cluster.ca))
-    with urllib.request.urlopen(request, context=context, timeout=30) as answer:
-        text = answer.read().decode()
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith("apiserver_longrunning_requests{"):
-            continue
-        if 'verb="WATCH"' in line and f'resource="{resource}"' in line:
-            total += float(line.rsplit(" ", 1)[1])
+    total = exposed_sum(
+        cluster.text("/metrics"),
+        "apiserver_longrunning_requests",
+        lambda labels: labels.get("verb") == "WATCH" and labels.get("resource") == resource,
+    )
     return int(total)
 
 
