@@ -60,7 +60,7 @@ def _is_served(api_version: str, kind: str) -> bool:
     )
 
 
-def _standard(obj: Obj) -> bool:
+def standard(obj: Obj) -> bool:
     annotations = obj["metadata"].get("annotations") or {}
     return bool(annotations.get(MODE_ANNOTATION, "Serverless") != "Serverless")
 
@@ -79,6 +79,12 @@ def model_of(entry: Obj) -> Obj:
     return dict((entry.get("predictor") or {}).get("model") or {})
 
 
+RUNTIME_IMAGE = "kserve/huggingfaceserver:latest"
+"""The image of that runtime as KServe v0.20.0 installs it: ``huggingfaceserver:replace`` in
+``config/runtimes/kserve-huggingfaceserver.yaml``, renamed by ``config/runtimes/
+kustomization.yaml`` (an API server refuses a Deployment whose container has no image)."""
+
+
 def pod_template(isvc: str, predictor: Obj, labels: dict[str, str]) -> Obj:
     """The predictor Deployment's pod template as KServe makes it: the predictor's labels, the
     storage URI kept in an annotation for the storage initializer, and the engine container
@@ -87,7 +93,7 @@ def pod_template(isvc: str, predictor: Obj, labels: dict[str, str]) -> Obj:
     model = predictor.get("model") or {}
     annotations = {SOURCE_URI: model["storageUri"]} if model.get("storageUri") else {}
     args = [f"--model_name={isvc}", *RUNTIME_ARGS, *(model.get("args") or [])]
-    container = {"name": "kserve-container", "args": args}
+    container = {"name": "kserve-container", "image": RUNTIME_IMAGE, "args": args}
     if model.get("resources"):
         container["resources"] = model["resources"]
     return {
@@ -248,7 +254,7 @@ class FakeKServe:
                 self._pending.pop(ref, None)
                 self._history.setdefault(ref, _History()).handled = pending.generation
             self._kube.system_replace_status(ref, status)
-            if ref.kind == "InferenceService" and _standard(obj):
+            if ref.kind == "InferenceService" and standard(obj):
                 self._deployments(obj)
             if ref.kind == "LLMInferenceService":
                 self._member_routes(ref.namespace or "default")

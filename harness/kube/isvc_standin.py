@@ -8,7 +8,8 @@ own client: its requests are not the controller's) and, ``ready_after_s`` after 
 ``metadata.generation`` without a matching ``status.observedGeneration``, writes through the
 status subresource the very status documents FakeKServe writes (conditions Ready /
 PredictorReady / IngressReady, ``url``, ``address(es)``, ``components.predictor``,
-``observedGeneration``): the same controller sees the same world on the fake and the real server.
+``observedGeneration``) and, in Standard mode, the predictor Deployments with ready replicas
+FakeKServe keeps: the same controller sees the same world on the fake and the real server.
 
 Tick-driven like the fake (:meth:`tick` applies what is due, :meth:`pending` says when the next
 is), on an injected clock; :meth:`never_ready` scripts a candidate that never loads.
@@ -23,7 +24,7 @@ from typing import Any
 
 from controlplane.errors import Conflict, KubeError, NotFound
 from controlplane.kube.client import KubeClient, Obj, Ref, WatchEvent
-from harness.kube.fake_kserve import FakeKServe, member_routes
+from harness.kube.fake_kserve import FakeKServe, member_routes, standard
 
 SERVED = (
     ("serving.kserve.io/v1beta1", "InferenceService"),
@@ -36,6 +37,29 @@ class _NoListener:
 
     def add_listener(self, listener: Callable[[WatchEvent], None]) -> None:
         del listener
+
+
+class _Writes:
+    """What FakeKServe's Deployment bookkeeping (``_deployments``) asks of a FakeKube, on a
+    real client: the predictor Deployments KServe keeps, with their status written as ready
+    (no kube-controller-manager runs here to roll them out)."""
+
+    def __init__(self, kube: KubeClient) -> None:
+        self._kube = kube
+
+    def list(self, api_version: str, kind: str, namespace: str, **kwargs: Any) -> list[Obj]:
+        return self._kube.list(api_version, kind, namespace, **kwargs)
+
+    def delete(self, ref: Ref) -> None:
+        with contextlib.suppress(NotFound):
+            self._kube.delete(ref)
+
+    def apply(self, obj: Obj, *, field_manager: str) -> Obj:
+        return self._kube.apply(obj, field_manager=field_manager)
+
+    def system_replace_status(self, ref: Ref, status: Obj) -> None:
+        live = self._kube.get(ref)
+        self._kube.replace_status({**live, "status": status})
 
 
 @dataclass
@@ -61,7 +85,9 @@ class IsvcStandin:
         self._now = now
         self.ready_after_s = ready_after_s
         # the fake's status documents (and its Knative revision bookkeeping), byte for byte
-        self._render: Any = FakeKServe(_NoListener(), now=now)  # type: ignore[arg-type]
+        render: Any = FakeKServe(_NoListener(), now=now)  # type: ignore[arg-type]
+        render._kube = _Writes(kube)  # its Deployments go to the real server
+        self._render = render
         self._pending: dict[Ref, _Pending] = {}
         self._handled: dict[Ref, int] = {}  # the generation last made Ready
         self._never: set[str] = set()
@@ -129,6 +155,8 @@ class IsvcStandin:
             self._handled[ref] = pending.generation
             del self._pending[ref]
             done.append(ref)
+            if ref.kind == "InferenceService" and standard(obj):
+                self._render._deployments(obj)  # the replicas the capacity plan waits for
             if ref.kind == "LLMInferenceService":
                 self._member_routes(ref.namespace or "default")
         return done
