@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support.canaries import CANDIDATE, model_canary
+from support.canaries import CANDIDATE, WRITTEN_OUT, model_canary
 
 from controlplane.local import serve
 from controlplane.local.engines import make_engine
@@ -26,7 +26,7 @@ from controlplane.spec.load import load_file
 from controlplane.spec.models import ModelCanary, VariantSpec
 
 ROOT = Path(__file__).resolve().parents[2]
-SPECS = sorted((ROOT / "canary").glob("*.yml"))
+SPECS = WRITTEN_OUT
 CATALOG = load_catalog()
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from support.canaries import CANDIDATE, SHADOW, STABLE, canary_dict
+from support.canaries import CANDIDATE, SHADOW, STABLE, WRITTEN_OUT, canary_dict
 from support.serverside import Refused, apply_and_compare, in_namespace
 
 from controlplane.cli.main import main
@@ -30,7 +30,7 @@ from controlplane.validation import validated_file
 from harness.cluster.kubeapi import LoopbackCluster
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = sorted((ROOT / "canary").glob("*.yml"))
+EXAMPLES = WRITTEN_OUT
 CATALOG = load_catalog()
 ROUTERS = sorted(CAPABILITIES)
 LLAMA = "hf://meta-llama/Llama-3.1-8B-Instruct"

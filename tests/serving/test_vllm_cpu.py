@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+from support.canaries import WRITTEN_OUT
 from support.extras import vllm_cpu
 
 from controlplane.errors import ProfileError, SpecError
@@ -29,7 +30,7 @@ from harness import vllm_cpu as engine
 
 pytestmark = [pytest.mark.binary, pytest.mark.timeout(600), vllm_cpu()]
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "canary").glob("*.yml"))
+EXAMPLES = WRITTEN_OUT
 KSERVE_OWN = "--model_name="
 """The KServe Hugging Face runtime's own flag; it passes the rest to vLLM's parser."""
 

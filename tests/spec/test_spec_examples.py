@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from controlplane.cli.main import main
 from controlplane.spec.models import ModelCanary
 from controlplane.validation import check_file, validated_file
 
@@ -20,7 +21,32 @@ def test_the_promised_examples_exist() -> None:
         "prompt-variant.yml",
         "cohort-tier1.yml",
         "fp8-h100.yml",
+        "gpu-budget.yml",
+        "adopted.yml",
     }
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_example_validates_with_no_warning(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """What ``canaryctl validate`` prints of each example: no warning and no overloaded step
+    (the plan's lines are notes)."""
+    assert main(["validate", str(path)]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[-1] == "1 file(s) valid"
+    assert not [line for line in lines if ": warning: " in line or "would run at" in line], lines
+    assert not [line for line in lines if "does NOT fit" in line], lines
+
+
+def test_the_budget_and_the_adopted_examples_show_what_they_are_named_for() -> None:
+    budget = load("gpu-budget.yml").spec
+    assert budget.capacity is not None
+    assert budget.capacity.max_gpus is not None
+    assert budget.plan is budget.capacity
+    adopted = load("adopted.yml").spec
+    assert adopted.adopted
+    assert adopted.plan is None
+    judges = {c.judge for step in adopted.steps for c in step.rollback_on}
+    assert "sequential" in judges
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])

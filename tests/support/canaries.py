@@ -39,9 +39,16 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from controlplane.spec.models import ModelCanary
+
+EXAMPLE_FILES = sorted((Path(__file__).resolve().parents[2] / "canary").glob("*.yml"))
+"""Every example spec in ``canary/``."""
+WRITTEN_OUT = [p for p in EXAMPLE_FILES if "targetRef:" not in p.read_text()]
+"""The examples whose stable is written out, not adopted from a cluster: what ``render``,
+``up`` and the engine's flags take with no cluster to read the live service from."""
 
 API_VERSION = "canary.controlplane.dev/v1alpha1"
 NAME = "support-triage"
