@@ -7,7 +7,7 @@ the other, on the same spec, load and seed:
 
 - ``before``: ``canary/four-week.yml``'s schedule (5 %, 25 %, 75 % for 7 days each, then all
   traffic), time-scaled, its healthy NF4 candidate, fixed replicas (stable 2, candidate 1: the
-  example's, no ``capacity`` block);
+  example's, with ``capacity: {mode: fixed, acceptOverload: true}``, as the plan is the default);
 - ``after``: the same spec with ``capacity: {maxGPUs: 4}``: each variant's replicas follow the
   plan (:mod:`controlplane.capacity.plan`), scaled up before the weights move and down after.
 
@@ -116,6 +116,8 @@ def bench_canary(planned: bool) -> ModelCanary:
     ]
     if planned:
         spec["capacity"] = {"maxGPUs": MAX_GPUS, "typicalRequest": TYPICAL}
+    else:  # the plan is the default: the overload this case measures has to be asked for
+        spec["capacity"] = {"mode": "fixed", "acceptOverload": True, "typicalRequest": TYPICAL}
     name = "four-week-capacity.yml" if planned else "four-week-fixed.yml"
     return validated_text(yaml.safe_dump(data, sort_keys=False), name)[0]
 

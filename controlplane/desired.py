@@ -45,7 +45,7 @@ def desired_objects(
     objs = _configmaps(canary)
     counts: dict[Role, int] | None = None
     planned = capacity_plan.fixed_replicas(canary)
-    if canary.spec.capacity is not None:
+    if canary.spec.plan is not None:
         planned = replicas or planned_replicas(canary, catalog, weight, mirror, outcome)
         counts = {"stable": planned.stable, "candidate": planned.candidate}
     tops = capacity_plan.ceilings(canary, _share(weight, mirror, outcome), planned)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from controlplane.analysis import resolution
 from controlplane.analysis.sequential import support as sequential_support
+from controlplane.capacity import notes as capacity_notes
 from controlplane.capacity import plan as capacity_plan
 from controlplane.capacity.estimate import sizes_of
 from controlplane.errors import Problem, ProfileError, SpecError
@@ -27,6 +28,7 @@ from controlplane.serving.versions import version_problems, vllm_version
 from controlplane.spec import rules
 from controlplane.spec.document import Document
 from controlplane.spec.load import build, parse_text, read_source
+from controlplane.spec.models import SINGLE_SERVICE_ROUTERS
 from controlplane.spec.paths import Loc, format_path
 from controlplane.spec.words import did_you_mean
 
@@ -85,7 +87,6 @@ class ProductRules:
         ]
 
 
-SINGLE_SERVICE_ROUTERS = ("kserve", "kserve-knative")
 """Routers that serve both variants from one InferenceService, whose canary replicas KServe
 derives itself (docs/capacity.md, "Routers")."""
 
@@ -172,7 +173,7 @@ def adoption_problems(canary: ModelCanary) -> list[Problem]:
             "adopted stable"
         )
         found.append(Problem(path="spec.candidate.systemPrompt", message=message))
-    if canary.spec.capacity is not None:
+    if canary.spec.capacity is not None and canary.spec.capacity.mode == "plan":
         message = (
             "capacity would resize the adopted stable as traffic leaves it, and the canary never "
             "rewrites the live service before promotion: size the candidate with its replicas "
@@ -209,23 +210,31 @@ def autoscaling_problems(canary: ModelCanary) -> list[Problem]:
 
 
 def capacity_problems(canary: ModelCanary, catalog: Catalog) -> list[Problem]:
-    """``spec.capacity`` on a router that cannot size each variant on its own, or a plan that
-    holds more GPUs than its budget at some moment (the first such change is named). An unknown
+    """A capacity plan asked for on a router that cannot size each variant on its own, a plan
+    that holds more GPUs than its budget at some moment (the first such change is named), or
+    fixed replicas that a variant outgrows at some step without ``acceptOverload``. An unknown
     GPU is the variant rule's to report."""
-    spec = canary.spec.capacity
-    if spec is None:
-        return []
+    asked = canary.spec.capacity
     router = canary.spec.traffic.router
-    if router in SINGLE_SERVICE_ROUTERS:
+    if asked is not None and asked.mode == "plan" and router in SINGLE_SERVICE_ROUTERS:
         message = (
             f"the {router} router serves both variants from one InferenceService, whose canary "
             "replicas KServe sizes itself: capacity follows traffic on gateway-api, istio and "
-            "llmisvc"
+            "llmisvc (mode: fixed says so here)"
         )
         return [Problem(path="spec.capacity", message=message)]
     try:
         sizes = sizes_of(canary, catalog)
     except ProfileError:
+        return []
+    if asked is not None and asked.mode == "fixed":
+        overload = capacity_notes.fixed_overload(canary, sizes)
+        if overload is None or asked.accept_overload:
+            return []
+        message = f"{overload}: remove mode fixed to follow the plan, or set acceptOverload"
+        return [Problem(path="spec.capacity.mode", message=message)]
+    spec = canary.spec.plan
+    if spec is None:
         return []
     stages = capacity_plan.rollout_plan(canary, sizes, capacity_plan.sized_demand(canary, sizes))
     overrun = capacity_plan.first_overrun(stages, sizes)

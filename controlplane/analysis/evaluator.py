@@ -21,7 +21,7 @@ from controlplane.promql import queries
 from controlplane.promql import sequential as sequential_promql
 from controlplane.promql.http_errors import HttpSource
 from controlplane.rollout.observations import CheckResult, DueCheck, Observations
-from controlplane.spec.models import CapacitySpec, CheckSpec, MetricSpec, ModelCanary
+from controlplane.spec.models import CheckSpec, MetricSpec, ModelCanary
 
 if TYPE_CHECKING:  # the judge loads numpy and scipy: only a sequential check imports it
     from controlplane.analysis.sequential.check import CheckLook, Counts
@@ -441,7 +441,7 @@ def with_loads(
     result = replace(result, load_candidate=cand, load_stable=base)
     if cand is None or base is None or min(cand, base) <= 0:
         return result
-    allowed = (canary.spec.capacity or CapacitySpec()).max_load_ratio
+    allowed = canary.spec.capacity_or_default().max_load_ratio
     ratio = max(cand, base) / min(cand, base)
     if ratio <= allowed:
         return result
@@ -506,7 +506,7 @@ def demand(canary: ModelCanary, ask: _Once, mirror: bool = False) -> float | Non
     """Requests per second users sent the variants over the analysis window, with
     ``spec.capacity`` (None without it, or when it cannot be read: the plan then sizes for
     what the stable's replicas were sized for)."""
-    if canary.spec.capacity is None:
+    if canary.spec.plan is None:
         return None
     variants = [canary.spec.stable.name]
     if not mirror:

@@ -1,8 +1,8 @@
 """What people read of the capacity plan: the lines ``canaryctl validate`` and ``render`` print.
 
-Owns the words of the plan (:func:`plan_lines`, :func:`point_line`) and, without
-``spec.capacity``, the first step where fixed replicas would be overloaded
-(:func:`fixed_overload`). Called by ``canaryctl validate`` and ``render``.
+Owns the words of the plan (:func:`plan_lines`, :func:`point_line`) and, with fixed replicas,
+the first step where they would be overloaded (:func:`fixed_overload`, a problem for
+validation unless accepted). Called by ``canaryctl validate``, ``render`` and validation.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from controlplane.capacity import plan
 from controlplane.capacity.estimate import sizes_of
 from controlplane.errors import ProfileError
 from controlplane.profiles.catalog import Catalog
+from controlplane.spec.models import SINGLE_SERVICE_ROUTERS
 
 if TYPE_CHECKING:
     from controlplane.spec.models import ModelCanary
@@ -23,21 +24,22 @@ def _replicas(replicas: plan.Replicas, sizes: plan.Sizes) -> str:
 
 
 def fixed_overload(canary: ModelCanary, sizes: plan.Sizes) -> str | None:
-    """Without ``spec.capacity``: the first step where the candidate's fixed replicas would run
-    past what they serve, for the traffic the stable's replicas were sized for; else None."""
-    if canary.spec.capacity is not None:
-        return None
+    """With fixed replicas (no plan, :attr:`~controlplane.spec.models.ModelCanarySpec.plan`,
+    on a router where the controller sizes them): the first step where the candidate's
+    replicas would run past what they serve, for the traffic the stable's replicas were sized
+    for; else None."""
+    if canary.spec.plan is not None or canary.spec.traffic.router in SINGLE_SERVICE_ROUTERS:
+        return None  # planned, or KServe sizes the canary's replicas itself
     demand = plan.sized_demand(canary, sizes)
     fixed = plan.fixed_replicas(canary)
-    for i, step in enumerate(canary.spec.steps):
+    for i, step in enumerate(canary.spec.steps):  # the last is 100 %: the promotion's load
         use = plan.utilisation(sizes, demand, plan.Share(step.weight), fixed)
         if use.candidate is not None and use.candidate > 1.0:
             return (
-                f"capacity: at step {i + 1} ({step.weight} %) the candidate's "
-                f"{fixed.candidate} replica(s) would run at {use.candidate:.0%} of what they "
-                f"serve ({sizes.candidate.source}) for the traffic the stable's {fixed.stable} "
-                "were sized for; spec.capacity sizes each variant to its share at every step "
-                "(docs/capacity.md)"
+                f"capacity: at step {i + 1} ({step.weight} %) the candidate's {fixed.candidate} "
+                f"replica(s) would run at {use.candidate:.0%} of what they serve "
+                f"({sizes.candidate.source}) for the traffic the stable's {fixed.stable} were "
+                "sized for"
             )
     return None
 
@@ -48,10 +50,14 @@ def plan_lines(canary: ModelCanary, catalog: Catalog) -> list[str]:
         sizes = sizes_of(canary, catalog)
     except ProfileError:
         return []
-    if canary.spec.capacity is None:
+    spec = canary.spec.plan
+    if spec is None:
         line = fixed_overload(canary, sizes)
-        return [line] if line is not None else []
-    spec = canary.spec.capacity
+        if line is None:
+            return []
+        if canary.spec.capacity is not None:  # mode fixed: refused unless accepted
+            return [f"{line} (acceptOverload)"]
+        return [f"{line}; the replicas are the spec's: an adopted stable is not resized"]
     demand = plan.sized_demand(canary, sizes)
     stages = plan.rollout_plan(canary, sizes, demand)
     budget = plan.budget_gpus(canary, sizes)
@@ -77,15 +83,35 @@ def plan_lines(canary: ModelCanary, catalog: Catalog) -> list[str]:
         f"capacity: at most {peak} GPUs at once, rollbacks included: {fits} {limit}; "
         f"promoted, the candidate holds {end} GPUs where the stable held {before}"
     )
-    return lines
+    hours = gpu_hours_line(canary, sizes, stages)
+    return [*lines, hours] if hours is not None else lines
+
+
+def gpu_hours_line(
+    canary: ModelCanary, sizes: plan.Sizes, stages: list[plan.Stage] | None = None
+) -> str | None:
+    """The GPU-hours the plan holds over the steps with a duration, against the stable alone
+    (None when no step has a duration)."""
+    if stages is None:
+        stages = plan.rollout_plan(canary, sizes, plan.sized_demand(canary, sizes))
+    held, alone = plan.step_gpu_hours(canary, stages, sizes)
+    if alone <= 0:
+        return None
+    days = alone / (canary.spec.stable.replicas * sizes.stable.gpus) / 24.0
+    return (
+        f"capacity: the steps hold {held:,.0f} GPU-hours over {days:g} days, where the stable "
+        f"alone holds {alone:,.0f} ({held / alone - 1:+.0%})"
+    )
 
 
 def point_line(canary: ModelCanary, catalog: Catalog, replicas: plan.Replicas) -> str | None:
     """``render``'s line for one rollout point: each variant's replicas and GPUs there."""
-    if canary.spec.capacity is None:
+    if canary.spec.plan is None:
         return None
     try:
         sizes = sizes_of(canary, catalog)
     except ProfileError:
         return None
-    return f"capacity here: {_replicas(replicas, sizes)}"
+    here = f"capacity here: {_replicas(replicas, sizes)}"
+    hours = gpu_hours_line(canary, sizes)
+    return here if hours is None else f"{here}; {hours.removeprefix('capacity: ')}"

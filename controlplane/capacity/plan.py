@@ -137,7 +137,7 @@ def replicas_at(canary: ModelCanary, sizes: Sizes, demand_rps: float, share: Sha
     """Each variant's replicas at ``share``: the stable sized to its share (none at 100 %), the
     candidate to its share and never below ``candidate.replicas`` (the fewest it runs: at
     weight 0 it still has to be Ready). Without ``spec.capacity``: :func:`fixed_replicas`."""
-    spec = canary.spec.capacity
+    spec = canary.spec.plan
     if spec is None:
         return fixed_replicas(canary)
     stable = needed(demand_rps, share.stable_percent, sizes.stable, spec)
@@ -155,7 +155,7 @@ def ceilings(canary: ModelCanary, share: Share, floor: Replicas) -> Replicas:
         if variant.autoscaling is None:
             return floor_count
         top = variant.autoscaling.max_replicas
-        if canary.spec.capacity is None:
+        if canary.spec.plan is None:
             return max(floor_count, top)
         if percent <= 0:
             return floor_count
@@ -175,7 +175,7 @@ def fixed_replicas(canary: ModelCanary) -> Replicas:
 def budget_gpus(canary: ModelCanary, sizes: Sizes) -> int | None:
     """The GPUs the rollout may hold at once: ``maxGPUs``, and the stable's full size plus
     ``maxSurgeGPUs``, whichever is less; None when the spec sets neither."""
-    spec = canary.spec.capacity
+    spec = canary.spec.plan
     if spec is None:
         return None
     limits: list[int] = []
@@ -233,6 +233,22 @@ def rollout_plan(canary: ModelCanary, sizes: Sizes, demand_rps: float) -> list[S
         stages.append(Stage(name, entry, back))
         current = share
     return stages
+
+
+def step_gpu_hours(canary: ModelCanary, stages: list[Stage], sizes: Sizes) -> tuple[float, float]:
+    """The GPU-hours the plan holds over the steps that have a duration (each step at its
+    ``after`` replicas for its whole duration), and what the stable alone held at its full size
+    over the same time: the price of the rollout against not running one."""
+    steps = {f"step {i + 1}": s for i, s in enumerate(canary.spec.steps)}
+    held = alone = 0.0
+    for stage in stages:
+        step = steps.get(stage.name)
+        if step is None or step.duration is None:
+            continue
+        hours = step.duration.seconds / 3600.0
+        held += stage.entry.after.gpus(sizes) * hours
+        alone += canary.spec.stable.replicas * sizes.stable.gpus * hours
+    return held, alone
 
 
 def first_overrun(stages: list[Stage], sizes: Sizes) -> tuple[Stage, Change] | None:

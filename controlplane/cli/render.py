@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         weight, mirror, outcome = point_of(canary, args)
         objs += objects_at(canary, catalog, weight, mirror, outcome)
         here = None
-        if canary.spec.capacity is not None:
+        if canary.spec.plan is not None:
             replicas = planned_replicas(canary, catalog, weight, mirror, outcome)
             here = point_line(canary, catalog, replicas)
         for line in [*notes(canary, catalog), *([here] if here else [])]:

@@ -18,6 +18,7 @@ from controlplane.controller.context import Ctx, event
 from controlplane.errors import CapacityPending, NotFound
 from controlplane.kube.client import KubeClient, Obj, Ref
 from controlplane.profiles.catalog import Catalog
+from controlplane.routing.ownership import Claimant, foreign_reason
 from controlplane.serving import object_names
 from controlplane.serving.render import isvc_name
 from controlplane.spec.models import ModelCanary
@@ -76,9 +77,10 @@ def scale(
 ) -> list[str]:
     """Ask each variant's serving object for its count of ``replicas`` (and, autoscaling, at
     most its count of ``ceilings``) where it asks for others; the names of those changed, with
-    their new bounds."""
+    their new bounds. An object of that name that is not the canary's is left alone."""
     api_version, kind = _served_kind(canary)
     tops = ceilings if ceilings is not None else replicas
+    claimant = Claimant.of_canary(canary)
     changed: list[str] = []
     for role in ROLES:
         name = isvc_name(canary, role)  # type: ignore[arg-type]
@@ -87,6 +89,8 @@ def scale(
             live = kube.get(ref)
         except NotFound:
             continue  # not deployed (yet, or released): nothing to size
+        if foreign_reason(live, claimant) is not None:
+            continue  # not the canary's: the deploy refuses it and says so, nothing is sized
         count = _count(replicas, role)
         top = max(count, 1, _count(tops, role))
         if kind == "LLMInferenceService":
@@ -124,7 +128,7 @@ def demand_of(ctx: Ctx, sizes: plan.Sizes) -> float:
 
 def observe(ctx: Ctx, demand_rps: float | None) -> None:
     """Keep the demand an evaluation read (``status.capacity.demandRps``) for the effects."""
-    if ctx.canary.spec.capacity is None or demand_rps is None:
+    if ctx.canary.spec.plan is None or demand_rps is None:
         return
     was = ctx.book.capacity
     if was is None:
@@ -193,7 +197,7 @@ def before_weights(kube: KubeClient, ctx: Ctx, catalog: Catalog) -> bool:
     """Scale up for the weights the state calls for and say whether they may be set (every
     variant whose share rises is ready at its ``before`` replicas). True without a plan."""
     canary = ctx.canary
-    if canary.spec.capacity is None:
+    if canary.spec.plan is None:
         return True
     target = plan.Share(ctx.state.weight, ctx.state.mirror)
     source = source_share(ctx)
@@ -213,7 +217,7 @@ def after_weights(kube: KubeClient, ctx: Ctx, catalog: Catalog) -> None:
     """Once the state's weights are verified: each variant at its replicas for them (the one
     whose share fell scaled down)."""
     canary = ctx.canary
-    if canary.spec.capacity is None or ctx.unverified:
+    if canary.spec.plan is None or ctx.unverified:
         return
     sizes = sizes_of(canary, catalog)
     share = plan.Share(ctx.state.weight, ctx.state.mirror)
@@ -228,7 +232,7 @@ def before_outcome(kube: KubeClient, ctx: Ctx, catalog: Catalog, promoted: bool)
     """Before the outcome goes on the router: the winner sized for all the traffic and ready
     (the loser keeps what it runs until it is released). True when the outcome may go on."""
     canary = ctx.canary
-    if canary.spec.capacity is None:
+    if canary.spec.plan is None:
         return True
     sizes = sizes_of(canary, catalog)
     target = plan.Share(100 if promoted else 0)
@@ -256,7 +260,7 @@ def record(kube: KubeClient, ctx: Ctx, catalog: Catalog) -> None:
     weights, the ready replicas, the GPUs they hold and the GPU-hours held since the rollout
     began, summed at each write."""
     canary, state = ctx.canary, ctx.state
-    if canary.spec.capacity is None:
+    if canary.spec.plan is None:
         return
     sizes = sizes_of(canary, catalog)
     demand = demand_of(ctx, sizes)

@@ -33,6 +33,7 @@ from controlplane.rollout.state import RolloutState, spec_hash
 from controlplane.routing.base import Outcome as RouterOutcome
 from controlplane.routing.base import Router
 from controlplane.serving.render import LABEL_ROLE
+from controlplane.spec.defaults import as_begun
 from controlplane.spec.endpoints import EndpointPolicy, endpoint_problems
 from controlplane.spec.models import ModelCanary
 from controlplane.spec.units import Duration
@@ -250,6 +251,7 @@ class Reconciler:
             self._invalid(obj, [Problem(p.path, p.message) for p in exc.problems], now)
             return Done(None)
         fresh = state or schedule.initial_state(canary, now)
+        canary = as_begun(canary, fresh.defaults)  # a rollout keeps the defaults it began under
         ctx = Ctx(obj, canary, fresh, st.read_book(previous), now)
         if state is None or previous.get("phase") == "invalid":  # type: ignore[union-attr]
             persist(self.kube, ctx)  # the decision to start (or go on) comes before any effect

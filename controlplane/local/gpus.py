@@ -12,7 +12,7 @@ from controlplane.capacity import plan
 from controlplane.capacity.estimate import sizes_of
 from controlplane.errors import ProfileError
 from controlplane.profiles.catalog import Catalog
-from controlplane.spec.models import CapacitySpec, ModelCanary
+from controlplane.spec.models import ModelCanary
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ class GpuAccount:
 
     def __init__(self, canary: ModelCanary, catalog: Catalog) -> None:
         self.canary = canary
-        self.planned = canary.spec.capacity is not None
+        self.planned = canary.spec.plan is not None
         """Whether the replicas follow the capacity plan (``spec.capacity``)."""
         self.sizes = self._sizes(catalog)
         self.ledger = GpuLedger()
@@ -149,7 +149,7 @@ class GpuAccount:
         if self.sizes is None:
             return plan.fixed_replicas(self.canary)
         spec = self.canary.spec
-        capacity = spec.capacity or CapacitySpec()
+        capacity = spec.capacity_or_default()
         candidate = plan.needed(self.demand(), 100, self.sizes.candidate, capacity)
         return plan.Replicas(spec.stable.replicas, max(candidate, spec.candidate.replicas))
 

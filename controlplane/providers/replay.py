@@ -48,7 +48,7 @@ def replay_queries(canary: ModelCanary) -> list[str]:
                     found.append(queries.load_query(canary, variant.name, window))
                 except SpecError:
                     continue
-    if canary.spec.capacity is not None:
+    if canary.spec.plan is not None:
         variants = [canary.spec.stable.name, canary.spec.candidate.name]
         window = canary.spec.analysis.window.seconds
         with contextlib.suppress(SpecError):

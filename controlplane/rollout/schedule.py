@@ -10,6 +10,7 @@ from __future__ import annotations
 from controlplane.rollout.observations import TIME_SLACK_S, DueCheck
 from controlplane.rollout.state import RolloutState, spec_hash
 from controlplane.spec.check_keys import PROMOTE_KEY, shadow_check, step_check
+from controlplane.spec.defaults import DEFAULTS
 from controlplane.spec.models import ModelCanary
 
 __all__ = [
@@ -29,7 +30,11 @@ _EPS = TIME_SLACK_S
 def initial_state(spec: ModelCanary, now: float) -> RolloutState:
     """A fresh rollout of ``spec`` created at ``now``: pending, candidate not yet deployed."""
     return RolloutState(
-        spec_hash=spec_hash(spec), stage="pending", started_at=now, stage_started_at=now
+        spec_hash=spec_hash(spec),
+        stage="pending",
+        started_at=now,
+        stage_started_at=now,
+        defaults=DEFAULTS,
     )
 
 

@@ -234,6 +234,8 @@ class RolloutState:
     waits for ``promote``. ``noop``: candidate equals stable. ``waiting``: why a pending rollout has
     not started (worded by :func:`controlplane.rollout.wording.pending_why`). ``unready_since``:
     when a started rollout's candidate was first seen not ready (None: ready when last read).
+    ``defaults``: the spec defaults the rollout began under (:mod:`controlplane.spec.defaults`;
+    None: written before they were kept, the first).
     """
 
     spec_hash: str
@@ -262,6 +264,7 @@ class RolloutState:
     noop: bool = False
     waiting: str | None = None
     unready_since: Time | None = None
+    defaults: int | None = None
 
     @property
     def step(self) -> int:

@@ -399,13 +399,25 @@ class ReplicaRates(_Model):
 
 
 class CapacitySpec(_Model):
-    """Size each variant's replicas to its share of the traffic at every step (docs/capacity.md).
+    """How each variant's replicas are sized at every step (docs/capacity.md).
 
-    Present: the controller scales the candidate up (and waits for it to be Ready) before its
-    weight rises, and the stable down only once traffic has left it; ``stable.replicas`` is the
-    stable's full size and ``candidate.replicas`` the fewest the candidate runs. Absent: both
-    run their ``replicas`` throughout.
+    ``mode: plan`` (the default, also when ``spec.capacity`` is absent on a router that lets
+    the controller size replicas): the controller scales the candidate up (and waits for it to
+    be Ready) before its weight rises, and the stable down only once traffic has left it;
+    ``stable.replicas`` is the stable's full size and ``candidate.replicas`` the fewest the
+    candidate runs. ``mode: fixed``: both run their ``replicas`` throughout, refused where that
+    overloads a variant at some step unless ``acceptOverload`` says so.
     """
+
+    mode: Literal["plan", "fixed"] = Field(
+        default="plan",
+        description="plan: replicas follow each variant's share; fixed: each runs its replicas",
+    )
+    accept_overload: bool = Field(
+        default=False,
+        description="With mode fixed: run even where a variant's replicas would serve more "
+        "than they can at some step (validation refuses it otherwise)",
+    )
 
     max_gpus: int | None = Field(
         default=None,
@@ -487,6 +499,12 @@ class GitWriteBackSpec(_Model):
     credentials_secret_ref: SecretKeyRef | None = None
 
 
+_DEFAULT_CAPACITY = CapacitySpec()
+
+SINGLE_SERVICE_ROUTERS = ("kserve", "kserve-knative")
+"""The routers that serve both variants from one InferenceService."""
+
+
 class ModelCanarySpec(_Model):
     """``spec`` of a ModelCanary."""
 
@@ -522,7 +540,19 @@ class ModelCanarySpec(_Model):
 
     def capacity_or_default(self) -> CapacitySpec:
         """``capacity``, or the defaults of one (what a plan without it is reckoned with)."""
-        return self.capacity if self.capacity is not None else CapacitySpec()
+        return self.capacity if self.capacity is not None else _DEFAULT_CAPACITY
+
+    @property
+    def plan(self) -> CapacitySpec | None:
+        """The capacity plan the replicas follow, None where each variant runs its fixed
+        ``replicas``: ``capacity`` unless its mode is fixed; without it, the default plan,
+        except on the routers that serve both variants from one InferenceService (KServe
+        sizes its canary itself) and with an adopted stable (the live service is the user's)."""
+        if self.capacity is not None:
+            return None if self.capacity.mode == "fixed" else self.capacity
+        if self.traffic.router in SINGLE_SERVICE_ROUTERS or self.adopted:
+            return None
+        return _DEFAULT_CAPACITY
 
     @property
     def adopted(self) -> bool:

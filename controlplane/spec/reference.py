@@ -38,8 +38,9 @@ MEANINGS: dict[tuple[str, str], str] = {
     ("ModelCanarySpec", "steps"): "the traffic schedule; weights increase, the last is 100",
     ("ModelCanarySpec", "shadow"): "optional mirrored-traffic phase before the steps",
     ("ModelCanarySpec", "budget"): "optional daily spend limit on the candidate",
-    ("ModelCanarySpec", "capacity"): "optional: size each variant's replicas to its share at every "
-    "step, within a GPU budget ([capacity](capacity.md))",
+    ("ModelCanarySpec", "capacity"): "how replicas are sized: absent, each variant follows its "
+    "share at every step (but on `kserve`, `kserve-knative` and with an adopted stable); a GPU "
+    "budget; or `mode: fixed` ([capacity](capacity.md))",
     ("ModelCanarySpec", "alerts"): "where outcomes are announced",
     ("ModelCanarySpec", "gitWriteBack"): "revert the candidate in git after an automatic rollback",
     ("ModelCanarySpec", "gates"): "Argo Workflows that must succeed before steps or promotion "
@@ -93,8 +94,8 @@ MEANINGS: dict[tuple[str, str], str] = {
     "required unless `targetRef`",
     ("VariantSpec", "gpuCount"): "GPUs per replica (tensor parallel)",
     ("VariantSpec", "replicas"): "serving replicas",
-    ("VariantSpec", "autoscaling"): "autoscale between `replicas` and `maxReplicas`; with "
-    "`spec.capacity`, both bounds follow the variant's share ([capacity](capacity.md))",
+    ("VariantSpec", "autoscaling"): "autoscale between `replicas` and `maxReplicas`; under "
+    "the capacity plan, both bounds follow the variant's share ([capacity](capacity.md))",
     ("VariantAutoscaling", "maxReplicas"): "the most replicas, at all the traffic",
     ("VariantAutoscaling", "queue"): "scale on vLLM's waiting requests with KEDA (KServe's `keda` "
     "autoscaler class) instead of KServe's default autoscaler",
@@ -157,6 +158,10 @@ MEANINGS: dict[tuple[str, str], str] = {
     ("ShadowSpec", "duration"): "the shadow phase fails when it lasts longer than this",
     ("ShadowSpec", "promoteOn"): "the phase passes when this holds for its `for`",
     ("ShadowSpec", "rollbackOn"): "checks whose breach fails the shadow phase",
+    ("CapacitySpec", "mode"): "`plan` (default): replicas follow each variant's share; "
+    "`fixed`: each runs its `replicas`, refused where a variant is overloaded at some step",
+    ("CapacitySpec", "acceptOverload"): "with `mode: fixed`, run even where a variant's "
+    "replicas are overloaded at some step",
     ("CapacitySpec", "maxGPUs"): "GPUs both variants may hold at once, at every moment",
     ("CapacitySpec", "maxSurgeGPUs"): "GPUs beyond the stable's full size the rollout may hold",
     ("CapacitySpec", "headroom"): "share of each replica's capacity kept spare (0.2: run at 80 %)",

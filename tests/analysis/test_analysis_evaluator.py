@@ -10,6 +10,7 @@ from controlplane.errors import NoData, ProviderQueryError, ProviderUnavailable
 from controlplane.promql import queries
 from controlplane.providers.replay import ReplayProvider, chunks, replay_queries
 from controlplane.rollout.observations import DueCheck
+from controlplane.spec.models import ModelCanary
 from harness.providers import Answer, StaticProvider
 
 CANARY = model_canary()
@@ -19,6 +20,15 @@ PLANS = {k: queries.check_queries(CANARY, c) for k, c in queries.all_checks(CANA
 LATENCY = PLANS["steps[0].rollbackOn[0]"]
 KPI = PLANS["steps[1].rollbackOn[0]"]
 COST = queries.cost_query(CANARY)
+
+
+def demand_of(canary: ModelCanary) -> str:
+    """The demand query the default capacity plan reads (both variants, the analysis window)."""
+    names = [canary.spec.stable.name, canary.spec.candidate.name]
+    return queries.demand_query(canary, names, canary.spec.analysis.window.seconds)
+
+
+DEMAND = demand_of(CANARY)
 assert LATENCY.samples is not None
 assert KPI.stable is not None
 assert COST is not None
@@ -75,7 +85,7 @@ def test_compare_baseline_asks_both_variants() -> None:
     assert result.value == pytest.approx(-0.1)
     assert (result.candidate, result.stable, result.samples) == (0.63, 0.70, None)
     # ... and, since the check compares them, each variant's load (none here: left out)
-    assert {q for q, _ in provider.calls} == {KPI.candidate, KPI.stable, COST, *LOADS}
+    assert {q for q, _ in provider.calls} == {KPI.candidate, KPI.stable, COST, DEMAND, *LOADS}
     assert (result.load_candidate, result.load_stable) == (None, None)
 
 
@@ -163,9 +173,10 @@ def test_spend(answer: Answer | None, spend: float | None, spend_error: bool) ->
 
 def test_no_budget_means_no_spend_query() -> None:
     provider = StaticProvider()
-    observations = evaluate(model_canary(budget=None), [], provider, NOW)
+    canary = model_canary(budget=None)
+    observations = evaluate(canary, [], provider, NOW)
     assert observations.spend is None
-    assert provider.calls == []
+    assert [q for q, _ in provider.calls] == [demand_of(canary)]  # the plan's, no spend
 
 
 def test_unrenderable_query_is_inconclusive_not_a_crash() -> None:
@@ -239,14 +250,15 @@ def test_replay_prefetch_fails_when_the_source_is_down() -> None:
 
 def test_replay_plan_covers_every_query_of_the_example() -> None:
     plan = replay_queries(CANARY)
-    wanted = {q for p in PLANS.values() for q in p.all()} | {COST} | set(LOADS)
+    wanted = {q for p in PLANS.values() for q in p.all()} | {COST, DEMAND} | set(LOADS)
     assert set(plan) == wanted
     # 8 the verdicts need, the stable variant of the three absolute built-in checks (display),
-    # and the two variants' loads a breached comparison (the KPI drift) reads
+    # the two variants' loads a breached comparison (the KPI drift) reads, and the demand the
+    # default capacity plan sizes replicas for
     shown = {p.stable_shown for p in PLANS.values() if p.stable_shown is not None}
     assert len(shown) == 3
     assert shown <= set(plan)
-    assert len(plan) == len(set(plan)) == 8 + 3 + 2
+    assert len(plan) == len(set(plan)) == 8 + 3 + 2 + 1
 
 
 @pytest.mark.parametrize(

@@ -40,8 +40,9 @@ def test_with_capacity_both_bounds_follow_the_share() -> None:
     assert bounds(canary, 75) == {"bf16": (1, 2), "nf4": (2, 3)}
 
 
-def test_without_capacity_the_users_range_is_kept_at_every_step() -> None:
-    canary = model_canary(shadow=None, stable={**STABLE, "autoscaling": {"maxReplicas": 6}})
+def test_with_fixed_replicas_the_users_range_is_kept_at_every_step() -> None:
+    scaled = {**STABLE, "autoscaling": {"maxReplicas": 6}}
+    canary = model_canary(shadow=None, stable=scaled, capacity={"mode": "fixed"})
     for weight in (0, 25, 75):
         assert bounds(canary, weight) == {"bf16": (2, 6), "nf4": (1, 1)}
 

@@ -16,10 +16,10 @@ from controlplane.validation import check_file, check_object
 RATES = {"stable": 10.0, "candidate": 8.0}
 
 
-def write(tmp_path: Path, **spec: object) -> Path:
+def write(tmp_path: Path, candidate: object = None, **spec: object) -> Path:
     data = canary_dict(
         stable={**STABLE, "replicas": 2},
-        candidate={**CANDIDATE, "replicas": 1},
+        candidate=candidate or {**CANDIDATE, "replicas": 1},
         shadow=None,
         **spec,
     )
@@ -53,7 +53,8 @@ def test_a_budget_that_holds_is_valid_and_the_plan_is_printed(tmp_path: Path) ->
     )
     lines = plan_lines(canary, load_catalog())
     assert "capacity: step 3: stable 1, candidate 2 (3 GPUs), 4 GPUs while moving in" in lines
-    assert lines[-1].startswith("capacity: at most 4 GPUs at once, rollbacks included: fits")
+    assert lines[-2].startswith("capacity: at most 4 GPUs at once, rollbacks included: fits")
+    assert lines[-1].startswith("capacity: the steps hold ")
 
 
 @pytest.mark.parametrize("router", ["kserve", "kserve-knative"])
@@ -66,7 +67,46 @@ def test_a_single_service_router_cannot_follow_traffic(router: str) -> None:
     )
 
 
-def test_without_capacity_the_overloaded_step_is_named() -> None:
-    canary = model_canary(stable={**STABLE, "replicas": 2}, shadow=None)
+def test_fixed_replicas_that_overload_a_step_are_refused_on_their_line(tmp_path: Path) -> None:
+    path = write(tmp_path, capacity={"mode": "fixed"})
+    (problem,) = check_file(path)
+    assert problem.path == "spec.capacity.mode"
+    assert problem.line == path.read_text().splitlines().index("  capacity:") + 2
+    assert problem.message.startswith(
+        "capacity: at step 3 (75 %) the candidate's 1 replica(s) would run at 1"
+    ), problem.message
+    assert "remove mode fixed to follow the plan, or set acceptOverload" in problem.message
+
+
+def test_an_accepted_overload_is_valid_and_said(tmp_path: Path) -> None:
+    capacity = {"mode": "fixed", "acceptOverload": True}
+    assert check_file(write(tmp_path, capacity=capacity)) == []
+    canary = model_canary(stable={**STABLE, "replicas": 2}, shadow=None, capacity=capacity)
     (line,) = plan_lines(canary, load_catalog())
     assert line.startswith("capacity: at step 3 (75 %) the candidate's 1 replica(s) would run at")
+    assert line.endswith("(acceptOverload)")
+
+
+def test_fixed_replicas_that_serve_every_step_are_valid(tmp_path: Path) -> None:
+    fits = {**CANDIDATE, "replicas": 3}
+    path = write(tmp_path, capacity={"mode": "fixed"}, candidate=fits)
+    assert check_file(path) == []
+
+
+def test_without_capacity_the_plan_sizes_each_step_and_nothing_is_overloaded() -> None:
+    canary = model_canary(stable={**STABLE, "replicas": 2}, shadow=None)
+    lines = plan_lines(canary, load_catalog())
+    assert not [line for line in lines if "would run at" in line], lines
+    assert "capacity: step 3: stable 1, candidate 2 (3 GPUs), 4 GPUs while moving in" in lines
+    assert lines[-2].endswith("promoted, the candidate holds 3 GPUs where the stable held 2")
+    # steps of 7 days at 3, 3 and 3 GPUs (stable 2 + candidate 1, twice; stable 1 + candidate 2)
+    assert lines[-1] == (
+        "capacity: the steps hold 1,512 GPU-hours over 21 days, where the stable alone holds "
+        "1,008 (+50%)"
+    )
+
+
+@pytest.mark.parametrize("router", ["kserve", "kserve-knative"])
+def test_a_single_service_router_may_say_fixed(router: str) -> None:
+    data = canary_dict(router=router, shadow=None, capacity={"mode": "fixed"})
+    assert [p for p in check_object(data) if p.path.startswith("spec.capacity")] == []

@@ -56,10 +56,26 @@ def test_the_candidate_never_runs_fewer_than_its_replicas() -> None:
     assert plan.replicas_at(spec, FAST, 16.0, Share(5)).candidate == 2
 
 
-def test_without_a_capacity_block_replicas_are_fixed() -> None:
-    spec = model_canary(base=BASE)
+def test_with_mode_fixed_replicas_are_fixed() -> None:
+    spec = model_canary(base=BASE, capacity={"mode": "fixed"})
     for weight in (0, 5, 75, 100):
         assert plan.replicas_at(spec, SLOW, 16.0, Share(weight)) == Replicas(2, 1)
+
+
+def test_without_a_capacity_block_the_default_plan_sizes_each_step() -> None:
+    spec = model_canary(base=BASE)
+    assert spec.spec.plan == model_canary(base=BASE, capacity={}).spec.plan
+    assert plan.replicas_at(spec, SLOW, 16.0, Share(0)) == Replicas(2, 1)
+    at_75 = plan.replicas_at(spec, SLOW, 16.0, Share(75))
+    assert at_75.candidate >= at_75.stable
+    assert plan.replicas_at(spec, SLOW, 16.0, Share(100)).stable == 0
+
+
+@pytest.mark.parametrize("router", ["kserve", "kserve-knative"])
+def test_a_single_service_router_keeps_fixed_replicas_by_default(router: str) -> None:
+    spec = model_canary(base=BASE, router=router)
+    assert spec.spec.plan is None
+    assert plan.replicas_at(spec, SLOW, 16.0, Share(75)) == Replicas(2, 1)
 
 
 def test_the_default_demand_is_what_the_stables_replicas_were_sized_for() -> None:
@@ -203,8 +219,8 @@ def test_autoscaling_bounds_follow_each_variants_share(
     assert plan.ceilings(spec, share, floor) == want
 
 
-def test_without_capacity_autoscaling_keeps_its_whole_range_and_others_are_pinned() -> None:
-    spec = model_canary(shadow=None, **autoscaling(stable=6))
+def test_fixed_autoscaling_keeps_its_whole_range_and_others_are_pinned() -> None:
+    spec = model_canary(shadow=None, capacity={"mode": "fixed"}, **autoscaling(stable=6))
     assert plan.ceilings(spec, Share(75), Replicas(2, 1)) == Replicas(6, 1)
 
 

@@ -177,7 +177,9 @@ def test_validate_notes_fit_and_expected_change_when_both_variants_are_measured(
         "at concurrency 8), TTFT p90 -12%, e2e p90 +0%, $/1M output tokens -27% "
         f"[{base / 'measured' / 'bf16.yaml'}, {base / 'measured' / 'nf4.yaml'}]"
     )
-    assert lines[3] == "1 file(s) valid"
+    # then the capacity plan the spec gets by default, sized by the measured profiles
+    assert lines[3].startswith(f"{canary}: capacity: one replica serves 8.0 req/s stable (measured")
+    assert lines[-1] == "1 file(s) valid"
     assert main(["validate", "-o", "json", "--profiles", str(base), str(canary)]) == 0
     captured = capsys.readouterr()
     assert captured.out.strip() == "[]"  # the JSON contract is unchanged

@@ -36,10 +36,13 @@ def test_valid_files_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", str(EXAMPLE)]) == 0
     out, err = capsys.readouterr()
     assert out == ""
-    # the example's fixed replicas overload its candidate at 75 %: said, not refused
-    note, last = err.splitlines()
-    assert note.startswith(f"{EXAMPLE}: capacity: at step 3 (75 %) the candidate's 1 replica(s)")
+    # no spec.capacity: the plan sizes each step, and validate prints it, no warning
+    *notes, last = err.splitlines()
     assert last == "1 file(s) valid"
+    assert all(n.startswith(f"{EXAMPLE}: capacity: ") for n in notes), notes
+    assert not [n for n in notes if "would run at" in n], notes
+    step_3 = "step 3: stable 1, candidate 2 (3 GPUs), 4 GPUs while moving in"
+    assert f"{EXAMPLE}: capacity: {step_3}" in notes
 
 
 def test_invalid_file_exits_2_with_one_line_per_problem(

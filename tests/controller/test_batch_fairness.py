@@ -41,6 +41,7 @@ BASE = canary_dict(
     ],
     shadow=None,
     budget=None,
+    capacity={"mode": "fixed", "acceptOverload": True},  # no demand query: the loads' alone
 )
 
 Values = dict[tuple[str, str], float]

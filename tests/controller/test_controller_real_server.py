@@ -27,6 +27,7 @@ from support.controller_world import (
     delete_cleans_up_through_the_finalizer,
     finished,
     never_ready_rolls_back_at_the_deadline,
+    old_defaults_are_kept_until_the_spec_changes,
     reapply_as_gitops,
     retry_restarts_once,
     spec_change_restarts,
@@ -239,6 +240,12 @@ def test_spec_change_mid_rollout_restarts_with_the_new_candidate(
     assert world.controller.stats.watch_errors == 0  # the edit arrived through the watch
     # the stand-in marked the new generation Ready again
     assert after["status"]["observedGeneration"] == after["metadata"]["generation"]
+
+
+def test_a_rollout_keeps_the_defaults_it_began_under_on_the_real_server(
+    real: Make, metrics: Metrics
+) -> None:
+    old_defaults_are_kept_until_the_spec_changes(real(), metrics.url)
 
 
 def test_delete_mid_rollout_cleans_up_through_the_finalizer(real: Make, metrics: Metrics) -> None:

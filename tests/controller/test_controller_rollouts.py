@@ -17,6 +17,7 @@ from support.controller_world import (
     finished,
     lost_readiness_rolls_back,
     never_ready_rolls_back_at_the_deadline,
+    old_defaults_are_kept_until_the_spec_changes,
     world_canary,
 )
 
@@ -91,6 +92,10 @@ def test_rollback_on_each_kind_of_check(
 def test_candidate_never_ready_is_rolled_back_at_the_deadline(metrics: Metrics) -> None:
     world = World(metrics.t0, metrics.url, settings=Settings(progress_deadline_s=3 * HOUR))
     never_ready_rolls_back_at_the_deadline(world, metrics.url, metrics.t0)
+
+
+def test_a_rollout_keeps_the_defaults_it_began_under(metrics: Metrics) -> None:
+    old_defaults_are_kept_until_the_spec_changes(World(metrics.t0, metrics.url), metrics.url)
 
 
 def test_a_candidate_that_stops_being_ready_mid_step_is_rolled_back(metrics: Metrics) -> None:

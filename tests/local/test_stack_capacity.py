@@ -84,7 +84,7 @@ class Quiet:
 
 
 CANARIES = {
-    False: model_canary(base=BASE),
+    False: model_canary(base=BASE, capacity={"mode": "fixed", "acceptOverload": True}),
     True: model_canary(base=BASE, capacity={"maxGPUs": BUDGET}),
 }
 """The canary with fixed replicas (False) and with replicas that follow the plan (True)."""

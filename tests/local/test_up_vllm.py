@@ -90,6 +90,7 @@ def spec(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "quantization": "none",
         },
         traffic={"router": "gateway-api", "hosts": ["tiny.example.com"]},
+        capacity={"mode": "fixed", "acceptOverload": True},  # one vLLM per variant, all along
         analysis={
             "interval": "1m",
             "window": "20m",

@@ -31,6 +31,7 @@ from controlplane.providers.source import PrometheusSource
 from controlplane.rollout.intents import INTENT_ANNOTATION
 from controlplane.rollout.state import RolloutState
 from controlplane.routing.base import Router
+from controlplane.spec.defaults import DEFAULTS
 from controlplane.spec.models import ModelCanary
 from harness.cluster.gateways import gateway_objects
 from harness.kube.fake import FakeKube
@@ -87,6 +88,9 @@ CANARY = canary_dict(
     ],
     shadow=None,
     budget=None,
+    # the scenarios below were written for fixed replicas, and run on the real API server too;
+    # the capacity plan (the product's default) has its own tests (test_controller_capacity.py)
+    capacity={"mode": "fixed", "acceptOverload": True},
 )
 
 
@@ -310,6 +314,37 @@ def spec_change_restarts(world: World, prometheus: str) -> tuple[Obj, Obj]:
     assert after["metadata"]["generation"] > before["metadata"]["generation"]
     assert "--max-num-seqs=64" in json.dumps(after["spec"])
     return before, after
+
+
+def old_defaults_are_kept_until_the_spec_changes(world: World, prometheus: str) -> None:
+    """Upgrading: a rollout begun under the first defaults (its status has no ``defaults``:
+    an older controller wrote it) keeps fixed replicas at 75 % while one begun now follows the
+    capacity plan; a spec edit restarts it under the plan. One unchecked step at 75 %."""
+    stable = {**CANARY["spec"]["stable"], "replicas": 2}
+    steps = [{"weight": 75, "duration": "7d"}, {"weight": 100}]
+    for name in ("old", "new"):  # no capacity block: the defaults decide
+        world.create(world_canary(name, prometheus, stable=stable, steps=steps, capacity=None))
+    world.pass_once()  # each rollout's first state, pending: nothing sized for traffic yet
+    obj = world.get("old")
+    assert obj["status"]["defaults"] == DEFAULTS
+    del obj["status"]["defaults"]  # as written before the defaults were kept
+    world.kube.replace_status(obj)
+    world.run_until(lambda w: w.step("old") == 1 and w.step("new") == 1, limit=DAY)
+
+    def replicas(name: str) -> int:
+        return int(candidate_isvc(world, name)["spec"]["predictor"]["minReplicas"])
+
+    world.settle(2)  # the verified weights' sizes
+    assert world.get("old")["status"].get("defaults") is None
+    assert replicas("old") == 1  # its own replicas: 132 % of what one serves at 75 %
+    assert replicas("new") == 2  # the plan's
+    obj = world.get("old")
+    obj["spec"]["steps"][0]["duration"] = "6d"  # a new rollout; the sizes stay the same
+    world.kube.replace(obj)
+    world.run_until(lambda w: w.state("old").defaults == DEFAULTS and w.step("old") == 1,
+                    limit=2 * DAY)  # fmt: skip
+    world.settle(2)
+    assert replicas("old") == 2
 
 
 def never_ready_rolls_back_at_the_deadline(world: World, prometheus: str, t0: float) -> None:

@@ -51,8 +51,8 @@ def traffic_canary(
     ``candidate``) of the tiny model, one replica each, judged every 10 s on ``window``, rolled
     back on a p95 latency above 2.5 s or errors above 2 % with ``min_samples`` requests at
     least; ``alerts`` its ``spec.alerts``; ``stable_replicas`` and ``capacity`` (its
-    ``spec.capacity``) to size the variants to their shares; ``last_checks`` more checks of
-    the last timed step alone."""
+    ``spec.capacity``; fixed replicas when None) to size the variants to their shares;
+    ``last_checks`` more checks of the last timed step alone."""
     uri = write_model(MODEL)
     checks = [
         {"metric": "latency", "above": "2500ms", "minSamples": min_samples},
@@ -94,5 +94,7 @@ def traffic_canary(
         shadow=None,
         budget=None,
         alerts=alerts or [],
-        capacity=capacity,
+        # these canaries test routing, faults and checks as they were written, on fixed replicas;
+        # the plan (the product's default) is the capacity tests' own, given as ``capacity``
+        capacity=capacity or {"mode": "fixed", "acceptOverload": True},
     )
