@@ -464,10 +464,12 @@ def evaluate(
     since: float | None = None,
     http_source: HttpSource | None = None,
     mirror: bool = False,
+    with_demand: bool = True,
 ) -> Observations:
     """Observations at ``now`` for the ``due`` checks, plus the candidate's daily spend and,
-    with ``spec.capacity``, the demand both variants served over the analysis window (the
-    stable's alone while the candidate gets a mirror: ``mirror``).
+    under the capacity plan, the demand both variants served over the analysis window (the
+    stable's alone while the candidate gets a mirror: ``mirror``; not asked without
+    ``with_demand``, the batched tick's grouped query asks it).
 
     ``since``: when the current step (or shadow phase) started; ``judge: sequential`` checks
     count from then (see :func:`stage_start`). ``http_source``: ``error-rate``'s HTTP source
@@ -498,14 +500,14 @@ def evaluate(
         checks=checks,
         spend=spend,
         spend_error=spend_error,
-        demand_rps=demand(canary, ask, mirror),
+        demand_rps=demand(canary, ask, mirror) if with_demand else None,
     )
 
 
 def demand(canary: ModelCanary, ask: _Once, mirror: bool = False) -> float | None:
-    """Requests per second users sent the variants over the analysis window, with
-    ``spec.capacity`` (None without it, or when it cannot be read: the plan then sizes for
-    what the stable's replicas were sized for)."""
+    """Requests per second users sent the variants over the analysis window, under the
+    capacity plan (None without it, or when it cannot be read: the plan then sizes for what
+    the stable's replicas were sized for)."""
     if canary.spec.plan is None:
         return None
     variants = [canary.spec.stable.name]

@@ -9,6 +9,7 @@ analysis".
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,7 @@ from controlplane.promql.grouped import (
     RouteIndex,
     SeqKey,
     canary_keys,
+    demand_key,
     group_key,
     grouped_query,
     is_gateway,
@@ -88,12 +90,20 @@ class _Plan:
     grouped: list[_Planned] = field(default_factory=list)
     sequential: list[_SeqPlanned] = field(default_factory=list)
     fallback: list[DueCheck] = field(default_factory=list)
+    demand: GroupKey | None = None
+    """The grouped query of the capacity plan's demand (None: asked per canary, or not)."""
+
+
+def _plain(canary: ModelCanary) -> bool:
+    """Whether ``canary``'s series are selected by the default labels (no
+    ``spec.analysis.selector``): only then does a grouped query find them."""
+    return canary.spec.analysis.selector is None
 
 
 def groupable(canary: ModelCanary, check: CheckSpec) -> MetricSpec | None:
     """The metric of ``check`` when its queries can be grouped, else None."""
     metric = canary.metric(check.metric)
-    if metric is None or metric.builtin is None or canary.spec.analysis.selector is not None:
+    if metric is None or metric.builtin is None or not _plain(canary):
         return None
     return metric
 
@@ -143,6 +153,10 @@ class BatchEvaluator:
                 keys = canary_keys(req.canary, req.http_source)
             except SpecError:  # no metric contract: the evaluator says so per check
                 keys = None
+            if keys is not None and req.canary.spec.plan is not None and _plain(req.canary):
+                window = req.canary.spec.analysis.window.seconds
+                plan.demand = demand_key(window, ns, keys[1])
+                members.setdefault(plan.demand, set()).add(name)
             for due in req.due:
                 metric = groupable(req.canary, due.check)
                 if metric is None or keys is None:
@@ -358,7 +372,10 @@ class BatchEvaluator:
             since=req.since,
             http_source=req.http_source,
             mirror=req.mirror,
+            with_demand=plan.demand is None,
         )
+        if plan.demand is not None:
+            base = replace(base, demand_rps=_demand(req, answers[plan.demand]))
         checks = dict(base.checks)  # the fallback's breached comparisons read their loads
         answer = _split(answers, req.canary.metadata.name)
         cand, stable = req.canary.spec.candidate.name, req.canary.spec.stable.name
@@ -379,6 +396,23 @@ class BatchEvaluator:
         for seq in plan.sequential:
             checks[seq.due.key] = judged[(req.key, seq.due.key)]
         return replace(base, checks=checks)
+
+
+def _demand(req: Request, found: _Answer) -> float | None:
+    """``req``'s demand from the grouped answer: its variants' requests per second added (the
+    stable's alone under a mirror), None when the query failed or a variant has no series, as
+    :func:`controlplane.analysis.evaluator.demand` reads the canary's own query."""
+    if isinstance(found, ProviderError):
+        return None
+    spec = req.canary.spec
+    variants = [spec.stable.name] if req.mirror else [spec.stable.name, spec.candidate.name]
+    total = 0.0
+    for variant in variants:
+        value = found.get((req.canary.metadata.name, variant))
+        if not isinstance(value, int | float) or not math.isfinite(value):
+            return None
+        total += value
+    return total if total >= 0 else None
 
 
 def _split(answers: Mapping[Any, _Answer], name: str) -> Callable[[tuple[Any, str]], Answer]:

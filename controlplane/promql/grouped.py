@@ -42,6 +42,11 @@ LOAD = "load"
 (:func:`controlplane.promql.queries.load_query`, grouped)."""
 
 
+DEMAND = "demand"
+"""The family of the variants' finished requests per second
+(:func:`controlplane.promql.queries.demand_expr`, grouped): the capacity plan's demand."""
+
+
 def _family(metric: MetricSpec) -> str:
     assert metric.builtin is not None
     if metric.builtin in ("e2e-latency", "ttft", "inter-token-latency"):
@@ -77,6 +82,12 @@ def load_key(window: float, namespace: str, vllm_version: str = DEFAULT_VLLM_VER
     """The group of the variants' loads over ``window`` (:func:`grouped_query`'s ``load``
     family): what the tick's breached comparisons read to say whether they were fair."""
     return GroupKey(LOAD, window, namespace, "", vllm_version)
+
+
+def demand_key(window: float, namespace: str, vllm_version: str = DEFAULT_VLLM_VERSION) -> GroupKey:
+    """The group of the variants' demand over ``window`` (:func:`grouped_query`'s ``demand``
+    family): one query for every planned canary of a namespace that a tick evaluates."""
+    return GroupKey(DEMAND, window, namespace, "", vllm_version)
 
 
 def canary_keys(
@@ -116,6 +127,8 @@ def grouped_query(key: GroupKey, canaries: Sequence[ModelCanary]) -> str:
     w = queries.prom_duration(key.window)
     if family == LOAD:
         return queries.load_expr(sel, key.window, by=GROUP_LABELS)
+    if family == DEMAND:
+        return queries.demand_expr(sel, key.window, by=GROUP_LABELS)
     if family == "samples":
         return promql.samples_expr(sel, w, by=GROUP_LABELS, contract=contract)
     if family == "error-rate" and is_gateway(key.source):

@@ -196,14 +196,18 @@ def load_expr(sel: str, window: float, by: Sequence[str] = ()) -> str:
     return f"avg{grouping}(avg_over_time({RUNNING}{{{sel}}}[{prom_duration(window)}]))"
 
 
+def demand_expr(sel: str, window: float, by: Sequence[str] = ()) -> str:
+    """Requests per second the series ``sel`` selects finished over ``window``
+    (``vllm:request_success_total``, every finish reason), summed ``by`` those labels (none: one
+    number; the controller's batched tick groups it ``by (canary, variant)``)."""
+    grouping = f" by ({', '.join(by)})" if by else ""
+    return f"sum{grouping}(rate({REQUESTS}{{{sel}}}[{prom_duration(window)}]))"
+
+
 def demand_query(canary: ModelCanary, variants: Iterable[str], window: float) -> str:
-    """Requests per second ``variants`` finished over ``window``
-    (``vllm:request_success_total``, every finish reason): the demand the capacity plan sizes
-    for. Shadow's mirrored copies are not demand: the caller leaves the candidate out then."""
-    terms = [
-        f"sum(rate({REQUESTS}{{{selector(canary, v)}}}[{prom_duration(window)}]))" for v in variants
-    ]
-    return " + ".join(terms)
+    """:func:`demand_expr` of ``variants``, added: the demand the capacity plan sizes for.
+    Shadow's mirrored copies are not demand: the caller leaves the candidate out then."""
+    return " + ".join(demand_expr(selector(canary, v), window) for v in variants)
 
 
 def waiting_query(canary: ModelCanary, variant: str) -> str:

@@ -62,7 +62,8 @@ def test_batch_reports_candidate_and_stable_without_more_queries(
     at = history.scenario.start + offset_h * HOUR
     observations = batch.evaluate([Request("c", CANARY, DUE)], at)["c"]
     _check(observations.checks, history, at)
-    # latency P95, error rate and the shared sample count (one window): three grouped queries,
-    # plus the budget's cost query (per canary) -- the stable values cost nothing more.
-    assert batch.last.grouped_queries == 3
-    assert batch.last.queries == 4
+    # latency P95, error rate, the shared sample count (one window) and the capacity plan's
+    # demand: four grouped queries, plus the budget's cost query (per canary) -- the stable
+    # values cost nothing more.
+    assert batch.last.grouped_queries == 4
+    assert batch.last.queries == 5

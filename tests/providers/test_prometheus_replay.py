@@ -52,8 +52,9 @@ def test_replay_matches_instant_queries(
 ) -> None:
     plan = replay_queries(CANARY)
     # + the stable value of the 3 absolute built-in checks (display), and the two variants'
-    # loads a breached comparison reads (the KPI drift's)
-    assert len(plan) == 8 + 3 + 2
+    # loads a breached comparison reads (the KPI drift's), and the demand the capacity plan
+    # (the default) follows
+    assert len(plan) == 8 + 3 + 2 + 1
     compared = 0
     for at in sample_times(history):
         for query in plan:

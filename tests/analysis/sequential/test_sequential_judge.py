@@ -161,10 +161,13 @@ def assert_as_evaluator(
     found: dict[Hashable, Observations],
     now: float,
 ) -> None:
-    """The batched results are the single-canary evaluator's, message for message."""
+    """The batched results are the single-canary evaluator's, message for message, and so is
+    the demand (one grouped query against each canary's own)."""
     provider = PrometheusProvider(from_url(server.url))
     for req in requests:
         single = evaluate(req.canary, req.due, provider, now, since=req.since)
+        assert single.demand_rps is not None
+        assert found[req.key].demand_rps == pytest.approx(single.demand_rps)
         for key, result in single.checks.items():
             got = found[req.key].checks[key]
             assert (got.verdict, got.decided, got.message) == (
@@ -241,9 +244,10 @@ def test_batched_path_matches_the_evaluator_with_one_query_per_kind(
     batch = BatchEvaluator(source)
     requests = step_requests(canaries, starts)
     found = batch.evaluate(requests, now)
-    # errors, requests, buckets: three grouped queries for three canaries; and one more for
-    # the variants' loads, since a comparison (seq-bad's errors) breached
-    assert batch.last.queries == 4
+    # errors, requests, buckets: three grouped queries for three canaries; one more for the
+    # variants' loads, since a comparison (seq-bad's errors) breached; one for the demand the
+    # capacity plan (the default) follows
+    assert batch.last.queries == 5
     assert len([q for q in source.queries if "num_requests_running" in q]) == 1
     # An absolute latency check reads the candidate's histogram only: its terms ask for no
     # other variant (the samples and verdicts below still equal the evaluator's).
@@ -313,7 +317,8 @@ def test_pinned_answers_are_kept_from_tick_to_tick_and_decide_the_same(
             assert references  # the first tick asks for the reference
         else:
             assert not references, references  # later ticks keep it
-    assert kept.last.queries < 3  # buckets and the shift's counts, not the reference
+    # buckets, the shift's counts and the demand, not the reference
+    assert kept.last.queries < 4
 
 
 def test_shift_test_catches_a_drift_before_the_tail_test_and_keeps_a_good_candidate(
@@ -345,8 +350,9 @@ def test_batched_shift_test_matches_the_evaluator_with_one_reference_query(
     batch = BatchEvaluator(PrometheusSource(from_url(server.url)))
     requests = step_requests(canaries, starts)
     found = batch.evaluate(requests, now)
-    # the buckets since each step start, the references before; the loads of seq-drift's breach
-    assert batch.last.queries == 3
+    # the buckets since each step start, the references before; the loads of seq-drift's
+    # breach; the demand
+    assert batch.last.queries == 4
     assert_as_evaluator(server, requests, found, now)
     assert found["seq-drift"].checks["steps[0].rollbackOn[0]"].decided == "breach"
     assert found["seq-good"].checks["steps[0].rollbackOn[0]"].decided is None
@@ -399,8 +405,8 @@ def test_batched_closing_test_matches_the_evaluator_and_is_pinned_at_the_steps_e
         requests = step_requests(canaries, starts)
         found = batch.evaluate(requests, now)
         # errors and requests since each step start, and both over each whole step; the loads
-        # of seq-mild's breached comparison
-        assert batch.last.queries == 5
+        # of seq-mild's breached comparison; the demand
+        assert batch.last.queries == 6
         assert_as_evaluator(server, requests, found, now)
         mild = found["seq-mild"].checks["steps[0].rollbackOn[0]"]
         assert mild.decided == "breach"
@@ -410,7 +416,7 @@ def test_batched_closing_test_matches_the_evaluator_and_is_pinned_at_the_steps_e
     assert len(set(seen.values())) == 1, seen
     # Before the end there is no closing test: the anytime test alone, and no breach.
     early = batch.evaluate(step_requests(canaries, starts), starts[1] + 20 * MINUTE)
-    assert batch.last.queries == 2
+    assert batch.last.queries == 3  # and the demand
     assert early["seq-mild"].checks["steps[0].rollbackOn[0]"].verdict == "pass"
 
 
@@ -433,10 +439,11 @@ def test_a_large_fleet_splits_its_grouped_queries_and_decides_the_same(
     monkeypatch.setattr(grouped_promql, "SHARD_CANARIES", 1)
     split = BatchEvaluator(PrometheusSource(from_url(server.url)))
     found = split.evaluate(requests, now)
-    # the sequential kinds are split; the breached comparisons' one load query is not
-    assert split.last.queries == 3 * (whole.last.queries - 1) + 1
+    # the sequential kinds are split; the breached comparisons' one load query and the one
+    # demand query are not
+    assert split.last.queries == 3 * (whole.last.queries - 2) + 2
     pair = BatchEvaluator(PrometheusSource(from_url(server.url)), workers=2)
     assert pair.evaluate(requests, now) == expected
-    assert pair.last.queries == 2 * (whole.last.queries - 1) + 1
+    assert pair.last.queries == 2 * (whole.last.queries - 2) + 2
     assert found == expected
     assert_as_evaluator(server, requests, found, now)
