@@ -74,8 +74,6 @@ HMAC_KEY = "alert-signing-key"
 # blockOwnerDeletion on an owner reference to a ModelCanary.
 GRANTED_NOT_REQUESTED: dict[Grant, str] = {
     ("canary.controlplane.dev", "modelcanaries/finalizers", "update"): "owner references",
-    ("apps", "deployments", "get"): "the kserve router's live read (no kserve-router canary "
-    "here; tests/controller/test_controller_kserve.py runs it against the real KServe)",
     **{
         ("monitoring.coreos.com", "podmonitors", verb): "an adopted stable's PodMonitor (no "
         "adopting canary here; tests/routing/test_real_adopt.py runs the controller on the "

@@ -136,7 +136,8 @@ extra.
   resources: ["podmonitors"]
   verbs: ["get", "create", "patch", "delete"]
 # routing/kserve.py: the stable predictor's Deployment (a promotion without a rename waits for its
-# rollout); routing/adopting.py: the adopted service's (a promotion waits for its rollout)
+# rollout); routing/adopting.py: the adopted service's (a promotion waits for its rollout);
+# controller/capacity.py: each variant's predictor Deployment (its ready replicas, the plan's)
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get"]
