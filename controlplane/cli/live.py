@@ -278,7 +278,7 @@ def render(
         parts += [Text(""), Text("Checks: none in this stage", style="dim")]
     parts += _expected(snap)
     if snap.capacity is not None:
-        parts += [Text(""), Text("Capacity", style="bold"), Text(snap.capacity.line())]
+        parts += [Text(""), Text("Capacity", style="bold"), Text(snap.capacity.line(now))]
     if snap.gates:
         parts += [Text(""), Text("Gates", style="bold"), _gates(snap, now)]
     if snap.warnings:

@@ -25,8 +25,6 @@ from controlplane.spec.models import ModelCanary
 from controlplane.status.document import CapacityRecord
 
 FIELD_MANAGER = "canary-controller-capacity"
-RECORD_EVERY_S = 300.0
-"""``status.capacity`` is rewritten when a count changes, else at most this often (GPU-hours)."""
 DEPLOYMENT_API_VERSION = "apps/v1"
 ROLES = ("stable", "candidate")
 
@@ -69,25 +67,36 @@ def ready_replicas(kube: KubeClient, canary: ModelCanary, role: str) -> int:
     return int(status.get("readyReplicas") or 0)
 
 
+def _served(kube: KubeClient, ctx: Ctx, role: str) -> Obj | None:
+    """``role``'s serving object, read once per reconcile (``ctx.served``); None when absent."""
+    if role not in ctx.served:
+        api_version, kind = _served_kind(ctx.canary)
+        name = isvc_name(ctx.canary, role)  # type: ignore[arg-type]
+        try:
+            ctx.served[role] = kube.get(Ref(api_version, kind, ctx.canary.metadata.namespace, name))
+        except NotFound:
+            ctx.served[role] = None
+    return ctx.served[role]
+
+
 def scale(
     kube: KubeClient,
-    canary: ModelCanary,
+    ctx: Ctx,
     replicas: plan.Replicas,
     ceilings: plan.Replicas | None = None,
 ) -> list[str]:
     """Ask each variant's serving object for its count of ``replicas`` (and, autoscaling, at
     most its count of ``ceilings``) where it asks for others; the names of those changed, with
     their new bounds. An object of that name that is not the canary's is left alone."""
+    canary = ctx.canary
     api_version, kind = _served_kind(canary)
     tops = ceilings if ceilings is not None else replicas
     claimant = Claimant.of_canary(canary)
     changed: list[str] = []
     for role in ROLES:
         name = isvc_name(canary, role)  # type: ignore[arg-type]
-        ref = Ref(api_version, kind, canary.metadata.namespace, name)
-        try:
-            live = kube.get(ref)
-        except NotFound:
+        live = _served(kube, ctx, role)
+        if live is None:
             continue  # not deployed (yet, or released): nothing to size
         if foreign_reason(live, claimant) is not None:
             continue  # not the canary's: the deploy refuses it and says so, nothing is sized
@@ -103,7 +112,7 @@ def scale(
         else:
             body = {"predictor": {"minReplicas": count, "maxReplicas": top}}
         meta = {"name": name, "namespace": canary.metadata.namespace}
-        kube.apply(
+        ctx.served[role] = kube.apply(
             {"apiVersion": api_version, "kind": kind, "metadata": meta, "spec": body},
             field_manager=FIELD_MANAGER,
         )
@@ -203,7 +212,7 @@ def before_weights(kube: KubeClient, ctx: Ctx, catalog: Catalog) -> bool:
     source = source_share(ctx)
     sizes = sizes_of(canary, catalog)
     moved = plan.change(canary, sizes, demand_of(ctx, sizes), source, target)
-    changed = scale(kube, canary, moved.before, moved.ceiling_before)
+    changed = scale(kube, ctx, moved.before, moved.ceiling_before)
     if changed:
         ctx.ready.clear()  # a scaled Deployment is read again
         event(kube, ctx.obj, "Scaled", f"before the weights move: {', '.join(changed)}")
@@ -222,7 +231,7 @@ def after_weights(kube: KubeClient, ctx: Ctx, catalog: Catalog) -> None:
     sizes = sizes_of(canary, catalog)
     share = plan.Share(ctx.state.weight, ctx.state.mirror)
     want = plan.replicas_at(canary, sizes, demand_of(ctx, sizes), share)
-    changed = scale(kube, canary, want, plan.ceilings(canary, share, want))
+    changed = scale(kube, ctx, want, plan.ceilings(canary, share, want))
     if changed:
         ctx.ready.clear()  # a scaled Deployment is read again
         event(kube, ctx.obj, "Scaled", f"after the weights moved: {', '.join(changed)}")
@@ -244,7 +253,7 @@ def before_outcome(kube: KubeClient, ctx: Ctx, catalog: Catalog, promoted: bool)
         else plan.Replicas(winner.stable, moved.before.candidate)
     )
     tops = moved.ceiling_before if moved.ceiling_before is not None else moved.before
-    changed = scale(kube, canary, keep, keep.at_least(tops))
+    changed = scale(kube, ctx, keep, keep.at_least(tops))
     if changed:
         ctx.ready.clear()  # a scaled Deployment is read again
         event(kube, ctx.obj, "Scaled", f"before the outcome: {', '.join(changed)}")
@@ -258,7 +267,8 @@ def before_outcome(kube: KubeClient, ctx: Ctx, catalog: Catalog, promoted: bool)
 def record(kube: KubeClient, ctx: Ctx, catalog: Catalog) -> None:
     """Keep ``status.capacity`` (the book's :class:`CapacityRecord`): the plan for the state's
     weights, the ready replicas, the GPUs they hold and the GPU-hours held since the rollout
-    began, summed at each write."""
+    began, rewritten only when one of those counts (or the wait) changes: the hours between
+    are the GPUs held times the time (:meth:`CapacityRecord.hours_at`)."""
     canary, state = ctx.canary, ctx.state
     if canary.spec.plan is None:
         return
@@ -276,10 +286,9 @@ def record(kube: KubeClient, ctx: Ctx, catalog: Catalog) -> None:
     was = ctx.book.capacity
     hours = 0.0
     if was is not None and was.at >= state.started_at and was.planned:
-        hours = was.gpu_hours + was.gpus * max(0.0, ctx.now - was.at) / 3600.0
-        same = (was.planned, was.ready, was.gpus, was.waiting) == (planned, ready, held, waiting)
-        if same and ctx.now - was.at < RECORD_EVERY_S:
+        if (was.planned, was.ready, was.gpus, was.waiting) == (planned, ready, held, waiting):
             return
+        hours = was.hours_at(ctx.now)
     budget = plan.budget_gpus(canary, sizes)
     observed = was.demand_rps if was is not None else None
     new = CapacityRecord(planned, ready, held, budget, hours, ctx.now, observed, waiting)

@@ -44,6 +44,9 @@ class Ctx:
     ready: dict[str, int] = field(default_factory=dict)
     """Each variant's ready pods as read in this reconcile (by role): the capacity effect reads
     a Deployment once, for the wait and for ``status.capacity`` alike."""
+    served: dict[str, Obj | None] = field(default_factory=dict)
+    """Each variant's serving object as read (or last applied) in this reconcile, by role
+    (None: not there): sized before and after the weights move on one read."""
     trouble: dict[str, str] = field(default_factory=dict)
     """What an effect of this catch-up could not do, by Event reason (``WeightsNotVerified``:
     the router's error): put in ``status.warnings`` while it lasts

@@ -25,6 +25,7 @@ from controlplane.rollout.schedule import stage_checks
 from controlplane.rollout.state import Event, RolloutState
 from controlplane.spec.models import ModelCanary
 from controlplane.spec.units import time_value
+from controlplane.status.document import CapacityRecord
 
 PHASES: tuple[str, ...] = (
     "pending",
@@ -68,6 +69,8 @@ class ControllerView(Protocol):
 
     stats: Stats
     default_prometheus: str | None
+
+    def clock(self) -> float: ...
 
     def snapshot(self) -> list[dict[str, Any]]: ...
 
@@ -273,8 +276,10 @@ def _capacity(
     replicas: GaugeMetricFamily,
     gpus: GaugeMetricFamily,
     gpu_hours: GaugeMetricFamily,
+    now: float,
 ) -> None:
-    """The capacity gauges of one canary, from its ``status.capacity`` (none without one)."""
+    """The capacity gauges of one canary, from its ``status.capacity`` (none without one); its
+    GPU-hours at ``now`` (those recorded plus the GPUs held since)."""
     meta = obj.get("metadata") or {}
     record = (obj.get("status") or {}).get("capacity")
     if not isinstance(record, dict):
@@ -286,10 +291,10 @@ def _capacity(
             for variant, count in sorted(counts.items()):
                 if isinstance(count, int | float) and not isinstance(count, bool):
                     replicas.add_metric([*ids, str(variant), kind], float(count))
-    for family, field in ((gpus, "gpus"), (gpu_hours, "gpuHours")):
-        number = record.get(field)
-        if isinstance(number, int | float) and not isinstance(number, bool):
-            family.add_metric(ids, float(number))
+    read = CapacityRecord.from_dict(record)
+    if read is not None:
+        gpus.add_metric(ids, float(read.gpus))
+        gpu_hours.add_metric(ids, read.hours_at(now))
 
 
 class _CanaryCollector(Collector):
@@ -335,9 +340,10 @@ class _CanaryCollector(Collector):
         )
         controller = self.metrics.controller
         if controller is not None and controller.exports_canaries():
+            now = controller.clock()
             for obj in controller.snapshot():
                 self._one(obj, phase, weight, step, started, value, threshold)
-                _capacity(obj, replicas, gpus, gpu_hours)
+                _capacity(obj, replicas, gpus, gpu_hours, now)
         yield from (phase, weight, step, started, value, threshold, replicas, gpus, gpu_hours)
 
     def _one(

@@ -127,11 +127,18 @@ class Book:
         )
 
 
+def held_hours(hours: float, gpus: int, at: float, now: float) -> float:
+    """``hours`` GPU-hours at ``at`` and ``gpus`` held since: the GPU-hours at ``now``."""
+    return hours + gpus * max(0.0, now - at) / 3600.0
+
+
 @dataclass(frozen=True)
 class CapacityRecord:
     """What the capacity effect last saw (``status.capacity``): each variant's planned and ready
-    replicas, the GPUs they hold, the budget, and the GPU-hours held since the rollout began
-    (ready replicas x GPUs, summed from one reconcile to the next, ``at`` the last);
+    replicas, the GPUs they hold, the budget, and the GPU-hours held from the rollout's start to
+    ``at`` (ready replicas x GPUs, summed each time a count changes, ``at`` the last): the
+    ``gpus`` are held since, so the hours at any later time are :meth:`hours_at` and a status
+    is not rewritten only because time passed;
     ``demand_rps`` the requests per second users sent at the last evaluation (None: not read);
     ``waiting``: why the weights wait for capacity (None: they do not), the ``CapacityReady``
     condition's message."""
@@ -144,6 +151,10 @@ class CapacityRecord:
     at: float
     demand_rps: float | None = None
     waiting: str | None = None
+
+    def hours_at(self, now: float) -> float:
+        """The GPU-hours held since the rollout began, at ``now``."""
+        return held_hours(self.gpu_hours, self.gpus, self.at, now)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -16,6 +16,7 @@ from controlplane.rollout import intents as st_intents
 from controlplane.rollout.wording import pending_why
 from controlplane.spec.constants import DEFAULT_INTERVAL
 from controlplane.status import keys as st_keys
+from controlplane.status.document import held_hours
 from controlplane.view.checks import CheckRow, check_rows
 from controlplane.view.read import (
     as_duration,
@@ -111,15 +112,23 @@ class PendingIntent:
 @dataclass(frozen=True)
 class CapacityView:
     """``status.capacity``: each variant's planned and ready replicas, the GPUs held, the
-    budget and the GPU-hours so far."""
+    budget and the GPU-hours so far (``gpu_hours`` at ``at``, ``gpus`` held since)."""
 
     planned: dict[str, int]
     ready: dict[str, int]
     gpus: int
     budget: int | None
     gpu_hours: float
+    at: float | None = None
 
-    def line(self) -> str:
+    def hours_at(self, now: float | None) -> float:
+        """The GPU-hours at ``now`` (those recorded when ``now`` or the record's time is
+        unknown)."""
+        if now is None or self.at is None:
+            return self.gpu_hours
+        return held_hours(self.gpu_hours, self.gpus, self.at, now)
+
+    def line(self, now: float | None = None) -> str:
         """``stable 1/1 ready (planned 1), candidate 2/2 ...; 3 GPUs held of 4; 12.5 GPU-h``."""
         parts = [
             f"{role} {self.ready.get(role, 0)} ready of {self.planned.get(role, 0)} planned"
@@ -128,7 +137,7 @@ class CapacityView:
         budget = f" of a budget of {self.budget}" if self.budget is not None else ""
         return (
             f"{', '.join(parts)}; {self.gpus} GPUs held{budget}; "
-            f"{self.gpu_hours:.1f} GPU-hours since the rollout began"
+            f"{self.hours_at(now):.1f} GPU-hours since the rollout began"
         )
 
 
@@ -146,6 +155,7 @@ def _capacity(raw: Any) -> CapacityView | None:
             int(data.get("gpus", 0)),
             None if budget is None else int(budget),
             float(data.get("gpuHours", 0.0)),
+            as_time(data.get("at")),
         )
     except (TypeError, ValueError):
         return None

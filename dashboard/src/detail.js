@@ -220,6 +220,16 @@ function Gates({ status, simulated }) {
   </${Section}>`;
 }
 
+// status.capacity.gpuHours are those held up to its `at`; its `gpus` are held since (the
+// controller writes the record when a count changes, not as time passes)
+function hoursNow(cap, now = Date.now()) {
+  const hours = num(cap.gpuHours);
+  if (hours === null) return "—";
+  const at = ms(cap.at);
+  const since = at === null ? 0 : Math.max(0, now - at) / 3_600_000;
+  return (hours + (num(cap.gpus) ?? 0) * since).toFixed(1);
+}
+
 function Capacity({ spec, status }) {
   const cap = status.capacity;
   const gpu = (v) => (spec[v] && spec[v].gpu) || "—";
@@ -230,7 +240,7 @@ function Capacity({ spec, status }) {
             <dd>${(cap.ready || {})[role] ?? 0} ready of ${(cap.planned || {})[role] ?? 0} planned
               · ${gpu(role)}</dd></div>`)}
           <div><dt>GPUs held</dt><dd>${cap.gpus ?? "—"}${cap.budget !== undefined && cap.budget !== null ? ` of a budget of ${cap.budget}` : ""}</dd></div>
-          <div><dt>GPU-hours so far</dt><dd data-testid="gpu-hours">${num(cap.gpuHours) !== null ? cap.gpuHours.toFixed(1) : "—"}</dd></div>
+          <div><dt>GPU-hours so far</dt><dd data-testid="gpu-hours">${hoursNow(cap)}</dd></div>
         </dl>`
       : html`<p class="muted">No capacity plan recorded (stable on ${gpu("stable")}, candidate on ${gpu("candidate")}).</p>`}
   </${Section}>`;

@@ -237,7 +237,15 @@ def test_capacity_gauges_and_status_follow_the_plan(tmp_path: Path) -> None:
     for variant, count in record["ready"].items():
         assert value(samples, "canary_replicas", **ids(variant=variant, kind="ready")) == count
     assert value(samples, "canary_gpus", **ids()) == record["gpus"]
-    assert value(samples, "canary_gpu_hours", **ids()) == record["gpuHours"] > 0
+    assert record["gpuHours"] > 0
+    assert value(samples, "canary_gpu_hours", **ids()) == record["gpuHours"]
+    # an hour on, with nothing changed: the status is not rewritten, the gauge counts the GPUs
+    # held since the record
+    world.clock.t = time_value(record["at"]) + HOUR
+    later = scrape(world)
+    assert world.status()["capacity"] == record
+    hours = value(later, "canary_gpu_hours", **ids())
+    assert hours == pytest.approx(record["gpuHours"] + record["gpus"])
     with TestClient(world.app()) as client:
         detail = client.get(
             f"/api/v1/namespaces/{NS}/canaries/{NAME}",

@@ -25,6 +25,9 @@ def test_get_shows_ready_against_planned_replicas_and_gpu_hours() -> None:
         "stable 2 ready of 1 planned, candidate 2 ready of 2 planned; "
         "4 GPUs held of a budget of 4; 41.2 GPU-hours since the rollout began"
     )
+    # the record's hours are those up to its time; its 4 GPUs are held since
+    later = view.capacity.line(RECORD["at"] + 1800)
+    assert later.endswith("; 43.2 GPU-hours since the rollout began")
 
 
 def test_no_capacity_record_no_capacity_view() -> None:

@@ -2,8 +2,9 @@
 
 A fleet of canaries (support/kube_fleet.py) is driven into its first step; then a tick with
 nothing due sends no request at all, a full resync (a restarted controller reconciling every
-canary) writes no status and reads each canary once, and neither grows with the number of
-unchanged canaries: 10 more canaries that nothing happens to cost a resync 10 more reads and a
+canary) writes no status and reads each canary once (and, under the capacity plan, its serving
+objects and Deployments once), and neither grows but by those reads with the number of unchanged
+canaries: 10 more canaries that nothing happens to cost a resync 10 times those reads and a
 quiet tick nothing. bench/kube_scale.py measures the same ticks at 1,000 and 10,000 canaries.
 """
 
@@ -38,15 +39,27 @@ def into_first_step(fleet: Fleet) -> list[Tick]:
 @pytest.fixture(params=["fake", "real"])
 def make(request: pytest.FixtureRequest) -> object:
     if request.param == "fake":
-        return lambda size, ns: Fleet(size, START, namespace=ns)
+        return lambda size, ns, capacity: Fleet(size, START, namespace=ns, capacity=capacity)
     loopback: LoopbackCluster = request.getfixturevalue("loopback")
-    return lambda size, ns: Fleet(size, START, kubeconfig=str(loopback.kubeconfig), namespace=ns)
+    config = str(loopback.kubeconfig)
+    return lambda size, ns, capacity: Fleet(
+        size, START, kubeconfig=config, namespace=ns, capacity=capacity
+    )
 
 
-def test_quiet_ticks_write_nothing_and_do_not_grow_with_the_fleet(make: object) -> None:
+# What a restarted controller reads of each canary: the canary; under the capacity plan (the
+# default) also its two serving objects (the replicas they ask for) and their two Deployments
+# (the replicas ready, for status.capacity), each once.
+READS = {"plan": 5, "fixed": 1}
+
+
+@pytest.mark.parametrize("mode", ["plan", "fixed"])
+def test_quiet_ticks_write_nothing_and_do_not_grow_with_the_fleet(make: object, mode: str) -> None:
     costs = {}
+    capacity = None if mode == "plan" else {"mode": "fixed"}
     for size in (10, 20):
-        fleet = make(size, f"quiet-{size}-{time.time_ns() % 10**9}")  # type: ignore[operator]
+        ns = f"quiet-{mode}-{size}-{time.time_ns() % 10**9}"
+        fleet = make(size, ns, capacity)  # type: ignore[operator]
         busy = into_first_step(fleet)
         # getting there did write: one status write per canary and decision at least
         assert sum(t.status_writes for t in busy) >= 2 * size
@@ -61,11 +74,12 @@ def test_quiet_ticks_write_nothing_and_do_not_grow_with_the_fleet(make: object) 
         quiet = fleet.tick()
         assert (quiet.reconciles, quiet.requests, quiet.status_writes) == (0, 0, 0)
 
-        # a restarted controller reconciles every canary once: reads, writes nothing
+        # a restarted controller reconciles every canary once: reads, writes nothing (the
+        # GPU-hours of status.capacity are those up to its time, not rewritten as time passes)
         resync = fleet.restart()
         assert resync.reconciles == size
         assert resync.status_writes == 0
-        assert resync.calls == {"list_with_version": 1, "get": size}
+        assert resync.calls == {"list_with_version": 1, "get": READS[mode] * size}
         # and its next pass is quiet again
         again = fleet.tick()
         assert (again.requests, again.status_writes) == (0, 0)

@@ -89,7 +89,10 @@ CANARY = canary_dict(
     shadow=None,
     budget=None,
     # the scenarios below were written for fixed replicas, and run on the real API server too;
-    # the capacity plan (the product's default) has its own tests (test_controller_capacity.py)
+    # the capacity plan (the product's default) has its own tests (test_controller_capacity.py,
+    # and old_defaults_are_kept_until_the_spec_changes below on both servers). Under the plan a
+    # promotion's outcome waits, after the phase is written, for the winner to be ready at the
+    # replicas for all the traffic; these scenarios end at the phase.
     capacity={"mode": "fixed", "acceptOverload": True},
 )
 

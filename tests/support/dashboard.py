@@ -267,7 +267,8 @@ def rolled_back(start: float) -> dict[str, Any]:
             "ready": {"stable": 2, "candidate": 0},
             "gpus": 2,
             "budget": 4,
-            "gpuHours": 1.8,
+            "gpuHours": 1.8,  # up to its time, half an hour before the fixture's now
+            "at": start + 2.5 * HOUR,
         },
     }
 

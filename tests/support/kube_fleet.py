@@ -96,12 +96,14 @@ FLEET = canary_dict(
 )
 
 
-def fleet_canary(i: int, namespace: str = FLEET_NS) -> Obj:
-    """:data:`FLEET` as canary ``c<i>`` (five digits) of model ``c<i>-llm``."""
+def fleet_canary(i: int, namespace: str = FLEET_NS, capacity: Obj | None = None) -> Obj:
+    """:data:`FLEET` as canary ``c<i>`` (five digits) of model ``c<i>-llm``; ``capacity``
+    its ``spec.capacity`` (None: none, the capacity plan by default)."""
     name = f"c{i:05d}"
-    return canary_dict(
-        name, namespace, base=FLEET, model={"name": f"{name}-llm", "maxModelLen": 8192}
-    )
+    model = {"name": f"{name}-llm", "maxModelLen": 8192}
+    if capacity is None:
+        return canary_dict(name, namespace, base=FLEET, model=model)
+    return canary_dict(name, namespace, base=FLEET, model=model, capacity=capacity)
 
 
 @dataclass
@@ -133,6 +135,8 @@ class Fleet:
     kubeconfig: str | None = None
     namespace: str = FLEET_NS
     ready_after_s: float = 600.0
+    capacity: Obj | None = None
+    """Every canary's ``spec.capacity`` (None: the plan, the default)."""
     settings: Settings = field(default_factory=lambda: Settings(progress_deadline_s=6 * 3600.0))
 
     def __post_init__(self) -> None:
@@ -171,7 +175,7 @@ class Fleet:
     def create_all(self, workers: int = 1) -> None:
         """Create the canaries (as the user, not counted; ``workers`` at once) and let the
         controller list them."""
-        items = [fleet_canary(i, self.namespace) for i in range(self.size)]
+        items = [fleet_canary(i, self.namespace, self.capacity) for i in range(self.size)]
         if workers > 1:
             with ThreadPoolExecutor(workers) as pool:
                 list(pool.map(self.admin.create, items))
