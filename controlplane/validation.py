@@ -339,9 +339,12 @@ def warnings(canary: ModelCanary) -> list[Problem]:
     return resolution.warnings(canary, vllm_version(canary))
 
 
-def warnings_text(source: str | bytes, filename: str | None = None) -> list[Problem]:
+def warnings_text(
+    source: str | bytes, filename: str | None = None, *, more: More | None = None
+) -> list[Problem]:
     """The warnings of every document of ``source`` that builds, with lines (none when the text
-    does not parse: that is :func:`check_text`'s to report)."""
+    does not parse: that is :func:`check_text`'s to report); ``more``: more warnings per canary
+    (``validate --cluster``'s, which read the routes beside it)."""
     try:
         documents = parse_text(source, filename)
     except SpecError:
@@ -351,13 +354,15 @@ def warnings_text(source: str | bytes, filename: str | None = None) -> list[Prob
         canary, _ = build(doc)
         if canary is not None:
             found.extend(doc.problem(w.path, w.message) for w in warnings(canary))
+            if more is not None:
+                found.extend(doc.problem(w.path, w.message) for w in more(canary))
     return found
 
 
-def warnings_file(path: str | os.PathLike[str]) -> list[Problem]:
+def warnings_file(path: str | os.PathLike[str], *, more: More | None = None) -> list[Problem]:
     """:func:`warnings_text` of the file at ``path`` (none when it cannot be read)."""
     try:
         source = read_source(path)
     except SpecError:
         return []
-    return warnings_text(source, os.fspath(path))
+    return warnings_text(source, os.fspath(path), more=more)

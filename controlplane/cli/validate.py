@@ -49,7 +49,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="store_true",
         help="also read the live InferenceService a stable adopts (spec.stable.targetRef): "
         "refuse one that does not exist, that another canary holds or that cannot be read as a "
-        "stable, and check the candidate against it",
+        "stable, and check the candidate against it; warn when another HTTPRoute on the "
+        "canary's Gateway matches the same requests as its route would",
     )
     parser.add_argument("--kubeconfig", metavar="FILE", help="with --cluster: kubeconfig file")
     parser.add_argument("--context", metavar="NAME", help="with --cluster: kubeconfig context")
@@ -120,19 +121,48 @@ def live_rules(kube: KubeClient, catalog: Catalog) -> More:
     return more
 
 
+def route_warnings(kube: KubeClient) -> More:
+    """The warnings of a ``gateway-api`` canary that read the cluster: the HTTPRoutes of its
+    namespace and of its Gateway's that match every request its route would match
+    (:func:`controlplane.routing.overlap.overlaps`: only one route gets them, and the canary's
+    candidate may get none). A namespace that cannot be listed is left out."""
+    from controlplane.errors import KubeError
+    from controlplane.routing import gateway_api, overlap
+    from controlplane.spec.models import DEFAULT_GATEWAY
+
+    def more(canary: ModelCanary) -> list[Problem]:
+        if canary.spec.traffic.router != "gateway-api":
+            return []
+        route = gateway_api.build_httproute(canary, 0, False)
+        gateway = canary.spec.traffic.gateway or DEFAULT_GATEWAY
+        namespaces = {canary.metadata.namespace, gateway.namespace or canary.metadata.namespace}
+        others = []
+        for namespace in sorted(namespaces):
+            try:
+                others += kube.list(gateway_api.API_VERSION, gateway_api.KIND, namespace)
+            except KubeError:
+                continue
+        path = "spec.traffic.hosts" if canary.spec.traffic.hosts else "spec.traffic"
+        return [Problem(path=path, message=m) for m in overlap.overlaps(route, others)]
+
+    return more
+
+
 def run(args: argparse.Namespace) -> int:
     catalog = load_catalog(args.profiles)
     files, problems = expand(list(args.files))
-    more = None
+    more = cluster_warnings = None
     if args.cluster:
         from controlplane.cli.cluster import connect
 
-        more = live_rules(connect(args), catalog)
+        kube = connect(args)
+        more = live_rules(kube, catalog)
+        cluster_warnings = route_warnings(kube)
     warned = 0
     for name in files:
         found = check_file(name, catalog, more=more)
         problems.extend(found)
-        for warning in warnings_file(name):
+        for warning in warnings_file(name, more=cluster_warnings):
             print(format_warning(warning), file=sys.stderr)
             warned += 1
         if not found:

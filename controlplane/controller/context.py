@@ -47,6 +47,10 @@ class Ctx:
     served: dict[str, Obj | None] = field(default_factory=dict)
     """Each variant's serving object as read (or last applied) in this reconcile, by role
     (None: not there): sized before and after the weights move on one read."""
+    traffic: dict[str, str] | None = None
+    """What this reconcile's evaluation found of the candidate's traffic: ``{"NoTraffic": why}``
+    when its route sends it traffic and it finished no request, ``{}`` when it did; None when no
+    evaluation ran (``status.warnings`` keeps what the last one found)."""
     trouble: dict[str, str] = field(default_factory=dict)
     """What an effect of this catch-up could not do, by Event reason (``WeightsNotVerified``:
     the router's error): put in ``status.warnings`` while it lasts
@@ -92,6 +96,8 @@ def persist(kube: KubeClient, ctx: Ctx, *, effects: bool = False) -> None:
     new = st.rollout_status(ctx.state, ctx.book, generation, previous, ctx.now)
     for reason, message in ctx.notes.items():
         new[st.WARNINGS_KEY] = st.with_warning(new.get(st.WARNINGS_KEY), reason, message, ctx.now)
+    if ctx.traffic is not None:
+        new = st.with_trouble(new, ctx.traffic, ctx.now, frozenset({st.NO_TRAFFIC}))
     if effects:
         trouble = dict(ctx.trouble)
         if ctx.intent_problem:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from pydantic import ValidationError
 
-from controlplane.controller import adoption, capacity, children
+from controlplane.controller import adoption, capacity, children, starved
 from controlplane.controller.argo_gates import DEFAULT_POLL_S, GateRunner
 from controlplane.controller.catch_up import CatchUp
 from controlplane.controller.context import Ctx, event, persist
@@ -200,6 +200,8 @@ class Reconciler:
         previous = ctx.state
         if obs is not None:
             capacity.observe(ctx, obs.demand_rps)  # the demand the capacity plan follows
+            if obs.checks:
+                starved.assess(self.kube, ctx, obs)  # a candidate its route starves
         ctx.state, _actions = machine.step(ctx.canary, ctx.state, obs, ctx.now, intents)
         if ctx.recorded:
             ctx.book = replace(ctx.book, last_intent_id=ctx.recorded[-1].id)

@@ -7,6 +7,7 @@ is keyed by where it sits in the spec (``steps[0].rollbackOn[1]``, ``shadow.prom
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -105,3 +106,13 @@ class Observations:
     candidate_read: bool = False
     progress_deadline_s: float | None = None
     weights_refused: str | None = None
+
+
+def candidate_starved(checks: Mapping[str, CheckResult]) -> bool | None:
+    """Whether the candidate finished no request over the checks' windows: True when a check
+    counted its requests (a built-in's ``samples``) and none counted one; False when one did;
+    None when no check counts them (custom queries alone, or every query failed)."""
+    counts = [r.samples for r in checks.values() if r.samples is not None and not r.provider_error]
+    if not counts:
+        return None
+    return all(c <= 0 for c in counts)

@@ -295,18 +295,28 @@ def with_warning(
     return entries[-kept:]
 
 
-def with_trouble(status: dict[str, Any], trouble: Mapping[str, str], now: float) -> dict[str, Any]:
-    """``status`` with its :data:`EFFECT_WARNINGS` as ``trouble`` (reason -> message) says now:
-    one entry per reason in trouble (kept as it is while its message is the same, so a lasting
-    failure writes nothing new), those no longer in trouble removed; other warnings (an alert
-    not delivered) untouched. Pure."""
+NO_TRAFFIC = "NoTraffic"
+"""The warning of a candidate that its route sends traffic to and that finished no request at
+the last evaluation: set and cleared by evaluations alone (:func:`with_trouble` with
+``managed={NO_TRAFFIC}``)."""
+
+
+def with_trouble(
+    status: dict[str, Any],
+    trouble: Mapping[str, str],
+    now: float,
+    managed: frozenset[str] = EFFECT_WARNINGS,
+) -> dict[str, Any]:
+    """``status`` with its ``managed`` warnings (:data:`EFFECT_WARNINGS`) as ``trouble``
+    (reason -> message) says now: one entry per reason in trouble (kept as it is while its
+    message is the same, so a lasting failure writes nothing new), those no longer in trouble
+    removed; other warnings (an alert not delivered) untouched. Pure."""
     current = status.get(WARNINGS_KEY)
     entries = [w for w in (current if isinstance(current, list) else []) if isinstance(w, Mapping)]
     kept = [
         dict(w)
         for w in entries
-        if w.get("type") not in EFFECT_WARNINGS
-        or trouble.get(str(w.get("type"))) == w.get("message")
+        if w.get("type") not in managed or trouble.get(str(w.get("type"))) == w.get("message")
     ]
     have = {(w.get("type"), w.get("message")) for w in kept}
     for reason, message in trouble.items():

@@ -64,8 +64,8 @@ NEEDS: dict[Rule, tuple[frozenset[str], str]] = {
         "reconcile.py apply; routing/llmisvc.py patch (route weights)",
     ),
     ("gateway.networking.k8s.io", "httproutes"): (
-        frozenset({"get", "create", "patch", "delete"}),
-        "routing/gateway_api.py",
+        frozenset({"get", "list", "create", "patch", "delete"}),
+        "routing/gateway_api.py; controller/starved.py lists the routes beside a starved one",
     ),
     ("monitoring.coreos.com", "podmonitors"): (
         frozenset({"get", "create", "patch", "delete"}),

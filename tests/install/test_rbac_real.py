@@ -74,6 +74,9 @@ HMAC_KEY = "alert-signing-key"
 # blockOwnerDeletion on an owner reference to a ModelCanary.
 GRANTED_NOT_REQUESTED: dict[Grant, str] = {
     ("canary.controlplane.dev", "modelcanaries/finalizers", "update"): "owner references",
+    ("gateway.networking.k8s.io", "httproutes", "list"): "the routes read when a candidate "
+    "gets no request (none is starved here; tests/controller/test_controller_starved.py "
+    "reads them on the real API server)",
     **{
         ("monitoring.coreos.com", "podmonitors", verb): "an adopted stable's PodMonitor (no "
         "adopting canary here; tests/routing/test_real_adopt.py runs the controller on the "

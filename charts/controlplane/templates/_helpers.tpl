@@ -119,9 +119,11 @@ extra.
 - apiGroups: ["serving.kserve.io"]
   resources: ["inferenceservices", "llminferenceservices"]
   verbs: ["get", "create", "patch", "delete"]
+# controller/starved.py: the other HTTPRoutes of the canary's and its Gateway's namespaces
+# (list), read when a candidate its route sends traffic to gets no request
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
-  verbs: ["get", "create", "patch", "delete"]
+  verbs: ["get", "list", "create", "patch", "delete"]
 - apiGroups: ["networking.istio.io"]
   resources: ["virtualservices"]
   verbs: ["get", "create", "patch", "delete"]
