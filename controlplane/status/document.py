@@ -20,6 +20,7 @@ from controlplane.rollout.wording import pending_why
 from controlplane.spec.constants import API_GROUP
 from controlplane.spec.units import status_time, time_value
 from controlplane.status import conditions
+from controlplane.status.hours import held_hours
 from controlplane.status.keys import ADOPTED_KEY as ADOPTED_KEY
 from controlplane.status.keys import BOOK_KEY as BOOK_KEY
 from controlplane.status.keys import CAPACITY_KEY as CAPACITY_KEY
@@ -125,11 +126,6 @@ class Book:
             last_intent_id=_str_or_none(data.get("lastIntentId")),
             gates_submitted=gates,
         )
-
-
-def held_hours(hours: float, gpus: int, at: float, now: float) -> float:
-    """``hours`` GPU-hours at ``at`` and ``gpus`` held since: the GPU-hours at ``now``."""
-    return hours + gpus * max(0.0, now - at) / 3600.0
 
 
 @dataclass(frozen=True)

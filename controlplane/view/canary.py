@@ -16,7 +16,7 @@ from controlplane.rollout import intents as st_intents
 from controlplane.rollout.wording import pending_why
 from controlplane.spec.constants import DEFAULT_INTERVAL
 from controlplane.status import keys as st_keys
-from controlplane.status.document import held_hours
+from controlplane.status.hours import held_hours
 from controlplane.view.checks import CheckRow, check_rows
 from controlplane.view.read import (
     as_duration,
