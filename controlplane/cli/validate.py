@@ -126,22 +126,13 @@ def route_warnings(kube: KubeClient) -> More:
     namespace and of its Gateway's that match every request its route would match
     (:func:`controlplane.routing.overlap.overlaps`: only one route gets them, and the canary's
     candidate may get none). A namespace that cannot be listed is left out."""
-    from controlplane.errors import KubeError
     from controlplane.routing import gateway_api, overlap
-    from controlplane.spec.models import DEFAULT_GATEWAY
 
     def more(canary: ModelCanary) -> list[Problem]:
         if canary.spec.traffic.router != "gateway-api":
             return []
         route = gateway_api.build_httproute(canary, 0, False)
-        gateway = canary.spec.traffic.gateway or DEFAULT_GATEWAY
-        namespaces = {canary.metadata.namespace, gateway.namespace or canary.metadata.namespace}
-        others = []
-        for namespace in sorted(namespaces):
-            try:
-                others += kube.list(gateway_api.API_VERSION, gateway_api.KIND, namespace)
-            except KubeError:
-                continue
+        others = gateway_api.routes_beside(kube, canary)
         path = "spec.traffic.hosts" if canary.spec.traffic.hosts else "spec.traffic"
         return [Problem(path=path, message=m) for m in overlap.overlaps(route, others)]
 

@@ -13,41 +13,21 @@ from __future__ import annotations
 
 from controlplane.controller.context import Ctx, event
 from controlplane.errors import KubeError
-from controlplane.kube.client import KubeClient, Obj
+from controlplane.kube.client import KubeClient
 from controlplane.rollout.observations import Observations, candidate_starved
 from controlplane.routing import gateway_api, overlap
-from controlplane.spec.models import DEFAULT_GATEWAY
 from controlplane.status import document as st
-
-
-def _routes(kube: KubeClient, ctx: Ctx) -> tuple[Obj, list[Obj]] | None:
-    """The canary's HTTPRoute and the others of its namespace and its Gateway's (a namespace
-    the controller may not list is left out); None when its own cannot be read."""
-    canary = ctx.canary
-    try:
-        route = kube.get(gateway_api.route_ref(canary))
-    except KubeError:
-        return None
-    gateway = canary.spec.traffic.gateway or DEFAULT_GATEWAY
-    namespaces = {canary.metadata.namespace, gateway.namespace or canary.metadata.namespace}
-    others: list[Obj] = []
-    for namespace in sorted(namespaces):
-        try:
-            others += kube.list(gateway_api.API_VERSION, gateway_api.KIND, namespace)
-        except KubeError:
-            continue
-    return route, others
 
 
 def causes(kube: KubeClient, ctx: Ctx) -> list[str]:
     """What the controller can see that keeps requests from the candidate's route."""
     if ctx.canary.spec.traffic.router != "gateway-api":
         return []
-    found = _routes(kube, ctx)
-    if found is None:
+    try:
+        route = kube.get(gateway_api.route_ref(ctx.canary))
+    except KubeError:
         return []
-    route, others = found
-    return overlap.no_traffic_causes(route, others)
+    return overlap.no_traffic_causes(route, gateway_api.routes_beside(kube, ctx.canary))
 
 
 def message(weight: int, mirror: bool, seen: list[str]) -> str:

@@ -9,7 +9,7 @@ generation (:func:`taken_up`). :func:`build_httproute` is pure. See docs/routing
 
 from __future__ import annotations
 
-from controlplane.errors import RouterError, RouterPending
+from controlplane.errors import KubeError, RouterError, RouterPending
 from controlplane.kube.client import KubeClient, Obj, Ref
 from controlplane.routing._common import (
     ObjectRouter,
@@ -200,6 +200,21 @@ def taken_up(canary: ModelCanary, route: Obj) -> None:
                 f"{ROUTER}: {who} does not accept the HTTPRoute: {accepted.get('reason')}: "
                 f"{accepted.get('message') or ''}".rstrip(": ")
             )
+
+
+def routes_beside(kube: KubeClient, canary: ModelCanary) -> list[Obj]:
+    """The HTTPRoutes of ``canary``'s namespace and of its Gateway's, its own among them: where
+    a route that matches the same requests on the same parent can be (a namespace that cannot
+    be listed is left out; a route of a third namespace allowed on the listener is not seen)."""
+    gateway = canary.spec.traffic.gateway or DEFAULT_GATEWAY
+    namespaces = {canary.metadata.namespace, gateway.namespace or canary.metadata.namespace}
+    found: list[Obj] = []
+    for namespace in sorted(namespaces):
+        try:
+            found += kube.list(API_VERSION, KIND, namespace)
+        except KubeError:
+            continue
+    return found
 
 
 def route_ref(canary: ModelCanary) -> Ref:
