@@ -1,7 +1,10 @@
 // The verbs on one canary (pause, resume, promote, abort, retry): each asks for confirmation in a
 // modal <dialog> (the browser keeps focus inside it; Escape cancels), then shows what the server
-// answered: the recorded intent, or its refusal in its own words (403, 404, 409). A caller who
-// may not act (GET .../access) sees the verbs greyed out and the authorizer's reason.
+// answered: the recorded intent, or its refusal in its own words (403, 404, 409). The verbs are
+// offered only once the API says the caller may act (GET .../access: a SubjectAccessReview, or a
+// SelfSubjectAccessReview under `kubectl canary dashboard`); a caller who may not sees no verb,
+// only the authorizer's reason. When the API cannot tell, the verbs are offered and their own
+// answer says.
 import { html } from "htm/preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api } from "./api.js";
@@ -12,9 +15,10 @@ export function Actions({ canary, onDone }) {
   const [verb, setVerb] = useState(null);
   const [busy, setBusy] = useState(false);
   const [outcome, setOutcome] = useState(null); // {ok, text}
-  const [access, setAccess] = useState(null); // {act, reason}: may the caller act at all
-  const byPhase = verbsFor(canary);
-  const allowed = access && !access.act ? {} : byPhase;
+  // {act, reason}: may the caller act at all; undefined: not answered yet; null: not told
+  const [access, setAccess] = useState(undefined);
+  const allowed = verbsFor(canary);
+  const offered = access === null || (access !== undefined && access.act);
   const opener = useRef(null);
 
   useEffect(() => {
@@ -78,10 +82,12 @@ export function Actions({ canary, onDone }) {
     ${VERB_TEXT[v].label}</button>`;
 
   return html`<section class="actions" aria-label="Actions">
-    <div class="buttons">
-      ${button("pause")} ${button("resume")} ${button("promote")} ${button("promote-full")}
-      ${button("abort")} ${button("retry")}
-    </div>
+    ${offered
+      ? html`<div class="buttons">
+          ${button("pause")} ${button("resume")} ${button("promote")} ${button("promote-full")}
+          ${button("abort")} ${button("retry")}
+        </div>`
+      : null}
     ${access && !access.act
       ? html`<p class="muted" data-testid="no-access">${`You may not act on this canary: ${access.reason}`}</p>`
       : null}

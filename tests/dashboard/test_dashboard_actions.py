@@ -154,8 +154,8 @@ def test_a_viewer_is_told_why_it_may_not_act_and_nothing_changes(
     page: Any, stage: Stage, shoot: Callable[[Any, str], Path]
 ) -> None:
     """The viewer finds its canary on the list page (a right in its namespace only, on the real
-    cluster), sees every verb greyed out with the authorizer's reason, and a verb sent anyway is
-    refused (403) with nothing changed."""
+    cluster), is offered no verb, only the authorizer's reason, and a verb sent anyway is refused
+    (403) with nothing changed."""
     before = stage.canary()
     page.goto(stage.page_url(stage.viewer))
     page.locator(f"tr[data-canary='{stage.namespace}/{NAME}'] a").click()
@@ -163,9 +163,7 @@ def test_a_viewer_is_told_why_it_may_not_act_and_nothing_changes(
     why = page.locator("[data-testid=no-access]")
     why.wait_for()
     assert "patch" in why.inner_text()  # the server's reason names what is missing
-    buttons = page.locator("section.actions button[data-verb]")
-    assert buttons.count() == 6
-    assert all(buttons.nth(i).is_disabled() for i in range(6))
+    assert page.locator("section.actions button[data-verb]").count() == 0
     status = page.evaluate(
         """async ([ns, name]) => {
           const token = sessionStorage.getItem("canary-dashboard-token");
