@@ -46,19 +46,33 @@ function axes(c, extra = {}) {
   return [{ ...base, values: timeTicks, space: 90 }, { ...base, ...extra }];
 }
 
-// a uPlot chart in a div; rebuilt when `key` changes, data updated in place otherwise
-export function Chart({ label, build, data, deps }) {
+// a uPlot chart in a div; rebuilt when `deps` change, data updated in place otherwise. `span`
+// ([min, max] in unix seconds, or null) is the x range it draws when its data spans no time
+// (see spanRange). The div carries the x scale drawn (data-x-min, data-x-max) for tests.
+export function Chart({ label, build, data, deps, span = null }) {
   const box = useRef(null);
   const plot = useRef(null);
+  const spanNow = useRef(span);
+  spanNow.current = span;
   useEffect(() => {
     const el = box.current;
     if (!el) return undefined;
     const width = Math.max(280, el.clientWidth || 600);
-    plot.current = new uPlot(build(colors(), width), data, el);
+    const make = () => {
+      const opts = build(colors(), width, () => spanNow.current);
+      const shown = (u, key) => {
+        if (key !== "x") return;
+        el.dataset.xMin = String(u.scales.x.min);
+        el.dataset.xMax = String(u.scales.x.max);
+      };
+      opts.hooks = { ...opts.hooks, setScale: [...((opts.hooks || {}).setScale || []), shown] };
+      return new uPlot(opts, data, el);
+    };
+    plot.current = make();
     const media = window.matchMedia("(prefers-color-scheme: dark)");
     const rebuild = () => {
       plot.current.destroy();
-      plot.current = new uPlot(build(colors(), width), data, el);
+      plot.current = make();
     };
     media.addEventListener("change", rebuild);
     return () => {
@@ -69,18 +83,39 @@ export function Chart({ label, build, data, deps }) {
   }, deps);
   useEffect(() => {
     if (plot.current) plot.current.setData(data);
-  }, [data]);
+  }, [data, span && span[0], span && span[1]]);
   return html`<div class="chart" role="img" aria-label=${label} ref=${box}></div>`;
 }
 
-// seconds on the x axis as the viewer's local clock
-const timeAxis = { time: true };
+// The x range of every time chart. Data spanning time keeps uPlot's own range: it fits the data.
+// One point (or none) has no span of its own, and uPlot alone would stretch the axis over years
+// around it; it gets `fallback()` instead (the current step's span, from the page), widened to
+// hold the point, never empty.
+export function spanRange(fallback) {
+  return (u, min, max) => {
+    const xs = (u.data && u.data[0]) || [];
+    const first = xs.length ? xs[0] : null;
+    const last = xs.length ? xs[xs.length - 1] : null;
+    if (first !== null && last > first) return [min, max];
+    const given = (fallback && fallback()) || [null, null];
+    let [lo, hi] = given;
+    if (first !== null) {
+      lo = lo === null ? first - 30 : Math.min(lo, first);
+      hi = hi === null ? first + 30 : Math.max(hi, first);
+    }
+    if (lo === null || hi === null) return [min, max];
+    return hi > lo ? [lo, hi] : [lo, lo + 60];
+  };
+}
 
-export function weightChart(c, width) {
+// seconds on the x axis as the viewer's local clock, ranged by spanRange
+const timeAxis = (span) => ({ time: true, range: spanRange(span) });
+
+export function weightChart(c, width, span) {
   return {
     width,
     height: 180,
-    scales: { x: timeAxis, y: { range: [0, 100] } },
+    scales: { x: timeAxis(span), y: { range: [0, 100] } },
     axes: axes(c, { values: (_u, ticks) => ticks.map((t) => `${t}%`) }),
     legend: { show: true },
     series: [
@@ -98,7 +133,7 @@ export function weightChart(c, width) {
 }
 
 export function checkChart(fmt, { separate, above, below }) {
-  return (c, width) => {
+  return (c, width, span) => {
     const series = [
       {},
       { label: "candidate", stroke: c.candidate, width: 2, scale: separate ? "raw" : "y",
@@ -123,15 +158,15 @@ export function checkChart(fmt, { separate, above, below }) {
       ax.push({ scale: "raw", side: 1, stroke: c.fg, grid: { show: false },
         values: (_u, t) => t.map((v) => fmt.raw(v)), size: 70 });
     }
-    return { width, height: 200, scales: { x: timeAxis }, axes: ax, series };
+    return { width, height: 200, scales: { x: timeAxis(span) }, axes: ax, series };
   };
 }
 
-export function evidenceChart(c, width) {
+export function evidenceChart(c, width, span) {
   return {
     width,
     height: 160,
-    scales: { x: timeAxis },
+    scales: { x: timeAxis(span) },
     axes: axes(c),
     series: [
       {},

@@ -8,7 +8,7 @@ import { api } from "./api.js";
 import { Actions } from "./actions.js";
 import { Chart, checkChart, evidenceChart, weightChart } from "./charts.js";
 import { Badge } from "./list.js";
-import { age, clock, duration, ms, specTime, timeZone } from "./time.js";
+import { age, clock, duration, ms, seconds, specTime, timeZone } from "./time.js";
 import { eventText, fmtValue, verdictText, verdictTone } from "./words.js";
 
 const num = (v) => (typeof v === "number" && Number.isFinite(v) ? v : null);
@@ -19,6 +19,22 @@ const secs = (v) => {
 };
 // the level a sequential check's evidence rolls back at (status.checks.*.evidenceBound)
 const bound = (check) => num(check.evidenceBound);
+
+// The current step's own span in unix seconds, which a chart whose data spans no time (one point,
+// or none) draws instead of a range of its own: from the step's start (else the rollout's) to the
+// later of the last evaluation and the start plus the step's duration, at least one analysis
+// interval (else a minute) long. A simulated canary's spec durations run `simulated` times faster.
+function stageSpan(spec, status, simulated) {
+  const start = secs(status.stageStartedAt) ?? secs(status.startedAt);
+  if (start === null) return null;
+  const scale = simulated || 1;
+  const step = (spec.steps || [])[(status.step || 1) - 1] || {};
+  const lasts = seconds(step.duration);
+  const interval = seconds((spec.analysis || {}).interval);
+  const shortest = interval ? interval / scale : 60;
+  const end = Math.max(secs(status.lastEvaluation) ?? start, lasts ? start + lasts / scale : start);
+  return [start, Math.max(end, start + shortest)];
+}
 
 function When({ t, start, simulated }) {
   if (ms(t) === null) return html`<span class="muted">—</span>`;
@@ -48,7 +64,7 @@ function Reason({ status }) {
   </div>`;
 }
 
-function Timeline({ spec, status, simulated }) {
+function Timeline({ spec, status, simulated, span }) {
   const steps = spec.steps || [];
   const current = status.step || 0;
   const done = status.phase === "promoted";
@@ -87,7 +103,7 @@ function Timeline({ spec, status, simulated }) {
     </ol>
     ${data[0].length > 0
       ? html`<${Chart} label="The candidate's share of traffic over time"
-          build=${weightChart} data=${data} deps=${[]} />`
+          build=${weightChart} data=${data} deps=${[]} span=${span} />`
       : html`<p class="muted">No weight changes yet.</p>`}
     <p class="muted">Started <${When} t=${start} start=${start} simulated=${simulated} />.</p>
   </${Section}>`;
@@ -100,7 +116,7 @@ function thresholdText(check) {
   return parts.join(", ") || "—";
 }
 
-function CheckCard({ id, check, simulated, start }) {
+function CheckCard({ id, check, simulated, start, span }) {
   const recent = check.recent && check.recent.length ? check.recent : [check];
   const separate =
     num(check.candidate) !== null && num(check.value) !== null && check.candidate !== check.value;
@@ -155,11 +171,11 @@ function CheckCard({ id, check, simulated, start }) {
     ${data[0].length > 0
       ? html`<${Chart} label=${`${metric}: candidate and stable over time against the limit`}
           build=${checkChart(fmt, { separate, above: check.above, below: check.below })}
-          data=${data} deps=${[separate]} />`
+          data=${data} deps=${[separate]} span=${span} />`
       : null}
     ${ev
       ? html`<${Chart} label=${`${metric}: the sequential test's evidence against its boundary`}
-          build=${evidenceChart} data=${ev} deps=${[]} />`
+          build=${evidenceChart} data=${ev} deps=${[]} span=${span} />`
       : null}
     <details>
       <summary>Results as a table (${recent.length})</summary>
@@ -181,12 +197,12 @@ function CheckCard({ id, check, simulated, start }) {
   </article>`;
 }
 
-function Checks({ status, simulated }) {
+function Checks({ status, simulated, span }) {
   const checks = Object.entries(status.checks || {});
   const past = status.lastChecks || [];
   return html`<${Section} id="checks" title="Checks">
     ${checks.length
-      ? checks.map(([id, c]) => html`<${CheckCard} key=${id} id=${id} check=${c} simulated=${simulated} start=${status.startedAt} />`)
+      ? checks.map(([id, c]) => html`<${CheckCard} key=${id} id=${id} check=${c} simulated=${simulated} start=${status.startedAt} span=${span} />`)
       : html`<p class="muted">No check has run in this step yet.</p>`}
     ${past.length
       ? html`<h3>Latest results of every check</h3>
@@ -398,6 +414,7 @@ export function DetailPage({ ns, name, fromStream, version }) {
   // a simulated canary's time scale (its spec's clock runs that much faster), else false
   const simulated = canary.simulated ? canary.timeScale || 1 : false;
   const steps = (spec.steps || []).length;
+  const span = stageSpan(spec, status, simulated);
 
   return html`<main id="main" tabindex="-1" data-canary=${`${ns}/${name}`}>
     <nav aria-label="Breadcrumb"><a href="#/">All canaries</a></nav>
@@ -418,8 +435,8 @@ export function DetailPage({ ns, name, fromStream, version }) {
     ${status.waiting ? html`<p class="notice">Waiting: ${typeof status.waiting === "string" ? status.waiting : JSON.stringify(status.waiting)}</p>` : null}
     ${(status.warnings || []).map((w) => html`<p class="alert" role="alert">${w.type}: ${w.message}${w.count > 1 ? ` (${w.count} times)` : ""}</p>`)}
     <${Actions} canary=${canary} onDone=${reload} />
-    <${Timeline} spec=${spec} status=${status} simulated=${simulated} />
-    <${Checks} status=${status} simulated=${simulated} />
+    <${Timeline} spec=${spec} status=${status} simulated=${simulated} span=${span} />
+    <${Checks} status=${status} simulated=${simulated} span=${span} />
     <${Gates} status=${status} simulated=${simulated} />
     <${Capacity} spec=${spec} status=${status} />
     <${Expected} canary=${canary} status=${status} />

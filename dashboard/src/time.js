@@ -48,3 +48,19 @@ export function specTime(value, start, scale = 1) {
   if (t === null || s === null) return null;
   return `spec time ${duration(Math.max(0, ((t - s) / 1000) * (scale || 1)))}`;
 }
+
+const UNITS = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
+
+// a spec's duration ("30s", "1h30m", "500ms", "0"; a number is seconds) in seconds, or null
+export function seconds(value) {
+  if (typeof value === "number") return Number.isFinite(value) ? value : null;
+  if (typeof value !== "string") return null;
+  const text = value.trim();
+  if (text === "0") return 0;
+  if (!/^(\d+(\.\d+)?(ms|s|m|h|d|w))+$/.test(text)) return null;
+  let total = 0;
+  for (const [, n, unit] of text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d|w)/g)) {
+    total += Number(n) * UNITS[unit];
+  }
+  return total;
+}
