@@ -4,6 +4,7 @@ history), keyboard use, and axe-core with no serious finding in light and dark m
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -134,6 +135,57 @@ def test_a_progressing_canary_shows_its_step_and_weight_over_time(
     assert page.locator("#timeline").locator("..").locator(".chart canvas").count() == 1
     assert page.locator("[data-testid=reason]").count() == 0
     shoot(page, "progressing")
+
+
+DAY = 24 * d.HOUR
+
+
+def _x_scale(chart: Any) -> tuple[float, float]:
+    """The x range (unix seconds) a chart drew, as the page writes it on the chart's div."""
+    expect(chart).to_have_attribute("data-x-max", re.compile(r"^\d"))
+    return float(chart.get_attribute("data-x-min")), float(chart.get_attribute("data-x-max"))
+
+
+def test_a_chart_of_one_point_draws_the_step_and_not_years(page: Any) -> None:
+    """45 s into a rollout the history holds one event and each check one result: every chart
+    (weight, check, evidence) draws step 1's own hour, not the years uPlot alone gives a point."""
+    start = time.time() - 45
+    status = d.progressing(start - d.HOUR)  # then made a first step with one of everything
+    check = status["checks"].pop("steps[1].rollbackOn[0]")
+    first = {**check["recent"][0], "at": start, "evidence": 0.0}
+    status |= {
+        "step": 1,
+        "weight": 10,
+        "startedAt": start,
+        "stageStartedAt": start,
+        "lastEvaluation": start,
+        "history": [status["history"][0] | {"time": start}],
+        "checks": {"steps[0].rollbackOn[0]": check | first | {"recent": [first]}},
+    }
+    kube = FakeKube()
+    d.put(kube, d.canary("fresh", status=status))
+    with d.serve(kube) as server:
+        page.goto(f"{server.url}/dashboard/#token={d.ADMIN}")
+        page.goto(f"{server.url}/dashboard/#/canary/{d.NS}/fresh")
+        weight = page.locator("#timeline").locator("..").locator(".chart")
+        card = page.locator("[data-check='steps[0].rollbackOn[0]'] .chart")
+        expect(card).to_have_count(2)  # the values against the limit; the evidence
+        for chart in (weight, card.first, card.last):
+            low, high = _x_scale(chart)
+            assert high - low < DAY, (low, high)
+            assert low == pytest.approx(start, abs=1)  # step 1's hour, from its start
+            assert high == pytest.approx(start + d.HOUR, abs=1)
+
+
+def test_a_chart_of_many_points_still_spans_its_data(page: Any, site: Any) -> None:
+    page.goto(site.url())
+    page.goto(site.detail("support-triage"))
+    status = d.progressing(site.start)
+    weight = page.locator("#timeline").locator("..").locator(".chart")
+    assert _x_scale(weight) == pytest.approx((site.start, status["lastEvaluation"]), abs=0.01)
+    recent = status["checks"]["steps[1].rollbackOn[0]"]["recent"]
+    values = page.locator("[data-check='steps[1].rollbackOn[0]'] .chart").first
+    assert _x_scale(values) == pytest.approx((recent[0]["at"], recent[-1]["at"]), abs=0.01)
 
 
 def test_keyboard_alone_opens_a_canary_and_a_dialog_that_keeps_focus(page: Any, site: Any) -> None:
