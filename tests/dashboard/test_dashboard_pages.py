@@ -166,6 +166,7 @@ def test_a_chart_of_one_point_draws_the_step_and_not_years(page: Any) -> None:
     d.put(kube, d.canary("fresh", status=status))
     with d.serve(kube) as server:
         page.goto(f"{server.url}/dashboard/#token={d.ADMIN}")
+        page.wait_for_selector("[data-testid=canary-list] tbody tr")  # the token taken first
         page.goto(f"{server.url}/dashboard/#/canary/{d.NS}/fresh")
         weight = page.locator("#timeline").locator("..").locator(".chart")
         card = page.locator("[data-check='steps[0].rollbackOn[0]'] .chart")
@@ -178,7 +179,7 @@ def test_a_chart_of_one_point_draws_the_step_and_not_years(page: Any) -> None:
 
 
 def test_a_chart_of_many_points_still_spans_its_data(page: Any, site: Any) -> None:
-    page.goto(site.url())
+    _open_list(page, site)  # the token taken before the route changes
     page.goto(site.detail("support-triage"))
     status = d.progressing(site.start)
     weight = page.locator("#timeline").locator("..").locator(".chart")
