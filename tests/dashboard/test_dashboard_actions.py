@@ -213,7 +213,7 @@ def test_kubectl_canary_dashboard_in_the_browser_acts_as_the_kubeconfig_user(
     page: Any, stage: Stage, tmp_path: Path
 ) -> None:
     """The dashboard verb, run as a process with each ServiceAccount's kubeconfig: the viewer's
-    page greys the verbs out with the API server's answer to its SelfSubjectAccessReview; the
+    page offers no verb, only the API server's answer to its SelfSubjectAccessReview; the
     operator's page promotes, recorded as the operator (the kubeconfig's user, not a token's)."""
     with kubectl_canary_dashboard(stage, stage.viewer, "viewer", tmp_path) as url:
         page.goto(url)
@@ -221,7 +221,7 @@ def test_kubectl_canary_dashboard_in_the_browser_acts_as_the_kubeconfig_user(
         why = page.locator("[data-testid=no-access]")
         why.wait_for()
         assert "patch" in why.inner_text()
-        assert page.locator("button[data-verb=promote]").is_disabled()
+        assert page.locator("button[data-verb]").count() == 0
     assert stage.verbs() == []
     with kubectl_canary_dashboard(stage, stage.operator, "operator", tmp_path) as url:
         page.goto(url)
