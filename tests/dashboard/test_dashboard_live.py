@@ -40,6 +40,7 @@ def _promoted(status: dict[str, Any]) -> dict[str, Any]:
 
 def test_a_step_advance_reaches_the_open_page_without_a_reload(page: Any, site: Any) -> None:
     page.goto(site.url())
+    page.wait_for_selector("[data-testid=canary-list] tbody tr")  # the token taken first
     page.goto(site.detail("support-triage"))
     page.wait_for_selector("[data-testid=step]")
     assert page.locator("[data-testid=step]").inner_text() == "2"

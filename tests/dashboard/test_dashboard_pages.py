@@ -126,7 +126,7 @@ def test_a_rolled_back_canary_says_why_and_shows_its_checks(
 def test_a_progressing_canary_shows_its_step_and_weight_over_time(
     page: Any, site: Any, shoot: Callable[[Any, str], Path]
 ) -> None:
-    page.goto(site.url())
+    _open_list(page, site)  # the token taken before the route changes
     page.goto(site.detail("support-triage"))
     page.wait_for_selector("[data-testid=step]")
     assert page.locator("[data-testid=step]").inner_text() == "2"
