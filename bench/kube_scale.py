@@ -58,6 +58,9 @@ from harness.cluster.kubeapi import KUBE_VERSION, LoopbackCluster, start_cluster
 from harness.cluster.upstream_crds import all_crds
 
 SECTION = "## Kube scale"
+FIXED = {"mode": "fixed"}
+"""The fleet's ``spec.capacity``: fixed replicas, as measured before the capacity plan became
+the default (its resync reads are in tests/controller/test_controller_quiet_ticks.py)."""
 DAY = 86400.0
 
 
@@ -165,7 +168,10 @@ def section(rows: list[Row], cmd: str) -> str:
         "",
         "A quiet pass sends nothing and writes nothing at every size, on both backends "
         "(tests/controller/test_controller_quiet_ticks.py asserts it with 10 and 20 canaries, "
-        "with the resync's one read per canary and no write).",
+        "with the resync's one read per canary and no write). The fleet keeps fixed replicas "
+        "(`capacity: {mode: fixed}`); under the capacity plan, the default, a resync also reads "
+        "each canary's two serving objects and two Deployments, five reads a canary, and writes "
+        "nothing (the same test asserts it).",
     ]
     return "\n".join(lines)
 
@@ -187,13 +193,13 @@ def main(argv: list[str] | None = None) -> int:
     crds = all_crds()
     for size in args.sizes:
         if args.fake_max is None or size <= args.fake_max:
-            fake = Fleet(size, start)
+            fake = Fleet(size, start, capacity=FIXED)
             measure(fake, "fake", None, rows)
             del fake
         with tempfile.TemporaryDirectory(prefix="kube-scale-") as tmp:
             cluster = start_cluster(Path(tmp) / "kube", crds=crds)
             try:
-                real = Fleet(size, start, kubeconfig=str(cluster.kubeconfig))
+                real = Fleet(size, start, kubeconfig=str(cluster.kubeconfig), capacity=FIXED)
                 measure(real, "real", cluster, rows)
                 del real
             finally:
