@@ -152,6 +152,9 @@ def template(fleet: str) -> ModelCanary:
                 "stable": {"name": "bf16", "storageUri": "hf://org/m", "gpu": "nvidia-l40s"},
                 "candidate": {"name": "nf4", "storageUri": "hf://org/m-nf4", "gpu": "nvidia-l40s"},
                 "traffic": {"router": "gateway-api"},
+                # fixed replicas, as measured before the capacity plan became the default: the
+                # plan adds one grouped query a tick (its demand; test_sequential_judge.py)
+                "capacity": {"mode": "fixed"},
                 "analysis": {
                     "interval": "1m",
                     "window": "5m",
