@@ -266,7 +266,12 @@ def rollout_status(
         status[ADOPTED_KEY] = previous[ADOPTED_KEY]
     warnings = (previous or {}).get(WARNINGS_KEY)
     if warnings and (previous or {}).get("specHash") == state.spec_hash:
-        status[WARNINGS_KEY] = warnings  # a new rollout (a new spec) starts without them
+        if state.terminal and isinstance(warnings, list):  # no traffic is sent to judge now
+            warnings = [
+                w for w in warnings if not (isinstance(w, Mapping) and w.get("type") == NO_TRAFFIC)
+            ]
+        if warnings:
+            status[WARNINGS_KEY] = warnings  # a new rollout (a new spec) starts without them
     return status
 
 

@@ -4,7 +4,13 @@ controller's own status writes while the same spec rolls out, bounded and dedupl
 from __future__ import annotations
 
 from controlplane.rollout.state import RolloutState
-from controlplane.status.document import Book, rollout_status, with_trouble, with_warning
+from controlplane.status.document import (
+    NO_TRAFFIC,
+    Book,
+    rollout_status,
+    with_trouble,
+    with_warning,
+)
 
 STATE = RolloutState(spec_hash="h1", stage="steps", started_at=0, stage_started_at=0, step_index=0)
 
@@ -32,6 +38,16 @@ def test_the_controller_keeps_them_for_the_same_spec_only() -> None:
     assert kept["warnings"] == previous["warnings"]
     new_spec = RolloutState(spec_hash="h2", stage="pending", started_at=20, stage_started_at=20)
     assert "warnings" not in rollout_status(new_spec, Book(), 2, previous, 20.0)
+
+
+def test_no_traffic_goes_with_the_outcome_and_other_warnings_stay() -> None:
+    previous = rollout_status(STATE, Book(), 1, None, 0.0)
+    previous["warnings"] = with_warning(None, "AlertDeliveryFailed", "slack: no Secret", 5.0)
+    previous["warnings"] = with_warning(previous["warnings"], NO_TRAFFIC, "no request", 6.0)
+    assert len(rollout_status(STATE, Book(), 1, previous, 10.0)["warnings"]) == 2
+    ended = RolloutState(spec_hash="h1", stage="rolled_back", started_at=0, stage_started_at=9)
+    kept = rollout_status(ended, Book(), 1, previous, 10.0)["warnings"]
+    assert [w["type"] for w in kept] == ["AlertDeliveryFailed"]
 
 
 def test_trouble_is_current_and_leaves_other_warnings_alone() -> None:
