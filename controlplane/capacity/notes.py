@@ -94,10 +94,10 @@ def gpu_hours_line(
     (None when no step has a duration)."""
     if stages is None:
         stages = plan.rollout_plan(canary, sizes, plan.sized_demand(canary, sizes))
-    held, alone = plan.step_gpu_hours(canary, stages, sizes)
+    held, alone, hours = plan.step_gpu_hours(canary, stages, sizes)
     if alone <= 0:
         return None
-    days = alone / (canary.spec.stable.replicas * sizes.stable.gpus) / 24.0
+    days = hours / 24.0
     return (
         f"capacity: the steps hold {held:,.0f} GPU-hours over {days:g} days, where the stable "
         f"alone holds {alone:,.0f} ({held / alone - 1:+.0%})"

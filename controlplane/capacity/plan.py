@@ -235,20 +235,22 @@ def rollout_plan(canary: ModelCanary, sizes: Sizes, demand_rps: float) -> list[S
     return stages
 
 
-def step_gpu_hours(canary: ModelCanary, stages: list[Stage], sizes: Sizes) -> tuple[float, float]:
+def step_gpu_hours(
+    canary: ModelCanary, stages: list[Stage], sizes: Sizes
+) -> tuple[float, float, float]:
     """The GPU-hours the plan holds over the steps that have a duration (each step at its
-    ``after`` replicas for its whole duration), and what the stable alone held at its full size
-    over the same time: the price of the rollout against not running one."""
+    ``after`` replicas for its whole duration), what the stable alone held at its full size
+    over the same time (the price of the rollout against not running one), and that time in
+    hours."""
     steps = {f"step {i + 1}": s for i, s in enumerate(canary.spec.steps)}
-    held = alone = 0.0
+    held = hours = 0.0
     for stage in stages:
         step = steps.get(stage.name)
         if step is None or step.duration is None:
             continue
-        hours = step.duration.seconds / 3600.0
-        held += stage.entry.after.gpus(sizes) * hours
-        alone += canary.spec.stable.replicas * sizes.stable.gpus * hours
-    return held, alone
+        held += stage.entry.after.gpus(sizes) * step.duration.seconds / 3600.0
+        hours += step.duration.seconds / 3600.0
+    return held, canary.spec.stable.replicas * sizes.stable.gpus * hours, hours
 
 
 def first_overrun(stages: list[Stage], sizes: Sizes) -> tuple[Stage, Change] | None:
