@@ -447,6 +447,11 @@ def target_line(results: list[Result]) -> str:
             f" The `sequential-final` fleet (both variants' histograms, the shift test, the "
             f"closing test) against the same bound: {final:.1f} s, {within} it."
         )
+    line += (
+        " The fleets keep fixed replicas (`capacity: {mode: fixed}`); under the capacity plan, "
+        "the default, a tick asks one more grouped query per namespace (the demand the plan "
+        "follows), not one per canary (`tests/analysis/sequential/test_sequential_judge.py`)."
+    )
     return f"{line}\n\n{PROFILE}"
 
 
