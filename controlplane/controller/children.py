@@ -10,7 +10,6 @@ traffic effects. See docs/controller.md, "Per resource", and docs/routing.md, "W
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,8 +27,10 @@ from controlplane.routing.ownership import (
     foreign_reason,
     refusal,
 )
+from controlplane.serving import object_names
 from controlplane.serving.adopt import PODMONITOR_KIND
-from controlplane.serving.render import LABEL_ROLE
+from controlplane.serving.render import LABEL_ROLE, isvc_name
+from controlplane.serving.startup import cannot_start, load_failure
 from controlplane.spec.models import ModelCanary
 from controlplane.status import conditions
 from controlplane.status import document as st
@@ -37,12 +38,7 @@ from controlplane.status import document as st
 FIELD_MANAGER = "canary-controller"
 OWNER_FIELD_MANAGER = "canary-controller-owner"
 SERVED_KINDS = frozenset({"InferenceService", "LLMInferenceService"})
-FAILURE_CHARS = 300
-"""The most of a load failure's message a rollback reason carries."""
-EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception): ")
-"""A Python exception's last traceback line: ``torch.OutOfMemoryError: ...``."""
-WRAPPER = "see root cause above"
-"""What vLLM's API server says when the engine core died of something it printed before."""
+POD_KIND = "Pod"
 FOREIGN_REASON = "ForeignObject"
 
 
@@ -101,10 +97,13 @@ def deploy(
 @dataclass(frozen=True)
 class Readiness:
     """Whether every served object of a spec is ready and, when one is not, why, in KServe's
-    words when KServe says (:func:`load_failure`), else None."""
+    words when KServe says (:func:`~controlplane.serving.startup.load_failure`), else None;
+    ``cannot_start`` when the candidate's pods say it certainly cannot serve (``why`` then says
+    what they say: :func:`candidate_readiness`)."""
 
     ready: bool
     why: str | None = None
+    cannot_start: bool = False
 
 
 def readiness(kube: KubeClient, objects: Sequence[Obj], owner: Obj | None = None) -> Readiness:
@@ -132,58 +131,56 @@ def readiness(kube: KubeClient, objects: Sequence[Obj], owner: Obj | None = None
     return Readiness(ready, None if ready else why)
 
 
-def load_failure(obj: Mapping[str, Any]) -> str | None:
-    """What KServe says of a served object whose model failed to load (pure), else None.
-
-    KServe v0.20.0 (``PropagateModelStatus`` in ``pkg/apis/serving/v1beta1/
-    inference_service_status.go``) sets ``status.modelStatus.states.targetModelState`` to
-    ``FailedToLoad`` (and ``transitionStatus`` to ``BlockedByFailedLoad``) with
-    ``lastFailureInfo`` {``reason: ModelLoadFailed``, ``message``, ``exitCode``} when the
-    predictor's ``kserve-container`` terminated with an error or waits in
-    ``CrashLoopBackOff``; ``message`` is the container's termination message, which the
-    rendered container fills from the end of its log (``terminationMessagePolicy:
-    FallbackToLogsOnError``, :func:`controlplane.serving.render.predictor_spec`). One line of
-    it is kept (:func:`root_cause`), cut at :data:`FAILURE_CHARS`."""
-    status = obj.get("status") or {}
-    model = status.get("modelStatus") or {}
-    states = model.get("states") or {}
-    target = states.get("targetModelState") if isinstance(states, Mapping) else None
-    if target != "FailedToLoad" and model.get("transitionStatus") != "BlockedByFailedLoad":
+def candidate_deployment(canary: ModelCanary) -> Ref | None:
+    """The Deployment KServe v0.20.0 runs the candidate's pods in (Standard mode): the
+    predictor's ``<isvc>-predictor``, or ``<name>-kserve`` of an LLMInferenceService; None on a
+    router that serves both variants from one object (``kserve``, ``kserve-knative``), where
+    the candidate's pods are a Knative revision's or a ``spec.canary`` slot's."""
+    router = canary.spec.traffic.router
+    if CAPABILITIES[router].single_service:
         return None
-    info = model.get("lastFailureInfo") or {}
-    if not isinstance(info, Mapping):
-        info = {}
-    name = obj.get("metadata", {}).get("name", "?")
-    text = f"{obj.get('kind', 'object')} {name} failed to load"
-    details = [str(info["reason"])] if info.get("reason") else []
-    if info.get("exitCode") is not None:
-        details.append(f"exit code {info['exitCode']}")
-    if details:
-        text += f" ({', '.join(details)})"
-    cause = root_cause(str(info.get("message") or ""))
-    if cause:
-        if len(cause) > FAILURE_CHARS:
-            cause = cause[: FAILURE_CHARS - 1] + "\u2026"
-        text += f": {cause}"
-    return text
+    name = isvc_name(canary, "candidate")
+    if router == "llmisvc":
+        deployment = object_names.llmisvc_deployment(name)
+    else:
+        deployment = object_names.predictor_service(name)
+    return Ref("apps/v1", "Deployment", canary.metadata.namespace, deployment)
 
 
-def root_cause(log: str) -> str | None:
-    """The line of the end of an engine's log that says why it died (pure): the last exception
-    line (``torch.OutOfMemoryError: CUDA out of memory. ...``) that is not a wrapper pointing
-    above it, else the last exception line, else the last non-empty line, else None.
+def candidate_pods(kube: KubeClient, canary: ModelCanary) -> list[Obj]:
+    """The candidate's pods: those its Deployment's ``spec.selector.matchLabels`` select; none
+    when it has no Deployment (yet) or its router has none of its own."""
+    ref = candidate_deployment(canary)
+    if ref is None:
+        return []
+    try:
+        deployment = kube.get(ref)
+    except NotFound:
+        return []
+    labels = (deployment.get("spec") or {}).get("selector", {}).get("matchLabels")
+    if not isinstance(labels, Mapping) or not labels:
+        return []
+    selector = {str(k): str(v) for k, v in labels.items()}
+    return kube.list("v1", POD_KIND, canary.metadata.namespace, label_selector=selector)
 
-    vLLM 0.24.0 dies of an out-of-memory load with the engine core's traceback, ending in torch's
-    ``torch.OutOfMemoryError``, followed by the API server's ``RuntimeError: Engine core
-    initialization failed. See root cause above. ...`` (``v1/engine/utils.py``): its last line
-    names no cause, the exception line before it does."""
-    lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if EXCEPTION_LINE.match(ln)]
-    causes = [ln for ln in errors if WRAPPER not in ln.lower()]
-    for found in (causes, errors, lines):
-        if found:
-            return found[-1]
-    return None
+
+def candidate_readiness(
+    kube: KubeClient,
+    canary: ModelCanary,
+    objects: Sequence[Obj],
+    owner: Obj | None,
+    restarts: int,
+) -> Readiness:
+    """:func:`readiness` of ``objects``; when they are not ready, the candidate's pods are read
+    too (:func:`candidate_pods`) and, when they say it cannot start
+    (:func:`~controlplane.serving.startup.cannot_start`, ``restarts`` restarts making a crash
+    loop), the readiness says so in their words (KServe's, when it says anything, repeat the
+    same container's termination message)."""
+    ready = readiness(kube, objects, owner)
+    if ready.ready:
+        return ready
+    why = cannot_start(candidate_pods(kube, canary), restarts)
+    return ready if why is None else Readiness(False, why, cannot_start=True)
 
 
 def variant_endpoints(

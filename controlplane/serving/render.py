@@ -51,7 +51,7 @@ TERMINATION_MESSAGE_POLICY = "FallbackToLogsOnError"
 kubelet takes the end of its log (2,048 bytes or 80 lines), and KServe copies that into the
 InferenceService's ``status.modelStatus.lastFailureInfo.message``: a crash loop on start (the GPU
 out-of-memory case) is rolled back with vLLM's own last words
-(:func:`controlplane.controller.children.load_failure`)."""
+(:func:`controlplane.serving.startup.load_failure`)."""
 DRAIN_S = 10
 """The engine container's ``preStop`` sleep: a pod being deleted keeps serving this long after
 its endpoint turned not ready, while the gateway drops its address, before its engine gets

@@ -1,5 +1,5 @@
 """What the controller says of a served object whose model failed to load
-(:func:`controlplane.controller.children.load_failure`), on the status KServe v0.20.0 writes."""
+(:func:`controlplane.serving.startup.load_failure`), on the status KServe v0.20.0 writes."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from controlplane.controller.children import FAILURE_CHARS, load_failure, root_cause
 from controlplane.local.serve import crash_message, parse_args
 from controlplane.profiles.catalog import load_catalog
+from controlplane.serving.startup import FAILURE_CHARS, load_failure, root_cause
 
 
 def isvc(model_status: dict[str, Any] | None) -> dict[str, Any]:
