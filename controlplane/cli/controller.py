@@ -20,6 +20,7 @@ from typing import Any
 
 from controlplane.errors import UsageError
 from controlplane.providers.logsafety import quiet_http_loggers
+from controlplane.serving.startup import CRASH_LOOP_RESTARTS
 from controlplane.spec.units import parse_duration
 
 LEASE_NAME = "canary-controller"
@@ -31,6 +32,17 @@ def _seconds(text: str, flag: str) -> float:
         return parse_duration(text).seconds
     except ValueError as exc:
         raise UsageError(f"{flag}: {exc}") from None
+
+
+def _restarts(text: str) -> int:
+    """``--crash-loop-restarts``: a whole number, at least 1."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of restarts, 1 or more")
+    return count
 
 
 class DefaultsShown(argparse.HelpFormatter):
@@ -108,6 +120,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="roll back a candidate not ready this long after the rollout started (two "
         "analysis intervals if shorter while it takes traffic), or a step whose weights the "
         "router has not put in effect this long",
+    )
+    p.add_argument(
+        "--crash-loop-restarts",
+        type=_restarts,
+        default=CRASH_LOOP_RESTARTS,
+        metavar="N",
+        help="roll back at once, not at the deadline, a candidate that is not ready while a "
+        "container of its pods has restarted N times in a crash loop (default %(default)s), "
+        "or whose image does not exist",
     )
     p.add_argument(
         "--promote-cleanup-delay",
@@ -274,6 +295,7 @@ def settings_from(args: argparse.Namespace) -> Any:
     override = args.interval_override
     return Settings(
         progress_deadline_s=_seconds(args.progress_deadline, "--progress-deadline"),
+        crash_loop_restarts=args.crash_loop_restarts,
         promote_cleanup_s=_seconds(args.promote_cleanup_delay, "--promote-cleanup-delay"),
         rollback_cleanup_s=_seconds(args.rollback_cleanup_delay, "--rollback-cleanup-delay"),
         interval_override_s=None if override is None else _seconds(override, "--interval-override"),

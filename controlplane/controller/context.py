@@ -58,8 +58,9 @@ class Ctx:
     intent_problem: str | None = None
     """Why the intent annotation could not be read (``InvalidIntent``): a lasting trouble too,
     in ``status.warnings`` until the annotation is mended."""
-    candidate_readiness: tuple[bool, str | None] | None = None
-    """The candidate's readiness read for this evaluation of a started rollout (ready, why not),
+    candidate_readiness: tuple[bool, str | None, bool] | None = None
+    """The candidate's readiness read for this evaluation of a started rollout (ready, why not,
+    whether its pods say it cannot start),
     put into its observations by :meth:`~controlplane.controller.reconcile.Reconciler.finish`."""
     notes: dict[str, str] = field(default_factory=dict)
     """Warnings that happened once (``NoPodMonitor``: the deploy found no Prometheus Operator),

@@ -33,6 +33,7 @@ from controlplane.rollout.state import RolloutState, spec_hash
 from controlplane.routing.base import Outcome as RouterOutcome
 from controlplane.routing.base import Router
 from controlplane.serving.render import LABEL_ROLE
+from controlplane.serving.startup import CRASH_LOOP_RESTARTS
 from controlplane.spec.defaults import as_begun
 from controlplane.spec.endpoints import EndpointPolicy, endpoint_problems
 from controlplane.spec.models import ModelCanary
@@ -54,6 +55,7 @@ class Settings:
     """
 
     progress_deadline_s: float = 1800.0
+    crash_loop_restarts: int = CRASH_LOOP_RESTARTS
     promote_cleanup_s: float = 600.0
     rollback_cleanup_s: float = 600.0
     verify_retry_s: float = 10.0
@@ -167,15 +169,16 @@ class Reconciler:
             and not ctx.unverified
         ):
             due = schedule.due_checks(canary, state, now)
-            ready = children.readiness(self.kube, candidate_objects(self._objects(ctx)), ctx.obj)
-            ctx.candidate_readiness = (ready.ready, ready.why)
+            ready = self._candidate_readiness(ctx, candidate_objects(self._objects(ctx)))
+            ctx.candidate_readiness = (ready.ready, ready.why, ready.cannot_start)
             return NeedsAnalysis(ctx, due, self._gateways.source(ctx.obj, canary, now))
         obs = None
         if not spec_changed and state.stage == "pending" and (due_now or overdue):
-            ready = children.readiness(self.kube, self._objects(ctx), ctx.obj)
+            ready = self._candidate_readiness(ctx, self._objects(ctx))
             obs = Observations(
                 candidate_ready=ready.ready,
                 not_ready_why=ready.why,
+                cannot_start=ready.cannot_start,
                 progress_deadline_s=self.settings.progress_deadline_s,
             )
         return Done(self.finish(ctx, obs))
@@ -184,11 +187,12 @@ class Reconciler:
         """Step the machine, persist its decision, then apply the effects. The next wake time."""
         intents = [r.intent for r in ctx.recorded]
         if obs is not None and ctx.candidate_readiness is not None:
-            ready, why = ctx.candidate_readiness
+            ready, why, cannot = ctx.candidate_readiness
             obs = replace(
                 obs,
                 candidate_ready=ready,
                 not_ready_why=why,
+                cannot_start=cannot,
                 candidate_read=True,
                 progress_deadline_s=self.settings.progress_deadline_s,
             )
@@ -291,6 +295,13 @@ class Reconciler:
 
     def _objects(self, ctx: Ctx) -> list[Obj]:
         return desired_objects(ctx.canary, self.catalog, ctx.state.weight, ctx.state.mirror)
+
+    def _candidate_readiness(self, ctx: Ctx, objects: Sequence[Obj]) -> children.Readiness:
+        """``objects``' readiness and, when not ready, whether the candidate's pods say it
+        cannot start (:func:`~controlplane.controller.children.candidate_readiness`)."""
+        return children.candidate_readiness(
+            self.kube, ctx.canary, objects, ctx.obj, self.settings.crash_loop_restarts
+        )
 
     def _readiness_overdue(self, state: RolloutState, now: float) -> bool:
         """Pending past the progress deadline: readiness is observed at every reconcile, for the

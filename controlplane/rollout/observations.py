@@ -88,7 +88,9 @@ class Observations:
 
     ``spend`` (USD over the last day, None: unknown) and ``spend_error`` (treated like a provider
     error); ``candidate_ready`` and ``not_ready_why`` (carried by the ``not-ready`` message),
-    read while pending and, with ``candidate_read``, at an evaluation of a started rollout;
+    read while pending and, with ``candidate_read``, at an evaluation of a started rollout, and
+    ``cannot_start`` when the candidate's pods say it certainly cannot serve (``not_ready_why``
+    says what they say: a crash loop, an image that does not exist);
     ``demand_rps`` (the capacity plan's observed demand; the machine ignores it); ``gates``, the
     latest answer per running gate, taken whenever given. ``progress_deadline_s`` (None: the
     deadline rules never fire) and ``weights_refused`` (the router's read-back while the stage's
@@ -103,6 +105,7 @@ class Observations:
     demand_rps: float | None = None
     candidate_ready: bool = True
     not_ready_why: str | None = None
+    cannot_start: bool = False
     candidate_read: bool = False
     progress_deadline_s: float | None = None
     weights_refused: str | None = None

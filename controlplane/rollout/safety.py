@@ -1,7 +1,8 @@
 """The rules that stop or slow a rollout: rollbacks, pauses and budget throttling.
 
 Owns one function per rule: rollback on ``not-ready`` (before the start; after it for the
-progress deadline, or two analysis intervals while the candidate takes traffic), ``not-routed``,
+progress deadline, or two analysis intervals while the candidate takes traffic; at once when its
+pods say it cannot start), ``not-routed``,
 ``breach`` and ``gate-failed``; pause after ``errorLimit`` unanswered evaluations or gate polls;
 throttle over the daily budget. Called by :func:`controlplane.rollout.machine.step`, in its
 order. Pure. See docs/rollback.md, "What triggers a rollback".
@@ -22,12 +23,34 @@ from controlplane.spec.units import Duration
 _EPS = TIME_SLACK_S
 
 
+def check_cannot_start(tick: Tick, obs: Observations) -> bool:
+    """Roll back at once a rollout (pending, shadow or a step) whose candidate, read not ready,
+    certainly cannot serve (``obs.cannot_start``: its pods crash-loop or its image does not
+    exist): waiting for a deadline would only serve its share of the traffic errors, or hold
+    GPUs for a start that cannot happen. True when it rolled back."""
+    state = tick.state
+    if state.stage not in ("pending", "shadow", "steps") or obs.candidate_ready:
+        return False
+    if not obs.cannot_start or (state.stage != "pending" and not obs.candidate_read):
+        return False
+    message = f"candidate {tick.spec.spec.candidate.name} cannot start"
+    if state.stage == "steps" and state.weight > 0:
+        message += f" while it took {state.weight}% of the traffic"
+    if obs.not_ready_why:
+        message += f": {obs.not_ready_why}"
+    rollback(tick, Reason("not-ready", message, tick.now, state.step))
+    return True
+
+
 def check_not_ready(tick: Tick, obs: Observations) -> None:
     """Roll back a pending rollout whose candidate is still not ready (``obs.candidate_ready``)
-    once the progress deadline (``obs.progress_deadline_s``) has passed since it started. The
-    deadline is the operator's, so without one (None) this rule never fires."""
+    once the progress deadline (``obs.progress_deadline_s``) has passed since it started, or at
+    once when it cannot start (:func:`check_cannot_start`). The deadline is the operator's, so
+    without one (None) only a candidate that cannot start is rolled back."""
     state, deadline_s = tick.state, obs.progress_deadline_s
-    if state.stage != "pending" or deadline_s is None or obs.candidate_ready:
+    if state.stage != "pending" or obs.candidate_ready or check_cannot_start(tick, obs):
+        return
+    if deadline_s is None:
         return
     at = progress_deadline(state, deadline_s)
     if at is None or tick.now < at:
@@ -69,6 +92,8 @@ def check_lost_readiness(tick: Tick, obs: Observations) -> None:
     if obs.candidate_ready:
         if state.unready_since is not None:
             tick.update(unready_since=None)
+        return
+    if check_cannot_start(tick, obs):
         return
     since = tick.now if state.unready_since is None else state.unready_since
     if state.unready_since is None:

@@ -10,7 +10,7 @@ writes a plausible Ready status through the status subresource: conditions, ``ur
 ``observedGeneration`` (in Standard mode the predictor Deployment's generation, as KServe v0.20.0
 reports it: it does not move when only a canary's ``trafficPercent`` does), and with
 ``gateway_routes`` KServe's top-level HTTPRoute. :meth:`never_ready` and :meth:`fail` script the
-unhappy paths.
+unhappy paths, :meth:`crash_loop` a predictor whose pods crash on start.
 
 Called by controller, router and plugin tests; tick-driven, no threads: tests move the clock.
 """
@@ -210,6 +210,74 @@ class FakeKServe:
             obj = self._kube.peek(ref)
             if obj is not None:
                 self._kube.system_replace_status(ref, self._failed_status(obj, reason, message))
+
+    def crash_loop(self, name: str, restarts: int, last_words: str, exit_code: int = 1) -> None:
+        """Objects named ``name`` crash-loop on start: KServe's ``FailedToLoad`` (:meth:`fail`,
+        reason ``ModelLoadFailed`` with ``last_words``), and one pod of each predictor
+        Deployment as the kubelet (Kubernetes v1.34) reports a container that crashed
+        ``restarts`` times: not ready, waiting in ``CrashLoopBackOff``, its last termination
+        ``Error`` with ``exit_code`` and ``last_words`` as the termination message (what
+        ``terminationMessagePolicy: FallbackToLogsOnError`` puts there). Called again with more
+        restarts, the same pod counts them."""
+        self.fail(name, "ModelLoadFailed", last_words)
+        with self._lock:
+            namespaces = sorted({r.namespace or "default" for r in self._known() if r.name == name})
+        owner = {"serving.kserve.io/inferenceservice": name}
+        for ns in namespaces:
+            for deployment in self._kube.list("apps/v1", "Deployment", ns, label_selector=owner):
+                self._crashing_pod(deployment, restarts, last_words, exit_code)
+
+    def _crashing_pod(
+        self, deployment: Obj, restarts: int, last_words: str, exit_code: int
+    ) -> None:
+        meta = deployment["metadata"]
+        template = deployment["spec"]["template"]
+        container = template["spec"]["containers"][0]["name"]
+        pod = self._kube.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": f"{meta['name']}-0",
+                    "namespace": meta["namespace"],
+                    "labels": dict(template["metadata"].get("labels") or {}),
+                },
+                "spec": template["spec"],
+            },
+            field_manager="kube-controller-manager",
+        )
+        stamp = format_time(self._now())
+        self._kube.system_replace_status(
+            Ref.of(pod),
+            {
+                "phase": "Running",
+                "conditions": [
+                    {"type": "Ready", "status": "False", "reason": "ContainersNotReady"}
+                ],
+                "containerStatuses": [
+                    {
+                        "name": container,
+                        "ready": False,
+                        "started": False,
+                        "restartCount": restarts,
+                        "state": {
+                            "waiting": {
+                                "reason": "CrashLoopBackOff",
+                                "message": f"back-off restarting failed container={container}",
+                            }
+                        },
+                        "lastState": {
+                            "terminated": {
+                                "reason": "Error",
+                                "exitCode": exit_code,
+                                "message": last_words,
+                                "finishedAt": stamp,
+                            }
+                        },
+                    }
+                ],
+            },
+        )
 
     def heal(self, name: str) -> None:
         """Undo :meth:`never_ready` / :meth:`fail`: the next due tick makes it Ready again."""

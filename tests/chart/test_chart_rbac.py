@@ -82,7 +82,13 @@ NEEDS: dict[Rule, tuple[frozenset[str], str]] = {
     ),
     ("apps", "deployments"): (
         frozenset({"get"}),
-        "routing/kserve.py: a promotion without a rename waits for the stable's rollout",
+        "routing/kserve.py: a promotion without a rename waits for the stable's rollout; "
+        "controller/children.py: the candidate's pods' selector",
+    ),
+    ("", "pods"): (
+        frozenset({"list"}),
+        "controller/children.py: the candidate's pods while it is not ready (a crash loop, an "
+        "image that does not exist: rolled back at once)",
     ),
     ("", "configmaps"): (
         frozenset({"get", "create", "update", "patch", "delete"}),
@@ -139,6 +145,7 @@ KINDS: dict[str, Rule] = {
     "Secret": ("", "secrets"),
     "Application": ("argoproj.io", "applications"),
     "Lease": ("coordination.k8s.io", "leases"),
+    "Pod": ("", "pods"),
     "PodMonitor": ("monitoring.coreos.com", "podmonitors"),
     "TokenReview": ("authentication.k8s.io", "tokenreviews"),
     "SubjectAccessReview": ("authorization.k8s.io", "subjectaccessreviews"),

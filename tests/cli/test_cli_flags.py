@@ -70,3 +70,15 @@ def test_every_controller_flag_has_help_and_shows_its_default() -> None:
     assert "--lease-duration DURATION" in text
     assert "(default: 15s)" in text
     assert "(default: 30m)" in text  # --progress-deadline
+
+
+def test_crash_loop_restarts_reach_the_settings_and_refuse_less_than_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.settings_from(controller_args()).crash_loop_restarts == 3
+    assert cli.settings_from(controller_args("--crash-loop-restarts=5")).crash_loop_restarts == 5
+    for bad in ("0", "-1", "three"):
+        with pytest.raises(SystemExit) as caught:
+            controller_args(f"--crash-loop-restarts={bad}")
+        assert caught.value.code == 2
+        assert "is not a whole number of restarts, 1 or more" in capsys.readouterr().err

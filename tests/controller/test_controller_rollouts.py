@@ -13,6 +13,8 @@ from support.controller_world import (
     ROLLBACK_CASES,
     Metrics,
     World,
+    certain_crash_loop_mid_step_rolls_back_at_once,
+    certain_crash_loop_rolls_back_at_once,
     crash_loop_rolls_back_with_the_engine_s_words,
     finished,
     lost_readiness_rolls_back,
@@ -109,3 +111,13 @@ def test_a_crash_looping_candidate_is_rolled_back_with_the_engine_s_words(
 ) -> None:
     world = World(metrics.t0, metrics.url, settings=Settings(progress_deadline_s=3 * HOUR))
     crash_loop_rolls_back_with_the_engine_s_words(world, metrics.url)
+
+
+def test_a_certain_crash_loop_is_rolled_back_before_the_deadline(metrics: Metrics) -> None:
+    world = World(metrics.t0, metrics.url, settings=Settings(progress_deadline_s=6 * HOUR))
+    certain_crash_loop_rolls_back_at_once(world, metrics.url)
+
+
+def test_a_certain_crash_loop_mid_step_is_rolled_back_at_once(metrics: Metrics) -> None:
+    world = World(metrics.t0, metrics.url, settings=Settings(progress_deadline_s=6 * HOUR))
+    certain_crash_loop_mid_step_rolls_back_at_once(world, metrics.url)

@@ -74,6 +74,10 @@ HMAC_KEY = "alert-signing-key"
 # blockOwnerDeletion on an owner reference to a ModelCanary.
 GRANTED_NOT_REQUESTED: dict[Grant, str] = {
     ("canary.controlplane.dev", "modelcanaries/finalizers", "update"): "owner references",
+    ("", "pods", "list"): "the pods of a candidate read not ready, listed by its Deployment's "
+    "selector (the KServe stand-in here keeps no Deployment for a candidate that is not ready; "
+    "tests/routing/test_real_rollout.py's crash-looping candidate has them listed by the "
+    "controller's pod on the chart's RBAC)",
     ("gateway.networking.k8s.io", "httproutes", "list"): "the routes read when a candidate "
     "gets no request (none is starved here; tests/controller/test_controller_starved.py "
     "reads them on the real API server)",

@@ -275,3 +275,49 @@ def test_lost_readiness_survives_a_restart_of_the_controller() -> None:
     assert restored.unready_since == T0 + MIN
     state, _ = step(CANARY, restored, lost(), T0 + MIN + GRACE)
     assert state.stage == "rolled_back"
+
+
+# --------------------------------------------------------------------------- cannot start
+
+CRASH = "pod good-llm-nf4-predictor-0: container kserve-container restarted 3 times"
+
+
+@pytest.mark.parametrize("deadline", [DEADLINE, None], ids=["deadline", "no-deadline"])
+def test_a_candidate_that_cannot_start_is_rolled_back_at_once(deadline: float | None) -> None:
+    obs = Observations(
+        candidate_ready=False,
+        not_ready_why=CRASH,
+        cannot_start=True,
+        progress_deadline_s=deadline,
+    )
+    state, actions = step(CANARY, pending(), obs, T0 + MIN)  # long before the deadline
+    assert state.stage == "rolled_back"
+    assert state.reason is not None
+    assert (state.reason.kind, state.reason.at, state.reason.step) == ("not-ready", T0 + MIN, 0)
+    assert state.reason.message == f"candidate nf4 cannot start: {CRASH}"
+    assert [a for a in actions if isinstance(a, Rollback)] == [Rollback(state.reason)]
+
+
+def test_cannot_start_is_not_read_while_the_candidate_is_ready_or_only_slow() -> None:
+    ready = Observations(cannot_start=True, not_ready_why=CRASH, progress_deadline_s=DEADLINE)
+    state, _ = step(CANARY, pending(), ready, T0 + MIN)
+    assert state.stage != "rolled_back"
+    slow = not_ready(not_ready_why="InferenceService good-llm-nf4 is loading")
+    state, _ = step(CANARY, pending(), slow, T0 + MIN)
+    assert (state.stage, state.reason) == ("pending", None)
+
+
+def test_mid_step_cannot_start_needs_the_candidate_read_and_says_its_weight() -> None:
+    started, _ = step(CANARY, pending(), Observations(), T0 + MIN)
+    assert (started.stage, started.weight) == ("steps", 10)
+    unread = Observations(candidate_ready=False, cannot_start=True, not_ready_why=CRASH)
+    state, _ = step(CANARY, started, unread, T0 + 2 * MIN)
+    assert state.stage == "steps"  # not read at an evaluation: nothing to decide
+    read = replace(unread, candidate_read=True, progress_deadline_s=DEADLINE)
+    state, _ = step(CANARY, started, read, T0 + 2 * MIN)
+    assert state.stage == "rolled_back"
+    assert state.reason is not None
+    assert state.reason.message == (
+        f"candidate nf4 cannot start while it took 10% of the traffic: {CRASH}"
+    )
+    assert state.reason.step == 1

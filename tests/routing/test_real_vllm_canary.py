@@ -196,6 +196,22 @@ def engine_cores(pod: dict[str, Any]) -> list[int]:
     return found
 
 
+def engine_report(stack: Stack, name: str, lines: int = 30) -> str:
+    """Each of ``name``'s pods as the kubelet reports it (phase, each container's restarts and
+    state), then the last ``lines`` lines of its engine's log: what explains a candidate that
+    did not start in time."""
+    out = []
+    for pod in pods(stack, name):
+        status = pod.get("status") or {}
+        states = [
+            f"{c['name']}: {c.get('restartCount', 0)} restarts, {sorted(c.get('state') or {})}"
+            for c in status.get("containerStatuses") or []
+        ]
+        out.append(f"--- pod {pod['metadata']['name']} {status.get('phase')} {states}")
+        out.extend(engine_log(pod).splitlines()[-lines:])
+    return "\n".join(out)
+
+
 def variant_pods(stack: Stack, name: str, variant: str) -> list[dict[str, Any]]:
     label = "canary.controlplane.dev/variant"
     return [p for p in pods(stack, name) if p["metadata"]["labels"].get(label) == variant]
@@ -261,6 +277,7 @@ def run(
         if helper:
             helper.join(timeout=30)
         controller.stop()
+        print(engine_report(stack, name))  # shown when the test fails: why an engine was slow
     got = report(stack, {name: load}, splits)
     ends = [p for p in phases(status(stack, name)["history"], 0.0, time.time()) if p.weight is None]
     settled = [span for p in ends for span in splits.in_effect(name)(p)]

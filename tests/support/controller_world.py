@@ -367,7 +367,8 @@ def never_ready_rolls_back_at_the_deadline(world: World, prometheus: str, t0: fl
 
 def crash_loop_rolls_back_with_the_engine_s_words(world: World, prometheus: str) -> None:
     """A candidate whose engine dies on start (KServe: FailedToLoad with the container's last
-    words) is rolled back at the progress deadline with those words in the reason and Event."""
+    words) and whose pods say nothing more (none read: the crash loop is not certain) is rolled
+    back at the progress deadline with those words in the reason and Event."""
     last_words = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
     world.kserve.fail("good-llm-nf4", "ModelLoadFailed", f"Loading weights\n{last_words}\n\n")
     world.create(world_canary("good", prometheus))
@@ -380,6 +381,65 @@ def crash_loop_rolls_back_with_the_engine_s_words(world: World, prometheus: str)
         + last_words
     ), state.reason.message
     assert [e[0] for e in world.history("good")] == ["RolledBack"]
+
+
+def candidate_predictors(world: World, isvc: str) -> list[Obj]:
+    """The predictor Deployments the fake KServe keeps for ``isvc``."""
+    owner = {"serving.kserve.io/inferenceservice": isvc}
+    return world.kube.list("apps/v1", "Deployment", NS, label_selector=owner)
+
+
+def certain_crash_loop_rolls_back_at_once(world: World, prometheus: str) -> None:
+    """A candidate whose pods crash on start: after one restart (not yet certain) the rollout
+    waits past a reading; once a container has restarted three times in CrashLoopBackOff, the
+    next reading (an analysis interval, 2 h) rolls it back, before the progress deadline (6 h),
+    in the pod's words. ``world`` has ``progress_deadline_s=6 * HOUR``."""
+    last_words = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
+    world.create(world_canary("good", prometheus))
+    created = world.clock.t
+    world.run_until(lambda w: bool(candidate_predictors(w, "good-llm-nf4")), limit=HOUR)
+    world.kserve.crash_loop("good-llm-nf4", 1, f"Loading weights\n{last_words}\n")
+    world.run_until(lambda w: w.clock.t >= created + INTERVAL + 60, limit=DAY)
+    assert world.state("good").stage == "pending"  # one crash is not yet the variant's
+    assert world.state("good").last_evaluation >= created + INTERVAL  # read since the crash
+    world.kserve.crash_loop("good-llm-nf4", 3, f"Loading weights\n{last_words}\n")
+    crashed = world.clock.t
+    world.run_until(finished("good"), limit=2 * DAY)
+    state = world.state("good")
+    assert state.stage == "rolled_back"
+    assert state.reason is not None
+    assert state.reason.kind == "not-ready"
+    assert state.reason.message == (
+        "candidate nf4 cannot start: pod good-llm-nf4-predictor-0: container kserve-container "
+        f"restarted 3 times (CrashLoopBackOff), last exit code 1: {last_words}"
+    ), state.reason.message
+    assert state.reason.at <= crashed + INTERVAL + 1  # the next reading, not the deadline
+    assert state.reason.at < created + world.settings.progress_deadline_s
+    assert [e[0] for e in world.history("good")] == ["RolledBack"]
+    assert ("RolledBack", state.reason.message) in [
+        (reason, message) for reason, message in world.events("good")
+    ]
+
+
+def certain_crash_loop_mid_step_rolls_back_at_once(world: World, prometheus: str) -> None:
+    """A candidate that starts crash-looping in step 1, three restarts already when the
+    controller reads it, is rolled back at that reading, not two analysis intervals on."""
+    last_words = "vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue."
+    world.create(world_canary("good", prometheus))
+    world.run_until(lambda w: w.step("good") == 1, limit=2 * DAY)
+    broke = world.clock.t
+    world.kserve.crash_loop("good-llm-nf4", 3, f"Serving\n{last_words}\n")
+    world.run_until(finished("good"), limit=2 * DAY)
+    state = world.state("good")
+    assert state.reason is not None
+    assert state.reason.kind == "not-ready"
+    assert state.reason.step == 1
+    assert state.reason.message.startswith(
+        "candidate nf4 cannot start while it took 5% of the traffic: pod good-llm-nf4-"
+    ), state.reason.message
+    assert state.reason.message.endswith(last_words), state.reason.message
+    assert broke <= state.reason.at <= broke + INTERVAL + 1, (broke, state.reason.at)
+    assert [e[0] for e in world.history("good")] == ["StepStarted", "RolledBack"]
 
 
 def lost_readiness_rolls_back(world: World, prometheus: str) -> None:

@@ -139,10 +139,16 @@ extra.
   verbs: ["get", "create", "patch", "delete"]
 # routing/kserve.py: the stable predictor's Deployment (a promotion without a rename waits for its
 # rollout); routing/adopting.py: the adopted service's (a promotion waits for its rollout);
-# controller/capacity.py: each variant's predictor Deployment (its ready replicas, the plan's)
+# controller/capacity.py: each variant's predictor Deployment (its ready replicas, the plan's);
+# controller/children.py: the candidate's (its pods' selector)
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get"]
+# controller/children.py: the candidate's pods (list, by its Deployment's selector), read only
+# while it is not ready, to roll back at once one that cannot start (a crash loop, no image)
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
 # serving/render.py: chat-template ConfigMaps of prompt variants (apply, delete);
 # notify/ledger.py: the alert dedup ledger ConfigMap (get, create, replace)
 - apiGroups: [""]
