@@ -64,6 +64,10 @@ UPSTREAM: dict[str, str] = {
     "docs/gitbook/tutorials/gatewayapi-progressive-delivery.md": "Flagger v1.44.0's Gateway API "
     "tutorial, whose Canary the side-by-side benchmark gives Flagger (docs/peers.md)",
     "docs/features/analysis.md": "Argo Rollouts v1.10.2's analysis guide (docs/peers.md)",
+    "docs/gitbook/usage/metrics.md": "Flagger v1.44.0's metrics guide: MetricTemplates and "
+    "thresholdRange, which the contest's SLO is given as (docs/peers.md)",
+    "docs/gitbook/usage/how-it-works.md": "Flagger v1.44.0's Canary reference: analysis "
+    "threshold, interval, weights (docs/peers.md)",
     "docs/features/traffic-management/traefik.md": "Argo Rollouts v1.10.2's Traefik router "
     "(docs/peers.md)",
     "docs/features/specification.md": "Argo Rollouts v1.10.2's Rollout reference (docs/peers.md)",
