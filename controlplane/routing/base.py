@@ -54,6 +54,9 @@ class Capabilities:
     mirror_percent: bool
     single_service: bool = False
     requires: str = ""
+    sessions: bool = False
+    """Whether it keeps a session on one variant (``traffic.session``): header matches by
+    regular expression, rendered (:mod:`controlplane.routing.sessions`)."""
 
 
 CAPABILITIES: dict[RouterName, Capabilities] = {
@@ -62,6 +65,7 @@ CAPABILITIES: dict[RouterName, Capabilities] = {
         mirror=True,
         mirror_percent=True,
         requires="Gateway API CRDs (v1.2+ for mirror percent) and a Gateway implementation",
+        sessions=True,
     ),
     "istio": Capabilities(
         cohort=True,
@@ -110,6 +114,14 @@ def capability_problems(canary: ModelCanary) -> list[Problem]:
     caps = CAPABILITIES[router]
     problems = http_errors.implementation_problems(canary)
     gateway = traffic.gateway
+    if traffic.session is not None and not caps.sessions:
+        problems.append(
+            Problem(
+                "spec.traffic.session",
+                f"router {router!r} cannot keep a session on one variant; use gateway-api "
+                '(docs/routing.md, "Sessions that stay on one variant")',
+            )
+        )
     if traffic.cohort is not None and not caps.cohort:
         problems.append(
             Problem(

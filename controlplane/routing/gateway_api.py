@@ -1,7 +1,8 @@
 """The ``gateway-api`` router: one HTTPRoute splitting traffic between the predictor Services.
 
 Owns the canary's HTTPRoute: weighted backendRefs, a cohort rule that is the only way to the
-candidate, a ``RequestMirror`` for shadow, the winner alone after an outcome (Traefik v3.6.12
+candidate, rules that keep each session on one variant (:mod:`~controlplane.routing.sessions`),
+a ``RequestMirror`` for shadow, the winner alone after an outcome (Traefik v3.6.12
 reports a gone backend ``BackendNotFound`` even at weight 0), and the live service's hosts for an
 adopted stable. Weights count as verified once every Gateway controller took up the route's
 generation (:func:`taken_up`). :func:`build_httproute` is pure. See docs/routing.md.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from controlplane.errors import KubeError, RouterError, RouterPending
 from controlplane.kube.client import KubeClient, Obj, Ref
+from controlplane.routing import sessions
 from controlplane.routing._common import (
     ObjectRouter,
     dig,
@@ -22,7 +24,7 @@ from controlplane.routing._common import (
 from controlplane.routing.base import Outcome, Weights, check_request
 from controlplane.serving import adopt, object_names
 from controlplane.serving.render import isvc_name
-from controlplane.spec.models import DEFAULT_GATEWAY, ModelCanary
+from controlplane.spec.models import DEFAULT_GATEWAY, ModelCanary, SessionSpec
 
 API_VERSION = "gateway.networking.k8s.io/v1"
 KIND = "HTTPRoute"
@@ -116,6 +118,9 @@ def build_httproute(
         if filters:
             rule["filters"] = filters
         rules = [rule]
+        session = canary.spec.traffic.session
+        if session is not None and outcome is None:
+            rules = _session_rules(session, target.candidate, paths, canary, filters) + rules
     else:
         matches = [
             {**path, "headers": [{"type": "Exact", "name": cohort.header, "value": value}]}
@@ -134,11 +139,46 @@ def build_httproute(
     return route_object(API_VERSION, KIND, canary, spec)
 
 
+def _session_rules(
+    session: SessionSpec, weight: int, paths: list[Obj], canary: ModelCanary, filters: list[Obj]
+) -> list[Obj]:
+    """The rules that keep each session on its variant at ``weight``
+    (:func:`controlplane.routing.sessions.key_matches`): the candidate's sessions to the
+    candidate alone, the others to the stable alone (with the shadow's mirror, like the split);
+    a request without a key matches neither and takes the split rule after them (more header
+    matches come first: ``HTTPRouteRule`` precedence in Gateway API v1.5.1,
+    ``apis/v1/httproute_types.go``)."""
+    stable, candidate = _services(canary)
+    ours, theirs = sessions.key_matches(session, weight)
+    out: list[Obj] = []
+    for match, name, variant in (
+        (ours, candidate, canary.spec.candidate.name),
+        (theirs, stable, canary.spec.stable.name),
+    ):
+        if match is None:
+            continue
+        rule: Obj = {
+            "matches": [{**path, "headers": [dict(match)]} for path in paths],
+            "backendRefs": [_backend(name, None, variant)],
+        }
+        if filters and name == stable:
+            rule["filters"] = filters
+        out.append(rule)
+    return out
+
+
 def weights_of(canary: ModelCanary, route: Obj) -> Weights:
-    """The weights an HTTPRoute expresses (pure): those of the rule that reaches the candidate."""
+    """The weights an HTTPRoute expresses (pure): those of the rule that splits between both
+    variants, else of the rule that reaches the candidate (a session rule sends all of its
+    sessions to one variant and says nothing of the weights)."""
     stable, candidate = _services(canary)
     rules = dig(route, "spec", "rules") or []
-    for rule in rules:
+    both = [
+        r
+        for r in rules
+        if {stable, candidate} <= {ref.get("name") for ref in r.get("backendRefs") or []}
+    ]
+    for rule in [*both, *rules]:
         refs = {ref.get("name"): ref.get("weight", 1) for ref in rule.get("backendRefs") or []}
         mirror = any(
             f.get("type") == "RequestMirror"

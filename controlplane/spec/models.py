@@ -265,11 +265,24 @@ class CohortSpec(_Model):
     values: list[str] = Field(min_length=1, max_length=1000)
 
 
+class SessionSpec(_Model):
+    """The key of a session (exactly one of a request ``header`` or a ``cookie``): its requests
+    go to one variant, chosen by the key's last two hex digits (docs/routing.md)."""
+
+    header: str | None = Field(
+        default=None, min_length=1, max_length=256, pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
+    )
+    cookie: str | None = Field(
+        default=None, min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_-]+$"
+    )
+
+
 class TrafficSpec(_Model):
     """How user traffic reaches the variants."""
 
     router: RouterName = "gateway-api"
     cohort: CohortSpec | None = None
+    session: SessionSpec | None = None
     gateway: GatewayRef | None = None
     hosts: list[str] = Field(default_factory=list, max_length=100)
 

@@ -106,6 +106,11 @@ MEANINGS: dict[tuple[str, str], str] = {
     ("VariantSpec", "args"): "extra `vllm serve` arguments",
     ("TrafficSpec", "router"): "what splits the traffic (see Router capabilities)",
     ("TrafficSpec", "cohort"): "only matching requests may reach the candidate",
+    ("TrafficSpec", "session"): "keep each session on one variant, by its key (gateway-api; "
+    "[routing](routing.md#sessions-that-stay-on-one-variant))",
+    ("SessionSpec", "header"): "request header holding the session key (exactly one of "
+    "header/cookie)",
+    ("SessionSpec", "cookie"): "cookie holding the session key",
     ("TrafficSpec", "gateway"): (
         "the Gateway the HTTPRoute attaches to (gateway-api); for kserve, KServe's ingress "
         "Gateway when not its default (where error-rate's HTTP source is read from)"

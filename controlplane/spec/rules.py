@@ -453,10 +453,33 @@ class _Rules:
         self.problems.extend(self.product.variant(self.canary, variant, loc))
 
     def traffic(self) -> None:
-        """Each host the canary's own (:meth:`hosts`), then what the router cannot do (cohort,
-        mirror) or needs (gateway, hosts): its own table."""
+        """Each host the canary's own (:meth:`hosts`), the session key (:meth:`session`), then
+        what the router cannot do (cohort, mirror, sessions) or needs (gateway, hosts): its own
+        table."""
         self.hosts()
+        self.session()
         self.problems.extend(self.product.traffic(self.canary))
+
+    def session(self) -> None:
+        """``traffic.session``: exactly one of ``header`` or ``cookie``, and not with a cohort
+        (a cohort already decides which requests may reach the candidate)."""
+        traffic = self.canary.spec.traffic
+        session = traffic.session
+        if session is None:
+            return
+        keys = [k for k in ("header", "cookie") if getattr(session, k) is not None]
+        if len(keys) != 1:
+            got = " and ".join(keys) if keys else "neither"
+            self.add(
+                ("spec", "traffic", "session"),
+                f"a session needs exactly one of 'header' or 'cookie', got {got}",
+            )
+        if traffic.cohort is not None:
+            self.add(
+                ("spec", "traffic", "session"),
+                "a session key and a cohort cannot be combined: the cohort already decides "
+                "which requests may reach the candidate",
+            )
 
     def hosts(self) -> None:
         """``traffic.hosts``: no wildcard, each a DNS-1123 subdomain (not an IP address), and a
