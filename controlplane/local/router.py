@@ -21,9 +21,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from controlplane.local.server import HOST, VARIANT_HEADER, bind_socket
+from controlplane.routing import sessions
 from controlplane.routing.base import Weights
 from controlplane.serving import object_names
-from controlplane.spec.models import CohortSpec
+from controlplane.spec.models import CohortSpec, SessionSpec
 
 # Headers that belong to one hop (RFC 9110 section 7.6.1) or that aiohttp recomputes.
 _HOP = frozenset(
@@ -134,6 +135,7 @@ class LocalRouter:
         weights: Callable[[], Weights],
         cohort: CohortSpec | None = None,
         seed: int | None = None,
+        session: SessionSpec | None = None,
         upstream_timeout_s: float = 300.0,
     ) -> None:
         self.stable = stable
@@ -144,6 +146,7 @@ class LocalRouter:
         """Each variant's endpoints in rotation."""
         self.weights = weights
         self.cohort = cohort
+        self.session = session
         self._rng = random.Random(seed)
         self._timeout = aiohttp.ClientTimeout(total=upstream_timeout_s)
         self._session: aiohttp.ClientSession | None = None
@@ -263,8 +266,16 @@ class LocalRouter:
         """May this request reach the candidate (the cohort rule)?"""
         return self.cohort is None or headers.get(self.cohort.header) in self.cohort.values
 
-    def choose(self, weights: Weights, eligible: bool) -> Backend:
-        """The backend of one request under ``weights``."""
+    def choose(
+        self, weights: Weights, eligible: bool, headers: Mapping[str, str] | None = None
+    ) -> Backend:
+        """The backend of one request under ``weights``: its session's variant when the spec
+        keeps sessions and the request has a key (:func:`controlplane.routing.sessions.pinned`,
+        what the gateway-api router's rules express), else drawn by the weights."""
+        if self.session is not None and headers is not None:
+            mine = sessions.pinned(self.session, weights.candidate, headers)
+            if mine is not None:
+                return self.candidate if mine else self.stable
         if eligible and self._rng.random() * 100 < weights.candidate:
             return self.candidate
         return self.stable
@@ -285,7 +296,7 @@ class LocalRouter:
         started = time.monotonic()
         weights = self.weights()
         eligible = self.eligible(request.headers)
-        backend = self.choose(weights, eligible)
+        backend = self.choose(weights, eligible, request.headers)
         body = await request.read()
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
         if weights.mirror and eligible and backend is self.stable:

@@ -192,6 +192,7 @@ class LocalStack:
             lambda: self.memory.get_weights(self.canary),
             cohort=canary.spec.traffic.cohort,
             seed=cfg.seed,
+            session=canary.spec.traffic.session,
         )
         await self.router.start()
         files = Path(self._tmp.name)

@@ -19,7 +19,8 @@ docs/routing.md, "Sessions that stay on one variant".
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from http.cookies import CookieError, SimpleCookie
 
 from controlplane.spec.models import SessionSpec
 
@@ -117,3 +118,30 @@ def key_matches(session: SessionSpec, weight: int) -> tuple[Match | None, Match 
         )
 
     return match(mine), match(theirs)
+
+
+def session_key(session: SessionSpec, headers: Mapping[str, str]) -> str | None:
+    """A request's session key: its header (by name, any case), or its cookie's value from the
+    ``Cookie`` header; None when it has none."""
+    wanted = "cookie" if session.cookie is not None else str(session.header).lower()
+    value = next((v for k, v in headers.items() if k.lower() == wanted), None)
+    if value is None or session.cookie is None:
+        return value
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(value)
+    except CookieError:
+        return None
+    morsel = jar.get(session.cookie)
+    return None if morsel is None else morsel.value
+
+
+def pinned(session: SessionSpec, weight: int, headers: Mapping[str, str]) -> bool | None:
+    """Whether a request's session is the candidate's at ``weight`` (True), the stable's
+    (False), or has no bucket (None: split by the weights): the rule the rendered routes
+    express, for a router that decides per request in code (the local stack's)."""
+    key = session_key(session, headers)
+    bucket = None if key is None else bucket_of(key.strip())
+    if bucket is None:
+        return None
+    return bucket in candidate_buckets(weight)

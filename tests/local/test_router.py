@@ -15,7 +15,7 @@ from controlplane.local.router import Backend as Target
 from controlplane.local.router import LocalRouter
 from controlplane.local.server import VARIANT_HEADER
 from controlplane.routing.memory import MemoryRouter
-from controlplane.spec.models import CohortSpec
+from controlplane.spec.models import CohortSpec, SessionSpec
 
 CANARY = demo()
 
@@ -24,6 +24,7 @@ def with_router(
     test: Callable[[LocalRouter, MemoryRouter, Backend, Backend], Awaitable[None]],
     *,
     cohort: CohortSpec | None = None,
+    keep: SessionSpec | None = None,
     delay: float = 0.0,
     chunks: int = 1,
     seed: int = 7,
@@ -42,6 +43,7 @@ def with_router(
             lambda: memory.get_weights(CANARY),
             cohort=cohort,
             seed=seed,
+            session=keep,
         )
         await router.start()
         try:
@@ -106,6 +108,41 @@ def test_cohort_only_reaches_candidate() -> None:
         assert {v for _, v, _ in inside} == {"nf4"}
 
     with_router(check, cohort=cohort)
+
+
+def test_a_session_stays_on_its_variant_as_the_weight_grows() -> None:
+    """Sessions by ``x-session-id``: each request of a session goes to the variant of its bucket
+    at that weight; raising the weight only moves sessions to the candidate; keyless requests
+    are split by the weights."""
+    keys = [f"conversation-{i:04x}" for i in range(0, 256, 5)]
+
+    async def seen(router: LocalRouter) -> dict[str, set[str]]:
+        got: dict[str, set[str]] = {}
+        async with aiohttp.ClientSession() as session:
+            for key in keys:
+                answers = await send(session, router.url, 4, {"x-session-id": key})
+                got[key] = {v for _, v, _ in answers}
+        return got
+
+    async def check(router: LocalRouter, memory: MemoryRouter, s: Backend, c: Backend) -> None:
+        before: dict[str, set[str]] = {}
+        for weight in (0, 25, 75, 100):
+            memory.set_weights(CANARY, weight, False)
+            now = await seen(router)
+            assert all(len(v) == 1 for v in now.values()), now  # no session on two variants
+            cutoff = round(weight * 256 / 100)
+            for key, variants in now.items():
+                want = "nf4" if int(key[-2:], 16) < cutoff else "bf16"
+                assert variants == {want}, (weight, key, variants)
+                if before.get(key) == {"nf4"}:
+                    assert variants == {"nf4"}  # never back to the stable while the weight grows
+            before = now
+        memory.set_weights(CANARY, 50, False)
+        async with aiohttp.ClientSession() as session:
+            keyless = await send(session, router.url, 200)
+        assert {v for _, v, _ in keyless} == {"bf16", "nf4"}
+
+    with_router(check, keep=SessionSpec(header="x-session-id"))
 
 
 def test_shadow_mirrors_and_discards() -> None:

@@ -18,7 +18,13 @@ from support.canaries import canary_dict, model_canary
 
 from controlplane.routing import gateway_api
 from controlplane.routing.base import CAPABILITIES
-from controlplane.routing.sessions import BUCKETS, bucket_of, candidate_buckets, key_matches
+from controlplane.routing.sessions import (
+    BUCKETS,
+    bucket_of,
+    candidate_buckets,
+    key_matches,
+    pinned,
+)
 from controlplane.spec.models import SessionSpec
 from controlplane.validation import check_object
 
@@ -156,3 +162,21 @@ def test_what_cannot_be_done_is_refused_with_the_reason(
 
 def test_only_the_gateway_api_router_pins_sessions() -> None:
     assert [r for r, caps in CAPABILITIES.items() if caps.sessions] == ["gateway-api"]
+
+
+def test_a_router_in_code_decides_as_the_rules_do() -> None:
+    """:func:`pinned` (the local stack's router) agrees with the rendered expressions."""
+    for weight in WEIGHTS:
+        ours, theirs = key_matches(HEADER, weight)
+        for bucket in range(0, BUCKETS, 7):
+            key = f"s-{bucket:02X}"
+            got = pinned(HEADER, weight, {"X-SESSION-ID": key})
+            assert got == matches(ours, key)
+            assert (got is False) == matches(theirs, key)
+        assert pinned(HEADER, weight, {"x-session-id": "s-zz"}) is None
+        assert pinned(HEADER, weight, {}) is None
+    cookies = {"Cookie": "theme=dark; sid=abc0ff"}
+    assert pinned(COOKIE, 100, cookies) is True
+    assert pinned(COOKIE, 0, cookies) is False
+    assert pinned(COOKIE, 50, {"Cookie": "theme=dark"}) is None
+    assert pinned(COOKIE, 50, {"Cookie": 'sid="unterminated'}) is None
