@@ -19,8 +19,7 @@ from controlplane.errors import CapacityPending, NotFound
 from controlplane.kube.client import KubeClient, Obj, Ref
 from controlplane.profiles.catalog import Catalog
 from controlplane.routing.ownership import Claimant, foreign_reason
-from controlplane.serving import object_names
-from controlplane.serving.render import isvc_name
+from controlplane.serving.render import deployment_name, isvc_name
 from controlplane.spec.models import ModelCanary
 from controlplane.status.document import CapacityRecord
 
@@ -53,11 +52,7 @@ def asked(obj: Mapping[str, Any]) -> tuple[int | None, int | None]:
 
 def ready_replicas(kube: KubeClient, canary: ModelCanary, role: str) -> int:
     """Ready pods of ``role``'s Deployment, as KServe keeps it (0 when it does not exist)."""
-    name = isvc_name(canary, role)  # type: ignore[arg-type]
-    if canary.spec.traffic.router == "llmisvc":
-        deployment = object_names.llmisvc_deployment(name)
-    else:
-        deployment = object_names.predictor_service(name)
+    deployment = deployment_name(canary, role)  # type: ignore[arg-type]
     ref = Ref(DEPLOYMENT_API_VERSION, "Deployment", canary.metadata.namespace, deployment)
     try:
         live = kube.get(ref)

@@ -27,9 +27,8 @@ from controlplane.routing.ownership import (
     foreign_reason,
     refusal,
 )
-from controlplane.serving import object_names
 from controlplane.serving.adopt import PODMONITOR_KIND
-from controlplane.serving.render import LABEL_ROLE, isvc_name
+from controlplane.serving.render import LABEL_ROLE, deployment_name
 from controlplane.serving.startup import cannot_start, load_failure
 from controlplane.spec.models import ModelCanary
 from controlplane.status import conditions
@@ -136,15 +135,10 @@ def candidate_deployment(canary: ModelCanary) -> Ref | None:
     predictor's ``<isvc>-predictor``, or ``<name>-kserve`` of an LLMInferenceService; None on a
     router that serves both variants from one object (``kserve``, ``kserve-knative``), where
     the candidate's pods are a Knative revision's or a ``spec.canary`` slot's."""
-    router = canary.spec.traffic.router
-    if CAPABILITIES[router].single_service:
+    if CAPABILITIES[canary.spec.traffic.router].single_service:
         return None
-    name = isvc_name(canary, "candidate")
-    if router == "llmisvc":
-        deployment = object_names.llmisvc_deployment(name)
-    else:
-        deployment = object_names.predictor_service(name)
-    return Ref("apps/v1", "Deployment", canary.metadata.namespace, deployment)
+    name = deployment_name(canary, "candidate")
+    return Ref("apps/v1", "Deployment", canary.metadata.namespace, name)
 
 
 def candidate_pods(kube: KubeClient, canary: ModelCanary) -> list[Obj]:

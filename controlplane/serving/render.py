@@ -87,6 +87,15 @@ def isvc_name(canary: ModelCanary, role: Role) -> str:
     return object_names.variant_service_name(canary.spec.model.name, canary.spec.variant(role).name)
 
 
+def deployment_name(canary: ModelCanary, role: Role) -> str:
+    """The Deployment KServe v0.20.0 runs ``role``'s pods in (Standard mode): the predictor's
+    ``<isvc>-predictor``, or ``<name>-kserve`` of an LLMInferenceService."""
+    name = isvc_name(canary, role)
+    if canary.spec.traffic.router == "llmisvc":
+        return object_names.llmisvc_deployment(name)
+    return object_names.predictor_service(name)
+
+
 def canary_labels(canary: ModelCanary) -> dict[str, str]:
     """Labels on objects that belong to the canary as a whole (routes)."""
     return {LABEL_CANARY: canary.metadata.name, **MANAGED_BY}
