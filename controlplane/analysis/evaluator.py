@@ -203,11 +203,14 @@ def sequential_look(
     answer: Callable[[SeqRole], Answer],
     *,
     closing: bool = False,
+    design_effect: float = 1.0,
 ) -> CheckLook | CheckResult:
     """``due``'s look for the sequential judge from ``answer(role)`` of its counts
     (:class:`SeqRole`, asked in order, none after a failure; ``closing``: the closing test's
     counts too), or its inconclusive result when one failed (``provider_error`` unless it was
-    ``NoData``). Judged by :func:`judge_sequential`."""
+    ``NoData``). ``design_effect``: the requests that weigh as one sample
+    (:func:`~controlplane.analysis.sequential.support.design_effect` of the canary). Judged by
+    :func:`judge_sequential`."""
     from controlplane.analysis.sequential.check import CheckLook, Counts
 
     outer = _read_counts(due.check, answer, False)
@@ -232,6 +235,7 @@ def sequential_look(
         metric,
         Counts(**outer, closing=final),
         verdict.min_samples_for(metric, due.check),
+        design_effect,
     )
 
 
@@ -251,7 +255,12 @@ def judge_sequential(
     else:
         judged = [
             sequential_check.judge_check(
-                look.key, look.check, look.metric, look.counts, min_samples=look.min_samples
+                look.key,
+                look.check,
+                look.metric,
+                look.counts,
+                min_samples=look.min_samples,
+                design_effect=look.design_effect,
             )
             for look in pending
         ]
@@ -316,7 +325,13 @@ def evaluate_sequential(
             return None
         return ask.histogram(query) if role.kind in _HISTOGRAMS else ask.answer(query)
 
-    look = sequential_look(due, plan.metric, answer, closing=plan.closing is not None)
+    look = sequential_look(
+        due,
+        plan.metric,
+        answer,
+        closing=plan.closing is not None,
+        design_effect=sequential_support.design_effect(canary),
+    )
     return judge_sequential([look], batched=False)[0]
 
 

@@ -350,6 +350,7 @@ class BatchEvaluator:
                         seq.metric,
                         _seq_split(seq, req.canary, seq_answers),
                         closing=any(role.startswith("closing-") for role in seq.keys),
+                        design_effect=sequential_support.design_effect(req.canary),
                     )
                 )
         results = evaluator.judge_sequential(looks, batched=self.batched)

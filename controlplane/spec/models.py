@@ -275,6 +275,10 @@ class SessionSpec(_Model):
     cookie: str | None = Field(
         default=None, min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_-]+$"
     )
+    turns: float | None = Field(default=None, ge=1.0, le=10_000.0)
+    """The mean turns of a conversation. A session's turns share its prompt, context and cache,
+    so they are not independent samples: ``judge: sequential`` needs it to count the evidence
+    by session (:func:`controlplane.analysis.sequential.support.design_effect`)."""
 
 
 class TrafficSpec(_Model):

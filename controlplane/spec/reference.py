@@ -111,6 +111,8 @@ MEANINGS: dict[tuple[str, str], str] = {
     ("SessionSpec", "header"): "request header holding the session key (exactly one of "
     "header/cookie)",
     ("SessionSpec", "cookie"): "cookie holding the session key",
+    ("SessionSpec", "turns"): "mean turns of a conversation, at least 1: `judge: sequential` "
+    "weighs the evidence by session with it ([judges](judges.md#sessions))",
     ("TrafficSpec", "gateway"): (
         "the Gateway the HTTPRoute attaches to (gateway-api); for kserve, KServe's ingress "
         "Gateway when not its default (where error-rate's HTTP source is read from)"

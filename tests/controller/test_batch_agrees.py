@@ -117,7 +117,10 @@ CASES: dict[str, tuple[bool, Table | dict[str, Any]]] = {
     "seq-histogram-unreadable": (True, {**GOOD, "buckets": GONE}),
     "seq-boundary-fails": (True, {**GOOD, "boundary": OUTAGE}),
     "seq-total-fails": (True, {**GOOD, "requests": REJECTED}),
+    "seq-breach-by-session": (True, BAD),  # traffic.session.turns: counts weighed by session
 }
+BY_SESSION = {"router": "kserve-knative", "session": {"header": "x-session-id", "turns": 6}}
+"""The spec of the by-session case (its router's rules are not what this test holds)."""
 
 
 def _family(query: str) -> str:
@@ -199,7 +202,8 @@ def _requests() -> list[Request]:
     for name, (sequential, _) in CASES.items():
         checks = SEQUENTIAL if sequential else THRESHOLD
         steps = [{"weight": 25, "duration": "30m", "rollbackOn": checks}, {"weight": 100}]
-        canary: ModelCanary = model_canary(name, f"ns-{name}", base=BASE, steps=steps)
+        session = {"traffic": BY_SESSION} if name.endswith("by-session") else {}
+        canary: ModelCanary = model_canary(name, f"ns-{name}", base=BASE, steps=steps, **session)
         # the step's duration is up: a check with finalLook runs its closing test
         due = [
             DueCheck(f"steps[0].rollbackOn[{i}]", c, closes_at=NOW - 60.0)

@@ -81,6 +81,31 @@ class Counts:
     """The same counts over the whole step (``Plan.closing``'s answers): the closing test runs
     on them when given. ``boundary_s`` and ``reference_buckets`` are the outer ones."""
 
+    def weighed(self, design_effect: float) -> Counts:
+        """Every count (the closing ones too) divided by ``design_effect``: the independent
+        samples they weigh as (:func:`~controlplane.analysis.sequential.support.design_effect`).
+        The boundary stays."""
+        if design_effect == 1.0:
+            return self
+
+        def count(value: float | None) -> float | None:
+            return None if value is None else value / design_effect
+
+        def buckets(found: Mapping[float, float] | None) -> Mapping[float, float] | None:
+            return None if found is None else {le: n / design_effect for le, n in found.items()}
+
+        return replace(
+            self,
+            cand_events=count(self.cand_events),
+            cand_total=count(self.cand_total),
+            stable_events=count(self.stable_events),
+            stable_total=count(self.stable_total),
+            cand_buckets=buckets(self.cand_buckets),
+            stable_buckets=buckets(self.stable_buckets),
+            reference_buckets=buckets(self.reference_buckets),
+            closing=None if self.closing is None else self.closing.weighed(design_effect),
+        )
+
 
 def _zero(value: float | None) -> float:
     return 0.0 if value is None or (isinstance(value, float) and math.isnan(value)) else value
@@ -236,13 +261,21 @@ def _closing(check: CheckSpec, metric: MetricSpec, counts: Counts) -> str | None
 @dataclass(frozen=True)
 class CheckLook:
     """One sequential check to judge at one look: its result's ``key``, the check, its metric,
-    the counts the provider answered and the check's ``minSamples``."""
+    the counts the provider answered, the check's ``minSamples`` and the requests that weigh as
+    one independent sample (``design_effect``: 1 unless sessions stay on one variant)."""
 
     key: str
     check: CheckSpec
     metric: MetricSpec
     counts: Counts
     min_samples: int | None
+    design_effect: float = 1.0
+
+    def weighed(self) -> CheckLook:
+        """This look with its counts as the independent samples they weigh as."""
+        if self.design_effect == 1.0:
+            return self
+        return replace(self, counts=self.counts.weighed(self.design_effect))
 
 
 def judge_check(
@@ -252,11 +285,12 @@ def judge_check(
     counts: Counts,
     *,
     min_samples: int | None,
+    design_effect: float = 1.0,
 ) -> CheckResult:
     """The :class:`CheckResult` of one sequential look (see the module docstring): its look
     built alone (:func:`_prepare`), then :func:`run_looks` of one. :func:`judge_checks` gives
     the same result (the tests hold it)."""
-    item = CheckLook(key, check, metric, counts, min_samples)
+    item = CheckLook(key, check, metric, counts, min_samples, design_effect)
     return _judge_items([item], arrays=False)[0]
 
 
@@ -284,7 +318,9 @@ def judge_checks(items: Sequence[CheckLook]) -> list[CheckResult]:
 
 def _judge_items(items: Sequence[CheckLook], *, arrays: bool) -> list[CheckResult]:
     """:func:`judge_checks`; ``arrays``: the latency looks built on arrays
-    (:func:`_prepare_latency`), else each alone."""
+    (:func:`_prepare_latency`), else each alone. Each look's counts are weighed by its design
+    effect first; the requests a result reports are the requests served."""
+    items = [item.weighed() for item in items]
     built = _prepare_latency(items) if arrays else {}
     prepared: list[Prepared | str | CheckResult | None] = []
     for i, item in enumerate(items):
@@ -305,7 +341,8 @@ def _judge_items(items: Sequence[CheckLook], *, arrays: bool) -> list[CheckResul
         if isinstance(p, CheckResult):
             out.append(p)
         elif isinstance(p, Prepared):
-            judged = _Judged(next(results), p.served, p.quantity, p.stable_quantity)
+            served = p.served * item.design_effect
+            judged = _Judged(next(results), served, p.quantity, p.stable_quantity)
             out.append(_verdict(item, judged))
         else:
             out.append(_verdict(item, p))
@@ -392,7 +429,15 @@ def _verdict(item: CheckLook, judged: _Judged | str | None) -> CheckResult:
         value = _finite(2.0 * res.estimate - 1.0)  # Cliff's delta: 0 = no shift
     else:
         value = _finite(res.estimate - 1.0 if baseline else quantity)
-    detail = f" [alpha {anytime_alpha:g}, {served:.0f} candidate requests since the step started]"
+    by_session = (
+        f", weighed as {served / item.design_effect:.0f} by session"
+        if item.design_effect != 1.0
+        else ""
+    )
+    detail = (
+        f" [alpha {anytime_alpha:g}, {served:.0f} candidate requests since the step "
+        f"started{by_session}]"
+    )
     evidence = _log_e(res.e_value)
     bound = math.log(1.0 / anytime_alpha) if anytime_alpha > 0 else None
     decision = res.decision

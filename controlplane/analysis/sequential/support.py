@@ -30,6 +30,24 @@ def is_sequential(check: CheckSpec) -> bool:
     return check.judge == "sequential"
 
 
+def design_effect(canary: ModelCanary) -> float:
+    """How many requests weigh as one independent sample: ``2 * turns - 1`` when
+    ``traffic.session`` keeps each conversation of ``turns`` turns (its mean) on one variant,
+    else 1.
+
+    Turns of one conversation share its prompt, context and prefix cache, so their latencies and
+    errors go together; the judges' counts assume independent requests. Dividing every count by
+    the design effect ``sum(m_i^2) / sum(m_i)`` of conversations of ``m_i`` turns, with the turns
+    of a conversation taken as fully alike, keeps the tests' level whatever the correlation
+    (Kish's design effect at an intra-class correlation of 1; Rao and Scott's correction of a
+    count test). Conversation lengths as spread as a geometric law of mean ``turns`` give
+    ``E[m^2] / E[m] = 2 * turns - 1``. Measured in docs/judges.md, "Sessions"."""
+    session = canary.spec.traffic.session
+    if session is None or session.turns is None:
+        return 1.0
+    return 2.0 * session.turns - 1.0
+
+
 def problems(canary: ModelCanary, check: CheckSpec, path: str) -> list[Problem]:
     """What makes ``check`` unusable with ``judge: sequential`` (empty: fine).
 
@@ -57,6 +75,16 @@ def problems(canary: ModelCanary, check: CheckSpec, path: str) -> list[Problem]:
     found: list[Problem] = []
     if metric is None:
         return [Problem(f"{path}.metric", f"metric {check.metric!r} is not defined")]
+    session = canary.spec.traffic.session
+    if session is not None and session.turns is None:
+        found.append(
+            Problem(
+                f"{path}.judge",
+                "traffic.session keeps a conversation on one variant, so its turns are not "
+                "independent samples: judge: sequential needs traffic.session.turns, the mean "
+                "turns of a conversation, to count the evidence by session",
+            )
+        )
     if shift and (metric.builtin not in HISTOGRAMS or check.compare != "baseline"):
         found.append(
             Problem(
