@@ -1,0 +1,222 @@
+"""Does the sequential judge keep its level when a conversation stays on one variant?
+
+Design, written before it ran (docs/judges.md, "Sessions"):
+
+* **Traffic.** Conversations start at ``RATE`` a second through a one-hour step at a 5 % weight;
+  each has a geometric number of turns of mean ``turns`` (2, 6 or 12), one every 30 s, cut at the
+  step's end. Turns of one conversation share a random effect: its error probability is drawn
+  from a Beta law of mean 1 % and intra-class correlation ``icc``, and its log latency has a
+  normal offset whose share of the log latency's variance is ``icc`` (0, 0.1, 0.3 or 0.6).
+* **Routing.** ``per-request``: each request goes to the candidate with probability 5 % (the
+  weights without ``traffic.session``); ``sticky``: each conversation does, with all its turns
+  (``traffic.session``).
+* **Judge.** The product's ``judge: sequential`` through its own entry point
+  (:func:`controlplane.analysis.sequential.check.judge_checks`), looks every minute, with the
+  checks of :data:`SPEC`: errors ``compare: baseline, above: 0%`` and latency ``test: shift,
+  above: 0%``, alpha 5 % each; ``by session``: the same with ``traffic.session.turns`` set to
+  the conversations' mean (its design effect ``2 * turns - 1``), ``by request``: without it.
+* **Candidates.** Identical to the stable (the A/A control: every rollback is false), and a bad
+  one (3x the errors and every latency 1.5x) to show what the weighing costs.
+* **Expected.** Sticky and by request: above alpha once ``icc`` is above 0 (the counts assume
+  independent requests); per request and sticky by session: at most alpha on the identical
+  candidate. The bad candidate: rolled back in every run by request; by session it needs more
+  conversations, so it is rolled back later or, on a step too short, not at all.
+
+``RUNS`` runs a cell. Run: ``python -m bench.sessions_judge`` (table on stdout, the seed fixed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from controlplane.analysis.sequential.check import CheckLook, Counts, judge_checks
+from controlplane.analysis.sequential.support import design_effect
+from controlplane.spec.load import load_text
+from controlplane.spec.models import ModelCanary
+
+RATE = 1.0  # conversations a second
+WEIGHT = 0.05
+MINUTES = 60
+THINK_S = 30.0
+ERROR_RATE = 0.01
+ALPHA = 0.05
+RUNS = 200
+LES = (*(0.05 * 1.25**k for k in range(30)), math.inf)
+"""Bucket bounds of the latency histogram: 5 ms to about 40 s, 25 % apart."""
+
+SPEC = """\
+apiVersion: canary.controlplane.dev/v1alpha1
+kind: ModelCanary
+metadata: {{name: chat, namespace: default}}
+spec:
+  model: {{name: chat-llm, maxModelLen: 4096, parameters: 1.0e9}}
+  stable: {{name: bf16, storageUri: "hf://org/chat", quantization: none, gpu: nvidia-l4}}
+  candidate: {{name: fp8, storageUri: "hf://org/chat", quantization: fp8, gpu: nvidia-l4}}
+  traffic:
+    router: gateway-api
+    gateway: {{name: inference-gateway, namespace: gateway-system}}
+    session: {{header: x-session-id{turns}}}
+  analysis:
+    interval: 1m
+    metrics:
+      - {{name: latency, builtin: e2e-latency, quantile: 0.95}}
+      - {{name: errors, builtin: error-rate}}
+  steps:
+    - weight: 5
+      duration: 60m
+      rollbackOn:
+        - {{metric: errors, compare: baseline, above: 0%, judge: sequential, alpha: {alpha}}}
+        - {{metric: latency, compare: baseline, above: 0%, judge: sequential, test: shift,
+           alpha: {alpha}}}
+"""
+
+
+def canary(turns: float | None) -> ModelCanary:
+    """:data:`SPEC` with ``traffic.session.turns`` (None: the judge weighs by request)."""
+    text = SPEC.format(turns="" if turns is None else f", turns: {turns:g}", alpha=ALPHA)
+    (found,) = load_text(text, "sessions.yml")
+    return found
+
+
+@dataclass(frozen=True)
+class Cell:
+    turns: float
+    icc: float
+    sticky: bool
+    by_session: bool
+    error_factor: float = 1.0
+    slower: float = 1.0
+
+
+def _histograms(minute: np.ndarray, latency: np.ndarray) -> np.ndarray:
+    """Cumulative-over-time, cumulative-over-bounds bucket counts: [minute, bound]."""
+    les = np.array(LES)
+    index = np.searchsorted(les, latency)  # the first bound at or above each latency
+    per = np.zeros((MINUTES, les.size))
+    np.add.at(per, (minute, index), 1.0)
+    return np.cumsum(np.cumsum(per, 1), 0)
+
+
+def run(rng: np.random.Generator, cell: Cell) -> tuple[str, int]:
+    """One step: ``"rolled back"``, ``"promoted"`` (passed early) or ``"ran out"``, and the
+    minute it was decided (1-based; the step's length when it ran out)."""
+    n = rng.poisson(RATE * MINUTES * 60)
+    start = rng.uniform(0.0, MINUTES * 60.0, n)
+    turns = rng.geometric(1.0 / cell.turns, n)
+    if cell.icc > 0:
+        spread = 1.0 / cell.icc - 1.0
+        p = rng.beta(ERROR_RATE * spread, (1.0 - ERROR_RATE) * spread, n)
+    else:
+        p = np.full(n, ERROR_RATE)
+    offset = rng.normal(0.0, math.sqrt(cell.icc) * 0.5, n)
+    conv = np.repeat(np.arange(n), turns)
+    k = np.concatenate([np.arange(t) for t in turns])
+    at = start[conv] + THINK_S * k
+    kept = at < MINUTES * 60
+    conv, at = conv[kept], at[kept]
+    # sticky: each conversation's turns follow its draw; per request: each turn its own
+    on_cand = (rng.random(n) < WEIGHT)[conv] if cell.sticky else rng.random(conv.size) < WEIGHT
+    factor = np.where(on_cand, cell.error_factor, 1.0)
+    errors = rng.random(conv.size) < np.minimum(p[conv] * factor, 1.0)
+    own = rng.normal(0.0, math.sqrt(1.0 - cell.icc) * 0.5, conv.size)
+    latency = np.exp(math.log(0.8) + offset[conv] + own) * np.where(on_cand, cell.slower, 1.0)
+    minute = (at // 60).astype(int)
+    reference = _histograms(np.zeros(2000, int), np.exp(math.log(0.8) + rng.normal(0, 0.5, 2000)))
+    ref = dict(zip(LES, reference[0], strict=True))
+    spec = canary(cell.turns if cell.by_session else None)
+    deff = design_effect(spec)
+    checks = spec.spec.steps[0].rollback_on
+    metrics = [spec.metric(c.metric) for c in checks]
+    cand_h, stable_h = (
+        _histograms(minute[on_cand], latency[on_cand]),
+        _histograms(minute[~on_cand], latency[~on_cand]),
+    )
+    looks = []
+    for m in range(MINUTES):
+        sel = minute <= m
+        counts = {
+            "errors": Counts(
+                cand_events=float(errors[sel & on_cand].sum()),
+                cand_total=float((sel & on_cand).sum()),
+                stable_events=float(errors[sel & ~on_cand].sum()),
+                stable_total=float((sel & ~on_cand).sum()),
+            ),
+            "latency": Counts(
+                cand_buckets=dict(zip(LES, cand_h[m], strict=True)),
+                stable_buckets=dict(zip(LES, stable_h[m], strict=True)),
+                reference_buckets=ref,
+            ),
+        }
+        for check, metric in zip(checks, metrics, strict=True):
+            assert metric is not None
+            looks.append(CheckLook(check.metric, check, metric, counts[check.metric], None, deff))
+    verdicts = [r.decided for r in judge_checks(looks)]
+    for m in range(MINUTES):
+        errs, lat = verdicts[2 * m], verdicts[2 * m + 1]
+        if "breach" in (errs, lat):
+            return "rolled back", m + 1
+        if errs == lat == "pass":
+            return "promoted", m + 1
+    return "ran out", MINUTES
+
+
+def cells() -> list[Cell]:
+    """The table's rows: the A/A control at every session length and correlation, then the bad
+    candidate."""
+    rows = [
+        Cell(turns, icc, sticky, by_session)
+        for turns in (2.0, 6.0, 12.0)
+        for icc in (0.0, 0.1, 0.3, 0.6)
+        for sticky, by_session in ((False, False), (True, False), (True, True))
+    ]
+    bad = [
+        Cell(6.0, 0.3, sticky, by_session, error_factor=3.0, slower=1.5)
+        for sticky, by_session in ((False, False), (True, False), (True, True))
+    ]
+    return rows + bad
+
+
+def rates(cell: Cell, runs: int, seed: int) -> dict[str, int]:
+    """How many of ``runs`` steps ended each way, and ``"median minute"`` of the rollbacks (0:
+    none)."""
+    rng = np.random.default_rng(seed)
+    out = {"rolled back": 0, "promoted": 0, "ran out": 0}
+    minutes = []
+    for _ in range(runs):
+        outcome, minute = run(rng, cell)
+        out[outcome] += 1
+        if outcome == "rolled back":
+            minutes.append(minute)
+    out["median minute"] = int(np.median(minutes)) if minutes else 0
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=RUNS)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    print(
+        "| candidate | turns | icc | routing | judge weighs | rolled back | promoted early "
+        "| median minute of a rollback |"
+    )
+    print("| --- | ---: | ---: | --- | --- | ---: | ---: | ---: |")
+    for i, cell in enumerate(cells()):
+        got = rates(cell, args.runs, args.seed + i)
+        who = "identical" if cell.error_factor == 1.0 else "3x errors, 1.5x slower"
+        routing = "sticky" if cell.sticky else "per request"
+        weighs = "by session" if cell.by_session else "by request"
+        print(
+            f"| {who} | {cell.turns:g} | {cell.icc:g} | {routing} | {weighs} | "
+            f"{got['rolled back']} of {args.runs} | {got['promoted']} | "
+            f"{got['median minute'] or '-'} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
