@@ -279,6 +279,9 @@ def render(
     parts += _expected(snap)
     if snap.capacity is not None:
         parts += [Text(""), Text("Capacity", style="bold"), Text(snap.capacity.line(now))]
+    if snap.sessions is not None:
+        weight, _ = snap.set_weight()
+        parts += [Text(""), Text("Sessions", style="bold"), Text(snap.sessions.line(weight))]
     if snap.gates:
         parts += [Text(""), Text("Gates", style="bold"), _gates(snap, now)]
     if snap.warnings:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from controlplane.rollout import intents as st_intents
 from controlplane.rollout.wording import pending_why
+from controlplane.routing import sessions
 from controlplane.spec.constants import DEFAULT_INTERVAL
 from controlplane.status import keys as st_keys
 from controlplane.status.hours import held_hours
@@ -141,6 +142,40 @@ class CapacityView:
         )
 
 
+@dataclass(frozen=True)
+class SessionsView:
+    """``spec.traffic.session``: the key (``header x-session-id`` or ``cookie sid``) and the
+    conversations' mean ``turns`` (None: not given)."""
+
+    key: str
+    turns: float | None = None
+
+    def line(self, weight: int) -> str:
+        """Where sessions go at ``weight`` (:func:`controlplane.routing.sessions.
+        candidate_buckets`), and how the sequential judge weighs their requests."""
+        held = len(sessions.candidate_buckets(max(0, min(100, weight))))
+        text = (
+            f"by {self.key}: the candidate holds {held} of {sessions.BUCKETS} session buckets "
+            f"({held / sessions.BUCKETS:.1%} of sessions), the stable {sessions.BUCKETS - held}"
+        )
+        if self.turns is None:
+            return text + "; sessions weighed as requests (no turns given)"
+        effect = 2.0 * self.turns - 1.0
+        return (
+            f"{text}; {self.turns:g} turns a conversation: the sequential judge weighs "
+            f"{effect:g} requests as one sample"
+        )
+
+
+def _sessions(raw: Any) -> SessionsView | None:
+    data = as_map(raw)
+    for kind in ("header", "cookie"):
+        name = as_str(data.get(kind))
+        if name:
+            return SessionsView(f"{kind} {name}", as_float(data.get("turns")))
+    return None
+
+
 def _capacity(raw: Any) -> CapacityView | None:
     data = as_map(raw)
     if not isinstance(data.get("planned"), Mapping) or not isinstance(data.get("ready"), Mapping):
@@ -192,6 +227,7 @@ class CanaryView:
     created_at: float | None = None
     expected: Pairing | None = None
     capacity: CapacityView | None = None
+    sessions: SessionsView | None = None
     plan: tuple[PlanRow, ...] = ()
     last_evaluation: float | None = None
     waiting: str | None = None
@@ -339,6 +375,7 @@ def snapshot(obj: Mapping[str, Any], measured: Sequence[Loaded] = ()) -> CanaryV
         created_at=as_timestamp(meta.get("creationTimestamp")),
         expected=_pairing(spec, measured),
         capacity=_capacity(status.get("capacity")),
+        sessions=_sessions(as_map(spec.get("traffic")).get("session")),
         plan=tuple(_plan(spec, phase, stage, step, events)),
         last_evaluation=as_time(status.get("lastEvaluation")),
         waiting=as_str(status.get("waiting")),
