@@ -72,6 +72,7 @@ CAPABILITIES: dict[RouterName, Capabilities] = {
         mirror=True,
         mirror_percent=True,
         requires="Istio (networking.istio.io/v1 VirtualService)",
+        sessions=True,
     ),
     "kserve": Capabilities(
         cohort=False,
@@ -119,7 +120,7 @@ def capability_problems(canary: ModelCanary) -> list[Problem]:
             Problem(
                 "spec.traffic.session",
                 f"router {router!r} cannot keep a session on one variant; use gateway-api "
-                '(docs/routing.md, "Sessions that stay on one variant")',
+                'or istio (docs/routing.md, "Sessions that stay on one variant")',
             )
         )
     if traffic.cohort is not None and not caps.cohort:

@@ -1,16 +1,17 @@
 """The ``istio`` router: one VirtualService splitting traffic between the predictor Services.
 
 Owns the canary's VirtualService: weighted destinations, a cohort route that is the only way to
-the candidate, ``mirror`` for shadow, and the winner alone after an outcome (Istio's analysis
-reports a missing destination host as IST0101, ``pkg/config/analysis``). For an adopted stable it
-is on the live predictor Service's host. :func:`build_virtualservice` is pure. See
-docs/routing.md.
+the candidate, routes that keep each session on one variant, ``mirror`` for shadow, and the
+winner alone after an outcome (Istio's analysis reports a missing destination host as IST0101,
+``pkg/config/analysis``). For an adopted stable it is on the live predictor Service's host.
+:func:`build_virtualservice` is pure. See docs/routing.md.
 """
 
 from __future__ import annotations
 
 from controlplane.errors import RouterError
 from controlplane.kube.client import KubeClient, Obj, Ref
+from controlplane.routing import sessions
 from controlplane.routing._common import (
     ObjectRouter,
     dig,
@@ -22,7 +23,7 @@ from controlplane.routing._common import (
 from controlplane.routing.base import Outcome, Weights, check_request
 from controlplane.serving import adopt, object_names
 from controlplane.serving.render import Role, canary_labels, isvc_name
-from controlplane.spec.models import ModelCanary
+from controlplane.spec.models import ModelCanary, SessionSpec
 
 API_VERSION = "networking.istio.io/v1"
 KIND = "VirtualService"
@@ -100,7 +101,10 @@ def build_virtualservice(
         split["mirror"] = {"host": candidate, "port": {"number": PORT}}
         split["mirrorPercentage"] = {"value": 100.0}
     http: list[Obj]
-    if traffic.cohort is None or outcome is not None:
+    if traffic.session is not None and outcome is None:
+        http = [*_session_routes(traffic.session, target.candidate, stable, candidate, split)]
+        http.append({"name": "split", **split})
+    elif traffic.cohort is None or outcome is not None:
         http = [{"name": "split", **split}]
     else:
         match = [{"headers": {traffic.cohort.header: {"exact": v}}} for v in traffic.cohort.values]
@@ -116,11 +120,48 @@ def build_virtualservice(
     return route_object(API_VERSION, KIND, canary, spec)
 
 
+def _session_routes(
+    session: SessionSpec, weight: int, stable: str, candidate: str, split: Obj
+) -> list[Obj]:
+    """The routes that keep each session on its variant at ``weight``, before the split
+    (:func:`controlplane.routing.sessions.key_matches`): the candidate's sessions to the
+    candidate alone, the others to the stable alone, with the split's mirror. Istio uses the
+    first route that matches, takes header names in lower case and reads ``regex`` as RE2
+    (``VirtualService.http`` and ``HTTPMatchRequest.headers`` in
+    ``networking/v1alpha3/virtual_service.proto``, istio/api v1.30.3); the expressions are
+    anchored, so a full match and a search agree."""
+    ours, theirs = sessions.key_matches(session, weight)
+    out: list[Obj] = []
+    for match, host, name in (
+        (ours, candidate, "session-candidate"),
+        (theirs, stable, "session-stable"),
+    ):
+        if match is None:
+            continue
+        route: Obj = {
+            "name": name,
+            "match": [{"headers": {match["name"]: {"regex": match["value"]}}}],
+            "route": [_destination(host, 100)],
+        }
+        if host == stable and "mirror" in split:
+            route["mirror"] = split["mirror"]
+            route["mirrorPercentage"] = split["mirrorPercentage"]
+        out.append(route)
+    return out
+
+
 def weights_of(canary: ModelCanary, vs: Obj) -> Weights:
-    """The weights a VirtualService expresses (pure): those of the route reaching the candidate."""
+    """The weights a VirtualService expresses (pure): those of the route that splits between
+    both variants, else of the route reaching the candidate (a session route sends all of its
+    sessions to one variant and says nothing of the weights)."""
     stable, candidate = _hosts(canary)
     routes = dig(vs, "spec", "http") or []
-    for route in routes:
+    both = [
+        r
+        for r in routes
+        if {stable, candidate} <= {dig(d, "destination", "host") for d in r.get("route") or []}
+    ]
+    for route in [*both, *routes]:
         dests = {
             dig(d, "destination", "host"): d.get("weight", 100) for d in route.get("route") or []
         }

@@ -106,7 +106,7 @@ MEANINGS: dict[tuple[str, str], str] = {
     ("VariantSpec", "args"): "extra `vllm serve` arguments",
     ("TrafficSpec", "router"): "what splits the traffic (see Router capabilities)",
     ("TrafficSpec", "cohort"): "only matching requests may reach the candidate",
-    ("TrafficSpec", "session"): "keep each session on one variant, by its key (gateway-api; "
+    ("TrafficSpec", "session"): "keep each session on one variant, by its key (gateway-api, istio; "
     "[routing](routing.md#sessions-that-stay-on-one-variant))",
     ("SessionSpec", "header"): "request header holding the session key (exactly one of "
     "header/cookie)",

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from support.canaries import canary_dict, model_canary
 
-from controlplane.routing import gateway_api
-from controlplane.routing.base import CAPABILITIES
+from controlplane.routing import gateway_api, istio
+from controlplane.routing.base import CAPABILITIES, Weights
 from controlplane.routing.sessions import (
     BUCKETS,
     bucket_of,
@@ -143,8 +143,10 @@ def test_without_a_session_the_route_is_as_before() -> None:
 @pytest.mark.parametrize(
     ("traffic", "problem"),
     [
-        ({"router": "istio", "hosts": ["llm.example.com"], "session": {"header": "x-s"}},
-         "router 'istio' cannot keep a session on one variant"),
+        ({"router": "llmisvc", "session": {"header": "x-s"}},
+         "router 'llmisvc' cannot keep a session on one variant; use gateway-api or istio"),
+        ({"router": "kserve-knative", "session": {"header": "x-s"}},
+         "router 'kserve-knative' cannot keep a session on one variant"),
         ({"session": {"header": "x-s", "cookie": "sid"}},
          "exactly one of 'header' or 'cookie', got header and cookie"),
         ({"session": {}}, "exactly one of 'header' or 'cookie', got neither"),
@@ -160,8 +162,46 @@ def test_what_cannot_be_done_is_refused_with_the_reason(
     assert any(problem in p.message for p in got), got
 
 
-def test_only_the_gateway_api_router_pins_sessions() -> None:
-    assert [r for r, caps in CAPABILITIES.items() if caps.sessions] == ["gateway-api"]
+def test_the_gateway_api_and_istio_routers_pin_sessions() -> None:
+    assert [r for r, caps in CAPABILITIES.items() if caps.sessions] == ["gateway-api", "istio"]
+
+
+ISTIO = {"router": "istio", "hosts": ["llm.example.com"], "session": {"header": "X-Session-Id"}}
+
+
+def vs_matches(route: dict[str, Any]) -> list[str]:
+    return [m["headers"]["x-session-id"]["regex"] for m in route.get("match", [])]
+
+
+@pytest.mark.parametrize("weight", [0, 5, 25, 100])
+def test_the_virtualservice_pins_sessions_before_it_splits_the_rest(weight: int) -> None:
+    canary = model_canary(traffic=ISTIO)
+    assert not check_object(canary_dict(traffic=ISTIO))
+    vs = istio.build_virtualservice(canary, weight, False)
+    http = vs["spec"]["http"]
+    ours, theirs = key_matches(SessionSpec(header="X-Session-Id"), weight)
+    expected = [
+        (name, match)
+        for name, match in (("session-candidate", ours), ("session-stable", theirs))
+        if match is not None
+    ]
+    assert [r["name"] for r in http] == [name for name, _ in expected] + ["split"]
+    hosts = {r["name"]: [d["destination"]["host"] for d in r["route"]] for r in http}
+    stable, candidate = hosts["split"]
+    for (name, match), route in zip(expected, http, strict=False):
+        assert vs_matches(route) == [match["value"]]
+        assert hosts[name] == [candidate if name == "session-candidate" else stable]
+    assert istio.weights_of(canary, vs) == Weights(weight)
+
+
+def test_the_virtualservice_mirrors_the_stable_s_sessions_and_drops_them_at_the_outcome() -> None:
+    canary = model_canary(traffic=ISTIO)
+    shadow = istio.build_virtualservice(canary, 0, True)["spec"]["http"]
+    assert [r["name"] for r in shadow] == ["session-stable", "split"]
+    assert shadow[0]["mirror"] == shadow[1]["mirror"]
+    for outcome in ("promoted", "rolled_back"):
+        done = istio.build_virtualservice(canary, 0, False, outcome)["spec"]["http"]
+        assert [r["name"] for r in done] == ["split"]
 
 
 def test_a_router_in_code_decides_as_the_rules_do() -> None:
