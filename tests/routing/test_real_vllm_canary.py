@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import conversations
 from support.extras import vllm_cpu
 from support.real_serving import traffic_canary
 from support.real_traffic import (
@@ -64,7 +65,9 @@ from support.traffic_report import phases
 
 from controlplane.promql.contract import ENGINE_LABELS, RUNNING, WAITING, contract_for
 from controlplane.promql.http_errors import VLLM_HTTP_REQUESTS
+from controlplane.routing.sessions import BUCKETS, candidate_buckets
 from controlplane.serving.object_names import predictor_service, variant_service_name
+from controlplane.spec.units import time_value
 from harness.node.node import RUN_DIR
 from harness.node.serving import write_model
 from harness.vllm_cpu import VERSION as VLLM_VERSION
@@ -425,3 +428,141 @@ def test_a_candidate_whose_engine_keeps_dying_is_rolled_back_and_nothing_fails_a
     assert got["answered once the gateway ran the end"] > 0, got
     assert got["failed once the gateway ran the end"] == 0, got
     assert len(load.answers) == load.sent
+
+
+SESSION_STEPS = ((25, "60s"), (50, "180s"))
+"""25 % for a minute, then 50 % for three: conversations pinned for the first half of the 50 %
+step, split per request for the second, the same engines under the same load."""
+PER_REQUEST_AFTER_S = 90.0
+SETTLE_S = 5.0
+"""Seconds the gateway may take to run a new weight; sessions begun sooner are not counted."""
+
+
+def phase_rates(stack: Stack, name: str, start: float, end: float) -> dict[str, dict[str, float]]:
+    """Per variant, over ``[start, end]`` as vLLM counted it: the share of prompt tokens its
+    prefix cache held, and its mean time to first token."""
+    span = f"[{max(1, int(end - start))}s] @ {end:.3f}"
+
+    def per_variant(expr: str) -> dict[str, float]:
+        rows = prometheus(stack, f"sum by (variant) ({expr})")
+        return {row["metric"]["variant"]: float(row["value"][1]) for row in rows}
+
+    where = f'{{namespace="{name}"}}'
+    hits = per_variant(f"increase(vllm:prefix_cache_hits_total{where}{span})")
+    queries = per_variant(f"increase(vllm:prefix_cache_queries_total{where}{span})")
+    ttft_sum = per_variant(f"increase(vllm:time_to_first_token_seconds_sum{where}{span})")
+    ttft_count = per_variant(f"increase(vllm:time_to_first_token_seconds_count{where}{span})")
+    return {
+        variant: {
+            "prefix cache hit rate": round(hits.get(variant, 0.0) / queries[variant], 3),
+            "mean TTFT ms": round(1000 * ttft_sum.get(variant, 0.0) / ttft_count[variant], 2),
+            "requests": round(ttft_count[variant]),
+        }
+        for variant in VARIANTS
+        if queries.get(variant) and ttft_count.get(variant)
+    }
+
+
+def test_conversations_stay_on_one_variant_and_keep_their_prefix_cache(stack: Stack) -> None:
+    """``traffic.session`` on the real Traefik and the real vLLM with its prefix cache on.
+
+    Conversations of :data:`conversations.TURNS` turns start every second through the gateway
+    (:class:`support.conversations.Conversations`). Pinned: no conversation is served by the
+    stable after the candidate, nor moves twice; the candidate's share of new conversations at
+    each weight is within a two-sided 0.1 % binomial bound of its share of the 256 buckets; at
+    0 % none, once promoted all. Halfway through the 50 % step the conversations stop sending
+    their key and are split per request: some then hop between the variants, and on each variant
+    the share of prompt tokens vLLM's prefix cache held is lower than while they were pinned (each
+    hop lands on an engine that has not seen the conversation). Both halves' hit rates and mean
+    TTFT (vLLM's own) are printed and written as ``real-vllm-sessions.json``."""
+    name = "sessions"
+    spec = vllm_canary(name)
+    checks = spec["spec"]["steps"][0]["rollbackOn"]
+    spec["spec"]["steps"] = [
+        *({"weight": w, "duration": d, "rollbackOn": checks} for w, d in SESSION_STEPS),
+        {"weight": 100},
+    ]
+    spec["spec"]["traffic"]["session"] = {"header": conversations.HEADER, "turns": 4}
+    prepare(stack, (name,))
+    controller = Controller(stack, (name,), (f"--progress-deadline={DEADLINE}",))
+    seen: dict[str, Any] = {"status": {}}
+
+    def changes() -> list[tuple[float, int]]:
+        history = seen["status"].get("history", [])
+        return [
+            (time_value(h["time"]), 100 if h["type"] == "Promoted" else int(h["weight"]))
+            for h in history
+            if h["type"] in ("StepStarted", "Promoted")
+        ]
+
+    def mode() -> str | None:
+        state = seen["status"]
+        if state.get("phase") in ("promoted", "rolled_back"):
+            return None
+        fifty = [at for at, weight in changes() if weight == 50]
+        if fifty and time.time() >= fifty[0] + PER_REQUEST_AFTER_S:
+            return "per-request"
+        return "sticky"
+
+    load = conversations.Conversations(
+        stack.gateway.url, f"{name}.example.com", f"{name}-llm", mode
+    )
+    controller.start()
+    thread = threading.Thread(target=load.run, daemon=True)
+    try:
+        stack.kube.apply(spec, field_manager="test")
+        probe = Load(stack.gateway.url, f"{name}.example.com", f"{name}-llm")
+        until(lambda: probe.one().code == 200, "the stable answering through the gateway", 600)
+        begun = time.time()
+        thread.start()
+
+        def finished() -> bool:
+            seen["status"] = status(stack, name)
+            return seen["status"].get("phase") in ("promoted", "rolled_back")
+
+        until(finished, "the canary finished", 900)
+        time.sleep(15)  # a last scrape of the engines' counters
+    finally:
+        load.finish()
+        controller.stop()
+        print(engine_report(stack, name))
+    final = status(stack, name)
+    assert final["phase"] == "promoted", final.get("history")
+    turns = load.turns
+    failed = [t for t in turns if t.failed]
+    assert not failed, failed[:5]
+    sessions = conversations.by_session(turns)
+    pinned = {k: s for k, s in sessions.items() if s[0].sticky}
+    hopping = {k: s for k, s in sessions.items() if not s[0].sticky}
+    wrong = {k: s for k, s in pinned.items() if conversations.moved_wrongly(s, STABLE, CANDIDATE)}
+    assert not wrong, list(wrong.values())[:3]
+    hops = sum(conversations.switches(s) for s in hopping.values())
+    assert hops > 0, f"{len(hopping)} conversations split per request never changed variant"
+    marks = [(begun, 0), *changes()]
+    shares = conversations.new_sessions(turns, marks, CANDIDATE, SETTLE_S)
+    for weight, (n, k) in sorted(shares.items()):
+        held = len(candidate_buckets(weight)) / BUCKETS
+        assert conversations.within_binomial(n, k, held), (weight, n, k, held)
+    assert {25, 50} <= set(shares), shares
+    assert all(n >= 20 for w, (n, _) in shares.items() if w in (25, 50)), shares
+    fifty = next(at for at, weight in marks if weight == 50)
+    promoted = next(at for at, weight in marks if weight == 100)
+    switch = fifty + PER_REQUEST_AFTER_S
+    rates = {
+        "pinned": phase_rates(stack, name, fifty + 20.0, switch - 5.0),
+        "per request": phase_rates(stack, name, switch + 20.0, promoted - 5.0),
+    }
+    got = {
+        "conversations": {"pinned": len(pinned), "per request": len(hopping)},
+        "hops between variants (per request)": hops,
+        "new pinned conversations on the candidate, by weight": {
+            str(w): f"{k} of {n}" for w, (n, k) in sorted(shares.items())
+        },
+        "at 50%, by variant": rates,
+    }
+    print(json.dumps(got, indent=1))
+    write_report(f"real-vllm-{name}", got)
+    for variant in VARIANTS:
+        hit = {how: rates[how][variant]["prefix cache hit rate"] for how in rates}
+        assert hit["pinned"] > hit["per request"], (variant, rates)
+    stack.cluster.request("DELETE", f"/api/v1/namespaces/{name}")
