@@ -144,7 +144,10 @@ def _session_rules(
 ) -> list[Obj]:
     """The rules that keep each session on its variant at ``weight``
     (:func:`controlplane.routing.sessions.key_matches`): the candidate's sessions to the
-    candidate alone, the others to the stable alone (with the shadow's mirror, like the split);
+    candidate alone, the others to the stable alone (with the shadow's mirror, like the split),
+    each answer telling the client its session's variant in :data:`VARIANT_HEADER` (a rule's
+    ``ResponseHeaderModifier``, which Traefik v3.6.12 loads where it ignores a backend's filters:
+    ``loadMiddlewares`` in ``pkg/provider/kubernetes/gateway/httproute.go``);
     a request without a key matches neither and takes the split rule after them (more header
     matches come first: ``HTTPRouteRule`` precedence in Gateway API v1.5.1,
     ``apis/v1/httproute_types.go``)."""
@@ -157,12 +160,15 @@ def _session_rules(
     ):
         if match is None:
             continue
+        told: Obj = {
+            "type": "ResponseHeaderModifier",
+            "responseHeaderModifier": {"set": [{"name": VARIANT_HEADER, "value": variant}]},
+        }
         rule: Obj = {
             "matches": [{**path, "headers": [dict(match)]} for path in paths],
+            "filters": [*(filters if name == stable else []), told],
             "backendRefs": [_backend(name, None, variant)],
         }
-        if filters and name == stable:
-            rule["filters"] = filters
         out.append(rule)
     return out
 

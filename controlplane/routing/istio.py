@@ -29,6 +29,8 @@ API_VERSION = "networking.istio.io/v1"
 KIND = "VirtualService"
 PORT = 80
 ROUTER = "istio"
+VARIANT_HEADER = "x-canary-variant"
+"""The response header a pinned session's answers name their variant in (as ``gateway-api``)."""
 
 
 def _host(canary: ModelCanary, role: Role) -> str:
@@ -102,7 +104,7 @@ def build_virtualservice(
         split["mirrorPercentage"] = {"value": 100.0}
     http: list[Obj]
     if traffic.session is not None and outcome is None:
-        http = [*_session_routes(traffic.session, target.candidate, stable, candidate, split)]
+        http = [*_session_routes(canary, traffic.session, target.candidate, split)]
         http.append({"name": "split", **split})
     elif traffic.cohort is None or outcome is not None:
         http = [{"name": "split", **split}]
@@ -121,7 +123,7 @@ def build_virtualservice(
 
 
 def _session_routes(
-    session: SessionSpec, weight: int, stable: str, candidate: str, split: Obj
+    canary: ModelCanary, session: SessionSpec, weight: int, split: Obj
 ) -> list[Obj]:
     """The routes that keep each session on its variant at ``weight``, before the split
     (:func:`controlplane.routing.sessions.key_matches`): the candidate's sessions to the
@@ -131,6 +133,7 @@ def _session_routes(
     ``networking/v1alpha3/virtual_service.proto``, istio/api v1.30.3); the expressions are
     anchored, so a full match and a search agree."""
     ours, theirs = sessions.key_matches(session, weight)
+    stable, candidate = _hosts(canary)
     out: list[Obj] = []
     for match, host, name in (
         (ours, candidate, "session-candidate"),
@@ -138,10 +141,12 @@ def _session_routes(
     ):
         if match is None:
             continue
+        variant = canary.spec.candidate.name if host == candidate else canary.spec.stable.name
         route: Obj = {
             "name": name,
             "match": [{"headers": {match["name"]: {"regex": match["value"]}}}],
             "route": [_destination(host, 100)],
+            "headers": {"response": {"set": {VARIANT_HEADER: variant}}},
         }
         if host == stable and "mirror" in split:
             route["mirror"] = split["mirror"]

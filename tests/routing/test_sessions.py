@@ -117,6 +117,22 @@ def test_the_route_pins_sessions_before_it_splits_the_rest() -> None:
         "name": "x-session-id"
     }
     assert "matches" not in split
+    # a pinned session's answers name its variant (a rule's filter: Traefik loads those)
+    told = [
+        f["responseHeaderModifier"]["set"]
+        for f in pinned["filters"] + rest["filters"]
+        if f["type"] == "ResponseHeaderModifier"
+    ]
+    assert told == [
+        [{"name": "x-canary-variant", "value": canary.spec.candidate.name}],
+        [{"name": "x-canary-variant", "value": canary.spec.stable.name}],
+    ]
+    assert "filters" not in split
+    shadow = gateway_api.build_httproute(canary, 0, True)["spec"]["rules"]
+    assert [f["type"] for f in shadow[0]["filters"]] == [
+        "RequestMirror",
+        "ResponseHeaderModifier",
+    ]
     # the weights read back are the split's, not a session rule's 100 %
     assert gateway_api.weights_of(canary, route).candidate == 25
     # before the first step every session is the stable's; after an outcome, one rule
@@ -191,6 +207,8 @@ def test_the_virtualservice_pins_sessions_before_it_splits_the_rest(weight: int)
     for (name, match), route in zip(expected, http, strict=False):
         assert vs_matches(route) == [match["value"]]
         assert hosts[name] == [candidate if name == "session-candidate" else stable]
+        variant = canary.spec.candidate if name == "session-candidate" else canary.spec.stable
+        assert route["headers"] == {"response": {"set": {"x-canary-variant": variant.name}}}
     assert istio.weights_of(canary, vs) == Weights(weight)
 
 
