@@ -10,7 +10,6 @@ from support.conversations import (
     by_session,
     moved_wrongly,
     new_sessions,
-    switches,
     within_binomial,
 )
 
@@ -29,7 +28,6 @@ def test_a_pinned_conversation_may_move_once_toward_the_candidate() -> None:
     assert moved_wrongly(talk("a", ["c", "s"]), "s", "c")
     assert moved_wrongly(talk("a", ["s", "c", "s", "c"]), "s", "c")
     assert moved_wrongly(talk("a", ["s", "x"]), "s", "c")
-    assert switches(talk("a", ["s", "c", "s", None, "s"])) == 2
 
 
 def test_new_conversations_count_at_the_weight_in_effect_once_settled() -> None:

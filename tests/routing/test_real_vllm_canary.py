@@ -470,11 +470,13 @@ def test_conversations_stay_on_one_variant_and_keep_their_prefix_cache(stack: St
     (:class:`support.conversations.Conversations`). Pinned: no conversation is served by the
     stable after the candidate, nor moves twice; the candidate's share of new conversations at
     each weight is within a two-sided 0.1 % binomial bound of its share of the 256 buckets; at
-    0 % none, once promoted all. Halfway through the 50 % step the conversations stop sending
-    their key and are split per request: some then hop between the variants, and on each variant
-    the share of prompt tokens vLLM's prefix cache held is lower than while they were pinned (each
-    hop lands on an engine that has not seen the conversation). Both halves' hit rates and mean
-    TTFT (vLLM's own) are printed and written as ``real-vllm-sessions.json``."""
+    0 % none. A pinned turn's variant is the one its answer names (the session rules'
+    ``x-canary-variant``; Traefik sets no header on the split rule's answers). Halfway through
+    the 50 % step the conversations stop sending their key and are split per request: on each
+    variant the share of prompt tokens vLLM's prefix cache held is then lower than while they
+    were pinned (a turn that hops lands on an engine that has not seen the conversation). Both
+    halves' hit rates and mean TTFT (vLLM's own) are printed and written as
+    ``real-vllm-sessions.json``."""
     name = "sessions"
     spec = vllm_canary(name)
     checks = spec["spec"]["steps"][0]["rollbackOn"]
@@ -536,8 +538,8 @@ def test_conversations_stay_on_one_variant_and_keep_their_prefix_cache(stack: St
     hopping = {k: s for k, s in sessions.items() if not s[0].sticky}
     wrong = {k: s for k, s in pinned.items() if conversations.moved_wrongly(s, STABLE, CANDIDATE)}
     assert not wrong, list(wrong.values())[:3]
-    hops = sum(conversations.switches(s) for s in hopping.values())
-    assert hops > 0, f"{len(hopping)} conversations split per request never changed variant"
+    served = [t.variant for s in pinned.values() for t in s]
+    assert served.count(None) < len(served) / 2, "the session rules named no variant"
     marks = [(begun, 0), *changes()]
     shares = conversations.new_sessions(turns, marks, CANDIDATE, SETTLE_S)
     for weight, (n, k) in sorted(shares.items()):
@@ -554,7 +556,6 @@ def test_conversations_stay_on_one_variant_and_keep_their_prefix_cache(stack: St
     }
     got = {
         "conversations": {"pinned": len(pinned), "per request": len(hopping)},
-        "hops between variants (per request)": hops,
         "new pinned conversations on the candidate, by weight": {
             str(w): f"{k} of {n}" for w, (n, k) in sorted(shares.items())
         },

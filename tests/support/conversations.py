@@ -6,13 +6,12 @@ last one, its answer and a new line, after a unique prefix long enough to fill w
 blocks (vLLM's CPU backend caches prefixes in blocks of 128 tokens); a ``sticky`` conversation
 sends its session key in :data:`HEADER`, a ``per-request`` one sends none and is split by the
 weights. The session keys come from a seeded generator, so the buckets they fall in are the same
-every run. The pure readings (:func:`switches`, :func:`new_sessions`, :func:`within_binomial`)
+every run. The pure readings (:func:`moved_wrongly`, :func:`new_sessions`, :func:`within_binomial`)
 are tested on their own in ``tests/test_conversations.py``.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import random
@@ -144,12 +143,6 @@ def by_session(turns: Iterable[Turn]) -> dict[str, list[Turn]]:
     for turn in sorted(turns, key=lambda t: (t.session, t.turn)):
         out.setdefault(turn.session, []).append(turn)
     return out
-
-
-def switches(turns: Sequence[Turn]) -> int:
-    """How many times a conversation's answered turns changed variant."""
-    served = [t.variant for t in turns if t.variant is not None]
-    return sum(1 for a, b in itertools.pairwise(served) if a != b)
 
 
 def moved_wrongly(turns: Sequence[Turn], stable: str, candidate: str) -> bool:
