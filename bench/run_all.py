@@ -39,6 +39,10 @@ SCRIPTS = [
     ["kube_scale.py", "--fake-max", "1000"],
     # whole canaries on a real node, KServe, Traefik and Prometheus: about 10 minutes on 2 cores
     ["real_rollout.py"],
+    # conversations pinned and split per request on the real vLLM (make vllm): about 6 minutes
+    ["real_sessions.py"],
+    # the simulated judge on pinned conversations, 200 runs a row: about 3 minutes
+    ["sessions_judge.py"],
     # the real Flagger and Argo Rollouts on the same node and traffic (scripts/build-peers.sh
     # first): every candidate three times at pace 3, about two hours on 2 cores
     ["peers.py", "--runs", "3"],

@@ -22,7 +22,9 @@ Design, written before it ran (docs/judges.md, "Sessions"):
   candidate. The bad candidate: rolled back in every run by request; by session it needs more
   conversations, so it is rolled back later or, on a step too short, not at all.
 
-``RUNS`` runs a cell. Run: ``python -m bench.sessions_judge`` (table on stdout, the seed fixed).
+``RUNS`` runs a cell. Owns the "## The judge on pinned conversations" section of
+``docs/benchmarks-derivation.md``. Run: ``python bench/sessions_judge.py`` (about 3 minutes on
+2 cores, the seed fixed); ``--no-write`` prints only.
 """
 
 from __future__ import annotations
@@ -38,6 +40,17 @@ from controlplane.analysis.sequential.support import design_effect
 from controlplane.spec.load import load_text
 from controlplane.spec.models import ModelCanary
 
+try:
+    from bench.common import BENCHMARKS_MD, machine_summary, replace_section, today
+except ImportError:  # run as a script: bench/ is on sys.path
+    from common import (  # type: ignore[no-redef]
+        BENCHMARKS_MD,
+        machine_summary,
+        replace_section,
+        today,
+    )
+
+SECTION = "## The judge on pinned conversations"
 RATE = 1.0  # conversations a second
 WEIGHT = 0.05
 MINUTES = 60
@@ -195,27 +208,48 @@ def rates(cell: Cell, runs: int, seed: int) -> dict[str, int]:
     return out
 
 
+def table(runs: int, seed: int) -> str:
+    """The table of every :func:`cells` row, ``runs`` runs each."""
+    lines = [
+        "| candidate | turns | icc | routing | judge weighs | rolled back | promoted early "
+        "| median minute of a rollback |",
+        "| --- | ---: | ---: | --- | --- | ---: | ---: | ---: |",
+    ]
+    for i, cell in enumerate(cells()):
+        got = rates(cell, runs, seed + i)
+        who = "identical" if cell.error_factor == 1.0 else "3x errors, 1.5x slower"
+        routing = "sticky" if cell.sticky else "per request"
+        weighs = "by session" if cell.by_session else "by request"
+        lines.append(
+            f"| {who} | {cell.turns:g} | {cell.icc:g} | {routing} | {weighs} | "
+            f"{got['rolled back']} of {runs} | {got['promoted']} | "
+            f"{got['median minute'] or '-'} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=RUNS)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-write", action="store_true", help="print the table only")
     args = parser.parse_args()
-    print(
-        "| candidate | turns | icc | routing | judge weighs | rolled back | promoted early "
-        "| median minute of a rollback |"
+    body = "\n".join(
+        [
+            "An identical candidate (every rollback false) and a bad one, one-hour steps at 5 %, "
+            "the product's two sequential checks at alpha 5 % each (a 10 % level a step); "
+            "the design is the docstring of `bench/sessions_judge.py`:",
+            "",
+            table(args.runs, args.seed),
+            "",
+            f"Measured {today()} on {machine_summary()}; `python bench/sessions_judge.py` "
+            f"({args.runs} runs a row, seed {args.seed}).",
+        ]
     )
-    print("| --- | ---: | ---: | --- | --- | ---: | ---: | ---: |")
-    for i, cell in enumerate(cells()):
-        got = rates(cell, args.runs, args.seed + i)
-        who = "identical" if cell.error_factor == 1.0 else "3x errors, 1.5x slower"
-        routing = "sticky" if cell.sticky else "per request"
-        weighs = "by session" if cell.by_session else "by request"
-        print(
-            f"| {who} | {cell.turns:g} | {cell.icc:g} | {routing} | {weighs} | "
-            f"{got['rolled back']} of {args.runs} | {got['promoted']} | "
-            f"{got['median minute'] or '-'} |",
-            flush=True,
-        )
+    print(body)
+    if not args.no_write:
+        replace_section(BENCHMARKS_MD, SECTION, body)
+        print(f"\nwrote the '{SECTION}' section of {BENCHMARKS_MD}")
 
 
 if __name__ == "__main__":

@@ -494,7 +494,7 @@ def test_conversations_stay_on_one_variant_and_keep_their_prefix_cache(stack: St
         return [
             (time_value(h["time"]), 100 if h["type"] == "Promoted" else int(h["weight"]))
             for h in history
-            if h["type"] in ("StepStarted", "Promoted")
+            if h["type"] in ("StepStarted", "Advanced", "Promoted")
         ]
 
     def mode() -> str | None:
