@@ -23,6 +23,7 @@ pytest_plugins = [
     "support.tiers",
     "support.skips",
     "support.realkube",
+    "support.shared_stack",
     "support.traffic_summary",
     "pytester",
 ]

@@ -1,9 +1,9 @@
 """Gates on the real Argo Workflows v3.7.3: the shipped WorkflowTemplates run on a real node.
 
-The stack (:func:`support.real_argo.argo_stack`): the loopback control plane, a real node, and
-Argo Workflows built here (``scripts/build-argo.sh``; ``workflow-controller`` and ``argo server``
-as host processes, the executor image built here, the module's strict CRDs:
-:mod:`harness.node.argo`). What it shows:
+The stack (:func:`support.real_argo.shared_argo`, shared with the gates' module): the loopback
+control plane, a real node, and Argo Workflows built here (``scripts/build-argo.sh``;
+``workflow-controller`` and ``argo server`` as host processes, the executor image built here, the
+module's strict CRDs: :mod:`harness.node.argo`). What it shows:
 
 - both WorkflowTemplates of ``manifests/argo/`` are accepted by Argo's full CRDs with
   server-side field validation ``Strict``, and a misspelt field is refused (the schema is real);
@@ -33,7 +33,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support.real_argo import TEMPLATES, ArgoStack, apply_strict, argo_stack, engine, outputs
+from support.real_argo import (
+    GATED,
+    TEMPLATES,
+    ArgoStack,
+    apply_strict,
+    engine,
+    outputs,
+    shared_argo,
+)
 from support.real_argo import workflow as read_workflow
 from support.real_traffic import write_report
 from support.realnode import MARKS, MODEL, until
@@ -52,9 +60,13 @@ ROOT = Path(__file__).resolve().parents[2]
 NS = "ml-serving"
 
 
+SHARED = [*MARKS, pytest.mark.shared_stack(GATED)]
+"""A real-node test's marks, on the stack it shares with the gates' module."""
+
+
 def real(test: Callable[..., None]) -> Callable[..., None]:
     """The marks of a test that starts the real node (:data:`support.realnode.MARKS`)."""
-    for mark in MARKS:
+    for mark in SHARED:
         test = mark(test)
     return test
 
@@ -69,7 +81,7 @@ COMPARED = "\n".join(
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ArgoStack]:
-    with argo_stack(tmp_path_factory.mktemp("argo"), (NS,)) as running:
+    with shared_argo(tmp_path_factory, (NS,)) as running:
         for path in sorted(TEMPLATES.glob("*.yaml")):
             apply_strict(running.cluster, NS, path.read_text())
         yield running
@@ -305,7 +317,7 @@ class Server:
     up: Callable[[], None]
 
 
-@pytest.fixture(params=[pytest.param("fake"), pytest.param("real", marks=MARKS)])
+@pytest.fixture(params=[pytest.param("fake"), pytest.param("real", marks=SHARED)])
 def server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
     if request.param == "fake":
         with running_argo(

@@ -42,7 +42,7 @@ from typing import Any
 
 import pytest
 from support.chart import service_account_token
-from support.real_argo import TEMPLATES, apply_strict
+from support.real_argo import GATED, TEMPLATES, apply_strict, gated_stack
 from support.real_serving import traffic_canary
 from support.real_traffic import (
     RELEASE,
@@ -51,16 +51,16 @@ from support.real_traffic import (
     Stack,
     events,
     prepare,
-    real_stack,
     status,
     write_report,
 )
 from support.realnode import MARKS, until
+from support.shared_stack import shared
 
 from harness.cluster.kubeapi import applier
-from harness.node.argo import Argo, allow_workflows, start_argo
+from harness.node.argo import Argo, allow_workflows
 
-pytestmark = MARKS
+pytestmark = [*MARKS, pytest.mark.shared_stack(GATED)]
 
 SUITE = "\n".join(
     f'{{"prompt": "{p}"}}'
@@ -74,9 +74,8 @@ SUITE = "\n".join(
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Argo]]:
-    with real_stack(tmp_path_factory.mktemp("gates"), gpus=12, cluster_network=True) as running:
-        argo = start_argo(running.cluster, running.node)
-        yield running, argo
+    with shared(GATED, tmp_path_factory, gated_stack) as gated:
+        yield gated.stack, gated.argo
 
 
 def grant_workflows(stack: Stack, namespace: str) -> None:

@@ -58,6 +58,7 @@ from support.real_serving import GPU, MODEL
 from support.real_traffic import (
     CANDIDATE,
     RATE,
+    SERVING,
     Controller,
     Load,
     Route,
@@ -65,8 +66,8 @@ from support.real_traffic import (
     Stack,
     pod_ready,
     prepare,
-    real_stack,
     report,
+    serving_stack,
     status,
     write_report,
 )
@@ -83,7 +84,7 @@ from controlplane.serving.object_names import child_name, route_name, variant_se
 from controlplane.spec.units import time_value
 from harness.node.serving import write_model
 
-pytestmark = MARKS
+pytestmark = [*MARKS, pytest.mark.shared_stack(SERVING)]
 
 ARGOCD = "argocd-controller"
 ISVC = ("serving.kserve.io/v1beta1", "InferenceService")
@@ -115,7 +116,7 @@ def served_by(variant: str | None) -> str:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with real_stack(tmp_path_factory.mktemp("adopt-cluster"), gpus=GPUS) as running:
+    with serving_stack(tmp_path_factory, gpus=GPUS) as running:
         yield running
 
 

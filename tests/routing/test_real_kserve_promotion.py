@@ -38,15 +38,16 @@ import pytest
 from support.real_serving import traffic_canary
 from support.real_traffic import (
     CANDIDATE,
+    SERVING,
     STABLE,
     Controller,
     Load,
     Stack,
     pod_ready,
     prepare,
-    real_stack,
     report,
     run_loads,
+    serving_stack,
     status,
     write_report,
 )
@@ -58,7 +59,7 @@ from controlplane.operations import record_intent
 from controlplane.serving.object_names import single_service_name
 from controlplane.spec.units import time_value
 
-pytestmark = MARKS
+pytestmark = [*MARKS, pytest.mark.shared_stack(SERVING)]
 
 NAME = "roll"
 MODEL = f"{NAME}-llm"
@@ -69,7 +70,7 @@ lowers the stable's minimum by the canary's replicas, so the product asks for on
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with real_stack(tmp_path_factory.mktemp("kserve-promotion"), gpus=GPUS) as running:
+    with serving_stack(tmp_path_factory, gpus=GPUS) as running:
         yield running
 
 

@@ -58,6 +58,7 @@ from support.real_serving import traffic_canary
 from support.real_traffic import (
     API,
     CANDIDATE,
+    SERVING,
     STABLE,
     Controller,
     Load,
@@ -67,9 +68,9 @@ from support.real_traffic import (
     events,
     pod_ready,
     prepare,
-    real_stack,
     report,
     route_share,
+    serving_stack,
     traefik_services,
     write_report,
 )
@@ -109,7 +110,7 @@ PLAN = {
 
 def real(test: Callable[..., Any]) -> Callable[..., Any]:
     """The real test's marks (a real node); the accounting tests below stay fast."""
-    for mark in MARKS:
+    for mark in [*MARKS, pytest.mark.shared_stack(SERVING)]:
         test = mark(test)
     return test
 
@@ -284,7 +285,7 @@ def test_a_window_row_counts_its_failures_and_says_where_it_landed() -> None:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    with real_stack(tmp_path_factory.mktemp("resilience-cluster"), gpus=GPUS) as running:
+    with serving_stack(tmp_path_factory, gpus=GPUS) as running:
         yield running
 
 

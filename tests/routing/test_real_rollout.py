@@ -63,6 +63,7 @@ from support.real_serving import traffic_canary
 from support.real_traffic import (
     CANDIDATE,
     DEADLINE_S,
+    SERVING,
     STABLE,
     VARIANT_HEADER,
     Load,
@@ -73,10 +74,10 @@ from support.real_traffic import (
     created,
     events,
     prepare,
-    real_stack,
     report,
     route_share,
     run_loads,
+    serving_stack,
     status,
     traefik_services,
     write_report,
@@ -91,12 +92,12 @@ from controlplane.spec.units import time_value
 from controlplane.view.owned import route_health
 from harness.node.serving import STACK_MODULES
 
-pytestmark = MARKS
+pytestmark = [*MARKS, pytest.mark.shared_stack(SERVING)]
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with real_stack(tmp_path_factory.mktemp("rollout-cluster"), controller_pod=True) as running:
+    with serving_stack(tmp_path_factory, controller_pod=True) as running:
         yield running
 
 

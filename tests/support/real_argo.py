@@ -19,11 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from harness.cluster.kubeapi import LoopbackCluster, binary, start_cluster
 from harness.cluster.workloads import start_workloads
 from harness.node.argo import Argo, allow_workflows, start_argo
 from harness.node.node import RealNode, start_node
+from support.real_traffic import Stack, real_stack
 from support.realnode import engine_pod_spec, pods, ready, ready_endpoints, service, until
+from support.shared_stack import shared
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "manifests" / "argo"
@@ -36,6 +40,56 @@ class ArgoStack:
     argo: Argo
 
 
+GATED = "gated"
+"""The kind of the shared stack (:mod:`support.shared_stack`) of the gates' and Argo's modules."""
+GATED_GPUS = 12
+
+
+@dataclass
+class Gated:
+    """:func:`support.real_traffic.real_stack` with kube-proxy and CoreDNS on the node (pods
+    reach Services) and Argo Workflows on it."""
+
+    stack: Stack
+    argo: Argo
+
+    @property
+    def cluster(self) -> LoopbackCluster:
+        return self.stack.cluster
+
+
+@contextmanager
+def gated_stack(folder: Path) -> Iterator[Gated]:
+    """The :data:`GATED` stack under ``folder``, :data:`GATED_GPUS` GPUs; stopped after."""
+    with real_stack(folder, gpus=GATED_GPUS, cluster_network=True) as running:
+        yield Gated(running, start_argo(running.cluster, running.node))
+
+
+@contextmanager
+def shared_argo(
+    factory: pytest.TempPathFactory, namespaces: tuple[str, ...]
+) -> Iterator[ArgoStack]:
+    """The shared :data:`GATED` stack as an :class:`ArgoStack` for one module, Workflows
+    allowed in ``namespaces`` (created here, deleted after the module with the others it
+    made: :func:`support.shared_stack.shared`)."""
+    with shared(GATED, factory, gated_stack) as gated:
+        allow(gated.cluster, namespaces)
+        yield ArgoStack(gated.cluster, gated.stack.node, gated.argo)
+
+
+def allow(cluster: LoopbackCluster, namespaces: tuple[str, ...]) -> None:
+    """Create ``namespaces`` with Workflows allowed in them, each once its default
+    ServiceAccount exists (pods are admitted once kube-controller-manager made it)."""
+    for ns in namespaces:
+        cluster.request("POST", "/api/v1/namespaces", {"metadata": {"name": ns}})
+        allow_workflows(cluster, ns)
+        until(
+            lambda ns=ns: _has_default_account(cluster, ns),
+            f"the ServiceAccount {ns}/default",
+            60,
+        )
+
+
 @contextmanager
 def argo_stack(folder: Path, namespaces: tuple[str, ...]) -> Iterator[ArgoStack]:
     """The stack under ``folder``, Workflows allowed in ``namespaces``; stopped after."""
@@ -44,14 +98,7 @@ def argo_stack(folder: Path, namespaces: tuple[str, ...]) -> Iterator[ArgoStack]
         real = start_node(cluster, cluster.workdir / "node", cluster_network=True)
         try:
             argo = start_argo(cluster, real)
-            for ns in namespaces:
-                cluster.request("POST", "/api/v1/namespaces", {"metadata": {"name": ns}})
-                allow_workflows(cluster, ns)
-                until(  # pods are admitted once kube-controller-manager made it
-                    lambda ns=ns: _has_default_account(cluster, ns),
-                    f"the ServiceAccount {ns}/default",
-                    60,
-                )
+            allow(cluster, namespaces)
             yield ArgoStack(cluster, real, argo)
         finally:
             real.stop()

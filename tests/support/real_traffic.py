@@ -28,9 +28,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from controlplane.kube.client import Ref
 from controlplane.kube.real import RealKube
@@ -49,6 +51,7 @@ from harness.node.serving import model_volume, start_serving
 from support.chart import Helm, service_account_kubeconfig
 from support.real_serving import GPU
 from support.realnode import until
+from support.shared_stack import shared
 from support.traffic_report import Answer, Phase, Seen, in_effect, phases, tally
 from support.traffic_summary import REPORT_ENV
 
@@ -274,6 +277,29 @@ def real_stack(
             yield Stack(cluster, real, gateway, prometheus, kube, token, image)
         finally:
             real.stop()
+
+
+SERVING = "serving"
+"""The kind of the shared stack (:mod:`support.shared_stack`) the traffic modules run on."""
+
+
+@contextmanager
+def serving_stack(
+    factory: pytest.TempPathFactory,
+    gpus: int = GPUS,
+    engine: str = "simulated",
+    controller_pod: bool = False,
+) -> Iterator[Stack]:
+    """:func:`real_stack` shared by the modules marked ``shared_stack(SERVING)``: the node
+    made a node of ``gpus`` GPUs whose KServe pods run ``engine`` for this module (what
+    :func:`real_stack` sets up, set again), the controller's image imported with
+    ``controller_pod``; the module's namespaces deleted after it."""
+    with shared(SERVING, factory, real_stack) as stack:
+        product = load_catalog().require_gpu(GPU).product_label
+        start_serving(stack.cluster, stack.node, product, gpus=gpus, engine=engine)
+        if controller_pod:
+            stack = replace(stack, controller_image=stack.node.import_image(controller_image()))
+        yield stack
 
 
 CHART_VALUES: dict[str, Any] = {

@@ -1,0 +1,167 @@
+"""One real-node stack shared by the modules that can share it, one node per machine always.
+
+Starting a stack (the loopback control plane, KServe, the node, Traefik, the Prometheus
+Operator; Argo Workflows for the gates) takes about a minute on two cores, and each module of
+the real-node group (:data:`support.realnode.XDIST_GROUP`, one worker, its tests in collection
+order one after another) used to start its own. Here a module asks for the stack of a *kind*
+(:func:`stack_for`): the first module of that kind starts it, the next ones get the same one, and
+it is stopped when a test of any other kind (or of none: a module with a node of its own) is
+about to run, or at the end of the session, so two nodes never run at once.
+
+A module leaves the stack as it found it: :func:`module_namespaces` deletes the namespaces it
+created and the PersistentVolumes claimed from them, waits until they are gone (their pods
+stopped, the node's CPUs free for the next), and removes the finalizer of any ModelCanary left
+in them first (its controller has stopped).
+
+Registered as a pytest plugin by ``tests/conftest.py``; used by :mod:`support.real_traffic`
+(:func:`~support.real_traffic.serving_stack`) and :mod:`support.real_argo`.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from harness.cluster.kubeapi import LoopbackCluster
+from support.realnode import until
+
+T = TypeVar("T")
+MARKER = "shared_stack"
+"""``pytest.mark.shared_stack(KIND)``: the module's tests use the shared stack of ``KIND``."""
+GONE_S = 300
+"""Bounds a hang only: namespaces go once their pods have stopped (seconds here)."""
+CANARIES = "/apis/canary.controlplane.dev/v1alpha1/namespaces/{ns}/modelcanaries"
+
+_held: tuple[str, ExitStack, Any] | None = None
+
+
+def stack_for(kind: str, folder: Callable[[], Path], start: Callable[[Path], Any]) -> Any:
+    """The running stack of ``kind``, else (the other kind's stopped first) the one
+    ``start(folder())`` enters, a context manager, kept until :func:`release`."""
+    global _held
+    if _held is not None and _held[0] == kind:
+        return _held[2]
+    release()
+    exits = ExitStack()
+    try:
+        running = exits.enter_context(start(folder()))
+    except BaseException:
+        exits.close()
+        raise
+    _held = (kind, exits, running)
+    return running
+
+
+def release() -> None:
+    """Stop the held stack, if any."""
+    global _held
+    if _held is not None:
+        _kind, exits, _running = _held
+        _held = None
+        exits.close()
+
+
+def held() -> str | None:
+    """The kind of the stack held now, None when none is."""
+    return None if _held is None else _held[0]
+
+
+def kind_of(item: pytest.Item) -> str | None:
+    marker = item.get_closest_marker(MARKER)
+    return str(marker.args[0]) if marker is not None else None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before a test of another kind sets up (its own node among its fixtures, perhaps), the
+    held stack is stopped."""
+    if _held is not None and kind_of(item) != _held[0]:
+        release()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    release()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"{MARKER}(kind): the module's tests share the real-node stack of that kind"
+    )
+
+
+def namespaces(cluster: LoopbackCluster) -> set[str]:
+    items = cluster.request("GET", "/api/v1/namespaces")["items"]
+    return {str(ns["metadata"]["name"]) for ns in items}
+
+
+def _let_go(cluster: LoopbackCluster, ns: str) -> None:
+    """Remove the finalizer of every ModelCanary in ``ns`` (no controller runs to remove it),
+    then delete ``ns``."""
+    try:
+        canaries = cluster.request("GET", CANARIES.format(ns=ns))["items"]
+    except urllib.error.HTTPError:
+        canaries = []  # no such kind served: nothing holds the namespace
+    for canary in canaries:
+        if canary["metadata"].get("finalizers"):
+            name = canary["metadata"]["name"]
+            cluster.request(
+                "PATCH",
+                CANARIES.format(ns=ns) + f"/{name}",
+                {"metadata": {"finalizers": None}},
+                content_type="application/merge-patch+json",
+            )
+    try:
+        cluster.request("DELETE", f"/api/v1/namespaces/{ns}")
+    except urllib.error.HTTPError as exc:
+        if exc.code != 404:
+            raise
+
+
+def volumes(cluster: LoopbackCluster) -> set[str]:
+    """The PersistentVolumes of the cluster (cluster-scoped)."""
+    items = cluster.request("GET", "/api/v1/persistentvolumes")["items"]
+    return {str(pv["metadata"]["name"]) for pv in items}
+
+
+@contextmanager
+def module_namespaces(cluster: LoopbackCluster) -> Iterator[None]:
+    """Delete, after the block, the namespaces and the PersistentVolumes created in it (a
+    volume is cluster-scoped: left ``Released`` with its old claim's UID, it would never bind
+    the claim of a later module's namespace of the same name), and wait until all are gone."""
+    before, before_volumes = namespaces(cluster), volumes(cluster)
+    try:
+        yield
+    finally:
+        made = namespaces(cluster) - before
+        made_volumes = volumes(cluster) - before_volumes
+        for ns in sorted(made):
+            _let_go(cluster, ns)
+        for pv in sorted(made_volumes):
+            try:
+                cluster.request("DELETE", f"/api/v1/persistentvolumes/{pv}")
+            except urllib.error.HTTPError as exc:
+                if exc.code != 404:
+                    raise
+        until(
+            lambda: not (namespaces(cluster) & made) and not (volumes(cluster) & made_volumes),
+            f"the module's namespaces {sorted(made)} and volumes {sorted(made_volumes)} gone",
+            GONE_S,
+            every=1.0,
+        )
+
+
+@contextmanager
+def shared(
+    kind: str, factory: pytest.TempPathFactory, start: Callable[[Path], AbstractContextManager[T]]
+) -> Iterator[T]:
+    """The shared stack of ``kind`` for one module (:func:`stack_for`), the module's namespaces
+    deleted after it (:func:`module_namespaces`); ``start`` must give an object with a
+    ``cluster``."""
+    running: T = stack_for(kind, lambda: factory.mktemp(f"{kind}-stack"), start)
+    with module_namespaces(running.cluster):  # type: ignore[attr-defined]
+        yield running
