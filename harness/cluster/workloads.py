@@ -36,7 +36,8 @@ KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
 CONTROLLERS = (
     "deployment,replicaset,garbagecollector,namespace,endpointslice,serviceaccount,nodelifecycle,"
-    "persistentvolume-binder,horizontalpodautoscaling,root-ca-cert-publisher"
+    "persistentvolume-binder,pvc-protection,pv-protection,horizontalpodautoscaling,"
+    "root-ca-cert-publisher"
 )
 """kube-controller-manager's controllers a rollout needs. ``horizontalpodautoscaling``: KServe
 v0.20.0's Standard mode leaves a predictor's Deployment at one replica and creates an HPA with
@@ -47,7 +48,10 @@ Spec.MinReplicas") and moves nothing else. ``nodelifecycle`` lifts the
 ``node.kubernetes.io/not-ready`` taint admission puts on a new node, ``serviceaccount``
 creates the ``default`` ServiceAccount KServe's credential builder reads,
 ``persistentvolume-binder`` binds the claim of the real node's model volume
-(:mod:`harness.node.serving`), ``root-ca-cert-publisher`` writes the ``kube-root-ca.crt``
+(:mod:`harness.node.serving`) and ``pvc-protection`` / ``pv-protection`` release the claim and
+the volume once no pod uses them (the API server's ``StorageObjectInUseProtection`` admission
+puts their finalizers on both; without these controllers a deleted namespace holding a claim
+stays ``Terminating``), ``root-ca-cert-publisher`` writes the ``kube-root-ca.crt``
 ConfigMap of every namespace, which a pod's mounted ServiceAccount token comes with (the CA its
 Kubernetes client trusts)."""
 POD_CIDR = "10.244.0.1/16"
