@@ -301,7 +301,7 @@ def run(
 def test_a_healthy_candidate_on_the_real_vllm_is_promoted_without_a_failed_request(
     stack: Stack,
 ) -> None:
-    name = "good"
+    name = "vllm-good"
     seen: dict[str, list[int]] = {}
     pods_seen: dict[str, dict[str, Any]] = {}
 
@@ -364,7 +364,7 @@ def cpu_cgroup(pid: int) -> Path | None:
 def test_a_candidate_throttled_to_a_tenth_of_a_cpu_is_rolled_back_on_latency(
     stack: Stack,
 ) -> None:
-    name = "throttled"
+    name = "vllm-throttled"
     throttled: dict[Path, str] = {}
 
     def throttle(pid: int) -> None:
@@ -404,7 +404,7 @@ def test_a_candidate_throttled_to_a_tenth_of_a_cpu_is_rolled_back_on_latency(
 def test_a_candidate_whose_engine_keeps_dying_is_rolled_back_and_nothing_fails_after(
     stack: Stack,
 ) -> None:
-    name = "killed"
+    name = "vllm-killed"
     killed: list[int] = []
 
     def kill(pid: int) -> None:
