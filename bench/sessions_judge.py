@@ -17,6 +17,12 @@ Design, written before it ran (docs/judges.md, "Sessions"):
   the conversations' mean (its design effect ``2 * turns - 1``), ``by request``: without it.
 * **Candidates.** Identical to the stable (the A/A control: every rollback is false), and a bad
   one (3x the errors and every latency 1.5x) to show what the weighing costs.
+* **Quality.** The quality judge's test (the betting e-process of
+  :mod:`controlplane.analysis.sequential.mean_eprocess`, alpha 5 %) on pairs whose mean
+  disagreement is exactly the tolerance, the pairs taken from every turn of pinned
+  conversations or from each conversation's first turn only: every turn breaks the level once
+  ``icc`` is above 0 (a conversation's earlier pairs predict its later ones); one pair a
+  conversation keeps it (the pairs are independent).
 * **Expected.** Sticky and by request: above alpha once ``icc`` is above 0 (the counts assume
   independent requests); per request and sticky by session: at most alpha on the identical
   candidate. The bad candidate: rolled back in every run by request; by session it needs more
@@ -36,6 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from controlplane.analysis.sequential.check import CheckLook, Counts, judge_checks
+from controlplane.analysis.sequential.mean_eprocess import decide
 from controlplane.analysis.sequential.support import design_effect
 from controlplane.spec.load import load_text
 from controlplane.spec.models import ModelCanary
@@ -208,6 +215,52 @@ def rates(cell: Cell, runs: int, seed: int) -> dict[str, int]:
     return out
 
 
+QUALITY_TOLERANCE = 0.2
+"""The quality rows' tolerance on the disagreement (a pair's score in [0, 1])."""
+PAIRS = 400
+"""Pairs a quality run may sample: about an hour at one pair every 9 s."""
+
+
+def quality_run(
+    rng: np.random.Generator, turns: float, icc: float, *, one_per_session: bool
+) -> bool:
+    """One run of the quality judge's test (:func:`~controlplane.analysis.sequential.
+    mean_eprocess.decide`, alpha 5 %) on a candidate whose mean disagreement is exactly the
+    tolerance (the null's edge: every breach is false). Conversations of geometric length
+    ``turns`` whose turns share a disagreement probability drawn at intra-class correlation
+    ``icc``; their turns interleave in time (a turn every 30 s, a conversation starting every
+    9 s). Paired: every turn, or the first turn of each conversation only. True: breached."""
+    n = PAIRS
+    spread = 1.0 / icc - 1.0 if icc > 0 else math.inf
+    m = QUALITY_TOLERANCE
+    p = rng.beta(m * spread, (1.0 - m) * spread, n) if icc > 0 else np.full(n, m)
+    length = rng.geometric(1.0 / turns, n)
+    if one_per_session:
+        length = np.ones(n, dtype=int)
+    conv = np.repeat(np.arange(n), length)
+    k = np.concatenate([np.arange(t) for t in length])
+    order = np.argsort(conv * 9.0 + k * 30.0, kind="stable")[:n]
+    scores = (rng.random(order.size) < p[conv[order]]).astype(float)
+    decided, _ = decide(scores, m, 1.0, 0.05)
+    return decided == "breach"
+
+
+def quality_table(runs: int, seed: int) -> str:
+    """The quality judge's false breaches, every turn paired against one pair a conversation."""
+    lines = [
+        "| turns | icc | pairs taken | false breaches |",
+        "| ---: | ---: | --- | ---: |",
+    ]
+    rows = [(t, i) for t in (2.0, 6.0) for i in (0.0, 0.3, 0.6)]
+    for j, (turns, icc) in enumerate(rows):
+        for one in (False, True):
+            rng = np.random.default_rng(seed + 100 + 2 * j + one)
+            got = sum(quality_run(rng, turns, icc, one_per_session=one) for _ in range(runs))
+            taken = "the first of each conversation" if one else "every turn"
+            lines.append(f"| {turns:g} | {icc:g} | {taken} | {got} of {runs} |")
+    return "\n".join(lines)
+
+
 def table(runs: int, seed: int) -> str:
     """The table of every :func:`cells` row, ``runs`` runs each."""
     lines = [
@@ -241,6 +294,13 @@ def main() -> None:
             "the design is the docstring of `bench/sessions_judge.py`:",
             "",
             table(args.runs, args.seed),
+            "",
+            "The quality judge's test (the betting e-process on a pair's disagreement, alpha "
+            f"5 %, tolerance {QUALITY_TOLERANCE:g}, {PAIRS} pairs a run) on a candidate exactly "
+            "on the tolerance, its pairs taken from every turn or from each conversation's "
+            "first turn only:",
+            "",
+            quality_table(args.runs, args.seed),
             "",
             f"Measured {today()} on {machine_summary()}; `python bench/sessions_judge.py` "
             f"({args.runs} runs a row, seed {args.seed}).",

@@ -55,3 +55,17 @@ def test_the_judge_says_it_weighs_by_session(bench: ModuleType) -> None:
     spec = bench.canary(6.0)
     assert bench.design_effect(spec) == 11.0
     assert bench.design_effect(bench.canary(None)) == 1.0
+
+
+def test_the_quality_judge_keeps_its_level_with_one_pair_a_conversation(
+    bench: ModuleType,
+) -> None:
+    import numpy as np
+
+    def breaches(one: bool, seed: int) -> int:
+        rng = np.random.default_rng(seed)
+        return sum(bench.quality_run(rng, 6.0, 0.6, one_per_session=one) for _ in range(100))
+
+    # alpha 5 %: Binomial(100, 0.05) exceeds 12 with chance under 0.2 %
+    assert breaches(False, 21) > 12
+    assert breaches(True, 22) <= 12
