@@ -37,8 +37,12 @@ IMAGE_PULL = frozenset({"ErrImagePull", "ImagePullBackOff"})
 """Waiting reasons of a pull that failed; certain only when the registry said the image is not
 there (:data:`IMAGE_MISSING`), since a registry that is down or slow may answer later."""
 IMAGE_MISSING = re.compile(r"\bnot found\b|manifest unknown|name unknown", re.IGNORECASE)
-"""How containerd v2 and registries say a reference does not exist (``failed to resolve
-reference "...": ... not found``, the distribution API's ``MANIFEST_UNKNOWN``)."""
+"""How a pull says the reference does not exist. containerd turns a registry's 404 into
+``<ref>: not found`` and wraps it as ``failed to resolve reference "<ref>": <ref>: not found``
+(containerd v1.6.20, the node's Debian package: ``remotes/docker/resolver.go`` and ``pull.go``;
+v2.1.4 alike in ``core/remotes/docker/resolver.go`` and ``client/pull.go``); runtimes that pass
+the registry's own error on say the distribution API's ``MANIFEST_UNKNOWN`` or ``NAME_UNKNOWN``
+("manifest unknown", "name unknown")."""
 
 
 def root_cause(log: str) -> str | None:
