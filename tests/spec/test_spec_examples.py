@@ -23,6 +23,7 @@ def test_the_promised_examples_exist() -> None:
         "fp8-h100.yml",
         "gpu-budget.yml",
         "adopted.yml",
+        "chat-sessions.yml",
     }
 
 
@@ -47,6 +48,18 @@ def test_the_budget_and_the_adopted_examples_show_what_they_are_named_for() -> N
     assert adopted.plan is None
     judges = {c.judge for step in adopted.steps for c in step.rollback_on}
     assert "sequential" in judges
+
+
+def test_the_chat_example_pins_sessions_and_judges_them_by_session() -> None:
+    from controlplane.analysis.sequential.support import design_effect
+
+    chat = load("chat-sessions.yml")
+    session = chat.spec.traffic.session
+    assert session is not None
+    assert session.header == "x-session-id"
+    assert session.turns == 6
+    assert design_effect(chat) == 11.0
+    assert all(c.judge == "sequential" for c in chat.spec.steps[1].rollback_on)
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
