@@ -21,8 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from http.cookies import CookieError, SimpleCookie
+from typing import TYPE_CHECKING
 
-from controlplane.spec.models import SessionSpec
+if TYPE_CHECKING:  # `kubectl canary list` draws the buckets without loading the spec's models
+    from controlplane.spec.models import SessionSpec
 
 BUCKETS = 256
 """Two hex digits: a session's share of a variant moves in steps of 1/256 (0.39 %)."""
