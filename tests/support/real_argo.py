@@ -1,7 +1,7 @@
 """The real Argo Workflows on a real node, for the tests of gates and WorkflowTemplates.
 
-Owns :func:`argo_stack`: the loopback control plane (with ServiceAccount tokens), its workloads
-controllers, a real node serving the engine image, and Argo Workflows v3.7.3
+Owns :func:`shared_argo`: the shared :data:`GATED` stack (:func:`support.real_traffic.real_stack`
+with the node's cluster network) and Argo Workflows v3.7.3 on it
 (:func:`harness.node.argo.start_argo`); and the reads the tests share: :func:`workflow` (a
 Workflow as ``argo get -o json`` shows it), :func:`outputs` (the output parameters of its
 nodes), :func:`apply_strict` (``kubectl apply --server-side --validate=strict``) and
@@ -21,10 +21,9 @@ from typing import Any
 
 import pytest
 
-from harness.cluster.kubeapi import LoopbackCluster, binary, start_cluster
-from harness.cluster.workloads import start_workloads
+from harness.cluster.kubeapi import LoopbackCluster, binary
 from harness.node.argo import Argo, allow_workflows, start_argo
-from harness.node.node import RealNode, start_node
+from harness.node.node import RealNode
 from support.real_traffic import Stack, real_stack
 from support.realnode import engine_pod_spec, pods, ready, ready_endpoints, service, until
 from support.shared_stack import shared
@@ -88,20 +87,6 @@ def allow(cluster: LoopbackCluster, namespaces: tuple[str, ...]) -> None:
             f"the ServiceAccount {ns}/default",
             60,
         )
-
-
-@contextmanager
-def argo_stack(folder: Path, namespaces: tuple[str, ...]) -> Iterator[ArgoStack]:
-    """The stack under ``folder``, Workflows allowed in ``namespaces``; stopped after."""
-    with start_cluster(folder, service_accounts=True) as cluster:
-        start_workloads(cluster, nodes=[])
-        real = start_node(cluster, cluster.workdir / "node", cluster_network=True)
-        try:
-            argo = start_argo(cluster, real)
-            allow(cluster, namespaces)
-            yield ArgoStack(cluster, real, argo)
-        finally:
-            real.stop()
 
 
 def _has_default_account(cluster: LoopbackCluster, ns: str) -> bool:
