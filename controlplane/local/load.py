@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from controlplane.local.server import VARIANT_HEADER
+from controlplane.routing.base import VARIANT_HEADER
 from controlplane.spec.models import CohortSpec
 
 SYSTEM = "You are a helpful support assistant for an online store. Answer briefly and politely."

@@ -20,9 +20,9 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from controlplane.local.server import HOST, VARIANT_HEADER, bind_socket
+from controlplane.local.server import HOST, bind_socket
 from controlplane.routing import sessions
-from controlplane.routing.base import Weights
+from controlplane.routing.base import VARIANT_HEADER, Weights
 from controlplane.serving import object_names
 from controlplane.spec.models import CohortSpec, SessionSpec
 

@@ -41,6 +41,7 @@ from controlplane.local.openai_api import (
     usage,
 )
 from controlplane.promql.contract import contract_for
+from controlplane.routing.base import VARIANT_HEADER
 
 HOST = "127.0.0.1"
 ENGINE_HEADER = "x-controlplane-engine"
@@ -48,7 +49,6 @@ ANSWER_S = 5.0
 """With no drain, how long the answers of the aborted requests may take to send."""
 ENGINE_INDEX = "0"
 """The ``engine`` label vLLM puts on every metric: the engine core's index, one core here."""
-VARIANT_HEADER = "x-canary-variant"
 
 # vLLM's own bucket bounds and finish reasons (the metric contract), so quantiles are estimated
 # the same way and every reason exists from the start as in vLLM v1.

@@ -43,6 +43,12 @@ class Weights:
         return f"stable {self.stable}% / candidate {self.candidate}%{mirror}"
 
 
+VARIANT_HEADER = "x-canary-variant"
+"""The variant that answers a request: set on the request by a ``gateway-api`` backendRef, on
+a pinned session's answers by the ``gateway-api`` and ``istio`` session rules, and by the local
+stack's engines and router on every answer."""
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What a router can express: a cohort by header (``cohort``), a shadow copy (``mirror``, of a

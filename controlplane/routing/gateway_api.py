@@ -21,7 +21,7 @@ from controlplane.routing._common import (
     route_object_ref,
     target_weights,
 )
-from controlplane.routing.base import Outcome, Weights, check_request
+from controlplane.routing.base import VARIANT_HEADER, Outcome, Weights, check_request
 from controlplane.serving import adopt, object_names
 from controlplane.serving.render import isvc_name
 from controlplane.spec.models import DEFAULT_GATEWAY, ModelCanary, SessionSpec
@@ -30,10 +30,6 @@ API_VERSION = "gateway.networking.k8s.io/v1"
 KIND = "HTTPRoute"
 PORT = object_names.PREDICTOR_PORT
 ROUTER = "gateway-api"
-
-
-VARIANT_HEADER = "x-canary-variant"
-"""Set on each request by its backendRef: the variant that answers it."""
 
 
 def _backend(name: str, weight: int | None = None, variant: str | None = None) -> Obj:

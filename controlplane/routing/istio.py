@@ -20,7 +20,7 @@ from controlplane.routing._common import (
     route_object_ref,
     target_weights,
 )
-from controlplane.routing.base import Outcome, Weights, check_request
+from controlplane.routing.base import VARIANT_HEADER, Outcome, Weights, check_request
 from controlplane.serving import adopt, object_names
 from controlplane.serving.render import Role, canary_labels, isvc_name
 from controlplane.spec.models import ModelCanary, SessionSpec
@@ -29,8 +29,6 @@ API_VERSION = "networking.istio.io/v1"
 KIND = "VirtualService"
 PORT = 80
 ROUTER = "istio"
-VARIANT_HEADER = "x-canary-variant"
-"""The response header a pinned session's answers name their variant in (as ``gateway-api``)."""
 
 
 def _host(canary: ModelCanary, role: Role) -> str:

@@ -22,6 +22,8 @@ import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from controlplane.routing.base import VARIANT_HEADER
+
 HEADER = "x-session-id"
 TURNS = 4
 EVERY = 1.0
@@ -39,7 +41,6 @@ WORDS = tuple(
         )
     ).split(" ")
 )
-VARIANT_HEADER = "x-canary-variant"
 Mode = str | None
 """``"sticky"``, ``"per-request"``, or None: start no conversation now."""
 

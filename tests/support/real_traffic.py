@@ -37,6 +37,7 @@ import pytest
 from controlplane.kube.client import Ref
 from controlplane.kube.real import RealKube
 from controlplane.profiles.catalog import load_catalog
+from controlplane.routing.base import VARIANT_HEADER
 from controlplane.routing.gateway_api import PORT as ROUTE_PORT
 from controlplane.serving.object_names import predictor_service, route_name, variant_service_name
 from harness.cluster.kserve import start_kserve
@@ -58,7 +59,6 @@ from support.traffic_summary import REPORT_ENV
 RATE = 6.0
 """Requests per second per canary."""
 API = ("canary.controlplane.dev/v1alpha1", "ModelCanary")
-VARIANT_HEADER = "x-canary-variant"
 STABLE, CANDIDATE = "bf16", "fp8"
 """The variants of :func:`support.real_serving.traffic_canary`."""
 GPUS = 16
