@@ -160,7 +160,9 @@ class SessionsView:
         )
         if self.turns is None:
             return text + "; sessions weighed as requests (no turns given)"
-        effect = 2.0 * self.turns - 1.0
+        from controlplane.analysis.sequential.support import effect_of_turns  # `get` only
+
+        effect = effect_of_turns(self.turns)
         return (
             f"{text}; {self.turns:g} turns a conversation: the sequential judge weighs "
             f"{effect:g} requests as one sample"

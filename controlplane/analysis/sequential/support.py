@@ -45,7 +45,12 @@ def design_effect(canary: ModelCanary) -> float:
     session = canary.spec.traffic.session
     if session is None or session.turns is None:
         return 1.0
-    return 2.0 * session.turns - 1.0
+    return effect_of_turns(session.turns)
+
+
+def effect_of_turns(turns: float) -> float:
+    """:func:`design_effect` of conversations of ``turns`` turns on average: ``2 * turns - 1``."""
+    return 2.0 * turns - 1.0
 
 
 def problems(canary: ModelCanary, check: CheckSpec, path: str) -> list[Problem]:
