@@ -524,7 +524,14 @@ def test_conversations_stay_on_one_variant_and_keep_their_prefix_cache(stack: St
             return seen["status"].get("phase") in ("promoted", "rolled_back")
 
         until(finished, "the canary finished", 900)
-        time.sleep(15)  # a last scrape of the engines' counters
+        ended = min(at for at, weight in changes() if weight == 100)
+
+        def scraped_since() -> bool:  # both engines' counters read after the 50 % step ended
+            query = f'timestamp(vllm:prefix_cache_queries_total{{namespace="{name}"}})'
+            rows = prometheus(stack, f"min({query})")
+            return bool(rows) and float(rows[0]["value"][1]) >= ended - 5.0
+
+        until(scraped_since, "a scrape of both engines after the 50 % step", 120)
     finally:
         load.finish()
         controller.stop()
