@@ -111,7 +111,7 @@ KUBE_DIR ?= .kube-up
 kube-up: setup kube-tools $(if $(filter vllm,$(ENGINE)),vllm) ## start etcd + kube-apiserver on loopback with every CRD (KSERVE=1: + real KServe on fake GPU nodes; NODE=1: + a real node and Traefik; both: KServe serving on the node, ENGINE=vllm: the real vLLM in its pods); prints KUBECONFIG=
 	@$(BIN)/python -m harness up --dir $(KUBE_DIR) $(if $(KSERVE),--kserve) $(if $(NODE),--node) $(if $(ENGINE),--engine $(ENGINE))
 
-kube-down: ## stop the cluster kube-up started (no process, port, mount, network namespace, link or cgroup left behind)
+kube-down: ## stop the cluster kube-up started, and take back a node a killed run left (no process, port, mount, network namespace, link or cgroup left behind)
 	@$(BIN)/python -m harness down --dir $(KUBE_DIR)
 
 bench: setup ## run the benchmarks and rewrite docs/benchmarks-derivation.md

@@ -13,16 +13,19 @@ the cluster's processes (and the node's folder and what the machine looked like 
 ``GATEWAY_URL=http://127.0.0.1:<port>``: Traefik, :mod:`harness.cluster.traefik`, and
 ``PROMETHEUS_URL=http://127.0.0.1:<port>``: the Prometheus the operator configures from the
 chart's PodMonitor, scraping the pods and Traefik, :mod:`harness.cluster.monitoring`);
-``down`` takes the node back, stops the cluster and removes ``D``; ``images`` (``make images``,
-before ``make test``'s pytest) builds the node's images that are not cached yet, so that no
-test's timeout pays for a cold build. The top of the harness: it
+``down`` takes the node back, stops the cluster and removes ``D``, then takes back a node a
+stopped process left (a killed test run: :func:`harness.node.node.take_back_stale`);
+``images`` (``make images``, before ``make test``'s pytest) builds the node's images that are not
+cached yet, so that no test's timeout pays for a cold build. The top of the harness: it
 imports the modules below it, and none of them imports it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import shutil
 import sys
 from collections.abc import Sequence
@@ -31,7 +34,12 @@ from typing import Any
 
 from controlplane.errors import ControlPlaneError
 from harness.cluster.kserve import start_kserve
-from harness.cluster.kubeapi import ETCD_VERSION, KUBE_VERSION, LoopbackCluster, start_cluster
+from harness.cluster.kubeapi import (
+    ETCD_VERSION,
+    KUBE_VERSION,
+    LoopbackCluster,
+    start_cluster,
+)
 from harness.cluster.monitoring import start_monitoring
 from harness.cluster.traefik import start_traefik
 from harness.cluster.upstream_crds import all_crds
@@ -39,7 +47,7 @@ from harness.cluster.workloads import start_workloads
 from harness.node.controller_image import controller_image
 from harness.node.host import Footprint
 from harness.node.images import engine_base
-from harness.node.node import RealNode, start_node
+from harness.node.node import RECORD, RUN_DIR, NodeHeld, RealNode, start_node, take_back_stale
 from harness.node.serving import ENGINES, start_serving
 
 SERVING_GPU = "NVIDIA-L40S"
@@ -87,6 +95,9 @@ def up(
         raise
     state.update(pids=cluster.pids, port=cluster.port)
     _state(folder).write_text(json.dumps(state))
+    if real is not None and real.lock is not None:  # recorded: `down` finds it from here on
+        os.close(real.lock)
+        real.lock = None
     return cluster
 
 
@@ -106,6 +117,21 @@ def down(folder: Path) -> bool:
     LoopbackCluster(folder, recorded["port"], "", pids=list(recorded["pids"])).stop()
     shutil.rmtree(folder, ignore_errors=True)
     return True
+
+
+def take_back_stale_node(run: Path = RUN_DIR) -> dict[str, Any] | None:
+    """:func:`harness.node.node.take_back_stale`, refused for a node ``make kube-up`` runs from
+    a folder still recorded (``make kube-down KUBE_DIR=`` that folder stops it with its cluster)."""
+    record = run / RECORD
+    if record.exists():
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            owner = Path(json.loads(record.read_text())["folder"]).parent
+            if _state(owner).exists():
+                raise NodeHeld(
+                    f"the node is the one `make kube-up` started in {owner}: "
+                    f"`make kube-down KUBE_DIR={owner}` stops it with its cluster"
+                )
+    return take_back_stale(run)
 
 
 def images() -> int:
@@ -155,6 +181,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.action == "down":
             stopped = down(folder)
             print("stopped" if stopped else f"no cluster recorded in {folder}")
+            try:
+                stale = take_back_stale_node()
+            except NodeHeld as held:
+                print(f"left the node alone: {held}", file=sys.stderr)
+                return 0
+            if stale is not None:
+                print(f"took back the node a stopped process left (its logs: {stale['folder']})")
+                if stale["left"]:
+                    print(f"warning: the node left {stale['left']}", file=sys.stderr)
             return 0
         cluster = up(folder, all_crds(), kserve=args.kserve, node=args.node, engine=args.engine)
     except ControlPlaneError as exc:

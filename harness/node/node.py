@@ -24,13 +24,16 @@ Images are built by :mod:`harness.node.images` and imported with ``ctr``; pods u
 kubelet port): :func:`start_node` waits for the node another process runs (a lock file), and
 refuses to start beside one it cannot see stop (``make kube-up``'s). :meth:`RealNode.stop` kills
 every process of the node and takes back everything it changed on the machine
-(:mod:`harness.node.host`), and reports what is left, if anything. Called by ``make kube-up NODE=1``
-(:mod:`harness.cli`) and the test fixtures.
+(:mod:`harness.node.host`), and reports what is left, if anything. A node records what the machine
+was before it (:data:`RECORD`), so that one whose process died without stopping it (a killed
+test run) is taken back by :func:`take_back_stale` (``make kube-down``). Called by ``make kube-up
+NODE=1`` (:mod:`harness.cli`) and the test fixtures.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -67,6 +70,15 @@ most 107 bytes (kubelet's ``pod-resources`` socket under a pytest folder had mor
 one node per machine."""
 LOCK_FILE = Path("/run/lock/controlplane-node.lock")
 KUBELET_PORT = 10250
+
+
+class NodeHeld(KubeSetupError):
+    """The node on this machine is a live process's (or ``make kube-up``'s): not to be taken
+    back as stale."""
+
+
+RECORD = "footprint.json"
+"""In :data:`RUN_DIR`: the node's log folder and the machine's footprint before it started."""
 CNI_BIN = Path("/usr/lib/cni")
 NETWORK = "controlplane"
 _DETACHED: list[subprocess.Popen[bytes]] = []
@@ -251,7 +263,12 @@ def _cluster_network(
 
 
 def _port_free(port: int) -> bool:
+    """Whether a listener can bind ``port`` as kubelet does: with ``SO_REUSEADDR``, which Go sets
+    on every listening socket (Go 1.26.8, which builds kubelet here: ``src/net/sockopt_linux.go``,
+    ``setDefaultListenerSockopts``), so a connection of the node before left in ``TIME_WAIT`` on
+    the port does not hold it."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("0.0.0.0", port))
         except OSError:
@@ -309,7 +326,8 @@ def _node_ready(cluster: LoopbackCluster) -> bool:
 def _lock(timeout: float) -> int:
     """Hold :data:`LOCK_FILE` (``flock``), waiting up to ``timeout`` for the node another process
     runs to stop: one node per machine, whichever pytest worker asks. The file descriptor is
-    closed on exec, so a detached ``make kube-up`` node does not keep it."""
+    closed on exec, so a detached ``make kube-up`` node does not keep it: the process that
+    started it lets it go once it has recorded the node (:func:`harness.cli.up`)."""
     LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
     deadline = time.monotonic() + timeout
@@ -364,17 +382,28 @@ def start_node(
     folder, run = folder.resolve(), RUN_DIR
     lock = _lock(wait)
     probe = subprocess.run(["ip", "link", "show", BRIDGE], capture_output=True, check=False)
-    if probe.returncode == 0 or run.exists() or not _port_free(KUBELET_PORT):
+    taken = [
+        what
+        for what, held in (
+            (f"the bridge {BRIDGE}", probe.returncode == 0),
+            (str(run), run.exists()),
+            (f"port {KUBELET_PORT}", not _port_free(KUBELET_PORT)),
+        )
+        if held
+    ]
+    if taken:
         os.close(lock)
         raise KubeSetupError(
-            f"a real node already runs on this machine (bridge {BRIDGE}, {run} or port "
-            f"{KUBELET_PORT} taken): stop it first (`make kube-down`)"
+            f"a real node already runs on this machine ({', '.join(taken)} taken) and no "
+            "process of this machine holds it: `make kube-down` stops the one `make kube-up` "
+            "started and takes back one a stopped process left"
         )
     before = host.read_footprint(run, CGROUP)
     node = RealNode(folder, before, lock=lock)
     try:
         for sub in ("containerd", "cni/net.d", "kubelet", "pod-logs"):
             (run / sub).mkdir(parents=True, exist_ok=True)
+        (run / RECORD).write_text(json.dumps({"folder": str(folder), "before": before.to_json()}))
         (folder / "images").mkdir(parents=True, exist_ok=True)
         (run / "containerd" / "config.toml").write_text(containerd_config(run))
         (run / "cni" / "net.d" / f"10-{NETWORK}.conflist").write_text(
@@ -420,7 +449,54 @@ def start_node(
     except BaseException:
         node.stop()
         raise
-    if detach and node.lock is not None:  # the node outlives this process, the lock would not
-        os.close(node.lock)
-        node.lock = None
     return node
+
+
+def take_back_stale(run: Path = RUN_DIR) -> dict[str, Any] | None:
+    """Take back the node in ``run`` whose process stopped without stopping it (a killed test
+    run; a ``make kube-up`` node whose folder is gone), from the footprint it recorded
+    (:data:`RECORD`); returns ``{"folder": its logs, "left": what is left}``, or None when
+    ``run`` is not there. A folder with no record (a node of a version that kept none, or
+    one killed before it wrote it) is taken back as far as it is surely the node's
+    (:func:`_unrecorded`). Refused while a live process holds the node (its lock)."""
+    if not run.exists():
+        return None
+    try:
+        lock = _lock(0)
+    except KubeSetupError:
+        raise NodeHeld(
+            f"the node in {run} is held by a live process (a test run, `make kube-up` still "
+            "starting): stop that process first"
+        ) from None
+    record = run / RECORD
+    try:
+        if record.exists():
+            recorded = json.loads(record.read_text())
+            folder, before = Path(recorded["folder"]), host.Footprint.from_json(recorded["before"])
+        else:
+            folder, before = run, _unrecorded(run)
+    except (OSError, ValueError, KeyError) as exc:
+        os.close(lock)
+        raise KubeSetupError(f"{record} does not say what to take back: {exc}") from None
+    stale = RealNode(folder, before, run=run, lock=lock)
+    return {"folder": str(folder), "left": stale.stop()}
+
+
+def _unrecorded(run: Path) -> host.Footprint:
+    """The machine as it would be without the node in ``run`` that recorded nothing: of what is
+    there now, the node's are its processes and cgroups, what is under ``run`` and the bridge;
+    the rest (pods' network namespaces, CNI caches, kube-proxy's rules, which a later node
+    replaces) is left as it is."""
+    now = host.read_footprint(run, CGROUP)
+
+    def outside(path: str) -> bool:
+        return path != str(run) and not path.startswith(f"{run}/")
+
+    return dataclasses.replace(
+        now,
+        processes=frozenset(),
+        cgroups=frozenset(),
+        mounts=frozenset(filter(outside, now.mounts)),
+        files=frozenset(filter(outside, now.files)),
+        links=now.links - {BRIDGE},
+    )

@@ -8,12 +8,15 @@ What :mod:`harness.node` writes for containerd, the CNI plugins and kubelet, and
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import tarfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from harness import cli
 from harness.cluster.kubeapi import KubeSetupError
 from harness.node import host, images, node, services, serving
 from harness.node.controller_image import image_key
@@ -290,3 +293,87 @@ def test_the_vllm_runtime_runs_the_real_server_with_this_machines_flags_first(
 def test_an_unknown_engine_is_refused_before_anything_starts() -> None:
     with pytest.raises(KubeSetupError, match="engine 'trt'"):
         serving.start_serving(None, None, "NVIDIA-L40S", engine="trt")  # type: ignore[arg-type]
+
+
+def test_a_port_a_stopped_node_left_in_time_wait_is_free_for_the_next_kubelet() -> None:
+    """kubelet (Go) binds with ``SO_REUSEADDR``: a connection the node before closed first,
+    left in ``TIME_WAIT`` for a minute, does not stop the next node; the check does as kubelet
+    does."""
+    import socket
+    import time
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    served, _ = listener.accept()
+    served.close()  # the server closes first: its side of the port goes to TIME_WAIT
+    client.close()
+    listener.close()
+
+    def plain_bind_refused() -> bool:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as plain:
+            try:
+                plain.bind(("0.0.0.0", port))
+            except OSError:
+                return True
+        return False
+
+    deadline = time.monotonic() + 5
+    while not plain_bind_refused() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert plain_bind_refused()  # the TIME_WAIT is there: a bind without SO_REUSEADDR fails
+    assert node._port_free(port)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as kubelet listens
+        holder.bind(("0.0.0.0", port))
+        holder.listen()
+        assert not node._port_free(port)  # a listener does hold it
+
+
+def _recorded(run: Path, folder: Path) -> None:
+    run.mkdir()
+    before = _footprint(links=frozenset({"lo", "eth0"}))
+    (run / node.RECORD).write_text(json.dumps({"folder": str(folder), "before": before.to_json()}))
+
+
+def test_a_node_held_by_a_live_process_is_not_taken_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(node, "LOCK_FILE", tmp_path / "node.lock")
+    run = tmp_path / "run"
+    assert node.take_back_stale(run) is None  # no node
+    _recorded(run, tmp_path / "logs")
+    held = node._lock(0)  # another open file: flock refuses it even in this process
+    try:
+        with pytest.raises(node.NodeHeld, match="held by a live process"):
+            node.take_back_stale(run)
+    finally:
+        os.close(held)
+    assert (run / node.RECORD).exists()  # nothing was touched
+
+
+def test_a_record_that_says_nothing_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(node, "LOCK_FILE", tmp_path / "node.lock")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / node.RECORD).write_text("{}")
+    with pytest.raises(KubeSetupError, match=f"{node.RECORD} does not say what to take back"):
+        node.take_back_stale(run)
+    assert (run / node.RECORD).exists()
+    os.close(node._lock(0))  # and the lock was let go
+
+
+def test_kube_down_leaves_a_node_kube_up_runs_to_its_own_folder(tmp_path: Path) -> None:
+    up = tmp_path / "kube-up"
+    up.mkdir()
+    (up / "state.json").write_text("{}")
+    run = tmp_path / "run"
+    _recorded(run, up / "node")
+    with pytest.raises(node.NodeHeld, match=f"make kube-down KUBE_DIR={up}"):
+        cli.take_back_stale_node(run)
+    assert (run / node.RECORD).exists()
