@@ -38,7 +38,7 @@ from harness.cluster.kubeapi import start_cluster
 from harness.node.node import start_node
 cluster = start_cluster(Path(sys.argv[1]), detach=True)
 start_node(cluster, cluster.workdir / "node", engine=False)
-print(json.dumps({"port": cluster.port, "pids": cluster.pids}), flush=True)
+print(json.dumps({"port": cluster.port, "token": cluster.token, "pids": cluster.pids}), flush=True)
 time.sleep(3600)
 """
 
@@ -54,12 +54,14 @@ def node_of_a_process(folder: Path) -> Iterator[tuple[subprocess.Popen[str], Loo
     try:
         assert owner.stdout is not None
         started = json.loads(owner.stdout.readline())
-        cluster = LoopbackCluster(folder, started["port"], "", pids=started["pids"])
+        cluster = LoopbackCluster(folder, started["port"], started["token"], pids=started["pids"])
         yield owner, cluster
     finally:
         if owner.poll() is None:
             owner.kill()
             owner.wait()
+        if owner.stdout is not None:
+            owner.stdout.close()
         if node.RUN_DIR.exists():  # the test failed before down: take the node back anyway
             node.take_back_stale()
         if cluster is not None:
