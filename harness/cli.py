@@ -34,12 +34,7 @@ from typing import Any
 
 from controlplane.errors import ControlPlaneError
 from harness.cluster.kserve import start_kserve
-from harness.cluster.kubeapi import (
-    ETCD_VERSION,
-    KUBE_VERSION,
-    LoopbackCluster,
-    start_cluster,
-)
+from harness.cluster.kubeapi import ETCD_VERSION, KUBE_VERSION, LoopbackCluster, start_cluster
 from harness.cluster.monitoring import start_monitoring
 from harness.cluster.traefik import start_traefik
 from harness.cluster.upstream_crds import all_crds
@@ -187,7 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"left the node alone: {held}", file=sys.stderr)
                 return 0
             if stale is not None:
-                print(f"took back the node a stopped process left (its logs: {stale['folder']})")
+                logs = f" (its logs: {stale['folder']})" if stale["folder"] else ""
+                print(f"took back the node a stopped process left{logs}")
                 if stale["left"]:
                     print(f"warning: the node left {stale['left']}", file=sys.stderr)
             return 0

@@ -70,18 +70,16 @@ most 107 bytes (kubelet's ``pod-resources`` socket under a pytest folder had mor
 one node per machine."""
 LOCK_FILE = Path("/run/lock/controlplane-node.lock")
 KUBELET_PORT = 10250
-
-
-class NodeHeld(KubeSetupError):
-    """The node on this machine is a live process's (or ``make kube-up``'s): not to be taken
-    back as stale."""
-
-
 RECORD = "footprint.json"
 """In :data:`RUN_DIR`: the node's log folder and the machine's footprint before it started."""
 CNI_BIN = Path("/usr/lib/cni")
 NETWORK = "controlplane"
 _DETACHED: list[subprocess.Popen[bytes]] = []
+
+
+class NodeHeld(KubeSetupError):
+    """The node on this machine is a live process's (or ``make kube-up``'s): not to be taken
+    back as stale."""
 
 
 def containerd_config(run: Path) -> str:
@@ -455,7 +453,8 @@ def start_node(
 def take_back_stale(run: Path = RUN_DIR) -> dict[str, Any] | None:
     """Take back the node in ``run`` whose process stopped without stopping it (a killed test
     run; a ``make kube-up`` node whose folder is gone), from the footprint it recorded
-    (:data:`RECORD`); returns ``{"folder": its logs, "left": what is left}``, or None when
+    (:data:`RECORD`); returns ``{"folder": its logs ("" when unrecorded), "left": what is
+    left}``, or None when
     ``run`` is not there. A folder with no record (a node of a version that kept none, or
     one killed before it wrote it) is taken back as far as it is surely the node's
     (:func:`_unrecorded`). Refused while a live process holds the node (its lock)."""
@@ -479,7 +478,7 @@ def take_back_stale(run: Path = RUN_DIR) -> dict[str, Any] | None:
         os.close(lock)
         raise KubeSetupError(f"{record} does not say what to take back: {exc}") from None
     stale = RealNode(folder, before, run=run, lock=lock)
-    return {"folder": str(folder), "left": stale.stop()}
+    return {"folder": str(folder) if folder != run else "", "left": stale.stop()}
 
 
 def _unrecorded(run: Path) -> host.Footprint:

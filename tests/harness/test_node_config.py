@@ -10,7 +10,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import socket
 import tarfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -299,9 +301,6 @@ def test_a_port_a_stopped_node_left_in_time_wait_is_free_for_the_next_kubelet() 
     """kubelet (Go) binds with ``SO_REUSEADDR``: a connection the node before closed first,
     left in ``TIME_WAIT`` for a minute, does not stop the next node; the check does as kubelet
     does."""
-    import socket
-    import time
-
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))

@@ -31,8 +31,6 @@ pytestmark = MARKS
 
 RUNS_A_NODE = """
 import json, sys, time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from harness.cluster.kubeapi import start_cluster
 from harness.node.node import start_node
@@ -112,7 +110,7 @@ def test_a_node_that_recorded_nothing_is_taken_back_as_far_as_it_is_surely_its(
             (node.RUN_DIR / node.RECORD).unlink()
 
             assert cli.main(["down", "--dir", str(tmp_path / "no-kube-up")]) == 0
-            assert "took back the node a stopped process left" in capsys.readouterr().out
+            assert "took back the node a stopped process left\n" in capsys.readouterr().out
             assert not node.RUN_DIR.exists()
             left = host.read_footprint(node.RUN_DIR, node.CGROUP).left_over(before)
             assert not {"processes", "cgroups", "mounts"} & set(left)
