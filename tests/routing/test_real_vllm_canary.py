@@ -62,6 +62,7 @@ from support.real_traffic import (
     write_report,
 )
 from support.realnode import MARKS, until
+from support.shared_stack import module_namespaces
 from support.traffic_report import phases
 
 from controlplane.promql.contract import ENGINE_LABELS, RUNNING, WAITING, contract_for
@@ -90,6 +91,14 @@ ENGINE_CORE = "VLLM::EngineCor"
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with serving_stack(tmp_path_factory, gpus=8, engine="vllm") as running:
         yield running
+
+
+@pytest.fixture(autouse=True)
+def leaves_the_node_free(stack: Stack) -> Iterator[None]:
+    """Each test's namespaces deleted after it, its pods gone before the next test's engines
+    start beside them."""
+    with module_namespaces(stack.cluster):
+        yield
 
 
 def vllm_canary(name: str, *checks: dict[str, Any]) -> dict[str, Any]:
@@ -216,6 +225,20 @@ def engine_report(stack: Stack, name: str, lines: int = 30) -> str:
     return "\n".join(out)
 
 
+def why(stack: Stack, name: str) -> str:
+    """One line on how ``name`` went, for an assertion's message (the end of a CI log shows
+    it): each history entry's type and message, then each candidate pod's readiness and the
+    last lines of its engine's log."""
+    history = [f"{h['type']}: {h.get('message', '')}" for h in status(stack, name)["history"]]
+    out = [" | ".join(history)]
+    for pod in variant_pods(stack, name, CANDIDATE):
+        got = (pod.get("status") or {}).get("conditions") or []
+        conditions = {c.get("type"): c.get("status") for c in got}
+        tail = engine_log(pod).splitlines()[-3:]
+        out.append(f"candidate pod Ready={conditions.get('Ready')}, its log ends: {tail}")
+    return " || ".join(out)
+
+
 def variant_pods(stack: Stack, name: str, variant: str) -> list[dict[str, Any]]:
     label = "canary.controlplane.dev/variant"
     return [p for p in pods(stack, name) if p["metadata"]["labels"].get(label) == variant]
@@ -227,14 +250,10 @@ def each_engine_core_while_stepping(
     """Once ``name``'s first step has started, call ``fault`` with the pid of every engine core
     of its candidate's pods, looking again every half second (a restarted one included) until
     ``stop`` is set."""
-    until(
-        lambda: (
-            stop.is_set()
-            or any(h["type"] == "StepStarted" for h in status(stack, name).get("history", []))
-        ),
-        "the first step",
-        600,
-    )
+    while not stop.is_set():  # set by run() however the canary ends: no deadline needed
+        if any(h["type"] == "StepStarted" for h in status(stack, name).get("history", [])):
+            break
+        stop.wait(1.0)
     while not stop.is_set():
         for pod in variant_pods(stack, name, CANDIDATE):
             for pid in engine_cores(pod):
@@ -259,8 +278,8 @@ def run(
 ) -> tuple[Load, dict[str, Any]]:
     """Apply ``name``'s canary (with ``checks`` besides the usual) with the controller running
     and its host under load until the canary is ``end``; ``during`` runs beside the load until
-    told to stop. The load and the report; the canary's namespace is deleted after (its pods
-    free the machine for the next)."""
+    told to stop. The load and the report; the canary's namespace is deleted after the test
+    (:func:`leaves_the_node_free`)."""
     spec = vllm_canary(name, *checks)
     prepare(stack, (name,))
     controller = Controller(stack, (name,), (f"--progress-deadline={DEADLINE}",))
@@ -294,7 +313,6 @@ def run(
     got[name]["served by vLLM"] = served_by_variant(stack, name)
     print(json.dumps(got, indent=1))
     write_report(f"real-vllm-{name}", got)
-    stack.cluster.request("DELETE", f"/api/v1/namespaces/{name}")
     return load, got[name]
 
 
@@ -387,7 +405,7 @@ def test_a_candidate_throttled_to_a_tenth_of_a_cpu_is_rolled_back_on_latency(
 
     load, got = run(stack, name, "rolled_back", throttle_while_stepping, (AGAINST_STABLE,))
     final = status(stack, name)
-    assert throttled, "the candidate's container was never throttled"
+    assert throttled, f"the candidate's container was never throttled: {why(stack, name)}"
     # it had its limit's quota before (2 CPUs), never already a tenth
     assert set(throttled.values()) == {"200000"}, throttled
     rolled = [h for h in final["history"] if h["type"] == "RolledBack"]
@@ -416,7 +434,7 @@ def test_a_candidate_whose_engine_keeps_dying_is_rolled_back_and_nothing_fails_a
 
     load, got = run(stack, name, "rolled_back", kill_while_stepping)
     final = status(stack, name)
-    assert killed, "the engine core was never killed"
+    assert killed, f"the engine core was never killed: {why(stack, name)}"
     rolled = [h for h in final["history"] if h["type"] == "RolledBack"]
     assert rolled, final["history"]
     # two analysis intervals (10 s each), not the 5-minute deadline: it took 25 % meanwhile
@@ -574,4 +592,3 @@ def test_conversations_stay_on_one_variant_and_keep_their_prefix_cache(stack: St
     for variant in VARIANTS:
         hit = {how: rates[how][variant]["prefix cache hit rate"] for how in rates}
         assert hit["pinned"] > hit["per request"], (variant, rates)
-    stack.cluster.request("DELETE", f"/api/v1/namespaces/{name}")
