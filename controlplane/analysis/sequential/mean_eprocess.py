@@ -17,13 +17,20 @@ growth-rate-optimal bet of that paper (aGRAPA), ``(mu - m) / (var + (mu - m)^2)`
 side (``m - mu`` for the pass side), from a running mean and variance that start at the
 tolerance and a quarter of the range, clipped to its bounds. A breach needs evidence that the
 mean is above the tolerance; a pass needs evidence that it is below: no evidence either way is
-no decision. Pure (numpy); called by the quality judge and its benchmark.
+no decision.
+
+The test goes on across reads: :class:`MeanTest` is all a restart needs (the scores seen, the
+running sums the next bet reads, each side's log capital, the decision once reached), small
+enough for a canary's status, and :func:`advance` folds the next batch of scores into it; the
+whole-sequence functions (:func:`log_capital`, :func:`decide`) are the fold from nothing. Pure
+(numpy); called by the quality judge and its benchmark.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -37,14 +44,29 @@ most halve the capital, and the growth rate lost against the best bet in hindsig
 (the paper's ``c`` between 0.5 and 0.75)."""
 
 
-def _bets(x: FloatArray, m: float, bound: float, *, up: bool) -> FloatArray:
-    """The predictable aGRAPA bets of one side."""
-    n = len(x)
+@dataclass(frozen=True)
+class MeanTest:
+    """The test after ``n`` scores: ``total`` their sum and ``spread`` the sum of their squared
+    distances to the tolerance (what the next bet reads), ``log_breach`` and ``log_pass`` each
+    side's log capital, and ``decided`` the first decision with the number of scores it took
+    (``at``); once decided, later scores change nothing."""
+
+    n: int = 0
+    total: float = 0.0
+    spread: float = 0.0
+    log_breach: float = 0.0
+    log_pass: float = 0.0
+    decided: Decision | None = None
+    at: int = 0
+
+
+def _bets(x: FloatArray, m: float, bound: float, before: MeanTest, *, up: bool) -> FloatArray:
+    """The predictable aGRAPA bets of one side on ``x``, the scores after ``before``'s."""
     prior_mean, prior_var = m, (bound / 4) ** 2
-    sums = np.concatenate(([0.0], np.cumsum(x)[:-1]))
-    counts = np.arange(n, dtype=float)
+    sums = before.total + np.concatenate(([0.0], np.cumsum(x)[:-1]))
+    counts = before.n + np.arange(len(x), dtype=float)
     mean = (prior_mean + sums) / (counts + 1)
-    sq = np.concatenate(([0.0], np.cumsum((x - m) ** 2)[:-1]))
+    sq = before.spread + np.concatenate(([0.0], np.cumsum((x - m) ** 2)[:-1]))
     var = np.maximum((prior_var + sq) / (counts + 1) - (mean - m) ** 2, 1e-12)
     edge = (mean - m) if up else (m - mean)
     best = edge / (var + edge**2)
@@ -53,19 +75,54 @@ def _bets(x: FloatArray, m: float, bound: float, *, up: bool) -> FloatArray:
     return bets
 
 
+def _side(x: FloatArray, m: float, bound: float, before: MeanTest, *, up: bool) -> FloatArray:
+    """One side's log capital after each score of ``x``, from ``before``'s."""
+    bets = _bets(x, m, bound, before, up=up)
+    factors = 1.0 + bets * ((x - m) if up else (m - x))
+    start = before.log_breach if up else before.log_pass
+    capital: FloatArray = start + np.cumsum(np.log(factors))
+    return capital
+
+
+def _checked(scores: Sequence[float] | FloatArray, m: float, bound: float) -> FloatArray:
+    if not 0 < m < bound:
+        raise ValueError(f"the tolerance must be inside (0, {bound:g}): {m!r}")
+    return np.clip(np.asarray(scores, dtype=float), 0.0, bound)
+
+
 def log_capital(
     scores: Sequence[float] | FloatArray, m: float, bound: float, *, up: bool
 ) -> FloatArray:
     """``log K_t`` of one side after each score (``up``: the breach side)."""
-    if not 0 < m < bound:
-        raise ValueError(f"the tolerance must be inside (0, {bound:g}): {m!r}")
-    x = np.clip(np.asarray(scores, dtype=float), 0.0, bound)
-    if len(x) == 0:
-        return np.zeros(0)
-    bets = _bets(x, m, bound, up=up)
-    factors = 1.0 + bets * ((x - m) if up else (m - x))
-    capital: FloatArray = np.cumsum(np.log(factors))
-    return capital
+    x = _checked(scores, m, bound)
+    return _side(x, m, bound, MeanTest(), up=up) if len(x) else np.zeros(0)
+
+
+def advance(
+    test: MeanTest, scores: Sequence[float] | FloatArray, m: float, bound: float, alpha: float
+) -> MeanTest:
+    """``test`` with ``scores`` (the next ones, in the order they came) folded in; the first
+    side to reach ``1 / alpha`` decides (the breach side on a tie), and a decided test stays
+    as it is."""
+    x = _checked(scores, m, bound)
+    if test.decided is not None or not len(x):
+        return test
+    up, down = _side(x, m, bound, test, up=True), _side(x, m, bound, test, up=False)
+    level = math.log(1.0 / alpha)
+    crossed = np.nonzero((up >= level) | (down >= level))[0]
+    last = int(crossed[0]) if len(crossed) else len(x) - 1
+    kept = x[: last + 1]
+    after = replace(
+        test,
+        n=test.n + len(kept),
+        total=test.total + float(kept.sum()),
+        spread=test.spread + float(((kept - m) ** 2).sum()),
+        log_breach=float(up[last]),
+        log_pass=float(down[last]),
+    )
+    if not len(crossed):
+        return after
+    return replace(after, decided="breach" if up[last] >= level else "pass", at=after.n)
 
 
 def decide(
@@ -74,13 +131,5 @@ def decide(
     """The first decision the scores reach and after how many: ``breach`` when the breach
     side's capital reaches ``1 / alpha`` first, ``pass`` when the pass side's does, None (and
     the number of scores) when neither has."""
-    level = math.log(1.0 / alpha)
-    up = np.nonzero(log_capital(scores, m, bound, up=True) >= level)[0]
-    down = np.nonzero(log_capital(scores, m, bound, up=False) >= level)[0]
-    first_up = int(up[0]) if len(up) else None
-    first_down = int(down[0]) if len(down) else None
-    if first_up is not None and (first_down is None or first_up <= first_down):
-        return "breach", first_up + 1
-    if first_down is not None:
-        return "pass", first_down + 1
-    return None, len(scores)
+    test = advance(MeanTest(), scores, m, bound, alpha)
+    return (test.decided, test.at) if test.decided else (None, test.n)
