@@ -13,11 +13,14 @@ before latency, errors or a business KPI do:
   (:func:`token_kl`, its bias in its docstring), capped at :data:`KL_CAP`.
 - :func:`exact_match`: whether the two answers are the same text, for short answers.
 
-:func:`answer_of` reads an OpenAI completions choice as vLLM 0.32.0 returns it
+:func:`paired_request` turns a user's request into the one both variants answer for a pair;
+:func:`answer_of` reads either answer as vLLM 0.32.0 returns it: a completions choice
 (``CompletionLogProbs`` in ``vllm/entrypoints/openai/completion/protocol.py``: ``tokens``,
-``token_logprobs``, ``top_logprobs`` of ``{token: logprob}``). The sequential test of the scores
-is :mod:`controlplane.analysis.sequential.mean_eprocess`. See docs/judges.md, "Quality: paired
-answers".
+``token_logprobs``, ``top_logprobs`` of ``{token: logprob}``) or a chat completions choice
+(``ChatCompletionLogProbs`` in ``vllm/entrypoints/openai/chat_completion/protocol.py``: ``content``,
+a list of ``{token, logprob, top_logprobs: [{token, logprob}]}``). The sequential test of the
+scores is :mod:`controlplane.analysis.sequential.mean_eprocess`. See docs/judges.md, "Quality:
+paired answers".
 """
 
 from __future__ import annotations
@@ -32,6 +35,19 @@ KL_CAP = 10.0
 and a pair beyond it is broken either way (10 nats: the candidate gives the stable's token
 about e^-10 of the stable's probability)."""
 FLOOR = 1e-12
+TOP_K = 5
+"""Logprobs asked at each position of a paired answer: within vLLM's ``--max-logprobs`` default
+(20, ``vllm/config/model.py``), and the tokens that hold nearly all of a small model's mass."""
+MAX_TOKENS = 64
+"""The most tokens a paired answer may take: the comparison stops at the first divergence, and
+a pair costs both variants a request."""
+UNKNOWN_LOGPROB = -9999.0
+"""vLLM's logprob for a token it gives none (``ChatCompletionLogProb.logprob``'s default)."""
+SAMPLING = ("stream", "stream_options", "n", "best_of", "echo", "logprobs", "top_logprobs")
+"""A user's request fields a paired request replaces: one answer, whole, with the logprobs the
+scores read; ``temperature`` 0 makes it greedy (vLLM then ignores ``top_p``, ``top_k`` and
+``seed``). What shapes the distribution itself (penalties, ``logit_bias``, ``stop``) is kept:
+both variants answer the same request."""
 
 
 @dataclass(frozen=True)
@@ -55,13 +71,36 @@ class PairScore:
     """Positions compared by :func:`mean_kl` (0: neither answered a token)."""
 
 
+def paired_request(
+    body: Mapping[str, Any], *, top_k: int = TOP_K, max_tokens: int = MAX_TOKENS
+) -> dict[str, Any]:
+    """The request both variants answer for one pair: ``body``, an OpenAI completions
+    (``prompt``) or chat completions (``messages``) request, with greedy decoding, one whole
+    answer, ``top_k`` logprobs at each position and at most ``max_tokens`` tokens (fewer when
+    the user asked for fewer); every other field as the user sent it. :class:`ValueError` for
+    a body that is neither."""
+    chat = "messages" in body
+    if not chat and "prompt" not in body:
+        raise ValueError("a paired request needs a completions prompt or chat messages")
+    out = {k: v for k, v in body.items() if k not in SAMPLING}
+    limits = (body.get("max_tokens"), body.get("max_completion_tokens"))
+    asked = [v for v in limits if isinstance(v, int) and not isinstance(v, bool) and v > 0]
+    out.pop("max_completion_tokens", None)
+    out.update(temperature=0, max_tokens=min([max_tokens, *asked]))
+    out.update({"logprobs": True, "top_logprobs": top_k} if chat else {"logprobs": top_k})
+    return out
+
+
 def answer_of(choice: Mapping[str, Any]) -> Answer:
-    """An :class:`Answer` from one ``choices[]`` entry of an OpenAI completions response with
-    ``logprobs`` asked; a position without top logprobs (vLLM gives None for the prompt's) keeps
-    its token's own logprob alone. :class:`ValueError` when the choice has no logprobs."""
+    """An :class:`Answer` from one ``choices[]`` entry of an OpenAI completions or chat
+    completions response with logprobs asked (:func:`paired_request`); a position without top
+    logprobs (vLLM gives None for the prompt's) keeps its token's own logprob alone.
+    :class:`ValueError` when the choice has no logprobs."""
     logprobs = choice.get("logprobs")
     if not isinstance(logprobs, Mapping):
         raise ValueError("the answer has no logprobs: ask with logprobs=K")
+    if "message" in choice:
+        return _chat_answer(choice, logprobs)
     tokens = tuple(str(t) for t in logprobs.get("tokens") or [])
     own = list(logprobs.get("token_logprobs") or [])
     tops = list(logprobs.get("top_logprobs") or [])
@@ -73,6 +112,22 @@ def answer_of(choice: Mapping[str, Any]) -> Answer:
             entry[token] = float(own[i])
         top.append(entry)
     return Answer(str(choice.get("text") or ""), tokens, tuple(top))
+
+
+def _chat_answer(choice: Mapping[str, Any], logprobs: Mapping[str, Any]) -> Answer:
+    """A chat completions choice: each ``content`` entry is one token with its own logprob and
+    its top alternatives."""
+    message = choice.get("message") or {}
+    tokens, top = [], []
+    for entry in logprobs.get("content") or []:
+        token = str(entry.get("token", ""))
+        alternatives = {
+            str(a["token"]): float(a["logprob"]) for a in entry.get("top_logprobs") or []
+        }
+        alternatives.setdefault(token, float(entry.get("logprob", UNKNOWN_LOGPROB)))
+        tokens.append(token)
+        top.append(alternatives)
+    return Answer(str(message.get("content") or ""), tuple(tokens), tuple(top))
 
 
 def first_divergence(stable: Answer, candidate: Answer) -> int:

@@ -1,5 +1,6 @@
 """The scores of one pair of answers (controlplane/analysis/quality.py): agreement up to the first
-divergence, the top-k KL estimate and its bias, exact match, and vLLM's completions logprobs."""
+divergence, the top-k KL estimate and its bias, exact match, vLLM's completions and chat
+logprobs, and the request both variants answer."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from controlplane.analysis.quality import (
     exact_match,
     first_divergence,
     mean_kl,
+    paired_request,
     score,
     token_kl,
 )
@@ -112,3 +114,71 @@ def test_vllm_completions_logprobs_are_read() -> None:
     assert got.text == " Paris."
     with pytest.raises(ValueError, match="logprobs=K"):
         answer_of({"text": "x"})
+
+
+def test_vllm_chat_logprobs_are_read() -> None:
+    """A chat completions choice as vLLM 0.32.0 returns it (``ChatCompletionLogProbs``)."""
+    choice = {
+        "index": 0,
+        "message": {"role": "assistant", "content": "Paris."},
+        "logprobs": {
+            "content": [
+                {
+                    "token": "Paris",
+                    "logprob": -0.1,
+                    "bytes": [80, 97, 114, 105, 115],
+                    "top_logprobs": [
+                        {"token": "Paris", "logprob": -0.1, "bytes": None},
+                        {"token": "Lyon", "logprob": -2.5, "bytes": None},
+                    ],
+                },
+                {"token": ".", "logprob": -0.3, "bytes": None, "top_logprobs": []},
+            ]
+        },
+        "finish_reason": "stop",
+    }
+    got = answer_of(choice)
+    assert got.tokens == ("Paris", ".")
+    assert got.top == ({"Paris": -0.1, "Lyon": -2.5}, {".": -0.3})
+    assert got.text == "Paris."
+    with pytest.raises(ValueError, match="logprobs=K"):
+        answer_of({"message": {"content": "x"}, "logprobs": None})
+
+
+def test_a_paired_request_is_greedy_whole_and_asks_for_logprobs() -> None:
+    chat = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "hi"}],
+        "temperature": 0.8,
+        "top_p": 0.9,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "n": 3,
+        "max_completion_tokens": 500,
+        "stop": ["\n"],
+        "presence_penalty": 0.5,
+    }
+    got = paired_request(chat, top_k=4, max_tokens=64)
+    assert got == {
+        "model": "m",
+        "messages": [{"role": "user", "content": "hi"}],
+        "temperature": 0,
+        "top_p": 0.9,  # ignored by a greedy engine; the user's request otherwise
+        "max_tokens": 64,
+        "stop": ["\n"],
+        "presence_penalty": 0.5,
+        "logprobs": True,
+        "top_logprobs": 4,
+    }
+    completion = {"model": "m", "prompt": "hi", "max_tokens": 8, "logprobs": 2, "echo": True}
+    assert paired_request(completion) == {
+        "model": "m",
+        "prompt": "hi",
+        "temperature": 0,
+        "max_tokens": 8,  # the user's fewer tokens
+        "logprobs": 5,
+    }
+    assert chat["stream"] is True  # the user's request is left as it was
+    assert paired_request({"prompt": "x", "max_tokens": True})["max_tokens"] == 64
+    with pytest.raises(ValueError, match="prompt or chat messages"):
+        paired_request({"model": "m", "input": "x"})

@@ -6,8 +6,10 @@ serves on this machine (:data:`harness.vllm_cpu.SERVED_DTYPE`) each start one en
 ``--quantization`` flag the catalogue renders for the installed release: each answers greedy
 completions with log-probabilities, differs from the float32 model on some prompt (a real
 quantization difference) while staying the same model, says in its log which quantization and
-which CPU kernel it loaded, and still exposes the time-to-first-token histogram. What the engine
-refuses is in ``docs/testing.md`` ("The real vLLM engine").
+which CPU kernel it loaded, and still exposes the time-to-first-token histogram. The quality
+judge's paired request (:func:`controlplane.analysis.quality.paired_request`) is answered by each
+engine on completions and chat, and its scores read those answers. What the engine refuses is in
+``docs/testing.md`` ("The real vLLM engine").
 """
 
 from __future__ import annotations
@@ -24,6 +26,14 @@ from typing import Any
 import pytest
 from support.extras import vllm_cpu
 
+from controlplane.analysis.quality import (
+    KL_CAP,
+    TOP_K,
+    Answer,
+    answer_of,
+    paired_request,
+    score,
+)
 from controlplane.profiles.catalog import load_catalog
 from controlplane.spec.vllm_version import parse_vllm_version
 from harness import vllm_cpu as engine
@@ -79,11 +89,13 @@ class Run:
     logprobs: list[list[float]]
     metrics: str
     log: str
+    paired: dict[str, list[Answer]]
+    """Per API (``completions``, ``chat``), the answer to each prompt's paired request."""
 
 
-def post(url: str, body: dict[str, object]) -> Any:
+def post(url: str, body: dict[str, object], path: str = "/v1/completions") -> Any:
     request = urllib.request.Request(
-        url + "/v1/completions", json.dumps(body).encode(), {"content-type": "application/json"}
+        url + path, json.dumps(body).encode(), {"content-type": "application/json"}
     )
     with urllib.request.urlopen(request, timeout=300) as answer:
         return json.load(answer)
@@ -102,7 +114,14 @@ def run(folder: Path, quantized: str | None, flags: list[str], dtype: str) -> Ru
             logprobs.append(choice["token_logprobs"])
         with urllib.request.urlopen(served.url + "/metrics", timeout=60) as answer:
             metrics = answer.read().decode()
-    return Run(tokens, logprobs, metrics, log.read_text(errors="replace"))
+        paired: dict[str, list[Answer]] = {"completions": [], "chat": []}
+        for prompt in PROMPTS:  # after /metrics: the TTFT count is the prompts' above
+            asked = paired_request({"model": NAME, "prompt": prompt, "temperature": 0.7})
+            paired["completions"].append(answer_of(post(served.url, asked)["choices"][0]))
+            chat = {"model": NAME, "messages": [{"role": "user", "content": prompt}], "n": 2}
+            answer = post(served.url, paired_request(chat), "/v1/chat/completions")
+            paired["chat"].append(answer_of(answer["choices"][0]))
+    return Run(tokens, logprobs, metrics, log.read_text(errors="replace"), paired)
 
 
 @pytest.fixture(scope="module")
@@ -178,6 +197,29 @@ def test_the_twin_still_exposes_time_to_first_token(twin: tuple[str, Run]) -> No
     scheme, got = twin
     counts = re.findall(rf"^{TTFT}_count\{{[^}}]*\}} (\S+)$", got.metrics, re.MULTILINE)
     assert [float(c) for c in counts] == [len(PROMPTS)], (scheme, counts)
+
+
+def test_the_quality_scores_read_the_real_engines_paired_answers(
+    baseline: Run, twin: tuple[str, Run]
+) -> None:
+    """Each paired answer holds its tokens with at most the top-k logprobs asked, its chosen
+    token among them; a paired completion is the greedy answer (its first 16 tokens those of
+    the plain greedy request above); and the twin scores against the float32 model as a
+    quantization of the same model does: below full agreement or above zero KL on some prompt,
+    far below the cap on every one."""
+    scheme, got = twin
+    for run_ in (baseline, got):
+        for api, answers in run_.paired.items():
+            for a in answers:
+                assert a.tokens, (scheme, api, a)
+                assert len(a.top) == len(a.tokens), (scheme, api, a)
+                pairs = zip(a.tokens, a.top, strict=True)
+                assert all(t in top and len(top) <= TOP_K + 1 for t, top in pairs), a
+        assert [list(a.tokens[:16]) for a in run_.paired["completions"]] == run_.tokens
+    for api in ("completions", "chat"):
+        scores = [score(s, c) for s, c in zip(baseline.paired[api], got.paired[api], strict=True)]
+        assert any(s.agreement < 1 or s.kl > 1e-4 for s in scores), (scheme, api, scores)
+        assert all(s.kl < KL_CAP / 10 for s in scores), (scheme, api, scores)
 
 
 def test_the_catalogue_gives_gptq_the_flag_served_above_and_awq_one_the_cpu_refuses(
