@@ -77,9 +77,13 @@ def kind_of(item: pytest.Item) -> str | None:
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     """Before a test of another kind sets up (its own node among its fixtures, perhaps), the
-    held stack is stopped."""
+    held stack is stopped: here, before its setup phase, so that the stop (which runs programs:
+    the node's ``ip``) is not counted as the test's own doing by :mod:`support.tiers` when the
+    test is one that may start none. Under pytest-xdist that happens whenever the real-node
+    group ends before the other worker has run everything: the group's worker takes unmarked
+    tests next."""
     if _held is not None and kind_of(item) != _held[0]:
         release()
 
