@@ -149,10 +149,13 @@ def test_max_num_seqs_caps_the_batch_and_ttft_climbs_past_it() -> None:
 
 def test_below_capacity_ttft_stays_near_the_unloaded_value() -> None:
     """8 requests at once on ``max_num_seqs=8``: none waits for another's answer. Their
-    overheads end together (model time), and the step after admits them all; when the
-    overheads' timers wake the host's loop in two passes, the first of them steps alone and
-    the others join at the next step. So a first token comes at most one step later than
-    unloaded, where a queue would add a whole answer (``tokens`` steps)."""
+    overheads end together (model time), and the step after admits them all; but the
+    overheads' timers are the host's, and a busy host wakes its loop for them in more than one
+    pass: the first pass steps alone and each later one joins at the next step (two passes on a
+    quiet machine; a third, one more step, was seen under a full ``make test``). So a first
+    token comes a step or a few later than unloaded, where a queue would add a whole answer
+    (``tokens`` steps): the bound is half of that, which no number of passes short of ten
+    reaches."""
     speed = replace(BASE, max_num_seqs=8, overhead_s=0.005)
     tokens = 20
 
@@ -175,9 +178,10 @@ def test_below_capacity_ttft_stays_near_the_unloaded_value() -> None:
     prefill = 100 * speed.prefill_s_per_token
     assert unloaded == pytest.approx(speed.overhead_s + speed.step_s(1) + prefill, abs=1e-9)
     assert running == 8  # all running together
-    # at most the batch's one step more (8 share it: 7 % slower decoding, 7 more prompts)
+    # a step more per wake-up pass of the host's loop (8 share a step: 7 % slower decoding,
+    # 7 more prompts), never the answer a queue would add before the next could start
     one_step_more = speed.step_s(8) + 7 * prefill
-    assert max(ttfts) <= unloaded + one_step_more + 1e-9
+    assert max(ttfts) < unloaded + tokens / 2 * one_step_more
     assert one_step_more < tokens * DECODE_S / 4  # far from a queue's wait
 
 
