@@ -15,15 +15,10 @@ betting", JRSS-B 2024, section 4):
 Each bet ``l_i`` is predictable (it uses ``x_1 .. x_{i-1}`` only): the approximate
 growth-rate-optimal bet of that paper (aGRAPA), ``(mu - m) / (var + (mu - m)^2)`` for the breach
 side (``m - mu`` for the pass side), from a running mean and variance that start at the
-tolerance and a quarter of the range, clipped to its bounds. A breach needs evidence that the
-mean is above the tolerance; a pass needs evidence that it is below: no evidence either way is
-no decision.
-
-The test goes on across reads: :class:`MeanTest` is all a restart needs (the scores seen, the
-running sums the next bet reads, each side's log capital, the decision once reached), small
-enough for a canary's status, and :func:`advance` folds the next batch of scores into it; the
-whole-sequence functions (:func:`log_capital`, :func:`decide`) are the fold from nothing. Pure
-(numpy); called by the quality judge and its benchmark.
+tolerance and a quarter of the range, clipped to its bounds. No evidence either way is no
+decision. :class:`MeanTest` is all a restart needs, :func:`advance` folds the next scores into
+it, and :func:`log_capital` and :func:`decide` are that fold from nothing (docs/judges.md).
+Pure (numpy); called by the quality judge and its benchmark.
 """
 
 from __future__ import annotations
