@@ -36,8 +36,9 @@ and a pair beyond it is broken either way (10 nats: the candidate gives the stab
 about e^-10 of the stable's probability)."""
 FLOOR = 1e-12
 TOP_K = 5
-"""Logprobs asked at each position of a paired answer: within vLLM's ``--max-logprobs`` default
-(20, ``vllm/config/model.py``), and the tokens that hold nearly all of a small model's mass."""
+"""Logprobs asked at each position of a paired answer: within vLLM's ``--max-logprobs``
+default (20 in vLLM 0.32.0, ``vllm/config/model.py``, ``ModelConfig.max_logprobs``), and the
+tokens that hold nearly all of a small model's mass."""
 MAX_TOKENS = 64
 """The most tokens a paired answer may take: the comparison stops at the first divergence, and
 a pair costs both variants a request."""

@@ -149,9 +149,7 @@ def pods_in(cluster: LoopbackCluster, names: set[str]) -> list[str]:
     ]
 
 
-def delete_namespaces(
-    cluster: LoopbackCluster, names: set[str], made_volumes: frozenset[str] | set[str] = frozenset()
-) -> None:
+def delete_namespaces(cluster: LoopbackCluster, names: set[str], made_volumes: set[str]) -> None:
     """Delete the namespaces ``names`` and the PersistentVolumes ``made_volumes``, and wait
     until all are gone.
 

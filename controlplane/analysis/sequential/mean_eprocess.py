@@ -43,8 +43,8 @@ most halve the capital, and the growth rate lost against the best bet in hindsig
 class MeanTest:
     """The test after ``n`` scores: ``total`` their sum and ``spread`` the sum of their squared
     distances to the tolerance (what the next bet reads), ``log_breach`` and ``log_pass`` each
-    side's log capital, and ``decided`` the first decision with the number of scores it took
-    (``at``); once decided, later scores change nothing."""
+    side's log capital, and ``decided`` the first decision, reached at the ``n``-th score: once
+    decided, later scores are not folded in."""
 
     n: int = 0
     total: float = 0.0
@@ -52,7 +52,6 @@ class MeanTest:
     log_breach: float = 0.0
     log_pass: float = 0.0
     decided: Decision | None = None
-    at: int = 0
 
 
 def _bets(x: FloatArray, m: float, bound: float, before: MeanTest, *, up: bool) -> FloatArray:
@@ -117,7 +116,7 @@ def advance(
     )
     if not len(crossed):
         return after
-    return replace(after, decided="breach" if up[last] >= level else "pass", at=after.n)
+    return replace(after, decided="breach" if up[last] >= level else "pass")
 
 
 def decide(
@@ -127,4 +126,4 @@ def decide(
     side's capital reaches ``1 / alpha`` first, ``pass`` when the pass side's does, None (and
     the number of scores) when neither has."""
     test = advance(MeanTest(), scores, m, bound, alpha)
-    return (test.decided, test.at) if test.decided else (None, test.n)
+    return test.decided, test.n

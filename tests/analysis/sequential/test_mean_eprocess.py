@@ -107,7 +107,7 @@ def test_the_test_folded_in_batches_is_the_test_on_the_whole_sequence(
     for lo, hi in zip([0, *cuts], [*cuts, 300], strict=True):
         test = advance(test, scores[lo:hi], m, bound, ALPHA)
     whole = decide(scores, m, bound, ALPHA)
-    assert (test.decided, test.at if test.decided else test.n) == whole
+    assert (test.decided, test.n) == whole
     # the capital each side held when it stopped, against the written-out formulas
     for up, held in ((True, test.log_breach), (False, test.log_pass)):
         expected = reference(scores[: test.n], m, bound, up)[-1]
@@ -121,7 +121,7 @@ def test_a_decided_test_stays_decided_and_an_open_one_keeps_its_sums() -> None:
     m = 0.1
     bad = advance(MeanTest(), [1.0] * 40, m, 1.0, ALPHA)
     assert bad.decided == "breach"
-    assert bad.at == bad.n < 40  # the scores after the decision were not folded in
+    assert bad.n < 40  # the scores after the decision were not folded in
     assert advance(bad, [0.0] * 400, m, 1.0, ALPHA) == bad
     open_ = advance(MeanTest(), [0.1, 0.2, 0.0], m, 1.0, ALPHA)
     assert open_.decided is None
