@@ -11,7 +11,6 @@ import hashlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -21,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from controlplane.local.ports import free_port
 from harness.tools import tools_dir
 
 FOLDER = Path(__file__).resolve().parent.parent / "scripts" / "vllm-cpu"
@@ -121,9 +121,7 @@ def serve(
     engine = python()
     if engine is None:
         raise RuntimeError("the real vLLM engine is not installed: make vllm")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     argv = [str(engine), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model)]
     argv += ["--served-model-name", name, "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--dtype", dtype, "--enforce-eager", *flags]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -24,6 +23,7 @@ from typing import Any
 import yaml
 
 from controlplane.errors import ControlPlaneError
+from controlplane.local.ports import free_port
 from controlplane.local.server import ModelServer
 from controlplane.promql.queries import prom_duration
 from controlplane.spec.models import ModelCanary
@@ -47,13 +47,6 @@ def binary(name: str) -> str:
             f"(Debian/Ubuntu: apt-get install -y {package}; or run `make setup`)"
         )
     return found
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def backfill(files: Sequence[Path], data_dir: Path, parallel: int = 2) -> None:

@@ -50,6 +50,7 @@ from typing import Any
 
 import yaml
 
+from controlplane.local.ports import free_port
 from harness.cluster import gatewaystatus
 from harness.cluster.gateways import GATEWAY, gateway_objects
 from harness.cluster.kubeapi import (
@@ -57,7 +58,6 @@ from harness.cluster.kubeapi import (
     LoopbackCluster,
     applier,
     binary,
-    free_port,
     harness_env,
     install_crds,
 )

@@ -33,7 +33,6 @@ import ipaddress
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import time
@@ -48,6 +47,7 @@ from typing import Any
 import yaml
 
 from controlplane.errors import ControlPlaneError, KubeError
+from controlplane.local.ports import free_port
 from harness.tools import tools_dir
 
 KUBE_VERSION = "v1.34.10"
@@ -89,13 +89,6 @@ def harness_env() -> dict[str, str]:
     root = str(Path(__file__).resolve().parents[2])
     paths = [root, *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)]
     return {"PYTHONPATH": os.pathsep.join(paths)}
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 # --- credentials ----------------------------------------------------------------------------------

@@ -31,7 +31,8 @@ from typing import Any
 
 import yaml
 
-from harness.cluster.kubeapi import KubeSetupError, LoopbackCluster, applier, binary, free_port
+from controlplane.local.ports import free_port
+from harness.cluster.kubeapi import KubeSetupError, LoopbackCluster, applier, binary
 from harness.cluster.promoperator import (
     PROMETHEUS_BINARY,
     expand_env,

@@ -41,8 +41,9 @@ from typing import Any
 
 import yaml
 
+from controlplane.local.ports import free_port
 from controlplane.local.prometheus import PrometheusServer, wait_ready
-from harness.cluster.kubeapi import KubeSetupError, LoopbackCluster, binary, free_port
+from harness.cluster.kubeapi import KubeSetupError, LoopbackCluster, binary
 from harness.cluster.kubeapi import install_crds as _install_crds
 from harness.cluster.upstream_crds import PROMETHEUS_OPERATOR, Upstream, crds
 

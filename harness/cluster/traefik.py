@@ -44,15 +44,9 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
+from controlplane.local.ports import free_port
 from harness.cluster.gateways import GATEWAY, gateway_objects
-from harness.cluster.kubeapi import (
-    KubeSetupError,
-    LoopbackCluster,
-    applier,
-    binary,
-    free_port,
-    install_crds,
-)
+from harness.cluster.kubeapi import KubeSetupError, LoopbackCluster, applier, binary, install_crds
 from harness.cluster.upstream_crds import TRAEFIK_CRD, crds
 
 TRAEFIK_VERSION = "v3.6.12"

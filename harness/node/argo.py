@@ -51,14 +51,8 @@ from typing import Any
 
 import yaml
 
-from harness.cluster.kubeapi import (
-    KubeSetupError,
-    LoopbackCluster,
-    applier,
-    binary,
-    free_port,
-    install_crds,
-)
+from controlplane.local.ports import free_port
+from harness.cluster.kubeapi import KubeSetupError, LoopbackCluster, applier, binary, install_crds
 from harness.cluster.upstream_crds import Upstream, crds
 from harness.node.node import RealNode
 from harness.node.workflow_images import executor_image, python_image

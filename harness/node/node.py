@@ -48,13 +48,8 @@ from typing import Any
 
 import yaml
 
-from harness.cluster.kubeapi import (
-    SERVICE_CIDR,
-    KubeSetupError,
-    LoopbackCluster,
-    binary,
-    free_port,
-)
+from controlplane.local.ports import free_port
+from harness.cluster.kubeapi import SERVICE_CIDR, KubeSetupError, LoopbackCluster, binary
 from harness.node import host, services
 from harness.node.images import Image, engine_image, need, pause_image
 

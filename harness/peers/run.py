@@ -18,13 +18,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from harness.cluster.kubeapi import (
-    KubeSetupError,
-    LoopbackCluster,
-    crd_documents,
-    free_port,
-    install_crds,
-)
+from controlplane.local.ports import free_port
+from harness.cluster.kubeapi import KubeSetupError, LoopbackCluster, crd_documents, install_crds
 from harness.tools import tools_dir
 
 FLAGGER_CRDS = "flagger-crd.yaml"

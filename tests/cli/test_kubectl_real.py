@@ -35,9 +35,10 @@ from support.realkube import new_namespace
 
 from controlplane.cli.output import shown
 from controlplane.kube.real import RealKube
+from controlplane.local.ports import free_port
 from controlplane.operations import get_canary, record_intent
 from controlplane.rollout.intents import read_intents
-from harness.cluster.kubeapi import KUBE_VERSION, LoopbackCluster, free_port
+from harness.cluster.kubeapi import KUBE_VERSION, LoopbackCluster
 
 pytestmark = pytest.mark.binary
 

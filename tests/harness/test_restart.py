@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from controlplane.local.ports import free_port
 from harness.cluster import kubeapi
-from harness.cluster.kubeapi import KubeSetupError, LoopbackCluster, free_port, start_cluster
+from harness.cluster.kubeapi import KubeSetupError, LoopbackCluster, start_cluster
 
 pytestmark = pytest.mark.binary
 

@@ -37,6 +37,7 @@ from support.extras import local_cpu
 from controlplane.errors import ProfileError, UsageError
 from controlplane.local import serve
 from controlplane.local.inject import Faults, parse_fault
+from controlplane.local.ports import free_port
 from controlplane.profiles.catalog import load_catalog
 from controlplane.serving.vllm_args import kserve_args
 from controlplane.spec.models import ModelSpec, VariantSpec
@@ -512,12 +513,6 @@ class Process:
                     stream.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def running(*args: str, env: dict[str, str] | None = None) -> Iterator[tuple[Process, str]]:
     process = Process("--host", "127.0.0.1", "--port", "0", *args, env=env)
@@ -574,7 +569,7 @@ def test_injected_errors_are_http_500() -> None:
 
 @pytest.mark.binary
 def test_never_ready_binds_the_port_but_refuses_connections() -> None:
-    port = _free_port()
+    port = free_port()
     process = Process("m", "--host", "127.0.0.1", "--port", str(port), "--inject=never-ready")
     try:
         line = process.lines.get(timeout=TIMEOUT_S)

@@ -36,12 +36,13 @@ import pytest
 
 from controlplane.kube.client import Ref
 from controlplane.kube.real import RealKube
+from controlplane.local.ports import free_port
 from controlplane.profiles.catalog import load_catalog
 from controlplane.routing.base import VARIANT_HEADER
 from controlplane.routing.gateway_api import PORT as ROUTE_PORT
 from controlplane.serving.object_names import predictor_service, route_name, variant_service_name
 from harness.cluster.kserve import start_kserve
-from harness.cluster.kubeapi import LoopbackCluster, applier, free_port, start_cluster
+from harness.cluster.kubeapi import LoopbackCluster, applier, start_cluster
 from harness.cluster.monitoring import start_monitoring
 from harness.cluster.traefik import Traefik, start_traefik, traefik_service
 from harness.cluster.upstream_crds import all_crds

@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from pathlib import Path
 import aiohttp
 
 from controlplane.local.engines.base import Chunk, EngineError, EngineKind, Generation, HostClock
+from controlplane.local.ports import free_port
 from controlplane.local.vllm_engine import given, server_command
 from controlplane.profiles.catalog import Catalog
 from controlplane.serving.vllm_args import vllm_flags
@@ -164,13 +164,6 @@ def cpu_defaults(flags: Sequence[str]) -> list[str]:
     return out
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class VllmEngine:
     """One vLLM OpenAI server process; generation through its OpenAI API."""
 
@@ -246,7 +239,7 @@ class VllmEngine:
             raise EngineError(f"--engine vllm, {self.variant.name}: {problem}")
         python = await asyncio.to_thread(find_vllm_python)
         self.cpu = not await asyncio.to_thread(gpu_present)
-        self.port = _free_port()
+        self.port = free_port()
         self._logs = tempfile.TemporaryDirectory(prefix="canaryctl-vllm-")
         self.log = Path(self._logs.name) / f"{self.model.name}-{self.variant.name}.log"
         try:
