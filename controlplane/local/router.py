@@ -20,28 +20,13 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from controlplane.local.server import HOST, bind_socket
+from controlplane.local.server import HOST
+from controlplane.proxying import answer_from, bind_socket, end_to_end, relay
 from controlplane.routing import sessions
 from controlplane.routing.base import VARIANT_HEADER, Weights
 from controlplane.serving import object_names
 from controlplane.spec.models import CohortSpec, SessionSpec
 
-# Headers that belong to one hop (RFC 9110 section 7.6.1) or that aiohttp recomputes.
-_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        "content-length",
-        "content-encoding",
-    }
-)
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -298,7 +283,7 @@ class LocalRouter:
         eligible = self.eligible(request.headers)
         backend = self.choose(weights, eligible, request.headers)
         body = await request.read()
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
+        headers = end_to_end(request.headers.items())
         if weights.mirror and eligible and backend is self.stable:
             self._spawn_mirror(request.method, request.path_qs, headers, body)
         assert self._session is not None
@@ -319,13 +304,8 @@ class LocalRouter:
                 code = upstream.status
                 envoy_code = upstream.status
                 self.envoy.sent(cluster)
-                out = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP}
-                out[VARIANT_HEADER] = backend.name
-                response = web.StreamResponse(status=upstream.status, headers=out)
-                await response.prepare(request)
-                async for data in upstream.content.iter_any():
-                    await response.write(data)
-                await response.write_eof()
+                response = await answer_from(request, upstream, {VARIANT_HEADER: backend.name})
+                await relay(upstream, response)
                 return response
         except ConnectionResetError:
             code = 499  # the client went away (nginx's code for it); nothing left to answer

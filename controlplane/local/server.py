@@ -12,7 +12,6 @@ import asyncio
 import json
 import math
 import random
-import socket
 import time
 import uuid
 from dataclasses import dataclass, replace
@@ -41,6 +40,7 @@ from controlplane.local.openai_api import (
     usage,
 )
 from controlplane.promql.contract import contract_for
+from controlplane.proxying import bind_socket
 from controlplane.routing.base import VARIANT_HEADER
 
 HOST = "127.0.0.1"
@@ -60,20 +60,6 @@ FINISH_REASONS = _CONTRACT.finished_reasons
 HTTP_EXCLUDED = frozenset({"/metrics", "/health", "/load", "/ping", "/version", "/server_info"})
 """Handlers ``vllm serve`` leaves out of ``http_requests_total`` (its ``excluded_handlers``)."""
 DEFAULT_MAX_TOKENS = 256
-
-
-def bind_socket(host: str = HOST, port: int = 0) -> socket.socket:
-    """A listening-ready socket on ``host``: ``port``, by default a free loopback port (no race
-    between choosing and binding). An IPv6 address (``::``) binds IPv6; OSError when it cannot."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from controlplane.local.server import bind_socket
+from controlplane.proxying import bind_socket
 from controlplane.spec.load import load_file
 from controlplane.spec.models import ModelCanary
 
