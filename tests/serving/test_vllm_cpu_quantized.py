@@ -8,7 +8,9 @@ completions with log-probabilities, differs from the float32 model on some promp
 quantization difference) while staying the same model, says in its log which quantization and
 which CPU kernel it loaded, and still exposes the time-to-first-token histogram. The quality
 judge's paired request (:func:`controlplane.analysis.quality.paired_request`) is answered by each
-engine on completions and chat, and its scores read those answers. What the engine refuses is in
+engine on completions and chat, and its scores read those answers; the pairer
+(``python -m controlplane.pairing``) in front of each engine as both variants answers users as
+the engine does and scores every pair identical. What the engine refuses is in
 ``docs/testing.md`` ("The real vLLM engine").
 """
 
@@ -17,7 +19,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import signal
 import subprocess
+import sys
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +39,7 @@ from controlplane.analysis.quality import (
     paired_request,
     score,
 )
+from controlplane.local.ports import free_port
 from controlplane.profiles.catalog import load_catalog
 from controlplane.spec.vllm_version import parse_vllm_version
 from harness import vllm_cpu as engine
@@ -91,6 +97,22 @@ class Run:
     log: str
     paired: dict[str, list[Answer]]
     """Per API (``completions``, ``chat``), the answer to each prompt's paired request."""
+    pairer: Pairer
+    """The pairer's run in front of this engine as both variants."""
+
+
+@dataclass(frozen=True)
+class Pairer:
+    """``python -m controlplane.pairing`` run with one engine as both variants: what the users
+    got directly and through it, the pairs it scored, the requests the engine finished while it
+    ran, and its exit code on SIGTERM."""
+
+    direct: list[str]
+    answered: list[str]
+    streamed: str
+    pairs: list[dict[str, Any]]
+    finished: float
+    exit_code: int | None
 
 
 def post(url: str, body: dict[str, object], path: str = "/v1/completions") -> Any:
@@ -99,6 +121,77 @@ def post(url: str, body: dict[str, object], path: str = "/v1/completions") -> An
     )
     with urllib.request.urlopen(request, timeout=300) as answer:
         return json.load(answer)
+
+
+def finished(url: str) -> float:
+    """The requests the engine finished (``vllm:request_success_total``, every reason)."""
+    with urllib.request.urlopen(url + "/metrics", timeout=60) as answer:
+        text = answer.read().decode()
+    found = re.findall(r"^vllm:request_success_total\{[^}]*\} (\S+)$", text, re.MULTILINE)
+    return sum(float(v) for v in found)
+
+
+def wait_for(check: Any, what: str, deadline_s: float = 120.0) -> Any:
+    """Poll ``check()`` until it returns something true; fails with ``what`` at the deadline
+    (which only bounds a hang)."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        try:
+            got = check()
+        except OSError:
+            got = None
+        if got:
+            return got
+        time.sleep(0.2)
+    raise AssertionError(f"{what} within {deadline_s} s")
+
+
+def healthy(base: str) -> bool:
+    with urllib.request.urlopen(base + "/health", timeout=5) as answer:
+        return bool(answer.status == 200)
+
+
+def through_pairer(url: str, folder: Path) -> Pairer:
+    """Greedy requests directly, then through the pairer's two ports (each answered by ``url``):
+    four completions, one chat request and one streamed completion, and the pairs it scored."""
+    plain = [{"model": NAME, "prompt": p, "max_tokens": 16, "temperature": 0} for p in PROMPTS]
+    direct = [post(url, body)["choices"][0]["text"] for body in plain]
+    ports = (free_port(), free_port())
+    argv = [sys.executable, "-m", "controlplane.pairing", "--host", "127.0.0.1"]
+    argv += ["--stable", url, "--candidate", url]
+    argv += ["--stable-port", str(ports[0]), "--candidate-port", str(ports[1])]
+    before = finished(url)
+    with (folder / "pairer.log").open("wb") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    bases = [f"http://127.0.0.1:{port}" for port in ports]
+    try:
+        for base in bases:
+            wait_for(lambda b=base: healthy(b), f"the pairer's {base}/health answering")
+        answered = [post(bases[i % 2], body)["choices"][0]["text"] for i, body in enumerate(plain)]
+        chat = {"model": NAME, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8}
+        post(bases[0], chat, "/v1/chat/completions")
+        request = urllib.request.Request(
+            bases[1] + "/v1/completions",
+            json.dumps({**plain[0], "stream": True}).encode(),
+            {"content-type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=300) as answer:
+            streamed = answer.read().decode()
+
+        def six_pairs() -> list[dict[str, Any]]:
+            with urllib.request.urlopen(bases[0] + "/pairs", timeout=30) as answer:
+                pairs: list[dict[str, Any]] = json.load(answer)["pairs"]
+            return pairs if len(pairs) >= len(PROMPTS) + 2 else []
+
+        pairs = wait_for(six_pairs, "six pairs scored")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            code: int | None = process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            code = None
+    return Pairer(direct, answered, streamed, pairs, finished(url) - before, code)
 
 
 def run(folder: Path, quantized: str | None, flags: list[str], dtype: str) -> Run:
@@ -121,7 +214,8 @@ def run(folder: Path, quantized: str | None, flags: list[str], dtype: str) -> Ru
             chat = {"model": NAME, "messages": [{"role": "user", "content": prompt}], "n": 2}
             answer = post(served.url, paired_request(chat), "/v1/chat/completions")
             paired["chat"].append(answer_of(answer["choices"][0]))
-    return Run(tokens, logprobs, metrics, log.read_text(errors="replace"), paired)
+        pairer = through_pairer(served.url, folder)
+    return Run(tokens, logprobs, metrics, log.read_text(errors="replace"), paired, pairer)
 
 
 @pytest.fixture(scope="module")
@@ -220,6 +314,30 @@ def test_the_quality_scores_read_the_real_engines_paired_answers(
         scores = [score(s, c) for s, c in zip(baseline.paired[api], got.paired[api], strict=True)]
         assert any(s.agreement < 1 or s.kl > 1e-4 for s in scores), (scheme, api, scores)
         assert all(s.kl < KL_CAP / 10 for s in scores), (scheme, api, scores)
+
+
+def test_the_pairer_answers_as_the_engine_and_scores_it_identical_to_itself(
+    baseline: Run, twin: tuple[str, Run]
+) -> None:
+    """With one engine as both variants (an identical candidate): every answer through either
+    port is the engine's own greedy answer, the streamed one arrives as events, each of the six
+    requests was paired (the engine finished three requests for each: the user's and the pair's
+    two), every pair scores full agreement and no divergence, and the pairer stops cleanly."""
+    scheme, got = twin
+    for name, ran in (("float32", baseline), (scheme, got)):
+        through = ran.pairer
+        assert through.answered == through.direct, name
+        assert through.streamed.rstrip().endswith("data: [DONE]"), (name, through.streamed)
+        assert len(through.pairs) == len(PROMPTS) + 2, (name, through.pairs)
+        assert through.finished == 3 * len(through.pairs), (name, through.finished)
+        assert [p["seq"] for p in through.pairs] == list(range(1, len(through.pairs) + 1))
+        assert {p["servedBy"] for p in through.pairs} == {"stable", "candidate"}, name
+        for pair in through.pairs:
+            assert pair["agreement"] == 1.0, (name, pair)
+            assert pair["exact"] is True, (name, pair)
+            assert pair["compared"] >= 1, (name, pair)
+            assert pair["kl"] <= 1e-9, (name, pair)
+        assert through.exit_code == 0, name
 
 
 def test_the_catalogue_gives_gptq_the_flag_served_above_and_awq_one_the_cpu_refuses(
