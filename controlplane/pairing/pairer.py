@@ -4,8 +4,8 @@ Owns the I/O of pairing. A request on the ``stable`` port is proxied to the stab
 ``candidate`` port: to the candidate), method, path, headers and body unchanged, and its answer
 streamed back as it comes, so the user's answer is always the one the router's weights chose. A
 completions or chat completions request the :class:`~controlplane.pairing.sampling.Sampler`
-takes is also sent, as :func:`~controlplane.analysis.quality.paired_request`, to both variants
-at once, in the background; when both answer, the pair is scored and added to the
+takes is also sent, as :func:`~controlplane.analysis.quality.paired_request` with the user's
+headers (credentials included), to both variants at once, in the background; when both answer, the pair is scored and added to the
 :class:`~controlplane.pairing.journal.Journal`. At most ``concurrency`` pairs are in flight (a
 request that finds them all busy is not paired), which bounds the extra load: two requests of at
 most 64 tokens each per pair.
@@ -38,6 +38,9 @@ from controlplane.routing.sessions import session_key
 from controlplane.spec.models import SessionSpec
 
 VARIANTS = ("stable", "candidate")
+_BODY_HEADERS = frozenset({"content-type", "accept"})
+"""The user's headers a paired request does not carry: its body is JSON of its own, answered
+whole (the rest, credentials included, go with it)."""
 PAIRED_PATHS = ("/v1/completions", "/v1/chat/completions")
 """The OpenAI paths whose requests can be paired, under any prefix (KServe's ``/openai``)."""
 
@@ -198,14 +201,23 @@ class Pairer:
             self._outcomes.labels(outcome=outcome).inc()
             return
         self._free -= 1
-        task = asyncio.get_running_loop().create_task(self._pair(variant, request.path, paired))
+        headers = {
+            k: v
+            for k, v in end_to_end(request.headers.items()).items()
+            if k.lower() not in _BODY_HEADERS
+        }
+        pair = self._pair(variant, request.path, paired, headers)
+        task = asyncio.get_running_loop().create_task(pair)
         self._pairs.add(task)
         task.add_done_callback(self._pairs.discard)
 
-    async def _pair(self, served_by: str, path: str, body: dict[str, Any]) -> None:
+    async def _pair(
+        self, served_by: str, path: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> None:
         try:
             stable, candidate = await asyncio.gather(
-                self._ask("stable", path, body), self._ask("candidate", path, body)
+                self._ask("stable", path, body, headers),
+                self._ask("candidate", path, body, headers),
             )
             if stable is None or candidate is None:
                 self._outcomes.labels(outcome="failed").inc()
@@ -215,12 +227,15 @@ class Pairer:
         finally:
             self._free += 1
 
-    async def _ask(self, variant: str, path: str, body: dict[str, Any]) -> Answer | None:
+    async def _ask(
+        self, variant: str, path: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> Answer | None:
         """The variant's :class:`~controlplane.analysis.quality.Answer` to ``body``, or None when
         it did not answer 200 with a choice carrying logprobs."""
         assert self._http is not None
         try:
-            async with self._http.post(self.upstreams[variant] + path, json=body) as upstream:
+            url = self.upstreams[variant] + path
+            async with self._http.post(url, json=body, headers=headers) as upstream:
                 if upstream.status != 200:
                     return None
                 answer = await upstream.json(content_type=None)

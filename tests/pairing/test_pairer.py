@@ -49,12 +49,14 @@ class Upstream:
     status: int = 200
     delay_s: float = 0.0
     seen: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
     runner: web.AppRunner | None = None
     url: str = ""
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.seen.append(body)
+        self.headers.append(dict(request.headers))
         await asyncio.sleep(self.delay_s)
         if self.status != 200:
             return web.json_response({"error": "down"}, status=self.status)
@@ -305,3 +307,20 @@ def test_the_command_refuses_bad_flags_with_exit_2(
         main(["--stable", "http://s", "--candidate", "http://c", *flags])
     assert exited.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_pair_carries_the_users_credentials_to_both_variants() -> None:
+    async def scenario(
+        pairer: Pairer, stable: Upstream, candidate: Upstream, http: aiohttp.ClientSession
+    ) -> None:
+        auth = {"Authorization": "Bearer t0k", "Accept": "text/event-stream"}
+        await ask(http, pairer.url("stable"), {"model": "m", "prompt": "Bye"}, auth)
+        await pairer.settled()
+        assert len(stable.headers) == 2  # the user's request and the pair's
+        assert len(candidate.headers) == 1
+        for got in (*stable.headers, *candidate.headers):
+            assert got["Authorization"] == "Bearer t0k"
+            assert got["Content-Type"] == "application/json"
+        assert candidate.headers[0].get("Accept") != "text/event-stream"
+
+    run(scenario)
