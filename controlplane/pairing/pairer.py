@@ -5,10 +5,10 @@ Owns the I/O of pairing. A request on the ``stable`` port is proxied to the stab
 streamed back as it comes, so the user's answer is always the one the router's weights chose. A
 completions or chat completions request the :class:`~controlplane.pairing.sampling.Sampler`
 takes is also sent, as :func:`~controlplane.analysis.quality.paired_request` with the user's
-headers (credentials included), to both variants at once, in the background; when both answer, the pair is scored and added to the
-:class:`~controlplane.pairing.journal.Journal`. At most ``concurrency`` pairs are in flight (a
-request that finds them all busy is not paired), which bounds the extra load: two requests of at
-most 64 tokens each per pair.
+headers (credentials included), to both variants at once, in the background; when both
+answer, the pair is scored and added to the :class:`~controlplane.pairing.journal.Journal`. At
+most ``concurrency`` pairs are in flight (a request that finds them all busy is not paired),
+which bounds the extra load: two requests of at most 64 tokens each per pair.
 
 Either port answers ``GET /pairs?after=SEQ&limit=N`` (the journal's page), ``GET /metrics``
 (Prometheus text: requests proxied, pairs by outcome) and ``GET /health``. Started by
