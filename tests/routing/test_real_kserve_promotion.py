@@ -137,8 +137,15 @@ def test_a_kserve_router_promotion_rolls_the_stable_pods_without_failing_a_reque
             book = got.get("controller") or {}
             return got.get("phase") == "promoted" and book.get("cleaned") is not None
 
+        def answered() -> bool:
+            return sum(1 for a in list(load.answers) if a.code == 200) >= 20
+
         def promote_once_stepping() -> None:
+            """Promote in step 1 once the load has had answers: the load begins when the stable
+            first answers through the gateway, which a loaded machine can reach after step 1
+            began (the promotion then came before any request was sent)."""
             until(lambda: "StepStarted" in history_kinds(stack), "step 1 asked for", 300)
+            until(answered, "20 answers under load before the promotion", 300)
             record_intent(stack.kube, NAME, NAME, "promote-full", "test")
 
         started = time.monotonic()
