@@ -1,12 +1,14 @@
 """Loopback ports for the child processes this package and the test harness start.
 
 A port is chosen here, then bound by a child a moment later. One the kernel hands out for
-``bind(port 0)`` comes from its ephemeral range (``net.ipv4.ip_local_port_range``, 32768-60999 by
-default), which every outgoing connection on the machine draws from too, so a busy machine can
-take it in that moment (an API server's ``bind: address already in use``). :func:`free_port`
-draws below that range instead, and never from the default NodePort range (30000-32767), and it
+``bind(port 0)`` comes from its ephemeral range (``net.ipv4.ip_local_port_range``: 32768-60999 by
+default, Linux ``Documentation/networking/ip-sysctl.rst``, as this machine's 6.18 kernel reads),
+which every outgoing connection on the machine draws from too, so a busy machine can take it in
+that moment (an API server's ``bind: address already in use``). :func:`free_port` draws below
+that range instead, and never from Kubernetes' default NodePort range (30000-32767:
+``DefaultServiceNodePortRange`` in ``pkg/kubeapiserver/options/options.go``, v1.34.10), and it
 hands a port out once per process. Called by the local stack (Prometheus, the vLLM engine) and by
-the harness (``harness.cluster.kubeapi.free_port``), for everything they start.
+the harness and its tests, for everything they start.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from __future__ import annotations
 import uuid
 from collections import deque
 from dataclasses import asdict, dataclass
+from itertools import islice
 from typing import Any
 
 from controlplane.analysis.quality import PairScore
@@ -56,7 +57,8 @@ class Journal:
         oldest = self._pairs[0].seq if self._pairs else self.last + 1
         start = max(after + 1, oldest)
         lost = max(0, oldest - (after + 1)) if after < self.last else 0
-        pairs = [p.to_json() for p in self._pairs if p.seq >= start][: max(0, limit)]
+        chosen = islice((p for p in self._pairs if p.seq >= start), max(0, limit))
+        pairs = [p.to_json() for p in chosen]
         return {
             "epoch": self.epoch,
             "after": after,

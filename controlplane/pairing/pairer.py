@@ -42,7 +42,7 @@ _BODY_HEADERS = frozenset({"content-type", "accept"})
 """The user's headers a paired request does not carry: its body is JSON of its own, answered
 whole (the rest, credentials included, go with it)."""
 PAIRED_PATHS = ("/v1/completions", "/v1/chat/completions")
-"""The OpenAI paths whose requests can be paired, under any prefix (KServe's ``/openai``)."""
+"""The OpenAI paths whose requests can be paired, under any prefix."""
 
 
 class Pairer:
@@ -67,7 +67,7 @@ class Pairer:
         self.session = session
         self.journal = Journal(keep)
         self.ports: dict[str, int] = {}
-        self._free = concurrency
+        self.concurrency = concurrency
         self._rng = random.Random(seed)
         self._clock, self._wall = clock, wall
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -195,12 +195,11 @@ class Pairer:
             return
         key = None if self.session is None else session_key(self.session, request.headers)
         outcome: str = self.sampler.take(self._clock(), key, self._rng.random())
-        if outcome == "paired" and self._free <= 0:
+        if outcome == "paired" and len(self._pairs) >= self.concurrency:
             outcome = "busy"
         if outcome != "paired":
             self._outcomes.labels(outcome=outcome).inc()
             return
-        self._free -= 1
         headers = {
             k: v
             for k, v in end_to_end(request.headers.items()).items()
@@ -214,18 +213,15 @@ class Pairer:
     async def _pair(
         self, served_by: str, path: str, body: dict[str, Any], headers: dict[str, str]
     ) -> None:
-        try:
-            stable, candidate = await asyncio.gather(
-                self._ask("stable", path, body, headers),
-                self._ask("candidate", path, body, headers),
-            )
-            if stable is None or candidate is None:
-                self._outcomes.labels(outcome="failed").inc()
-                return
-            self.journal.add(self._wall(), served_by, score(stable, candidate))
-            self._outcomes.labels(outcome="scored").inc()
-        finally:
-            self._free += 1
+        stable, candidate = await asyncio.gather(
+            self._ask("stable", path, body, headers),
+            self._ask("candidate", path, body, headers),
+        )
+        if stable is None or candidate is None:
+            self._outcomes.labels(outcome="failed").inc()
+            return
+        self.journal.add(self._wall(), served_by, score(stable, candidate))
+        self._outcomes.labels(outcome="scored").inc()
 
     async def _ask(
         self, variant: str, path: str, body: dict[str, Any], headers: dict[str, str]

@@ -47,7 +47,8 @@ class Upstream:
     name: str
     answers: dict[str, list[str]]
     status: int = 200
-    delay_s: float = 0.0
+    hold: asyncio.Event | None = None
+    """While set to an event not yet set, the pair's requests (those asking logprobs) wait."""
     seen: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     runner: web.AppRunner | None = None
@@ -57,7 +58,8 @@ class Upstream:
         body = await request.json()
         self.seen.append(body)
         self.headers.append(dict(request.headers))
-        await asyncio.sleep(self.delay_s)
+        if self.hold is not None and isinstance(body.get("logprobs"), int):
+            await self.hold.wait()
         if self.status != 200:
             return web.json_response({"error": "down"}, status=self.status)
         tokens = self.answers[body["prompt"]]
@@ -240,13 +242,17 @@ def test_pairs_beyond_the_concurrency_are_not_made() -> None:
         pairer: Pairer, stable: Upstream, candidate: Upstream, http: aiohttp.ClientSession
     ) -> None:
         body = {"model": "m", "prompt": "Bye"}
-        await asyncio.gather(*(ask(http, pairer.url("stable"), body) for _ in range(3)))
+        candidate.hold = asyncio.Event()  # the first pair stays in flight until it is set
+        for _ in range(3):
+            code, _, _ = await ask(http, pairer.url("stable"), body)
+            assert code == 200  # the user is answered while the pair waits
+        candidate.hold.set()
         await pairer.settled()
         await ask(http, pairer.url("stable"), body)  # the slot is free again
         await pairer.settled()
         assert await outcomes(http, pairer.url("stable")) == {"scored": 2.0, "busy": 2.0}
 
-    run(scenario, concurrency=1, upstreams={"candidate_delay_s": 0.3})
+    run(scenario, concurrency=1)
 
 
 def test_a_conversation_is_paired_once_by_its_session_header() -> None:
