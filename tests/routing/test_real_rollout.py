@@ -71,8 +71,10 @@ from support.real_traffic import (
     Route,
     Splits,
     Stack,
+    assert_ended,
     created,
     events,
+    finished,
     prepare,
     report,
     route_share,
@@ -127,14 +129,10 @@ def roll_out(
         for spec in specs.values():
             stack.kube.apply(spec, field_manager="test")
         with splits.looking():
-            run_loads(
-                stack,
-                loads,
-                lambda: all(status(stack, n).get("phase") == phase for n, phase in ends.items()),
-                timeout=timeout,
-            )
+            run_loads(stack, loads, lambda: finished(stack, tuple(ends)), timeout=timeout)
     finally:
         controller.stop()
+    assert_ended(stack, ends)
     return loads, splits
 
 

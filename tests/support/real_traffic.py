@@ -38,6 +38,7 @@ from controlplane.kube.client import Ref
 from controlplane.kube.real import RealKube
 from controlplane.local.ports import free_port
 from controlplane.profiles.catalog import load_catalog
+from controlplane.rollout.state import TERMINAL_STAGES
 from controlplane.routing.base import VARIANT_HEADER
 from controlplane.routing.gateway_api import PORT as ROUTE_PORT
 from controlplane.serving.object_names import predictor_service, route_name, variant_service_name
@@ -367,10 +368,35 @@ class Controller:
             self.proc.terminate()
             self.proc.wait(timeout=30)
 
+    def tail(self, lines: int = 20) -> str:
+        """The last ``lines`` lines the controllers of this stack wrote, and whether this one
+        still runs: what explains a canary that never ended."""
+        log = self.stack.cluster.workdir / "controller.log"
+        text = log.read_text(errors="replace") if log.exists() else ""
+        alive = self.proc is not None and self.proc.poll() is None
+        return "\n".join([f"controller running: {alive}", *text.splitlines()[-lines:]])
+
 
 def status(stack: Stack, name: str) -> dict[str, Any]:
     got: dict[str, Any] = stack.kube.get(Ref(*API, name, name)).get("status") or {}
     return got
+
+
+def finished(stack: Stack, names: Sequence[str]) -> bool:
+    """Every canary of ``names`` promoted or rolled back: what a run waits for, so that a canary
+    that ended the other way fails at once with its history (:func:`assert_ended`) rather than
+    at the run's timeout with none."""
+    return all(status(stack, name).get("phase") in TERMINAL_STAGES for name in names)
+
+
+def assert_ended(stack: Stack, ends: Mapping[str, str]) -> None:
+    """Each canary of ``ends`` in its phase there; the message, each other one's history."""
+    wrong = {
+        name: got.get("history")
+        for name, phase in ends.items()
+        if (got := status(stack, name)).get("phase") != phase
+    }
+    assert not wrong, f"canaries that did not end as expected: {wrong}"
 
 
 def created(stack: Stack, name: str) -> float:
