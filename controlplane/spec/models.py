@@ -392,6 +392,21 @@ class ShadowSpec(_Model):
     rollback_on: list[CheckSpec] = Field(default_factory=list, max_length=100)
 
 
+class QualitySpec(_Model):
+    """The quality judge: ``sample`` of each variant's requests pass through the pairer, which
+    answers them from that variant and sends at most ``perMinute`` of them, as paired requests,
+    to both variants; the candidate's mean ``metric`` score is tested against ``tolerance`` at
+    level ``alpha``. A breach rolls back; the last step promotes only on a pass, unless
+    ``undecided: promote`` (docs/judges.md, "Quality: paired answers")."""
+
+    sample: QuantityField
+    per_minute: int = Field(default=60, ge=1, le=100_000)
+    metric: Literal["agreement", "kl"] = "agreement"
+    tolerance: float = Field(gt=0, lt=10)
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    undecided: Literal["hold", "promote"] = "hold"
+
+
 class BudgetSpec(_Model):
     """Daily spend limit on the candidate; over it the weight drops to ``throttleWeight``."""
 
@@ -533,6 +548,7 @@ class ModelCanarySpec(_Model):
     steps: list[StepSpec] = Field(min_length=1, max_length=100)
     shadow: ShadowSpec | None = None
     budget: BudgetSpec | None = None
+    quality: QualitySpec | None = None
     capacity: CapacitySpec | None = None
     alerts: list[AlertSpec] = Field(default_factory=list, max_length=20)
     git_write_back: GitWriteBackSpec | None = None

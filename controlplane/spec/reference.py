@@ -38,6 +38,8 @@ MEANINGS: dict[tuple[str, str], str] = {
     ("ModelCanarySpec", "steps"): "the traffic schedule; weights increase, the last is 100",
     ("ModelCanarySpec", "shadow"): "optional mirrored-traffic phase before the steps",
     ("ModelCanarySpec", "budget"): "optional daily spend limit on the candidate",
+    ("ModelCanarySpec", "quality"): "optional quality judge: a sample of requests answered by "
+    "both variants and compared ([judges](judges.md))",
     ("ModelCanarySpec", "capacity"): "how replicas are sized: absent, each variant follows its "
     "share at every step (but on `kserve`, `kserve-knative` and with an adopted stable); a GPU "
     "budget; or `mode: fixed` ([capacity](capacity.md))",
@@ -181,6 +183,19 @@ MEANINGS: dict[tuple[str, str], str] = {
     ("TypicalRequest", "outputTokens"): "generated tokens of a typical request",
     ("ReplicaRates", "stable"): "req/s one stable replica serves at full batch",
     ("ReplicaRates", "candidate"): "req/s one candidate replica serves at full batch",
+    (
+        "QualitySpec",
+        "sample",
+    ): "share of each variant's requests sent through the pairer, up to 50%",
+    ("QualitySpec", "perMinute"): "the most requests paired in any minute",
+    ("QualitySpec", "metric"): "`agreement` (greedy tokens repeated up to the first difference) "
+    "or `kl` (mean per-token KL divergence, nats)",
+    ("QualitySpec", "tolerance"): "the candidate's mean disagreement (below 1) or mean KL "
+    "(nats, below 10) tolerated",
+    ("QualitySpec", "alpha"): "the test's level: the chance an identical candidate is rolled "
+    "back, or a worse one passed",
+    ("QualitySpec", "undecided"): "at the last step without a pass: `hold` for the evidence, or "
+    "`promote`",
     ("BudgetSpec", "dailyLimit"): "USD per day spent on the candidate",
     ("BudgetSpec", "throttleWeight"): "weight while over the limit; below the first step's",
     ("BudgetSpec", "costQuery"): "PromQL for the candidate's spend over the last day",

@@ -24,6 +24,8 @@ LATENCY_BUILTINS = ("e2e-latency", "ttft", "inter-token-latency")
 QUERY_PLACEHOLDERS = ("namespace", "canary", "variant", "window")
 SELECTOR_PLACEHOLDERS = ("namespace", "canary", "variant")
 MIN_INTERVAL_SECONDS = 1.0
+MAX_QUALITY_SAMPLE = 0.5
+"""The largest share of a variant's requests the pairer may carry: each pair adds two requests."""
 
 # Threshold units each metric kind accepts: every threshold is typed, so a bare number fits only
 # a plain-number metric (``above: 0.2`` on a latency could be 0.2s or a mistyped 200ms; ``above:
@@ -377,6 +379,22 @@ class _Rules:
         if budget.cost_query is not None:
             self.placeholders(budget.cost_query, (*loc, "costQuery"), QUERY_PLACEHOLDERS)
 
+    def quality(self) -> None:
+        quality = self.canary.spec.quality
+        if quality is None:
+            return
+        loc: Loc = ("spec", "quality")
+        sample = quality.sample
+        if sample.unit is not Unit.RATIO and not (sample.unit is Unit.NUMBER and sample.value == 0):
+            self.add((*loc, "sample"), f"must be a share like 5%, got {sample}")
+        elif not 0 < sample.value <= MAX_QUALITY_SAMPLE:
+            self.add((*loc, "sample"), f"must be above 0% and at most 50%, got {sample}")
+        if quality.metric == "agreement" and quality.tolerance >= 1:
+            self.add(
+                (*loc, "tolerance"),
+                f"the mean disagreement tolerated is below 1, got {_number(quality.tolerance)}",
+            )
+
     # ------------------------------------------------------------------ variants, traffic, alerts
 
     def variants(self) -> None:
@@ -615,6 +633,7 @@ def problems(canary: ModelCanary, product: RuleHooks = SPEC_ONLY) -> list[Proble
     rules.steps()
     rules.shadow()
     rules.budget()
+    rules.quality()
     rules.variants()
     rules.traffic()
     rules.alerts()
