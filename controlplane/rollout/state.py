@@ -402,6 +402,8 @@ def _compute_spec_hash(canary: ModelCanary) -> str:
         gateway.pop("implementation", None)
     if data["traffic"].get("session") is None:
         data["traffic"].pop("session", None)  # the hashes of specs from before it stay
+    if data.get("quality") is None:
+        data.pop("quality", None)  # the hashes of specs from before it stay
     for gate in data.get("gates") or []:
         gate.pop("argoServer", None)
     if not data.get("gates"):

@@ -719,6 +719,7 @@ def test_rolled_back_spec_is_not_retried_until_it_changes() -> None:
         pytest.param({"prometheus": "http://127.0.0.1:9"}, True, id="prometheus-url"),
         pytest.param({"analysis": {**ANALYSIS, "interval": "2m"}}, False, id="interval"),
         pytest.param({"steps": [{"weight": 100}]}, False, id="steps"),
+        pytest.param({"quality": {"sample": "5%", "tolerance": 0.1}}, False, id="quality"),
     ],
 )
 def test_spec_hash_covers_what_is_rolled_out(change: dict[str, Any], same: bool) -> None:
