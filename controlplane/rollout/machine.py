@@ -25,6 +25,7 @@ from controlplane.rollout.safety import (
     check_lost_readiness,
     check_not_ready,
     check_not_routed,
+    check_quality,
     check_rollback,
 )
 from controlplane.rollout.schedule import evaluation_due
@@ -87,6 +88,9 @@ def step(
 def _decide(tick: Tick) -> None:
     """The rules of a started rollout, in order; the first that ends it ends the call."""
     check_rollback(tick)
+    if tick.state.terminal:
+        return
+    check_quality(tick)
     if tick.state.terminal:
         return
     check_gates(tick)

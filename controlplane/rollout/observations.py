@@ -83,6 +83,32 @@ class GateObservation:
 
 
 @dataclass(frozen=True)
+class QualityReading:
+    """The quality judge's reading of the pairer, kept across steps (``spec.quality``): the
+    pairer's ``epoch`` and the last pair number read (``seq``), the pairs it lost unread, and
+    the test of the pairs' scores (:mod:`controlplane.analysis.sequential.mean_eprocess`):
+    ``pairs`` folded in, their ``total`` and ``spread``, each side's log capital, ``decided``.
+    ``error``: why the last read failed ("" when it did not). Also the record ``RolloutState``
+    keeps: the next read starts from it."""
+
+    epoch: str = ""
+    seq: int = 0
+    lost: int = 0
+    pairs: int = 0
+    total: float = 0.0
+    spread: float = 0.0
+    log_breach: float = 0.0
+    log_pass: float = 0.0
+    decided: Literal["pass", "breach"] | None = None
+    error: str = ""
+
+    @property
+    def mean(self) -> float | None:
+        """The mean score of the pairs read (None before the first)."""
+        return self.total / self.pairs if self.pairs else None
+
+
+@dataclass(frozen=True)
 class Observations:
     """Everything measured at one evaluation time.
 
@@ -109,6 +135,9 @@ class Observations:
     candidate_read: bool = False
     progress_deadline_s: float | None = None
     weights_refused: str | None = None
+    quality: QualityReading | None = None
+    """The quality judge's reading of the pairer after this evaluation (``spec.quality``; None:
+    not read), recorded with the checks; its ``error`` counts as a provider error."""
 
 
 def candidate_starved(checks: Mapping[str, CheckResult]) -> bool | None:

@@ -17,11 +17,11 @@ from controlplane.rollout.gate_runs import (
     step_point,
     workflow_name,
 )
-from controlplane.rollout.observations import TIME_SLACK_S, Observations
+from controlplane.rollout.observations import TIME_SLACK_S, Observations, QualityReading
 from controlplane.rollout.schedule import PROMOTE_KEY, evaluation_due, stage_checks
 from controlplane.rollout.state import CheckState, GateState, Reason
 from controlplane.rollout.tick import Tick, promote, rollback
-from controlplane.rollout.wording import number, window
+from controlplane.rollout.wording import number, quality_words, window
 
 _EPS = TIME_SLACK_S
 
@@ -136,21 +136,35 @@ def progress_steps(tick: Tick) -> None:
         all_decided = bool(latest) and all(c is not None and c.decided == "pass" for c in latest)
         duration = current.duration.seconds if current.duration is not None else 0.0
         elapsed = tick.now - state.stage_started_at >= duration - _EPS
-        if (elapsed and all_passed) or all_decided:
+        last = state.step_index == len(tick.spec.spec.steps) - 1
+        quality = _quality_waits(tick) if last else None
+        if ((elapsed and all_passed) or all_decided) and quality is None:
             if current.approval == "manual":
                 _await_approval(tick)
                 return
             finish_step(tick, "" if elapsed else " (sequential judge decided early)")
             continue
-        if elapsed and not state.holding and any(c is not None for c in latest):
+        if elapsed and not state.holding and (any(c is not None for c in latest) or quality):
             waiting = [
                 _waits_for(due.check.metric, c)
                 for due, c in zip(dues, latest, strict=True)
                 if c is None or c.verdict != "pass"
             ]
+            waiting += [quality] if quality is not None else []
             tick.update(holding=True)
             tick.emit("Held", f"step {state.step} is due but waits for {', '.join(waiting)}")
         return
+
+
+def _quality_waits(tick: Tick) -> str | None:
+    """What the promotion waits for from the quality judge (None: nothing): its pass, unless
+    the spec says an undecided test may promote (``undecided: promote``)."""
+    spec, reading = tick.spec.spec.quality, tick.state.quality
+    if spec is None or spec.undecided == "promote":
+        return None
+    if reading is not None and reading.decided == "pass":
+        return None
+    return quality_words(spec, reading or QualityReading())
 
 
 def _await_approval(tick: Tick) -> None:

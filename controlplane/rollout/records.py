@@ -35,7 +35,13 @@ def record(tick: Tick, obs: Observations) -> None:
         checks[due.key] = latest
         if due.key != PROMOTE_KEY and latest.since == tick.now:
             tick.emit("Breached", breach_message(tick.spec, due, latest))
+    quality = state.quality
+    if obs.quality is not None and tick.spec.spec.quality is not None and state.stage == "steps":
+        quality = obs.quality
+        if quality.error:
+            errors.append(f"quality: {quality.error}")
     tick.update(
+        quality=quality,
         checks=checks,
         last_evaluation=tick.now,
         consecutive_errors=state.consecutive_errors + 1 if errors else 0,

@@ -17,7 +17,7 @@ from controlplane.rollout.observations import TIME_SLACK_S, Observations
 from controlplane.rollout.schedule import PROMOTE_KEY, progress_deadline, stage_checks
 from controlplane.rollout.state import Reason
 from controlplane.rollout.tick import Tick, pause, resume, rollback
-from controlplane.rollout.wording import breach_reason
+from controlplane.rollout.wording import breach_reason, quality_words
 from controlplane.spec.units import Duration
 
 _EPS = TIME_SLACK_S
@@ -144,6 +144,15 @@ def check_rollback(tick: Tick) -> None:
         if latest.decided == "breach" or latest.at - latest.since >= due.check.for_.seconds - _EPS:
             rollback(tick, breach_reason(tick.spec, tick.state, tick.now, due, latest))
             return
+
+
+def check_quality(tick: Tick) -> None:
+    """Roll back when the quality judge's test decided the candidate answers worse than its
+    tolerance (``spec.quality``); the test goes on across steps."""
+    spec, reading = tick.spec.spec.quality, tick.state.quality
+    if spec is None or reading is None or reading.decided != "breach":
+        return
+    rollback(tick, Reason("quality", quality_words(spec, reading), tick.now, tick.state.step))
 
 
 def check_gates(tick: Tick) -> None:

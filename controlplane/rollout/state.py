@@ -26,7 +26,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from controlplane.errors import Problem, SpecError
-from controlplane.rollout.observations import Verdict
+from controlplane.rollout.observations import QualityReading, Verdict
 from controlplane.spec.models import ModelCanary
 from controlplane.spec.units import status_time, time_value
 
@@ -62,6 +62,7 @@ ReasonKind = Literal[
     "user-pause",
     "gate-failed",
     "gate-errors",
+    "quality",
 ]
 GateResult = Literal["running", "passed", "failed"]
 EventType = Literal[
@@ -265,6 +266,7 @@ class RolloutState:
     waiting: str | None = None
     unready_since: Time | None = None
     defaults: int | None = None
+    quality: QualityReading | None = None
 
     @property
     def step(self) -> int:

@@ -7,15 +7,16 @@ the machine's rules, the status' conditions and ``canaryctl up``. Pure.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from controlplane.spec import check_keys
 from controlplane.spec.units import Unit, display_value
 
 if TYPE_CHECKING:  # types only: `kubectl canary list` reads pending_why without pydantic
-    from controlplane.rollout.observations import DueCheck
+    from controlplane.rollout.observations import DueCheck, QualityReading
     from controlplane.rollout.state import CheckState, Reason, RolloutState
-    from controlplane.spec.models import CheckSpec, ModelCanary
+    from controlplane.spec.models import CheckSpec, ModelCanary, QualitySpec
 
 
 def number(quantity: Any) -> float | None:
@@ -105,6 +106,33 @@ def breach_reason(
         above=number(due.check.above),
         below=number(due.check.below),
         window=window(spec, due.check),
+    )
+
+
+def quality_words(spec: QualitySpec, reading: QualityReading) -> str:
+    """What the quality judge has read: the metric's mean over the pairs, against the tolerance,
+    and the decision or the evidence so far (each side's e-value against ``1 / alpha``)."""
+    what = "disagreement" if spec.metric == "agreement" else "KL divergence"
+    unit = "" if spec.metric == "agreement" else " nats"
+    level = 1 / spec.alpha
+    mean = reading.mean
+    if mean is None:
+        return f"quality: no pair scored yet (tolerance {spec.tolerance:g}{unit})"
+    seen = f"the candidate's mean {what} {mean:.3g}{unit} over {reading.pairs} pairs"
+    breach, passed = math.exp(reading.log_breach), math.exp(reading.log_pass)
+    if reading.decided == "breach":
+        return (
+            f"quality: {seen} is above the tolerance {spec.tolerance:g}{unit} "
+            f"(evidence {breach:.3g} >= 1/alpha {level:g})"
+        )
+    if reading.decided == "pass":
+        return (
+            f"quality: {seen} is within the tolerance {spec.tolerance:g}{unit} "
+            f"(evidence {passed:.3g} >= 1/alpha {level:g})"
+        )
+    return (
+        f"quality: {seen}, tolerance {spec.tolerance:g}{unit}, no decision yet (evidence "
+        f"above {breach:.3g}, within {passed:.3g}, either needs {level:g})"
     )
 
 
