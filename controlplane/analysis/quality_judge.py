@@ -25,6 +25,8 @@ from typing import Any, Literal
 from controlplane.analysis.quality import KL_CAP
 from controlplane.analysis.sequential.mean_eprocess import MeanTest, advance
 from controlplane.errors import ProviderError
+from controlplane.rollout.observations import QualityReading
+from controlplane.spec.models import QualitySpec
 
 QualityMetric = Literal["kl", "agreement"]
 
@@ -101,3 +103,44 @@ def fold(
     test = advance(read.test, scores, tolerance, bound_of(metric), alpha)
     seq = int(new[-1]["seq"]) if new else after
     return PairsRead(epoch, seq, read.lost + lost, test)
+
+
+def read_of(reading: QualityReading | None) -> PairsRead:
+    """The :class:`PairsRead` a machine's reading stands for (nothing read: ``None``)."""
+    if reading is None:
+        return PairsRead()
+    test = MeanTest(
+        reading.pairs,
+        reading.total,
+        reading.spread,
+        reading.log_breach,
+        reading.log_pass,
+        reading.decided,
+    )
+    return PairsRead(reading.epoch, reading.seq, reading.lost, test)
+
+
+def reading_of(read: PairsRead, error: str = "") -> QualityReading:
+    """What the machine records of ``read`` (``error``: why this read failed, "" if it did
+    not)."""
+    t = read.test
+    return QualityReading(
+        read.epoch, read.seq, read.lost, t.n, t.total, t.spread, t.log_breach, t.log_pass,
+        t.decided, error,
+    )  # fmt: skip
+
+
+def judge_page(
+    spec: QualitySpec, reading: QualityReading | None, page: Mapping[str, Any] | None, error: str
+) -> QualityReading:
+    """The machine's next reading: ``page`` (the pairer's answer to ``after`` the reading's
+    number; None when it could not be read, ``error`` says why) folded into ``reading``. A
+    malformed page is a failed read, and changes nothing else."""
+    read = read_of(reading)
+    if page is None:
+        return reading_of(read, error or "the pairer was not read")
+    try:
+        after = fold(read, page, metric=spec.metric, tolerance=spec.tolerance, alpha=spec.alpha)
+    except ProviderError as exc:
+        return reading_of(read, str(exc))
+    return reading_of(after)

@@ -10,10 +10,18 @@ from typing import Any
 import pytest
 
 from controlplane.analysis.quality import KL_CAP, PairScore
-from controlplane.analysis.quality_judge import PairsRead, fold, score_of
+from controlplane.analysis.quality_judge import (
+    PairsRead,
+    fold,
+    judge_page,
+    read_of,
+    reading_of,
+    score_of,
+)
 from controlplane.analysis.sequential.mean_eprocess import MeanTest, advance, decide
 from controlplane.errors import ProviderError
 from controlplane.pairing.journal import Journal
+from controlplane.spec.models import QualitySpec
 
 ALPHA = 0.05
 
@@ -142,3 +150,23 @@ def test_the_fewest_pairs_a_pass_takes_are_those_the_docs_give() -> None:
         m = float(tolerance)
         assert decide([0.0] * 5000, m, 1.0, 0.05) == ("pass", int(agreement)), tolerance
         assert decide([0.0] * 5000, m, KL_CAP, 0.05) == ("pass", int(kl)), tolerance
+
+
+def test_the_machines_reading_round_trips_and_a_bad_page_is_a_failed_read() -> None:
+    spec = QualitySpec.model_validate({"sample": "5%", "tolerance": 0.2, "metric": "agreement"})
+    journal = journal_of(scores(40, seed=9, kl_mean=0.1), epoch="p1")
+    reading = judge_page(spec, None, journal.page(0, 25), "")
+    assert (reading.epoch, reading.seq, reading.pairs, reading.error) == ("p1", 25, 25, "")
+    assert reading_of(read_of(reading)) == reading
+    reading = judge_page(spec, reading, journal.page(reading.seq), "")
+    assert (reading.seq, reading.pairs) == (40, 40)
+    values = [1 - p["agreement"] for p in journal.page(0)["pairs"]]
+    want = advance(MeanTest(), values, 0.2, 1.0, spec.alpha)
+    assert same(read_of(reading).test, want)
+    failed = judge_page(spec, reading, {"epoch": "p1", "after": 40}, "")
+    assert failed.error.startswith("the pairer's page: lost is not a number")
+    assert reading_of(read_of(failed), failed.error) == failed
+    assert (failed.seq, failed.pairs, failed.total) == (40, 40, reading.total)
+    unread = judge_page(spec, reading, None, "connection refused")
+    assert unread.error == "connection refused"
+    assert unread.pairs == 40
