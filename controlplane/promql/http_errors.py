@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from controlplane.errors import Problem
 from controlplane.promql.contract import contract_for
-from controlplane.serving import object_names
+from controlplane.serving import object_names, pairer
 from controlplane.serving.render import isvc_name
 
 if TYPE_CHECKING:
@@ -269,7 +269,8 @@ def traefik_services(canary: ModelCanary, variant: str) -> tuple[str, ...]:
     """The ``service`` label values (:func:`traefik_service`) of the Services that carry
     ``variant``'s requests of ``canary`` through Traefik: the variant's predictor Service (for
     ``kserve`` the stable's under both its names, before and after a promotion renamed it;
-    docs/analysis.md, "Where errors come from"). ValueError for a variant that is neither."""
+    docs/analysis.md, "Where errors come from"), and with ``spec.quality`` the pairer's port for
+    the variant. ValueError for a variant that is neither."""
     role = _role(canary, variant)
     ns, port = canary.metadata.namespace, object_names.PREDICTOR_PORT
     if canary.spec.traffic.router == "kserve":
@@ -279,7 +280,10 @@ def traefik_services(canary: ModelCanary, variant: str) -> tuple[str, ...]:
             found.insert(0, object_names.predictor_service(isvc))
         return tuple(traefik_service(ns, service, port) for service in found)
     service = object_names.predictor_service(isvc_name(canary, role))
-    return (traefik_service(ns, service, port),)
+    found = [traefik_service(ns, service, port)]
+    if canary.spec.quality is not None:  # the variant's sample, answered through the pairer
+        found.append(traefik_service(ns, pairer.pairer_name(canary), pairer.PORTS[role]))
+    return tuple(found)
 
 
 def _role(canary: ModelCanary, variant: str) -> Literal["stable", "candidate"]:

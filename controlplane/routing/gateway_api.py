@@ -22,7 +22,7 @@ from controlplane.routing._common import (
     target_weights,
 )
 from controlplane.routing.base import VARIANT_HEADER, Outcome, Weights, check_request
-from controlplane.serving import adopt, object_names
+from controlplane.serving import adopt, object_names, pairer
 from controlplane.serving.render import isvc_name
 from controlplane.spec.models import DEFAULT_GATEWAY, ModelCanary, SessionSpec
 
@@ -32,12 +32,14 @@ PORT = object_names.PREDICTOR_PORT
 ROUTER = "gateway-api"
 
 
-def _backend(name: str, weight: int | None = None, variant: str | None = None) -> Obj:
+def _backend(
+    name: str, weight: int | None = None, variant: str | None = None, port: int = PORT
+) -> Obj:
     """A Service backendRef. With ``variant`` it carries a filter of its own (setting
     :data:`VARIANT_HEADER`): Envoy Gateway then gives the backend an Envoy cluster of its own
     (one cluster per rule otherwise, in which stable and candidate share response-code stats;
     docs/analysis.md, "Where errors come from"), so the error rate sees each variant's codes."""
-    ref: Obj = {"group": "", "kind": "Service", "name": name, "port": PORT}
+    ref: Obj = {"group": "", "kind": "Service", "name": name, "port": port}
     if weight is not None:
         ref["weight"] = weight
     if variant is not None:
@@ -48,6 +50,33 @@ def _backend(name: str, weight: int | None = None, variant: str | None = None) -
             }
         ]
     return ref
+
+
+SAMPLED = 100
+"""Each percent of a split is this many route weight units, so a quality sample of a step's
+weight keeps its share (weights are integers; Gateway API v1.5.1 allows up to 1,000,000)."""
+
+
+def _through_pairer(canary: ModelCanary, refs: list[Obj]) -> list[Obj]:
+    """``refs`` (each variant's backend with its percent weight) with the quality judge's
+    sample of each variant's share sent to the pairer's port for it (``spec.quality``), the
+    rest left as it was; unchanged without a quality section."""
+    quality = canary.spec.quality
+    if quality is None:
+        return refs
+    share = quality.sample.value
+    roles = {
+        _services(canary)[0]: ("stable", canary.spec.stable.name),
+        _services(canary)[1]: ("candidate", canary.spec.candidate.name),
+    }
+    out: list[Obj] = []
+    for ref in refs:
+        role, variant = roles[ref["name"]]
+        units = int(ref.get("weight", 1)) * SAMPLED
+        sampled = round(units * share)
+        out.append({**ref, "weight": units - sampled})
+        out.append(_backend(pairer.pairer_name(canary), sampled, variant, pairer.PORTS[role]))
+    return out
 
 
 def _services(canary: ModelCanary) -> tuple[str, str]:
@@ -96,6 +125,8 @@ def build_httproute(
     ]
     if outcome is not None:  # the loser's Service is released: a ref to it would be unresolved
         split = [split[1] if outcome == "promoted" else split[0]]
+    elif not target.mirror:
+        split = _through_pairer(canary, split)
     filters: list[Obj] = []
     if target.mirror:
         filters.append(
@@ -163,7 +194,7 @@ def _session_rules(
         rule: Obj = {
             "matches": [{**path, "headers": [dict(match)]} for path in paths],
             "filters": [*(filters if name == stable else []), told],
-            "backendRefs": [_backend(name, None, variant)],
+            "backendRefs": _through_pairer(canary, [_backend(name, 1, variant)]),
         }
         out.append(rule)
     return out
@@ -181,7 +212,7 @@ def weights_of(canary: ModelCanary, route: Obj) -> Weights:
         if {stable, candidate} <= {ref.get("name") for ref in r.get("backendRefs") or []}
     ]
     for rule in [*both, *rules]:
-        refs = {ref.get("name"): ref.get("weight", 1) for ref in rule.get("backendRefs") or []}
+        refs = _variant_weights(canary, rule.get("backendRefs") or [])
         mirror = any(
             f.get("type") == "RequestMirror"
             and dig(f, "requestMirror", "backendRef", "name") == candidate
@@ -193,6 +224,20 @@ def weights_of(canary: ModelCanary, route: Obj) -> Weights:
     if any(stable in {r.get("name") for r in rule.get("backendRefs") or []} for rule in rules):
         return Weights(0)
     raise RouterError(f"{ROUTER}: HTTPRoute routes to neither {stable} nor {candidate}")
+
+
+def _variant_weights(canary: ModelCanary, refs: list[Obj]) -> dict[str, int]:
+    """The weight each variant's predictor Service gets from a rule's ``refs``, the pairer's
+    port for it counted as the variant (:func:`_through_pairer`)."""
+    stable, candidate = _services(canary)
+    by_port = {port: (stable, candidate)[i] for i, port in enumerate(pairer.PORTS.values())}
+    out: dict[str, int] = {}
+    for ref in refs:
+        name = str(ref.get("name"))
+        if name == pairer.pairer_name(canary) and ref.get("port") in by_port:
+            name = by_port[ref["port"]]
+        out[name] = out.get(name, 0) + int(ref.get("weight", 1))
+    return out
 
 
 def _same_parent(canary: ModelCanary, ref: Obj) -> bool:
