@@ -20,6 +20,7 @@ from controlplane.controller.context import Ctx, event, persist
 from controlplane.controller.event_sink import Notifier
 from controlplane.controller.gate_effects import GateEffects
 from controlplane.controller.gateway_source import GatewaySources
+from controlplane.controller.pairs import HttpPairs, PairsReader, read_quality
 from controlplane.desired import adopting_router, desired_objects, make_router
 from controlplane.errors import NotFound, Problem, SpecError
 from controlplane.kube.client import KubeClient, Obj, canary_ref
@@ -106,7 +107,8 @@ def candidate_objects(objects: Sequence[Obj]) -> list[Obj]:
 class Reconciler:
     """Reconciles ModelCanaries through ``kube``; ``router_for`` builds a canary's router;
     ``gates`` runs ``spec.gates`` Workflows (None: gates cannot run, so a gated canary pauses
-    after ``analysis.errorLimit`` polls and says why)."""
+    after ``analysis.errorLimit`` polls and says why); ``pairs`` reads a quality canary's pairer
+    at each evaluation of a step (default: over HTTP, :class:`HttpPairs`)."""
 
     def __init__(
         self,
@@ -116,8 +118,10 @@ class Reconciler:
         router_for: Callable[[ModelCanary], Router] | None = None,
         notifier: Notifier | None = None,
         gates: GateRunner | None = None,
+        pairs: PairsReader | None = None,
     ) -> None:
         self.kube = kube
+        self.pairs = pairs or HttpPairs()
         self.catalog = catalog
         self.settings = settings or Settings()
         self.gates = gates
@@ -202,6 +206,9 @@ class Reconciler:
             obs = replace(obs, gates=gates) if obs is not None else Observations(gates=gates)
             ctx.gate_obs = {}
         previous = ctx.state
+        quality = ctx.canary.spec.quality is not None and ctx.state.stage == "steps"
+        if obs is not None and obs.checks and quality:  # this evaluation's pairs, into the test
+            obs = replace(obs, quality=read_quality(self.pairs, ctx.canary, ctx.state.quality))
         if obs is not None:
             capacity.observe(ctx, obs.demand_rps)  # the demand the capacity plan follows
             if obs.checks:

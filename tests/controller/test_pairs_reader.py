@@ -1,0 +1,95 @@
+"""``controlplane.controller.pairs``: the controller reads a live pairer into the machine's
+reading, page by page, and a pairer it cannot read is a failed read that keeps the test."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from support.canaries import model_canary
+from support.pairs import CANDIDATE, STABLE, Upstream
+
+from controlplane.controller.pairs import HttpPairs, pairer_url, read_quality
+from controlplane.local.ports import free_port
+from controlplane.pairing.pairer import Pairer
+
+QUALITY = {"sample": "5%", "metric": "agreement", "tolerance": 0.5, "alpha": 0.05}
+
+
+@pytest.fixture
+def pairer() -> Iterator[Pairer]:
+    """A pairer between two vLLM-shaped upstreams, on a loop of its own thread."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    made: dict[str, Any] = {}
+
+    async def start() -> None:
+        made["stable"], made["candidate"] = Upstream("s", STABLE), Upstream("c", CANDIDATE)
+        await made["stable"].start()
+        await made["candidate"].start()
+        made["pairer"] = Pairer(made["stable"].url, made["candidate"].url, seed=1)
+        await made["pairer"].start()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(start())
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert ready.wait(30)
+    yield made["pairer"]
+
+    async def stop() -> None:
+        for key in ("pairer", "stable", "candidate"):
+            await made[key].stop()
+
+    asyncio.run_coroutine_threadsafe(stop(), loop).result(30)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(30)
+    loop.close()
+
+
+def send(pairer: Pairer, prompt: str, n: int) -> None:
+    for _ in range(n):
+        body = json.dumps({"model": "m", "prompt": prompt}).encode()
+        request = urllib.request.Request(
+            pairer.url("stable") + "/v1/completions", body, {"content-type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert answer.status == 200
+    while pairer._pairs:  # the pairs in flight, scored on the pairer's loop
+        threading.Event().wait(0.01)
+
+
+def test_each_evaluation_folds_the_pairs_since_the_last(pairer: Pairer) -> None:
+    canary = model_canary("chat", "ml", quality=QUALITY)
+    reader = HttpPairs(url_for=lambda c: pairer.url("stable"))
+    send(pairer, "Bye", 3)  # the same answer on both: agreement 1
+    reading = read_quality(reader, canary, None)
+    assert (reading.epoch, reading.seq, reading.pairs, reading.error) == (
+        pairer.journal.epoch,
+        3,
+        3,
+        "",
+    )
+    send(pairer, "Hello", 2)  # answers that differ at the second token: agreement 1/3
+    reading = read_quality(reader, canary, reading)
+    assert (reading.seq, reading.pairs) == (5, 5)
+    assert reading.total == pytest.approx(2 * (1 - 1 / 3))
+    assert read_quality(reader, canary, reading) == reading  # nothing new
+
+
+def test_a_pairer_that_cannot_be_read_is_a_failed_read_that_keeps_the_test() -> None:
+    canary = model_canary("chat", "ml", quality=QUALITY)
+    reader = HttpPairs(url_for=lambda c: f"http://127.0.0.1:{free_port()}", timeout_s=2)
+    before = read_quality(reader, canary, None)
+    assert before.pairs == 0
+    assert "could not be read" in before.error
+    assert pairer_url(canary) == "http://chat-pairer.ml.svc:8081"
