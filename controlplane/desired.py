@@ -18,7 +18,7 @@ from controlplane.promql import queries
 from controlplane.routing import gateway_api, istio, kserve, kserve_knative, llmisvc
 from controlplane.routing.adopting import AdoptingRouter
 from controlplane.routing.base import Outcome, Router
-from controlplane.serving import adopt
+from controlplane.serving import adopt, pairer
 from controlplane.serving.render import ROLES, Role, chat_template_configmap, inference_service
 from controlplane.spec.models import ModelCanary, RouterName
 
@@ -36,11 +36,13 @@ def desired_objects(
     mirror: bool = False,
     outcome: Outcome | None = None,
     replicas: capacity_plan.Replicas | None = None,
+    pairer_image: str | None = None,
 ) -> list[Obj]:
     """Every object of ``canary`` when the candidate has ``weight`` percent (mirrored when
     ``mirror``), or after ``outcome``. With ``spec.capacity``, each variant runs ``replicas``
-    (default: the plan's for that point, :func:`planned_replicas`). Raises SpecError /
-    RouterError on what cannot be served."""
+    (default: the plan's for that point, :func:`planned_replicas`); with ``spec.quality``, the
+    pairer runs ``pairer_image`` before the route sends to it. Raises SpecError / RouterError on
+    what cannot be served."""
     router = canary.spec.traffic.router
     objs = _configmaps(canary)
     counts: dict[Role, int] | None = None
@@ -66,6 +68,7 @@ def desired_objects(
             for role in roles
         ]
         if router == "gateway-api":
+            objs += _pairer(canary, pairer_image, outcome)
             objs.append(gateway_api.build_httproute(canary, weight, mirror, outcome))
         else:
             service = istio.model_service(canary)
@@ -80,6 +83,18 @@ def desired_objects(
     else:  # pragma: no cover - the spec model admits only the routers above
         raise RouterError(f"unknown router {router!r}")
     return objs
+
+
+def _pairer(canary: ModelCanary, image: str | None, outcome: Outcome | None) -> list[Obj]:
+    """The quality judge's pairer while the rollout runs (``spec.quality``), else nothing."""
+    if canary.spec.quality is None or outcome is not None:
+        return []
+    if image is None:
+        raise RouterError(
+            "spec.quality needs the pairer's image: run the controller with --pairer-image "
+            "(the chart sets its own image)"
+        )
+    return pairer.pairer_objects(canary, image)
 
 
 def planned_replicas(

@@ -122,6 +122,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "router has not put in effect this long",
     )
     p.add_argument(
+        "--pairer-image",
+        default=None,
+        metavar="IMAGE",
+        help="the image of the quality judge's pairer beside a canary with spec.quality: this "
+        "controller's own (the chart sets it); without it such a canary cannot be deployed",
+    )
+    p.add_argument(
         "--crash-loop-restarts",
         type=_restarts,
         default=CRASH_LOOP_RESTARTS,
@@ -301,6 +308,7 @@ def settings_from(args: argparse.Namespace) -> Any:
         interval_override_s=None if override is None else _seconds(override, "--interval-override"),
         default_prometheus=args.prometheus,
         endpoints=endpoints_from(args),
+        pairer_image=args.pairer_image,
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from controlplane import __version__
 from controlplane.capacity.notes import point_line
 from controlplane.cli.cluster import connect
 from controlplane.controller import adoption
@@ -138,7 +139,8 @@ def objects_at(
         ]
     if canary.spec.adopted and outcome == "rolled_back":
         return []
-    return desired_objects(canary, catalog, weight, mirror, outcome)
+    image = f"controlplane:{__version__}"  # the controller's --pairer-image in a cluster
+    return desired_objects(canary, catalog, weight, mirror, outcome, pairer_image=image)
 
 
 def run(args: argparse.Namespace) -> int:

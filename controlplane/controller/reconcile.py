@@ -64,6 +64,8 @@ class Settings:
     interval_override_s: float | None = None
     default_prometheus: str | None = None
     endpoints: EndpointPolicy = field(default_factory=EndpointPolicy)
+    pairer_image: str | None = None
+    """The image of the quality judge's pairer (``--pairer-image``, this controller's own)."""
 
     @property
     def policy(self) -> EndpointPolicy:
@@ -301,7 +303,13 @@ class Reconciler:
         return canary, []
 
     def _objects(self, ctx: Ctx) -> list[Obj]:
-        return desired_objects(ctx.canary, self.catalog, ctx.state.weight, ctx.state.mirror)
+        return desired_objects(
+            ctx.canary,
+            self.catalog,
+            ctx.state.weight,
+            ctx.state.mirror,
+            pairer_image=self.settings.pairer_image,
+        )
 
     def _candidate_readiness(self, ctx: Ctx, objects: Sequence[Obj]) -> children.Readiness:
         """``objects``' readiness and, when not ready, whether the candidate's pods say it
@@ -362,7 +370,9 @@ class Reconciler:
             state = st.read_state(obj.get("status")) if st.has_state(obj.get("status")) else None
             weight = state.weight if state is not None else 0
             mirror = state.mirror if state is not None else False
-            objects = desired_objects(canary, self.catalog, weight, mirror)
+            objects = desired_objects(
+                canary, self.catalog, weight, mirror, pairer_image=self.settings.pairer_image
+            )
             left = children.delete_all(self.kube, obj, objects)  # only the canary's own
             if left:
                 text = f"left {len(left)} object(s) this canary did not create: {'; '.join(left)}"

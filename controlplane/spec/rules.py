@@ -389,6 +389,12 @@ class _Rules:
             self.add((*loc, "sample"), f"must be a share like 5%, got {sample}")
         elif not 0 < sample.value <= MAX_QUALITY_SAMPLE:
             self.add((*loc, "sample"), f"must be above 0% and at most 50%, got {sample}")
+        if self.canary.spec.traffic.router != "gateway-api":
+            self.add(
+                loc,
+                "needs traffic.router gateway-api, whose route sends each variant's sample "
+                f"through the pairer; {self.canary.spec.traffic.router} does not yet",
+            )
         if quality.metric == "agreement" and quality.tolerance >= 1:
             self.add(
                 (*loc, "tolerance"),

@@ -68,3 +68,12 @@ def test_the_kl_takes_a_tolerance_in_nats_below_its_cap() -> None:
     capped = with_quality(QUALITY.replace("metric: agreement", "metric: kl").replace("0.1", "10"))
     (found,) = problems(capped)
     assert "spec.quality.tolerance: must be less than 10" in found
+
+
+def test_a_router_that_cannot_send_a_sample_through_the_pairer_is_refused() -> None:
+    text = with_quality().replace("    router: gateway-api", "    router: istio")
+    found = problems(text)
+    assert any(
+        f"q.yml:{line_of(text, '  quality:')}: spec.quality: needs traffic.router gateway-api" in f
+        for f in found
+    ), found
