@@ -57,12 +57,14 @@ SAMPLED = 100
 weight keeps its share (weights are integers; Gateway API v1.5.1 allows up to 1,000,000)."""
 
 
-def _through_pairer(canary: ModelCanary, refs: list[Obj]) -> list[Obj]:
+def _through_pairer(canary: ModelCanary, refs: list[Obj], candidate: int) -> list[Obj]:
     """``refs`` (each variant's backend with its percent weight) with the quality judge's
     sample of each variant's share sent to the pairer's port for it (``spec.quality``), the
-    rest left as it was; unchanged without a quality section."""
+    rest left as it was; unchanged without a quality section or while the candidate has no
+    share (``candidate`` percent is 0: before the first step the pairer may not be ready, and
+    a pair needs the candidate's answer, which the readiness of step 1 waits for)."""
     quality = canary.spec.quality
-    if quality is None:
+    if quality is None or candidate == 0:
         return refs
     share = quality.sample.value
     roles = {
@@ -126,7 +128,7 @@ def build_httproute(
     if outcome is not None:  # the loser's Service is released: a ref to it would be unresolved
         split = [split[1] if outcome == "promoted" else split[0]]
     elif not target.mirror:
-        split = _through_pairer(canary, split)
+        split = _through_pairer(canary, split, target.candidate)
     filters: list[Obj] = []
     if target.mirror:
         filters.append(
@@ -194,7 +196,7 @@ def _session_rules(
         rule: Obj = {
             "matches": [{**path, "headers": [dict(match)]} for path in paths],
             "filters": [*(filters if name == stable else []), told],
-            "backendRefs": _through_pairer(canary, [_backend(name, 1, variant)]),
+            "backendRefs": _through_pairer(canary, [_backend(name, 1, variant)], weight),
         }
         out.append(rule)
     return out

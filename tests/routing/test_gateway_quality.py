@@ -49,16 +49,20 @@ def test_the_weights_read_back_count_the_pairers_ports_as_their_variants(
     assert weights_of(c, build_httproute(c, weight, False)).candidate == weight
 
 
-def test_a_shadow_an_outcome_and_no_quality_leave_the_pairer_out() -> None:
+def test_no_share_a_shadow_an_outcome_and_no_quality_leave_the_pairer_out() -> None:
     c = canary()
     pairer = pairer_name(c)
+    session = canary(traffic={"router": "gateway-api", "session": {"header": "x-session-id"}})
     for route in (
+        build_httproute(c, 0, False),
+        build_httproute(session, 0, False),
         build_httproute(c, 0, True),
         build_httproute(c, 25, False, "promoted"),
         build_httproute(c, 25, False, "rolled_back"),
         build_httproute(model_canary("chat", "ml", router="gateway-api"), 25, False),
     ):
-        assert all(r[0] != pairer for r in refs(route)), route
+        every = [r["name"] for rule in route["spec"]["rules"] for r in rule["backendRefs"]]
+        assert pairer not in every, route
 
 
 def test_a_session_rule_sends_its_sample_through_the_pairer_on_its_own_variant() -> None:
