@@ -27,6 +27,7 @@ from controlplane.routing.ownership import (
     foreign_reason,
     refusal,
 )
+from controlplane.serving import pairer
 from controlplane.serving.adopt import PODMONITOR_KIND
 from controlplane.serving.render import LABEL_ROLE, deployment_name
 from controlplane.serving.startup import cannot_start, load_failure
@@ -110,11 +111,13 @@ def readiness(kube: KubeClient, objects: Sequence[Obj], owner: Obj | None = None
     Ready for its latest generation; with ``owner`` (the ModelCanary), only objects that are
     ``owner``'s count: another's Ready object of the same name is not this canary's candidate
     being ready (:mod:`~controlplane.routing.ownership`). When one is not ready, ``why`` is the
-    first load failure KServe reports on one of them (a crash loop on start)."""
+    first load failure KServe reports on one of them (a crash loop on start). The quality
+    judge's pairer (``spec.quality``) counts too, ready once rolled out
+    (:func:`rollout_waiting`): step 1's route sends a sample through it."""
     claimant = Claimant.of_object(owner) if owner is not None else None
     ready, why = True, None
     for obj in objects:
-        if obj["kind"] not in SERVED_KINDS:
+        if obj["kind"] not in SERVED_KINDS and not pairer.is_pairer(obj):
             continue
         try:
             live = kube.get(Ref.of(obj))
@@ -123,6 +126,10 @@ def readiness(kube: KubeClient, objects: Sequence[Obj], owner: Obj | None = None
             continue
         if claimant is not None and foreign_reason(live, claimant) is not None:
             ready = False
+            continue
+        if pairer.is_pairer(obj):
+            waiting = rollout_waiting(live)
+            ready, why = ready and waiting is None, why or waiting
             continue
         if not is_ready(live):
             ready = False
@@ -205,15 +212,20 @@ def variant_endpoints(
 
 def release(kube: KubeClient, canary: ModelCanary, objects: Sequence[Obj], role: str) -> list[str]:
     """Delete the serving objects of the losing ``role`` (single-service routers drop it
-    themselves on finalize); for an adopted stable, every object of the canary's (the route,
-    the candidate, the PodMonitor): the live service alone serves on, under its own route.
-    Returns what was deleted."""
+    themselves on finalize) and the quality judge's pairer, which the outcome's route no longer
+    names; for an adopted stable, every object of the canary's (the route, the candidate, the
+    PodMonitor): the live service alone serves on, under its own route. Returns what was
+    deleted."""
     if CAPABILITIES[canary.spec.traffic.router].single_service:
         return []
     if canary.spec.adopted:  # the live service stays: everything made for the canary goes
         mine = list(objects)
     else:
-        mine = [o for o in objects if (o["metadata"].get("labels") or {}).get(LABEL_ROLE) == role]
+        mine = [
+            o
+            for o in objects
+            if (o["metadata"].get("labels") or {}).get(LABEL_ROLE) == role or pairer.of_pairer(o)
+        ]
     deleted, _left = _delete_owned(kube, Claimant.of_canary(canary), mine)
     return deleted
 
@@ -280,6 +292,31 @@ def refuse(
     body = copy.deepcopy(owner)
     body["status"] = status
     kube.replace_status(body)
+
+
+def rollout_waiting(deployment: Mapping[str, Any]) -> str | None:
+    """What a Deployment's rollout waits for, None once it is done: ``kubectl rollout status``'s
+    rule (kubectl v0.34.10, ``pkg/polymorphichelpers/rollout_status.go``,
+    ``DeploymentStatusViewer``): its generation observed, every replica of the spec updated, no
+    old one left, every updated one available; a rollout past its progress deadline says so."""
+    name = (deployment.get("metadata") or {}).get("name")
+    status = deployment.get("status") or {}
+    generation = int((deployment.get("metadata") or {}).get("generation") or 0)
+    if generation > int(status.get("observedGeneration") or 0):
+        return f"Deployment {name}: its spec is not observed yet"
+    progressing = [c for c in status.get("conditions") or [] if c.get("type") == "Progressing"]
+    if any(c.get("reason") == "ProgressDeadlineExceeded" for c in progressing):
+        return f"Deployment {name}: exceeded its progress deadline"
+    wanted = int((deployment.get("spec") or {}).get("replicas", 1))
+    updated = int(status.get("updatedReplicas") or 0)
+    available = int(status.get("availableReplicas") or 0)
+    if updated < wanted:
+        return f"Deployment {name}: {updated} of {wanted} replicas updated"
+    if int(status.get("replicas") or 0) > updated:
+        return f"Deployment {name}: old replicas still terminating"
+    if available < updated:
+        return f"Deployment {name}: {available} of {updated} updated replicas available"
+    return None
 
 
 def is_ready(obj: Mapping[str, Any]) -> bool:

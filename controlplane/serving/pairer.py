@@ -20,6 +20,17 @@ PORTS = {"stable": 8081, "candidate": 8082}
 COMPONENT = f"{API_GROUP}/component"
 
 
+def of_pairer(obj: Obj) -> bool:
+    """Whether ``obj`` is one of a pairer's objects (:func:`pairer_objects`)."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return bool(labels.get(COMPONENT) == "pairer")
+
+
+def is_pairer(obj: Obj) -> bool:
+    """Whether ``obj`` is a pairer's Deployment, whose rollout its readiness is."""
+    return obj.get("kind") == "Deployment" and of_pairer(obj)
+
+
 def pairer_name(canary: ModelCanary) -> str:
     """The pairer's Deployment and Service: ``<canary>-pairer``."""
     return object_names.dns_name(canary.metadata.name, "pairer")

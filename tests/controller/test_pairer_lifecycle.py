@@ -1,0 +1,100 @@
+"""The quality judge's pairer in a canary's life: step 1 waits for its rollout, the outcome's
+cleanup deletes it (``controlplane.controller.children``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from support.canaries import model_canary
+
+from controlplane.controller import children
+from controlplane.desired import desired_objects
+from controlplane.kube.client import Obj, Ref
+from controlplane.profiles.catalog import load_catalog
+from controlplane.serving.pairer import is_pairer, of_pairer
+from controlplane.serving.render import LABEL_ROLE
+from harness.kube.fake import FakeKube
+
+CATALOG = load_catalog()
+NOW = 1_790_000_000.0
+QUALITY = {"sample": "5%", "tolerance": 0.1}
+READY = {"conditions": [{"type": "Ready", "status": "True"}]}
+
+
+def rolled_out(generation: int = 1, **status: Any) -> Obj:
+    """A one-replica Deployment's status, rolled out unless ``status`` says otherwise."""
+    done = {"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1}
+    return {**done, "availableReplicas": 1, **status}
+
+
+def deployment(status: Obj, generation: int = 1, replicas: int = 1) -> Obj:
+    return {
+        "kind": "Deployment",
+        "metadata": {"name": "chat-pairer", "generation": generation},
+        "spec": {"replicas": replicas},
+        "status": status,
+    }
+
+
+@pytest.mark.parametrize(
+    ("live", "waits"),
+    [
+        (deployment(rolled_out()), None),
+        (deployment(rolled_out(), generation=2), "not observed"),
+        (deployment(rolled_out(updatedReplicas=0, availableReplicas=0)), "0 of 1 replicas"),
+        (deployment(rolled_out(replicas=2)), "old replicas"),
+        (deployment(rolled_out(availableReplicas=0)), "0 of 1 updated replicas available"),
+        (deployment({}), "not observed"),
+        (
+            deployment(
+                rolled_out(
+                    availableReplicas=0,
+                    conditions=[{"type": "Progressing", "reason": "ProgressDeadlineExceeded"}],
+                )
+            ),
+            "progress deadline",
+        ),
+    ],
+)
+def test_a_deployment_is_ready_once_kubectl_would_call_it_rolled_out(
+    live: Obj, waits: str | None
+) -> None:
+    got = children.rollout_waiting(live)
+    assert (got is None) if waits is None else (waits in str(got)), got
+
+
+def deployed() -> tuple[FakeKube, Any, list[Obj]]:
+    """A quality canary's objects applied on a fake cluster, its InferenceServices Ready."""
+    kube = FakeKube(now=lambda: NOW)
+    canary = model_canary("chat", "ml", router="gateway-api", quality=QUALITY)
+    objects = desired_objects(canary, CATALOG, 25, pairer_image="img:1")
+    owner = {"apiVersion": canary.api_version, "kind": canary.kind, "metadata": {"uid": "u1"}}
+    owner["metadata"] |= {"name": canary.metadata.name, "namespace": canary.metadata.namespace}
+    children.deploy(kube, owner, canary.metadata.namespace, objects)
+    for obj in objects:
+        if obj["kind"] == "InferenceService":
+            kube.system_replace_status(Ref.of(obj), READY)
+    return kube, canary, objects
+
+
+def test_step_one_waits_for_the_pairers_rollout() -> None:
+    kube, _canary, objects = deployed()
+    (pairer,) = [o for o in objects if is_pairer(o)]
+    waiting = children.readiness(kube, objects)
+    assert not waiting.ready
+    assert "pairer" in str(waiting.why), waiting
+    kube.system_replace_status(Ref.of(pairer), rolled_out())
+    assert children.readiness(kube, objects).ready
+
+
+def test_the_outcomes_cleanup_deletes_the_pairer_with_the_loser() -> None:
+    kube, canary, objects = deployed()
+    deleted = children.release(kube, canary, objects, "stable")
+    pairers = [f"{o['kind']}/{o['metadata']['name']}" for o in objects if of_pairer(o)]
+    assert len(pairers) == 2
+    assert set(pairers) <= set(deleted), deleted
+    for obj in objects:
+        role = obj["metadata"].get("labels", {}).get(LABEL_ROLE)
+        gone = kube.peek(Ref.of(obj)) is None
+        assert gone == (of_pairer(obj) or role == "stable"), obj["metadata"]["name"]
