@@ -136,8 +136,9 @@ def progress_steps(tick: Tick) -> None:
         all_decided = bool(latest) and all(c is not None and c.decided == "pass" for c in latest)
         duration = current.duration.seconds if current.duration is not None else 0.0
         elapsed = tick.now - state.stage_started_at >= duration - _EPS
-        last = state.step_index == len(tick.spec.spec.steps) - 1
-        quality = _quality_waits(tick) if last else None
+        # the quality judge's pass is due before the candidate takes the last step's share
+        closing = state.step_index >= len(tick.spec.spec.steps) - 2
+        quality = _quality_waits(tick) if closing else None
         if ((elapsed and all_passed) or all_decided) and quality is None:
             if current.approval == "manual":
                 _await_approval(tick)

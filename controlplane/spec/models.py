@@ -396,8 +396,8 @@ class QualitySpec(_Model):
     """The quality judge: ``sample`` of each variant's requests pass through the pairer, which
     answers them from that variant and sends at most ``perMinute`` of them, as paired requests,
     to both variants; the candidate's mean ``metric`` score is tested against ``tolerance`` at
-    level ``alpha``. A breach rolls back; the last step promotes only on a pass, unless
-    ``undecided: promote`` (docs/judges.md, "Quality: paired answers")."""
+    level ``alpha``. A breach rolls back; the candidate takes the last step's share only on a
+    pass, unless ``undecided: promote`` (docs/judges.md, "Quality: paired answers")."""
 
     sample: QuantityField
     per_minute: int = Field(default=60, ge=1, le=100_000)

@@ -194,8 +194,8 @@ MEANINGS: dict[tuple[str, str], str] = {
     "(nats, below 10) tolerated",
     ("QualitySpec", "alpha"): "the test's level: the chance an identical candidate is rolled "
     "back, or a worse one passed",
-    ("QualitySpec", "undecided"): "at the last step without a pass: `hold` for the evidence, or "
-    "`promote`",
+    ("QualitySpec", "undecided"): "before the last step without a pass: `hold` the step before it "
+    "for the evidence, or go on (`promote`)",
     ("BudgetSpec", "dailyLimit"): "USD per day spent on the candidate",
     ("BudgetSpec", "throttleWeight"): "weight while over the limit; below the first step's",
     ("BudgetSpec", "costQuery"): "PromQL for the candidate's spend over the last day",

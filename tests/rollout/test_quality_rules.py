@@ -1,5 +1,6 @@
 """The quality judge in the rollout machine: its reading recorded across steps, a breach rolls
-back, and the last step promotes only on a pass unless ``undecided: promote``."""
+back, and the candidate takes the last step's share only on a pass unless ``undecided:
+promote``."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ BASE = canary_dict(
     analysis={"interval": "1m", "metrics": [{"name": "latency", "builtin": "e2e-latency"}]},
     steps=[
         {"weight": 10, "duration": "3m", "rollbackOn": [{"metric": "latency", "above": "1s"}]},
-        {"weight": 100, "duration": "3m", "rollbackOn": [{"metric": "latency", "above": "1s"}]},
+        {"weight": 50, "duration": "3m", "rollbackOn": [{"metric": "latency", "above": "1s"}]},
+        {"weight": 100},
     ],
 )
 UNDECIDED = QualityReading(epoch="e", seq=5, pairs=5, total=0.1, log_breach=0.2, log_pass=1.0)
@@ -70,7 +72,7 @@ def test_a_breach_rolls_back_at_any_step_with_the_judges_words() -> None:
     assert "Promote" not in said
 
 
-def test_the_last_step_holds_for_the_evidence_then_promotes_on_a_pass() -> None:
+def test_the_step_before_the_last_holds_for_the_evidence_then_goes_on_on_a_pass() -> None:
     said = run(canary(), {0: UNDECIDED, 9: PASSED}, 12)
     held = [s for s in said if s.startswith("Held")]
     assert held == [
