@@ -279,6 +279,8 @@ def render(
     parts += _expected(snap)
     if snap.capacity is not None:
         parts += [Text(""), Text("Capacity", style="bold"), Text(snap.capacity.line(now))]
+    if snap.quality is not None:
+        parts += [Text(""), Text("Quality", style="bold"), Text(snap.quality)]
     if snap.sessions is not None:
         weight, _ = snap.set_weight()
         parts += [Text(""), Text("Sessions", style="bold"), Text(snap.sessions.line(weight))]

@@ -178,6 +178,41 @@ def _sessions(raw: Any) -> SessionsView | None:
     return None
 
 
+def _quality(spec: Any, status: Any) -> str | None:
+    """The quality judge's line (``spec.quality``; None without one): what it has read of the
+    pairer (``status.quality``) in :func:`~controlplane.rollout.wording.quality_words`'s words,
+    the pairs lost unread and the last read's failure."""
+    if not isinstance(spec, Mapping):
+        return None
+    from pydantic import ValidationError
+
+    from controlplane.rollout.observations import QualityReading  # `get` only
+    from controlplane.rollout.wording import quality_words
+    from controlplane.spec.models import QualitySpec
+
+    try:
+        quality = QualitySpec.model_validate(spec)
+    except ValidationError:
+        return "quality: its spec cannot be read"
+    data = as_map(status)
+    decided = as_str(data.get("decided"))
+    reading = QualityReading(
+        lost=as_int(data.get("lost")) or 0,
+        pairs=as_int(data.get("pairs")) or 0,
+        total=as_float(data.get("total")) or 0.0,
+        log_breach=as_float(data.get("logBreach")) or 0.0,
+        log_pass=as_float(data.get("logPass")) or 0.0,
+        decided=decided if decided in ("pass", "breach") else None,  # type: ignore[arg-type]
+        error=as_str(data.get("error")) or "",
+    )
+    text = quality_words(quality, reading)
+    if reading.lost:
+        text += f"; {reading.lost} pairs lost unread"
+    if reading.error:
+        text += f"; the last read failed: {reading.error}"
+    return text
+
+
 def _capacity(raw: Any) -> CapacityView | None:
     data = as_map(raw)
     if not isinstance(data.get("planned"), Mapping) or not isinstance(data.get("ready"), Mapping):
@@ -230,6 +265,7 @@ class CanaryView:
     expected: Pairing | None = None
     capacity: CapacityView | None = None
     sessions: SessionsView | None = None
+    quality: str | None = None
     plan: tuple[PlanRow, ...] = ()
     last_evaluation: float | None = None
     waiting: str | None = None
@@ -378,6 +414,7 @@ def snapshot(obj: Mapping[str, Any], measured: Sequence[Loaded] = ()) -> CanaryV
         expected=_pairing(spec, measured),
         capacity=_capacity(status.get("capacity")),
         sessions=_sessions(as_map(spec.get("traffic")).get("session")),
+        quality=_quality(spec.get("quality"), status.get("quality")),
         plan=tuple(_plan(spec, phase, stage, step, events)),
         last_evaluation=as_time(status.get("lastEvaluation")),
         waiting=as_str(status.get("waiting")),
