@@ -14,6 +14,7 @@ from controlplane.kube.client import Obj, Ref
 from controlplane.profiles.catalog import load_catalog
 from controlplane.serving.pairer import is_pairer, of_pairer
 from controlplane.serving.render import LABEL_ROLE
+from controlplane.spec.models import ModelCanary
 from harness.kube.fake import FakeKube
 
 CATALOG = load_catalog()
@@ -64,10 +65,9 @@ def test_a_deployment_is_ready_once_kubectl_would_call_it_rolled_out(
     assert (got is None) if waits is None else (waits in str(got)), got
 
 
-def deployed() -> tuple[FakeKube, Any, list[Obj]]:
+def deployed(canary: ModelCanary) -> tuple[FakeKube, list[Obj]]:
     """A quality canary's objects applied on a fake cluster, its InferenceServices Ready."""
     kube = FakeKube(now=lambda: NOW)
-    canary = model_canary("chat", "ml", router="gateway-api", quality=QUALITY)
     objects = desired_objects(canary, CATALOG, 25, pairer_image="img:1")
     owner = {"apiVersion": canary.api_version, "kind": canary.kind, "metadata": {"uid": "u1"}}
     owner["metadata"] |= {"name": canary.metadata.name, "namespace": canary.metadata.namespace}
@@ -75,11 +75,11 @@ def deployed() -> tuple[FakeKube, Any, list[Obj]]:
     for obj in objects:
         if obj["kind"] == "InferenceService":
             kube.system_replace_status(Ref.of(obj), READY)
-    return kube, canary, objects
+    return kube, objects
 
 
 def test_step_one_waits_for_the_pairers_rollout() -> None:
-    kube, _canary, objects = deployed()
+    kube, objects = deployed(model_canary("chat", "ml", router="gateway-api", quality=QUALITY))
     (pairer,) = [o for o in objects if is_pairer(o)]
     waiting = children.readiness(kube, objects)
     assert not waiting.ready
@@ -89,7 +89,8 @@ def test_step_one_waits_for_the_pairers_rollout() -> None:
 
 
 def test_the_outcomes_cleanup_deletes_the_pairer_with_the_loser() -> None:
-    kube, canary, objects = deployed()
+    canary = model_canary("chat", "ml", router="gateway-api", quality=QUALITY)
+    kube, objects = deployed(canary)
     deleted = children.release(kube, canary, objects, "stable")
     pairers = [f"{o['kind']}/{o['metadata']['name']}" for o in objects if of_pairer(o)]
     assert len(pairers) == 2

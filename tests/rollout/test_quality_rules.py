@@ -4,8 +4,6 @@ promote``."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from support.canaries import SMALL, canary_dict, model_canary
 
 from controlplane.rollout.actions import Notify, Promote, Rollback
@@ -32,10 +30,6 @@ PASSED = QualityReading(epoch="e", seq=60, pairs=60, total=0.5, log_pass=3.1, de
 BREACHED = QualityReading(epoch="e", seq=9, pairs=9, total=4.0, log_breach=3.2, decided="breach")
 
 
-def canary(**quality: Any) -> ModelCanary:
-    return model_canary(base=BASE, quality={**QUALITY, **quality})
-
-
 def tick(
     spec: ModelCanary, state: RolloutState, minute: float, reading: QualityReading | None
 ) -> tuple[RolloutState, list[str]]:
@@ -60,7 +54,7 @@ def run(spec: ModelCanary, readings: dict[int, QualityReading], minutes: int) ->
 
 
 def test_a_breach_rolls_back_at_any_step_with_the_judges_words() -> None:
-    said = run(canary(), {0: UNDECIDED, 2: BREACHED}, 5)
+    said = run(model_canary(base=BASE, quality=QUALITY), {0: UNDECIDED, 2: BREACHED}, 5)
     rolled = [s for s in said if s.startswith("RolledBack")]
     assert len(rolled) == 1
     assert (
@@ -73,7 +67,7 @@ def test_a_breach_rolls_back_at_any_step_with_the_judges_words() -> None:
 
 
 def test_the_step_before_the_last_holds_for_the_evidence_then_goes_on_on_a_pass() -> None:
-    said = run(canary(), {0: UNDECIDED, 9: PASSED}, 12)
+    said = run(model_canary(base=BASE, quality=QUALITY), {0: UNDECIDED, 9: PASSED}, 12)
     held = [s for s in said if s.startswith("Held")]
     assert held == [
         "Held: step 2 is due but waits for quality: the candidate's mean disagreement 0.02 over "
@@ -87,13 +81,15 @@ def test_the_step_before_the_last_holds_for_the_evidence_then_goes_on_on_a_pass(
 
 
 def test_the_first_step_does_not_wait_for_the_quality_judge() -> None:
-    said = run(canary(), {0: UNDECIDED}, 5)
+    said = run(model_canary(base=BASE, quality=QUALITY), {0: UNDECIDED}, 5)
     assert any(s.startswith("Advanced") for s in said)
     assert "Promote" not in said
 
 
 def test_undecided_promote_lets_the_last_step_end_without_a_pass() -> None:
-    said = run(canary(undecided="promote"), {0: UNDECIDED}, 8)
+    said = run(
+        model_canary(base=BASE, quality={**QUALITY, "undecided": "promote"}), {0: UNDECIDED}, 8
+    )
     assert "Promote" in said
     assert not any(s.startswith("Held") for s in said)
 
@@ -108,7 +104,7 @@ def test_a_spec_without_quality_ignores_a_reading() -> None:
 
 
 def test_a_failed_read_counts_as_a_provider_error_and_keeps_the_last_reading() -> None:
-    spec = canary()
+    spec = model_canary(base=BASE, quality=QUALITY)
     state = initial_state(spec, T0)
     state, _ = tick(spec, state, 0, UNDECIDED)
     state, _ = tick(spec, state, 1, UNDECIDED)

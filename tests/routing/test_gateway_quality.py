@@ -11,10 +11,11 @@ from controlplane.routing.gateway_api import build_httproute, weights_of
 from controlplane.serving.pairer import PORTS, pairer_name
 
 
-def canary(sample: str = "5%", **spec: object) -> object:
-    return model_canary(
-        "chat", "ml", router="gateway-api", quality={"sample": sample, "tolerance": 0.1}, **spec
-    )
+def quality(sample: str = "5%") -> dict[str, object]:
+    return {"sample": sample, "tolerance": 0.1}
+
+
+SESSION = {"router": "gateway-api", "session": {"header": "x-session-id"}}
 
 
 def refs(route: dict) -> list[tuple[str, int, int]]:
@@ -22,7 +23,7 @@ def refs(route: dict) -> list[tuple[str, int, int]]:
 
 
 def test_each_variant_sends_its_sample_to_the_pairers_port_for_it() -> None:
-    c = canary()
+    c = model_canary("chat", "ml", router="gateway-api", quality=quality())
     route = build_httproute(c, 5, False)
     stable, _, candidate, _ = (r[0] for r in refs(route))
     pairer = pairer_name(c)
@@ -45,14 +46,14 @@ def test_each_variant_sends_its_sample_to_the_pairers_port_for_it() -> None:
 def test_the_weights_read_back_count_the_pairers_ports_as_their_variants(
     sample: str, weight: int
 ) -> None:
-    c = canary(sample)
+    c = model_canary("chat", "ml", router="gateway-api", quality=quality(sample))
     assert weights_of(c, build_httproute(c, weight, False)).candidate == weight
 
 
 def test_no_share_a_shadow_an_outcome_and_no_quality_leave_the_pairer_out() -> None:
-    c = canary()
+    c = model_canary("chat", "ml", router="gateway-api", quality=quality())
     pairer = pairer_name(c)
-    session = canary(traffic={"router": "gateway-api", "session": {"header": "x-session-id"}})
+    session = model_canary("chat", "ml", traffic=SESSION, quality=quality())
     for route in (
         build_httproute(c, 0, False),
         build_httproute(session, 0, False),
@@ -66,7 +67,7 @@ def test_no_share_a_shadow_an_outcome_and_no_quality_leave_the_pairer_out() -> N
 
 
 def test_a_session_rule_sends_its_sample_through_the_pairer_on_its_own_variant() -> None:
-    c = canary(traffic={"router": "gateway-api", "session": {"header": "x-session-id"}})
+    c = model_canary("chat", "ml", traffic=SESSION, quality=quality())
     rules = build_httproute(c, 25, False)["spec"]["rules"]
     ours, theirs = rules[0]["backendRefs"], rules[1]["backendRefs"]
     assert [(r["port"], r["weight"]) for r in ours] == [(80, 95), (PORTS["candidate"], 5)]
@@ -75,7 +76,7 @@ def test_a_session_rule_sends_its_sample_through_the_pairer_on_its_own_variant()
 
 
 def test_traefik_counts_the_pairers_port_as_its_variants_requests() -> None:
-    c = canary()
+    c = model_canary("chat", "ml", router="gateway-api", quality=quality())
     stable, candidate = c.spec.stable.name, c.spec.candidate.name
     pairer = pairer_name(c)
     assert traefik_services(c, stable)[1] == traefik_service("ml", pairer, PORTS["stable"])
