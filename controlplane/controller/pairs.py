@@ -11,7 +11,6 @@ else. Called by :mod:`controlplane.controller.reconcile`.
 from __future__ import annotations
 
 import json
-import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
