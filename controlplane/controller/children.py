@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 from controlplane.controller.argo_gates import variant_endpoint
 from controlplane.controller.context import event
 from controlplane.errors import NotFound, Unserved
 from controlplane.kube.client import KubeClient, Obj, Ref
+from controlplane.rollout.observations import Readiness
 from controlplane.routing.base import CAPABILITIES
 from controlplane.routing.ownership import (
     Claimant,
@@ -30,7 +31,7 @@ from controlplane.routing.ownership import (
 from controlplane.serving import pairer
 from controlplane.serving.adopt import PODMONITOR_KIND
 from controlplane.serving.render import LABEL_ROLE, deployment_name
-from controlplane.serving.startup import cannot_start, load_failure
+from controlplane.serving.startup import cannot_start, load_failure, serving
 from controlplane.spec.models import ModelCanary
 from controlplane.status import conditions
 from controlplane.status import document as st
@@ -94,28 +95,25 @@ def deploy(
     return warnings
 
 
-@dataclass(frozen=True)
-class Readiness:
-    """Whether every served object of a spec is ready and, when one is not, why, in KServe's
-    words when KServe says (:func:`~controlplane.serving.startup.load_failure`), else None;
-    ``cannot_start`` when the candidate's pods say it certainly cannot serve (``why`` then says
-    what they say: :func:`candidate_readiness`)."""
-
-    ready: bool
-    why: str | None = None
-    cannot_start: bool = False
-
-
 def readiness(kube: KubeClient, objects: Sequence[Obj], owner: Obj | None = None) -> Readiness:
+    """Ready when every InferenceService / LLMInferenceService of ``objects`` exists and reports
+    Ready for its latest generation, and the pairer, if any, is rolled out (:func:`_readiness`)."""
+    return _readiness(kube, objects, owner)[0]
+
+
+def _readiness(
+    kube: KubeClient, objects: Sequence[Obj], owner: Obj | None
+) -> tuple[Readiness, bool]:
     """Ready when every InferenceService / LLMInferenceService of ``objects`` exists and reports
     Ready for its latest generation; with ``owner`` (the ModelCanary), only objects that are
     ``owner``'s count: another's Ready object of the same name is not this canary's candidate
     being ready (:mod:`~controlplane.routing.ownership`). When one is not ready, ``why`` is the
     first load failure KServe reports on one of them (a crash loop on start). The quality
     judge's pairer (``spec.quality``) counts too, ready once rolled out
-    (:func:`rollout_waiting`): step 1's route sends a sample through it."""
+    (:func:`rollout_waiting`): step 1's route sends a sample through it. Also whether that
+    pairer is rolled out."""
     claimant = Claimant.of_object(owner) if owner is not None else None
-    ready, why = True, None
+    ready, why, pairer_ready = True, None, True
     for obj in objects:
         if obj["kind"] not in SERVED_KINDS and not pairer.is_pairer(obj):
             continue
@@ -129,12 +127,13 @@ def readiness(kube: KubeClient, objects: Sequence[Obj], owner: Obj | None = None
             continue
         if pairer.is_pairer(obj):
             waiting = rollout_waiting(live)
-            ready, why = ready and waiting is None, why or waiting
+            pairer_ready = waiting is None
+            ready, why = ready and pairer_ready, why or waiting
             continue
         if not is_ready(live):
             ready = False
             why = why or load_failure(live)
-    return Readiness(ready, None if ready else why)
+    return Readiness(ready, None if ready else why, serving=ready), pairer_ready
 
 
 def candidate_deployment(canary: ModelCanary) -> Ref | None:
@@ -173,15 +172,19 @@ def candidate_readiness(
     restarts: int,
 ) -> Readiness:
     """:func:`readiness` of ``objects``; when they are not ready, the candidate's pods are read
-    too (:func:`candidate_pods`) and, when they say it cannot start
+    too (:func:`candidate_pods`): when they say it cannot start
     (:func:`~controlplane.serving.startup.cannot_start`, ``restarts`` restarts making a crash
     loop), the readiness says so in their words (KServe's, when it says anything, repeat the
-    same container's termination message)."""
-    ready = readiness(kube, objects, owner)
+    same container's termination message); otherwise it is ``serving`` while one of them is
+    (:func:`~controlplane.serving.startup.serving`) and the pairer, if any, is rolled out."""
+    ready, pairer_ready = _readiness(kube, objects, owner)
     if ready.ready:
         return ready
-    why = cannot_start(candidate_pods(kube, canary), restarts)
-    return ready if why is None else Readiness(False, why, cannot_start=True)
+    pods = candidate_pods(kube, canary)
+    why = cannot_start(pods, restarts)
+    if why is not None:
+        return Readiness(False, why, cannot_start=True)
+    return replace(ready, serving=pairer_ready and serving(pods))
 
 
 def variant_endpoints(

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from controlplane.errors import RouterPending
 from controlplane.kube.client import KubeClient, Obj
 from controlplane.rollout.intents import RecordedIntent
-from controlplane.rollout.observations import GateObservation
+from controlplane.rollout.observations import GateObservation, Readiness
 from controlplane.rollout.state import RolloutState
 from controlplane.spec.models import ModelCanary
 from controlplane.status import document as st
@@ -58,9 +58,9 @@ class Ctx:
     intent_problem: str | None = None
     """Why the intent annotation could not be read (``InvalidIntent``): a lasting trouble too,
     in ``status.warnings`` until the annotation is mended."""
-    candidate_readiness: tuple[bool, str | None, bool] | None = None
+    candidate_readiness: Readiness | None = None
     """The candidate's readiness read for this evaluation of a started rollout (ready, why not,
-    whether its pods say it cannot start),
+    whether its pods say it cannot start, whether it serves all the same),
     put into its observations by :meth:`~controlplane.controller.reconcile.Reconciler.finish`."""
     notes: dict[str, str] = field(default_factory=dict)
     """Warnings that happened once (``NoPodMonitor``: the deploy found no Prometheus Operator),

@@ -29,7 +29,7 @@ from controlplane.promql.http_errors import HttpSource
 from controlplane.rollout import machine, schedule
 from controlplane.rollout.gate_runs import abandoned_runs, pending_runs
 from controlplane.rollout.intents import new_intents, read_intents
-from controlplane.rollout.observations import DueCheck, Observations
+from controlplane.rollout.observations import DueCheck, Observations, Readiness
 from controlplane.rollout.state import RolloutState, spec_hash
 from controlplane.routing.base import Outcome as RouterOutcome
 from controlplane.routing.base import Router
@@ -175,8 +175,8 @@ class Reconciler:
             and not ctx.unverified
         ):
             due = schedule.due_checks(canary, state, now)
-            ready = self._candidate_readiness(ctx, candidate_objects(self._objects(ctx)))
-            ctx.candidate_readiness = (ready.ready, ready.why, ready.cannot_start)
+            objects = candidate_objects(self._objects(ctx))
+            ctx.candidate_readiness = self._candidate_readiness(ctx, objects)
             return NeedsAnalysis(ctx, due, self._gateways.source(ctx.obj, canary, now))
         obs = None
         if not spec_changed and state.stage == "pending" and (due_now or overdue):
@@ -193,12 +193,13 @@ class Reconciler:
         """Step the machine, persist its decision, then apply the effects. The next wake time."""
         intents = [r.intent for r in ctx.recorded]
         if obs is not None and ctx.candidate_readiness is not None:
-            ready, why, cannot = ctx.candidate_readiness
+            ready = ctx.candidate_readiness
             obs = replace(
                 obs,
-                candidate_ready=ready,
-                not_ready_why=why,
-                cannot_start=cannot,
+                candidate_ready=ready.ready,
+                not_ready_why=ready.why,
+                cannot_start=ready.cannot_start,
+                candidate_serving=ready.serving,
                 candidate_read=True,
                 progress_deadline_s=self.settings.progress_deadline_s,
             )
@@ -311,7 +312,7 @@ class Reconciler:
             pairer_image=self.settings.pairer_image,
         )
 
-    def _candidate_readiness(self, ctx: Ctx, objects: Sequence[Obj]) -> children.Readiness:
+    def _candidate_readiness(self, ctx: Ctx, objects: Sequence[Obj]) -> Readiness:
         """``objects``' readiness and, when not ready, whether the candidate's pods say it
         cannot start (:func:`~controlplane.controller.children.candidate_readiness`)."""
         return children.candidate_readiness(

@@ -109,6 +109,20 @@ class QualityReading:
 
 
 @dataclass(frozen=True)
+class Readiness:
+    """Whether the candidate's served objects are ready and, when one is not, why, in KServe's
+    words when KServe says, else None; ``cannot_start`` when its pods say it certainly cannot
+    serve (``why`` then says what they say); ``serving`` when it serves its share all the same
+    (ready, or one of its pods is Ready and the pairer, if any, is rolled out: one pod of two
+    being replaced). Read by :mod:`controlplane.controller.children`."""
+
+    ready: bool
+    why: str | None = None
+    cannot_start: bool = False
+    serving: bool = False
+
+
+@dataclass(frozen=True)
 class Observations:
     """Everything measured at one evaluation time.
 
@@ -116,7 +130,8 @@ class Observations:
     error); ``candidate_ready`` and ``not_ready_why`` (carried by the ``not-ready`` message),
     read while pending and, with ``candidate_read``, at an evaluation of a started rollout, and
     ``cannot_start`` when the candidate's pods say it certainly cannot serve (``not_ready_why``
-    says what they say: a crash loop, an image that does not exist);
+    says what they say: a crash loop, an image that does not exist), and ``candidate_serving``
+    when, not ready, it still serves its share (:class:`Readiness`);
     ``demand_rps`` (the capacity plan's observed demand; the machine ignores it); ``gates``, the
     latest answer per running gate, taken whenever given. ``progress_deadline_s`` (None: the
     deadline rules never fire) and ``weights_refused`` (the router's read-back while the stage's
@@ -132,6 +147,7 @@ class Observations:
     candidate_ready: bool = True
     not_ready_why: str | None = None
     cannot_start: bool = False
+    candidate_serving: bool = False
     candidate_read: bool = False
     progress_deadline_s: float | None = None
     weights_refused: str | None = None

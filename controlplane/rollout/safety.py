@@ -59,19 +59,23 @@ def check_not_ready(tick: Tick, obs: Observations) -> None:
 
 
 SERVING_GRACE_INTERVALS = 2
-"""Analysis intervals a candidate that takes users' traffic may stay not ready. The gateway
-answers its share with errors meanwhile that no error source may count (Traefik v3.6.12 answers
-503 for a Service with no ready endpoint and counts nothing for it: docs/rollback.md, "What
-triggers a rollback", cites its source)."""
+"""Analysis intervals a candidate that takes users' traffic and serves none of it may stay not
+ready. The gateway answers its share with errors meanwhile that no error source may count
+(Traefik v3.6.12 answers 503 for a Service with no ready endpoint and counts nothing for it:
+docs/rollback.md, "What triggers a rollback", cites its source)."""
 
 
-def lost_readiness_limit(tick: Tick, deadline_s: float) -> tuple[float, str, str]:
+def lost_readiness_limit(
+    tick: Tick, deadline_s: float, serving: bool = False
+) -> tuple[float, str, str]:
     """How long a started rollout's candidate may stay not ready, what that limit is called and
-    when it applies: while a step routes it users' traffic, the shorter of the progress deadline
-    and :data:`SERVING_GRACE_INTERVALS` analysis intervals; otherwise (shadow, a step at 0 %)
+    when it applies: while a step routes it users' traffic and it serves none of it (not
+    ``serving``: no pod of its is Ready), the shorter of the progress deadline and
+    :data:`SERVING_GRACE_INTERVALS` analysis intervals; otherwise (shadow, a step at 0 %, a
+    candidate whose pods still answer its share while one is replaced, which the checks judge)
     the progress deadline."""
     state = tick.state
-    if state.stage == "steps" and state.weight > 0:
+    if state.stage == "steps" and state.weight > 0 and not serving:
         grace = SERVING_GRACE_INTERVALS * tick.spec.spec.analysis.interval.seconds
         if grace < deadline_s:
             took = f" while it took {state.weight}% of the traffic"
@@ -85,7 +89,8 @@ def check_lost_readiness(tick: Tick, obs: Observations) -> None:
     (``state.unready_since``) for as long as :func:`lost_readiness_limit` allows; a ready
     reading clears that time. A crash loop after the start leaves no samples to judge, so the
     checks alone would hold the step for ever, while the gateway answers the candidate's share
-    with errors. Without a progress deadline (None) this rule never fires."""
+    with errors; a candidate with a pod that still serves is judged by its checks meanwhile.
+    Without a progress deadline (None) this rule never fires."""
     state, deadline_s = tick.state, obs.progress_deadline_s
     if state.stage not in ("shadow", "steps") or not obs.candidate_read:
         return
@@ -100,7 +105,7 @@ def check_lost_readiness(tick: Tick, obs: Observations) -> None:
         tick.update(unready_since=since)
     if deadline_s is None:
         return
-    limit_s, limit, when = lost_readiness_limit(tick, deadline_s)
+    limit_s, limit, when = lost_readiness_limit(tick, deadline_s, obs.candidate_serving)
     if tick.now < since + limit_s - _EPS:
         return
     _not_ready(tick, obs, f"was not ready for {Duration.of(limit_s)}", when, limit)

@@ -1,12 +1,13 @@
 """What a variant's serving objects and pods say of its start (pure).
 
-Owns two readings: :func:`load_failure`, what KServe writes on an InferenceService whose model
-did not load, and :func:`cannot_start`, whether the pods of a variant say it cannot serve, so
+Owns three readings: :func:`load_failure`, what KServe writes on an InferenceService whose model
+did not load; :func:`cannot_start`, whether the pods of a variant say it cannot serve, so
 certainly that waiting for the progress deadline would only delay the rollback (a crash loop
-past :data:`CRASH_LOOP_RESTARTS` restarts, an image that does not exist). Both keep the one line
-of an engine's last words that names the cause (:func:`root_cause`). Called by
-:mod:`controlplane.controller.children`, which reads the objects. See docs/rollback.md, "A
-candidate that cannot start".
+past :data:`CRASH_LOOP_RESTARTS` restarts, an image that does not exist); and :func:`serving`,
+whether one of its pods serves while its object is not Ready (one pod of two replaced). The
+first two keep the one line of an engine's last words that names the cause
+(:func:`root_cause`). Called by :mod:`controlplane.controller.children`, which reads the
+objects. See docs/rollback.md, "A candidate that cannot start".
 """
 
 from __future__ import annotations
@@ -109,6 +110,17 @@ def _statuses(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return found
 
 
+def serving(pods: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether one of a variant's pods serves: it is Ready and not being deleted (its Service
+    then has a ready endpoint, so the gateway routes its share to a server, not to an error)."""
+    return any(_ready(p) for p in _live(pods))
+
+
+def _live(pods: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The pods not being deleted: a terminating pod is the old template's, or going."""
+    return [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
+
+
 def _ready(pod: Mapping[str, Any]) -> bool:
     for cond in (pod.get("status") or {}).get("conditions") or []:
         if isinstance(cond, Mapping) and cond.get("type") == "Ready":
@@ -159,9 +171,9 @@ def cannot_start(
     container that cannot start (:func:`container_failure`) while none of the variant's pods is
     ready (a ready pod means the variant can start: one node's fault is not the variant's). Pods
     being deleted are the old template's and do not count. ``"pod P: container C ..."``."""
-    live = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
-    if any(_ready(p) for p in live):
+    if serving(pods):
         return None
+    live = _live(pods)
     for pod in sorted(live, key=lambda p: str((p.get("metadata") or {}).get("name", ""))):
         for status in _statuses(pod):
             why = container_failure(status, restarts)

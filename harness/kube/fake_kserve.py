@@ -227,18 +227,34 @@ class FakeKServe:
             for deployment in self._kube.list("apps/v1", "Deployment", ns, label_selector=owner):
                 self._crashing_pod(deployment, restarts, last_words, exit_code)
 
-    def _crashing_pod(
-        self, deployment: Obj, restarts: int, last_words: str, exit_code: int
-    ) -> None:
+    def short_of_a_pod(self, name: str) -> None:
+        """Objects named ``name`` lose one pod of their predictor Deployments (a node drained, a
+        pod deleted) while another still serves: KServe v0.20.0 reads the Deployment's
+        ``Available`` condition, False while it is short of its minimum, as the
+        InferenceService not Ready (:meth:`fail` with the Deployment controller's
+        ``MinimumReplicasUnavailable``), and one pod of each Deployment is Ready. :meth:`heal`
+        ends it."""
+        self.fail(
+            name, "MinimumReplicasUnavailable", "Deployment does not have minimum availability."
+        )
+        with self._lock:
+            namespaces = sorted({r.namespace or "default" for r in self._known() if r.name == name})
+        owner = {"serving.kserve.io/inferenceservice": name}
+        ready = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+        for ns in namespaces:
+            for deployment in self._kube.list("apps/v1", "Deployment", ns, label_selector=owner):
+                self._kube.system_replace_status(Ref.of(self._pod(deployment, "-1")), ready)
+
+    def _pod(self, deployment: Obj, suffix: str) -> Obj:
+        """A pod of ``deployment``'s template, named ``<deployment><suffix>``, as created."""
         meta = deployment["metadata"]
         template = deployment["spec"]["template"]
-        container = template["spec"]["containers"][0]["name"]
-        pod = self._kube.apply(
+        return self._kube.apply(
             {
                 "apiVersion": "v1",
                 "kind": "Pod",
                 "metadata": {
-                    "name": f"{meta['name']}-0",
+                    "name": f"{meta['name']}{suffix}",
                     "namespace": meta["namespace"],
                     "labels": dict(template["metadata"].get("labels") or {}),
                 },
@@ -246,6 +262,12 @@ class FakeKServe:
             },
             field_manager="kube-controller-manager",
         )
+
+    def _crashing_pod(
+        self, deployment: Obj, restarts: int, last_words: str, exit_code: int
+    ) -> None:
+        container = deployment["spec"]["template"]["spec"]["containers"][0]["name"]
+        pod = self._pod(deployment, "-0")
         stamp = format_time(self._now())
         self._kube.system_replace_status(
             Ref.of(pod),

@@ -13,6 +13,7 @@ from support.controller_world import (
     ROLLBACK_CASES,
     Metrics,
     World,
+    a_pod_replaced_mid_step_is_judged_not_rolled_back,
     certain_crash_loop_mid_step_rolls_back_at_once,
     certain_crash_loop_rolls_back_at_once,
     crash_loop_rolls_back_with_the_engine_s_words,
@@ -104,6 +105,11 @@ def test_a_candidate_that_stops_being_ready_mid_step_is_rolled_back(metrics: Met
     # a deadline longer than two analysis intervals (4 h): the shorter limit decides
     world = World(metrics.t0, metrics.url, settings=Settings(progress_deadline_s=6 * HOUR))
     lost_readiness_rolls_back(world, metrics.url)
+
+
+def test_a_candidate_one_pod_short_mid_step_is_judged_not_rolled_back(metrics: Metrics) -> None:
+    world = World(metrics.t0, metrics.url, settings=Settings(progress_deadline_s=6 * HOUR))
+    a_pod_replaced_mid_step_is_judged_not_rolled_back(world, metrics.url)
 
 
 def test_a_crash_looping_candidate_is_rolled_back_with_the_engine_s_words(

@@ -13,7 +13,7 @@ from controlplane.desired import desired_objects
 from controlplane.kube.client import Obj, Ref
 from controlplane.profiles.catalog import load_catalog
 from controlplane.serving.pairer import is_pairer, of_pairer
-from controlplane.serving.render import LABEL_ROLE
+from controlplane.serving.render import LABEL_ROLE, deployment_name
 from controlplane.spec.models import ModelCanary
 from harness.kube.fake import FakeKube
 
@@ -86,6 +86,39 @@ def test_step_one_waits_for_the_pairers_rollout() -> None:
     assert "pairer" in str(waiting.why), waiting
     kube.system_replace_status(Ref.of(pairer), rolled_out())
     assert children.readiness(kube, objects).ready
+
+
+def candidate_short_of_a_pod(kube: FakeKube, canary: ModelCanary, objects: list[Obj]) -> None:
+    """The candidate's InferenceService not Ready, one pod of its Deployment Ready."""
+    (isvc,) = [
+        o for o in objects if o["kind"] == "InferenceService" and "-nf4" in o["metadata"]["name"]
+    ]
+    kube.system_replace_status(Ref.of(isvc), {"conditions": [{"type": "Ready", "status": "False"}]})
+    ns, name = canary.metadata.namespace, deployment_name(canary, "candidate")
+    labels = {"app": name}
+    meta = {"name": name, "namespace": ns}
+    template = {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c"}]}}
+    spec = {"selector": {"matchLabels": labels}, "template": template}
+    kube.apply({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": spec})
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {**meta, "name": f"{name}-1", "labels": labels},
+    }
+    kube.apply(pod)
+    kube.system_replace_status(Ref.of(pod), READY)
+
+
+def test_a_candidate_short_of_a_pod_serves_only_while_the_pairer_is_rolled_out() -> None:
+    canary = model_canary("chat", "ml", router="gateway-api", quality=QUALITY)
+    kube, objects = deployed(canary)
+    candidate_short_of_a_pod(kube, canary, objects)
+    (pairer,) = [o for o in objects if is_pairer(o)]
+    read = children.candidate_readiness(kube, canary, objects, None, 3)
+    assert (read.ready, read.serving) == (False, False)  # the pairer's port has no endpoint
+    kube.system_replace_status(Ref.of(pairer), rolled_out())
+    read = children.candidate_readiness(kube, canary, objects, None, 3)
+    assert (read.ready, read.serving, read.cannot_start) == (False, True, False)
 
 
 def test_the_outcomes_cleanup_deletes_the_pairer_with_the_loser() -> None:

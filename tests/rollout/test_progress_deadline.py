@@ -234,6 +234,32 @@ def test_a_candidate_not_ready_at_zero_percent_is_rolled_back_at_the_deadline() 
     )
 
 
+def test_a_candidate_that_still_serves_while_a_pod_is_replaced_has_the_deadline() -> None:
+    """One of its pods gone (KServe reads a two-replica Deployment short of one as not Ready):
+    the other still answers its share, so the checks judge it and the short grace does not
+    apply; once no pod serves, the grace runs from the first sighting."""
+    serving = lost(candidate_serving=True)
+    state, _ = step(CANARY, in_step_one(T0), serving, T0 + MIN)
+    state, _ = step(CANARY, state, serving, T0 + MIN + GRACE + 5 * MIN)
+    assert (state.stage, state.unready_since) == ("steps", T0 + MIN)
+    state, _ = step(CANARY, state, lost(), T0 + MIN + GRACE + 6 * MIN)
+    assert state.stage == "rolled_back"
+    assert state.reason is not None
+    assert "(2 analysis intervals) while it took 10% of the traffic" in state.reason.message
+
+
+def test_a_serving_candidate_not_ready_for_the_deadline_is_rolled_back() -> None:
+    serving = lost(candidate_serving=True)
+    state, _ = step(CANARY, in_step_one(T0), serving, T0 + MIN)
+    state, _ = step(CANARY, state, serving, T0 + MIN + DEADLINE - 1)
+    assert state.stage == "steps"
+    state, _ = step(CANARY, state, serving, T0 + MIN + DEADLINE)
+    assert state.reason is not None
+    assert state.reason.message == (
+        "candidate nf4 was not ready for 30m (progress deadline) after the rollout started"
+    )
+
+
 def test_a_deadline_shorter_than_two_intervals_still_decides() -> None:
     obs = replace(lost(), progress_deadline_s=MIN)
     state, _ = step(CANARY, in_step_one(T0), obs, T0 + MIN)

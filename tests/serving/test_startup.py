@@ -14,6 +14,7 @@ from controlplane.serving.startup import (
     FAILURE_CHARS,
     cannot_start,
     container_failure,
+    serving,
 )
 
 OOM = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
@@ -119,6 +120,13 @@ def test_the_variant_cannot_start_when_a_pod_is_certain_and_none_is_ready() -> N
     assert cannot_start([]) is None
     assert cannot_start([pod("a", looping(2))]) is None
     assert cannot_start([pod("a", looping(2))], restarts=2) is not None
+
+
+def test_a_variant_serves_while_one_pod_is_ready_and_not_being_deleted() -> None:
+    assert serving([pod("a", ready=True), pod("b", looping(3))])
+    assert not serving([pod("a"), pod("b", looping(3))])
+    assert not serving([pod("a", ready=True, deletionTimestamp="2026-11-27T04:00:00Z")])
+    assert not serving([])
 
 
 def test_an_init_container_in_a_crash_loop_counts() -> None:

@@ -470,6 +470,26 @@ def lost_readiness_rolls_back(world: World, prometheus: str) -> None:
     assert [e[0] for e in world.history("good")] == ["StepStarted", "RolledBack"]
 
 
+def a_pod_replaced_mid_step_is_judged_not_rolled_back(world: World, prometheus: str) -> None:
+    """A candidate one pod short in step 1 (KServe reads it not Ready) while another of its pods
+    serves: its share is answered, so the checks judge it and the two-interval rule does not
+    fire; once the pod is back, the rollout goes on and is promoted."""
+    world.create(world_canary("good", prometheus))
+    world.run_until(lambda w: w.step("good") == 1, limit=2 * DAY)
+    world.kserve.short_of_a_pod("good-llm-nf4")
+    world.run_until(lambda w: w.state("good").unready_since is not None, limit=3 * DAY)
+    since = world.state("good").unready_since
+    assert since is not None
+    # the two-interval rule would have fired at the evaluation two intervals on (the deadline is
+    # three)
+    world.run_until(lambda w: w.clock.t >= since + 2 * INTERVAL or finished("good")(w), 4 * DAY)
+    assert (world.state("good").stage, world.state("good").unready_since) == ("steps", since)
+    world.kserve.heal("good-llm-nf4")
+    world.run_until(finished("good"), limit=40 * DAY)
+    assert world.state("good").stage == "promoted", world.state("good").reason
+    assert "RolledBack" not in [e[0] for e in world.history("good")]
+
+
 def delete_cleans_up_through_the_finalizer(world: World, prometheus: str) -> None:
     """Deleting mid-rollout: the object stays (deletionTimestamp) until the finalizer has deleted
     the InferenceServices and the HTTPRoute, then it is gone."""
