@@ -29,7 +29,7 @@ from controlplane.promql.http_errors import HttpSource
 from controlplane.rollout import machine, schedule
 from controlplane.rollout.gate_runs import abandoned_runs, pending_runs
 from controlplane.rollout.intents import new_intents, read_intents
-from controlplane.rollout.observations import DueCheck, Observations, Readiness
+from controlplane.rollout.observations import DueCheck, Observations, QualityReading, Readiness
 from controlplane.rollout.state import RolloutState, spec_hash
 from controlplane.routing.base import Outcome as RouterOutcome
 from controlplane.routing.base import Router
@@ -94,6 +94,13 @@ class NeedsAnalysis:
     @property
     def canary(self) -> ModelCanary:
         return self.ctx.canary
+
+    @property
+    def reads_quality(self) -> bool:
+        """Whether this evaluation also reads the canary's pairer (``spec.quality``, in a step):
+        the runner reads it beside the batch's queries (:meth:`Reconciler.read_pairs`)."""
+        quality = self.canary.spec.quality is not None
+        return quality and self.ctx.state.stage == "steps" and bool(self.due)
 
 
 Prepared = Done | NeedsAnalysis
@@ -189,6 +196,14 @@ class Reconciler:
             )
         return Done(self.finish(ctx, obs))
 
+    def read_pairs(self, ctx: Ctx) -> QualityReading:
+        """The quality judge's next reading: the pairs ``ctx``'s pairer scored since the last
+        folded in (:func:`~controlplane.controller.pairs.read_quality`; a pairer that cannot be
+        read is a failed read). Called by the runner, for :attr:`NeedsAnalysis.reads_quality`,
+        in a thread of its own beside the batch's queries; its result goes into the
+        evaluation's observations."""
+        return read_quality(self.pairs, ctx.canary, ctx.state.quality)
+
     def finish(self, ctx: Ctx, obs: Observations | None) -> float | None:
         """Step the machine, persist its decision, then apply the effects. The next wake time."""
         intents = [r.intent for r in ctx.recorded]
@@ -209,9 +224,6 @@ class Reconciler:
             obs = replace(obs, gates=gates) if obs is not None else Observations(gates=gates)
             ctx.gate_obs = {}
         previous = ctx.state
-        quality = ctx.canary.spec.quality is not None and ctx.state.stage == "steps"
-        if obs is not None and obs.checks and quality:  # this evaluation's pairs, into the test
-            obs = replace(obs, quality=read_quality(self.pairs, ctx.canary, ctx.state.quality))
         if obs is not None:
             capacity.observe(ctx, obs.demand_rps)  # the demand the capacity plan follows
             if obs.checks:

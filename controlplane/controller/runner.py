@@ -12,8 +12,9 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from controlplane.controller.batch import BatchEvaluator, Request
@@ -24,12 +25,15 @@ from controlplane.errors import Conflict, ProviderUnavailable
 from controlplane.kube.client import KubeClient, Obj, WatchEvent
 from controlplane.kube.lease import LeaderElector
 from controlplane.providers.source import MetricSource
-from controlplane.rollout.observations import Observations
+from controlplane.rollout.observations import Observations, QualityReading
 from controlplane.spec.units import time_value
 
 log = logging.getLogger(__name__)
 
 CONFLICT_RETRIES = 3
+
+PAIRS_READERS = 8
+"""The most pairers one analysis tick reads at once (each read bounded by its own timeout)."""
 
 
 class NoPrometheus:
@@ -205,6 +209,25 @@ class Controller:
         return self.next_wake()
 
     def _analyse(self, waiting: list[tuple[Key, NeedsAnalysis]], now: float) -> None:
+        """One analysis tick: the batch's queries, each Prometheus' in one evaluation, while the
+        pairers of the quality canaries among ``waiting`` are read in threads of their own (at
+        most :data:`PAIRS_READERS` at once): a tick waits for its pairers as long as the slowest
+        read's timeout, not one timeout per quality canary in turn."""
+        quality = [(key, p) for key, p in waiting if p.reads_quality]
+        if not quality:
+            self._evaluate(waiting, now, {})
+            return
+        workers = min(PAIRS_READERS, len(quality))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pairs") as pool:
+            readings = {key: pool.submit(self.reconciler.read_pairs, p.ctx) for key, p in quality}
+            self._evaluate(waiting, now, readings)
+
+    def _evaluate(
+        self,
+        waiting: list[tuple[Key, NeedsAnalysis]],
+        now: float,
+        readings: Mapping[Key, Future[QualityReading]],
+    ) -> None:
         began = self._timer()
         by_url: dict[str | None, list[tuple[Key, NeedsAnalysis]]] = {}
         for key, prepared in waiting:
@@ -235,11 +258,9 @@ class Controller:
             queries += evaluator.last.queries
             for key, prepared in group:
                 obs = found[key]
+                reading = readings.get(key)
                 result = self._guarded(
-                    key,
-                    now,
-                    functools.partial(self.reconciler.finish, prepared.ctx, obs),
-                    retry=False,
+                    key, now, functools.partial(self._finish, prepared, obs, reading), retry=False
                 )
                 if result is not _FAILED:
                     self.queue.succeeded(key, result)
@@ -253,6 +274,18 @@ class Controller:
         del self.stats.per_tick[:-100]
         if self.observer is not None:
             self.observer.tick(self._timer() - began, canaries, queries)
+
+    def _finish(
+        self,
+        prepared: NeedsAnalysis,
+        obs: Observations,
+        reading: Future[QualityReading] | None,
+    ) -> float | None:
+        """:meth:`Reconciler.finish` of ``prepared`` with ``obs`` and, for a quality canary, its
+        pairer's reading (waited for here)."""
+        if reading is not None:
+            obs = replace(obs, quality=reading.result())
+        return self.reconciler.finish(prepared.ctx, obs)
 
     def _evaluator(self, url: str | None) -> BatchEvaluator:
         if url not in self._evaluators:
