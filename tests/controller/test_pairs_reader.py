@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from support.canaries import model_canary
 from support.pairs import CANDIDATE, STABLE, Upstream
+from support.realnode import until
 
 from controlplane.controller.pairs import HttpPairs, pairer_url, read_quality
 from controlplane.local.ports import free_port
@@ -57,6 +58,9 @@ def pairer() -> Iterator[Pairer]:
 
 
 def send(pairer: Pairer, prompt: str, n: int) -> None:
+    """``n`` completions through the stable's port, then a wait until each pair is scored (on
+    the pairer's loop, after the answer): its journal's last sequence number has moved on."""
+    scored = pairer.journal.last + n
     for _ in range(n):
         body = json.dumps({"model": "m", "prompt": prompt}).encode()
         request = urllib.request.Request(
@@ -64,8 +68,7 @@ def send(pairer: Pairer, prompt: str, n: int) -> None:
         )
         with urllib.request.urlopen(request, timeout=30) as answer:
             assert answer.status == 200
-    while pairer._pairs:  # the pairs in flight, scored on the pairer's loop
-        threading.Event().wait(0.01)
+    until(lambda: pairer.journal.last >= scored, f"{n} pairs scored", timeout=60, every=0.01)
 
 
 def test_each_evaluation_folds_the_pairs_since_the_last(pairer: Pairer) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from controlplane.controller.pairs import PairsReader
 from controlplane.controller.reconcile import Reconciler, Settings
 from controlplane.controller.runner import Controller
 from controlplane.errors import NotFound
@@ -139,6 +140,8 @@ class World:
     wrap: Callable[[FakeKube], Any] | None = None
     gateway_controller: str | None = ENVOY_GATEWAY
     """The ``controllerName`` of the Gateways' class (None: no Gateway, no class)."""
+    pairs: PairsReader | None = None
+    """Where a quality canary's pairs are read (None: the controller's own, over HTTP)."""
 
     def __post_init__(self) -> None:
         self.clock = Clock(self.start)
@@ -161,7 +164,9 @@ class World:
             endpoints = replace(self.settings.endpoints, prometheus=(self.prometheus,))
             self.settings = replace(self.settings, endpoints=endpoints)
         client = kube if kube is not None else (self.wrap(self.kube) if self.wrap else self.kube)
-        reconciler = Reconciler(client, self.catalog, self.settings, router_for=self.router_for)
+        reconciler = Reconciler(
+            client, self.catalog, self.settings, router_for=self.router_for, pairs=self.pairs
+        )
         return Controller(
             client,
             reconciler,
