@@ -202,7 +202,7 @@ def _quality(spec: Any, status: Any) -> str | None:
         total=as_float(data.get("total")) or 0.0,
         log_breach=as_float(data.get("logBreach")) or 0.0,
         log_pass=as_float(data.get("logPass")) or 0.0,
-        decided=decided if decided in ("pass", "breach") else None,  # type: ignore[arg-type]
+        decided="pass" if decided == "pass" else "breach" if decided == "breach" else None,
         error=as_str(data.get("error")) or "",
     )
     text = quality_words(quality, reading)
