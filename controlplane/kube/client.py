@@ -147,6 +147,22 @@ class KubeClient(Protocol):
         poll every 30 s is one Event, not one a poll), across controller restarts too."""
         ...
 
+    def service_get(
+        self,
+        namespace: str,
+        service: str,
+        port: int,
+        path: str,
+        params: Mapping[str, str],
+        timeout_s: float,
+    ) -> bytes:
+        """The body of ``GET path?params`` on ``service``'s ``port``, through the API server's
+        Service proxy (``services/proxy``, verb ``get``): it reaches a pod wherever the caller
+        runs, with nothing but the API server to talk to. A Service that does not exist is
+        NotFound; no ready endpoint, an unreachable pod or an answer that is not 2xx raise
+        KubeError with the server's status and words; ``timeout_s`` bounds the whole read."""
+        ...
+
 
 # --- helpers shared by the implementations (fake, real, lease) -----------------------------------
 

@@ -45,7 +45,7 @@ from controlplane.kube.client import (
     event_object,
     unserved,
 )
-from controlplane.spec.name_checks import check_ref_names
+from controlplane.spec.name_checks import check_path_segment, check_ref_names
 
 PATCH_CONTENT_TYPES: dict[str, str] = {
     "merge": "application/merge-patch+json",
@@ -327,6 +327,29 @@ class RealKube:
         res = self._resource(ref.api_version, ref.kind)
         with self._call(ref.api_version, ref.kind):
             res.delete(name=ref.name, namespace=ref.namespace, propagation_policy="Background")
+
+    def service_get(
+        self,
+        namespace: str,
+        service: str,
+        port: int,
+        path: str,
+        params: Mapping[str, str],
+        timeout_s: float,
+    ) -> bytes:
+        check_ref_names(namespace, None)
+        check_path_segment(service, "name")
+        url = f"/api/v1/namespaces/{namespace}/services/{service}:{int(port)}/proxy{path}"
+        with _translated():
+            answer = self._client().request(
+                "GET",
+                url,
+                query_params=list(params.items()),
+                header_params={"Accept": "application/json"},
+                serialize=False,  # the body as it came, not read as a Kubernetes object
+                _request_timeout=self._timeout(timeout_s),
+            )
+            return bytes(answer.data)
 
     def watch(
         self,

@@ -33,6 +33,8 @@ kube-apiserver does it:
   for, a BOOKMARK after the initial events (annotated ``k8s.io/initial-events-end``), one when
   the watch times out and one on :meth:`FakeKube.bookmark` (the server's periodic one);
 - core/v1 Events with client-side aggregation (``count``);
+- the Service proxy (:meth:`FakeKube.service_get`, :mod:`harness.kube.fake_proxy`) to the HTTP
+  server a test names as a Service port's endpoint (:meth:`FakeKube.serve_service`);
 - fault injection (:meth:`FakeKube.fail_next`) and a call log (:attr:`FakeKube.calls`);
 - the name fence of :mod:`controlplane.kube.client` on every verb, as RealKube: a name with
   ``/``, ``..``, ``?``, ``#`` or ``%``, or a namespace that is no DNS-1123 label, is
@@ -98,6 +100,7 @@ from harness.kube.fake_patch import (
     merge_patch,
     remove_path,
 )
+from harness.kube.fake_proxy import proxy_get
 from harness.kube.fake_watch import (
     INITIAL_EVENTS_END,
     Entry,
@@ -162,6 +165,7 @@ class FakeKube:
         self._applied: dict[Key, dict[str, set[FieldPath]]] = {}
         self._faults: dict[str, deque[BaseException]] = {}
         self._listeners: list[Callable[[WatchEvent], None]] = []
+        self._endpoints: dict[tuple[str, str, int], str | None] = {}
         self.calls: list[Call] = []
         self.counts: Counter[str] = Counter()
         self._reviews = Reviews()
@@ -584,6 +588,31 @@ class FakeKube:
         new["count"] = int(new.get("count") or 1) + 1
         new["lastTimestamp"] = format_time(now)
         self._update(key, new, fired)
+
+    # --- the Service proxy ------------------------------------------------------------------------
+
+    def serve_service(self, namespace: str, service: str, port: int, base_url: str | None) -> None:
+        """Where :meth:`service_get` reaches ``service``'s ``port``: the HTTP server at
+        ``base_url``, as a ready pod's endpoint would be (None: no ready endpoint)."""
+        with self._lock:
+            self._endpoints[(namespace, service, int(port))] = base_url
+
+    def service_get(
+        self,
+        namespace: str,
+        service: str,
+        port: int,
+        path: str,
+        params: Mapping[str, str],
+        timeout_s: float,
+    ) -> bytes:
+        ref = Ref("v1", "Service", namespace, service)
+        check_ref(ref)
+        self._begin("service_get", ref)
+        with self._lock:
+            self._require(self._key(ref.api_version, ref.kind, namespace, service))
+            base_url = self._endpoints.get((namespace, service, int(port)))
+        return proxy_get(base_url, service, path, params, timeout_s)
 
     # --- internals (the lock is held) ------------------------------------------------------------
 

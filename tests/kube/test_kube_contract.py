@@ -14,6 +14,7 @@ then answers with 410 for older versions of a custom resource).
 from __future__ import annotations
 
 import copy
+import http.server
 import json
 import socket
 import threading
@@ -409,6 +410,99 @@ def test_an_unserved_kind_is_unserved_on_every_verb(
     with pytest.raises(Unserved, match=r"does not serve example\.com/v1/Widget") as caught:
         call(backend.kube, backend.ns)
     assert isinstance(caught.value, NotFound)  # a get or delete of it reads as "not there"
+
+
+# --- the Service proxy ---------------------------------------------------------------------------
+
+
+class Echo(http.server.BaseHTTPRequestHandler):
+    """Answers ``GET /echo?...`` with its path and query as JSON, ``/fail`` with a 500."""
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/fail"):
+            self.send_error(500, "broken on purpose")
+            return
+        body = json.dumps({"path": self.path}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+def host_address() -> str:
+    """This machine's address on its route out: what kube-apiserver may proxy to (it refuses
+    loopback and link-local endpoints)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.1", 9))  # no packet is sent: the route's source is chosen
+        return str(probe.getsockname()[0])
+
+
+@pytest.fixture
+def echo() -> Iterator[int]:
+    server = http.server.ThreadingHTTPServer(("0.0.0.0", 0), Echo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield int(server.server_address[1])
+    server.shutdown()
+    server.server_close()
+
+
+def proxied_service(backend: Backend, name: str, port: int | None) -> None:
+    """A Service ``name`` with port 8081 whose one endpoint is ``port`` on this machine (None:
+    ready endpoint): on the fake the endpoint named; on the real server a selectorless Service, a
+    Pod whose status (no kubelet writes it here) gives it this machine's address, and the
+    Endpoints that name that Pod (kube-apiserver proxies only to an address of the Pod an
+    endpoint's ``targetRef`` names: ``isValidAddress`` in
+    ``pkg/registry/core/service/storage/storage.go``, Kubernetes v1.34)."""
+    kube, ns = backend.kube, backend.ns
+    ports = [{"name": "http", "port": 8081, "protocol": "TCP"}]
+    meta = {"name": name, "namespace": ns}
+    kube.create({"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": {"ports": ports}})
+    if port is None:  # what the endpoints controller writes for a Service with no ready pod
+        if not isinstance(kube, FakeKube):
+            kube.create({"apiVersion": "v1", "kind": "Endpoints", "metadata": meta})
+        return
+    if isinstance(kube, FakeKube):
+        kube.serve_service(ns, name, 8081, f"http://127.0.0.1:{port}")
+        return
+    address = host_address()
+    containers = [{"name": "echo", "image": "echo:0"}]
+    pod = kube.create(
+        {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": {"containers": containers}}
+    )
+    ips = {"phase": "Running", "podIP": address, "podIPs": [{"ip": address}]}
+    kube.replace_status({**pod, "status": ips})
+    target = {"kind": "Pod", "name": name, "namespace": ns, "uid": pod["metadata"]["uid"]}
+    subset = {
+        "addresses": [{"ip": address, "targetRef": target}],
+        "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
+    }
+    kube.create({"apiVersion": "v1", "kind": "Endpoints", "metadata": meta, "subsets": [subset]})
+
+
+def test_the_service_proxy_reaches_an_endpoint_with_its_query(backend: Backend, echo: int) -> None:
+    proxied_service(backend, "echo", echo)
+    body = backend.kube.service_get(
+        backend.ns, "echo", 8081, "/echo", {"after": "3", "limit": "10"}, 30
+    )
+    assert json.loads(body) == {"path": "/echo?after=3&limit=10"}
+
+
+def test_the_service_proxy_says_what_went_wrong(backend: Backend, echo: int) -> None:
+    kube, ns = backend.kube, backend.ns
+    with pytest.raises(NotFound):
+        kube.service_get(ns, "nowhere", 8081, "/echo", {}, 30)
+    proxied_service(backend, "failing", echo)
+    with pytest.raises(KubeError, match=r"^500"):
+        kube.service_get(ns, "failing", 8081, "/fail", {}, 30)
+    proxied_service(backend, "empty", None)
+    with pytest.raises(KubeError, match=r"^503") as raised:
+        kube.service_get(ns, "empty", 8081, "/echo", {}, 30)
+    assert "no endpoints available" in str(raised.value)
 
 
 # --- RealKube only: client timeouts, rediscovery -------------------------------------------------
