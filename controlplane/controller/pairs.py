@@ -1,34 +1,29 @@
 """The controller's reading of a canary's pairer: one page of scored pairs per evaluation.
 
 Owns the I/O of the quality judge (``spec.quality``): at each evaluation of a step the reconciler
-asks the canary's pairer (``GET /pairs?after=SEQ`` on its Service, :func:`pairer_url`) for the
-pairs after the last one it folded in, and :func:`read_quality` turns the answer into the
-machine's next reading (:func:`controlplane.analysis.quality_judge.judge_page`): an unreachable
-pairer or a malformed page is a failed read, counted like a provider error, that changes nothing
-else. Called by :mod:`controlplane.controller.reconcile`.
+asks the canary's pairer (``GET /pairs?after=SEQ`` on its Service, through the API server:
+:class:`ServicePairs`) for the pairs after the last one it folded in, and :func:`read_quality`
+turns the answer into the machine's next reading
+(:func:`controlplane.analysis.quality_judge.judge_page`): an unreachable pairer or a malformed
+page is a failed read, counted like a provider error, that changes nothing else. Called by
+:mod:`controlplane.controller.reconcile`.
 """
 
 from __future__ import annotations
 
 import json
-import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from controlplane.analysis.quality_judge import judge_page
-from controlplane.errors import ProviderError
+from controlplane.errors import KubeError, ProviderError
+from controlplane.kube.client import KubeClient
 from controlplane.rollout.observations import QualityReading
 from controlplane.serving.pairer import PORTS, pairer_name
 from controlplane.spec.models import ModelCanary
 
 PAGE = 10_000
 """The most pairs one read takes (the pairer's own limit)."""
-
-
-def pairer_url(canary: ModelCanary) -> str:
-    """The base URL of ``canary``'s pairer Service, inside the cluster."""
-    namespace = canary.metadata.namespace
-    return f"http://{pairer_name(canary)}.{namespace}.svc:{PORTS['stable']}"
 
 
 class PairsReader(Protocol):
@@ -40,25 +35,34 @@ class PairsReader(Protocol):
         ...
 
 
-class HttpPairs:
-    """:class:`PairsReader` over HTTP: ``url_for(canary)`` (default :func:`pairer_url`),
-    ``timeout_s`` for the whole read."""
+class ServicePairs:
+    """:class:`PairsReader` through the API server's Service proxy
+    (:meth:`~controlplane.kube.client.KubeClient.service_get` of the pairer's Service, its
+    stable port; ``timeout_s`` for the whole read). The controller needs nothing but the API
+    server to reach it, wherever it runs: the chart's NetworkPolicy lets it reach no pod or
+    Service of the cluster, and a controller outside the cluster reaches none."""
 
-    def __init__(
-        self, url_for: Callable[[ModelCanary], str] = pairer_url, timeout_s: float = 5.0
-    ) -> None:
-        self.url_for = url_for
+    def __init__(self, kube: KubeClient, timeout_s: float = 5.0) -> None:
+        self.kube = kube
         self.timeout_s = timeout_s
 
     def page(self, canary: ModelCanary, after: int) -> Mapping[str, Any]:
-        url = f"{self.url_for(canary)}/pairs?after={after}&limit={PAGE}"
+        namespace, name = canary.metadata.namespace, pairer_name(canary)
+        where = f"the pairer {namespace}/{name}"
+        params = {"after": str(after), "limit": str(PAGE)}
         try:
-            with urllib.request.urlopen(url, timeout=self.timeout_s) as answer:
-                found = json.loads(answer.read())
-        except (OSError, ValueError) as exc:  # URLError and timeouts are OSErrors
-            raise ProviderError(f"the pairer at {url} could not be read: {exc}") from None
+            body = self.kube.service_get(
+                namespace, name, PORTS["stable"], "/pairs", params, self.timeout_s
+            )
+            found = json.loads(body)
+        except KubeError as exc:
+            raise ProviderError(
+                f"{where} could not be read through the API server: {exc}"
+            ) from None
+        except ValueError as exc:
+            raise ProviderError(f"{where} answered no JSON: {exc}") from None
         if not isinstance(found, Mapping):
-            raise ProviderError(f"the pairer at {url} answered no object")
+            raise ProviderError(f"{where} answered no object")
         return found
 
 

@@ -20,7 +20,7 @@ from controlplane.controller.context import Ctx, event, persist
 from controlplane.controller.event_sink import Notifier
 from controlplane.controller.gate_effects import GateEffects
 from controlplane.controller.gateway_source import GatewaySources
-from controlplane.controller.pairs import HttpPairs, PairsReader, read_quality
+from controlplane.controller.pairs import PairsReader, ServicePairs, read_quality
 from controlplane.desired import adopting_router, desired_objects, make_router
 from controlplane.errors import NotFound, Problem, SpecError
 from controlplane.kube.client import KubeClient, Obj, canary_ref
@@ -117,7 +117,8 @@ class Reconciler:
     """Reconciles ModelCanaries through ``kube``; ``router_for`` builds a canary's router;
     ``gates`` runs ``spec.gates`` Workflows (None: gates cannot run, so a gated canary pauses
     after ``analysis.errorLimit`` polls and says why); ``pairs`` reads a quality canary's pairer
-    at each evaluation of a step (default: over HTTP, :class:`HttpPairs`)."""
+    at each evaluation of a step (default: through the API server's Service proxy,
+    :class:`ServicePairs`)."""
 
     def __init__(
         self,
@@ -130,7 +131,7 @@ class Reconciler:
         pairs: PairsReader | None = None,
     ) -> None:
         self.kube = kube
-        self.pairs = pairs or HttpPairs()
+        self.pairs = pairs or ServicePairs(kube)
         self.catalog = catalog
         self.settings = settings or Settings()
         self.gates = gates

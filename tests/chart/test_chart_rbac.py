@@ -81,9 +81,14 @@ NEEDS: dict[Rule, tuple[frozenset[str], str]] = {
         "routing/ownership.py reads it first (a Service the canary did not create is left alone)",
     ),
     ("apps", "deployments"): (
-        frozenset({"get"}),
+        frozenset({"get", "create", "patch", "delete"}),
         "routing/kserve.py: a promotion without a rename waits for the stable's rollout; "
-        "controller/children.py: the candidate's pods' selector",
+        "controller/children.py: the candidate's pods' selector; serving/pairer.py: the quality "
+        "judge's pairer (apply, release)",
+    ),
+    ("", "services/proxy"): (
+        frozenset({"get"}),
+        "controller/pairs.py: the pairer's pairs through the API server's Service proxy",
     ),
     ("", "pods"): (
         frozenset({"list"}),
@@ -455,6 +460,10 @@ class Recorder:
         self._note("watch", api_version, kind)
         return self.kube.watch(api_version, kind, *args, **kw)
 
+    def service_get(self, namespace: str, service: str, *args: Any) -> bytes:
+        self._note("get", "v1", "Service", "proxy")
+        return self.kube.service_get(namespace, service, *args)
+
     def event(
         self,
         involved: Obj,
@@ -486,6 +495,15 @@ BASE = canary_dict(
 )
 
 
+def roll_out_pairers(fake: FakeKube) -> None:
+    """What the Deployment controller writes once a quality judge's pairer is available."""
+    for deployment in fake.list("apps/v1", "Deployment", NS):
+        if deployment["metadata"]["name"].endswith("-pairer") and not deployment.get("status"):
+            generation = deployment["metadata"].get("generation", 1)
+            done = {"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1}
+            fake.system_replace_status(Ref.of(deployment), {**done, "availableReplicas": 1})
+
+
 @pytest.fixture(scope="module")
 def recorded() -> set[tuple[str, str, str]]:
     clock = [1_800_000_000.0]
@@ -511,7 +529,12 @@ def recorded() -> set[tuple[str, str, str]]:
             "spec": {"gatewayClassName": "eg", "listeners": []},
         }
     )
-    settings = Settings(progress_deadline_s=3600, promote_cleanup_s=0, rollback_cleanup_s=0)
+    settings = Settings(
+        progress_deadline_s=3600,
+        promote_cleanup_s=0,
+        rollback_cleanup_s=0,
+        pairer_image="controlplane:test",
+    )
     reconciler = Reconciler(rec, load_catalog(), settings)  # type: ignore[arg-type]
     elector = LeaderElector(rec, NAMESPACE, "canary-controller", "me", 15, now)  # type: ignore[arg-type]
     ctrl = Controller(
@@ -527,14 +550,19 @@ def recorded() -> set[tuple[str, str, str]]:
         for _ in range(passes):
             clock[0] += 70
             kserve.tick()
+            roll_out_pairers(fake)
             ctrl.poll(0.0)
             ctrl.run_once()
 
-    for router, traffic in TRAFFIC.items():
+    runs = [(router, traffic, {}) for router, traffic in TRAFFIC.items()]
+    runs.append(
+        ("quality", TRAFFIC["gateway-api"], {"quality": {"sample": "5%", "tolerance": 0.1}})
+    )
+    for prefix, traffic, extra in runs:
         for verb in ("promote-full", "abort"):
-            name = f"{router}-{verb}".replace("-full", "")
+            name = f"{prefix}-{verb}".replace("-full", "")
             model = {"name": f"{name}-llm", "maxModelLen": 4096}
-            fake.create(canary_dict(name, NS, base=BASE, model=model, traffic=traffic))
+            fake.create(canary_dict(name, NS, base=BASE, model=model, traffic=traffic, **extra))
             settle()
             record_intent(rec, NS, name, verb, "tester", clock=now)  # type: ignore[arg-type]
             settle()
@@ -565,6 +593,9 @@ def test_the_recorded_run_covers_the_controller(recorded: set[tuple[str, str, st
     } <= resources
     assert ("delete", "serving.kserve.io", "inferenceservices") in recorded
     assert ("watch", "canary.controlplane.dev", "modelcanaries") in recorded
+    # the quality judge's pairer: made and deleted, its pairs read through the Service proxy
+    assert {("create", "apps", "deployments"), ("delete", "apps", "deployments")} <= recorded
+    assert ("get", "", "services/proxy") in recorded
 
 
 def test_every_recorded_call_is_granted(recorded: set[tuple[str, str, str]]) -> None:

@@ -1,5 +1,6 @@
-"""``controlplane.controller.pairs``: the controller reads a live pairer into the machine's
-reading, page by page, and a pairer it cannot read is a failed read that keeps the test."""
+"""``controlplane.controller.pairs``: the controller reads a live pairer, through the API
+server's Service proxy (here the fake's, sent on to the pairer), into the machine's reading,
+page by page, and a pairer it cannot read is a failed read that keeps the test."""
 
 from __future__ import annotations
 
@@ -15,9 +16,12 @@ from support.canaries import model_canary
 from support.pairs import CANDIDATE, STABLE, Upstream
 from support.realnode import until
 
-from controlplane.controller.pairs import HttpPairs, pairer_url, read_quality
+from controlplane.controller.pairs import ServicePairs, read_quality
 from controlplane.local.ports import free_port
 from controlplane.pairing.pairer import Pairer
+from controlplane.serving.pairer import PORTS, pairer_name
+from controlplane.spec.models import ModelCanary
+from harness.kube.fake import FakeKube
 
 QUALITY = {"sample": "5%", "metric": "agreement", "tolerance": 0.5, "alpha": 0.05}
 
@@ -71,9 +75,20 @@ def send(pairer: Pairer, prompt: str, n: int) -> None:
     until(lambda: pairer.journal.last >= scored, f"{n} pairs scored", timeout=60, every=0.01)
 
 
+def reader_of(canary: ModelCanary, base_url: str | None) -> ServicePairs:
+    """The controller's reader on a fake cluster with ``canary``'s pairer Service, whose stable
+    port reaches ``base_url`` (None: no ready endpoint)."""
+    kube = FakeKube()
+    namespace, name = canary.metadata.namespace, pairer_name(canary)
+    meta = {"name": name, "namespace": namespace}
+    kube.create({"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": {}})
+    kube.serve_service(namespace, name, PORTS["stable"], base_url)
+    return ServicePairs(kube, timeout_s=2)
+
+
 def test_each_evaluation_folds_the_pairs_since_the_last(pairer: Pairer) -> None:
     canary = model_canary("chat", "ml", quality=QUALITY)
-    reader = HttpPairs(url_for=lambda c: pairer.url("stable"))
+    reader = reader_of(canary, pairer.url("stable"))
     send(pairer, "Bye", 3)  # the same answer on both: agreement 1
     reading = read_quality(reader, canary, None)
     assert (reading.epoch, reading.seq, reading.pairs, reading.error) == (
@@ -89,10 +104,14 @@ def test_each_evaluation_folds_the_pairs_since_the_last(pairer: Pairer) -> None:
     assert read_quality(reader, canary, reading) == reading  # nothing new
 
 
-def test_a_pairer_that_cannot_be_read_is_a_failed_read_that_keeps_the_test() -> None:
+@pytest.mark.parametrize("reachable", [False, True], ids=["no-endpoint", "refused"])
+def test_a_pairer_that_cannot_be_read_is_a_failed_read_that_keeps_the_test(
+    reachable: bool,
+) -> None:
     canary = model_canary("chat", "ml", quality=QUALITY)
-    reader = HttpPairs(url_for=lambda c: f"http://127.0.0.1:{free_port()}", timeout_s=2)
+    reader = reader_of(canary, f"http://127.0.0.1:{free_port()}" if reachable else None)
     before = read_quality(reader, canary, None)
     assert before.pairs == 0
-    assert "could not be read" in before.error
-    assert pairer_url(canary) == "http://chat-pairer.ml.svc:8081"
+    assert "the pairer ml/chat-pairer could not be read through the API server: 503" in (
+        before.error
+    ), before.error

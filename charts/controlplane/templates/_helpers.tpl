@@ -140,9 +140,15 @@ extra.
 # routing/kserve.py: the stable predictor's Deployment (a promotion without a rename waits for its
 # rollout); routing/adopting.py: the adopted service's (a promotion waits for its rollout);
 # controller/capacity.py: each variant's predictor Deployment (its ready replicas, the plan's);
-# controller/children.py: the candidate's (its pods' selector)
+# controller/children.py: the candidate's (its pods' selector); serving/pairer.py: the quality
+# judge's pairer beside a canary with spec.quality (apply, release; its rollout read)
 - apiGroups: ["apps"]
   resources: ["deployments"]
+  verbs: ["get", "create", "patch", "delete"]
+# controller/pairs.py: the pairer's scored pairs, read through the API server's Service proxy
+# (GET /pairs on its Service): the controller reaches no pod itself (networkPolicy)
+- apiGroups: [""]
+  resources: ["services/proxy"]
   verbs: ["get"]
 # controller/children.py: the candidate's pods (list, by its Deployment's selector), read only
 # while it is not ready, to roll back at once one that cannot start (a crash loop, no image)
