@@ -75,17 +75,60 @@ def _model(vocab_size: int) -> Any:
     return LlamaForCausalLM(config)
 
 
-def build(out: Path) -> None:
-    """Write the model and its tokenizer into ``out``."""
+TRAIN_STEPS = 200
+"""Adam steps of :func:`_train` on :data:`SENTENCES`: enough that the model continues each
+sentence it was taught, so its next token is one clear choice that a faithful quantization
+keeps and a broken one loses (random weights give near-even choices any rounding may flip)."""
+TRAIN_LR = 3e-3
+
+
+def _train(model: Any, fast: Any) -> None:
+    """Teach ``model`` :data:`SENTENCES` (next-token loss, one batch of all four), on one
+    thread so that every build gives the same bytes."""
+    import torch
+
+    torch.manual_seed(SEED)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        batch = fast(list(SENTENCES), return_tensors="pt", padding=True)
+        labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+        optimiser = torch.optim.Adam(model.parameters(), lr=TRAIN_LR)
+        model.train()
+        for _ in range(TRAIN_STEPS):
+            optimiser.zero_grad()
+            model(**batch, labels=labels).loss.backward()
+            optimiser.step()
+        model.eval()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _built(out: Path, trained: bool) -> tuple[Any, Any]:
+    """The tokenizer (saved into ``out``) and the float32 model, taught :data:`SENTENCES` when
+    ``trained``."""
     fast = _tokenizer(out)
-    _model(len(fast)).save_pretrained(out, safe_serialization=True)  # float32
+    model = _model(len(fast))
+    if trained:
+        _train(model, fast)
+    return fast, model
 
 
-SCHEMES = ("w8a8", "w4a16", "w8a16", "awq", "gptq")
+def build(out: Path, trained: bool = False) -> None:
+    """Write the model (taught :data:`SENTENCES` when ``trained``) and its tokenizer into
+    ``out``."""
+    _fast, model = _built(out, trained)
+    model.save_pretrained(out, safe_serialization=True)  # float32
+
+
+SCHEMES = ("w8a8", "w8a8-broken", "w4a16", "w8a16", "awq", "gptq")
 """The quantized twins :func:`build_quantized` writes, each as its quantizer saves it:
 
 - ``w8a8``: compressed-tensors ``int-quantized`` (llm-compressor's W8A8 preset): int8 weights with
   one scale per output channel, int8 activations quantized per token at run time;
+- ``w8a8-broken``: the same checkpoint with each saved per-channel scale multiplied by a seeded
+  factor between :data:`BROKEN_SCALES` (a quantizer that wrote the wrong scales): the int8
+  weights are right, what they dequantize to is not;
 - ``w4a16`` and ``w8a16``: compressed-tensors ``pack-quantized`` (the W4A16 and W8A16 presets):
   symmetric int4 or int8 weights in groups of :data:`GROUP_SIZE`, activations unquantized;
 - ``awq``: AutoAWQ's GEMM layout, asymmetric 4-bit with zero points, groups of :data:`GROUP_SIZE`;
@@ -97,7 +140,10 @@ would make the 128-wide layers one group."""
 AWQ_ORDER = (0, 2, 4, 6, 1, 3, 5, 7)
 """Where AutoAWQ's GEMM packing puts the eight 4-bit values of each int32."""
 PRESETS = {"w8a8": ("W8A8", "int-quantized"), "w4a16": ("W4A16", "pack-quantized")}
+PRESETS["w8a8-broken"] = PRESETS["w8a8"]
 PRESETS["w8a16"] = ("W8A16", "pack-quantized")
+BROKEN_SCALES = (0.5, 1.5)
+"""The range of the factors ``w8a8-broken``'s saved scales are multiplied by."""
 
 
 def _round_to_nearest(module: Any) -> None:
@@ -152,8 +198,24 @@ def _compressed_tensors(out: Path, model: Any, scheme: str) -> None:
             module.quantization_status = QuantizationStatus.FROZEN
     compressor = ModelCompressor.from_pretrained_model(model, quantization_format=form)
     compressor.compress_model(model)
+    if scheme.endswith("-broken"):
+        _break_scales(model)
     model.save_pretrained(out, safe_serialization=True)
     compressor.update_config(str(out))
+
+
+def _break_scales(model: Any) -> None:
+    """Multiply every saved weight scale by a factor drawn uniformly from
+    :data:`BROKEN_SCALES`, per output channel, from :data:`SEED`."""
+    import torch
+
+    generator = torch.Generator().manual_seed(SEED)
+    low, high = BROKEN_SCALES
+    with torch.no_grad():
+        for name, tensor in sorted(model.state_dict().items()):
+            if name.endswith("weight_scale"):
+                factor = torch.rand(tensor.shape, generator=generator) * (high - low) + low
+                tensor.mul_(factor.to(tensor.dtype))
 
 
 def _pack(values: Any, order: tuple[int, ...] = tuple(range(8))) -> Any:
@@ -223,13 +285,13 @@ def _int4_checkpoint(out: Path, model: Any, scheme: str) -> None:
     model.generation_config.save_pretrained(out)
 
 
-def build_quantized(out: Path, scheme: str) -> None:
-    """Write the quantized twin of :func:`build`'s model into ``out``: the same tokenizer, the same
-    seeded weights, every Linear but ``lm_head`` rounded to nearest into ``scheme`` (one of
-    :data:`SCHEMES`); the same bytes every time."""
+def build_quantized(out: Path, scheme: str, trained: bool = False) -> None:
+    """Write the quantized twin of :func:`build`'s model (``trained`` or not) into ``out``: the
+    same tokenizer, the same weights, every Linear but ``lm_head`` rounded to nearest into
+    ``scheme`` (one of :data:`SCHEMES`); the same bytes every time."""
     if scheme not in SCHEMES:
         raise ValueError(f"no quantized twin {scheme!r}: one of {', '.join(SCHEMES)}")
-    model = _model(len(_tokenizer(out)))
+    _fast, model = _built(out, trained)
     if scheme in PRESETS:
         _compressed_tensors(out, model, scheme)
     else:
@@ -237,7 +299,9 @@ def build_quantized(out: Path, scheme: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 2:
-        build_quantized(Path(sys.argv[1]), sys.argv[2])
+    TRAINED = "--trained" in sys.argv
+    ARGS = [a for a in sys.argv[1:] if a != "--trained"]
+    if len(ARGS) > 1:
+        build_quantized(Path(ARGS[0]), ARGS[1], TRAINED)
     else:
-        build(Path(sys.argv[1]))
+        build(Path(ARGS[0]), TRAINED)

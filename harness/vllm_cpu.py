@@ -60,32 +60,35 @@ each with the ``--dtype`` it serves it in: the int8 GEMM takes float32; the 4-bi
 dies with SIGILL. ``w8a16`` has no CPU kernel. See ``docs/testing.md``."""
 
 
-def tiny_model(out: Path, quantized: str | None = None) -> Path:
+def tiny_model(out: Path, quantized: str | None = None, trained: bool = False) -> Path:
     """Build :mod:`harness.tiny_model` into ``out`` with the engine's python, or its twin
-    ``quantized`` (:func:`harness.tiny_model.build_quantized`); ``out``."""
+    ``quantized`` (:func:`harness.tiny_model.build_quantized`), taught its sentences first when
+    ``trained``; ``out``."""
     engine = python()
     if engine is None:
         raise RuntimeError("the real vLLM engine is not installed: make vllm")
     script = Path(__file__).resolve().parent / "tiny_model.py"
     argv = [str(engine), str(script), str(out), *([quantized] if quantized else [])]
+    argv += ["--trained"] if trained else []
     done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         raise RuntimeError(f"building the tiny model failed: {done.stderr[-2000:]}")
     return out
 
 
-def cached_tiny_model(quantized: str | None = None) -> Path:
-    """The tiny model, or its twin ``quantized``, built once per version of
+def cached_tiny_model(quantized: str | None = None, trained: bool = False) -> Path:
+    """The tiny model, or its twin ``quantized``, (``trained`` or not) built once per version of
     :mod:`harness.tiny_model` and of the engine into the tools folder
-    (``tiny-model[-<scheme>]-<hash>``), built when missing."""
+    (``tiny-model[-trained][-<scheme>]-<hash>``), built when missing."""
     script = Path(__file__).resolve().parent / "tiny_model.py"
     digest = hashlib.sha256(script.read_bytes() + LOCK.read_bytes()).hexdigest()[:12]
-    final = tools_dir() / "-".join(["tiny-model", *([quantized] if quantized else []), digest])
+    parts = ["tiny-model", *(["trained"] if trained else []), *([quantized] if quantized else [])]
+    final = tools_dir() / "-".join([*parts, digest])
     if (final / "config.json").exists():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=final.parent, prefix="building-") as tmp:
-        built = tiny_model(Path(tmp) / "model", quantized)
+        built = tiny_model(Path(tmp) / "model", quantized, trained)
         try:
             os.replace(built, final)
         except OSError:  # another build finished first (a folder is not replaced): same bytes

@@ -241,10 +241,13 @@ sums = []
 for _ in range(2):
     with tempfile.TemporaryDirectory() as top:
         got = {}
+        tiny_model.build(Path(top) / "trained", trained=True)
         for scheme in tiny_model.SCHEMES:
             tiny_model.build_quantized(Path(top) / scheme, scheme)
-            for f in sorted((Path(top) / scheme).iterdir()):
-                got[f"{scheme}/{f.name}"] = hashlib.sha256(f.read_bytes()).hexdigest()
+        tiny_model.build_quantized(Path(top) / "trained-w8a8-broken", "w8a8-broken", trained=True)
+        for folder in sorted(Path(top).iterdir()):
+            for f in sorted(folder.iterdir()):
+                got[f"{folder.name}/{f.name}"] = hashlib.sha256(f.read_bytes()).hexdigest()
         sums.append(got)
 print(json.dumps(sums))
 """
@@ -261,7 +264,10 @@ def test_every_twin_is_the_same_bytes_every_build() -> None:
     first, second = json.loads(done.stdout.splitlines()[-1])
     assert first == second
     schemes = {name.split("/")[0] for name in first}
-    assert schemes == set(TWINS) | {"w4a16", "w8a16"}
+    assert schemes == set(TWINS) | {"w4a16", "w8a16", "w8a8-broken"} | {
+        "trained",
+        "trained-w8a8-broken",
+    }
     assert all(f"{scheme}/model.safetensors" in first for scheme in schemes)
     assert hashlib.sha256(b"").hexdigest() not in first.values()
 
