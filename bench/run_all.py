@@ -43,6 +43,9 @@ SCRIPTS = [
     ["real_sessions.py"],
     # the simulated judge on pinned conversations, 200 runs a row: about 3 minutes
     ["sessions_judge.py"],
+    # the quality judge on the real vLLM (make vllm): 20 A/A runs and 10 of each twin, about
+    # 30 minutes on 2 cores
+    ["quality_real.py"],
     # the real Flagger and Argo Rollouts on the same node and traffic (scripts/build-peers.sh
     # first): every candidate three times at pace 3, about two hours on 2 cores
     ["peers.py", "--runs", "3"],
