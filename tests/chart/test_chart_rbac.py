@@ -501,7 +501,9 @@ def roll_out_pairers(fake: FakeKube) -> None:
         if deployment["metadata"]["name"].endswith("-pairer") and not deployment.get("status"):
             generation = deployment["metadata"].get("generation", 1)
             done = {"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1}
-            fake.system_replace_status(Ref.of(deployment), {**done, "availableReplicas": 1})
+            fake.system_replace_status(
+                Ref.of(deployment), {**done, "readyReplicas": 1, "availableReplicas": 1}
+            )
 
 
 @pytest.fixture(scope="module")

@@ -66,7 +66,7 @@ def roll_out_the_pairer(world: World, canary: str = "good") -> None:
     live = world.kube.get(ref)
     generation = live["metadata"].get("generation", 1)
     done = {"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1}
-    world.kube.system_replace_status(ref, {**done, "availableReplicas": 1})
+    world.kube.system_replace_status(ref, {**done, "readyReplicas": 1, "availableReplicas": 1})
     assert rollout_waiting(world.kube.get(ref)) is None
 
 

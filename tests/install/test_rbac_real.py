@@ -9,16 +9,17 @@ alerts, git source, write-back, HTTP API) on a RealKube of that token, with an i
 :class:`~harness.kube.isvc_standin.IsvcStandin` plays KServe with the admin token.
 
 One scenario per scope uses every feature: the git source applies three canaries (server-side
-apply), a gate runs through the Argo Server before a step, a user promotes two canaries through
-the API (TokenReview and SubjectAccessReview on the real server), Alertmanager aborts one, two
+apply), a gate runs through the Argo Server before a step, a user promotes two canaries through the
+API (TokenReview and SubjectAccessReview on the real server), Alertmanager aborts one, two
 never-ready candidates roll back at the progress deadline and are written back to git (one found
-through its source annotation, one through its Argo CD Application), alerts are delivered with a
-signing Secret and deduplicated in their ledger ConfigMap, the git source re-applies the
-reverted file and prunes a removed one, and the finalizers clean up. Every request the product
-sent is recorded off its HTTP client: none was refused, and the set of (group, resource, verb) it
-used is exactly the set the chart grants (one named exception). Verbs the chart does not grant
-are refused with 403 by the server, and the product surfaces them as a ``KubeError`` carrying
-the server's reason.
+through its source annotation, one through its Argo CD Application), a quality canary's pairer is
+made, read through the API server's Service proxy and deleted with its rollback, alerts are
+delivered with a signing Secret and deduplicated in their ledger ConfigMap, the git source
+re-applies the reverted file and prunes a removed one, and the finalizers clean up. Every request
+the product sent is recorded off its HTTP client: none was refused, and the set of (group,
+resource, verb) it used is exactly the set the chart grants (but the named exceptions). Verbs the
+chart does not grant are refused with 403 by the server, and the product surfaces them as a
+``KubeError`` carrying the server's reason.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import copy
 import hashlib
 import hmac
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -324,6 +325,7 @@ class Product:
             if done():
                 return
             self.kserve.tick()
+            roll_out_pairers(self.setup.admin, self.setup.watched)
             self.controller.poll(0.0)
             wake = self.controller.run_once()
             if done():
@@ -400,6 +402,30 @@ def signed_alerts(receiver: Receiver, namespace: str, name: str) -> list[dict[st
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+PAIRERS = {"canary.controlplane.dev/component": "pairer"}
+"""The label of a quality judge's pairer's objects."""
+
+
+def quality_error(kube: RealKube, namespace: str, name: str) -> str:
+    """Why the quality judge's last read of ``name``'s pairer failed ("": none failed yet)."""
+    status = kube.get(canary_ref(namespace, name)).get("status") or {}
+    return str((status.get("quality") or {}).get("error") or "")
+
+
+def roll_out_pairers(admin: RealKube, namespaces: Sequence[str]) -> None:
+    """What the Deployment controller (not run here) writes once a quality judge's pairer is
+    available: its Deployment's status, rolled out."""
+    for namespace in namespaces:
+        for deployment in admin.list("apps/v1", "Deployment", namespace, PAIRERS):
+            if deployment.get("status"):
+                continue
+            generation = deployment["metadata"].get("generation", 1)
+            done = {"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1}
+            admin.replace_status(
+                {**deployment, "status": {**done, "readyReplicas": 1, "availableReplicas": 1}}
+            )
 
 
 def stage(kube: RealKube, namespace: str, name: str) -> str:
@@ -521,6 +547,18 @@ def test_every_feature_works_with_exactly_the_charts_rules(
             alerts=signed_alerts(s.receiver, a, "llm"),
         )
     )
+    # the quality judge: its pairer made (server-side apply), rolled out, read through the
+    # Service proxy (no endpoint here: a failed read), and deleted with the rollback
+    admin.create(
+        canary_dict(
+            "q",
+            a,
+            base=BASE,
+            model=own_model("q"),
+            traffic=TRAFFIC["gateway-api"],
+            quality={"sample": "5%", "tolerance": 0.1},
+        )
+    )
     p.kserve.never_ready("nr-llm-fp8")
     p.kserve.never_ready("argo-llm-fp8")
 
@@ -537,10 +575,13 @@ def test_every_feature_works_with_exactly_the_charts_rules(
         assert report.errors == ()
 
     # --- rollout: deploy, readiness, the gate, step 1
-    started = ("gw", a), ("ist", b), ("llm", a)
+    started = ("gw", a), ("ist", b), ("llm", a), ("q", a)
     p.run_until(
         lambda: all(stage(admin, ns, n) == "steps" for n, ns in started), 3 * 3600, "at step 1"
     )
+    p.run_until(lambda: bool(quality_error(admin, a, "q")), 3600, "the pairer read")
+    assert "could not be read through the API server" in quality_error(admin, a, "q")
+    operations.record_intent(admin, a, "q", "abort", "tester", clock=p.clock)
     assert s.argo.posts, "the gate's workflow was not submitted to the Argo Server"
     # --- analysis: gw's error rate reads the class of its Gateway (its HTTP source)
     p.run_until(
@@ -581,6 +622,10 @@ def test_every_feature_works_with_exactly_the_charts_rules(
             and stage(admin, b, "ist") == "rolled_back"
             and stage(admin, a, "nr") == "rolled_back"
             and stage(admin, b, "argo") == "rolled_back"
+            and stage(admin, a, "q") == "rolled_back"
+            and not admin.list(
+                "apps/v1", "Deployment", a, {**PAIRERS, "canary.controlplane.dev/canary": "q"}
+            )
             and isvcs(admin, a, "gw") == ["gw-llm-fp8"]  # the stable one deleted
             and isvcs(admin, b, "ist") == ["ist-llm-bf16"]  # the candidate deleted
         )
@@ -622,7 +667,8 @@ def test_every_feature_works_with_exactly_the_charts_rules(
     assert sorted(report.pruned) == [f"{a}/gw", f"{b}/ist"]
     admin.delete(canary_ref(a, "llm"))
     admin.delete(canary_ref(b, "argo"))
-    done = ("gw", a), ("ist", b), ("llm", a), ("argo", b)
+    admin.delete(canary_ref(a, "q"))
+    done = ("gw", a), ("ist", b), ("llm", a), ("argo", b), ("q", a)
     p.run_until(lambda: all(stage(admin, ns, n) == "gone" for n, ns in done), 3600, "deleted")
     assert isvcs(admin, a, "gw") == isvcs(admin, b, "ist") == isvcs(admin, a, "llm") == []
     assert p.controller.elector is not None
@@ -666,20 +712,14 @@ def test_a_verb_the_chart_does_not_grant_is_refused(installed: Install, tmp_path
     user = f'User "system:serviceaccount:{s.namespace}:{s.service_account}"'
     text = forbidden(lambda: kube.list("v1", "Secret", a))  # get only, never list
     assert f'{user} cannot list resource "secrets" in API group "" in the namespace "{a}"' in text
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
         "metadata": {"name": "x", "namespace": a},
-        "spec": {
-            "selector": {"matchLabels": {"app": "x"}},
-            "template": {
-                "metadata": {"labels": {"app": "x"}},
-                "spec": {"containers": [{"name": "x", "image": "x"}]},
-            },
-        },
+        "spec": {"containers": [{"name": "x", "image": "x"}]},
     }
-    text = forbidden(lambda: kube.create(deployment))  # KServe creates those, not us
-    assert f'{user} cannot create resource "deployments" in API group "apps"' in text
+    text = forbidden(lambda: kube.create(pod))  # KServe's Deployments make those, not us
+    assert f'{user} cannot create resource "pods" in API group ""' in text
     lease = Ref("coordination.k8s.io/v1", "Lease", s.namespace, "canary-controller")
     assert 'cannot delete resource "leases"' in forbidden(lambda: kube.delete(lease))
     # Secrets: the cluster scope reads only the names alerts use, the namespaced scope only in
