@@ -45,7 +45,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -119,23 +119,21 @@ class Paired:
     """A pairer in front of the stable and one candidate: its two ports' base URLs."""
 
     bases: tuple[str, str]
-    process: subprocess.Popen[bytes] = field(repr=False)
 
 
 def trial(paired: Paired, seed: int) -> Trial:
     """Send requests until the judge, reading the pairs after each, decides (or :data:`CAP`)."""
-    reading: QualityReading | None = None
-    start = page(paired.bases[0], 0)["last"]  # a run's test starts from nothing
-    reading = QualityReading(epoch=page(paired.bases[0], 0)["epoch"], seq=start)
+    first = page(paired.bases[0], 0)
+    reading = QualityReading(epoch=first["epoch"], seq=first["last"])  # a test from nothing
     for n, prompt in enumerate(prompts(seed)):
         body = {"model": NAME, "prompt": prompt, "max_tokens": 16, "temperature": 0.7}
         post(paired.bases[n % 2], body)
         deadline = time.monotonic() + 60  # bounds a hang only: the pair is scored after
-        while page(paired.bases[0], reading.seq)["last"] <= reading.seq:
+        while (found := page(paired.bases[0], reading.seq))["last"] <= reading.seq:
             if time.monotonic() > deadline:
                 raise RuntimeError("the pairer scored no pair of the last request")
             time.sleep(0.05)
-        reading = judge_page(SPEC, reading, page(paired.bases[0], reading.seq), "")
+        reading = judge_page(SPEC, reading, found, "")
         if reading.error:
             raise RuntimeError(reading.error)
         if reading.decided is not None:
@@ -167,7 +165,7 @@ def pairer(stable: str, candidate: str, folder: Path) -> Iterator[Paired]:
                     said = folder.with_suffix(".pairer.log").read_text()[-2000:]
                     raise RuntimeError(said) from None
                 time.sleep(0.2)
-        yield Paired(bases, process)
+        yield Paired(bases)
     finally:
         process.send_signal(signal.SIGTERM)
         try:

@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 from support.canaries import FP8_ONE_CHECK, canary_dict
 from support.chart import NAMESPACE, ROOT, Doc, of_kind, render
+from support.pairs import rolled_out
 
 from controlplane.controller.reconcile import Reconciler, Settings
 from controlplane.controller.runner import Controller, NoPrometheus
@@ -500,10 +501,7 @@ def roll_out_pairers(fake: FakeKube) -> None:
     for deployment in fake.list("apps/v1", "Deployment", NS):
         if deployment["metadata"]["name"].endswith("-pairer") and not deployment.get("status"):
             generation = deployment["metadata"].get("generation", 1)
-            done = {"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1}
-            fake.system_replace_status(
-                Ref.of(deployment), {**done, "readyReplicas": 1, "availableReplicas": 1}
-            )
+            fake.system_replace_status(Ref.of(deployment), rolled_out(generation))
 
 
 @pytest.fixture(scope="module")

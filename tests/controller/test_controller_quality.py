@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from support.controller_world import DAY, HOUR, NS, Metrics, World, finished, world_canary
+from support.pairs import rolled_out
 
 from controlplane.controller.children import rollout_waiting
 from controlplane.kube.client import Ref
@@ -64,9 +65,7 @@ def roll_out_the_pairer(world: World, canary: str = "good") -> None:
     ref = Ref("apps/v1", "Deployment", NS, f"{canary}-pairer")
     world.run_until(lambda w: w.kube.peek(ref) is not None, limit=HOUR)
     live = world.kube.get(ref)
-    generation = live["metadata"].get("generation", 1)
-    done = {"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1}
-    world.kube.system_replace_status(ref, {**done, "readyReplicas": 1, "availableReplicas": 1})
+    world.kube.system_replace_status(ref, rolled_out(live["metadata"].get("generation", 1)))
     assert rollout_waiting(world.kube.get(ref)) is None
 
 

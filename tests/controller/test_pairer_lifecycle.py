@@ -3,10 +3,9 @@ cleanup deletes it (``controlplane.controller.children``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from support.canaries import model_canary
+from support.pairs import rolled_out
 
 from controlplane.controller import children
 from controlplane.desired import desired_objects
@@ -21,12 +20,6 @@ CATALOG = load_catalog()
 NOW = 1_790_000_000.0
 QUALITY = {"sample": "5%", "tolerance": 0.1}
 READY = {"conditions": [{"type": "Ready", "status": "True"}]}
-
-
-def rolled_out(generation: int = 1, **status: Any) -> Obj:
-    """A one-replica Deployment's status, rolled out unless ``status`` says otherwise."""
-    done = {"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1}
-    return {**done, "availableReplicas": 1, **status}
 
 
 def deployment(status: Obj, generation: int = 1, replicas: int = 1) -> Obj:

@@ -48,6 +48,7 @@ from support.chart import (
     service_account_token,
 )
 from support.gitops_world import APPLICATION_CRD, Remote
+from support.pairs import rolled_out
 from support.real_world import ServerView
 
 from controlplane import operations
@@ -422,10 +423,7 @@ def roll_out_pairers(admin: RealKube, namespaces: Sequence[str]) -> None:
             if deployment.get("status"):
                 continue
             generation = deployment["metadata"].get("generation", 1)
-            done = {"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1}
-            admin.replace_status(
-                {**deployment, "status": {**done, "readyReplicas": 1, "availableReplicas": 1}}
-            )
+            admin.replace_status({**deployment, "status": rolled_out(generation)})
 
 
 def stage(kube: RealKube, namespace: str, name: str) -> str:

@@ -1,7 +1,8 @@
 """vLLM-shaped model servers for the pairer's tests: each answers its own greedy tokens per
 prompt, with the top logprobs asked, and records what it was sent (the shapes
 ``controlplane.analysis.quality.answer_of`` reads, checked against the real engine in
-``tests/serving/test_vllm_cpu_quantized.py``)."""
+``tests/serving/test_vllm_cpu_quantized.py``), and the status the Deployment controller writes
+on a pairer's Deployment (:func:`rolled_out`, for clusters that run no such controller)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,14 @@ from typing import Any
 from aiohttp import web
 
 from controlplane.local.ports import free_port
+
+
+def rolled_out(generation: int = 1, **status: Any) -> dict[str, Any]:
+    """A one-replica Deployment's status once its pod is available (kube-apiserver refuses
+    ``availableReplicas`` above ``readyReplicas``), unless ``status`` says otherwise."""
+    done = {"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1}
+    return {**done, "readyReplicas": 1, "availableReplicas": 1, **status}
+
 
 STABLE = {"Hello": ["Hi", " there", "!"], "Bye": ["See", " you"]}
 CANDIDATE = {"Hello": ["Hi", " here", "!"], "Bye": ["See", " you"]}
