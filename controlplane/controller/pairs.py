@@ -38,9 +38,9 @@ class PairsReader(Protocol):
 class ServicePairs:
     """:class:`PairsReader` through the API server's Service proxy
     (:meth:`~controlplane.kube.client.KubeClient.service_get` of the pairer's Service, its
-    stable port; ``timeout_s`` for the whole read). The controller needs nothing but the API
-    server to reach it, wherever it runs: the chart's NetworkPolicy lets it reach no pod or
-    Service of the cluster, and a controller outside the cluster reaches none."""
+    stable port; ``timeout_s`` the read timeout of its answer). The controller needs nothing
+    but the API server to reach it, wherever it runs: the chart's NetworkPolicy lets it reach
+    no pod or Service of the cluster, and a controller outside the cluster reaches none."""
 
     def __init__(self, kube: KubeClient, timeout_s: float = 5.0) -> None:
         self.kube = kube

@@ -160,7 +160,8 @@ class KubeClient(Protocol):
         Service proxy (``services/proxy``, verb ``get``): it reaches a pod wherever the caller
         runs, with nothing but the API server to talk to. A Service that does not exist is
         NotFound; no ready endpoint, an unreachable pod or an answer that is not 2xx raise
-        KubeError with the server's status and words; ``timeout_s`` bounds the whole read."""
+        KubeError with the server's status and words; ``timeout_s`` bounds each wait for the
+        answer's bytes (a read timeout, as every other verb's)."""
         ...
 
 
