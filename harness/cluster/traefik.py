@@ -30,6 +30,11 @@ Upstream facts relied on (Traefik v3.6.12, ``pkg/provider/kubernetes/gateway/``)
   are, but ``RequestMirror`` is not among them (``loadMiddlewares``): a shadow phase cannot be
   served by Traefik, and the route reports the filter unsupported.
 
+Its servers transport closes a backend connection idle for :data:`IDLE_CONN_TIMEOUT_S`, not
+Traefik's 90 s (``pkg/server/service/transport.go``): an engine that closes an idle keep-alive
+connection first races a request Traefik sends on it, which Go's transport does not resend for a
+POST and Traefik answers 502 (docs/serving.md, "Keep-alive").
+
 :func:`restart_traefik` crashes it (SIGKILL) and starts it again on the same ports, for the
 resilience test: it is back once ``/ping`` answers and it serves again the routers it served.
 
@@ -53,6 +58,17 @@ TRAEFIK_VERSION = "v3.6.12"
 CONTROLLER = "traefik.io/gateway-controller"
 GATEWAY_CLASS = "traefik"
 TOKEN_FILE = "traefik.token"
+IDLE_CONN_TIMEOUT_S = 30
+"""How long Traefik keeps an idle connection to a pod: below every engine's keep-alive here
+(KServe's server, and vLLM as the real node runs it, 65 s:
+:data:`controlplane.local.vllm_engine.KSERVE_KEEP_ALIVE_S`; the model engine's, aiohttp 3.14's
+3,630 s, ``web_protocol.RequestHandler``), so that the gateway, not the engine, closes it."""
+
+
+def transport_flags(idle_s: float = IDLE_CONN_TIMEOUT_S) -> list[str]:
+    """Traefik's default servers transport, as static flags (pure): idle connections to a
+    backend closed after ``idle_s``."""
+    return [f"--serversTransport.forwardingTimeouts.idleConnTimeout={idle_s * 1000:.0f}ms"]
 
 
 @dataclass(frozen=True)
@@ -113,6 +129,7 @@ def arguments(
         *(crd_provider if crd else []),
         f"--entryPoints.web.address=127.0.0.1:{port}",
         f"--entryPoints.traefik.address=127.0.0.1:{metrics_port}",
+        *transport_flags(),
         "--providers.kubernetesGateway=true",
         f"--providers.kubernetesGateway.endpoint={cluster.server}",
         f"--providers.kubernetesGateway.token={cluster.workdir / TOKEN_FILE}",

@@ -605,7 +605,7 @@ def test_crash_on_start_exits_1_with_the_oom_message() -> None:
 def test_a_signal_stops_it_cleanly_and_promptly(sig: signal.Signals) -> None:
     """A signal stops the server while a client holds an idle keep-alive connection to it (as
     a gateway's connection pool does): it logs its shutdown and exits 0 without waiting for
-    that connection to close (aiohttp keeps an idle one open 75 s, ``keepalive_timeout``) or
+    that connection to close (aiohttp 3.14 keeps an idle one 3,630 s, ``keepalive_timeout``) or
     for the handlers' grace (``AppRunner``'s 60 s ``shutdown_timeout``). No seconds are
     asserted: :data:`TIMEOUT_S` (30 s) only bounds a hang, and either wait runs past it."""
     with running("m-0.1B") as (p, url):

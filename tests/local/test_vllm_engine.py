@@ -29,7 +29,14 @@ from controlplane.local.engines.vllm_engine import (
     log_reason,
     model_location,
 )
-from controlplane.local.vllm_engine import given, server_command, vllm_argv
+from controlplane.local.vllm_engine import (
+    KEEP_ALIVE_ENV,
+    KSERVE_KEEP_ALIVE_S,
+    given,
+    server_command,
+    server_environment,
+    vllm_argv,
+)
 from controlplane.profiles.catalog import load_catalog
 from controlplane.spec.load import load_file
 
@@ -65,12 +72,28 @@ def test_a_flag_vllm_would_refuse_is_left_for_vllm_to_refuse() -> None:
 def test_main_becomes_the_server_without_the_images_python_path(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    seen: list[tuple[str, list[str]]] = []
-    monkeypatch.setattr(vllm_engine.os, "execv", lambda path, argv: seen.append((path, argv)))
-    vllm_engine.main(RUNTIME)
-    ((path, argv),) = seen
+    seen: list[tuple[str, list[str], dict[str, str]]] = []
+    monkeypatch.setattr(
+        vllm_engine.os, "execve", lambda path, argv, env: seen.append((path, argv, env))
+    )
+    monkeypatch.delenv(KEEP_ALIVE_ENV, raising=False)
+    vllm_engine.main([*RUNTIME, "--timeout-keep-alive=90"])
+    ((path, argv, env),) = seen
     assert argv[:4] == [path, "-E", "-m", "vllm.entrypoints.openai.api_server"]
-    assert argv[4:] == vllm_argv(RUNTIME)
+    assert argv[4:] == vllm_argv(RUNTIME)  # the keep-alive is KServe's flag, not vLLM's
+    assert env[KEEP_ALIVE_ENV] == "90"
+
+
+def test_vllm_keeps_an_idle_connection_as_long_as_kserves_server_does() -> None:
+    """vLLM's own 5 s would close connections a gateway still holds (docs/serving.md)."""
+    assert server_environment(RUNTIME, {"PATH": "/bin"}) == {
+        "PATH": "/bin",
+        KEEP_ALIVE_ENV: str(KSERVE_KEEP_ALIVE_S),
+    }
+    assert KSERVE_KEEP_ALIVE_S == 65  # KServe v0.20.0's --timeout-keep-alive default
+    assert server_environment(RUNTIME, {KEEP_ALIVE_ENV: "30"})[KEEP_ALIVE_ENV] == "30"
+    given_flag = server_environment(["--timeout_keep_alive", "120"], {KEEP_ALIVE_ENV: "30"})
+    assert given_flag[KEEP_ALIVE_ENV] == "120"
 
 
 # ``canaryctl up --engine vllm``: the command line and environment of each replica's vLLM, where
@@ -143,7 +166,11 @@ def test_on_a_cpu_vllm_runs_as_a_module_in_float32_eager_before_the_rendered_fla
         "--gpu-memory-utilization=0.45",  # capped so that both variants fit one GPU
         "--shutdown-timeout=120",
     ]
-    assert engine.environment({"PATH": "/bin"}) == {"PATH": "/bin", "VLLM_CPU_KVCACHE_SPACE": "1"}
+    assert engine.environment({"PATH": "/bin"}) == {
+        "PATH": "/bin",
+        "VLLM_CPU_KVCACHE_SPACE": "1",
+        KEEP_ALIVE_ENV: str(KSERVE_KEEP_ALIVE_S),
+    }
     assert engine.environment({"VLLM_CPU_KVCACHE_SPACE": "4"})["VLLM_CPU_KVCACHE_SPACE"] == "4"
 
 
@@ -154,7 +181,7 @@ def test_this_python_runs_vllm_without_isolation_and_a_gpu_gets_no_cpu_defaults(
     argv = engine.command(VllmPython(sys.executable, isolated=False))
     assert argv[:3] == [sys.executable, "-m", "vllm.entrypoints.openai.api_server"]
     assert not any(a.startswith(("--dtype", "--enforce-eager")) for a in argv)
-    assert engine.environment({}) == {}
+    assert engine.environment({}) == {KEEP_ALIVE_ENV: str(KSERVE_KEEP_ALIVE_S)}
     assert engine.description.startswith("vLLM on the GPU: --model=")
 
 

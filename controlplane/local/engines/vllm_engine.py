@@ -30,7 +30,7 @@ import aiohttp
 
 from controlplane.local.engines.base import Chunk, EngineError, EngineKind, Generation, HostClock
 from controlplane.local.ports import free_port
-from controlplane.local.vllm_engine import given, server_command
+from controlplane.local.vllm_engine import given, server_command, server_environment
 from controlplane.profiles.catalog import Catalog
 from controlplane.serving.vllm_args import vllm_flags
 from controlplane.spec.models import ModelSpec, VariantSpec
@@ -213,9 +213,11 @@ class VllmEngine:
         return server_command(python.path, self.arguments(), isolated=python.isolated)
 
     def environment(self, base: Mapping[str, str]) -> dict[str, str]:
-        """The server's environment: ``base``, on a CPU with a KV cache of
-        :data:`CPU_KV_CACHE_GIB` unless ``base`` sizes it."""
-        env = dict(base)
+        """The server's environment: ``base`` with the keep-alive of KServe's server
+        (:func:`server_environment`: the router here reuses idle connections for 15 s,
+        aiohttp's ``keepalive_timeout``, longer than vLLM's own 5 s), on a CPU with a KV cache
+        of :data:`CPU_KV_CACHE_GIB` unless ``base`` sizes it."""
+        env = server_environment(self.arguments(), base)
         if self.cpu:
             env.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KV_CACHE_GIB)
         return env
