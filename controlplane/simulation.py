@@ -2,33 +2,44 @@
 
 Owns the replay loop: the pure state machine called every ``analysis.interval`` with observations
 evaluated at that historical time, until an outcome or ``end``; nothing is deployed. The same
-machine and evaluator as the controller's, so a replay shows what it would have done. See
-docs/analysis.md, "Replay (``canaryctl simulate``)".
+machine and evaluator as the controller's, so a replay shows what it would have done. A canary
+with ``spec.quality`` reads recorded pairs (:mod:`controlplane.analysis.recorded_pairs`) where the
+controller reads its pairer. See docs/analysis.md, "Replay (``canaryctl simulate``)".
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from controlplane.analysis.evaluator import evaluate
 from controlplane.analysis.metric_provider import MetricProvider
+from controlplane.analysis.quality_judge import judge_page
+from controlplane.analysis.recorded_pairs import RecordedPairs
 from controlplane.errors import UsageError
 from controlplane.providers.replay import ReplayProvider, on_demand_queries, replay_queries
 from controlplane.rollout.gate_runs import pending_runs
 from controlplane.rollout.intents import Intent
 from controlplane.rollout.machine import step
-from controlplane.rollout.observations import CheckResult, GateObservation, Observations
+from controlplane.rollout.observations import (
+    CheckResult,
+    GateObservation,
+    Observations,
+    QualityReading,
+)
 from controlplane.rollout.schedule import due_checks, initial_state
 from controlplane.rollout.state import Event, Reason, RolloutState
+from controlplane.rollout.wording import quality_words
 from controlplane.spec import check_keys
 from controlplane.spec.models import ModelCanary
 
 MAX_EVALUATIONS = 2_000_000
 """Refuse replays longer than this many intervals (e.g. 1s interval over a month)."""
+NO_PAIRS = "no recorded pairs: replay the pairer's with simulate --pairs FILE"
+"""Why a quality canary's replay read no pairs (its step before the last then waits)."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +164,9 @@ class SimulationResult:
             return f"{where} when the replay ended: {worst}"
         if state.awaiting_approval:
             return f"{where} when the replay ended: waiting for approval"
+        held = next((e for e in reversed(state.history) if e.type == "Held"), None)
+        if state.holding and held is not None:  # e.g. for the quality judge's pass
+            return f"{where} when the replay ended: {held.message}"
         return f"{where} when the replay ended: its duration had not elapsed by --end"
 
     def to_json(self) -> dict[str, Any]:
@@ -165,7 +179,32 @@ class SimulationResult:
             "reason": _reason_json(self.reason),
             "why": self.why(),
             "checks": [t.to_json() for t in self.checks],
+            "quality": self.quality_json(),
             "events": events_json(self.events),
+        }
+
+    def quality_words(self) -> str | None:
+        """The quality judge's reading at the end, in words (None without ``spec.quality``);
+        with why its last read failed, if it did."""
+        spec = self.canary.spec.quality
+        if spec is None:
+            return None
+        reading = self.state.quality or QualityReading()
+        failed = f"; its last read failed: {reading.error}" if reading.error else ""
+        return quality_words(spec, reading) + failed
+
+    def quality_json(self) -> dict[str, Any] | None:
+        """``quality`` of the JSON: pairs read, their mean score, the decision, the words."""
+        words = self.quality_words()
+        if words is None:
+            return None
+        reading = self.state.quality or QualityReading()
+        return {
+            "pairs": reading.pairs,
+            "mean": reading.mean,
+            "decided": reading.decided or None,
+            "error": reading.error or None,
+            "message": words,
         }
 
 
@@ -226,9 +265,12 @@ def simulate(
     start: float,
     end: float,
     *,
+    pairs: RecordedPairs | None = None,
     on_evaluation: Callable[[TracePoint], None] | None = None,
 ) -> SimulationResult:
-    """Replay ``canary`` from ``start`` to ``end`` (unix seconds) against ``provider``.
+    """Replay ``canary`` from ``start`` to ``end`` (unix seconds) against ``provider``, and for
+    ``spec.quality`` against the recorded ``pairs`` (None: none recorded, so its judge reads
+    nothing and says why).
 
     Raises :class:`UsageError` for an empty or absurdly long span. Provider failures never raise:
     they become inconclusive checks, as in the controller.
@@ -254,6 +296,9 @@ def simulate(
             if due
             else _spend_only(canary, provider, now)
         )
+        if canary.spec.quality is not None and state.stage == "steps" and due:
+            # as the controller reads the pairer: in a step, at an evaluation
+            obs = replace(obs, quality=replayed_quality(canary, state.quality, pairs, now))
         state, _actions = step(canary, state, obs, now)
         state = _assume_gates_pass(canary, state, now)
         tallies.add(obs.checks)
@@ -270,6 +315,19 @@ def simulate(
         if state.terminal:
             break
     return SimulationResult(canary, start, end, state, evaluations, trace, tallies.done())
+
+
+def replayed_quality(
+    canary: ModelCanary, reading: QualityReading | None, pairs: RecordedPairs | None, now: float
+) -> QualityReading:
+    """The quality judge's next reading at ``now``: ``pairs`` answer as the pairer would have
+    (the pairs scored by then after the reading's number); no ``pairs`` is a failed read."""
+    spec = canary.spec.quality
+    if spec is None:
+        raise ValueError(f"canary {canary.metadata.name!r} has no quality section")
+    if pairs is None:
+        return judge_page(spec, reading, None, NO_PAIRS)
+    return judge_page(spec, reading, pairs.page(reading.seq if reading else 0, now), "")
 
 
 def _assume_gates_pass(canary: ModelCanary, state: RolloutState, now: float) -> RolloutState:

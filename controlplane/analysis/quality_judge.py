@@ -60,7 +60,7 @@ def _number(value: object, what: str, low: float, high: float) -> float:
     return float(value)
 
 
-def _pairs(page: Mapping[str, Any]) -> tuple[str, int, int, list[Mapping[str, Any]]]:
+def checked_page(page: Mapping[str, Any]) -> tuple[str, int, int, list[Mapping[str, Any]]]:
     """The page's epoch, ``after``, lost count and pairs (in number order), checked."""
     epoch, pairs = page.get("epoch"), page.get("pairs")
     if not isinstance(epoch, str) or not epoch:
@@ -92,7 +92,7 @@ def fold(
 ) -> PairsRead:
     """``read`` with the pairs of ``page`` it has not folded in yet, scored by ``metric``, in
     their test against ``tolerance`` at level ``alpha``; a decided test keeps its decision."""
-    epoch, asked, lost, pairs = _pairs(page)
+    epoch, asked, lost, pairs = checked_page(page)
     if epoch != read.epoch and asked != 0:
         return PairsRead(epoch, 0, read.lost, read.test)  # a restarted pairer: read it from 0
     after = read.seq if epoch == read.epoch else 0

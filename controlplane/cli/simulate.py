@@ -1,8 +1,10 @@
-"""``canaryctl simulate FILE --prometheus URL --start T [--end T] [-o json] [--plot FILE.png]``.
+"""``canaryctl simulate FILE --prometheus URL --start T [--end T] [--pairs FILE] [-o json]
+[--plot FILE.png]``.
 
 Replays a canary against metric history in Prometheus, as the controller would have run it
-(:mod:`controlplane.simulation`), and prints a timeline or JSON; a rollback exits 5. See
-docs/analysis.md, "Replay (``canaryctl simulate``)".
+(:mod:`controlplane.simulation`), a quality canary's judge against the pairs recorded from its
+pairer (``--pairs``), and prints a timeline or JSON; a rollback exits 5. See docs/analysis.md,
+"Replay (``canaryctl simulate``)".
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import json
 import time
 
+from controlplane.analysis.recorded_pairs import load_pairs
 from controlplane.cli.exits import replay_exit
 from controlplane.cli.timeparse import parse_time
 from controlplane.errors import UsageError
@@ -38,6 +41,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     parser.add_argument("--end", metavar="T", default="now", help="default: now")
     parser.add_argument("--name", help="which canary, when FILE holds several documents")
+    parser.add_argument(
+        "--pairs",
+        metavar="FILE",
+        help="the quality judge's pairs, recorded from the pairer (its GET /pairs pages, one "
+        "per line): replayed for spec.quality",
+    )
     parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
     parser.add_argument("--plot", metavar="FILE.png", help="draw weight and checked metrics")
     parser.add_argument(
@@ -68,9 +77,12 @@ def run(args: argparse.Namespace) -> int:
     start, end = parse_time(args.start, now=now), parse_time(args.end, now=now)
     if end < start:
         raise UsageError("--end is before --start")
+    pairs = load_pairs(args.pairs) if args.pairs else None
+    if pairs is not None and canary.spec.quality is None:
+        raise UsageError(f"--pairs: {canary.metadata.name} has no spec.quality to judge them")
     source = PrometheusProvider(from_url(url, timeout_s=args.timeout))
     provider = prefetched(canary, source, start, end)
-    result = simulate(canary, provider, start, end)
+    result = simulate(canary, provider, start, end, pairs=pairs)
     if args.output == "json":
         print(json.dumps(result.to_json(), indent=2))
     else:

@@ -104,4 +104,7 @@ def _outcome_panel(result: SimulationResult) -> Panel:
     why = result.why()
     if why is not None:
         lines.append(f"why: {escape(why)}")
+    quality = result.quality_words()
+    if quality is not None:
+        lines.append(escape(quality))
     return Panel("\n".join(lines), border_style=colour, title="outcome", expand=False)
