@@ -33,7 +33,9 @@ def fixed_overload(canary: ModelCanary, sizes: plan.Sizes) -> str | None:
     demand = plan.sized_demand(canary, sizes)
     fixed = plan.fixed_replicas(canary)
     for i, step in enumerate(canary.spec.steps):  # the last is 100 %: the promotion's load
-        use = plan.utilisation(sizes, demand, plan.Share(step.weight), fixed)
+        share = plan.Share(step.weight)
+        pairs = plan.pairing_rps(canary, demand, share)
+        use = plan.utilisation(sizes, demand, share, fixed, pairs)
         if use.candidate is not None and use.candidate > 1.0:
             return (
                 f"capacity: at step {i + 1} ({step.weight} %) the candidate's {fixed.candidate} "

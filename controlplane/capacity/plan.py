@@ -124,24 +124,46 @@ def demand_of(canary: ModelCanary, sizes: Sizes, observed_rps: float | None) -> 
     return sized_demand(canary, sizes)
 
 
-def needed(demand_rps: float, percent: int, capacity: ReplicaCapacity, spec: CapacitySpec) -> int:
-    """Replicas that serve ``percent`` of ``demand_rps`` within the headroom; at least one while
-    the share is above zero (a variant that receives traffic must run)."""
+def needed(
+    demand_rps: float,
+    percent: int,
+    capacity: ReplicaCapacity,
+    spec: CapacitySpec,
+    extra_rps: float = 0.0,
+) -> int:
+    """Replicas that serve ``percent`` of ``demand_rps`` and ``extra_rps`` besides (the quality
+    judge's pairs: :func:`pairing_rps`) within the headroom; at least one while the share is
+    above zero (a variant that receives traffic must run)."""
     if percent <= 0:
         return 0
-    load = demand_rps * percent / 100.0
+    load = demand_rps * percent / 100.0 + extra_rps
     return max(1, math.ceil(load / usable_rps(capacity, spec) - EPSILON))
+
+
+def pairing_rps(canary: ModelCanary, demand_rps: float, share: Share) -> float:
+    """The requests per second the quality judge's pairer adds to each variant at ``share``
+    (``spec.quality``). A pair is one request to each variant, so each gets the pairs' rate:
+    ``sample`` of the demand, at most ``perMinute`` a minute. None where the route sends the
+    pairer nothing: no ``spec.quality``, the shadow phase, or a weight of 0 or 100. Each paired
+    request is counted as a whole request of the demand's, though it answers at most 64 tokens:
+    an upper bound on its cost."""
+    quality = canary.spec.quality
+    if quality is None or share.mirror or not 0 < share.weight < 100:
+        return 0.0
+    return min(demand_rps * quality.sample.value, quality.per_minute / 60.0)
 
 
 def replicas_at(canary: ModelCanary, sizes: Sizes, demand_rps: float, share: Share) -> Replicas:
     """Each variant's replicas at ``share``: the stable sized to its share (none at 100 %), the
     candidate to its share and never below ``candidate.replicas`` (the fewest it runs: at
-    weight 0 it still has to be Ready). Without ``spec.capacity``: :func:`fixed_replicas`."""
+    weight 0 it still has to be Ready), each with the quality judge's pairs besides
+    (:func:`pairing_rps`). Without ``spec.capacity``: :func:`fixed_replicas`."""
     spec = canary.spec.plan
     if spec is None:
         return fixed_replicas(canary)
-    stable = needed(demand_rps, share.stable_percent, sizes.stable, spec)
-    candidate = needed(demand_rps, share.candidate_percent, sizes.candidate, spec)
+    pairs = pairing_rps(canary, demand_rps, share)
+    stable = needed(demand_rps, share.stable_percent, sizes.stable, spec, pairs)
+    candidate = needed(demand_rps, share.candidate_percent, sizes.candidate, spec, pairs)
     return Replicas(stable, max(candidate, canary.spec.candidate.replicas))
 
 
@@ -272,13 +294,16 @@ class Utilisation:
     candidate: float | None
 
 
-def utilisation(sizes: Sizes, demand_rps: float, share: Share, replicas: Replicas) -> Utilisation:
-    """What ``replicas`` run at, as a share of their capacity, at ``share`` of ``demand_rps``."""
+def utilisation(
+    sizes: Sizes, demand_rps: float, share: Share, replicas: Replicas, extra_rps: float = 0.0
+) -> Utilisation:
+    """What ``replicas`` run at, as a share of their capacity, at ``share`` of ``demand_rps``
+    with ``extra_rps`` besides on each variant that serves (the pairs: :func:`pairing_rps`)."""
 
     def one(percent: int, count: int, capacity: ReplicaCapacity) -> float | None:
         if percent <= 0 or count <= 0:
             return None
-        return demand_rps * percent / 100.0 / (count * capacity.requests_per_s)
+        return (demand_rps * percent / 100.0 + extra_rps) / (count * capacity.requests_per_s)
 
     return Utilisation(
         one(share.stable_percent, replicas.stable, sizes.stable),

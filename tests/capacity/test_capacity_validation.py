@@ -110,3 +110,20 @@ def test_without_capacity_the_plan_sizes_each_step_and_nothing_is_overloaded() -
 def test_a_single_service_router_may_say_fixed(router: str) -> None:
     data = canary_dict(router=router, shadow=None, capacity={"mode": "fixed"})
     assert [p for p in check_object(data) if p.path.startswith("spec.capacity")] == []
+
+
+def test_fixed_replicas_that_the_quality_judges_pairs_overload_are_refused(
+    tmp_path: Path,
+) -> None:
+    """The replicas that serve every step's share are refused once the pairer's requests, one
+    to each variant per pair, take them past what they serve."""
+    fits = {**CANDIDATE, "replicas": 2}  # 16 req/s: 12 at 75 %, 16 at 100 %
+    quality = {"sample": "50%", "perMinute": 100_000, "tolerance": 0.1}  # 8 req/s of pairs
+    fixed = {"mode": "fixed", "requestsPerReplica": RATES}
+    assert check_file(write(tmp_path, capacity=fixed, candidate=fits)) == []
+    path = write(tmp_path, capacity=fixed, candidate=fits, router="gateway-api", quality=quality)
+    (problem,) = check_file(path)
+    assert problem.path == "spec.capacity.mode"
+    assert problem.message.startswith(
+        "capacity: at step 3 (75 %) the candidate's 2 replica(s) would run at 125% "
+    ), problem.message

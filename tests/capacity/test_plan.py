@@ -234,3 +234,39 @@ def test_the_budget_holds_what_autoscaling_may_reach() -> None:
     assert stage.name == "step 3"
     assert moved.ceiling_before == Replicas(2, 3)
     assert moved.peak_gpus(SLOW) == 5
+
+
+def quality_canary(sample: str, per_minute: int) -> Any:
+    return model_canary(
+        base=BASE,
+        capacity={"headroom": 0.2},
+        router="gateway-api",
+        quality={"sample": sample, "perMinute": per_minute, "tolerance": 0.1},
+    )
+
+
+def test_the_pairs_load_each_variant_at_the_sample_up_to_the_cap() -> None:
+    """A pair is one request to each variant: each gets ``sample`` of the demand, at most
+    ``perMinute`` a minute, and nothing where the route sends the pairer nothing."""
+    assert plan.pairing_rps(model_canary(base=BASE), 16.0, Share(50)) == 0.0
+    spec = quality_canary("20%", 6000)
+    assert plan.pairing_rps(spec, 16.0, Share(50)) == pytest.approx(3.2)
+    assert plan.pairing_rps(quality_canary("20%", 60), 16.0, Share(50)) == pytest.approx(1.0)
+    for share in (Share(0), Share(100), Share(0, mirror=True)):
+        assert plan.pairing_rps(spec, 16.0, share) == 0.0
+
+
+def test_the_plan_sizes_each_variant_for_its_share_and_the_pairs() -> None:
+    # at 50 % of 16 req/s a stable replica plans 8 (its share, exactly); the pairs' 3.2 req/s
+    # more need a second one; the fast candidate's one replica plans 16 and has room for both
+    without = model_canary(base=BASE, capacity={"headroom": 0.2})
+    assert plan.replicas_at(without, FAST, 16.0, Share(50)) == Replicas(1, 1)
+    assert plan.replicas_at(quality_canary("20%", 6000), FAST, 16.0, Share(50)) == Replicas(2, 1)
+    # at 100 % the pairer is gone: the promotion's replicas are the same
+    assert plan.replicas_at(quality_canary("20%", 6000), FAST, 16.0, Share(100)) == Replicas(0, 1)
+
+
+def test_utilisation_counts_the_pairs() -> None:
+    use = plan.utilisation(FAST, 16.0, Share(50), Replicas(1, 1), 3.2)
+    assert use.stable == pytest.approx(11.2 / 10)
+    assert use.candidate == pytest.approx(11.2 / 20)
