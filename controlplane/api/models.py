@@ -113,8 +113,8 @@ class Expected(BaseModel):
 
 
 class CanaryDetail(CanarySummary):
-    """One ModelCanary with its whole spec and status, and the expected change beside the
-    observed one when both variants have a measured profile."""
+    """One ModelCanary with its whole spec and status, the expected change beside the observed
+    one when both variants have a measured profile, and the quality judge's reading in words."""
 
     spec: dict[str, Any] = Field(default_factory=dict)
     status: dict[str, Any] = Field(default_factory=dict)
@@ -122,6 +122,11 @@ class CanaryDetail(CanarySummary):
         None,
         description="the measured profiles' expected change of the candidate against the "
         "stable, beside what the checks observed; null when a variant has no measured profile",
+    )
+    quality: str | None = Field(
+        None,
+        description="what the quality judge has read of the pairer (spec.quality), in the "
+        "words of `kubectl canary get`; null without spec.quality",
     )
 
 
@@ -136,8 +141,9 @@ def packaged_measured() -> tuple[Loaded, ...]:
 
 
 def detail(obj: Obj, measured: Sequence[Loaded] = ()) -> CanaryDetail:
-    """``obj`` as a :class:`CanaryDetail`: its summary, spec and status, and the expected change
-    from the ``measured`` entries beside the observed one, as ``kubectl canary get`` shows it."""
+    """``obj`` as a :class:`CanaryDetail`: its summary, spec and status, the expected change
+    from the ``measured`` entries beside the observed one and the quality judge's line, as
+    ``kubectl canary get`` shows them."""
     from controlplane.profiles.expected import sources_line
 
     view = snapshot(obj, measured)
@@ -152,6 +158,7 @@ def detail(obj: Obj, measured: Sequence[Loaded] = ()) -> CanaryDetail:
         spec=obj.get("spec") or {},
         status=obj.get("status") or {},
         expected=expected,
+        quality=view.quality,
     )
 
 

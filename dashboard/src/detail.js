@@ -1,7 +1,8 @@
 // One canary: why it stands where it stands. The rollback's reason in words first, the steps and
 // the weight over time, every check with both variants' values against its limit (and the
-// sequential evidence against its boundary when the check has one), gates, capacity and
-// GPU-hours, what was expected against what is observed, Events and history, and the verbs.
+// sequential evidence against its boundary when the check has one), gates, the quality judge,
+// capacity and GPU-hours, what was expected against what is observed, Events and history, and
+// the verbs.
 import { html } from "htm/preact";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api } from "./api.js";
@@ -262,6 +263,23 @@ function Capacity({ spec, status }) {
   </${Section}>`;
 }
 
+// the quality judge's reading (spec.quality): the server's words, as `kubectl canary get` says
+// them (CanaryDetail.quality), and the pairs it has read
+function Quality({ canary, status }) {
+  if (!canary.quality) return null;
+  const q = status.quality || {};
+  const decided = { breach: "answers worse: rolled back", pass: "within the tolerance" }[q.decided]
+    || "none yet";
+  return html`<${Section} id="quality" title="Quality">
+    <p data-testid="quality">${canary.quality}</p>
+    <dl class="facts">
+      <div><dt>pairs read</dt><dd data-testid="quality-pairs">${num(q.pairs) ?? 0}</dd></div>
+      <div><dt>decision</dt><dd data-testid="quality-decision">${decided}</dd></div>
+      ${num(q.lost) ? html`<div><dt>lost unread</dt><dd>${q.lost}</dd></div>` : null}
+    </dl>
+  </${Section}>`;
+}
+
 // what the measured profiles expected of the candidate against stable, beside what the checks
 // observed: the server's rows (CanaryDetail.expected, as `kubectl canary get` computes them);
 // without measured profiles, what the checks observed alone
@@ -438,6 +456,7 @@ export function DetailPage({ ns, name, fromStream, version }) {
     <${Timeline} spec=${spec} status=${status} simulated=${simulated} span=${span} />
     <${Checks} status=${status} simulated=${simulated} span=${span} />
     <${Gates} status=${status} simulated=${simulated} />
+    <${Quality} canary=${canary} status=${status} />
     <${Capacity} spec=${spec} status=${status} />
     <${Expected} canary=${canary} status=${status} />
     <${Objects} objects=${objects} />

@@ -236,22 +236,20 @@ def test_the_budget_holds_what_autoscaling_may_reach() -> None:
     assert moved.peak_gpus(SLOW) == 5
 
 
-def quality_canary(sample: str, per_minute: int) -> Any:
-    return model_canary(
-        base=BASE,
-        capacity={"headroom": 0.2},
-        router="gateway-api",
-        quality={"sample": sample, "perMinute": per_minute, "tolerance": 0.1},
-    )
+JUDGED = canary_dict(base=BASE, capacity={"headroom": 0.2}, router="gateway-api")
+"""The example on a router that runs the quality judge, at 20 % headroom."""
+PAIRED = {"sample": "20%", "perMinute": 6000, "tolerance": 0.1}
+"""Pairs of 20 % of the traffic, capped at 100 a second."""
 
 
 def test_the_pairs_load_each_variant_at_the_sample_up_to_the_cap() -> None:
     """A pair is one request to each variant: each gets ``sample`` of the demand, at most
     ``perMinute`` a minute, and nothing where the route sends the pairer nothing."""
     assert plan.pairing_rps(model_canary(base=BASE), 16.0, Share(50)) == 0.0
-    spec = quality_canary("20%", 6000)
+    spec = model_canary(base=JUDGED, quality=PAIRED)
     assert plan.pairing_rps(spec, 16.0, Share(50)) == pytest.approx(3.2)
-    assert plan.pairing_rps(quality_canary("20%", 60), 16.0, Share(50)) == pytest.approx(1.0)
+    capped = model_canary(base=JUDGED, quality={**PAIRED, "perMinute": 60})
+    assert plan.pairing_rps(capped, 16.0, Share(50)) == pytest.approx(1.0)
     for share in (Share(0), Share(100), Share(0, mirror=True)):
         assert plan.pairing_rps(spec, 16.0, share) == 0.0
 
@@ -261,9 +259,10 @@ def test_the_plan_sizes_each_variant_for_its_share_and_the_pairs() -> None:
     # more need a second one; the fast candidate's one replica plans 16 and has room for both
     without = model_canary(base=BASE, capacity={"headroom": 0.2})
     assert plan.replicas_at(without, FAST, 16.0, Share(50)) == Replicas(1, 1)
-    assert plan.replicas_at(quality_canary("20%", 6000), FAST, 16.0, Share(50)) == Replicas(2, 1)
+    judged = model_canary(base=JUDGED, quality=PAIRED)
+    assert plan.replicas_at(judged, FAST, 16.0, Share(50)) == Replicas(2, 1)
     # at 100 % the pairer is gone: the promotion's replicas are the same
-    assert plan.replicas_at(quality_canary("20%", 6000), FAST, 16.0, Share(100)) == Replicas(0, 1)
+    assert plan.replicas_at(judged, FAST, 16.0, Share(100)) == Replicas(0, 1)
 
 
 def test_utilisation_counts_the_pairs() -> None:

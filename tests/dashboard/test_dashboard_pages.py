@@ -123,6 +123,33 @@ def test_a_rolled_back_canary_says_why_and_shows_its_checks(
     shoot(page, "rolled-back")
 
 
+def test_a_quality_canary_shows_what_its_judge_read(
+    page: Any, shoot: Callable[[Any, str], Path]
+) -> None:
+    """The judge's words are the server's (as ``kubectl canary get`` prints them), beside the
+    pairs read and the decision; a canary without ``spec.quality`` has no such section."""
+    kube = FakeKube()
+    start = time.time() - 3 * d.HOUR
+    d.put(kube, d.canary("chat-fp8", status=d.judged(start), quality=d.QUALITY))
+    d.put(kube, d.canary("plain", status=d.progressing(start)))
+    with d.serve(kube) as server:
+        page.goto(f"{server.url}/dashboard/#token={d.ADMIN}")
+        page.wait_for_selector("[data-testid=canary-list] tbody tr")
+        page.goto(f"{server.url}/dashboard/#/canary/{d.NS}/chat-fp8")
+        words = page.locator("[data-testid=quality]")
+        expect(words).to_contain_text("mean disagreement 0.02 over 60 pairs is within the")
+        assert words.inner_text().endswith("; 3 pairs lost unread")
+        assert page.locator("[data-testid=quality-pairs]").inner_text() == "60"
+        assert page.locator("[data-testid=quality-decision]").inner_text() == (
+            "within the tolerance"
+        )
+        assert page.locator("#quality").count() == 1
+        shoot(page, "quality")
+        page.goto(f"{server.url}/dashboard/#/canary/{d.NS}/plain")
+        page.wait_for_selector("[data-testid=step]")
+        assert page.locator("#quality").count() == 0
+
+
 def test_a_progressing_canary_shows_its_step_and_weight_over_time(
     page: Any, site: Any, shoot: Callable[[Any, str], Path]
 ) -> None:

@@ -273,9 +273,25 @@ def rolled_back(start: float) -> dict[str, Any]:
     }
 
 
-def canary(name: str, namespace: str = NS, status: dict[str, Any] | None = None) -> Obj:
-    """A ModelCanary named ``name`` with the dashboard's example spec, from the one builder."""
-    return canary_dict(name, namespace, status=status, shadow=None, budget=None, **_spec())
+def canary(
+    name: str, namespace: str = NS, status: dict[str, Any] | None = None, **spec: Any
+) -> Obj:
+    """A ModelCanary named ``name`` with the dashboard's example spec (``spec`` overrides its
+    sections), from the one builder."""
+    sections = {**_spec(), **spec}
+    return canary_dict(name, namespace, status=status, shadow=None, budget=None, **sections)
+
+
+QUALITY = {"sample": "5%", "metric": "agreement", "tolerance": 0.1, "alpha": 0.05}
+"""The quality judge of :func:`judged`: disagreement within 0.1, at alpha 0.05."""
+
+
+def judged(start: float) -> dict[str, Any]:
+    """:func:`progressing` with the quality judge's reading: 60 pairs of mean disagreement 0.02,
+    passed (the evidence 31.5 past 1/alpha), 3 pairs lost unread."""
+    reading = {"epoch": "e1", "seq": 63, "lost": 3, "pairs": 60, "total": 1.2, "spread": 0.9,
+               "logBreach": -4.0, "logPass": 3.45, "decided": "pass"}  # fmt: skip
+    return {**progressing(start), "quality": reading}
 
 
 _TIMES = frozenset(
