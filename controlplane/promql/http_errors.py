@@ -237,11 +237,23 @@ def _route_of(canary: ModelCanary) -> str:
 def envoy_backend(canary: ModelCanary, variant: str) -> GatewayBackend:
     """The Envoy Gateway clusters that carry ``variant``'s requests of ``canary``, from the
     canary itself: ``httproute/<namespace>/<route>/rule/<r>/backend/<b>``, the stable backend 0
-    and the candidate 1 in any rule (docs/analysis.md, "Where errors come from"). ValueError for
-    a variant that is neither."""
+    and the candidate 1 in any rule, with ``spec.quality`` also 2 and 3, the pairer's port for
+    each (:func:`_positions`; docs/analysis.md, "Where errors come from"). ValueError for a
+    variant that is neither."""
     route = f"httproute/{canary.metadata.namespace}/{_route_of(canary)}/"
-    index = _backend_index(canary, variant)
+    positions = _positions(canary, variant)
+    index = str(positions[0]) if len(positions) == 1 else f"({'|'.join(map(str, positions))})"
     return GatewayBackend(ENVOY_CLUSTER, f"{_literal(route)}rule/[0-9]+/backend/{index}")
+
+
+def _positions(canary: ModelCanary, variant: str) -> tuple[int, ...]:
+    """The backend positions of ``variant`` in every rule of the canary's route: KServe's route
+    lists the stable predictor then the canary's; the ``gateway-api`` router's are
+    :func:`~controlplane.serving.pairer.backend_positions`."""
+    role = _role(canary, variant)
+    if canary.spec.traffic.router == "kserve":
+        return (_backend_index(canary, variant),)
+    return pairer.backend_positions(canary, role)
 
 
 def _backend_index(canary: ModelCanary, variant: str) -> int:
@@ -375,7 +387,8 @@ class EnvoyRoutes:
         """``envoy_cluster_upstream_rq`` of every backend of the routes, one selector for the
         whole group, summed ``by`` the route and backend index read from the cluster name."""
         names = "|".join(_literal(route) for route in sorted({r for r, _ in self.members}))
-        regex = f"httproute/{_literal(self.namespace)}/({names})/rule/[0-9]+/backend/([01])"
+        indices = "".join(sorted({str(b) for _, b in self.members}))
+        regex = f"httproute/{_literal(self.namespace)}/({names})/rule/[0-9]+/backend/([{indices}])"
         series, label, codes = _GATEWAY_SERIES["envoy"]
         matchers = f'{label}=~"{_quote(regex)}"' + (f",{codes}" if failed else "")
         inner = f"{fn}({series}{{{matchers}}}{rng})"
@@ -393,12 +406,14 @@ class EnvoyRoutes:
 
 def envoy_routes(namespace: str, canaries: Sequence[ModelCanary]) -> EnvoyRoutes:
     """The Envoy backends of both variants of every canary of a group (all in ``namespace``),
-    named as :func:`envoy_backend` names them: stable backend 0, candidate backend 1."""
+    named as :func:`envoy_backend` names them: stable backend 0, candidate backend 1, with
+    ``spec.quality`` the pairer's ports 2 and 3."""
     members: dict[tuple[str, int], tuple[str, str]] = {}
     for canary in canaries:
         route = _route_of(canary)
         for variant in (canary.spec.stable.name, canary.spec.candidate.name):
-            members[(route, _backend_index(canary, variant))] = (canary.metadata.name, variant)
+            for position in _positions(canary, variant):
+                members[(route, position)] = (canary.metadata.name, variant)
     return EnvoyRoutes(namespace, members)
 
 

@@ -62,7 +62,9 @@ def _through_pairer(canary: ModelCanary, refs: list[Obj], candidate: int) -> lis
     sample of each variant's share sent to the pairer's port for it (``spec.quality``), the
     rest left as it was; unchanged without a quality section or while the candidate has no
     share (``candidate`` percent is 0: before the first step the pairer may not be ready, and
-    a pair needs the candidate's answer, which the readiness of step 1 waits for)."""
+    a pair needs the candidate's answer, which the readiness of step 1 waits for). The
+    pairer's backends follow the variants' in the same order, so a variant's own backend keeps
+    its position (:func:`~controlplane.serving.pairer.backend_positions`)."""
     quality = canary.spec.quality
     if quality is None or candidate == 0:
         return refs
@@ -71,14 +73,15 @@ def _through_pairer(canary: ModelCanary, refs: list[Obj], candidate: int) -> lis
         _services(canary)[0]: ("stable", canary.spec.stable.name),
         _services(canary)[1]: ("candidate", canary.spec.candidate.name),
     }
-    out: list[Obj] = []
+    own: list[Obj] = []
+    paired: list[Obj] = []
     for ref in refs:
         role, variant = roles[ref["name"]]
         units = int(ref.get("weight", 1)) * SAMPLED
         sampled = round(units * share)
-        out.append({**ref, "weight": units - sampled})
-        out.append(_backend(pairer.pairer_name(canary), sampled, variant, pairer.PORTS[role]))
-    return out
+        own.append({**ref, "weight": units - sampled})
+        paired.append(_backend(pairer.pairer_name(canary), sampled, variant, pairer.PORTS[role]))
+    return own + paired
 
 
 def _services(canary: ModelCanary) -> tuple[str, str]:
@@ -193,10 +196,16 @@ def _session_rules(
             "type": "ResponseHeaderModifier",
             "responseHeaderModifier": {"set": [{"name": VARIANT_HEADER, "value": variant}]},
         }
+        # both variants, in the split's order, the other one at weight 0: each keeps its
+        # position in every rule (pairer.backend_positions)
+        refs = [
+            _backend(stable, int(name == stable), canary.spec.stable.name),
+            _backend(candidate, int(name == candidate), canary.spec.candidate.name),
+        ]
         rule: Obj = {
             "matches": [{**path, "headers": [dict(match)]} for path in paths],
             "filters": [*(filters if name == stable else []), told],
-            "backendRefs": _through_pairer(canary, [_backend(name, 1, variant)], weight),
+            "backendRefs": _through_pairer(canary, refs, weight),
         }
         out.append(rule)
     return out
@@ -212,6 +221,7 @@ def weights_of(canary: ModelCanary, route: Obj) -> Weights:
         r
         for r in rules
         if {stable, candidate} <= {ref.get("name") for ref in r.get("backendRefs") or []}
+        and not _session_rule(r)
     ]
     for rule in [*both, *rules]:
         refs = _variant_weights(canary, rule.get("backendRefs") or [])
@@ -226,6 +236,17 @@ def weights_of(canary: ModelCanary, route: Obj) -> Weights:
     if any(stable in {r.get("name") for r in rule.get("backendRefs") or []} for rule in rules):
         return Weights(0)
     raise RouterError(f"{ROUTER}: HTTPRoute routes to neither {stable} nor {candidate}")
+
+
+def _session_rule(rule: Obj) -> bool:
+    """Whether ``rule`` is one of :func:`_session_rules`' (it tells the client its variant)."""
+    return any(
+        f.get("type") == "ResponseHeaderModifier"
+        and any(
+            h.get("name") == VARIANT_HEADER for h in dig(f, "responseHeaderModifier", "set") or []
+        )
+        for f in rule.get("filters") or []
+    )
 
 
 def _variant_weights(canary: ModelCanary, refs: list[Obj]) -> dict[str, int]:

@@ -31,6 +31,17 @@ def is_pairer(obj: Obj) -> bool:
     return obj.get("kind") == "Deployment" and of_pairer(obj)
 
 
+def backend_positions(canary: ModelCanary, role: Role) -> tuple[int, ...]:
+    """Where ``role``'s requests are among the backends of every rule of the ``gateway-api``
+    router's HTTPRoute while the canary runs (pure): the stable's backend first, the
+    candidate's second, then with ``spec.quality`` the pairer's port for each in the same
+    order; a rule that does not serve a variant lists it with weight 0. Envoy Gateway names
+    each backend's cluster by this position, and the error rate reads each variant's codes
+    from it (docs/analysis.md, "Where errors come from")."""
+    index = 0 if role == "stable" else 1
+    return (index, index + 2) if canary.spec.quality is not None else (index,)
+
+
 def pairer_name(canary: ModelCanary) -> str:
     """The pairer's Deployment and Service: ``<canary>-pairer``."""
     return object_names.dns_name(canary.metadata.name, "pairer")

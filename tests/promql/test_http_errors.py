@@ -18,13 +18,16 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.canaries import ANALYSIS, MODEL, model_canary
 
 from controlplane.promql.contract import UnknownEngineVersion, contract_for
 from controlplane.promql.http_errors import (
+    BACKEND_LABEL,
     ENVOY_CLUSTER,
+    ROUTE_LABEL,
     TRAEFIK_SERVICE,
     EnvoyRoutes,
     ErrorTerms,
@@ -45,6 +48,8 @@ from controlplane.promql.http_errors import (
 )
 from controlplane.routing import gateway_api, kserve
 from controlplane.serving import object_names
+from controlplane.serving.pairer import PORTS, pairer_name
+from controlplane.spec.models import ModelCanary
 
 SEL = 'namespace="ml",canary="c",variant="nf4"'
 NF4 = GatewayBackend(ENVOY_CLUSTER, "httproute/ml/c/rule/[0-9]+/backend/1")
@@ -223,41 +228,79 @@ def test_the_plain_form_refuses_to_group_envoy() -> None:
             error_terms(source, SEL, "5m", ("canary", "variant"), backends=backends)
 
 
-def _clusters(route: str, ns: str, rules: list[dict[str, object]]) -> dict[str, str]:
-    """Envoy Gateway's per-backendRef cluster names (``irDestinationSettingName``, v1.8.1) ->
-    the backendRef's Service name, for every rule of an HTTPRoute."""
+def _clusters(c: ModelCanary, route: dict[str, Any]) -> dict[str, str]:
+    """Envoy Gateway's per-backendRef cluster names -> the variant the backendRef carries, for
+    every rule of an HTTPRoute: ``irDestinationSettingName(destName, i)``, ``i`` the backendRef's
+    position in its rule; a weight-0 backendRef gets no cluster and the others keep their
+    positions (``internal/gatewayapi/route.go``, v1.8.1). A pairer's port carries the variant
+    it answers from."""
+    variants = {
+        object_names.predictor_service(object_names.variant_service_name(c.spec.model.name, v)): v
+        for v in (c.spec.stable.name, c.spec.candidate.name)
+    }
+    by_port = {PORTS["stable"]: c.spec.stable.name, PORTS["candidate"]: c.spec.candidate.name}
+    meta = route["metadata"]
     found = {}
-    for r, rule in enumerate(rules):
-        refs = rule["backendRefs"]
-        assert isinstance(refs, list)
-        for b, ref in enumerate(refs):
-            found[f"httproute/{ns}/{route}/rule/{r}/backend/{b}"] = ref["name"]
+    for r, rule in enumerate(route["spec"]["rules"]):
+        for b, ref in enumerate(rule["backendRefs"]):
+            if ref.get("weight", 1) == 0:
+                continue
+            name = f"httproute/{meta['namespace']}/{meta['name']}/rule/{r}/backend/{b}"
+            pairer = ref["name"] == pairer_name(c)
+            found[name] = by_port[ref["port"]] if pairer else variants[ref["name"]]
     return found
 
 
-@pytest.mark.parametrize("cohort", [False, True], ids=["split", "cohort"])
-@pytest.mark.parametrize("weight", [0, 30, 100])
-def test_envoy_backends_are_the_gateway_api_routes_backend_refs(cohort: bool, weight: int) -> None:
-    traffic: dict[str, object] = {"router": "gateway-api", "gateway": GATEWAY}
-    if cohort:
-        traffic["cohort"] = {"header": "x-tier", "values": ["beta"]}
-    c = model_canary("c", "ml", traffic=traffic)
-    route = gateway_api.build_httproute(c, weight, mirror=False)
-    meta = route["metadata"]
-    clusters = _clusters(meta["name"], meta["namespace"], route["spec"]["rules"])
-    services = {
-        "bf16": object_names.predictor_service(
-            object_names.variant_service_name(c.spec.model.name, "bf16")
-        ),
-        "nf4": object_names.predictor_service(
-            object_names.variant_service_name(c.spec.model.name, "nf4")
-        ),
-    }
-    for variant, service in services.items():
+SHAPES: dict[str, dict[str, Any]] = {
+    "split": {},
+    "cohort": {"cohort": {"header": "x-tier", "values": ["beta"]}},
+    "sessions": {"session": {"header": "x-session-id"}},
+    "cookie-sessions": {"session": {"cookie": "sid"}},
+    "quality": {"quality": True},
+    "quality-sessions": {"quality": True, "session": {"header": "x-session-id"}},
+    "quality-cohort": {"quality": True, "cohort": {"header": "x-tier", "values": ["beta"]}},
+}
+"""The shapes of the ``gateway-api`` router's HTTPRoute: its traffic options, and a quality
+judge whose pairer takes a sample of each variant's share."""
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+@pytest.mark.parametrize(
+    ("weight", "mirror"),
+    [(0, False), (0, True), (1, False), (30, False), (99, False), (100, False)],
+)
+def test_envoy_backends_are_the_gateway_api_routes_backend_refs(
+    shape: str, weight: int, mirror: bool
+) -> None:
+    """Whatever rules the route holds at a weight (a session's rules come and go with it), each
+    variant's pattern matches exactly the clusters that carry its requests."""
+    options = dict(SHAPES[shape])
+    quality = options.pop("quality", False)
+    traffic: dict[str, object] = {"router": "gateway-api", "gateway": GATEWAY, **options}
+    judge = {"sample": "5%", "tolerance": 0.1} if quality else None
+    c = model_canary("c", "ml", traffic=traffic, quality=judge)
+    clusters = _clusters(c, gateway_api.build_httproute(c, weight, mirror=mirror))
+    for variant in (c.spec.stable.name, c.spec.candidate.name):
         pattern = re.compile(envoy_backend(c, variant).pattern)
         matched = {name for name in clusters if pattern.fullmatch(name)}
-        assert matched == {name for name, svc in clusters.items() if svc == service}, variant
-        assert matched  # every variant has a cluster in every route of the router
+        assert matched == {name for name, v in clusters.items() if v == variant}, variant
+    assert clusters  # the stable serves at every weight but 100, the candidate there
+
+
+def test_the_grouped_envoy_term_names_each_cluster_by_the_same_positions() -> None:
+    """The grouped query reads the backend position from the cluster name: with a quality judge
+    the pairer's ports (2 and 3) are their variants', as :func:`envoy_backend` says."""
+    traffic = {"router": "gateway-api", "gateway": GATEWAY, "session": {"header": "x-sid"}}
+    c = model_canary("c", "ml", traffic=traffic, quality={"sample": "5%", "tolerance": 0.1})
+    routes = envoy_routes("ml", [c])
+    assert "/backend/([0123])" in routes.term(False, "rate", "[5m]")
+    clusters = _clusters(c, gateway_api.build_httproute(c, 30, mirror=False))
+    assert len(clusters) == 8  # two session rules and the split, the pairer's ports in each
+    for cluster, variant in clusters.items():
+        found = re.fullmatch(r"httproute/ml/(.+)/rule/[0-9]+/backend/([0-9]+)", cluster)
+        assert found is not None
+        route, backend = found.groups()
+        assert routes.member({ROUTE_LABEL: route, BACKEND_LABEL: backend}) == ("c", variant)
 
 
 def test_kserve_envoy_backends_are_on_kserves_route() -> None:

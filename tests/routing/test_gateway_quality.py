@@ -25,19 +25,20 @@ def refs(route: dict) -> list[tuple[str, int, int]]:
 def test_each_variant_sends_its_sample_to_the_pairers_port_for_it() -> None:
     c = model_canary("chat", "ml", router="gateway-api", quality=quality())
     route = build_httproute(c, 5, False)
-    stable, _, candidate, _ = (r[0] for r in refs(route))
+    stable, candidate, _, _ = (r[0] for r in refs(route))
     pairer = pairer_name(c)
+    # the variants keep their positions, the pairer's ports follow in the same order
     assert refs(route) == [
         (stable, 80, 9025),
-        (pairer, PORTS["stable"], 475),
         (candidate, 80, 475),
+        (pairer, PORTS["stable"], 475),
         (pairer, PORTS["candidate"], 25),
     ]
     told = [
         r["filters"][0]["requestHeaderModifier"]["set"][0]
         for r in route["spec"]["rules"][-1]["backendRefs"]
     ]
-    names = [c.spec.stable.name, c.spec.stable.name, c.spec.candidate.name, c.spec.candidate.name]
+    names = [c.spec.stable.name, c.spec.candidate.name, c.spec.stable.name, c.spec.candidate.name]
     assert told == [{"name": VARIANT_HEADER, "value": n} for n in names]
 
 
@@ -70,8 +71,12 @@ def test_a_session_rule_sends_its_sample_through_the_pairer_on_its_own_variant()
     c = model_canary("chat", "ml", traffic=SESSION, quality=quality())
     rules = build_httproute(c, 25, False)["spec"]["rules"]
     ours, theirs = rules[0]["backendRefs"], rules[1]["backendRefs"]
-    assert [(r["port"], r["weight"]) for r in ours] == [(80, 95), (PORTS["candidate"], 5)]
-    assert [(r["port"], r["weight"]) for r in theirs] == [(80, 95), (PORTS["stable"], 5)]
+    assert [(r["port"], r["weight"]) for r in ours] == [
+        (80, 0), (80, 95), (PORTS["stable"], 0), (PORTS["candidate"], 5)
+    ]  # fmt: skip
+    assert [(r["port"], r["weight"]) for r in theirs] == [
+        (80, 95), (80, 0), (PORTS["stable"], 5), (PORTS["candidate"], 0)
+    ]  # fmt: skip
     assert weights_of(c, build_httproute(c, 25, False)).candidate == 25
 
 

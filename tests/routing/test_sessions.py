@@ -110,8 +110,10 @@ def test_the_route_pins_sessions_before_it_splits_the_rest() -> None:
     stable, candidate = gateway_api._services(canary)
     route = gateway_api.build_httproute(canary, 25, False)
     pinned, rest, split = route["spec"]["rules"]
-    assert names(pinned) == [candidate]
-    assert names(rest) == [stable]
+    # every rule lists both variants in one order, the other one at weight 0: a variant's
+    # position is the same in every rule (Envoy Gateway names a backend's cluster by it)
+    weights = [(ref["name"], ref["weight"]) for ref in pinned["backendRefs"] + rest["backendRefs"]]
+    assert weights == [(stable, 0), (candidate, 1), (stable, 1), (candidate, 0)]
     assert names(split) == [stable, candidate]
     assert pinned["matches"][0]["headers"][0] == key_matches(HEADER, 25)[0] | {
         "name": "x-session-id"
@@ -137,7 +139,7 @@ def test_the_route_pins_sessions_before_it_splits_the_rest() -> None:
     assert gateway_api.weights_of(canary, route).candidate == 25
     # before the first step every session is the stable's; after an outcome, one rule
     pending = gateway_api.build_httproute(canary, 0, False)["spec"]["rules"]
-    assert [names(r) for r in pending] == [[stable], [stable, candidate]]
+    assert [names(r) for r in pending] == [[stable, candidate], [stable, candidate]]
     assert gateway_api.weights_of(canary, {"spec": {"rules": pending}}).candidate == 0
     done = gateway_api.build_httproute(canary, 100, False, "promoted")["spec"]["rules"]
     assert [names(r) for r in done] == [[candidate]]
