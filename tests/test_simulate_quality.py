@@ -12,8 +12,14 @@ import pytest
 import yaml
 from support.canaries import SMALL, canary_dict, model_canary
 
-from controlplane.analysis.recorded_pairs import RecordedPairs, load_pairs, recorded_pairs
+from controlplane.analysis.recorded_pairs import (
+    PAGE_LIMIT,
+    RecordedPairs,
+    load_pairs,
+    recorded_pairs,
+)
 from controlplane.cli.main import main as cli
+from controlplane.controller.pairs import PAGE
 from controlplane.errors import UsageError
 from controlplane.simulation import NO_PAIRS, simulate
 from harness import StaticProvider
@@ -116,7 +122,7 @@ def test_overlapping_pages_and_epochs_count_each_pair_once_in_time_order() -> No
     again = page([1.0] * 10, first=5)  # pairs 5..14: 5..10 again
     restarted = page([0.5] * 3, epoch="e2", every=1.0)  # a restarted pairer: seq from 1
     recorded = recorded_pairs([first, "", again, restarted])
-    assert len(recorded) == 14 + 3
+    assert len(recorded.pairs) == 14 + 3
     times = [p["at"] for p in recorded.pairs]
     assert times == sorted(times)
     answered = recorded.page(0, START + 6.0)  # 3 of e2 (1, 2, 3 s) and e1's pair 1 (5 s)
@@ -128,10 +134,14 @@ def test_overlapping_pages_and_epochs_count_each_pair_once_in_time_order() -> No
     assert recorded.page(4, START + 10.0)["pairs"][0]["seq"] == 5
 
 
-def test_a_page_is_at_most_a_thousand_pairs() -> None:
-    recorded = RecordedPairs(tuple({"at": START, "kl": 0.0, "agreement": 1.0} for _ in range(1500)))
-    assert len(recorded.page(0, START)["pairs"]) == 1000
-    assert recorded.page(1000, START)["pairs"][0]["seq"] == 1001
+def test_a_page_holds_what_the_controller_asks_for() -> None:
+    """The controller asks a pairer for up to 10,000 pairs a read (``controller.pairs.PAGE``):
+    a replayed page holds as many, so a replay reads pairs as fast as the controller."""
+    assert PAGE_LIMIT == PAGE
+    pair = {"at": START, "kl": 0.0, "agreement": 1.0}
+    recorded = RecordedPairs(tuple(pair for _ in range(PAGE + 500)))
+    assert len(recorded.page(0, START)["pairs"]) == PAGE
+    assert recorded.page(PAGE, START)["pairs"][0]["seq"] == PAGE + 1
 
 
 @pytest.mark.parametrize(

@@ -27,8 +27,9 @@ from controlplane.errors import ProviderError, UsageError
 
 EPOCH = "recorded"
 """The epoch of the replayed pages: one, whatever epochs the recording held."""
-PAGE_LIMIT = 1000
-"""The most pairs one replayed page holds, as a pairer's ``GET /pairs`` default."""
+PAGE_LIMIT = 10_000
+"""The most pairs one replayed page holds: what the controller asks a pairer for at each read
+(``controller.pairs.PAGE``, the pairer's own limit), so a replay reads as fast as it does."""
 
 
 @dataclass(frozen=True)
@@ -40,14 +41,6 @@ class RecordedPairs:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "times", tuple(float(p["at"]) for p in self.pairs))
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    @property
-    def span(self) -> tuple[float, float] | None:
-        """When the first and the last pair were scored (None: no pair)."""
-        return (self.times[0], self.times[-1]) if self.times else None
 
     def page(self, after: int, now: float) -> dict[str, Any]:
         """What the pairer would have answered at ``now`` to ``GET /pairs?after=after``: the
