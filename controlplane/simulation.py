@@ -32,7 +32,7 @@ from controlplane.rollout.observations import (
 )
 from controlplane.rollout.schedule import due_checks, initial_state
 from controlplane.rollout.state import Event, Reason, RolloutState
-from controlplane.rollout.wording import quality_words
+from controlplane.rollout.wording import quality_line
 from controlplane.spec import check_keys
 from controlplane.spec.models import ModelCanary
 
@@ -184,14 +184,12 @@ class SimulationResult:
         }
 
     def quality_words(self) -> str | None:
-        """The quality judge's reading at the end, in words (None without ``spec.quality``);
-        with why its last read failed, if it did."""
+        """The quality judge's reading at the end, in ``kubectl canary get``'s words
+        (:func:`~controlplane.rollout.wording.quality_line`; None without ``spec.quality``)."""
         spec = self.canary.spec.quality
         if spec is None:
             return None
-        reading = self.state.quality or QualityReading()
-        failed = f"; its last read failed: {reading.error}" if reading.error else ""
-        return quality_words(spec, reading) + failed
+        return quality_line(spec, self.state.quality or QualityReading())
 
     def quality_json(self) -> dict[str, Any] | None:
         """``quality`` of the JSON: pairs read, their mean score, the decision, the words."""

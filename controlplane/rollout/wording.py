@@ -136,6 +136,17 @@ def quality_words(spec: QualitySpec, reading: QualityReading) -> str:
     )
 
 
+def quality_line(spec: QualitySpec, reading: QualityReading) -> str:
+    """:func:`quality_words` with the pairs lost unread and why the last read failed, if it
+    did: the quality judge's line of ``kubectl canary get``, the dashboard and ``simulate``."""
+    text = quality_words(spec, reading)
+    if reading.lost:
+        text += f"; {reading.lost} pairs lost unread"
+    if reading.error:
+        text += f"; the last read failed: {reading.error}"
+    return text
+
+
 def _ago(seconds: float) -> str:
     """``45s``, ``3m``, ``2h5m``: a short span for the wait's words."""
     total = max(0, round(seconds))

@@ -180,14 +180,14 @@ def _sessions(raw: Any) -> SessionsView | None:
 
 def _quality(spec: Any, status: Any) -> str | None:
     """The quality judge's line (``spec.quality``; None without one): what it has read of the
-    pairer (``status.quality``) in :func:`~controlplane.rollout.wording.quality_words`'s words,
+    pairer (``status.quality``) in :func:`~controlplane.rollout.wording.quality_line`'s words,
     the pairs lost unread and the last read's failure."""
     if not isinstance(spec, Mapping):
         return None
     from pydantic import ValidationError
 
     from controlplane.rollout.observations import QualityReading  # `get` only
-    from controlplane.rollout.wording import quality_words
+    from controlplane.rollout.wording import quality_line
     from controlplane.spec.models import QualitySpec
 
     try:
@@ -205,12 +205,7 @@ def _quality(spec: Any, status: Any) -> str | None:
         decided="pass" if decided == "pass" else "breach" if decided == "breach" else None,
         error=as_str(data.get("error")) or "",
     )
-    text = quality_words(quality, reading)
-    if reading.lost:
-        text += f"; {reading.lost} pairs lost unread"
-    if reading.error:
-        text += f"; the last read failed: {reading.error}"
-    return text
+    return quality_line(quality, reading)
 
 
 def _capacity(raw: Any) -> CapacityView | None:
