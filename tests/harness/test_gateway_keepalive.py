@@ -3,7 +3,7 @@
 A gateway keeps idle connections to a backend in a pool; an engine closes a connection idle for
 its keep-alive. Where the gateway keeps one longer than the engine does, a request it sends on a
 connection the engine is closing that instant fails: Go's transport does not resend a POST with
-a body (``net/http/transport.go``, ``shouldRetryRequest``), and Traefik answers 502
+a body (``net/http/transport.go``, ``shouldRetryRequest``, Go 1.26.8), and Traefik answers 502
 (``pkg/proxy/httputil/proxy.go``, ``ComputeStatusCode``; 500 where Go's error is its "server
 closed idle connection"). Twice a real-vLLM canary test lost one
 request so. The harness's Traefik closes idle connections first (:data:`IDLE_CONN_TIMEOUT_S`,

@@ -215,7 +215,8 @@ class VllmEngine:
     def environment(self, base: Mapping[str, str]) -> dict[str, str]:
         """The server's environment: ``base`` with the keep-alive of KServe's server
         (:func:`server_environment`: the router here reuses idle connections for 15 s,
-        aiohttp's ``keepalive_timeout``, longer than vLLM's own 5 s), on a CPU with a KV cache
+        aiohttp 3.14's ``TCPConnector`` ``keepalive_timeout`` default, ``connector.py``,
+        longer than vLLM's own 5 s), on a CPU with a KV cache
         of :data:`CPU_KV_CACHE_GIB` unless ``base`` sizes it."""
         env = server_environment(self.arguments(), base)
         if self.cpu:
