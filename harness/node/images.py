@@ -48,10 +48,22 @@ checks numpy, scipy, kubernetes and fastapi stay out)."""
 ENGINE_USER = "65532:65532"
 ENGINE_SITE = "/opt/engine/site"
 ENGINE_SRC = "/opt/engine/src"
-RECIPE = "engine-base-1"
-DEBIAN_PACKAGES = ("python3", "libnuma1")
-"""``libnuma1``: vLLM's CPU kernels link ``libnuma.so.1`` (the real engine runs on this image)."""
+RECIPE = "engine-base-2"
 """Bumped whenever the way the base layer is built changes (part of its cache key)."""
+DEBIAN_PACKAGES = ("python3", "libnuma1", "g++", "python3-dev", "openssl")
+"""``libnuma1``: vLLM's CPU kernels link ``libnuma.so.1`` (the real engine runs on this image).
+``g++``: vLLM compiles some functions with ``torch.compile`` whatever ``--enforce-eager`` says,
+on the CPU with the C++ compiler, at the first request that needs them: vLLM 0.32.0's
+``batched_count_greater_than`` (``vllm/v1/sample/ops/logprobs.py``, backend ``inductor``),
+which any request for ``logprobs`` runs. Without a compiler that request kills the engine
+("InvalidCxxCompiler: No working C++ compiler found"), every request it holds answered 500;
+vLLM's own CPU image has one (``docker/Dockerfile.cpu``: its ``base-common`` stage installs
+gcc and g++, and the ``vllm-openai`` target is built on it). ``python3-dev``: the kernel
+inductor writes includes ``Python.h`` (the Python that vLLM's image makes with ``uv venv`` has
+its headers). ``openssl``: torch 2.13's inductor
+hashes the header it precompiles with ``openssl sha512`` (``torch/_inductor/codecache.py``,
+``_precompile_header``); Debian's and Ubuntu's ``ca-certificates``, which vLLM's image
+installs, depend on it."""
 ROOT = Path(__file__).resolve().parents[2]
 
 
