@@ -35,7 +35,8 @@ KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 """Nodes kwok manages carry ``kwok.x-k8s.io/node: fake`` (see the module docstring)."""
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
 CONTROLLERS = (
-    "deployment,replicaset,garbagecollector,namespace,endpointslice,serviceaccount,nodelifecycle,"
+    "deployment,replicaset,garbagecollector,namespace,endpoint,endpointslice,serviceaccount,"
+    "nodelifecycle,"
     "persistentvolume-binder,pvc-protection,pv-protection,horizontalpodautoscaling,"
     "root-ca-cert-publisher"
 )
@@ -53,7 +54,11 @@ the volume once no pod uses them (the API server's ``StorageObjectInUseProtectio
 puts their finalizers on both; without these controllers a deleted namespace holding a claim
 stays ``Terminating``), ``root-ca-cert-publisher`` writes the ``kube-root-ca.crt``
 ConfigMap of every namespace, which a pod's mounted ServiceAccount token comes with (the CA its
-Kubernetes client trusts)."""
+Kubernetes client trusts), ``endpoint`` (``endpoints-controller``) writes each Service's v1
+Endpoints, the only thing the API server's Service proxy resolves a Service by (v1.34.10
+``pkg/registry/core/service/storage/storage.go``, ``ResourceLocation``: without them every
+call through it is a 404 naming the Service), which the controller reads a quality canary's
+pairer through."""
 POD_CIDR = "10.244.0.1/16"
 
 
