@@ -170,10 +170,12 @@ def write_model(
     root: Path = MODELS_DIR,
     engine: str = "simulated",
     quantized: str | None = None,
+    trained: bool = False,
 ) -> str:
     """Write the tiny model ``name`` under ``root`` (readable by the engine's user); its
     ``storageUri``. For the simulated engine a ``config.json``; for ``engine="vllm"`` the real
-    tiny Llama or its twin ``quantized`` (:func:`harness.vllm_cpu.cached_tiny_model`), its
+    tiny Llama (``trained`` on its sentences or not) or its twin ``quantized``
+    (:func:`harness.vllm_cpu.cached_tiny_model`), its
     context length set to ``max_position_embeddings`` so that vLLM takes the
     ``--max-model-len`` a spec renders."""
     folder = root / name
@@ -182,7 +184,7 @@ def write_model(
     folder.chmod(0o755)
     config = folder / "config.json"
     if engine == "vllm":
-        built = vllm_cpu.cached_tiny_model(quantized)
+        built = vllm_cpu.cached_tiny_model(quantized, trained)
         for source in built.iterdir():
             shutil.copyfile(source, folder / source.name)
             (folder / source.name).chmod(0o644)

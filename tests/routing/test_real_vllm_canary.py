@@ -7,8 +7,15 @@ serving the tiny Llama of :mod:`harness.tiny_model`; Prometheus scrapes vLLM's o
 through the chart's PodMonitor, and the controller judges what vLLM wrote. OpenAI completions go
 through Traefik at a fixed rate from the moment the stable answers until after the end.
 
-- ``good``: the float32 stable and its W8A8-INT8 twin as the candidate (compressed-tensors,
-  detected by vLLM from the checkpoint), promoted 25 -> 100 with no request failed;
+- ``good``: the float32 stable taught its four sentences and its faithful W8A8-INT8 twin as
+  the candidate (compressed-tensors, detected by vLLM from the checkpoint), with the quality
+  judge (``spec.quality``: a quarter of each variant's requests through the pairer, the
+  product's own image on the node, which sends each to both engines greedy and scores the
+  answers): promoted 25 -> 100 once the judge has the evidence, with no request failed;
+- ``broken``: the same with the twin's saved per-channel scales perturbed (what a wrong
+  calibration does): healthy by every HTTP figure, rolled back by the quality judge; both
+  replayed by ``canaryctl simulate --pairs`` against the pages the test recorded from the
+  pairer, to the same end;
 - the other tests' candidate is the stable's own float32 weights under a name of its own
   (:data:`COPY`), so that the fault a test makes is the only difference the judge can see;
 - ``throttled``: once its step has started, the candidate's container gets a tenth of a CPU
@@ -37,8 +44,11 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -46,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from support import conversations
 from support.extras import vllm_cpu
 from support.real_serving import traffic_canary
@@ -69,12 +80,15 @@ from support.realnode import MARKS, until
 from support.shared_stack import module_namespaces
 from support.traffic_report import phases
 
+from bench.quality_real import prompts
 from controlplane.promql.contract import ENGINE_LABELS, RUNNING, WAITING, contract_for
 from controlplane.promql.http_errors import VLLM_HTTP_REQUESTS
 from controlplane.routing.sessions import BUCKETS, candidate_buckets
 from controlplane.serving.object_names import predictor_service, variant_service_name
+from controlplane.serving.pairer import PORTS, pairer_name
 from controlplane.serving.render import LABEL_ROLE
 from controlplane.spec.constants import LABEL_VARIANT
+from controlplane.spec.models import ModelCanary
 from controlplane.spec.units import time_value
 from harness.node.node import RUN_DIR
 from harness.node.serving import write_model
@@ -100,13 +114,32 @@ COPY = "fp32-copy"
 candidate at the stable's own ``storageUri`` is a no-op rollout, promoted at once)."""
 INT8_KERNEL = "CompressedTensorsW8A8Int8"
 """What vLLM 0.32's log names for the W8A8-INT8 linear method it loaded."""
+BROKEN = "w8a8-broken"
+"""The quality test's broken candidate: :data:`TWIN` with its saved per-channel scales each
+multiplied by a seeded factor in [0.5, 1.5] (:mod:`harness.tiny_model`)."""
+TRAINED = f"{MODEL}-trained"
+"""The quality tests' models: the tiny Llama taught its four sentences and its twins, whose
+greedy answers to the sentences' words a broken quantization changes (a random model's near-even
+choices any rounding flips)."""
+QUALITY = {"sample": "25%", "perMinute": 120, "metric": "agreement", "tolerance": 0.1}
+"""The quality judge of those tests: a quarter of each variant's requests paired (1.5 a second
+at the load's 6, under the cap of 2), a pass once the candidate's mean disagreement is shown
+within 0.1 at alpha 0.05 (57 pairs at least: docs/benchmarks.md, "Quality judge on the real
+vLLM"), a breach once it is shown above."""
+PAIRED_WAIT_S = 120.0
+"""How long a request of the quality tests may wait for its answer. The first paired request
+asks each engine for ``logprobs``, which vLLM 0.32 answers with a function it compiles then
+(``torch.compile``, docs/judges.md, "What the engine's image needs"): 26 s for that one
+function in the engine's image on an idle core here, while the engine answers nothing else.
+The requests it holds are answered after, so they wait; the usual 30 s would count them as
+failed."""
 ENGINE_CORE = "VLLM::EngineCor"
 """vLLM's engine core process names itself ``VLLM::EngineCore``; ``comm`` keeps 15 bytes."""
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with serving_stack(tmp_path_factory, gpus=8, engine="vllm") as running:
+    with serving_stack(tmp_path_factory, gpus=8, engine="vllm", controller_pod=True) as running:
         yield running
 
 
@@ -125,31 +158,40 @@ throttled candidate here: its requests of 8 tokens took 0.5 to 2 s, the stable's
 
 def vllm_canary(name: str, candidate: str = COPY, *checks: dict[str, Any]) -> dict[str, Any]:
     """:func:`traffic_canary` on the real tiny model: 25 % for 60 s, then 100 %; the stable the
-    float32 model, the candidate :data:`COPY` or :data:`TWIN` (compressed-tensors, which vLLM
-    detects from the checkpoint's ``quantization_config``: ``quantization: none`` renders no
-    flag); judged on errors under 2 % and, but for the twin, P95 latency under 2.5 s, and
-    ``checks`` besides."""
+    float32 model, the candidate :data:`COPY`, or :data:`TWIN` or :data:`BROKEN`
+    (compressed-tensors, which vLLM detects from the checkpoint's ``quantization_config``:
+    ``quantization: none`` renders no flag) of the :data:`TRAINED` model, judged by
+    :data:`QUALITY` too; judged on errors under 2 % and, but for a twin, P95 latency under
+    2.5 s, and ``checks`` besides."""
     spec = traffic_canary(name, steps=((25, "60s"),), last_checks=checks)
-    stable = write_model(MODEL, engine="vllm")
+    twin = candidate in (TWIN, BROKEN)
+    stable = write_model(TRAINED if twin else MODEL, engine="vllm", trained=twin)
     spec["spec"]["stable"].update(storageUri=stable, name=STABLE)
     uri = (
-        write_model(f"{MODEL}-{TWIN}", engine="vllm", quantized=TWIN)
-        if candidate == TWIN
+        write_model(f"{TRAINED}-{candidate}", engine="vllm", quantized=candidate, trained=True)
+        if twin
         else write_model(f"{MODEL}-{COPY}", engine="vllm")  # at its own path: not a no-op
     )
     spec["spec"]["candidate"].update(storageUri=uri, name=candidate, quantization="none")
-    if candidate == TWIN:
+    if twin:
+        spec["spec"]["quality"] = QUALITY
         for step in spec["spec"]["steps"]:
             step["rollbackOn"] = [c for c in step.get("rollbackOn", []) if c["metric"] != "latency"]
     return spec
 
 
-def engine_log(pod: dict[str, Any]) -> str:
-    """What ``pod``'s engine container wrote, every restart's log, from the node's pod logs."""
+def engine_logs(pod: dict[str, Any]) -> list[str]:
+    """What ``pod``'s engine container wrote, each run's log (the first, then each restart's),
+    from the node's pod logs."""
     meta = pod["metadata"]
     folder = RUN_DIR / "pod-logs" / f"{meta['namespace']}_{meta['name']}_{meta['uid']}"
-    logs = sorted((folder / "kserve-container").glob("*.log"))
-    return "".join(path.read_text(errors="replace") for path in logs)
+    logs = sorted((folder / "kserve-container").glob("*.log"), key=lambda p: int(p.stem))
+    return [path.read_text(errors="replace") for path in logs]
+
+
+def engine_log(pod: dict[str, Any]) -> str:
+    """Every run's log of ``pod``'s engine container, one after another."""
+    return "".join(engine_logs(pod))
 
 
 def prometheus(stack: Stack, query: str) -> list[dict[str, Any]]:
@@ -242,8 +284,9 @@ def engine_cores(pod: dict[str, Any]) -> list[int]:
 
 def engine_report(stack: Stack, name: str, lines: int = 30) -> str:
     """Each of ``name``'s pods as the kubelet reports it (phase, each container's restarts and
-    state), then the last ``lines`` lines of its engine's log: what explains a candidate that
-    did not start in time."""
+    state), then for each run of its engine the lines that name an error and the last
+    ``lines`` lines of its log: what explains a candidate that did not start in time, or an
+    engine that died."""
     out = []
     for pod in pods(stack, name):
         status = pod.get("status") or {}
@@ -252,7 +295,14 @@ def engine_report(stack: Stack, name: str, lines: int = 30) -> str:
             for c in status.get("containerStatuses") or []
         ]
         out.append(f"--- pod {pod['metadata']['name']} {status.get('phase')} {states}")
-        out.extend(engine_log(pod).splitlines()[-lines:])
+        for number, log in enumerate(engine_logs(pod)):
+            said = log.splitlines()
+            raised = list(
+                dict.fromkeys(line.split("] ", 1)[-1] for line in said if "Error: " in line)
+            )
+            out.append(f"--- run {number}: the errors it raised ({len(raised)}), the first 10:")
+            out.extend([*raised[:10], f"--- run {number}: its last {lines} lines:"])
+            out.extend(said[-lines:])
     return "\n".join(out)
 
 
@@ -309,6 +359,25 @@ RUN_S = 720
 lines) is what a hang reports."""
 
 
+def record_pairs(stack: Stack, spec: dict[str, Any], into: Path, stop: threading.Event) -> None:
+    """Append every page of scored pairs that ``spec``'s pairer answers to ``into``, one JSON
+    page a line, read as docs/judges.md ("Replaying recorded pairs") tells a user to (through
+    the API server's Service proxy, from ``after=0`` on), every 2 s until ``stop`` is set."""
+    canary = ModelCanary.model_validate(spec)
+    namespace, pairer = canary.metadata.namespace, pairer_name(canary)
+    path = f"/api/v1/namespaces/{namespace}/services/{pairer}:{PORTS['stable']}/proxy/pairs"
+    after = 0
+    while not stop.wait(2.0):
+        try:
+            page = stack.cluster.request("GET", f"{path}?after={after}")
+        except (urllib.error.URLError, OSError, ValueError):
+            continue  # not up yet, or gone after the end
+        if page.get("pairs"):
+            with into.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(page) + "\n")
+            after = int(page["pairs"][-1]["seq"])
+
+
 def run(
     stack: Stack,
     name: str,
@@ -316,27 +385,38 @@ def run(
     during: Callable[[threading.Event], None] | None = None,
     candidate: str = COPY,
     checks: tuple[dict[str, Any], ...] = (),
+    pairs: Path | None = None,
 ) -> tuple[Load, dict[str, Any]]:
     """Apply ``name``'s canary (``candidate`` its candidate, with ``checks`` besides the usual)
     with the controller running and its host under load until the canary has ended, which must
-    be ``end``; ``during`` runs beside the load until told to stop.
-    The load and the report; the canary's namespace is deleted after the test
-    (:func:`leaves_the_node_free`)."""
+    be ``end``; ``during`` runs beside the load until told to stop; with ``pairs``, the load's
+    prompts the trained model's words and the pairer's pages recorded there
+    (:func:`record_pairs`). The load and the report; the canary's namespace is deleted after
+    the test (:func:`leaves_the_node_free`)."""
     spec = vllm_canary(name, candidate, *checks)
     prepare(stack, (name,))
-    controller = Controller(stack, (name,), (f"--progress-deadline={DEADLINE}",))
-    load = Load(stack.gateway.url, f"{name}.example.com", f"{name}-llm")
+    image = f"--pairer-image={stack.controller_image}"
+    controller = Controller(stack, (name,), (f"--progress-deadline={DEADLINE}", image))
+    words = prompts(seed=1) if pairs is not None else None
+    wait = PAIRED_WAIT_S if pairs is not None else 30.0
+    load = Load(stack.gateway.url, f"{name}.example.com", f"{name}-llm", words, wait)
     services = (
         predictor_service(variant_service_name(f"{name}-llm", v)) for v in (STABLE, candidate)
     )
     splits = Splits(stack.gateway, {name: Route.of(name, *services)})
     stop = threading.Event()
     helper = threading.Thread(target=during, args=(stop,), daemon=True) if during else None
+    recorder = (
+        threading.Thread(target=record_pairs, args=(stack, spec, pairs, stop), daemon=True)
+        if pairs is not None
+        else None
+    )
     controller.start()
     try:
         stack.kube.apply(spec, field_manager="test")
-        if helper:
-            helper.start()
+        for thread in (helper, recorder):
+            if thread:
+                thread.start()
         with splits.looking():
             try:
                 run_loads(stack, {name: load}, lambda: finished(stack, (name,)), RUN_S)
@@ -345,8 +425,9 @@ def run(
         assert_ended(stack, {name: end})
     finally:
         stop.set()
-        if helper:
-            helper.join(timeout=30)
+        for thread in (helper, recorder):
+            if thread:
+                thread.join(timeout=30)
         controller.stop()
         print(engine_report(stack, name))  # shown when the test fails: why an engine was slow
     got = report(stack, {name: load}, splits)
@@ -364,8 +445,24 @@ def run(
     return load, got[name]
 
 
-def test_a_healthy_candidate_on_the_real_vllm_is_promoted_without_a_failed_request(
-    stack: Stack,
+def replayed(stack: Stack, name: str, candidate: str, pairs: Path) -> dict[str, Any]:
+    """``canaryctl simulate -o json`` of ``name``'s canary against the stack's Prometheus from
+    the start of its first step, with the pairer's pages recorded in ``pairs``: what a user
+    replaying the live run gets."""
+    spec = pairs.with_suffix(".yml")
+    spec.write_text(yaml.safe_dump(vllm_canary(name, candidate)))
+    started = next(h for h in status(stack, name)["history"] if h["type"] == "StepStarted")
+    argv = [str(Path(sys.executable).with_name("canaryctl")), "simulate", str(spec)]
+    argv += ["--prometheus", stack.prometheus, "--start", str(started["time"])]
+    argv += ["--pairs", str(pairs), "-o", "json"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode in (0, 5), done.stderr  # 5: a replay that rolls back
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def test_a_faithful_quantization_on_the_real_vllm_is_promoted_by_the_quality_judge(
+    stack: Stack, tmp_path: Path
 ) -> None:
     name = "vllm-good"
     seen: dict[str, list[int]] = {}
@@ -378,11 +475,21 @@ def test_a_healthy_candidate_on_the_real_vllm_is_promoted_without_a_failed_reque
             pods_seen[variant] = pod
             seen[variant] = until(lambda p=pod: engine_cores(p), f"{variant}'s engine core", 300)
 
-    load, got = run(stack, name, "promoted", look_at_the_engines, TWIN)
+    pairs = tmp_path / "pairs.jsonl"
+    load, got = run(stack, name, "promoted", look_at_the_engines, TWIN, pairs=pairs)
     final = status(stack, name)
     weights = [h.get("weight") for h in final["history"] if h["type"] == "StepStarted"]
     assert weights == [25], final["history"]
     assert final["history"][-1]["type"] == "Promoted", final["history"]
+    # promoted on the judge's evidence: the pairer's pairs showed the twin within tolerance
+    quality = final["quality"]
+    assert quality["decided"] == "pass", quality
+    assert quality["pairs"] > 0, quality
+    assert quality["total"] / quality["pairs"] < QUALITY["tolerance"], quality
+    # and a replay of what the pairer answered reaches the same end
+    replay = replayed(stack, name, TWIN, pairs)
+    assert replay["outcome"] == "promoted", replay["why"]
+    assert replay["quality"]["decided"] == "pass", replay["quality"]
     # each variant's pod ran vLLM's own engine process, and vLLM counted what each served
     assert set(seen) == {STABLE, TWIN}, seen
     assert all(seen.values()), seen
@@ -396,6 +503,27 @@ def test_a_healthy_candidate_on_the_real_vllm_is_promoted_without_a_failed_reque
     assert len(load.answers) == load.sent
     # what the judge read is vLLM's own, through the chart's PodMonitor, as the contract says
     assert contract_problems(stack, name, (STABLE, TWIN)) == []
+
+
+def test_a_broken_quantization_on_the_real_vllm_is_rolled_back_by_the_quality_judge(
+    stack: Stack, tmp_path: Path
+) -> None:
+    name = "vllm-broken"
+    pairs = tmp_path / "pairs.jsonl"
+    load, got = run(stack, name, "rolled_back", candidate=BROKEN, pairs=pairs)
+    final = status(stack, name)
+    # healthy by every HTTP figure: no request failed, and the judge that caught it is quality's
+    failed = [a for a in load.answers if a.failed]
+    assert not failed, (failed[:10], got["phases"])
+    assert final["reason"]["kind"] == "quality", final["reason"]
+    quality = final["quality"]
+    assert quality["decided"] == "breach", quality
+    assert quality["total"] / quality["pairs"] > QUALITY["tolerance"], quality
+    # a replay of what the pairer answered rolls back on the same judge
+    replay = replayed(stack, name, BROKEN, pairs)
+    assert replay["outcome"] == "rolled_back", replay["why"]
+    assert replay["reason"]["kind"] == "quality", replay["reason"]
+    assert replay["quality"]["decided"] == "breach", replay["quality"]
 
 
 QUOTA_US = 10_000

@@ -75,28 +75,36 @@ RELEASE, RELEASE_NAMESPACE = "canary", "controlplane-system"
 @dataclass
 class Load:
     """OpenAI completions to ``host`` through the gateway at :data:`RATE`, each answer kept;
-    ``sent`` counts the requests :meth:`run` sent (each must come back answered)."""
+    ``sent`` counts the requests :meth:`run` sent (each must come back answered). Each asks
+    for 8 tokens after the next of ``prompts`` (``hello`` when None) and gives up after
+    ``timeout_s``."""
 
     url: str
     host: str
     model: str
+    prompts: Iterator[str] | None = None
+    timeout_s: float = 30.0
     answers: list[Answer] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     sent: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def prompt(self) -> str:
+        with self._lock:  # a generator runs in one thread at a time
+            return "hello" if self.prompts is None else next(self.prompts)
+
     def one(self) -> Answer:
         sent = time.time()
-        body = json.dumps({"model": self.model, "prompt": "hello", "max_tokens": 8}).encode()
+        body = json.dumps({"model": self.model, "prompt": self.prompt(), "max_tokens": 8})
         request = urllib.request.Request(
             f"{self.url}/v1/completions",
-            data=body,
+            data=body.encode(),
             headers={"Content-Type": "application/json", "Host": self.host},
         )
         code: int | str
         variant = None
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                 response.read()
                 code, variant = int(response.status), response.headers.get(VARIANT_HEADER)
         except urllib.error.HTTPError as exc:
@@ -119,7 +127,7 @@ class Load:
             self.stop.wait(max(0.0, started + n / RATE - time.monotonic()))
 
     def answered(self) -> bool:
-        """Every request sent has its answer (each gives up after its own 30 s at most)."""
+        """Every request sent has its answer (each gives up after its own ``timeout_s``)."""
         return len(self.answers) >= self.sent
 
 
@@ -292,11 +300,13 @@ def serving_stack(
     engine: str = "simulated",
     controller_pod: bool = False,
 ) -> Iterator[Stack]:
-    """:func:`real_stack` shared by the modules marked ``shared_stack(SERVING)``: the node
-    made a node of ``gpus`` GPUs whose KServe pods run ``engine`` for this module (what
-    :func:`real_stack` sets up, set again), the controller's image imported with
-    ``controller_pod``; the module's namespaces deleted after it."""
-    with shared(SERVING, factory, real_stack) as stack:
+    """:func:`real_stack` with its cluster network (a Service's name resolves and routes in a
+    pod: the quality judge's pairer reaches the variants so), shared by the modules marked
+    ``shared_stack(SERVING)``: the node made a node of ``gpus`` GPUs whose KServe pods run
+    ``engine`` for this module (what :func:`real_stack` sets up, set again), the controller's
+    image imported with ``controller_pod`` (the pairer's image too); the module's namespaces
+    deleted after it."""
+    with shared(SERVING, factory, lambda f: real_stack(f, cluster_network=True)) as stack:
         product = load_catalog().require_gpu(GPU).product_label
         start_serving(stack.cluster, stack.node, product, gpus=gpus, engine=engine)
         if controller_pod:
@@ -445,7 +455,7 @@ def run_loads(
         for thread in threads:
             thread.join(timeout=5)
     for load in loads.values():  # the last answers in flight
-        until(load.answered, "every request answered", 60)
+        until(load.answered, "every request answered", load.timeout_s + 30)
 
 
 def report(stack: Stack, loads: Mapping[str, Load], splits: Splits | None = None) -> dict[str, Any]:
@@ -482,12 +492,13 @@ class PodController:
     from the Dockerfile (:mod:`harness.node.controller_image`) on the real node, with the
     timings of :class:`Controller` and ``extra`` flags through ``controller.extraArgs``.
 
-    The loopback API server and Prometheus listen on 127.0.0.1 and the node runs no
-    kube-proxy, so the pod takes the node's network (the chart's ``hostNetwork``) and its
-    Kubernetes client is pointed at the API server with ``KUBERNETES_SERVICE_HOST`` /
-    ``KUBERNETES_SERVICE_PORT`` (``controller.extraEnv``), as Cilium's chart does without
-    kube-proxy; everything else is the chart's: its ServiceAccount's token mounted by the
-    kubelet, its security context, probes and arguments. :meth:`stop` keeps the pod's log in
+    The loopback API server and Prometheus listen on 127.0.0.1, which no pod on the pod
+    network reaches (kube-proxy's rules for the ``kubernetes`` Service lead there too), so the
+    pod takes the node's network (the chart's ``hostNetwork``) and its Kubernetes client is
+    pointed at the API server with ``KUBERNETES_SERVICE_HOST`` / ``KUBERNETES_SERVICE_PORT``
+    (``controller.extraEnv``), as Cilium's chart does without kube-proxy; everything else is
+    the chart's: its ServiceAccount's token mounted by the kubelet, its security context,
+    probes and arguments. :meth:`stop` keeps the pod's log in
     the cluster's ``controller.log`` (where :class:`Controller` writes) and scales to zero."""
 
     stack: Stack
