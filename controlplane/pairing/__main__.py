@@ -32,6 +32,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--per-minute", type=int, default=None, help="the most pairs in any minute")
     p.add_argument("--concurrency", type=int, default=4, help="the most pairs in flight")
     p.add_argument("--keep", type=int, default=10_000, help="scored pairs kept for the reader")
+    p.add_argument(
+        "--keep-prompts",
+        action="store_true",
+        help="keep each paired request and both answers' text on the pages (user data)",
+    )
     key = p.add_mutually_exclusive_group()
     key.add_argument("--session-header", help="the header holding a conversation's key")
     key.add_argument("--session-cookie", help="the cookie holding a conversation's key")
@@ -49,6 +54,7 @@ async def serve(args: argparse.Namespace) -> None:
         session=session,
         concurrency=args.concurrency,
         keep=args.keep,
+        keep_prompts=args.keep_prompts,
     )
     await pairer.start(args.host, {"stable": args.stable_port, "candidate": args.candidate_port})
     print(f"pairer: stable on {pairer.ports['stable']}, candidate on {pairer.ports['candidate']}")

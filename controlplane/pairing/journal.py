@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from itertools import islice
 from typing import Any
@@ -23,15 +24,19 @@ from controlplane.analysis.quality import PairScore
 @dataclass(frozen=True)
 class Pair:
     """One scored pair: its number, when it was scored (Unix seconds), the variant that answered
-    the user, and its scores."""
+    the user, its scores, and, kept only when the pairer was told to, the paired request and
+    each variant's answer text (``kept``)."""
 
     seq: int
     at: float
     served_by: str
     score: PairScore
+    kept: Mapping[str, Any] | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "at": self.at, "servedBy": self.served_by, **asdict(self.score)}
+    def to_json(self, kept: bool = False) -> dict[str, Any]:
+        """The pair as a page holds it; with ``kept``, its text too (when there is any)."""
+        found = {"seq": self.seq, "at": self.at, "servedBy": self.served_by, **asdict(self.score)}
+        return found if self.kept is None or not kept else {**found, "kept": dict(self.kept)}
 
 
 class Journal:
@@ -44,21 +49,24 @@ class Journal:
         self._pairs: deque[Pair] = deque(maxlen=keep)
         self.last = 0
 
-    def add(self, at: float, served_by: str, score: PairScore) -> Pair:
+    def add(
+        self, at: float, served_by: str, score: PairScore, kept: Mapping[str, Any] | None = None
+    ) -> Pair:
         self.last += 1
-        pair = Pair(self.last, at, served_by, score)
+        pair = Pair(self.last, at, served_by, score, kept)
         self._pairs.append(pair)
         return pair
 
-    def page(self, after: int, limit: int = 1000) -> dict[str, Any]:
+    def page(self, after: int, limit: int = 1000, kept: bool = False) -> dict[str, Any]:
         """The pairs numbered after ``after``, at most ``limit`` (the oldest first), with the
         epoch, ``after`` itself, the last number given out, and how many were dropped before
-        ``after`` could read them."""
+        ``after`` could read them; with ``kept``, each pair's text where it was kept (the
+        judge reads none: a page of long prompts could be large)."""
         oldest = self._pairs[0].seq if self._pairs else self.last + 1
         start = max(after + 1, oldest)
         lost = max(0, oldest - (after + 1)) if after < self.last else 0
         chosen = islice((p for p in self._pairs if p.seq >= start), max(0, limit))
-        pairs = [p.to_json() for p in chosen]
+        pairs = [p.to_json(kept) for p in chosen]
         return {
             "epoch": self.epoch,
             "after": after,

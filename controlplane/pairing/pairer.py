@@ -57,6 +57,7 @@ class Pairer:
         session: SessionSpec | None = None,
         concurrency: int = 4,
         keep: int = 10_000,
+        keep_prompts: bool = False,
         timeout_s: float = 300.0,
         seed: int | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -66,6 +67,7 @@ class Pairer:
         self.sampler = Sampler(limits or Limits())
         self.session = session
         self.journal = Journal(keep)
+        self.keep_prompts = keep_prompts
         self.ports: dict[str, int] = {}
         self.concurrency = concurrency
         self._rng = random.Random(seed)
@@ -148,7 +150,8 @@ class Pairer:
             return web.json_response(
                 {"error": "after must be at least 0 and limit in [1, 10000]"}, status=400
             )
-        return web.json_response(self.journal.page(after, limit))
+        kept = request.query.get("kept", "0") == "1"  # the controller never asks for the text
+        return web.json_response(self.journal.page(after, limit, kept))
 
     def _proxy_to(self, variant: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def proxy(request: web.Request) -> web.StreamResponse:
@@ -220,7 +223,12 @@ class Pairer:
         if stable is None or candidate is None:
             self._outcomes.labels(outcome="failed").inc()
             return
-        self.journal.add(self._wall(), served_by, score(stable, candidate))
+        kept = (
+            {"request": body, "stable": stable.text, "candidate": candidate.text}
+            if self.keep_prompts
+            else None
+        )
+        self.journal.add(self._wall(), served_by, score(stable, candidate), kept)
         self._outcomes.labels(outcome="scored").inc()
 
     async def _ask(

@@ -373,7 +373,8 @@ def last_checks(state: RolloutState) -> list[dict[str, Any]]:
 def spec_hash(canary: ModelCanary) -> str:
     """A stable hash (16 hex digits) of what is being rolled out: ``spec`` minus what does not
     change the candidate or its gates (``alerts``, ``capacity``, ``analysis.prometheus``,
-    ``gates[].argoServer``, ``traffic.gateway.implementation``), so editing those restarts nothing;
+    ``gates[].argoServer``, ``traffic.gateway.implementation``, ``quality.keepPrompts``), so
+    editing those restarts nothing;
     an adopted stable counts as its reference. Memoized per (immutable) model object."""
     cached = _HASHES.get(id(canary))
     if cached is not None and cached[0]() is canary:
@@ -406,6 +407,8 @@ def _compute_spec_hash(canary: ModelCanary) -> str:
         data["traffic"].pop("session", None)  # the hashes of specs from before it stay
     if data.get("quality") is None:
         data.pop("quality", None)  # the hashes of specs from before it stay
+    else:  # what the pairer keeps on its pages judges nothing: toggling it restarts nothing
+        data["quality"].pop("keepPrompts", None)
     for gate in data.get("gates") or []:
         gate.pop("argoServer", None)
     if not data.get("gates"):

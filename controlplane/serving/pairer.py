@@ -60,6 +60,8 @@ def pairer_args(canary: ModelCanary) -> list[str]:
     args = ["--stable", _upstream(canary, "stable"), "--candidate", _upstream(canary, "candidate")]
     args += [f"--stable-port={PORTS['stable']}", f"--candidate-port={PORTS['candidate']}"]
     args += [f"--per-minute={quality.per_minute}"]
+    if quality.keep_prompts:
+        args.append("--keep-prompts")
     session = canary.spec.traffic.session
     if session is not None and session.header is not None:
         args.append(f"--session-header={session.header}")

@@ -397,7 +397,8 @@ class QualitySpec(_Model):
     answers them from that variant and sends at most ``perMinute`` of them, as paired requests,
     to both variants; the candidate's mean ``metric`` score is tested against ``tolerance`` at
     level ``alpha``. A breach rolls back; the candidate takes the last step's share only on a
-    pass, unless ``undecided: promote`` (docs/judges.md, "Quality: paired answers")."""
+    pass, unless ``undecided: promote``. The pairer stores no request or answer text unless
+    ``keepPrompts`` (docs/judges.md, "Quality: paired answers")."""
 
     sample: QuantityField
     per_minute: int = Field(default=60, ge=1, le=100_000)
@@ -405,6 +406,7 @@ class QualitySpec(_Model):
     tolerance: float = Field(gt=0, lt=10)
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
     undecided: Literal["hold", "promote"] = "hold"
+    keep_prompts: bool = False
 
 
 class BudgetSpec(_Model):

@@ -196,6 +196,8 @@ MEANINGS: dict[tuple[str, str], str] = {
     "back, or a worse one passed",
     ("QualitySpec", "undecided"): "before the last step without a pass: `hold` the step before it "
     "for the evidence, or go on (`promote`)",
+    ("QualitySpec", "keepPrompts"): "keep each paired request and both answers' text with its "
+    "scores on the pairer's pages (user data: off by default)",
     ("BudgetSpec", "dailyLimit"): "USD per day spent on the candidate",
     ("BudgetSpec", "throttleWeight"): "weight while over the limit; below the first step's",
     ("BudgetSpec", "costQuery"): "PromQL for the candidate's spend over the last day",

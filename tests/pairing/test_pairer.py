@@ -113,6 +113,34 @@ def test_each_port_answers_from_its_variant_and_both_answer_the_pair() -> None:
     run(scenario)
 
 
+@pytest.mark.parametrize("keep", [False, True])
+def test_no_request_or_answer_text_is_kept_unless_asked(keep: bool) -> None:
+    async def scenario(
+        pairer: Pairer, stable: Upstream, candidate: Upstream, http: aiohttp.ClientSession
+    ) -> None:
+        user = {"model": "m", "prompt": "Hello", "max_tokens": 200}
+        await ask(http, pairer.url("stable"), user)
+        await pairer.settled()
+        async with http.get(pairer.url("stable") + "/pairs") as r:
+            (plain,) = (await r.json())["pairs"]
+        async with http.get(pairer.url("stable") + "/pairs?kept=1") as r:
+            (pair,) = (await r.json())["pairs"]
+        assert "kept" not in plain  # the page the judge reads holds no text
+        assert "Hello" not in json.dumps(plain)
+        if not keep:
+            assert pair == plain
+            return
+        paired = {**user, "temperature": 0, "max_tokens": 64, "logprobs": 5}
+        assert pair["kept"] == {
+            "request": paired,
+            "stable": answer_of(choice(STABLE["Hello"], 5)).text,
+            "candidate": answer_of(choice(CANDIDATE["Hello"], 5)).text,
+        }
+        assert pair["kept"]["stable"] != pair["kept"]["candidate"]
+
+    run(scenario, keep_prompts=keep)
+
+
 def test_a_streamed_answer_streams_through_and_its_pair_is_one_whole_answer() -> None:
     async def scenario(
         pairer: Pairer, stable: Upstream, candidate: Upstream, http: aiohttp.ClientSession

@@ -806,3 +806,10 @@ def test_shadow_streak_completed_after_the_deadline_fails() -> None:
         run.tick(minute, {"shadow.promoteOn": "B" if minute >= 26 else "P"})
     run.tick(31, {"shadow.promoteOn": "B"})  # a late call: the deadline (30) came first
     assert run.where == ("rolled_back", 0)
+
+
+def test_what_the_pairer_keeps_is_outside_the_spec_hash_and_the_tolerance_is_not() -> None:
+    quality = {"sample": "5%", "tolerance": 0.1}
+    plain = spec_hash(model_canary(base=BASE, quality=quality))
+    assert spec_hash(model_canary(base=BASE, quality={**quality, "keepPrompts": True})) == plain
+    assert spec_hash(model_canary(base=BASE, quality={**quality, "tolerance": 0.2})) != plain

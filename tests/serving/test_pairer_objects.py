@@ -40,6 +40,12 @@ def test_the_pairer_keeps_a_conversation_by_the_spec_session_key() -> None:
     assert parser().parse_args(pairer_args(cookie)).session_cookie == "sid"
 
 
+def test_the_pairer_keeps_the_text_only_when_the_spec_says_so() -> None:
+    assert parser().parse_args(pairer_args(model_canary(quality=QUALITY))).keep_prompts is False
+    kept = model_canary(quality={**QUALITY, "keepPrompts": True})
+    assert parser().parse_args(pairer_args(kept)).keep_prompts is True
+
+
 def test_a_canary_without_quality_has_no_pairer() -> None:
     with pytest.raises(ValueError, match="has no quality section"):
         pairer_args(model_canary())
