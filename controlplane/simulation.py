@@ -294,7 +294,7 @@ def simulate(
             if due
             else _spend_only(canary, provider, now)
         )
-        if canary.spec.quality is not None and state.stage == "steps" and due:
+        if canary.spec.quality is not None and state.stage in ("shadow", "steps") and due:
             # as the controller reads the pairer: in a step, at an evaluation
             obs = replace(obs, quality=replayed_quality(canary, state.quality, pairs, now))
         state, _actions = step(canary, state, obs, now)

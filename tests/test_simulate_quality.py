@@ -85,6 +85,18 @@ def test_pairs_that_disagree_roll_back_on_quality_when_they_were_scored() -> Non
     assert "is above the tolerance 0.1" in result.reason.message
 
 
+def test_a_replay_with_a_shadow_phase_judges_its_pairs_there() -> None:
+    shadow = {"duration": "10m", "promoteOn": {"metric": "kpi", "above": 0.5, "for": "2m"}}
+    spec = model_canary(base=BASE, shadow=shadow)
+    pairs = recorded_pairs([page([0.2] * 200)])
+    result = simulate(spec, StaticProvider({KPI: 1.0}), START, START + 3600, pairs=pairs)
+    assert result.outcome == "rolled_back", result.events
+    assert result.reason is not None
+    assert result.reason.kind == "quality"
+    assert result.reason.step == 0  # in the shadow phase, before any step
+    assert not any(e.type == "StepStarted" for e in result.events)
+
+
 def test_no_pairs_pause_as_a_pairer_that_cannot_be_read_does() -> None:
     """Without ``--pairs`` the judge's reads fail as an unreachable pairer's do: step 1 runs,
     and ``analysis.errorLimit`` failed reads (5) in a row pause it, with the reason."""

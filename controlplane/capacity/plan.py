@@ -143,12 +143,13 @@ def needed(
 def pairing_rps(canary: ModelCanary, demand_rps: float, share: Share) -> float:
     """The requests per second the quality judge's pairer adds to each variant at ``share``
     (``spec.quality``). A pair is one request to each variant, so each gets the pairs' rate:
-    ``sample`` of the demand, at most ``perMinute`` a minute. None where the route sends the
-    pairer nothing: no ``spec.quality``, the shadow phase, or a weight of 0 or 100. Each paired
+    ``sample`` of the demand, at most ``perMinute`` a minute (in the shadow phase, sampled from
+    the stable's, which takes it all). None where the route sends the pairer nothing: no
+    ``spec.quality``, or a weight of 0 or 100 outside the shadow phase. Each paired
     request is counted as a whole request of the demand's, though it answers at most 64 tokens:
     an upper bound on its cost."""
     quality = canary.spec.quality
-    if quality is None or share.mirror or not 0 < share.weight < 100:
+    if quality is None or not (share.mirror or 0 < share.weight < 100):
         return 0.0
     return min(demand_rps * quality.sample.value, quality.per_minute / 60.0)
 

@@ -97,10 +97,11 @@ class NeedsAnalysis:
 
     @property
     def reads_quality(self) -> bool:
-        """Whether this evaluation also reads the canary's pairer (``spec.quality``, in a step):
-        the runner reads it beside the batch's queries (:meth:`Reconciler.read_pairs`)."""
+        """Whether this evaluation also reads the canary's pairer (``spec.quality``, in the
+        shadow phase or a step): the runner reads it beside the batch's queries
+        (:meth:`Reconciler.read_pairs`)."""
         quality = self.canary.spec.quality is not None
-        return quality and self.ctx.state.stage == "steps" and bool(self.due)
+        return quality and self.ctx.state.stage in ("shadow", "steps") and bool(self.due)
 
 
 Prepared = Done | NeedsAnalysis

@@ -36,7 +36,8 @@ def record(tick: Tick, obs: Observations) -> None:
         if due.key != PROMOTE_KEY and latest.since == tick.now:
             tick.emit("Breached", breach_message(tick.spec, due, latest))
     quality = state.quality
-    if obs.quality is not None and tick.spec.spec.quality is not None and state.stage == "steps":
+    judged = state.stage in ("shadow", "steps")
+    if obs.quality is not None and tick.spec.spec.quality is not None and judged:
         quality = obs.quality
         if quality.error:
             errors.append(f"quality: {quality.error}")

@@ -57,16 +57,20 @@ SAMPLED = 100
 weight keeps its share (weights are integers; Gateway API v1.5.1 allows up to 1,000,000)."""
 
 
-def _through_pairer(canary: ModelCanary, refs: list[Obj], candidate: int) -> list[Obj]:
+def _through_pairer(
+    canary: ModelCanary, refs: list[Obj], candidate: int, mirror: bool = False
+) -> list[Obj]:
     """``refs`` (each variant's backend with its percent weight) with the quality judge's
     sample of each variant's share sent to the pairer's port for it (``spec.quality``), the
     rest left as it was; unchanged without a quality section or while the candidate has no
-    share (``candidate`` percent is 0: before the first step the pairer may not be ready, and
-    a pair needs the candidate's answer, which the readiness of step 1 waits for). The
-    pairer's backends follow the variants' in the same order, so a variant's own backend keeps
-    its position (:func:`~controlplane.serving.pairer.backend_positions`)."""
+    share outside the shadow phase (``candidate`` percent is 0 and no ``mirror``: before the
+    rollout starts the pairer may not be ready, and a pair needs the candidate's answer, which
+    the readiness the shadow phase and step 1 begin on waits for). In the shadow phase the
+    stable takes every request, so its sample is what is paired. The pairer's backends follow
+    the variants' in the same order, so a variant's own backend keeps its position
+    (:func:`~controlplane.serving.pairer.backend_positions`)."""
     quality = canary.spec.quality
-    if quality is None or candidate == 0:
+    if quality is None or (candidate == 0 and not mirror):
         return refs
     share = quality.sample.value
     roles = {
@@ -130,8 +134,8 @@ def build_httproute(
     ]
     if outcome is not None:  # the loser's Service is released: a ref to it would be unresolved
         split = [split[1] if outcome == "promoted" else split[0]]
-    elif not target.mirror:
-        split = _through_pairer(canary, split, target.candidate)
+    else:
+        split = _through_pairer(canary, split, target.candidate, target.mirror)
     filters: list[Obj] = []
     if target.mirror:
         filters.append(
@@ -205,7 +209,7 @@ def _session_rules(
         rule: Obj = {
             "matches": [{**path, "headers": [dict(match)]} for path in paths],
             "filters": [*(filters if name == stable else []), told],
-            "backendRefs": _through_pairer(canary, refs, weight),
+            "backendRefs": _through_pairer(canary, refs, weight, bool(filters)),
         }
         out.append(rule)
     return out

@@ -250,8 +250,10 @@ def test_the_pairs_load_each_variant_at_the_sample_up_to_the_cap() -> None:
     assert plan.pairing_rps(spec, 16.0, Share(50)) == pytest.approx(3.2)
     capped = model_canary(base=JUDGED, quality={**PAIRED, "perMinute": 60})
     assert plan.pairing_rps(capped, 16.0, Share(50)) == pytest.approx(1.0)
-    for share in (Share(0), Share(100), Share(0, mirror=True)):
+    for share in (Share(0), Share(100)):
         assert plan.pairing_rps(spec, 16.0, share) == 0.0
+    # the shadow phase pairs the stable's sample, which is all the demand's
+    assert plan.pairing_rps(spec, 16.0, Share(0, mirror=True)) == pytest.approx(3.2)
 
 
 def test_the_plan_sizes_each_variant_for_its_share_and_the_pairs() -> None:

@@ -50,12 +50,12 @@ class Pairs:
         return {"epoch": "e1", "after": after, "last": len(self.made), "lost": 0, "pairs": pairs}
 
 
-def quality_world(metrics: Metrics, pairs: Pairs) -> World:
+def quality_world(metrics: Metrics, pairs: Pairs, **spec: Any) -> World:
     world = World(metrics.t0, metrics.url, pairs=pairs)
     world.settings = replace(world.settings, pairer_image="controlplane:test")
     world.controller = world.new_controller()
     pairs.world = world
-    world.create(world_canary("good", metrics.url, quality=QUALITY))
+    world.create(world_canary("good", metrics.url, quality=QUALITY, **spec))
     return world
 
 
@@ -137,6 +137,27 @@ def test_a_candidate_that_answers_otherwise_is_rolled_back_on_quality(metrics: M
     assert state.history[-1].weight == 0
     world.run_until(lambda w: not pairer_left(w), limit=41 * DAY)
     assert not pairer_left(world)
+
+
+SHADOW = {"duration": "2d", "promoteOn": {"metric": "kpi", "above": "0", "for": "4h"}}
+
+
+def test_a_breach_in_the_shadow_phase_rolls_back_before_any_user_meets_the_candidate(
+    metrics: Metrics,
+) -> None:
+    pairs = Pairs(agreement=0.0)
+    world = quality_world(metrics, pairs, shadow=SHADOW)
+    roll_out_the_pairer(world)
+    world.run_until(lambda w: w.state("good").stage != "pending", limit=DAY)
+    assert world.state("good").stage == "shadow"
+    # every request is the stable's, its sample through the pairer's stable port
+    assert pairer_ports(world) == [PORTS["stable"], PORTS["candidate"]]
+    world.run_until(finished("good"), limit=10 * DAY)
+    state = world.state("good")
+    assert state.stage == "rolled_back", state.history
+    assert state.reason is not None
+    assert state.reason.kind == "quality", state.reason
+    assert not any(h.type == "StepStarted" for h in state.history), state.history
 
 
 class Meeting:

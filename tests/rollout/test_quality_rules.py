@@ -113,3 +113,35 @@ def test_a_failed_read_counts_as_a_provider_error_and_keeps_the_last_reading() -
     assert state.consecutive_errors == 1
     assert state.quality == failed
     assert RolloutState.from_status(state.to_status()) == state
+
+
+SHADOWED = canary_dict(
+    base=BASE,
+    analysis={
+        "interval": "1m",
+        "metrics": [
+            {"name": "latency", "builtin": "e2e-latency"},
+            {"name": "win-rate", "query": "avg(win_rate)", "unit": "ratio"},
+        ],
+    },
+    shadow={
+        "duration": "10m",
+        "promoteOn": {"metric": "win-rate", "above": "3%", "for": "5m"},
+        "rollbackOn": [{"metric": "latency", "above": "1s"}],
+    },
+)
+
+
+def test_the_shadow_phase_records_the_judge_and_a_breach_there_rolls_back() -> None:
+    spec = model_canary(base=SHADOWED, quality=QUALITY)
+    state = initial_state(spec, T0)
+    for minute in range(3):
+        state, said = tick(spec, state, minute, UNDECIDED if minute < 2 else BREACHED)
+        if minute == 1:
+            assert state.stage == "shadow"
+            assert state.quality == UNDECIDED  # read in the shadow phase and kept
+    assert state.outcome == "rolled_back"
+    assert state.reason is not None
+    assert state.reason.kind == "quality"
+    assert state.step == 0  # before any user was answered by the candidate
+    assert "Rollback" in said

@@ -51,14 +51,13 @@ def test_the_weights_read_back_count_the_pairers_ports_as_their_variants(
     assert weights_of(c, build_httproute(c, weight, False)).candidate == weight
 
 
-def test_no_share_a_shadow_an_outcome_and_no_quality_leave_the_pairer_out() -> None:
+def test_no_share_an_outcome_and_no_quality_leave_the_pairer_out() -> None:
     c = model_canary("chat", "ml", router="gateway-api", quality=quality())
     pairer = pairer_name(c)
     session = model_canary("chat", "ml", traffic=SESSION, quality=quality())
     for route in (
         build_httproute(c, 0, False),
         build_httproute(session, 0, False),
-        build_httproute(c, 0, True),
         build_httproute(c, 25, False, "promoted"),
         build_httproute(c, 25, False, "rolled_back"),
         build_httproute(model_canary("chat", "ml", router="gateway-api"), 25, False),
@@ -88,3 +87,23 @@ def test_traefik_counts_the_pairers_port_as_its_variants_requests() -> None:
     assert traefik_services(c, candidate)[1] == traefik_service("ml", pairer, PORTS["candidate"])
     plain = model_canary("chat", "ml", router="gateway-api")
     assert len(traefik_services(plain, stable)) == 1
+
+
+@pytest.mark.parametrize("traffic", [{"router": "gateway-api"}, SESSION], ids=["split", "session"])
+def test_in_the_shadow_phase_the_stables_sample_goes_through_the_pairer(
+    traffic: dict[str, object],
+) -> None:
+    c = model_canary("chat", "ml", traffic=traffic, quality=quality("5%"))
+    route = build_httproute(c, 0, True)
+    rule = route["spec"]["rules"][-1]
+    # every request is the stable's: 5 % of them answered through the pairer's stable port,
+    # which pairs each with the candidate; the candidate keeps its mirror and its position
+    assert refs(route) == [
+        (refs(route)[0][0], 80, 9500),
+        (refs(route)[1][0], 80, 0),
+        (pairer_name(c), PORTS["stable"], 500),
+        (pairer_name(c), PORTS["candidate"], 0),
+    ]
+    assert [f["type"] for f in rule["filters"]] == ["RequestMirror"]
+    assert weights_of(c, route).candidate == 0
+    assert weights_of(c, route).mirror is True
