@@ -295,7 +295,7 @@ def simulate(
             else _spend_only(canary, provider, now)
         )
         if canary.spec.quality is not None and state.stage in ("shadow", "steps") and due:
-            # as the controller reads the pairer: in a step, at an evaluation
+            # as the controller reads the pairer: in the shadow phase or a step, at an evaluation
             obs = replace(obs, quality=replayed_quality(canary, state.quality, pairs, now))
         state, _actions = step(canary, state, obs, now)
         state = _assume_gates_pass(canary, state, now)

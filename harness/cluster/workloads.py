@@ -36,8 +36,7 @@ KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
 CONTROLLERS = (
     "deployment,replicaset,garbagecollector,namespace,endpoint,endpointslice,serviceaccount,"
-    "nodelifecycle,"
-    "persistentvolume-binder,pvc-protection,pv-protection,horizontalpodautoscaling,"
+    "nodelifecycle,persistentvolume-binder,pvc-protection,pv-protection,horizontalpodautoscaling,"
     "root-ca-cert-publisher"
 )
 """kube-controller-manager's controllers a rollout needs. ``horizontalpodautoscaling``: KServe

@@ -57,10 +57,11 @@ on the CPU with the C++ compiler, at the first request that needs them: vLLM 0.3
 ``batched_count_greater_than`` (``vllm/v1/sample/ops/logprobs.py``, backend ``inductor``),
 which any request for ``logprobs`` runs. Without a compiler that request kills the engine
 ("InvalidCxxCompiler: No working C++ compiler found"), every request it holds answered 500;
-vLLM's own CPU image has one (``docker/Dockerfile.cpu``: its ``base-common`` stage installs
-gcc and g++, and the ``vllm-openai`` target is built on it). ``python3-dev``: the kernel
+vLLM's own CPU image has one (``docker/Dockerfile.cpu``, read on vLLM's main branch on
+2026-11-28, not at the v0.32.0 tag: its ``base-common`` stage installs gcc and g++, and the
+``vllm-openai`` target is built on it). ``python3-dev``: the kernel
 inductor writes includes ``Python.h`` (the Python that vLLM's image makes with ``uv venv`` has
-its headers). ``openssl``: torch 2.13's inductor
+its headers). ``openssl``: torch 2.13.0's inductor
 hashes the header it precompiles with ``openssl sha512`` (``torch/_inductor/codecache.py``,
 ``_precompile_header``); Debian's and Ubuntu's ``ca-certificates``, which vLLM's image
 installs, depend on it."""
