@@ -48,23 +48,19 @@ checks numpy, scipy, kubernetes and fastapi stay out)."""
 ENGINE_USER = "65532:65532"
 ENGINE_SITE = "/opt/engine/site"
 ENGINE_SRC = "/opt/engine/src"
-RECIPE = "engine-base-2"
+RECIPE = "engine-base-3"
 """Bumped whenever the way the base layer is built changes (part of its cache key)."""
-DEBIAN_PACKAGES = ("python3", "libnuma1", "g++", "python3-dev", "openssl")
+DEBIAN_PACKAGES = ("python3", "libnuma1")
 """``libnuma1``: vLLM's CPU kernels link ``libnuma.so.1`` (the real engine runs on this image).
-``g++``: vLLM compiles some functions with ``torch.compile`` whatever ``--enforce-eager`` says,
-on the CPU with the C++ compiler, at the first request that needs them: vLLM 0.32.0's
-``batched_count_greater_than`` (``vllm/v1/sample/ops/logprobs.py``, backend ``inductor``),
-which any request for ``logprobs`` runs. Without a compiler that request kills the engine
-("InvalidCxxCompiler: No working C++ compiler found"), every request it holds answered 500;
-vLLM's own CPU image has one (``docker/Dockerfile.cpu``, read on vLLM's main branch on
-2026-11-28, not at the v0.32.0 tag: its ``base-common`` stage installs gcc and g++, and the
-``vllm-openai`` target is built on it). ``python3-dev``: the kernel
-inductor writes includes ``Python.h`` (the Python that vLLM's image makes with ``uv venv`` has
-its headers). ``openssl``: torch 2.13.0's inductor
-hashes the header it precompiles with ``openssl sha512`` (``torch/_inductor/codecache.py``,
-``_precompile_header``); Debian's and Ubuntu's ``ca-certificates``, which vLLM's image
-installs, depend on it."""
+No C++ compiler: vLLM's own CPU image has one (``docker/Dockerfile.cpu``, read on vLLM's main
+branch on 2026-11-28, not at the v0.32.0 tag: its ``base-common`` stage installs gcc and g++),
+because vLLM compiles some functions with ``torch.compile`` whatever ``--enforce-eager`` says,
+at the first request that needs them (vLLM 0.32.0's ``batched_count_greater_than``,
+``vllm/v1/sample/ops/logprobs.py``, at the first request for ``logprobs``). The real engine's
+pods here turn ``torch.compile`` off instead (``TORCH_COMPILE_DISABLE``,
+:data:`harness.node.serving.VLLM_ENV`), which saves the image a compiler, Python's headers and
+``openssl`` (95 MB) and the engines a compile that stalled them past two minutes on a loaded
+host."""
 ROOT = Path(__file__).resolve().parents[2]
 
 

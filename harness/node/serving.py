@@ -63,8 +63,14 @@ product renders (:mod:`controlplane.serving.render`) into running pods on the re
   parser judges them. What this machine needs comes first in the runtime's ``args`` (a
   predictor's flag given later wins): ``--dtype=float32`` (the CPU build's bf16 kernels die with
   SIGILL here) and ``--enforce-eager``; and in its environment a 1 GiB KV cache
-  (``VLLM_CPU_KVCACHE_SPACE``), no hub access, and ``HOME=/tmp`` for the engine's caches (the
-  image's user has no home). Its memory limit is :data:`VLLM_MEMORY`: upstream's 2Gi (the
+  (``VLLM_CPU_KVCACHE_SPACE``), no hub access, ``HOME=/tmp`` for the engine's caches (the
+  image's user has no home), and ``TORCH_COMPILE_DISABLE=1``: vLLM compiles a few functions
+  with ``torch.compile`` whatever ``--enforce-eager`` says (vLLM 0.32.0's
+  ``batched_count_greater_than``, ``vllm/v1/sample/ops/logprobs.py``, at the first request
+  for ``logprobs``), which needs a C++ compiler in the image and held both engines of the
+  quality judge's first paired request for minutes on a loaded host; torch 2.13.0 reads the
+  variable into ``torch._dynamo.config.disable``, so every such function runs as written.
+  Its memory limit is :data:`VLLM_MEMORY`: upstream's 2Gi (the
   runtime file above) is less than vLLM's API server and engine core hold (about 4 GB here with
   the KV cache). The model is
   the tiny Llama of :mod:`harness.tiny_model` with its weights and tokenizer
@@ -108,6 +114,7 @@ VLLM_ENV = (
     ("HF_HUB_OFFLINE", "1"),
     ("HOME", "/tmp"),
     ("VLLM_NO_USAGE_STATS", "1"),
+    ("TORCH_COMPILE_DISABLE", "1"),
 )
 VLLM_MEMORY = "6Gi"
 VLLM_CPU_LIMIT = "2"

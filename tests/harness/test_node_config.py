@@ -285,6 +285,9 @@ def test_the_vllm_runtime_runs_the_real_server_with_this_machines_flags_first(
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["VLLM_CPU_KVCACHE_SPACE"] == "1"
     assert env["HOME"] == "/tmp"
+    # the image has no compiler: vLLM's torch.compile'd functions run as written
+    assert env["TORCH_COMPILE_DISABLE"] == "1"
+    assert "g++" not in images.DEBIAN_PACKAGES
     assert container["resources"]["limits"]["memory"] == serving.VLLM_MEMORY
     (mount,) = container["volumeMounts"]
     assert mount["mountPath"] == serving.STACK_MOUNT
