@@ -604,7 +604,11 @@ def test_a_canary_survives_crashes_of_every_part_of_the_stack_under_traffic(
             answered = served.get(STABLE, 0) + served.get(CANDIDATE, 0)
             assert within_bounds(served.get(CANDIDATE, 0), answered, row["weight"]), row
     after = {row["phase"]: set(row["variants"]) for row in got[NAME]["phases"]}
-    assert after["pending"] == {STABLE}, after
+    # before the first step only the stable answers, and nothing fails. The pending phase holds
+    # requests only when the load began before the first step: it begins once the stable
+    # answers through the gateway, which on a loaded host can come after the step has started
+    # (a CI run saw none), so its split is checked when it has one
+    assert after["pending"] <= {STABLE}, after
     # after the promotion only the candidate serves from the moment the controller verified it
     # (its book's finishedAt: the HTTPRoute read back and Traefik reporting its generation in
     # the route's status, docs/routing.md) and Traefik was seen running it (its API: the
