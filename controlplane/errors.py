@@ -100,6 +100,13 @@ class Unserved(NotFound):
     (a finalizer that deletes an Istio VirtualService on a cluster without Istio completes)."""
 
 
+class MissingPrerequisite(KubeError):
+    """A kind the canary's objects need is not served by the cluster (the operator that brings
+    its CRD is not installed: KEDA's ScaledObject for ``autoscaling.queue``). Nothing is
+    applied, the canary is ``Stalled`` with the reason, and the runner asks again, so installing
+    it lets the rollout go on."""
+
+
 class Forbidden(KubeError):
     """The credentials may not do this (HTTP 403); the message is the server's RBAC reason."""
 

@@ -3,7 +3,8 @@
 Owns what the controller does with the objects a spec renders: server-side apply with an
 ownerReference, KServe's readiness rules, each variant's in-cluster URL, releasing the losing
 variant and deleting on deletion. Nothing the canary did not create is written: a foreign object
-stalls the canary (``ForeignObject``) and the runner retries. Called by the reconciler and the
+stalls the canary (``ForeignObject``) and the runner retries; so does a variant autoscaled on
+vLLM's queue where KEDA is not installed (``KEDANotInstalled``). Called by the reconciler and the
 traffic effects. See docs/controller.md, "Per resource", and docs/routing.md, "Whose objects".
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 
 from controlplane.controller.argo_gates import variant_endpoint
 from controlplane.controller.context import event
-from controlplane.errors import NotFound, Unserved
+from controlplane.errors import Forbidden, MissingPrerequisite, NotFound, Unserved
 from controlplane.kube.client import KubeClient, Obj, Ref
 from controlplane.rollout.observations import Readiness
 from controlplane.routing.base import CAPABILITIES
@@ -30,7 +31,13 @@ from controlplane.routing.ownership import (
 )
 from controlplane.serving import pairer
 from controlplane.serving.adopt import PODMONITOR_KIND
-from controlplane.serving.render import LABEL_ROLE, deployment_name
+from controlplane.serving.object_names import predictor_service
+from controlplane.serving.render import (
+    AUTOSCALER_CLASS_ANNOTATION,
+    KEDA,
+    LABEL_ROLE,
+    deployment_name,
+)
 from controlplane.serving.startup import cannot_start, load_failure, serving
 from controlplane.spec.models import ModelCanary
 from controlplane.status import conditions
@@ -41,6 +48,10 @@ OWNER_FIELD_MANAGER = "canary-controller-owner"
 SERVED_KINDS = frozenset({"InferenceService", "LLMInferenceService"})
 POD_KIND = "Pod"
 FOREIGN_REASON = "ForeignObject"
+KEDA_REASON = "KEDANotInstalled"
+SCALED_OBJECT_KIND = ("keda.sh/v1alpha1", "ScaledObject")
+"""(apiVersion, kind) of what KServe v0.20.0 turns a ``keda``-class predictor into
+(``reconcilers/keda``)."""
 
 
 def deploy(
@@ -64,6 +75,10 @@ def deploy(
         message = refusal(claimant, foreign)
         refuse(kube, owner, message, now)
         raise ForeignObject(message)
+    missing = keda_missing(kube, objects)
+    if missing:
+        refuse(kube, owner, missing, now, reason=KEDA_REASON)
+        raise MissingPrerequisite(missing)
     reference = owner_reference(owner)
     warnings: dict[str, str] = {}
     for obj in objects:
@@ -93,6 +108,43 @@ def deploy(
             }
             kube.apply(patch, field_manager=OWNER_FIELD_MANAGER)
     return warnings
+
+
+def keda_missing(kube: KubeClient, objects: Sequence[Obj]) -> str | None:
+    """Why ``objects`` cannot serve on this cluster, or None: an InferenceService of KServe's
+    ``keda`` autoscaler class (``autoscaling.queue``) where KEDA's ScaledObject is not served.
+    KServe v0.20.0 then never reconciles its predictor (``PredictorReady`` False, "failed to get
+    existing KEDA autoscaler: no matches for kind ScaledObject", docs/capacity.md), so the
+    canary would wait for its progress deadline and roll back on "not ready".
+
+    Asked by reading the ScaledObject KServe would keep (``<isvc>-predictor``): a kind the
+    cluster does not serve is :class:`~controlplane.errors.Unserved` before any request (the
+    client's discovery), so a 404 or a 403 (RBAC narrower than the chart's) both mean it is
+    served."""
+    scaled = [
+        obj
+        for obj in objects
+        if obj["kind"] == "InferenceService"
+        and (obj["metadata"].get("annotations") or {}).get(AUTOSCALER_CLASS_ANNOTATION) == KEDA
+    ]
+    if not scaled:
+        return None
+    meta = scaled[0]["metadata"]
+    try:
+        kube.get(Ref(*SCALED_OBJECT_KIND, meta["namespace"], predictor_service(meta["name"])))
+    except Unserved:
+        names = ", ".join(f"{o['metadata']['namespace']}/{o['metadata']['name']}" for o in scaled)
+        kind = "/".join(SCALED_OBJECT_KIND)
+        return (
+            f"autoscaling.queue needs KEDA: this cluster does not serve {kind} (KEDA's CRDs "
+            "are not installed), so KServe would never ready InferenceService "
+            f"{names}; nothing was applied. Install KEDA (then restart KServe's manager, which "
+            "looks for the CRD at start) or remove autoscaling.queue (docs/capacity.md, "
+            '"Autoscaling kept")'
+        )
+    except (NotFound, Forbidden):
+        pass
+    return None
 
 
 def readiness(kube: KubeClient, objects: Sequence[Obj], owner: Obj | None = None) -> Readiness:

@@ -110,6 +110,11 @@ NEEDS: dict[Rule, tuple[frozenset[str], str]] = {
         "never in the cluster scope's ClusterRole but by rbac.secretNames (SECRETS below)",
     ),
     ("argoproj.io", "applications"): (frozenset({"get"}), "gitops/locate.py"),
+    ("keda.sh", "scaledobjects"): (
+        frozenset({"get"}),
+        "controller/children.py: before a variant with autoscaling.queue is applied, KEDA's "
+        "ScaledObject of it is read to know that the cluster serves the kind",
+    ),
 }
 SECRETS: Rule = ("", "secrets")
 """Where the chart grants it: a namespaced Role (the namespaced scope, or the cluster scope with
@@ -153,6 +158,7 @@ KINDS: dict[str, Rule] = {
     "Lease": ("coordination.k8s.io", "leases"),
     "Pod": ("", "pods"),
     "PodMonitor": ("monitoring.coreos.com", "podmonitors"),
+    "ScaledObject": ("keda.sh", "scaledobjects"),
     "TokenReview": ("authentication.k8s.io", "tokenreviews"),
     "SubjectAccessReview": ("authorization.k8s.io", "subjectaccessreviews"),
 }
