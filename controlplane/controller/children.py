@@ -17,7 +17,7 @@ from typing import Any
 
 from controlplane.controller.argo_gates import variant_endpoint
 from controlplane.controller.context import event
-from controlplane.errors import Forbidden, MissingPrerequisite, NotFound, Unserved
+from controlplane.errors import MissingPrerequisite, NotFound, Unserved
 from controlplane.kube.client import KubeClient, Obj, Ref
 from controlplane.rollout.observations import Readiness
 from controlplane.routing.base import CAPABILITIES
@@ -31,7 +31,6 @@ from controlplane.routing.ownership import (
 )
 from controlplane.serving import pairer
 from controlplane.serving.adopt import PODMONITOR_KIND
-from controlplane.serving.object_names import predictor_service
 from controlplane.serving.render import (
     AUTOSCALER_CLASS_ANNOTATION,
     KEDA,
@@ -117,34 +116,25 @@ def keda_missing(kube: KubeClient, objects: Sequence[Obj]) -> str | None:
     existing KEDA autoscaler: no matches for kind ScaledObject", docs/capacity.md), so the
     canary would wait for its progress deadline and roll back on "not ready".
 
-    Asked by reading the ScaledObject KServe would keep (``<isvc>-predictor``): a kind the
-    cluster does not serve is :class:`~controlplane.errors.Unserved` before any request (the
-    client's discovery), so a 404 or a 403 (RBAC narrower than the chart's) both mean it is
-    served."""
+    Asked of the API server's discovery (:meth:`~controlplane.kube.client.KubeClient.serves`):
+    no object is read, so the chart needs no rule for KEDA's kinds."""
     scaled = [
         obj
         for obj in objects
         if obj["kind"] == "InferenceService"
         and (obj["metadata"].get("annotations") or {}).get(AUTOSCALER_CLASS_ANNOTATION) == KEDA
     ]
-    if not scaled:
+    if not scaled or kube.serves(*SCALED_OBJECT_KIND):
         return None
-    meta = scaled[0]["metadata"]
-    try:
-        kube.get(Ref(*SCALED_OBJECT_KIND, meta["namespace"], predictor_service(meta["name"])))
-    except Unserved:
-        names = ", ".join(f"{o['metadata']['namespace']}/{o['metadata']['name']}" for o in scaled)
-        kind = "/".join(SCALED_OBJECT_KIND)
-        return (
-            f"autoscaling.queue needs KEDA: this cluster does not serve {kind} (KEDA's CRDs "
-            "are not installed), so KServe would never ready InferenceService "
-            f"{names}; nothing was applied. Install KEDA (then restart KServe's manager, which "
-            "looks for the CRD at start) or remove autoscaling.queue (docs/capacity.md, "
-            '"Autoscaling kept")'
-        )
-    except (NotFound, Forbidden):
-        pass
-    return None
+    names = ", ".join(f"{o['metadata']['namespace']}/{o['metadata']['name']}" for o in scaled)
+    kind = "/".join(SCALED_OBJECT_KIND)
+    return (
+        f"autoscaling.queue needs KEDA: this cluster does not serve {kind} (KEDA's CRDs "
+        "are not installed), so KServe would never ready InferenceService "
+        f"{names}; nothing was applied. Install KEDA (then restart KServe's manager, which "
+        "looks for the CRD at start) or remove autoscaling.queue (docs/capacity.md, "
+        '"Autoscaling kept")'
+    )
 
 
 def readiness(kube: KubeClient, objects: Sequence[Obj], owner: Obj | None = None) -> Readiness:

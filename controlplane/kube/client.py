@@ -164,6 +164,11 @@ class KubeClient(Protocol):
         answer's bytes (a read timeout, as every other verb's)."""
         ...
 
+    def serves(self, api_version: str, kind: str) -> bool:
+        """Whether the API server serves ``api_version``/``kind`` (its CRD is installed), by
+        discovery alone: no object is read, so no RBAC rule is needed."""
+        ...
+
 
 # --- helpers shared by the implementations (fake, real, lease) -----------------------------------
 

@@ -328,6 +328,13 @@ class RealKube:
         with self._call(ref.api_version, ref.kind):
             res.delete(name=ref.name, namespace=ref.namespace, propagation_policy="Background")
 
+    def serves(self, api_version: str, kind: str) -> bool:
+        try:
+            self._resource(api_version, kind)
+        except Unserved:
+            return False
+        return True
+
     def service_get(
         self,
         namespace: str,

@@ -110,11 +110,6 @@ NEEDS: dict[Rule, tuple[frozenset[str], str]] = {
         "never in the cluster scope's ClusterRole but by rbac.secretNames (SECRETS below)",
     ),
     ("argoproj.io", "applications"): (frozenset({"get"}), "gitops/locate.py"),
-    ("keda.sh", "scaledobjects"): (
-        frozenset({"get"}),
-        "controller/children.py: before a variant with autoscaling.queue is applied, KEDA's "
-        "ScaledObject of it is read to know that the cluster serves the kind",
-    ),
 }
 SECRETS: Rule = ("", "secrets")
 """Where the chart grants it: a namespaced Role (the namespaced scope, or the cluster scope with
@@ -158,7 +153,6 @@ KINDS: dict[str, Rule] = {
     "Lease": ("coordination.k8s.io", "leases"),
     "Pod": ("", "pods"),
     "PodMonitor": ("monitoring.coreos.com", "podmonitors"),
-    "ScaledObject": ("keda.sh", "scaledobjects"),
     "TokenReview": ("authentication.k8s.io", "tokenreviews"),
     "SubjectAccessReview": ("authorization.k8s.io", "subjectaccessreviews"),
 }
@@ -169,6 +163,8 @@ NOT_CALLED: dict[str, str] = {
     "installs it from crds/",
     "MeasuredProfile": "the kind of a measured profile file (profiles/measured.py), not a "
     "Kubernetes object",
+    "ScaledObject": "KEDA's kind, only asked of discovery (KubeClient.serves) before a variant "
+    "with autoscaling.queue is applied (controller/children.py); no object is read",
     "SelfSubjectReview": "`kubectl canary dashboard` asks it with the user's own kubeconfig "
     "(cli/dashboard.py), never the controller's ServiceAccount; every user may",
     "SelfSubjectAccessReview": "`GET .../access` asks it with the source's own credentials "
@@ -195,7 +191,10 @@ SKIPPED_MODULES = {
     "harness/cluster/gatewaystatus.py": "the loopback cluster's Gateway status stand-in (admin)",
 }
 # API groups the code names and the chart need not grant.
-GROUPS_NOT_CALLED = {"apiextensions.k8s.io": "the CRD document of spec/crd.py"}
+GROUPS_NOT_CALLED = {
+    "apiextensions.k8s.io": "the CRD document of spec/crd.py",
+    "keda.sh": "KEDA's ScaledObject, asked of discovery only (NOT_CALLED)",
+}
 API_VERSION = re.compile(r"^([a-z0-9-]+(\.[a-z0-9-]+)+)/v\d+((alpha|beta)\d+)?$")
 
 

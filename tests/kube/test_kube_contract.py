@@ -412,6 +412,16 @@ def test_an_unserved_kind_is_unserved_on_every_verb(
     assert isinstance(caught.value, NotFound)  # a get or delete of it reads as "not there"
 
 
+def test_discovery_tells_a_served_kind_from_one_that_is_not(backend: Backend) -> None:
+    """``serves`` asks discovery alone (the controller's check for KEDA before it applies a
+    variant with ``autoscaling.queue``), on both backends alike."""
+    assert backend.kube.serves(API_VERSION, KIND)
+    assert backend.kube.serves("v1", "ConfigMap")
+    assert not backend.kube.serves("keda.sh/v1alpha1", "ScaledObject")  # only KServe's have it
+    assert not backend.kube.serves("example.com/v1", "Widget")
+    assert not backend.kube.serves("v1", "Widget")  # a served group, an unknown kind
+
+
 # --- the Service proxy ---------------------------------------------------------------------------
 
 

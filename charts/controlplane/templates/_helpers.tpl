@@ -145,11 +145,6 @@ extra.
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "create", "patch", "delete"]
-# controller/children.py: before a variant with autoscaling.queue is applied, KEDA's ScaledObject
-# of it is read (get), to refuse the canary on a cluster that does not serve the kind
-- apiGroups: ["keda.sh"]
-  resources: ["scaledobjects"]
-  verbs: ["get"]
 # controller/pairs.py: the pairer's scored pairs, read through the API server's Service proxy
 # (GET /pairs on its Service): the controller reaches no pod itself (networkPolicy)
 - apiGroups: [""]
