@@ -69,8 +69,8 @@ product renders (:mod:`controlplane.serving.render`) into running pods on the re
   ``batched_count_greater_than``, ``vllm/v1/sample/ops/logprobs.py``, at the first request
   for ``logprobs``), which needs a C++ compiler in the image and held both engines of the
   quality judge's first paired request for minutes on a loaded host; torch 2.13.0 reads the
-  variable into ``torch._dynamo.config.disable``, so every such function runs as written.
-  Its memory limit is :data:`VLLM_MEMORY`: upstream's 2Gi (the
+  variable into ``torch._dynamo.config.disable`` (``torch/_dynamo/config.py``), so every
+  such function runs as written. Its memory limit is :data:`VLLM_MEMORY`: upstream's 2Gi (the
   runtime file above) is less than vLLM's API server and engine core hold (about 4 GB here with
   the KV cache). The model is
   the tiny Llama of :mod:`harness.tiny_model` with its weights and tokenizer

@@ -5,8 +5,9 @@ where KEDA's CRD is not installed, never reconciles it (docs/capacity.md, "Autos
 the canary would wait for its progress deadline and roll back on "not ready", with no word of
 why. The controller asks the cluster first: the canary is ``Stalled`` with reason
 ``KEDANotInstalled`` and a Warning Event that says what to do, nothing of it is applied, and
-once the CRD is served the rollout goes on. On the fake cluster; the real API server answers a
-kind it does not serve the same way on every verb (``tests/kube/test_kube_contract.py``).
+once the CRD is served the rollout goes on. On the fake cluster; the question asked of it,
+``KubeClient.serves``, is answered alike by the fake and the real API server
+(``tests/kube/test_kube_contract.py``).
 """
 
 from __future__ import annotations

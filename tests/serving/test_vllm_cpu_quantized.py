@@ -232,7 +232,7 @@ def twin(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[str, Run]:
     scheme: str = request.param
-    if scheme in WNA16 and not has_avx512():  # before any engine starts
+    if scheme in WNA16 and not has_avx512():  # before the twin's engine starts
         pytest.skip(f"{NO_AVX512}: vLLM 0.32.0's AVX2 kernels cannot serve {scheme} weights")
     folder = tmp_path_factory.mktemp(scheme)
     return scheme, run(folder, scheme, list(TWINS[scheme].flags), engine.SERVED_DTYPE[scheme])
