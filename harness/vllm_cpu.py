@@ -8,6 +8,7 @@ Called by the tests that run the real engine; see ``docs/testing.md`` ("The real
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import signal
@@ -157,3 +158,63 @@ def serve(
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+INT8_PROBE = """
+import json, torch
+from vllm.platforms import current_platform
+current_platform.import_kernels()
+from vllm import _custom_ops as ops
+torch.manual_seed(0)
+K, N, M = 128, 256, 8
+found = {}
+for name, lo, hi in (("full", -128, 127), ("seven_bit", -64, 63)):
+    w = torch.randint(lo, hi + 1, (N, K), dtype=torch.int8).t()
+    scales = torch.full((N,), 0.01)
+    gemm = ops.create_onednn_scaled_mm(w, scales, torch.float32, True, False, 32)
+    xq, xs, xzp = ops.onednn_scaled_int8_quant(torch.randn(M, K) * 3, None, None, True)
+    out = torch.empty((M, N))
+    ops.onednn_scaled_mm(gemm, xq, out, xs, xzp, None, None)
+    exact = (xq.float() * xs.view(-1, 1)) @ (w.float() * scales)
+    found[name] = ((out - exact).abs().max() / exact.abs().max()).item()
+found["activation_max"] = int(xq.abs().max())
+print(json.dumps(found))
+"""
+"""The int8 GEMM of vLLM's W8A8-INT8 layers on a CPU without AMX (vllm 0.32.0
+``vllm/model_executor/kernels/linear/scaled_mm/cpu.py``, ``CPUInt8ScaledMMLinearKernel``:
+oneDNN's matmul, activations quantized per token, symmetric), on int8 weights over their full
+range and over seven bits: each output's largest error over the largest output, and the
+largest activation (127: per-token quantization takes the full range)."""
+
+
+@dataclass(frozen=True)
+class Int8Gemm:
+    """What :data:`INT8_PROBE` measured: each error is relative to the largest output."""
+
+    full: float
+    seven_bit: float
+    activation_max: int
+
+    @property
+    def saturates(self) -> bool:
+        """Whether full-range weights lose what seven-bit ones keep (an error of 1 % or more)."""
+        return self.full >= 0.01
+
+
+def int8_gemm(timeout_s: float = 300.0) -> Int8Gemm:
+    """Run :data:`INT8_PROBE` in the engine's environment (``timeout_s`` bounds a hang only)."""
+    engine = python()
+    if engine is None:
+        raise RuntimeError("the real vLLM engine is not installed: make vllm")
+    done = subprocess.run(
+        [str(engine), "-c", INT8_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+        env={**os.environ, "VLLM_LOGGING_LEVEL": "ERROR"},
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the int8 probe exited {done.returncode}: {done.stderr[-2000:]}")
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    return Int8Gemm(float(found["full"]), float(found["seven_bit"]), int(found["activation_max"]))

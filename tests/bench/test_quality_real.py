@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from support.extras import vllm_cpu
-from support.skips import NO_AVX512, has_avx512
+from support.skips import INT8_SATURATES, int8_saturates
 
 from bench.quality_real import CAP, EXPECTED, prompts, trials
 
@@ -24,11 +24,12 @@ def test_the_prompts_are_the_sentences_words_and_the_same_for_a_seed() -> None:
 
 
 def test_the_judge_passes_the_faithful_twin_and_catches_the_broken_one(tmp_path: Path) -> None:
-    if not has_avx512():  # before any engine starts
+    if int8_saturates():  # before any engine starts
         pytest.skip(
-            f"{NO_AVX512}: on an AVX2-only CPU (vLLM 0.32.0's AVX2 kernels) the W8A8 twin "
-            "answered unlike the float32 model (mean disagreement 0.59 over 6 pairs, the same "
-            "in two runs) and the judge rolled it back; the cause is not yet found"
+            f"{INT8_SATURATES}: without VNNI oneDNN sums int8 products with 16-bit saturation, "
+            "so the W8A8 twin answers unlike the float32 model it was rounded from (on an "
+            "AVX2-only CPU, mean disagreement 0.59 over 6 pairs) and the judge rightly rolls "
+            "it back (tests/serving/test_vllm_cpu_int8.py)"
         )
     found = trials({"faithful w8a8": 1, "broken w8a8": 1}, tmp_path)
     for name, (run,) in found.items():

@@ -55,6 +55,21 @@ def has_avx512() -> bool:
     return bool(torch.cpu._is_avx512_supported())
 
 
+INT8_SATURATES = "this CPU's int8 GEMM saturates"
+"""The reason of a skip where vLLM's int8 GEMM loses what full-range int8 weights hold: oneDNN
+sums int8 products exactly only with VNNI (``tests/serving/test_vllm_cpu_int8.py`` measures it),
+so a faithful W8A8 checkpoint is served unfaithfully there."""
+
+
+@functools.cache
+def int8_saturates() -> bool:
+    """Whether :func:`harness.vllm_cpu.int8_gemm` finds the engine's int8 GEMM saturating here
+    (about 20 s, once per session; only tests that need the real engine ask)."""
+    from harness import vllm_cpu
+
+    return vllm_cpu.int8_gemm().saturates
+
+
 ALLOWED: dict[str, Allowance] = {
     MISSING_EXTRA: Allowance(
         "the run leaves the optional local-cpu extra out on purpose (`make test-fast EXTRAS=`, "
@@ -63,9 +78,13 @@ ALLOWED: dict[str, Allowance] = {
     ),
     NO_AVX512: Allowance(
         "a platform the machine cannot be: vLLM's CPU build serves AWQ and GPTQ weights only "
-        "with its AVX512 kernels, and the quality benchmark's faithful W8A8 twin is not "
-        "faithful on its AVX2 ones (docs/testing.md)",
+        "with its AVX512 kernels (docs/testing.md)",
         lambda: not has_avx512(),
+    ),
+    INT8_SATURATES: Allowance(
+        "a platform the machine cannot be: without VNNI, oneDNN's int8 GEMM saturates, and "
+        "the quality benchmark's faithful W8A8 twin is served unfaithfully (docs/testing.md)",
+        int8_saturates,
     ),
 }
 """Skip reasons that may stand under ``CI=true``, by prefix, each with why and when."""
