@@ -41,6 +41,16 @@ def until(check: Callable[[], Any], what: str, timeout: float = 120.0, every: fl
         time.sleep(every)
 
 
+PROBE_TIMEOUT_S = 5
+PROBE_FAILURES = 3
+"""The engine's readiness probe: Kubernetes' default three failures in a row, each allowed 5 s
+(the default is 1). With one failure of 1 s a busy engine on a loaded machine went unready
+between requests: its Service then had no endpoint, kube-proxy rejected the next connection,
+and a gate's workflow failed with "Cannot connect to host candidate..." (a CI run; the
+kernel's drop tracepoint saw the rejected SYNs of that step's ``canaryctl`` processes as
+``NETFILTER_DROP``). A never-ready engine still fails three probes at once (refused)."""
+
+
 def engine_pod_spec(image: str, *args: str, model: str = MODEL) -> dict[str, Any]:
     """One engine container serving ``model`` with kubelet's readiness probe on ``/health``;
     the metrics' namespace label comes from the downward API."""
@@ -63,7 +73,8 @@ def engine_pod_spec(image: str, *args: str, model: str = MODEL) -> dict[str, Any
                 "readinessProbe": {
                     "httpGet": {"path": "/health", "port": PORT},
                     "periodSeconds": 1,
-                    "failureThreshold": 1,
+                    "timeoutSeconds": PROBE_TIMEOUT_S,
+                    "failureThreshold": PROBE_FAILURES,
                 },
             }
         ],
