@@ -62,6 +62,9 @@ lint: setup ## ruff, ruff format --check, mypy --strict, import-linter layer con
 test: lint kube-tools dashboard browser images vllm ## everything CI runs: lint + types + layers, then every pytest tier (warnings are errors)
 	$(BIN)/pytest -q $(XDIST)
 
+test-extended: kube-tools images vllm ## the real-node tests make test leaves out for CI's time (marker extended)
+	$(BIN)/pytest -q $(XDIST) -m extended
+
 test-fast: setup ## the everyday loop: the pure core and every test that starts no binary (< 1 min)
 	$(BIN)/pytest -q $(XDIST) $(FAST)
 
@@ -124,4 +127,4 @@ format: setup ## apply ruff fixes and formatting
 clean: ## remove the virtualenvs and caches (the uv tool folder and uv's cache stay)
 	rm -rf $(VENV) .venv-latest .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info
 
-.PHONY: help setup demo replay dashboard browser images vllm vllm-lock lint test test-fast test-latest lock kube-tools kube-up kube-down bench format clean
+.PHONY: help setup demo replay dashboard browser images vllm vllm-lock lint test test-extended test-fast test-latest lock kube-tools kube-up kube-down bench format clean

@@ -26,7 +26,9 @@ through Traefik at a fixed rate from the moment the stable answers until after t
   ends it) each time it comes up once its step has started: vLLM's API server answers the
   requests it holds with errors and exits, the container restarts, and the controller, reading
   the candidate not ready for two analysis intervals while it takes traffic, rolls it back
-  (``not-ready``); after the rollback no request fails.
+  (``not-ready``); after the rollback no request fails. Marked ``extended`` (``make
+  test-extended``, not ``make test``): the product's path is the simulated engine's crash in
+  ``test_real_rollout.py``.
 
 Which faults are real: both are. The kill is a real signal to vLLM's real engine process (what
 vLLM and the kubelet do next is theirs); the throttle is the kernel's CFS bandwidth control on
@@ -589,6 +591,7 @@ def test_a_candidate_throttled_to_a_tenth_of_a_cpu_is_rolled_back_on_latency(
     assert len(load.answers) == load.sent
 
 
+@pytest.mark.extended  # the product's path is faults[crash]'s in test_real_rollout.py
 def test_a_candidate_whose_engine_keeps_dying_is_rolled_back_and_nothing_fails_after(
     stack: Stack,
 ) -> None:
