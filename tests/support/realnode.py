@@ -44,11 +44,12 @@ def until(check: Callable[[], Any], what: str, timeout: float = 120.0, every: fl
 PROBE_TIMEOUT_S = 5
 PROBE_FAILURES = 3
 """The engine's readiness probe: Kubernetes' default three failures in a row, each allowed 5 s
-(the default is 1). With one failure of 1 s a busy engine on a loaded machine went unready
-between requests: its Service then had no endpoint, kube-proxy rejected the next connection,
-and a gate's workflow failed with "Cannot connect to host candidate..." (a CI run; the
-kernel's drop tracepoint saw the rejected SYNs of that step's ``canaryctl`` processes as
-``NETFILTER_DROP``). A never-ready engine still fails three probes at once (refused)."""
+(the default is 1; both defaults in k8s.io/api v0.34.10 ``core/v1/types.go``, ``Probe``). With
+one failure of 1 s a busy engine on a loaded machine went unready between requests: its
+Service then had no endpoint, kube-proxy rejected the next connection, and a gate's workflow
+failed with "Cannot connect to host candidate..." (a CI run; the kernel's drop tracepoint saw
+the rejected SYNs of that step's ``canaryctl`` processes as ``NETFILTER_DROP``).
+A never-ready engine still fails three probes at once (refused)."""
 
 
 def engine_pod_spec(image: str, *args: str, model: str = MODEL) -> dict[str, Any]:

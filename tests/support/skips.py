@@ -61,10 +61,9 @@ sums int8 products exactly only with VNNI (``tests/serving/test_vllm_cpu_int8.py
 so a faithful W8A8 checkpoint is served unfaithfully there."""
 
 
-@functools.cache
 def int8_saturates() -> bool:
     """Whether :func:`harness.vllm_cpu.int8_gemm` finds the engine's int8 GEMM saturating here
-    (about 20 s, once per session; only tests that need the real engine ask)."""
+    (about 20 s, once per process; only tests that need the real engine ask)."""
     from harness import vllm_cpu
 
     return vllm_cpu.int8_gemm().saturates
