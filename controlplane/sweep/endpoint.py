@@ -203,18 +203,39 @@ async def run_point(
     return PointResult(samples, duration, max(peak) if peak else None, prompt_tokens)
 
 
-async def check(base: str, model: str) -> tuple[str, str | None]:
-    """(engine, version) of the endpoint; EndpointError when it does not serve ``model``."""
+CHECK_TRIES = 3
+CHECK_PAUSE_S = 1.0
+""":func:`check` asks again what the network lost (a connection not made, dropped, or a proxy's
+502, 503 or 504): three tries, ``CHECK_PAUSE_S`` and then twice that apart. A Service whose
+only pod is briefly unready refuses connections (kube-proxy rejects them) and heals in seconds;
+an endpoint that answers otherwise, or times out, is taken at its word at once. The evaluation
+step of ``manifests/argo/llm-regression-eval.yaml`` asks its engines by the same rule."""
+PASSING_STATUS = frozenset({502, 503, 504})
+
+
+async def check(base: str, model: str, pause_s: float = CHECK_PAUSE_S) -> tuple[str, str | None]:
+    """(engine, version) of the endpoint; EndpointError when it does not serve ``model`` or
+    cannot be reached in :data:`CHECK_TRIES` tries."""
     base = base.rstrip("/")
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        try:
-            async with session.get(f"{base}/v1/models") as r:
-                if r.status != 200:
-                    raise EndpointError(f"{base}/v1/models answered HTTP {r.status}")
-                data = await r.json(content_type=None)
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            reason = exc or type(exc).__name__
-            raise EndpointError(f"{base}: cannot reach the endpoint: {reason}") from None
+        for attempt in range(CHECK_TRIES):
+            last = attempt + 1 == CHECK_TRIES
+            try:
+                async with session.get(f"{base}/v1/models") as r:
+                    if r.status in PASSING_STATUS and not last:
+                        await asyncio.sleep(pause_s * 2**attempt)
+                        continue
+                    if r.status != 200:
+                        raise EndpointError(f"{base}/v1/models answered HTTP {r.status}")
+                    data = await r.json(content_type=None)
+                    break
+            except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as exc:
+                if last:
+                    raise EndpointError(f"{base}: cannot reach the endpoint: {exc}") from None
+                await asyncio.sleep(pause_s * 2**attempt)
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                reason = exc or type(exc).__name__
+                raise EndpointError(f"{base}: cannot reach the endpoint: {reason}") from None
         ids = [m.get("id") for m in data.get("data", []) if isinstance(m, dict)]
         if model not in ids:
             raise EndpointError(

@@ -2,6 +2,8 @@
 
 :func:`serving` runs a :class:`~http.server.BaseHTTPRequestHandler` class on ``127.0.0.1:0`` in a
 thread and yields its base URL; the server is shut down and joined on exit.
+:func:`scripted` is a handler that answers request by request as a :class:`Script` says (a status,
+or the connection dropped unanswered), for clients that must ask again.
 :func:`first_syn_dropped` serves JSON behind a listener that drops the first SYN it gets (the
 API clients' connection retries, ``tests/kube``).
 """
@@ -14,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,44 @@ def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@dataclass
+class Script:
+    """What a :func:`scripted` handler answers, one step a request: ``"drop"`` closes the
+    connection unanswered, a number is that HTTP status with ``body``. ``seen`` counts the
+    requests."""
+
+    steps: list[str]
+    body: bytes = b"{}"
+    seen: int = 0
+
+
+def scripted(script: Script) -> type[BaseHTTPRequestHandler]:
+    """A handler answering every GET and POST with the next step of ``script``."""
+
+    class Scripted(BaseHTTPRequestHandler):
+        def answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            script.seen += 1
+            step = script.steps.pop(0)
+            if step == "drop":
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            self.send_response(int(step))
+            self.send_header("Content-Length", str(len(script.body)))
+            self.end_headers()
+            self.wfile.write(script.body)
+
+        do_GET = do_POST = answer
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return Scripted
 
 
 def syn_sent_to(port: int) -> bool:

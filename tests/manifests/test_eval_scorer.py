@@ -9,17 +9,17 @@ becomes the gate's message. On the real Argo Workflows the same step asks engine
 
 from __future__ import annotations
 
-import http.server
 import json
 import socket
-import threading
 import urllib.error
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from harness.servers.loopback import Script, scripted, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "manifests" / "argo" / "llm-regression-eval.yaml"
@@ -145,67 +145,36 @@ def test_a_suite_with_nothing_to_score_fails() -> None:
     assert reason.startswith("nothing to score")
 
 
-class Engine(http.server.BaseHTTPRequestHandler):
-    """Answers each POST as the server's next behaviour says: ``drop`` closes the connection
-    unanswered, a number is that HTTP status, ``answer`` a chat completion."""
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers["Content-Length"]))
-        server: Any = self.server
-        behaviour = server.behaviours.pop(0)
-        server.seen += 1
-        if behaviour == "drop":
-            self.close_connection = True
-            self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        status = 200 if behaviour == "answer" else int(behaviour)
-        body = json.dumps({"choices": [{"message": {"content": "the order shipped"}}]}).encode()
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+CHAT = json.dumps({"choices": [{"message": {"content": "the order shipped"}}]}).encode()
 
 
-@pytest.fixture
-def engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setitem(SCORER, "PAUSE_S", 0.0)
-    server: Any = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Engine)
-    server.behaviours, server.seen = [], 0
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-def ask(server: Any, *behaviours: str) -> str | None:
-    server.behaviours.extend(behaviours)
-    base = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    answer: str | None = SCORER["chat"](base, "m", [{"role": "user", "content": "a"}], 8)
-    return answer
+def ask(steps: tuple[str, ...]) -> tuple[str | None, int]:
+    """The scorer's answer from an engine answering ``steps`` (:class:`Script`), and how many
+    requests it sent."""
+    script = Script(list(steps), CHAT)
+    with serving(scripted(script)) as url:
+        answer: str | None = SCORER["chat"](f"{url}/v1", "m", [{"role": "user", "content": "a"}], 8)
+    return answer, script.seen
 
 
 @pytest.mark.parametrize(
     ("behaviours", "answer", "seen"),
     [
-        (("drop", "answer"), "the order shipped", 2),
-        (("503", "502", "answer"), "the order shipped", 3),
-        (("504", "504", "504", "answer"), None, 3),
-        (("500", "answer"), None, 1),
-        (("400", "answer"), None, 1),
+        (("drop", "200"), "the order shipped", 2),
+        (("503", "502", "200"), "the order shipped", 3),
+        (("504", "504", "504", "200"), None, 3),
+        (("500", "200"), None, 1),
+        (("400", "200"), None, 1),
     ],
     ids=["dropped", "proxy-busy", "three-tries", "engine-error", "refused-request"],
 )
 def test_what_the_network_lost_is_asked_again_what_the_engine_said_is_not(
-    engine: Any, behaviours: tuple[str, ...], answer: str | None, seen: int
+    monkeypatch: pytest.MonkeyPatch, behaviours: tuple[str, ...], answer: str | None, seen: int
 ) -> None:
     """A dropped connection or a proxy's 502/503/504 is the network's: asked again, TRIES in
     all; an engine's own error answer counts as no answer at once."""
-    assert ask(engine, *behaviours) == answer
-    assert engine.seen == seen
+    monkeypatch.setitem(SCORER, "PAUSE_S", 0.0)
+    assert ask(behaviours) == (answer, seen)
 
 
 def test_a_refused_connection_or_an_unresolved_name_passes_a_timeout_does_not() -> None:
