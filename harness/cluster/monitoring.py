@@ -10,7 +10,9 @@ both makes the operator write the configuration, and ``prometheus`` v3.5.0 runs 
 cluster with its Kubernetes discovery on the loopback API server
 (:func:`~harness.cluster.promoperator.on_loopback`). The node's pod addresses are on its bridge,
 which this machine reaches, so Prometheus scrapes the real serving pods
-(:mod:`harness.node.serving`) and the gateway. Its address is ``PROMETHEUS_URL``.
+(:mod:`harness.node.serving`) and the gateway. Its address is ``PROMETHEUS_URL``. Monitors
+made later (a canary's ``<canary>-adopted`` PodMonitor) reach it as in a cluster:
+:mod:`harness.cluster.promreload` runs beside it, in the config reloader's place.
 
 The ``Prometheus`` object asks for a 5 s scrape and evaluation interval (the operator's default
 is 30 s) so that a test sees a rollout's numbers within seconds; the PodMonitor's own 15 s
@@ -22,6 +24,7 @@ wipe), for the resilience test.
 
 from __future__ import annotations
 
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -49,7 +52,8 @@ NAMESPACE = "monitoring"
 PROMETHEUS = "controlplane"
 GATEWAY_JOB = "traefik"
 SCRAPE_INTERVAL = "5s"
-PODMONITOR = Path(__file__).resolve().parents[2] / "manifests" / "monitoring" / "podmonitor.yaml"
+ROOT = Path(__file__).resolve().parents[2]
+PODMONITOR = ROOT / "manifests" / "monitoring" / "podmonitor.yaml"
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,9 @@ def start_monitoring(
             f"--config.file={workdir / 'prometheus.yml'}",
             f"--storage.tsdb.path={workdir / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",
+            # what the operator gives Prometheus so that its config reloader may post
+            # /-/reload (pkg/prometheus/promcfg.go of prometheus-operator v0.85.0)
+            "--web.enable-lifecycle",
         ],
         detach=detach,
     )
@@ -158,6 +165,23 @@ def start_monitoring(
                 "Prometheus did not become ready:\n" + cluster.log_tail(names=("prometheus",))
             )
         time.sleep(0.2)
+    cluster.spawn(
+        "prometheus-reloader",
+        [
+            sys.executable,
+            "-m",
+            "harness.cluster.promreload",
+            f"--server={cluster.server}",
+            f"--ca={cluster.ca}",
+            f"--token={token}",
+            f"--namespace={NAMESPACE}",
+            f"--name={PROMETHEUS}",
+            f"--config={workdir / 'prometheus.yml'}",
+            f"--prometheus={running.url}",
+        ],
+        env={"PYTHONPATH": str(ROOT)},
+        detach=detach,
+    )
     return running
 
 

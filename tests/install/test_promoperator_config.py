@@ -25,6 +25,7 @@ from harness.cluster.promoperator import (
     prometheus_version,
     reloader_env,
 )
+from harness.cluster.promreload import render, sync
 from harness.cluster.upstream_crds import PROMETHEUS_OPERATOR
 
 GENERATED = """\
@@ -100,3 +101,27 @@ def test_expand_env_does_what_the_config_reloader_does_and_names_an_unset_variab
     assert expand_env("no references, $HOME kept", {}) == "no references, $HOME kept"
     with pytest.raises(KubeSetupError, match=r"refers to \$\(NODE\), which is unset"):
         expand_env("a: $(NODE)", reloader_env("scrape"))
+
+
+def test_the_reloader_renders_a_new_secret_and_reloads_only_on_a_change(tmp_path: Path) -> None:
+    """:mod:`harness.cluster.promreload`: what the config reloader does for the loopback
+    Prometheus, the Secret's configuration rendered as the first one was, written and reloaded
+    once per change, never for the same text again."""
+    text = GENERATED.replace("localhost:9090", "$(POD_NAME):9090")
+    packed = base64.b64encode(gzip.compress(text.encode())).decode()
+    secret = {"metadata": {"name": "prometheus-scrape"}, "data": {"prometheus.yaml.gz": packed}}
+    rendered = render(secret, "scrape", "https://127.0.0.1:6443", Path("ca.crt"), Path("t"))
+    expected = on_loopback(
+        expand_env(text, reloader_env("scrape")),
+        "https://127.0.0.1:6443",
+        Path("ca.crt"),
+        Path("t"),
+    )
+    assert rendered == expected
+    assert "prometheus-scrape-0:9090" in rendered
+    config, reloads = tmp_path / "prometheus.yml", []
+    assert sync(rendered, config, lambda: reloads.append(1))
+    assert config.read_text() == rendered
+    assert not sync(rendered, config, lambda: reloads.append(1))  # the same text: no reload
+    assert sync(rendered + "# a new PodMonitor\n", config, lambda: reloads.append(1))
+    assert len(reloads) == 2

@@ -35,9 +35,11 @@ What must hold, on every request:
 Each step's split counts the answers sent while Traefik was seen running it
 (:class:`support.real_traffic.Splits`), not after seconds allowed for it to take it up.
 
-The analysis reads the candidate from the chart's PodMonitor; the ``<canary>-adopted``
-PodMonitor the controller applies for the live pods is checked as an object (this harness's
-Prometheus reads its configuration once at start, so it never scrapes a PodMonitor made later).
+The analysis reads the candidate from the chart's PodMonitor and the live pods from the
+``<canary>-adopted`` PodMonitor the controller applies: checked as an object, and as what
+Prometheus scrapes while the canary runs (the live pods up under the canary's and the stable's
+labels; the harness's Prometheus takes up the operator's new configuration as the config
+reloader would, :mod:`harness.cluster.promreload`).
 With ``CONTROLPLANE_TRAFFIC_REPORT`` set, the phases are written as ``adopt-promotion.json``
 and ``adopt-rollback.json``.
 """
@@ -47,6 +49,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -324,6 +328,8 @@ class Sample:
     split: dict[str, int] | None
     hostnames: tuple[str, ...]
     podmonitor: dict[str, Any] | None
+    scraped_live: int
+    """The live pods Prometheus scraped (``up`` 1) under the canary's and the stable's labels."""
 
 
 @dataclass
@@ -363,6 +369,7 @@ class Watch:
             split=split,
             hostnames=tuple((route or {}).get("spec", {}).get("hostnames") or ()),
             podmonitor=(_get(self.stack, monitor) or {}).get("spec"),
+            scraped_live=scraped(self.stack.prometheus, self.ns),
         )
 
     def run(self) -> None:
@@ -525,6 +532,15 @@ def assert_untouched_until(run: Run, until_t: float, context: str) -> list[Sampl
     return early
 
 
+def scraped(prometheus: str, ns: str) -> int:
+    """How many live pods Prometheus scrapes as the stable of the canary ``ns``."""
+    query = f'count(up{{namespace="{ns}",canary="{ns}",variant="live"}} == 1)'
+    url = f"{prometheus}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        result = json.loads(response.read())["data"]["result"]
+    return int(float(result[0]["value"][1])) if result else 0
+
+
 def assert_routed_and_scraped(stack: Stack, ns: str, run: Run, context: str) -> None:
     """The canary's route was on the live service's hosts (those of its URLs) and split each
     step between its predictor Service and the candidate's; the PodMonitor selected the live
@@ -549,6 +565,8 @@ def assert_routed_and_scraped(stack: Stack, ns: str, run: Run, context: str) -> 
         if r.get("action") == "replace" and not r.get("sourceLabels")
     }
     assert static == {"canary": ns, "variant": "live"}, (static, context)
+    # and Prometheus scraped them under those labels while the canary ran
+    assert max(s.scraped_live for s in run.watch.samples) >= 1, context
 
 
 def history_of(got: dict[str, Any]) -> list[tuple[str, int | None]]:
