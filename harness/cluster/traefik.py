@@ -114,10 +114,15 @@ def traefik_service(namespace: str, name: str, port: int) -> str:
 
 
 def arguments(
-    cluster: LoopbackCluster, port: int, metrics_port: int, crd: bool = False
+    cluster: LoopbackCluster,
+    port: int,
+    metrics_port: int,
+    crd: bool = False,
+    buckets: tuple[float, ...] = (),
 ) -> list[str]:
     """Traefik's static configuration, as flags (pure but for the token file's path); with
-    ``crd``, its ``kubernetesCRD`` provider too (:func:`start_traefik`)."""
+    ``crd``, its ``kubernetesCRD`` provider too, and with ``buckets`` its latency histograms'
+    upper bounds (seconds) instead of its default ones (:func:`start_traefik`)."""
     crd_provider = [
         "--providers.kubernetesCRD=true",
         f"--providers.kubernetesCRD.endpoint={cluster.server}",
@@ -139,6 +144,11 @@ def arguments(
         "--metrics.prometheus.entryPoint=traefik",
         "--metrics.prometheus.addServicesLabels=true",
         "--metrics.prometheus.addRoutersLabels=true",
+        *(
+            [f"--metrics.prometheus.buckets={','.join(f'{b:g}' for b in buckets)}"]
+            if buckets
+            else []
+        ),
         "--api=true",
         "--api.insecure=true",  # the API on the traefik entry point, loopback only
         "--api.dashboard=false",
@@ -175,6 +185,7 @@ def start_traefik(
     detach: bool = False,
     timeout: float = 60.0,
     crd: bool = False,
+    buckets: tuple[float, ...] = (),
 ) -> Traefik:
     """Start Traefik against ``cluster`` with its GatewayClass and the Gateway ``gateway``
     (namespace, name; created with its namespace); returns once the Gateway is Programmed.
@@ -183,7 +194,9 @@ def start_traefik(
     (``docs/content/reference/dynamic-configuration/kubernetes-crd-definition-v1.yml``):
     Argo Rollouts' Traefik router sets the weights of a ``TraefikService``, which an HTTPRoute
     may name as its backendRef (``loadHTTPBackendRef`` in
-    ``pkg/provider/kubernetes/gateway/httproute.go``)."""
+    ``pkg/provider/kubernetes/gateway/httproute.go``). ``buckets``: the upper bounds of its
+    request duration histograms (``--metrics.prometheus.buckets``, the ``Buckets`` option of
+    ``pkg/observability/types/metrics.go``; its default 0.1, 0.3, 1.2, 5 s unless given)."""
     program = binary("traefik")
     port, metrics_port = free_port(), free_port()
     token = cluster.workdir / TOKEN_FILE
@@ -197,7 +210,9 @@ def start_traefik(
     for obj in gateway_objects(GATEWAY_CLASS, CONTROLLER, port, gateway=gateway):
         apply(obj)
     proc = cluster.spawn(
-        "traefik", [str(program), *arguments(cluster, port, metrics_port, crd)], detach=detach
+        "traefik",
+        [str(program), *arguments(cluster, port, metrics_port, crd, buckets)],
+        detach=detach,
     )
     running = Traefik(port, metrics_port)
     deadline = time.monotonic() + timeout

@@ -153,6 +153,40 @@ def contest_candidates(
     )
 
 
+CANDIDATES = tuple(c.name for c in contest_candidates(1.0, 1.0))
+"""The candidates' names, in the registered order."""
+STABLE_INJECT = (f"errors={100 * SLO.stable_errors:g}%",)
+"""The stable's faults in every scenario (and the A/A control's)."""
+
+
+def contest_candidate(
+    name: str, stable_p95_s: float, stable_median_s: float, slo: Slo = SLO
+) -> ContestCandidate:
+    """The candidate called ``name`` of :func:`contest_candidates`."""
+    for found in contest_candidates(stable_p95_s, stable_median_s, slo):
+        if found.name == name:
+            return found
+    raise ValueError(f"no candidate {name!r}: {', '.join(CANDIDATES)}")
+
+
+def p95(seconds: list[float]) -> float:
+    """The 95th percentile of ``seconds`` (the nearest rank at or above it: with 100 answers,
+    the 95th slowest), as the stable's P95 the candidates are made from."""
+    ordered = sorted(seconds)
+    if not ordered:
+        raise ValueError("no latency to take a P95 of")
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+def breaching(candidate: ContestCandidate, sent_after_arrival_s: list[float]) -> int:
+    """How many of the requests the candidate served (each sent this many seconds after its
+    arrival, before the verdict) were served in breach of the SLO: those from
+    :attr:`ContestCandidate.breach_from_s` on, none when it never breaches."""
+    if candidate.breach_from_s is None:
+        return 0
+    return sum(1 for at in sent_after_arrival_s if at >= candidate.breach_from_s)
+
+
 RUNS = {"control": 10}
 """Runs per tool of a candidate; :data:`RUNS_DEFAULT` for those not named."""
 RUNS_DEFAULT = 5
@@ -191,9 +225,14 @@ def traefik_queries(candidate: str, stable: str, window: str, slo: Slo = SLO) ->
         )
 
     def errors(service: str) -> str:
+        # one minus the share answered without a 5xx, as Flagger's own error-rate templates
+        # ask it: a service that has answered no 5xx yet has no 5xx series, and a query on it
+        # alone has no value, which Flagger v1.44.0 counts as a failed check
+        # (pkg/controller/scheduler_metrics.go: ErrNoValuesFound, "Halt advancement no values
+        # found for custom metric") and Rollouts as a failed measurement
         return (
-            f'sum(rate({SERIES}_count{{service="{service}",code=~"5.."}}[{window}])) / '
-            f'sum(rate({SERIES}_count{{service="{service}"}}[{window}]))'
+            f'(1 - sum(rate({SERIES}_count{{service="{service}",code!~"5.."}}[{window}])) / '
+            f'sum(rate({SERIES}_count{{service="{service}"}}[{window}])))'
         )
 
     return {

@@ -1,31 +1,30 @@
-"""What the peers are given, as their own documentation gives it (pure): objects and candidates.
+"""What the peers are given, as their own documentation gives it (pure): objects and schedules.
 
-Owns the objects ``bench/peers.py`` applies for Flagger v1.44.0 and Argo Rollouts v1.10.2 and
-the candidates every tool meets. Each setting taken from upstream names the file it was read
-from (docs/peers.md lists them all):
+Owns the objects ``tests/support/peers.py`` applies for Flagger v1.44.0, Argo Rollouts v1.10.2
+and ours around the contest's SLO (:mod:`harness.peers.contest` writes the SLO in each tool's
+analysis; this module puts it into each tool's objects). Each setting taken from upstream names
+the file it was read from (docs/peers.md lists them all):
 
-- **Flagger** (:func:`flagger_canary`, :func:`flagger_metric_templates`): the Canary of its
-  Gateway API tutorial, ``docs/gitbook/tutorials/gatewayapi-progressive-delivery.md`` in
+- **Flagger** (:func:`flagger_canary`): the Canary of its Gateway API tutorial,
+  ``docs/gitbook/tutorials/gatewayapi-progressive-delivery.md`` in
   ``github.com/fluxcd/flagger@v1.44.0``: ``analysis.interval: 1m``, ``threshold: 5``,
-  ``maxWeight: 50``, ``stepWeight: 10``, ``progressDeadlineSeconds: 60``, an ``error-rate``
-  MetricTemplate (5xx share in %, ``thresholdRange.max: 1``, ``interval: 1m``) and a
-  ``latency`` one (P99 in seconds, ``interval: 30s``), with ``service.hosts`` and
-  ``gatewayRefs``. The tutorial's queries read Istio's Envoy metrics; the gateway here is Traefik,
-  so the same two queries read Traefik's per-service histogram
-  ``traefik_service_request_duration_seconds`` (the series Flagger's own Traefik observer reads,
-  ``pkg/metrics/observers/traefik.go``), selected by the ``service`` label Traefik's Gateway API
-  provider gives the canary Service (:func:`flagger_traefik_service`). The tutorial's latency
-  bound (0.5 s) is podinfo's; :func:`flagger_canary` takes the bound for this engine.
-- **Argo Rollouts** (:func:`rollout`, :func:`analysis_template`): see their docstrings.
+  ``maxWeight: 50``, ``stepWeight: 10``, ``progressDeadlineSeconds: 60``, with
+  ``service.hosts`` and ``gatewayRefs``; its metrics read Traefik's per-service histogram
+  ``traefik_service_request_duration_seconds`` (the series Flagger's own Traefik observer
+  reads, ``pkg/metrics/observers/traefik.go``) of the canary and primary Services, under the
+  ``service`` labels Traefik's Gateway API provider gives them
+  (:func:`flagger_traefik_service`).
+- **Argo Rollouts** (:func:`rollout`, :func:`rollouts_objects`, :func:`analysis_template`): see
+  their docstrings.
 - **Ours** (:func:`ours_analysis`, :func:`ours_steps`, :func:`ours_controller_flags`): the
   sections of the ModelCanary ``canaryctl controller`` runs with the spec's defaults for all
-  it has one for, and Flagger's schedule and bounds for what it has none for.
+  it has one for, and Flagger's schedule for what it has none for.
 - **Time** (:class:`Pace`): every interval of every tool divided by one factor.
 - **The workload** (:func:`engine_deployment`): a Deployment of the engine image with the
   arguments KServe's runtime gives it (:mod:`harness.node.serving`), the model from the node's
-  model folder, the candidate's faults as ``--inject`` arguments.
+  model folder, the candidate's faults as ``--inject`` arguments (:class:`Candidate`).
 
-Called by ``bench/peers.py`` and tested in ``tests/harness/test_peers_render.py``.
+Called by ``tests/support/peers.py`` and tested in ``tests/harness/test_peers_render.py``.
 """
 
 from __future__ import annotations
@@ -49,26 +48,6 @@ FLAGGER_THRESHOLD = 5  # analysis.threshold
 FLAGGER_MAX_WEIGHT = 50  # analysis.maxWeight
 FLAGGER_STEP_WEIGHT = 10  # analysis.stepWeight
 FLAGGER_PROGRESS_DEADLINE_S = 60.0  # progressDeadlineSeconds
-FLAGGER_ERROR_RATE_MAX = 1.0  # error-rate thresholdRange.max (%)
-FLAGGER_ERROR_INTERVAL_S = 60.0  # error-rate interval: 1m
-FLAGGER_LATENCY_INTERVAL_S = 30.0  # latency interval: 30s
-FLAGGER_LATENCY_QUANTILE = 0.99  # the latency template's histogram_quantile(0.99, ...)
-
-
-TRAEFIK_BUCKETS = (0.1, 0.3, 1.2, 5.0)
-"""The upper bounds (seconds) of Traefik v3.6.12's request duration histograms by default
-(``pkg/observability/types/metrics.go``), which every latency query here reads."""
-LATENCY_MARGIN = 1.25
-
-
-def latency_bound(slowest_s: float) -> float:
-    """The latency bound (seconds) of Flagger's check and Rollouts' latency metric: above what
-    the stable shows through the same query. The query interpolates P99 inside Traefik's
-    buckets, so a stable whose requests all end in ``(0.3, 1.2]`` reads about 1.19 s whatever
-    their spread: the bound is the first bucket edge at or above :data:`LATENCY_MARGIN` times
-    the stable's slowest request (that product itself beyond the last edge)."""
-    wanted = LATENCY_MARGIN * slowest_s
-    return next((edge for edge in TRAEFIK_BUCKETS if edge >= wanted), round(wanted, 3))
 
 
 @dataclass(frozen=True)
@@ -88,7 +67,7 @@ class Pace:
 
 @dataclass(frozen=True)
 class Candidate:
-    """One candidate every tool meets: its engine's ``--inject`` arguments (the stable's are
+    """How a candidate's engine is made to behave: its ``--inject`` arguments (the stable's are
     ``stable_inject``) and whether a tool should roll it back."""
 
     name: str
@@ -101,37 +80,6 @@ DRIFT_PER_MINUTE = 0.5
 """The drift candidate's latency grows by this share of the stable's median every minute from
 its engine's start (the engine's ``latency-drift`` fault): healthy at first, +50 % after a
 minute, +150 % after three."""
-
-
-def candidates(base_latency_s: float, base_errors: float = 0.01) -> tuple[Candidate, ...]:
-    """The candidates, their latency faults relative to the stable's measured median
-    ``base_latency_s`` (the engine's fault adds a fixed delay, or one that grows with time:
-    :data:`DRIFT_PER_MINUTE`) and the error ones to a stable that fails ``base_errors`` of its
-    requests."""
-    errors = f"errors={100 * base_errors:g}%"
-    return (
-        Candidate("healthy"),
-        Candidate("latency +30%", (f"latency=+{0.3 * base_latency_s * 1000:.0f}ms",), True),
-        Candidate("latency +50%", (f"latency=+{0.5 * base_latency_s * 1000:.0f}ms",), True),
-        Candidate("2x errors", (f"errors={200 * base_errors:g}%",), True, stable_inject=(errors,)),
-        Candidate(
-            "drift",
-            (f"latency-drift=+{DRIFT_PER_MINUTE * base_latency_s * 1000:.0f}ms/1m",),
-            True,
-        ),
-        Candidate("crash loop", ("crash-on-start",), True),
-    )
-
-
-def candidate(name: str, base_latency_s: float) -> Candidate:
-    """The candidate called ``name`` of :func:`candidates`."""
-    for found in candidates(base_latency_s):
-        if found.name == name:
-            return found
-    raise ValueError(f"no candidate {name!r}: {', '.join(CANDIDATES)}")
-
-
-CANDIDATES = tuple(c.name for c in candidates(1.0))
 
 
 def engine_args(
@@ -197,41 +145,14 @@ def engine_deployment(
     }
 
 
-def flagger_traefik_service(namespace: str, app: str, port: int = ENGINE_PORT) -> str:
-    """The ``service`` label of Traefik v3.6.12's counters for the canary Service Flagger
-    creates, ``<app>-canary`` (``GetServiceNames`` in ``pkg/apis/flagger/v1beta1/canary.go``),
-    as an HTTPRoute's backendRef (:func:`harness.cluster.traefik.traefik_service`)."""
-    return f"{namespace}-{app}-canary-http-{port}@kubernetesgateway"
-
-
-def flagger_metric_templates(namespace: str, prometheus: str) -> list[dict[str, Any]]:
-    """The tutorial's ``error-rate`` and ``latency`` MetricTemplates on Traefik's histogram of
-    the canary Service (``{{ namespace }}`` and ``{{ target }}`` are Flagger's template
-    variables, ``{{ interval }}`` the metric's interval: ``MetricTemplateModel`` in
-    ``pkg/apis/flagger/v1beta1/metric.go``)."""
-    service = (
-        'service="{{ namespace }}-{{ target }}-canary-http-'
-        + str(ENGINE_PORT)
-        + '@kubernetesgateway"'
-    )
-    series = "traefik_service_request_duration_seconds"
-    error_rate = (
-        f'100 - sum(rate({series}_count{{{service},code!~"5.*"}}[{{{{ interval }}}}]))\n'
-        f"/\nsum(rate({series}_count{{{service}}}[{{{{ interval }}}}]))\n* 100\n"
-    )
-    latency = (
-        f"histogram_quantile({FLAGGER_LATENCY_QUANTILE},\n"
-        f"  sum(rate({series}_bucket{{{service}}}[{{{{ interval }}}}])) by (le)\n)\n"
-    )
-    return [
-        {
-            "apiVersion": "flagger.app/v1beta1",
-            "kind": "MetricTemplate",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {"provider": {"type": "prometheus", "address": prometheus}, "query": query},
-        }
-        for name, query in (("error-rate", error_rate), ("latency", latency))
-    ]
+def flagger_traefik_service(
+    namespace: str, app: str, side: str = "canary", port: int = ENGINE_PORT
+) -> str:
+    """The ``service`` label of Traefik v3.6.12's counters for a Service Flagger creates,
+    ``<app>-canary`` or ``<app>-primary`` (``GetServiceNames`` in
+    ``pkg/apis/flagger/v1beta1/canary.go``), as an HTTPRoute's backendRef
+    (:func:`harness.cluster.traefik.traefik_service`)."""
+    return f"{namespace}-{app}-{side}-http-{port}@kubernetesgateway"
 
 
 def flagger_canary(
@@ -240,11 +161,14 @@ def flagger_canary(
     host: str,
     gateway: tuple[str, str],
     pace: Pace,
-    latency_max_s: float,
+    metrics: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """The tutorial's Canary for the Deployment ``app``, on ``host`` through the Gateway
-    ``gateway`` (namespace, name), every interval paced; no HPA (one replica) and no webhooks
-    (the load comes from the benchmark, as the tutorial's load tester sends it)."""
+    ``gateway`` (namespace, name), every interval paced; its ``analysis.metrics`` are
+    ``metrics`` (the contest's SLO, :func:`harness.peers.contest.flagger_slo`), each over the
+    analysis interval; no HPA (one replica) and no webhooks (the load comes from the benchmark,
+    as the tutorial's load tester sends it)."""
+    interval = pace.duration(FLAGGER_INTERVAL_S)
     return {
         "apiVersion": "flagger.app/v1beta1",
         "kind": "Canary",
@@ -259,24 +183,11 @@ def flagger_canary(
                 "gatewayRefs": [{"name": gateway[1], "namespace": gateway[0]}],
             },
             "analysis": {
-                "interval": pace.duration(FLAGGER_INTERVAL_S),
+                "interval": interval,
                 "threshold": FLAGGER_THRESHOLD,
                 "maxWeight": FLAGGER_MAX_WEIGHT,
                 "stepWeight": FLAGGER_STEP_WEIGHT,
-                "metrics": [
-                    {
-                        "name": "error-rate",
-                        "templateRef": {"name": "error-rate", "namespace": namespace},
-                        "thresholdRange": {"max": FLAGGER_ERROR_RATE_MAX},
-                        "interval": pace.duration(FLAGGER_ERROR_INTERVAL_S),
-                    },
-                    {
-                        "name": "latency",
-                        "templateRef": {"name": "latency", "namespace": namespace},
-                        "thresholdRange": {"max": round(latency_max_s, 3)},
-                        "interval": pace.duration(FLAGGER_LATENCY_INTERVAL_S),
-                    },
-                ],
+                "metrics": [{**m, "interval": interval} for m in metrics],
             },
         },
     }
@@ -288,16 +199,17 @@ ROLLOUTS_WEIGHTS = (20, 40, 60, 80)  # setWeight steps
 ROLLOUTS_PAUSE_S = 600.0  # pause: {duration: 10m} after each
 ROLLOUTS_STARTING_STEP = 2  # analysis.startingStep: from setWeight: 40
 ROLLOUTS_INTERVAL_S = 300.0  # the metric's interval: 5m
-ROLLOUTS_SUCCESS = 0.95  # successCondition: result[0] >= 0.95
 ROLLOUTS_FAILURE_LIMIT = 3  # failureLimit: 3
 ROLLOUTS_PROGRESS_DEADLINE_S = 600.0  # spec.progressDeadlineSeconds' default (specification.md)
 
 
-def rollouts_traefik_service(namespace: str, app: str, port: int = ENGINE_PORT) -> str:
-    """The ``service`` label Traefik v3.6.12 gives the canary Service ``<app>-canary`` as a
-    server of a TraefikService (``fullServiceName`` in
+def rollouts_traefik_service(
+    namespace: str, app: str, side: str = "canary", port: int = ENGINE_PORT
+) -> str:
+    """The ``service`` label Traefik v3.6.12 gives the Service ``<app>-canary`` or
+    ``<app>-stable`` as a server of a TraefikService (``fullServiceName`` in
     ``pkg/provider/kubernetes/crd/kubernetes_http.go``: ``<namespace>-<name>-<port>``)."""
-    return f"{namespace}-{app}-canary-{port}@kubernetescrd"
+    return f"{namespace}-{app}-{side}-{port}@kubernetescrd"
 
 
 def rollouts_objects(
@@ -393,42 +305,14 @@ def rollout(namespace: str, app: str, template: dict[str, Any], pace: Pace) -> d
     }
 
 
-def analysis_template(
-    namespace: str, app: str, prometheus: str, pace: Pace, latency_max_s: float
-) -> dict[str, Any]:
-    """analysis.md's ``success-rate`` metric (interval 5m, ``result[0] >= 0.95``, failureLimit
-    3) on Traefik's counters of the canary Service, and beside it, with the same interval and
-    limit, the latency query Flagger's template asks (P99 below ``latency_max_s``)."""
-    service = f'service="{rollouts_traefik_service(namespace, app)}"'
-    series = "traefik_service_request_duration_seconds"
-    window = pace.duration(ROLLOUTS_INTERVAL_S)
-    success = (
-        f'sum(irate({series}_count{{{service},code!~"5.*"}}[{window}])) /\n'
-        f"sum(irate({series}_count{{{service}}}[{window}]))\n"
-    )
-    latency = (
-        f"histogram_quantile(0.99, sum(rate({series}_bucket{{{service}}}[{window}])) by (le))\n"
-    )
-
-    def metric(name: str, condition: str, query: str) -> dict[str, Any]:
-        return {
-            "name": name,
-            "interval": window,
-            "successCondition": condition,
-            "failureLimit": ROLLOUTS_FAILURE_LIMIT,
-            "provider": {"prometheus": {"address": prometheus, "query": query}},
-        }
-
+def analysis_template(namespace: str, app: str, metrics: list[dict[str, Any]]) -> dict[str, Any]:
+    """The AnalysisTemplate the Rollout's background analysis runs: ``metrics`` (the contest's
+    SLO, :func:`harness.peers.contest.rollouts_slo`)."""
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "AnalysisTemplate",
         "metadata": {"name": app, "namespace": namespace},
-        "spec": {
-            "metrics": [
-                metric("success-rate", f"result[0] >= {ROLLOUTS_SUCCESS}", success),
-                metric("latency", f"result[0] <= {round(latency_max_s, 3)}", latency),
-            ]
-        },
+        "spec": {"metrics": metrics},
     }
 
 
@@ -461,20 +345,20 @@ def ours_analysis(pace: Pace) -> dict[str, Any]:
     }
 
 
-def ours_steps(pace: Pace, latency_max_s: float) -> list[dict[str, Any]]:
+def ours_steps(pace: Pace, checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``spec.steps``: Flagger's tutorial schedule (``stepWeight`` 10 up to ``maxWeight`` 50, one
-    ``analysis.interval`` each, paced), then 100 %; each step rolls back on the latency bound
-    Flagger's check gets and on Flagger's error bound (1 %), ``for`` and the judge their
-    defaults, ``minSamples`` :func:`ours_min_samples`."""
+    ``analysis.interval`` each, paced), then 100 %; each step rolls back on ``checks`` (the
+    contest's SLO, :func:`harness.peers.contest.ours_checks`), ``for`` their default,
+    ``minSamples`` :func:`ours_min_samples`."""
     samples = ours_min_samples(pace)
-    checks = [
-        {"metric": "latency", "above": f"{round(latency_max_s * 1000)}ms", "minSamples": samples},
-        {"metric": "errors", "above": f"{FLAGGER_ERROR_RATE_MAX:g}%", "minSamples": samples},
-    ]
     weights = range(FLAGGER_STEP_WEIGHT, FLAGGER_MAX_WEIGHT + 1, FLAGGER_STEP_WEIGHT)
     duration = pace.duration(FLAGGER_INTERVAL_S)
     steps: list[dict[str, Any]] = [
-        {"weight": w, "duration": duration, "rollbackOn": [dict(c) for c in checks]}
+        {
+            "weight": w,
+            "duration": duration,
+            "rollbackOn": [{**c, "minSamples": samples} for c in checks],
+        }
         for w in weights
     ]
     return [*steps, {"weight": 100}]

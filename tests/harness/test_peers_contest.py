@@ -10,14 +10,20 @@ from pathlib import Path
 import pytest
 from support.canaries import canary_dict
 
+from controlplane.local.inject import parse_fault
 from controlplane.validation import check_object
+from harness.peers.contest import CANDIDATES as NAMES
 from harness.peers.contest import (
+    STABLE_INJECT,
     TOOLS,
     TRAEFIK_BUCKETS,
+    breaching,
+    contest_candidate,
     contest_candidates,
     flagger_slo,
     limits,
     ours_checks,
+    p95,
     rollouts_slo,
     runs_of,
     traefik_queries,
@@ -68,6 +74,9 @@ def test_the_clearly_bad_ones_break_the_slo_by_their_margin() -> None:
     drift = CANDIDATES["drift"]
     assert drift.candidate.inject[0] == "latency-drift=+290ms/1m"
     assert drift.breach_from_s == pytest.approx(0.2 * P95 / (0.5 * MEDIAN / 60))
+    kind, per_second = parse_fault(drift.candidate.inject[0])  # the engine's own grammar
+    assert kind == "latency-drift"
+    assert per_second == pytest.approx(0.29 / 60)
     assert drift.expected == "rolled back"
     assert list(CANDIDATES) == [
         "control",
@@ -78,6 +87,28 @@ def test_the_clearly_bad_ones_break_the_slo_by_their_margin() -> None:
         "drift",
         "crash loop",
     ]
+
+
+def test_a_candidate_is_found_by_name_and_counts_its_breaching_requests() -> None:
+    assert tuple(CANDIDATES) == NAMES
+    assert STABLE_INJECT == ("errors=1%",) == CANDIDATES["control"].candidate.inject
+    assert contest_candidate("latency 2x", P95, MEDIAN) == CANDIDATES["latency 2x"]
+    with pytest.raises(ValueError, match="no candidate 'slow start'"):
+        contest_candidate("slow start", P95, MEDIAN)
+    sent = [0.0, 10.0, 40.0, 80.0]  # seconds after the candidate's arrival
+    assert breaching(CANDIDATES["errors 5x"], sent) == 4  # every request, from the start
+    assert breaching(CANDIDATES["control"], sent) == 0
+    assert breaching(CANDIDATES["edge"], sent) == 0  # reported, never counted
+    drift = CANDIDATES["drift"]  # past the bound after about 31 s
+    assert breaching(drift, sent) == 2
+
+
+def test_the_stable_s_p95_is_the_nearest_rank() -> None:
+    assert p95([float(i) for i in range(1, 101)]) == 95.0
+    assert p95([float(i) for i in range(100, 0, -1)]) == 95.0  # order does not matter
+    assert p95([0.5]) == 0.5
+    with pytest.raises(ValueError, match="no latency"):
+        p95([])
 
 
 def test_runs_and_their_intervals() -> None:
@@ -99,6 +130,11 @@ def test_every_peer_reads_the_same_slo_from_the_gateway() -> None:
     assert 'service="ns-app-canary@x"' in queries["latency-ratio"]
     assert 'service="ns-app-primary@x"' in queries["latency-ratio"]
     assert limits() == {"latency-ratio": 1.2, "latency": 2.5, "error-excess": 1.0}
+    # the error share as one minus the share without a 5xx: a candidate that has failed no
+    # request yet has no 5xx series, and a query on that alone has no value, a failed check
+    excess = queries["error-excess"]
+    assert excess.count('code!~"5.."') == 2
+    assert 'code=~"5' not in excess
 
     templates, metrics = flagger_slo("ns", "http://prom:9090", "c@x", "p@x")
     assert [t["metadata"]["name"] for t in templates] == [m["templateRef"]["name"] for m in metrics]

@@ -2,58 +2,57 @@
 
 :mod:`harness.peers.render`: Flagger's Gateway API tutorial Canary (every interval paced by
 one factor, never below Prometheus's two scrapes), its MetricTemplates on the series Traefik's
-Gateway API provider counts the canary Service under, Argo Rollouts' background-analysis
-Rollout behind a TraefikService and its AnalysisTemplate, the candidates' faults relative to the
-stable's latency, and the engine's Deployment.
+Gateway API provider counts the canary and primary Services under, Argo Rollouts'
+background-analysis Rollout behind a TraefikService and its AnalysisTemplate on the stable and
+canary Services, ours' steps on the contest's checks, and the engine's Deployment.
 """
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
+
 from support.adoption import adopting_model
 
-from controlplane.local.inject import parse_fault
 from controlplane.spec.models import DEFAULT_INTERVAL, DEFAULT_MIN_SAMPLES, DEFAULT_WINDOW
 from controlplane.spec.units import parse_duration
-from harness.cluster.traefik import traefik_service
+from harness.cluster.traefik import arguments, traefik_service
+from harness.peers.contest import TRAEFIK_BUCKETS, flagger_slo, ours_checks, rollouts_slo
 from harness.peers.render import (
-    CANDIDATES,
     ENGINE_PORT,
     OURS_INTERVAL_S,
     OURS_MIN_SAMPLES,
     OURS_WINDOW_S,
     Pace,
     analysis_template,
-    candidate,
-    candidates,
     engine_args,
     engine_deployment,
     flagger_canary,
-    flagger_metric_templates,
     flagger_traefik_service,
-    latency_bound,
     ours_analysis,
     ours_controller_flags,
     ours_min_samples,
     ours_steps,
+    rollout,
     rollouts_objects,
     rollouts_traefik_service,
 )
 
 
 def test_the_tutorial_canary_keeps_its_settings_and_paces_only_time() -> None:
-    canary = flagger_canary("ns", "engine", "ns.example.com", ("kserve", "gw"), Pace(3), 0.8)
+    _, metrics = flagger_slo("ns", "http://p:9", "c", "p")
+    canary = flagger_canary("ns", "engine", "ns.example.com", ("kserve", "gw"), Pace(3), metrics)
     analysis = canary["spec"]["analysis"]
     assert (analysis["threshold"], analysis["maxWeight"], analysis["stepWeight"]) == (5, 50, 10)
     assert analysis["interval"] == "20s"  # 1m / 3
     intervals = {m["name"]: m["interval"] for m in analysis["metrics"]}
-    assert intervals == {"error-rate": "20s", "latency": "10s"}  # 1m / 3, 30s / 3
+    # every term of the SLO over the analysis interval, paced
+    assert intervals == {"latency-ratio": "20s", "latency": "20s", "error-excess": "20s"}
     bounds = {m["name"]: m["thresholdRange"]["max"] for m in analysis["metrics"]}
-    assert bounds == {"error-rate": 1.0, "latency": 0.8}
+    assert bounds == {"latency-ratio": 1.2, "latency": 2.5, "error-excess": 1.0}
     assert canary["spec"]["progressDeadlineSeconds"] == 20
     assert canary["spec"]["service"]["gatewayRefs"] == [{"name": "gw", "namespace": "kserve"}]
     assert canary["spec"]["service"]["hosts"] == ["ns.example.com"]
-    unpaced = flagger_canary("ns", "engine", "h", ("kserve", "gw"), Pace(), 0.5)["spec"]
+    unpaced = flagger_canary("ns", "engine", "h", ("kserve", "gw"), Pace(), metrics)["spec"]
     assert unpaced["analysis"]["interval"] == "60s"
     assert unpaced["progressDeadlineSeconds"] == 60
 
@@ -63,39 +62,32 @@ def test_a_pace_never_asks_a_rate_of_less_than_two_scrapes() -> None:
     assert Pace(2).seconds(60) == 30
 
 
-def test_the_metric_templates_read_the_canary_services_traefik_series() -> None:
-    templates = {t["metadata"]["name"]: t for t in flagger_metric_templates("ns", "http://p:9")}
-    assert set(templates) == {"error-rate", "latency"}
-    rendered = flagger_traefik_service("ns", "engine")
-    # Traefik names the canary Service's backendRef as it names any other
-    assert rendered == traefik_service("ns", "engine-canary", ENGINE_PORT) + "@kubernetesgateway"
-    for template in templates.values():
-        query = template["spec"]["query"].replace("{{ namespace }}", "ns")
-        query = query.replace("{{ target }}", "engine")
-        assert rendered in query
-        assert template["spec"]["provider"] == {"type": "prometheus", "address": "http://p:9"}
-    assert 'code!~"5.*"' in templates["error-rate"]["spec"]["query"]
-    assert "histogram_quantile(0.99" in templates["latency"]["spec"]["query"]
+def test_the_slo_reads_the_services_traefik_counts_each_side_under() -> None:
+    canary, primary = (
+        flagger_traefik_service("ns", "engine", side) for side in ("canary", "primary")
+    )
+    # Traefik names Flagger's Services' backendRefs as it names any other
+    assert canary == traefik_service("ns", "engine-canary", ENGINE_PORT) + "@kubernetesgateway"
+    assert primary == traefik_service("ns", "engine-primary", ENGINE_PORT) + "@kubernetesgateway"
+    templates, _ = flagger_slo("ns", "http://p:9", canary, primary)
+    ratio = next(t for t in templates if t["metadata"]["name"] == "latency-ratio")
+    assert f'service="{canary}"' in ratio["spec"]["query"]
+    assert f'service="{primary}"' in ratio["spec"]["query"]
+    assert (
+        rollouts_traefik_service("ns", "engine", "stable") == "ns-engine-stable-8080@kubernetescrd"
+    )
 
 
-def test_the_candidates_scale_with_the_stable() -> None:
-    found = {c.name: c for c in candidates(0.5, base_errors=0.01)}
-    assert tuple(found) == CANDIDATES
-    assert found["healthy"].inject == ()
-    assert not found["healthy"].bad
-    assert found["latency +30%"].inject == ("latency=+150ms",)
-    assert found["latency +50%"].inject == ("latency=+250ms",)
-    assert found["2x errors"].inject == ("errors=2%",)
-    assert found["2x errors"].stable_inject == ("errors=1%",)
-    assert found["crash loop"].inject == ("crash-on-start",)
-    # the drift grows by half the stable's median a minute, in the engine's own grammar
-    assert found["drift"].inject == ("latency-drift=+250ms/1m",)
-    kind, per_second = parse_fault(found["drift"].inject[0])
-    assert (kind, per_second) == ("latency-drift", pytest.approx(0.25 / 60))
-    assert all(c.bad for name, c in found.items() if name != "healthy")
-    assert candidate("latency +50%", 1.0).inject == ("latency=+500ms",)
-    with pytest.raises(ValueError, match="no candidate"):
-        candidate("slow start", 1.0)
+def test_the_contest_s_traefik_gets_the_finer_buckets(tmp_path: Path) -> None:
+    class Cluster:  # what arguments() reads of a running cluster
+        server, ca, workdir = "https://127.0.0.1:6443", tmp_path / "ca.crt", tmp_path
+
+    flags = arguments(Cluster(), 80, 81, crd=True, buckets=TRAEFIK_BUCKETS)  # type: ignore[arg-type]
+    given = [f for f in flags if f.startswith("--metrics.prometheus.buckets=")]
+    assert given == ["--metrics.prometheus.buckets=" + ",".join(f"{b:g}" for b in TRAEFIK_BUCKETS)]
+    assert given[0].split("=")[1].startswith("0.1,0.15,0.2,")
+    # the other tests' Traefik keeps its default buckets
+    assert not any("buckets" in f for f in arguments(Cluster(), 80, 81))  # type: ignore[arg-type]
 
 
 def test_the_engine_deployment_runs_the_variant_with_its_faults() -> None:
@@ -131,25 +123,17 @@ def test_the_rollout_is_analysis_md_background_analysis_paced() -> None:
     assert (backend["kind"], backend["name"]) == ("TraefikService", "ns-engine@kubernetescrd")
 
 
-def test_the_analysis_template_asks_the_success_rate_and_flaggers_latency() -> None:
-    spec = analysis_template("ns", "engine", "http://p:9", Pace(3), 0.75)["spec"]
-    metrics = {m["name"]: m for m in spec["metrics"]}
-    assert metrics["success-rate"]["successCondition"] == "result[0] >= 0.95"
-    assert metrics["latency"]["successCondition"] == "result[0] <= 0.75"
-    for metric in metrics.values():
+def test_the_analysis_template_runs_the_slo_every_paced_interval() -> None:
+    metrics = rollouts_slo("http://p:9", "c", "s", Pace(3).duration(300), failure_limit=3)
+    spec = analysis_template("ns", "engine", metrics)
+    assert spec["metadata"] == {"name": "engine", "namespace": "ns"}
+    for metric in spec["spec"]["metrics"]:
         assert metric["interval"] == "100s"  # 5m / 3
-        assert metric["failureLimit"] == 3
-        query = metric["provider"]["prometheus"]["query"]
-        assert rollouts_traefik_service("ns", "engine") in query
-        assert "[100s]" in query
-
-
-def test_the_latency_bound_is_a_bucket_edge_above_the_stable() -> None:
-    assert latency_bound(0.8) == 1.2  # 1.0 s lies in (0.3, 1.2]: its P99 reads ~1.19
-    assert latency_bound(0.96) == 1.2
-    assert latency_bound(0.97) == 5.0  # 1.2125 is past the 1.2 edge
-    assert latency_bound(0.2) == 0.3
-    assert latency_bound(4.5) == 5.625  # beyond the last edge: the margin itself
+        assert "[100s]" in metric["provider"]["prometheus"]["query"]
+    # the Rollout names it
+    template = {"metadata": {"labels": {"app": "engine"}}, "spec": {}}
+    analysis = rollout("ns", "engine", template, Pace(3))["spec"]["strategy"]["canary"]["analysis"]
+    assert analysis["templates"] == [{"templateName": "engine"}]
 
 
 def test_ours_runs_the_spec_defaults_paced_on_flaggers_schedule() -> None:
@@ -165,13 +149,13 @@ def test_ours_runs_the_spec_defaults_paced_on_flaggers_schedule() -> None:
     analysis = ours_analysis(pace)
     assert (analysis["interval"], analysis["window"]) == ("10s", "50s")
     assert all("quantile" not in m for m in analysis["metrics"])  # the default quantile
-    steps = ours_steps(pace, 1.2)
+    steps = ours_steps(pace, ours_checks("sequential"))
     assert [s["weight"] for s in steps] == [10, 20, 30, 40, 50, 100]
     assert {s.get("duration") for s in steps[:-1]} == {"10s"}
     assert steps[0]["rollbackOn"] == [
-        {"metric": "latency", "above": "1200ms", "minSamples": 17},
-        {"metric": "errors", "above": "1%", "minSamples": 17},
+        {**check, "minSamples": 17} for check in ours_checks("sequential")
     ]
+    assert ours_checks("sequential")[0].get("minSamples") is None  # the checks are not changed
     assert ours_min_samples(Pace(1)) == 100
     assert ours_min_samples(Pace(1000)) == 1
     assert ours_controller_flags(pace) == [

@@ -1,15 +1,17 @@
-"""One canary of one tool on the real stack, with what it cost: the side-by-side runs' shared part.
+"""One canary of one tool on the real stack, with what it cost: the contest's shared part.
 
 Owns :func:`peers_stack`, :func:`flagger_run` (Flagger v1.44.0's tutorial Canary on a Deployment
 of the engine, the candidate's faults in its new arguments), :func:`rollouts_run` (Argo Rollouts
 v1.10.2's background analysis), :func:`ours_run` (``canaryctl controller`` adopting a KServe
-InferenceService of the engine, the candidate's faults in the ModelCanary's candidate) and the
-measures every run takes the same way
-(:class:`Outcome`): the requests the candidate served until the tool's verdict, the seconds from
-the candidate's arrival to that verdict, the requests that failed, and the Prometheus queries
-(Prometheus's own ``prometheus_http_requests_total`` of its query handlers, on its
-``/metrics``) and API writes (the API server's audit log, by the tool's ``User-Agent``) per
-minute meanwhile (ours: by the chart's ServiceAccount, its user in the audit log). Called by
+InferenceService of the engine, the candidate's faults in the ModelCanary's candidate, under
+either judge), each on the contest's SLO and candidates (:mod:`harness.peers.contest`), and the
+measures every run takes the same way (:class:`Outcome`): the stable's P95 and median under the
+load (the candidate is made from them), the requests the candidate served until the tool's
+verdict and how many of them in breach of the SLO, the seconds from the candidate's arrival to
+that verdict, the requests that failed, and the Prometheus queries (Prometheus's own
+``prometheus_http_requests_total`` of its query handlers, on its ``/metrics``) and API writes
+(the API server's audit log, by the tool's ``User-Agent``) per minute meanwhile (ours: by the
+chart's ServiceAccount, its user in the audit log). Called by
 ``tests/routing/test_real_peers.py``; ``bench/peers.py`` renders what it wrote.
 """
 
@@ -21,11 +23,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from controlplane.kube.client import Ref
 from controlplane.kube.real import RealKube
@@ -41,23 +43,35 @@ from harness.cluster.upstream_crds import crds as upstream
 from harness.cluster.workloads import start_workloads
 from harness.node.node import start_node
 from harness.node.serving import MODELS_DIR, start_serving, write_model
+from harness.peers.contest import (
+    STABLE_INJECT,
+    TRAEFIK_BUCKETS,
+    ContestCandidate,
+    breaching,
+    contest_candidate,
+    flagger_slo,
+    ours_checks,
+    p95,
+    rollouts_slo,
+)
 from harness.peers.render import (
     CANDIDATE,
+    ROLLOUTS_FAILURE_LIMIT,
+    ROLLOUTS_INTERVAL_S,
     STABLE,
     Candidate,
     Pace,
     analysis_template,
-    candidate,
     engine_args,
     engine_deployment,
     flagger_canary,
-    flagger_metric_templates,
-    latency_bound,
+    flagger_traefik_service,
     ours_analysis,
     ours_controller_flags,
     ours_steps,
     pod_template,
     rollouts_objects,
+    rollouts_traefik_service,
 )
 from harness.peers.run import USER_AGENTS
 from support.adoption import adopting_canary, live_isvc
@@ -78,9 +92,9 @@ from support.realnode import until
 MODEL = "llama-tiny"
 APP = "engine"
 OURS = "ours"
+"""The tool name of ``canaryctl controller`` in the outcomes."""
 OURS_TICK = "5s"
 """``canaryctl controller --tick``'s default (``controlplane/cli/controller.py``)."""
-"""The tool name of ``canaryctl controller`` in the outcomes."""
 QUERY_HANDLERS = "/api/v1/query|/api/v1/query_range"
 AFTER_S = 10.0
 """The load runs this long after the verdict (what users met once it was applied)."""
@@ -91,17 +105,26 @@ class Outcome:
     """One run of one tool on one candidate."""
 
     tool: str
+    judge: str
+    """Ours' judge (``threshold`` or ``sequential``); empty for a peer."""
     candidate: str
+    expected: str | None
+    """The verdict written down before the run (None: at the SLO's edge, not scored)."""
     bad: bool
     verdict: str
     """``rolled back``, ``promoted`` or ``undecided`` (no verdict within the run's timeout)."""
     seconds: float
     candidate_requests: int
+    breaching: int
+    """Requests the candidate served in breach of the SLO before the verdict
+    (:func:`harness.peers.contest.breaching`)."""
     requests: int
     failed: int
     queries_per_minute: float
     writes_per_minute: float
     base_latency_s: float
+    """The stable's median latency at the gateway, under the load, before the candidate."""
+    stable_p95_s: float
     detail: str = ""
     failures: list[dict[str, Any]] = field(default_factory=list)
     """Each failed request: ``at_s`` (sent, seconds after the candidate's arrival), ``code``
@@ -140,7 +163,7 @@ def peers_stack(folder: Path, ours: bool = False) -> Iterator[Stack]:
             if ours:
                 product = load_catalog().require_gpu(GPU).product_label
                 start_serving(cluster, real, product, gpus=OURS_GPUS)
-            gateway = start_traefik(cluster, crd=True)
+            gateway = start_traefik(cluster, crd=True, buckets=TRAEFIK_BUCKETS)
             prometheus = start_monitoring(cluster, gateway=gateway).url
             kube = RealKube.connect(kubeconfig=str(cluster.kubeconfig))
             token = install_chart(cluster) if ours else cluster.kubeconfig
@@ -177,17 +200,10 @@ def writes(stack: Stack, tool: str, start: float, end: float) -> int:
     return count
 
 
-def latencies(load: Load, n: int = 20) -> list[float]:
-    """The seconds of ``n`` answered requests one after the other (a stable that fails 1 % of
-    its requests on purpose fails some: they are sent again, up to ``n`` more)."""
-    seconds: list[float] = []
-    for _ in range(2 * n):
-        answer = load.one()
-        if answer.code == 200:
-            seconds.append(answer.seconds)
-        if len(seconds) == n:
-            return seconds
-    raise AssertionError(f"{load.url}: fewer than {n} of {2 * n} requests answered")
+STABLE_ANSWERS = 100
+"""Answers of the stable, under the load through the gateway, its P95 and median are taken
+from before the candidate is made (docs/peers.md, "The candidates and their expected
+verdicts")."""
 
 
 def _run_load(load: Load) -> threading.Thread:
@@ -196,23 +212,42 @@ def _run_load(load: Load) -> threading.Thread:
     return thread
 
 
+def stable_latency(load: Load, since: float, n: int = STABLE_ANSWERS) -> tuple[float, float]:
+    """The P95 and median seconds of the first ``n`` answers the stable gave ``load`` (running)
+    to requests sent from ``since``; the stable's deliberate errors are left out."""
+
+    def seconds() -> list[float]:
+        got = [
+            a.seconds
+            for a in list(load.answers)
+            if a.sent >= since and a.code == 200 and a.variant == STABLE
+        ]
+        return sorted(got[:n]) if len(got) >= n else []
+
+    seen = until(seconds, f"{n} answers of the stable through the gateway", 120)
+    return p95(seen), statistics.median(seen)
+
+
 def measure(
     stack: Stack,
     tool: str,
-    chosen: Candidate,
+    judge: str,
+    name: str,
     load: Load,
-    trigger: Any,
-    verdict: Any,
+    trigger: Callable[[Candidate], None],
+    verdict: Callable[[], str | None],
     timeout: float,
-    base: float,
 ) -> Outcome:
-    """Run ``load`` from now, ``trigger()`` the candidate ``chosen``, wait for ``verdict()`` (a
-    verdict string or None) up to ``timeout``, keep the load :data:`AFTER_S` more; the
-    outcome."""
+    """Run ``load`` from now; once the stable's P95 and median under it are known
+    (:func:`stable_latency`), make the contest's candidate ``name`` from them and ``trigger``
+    it; wait for ``verdict()`` (a verdict string or None) up to ``timeout``, keep the load
+    :data:`AFTER_S` more; the outcome."""
     thread = _run_load(load)
+    stable_p95, median = stable_latency(load, time.time())
+    chosen: ContestCandidate = contest_candidate(name, stable_p95, median)
     queries0 = prometheus_queries(stack.prometheus)
     start = time.time()
-    trigger()
+    trigger(chosen.candidate)
     got = None
     deadline = time.monotonic() + timeout
     while got is None and time.monotonic() < deadline:
@@ -227,18 +262,23 @@ def measure(
     until(load.answered, "every request answered", 60)  # the last answers in flight
     minutes = max(end - start, 1.0) / 60.0
     answers = [a for a in load.answers if a.sent >= start]
+    served = [a.sent - start for a in answers if a.variant == CANDIDATE and a.sent <= end]
     return Outcome(
         tool=tool,
-        candidate=chosen.name,
-        bad=chosen.bad,
+        judge=judge,
+        candidate=name,
+        expected=chosen.expected,
+        bad=chosen.expected == "rolled back",
         verdict=got or "undecided",
         seconds=round(end - start, 1),
-        candidate_requests=sum(1 for a in answers if a.variant == CANDIDATE and a.sent <= end),
+        candidate_requests=len(served),
+        breaching=breaching(chosen, served),
         requests=len(answers),
         failed=sum(1 for a in answers if a.failed),
         queries_per_minute=round((queries1 - queries0) / minutes, 1),
         writes_per_minute=round(writes(stack, tool, start, end) / minutes, 1),
-        base_latency_s=round(base, 3),
+        base_latency_s=round(median, 3),
+        stable_p95_s=round(stable_p95, 3),
         failures=[
             {
                 "at_s": round(a.sent - start, 1),
@@ -266,14 +306,11 @@ def _available(stack: Stack, namespace: str, name: str) -> bool:
 def flagger_run(
     stack: Stack, namespace: str, name: str, pace: Pace, timeout: float = 900
 ) -> Outcome:
-    """Flagger's canary of the candidate ``name`` (:func:`harness.peers.render.candidate`) in
-    ``namespace`` (host ``<namespace>.example.com``):
-    the stable Deployment, the tutorial's MetricTemplates and Canary, then the Deployment's new
-    arguments (the candidate), with the load on from before the change to after the verdict.
-
-    The tutorial's latency bound, 0.5 s, is podinfo's P99; the engine is slower, so the bound
-    is :func:`harness.peers.render.latency_bound` of the slowest of 20 requests to the stable's
-    pod before the Canary exists (a platform team sets it above what its stable shows)."""
+    """Flagger's canary of the contest's candidate ``name`` in ``namespace`` (host
+    ``<namespace>.example.com``): the stable Deployment, the SLO's MetricTemplates on the
+    canary and primary Services (:func:`harness.peers.contest.flagger_slo`) and the tutorial's
+    Canary, then the Deployment's new arguments (the candidate), with the load on from before
+    the change to after the verdict."""
     apply = applier(stack.cluster)
     write_model(MODEL)
     model_dir = str(MODELS_DIR / MODEL)
@@ -281,22 +318,22 @@ def flagger_run(
     host = f"{namespace}.example.com"
     model = f"{namespace}-llm"
     apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-    for template in flagger_metric_templates(namespace, stack.prometheus):
+    templates, metrics = flagger_slo(
+        namespace,
+        stack.prometheus,
+        flagger_traefik_service(namespace, APP, "canary"),
+        flagger_traefik_service(namespace, APP, "primary"),
+    )
+    for template in templates:
         apply(template)
 
     def deployment(variant: str, inject: tuple[str, ...]) -> dict[str, Any]:
         args = engine_args(model, variant, inject)
         return engine_deployment(namespace, APP, image, model, model_dir, args)
 
-    apply(deployment(STABLE, candidate(name, 1.0).stable_inject))
+    apply(deployment(STABLE, STABLE_INJECT))
     until(lambda: _available(stack, namespace, APP), f"{namespace}/{APP} available", 300)
-    pod = stack.cluster.request(
-        "GET", f"/api/v1/namespaces/{namespace}/pods?labelSelector=app%3D{APP}"
-    )["items"][0]
-    seen = latencies(Load(f"http://{pod['status']['podIP']}:8080", host, model))
-    base = statistics.median(seen)
-    chosen = candidate(name, base)
-    apply(flagger_canary(namespace, APP, host, GATEWAY, pace, latency_bound(max(seen))))
+    apply(flagger_canary(namespace, APP, host, GATEWAY, pace, metrics))
     until(
         lambda: _canary_phase(stack, namespace) == "Initialized",
         f"Flagger initialized {namespace}/{APP}",
@@ -312,12 +349,12 @@ def flagger_run(
     outcome = measure(
         stack,
         "flagger",
-        chosen,
+        "",
+        name,
         load,
-        lambda: apply(deployment(CANDIDATE, chosen.inject)),
+        lambda chosen: apply(deployment(CANDIDATE, chosen.inject)),
         verdict,
         timeout,
-        base,
     )
     outcome.detail = _canary_phase(stack, namespace)
     _clean(stack, namespace)
@@ -344,11 +381,12 @@ def _rollout(stack: Stack, namespace: str) -> dict[str, Any]:
 def rollouts_run(
     stack: Stack, namespace: str, name: str, pace: Pace, timeout: float = 1800
 ) -> Outcome:
-    """Argo Rollouts' canary of the candidate ``name`` in ``namespace``: the Services,
+    """Argo Rollouts' canary of the contest's candidate ``name`` in ``namespace``: the SLO's
+    AnalysisTemplate on the canary and stable Services
+    (:func:`harness.peers.contest.rollouts_slo`, measured every paced 5m), the Services,
     TraefikService, HTTPRoute and Rollout of :func:`harness.peers.render.rollouts_objects` with
-    the stable's pod template, the AnalysisTemplate once the stable's latency is known (the same
-    bound as Flagger's), then the Rollout's new template (the candidate). Promoted: the stable
-    ReplicaSet is the candidate's; rolled back: the Rollout aborted (``status.abort``)."""
+    the stable's pod template, then the Rollout's new template (the candidate). Promoted: the
+    stable ReplicaSet is the candidate's; rolled back: the Rollout aborted (``status.abort``)."""
     apply = applier(stack.cluster)
     write_model(MODEL)
     model_dir = str(MODELS_DIR / MODEL)
@@ -360,13 +398,17 @@ def rollouts_run(
     def template(variant: str, inject: tuple[str, ...]) -> dict[str, Any]:
         return pod_template(APP, image, model, model_dir, engine_args(model, variant, inject))
 
-    objects = rollouts_objects(
-        namespace, APP, host, GATEWAY, template(STABLE, candidate(name, 1.0).stable_inject), pace
+    objects = rollouts_objects(namespace, APP, host, GATEWAY, template(STABLE, STABLE_INJECT), pace)
+    metrics = rollouts_slo(
+        stack.prometheus,
+        rollouts_traefik_service(namespace, APP, "canary"),
+        rollouts_traefik_service(namespace, APP, "stable"),
+        pace.duration(ROLLOUTS_INTERVAL_S),
+        ROLLOUTS_FAILURE_LIMIT,
     )
     # Rollouts reconciles no Rollout whose AnalysisTemplate is missing ("AnalysisTemplate
-    # 'engine' not found"), even before any analysis: one is there from the start, its latency
-    # bound set once the stable's latency is known (before the candidate arrives)
-    apply(analysis_template(namespace, APP, stack.prometheus, pace, latency_bound(60.0)))
+    # 'engine' not found"), even before any analysis: it comes first
+    apply(analysis_template(namespace, APP, metrics))
     for obj in objects:
         apply(obj)
     until(
@@ -374,18 +416,14 @@ def rollouts_run(
         f"Rollout {namespace}/{APP} Healthy",
         300,
     )
-    pod = stack.cluster.request(
-        "GET", f"/api/v1/namespaces/{namespace}/pods?labelSelector=app%3D{APP}"
-    )["items"][0]
-    seen = latencies(Load(f"http://{pod['status']['podIP']}:8080", host, model))
-    base = statistics.median(seen)
-    chosen = candidate(name, base)
-    apply(analysis_template(namespace, APP, stack.prometheus, pace, latency_bound(max(seen))))
     load = Load(stack.gateway.url, host, model)
     until(lambda: load.one().code == 200, f"{host} answers through the gateway", 120)
     stable = (_rollout(stack, namespace).get("status") or {}).get("stableRS")
-    changed = {**objects[-1]}
-    changed["spec"] = {**changed["spec"], "template": template(CANDIDATE, chosen.inject)}
+
+    def trigger(chosen: Candidate) -> None:
+        changed = {**objects[-1]}
+        changed["spec"] = {**changed["spec"], "template": template(CANDIDATE, chosen.inject)}
+        apply(changed)
 
     def verdict() -> str | None:
         status = _rollout(stack, namespace).get("status") or {}
@@ -400,16 +438,7 @@ def rollouts_run(
             return "promoted"
         return None
 
-    outcome = measure(
-        stack,
-        "argo-rollouts",
-        chosen,
-        load,
-        lambda: apply(changed),
-        verdict,
-        timeout,
-        base,
-    )
+    outcome = measure(stack, "argo-rollouts", "", name, load, trigger, verdict, timeout)
     outcome.detail = str((_rollout(stack, namespace).get("status") or {}).get("message", ""))
     for path in (
         f"/apis/argoproj.io/v1alpha1/namespaces/{namespace}/rollouts/{APP}",
@@ -464,69 +493,64 @@ def _canary_status(stack: Stack, namespace: str) -> dict[str, Any]:
     return status
 
 
-def ours_run(stack: Stack, namespace: str, name: str, pace: Pace, timeout: float = 1800) -> Outcome:
-    """Ours on the candidate ``name`` in ``namespace``, as a team adopts what it serves
-    (docs/first-canary.md): the stable is an InferenceService of the engine on KServe's
-    Hugging Face runtime, one replica, served on KServe's host through the same Gateway; once
-    its latency is known, the ModelCanary adopting it arrives (sections of
-    :func:`harness.peers.render.ours_analysis` and :func:`harness.peers.render.ours_steps`,
-    with the peers' latency bound), its candidate running the candidate's faults, driven by
-    ``canaryctl controller`` (:func:`ours_controller`, already running for ``namespace``).
-    Promoted / rolled back: the ModelCanary's ``status.phase``."""
+Judge = Literal["threshold", "sequential"]
+
+
+def ours_run(
+    stack: Stack, namespace: str, name: str, pace: Pace, judge: Judge, timeout: float = 1800
+) -> Outcome:
+    """Ours on the contest's candidate ``name`` in ``namespace`` under ``judge``, as a team
+    adopts what it serves (docs/first-canary.md): the stable is an InferenceService of the
+    engine on KServe's Hugging Face runtime, one replica, served on KServe's host through the
+    same Gateway; the ModelCanary adopting it arrives with the sections of
+    :func:`harness.peers.render.ours_analysis` and :func:`harness.peers.render.ours_steps` on
+    the SLO's checks for ``judge`` (:func:`harness.peers.contest.ours_checks`), its candidate
+    running the candidate's faults, driven by ``canaryctl controller`` (:func:`ours_controller`,
+    already running for ``namespace``). Promoted / rolled back: the ModelCanary's
+    ``status.phase``."""
     uri = write_model(MODEL)
     product = load_catalog().require_gpu(GPU).product_label
     model = APP  # the live service's --model_name: what clients send
     # --variant: what the engine answers in x-canary-variant, as the peers' pods are given it;
-    # it also makes the healthy candidate a change (the controller promotes a candidate
-    # identical to the stable at once: "nothing to roll out"), as the peers' is a new template
+    # it also makes the A/A control a change (the controller promotes a candidate identical
+    # to the stable at once: "nothing to roll out"), as the peers' is a new template
     stable_args = [f"--model_name={model}", "--max-model-len=8192", f"--variant={STABLE}"]
-    stable_inject = candidate(name, 1.0).stable_inject
-    args = [*stable_args, *(f"--inject={fault}" for fault in stable_inject)]
+    args = [*stable_args, *(f"--inject={fault}" for fault in STABLE_INJECT)]
     live = live_isvc(namespace, APP, args=args, replicas=1, product=product, storage_uri=uri)
     stack.kube.apply(live, field_manager="argocd-controller")
     until(lambda: _serving(stack, namespace), f"{namespace}/{APP} Ready", 300)
     route_path = f"/apis/gateway.networking.k8s.io/v1/namespaces/{namespace}/httproutes/{APP}"
     route = until(lambda: _found(stack, route_path), "KServe's HTTPRoute", 120)
     host = str(route["spec"]["hostnames"][0])
-    pod = _live_pods(stack, namespace)[0]
-    seen = latencies(Load(f"http://{pod['status']['podIP']}:8080", host, model))
-    base = statistics.median(seen)
-    chosen = candidate(name, base)
-    spec = adopting_canary(
-        OURS_CANARY,
-        namespace,
-        target=APP,
-        model={"name": model, "maxModelLen": 8192},
-        stable={"name": STABLE, "targetRef": {"name": APP}},
-        candidate={
-            "name": CANDIDATE,
-            "storageUri": uri,
-            "gpu": GPU,
-            "replicas": 1,
-            "args": [f"--variant={CANDIDATE}", *(f"--inject={f}" for f in chosen.inject)],
-        },
-        traffic={"router": "gateway-api"},
-        analysis=ours_analysis(pace),
-        steps=ours_steps(pace, latency_bound(max(seen))),
-        alerts=[],
-    )
     load = Load(stack.gateway.url, host, model)
     until(lambda: load.one().code == 200, f"{host} answers through the gateway", 120)
+
+    def trigger(chosen: Candidate) -> None:
+        spec = adopting_canary(
+            OURS_CANARY,
+            namespace,
+            target=APP,
+            model={"name": model, "maxModelLen": 8192},
+            stable={"name": STABLE, "targetRef": {"name": APP}},
+            candidate={
+                "name": CANDIDATE,
+                "storageUri": uri,
+                "gpu": GPU,
+                "replicas": 1,
+                "args": [f"--variant={CANDIDATE}", *(f"--inject={f}" for f in chosen.inject)],
+            },
+            traffic={"router": "gateway-api"},
+            analysis=ours_analysis(pace),
+            steps=ours_steps(pace, ours_checks(judge)),
+            alerts=[],
+        )
+        stack.kube.apply(spec, field_manager="peers")
 
     def verdict() -> str | None:
         phase = _canary_status(stack, namespace).get("phase")
         return {"promoted": "promoted", "rolled_back": "rolled back"}.get(str(phase))
 
-    outcome = measure(
-        stack,
-        OURS,
-        chosen,
-        load,
-        lambda: stack.kube.apply(spec, field_manager="peers"),
-        verdict,
-        timeout,
-        base,
-    )
+    outcome = measure(stack, OURS, judge, name, load, trigger, verdict, timeout)
     state = _canary_status(stack, namespace)
     outcome.detail = str((state.get("reason") or {}).get("message") or state.get("phase"))
     _clean_ours(stack, namespace)
