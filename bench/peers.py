@@ -1,21 +1,25 @@
-"""Side by side: Flagger, Argo Rollouts and ours on one node, gateway, Prometheus and traffic.
+"""The contest: Flagger, Argo Rollouts and ours on one node, gateway, Prometheus and traffic.
 
-Owns the "## Side by side with the real peers" section of ``docs/benchmarks-derivation.md``. It
-runs ``tests/routing/test_real_peers.py`` under its ``peers`` marker (the loopback control plane
-with an audit log, the real node, Traefik v3.6.12, the Prometheus Operator's Prometheus, KServe
-v0.20.0 for ours, Flagger v1.44.0 and Argo Rollouts v1.10.2 built by ``scripts/build-peers.sh``,
-and ``canaryctl controller``), every candidate of
-``harness.peers.render.candidates`` ``--runs`` times, with ``CONTROLPLANE_TRAFFIC_REPORT`` set so
-that the test writes each outcome, and turns them into one table: per tool and candidate, the
-verdicts, the requests the candidate served until the verdict, the seconds to it, the requests
-that failed, and the Prometheus queries and API writes per minute meanwhile.
+Owns the "## The contest with the real peers" section of ``docs/benchmarks-derivation.md``, and
+the "## Side by side with the real peers" one of the matrix before it, rendered from its kept
+outcomes (files without a ``design``). It runs ``tests/routing/test_real_peers.py`` under its
+``peers`` marker (the loopback control plane with an audit log, the real node, Traefik v3.6.12,
+the Prometheus Operator's Prometheus, KServe v0.20.0 for ours, Flagger v1.44.0 and Argo Rollouts
+v1.10.2 built by ``scripts/build-peers.sh``, and ``canaryctl controller`` under each judge) on
+the candidates of :func:`harness.peers.contest.contest_candidates`, each its registered number
+of runs (``--runs registered``, the default) or ``--runs N``, with
+``CONTROLPLANE_TRAFFIC_REPORT`` set so that the test writes each outcome, and turns them into
+one table: per tool and candidate, the verdicts, the share of them that is the verdict written
+down before the run with its 95 % Wilson interval, the seconds to the verdict, the requests the
+candidate served in breach of the SLO before it, the requests that failed, and the Prometheus
+queries and API writes per minute meanwhile; under it, ours (sequential) against each peer.
 
-Run ``python bench/peers.py`` (``scripts/build-peers.sh`` and ``make kube-tools`` first; about
-5 minutes a candidate run at the default pace); ``--short`` runs what ``pytest -m peers`` runs
-(one healthy and one bad candidate, once); ``--tools`` and ``--candidates`` run fewer;
-``--json FILE`` keeps the outcomes, ``--report FILE`` renders kept ones without running,
-``--merge FILE`` (repeatable) adds the outcomes another run kept (at the same pace) to the
-table, ``--no-write`` prints only.
+Run ``python bench/peers.py`` (``scripts/build-peers.sh`` and ``make kube-tools`` first: hours);
+``--short`` runs what ``pytest -m peers`` runs (the control, ``errors 5x`` and the crash loop,
+once, their verdicts asserted); ``--tools`` and ``--candidates`` run fewer; ``--json FILE``
+keeps the outcomes, ``--report FILE`` renders kept ones without running, ``--merge FILE``
+(repeatable) adds the outcomes another run kept (at the same pace and design) to the table,
+``--no-write`` prints only.
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+from harness.peers.contest import CANDIDATES as CONTEST_CANDIDATES
+from harness.peers.contest import TOOLS as CONTEST_TOOLS
+from harness.peers.contest import runs_of, wilson
+
 try:
     from bench.common import add_record_args, machine_summary, publish, today
 except ImportError:  # run as a script: bench/ is on sys.path
@@ -44,6 +52,8 @@ except ImportError:  # run as a script: bench/ is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Side by side with the real peers"
+SECTION_CONTEST = "## The contest with the real peers"
+CONTEST = "contest"
 TEST = "tests/routing/test_real_peers.py"
 REPORT_ENV = "CONTROLPLANE_TRAFFIC_REPORT"
 PINS = (
@@ -56,14 +66,14 @@ PINS = (
 )
 
 
-def run(folder: Path, candidates: str, runs: int, pace: float, tools: str | None = None) -> int:
+def run(folder: Path, candidates: str, runs: str, pace: float, tools: str | None = None) -> int:
     """The test once, its outcomes written into ``folder``."""
     env = {
         **os.environ,
         **({"CONTROLPLANE_PEERS_TOOLS": tools} if tools else {}),
         REPORT_ENV: str(folder),
         "CONTROLPLANE_PEERS_CANDIDATES": candidates,
-        "CONTROLPLANE_PEERS_RUNS": str(runs),
+        "CONTROLPLANE_PEERS_RUNS": runs,
         "CONTROLPLANE_PEERS_PACE": str(pace),
     }
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider"]
@@ -93,6 +103,8 @@ def load(folder: Path) -> dict[str, Any]:
     for path in sorted(folder.glob("peers-*.json")):
         data = json.loads(path.read_text())
         got["pace"] = data["pace"]
+        if "design" in data:
+            got["design"] = data["design"]
         got["outcomes"] += data["outcomes"]
     return got
 
@@ -184,12 +196,160 @@ def section(data: dict[str, Any], cmd: str) -> str:
     return "\n".join(lines)
 
 
+def tool_label(outcome: dict[str, Any]) -> str:
+    """``flagger``, ``argo-rollouts``, or ``ours:<judge>``: a tool of
+    :data:`harness.peers.contest.TOOLS`."""
+    return f"ours:{outcome['judge']}" if outcome["tool"] == "ours" else str(outcome["tool"])
+
+
+def _spread(values: list[float]) -> str:
+    """The median, and the range when the values differ: ``88 (71-120)``."""
+    if not values:
+        return "-"
+    low, high = min(values), max(values)
+    middle = f"{median(values):g}"
+    return middle if low == high else f"{middle} ({low:g}-{high:g})"
+
+
+def right_share(runs: list[dict[str, Any]]) -> str:
+    """How many runs gave the verdict written down before them, of how many, with the share's
+    95 % Wilson interval; ``-`` where none was written down (the edge: reported, not scored).
+    ``halted`` (Rollouts' Rollout Degraded, not aborted) is neither verdict: wrong for both."""
+    expected = runs[0]["expected"]
+    if expected is None:
+        return "-"
+    right = sum(1 for o in runs if o["verdict"] == expected)
+    low, high = wilson(right, len(runs))
+    return f"{right} of {len(runs)} ({100 * low:.0f}-{100 * high:.0f} %)"
+
+
+def _groups(outcomes: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """The outcomes per tool and candidate, in the registered order of both."""
+    found: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for o in outcomes:
+        found[(tool_label(o), o["candidate"])].append(o)
+    order = {
+        (t, c): (i, j)
+        for i, t in enumerate(CONTEST_TOOLS)
+        for j, c in enumerate(CONTEST_CANDIDATES)
+    }
+    return dict(sorted(found.items(), key=lambda kv: order.get(kv[0], (99, 99))))
+
+
+def contest_rows(outcomes: list[dict[str, Any]]) -> list[str]:
+    """One row per tool and candidate (pure)."""
+    lines = []
+    for (tool, name), runs in _groups(outcomes).items():
+        verdicts: dict[str, int] = defaultdict(int)
+        for o in runs:
+            verdicts[o["verdict"]] += 1
+        said = ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items()))
+        lines.append(
+            f"| {tool} | {name} | {runs[0]['expected'] or 'either'} "
+            f"| {len(runs)} of {runs_of(name)} | {said} | {right_share(runs)} "
+            f"| {_spread([o['seconds'] for o in runs])} "
+            f"| {_spread([o['breaching'] for o in runs])} "
+            f"| {sum(o['failed'] for o in runs)} of {sum(o['requests'] for o in runs)} "
+            f"| {_median([o['queries_per_minute'] for o in runs])} "
+            f"| {_median([o['writes_per_minute'] for o in runs])} |"
+        )
+    return lines
+
+
+NAMES = {
+    "flagger": "Flagger",
+    "argo-rollouts": "Argo Rollouts",
+    "ours:threshold": "ours (threshold)",
+}
+OURS_SEQUENTIAL = "ours:sequential"
+
+
+def contest_verdict_lines(outcomes: list[dict[str, Any]]) -> list[str]:
+    """Ours (sequential) against each other tool, on the rows the contest scores it on (pure):
+    on every clearly-bad row, the median requests served in breach of the SLO before the
+    verdict (better: no more than the other); on the A/A control, the runs rolled back
+    (better: no more than the other). Only rows where both have runs."""
+    groups = _groups(outcomes)
+    lines = []
+    for name in CONTEST_CANDIDATES:
+        ours = groups.get((OURS_SEQUENTIAL, name))
+        if not ours or (name != "control" and ours[0]["expected"] != "rolled back"):
+            continue
+        others = [(NAMES[t], groups[(t, name)]) for t in NAMES if (t, name) in groups]
+        if not others:
+            continue
+        if name == "control":
+            mine = sum(1 for o in ours if o["verdict"] == "rolled back")
+            said = [
+                f"{peer} {sum(1 for o in runs if o['verdict'] == 'rolled back')} of {len(runs)}"
+                for peer, runs in others
+            ]
+            worse = [
+                peer
+                for peer, runs in others
+                if mine / len(ours)
+                > sum(1 for o in runs if o["verdict"] == "rolled back") / len(runs)
+            ]
+            what = f"rolled back {mine} of {len(ours)} runs; {', '.join(said)}"
+        else:
+            mine_b = median([o["breaching"] for o in ours])
+            said = [f"{peer} {median([o['breaching'] for o in runs]):g}" for peer, runs in others]
+            worse = [p for p, runs in others if mine_b > median([o["breaching"] for o in runs])]
+            what = f"served a median of {mine_b:g} breaching requests; {', '.join(said)}"
+        verdict = f"more than {' and '.join(worse)}" if worse else "not more than any"
+        lines.append(f"- {name}: ours (sequential) {what}: {verdict}.")
+    return lines
+
+
+def contest_section(data: dict[str, Any], cmd: str) -> str:
+    """The contest's table, its comparison and its failed requests (pure but for the date)."""
+    pace = data["pace"]
+    lines = [
+        f"Measured {today()} on {machine_summary(())}; `{cmd}`.",
+        "",
+        f'Pins: {", ".join(PINS)}. Every tool is given the same SLO (docs/peers.md, "The '
+        "contest, registered before it runs\": P95 at most 1.2 times the stable's and under "
+        "2.5 s, errors at most 1 point above the stable's 1 %), in its own analysis as its "
+        f"documentation takes one; every interval divided by {pace:g}, none below 10 s. Load: "
+        "OpenAI completions at 6 requests per second through the gateway from before the "
+        "candidate arrives until 10 s after the verdict. `expected`: the verdict written down "
+        "before any run (`either`: at the SLO's edge, not scored); `runs`: of those registered; "
+        "`right`: runs with the expected verdict, with the 95 % Wilson interval of that share "
+        "(`halted`, Rollouts' Rollout Degraded and not aborted, is neither verdict); `seconds` "
+        "from the candidate's arrival to the verdict and `breaching` (requests the candidate "
+        "served in breach of the SLO before the verdict) as median (range). "
+        + load_line(data.get("load") or []),
+        "",
+        "| tool | candidate | expected | runs | verdicts | right | seconds | breaching "
+        "| failed requests | Prometheus queries / min | API writes / min |",
+        "|---|---|---|---:|---|---|---:|---:|---:|---:|---:|",
+        *contest_rows(data["outcomes"]),
+    ]
+    compared = contest_verdict_lines(data["outcomes"])
+    if compared:
+        lines += ["", "Ours (sequential) against each other tool, where both have runs:", ""]
+        lines += compared
+    failed = failure_lines(data["outcomes"])
+    if failed:
+        lines += ["", "Failed requests, by run (sent, seconds after the candidate's arrival):", ""]
+        lines += failed
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3, help="runs per candidate (default 3)")
-    parser.add_argument("--pace", type=float, default=3.0, help="divide every interval by this")
-    parser.add_argument("--short", action="store_true", help="one healthy, one bad, once")
-    parser.add_argument("--tools", default=None, help="comma-separated (default: all three)")
+    parser.add_argument(
+        "--runs",
+        default="registered",
+        help="runs per candidate, or 'registered': each its registered number (the default)",
+    )
+    parser.add_argument("--pace", type=float, default=6.0, help="divide every interval by this")
+    parser.add_argument(
+        "--short", action="store_true", help="the control, errors 5x and the crash loop, once"
+    )
+    parser.add_argument(
+        "--tools", default=None, help=f"comma-separated of {', '.join(CONTEST_TOOLS)} (all)"
+    )
     parser.add_argument(
         "--candidates", default=None, help="comma-separated candidate names (default: all)"
     )
@@ -210,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.report is not None:
         data = json.loads(args.report.read_text())
     else:
-        candidates, runs = ("", 1) if args.short else (args.candidates or "all", args.runs)
+        candidates, runs = ("", "1") if args.short else (args.candidates or "all", args.runs)
         samples: list[float] = []
         stop = threading.Event()
         sampler = threading.Thread(target=sampled_load, args=(stop, samples), daemon=True)
@@ -239,13 +399,19 @@ def main(argv: list[str] | None = None) -> int:
         kept = json.loads(extra.read_text())
         if kept["pace"] != data["pace"]:
             parser.error(f"{extra}: pace {kept['pace']}, not {data['pace']}")
+        if kept.get("design") != data.get("design"):
+            parser.error(f"{extra}: another design than {args.report or 'this run'}'s")
         data = {
             **data,
             "outcomes": data["outcomes"] + kept["outcomes"],
             "load": data.get("load", []) + kept.get("load", []),
         }
         cmds.append(kept.get("cmd") or f"python bench/peers.py --report {extra.name}")
-    publish(args, SECTION, section(data, "`, then `".join(cmds)))
+    said = "`, then `".join(cmds)
+    if data.get("design") == CONTEST:
+        publish(args, SECTION_CONTEST, contest_section(data, said))
+    else:
+        publish(args, SECTION, section(data, said))
     return 0
 
 

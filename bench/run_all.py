@@ -46,9 +46,10 @@ SCRIPTS = [
     # the quality judge on the real vLLM (make vllm): 20 A/A runs and 10 of each twin, about
     # 30 minutes on 2 cores
     ["quality_real.py"],
-    # the real Flagger and Argo Rollouts on the same node and traffic (scripts/build-peers.sh
-    # first): every candidate three times at pace 3, about two hours on 2 cores
-    ["peers.py", "--runs", "3"],
+    # the contest with the real Flagger and Argo Rollouts on the same node and traffic
+    # (scripts/build-peers.sh first): every tool on every candidate its registered number of
+    # runs at pace 6, as docs/peers.md registers it: about nine hours on 2 cores
+    ["peers.py"],
 ]
 
 

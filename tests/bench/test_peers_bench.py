@@ -154,3 +154,92 @@ def test_merged_runs_make_one_table_with_every_command_and_the_load(
     assert "median 4, 3 to 5 over 3 samples" in out
     with pytest.raises(SystemExit):
         bench.main(["--report", str(first), "--merge", str(other), "--no-write"])
+
+
+def contest(tool: str, judge: str, name: str, verdict: str, **more: Any) -> dict[str, Any]:
+    expected = {"control": "promoted", "within": "promoted", "edge": None}.get(name, "rolled back")
+    base = outcome(tool, name, expected == "rolled back", verdict)
+    return {
+        **base,
+        "judge": judge,
+        "expected": expected,
+        "breaching": 0,
+        "stable_p95_s": 0.7,
+        **more,
+    }
+
+
+def test_the_contest_rows_score_each_run_against_its_written_verdict(bench: ModuleType) -> None:
+    outcomes = [
+        contest("argo-rollouts", "", "crash loop", "halted"),  # neither verdict: wrong
+        contest("ours", "sequential", "errors 5x", "rolled back", breaching=30, seconds=60.0),
+        contest("ours", "sequential", "errors 5x", "rolled back", breaching=50, seconds=80.0),
+        contest("ours", "sequential", "errors 5x", "promoted", breaching=400, seconds=300.0),
+        contest("flagger", "", "edge", "promoted"),
+        contest("ours", "threshold", "control", "rolled back"),
+    ]
+    rows = [row.split(" | ") for row in bench.contest_rows(outcomes)]
+    # the registered order of tools, then of candidates, whatever the order of the runs
+    assert [(r[0], r[1]) for r in rows] == [
+        ("| flagger", "edge"),
+        ("| argo-rollouts", "crash loop"),
+        ("| ours:threshold", "control"),
+        ("| ours:sequential", "errors 5x"),
+    ]
+    edge, crash, control, errors = rows
+    assert edge[2:4] == ["either", "1 of 5"]
+    assert edge[5] == "-"  # reported, not scored
+    assert crash[5] == "0 of 1 (0-79 %)"
+    assert control[3] == "1 of 10"  # the control's registered runs
+    assert control[5] == "0 of 1 (0-79 %)"
+    assert errors[4] == "1 promoted, 2 rolled back"
+    assert errors[5] == "2 of 3 (21-94 %)"
+    assert errors[6] == "80 (60-300)"  # the median seconds, and their range
+    assert errors[7] == "50 (30-400)"
+
+
+def test_ours_sequential_is_compared_with_each_peer_where_both_ran(bench: ModuleType) -> None:
+    outcomes = [
+        contest("ours", "sequential", "errors 5x", "rolled back", breaching=40),
+        contest("flagger", "", "errors 5x", "promoted", breaching=200),
+        contest("argo-rollouts", "", "errors 5x", "rolled back", breaching=30),
+        contest("ours", "sequential", "control", "promoted"),
+        contest("ours", "sequential", "control", "rolled back"),
+        contest("flagger", "", "control", "promoted"),
+        contest("ours", "sequential", "within", "promoted"),  # not a scored row
+        contest("flagger", "", "within", "promoted"),
+        contest("ours", "sequential", "drift", "rolled back"),  # no peer ran it
+    ]
+    lines = bench.contest_verdict_lines(outcomes)
+    assert lines == [
+        "- control: ours (sequential) rolled back 1 of 2 runs; Flagger 0 of 1: more than Flagger.",
+        "- errors 5x: ours (sequential) served a median of 40 breaching requests; Flagger 200, "
+        "Argo Rollouts 30: more than Argo Rollouts.",
+    ]
+
+
+def test_a_contest_report_goes_to_its_own_section_and_refuses_another_design(
+    bench: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    published: list[tuple[str, str]] = []
+    monkeypatch.setattr(bench, "machine_summary", lambda packages: "a machine")
+    monkeypatch.setattr(
+        bench, "publish", lambda args, header, body: published.append((header, body))
+    )
+    kept = {
+        "design": "contest",
+        "pace": 6.0,
+        "cmd": "python bench/peers.py --runs 1 --pace 6",
+        "outcomes": [contest("ours", "sequential", "control", "promoted")],
+    }
+    report = tmp_path / "contest.json"
+    report.write_text(json.dumps(kept))
+    assert bench.main(["--report", str(report), "--no-write"]) == 0
+    [(header, body)] = published
+    assert header == bench.SECTION_CONTEST
+    assert "`python bench/peers.py --runs 1 --pace 6`" in body
+    assert "| ours:sequential | control | promoted | 1 of 10 | 1 promoted |" in body
+    matrix = tmp_path / "matrix.json"
+    matrix.write_text(json.dumps({"pace": 6.0, "outcomes": []}))
+    with pytest.raises(SystemExit):
+        bench.main(["--report", str(report), "--merge", str(matrix), "--no-write"])
