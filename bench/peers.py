@@ -166,11 +166,28 @@ def failure_lines(outcomes: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def section(data: dict[str, Any], cmd: str) -> str:
-    pace = data["pace"]
+def _page(data: dict[str, Any], cmd: str, about: str, table: list[str], after: list[str]) -> str:
+    """A section: when and how it was measured, ``about`` the run (the load average appended),
+    the ``table``, the lines ``after`` it, and the failed requests by run."""
     lines = [
         f"Measured {today()} on {machine_summary(())}; `{cmd}`.",
         "",
+        about + load_line(data.get("load") or []),
+        "",
+        *table,
+        *after,
+    ]
+    failed = failure_lines(data["outcomes"])
+    if failed:
+        lines += ["", "Failed requests, by run (sent, seconds after the candidate's arrival):", ""]
+        lines += failed
+    return "\n".join(lines)
+
+
+def section(data: dict[str, Any], cmd: str) -> str:
+    """The matrix's table (pure but for the date)."""
+    pace = data["pace"]
+    about = (
         f"Pins: {', '.join(PINS)}; each tool configured as docs/peers.md says (Flagger: its "
         "Gateway API tutorial's Canary; Rollouts: analysis.md's background analysis; ours: the "
         "spec's and the controller's defaults, Flagger's schedule and bounds). Every "
@@ -182,18 +199,15 @@ def section(data: dict[str, Any], cmd: str) -> str:
         "healthy candidate not promoted or a bad one promoted (`halted`: Rollouts' Rollout "
         "Degraded past its progress deadline, not aborted). Medians over the runs; `seconds` "
         "from the candidate's arrival (the Deployment's or the Rollout's new pod template, the "
-        "ModelCanary applied) to the verdict. " + load_line(data.get("load") or []),
-        "",
+        "ModelCanary applied) to the verdict. "
+    )
+    table = [
         "| tool | candidate | runs | verdicts | wrong | requests the candidate served "
         "| seconds | failed requests | Prometheus queries / min | API writes / min |",
         "|---|---|---:|---|---:|---:|---:|---:|---:|---:|",
         *rows(data["outcomes"]),
     ]
-    failed = failure_lines(data["outcomes"])
-    if failed:
-        lines += ["", "Failed requests, by run (sent, seconds after the candidate's arrival):", ""]
-        lines += failed
-    return "\n".join(lines)
+    return _page(data, cmd, about, table, [])
 
 
 def tool_label(outcome: dict[str, Any]) -> str:
@@ -304,9 +318,7 @@ def contest_verdict_lines(outcomes: list[dict[str, Any]]) -> list[str]:
 def contest_section(data: dict[str, Any], cmd: str) -> str:
     """The contest's table, its comparison and its failed requests (pure but for the date)."""
     pace = data["pace"]
-    lines = [
-        f"Measured {today()} on {machine_summary(())}; `{cmd}`.",
-        "",
+    about = (
         f'Pins: {", ".join(PINS)}. Every tool is given the same SLO (docs/peers.md, "The '
         "contest, registered before it runs\": P95 at most 1.2 times the stable's and under "
         "2.5 s, errors at most 1 point above the stable's 1 %), in its own analysis as its "
@@ -318,22 +330,16 @@ def contest_section(data: dict[str, Any], cmd: str) -> str:
         "(`halted`, Rollouts' Rollout Degraded and not aborted, is neither verdict); `seconds` "
         "from the candidate's arrival to the verdict and `breaching` (requests the candidate "
         "served in breach of the SLO before the verdict) as median (range). "
-        + load_line(data.get("load") or []),
-        "",
+    )
+    table = [
         "| tool | candidate | expected | runs | verdicts | right | seconds | breaching "
         "| failed requests | Prometheus queries / min | API writes / min |",
         "|---|---|---|---:|---|---|---:|---:|---:|---:|---:|",
         *contest_rows(data["outcomes"]),
     ]
     compared = contest_verdict_lines(data["outcomes"])
-    if compared:
-        lines += ["", "Ours (sequential) against each other tool, where both have runs:", ""]
-        lines += compared
-    failed = failure_lines(data["outcomes"])
-    if failed:
-        lines += ["", "Failed requests, by run (sent, seconds after the candidate's arrival):", ""]
-        lines += failed
-    return "\n".join(lines)
+    after = ["", "Ours (sequential) against each other tool, where both have runs:", ""]
+    return _page(data, cmd, about, table, after + compared if compared else [])
 
 
 def main(argv: list[str] | None = None) -> int:
