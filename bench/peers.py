@@ -1,18 +1,22 @@
 """The contest: Flagger, Argo Rollouts and ours on one node, gateway, Prometheus and traffic.
 
-Owns the "## The contest with the real peers" section of ``docs/benchmarks-derivation.md``, and
-the "## Side by side with the real peers" one of the matrix before it, rendered from its kept
-outcomes (files without a ``design``). It runs ``tests/routing/test_real_peers.py`` under its
-``peers`` marker (the loopback control plane with an audit log, the real node, Traefik v3.6.12,
-the Prometheus Operator's Prometheus, KServe v0.20.0 for ours, Flagger v1.44.0 and Argo Rollouts
-v1.10.2 built by ``scripts/build-peers.sh``, and ``canaryctl controller`` under each judge) on
-the candidates of :func:`harness.peers.contest.contest_candidates`, each its registered number
-of runs (``--runs registered``, the default) or ``--runs N``, with
-``CONTROLPLANE_TRAFFIC_REPORT`` set so that the test writes each outcome, and turns them into
-one table: per tool and candidate, the verdicts, the share of them that is the verdict written
-down before the run with its 95 % Wilson interval, the seconds to the verdict, the requests the
-candidate served in breach of the SLO before it, the requests that failed, and the Prometheus
-queries and API writes per minute meanwhile; under it, ours (sequential) against each peer.
+Owns two sections of ``docs/benchmarks-derivation.md``: outcomes kept with ``"design":
+"contest"`` render into "## The contest with the real peers" (:func:`contest_section`), those
+of the matrix before it (kept without a ``design``) into "## Side by side with the real peers"
+(:func:`section`), as they always did; ``--merge`` refuses to mix the two.
+
+It runs ``tests/routing/test_real_peers.py`` under its ``peers`` marker (the loopback control
+plane with an audit log, the real node, Traefik v3.6.12, the Prometheus Operator's Prometheus,
+KServe v0.20.0 for ours, Flagger v1.44.0 and Argo Rollouts v1.10.2 built by
+``scripts/build-peers.sh``, and ``canaryctl controller`` under each judge) on the candidates of
+:func:`harness.peers.contest.contest_candidates`, each its registered number of runs (``--runs
+registered``, the default) or ``--runs N``, with ``CONTROLPLANE_TRAFFIC_REPORT`` set so that the
+test writes each outcome. The contest's table has a row per tool and candidate, both in their
+registered order: the verdicts, the share of them that is the verdict written down before the
+run with its 95 % Wilson interval, the seconds to the verdict, the requests the candidate served
+in breach of the SLO before it, the requests that failed, and the Prometheus queries and API
+writes per minute meanwhile; under it, ours (sequential) against each peer as docs/peers.md
+scores it (:func:`contest_verdict_lines`).
 
 Run ``python bench/peers.py`` (``scripts/build-peers.sh`` and ``make kube-tools`` first: hours);
 ``--short`` runs what ``pytest -m peers`` runs (the control, ``errors 5x`` and the crash loop,
@@ -32,6 +36,7 @@ import sys
 import tempfile
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -120,7 +125,7 @@ def rows(outcomes: list[dict[str, Any]]) -> list[str]:
         groups[(outcome["tool"], outcome["candidate"])].append(outcome)
     lines = []
     for (tool, name), runs in groups.items():
-        verdicts = defaultdict(int)
+        verdicts: dict[str, int] = defaultdict(int)
         for o in runs:
             verdicts[o["verdict"]] += 1
         said = ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items()))
@@ -145,10 +150,16 @@ def _when(at: list[float], listed: int = 5) -> str:
     return f"between {at[0]:g} and {at[-1]:g} s"
 
 
-def failure_lines(outcomes: list[dict[str, Any]]) -> list[str]:
-    """Where the failed requests were, per tool and candidate with any (pure): each status with
-    its count, the variant that answered, and when each was sent (up to five; more as their
-    span) against the verdict's time.
+def _tool(outcome: dict[str, Any]) -> str:
+    return str(outcome["tool"])
+
+
+def failure_lines(
+    outcomes: list[dict[str, Any]], label: Callable[[dict[str, Any]], str] = _tool
+) -> list[str]:
+    """Where the failed requests were, per tool (as ``label`` names it) and candidate with any
+    (pure): each status with its count, the variant that answered, and when each was sent (up
+    to five; more as their span) against the verdict's time.
     Outcomes kept before failures were recorded add nothing."""
     lines = []
     for o in outcomes:
@@ -162,13 +173,21 @@ def failure_lines(outcomes: list[dict[str, Any]]) -> list[str]:
             f"{code} from {variant} x{len(at)} {_when(sorted(at))}"
             for (code, variant), at in sorted(kinds.items())
         )
-        lines.append(f"- {o['tool']}, {o['candidate']} (verdict at {o['seconds']:g} s): {said}")
+        lines.append(f"- {label(o)}, {o['candidate']} (verdict at {o['seconds']:g} s): {said}")
     return lines
 
 
-def _page(data: dict[str, Any], cmd: str, about: str, table: list[str], after: list[str]) -> str:
+def _page(
+    data: dict[str, Any],
+    cmd: str,
+    about: str,
+    table: list[str],
+    after: list[str],
+    label: Callable[[dict[str, Any]], str] = _tool,
+) -> str:
     """A section: when and how it was measured, ``about`` the run (the load average appended),
-    the ``table``, the lines ``after`` it, and the failed requests by run."""
+    the ``table``, the lines ``after`` it, and the failed requests by run (each run's tool as
+    ``label`` names it)."""
     lines = [
         f"Measured {today()} on {machine_summary(())}; `{cmd}`.",
         "",
@@ -177,7 +196,7 @@ def _page(data: dict[str, Any], cmd: str, about: str, table: list[str], after: l
         *table,
         *after,
     ]
-    failed = failure_lines(data["outcomes"])
+    failed = failure_lines(data["outcomes"], label)
     if failed:
         lines += ["", "Failed requests, by run (sent, seconds after the candidate's arrival):", ""]
         lines += failed
@@ -270,48 +289,53 @@ def contest_rows(outcomes: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-NAMES = {
-    "flagger": "Flagger",
-    "argo-rollouts": "Argo Rollouts",
-    "ours:threshold": "ours (threshold)",
-}
+PEERS = {"flagger": "Flagger", "argo-rollouts": "Argo Rollouts"}
+"""The peers ours (sequential) is scored against, by the names the comparison gives them."""
 OURS_SEQUENTIAL = "ours:sequential"
 
 
+def _rolled_back(runs: list[dict[str, Any]]) -> int:
+    return sum(1 for o in runs if o["verdict"] == "rolled back")
+
+
+def _breaching(runs: list[dict[str, Any]]) -> float:
+    return float(median([o["breaching"] for o in runs]))
+
+
+def _than(peers: list[str], worse: list[str]) -> str:
+    """``more than Flagger``; ``not more than either`` (or the one peer's name)."""
+    if worse:
+        return f"more than {' and '.join(worse)}"
+    return "not more than either" if len(peers) > 1 else f"not more than {peers[0]}"
+
+
 def contest_verdict_lines(outcomes: list[dict[str, Any]]) -> list[str]:
-    """Ours (sequential) against each other tool, on the rows the contest scores it on (pure):
-    on every clearly-bad row, the median requests served in breach of the SLO before the
-    verdict (better: no more than the other); on the A/A control, the runs rolled back
-    (better: no more than the other). Only rows where both have runs."""
+    """Ours (sequential) against each peer with runs on the same row, as docs/peers.md scores
+    it (pure): on every clearly-bad row (expected ``rolled back``), the median requests served
+    in breach of the SLO before the verdict (better: no more than either peer's); on the A/A
+    control, the runs rolled back (better: in no more of its runs than theirs, as shares when
+    the numbers of runs differ). Only rows where ours (sequential) and a peer have runs."""
     groups = _groups(outcomes)
     lines = []
     for name in CONTEST_CANDIDATES:
         ours = groups.get((OURS_SEQUENTIAL, name))
         if not ours or (name != "control" and ours[0]["expected"] != "rolled back"):
             continue
-        others = [(NAMES[t], groups[(t, name)]) for t in NAMES if (t, name) in groups]
-        if not others:
+        peers = [(PEERS[t], groups[(t, name)]) for t in PEERS if (t, name) in groups]
+        if not peers:
             continue
         if name == "control":
-            mine = sum(1 for o in ours if o["verdict"] == "rolled back")
-            said = [
-                f"{peer} {sum(1 for o in runs if o['verdict'] == 'rolled back')} of {len(runs)}"
-                for peer, runs in others
-            ]
-            worse = [
-                peer
-                for peer, runs in others
-                if mine / len(ours)
-                > sum(1 for o in runs if o["verdict"] == "rolled back") / len(runs)
-            ]
-            what = f"rolled back {mine} of {len(ours)} runs; {', '.join(said)}"
+            mine = _rolled_back(ours)
+            said = [f"{peer} {_rolled_back(runs)} of {len(runs)}" for peer, runs in peers]
+            worse = [p for p, runs in peers if mine / len(ours) > _rolled_back(runs) / len(runs)]
+            what = f"rolled back {mine} of {len(ours)} runs"
         else:
-            mine_b = median([o["breaching"] for o in ours])
-            said = [f"{peer} {median([o['breaching'] for o in runs]):g}" for peer, runs in others]
-            worse = [p for p, runs in others if mine_b > median([o["breaching"] for o in runs])]
-            what = f"served a median of {mine_b:g} breaching requests; {', '.join(said)}"
-        verdict = f"more than {' and '.join(worse)}" if worse else "not more than any"
-        lines.append(f"- {name}: ours (sequential) {what}: {verdict}.")
+            mine_b = _breaching(ours)
+            said = [f"{peer} {_breaching(runs):g}" for peer, runs in peers]
+            worse = [p for p, runs in peers if mine_b > _breaching(runs)]
+            what = f"served a median of {mine_b:g} breaching requests"
+        than = _than([p for p, _ in peers], worse)
+        lines.append(f"- {name}: ours (sequential) {what}, {', '.join(said)}: {than}.")
     return lines
 
 
@@ -338,8 +362,14 @@ def contest_section(data: dict[str, Any], cmd: str) -> str:
         *contest_rows(data["outcomes"]),
     ]
     compared = contest_verdict_lines(data["outcomes"])
-    after = ["", "Ours (sequential) against each other tool, where both have runs:", ""]
-    return _page(data, cmd, about, table, after + compared if compared else [])
+    after = [
+        "",
+        "Ours (sequential) against each peer where both have runs, as docs/peers.md scores it "
+        "(better on a clearly-bad row when it serves no more breaching requests than either "
+        "peer, on the control when it rolls back in no more of its runs):",
+        "",
+    ]
+    return _page(data, cmd, about, table, after + compared if compared else [], tool_label)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import sys
@@ -12,6 +13,9 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+MATRIX_DIGEST = "174de006a0e1759c10c2fcd5c3aa15361ff48b5ed5dace4e29d3b4f220c32ca9"
+"""sha256 of what ``bench/peers.py`` of 16d5c11 (before the contest) printed for the kept matrix
+with its healthy runs merged, on 2026-11-26 and "a machine"."""
 
 
 @pytest.fixture
@@ -203,19 +207,192 @@ def test_ours_sequential_is_compared_with_each_peer_where_both_ran(bench: Module
         contest("ours", "sequential", "errors 5x", "rolled back", breaching=40),
         contest("flagger", "", "errors 5x", "promoted", breaching=200),
         contest("argo-rollouts", "", "errors 5x", "rolled back", breaching=30),
+        contest("ours", "threshold", "errors 5x", "rolled back", breaching=10),  # not a peer
+        contest("ours", "sequential", "latency 2x", "rolled back", breaching=20),
+        contest("ours", "sequential", "latency 2x", "rolled back", breaching=26),
+        contest("flagger", "", "latency 2x", "rolled back", breaching=36),
+        contest("argo-rollouts", "", "latency 2x", "halted", breaching=23),
+        contest("ours", "sequential", "crash loop", "rolled back"),
+        contest("flagger", "", "crash loop", "rolled back"),
         contest("ours", "sequential", "control", "promoted"),
         contest("ours", "sequential", "control", "rolled back"),
         contest("flagger", "", "control", "promoted"),
         contest("ours", "sequential", "within", "promoted"),  # not a scored row
         contest("flagger", "", "within", "promoted"),
+        contest("ours", "sequential", "edge", "promoted"),  # nor is the edge
+        contest("flagger", "", "edge", "rolled back"),
         contest("ours", "sequential", "drift", "rolled back"),  # no peer ran it
+        contest("flagger", "", "errors 5x", "promoted", breaching=220),  # order of runs: any
     ]
-    lines = bench.contest_verdict_lines(outcomes)
-    assert lines == [
-        "- control: ours (sequential) rolled back 1 of 2 runs; Flagger 0 of 1: more than Flagger.",
-        "- errors 5x: ours (sequential) served a median of 40 breaching requests; Flagger 200, "
+    assert bench.contest_verdict_lines(outcomes) == [
+        "- control: ours (sequential) rolled back 1 of 2 runs, Flagger 0 of 1: more than Flagger.",
+        "- latency 2x: ours (sequential) served a median of 23 breaching requests, Flagger 36, "
+        "Argo Rollouts 23: not more than either.",
+        "- errors 5x: ours (sequential) served a median of 40 breaching requests, Flagger 210, "
         "Argo Rollouts 30: more than Argo Rollouts.",
+        "- crash loop: ours (sequential) served a median of 0 breaching requests, Flagger 0: "
+        "not more than Flagger.",
     ]
+
+
+def test_the_control_compares_shares_of_rollbacks_and_no_sequential_run_says_nothing(
+    bench: ModuleType,
+) -> None:
+    control = [
+        contest("ours", "sequential", "control", "rolled back"),
+        *[contest("ours", "sequential", "control", "promoted")] * 9,
+        contest("flagger", "", "control", "rolled back"),
+        contest("flagger", "", "control", "promoted"),
+        contest("argo-rollouts", "", "control", "halted"),  # wrong, but no false rollback
+    ]
+    assert bench.contest_verdict_lines(control) == [
+        "- control: ours (sequential) rolled back 1 of 10 runs, Flagger 1 of 2, "
+        "Argo Rollouts 0 of 1: more than Argo Rollouts.",
+    ]
+    peers_only = [contest("flagger", "", "errors 5x", "rolled back", breaching=9)]
+    assert bench.contest_verdict_lines(peers_only) == []
+    assert bench.contest_verdict_lines([]) == []
+
+
+def test_the_right_share_shows_its_wilson_interval_and_leaves_the_edge_unscored(
+    bench: ModuleType,
+) -> None:
+    four_of_five = [
+        *[contest("flagger", "", "drift", "rolled back")] * 4,
+        contest("flagger", "", "drift", "promoted"),
+    ]
+    assert bench.right_share(four_of_five) == "4 of 5 (38-96 %)"
+    halted = [contest("argo-rollouts", "", "drift", "halted")] * 2
+    assert bench.right_share(halted) == "0 of 2 (0-66 %)"  # halted is not rolled back
+    assert bench.right_share([contest("argo-rollouts", "", "control", "halted")]) == (
+        "0 of 1 (0-79 %)"  # nor promoted
+    )
+    ten = [contest("ours", "sequential", "control", "promoted")] * 10
+    assert bench.right_share(ten) == "10 of 10 (72-100 %)"
+    edge = [
+        contest("flagger", "", "edge", "rolled back"),
+        contest("flagger", "", "edge", "promoted"),
+    ]
+    assert bench.right_share(edge) == "-"
+    [row] = bench.contest_rows(edge)
+    assert row.startswith("| flagger | edge | either | 2 of 5 | 1 promoted, 1 rolled back | - |")
+
+
+def test_every_tool_and_candidate_in_the_registered_order(bench: ModuleType) -> None:
+    from harness.peers.contest import CANDIDATES, TOOLS
+
+    made = {
+        "flagger": ("flagger", ""),
+        "argo-rollouts": ("argo-rollouts", ""),
+        "ours:threshold": ("ours", "threshold"),
+        "ours:sequential": ("ours", "sequential"),
+    }
+    outcomes = [
+        contest(*made[tool], name, "promoted")
+        for name in reversed(CANDIDATES)
+        for tool in reversed(TOOLS)
+    ]
+    rows = [row.split(" | ") for row in bench.contest_rows(outcomes)]
+    assert [(r[0].removeprefix("| "), r[1]) for r in rows] == [
+        (tool, name) for tool in TOOLS for name in CANDIDATES
+    ]
+    assert all(len(r) == 11 for r in rows)  # the eleven columns of the header
+
+
+def test_the_contest_section_lists_failures_by_tool_and_judge(
+    bench: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bench, "machine_summary", lambda _: "a machine")
+    failure = [{"at_s": 12.0, "code": 500, "variant": "stable", "seconds": 0.1}]
+    outcomes = [
+        contest("ours", "threshold", "errors 5x", "rolled back", breaching=50, failures=failure),
+        contest("ours", "sequential", "errors 5x", "rolled back", breaching=20, failures=failure),
+        contest("flagger", "", "errors 5x", "promoted", breaching=200),
+    ]
+    text = bench.contest_section(
+        {"design": "contest", "pace": 6.0, "outcomes": outcomes, "load": [1.0]}, "cmd"
+    )
+    assert "every interval divided by 6, none below 10 s" in text
+    assert "95 % Wilson interval" in text
+    assert "- errors 5x: ours (sequential) served a median of 20 breaching requests, " in text
+    assert text.endswith(
+        "- ours:threshold, errors 5x (verdict at 100 s): 500 from stable x1 at 12 s\n"
+        "- ours:sequential, errors 5x (verdict at 100 s): 500 from stable x1 at 12 s"
+    )
+    alone = [contest("ours", "threshold", "errors 5x", "rolled back")]
+    quiet = bench.contest_section({"pace": 6.0, "outcomes": alone}, "cmd")
+    assert "against each peer" not in quiet  # nothing to compare: no heading
+
+
+def test_load_keeps_the_design_of_the_files_the_test_wrote(
+    bench: ModuleType, tmp_path: Path
+) -> None:
+    for tool in ("flagger", "ours"):
+        kept = {"design": "contest", "pace": 6.0, "outcomes": [contest(tool, "", "edge", "x")]}
+        (tmp_path / f"peers-{tool}.json").write_text(json.dumps(kept))
+    got = bench.load(tmp_path)
+    assert got["design"] == "contest"
+    assert got["pace"] == 6.0
+    assert [o["tool"] for o in got["outcomes"]] == ["flagger", "ours"]
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "peers-a.json").write_text(json.dumps({"pace": 6.0, "outcomes": []}))
+    assert "design" not in bench.load(tmp_path / "old")
+
+
+def test_the_matrix_section_is_rendered_as_it_was(
+    bench: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old format's section, byte for byte as before the contest's rendering came."""
+    monkeypatch.setattr(bench, "machine_summary", lambda _: "a machine")
+    monkeypatch.setattr(bench, "today", lambda: "2026-11-26")
+    outcomes = [
+        outcome("flagger", "healthy", False, "promoted", seconds=92.5),
+        outcome(
+            "ours",
+            "drift",
+            True,
+            "rolled back",
+            failed=1,
+            failures=[{"at_s": 3.0, "code": 502, "variant": None, "seconds": 0.0}],
+        ),
+    ]
+    text = bench.section({"pace": 6.0, "outcomes": outcomes, "load": [2.0]}, "python x")
+    assert text.startswith("Measured 2026-11-26 on a machine; `python x`.\n\nPins: ours: ")
+    assert "the tutorial's 1m analysis interval ran every 10 s" in text
+    assert text.endswith(
+        "over 1 samples 30 s apart.\n\n"
+        "| tool | candidate | runs | verdicts | wrong | requests the candidate served "
+        "| seconds | failed requests | Prometheus queries / min | API writes / min |\n"
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|\n"
+        "| flagger | healthy | 1 | 1 promoted | 0 | 40 | 92.5 | 0 of 700 | 6 | 12 |\n"
+        "| ours | drift | 1 | 1 rolled back | 0 | 40 | 100 | 1 of 700 | 6 | 12 |\n\n"
+        "Failed requests, by run (sent, seconds after the candidate's arrival):\n\n"
+        "- ours, drift (verdict at 100 s): 502 from no variant x1 at 3 s"
+    )
+
+
+def test_the_kept_matrix_renders_as_it_did(
+    bench: ModuleType, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--report`` of the kept matrix with its healthy runs merged prints what it printed
+    before the contest (the digest of that output, the date and the machine fixed)."""
+    monkeypatch.setattr(bench, "machine_summary", lambda _: "a machine")
+    monkeypatch.setattr(bench, "today", lambda: "2026-11-26")
+    headers: list[str] = []
+    publish = bench.publish
+
+    def published(args: Any, header: str, body: str) -> None:
+        headers.append(header)
+        publish(args, header, body)
+
+    monkeypatch.setattr(bench, "publish", published)
+    kept = REPO / "bench" / "kept"
+    argv = ["--report", str(kept / "peers-2026-11-26-matrix.json")]
+    argv += ["--merge", str(kept / "peers-2026-11-26-healthy.json"), "--no-write"]
+    assert bench.main(argv) == 0
+    assert headers == ["## Side by side with the real peers"]
+    out = capsys.readouterr().out
+    assert hashlib.sha256(out.encode()).hexdigest() == MATRIX_DIGEST
 
 
 def test_a_contest_report_goes_to_its_own_section_and_refuses_another_design(
@@ -243,3 +420,10 @@ def test_a_contest_report_goes_to_its_own_section_and_refuses_another_design(
     matrix.write_text(json.dumps({"pace": 6.0, "outcomes": []}))
     with pytest.raises(SystemExit):
         bench.main(["--report", str(report), "--merge", str(matrix), "--no-write"])
+    with pytest.raises(SystemExit):
+        bench.main(["--report", str(matrix), "--merge", str(report), "--no-write"])
+    assert len(published) == 1  # neither mix published
+    again = tmp_path / "again.json"
+    again.write_text(json.dumps({**kept, "cmd": "python bench/peers.py --runs 2 --pace 6"}))
+    assert bench.main(["--report", str(report), "--merge", str(again), "--no-write"]) == 0
+    assert "| ours:sequential | control | promoted | 2 of 10 | 2 promoted |" in published[-1][1]
