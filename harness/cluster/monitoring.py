@@ -8,7 +8,7 @@ gateway runs, a ScrapeConfig for Traefik's ``/metrics`` (:mod:`harness.cluster.t
 loopback: a static target, since it runs out of cluster); a ``Prometheus`` object selecting
 both makes the operator write the configuration, and ``prometheus`` v3.5.0 runs it out of
 cluster with its Kubernetes discovery on the loopback API server
-(:func:`~harness.cluster.promoperator.on_loopback`). The node's pod addresses are on its bridge,
+(:func:`~harness.cluster.promoperator.loopback_config`). The node's pod addresses are on its bridge,
 which this machine reaches, so Prometheus scrapes the real serving pods
 (:mod:`harness.node.serving`) and the gateway. Its address is ``PROMETHEUS_URL``. Monitors
 made later (a canary's ``<canary>-adopted`` PodMonitor) reach it as in a cluster:
@@ -38,12 +38,10 @@ from controlplane.local.ports import free_port
 from harness.cluster.kubeapi import KubeSetupError, LoopbackCluster, applier, binary
 from harness.cluster.promoperator import (
     PROMETHEUS_BINARY,
-    expand_env,
     generated_config,
     installed_prometheus_version,
-    on_loopback,
+    loopback_config,
     prometheus_object,
-    reloader_env,
     start_operator,
 )
 from harness.cluster.traefik import Traefik
@@ -140,8 +138,7 @@ def start_monitoring(
     token = workdir / "token"
     token.write_text(cluster.token)
     token.chmod(0o600)
-    expanded = expand_env(config, reloader_env(PROMETHEUS))
-    local = on_loopback(expanded, cluster.server, cluster.ca, token)
+    local = loopback_config(config, PROMETHEUS, cluster.server, cluster.ca, token)
     (workdir / "prometheus.yml").write_text(local)
     port = free_port()
     proc = cluster.spawn(

@@ -225,6 +225,13 @@ def on_loopback(config: str, server: str, ca_file: Path, token_file: Path) -> st
     return yaml.safe_dump(out, sort_keys=False)
 
 
+def loopback_config(config: str, name: str, server: str, ca_file: Path, token_file: Path) -> str:
+    """The operator's ``config`` for Prometheus ``name`` as the loopback Prometheus reads it:
+    the config reloader's environment filled in (:func:`expand_env`), its discovery on
+    ``server`` (:func:`on_loopback`; pure)."""
+    return on_loopback(expand_env(config, reloader_env(name)), server, ca_file, token_file)
+
+
 def start_scraper(
     cluster: LoopbackCluster,
     namespace: str,

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.cluster.kubeapi import KubeSetupError
-from harness.cluster.promoperator import decode_config, expand_env, on_loopback, reloader_env
+from harness.cluster.promoperator import decode_config, loopback_config
 
 EVERY_S = 2.0
 """How often the Secret is read: the kubelet syncs a Secret volume within about a minute; a
@@ -41,8 +41,7 @@ test waits less."""
 
 def render(secret: dict[str, Any], name: str, server: str, ca: Path, token: Path) -> str:
     """The configuration Prometheus ``name`` reads, from the operator's Secret."""
-    expanded = expand_env(decode_config(secret), reloader_env(name))
-    return on_loopback(expanded, server, ca, token)
+    return loopback_config(decode_config(secret), name, server, ca, token)
 
 
 def sync(text: str, config: Path, reload: Callable[[], None]) -> bool:

@@ -30,6 +30,7 @@ from typing import Any, Literal
 from harness.peers.render import DRIFT_PER_MINUTE, Candidate
 
 Verdict = Literal["promoted", "rolled back"]
+Judge = Literal["threshold", "sequential"]
 TOOLS = ("flagger", "argo-rollouts", "ours:threshold", "ours:sequential")
 """Each tool once, ours twice: with its default judge and with ``judge: sequential``."""
 
@@ -96,14 +97,14 @@ def contest_candidates(
 
     def delayed(name: str, ratio: float) -> Candidate:
         delay_ms = (ratio - 1) * stable_p95_s * 1000
-        return Candidate(name, (f"latency=+{delay_ms:.0f}ms", *stable), stable_inject=stable)
+        return Candidate(name, (f"latency=+{delay_ms:.0f}ms", *stable))
 
     drift_per_s = DRIFT_PER_MINUTE * stable_median_s / 60
     crossing_s = (bound - 1) * stable_p95_s / drift_per_s
     errors = slo.stable_errors + 5 * slo.error_allowance
     return (
         ContestCandidate(
-            Candidate("control", stable, stable_inject=stable),
+            Candidate("control", stable),
             "promoted",
             "the A/A control: the stable's own image and arguments",
             None,
@@ -127,7 +128,7 @@ def contest_candidates(
             0.0,
         ),
         ContestCandidate(
-            Candidate("errors 5x", (f"errors={100 * errors:g}%",), True, stable_inject=stable),
+            Candidate("errors 5x", (f"errors={100 * errors:g}%",)),
             "rolled back",
             f"{100 * errors:g} % errors against the stable's {100 * slo.stable_errors:g} %: "
             "five times the allowance over it",
@@ -137,15 +138,13 @@ def contest_candidates(
             Candidate(
                 "drift",
                 (f"latency-drift=+{DRIFT_PER_MINUTE * stable_median_s * 1000:.0f}ms/1m", *stable),
-                True,
-                stable_inject=stable,
             ),
             "rolled back",
             f"as fast as the stable at first, past the bound after {crossing_s:.0f} s",
             crossing_s,
         ),
         ContestCandidate(
-            Candidate("crash loop", ("crash-on-start",), True, stable_inject=stable),
+            Candidate("crash loop", ("crash-on-start",)),
             "rolled back",
             "its engine dies loading the model, every time",
             0.0,
@@ -298,7 +297,7 @@ def rollouts_slo(
     ]
 
 
-def ours_checks(judge: Literal["threshold", "sequential"], slo: Slo = SLO) -> list[dict[str, Any]]:
+def ours_checks(judge: Judge, slo: Slo = SLO) -> list[dict[str, Any]]:
     """The SLO as ours' ``rollbackOn`` for one judge, on the metrics ``latency``
     (``e2e-latency`` at the contest's quantile) and ``errors`` (``error-rate``): the latency
     ratio as ``compare: baseline, above: 20%`` (under ``sequential``, ``test: shift``: every

@@ -67,13 +67,11 @@ class Pace:
 
 @dataclass(frozen=True)
 class Candidate:
-    """How a candidate's engine is made to behave: its ``--inject`` arguments (the stable's are
-    ``stable_inject``) and whether a tool should roll it back."""
+    """How a candidate's engine is made to behave: its ``--inject`` arguments (the verdict it
+    should get is :class:`harness.peers.contest.ContestCandidate`'s)."""
 
     name: str
     inject: tuple[str, ...] = ()
-    bad: bool = False
-    stable_inject: tuple[str, ...] = ()
 
 
 DRIFT_PER_MINUTE = 0.5

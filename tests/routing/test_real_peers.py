@@ -37,7 +37,6 @@ from pathlib import Path
 import pytest
 from support.peers import (
     OURS,
-    Judge,
     Outcome,
     flagger_run,
     ours_controller,
@@ -49,7 +48,7 @@ from support.real_traffic import Stack
 from support.realnode import MARKS
 from support.traffic_summary import REPORT_ENV
 
-from harness.peers.contest import CANDIDATES, TOOLS, runs_of
+from harness.peers.contest import CANDIDATES, TOOLS, Judge, runs_of
 from harness.peers.render import Pace
 from harness.peers.run import start_flagger, start_rollouts
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from controlplane.kube.client import Ref
 from controlplane.kube.real import RealKube
@@ -47,6 +47,7 @@ from harness.peers.contest import (
     STABLE_INJECT,
     TRAEFIK_BUCKETS,
     ContestCandidate,
+    Judge,
     breaching,
     contest_candidate,
     flagger_slo,
@@ -110,7 +111,6 @@ class Outcome:
     candidate: str
     expected: str | None
     """The verdict written down before the run (None: at the SLO's edge, not scored)."""
-    bad: bool
     verdict: str
     """``rolled back``, ``promoted`` or ``undecided`` (no verdict within the run's timeout)."""
     seconds: float
@@ -268,7 +268,6 @@ def measure(
         judge=judge,
         candidate=name,
         expected=chosen.expected,
-        bad=chosen.expected == "rolled back",
         verdict=got or "undecided",
         seconds=round(end - start, 1),
         candidate_requests=len(served),
@@ -491,9 +490,6 @@ def _canary_status(stack: Stack, namespace: str) -> dict[str, Any]:
     got = stack.kube.get(Ref(*MODEL_CANARY, namespace, OURS_CANARY))
     status: dict[str, Any] = got.get("status") or {}
     return status
-
-
-Judge = Literal["threshold", "sequential"]
 
 
 def ours_run(
