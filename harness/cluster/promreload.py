@@ -35,7 +35,8 @@ from harness.cluster.kubeapi import KubeSetupError
 from harness.cluster.promoperator import decode_config, loopback_config
 
 EVERY_S = 2.0
-"""How often the Secret is read: the kubelet syncs a Secret volume within about a minute; a
+"""How often the Secret is read: the kubelet syncs a Secret volume on its
+``syncFrequency``, 1m by default (k8s.io/kubelet v0.34.10 ``config/v1beta1/types.go``); a
 test waits less."""
 
 
