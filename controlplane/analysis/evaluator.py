@@ -261,6 +261,7 @@ def judge_sequential(
                 look.counts,
                 min_samples=look.min_samples,
                 design_effect=look.design_effect,
+                started_s=look.started_s,
             )
             for look in pending
         ]
@@ -312,26 +313,37 @@ def evaluate_sequential(
             "the sequential judge needs the time the step started, and none was given",
             provider_error=False,
         )
-    try:
-        plan = sequential_check.plan(
-            canary, due.check, since, now, closes_at=due.closes_at, source=source
+
+    def look_from(start: float) -> CheckLook | CheckResult:
+        try:
+            plan = sequential_check.plan(
+                canary, due.check, start, now, closes_at=due.closes_at, source=source
+            )
+        except SpecError as exc:
+            why = f"cannot build the query: {exc}"
+            return _error_result(due.key, name, why, provider_error=True)
+
+        def answer(role: SeqRole) -> Answer:
+            query = _plan_query(plan, role)
+            if query is None:
+                return None
+            return ask.histogram(query) if role.kind in _HISTOGRAMS else ask.answer(query)
+
+        return sequential_look(
+            due,
+            plan.metric,
+            answer,
+            closing=plan.closing is not None,
+            design_effect=sequential_support.design_effect(canary),
         )
-    except SpecError as exc:
-        return _error_result(due.key, name, f"cannot build the query: {exc}", provider_error=True)
 
-    def answer(role: SeqRole) -> Answer:
-        query = _plan_query(plan, role)
-        if query is None:
-            return None
-        return ask.histogram(query) if role.kind in _HISTOGRAMS else ask.answer(query)
-
-    look = sequential_look(
-        due,
-        plan.metric,
-        answer,
-        closing=plan.closing is not None,
-        design_effect=sequential_support.design_effect(canary),
-    )
+    look = look_from(since)
+    if not isinstance(look, CheckResult) and sequential_check.lacks_stable_history(look):
+        later_since = sequential_promql.later_start(canary, due.check, since)
+        later = look_from(later_since) if now >= later_since else None
+        look = sequential_check.from_later_start(
+            look, later, since=since, later_since=later_since, now=now
+        )
     return judge_sequential([look], batched=False)[0]
 
 

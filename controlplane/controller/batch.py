@@ -74,6 +74,8 @@ class _SeqPlanned:
     window: float
     since: float
     keys: dict[str, SeqKey]  # SeqRole.kind, "closing-" before a closing one -> grouped query
+    source: str
+    version: str
 
 
 @dataclass
@@ -169,9 +171,7 @@ class BatchEvaluator:
                         plan.fallback.append(due)  # the evaluator says what is wrong
                         continue
                     plan.sequential.append(seq)
-                    for skey in seq.keys.values():
-                        param = seq.since if skey.kind.startswith(AT_START) else seq.window
-                        seq_terms.setdefault(skey, {}).setdefault(param, set()).add(name)
+                    _add_terms(seq_terms, seq, name)
                     continue
                 window = (due.check.window or req.canary.spec.analysis.window).seconds
                 planned = _Planned(
@@ -196,34 +196,13 @@ class BatchEvaluator:
                 )
                 for key, names in members.items()
             }
-            named = {ns: _named(known, ns) for ns in {key.namespace for key in seq_terms}}
-            indexes = {
-                (ns, src): RouteIndex.of(src, ns, named[ns])
-                for ns, src in {
-                    (key.namespace, key.source) for key in seq_terms if is_gateway(key.source)
-                }
-            }
-            seq_runs = {
-                key: [
-                    pool.submit(
-                        self._run_seq,
-                        key,
-                        part,
-                        named[key.namespace],
-                        now,
-                        indexes.get((key.namespace, key.source)),
-                    )
-                    for part in shards(terms, self.workers)
-                ]
-                for key, terms in seq_terms.items()
-            }
+            seq_answers = self._ask_seq(pool, seq_terms, known, now)
             answers = {key: run.result() for key, run in runs.items()}
-            seq_answers = {
-                key: _merged([run.result() for run in parts]) for key, parts in seq_runs.items()
-            }
-        self._keep_pinned(seq_terms)
-        grouped = len(answers) + len(seq_answers)
-        judged = self._judge_sequential(requests, plans, seq_answers)
+            judged, later_terms = self._judge_sequential(
+                pool, requests, plans, seq_answers, known, now
+            )
+        self._keep_pinned({**seq_terms, **later_terms})
+        grouped = len(answers) + len(seq_answers) + len(later_terms)
         out: dict[Hashable, Observations] = {}
         for req in requests:
             out[req.key] = self._observations(req, plans[req.key], answers, judged, now)
@@ -275,6 +254,38 @@ class BatchEvaluator:
             )
             out[req.key] = replace(obs, checks={**obs.checks, check: result})
         return len(answers)
+
+    def _ask_seq(
+        self,
+        pool: ThreadPoolExecutor,
+        seq_terms: Mapping[SeqKey, dict[float, set[str]]],
+        known: Mapping[tuple[str, str], ModelCanary],
+        now: float,
+    ) -> dict[SeqKey, _Answer]:
+        """The answers of the grouped sequential queries ``seq_terms``, each split into
+        :func:`shards` run side by side on ``pool``."""
+        named = {ns: _named(known, ns) for ns in {key.namespace for key in seq_terms}}
+        indexes = {
+            (ns, src): RouteIndex.of(src, ns, named[ns])
+            for ns, src in {
+                (key.namespace, key.source) for key in seq_terms if is_gateway(key.source)
+            }
+        }
+        seq_runs = {
+            key: [
+                pool.submit(
+                    self._run_seq,
+                    key,
+                    part,
+                    named[key.namespace],
+                    now,
+                    indexes.get((key.namespace, key.source)),
+                )
+                for part in shards(terms, self.workers)
+            ]
+            for key, terms in seq_terms.items()
+        }
+        return {key: _merged([run.result() for run in parts]) for key, parts in seq_runs.items()}
 
     def _run_seq(
         self,
@@ -332,29 +343,52 @@ class BatchEvaluator:
 
     def _judge_sequential(
         self,
+        pool: ThreadPoolExecutor,
         requests: Sequence[Request],
         plans: Mapping[Hashable, _Plan],
         seq_answers: Mapping[SeqKey, _Answer],
-    ) -> dict[tuple[Hashable, str], CheckResult]:
+        known: Mapping[tuple[str, str], ModelCanary],
+        now: float,
+    ) -> tuple[dict[tuple[Hashable, str], CheckResult], dict[SeqKey, dict[float, set[str]]]]:
         """Every sequential check of the tick, by (request key, check key): its split answers
         handed to the evaluator, the looks judged together (one at a time unless
-        ``batched``)."""
+        ``batched``). A baseline latency check whose stable had no history before the step
+        is judged on counts from one window into it, asked in a second round only for such
+        checks (:func:`~controlplane.analysis.sequential.check.from_later_start`); returns
+        that round's terms too."""
+        from controlplane.analysis.sequential import check as sequential_check
+
         idents: list[tuple[Hashable, str]] = []
-        looks = []
+        looks: list[Any] = []
+        lacking: dict[int, tuple[_SeqPlanned, float, _SeqPlanned | None, ModelCanary]] = {}
+        later_terms: dict[SeqKey, dict[float, set[str]]] = {}
         for req in requests:
             for seq in plans[req.key].sequential:
                 idents.append((req.key, seq.due.key))
-                looks.append(
-                    evaluator.sequential_look(
-                        seq.due,
-                        seq.metric,
-                        _seq_split(seq, req.canary, seq_answers),
-                        closing=any(role.startswith("closing-") for role in seq.keys),
-                        design_effect=sequential_support.design_effect(req.canary),
+                look = _seq_look(seq, req.canary, seq_answers)
+                looks.append(look)
+                if isinstance(look, CheckResult) or not sequential_check.lacks_stable_history(look):
+                    continue
+                start = sequential_promql.later_start(req.canary, seq.due.check, seq.since)
+                planned = None
+                if now >= start:
+                    planned = _plan_sequential(
+                        req, seq.due, seq.metric, now, seq.source, seq.version, since=start
                     )
-                )
+                    assert planned is not None  # planned from the step's start already
+                    _add_terms(later_terms, planned, req.canary.metadata.name)
+                lacking[len(looks) - 1] = (seq, start, planned, req.canary)
+        later_answers = self._ask_seq(pool, later_terms, known, now) if later_terms else {}
+        for i, (seq, start, planned, canary) in lacking.items():
+            looks[i] = sequential_check.from_later_start(
+                looks[i],
+                None if planned is None else _seq_look(planned, canary, later_answers),
+                since=seq.since,
+                later_since=start,
+                now=now,
+            )
         results = evaluator.judge_sequential(looks, batched=self.batched)
-        return dict(zip(idents, results, strict=True))
+        return dict(zip(idents, results, strict=True)), later_terms
 
     def _observations(
         self,
@@ -427,6 +461,25 @@ def _split(answers: Mapping[Any, _Answer], name: str) -> Callable[[tuple[Any, st
     return answer
 
 
+def _add_terms(seq_terms: dict[SeqKey, dict[float, set[str]]], seq: _SeqPlanned, name: str) -> None:
+    """Adds canary ``name``'s terms of ``seq`` to the tick's grouped sequential queries: keyed
+    by its step start (boundary, reference, closing counts) or by its window (counts)."""
+    for skey in seq.keys.values():
+        param = seq.since if skey.kind.startswith(AT_START) else seq.window
+        seq_terms.setdefault(skey, {}).setdefault(param, set()).add(name)
+
+
+def _seq_look(seq: _SeqPlanned, canary: ModelCanary, answers: Mapping[SeqKey, _Answer]) -> Any:
+    """The evaluator's look of ``seq`` for ``canary`` from the grouped ``answers``."""
+    return evaluator.sequential_look(
+        seq.due,
+        seq.metric,
+        _seq_split(seq, canary, answers),
+        closing=any(role.startswith("closing-") for role in seq.keys),
+        design_effect=sequential_support.design_effect(canary),
+    )
+
+
 def _seq_split(
     seq: _SeqPlanned, canary: ModelCanary, answers: Mapping[SeqKey, _Answer]
 ) -> Callable[[SeqRole], Answer]:
@@ -462,11 +515,21 @@ def _named(known: Mapping[tuple[str, str], ModelCanary], namespace: str) -> dict
 
 
 def _plan_sequential(
-    req: Request, due: DueCheck, metric: MetricSpec, now: float, source: str, version: str
+    req: Request,
+    due: DueCheck,
+    metric: MetricSpec,
+    now: float,
+    source: str,
+    version: str,
+    *,
+    since: float | None = None,
 ) -> _SeqPlanned | None:
-    """The grouped queries of one sequential check; None when the evaluator must handle it (no
-    step start, or a check the sequential judge does not support)."""
-    since = evaluator.stage_start(due, req.since)
+    """The grouped queries of one sequential check from its step start, or from ``since`` (a
+    later start: :func:`controlplane.promql.sequential.later_start`, its keys apart); None
+    when the evaluator must handle it (no step start, or a check the sequential judge does
+    not support)."""
+    later = since is not None
+    since = since if later else evaluator.stage_start(due, req.since)
     if since is None or sequential_support.problems(req.canary, due.check, "check"):
         return None
     ns = req.canary.metadata.namespace
@@ -480,7 +543,7 @@ def _plan_sequential(
         keys["total"] = SeqKey("requests", ns, source, version, candidate_only=absolute)
     else:
         keys["buckets"] = SeqKey(f"buckets:{builtin}", ns, "", version, candidate_only=absolute)
-        lookback = (due.check.window or req.canary.spec.analysis.window).seconds
+        lookback = sequential_promql.lookback_seconds(req.canary, due.check)
         if due.check.compare == "baseline" and due.check.test == "shift":
             keys["reference"] = SeqKey(f"reference:{builtin}@{lookback!r}", ns, "", version)
         elif due.check.compare == "baseline":
@@ -492,7 +555,9 @@ def _plan_sequential(
         for role in [r for r in keys if r in _COUNTS]:
             kind = f"closing@{duration}:{keys[role].kind}"
             keys[f"closing-{role}"] = replace(keys[role], kind=kind)
-    return _SeqPlanned(due, metric, window, since, keys)
+    if later:
+        keys = {role: replace(key, later=True) for role, key in keys.items()}
+    return _SeqPlanned(due, metric, window, since, keys, source, version)
 
 
 _COUNTS = ("events", "total", "buckets")

@@ -46,6 +46,22 @@ class Plan:
     closing: Plan | None = None
 
 
+def lookback_seconds(canary: ModelCanary, check: CheckSpec) -> float:
+    """The stable's window a ``compare: baseline`` latency check reads before its counts start
+    (its reference or boundary): the check's ``window``, else ``spec.analysis.window``."""
+    return (check.window or canary.spec.analysis.window).seconds
+
+
+def later_start(canary: ModelCanary, check: CheckSpec, since: float) -> float:
+    """Where a ``compare: baseline`` latency check's counts start when the stable had no latency
+    data in the window before the step (a stable just deployed or just adopted, whose series
+    begin with the step): one window into the step. :func:`plan` at that start reads the
+    stable's first window of the step as the reference (or boundary), which its counts do not
+    include, so the scores still never look at the data they judge. See
+    docs/judges-derivation.md, "A stable without history"."""
+    return since + lookback_seconds(canary, check)
+
+
 def closing_time(check: CheckSpec, closes_at: float | None, now: float) -> float | None:
     """The end of the step's data for the closing test, or None when it does not run (no
     ``finalLook``, no step end, or the step's duration is not up at ``now``).
@@ -87,7 +103,7 @@ def plan(
     hist = contract_for(queries.engine_version(canary)).bucket_series()[metric.builtin]
     stable = queries.selector(canary, canary.spec.stable.name)
     boundary = reference = None
-    lookback = queries.prom_duration((check.window or canary.spec.analysis.window).seconds)
+    lookback = queries.prom_duration(lookback_seconds(canary, check))
     if check.compare == "baseline" and check.test == "shift":
         reference = f"sum by (le) (increase({hist}{{{stable}}}[{lookback}] @ {since:.3f}))"
     elif check.compare == "baseline":

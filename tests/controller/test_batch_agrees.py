@@ -62,6 +62,13 @@ SEQUENTIAL = [
     },
     {"metric": "latency", "above": "1s", "judge": "sequential"},
     {"metric": "latency", "compare": "baseline", "above": "10%", "judge": "sequential"},
+    {
+        "metric": "latency",
+        "compare": "baseline",
+        "above": "10%",
+        "judge": "sequential",
+        "test": "shift",
+    },
 ]
 
 HIST = {0.3: 500.0, 0.5: 900.0, 1.0: 990.0, 2.5: 999.0, math.inf: 1000.0}
@@ -118,6 +125,8 @@ CASES: dict[str, tuple[bool, Table | dict[str, Any]]] = {
     "seq-boundary-fails": (True, {**GOOD, "boundary": OUTAGE}),
     "seq-total-fails": (True, {**GOOD, "requests": REJECTED}),
     "seq-breach-by-session": (True, BAD),  # traffic.session.turns: counts weighed by session
+    # a stable deployed as the step started: nothing before it, its reference one window in
+    "seq-stable-from-step": (True, {**BAD, ("history", STABLE): SINCE}),
 }
 BY_SESSION = {"router": "kserve-knative", "session": {"header": "x-session-id", "turns": 6}}
 """The spec of the by-session case (its router's rules are not what this test holds)."""
@@ -159,10 +168,19 @@ class Observed:
         failed = self._failure(canary, family)
         if failed is not None:
             raise failed
-        value = self.tables[canary].get((family, variant))
+        value = self._value(canary, family, variant, query)
         if value is None or not math.isfinite(value):
             raise NoData(f"empty result for {query!r}")
         return float(value)
+
+    def _value(self, canary: str, family: str, variant: str, query: str) -> Any:
+        """The table's value, or None for a query pinned (``@``) no later than the variant's
+        series begin (``("history", variant)``: the time its first sample was scraped)."""
+        begins = self.tables[canary].get(("history", variant))
+        pinned = re.search(r" @ ([0-9.]+)", query)
+        if begins is not None and pinned is not None and float(pinned.group(1)) <= begins:
+            return None
+        return self.tables[canary].get((family, variant))
 
     def vector(self, query: str, at: float) -> list[Sample]:
         family = _family(query)
@@ -179,7 +197,7 @@ class Observed:
             if failed is not None:
                 raise failed
             for variant in sorted(variants):
-                value = self.tables[canary].get((family, variant))
+                value = self._value(canary, family, variant, query)
                 labels = {"canary": canary, "variant": variant} if grouped else {}
                 if isinstance(value, dict):
                     out += [({**labels, "le": _le(le)}, n) for le, n in value.items()]
@@ -282,6 +300,11 @@ def test_every_kind_of_answer_is_met() -> None:
             result = found[name][f"steps[0].rollbackOn[{i}]"]
             assert result.provider_error, (name, i, result)
             assert result.message.startswith(f"{result.metric} (sequential): "), result.message
+    for i in (4, 5):  # the quantile's boundary and the shift's reference, one window in
+        late = found["seq-stable-from-step"][f"steps[0].rollbackOn[{i}]"]
+        assert late.decided == "breach", late.message
+        assert "candidate requests since 300 s into the step" in late.message, late.message
+        assert found["seq-breach-and-loads"][f"steps[0].rollbackOn[{i}]"].decided == "breach"
     unreadable = found["seq-histogram-unreadable"]["steps[0].rollbackOn[3]"]
     assert (unreadable.verdict, unreadable.provider_error) == ("inconclusive", False)
 

@@ -270,6 +270,16 @@ class CheckLook:
     counts: Counts
     min_samples: int | None
     design_effect: float = 1.0
+    started_s: float = 0.0
+    """Seconds into the step where the counts start: 0, or one window when the stable had no
+    history before the step (:func:`from_later_start`)."""
+
+    @property
+    def since_words(self) -> str:
+        """Where the counts start, in words."""
+        if self.started_s <= 0:
+            return "since the step started"
+        return f"since {self.started_s:g} s into the step"
 
     def weighed(self) -> CheckLook:
         """This look with its counts as the independent samples they weigh as."""
@@ -286,12 +296,60 @@ def judge_check(
     *,
     min_samples: int | None,
     design_effect: float = 1.0,
+    started_s: float = 0.0,
 ) -> CheckResult:
     """The :class:`CheckResult` of one sequential look (see the module docstring): its look
     built alone (:func:`_prepare`), then :func:`run_looks` of one. :func:`judge_checks` gives
     the same result (the tests hold it)."""
-    item = CheckLook(key, check, metric, counts, min_samples, design_effect)
+    item = CheckLook(key, check, metric, counts, min_samples, design_effect, started_s)
     return _judge_items([item], arrays=False)[0]
+
+
+def lacks_stable_history(look: CheckLook) -> bool:
+    """Whether ``look`` is a ``compare: baseline`` latency check whose stable had no latency data
+    in the window before its counts start: no reference requests (``test: shift``) or no
+    boundary (the quantile comparison). :func:`from_later_start` then says what to judge."""
+    if look.check.compare != "baseline" or look.metric.builtin not in HISTOGRAMS:
+        return False
+    counts = look.counts
+    if look.check.test == "shift":
+        ref = counts.reference_buckets
+        return not ref or max(ref.values()) <= 0
+    return counts.boundary_s is None or not math.isfinite(counts.boundary_s)
+
+
+def from_later_start(
+    look: CheckLook,
+    later: CheckLook | CheckResult | None,
+    *,
+    since: float,
+    later_since: float,
+    now: float,
+) -> CheckLook | CheckResult:
+    """What to judge for ``look``, which :func:`lacks_stable_history`: ``later``, the same
+    check's look on the counts from ``later_since``
+    (:func:`controlplane.promql.sequential.later_start`: its reference is the stable's first
+    window of the step, which those counts do not include); while ``later_since`` has not come
+    (``later`` None) or when the stable served nothing in that window either, an inconclusive
+    result that says so (the step holds; the step's other checks still judge)."""
+    into = later_since - since
+    if later is None:
+        return _inconclusive(
+            look,
+            "the stable variant had no latency data in the window before the step started "
+            f"(a stable just deployed or adopted): its first {into:g} s of the step are the "
+            f"reference, and the test judges the requests after them, from "
+            f"{max(later_since - now, 0.0):.0f} s from now",
+        )
+    if isinstance(later, CheckResult):
+        return later
+    if lacks_stable_history(later):
+        return _inconclusive(
+            look,
+            "the stable variant had no latency data before the step started nor in its first "
+            f"{into:g} s: there is nothing to compare the candidate with",
+        )
+    return replace(later, started_s=into)
 
 
 def _inconclusive(item: CheckLook, why: str, *, provider_error: bool = False) -> CheckResult:
@@ -413,13 +471,13 @@ def _verdict(item: CheckLook, judged: _Judged | str | None) -> CheckResult:
     anytime_alpha = decision_rule.anytime_alpha(check.alpha, check.final_look)
     if judged is None:
         if min_samples:
-            return inconclusive(f"no requests since the step started (minSamples {min_samples})")
+            return inconclusive(f"no requests {item.since_words} (minSamples {min_samples})")
         return CheckResult(
             key=key,
             metric=name,
             verdict="pass",
             samples=0.0,
-            message=f"{name} (sequential): no requests since the step started",
+            message=f"{name} (sequential): no requests {item.since_words}",
         )
     if isinstance(judged, str):
         return inconclusive(judged)
@@ -435,8 +493,8 @@ def _verdict(item: CheckLook, judged: _Judged | str | None) -> CheckResult:
         else ""
     )
     detail = (
-        f" [alpha {anytime_alpha:g}, {served:.0f} candidate requests since the step "
-        f"started{by_session}]"
+        f" [alpha {anytime_alpha:g}, {served:.0f} candidate requests {item.since_words}"
+        f"{by_session}]"
     )
     evidence = _log_e(res.e_value)
     bound = math.log(1.0 / anytime_alpha) if anytime_alpha > 0 else None
@@ -468,8 +526,8 @@ def _verdict(item: CheckLook, judged: _Judged | str | None) -> CheckResult:
             value=value,
             samples=served,
             message=(
-                f"{name} (sequential): no evidence either way yet, {served:.0f} requests since "
-                f"the step started < minSamples {min_samples}"
+                f"{name} (sequential): no evidence either way yet, {served:.0f} requests "
+                f"{item.since_words} < minSamples {min_samples}"
             ),
             evidence=evidence,
             evidence_bound=bound,

@@ -124,7 +124,7 @@ def test_shift_test_queries_the_pre_step_reference_and_reports_cliffs_delta(
     assert "of request pairs" in result.message
 
 
-def test_shift_test_without_a_pre_step_reference_is_inconclusive() -> None:
+def test_shift_test_without_a_reference_before_or_in_the_step_is_inconclusive() -> None:
     c = check(metric="latency", compare="baseline", above="0%", test="shift")
     plan = sequential_check.plan(CANARY, c, SINCE, NOW)
     assert plan.cand_buckets is not None
@@ -138,7 +138,63 @@ def test_shift_test_without_a_pre_step_reference_is_inconclusive() -> None:
     result = evaluate(CANARY, [DueCheck("k", c)], provider, NOW, since=SINCE).checks["k"]
     assert result.verdict == "inconclusive"
     assert not result.provider_error
-    assert "before the step started" in result.message
+    assert "before the step started nor in its first 300 s" in result.message
+
+
+STEP_START_STABLE = [({"le": le}, 0.0) for le in ("0.1", "0.2", "0.5", "+Inf")]
+"""The stable's histogram over a window before its first scrape: every bucket at 0."""
+
+
+@pytest.mark.parametrize("test", ["shift", "quantile"])
+def test_a_stable_without_history_is_compared_from_one_window_into_the_step(test: str) -> None:
+    """A stable deployed (or adopted) as the step starts has no data in the window before it:
+    the check's reference (shift) or boundary (quantile) is then the stable's first window of
+    the step, pinned at its end, and the counts judged start there, so the scores never look at
+    the data they judge; before that, the check says when it will judge."""
+    fields = {"test": "shift"} if test == "shift" else {}
+    c = check(metric="latency", compare="baseline", above="10%", **fields)
+    later = SINCE + 300.0  # the canary's analysis window: 5m
+    assert sequential_promql.later_start(CANARY, c, SINCE) == later
+    first = sequential_check.plan(CANARY, c, SINCE, NOW)
+    plan = sequential_check.plan(CANARY, c, later, NOW)
+    pinned = plan.reference if test == "shift" else plan.boundary
+    assert pinned is not None
+    assert f"[5m] @ {later:.3f}" in pinned  # the step's first window, fixed from then on
+    assert plan.cand_buckets is not None
+    assert plan.stable_buckets is not None
+    assert "[5m]))" in plan.cand_buckets  # NOW - later: the requests after the reference
+    before = first.reference if test == "shift" else first.boundary
+    assert before is not None
+    stable = [200.0, 1000.0, 1900.0, 2000.0]
+    slow = [20.0, 120.0, 320.0, 400.0]
+    answers: dict[str, float] = {}
+    vectors = {
+        plan.cand_buckets: _vector(slow),
+        plan.stable_buckets: _vector(stable),
+    }
+    if test == "shift":
+        vectors[before] = STEP_START_STABLE
+        vectors[pinned] = _vector([100.0, 500.0, 950.0, 1000.0])
+    else:
+        answers[pinned] = 0.5  # no answer for the boundary before the step: no series
+    due = [DueCheck("k", c)]
+    provider = StaticProvider(answers, vectors)
+    result = evaluate(CANARY, due, provider, NOW, since=SINCE).checks["k"]
+    assert result.decided == "breach", result.message
+    assert "candidate requests since 300 s into the step]" in result.message
+    # a minute into the step the reference is not there yet: the check says when it judges
+    soon = sequential_check.plan(CANARY, c, SINCE, SINCE + 60.0)
+    assert soon.cand_buckets is not None
+    assert soon.stable_buckets is not None
+    vectors = {soon.cand_buckets: _vector(slow), soon.stable_buckets: _vector(stable)}
+    if test == "shift":
+        vectors[before] = STEP_START_STABLE
+    provider = StaticProvider(answers, vectors)
+    early = evaluate(CANARY, due, provider, SINCE + 60.0, since=SINCE).checks["k"]
+    assert early.verdict == "inconclusive"
+    assert not early.provider_error
+    assert "its first 300 s of the step are the reference" in early.message, early.message
+    assert "from 240 s from now" in early.message
 
 
 def _shift_result(above: str, cand: list[float]) -> object:
