@@ -551,6 +551,7 @@ def cpu_cgroup(pid: int) -> Path | None:
     return None
 
 
+@pytest.mark.extended  # the product's path is the slow candidate's in test_real_rollout.py
 def test_a_candidate_throttled_to_a_tenth_of_a_cpu_is_rolled_back_on_latency(
     stack: Stack,
 ) -> None:
