@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controlplane.analysis import evaluator
 from controlplane.analysis.evaluator import Answer, SeqRole
@@ -44,6 +44,9 @@ from controlplane.promql.http_errors import HttpSource
 from controlplane.providers.source import CountingSource, MetricSource
 from controlplane.rollout.observations import CheckResult, DueCheck, Observations
 from controlplane.spec.models import CheckSpec, MetricSpec, ModelCanary
+
+if TYPE_CHECKING:  # the judge loads numpy and scipy: imported by the first sequential check
+    from controlplane.analysis.sequential.check import CheckLook
 
 _Answer = dict[tuple[str, str], Any] | ProviderError
 """A grouped query's values by (canary, variant) (numbers, or ``{le: count}``), or why it
@@ -359,7 +362,7 @@ class BatchEvaluator:
         from controlplane.analysis.sequential import check as sequential_check
 
         idents: list[tuple[Hashable, str]] = []
-        looks: list[Any] = []
+        looks: list[CheckLook | CheckResult] = []
         lacking: dict[int, tuple[_SeqPlanned, float, _SeqPlanned | None, ModelCanary]] = {}
         later_terms: dict[SeqKey, dict[float, set[str]]] = {}
         for req in requests:
@@ -367,7 +370,9 @@ class BatchEvaluator:
                 idents.append((req.key, seq.due.key))
                 look = _seq_look(seq, req.canary, seq_answers)
                 looks.append(look)
-                if isinstance(look, CheckResult) or not sequential_check.lacks_stable_history(look):
+                if isinstance(look, CheckResult):
+                    continue
+                if not sequential_check.lacks_stable_history(look):
                     continue
                 start = sequential_promql.later_start(req.canary, seq.due.check, seq.since)
                 planned = None
@@ -380,8 +385,10 @@ class BatchEvaluator:
                 lacking[len(looks) - 1] = (seq, start, planned, req.canary)
         later_answers = self._ask_seq(pool, later_terms, known, now) if later_terms else {}
         for i, (seq, start, planned, canary) in lacking.items():
+            look = looks[i]
+            assert not isinstance(look, CheckResult)
             looks[i] = sequential_check.from_later_start(
-                looks[i],
+                look,
                 None if planned is None else _seq_look(planned, canary, later_answers),
                 since=seq.since,
                 later_since=start,
