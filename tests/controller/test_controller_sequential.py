@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from support.controller_world import DAY, Metrics, World, finished, world_canary
+from support.controller_world import DAY, HOUR, Metrics, World, finished, world_canary
 
 pytestmark = pytest.mark.binary
 
@@ -47,5 +47,41 @@ def test_sequential_error_check_promotes_a_good_candidate(metrics: Metrics) -> N
     world = World(metrics.t0, metrics.url)
     world.create(world_canary("good", metrics.url, steps=_steps()))
     world.run_until(finished("good"), limit=10 * DAY)
+    state = world.state("good")
+    assert state.stage == "promoted", [(e.type, e.message) for e in state.history]
+
+
+def test_a_stable_without_history_is_judged_from_one_window_into_the_step(
+    metrics: Metrics,
+) -> None:
+    """The stable's series begin as step 1 does (a stable deployed with the canary, or a live
+    service just adopted): the shift check has no reference before the step, says when it will
+    judge, takes the stable's first window of the step (the check's ``window``, 4h) as its
+    reference, and the good candidate is promoted instead of held at step 1."""
+    begins = metrics.t0 - DAY  # the scenarios' first sample
+    check = {
+        "metric": "latency",
+        "compare": "baseline",
+        "above": "20%",
+        "judge": "sequential",
+        "test": "shift",
+        "window": "4h",  # two evaluations: the first comes before the reference
+    }
+    steps = [{"weight": 25, "duration": "12h", "rollbackOn": [check]}, {"weight": 100}]
+    # step 1 starts at the first evaluation (2h on), 10 minutes after the first sample
+    world = World(begins - 2 * HOUR + 600.0, metrics.url)
+    world.create(world_canary("good", metrics.url, steps=steps))
+
+    def checked(w: World) -> bool:
+        return "status" in w.get("good") and bool(w.state("good").checks)
+
+    world.run_until(checked, limit=3 * HOUR)
+    early = world.state("good")
+    assert (early.stage, early.step_index) == ("steps", 0), early.history
+    (result,) = early.checks.values()
+    assert result.verdict == "inconclusive", result.message
+    assert "its first 14400 s of the step are the reference" in result.message
+    assert "starting in 7200 s" in result.message  # evaluated 2h into the step
+    world.run_until(finished("good"), limit=DAY)
     state = world.state("good")
     assert state.stage == "promoted", [(e.type, e.message) for e in state.history]

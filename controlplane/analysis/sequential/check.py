@@ -338,8 +338,8 @@ def from_later_start(
             look,
             "the stable variant had no latency data in the window before the step started "
             f"(a stable just deployed or adopted): its first {into:g} s of the step are the "
-            f"reference, and the test judges the requests after them, from "
-            f"{max(later_since - now, 0.0):.0f} s from now",
+            f"reference, and the test judges the requests after them, starting in "
+            f"{max(later_since - now, 0.0):.0f} s",
         )
     if isinstance(later, CheckResult):
         return later
