@@ -339,11 +339,14 @@ def evaluate_sequential(
 
     look = look_from(since)
     if not isinstance(look, CheckResult) and sequential_check.lacks_stable_history(look):
-        later_since = sequential_promql.later_start(canary, due.check, since)
-        later = look_from(later_since) if now >= later_since else None
-        look = sequential_check.from_later_start(
-            look, later, since=since, later_since=later_since, now=now
-        )
+        starts = sequential_promql.later_starts(canary, due.check, since)
+        laters: list[CheckLook | CheckResult] = []
+        for start in (start for start in starts if start <= now):
+            later = look_from(start)
+            laters.append(later)
+            if isinstance(later, CheckResult) or not sequential_check.lacks_stable_history(later):
+                break
+        look = sequential_check.from_later_start(look, laters, since=since, starts=starts, now=now)
     return judge_sequential([look], batched=False)[0]
 
 

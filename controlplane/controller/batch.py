@@ -363,7 +363,7 @@ class BatchEvaluator:
 
         idents: list[tuple[Hashable, str]] = []
         looks: list[CheckLook | CheckResult] = []
-        lacking: dict[int, tuple[_SeqPlanned, float, _SeqPlanned | None, ModelCanary]] = {}
+        lacking: dict[int, tuple[_SeqPlanned, list[float], list[_SeqPlanned], ModelCanary]] = {}
         later_terms: dict[SeqKey, dict[float, set[str]]] = {}
         for req in requests:
             for seq in plans[req.key].sequential:
@@ -374,25 +374,32 @@ class BatchEvaluator:
                     continue
                 if not sequential_check.lacks_stable_history(look):
                     continue
-                start = sequential_promql.later_start(req.canary, seq.due.check, seq.since)
-                planned = None
-                if now >= start:
-                    planned = _plan_sequential(
-                        req, seq.due, seq.metric, now, seq.source, seq.version, since=start
+                starts = sequential_promql.later_starts(req.canary, seq.due.check, seq.since)
+                planned: list[_SeqPlanned] = []
+                for k, start in enumerate(starts, 1):
+                    if start > now:
+                        break
+                    found = _plan_sequential(
+                        req, seq.due, seq.metric, now, seq.source, seq.version, since=start, later=k
                     )
-                    assert planned is not None  # planned from the step's start already
-                    _add_terms(later_terms, planned, req.canary.metadata.name)
-                lacking[len(looks) - 1] = (seq, start, planned, req.canary)
+                    assert found is not None  # planned from the step's start already
+                    planned.append(found)
+                    _add_terms(later_terms, found, req.canary.metadata.name)
+                lacking[len(looks) - 1] = (seq, starts, planned, req.canary)
         later_answers = self._ask_seq(pool, later_terms, known, now) if later_terms else {}
-        for i, (seq, start, planned, canary) in lacking.items():
+        for i, (seq, starts, planned, canary) in lacking.items():
             look = looks[i]
             assert not isinstance(look, CheckResult)
+            laters: list[CheckLook | CheckResult] = []
+            for found in planned:
+                later = _seq_look(found, canary, later_answers)
+                laters.append(later)
+                if isinstance(later, CheckResult) or not sequential_check.lacks_stable_history(
+                    later
+                ):
+                    break
             looks[i] = sequential_check.from_later_start(
-                look,
-                None if planned is None else _seq_look(planned, canary, later_answers),
-                since=seq.since,
-                later_since=start,
-                now=now,
+                look, laters, since=seq.since, starts=starts, now=now
             )
         results = evaluator.judge_sequential(looks, batched=self.batched)
         return dict(zip(idents, results, strict=True)), later_terms
@@ -530,12 +537,12 @@ def _plan_sequential(
     version: str,
     *,
     since: float | None = None,
+    later: int = 0,
 ) -> _SeqPlanned | None:
-    """The grouped queries of one sequential check from its step start, or from ``since`` (a
-    later start: :func:`controlplane.promql.sequential.later_start`, its keys apart); None
-    when the evaluator must handle it (no step start, or a check the sequential judge does
-    not support)."""
-    later = since is not None
+    """The grouped queries of one sequential check from its step start, or from ``since``, its
+    ``later``-th later start (:func:`controlplane.promql.sequential.later_starts`, its keys
+    apart); None when the evaluator must handle it (no step start, or a check the sequential
+    judge does not support)."""
     since = since if later else evaluator.stage_start(due, req.since)
     if since is None or sequential_support.problems(req.canary, due.check, "check"):
         return None
@@ -563,7 +570,7 @@ def _plan_sequential(
             kind = f"closing@{duration}:{keys[role].kind}"
             keys[f"closing-{role}"] = replace(keys[role], kind=kind)
     if later:
-        keys = {role: replace(key, later=True) for role, key in keys.items()}
+        keys = {role: replace(key, later=later) for role, key in keys.items()}
     return _SeqPlanned(due, metric, window, since, keys, source, version)
 
 

@@ -176,10 +176,11 @@ class SeqKey:
     by route or Service, still answers for both variants), since an absolute check never reads the
     stable's counts: half the series of the tick's answers. A namespace with absolute and
     ``compare: baseline`` checks of one kind asks two queries for it, still whatever N."""
-    later: bool = False
-    """The terms of checks judged from one window into the step (a stable without history:
-    :func:`controlplane.promql.sequential.later_start`): asked apart, so that a canary's terms
-    from its step start and from the later start never meet in one ``or``."""
+    later: int = 0
+    """0 for terms from the step's start; ``k`` for those from the ``k``-th later start of a
+    check whose stable had no history before the step
+    (:func:`controlplane.promql.sequential.later_starts`): asked apart, so that a canary's
+    terms from two starts never meet in one ``or``."""
 
 
 AT_START = ("boundary:", "reference:", "closing@")

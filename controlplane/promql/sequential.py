@@ -52,14 +52,19 @@ def lookback_seconds(canary: ModelCanary, check: CheckSpec) -> float:
     return (check.window or canary.spec.analysis.window).seconds
 
 
-def later_start(canary: ModelCanary, check: CheckSpec, since: float) -> float:
-    """Where a ``compare: baseline`` latency check's counts start when the stable had no latency
-    data in the window before the step (a stable just deployed or just adopted, whose series
-    begin with the step): one window into the step. :func:`plan` at that start reads the
-    stable's first window of the step as the reference (or boundary), which its counts do not
-    include, so the scores still never look at the data they judge. See
-    docs/judges-derivation.md, "A stable without history"."""
-    return since + lookback_seconds(canary, check)
+def later_starts(canary: ModelCanary, check: CheckSpec, since: float) -> list[float]:
+    """Where a ``compare: baseline`` latency check's counts may start when the stable had no
+    latency data in the window before the step (a stable just deployed or just adopted, whose
+    series begin with the step): every ``analysis.interval`` into the step, up to one window
+    (the check's). The first whose window before it holds the stable's data is judged
+    (:func:`controlplane.analysis.sequential.check.from_later_start`): :func:`plan` at that
+    start reads the stable's data from the step's start to it as the reference (or boundary),
+    which its counts do not include, so the scores still never look at the data they judge.
+    See docs/judges-derivation.md, "A stable without history"."""
+    interval = canary.spec.analysis.interval.seconds
+    window = lookback_seconds(canary, check)
+    looks = max(1, math.ceil(window / interval - 1e-9))
+    return [since + min(k * interval, window) for k in range(1, looks + 1)]
 
 
 def closing_time(check: CheckSpec, closes_at: float | None, now: float) -> float | None:

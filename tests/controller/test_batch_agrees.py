@@ -125,8 +125,10 @@ CASES: dict[str, tuple[bool, Table | dict[str, Any]]] = {
     "seq-boundary-fails": (True, {**GOOD, "boundary": OUTAGE}),
     "seq-total-fails": (True, {**GOOD, "requests": REJECTED}),
     "seq-breach-by-session": (True, BAD),  # traffic.session.turns: counts weighed by session
-    # a stable deployed as the step started: nothing before it, its reference one window in
+    # a stable deployed as the step started: nothing before it, its reference at the first look
     "seq-stable-from-step": (True, {**BAD, ("history", STABLE): SINCE}),
+    # its first scrape 150 s in: the looks at 60 and 120 s find nothing, the one at 180 s does
+    "seq-stable-from-150s": (True, {**BAD, ("history", STABLE): SINCE + 150.0}),
 }
 BY_SESSION = {"router": "kserve-knative", "session": {"header": "x-session-id", "turns": 6}}
 """The spec of the by-session case (its router's rules are not what this test holds)."""
@@ -300,10 +302,12 @@ def test_every_kind_of_answer_is_met() -> None:
             result = found[name][f"steps[0].rollbackOn[{i}]"]
             assert result.provider_error, (name, i, result)
             assert result.message.startswith(f"{result.metric} (sequential): "), result.message
-    for i in (4, 5):  # the quantile's boundary and the shift's reference, one window in
+    for i in (4, 5):  # the quantile's boundary and the shift's reference, one interval in
         late = found["seq-stable-from-step"][f"steps[0].rollbackOn[{i}]"]
         assert late.decided == "breach", late.message
-        assert "candidate requests since 300 s into the step" in late.message, late.message
+        assert "candidate requests since 60 s into the step" in late.message, late.message
+        later = found["seq-stable-from-150s"][f"steps[0].rollbackOn[{i}]"]
+        assert "candidate requests since 180 s into the step" in later.message, later.message
         assert found["seq-breach-and-loads"][f"steps[0].rollbackOn[{i}]"].decided == "breach"
     unreadable = found["seq-histogram-unreadable"]["steps[0].rollbackOn[3]"]
     assert (unreadable.verdict, unreadable.provider_error) == ("inconclusive", False)

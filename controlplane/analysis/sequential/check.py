@@ -271,8 +271,8 @@ class CheckLook:
     min_samples: int | None
     design_effect: float = 1.0
     started_s: float = 0.0
-    """Seconds into the step where the counts start: 0, or one window when the stable had no
-    history before the step (:func:`from_later_start`)."""
+    """Seconds into the step where the counts start: 0, or later when the stable had no history
+    before the step (:func:`from_later_start`)."""
 
     @property
     def since_words(self) -> str:
@@ -320,36 +320,40 @@ def lacks_stable_history(look: CheckLook) -> bool:
 
 def from_later_start(
     look: CheckLook,
-    later: CheckLook | CheckResult | None,
+    laters: Sequence[CheckLook | CheckResult],
     *,
     since: float,
-    later_since: float,
+    starts: Sequence[float],
     now: float,
 ) -> CheckLook | CheckResult:
-    """What to judge for ``look``, which :func:`lacks_stable_history`: ``later``, the same
-    check's look on the counts from ``later_since``
-    (:func:`controlplane.promql.sequential.later_start`: its reference is the stable's first
-    window of the step, which those counts do not include); while ``later_since`` has not come
-    (``later`` None) or when the stable served nothing in that window either, an inconclusive
-    result that says so (the step holds; the step's other checks still judge)."""
-    into = later_since - since
-    if later is None:
-        return _inconclusive(
-            look,
-            "the stable variant had no latency data in the window before the step started "
-            f"(a stable just deployed or adopted): its first {into:g} s of the step are the "
-            f"reference, and the test judges the requests after them, starting in "
-            f"{max(later_since - now, 0.0):.0f} s",
-        )
-    if isinstance(later, CheckResult):
-        return later
-    if lacks_stable_history(later):
+    """What to judge for ``look``, which :func:`lacks_stable_history`. ``starts``: the later
+    starts of its counts (:func:`controlplane.promql.sequential.later_starts`); ``laters``: the
+    same check's looks from the first of them, in order, up to the first whose stable has
+    history (or a look that failed, which is returned). That one is judged: its reference is
+    the stable's data from the step's start to it, which its counts do not include. While none
+    has history and a later start is still to come, an inconclusive result says when the check
+    looks again; after the last, that there is nothing to compare with (the step holds; the
+    step's other checks still judge)."""
+    for start, later in zip(starts, laters, strict=False):
+        if isinstance(later, CheckResult):
+            return later
+        if not lacks_stable_history(later):
+            return replace(later, started_s=start - since)
+    coming = [start for start in starts if start > now]
+    if not coming:
         return _inconclusive(
             look,
             "the stable variant had no latency data before the step started nor in its first "
-            f"{into:g} s: there is nothing to compare the candidate with",
+            f"{starts[-1] - since:g} s: there is nothing to compare the candidate with",
         )
-    return replace(later, started_s=into)
+    return _inconclusive(
+        look,
+        "the stable variant had no latency data in the window before the step started (a "
+        "stable just deployed or adopted): its data from the step's start becomes the "
+        f"reference at the first look that finds some (every {starts[0] - since:g} s, up to "
+        f"{starts[-1] - since:g} s into the step), and the test judges the requests after it; "
+        f"next look in {coming[0] - now:.0f} s",
+    )
 
 
 def _inconclusive(item: CheckLook, why: str, *, provider_error: bool = False) -> CheckResult:

@@ -146,55 +146,62 @@ STEP_START_STABLE = [({"le": le}, 0.0) for le in ("0.1", "0.2", "0.5", "+Inf")]
 
 
 @pytest.mark.parametrize("test", ["shift", "quantile"])
-def test_a_stable_without_history_is_compared_from_one_window_into_the_step(test: str) -> None:
+@pytest.mark.parametrize("found_at", [60.0, 180.0])
+def test_a_stable_without_history_is_compared_from_the_first_look_that_finds_its_data(
+    test: str, found_at: float
+) -> None:
     """A stable deployed (or adopted) as the step starts has no data in the window before it:
-    the check's reference (shift) or boundary (quantile) is then the stable's first window of
-    the step, pinned at its end, and the counts judged start there, so the scores never look at
-    the data they judge; before that, the check says when it will judge."""
+    the check looks again every interval (1m) up to one window (5m) into the step, and at the
+    first look that finds the stable's data the reference (shift) or boundary (quantile) is the
+    stable's window up to it, pinned there, and the counts judged start there, so the scores
+    never look at the data they judge; before that, the check says when it looks again."""
     fields = {"test": "shift"} if test == "shift" else {}
     c = check(metric="latency", compare="baseline", above="10%", **fields)
-    later = SINCE + 300.0  # the canary's analysis window: 5m
-    assert sequential_promql.later_start(CANARY, c, SINCE) == later
-    first = sequential_check.plan(CANARY, c, SINCE, NOW)
-    plan = sequential_check.plan(CANARY, c, later, NOW)
-    pinned = plan.reference if test == "shift" else plan.boundary
-    assert pinned is not None
-    assert f"[5m] @ {later:.3f}" in pinned  # the step's first window, fixed from then on
-    assert plan.cand_buckets is not None
-    assert plan.stable_buckets is not None
-    assert "[5m]))" in plan.cand_buckets  # NOW - later: the requests after the reference
-    before = first.reference if test == "shift" else first.boundary
-    assert before is not None
+    starts = sequential_promql.later_starts(CANARY, c, SINCE)
+    assert [s - SINCE for s in starts] == [60.0, 120.0, 180.0, 240.0, 300.0]
     stable = [200.0, 1000.0, 1900.0, 2000.0]
     slow = [20.0, 120.0, 320.0, 400.0]
+
+    def pinned(start: float) -> str:
+        plan = sequential_check.plan(CANARY, c, start, NOW)
+        found = plan.reference if test == "shift" else plan.boundary
+        assert found is not None
+        assert f"[5m] @ {start:.3f}" in found  # the stable's data up to it, fixed from then on
+        return found
+
     answers: dict[str, float] = {}
-    vectors = {
-        plan.cand_buckets: _vector(slow),
-        plan.stable_buckets: _vector(stable),
-    }
-    if test == "shift":
-        vectors[before] = STEP_START_STABLE
-        vectors[pinned] = _vector([100.0, 500.0, 950.0, 1000.0])
-    else:
-        answers[pinned] = 0.5  # no answer for the boundary before the step: no series
+    vectors: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for start in [SINCE, *starts]:
+        if test == "shift":  # every bucket at 0 until the stable's data is found
+            data = start - SINCE >= found_at
+            vectors[pinned(start)] = (
+                _vector([100.0, 500.0, 950.0, 1000.0]) if data else (STEP_START_STABLE)
+            )
+        elif start - SINCE >= found_at:
+            answers[pinned(start)] = 0.5  # before: no series
+    plan = sequential_check.plan(CANARY, c, SINCE + found_at, NOW)
+    assert plan.cand_buckets is not None
+    assert plan.stable_buckets is not None
+    vectors[plan.cand_buckets] = _vector(slow)
+    vectors[plan.stable_buckets] = _vector(stable)
     due = [DueCheck("k", c)]
     provider = StaticProvider(answers, vectors)
     result = evaluate(CANARY, due, provider, NOW, since=SINCE).checks["k"]
     assert result.decided == "breach", result.message
-    assert "candidate requests since 300 s into the step]" in result.message
-    # a minute into the step the reference is not there yet: the check says when it judges
-    soon = sequential_check.plan(CANARY, c, SINCE, SINCE + 60.0)
+    assert f"candidate requests since {found_at:g} s into the step]" in result.message
+    # 30 s into the step no look has found it yet: the check says when it looks again
+    soon = sequential_check.plan(CANARY, c, SINCE, SINCE + 30.0)
     assert soon.cand_buckets is not None
     assert soon.stable_buckets is not None
     vectors = {soon.cand_buckets: _vector(slow), soon.stable_buckets: _vector(stable)}
     if test == "shift":
-        vectors[before] = STEP_START_STABLE
+        vectors[pinned(SINCE)] = STEP_START_STABLE
     provider = StaticProvider(answers, vectors)
-    early = evaluate(CANARY, due, provider, SINCE + 60.0, since=SINCE).checks["k"]
+    early = evaluate(CANARY, due, provider, SINCE + 30.0, since=SINCE).checks["k"]
     assert early.verdict == "inconclusive"
     assert not early.provider_error
-    assert "its first 300 s of the step are the reference" in early.message, early.message
-    assert "starting in 240 s" in early.message
+    assert "every 60 s, up to 300 s into the step" in early.message, early.message
+    assert "next look in 30 s" in early.message
 
 
 def _shift_result(above: str, cand: list[float]) -> object:
