@@ -436,18 +436,13 @@ def needs_loads(check: CheckSpec, result: CheckResult) -> bool:
     return compares_variants(check) and breached(result)
 
 
-def load_window(canary: ModelCanary, check: CheckSpec) -> float:
-    """The seconds the loads of ``check`` are averaged over: its window."""
-    return (check.window or canary.spec.analysis.window).seconds
-
-
 def fair(canary: ModelCanary, due: DueCheck, result: CheckResult, ask: _Once) -> CheckResult:
     """``result`` with each variant's requests in flight per replica over the check's window
     when it :func:`needs_loads` (:func:`with_loads`). The controller's batched tick reads the
     same loads grouped (:func:`controlplane.promql.grouped.load_key`)."""
     if not needs_loads(due.check, result):
         return result
-    window = load_window(canary, due.check)
+    window = canary.window_s(due.check)
 
     def load(variant: str) -> Answer:
         try:

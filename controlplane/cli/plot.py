@@ -245,7 +245,7 @@ def _panels(result: SimulationResult, axis: TimeAxis, spans: list[Span]) -> list
         stage = _stage(key)
         if metric is None or stage not in entered:
             continue
-        window = (check.window or canary.spec.analysis.window).seconds
+        window = canary.window_s(check)
         groups.setdefault((check.metric, check.compare, window), []).append((key, check, metric))
     panels = []
     for (name, compare, window), checks in groups.items():

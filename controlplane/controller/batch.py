@@ -176,7 +176,7 @@ class BatchEvaluator:
                     plan.sequential.append(seq)
                     _add_terms(seq_terms, seq, name)
                     continue
-                window = (due.check.window or req.canary.spec.analysis.window).seconds
+                window = req.canary.window_s(due.check)
                 planned = _Planned(
                     due,
                     metric,
@@ -235,7 +235,7 @@ class BatchEvaluator:
                 if not evaluator.needs_loads(due.check, checks[due.key]):
                     continue
                 _, version = canary_keys(req.canary, req.http_source)  # read when planned
-                window = evaluator.load_window(req.canary, due.check)
+                window = req.canary.window_s(due.check)
                 key = load_key(window, req.canary.metadata.namespace, version)
                 wanted.append((req, due.key, key))
                 members.setdefault(key, set()).add(req.canary.metadata.name)
@@ -483,7 +483,9 @@ def _add_terms(seq_terms: dict[SeqKey, dict[float, set[str]]], seq: _SeqPlanned,
         seq_terms.setdefault(skey, {}).setdefault(param, set()).add(name)
 
 
-def _seq_look(seq: _SeqPlanned, canary: ModelCanary, answers: Mapping[SeqKey, _Answer]) -> Any:
+def _seq_look(
+    seq: _SeqPlanned, canary: ModelCanary, answers: Mapping[SeqKey, _Answer]
+) -> CheckLook | CheckResult:
     """The evaluator's look of ``seq`` for ``canary`` from the grouped ``answers``."""
     return evaluator.sequential_look(
         seq.due,
@@ -557,7 +559,7 @@ def _plan_sequential(
         keys["total"] = SeqKey("requests", ns, source, version, candidate_only=absolute)
     else:
         keys["buckets"] = SeqKey(f"buckets:{builtin}", ns, "", version, candidate_only=absolute)
-        lookback = sequential_promql.lookback_seconds(req.canary, due.check)
+        lookback = req.canary.window_s(due.check)
         if due.check.compare == "baseline" and due.check.test == "shift":
             keys["reference"] = SeqKey(f"reference:{builtin}@{lookback!r}", ns, "", version)
         elif due.check.compare == "baseline":

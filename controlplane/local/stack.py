@@ -274,7 +274,7 @@ def min_samples_notes(canary: ModelCanary, scaling: Scaling, rps: float) -> list
             if metric is None or metric.builtin is None:
                 continue
             need = 100 if check.min_samples is None else check.min_samples
-            window = (check.window or canary.spec.analysis.window).seconds
+            window = canary.window_s(check)
             expect = rps * share * step_spec.weight / 100 * window
             if expect < need:
                 notes.append(

@@ -319,7 +319,7 @@ def check_queries(
         raise SpecError(
             [Problem("spec.analysis.metrics", f"metric {check.metric!r} is not defined")]
         )
-    window = (check.window or canary.spec.analysis.window).seconds
+    window = canary.window_s(check)
     candidate_name = canary.spec.candidate.name
     baseline = check.compare == "baseline"
     stable_query = (

@@ -46,12 +46,6 @@ class Plan:
     closing: Plan | None = None
 
 
-def lookback_seconds(canary: ModelCanary, check: CheckSpec) -> float:
-    """The stable's window a ``compare: baseline`` latency check reads before its counts start
-    (its reference or boundary): the check's ``window``, else ``spec.analysis.window``."""
-    return (check.window or canary.spec.analysis.window).seconds
-
-
 def later_starts(canary: ModelCanary, check: CheckSpec, since: float) -> list[float]:
     """Where a ``compare: baseline`` latency check's counts may start when the stable had no
     latency data in the window before the step (a stable just deployed or just adopted, whose
@@ -62,7 +56,7 @@ def later_starts(canary: ModelCanary, check: CheckSpec, since: float) -> list[fl
     which its counts do not include, so the scores still never look at the data they judge.
     See docs/judges-derivation.md, "A stable without history"."""
     interval = canary.spec.analysis.interval.seconds
-    window = lookback_seconds(canary, check)
+    window = canary.window_s(check)
     looks = max(1, math.ceil(window / interval - 1e-9))
     return [since + min(k * interval, window) for k in range(1, looks + 1)]
 
@@ -108,7 +102,7 @@ def plan(
     hist = contract_for(queries.engine_version(canary)).bucket_series()[metric.builtin]
     stable = queries.selector(canary, canary.spec.stable.name)
     boundary = reference = None
-    lookback = queries.prom_duration(lookback_seconds(canary, check))
+    lookback = queries.prom_duration(canary.window_s(check))
     if check.compare == "baseline" and check.test == "shift":
         reference = f"sum by (le) (increase({hist}{{{stable}}}[{lookback}] @ {since:.3f}))"
     elif check.compare == "baseline":

@@ -42,7 +42,7 @@ def replay_queries(canary: ModelCanary) -> list[str]:
             continue
         if evaluator.compares_variants(check):
             # a breached comparison reads each variant's load (analysis.evaluator.fair)
-            window = evaluator.load_window(canary, check)
+            window = canary.window_s(check)
             for variant in (canary.spec.candidate, canary.spec.stable):
                 try:
                     found.append(queries.load_query(canary, variant.name, window))
@@ -70,7 +70,7 @@ def on_demand_queries(canary: ModelCanary) -> list[str]:
     for _key, check in queries.all_checks(canary):
         if not evaluator.compares_variants(check):
             continue
-        window = evaluator.load_window(canary, check)
+        window = canary.window_s(check)
         for variant in (canary.spec.candidate, canary.spec.stable):
             with contextlib.suppress(SpecError):
                 found.append(queries.load_query(canary, variant.name, window))

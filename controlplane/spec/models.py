@@ -617,3 +617,7 @@ class ModelCanary(_Model):
     def metric(self, name: str) -> MetricSpec | None:
         """The metric called ``name``, or None."""
         return next((m for m in self.spec.analysis.metrics if m.name == name), None)
+
+    def window_s(self, check: CheckSpec) -> float:
+        """The seconds ``check`` reads over: its ``window``, else ``spec.analysis.window``."""
+        return (check.window or self.spec.analysis.window).seconds
