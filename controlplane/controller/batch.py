@@ -356,15 +356,16 @@ class BatchEvaluator:
         """Every sequential check of the tick, by (request key, check key): its split answers
         handed to the evaluator, the looks judged together (one at a time unless
         ``batched``). A baseline latency check whose stable had no history before the step
-        is judged on counts from one window into it, asked in a second round only for such
-        checks (:func:`~controlplane.analysis.sequential.check.from_later_start`); returns
-        that round's terms too."""
+        (:func:`~controlplane.analysis.sequential.check.from_later_start`) takes two more
+        rounds, for such checks only: the stable's reference (or boundary) at each later start
+        that has come, pinned and so kept once settled, then the counts from the first start
+        that found the stable's data. Returns those rounds' terms too."""
         from controlplane.analysis.sequential import check as sequential_check
 
         idents: list[tuple[Hashable, str]] = []
         looks: list[CheckLook | CheckResult] = []
         lacking: dict[int, tuple[_SeqPlanned, list[float], list[_SeqPlanned], ModelCanary]] = {}
-        later_terms: dict[SeqKey, dict[float, set[str]]] = {}
+        before_terms: dict[SeqKey, dict[float, set[str]]] = {}
         for req in requests:
             for seq in plans[req.key].sequential:
                 idents.append((req.key, seq.due.key))
@@ -384,25 +385,37 @@ class BatchEvaluator:
                     )
                     assert found is not None  # planned from the step's start already
                     planned.append(found)
-                    _add_terms(later_terms, found, req.canary.metadata.name)
+                    _add_terms(before_terms, _part(found, before=True), req.canary.metadata.name)
                 lacking[len(looks) - 1] = (seq, starts, planned, req.canary)
-        later_answers = self._ask_seq(pool, later_terms, known, now) if later_terms else {}
-        for i, (seq, starts, planned, canary) in lacking.items():
+        answers = self._ask_seq(pool, before_terms, known, now) if before_terms else {}
+        chosen: dict[int, tuple[list[CheckLook | CheckResult], _SeqPlanned | None]] = {}
+        count_terms: dict[SeqKey, dict[float, set[str]]] = {}
+        for i, (_, _, planned, canary) in lacking.items():
+            laters: list[CheckLook | CheckResult] = []
+            judged = None
+            for found in planned:
+                later = _seq_look(_part(found, before=True), canary, answers)
+                laters.append(later)
+                if isinstance(later, CheckResult):
+                    break
+                if not sequential_check.lacks_stable_history(later):
+                    judged = found
+                    _add_terms(count_terms, _part(found, before=False), canary.metadata.name)
+                    break
+            chosen[i] = (laters, judged)
+        if count_terms:
+            answers = {**answers, **self._ask_seq(pool, count_terms, known, now)}
+        for i, (seq, starts, _, canary) in lacking.items():
             look = looks[i]
             assert not isinstance(look, CheckResult)
-            laters: list[CheckLook | CheckResult] = []
-            for found in planned:
-                later = _seq_look(found, canary, later_answers)
-                laters.append(later)
-                if isinstance(later, CheckResult) or not sequential_check.lacks_stable_history(
-                    later
-                ):
-                    break
+            laters, judged = chosen[i]
+            if judged is not None:  # the start that found the stable's data, with its counts
+                laters[-1] = _seq_look(judged, canary, answers)
             looks[i] = sequential_check.from_later_start(
                 look, laters, since=seq.since, starts=starts, now=now
             )
         results = evaluator.judge_sequential(looks, batched=self.batched)
-        return dict(zip(idents, results, strict=True)), later_terms
+        return dict(zip(idents, results, strict=True)), {**before_terms, **count_terms}
 
     def _observations(
         self,
@@ -481,6 +494,16 @@ def _add_terms(seq_terms: dict[SeqKey, dict[float, set[str]]], seq: _SeqPlanned,
     for skey in seq.keys.values():
         param = seq.since if skey.kind.startswith(AT_START) else seq.window
         seq_terms.setdefault(skey, {}).setdefault(param, set()).add(name)
+
+
+_BEFORE = ("reference", "boundary")
+"""The roles of the stable's data before a sequential check's counts (``@`` their start)."""
+
+
+def _part(seq: _SeqPlanned, *, before: bool) -> _SeqPlanned:
+    """``seq`` with only its :data:`_BEFORE` keys (``before``), or only the others."""
+    keys = {role: key for role, key in seq.keys.items() if (role in _BEFORE) == before}
+    return replace(seq, keys=keys)
 
 
 def _seq_look(

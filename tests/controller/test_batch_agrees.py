@@ -326,3 +326,24 @@ def test_a_no_data_message_names_the_http_source_the_query_read() -> None:
     alone = evaluate(canary, due, source, NOW, http_source="istio").checks[due[0].key]
     assert tick["gw"].checks[due[0].key].message == alone.message
     assert "no series matched istio_requests_total" in alone.message, alone.message
+
+
+def test_a_stable_without_history_costs_the_tick_only_the_counts_it_judges() -> None:
+    """The later starts' references are asked (pinned: kept once settled), but the counts only
+    from the start that found the stable's data (180 s into the step here), not from every
+    later start that has come."""
+    source = Observed({name: dict(table) for name, (_, table) in CASES.items()})
+    asked: list[str] = []
+    vector = source.vector
+
+    def recording(query: str, at: float) -> list[Sample]:
+        asked.append(query)
+        return vector(query, at)
+
+    source.vector = recording  # type: ignore[method-assign]
+    (req,) = [r for r in _requests() if r.key == "seq-stable-from-150s"]
+    BatchEvaluator(source).evaluate([req], NOW)
+    counts = [q for q in asked if "_bucket" in q and " @ " not in q and "quantile" not in q]
+    windows = sorted({w for q in counts for w in re.findall(r"\[(\w+)\]", q)})
+    # from the step start (30m) and from the start that found the data (180 s in: 27m)
+    assert windows == ["27m", "30m"], counts
