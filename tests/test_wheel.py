@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from support.uv import pinned_uv
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,17 +43,6 @@ COPY_IGNORE = shutil.ignore_patterns(
     ".hypothesis",
     ".kube-up",
 )
-
-
-def pinned_uv() -> Path:
-    """The uv ``make`` installs: ``$(TOOLS)/uv-$(UV_VERSION)/bin/uv`` (Makefile)."""
-    pins = (ROOT / "scripts" / "uv-requirements.txt").read_text()
-    match = re.search(r"^uv==(\S+)", pins, flags=re.M)
-    assert match, "scripts/uv-requirements.txt pins no uv"
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    uv = Path(cache) / "controlplane-tools" / f"uv-{match.group(1)}" / "bin" / "uv"
-    assert uv.exists(), f"{uv} is not installed: run `make setup`"
-    return uv
 
 
 @pytest.fixture(scope="module")

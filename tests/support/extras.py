@@ -1,11 +1,11 @@
 """Optional parts of the install, checked before a test sets anything up.
 
 The ``local-cpu`` extra (torch, transformers, bitsandbytes, torchao, GuideLLM) is optional: the
-base install passes without it (``.ci/run``'s first pass, ``make test-fast EXTRAS=``). A test that
-needs it carries :func:`local_cpu`, a ``skipif`` mark that pytest evaluates before any fixture, so
-a run without the extra never starts a costly stack only to skip the test inside it. The modules
-are found with :func:`importlib.util.find_spec`, never imported (torch takes seconds). Whether such
-a skip is allowed is decided by :mod:`support.skips`.
+base install passes without it (``tests/test_base_install.py``, ``make test-fast EXTRAS=``). A test
+that needs it carries :func:`local_cpu`, a ``skipif`` mark that pytest evaluates before any
+fixture, so a run without the extra never starts a costly stack only to skip the test inside it.
+The modules are found with :func:`importlib.util.find_spec`, never imported (torch takes seconds).
+Whether such a skip is allowed is decided by :mod:`support.skips`.
 """
 
 from __future__ import annotations

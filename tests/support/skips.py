@@ -71,8 +71,8 @@ def int8_saturates() -> bool:
 
 ALLOWED: dict[str, Allowance] = {
     MISSING_EXTRA: Allowance(
-        "the run leaves the optional local-cpu extra out on purpose (`make test-fast EXTRAS=`, "
-        ".ci/run's first pass, shows the base install passes without torch)",
+        "the run leaves the optional local-cpu extra out on purpose (`make test-fast EXTRAS=` "
+        "shows the fast tier passes without torch)",
         _extra_left_out("local-cpu"),
     ),
     NO_AVX512: Allowance(
