@@ -40,12 +40,20 @@ class _Scripted:
 def test_a_port_in_use_or_handed_out_before_is_passed_over(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # as after the tests before this one on its worker: the lowest port was handed out already
+    monkeypatch.setattr(ports, "_handed", ports._handed | {ports.LOW})
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", ports.free_port()))
         taken.listen()
         busy = taken.getsockname()[1]
         handed = ports.free_port()
-        wanted = next(p for p in range(ports.LOW, ports.NODE_PORTS) if p not in {busy, handed})
+        # a port free now that this process never handed out: not simply the lowest, which
+        # an earlier test on this worker, or a program it started, may hold
+        wanted = next(
+            p
+            for p in range(ports.LOW, ports.NODE_PORTS)
+            if p not in {busy, handed} and p not in ports._handed and ports._bindable(p)
+        )
         monkeypatch.setattr(ports, "_draw", _Scripted([busy, handed, wanted]))
         assert ports.free_port() == wanted
 
