@@ -98,3 +98,74 @@ def test_an_unmarked_test_after_the_stack_is_not_charged_with_its_stop(
         "stop a",
         "test_b on None, held None",
     ]
+
+
+HELD = """
+from pathlib import Path
+
+import pytest
+from support.realkube import hold
+
+LOG = Path(__file__).parent / "log"
+
+
+def say(line):
+    with LOG.open("a") as out:
+        out.write(line + "\\n")
+
+
+def body():
+    say("start")
+    try:
+        yield "cluster"
+    finally:
+        say("stop")
+
+
+@pytest.fixture(scope="module")
+def held_one():
+    return hold("held_one", body)
+
+
+@pytest.fixture(scope="module")
+def through(held_one):
+    return held_one
+
+
+{tests}
+"""
+
+
+def test_a_held_cluster_lives_while_tests_use_it_and_stops_before_one_that_does_not(
+    pytester: pytest.Pytester,
+) -> None:
+    """``support.realkube``'s held clusters (``kserve_loopback``, ``llmisvc_loopback``): the
+    first test that needs one starts it, the next ones, through another fixture or in another
+    module, get the same, and so does a module's test after one of its own that needs none
+    (its module-scoped fixtures keep what they were given); after a module, the next module's
+    test that needs none stops it first, the next that needs it starts it again, and the
+    session's end stops the last."""
+    uses = "def test_{n}(held_one):\n    say('{n} on ' + held_one)\n"
+    through = "def test_{n}(through):\n    say('{n} through ' + through)\n"
+    free = "def test_{n}():\n    say('{n} free')\n"
+    pytester.makepyfile(
+        test_a=HELD.format(tests=uses.format(n="a1") + through.format(n="a2")),
+        test_b=HELD.format(tests=uses.format(n="b1") + free.format(n="b2") + uses.format(n="b3")),
+        test_c=HELD.format(tests=free.format(n="c1")),
+        test_d=HELD.format(tests=through.format(n="d1")),
+    )
+    result = pytester.runpytest_inprocess("-p", "support.realkube", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=7)
+    assert (pytester.path / "log").read_text().splitlines() == [
+        "start",
+        "a1 on cluster",
+        "a2 through cluster",
+        "b1 on cluster",
+        "b2 free",
+        "b3 on cluster",
+        "stop",  # after module b: module c needs it not
+        "c1 free",
+        "start",
+        "d1 through cluster",
+        "stop",  # the session's end
+    ]

@@ -31,6 +31,7 @@ import pytest
 from support.adoption import LIVE, adopting_canary, live_isvc
 from support.controller_world import DAY, NS, Metrics
 from support.kserve_world import DEPLOYMENT, ISVC, ROUTE, KServeWorld, release
+from support.realkube import KSERVE_GROUP
 
 from controlplane.errors import NotFound
 from controlplane.kube.client import Obj, Ref
@@ -39,7 +40,12 @@ from controlplane.operations import record_intent
 from controlplane.routing.adopting import FIELD_MANAGER
 from harness.cluster.kubeapi import LoopbackCluster
 
-pytestmark = [pytest.mark.binary, pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [
+    pytest.mark.binary,
+    pytest.mark.slow,
+    pytest.mark.timeout(900),
+    pytest.mark.xdist_group(KSERVE_GROUP),
+]
 
 ARGOCD = "argocd-controller"
 LIVE_REF = Ref(*ISVC, NS, LIVE)

@@ -34,6 +34,7 @@ import pytest
 from support.canaries import CANDIDATE, STABLE, model_canary
 from support.controller_world import DAY, NS, Metrics, finished, world_canary
 from support.kserve_world import DEPLOYMENT, ISVC, KServeWorld, release, snapshot
+from support.realkube import KSERVE_GROUP
 
 from controlplane.errors import NotFound, RouterPending
 from controlplane.kube.client import Ref
@@ -46,7 +47,12 @@ from controlplane.spec.models import ModelCanary
 from harness.cluster.kubeapi import LoopbackCluster
 from harness.kube.keda_standin import HPA, SCALED_OBJECT
 
-pytestmark = [pytest.mark.binary, pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [
+    pytest.mark.binary,
+    pytest.mark.slow,
+    pytest.mark.timeout(900),
+    pytest.mark.xdist_group(KSERVE_GROUP),
+]
 
 Snapshots = dict[tuple[str, int, int], dict[str, Any]]
 

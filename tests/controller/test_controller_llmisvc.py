@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 from support.canaries import model_canary
-from support.realkube import new_namespace
+from support.realkube import LLMISVC_GROUP, new_namespace
 
 from controlplane.errors import NotFound, RouterError
 from controlplane.kube.client import Ref
@@ -37,7 +37,12 @@ from controlplane.routing import llmisvc
 from controlplane.routing.base import Weights
 from harness.cluster.kubeapi import LoopbackCluster
 
-pytestmark = [pytest.mark.binary, pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [
+    pytest.mark.binary,
+    pytest.mark.slow,
+    pytest.mark.timeout(600),
+    pytest.mark.xdist_group(LLMISVC_GROUP),
+]
 
 ROUTE = ("gateway.networking.k8s.io/v1", "HTTPRoute")
 

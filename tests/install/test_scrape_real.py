@@ -36,6 +36,7 @@ from support.canaries import model_canary
 from support.chart import ROOT, render
 from support.controller_world import world_canary
 from support.kserve_world import release
+from support.realkube import KSERVE_GROUP
 
 from controlplane.kube.real import RealKube
 from controlplane.local.prometheus import PrometheusServer
@@ -45,7 +46,12 @@ from controlplane.serving.render import ROLES, Role, llm_inference_service, obje
 from harness.cluster.kubeapi import LoopbackCluster
 from harness.cluster.promoperator import start_operator, start_scraper, targets
 
-pytestmark = [pytest.mark.binary, pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [
+    pytest.mark.binary,
+    pytest.mark.slow,
+    pytest.mark.timeout(900),
+    pytest.mark.xdist_group(KSERVE_GROUP),
+]
 
 MONITORING = "monitoring"
 NS = "scrape"

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from support.canaries import canary_dict, model_canary
 from support.kserve_world import Converged, release
+from support.realkube import KSERVE_GROUP
 
 from controlplane.controller.children import is_ready
 from controlplane.errors import RouterPending
@@ -28,7 +29,7 @@ from harness.cluster.kubeapi import LoopbackCluster
 from harness.kube.fake import FakeKube
 from harness.kube.fake_kserve import FakeKServe
 
-pytestmark = [pytest.mark.binary, pytest.mark.slow]
+pytestmark = [pytest.mark.binary, pytest.mark.slow, pytest.mark.xdist_group(KSERVE_GROUP)]
 
 _names = itertools.count(1)
 # (weight, outcome): outcome "promoted" is finalized as the controller does, phase by phase

@@ -13,6 +13,14 @@ kube-scheduler, kwok's fake GPU nodes and KServe's controller manager with its w
 (:mod:`harness.cluster.llmisvc`) with its webhooks and presets, without the InferenceService
 manager.
 
+Those two run controllers that keep a part of a core busy while idle (about a tenth each on
+this project's 2-core machine), so they live only while tests use them: each is *held*
+(:func:`held_cluster`), started by the first test that asks for it and stopped after a module
+when the next module's first test does not (:func:`pytest_runtest_protocol`), or at the
+session's end. Their modules share
+an ``xdist_group`` each (:data:`KSERVE_GROUP`, :data:`LLMISVC_GROUP`), so one worker runs them
+one after another and starts each cluster once.
+
 Tests that use them start programs and must be marked ``binary``. A missing binary or Go
 toolchain fails them with the one line that says what to install (``make test`` builds the
 binaries first, with ``make kube-tools``).
@@ -25,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -37,6 +45,7 @@ from harness.cluster.upstream_crds import all_crds
 from support.prometheus import exposed_sum
 
 _names = itertools.count(1)
+T = TypeVar("T")
 
 
 def running_cluster(
@@ -75,9 +84,64 @@ def _workloads_and_kserve(cluster: LoopbackCluster) -> None:
     start_kserve(cluster)
 
 
-@pytest.fixture(scope="session")
-def kserve_loopback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackCluster]:
-    yield from running_cluster(tmp_path_factory.mktemp("kserve"), all_crds(), _workloads_and_kserve)
+KSERVE_GROUP = "kserve-loopback"
+"""The ``xdist_group`` of the modules that use ``kserve_loopback``."""
+LLMISVC_GROUP = "llmisvc-loopback"
+"""The ``xdist_group`` of the modules that use ``llmisvc_loopback``."""
+
+_held: dict[str, tuple[Iterator[Any], Any]] = {}
+
+
+def hold(fixture: str, body: Callable[[], Iterator[T]]) -> T:
+    """What the fixture named ``fixture`` holds: the value ``body()`` (a fixture's generator)
+    yielded the first time, kept until :func:`release` closes it (its ``finally`` runs)."""
+    if fixture not in _held:
+        started = body()
+        _held[fixture] = (started, next(started))
+    value: T = _held[fixture][1]
+    return value
+
+
+def held_cluster(
+    fixture: str,
+    factory: pytest.TempPathFactory,
+    then: Callable[[LoopbackCluster], None],
+) -> LoopbackCluster:
+    """The running cluster held for the fixture named ``fixture`` (:func:`hold`), started
+    with every CRD and then ``then`` when none is."""
+    folder = fixture.removesuffix("_loopback")
+    return hold(fixture, lambda: running_cluster(factory.mktemp(folder), all_crds(), then))
+
+
+def release(keep: Iterable[str] = ()) -> None:
+    """Stop what is held for every fixture not in ``keep``."""
+    kept = set(keep)
+    for fixture in [name for name in _held if name not in kept]:
+        body, _value = _held.pop(fixture)
+        body.close()  # the generator's finally: the cluster's stop
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[object]:
+    """After the last test of a module, when the next test, in another module, uses none of the
+    held fixtures, stop them (a test's fixture closure, ``fixturenames``, names every fixture it
+    needs, through other fixtures too). Never within a module: its module-scoped fixtures keep
+    what they were given until pytest tears them down after its last test, as it has here."""
+    try:
+        return (yield)
+    finally:
+        after = getattr(nextitem, "module", None)
+        if _held and nextitem is not None and after is not getattr(item, "module", None):
+            release(getattr(nextitem, "fixturenames", ()))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    release()
+
+
+@pytest.fixture(scope="module")
+def kserve_loopback(tmp_path_factory: pytest.TempPathFactory) -> LoopbackCluster:
+    return held_cluster("kserve_loopback", tmp_path_factory, _workloads_and_kserve)
 
 
 def _workloads_and_llmisvc(cluster: LoopbackCluster) -> None:
@@ -88,11 +152,9 @@ def _workloads_and_llmisvc(cluster: LoopbackCluster) -> None:
     start_llmisvc(cluster)
 
 
-@pytest.fixture(scope="session")
-def llmisvc_loopback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackCluster]:
-    yield from running_cluster(
-        tmp_path_factory.mktemp("llmisvc"), all_crds(), _workloads_and_llmisvc
-    )
+@pytest.fixture(scope="module")
+def llmisvc_loopback(tmp_path_factory: pytest.TempPathFactory) -> LoopbackCluster:
+    return held_cluster("llmisvc_loopback", tmp_path_factory, _workloads_and_llmisvc)
 
 
 @pytest.fixture(scope="session")
