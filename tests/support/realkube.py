@@ -13,13 +13,12 @@ kube-scheduler, kwok's fake GPU nodes and KServe's controller manager with its w
 (:mod:`harness.cluster.llmisvc`) with its webhooks and presets, without the InferenceService
 manager.
 
-Those two run controllers that keep a part of a core busy while idle (about a tenth each on
-this project's 2-core machine), so they live only while tests use them: each is *held*
-(:func:`held_cluster`), started by the first test that asks for it and stopped after a module
-when the next module's first test does not (:func:`pytest_runtest_protocol`), or at the
-session's end. Their modules share
-an ``xdist_group`` each (:data:`KSERVE_GROUP`, :data:`LLMISVC_GROUP`), so one worker runs them
-one after another and starts each cluster once.
+Those two run controllers that keep a part of a core busy while idle (about a tenth each on this
+project's 2-core machine), so they live only while tests use them: each is *held*
+(:func:`held_cluster`), started by the first test that asks for it and stopped after a module when
+the next module's first test does not (:func:`pytest_runtest_protocol`), or at the session's end.
+Their modules share an ``xdist_group`` each (:data:`KSERVE_GROUP`, :data:`LLMISVC_GROUP`), so one
+worker runs them one after another and starts each cluster once.
 
 Tests that use them start programs and must be marked ``binary``. A missing binary or Go
 toolchain fails them with the one line that says what to install (``make test`` builds the
