@@ -16,7 +16,9 @@ manager.
 Those two run controllers that keep a part of a core busy while idle (about a tenth each on this
 project's 2-core machine), so they live only while tests use them: each is *held*
 (:func:`held_cluster`), started by the first test that asks for it and stopped after a module when
-the next module's first test does not (:func:`pytest_runtest_protocol`), or at the session's end.
+the next module's first test does not (:func:`pytest_runtest_protocol`), or at the session's end
+(the register is :class:`support.held.Held`, which :mod:`support.shared_stack` holds its
+real-node stack in too).
 Their modules share an ``xdist_group`` each (:data:`KSERVE_GROUP`, :data:`LLMISVC_GROUP`), so one
 worker runs them one after another and starts each cluster once.
 
@@ -31,6 +33,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,6 +44,7 @@ from controlplane.kube.client import Ref
 from controlplane.kube.real import RealKube
 from harness.cluster.kubeapi import LoopbackCluster, start_cluster
 from harness.cluster.upstream_crds import all_crds
+from support.held import Held
 from support.prometheus import exposed_sum
 
 _names = itertools.count(1)
@@ -88,17 +92,14 @@ KSERVE_GROUP = "kserve-loopback"
 LLMISVC_GROUP = "llmisvc-loopback"
 """The ``xdist_group`` of the modules that use ``llmisvc_loopback``."""
 
-_held: dict[str, tuple[Iterator[Any], Any]] = {}
+_clusters = Held()
+"""The clusters held now, under their fixtures' names."""
 
 
 def hold(fixture: str, body: Callable[[], Iterator[T]]) -> T:
     """What the fixture named ``fixture`` holds: the value ``body()`` (a fixture's generator)
     yielded the first time, kept until :func:`release` closes it (its ``finally`` runs)."""
-    if fixture not in _held:
-        started = body()
-        _held[fixture] = (started, next(started))
-    value: T = _held[fixture][1]
-    return value
+    return _clusters.get(fixture, contextmanager(body))
 
 
 def held_cluster(
@@ -114,10 +115,7 @@ def held_cluster(
 
 def release(keep: Iterable[str] = ()) -> None:
     """Stop what is held for every fixture not in ``keep``."""
-    kept = set(keep)
-    for fixture in [name for name in _held if name not in kept]:
-        body, _value = _held.pop(fixture)
-        body.close()  # the generator's finally: the cluster's stop
+    _clusters.release(keep)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -130,7 +128,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         return (yield)
     finally:
         after = getattr(nextitem, "module", None)
-        if _held and nextitem is not None and after is not getattr(item, "module", None):
+        if _clusters.keys() and nextitem is not None and after is not getattr(item, "module", None):
             release(getattr(nextitem, "fixturenames", ()))
 
 

@@ -6,7 +6,8 @@ the real-node group (:data:`support.realnode.XDIST_GROUP`, one worker, its tests
 order one after another) used to start its own. Here a module asks for the stack of a *kind*
 (:func:`stack_for`): the first module of that kind starts it, the next ones get the same one, and
 it is stopped when a test of any other kind (or of none: a module with a node of its own) is
-about to run, or at the end of the session, so two nodes never run at once.
+about to run, or at the end of the session, so two nodes never run at once (the register is
+:class:`support.held.Held`, which :mod:`support.realkube` holds its clusters in too).
 
 A module leaves the stack as it found it: :func:`module_namespaces` deletes the namespaces it
 created and the PersistentVolumes claimed from them, waits until they are gone (their pods
@@ -21,13 +22,14 @@ from __future__ import annotations
 
 import urllib.error
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
 from harness.cluster.kubeapi import LoopbackCluster
+from support.held import Held
 from support.realnode import until
 
 T = TypeVar("T")
@@ -37,38 +39,25 @@ GONE_S = 300
 """Bounds a hang only: namespaces go once their pods have stopped (seconds here)."""
 CANARIES = "/apis/canary.controlplane.dev/v1alpha1/namespaces/{ns}/modelcanaries"
 
-_held: tuple[str, ExitStack, Any] | None = None
+_stacks = Held()
+"""The real-node stack held now: one at most, under its kind."""
 
 
 def stack_for(kind: str, folder: Callable[[], Path], start: Callable[[Path], Any]) -> Any:
     """The running stack of ``kind``, else (the other kind's stopped first) the one
     ``start(folder())`` enters, a context manager, kept until :func:`release`."""
-    global _held
-    if _held is not None and _held[0] == kind:
-        return _held[2]
-    release()
-    exits = ExitStack()
-    try:
-        running = exits.enter_context(start(folder()))
-    except BaseException:
-        exits.close()
-        raise
-    _held = (kind, exits, running)
-    return running
+    _stacks.release(keep=(kind,))
+    return _stacks.get(kind, lambda: start(folder()))
 
 
 def release() -> None:
     """Stop the held stack, if any."""
-    global _held
-    if _held is not None:
-        _kind, exits, _running = _held
-        _held = None
-        exits.close()
+    _stacks.release()
 
 
 def held() -> str | None:
     """The kind of the stack held now, None when none is."""
-    return None if _held is None else _held[0]
+    return next(iter(_stacks.keys()), None)
 
 
 def kind_of(item: pytest.Item) -> str | None:
@@ -84,7 +73,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     test is one that may start none. Under pytest-xdist that happens whenever the real-node
     group ends before the other worker has run everything: the group's worker takes unmarked
     tests next."""
-    if _held is not None and kind_of(item) != _held[0]:
+    if held() not in (None, kind_of(item)):
         release()
 
 
