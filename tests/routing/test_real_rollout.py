@@ -22,9 +22,9 @@ The canaries, on the GPUs the node advertises:
 - ``sized``: the same rollout with ``spec.capacity`` and a stable of two replicas: the candidate
   is scaled to two pods before 75 % reaches it, the stable to one once it has left, and not a
   request fails while pods come and go under load;
-- ``sized-back``: ``sized`` again, with a check at 75 % that no candidate passes (P95 below
-  100 s): rolled back there, the stable is scaled back to two pods and ready before traffic
-  returns to it, and not a request fails;
+- ``sized-back``: ``sized`` again, beside it, with a check at 75 % that no candidate passes
+  (P95 below 100 s): rolled back there, the stable is scaled back to two pods and ready before
+  traffic returns to it, and not a request fails;
 - ``slow``: a candidate whose engine adds 3 s to every request (``--inject=latency=+3s``), rolled
   back at its first step by the latency check;
 - ``errors``: a candidate answering 10 % of requests with HTTP 500 (``--inject=errors=10%``),
@@ -38,7 +38,9 @@ The canaries, on the GPUs the node advertises:
 - ``tiny``: both variants on the transformers engine (``--engine=transformers``: real CPU
   inference of the tiny random Llama, its stack mounted into the pods by
   :mod:`harness.node.serving`), the candidate quantized to NF4 by bitsandbytes; promoted, and
-  greedy answers through the gateway differ between the two.
+  greedy answers through the gateway differ between the two. Marked ``extended`` (``make
+  test-extended``, not ``make test``): the real vLLM's canaries run a real engine in the pods
+  with the product's flags, and the host's tests the engine's NF4.
 
 Each rollback is an Event and an alert in a real Alertmanager. No request may fail but those the
 faulty candidates answer themselves before their rollback. With ``CONTROLPLANE_TRAFFIC_REPORT``
@@ -160,9 +162,12 @@ def assert_split(rows: list[dict[str, Any]]) -> None:
             assert within_bounds(served.get(CANDIDATE, 0), total, row["weight"]), row
 
 
-def test_a_healthy_candidate_is_promoted_and_a_slow_one_rolled_back_on_real_traffic(
+def test_healthy_candidates_are_promoted_and_slow_ones_rolled_back_on_real_traffic(
     stack: Stack,
 ) -> None:
+    """Four canaries at once on one stack: ``good`` and ``sized`` promoted, ``slow`` rolled back
+    at its first step, ``sized-back`` at 75 % (the capacity plan's rollback: the stable, down to
+    one pod there, is scaled back to two and ready before the route sends all traffic to it)."""
     specs = {
         # the four-week example's schedule: at 5 % of 6 requests/s the candidate gets 18 in a
         # minute, so the first step lasts one and the checks ask for 10
@@ -180,8 +185,19 @@ def test_a_healthy_candidate_is_promoted_and_a_slow_one_rolled_back_on_real_traf
             stable_replicas=2,
             capacity={"maxGPUs": 4, "requestsPerReplica": {"stable": 4.0, "candidate": 4.0}},
         ),
+        # the same, with a check at 75 % that no candidate passes (P95 below 100 s)
+        "sized-back": traffic_canary(
+            "sized-back",
+            steps=((5, "60s"), (25, "30s"), (75, "60s")),
+            window="60s",
+            min_samples=10,
+            stable_replicas=2,
+            capacity={"maxGPUs": 4, "requestsPerReplica": {"stable": 4.0, "candidate": 4.0}},
+            last_checks=({"metric": "latency", "below": "100s", "minSamples": 10},),
+        ),
     }
     ends = {"good": "promoted", "slow": "rolled_back", "sized": "promoted"}
+    ends["sized-back"] = "rolled_back"
     loads, splits = roll_out(stack, specs, ends, timeout=480)
 
     got = report(stack, loads, splits)
@@ -193,10 +209,12 @@ def test_a_healthy_candidate_is_promoted_and_a_slow_one_rolled_back_on_real_traf
         CANDIDATE,
         lambda a: a.seconds > 2.5,
     )
-    write_report("promote-and-latency", got)
+    write_report("promote-and-latency", {k: v for k, v in got.items() if k != "sized-back"})
+    write_report("capacity-rollback", {"sized-back": got["sized-back"]})
     for name, data in got.items():
+        # not a request failed, at any phase: sized-back's stable took all traffic back on two
         assert all(not row["failed"] for row in data["phases"]), (name, data)
-        if name != "sized":  # its steps begin when asked; their weights wait for its pods
+        if not name.startswith("sized"):  # its steps begin when asked; weights wait for pods
             assert_split(data["phases"])
     steps = [h["weight"] for h in good["history"] if h["type"] in ("StepStarted", "Advanced")]
     assert steps == [5, 25, 75, 100], good["history"]
@@ -225,6 +243,21 @@ def test_a_healthy_candidate_is_promoted_and_a_slow_one_rolled_back_on_real_traf
     assert sized["capacity"]["ready"]["candidate"] == 2, sized["capacity"]
     sized_after = {row["phase"]: row["variants"] for row in got["sized"]["phases"]}
     assert set(sized_after["after promotion"]) == {CANDIDATE}, sized_after
+    # the rollback at 75 %: the stable scaled back to two pods, ready, before the outcome
+    back = status(stack, "sized-back")
+    steps = [h["weight"] for h in back["history"] if h["type"] in ("StepStarted", "Advanced")]
+    assert steps == [5, 25, 75], back["history"]
+    rolled = [h for h in back["history"] if h["type"] == "RolledBack"]
+    assert rolled, back["history"]
+    assert "latency" in rolled[0]["message"], rolled
+    scaled = events(stack, "sized-back", "Scaled")
+    stable = "sized-back-llm-bf16"
+    assert any(f"after the weights moved: {stable} to 1" in m for m in scaled), scaled
+    assert any(f"before the outcome: {stable} to 2" in m for m in scaled), scaled
+    assert back["capacity"]["planned"]["stable"] == 2, back["capacity"]
+    assert back["capacity"]["ready"]["stable"] == 2, back["capacity"]
+    after = {row["phase"]: row["variants"] for row in got["sized-back"]["phases"]}
+    assert set(after["after rollback"]) == {STABLE}, after
 
 
 def test_faulty_candidates_are_rolled_back_with_their_reasons_and_alerts(
@@ -317,43 +350,6 @@ def test_faulty_candidates_are_rolled_back_with_their_reasons_and_alerts(
         am.stop()
 
 
-def test_a_rollback_at_75_restores_the_stable_before_traffic_returns(stack: Stack) -> None:
-    """The capacity plan's rollback on real traffic: at 75 % the stable runs one pod; the
-    rollback scales it back to two, ready, before the route sends all traffic to it."""
-    name = "sized-back"
-    specs = {
-        name: traffic_canary(
-            name,
-            steps=((5, "60s"), (25, "30s"), (75, "60s")),
-            window="60s",
-            min_samples=10,
-            stable_replicas=2,
-            capacity={"maxGPUs": 4, "requestsPerReplica": {"stable": 4.0, "candidate": 4.0}},
-            last_checks=({"metric": "latency", "below": "100s", "minSamples": 10},),
-        )
-    }
-    loads, splits = roll_out(stack, specs, {name: "rolled_back"}, timeout=420)
-    got = report(stack, loads, splits)
-    write_report("capacity-rollback", got)
-    back = status(stack, name)
-    steps = [h["weight"] for h in back["history"] if h["type"] in ("StepStarted", "Advanced")]
-    assert steps == [5, 25, 75], back["history"]
-    rolled = [h for h in back["history"] if h["type"] == "RolledBack"]
-    assert rolled, back["history"]
-    assert "latency" in rolled[0]["message"], rolled
-    scaled = events(stack, name, "Scaled")
-    stable = f"{name}-llm-bf16"
-    assert any(f"after the weights moved: {stable} to 1" in m for m in scaled), scaled
-    assert any(f"before the outcome: {stable} to 2" in m for m in scaled), scaled
-    assert back["capacity"]["planned"]["stable"] == 2, back["capacity"]
-    assert back["capacity"]["ready"]["stable"] == 2, back["capacity"]
-    # the stable took all traffic back on two pods: not a request failed, at any phase
-    for row in got[name]["phases"]:
-        assert not row["failed"], row
-    after = {row["phase"]: row["variants"] for row in got[name]["phases"]}
-    assert set(after["after rollback"]) == {STABLE}, after
-
-
 @dataclass
 class Probe:
     """Greedy completions to ``host`` once the controller verified the step at ``weight`` and
@@ -395,6 +391,10 @@ class Probe:
                 self.got.append((reply.headers[VARIANT_HEADER], reply.headers[ENGINE_HEADER], text))
 
 
+# make test-extended: the rendered --quantization=bitsandbytes (tests/serving/test_serving.py),
+# the engine's NF4 answers (tests/local/test_serve_cli.py) and a real engine in the node's pods
+# with the product's flags (tests/routing/test_real_vllm_canary.py) are held in make test
+@pytest.mark.extended
 @local_cpu(*STACK_MODULES)  # decided before the module's stack starts
 def test_the_transformers_engine_serves_a_quantized_candidate_in_pods(stack: Stack) -> None:
     """Real CPU inference in the node's pods: both variants run ``--engine=transformers`` (the

@@ -623,10 +623,12 @@ def test_a_candidate_whose_engine_keeps_dying_is_rolled_back_and_nothing_fails_a
     assert len(load.answers) == load.sent
 
 
-SESSION_STEPS = ((25, "60s"), (50, "180s"))
-"""25 % for a minute, then 50 % for three: conversations pinned for the first half of the 50 %
-step, split per request for the second, the same engines under the same load."""
-PER_REQUEST_AFTER_S = 90.0
+SESSION_STEPS = ((25, "60s"), (50, "120s"))
+"""25 % for a minute, then 50 % for two: conversations pinned for the first half of the 50 %
+step, split per request for the second, the same engines under the same load. Each half's hit
+rates are read over 35 s of it (20 s after it began to 5 s before it ended): about 35
+conversations of 4 turns, so that a hop's miss shows in each variant's rate."""
+PER_REQUEST_AFTER_S = 60.0
 SETTLE_S = 5.0
 """Seconds the gateway may take to run a new weight; sessions begun sooner are not counted."""
 
