@@ -66,16 +66,11 @@ FAULTS = {
 }
 
 
-EXTENDED = "not e2e and not peers"
-"""The markers the runs select: ``make test``'s, with the ``extended`` tests in."""
-
-
 def run(folder: Path) -> int:
-    """The test modules once, each test writing its JSON into ``folder``; the ``extended`` ones
-    too (the transformers engine's canary, which ``make test`` leaves out)."""
+    """The test modules once, each test writing its JSON into ``folder``."""
     env = {**os.environ, REPORT_ENV: str(folder)}
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider"]
-    return subprocess.call([*cmd, "-m", EXTENDED, *TESTS], cwd=ROOT, env=env)
+    return subprocess.call([*cmd, *TESTS], cwd=ROOT, env=env)
 
 
 def load(folder: Path) -> dict[str, Any]:
@@ -189,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd = "python bench/real_rollout.py"
     if args.report is not None:  # the figures came from an earlier run of the same tests
         cmd = (  # section() puts cmd in one code span: this closes and opens one between
-            f"{REPORT_ENV}=DIR pytest -p no:randomly -m '{EXTENDED}' {' '.join(TESTS)}`, then "
+            f"{REPORT_ENV}=DIR pytest -p no:randomly {' '.join(TESTS)}`, then "
             f"`python bench/real_rollout.py --report DIR"
         )
     text = section(canaries, cmd)

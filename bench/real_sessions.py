@@ -53,7 +53,7 @@ def section(got: dict[str, Any], cmd: str) -> str:
     lines = [
         "Conversations of 4 turns, one started a second through Traefik, on the real vLLM (its",
         "prefix cache on) with `traffic.session: {header: x-session-id, turns: 4}`: 25 % for a",
-        "minute, 50 % for three (pinned for the first half, split per request for the second),",
+        "minute, 50 % for two (pinned for the first half, split per request for the second),",
         "then promoted. New pinned conversations served first by the candidate, against its share",
         "of the 256 session buckets:",
         "",
