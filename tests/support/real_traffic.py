@@ -433,11 +433,13 @@ def run_loads(
 ) -> None:
     """Each load from the moment its stable answers through the gateway (not counted) until
     ``done()`` holds and 25 s more (past the cleanup delays: the losers released under load),
-    then until every request sent has its answer."""
+    then until every request sent has its answer. ``timeout`` bounds a hang of each wait: for
+    the stables' first answers (a real vLLM took over 300 s to answer while two engines started
+    beside a full ``make test``) and for ``done()``."""
     threads: list[threading.Thread] = []
     pending = dict(loads)
     try:
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + timeout
         while pending and time.monotonic() < deadline:
             for name, load in list(pending.items()):
                 if load.one().code == 200:
