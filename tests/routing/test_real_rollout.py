@@ -162,6 +162,15 @@ def assert_split(rows: list[dict[str, Any]]) -> None:
             assert within_bounds(served.get(CANDIDATE, 0), total, row["weight"]), row
 
 
+SIZED: dict[str, Any] = {
+    "window": "60s",
+    "min_samples": 10,
+    "stable_replicas": 2,
+    "capacity": {"maxGPUs": 4, "requestsPerReplica": {"stable": 4.0, "candidate": 4.0}},
+}
+"""What ``sized`` and ``sized-back`` share: a stable of two replicas and the capacity plan."""
+
+
 def test_healthy_candidates_are_promoted_and_slow_ones_rolled_back_on_real_traffic(
     stack: Stack,
 ) -> None:
@@ -177,27 +186,21 @@ def test_healthy_candidates_are_promoted_and_slow_ones_rolled_back_on_real_traff
         "slow": traffic_canary("slow", args=["--inject=latency=+3s"]),
         # 4 requests/s a replica, kept at 80 %: the stable's two carry 6.4; the candidate needs
         # one up to 25 %, two from 75 % (the stable one), two at 100 %
-        "sized": traffic_canary(
-            "sized",
-            steps=((5, "60s"), (25, "30s"), (75, "30s")),
-            window="60s",
-            min_samples=10,
-            stable_replicas=2,
-            capacity={"maxGPUs": 4, "requestsPerReplica": {"stable": 4.0, "candidate": 4.0}},
-        ),
+        "sized": traffic_canary("sized", steps=((5, "60s"), (25, "30s"), (75, "30s")), **SIZED),
         # the same, with a check at 75 % that no candidate passes (P95 below 100 s)
         "sized-back": traffic_canary(
             "sized-back",
             steps=((5, "60s"), (25, "30s"), (75, "60s")),
-            window="60s",
-            min_samples=10,
-            stable_replicas=2,
-            capacity={"maxGPUs": 4, "requestsPerReplica": {"stable": 4.0, "candidate": 4.0}},
             last_checks=({"metric": "latency", "below": "100s", "minSamples": 10},),
+            **SIZED,
         ),
     }
-    ends = {"good": "promoted", "slow": "rolled_back", "sized": "promoted"}
-    ends["sized-back"] = "rolled_back"
+    ends = {
+        "good": "promoted",
+        "slow": "rolled_back",
+        "sized": "promoted",
+        "sized-back": "rolled_back",
+    }
     loads, splits = roll_out(stack, specs, ends, timeout=480)
 
     got = report(stack, loads, splits)

@@ -18,9 +18,8 @@ project's 2-core machine), so they live only while tests use them: each is *held
 (:func:`held_cluster`), started by the first test that asks for it and stopped after a module when
 the next module's first test does not (:func:`pytest_runtest_protocol`), or at the session's end
 (the register is :class:`support.held.Held`, which :mod:`support.shared_stack` holds its
-real-node stack in too).
-Their modules share an ``xdist_group`` each (:data:`KSERVE_GROUP`, :data:`LLMISVC_GROUP`), so one
-worker runs them one after another and starts each cluster once.
+real-node stack in too). Their modules share an ``xdist_group`` each (:data:`KSERVE_GROUP`,
+:data:`LLMISVC_GROUP`), so one worker runs them one after another and starts each cluster once.
 
 Tests that use them start programs and must be marked ``binary``. A missing binary or Go
 toolchain fails them with the one line that says what to install (``make test`` builds the
