@@ -44,7 +44,7 @@ from controlplane.kube.client import canary_ref
 from controlplane.kube.lease import LeaderElector
 from controlplane.status.document import FINALIZER
 from harness.cluster.kubeapi import LoopbackCluster, start_cluster
-from harness.cluster.upstream_crds import all_crds
+from harness.cluster.upstream_crds import serving_crds
 
 pytestmark = [pytest.mark.binary, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -292,8 +292,9 @@ def test_gitops_retry_intent_restarts_exactly_once(real: Make, metrics: Metrics)
 
 @pytest.fixture(scope="module")
 def no_istio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackCluster]:
-    """A second API server: every CRD but Istio's (VirtualService is not served)."""
-    crds = [c for c in all_crds() if c["spec"]["group"] != "networking.istio.io"]
+    """A second API server: every CRD but Istio's (VirtualService is not served) and the
+    LLMInferenceService ones (:func:`serving_crds`)."""
+    crds = [c for c in serving_crds() if c["spec"]["group"] != "networking.istio.io"]
     cluster = start_cluster(tmp_path_factory.mktemp("kube-no-istio"), crds=crds)
     try:
         yield cluster

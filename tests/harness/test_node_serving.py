@@ -32,7 +32,7 @@ from controlplane.serving.render import Role, inference_service, isvc_name
 from controlplane.spec.models import ModelCanary
 from harness.cluster.kserve import start_kserve
 from harness.cluster.kubeapi import LoopbackCluster, applier, start_cluster
-from harness.cluster.upstream_crds import all_crds
+from harness.cluster.upstream_crds import serving_crds
 from harness.cluster.workloads import start_workloads
 from harness.node.node import NODE_NAME, RUN_DIR, RealNode, start_node
 from harness.node.serving import HTTP_PORT, model_volume, start_serving, write_model
@@ -46,7 +46,7 @@ ISVC_LABEL = "serving.kserve.io/inferenceservice"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LoopbackCluster, RealNode]]:
     folder = tmp_path_factory.mktemp("serving-cluster")
-    with start_cluster(folder, crds=all_crds()) as cluster:
+    with start_cluster(folder, crds=serving_crds()) as cluster:
         start_workloads(cluster, nodes=[])
         start_kserve(cluster)
         real = start_node(cluster, cluster.workdir / "node")

@@ -46,7 +46,7 @@ from harness.cluster.kserve import start_kserve
 from harness.cluster.kubeapi import LoopbackCluster, applier, start_cluster
 from harness.cluster.monitoring import start_monitoring
 from harness.cluster.traefik import Traefik, start_traefik, traefik_service
-from harness.cluster.upstream_crds import all_crds
+from harness.cluster.upstream_crds import serving_crds
 from harness.cluster.workloads import start_workloads
 from harness.node.controller_image import controller_image
 from harness.node.node import NODE_IP, RUN_DIR, RealNode, start_node
@@ -272,7 +272,7 @@ def real_stack(
     with ``cluster_network``, kube-proxy and CoreDNS on the node; ``engine``: what KServe's pods
     run, :func:`harness.node.serving.start_serving`); stopped after. Pods get their
     ServiceAccount's token, as in any cluster."""
-    with start_cluster(folder, crds=all_crds(), service_accounts=True) as cluster:
+    with start_cluster(folder, crds=serving_crds(), service_accounts=True) as cluster:
         start_workloads(cluster, nodes=[])
         start_kserve(cluster)
         real = start_node(cluster, cluster.workdir / "node", cluster_network=cluster_network)

@@ -42,7 +42,7 @@ from controlplane.errors import ControlPlaneError
 from controlplane.kube.client import Ref
 from controlplane.kube.real import RealKube
 from harness.cluster.kubeapi import LoopbackCluster, start_cluster
-from harness.cluster.upstream_crds import all_crds
+from harness.cluster.upstream_crds import all_crds, serving_crds
 from support.held import Held
 from support.prometheus import exposed_sum
 
@@ -104,12 +104,13 @@ def hold(fixture: str, body: Callable[[], Iterator[T]]) -> T:
 def held_cluster(
     fixture: str,
     factory: pytest.TempPathFactory,
+    crds: Callable[[], list[dict[str, Any]]],
     then: Callable[[LoopbackCluster], None],
 ) -> LoopbackCluster:
-    """The running cluster held for the fixture named ``fixture`` (:func:`hold`), started
-    with every CRD and then ``then`` when none is."""
+    """The running cluster held for the fixture named ``fixture`` (:func:`hold`), started with
+    ``crds()`` and then ``then`` when none is."""
     folder = fixture.removesuffix("_loopback")
-    return hold(fixture, lambda: running_cluster(factory.mktemp(folder), all_crds(), then))
+    return hold(fixture, lambda: running_cluster(factory.mktemp(folder), crds(), then))
 
 
 def release(keep: Iterable[str] = ()) -> None:
@@ -137,7 +138,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 @pytest.fixture(scope="module")
 def kserve_loopback(tmp_path_factory: pytest.TempPathFactory) -> LoopbackCluster:
-    return held_cluster("kserve_loopback", tmp_path_factory, _workloads_and_kserve)
+    """KServe's manager on a cluster without the LLMInferenceService CRDs (:func:`serving_crds`),
+    as an install without KServe's ``kserve-llmisvc-crd`` chart."""
+    return held_cluster("kserve_loopback", tmp_path_factory, serving_crds, _workloads_and_kserve)
 
 
 def _workloads_and_llmisvc(cluster: LoopbackCluster) -> None:
@@ -150,7 +153,9 @@ def _workloads_and_llmisvc(cluster: LoopbackCluster) -> None:
 
 @pytest.fixture(scope="module")
 def llmisvc_loopback(tmp_path_factory: pytest.TempPathFactory) -> LoopbackCluster:
-    return held_cluster("llmisvc_loopback", tmp_path_factory, _workloads_and_llmisvc)
+    """KServe's LLMInferenceService controller, whose manager will not start before its CRDs are
+    served (``cmd/llmisvc/main.go`` of KServe v0.20.0 sets up a field indexer on the kind)."""
+    return held_cluster("llmisvc_loopback", tmp_path_factory, all_crds, _workloads_and_llmisvc)
 
 
 @pytest.fixture(scope="session")
