@@ -27,7 +27,12 @@ must hold:
   is promoted with the Workflow's outputs;
 - ``down``: with the Argo Server down when the gate is due, the submission is retried at every
   poll and the canary pauses after ``errorLimit`` of them, saying the Argo Server is unavailable;
-  when it is back the gate runs and the canary is promoted.
+  when it is back the gate runs and the canary is promoted. Marked ``extended`` (``make
+  test-extended``, not ``make test``: 141 s of a CI run): its two halves are held in ``make test``,
+  the real Argo Server's refusal read as unavailable, not a failure
+  (``test_argo_real.py``, ``test_an_argo_server_that_is_down_is_unavailable_not_a_failure``),
+  and the controller pausing on that and resuming once it answers
+  (``test_controller_gates.py``, ``test_argo_server_down_pauses_then_resumes``).
 """
 
 from __future__ import annotations
@@ -273,6 +278,7 @@ def test_a_gate_runs_the_evaluation_on_argo_and_decides_the_promotion(
     assert "final-eval" in shown
 
 
+@pytest.mark.extended  # held by test_argo_real.py and test_controller_gates.py (above)
 def test_an_argo_server_that_is_down_pauses_the_gate_until_it_is_back(
     stack: tuple[Stack, Argo], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
