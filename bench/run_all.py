@@ -32,6 +32,8 @@ SCRIPTS = [
     # the simulated engine fitted to the real vLLM on the tiny model (make vllm): about 3 minutes
     ["calibrate_engine.py"],
     ["cli_start.py"],
+    # what a loopback API server spends on each set of CRDs (make kube-tools): about 5 minutes
+    ["crd_install.py"],
     # the dashboard's list of 1,000 canaries in Chromium (make dashboard, make browser): a minute
     ["dashboard_load.py"],
     ["test_suite.py"],
