@@ -131,6 +131,31 @@ def test_the_pins_beside_kserve_are_what_its_go_mod_requires() -> None:
 
 
 @pytest.mark.binary
+def test_kserves_crds_are_split_as_its_charts_ship_them() -> None:
+    # serving_crds() stands for an install without KServe's kserve-llmisvc-crd chart: that must
+    # stay what KServe's charts ship, and its manager must not need the chart left out
+    root = upstream_crds.module_dir(upstream_crds.KSERVE)
+
+    def chart(name: str) -> set[str]:
+        return {p.name for p in (root / "charts" / name / "templates").glob("*.yaml")}
+
+    def names(upstream: upstream_crds.Upstream) -> set[str]:
+        return {Path(f).name for f in upstream.files}
+
+    assert names(upstream_crds.KSERVE) == chart("kserve-crd")
+    assert names(upstream_crds.KSERVE_LLMISVC) == chart("kserve-llmisvc-crd") - chart("kserve-crd")
+    manager = (root / "cmd" / "manager" / "main.go").read_text()
+    assert "llmisvc" not in manager
+    assert "v1alpha2" not in manager
+    every = {c["metadata"]["name"] for c in upstream_crds.all_crds()}
+    serving = {c["metadata"]["name"] for c in upstream_crds.serving_crds()}
+    assert every - serving == {
+        "llminferenceservices.serving.kserve.io",
+        "llminferenceserviceconfigs.serving.kserve.io",
+    }
+
+
+@pytest.mark.binary
 def test_up_prints_kubeconfig_last_and_down_leaves_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
