@@ -2,7 +2,7 @@
 
 Owns the "## Loopback API server CRDs" section of ``docs/benchmarks-derivation.md``. Every test
 cluster starts a kube-apiserver v1.34.10 (:func:`harness.cluster.kubeapi.start_cluster`) and
-installs its CRDs; a ``make test`` starts about 18. Compared side by side, in one run, each on a
+installs its CRDs; a ``make test`` starts about 16. Compared side by side, in one run, each on a
 fresh API server with nothing but that install:
 
 - ``every CRD, read back``: :func:`harness.cluster.upstream_crds.all_crds` as setup installed

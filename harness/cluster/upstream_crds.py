@@ -62,9 +62,10 @@ KSERVE_LLMISVC = Upstream(
 )
 """The LLMInferenceService CRDs, which KServe v0.20.0 ships in a chart of their own,
 ``kserve-llmisvc-crd``, an install may leave out (its ``kserve-crd`` and ``kserve-resources``
-charts neither hold nor need them: ``cmd/manager`` does not import them). They are 0.8 MB each:
-on this machine's API server the two cost about 20 s of its CPU and 11 s of a cluster's start,
-more than every other CRD together (:func:`serving_crds`)."""
+charts neither hold nor need them: ``cmd/manager/main.go`` imports neither ``llmisvc`` nor
+``v1alpha2``). They are 0.8 MB each: on this machine's API server the two cost about 23 s of its
+CPU and 12 s of a cluster's start, more than every other CRD together (``python
+bench/crd_install.py``; :func:`serving_crds`)."""
 GATEWAY_API = Upstream(
     "sigs.k8s.io/gateway-api",
     "v1.5.1",
