@@ -2,8 +2,11 @@
 #
 # The development and CI environment is uv.lock, installed by a pinned uv (scripts/uv-requirements.txt,
 # hash-checked) that lives in a tool folder outside the repository, as does uv's download cache.
-# Every target that runs code first syncs .venv to the lock (a no-op in well under a second when it
-# already matches), so a pull that changes the lock never leaves a stale environment behind.
+# Every target that runs code first syncs .venv to the lock (a no-op in about two seconds when it
+# already matches), so a pull that changes the lock never leaves a stale environment behind. The
+# sync compiles every module to bytecode (once; later syncs check it): a process that may not write
+# it (PYTHONDONTWRITEBYTECODE set, or the folder mounted read-only in a pod) compiles what it imports
+# at each start otherwise, which costs the tests' many subprocesses seconds each.
 SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
@@ -45,7 +48,7 @@ $(UV): scripts/uv-requirements.txt
 
 setup: $(UV) ## sync .venv to uv.lock (package, test and lint tools, EXTRAS) and install Debian prometheus
 	@scripts/ensure-prometheus.sh
-	@$(UV) sync -q --locked $(SYNC) --python $(PY) $(foreach e,dev $(EXTRAS),--extra $(e))
+	@$(UV) sync -q --locked --compile-bytecode $(SYNC) --python $(PY) $(foreach e,dev $(EXTRAS),--extra $(e))
 
 # the simulated engine needs no torch: installed only if absent, and left alone if present
 demo replay: EXTRAS :=

@@ -11,7 +11,8 @@ imported into containerd with ``ctr images import`` (no registry anywhere):
   (``python -m controlplane.local.serve``). Its base layer is Debian bookworm ``minbase`` with
   ``python3`` (``mmdebstrap`` from Debian's packages) and the server's dependencies at the
   versions of ``uv.lock`` (``uv pip install --target``, manylinux wheels for CPython 3.11,
-  bookworm's Python); the base is built once per lock and cached outside the repository. The
+  bookworm's Python) compiled to bytecode by the image's own ``python3``; the base is built once
+  per lock and cached outside the repository. The
   project's wheel (``uv build``, package data included) is one more layer on top, so a code
   change costs seconds, and the tag is the hash of that layer.
 
@@ -48,7 +49,7 @@ checks numpy, scipy, kubernetes and fastapi stay out)."""
 ENGINE_USER = "65532:65532"
 ENGINE_SITE = "/opt/engine/site"
 ENGINE_SRC = "/opt/engine/src"
-RECIPE = "engine-base-3"
+RECIPE = "engine-base-4"
 """Bumped whenever the way the base layer is built changes (part of its cache key)."""
 DEBIAN_PACKAGES = ("python3", "libnuma1")
 """``libnuma1``: vLLM's CPU kernels link ``libnuma.so.1`` (the real engine runs on this image).
@@ -249,6 +250,13 @@ def engine_base() -> Path:
                 *ENGINE_PACKAGES,
             ],
             "uv pip install (the engine's dependencies)",
+        )
+        # their bytecode, by the image's own python3 at the paths it imports them from: the
+        # image runs with PYTHONDONTWRITEBYTECODE, and each pod would compile them at its start
+        # (0.8 s of CPU to import the four here, 0.5 s with their bytecode)
+        _run(
+            ["chroot", str(rootfs), "python3", "-m", "compileall", "-q", ENGINE_SITE],
+            "compileall (the engine's dependencies)",
         )
         _umoci("repack", "--image", f"{layout}:base", str(bundle))
         shutil.rmtree(bundle)
