@@ -75,7 +75,7 @@ test-latest: BIN := .venv-latest/bin
 test-latest: $(UV) kube-tools dashboard browser ## lint and test against the newest releases pyproject.toml allows (not the lock)
 	@scripts/ensure-prometheus.sh
 	$(UV) venv -q --clear --python $(PY) .venv-latest
-	VIRTUAL_ENV=.venv-latest $(UV) pip install -q --refresh -e '.[$(DEV_EXTRAS)]'
+	VIRTUAL_ENV=.venv-latest $(UV) pip install -q --refresh --compile-bytecode -e '.[$(DEV_EXTRAS)]'
 	$(LINT)
 	$(BIN)/pytest -q $(XDIST)
 
