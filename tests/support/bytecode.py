@@ -16,10 +16,12 @@ from pathlib import Path
 
 
 def _valid(source: Path) -> bool:
-    """Whether ``source`` has bytecode this Python would load instead of compiling it: a
-    timestamp-checked ``.pyc`` in its ``__pycache__`` with this Python's magic number and the
-    source's modification time and size (``importlib._bootstrap_external``,
-    ``_validate_timestamp_pyc``)."""
+    """Whether ``source`` has bytecode this Python would load instead of compiling it, checked
+    as CPython 3.11's ``importlib._bootstrap_external`` checks it (``_classify_pyc``, then
+    ``_validate_timestamp_pyc`` or ``_validate_hash_pyc``; PEP 552): a ``.pyc`` in its
+    ``__pycache__`` with this Python's magic number and either the source's modification time
+    and size, or, hash-based (what ``compileall`` writes where ``SOURCE_DATE_EPOCH`` is set),
+    the source's hash or no check."""
     cached = Path(importlib.util.cache_from_source(str(source)))
     try:
         with cached.open("rb") as pyc:
@@ -28,12 +30,14 @@ def _valid(source: Path) -> bool:
         return False
     if len(head) < 16 or head[:4] != importlib.util.MAGIC_NUMBER:
         return False
-    flags, mtime, size = struct.unpack("<III", head[4:16])
+    (flags,) = struct.unpack("<I", head[4:8])
+    if flags & 0b1:  # hash-based; bit 2: check the source against it
+        return not flags & 0b10 or head[8:16] == importlib.util.source_hash(source.read_bytes())
+    mtime, size = struct.unpack("<II", head[8:16])
     stat = source.stat()
-    return (
-        flags == 0
-        and mtime == int(stat.st_mtime) & 0xFFFFFFFF
-        and size == stat.st_size & 0xFFFFFFFF
+    return flags == 0 and (mtime, size) == (
+        int(stat.st_mtime) & 0xFFFFFFFF,
+        stat.st_size & 0xFFFFFFFF,
     )
 
 
