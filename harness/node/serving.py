@@ -70,7 +70,9 @@ product renders (:mod:`controlplane.serving.render`) into running pods on the re
   for ``logprobs``), which needs a C++ compiler in the image and held both engines of the
   quality judge's first paired request for minutes on a loaded host; torch 2.13.0 reads the
   variable into ``torch._dynamo.config.disable`` (``torch/_dynamo/config.py``), so every
-  such function runs as written. Its memory limit is :data:`VLLM_MEMORY`: upstream's 2Gi (the
+  such function runs as written; and vLLM unpinned on one thread
+  (:func:`controlplane.local.engines.vllm_engine.cpu_threads`: pinned by default, every vLLM pod
+  on this node would share core 0). Its memory limit is :data:`VLLM_MEMORY`: upstream's 2Gi (the
   runtime file above) is less than vLLM's API server and engine core hold (about 4 GB here with
   the KV cache). The model is
   the tiny Llama of :mod:`harness.tiny_model` with its weights and tokenizer
@@ -89,6 +91,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from controlplane.local.engines.vllm_engine import cpu_threads
 from harness import vllm_cpu
 from harness.cluster.kserve import huggingface_runtime
 from harness.cluster.kubeapi import KubeSetupError, LoopbackCluster, applier
@@ -109,15 +112,16 @@ GPU_TAG_SUFFIX = "-gpu"
 ENGINE_COMMAND = ["python3", "-m", "controlplane.local.serve"]
 VLLM_COMMAND = ["python3", "-m", "controlplane.local.vllm_engine"]
 VLLM_ARGS = ("--dtype=float32", "--enforce-eager")
+VLLM_CPU_LIMIT = "2"
 VLLM_ENV = (
     ("VLLM_CPU_KVCACHE_SPACE", "1"),
     ("HF_HUB_OFFLINE", "1"),
     ("HOME", "/tmp"),
     ("VLLM_NO_USAGE_STATS", "1"),
     ("TORCH_COMPILE_DISABLE", "1"),
+    *cpu_threads(int(VLLM_CPU_LIMIT)).items(),  # beside the other variant's pod
 )
 VLLM_MEMORY = "6Gi"
-VLLM_CPU_LIMIT = "2"
 ENGINES = ("simulated", "vllm")
 IDENTITY_ENV = (
     ("CONTROLPLANE_NAMESPACE", "metadata.namespace"),

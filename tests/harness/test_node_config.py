@@ -287,6 +287,8 @@ def test_the_vllm_runtime_runs_the_real_server_with_this_machines_flags_first(
     assert env["HOME"] == "/tmp"
     # the image has no compiler: vLLM's torch.compile'd functions run as written
     assert env["TORCH_COMPILE_DISABLE"] == "1"
+    # unpinned: vLLM's default pins every pod's worker to the node's core 0
+    assert (env["VLLM_CPU_OMP_THREADS_BIND"], env["OMP_NUM_THREADS"]) == ("nobind", "1")
     assert "g++" not in images.DEBIAN_PACKAGES
     assert container["resources"]["limits"]["memory"] == serving.VLLM_MEMORY
     (mount,) = container["volumeMounts"]

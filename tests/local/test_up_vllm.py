@@ -8,7 +8,8 @@ a schedule divided by 120 (steps of 30 s, windows of 10 s):
 
 the healthy candidate is promoted (exit 0), and vLLM itself answered: each server's own
 ``vllm:request_success_total``, read while the run goes on, counts requests for both variants,
-and only the candidate's log names the INT8 kernel.
+and only the candidate's log names the INT8 kernel. Each engine ran unpinned (its log says
+``VLLM_CPU_OMP_THREADS_BIND='nobind'``): pinned, as vLLM is by default, both shared one core.
 
 A rollback is not run here: ``up``'s injected faults are the same in front of any engine
 (:mod:`controlplane.local.inject`), and their rollbacks are held with the simulated engine
@@ -220,3 +221,8 @@ def test_up_promotes_a_w8a8_candidate_served_by_vllm_on_the_cpu(spec: Path) -> N
     logs = {("w8a8" if "-w8a8.log" in path else "fp32"): text for path, text in seen.logs.items()}
     assert INT8_KERNEL in logs["w8a8"], logs["w8a8"][-3000:]
     assert INT8_KERNEL not in logs["fp32"]
+    # each engine unpinned, on half the cores: pinned (vLLM's default), both workers shared
+    # core 0 and one went without it for a minute at a time (cpu_threads)
+    for text in logs.values():
+        assert "VLLM_CPU_OMP_THREADS_BIND='nobind'" in text, text[-3000:]
+        assert "core ids=" not in text

@@ -166,12 +166,33 @@ def test_on_a_cpu_vllm_runs_as_a_module_in_float32_eager_before_the_rendered_fla
         "--gpu-memory-utilization=0.45",  # capped so that both variants fit one GPU
         "--shutdown-timeout=120",
     ]
-    assert engine.environment({"PATH": "/bin"}) == {
+    assert engine.environment({"PATH": "/bin"}, 2) == {
         "PATH": "/bin",
         "VLLM_CPU_KVCACHE_SPACE": "1",
+        # unpinned, on half the cores: two engines run beside each other
+        "VLLM_CPU_OMP_THREADS_BIND": "nobind",
+        "OMP_NUM_THREADS": "1",
         KEEP_ALIVE_ENV: str(KSERVE_KEEP_ALIVE_S),
     }
-    assert engine.environment({"VLLM_CPU_KVCACHE_SPACE": "4"})["VLLM_CPU_KVCACHE_SPACE"] == "4"
+    assert engine.environment({"VLLM_CPU_KVCACHE_SPACE": "4"}, 2)["VLLM_CPU_KVCACHE_SPACE"] == "4"
+
+
+@pytest.mark.parametrize(("cpus", "threads"), [(1, "1"), (2, "1"), (3, "1"), (8, "4"), (64, "32")])
+def test_each_engine_on_a_cpu_gets_an_equal_share_of_the_cores_unpinned(
+    tmp_path: Path, cpus: int, threads: str
+) -> None:
+    engine = engine_for(canary_file(tmp_path))
+    engine.cpu = True
+    env = engine.environment({}, cpus)
+    assert (env["VLLM_CPU_OMP_THREADS_BIND"], env["OMP_NUM_THREADS"]) == ("nobind", threads)
+
+
+def test_threading_the_caller_sets_is_kept(tmp_path: Path) -> None:
+    engine = engine_for(canary_file(tmp_path))
+    engine.cpu = True
+    given = {"VLLM_CPU_OMP_THREADS_BIND": "0-3|4-7", "OMP_NUM_THREADS": "4"}
+    env = engine.environment(given, 16)
+    assert {k: env[k] for k in given} == given
 
 
 def test_this_python_runs_vllm_without_isolation_and_a_gpu_gets_no_cpu_defaults(
@@ -181,7 +202,7 @@ def test_this_python_runs_vllm_without_isolation_and_a_gpu_gets_no_cpu_defaults(
     argv = engine.command(VllmPython(sys.executable, isolated=False))
     assert argv[:3] == [sys.executable, "-m", "vllm.entrypoints.openai.api_server"]
     assert not any(a.startswith(("--dtype", "--enforce-eager")) for a in argv)
-    assert engine.environment({}) == {KEEP_ALIVE_ENV: str(KSERVE_KEEP_ALIVE_S)}
+    assert engine.environment({}, 2) == {KEEP_ALIVE_ENV: str(KSERVE_KEEP_ALIVE_S)}
     assert engine.description.startswith("vLLM on the GPU: --model=")
 
 

