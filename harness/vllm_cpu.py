@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from controlplane.local.engines.vllm_engine import cpu_threads
+from controlplane.local.engines.vllm_engine import cpu_threads, usable_cpus
 from controlplane.local.ports import free_port
 from harness.tools import tools_dir
 
@@ -132,7 +132,7 @@ def serve(
     argv += ["--served-model-name", name, "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--dtype", dtype, "--enforce-eager", *flags]
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
-    env.update(cpu_threads(len(os.sched_getaffinity(0))))  # the judge runs two side by side
+    env.update(cpu_threads(usable_cpus()))  # the judge runs two side by side
     with log.open("wb") as out:
         process = subprocess.Popen(
             argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True

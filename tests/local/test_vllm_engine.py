@@ -187,6 +187,17 @@ def test_each_engine_on_a_cpu_gets_an_equal_share_of_the_cores_unpinned(
     assert (env["VLLM_CPU_OMP_THREADS_BIND"], env["OMP_NUM_THREADS"]) == ("nobind", threads)
 
 
+def test_the_usable_cores_are_counted_without_an_affinity_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert engines_vllm.usable_cpus() >= 1
+    monkeypatch.delattr(engines_vllm.os, "sched_getaffinity", raising=False)  # as on macOS
+    monkeypatch.setattr(engines_vllm.os, "cpu_count", lambda: 6)
+    assert engines_vllm.usable_cpus() == 6
+    monkeypatch.setattr(engines_vllm.os, "cpu_count", lambda: None)
+    assert engines_vllm.usable_cpus() == 1
+
+
 def test_threading_the_caller_sets_is_kept(tmp_path: Path) -> None:
     engine = engine_for(canary_file(tmp_path))
     engine.cpu = True

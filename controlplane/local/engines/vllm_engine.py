@@ -170,6 +170,14 @@ def cpu_threads(cpus: int, engines: int = ENGINES_SHARING) -> dict[str, str]:
     return {"VLLM_CPU_OMP_THREADS_BIND": "nobind", "OMP_NUM_THREADS": str(max(1, cpus // engines))}
 
 
+def usable_cpus() -> int:
+    """The cores this process may run on: its affinity where the OS has one (Linux), else the
+    machine's count (macOS has no ``os.sched_getaffinity``)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def cpu_defaults(flags: Sequence[str]) -> list[str]:
     """What vLLM's CPU platform needs unless the variant's flags say otherwise: float32 (bf16
     kernels die with SIGILL on CPUs without AVX512-BF16) and eager mode (no compilation)."""
@@ -272,7 +280,7 @@ class VllmEngine:
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
-                    env=self.environment(os.environ, len(os.sched_getaffinity(0))),
+                    env=self.environment(os.environ, usable_cpus()),
                     start_new_session=True,  # its engine core and workers: one group to stop
                 )
             await self._until_ready(self._process)
