@@ -165,8 +165,9 @@ def cpu_threads(cpus: int, engines: int = ENGINES_SHARING) -> dict[str, str]:
     ``_get_autobind_cpu_ids``; on two cores, core 0). Two engines so pinned share those cores
     while the rest idle, and each worker spins on ``sched_yield`` for a second after every step
     (``SpinCondition.wait``, ``vllm/distributed/device_communicators/shm_broadcast.py``): on a
-    2-core machine one variant's engine went without the core for 20 s at a time and was rolled
-    back on latency (docs/local.md, "Engines")."""
+    2-core machine one variant's engine went without the core for up to a minute at a time and
+    was rolled back on latency (docs/local.md, "Cores on a CPU"). ``nobind`` skips the binding
+    and sets no thread count (``configure_omp_envs``), so ``OMP_NUM_THREADS`` stands."""
     return {"VLLM_CPU_OMP_THREADS_BIND": "nobind", "OMP_NUM_THREADS": str(max(1, cpus // engines))}
 
 
